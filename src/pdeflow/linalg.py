@@ -1,0 +1,71 @@
+"""Batched linear solvers shared by the PDE schemes (lagged diffusivity, inpainting)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .ops import batch_sum
+
+__all__ = ["cg"]
+
+
+def cg(
+    apply_a: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    *,
+    tol: float = 1e-6,
+    max_iter: int = 10000,
+    precond: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Preconditioned conjugate gradients, one independent system per batch item.
+
+    Solves ``A x = b`` for a symmetric positive (semi-)definite ``A`` that acts on
+    each item of the batch separately.  Each item stops when its relative
+    residual ``||b - A x|| / ||b||`` is at most ``tol``; items that stopped are
+    frozen while the others go on.
+
+    Parameters
+    ----------
+    apply_a : callable
+        ``x -> A x`` on tensors shaped like ``b``.
+    b : Tensor, shape (B, ...)
+    x0 : Tensor, optional
+        Initial guess (default zeros).
+    tol : float
+        Relative residual per item.
+    max_iter : int
+    precond : callable, optional
+        ``r -> M^{-1} r`` for a symmetric positive definite ``M``.
+
+    Returns
+    -------
+    x : Tensor, shape of ``b``
+    iterations : Tensor of int64, shape (B,)
+    """
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    view = (-1,) + (1,) * (b.dim() - 1)
+    r = b - apply_a(x)
+    z = precond(r) if precond is not None else r
+    d = z.clone()
+    rz = batch_sum(r * z)
+    b_norm = batch_sum(b * b).sqrt().clamp_min(torch.finfo(b.dtype).tiny)
+    iterations = torch.zeros(b.shape[0], dtype=torch.long, device=b.device)
+    active = batch_sum(r * r).sqrt() > tol * b_norm
+    for _ in range(max_iter):
+        if not bool(active.any()):
+            break
+        ad = apply_a(d)
+        dad = batch_sum(d * ad)
+        alpha = torch.where(active & (dad > 0), rz / torch.where(dad > 0, dad, torch.ones_like(dad)), 0.0)
+        x = x + alpha.view(view) * d
+        r = r - alpha.view(view) * ad
+        iterations += active.long()
+        active = active & (batch_sum(r * r).sqrt() > tol * b_norm)
+        z = precond(r) if precond is not None else r
+        rz_new = batch_sum(r * z)
+        beta = torch.where(active, rz_new / torch.where(rz != 0, rz, torch.ones_like(rz)), 0.0)
+        d = z + beta.view(view) * d
+        rz = rz_new
+    return x, iterations

@@ -1,0 +1,399 @@
+"""Image quality and segmentation metrics: PSNR, SSIM, MAE and Dice.
+
+All metrics are computed per image. Images are tensors of shape ``(H, W)``,
+``(C, H, W)`` or ``(B, C, H, W)``; a 4-D input gives one value per image,
+shape ``(B,)``, and a 2-D or 3-D input gives a 0-d tensor. The result has the
+dtype and device of the (promoted) inputs; integer inputs are converted to the
+default floating dtype. :func:`psnr`, :func:`ssim` and :func:`mae` are
+differentiable, and :func:`dice` is differentiable for probability inputs
+(the soft Dice).
+
+:func:`ssim` reproduces scikit-image's
+``structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=...)`` (Wang et al. 2004 with the
+population covariance), including its cropping of the image border, and, for
+several channels, the mean over channels as with ``channel_axis``.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window"]
+
+
+# ---------------------------------------------------------------------------
+# Input handling
+# ---------------------------------------------------------------------------
+
+def _as_float(t: torch.Tensor) -> torch.Tensor:
+    return t if t.is_floating_point() else t.to(torch.get_default_dtype())
+
+
+def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Validate a pair of images; return them as ``(B, C, H, W)`` floats and
+    whether the input was batched (4-D)."""
+    for arg, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() not in (2, 3, 4):
+            raise ValueError(
+                f"{name}: {arg} must have shape (H, W), (C, H, W) or (B, C, H, W), "
+                f"got shape {tuple(t.shape)}"
+            )
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{name}: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.device != y.device:
+        raise ValueError(f"{name}: x and y must be on the same device, got {x.device} and {y.device}")
+    if x.is_complex() or y.is_complex():
+        raise TypeError(f"{name}: complex images are not supported")
+    batched = x.dim() == 4
+    dtype = torch.promote_types(_as_float(x).dtype, _as_float(y).dtype)
+    x = x.to(dtype)
+    y = y.to(dtype)
+    while x.dim() < 4:
+        x, y = x.unsqueeze(0), y.unsqueeze(0)
+    return x, y, batched
+
+
+def _check_data_range(name: str, data_range, batch: int, ref: torch.Tensor) -> torch.Tensor:
+    """``data_range`` as a tensor broadcastable against a ``(B,)`` result."""
+    if isinstance(data_range, torch.Tensor):
+        dr = data_range.to(device=ref.device, dtype=ref.dtype)
+        if dr.dim() == 0:
+            pass
+        elif dr.shape != (batch,):
+            raise ValueError(
+                f"{name}: data_range must be a positive number or a tensor of shape (B,) = ({batch},), "
+                f"got shape {tuple(dr.shape)}"
+            )
+        if not bool(torch.all(torch.isfinite(dr) & (dr > 0))):
+            raise ValueError(f"{name}: data_range must be positive and finite, got {data_range}")
+        return dr
+    if isinstance(data_range, bool) or not isinstance(data_range, Real):
+        raise TypeError(
+            f"{name}: data_range must be a positive number or a (B,) tensor, "
+            f"got {type(data_range).__name__}"
+        )
+    if not (math.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"{name}: data_range must be positive and finite, got {data_range}")
+    return torch.tensor(float(data_range), dtype=ref.dtype, device=ref.device)
+
+
+def _finish(v: torch.Tensor, batched: bool) -> torch.Tensor:
+    return v if batched else v[0]
+
+
+# ---------------------------------------------------------------------------
+# Pixel-wise errors
+# ---------------------------------------------------------------------------
+
+def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image.
+
+    Parameters
+    ----------
+    x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Images of the same shape.
+
+    Returns
+    -------
+    Tensor, shape (B,) for 4-D input, 0-d otherwise
+        ``mean((x - y)**2)`` over channels and pixels, in squared intensity units.
+    """
+    x, y, batched = _check_pair("mse", x, y)
+    return _finish((x - y).square().flatten(1).mean(1), batched)
+
+
+def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image.
+
+    Parameters
+    ----------
+    x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Images of the same shape.
+
+    Returns
+    -------
+    Tensor, shape (B,) for 4-D input, 0-d otherwise
+        ``mean(|x - y|)`` over channels and pixels, in intensity units.
+    """
+    x, y, batched = _check_pair("mae", x, y)
+    return _finish((x - y).abs().flatten(1).mean(1), batched)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range=1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, in decibels.
+
+    ``psnr = 10 * log10(data_range**2 / mse(x, y))``, as scikit-image's
+    ``peak_signal_noise_ratio``; identical images give ``inf``.
+
+    Parameters
+    ----------
+    x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Images of the same shape (the metric is symmetric).
+    data_range : float or Tensor of shape (B,), optional
+        Difference between the largest and the smallest possible intensity,
+        e.g. 1 for images in [0, 1] or 255 for 8-bit values. Must be positive.
+
+    Returns
+    -------
+    Tensor, shape (B,) for 4-D input, 0-d otherwise
+        PSNR in dB; the mean squared error runs over channels and pixels.
+    """
+    x, y, batched = _check_pair("psnr", x, y)
+    dr = _check_data_range("psnr", data_range, x.shape[0], x)
+    err = (x - y).square().flatten(1).mean(1)
+    return _finish(10.0 * torch.log10(dr.square() / err), batched)
+
+
+# ---------------------------------------------------------------------------
+# SSIM
+# ---------------------------------------------------------------------------
+
+def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian window as used by ``scipy.ndimage.gaussian_filter``.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation in pixels, positive.
+    truncate : float
+        The window has radius ``r = int(truncate * sigma + 0.5)`` pixels.
+
+    Returns
+    -------
+    Tensor, shape (2 r + 1,)
+        Weights ``exp(-k**2 / (2 sigma**2))`` for ``k = -r..r``, summing to one.
+    """
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"gaussian_window: sigma must be positive, got {sigma}")
+    if not (truncate > 0 and math.isfinite(truncate)):
+        raise ValueError(f"gaussian_window: truncate must be positive, got {truncate}")
+    r = int(truncate * sigma + 0.5)
+    k = torch.arange(-r, r + 1, dtype=torch.float64)
+    w = torch.exp(-0.5 * (k / sigma) ** 2)
+    w = w / w.sum()
+    return w.to(dtype=dtype or torch.get_default_dtype(), device=device)
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range=1.0,
+    *,
+    win_sigma: float = 1.5,
+    truncate: float = 3.5,
+    K1: float = 0.01,
+    K2: float = 0.03,
+    full: bool = False,
+):
+    """Structural similarity index per image, as in scikit-image.
+
+    Equals ``skimage.metrics.structural_similarity(x, y, data_range=data_range,
+    gaussian_weights=True, sigma=win_sigma, use_sample_covariance=False)``
+    (with ``channel_axis`` for several channels) to round-off: local means,
+    variances and covariance are taken with a normalised Gaussian window of
+    standard deviation ``win_sigma`` truncated at radius
+    ``r = int(truncate * win_sigma + 0.5)`` (win_size ``2 r + 1``, 11 by default),
+    and the SSIM map is averaged over the pixels at least ``r`` away from the
+    border (scikit-image's crop), then over channels.
+
+    Parameters
+    ----------
+    x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Images of the same shape; ``H`` and ``W`` must be at least ``2 r + 1``.
+    data_range : float or Tensor of shape (B,), optional
+        Difference between the largest and smallest possible intensity (1 for
+        images in [0, 1]). Sets the constants ``C1 = (K1 * data_range)**2`` and
+        ``C2 = (K2 * data_range)**2``.
+    win_sigma : float, optional
+        Standard deviation of the Gaussian window, in pixels.
+    truncate : float, optional
+        Window radius in units of ``win_sigma`` (scikit-image always uses 3.5).
+    K1, K2 : float, optional
+        Stabilising constants, non-negative.
+    full : bool, optional
+        Also return the SSIM map of the valid (cropped) region.
+
+    Returns
+    -------
+    Tensor, shape (B,) for 4-D input, 0-d otherwise
+        Mean SSIM, dimensionless, at most 1.
+    Tensor, shape of the input with ``H - 2 r`` rows and ``W - 2 r`` columns
+        The SSIM map, only if ``full=True``.
+
+    Notes
+    -----
+    Computed with two 1-D valid convolutions per statistic, which equal
+    scipy's (reflect-padded) filtering on every pixel inside the cropped region,
+    so the border treatment never enters the result.
+    """
+    x, y, batched = _check_pair("ssim", x, y)
+    dr = _check_data_range("ssim", data_range, x.shape[0], x)
+    for name, v in (("K1", K1), ("K2", K2)):
+        if not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"ssim: {name} must be a non-negative number, got {v}")
+    win = gaussian_window(win_sigma, truncate, dtype=x.dtype, device=x.device)
+    k = win.numel()
+    B, C, H, W = x.shape
+    if H < k or W < k:
+        raise ValueError(
+            f"ssim: images must be at least {k}x{k} pixels for win_sigma={win_sigma}, "
+            f"truncate={truncate} (window size {k}), got {H}x{W}"
+        )
+
+    # Five statistics through one grouped separable filter.
+    stack = torch.stack([x, y, x * x, y * y, x * y], dim=2).reshape(B * C * 5, 1, H, W)
+    stack = F.conv2d(stack, win.view(1, 1, k, 1))
+    stack = F.conv2d(stack, win.view(1, 1, 1, k))
+    Hv, Wv = stack.shape[-2:]
+    ux, uy, uxx, uyy, uxy = stack.reshape(B, C, 5, Hv, Wv).unbind(2)
+
+    vx = uxx - ux * ux
+    vy = uyy - uy * uy
+    vxy = uxy - ux * uy
+    if dr.dim():
+        dr = dr.view(-1, 1, 1, 1)
+    C1 = (K1 * dr) ** 2
+    C2 = (K2 * dr) ** 2
+    num = (2 * ux * uy + C1) * (2 * vxy + C2)
+    den = (ux * ux + uy * uy + C1) * (vx + vy + C2)
+    smap = num / den
+    val = smap.flatten(1).mean(1)
+    if not full:
+        return _finish(val, batched)
+    if not batched:
+        smap = smap[0]
+    return _finish(val, batched), smap
+
+
+# ---------------------------------------------------------------------------
+# Dice
+# ---------------------------------------------------------------------------
+
+def _is_labels(t: torch.Tensor) -> bool:
+    return not t.is_floating_point()
+
+
+def dice(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int | None = None,
+    exclude_background: bool = True,
+    *,
+    per_class: bool = False,
+) -> torch.Tensor:
+    """Dice coefficient per image, averaged over classes.
+
+    For each class ``k`` the Dice coefficient is ``2 |P_k ∩ T_k| / (|P_k| + |T_k|)``
+    (with products and sums of probabilities for soft inputs). **A class that
+    is absent from both ``pred`` and ``target`` in an image counts as 1.0** for
+    that image (a perfect, empty agreement). The class mean runs over classes
+    ``1..K-1`` when ``exclude_background`` (class 0 is the background), else
+    over all ``K`` classes.
+
+    Parameters
+    ----------
+    pred, target : Tensor
+        Either integer (or bool) label maps of shape ``(H, W)`` or ``(B, H, W)``
+        with values in ``0..K-1``, or floating one-hot encodings / class
+        probabilities of shape ``(K, H, W)`` or ``(B, K, H, W)``. The two may
+        be mixed (e.g. probabilities against integer labels); their spatial
+        and batch shapes must agree. Floating inputs give the soft Dice, which
+        is differentiable; pass ``argmax`` labels (or a one-hot of them) for
+        the hard Dice.
+    num_classes : int, optional
+        Number of classes ``K``. Inferred from the class dimension of a
+        floating input, otherwise as ``1 + max label`` over both inputs (the
+        whole batch). Labels outside ``0..K-1`` raise ValueError.
+    exclude_background : bool, optional
+        Leave class 0 out of the mean (default).
+    per_class : bool, optional
+        Return the per-class values instead of their mean.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(B,)`` for batched input (label maps ``(B, H, W)`` or
+        probabilities ``(B, K, H, W)``), 0-d otherwise; with ``per_class=True``
+        a trailing class dimension of length ``K - 1`` (or ``K``) is added.
+        Values in [0, 1], dimensionless.
+    """
+    for arg, t in (("pred", pred), ("target", target)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"dice: {arg} must be a torch.Tensor, got {type(t).__name__}")
+        if _is_labels(t):
+            if t.dim() not in (2, 3):
+                raise ValueError(
+                    f"dice: integer label map {arg} must have shape (H, W) or (B, H, W), "
+                    f"got shape {tuple(t.shape)}"
+                )
+        elif t.dim() not in (3, 4):
+            raise ValueError(
+                f"dice: floating {arg} (one-hot or probabilities) must have shape (K, H, W) or "
+                f"(B, K, H, W), got shape {tuple(t.shape)}"
+            )
+    if pred.device != target.device:
+        raise ValueError(f"dice: pred and target must be on the same device, got {pred.device} and {target.device}")
+
+    # Spatial/batch shape without a class dimension, and the class count.
+    def spatial(t):
+        return tuple(t.shape) if _is_labels(t) else tuple(t.shape[:-3]) + tuple(t.shape[-2:])
+
+    if spatial(pred) != spatial(target):
+        raise ValueError(
+            f"dice: pred and target do not match: shapes {tuple(pred.shape)} and {tuple(target.shape)} "
+            "(label maps are (B, H, W), one-hot/probabilities (B, K, H, W))"
+        )
+    batched = len(spatial(pred)) == 3
+
+    ks = {t.shape[-3] for t in (pred, target) if not _is_labels(t)}
+    if len(ks) > 1:
+        raise ValueError(f"dice: pred and target have different numbers of classes: {sorted(ks)}")
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"dice: num_classes must be a positive int, got {num_classes!r}")
+        if ks and num_classes != next(iter(ks)):
+            raise ValueError(
+                f"dice: num_classes={num_classes} does not match the class dimension {next(iter(ks))}"
+            )
+    labels = [t for t in (pred, target) if _is_labels(t)]
+    for t in labels:
+        if t.numel() and int(t.min()) < 0:
+            raise ValueError("dice: label maps must be non-negative")
+    if num_classes is None:
+        if ks:
+            num_classes = next(iter(ks))
+        else:
+            num_classes = 1 + max(int(t.max()) if t.numel() else 0 for t in labels)
+    for arg, t in (("pred", pred), ("target", target)):
+        if _is_labels(t) and t.numel() and int(t.max()) >= num_classes:
+            raise ValueError(f"dice: {arg} has label {int(t.max())} >= num_classes={num_classes}")
+    if exclude_background and num_classes < 2:
+        raise ValueError("dice: exclude_background=True needs at least 2 classes (class 0 is the background)")
+
+    float_dtype = next((t.dtype for t in (pred, target) if not _is_labels(t)), torch.get_default_dtype())
+
+    def onehot(t):
+        if not _is_labels(t):
+            t = t if t.dim() == 4 else t.unsqueeze(0)
+            return t.to(float_dtype)
+        t = t.long()
+        t = t if t.dim() == 3 else t.unsqueeze(0)
+        return F.one_hot(t, num_classes).permute(0, 3, 1, 2).to(float_dtype)
+
+    p, q = onehot(pred), onehot(target)
+    if exclude_background:
+        p, q = p[:, 1:], q[:, 1:]
+    inter = (p * q).flatten(2).sum(2)
+    total = p.flatten(2).sum(2) + q.flatten(2).sum(2)
+    empty = total == 0
+    d = torch.where(empty, torch.ones_like(total), 2 * inter / torch.where(empty, torch.ones_like(total), total))
+    out = d if per_class else d.mean(1)
+    return out if batched else out[0]

@@ -1,0 +1,121 @@
+"""Discrete calculus on the pixel grid: the one place it lives.
+
+Conventions (unit pixel spacing, Chambolle 2004):
+
+* ``grad(u)`` uses forward differences and is zero in the last row (for the
+  derivative along H) and the last column (along W): homogeneous Neumann.
+  For ``u`` of shape ``(..., H, W)`` it returns ``(..., 2, H, W)`` with
+  component 0 the derivative along H (rows, axis -2) and component 1 along W
+  (columns, axis -1).
+* ``div(p) = -grad^T p`` exactly (backward differences with the matching
+  boundary rows), so ``<grad u, p> = -<u, div p>`` holds to round-off.
+* ``laplacian(u) = div(grad(u))`` is the 5-point Neumann Laplacian.
+* ``tv(u)`` sums the pointwise Euclidean norm of the gradient over the image;
+  for several channels the norm couples them (vectorial TV) unless
+  ``channelwise=True``.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum"]
+
+
+def grad(u: torch.Tensor) -> torch.Tensor:
+    """Forward-difference gradient with Neumann boundary.
+
+    Parameters
+    ----------
+    u : Tensor, shape (..., H, W)
+
+    Returns
+    -------
+    Tensor, shape (..., 2, H, W)
+        ``[d/dH, d/dW]``; zero in the last row / last column respectively.
+    """
+    if u.dim() < 2:
+        raise ValueError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
+    g = u.new_zeros(*u.shape[:-2], 2, *u.shape[-2:])
+    g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
+    g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+    return g
+
+
+def div(p: torch.Tensor) -> torch.Tensor:
+    """Backward-difference divergence, the exact negative adjoint of :func:`grad`.
+
+    Parameters
+    ----------
+    p : Tensor, shape (..., 2, H, W)
+
+    Returns
+    -------
+    Tensor, shape (..., H, W)
+    """
+    if p.dim() < 3 or p.shape[-3] != 2:
+        raise ValueError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
+    p0, p1 = p[..., 0, :, :], p[..., 1, :, :]
+    d = torch.zeros_like(p0)
+    # d/dH part: p0[i] - p0[i-1] inside, p0[0] on the first row, -p0[H-2] on the last.
+    d[..., :-1, :] += p0[..., :-1, :]
+    d[..., 1:, :] -= p0[..., :-1, :]
+    d[..., :, :-1] += p1[..., :, :-1]
+    d[..., :, 1:] -= p1[..., :, :-1]
+    return d
+
+
+def laplacian(u: torch.Tensor) -> torch.Tensor:
+    """5-point Laplacian with Neumann boundary, ``div(grad(u))``; shape as ``u``."""
+    return div(grad(u))
+
+
+def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
+    """Sum over all but the first ``keep`` dimensions (per-image reductions)."""
+    return x.reshape(*x.shape[:keep], -1).sum(-1) if x.dim() > keep else x
+
+
+def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.0) -> torch.Tensor:
+    """Pointwise norm ``sqrt(|g|^2 + eps^2)`` of a gradient field ``(B, C, 2, H, W)``.
+
+    With ``channelwise=False`` the norm couples the channels and returns
+    ``(B, 1, H, W)``; otherwise ``(B, C, H, W)``.
+    """
+    sq = (g * g).sum(-3)
+    if not channelwise:
+        sq = sq.sum(-3, keepdim=True)
+    return torch.sqrt(sq + eps * eps) if eps else torch.sqrt(sq)
+
+
+def _as_bchw(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
+    if u.dim() == 2:
+        return u[None, None], 2
+    if u.dim() == 3:
+        return u[None], 3
+    if u.dim() == 4:
+        return u, 4
+    raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+
+
+def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
+    """Isotropic total variation ``sum sqrt(ux^2 + uy^2)`` per image.
+
+    Parameters
+    ----------
+    u : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+    channelwise : bool
+        If False (default) colour channels are coupled (vectorial TV,
+        ``sum sqrt(sum_c |grad u_c|^2)``); if True the TVs of the channels add.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(B,)`` for a 4-D input, a 0-d tensor otherwise.
+    """
+    return tv_eps(u, 0.0, channelwise=channelwise)
+
+
+def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False) -> torch.Tensor:
+    """Smoothed total variation ``sum sqrt(ux^2 + uy^2 + eps^2)`` per image; see :func:`tv`."""
+    x, ndim = _as_bchw(u)
+    out = batch_sum(gradient_norm(grad(x), channelwise=channelwise, eps=eps))
+    return out if ndim == 4 else out[0]

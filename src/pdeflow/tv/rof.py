@@ -1,0 +1,337 @@
+"""Solvers for the ROF problem ``argmin_u 1/2 ||u - f||^2 + lam * TV(u)``.
+
+All solvers share one dual formulation.  With ``|p| <= 1`` pointwise,
+
+    u = f + lam * div(p),                       (primal from dual)
+    D(p) = 1/2 ||f||^2 - 1/2 ||f + lam div p||^2 (dual objective)
+
+and the duality gap of any pair ``(u, p)`` is the sum of two non-negative terms,
+
+    P(u) - D(p) = 1/2 ||u - (f + lam div p)||^2 + lam * sum(|grad u| - <grad u, p>),
+
+which we evaluate without cancellation.  Since ``P`` is 1-strongly convex,
+``||u - u*||^2 <= 2 (P(u) - D(p))``: the relative gap ``tol`` bounds the error of
+the returned image by ``sqrt(2 * tol * P(u))`` in the Euclidean norm.
+
+Each image of a batch stops on its own once its relative gap
+``(P - D) / P`` falls below ``tol``; converged images leave the working batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..ops import batch_sum, div, grad, gradient_norm
+
+__all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap"]
+
+ROF_METHODS = ("chambolle", "fgp", "pdhg", "admm")
+
+
+@dataclass
+class RofResult:
+    """Solution of a batched ROF problem.
+
+    Attributes
+    ----------
+    u : Tensor, shape of ``f``
+        The minimiser.
+    p : Tensor, shape ``(B, C, 2, H, W)``
+        Dual field with ``|p| <= 1`` and ``u ~= f + lam * div(p)``.
+    iterations : Tensor of int64, shape (B,)
+        Iterations each image took.
+    gap : Tensor, shape (B,)
+        Final relative duality gap of each image.
+    """
+
+    u: torch.Tensor
+    p: torch.Tensor
+    iterations: torch.Tensor
+    gap: torch.Tensor
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _project(p: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Project a dual field ``(B, C, 2, H, W)`` onto the unit ball, pointwise."""
+    n = gradient_norm(p, channelwise=channelwise).unsqueeze(-3)  # (B, C|1, 1, H, W)
+    return p / torch.clamp(n, min=1.0)
+
+
+def duality_gap(f, u, p, lam, *, channelwise=False):
+    """Duality gap and primal objective of ``(u, p)`` per image.
+
+    Parameters
+    ----------
+    f, u : Tensor, shape (B, C, H, W)
+    p : Tensor, shape (B, C, 2, H, W), feasible (``|p| <= 1``)
+    lam : Tensor, shape (B, 1, 1, 1)
+
+    Returns
+    -------
+    gap, primal : Tensor, shape (B,)
+        Both accumulated in float64.
+    """
+    g = grad(u)
+    gn = gradient_norm(g, channelwise=channelwise)
+    align = (g * p).sum(-3)
+    if not channelwise:
+        align = align.sum(-3, keepdim=True)
+    lam_b = lam.reshape(-1).double()
+    tv_u = batch_sum(gn).double()
+    slack = batch_sum(gn - align).double().clamp_min(0.0)
+    resid = batch_sum((u - f - lam * div(p)) ** 2).double()
+    fidelity = batch_sum((u - f) ** 2).double()
+    gap = 0.5 * resid + lam_b * slack
+    primal = 0.5 * fidelity + lam_b * tv_u
+    return gap, primal
+
+
+# --------------------------------------------------------------------------- methods
+# Each method is (init, step, extract): init(f, lam, p0) -> state dict of per-image
+# tensors; step(state, f, lam) advances one iteration in place; extract(state, f, lam)
+# -> (u, p) with p feasible.  The driver below handles batching and stopping.
+
+
+def _chambolle_init(f, lam, p0, channelwise):
+    return {"p": p0.clone()}
+
+
+def _chambolle_step(s, f, lam, channelwise, tau=0.25):
+    # Chambolle (2004) semi-implicit projection on min ||div p + f/lam||^2, |p| <= 1.
+    g = grad(div(s["p"]) + f / lam)
+    n = gradient_norm(g, channelwise=channelwise).unsqueeze(-3)
+    s["p"] = (s["p"] + tau * g) / (1.0 + tau * n)
+
+
+def _dual_extract(s, f, lam, channelwise):
+    p = s["p"]
+    return f + lam * div(p), p
+
+
+def _fgp_init(f, lam, p0, channelwise):
+    return {"p": p0.clone(), "q": p0.clone(), "t": torch.ones_like(lam)}
+
+
+def _fgp_step(s, f, lam, channelwise):
+    # Beck & Teboulle (2009) fast gradient projection on the dual, step 1/(8 lam^2),
+    # with gradient-based adaptive restart (O'Donoghue & Candes 2015).
+    p_old = s["p"]
+    p = _project(s["q"] + grad(f + lam * div(s["q"])) / (8.0 * lam.unsqueeze(-1)), channelwise)
+    t = s["t"]
+    t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
+    step = p - p_old
+    # Restart where the momentum points uphill: <q - p, p - p_old> > 0.
+    uphill = batch_sum((s["q"] - p) * step).reshape(-1, 1, 1, 1) > 0
+    t_new = torch.where(uphill, torch.ones_like(t_new), t_new)
+    beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new).unsqueeze(-1)
+    s["q"] = p + beta * step
+    s["p"], s["t"] = p, t_new
+
+
+def _pdhg_init(f, lam, p0, channelwise):
+    u = f + lam * div(p0)
+    # tau0 * sigma0 * ||grad||^2 = 1 with ||grad||^2 <= 8; tau0 = 1 was the fastest of
+    # 0.01..4 on natural 64x64 crops with lam in {0.02, 0.1, 0.5}.
+    tau = torch.ones_like(lam)
+    return {"u": u, "ubar": u.clone(), "p": p0.clone(), "tau": tau}
+
+
+def _pdhg_step(s, f, lam, channelwise):
+    # Chambolle & Pock (2011) Algorithm 2 (strong convexity of the data term, gamma = 1),
+    # written for the scaled dual p = y / lam.
+    tau = s["tau"]
+    sigma = 1.0 / (8.0 * tau)
+    p = _project(s["p"] + (sigma / lam).unsqueeze(-1) * grad(s["ubar"]), channelwise)
+    u_old = s["u"]
+    u = (u_old + tau * (lam * div(p) + f)) / (1.0 + tau)
+    theta = 1.0 / torch.sqrt(1.0 + 2.0 * tau)
+    s["ubar"] = u + theta * (u - u_old)
+    s["u"], s["p"], s["tau"] = u, p, theta * tau
+
+
+def _pdhg_extract(s, f, lam, channelwise):
+    return s["u"], s["p"]
+
+
+def _dct_matrix(n: int, dtype, device) -> torch.Tensor:
+    """Orthonormal DCT-II matrix; its rows diagonalise the 1-D Neumann Laplacian."""
+    k = torch.arange(n, dtype=torch.float64)
+    c = torch.cos(torch.pi * k[:, None] * (k[None, :] + 0.5) / n) * (2.0 / n) ** 0.5
+    c[0] /= 2.0**0.5
+    return c.to(dtype=dtype, device=device)
+
+
+def _admm_init(f, lam, p0, channelwise):
+    H, W = f.shape[-2:]
+    ch, cw = _dct_matrix(H, f.dtype, f.device), _dct_matrix(W, f.dtype, f.device)
+    eig_h = 2.0 - 2.0 * torch.cos(torch.pi * torch.arange(H, dtype=f.dtype, device=f.device) / H)
+    eig_w = 2.0 - 2.0 * torch.cos(torch.pi * torch.arange(W, dtype=f.dtype, device=f.device) / W)
+    # Penalty proportional to lam; 128 * lam was the fastest of 0.1..512 on natural crops.
+    rho = 128.0 * lam
+    u = f + lam * div(p0)
+    b = p0 * (lam / rho).unsqueeze(-1)
+    return {"u": u, "d": grad(u), "b": b, "rho": rho, "ch": ch, "cw": cw,
+            "eig": eig_h[:, None] + eig_w[None, :]}
+
+
+def _admm_step(s, f, lam, channelwise):
+    # Split Bregman / ADMM (Goldstein & Osher 2009) on d = grad u; the u-update
+    # (I - rho * laplacian) u = f - rho * div(d - b) is solved exactly by the DCT.
+    rho = s["rho"]
+    rhs = f - rho * div(s["d"] - s["b"])
+    ch, cw = s["ch"], s["cw"]
+    spec = ch @ rhs @ cw.T
+    u = ch.T @ (spec / (1.0 + rho * s["eig"])) @ cw
+    gb = grad(u) + s["b"]
+    n = gradient_norm(gb, channelwise=channelwise).unsqueeze(-3)
+    d = gb * torch.clamp(1.0 - (lam / rho).unsqueeze(-1) / torch.clamp(n, min=1e-30), min=0.0)
+    s["b"] = gb - d
+    s["u"], s["d"] = u, d
+
+
+def _admm_extract(s, f, lam, channelwise):
+    return s["u"], _project(s["b"] * (s["rho"] / lam).unsqueeze(-1), channelwise)
+
+
+_METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
+    "chambolle": (_chambolle_init, _chambolle_step, _dual_extract),
+    "fgp": (_fgp_init, _fgp_step, _dual_extract),
+    "pdhg": (_pdhg_init, _pdhg_step, _pdhg_extract),
+    "admm": (_admm_init, _admm_step, _admm_extract),
+}
+
+# Per-image state entries that are shared constants rather than batched tensors.
+_SHARED_STATE = ("ch", "cw", "eig")
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _check_image(f: torch.Tensor, name: str = "f") -> None:
+    if not isinstance(f, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
+    if f.dim() not in (2, 3, 4):
+        raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
+    if not f.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
+    """A float or (B,) tensor as a (B, 1, 1, 1) tensor, checked to be finite and >= 0."""
+    v = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if v.dim() == 0:
+        v = v.expand(batch)
+    if v.shape != (batch,):
+        raise ValueError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+        raise ValueError(f"{name} must be finite and >= 0, got {v.tolist() if batch <= 8 else 'values out of range'}")
+    return v.reshape(batch, 1, 1, 1).clone()
+
+
+def rof(
+    f: torch.Tensor,
+    lam,
+    *,
+    method: str = "fgp",
+    tol: float = 1e-6,
+    max_iter: int = 20000,
+    p0: torch.Tensor | None = None,
+    channelwise: bool = False,
+    check_every: int = 5,
+    full_output: bool = False,
+):
+    """Solve ``argmin_u 1/2 ||u - f||^2 + lam * TV(u)`` for each image of a batch.
+
+    One implicit Euler step of size ``dt`` of the TV flow is ``rof(u, dt)``.
+    scikit-image's ``denoise_tv_chambolle(f, weight=lam)`` solves the same problem
+    with the same discretisation.
+
+    Parameters
+    ----------
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Data, any floating dtype and device; intensities are taken as given.
+    lam : float or Tensor of shape (B,)
+        Regularisation weight(s), ``>= 0``, in intensity * pixel units.
+    method : {"fgp", "pdhg", "chambolle", "admm"}
+        ``"fgp"``: fast gradient projection on the dual with adaptive restart
+        (default, fastest here); ``"pdhg"``: Chambolle-Pock with the
+        strong-convexity acceleration; ``"chambolle"``: Chambolle's 2004
+        projection (the paper's reference algorithm, slow to converge tightly);
+        ``"admm"``: split Bregman with an exact DCT solve (independent cross-check).
+    tol : float
+        Stop each image when its relative duality gap ``(P - D) / P <= tol``.
+        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.
+    max_iter : int
+        Iteration cap per image; images that hit it are returned as they are
+        (their final gap is reported in ``full_output``).
+    p0 : Tensor, shape (B, C, 2, H, W), optional
+        Warm start for the dual field (projected onto ``|p| <= 1``).
+    channelwise : bool
+        For ``C > 1``: False (default) couples channels (vectorial TV), True
+        treats them independently.
+    check_every : int
+        Iterations between duality-gap evaluations.
+    full_output : bool
+        If True return a :class:`RofResult` (with dual field, iteration counts and
+        gaps) instead of the image alone.
+
+    Returns
+    -------
+    Tensor of the shape of ``f``, or :class:`RofResult`.
+    """
+    _check_image(f)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {ROF_METHODS}, got {method!r}")
+    if not (tol > 0):
+        raise ValueError(f"tol must be > 0, got {tol}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    ndim = f.dim()
+    x = f.reshape((1,) * (4 - ndim) + tuple(f.shape))
+    B, C, H, W = x.shape
+    lam_t = _per_image(lam, B, x, "lam")
+    if p0 is None:
+        p = x.new_zeros(B, C, 2, H, W)
+    else:
+        if p0.shape != (B, C, 2, H, W):
+            raise ValueError(f"p0 must have shape {(B, C, 2, H, W)}, got {tuple(p0.shape)}")
+        p = _project(p0.to(x), channelwise)
+
+    init, step, extract = _METHODS[method]
+    out_u = x.clone()
+    out_p = p.clone()
+    iterations = torch.zeros(B, dtype=torch.long, device=x.device)
+    gaps = torch.zeros(B, dtype=torch.float64, device=x.device)
+
+    # lam = 0 is the identity (u = f); such images never enter the iteration.
+    active = torch.nonzero(lam_t.reshape(-1) > 0).reshape(-1)
+    fa, lam_a = x[active], lam_t[active]
+    state = init(fa, lam_a, p[active], channelwise) if active.numel() else {}
+    it = 0
+    while active.numel():
+        n = min(check_every, max_iter - it)
+        for _ in range(n):
+            step(state, fa, lam_a, channelwise)
+        it += n
+        u, pa = extract(state, fa, lam_a, channelwise)
+        gap, primal = duality_gap(fa, u, pa, lam_a, channelwise=channelwise)
+        rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
+        done = (rel <= tol) | (gap == 0) | (it >= max_iter)
+        if bool(done.any()):
+            idx = active[done]
+            out_u[idx], out_p[idx] = u[done], pa[done]
+            iterations[idx], gaps[idx] = it, rel[done]
+            keep = ~done
+            active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
+            state = {k: (v if k in _SHARED_STATE else v[keep]) for k, v in state.items()}
+
+    u_out = out_u.reshape(f.shape)
+    if full_output:
+        return RofResult(u=u_out, p=out_p, iterations=iterations, gap=gaps)
+    return u_out
