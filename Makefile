@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 OUT ?= out/demo
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-all bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ run: $(STAMP)
 	$(VENV)/bin/pdeflow demo --out $(OUT)
 
 test: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+test-all: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)

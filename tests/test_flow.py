@@ -1,0 +1,120 @@
+"""The reference TV flow against analytic solutions, symmetries and conservation laws."""
+import pytest
+import torch
+
+from pdeflow.data import builtin_image, disk, plateau_1d
+from pdeflow.ops import div, tv
+from pdeflow.tv import rof, tv_flow
+
+
+@pytest.fixture(scope="module")
+def natural():
+    img = builtin_image("skimage/camera", grey=True)[0, 100:124, 180:204].double()
+    return img[None, None]
+
+
+def test_plateau_1d_eigenfunctions_flow_exactly():
+    # Profile along W: [0 (width 10) | 1 (width 10) | 0.3 (width 20)], constant along H.
+    u0 = plateau_1d(40, [10, 10, 20], [0.0, 1.0, 0.3]).double()
+    times = [0.0, 0.5, 1.0, 1.55, 2.0, 2.5]
+    u = tv_flow(u0, times, dt=0.1, tol=1e-10)
+    for i, t in enumerate(times):
+        left, mid, right = u[i, 0, :, 5], u[i, 0, :, 15], u[i, 0, :, 30]
+        # The plateau falls at 2/width, each boundary region rises at 1/width.
+        torch.testing.assert_close(mid, torch.full_like(mid, 1.0 - 2 * t / 10), rtol=1e-6, atol=0)
+        torch.testing.assert_close(left, torch.full_like(left, t / 10), rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(right, torch.full_like(right, 0.3 + t / 20), rtol=1e-6, atol=0)
+
+
+def test_disk_decays_almost_uniformly_and_conserves_mean():
+    r = 12
+    u0 = disk(64, r).double()
+    times = [0.0, 1.0, 2.0, 3.0]
+    u = tv_flow(u0, times, dt=0.25, tol=1e-7)
+    inside = disk(64, r - 3).bool()[0]
+    centre = u[:, 0, 32, 32]
+    rate = (centre[0] - centre[-1]) / times[-1]
+    assert abs(rate - 2 / r) < 0.1 * 2 / r  # continuum rate 2/r, up to pixelation
+    for i in range(1, len(times)):
+        vals = u[i, 0][inside]
+        assert vals.max() - vals.min() < 0.05 * (1 - vals.mean())  # uniform drop inside
+    means = u.mean(dim=(1, 2, 3))
+    assert (means - means[0]).abs().max() < 1e-6
+
+
+def test_tv_never_increases_and_mean_is_conserved(natural):
+    u = tv_flow(natural, [0.1 * k for k in range(11)], dt=0.1, tol=1e-7)
+    t = tv(u[:, 0])
+    assert bool((t[1:] <= t[:-1] + 1e-9).all())
+    m = u.mean(dim=(1, 2, 3, 4))
+    assert (m - m[0]).abs().max() < 1e-6
+
+
+def test_one_homogeneity_and_mean_shift(natural):
+    c, k = 3.0, 0.7
+    u = tv_flow(natural, [0.3, 0.6], dt=0.1, tol=1e-7)
+    # The implicit scheme is exactly one-homogeneous when the step scales with c.
+    uc = tv_flow(c * natural, [c * 0.3, c * 0.6], dt=c * 0.1, tol=1e-7)
+    assert (uc - c * u).abs().max() < 1e-4 * c
+    us = tv_flow(natural + k, [0.3, 0.6], dt=0.1, tol=1e-7)
+    assert (us - (u + k)).abs().max() < 1e-4
+
+
+def test_off_grid_time_is_one_partial_step(natural):
+    u, p = tv_flow(natural, [0.2, 0.27], dt=0.1, tol=1e-8, return_dual=True)
+    partial = rof(u[0], 0.07, tol=1e-8)
+    assert (u[1] - partial).abs().max() < 1e-4
+    assert p.shape == (2, 1, 1, 2, 24, 24) and p.norm(dim=3).max() <= 1 + 1e-9
+
+
+def test_ut_is_the_difference_quotient_of_the_last_step(natural):
+    u, ut = tv_flow(natural, [0.2, 0.3], dt=0.1, tol=1e-8, return_ut=True)
+    torch.testing.assert_close(ut[1], (u[1] - u[0]) / 0.1, atol=1e-6, rtol=0)
+    assert ut.shape == u.shape
+
+
+def test_halving_dt_changes_u1_by_little(natural):
+    a = tv_flow(5 * natural, [1.0], dt=0.04, tol=1e-6)
+    b = tv_flow(5 * natural, [1.0], dt=0.02, tol=1e-6)
+    rms = ((a - b) ** 2).mean().sqrt().item()
+    assert rms < 5e-3  # first-order scheme: O(dt) on a [0, 5] image
+
+
+@pytest.mark.parametrize("method", ["explicit", "lagged"])
+def test_regularised_schemes_approach_the_reference_as_eps_shrinks(natural, method):
+    ref = tv_flow(natural, [0.3], dt=0.05, tol=1e-7)
+    errors = [
+        (tv_flow(natural, [0.3], dt=0.05, method=method, eps=eps, tol=1e-7) - ref).abs().mean().item()
+        for eps in (0.1, 0.03, 0.01)
+    ]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.03, errors
+
+
+def test_shapes_and_dtypes():
+    u0 = torch.rand(3, 2, 12, 10)
+    u, ut, p = tv_flow(u0, [0.0, 0.05], dt=0.05, tol=1e-4, return_ut=True, return_dual=True)
+    assert u.shape == (2, 3, 2, 12, 10) and ut.shape == u.shape and p.shape == (2, 3, 2, 2, 12, 10)
+    assert u.dtype == torch.float32
+    assert torch.equal(u[0], u0)
+    assert tv_flow(u0[0, 0], [0.1], dt=0.05).shape == (1, 12, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(times=[-0.1]), "times must be >= 0"),
+        (dict(times=[0.2, 0.1]), "times must be sorted"),
+        (dict(times=[float("nan")]), "times must be finite"),
+        (dict(dt=0.0), "dt must be"),
+        (dict(dt=-1.0), "dt must be"),
+        (dict(method="heat"), "method must be one of"),
+        (dict(solver="newton"), "solver must be one of"),
+        (dict(u0=torch.zeros(5)), "u0 must have shape"),
+        (dict(u0=torch.tensor([[float("inf"), 0.0]])), "u0 contains NaN or inf"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, match):
+    args = dict(u0=torch.zeros(4, 4), times=[0.1])
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        tv_flow(args.pop("u0"), args.pop("times"), **args)

@@ -1,0 +1,72 @@
+"""The discrete calculus: adjointness, boundary conditions, TV definitions."""
+import pytest
+import torch
+
+from pdeflow.ops import div, grad, laplacian, tv, tv_eps
+
+
+def _rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3, 16, 9), (2, 3, 11, 13)])
+def test_div_is_negative_adjoint_of_grad(shape):
+    u = _rand(*shape, seed=1)
+    p = _rand(*shape[:-2], 2, *shape[-2:], seed=2)
+    lhs = (grad(u) * p).sum()
+    rhs = -(u * div(p)).sum()
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
+
+
+def test_grad_forward_differences_and_neumann_boundary():
+    u = _rand(6, 8)
+    g = grad(u)
+    assert g.shape == (2, 6, 8)
+    torch.testing.assert_close(g[0, :-1], u[1:] - u[:-1])
+    torch.testing.assert_close(g[1, :, :-1], u[:, 1:] - u[:, :-1])
+    assert g[0, -1].abs().max() == 0 and g[1, :, -1].abs().max() == 0
+
+
+def test_laplacian_is_five_point_neumann_and_conserves_mass():
+    u = _rand(9, 10)
+    lap = laplacian(u)
+    # Interior: the 5-point stencil.
+    i, j = 4, 5
+    assert torch.isclose(lap[i, j], u[i + 1, j] + u[i - 1, j] + u[i, j + 1] + u[i, j - 1] - 4 * u[i, j])
+    # Corner with Neumann boundary: only two neighbours.
+    assert torch.isclose(lap[0, 0], u[1, 0] + u[0, 1] - 2 * u[0, 0])
+    # Neumann boundary conserves the sum; constants are in the kernel.
+    assert abs(lap.sum()) < 1e-12
+    assert laplacian(torch.full((5, 5), 3.0, dtype=torch.float64)).abs().max() == 0
+
+
+def test_laplacian_eigenvalues_are_dct_frequencies():
+    # cos(pi k (i + 1/2) / n) is an eigenvector of the 1-D Neumann Laplacian.
+    n, k = 12, 3
+    i = torch.arange(n, dtype=torch.float64)
+    v = torch.cos(torch.pi * k * (i + 0.5) / n)
+    u = v.expand(4, n).clone()
+    lam = 2 * torch.cos(torch.tensor(torch.pi * k / n, dtype=torch.float64)) - 2
+    torch.testing.assert_close(laplacian(u), lam * u, atol=1e-12, rtol=0)
+
+
+def test_tv_values_shapes_and_colour_coupling():
+    u = torch.zeros(2, 1, 6, 6, dtype=torch.float64)
+    u[0, 0, :, 3:] = 2.0  # a vertical edge of height 2 over 6 rows
+    assert tv(u).shape == (2,)
+    torch.testing.assert_close(tv(u), torch.tensor([12.0, 0.0], dtype=torch.float64))
+    assert tv(u[0]).dim() == 0 and tv(u[0, 0]).dim() == 0
+    # Two channels with the same edge: coupled TV is sqrt(2) * one channel's, channelwise twice it.
+    c = torch.cat([u[:1], u[:1]], dim=1)
+    torch.testing.assert_close(tv(c), torch.tensor([12.0 * 2**0.5], dtype=torch.float64))
+    torch.testing.assert_close(tv(c, channelwise=True), torch.tensor([24.0], dtype=torch.float64))
+    # tv_eps adds eps per pixel where the gradient vanishes and tends to tv.
+    assert torch.isclose(tv_eps(u[1], 0.5), torch.tensor(36 * 0.5, dtype=torch.float64))
+    assert abs(tv_eps(u[0], 1e-8) - tv(u[0])) < 1e-6
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(ValueError, match="p must have shape"):
+        div(torch.zeros(3, 4, 4))
+    with pytest.raises(ValueError, match="u must have shape"):
+        tv(torch.zeros(1, 1, 1, 4, 4))
