@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/pdeflow demo --out $(OUT)
+	$(VENV)/bin/pdeflow demo --out $(OUT) --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow"

@@ -67,20 +67,20 @@ def test_duality_gap_bounds_the_error(crop, references):
     lam_t = torch.tensor([lam], dtype=torch.float64).reshape(1, 1, 1, 1)
     gap, primal = duality_gap(crop[None, None], r.u[None, None], r.p, lam_t)
     assert gap.item() <= 1e-3 * primal.item() * (1 + 1e-9)
-    assert ((r.u - references[lam]) ** 2).sum().item() <= 2 * gap.item()
+    assert ((r.u - references[lam].u) ** 2).sum().item() <= 2 * gap.item() + 1e-12
     assert r.p.norm(dim=2).max() <= 1 + 1e-12
 
 
 def test_batched_per_image_lambda_and_stopping():
     f = torch.stack([_crop(y=100), _crop(y=300), _crop("skimage/astronaut", 200, 200)])[:, None]
     lam = torch.tensor([0.02, 0.1, 0.5], dtype=torch.float64)
-    r = rof(f, lam, tol=1e-7, full_output=True)
+    r = rof(f, lam, tol=1e-6, full_output=True)
     assert r.u.shape == f.shape and r.iterations.shape == (3,)
     assert len(set(r.iterations.tolist())) > 1  # each image stops on its own
     for i in range(3):
-        single = rof(f[i, 0], lam[i].item(), tol=1e-7, full_output=True)
+        single = rof(f[i, 0], lam[i].item(), tol=1e-6, full_output=True)
         assert (single.u - r.u[i, 0]).abs().max() < 1e-5
-        assert r.gap[i] <= 1e-7
+        assert r.gap[i] <= 1e-6
         assert single.iterations.item() == r.iterations[i].item()
 
 
@@ -93,8 +93,8 @@ def test_warm_start_from_the_solution_converges_at_once(crop):
 
 def test_colour_channelwise_matches_scikit_image_per_channel():
     img = builtin_image("skimage/astronaut", grey=False)[:, 100:132, 200:232].double()
-    u = rof(img, 0.1, channelwise=True, tol=1e-12, max_iter=100000)
-    sk = denoise_tv_chambolle(img.permute(1, 2, 0).numpy(), weight=0.1, eps=1e-12, max_num_iter=50000, channel_axis=-1)
+    u = rof(img, 0.1, channelwise=True, tol=1e-10, max_iter=20000)
+    sk = denoise_tv_chambolle(img.permute(1, 2, 0).numpy(), weight=0.1, eps=1e-12, max_num_iter=20000, channel_axis=-1)
     assert np.abs(u.permute(1, 2, 0).numpy() - sk).max() < 1e-3
 
 
