@@ -90,46 +90,162 @@ def duality_gap(f, u, p, lam, *, channelwise=False):
     return gap, primal
 
 
+# --------------------------------------------------------------------------- kernels
+# The dual methods keep their fields in a fixed layout: p[:, :, 0] is zero in the last
+# row and p[:, :, 1] in the last column (the entries div never reads), so that div and
+# grad are a handful of in-place slice operations on preallocated buffers.  Per
+# iteration this halves the work of the plain ops.grad/ops.div composition, which
+# allocates a fresh tensor for every intermediate.
+
+
+def _new(x: torch.Tensor, zero: bool = False) -> torch.Tensor:
+    """A contiguous buffer of the shape, dtype and device of ``x``."""
+    return (torch.zeros if zero else torch.empty)(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _zero_unused(p: torch.Tensor) -> torch.Tensor:
+    """Zero the entries of a dual field that ``div`` ignores (in place)."""
+    p[:, :, 0, -1, :] = 0
+    p[:, :, 1, :, -1] = 0
+    return p
+
+
+def _div_into(p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``div(p)`` into ``out`` for a field with zero unused entries (see above).
+
+    Works on each image as a flat vector of ``H * W`` pixels, where the neighbour
+    below is ``W`` entries on and the one to the right is the next entry: contiguous
+    slices, about twice as fast as 2-D slicing.  The wrap-around terms read the
+    zero unused entries of ``p``.
+    """
+    B, C, _, H, W = p.shape
+    pf = p.reshape(B * C, 2, H * W)
+    of = out.reshape(B * C, H * W)
+    torch.add(pf[:, 0], pf[:, 1], out=of)
+    of[:, W:] -= pf[:, 0, :-W]
+    of[:, 1:] -= pf[:, 1, :-1]
+    return out
+
+
+def _grad_into(u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``grad(u)`` into ``out``, whose unused entries must already be zero."""
+    B, C, H, W = u.shape
+    uf = u.reshape(B * C, H * W)
+    gf = out.reshape(B * C, 2, H * W)
+    torch.sub(uf[:, W:], uf[:, :-W], out=gf[:, 0, :-W])
+    torch.sub(uf[:, 1:], uf[:, :-1], out=gf[:, 1, :-1])
+    out[:, :, 1, :, -1] = 0  # the flat difference wrapped around the row ends
+    return out
+
+
+def _sqnorm_into(z: torch.Tensor, out: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Pointwise squared norm of a field ``(B, C, 2, H, W)`` as ``(B, C|1, 1, H, W)``."""
+    if channelwise or z.shape[1] == 1:
+        torch.mul(z[:, :, 0:1], z[:, :, 0:1], out=out)
+        return out.addcmul_(z[:, :, 1:2], z[:, :, 1:2])
+    return (z * z).sum((1, 2), keepdim=True)
+
+
+def _norm_into(z: torch.Tensor, out: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Pointwise norm of a field ``(B, C, 2, H, W)`` as ``(B, C|1, 1, H, W)``."""
+    return _sqnorm_into(z, out, channelwise).sqrt_()
+
+
+def _project_(z: torch.Tensor, buf: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Project a field onto ``|z| <= 1`` pointwise, in place."""
+    return z.mul_(_sqnorm_into(z, buf, channelwise).clamp_min_(1.0).rsqrt_())
+
+
+def _norm_buffer(f: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    B, C, H, W = f.shape
+    return f.new_empty(B, C if channelwise else 1, 1, H, W)
+
+
+def _bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image inner product of two contiguous batched tensors, shape (B,)."""
+    B = a.shape[0]
+    return torch.linalg.vecdot(a.reshape(B, -1), b.reshape(B, -1))
+
+
+def _dual_gap(s, f, lam, channelwise):
+    """(u, p, gap, primal) for the dual methods, where ``u = f + lam div p`` exactly.
+
+    Same quantities as :func:`duality_gap` (its residual term is zero here), on the
+    state's buffers: the gap is ``lam * sum(|grad u| - <grad u, p>)``, a sum of
+    non-negative terms, and the fidelity is ``lam^2 ||div p||^2``.
+    """
+    p = s["p"]
+    d = _div_into(p, _new(f))
+    u = torch.addcmul(f, lam, d)
+    g = _grad_into(u, s["z"])  # z is free between steps and keeps zero unused entries
+    gn = _norm_into(g, s["n"], channelwise)
+    if channelwise or f.shape[1] == 1:
+        align = torch.mul(g[:, :, 0:1], p[:, :, 0:1])
+        align.addcmul_(g[:, :, 1:2], p[:, :, 1:2])
+    else:
+        align = (g * p).sum((1, 2), keepdim=True)
+    lam_b = lam.reshape(-1).double()
+    tv_u = batch_sum(gn).double()
+    slack = batch_sum(torch.sub(gn, align, out=align)).double().clamp_min(0.0)
+    fidelity = _bdot(d, d).double() * lam_b * lam_b
+    return u, p, lam_b * slack, 0.5 * fidelity + lam_b * tv_u
+
+
+def _generic_gap(extract):
+    def gap(s, f, lam, channelwise):
+        u, p = extract(s, f, lam, channelwise)
+        g, primal = duality_gap(f, u, p, lam, channelwise=channelwise)
+        return u, p, g, primal
+
+    return gap
+
+
 # --------------------------------------------------------------------------- methods
-# Each method is (init, step, extract): init(f, lam, p0) -> state dict of per-image
-# tensors; step(state, f, lam) advances one iteration in place; extract(state, f, lam)
-# -> (u, p) with p feasible.  The driver below handles batching and stopping.
+# Each method is (init, step, gap): init(f, lam, p0) -> state dict of per-image
+# tensors; step(state, f, lam) advances one iteration in place; gap(state, f, lam)
+# -> (u, p, gap, primal) with p feasible.  The driver below handles batching and stopping.
 
 
 def _chambolle_init(f, lam, p0, channelwise):
-    return {"p": p0.clone()}
+    p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
+    return {"p": p, "fl": f / lam, "v": _new(f), "z": _new(p, zero=True), "n": _norm_buffer(f, channelwise)}
 
 
 def _chambolle_step(s, f, lam, channelwise, tau=0.25):
-    # Chambolle (2004) semi-implicit projection on min ||div p + f/lam||^2, |p| <= 1.
-    g = grad(div(s["p"]) + f / lam)
-    n = gradient_norm(g, channelwise=channelwise).unsqueeze(-3)
-    s["p"] = (s["p"] + tau * g) / (1.0 + tau * n)
-
-
-def _dual_extract(s, f, lam, channelwise):
+    # Chambolle (2004) semi-implicit projection on min ||div p + f/lam||^2, |p| <= 1:
+    # p <- (p + tau g) / (1 + tau |g|) with g = grad(div p + f/lam).
     p = s["p"]
-    return f + lam * div(p), p
+    v = _div_into(p, s["v"]).add_(s["fl"])
+    g = _grad_into(v, s["z"])
+    n = _norm_into(g, s["n"], channelwise)
+    p.add_(g, alpha=tau).div_(n.mul_(tau).add_(1.0))
 
 
 def _fgp_init(f, lam, p0, channelwise):
-    return {"p": p0.clone(), "q": p0.clone(), "t": torch.ones_like(lam)}
+    p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
+    return {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "fs": f / (8.0 * lam),
+            "v": _new(f), "z": _new(p, zero=True), "d": _new(p),
+            "n": _norm_buffer(f, channelwise)}
 
 
 def _fgp_step(s, f, lam, channelwise):
     # Beck & Teboulle (2009) fast gradient projection on the dual, step 1/(8 lam^2),
-    # with gradient-based adaptive restart (O'Donoghue & Candes 2015).
-    p_old = s["p"]
-    p = _project(s["q"] + grad(f + lam * div(s["q"])) / (8.0 * lam.unsqueeze(-1)), channelwise)
+    # with gradient-based adaptive restart (O'Donoghue & Candes 2015):
+    #   p_new = proj(q + grad(f + lam div q) / (8 lam)),  q <- p_new + beta (p_new - p).
+    p, q, z = s["p"], s["q"], s["z"]
+    v = _div_into(q, s["v"])
+    torch.add(s["fs"], v, alpha=0.125, out=v)  # (f + lam div q) / (8 lam)
+    _grad_into(v, z).add_(q)
+    _project_(z, s["n"], channelwise)  # z = p_new
+    step = torch.sub(z, p, out=s["d"])
+    # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.
+    uphill = (_bdot(q.sub_(z), step) > 0).reshape(-1, 1, 1, 1)
     t = s["t"]
     t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-    step = p - p_old
-    # Restart where the momentum points uphill: <q - p, p - p_old> > 0.
-    uphill = batch_sum((s["q"] - p) * step).reshape(-1, 1, 1, 1) > 0
     t_new = torch.where(uphill, torch.ones_like(t_new), t_new)
     beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new).unsqueeze(-1)
-    s["q"] = p + beta * step
-    s["p"], s["t"] = p, t_new
+    torch.addcmul(z, beta, step, out=q)
+    s["p"], s["z"], s["t"] = z, p, t_new
 
 
 def _pdhg_init(f, lam, p0, channelwise):
@@ -198,10 +314,10 @@ def _admm_extract(s, f, lam, channelwise):
 
 
 _METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
-    "chambolle": (_chambolle_init, _chambolle_step, _dual_extract),
-    "fgp": (_fgp_init, _fgp_step, _dual_extract),
-    "pdhg": (_pdhg_init, _pdhg_step, _pdhg_extract),
-    "admm": (_admm_init, _admm_step, _admm_extract),
+    "chambolle": (_chambolle_init, _chambolle_step, _dual_gap),
+    "fgp": (_fgp_init, _fgp_step, _dual_gap),
+    "pdhg": (_pdhg_init, _pdhg_step, _generic_gap(_pdhg_extract)),
+    "admm": (_admm_init, _admm_step, _generic_gap(_admm_extract)),
 }
 
 # Per-image state entries that are shared constants rather than batched tensors.
@@ -303,7 +419,7 @@ def rof(
             raise ValueError(f"p0 must have shape {(B, C, 2, H, W)}, got {tuple(p0.shape)}")
         p = _project(p0.to(x), channelwise)
 
-    init, step, extract = _METHODS[method]
+    init, step, evaluate = _METHODS[method]
     out_u = x.clone()
     out_p = p.clone()
     iterations = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -319,8 +435,7 @@ def rof(
         for _ in range(n):
             step(state, fa, lam_a, channelwise)
         it += n
-        u, pa = extract(state, fa, lam_a, channelwise)
-        gap, primal = duality_gap(fa, u, pa, lam_a, channelwise=channelwise)
+        u, pa, gap, primal = evaluate(state, fa, lam_a, channelwise)
         rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
         done = (rel <= tol) | (gap == 0) | (it >= max_iter)
         if bool(done.any()):

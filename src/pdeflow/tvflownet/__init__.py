@@ -3,8 +3,12 @@
 A model maps ``(u0, t)`` to ``(u, phi)`` with ``u`` the shape of ``u0``
 ``(B, C, H, W)`` and ``phi`` ``(B, C, 2, H, W)``, so that ``pdeflow.ops.div(phi)``
 has the shape of ``u`` and approximates ``u_t``.  See :mod:`.models` and
-:mod:`.loss`.
+:mod:`.loss`; :mod:`.train` trains one (``pdeflow train tvflownet``),
+:func:`load` and :func:`flow` (:mod:`.api`) use a trained one, and
+:class:`Equivariant` (:mod:`.symmetry`) makes any model exactly shift
+equivariant and one-homogeneous.
 """
+from .api import flow, load, shipped_models
 from .loss import TVFlowLoss, loss_terms, time_derivative
 from .models import (
     ARCHITECTURES,
@@ -20,6 +24,8 @@ from .models import (
     time_image,
     zero_border,
 )
+from .symmetry import Equivariant
+from .train import TrainConfig  # train() itself: pdeflow.tvflownet.train.train (the module keeps its name)
 
 __all__ = [
     "TVflowNetModel",
@@ -37,4 +43,9 @@ __all__ = [
     "TVFlowLoss",
     "loss_terms",
     "time_derivative",
+    "load",
+    "flow",
+    "shipped_models",
+    "Equivariant",
+    "TrainConfig",
 ]

@@ -1,0 +1,279 @@
+"""Using a trained TVflowNET: :func:`load` a model, :func:`flow` an image.
+
+    from pdeflow import tvflownet
+    model = tvflownet.load()                         # the shipped default (or a name, or a path)
+    u = tvflownet.flow(img, [0.01, 0.05, 0.1])       # like pdeflow.tv.tv_flow(img, [...])
+
+A trained model is a pair of files written by :func:`pdeflow.training.export_model`
+(what ``pdeflow train tvflownet`` leaves in its run directory as
+``model.safetensors`` + ``model.json``): the weights, and a JSON whose
+``config`` holds ``{"model": <build_model kwargs>, "scale": s, "t_max": T}``.
+Shipped models live in ``pdeflow/tvflownet/weights/NAME.safetensors`` +
+``NAME.json``; :func:`shipped_models` lists them.
+
+Units
+-----
+:func:`flow` mirrors :func:`pdeflow.tv.tv_flow`: images in the user's own
+intensities, times in PDE time for those intensities. A network was trained on
+images multiplied by ``s`` (the paper: [0, 1] times 5) for times in ``[0, T]``;
+by one-homogeneity ``tv_flow(u0, t) = tv_flow(s u0, s t) / s``, so :func:`flow`
+feeds the network ``s * u0`` at time ``s * t`` and divides ``u`` by ``s``
+(``phi`` and ``u_t = div phi`` need no conversion). Nothing is rescaled behind
+the user's back: the result approximates the TV flow of the image as given.
+For images in [0, 1] and the paper's ``s = 5, T = 1`` the trained range is
+``t <= 0.2``; later times are answered by composition (the semigroup property
+``u(t) = flow(flow(u0, t1), t - t1)``) when the model is wrapped in
+:class:`~pdeflow.tvflownet.symmetry.Equivariant`, which :func:`flow` does by
+default (``equivariant=True``; it also normalises each image's mean and
+contrast, which makes the result exactly shift equivariant and
+one-homogeneous).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .. import ops
+from ..progress import progress_bar
+from ..training import import_state
+from ..tv.flow import check_times
+from .models import build_model
+
+__all__ = ["load", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale", "model_t_max"]
+
+#: Where shipped models live (package data).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: The name :func:`load` and :func:`flow` use when none is given.
+DEFAULT_MODEL = "default"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_TRAIN_HINT = ("train one with `pdeflow train tvflownet --arch semiresnet --crop 32 --run-dir RUN` (see "
+               "`pdeflow train tvflownet --help`) and load it with load('RUN/model.json'), or ship it as a "
+               f"name by copying RUN/model.safetensors and RUN/model.json to {WEIGHTS_DIR}/NAME.safetensors "
+               "and NAME.json")
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in :data:`WEIGHTS_DIR` (both files present)."""
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
+
+
+def _resolve(name_or_path) -> Path:
+    """The common stem of a model's two files: a shipped name first, else a path."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    text = os.fspath(name_or_path)
+    p = Path(text)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    if p.is_dir():
+        stem = p / "model"                                   # a run directory
+    is_path = (isinstance(name_or_path, os.PathLike) or os.sep in text or "/" in text or p.is_dir()
+               or p.suffix in (".safetensors", ".json"))
+    if not is_path and _NAME.match(text) and text in shipped_models():
+        return WEIGHTS_DIR / text
+    pair = (stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json"))
+    if is_path or any(f.is_file() for f in pair):
+        missing = [str(f) for f in pair if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"load: no TVflowNET model at {text!r}: missing {', '.join(missing)} "
+                                    "(a model is a .safetensors + .json pair written by export_model)")
+        return stem
+    names = shipped_models()
+    have = f"shipped models: {', '.join(names)}" if names else "no model is shipped in this installation yet"
+    raise FileNotFoundError(f"load: no TVflowNET model named {text!r} ({have}); {_TRAIN_HINT}")
+
+
+def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
+    """A trained TVflowNET, ready to use: in eval mode, on ``device``, gradients off.
+
+    Parameters
+    ----------
+    name_or_path : str or path, optional
+        A shipped name (default ``"default"``, see :func:`shipped_models`), or a
+        path: the ``.safetensors`` or ``.json`` file, their common stem, or a run
+        directory (its ``model.*``).
+    device : torch device
+
+    Returns
+    -------
+    nn.Module
+        ``model(u0, t) -> (u, phi)`` (see :mod:`pdeflow.tvflownet.models`), with
+        ``model.meta`` the JSON (``config`` with ``scale`` and ``t_max``, and
+        ``provenance``). The weights are checked against the JSON's checksum.
+
+    Raises
+    ------
+    FileNotFoundError
+        Unknown name (the message lists the shipped ones and how to train one),
+        or a path without both files.
+    """
+    stem = _resolve(name_or_path)
+    state, meta = import_state(stem)
+    config = meta.get("config", {})
+    if not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
+        raise ValueError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
+                         f"got config keys {sorted(config)}")
+    model = build_model(**config["model"])
+    model.load_state_dict(state)
+    model.meta = meta
+    model.requires_grad_(False)
+    return model.eval().to(device)
+
+
+def model_scale(model) -> float | None:
+    """The intensity scale a model was trained at (from its JSON), or None."""
+    meta = getattr(model, "meta", None)
+    try:
+        return float(meta["config"]["scale"])
+    except (TypeError, KeyError):
+        return None
+
+
+def model_t_max(model) -> float | None:
+    """The end ``T`` of the time interval a model was trained on, or None."""
+    meta = getattr(model, "meta", None)
+    try:
+        return float(meta["config"]["t_max"])
+    except (TypeError, KeyError):
+        return None
+
+
+_DEFAULT_CACHE: dict[tuple[str, str], nn.Module] = {}
+
+
+def _default_model(device: torch.device) -> nn.Module:
+    key = (str(_resolve(None)), str(device))
+    if key not in _DEFAULT_CACHE:
+        _DEFAULT_CACHE[key] = load(None, device=device)
+    return _DEFAULT_CACHE[key]
+
+
+def _device_of(model) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _dtype_of(model) -> torch.dtype:
+    p = next(iter(model.parameters()), None)
+    return p.dtype if p is not None else torch.float32
+
+
+def flow(
+    u0: torch.Tensor,
+    times: Sequence[float] | torch.Tensor,
+    model: nn.Module | None = None,
+    *,
+    scale: float | None = None,
+    equivariant: bool = True,
+    batch_size: int = 32,
+    return_ut: bool = False,
+    return_dual: bool = False,
+    progress: bool = False,
+):
+    """The TV flow of ``u0`` at ``times`` by a trained TVflowNET; mirrors :func:`pdeflow.tv.tv_flow`.
+
+    Parameters
+    ----------
+    u0 : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Images in their own intensities (``C`` = the model's ``in_channels``, 1
+        for the paper's greyscale models).
+    times : sequence of float
+        Non-decreasing, ``>= 0``, PDE time for ``u0`` as given (as ``tv_flow``).
+    model : nn.Module, optional
+        ``model(u0, t) -> (u, phi)``; default :func:`load` ``()`` (cached).
+    scale : float, optional
+        The network sees ``scale * u0`` at time ``scale * t`` and ``u`` is divided
+        by ``scale`` (one-homogeneity; see the module doc). Default: the model's
+        training scale from its JSON (1 for a model without one). Ignored in
+        effect when ``equivariant`` (the wrapper normalises each image itself).
+    equivariant : bool
+        Wrap the model in :class:`~pdeflow.tvflownet.symmetry.Equivariant`
+        (unless it already is one): each image's mean and contrast are
+        normalised to the training intensities, and times beyond the trained
+        interval are reached by composition. ``False``: the bare network, which
+        extrapolates in time beyond ``T / scale`` (a warning says so).
+    batch_size : int
+        (image, time) pairs per network call.
+    return_ut : bool
+        Also return ``u_t = div phi`` (shape of ``u``).
+    return_dual : bool
+        Also return ``phi``, shape ``(len(times), *u0.shape[:-2], 2, H, W)``.
+    progress : bool
+        Show a progress bar over the network calls.
+
+    Returns
+    -------
+    u : Tensor, shape (len(times), *u0.shape)
+    u_t : Tensor, shape (len(times), *u0.shape), if ``return_ut``
+    phi : Tensor, if ``return_dual``
+
+    Computed under ``torch.no_grad`` on the model's device, in its dtype; the
+    results have ``u0``'s device and dtype.
+    """
+    if not torch.is_tensor(u0) or not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
+        raise ValueError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "
+                         f"got {getattr(u0, 'shape', type(u0).__name__)}")
+    if not bool(torch.isfinite(u0).all()):
+        raise ValueError("u0 must be finite")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    times_f = check_times(times)
+    if model is None:
+        model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
+    from .symmetry import Equivariant
+    if equivariant and not isinstance(model, Equivariant):
+        model = Equivariant(model)
+    s = scale if scale is not None else (model_scale(model) or 1.0)
+    if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    T = model_t_max(model)
+    if not isinstance(model, Equivariant) and T is not None and times_f[-1] * s > T * (1 + 1e-6):
+        warnings.warn(f"flow: times up to {times_f[-1]:g} reach {times_f[-1] * s:g} on the network's scale, beyond "
+                      f"its trained interval [0, {T:g}]; the network extrapolates (use equivariant=True to compose)",
+                      stacklevel=2)
+
+    x = u0.reshape((1,) * (4 - u0.dim()) + tuple(u0.shape))
+    B, C, H, W = x.shape
+    in_ch = getattr(model, "in_channels", C)
+    if C != in_ch:
+        raise ValueError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
+                         "channels as separate images (B*C, 1, H, W)")
+    dev, dt = _device_of(model), _dtype_of(model)
+    xs = x.to(device=dev, dtype=dt) * s
+    K = len(times_f)
+    tt = torch.tensor(times_f, dtype=torch.float64).repeat_interleave(B) * s          # pair j: time j // B
+    img = torch.arange(B).repeat(K)                                                   # pair j: image j % B
+    us, phis = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), progress_bar(total=math.ceil(B * K / batch_size), enabled=progress,
+                                           desc="TVflowNET", unit="batch") as bar:
+            for j in range(0, B * K, batch_size):
+                sl = slice(j, j + batch_size)
+                u, phi = model(xs[img[sl].to(dev)], tt[sl].to(device=dev, dtype=dt))
+                us.append(u / s)
+                if return_ut or return_dual:
+                    phis.append(phi)
+                bar.update(1)
+    finally:
+        model.train(was_training)
+    shape = tuple(u0.shape)
+    back = dict(device=u0.device, dtype=u0.dtype)
+    out = [torch.cat(us).to(**back).reshape(K, *shape)]
+    if return_ut or return_dual:
+        phi = torch.cat(phis)
+        if return_ut:
+            out.append(ops.div(phi).to(**back).reshape(K, *shape))
+        if return_dual:
+            out.append(phi.to(**back).reshape(K, *shape[:-2], 2, H, W))
+    return out[0] if len(out) == 1 else tuple(out)

@@ -1,0 +1,168 @@
+"""Exact symmetries for any TVflowNET: mean shift, one-homogeneity, and all times by composition.
+
+The TV flow commutes with adding a constant and is one-homogeneous: for
+``c > 0`` and any ``k``,
+
+    flow(c * u0 + k, t) = c * flow(u0, t / c) + k.
+
+A trained network only approximates this (seed 000 §4.2.2: well inside the
+trained time interval, poorly outside). :class:`Equivariant` makes any model
+satisfy it exactly (up to round-off) by construction. For each image it
+computes a shift ``k`` (the mean) and a contrast ``c`` (the range
+``max - min`` by default, or ``4 * std``), maps the image to the training
+intensities,
+
+    w = S * (u0 - k) / c + S / 2          (S: the model's training scale),
+
+so that ``w`` spans ``S`` (as a full-range training image, [0, 1] times S)
+around ``S / 2``, and since ``u0 = lam * (w - S/2) + k`` with ``lam = c / S``,
+
+    u(t) = lam * (net_u(w, t / lam) - S / 2) + k,     phi(t) = net_phi(w, t / lam).
+
+``phi`` (the flux, ``|phi| <= 1``) is invariant under contrast changes and
+shifts, and ``u_t = div phi`` holds in the caller's units. Because ``k`` and
+``c`` transform as ``k -> c' k + k'`` and ``c -> c' c`` under
+``u0 -> c' u0 + k'`` (``c' > 0``), the wrapped model satisfies the identity
+above for every ``c' > 0`` and ``k'``. A (numerically) constant image
+(``c <= 8 eps |k|``, in particular ``c = 0``) is a fixed point of the flow: it
+is returned unchanged with ``phi = 0``.
+
+Times beyond the trained interval
+---------------------------------
+The network was trained for ``t`` in ``[0, T]`` on its own scale. A query at
+network time ``tau = t / lam > T`` is answered by composition, the semigroup
+property of the flow, ``u(t) = flow(flow(u0, t1), t - t1)``: the wrapper runs
+the network to ``T``, re-normalises the result (its contrast has shrunk, so
+the next stage covers less of the caller's time), and continues with the
+remaining time, until it is used up (``compose=True``, the default; at most
+``max_stages`` stages, after which the image is returned as reached, with a
+warning). Re-normalising each stage keeps every network call inside the
+trained range of intensities and times. ``compose=False`` queries the network
+at ``tau`` directly (extrapolation).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+__all__ = ["Equivariant"]
+
+
+class Equivariant(nn.Module):
+    """Wrap ``model(u0, t) -> (u, phi)`` to be exactly shift equivariant and one-homogeneous.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A TVflowNET model (e.g. from :func:`pdeflow.tvflownet.load`).
+    contrast : {"range", "std"}
+        The per-image contrast ``c``: ``max - min``, or ``4 * std`` (less
+        sensitive to a few outlying pixels).
+    scale : float, optional
+        The training intensity scale ``S``; default from the model's JSON
+        (``model.meta``), else 5 (the paper's).
+    t_max : float, optional
+        The end ``T`` of the trained time interval; default from the JSON, else 1.
+    compose : bool
+        Reach network times beyond ``T`` by composition (see the module doc).
+    max_stages : int
+        Cap on the number of composition stages.
+
+    The forward pass takes the shapes and time forms of the TVflowNET models:
+    ``u0`` ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``), ``t`` a float, 0-d or
+    ``(B,)`` tensor, ``t >= 0``. Statistics are over each image's channels and pixels.
+    """
+
+    def __init__(self, model: nn.Module, *, contrast: str = "range", scale: float | None = None,
+                 t_max: float | None = None, compose: bool = True, max_stages: int = 64):
+        super().__init__()
+        if contrast not in ("range", "std"):
+            raise ValueError(f"contrast must be 'range' or 'std', got {contrast!r}")
+        meta_cfg = (getattr(model, "meta", None) or {}).get("config", {})
+        self.model = model
+        self.contrast = contrast
+        self.scale = float(scale if scale is not None else meta_cfg.get("scale", 5.0))
+        self.t_max = float(t_max if t_max is not None else meta_cfg.get("t_max", 1.0))
+        if not (self.scale > 0 and self.t_max > 0):
+            raise ValueError(f"scale and t_max must be > 0, got {self.scale}, {self.t_max}")
+        if not (isinstance(max_stages, int) and max_stages >= 1):
+            raise ValueError(f"max_stages must be an int >= 1, got {max_stages!r}")
+        self.compose = bool(compose)
+        self.max_stages = max_stages
+
+    # the inner model's description, so that Equivariant(m) can stand in for m
+    @property
+    def meta(self):
+        return getattr(self.model, "meta", None)
+
+    @property
+    def in_channels(self):
+        return getattr(self.model, "in_channels", None)
+
+    def extra_repr(self) -> str:
+        return f"contrast={self.contrast!r}, scale={self.scale:g}, t_max={self.t_max:g}, compose={self.compose}"
+
+    def _stats(self, u: torch.Tensor):
+        """Per image: shift k and contrast c, shapes (B, 1, 1, 1)."""
+        flat = u.flatten(1)
+        k = flat.mean(1)
+        if self.contrast == "range":
+            c = flat.amax(1) - flat.amin(1)
+        else:
+            c = 4.0 * flat.std(1, unbiased=False)
+        const = c <= 8 * torch.finfo(u.dtype).eps * k.abs()
+        view = (-1, 1, 1, 1)
+        return k.view(view), c.view(view), const
+
+    def _stage(self, u: torch.Tensor, tau: torch.Tensor, k, lam):
+        """Network at normalised time ``tau`` on the normalised ``u``; back to the caller's units."""
+        S = self.scale
+        w = (u - k) / lam + S / 2
+        v, phi = self.model(w, tau)
+        return lam * (v - S / 2) + k, phi
+
+    def forward(self, u0: torch.Tensor, t):
+        ndim = u0.dim()
+        if ndim not in (2, 3, 4):
+            raise ValueError(f"u0 must have shape (B, C, H, W), (C, H, W) or (H, W), got {tuple(u0.shape)}")
+        x = u0.reshape((1,) * (4 - ndim) + tuple(u0.shape))
+        B = x.shape[0]
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        t = t.reshape(1).expand(B) if t.dim() == 0 else t.reshape(-1)
+        if t.shape[0] != B:
+            raise ValueError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
+        if bool((t < 0).any()):
+            raise ValueError("t must be >= 0")
+
+        B, C, H, W = x.shape
+        u, phi = x, x.new_zeros(B, C, 2, H, W)      # constant images keep these
+        remaining = t.clone()                       # caller's time still to go, per image
+        active = torch.ones(B, dtype=torch.bool, device=x.device)
+        for _ in range(self.max_stages):
+            k, c, const = self._stats(u)
+            active = active & ~const
+            idx = active.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            lam = c[idx] / self.scale
+            tau = remaining[idx] / lam.view(-1)     # network time still to go
+            last = (tau <= self.t_max) if self.compose else torch.ones_like(tau, dtype=torch.bool)
+            step = torch.where(last, tau, torch.full_like(tau, self.t_max))
+            v, p = self._stage(u[idx], step, k[idx], lam)
+            u = u.index_copy(0, idx, v)
+            phi = phi.index_copy(0, idx, p)
+            remaining = remaining.index_copy(0, idx, torch.where(last, torch.zeros_like(tau),
+                                                                 remaining[idx] - step * lam.view(-1)))
+            active = active.index_copy(0, idx, ~last)
+        else:
+            if bool(active.any()):
+                warnings.warn(f"Equivariant: composition stopped after max_stages={self.max_stages} stages "
+                              f"with {int(active.sum())} image(s) short of their time", stacklevel=2)
+
+        if ndim == 4:
+            return u, phi
+        if ndim == 3:
+            return u[0], phi[0]
+        return u[0, 0], phi[0, 0]

@@ -1,0 +1,549 @@
+"""Training TVflowNET (seed 000, sections 3 and 4.2): one loop, top to bottom.
+
+    from pdeflow.tvflownet.train import TrainConfig, train
+    train(TrainConfig(arch="semiresnet", crop="32", steps=20_000), "runs/semiresnet32")
+
+or ``pdeflow train tvflownet --arch semiresnet --crop 32 --steps 20000 --run-dir runs/semiresnet32``.
+The same call (or command) again resumes the run where it stopped; under
+``torchrun`` every process runs the same loop (data parallel, one GPU per
+process: each rank draws its own batch and the gradients are averaged over
+the ranks before every step, see :func:`average_gradients`).
+
+What a step does
+----------------
+1. Draw the step's batch from ``step_generator(seed, step, rank)`` and nothing
+   else (so a resumed run sees exactly the batches the killed run would have):
+   a crop size (fixed, or for ``crop="mixed"`` one size per step drawn in
+   ``[mixed_min, mixed_max)``, the paper's mixed regime), ``batch_size``
+   greyscale crops (reflect-padded where an image is smaller than the crop) of
+   images picked uniformly at random, multiplied by ``scale`` (the paper
+   feeds [0, 1] images times 5), and one flow time per crop, ``t ~ U[0, t_max)``.
+   With ``times_per_image = k > 1`` the batch holds ``batch_size / k`` crops,
+   each at ``k`` times of which the first is ``t = 0`` (the official code's
+   mode that replicates one image over a batch of times: ``k = batch_size``).
+2. The loss of the step's phase:
+
+   * ``unsupervised`` -- seed 000 eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
+     ``a1 = a2 = 1e-4`` and ``(|phi| - 1)_+`` (``loss="paper"``), or the
+     official code's ``(|phi|^2 - 1)_+`` (``loss="official"``); ``u_t`` by
+     forward-mode autodiff (``ut_method="jvp"``) or central differences.
+   * ``supervised`` -- regression on the reference flow computed on the fly:
+     :func:`pdeflow.tv.tv_flow` of the crops (implicit Euler, step ``ref_dt``,
+     relative duality gap ``ref_tol``, at most ``ref_max_iter`` iterations per
+     step) at the sampled times;
+     ``mean (u - u_ref)^2``, plus ``phi_weight`` times ``mean (div phi - u_t,ref)^2``
+     (``phi_target="div"``) or ``mean |phi - p_ref|^2`` (``"dual"``; the dual
+     field is not unique where the image is flat, its divergence is).
+   * ``hybrid`` -- supervised for the first ``round(hybrid_fraction * steps)``
+     steps, unsupervised after (the Adam state carries over).
+3. Adam (``lr`` 3e-4), gradient norm clipped to ``clip`` (1.0), as the paper.
+4. Every ``val_every`` steps and after the last one: validation PSNR (below);
+   a new best writes ``best.pt`` and exports the model.
+
+Validation
+----------
+A fixed set of ``val_crops`` crops of ``val_size`` pixels (seed ``val_seed``)
+from images training never sees: the built-in pool's TEST split when training
+on the built-in TRAIN split, or for a folder the held-out ``val_fraction`` of
+its files (chosen by a hash of their relative paths, so the split does not
+depend on the order files are listed in); ``val_data`` names another source.
+The reference is :func:`~pdeflow.tv.tv_flow` of ``scale * crops`` at
+``val_times`` times ``linspace(0, t_max)`` (``val_dt``, ``val_tol``,
+``val_max_iter``), computed
+once per run and cached in ``<run_dir>/val_reference.pt`` (written atomically;
+recomputed if the validation settings change). The metric is the PSNR of
+``u / scale`` against ``u_ref / scale`` with data range 1 (the paper's
+convention), over each crop's whole stack of times, averaged over the crops.
+The exported JSON also records ``val_psnr_identity``, the PSNR of the trivial
+answer ``u(t) = u0`` on the same set (about 30.5 dB for the default set): the
+baseline a network has to beat.
+
+Iteration caps: a crop that the flow makes constant before ``t_max`` (common for
+low-contrast 32x32 crops) drives the relative duality gap of its ROF steps to
+0/0 in float32, and the steps then run to the solver's cap; the caps
+``ref_max_iter``/``val_max_iter`` bound that cost, while ordinary steps stop at
+their tolerance. (Measured on 16 crops of 32x32 to t = 1 at scale 5: the
+supervised defaults, dt 0.05, tol 1e-3, 50 iterations, are within 70 dB PSNR
+of a dt 0.02, tol 1e-4 reference and cost 0.65 s per batch on one core; the
+uncapped solver took minutes.)
+
+Run directory
+-------------
+``config.json``, ``last.pt`` (resume point), ``best.pt``, ``log.csv`` (loss
+terms per step, ``val_psnr`` at validations), ``val_reference.pt`` and the
+exported best model ``model.safetensors`` + ``model.json``
+(:func:`pdeflow.training.export_model`): the JSON holds ``config``
+(``{"model": <build_model kwargs>, "scale": ..., "t_max": ...}``, what
+:func:`pdeflow.tvflownet.load` needs) and ``provenance`` (training config,
+data, steps, wall time, the command, the validation PSNR).
+``steps`` may be raised when resuming, to extend a finished run (for
+``hybrid`` the switch point moves with it); every other field must match.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import shlex
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .. import data as pdata
+from .. import ops
+from ..metrics import psnr
+from ..training import (Run, cleanup_distributed, clip_gradients, config_to_dict, export_model, get_rank,
+                        get_world_size, load_checkpoint, reduce_mean, save_checkpoint, seed_everything,
+                        setup_distributed, step_generator)
+from ..tv import tv_flow
+from .loss import TVFlowLoss
+from .models import build_model
+
+__all__ = ["TrainConfig", "train", "check_config", "ImageSet", "open_data", "sample_batch", "reference_flow",
+           "supervised_loss", "average_gradients", "validation_set", "validate", "identity_psnr", "MODES",
+           "IMAGE_SUFFIXES"]
+
+MODES = ("unsupervised", "supervised", "hybrid")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a TVflowNET training run (saved as ``config.json``).
+
+    Defaults are the paper's (seed 000 §4.2) where it gives a value.
+    """
+
+    # model
+    arch: str = "semiresnet"                 #: "semiresnet", "unet" or "lgd"
+    arch_kwargs: dict = field(default_factory=dict)   #: constructor arguments (paper sizes by default)
+    # data
+    data: str = "builtin"                    #: "builtin" (TRAIN split of the built-in pool) or a folder
+    crop: str = "32"                         #: crop size in pixels, or "mixed"
+    mixed_min: int = 32                      #: mixed: crop size drawn per step in [mixed_min, mixed_max)
+    mixed_max: int = 256
+    scale: float = 5.0                       #: images in [0, 1] are multiplied by this (paper: 5)
+    t_max: float = 1.0                       #: flow times t ~ U[0, t_max) (paper: 1)
+    times_per_image: int = 1                 #: >1: each crop at that many times, the first t = 0
+    # optimisation
+    steps: int = 20_000
+    batch_size: int = 16
+    lr: float = 3e-4
+    clip: float | None = 1.0                 #: gradient-norm clipping (None: off)
+    seed: int = 0
+    deterministic: bool = False              #: torch deterministic algorithms (bit-exact resume on CPU)
+    # objective
+    mode: str = "unsupervised"               #: "unsupervised", "supervised" or "hybrid"
+    loss: str = "paper"                      #: "paper": (|phi| - 1)_+; "official": (|phi|^2 - 1)_+
+    a1: float = 1e-4                         #: weight of the TV term of eq. (12)
+    a2: float = 1e-4                         #: weight of the minimal-norm term of eq. (12)
+    ut_method: str = "jvp"                   #: u_t by "jvp" (forward-mode autodiff) or "fd"
+    hybrid_fraction: float = 0.25            #: hybrid: fraction of the steps trained supervised first
+    phi_weight: float = 0.0                  #: supervised: weight of the phi term (0: u only)
+    phi_target: str = "div"                  #: supervised phi term: "div" (div phi vs u_t) or "dual"
+    ref_dt: float = 0.05                     #: supervised: time step of the on-the-fly reference flow
+    ref_tol: float = 1e-3                    #: supervised: relative duality gap of its implicit steps
+    ref_max_iter: int = 50                   #: supervised: iteration cap of each implicit step
+    # validation and checkpoints
+    val_data: str | None = None              #: None: see the module doc; or "builtin" (TEST split) or a folder
+    val_fraction: float = 0.1                #: folder data: fraction of its files held out for validation
+    val_crops: int = 16
+    val_size: int = 96
+    val_times: int = 10                      #: times linspace(0, t_max, val_times)
+    val_dt: float = 0.01
+    val_tol: float = 1e-4
+    val_max_iter: int = 1000
+    val_seed: int = 0
+    val_every: int = 500
+    ckpt_every: int = 500
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the first field that is out of range."""
+    def need(ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"TrainConfig.{name}: expected {what}, got {getattr(cfg, name)!r}")
+
+    need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
+         in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
+    need(isinstance(cfg.arch_kwargs, dict), "arch_kwargs", "a dict of constructor arguments")
+    need(cfg.mode in MODES, "mode", f"one of {MODES}")
+    need(cfg.loss in ("paper", "official"), "loss", "'paper' or 'official'")
+    need(cfg.ut_method in ("jvp", "fd"), "ut_method", "'jvp' or 'fd'")
+    need(cfg.phi_target in ("div", "dual"), "phi_target", "'div' or 'dual'")
+    need(cfg.crop == "mixed" or (str(cfg.crop).isdigit() and int(cfg.crop) >= 2), "crop",
+         "a crop size >= 2 (e.g. '32', '96', '256') or 'mixed'")
+    need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
+    for name in ("scale", "t_max", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol"):
+        v = getattr(cfg, name)
+        need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, name, "a finite number > 0")
+    for name in ("a1", "a2", "phi_weight"):
+        v = getattr(cfg, name)
+        need(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, name, "a finite number >= 0")
+    need(cfg.clip is None or (math.isfinite(cfg.clip) and cfg.clip >= 0), "clip", "None or a number >= 0")
+    for name in ("steps", "batch_size", "times_per_image", "val_crops", "val_every", "ckpt_every", "ref_max_iter",
+                 "val_max_iter"):
+        v = getattr(cfg, name)
+        need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "an int >= 1")
+    need(cfg.val_size >= 2, "val_size", "an int >= 2")
+    need(cfg.val_times >= 2, "val_times", "an int >= 2")
+    need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
+    need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
+    need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
+    need(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", "an int >= 0")
+    need(isinstance(cfg.val_seed, int) and cfg.val_seed >= 0, "val_seed", "an int >= 0")
+
+
+# --------------------------------------------------------------------------- data
+
+
+class ImageSet:
+    """Greyscale ``(1, H, W)`` images in [0, 1] by index: held in memory, or read from
+    files on demand (the last ``cache`` of them kept), so a large folder costs no memory."""
+
+    def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
+                 description: dict, cache: int = 512):
+        if (images is None) == (files is None):
+            raise ValueError("ImageSet: give images or files")
+        self.images, self.files = images, files
+        self.description = description
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[i]
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        img = pdata.read_image(self.files[i], grey=True)
+        self._cache[i] = img
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return img
+
+
+def _image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise ValueError(f"data: {str(folder)!r} is neither 'builtin' nor a directory")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"data: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return files
+
+
+def _builtin_set(split: str) -> ImageSet:
+    pool = pdata.builtin_pool(split, grey=True)
+    return ImageSet(images=list(pool.values()),
+                    description={"source": "builtin", "split": split, "images": list(pool)})
+
+
+def _folder_set(folder: Path, files: list[Path], role: str) -> ImageSet:
+    rel = [str(p.relative_to(folder)) for p in files]
+    desc = {"source": "folder", "path": str(folder.resolve()), "role": role, "n_images": len(files)}
+    if len(rel) <= 50:
+        desc["files"] = rel
+    return ImageSet(files=files, description=desc)
+
+
+def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
+    """The training and validation images of ``cfg`` (never one source image in both)."""
+    if cfg.data == "builtin":
+        train_set = _builtin_set("train")
+        train_files = None
+    else:
+        folder = Path(cfg.data)
+        files = _image_files(folder)
+        held_out: list[Path] = []
+        if cfg.val_data is None:
+            if len(files) < 2:
+                raise ValueError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
+                                 "for validation, or give val_data (--val-data)")
+            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
+            n_val = min(len(files) - 1, max(1, round(cfg.val_fraction * len(files))))
+            held_out = sorted(sorted(files, key=key)[:n_val])
+            files = [p for p in files if p not in set(held_out)]
+        train_set = _folder_set(folder, files, "train")
+        train_files = (folder, held_out)
+
+    if cfg.val_data is None:
+        val_set = _builtin_set("test") if cfg.data == "builtin" else _folder_set(*train_files, "validation")
+    elif cfg.val_data == "builtin":
+        val_set = _builtin_set("test")
+    else:
+        vfolder = Path(cfg.val_data)
+        vfiles = _image_files(vfolder)
+        if train_files is not None:
+            overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
+            if overlap:
+                raise ValueError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
+                                 f"e.g. {sorted(overlap)[0]}")
+        val_set = _folder_set(vfolder, vfiles, "validation")
+    return train_set, val_set
+
+
+def _crops(images: ImageSet, n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` crops ``(n, 1, size, size)`` of images picked uniformly at random."""
+    picks = torch.randint(len(images), (n,), generator=g).tolist()
+    return torch.cat([pdata.random_crops([images[i]], 1, size, generator=g) for i in picks])
+
+
+def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
+    if cfg.crop == "mixed":
+        return int(torch.randint(cfg.mixed_min, cfg.mixed_max, (1,), generator=g))
+    return int(cfg.crop)
+
+
+def sample_batch(cfg: TrainConfig, images: ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
+
+    Everything is drawn from ``g`` (the step generator), in a fixed order.
+    """
+    k = cfg.times_per_image
+    size = crop_size(cfg, g)
+    u0 = _crops(images, cfg.batch_size // k, size, g).repeat_interleave(k, 0) * cfg.scale
+    t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) * cfg.t_max
+    if k > 1:
+        t[::k] = 0.0
+    return u0, t.to(u0.dtype)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def unsupervised_loss_fn(cfg: TrainConfig) -> TVFlowLoss:
+    """Eq. (12) with the config's weights and variant."""
+    make = TVFlowLoss.official if cfg.loss == "official" else TVFlowLoss
+    return make(tv_weight=cfg.a1, min_norm_weight=cfg.a2, ut_method=cfg.ut_method, t_max=cfg.t_max)
+
+
+@torch.no_grad()
+def reference_flow(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
+    """The reference TV flow of each crop of ``u0`` at its own time ``t[i]``.
+
+    Returns ``u_ref`` ``(B, 1, H, W)`` and, if ``dual``, ``(u_t,ref, p_ref)``.
+    Crops repeated by ``times_per_image`` are evolved once.
+    """
+    k = cfg.times_per_image
+    times = sorted(set(t.tolist()))
+    out = tv_flow(u0[::k], times, dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter,
+                  return_ut=dual, return_dual=dual)
+    traj = out[0] if dual else out                        # (K, B / k, 1, H, W)
+    ti = torch.tensor([times.index(s) for s in t.tolist()], device=u0.device)
+    ii = torch.arange(u0.shape[0], device=u0.device) // k
+    if not dual:
+        return traj[ti, ii]
+    return traj[ti, ii], out[1][ti, ii], out[2][ti, ii]
+
+
+def supervised_loss(model, u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig):
+    """``mean (u - u_ref)^2`` (+ the optional phi term); ``(total, {name: float})``."""
+    want_phi = cfg.phi_weight > 0
+    ref = reference_flow(u0, t, cfg, dual=want_phi)
+    u, phi = model(u0, t)
+    if not want_phi:
+        loss_u = torch.mean((u - ref) ** 2)
+        return loss_u, {"sup_u": float(loss_u.detach())}
+    u_ref, ut_ref, p_ref = ref
+    loss_u = torch.mean((u - u_ref) ** 2)
+    if cfg.phi_target == "div":
+        loss_phi = torch.mean((ops.div(phi) - ut_ref) ** 2)
+    else:
+        loss_phi = torch.mean(((phi - p_ref) ** 2).sum(-3))
+    total = loss_u + cfg.phi_weight * loss_phi
+    return total, {"sup_u": float(loss_u.detach()), "sup_phi": float(loss_phi.detach())}
+
+
+def supervised_steps(cfg: TrainConfig) -> int:
+    """Number of leading steps trained supervised."""
+    return {"unsupervised": 0, "supervised": cfg.steps, "hybrid": round(cfg.hybrid_fraction * cfg.steps)}[cfg.mode]
+
+
+def average_gradients(net: torch.nn.Module) -> None:
+    """Average the gradients over the ranks (one all-reduce of a flat buffer); no-op on one process.
+
+    Used instead of :func:`pdeflow.training.wrap_ddp`: the unsupervised loss
+    evaluates the model inside ``torch.func.jvp``, and DDP's forward cannot run
+    there (it rebuilds its gradient buckets in the second iteration's forward,
+    which fails on functorch's tensors without storage). The result is DDP's:
+    every rank steps with the mean gradient.
+    """
+    world = get_world_size()
+    if world == 1:
+        return
+    params = [p for p in net.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _broadcast(obj: Any) -> Any:
+    if get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def validation_set(cfg: TrainConfig, images: ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
+    """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
+
+    Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units}``.
+    Rank 0 computes or reads it; other ranks receive it.
+    """
+    key = {"data": images.description, "crops": cfg.val_crops, "size": cfg.val_size, "times": cfg.val_times,
+           "t_max": cfg.t_max, "scale": cfg.scale, "dt": cfg.val_dt, "tol": cfg.val_tol, "max_iter": cfg.val_max_iter,
+           "seed": cfg.val_seed}
+    path = Path(run_dir) / "val_reference.pt"
+    val = None
+    if get_rank() == 0:
+        if path.exists():
+            cached = load_checkpoint(path)
+            if cached.get("key") == key:
+                val = cached
+        if val is None:
+            g = torch.Generator().manual_seed(cfg.val_seed)
+            u0 = _crops(images, cfg.val_crops, cfg.val_size, g)
+            times = torch.linspace(0, cfg.t_max, cfg.val_times, dtype=torch.float64).tolist()
+            ref = tv_flow(u0 * cfg.scale, times, dt=cfg.val_dt, tol=cfg.val_tol, max_iter=cfg.val_max_iter,
+                          progress=progress)
+            val = {"key": key, "u0": u0, "times": times, "ref": ref}
+            save_checkpoint(path, val)
+    return _broadcast(val)
+
+
+@torch.no_grad()
+def validate(net, val: dict, cfg: TrainConfig, device: torch.device | str = "cpu") -> float:
+    """Mean over the validation crops of the PSNR (data range 1, on ``u / scale``) over
+    each crop's stack of times. Under DDP the crops are shared out and the result
+    is the mean over all of them on every rank."""
+    rank, world = get_rank(), get_world_size()
+    u0 = val["u0"][rank::world].to(device) * cfg.scale
+    ref = val["ref"][:, rank::world].to(device)
+    was_training = net.training
+    net.eval()
+    try:
+        pred = torch.stack([net(u0, float(t))[0] for t in val["times"]])       # (K, n, 1, S, S)
+    finally:
+        net.train(was_training)
+    stack = lambda x: x.transpose(0, 1).flatten(1, 2) / cfg.scale             # noqa: E731  (n, K, S, S)
+    per_crop = psnr(stack(pred), stack(ref), data_range=1.0) if u0.shape[0] else u0.new_zeros(0)
+    total = torch.stack([per_crop.sum().double(), torch.tensor(float(per_crop.numel()), dtype=torch.float64,
+                                                               device=per_crop.device)])
+    if world > 1:
+        dist.all_reduce(total)
+    return float(total[0] / total[1])
+
+
+def identity_psnr(val: dict, cfg: TrainConfig) -> float:
+    """The validation PSNR of the trivial answer ``u(t) = u0``: the baseline a network must beat."""
+    ref = val["ref"] / cfg.scale
+    u0 = val["u0"].unsqueeze(0).expand_as(ref)
+    stack = lambda x: x.transpose(0, 1).flatten(1, 2)                           # noqa: E731
+    return float(psnr(stack(u0), stack(ref), data_range=1.0).mean())
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _model_config(net, cfg: TrainConfig) -> dict:
+    return {"model": net.config, "scale": float(cfg.scale), "t_max": float(cfg.t_max)}
+
+
+def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: dict) -> None:
+    provenance = {
+        "trainer": "pdeflow.tvflownet.train",
+        "steps": int(run.best_step) + 1,          # steps trained when the exported weights were validated
+        "steps_total": int(run.done),
+        "wall_time_s": round(run.elapsed, 1),
+        "val_psnr": float(run.best),
+        **info,
+    }
+    export_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=provenance)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None, quiet: bool = False,
+          command: str | None = None) -> Path:
+    """Train (or resume) a TVflowNET run in ``run_dir``; returns the path of the exported
+    ``model.json`` (the best model by validation PSNR). See the module docstring.
+
+    ``device``: default ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU.
+    ``command``: recorded in the exported JSON (default: this process's command line).
+    """
+    check_config(cfg)
+    run_dir = Path(run_dir)
+    rank, world_size, default_device = setup_distributed()
+    device = torch.device(device) if device is not None else default_device
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)       # same initial weights on every rank
+    train_images, val_images = open_data(cfg)
+
+    net = build_model(cfg.arch, **cfg.arch_kwargs).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    unsupervised = unsupervised_loss_fn(cfg)
+    run = Run(run_dir, cfg, models={"net": net}, optimizers={"opt": opt}, ckpt_every=cfg.ckpt_every,
+              best_mode="max", allow_changed=("steps",), quiet=quiet)
+    start = run.resume()
+    show = rank == 0 and not quiet and sys.stderr.isatty()
+    val = validation_set(cfg, val_images, run_dir, progress=show)
+    n_supervised = supervised_steps(cfg)
+    info = {
+        "command": command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "train_config": config_to_dict(cfg),
+        "data": {"train": train_images.description, "validation": val_images.description},
+        "validation": {k: v for k, v in val["key"].items() if k != "data"},
+        "val_psnr_identity": identity_psnr(val, cfg),
+        "device": str(device), "world_size": world_size,
+    }
+
+    for step in run.steps(start, cfg.steps):
+        g = step_generator(cfg.seed, step, rank)
+        u0, t = sample_batch(cfg, train_images, g)
+        u0, t = u0.to(device), t.to(device)
+        if step < n_supervised:
+            loss, terms = supervised_loss(net, u0, t, cfg)
+        else:
+            loss, terms = unsupervised(net, u0, t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(net)                                   # DDP: the mean over ranks
+        grad_norm = clip_gradients(net, cfg.clip)
+        opt.step()
+
+        logged = reduce_mean(torch.tensor([float(loss.detach()), *terms.values()], dtype=torch.float64,
+                                          device=device))          # on the device: NCCL reduces CUDA tensors
+        run.log(step, loss=logged[0], **{name: logged[1 + i] for i, name in enumerate(terms) if name != "total"},
+                **({"grad_norm": reduce_mean(grad_norm)} if grad_norm is not None else {}),
+                crop=u0.shape[-1])
+        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+            val_psnr = validate(net, val, cfg, device)
+            run.log(step, val_psnr=val_psnr)
+            if run.update_best(step, val_psnr) and rank == 0:
+                _export(net.state_dict(), net, run_dir, cfg, run, info)
+    run.finish()
+
+    # the exported model is the best one; (re)write it from best.pt with the final provenance
+    if rank == 0 and (run_dir / "best.pt").exists():
+        best = load_checkpoint(run_dir / "best.pt")
+        _export(best["models"]["net"], net, run_dir, cfg, run, info)
+    cleanup_distributed()
+    return run_dir / "model.json"
+

@@ -1,0 +1,364 @@
+"""TVflowNET training, loading, flow() and the symmetry wrapper, on tiny models (fast)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pdeflow.tvflownet.api as api
+import pdeflow.tvflownet.train as T
+from pdeflow.training import RunConfigError, load_checkpoint
+from pdeflow.tv import tv_flow
+from pdeflow.tvflownet import Equivariant, build_model, flow, load
+from pdeflow.tvflownet.cli import add_parsers
+from pdeflow.tvflownet.train import TrainConfig, train
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+TINY = dict(width=4, depth=3)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    det, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    if torch.are_deterministic_algorithms_enabled() != det:
+        torch.use_deterministic_algorithms(det)
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(arch_kwargs=TINY, crop="16", steps=6, batch_size=4, val_every=3, ckpt_every=2, val_crops=2,
+                val_size=16, val_times=3, val_dt=0.1, val_tol=1e-3, val_max_iter=100, ref_dt=0.1,
+                ref_max_iter=50, deterministic=True)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(run_dir) -> list[dict]:
+    with open(run_dir / "log.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# ---------------------------------------------------------------- train, export, load
+
+def test_tiny_hybrid_run_exports_a_model_that_load_reads_back(tmp_path):
+    cfg = tiny_config(mode="hybrid", hybrid_fraction=0.5)
+    meta_path = train(cfg, tmp_path / "run", quiet=True, command="pdeflow train tvflownet --test")
+    run = tmp_path / "run"
+    assert meta_path == run / "model.json"
+    for name in ("config.json", "last.pt", "best.pt", "log.csv", "val_reference.pt", "model.safetensors", "model.json"):
+        assert (run / name).is_file(), name
+    rows = _rows(run)
+    assert [r["step"] for r in rows] == [str(s) for s in range(6)]
+    assert all(r["sup_u"] != "" for r in rows[:3]) and all(r["temporal"] != "" for r in rows[3:])  # the two phases
+    assert [r["val_psnr"] != "" for r in rows] == [False, False, True, False, False, True]
+
+    meta = json.loads(meta_path.read_text())
+    assert meta["config"]["model"]["arch"] == "semiresnet" and meta["config"]["model"]["width"] == 4
+    assert meta["config"]["scale"] == 5.0 and meta["config"]["t_max"] == 1.0
+    prov = meta["provenance"]
+    best = load_checkpoint(run / "best.pt")
+    assert prov["val_psnr"] == best["best"]["metric"] and prov["steps"] == best["step"]
+    assert prov["command"] == "pdeflow train tvflownet --test" and prov["wall_time_s"] > 0
+    assert prov["data"]["train"]["split"] == "train" and prov["data"]["validation"]["split"] == "test"
+    assert not set(prov["data"]["train"]["images"]) & set(prov["data"]["validation"]["images"])
+
+    net = build_model(**meta["config"]["model"])
+    net.load_state_dict(best["models"]["net"])
+    net.eval()
+    u0, t = torch.rand(3, 1, 20, 18) * 5, torch.tensor([0.0, 0.4, 0.9])
+    ref = net(u0, t)
+    for spec in (run, run / "model.json", run / "model.safetensors", str(run / "model")):
+        model = load(spec)
+        assert not model.training and model.meta["provenance"]["steps"] == prov["steps"]
+        out = model(u0, t)
+        assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
+
+    # the validation reference is cached: a second run directory with it copied does not recompute
+    cached = load_checkpoint(run / "val_reference.pt")
+    assert cached["ref"].shape == (3, 2, 1, 16, 16) and cached["times"] == [0.0, 0.5, 1.0]
+
+
+def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
+    cfg = tiny_config(mode="unsupervised")
+    train(cfg, tmp_path / "full", quiet=True, command="x")
+
+    real = T.sample_batch
+    calls = []
+
+    def killed_at_5(cfg_, images, g):
+        calls.append(1)
+        if len(calls) == 6:                      # the top of step 5: last.pt holds 4 steps
+            raise KeyboardInterrupt
+        return real(cfg_, images, g)
+
+    monkeypatch.setattr(T, "sample_batch", killed_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", quiet=True, command="x")
+    monkeypatch.setattr(T, "sample_batch", real)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["step"] == 4
+    train(cfg, tmp_path / "resumed", quiet=True, command="x")
+
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "resumed" / "last.pt")
+    _same(a["models"]["net"], b["models"]["net"])
+    _same(a["optimizers"]["opt"]["state"][0], b["optimizers"]["opt"]["state"][0])
+    assert a["best"] == b["best"]
+    assert _rows(tmp_path / "full") == _rows(tmp_path / "resumed")
+    assert ((tmp_path / "full" / "model.safetensors").read_bytes()
+            == (tmp_path / "resumed" / "model.safetensors").read_bytes())
+    with pytest.raises(RunConfigError, match="lr"):
+        train(dataclasses.replace(cfg, lr=1e-3), tmp_path / "resumed", quiet=True)
+
+
+def test_config_errors_and_changed_config_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="TrainConfig.crop"):
+        train(tiny_config(crop="big"), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.times_per_image"):
+        train(tiny_config(times_per_image=3), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.mode"):
+        train(tiny_config(mode="semi"), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="neither 'builtin' nor a directory"):
+        train(tiny_config(data=str(tmp_path / "nowhere")), tmp_path / "a", quiet=True)
+
+
+def test_sample_batch_is_a_pure_function_of_the_generator_and_mixed_sizes(tmp_path):
+    images, _ = T.open_data(tiny_config())
+    cfg = tiny_config(crop="mixed", mixed_min=8, mixed_max=24, times_per_image=2)
+    g = lambda s: T.step_generator(0, s)  # noqa: E731
+    u_a, t_a = T.sample_batch(cfg, images, g(3))
+    u_b, t_b = T.sample_batch(cfg, images, g(3))
+    assert torch.equal(u_a, u_b) and torch.equal(t_a, t_b)
+    sizes = {T.sample_batch(cfg, images, g(s))[0].shape[-1] for s in range(12)}
+    assert len(sizes) > 3 and all(8 <= s < 24 for s in sizes)
+    assert torch.equal(u_a[0], u_a[1]) and t_a[0] == 0 and t_a[2] == 0 and u_a.max() > 1   # replicated, x5
+
+
+def test_folder_data_holds_out_images_for_validation(tmp_path):
+    from pdeflow import data as pdata
+    folder = tmp_path / "imgs" / "sub"
+    folder.mkdir(parents=True)
+    for i in range(5):
+        pdata.write_image(folder / f"im{i}.png", torch.rand(1, 24, 24))
+    cfg = tiny_config(data=str(tmp_path / "imgs"))
+    tr, va = T.open_data(cfg)
+    assert len(tr) == 4 and len(va) == 1
+    assert not set(tr.description["files"]) & set(va.description["files"])
+    assert tr[0].shape == (1, 24, 24)
+
+
+# ---------------------------------------------------------------- supervised
+
+def test_supervised_loss_decreases():
+    torch.manual_seed(0)
+    cfg = tiny_config(mode="supervised", phi_weight=0.1)
+    net = build_model("semiresnet", **TINY)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    images, _ = T.open_data(cfg)
+    u0, t = T.sample_batch(cfg, images, T.step_generator(0, 0))
+    losses = []
+    for _ in range(25):
+        loss, terms = T.supervised_loss(net, u0, t, cfg)
+        assert set(terms) == {"sup_u", "sup_phi"}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.75 * losses[0] and min(losses[-5:]) < min(losses[:5])
+
+
+def test_reference_flow_picks_each_crops_own_time():
+    cfg = tiny_config(times_per_image=2)
+    u0 = torch.rand(2, 1, 10, 10).repeat_interleave(2, 0) * 5
+    t = torch.tensor([0.0, 0.3, 0.0, 0.7])
+    ref = T.reference_flow(u0, t, cfg)
+    direct = tv_flow(u0[::2], [0.3, 0.7], dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter)
+    assert torch.equal(ref[0], u0[0]) and torch.allclose(ref[1], direct[0, 0])
+    assert torch.allclose(ref[3], direct[1, 1])
+
+
+# ---------------------------------------------------------------- load and flow
+
+def _tiny_model(scale=5.0, t_max=1.0, dtype=torch.float32):
+    torch.manual_seed(0)
+    m = build_model("semiresnet", **TINY).to(dtype).eval()
+    m.meta = {"config": {"model": m.config, "scale": scale, "t_max": t_max}}
+    return m
+
+
+@pytest.mark.parametrize("shape", [(12, 10), (1, 12, 10), (3, 1, 12, 10)])
+def test_flow_output_shapes_mirror_tv_flow(shape):
+    u0 = torch.rand(shape)
+    times = [0.0, 0.02, 0.1]
+    ref_u, ref_ut, ref_p = tv_flow(u0, times, dt=0.05, tol=1e-2, max_iter=50, return_ut=True, return_dual=True)
+    for eq in (True, False):
+        u, ut, p = flow(u0, times, _tiny_model(), equivariant=eq, batch_size=2, return_ut=True, return_dual=True)
+        assert u.shape == ref_u.shape and ut.shape == ref_ut.shape and p.shape == ref_p.shape
+        assert u.dtype == u0.dtype and torch.isfinite(u).all()
+    assert flow(u0, times, _tiny_model()).shape == ref_u.shape
+    with pytest.raises(ValueError, match="channel"):
+        flow(torch.rand(1, 3, 8, 8), times, _tiny_model())
+    with pytest.raises(ValueError, match="sorted"):
+        flow(u0, [0.5, 0.1], _tiny_model())
+
+
+def test_flow_applies_the_training_scale():
+    """The bare network sees s*u0 at time s*t; the output is divided by s."""
+    m = _tiny_model(scale=5.0)
+    u0 = torch.rand(2, 1, 12, 12)
+    u = flow(u0, [0.1], m, equivariant=False)
+    with torch.no_grad():
+        direct = m(u0 * 5, 0.5)[0] / 5
+    torch.testing.assert_close(u[0], direct)
+    with pytest.warns(UserWarning, match="beyond its trained interval"):
+        flow(u0, [0.5], m, equivariant=False)
+
+
+def test_load_names_paths_and_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(api, "_DEFAULT_CACHE", {})
+    with pytest.raises(FileNotFoundError, match="no model is shipped.*pdeflow train tvflownet"):
+        load()
+    with pytest.raises(FileNotFoundError, match="no model is shipped"):
+        flow(torch.rand(8, 8), [0.1])
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load(tmp_path / "nothing.json")
+    from pdeflow.training import export_model
+    m = _tiny_model()
+    export_model(m, tmp_path / "weights" / "default", config=m.meta["config"], provenance={})
+    export_model(m, tmp_path / "weights" / "small", config=m.meta["config"], provenance={})
+    assert api.shipped_models() == ["default", "small"]
+    u0 = torch.rand(1, 1, 8, 8)
+    for loaded in (load(), load("small"), load(tmp_path / "weights" / "small.safetensors")):
+        torch.testing.assert_close(loaded(u0, 0.3)[0], m(u0, 0.3)[0], rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError, match="shipped models: default, small"):
+        load("large")
+    torch.testing.assert_close(flow(u0, [0.1]), flow(u0, [0.1], m))
+
+
+# ---------------------------------------------------------------- symmetry wrapper
+
+@pytest.mark.parametrize("contrast", ["range", "std"])
+def test_equivariant_wrapper_is_shift_equivariant_and_one_homogeneous(contrast):
+    m = Equivariant(_tiny_model(dtype=torch.float64), contrast=contrast)
+    gen = torch.Generator().manual_seed(1)
+    u0 = torch.rand(3, 1, 14, 12, generator=gen, dtype=torch.float64)
+    t = torch.tensor([0.0, 0.05, 0.7], dtype=torch.float64)      # 0.7: past T on the network's scale -> composed
+    for _ in range(4):
+        c = float(10 ** (torch.rand(1, generator=gen) * 4 - 2))   # 0.01 .. 100
+        k = float(torch.randn(1, generator=gen) * 10)
+        u_a, phi_a = m(c * u0 + k, t)
+        u_b, phi_b = m(u0, t / c)
+        expected = c * u_b + k
+        assert (u_a - expected).abs().max() <= 1e-5 * expected.abs().max()
+        assert (phi_a - phi_b).abs().max() <= 1e-5
+    # per-image contrasts: each image scaled by its own factor
+    cs = torch.tensor([0.3, 2.0, 7.0], dtype=torch.float64).view(-1, 1, 1, 1)
+    u_a, _ = m(cs * u0 - 4.0, t)
+    u_b, _ = m(u0, t / cs.view(-1))
+    assert (u_a - (cs * u_b - 4.0)).abs().max() <= 1e-5 * (cs * u_b - 4.0).abs().max()
+
+
+def test_equivariant_wrapper_composes_beyond_the_trained_interval_and_keeps_constants():
+    inner = _tiny_model(dtype=torch.float64)
+    calls = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+            self.meta = inner.meta
+
+        def forward(self, u0, t):
+            calls.append(torch.as_tensor(t).detach().clone())
+            return self.inner(u0, t)
+
+    m = Equivariant(Spy())
+    u0 = torch.rand(1, 1, 10, 10, dtype=torch.float64)
+    c = float(u0.max() - u0.min())
+    lam = c / 5.0
+    calls.clear()
+    m(u0, 0.5 * lam)                               # network time 0.5: one call
+    assert len(calls) == 1 and torch.allclose(calls[0], torch.tensor([0.5], dtype=torch.float64))
+    calls.clear()
+    m(u0, 2.5 * lam)                               # network time 2.5 > T = 1: composed, every call within [0, T]
+    assert len(calls) >= 2 and all(float(x.max()) <= 1.0 + 1e-12 for x in calls)
+    assert torch.allclose(calls[0], torch.tensor([1.0], dtype=torch.float64))
+    calls.clear()
+    Equivariant(Spy(), compose=False)(u0, 2.5 * lam)
+    assert len(calls) == 1 and torch.allclose(calls[0], torch.tensor([2.5], dtype=torch.float64))
+
+    const = torch.full((2, 1, 6, 6), 3.25, dtype=torch.float64)
+    u, phi = m(const, 0.4)
+    assert torch.equal(u, const) and phi.abs().max() == 0
+    u2, phi2 = m(const[0, 0], 0.4)                 # (H, W) in, (H, W) out
+    assert u2.shape == (6, 6) and phi2.shape == (2, 6, 6)
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_trains_then_resumes_with_the_same_command(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="pdeflow")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    argv = ["train", "tvflownet", "--arch", "semiresnet", "--arch-kwargs", '{"width": 4, "depth": 3}',
+            "--crop", "16", "--steps", "2", "--batch-size", "2", "--run-dir", str(tmp_path / "run"),
+            "--val-crops", "1", "--val-size", "16", "--val-times", "2", "--val-dt", "0.1", "--val-tol", "1e-3",
+            "--val-max-iter", "50", "--quiet"]
+    for _ in range(2):
+        args = parser.parse_args(argv)
+        args.validate(args)
+        assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "starting" in out and "resuming" in out and "best validation PSNR" in out
+    assert load(tmp_path / "run").config["width"] == 4
+    with pytest.raises(SystemExit):
+        bad = parser.parse_args(argv[:-1] + ["--crop", "huge"])
+
+
+# ---------------------------------------------------------------- DDP
+
+DDP_SCRIPT = """
+import os, sys, torch
+torch.set_num_threads(1)
+import pdeflow.tvflownet.train as T
+built = []
+build = T.build_model
+T.build_model = lambda *a, **k: built.append(build(*a, **k)) or built[-1]
+cfg = T.TrainConfig(arch_kwargs={"width": 4, "depth": 3}, crop="16", steps=4, batch_size=2, val_every=2,
+                    ckpt_every=2, val_crops=3, val_size=16, val_times=2, val_dt=0.1, val_tol=1e-3, val_max_iter=50)
+T.train(cfg, sys.argv[1], quiet=True, command="ddp")
+torch.save(built[0].state_dict(), os.path.join(sys.argv[1], "..", "rank" + os.environ["RANK"] + ".pt"))
+"""
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tmp_path / "run")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["provenance"]["world_size"] == 2
+    assert [r["step"] for r in _rows(tmp_path / "run")] == ["0", "1", "2", "3"]
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["world_size"] == 2
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    _same(ranks[0], ranks[1])                          # the ranks stepped alike...
+    _same(ranks[0], last["models"]["net"])             # ...and rank 0 checkpointed it
