@@ -287,7 +287,7 @@ def test_equivariant_wrapper_composes_beyond_the_trained_interval_and_keeps_cons
             calls.append(torch.as_tensor(t).detach().clone())
             return self.inner(u0, t)
 
-    m = Equivariant(Spy())
+    m = Equivariant(Spy(), contrast="range")
     u0 = torch.rand(1, 1, 10, 10, dtype=torch.float64)
     c = float(u0.max() - u0.min())
     lam = c / 5.0
@@ -299,7 +299,7 @@ def test_equivariant_wrapper_composes_beyond_the_trained_interval_and_keeps_cons
     assert len(calls) >= 2 and all(float(x.max()) <= 1.0 + 1e-12 for x in calls)
     assert torch.allclose(calls[0], torch.tensor([1.0], dtype=torch.float64))
     calls.clear()
-    Equivariant(Spy(), compose=False)(u0, 2.5 * lam)
+    Equivariant(Spy(), contrast="range", compose=False)(u0, 2.5 * lam)
     assert len(calls) == 1 and torch.allclose(calls[0], torch.tensor([2.5], dtype=torch.float64))
 
     const = torch.full((2, 1, 6, 6), 3.25, dtype=torch.float64)

@@ -757,7 +757,16 @@ def _run_demo(args) -> int:
 # ---------------------------------------------------------------------------
 
 #: Register functions of the subcommands, in the order of ``pdeflow --help``.
-COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo]
+def _register_tvflownet(sub) -> None:
+    # `pdeflow train tvflownet` and `pdeflow evaluate tvflownet` live with the model code.
+    from .tvflownet import cli as tvflownet_cli
+    from .tvflownet import eval_cli as tvflownet_eval_cli
+
+    tvflownet_cli.add_parsers(sub)
+    tvflownet_eval_cli.add_parsers(sub)
+
+
+COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet]
 
 
 def build_parser() -> argparse.ArgumentParser:

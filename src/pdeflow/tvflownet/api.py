@@ -26,7 +26,8 @@ For images in [0, 1] and the paper's ``s = 5, T = 1`` the trained range is
 :class:`~pdeflow.tvflownet.symmetry.Equivariant`, which :func:`flow` does by
 default (``equivariant=True``; it also normalises each image's mean and
 contrast, which makes the result exactly shift equivariant and
-one-homogeneous).
+one-homogeneous, and was more accurate than the bare network at every time
+we measured: 1-2 dB inside the trained interval, up to 10 dB beyond it).
 """
 from __future__ import annotations
 

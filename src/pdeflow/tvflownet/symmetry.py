@@ -8,14 +8,14 @@ The TV flow commutes with adding a constant and is one-homogeneous: for
 A trained network only approximates this (seed 000 §4.2.2: well inside the
 trained time interval, poorly outside). :class:`Equivariant` makes any model
 satisfy it exactly (up to round-off) by construction. For each image it
-computes a shift ``k`` (the mean) and a contrast ``c`` (the range
-``max - min`` by default, or ``4 * std``), maps the image to the training
+computes a shift ``k`` (the mean) and a contrast ``c`` (``4 * std`` by
+default, or the range ``max - min``), maps the image to the training
 intensities,
 
     w = S * (u0 - k) / c + S / 2          (S: the model's training scale),
 
-so that ``w`` spans ``S`` (as a full-range training image, [0, 1] times S)
-around ``S / 2``, and since ``u0 = lam * (w - S/2) + k`` with ``lam = c / S``,
+so that ``w`` spans about ``S`` (as a full-range training image, [0, 1] times
+S) around ``S / 2``, and since ``u0 = lam * (w - S/2) + k`` with ``lam = c / S``,
 
     u(t) = lam * (net_u(w, t / lam) - S / 2) + k,     phi(t) = net_phi(w, t / lam).
 
@@ -57,9 +57,12 @@ class Equivariant(nn.Module):
     ----------
     model : nn.Module
         A TVflowNET model (e.g. from :func:`pdeflow.tvflownet.load`).
-    contrast : {"range", "std"}
-        The per-image contrast ``c``: ``max - min``, or ``4 * std`` (less
-        sensitive to a few outlying pixels).
+    contrast : {"std", "range"}
+        The per-image contrast ``c``: ``4 * std`` (default), or ``max - min``.
+        Measured with two briefly trained Semi-ResNets on 8 test crops (64x64,
+        [0, 1]) against the reference flow: ``"std"`` was 0.1-2 dB better than
+        ``"range"`` at every time, and both beat the bare network (by 1-2 dB
+        inside the trained interval and by up to 10 dB at 5x past it).
     scale : float, optional
         The training intensity scale ``S``; default from the model's JSON
         (``model.meta``), else 5 (the paper's).
@@ -75,7 +78,7 @@ class Equivariant(nn.Module):
     ``(B,)`` tensor, ``t >= 0``. Statistics are over each image's channels and pixels.
     """
 
-    def __init__(self, model: nn.Module, *, contrast: str = "range", scale: float | None = None,
+    def __init__(self, model: nn.Module, *, contrast: str = "std", scale: float | None = None,
                  t_max: float | None = None, compose: bool = True, max_stages: int = 64):
         super().__init__()
         if contrast not in ("range", "std"):
