@@ -428,6 +428,12 @@ def rof(
     # lam = 0 is the identity (u = f); such images never enter the iteration.
     active = torch.nonzero(lam_t.reshape(-1) > 0).reshape(-1)
     fa, lam_a = x[active], lam_t[active]
+    # Round-off floor of the gap: once u is constant to round-off (an image that has
+    # flowed to its mean), P and the gap are both round-off of size ~ eps |f| per pixel
+    # and their ratio never falls; a gap below that floor counts as converged.
+    finfo = torch.finfo(x.dtype)
+    floor_a = (lam_a.reshape(-1).double() * (C * H * W) * 8 * finfo.eps
+               * fa.abs().reshape(fa.shape[0], -1).amax(1).double())
     state = init(fa, lam_a, p[active], channelwise) if active.numel() else {}
     it = 0
     while active.numel():
@@ -437,13 +443,13 @@ def rof(
         it += n
         u, pa, gap, primal = evaluate(state, fa, lam_a, channelwise)
         rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
-        done = (rel <= tol) | (gap == 0) | (it >= max_iter)
+        done = (rel <= tol) | (gap <= floor_a) | (it >= max_iter)
         if bool(done.any()):
             idx = active[done]
             out_u[idx], out_p[idx] = u[done], pa[done]
             iterations[idx], gaps[idx] = it, rel[done]
             keep = ~done
-            active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
+            active, fa, lam_a, floor_a = active[keep], fa[keep], lam_a[keep], floor_a[keep]
             state = {k: (v if k in _SHARED_STATE else v[keep]) for k, v in state.items()}
 
     u_out = out_u.reshape(f.shape)

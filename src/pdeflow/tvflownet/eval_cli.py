@@ -121,6 +121,8 @@ def add_tvflownet_parser(evaluate_subparsers) -> argparse.ArgumentParser:
     g.add_argument("--joint-iterations", type=_positive_int, default=None, metavar="N",
                    help="iterations of the joint optimisation (default: the paper's, 2000 up to 96 px, "
                         "14000 at 256 px)")
+    g.add_argument("--homogeneity-sizes", type=_size, nargs="+", default=None, metavar="PX",
+                   help="image sizes of Table 6 (default: --sizes)")
     g.add_argument("--equivariant", action="store_true",
                    help="Table 6 also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant")
     r = p.add_argument_group("reference solver")
@@ -255,7 +257,7 @@ def run_tvflownet(args) -> int:
             times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
             medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
             spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
-            timing_repeats=args.timing_repeats, wrapper=wrapper, joint_sizes=args.joint_sizes,
+            timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes, joint_sizes=args.joint_sizes,
             joint_images=args.joint_images, joint_iterations=args.joint_iterations, dt=args.dt, tol=args.tol,
             solver=args.solver, cache_dir=False if args.no_cache else args.cache, device=args.device,
             progress=progress)

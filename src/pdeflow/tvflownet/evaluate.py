@@ -1050,6 +1050,7 @@ def evaluate(
     timing_repeats: int = 5,
     wrapper: Callable[[Model], Model] | None = None,
     factors: Sequence[float] = (3.0, 0.3),
+    homogeneity_sizes: Sequence[int] | None = None,
     joint_sizes: Sequence[int] | None = None,
     joint_images: int = 1,
     joint_iterations=None,
@@ -1093,6 +1094,9 @@ def evaluate(
         Table 6 also for ``wrapper(model)`` (e.g. ``symmetry.Equivariant``).
     factors : sequence of float
         Table 6's contrast factors (paper: 3 and 0.3).
+    homogeneity_sizes : sequence of int, optional
+        Image sizes of Table 6 (default ``sizes``; the costliest table: each model
+        runs four times per factor, plus the wrapped models).
     joint_sizes, joint_images, joint_iterations
         Table 1: sizes (default: those of ``sizes`` up to 96 px), images per
         size, iterations (default: the paper's).
@@ -1169,7 +1173,8 @@ def evaluate(
         results["seconds"]["table5"] = time.perf_counter() - t0
     if models and 6 in tables:
         t0 = time.perf_counter()
-        results["table6"] = evaluate_homogeneity(models, sizes=sizes, n_images=n_images, factors=factors,
+        results["table6"] = evaluate_homogeneity(models, sizes=[int(v) for v in (homogeneity_sizes or sizes)],
+                                                 n_images=n_images, factors=factors,
                                                  wrapper=wrapper, image_dir=image_dir, device=device, **common)
         results["seconds"]["table6"] = time.perf_counter() - t0
     if 7 in tables:
