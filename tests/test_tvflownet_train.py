@@ -89,9 +89,22 @@ def test_tiny_hybrid_run_exports_a_model_that_load_reads_back(tmp_path):
         out = model(u0, t)
         assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
 
-    # the validation reference is cached: a second run directory with it copied does not recompute
     cached = load_checkpoint(run / "val_reference.pt")
     assert cached["ref"].shape == (3, 2, 1, 16, 16) and cached["times"] == [0.0, 0.5, 1.0]
+    assert 0 < prov["val_psnr_identity"] < 100
+
+
+def test_validation_reference_is_computed_once_per_run(tmp_path, monkeypatch):
+    cfg = tiny_config(steps=2, val_every=1)
+    train(cfg, tmp_path, quiet=True)
+    before = (tmp_path / "val_reference.pt").read_bytes()
+
+    def no_flow(*a, **k):
+        raise AssertionError("the validation reference was recomputed")
+    monkeypatch.setattr(T, "tv_flow", no_flow)
+    train(dataclasses.replace(cfg, steps=3), tmp_path, quiet=True)          # resumed and extended: uses the cache
+    assert (tmp_path / "val_reference.pt").read_bytes() == before
+    assert json.loads((tmp_path / "model.json").read_text())["provenance"]["steps_total"] == 3
 
 
 def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
@@ -327,7 +340,7 @@ def test_cli_trains_then_resumes_with_the_same_command(tmp_path, capsys):
     assert "starting" in out and "resuming" in out and "best validation PSNR" in out
     assert load(tmp_path / "run").config["width"] == 4
     with pytest.raises(SystemExit):
-        bad = parser.parse_args(argv[:-1] + ["--crop", "huge"])
+        parser.parse_args(argv[:-1] + ["--crop", "huge"])
 
 
 # ---------------------------------------------------------------- DDP

@@ -244,8 +244,8 @@ def flow(
 
     x = u0.reshape((1,) * (4 - u0.dim()) + tuple(u0.shape))
     B, C, H, W = x.shape
-    in_ch = getattr(model, "in_channels", C)
-    if C != in_ch:
+    in_ch = getattr(model, "in_channels", None)
+    if in_ch is not None and C != in_ch:
         raise ValueError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
                          "channels as separate images (B*C, 1, H, W)")
     dev, dt = _device_of(model), _dtype_of(model)
