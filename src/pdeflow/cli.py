@@ -100,6 +100,7 @@ nonneg_float = _number("float", nonneg=True)
 #: For lists of numbers (nargs="+"), which would swallow a following IMAGE.
 nonneg_floats = _number("float", nonneg=True, hint=" (give IMAGE before the list)")
 positive_int = _number("int", positive=True)
+nonneg_int = _number("int", nonneg=True)
 
 
 def _increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:

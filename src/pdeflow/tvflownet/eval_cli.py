@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import positive_int as _positive_int, positive_float as _positive_float  # the CLI's one set of argument types
+
 __all__ = ["add_parsers", "add_tvflownet_parser", "load_model", "run_tvflownet"]
 
 _TABLES = (1, 2, 3, 4, 5, 6, 7, 9)
@@ -38,15 +40,6 @@ def _error_type():
         return _UserError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
 
 def _size(text: str) -> int:
     v = _positive_int(text)
@@ -54,15 +47,6 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"sizes must be at least 11 px (the SSIM window), got {text!r}")
     return v
 
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (v > 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return v
 
 
 def _table(text: str) -> int:
