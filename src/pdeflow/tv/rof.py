@@ -433,7 +433,7 @@ def rof(
     # and their ratio never falls; a gap below that floor counts as converged.
     finfo = torch.finfo(x.dtype)
     floor_a = (lam_a.reshape(-1).double() * (C * H * W) * 8 * finfo.eps
-               * fa.abs().reshape(fa.shape[0], -1).amax(1).double())
+               * fa.abs().flatten(1).amax(1).double())
     state = init(fa, lam_a, p[active], channelwise) if active.numel() else {}
     it = 0
     while active.numel():
