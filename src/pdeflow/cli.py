@@ -277,15 +277,20 @@ def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
     return u, f"{spec} ({u.shape[-2]}x{u.shape[-1]})", path
 
 
+def check_device(parser: argparse.ArgumentParser, device) -> torch.device:
+    """``--device`` as a torch.device, or a usage error (status 2) naming the argument."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        parser.error(f"argument --device: not a torch device: {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: CUDA is not available here")
+    return dev
+
+
 def _check_compute(args) -> None:
     """Shared checks of the compute options: device and threads."""
-    try:
-        dev = torch.device(args.device)
-    except RuntimeError:
-        args.parser.error(f"argument --device: not a torch device: {args.device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        args.parser.error("argument --device: CUDA is not available here")
-    args.device = dev
+    args.device = check_device(args.parser, args.device)
 
 
 def _setup_compute(args) -> None:

@@ -189,13 +189,8 @@ def _check(args) -> None:
     if args.val_times < 2 or args.val_size < 2:
         args.parser.error("arguments --val-times and --val-size must be >= 2")
     if args.device is not None:
-        import torch
-        try:
-            dev = torch.device(args.device)
-        except RuntimeError:
-            args.parser.error(f"argument --device: not a torch device: {args.device!r}")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            args.parser.error("argument --device: CUDA is not available here")
+        from ..cli import check_device
+        check_device(args.parser, args.device)
     try:
         check_config(config_from_args(args))
     except ValueError as e:

@@ -159,13 +159,8 @@ def _validate(args) -> None:
             from . import symmetry  # noqa: F401
         except ImportError:
             args.parser.error("argument --equivariant: pdeflow.tvflownet.symmetry is not available")
-    import torch
-    try:
-        dev = torch.device(args.device)
-    except RuntimeError:
-        args.parser.error(f"argument --device: not a torch device: {args.device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        args.parser.error("argument --device: CUDA is not available here")
+    from ..cli import check_device
+    check_device(args.parser, args.device)
 
 
 def load_model(spec: str):
