@@ -223,7 +223,11 @@ def _chambolle_step(s, f, lam, channelwise, tau=0.25):
 
 def _fgp_init(f, lam, p0, channelwise):
     p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
-    return {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "fs": f / (8.0 * lam),
+    # grad(f) / (8 lam), formed in float64: the step adds it to O(1) terms instead of
+    # differencing f / (8 lam), whose round-off (eps |f| / lam) would set a float32
+    # floor on the gap near 1e-5 instead of 1e-7.
+    gf = _zero_unused(grad(f.double()) / (8.0 * lam.double().unsqueeze(-1))).to(f.dtype)
+    return {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "gf": gf,
             "v": _new(f), "z": _new(p, zero=True), "d": _new(p),
             "n": _norm_buffer(f, channelwise)}
 
@@ -233,9 +237,8 @@ def _fgp_step(s, f, lam, channelwise):
     # with gradient-based adaptive restart (O'Donoghue & Candes 2015):
     #   p_new = proj(q + grad(f + lam div q) / (8 lam)),  q <- p_new + beta (p_new - p).
     p, q, z = s["p"], s["q"], s["z"]
-    v = _div_into(q, s["v"])
-    torch.add(s["fs"], v, alpha=0.125, out=v)  # (f + lam div q) / (8 lam)
-    _grad_into(v, z).add_(q)
+    v = _div_into(q, s["v"]).mul_(0.125)
+    _grad_into(v, z).add_(q).add_(s["gf"])  # q + grad(f + lam div q) / (8 lam)
     _project_(z, s["n"], channelwise)  # z = p_new
     step = torch.sub(z, p, out=s["d"])
     # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.
@@ -428,12 +431,18 @@ def rof(
     # lam = 0 is the identity (u = f); such images never enter the iteration.
     active = torch.nonzero(lam_t.reshape(-1) > 0).reshape(-1)
     fa, lam_a = x[active], lam_t[active]
-    # Round-off floor of the gap: once u is constant to round-off (an image that has
-    # flowed to its mean), P and the gap are both round-off of size ~ eps |f| per pixel
-    # and their ratio never falls; a gap below that floor counts as converged.
+    # Round-off floor of the gap as evaluated in the working precision: once u is
+    # constant to round-off (an image that has flowed to its mean), P and the gap are
+    # both round-off of size ~ eps |f| per pixel and their ratio never falls.
     finfo = torch.finfo(x.dtype)
     floor_a = (lam_a.reshape(-1).double() * (C * H * W) * 8 * finfo.eps
                * fa.abs().flatten(1).amax(1).double())
+    # Below that floor a float64 input counts as converged.  Lower precisions
+    # re-evaluate the gap of the same iterate in float64, which resolves it down to the
+    # round-off of the iterate itself (|p| <= 1 to eps, so u to 4 lam eps): tol keeps its
+    # meaning for float32 down to ~1e-7, and a constant image still stops at once.
+    exact = x.dtype == torch.float64
+    floor64_a = lam_a.reshape(-1).double() ** 2 * (C * H * W) * 16 * finfo.eps
     state = init(fa, lam_a, p[active], channelwise) if active.numel() else {}
     it = 0
     while active.numel():
@@ -443,13 +452,23 @@ def rof(
         it += n
         u, pa, gap, primal = evaluate(state, fa, lam_a, channelwise)
         rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
-        done = (rel <= tol) | (gap <= floor_a) | (it >= max_iter)
+        done = (rel <= tol) | (it >= max_iter)
+        unsure = gap <= floor_a
+        if exact:
+            done |= unsure
+        elif bool(unsure.any()):
+            j = unsure.nonzero().reshape(-1)
+            f64, p64, lam64 = fa[j].double(), pa[j].double(), lam_a[j].double()
+            gap64, primal64 = duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise=channelwise)
+            rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
+            done[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j]) | (it >= max_iter)
         if bool(done.any()):
             idx = active[done]
             out_u[idx], out_p[idx] = u[done], pa[done]
             iterations[idx], gaps[idx] = it, rel[done]
             keep = ~done
-            active, fa, lam_a, floor_a = active[keep], fa[keep], lam_a[keep], floor_a[keep]
+            active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
+            floor_a, floor64_a = floor_a[keep], floor64_a[keep]
             state = {k: (v if k in _SHARED_STATE else v[keep]) for k, v in state.items()}
 
     u_out = out_u.reshape(f.shape)
