@@ -88,6 +88,47 @@ def test_flow_colour(tmp_path):
     assert png_shape(out / "u_t0.10.png") == ((32, 32), "RGB")
 
 
+
+def _export_tiny_tvflownet(path: Path) -> Path:
+    from pdeflow.training import export_model
+    from pdeflow.tvflownet import build_model
+
+    torch.manual_seed(0)
+    m = build_model("semiresnet", width=4, depth=3)
+    export_model(m, path, {"model": m.config, "scale": 5.0, "t_max": 1.0}, provenance={})
+    return path.with_suffix(".json")
+
+
+def test_flow_method_both_compares_network_with_reference(tmp_path, capsys):
+    from pdeflow import tvflownet
+    from pdeflow.metrics import psnr
+
+    model = _export_tiny_tvflownet(tmp_path / "tiny")
+    out = tmp_path / "o"
+    rc = main(["flow", "--size", "24", "--times", "0.05", "0.1", "--method", "both", "--model", str(model),
+               "--save-npy", "--out", str(out)])
+    assert rc == 0
+    assert listing(out) == ["comparison.csv", "flow.png", "net.npy", "net_t0.05.png", "net_t0.10.png",
+                            "u.npy", "u_t0.05.png", "u_t0.10.png"]
+    net, ref = np.load(out / "net.npy"), np.load(out / "u.npy")
+    u0 = camera_crop(24)
+    torch.testing.assert_close(torch.from_numpy(net), tvflownet.flow(u0, [0.05, 0.1], tvflownet.load(model)))
+    rows = (out / "comparison.csv").read_text().splitlines()
+    expected = psnr(torch.from_numpy(net).double(), torch.from_numpy(ref).double(), data_range=1.0)
+    assert [float(r.split(",")[1]) for r in rows[1:]] == pytest.approx(expected.tolist(), abs=1e-3)
+    assert "network vs reference PSNR" in capsys.readouterr().out
+
+
+def test_flow_method_net_errors(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["flow", "--size", "24", "--method", "net", "--model", str(tmp_path / "none.json"),
+                 "--out", str(out)]) == 2
+    assert "argument --model" in capsys.readouterr().err and listing(out) == []
+    assert main(["flow", "--size", "24", "--model", "x", "--out", str(out)]) == 2
+    assert "only used with --method net" in capsys.readouterr().err
+    assert main(["flow", "--size", "24", "--method", "net", "--colour", "--out", str(out)]) == 2
+    assert "greyscale" in capsys.readouterr().err
+
 def test_spectral_writes_bands_residual_csv(tmp_path, capsys):
     out = tmp_path / "s"
     rc = main(["spectral", "--size", str(SIZE), "--dt", "0.05", "--steps", "8", "--bands", "0.025", "0.125",

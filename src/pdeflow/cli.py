@@ -482,52 +482,116 @@ def _register_flow(sub) -> None:
     g = p.add_argument_group("flow")
     g.add_argument("--times", type=nonneg_floats, nargs="+", default=[0.1, 0.5, 2.0], metavar="T",
                    help="flow times, >= 0, strictly increasing (default 0.1 0.5 2)")
+    g.add_argument("--method", choices=("reference", "net", "both"), default="reference",
+                   help="reference: the implicit TV flow solver; net: a trained TVflowNET; both: side by side, "
+                        "with the network's PSNR and SSIM against the reference (default reference)")
+    g.add_argument("--model", metavar="NAME|PATH", default=None,
+                   help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
+                        "directory (default: the shipped default model)")
     _add_solver_args(p, dt=0.05, tol=1e-4)
     _add_compute_args(p)
     _add_output_args(p).add_argument(
         "--save-npy", action="store_true",
-        help="also write u.npy: the flow, shape (len(times), C, H, W), float32, in scaled units")
+        help="also write u.npy (reference) / net.npy (network): the flow, shape (len(times), C, H, W), "
+             "float32, in scaled units")
     p.set_defaults(run=_run_flow, validate=_check_flow)
 
 
 def _check_flow(args) -> None:
     args.times = _increasing(args.times, "--times", args.parser)
+    if args.model is not None and args.method == "reference":
+        args.parser.error("argument --model: only used with --method net or both")
+    if args.method != "reference" and not args.grey:
+        args.parser.error("argument --colour: TVflowNET models are greyscale; use --method reference for colour")
     _check_compute(args)
 
 
-def _flow_names(times, save_npy: bool) -> list[str]:
-    names = [f"u_t{lab}.png" for lab in _time_labels(times)] + ["flow.png"]
-    return names + (["u.npy"] if save_npy else [])
+#: File prefixes of the two ways to compute the flow.
+_FLOW_PREFIX = {"reference": "u", "net": "net"}
 
 
-def _flow_figure(u0, stack, times, scale, label, params):
-    panels = [(_to_display(u0, scale), "input")]
-    panels += [(_to_display(u, scale), f"t = {lab}") for u, lab in zip(stack, _time_labels(times))]
-    ncols = min(len(panels), 5)
-    nrows = math.ceil(len(panels) / ncols)
-    fig = _figure(2.6 * ncols, 2.7 * nrows + 0.5)
-    _image_row(fig, panels, ncols)
+def _flow_names(times, save_npy: bool, method: str = "reference") -> list[str]:
+    kinds = ("reference", "net") if method == "both" else (method,)
+    names = [f"{_FLOW_PREFIX[k]}_t{lab}.png" for k in kinds for lab in _time_labels(times)] + ["flow.png"]
+    if method == "both":
+        names.append("comparison.csv")
+    return names + ([f"{_FLOW_PREFIX[k]}.npy" for k in kinds] if save_npy else [])
+
+
+def _flow_figure(u0, stacks, times, scale, label, params):
+    """One row per method (dict name -> stack), the input first in each row."""
+    ncols = min(len(times) + 1, 6)
+    rows = []
+    for name, stack in stacks.items():
+        panels = [(_to_display(u0, scale), "input")]
+        panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, _time_labels(times))]
+        rows.append(panels)
+    nrows = sum(math.ceil(len(r) / ncols) for r in rows)
+    fig = _figure(2.6 * ncols, 2.7 * nrows + 0.2 * params.count(chr(10)) + 0.6)
+    subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0] if len(rows) > 1 else [fig]
+    for sf, panels in zip(subs, rows):
+        _image_row(sf, panels, ncols)
     fig.suptitle(f"TV flow of {label}\n{params}", fontsize=10)
     return fig
 
 
+def _run_net_api(u0, args, times):
+    """A trained TVflowNET on ``scale * u0``; returns (stack (T, C, H, W), seconds, model name)."""
+    from .tvflownet import api as net_api
+
+    try:
+        model = net_api.load(args.model, device=args.device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(f"argument --model: {exc}") from None
+    x = (u0 * args.scale).to(args.device)
+    t0 = time.perf_counter()
+    u = net_api.flow(x, times, model, progress=sys.stderr.isatty())
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return u.cpu(), time.perf_counter() - t0, args.model or net_api.DEFAULT_MODEL
+
+
 def _run_flow(args) -> int:
+    from .metrics import psnr, ssim
+
     u0, label, path = _load_input(args)
-    out = Outputs(args.out, _flow_names(args.times, args.save_npy), overwrite=args.overwrite, inputs=[path])
+    out = Outputs(args.out, _flow_names(args.times, args.save_npy, args.method), overwrite=args.overwrite,
+                  inputs=[path])
     _setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
-    params = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
+    labels = _time_labels(args.times)
+    solver = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}"
+    stacks, params = {}, []
     with out:
-        stack, secs = _run_flow_api(u0, args, args.times)
-        print(f"TV flow to t = {', '.join(_time_labels(args.times))} ({params}): {secs:.2f} s")
-        for name, u in zip(_flow_names(args.times, False), stack):
-            out.image(name, _to_display(u, args.scale))
-        fig = _flow_figure(u0, stack, args.times, args.scale, label,
-                           params + f"; shown: u / {args.scale:g} clipped to [0, 1]")
+        if args.method in ("reference", "both"):
+            stack, secs = _run_flow_api(u0, args, args.times)
+            print(f"TV flow to t = {', '.join(labels)} (reference, {solver}): {secs:.2f} s")
+            stacks["reference"] = stack
+            params.append(f"reference: {solver}, {secs:.2f} s")
+        if args.method in ("net", "both"):
+            stack, secs, name = _run_net_api(u0, args, args.times)
+            print(f"TV flow to t = {', '.join(labels)} (TVflowNET {name}): {secs:.2f} s")
+            stacks["net"] = stack
+            params.append(f"TVflowNET {name}: {secs:.3f} s")
+        for kind, stack in stacks.items():
+            for lab, u in zip(labels, stack):
+                out.image(f"{_FLOW_PREFIX[kind]}_t{lab}.png", _to_display(u, args.scale))
+            if args.save_npy:
+                out.npy(f"{_FLOW_PREFIX[kind]}.npy", stack)
+        if args.method == "both":
+            # Paper convention: images in [0, 1] (divided by the scale), data range 1.
+            net, ref = stacks["net"].double() / args.scale, stacks["reference"].double() / args.scale
+            p = psnr(net, ref, data_range=1.0).tolist()
+            q = ssim(net, ref, data_range=1.0).tolist()
+            for lab, a, b in zip(labels, p, q):
+                print(f"  t = {lab}: network vs reference PSNR {a:.2f} dB, SSIM {b:.4f}")
+            out.csv("comparison.csv", ["time", "psnr_db", "ssim"],
+                    [[t, f"{a:.4f}", f"{b:.6f}"] for t, a, b in zip(args.times, p, q)])
+            params.append("network vs reference PSNR " + ", ".join(f"{a:.1f}" for a in p) + " dB")
+        fig = _flow_figure(u0, stacks, args.times, args.scale, label,
+                           "\n".join(params + [f"scale={args.scale:g}; shown: u / {args.scale:g} clipped to [0, 1]"]))
         out.figure("flow.png", fig)
-        if args.save_npy:
-            out.npy("u.npy", stack)
     _report_written(out)
     return 0
 
@@ -772,7 +836,14 @@ def _register_tvflownet(sub) -> None:
     tvflownet_eval_cli.add_parsers(sub)
 
 
-COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet]
+def _register_iel(sub) -> None:
+    # `pdeflow iel-experiment` lives with the IEL code.
+    from .iel import cli as iel_cli
+
+    iel_cli.add_parsers(sub)
+
+
+COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet, _register_iel]
 
 
 def build_parser() -> argparse.ArgumentParser:
