@@ -1,0 +1,133 @@
+"""The mask generator of the joint mask WGAN (seed 004 §3).
+
+:class:`MaskGenerator` ``m(r, f)`` maps an image ``f`` and a uniform random
+seed ``r`` (``C`` channels each) to a binary mask ``b`` ``(B, 1, H, W)``. It
+is the inpainting generator's hourglass (:class:`~pdeflow.inpaint.wgan.Hourglass`)
+whose last block is the *binarisation block* of seed 004 §3.1: a transposed
+convolution to one channel, the hard sigmoid giving a confidence
+``c in [0, 1]``, and hard rounding ``b = floor(c + 0.5)``, whose gradient is
+taken to be the identity's (straight-through; Theis et al.), so the mask
+network is trained through the binary mask itself.
+
+Losses (seed 004 eq. 4 plus the Wasserstein coupling): the mask network
+minimises ``|mean(b) - D| + beta * mean |f - u| - alpha * mean d(u, b)``
+(density loss per image, then the batch mean), where ``u`` is the inpainting
+generator's composited result for the mask ``b``; ``beta = 1``,
+``alpha = 0.005``. The inpainting generator and the critic keep their losses
+of :mod:`pdeflow.inpaint.wgan` with ``c`` replaced by ``b``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .wgan import HEAD, Hourglass, InpaintingGenerator, _init, hard_sigmoid, scaled
+
+__all__ = ["hard_round", "MaskGenerator", "MaskGAN", "density_loss", "mask_loss", "check_density"]
+
+
+def check_density(density, who: str) -> float:
+    """``density`` as a float in (0, 1), or a ValueError naming ``who``."""
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
+            or not 0.0 < density < 1.0:
+        raise ValueError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got {density!r}")
+    return float(density)
+
+
+def hard_round(c: torch.Tensor) -> torch.Tensor:
+    """``floor(c + 0.5)`` in the forward pass, the identity's gradient in the backward pass."""
+    return c + (torch.floor(c + 0.5) - c).detach()
+
+
+class MaskGenerator(nn.Module):
+    """``m(r, f)``: a binary mask ``(B, 1, H, W)`` for images ``f`` ``(B, C, H, W)`` in [0, 1].
+
+    Parameters
+    ----------
+    channels : int
+        Image channels ``C``.
+    width : float
+        Channel multiplier of the hourglass (1 = the inpainting generator's published sizes).
+
+    ``forward(f, r=None, generator=None, return_confidence=False)``: ``r``
+    defaults to ``U[0, 1)`` noise drawn from ``generator``. Returns ``b`` (and
+    the confidence ``c`` with ``return_confidence``); ``b`` is exactly 0 or 1
+    and carries the straight-through gradient.
+    """
+
+    def __init__(self, channels: int = 1, width: float = 1.0):
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"MaskGenerator: channels must be 1 or 3, got {channels!r}")
+        if not (isinstance(width, (int, float)) and width > 0 and math.isfinite(width)):
+            raise ValueError(f"MaskGenerator: width must be a positive number, got {width!r}")
+        self.config = {"channels": int(channels), "width": float(width)}
+        self.channels = int(channels)
+        self.body = Hourglass(2 * channels, width)
+        head = scaled(HEAD, width)
+        self.head = nn.ConvTranspose2d(self.body.out_channels, head, 3, padding=1)
+        self.out = nn.ConvTranspose2d(head, 1, 3, padding=1)       # the binarisation block's convolution
+        _init(self)
+
+    def confidence(self, f: torch.Tensor, r: torch.Tensor | None = None, *,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """The non-binary confidence ``c = hard_sigmoid(...)`` in [0, 1], ``(B, 1, H, W)``."""
+        if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
+            raise ValueError(f"MaskGenerator: f must be (B, {self.channels}, H, W), "
+                             f"got {getattr(f, 'shape', type(f).__name__)}")
+        if r is None:
+            device = generator.device if generator is not None else f.device
+            r = torch.rand(f.shape, generator=generator, dtype=f.dtype, device=device).to(f.device)
+        elif r.shape != f.shape:
+            raise ValueError(f"MaskGenerator: r must have the shape of f {tuple(f.shape)}, got {tuple(r.shape)}")
+        x = self.body(torch.cat([f, r], dim=1))
+        return hard_sigmoid(self.out(F.elu(self.head(x))))
+
+    def forward(self, f: torch.Tensor, r: torch.Tensor | None = None, *, generator: torch.Generator | None = None,
+                return_confidence: bool = False):
+        c = self.confidence(f, r, generator=generator)
+        b = hard_round(c)
+        return (b, c) if return_confidence else b
+
+
+class MaskGAN(nn.Module):
+    """A jointly trained pair: ``mask_net`` (:class:`MaskGenerator`) and ``inpainter``
+    (:class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) for one target ``density``.
+
+    ``forward(f, generator=None)`` returns ``(b, u)``: the mask and the
+    composited inpainting of ``f`` from it (noises drawn from ``generator``).
+    """
+
+    def __init__(self, channels: int = 1, width: float = 1.0, noise_std: float = 0.1, density: float = 0.1):
+        super().__init__()
+        self.density = check_density(density, "MaskGAN")
+        self.config = {"channels": int(channels), "width": float(width), "noise_std": float(noise_std),
+                       "density": self.density}
+        self.mask_net = MaskGenerator(channels, width)
+        self.inpainter = InpaintingGenerator(channels, width, noise_std)
+
+    def forward(self, f: torch.Tensor, *, generator: torch.Generator | None = None):
+        b = self.mask_net(f, generator=generator)
+        return b, self.inpainter.inpaint(f, b, generator=generator)
+
+
+def density_loss(b: torch.Tensor, density: float) -> torch.Tensor:
+    """``mean over images of |mean(b_i) - density|`` (the first term of seed 004 eq. 4)."""
+    density = check_density(density, "density_loss")
+    if b.dim() != 4:
+        raise ValueError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")
+    return (b.flatten(1).mean(1) - density).abs().mean()
+
+
+def mask_loss(b: torch.Tensor, f: torch.Tensor, u: torch.Tensor, d_fake: torch.Tensor, density: float,
+              beta: float = 1.0, alpha: float = 0.005) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``|mean(b) - D| + beta * mean |f - u| - alpha * d_fake``; returns ``(total, terms)``.
+
+    ``d_fake`` is the batch mean of the critic on ``(u, b)``.
+    """
+    dens = density_loss(b, density)
+    mae = (f - u).abs().mean()
+    return dens + beta * mae - alpha * d_fake, {"density": dens, "mae": mae}
