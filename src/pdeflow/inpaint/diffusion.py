@@ -1,0 +1,426 @@
+"""Homogeneous diffusion inpainting: the Laplace equation on the unknown pixels.
+
+Given an image ``f`` and a binary mask ``m`` (1 = known pixel, 0 = missing),
+:func:`diffuse` returns ``u`` with ``u = f`` where ``m = 1`` and
+``laplacian(u) = 0`` where ``m = 0``, with the 5-point Neumann Laplacian of
+:func:`pdeflow.ops.laplacian` (reflecting image boundary).
+
+The linear system. Write ``w = 1 - m`` and ``u = m f + w x``. The unknown
+values ``x`` (zero on the mask) solve ``A x = b`` with
+
+    A x = w * (-laplacian(w * x)) + m * x,     b = w * laplacian(m * f),
+
+which is symmetric positive definite as soon as each image has one known
+pixel (its rows on the mask are the identity). The stopping rule is the
+relative residual ``||b - A x|| / ||b|| <= tol`` per image, the rule of the
+reference C codes (CG with relative residual 1e-6); it does not depend on the
+initial guess.
+
+Solvers (``method``):
+
+* ``'mg'`` (default): conjugate gradients preconditioned by one symmetric
+  geometric multigrid V-cycle. Coarse grids halve each side; the prolongation
+  is bilinear interpolation restricted to the unknown pixels, the restriction
+  its transpose and the coarse operators are Galerkin products ``R A P``
+  (9-point stencils, computed by probing with 9 colourings), so masks of any
+  sparsity are coarsened faithfully. Damped Jacobi smoothing, a dense
+  (pseudo-)inverse on the coarsest grid (at most ``_COARSEST`` pixels).
+  Iteration counts stay nearly flat in the image size and the mask density.
+* ``'cg'``: plain conjugate gradients, the solver of the reference C codes.
+
+Both use :func:`pdeflow.linalg.cg` and run batched on the device and dtype of
+``f``.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..linalg import cg
+from ..ops import laplacian
+
+__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
+
+METHODS = ("mg", "cg")
+_COARSEST = 256  # pixels of the coarsest grid, solved by a dense pseudo-inverse
+_NU = 2  # Jacobi sweeps before and after the coarse correction
+_OMEGA0 = 0.8  # Jacobi damping on the finest grid (5-point masked operator)
+_OMEGA = 0.7  # Jacobi damping on the Galerkin (9-point) grids
+
+
+@dataclass
+class DiffuseResult:
+    """Output of :func:`diffuse` with ``full_output=True``.
+
+    Attributes
+    ----------
+    u : Tensor
+        The inpainted image, shape of ``f``.
+    iterations : Tensor of int64, shape (B,)
+        CG iterations per image (``B = 1`` for unbatched input).
+    residual : Tensor, shape (B,)
+        Final relative residual ``||b - A x|| / ||b||`` per image, recomputed
+        from the returned solution.
+    """
+
+    u: torch.Tensor
+    iterations: torch.Tensor
+    residual: torch.Tensor
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+def _as4(t: torch.Tensor, who: str, name: str) -> torch.Tensor:
+    if t.dim() == 2:
+        return t[None, None]
+    if t.dim() == 3:
+        return t[None]
+    if t.dim() == 4:
+        return t
+    raise ValueError(f"{who}: {name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
+
+
+def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True) -> torch.Tensor:
+    """``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
+
+    The mask may be bool or numeric with values in {0, 1}; it may have fewer
+    dimensions than ``f`` and size 1 along the batch and channel axes. Each
+    image (and channel, if the mask has several) must have at least one known
+    pixel when ``need_known``.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dim() > 4 or mask.dim() < 2:
+        raise ValueError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
+                         f"{tuple(f4.shape)}, got {tuple(mask.shape)}")
+    m = mask
+    while m.dim() < 4:
+        m = m[None]
+    B, C, H, W = f4.shape
+    if m.shape[-2:] != (H, W) or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
+        raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
+                         f"{tuple(f4.shape)} (expected (H, W) = ({H}, {W}), with batch 1 or {B} "
+                         f"and channels 1 or {C})")
+    if m.is_complex():
+        raise TypeError(f"{who}: mask must be bool or real, got {m.dtype}")
+    if m.dtype != torch.bool:
+        if not bool(((m == 0) | (m == 1)).all()):
+            raise ValueError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
+    m = m.to(device=f4.device, dtype=f4.dtype)
+    if need_known:
+        known = m.flatten(2).sum(-1)  # (Bm, Cm)
+        if bool((known == 0).any()):
+            bad = (known == 0).nonzero()[0].tolist()
+            raise ValueError(f"{who}: mask has no known pixel in image {bad[0]}"
+                             + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
+                             + "; at least one pixel per image must be known")
+    return m
+
+
+def _check_f(f, who: str) -> torch.Tensor:
+    if not isinstance(f, torch.Tensor):
+        raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
+    if not f.is_floating_point():
+        raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
+    f4 = _as4(f, who, "f")
+    if f4.shape[-1] < 2 or f4.shape[-2] < 2:
+        raise ValueError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
+    if not bool(torch.isfinite(f4).all()):
+        raise ValueError(f"{who}: f contains NaN or infinite values")
+    return f4
+
+
+# ---------------------------------------------------------------------------
+# Grid transfer: bilinear (vertex-centred) interpolation and its transpose
+# ---------------------------------------------------------------------------
+
+def _coarse(n: int) -> int:
+    return (n + 1) // 2
+
+
+def _prolong_last(c: torch.Tensor, n: int) -> torch.Tensor:
+    """Along the last axis: fine[2I] = c[I], fine[2I+1] = (c[I] + c[I+1]) / 2
+    (c[I] alone past the end, so constants are kept)."""
+    nc = c.shape[-1]
+    out = c.new_empty(*c.shape[:-1], n)
+    out[..., 0::2] = c
+    no = n // 2
+    if no:
+        cpad = torch.cat([c, c[..., -1:]], dim=-1)
+        out[..., 1::2] = 0.5 * (cpad[..., :no] + cpad[..., 1:no + 1])
+    assert out[..., 0::2].shape[-1] == nc
+    return out
+
+
+def _restrict_last(g: torch.Tensor) -> torch.Tensor:
+    """The exact transpose of :func:`_prolong_last`."""
+    n = g.shape[-1]
+    gc = g[..., 0::2].clone()
+    no = n // 2
+    if no:
+        go = 0.5 * g[..., 1::2]
+        gc[..., :no] += go
+        if no == gc.shape[-1]:  # n even: the last odd point leans on c[-1] twice
+            gc[..., 1:] += go[..., :-1]
+            gc[..., -1:] += go[..., -1:]
+        else:
+            gc[..., 1:] += go
+    return gc
+
+
+def _prolong(c: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    x = _prolong_last(c, W)
+    return _prolong_last(x.transpose(-1, -2), H).transpose(-1, -2)
+
+
+def _restrict(g: torch.Tensor) -> torch.Tensor:
+    x = _restrict_last(g)
+    return _restrict_last(x.transpose(-1, -2)).transpose(-1, -2)
+
+
+# ---------------------------------------------------------------------------
+# Operators
+# ---------------------------------------------------------------------------
+
+_OFFSETS = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]  # stencil entry k = 3 (a + 1) + (b + 1)
+
+
+def _apply_stencil(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``y[I, J] = sum_k S[..., k, I, J] x[I + a_k, J + b_k]`` (zero outside); S (Bm, Cm, 9, h, w)."""
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (1, 1, 1, 1))
+    y = None
+    for k, (a, b) in enumerate(_OFFSETS):
+        t = S[..., k, :, :] * xp[..., 1 + a:1 + a + h, 1 + b:1 + b + w]
+        y = t if y is None else y + t
+    return y
+
+
+def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
+    """Number of grid neighbours of each pixel (4 inside, 3 on edges, 2 in corners)."""
+    d = like.new_full((H, W), 4.0)
+    d[0, :] -= 1
+    d[-1, :] -= 1
+    d[:, 0] -= 1
+    d[:, -1] -= 1
+    return d
+
+
+class _Level:
+    """One grid: its operator, the diagonal for Jacobi, and the transfer to the next coarser grid."""
+
+    def __init__(self, apply, diag, shape, omega, prolong, restrict):
+        self.apply, self.diag, self.shape, self.omega = apply, diag, shape, omega
+        self.prolong, self.restrict = prolong, restrict  # to/from the next coarser level (None: coarsest)
+        self.inv_dense = None
+
+
+def _galerkin_stencil(level: _Level, hc: int, wc: int, like: torch.Tensor) -> torch.Tensor:
+    """9-point stencil of ``R A P`` by probing with the 9 colourings (I mod 3, J mod 3)."""
+    I = torch.arange(hc, device=like.device)[:, None]
+    J = torch.arange(wc, device=like.device)[None, :]
+    colour = (I % 3) * 3 + (J % 3)  # (hc, wc)
+    probes = torch.stack([(colour == c) for c in range(9)]).to(like.dtype)  # (9, hc, wc)
+    probes = probes[:, None, None]  # (9, 1, 1, hc, wc): broadcasts against (Bm, Cm)
+    z = level.restrict(level.apply(level.prolong(probes)))  # (9, Bm, Cm, hc, wc)
+    S = []
+    for a, b in _OFFSETS:
+        idx = (((I + a) % 3) * 3 + ((J + b) % 3)).expand(hc, wc)
+        S.append(torch.gather(z, 0, idx.expand(1, *z.shape[1:3], hc, wc))[0])
+    S = torch.stack(S, dim=2)  # (Bm, Cm, 9, hc, wc)
+    centre = S[:, :, 4]
+    # Coarse points whose interpolants vanish on all unknowns have empty rows and
+    # columns; the identity there keeps the operator invertible (their rhs is 0).
+    S[:, :, 4] = torch.where(centre == 0, torch.ones_like(centre), centre)
+    return S
+
+
+def _dense_from_stencil(S: torch.Tensor) -> torch.Tensor:
+    """The (Bm, Cm, n, n) matrix of a 9-point stencil on an h x w grid, n = h w."""
+    Bm, Cm, _, h, w = S.shape
+    n = h * w
+    A = S.new_zeros(Bm, Cm, n, n)
+    I = torch.arange(h, device=S.device)[:, None].expand(h, w)
+    J = torch.arange(w, device=S.device)[None, :].expand(h, w)
+    for k, (a, b) in enumerate(_OFFSETS):
+        ok = (I + a >= 0) & (I + a < h) & (J + b >= 0) & (J + b < w)
+        rows = (I * w + J)[ok]
+        cols = ((I + a) * w + (J + b))[ok]
+        A[:, :, rows, cols] = S[:, :, k][:, :, ok]
+    return A
+
+
+def _pinv_spd(A: torch.Tensor) -> torch.Tensor:
+    """Pseudo-inverse of a symmetric positive semi-definite batch of matrices."""
+    A = 0.5 * (A + A.transpose(-1, -2))
+    evals, evecs = torch.linalg.eigh(A)
+    cut = evals.amax(-1, keepdim=True) * (A.shape[-1] * torch.finfo(A.dtype).eps * 10)
+    inv = torch.where(evals > cut, 1.0 / torch.where(evals > cut, evals, torch.ones_like(evals)),
+                      torch.zeros_like(evals))
+    return (evecs * inv[..., None, :]) @ evecs.transpose(-1, -2)
+
+
+def _hierarchy(m: torch.Tensor) -> list[_Level]:
+    """Multigrid levels for the masked operator of a mask ``m`` (Bm, Cm, H, W)."""
+    H, W = m.shape[-2:]
+    w = 1.0 - m
+    deg = _neumann_degree(H, W, m)
+    levels = [_Level(
+        apply=lambda x, w=w, m=m: w * (-laplacian(w * x)) + m * x,
+        diag=w * deg + m,
+        shape=(H, W), omega=_OMEGA0,
+        prolong=None, restrict=None)]
+    h, wd = H, W
+    while h * wd > _COARSEST and min(h, wd) >= 3:
+        hc, wc = _coarse(h), _coarse(wd)
+        fine = levels[-1]
+        if len(levels) == 1:  # the finest prolongation lives on the unknowns only
+            fine.prolong = lambda c, h=h, wd=wd, w=w: w * _prolong(c, h, wd)
+            fine.restrict = lambda g, w=w: _restrict(w * g)
+        else:
+            fine.prolong = lambda c, h=h, wd=wd: _prolong(c, h, wd)
+            fine.restrict = _restrict
+        S = _galerkin_stencil(fine, hc, wc, m)
+        levels.append(_Level(apply=lambda x, S=S: _apply_stencil(S, x), diag=S[:, :, 4].clone(),
+                             shape=(hc, wc), omega=_OMEGA, prolong=None, restrict=None))
+        levels[-1].stencil = S
+        h, wd = hc, wc
+    last = levels[-1]
+    if len(levels) == 1:
+        # Small image: the whole problem is the coarsest grid.
+        S = _galerkin_free_stencil(m)
+    else:
+        S = last.stencil
+    last.inv_dense = _pinv_spd(_dense_from_stencil(S))
+    return levels
+
+
+def _galerkin_free_stencil(m: torch.Tensor) -> torch.Tensor:
+    """9-point form of the finest masked operator (for images small enough to solve densely)."""
+    H, W = m.shape[-2:]
+    lvl = _Level(apply=lambda x: (1.0 - m) * (-laplacian((1.0 - m) * x)) + m * x, diag=None,
+                 shape=(H, W), omega=None, prolong=lambda c: c, restrict=lambda g: g)
+    return _galerkin_stencil(lvl, H, W, m)
+
+
+def _vcycle(levels: list[_Level], r: torch.Tensor, l: int = 0) -> torch.Tensor:
+    lv = levels[l]
+    if lv.inv_dense is not None:
+        h, w = lv.shape
+        x = (lv.inv_dense @ r.reshape(*r.shape[:-2], h * w, 1)).reshape(r.shape)
+        return x
+    dinv = lv.omega / lv.diag
+    x = dinv * r
+    for _ in range(_NU - 1):
+        x = x + dinv * (r - lv.apply(x))
+    xc = _vcycle(levels, lv.restrict(r - lv.apply(x)), l + 1)
+    x = x + lv.prolong(xc)
+    for _ in range(_NU):
+        x = x + dinv * (r - lv.apply(x))
+    return x
+
+
+# ---------------------------------------------------------------------------
+# The solver
+# ---------------------------------------------------------------------------
+
+def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
+            x0: torch.Tensor | None = None, method: str = "mg", full_output: bool = False):
+    """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
+
+    Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
+    Laplacian, Neumann boundary), per image and channel.
+
+    Parameters
+    ----------
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Image(s), float32 or float64, finite. Only the values on the mask are used.
+    mask : Tensor
+        Binary (bool or 0/1) mask, 1 = known pixel; shape (H, W), (1, H, W),
+        (B, 1, H, W) or anything else that broadcasts to ``f`` along the
+        batch and channel axes. Each image needs at least one known pixel.
+    tol : float, optional
+        Relative residual ``||b - A x|| / ||b||`` per image (see the module
+        doc) at which the solver stops. Default 1e-6.
+    max_iter : int, optional
+        Iteration limit (default: 500 for 'mg', ``20 (H + W)`` for 'cg'); a
+        warning is issued if it is reached first.
+    x0 : Tensor, optional
+        Initial guess for ``u`` (shape of ``f``, e.g. the solution for a
+        nearby mask); only its values off the mask are used.
+    method : {'mg', 'cg'}, optional
+        Multigrid-preconditioned CG (default) or plain CG.
+    full_output : bool, optional
+        Return a :class:`DiffuseResult` with iteration counts and residuals.
+
+    Returns
+    -------
+    u : Tensor, shape and dtype of ``f``
+        Equal to ``f`` on the mask (exactly). A :class:`DiffuseResult` with
+        ``full_output=True``.
+    """
+    who = "diffuse"
+    f4 = _check_f(f, who)
+    m = check_mask(mask, f4, who)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
+        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+    if method not in METHODS:
+        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+    B, C, H, W = f4.shape
+    if max_iter is None:
+        max_iter = 500 if method == "mg" else 20 * (H + W)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
+    if x0 is not None:
+        if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
+            raise ValueError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
+                             f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
+        x0 = _as4(x0.to(device=f4.device, dtype=f4.dtype), who, "x0")
+        if not bool(torch.isfinite(x0).all()):
+            raise ValueError(f"{who}: x0 contains NaN or infinite values")
+
+    w = 1.0 - m
+    mf = m * f4
+    b = w * laplacian(mf)
+
+    def apply_a(x):
+        return w * (-laplacian(w * x)) + m * x
+
+    precond = None
+    if method == "mg":
+        levels = _hierarchy(m)
+        precond = lambda r: _vcycle(levels, r)  # noqa: E731
+    start = None if x0 is None else (w * x0).expand(B, C, H, W).contiguous()
+    x, iters = cg(apply_a, b.expand(B, C, H, W).contiguous(), start, tol=tol, max_iter=max_iter,
+                  precond=precond)
+    x = w * x  # exactly zero on the mask
+    u = torch.where(m.bool(), f4, x)
+    bn = b.expand(B, C, H, W).flatten(1).norm(dim=1)
+    res = (b - apply_a(x)).flatten(1).norm(dim=1) / bn.clamp_min(torch.finfo(f4.dtype).tiny)
+    res = torch.where(bn > 0, res, torch.zeros_like(res))
+    if bool((iters >= max_iter).any()) and bool((res > tol).any()):
+        warnings.warn(f"diffuse: max_iter={max_iter} reached before tol={tol:g} "
+                      f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=2)
+    u = u.reshape(f.shape)
+    if full_output:
+        return DiffuseResult(u=u, iterations=iters, residual=res)
+    return u
+
+
+def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -> torch.Tensor:
+    """Inpainting error per image: ``'mse'`` (mean squared) or ``'mae'`` (mean absolute).
+
+    Shapes as in :mod:`pdeflow.metrics`: ``(B,)`` for 4-D input, a 0-d tensor otherwise.
+    """
+    from .. import metrics
+
+    if metric == "mse":
+        return metrics.mse(f, u)
+    if metric == "mae":
+        return metrics.mae(f, u)
+    raise ValueError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")

@@ -1,0 +1,392 @@
+"""Inpainting masks: random masks and spatial optimisation for diffusion inpainting.
+
+* :func:`random_mask`: exactly ``round(density * H * W)`` known pixels per
+  image, uniformly at random.
+* :func:`probabilistic_sparsification` (PS, Mainberger et al. 2012): start
+  from the full mask; each step picks a random fraction ``p`` of the mask
+  pixels as candidates, inpaints without them, and removes for good the
+  fraction ``q`` of the candidates whose local error ``|u - f|`` (summed over
+  channels; squared for ``metric='mse'``) is smallest; the others go back.
+  Until the density is reached.
+* :func:`nonlocal_pixel_exchange` (NLPE, Mainberger et al. 2012): each
+  exchange picks ``candidates`` random non-mask pixels, moves the
+  ``exchanges`` of them with the largest local error into the mask and as many
+  random mask pixels out of it, inpaints, and keeps the swap only if the
+  global error drops. ``cycles`` cycles of ``|mask|`` exchanges each. With
+  ``parallel = S > 1`` each step tries ``S`` independent exchanges at once, as
+  one batched solve warm-started from the current inpainting, and keeps the
+  best one if it lowers the error (``S = 1`` is the classical algorithm).
+
+Both optimisers work on a batch of images at once (one mask per image, all of
+the same density) and return masks of shape ``(B, 1, H, W)`` for ``(B, C, H, W)``
+input (``(1, H, W)`` for ``(C, H, W)``, ``(H, W)`` for ``(H, W)``), of the
+dtype of ``f``, 1 = known pixel. The global error is the per-image MSE
+(default) or MAE of the inpainting, as :func:`pdeflow.inpaint.inpainting_error`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import torch
+
+from ..progress import progress_bar
+from .diffusion import _check_f, check_mask, diffuse
+
+__all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
+
+METRICS = ("mse", "mae")
+
+
+@dataclass
+class MaskResult:
+    """Output of the mask optimisers with ``full_output=True``.
+
+    Attributes
+    ----------
+    mask : Tensor
+        The mask (see the module doc for its shape).
+    u : Tensor, shape of ``f``
+        Diffusion inpainting of ``f`` from ``mask``.
+    error : Tensor, shape (B,)
+        Global error (MSE or MAE) of ``u`` per image.
+    trace : Tensor, shape (B, T)
+        NLPE: the error after each step (column 0: the input mask), never
+        increasing. PS: the error of each step's trial inpainting
+        (candidates removed), for information.
+    accepted : Tensor of int64, shape (B,)
+        NLPE: number of exchanges kept; PS: number of steps.
+    """
+
+    mask: torch.Tensor
+    u: torch.Tensor
+    error: torch.Tensor
+    trace: torch.Tensor
+    accepted: torch.Tensor
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------
+
+def _generator(generator, who: str) -> torch.Generator | None:
+    """A CPU generator from None, an int seed or a torch.Generator."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, Integral) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(int(generator))
+    raise TypeError(f"{who}: generator must be None, an int seed or a torch.Generator, "
+                    f"got {type(generator).__name__}")
+
+
+def _check_density(density, n_pixels: int, who: str) -> int:
+    """Number of known pixels for ``density``, with clear errors."""
+    if isinstance(density, bool) or not isinstance(density, Real) or not math.isfinite(density):
+        raise TypeError(f"{who}: density must be a number in (0, 1), got {density!r}")
+    if not 0 < density < 1:
+        raise ValueError(f"{who}: density must be in (0, 1) (fraction of known pixels), got {density!r}")
+    k = int(round(float(density) * n_pixels))
+    if k < 1:
+        raise ValueError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
+                         f"(need density >= {0.5 / n_pixels:.3g})")
+    if k >= n_pixels:
+        raise ValueError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
+    return k
+
+
+def _check_fraction(x, name: str, who: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, Real) or not (0 < x <= 1):
+        raise ValueError(f"{who}: {name} must be a number in (0, 1], got {x!r}")
+    return float(x)
+
+
+def _check_int(x, name: str, who: str, minimum: int = 1) -> int:
+    if isinstance(x, bool) or not isinstance(x, Integral) or x < minimum:
+        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {x!r}")
+    return int(x)
+
+
+def _check_metric(metric, who: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"{who}: metric must be one of {METRICS}, got {metric!r}")
+    return metric
+
+
+def _mask_shape_out(mask4: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    if f.dim() == 4:
+        return mask4
+    if f.dim() == 3:
+        return mask4[0]
+    return mask4[0, 0]
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def _local_error(u: torch.Tensor, f: torch.Tensor, metric: str) -> torch.Tensor:
+    """Per-pixel error ``(B, H*W)``, summed over channels."""
+    d = u - f
+    e = d * d if metric == "mse" else d.abs()
+    return e.sum(1).flatten(1)
+
+
+def _global_error(u: torch.Tensor, f: torch.Tensor, metric: str) -> torch.Tensor:
+    d = u - f
+    e = d * d if metric == "mse" else d.abs()
+    return e.flatten(1).mean(1)
+
+
+def _random_scores(shape, where: torch.Tensor, gen, device) -> torch.Tensor:
+    """Uniform random scores on ``where`` (bool), -1 elsewhere: topk picks a random subset of ``where``."""
+    r = torch.rand(shape, generator=gen).to(device)
+    return torch.where(where, r, torch.full_like(r, -1.0))
+
+
+# ---------------------------------------------------------------------------
+# Random masks
+# ---------------------------------------------------------------------------
+
+def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = torch.float32,
+                device=None) -> torch.Tensor:
+    """A uniformly random mask with exactly ``round(density * H * W)`` known pixels per image.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(H, W)``, ``(1, H, W)``, ``(B, 1, H, W)`` or any ``(..., H, W)``;
+        each ``(H, W)`` slice gets its own mask.
+    density : float
+        Fraction of known pixels, in (0, 1).
+    generator : None, int or torch.Generator, optional
+        Seed or CPU generator (default: torch's global generator).
+    dtype, device : optional
+        Of the returned mask (default float32 on the CPU); ``torch.bool`` is allowed.
+
+    Returns
+    -------
+    Tensor of ``shape``
+        1 on known pixels, 0 elsewhere.
+    """
+    who = "random_mask"
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if (not isinstance(shape, (tuple, list)) or len(shape) < 2
+            or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape)):
+        raise ValueError(f"{who}: shape must be a tuple of at least two positive ints (..., H, W), got {shape!r}")
+    shape = tuple(int(s) for s in shape)
+    H, W = shape[-2:]
+    k = _check_density(density, H * W, who)
+    gen = _generator(generator, who)
+    lead = shape[:-2]
+    r = torch.rand(*lead, H * W, generator=gen)
+    idx = r.topk(k, dim=-1).indices
+    m = torch.zeros(*lead, H * W, dtype=torch.bool).scatter_(-1, idx, True)
+    return m.reshape(shape).to(device=device, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------
+# Probabilistic sparsification
+# ---------------------------------------------------------------------------
+
+def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
+                                 metric: str = "mse", tol: float = 1e-6, method: str = "cg",
+                                 generator=None, progress: bool = True, full_output: bool = False):
+    """Probabilistic sparsification (PS): a mask of the given density for diffusion inpainting.
+
+    Parameters
+    ----------
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Image(s), float32 or float64; colour images get one mask for all channels.
+    density : float or list of float
+        Fraction of known pixels of the result, in (0, 1); the mask has
+        exactly ``round(density * H * W)`` pixels. A list gives one mask per
+        density from a single run (sparsification passes through each larger
+        density on its way to the smallest), in the order given.
+    p : float, optional
+        Fraction of the current mask pixels drawn as candidates per step (default 0.02).
+    q : float, optional
+        Fraction of the candidates removed per step (default 0.02); at least one pixel.
+    metric : {'mse', 'mae'}, optional
+        Local error ``(u - f)^2`` or ``|u - f|`` (summed over channels).
+    tol : float, optional
+        Relative residual of each inpainting (default 1e-6).
+    method : {'cg', 'mg'}, optional
+        Solver of :func:`diffuse`; each step is warm-started from the
+        previous inpainting, so plain CG (default) is usually fastest here.
+    generator : None, int or torch.Generator, optional
+        Seed or CPU generator for the random candidates.
+    progress : bool, optional
+        Show a progress bar (removed pixels).
+    full_output : bool, optional
+        Return a :class:`MaskResult` (mask, inpainting, error, ...).
+
+    Returns
+    -------
+    mask : Tensor, shape (B, 1, H, W) (see the module doc), dtype of ``f``
+        A list of masks (or of :class:`MaskResult`) for a list of densities.
+        With ``full_output`` the trace and step count cover the whole run.
+    """
+    who = "probabilistic_sparsification"
+    f4 = _check_f(f, who)
+    B, C, H, W = f4.shape
+    N = H * W
+    several = isinstance(density, (list, tuple))
+    densities = list(density) if several else [density]
+    if several and not densities:
+        raise ValueError(f"{who}: density must be a number in (0, 1) or a non-empty list of them")
+    targets = [_check_density(d, N, who) for d in densities]
+    p = _check_fraction(p, "p", who)
+    q = _check_fraction(q, "q", who)
+    metric = _check_metric(metric, who)
+    gen = _generator(generator, who)
+    dev = f4.device
+
+    keep = torch.ones(B, N, dtype=torch.bool, device=dev)
+    count = N
+    u = f4.clone()
+    trace = []
+    steps = 0
+    snapshots = {}
+    with progress_bar(total=N - min(targets), enabled=progress, desc="PS", unit="px") as bar:
+        # Sparsification passes through every larger density on its way: one run serves all.
+        for target in sorted(set(targets), reverse=True):
+            while count > target:
+                nc = max(1, math.ceil(p * count))
+                nr = min(max(1, round(q * nc)), count - target)
+                nc = max(nc, nr)
+                cand = _random_scores((B, N), keep, gen, dev).topk(nc, dim=1).indices  # (B, nc)
+                trial = keep.clone().scatter_(1, cand, False)
+                u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, method=method)
+                trace.append(_global_error(u, f4, metric))
+                err = _local_error(u, f4, metric).gather(1, cand)
+                gone = cand.gather(1, (-err).topk(nr, dim=1).indices)  # the nr smallest errors
+                keep.scatter_(1, gone, False)
+                count -= nr
+                steps += 1
+                bar.update(nr)
+            snapshots[target] = (keep.view(B, 1, H, W).to(f4.dtype), u)
+    results = []
+    for target in targets:
+        mask4, u_last = snapshots[target]
+        mask = _mask_shape_out(mask4, f)
+        if not full_output:
+            results.append(mask)
+            continue
+        u = diffuse(f4, mask4, tol=tol, x0=u_last, method=method)
+        results.append(MaskResult(mask=mask, u=u.reshape(f.shape), error=_global_error(u, f4, metric),
+                                  trace=torch.stack(trace, 1) if trace else f4.new_zeros(B, 0),
+                                  accepted=torch.full((B,), steps, dtype=torch.long)))
+    return results if several else results[0]
+
+
+# ---------------------------------------------------------------------------
+# Non-local pixel exchange
+# ---------------------------------------------------------------------------
+
+def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
+                            cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
+                            method: str = "mg", generator=None, progress: bool = True,
+                            full_output: bool = False):
+    """Non-local pixel exchange (NLPE): improve a mask at fixed density.
+
+    Parameters
+    ----------
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Image(s), float32 or float64.
+    mask : Tensor
+        Binary initial mask(s), one channel: (H, W), (1, H, W) or (B, 1, H, W).
+        Each image needs at least one known and one unknown pixel.
+    candidates : int, optional
+        Random non-mask pixels drawn per exchange (default 30).
+    exchanges : int, optional
+        Of these, the ones with the largest local error moved into the mask,
+        and as many random mask pixels moved out (default 1).
+    cycles : int, optional
+        Number of cycles of ``|mask|`` exchange attempts (default 5).
+    parallel : int, optional
+        Exchanges tried at once per step, solved as one batch; the best is
+        kept if it lowers the error (default 1: the classical algorithm).
+        The number of attempts, ``cycles * |mask|``, does not depend on it.
+    metric : {'mse', 'mae'}, optional
+        Local and global error.
+    tol : float, optional
+        Relative residual of each inpainting (default 1e-6).
+    method : {'mg', 'cg'}, optional
+        Solver of :func:`diffuse` (warm-started from the current inpainting).
+    generator : None, int or torch.Generator, optional
+        Seed or CPU generator.
+    progress : bool, optional
+        Show a progress bar (steps).
+    full_output : bool, optional
+        Return a :class:`MaskResult` with the error trace.
+
+    Returns
+    -------
+    mask : Tensor, shape (B, 1, H, W) (see the module doc), dtype of ``f``
+        Same number of known pixels; its error is never larger than that of the input.
+    """
+    who = "nonlocal_pixel_exchange"
+    f4 = _check_f(f, who)
+    B, C, H, W = f4.shape
+    N = H * W
+    m4 = check_mask(mask, f4, who)
+    if m4.shape[1] != 1:
+        raise ValueError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
+    keep = m4.expand(B, 1, H, W).reshape(B, N).bool().clone()
+    counts = keep.sum(1)
+    if bool((counts == N).any()):
+        raise ValueError(f"{who}: mask has no unknown pixel; nothing to exchange")
+    candidates = _check_int(candidates, "candidates", who)
+    exchanges = _check_int(exchanges, "exchanges", who)
+    cycles = _check_int(cycles, "cycles", who, minimum=0)
+    parallel = _check_int(parallel, "parallel", who)
+    metric = _check_metric(metric, who)
+    if exchanges > candidates:
+        raise ValueError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
+    gen = _generator(generator, who)
+    dev = f4.device
+    S = parallel
+    ncand = min(candidates, int((N - counts).min()))
+    nex = min(exchanges, ncand, int(counts.min()))
+
+    u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, method=method)
+    err = _global_error(u, f4, metric)
+    trace = [err.clone()]
+    accepted = torch.zeros(B, dtype=torch.long, device=dev)
+    attempts = cycles * int(counts.max())
+    n_steps = math.ceil(attempts / S)
+    fS = f4.repeat_interleave(S, 0)  # (B*S, C, H, W)
+    rows = torch.arange(B * S, device=dev)
+    with progress_bar(total=n_steps, enabled=progress, desc="NLPE", unit="step") as bar:
+        for _ in range(n_steps):
+            loc = _local_error(u, f4, metric)  # (B, N)
+            keepS = keep.repeat_interleave(S, 0)  # (B*S, N)
+            # Candidates: random non-mask pixels; the largest local errors go in.
+            cand = _random_scores((B * S, N), ~keepS, gen, dev).topk(ncand, dim=1).indices
+            cerr = loc.repeat_interleave(S, 0).gather(1, cand)
+            add = cand.gather(1, cerr.topk(nex, dim=1).indices)
+            out = _random_scores((B * S, N), keepS, gen, dev).topk(nex, dim=1).indices
+            trial = keepS.clone()
+            trial.scatter_(1, out, False)
+            trial.scatter_(1, add, True)
+            uS = diffuse(fS, trial.view(B * S, 1, H, W).to(f4.dtype), tol=tol,
+                         x0=u.repeat_interleave(S, 0), method=method)
+            eS = _global_error(uS, fS, metric).view(B, S)
+            best_e, best_s = eS.min(1)
+            better = best_e < err
+            if bool(better.any()):
+                pick = rows.view(B, S)[torch.arange(B, device=dev), best_s]
+                keep = torch.where(better[:, None], trial[pick], keep)
+                u = torch.where(better[:, None, None, None], uS[pick], u)
+                err = torch.where(better, best_e, err)
+                accepted += better.long()
+            trace.append(err.clone())
+            bar.update(1)
+    mask4 = keep.view(B, 1, H, W).to(f4.dtype)
+    out_mask = _mask_shape_out(mask4, f)
+    if not full_output:
+        return out_mask
+    return MaskResult(mask=out_mask, u=u.reshape(f.shape), error=err, trace=torch.stack(trace, 1),
+                      accepted=accepted)

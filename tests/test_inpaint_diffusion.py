@@ -1,0 +1,211 @@
+"""Homogeneous diffusion inpainting (pdeflow.inpaint.diffuse): agreement with a sparse
+direct solve, exact known pixels, analytic solutions, batching and errors."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spl
+import torch
+
+from pdeflow.inpaint import diffuse, inpainting_error, random_mask
+from pdeflow.inpaint import diffusion as dmod
+from pdeflow.ops import laplacian
+
+
+def neumann_laplacian(H, W):
+    """The 5-point Neumann Laplacian as a scipy matrix, built independently of pdeflow.ops."""
+    def d1(n):
+        e = np.ones(n - 1)
+        return sp.diags([-e, e], [0, 1], shape=(n - 1, n))
+    Dy = sp.kron(d1(H), sp.eye(W))
+    Dx = sp.kron(sp.eye(H), d1(W))
+    return -(Dy.T @ Dy + Dx.T @ Dx).tocsr()
+
+
+def spsolve_inpaint(f, m):
+    """Reference: u = f on the mask, L u = 0 elsewhere, by scipy's sparse direct solver (float64)."""
+    H, W = f.shape
+    L = neumann_laplacian(H, W)
+    k = m.ravel() > 0
+    unk = ~k
+    A = L[unk][:, unk]
+    rhs = -L[unk][:, k] @ f.ravel()[k]
+    out = f.ravel().astype(np.float64).copy()
+    out[unk] = spl.spsolve(A.tocsc(), rhs)
+    return out.reshape(H, W)
+
+
+def rand_case(H, W, density, seed, C=None):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.rand((H, W) if C is None else (C, H, W), generator=g, dtype=torch.float64)
+    m = random_mask((H, W), density, generator=seed + 1, dtype=torch.float64)
+    return f, m
+
+
+@pytest.mark.parametrize("method", ["mg", "cg"])
+@pytest.mark.parametrize("H,W,density", [(9, 14, 0.2), (37, 50, 0.05), (70, 65, 0.01), (64, 64, 0.5)])
+def test_agrees_with_sparse_direct_solve(H, W, density, method):
+    f, m = rand_case(H, W, density, seed=H + W)
+    u = diffuse(f, m, tol=1e-10, method=method)
+    ref = spsolve_inpaint(f.numpy(), m.numpy())
+    assert np.abs(u.numpy() - ref).max() < 1e-5
+    known = m.bool()
+    assert torch.equal(u[known], f[known])  # bit for bit
+
+
+def test_default_tolerance_agrees_to_1e5_in_float64_and_float32():
+    f, m = rand_case(96, 80, 0.03, seed=3)
+    ref = spsolve_inpaint(f.numpy(), m.numpy())
+    assert np.abs(diffuse(f, m).numpy() - ref).max() < 1e-5
+    u32 = diffuse(f.float(), m.float())
+    assert u32.dtype == torch.float32
+    assert np.abs(u32.double().numpy() - ref).max() < 1e-4
+    assert torch.equal(u32[m.bool()], f.float()[m.bool()])
+
+
+def test_residual_and_laplace_equation():
+    f, m = rand_case(50, 60, 0.05, seed=7)
+    r = diffuse(f, m, tol=1e-9, full_output=True)
+    assert float(r.residual.max()) <= 1e-9
+    # the residual is relative to ||b|| = ||laplacian(m f)|| on the unknowns
+    b = laplacian(m * f)[~m.bool()].norm()
+    lap = laplacian(r.u)[~m.bool()]
+    assert float(lap.norm()) <= 1.01e-9 * float(b)
+    assert float(lap.abs().max()) < 1e-8
+
+
+def test_constant_is_preserved_and_maximum_principle():
+    m = random_mask((40, 33), 0.02, generator=0, dtype=torch.float64)
+    f = torch.full((40, 33), 0.37, dtype=torch.float64)
+    assert torch.allclose(diffuse(f, m, tol=1e-12), f, atol=1e-9, rtol=0)
+    f, m = rand_case(40, 33, 0.02, seed=1)
+    u = diffuse(f, m, tol=1e-10)
+    kf = f[m.bool()]
+    assert float(u.min()) >= float(kf.min()) - 1e-12 and float(u.max()) <= float(kf.max()) + 1e-12
+
+
+def test_neumann_boundary_analytic_solutions():
+    H, W = 23, 31
+    f = torch.rand(H, W, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # Known first and last columns: each row is harmonic and the vertical Neumann
+    # boundary is free, so u is linear in the column between the two values.
+    f[:, 0], f[:, -1] = 0.2, 0.9
+    m = torch.zeros(H, W, dtype=torch.float64)
+    m[:, 0] = m[:, -1] = 1
+    u = diffuse(f, m, tol=1e-12)
+    lin = 0.2 + 0.7 * torch.arange(W, dtype=torch.float64) / (W - 1)
+    assert torch.allclose(u, lin.expand(H, W), atol=1e-9, rtol=0)
+    # Only the first column known (constant): Neumann elsewhere gives that constant.
+    m2 = torch.zeros(H, W, dtype=torch.float64)
+    m2[:, 0] = 1
+    assert torch.allclose(diffuse(f, m2, tol=1e-12), torch.full((H, W), 0.2, dtype=torch.float64), atol=1e-9)
+
+
+def test_mirror_symmetry():
+    f, m = rand_case(30, 41, 0.05, seed=5)
+    u = diffuse(f, m, tol=1e-11)
+    for dims in ((-1,), (-2,), (-1, -2)):
+        uf = diffuse(f.flip(dims), m.flip(dims), tol=1e-11)
+        assert torch.allclose(uf, u.flip(dims), atol=1e-9)
+
+
+def test_batched_colour_and_broadcast_masks():
+    g = torch.Generator().manual_seed(2)
+    f = torch.rand(3, 3, 33, 47, generator=g, dtype=torch.float64)
+    masks = random_mask((3, 1, 33, 47), 0.04, generator=4, dtype=torch.float64)
+    u = diffuse(f, masks, tol=1e-10)
+    assert u.shape == f.shape
+    for b in range(3):
+        for c in range(3):
+            ref = spsolve_inpaint(f[b, c].numpy(), masks[b, 0].numpy())
+            assert np.abs(u[b, c].numpy() - ref).max() < 1e-6
+    # One (H, W) mask for the whole batch, and (C, H, W) input.
+    u1 = diffuse(f, masks[0, 0], tol=1e-10)
+    assert torch.allclose(u1[2], diffuse(f[2], masks[0, 0], tol=1e-10), atol=1e-8)
+    # A per-channel mask decouples the channels.
+    mc = random_mask((3, 33, 47), 0.05, generator=9, dtype=torch.float64)
+    uc = diffuse(f[0], mc, tol=1e-10)
+    for c in range(3):
+        assert torch.allclose(uc[c], diffuse(f[0, c], mc[c], tol=1e-10), atol=1e-8)
+    # bool masks work the same
+    assert torch.equal(diffuse(f[0], masks[0].bool(), tol=1e-10), diffuse(f[0], masks[0], tol=1e-10))
+
+
+def test_warm_start_gives_the_same_solution():
+    f, m = rand_case(48, 48, 0.05, seed=11)
+    u = diffuse(f, m, tol=1e-10)
+    m2 = m.clone()
+    on = m.flatten().nonzero()[0, 0]
+    m2.view(-1)[on] = 0
+    m2.view(-1)[(m.flatten() == 0).nonzero()[3, 0]] = 1
+    for method in ("mg", "cg"):
+        r = diffuse(f, m2, tol=1e-10, x0=u, method=method, full_output=True)
+        ref = spsolve_inpaint(f.numpy(), m2.numpy())
+        assert np.abs(r.u.numpy() - ref).max() < 1e-7
+
+
+def test_multigrid_needs_few_iterations_on_sparse_masks():
+    f, m = rand_case(200, 180, 0.01, seed=13)
+    mg = diffuse(f, m, tol=1e-8, full_output=True)
+    cg = diffuse(f, m, tol=1e-8, method="cg", full_output=True)
+    assert int(mg.iterations.max()) <= 30
+    assert int(cg.iterations.max()) > 5 * int(mg.iterations.max())
+    assert torch.allclose(mg.u, cg.u, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 11])
+def test_grid_transfers_are_adjoint(n):
+    g = torch.Generator().manual_seed(n)
+    H, W = n + 3, n
+    c = torch.rand(2, dmod._coarse(H), dmod._coarse(W), generator=g, dtype=torch.float64)
+    y = torch.rand(2, H, W, generator=g, dtype=torch.float64)
+    lhs = (dmod._prolong(c, H, W) * y).sum()
+    rhs = (c * dmod._restrict(y)).sum()
+    assert abs(float(lhs - rhs)) < 1e-12
+    # bilinear interpolation keeps constants
+    assert torch.allclose(dmod._prolong(torch.ones_like(c), H, W), torch.ones_like(y))
+
+
+def test_inpainting_error():
+    f, m = rand_case(20, 20, 0.1, seed=0)
+    u = diffuse(f, m)
+    assert torch.isclose(inpainting_error(f, u), ((u - f) ** 2).mean())
+    assert torch.isclose(inpainting_error(f, u, metric="mae"), (u - f).abs().mean())
+    with pytest.raises(ValueError, match="metric"):
+        inpainting_error(f, u, metric="psnr")
+
+
+def test_bad_input_errors():
+    f = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    m = random_mask((2, 1, 16, 16), 0.1, generator=0, dtype=torch.float64)
+    with pytest.raises(ValueError, match="does not fit"):
+        diffuse(f, m[..., :15])
+    with pytest.raises(ValueError, match="does not fit"):
+        diffuse(f, torch.ones(3, 1, 16, 16))
+    empty = m.clone()
+    empty[1] = 0
+    with pytest.raises(ValueError, match="no known pixel in image 1"):
+        diffuse(f, empty)
+    bad = f.clone()
+    bad[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        diffuse(bad, m)
+    with pytest.raises(ValueError, match="binary"):
+        diffuse(f, m * 0.5)
+    with pytest.raises(TypeError, match="floating"):
+        diffuse(torch.ones(8, 8, dtype=torch.int64), torch.ones(8, 8))
+    with pytest.raises(ValueError, match="tol"):
+        diffuse(f, m, tol=0)
+    with pytest.raises(ValueError, match="method"):
+        diffuse(f, m, method="lu")
+    with pytest.raises(ValueError, match="x0"):
+        diffuse(f, m, x0=torch.zeros(16, 16))
+    with pytest.raises(TypeError, match="mask"):
+        diffuse(f, np.ones((16, 16)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    f, m = rand_case(64, 64, 0.02, seed=1)
+    u = diffuse(f.cuda(), m.cuda(), tol=1e-10)
+    assert u.is_cuda
+    assert torch.allclose(u.cpu(), diffuse(f, m, tol=1e-10), atol=1e-8)
