@@ -7,16 +7,18 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 OUT ?= out/demo
 
-.PHONY: install run test test-all bench clean
+.PHONY: install run test test-all bench clean data
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# The pin first: an unpinned torch requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install "$(TORCH_PIN)"
 	$(PY) -m pip install -e ".[test]"
+	# Data files only (the DSB2018 nuclei image + mask of the IEL experiment); its deps are not needed.
+	$(PY) -m pip install --no-deps stardist
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -30,6 +32,16 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/reference.py
+
+# Optional second IEL data set (Colin27 MR + brain mask), offline afterwards: the Debian package is
+# downloaded and unpacked into .data/ (nothing is installed system-wide). Debian/Ubuntu only.
+data: .data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz
+
+.data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz:
+	mkdir -p .data/deb
+	cd .data/deb && apt-get download mricron-data
+	dpkg -x .data/deb/mricron-data_*.deb .data/mricron-data
+	touch $@
 
 clean:
 	rm -rf $(VENV) out

@@ -843,7 +843,14 @@ def _register_iel(sub) -> None:
     iel_cli.add_parsers(sub)
 
 
-COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet, _register_iel]
+def _register_inpainting_learned(sub) -> None:
+    # `pdeflow train inpainting` lives with the inpainting GANs.
+    from .inpaint import train_cli as inpaint_train_cli
+
+    inpaint_train_cli.add_parsers(sub)
+
+
+COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet, _register_iel, _register_inpainting_learned]
 
 
 def build_parser() -> argparse.ArgumentParser:

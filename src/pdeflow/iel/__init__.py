@@ -1,0 +1,20 @@
+"""Inverse evolution layers (seed 002): a training-time regulariser for any segmentation network.
+
+    from pdeflow.iel import with_iels
+    net = with_iels(my_unet, "heat", dt=0.025, steps=30)   # IELs in train(), identity in eval()
+
+* :mod:`~pdeflow.iel.layers` -- :class:`InverseEvolution` ``u <- u - dt F(u)``, the operators
+  :class:`Heat`, :class:`TVFlow`, :class:`PeronaMalik`, zero or Neumann boundary, :func:`with_iels`.
+* :mod:`~pdeflow.iel.noise` -- seeded label noise (grid blocks, random windows).
+* :mod:`~pdeflow.iel.unet` -- the paper's U-Net (InstanceNorm, LeakyReLU).
+* :mod:`~pdeflow.iel.datasets` -- offline labelled data (DSB2018 nuclei, Colin27 brain MR).
+* :mod:`~pdeflow.iel.experiment` -- the noisy-label experiment (``pdeflow iel-experiment``).
+"""
+from .layers import (BOUNDARIES, OPERATORS, Heat, InverseEvolution, PeronaMalik, TVFlow, WithIELs,
+                     heat_iel_symbol, make_operator, official_heat_iel, with_iels)
+from .noise import add_label_noise, block_noise, window_noise
+from .unet import UNet
+
+__all__ = ["BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator", "InverseEvolution",
+           "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol", "block_noise", "window_noise",
+           "add_label_noise", "UNet"]

@@ -1,0 +1,285 @@
+"""Real labelled segmentation data available offline, and a synthetic set for tests.
+
+Every loader returns a :class:`SegmentationData`: training images and label
+maps (full images or regions, cropped at random during training) and
+validation images and label maps taken from **disjoint** regions or slices.
+Images are float ``(1, H, W)`` tensors in [0, 1]; labels are int64 ``(H, W)``
+maps, 0 = background, 1 = foreground.
+
+* ``"dsb2018"`` -- the 2018 Data Science Bowl nuclei image shipped in the
+  ``stardist`` wheel (``stardist/data/images/img2d.tif`` and ``mask2d.tif``,
+  512 x 512, 125 instance labels; foreground = label > 0). Intensities are
+  min-max scaled over the whole image. Training: columns 0..367; validation:
+  columns 384..511 (a 16-column gap), cut into four 128 x 128 tiles. Install
+  with ``pip install --no-deps stardist`` (``make install`` does); stardist is
+  never imported, its files are located with ``importlib.util.find_spec``.
+* ``"mricron"`` -- the Colin27 T1 MR head volume of Debian ``mricron-data``
+  (``ch2.nii.gz``, 181 x 217 x 181 voxels of 1 mm, uint8) with the brain mask
+  ``ch2bet.nii.gz > 0``: axial slices with at least 1% brain, split along the
+  axis into blocks of 10 slices, every 4th block for validation, the slice
+  next to a validation block on each side left out (so train and validation
+  slices are at least 2 mm apart). Slices are zero-padded to 224 x 192.
+  Intensities are the uint8 values / 255. One subject: the split is by slice,
+  not by person. ``make data`` fetches it (``apt-get download mricron-data``
+  and ``dpkg -x`` into ``.data/``; nothing is installed system-wide).
+* ``"synthetic"`` -- random smooth blobs with Gaussian noise (for tests and
+  quick checks; not a benchmark).
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.util
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["SegmentationData", "DATASETS", "load_dataset", "dsb2018", "mricron_brain", "synthetic_blobs",
+           "mricron_dir", "read_nifti", "STARDIST_INSTALL", "MRICRON_INSTALL"]
+
+STARDIST_INSTALL = "pip install --no-deps stardist"
+MRICRON_INSTALL = ("make data (runs `apt-get download mricron-data` and `dpkg -x` into .data/mricron-data), "
+                   "or apt-get install mricron-data, or pass the folder holding ch2.nii.gz and ch2bet.nii.gz")
+
+
+@dataclasses.dataclass
+class SegmentationData:
+    """Images and labels for one experiment.
+
+    Attributes
+    ----------
+    name : str
+    train_images : list of Tensor (1, H, W), float in [0, 1]
+    train_labels : list of Tensor (H, W), int64 in 0..num_classes-1
+    val_images : Tensor (N, 1, Hv, Wv)
+    val_labels : Tensor (N, Hv, Wv), int64
+    num_classes : int
+    description : str
+        One line saying where the data come from and how it was split.
+    """
+    name: str
+    train_images: list
+    train_labels: list
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    num_classes: int
+    description: str
+
+
+# ---------------------------------------------------------------------------
+# DSB2018 nuclei from the stardist wheel
+# ---------------------------------------------------------------------------
+
+def _stardist_files() -> tuple[Path, Path]:
+    spec = importlib.util.find_spec("stardist")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"dataset 'dsb2018' needs the stardist wheel's data files: {STARDIST_INSTALL}")
+    base = Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
+    img, mask = base / "img2d.tif", base / "mask2d.tif"
+    if not (img.is_file() and mask.is_file()):
+        raise FileNotFoundError(f"dataset 'dsb2018': {img} or {mask} is missing from the installed stardist; "
+                                f"reinstall it: {STARDIST_INSTALL}")
+    return img, mask
+
+
+def dsb2018(val_tile: int = 128) -> SegmentationData:
+    """The stardist DSB2018 nuclei image: train on columns 0..367, validate on 384..511.
+
+    Parameters
+    ----------
+    val_tile : int
+        Side of the square validation tiles cut from the 512 x 128 validation
+        region (a divisor of 128, default 128: four tiles).
+    """
+    if not isinstance(val_tile, int) or val_tile < 16 or 128 % val_tile:
+        raise ValueError(f"dsb2018: val_tile must be a divisor of 128 and >= 16, got {val_tile!r}")
+    import tifffile
+    img_path, mask_path = _stardist_files()
+    img = tifffile.imread(img_path).astype(np.float64)
+    mask = tifffile.imread(mask_path)
+    img = (img - img.min()) / (img.max() - img.min())
+    u = torch.from_numpy(img).float()[None]
+    lab = torch.from_numpy((mask > 0).astype(np.int64))
+    train_img, train_lab = u[..., :, :368].contiguous(), lab[:, :368].contiguous()
+    vu, vl = u[..., :, 384:], lab[:, 384:]
+    t = val_tile
+    tiles = [(vu[:, i:i + t, j:j + t], vl[i:i + t, j:j + t]) for i in range(0, 512, t) for j in range(0, 128, t)]
+    return SegmentationData(
+        name="dsb2018", train_images=[train_img], train_labels=[train_lab],
+        val_images=torch.stack([a for a, _ in tiles]), val_labels=torch.stack([b for _, b in tiles]),
+        num_classes=2,
+        description=f"DSB2018 nuclei (stardist img2d/mask2d, 512x512): train columns 0-367, "
+                    f"validation columns 384-511 as {len(tiles)} tiles of {t}x{t}")
+
+
+# ---------------------------------------------------------------------------
+# Brain MR slices from Debian mricron-data
+# ---------------------------------------------------------------------------
+
+_NIFTI_DTYPES = {2: np.uint8, 4: np.int16, 8: np.int32, 16: np.float32, 64: np.float64, 256: np.int8,
+                 512: np.uint16, 768: np.uint32}
+
+
+def read_nifti(path) -> np.ndarray:
+    """A 3-D NIfTI-1 volume (``.nii`` or ``.nii.gz``) as an array indexed ``[z, y, x]``.
+
+    Minimal reader for single-file NIfTI-1 with a scalar datatype: applies
+    ``scl_slope``/``scl_inter`` when the slope is non-zero and not 1, ignores
+    the orientation (the voxel order is the file's).
+    """
+    path = Path(path)
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 352:
+        raise ValueError(f"read_nifti: {path} is too short to be a NIfTI-1 file")
+    endian = "<" if struct.unpack("<i", raw[:4])[0] == 348 else ">"
+    if struct.unpack(endian + "i", raw[:4])[0] != 348 or raw[344:347] not in (b"n+1", b"ni1"):
+        raise ValueError(f"read_nifti: {path} is not a single-file NIfTI-1 volume")
+    dim = struct.unpack(endian + "8h", raw[40:56])
+    code = struct.unpack(endian + "h", raw[70:72])[0]
+    offset = int(struct.unpack(endian + "f", raw[108:112])[0])
+    slope, inter = struct.unpack(endian + "2f", raw[112:120])
+    if code not in _NIFTI_DTYPES:
+        raise ValueError(f"read_nifti: {path} has unsupported NIfTI datatype code {code}")
+    if dim[0] != 3 or dim[4] > 1:
+        raise ValueError(f"read_nifti: {path} is not a 3-D volume (dim = {dim})")
+    nx, ny, nz = dim[1:4]
+    dt = np.dtype(_NIFTI_DTYPES[code]).newbyteorder(endian)
+    a = np.frombuffer(raw, dtype=dt, count=nx * ny * nz, offset=offset).reshape(nz, ny, nx)
+    if slope not in (0.0, 1.0) or inter != 0.0:
+        a = a * (slope if slope else 1.0) + inter
+    return np.array(a)
+
+
+def _repo_data_dir() -> Path:
+    # An editable install: src/pdeflow/iel/datasets.py -> the repository's .data/
+    return Path(__file__).resolve().parents[3] / ".data"
+
+
+def mricron_dir(path=None) -> Path:
+    """The folder holding ``ch2.nii.gz`` and ``ch2bet.nii.gz``.
+
+    Searched in order: ``path``; ``$PDEFLOW_MRICRON_DIR``; ``.data/mricron-data``
+    of the repository (``make data``); ``/usr/share/mricron/templates``
+    (``apt-get install mricron-data``). A folder holding the extracted package
+    (``usr/share/mricron/templates`` inside it) is accepted too.
+    """
+    candidates = []
+    if path is not None:
+        candidates.append(Path(path).expanduser())
+    elif os.environ.get("PDEFLOW_MRICRON_DIR"):
+        candidates.append(Path(os.environ["PDEFLOW_MRICRON_DIR"]).expanduser())
+    else:
+        candidates += [_repo_data_dir() / "mricron-data", Path("/usr/share/mricron/templates")]
+    for c in candidates:
+        for d in (c, c / "usr" / "share" / "mricron" / "templates"):
+            if (d / "ch2.nii.gz").is_file() and (d / "ch2bet.nii.gz").is_file():
+                return d
+    where = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"dataset 'mricron': ch2.nii.gz and ch2bet.nii.gz not found in {where}; "
+                            f"get them with {MRICRON_INSTALL}")
+
+
+def _pad_to(t: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    h, w = t.shape[-2:]
+    top, left = (H - h) // 2, (W - w) // 2
+    return F.pad(t, (left, W - w - left, top, H - h - top))
+
+
+def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, min_brain: float = 0.01) -> SegmentationData:
+    """Axial Colin27 T1 slices with brain masks (``ch2bet > 0``), split by slice blocks.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Folder with ``ch2.nii.gz`` and ``ch2bet.nii.gz`` (see :func:`mricron_dir`).
+    block : int
+        Slices per block (default 10).
+    val_every : int
+        Every ``val_every``-th block is validation (default 4: a quarter).
+    min_brain : float
+        Keep slices whose brain covers at least this fraction of the slice.
+    """
+    d = mricron_dir(path)
+    vol = read_nifti(d / "ch2.nii.gz")
+    bet = read_nifti(d / "ch2bet.nii.gz")
+    if vol.shape != bet.shape:
+        raise ValueError(f"dataset 'mricron': ch2 {vol.shape} and ch2bet {bet.shape} differ in shape")
+    mask = bet > 0
+    keep = np.nonzero(mask.reshape(mask.shape[0], -1).mean(1) >= min_brain)[0]
+    z0 = int(keep.min())
+    is_val = {int(z): ((int(z) - z0) // block) % val_every == val_every - 1 for z in keep}
+    train_z, val_z = [], []
+    for z in keep:
+        z = int(z)
+        if is_val[z]:
+            val_z.append(z)
+        elif not any(is_val.get(z + dz, False) for dz in (-1, 1)):   # a 1-slice gap to validation
+            train_z.append(z)
+    scale = 255.0 if vol.dtype == np.uint8 else float(vol.max())
+    img = torch.from_numpy(vol.astype(np.float32) / scale)
+    lab = torch.from_numpy(mask.astype(np.int64))
+    H, W = img.shape[1:]
+    Hp, Wp = -(-H // 16) * 16, -(-W // 16) * 16
+    return SegmentationData(
+        name="mricron", train_images=[img[z][None] for z in train_z], train_labels=[lab[z] for z in train_z],
+        val_images=torch.stack([_pad_to(img[z][None], Hp, Wp) for z in val_z]),
+        val_labels=torch.stack([_pad_to(lab[z], Hp, Wp) for z in val_z]),
+        num_classes=2,
+        description=f"Colin27 T1 (mricron-data ch2, brain mask ch2bet > 0): {len(train_z)} training and "
+                    f"{len(val_z)} validation axial slices ({H}x{W}, validation zero-padded to {Hp}x{Wp}) "
+                    f"from interleaved blocks of {block} slices")
+
+
+# ---------------------------------------------------------------------------
+# Synthetic
+# ---------------------------------------------------------------------------
+
+def synthetic_blobs(n_train: int = 4, n_val: int = 4, size: int = 64, *, noise: float = 0.15,
+                    seed: int = 0) -> SegmentationData:
+    """Random ellipses on a dark background plus Gaussian noise; for tests, not a benchmark.
+
+    ``n_train`` and ``n_val`` images of ``size x size`` (a multiple of 16),
+    drawn from one generator seeded with ``seed`` (training and validation
+    images are different draws).
+    """
+    if size < 16 or size % 16:
+        raise ValueError(f"synthetic_blobs: size must be a positive multiple of 16, got {size!r}")
+    g = torch.Generator()
+    g.manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+
+    def one():
+        lab = torch.zeros(size, size, dtype=torch.bool)
+        for _ in range(int(torch.randint(3, 7, (1,), generator=g))):
+            c = torch.rand(2, generator=g) * size
+            r = 3 + torch.rand(2, generator=g) * size / 8
+            lab |= ((yy - c[0]) / r[0]) ** 2 + ((xx - c[1]) / r[1]) ** 2 <= 1
+        img = 0.2 + 0.5 * lab.float() + noise * torch.randn(size, size, generator=g)
+        return img.clamp(0, 1)[None], lab.long()
+
+    train = [one() for _ in range(n_train)]
+    val = [one() for _ in range(n_val)]
+    return SegmentationData(
+        name="synthetic", train_images=[a for a, _ in train], train_labels=[b for _, b in train],
+        val_images=torch.stack([a for a, _ in val]), val_labels=torch.stack([b for _, b in val]),
+        num_classes=2, description=f"synthetic ellipses, {n_train} training and {n_val} validation "
+                                   f"images of {size}x{size}, noise sigma {noise:g}, seed {seed}")
+
+
+DATASETS = ("dsb2018", "mricron", "synthetic")
+
+
+def load_dataset(name: str, path=None) -> SegmentationData:
+    """A dataset by name (:data:`DATASETS`); ``path`` is the mricron folder, if given."""
+    if name == "dsb2018":
+        return dsb2018()
+    if name == "mricron":
+        return mricron_brain(path)
+    if name == "synthetic":
+        return synthetic_blobs()
+    raise ValueError(f"load_dataset: name must be one of {DATASETS}, got {name!r}")

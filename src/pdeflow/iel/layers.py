@@ -1,0 +1,331 @@
+"""Inverse evolution layers (seed 002): ``L(u) = u - dt * F(u)``, applied ``steps`` times.
+
+An explicit Euler step of an evolution ``u_t = F(u)`` is ``u + dt * F(u)``; an
+inverse evolution layer (IEL) flips the sign. Stacked after a network's logits
+during training only, it amplifies exactly what the evolution would smooth
+away (for heat diffusion: high frequencies, ragged boundaries, isolated
+pixels), so the loss punishes the network for producing them. The layers have
+no parameters.
+
+Operators and units
+-------------------
+An operator is any callable ``F(u, boundary)`` on ``(B, C, H, W)`` tensors
+that returns a tensor of the same shape; each channel (class logit map)
+evolves on its own. The ready ones use :mod:`pdeflow.ops` with **unit pixel
+spacing**, so ``dt`` is PDE time:
+
+* :class:`Heat` -- ``F(u) = laplacian(u)``, the 5-point stencil
+  ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]`` of the paper's eq. (7).
+* :class:`TVFlow` -- ``F(u) = div(grad u / sqrt(|grad u|^2 + eps^2))``, the
+  eps-regularised total variation flow.
+* :class:`PeronaMalik` -- ``F(u) = div(g(|grad u|^2) grad u)`` with
+  ``g(s) = 1 / (1 + s / kappa^2)``.
+
+**The official code's scaling.** The official implementation
+(cyliu111/Inverse-Evolution-Layers-Segmentation) convolves with the kernel
+``laplacian / 4`` (0.25 at the neighbours, -1 at the centre), so its
+"dt = 0.1" is PDE time ``0.025`` per layer here. :func:`official_heat_iel`
+builds exactly that layer stack (zero boundary, ``dt / 4``).
+
+Boundaries
+----------
+``boundary="zero"`` (the official code: ``conv2d(..., padding=1)``): the
+logits are taken to be 0 outside the image. ``boundary="neumann"``: the
+homogeneous Neumann condition of :mod:`pdeflow.ops` (``grad`` is zero across
+the border, ``div = -grad^T``), under which constants are left unchanged.
+Both are implemented with the same ``ops`` calls: for ``"zero"`` the image is
+zero-padded by one pixel, the operator applied on the padded grid and the
+border cropped off, which gives exactly the zero-padded 5-point stencil
+inside the image.
+
+Spectrum (heat)
+---------------
+For the Neumann Laplacian the eigenvectors are the DCT-II modes
+``cos(pi k (i + 1/2) / H) cos(pi l (j + 1/2) / W)`` with eigenvalues
+``-(4 sin^2(pi k / 2H) + 4 sin^2(pi l / 2W))``; one heat IEL multiplies mode
+``(k, l)`` by ``1 + dt * (4 sin^2(pi k / 2H) + 4 sin^2(pi l / 2W)) >= 1``,
+with equality only for the constant mode. For the zero boundary the
+eigenvectors are the DST-I modes ``sin(pi k (i+1) / (H+1)) ...`` with
+``k = 1..H``, and every factor ``1 + dt * (4 sin^2(pi k / 2(H+1)) + ...)`` is
+strictly above 1. ``steps`` layers raise the factor to the power ``steps``.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+
+__all__ = [
+    "BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator",
+    "InverseEvolution", "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol",
+]
+
+BOUNDARIES = ("zero", "neumann")
+
+
+def _check_u(u, who: str) -> None:
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"{who}: input must be a torch.Tensor of shape (B, C, H, W), got {type(u).__name__}")
+    if u.dim() != 4:
+        raise ValueError(f"{who}: input must have shape (B, C, H, W) (a batch of logit maps), "
+                         f"got shape {tuple(u.shape)}")
+    if not u.is_floating_point():
+        raise TypeError(f"{who}: input must be a floating tensor (logits), got dtype {u.dtype}")
+
+
+def _check_boundary(boundary, who: str) -> str:
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"{who}: boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    return boundary
+
+
+def _positive(value, name: str, who: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _padded(u: torch.Tensor, boundary: str, f: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``f`` under the boundary condition: Neumann is ops' own; zero pads, applies, crops."""
+    if boundary == "neumann":
+        return f(u)
+    return f(F.pad(u, (1, 1, 1, 1)))[..., 1:-1, 1:-1]
+
+
+class Heat:
+    """Heat diffusion ``F(u) = laplacian(u)``: the 5-point stencil, unit pixel spacing.
+
+    Parameters
+    ----------
+    scale : float, optional
+        Multiplies the Laplacian (default 1, the paper's eq. (7)). ``scale=0.25``
+        is the official code's kernel ``laplacian / 4``; equivalently divide
+        ``dt`` by 4 and keep ``scale=1``.
+    """
+
+    name = "heat"
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = _positive(scale, "scale", "Heat")
+
+    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
+        lap = _padded(u, boundary, ops.laplacian)
+        return lap if self.scale == 1.0 else self.scale * lap
+
+    def __repr__(self) -> str:
+        return f"Heat(scale={self.scale:g})"
+
+
+class TVFlow:
+    """Total variation flow ``F(u) = div(grad u / sqrt(|grad u|^2 + eps^2))`` per channel.
+
+    Parameters
+    ----------
+    eps : float, optional
+        Regularisation of the gradient norm, in logit units per pixel
+        (default 0.1). Small ``eps`` makes the operator stiff: its linearisation
+        around a flat region is ``laplacian / eps``.
+    """
+
+    name = "tv"
+
+    def __init__(self, eps: float = 0.1):
+        self.eps = _positive(eps, "eps", "TVFlow")
+
+    def _f(self, u: torch.Tensor) -> torch.Tensor:
+        g = ops.grad(u)                                           # (B, C, 2, H, W)
+        norm = torch.sqrt((g * g).sum(-3, keepdim=True) + self.eps ** 2)
+        return ops.div(g / norm)
+
+    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
+        return _padded(u, boundary, self._f)
+
+    def __repr__(self) -> str:
+        return f"TVFlow(eps={self.eps:g})"
+
+
+class PeronaMalik:
+    """Perona–Malik diffusion ``F(u) = div(g(|grad u|^2) grad u)``, ``g(s) = 1 / (1 + s / kappa^2)``.
+
+    Parameters
+    ----------
+    kappa : float, optional
+        Edge threshold in logit units per pixel (default 1): gradients much
+        larger than ``kappa`` are barely diffused, smaller ones diffuse as heat.
+    """
+
+    name = "perona-malik"
+
+    def __init__(self, kappa: float = 1.0):
+        self.kappa = _positive(kappa, "kappa", "PeronaMalik")
+
+    def _f(self, u: torch.Tensor) -> torch.Tensor:
+        g = ops.grad(u)
+        diffusivity = 1.0 / (1.0 + (g * g).sum(-3, keepdim=True) / self.kappa ** 2)
+        return ops.div(diffusivity * g)
+
+    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
+        return _padded(u, boundary, self._f)
+
+    def __repr__(self) -> str:
+        return f"PeronaMalik(kappa={self.kappa:g})"
+
+
+#: Ready operators by name: name -> (class, name of its one parameter or None).
+OPERATORS = {"heat": (Heat, "scale"), "tv": (TVFlow, "eps"), "perona-malik": (PeronaMalik, "kappa")}
+
+
+def make_operator(name: str, param: float | None = None):
+    """A ready operator by name (``"heat"``, ``"tv"``, ``"perona-malik"``).
+
+    ``param`` is its one parameter (heat: ``scale``, tv: ``eps``, Perona–Malik:
+    ``kappa``); None takes the default.
+    """
+    if name not in OPERATORS:
+        raise ValueError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
+    cls, _ = OPERATORS[name]
+    return cls() if param is None else cls(param)
+
+
+class InverseEvolution(nn.Module):
+    """``steps`` inverse evolution layers ``u <- u - dt * F(u)``; no parameters.
+
+    Parameters
+    ----------
+    operator : callable or str
+        ``F(u, boundary) -> Tensor`` on ``(B, C, H, W)``, or the name of a ready
+        operator (``"heat"``, ``"tv"``, ``"perona-malik"``, see :data:`OPERATORS`).
+        A callable that takes only ``u`` is accepted with ``boundary`` left to it.
+    dt : float
+        Time step per layer, PDE time for the ready operators (unit pixel
+        spacing), > 0. The official code's dt 0.1 with kernel ``laplacian / 4``
+        is ``dt=0.025`` with ``"heat"``.
+    steps : int
+        Number of layers, >= 1 (paper: 20 to 35).
+    boundary : {"zero", "neumann"}
+        Zero padding (the official code) or homogeneous Neumann (pdeflow.ops).
+
+    Notes
+    -----
+    The module is always active; to apply it in training only, wrap a network
+    with :func:`with_iels`. Input: floating ``(B, C, H, W)`` logits; output:
+    the same shape, dtype and device. Differentiable.
+    """
+
+    def __init__(self, operator="heat", dt: float = 0.025, steps: int = 30, boundary: str = "zero"):
+        super().__init__()
+        who = "InverseEvolution"
+        if isinstance(operator, str):
+            operator = make_operator(operator)
+        elif not callable(operator):
+            raise TypeError(f"{who}: operator must be a callable F(u, boundary) or one of "
+                            f"{tuple(OPERATORS)}, got {type(operator).__name__}")
+        self.operator = operator
+        self.dt = _positive(dt, "dt", who)
+        if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
+            raise ValueError(f"{who}: steps must be an int >= 1, got {steps!r}")
+        self.steps = int(steps)
+        self.boundary = _check_boundary(boundary, who)
+        self._takes_boundary = _takes_boundary(operator)
+
+    def _apply_f(self, u: torch.Tensor) -> torch.Tensor:
+        return self.operator(u, self.boundary) if self._takes_boundary else self.operator(u)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        _check_u(u, "InverseEvolution")
+        for _ in range(self.steps):
+            u = u - self.dt * self._apply_f(u)
+        return u
+
+    def extra_repr(self) -> str:
+        return f"operator={self.operator!r}, dt={self.dt:g}, steps={self.steps}, boundary={self.boundary!r}"
+
+
+def _takes_boundary(f) -> bool:
+    import inspect
+    try:
+        params = inspect.signature(f).parameters
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params.values())
+
+
+def official_heat_iel(dt: float = 0.1, steps: int = 30) -> InverseEvolution:
+    """The official code's heat IELs: kernel ``laplacian / 4``, zero padding, its ``dt``.
+
+    Equal to ``InverseEvolution("heat", dt / 4, steps, boundary="zero")``;
+    the defaults are its DSB2018 setting (WBC: ``steps=20``).
+    """
+    dt = _positive(dt, "dt", "official_heat_iel")
+    return InverseEvolution(Heat(), dt / 4.0, steps, boundary="zero")
+
+
+def heat_iel_symbol(H: int, W: int, dt: float, steps: int = 1, boundary: str = "zero",
+                    dtype=torch.float64) -> torch.Tensor:
+    """Gain of ``steps`` heat IELs on each eigenmode, shape ``(H, W)``.
+
+    Entry ``(k, l)`` is ``(1 + dt * (4 sin^2(pi k / 2n) + 4 sin^2(pi l / 2m)))^steps``
+    with ``n, m = H, W`` and ``k = 0..H-1`` (Neumann, DCT-II modes) or
+    ``n, m = H + 1, W + 1`` and ``k = 1..H`` (zero boundary, DST-I modes).
+    """
+    _check_boundary(boundary, "heat_iel_symbol")
+    if boundary == "neumann":
+        k, l, n, m = torch.arange(H, dtype=dtype), torch.arange(W, dtype=dtype), H, W
+    else:
+        k, l, n, m = torch.arange(1, H + 1, dtype=dtype), torch.arange(1, W + 1, dtype=dtype), H + 1, W + 1
+    lam = 4 * torch.sin(math.pi * k / (2 * n))[:, None] ** 2 + 4 * torch.sin(math.pi * l / (2 * m))[None, :] ** 2
+    return (1 + dt * lam) ** steps
+
+
+class WithIELs(nn.Module):
+    """A network followed by inverse evolution layers in ``train()`` mode only.
+
+    In ``eval()`` mode the output is the network's own, bit for bit; the IELs
+    hold no parameters, so ``state_dict()`` keys are the network's under
+    ``model.``. Build it with :func:`with_iels`.
+    """
+
+    def __init__(self, model: nn.Module, iel: InverseEvolution):
+        super().__init__()
+        self.model = model
+        self.iel = iel
+
+    def forward(self, *args, **kwargs):
+        out = self.model(*args, **kwargs)
+        if not self.training:
+            return out
+        if not isinstance(out, torch.Tensor):
+            raise TypeError("with_iels: the model must return a tensor of logits (B, C, H, W), "
+                            f"got {type(out).__name__}")
+        return self.iel(out)
+
+
+def with_iels(model: nn.Module, operator="heat", dt: float = 0.025, steps: int = 30,
+              boundary: str = "zero") -> WithIELs:
+    """Add inverse evolution layers after ``model``'s logits, active in ``train()`` only.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any segmentation network returning logits ``(B, C, H, W)``.
+    operator, dt, steps, boundary
+        As :class:`InverseEvolution` (or pass an ``InverseEvolution`` as ``operator``).
+
+    Returns
+    -------
+    WithIELs
+        ``net = with_iels(unet, "heat", dt=0.025, steps=30)``; train with
+        ``net.train()`` and the usual loss on ``net(x)``; ``net.eval()(x)``
+        equals ``unet.eval()(x)``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"with_iels: model must be a torch.nn.Module, got {type(model).__name__}")
+    iel = operator if isinstance(operator, InverseEvolution) else InverseEvolution(operator, dt, steps, boundary)
+    return WithIELs(model, iel)
