@@ -1,0 +1,491 @@
+"""Training the inpainting WGAN and the joint mask WGAN (seed 004): one loop, top to bottom.
+
+Two stages, each a resumable run (:class:`pdeflow.training.Run`)::
+
+    from pdeflow.inpaint.train import TrainConfig, train
+    train(TrainConfig(stage="wgan", width=0.25, steps=3000), "runs/wgan")
+    train(TrainConfig(stage="mask", density=0.05, init="runs/wgan", width=0.25, steps=3000), "runs/mask05")
+
+or ``pdeflow train inpainting --stage wgan ...`` / ``--stage mask --density 0.05 --init runs/wgan ...``.
+The same call (or command) again resumes a killed run where it stopped.
+
+What a step does
+----------------
+1. Draw everything random from ``step_generator(seed, step)`` and nothing
+   else: ``batch_size`` crops of ``crop x crop`` pixels from images picked
+   uniformly at random (reflect-padded where an image is smaller), and
+   the noises of the networks.
+2. The mask: stage ``wgan`` -- a random mask per crop, each pixel known with
+   probability ``d ~ U[density_min, density_max]`` (one ``d`` per crop), so
+   one inpainting network serves all densities (Vasata et al. trained on
+   5-50 % known pixels); stage ``mask`` -- ``b = m(r, f)`` from the mask
+   generator (binary, straight-through gradient).
+3. ``u = (1 - c) g(r, c, c f) + c f``; critic loss ``mean d(u, c) - mean
+   d(f, c)`` (``u`` detached); generator loss ``mean |f - u| - alpha mean
+   d(u, c)``; stage ``mask``: mask loss ``|mean b - D| + beta mean |f - u| -
+   alpha mean d(u, b)``. All gradients come from the same forward pass (the
+   critic's before its update, as Vasata et al.'s code); Adam (``lr`` 5e-5)
+   steps every network once; then every critic kernel is clipped to L2 norm 1.
+4. Every ``val_every`` steps and after the last: validation (below); a new
+   best writes ``best.pt`` and exports the model.
+
+Stage ``mask`` starts the inpainting generator and the critic from the best
+checkpoint of a stage-``wgan`` run (``init``, a run directory; its channels,
+width, crop and noise must match) or, with ``init=None``, from scratch.
+
+Validation
+----------
+``val_crops`` crops of ``crop`` pixels (seed ``val_seed``) from images training
+never sees: the built-in pool's TEST split of photos when training on the
+built-in TRAIN split, or for a folder a held-out ``val_fraction`` of its files
+(chosen by a hash of their relative paths). Noises are fixed too, so the
+metric is a deterministic function of the weights.
+
+* stage ``wgan``: the MAE of ``u`` against ``f`` (all pixels, intensities in
+  [0, 1]) for random masks of each density in ``val_densities``, averaged
+  over densities; lower is better. PSNR and SSIM are logged beside it.
+* stage ``mask``: seed 004's "mask validation loss", eq. (4):
+  ``|mean b - D| + beta * mean |f - u|`` (the paper picks its weights by it).
+
+Run directory
+-------------
+``config.json``, ``last.pt``, ``best.pt``, ``log.csv`` and the exported best
+model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.training.export_model`):
+``config`` = ``{"kind": "inpainting", "model": {channels, width, noise_std}}``
+(stage ``wgan``, an :class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) or
+``{"kind": "maskgan", "model": {channels, width, noise_std, density}}``
+(stage ``mask``, a :class:`~pdeflow.inpaint.masknet.MaskGAN` holding the mask
+generator and its jointly trained inpainting generator), ``provenance`` = the
+training config, data, steps, wall time, command and validation metrics.
+Load it with :func:`pdeflow.inpaint.gan.load_mask_model` /
+:func:`~pdeflow.inpaint.gan.load_inpainting_model` (a path) or copy it to
+``src/pdeflow/inpaint/weights/`` under its shipped name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shlex
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import data as pdata
+from ..metrics import psnr, ssim
+from ..training import (Run, config_to_dict, export_model, load_checkpoint, seed_everything, step_generator)
+from .masknet import MaskGAN, MaskGenerator, check_density, mask_loss
+from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
+
+__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
+           "validate", "STAGES", "IMAGE_SUFFIXES"]
+
+STAGES = ("wgan", "mask")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines an inpainting-GAN training run (saved as ``config.json``).
+
+    Defaults are seed 004's where it gives a value (Adam 5e-5, alpha 0.005,
+    beta 1, noise N(0, 0.1), 64x64 crops); ``width`` < 1 shrinks every
+    network for CPU training.
+    """
+
+    stage: str = "wgan"                  #: "wgan" (inpainting on random masks) or "mask" (joint mask WGAN)
+    density: float = 0.1                 #: stage mask: target density D of the masks
+    density_min: float = 0.02            #: stage wgan: random-mask densities d ~ U[density_min, density_max]
+    density_max: float = 0.3
+    init: str | None = None              #: stage mask: a stage-wgan run directory to start G and the critic from
+    # model
+    channels: int = 1                    #: 1 (greyscale) or 3 (colour)
+    width: float = 1.0                   #: channel multiplier of all three networks (1 = published sizes)
+    noise_std: float = 0.1               #: generator noise N(0, noise_std) in the missing pixels
+    # data
+    data: str = "builtin"                #: "builtin" (TRAIN split of the built-in photos) or a folder
+    crop: int = 64                       #: crop size, a multiple of 32 (the critic's five stride-2 steps)
+    # optimisation
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 5e-5
+    alpha: float = 0.005                 #: weight of the critic in the generator and mask losses
+    beta: float = 1.0                    #: weight of the MAE in the mask loss
+    seed: int = 0
+    deterministic: bool = False          #: torch deterministic algorithms (bit-exact resume on CPU)
+    # validation and checkpoints
+    val_data: str | None = None          #: None: see the module doc; or "builtin" (TEST split) or a folder
+    val_fraction: float = 0.1            #: folder data: fraction of its files held out for validation
+    val_crops: int = 32
+    val_densities: tuple = (0.05, 0.1, 0.2)   #: stage wgan: random-mask densities of the validation
+    val_seed: int = 0
+    val_every: int = 250
+    ckpt_every: int = 50
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the first field that is out of range."""
+    def need(ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"TrainConfig.{name}: expected {what}, got {getattr(cfg, name)!r}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
+    need(is_num(cfg.density) and 0 < cfg.density < 1, "density", "a number in (0, 1)")
+    need(is_num(cfg.density_min) and 0 < cfg.density_min < 1, "density_min", "a number in (0, 1)")
+    need(is_num(cfg.density_max) and cfg.density_min <= cfg.density_max < 1, "density_max",
+         "a number in [density_min, 1)")
+    need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a run directory")
+    need(cfg.stage == "mask" or cfg.init is None, "init", "None for stage 'wgan'")
+    need(cfg.channels in (1, 3), "channels", "1 or 3")
+    need(is_num(cfg.width) and cfg.width > 0, "width", "a number > 0")
+    need(is_num(cfg.noise_std) and cfg.noise_std >= 0, "noise_std", "a number >= 0")
+    need(is_int(cfg.crop) and cfg.crop >= 32 and cfg.crop % 32 == 0, "crop", "a multiple of 32 (32, 64, 128, ...)")
+    for name in ("lr",):
+        need(is_num(getattr(cfg, name)) and getattr(cfg, name) > 0, name, "a number > 0")
+    for name in ("alpha", "beta"):
+        need(is_num(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "a number >= 0")
+    for name in ("steps", "batch_size", "val_crops", "val_every", "ckpt_every"):
+        need(is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "an int >= 1")
+    need(isinstance(cfg.val_densities, (tuple, list)) and len(cfg.val_densities) >= 1
+         and all(is_num(d) and 0 < d < 1 for d in cfg.val_densities), "val_densities",
+         "a non-empty tuple of numbers in (0, 1)")
+    need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
+    need(is_int(cfg.seed) and cfg.seed >= 0, "seed", "an int >= 0")
+    need(is_int(cfg.val_seed) and cfg.val_seed >= 0, "val_seed", "an int >= 0")
+    need(isinstance(cfg.data, str), "data", "'builtin' or a folder")
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Photos:
+    """``(C, H, W)`` images in [0, 1] by index: held in memory, or read from files on demand
+    (the last ``cache`` of them kept), so a large folder costs no memory."""
+
+    def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
+                 channels: int, description: dict, cache: int = 512):
+        self.images, self.files, self.channels = images, files, channels
+        self.description = description
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[i]
+        if i not in self._cache:
+            self._cache[i] = pdata.read_image(self.files[i], grey=self.channels == 1)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(i)
+        return self._cache[i]
+
+
+def _image_files(folder: Path, who: str) -> list[Path]:
+    if not folder.is_dir():
+        raise ValueError(f"{who}: {str(folder)!r} is neither 'builtin' nor a directory")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"{who}: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return files
+
+
+def _builtin(split: str, channels: int) -> Photos:
+    pool = pdata.builtin_pool(split, grey=channels == 1, kind="photo")
+    return Photos(images=list(pool.values()), channels=channels,
+                  description={"source": "builtin", "split": split, "kind": "photo", "images": list(pool)})
+
+
+def _folder(folder: Path, files: list[Path], role: str, channels: int) -> Photos:
+    desc = {"source": "folder", "path": str(folder.resolve()), "role": role, "n_images": len(files)}
+    if len(files) <= 50:
+        desc["files"] = [str(p.relative_to(folder)) for p in files]
+    return Photos(files=files, channels=channels, description=desc)
+
+
+def open_data(cfg: TrainConfig) -> tuple[Photos, Photos]:
+    """The training and validation images of ``cfg`` (never one source image in both)."""
+    if cfg.data == "builtin":
+        train_set, folder, held_out = _builtin("train", cfg.channels), None, []
+    else:
+        folder = Path(cfg.data)
+        files = _image_files(folder, "data")
+        held_out = []
+        if cfg.val_data is None:
+            if len(files) < 2:
+                raise ValueError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
+                                 "for validation, or give val_data (--val-data)")
+            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
+            n_val = min(len(files) - 1, max(1, round(cfg.val_fraction * len(files))))
+            held_out = sorted(sorted(files, key=key)[:n_val])
+            files = [p for p in files if p not in set(held_out)]
+        train_set = _folder(folder, files, "train", cfg.channels)
+    if cfg.val_data is None:
+        val_set = _builtin("test", cfg.channels) if folder is None else _folder(folder, held_out, "validation",
+                                                                                 cfg.channels)
+    elif cfg.val_data == "builtin":
+        val_set = _builtin("test", cfg.channels)
+    else:
+        vfolder = Path(cfg.val_data)
+        vfiles = _image_files(vfolder, "val_data")
+        if train_set.files is not None:
+            overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
+            if overlap:
+                raise ValueError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
+                                 f"e.g. {sorted(overlap)[0]}")
+        val_set = _folder(vfolder, vfiles, "validation", cfg.channels)
+    return train_set, val_set
+
+
+def _crops(images: Photos, n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` crops ``(n, C, size, size)`` of images picked uniformly at random."""
+    picks = torch.randint(len(images), (n,), generator=g).tolist()
+    return torch.cat([pdata.random_crops([images[i]], 1, size, generator=g) for i in picks])
+
+
+def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """``(n, 1, size, size)`` masks, each pixel of mask ``i`` known with probability ``densities[i]``."""
+    return (torch.rand(n, 1, size, size, generator=g) < densities.view(-1, 1, 1, 1)).float()
+
+
+def sample_batch(cfg: TrainConfig, images: Photos, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One step's crops ``(B, C, S, S)`` and, for stage wgan, random masks ``(B, 1, S, S)``.
+
+    Everything is drawn from ``g`` (the step generator), in a fixed order.
+    """
+    f = _crops(images, cfg.batch_size, cfg.crop, g)
+    if cfg.stage != "wgan":
+        return f, None
+    d = cfg.density_min + (cfg.density_max - cfg.density_min) * torch.rand(cfg.batch_size, generator=g,
+                                                                             dtype=torch.float64)
+    return f, random_masks(cfg.batch_size, cfg.crop, d, g)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validation_set(cfg: TrainConfig, images: Photos) -> dict:
+    """Fixed validation crops, random masks per validation density, and noises (seed ``val_seed``)."""
+    g = torch.Generator().manual_seed(cfg.val_seed)
+    f = _crops(images, cfg.val_crops, cfg.crop, g)
+    masks = {float(d): random_masks(cfg.val_crops, cfg.crop, torch.full((cfg.val_crops,), float(d),
+                                                                          dtype=torch.float64), g)
+             for d in cfg.val_densities}
+    return {"f": f, "masks": masks, "noise": torch.randn(f.shape, generator=g) * cfg.noise_std,
+            "r": torch.rand(f.shape, generator=g)}
+
+
+@torch.no_grad()
+def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator | None, val: dict,
+             device: torch.device) -> dict[str, float]:
+    """The validation metrics of the module docstring; ``out["metric"]`` decides the best model."""
+    f, noise = val["f"].to(device), val["noise"].to(device)
+    was = gen.training, mask_net.training if mask_net is not None else None
+    gen.eval()
+    out: dict[str, float] = {}
+    try:
+        if mask_net is None:
+            maes = []
+            for d, m in val["masks"].items():
+                m = m.to(device)
+                u = composite(gen(f, m, noise), f, m)
+                maes.append(float((u - f).abs().mean()))
+                tag = f"{round(100 * d)}"
+                out[f"val_mae_{tag}"] = maes[-1]
+                out[f"val_psnr_{tag}"] = float(psnr(u, f).mean())
+                out[f"val_ssim_{tag}"] = float(ssim(u, f).mean()) if cfg.crop >= 11 else float("nan")
+            out["metric"] = sum(maes) / len(maes)
+        else:
+            mask_net.eval()
+            b = mask_net(f, val["r"].to(device))
+            u = composite(gen(f, b, noise), f, b)
+            dens = float((b.flatten(1).mean(1) - cfg.density).abs().mean())
+            mae = float((u - f).abs().mean())
+            out.update(val_density=float(b.mean()), val_density_loss=dens, val_mae=mae,
+                       val_psnr=float(psnr(u, f).mean()), val_ssim=float(ssim(u, f).mean()))
+            out["metric"] = dens + cfg.beta * mae
+    finally:
+        gen.train(was[0])
+        if mask_net is not None:
+            mask_net.train(was[1])
+    return out
+
+
+def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
+    """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan), if available."""
+    try:
+        from . import diffuse  # written in parallel; optional here
+    except ImportError:
+        return None
+    try:
+        out = {}
+        for d, m in val["masks"].items():
+            u = diffuse(val["f"].double(), m.double(), tol=1e-6)
+            out[f"{round(100 * d)}"] = float((u - val["f"].double()).abs().mean())
+        return out
+    except Exception as e:  # a baseline is a courtesy; never stop training for it
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+# --------------------------------------------------------------------------- models and export
+
+
+def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> dict:
+    """Load the best (else last) checkpoint of the stage-wgan run ``cfg.init``; returns its description."""
+    run_dir = Path(cfg.init)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise ValueError(f"init: {str(run_dir)!r} is not a training run directory (no config.json)")
+    saved = json.loads(cfg_path.read_text())
+    if saved.get("stage") != "wgan":
+        raise ValueError(f"init: {run_dir} is a stage {saved.get('stage')!r} run; need a stage 'wgan' run")
+    for key in ("channels", "width", "crop", "noise_std"):
+        if saved.get(key) != getattr(cfg, key):
+            raise ValueError(f"init: {run_dir} was trained with {key}={saved.get(key)!r}, "
+                             f"this run has {key}={getattr(cfg, key)!r}")
+    path = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
+    ckpt = load_checkpoint(path)
+    gen.load_state_dict(ckpt["models"]["gen"])
+    critic.load_state_dict(ckpt["models"]["critic"])
+    return {"run_dir": str(run_dir.resolve()), "checkpoint": path.name, "steps": int(ckpt["step"]),
+            "val_metric": ckpt["best"]["metric"]}
+
+
+def _export(state: dict, cfg: TrainConfig, model_config: dict, run_dir: Path, run: Run, info: dict,
+            best: dict) -> None:
+    provenance = {
+        "trainer": "pdeflow.inpaint.train",
+        "steps": int(run.best_step) + 1,
+        "steps_total": int(run.done),
+        "wall_time_s": round(run.elapsed, 1),
+        "val_metric": float(run.best),
+        "val": best,
+        **info,
+    }
+    kind = "inpainting" if cfg.stage == "wgan" else "maskgan"
+    export_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=provenance)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None, quiet: bool = False,
+          command: str | None = None) -> Path:
+    """Train (or resume) a stage of the inpainting GANs in ``run_dir``; returns the path of
+    the exported ``model.json`` (the best model by validation). See the module docstring.
+
+    ``device``: default ``cuda`` if available, else the CPU (one process; no DDP).
+    ``command``: recorded in the exported JSON (default: this process's command line).
+    """
+    check_config(cfg)
+    run_dir = Path(run_dir)
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    train_images, val_images = open_data(cfg)
+
+    gen = InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std)
+    critic = Critic(cfg.channels, cfg.crop, cfg.width)
+    mask_net = MaskGenerator(cfg.channels, cfg.width) if cfg.stage == "mask" else None
+    init_info = _init_from(cfg, gen, critic) if cfg.init is not None else None
+    nets = {"gen": gen, "critic": critic, **({"mask": mask_net} if mask_net is not None else {})}
+    for net in nets.values():
+        net.to(device)
+    opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr) for name, net in nets.items()}
+    run = Run(run_dir, cfg, models=nets, optimizers=opts, ckpt_every=cfg.ckpt_every, best_mode="min",
+              allow_changed=("steps",), quiet=quiet)
+    start = run.resume()
+    val = validation_set(cfg, val_images)
+    info = {
+        "command": command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "train_config": config_to_dict(cfg),
+        "data": {"train": train_images.description, "validation": val_images.description},
+        "device": str(device),
+        "parameters": {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()},
+        **({"init": init_info} if init_info is not None else {}),
+    }
+    if cfg.stage == "wgan":
+        info["val_mae_diffusion"] = _diffusion_baseline(cfg, val)
+    if cfg.stage == "wgan":
+        model_config, export_net = dict(gen.config), gen
+    else:
+        pair = MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density)
+        pair.mask_net, pair.inpainter = mask_net, gen          # the same modules: their state, prefixed
+        model_config, export_net = dict(pair.config), pair
+    g_params = list(gen.parameters())
+    m_params = list(mask_net.parameters()) if mask_net is not None else []
+    d_params = list(critic.parameters())
+    best_val: dict = {}
+
+    for step in run.steps(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        f, mask = sample_batch(cfg, train_images, g)
+        f = f.to(device)
+        if mask_net is not None:
+            mask = mask_net(f, generator=g)                      # binary, straight-through gradient
+        else:
+            mask = mask.to(device)
+        noise = (torch.randn(f.shape, generator=g) * cfg.noise_std).to(device)
+        u = composite(gen(f, mask, noise), f, mask)
+
+        loss_d = critic_loss(critic, f, u, mask)
+        grads_d = torch.autograd.grad(loss_d, d_params)
+        loss_g, mae, d_fake = generator_loss(critic, f, u, mask, cfg.alpha)
+        terms = {}
+        if mask_net is None:
+            grads = torch.autograd.grad(loss_g, g_params)
+        else:
+            loss_m, terms = mask_loss(mask, f, u, d_fake, cfg.density, cfg.beta, cfg.alpha)
+            if cfg.beta == 1.0:
+                # loss_m = loss_g + density term, which does not depend on g: one backward pass serves both
+                grads = torch.autograd.grad(loss_g + terms["density"], g_params + m_params)
+            else:
+                grads = (torch.autograd.grad(loss_g, g_params, retain_graph=True)
+                         + torch.autograd.grad(loss_m, m_params))
+        for p, gr in zip(d_params + g_params + m_params, (*grads_d, *grads)):
+            p.grad = gr
+        for opt in opts.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        critic.clip_kernel_norms()
+
+        row = dict(loss_critic=loss_d.item(), loss_gen=loss_g.item(), mae=mae.item(), d_fake=d_fake.item(),
+                   d_real=d_fake.item() - loss_d.item(), density=mask.detach().mean().item())
+        if terms:
+            row.update(loss_mask=loss_m.item(), density_loss=terms["density"].item())
+        run.log(step, **row)
+        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+            metrics = validate(cfg, gen, mask_net, val, device)
+            run.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items()
+                             if math.isfinite(v)})
+            if run.update_best(step, metrics["metric"]):
+                best_val = metrics
+                _export(export_net.state_dict(), cfg, model_config, run_dir, run, info, best_val)
+    run.finish()
+
+    # the exported model is the best one; (re)write it from best.pt with the final provenance
+    if (run_dir / "best.pt").exists():
+        best = load_checkpoint(run_dir / "best.pt")
+        state = {f"{k}": v for k, v in best["models"]["gen"].items()} if cfg.stage == "wgan" else {
+            **{f"mask_net.{k}": v for k, v in best["models"]["mask"].items()},
+            **{f"inpainter.{k}": v for k, v in best["models"]["gen"].items()}}
+        if not best_val:          # resumed after the best was found: recompute its metrics from its weights
+            gen_b = InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std).to(device)
+            gen_b.load_state_dict(best["models"]["gen"])
+            mask_b = None
+            if mask_net is not None:
+                mask_b = MaskGenerator(cfg.channels, cfg.width).to(device)
+                mask_b.load_state_dict(best["models"]["mask"])
+            best_val = validate(cfg, gen_b, mask_b, val, device)
+        _export(state, cfg, model_config, run_dir, run, info, best_val)
+    return run_dir / "model.json"

@@ -1,0 +1,207 @@
+"""Training the inpainting WGAN and the joint mask WGAN: tiny runs, resume, export, CLI (fast)."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import pdeflow.inpaint.train as T
+from pdeflow.data import write_image
+from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from pdeflow.inpaint.train import TrainConfig, train
+from pdeflow.training import RunConfigError, load_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    det, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    if torch.are_deterministic_algorithms_enabled() != det:
+        torch.use_deterministic_algorithms(det)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Six small synthetic 'photos' (smooth shapes plus texture) in a folder."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:56] / 48.0
+    for k in range(6):
+        img = 0.5 + 0.3 * np.sin(2 * np.pi * (k + 1) * x) * np.cos(2 * np.pi * y * (k % 3 + 1))
+        img += 0.1 * rng.standard_normal(img.shape)
+        write_image(folder / f"img{k}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
+    return folder
+
+
+def tiny(photos, **kw) -> TrainConfig:
+    base = dict(data=str(photos), width=0.05, crop=32, batch_size=2, steps=6, val_crops=2, val_every=3,
+                ckpt_every=2, deterministic=True, val_fraction=0.34)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(run_dir) -> list[dict]:
+    with open(run_dir / "log.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def wgan_run(photos, tmp_path_factory):
+    run = tmp_path_factory.mktemp("wgan")
+    train(tiny(photos), run, quiet=True, command="pdeflow train inpainting --test")
+    return run
+
+
+# ---------------------------------------------------------------- the two stages, export, load
+
+def test_wgan_stage_exports_a_model_that_loads_back(wgan_run):
+    for name in ("config.json", "last.pt", "best.pt", "log.csv", "model.safetensors", "model.json"):
+        assert (wgan_run / name).is_file(), name
+    rows = _rows(wgan_run)
+    assert [r["step"] for r in rows] == [str(s) for s in range(6)]
+    assert [r["val_metric"] != "" for r in rows] == [False, False, True, False, False, True]
+    assert all(0.02 <= float(r["density"]) <= 0.3 + 0.15 for r in rows)     # random masks of the configured range
+    meta = json.loads((wgan_run / "model.json").read_text())
+    assert meta["config"] == {"kind": "inpainting", "model": {"channels": 1, "width": 0.05, "noise_std": 0.1}}
+    prov = meta["provenance"]
+    best = load_checkpoint(wgan_run / "best.pt")
+    assert prov["val_metric"] == best["best"]["metric"] and prov["steps"] == best["step"]
+    assert prov["command"] == "pdeflow train inpainting --test"
+    assert prov["data"]["train"]["source"] == "folder" and prov["data"]["validation"]["role"] == "validation"
+    assert not set(prov["data"]["train"]["files"]) & set(prov["data"]["validation"]["files"])
+    assert set(prov["val"]) >= {"val_mae_5", "val_mae_10", "val_mae_20"}
+    gen = load_inpainting_model(wgan_run)
+    _same(gen.state_dict(), best["models"]["gen"])
+    f = torch.rand(1, 1, 40, 40)
+    m = (torch.rand(1, 1, 40, 40) < 0.1).float()
+    u = gan_inpaint(f, m, gen, seed=0)
+    assert torch.equal(u[m.bool()], f[m.bool()])
+
+
+def test_mask_stage_from_the_wgan_run(photos, wgan_run, tmp_path):
+    cfg = tiny(photos, stage="mask", density=0.1, init=str(wgan_run), steps=4, val_every=2)
+    meta_path = train(cfg, tmp_path / "mask", quiet=True)
+    meta = json.loads(meta_path.read_text())
+    assert meta["config"]["kind"] == "maskgan" and meta["config"]["model"]["density"] == 0.1
+    assert meta["provenance"]["init"]["run_dir"] == str(wgan_run.resolve())
+    rows = _rows(tmp_path / "mask")
+    assert all(r["density_loss"] != "" and r["loss_mask"] != "" for r in rows)
+    val = meta["provenance"]["val"]
+    assert val["metric"] == pytest.approx(val["val_density_loss"] + val["val_mae"])      # eq. (4), beta = 1
+    pair = load_mask_model(meta_path)
+    best = load_checkpoint(tmp_path / "mask" / "best.pt")
+    _same(pair.mask_net.state_dict(), best["models"]["mask"])
+    _same(pair.inpainter.state_dict(), best["models"]["gen"])
+    m = gan_mask(torch.rand(1, 1, 32, 32), 0.1, pair, seed=0)
+    assert set(m.unique().tolist()) <= {0.0, 1.0}
+    # the generator and critic started from the wgan run's best checkpoint
+    first = TrainConfig(**{**dataclasses.asdict(cfg), "steps": 1, "val_every": 1})
+    train(first, tmp_path / "one", quiet=True)
+    wbest = load_checkpoint(wgan_run / "best.pt")["models"]
+    one = load_checkpoint(tmp_path / "one" / "last.pt")["models"]
+    diff = max(float((one["gen"][k] - wbest["gen"][k]).abs().max()) for k in wbest["gen"])
+    assert 0 < diff < 1e-3                       # one Adam step (lr 5e-5) away from the initialisation
+    with pytest.raises(ValueError, match="init: .* was trained with width=0.05"):
+        train(dataclasses.replace(cfg, width=0.1), tmp_path / "bad", quiet=True)
+
+
+def test_a_killed_run_resumes_bit_identically(photos, wgan_run, tmp_path, monkeypatch):
+    for stage, extra in (("wgan", {}), ("mask", {"init": str(wgan_run)})):
+        cfg = tiny(photos, stage=stage, steps=5, **extra)
+        train(cfg, tmp_path / stage / "full", quiet=True, command="x")
+        real, calls = T.sample_batch, []
+
+        def killed_at_3(cfg_, images, g):
+            calls.append(1)
+            if len(calls) == 4:                  # the top of step 3: last.pt holds 2 steps
+                raise KeyboardInterrupt
+            return real(cfg_, images, g)
+
+        monkeypatch.setattr(T, "sample_batch", killed_at_3)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / stage / "resumed", quiet=True, command="x")
+        monkeypatch.setattr(T, "sample_batch", real)
+        assert load_checkpoint(tmp_path / stage / "resumed" / "last.pt")["step"] == 2
+        train(cfg, tmp_path / stage / "resumed", quiet=True, command="x")
+
+        a = load_checkpoint(tmp_path / stage / "full" / "last.pt")
+        b = load_checkpoint(tmp_path / stage / "resumed" / "last.pt")
+        for name in a["models"]:
+            _same(a["models"][name], b["models"][name])
+            _same(a["optimizers"][name]["state"][0], b["optimizers"][name]["state"][0])
+        assert a["best"] == b["best"]
+        assert _rows(tmp_path / stage / "full") == _rows(tmp_path / stage / "resumed")
+        assert ((tmp_path / stage / "full" / "model.safetensors").read_bytes()
+                == (tmp_path / stage / "resumed" / "model.safetensors").read_bytes())
+    with pytest.raises(RunConfigError, match="lr"):
+        train(dataclasses.replace(cfg, lr=1e-3), tmp_path / "mask" / "resumed", quiet=True)
+
+
+def test_losses_fall_on_a_small_problem(photos, tmp_path):
+    """A few dozen steps at a higher learning rate: the inpainting MAE must drop, in training and validation."""
+    cfg = tiny(photos, steps=40, lr=2e-3, width=0.1, batch_size=4, val_every=20, deterministic=False)
+    train(cfg, tmp_path, quiet=True)
+    rows = _rows(tmp_path)
+    mae = [float(r["mae"]) for r in rows]
+    assert np.mean(mae[-10:]) < 0.85 * np.mean(mae[:5])
+    # the untrained network (same seed) on the same validation set does worse than the exported best one
+    torch.manual_seed(cfg.seed)
+    untrained = T.InpaintingGenerator(1, cfg.width, cfg.noise_std)
+    val = T.validation_set(cfg, T.open_data(cfg)[1])
+    before = T.validate(cfg, untrained, None, val, torch.device("cpu"))["metric"]
+    after = json.loads((tmp_path / "model.json").read_text())["provenance"]["val_metric"]
+    assert after < 0.85 * before
+
+
+def test_config_errors(photos, tmp_path):
+    with pytest.raises(ValueError, match="TrainConfig.density"):
+        train(tiny(photos, stage="mask", density=1.0), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.density"):
+        train(tiny(photos, stage="mask", density=0.0), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.crop"):
+        train(tiny(photos, crop=48), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.stage"):
+        train(tiny(photos, stage="joint"), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.init"):
+        train(tiny(photos, init=str(tmp_path)), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="not a training run directory"):
+        train(tiny(photos, stage="mask", init=str(tmp_path)), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="neither 'builtin' nor a directory"):
+        train(tiny(photos, data=str(tmp_path / "nowhere")), tmp_path / "a", quiet=True)
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys):
+    from pdeflow.cli import build_parser, main
+    args = build_parser().parse_args(["train", "inpainting", "--stage", "mask", "--density", "0.05", "--init",
+                                      str(wgan_run), "--width", "0.25", "--crop", "64", "--run-dir", "r"])
+    from pdeflow.inpaint.train_cli import config_from_args
+    cfg = config_from_args(args)
+    assert (cfg.stage, cfg.density, cfg.width, cfg.crop, cfg.init) == ("mask", 0.05, 0.25, 64, str(wgan_run.resolve()))
+    for argv, msg in ((["--density", "1.5"], "argument --density: expected a number in (0, 1)"),
+                      (["--density", "0"], "argument --density: expected a number in (0, 1)"),
+                      (["--crop", "48"], "argument --crop: expected a multiple of 32"),
+                      (["--init", str(wgan_run)], "argument --init: only for --stage mask"),
+                      (["--stage", "mask", "--init", str(tmp_path)], "not a training run directory"),
+                      (["--data", str(tmp_path / "none")], "argument --data")):
+        assert main(["train", "inpainting", "--run-dir", str(tmp_path / "r"), *argv]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    rc = main(["train", "inpainting", "--run-dir", str(tmp_path / "cli"), "--data", str(photos), "--width", "0.05",
+               "--crop", "32", "--batch-size", "2", "--steps", "2", "--val-crops", "2", "--val-every", "2",
+               "--quiet"])
+    assert rc == 0 and "best validation MAE" in capsys.readouterr().out
+    assert (tmp_path / "cli" / "model.json").is_file()
