@@ -9,6 +9,7 @@ has the shape of ``u`` and approximates ``u_t``.  See :mod:`.models` and
 equivariant and one-homogeneous.
 """
 from .api import flow, load, shipped_models
+from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
 from .models import (
     ARCHITECTURES,
@@ -25,7 +26,9 @@ from .models import (
     zero_border,
 )
 from .symmetry import Equivariant
-from .train import TrainConfig  # train() itself: pdeflow.tvflownet.train.train (the module keeps its name)
+# train() and evaluate() live in modules of the same name (pdeflow.tvflownet.train.train,
+# pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules.
+from .train import TrainConfig
 
 __all__ = [
     "TVflowNetModel",
@@ -48,4 +51,5 @@ __all__ = [
     "shipped_models",
     "Equivariant",
     "TrainConfig",
+    "joint_optimise",
 ]
