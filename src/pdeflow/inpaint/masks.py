@@ -287,7 +287,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 
 def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
-                            method: str = "mg", generator=None, progress: bool = True,
+                            method: str = "cg", generator=None, progress: bool = True,
                             full_output: bool = False):
     """Non-local pixel exchange (NLPE): improve a mask at fixed density.
 
@@ -308,13 +308,17 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     parallel : int, optional
         Exchanges tried at once per step, solved as one batch; the best is
         kept if it lowers the error (default 1: the classical algorithm).
-        The number of attempts, ``cycles * |mask|``, does not depend on it.
+        The number of attempts, ``cycles * |mask|``, does not depend on it,
+        so larger values are faster but keep at most one exchange per
+        ``parallel`` attempts: worth it late, when few exchanges succeed.
     metric : {'mse', 'mae'}, optional
         Local and global error.
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
-    method : {'mg', 'cg'}, optional
-        Solver of :func:`diffuse` (warm-started from the current inpainting).
+    method : {'cg', 'mg'}, optional
+        Solver of :func:`diffuse`, warm-started from the current inpainting:
+        the swap disturbs it only locally, so plain CG (default) needs few
+        iterations and no multigrid set-up.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator.
     progress : bool, optional
