@@ -850,7 +850,14 @@ def _register_inpainting_learned(sub) -> None:
     inpaint_train_cli.add_parsers(sub)
 
 
-COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet, _register_iel, _register_inpainting_learned]
+def _register_inpaint(sub) -> None:
+    # `pdeflow mask` and `pdeflow inpaint` live with the inpainting code.
+    from .inpaint import cli as inpaint_cli
+
+    inpaint_cli.add_parsers(sub)
+
+
+COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet, _register_iel, _register_inpainting_learned, _register_inpaint]
 
 
 def build_parser() -> argparse.ArgumentParser:
