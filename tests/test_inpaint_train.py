@@ -205,3 +205,35 @@ def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys
                "--quiet"])
     assert rc == 0 and "best validation MAE" in capsys.readouterr().out
     assert (tmp_path / "cli" / "model.json").is_file()
+
+
+def test_evaluate_cli_on_exported_models(tmp_path, capsys):
+    from pdeflow.cli import main
+    from pdeflow.inpaint.masknet import MaskGAN
+    from pdeflow.inpaint.wgan import InpaintingGenerator
+    from pdeflow.training import export_model
+    torch.manual_seed(0)
+    pair, gen = MaskGAN(1, 0.05, density=0.2), InpaintingGenerator(1, 0.05)
+    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
+    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    out = tmp_path / "eval"
+    argv = ["evaluate", "inpainting", "--densities", "0.2", "0.3", "--n-images", "1", "--size", "16",
+            "--methods", "random-diffusion", "random-wgan", "ps", "maskgan", "--inpainting-model",
+            str(tmp_path / "inp.json"), "--out", str(out)]
+    assert main([*argv, "--mask-models", str(tmp_path / "mg.json"), str(tmp_path / "mg.json")]) == 0
+    stdout = capsys.readouterr().out
+    assert "note: mask GAN at 0.3 skipped" in stdout and "trained for density 0.2" in stdout
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["summary"]) == {"random-diffusion", "random-wgan", "ps", "maskgan"}
+    assert set(res["summary"]["maskgan"]) == {"0.2"} and set(res["summary"]["ps"]) == {"0.2", "0.3"}
+    for m in ("random-diffusion", "ps"):
+        assert res["summary"][m]["0.2"]["density"]["mean"] == pytest.approx(round(0.2 * 256) / 256)
+    assert "| 0.2 |" in (out / "report.md").read_text() and (out / "inpainting.png").stat().st_size > 0
+    # the report is not overwritten, bad arguments exit with status 2 and one line
+    assert main([*argv, "--mask-models", str(tmp_path / "mg.json"), str(tmp_path / "mg.json")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["evaluate", "inpainting", "--densities", "1.2", "--out", str(tmp_path / "x")]) == 2
+    assert "expected a density in (0, 1)" in capsys.readouterr().err
+    assert main(["evaluate", "inpainting", "--mask-models", "a", "--out", str(tmp_path / "x")]) == 2
+    assert "one model per density" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -844,10 +844,12 @@ def _register_iel(sub) -> None:
 
 
 def _register_inpainting_learned(sub) -> None:
-    # `pdeflow train inpainting` lives with the inpainting GANs.
+    # `pdeflow train inpainting` and `pdeflow evaluate inpainting` live with the inpainting GANs.
+    from .inpaint import eval_cli as inpaint_eval_cli
     from .inpaint import train_cli as inpaint_train_cli
 
     inpaint_train_cli.add_parsers(sub)
+    inpaint_eval_cli.add_parsers(sub)
 
 
 def _register_inpaint(sub) -> None:

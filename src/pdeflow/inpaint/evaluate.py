@@ -1,0 +1,351 @@
+"""Seed 004's evaluation (Tables 2-4) on held-out photos: masks, inpainting quality, run time.
+
+For each test image and density ``D`` the methods are
+
+* ``random-diffusion`` -- a uniformly random mask with ``round(D H W)`` known
+  pixels, homogeneous diffusion inpainting (:func:`pdeflow.inpaint.diffuse`);
+* ``random-wgan`` -- the same random mask, the inpainting WGAN
+  (:func:`~pdeflow.inpaint.gan.gan_inpaint`, random-mask model);
+* ``ps`` -- probabilistic sparsification optimised for diffusion (MAE, as the
+  paper), diffusion inpainting;
+* ``ps-nlpe`` -- the PS mask improved by non-local pixel exchange (5 cycles of
+  ``|mask|`` exchanges), diffusion inpainting;
+* ``maskgan`` -- the mask GAN's mask and its jointly trained inpainting
+  generator (MG in the paper).
+
+Metrics per image: PSNR (dB, data range 1), MAE (reported on the 0-255 scale
+of the paper's Table 3), SSIM (scikit-image's Gaussian SSIM, data range 1),
+the density actually reached, and the run time of the mask (the optimiser or
+the network, one image at a time) and of the inpainting. ``PS+NLPE`` mask
+time includes the PS run it starts from, as the paper's Table 4.
+
+Test images: ``n_images`` crops of ``size`` pixels, crop ``i`` from test photo
+``i mod n`` of the built-in TEST split (photos never used in training), or of
+the files of ``image_dir``. Methods whose module or model is unavailable are
+skipped with a note in the report.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import data as pdata
+from ..metrics import mae as mae_metric
+from ..metrics import psnr, ssim
+from ..progress import progress_bar
+
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "write_report", "figure"]
+
+METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan")
+LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
+          "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+#: Seed 004's numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
+#: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
+PAPER = {
+    "psnr": {"random-wgan": {0.05: 18.85, 0.1: 20.78, 0.2: 22.95}, "maskgan": {0.05: 21.66, 0.1: 23.63, 0.2: 25.36}},
+    "mae255": {"ps": {0.05: 13.98, 0.1: 9.08, 0.2: 5.19}, "ps-nlpe": {0.05: 10.98, 0.1: 7.51, 0.2: 4.31},
+               "maskgan": {0.05: 11.19, 0.1: 8.87, 0.2: 6.70}},
+    "ssim": {"ps": {0.05: 0.69, 0.1: 0.80, 0.2: 0.90}, "ps-nlpe": {0.05: 0.70, 0.1: 0.81, 0.2: 0.91},
+             "maskgan": {0.05: 0.71, 0.1: 0.79, 0.2: 0.85}},
+    "mask_s": {"ps": {0.05: 58.84, 0.1: 33.89, 0.2: 18.86}, "ps-nlpe": {0.05: 251.28, 0.1: 340.61, 0.2: 389.34},
+               "maskgan": {0.05: 0.93, 0.1: 0.93, 0.2: 0.93}},
+}
+
+
+def test_images(n_images: int, size: int, *, seed: int = 0, channels: int = 1,
+                image_dir=None) -> tuple[torch.Tensor, list[str]]:
+    """``n_images`` crops ``(n, C, size, size)`` in [0, 1] and their source names (see the module doc)."""
+    if image_dir is None:
+        pool = pdata.builtin_pool("test", grey=channels == 1, kind="photo")
+        names, images = list(pool), list(pool.values())
+    else:
+        folder = Path(image_dir)
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise ValueError(f"image_dir: no PNG/JPEG/TIFF files under {folder}")
+        names = [str(p.relative_to(folder)) for p in files]
+        images = [pdata.read_image(p, grey=channels == 1) for p in files]
+    g = torch.Generator().manual_seed(seed)
+    crops, labels = [], []
+    for i in range(n_images):
+        k = i % len(images)
+        crops.append(pdata.random_crops([images[k]], 1, size, generator=g))
+        labels.append(names[k])
+    return torch.cat(crops), labels
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _load_models(methods, densities, inpainting_model, mask_models, notes):
+    """The models the methods need; methods that cannot run are removed with a note."""
+    from . import gan
+    loaded = {"wgan": None, "mask": {}}
+    if "random-wgan" in methods:
+        try:
+            loaded["wgan"] = gan.load_inpainting_model(inpainting_model)
+        except (FileNotFoundError, ValueError) as e:
+            notes.append(f"random + WGAN skipped: {e}")
+    if "maskgan" in methods:
+        for d in densities:
+            spec = (mask_models or {}).get(d, d)
+            try:
+                model = gan.load_mask_model(spec)
+            except (FileNotFoundError, ValueError) as e:
+                notes.append(f"mask GAN at {d:g} skipped: {e}")
+                continue
+            if not math.isclose(model.density, d, abs_tol=1e-9):
+                notes.append(f"mask GAN at {d:g} skipped: {spec} was trained for density {model.density:g}")
+                continue
+            loaded["mask"][d] = model
+    return loaded
+
+
+def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, seed: int = 0, channels: int = 1,
+             methods=METHODS, image_dir=None, inpainting_model=None, mask_models: dict | None = None,
+             ps_p: float = 0.02, ps_q: float = 0.02, nlpe_cycles: int = 5, nlpe_candidates: int = 30,
+             metric: str = "mae", tol: float = 1e-6, progress: bool = False) -> dict:
+    """Run the methods on the test images; returns a JSON-ready dict (see :func:`write_report`).
+
+    Parameters
+    ----------
+    densities : sequence of float in (0, 1)
+    n_images, size, seed, channels, image_dir
+        The test images (:func:`test_images`); ``size`` >= 11 (the SSIM window).
+    methods : sequence of str
+        Among :data:`METHODS`.
+    inpainting_model : None or str
+        The random-mask inpainting WGAN (default: the shipped one).
+    mask_models : dict of density -> str, optional
+        Mask GAN per density (default: the shipped ones).
+    ps_p, ps_q, nlpe_cycles, nlpe_candidates, metric, tol
+        Parameters of PS and NLPE (REFERENCES.md defaults; the paper optimises the MAE).
+    """
+    densities = [float(d) for d in densities]
+    for d in densities:
+        if not 0 < d < 1:
+            raise ValueError(f"densities: each must be in (0, 1) (a fraction of known pixels), got {d!r}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods: unknown {unknown}; choose among {', '.join(METHODS)}")
+    if not (isinstance(size, int) and size >= 11):
+        raise ValueError(f"size: must be an int >= 11 (the SSIM window), got {size!r}")
+    if not (isinstance(n_images, int) and n_images >= 1):
+        raise ValueError(f"n_images: must be a positive int, got {n_images!r}")
+    notes: list[str] = []
+    methods = list(methods)
+    try:
+        from . import diffuse, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+    except ImportError as e:
+        diffuse = nonlocal_pixel_exchange = probabilistic_sparsification = random_mask = None
+        needs = [m for m in methods if m != "maskgan"]
+        notes.append(f"{', '.join(LABELS[m] for m in needs)} skipped: pdeflow.inpaint's model-based part is not "
+                     f"available ({e})")
+        methods = [m for m in methods if m == "maskgan"]
+    models = _load_models(methods, densities, inpainting_model, mask_models, notes)
+    if models["wgan"] is None and "random-wgan" in methods:
+        methods.remove("random-wgan")
+
+    from .gan import gan_inpaint, gan_mask
+    f_all, names = test_images(n_images, size, seed=seed, channels=channels, image_dir=image_dir)
+    per = {m: {d: [] for d in densities} for m in methods}
+    examples = {}                                      # image 0: (mask, u) per method and density
+    tasks = n_images * len(densities)
+    with progress_bar(total=tasks, enabled=progress, desc="evaluate inpainting", unit="image") as bar:
+        for i in range(n_images):
+            f = f_all[i:i + 1].double()               # the solvers and metrics in float64
+            for j, d in enumerate(densities):
+                res = {}
+                if random_mask is not None and {"random-diffusion", "random-wgan"} & set(methods):
+                    mask, t_mask = _timed(lambda: random_mask((1, 1, size, size), d, generator=seed * 1000 + i * 10 + j,
+                                                              dtype=f.dtype))
+                    if "random-diffusion" in methods:
+                        u, t_inp = _timed(lambda: diffuse(f, mask, tol=tol))
+                        res["random-diffusion"] = (mask, u, t_mask, t_inp)
+                    if "random-wgan" in methods:
+                        u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], seed=i))
+                        res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
+                if {"ps", "ps-nlpe"} & set(methods):
+                    ps_mask, t_ps = _timed(lambda: probabilistic_sparsification(
+                        f, d, p=ps_p, q=ps_q, metric=metric, tol=tol, generator=seed * 1000 + i * 10 + j,
+                        progress=False))
+                    if "ps" in methods:
+                        u, t_inp = _timed(lambda: diffuse(f, ps_mask, tol=tol))
+                        res["ps"] = (ps_mask, u, t_ps, t_inp)
+                    if "ps-nlpe" in methods:
+                        nl_mask, t_nl = _timed(lambda: nonlocal_pixel_exchange(
+                            f, ps_mask, candidates=nlpe_candidates, cycles=nlpe_cycles, metric=metric, tol=tol,
+                            generator=seed * 1000 + i * 10 + j, progress=False))
+                        u, t_inp = _timed(lambda: diffuse(f, nl_mask, tol=tol))
+                        res["ps-nlpe"] = (nl_mask, u, t_ps + t_nl, t_inp)
+                if "maskgan" in methods and d in models["mask"]:
+                    model = models["mask"][d]
+                    b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, seed=i))
+                    u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, seed=i))
+                    res["maskgan"] = (b.double(), u.double(), t_mask, t_inp)
+                for m, (mask, u, t_mask, t_inp) in res.items():
+                    u = u.clamp(0, 1)
+                    per[m][d].append({
+                        "image": i, "source": names[i], "psnr": float(psnr(u, f)), "mae255": 255 * float(mae_metric(u, f)),
+                        "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": t_mask,
+                        "inpaint_s": t_inp})
+                    if i == 0:
+                        examples[(m, d)] = (mask[0].float(), u[0].float())
+                bar.update(1)
+
+    summary = {}
+    for m in methods:
+        for d in densities:
+            rows = per[m][d]
+            if not rows:
+                continue
+            summary.setdefault(m, {})[str(d)] = {
+                k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows]))}
+                for k in ("psnr", "mae255", "ssim", "density", "mask_s", "inpaint_s")}
+    model_info = {}
+    if models["wgan"] is not None:
+        model_info["random-wgan"] = _provenance(models["wgan"])
+    for d, mdl in models["mask"].items():
+        model_info[f"maskgan-{d:g}"] = _provenance(mdl)
+    return {
+        "settings": {"densities": densities, "n_images": n_images, "size": size, "seed": seed, "channels": channels,
+                     "images": names, "image_dir": None if image_dir is None else str(image_dir),
+                     "ps": {"p": ps_p, "q": ps_q, "metric": metric}, "nlpe": {"cycles": nlpe_cycles,
+                     "candidates": nlpe_candidates, "metric": metric}, "tol": tol,
+                     "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
+                     "cpu": platform.processor() or platform.machine()},
+        "methods": methods, "summary": summary, "per_image": {m: {str(d): v for d, v in per[m].items()}
+                                                                for m in methods},
+        "models": model_info, "notes": notes, "paper": {k: {m: {str(d): v for d, v in dv.items()}
+                                                             for m, dv in t.items()} for k, t in PAPER.items()},
+        "_examples": examples, "_image0": f_all[0].float(),
+    }
+
+
+def _provenance(model) -> dict:
+    meta = getattr(model, "meta", {}) or {}
+    prov = meta.get("provenance", {})
+    return {"config": meta.get("config"), "steps": prov.get("steps"), "wall_time_s": prov.get("wall_time_s"),
+            "val_metric": prov.get("val_metric"), "created": prov.get("created")}
+
+
+def _fmt(cell: dict | None, key: str, digits: int) -> str:
+    if cell is None:
+        return "--"
+    v = cell[key]
+    return f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
+
+
+def _paper(key: str, m: str, d: float, digits: int) -> str:
+    v = PAPER.get(key, {}).get(m, {}).get(d)
+    return "--" if v is None else f"{v:.{digits}f}"
+
+
+def report_markdown(results: dict) -> str:
+    """The report as markdown (tables 2-4 of seed 004 beside this run's numbers)."""
+    s = results["settings"]
+    dens = s["densities"]
+    summ = results["summary"]
+    cell = lambda m, d: summ.get(m, {}).get(str(d))  # noqa: E731
+    lines = ["# Sparse inpainting: seed 004 Tables 2-4 on held-out photos", "",
+             f"{s['n_images']} crops of {s['size']}x{s['size']} px ({'grey' if s['channels'] == 1 else 'colour'}) "
+             f"from {'the built-in TEST photos' if s['image_dir'] is None else s['image_dir']} "
+             f"({', '.join(sorted(set(s['images'])))}), seed {s['seed']}. Mean ± std over images. "
+             f"Torch {s['torch']}, {s['torch_threads']} thread(s), CPU {s['cpu']}.",
+             f"PS p={s['ps']['p']}, q={s['ps']['q']}; NLPE {s['nlpe']['cycles']} cycles of |mask| exchanges, "
+             f"{s['nlpe']['candidates']} candidates; both minimise the {s['ps']['metric'].upper()}; diffusion solved "
+             f"to relative residual {s['tol']:g}.", ""]
+    if results["notes"]:
+        lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    lines += ["## PSNR in dB (Table 2; the paper: ImageNet 64x64)", "",
+              "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " | paper WGAN random | paper MG |",
+              "|---" * (len(results["methods"]) + 3) + "|"]
+    for d in dens:
+        lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "psnr", 2) for m in results["methods"])
+                     + f" | {_paper('psnr', 'random-wgan', d, 2)} | {_paper('psnr', 'maskgan', d, 2)} |")
+    for key, title, digits in (("mae255", "MAE on the 0-255 scale (Table 3a; the paper: BSDS500)", 2),
+                               ("ssim", "SSIM (Table 3b)", 3)):
+        lines += ["", f"## {title}", "",
+                  "| density | " + " | ".join(LABELS[m] for m in results["methods"])
+                  + " | paper PS | paper PS+NLPE | paper MG |", "|---" * (len(results["methods"]) + 4) + "|"]
+        for d in dens:
+            lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), key, digits) for m in results["methods"])
+                         + f" | {_paper(key, 'ps', d, digits)} | {_paper(key, 'ps-nlpe', d, digits)}"
+                         f" | {_paper(key, 'maskgan', d, digits)} |")
+    lines += ["", "## Density reached", "",
+              "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " |",
+              "|---" * (len(results["methods"]) + 1) + "|"]
+    for d in dens:
+        lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "density", 4) for m in results["methods"]) + " |")
+    timed = [m for m in ("ps", "ps-nlpe", "maskgan") if m in results["methods"]]
+    lines += ["", f"## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
+              "| density | " + " | ".join(LABELS[m] for m in timed) + " | PS / MG | PS+NLPE / MG | paper PS | "
+              "paper PS+NLPE | paper MG (CPU) |", "|---" * (len(timed) + 6) + "|"]
+    for d in dens:
+        mg = cell("maskgan", d)
+        ratio = lambda m: (f"{cell(m, d)['mask_s']['mean'] / mg['mask_s']['mean']:.0f}x"  # noqa: E731
+                           if mg is not None and cell(m, d) is not None else "--")
+        lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "mask_s", 3) for m in timed)
+                     + f" | {ratio('ps')} | {ratio('ps-nlpe')} | {_paper('mask_s', 'ps', d, 2)} | "
+                     f"{_paper('mask_s', 'ps-nlpe', d, 2)} | {_paper('mask_s', 'maskgan', d, 2)} |")
+    if results["models"]:
+        lines += ["", "## Models", ""]
+        for name, info in results["models"].items():
+            lines.append(f"- {name}: {json.dumps(info.get('config'))}, {info.get('steps')} steps, "
+                         f"{info.get('wall_time_s')} s of training, created {info.get('created')}")
+    lines += ["", "Inpainting times (seconds per image) and per-image values are in results.json; "
+              "the figure shows image 0.", ""]
+    return "\n".join(lines)
+
+
+def figure(results: dict):
+    """Image 0: per density a row of masks (known pixels white) and a row of inpaintings."""
+    from ..cli import _figure, _show
+    ex = results["_examples"]
+    methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
+    dens = results["settings"]["densities"]
+    ncols = len(methods) + 1
+    fig = _figure(2.2 * ncols, 2.3 * 2 * len(dens) + 0.5)
+    axes = fig.subplots(2 * len(dens), ncols, squeeze=False)
+    for r, d in enumerate(dens):
+        _show(axes[2 * r, 0], results["_image0"], "original")
+        axes[2 * r + 1, 0].set_axis_off()
+        for c, m in enumerate(methods, start=1):
+            if (m, d) not in ex:
+                axes[2 * r, c].set_axis_off()
+                axes[2 * r + 1, c].set_axis_off()
+                continue
+            mask, u = ex[(m, d)]
+            f0 = results["_image0"]
+            mark = torch.where(mask.bool().expand_as(f0), torch.ones_like(f0), 0.5 * f0)
+            _show(axes[2 * r, c], mark, f"{LABELS[m]}, mask {float(mask.mean()):.3f}")
+            err = 255 * float((u - f0).abs().mean())
+            _show(axes[2 * r + 1, c], u, f"inpainted, MAE {err:.1f}")
+    fig.suptitle("known pixels white over the dimmed image; inpainting below (densities "
+                 + ", ".join(f"{d:g}" for d in dens) + ")", fontsize=10)
+    return fig
+
+
+def write_report(results: dict, out) -> list[Path]:
+    """Write ``report.md``, ``results.json`` and ``inpainting.png`` through a :class:`pdeflow.cli.Outputs`."""
+    public = {k: v for k, v in results.items() if not k.startswith("_")}
+    text = report_markdown(results)
+    # Outputs stages every file beside its target and renames them all at the end (all or nothing).
+    with open(out._tmp("report.md"), "w") as fh:
+        fh.write(text)
+    with open(out._tmp("results.json"), "w") as fh:
+        json.dump(public, fh, indent=2, allow_nan=True)
+        fh.write("\n")
+    out.figure("inpainting.png", figure(results))
+    return [out.paths[n] for n in ("report.md", "results.json", "inpainting.png")]
