@@ -415,6 +415,7 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
                "seeds": [s for s, _ in items],
                "final_dice": _mean_std([r["final_dice"] for _, r in items]),
                "best_dice": _mean_std([r["best_dice"] for _, r in items]),
+               "curves": [r["val_dice"] for _, r in items],
                "curve_mean": np.mean([r["val_dice"] for _, r in items], axis=0).tolist(),
                "curve_std": (np.std([r["val_dice"] for _, r in items], axis=0, ddof=1).tolist()
                              if len(items) > 1 else [0.0] * len(items[0][1]["val_dice"])),
@@ -494,10 +495,14 @@ def _curves_figure(summary: dict):
         ep = np.arange(1, m.size + 1)
         style = "-" if r["labels"] == "clean" else "--"
         ax.plot(ep, m, style, color=colours[r["method"]], label=f"{_method_name(r)}, {r['labels']} labels")
-        ax.fill_between(ep, m - s, m + s, color=colours[r["method"]], alpha=0.15, linewidth=0)
+        ax.fill_between(ep, np.clip(m - s, 0, 1), np.clip(m + s, 0, 1), color=colours[r["method"]], alpha=0.12,
+                        linewidth=0)
+        for c in r["curves"]:      # each seed, thin: a collapsed seed shows as its own line
+            ax.plot(ep, c, style, color=colours[r["method"]], alpha=0.35, linewidth=0.7)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation Dice")
-    ax.set_title(f"{summary['base_config']['dataset']}: mean ± std over {len(summary['seeds'])} seeds")
+    ax.set_title(f"{summary['base_config']['dataset']}: mean ± std over {len(summary['seeds'])} seeds "
+                 "(thin: each seed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
