@@ -26,6 +26,7 @@ dtype of ``f``, 1 = known pixel. The global error is the per-image MSE
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -57,6 +58,9 @@ class MaskResult:
         (candidates removed), for information.
     accepted : Tensor of int64, shape (B,)
         NLPE: number of exchanges kept; PS: number of steps.
+    seconds : float
+        Wall-clock time of the optimisation (PS: until this density was
+        reached, which is what a run for this density alone costs).
     """
 
     mask: torch.Tensor
@@ -64,6 +68,7 @@ class MaskResult:
     error: torch.Tensor
     trace: torch.Tensor
     accepted: torch.Tensor
+    seconds: float = float("nan")
 
 
 # ---------------------------------------------------------------------------
@@ -226,7 +231,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     -------
     mask : Tensor, shape (B, 1, H, W) (see the module doc), dtype of ``f``
         A list of masks (or of :class:`MaskResult`) for a list of densities.
-        With ``full_output`` the trace and step count cover the whole run.
+        With ``full_output``, trace, step count and seconds cover the run up to that density.
     """
     who = "probabilistic_sparsification"
     f4 = _check_f(f, who)
@@ -243,11 +248,11 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     gen = _generator(generator, who)
     dev = f4.device
 
+    t0 = time.perf_counter()
     keep = torch.ones(B, N, dtype=torch.bool, device=dev)
     count = N
     u = f4.clone()
     trace = []
-    steps = 0
     snapshots = {}
     with progress_bar(total=N - min(targets), enabled=progress, desc="PS", unit="px") as bar:
         # Sparsification passes through every larger density on its way: one run serves all.
@@ -264,20 +269,19 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
                 gone = cand.gather(1, (-err).topk(nr, dim=1).indices)  # the nr smallest errors
                 keep.scatter_(1, gone, False)
                 count -= nr
-                steps += 1
                 bar.update(nr)
-            snapshots[target] = (keep.view(B, 1, H, W).to(f4.dtype), u)
+            snapshots[target] = (keep.view(B, 1, H, W).to(f4.dtype), u, len(trace), time.perf_counter() - t0)
     results = []
     for target in targets:
-        mask4, u_last = snapshots[target]
+        mask4, u_last, n_steps, secs = snapshots[target]
         mask = _mask_shape_out(mask4, f)
         if not full_output:
             results.append(mask)
             continue
         u = diffuse(f4, mask4, tol=tol, x0=u_last, method=method)
         results.append(MaskResult(mask=mask, u=u.reshape(f.shape), error=_global_error(u, f4, metric),
-                                  trace=torch.stack(trace, 1) if trace else f4.new_zeros(B, 0),
-                                  accepted=torch.full((B,), steps, dtype=torch.long)))
+                                  trace=torch.stack(trace[:n_steps], 1) if n_steps else f4.new_zeros(B, 0),
+                                  accepted=torch.full((B,), n_steps, dtype=torch.long), seconds=secs))
     return results if several else results[0]
 
 
@@ -355,6 +359,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     ncand = min(candidates, int((N - counts).min()))
     nex = min(exchanges, ncand, int(counts.min()))
 
+    t0 = time.perf_counter()
     u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, method=method)
     err = _global_error(u, f4, metric)
     trace = [err.clone()]
@@ -393,4 +398,4 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     if not full_output:
         return out_mask
     return MaskResult(mask=out_mask, u=u.reshape(f.shape), error=err, trace=torch.stack(trace, 1),
-                      accepted=accepted)
+                      accepted=accepted, seconds=time.perf_counter() - t0)
