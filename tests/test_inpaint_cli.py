@@ -121,3 +121,35 @@ def test_gan_methods_without_a_model_give_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--method" in err[0]
     assert not out.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pdeflow.inpaint.gan") is None, reason="no GAN module")
+def test_gan_and_wgan_dispatch_with_exported_models(tmp_path, capsys):
+    """The CLI runs the GAN methods through pdeflow.inpaint.gan (untrained tiny models: wiring only)."""
+    from pdeflow.inpaint.masknet import MaskGAN
+    from pdeflow.inpaint.wgan import InpaintingGenerator
+    from pdeflow.training import export_model
+
+    torch.manual_seed(0)
+    pair = MaskGAN(1, width=0.1, density=0.1)
+    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
+    gen = InpaintingGenerator(1, width=0.1)
+    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    out = tmp_path / "g"
+    assert main(["mask", "--size", "16", "--density", "0.1", "--method", "gan", "--model", str(tmp_path / "mg.json"),
+                 "--out", str(out)]) == 0
+    assert listing(out) == ["errors.csv", "inpainted.png", "mask.png", "mask_figure.png"]
+    assert read_csv(out / "errors.csv")[0]["method"] == "gan"
+    # a model trained for another density is refused with one line
+    bad = tmp_path / "bad"
+    assert main(["mask", "--size", "16", "--density", "0.2", "--method", "gan", "--model", str(tmp_path / "mg.json"),
+                 "--out", str(bad)]) == 2
+    assert not bad.exists()
+    capsys.readouterr()
+    m = random_mask((1, 16, 16), 0.3, generator=0)
+    write_image(tmp_path / "m.png", m)
+    rec = tmp_path / "w"
+    assert main(["inpaint", "builtin:skimage/camera", "--size", "16", "--mask", str(tmp_path / "m.png"),
+                 "--method", "wgan", "--model", str(tmp_path / "inp.json"), "--out", str(rec)]) == 0
+    f = read_image(rec / "inpainted.png")
+    assert listing(rec) == ["errors.csv", "inpaint_figure.png", "inpainted.png"] and f.shape == (1, 16, 16)
