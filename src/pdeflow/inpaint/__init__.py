@@ -9,10 +9,20 @@ Model-based part:
   optimised for diffusion inpainting.
 * :func:`inpainting_error`: the per-image error (MSE or MAE).
 
+Learned part (seed 004 §2-3; :mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`,
+training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
+
+* :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
+* :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
+* :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
+
 Masks are 1 on known pixels and 0 on missing ones.
 """
 from .diffusion import DiffuseResult, diffuse, inpainting_error
 from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from .masknet import MaskGAN, MaskGenerator
+from .wgan import Critic, InpaintingGenerator
 
 __all__ = [
     "diffuse",
@@ -22,4 +32,12 @@ __all__ = [
     "probabilistic_sparsification",
     "nonlocal_pixel_exchange",
     "MaskResult",
+    "gan_inpaint",
+    "gan_mask",
+    "load_inpainting_model",
+    "load_mask_model",
+    "InpaintingGenerator",
+    "Critic",
+    "MaskGenerator",
+    "MaskGAN",
 ]
