@@ -11,7 +11,8 @@ import torch
 from pdeflow.cli import main
 from pdeflow.iel import UNet
 from pdeflow.iel import datasets as ds
-from pdeflow.iel.experiment import (ExperimentSpec, RunConfig, evaluate, plan_runs, prepare_data, run_experiment,
+from pdeflow.iel.experiment import (ExperimentSpec, RunConfig, boundary_ratio, evaluate, plan_runs, prepare_data,
+                                    run_experiment,
                                     train_run)
 from pdeflow.training import RunConfigError
 
@@ -70,7 +71,8 @@ def test_read_nifti_and_mricron_split_on_a_generated_volume(tmp_path):
     _write_nifti(tmp_path / "ch2.nii.gz", vol)
     _write_nifti(tmp_path / "ch2bet.nii.gz", bet)
     np.testing.assert_array_equal(ds.read_nifti(tmp_path / "ch2.nii.gz"), vol)
-    d = ds.mricron_brain(tmp_path)
+    assert ds.mricron_brain(tmp_path, val_step=2).val_images.shape == (10, 1, 32, 32)
+    d = ds.mricron_brain(tmp_path, val_step=1)
     assert d.val_images.shape == (20, 1, 32, 32)   # every 4th block of 10: slices 30-39 and 70-79
     assert len(d.train_images) == 80 - 20 - 3      # minus slices 29, 40 and 69, next to validation
     # train and validation slices are different slices and never neighbours
@@ -92,7 +94,7 @@ def test_mricron_real_data_if_present():
     except FileNotFoundError as e:
         pytest.skip(f"optional dataset mricron-data not fetched (`make data`): {e}")
     assert d.val_images.shape[1:] == (1, 224, 192)
-    assert len(d.train_images) > 3 * d.val_images.shape[0] * 0.8
+    assert len(d.train_images) > 1.5 * d.val_images.shape[0] * 0.8
     assert 0.1 < float(d.val_labels.float().mean()) < 0.6
 
 
@@ -131,6 +133,12 @@ def test_evaluate_perfect_and_empty_predictions(tiny_data):
                        torch.ones(2))
     none = evaluate(Oracle(torch.zeros_like(d.val_labels)), d.val_images, d.val_labels, 2)
     assert torch.equal(none, torch.zeros(2))
+    # boundary length ratio: 1 for the truth, 0 for an empty prediction, > 1 with specks added
+    assert boundary_ratio(Oracle(d.val_labels), d.val_images, d.val_labels) == pytest.approx(1.0)
+    assert boundary_ratio(Oracle(torch.zeros_like(d.val_labels)), d.val_images, d.val_labels) == 0.0
+    specks = d.val_labels.clone()
+    specks[:, ::8, ::8] = 1 - specks[:, ::8, ::8]
+    assert boundary_ratio(Oracle(specks), d.val_images, d.val_labels) > 1.5
 
 
 # ---------------------------------------------------------------------------
@@ -153,6 +161,7 @@ def test_train_run_result_and_resume(tmp_path, tiny_data):
     res = train_run(cfg, tmp_path / "r", data=tiny_data)
     assert len(res["val_dice"]) == 2 and res["final_dice"] == res["val_dice"][-1]
     assert 0.0 <= res["final_dice"] <= 1.0 and res["steps_per_epoch"] == 2
+    assert res["final_boundary_ratio"] >= 0.0
     np.testing.assert_allclose(np.mean(res["final_dice_per_image"]), res["final_dice"], rtol=1e-6)
     # a finished run is returned, not retrained; a different config in its folder is an error
     assert train_run(cfg, tmp_path / "r", data=tiny_data) == res

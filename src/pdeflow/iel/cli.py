@@ -17,7 +17,7 @@ PRESETS = {
     # minutes on one CPU core: a check that everything works, not a result
     "small": dict(width=8, depth=5, crop=64, batch_size=8, epochs=30, steps_per_epoch=None),
     # the runs whose results are committed (CPU-hours; minutes on a GPU)
-    "full": dict(width=16, depth=5, crop=128, batch_size=8, epochs=40, steps_per_epoch=10),
+    "full": dict(width=16, depth=5, crop=128, batch_size=4, epochs=60, steps_per_epoch=10),
 }
 
 

@@ -18,7 +18,8 @@ maps, 0 = background, 1 = foreground.
   ``ch2bet.nii.gz > 0``: axial slices with at least 1% brain, split along the
   axis into blocks of 10 slices, every 4th block for validation, the slice
   next to a validation block on each side left out (so train and validation
-  slices are at least 2 mm apart). Slices are zero-padded to 224 x 192.
+  slices are at least 2 mm apart), every 2nd slice of the validation blocks
+  used. Validation slices are zero-padded to 224 x 192.
   Intensities are the uint8 values / 255. One subject: the split is by slice,
   not by person. ``make data`` fetches it (``apt-get download mricron-data``
   and ``dpkg -x`` into ``.data/``; nothing is installed system-wide).
@@ -189,7 +190,8 @@ def _pad_to(t: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return F.pad(t, (left, W - w - left, top, H - h - top))
 
 
-def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, min_brain: float = 0.01) -> SegmentationData:
+def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, val_step: int = 2,
+                  min_brain: float = 0.01) -> SegmentationData:
     """Axial Colin27 T1 slices with brain masks (``ch2bet > 0``), split by slice blocks.
 
     Parameters
@@ -200,9 +202,16 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, min_brain: 
         Slices per block (default 10).
     val_every : int
         Every ``val_every``-th block is validation (default 4: a quarter).
+    val_step : int
+        Validate on every ``val_step``-th slice of the validation blocks (default 2:
+        neighbouring 1 mm slices are nearly the same image, and validation after
+        every epoch costs a full-slice forward pass per slice).
     min_brain : float
         Keep slices whose brain covers at least this fraction of the slice.
     """
+    for name, v in (("block", block), ("val_every", val_every), ("val_step", val_step)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"mricron_brain: {name} must be an int >= 1, got {v!r}")
     d = mricron_dir(path)
     vol = read_nifti(d / "ch2.nii.gz")
     bet = read_nifti(d / "ch2bet.nii.gz")
@@ -216,7 +225,8 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, min_brain: 
     for z in keep:
         z = int(z)
         if is_val[z]:
-            val_z.append(z)
+            if (z - z0) % val_step == 0:
+                val_z.append(z)
         elif not any(is_val.get(z + dz, False) for dz in (-1, 1)):   # a 1-slice gap to validation
             train_z.append(z)
     scale = 255.0 if vol.dtype == np.uint8 else float(vol.max())
@@ -231,7 +241,8 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, min_brain: 
         num_classes=2,
         description=f"Colin27 T1 (mricron-data ch2, brain mask ch2bet > 0): {len(train_z)} training and "
                     f"{len(val_z)} validation axial slices ({H}x{W}, validation zero-padded to {Hp}x{Wp}) "
-                    f"from interleaved blocks of {block} slices")
+                    f"from interleaved blocks of {block} slices (validation: one block in {val_every}, "
+                    f"slices {val_step} apart)")
 
 
 # ---------------------------------------------------------------------------
