@@ -389,7 +389,9 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     b = w * laplacian(mf)
 
     def apply_a(x):
-        return w * (-laplacian(w * x)) + m * x
+        # Everything CG touches (start, rhs, residuals, preconditioned residuals) is zero on
+        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x).
+        return -(w * laplacian(x))
 
     precond = None
     if method == "mg":
