@@ -33,7 +33,7 @@ from numbers import Integral, Real
 import torch
 
 from ..progress import progress_bar
-from .diffusion import _check_f, check_mask, diffuse
+from .diffusion import METHODS, _check_f, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
 
@@ -110,6 +110,13 @@ def _check_int(x, name: str, who: str, minimum: int = 1) -> int:
     if isinstance(x, bool) or not isinstance(x, Integral) or x < minimum:
         raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {x!r}")
     return int(x)
+
+
+def _check_solver(method, tol, who: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+    if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < 1):
+        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
 
 
 def _check_metric(metric, who: str) -> str:
@@ -245,6 +252,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
     metric = _check_metric(metric, who)
+    _check_solver(method, tol, who)
     gen = _generator(generator, who)
     dev = f4.device
 
@@ -351,6 +359,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     cycles = _check_int(cycles, "cycles", who, minimum=0)
     parallel = _check_int(parallel, "parallel", who)
     metric = _check_metric(metric, who)
+    _check_solver(method, tol, who)
     if exchanges > candidates:
         raise ValueError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
     gen = _generator(generator, who)
