@@ -165,6 +165,17 @@ def test_losses_fall_on_a_small_problem(photos, tmp_path):
     assert after < 0.85 * before
 
 
+def test_warmup_trains_the_generator_on_the_mae_alone(photos, tmp_path):
+    base = tiny(photos, steps=3, val_every=10)
+    train(dataclasses.replace(base, warmup=3), tmp_path / "warm", quiet=True)
+    train(dataclasses.replace(base, alpha=0.0), tmp_path / "mae", quiet=True)
+    train(base, tmp_path / "gan", quiet=True)
+    a, b, c = (load_checkpoint(tmp_path / n / "last.pt")["models"] for n in ("warm", "mae", "gan"))
+    _same(a["gen"], b["gen"])
+    _same(a["critic"], b["critic"])                 # the critic trains alike either way
+    assert any(not torch.equal(a["gen"][k], c["gen"][k]) for k in a["gen"])     # alpha > 0 does change it
+
+
 def test_config_errors(photos, tmp_path):
     with pytest.raises(ValueError, match="TrainConfig.density"):
         train(tiny(photos, stage="mask", density=1.0), tmp_path / "a", quiet=True)
@@ -172,6 +183,8 @@ def test_config_errors(photos, tmp_path):
         train(tiny(photos, stage="mask", density=0.0), tmp_path / "a", quiet=True)
     with pytest.raises(ValueError, match="TrainConfig.crop"):
         train(tiny(photos, crop=48), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.warmup"):
+        train(tiny(photos, warmup=-1), tmp_path / "a", quiet=True)
     with pytest.raises(ValueError, match="TrainConfig.stage"):
         train(tiny(photos, stage="joint"), tmp_path / "a", quiet=True)
     with pytest.raises(ValueError, match="TrainConfig.init"):

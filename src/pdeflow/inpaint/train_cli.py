@@ -103,6 +103,9 @@ def add_parsers(sub) -> None:
     g.add_argument("--lr", type=positive_float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
     g.add_argument("--alpha", type=nonneg_float, default=d.alpha,
                    help=f"weight of the critic in the generator and mask losses (default {d.alpha:g})")
+    g.add_argument("--warmup", type=nonneg_int, default=d.warmup, metavar="N",
+                   help="first N steps with alpha = 0: the generator learns from the MAE alone while the critic "
+                        f"trains (default {d.warmup}, the paper)")
     g.add_argument("--beta", type=nonneg_float, default=d.beta,
                    help=f"weight of the MAE in the mask loss (default {d.beta:g})")
 
@@ -128,7 +131,7 @@ def config_from_args(args):
         stage=args.stage, density=args.density, density_min=args.density_min, density_max=args.density_max,
         init=None if args.init is None else str(Path(args.init).expanduser().resolve()), channels=args.channels,
         width=args.width, noise_std=args.noise_std, data=resolve(args.data), crop=args.crop, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, beta=args.beta, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, warmup=args.warmup, beta=args.beta, seed=args.seed,
         deterministic=args.deterministic, val_data=resolve(args.val_data), val_crops=args.val_crops,
         val_densities=tuple(args.val_densities), val_seed=args.val_seed, val_every=args.val_every,
         ckpt_every=args.ckpt_every)
