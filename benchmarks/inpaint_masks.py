@@ -64,6 +64,34 @@ def mean(v) -> float:
     return float(sum(v) / len(v))
 
 
+def parallel_study(f: torch.Tensor, args) -> int:
+    """NLPE with several exchanges per batched solve: error reached against run time."""
+    d = args.densities[0]
+    m0 = random_mask(f.shape[:1] + (1,) + f.shape[-2:], d, generator=args.seed, dtype=f.dtype)
+    e0 = float(metrics.mse(f, diffuse(f, m0))[0])
+    runs = [(1, 1), (1, 2), (4, 2), (4, 4), (8, 4), (8, 8)]
+    lines = [f"# NLPE: exchanges tried per batched solve ({args.size}x{args.size}, {args.images[0]}, "
+             f"random {d:g} mask, MSE {e0:.3e})", "",
+             f"`python benchmarks/inpaint_masks.py {' '.join(sys.argv[1:])}`", "",
+             "Same candidates (30) and exchanges (1); `parallel` S tries S exchanges per solve and keeps the "
+             "best if it lowers the error; cycles count attempts (|mask| per cycle). 1 thread.", "",
+             "| parallel | cycles | seconds | MSE | exchanges kept |", "|---|---|---|---|---|"]
+    print(f"start: random mask, density {d:g}, MSE {e0:.3e}")
+    for par, cyc in runs:
+        t0 = time.perf_counter()
+        r = nonlocal_pixel_exchange(f, m0, cycles=cyc, parallel=par, metric=args.metric, generator=args.seed + 1,
+                                    progress=sys.stderr.isatty(), full_output=True)
+        secs = time.perf_counter() - t0
+        print(f"parallel {par} cycles {cyc}: {secs:.1f} s, MSE {float(r.error[0]):.3e}, kept {int(r.accepted[0])}",
+              flush=True)
+        lines.append(f"| {par} | {cyc} | {secs:.1f} | {float(r.error[0]):.3e} | {int(r.accepted[0])} |")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"nlpe_parallel_{args.size}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / f'nlpe_parallel_{args.size}.md'}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=64)
@@ -72,12 +100,18 @@ def main(argv=None) -> int:
     ap.add_argument("--cycles", type=int, default=5)
     ap.add_argument("--random-masks", type=int, default=5)
     ap.add_argument("--metric", choices=("mse", "mae"), default="mse")
+    ap.add_argument("--parallel", type=int, default=1, help="NLPE exchanges tried per batched solve (default 1)")
+    ap.add_argument("--parallel-study", action="store_true",
+                    help="instead: NLPE from a random mask (first image, density --densities[0]) with "
+                         "parallel 1, 4, 8 and several cycle counts, error against run time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "results" / "inpaint"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     f = load(args.images, args.size)
+    if args.parallel_study:
+        return parallel_study(f[:1], args)
     B = f.shape[0]
     densities = sorted(args.densities, reverse=True)
     print(f"{B} test photos {args.images}, {args.size}x{args.size} grey, densities {densities}, "
@@ -106,7 +140,8 @@ def main(argv=None) -> int:
         results[d]["ps"] = dict(per_image=scores(f, r.u), seconds_per_image=r.seconds / B,
                                 density=r.mask.flatten(1).mean(1).tolist(), steps=int(r.accepted[0]))
         t1 = time.perf_counter()
-        nl = nonlocal_pixel_exchange(f, r.mask, cycles=args.cycles, metric=args.metric, generator=args.seed + 1,
+        nl = nonlocal_pixel_exchange(f, r.mask, cycles=args.cycles, parallel=args.parallel, metric=args.metric,
+                                     generator=args.seed + 1,
                                      progress=sys.stderr.isatty(), full_output=True)
         t_nl = time.perf_counter() - t1
         assert bool((nl.trace[:, 1:] <= nl.trace[:, :-1]).all()), "NLPE increased the error"
@@ -136,7 +171,7 @@ def main(argv=None) -> int:
                          f"{255 * mm['mae']:.2f} | {mm['ssim']:.4f} | {r['seconds_per_image']:.2f} |")
     wins = all(results[d]["ps+nlpe"]["mean"]["mse"] < results[d]["random"]["mean"]["mse"] for d in densities)
     lines += ["", f"PS+NLPE has a lower mean MSE than random masks at every density: {wins}."]
-    meta = dict(size=args.size, images=args.images, metric=args.metric, cycles=args.cycles,
+    meta = dict(size=args.size, images=args.images, metric=args.metric, cycles=args.cycles, parallel=args.parallel,
                 random_masks=args.random_masks, seed=args.seed, threads=torch.get_num_threads(),
                 torch=torch.__version__, machine=platform.machine(),
                 date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
