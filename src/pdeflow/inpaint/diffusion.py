@@ -394,7 +394,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     precond = None
     if method == "mg":
         levels = _hierarchy(m)
-        precond = lambda r: _vcycle(levels, r)  # noqa: E731
+        precond = lambda r: w * _vcycle(levels, r)  # noqa: E731  (exactly zero on the mask, as apply_a needs)
     start = None if x0 is None else (w * x0).expand(B, C, H, W).contiguous()
     x, iters = cg(apply_a, b.expand(B, C, H, W).contiguous(), start, tol=tol, max_iter=max_iter,
                   precond=precond)
