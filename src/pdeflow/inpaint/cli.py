@@ -171,13 +171,15 @@ def _err_text(e: dict) -> str:
 
 
 def _marked(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The image dimmed to 25 % off the mask, known pixels at full brightness."""
-    return torch.where(mask.bool(), f, 0.25 * f)
+    """RGB (3, H, W): the image at half brightness with the known pixels in red."""
+    rgb = 0.5 * (f.expand(3, *f.shape[-2:]) if f.shape[0] == 1 else f).clamp(0, 1)
+    red = torch.tensor([1.0, 0.1, 0.1], dtype=rgb.dtype).view(3, 1, 1).expand_as(rgb)
+    return torch.where(mask.bool(), red, rgb)
 
 
 def _result_figure(f, mask, u, title: str):
     panels = [(f, "input"), (mask.expand(1, *mask.shape[-2:]).float(), "mask (white = known)"),
-              (_marked(f, mask), "known pixels (rest dimmed)"), (u.clamp(0, 1), "inpainted")]
+              (_marked(f, mask), "known pixels (red)"), (u.clamp(0, 1), "inpainted")]
     err = (u - f).abs().amax(0, keepdim=True)
     scale = float(err.max())
     panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
