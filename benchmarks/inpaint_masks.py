@@ -64,6 +64,26 @@ def mean(v) -> float:
     return float(sum(v) / len(v))
 
 
+def figure(f0: torch.Tensor, shown: dict, results: dict, args):
+    """Masks (known pixels white) and inpaintings of the first image, one row per density."""
+    from pdeflow.cli import _figure, _image_row
+
+    panels = []
+    for d, by in shown.items():
+        panels.append((f0, f"original ({args.images[0]})"))
+        for meth in ("random", "ps", "ps+nlpe"):
+            m, u = by[meth]
+            psnr = results[d][meth]["per_image"]["psnr"][0]
+            panels += [(m.float(), f"{meth} mask, {d:g}"), (u.clamp(0, 1), f"{meth}: {psnr:.2f} dB")]
+    fig = _figure(2.2 * 7, 2.4 * len(shown) + 0.4)
+    _image_row(fig, panels, 7)
+    for ax in fig.axes:
+        ax.title.set_fontsize(7)
+    fig.suptitle(f"Diffusion inpainting from random, PS and PS+NLPE masks ({args.size}x{args.size}); "
+                 "PSNR of this image", fontsize=9)
+    return fig
+
+
 def parallel_study(f: torch.Tensor, args) -> int:
     """NLPE with several exchanges per batched solve: error reached against run time."""
     d = args.densities[0]
@@ -117,6 +137,7 @@ def main(argv=None) -> int:
     print(f"{B} test photos {args.images}, {args.size}x{args.size} grey, densities {densities}, "
           f"metric {args.metric}, {torch.get_num_threads()} torch thread(s)", flush=True)
     results = {d: {} for d in densities}
+    shown = {d: {} for d in densities}  # image 0: (mask, inpainting) per method, for the figure
 
     # random masks
     for d in densities:
@@ -128,6 +149,8 @@ def main(argv=None) -> int:
             u = diffuse(f, m)
             secs += time.perf_counter() - t0
             errs.append(scores(f, u))
+            if r == 0:
+                shown[d]["random"] = (m[0], u[0])
         per_image = {k: [mean([e[k][b] for e in errs]) for b in range(B)] for k in errs[0]}
         results[d]["random"] = dict(per_image=per_image, seconds_per_image=secs / args.random_masks / B)
 
@@ -137,6 +160,7 @@ def main(argv=None) -> int:
                                       progress=sys.stderr.isatty(), full_output=True)
     print(f"PS: {time.perf_counter() - t0:.1f} s for {B} images", flush=True)
     for d, r in zip(densities, ps):
+        shown[d]["ps"] = (r.mask[0], r.u[0])
         results[d]["ps"] = dict(per_image=scores(f, r.u), seconds_per_image=r.seconds / B,
                                 density=r.mask.flatten(1).mean(1).tolist(), steps=int(r.accepted[0]))
         t1 = time.perf_counter()
@@ -145,6 +169,7 @@ def main(argv=None) -> int:
                                      progress=sys.stderr.isatty(), full_output=True)
         t_nl = time.perf_counter() - t1
         assert bool((nl.trace[:, 1:] <= nl.trace[:, :-1]).all()), "NLPE increased the error"
+        shown[d]["ps+nlpe"] = (nl.mask[0], nl.u[0])
         results[d]["ps+nlpe"] = dict(per_image=scores(f, nl.u), seconds_per_image=(r.seconds + t_nl) / B,
                                      nlpe_seconds_per_image=t_nl / B, accepted=nl.accepted.tolist(),
                                      attempts=args.cycles * int(r.mask[0].sum()))
@@ -181,7 +206,8 @@ def main(argv=None) -> int:
     (out / f"{tag}.json").write_text(json.dumps(dict(meta=meta, results={str(k): v for k, v in results.items()}),
                                                 indent=1))
     (out / f"{tag}.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out / (tag + '.json')} and {out / (tag + '.md')}")
+    figure(f[0], shown, results, args).savefig(out / f"{tag}.png")
+    print(f"\nwrote {out / (tag + '.json')}, {tag}.md and {tag}.png")
     return 0
 
 
