@@ -104,8 +104,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--alpha", type=nonneg_float, default=d.alpha,
                    help=f"weight of the critic in the generator and mask losses (default {d.alpha:g})")
     g.add_argument("--warmup", type=nonneg_int, default=d.warmup, metavar="N",
-                   help="first N steps with alpha = 0: the generator learns from the MAE alone while the critic "
-                        f"trains (default {d.warmup}, the paper)")
+                   help="first N steps with alpha = 0: the generator learns from the MAE alone and the critic "
+                        f"waits (default {d.warmup}, the paper)")
     g.add_argument("--beta", type=nonneg_float, default=d.beta,
                    help=f"weight of the MAE in the mask loss (default {d.beta:g})")
 
