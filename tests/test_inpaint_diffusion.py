@@ -42,7 +42,8 @@ def rand_case(H, W, density, seed, C=None):
 
 
 @pytest.mark.parametrize("method", ["mg", "cg"])
-@pytest.mark.parametrize("H,W,density", [(9, 14, 0.2), (37, 50, 0.05), (70, 65, 0.01), (64, 64, 0.5)])
+@pytest.mark.parametrize("H,W,density", [(9, 14, 0.2), (37, 50, 0.05), (70, 65, 0.01), (64, 64, 0.5),
+                                          (40, 44, 0.98)])
 def test_agrees_with_sparse_direct_solve(H, W, density, method):
     f, m = rand_case(H, W, density, seed=H + W)
     u = diffuse(f, m, tol=1e-10, method=method)
@@ -98,6 +99,18 @@ def test_neumann_boundary_analytic_solutions():
     m2 = torch.zeros(H, W, dtype=torch.float64)
     m2[:, 0] = 1
     assert torch.allclose(diffuse(f, m2, tol=1e-12), torch.full((H, W), 0.2, dtype=torch.float64), atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["mg", "cg"])
+def test_one_known_pixel_gives_a_constant(method):
+    # Neumann boundary: with a single known pixel the harmonic extension is that value everywhere.
+    f = torch.rand(2, 1, 45, 38, generator=torch.Generator().manual_seed(1))
+    m = torch.zeros(2, 1, 45, 38)
+    m[0, 0, 3, 30] = 1
+    m[1, 0, 44, 0] = 1
+    u = diffuse(f, m, method=method, tol=1e-7)
+    assert torch.allclose(u[0], f[0, 0, 3, 30].expand(1, 45, 38), atol=1e-5)
+    assert torch.allclose(u[1], f[1, 0, 44, 0].expand(1, 45, 38), atol=1e-5)
 
 
 def test_mirror_symmetry():
