@@ -16,10 +16,6 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
 
-Learned part (the inpainting WGAN and the joint mask WGAN of seed 004):
-:mod:`pdeflow.inpaint.gan` (trained models: ``gan_mask``, ``gan_inpaint``),
-:mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`, :mod:`~pdeflow.inpaint.train`.
-
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
 ``pdeflow inpaint`` (:mod:`pdeflow.inpaint.cli`).
 """
