@@ -137,7 +137,7 @@ def spec_from_args(args):
 
 
 def _check(args) -> None:
-    from .experiment import _check_spec
+    from .experiment import check_spec
     p = args.parser
     if args.mode == "compare" and (len(args.dt) > 1 or len(args.layers) > 1):
         p.error("arguments --dt/--layers: the compare mode takes one value each; use --mode sweep for several")
@@ -149,7 +149,7 @@ def _check(args) -> None:
         p.error(f"argument --data-path: not a directory: {args.data_path!r}")
     args.device = check_device(p, args.device)
     try:
-        _check_spec(spec_from_args(args))
+        check_spec(spec_from_args(args))
     except ValueError as e:
         msg = str(e).replace("RunConfig: ", "").replace("ExperimentSpec: ", "")
         p.error(f"argument --{msg.split(' ')[0].replace('_', '-')}: {msg}")

@@ -60,8 +60,8 @@ from .layers import BOUNDARIES, OPERATORS, with_iels
 from .noise import NOISE_KINDS, add_label_noise
 from .unet import UNet
 
-__all__ = ["RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "ExperimentSpec",
-           "plan_runs", "run_experiment", "aggregate", "RESULT_FILE"]
+__all__ = ["RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "boundary_ratio",
+           "ExperimentSpec", "check_spec", "plan_runs", "run_experiment", "aggregate", "RESULT_FILE"]
 
 RESULT_FILE = "result.json"
 
@@ -326,7 +326,8 @@ class ExperimentSpec:
     layers: tuple = (30,)                 # compare: exactly one
 
 
-def _check_spec(spec: ExperimentSpec) -> None:
+def check_spec(spec: ExperimentSpec) -> None:
+    """Raise ValueError naming the first bad field of ``spec`` (and of its base config)."""
     if spec.mode not in ("compare", "sweep"):
         raise ValueError(f"ExperimentSpec: mode must be 'compare' or 'sweep', got {spec.mode!r}")
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
@@ -348,7 +349,7 @@ def _check_spec(spec: ExperimentSpec) -> None:
 
 def plan_runs(spec: ExperimentSpec) -> list[tuple[str, dict, RunConfig]]:
     """The runs of ``spec``: ``(directory name, labels, RunConfig)`` in a fixed order."""
-    _check_spec(spec)
+    check_spec(spec)
     b = spec.base
     out = []
     labels_noise = [("clean", "none"), ("noisy", b.noise)] if spec.mode == "compare" else [("noisy", b.noise)]
