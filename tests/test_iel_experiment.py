@@ -266,3 +266,12 @@ def test_cli_refuses_a_foreign_folder(tmp_path, capsys):
     assert main(CLI_TINY + ["--out", str(tmp_path)]) == 2
     assert "holds no IEL experiment" in capsys.readouterr().err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_cli_missing_optional_dataset_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PDEFLOW_MRICRON_DIR", str(tmp_path))
+    args = [a if a != "synthetic" else "mricron" for a in CLI_TINY]
+    assert main(args + ["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "make data" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

@@ -379,17 +379,20 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
         raise ValueError(f"run_experiment: shard must be (k, n) with 0 <= k < n, got {shard!r}")
     spec_dict = {"mode": spec.mode, "base": training.config_to_dict(spec.base), "seeds": list(spec.seeds),
                  "dts": list(spec.dts), "layers": list(spec.layers)}
+    mine = [r for i, r in enumerate(runs) if i % n == k]
+    todo = [r for r in mine if not (out_dir / "runs" / r[0] / RESULT_FILE).exists()]
     spec_path = out_dir / "experiment.json"
     if spec_path.exists():
         saved = json.loads(spec_path.read_text())
         if saved != spec_dict:
-            diff = [f"  {k}: saved {json.dumps(saved.get(k))}, given {json.dumps(spec_dict.get(k))}"
-                    for k in sorted(set(saved) | set(spec_dict)) if saved.get(k) != spec_dict.get(k)]
+            diff = [f"  {key}: saved {json.dumps(saved.get(key))}, given {json.dumps(spec_dict.get(key))}"
+                    for key in sorted(set(saved) | set(spec_dict)) if saved.get(key) != spec_dict.get(key)]
             raise training.RunConfigError(f"{out_dir} holds a different experiment:\n" + "\n".join(diff)
                                           + "\nuse another --out folder")
-    else:
+    if todo and data is None:     # once for all runs, and before anything is written
+        data = load_dataset(spec.base.dataset, spec.base.data_path)
+    if not spec_path.exists():
         _write_json(spec_path, spec_dict)
-    mine = [r for i, r in enumerate(runs) if i % n == k]
     for i, (name, _, cfg) in enumerate(mine):
         run_dir = out_dir / "runs" / name
         if (run_dir / RESULT_FILE).exists():
