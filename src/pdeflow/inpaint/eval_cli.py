@@ -84,7 +84,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--tol", type=positive_float, default=1e-6, help="diffusion solver tolerance (default 1e-6)")
     o = p.add_argument_group("computation and output")
     o.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    o.add_argument("--out", metavar="DIR", default="inpainting-eval", help="output directory (default ./inpainting-eval)")
+    o.add_argument("--out", metavar="DIR", default="inpainting-eval",
+                   help="output directory (default ./inpainting-eval)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     p.set_defaults(run=_run, validate=_check, parser=p)
 

@@ -197,7 +197,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                 for m, (mask, u, t_mask, t_inp) in res.items():
                     u = u.clamp(0, 1)
                     per[m][d].append({
-                        "image": i, "source": names[i], "psnr": float(psnr(u, f)), "mae255": 255 * float(mae_metric(u, f)),
+                        "image": i, "source": names[i], "psnr": float(psnr(u, f)),
+                        "mae255": 255 * float(mae_metric(u, f)),
                         "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": t_mask,
                         "inpaint_s": t_inp})
                     if i == 0:

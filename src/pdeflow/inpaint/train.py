@@ -85,7 +85,7 @@ import torch
 from .. import data as pdata
 from ..metrics import psnr, ssim
 from ..training import (Run, config_to_dict, export_model, load_checkpoint, seed_everything, step_generator)
-from .masknet import MaskGAN, MaskGenerator, check_density, mask_loss
+from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
 __all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
@@ -314,7 +314,7 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
                 tag = f"{round(100 * d)}"
                 out[f"val_mae_{tag}"] = maes[-1]
                 out[f"val_psnr_{tag}"] = float(psnr(u, f).mean())
-                out[f"val_ssim_{tag}"] = float(ssim(u, f).mean()) if cfg.crop >= 11 else float("nan")
+                out[f"val_ssim_{tag}"] = float(ssim(u, f).mean())
             out["metric"] = sum(maes) / len(maes)
         else:
             mask_net.eval()

@@ -173,7 +173,8 @@ def _run(args) -> int:
     run_dir = Path(args.run_dir)
     what = ("inpainting WGAN on random masks of density "
             f"{cfg.density_min:g}-{cfg.density_max:g}" if cfg.stage == "wgan"
-            else f"joint mask WGAN for density {cfg.density:g}" + (f", from {cfg.init}" if cfg.init else ", from scratch"))
+            else f"joint mask WGAN for density {cfg.density:g}"
+            + (f", from {cfg.init}" if cfg.init else ", from scratch"))
     print(f"{'resuming' if (run_dir / 'last.pt').exists() else 'starting'} {what} in {run_dir}: width {cfg.width:g}, "
           f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}, "
           f"data {cfg.data}; images in [0, 1]")
