@@ -375,3 +375,26 @@ def test_ddp_two_cpu_processes(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     _same(ranks[0], ranks[1])                          # the ranks stepped alike...
     _same(ranks[0], last["models"]["net"])             # ...and rank 0 checkpointed it
+
+
+def test_equivariant_wrapper_stops_at_the_mean_past_extinction():
+    """Far past the extinction time the composed flow returns the mean, without a warning."""
+    import warnings
+
+    class Shrink(torch.nn.Module):
+        """Halves the contrast per unit of network time around the image's mean, like a flow that flattens."""
+        meta = {"config": {"scale": 5.0, "t_max": 1.0}}
+
+        def forward(self, u0, t):
+            t = torch.as_tensor(t, dtype=u0.dtype).reshape(-1, 1, 1, 1)
+            mean = u0.mean((1, 2, 3), keepdim=True)
+            return mean + (u0 - mean) * 0.5 ** t, u0.new_zeros(*u0.shape[:2], 2, *u0.shape[2:])
+
+    m = Equivariant(Shrink())
+    u0 = torch.rand(2, 1, 10, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        u, _ = m(u0, 1e6)
+    torch.testing.assert_close(u, u0.mean((1, 2, 3), keepdim=True).expand_as(u0), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="flat"):
+        Equivariant(_tiny_model(), flat=1.5)

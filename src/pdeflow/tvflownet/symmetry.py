@@ -36,7 +36,11 @@ the network to ``T``, re-normalises the result (its contrast has shrunk, so
 the next stage covers less of the caller's time), and continues with the
 remaining time, until it is used up (``compose=True``, the default; at most
 ``max_stages`` stages, after which the image is returned as reached, with a
-warning). Re-normalising each stage keeps every network call inside the
+warning). The TV flow reaches the image's mean in finite time; an image whose
+contrast has fallen below ``flat * `` its initial contrast has (to that
+accuracy) got there, and is returned as its mean with the last stage's
+``phi``: without this, composition would chase a vanishing contrast with ever
+shorter stages and never use up a time past the extinction time. Re-normalising each stage keeps every network call inside the
 trained range of intensities and times. ``compose=False`` queries the network
 at ``tau`` directly (extrapolation).
 """
@@ -72,6 +76,8 @@ class Equivariant(nn.Module):
         Reach network times beyond ``T`` by composition (see the module doc).
     max_stages : int
         Cap on the number of composition stages.
+    flat : float
+        Relative contrast below which a composed image counts as flat (its mean).
 
     The forward pass takes the shapes and time forms of the TVflowNET models:
     ``u0`` ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``), ``t`` a float, 0-d or
@@ -79,7 +85,8 @@ class Equivariant(nn.Module):
     """
 
     def __init__(self, model: nn.Module, *, contrast: str = "std", scale: float | None = None,
-                 t_max: float | None = None, compose: bool = True, max_stages: int = 64):
+                 t_max: float | None = None, compose: bool = True, max_stages: int = 64,
+                 flat: float = 1e-3):
         super().__init__()
         if contrast not in ("range", "std"):
             raise ValueError(f"contrast must be 'range' or 'std', got {contrast!r}")
@@ -92,8 +99,11 @@ class Equivariant(nn.Module):
             raise ValueError(f"scale and t_max must be > 0, got {self.scale}, {self.t_max}")
         if not (isinstance(max_stages, int) and max_stages >= 1):
             raise ValueError(f"max_stages must be an int >= 1, got {max_stages!r}")
+        if not (0 <= flat < 1):
+            raise ValueError(f"flat must be in [0, 1), got {flat!r}")
         self.compose = bool(compose)
         self.max_stages = max_stages
+        self.flat = float(flat)
 
     # the inner model's description, so that Equivariant(m) can stand in for m
     @property
@@ -143,8 +153,16 @@ class Equivariant(nn.Module):
         u, phi = x, x.new_zeros(B, C, 2, H, W)      # constant images keep these
         remaining = t.clone()                       # caller's time still to go, per image
         active = torch.ones(B, dtype=torch.bool, device=x.device)
+        c0 = None
         for _ in range(self.max_stages):
             k, c, const = self._stats(u)
+            if c0 is None:
+                c0 = c
+            else:  # a composed image that has flowed to its mean (to `flat`) stays there
+                flat = active & (c.view(-1) <= self.flat * c0.view(-1))
+                if bool(flat.any()):
+                    u = torch.where(flat.view(-1, 1, 1, 1), k.expand_as(u), u)
+                    active = active & ~flat
             active = active & ~const
             idx = active.nonzero().squeeze(1)
             if idx.numel() == 0:
