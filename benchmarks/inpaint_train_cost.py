@@ -9,7 +9,7 @@ on a machine shared with other jobs the CPU time is the one that predicts CPU-ho
 
     python benchmarks/inpaint_train_cost.py --widths 0.25 0.5 1 --batch-size 32 --crop 64
 
-Results are printed and written to ``benchmarks/results/inpaint_train_cost.md`` (``--no-write``: not).
+Results are printed and written to ``benchmarks/results/inpaint_train_cost_bBATCH_cCROP.md`` (``--no-write``: not).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if not args.no_write:
-        out = HERE / "results" / "inpaint_train_cost.md"
+        out = HERE / "results" / f"inpaint_train_cost_b{args.batch_size}_c{args.crop}.md"
         out.parent.mkdir(exist_ok=True)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(text)

@@ -224,3 +224,21 @@ def test_bad_input_errors(tmp_path):
         load_mask_model(tmp_path / "inp.json")
     with pytest.raises(TypeError, match="MaskGAN"):
         gan_mask(f, 0.1, gen)
+
+
+def test_shipped_names_resolve_in_the_weights_folder(tmp_path, monkeypatch):
+    import pdeflow.inpaint.gan as gan
+    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)
+    torch.manual_seed(0)
+    pair = MaskGAN(1, width=W, density=0.1)
+    export_model(pair, tmp_path / "maskgan-10", config={"kind": "maskgan", "model": pair.config})
+    gen = InpaintingGenerator(1, width=W)
+    export_model(gen, tmp_path / "inpainting-wgan", config={"kind": "inpainting", "model": gen.config})
+    assert gan.shipped_models() == ["inpainting-wgan", "maskgan-10"]
+    f = torch.rand(1, 1, 32, 32)
+    m = gan_mask(f, 0.1, seed=0)                         # the shipped model for 0.1, found by density
+    assert torch.equal(m, gan_mask(f, 0.1, load_mask_model("maskgan-10"), seed=0))
+    assert torch.equal(gan_inpaint(f, m, seed=0), gan_inpaint(f, m, gen, seed=0))
+    assert torch.equal(gan_inpaint(f, m, load_inpainting_model(0.1), seed=0), gan_inpaint(f, m, pair, seed=0))
+    with pytest.raises(FileNotFoundError, match="'maskgan-05' is not shipped"):
+        gan_mask(f, 0.05)
