@@ -52,7 +52,7 @@ from . import __version__  # noqa: E402
 from . import data as pdata  # noqa: E402
 from .tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow  # noqa: E402
 
-__all__ = ["main", "build_parser", "COMMANDS", "Outputs", "CLIError"]
+__all__ = ["main", "build_parser", "COMMANDS", "Outputs", "CLIError", "check_device", "check_data_dir", "run_trainer"]
 
 PROG = "pdeflow"
 DEFAULT_BUILTIN = "skimage/camera"
@@ -286,6 +286,31 @@ def check_device(parser: argparse.ArgumentParser, device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         parser.error("argument --device: CUDA is not available here")
     return dev
+
+
+def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
+    """A ``--data``-like argument: ``None``, ``"builtin"`` or an existing directory, else a usage error."""
+    if value not in (None, "builtin") and not Path(value).expanduser().is_dir():
+        parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
+
+
+def run_trainer(args, cfg, train) -> Path:
+    """Run ``train(cfg, run_dir, device=, quiet=, command=)`` for a ``pdeflow train NAME`` command.
+
+    Sets ``--threads``, records the command line in the run's provenance and turns the
+    trainer's configuration errors into :class:`CLIError`. Returns what ``train`` returns
+    (the exported model's JSON path).
+    """
+    from .training import RunConfigError, invoked_command
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return train(cfg, Path(args.run_dir), device=args.device, quiet=args.quiet, command=invoked_command())
+    except RunConfigError as e:
+        raise CLIError(f"argument --run-dir: {e}") from None
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
 
 def _check_compute(args) -> None:

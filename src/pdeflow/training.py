@@ -92,6 +92,7 @@ import math
 import os
 import random
 import secrets
+import shlex
 import sys
 import time
 import typing
@@ -116,7 +117,7 @@ __all__ = [
     "setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean",
     "get_rank", "get_world_size",
     # loop helpers
-    "clip_gradients", "Run", "RunConfigError",
+    "clip_gradients", "Run", "RunConfigError", "invoked_command",
 ]
 
 PathLike = str | os.PathLike
@@ -569,6 +570,12 @@ def _gather_object(obj: Any) -> list:
 # --------------------------------------------------------------------------------------
 # Loop helpers
 # --------------------------------------------------------------------------------------
+
+def invoked_command() -> str:
+    """The command line of this process, for a run's provenance (``pdeflow ...`` when run as the CLI)."""
+    prog = Path(sys.argv[0]).name
+    return shlex.join(["pdeflow" if prog in ("pdeflow", "__main__.py") else prog, *sys.argv[1:]])
+
 
 def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | None) -> torch.Tensor | None:
     """Clip the gradient norm to ``max_norm`` (``None`` or 0: leave them); return the

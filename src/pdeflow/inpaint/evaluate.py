@@ -290,7 +290,7 @@ def report_markdown(results: dict) -> str:
     for d in dens:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "density", 4) for m in results["methods"]) + " |")
     timed = [m for m in ("ps", "ps-nlpe", "maskgan") if m in results["methods"]]
-    lines += ["", f"## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
+    lines += ["", "## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
               "| density | " + " | ".join(LABELS[m] for m in timed) + " | PS / MG | PS+NLPE / MG | paper PS | "
               "paper PS+NLPE | paper MG (CPU) |", "|---" * (len(timed) + 6) + "|"]
     for d in dens:

@@ -74,8 +74,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shlex
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +82,8 @@ import torch
 
 from .. import data as pdata
 from ..metrics import psnr, ssim
-from ..training import (Run, config_to_dict, export_model, load_checkpoint, seed_everything, step_generator)
+from ..training import (Run, config_to_dict, export_model, invoked_command, load_checkpoint, seed_everything,
+                        step_generator)
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
@@ -417,7 +416,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     start = run.resume()
     val = validation_set(cfg, val_images)
     info = {
-        "command": command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command if command is not None else invoked_command(),
         "train_config": config_to_dict(cfg),
         "data": {"train": train_images.description, "validation": val_images.description},
         "device": str(device),

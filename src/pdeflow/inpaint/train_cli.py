@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 from ..cli import nonneg_float, nonneg_int, positive_float, positive_int
@@ -139,9 +137,9 @@ def config_from_args(args):
 
 def _check(args) -> None:
     from .train import check_config
-    for name, value in (("--data", args.data), ("--val-data", args.val_data)):
-        if value not in (None, "builtin") and not Path(value).expanduser().is_dir():
-            args.parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
+    from ..cli import check_data_dir
+    check_data_dir(args.parser, "--data", args.data)
+    check_data_dir(args.parser, "--val-data", args.val_data)
     if args.init is not None:
         if args.stage != "mask":
             args.parser.error("argument --init: only for --stage mask")
@@ -159,17 +157,10 @@ def _check(args) -> None:
 
 
 def _run(args) -> int:
-    import torch
-
-    from ..cli import CLIError
-    from ..training import RunConfigError
+    from ..cli import run_trainer
     from .train import train
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
-    command = shlex.join(["pdeflow", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("pdeflow", "__main__.py") \
-        else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     run_dir = Path(args.run_dir)
     what = ("inpainting WGAN on random masks of density "
             f"{cfg.density_min:g}-{cfg.density_max:g}" if cfg.stage == "wgan"
@@ -178,12 +169,7 @@ def _run(args) -> int:
     print(f"{'resuming' if (run_dir / 'last.pt').exists() else 'starting'} {what} in {run_dir}: width {cfg.width:g}, "
           f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}, "
           f"data {cfg.data}; images in [0, 1]")
-    try:
-        meta_path = train(cfg, run_dir, device=args.device, quiet=args.quiet, command=command)
-    except RunConfigError as e:
-        raise CLIError(f"argument --run-dir: {e}") from None
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    meta_path = run_trainer(args, cfg, train)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         prov = meta["provenance"]

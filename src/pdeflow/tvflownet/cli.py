@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import sys
 from pathlib import Path
 
 from ..cli import positive_int as _positive_int, nonneg_int as _nonneg_int, positive_float as _positive_float, nonneg_float as _nonneg_float  # the CLI's one set of argument types
@@ -177,10 +175,9 @@ def config_from_args(args):
 
 def _check(args) -> None:
     from .train import check_config
-    if args.data != "builtin" and not Path(args.data).expanduser().is_dir():
-        args.parser.error(f"argument --data: {args.data!r} is neither 'builtin' nor a directory")
-    if args.val_data not in (None, "builtin") and not Path(args.val_data).expanduser().is_dir():
-        args.parser.error(f"argument --val-data: {args.val_data!r} is neither 'builtin' nor a directory")
+    from ..cli import check_data_dir
+    check_data_dir(args.parser, "--data", args.data)
+    check_data_dir(args.parser, "--val-data", args.val_data)
     if args.batch_size % args.times_per_image:
         args.parser.error(f"argument --times-per-image: {args.times_per_image} does not divide "
                           f"--batch-size {args.batch_size}")
@@ -198,30 +195,18 @@ def _check(args) -> None:
 
 
 def _run(args) -> int:
-    import torch
-
-    from ..cli import CLIError
-    from ..training import RunConfigError
+    from ..cli import run_trainer
     from .train import train
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     main = int(os.environ.get("RANK", "0")) == 0
-    command = shlex.join(["pdeflow", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("pdeflow", "__main__.py") \
-        else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     run_dir = Path(args.run_dir)
     if main:
         resuming = (run_dir / "last.pt").exists()
         print(f"{'resuming' if resuming else 'starting'} TVflowNET run in {run_dir}: {cfg.arch}, crop {cfg.crop}, "
               f"{cfg.mode}, {cfg.steps} steps of batch {cfg.batch_size}, data {cfg.data}")
         print(f"intensities: images in [0, 1] times {cfg.scale:g}; flow times t in [0, {cfg.t_max:g}] on that scale")
-    try:
-        meta_path = train(cfg, run_dir, device=args.device, quiet=args.quiet, command=command)
-    except RunConfigError as e:
-        raise CLIError(f"argument --run-dir: {e}") from None
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    meta_path = run_trainer(args, cfg, train)
     if main and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         prov = meta["provenance"]

@@ -154,11 +154,6 @@ def _validate(args) -> None:
     from ..tv import ROF_METHODS
     if args.solver not in ROF_METHODS:
         args.parser.error(f"argument --solver: expected one of {', '.join(ROF_METHODS)}, got {args.solver!r}")
-    if args.equivariant:
-        try:
-            from . import symmetry  # noqa: F401
-        except ImportError:
-            args.parser.error("argument --equivariant: pdeflow.tvflownet.symmetry is not available")
     from ..cli import check_device
     check_device(args.parser, args.device)
 

@@ -80,7 +80,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import shlex
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -94,7 +93,7 @@ from .. import data as pdata
 from .. import ops
 from ..metrics import psnr
 from ..training import (Run, cleanup_distributed, clip_gradients, config_to_dict, export_model, get_rank,
-                        get_world_size, load_checkpoint, reduce_mean, save_checkpoint, seed_everything,
+                        get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint, seed_everything,
                         setup_distributed, step_generator)
 from ..tv import tv_flow
 from .loss import TVFlowLoss
@@ -503,7 +502,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     val = validation_set(cfg, val_images, run_dir, progress=show)
     n_supervised = supervised_steps(cfg)
     info = {
-        "command": command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command if command is not None else invoked_command(),
         "train_config": config_to_dict(cfg),
         "data": {"train": train_images.description, "validation": val_images.description},
         "validation": {k: v for k, v in val["key"].items() if k != "data"},
