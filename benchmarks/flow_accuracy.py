@@ -21,34 +21,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import inspect
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from _results import RESULTS, write_block  # benchmarks/_results.py
 from pdeflow import data
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 
-HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- flow_accuracy.py:begin -->", "<!-- flow_accuracy.py:end -->"
-
-
-def write_results(path: Path, text: str) -> None:
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    if path.exists():
-        old = path.read_text()
-        if BEGIN in old and END in old:
-            new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):].lstrip("\n")
-        else:
-            new = old.rstrip() + "\n\n" + block
-    else:
-        new = "# Benchmarks\n\n" + block
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -66,7 +49,7 @@ def main(argv=None):
     ap.add_argument("--ref-tol", type=float, default=1e-10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 crops")
-    ap.add_argument("--results", default=str(HERE / "RESULTS.md"), help="file to update ('' to skip)")
+    ap.add_argument("--results", default=str(RESULTS), help="file to update ('' to skip)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_crops = 2
@@ -149,7 +132,7 @@ def main(argv=None):
         md.append(f"| {name} | {a:g} -> {b:g} | {tol:g} | {pm:.1f} ({pmin:.1f}) | {ch:.1e} |")
     print("\n".join(md))
     if args.results:
-        write_results(Path(args.results), "\n".join(md))
+        write_block(Path(args.results), "flow_accuracy.py", "\n".join(md))
         print(f"wrote {args.results}")
 
 

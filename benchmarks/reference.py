@@ -45,11 +45,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _results import RESULTS, write_block  # benchmarks/_results.py
 from pdeflow import data
 from pdeflow.tv import tv_flow
 
-HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- reference.py:begin -->", "<!-- reference.py:end -->"
 
 PDEFLOW_TOLS = (1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6, 1e-6, 5e-7, 2e-7, 1e-7)
 SK_ITERS = (25, 35, 50, 71, 100, 141, 200, 283, 400, 566, 800, 1131, 1600, 2263, 3200, 4525, 6400)
@@ -393,21 +392,6 @@ def fmt_t(sec: float) -> str:
     return f"{sec * 1e3:.1f} ms" if sec < 1 else f"{sec:.2f} s"
 
 
-def write_results(path: Path, text: str) -> None:
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    if path.exists():
-        old = path.read_text()
-        if BEGIN in old and END in old:
-            new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):].lstrip("\n")
-        else:
-            new = old.rstrip() + "\n\n" + block
-    else:
-        new = "# Benchmarks\n\n" + block
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -452,7 +436,7 @@ def main(argv=None):
     ap.add_argument("--gpu-batch", type=int, default=256, help="batch of crops for the GPU throughput run")
     ap.add_argument("--quick", action="store_true",
                     help="8 crops and the 256 case, float32 only, 1 repeat, no reference cross-check with scikit-image")
-    ap.add_argument("--results", default=str(HERE / "RESULTS.md"), help="file to update ('' to skip)")
+    ap.add_argument("--results", default=str(RESULTS), help="file to update ('' to skip)")
     args = ap.parse_args(argv)
 
     if args.quick:
@@ -477,7 +461,6 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     t_start = time.perf_counter()
-    lines: list[str] = []
 
     def log(msg=""):
         print(msg, flush=True)
@@ -573,7 +556,7 @@ def main(argv=None):
     # ----------------------------------------------------------------- RESULTS.md
     if args.results:
         md = []
-        md.append(f"## TV flow at matched accuracy (`benchmarks/reference.py`)\n")
+        md.append("## TV flow at matched accuracy (`benchmarks/reference.py`)\n")
         md.append(f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by "
                   f"`python benchmarks/reference.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
                   f" in {total / 60:.1f} minutes.\n")
@@ -626,7 +609,7 @@ def main(argv=None):
         else:
             md.append("GPU: CUDA not available on this machine; the script times pdeflow on the GPU "
                       "(images/s) where it is.")
-        write_results(Path(args.results), "\n".join(md))
+        write_block(Path(args.results), "reference.py", "\n".join(md))
         log(f"wrote {args.results}")
 
 

@@ -33,27 +33,13 @@ from pathlib import Path
 
 import torch
 
+from _results import RESULTS, write_block  # benchmarks/_results.py
 from pdeflow import data, tvflownet
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 
-HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- tvflownet_speed.py:begin -->", "<!-- tvflownet_speed.py:end -->"
 DTS = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
 TOLS = (3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
-
-
-def write_results(path: Path, text: str) -> None:
-    """Replace the block between this script's markers in ``path`` (append it if absent)."""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):].lstrip("\n")
-    else:
-        new = old.rstrip() + "\n\n" + block
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
 
 
 def mean_psnr(u: torch.Tensor, ref: torch.Tensor, scale: float) -> float:
@@ -85,7 +71,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-psnr", type=float, default=60.0,
                     help="stop tightening tol at a dt once the reference reaches this PSNR (dB)")
-    ap.add_argument("--results", default=str(HERE / "RESULTS.md"), help="file to update ('' to skip)")
+    ap.add_argument("--results", default=str(RESULTS), help="file to update ('' to skip)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,7 +169,7 @@ def main(argv=None) -> None:
         md += ["", "Reference grid (all images at once, seconds per image):", "",
                "| dt | tol | PSNR (dB) | s / image |", "|---|---|---|---|"]
         md += [f"| {dt:g} | {tol:g} | {p:.2f} | {sec:.3f} |" for sec, dt, tol, p in grid]
-        write_results(Path(args.results), "\n".join(md))
+        write_block(Path(args.results), "tvflownet_speed.py", "\n".join(md))
         print(f"wrote {args.results}")
 
 
