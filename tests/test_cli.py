@@ -356,3 +356,12 @@ def test_bad_input_exits_2_naming_the_argument(tmp_path, bad_files, capsys, argv
     assert last.startswith(f"pdeflow {argv[0]}: error: ") and name in last, err
     assert "Traceback" not in err
     assert listing(out) == []  # nothing written, the directory not even created
+
+
+def test_figures_show_the_input_in_its_own_units():
+    """With --scale the results are divided back by the scale; the input is already in [0, 1]."""
+    u0 = camera_crop(24)
+    fig = cli._flow_figure(u0, {"reference": 5 * u0[None]}, [0.1], 5.0, "camera", "params")
+    shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+    assert shown[0].max() == pytest.approx(float(u0.max()), abs=1e-6)      # input panel
+    assert shown[1].max() == pytest.approx(float(u0.max()), abs=1e-6)      # 5 u0 / 5

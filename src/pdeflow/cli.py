@@ -548,7 +548,7 @@ def _flow_figure(u0, stacks, times, scale, label, params):
     ncols = min(len(times) + 1, 6)
     rows = []
     for name, stack in stacks.items():
-        panels = [(_to_display(u0, scale), "input")]
+        panels = [(_to_display(u0, 1.0), "input")]
         panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, _time_labels(times))]
         rows.append(panels)
     nrows = sum(math.ceil(len(r) / ncols) for r in rows)
@@ -689,7 +689,7 @@ def _spectral_panels(s, bands, edges, scale):
 
 
 def _spectral_figure(u0, s, bands, edges, scale, label, params):
-    panels = [(_to_display(u0, scale), "input")] + _spectral_panels(s, bands, edges, scale)
+    panels = [(_to_display(u0, 1.0), "input")] + _spectral_panels(s, bands, edges, scale)
     ncols = min(len(panels), 7)
     nrows = math.ceil(len(panels) / ncols)
     fig = _figure(2.8 * ncols, 2.9 * nrows + 3.0)
