@@ -52,7 +52,7 @@ from . import __version__  # noqa: E402
 from . import data as pdata  # noqa: E402
 from .tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow  # noqa: E402
 
-__all__ = ["main", "build_parser", "COMMANDS", "Outputs", "CLIError", "check_device", "check_data_dir", "run_trainer"]
+__all__ = ["main", "build_parser", "COMMANDS", "Outputs", "CLIError", "check_device", "check_data_dir", "check_trainer_args", "run_trainer"]
 
 PROG = "pdeflow"
 DEFAULT_BUILTIN = "skimage/camera"
@@ -292,6 +292,19 @@ def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
     """A ``--data``-like argument: ``None``, ``"builtin"`` or an existing directory, else a usage error."""
     if value not in (None, "builtin") and not Path(value).expanduser().is_dir():
         parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
+
+
+def check_trainer_args(args, config_from_args, check_config) -> None:
+    """The checks every ``pdeflow train NAME`` shares: ``--data``/``--val-data`` folders,
+    ``--device``, and the trainer's own config check, each a usage error naming the argument."""
+    check_data_dir(args.parser, "--data", args.data)
+    check_data_dir(args.parser, "--val-data", args.val_data)
+    if args.device is not None:
+        check_device(args.parser, args.device)
+    try:
+        check_config(config_from_args(args))
+    except ValueError as e:
+        args.parser.error(str(e))
 
 
 def run_trainer(args, cfg, train) -> Path:

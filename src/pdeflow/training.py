@@ -108,7 +108,7 @@ from torch import nn
 
 __all__ = [
     # config
-    "save_config", "load_config", "config_to_dict",
+    "save_config", "load_config", "config_to_dict", "ConfigCheck",
     # seeds and data
     "seed_everything", "step_seed", "step_generator", "batch_indices",
     # files
@@ -256,6 +256,33 @@ def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = ()) -> list
 # --------------------------------------------------------------------------------------
 # Seeds, RNG states, per-step data
 # --------------------------------------------------------------------------------------
+
+class ConfigCheck:
+    """Range checks of a config dataclass that raise ValueError naming the field.
+
+    ``need = ConfigCheck(cfg)``; ``need(ok, "name", "what was expected")``, or the
+    common cases ``need.ints("steps", "batch_size")`` (ints >= 1) and
+    ``need.numbers("lr", positive=True)`` (finite numbers > 0, or >= 0).
+    """
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    def __call__(self, ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"{type(self.cfg).__name__}.{name}: expected {what}, got {getattr(self.cfg, name)!r}")
+
+    def ints(self, *names: str, minimum: int = 1) -> None:
+        for name in names:
+            v = getattr(self.cfg, name)
+            self(isinstance(v, int) and not isinstance(v, bool) and v >= minimum, name, f"an int >= {minimum}")
+
+    def numbers(self, *names: str, positive: bool = True) -> None:
+        for name in names:
+            v = getattr(self.cfg, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            self(ok and (v > 0 if positive else v >= 0), name, f"a finite number {'>' if positive else '>='} 0")
+
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python's ``random``, NumPy's global RNG and torch (CPU and all GPUs).

@@ -82,7 +82,7 @@ import torch
 
 from .. import data as pdata
 from ..metrics import psnr, ssim
-from ..training import (Run, config_to_dict, export_model, invoked_command, load_checkpoint, seed_everything,
+from ..training import (ConfigCheck, Run, config_to_dict, export_model, invoked_command, load_checkpoint, seed_everything,
                         step_generator)
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
@@ -136,12 +136,7 @@ class TrainConfig:
 
 def check_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
-    def need(ok: bool, name: str, what: str) -> None:
-        if not ok:
-            raise ValueError(f"TrainConfig.{name}: expected {what}, got {getattr(cfg, name)!r}")
-
-    def is_int(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+    need = ConfigCheck(cfg)
 
     def is_num(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -154,22 +149,17 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a run directory")
     need(cfg.stage == "mask" or cfg.init is None, "init", "None for stage 'wgan'")
     need(cfg.channels in (1, 3), "channels", "1 or 3")
-    need(is_num(cfg.width) and cfg.width > 0, "width", "a number > 0")
-    need(is_num(cfg.noise_std) and cfg.noise_std >= 0, "noise_std", "a number >= 0")
-    need(is_int(cfg.crop) and cfg.crop >= 32 and cfg.crop % 32 == 0, "crop", "a multiple of 32 (32, 64, 128, ...)")
-    for name in ("lr",):
-        need(is_num(getattr(cfg, name)) and getattr(cfg, name) > 0, name, "a number > 0")
-    for name in ("alpha", "beta"):
-        need(is_num(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "a number >= 0")
-    for name in ("steps", "batch_size", "val_crops", "val_every", "ckpt_every"):
-        need(is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "an int >= 1")
-    need(is_int(cfg.warmup) and cfg.warmup >= 0, "warmup", "an int >= 0")
+    need.numbers("width", "lr")
+    need.numbers("noise_std", "alpha", "beta", positive=False)
+    need.ints("crop", minimum=32)
+    need(cfg.crop % 32 == 0, "crop", "a multiple of 32 (32, 64, 128, ...)")
+    need.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every")
+    need.ints("warmup", minimum=0)
     need(isinstance(cfg.val_densities, (tuple, list)) and len(cfg.val_densities) >= 1
          and all(is_num(d) and 0 < d < 1 for d in cfg.val_densities), "val_densities",
          "a non-empty tuple of numbers in (0, 1)")
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
-    need(is_int(cfg.seed) and cfg.seed >= 0, "seed", "an int >= 0")
-    need(is_int(cfg.val_seed) and cfg.val_seed >= 0, "val_seed", "an int >= 0")
+    need.ints("seed", "val_seed", minimum=0)
     need(isinstance(cfg.data, str), "data", "'builtin' or a folder")
 
 

@@ -137,9 +137,6 @@ def config_from_args(args):
 
 def _check(args) -> None:
     from .train import check_config
-    from ..cli import check_data_dir
-    check_data_dir(args.parser, "--data", args.data)
-    check_data_dir(args.parser, "--val-data", args.val_data)
     if args.init is not None:
         if args.stage != "mask":
             args.parser.error("argument --init: only for --stage mask")
@@ -147,13 +144,8 @@ def _check(args) -> None:
             args.parser.error(f"argument --init: {args.init!r} is not a training run directory (no config.json)")
     if args.density_min > args.density_max:
         args.parser.error(f"argument --density-max: {args.density_max:g} is below --density-min {args.density_min:g}")
-    if args.device is not None:
-        from ..cli import check_device
-        check_device(args.parser, args.device)
-    try:
-        check_config(config_from_args(args))
-    except ValueError as e:
-        args.parser.error(str(e))
+    from ..cli import check_trainer_args
+    check_trainer_args(args, config_from_args, check_config)
 
 
 def _run(args) -> int:

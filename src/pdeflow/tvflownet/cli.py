@@ -175,9 +175,6 @@ def config_from_args(args):
 
 def _check(args) -> None:
     from .train import check_config
-    from ..cli import check_data_dir
-    check_data_dir(args.parser, "--data", args.data)
-    check_data_dir(args.parser, "--val-data", args.val_data)
     if args.batch_size % args.times_per_image:
         args.parser.error(f"argument --times-per-image: {args.times_per_image} does not divide "
                           f"--batch-size {args.batch_size}")
@@ -185,13 +182,8 @@ def _check(args) -> None:
         args.parser.error(f"argument --hybrid-fraction: expected a number in [0, 1], got {args.hybrid_fraction:g}")
     if args.val_times < 2 or args.val_size < 2:
         args.parser.error("arguments --val-times and --val-size must be >= 2")
-    if args.device is not None:
-        from ..cli import check_device
-        check_device(args.parser, args.device)
-    try:
-        check_config(config_from_args(args))
-    except ValueError as e:
-        args.parser.error(str(e))
+    from ..cli import check_trainer_args
+    check_trainer_args(args, config_from_args, check_config)
 
 
 def _run(args) -> int:

@@ -92,7 +92,7 @@ import torch.distributed as dist
 from .. import data as pdata
 from .. import ops
 from ..metrics import psnr
-from ..training import (Run, cleanup_distributed, clip_gradients, config_to_dict, export_model, get_rank,
+from ..training import (ConfigCheck, Run, cleanup_distributed, clip_gradients, config_to_dict, export_model, get_rank,
                         get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint, seed_everything,
                         setup_distributed, step_generator)
 from ..tv import tv_flow
@@ -160,9 +160,7 @@ class TrainConfig:
 
 def check_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
-    def need(ok: bool, name: str, what: str) -> None:
-        if not ok:
-            raise ValueError(f"TrainConfig.{name}: expected {what}, got {getattr(cfg, name)!r}")
+    need = ConfigCheck(cfg)
 
     need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
          in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
@@ -174,24 +172,16 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.crop == "mixed" or (str(cfg.crop).isdigit() and int(cfg.crop) >= 2), "crop",
          "a crop size >= 2 (e.g. '32', '96', '256') or 'mixed'")
     need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
-    for name in ("scale", "t_max", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol"):
-        v = getattr(cfg, name)
-        need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, name, "a finite number > 0")
-    for name in ("a1", "a2", "phi_weight"):
-        v = getattr(cfg, name)
-        need(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, name, "a finite number >= 0")
+    need.numbers("scale", "t_max", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
+    need.numbers("a1", "a2", "phi_weight", positive=False)
     need(cfg.clip is None or (math.isfinite(cfg.clip) and cfg.clip >= 0), "clip", "None or a number >= 0")
-    for name in ("steps", "batch_size", "times_per_image", "val_crops", "val_every", "ckpt_every", "ref_max_iter",
-                 "val_max_iter"):
-        v = getattr(cfg, name)
-        need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "an int >= 1")
-    need(cfg.val_size >= 2, "val_size", "an int >= 2")
-    need(cfg.val_times >= 2, "val_times", "an int >= 2")
+    need.ints("steps", "batch_size", "times_per_image", "val_crops", "val_every", "ckpt_every", "ref_max_iter",
+              "val_max_iter")
+    need.ints("val_size", "val_times", minimum=2)
     need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
     need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
-    need(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", "an int >= 0")
-    need(isinstance(cfg.val_seed, int) and cfg.val_seed >= 0, "val_seed", "an int >= 0")
+    need.ints("seed", "val_seed", minimum=0)
 
 
 # --------------------------------------------------------------------------- data
