@@ -429,3 +429,65 @@ def test_plateau_1d():
 def test_module_exports():
     for name in data.__all__:
         assert hasattr(data, name)
+
+
+# --------------------------------------------------------------------------- training images
+
+def _folder_of_images(root: Path, n: int) -> Path:
+    root.mkdir()
+    (root / "sub").mkdir()
+    for i in range(n):
+        img = torch.full((1, 12, 10), i / n)                    # image i has value i / n everywhere
+        data.write_image(root / ("sub" if i % 2 else ".") / f"im{i}.png", img)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_training_images_folder_split_is_disjoint_and_order_free(tmp_path):
+    folder = _folder_of_images(tmp_path / "imgs", 10)
+    train, val = data.training_images(folder, val_fraction=0.2)
+    assert len(train) == 8 and len(val) == 2
+    assert not {p.resolve() for p in train.files} & {p.resolve() for p in val.files}
+    assert val.description["role"] == "validation" and train.description["n_images"] == 8
+    # images are read on demand, grey, in [0, 1]
+    img = train[0]
+    assert img.shape == (1, 12, 10) and 0 <= float(img.min()) <= float(img.max()) <= 1
+    # held-out files are chosen by a hash of their path, not by the order: renaming a training file keeps them
+    held = {p.name for p in val.files}
+    train.files[0].rename(train.files[0].with_name("zz" + train.files[0].name))
+    _, val2 = data.training_images(folder, val_fraction=0.2)
+    assert {p.name for p in val2.files} == held
+
+
+def test_training_images_errors(tmp_path):
+    folder = _folder_of_images(tmp_path / "imgs", 3)
+    with pytest.raises(ValueError, match="data: .* neither 'builtin' nor a directory"):
+        data.training_images(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="val_data: no PNG/JPEG/TIFF"):
+        data.training_images(folder, tmp_path / "empty")
+    with pytest.raises(ValueError, match="val_data: 3 file"):
+        data.training_images(folder, folder)
+    one = _folder_of_images(tmp_path / "one", 1)
+    with pytest.raises(ValueError, match="need at least 2"):
+        data.training_images(one)
+
+
+def test_image_set_crops_are_seeded_and_pick_every_image(tmp_path):
+    images = [torch.full((1, 20, 20), float(i)) for i in range(4)]
+    s = data.ImageSet(images=images, description={})
+    a = s.crops(32, 8, torch.Generator().manual_seed(3))
+    b = s.crops(32, 8, torch.Generator().manual_seed(3))
+    assert a.shape == (32, 1, 8, 8) and torch.equal(a, b)
+    # each crop comes from one image (constant), and all four images are drawn
+    assert torch.equal(a.amin((1, 2, 3)), a.amax((1, 2, 3)))
+    assert set(a[:, 0, 0, 0].tolist()) == {0.0, 1.0, 2.0, 3.0}
+    with pytest.raises(ValueError, match="give images or files"):
+        data.ImageSet(description={})
+
+
+def test_builtin_training_images_keep_test_photos_out():
+    train, val = data.training_images("builtin", kind="photo")
+    assert set(train.description["images"]).isdisjoint(val.description["images"])
+    assert val.description == {"source": "builtin", "split": "test", "kind": "photo",
+                               "images": data.builtin_names("test", kind="photo")}

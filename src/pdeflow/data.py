@@ -10,6 +10,9 @@
   packages (scikit-image, PyWavelets, matplotlib, pydicom and, when installed,
   scikit-learn), with a fixed train/test split by source image.
 * :func:`random_crops`: seeded random square crops, reflect-padded as needed.
+* :class:`ImageSet`, :func:`training_images`: the training and validation
+  images of a trainer (the built-in pool or a user folder, never one source
+  image in both), read lazily, with seeded random crops.
 * :func:`disk`, :func:`disks`, :func:`ellipses`, :func:`plateau_1d`: synthetic
   piecewise-constant images (TV-flow eigenfunctions and the generalisation
   test images of TVflowNET, seed 000 §4.2.1).
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import importlib.util
 import math
 import os
@@ -27,6 +31,7 @@ import struct
 import tempfile
 import warnings
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -45,6 +50,9 @@ __all__ = [
     "builtin_pool",
     "builtin_info",
     "random_crops",
+    "ImageSet",
+    "training_images",
+    "IMAGE_SUFFIXES",
     "disk",
     "disks",
     "ellipses",
@@ -910,6 +918,155 @@ def random_crops(
         out[k] = crop
     return out
 
+
+
+# ---------------------------------------------------------------------------
+# Training images (the data of every trainer)
+# ---------------------------------------------------------------------------
+
+#: Suffixes of the image files that training folders are searched for.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+class ImageSet:
+    """Images ``(C, H, W)`` in [0, 1] by index, held in memory or read from files on demand.
+
+    A folder's images are read when first used and the last ``cache`` of them
+    kept, so a large folder costs no memory. ``description`` says where the
+    images come from (it goes into a trained model's provenance).
+
+    Parameters
+    ----------
+    images : list of Tensor, optional
+        In-memory images ``(C, H, W)``.
+    files : list of Path, optional
+        Image files (exactly one of ``images`` and ``files``).
+    grey : bool
+        Read files as grey ``C = 1`` (True) or colour ``C = 3``.
+    description : dict
+    cache : int
+        Number of decoded files kept.
+    """
+
+    def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
+                 grey: bool = True, description: dict, cache: int = 512):
+        if (images is None) == (files is None):
+            raise ValueError("ImageSet: give images or files")
+        self.images, self.files, self.grey = images, files, grey
+        self.description = description
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[i]
+        if i not in self._cache:
+            self._cache[i] = read_image(self.files[i], grey=self.grey)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(i)
+        return self._cache[i]
+
+    def crops(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` crops ``(n, C, size, size)``, each of an image picked uniformly at random.
+
+        Everything is drawn from ``generator``, in a fixed order (picks, then
+        one :func:`random_crops` draw per pick), so a seeded trainer sees the
+        same crops whenever it is resumed.
+        """
+        picks = torch.randint(len(self), (n,), generator=generator).tolist()
+        return torch.cat([random_crops([self[i]], 1, size, generator=generator) for i in picks])
+
+
+def image_files(folder, who: str = "data") -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`) under ``folder``, recursively, sorted.
+
+    Raises ValueError naming ``who`` (the argument) if ``folder`` is not a
+    directory or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{who}: {str(folder)!r} is neither 'builtin' nor a directory")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"{who}: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return files
+
+
+def _builtin_set(split: str, grey: bool, kind: str | None) -> ImageSet:
+    pool = builtin_pool(split, grey=grey, kind=kind)
+    desc = {"source": "builtin", "split": split, **({"kind": kind} if kind else {}), "images": list(pool)}
+    return ImageSet(images=list(pool.values()), grey=grey, description=desc)
+
+
+def _folder_set(folder: Path, files: list[Path], role: str, grey: bool) -> ImageSet:
+    desc = {"source": "folder", "path": str(folder.resolve()), "role": role, "n_images": len(files)}
+    if len(files) <= 50:
+        desc["files"] = [str(p.relative_to(folder)) for p in files]
+    return ImageSet(files=files, grey=grey, description=desc)
+
+
+def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1, grey: bool = True,
+                    kind: str | None = None) -> tuple[ImageSet, ImageSet]:
+    """The training and validation images of a trainer; never one source image in both.
+
+    Parameters
+    ----------
+    data : 'builtin' or path
+        'builtin': the train split of the built-in pool (:func:`builtin_pool`);
+        a folder: its images (:data:`IMAGE_SUFFIXES`, recursively).
+    val_data : None, 'builtin' or path
+        None: the built-in test split for built-in data, else a held-out
+        ``val_fraction`` of the folder's files (chosen by a hash of their
+        relative paths, so the split does not depend on the file order);
+        'builtin': the built-in test split; a folder: its images, which must
+        not be training files.
+    val_fraction : float
+        Fraction of a folder held out when ``val_data`` is None (at least one
+        file, never all).
+    grey : bool
+        Grey ``C = 1`` (True) or colour ``C = 3`` images.
+    kind : {None, 'photo', 'microscopy', 'medical'}
+        Restrict the built-in pool to one kind of image.
+
+    Returns
+    -------
+    (ImageSet, ImageSet)
+        Training and validation images.
+    """
+    if data == "builtin":
+        train_set, folder, held_out = _builtin_set("train", grey, kind), None, []
+    else:
+        folder = Path(data)
+        files = image_files(folder, "data")
+        held_out = []
+        if val_data is None:
+            if len(files) < 2:
+                raise ValueError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
+                                 "for validation, or give val_data (--val-data)")
+            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
+            n_val = min(len(files) - 1, max(1, round(val_fraction * len(files))))
+            held_out = sorted(sorted(files, key=key)[:n_val])
+            files = [p for p in files if p not in set(held_out)]
+        train_set = _folder_set(folder, files, "train", grey)
+    if val_data is None:
+        val_set = (_builtin_set("test", grey, kind) if folder is None
+                   else _folder_set(folder, held_out, "validation", grey))
+    elif val_data == "builtin":
+        val_set = _builtin_set("test", grey, kind)
+    else:
+        vfolder = Path(val_data)
+        vfiles = image_files(vfolder, "val_data")
+        if train_set.files is not None:
+            overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
+            if overlap:
+                raise ValueError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
+                                 f"e.g. {sorted(overlap)[0]}")
+        val_set = _folder_set(vfolder, vfiles, "validation", grey)
+    return train_set, val_set
 
 # ---------------------------------------------------------------------------
 # Synthetic images

@@ -45,7 +45,6 @@ __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "write_repor
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 #: Seed 004's numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
 #: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
@@ -68,9 +67,7 @@ def test_images(n_images: int, size: int, *, seed: int = 0, channels: int = 1,
         names, images = list(pool), list(pool.values())
     else:
         folder = Path(image_dir)
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise ValueError(f"image_dir: no PNG/JPEG/TIFF files under {folder}")
+        files = pdata.image_files(folder, "image_dir")
         names = [str(p.relative_to(folder)) for p in files]
         images = [pdata.read_image(p, grey=channels == 1) for p in files]
     g = torch.Generator().manual_seed(seed)

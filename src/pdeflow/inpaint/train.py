@@ -71,10 +71,8 @@ Load it with :func:`pdeflow.inpaint.gan.load_mask_model` /
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +86,9 @@ from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
 __all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
-           "validate", "STAGES", "IMAGE_SUFFIXES"]
+           "validate", "STAGES"]
 
 STAGES = ("wgan", "mask")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @dataclass
@@ -166,91 +163,10 @@ def check_config(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-class Photos:
-    """``(C, H, W)`` images in [0, 1] by index: held in memory, or read from files on demand
-    (the last ``cache`` of them kept), so a large folder costs no memory."""
-
-    def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
-                 channels: int, description: dict, cache: int = 512):
-        self.images, self.files, self.channels = images, files, channels
-        self.description = description
-        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
-        self._cache_size = cache
-
-    def __len__(self) -> int:
-        return len(self.images) if self.images is not None else len(self.files)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if self.images is not None:
-            return self.images[i]
-        if i not in self._cache:
-            self._cache[i] = pdata.read_image(self.files[i], grey=self.channels == 1)
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        self._cache.move_to_end(i)
-        return self._cache[i]
-
-
-def _image_files(folder: Path, who: str) -> list[Path]:
-    if not folder.is_dir():
-        raise ValueError(f"{who}: {str(folder)!r} is neither 'builtin' nor a directory")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ValueError(f"{who}: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    return files
-
-
-def _builtin(split: str, channels: int) -> Photos:
-    pool = pdata.builtin_pool(split, grey=channels == 1, kind="photo")
-    return Photos(images=list(pool.values()), channels=channels,
-                  description={"source": "builtin", "split": split, "kind": "photo", "images": list(pool)})
-
-
-def _folder(folder: Path, files: list[Path], role: str, channels: int) -> Photos:
-    desc = {"source": "folder", "path": str(folder.resolve()), "role": role, "n_images": len(files)}
-    if len(files) <= 50:
-        desc["files"] = [str(p.relative_to(folder)) for p in files]
-    return Photos(files=files, channels=channels, description=desc)
-
-
-def open_data(cfg: TrainConfig) -> tuple[Photos, Photos]:
-    """The training and validation images of ``cfg`` (never one source image in both)."""
-    if cfg.data == "builtin":
-        train_set, folder, held_out = _builtin("train", cfg.channels), None, []
-    else:
-        folder = Path(cfg.data)
-        files = _image_files(folder, "data")
-        held_out = []
-        if cfg.val_data is None:
-            if len(files) < 2:
-                raise ValueError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
-                                 "for validation, or give val_data (--val-data)")
-            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
-            n_val = min(len(files) - 1, max(1, round(cfg.val_fraction * len(files))))
-            held_out = sorted(sorted(files, key=key)[:n_val])
-            files = [p for p in files if p not in set(held_out)]
-        train_set = _folder(folder, files, "train", cfg.channels)
-    if cfg.val_data is None:
-        val_set = _builtin("test", cfg.channels) if folder is None else _folder(folder, held_out, "validation",
-                                                                                 cfg.channels)
-    elif cfg.val_data == "builtin":
-        val_set = _builtin("test", cfg.channels)
-    else:
-        vfolder = Path(cfg.val_data)
-        vfiles = _image_files(vfolder, "val_data")
-        if train_set.files is not None:
-            overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
-            if overlap:
-                raise ValueError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
-                                 f"e.g. {sorted(overlap)[0]}")
-        val_set = _folder(vfolder, vfiles, "validation", cfg.channels)
-    return train_set, val_set
-
-
-def _crops(images: Photos, n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """``n`` crops ``(n, C, size, size)`` of images picked uniformly at random."""
-    picks = torch.randint(len(images), (n,), generator=g).tolist()
-    return torch.cat([pdata.random_crops([images[i]], 1, size, generator=g) for i in picks])
+def open_data(cfg: TrainConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
+    """The training and validation photos of ``cfg`` (see :func:`pdeflow.data.training_images`)."""
+    return pdata.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
+                                 kind="photo")
 
 
 def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -258,12 +174,12 @@ def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator)
     return (torch.rand(n, 1, size, size, generator=g) < densities.view(-1, 1, 1, 1)).float()
 
 
-def sample_batch(cfg: TrainConfig, images: Photos, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step's crops ``(B, C, S, S)`` and, for stage wgan, random masks ``(B, 1, S, S)``.
 
     Everything is drawn from ``g`` (the step generator), in a fixed order.
     """
-    f = _crops(images, cfg.batch_size, cfg.crop, g)
+    f = images.crops(cfg.batch_size, cfg.crop, g)
     if cfg.stage != "wgan":
         return f, None
     d = cfg.density_min + (cfg.density_max - cfg.density_min) * torch.rand(cfg.batch_size, generator=g,
@@ -274,10 +190,10 @@ def sample_batch(cfg: TrainConfig, images: Photos, g: torch.Generator) -> tuple[
 # --------------------------------------------------------------------------- validation
 
 
-def validation_set(cfg: TrainConfig, images: Photos) -> dict:
+def validation_set(cfg: TrainConfig, images: pdata.ImageSet) -> dict:
     """Fixed validation crops, random masks per validation density, and noises (seed ``val_seed``)."""
     g = torch.Generator().manual_seed(cfg.val_seed)
-    f = _crops(images, cfg.val_crops, cfg.crop, g)
+    f = images.crops(cfg.val_crops, cfg.crop, g)
     masks = {float(d): random_masks(cfg.val_crops, cfg.crop, torch.full((cfg.val_crops,), float(d),
                                                                           dtype=torch.float64), g)
              for d in cfg.val_densities}

@@ -78,10 +78,8 @@ data, steps, wall time, the command, the validation PSNR).
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,12 +97,10 @@ from ..tv import tv_flow
 from .loss import TVFlowLoss
 from .models import build_model
 
-__all__ = ["TrainConfig", "train", "check_config", "ImageSet", "open_data", "sample_batch", "reference_flow",
-           "supervised_loss", "average_gradients", "validation_set", "validate", "identity_psnr", "MODES",
-           "IMAGE_SUFFIXES"]
+__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "reference_flow",
+           "supervised_loss", "average_gradients", "validation_set", "validate", "identity_psnr", "MODES"]
 
 MODES = ("unsupervised", "supervised", "hybrid")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @dataclass
@@ -187,98 +183,9 @@ def check_config(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-class ImageSet:
-    """Greyscale ``(1, H, W)`` images in [0, 1] by index: held in memory, or read from
-    files on demand (the last ``cache`` of them kept), so a large folder costs no memory."""
-
-    def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
-                 description: dict, cache: int = 512):
-        if (images is None) == (files is None):
-            raise ValueError("ImageSet: give images or files")
-        self.images, self.files = images, files
-        self.description = description
-        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
-        self._cache_size = cache
-
-    def __len__(self) -> int:
-        return len(self.images) if self.images is not None else len(self.files)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if self.images is not None:
-            return self.images[i]
-        if i in self._cache:
-            self._cache.move_to_end(i)
-            return self._cache[i]
-        img = pdata.read_image(self.files[i], grey=True)
-        self._cache[i] = img
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return img
-
-
-def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ValueError(f"data: {str(folder)!r} is neither 'builtin' nor a directory")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ValueError(f"data: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    return files
-
-
-def _builtin_set(split: str) -> ImageSet:
-    pool = pdata.builtin_pool(split, grey=True)
-    return ImageSet(images=list(pool.values()),
-                    description={"source": "builtin", "split": split, "images": list(pool)})
-
-
-def _folder_set(folder: Path, files: list[Path], role: str) -> ImageSet:
-    rel = [str(p.relative_to(folder)) for p in files]
-    desc = {"source": "folder", "path": str(folder.resolve()), "role": role, "n_images": len(files)}
-    if len(rel) <= 50:
-        desc["files"] = rel
-    return ImageSet(files=files, description=desc)
-
-
-def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
-    """The training and validation images of ``cfg`` (never one source image in both)."""
-    if cfg.data == "builtin":
-        train_set = _builtin_set("train")
-        train_files = None
-    else:
-        folder = Path(cfg.data)
-        files = _image_files(folder)
-        held_out: list[Path] = []
-        if cfg.val_data is None:
-            if len(files) < 2:
-                raise ValueError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
-                                 "for validation, or give val_data (--val-data)")
-            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
-            n_val = min(len(files) - 1, max(1, round(cfg.val_fraction * len(files))))
-            held_out = sorted(sorted(files, key=key)[:n_val])
-            files = [p for p in files if p not in set(held_out)]
-        train_set = _folder_set(folder, files, "train")
-        train_files = (folder, held_out)
-
-    if cfg.val_data is None:
-        val_set = _builtin_set("test") if cfg.data == "builtin" else _folder_set(*train_files, "validation")
-    elif cfg.val_data == "builtin":
-        val_set = _builtin_set("test")
-    else:
-        vfolder = Path(cfg.val_data)
-        vfiles = _image_files(vfolder)
-        if train_files is not None:
-            overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
-            if overlap:
-                raise ValueError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
-                                 f"e.g. {sorted(overlap)[0]}")
-        val_set = _folder_set(vfolder, vfiles, "validation")
-    return train_set, val_set
-
-
-def _crops(images: ImageSet, n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """``n`` crops ``(n, 1, size, size)`` of images picked uniformly at random."""
-    picks = torch.randint(len(images), (n,), generator=g).tolist()
-    return torch.cat([pdata.random_crops([images[i]], 1, size, generator=g) for i in picks])
+def open_data(cfg: TrainConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
+    """The training and validation images of ``cfg`` (grey; see :func:`pdeflow.data.training_images`)."""
+    return pdata.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=True)
 
 
 def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
@@ -287,14 +194,14 @@ def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
     return int(cfg.crop)
 
 
-def sample_batch(cfg: TrainConfig, images: ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
 
     Everything is drawn from ``g`` (the step generator), in a fixed order.
     """
     k = cfg.times_per_image
     size = crop_size(cfg, g)
-    u0 = _crops(images, cfg.batch_size // k, size, g).repeat_interleave(k, 0) * cfg.scale
+    u0 = images.crops(cfg.batch_size // k, size, g).repeat_interleave(k, 0) * cfg.scale
     t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) * cfg.t_max
     if k > 1:
         t[::k] = 0.0
@@ -387,7 +294,7 @@ def _broadcast(obj: Any) -> Any:
     return box[0]
 
 
-def validation_set(cfg: TrainConfig, images: ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
+def validation_set(cfg: TrainConfig, images: pdata.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
     """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
 
     Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units}``.
@@ -405,7 +312,7 @@ def validation_set(cfg: TrainConfig, images: ImageSet, run_dir: Path, *, progres
                 val = cached
         if val is None:
             g = torch.Generator().manual_seed(cfg.val_seed)
-            u0 = _crops(images, cfg.val_crops, cfg.val_size, g)
+            u0 = images.crops(cfg.val_crops, cfg.val_size, g)
             times = torch.linspace(0, cfg.t_max, cfg.val_times, dtype=torch.float64).tolist()
             ref = tv_flow(u0 * cfg.scale, times, dt=cfg.val_dt, tol=cfg.val_tol, max_iter=cfg.val_max_iter,
                           progress=progress)
