@@ -210,8 +210,9 @@ def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
     r = res["table2_4"]["models"]["semiresnet-32"][16]
     assert r["n_images"] == 2 and r["n_times"] == 4
     assert all(math.isfinite(v) for k in ("u_psnr", "u_ssim", "div_psnr", "div_ssim") for v in r[k])
-    assert set(res["table6"]["models"]) == {"semiresnet-32", "tiny-lgd", "semiresnet-32 + _Scaled",
-                                            "tiny-lgd + _Scaled"}
+    wrapped = {"semiresnet-32", "tiny-lgd", "semiresnet-32 + _Scaled", "tiny-lgd + _Scaled"}
+    for key in ("table2_4", "table5", "table6", "table7"):   # the wrapped models in every table
+        assert set(res[key]["models"]) == wrapped, key
     assert res["table7"]["reference"]["fd"]["psnr"][0] > 90  # telescoping: exact up to round-off
     assert res["models"]["semiresnet-32"]["paper_row"] == ["semiresnet", "32"]
     assert res["models"]["tiny-lgd"]["paper_row"] is None

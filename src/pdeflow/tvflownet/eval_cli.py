@@ -108,7 +108,8 @@ def add_tvflownet_parser(evaluate_subparsers) -> argparse.ArgumentParser:
     g.add_argument("--homogeneity-sizes", type=_size, nargs="+", default=None, metavar="PX",
                    help="image sizes of Table 6 (default: --sizes)")
     g.add_argument("--equivariant", action="store_true",
-                   help="Table 6 also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant")
+                   help="every table also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant "
+                        "(exact shift and contrast symmetry, composition past the trained times)")
     r = p.add_argument_group("reference solver")
     r.add_argument("--dt", type=_positive_float, default=0.01, help="implicit Euler step (default 0.01)")
     r.add_argument("--tol", type=_positive_float, default=1e-5,

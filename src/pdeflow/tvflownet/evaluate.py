@@ -71,6 +71,7 @@ __all__ = [
     "paper_key",
     "evaluate_sizes",
     "evaluate_types",
+    "with_wrapped",
     "evaluate_homogeneity",
     "evaluate_spectral",
     "evaluate_timing",
@@ -803,6 +804,16 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
     return out
 
 
+def with_wrapped(models: Mapping[str, Model], wrapper: Callable[[Model], Model] | None) -> dict[str, Model]:
+    """``models`` and, with ``wrapper``, each ``wrapper(model)`` named ``"<name> + <wrapper name>"``."""
+    todo = dict(models)
+    if wrapper is not None:
+        wname = getattr(wrapper, "__name__", type(wrapper).__name__)
+        for name, model in models.items():
+            todo[f"{name} + {wname}"] = wrapper(model)
+    return todo
+
+
 def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images: int = 4,
                          factors=(3.0, 0.3), wrapper: Callable[[Model], Model] | None = None, times=None,
                          scale: float = PAPER_SCALE, seed: int = 0, image_dir=None, ref_kwargs=None,
@@ -820,11 +831,7 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
-    todo = dict(models)
-    if wrapper is not None:
-        wname = getattr(wrapper, "__name__", type(wrapper).__name__)
-        for name, model in models.items():
-            todo[f"{name} + {wname}"] = wrapper(model)
+    todo = with_wrapped(models, wrapper)
     factors = [float(c) for c in factors]
     acc = {name: {c: {"psnr": [], "ssim": [], "self_psnr": [], "self_ssim": []} for c in factors} for name in todo}
     with progress_bar(total=len(sizes) * len(factors) * (1 + len(todo)), enabled=progress, desc="table 6") as bar:
@@ -847,7 +854,7 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
     res = {name: {c: {k: _stats(torch.cat(v)) for k, v in d.items()} for c, d in per.items()}
            for name, per in acc.items()}
     return {"factors": factors, "sizes": [int(s) for s in sizes], "n_images": int(n_images),
-            "wrapper": getattr(wrapper, "__name__", None) if wrapper is not None else None, "models": res}
+            "models": res}
 
 
 def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: int = 4, times=None,
@@ -1091,7 +1098,8 @@ def evaluate(
     timing_sizes, timing_devices, timing_repeats
         Table 9.
     wrapper : callable, optional
-        Table 6 also for ``wrapper(model)`` (e.g. ``symmetry.Equivariant``).
+        Every table also for ``wrapper(model)`` (e.g. ``symmetry.Equivariant``),
+        named ``"<name> + <wrapper name>"``.
     factors : sequence of float
         Table 6's contrast factors (paper: 3 and 0.3).
     homogeneity_sizes : sequence of int, optional
@@ -1137,6 +1145,7 @@ def evaluate(
     ref_kwargs = dict(dt=dt, tol=tol, solver=solver, cache_dir=cache_dir)
     common = dict(times=times, scale=scale, seed=seed, ref_kwargs=ref_kwargs, progress=progress)
 
+    models = with_wrapped(models, wrapper)
     info = {}
     for name, m in models.items():
         meta_cfg = (getattr(_unwrap(m), "meta", None) or {}).get("config", {})
@@ -1175,7 +1184,7 @@ def evaluate(
         t0 = time.perf_counter()
         results["table6"] = evaluate_homogeneity(models, sizes=[int(v) for v in (homogeneity_sizes or sizes)],
                                                  n_images=n_images, factors=factors,
-                                                 wrapper=wrapper, image_dir=image_dir, device=device, **common)
+                                                 image_dir=image_dir, device=device, **common)
         results["seconds"]["table6"] = time.perf_counter() - t0
     if 7 in tables:
         t0 = time.perf_counter()
