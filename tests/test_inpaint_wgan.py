@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
-from pdeflow.inpaint.masknet import MaskGAN, MaskGenerator, density_loss, hard_round, mask_loss
+from pdeflow.inpaint.masknet import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
 from pdeflow.inpaint.wgan import (Critic, InpaintingGenerator, composite, critic_loss, generator_loss, hard_sigmoid,
                                   pad_to_multiple)
 from pdeflow.training import export_model
@@ -113,13 +113,14 @@ def test_wgan_losses_have_the_paper_signs():
     assert torch.allclose(mae, (f - u).abs().mean()) and torch.allclose(d_fake, critic(u, m).mean())
 
 
-def test_hard_rounding_is_binary_with_the_identity_gradient():
-    c = torch.tensor([0.0, 0.2, 0.49, 0.5, 0.51, 0.9, 1.0], requires_grad=True)
-    b = hard_round(c)
+def test_binarisation_block_keeps_the_linear_gradient_where_the_hard_sigmoid_saturates():
+    z = torch.tensor([-10.0, -2.6, -0.1, 0.0, 0.1, 2.6, 10.0], requires_grad=True)
+    b, c = binarise(z)
     assert b.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    assert torch.equal(b, torch.floor(c + 0.5)) and c[0] == 0 and c[-1] == 1
     w = torch.arange(7.0)
-    (g,) = torch.autograd.grad((b * w).sum(), c)
-    assert torch.equal(g, w)                      # d b / d c = 1 (straight-through), not 0
+    (g,) = torch.autograd.grad((b * w).sum(), z)
+    assert torch.allclose(g, 0.2 * w)              # 0.2 everywhere, also at -10 and 10 (saturated)
 
 
 def test_mask_generator_outputs_binary_masks_and_gradients_reach_it():
