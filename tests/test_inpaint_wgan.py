@@ -243,3 +243,21 @@ def test_shipped_names_resolve_in_the_weights_folder(tmp_path, monkeypatch):
     assert torch.equal(gan_inpaint(f, m, load_inpainting_model(0.1), seed=0), gan_inpaint(f, m, pair, seed=0))
     with pytest.raises(FileNotFoundError, match="'maskgan-05' is not shipped"):
         gan_mask(f, 0.05)
+
+
+def test_mask_generator_random_start_gives_random_masks_of_the_density_and_learns_from_there():
+    torch.manual_seed(0)
+    net = MaskGenerator(1, width=W, prior_density=0.1)
+    f = torch.rand(4, 1, 32, 32)
+    r = torch.rand(4, 1, 32, 32)
+    b = net(f, r)
+    assert torch.equal(b, (r < 0.1).float())        # exactly the random mask [r < D] at initialisation
+    assert abs(float(b.mean()) - 0.1) < 0.02
+    # the MAE-like signal reaches the whole network through the prior (after the zero last layer moves)
+    loss = (b * f).mean()
+    loss.backward()
+    assert net.out.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="density must be a number in \\(0, 1\\)"):
+        MaskGenerator(1, width=W, prior_density=1.5)
+    pair = MaskGAN(1, W, density=0.05, random_start=True)
+    assert pair.mask_net.prior_density == 0.05 and pair.config["random_start"] is True

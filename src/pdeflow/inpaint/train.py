@@ -61,7 +61,7 @@ Run directory
 model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.training.export_model`):
 ``config`` = ``{"kind": "inpainting", "model": {channels, width, noise_std}}``
 (stage ``wgan``, an :class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) or
-``{"kind": "maskgan", "model": {channels, width, noise_std, density}}``
+``{"kind": "maskgan", "model": {channels, width, noise_std, density, random_start}}``
 (stage ``mask``, a :class:`~pdeflow.inpaint.masknet.MaskGAN` holding the mask
 generator and its jointly trained inpainting generator), ``provenance`` = the
 training config, data, steps, wall time, command and validation metrics.
@@ -102,6 +102,7 @@ class TrainConfig:
 
     stage: str = "wgan"                  #: "wgan" (inpainting on random masks) or "mask" (joint mask WGAN)
     density: float = 0.1                 #: stage mask: target density D of the masks
+    random_start: bool = True            #: stage mask: the mask generator starts at random masks of density D
     density_min: float = 0.02            #: stage wgan: random-mask densities d ~ U[density_min, density_max]
     density_max: float = 0.3
     init: str | None = None              #: stage mask: a stage-wgan run directory to start G and the critic from
@@ -140,6 +141,7 @@ def check_config(cfg: TrainConfig) -> None:
 
     need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
     need(is_num(cfg.density) and 0 < cfg.density < 1, "density", "a number in (0, 1)")
+    need(isinstance(cfg.random_start, bool), "random_start", "True or False")
     need(is_num(cfg.density_min) and 0 < cfg.density_min < 1, "density_min", "a number in (0, 1)")
     need(is_num(cfg.density_max) and cfg.density_min <= cfg.density_max < 1, "density_max",
          "a number in [density_min, 1)")
@@ -256,6 +258,10 @@ def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
 # --------------------------------------------------------------------------- models and export
 
 
+def _mask_generator(cfg: TrainConfig) -> MaskGenerator:
+    return MaskGenerator(cfg.channels, cfg.width, prior_density=cfg.density if cfg.random_start else None)
+
+
 def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> dict:
     """Load the best (else last) checkpoint of the stage-wgan run ``cfg.init``; returns its description."""
     run_dir = Path(cfg.init)
@@ -311,7 +317,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
 
     gen = InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std)
     critic = Critic(cfg.channels, cfg.crop, cfg.width)
-    mask_net = MaskGenerator(cfg.channels, cfg.width) if cfg.stage == "mask" else None
+    mask_net = _mask_generator(cfg) if cfg.stage == "mask" else None
     init_info = _init_from(cfg, gen, critic) if cfg.init is not None else None
     nets = {"gen": gen, "critic": critic, **({"mask": mask_net} if mask_net is not None else {})}
     for net in nets.values():
@@ -334,7 +340,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     if cfg.stage == "wgan":
         model_config, export_net = dict(gen.config), gen
     else:
-        pair = MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density)
+        pair = MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density, random_start=cfg.random_start)
         pair.mask_net, pair.inpainter = mask_net, gen          # the same modules: their state, prefixed
         model_config, export_net = dict(pair.config), pair
     g_params = list(gen.parameters())
@@ -402,7 +408,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
             gen_b.load_state_dict(best["models"]["gen"])
             mask_b = None
             if mask_net is not None:
-                mask_b = MaskGenerator(cfg.channels, cfg.width).to(device)
+                mask_b = _mask_generator(cfg).to(device)
                 mask_b.load_state_dict(best["models"]["mask"])
             best_val = validate(cfg, gen_b, mask_b, val, device)
         _export(state, cfg, model_config, run_dir, run, info, best_val)
