@@ -45,6 +45,9 @@ EXPERIMENTS = {
     # 4x longer training on noisy labels: does the baseline start to fit the noise, do the IELs catch up?
     "dsb-long": ["--preset", "full", "--mode", "sweep", "--dataset", "dsb2018", *NOISE, "--dt", "0.025",
                  "--layers", "30", "--epochs", "240", "--seeds", "0"],
+    # the dsb grid at the length where the baseline fits the noise (dsb-long: it peaks near epoch 50, then falls)
+    "dsb-240": ["--preset", "full", "--dataset", "dsb2018", *NOISE, "--dt", "0.025", "--layers", "30",
+                "--epochs", "240", "--seeds", "0", "1", "2"],
     # dt x layers on noisy labels (plus the baseline), 3 seeds
     "sweep-dsb": ["--preset", "full", "--mode", "sweep", "--dataset", "dsb2018", *NOISE,
                   "--dt", "0.0125", "0.025", "0.05", "--layers", "10", "30", "60", "--seeds", "0", "1", "2"],
