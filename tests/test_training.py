@@ -118,6 +118,19 @@ def test_run_refuses_a_directory_with_a_different_config(tmp_path):
     assert load_config(tiny.TinyConfig, tmp_path / "config.json").steps == 20
 
 
+def test_run_resumes_a_directory_written_before_a_config_field_was_added(tmp_path):
+    net = nn.Linear(2, 2)
+    Run(tmp_path, tiny.TinyConfig(), models=net, quiet=True)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["lr"]                                   # as if `lr` had been added to the class later
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    Run(tmp_path, tiny.TinyConfig(), models=net, quiet=True)            # absent = the default: same run
+    assert json.loads((tmp_path / "config.json").read_text())["lr"] == tiny.TinyConfig().lr
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(RunConfigError, match=r"lr: saved 0\.01, given 0\.5"):   # not the default: refused
+        Run(tmp_path, tiny.TinyConfig(lr=0.5), models=net, quiet=True)
+
+
 # ---------------------------------------------------------------- step data
 
 def test_step_generator_and_batch_indices_are_pure_functions():

@@ -240,8 +240,24 @@ def load_config(cls: type, path: PathLike) -> Any:
     return cls(**data)
 
 
-def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+def _field_defaults(config: Any) -> dict:
+    """JSON-ready defaults of a dataclass config's fields (empty for a dict config)."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return {}
+    out = {}
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return json.loads(_to_json(out, "config"))
+
+
+def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> list[str]:
+    """Lines naming the fields in which two configs differ. A field absent from ``saved``
+    (added to the config class after that run started) counts as its value in ``defaults``."""
     missing = object()
+    saved = {**(defaults or {}), **saved}
     lines = []
     for key in sorted(set(saved) | set(given)):
         if key in ignore:
@@ -665,6 +681,7 @@ class Run:
         self.dir = Path(dir)
         self.config = config
         self.config_dict = config_to_dict(config)
+        self._defaults = _field_defaults(config)
         self.models = self._named(models, "models", "model")
         self.optimizers = self._named(optimizers, "optimizers", "optimizer")
         self.schedulers = self._named(schedulers, "schedulers", "scheduler")
@@ -710,7 +727,7 @@ class Run:
         path = self.dir / "config.json"
         if path.exists():
             saved = json.loads(path.read_text())
-            diff = _config_diff(saved, self.config_dict, self.allow_changed)
+            diff = _config_diff(saved, self.config_dict, self.allow_changed, self._defaults)
             if diff:
                 raise RunConfigError(
                     f"run directory {self.dir} holds a run with a different config:\n" + "\n".join(diff)
@@ -769,7 +786,7 @@ class Run:
         if not path.exists():
             return None
         ckpt = load_checkpoint(path)
-        diff = _config_diff(ckpt.get("config", {}), self.config_dict, self.allow_changed)
+        diff = _config_diff(ckpt.get("config", {}), self.config_dict, self.allow_changed, self._defaults)
         if diff:
             raise RunConfigError(f"{path} was written with a different config:\n" + "\n".join(diff))
         return ckpt
