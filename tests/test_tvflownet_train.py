@@ -161,6 +161,34 @@ def test_sample_batch_is_a_pure_function_of_the_generator_and_mixed_sizes(tmp_pa
     assert torch.equal(u_a[0], u_a[1]) and t_a[0] == 0 and t_a[2] == 0 and u_a.max() > 1   # replicated, x5
 
 
+def test_sample_batch_mixes_in_synthetic_shapes_without_changing_the_photo_draws():
+    images, _ = T.open_data(tiny_config())
+    g = lambda: T.step_generator(0, 7)  # noqa: E731
+    plain = T.sample_batch(tiny_config(batch_size=8), images, g())[0]
+    assert torch.equal(plain, images.crops(8, 16, g()) * 5)            # synthetic = 0: the draws of before
+    mixed = T.sample_batch(tiny_config(batch_size=8, synthetic=0.5), images, g())[0]
+    assert torch.equal(mixed[:4], images.crops(4, 16, g()) * 5)         # photo crops first
+    for img in mixed[4:]:                                               # then flat shapes: a few grey levels
+        assert 2 <= img.unique().numel() <= 8 and float(img.min()) == 0.0
+    assert T.sample_batch(tiny_config(batch_size=8, synthetic=1.0), images, g())[0].shape == (8, 1, 16, 16)
+    with pytest.raises(ValueError, match="synthetic"):
+        T.check_config(tiny_config(synthetic=1.5))
+
+
+def test_init_copies_a_model_and_refuses_another_architecture(tmp_path):
+    from pdeflow.tvflownet.api import load
+    net = build_model("semiresnet", **TINY)
+    shipped = load("default")
+    other = build_model("semiresnet")                        # the shipped model's architecture
+    info = T._init_from(other, "default")
+    _same(other.state_dict(), shipped.state_dict())
+    assert info["steps"] == shipped.meta["provenance"]["steps"] and len(info["weights_sha256"]) == 64
+    with pytest.raises(ValueError, match="init: the weights of 'default' do not fit"):
+        T._init_from(net, "default")
+    with pytest.raises(ValueError, match="init: "):
+        T._init_from(net, str(tmp_path / "nothing"))
+
+
 def test_folder_data_holds_out_images_for_validation(tmp_path):
     from pdeflow import data as pdata
     folder = tmp_path / "imgs" / "sub"

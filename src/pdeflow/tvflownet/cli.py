@@ -91,6 +91,12 @@ def add_parsers(sub) -> None:
                    help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is held "
                         "out for validation) or 'builtin' (the built-in pool's TRAIN split; validation uses its "
                         "TEST split) (default builtin)")
+    g.add_argument("--synthetic", type=float, default=d.synthetic, metavar="F",
+                   help="fraction of each batch generated instead of cropped: flat disks and ellipses "
+                        f"(seeds disjoint from the evaluation's; default {d.synthetic:g})")
+    g.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from this model's weights (shipped name, model path or run directory; "
+                        "same --arch and --arch-kwargs)")
     g.add_argument("--val-data", default=None, metavar="DIR|builtin",
                    help="validation images instead (never the training images)")
     g.add_argument("--crop", type=_crop, default=d.crop, metavar="32|96|256|mixed",
@@ -161,8 +167,12 @@ def config_from_args(args):
     val_data = args.val_data
     if val_data not in (None, "builtin"):
         val_data = str(Path(val_data).expanduser().resolve())
+    init = args.init
+    if init is not None and Path(init).expanduser().exists():
+        init = str(Path(init).expanduser().resolve())
     return TrainConfig(
         arch=args.arch, arch_kwargs=args.arch_kwargs, data=data, crop=args.crop, scale=args.scale,
+        synthetic=args.synthetic, init=init,
         t_max=args.t_max, times_per_image=args.times_per_image, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, clip=args.clip if args.clip > 0 else None, seed=args.seed, deterministic=args.deterministic,
         mode=args.mode, loss=args.loss, a1=args.a1, a2=args.a2, ut_method=args.ut_method,

@@ -97,7 +97,7 @@ from ..tv import tv_flow
 from .loss import TVFlowLoss
 from .models import build_model
 
-__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "reference_flow",
+__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "synthetic_images", "reference_flow",
            "supervised_loss", "average_gradients", "validation_set", "validate", "identity_psnr", "MODES"]
 
 MODES = ("unsupervised", "supervised", "hybrid")
@@ -121,6 +121,8 @@ class TrainConfig:
     scale: float = 5.0                       #: images in [0, 1] are multiplied by this (paper: 5)
     t_max: float = 1.0                       #: flow times t ~ U[0, t_max) (paper: 1)
     times_per_image: int = 1                 #: >1: each crop at that many times, the first t = 0
+    synthetic: float = 0.0                   #: fraction of each batch generated: flat disks and ellipses
+    init: str | None = None                  #: start from this model's weights (shipped name or path)
     # optimisation
     steps: int = 20_000
     batch_size: int = 16
@@ -176,6 +178,8 @@ def check_config(cfg: TrainConfig) -> None:
     need.ints("val_size", "val_times", minimum=2)
     need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
     need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
+    need(isinstance(cfg.synthetic, (int, float)) and 0.0 <= cfg.synthetic <= 1.0, "synthetic", "a number in [0, 1]")
+    need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
     need.ints("seed", "val_seed", minimum=0)
 
@@ -194,14 +198,39 @@ def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
     return int(cfg.crop)
 
 
+#: Training seeds of the synthetic images start here; the evaluation's (``seed * 7919 + size``) stay below.
+SYNTHETIC_SEED_BASE = 2 ** 30
+
+
+def synthetic_images(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` generated piecewise-constant images ``(n, 1, size, size)`` in [0, 1]: half flat disks
+    (:func:`pdeflow.data.disks`), half overlapping ellipses (:func:`pdeflow.data.ellipses`), with
+    ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds."""
+    seed = SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g))
+    shapes = max(1, min(5, size // 16))
+    n_disks = (n + 1) // 2
+    parts = [pdata.disks(size, shapes, seed=seed, batch=n_disks)]
+    if n > n_disks:
+        parts.append(pdata.ellipses(size, shapes, seed=seed, batch=n - n_disks))
+    return torch.cat(parts)
+
+
 def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
 
-    Everything is drawn from ``g`` (the step generator), in a fixed order.
+    A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
+    rest are crops of ``images``. Everything is drawn from ``g`` (the step generator), in a
+    fixed order.
     """
     k = cfg.times_per_image
     size = crop_size(cfg, g)
-    u0 = images.crops(cfg.batch_size // k, size, g).repeat_interleave(k, 0) * cfg.scale
+    n = cfg.batch_size // k
+    n_synthetic = round(cfg.synthetic * n)
+    u0 = images.crops(n - n_synthetic, size, g) if n_synthetic < n else None
+    if n_synthetic:                          # no extra draws from g without synthetic images
+        fake = synthetic_images(n_synthetic, size, g)
+        u0 = fake if u0 is None else torch.cat([u0, fake])
+    u0 = u0.repeat_interleave(k, 0) * cfg.scale
     t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) * cfg.t_max
     if k > 1:
         t[::k] = 0.0
@@ -374,6 +403,23 @@ def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: d
 # --------------------------------------------------------------------------- the loop
 
 
+def _init_from(net: torch.nn.Module, spec: str) -> dict:
+    """Copy the weights of the model ``spec`` (shipped name or path) into ``net``; returns its description."""
+    from .api import load
+    try:
+        model = load(spec)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"init: {e}") from None
+    try:
+        net.load_state_dict(model.state_dict())
+    except RuntimeError as e:
+        raise ValueError(f"init: the weights of {spec!r} do not fit this run's architecture "
+                         f"(arch and arch_kwargs must match {model.meta['config']['model']}): {e}") from None
+    prov = model.meta.get("provenance", {})
+    return {"model": spec, "steps": prov.get("steps"), "val_psnr": prov.get("val_psnr"),
+            "weights_sha256": model.meta.get("weights", {}).get("sha256")}
+
+
 def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None, quiet: bool = False,
           command: str | None = None) -> Path:
     """Train (or resume) a TVflowNET run in ``run_dir``; returns the path of the exported
@@ -390,6 +436,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     train_images, val_images = open_data(cfg)
 
     net = build_model(cfg.arch, **cfg.arch_kwargs).to(device)
+    init_info = _init_from(net, cfg.init) if cfg.init is not None else None   # a resumed run overrides it
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     unsupervised = unsupervised_loss_fn(cfg)
     run = Run(run_dir, cfg, models={"net": net}, optimizers={"opt": opt}, ckpt_every=cfg.ckpt_every,
@@ -405,6 +452,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         "validation": {k: v for k, v in val["key"].items() if k != "data"},
         "val_psnr_identity": identity_psnr(val, cfg),
         "device": str(device), "world_size": world_size,
+        **({"init": init_info} if init_info is not None else {}),
     }
 
     for step in run.steps(start, cfg.steps):
