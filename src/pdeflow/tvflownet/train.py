@@ -178,7 +178,8 @@ def check_config(cfg: TrainConfig) -> None:
     need.ints("val_size", "val_times", minimum=2)
     need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
     need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
-    need(isinstance(cfg.synthetic, (int, float)) and 0.0 <= cfg.synthetic <= 1.0, "synthetic", "a number in [0, 1]")
+    need.numbers("synthetic", positive=False)
+    need(cfg.synthetic <= 1.0, "synthetic", "a number in [0, 1]")
     need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
     need.ints("seed", "val_seed", minimum=0)
@@ -226,11 +227,10 @@ def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -
     size = crop_size(cfg, g)
     n = cfg.batch_size // k
     n_synthetic = round(cfg.synthetic * n)
-    u0 = images.crops(n - n_synthetic, size, g) if n_synthetic < n else None
+    parts = [images.crops(n - n_synthetic, size, g)] if n_synthetic < n else []
     if n_synthetic:                          # no extra draws from g without synthetic images
-        fake = synthetic_images(n_synthetic, size, g)
-        u0 = fake if u0 is None else torch.cat([u0, fake])
-    u0 = u0.repeat_interleave(k, 0) * cfg.scale
+        parts.append(synthetic_images(n_synthetic, size, g))
+    u0 = torch.cat(parts).repeat_interleave(k, 0) * cfg.scale
     t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) * cfg.t_max
     if k > 1:
         t[::k] = 0.0
