@@ -9,7 +9,8 @@ every run is done, summary.json, table.md and the PNG are copied to benchmarks/r
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_experiment.py dsb           # CPU-hours
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_experiment.py mricron       # needs `make data`
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_experiment.py sweep-dsb
-    (dsb-rmsprop: the official optimizer; dsb-long: 4x longer training, noisy labels, one seed)
+    (dsb-rmsprop: the official optimizer; dsb-long: 4x longer training, noisy labels, one seed;
+     dsb-240: the dsb grid at that length, 3 seeds; mricron-long: brain MR, 240 epochs, noisy labels, 3 seeds)
     ... NAME --shard 0/2 and NAME --shard 1/2 in two processes split a grid; --device cuda on a GPU.
 
 `--list` prints the commands without running them.
@@ -48,6 +49,9 @@ EXPERIMENTS = {
     # the dsb grid at the length where the baseline fits the noise (dsb-long: it peaks near epoch 50, then falls)
     "dsb-240": ["--preset", "full", "--dataset", "dsb2018", *NOISE, "--dt", "0.025", "--layers", "30",
                 "--epochs", "240", "--seeds", "0", "1", "2"],
+    # brain MR at the same length, noisy labels only (baseline and IELs), 3 seeds
+    "mricron-long": ["--preset", "full", "--mode", "sweep", "--dataset", "mricron", *NOISE, "--dt", "0.025",
+                     "--layers", "30", "--epochs", "240", "--seeds", "0", "1", "2"],
     # dt x layers on noisy labels (plus the baseline), 3 seeds
     "sweep-dsb": ["--preset", "full", "--mode", "sweep", "--dataset", "dsb2018", *NOISE,
                   "--dt", "0.0125", "0.025", "0.05", "--layers", "10", "30", "60", "--seeds", "0", "1", "2"],

@@ -261,3 +261,20 @@ def test_mask_generator_random_start_gives_random_masks_of_the_density_and_learn
         MaskGenerator(1, width=W, prior_density=1.5)
     pair = MaskGAN(1, W, density=0.05, random_start=True)
     assert pair.mask_net.prior_density == 0.05 and pair.config["random_start"] is True
+
+
+def test_exact_density_chooses_the_largest_preactivations_with_the_linear_gradient():
+    z = torch.tensor([[[[0.3, -1.0, 2.0, -0.2], [5.0, -3.0, 0.1, -0.1]]]], requires_grad=True)
+    b, _ = binarise(z, density=0.25)                      # 2 of 8 pixels: the two largest z
+    assert b.flatten().tolist() == [0, 0, 1, 0, 1, 0, 0, 0]
+    (g,) = torch.autograd.grad((b * torch.arange(8.0).view_as(z)).sum(), z)
+    assert torch.allclose(g, 0.2 * torch.arange(8.0).view_as(z))
+    torch.manual_seed(0)
+    pair = MaskGAN(1, W, density=0.1, random_start=True, exact_density=True)
+    r = torch.rand(3, 1, 32, 32)
+    b = pair.mask_net(torch.rand(3, 1, 32, 32), r)
+    assert b.flatten(1).sum(1).tolist() == [102.0, 102.0, 102.0]    # round(0.1 * 1024) per image
+    assert torch.equal(b, (r <= r.flatten(1).kthvalue(102, dim=1).values.view(-1, 1, 1, 1)).float())
+    assert pair.config["exact_density"] is True
+    with pytest.raises(ValueError, match="density must be a number in \\(0, 1\\)"):
+        binarise(z, density=0.0)

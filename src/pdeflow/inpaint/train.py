@@ -61,7 +61,7 @@ Run directory
 model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.training.export_model`):
 ``config`` = ``{"kind": "inpainting", "model": {channels, width, noise_std}}``
 (stage ``wgan``, an :class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) or
-``{"kind": "maskgan", "model": {channels, width, noise_std, density, random_start}}``
+``{"kind": "maskgan", "model": {channels, width, noise_std, density, random_start, exact_density}}``
 (stage ``mask``, a :class:`~pdeflow.inpaint.masknet.MaskGAN` holding the mask
 generator and its jointly trained inpainting generator), ``provenance`` = the
 training config, data, steps, wall time, command and validation metrics.
@@ -103,6 +103,7 @@ class TrainConfig:
     stage: str = "wgan"                  #: "wgan" (inpainting on random masks) or "mask" (joint mask WGAN)
     density: float = 0.1                 #: stage mask: target density D of the masks
     random_start: bool = True            #: stage mask: the mask generator starts at random masks of density D
+    exact_density: bool = False          #: stage mask: exactly D of the pixels per mask (top-k, not rounding)
     density_min: float = 0.02            #: stage wgan: random-mask densities d ~ U[density_min, density_max]
     density_max: float = 0.3
     init: str | None = None              #: stage mask: a stage-wgan run directory to start G and the critic from
@@ -142,6 +143,7 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
     need(is_num(cfg.density) and 0 < cfg.density < 1, "density", "a number in (0, 1)")
     need(isinstance(cfg.random_start, bool), "random_start", "True or False")
+    need(isinstance(cfg.exact_density, bool), "exact_density", "True or False")
     need(is_num(cfg.density_min) and 0 < cfg.density_min < 1, "density_min", "a number in (0, 1)")
     need(is_num(cfg.density_max) and cfg.density_min <= cfg.density_max < 1, "density_max",
          "a number in [density_min, 1)")
@@ -259,7 +261,8 @@ def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
 
 
 def _mask_generator(cfg: TrainConfig) -> MaskGenerator:
-    return MaskGenerator(cfg.channels, cfg.width, prior_density=cfg.density if cfg.random_start else None)
+    return MaskGenerator(cfg.channels, cfg.width, prior_density=cfg.density if cfg.random_start else None,
+                         exact_density=cfg.density if cfg.exact_density else None)
 
 
 def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> dict:
@@ -340,7 +343,8 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     if cfg.stage == "wgan":
         model_config, export_net = dict(gen.config), gen
     else:
-        pair = MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density, random_start=cfg.random_start)
+        pair = MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density, random_start=cfg.random_start,
+                       exact_density=cfg.exact_density)
         pair.mask_net, pair.inpainter = mask_net, gen          # the same modules: their state, prefixed
         model_config, export_net = dict(pair.config), pair
     g_params = list(gen.parameters())

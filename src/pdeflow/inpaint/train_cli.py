@@ -72,6 +72,9 @@ def add_parsers(sub) -> None:
     g.add_argument("--no-random-start", dest="random_start", action="store_false",
                    help="stage mask: the paper's mask generator, without the prior that starts it at random masks "
                         "of --density (see pdeflow.inpaint.masknet.MaskGenerator)")
+    g.add_argument("--exact-density", action="store_true",
+                   help="stage mask (beyond the paper): every mask has exactly --density of its pixels, the largest "
+                        "pre-activations, instead of rounding plus the density loss")
     g.add_argument("--density-min", type=_unit_interval, default=d.density_min, metavar="D",
                    help=f"stage wgan: smallest random-mask density (default {d.density_min:g})")
     g.add_argument("--density-max", type=_unit_interval, default=d.density_max, metavar="D",
@@ -129,7 +132,8 @@ def config_from_args(args):
     from .train import TrainConfig
     resolve = lambda s: s if s in (None, "builtin") else str(Path(s).expanduser().resolve())  # noqa: E731
     return TrainConfig(
-        stage=args.stage, density=args.density, random_start=args.random_start, density_min=args.density_min,
+        stage=args.stage, density=args.density, random_start=args.random_start,
+        exact_density=args.exact_density, density_min=args.density_min,
         density_max=args.density_max,
         init=None if args.init is None else str(Path(args.init).expanduser().resolve()), channels=args.channels,
         width=args.width, noise_std=args.noise_std, data=resolve(args.data), crop=args.crop, steps=args.steps,
