@@ -117,6 +117,39 @@ def test_mask_stage_from_the_wgan_run(photos, wgan_run, tmp_path):
         train(dataclasses.replace(cfg, width=0.1), tmp_path / "bad", quiet=True)
 
 
+def test_exact_density_mask_stage_with_its_own_learning_rate(photos, wgan_run, tmp_path):
+    cfg = tiny(photos, stage="mask", density=0.1, init=str(wgan_run), steps=2, val_every=2, exact_density=True,
+               mask_lr=1e-3)
+    meta = json.loads(train(cfg, tmp_path / "x", quiet=True).read_text())
+    assert meta["config"]["model"]["exact_density"] is True
+    rows = _rows(tmp_path / "x")
+    assert all(float(r["density"]) == pytest.approx(round(0.1 * 32 * 32) / (32 * 32)) for r in rows)
+    assert float(rows[-1]["density_loss"]) < 0.003            # only the rounding of D H W to whole pixels
+    pair = load_mask_model(tmp_path / "x" / "model.json")
+    assert pair.mask_net.exact_density == 0.1
+    m = gan_mask(torch.rand(2, 1, 32, 32), 0.1, pair, seed=0)
+    assert m.flatten(1).sum(1).tolist() == [102.0, 102.0]
+    # the mask network moved by lr 1e-3 steps, the generator by lr 5e-5 ones
+    init = load_checkpoint(wgan_run / "best.pt")["models"]["gen"]
+    one = load_checkpoint(tmp_path / "x" / "last.pt")["models"]
+    assert max(float((one["gen"][k] - init[k]).abs().max()) for k in init) < 2.5e-4
+    with pytest.raises(ValueError, match="TrainConfig.mask_lr"):
+        train(dataclasses.replace(cfg, mask_lr=0.0), tmp_path / "bad", quiet=True)
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_checkpoints(photos, tmp_path, monkeypatch):
+    real, calls = T.generator_loss, []
+
+    def nan_at_step_3(*args, **kw):
+        calls.append(1)
+        total, mae, d_fake = real(*args, **kw)
+        return (total * float("nan") if len(calls) == 4 else total), mae, d_fake
+    monkeypatch.setattr(T, "generator_loss", nan_at_step_3)
+    with pytest.raises(FloatingPointError, match="training diverged at step 3 .*resume with a smaller"):
+        train(tiny(photos, steps=6), tmp_path / "nan", quiet=True)
+    assert load_checkpoint(tmp_path / "nan" / "last.pt")["step"] <= 3
+
+
 def test_a_killed_run_resumes_bit_identically(photos, wgan_run, tmp_path, monkeypatch):
     for stage, extra in (("wgan", {}), ("mask", {"init": str(wgan_run)})):
         cfg = tiny(photos, stage=stage, steps=5, **extra)

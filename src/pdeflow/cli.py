@@ -324,6 +324,8 @@ def run_trainer(args, cfg, train) -> Path:
         raise CLIError(f"argument --run-dir: {e}") from None
     except ValueError as e:
         raise CLIError(str(e)) from None
+    except FloatingPointError as e:        # a diverged run: its checkpoints are intact and resumable
+        raise CLIError(str(e)) from None
 
 
 def _check_compute(args) -> None:

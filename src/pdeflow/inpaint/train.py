@@ -118,6 +118,7 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 32
     lr: float = 5e-5
+    mask_lr: float | None = None         #: stage mask: the mask network's learning rate (None: lr)
     alpha: float = 0.005                 #: weight of the critic in the generator and mask losses
     warmup: int = 0                      #: first steps with alpha = 0 and an idle critic (MAE only)
     beta: float = 1.0                    #: weight of the MAE in the mask loss
@@ -151,6 +152,7 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.stage == "mask" or cfg.init is None, "init", "None for stage 'wgan'")
     need(cfg.channels in (1, 3), "channels", "1 or 3")
     need.numbers("width", "lr")
+    need(cfg.mask_lr is None or (is_num(cfg.mask_lr) and cfg.mask_lr > 0), "mask_lr", "None or a number > 0")
     need.numbers("noise_std", "alpha", "beta", positive=False)
     need.ints("crop", minimum=32)
     need(cfg.crop % 32 == 0, "crop", "a multiple of 32 (32, 64, 128, ...)")
@@ -325,7 +327,8 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     nets = {"gen": gen, "critic": critic, **({"mask": mask_net} if mask_net is not None else {})}
     for net in nets.values():
         net.to(device)
-    opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr) for name, net in nets.items()}
+    lrs = {"mask": cfg.mask_lr if cfg.mask_lr is not None else cfg.lr}
+    opts = {name: torch.optim.Adam(net.parameters(), lr=lrs.get(name, cfg.lr)) for name, net in nets.items()}
     run = Run(run_dir, cfg, models=nets, optimizers=opts, ckpt_every=cfg.ckpt_every, best_mode="min",
               allow_changed=("steps",), quiet=quiet)
     start = run.resume()
@@ -387,6 +390,11 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         if not warm:
             critic.clip_kernel_norms()
 
+        mask_ok = bool(torch.isfinite(mask).all())
+        if not (math.isfinite(loss_g.item()) and math.isfinite(loss_d.item()) and mask_ok):
+            raise FloatingPointError(f"training diverged at step {step} (generator loss {loss_g.item():g}, critic "
+                                     f"loss {loss_d.item():g}, mask finite: {mask_ok}); the checkpoints before it "
+                                     "are kept: resume with a smaller --lr / --mask-lr")
         row = dict(loss_critic=loss_d.item(), loss_gen=loss_g.item(), mae=mae.item(), d_fake=d_fake.item(),
                    d_real=d_fake.item() - loss_d.item(), density=mask.detach().mean().item())
         if terms:

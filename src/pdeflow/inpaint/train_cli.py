@@ -105,6 +105,8 @@ def add_parsers(sub) -> None:
 
     g = p.add_argument_group("objective")
     g.add_argument("--lr", type=positive_float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    g.add_argument("--mask-lr", type=positive_float, default=None,
+                   help="stage mask: the mask network's Adam learning rate (default: --lr)")
     g.add_argument("--alpha", type=nonneg_float, default=d.alpha,
                    help=f"weight of the critic in the generator and mask losses (default {d.alpha:g})")
     g.add_argument("--warmup", type=nonneg_int, default=d.warmup, metavar="N",
@@ -137,7 +139,7 @@ def config_from_args(args):
         density_max=args.density_max,
         init=None if args.init is None else str(Path(args.init).expanduser().resolve()), channels=args.channels,
         width=args.width, noise_std=args.noise_std, data=resolve(args.data), crop=args.crop, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, warmup=args.warmup, beta=args.beta, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr, alpha=args.alpha, warmup=args.warmup, beta=args.beta, seed=args.seed,
         deterministic=args.deterministic, val_data=resolve(args.val_data), val_crops=args.val_crops,
         val_densities=tuple(args.val_densities), val_seed=args.val_seed, val_every=args.val_every,
         ckpt_every=args.ckpt_every)
