@@ -31,6 +31,10 @@ gradient of ``|mean(b) - D|`` (``1 / (B H W)``, its sign flipping from batch
 to batch) is about 20 times that of the MAE (``|f - u| / (B H W)``), so on a
 CPU budget the mask network hardly moves from its start (measured: the
 network's output varied by 3e-4 after 100 steps against a frozen inpainter).
+It does not make the CPU runs succeed either: the straight-through gradient
+("reveal where the inpainting is worst") then moved the masks to the image
+border and to edges, where a generator trained on random masks does worse
+(see the README's inpainting section for the numbers).
 """
 from __future__ import annotations
 
