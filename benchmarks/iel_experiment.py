@@ -10,7 +10,8 @@ every run is done, summary.json, table.md and the PNG are copied to benchmarks/r
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_experiment.py mricron       # needs `make data`
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_experiment.py sweep-dsb
     (dsb-rmsprop: the official optimizer; dsb-long: 4x longer training, noisy labels, one seed;
-     dsb-240: the dsb grid at that length, 3 seeds; mricron-long: brain MR, 240 epochs, noisy labels, 3 seeds)
+     dsb-240: the dsb grid at that length, 3 seeds; mricron-long: brain MR, 240 epochs, noisy labels, 3 seeds;
+     mricron-240: with clean labels too; sweep-dsb-240: dt x layers at 240 epochs, one seed)
     ... NAME --shard 0/2 and NAME --shard 1/2 in two processes split a grid; --device cuda on a GPU.
 
 `--list` prints the commands without running them.
@@ -52,6 +53,13 @@ EXPERIMENTS = {
     # brain MR at the same length, noisy labels only (baseline and IELs), 3 seeds
     "mricron-long": ["--preset", "full", "--mode", "sweep", "--dataset", "mricron", *NOISE, "--dt", "0.025",
                      "--layers", "30", "--epochs", "240", "--seeds", "0", "1", "2"],
+    # the brain-MR grid at that length, clean and noisy (copy mricron-long's runs into out/iel/mricron-240/runs)
+    "mricron-240": ["--preset", "full", "--dataset", "mricron", *NOISE, "--dt", "0.025", "--layers", "30",
+                    "--epochs", "240", "--seeds", "0", "1", "2"],
+    # dt x layers at 240 epochs, noisy labels, one seed (dsb-long's two runs can be copied in)
+    "sweep-dsb-240": ["--preset", "full", "--mode", "sweep", "--dataset", "dsb2018", *NOISE,
+                      "--dt", "0.0125", "0.025", "0.05", "--layers", "10", "30", "60", "--epochs", "240",
+                      "--seeds", "0"],
     # dt x layers on noisy labels (plus the baseline), 3 seeds
     "sweep-dsb": ["--preset", "full", "--mode", "sweep", "--dataset", "dsb2018", *NOISE,
                   "--dt", "0.0125", "0.025", "0.05", "--layers", "10", "30", "60", "--seeds", "0", "1", "2"],
