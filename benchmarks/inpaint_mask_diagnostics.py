@@ -11,14 +11,12 @@ horizontal gradient magnitude at mask pixels against the image mean (do the mask
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from pdeflow.inpaint.masknet import MaskGenerator
-from pdeflow.inpaint.train import TrainConfig, open_data, validation_set
-from pdeflow.training import load_checkpoint
+from pdeflow.inpaint.train import TrainConfig, build_model, open_data, validation_set
+from pdeflow.training import load_checkpoint, load_config
 
 
 def main() -> None:
@@ -26,17 +24,14 @@ def main() -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("checkpoint", nargs="?", default="last.pt")
     a = p.parse_args()
-    saved = json.loads((a.run_dir / "config.json").read_text())
-    if saved.get("stage") != "mask":
+    cfg = load_config(TrainConfig, a.run_dir / "config.json")
+    if cfg.stage != "mask":
         p.error(f"argument run_dir: {a.run_dir} is not a stage 'mask' run")
-    d = saved["density"]
-    net = MaskGenerator(saved["channels"], saved["width"], prior_density=d if saved.get("random_start") else None,
-                        exact_density=d if saved.get("exact_density") else None)
+    d = cfg.density
+    net = build_model(cfg).mask_net
     ckpt = load_checkpoint(a.run_dir / a.checkpoint)
     net.load_state_dict(ckpt["models"]["mask"])
     net.eval()
-    cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()
-                         if k in TrainConfig.__dataclass_fields__})
     val = validation_set(cfg, open_data(cfg)[1])
     with torch.no_grad():
         b = net(val["f"], val["r"])

@@ -17,8 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from pdeflow.training import (Run, RunConfigError, batch_indices, export_model, import_state, load_checkpoint,
-                              load_config, save_checkpoint, save_config, seed_everything, step_generator)
+from pdeflow.training import (Run, RunConfigError, batch_indices, check_finite, export_model, import_state,
+                              load_checkpoint, load_config, save_checkpoint, save_config, seed_everything,
+                              step_generator)
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "_tiny_trainer.py"
@@ -319,3 +320,11 @@ def test_run_removes_temp_files_of_a_killed_write_and_tensorboard_is_optional(tm
     run.finish()
     assert (tmp_path / "tb").exists() == (importlib.util.find_spec("tensorboard") is not None)
     assert [r["step"] for r in _log_rows(tmp_path)] == ["0", "1"]
+
+
+def test_check_finite_names_the_step_and_the_values():
+    check_finite(3, loss=1.0, mae=torch.tensor(0.5))          # finite: nothing happens
+    with pytest.raises(FloatingPointError, match=r"diverged at step 7 \(loss nan, mae 0.5\).*kept: use less lr"):
+        check_finite(7, "use less lr", loss=float("nan"), mae=0.5)
+    with pytest.raises(FloatingPointError, match="critic -inf"):
+        check_finite(0, critic=torch.tensor(float("-inf")))

@@ -204,6 +204,19 @@ def test_folder_data_holds_out_images_for_validation(tmp_path):
 
 # ---------------------------------------------------------------- supervised
 
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_checkpoints(tmp_path, monkeypatch):
+    real, calls = T.supervised_loss, []
+
+    def nan_at_step_3(*args, **kw):
+        calls.append(1)
+        loss, terms = real(*args, **kw)
+        return (loss * float("nan") if len(calls) == 4 else loss), terms
+    monkeypatch.setattr(T, "supervised_loss", nan_at_step_3)
+    with pytest.raises(FloatingPointError, match="training diverged at step 3 .*--clip"):
+        train(tiny_config(mode="supervised"), tmp_path / "nan", quiet=True)
+    assert load_checkpoint(tmp_path / "nan" / "last.pt")["step"] <= 3
+
+
 def test_supervised_loss_decreases():
     torch.manual_seed(0)
     cfg = tiny_config(mode="supervised", phi_weight=0.1)

@@ -117,7 +117,7 @@ __all__ = [
     "setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean",
     "get_rank", "get_world_size",
     # loop helpers
-    "clip_gradients", "Run", "RunConfigError", "invoked_command",
+    "clip_gradients", "check_finite", "Run", "RunConfigError", "invoked_command",
 ]
 
 PathLike = str | os.PathLike
@@ -628,6 +628,19 @@ def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | 
         return None
     params = unwrap(model).parameters() if isinstance(model, nn.Module) else model
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def check_finite(step: int, hint: str = "", **values: float) -> None:
+    """Raise FloatingPointError naming ``step`` and ``values`` if any of them is not finite.
+
+    Call it before ``Run.log`` of the step: the checkpoints written so far are
+    left as they are, so the run can be resumed (``hint``: what to change).
+    """
+    bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
+    if bad:
+        shown = ", ".join(f"{k} {float(v):g}" for k, v in values.items())
+        raise FloatingPointError(f"training diverged at step {step} ({shown}); the checkpoints before it are "
+                                 f"kept{': ' + hint if hint else ''}")
 
 
 class RunConfigError(ValueError):

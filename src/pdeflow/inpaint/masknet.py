@@ -113,10 +113,10 @@ class MaskGenerator(nn.Module):
     def __init__(self, channels: int = 1, width: float = 1.0, prior_density: float | None = None,
                  exact_density: float | None = None):
         super().__init__()
-        self.exact_density = None if exact_density is None else check_density(exact_density, "MaskGenerator")
         if channels not in (1, 3):
             raise ValueError(f"MaskGenerator: channels must be 1 or 3, got {channels!r}")
         self.prior_density = None if prior_density is None else check_density(prior_density, "MaskGenerator")
+        self.exact_density = None if exact_density is None else check_density(exact_density, "MaskGenerator")
         if not (isinstance(width, (int, float)) and width > 0 and math.isfinite(width)):
             raise ValueError(f"MaskGenerator: width must be a positive number, got {width!r}")
         self.config = {"channels": int(channels), "width": float(width)}
@@ -159,8 +159,9 @@ class MaskGAN(nn.Module):
 
     ``random_start``: the mask generator's random-mask prior at ``density``
     (see :class:`MaskGenerator`); ``exact_density``: exactly ``density`` of the
-    pixels of every mask (see the module docstring). ``forward(f, generator=None)`` returns ``(b, u)``: the mask and the
-    composited inpainting of ``f`` from it (noises drawn from ``generator``).
+    pixels of every mask (see the module docstring). ``forward(f, generator=None)``
+    returns ``(b, u)``: the mask and the composited inpainting of ``f`` from it
+    (noises drawn from ``generator``).
     """
 
     def __init__(self, channels: int = 1, width: float = 1.0, noise_std: float = 0.1, density: float = 0.1,

@@ -80,13 +80,13 @@ import torch
 
 from .. import data as pdata
 from ..metrics import psnr, ssim
-from ..training import (ConfigCheck, Run, config_to_dict, export_model, invoked_command, load_checkpoint, seed_everything,
-                        step_generator)
+from ..training import (ConfigCheck, Run, check_finite, config_to_dict, export_model, invoked_command, load_checkpoint,
+                        seed_everything, step_generator)
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
 __all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
-           "validate", "STAGES"]
+           "validate", "build_model", "STAGES"]
 
 STAGES = ("wgan", "mask")
 
@@ -262,9 +262,13 @@ def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
 # --------------------------------------------------------------------------- models and export
 
 
-def _mask_generator(cfg: TrainConfig) -> MaskGenerator:
-    return MaskGenerator(cfg.channels, cfg.width, prior_density=cfg.density if cfg.random_start else None,
-                         exact_density=cfg.density if cfg.exact_density else None)
+def build_model(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
+    """The exported model of ``cfg``'s stage, freshly initialised: the generator (stage wgan) or
+    the mask network and generator pair (stage mask)."""
+    if cfg.stage == "wgan":
+        return InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std)
+    return MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density, random_start=cfg.random_start,
+                   exact_density=cfg.exact_density)
 
 
 def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> dict:
@@ -320,15 +324,16 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     train_images, val_images = open_data(cfg)
 
-    gen = InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std)
+    model = build_model(cfg)                # what is exported; stage mask trains its two parts
+    gen, mask_net = (model, None) if cfg.stage == "wgan" else (model.inpainter, model.mask_net)
     critic = Critic(cfg.channels, cfg.crop, cfg.width)
-    mask_net = _mask_generator(cfg) if cfg.stage == "mask" else None
     init_info = _init_from(cfg, gen, critic) if cfg.init is not None else None
     nets = {"gen": gen, "critic": critic, **({"mask": mask_net} if mask_net is not None else {})}
     for net in nets.values():
         net.to(device)
-    lrs = {"mask": cfg.mask_lr if cfg.mask_lr is not None else cfg.lr}
-    opts = {name: torch.optim.Adam(net.parameters(), lr=lrs.get(name, cfg.lr)) for name, net in nets.items()}
+    mask_lr = cfg.mask_lr if cfg.mask_lr is not None else cfg.lr
+    opts = {name: torch.optim.Adam(net.parameters(), lr=mask_lr if name == "mask" else cfg.lr)
+            for name, net in nets.items()}
     run = Run(run_dir, cfg, models=nets, optimizers=opts, ckpt_every=cfg.ckpt_every, best_mode="min",
               allow_changed=("steps",), quiet=quiet)
     start = run.resume()
@@ -343,13 +348,6 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     }
     if cfg.stage == "wgan":
         info["val_mae_diffusion"] = _diffusion_baseline(cfg, val)
-    if cfg.stage == "wgan":
-        model_config, export_net = dict(gen.config), gen
-    else:
-        pair = MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density, random_start=cfg.random_start,
-                       exact_density=cfg.exact_density)
-        pair.mask_net, pair.inpainter = mask_net, gen          # the same modules: their state, prefixed
-        model_config, export_net = dict(pair.config), pair
     g_params = list(gen.parameters())
     m_params = list(mask_net.parameters()) if mask_net is not None else []
     d_params = list(critic.parameters())
@@ -390,13 +388,9 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         if not warm:
             critic.clip_kernel_norms()
 
-        mask_ok = bool(torch.isfinite(mask).all())
-        if not (math.isfinite(loss_g.item()) and math.isfinite(loss_d.item()) and mask_ok):
-            raise FloatingPointError(f"training diverged at step {step} (generator loss {loss_g.item():g}, critic "
-                                     f"loss {loss_d.item():g}, mask finite: {mask_ok}); the checkpoints before it "
-                                     "are kept: resume with a smaller --lr / --mask-lr")
         row = dict(loss_critic=loss_d.item(), loss_gen=loss_g.item(), mae=mae.item(), d_fake=d_fake.item(),
                    d_real=d_fake.item() - loss_d.item(), density=mask.detach().mean().item())
+        check_finite(step, "resume with a smaller --lr / --mask-lr", **row)   # a NaN mask gives a NaN density
         if terms:
             row.update(loss_mask=loss_m.item(), density_loss=terms["density"].item())
         run.log(step, **row)
@@ -406,7 +400,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
                              if math.isfinite(v)})
             if run.update_best(step, metrics["metric"]):
                 best_val = metrics
-                _export(export_net.state_dict(), cfg, model_config, run_dir, run, info, best_val)
+                _export(model.state_dict(), cfg, model.config, run_dir, run, info, best_val)
     run.finish()
 
     # the exported model is the best one; (re)write it from best.pt with the final provenance
@@ -416,12 +410,9 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
             **{f"mask_net.{k}": v for k, v in best["models"]["mask"].items()},
             **{f"inpainter.{k}": v for k, v in best["models"]["gen"].items()}}
         if not best_val:          # resumed after the best was found: recompute its metrics from its weights
-            gen_b = InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std).to(device)
-            gen_b.load_state_dict(best["models"]["gen"])
-            mask_b = None
-            if mask_net is not None:
-                mask_b = _mask_generator(cfg).to(device)
-                mask_b.load_state_dict(best["models"]["mask"])
-            best_val = validate(cfg, gen_b, mask_b, val, device)
-        _export(state, cfg, model_config, run_dir, run, info, best_val)
+            best_model = build_model(cfg).to(device)
+            best_model.load_state_dict(state)
+            parts = (best_model, None) if cfg.stage == "wgan" else (best_model.inpainter, best_model.mask_net)
+            best_val = validate(cfg, *parts, val, device)
+        _export(state, cfg, model.config, run_dir, run, info, best_val)
     return run_dir / "model.json"

@@ -134,12 +134,12 @@ def config_from_args(args):
     from .train import TrainConfig
     resolve = lambda s: s if s in (None, "builtin") else str(Path(s).expanduser().resolve())  # noqa: E731
     return TrainConfig(
-        stage=args.stage, density=args.density, random_start=args.random_start,
-        exact_density=args.exact_density, density_min=args.density_min,
-        density_max=args.density_max,
+        stage=args.stage, density=args.density, random_start=args.random_start, exact_density=args.exact_density,
+        density_min=args.density_min, density_max=args.density_max,
         init=None if args.init is None else str(Path(args.init).expanduser().resolve()), channels=args.channels,
         width=args.width, noise_std=args.noise_std, data=resolve(args.data), crop=args.crop, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr, alpha=args.alpha, warmup=args.warmup, beta=args.beta, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr, alpha=args.alpha, warmup=args.warmup,
+        beta=args.beta, seed=args.seed,
         deterministic=args.deterministic, val_data=resolve(args.val_data), val_crops=args.val_crops,
         val_densities=tuple(args.val_densities), val_seed=args.val_seed, val_every=args.val_every,
         ckpt_every=args.ckpt_every)

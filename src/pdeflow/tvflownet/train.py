@@ -90,9 +90,9 @@ import torch.distributed as dist
 from .. import data as pdata
 from .. import ops
 from ..metrics import psnr
-from ..training import (ConfigCheck, Run, cleanup_distributed, clip_gradients, config_to_dict, export_model, get_rank,
-                        get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint, seed_everything,
-                        setup_distributed, step_generator)
+from ..training import (ConfigCheck, Run, check_finite, cleanup_distributed, clip_gradients, config_to_dict, export_model,
+                        get_rank, get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint,
+                        seed_everything, setup_distributed, step_generator)
 from ..tv import tv_flow
 from .loss import TVFlowLoss
 from .models import build_model
@@ -471,6 +471,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
 
         logged = reduce_mean(torch.tensor([float(loss.detach()), *terms.values()], dtype=torch.float64,
                                           device=device))          # on the device: NCCL reduces CUDA tensors
+        check_finite(step, "resume with a smaller --lr or with --clip", loss=float(logged[0]))   # same on every rank
         run.log(step, loss=logged[0], **{name: logged[1 + i] for i, name in enumerate(terms) if name != "total"},
                 **({"grad_norm": reduce_mean(grad_norm)} if grad_norm is not None else {}),
                 crop=u0.shape[-1])
