@@ -157,7 +157,9 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     from .gan import gan_inpaint, gan_mask
     f_all, names = test_images(n_images, size, seed=seed, channels=channels, image_dir=image_dir)
     per = {m: {d: [] for d in densities} for m in methods}
-    examples = {}                                      # image 0: (mask, u) per method and density
+    # the figure shows the most textured crop (a flat one says nothing about where masks go)
+    shown = int(f_all.flatten(1).std(1).argmax())
+    examples = {}                                      # image `shown`: (mask, u) per method and density
     tasks = n_images * len(densities)
     with progress_bar(total=tasks, enabled=progress, desc="evaluate inpainting", unit="image") as bar:
         for i in range(n_images):
@@ -198,7 +200,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         "mae255": 255 * float(mae_metric(u, f)),
                         "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": t_mask,
                         "inpaint_s": t_inp})
-                    if i == 0:
+                    if i == shown:
                         examples[(m, d)] = (mask[0].float(), u[0].float())
                 bar.update(1)
 
@@ -218,7 +220,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         model_info[f"maskgan-{d:g}"] = _provenance(mdl)
     return {
         "settings": {"densities": densities, "n_images": n_images, "size": size, "seed": seed, "channels": channels,
-                     "images": names, "image_dir": None if image_dir is None else str(image_dir),
+                     "images": names, "figure_image": shown,
+                     "image_dir": None if image_dir is None else str(image_dir),
                      "ps": {"p": ps_p, "q": ps_q, "metric": metric}, "nlpe": {"cycles": nlpe_cycles,
                      "candidates": nlpe_candidates, "metric": metric}, "tol": tol,
                      "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
@@ -227,7 +230,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                                                                 for m in methods},
         "models": model_info, "notes": notes, "paper": {k: {m: {str(d): v for d, v in dv.items()}
                                                              for m, dv in t.items()} for k, t in PAPER.items()},
-        "_examples": examples, "_image0": f_all[0].float(),
+        "_examples": examples, "_shown": f_all[shown].float(),
     }
 
 
@@ -303,12 +306,14 @@ def report_markdown(results: dict) -> str:
             lines.append(f"- {name}: {json.dumps(info.get('config'))}, {info.get('steps')} steps, "
                          f"{info.get('wall_time_s')} s of training, created {info.get('created')}")
     lines += ["", "Inpainting times (seconds per image) and per-image values are in results.json; "
-              "the figure shows image 0.", ""]
+              f"the figure shows image {s['figure_image']} ({s['images'][s['figure_image']]}), the crop with "
+              "the largest standard deviation.", ""]
     return "\n".join(lines)
 
 
 def figure(results: dict):
-    """Image 0: per density a row of masks (known pixels white) and a row of inpaintings."""
+    """The shown crop (``settings["figure_image"]``): per density a row of masks (known
+    pixels white) and a row of inpaintings."""
     from ..cli import _figure, _show
     ex = results["_examples"]
     methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
@@ -317,7 +322,7 @@ def figure(results: dict):
     fig = _figure(2.2 * ncols, 2.3 * 2 * len(dens) + 0.5)
     axes = fig.subplots(2 * len(dens), ncols, squeeze=False)
     for r, d in enumerate(dens):
-        _show(axes[2 * r, 0], results["_image0"], "original")
+        _show(axes[2 * r, 0], results["_shown"], "original")
         axes[2 * r + 1, 0].set_axis_off()
         for c, m in enumerate(methods, start=1):
             if (m, d) not in ex:
@@ -325,7 +330,7 @@ def figure(results: dict):
                 axes[2 * r + 1, c].set_axis_off()
                 continue
             mask, u = ex[(m, d)]
-            f0 = results["_image0"]
+            f0 = results["_shown"]
             mark = torch.where(mask.bool().expand_as(f0), torch.ones_like(f0), 0.5 * f0)
             _show(axes[2 * r, c], mark, f"{LABELS[m]}, mask {float(mask.mean()):.3f}")
             err = 255 * float((u - f0).abs().mean())
