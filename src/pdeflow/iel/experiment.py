@@ -543,26 +543,48 @@ def _curves_figure(summary: dict):
 
 
 def _sweep_figure(summary: dict):
+    """Left: final Dice per (dt, layers), the colour scale spanning the values and the baseline;
+    right: the mean Dice curves (colour: dt, line style: layers; black: the baseline), which
+    show whether a setting only delays the baseline's decline or stops it."""
     dts, layers = summary["dts"], summary["layers"]
     grid = np.full((len(layers), len(dts)), np.nan)
     spread = np.full_like(grid, np.nan)
     base = next(r for r in summary["rows"] if r["method"] == "baseline")
-    for r in summary["rows"]:
-        if r["method"] == "iel":
-            i, j = layers.index(r["layers"]), dts.index(r["dt"])
-            grid[i, j], spread[i, j] = r["final_dice"]["mean"], r["final_dice"]["std"]
-    fig = _figure(2.2 + 1.3 * len(dts), 1.6 + 0.8 * len(layers))
-    ax = fig.add_subplot()
-    im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=0, vmax=1)
+    iel_rows = [r for r in summary["rows"] if r["method"] == "iel"]
+    for r in iel_rows:
+        i, j = layers.index(r["layers"]), dts.index(r["dt"])
+        grid[i, j], spread[i, j] = r["final_dice"]["mean"], r["final_dice"]["std"]
+    several = len(summary["seeds"]) > 1
+    lo = min(np.nanmin(grid), base["final_dice"]["mean"])
+    hi = max(np.nanmax(grid), base["final_dice"]["mean"])
+    fig = _figure(5.5 + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
+    ax, ax_curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [0.9 + 0.45 * len(dts), 4]})
+    im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=lo, vmax=max(hi, lo + 1e-3))
     for i in range(len(layers)):
         for j in range(len(dts)):
-            ax.text(j, i, f"{grid[i, j]:.3f}\n± {spread[i, j]:.3f}", ha="center", va="center",
-                    color="k" if grid[i, j] > 0.6 else "w", fontsize=9)
+            text = f"{grid[i, j]:.3f}" + (f"\n± {spread[i, j]:.3f}" if several else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="k" if grid[i, j] > lo + 0.6 * (hi - lo) else "w")
     ax.set_xticks(range(len(dts)), [f"{d:g}" for d in dts])
     ax.set_yticks(range(len(layers)), [str(n) for n in layers])
     ax.set_xlabel("dt (PDE time per layer)")
     ax.set_ylabel("layers")
-    ax.set_title(f"final Dice (mean ± std over seeds), noisy labels; baseline "
-                 f"{base['final_dice']['mean']:.3f} ± {base['final_dice']['std']:.3f}", fontsize=9)
-    fig.colorbar(im, ax=ax)
+    base_text = f"{base['final_dice']['mean']:.3f}" + (f" ± {base['final_dice']['std']:.3f}" if several else "")
+    ax.set_title(f"final Dice, noisy labels\n(baseline {base_text})", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.08)
+    colours = dict(zip(dts, ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink")))
+    styles = dict(zip(layers, (":", "--", "-", "-.")))
+    for r in [base, *iel_rows]:
+        m = np.asarray(r["curve_mean"])
+        if r is base:
+            ax_curves.plot(np.arange(1, m.size + 1), m, color="k", linewidth=2, label="baseline")
+        else:
+            ax_curves.plot(np.arange(1, m.size + 1), m, styles.get(r["layers"], "-"),
+                           color=colours.get(r["dt"], "tab:gray"), linewidth=1.2,
+                           label=f"dt {r['dt']:g} x {r['layers']} (T = {r['dt'] * r['layers']:g})")
+    ax_curves.set_xlabel("epoch")
+    ax_curves.set_ylabel("validation Dice" + (" (mean over seeds)" if several else ""))
+    ax_curves.set_title(f"{summary['base_config']['dataset']}: Dice per epoch; T = dt x layers", fontsize=9)
+    ax_curves.grid(alpha=0.3)
+    ax_curves.legend(fontsize=7, ncol=2)
     return fig
