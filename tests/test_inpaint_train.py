@@ -286,3 +286,16 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     assert main(["evaluate", "inpainting", "--mask-models", "a", "--out", str(tmp_path / "x")]) == 2
     assert "one model per density" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluation_figure_shows_the_most_textured_crop():
+    from pdeflow.inpaint.evaluate import evaluate, figure, test_images
+    res = evaluate((0.2,), n_images=3, size=16, methods=("random-diffusion",))
+    crops, _ = test_images(3, 16)
+    k = res["settings"]["figure_image"]
+    assert k == int(crops.flatten(1).std(1).argmax()) and k != 0     # not simply the first crop
+    mask, u = res["_examples"][("random-diffusion", 0.2)]
+    assert torch.allclose(res["_shown"], crops[k])
+    # the example is crop k's own inpainting: it keeps crop k's known pixels
+    assert torch.allclose(u[mask.bool().expand_as(u)], crops[k][mask.bool().expand_as(u)], atol=1e-6)
+    figure(res)
