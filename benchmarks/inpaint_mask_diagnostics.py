@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from pdeflow import ops
 from pdeflow.inpaint.train import TrainConfig, build_model, open_data, validation_set
 from pdeflow.training import load_checkpoint, load_config
 
@@ -38,12 +39,14 @@ def main() -> None:
     start = (val["r"][:, :1] < d).float()
     border = torch.ones_like(b[:1])
     border[..., 2:-2, 2:-2] = 0
-    fx = torch.nn.functional.pad((val["f"][..., :, 1:] - val["f"][..., :, :-1]).abs(), (0, 1)).mean(1, keepdim=True)
+    fx = ops.grad(val["f"])[:, :, 1].abs().mean(1, keepdim=True)     # |forward difference along W|
     n = b.sum().clamp(min=1)
     print(f"{a.run_dir} {a.checkpoint} (step {ckpt['step']}): density {float(b.mean()):.4f} (target {d:g})")
     print(f"  share of mask pixels still the random start's: {float((b * start).sum() / n):.3f}")
-    print(f"  overlap of the masks of validation images 0 and 1: {float((b[0] * b[1]).sum() / b[0].sum().clamp(min=1)):.3f}")
-    print(f"  share on the 2-pixel border: {float((b * border).sum() / n):.3f} (border area {float(border.mean()):.3f})")
+    overlap = (b[0] * b[1]).sum() / b[0].sum().clamp(min=1)
+    print(f"  overlap of the masks of validation images 0 and 1: {float(overlap):.3f}")
+    print(f"  share on the 2-pixel border: {float((b * border).sum() / n):.3f} "
+          f"(border area {float(border.mean()):.3f})")
     print(f"  mean |f_x| at mask pixels {float((fx * b).sum() / n):.4f}, over the image {float(fx.mean()):.4f}")
 
 

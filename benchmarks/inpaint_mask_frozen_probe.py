@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from pdeflow.inpaint import masknet
-from pdeflow.inpaint.train import TrainConfig, open_data, sample_batch, validate, validation_set
-from pdeflow.inpaint.wgan import InpaintingGenerator, composite
+from pdeflow.inpaint.train import TrainConfig, build_model, open_data, sample_batch, validate, validation_set
+from pdeflow.inpaint.wgan import composite
 from pdeflow.training import load_checkpoint, step_generator
 
 
@@ -34,13 +34,13 @@ def main() -> None:
     torch.set_num_threads(1)
     masknet.PRIOR_SCALE = a.prior_scale            # read by MaskGenerator.logits at call time
     d = 0.05
-    cfg = TrainConfig(stage="mask", density=d, width=0.25, batch_size=16, crop=64)
+    cfg = TrainConfig(stage="mask", density=d, width=0.25, batch_size=16, crop=64, exact_density=a.exact_density)
     train_images, val_images = open_data(cfg)
     val = validation_set(cfg, val_images)
-    gen = InpaintingGenerator(1, cfg.width, cfg.noise_std)
+    pair = build_model(cfg)                        # the mask stage's two parts, as the trainer builds them
+    gen, net = pair.inpainter, pair.mask_net
     gen.load_state_dict(load_checkpoint(a.wgan_run / "best.pt")["models"]["gen"])
     gen.requires_grad_(False)
-    net = masknet.MaskGenerator(1, cfg.width, prior_density=d, exact_density=d if a.exact_density else None)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     cpu = torch.device("cpu")
 

@@ -574,14 +574,11 @@ def _sweep_figure(summary: dict):
     fig.colorbar(im, ax=ax, fraction=0.08)
     colours = dict(zip(dts, ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink")))
     styles = dict(zip(layers, (":", "--", "-", "-.")))
-    for r in [base, *iel_rows]:
-        m = np.asarray(r["curve_mean"])
-        if r is base:
-            ax_curves.plot(np.arange(1, m.size + 1), m, color="k", linewidth=2, label="baseline")
-        else:
-            ax_curves.plot(np.arange(1, m.size + 1), m, styles.get(r["layers"], "-"),
-                           color=colours.get(r["dt"], "tab:gray"), linewidth=1.2,
-                           label=f"dt {r['dt']:g} x {r['layers']} (T = {r['dt'] * r['layers']:g})")
+    epochs = np.arange(1, len(base["curve_mean"]) + 1)
+    ax_curves.plot(epochs, base["curve_mean"], color="k", linewidth=2, label="baseline")
+    for r in iel_rows:
+        ax_curves.plot(epochs, r["curve_mean"], styles.get(r["layers"], "-"), color=colours.get(r["dt"], "tab:gray"),
+                       linewidth=1.2, label=f"dt {r['dt']:g} x {r['layers']} (T = {r['dt'] * r['layers']:g})")
     ax_curves.set_xlabel("epoch")
     ax_curves.set_ylabel("validation Dice" + (" (mean over seeds)" if several else ""))
     ax_curves.set_title(f"{summary['base_config']['dataset']}: Dice per epoch; T = dt x layers", fontsize=9)

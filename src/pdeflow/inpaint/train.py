@@ -271,6 +271,11 @@ def build_model(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
                    exact_density=cfg.exact_density)
 
 
+def _parts(model: InpaintingGenerator | MaskGAN) -> tuple[InpaintingGenerator, MaskGenerator | None]:
+    """The trained parts of a :func:`build_model` model: (generator, mask network or None)."""
+    return (model.inpainter, model.mask_net) if isinstance(model, MaskGAN) else (model, None)
+
+
 def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> dict:
     """Load the best (else last) checkpoint of the stage-wgan run ``cfg.init``; returns its description."""
     run_dir = Path(cfg.init)
@@ -325,7 +330,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     train_images, val_images = open_data(cfg)
 
     model = build_model(cfg)                # what is exported; stage mask trains its two parts
-    gen, mask_net = (model, None) if cfg.stage == "wgan" else (model.inpainter, model.mask_net)
+    gen, mask_net = _parts(model)
     critic = Critic(cfg.channels, cfg.crop, cfg.width)
     init_info = _init_from(cfg, gen, critic) if cfg.init is not None else None
     nets = {"gen": gen, "critic": critic, **({"mask": mask_net} if mask_net is not None else {})}
@@ -406,13 +411,12 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     # the exported model is the best one; (re)write it from best.pt with the final provenance
     if (run_dir / "best.pt").exists():
         best = load_checkpoint(run_dir / "best.pt")
-        state = {f"{k}": v for k, v in best["models"]["gen"].items()} if cfg.stage == "wgan" else {
-            **{f"mask_net.{k}": v for k, v in best["models"]["mask"].items()},
-            **{f"inpainter.{k}": v for k, v in best["models"]["gen"].items()}}
+        best_model = build_model(cfg).to(device)
+        best_gen, best_mask = _parts(best_model)
+        best_gen.load_state_dict(best["models"]["gen"])
+        if best_mask is not None:
+            best_mask.load_state_dict(best["models"]["mask"])
         if not best_val:          # resumed after the best was found: recompute its metrics from its weights
-            best_model = build_model(cfg).to(device)
-            best_model.load_state_dict(state)
-            parts = (best_model, None) if cfg.stage == "wgan" else (best_model.inpainter, best_model.mask_net)
-            best_val = validate(cfg, *parts, val, device)
-        _export(state, cfg, model.config, run_dir, run, info, best_val)
+            best_val = validate(cfg, best_gen, best_mask, val, device)
+        _export(best_model.state_dict(), cfg, model.config, run_dir, run, info, best_val)
     return run_dir / "model.json"
