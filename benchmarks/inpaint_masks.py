@@ -66,7 +66,7 @@ def mean(v) -> float:
 
 def figure(f0: torch.Tensor, shown: dict, results: dict, args):
     """Masks (known pixels white) and inpaintings of the first image, one row per density."""
-    from pdeflow.cli import _figure, _image_row
+    from pdeflow.viz import figure as _figure, image_grid as _image_row
 
     panels = []
     for d, by in shown.items():

@@ -237,7 +237,7 @@ def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys
     from pdeflow.cli import build_parser, main
     args = build_parser().parse_args(["train", "inpainting", "--stage", "mask", "--density", "0.05", "--init",
                                       str(wgan_run), "--width", "0.25", "--crop", "64", "--run-dir", "r"])
-    from pdeflow.inpaint.train_cli import config_from_args
+    from pdeflow.cli.inpaint import config_from_args
     cfg = config_from_args(args)
     assert (cfg.stage, cfg.density, cfg.width, cfg.crop, cfg.init) == ("mask", 0.05, 0.25, 64, str(wgan_run.resolve()))
     for argv, msg in ((["--density", "1.5"], "argument --density: expected a number in (0, 1)"),
@@ -282,7 +282,7 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     assert main([*argv, "--mask-models", str(tmp_path / "mg.json"), str(tmp_path / "mg.json")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["evaluate", "inpainting", "--densities", "1.2", "--out", str(tmp_path / "x")]) == 2
-    assert "expected a density in (0, 1)" in capsys.readouterr().err
+    assert "expected a number in (0, 1)" in capsys.readouterr().err
     assert main(["evaluate", "inpainting", "--mask-models", "a", "--out", str(tmp_path / "x")]) == 2
     assert "one model per density" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -1,5 +1,4 @@
 """TVflowNET evaluation: joint space-time optimisation, reference cache, time derivatives, report."""
-import argparse
 import json
 import math
 
@@ -12,7 +11,7 @@ from pdeflow import data as pdata
 from pdeflow import metrics
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import build_model
-from pdeflow.tvflownet import eval_cli
+from pdeflow.cli import build_parser
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 
@@ -252,10 +251,7 @@ def test_cli_evaluate_tvflownet(tmp_path, capsys):
     m = build_model("semiresnet", width=4, depth=2)
     export_model(m, tmp_path / "tiny", {"model": m.config, "scale": 5.0, "t_max": 1.0},
                  {"train_config": {"crop": "96"}})
-    parser = argparse.ArgumentParser(prog="pdeflow")
-    sub = parser.add_subparsers(dest="command", required=True)
-    eval_sub = eval_cli.add_parsers(sub)
-    assert "tvflownet" in eval_sub.choices
+    parser = build_parser()
     out = tmp_path / "report"
     argv = ["evaluate", "tvflownet", str(tmp_path / "tiny.safetensors"), "--sizes", "16", "--n-images", "1",
             "--n-times", "3", "--t-max", "0.04", "--tables", "2", "7", "--tol", "1e-4",

@@ -1,7 +1,6 @@
 """TVflowNET training, loading, flow() and the symmetry wrapper, on tiny models (fast)."""
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -17,7 +16,7 @@ import pdeflow.tvflownet.train as T
 from pdeflow.training import RunConfigError, load_checkpoint
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import Equivariant, build_model, flow, load
-from pdeflow.tvflownet.cli import add_parsers
+from pdeflow.cli import build_parser
 from pdeflow.tvflownet.train import TrainConfig, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -366,9 +365,7 @@ def test_equivariant_wrapper_composes_beyond_the_trained_interval_and_keeps_cons
 # ---------------------------------------------------------------- command line
 
 def test_cli_trains_then_resumes_with_the_same_command(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="pdeflow")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parsers(sub)
+    parser = build_parser()
     argv = ["train", "tvflownet", "--arch", "semiresnet", "--arch-kwargs", '{"width": 4, "depth": 3}',
             "--crop", "16", "--steps", "2", "--batch-size", "2", "--run-dir", str(tmp_path / "run"),
             "--val-crops", "1", "--val-size", "16", "--val-times", "2", "--val-dt", "0.1", "--val-tol", "1e-3",

@@ -17,7 +17,7 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
 
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
-``pdeflow inpaint`` (:mod:`pdeflow.inpaint.cli`).
+``pdeflow inpaint`` (:mod:`pdeflow.cli.inpaint`).
 """
 from .diffusion import DiffuseResult, diffuse, inpainting_error
 from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask

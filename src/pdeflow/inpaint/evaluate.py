@@ -314,7 +314,7 @@ def report_markdown(results: dict) -> str:
 def figure(results: dict):
     """The shown crop (``settings["figure_image"]``): per density a row of masks (known
     pixels white) and a row of inpaintings."""
-    from ..cli import _figure, _show
+    from ..viz import figure as _figure, show_image as _show
     ex = results["_examples"]
     methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
     dens = results["settings"]["densities"]

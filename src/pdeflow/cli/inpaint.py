@@ -1,0 +1,534 @@
+"""``pdeflow mask``, ``inpaint``, ``train inpainting`` and ``evaluate inpainting``.
+
+:func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``;
+:func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
+``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.gan` (trained models); without a
+trained model they exit with a one-line error that says how to get one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import data as pdata
+from .. import metrics, viz
+from ..inpaint import gan
+from ..inpaint.diffusion import diffuse
+from ..inpaint.evaluate import METHODS, evaluate, write_report
+from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from ..inpaint.train import TrainConfig, check_config, train
+from ._common import (CLIError, Outputs, _centre_crop, _load_input, _report_written, check_device, check_trainer_args,
+                      density, nonneg_float, nonneg_int, positive_float, positive_int, run_trainer, ssim_size)
+
+__all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
+
+MASK_METHODS = ("random", "ps", "nlpe", "gan")
+INPAINT_METHODS = ("diffusion", "wgan")
+#: Built-in images are centre-cropped to this size unless --size says otherwise (PS is slow on large images).
+DEFAULT_SIZE = 128
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not (math.isfinite(v) and 0 < v <= 1):
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return v
+
+
+def _add_image_args(p: argparse.ArgumentParser, *, optional: bool) -> None:
+    g = p.add_argument_group("input")
+    g.add_argument("image", metavar="IMAGE", nargs="?" if optional else None, default=None,
+                   help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME"
+                        + (" (default: builtin:skimage/camera)" if optional else "")
+                        + "; `pdeflow samples` lists the built-in names")
+    g.add_argument("--size", type=positive_int, default=None,
+                   help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_SIZE})")
+    c = g.add_mutually_exclusive_group()
+    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
+                   help="convert to grey (luminance) (default)")
+    c.add_argument("--colour", "--color", dest="grey", action="store_false",
+                   help="keep colour (one mask for the three channels)")
+
+
+def _add_compute_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("computation")
+    g.add_argument("--tol", type=positive_float, default=1e-6,
+                   help="relative residual of each diffusion inpainting (default 1e-6)")
+    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def add_parsers(sub) -> None:
+    """Register ``pdeflow mask`` and ``pdeflow inpaint``."""
+    p = sub.add_parser(
+        "mask", help="choose the known pixels of a sparse inpainting mask (random, PS, PS+NLPE, mask GAN)",
+        description="Choose a fraction D of the pixels of an image so that inpainting from them restores it: "
+                    "random (uniform), ps (probabilistic sparsification), nlpe (PS, then non-local pixel "
+                    "exchange) or gan (a trained mask GAN). Writes mask.png (white = known), inpainted.png "
+                    "(diffusion inpainting; the GAN's own inpainting for --method gan), mask_figure.png "
+                    "(known pixels marked, errors) and errors.csv (MSE, PSNR, MAE, SSIM on [0, 1], run time).",
+        epilog="examples:\n"
+               "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method nlpe --out m/\n"
+               "  pdeflow mask photo.png --density 0.05 --method ps --colour --out m/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_image_args(p, optional=True)
+    g = p.add_argument_group("mask")
+    g.add_argument("--density", type=density, required=True, metavar="D",
+                   help="fraction of known pixels, in (0, 1)")
+    g.add_argument("--method", choices=MASK_METHODS, default="ps", help="how to choose them (default ps)")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    g.add_argument("--metric", choices=("mse", "mae"), default="mse",
+                   help="error minimised by PS and NLPE (default mse)")
+    g.add_argument("--p", type=_fraction, default=0.02, help="PS: fraction of mask pixels drawn as candidates "
+                                                             "per step (default 0.02)")
+    g.add_argument("--q", type=_fraction, default=0.02, help="PS: fraction of the candidates removed per step "
+                                                             "(default 0.02)")
+    g.add_argument("--candidates", type=positive_int, default=30, help="NLPE: candidates per exchange (default 30)")
+    g.add_argument("--exchanges", type=positive_int, default=1, help="NLPE: pixels exchanged at once (default 1)")
+    g.add_argument("--cycles", type=positive_int, default=5, help="NLPE: cycles of |mask| exchanges (default 5)")
+    g.add_argument("--parallel", type=positive_int, default=1,
+                   help="NLPE: exchanges tried per batched solve, the best kept (default 1: classical)")
+    g.add_argument("--model", default=None, metavar="PATH",
+                   help="gan: a trained mask GAN (model.json or run directory; default: the shipped one for D)")
+    _add_compute_args(p)
+    _add_output_args(p)
+    p.set_defaults(run=_run_mask, validate=_check)
+
+    p = sub.add_parser(
+        "inpaint", help="inpaint an image from the known pixels of a mask (diffusion or WGAN)",
+        description="Reconstruct IMAGE from its pixels where MASK is white (> 0.5): homogeneous diffusion "
+                    "(Laplace equation, Neumann boundary) or a trained inpainting WGAN. Writes inpainted.png, "
+                    "inpaint_figure.png and errors.csv (MSE, PSNR, MAE, SSIM of the result against IMAGE, on "
+                    "[0, 1]).",
+        epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/")
+    _add_image_args(p, optional=False)
+    p.add_argument("--mask", required=True, metavar="MASK",
+                   help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel")
+    p.add_argument("--method", choices=INPAINT_METHODS, default="diffusion", help="inpainting (default diffusion)")
+    p.add_argument("--model", default=None, metavar="PATH",
+                   help="wgan: a trained inpainting model (model.json or run directory; default: the shipped one)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
+    _add_compute_args(p)
+    _add_output_args(p)
+    p.set_defaults(run=_run_inpaint, validate=_check)
+
+
+def _check(args) -> None:
+    args.device = check_device(args.parser, args.device)
+
+
+def _load(args) -> tuple[torch.Tensor, str, Path | None]:
+    """The input image (C, H, W) in [0, 1]; built-in images default to a DEFAULT_SIZE centre crop."""
+    builtin = args.image is None or args.image.startswith("builtin:")
+    if builtin and args.size is None:
+        ns = argparse.Namespace(image=args.image, size=None, grey=args.grey)
+        u, label, path = _load_input(ns)
+        u = _centre_crop(u, DEFAULT_SIZE, strict=False)
+        name = "skimage/camera" if args.image is None else args.image[len("builtin:"):]
+        return u, f"builtin:{name} (centre {u.shape[-2]}x{u.shape[-1]} crop)", path
+    return _load_input(args)
+
+
+def _errors(f: torch.Tensor, u: torch.Tensor) -> dict:
+    f64, u64 = f.double().cpu(), u.double().cpu().clamp(0, 1)
+    return {"mse": float(metrics.mse(f64, u64)), "psnr": float(metrics.psnr(f64, u64, data_range=1.0)),
+            "mae": float(metrics.mae(f64, u64)), "ssim": float(metrics.ssim(f64, u64, data_range=1.0))}
+
+
+def _err_text(e: dict) -> str:
+    return f"MSE {e['mse']:.3g}, PSNR {e['psnr']:.2f} dB, MAE {e['mae']:.4f}, SSIM {e['ssim']:.4f}"
+
+
+def _marked(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RGB (3, H, W): the image at half brightness with the known pixels in red."""
+    rgb = 0.5 * (f.expand(3, *f.shape[-2:]) if f.shape[0] == 1 else f).clamp(0, 1)
+    red = torch.tensor([1.0, 0.1, 0.1], dtype=rgb.dtype).view(3, 1, 1).expand_as(rgb)
+    return torch.where(mask.bool(), red, rgb)
+
+
+def _result_figure(f, mask, u, title: str):
+    panels = [(f, "input"), (mask.expand(1, *mask.shape[-2:]).float(), "mask (white = known)"),
+              (_marked(f, mask), "known pixels (red)"), (u.clamp(0, 1), "inpainted")]
+    err = (u - f).abs().amax(0, keepdim=True)
+    scale = float(err.max())
+    panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
+    fig = viz.figure(2.7 * len(panels), 3.4)
+    viz.image_grid(fig, panels, len(panels))
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def _run_mask(args) -> int:
+    f, label, path = _load(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = Outputs(args.out, ["mask.png", "inpainted.png", "mask_figure.png", "errors.csv"],
+                  overwrite=args.overwrite, inputs=[path])
+    C, H, W = f.shape
+    k = round(args.density * H * W)
+    if k < 1 or k >= H * W:
+        raise CLIError(f"argument --density: {args.density:g} of a {H}x{W} image keeps {k} pixels; "
+                       "need at least 1 and fewer than all")
+    dev = args.device
+    x = f.to(dev)
+    progress = sys.stderr.isatty()
+    print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]")
+    with out:
+        t0 = time.perf_counter()
+        notes = []
+        if args.method == "random":
+            mask = random_mask((1, H, W), args.density, generator=args.seed, dtype=x.dtype, device=dev)
+        elif args.method in ("ps", "nlpe"):
+            mask = probabilistic_sparsification(x, args.density, p=args.p, q=args.q, metric=args.metric,
+                                                tol=args.tol, generator=args.seed, progress=progress)
+            notes.append(f"PS (p={args.p:g}, q={args.q:g}) {time.perf_counter() - t0:.2f} s")
+            if args.method == "nlpe":
+                t1 = time.perf_counter()
+                mask = nonlocal_pixel_exchange(x, mask, candidates=args.candidates, exchanges=args.exchanges,
+                                               cycles=args.cycles, parallel=args.parallel, metric=args.metric,
+                                               tol=args.tol, generator=args.seed + 1, progress=progress)
+                notes.append(f"NLPE ({args.cycles} cycles, {args.candidates} candidates, "
+                             f"{args.exchanges} exchange(s)) {time.perf_counter() - t1:.2f} s")
+        else:
+            try:
+                model = gan.load_mask_model(args.model if args.model is not None else args.density, device=dev)
+                mask = gan.gan_mask(x, args.density, model, seed=args.seed)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CLIError(f"argument --method gan: {exc}") from None
+        secs_mask = time.perf_counter() - t0
+        if not bool(mask.any()):
+            raise CLIError("argument --method: the mask has no known pixel")
+        t1 = time.perf_counter()
+        if args.method == "gan":
+            u = gan.gan_inpaint(x, mask, model, seed=args.seed)
+            how = "the mask GAN's inpainting"
+        else:
+            u = diffuse(x, mask, tol=args.tol)
+            how = "diffusion inpainting"
+        secs_inp = time.perf_counter() - t1
+        f_c, m_c, u_c = f, mask.cpu(), u.cpu()
+        e = _errors(f_c, u_c)
+        real = float(m_c.float().mean())
+        print(f"mask: {args.method}, density {real:.4f} ({int(m_c.sum())} of {H * W} pixels; asked "
+              f"{args.density:g}), {secs_mask:.2f} s" + (f" [{'; '.join(notes)}]" if notes else ""))
+        print(f"{how}: {secs_inp:.2f} s; {_err_text(e)}")
+        out.image("mask.png", m_c.float())
+        out.image("inpainted.png", u_c.clamp(0, 1))
+        out.figure("mask_figure.png", _result_figure(
+            f_c, m_c, u_c, f"{label}: {args.method} mask, density {real:.4f}, {secs_mask:.2f} s; "
+                           f"{how}: {_err_text(e)}"))
+        out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "mask_seconds", "inpaint_seconds"],
+                [[args.method, f"{real:.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}", f"{e['mae']:.6g}",
+                  f"{e['ssim']:.6f}", f"{secs_mask:.3f}", f"{secs_inp:.3f}"]])
+    _report_written(out)
+    return 0
+
+
+def _read_mask(args, shape) -> torch.Tensor:
+    path = Path(args.mask)
+    if not path.exists():
+        raise CLIError(f"argument --mask: no such file: '{args.mask}'")
+    try:
+        m = pdata.read_image(path, grey=True)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"argument --mask: {exc}") from None
+    m = _centre_crop(m, args.size, strict=True)
+    if m.shape[-2:] != shape:
+        raise CLIError(f"argument --mask: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
+                       f"{shape[0]}x{shape[1]}")
+    m = (m > 0.5).to(torch.float32)
+    if not bool(m.any()):
+        raise CLIError("argument --mask: the mask has no known pixel (white, > 0.5)")
+    return m
+
+
+def _run_inpaint(args) -> int:
+    f, label, path = _load_input(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    C, H, W = f.shape
+    mask = _read_mask(args, (H, W))
+    out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
+                  inputs=[path, Path(args.mask)])
+    dev = args.device
+    print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]; mask density "
+          f"{float(mask.mean()):.4f}")
+    with out:
+        t0 = time.perf_counter()
+        if args.method == "diffusion":
+            u = diffuse(f.to(dev), mask.to(dev), tol=args.tol)
+        else:
+            try:
+                model = gan.load_inpainting_model(args.model, device=dev)
+                u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, seed=args.seed)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CLIError(f"argument --method wgan: {exc}") from None
+        secs = time.perf_counter() - t0
+        u = u.cpu()
+        e = _errors(f, u)
+        print(f"{args.method} inpainting: {secs:.2f} s; against IMAGE: {_err_text(e)}")
+        out.image("inpainted.png", u.clamp(0, 1))
+        out.figure("inpaint_figure.png", _result_figure(
+            f, mask, u, f"{label}: {args.method} inpainting, {secs:.2f} s; {_err_text(e)}"))
+        out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "seconds"],
+                [[args.method, f"{float(mask.mean()):.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}",
+                  f"{e['mae']:.6g}", f"{e['ssim']:.6f}", f"{secs:.3f}"]])
+    _report_written(out)
+    return 0
+
+# ---------------------------------------------------------------------------
+# pdeflow train inpainting
+# ---------------------------------------------------------------------------
+
+def _crop(text: str) -> int:
+    if text.isdigit() and int(text) >= 32 and int(text) % 32 == 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a multiple of 32 (32, 64, 128, ...), got {text!r}")
+
+
+def add_train_parser(train_sub) -> None:
+    """Register ``inpainting`` on the subparsers of ``pdeflow train``."""
+    d = TrainConfig()
+    p = train_sub.add_parser(
+        "inpainting", help="train the inpainting WGAN and the joint mask WGAN (seed 004)",
+        description="Train the inpainting GANs of seed 004 on random crops of photos, in two stages: "
+                    "'wgan' trains the inpainting WGAN (Vasata et al.) on random masks of all densities in "
+                    "[--density-min, --density-max]; 'mask' trains the mask generator jointly with the inpainting "
+                    "generator and the critic for one --density, starting from a 'wgan' run (--init). "
+                    "Adam 5e-5, alpha 0.005, beta 1, critic kernels clipped to norm 1. The best model by "
+                    "validation on held-out photos is exported as RUN_DIR/model.safetensors + model.json. "
+                    "Running the same command again resumes.",
+        epilog="examples:\n"
+               "  pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan\n"
+               "  pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
+               "--steps 3000 --run-dir runs/mask05\n"
+               "Images are read in [0, 1]; --channels 1 trains on luminance.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--run-dir", required=True, metavar="DIR",
+                   help="run directory (created; if it holds this run, training resumes from its last checkpoint)")
+    g.add_argument("--stage", choices=("wgan", "mask"), default=d.stage,
+                   help="'wgan': inpainting on random masks; 'mask': the joint mask WGAN for --density "
+                        f"(default {d.stage})")
+    g.add_argument("--steps", type=positive_int, default=d.steps, metavar="N",
+                   help=f"optimiser steps (default {d.steps}; may be raised on resume to extend a run)")
+    g.add_argument("--seed", type=nonneg_int, default=d.seed, help=f"seed of weights and batches (default {d.seed})")
+    g.add_argument("--deterministic", action="store_true",
+                   help="deterministic torch algorithms (bit-identical resume on CPU)")
+    g.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    g = p.add_argument_group("masks")
+    g.add_argument("--density", type=density, default=d.density, metavar="D",
+                   help=f"stage mask: target fraction of known pixels (default {d.density:g})")
+    g.add_argument("--no-random-start", dest="random_start", action="store_false",
+                   help="stage mask: the paper's mask generator, without the prior that starts it at random masks "
+                        "of --density (see pdeflow.inpaint.masknet.MaskGenerator)")
+    g.add_argument("--exact-density", action="store_true",
+                   help="stage mask (beyond the paper): every mask has exactly --density of its pixels, the largest "
+                        "pre-activations, instead of rounding plus the density loss")
+    g.add_argument("--density-min", type=density, default=d.density_min, metavar="D",
+                   help=f"stage wgan: smallest random-mask density (default {d.density_min:g})")
+    g.add_argument("--density-max", type=density, default=d.density_max, metavar="D",
+                   help=f"stage wgan: largest random-mask density (default {d.density_max:g})")
+    g.add_argument("--init", default=None, metavar="DIR",
+                   help="stage mask: a stage-wgan run directory whose best generator and critic start this run "
+                        "(default: from scratch)")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=d.channels,
+                   help="1: greyscale (luminance), 3: colour (default 1)")
+    g.add_argument("--width", type=positive_float, default=d.width,
+                   help="channel multiplier of all networks (1 = the published sizes; 0.25 for CPU) (default 1)")
+    g.add_argument("--noise-std", type=nonneg_float, default=d.noise_std,
+                   help=f"generator noise in the missing pixels (default {d.noise_std:g})")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=d.data, metavar="DIR|builtin",
+                   help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is held "
+                        "out for validation) or 'builtin' (the built-in photos' TRAIN split; validation uses the "
+                        "TEST split) (default builtin)")
+    g.add_argument("--val-data", default=None, metavar="DIR|builtin",
+                   help="validation images instead (never the training images)")
+    g.add_argument("--crop", type=_crop, default=d.crop, metavar="PX",
+                   help=f"crop size, a multiple of 32 (default {d.crop})")
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="B",
+                   help=f"crops per step (default {d.batch_size}; the paper: 128 at 64 px, 32 at 128 px)")
+
+    g = p.add_argument_group("objective")
+    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    g.add_argument("--mask-lr", type=positive_float, default=None,
+                   help="stage mask: the mask network's Adam learning rate (default: --lr)")
+    g.add_argument("--alpha", type=nonneg_float, default=d.alpha,
+                   help=f"weight of the critic in the generator and mask losses (default {d.alpha:g})")
+    g.add_argument("--warmup", type=nonneg_int, default=d.warmup, metavar="N",
+                   help="first N steps with alpha = 0: the generator learns from the MAE alone and the critic "
+                        f"waits (default {d.warmup}, the paper)")
+    g.add_argument("--beta", type=nonneg_float, default=d.beta,
+                   help=f"weight of the MAE in the mask loss (default {d.beta:g})")
+
+    g = p.add_argument_group("validation and checkpoints")
+    g.add_argument("--val-every", type=positive_int, default=d.val_every, metavar="N",
+                   help=f"validate every N steps and after the last (default {d.val_every})")
+    g.add_argument("--ckpt-every", type=positive_int, default=d.ckpt_every, metavar="N",
+                   help=f"write the resume checkpoint every N steps (default {d.ckpt_every})")
+    g.add_argument("--val-crops", type=positive_int, default=d.val_crops,
+                   help=f"validation crops (default {d.val_crops})")
+    g.add_argument("--val-densities", type=density, nargs="+", default=list(d.val_densities), metavar="D",
+                   help="stage wgan: random-mask densities of the validation (default 0.05 0.1 0.2)")
+    g.add_argument("--val-seed", type=nonneg_int, default=d.val_seed,
+                   help="seed of the validation crops, masks and noises (default 0)")
+    p.set_defaults(run=_run_train, validate=_check_train, parser=p)
+
+
+def config_from_args(args):
+    """The :class:`~pdeflow.inpaint.train.TrainConfig` of parsed arguments."""
+    resolve = lambda s: s if s in (None, "builtin") else str(Path(s).expanduser().resolve())  # noqa: E731
+    return TrainConfig(
+        stage=args.stage, density=args.density, random_start=args.random_start, exact_density=args.exact_density,
+        density_min=args.density_min, density_max=args.density_max,
+        init=None if args.init is None else str(Path(args.init).expanduser().resolve()), channels=args.channels,
+        width=args.width, noise_std=args.noise_std, data=resolve(args.data), crop=args.crop, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr, alpha=args.alpha, warmup=args.warmup,
+        beta=args.beta, seed=args.seed,
+        deterministic=args.deterministic, val_data=resolve(args.val_data), val_crops=args.val_crops,
+        val_densities=tuple(args.val_densities), val_seed=args.val_seed, val_every=args.val_every,
+        ckpt_every=args.ckpt_every)
+
+
+def _check_train(args) -> None:
+    if args.init is not None:
+        if args.stage != "mask":
+            args.parser.error("argument --init: only for --stage mask")
+        if not (Path(args.init).expanduser() / "config.json").is_file():
+            args.parser.error(f"argument --init: {args.init!r} is not a training run directory (no config.json)")
+    if args.density_min > args.density_max:
+        args.parser.error(f"argument --density-max: {args.density_max:g} is below --density-min {args.density_min:g}")
+    check_trainer_args(args, config_from_args, check_config)
+
+
+def _run_train(args) -> int:
+    cfg = config_from_args(args)
+    run_dir = Path(args.run_dir)
+    what = ("inpainting WGAN on random masks of density "
+            f"{cfg.density_min:g}-{cfg.density_max:g}" if cfg.stage == "wgan"
+            else f"joint mask WGAN for density {cfg.density:g}"
+            + (f", from {cfg.init}" if cfg.init else ", from scratch"))
+    print(f"{'resuming' if (run_dir / 'last.pt').exists() else 'starting'} {what} in {run_dir}: width {cfg.width:g}, "
+          f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}, "
+          f"data {cfg.data}; images in [0, 1]")
+    meta_path = run_trainer(args, cfg, train)
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        prov = meta["provenance"]
+        val = prov.get("val", {})
+        if cfg.stage == "wgan":
+            detail = ", ".join(f"{k[8:]} %: {v:.4f}" for k, v in val.items() if k.startswith("val_mae_"))
+            print(f"best validation MAE {prov['val_metric']:.4f} (per density {detail}) after {prov['steps']} steps")
+        else:
+            print(f"best validation loss (eq. 4) {prov['val_metric']:.4f}: density {val.get('val_density', 0):.4f}, "
+                  f"MAE {val.get('val_mae', 0):.4f}, PSNR {val.get('val_psnr', 0):.2f} dB after {prov['steps']} steps")
+        print(f"model: {meta_path.with_suffix('.safetensors')} + {meta_path.name} "
+              f"({prov['steps_total']} steps trained, {prov['wall_time_s']:.0f} s)")
+    return 0
+
+# ---------------------------------------------------------------------------
+# pdeflow evaluate inpainting
+# ---------------------------------------------------------------------------
+
+def add_evaluate_parser(evaluate_sub) -> None:
+    """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
+    p = evaluate_sub.add_parser(
+        "inpainting", help="masks and inpainting of seed 004: random, PS, PS+NLPE, inpainting WGAN, mask GAN "
+                           "(Tables 2-4)",
+        description="Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in "
+                    "training): random masks with diffusion and with the inpainting WGAN, probabilistic "
+                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, and the mask GAN "
+                    "with its jointly trained generator. PSNR, MAE (0-255), SSIM, density reached and seconds per "
+                    "mask, beside the paper's numbers. Methods whose model is not available are skipped with a "
+                    "note. Writes report.md, results.json and inpainting.png into --out.")
+    g = p.add_argument_group("protocol")
+    g.add_argument("--densities", type=density, nargs="+", default=[0.05, 0.1, 0.2], metavar="D",
+                   help="mask densities (default 0.05 0.1 0.2)")
+    g.add_argument("--methods", choices=METHODS, nargs="+", default=list(METHODS), metavar="M",
+                   help=f"methods among {' '.join(METHODS)} (default all)")
+    g.add_argument("--n-images", type=positive_int, default=4, metavar="N", help="test crops (default 4)")
+    g.add_argument("--size", type=ssim_size, default=64, metavar="PX",
+                   help="crop size (default 64, the training size; the paper's timings are at 128)")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: luminance, 3: colour (default 1)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the crops, random masks and PS/NLPE (default 0)")
+    g.add_argument("--image-dir", metavar="DIR", default=None,
+                   help="folder of test images instead of the built-in TEST photos")
+    g = p.add_argument_group("models")
+    g.add_argument("--inpainting-model", default=None, metavar="NAME|PATH",
+                   help="random-mask inpainting WGAN (default: the shipped inpainting-wgan)")
+    g.add_argument("--mask-models", nargs="+", default=None, metavar="PATH",
+                   help="mask GAN models, one per density in the order of --densities (default: the shipped ones)")
+    g = p.add_argument_group("PS and NLPE")
+    g.add_argument("--ps-p", type=positive_float, default=0.02, help="PS candidate fraction p (default 0.02)")
+    g.add_argument("--ps-q", type=positive_float, default=0.02, help="PS removal fraction q (default 0.02)")
+    g.add_argument("--nlpe-cycles", type=positive_int, default=5, help="NLPE cycles of |mask| exchanges (default 5)")
+    g.add_argument("--nlpe-candidates", type=positive_int, default=30, help="NLPE candidates (default 30)")
+    g.add_argument("--metric", choices=("mae", "mse"), default="mae",
+                   help="error PS and NLPE minimise (default mae, as the paper)")
+    g.add_argument("--tol", type=positive_float, default=1e-6, help="diffusion solver tolerance (default 1e-6)")
+    o = p.add_argument_group("computation and output")
+    o.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    o.add_argument("--out", metavar="DIR", default="inpainting-eval",
+                   help="output directory (default ./inpainting-eval)")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    p.set_defaults(run=_run_evaluate, validate=_check_evaluate, parser=p)
+
+
+def _check_evaluate(args) -> None:
+    if args.mask_models is not None and len(args.mask_models) != len(args.densities):
+        args.parser.error(f"argument --mask-models: give one model per density ({len(args.densities)}), "
+                          f"got {len(args.mask_models)}")
+    if args.image_dir is not None and not Path(args.image_dir).is_dir():
+        args.parser.error(f"argument --image-dir: '{args.image_dir}' is not a directory")
+    for name in ("ps_p", "ps_q"):
+        if getattr(args, name) >= 1:
+            args.parser.error(f"argument --{name.replace('_', '-')}: expected a fraction in (0, 1), "
+                              f"got {getattr(args, name):g}")
+    if not 0 < args.tol < 1:
+        args.parser.error(f"argument --tol: expected a number in (0, 1), got {args.tol:g}")
+    if len(set(args.densities)) != len(args.densities):
+        args.parser.error("argument --densities: values must differ")
+
+
+def _run_evaluate(args) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
+    mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
+    t0 = time.perf_counter()
+    try:
+        results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
+                           channels=args.channels, methods=args.methods, image_dir=args.image_dir,
+                           inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
+                           ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
+                           metric=args.metric, tol=args.tol, progress=sys.stderr.isatty())
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    with out:
+        paths = write_report(results, out)
+    for note in results["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s")
+    return 0
