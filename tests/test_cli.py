@@ -365,3 +365,25 @@ def test_figures_show_the_input_in_its_own_units():
     shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
     assert shown[0].max() == pytest.approx(float(u0.max()), abs=1e-6)      # input panel
     assert shown[1].max() == pytest.approx(float(u0.max()), abs=1e-6)      # 5 u0 / 5
+
+
+def test_only_user_input_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """A UserInputError from the library is one line and exit status 2; any other exception is a bug and
+    propagates with its traceback (the pdeflow entry point prints it), and no output file is left."""
+    from pdeflow.errors import UserInputError
+
+    def bad_input(*a, **k):
+        raise UserInputError("tv_flow: dt must be > 0, got -1")
+
+    def bug(*a, **k):
+        raise ValueError("an internal inconsistency")
+
+    argv = ["flow", "builtin:skimage/camera", "--size", "16", "--times", "0.1", "--out", str(tmp_path / "o")]
+    monkeypatch.setattr(cli_tv, "tv_flow", bad_input)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["pdeflow flow: error: tv_flow: dt must be > 0, got -1"]
+    monkeypatch.setattr(cli_tv, "tv_flow", bug)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        main(argv)
+    assert not (tmp_path / "o").exists()

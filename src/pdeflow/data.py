@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from .errors import UserInputError
 
 __all__ = [
     "read_image",
@@ -247,7 +248,7 @@ def _decode_png16(path: Path) -> np.ndarray:
     stride = w * bpp
     raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8)
     if raw.size < h * (stride + 1):
-        raise ValueError("truncated PNG data")
+        raise UserInputError("truncated PNG data")
     raw = raw[:h * (stride + 1)].reshape(h, stride + 1)
     out = np.zeros((h, stride), np.uint8)
     prev = np.zeros(stride, np.uint8)
@@ -275,7 +276,7 @@ def _decode_png16(path: Path) -> np.ndarray:
                     cur[j] = (cur[j] + pred) & 0xFF
             cur = np.frombuffer(bytes(cur), np.uint8)
         else:
-            raise ValueError(f"bad PNG filter type {f}")
+            raise UserInputError(f"bad PNG filter type {f}")
         out[i] = cur
         prev = out[i]
     arr = out.view(">u2").reshape(h, w, chans).astype(np.uint16)
@@ -313,7 +314,7 @@ def _read_pillow(path: Path, head: bytes) -> tuple[np.ndarray, float | None]:
             try:
                 return _decode_png16(path), 65535.0
             except Exception as exc:  # zlib.error, struct.error, truncated data, ...
-                raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
+                raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
                                  f"bad 16-bit PNG data ({exc})") from None
         warnings.warn(f"read_image: '{path}' is an interlaced 16-bit colour PNG; "
                       "it is read with 8-bit precision", stacklevel=3)
@@ -335,7 +336,7 @@ def _read_pillow(path: Path, head: bytes) -> tuple[np.ndarray, float | None]:
     except UnidentifiedImageError:
         raise _NotAnImage(str(path)) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
+        raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
     if mode.startswith("I;16") or (png is not None and png[0] == 16):
         return arr.astype(np.uint16), 65535.0
     if mode == "I":
@@ -358,14 +359,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
             photometric = int(page.photometric)
             colormap = page.colormap if photometric == 3 else None
     except Exception as exc:  # tifffile raises a variety of errors on bad files
-        raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
+        raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
     if "S" in axes and axes.index("S") != arr.ndim - 1:
         arr = np.moveaxis(arr, axes.index("S"), -1)
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3):
-        raise ValueError(f"read_image: TIFF '{path}' has axes '{axes}' and shape {arr.shape}; "
+        raise UserInputError(f"read_image: TIFF '{path}' has axes '{axes}' and shape {arr.shape}; "
                          "expected a 2-D grey or colour image")
     if colormap is not None and arr.ndim == 2:  # palette image
         cmap = np.asarray(colormap)
@@ -387,7 +388,7 @@ def _white_level(arr: np.ndarray, path):
         return float(np.iinfo(arr.dtype).max)
     if arr.dtype.kind == "f":
         return None
-    raise ValueError(f"read_image: '{path}' has unsupported pixel type {arr.dtype}")
+    raise UserInputError(f"read_image: '{path}' has unsupported pixel type {arr.dtype}")
 
 
 def _read_dicom(path: Path, force: bool) -> np.ndarray:
@@ -397,15 +398,15 @@ def _read_dicom(path: Path, force: bool) -> np.ndarray:
     try:
         ds = pydicom.dcmread(path, force=force)
     except Exception as exc:
-        raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
+        raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
     if "PixelData" not in ds:
-        raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
+        raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
                          "it has no DICOM pixel data")
     try:
         arr = ds.pixel_array
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
-        raise ValueError(f"read_image: cannot decode the pixels of DICOM file '{path}' "
+        raise UserInputError(f"read_image: cannot decode the pixels of DICOM file '{path}' "
                          f"(transfer syntax {ts}; compressed data may need an extra decoder "
                          f"such as pylibjpeg): {exc}") from None
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -441,7 +442,7 @@ def _to_chw(arr: np.ndarray, grey: bool | None, who: str) -> torch.Tensor:
     if c in (2, 4):  # drop alpha
         arr = arr[..., :c - 1]
     elif c not in (1, 3):
-        raise ValueError(f"{who}: unsupported number of channels {c}")
+        raise UserInputError(f"{who}: unsupported number of channels {c}")
     if grey and arr.shape[-1] == 3:
         arr = arr @ np.asarray(LUMA_WEIGHTS, dtype=np.float64)
         arr = arr[..., None]
@@ -493,9 +494,9 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
     """
     path = Path(path)
     if rescale not in (None, "minmax"):
-        raise ValueError(f"read_image: rescale must be None or 'minmax', got {rescale!r}")
+        raise UserInputError(f"read_image: rescale must be None or 'minmax', got {rescale!r}")
     if grey not in (None, True, False):
-        raise ValueError(f"read_image: grey must be None, True or False, got {grey!r}")
+        raise UserInputError(f"read_image: grey must be None, True or False, got {grey!r}")
     if not path.exists():
         raise FileNotFoundError(f"read_image: no such file: '{path}'")
     if path.is_dir():
@@ -516,7 +517,7 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
                 # set starting with a group 0x0002/0x0008 tag (either byte order).
                 if (path.suffix.lower() not in (".dcm", ".dicom")
                         and head[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")):
-                    raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}") from None
+                    raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}") from None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     arr = _read_dicom(path, force=True)
@@ -524,17 +525,17 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
         if rescale == "minmax":
             arr = _minmax(arr)
         elif white is _NO_WHITE:
-            raise ValueError(f"read_image: '{path}' holds {arr.dtype} integers with negative or very large "
+            raise UserInputError(f"read_image: '{path}' holds {arr.dtype} integers with negative or very large "
                              "values and no fixed white level; pass rescale='minmax'")
         elif white is not None:
             arr = arr.astype(np.float64) / white
         else:
             arr = arr.astype(np.float64)
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"read_image: '{path}' contains NaN or infinite values")
+                raise UserInputError(f"read_image: '{path}' contains NaN or infinite values")
             lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
             if lo < -1e-6 or hi > 1 + 1e-6:
-                raise ValueError(f"read_image: floating-point image '{path}' has values in [{lo:g}, {hi:g}], "
+                raise UserInputError(f"read_image: floating-point image '{path}' has values in [{lo:g}, {hi:g}], "
                                  "outside [0, 1]; pass rescale='minmax' to map its range onto [0, 1]")
             arr = np.clip(arr, 0.0, 1.0)
     return _to_chw(arr, grey, "read_image")
@@ -572,9 +573,9 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".tif", ".tiff"):
-        raise ValueError(f"write_image: path must end in .png, .tif or .tiff, got '{path}'")
+        raise UserInputError(f"write_image: path must end in .png, .tif or .tiff, got '{path}'")
     if bits not in (8, 16):
-        raise ValueError(f"write_image: bits must be 8 or 16, got {bits!r}")
+        raise UserInputError(f"write_image: bits must be 8 or 16, got {bits!r}")
     if isinstance(img, torch.Tensor):
         arr = img.detach().to("cpu", torch.float64).numpy()
     elif isinstance(img, np.ndarray):
@@ -583,15 +584,15 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
         raise TypeError(f"write_image: img must be a torch.Tensor or numpy array, got {type(img).__name__}")
     if arr.ndim == 3:
         if arr.shape[0] not in (1, 3):
-            raise ValueError(f"write_image: img must have shape (H, W) or (C, H, W) with C = 1 or 3, "
+            raise UserInputError(f"write_image: img must have shape (H, W) or (C, H, W) with C = 1 or 3, "
                              f"got shape {arr.shape}")
         arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
     elif arr.ndim != 2:
-        raise ValueError(f"write_image: img must have shape (H, W) or (C, H, W), got shape {arr.shape}")
+        raise UserInputError(f"write_image: img must have shape (H, W) or (C, H, W), got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError("write_image: img is empty")
+        raise UserInputError("write_image: img is empty")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("write_image: img contains NaN or infinite values")
+        raise UserInputError("write_image: img contains NaN or infinite values")
     top = 2 ** bits - 1
     q = np.rint(np.clip(arr, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
     _check_target(path, overwrite, "write_image")
@@ -694,9 +695,9 @@ def _builtin_file(entry: _Builtin) -> Path | None:
 
 def _check_split_kind(who: str, split: str, kind) -> None:
     if split not in _SPLITS:
-        raise ValueError(f"{who}: split must be one of {_SPLITS}, got {split!r}")
+        raise UserInputError(f"{who}: split must be one of {_SPLITS}, got {split!r}")
     if kind is not None and kind not in _KINDS:
-        raise ValueError(f"{who}: kind must be None or one of {_KINDS}, got {kind!r}")
+        raise UserInputError(f"{who}: kind must be None or one of {_KINDS}, got {kind!r}")
 
 
 def builtin_names(split: str = "all", *, kind: str | None = None) -> list[str]:
@@ -737,7 +738,7 @@ def builtin_info(name: str) -> dict:
 def _lookup(name: str) -> _Builtin:
     entry = _BY_NAME.get(name)
     if entry is None or _builtin_file(entry) is None:
-        raise ValueError(f"builtin_image: unknown or unavailable image {name!r}; "
+        raise UserInputError(f"builtin_image: unknown or unavailable image {name!r}; "
                          f"available: {', '.join(builtin_names())}")
     return entry
 
@@ -871,27 +872,27 @@ def random_crops(
     if isinstance(images, torch.Tensor):
         images = [images] if images.dim() == 3 else list(images)
     if not isinstance(images, Sequence) or len(images) == 0:
-        raise ValueError("random_crops: images must be a non-empty sequence of (C, H, W) tensors")
+        raise UserInputError("random_crops: images must be a non-empty sequence of (C, H, W) tensors")
     for k, im in enumerate(images):
         if not isinstance(im, torch.Tensor) or im.dim() != 3:
-            raise ValueError(f"random_crops: images[{k}] must be a (C, H, W) tensor, "
+            raise UserInputError(f"random_crops: images[{k}] must be a (C, H, W) tensor, "
                              f"got {getattr(im, 'shape', type(im).__name__)}")
         if im.shape[0] != images[0].shape[0]:
-            raise ValueError(f"random_crops: all images must have the same number of channels, "
+            raise UserInputError(f"random_crops: all images must have the same number of channels, "
                              f"images[0] has {images[0].shape[0]}, images[{k}] has {im.shape[0]}")
         if im.shape[1] < 1 or im.shape[2] < 1:
-            raise ValueError(f"random_crops: images[{k}] is empty")
+            raise UserInputError(f"random_crops: images[{k}] is empty")
     if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        raise ValueError(f"random_crops: n must be a non-negative int, got {n!r}")
+        raise UserInputError(f"random_crops: n must be a non-negative int, got {n!r}")
     if isinstance(size, Integral) and not isinstance(size, bool):
         size = (int(size), int(size))
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size)):
-        raise ValueError(f"random_crops: size must be a positive int or a pair of them, got {size!r}")
+        raise UserInputError(f"random_crops: size must be a positive int or a pair of them, got {size!r}")
     if pad_mode not in _PAD_MODES:
-        raise ValueError(f"random_crops: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
+        raise UserInputError(f"random_crops: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
     if seed is not None and generator is not None:
-        raise ValueError("random_crops: pass seed or generator, not both")
+        raise UserInputError("random_crops: pass seed or generator, not both")
     if seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
     sh, sw = size
@@ -951,7 +952,7 @@ class ImageSet:
     def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
                  grey: bool = True, description: dict, cache: int = 512):
         if (images is None) == (files is None):
-            raise ValueError("ImageSet: give images or files")
+            raise UserInputError("ImageSet: give images or files")
         self.images, self.files, self.grey = images, files, grey
         self.description = description
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
@@ -989,10 +990,10 @@ def image_files(folder, who: str = "data") -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{who}: {str(folder)!r} is neither 'builtin' nor a directory")
+        raise UserInputError(f"{who}: {str(folder)!r} is neither 'builtin' nor a directory")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ValueError(f"{who}: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+        raise UserInputError(f"{who}: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     return files
 
 
@@ -1045,7 +1046,7 @@ def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1,
         held_out = []
         if val_data is None:
             if len(files) < 2:
-                raise ValueError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
+                raise UserInputError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
                                  "for validation, or give val_data (--val-data)")
             key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
             n_val = min(len(files) - 1, max(1, round(val_fraction * len(files))))
@@ -1063,7 +1064,7 @@ def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1,
         if train_set.files is not None:
             overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
             if overlap:
-                raise ValueError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
+                raise UserInputError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
                                  f"e.g. {sorted(overlap)[0]}")
         val_set = _folder_set(vfolder, vfiles, "validation", grey)
     return train_set, val_set
@@ -1077,7 +1078,7 @@ def _hw(size, who: str) -> tuple[int, int]:
         size = (int(size), int(size))
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size)):
-        raise ValueError(f"{who}: size must be a positive int or a pair (H, W) of them, got {size!r}")
+        raise UserInputError(f"{who}: size must be a positive int or a pair (H, W) of them, got {size!r}")
     return int(size[0]), int(size[1])
 
 
@@ -1087,9 +1088,9 @@ def _range(value, who: str, name: str, *, positive: bool = False) -> tuple[float
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{who}: {name} must be a number or a pair (low, high), got {value!r}") from None
+        raise UserInputError(f"{who}: {name} must be a number or a pair (low, high), got {value!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi) or (positive and lo <= 0):
-        raise ValueError(f"{who}: {name} must be a{' positive' if positive else ''} range (low, high) "
+        raise UserInputError(f"{who}: {name} must be a{' positive' if positive else ''} range (low, high) "
                          f"with low <= high, got {value!r}")
     return lo, hi
 
@@ -1098,7 +1099,7 @@ def _batch_arg(batch, who: str) -> int | None:
     if batch is None:
         return None
     if isinstance(batch, bool) or not isinstance(batch, Integral) or batch < 1:
-        raise ValueError(f"{who}: batch must be None or a positive int, got {batch!r}")
+        raise UserInputError(f"{who}: batch must be None or a positive int, got {batch!r}")
     return int(batch)
 
 
@@ -1133,13 +1134,13 @@ def disk(size, radius: float, center=None, height: float = 1.0, background: floa
     """
     H, W = _hw(size, "disk")
     if not (isinstance(radius, Real) and math.isfinite(radius) and radius > 0):
-        raise ValueError(f"disk: radius must be a positive number, got {radius!r}")
+        raise UserInputError(f"disk: radius must be a positive number, got {radius!r}")
     if center is None:
         center = ((H - 1) / 2, (W - 1) / 2)
     try:
         cy, cx = (float(c) for c in center)
     except (TypeError, ValueError):
-        raise ValueError(f"disk: center must be a pair (row, col), got {center!r}") from None
+        raise UserInputError(f"disk: center must be a pair (row, col), got {center!r}") from None
     rr, cc = _grid(H, W)
     inside = (rr - cy) ** 2 + (cc - cx) ** 2 <= float(radius) ** 2
     img = np.where(inside, float(height), float(background))
@@ -1197,14 +1198,14 @@ def disks(
     """
     H, W = _hw(size, "disks")
     if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        raise ValueError(f"disks: n must be a non-negative int, got {n!r}")
+        raise UserInputError(f"disks: n must be a non-negative int, got {n!r}")
     B = _batch_arg(batch, "disks")
     if radius_range is None:
         radius_range = (max(2.0, 0.04 * min(H, W)), max(2.0, 0.15 * min(H, W)))
     rlo, rhi = _range(radius_range, "disks", "radius_range", positive=True)
     hlo, hhi = _range(height_range, "disks", "height_range")
     if gap < 0 or margin < 0:
-        raise ValueError(f"disks: gap and margin must be non-negative, got {gap}, {margin}")
+        raise UserInputError(f"disks: gap and margin must be non-negative, got {gap}, {margin}")
     rng = np.random.default_rng(seed)
     rr, cc = _grid(H, W)
     out = []
@@ -1217,14 +1218,14 @@ def disks(
             lo_y, hi_y = margin + r, H - 1 - margin - r
             lo_x, hi_x = margin + r, W - 1 - margin - r
             if lo_y > hi_y or lo_x > hi_x:
-                raise ValueError(f"disks: a disk of radius {r:.1f} does not fit a {H}x{W} image "
+                raise UserInputError(f"disks: a disk of radius {r:.1f} does not fit a {H}x{W} image "
                                  f"with margin {margin}; reduce radius_range")
             for _try in range(max_tries):
                 cy, cx = rng.uniform(lo_y, hi_y), rng.uniform(lo_x, hi_x)
                 if all(math.hypot(cy - y, cx - x) > r + s + gap for y, x, s in placed):
                     break
             else:
-                raise ValueError(f"disks: could not place {n} disks in a {H}x{W} image after {max_tries} "
+                raise UserInputError(f"disks: could not place {n} disks in a {H}x{W} image after {max_tries} "
                                  "tries each; reduce n or radius_range")
             placed.append((cy, cx, r))
             img[(rr - cy) ** 2 + (cc - cx) ** 2 <= r * r] = background + h
@@ -1281,14 +1282,14 @@ def ellipses(
     """
     H, W = _hw(size, "ellipses")
     if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        raise ValueError(f"ellipses: n must be a non-negative int, got {n!r}")
+        raise UserInputError(f"ellipses: n must be a non-negative int, got {n!r}")
     B = _batch_arg(batch, "ellipses")
     if axis_range is None:
         axis_range = (max(1.5, 0.08 * min(H, W)), max(1.5, 0.35 * min(H, W)))
     alo, ahi = _range(axis_range, "ellipses", "axis_range", positive=True)
     ilo, ihi = _range(intensity_range, "ellipses", "intensity_range")
     if combine not in ("paint", "add"):
-        raise ValueError(f"ellipses: combine must be 'paint' or 'add', got {combine!r}")
+        raise UserInputError(f"ellipses: combine must be 'paint' or 'add', got {combine!r}")
     rng = np.random.default_rng(seed)
     rr, cc = _grid(H, W)
     out = []
@@ -1338,12 +1339,12 @@ def plateau_1d(size, widths, heights, *, dtype: torch.dtype = torch.float32, dev
     widths = list(widths)
     heights = list(heights)
     if len(widths) == 0 or len(widths) != len(heights):
-        raise ValueError(f"plateau_1d: widths and heights must be non-empty and of equal length, "
+        raise UserInputError(f"plateau_1d: widths and heights must be non-empty and of equal length, "
                          f"got {len(widths)} and {len(heights)}")
     if not all(isinstance(w, Integral) and not isinstance(w, bool) and w > 0 for w in widths):
-        raise ValueError(f"plateau_1d: widths must be positive ints, got {widths!r}")
+        raise UserInputError(f"plateau_1d: widths must be positive ints, got {widths!r}")
     if sum(widths) != W:
-        raise ValueError(f"plateau_1d: widths must sum to the image width {W}, got sum {sum(widths)}")
+        raise UserInputError(f"plateau_1d: widths must sum to the image width {W}, got sum {sum(widths)}")
     profile = np.repeat(np.asarray(heights, dtype=np.float64), widths)
     img = np.broadcast_to(profile, (H, W))
     return torch.as_tensor(np.ascontiguousarray(img)[None], dtype=dtype, device=device)

@@ -22,6 +22,8 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
+from .errors import UserInputError
+
 __all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window"]
 
 
@@ -40,16 +42,16 @@ def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() not in (2, 3, 4):
-            raise ValueError(
+            raise UserInputError(
                 f"{name}: {arg} must have shape (H, W), (C, H, W) or (B, C, H, W), "
                 f"got shape {tuple(t.shape)}"
             )
     if x.shape != y.shape:
-        raise ValueError(
+        raise UserInputError(
             f"{name}: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.device != y.device:
-        raise ValueError(f"{name}: x and y must be on the same device, got {x.device} and {y.device}")
+        raise UserInputError(f"{name}: x and y must be on the same device, got {x.device} and {y.device}")
     if x.is_complex() or y.is_complex():
         raise TypeError(f"{name}: complex images are not supported")
     batched = x.dim() == 4
@@ -68,12 +70,12 @@ def _check_data_range(name: str, data_range, batch: int, ref: torch.Tensor) -> t
         if dr.dim() == 0:
             pass
         elif dr.shape != (batch,):
-            raise ValueError(
+            raise UserInputError(
                 f"{name}: data_range must be a positive number or a tensor of shape (B,) = ({batch},), "
                 f"got shape {tuple(dr.shape)}"
             )
         if not bool(torch.all(torch.isfinite(dr) & (dr > 0))):
-            raise ValueError(f"{name}: data_range must be positive and finite, got {data_range}")
+            raise UserInputError(f"{name}: data_range must be positive and finite, got {data_range}")
         return dr
     if isinstance(data_range, bool) or not isinstance(data_range, Real):
         raise TypeError(
@@ -81,7 +83,7 @@ def _check_data_range(name: str, data_range, batch: int, ref: torch.Tensor) -> t
             f"got {type(data_range).__name__}"
         )
     if not (math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"{name}: data_range must be positive and finite, got {data_range}")
+        raise UserInputError(f"{name}: data_range must be positive and finite, got {data_range}")
     return torch.tensor(float(data_range), dtype=ref.dtype, device=ref.device)
 
 
@@ -172,9 +174,9 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, de
         Weights ``exp(-k**2 / (2 sigma**2))`` for ``k = -r..r``, summing to one.
     """
     if not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"gaussian_window: sigma must be positive, got {sigma}")
+        raise UserInputError(f"gaussian_window: sigma must be positive, got {sigma}")
     if not (truncate > 0 and math.isfinite(truncate)):
-        raise ValueError(f"gaussian_window: truncate must be positive, got {truncate}")
+        raise UserInputError(f"gaussian_window: truncate must be positive, got {truncate}")
     r = int(truncate * sigma + 0.5)
     k = torch.arange(-r, r + 1, dtype=torch.float64)
     w = torch.exp(-0.5 * (k / sigma) ** 2)
@@ -238,12 +240,12 @@ def ssim(
     dr = _check_data_range("ssim", data_range, x.shape[0], x)
     for name, v in (("K1", K1), ("K2", K2)):
         if not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"ssim: {name} must be a non-negative number, got {v}")
+            raise UserInputError(f"ssim: {name} must be a non-negative number, got {v}")
     win = gaussian_window(win_sigma, truncate, dtype=x.dtype, device=x.device)
     k = win.numel()
     B, C, H, W = x.shape
     if H < k or W < k:
-        raise ValueError(
+        raise UserInputError(
             f"ssim: images must be at least {k}x{k} pixels for win_sigma={win_sigma}, "
             f"truncate={truncate} (window size {k}), got {H}x{W}"
         )
@@ -330,24 +332,24 @@ def dice(
             raise TypeError(f"dice: {arg} must be a torch.Tensor, got {type(t).__name__}")
         if _is_labels(t):
             if t.dim() not in (2, 3):
-                raise ValueError(
+                raise UserInputError(
                     f"dice: integer label map {arg} must have shape (H, W) or (B, H, W), "
                     f"got shape {tuple(t.shape)}"
                 )
         elif t.dim() not in (3, 4):
-            raise ValueError(
+            raise UserInputError(
                 f"dice: floating {arg} (one-hot or probabilities) must have shape (K, H, W) or "
                 f"(B, K, H, W), got shape {tuple(t.shape)}"
             )
     if pred.device != target.device:
-        raise ValueError(f"dice: pred and target must be on the same device, got {pred.device} and {target.device}")
+        raise UserInputError(f"dice: pred and target must be on the same device, got {pred.device} and {target.device}")
 
     # Spatial/batch shape without a class dimension, and the class count.
     def spatial(t):
         return tuple(t.shape) if _is_labels(t) else tuple(t.shape[:-3]) + tuple(t.shape[-2:])
 
     if spatial(pred) != spatial(target):
-        raise ValueError(
+        raise UserInputError(
             f"dice: pred and target do not match: shapes {tuple(pred.shape)} and {tuple(target.shape)} "
             "(label maps are (B, H, W), one-hot/probabilities (B, K, H, W))"
         )
@@ -355,18 +357,18 @@ def dice(
 
     ks = {t.shape[-3] for t in (pred, target) if not _is_labels(t)}
     if len(ks) > 1:
-        raise ValueError(f"dice: pred and target have different numbers of classes: {sorted(ks)}")
+        raise UserInputError(f"dice: pred and target have different numbers of classes: {sorted(ks)}")
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"dice: num_classes must be a positive int, got {num_classes!r}")
+            raise UserInputError(f"dice: num_classes must be a positive int, got {num_classes!r}")
         if ks and num_classes != next(iter(ks)):
-            raise ValueError(
+            raise UserInputError(
                 f"dice: num_classes={num_classes} does not match the class dimension {next(iter(ks))}"
             )
     labels = [t for t in (pred, target) if _is_labels(t)]
     for t in labels:
         if t.numel() and int(t.min()) < 0:
-            raise ValueError("dice: label maps must be non-negative")
+            raise UserInputError("dice: label maps must be non-negative")
     if num_classes is None:
         if ks:
             num_classes = next(iter(ks))
@@ -374,9 +376,9 @@ def dice(
             num_classes = 1 + max(int(t.max()) if t.numel() else 0 for t in labels)
     for arg, t in (("pred", pred), ("target", target)):
         if _is_labels(t) and t.numel() and int(t.max()) >= num_classes:
-            raise ValueError(f"dice: {arg} has label {int(t.max())} >= num_classes={num_classes}")
+            raise UserInputError(f"dice: {arg} has label {int(t.max())} >= num_classes={num_classes}")
     if exclude_background and num_classes < 2:
-        raise ValueError("dice: exclude_background=True needs at least 2 classes (class 0 is the background)")
+        raise UserInputError("dice: exclude_background=True needs at least 2 classes (class 0 is the background)")
 
     float_dtype = next((t.dtype for t in (pred, target) if not _is_labels(t)), torch.get_default_dtype())
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import UserInputError
+
 __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum"]
 
 
@@ -34,7 +36,7 @@ def grad(u: torch.Tensor) -> torch.Tensor:
         ``[d/dH, d/dW]``; zero in the last row / last column respectively.
     """
     if u.dim() < 2:
-        raise ValueError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
+        raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
     g = u.new_zeros(*u.shape[:-2], 2, *u.shape[-2:])
     g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
     g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
@@ -53,7 +55,7 @@ def div(p: torch.Tensor) -> torch.Tensor:
     Tensor, shape (..., H, W)
     """
     if p.dim() < 3 or p.shape[-3] != 2:
-        raise ValueError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
+        raise UserInputError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
     p0, p1 = p[..., 0, :, :], p[..., 1, :, :]
     d = torch.zeros_like(p0)
     # d/dH part: p0[i] - p0[i-1] inside, p0[0] on the first row, -p0[H-2] on the last.
@@ -93,7 +95,7 @@ def _as_bchw(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
         return u[None], 3
     if u.dim() == 4:
         return u, 4
-    raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+    raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
 
 
 def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:

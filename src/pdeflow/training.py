@@ -106,6 +106,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .errors import UserInputError
+
 __all__ = [
     # config
     "save_config", "load_config", "config_to_dict", "ConfigCheck",
@@ -185,7 +187,7 @@ def _to_json(obj: Any, what: str) -> str:
     try:
         return json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{what} must be JSON serialisable (numbers, strings, lists, dicts; "
+        raise UserInputError(f"{what} must be JSON serialisable (numbers, strings, lists, dicts; "
                          f"no NaN/inf): {e}") from None
 
 
@@ -224,11 +226,11 @@ def load_config(cls: type, path: PathLike) -> Any:
         raise TypeError(f"load_config: cls must be a dataclass type, got {cls!r}")
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict):
-        raise ValueError(f"load_config: {path} does not hold a JSON object")
+        raise UserInputError(f"load_config: {path} does not hold a JSON object")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"load_config: {path} has fields unknown to {cls.__name__}: {unknown}")
+        raise UserInputError(f"load_config: {path} has fields unknown to {cls.__name__}: {unknown}")
     try:
         hints = typing.get_type_hints(cls)
     except Exception:   # unresolvable annotations: leave lists as lists
@@ -286,7 +288,7 @@ class ConfigCheck:
 
     def __call__(self, ok: bool, name: str, what: str) -> None:
         if not ok:
-            raise ValueError(f"{type(self.cfg).__name__}.{name}: expected {what}, got {getattr(self.cfg, name)!r}")
+            raise UserInputError(f"{type(self.cfg).__name__}.{name}: expected {what}, got {getattr(self.cfg, name)!r}")
 
     def ints(self, *names: str, minimum: int = 1) -> None:
         for name in names:
@@ -323,7 +325,7 @@ def step_seed(seed: int, step: int, rank: int = 0, stream: int = 0) -> int:
     """A 63-bit seed that is a pure, well-mixed function of ``(seed, step, rank, stream)``."""
     for name, v in (("seed", seed), ("step", step), ("rank", rank), ("stream", stream)):
         if not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"step_seed: {name} must be a non-negative int, got {v!r}")
+            raise UserInputError(f"step_seed: {name} must be a non-negative int, got {v!r}")
     state = np.random.SeedSequence([int(seed), int(step), int(rank), int(stream)]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
@@ -352,10 +354,10 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int, rank: int = 0,
     """
     per_step = batch_size * world_size
     if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"batch_indices: need batch_size >= 1 and 0 <= rank < world_size, "
+        raise UserInputError(f"batch_indices: need batch_size >= 1 and 0 <= rank < world_size, "
                          f"got batch_size={batch_size}, rank={rank}, world_size={world_size}")
     if n < per_step:
-        raise ValueError(f"batch_indices: data set of n={n} items is smaller than one global batch "
+        raise UserInputError(f"batch_indices: data set of n={n} items is smaller than one global batch "
                          f"(batch_size {batch_size} x world_size {world_size})")
     steps_per_epoch = n // per_step
     epoch, i = divmod(step, steps_per_epoch)
@@ -482,7 +484,7 @@ def import_state(path: PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     meta = json.loads(meta_path.read_text())
     expected = meta.get("weights", {}).get("sha256")
     if expected is not None and _sha256(weights_path) != expected:
-        raise ValueError(f"import_state: {weights_path} does not match the checksum in {meta_path} "
+        raise UserInputError(f"import_state: {weights_path} does not match the checksum in {meta_path} "
                          "(weights and metadata come from different exports)")
     return load_file(weights_path, device="cpu"), meta
 
@@ -643,7 +645,7 @@ def check_finite(step: int, hint: str = "", **values: float) -> None:
                                  f"kept{': ' + hint if hint else ''}")
 
 
-class RunConfigError(ValueError):
+class RunConfigError(UserInputError):
     """A run directory holds a run whose config differs from the one given."""
 
 
@@ -688,9 +690,9 @@ class Run:
                  ckpt_every: int = 1000, best_mode: str = "min", allow_changed: tuple[str, ...] = (),
                  quiet: bool = False, tensorboard: bool = False):
         if best_mode not in ("min", "max"):
-            raise ValueError(f"Run: best_mode must be 'min' or 'max', got {best_mode!r}")
+            raise UserInputError(f"Run: best_mode must be 'min' or 'max', got {best_mode!r}")
         if not (isinstance(ckpt_every, int) and ckpt_every >= 1):
-            raise ValueError(f"Run: ckpt_every must be a positive int, got {ckpt_every!r}")
+            raise UserInputError(f"Run: ckpt_every must be a positive int, got {ckpt_every!r}")
         self.dir = Path(dir)
         self.config = config
         self.config_dict = config_to_dict(config)
@@ -849,13 +851,13 @@ class Run:
         values = {}
         for k, v in scalars.items():
             if k in ("step", "wall_time"):
-                raise ValueError(f"Run.log: {k!r} is a reserved column name")
+                raise UserInputError(f"Run.log: {k!r} is a reserved column name")
             if isinstance(v, torch.Tensor):
                 if v.numel() != 1:
-                    raise ValueError(f"Run.log: {k} must be a scalar, got a tensor of shape {tuple(v.shape)}")
+                    raise UserInputError(f"Run.log: {k} must be a scalar, got a tensor of shape {tuple(v.shape)}")
                 v = v.item()
             if not isinstance(v, (int, float, np.integer, np.floating)):
-                raise ValueError(f"Run.log: {k} must be a number, got {type(v).__name__}")
+                raise UserInputError(f"Run.log: {k} must be a number, got {type(v).__name__}")
             values[k] = float(v) if isinstance(v, (float, np.floating)) else int(v)
         if self._row is not None and self._row["step"] != step:
             self._flush_row()

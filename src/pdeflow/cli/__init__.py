@@ -37,6 +37,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
+from ..errors import UserInputError  # noqa: E402
 from . import iel, inpaint, tv, tvflownet  # noqa: E402
 from ._common import PROG, CLIError, Outputs, _Terminated, subcommand_group  # noqa: E402
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.run(args) or 0)
-    except CLIError as exc:
+    except UserInputError as exc:  # CLIError included; any other exception is a bug: traceback
         print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, _Terminated) as exc:

@@ -20,14 +20,19 @@ import numpy as np
 import torch
 
 from .. import data as pdata
+from ..errors import UserInputError
 
 PROG = "pdeflow"
 DEFAULT_BUILTIN = "skimage/camera"
 DEFAULT_BUILTIN_SIZE = 256
 
 
-class CLIError(Exception):
-    """A user error found while running a subcommand: printed as one line, exit status 2."""
+class CLIError(UserInputError):
+    """A user error found while running a subcommand: printed as one line, exit status 2.
+
+    Any :class:`~pdeflow.errors.UserInputError` raised by the library is printed the same way; every other
+    exception is a bug and shows its traceback.
+    """
 
 
 class _Terminated(BaseException):
@@ -285,7 +290,7 @@ def check_trainer_args(args, config_from_args, check_config) -> None:
         check_device(args.parser, args.device)
     try:
         check_config(config_from_args(args))
-    except ValueError as e:
+    except UserInputError as e:
         args.parser.error(str(e))
 
 
@@ -304,8 +309,6 @@ def run_trainer(args, cfg, train) -> Path:
         return train(cfg, Path(args.run_dir), device=args.device, quiet=args.quiet, command=invoked_command())
     except RunConfigError as e:
         raise CLIError(f"argument --run-dir: {e}") from None
-    except ValueError as e:
-        raise CLIError(str(e)) from None
     except FloatingPointError as e:        # a diverged run: its checkpoints are intact and resumable
         raise CLIError(str(e)) from None
 

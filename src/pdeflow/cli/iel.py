@@ -12,6 +12,7 @@ import torch
 from ..iel.datasets import DATASETS
 from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experiment
 from ..iel.layers import BOUNDARIES, OPERATORS
+from ..errors import UserInputError
 from ..training import RunConfigError
 from ._common import CLIError, check_device, nonneg_float, nonneg_int, positive_float, positive_int
 
@@ -150,7 +151,7 @@ def _check(args) -> None:
     args.device = check_device(p, args.device)
     try:
         check_spec(spec_from_args(args))
-    except ValueError as e:
+    except UserInputError as e:
         msg = str(e).replace("RunConfig: ", "").replace("ExperimentSpec: ", "")
         p.error(f"argument --{msg.split(' ')[0].replace('_', '-')}: {msg}")
     out = Path(args.out)

@@ -518,14 +518,11 @@ def _run_evaluate(args) -> int:
     out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
     t0 = time.perf_counter()
-    try:
-        results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
-                           channels=args.channels, methods=args.methods, image_dir=args.image_dir,
-                           inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
-                           ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
-                           metric=args.metric, tol=args.tol, progress=sys.stderr.isatty())
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
+                       channels=args.channels, methods=args.methods, image_dir=args.image_dir,
+                       inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
+                       ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
+                       metric=args.metric, tol=args.tol, progress=sys.stderr.isatty())
     with out:
         paths = write_report(results, out)
     for note in results["notes"]:

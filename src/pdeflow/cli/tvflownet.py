@@ -335,18 +335,15 @@ def _run_evaluate(args) -> int:
     tables = sorted(set(args.tables))
     progress = sys.stderr.isatty()
     t0 = time.perf_counter()
-    try:
-        results = evaluate(
-            models, sizes=args.sizes, n_images=args.n_images, tables=tables,
-            times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
-            medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
-            spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
-            timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes, joint_sizes=args.joint_sizes,
-            joint_images=args.joint_images, joint_iterations=args.joint_iterations, dt=args.dt, tol=args.tol,
-            solver=args.solver, cache_dir=False if args.no_cache else args.cache, device=args.device,
-            progress=progress)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    results = evaluate(
+        models, sizes=args.sizes, n_images=args.n_images, tables=tables,
+        times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
+        medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
+        spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
+        timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes, joint_sizes=args.joint_sizes,
+        joint_images=args.joint_images, joint_iterations=args.joint_iterations, dt=args.dt, tol=args.tol,
+        solver=args.solver, cache_dir=False if args.no_cache else args.cache, device=args.device,
+        progress=progress)
     report = write_report(results, out)
     print(f"wrote {report} (and results.json, figures) in {time.perf_counter() - t0:.0f} s", file=sys.stdout)
     return 0

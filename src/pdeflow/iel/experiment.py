@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserInputError
 from .. import ops, training
 from ..data import random_crops
 from ..metrics import dice
@@ -96,7 +97,7 @@ class RunConfig:
 def check_config(cfg: RunConfig) -> None:
     """Raise ValueError naming the first bad field of ``cfg``."""
     def bad(name, what):
-        raise ValueError(f"RunConfig: {name} must be {what}, got {getattr(cfg, name)!r}")
+        raise UserInputError(f"RunConfig: {name} must be {what}, got {getattr(cfg, name)!r}")
 
     if cfg.dataset not in DATASETS:
         bad("dataset", f"one of {DATASETS}")
@@ -233,7 +234,7 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
     if done is not None:
         return done
     if data is not None and data.name != cfg.dataset:
-        raise ValueError(f"train_run: data is {data.name!r} but cfg.dataset is {cfg.dataset!r}")
+        raise UserInputError(f"train_run: data is {data.name!r} but cfg.dataset is {cfg.dataset!r}")
     device = torch.device(device)
     training.seed_everything(cfg.seed, deterministic=cfg.deterministic)
     data, noise_fraction = prepare_data(cfg, data)
@@ -329,21 +330,21 @@ class ExperimentSpec:
 def check_spec(spec: ExperimentSpec) -> None:
     """Raise ValueError naming the first bad field of ``spec`` (and of its base config)."""
     if spec.mode not in ("compare", "sweep"):
-        raise ValueError(f"ExperimentSpec: mode must be 'compare' or 'sweep', got {spec.mode!r}")
+        raise UserInputError(f"ExperimentSpec: mode must be 'compare' or 'sweep', got {spec.mode!r}")
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
-        raise ValueError(f"ExperimentSpec: seeds must be distinct and non-empty, got {spec.seeds!r}")
+        raise UserInputError(f"ExperimentSpec: seeds must be distinct and non-empty, got {spec.seeds!r}")
     if spec.base.noise == "none":
-        raise ValueError("ExperimentSpec: base.noise must name the noisy-label setting ('blocks' or 'windows'); "
+        raise UserInputError("ExperimentSpec: base.noise must name the noisy-label setting ('blocks' or 'windows'); "
                          "clean runs are added by the compare mode")
     if spec.mode == "compare" and (len(spec.dts) != 1 or len(spec.layers) != 1):
-        raise ValueError("ExperimentSpec: the compare mode takes one dt and one layers value "
+        raise UserInputError("ExperimentSpec: the compare mode takes one dt and one layers value "
                          f"(got dts {spec.dts}, layers {spec.layers}); use mode='sweep' for several")
     for dt in spec.dts:
         if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"ExperimentSpec: dts must be > 0, got {dt!r}")
+            raise UserInputError(f"ExperimentSpec: dts must be > 0, got {dt!r}")
     for n in spec.layers:
         if not isinstance(n, int) or n < 1:
-            raise ValueError(f"ExperimentSpec: layers must be ints >= 1, got {n!r}")
+            raise UserInputError(f"ExperimentSpec: layers must be ints >= 1, got {n!r}")
     check_config(spec.base)
 
 
@@ -376,7 +377,7 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
     out_dir = Path(out_dir)
     k, n = shard
     if not (isinstance(n, int) and n >= 1 and isinstance(k, int) and 0 <= k < n):
-        raise ValueError(f"run_experiment: shard must be (k, n) with 0 <= k < n, got {shard!r}")
+        raise UserInputError(f"run_experiment: shard must be (k, n) with 0 <= k < n, got {shard!r}")
     spec_dict = {"mode": spec.mode, "base": training.config_to_dict(spec.base), "seeds": list(spec.seeds),
                  "dts": list(spec.dts), "layers": list(spec.layers)}
     mine = [r for i, r in enumerate(runs) if i % n == k]

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserInputError
 from .. import ops
 
 __all__ = [
@@ -73,7 +74,7 @@ def _check_u(u, who: str) -> None:
     if not isinstance(u, torch.Tensor):
         raise TypeError(f"{who}: input must be a torch.Tensor of shape (B, C, H, W), got {type(u).__name__}")
     if u.dim() != 4:
-        raise ValueError(f"{who}: input must have shape (B, C, H, W) (a batch of logit maps), "
+        raise UserInputError(f"{who}: input must have shape (B, C, H, W) (a batch of logit maps), "
                          f"got shape {tuple(u.shape)}")
     if not u.is_floating_point():
         raise TypeError(f"{who}: input must be a floating tensor (logits), got dtype {u.dtype}")
@@ -81,13 +82,13 @@ def _check_u(u, who: str) -> None:
 
 def _check_boundary(boundary, who: str) -> str:
     if boundary not in BOUNDARIES:
-        raise ValueError(f"{who}: boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        raise UserInputError(f"{who}: boundary must be one of {BOUNDARIES}, got {boundary!r}")
     return boundary
 
 
 def _positive(value, name: str, who: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
+        raise UserInputError(f"{who}: {name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
@@ -188,7 +189,7 @@ def make_operator(name: str, param: float | None = None):
     ``kappa``); None takes the default.
     """
     if name not in OPERATORS:
-        raise ValueError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
+        raise UserInputError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
     cls, _ = OPERATORS[name]
     return cls() if param is None else cls(param)
 
@@ -229,7 +230,7 @@ class InverseEvolution(nn.Module):
         self.operator = operator
         self.dt = _positive(dt, "dt", who)
         if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-            raise ValueError(f"{who}: steps must be an int >= 1, got {steps!r}")
+            raise UserInputError(f"{who}: steps must be an int >= 1, got {steps!r}")
         self.steps = int(steps)
         self.boundary = _check_boundary(boundary, who)
         self._takes_boundary = _takes_boundary(operator)

@@ -25,6 +25,7 @@ import math
 from numbers import Integral, Real
 
 import torch
+from ..errors import UserInputError
 
 __all__ = ["block_noise", "window_noise", "add_label_noise", "NOISE_KINDS"]
 
@@ -37,22 +38,22 @@ def _prepare(labels, num_classes, who):
     if labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"{who}: labels must be an integer label map, got dtype {labels.dtype}")
     if labels.dim() not in (2, 3):
-        raise ValueError(f"{who}: labels must have shape (H, W) or (B, H, W), got {tuple(labels.shape)}")
+        raise UserInputError(f"{who}: labels must have shape (H, W) or (B, H, W), got {tuple(labels.shape)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 2:
-        raise ValueError(f"{who}: num_classes must be an int >= 2, got {num_classes!r}")
+        raise UserInputError(f"{who}: num_classes must be an int >= 2, got {num_classes!r}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"{who}: labels must lie in 0..{num_classes - 1}, "
+        raise UserInputError(f"{who}: labels must lie in 0..{num_classes - 1}, "
                          f"got values in {int(labels.min())}..{int(labels.max())}")
     return labels if labels.dim() == 3 else labels[None]
 
 
 def _generator(seed, generator, who):
     if seed is not None and generator is not None:
-        raise ValueError(f"{who}: pass seed or generator, not both")
+        raise UserInputError(f"{who}: pass seed or generator, not both")
     if generator is not None:
         return generator
     if seed is None:
-        raise ValueError(f"{who}: pass seed (an int) or generator, so that the noise is reproducible")
+        raise UserInputError(f"{who}: pass seed (an int) or generator, so that the noise is reproducible")
     g = torch.Generator()
     g.manual_seed(int(seed))
     return g
@@ -60,7 +61,7 @@ def _generator(seed, generator, who):
 
 def _block_size(size, who) -> int:
     if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-        raise ValueError(f"{who}: size must be an int >= 1 (pixels), got {size!r}")
+        raise UserInputError(f"{who}: size must be an int >= 1 (pixels), got {size!r}")
     return int(size)
 
 
@@ -91,7 +92,7 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
     lab = _prepare(labels, num_classes, who)
     s = _block_size(size, who)
     if isinstance(keep, bool) or not isinstance(keep, Real) or not 0.0 <= keep <= 1.0:
-        raise ValueError(f"{who}: keep must be a probability in [0, 1], got {keep!r}")
+        raise UserInputError(f"{who}: keep must be a probability in [0, 1], got {keep!r}")
     g = _generator(seed, generator, who)
     B, H, W = lab.shape
     hb, wb = math.ceil(H / s), math.ceil(W / s)
@@ -132,10 +133,10 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
     lab = _prepare(labels, num_classes, who)
     s = _block_size(size, who)
     if isinstance(area, bool) or not isinstance(area, Real) or not 0.0 <= area <= 1.0:
-        raise ValueError(f"{who}: area must be a fraction in [0, 1], got {area!r}")
+        raise UserInputError(f"{who}: area must be a fraction in [0, 1], got {area!r}")
     B, H, W = lab.shape
     if H < s or W < s:
-        raise ValueError(f"{who}: windows of size {s} do not fit in {H}x{W} labels")
+        raise UserInputError(f"{who}: windows of size {s} do not fit in {H}x{W} labels")
     g = _generator(seed, generator, who)
     n = int(round(area * H * W / (s * s)))
     out = lab.clone()
@@ -163,4 +164,4 @@ def add_label_noise(labels: torch.Tensor, num_classes: int, kind: str, *, size: 
         return block_noise(labels, num_classes, size, keep, seed=seed, generator=generator)
     if kind == "windows":
         return window_noise(labels, num_classes, size, area, seed=seed, generator=generator)
-    raise ValueError(f"add_label_noise: kind must be one of {NOISE_KINDS}, got {kind!r}")
+    raise UserInputError(f"add_label_noise: kind must be one of {NOISE_KINDS}, got {kind!r}")

@@ -15,6 +15,8 @@ from numbers import Integral
 import torch
 from torch import nn
 
+from ..errors import UserInputError
+
 __all__ = ["UNet"]
 
 
@@ -59,7 +61,7 @@ class UNet(nn.Module):
         for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
                             ("width", width, 1), ("depth", depth, 2)):
             if isinstance(v, bool) or not isinstance(v, Integral) or v < lo:
-                raise ValueError(f"UNet: {name} must be an int >= {lo}, got {v!r}")
+                raise UserInputError(f"UNet: {name} must be an int >= {lo}, got {v!r}")
         self.in_channels, self.num_classes, self.width, self.depth = in_channels, num_classes, width, depth
         chans = [width * 2 ** k for k in range(depth)]
         self.inc = _DoubleConv(in_channels, chans[0])
@@ -70,10 +72,10 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"UNet: input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise UserInputError(f"UNet: input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         m = 2 ** (self.depth - 1)
         if x.shape[-2] % m or x.shape[-1] % m:
-            raise ValueError(f"UNet: input height and width must be divisible by {m} (depth {self.depth}), "
+            raise UserInputError(f"UNet: input height and width must be divisible by {m} (depth {self.depth}), "
                              f"got {x.shape[-2]}x{x.shape[-1]}")
         skips = [self.inc(x)]
         for down in self.downs:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import laplacian
 
@@ -82,7 +83,7 @@ def _as4(t: torch.Tensor, who: str, name: str) -> torch.Tensor:
         return t[None]
     if t.dim() == 4:
         return t
-    raise ValueError(f"{who}: {name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
+    raise UserInputError(f"{who}: {name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
 
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True) -> torch.Tensor:
@@ -96,27 +97,27 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True) -> 
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dim() > 4 or mask.dim() < 2:
-        raise ValueError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
+        raise UserInputError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
                          f"{tuple(f4.shape)}, got {tuple(mask.shape)}")
     m = mask
     while m.dim() < 4:
         m = m[None]
     B, C, H, W = f4.shape
     if m.shape[-2:] != (H, W) or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
-        raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
+        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
                          f"{tuple(f4.shape)} (expected (H, W) = ({H}, {W}), with batch 1 or {B} "
                          f"and channels 1 or {C})")
     if m.is_complex():
         raise TypeError(f"{who}: mask must be bool or real, got {m.dtype}")
     if m.dtype != torch.bool:
         if not bool(((m == 0) | (m == 1)).all()):
-            raise ValueError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
+            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
     m = m.to(device=f4.device, dtype=f4.dtype)
     if need_known:
         known = m.flatten(2).sum(-1)  # (Bm, Cm)
         if bool((known == 0).any()):
             bad = (known == 0).nonzero()[0].tolist()
-            raise ValueError(f"{who}: mask has no known pixel in image {bad[0]}"
+            raise UserInputError(f"{who}: mask has no known pixel in image {bad[0]}"
                              + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
                              + "; at least one pixel per image must be known")
     return m
@@ -129,9 +130,9 @@ def _check_f(f, who: str) -> torch.Tensor:
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
     f4 = _as4(f, who, "f")
     if f4.shape[-1] < 2 or f4.shape[-2] < 2:
-        raise ValueError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
+        raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
     if not bool(torch.isfinite(f4).all()):
-        raise ValueError(f"{who}: f contains NaN or infinite values")
+        raise UserInputError(f"{who}: f contains NaN or infinite values")
     return f4
 
 
@@ -366,21 +367,21 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     f4 = _check_f(f, who)
     m = check_mask(mask, f4, who)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
-        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if method not in METHODS:
-        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+        raise UserInputError(f"{who}: method must be one of {METHODS}, got {method!r}")
     B, C, H, W = f4.shape
     if max_iter is None:
         max_iter = 500 if method == "mg" else 20 * (H + W)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
+        raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if x0 is not None:
         if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-            raise ValueError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
+            raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
                              f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
         x0 = _as4(x0.to(device=f4.device, dtype=f4.dtype), who, "x0")
         if not bool(torch.isfinite(x0).all()):
-            raise ValueError(f"{who}: x0 contains NaN or infinite values")
+            raise UserInputError(f"{who}: x0 contains NaN or infinite values")
 
     w = 1.0 - m
     mf = m * f4
@@ -423,4 +424,4 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
         return metrics.mse(f, u)
     if metric == "mae":
         return metrics.mae(f, u)
-    raise ValueError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")
+    raise UserInputError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")

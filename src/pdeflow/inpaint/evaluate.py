@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserInputError
 from .. import data as pdata
 from ..metrics import mae as mae_metric
 from ..metrics import psnr, ssim
@@ -132,14 +133,14 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     densities = [float(d) for d in densities]
     for d in densities:
         if not 0 < d < 1:
-            raise ValueError(f"densities: each must be in (0, 1) (a fraction of known pixels), got {d!r}")
+            raise UserInputError(f"densities: each must be in (0, 1) (a fraction of known pixels), got {d!r}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"methods: unknown {unknown}; choose among {', '.join(METHODS)}")
+        raise UserInputError(f"methods: unknown {unknown}; choose among {', '.join(METHODS)}")
     if not (isinstance(size, int) and size >= 11):
-        raise ValueError(f"size: must be an int >= 11 (the SSIM window), got {size!r}")
+        raise UserInputError(f"size: must be an int >= 11 (the SSIM window), got {size!r}")
     if not (isinstance(n_images, int) and n_images >= 1):
-        raise ValueError(f"n_images: must be a positive int, got {n_images!r}")
+        raise UserInputError(f"n_images: must be a positive int, got {n_images!r}")
     notes: list[str] = []
     methods = list(methods)
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserInputError
 from ..training import import_state
 from .masknet import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
@@ -72,7 +73,7 @@ def _read(spec) -> tuple[dict, dict, Path]:
     cfg = meta.get("config")
     if not isinstance(cfg, dict) or cfg.get("kind") not in ("inpainting", "maskgan") \
             or not isinstance(cfg.get("model"), dict):
-        raise ValueError(f"{stem}.json is not an inpainting-GAN model (config.kind 'inpainting' or 'maskgan')")
+        raise UserInputError(f"{stem}.json is not an inpainting-GAN model (config.kind 'inpainting' or 'maskgan')")
     return state, meta, stem
 
 
@@ -95,14 +96,14 @@ def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
         d = check_density(density_or_path, "load_mask_model")
         name = next((n for k, n in MASK_MODELS.items() if math.isclose(k, d, abs_tol=1e-9)), None)
         if name is None:
-            raise ValueError(f"load_mask_model: no shipped mask GAN for density {d:g}; shipped densities are "
+            raise UserInputError(f"load_mask_model: no shipped mask GAN for density {d:g}; shipped densities are "
                              f"{', '.join(f'{k:g}' for k in MASK_MODELS)} (or pass the path of a trained model)")
         spec = name
     else:
         spec = density_or_path
     state, meta, stem = _read(spec)
     if meta["config"]["kind"] != "maskgan":
-        raise ValueError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
+        raise UserInputError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
                          "(use load_inpainting_model)")
     model = MaskGAN(**meta["config"]["model"])
     model.load_state_dict(state)
@@ -148,11 +149,11 @@ def _as_batch(f, who: str) -> tuple[torch.Tensor, int]:
     if not isinstance(f, torch.Tensor):
         raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
     if f.dim() not in (2, 3, 4) or f.numel() == 0:
-        raise ValueError(f"{who}: f must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
+        raise UserInputError(f"{who}: f must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point image in [0, 1], got dtype {f.dtype}")
     if not bool(torch.isfinite(f).all()):
-        raise ValueError(f"{who}: f contains NaN or infinite values")
+        raise UserInputError(f"{who}: f contains NaN or infinite values")
     dim = f.dim()
     while f.dim() < 4:
         f = f.unsqueeze(0)
@@ -167,7 +168,7 @@ def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
         return (f * w).sum(1, keepdim=True)
     if channels == 3 and f.shape[1] == 1:
         return f.expand(-1, 3, -1, -1)
-    raise ValueError(f"f has {f.shape[1]} channels; the model takes {channels} (1 and 3 are converted)")
+    raise UserInputError(f"f has {f.shape[1]} channels; the model takes {channels} (1 and 3 are converted)")
 
 
 @torch.no_grad()
@@ -203,10 +204,10 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     elif not isinstance(model, MaskGAN):
         raise TypeError(f"gan_mask: model must be a MaskGAN (see load_mask_model), got {type(model).__name__}")
     elif not math.isclose(model.density, density, abs_tol=1e-9):
-        raise ValueError(f"gan_mask: density {density:g} differs from the model's training density "
+        raise UserInputError(f"gan_mask: density {density:g} differs from the model's training density "
                          f"{model.density:g}; use a model trained for {density:g}")
     if seed is not None and generator is not None:
-        raise ValueError("gan_mask: pass seed or generator, not both")
+        raise UserInputError("gan_mask: pass seed or generator, not both")
     if seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
     net = model.mask_net
@@ -214,7 +215,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     try:
         xm = _to_channels(x, net.channels)
     except ValueError as e:
-        raise ValueError(f"gan_mask: {e}") from None
+        raise UserInputError(f"gan_mask: {e}") from None
     xp, (H, W) = pad_to_multiple(xm.to(device=p.device, dtype=p.dtype), 8)
     r = torch.rand(xp.shape, generator=generator, dtype=p.dtype).to(p.device)
     was = net.training
@@ -258,19 +259,19 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     if m.dim() != dim or m.shape[-2:] != f.shape[-2:] or (dim >= 3 and m.shape[-3] not in (1, f.shape[-3])) \
             or (dim == 4 and m.shape[0] != f.shape[0]):
         want = {2: "(H, W)", 3: "(1, H, W) or (C, H, W)", 4: "(B, 1, H, W) or (B, C, H, W)"}[dim]
-        raise ValueError(f"gan_inpaint: mask must have shape {want} matching f of shape {tuple(f.shape)}, "
+        raise UserInputError(f"gan_inpaint: mask must have shape {want} matching f of shape {tuple(f.shape)}, "
                          f"got {tuple(m.shape)}")
     m = m.to(x.device)
     while m.dim() < 4:
         m = m.unsqueeze(0)
     m = m.float() if m.dtype == torch.bool else m
     if not bool(((m == 0) | (m == 1)).all()):
-        raise ValueError("gan_inpaint: mask values must be 0 (missing) or 1 (known)")
+        raise UserInputError("gan_inpaint: mask values must be 0 (missing) or 1 (known)")
     if m.shape[1] > 1 and not bool((m == m[:, :1]).all()):
-        raise ValueError("gan_inpaint: a mask with several channels must have all channels equal")
+        raise UserInputError("gan_inpaint: a mask with several channels must have all channels equal")
     m = m[:, :1]
     if bool((m.flatten(1).sum(1) == 0).any()):
-        raise ValueError("gan_inpaint: mask has no known pixel (in at least one image); nothing to inpaint from")
+        raise UserInputError("gan_inpaint: mask has no known pixel (in at least one image); nothing to inpaint from")
     if model is None:
         model = load_inpainting_model()
     if isinstance(model, MaskGAN):
@@ -278,7 +279,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     if not isinstance(model, InpaintingGenerator):
         raise TypeError(f"gan_inpaint: model must be an InpaintingGenerator or MaskGAN, got {type(model).__name__}")
     if seed is not None and generator is not None:
-        raise ValueError("gan_inpaint: pass seed or generator, not both")
+        raise UserInputError("gan_inpaint: pass seed or generator, not both")
     if seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
     p = next(model.parameters())
@@ -289,7 +290,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     elif model.channels == 3 and C == 1:
         xx = xx.expand(-1, 3, -1, -1)
     elif model.channels != C:
-        raise ValueError(f"gan_inpaint: f has {C} channels; the model takes {model.channels}")
+        raise UserInputError(f"gan_inpaint: f has {C} channels; the model takes {model.channels}")
     xp, (H, W) = pad_to_multiple(xx, 8)
     mp, _ = pad_to_multiple(mm, 8)
     noise = torch.randn(xp.shape, generator=generator, dtype=p.dtype).to(p.device) * model.noise_std

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserInputError
 from .wgan import HEAD, Hourglass, InpaintingGenerator, _init, hard_sigmoid, scaled
 
 __all__ = ["binarise", "PRIOR_SCALE", "MaskGenerator", "MaskGAN", "density_loss", "mask_loss", "check_density"]
@@ -57,7 +58,7 @@ def check_density(density, who: str) -> float:
     """``density`` as a float in (0, 1), or a ValueError naming ``who``."""
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
             or not 0.0 < density < 1.0:
-        raise ValueError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got {density!r}")
+        raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got {density!r}")
     return float(density)
 
 
@@ -114,11 +115,11 @@ class MaskGenerator(nn.Module):
                  exact_density: float | None = None):
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"MaskGenerator: channels must be 1 or 3, got {channels!r}")
+            raise UserInputError(f"MaskGenerator: channels must be 1 or 3, got {channels!r}")
         self.prior_density = None if prior_density is None else check_density(prior_density, "MaskGenerator")
         self.exact_density = None if exact_density is None else check_density(exact_density, "MaskGenerator")
         if not (isinstance(width, (int, float)) and width > 0 and math.isfinite(width)):
-            raise ValueError(f"MaskGenerator: width must be a positive number, got {width!r}")
+            raise UserInputError(f"MaskGenerator: width must be a positive number, got {width!r}")
         self.config = {"channels": int(channels), "width": float(width)}
         self.channels = int(channels)
         self.body = Hourglass(2 * channels, width)
@@ -134,13 +135,13 @@ class MaskGenerator(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """The binarisation block's pre-activation ``z`` ``(B, 1, H, W)``; ``c = hard_sigmoid(z)``."""
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
-            raise ValueError(f"MaskGenerator: f must be (B, {self.channels}, H, W), "
+            raise UserInputError(f"MaskGenerator: f must be (B, {self.channels}, H, W), "
                              f"got {getattr(f, 'shape', type(f).__name__)}")
         if r is None:
             device = generator.device if generator is not None else f.device
             r = torch.rand(f.shape, generator=generator, dtype=f.dtype, device=device).to(f.device)
         elif r.shape != f.shape:
-            raise ValueError(f"MaskGenerator: r must have the shape of f {tuple(f.shape)}, got {tuple(r.shape)}")
+            raise UserInputError(f"MaskGenerator: r must have the shape of f {tuple(f.shape)}, got {tuple(r.shape)}")
         x = self.body(torch.cat([f, r], dim=1))
         z = self.out(F.elu(self.head(x)))
         if self.prior_density is not None:
@@ -184,7 +185,7 @@ def density_loss(b: torch.Tensor, density: float) -> torch.Tensor:
     """``mean over images of |mean(b_i) - density|`` (the first term of seed 004 eq. 4)."""
     density = check_density(density, "density_loss")
     if b.dim() != 4:
-        raise ValueError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")
+        raise UserInputError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")
     return (b.flatten(1).mean(1) - density).abs().mean()
 
 

@@ -32,6 +32,7 @@ from numbers import Integral, Real
 
 import torch
 
+from ..errors import UserInputError
 from ..progress import progress_bar
 from .diffusion import METHODS, _check_f, check_mask, diffuse
 
@@ -90,38 +91,38 @@ def _check_density(density, n_pixels: int, who: str) -> int:
     if isinstance(density, bool) or not isinstance(density, Real) or not math.isfinite(density):
         raise TypeError(f"{who}: density must be a number in (0, 1), got {density!r}")
     if not 0 < density < 1:
-        raise ValueError(f"{who}: density must be in (0, 1) (fraction of known pixels), got {density!r}")
+        raise UserInputError(f"{who}: density must be in (0, 1) (fraction of known pixels), got {density!r}")
     k = int(round(float(density) * n_pixels))
     if k < 1:
-        raise ValueError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
+        raise UserInputError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
                          f"(need density >= {0.5 / n_pixels:.3g})")
     if k >= n_pixels:
-        raise ValueError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
+        raise UserInputError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
     return k
 
 
 def _check_fraction(x, name: str, who: str) -> float:
     if isinstance(x, bool) or not isinstance(x, Real) or not (0 < x <= 1):
-        raise ValueError(f"{who}: {name} must be a number in (0, 1], got {x!r}")
+        raise UserInputError(f"{who}: {name} must be a number in (0, 1], got {x!r}")
     return float(x)
 
 
 def _check_int(x, name: str, who: str, minimum: int = 1) -> int:
     if isinstance(x, bool) or not isinstance(x, Integral) or x < minimum:
-        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {x!r}")
+        raise UserInputError(f"{who}: {name} must be an int >= {minimum}, got {x!r}")
     return int(x)
 
 
 def _check_solver(method, tol, who: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+        raise UserInputError(f"{who}: method must be one of {METHODS}, got {method!r}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < 1):
-        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
 
 
 def _check_metric(metric, who: str) -> str:
     if metric not in METRICS:
-        raise ValueError(f"{who}: metric must be one of {METRICS}, got {metric!r}")
+        raise UserInputError(f"{who}: metric must be one of {METRICS}, got {metric!r}")
     return metric
 
 
@@ -186,7 +187,7 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
         shape = tuple(shape)
     if (not isinstance(shape, (tuple, list)) or len(shape) < 2
             or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape)):
-        raise ValueError(f"{who}: shape must be a tuple of at least two positive ints (..., H, W), got {shape!r}")
+        raise UserInputError(f"{who}: shape must be a tuple of at least two positive ints (..., H, W), got {shape!r}")
     shape = tuple(int(s) for s in shape)
     H, W = shape[-2:]
     k = _check_density(density, H * W, who)
@@ -247,7 +248,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     several = isinstance(density, (list, tuple))
     densities = list(density) if several else [density]
     if several and not densities:
-        raise ValueError(f"{who}: density must be a number in (0, 1) or a non-empty list of them")
+        raise UserInputError(f"{who}: density must be a number in (0, 1) or a non-empty list of them")
     targets = [_check_density(d, N, who) for d in densities]
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
@@ -352,11 +353,11 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     N = H * W
     m4 = check_mask(mask, f4, who)
     if m4.shape[1] != 1:
-        raise ValueError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
+        raise UserInputError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
     keep = m4.expand(B, 1, H, W).reshape(B, N).bool().clone()
     counts = keep.sum(1)
     if bool((counts == N).any()):
-        raise ValueError(f"{who}: mask has no unknown pixel; nothing to exchange")
+        raise UserInputError(f"{who}: mask has no unknown pixel; nothing to exchange")
     candidates = _check_int(candidates, "candidates", who)
     exchanges = _check_int(exchanges, "exchanges", who)
     cycles = _check_int(cycles, "cycles", who, minimum=0)
@@ -364,7 +365,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     metric = _check_metric(metric, who)
     _check_solver(method, tol, who)
     if exchanges > candidates:
-        raise ValueError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
+        raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
     gen = _generator(generator, who)
     dev = f4.device
     S = parallel

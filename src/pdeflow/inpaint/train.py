@@ -78,6 +78,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserInputError
 from .. import data as pdata
 from ..metrics import psnr, ssim
 from ..training import (ConfigCheck, Run, check_finite, config_to_dict, export_model, invoked_command, load_checkpoint,
@@ -281,13 +282,13 @@ def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> di
     run_dir = Path(cfg.init)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
-        raise ValueError(f"init: {str(run_dir)!r} is not a training run directory (no config.json)")
+        raise UserInputError(f"init: {str(run_dir)!r} is not a training run directory (no config.json)")
     saved = json.loads(cfg_path.read_text())
     if saved.get("stage") != "wgan":
-        raise ValueError(f"init: {run_dir} is a stage {saved.get('stage')!r} run; need a stage 'wgan' run")
+        raise UserInputError(f"init: {run_dir} is a stage {saved.get('stage')!r} run; need a stage 'wgan' run")
     for key in ("channels", "width", "crop", "noise_std"):
         if saved.get(key) != getattr(cfg, key):
-            raise ValueError(f"init: {run_dir} was trained with {key}={saved.get(key)!r}, "
+            raise UserInputError(f"init: {run_dir} was trained with {key}={saved.get(key)!r}, "
                              f"this run has {key}={getattr(cfg, key)!r}")
     path = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
     ckpt = load_checkpoint(path)

@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserInputError
+
 __all__ = ["hard_sigmoid", "scaled", "CBlock", "TCBlock", "Hourglass", "InpaintingGenerator", "Critic",
            "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_mask"]
 
@@ -136,7 +138,7 @@ class Hourglass(nn.Module):
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         H, W = x0.shape[-2:]
         if H % 8 or W % 8:
-            raise ValueError(f"Hourglass: height and width must be multiples of 8, got {H}x{W} "
+            raise UserInputError(f"Hourglass: height and width must be multiples of 8, got {H}x{W} "
                              "(pad with pdeflow.inpaint.wgan.pad_to_multiple)")
         skips, x = [], x0
         for block in self.encoder:
@@ -169,9 +171,9 @@ class InpaintingGenerator(nn.Module):
     def __init__(self, channels: int = 1, width: float = 1.0, noise_std: float = 0.1):
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"InpaintingGenerator: channels must be 1 or 3, got {channels!r}")
+            raise UserInputError(f"InpaintingGenerator: channels must be 1 or 3, got {channels!r}")
         if not (isinstance(width, (int, float)) and width > 0 and math.isfinite(width)):
-            raise ValueError(f"InpaintingGenerator: width must be a positive number, got {width!r}")
+            raise UserInputError(f"InpaintingGenerator: width must be a positive number, got {width!r}")
         self.config = {"channels": int(channels), "width": float(width), "noise_std": float(noise_std)}
         self.channels, self.noise_std = int(channels), float(noise_std)
         self.body = Hourglass(2 * channels + 1, width)
@@ -194,12 +196,12 @@ class InpaintingGenerator(nn.Module):
 def check_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
     """Raise ValueError unless ``mask`` is ``(B, 1, H, W)`` (or ``(B, C, H, W)``) matching ``f``."""
     if not isinstance(f, torch.Tensor) or f.dim() != 4:
-        raise ValueError(f"{who}: f must be a (B, C, H, W) tensor, got {getattr(f, 'shape', type(f).__name__)}")
+        raise UserInputError(f"{who}: f must be a (B, C, H, W) tensor, got {getattr(f, 'shape', type(f).__name__)}")
     if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
-        raise ValueError(f"{who}: mask must be a (B, 1, H, W) tensor, got "
+        raise UserInputError(f"{who}: mask must be a (B, 1, H, W) tensor, got "
                          f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
     if mask.shape[0] != f.shape[0] or mask.shape[-2:] != f.shape[-2:] or mask.shape[1] not in (1, f.shape[1]):
-        raise ValueError(f"{who}: mask must have shape {(f.shape[0], 1, *f.shape[-2:])} to match f of shape "
+        raise UserInputError(f"{who}: mask must have shape {(f.shape[0], 1, *f.shape[-2:])} to match f of shape "
                          f"{tuple(f.shape)}, got {tuple(mask.shape)}")
 
 
@@ -212,7 +214,7 @@ def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, no
         device = generator.device if generator is not None else f.device
         noise = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=device).to(f.device) * noise_std
     elif noise.shape != f.shape:
-        raise ValueError(f"generator_input: noise must have the shape of f {tuple(f.shape)}, got {tuple(noise.shape)}")
+        raise UserInputError(f"generator_input: noise must have the shape of f {tuple(f.shape)}, got {tuple(noise.shape)}")
     return torch.cat([f * mask, mask, noise * (1 - mask)], dim=1)
 
 
@@ -227,7 +229,7 @@ class Critic(nn.Module):
     def __init__(self, channels: int = 1, size: int = 64, width: float = 1.0, slope: float = 0.3):
         super().__init__()
         if not (isinstance(size, int) and size >= 32 and size % 32 == 0):
-            raise ValueError(f"Critic: size must be a multiple of 32, at least 32, got {size!r}")
+            raise UserInputError(f"Critic: size must be a multiple of 32, at least 32, got {size!r}")
         self.config = {"channels": int(channels), "size": int(size), "width": float(width), "slope": float(slope)}
         self.slope = slope
         convs, c = [], channels + 1
@@ -244,7 +246,7 @@ class Critic(nn.Module):
     def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Critic values ``(B,)``."""
         if u.shape[-2:] != (self.size, self.size):
-            raise ValueError(f"Critic: built for {self.size}x{self.size} inputs, got {tuple(u.shape[-2:])}")
+            raise UserInputError(f"Critic: built for {self.size}x{self.size} inputs, got {tuple(u.shape[-2:])}")
         x = torch.cat([u, mask[:, :1].to(u.dtype)], dim=1)
         for conv in self.convs:
             x = F.leaky_relu(conv(x), self.slope)

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import torch
 
+from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
@@ -35,13 +36,13 @@ def check_times(times) -> list[float]:
         times = [times]
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() == 0:
-        raise ValueError("times must contain at least one time")
+        raise UserInputError("times must contain at least one time")
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"times must be finite, got {t.tolist()}")
+        raise UserInputError(f"times must be finite, got {t.tolist()}")
     if bool((t < 0).any()):
-        raise ValueError(f"times must be >= 0, got {t.tolist()}")
+        raise UserInputError(f"times must be >= 0, got {t.tolist()}")
     if bool((t[1:] < t[:-1]).any()):
-        raise ValueError(f"times must be sorted in non-decreasing order, got {t.tolist()}")
+        raise UserInputError(f"times must be sorted in non-decreasing order, got {t.tolist()}")
     return t.tolist()
 
 
@@ -115,13 +116,13 @@ def tv_flow(
     """
     _check_image(u0, "u0")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     if method not in FLOW_METHODS:
-        raise ValueError(f"method must be one of {FLOW_METHODS}, got {method!r}")
+        raise UserInputError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     if solver not in ROF_METHODS:
-        raise ValueError(f"solver must be one of {ROF_METHODS}, got {solver!r}")
+        raise UserInputError(f"solver must be one of {ROF_METHODS}, got {solver!r}")
     if method != "implicit" and not (eps > 0):
-        raise ValueError(f"eps must be > 0 for method {method!r}, got {eps}")
+        raise UserInputError(f"eps must be > 0 for method {method!r}, got {eps}")
     times_f = check_times(times)
     schedule = _step_schedule(times_f, dt)
 

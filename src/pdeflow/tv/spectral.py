@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..errors import UserInputError
 from ..ops import batch_sum
 from .flow import tv_flow
 
@@ -79,7 +80,7 @@ class SpectralTV:
         h = response(self.times) if callable(response) else torch.as_tensor(response)
         h = h.to(self.phi).reshape(-1, *([1] * (self.phi.dim() - 1)))
         if h.shape[0] != self.phi.shape[0]:
-            raise ValueError(f"response must give {self.phi.shape[0]} values, got {h.shape[0]}")
+            raise UserInputError(f"response must give {self.phi.shape[0]} values, got {h.shape[0]}")
         out = (h * self.phi).sum(0) * self.dt
         return out + self.residual if residual else out
 
@@ -101,7 +102,7 @@ class SpectralTV:
         """
         edges = dyadic_band_edges(len(self.times), self.dt) if bands is None else [float(e) for e in bands]
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise ValueError(f"bands must be at least two strictly increasing time edges, got {edges}")
+            raise UserInputError(f"bands must be at least two strictly increasing time edges, got {edges}")
         t = self.times
         return torch.stack([self.apply(((t >= lo) & (t < hi)).to(self.phi)) for lo, hi in zip(edges, edges[1:])])
 
@@ -124,7 +125,7 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     SpectralTV
     """
     if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        raise UserInputError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     n = int(n_steps)
     flow_kwargs.pop("return_ut", None)
     flow_kwargs.pop("return_dual", None)

@@ -41,6 +41,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import UserInputError
 from .. import ops
 from ..progress import progress_bar
 from ..training import import_state
@@ -121,7 +122,7 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     state, meta = import_state(stem)
     config = meta.get("config", {})
     if not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
-        raise ValueError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
+        raise UserInputError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
                          f"got config keys {sorted(config)}")
     model = build_model(**config["model"])
     model.load_state_dict(state)
@@ -221,12 +222,12 @@ def flow(
     results have ``u0``'s device and dtype.
     """
     if not torch.is_tensor(u0) or not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
-        raise ValueError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "
+        raise UserInputError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "
                          f"got {getattr(u0, 'shape', type(u0).__name__)}")
     if not bool(torch.isfinite(u0).all()):
-        raise ValueError("u0 must be finite")
+        raise UserInputError("u0 must be finite")
     if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        raise UserInputError(f"batch_size must be an int >= 1, got {batch_size!r}")
     times_f = check_times(times)
     if model is None:
         model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
@@ -235,7 +236,7 @@ def flow(
         model = Equivariant(model)
     s = scale if scale is not None else (model_scale(model) or 1.0)
     if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        raise UserInputError(f"scale must be a finite number > 0, got {scale!r}")
     T = model_t_max(model)
     if not isinstance(model, Equivariant) and T is not None and times_f[-1] * s > T * (1 + 1e-6):
         warnings.warn(f"flow: times up to {times_f[-1]:g} reach {times_f[-1] * s:g} on the network's scale, beyond "
@@ -246,7 +247,7 @@ def flow(
     B, C, H, W = x.shape
     in_ch = getattr(model, "in_channels", None)
     if in_ch is not None and C != in_ch:
-        raise ValueError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
+        raise UserInputError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
                          "channels as separate images (B*C, 1, H, W)")
     dev, dt = _device_of(model), _dtype_of(model)
     xs = x.to(device=dev, dtype=dt) * s

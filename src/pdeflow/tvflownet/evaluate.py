@@ -48,6 +48,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..errors import UserInputError
 from .. import data as pdata
 from .. import metrics, ops
 from ..progress import progress_bar
@@ -92,7 +93,7 @@ Model = Callable[[torch.Tensor, torch.Tensor], tuple]
 def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
     """The test times of the official code: ``linspace(0, t_max, n)`` (0, 0.02, ..., 0.98)."""
     if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise UserInputError(f"n must be >= 1, got {n}")
     return [float(v) for v in np.linspace(0.0, float(t_max), int(n))]
 
 
@@ -242,7 +243,7 @@ def _as_bchw(u: torch.Tensor, name: str = "u0") -> torch.Tensor:
         return u[None]
     if u.dim() == 4:
         return u
-    raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+    raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
 
 
 def _grid_indices(times: Sequence[float], dt: float) -> list[int]:
@@ -250,11 +251,11 @@ def _grid_indices(times: Sequence[float], dt: float) -> list[int]:
     for t in times:
         k = round(float(t) / dt)
         if abs(k * dt - float(t)) > 1e-9 * max(1.0, abs(float(t))) or k < 0:
-            raise ValueError(f"times must be non-negative multiples of dt = {dt:g}; {t!r} is not "
+            raise UserInputError(f"times must be non-negative multiples of dt = {dt:g}; {t!r} is not "
                              f"(choose a dt that divides the time spacing)")
         idx.append(k)
     if any(b < a for a, b in zip(idx, idx[1:])):
-        raise ValueError(f"times must be non-decreasing, got {list(times)}")
+        raise UserInputError(f"times must be non-decreasing, got {list(times)}")
     return idx
 
 
@@ -375,12 +376,12 @@ def reference_flow(
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError("u0 contains NaN or infinite values")
+        raise UserInputError("u0 contains NaN or infinite values")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     times = [float(t) for t in times]
     if not times:
-        raise ValueError("times must contain at least one time")
+        raise UserInputError("times must contain at least one time")
     idx = _grid_indices(times, float(dt))
     t0 = time.perf_counter()
     cache = None
@@ -510,7 +511,7 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
     else:
         tt = torch.full((B,), float(t), dtype=x.dtype, device=x.device)
     if tt.shape[0] != B:
-        raise ValueError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
+        raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
     if method == "autodiff":
         ones = torch.ones_like(tt)
 
@@ -524,13 +525,13 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
         return u, u_t, u_tt
     if method == "fd":
         if not fd_step > 0:
-            raise ValueError(f"fd_step must be > 0, got {fd_step}")
+            raise UserInputError(f"fd_step must be > 0, got {fd_step}")
         h = float(fd_step)
         u = model(x, tt)[0]
         up = model(x, tt + h)[0]
         um = model(x, tt - h)[0]
         return u, (up - um) / (2 * h), (up - 2 * u + um) / (h * h)
-    raise ValueError(f"method must be 'autodiff' or 'fd', got {method!r}")
+    raise UserInputError(f"method must be 'autodiff' or 'fd', got {method!r}")
 
 
 def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
@@ -547,7 +548,7 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
     dt : float
     """
     if u.shape[0] < 3:
-        raise ValueError(f"need at least 3 times, got {u.shape[0]}")
+        raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
     n = u.shape[0] - 2
     k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
@@ -580,7 +581,7 @@ def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 16) -> tuple
     inputs' precision; ``chunk`` frames at a time (bounded memory).
     """
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     lead = x.shape[:-3]
     xf = x.reshape(-1, *x.shape[-3:])
     yf = y.reshape(-1, *y.shape[-3:])
@@ -616,7 +617,7 @@ def _folder_images(folder) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
+        raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
     return {p.name: pdata.read_image(p, grey=True) for p in files}
 
 
@@ -629,7 +630,7 @@ def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch
     """
     pool = _folder_images(image_dir) if image_dir is not None else pdata.builtin_pool("test", kind="photo")
     if not pool:
-        raise ValueError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
+        raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
     return pdata.random_crops(pool, int(n), int(size), seed=int(seed) * 1009 + int(size))
 
 
@@ -655,9 +656,9 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
         else:
             pool = pdata.builtin_pool(medical_split, kind="medical")
         if not pool:
-            raise ValueError(f"no built-in medical images in split {medical_split!r}")
+            raise UserInputError(f"no built-in medical images in split {medical_split!r}")
         return pdata.random_crops(pool, int(n), int(size), seed=s)
-    raise ValueError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
+    raise UserInputError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
 
 
 # =========================================================================== paper rows
@@ -876,11 +877,11 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
     times = paper_times() if times is None else [float(t) for t in times]
     tt = torch.tensor(times, dtype=torch.float64)
     if len(times) < 3 or abs(times[0]) > 1e-12:
-        raise ValueError("table 7 needs at least 3 times starting at 0")
+        raise UserInputError("table 7 needs at least 3 times starting at 0")
     steps = tt[1:] - tt[:-1]
     dt = float(steps.mean())
     if float((steps - dt).abs().max()) > 1e-9:
-        raise ValueError("table 7 needs uniformly spaced times")
+        raise UserInputError("table 7 needs uniformly spaced times")
     ref_kwargs = dict(ref_kwargs or {})
     x = _scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
     ref_u, _ = reference_flow(x, times, **ref_kwargs)
@@ -1130,12 +1131,12 @@ def evaluate(
     tables = sorted({int(t) for t in tables})
     bad = [t for t in tables if t not in ALL_TABLES]
     if bad:
-        raise ValueError(f"tables must be among {ALL_TABLES}, got {bad}")
+        raise UserInputError(f"tables must be among {ALL_TABLES}, got {bad}")
     sizes = [int(s) for s in sizes]
     if not sizes or any(s < 11 for s in sizes):
-        raise ValueError(f"sizes must be at least 11 px (the SSIM window), got {sizes}")
+        raise UserInputError(f"sizes must be at least 11 px (the SSIM window), got {sizes}")
     if int(n_images) < 1:
-        raise ValueError(f"n_images must be >= 1, got {n_images}")
+        raise UserInputError(f"n_images must be >= 1, got {n_images}")
     times = paper_times() if times is None else [float(t) for t in times]
     mid = 96 if 96 in sizes else sizes[len(sizes) // 2]
     type_size = int(type_size or mid)

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import torch
 
+from ..errors import UserInputError
 from ..progress import progress_bar
 from .loss import loss_terms
 from .models import normalised_gradient, zero_border
@@ -48,7 +49,7 @@ def paper_iterations(size: int) -> int:
     """
     size = int(size)
     if size < 1:
-        raise ValueError(f"size must be a positive int, got {size}")
+        raise UserInputError(f"size must be a positive int, got {size}")
     for s in sorted(PAPER_ITERATIONS):
         if size <= s:
             return PAPER_ITERATIONS[s]
@@ -76,7 +77,7 @@ def time_difference(u: torch.Tensor, times: torch.Tensor, fd: str = "backward") 
     """
     T = u.shape[0]
     if T < 2:
-        raise ValueError(f"time_difference: need at least 2 times, got {T}")
+        raise UserInputError(f"time_difference: need at least 2 times, got {T}")
     t = times.to(dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     h = t[1:] - t[:-1]  # (T-1, 1, ...)
     d = (u[1:] - u[:-1]) / h  # quotient on each interval
@@ -89,7 +90,7 @@ def time_difference(u: torch.Tensor, times: torch.Tensor, fd: str = "backward") 
         # numpy.gradient's second-order formula for non-uniform spacing
         inner = (h0 * d[1:] + h1 * d[:-1]) / (h0 + h1)
         return torch.cat([d[:1], inner, d[-1:]], dim=0)
-    raise ValueError(f"fd must be 'backward' or 'central', got {fd!r}")
+    raise UserInputError(f"fd must be 'backward' or 'central', got {fd!r}")
 
 
 def _as_bchw(u0: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,7 @@ def _as_bchw(u0: torch.Tensor) -> torch.Tensor:
         return u0[None]
     if u0.dim() == 4:
         return u0
-    raise ValueError(f"u0 must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u0.shape)}")
+    raise UserInputError(f"u0 must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u0.shape)}")
 
 
 def joint_optimise(
@@ -178,22 +179,22 @@ def joint_optimise(
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError("u0 contains NaN or infinite values")
+        raise UserInputError("u0 contains NaN or infinite values")
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() < 2:
-        raise ValueError(f"times must hold at least 2 times, got {t.numel()}")
+        raise UserInputError(f"times must hold at least 2 times, got {t.numel()}")
     if not bool(torch.isfinite(t).all()) or bool((t[1:] <= t[:-1]).any()):
-        raise ValueError(f"times must be finite and strictly increasing, got {t.tolist()}")
+        raise UserInputError(f"times must be finite and strictly increasing, got {t.tolist()}")
     if abs(float(t[0])) > 1e-12:
-        raise ValueError(f"times must start at 0 (the initial condition of (12)), got times[0] = {float(t[0])}")
+        raise UserInputError(f"times must start at 0 (the initial condition of (12)), got times[0] = {float(t[0])}")
     if isinstance(iterations, bool) or int(iterations) != iterations or iterations < 0:
-        raise ValueError(f"iterations must be an int >= 0, got {iterations!r}")
+        raise UserInputError(f"iterations must be an int >= 0, got {iterations!r}")
     if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+        raise UserInputError(f"lr must be > 0, got {lr!r}")
     if fd not in ("backward", "central"):
-        raise ValueError(f"fd must be 'backward' or 'central', got {fd!r}")
+        raise UserInputError(f"fd must be 'backward' or 'central', got {fd!r}")
     if int(history_every) < 1:
-        raise ValueError(f"history_every must be >= 1, got {history_every}")
+        raise UserInputError(f"history_every must be >= 1, got {history_every}")
     iterations = int(iterations)
     T = t.numel()
     B, C, H, W = x.shape
@@ -204,13 +205,13 @@ def joint_optimise(
         u = x.unsqueeze(0).expand(T, B, C, H, W).clone()
     else:
         if tuple(u_init.shape) != (T, B, C, H, W):
-            raise ValueError(f"u_init must have shape {(T, B, C, H, W)}, got {tuple(u_init.shape)}")
+            raise UserInputError(f"u_init must have shape {(T, B, C, H, W)}, got {tuple(u_init.shape)}")
         u = u_init.detach().to(x).clone()
     if phi_init is None:
         phi = normalised_gradient(x, phi_eps, channelwise=channelwise).unsqueeze(0).expand(T, B, C, 2, H, W).clone()
     else:
         if tuple(phi_init.shape) != (T, B, C, 2, H, W):
-            raise ValueError(f"phi_init must have shape {(T, B, C, 2, H, W)}, got {tuple(phi_init.shape)}")
+            raise UserInputError(f"phi_init must have shape {(T, B, C, 2, H, W)}, got {tuple(phi_init.shape)}")
         phi = phi_init.detach().to(x).clone()
     phi = zero_border(phi, int(edge_width))
     u.requires_grad_(True)

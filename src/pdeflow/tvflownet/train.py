@@ -87,6 +87,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..errors import UserInputError
 from .. import data as pdata
 from .. import ops
 from ..metrics import psnr
@@ -409,11 +410,11 @@ def _init_from(net: torch.nn.Module, spec: str) -> dict:
     try:
         model = load(spec)
     except (FileNotFoundError, ValueError) as e:
-        raise ValueError(f"init: {e}") from None
+        raise UserInputError(f"init: {e}") from None
     try:
         net.load_state_dict(model.state_dict())
     except RuntimeError as e:
-        raise ValueError(f"init: the weights of {spec!r} do not fit this run's architecture "
+        raise UserInputError(f"init: the weights of {spec!r} do not fit this run's architecture "
                          f"(arch and arch_kwargs must match {model.meta['config']['model']}): {e}") from None
     prov = model.meta.get("provenance", {})
     return {"model": spec, "steps": prov.get("steps"), "val_psnr": prov.get("val_psnr"),
