@@ -12,6 +12,7 @@ from pdeflow import metrics
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import build_model
 from pdeflow.cli import build_parser
+from pdeflow.reporting import Report
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 
@@ -216,8 +217,11 @@ def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
     assert res["models"]["semiresnet-32"]["paper_row"] == ["semiresnet", "32"]
     assert res["models"]["tiny-lgd"]["paper_row"] is None
 
-    report = ev.write_report(res, tmp_path / "out")
-    text = report.read_text()
+    from pdeflow.tvflownet.report import report
+    rep = report(res)
+    assert set(rep.names) == {"report.md", "results.json", "flow_example.png", "joint_flow.png", "spectra.png"}
+    rep.write(tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
     for n in (1, 2, 3, 4, 5, 6, 7, 9):
         assert f"## Table {n} " in text, n
     assert "41.07 ± 0.09" not in text  # 16 px is not a paper size: no paper number there
@@ -267,4 +271,23 @@ def test_cli_evaluate_tvflownet(tmp_path, capsys):
         args.run(parser.parse_args(argv))
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "tvflownet", "--tables", "8"])
+    capsys.readouterr()
+
+
+def test_cli_evaluate_interrupted_leaves_nothing_in_out(tmp_path, monkeypatch, capsys):
+    """A killed `pdeflow evaluate tvflownet` (here: Ctrl-C while the report is written) leaves no file."""
+    from pdeflow.cli import main
+    from pdeflow.cli import tvflownet as cli_tvflownet
+
+    def interrupted(results, **kw):
+        rep = Report()
+        rep.add_text("report.md", "partial")
+        rep.add_figure = None  # the figure never arrives: interrupted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_tvflownet, "report", interrupted)
+    out = tmp_path / "report"
+    rc = main(["evaluate", "tvflownet", "--sizes", "16", "--n-images", "1", "--n-times", "2", "--t-max", "0.02",
+               "--tables", "2", "--tol", "1e-3", "--no-cache", "--out", str(out)])
+    assert rc == 130 and not out.exists()
     capsys.readouterr()

@@ -183,6 +183,13 @@ class Outputs:
             w.writerow(header)
             w.writerows(rows)
 
+    def report(self, rep) -> list[Path]:
+        """Stage every file of a :class:`pdeflow.reporting.Report`; returns their target paths."""
+        for name, data in rep.files.items():
+            with open(self._tmp(name), "wb") as fh:
+                fh.write(data)
+        return [self.paths[n] for n in rep.files]
+
     def __exit__(self, exc_type, exc, tb):
         stack, self._stack = self._stack, None
         try:

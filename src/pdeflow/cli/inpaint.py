@@ -20,7 +20,7 @@ from .. import data as pdata
 from .. import metrics, viz
 from ..inpaint import gan
 from ..inpaint.diffusion import diffuse
-from ..inpaint.evaluate import METHODS, evaluate, write_report
+from ..inpaint.evaluate import METHODS, evaluate, report
 from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from ..inpaint.train import TrainConfig, check_config, train
 from ._common import (CLIError, Outputs, _centre_crop, _load_input, _report_written, check_device, check_trainer_args,
@@ -524,7 +524,7 @@ def _run_evaluate(args) -> int:
                        ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
                        metric=args.metric, tol=args.tol, progress=sys.stderr.isatty())
     with out:
-        paths = write_report(results, out)
+        paths = out.report(report(results))
     for note in results["notes"]:
         print(f"note: {note}")
     print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s")

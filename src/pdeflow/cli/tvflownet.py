@@ -2,7 +2,7 @@
 
 ``train tvflownet`` is the command line of :func:`pdeflow.tvflownet.train.train`;
 ``evaluate tvflownet MODEL...`` is the paper's evaluation protocol, a thin wrapper over
-:func:`pdeflow.tvflownet.evaluate.evaluate` and :func:`~pdeflow.tvflownet.evaluate.write_report`
+:func:`pdeflow.tvflownet.evaluate.evaluate` and :func:`pdeflow.tvflownet.report.report`
 (``report.md``, ``results.json`` and PNG figures in ``--out``). MODEL is a shipped model's name or a
 path to a ``.safetensors``/``.json`` pair (either file or their common stem), loaded with
 :func:`pdeflow.tvflownet.load`.
@@ -20,10 +20,11 @@ import torch
 
 from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
-from ..tvflownet.evaluate import evaluate, paper_times, write_report
+from ..tvflownet.evaluate import evaluate, paper_times
+from ..tvflownet.report import report
 from ..tvflownet.symmetry import Equivariant
 from ..tvflownet.train import TrainConfig, check_config, train
-from ._common import (CLIError, check_device, check_trainer_args, nonneg_float, nonneg_int, positive_float,
+from ._common import (CLIError, Outputs, check_device, check_trainer_args, nonneg_float, nonneg_int, positive_float,
                       positive_int, run_trainer, ssim_size)
 
 __all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args", "load_model"]
@@ -344,6 +345,9 @@ def _run_evaluate(args) -> int:
         joint_images=args.joint_images, joint_iterations=args.joint_iterations, dt=args.dt, tol=args.tol,
         solver=args.solver, cache_dir=False if args.no_cache else args.cache, device=args.device,
         progress=progress)
-    report = write_report(results, out)
-    print(f"wrote {report} (and results.json, figures) in {time.perf_counter() - t0:.0f} s", file=sys.stdout)
+    rep = report(results)
+    written = Outputs(out, rep.names, overwrite=args.overwrite)
+    with written:
+        written.report(rep)
+    print(f"wrote {out / 'report.md'} (and results.json, figures) in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserInputError
-from .. import ops, training
+from .. import ops, training, viz
 from ..data import random_crops
 from ..metrics import dice
 from .datasets import DATASETS, SegmentationData, load_dataset
@@ -509,20 +509,12 @@ def _table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _save_figure(fig, path: Path) -> None:
     training.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=fig.dpi))
 
 
 def _curves_figure(summary: dict):
-    fig = _figure(7, 4.5)
+    fig = viz.figure(7, 4.5)
     ax = fig.add_subplot()
     colours = {"baseline": "tab:green", "iel": "tab:red"}
     for r in summary["rows"]:
@@ -558,7 +550,7 @@ def _sweep_figure(summary: dict):
     several = len(summary["seeds"]) > 1
     lo = min(np.nanmin(grid), base["final_dice"]["mean"])
     hi = max(np.nanmax(grid), base["final_dice"]["mean"])
-    fig = _figure(5.5 + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
+    fig = viz.figure(5.5 + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
     ax, ax_curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [0.9 + 0.45 * len(dts), 4]})
     im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=lo, vmax=max(hi, lo + 1e-3))
     for i in range(len(layers)):

@@ -40,8 +40,9 @@ from .. import data as pdata
 from ..metrics import mae as mae_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
+from ..reporting import Report
 
-__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "write_report", "figure"]
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
@@ -114,7 +115,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
              methods=METHODS, image_dir=None, inpainting_model=None, mask_models: dict | None = None,
              ps_p: float = 0.02, ps_q: float = 0.02, nlpe_cycles: int = 5, nlpe_candidates: int = 30,
              metric: str = "mae", tol: float = 1e-6, progress: bool = False) -> dict:
-    """Run the methods on the test images; returns a JSON-ready dict (see :func:`write_report`).
+    """Run the methods on the test images; returns a JSON-ready dict (see :func:`report`).
 
     Parameters
     ----------
@@ -341,15 +342,11 @@ def figure(results: dict):
     return fig
 
 
-def write_report(results: dict, out) -> list[Path]:
-    """Write ``report.md``, ``results.json`` and ``inpainting.png`` through a :class:`pdeflow.cli.Outputs`."""
-    public = {k: v for k, v in results.items() if not k.startswith("_")}
-    text = report_markdown(results)
-    # Outputs stages every file beside its target and renames them all at the end (all or nothing).
-    with open(out._tmp("report.md"), "w") as fh:
-        fh.write(text)
-    with open(out._tmp("results.json"), "w") as fh:
-        json.dump(public, fh, indent=2, allow_nan=True)
-        fh.write("\n")
-    out.figure("inpainting.png", figure(results))
-    return [out.paths[n] for n in ("report.md", "results.json", "inpainting.png")]
+def report(results: dict) -> Report:
+    """``report.md``, ``results.json`` and ``inpainting.png`` of :func:`evaluate`'s results, as a
+    :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``: all files or none)."""
+    rep = Report()
+    rep.add_text("report.md", report_markdown(results))
+    rep.add_json("results.json", {k: v for k, v in results.items() if not k.startswith("_")})
+    rep.add_figure("inpainting.png", figure(results))
+    return rep
