@@ -1,7 +1,7 @@
 """Masks for diffusion inpainting: random vs probabilistic sparsification (PS) vs PS + non-local
 pixel exchange (NLPE), at several densities, on held-out built-in photos (seed 004, Tables 3-4).
 
-Images: test-split photos of ``pdeflow.data.builtin_pool('test', kind='photo')``, grey, the
+Images: test-split photos of ``pdeflow.datasets.builtin_pool('test', kind='photo')``, grey, the
 centre square of each downscaled (area average) to ``--size`` x ``--size``, intensities in
 [0, 1]. Inpainting: homogeneous diffusion (``pdeflow.inpaint.diffuse``, relative residual 1e-6).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pdeflow import data, metrics
+from pdeflow import datasets, metrics
 from pdeflow.inpaint import diffuse, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
 ROOT = Path(__file__).resolve().parent
@@ -40,7 +40,7 @@ DEFAULT_IMAGES = ["skimage/camera", "skimage/coffee", "pywt/aero"]
 
 
 def load(names, size: int) -> torch.Tensor:
-    pool = data.builtin_pool("test", kind="photo")
+    pool = datasets.builtin_pool("test", kind="photo")
     missing = [n for n in names if n not in pool]
     if missing:
         raise SystemExit(f"--images: {missing} are not test-split photos here; available: {sorted(pool)}")

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
-from pdeflow import data, ops
+from pdeflow import datasets, ops
 from pdeflow.inpaint import diffuse, random_mask
 
 ROOT = Path(__file__).resolve().parent
@@ -80,14 +80,14 @@ def timed(fn, repeats: int):
 
 def photo(size: int) -> torch.Tensor:
     """A centre crop of the largest grey test-split photo (reflect-padded if needed)."""
-    pool = data.builtin_pool("test", kind="photo")
+    pool = datasets.builtin_pool("test", kind="photo")
     name = max(pool, key=lambda n: min(pool[n].shape[-2:]))
     img = pool[name]
     H, W = img.shape[-2:]
     if min(H, W) >= size:
         top, left = (H - size) // 2, (W - size) // 2
         return img[0, top:top + size, left:left + size], name
-    return data.random_crops([img], 1, size, seed=0)[0, 0], name
+    return datasets.random_crops([img], 1, size, seed=0)[0, 0], name
 
 
 def edge_mask(img: torch.Tensor, density: float) -> torch.Tensor:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from _results import RESULTS, write_block  # benchmarks/_results.py
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.tv import tv_flow
 
 
@@ -109,14 +109,14 @@ def build_cases(args) -> list[Case]:
     cases = []
     for name in args.cases:
         if name == "crops":
-            pool = data.builtin_pool("test", kind="photo")
-            x = data.random_crops(pool, args.n_crops, args.crop_size, seed=args.seed)
+            pool = datasets.builtin_pool("test", kind="photo")
+            x = datasets.random_crops(pool, args.n_crops, args.crop_size, seed=args.seed)
             desc = (f"{args.n_crops} random {args.crop_size}x{args.crop_size} crops (seed {args.seed}) "
                     f"of the {len(pool)} test-split photos ({', '.join(pool)})")
         elif name in ("256", "512"):
             size = int(name)
             src = args.image256 if size == 256 else args.image512
-            img = data.builtin_image(src)
+            img = datasets.builtin_image(src)
             H, W = img.shape[-2:]
             if H < size or W < size:
                 raise SystemExit(f"--image{size}: {src} is {H}x{W}, smaller than {size}x{size}")
@@ -517,8 +517,8 @@ def main(argv=None):
     gpu = None
     if torch.cuda.is_available() and results.get("crops", {}).get("pdeflow", (None, None))[0] is not None:
         s = dict(results["crops"]["pdeflow"][0], device="cuda", dtype=torch.float32)
-        pool = data.builtin_pool("test", kind="photo")
-        big = Case("gpu", (data.random_crops(pool, args.gpu_batch, args.crop_size, seed=args.seed + 1).double()
+        pool = datasets.builtin_pool("test", kind="photo")
+        big = Case("gpu", (datasets.random_crops(pool, args.gpu_batch, args.crop_size, seed=args.seed + 1).double()
                            * args.scale), "")
         big.ref = torch.zeros(args.steps, *big.images.shape, dtype=torch.float64)
         run_pdeflow(subset(big, 2), s, args)  # warm-up

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from _results import RESULTS, write_block  # benchmarks/_results.py
-from pdeflow import data, tvflownet
+from pdeflow import datasets, tvflownet
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 
@@ -81,8 +81,8 @@ def main(argv=None) -> None:
     model = tvflownet.load(args.model)
     prov = model.meta.get("provenance", {})
     name = args.model or tvflownet.api.DEFAULT_MODEL
-    pool = data.builtin_pool("test", kind="photo")
-    x = data.random_crops(pool, args.n_images, args.size, seed=args.seed).double() * args.scale
+    pool = datasets.builtin_pool("test", kind="photo")
+    x = datasets.random_crops(pool, args.n_images, args.size, seed=args.seed).double() * args.scale
     print(f"{args.n_images} test-split crops {args.size}x{args.size} x{args.scale:g}, t = {t:g}; "
           f"model {name} ({model.config.get('arch')}); {torch.get_num_threads()} thread(s)", flush=True)
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from pdeflow.cli import tv as cli_tv
 from pdeflow.cli import main
-from pdeflow.data import builtin_image, read_image, write_image
+from pdeflow.datasets import builtin_image
+from pdeflow.io import read_image, write_image
 from pdeflow.tv import spectral_tv, tv_flow
 
 SIZE = 48
@@ -90,12 +91,12 @@ def test_flow_colour(tmp_path):
 
 
 def _export_tiny_tvflownet(path: Path) -> Path:
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     from pdeflow.tvflownet import build_model
 
     torch.manual_seed(0)
     m = build_model("semiresnet", width=4, depth=3)
-    export_model(m, path, {"model": m.config, "scale": 5.0, "t_max": 1.0}, provenance={})
+    save_model(m, path, {"model": m.config, "scale": 5.0, "t_max": 1.0}, provenance={})
     return path.with_suffix(".json")
 
 

@@ -1,4 +1,4 @@
-"""Tests for pdeflow.data: image IO, atomic writes, built-in pool, crops, synthetic images."""
+"""Tests for pdeflow.io and pdeflow.datasets: image IO, atomic writes, built-in pool, crops, synthetic images."""
 import hashlib
 import importlib.util
 import os
@@ -14,22 +14,11 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from pdeflow import data
-from pdeflow.data import (
-    atomic_path,
-    atomic_write,
-    builtin_image,
-    builtin_info,
-    builtin_names,
-    builtin_pool,
-    disk,
-    disks,
-    ellipses,
-    plateau_1d,
-    random_crops,
-    read_image,
-    write_image,
-)
+from pdeflow import datasets
+
+from pdeflow import io as pio
+from pdeflow.datasets import builtin_image, builtin_info, builtin_names, builtin_pool, disk, disks, ellipses, plateau_1d, random_crops
+from pdeflow.io import atomic_path, atomic_write, read_image, write_image
 
 
 def rand(*shape, seed=0):
@@ -427,8 +416,9 @@ def test_plateau_1d():
 
 
 def test_module_exports():
-    for name in data.__all__:
-        assert hasattr(data, name)
+    for mod in (pio, datasets):
+        for name in mod.__all__:
+            assert hasattr(mod, name)
 
 
 # --------------------------------------------------------------------------- training images
@@ -438,14 +428,14 @@ def _folder_of_images(root: Path, n: int) -> Path:
     (root / "sub").mkdir()
     for i in range(n):
         img = torch.full((1, 12, 10), i / n)                    # image i has value i / n everywhere
-        data.write_image(root / ("sub" if i % 2 else ".") / f"im{i}.png", img)
+        pio.write_image(root / ("sub" if i % 2 else ".") / f"im{i}.png", img)
     (root / "notes.txt").write_text("not an image")
     return root
 
 
 def test_training_images_folder_split_is_disjoint_and_order_free(tmp_path):
     folder = _folder_of_images(tmp_path / "imgs", 10)
-    train, val = data.training_images(folder, val_fraction=0.2)
+    train, val = datasets.training_images(folder, val_fraction=0.2)
     assert len(train) == 8 and len(val) == 2
     assert not {p.resolve() for p in train.files} & {p.resolve() for p in val.files}
     assert val.description["role"] == "validation" and train.description["n_images"] == 8
@@ -455,27 +445,27 @@ def test_training_images_folder_split_is_disjoint_and_order_free(tmp_path):
     # held-out files are chosen by a hash of their path, not by the order: renaming a training file keeps them
     held = {p.name for p in val.files}
     train.files[0].rename(train.files[0].with_name("zz" + train.files[0].name))
-    _, val2 = data.training_images(folder, val_fraction=0.2)
+    _, val2 = datasets.training_images(folder, val_fraction=0.2)
     assert {p.name for p in val2.files} == held
 
 
 def test_training_images_errors(tmp_path):
     folder = _folder_of_images(tmp_path / "imgs", 3)
     with pytest.raises(ValueError, match="data: .* neither 'builtin' nor a directory"):
-        data.training_images(tmp_path / "missing")
+        datasets.training_images(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="val_data: no PNG/JPEG/TIFF"):
-        data.training_images(folder, tmp_path / "empty")
+        datasets.training_images(folder, tmp_path / "empty")
     with pytest.raises(ValueError, match="val_data: 3 file"):
-        data.training_images(folder, folder)
+        datasets.training_images(folder, folder)
     one = _folder_of_images(tmp_path / "one", 1)
     with pytest.raises(ValueError, match="need at least 2"):
-        data.training_images(one)
+        datasets.training_images(one)
 
 
 def test_image_set_crops_are_seeded_and_pick_every_image(tmp_path):
     images = [torch.full((1, 20, 20), float(i)) for i in range(4)]
-    s = data.ImageSet(images=images, description={})
+    s = datasets.ImageSet(images=images, description={})
     a = s.crops(32, 8, torch.Generator().manual_seed(3))
     b = s.crops(32, 8, torch.Generator().manual_seed(3))
     assert a.shape == (32, 1, 8, 8) and torch.equal(a, b)
@@ -483,11 +473,11 @@ def test_image_set_crops_are_seeded_and_pick_every_image(tmp_path):
     assert torch.equal(a.amin((1, 2, 3)), a.amax((1, 2, 3)))
     assert set(a[:, 0, 0, 0].tolist()) == {0.0, 1.0, 2.0, 3.0}
     with pytest.raises(ValueError, match="give images or files"):
-        data.ImageSet(description={})
+        datasets.ImageSet(description={})
 
 
 def test_builtin_training_images_keep_test_photos_out():
-    train, val = data.training_images("builtin", kind="photo")
+    train, val = datasets.training_images("builtin", kind="photo")
     assert set(train.description["images"]).isdisjoint(val.description["images"])
     assert val.description == {"source": "builtin", "split": "test", "kind": "photo",
-                               "images": data.builtin_names("test", kind="photo")}
+                               "images": datasets.builtin_names("test", kind="photo")}

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pdeflow.data import builtin_image, disk, plateau_1d
+from pdeflow.datasets import builtin_image, disk, plateau_1d
 from pdeflow.ops import div, tv
 from pdeflow.tv import rof, tv_flow
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pdeflow.cli import main
-from pdeflow.data import read_image, write_image
+from pdeflow.io import read_image, write_image
 from pdeflow.inpaint import diffuse, random_mask
 
 SIZE = 24
@@ -128,13 +128,13 @@ def test_gan_and_wgan_dispatch_with_exported_models(tmp_path, capsys):
     """The CLI runs the GAN methods through pdeflow.inpaint.gan (untrained tiny models: wiring only)."""
     from pdeflow.inpaint.masknet import MaskGAN
     from pdeflow.inpaint.wgan import InpaintingGenerator
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
 
     torch.manual_seed(0)
     pair = MaskGAN(1, width=0.1, density=0.1)
-    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
+    save_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
     gen = InpaintingGenerator(1, width=0.1)
-    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    save_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
     out = tmp_path / "g"
     assert main(["mask", "--size", "16", "--density", "0.1", "--method", "gan", "--model", str(tmp_path / "mg.json"),
                  "--out", str(out)]) == 0

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.inpaint import (diffuse, inpainting_error, nonlocal_pixel_exchange, probabilistic_sparsification,
                              random_mask)
 
@@ -14,7 +14,7 @@ SIZE = 32
 
 def photo(size=SIZE, colour=False):
     """A centre crop of a test-split photo, float64."""
-    u = data.builtin_image("skimage/camera", grey=not colour)
+    u = datasets.builtin_image("skimage/camera", grey=not colour)
     H, W = u.shape[-2:]
     top, left = (H - size) // 2 - 60, (W - size) // 2
     return u[:, top:top + size, left:left + size].double()

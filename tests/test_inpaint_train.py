@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pdeflow.inpaint.train as T
-from pdeflow.data import write_image
+from pdeflow.io import write_image
 from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from pdeflow.inpaint.train import TrainConfig, train
 from pdeflow.training import RunConfigError, load_checkpoint
@@ -260,11 +260,11 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     from pdeflow.cli import main
     from pdeflow.inpaint.masknet import MaskGAN
     from pdeflow.inpaint.wgan import InpaintingGenerator
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     torch.manual_seed(0)
     pair, gen = MaskGAN(1, 0.05, density=0.2), InpaintingGenerator(1, 0.05)
-    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
-    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    save_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
+    save_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
     out = tmp_path / "eval"
     argv = ["evaluate", "inpainting", "--densities", "0.2", "0.3", "--n-images", "1", "--size", "16",
             "--methods", "random-diffusion", "random-wgan", "ps", "maskgan", "--inpainting-model",

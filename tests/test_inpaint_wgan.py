@@ -8,7 +8,7 @@ from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, lo
 from pdeflow.inpaint.masknet import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
 from pdeflow.inpaint.wgan import (Critic, InpaintingGenerator, composite, critic_loss, generator_loss, hard_sigmoid,
                                   pad_to_multiple)
-from pdeflow.training import export_model
+from pdeflow.io import save_model
 
 W = 0.1   # tiny widths keep the tests fast; the architecture is the same
 
@@ -163,9 +163,9 @@ def test_pad_to_multiple():
 def _export_pair(tmp_path, density=0.1, channels=1):
     torch.manual_seed(0)
     pair = MaskGAN(channels, width=W, density=density)
-    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config}, provenance={"test": 1})
+    save_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config}, provenance={"test": 1})
     gen = InpaintingGenerator(channels, width=W)
-    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    save_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
     return pair, gen
 
 
@@ -232,9 +232,9 @@ def test_shipped_names_resolve_in_the_weights_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)
     torch.manual_seed(0)
     pair = MaskGAN(1, width=W, density=0.1)
-    export_model(pair, tmp_path / "maskgan-10", config={"kind": "maskgan", "model": pair.config})
+    save_model(pair, tmp_path / "maskgan-10", config={"kind": "maskgan", "model": pair.config})
     gen = InpaintingGenerator(1, width=W)
-    export_model(gen, tmp_path / "inpainting-wgan", config={"kind": "inpainting", "model": gen.config})
+    save_model(gen, tmp_path / "inpainting-wgan", config={"kind": "inpainting", "model": gen.config})
     assert gan.shipped_models() == ["inpainting-wgan", "maskgan-10"]
     f = torch.rand(1, 1, 32, 32)
     m = gan_mask(f, 0.1, seed=0)                         # the shipped model for 0.1, found by density

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pdeflow import data as pdata
+from pdeflow import datasets
 from pdeflow import metrics
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import build_model
@@ -165,7 +165,7 @@ def test_reference_flow_matches_tv_flow_and_is_cached(tmp_path):
 
 def test_reference_flow_through_extinction():
     """A disk falls linearly to the background and then stays: the extinct image costs no solver time."""
-    x = pdata.disk(16, 2.5, height=1.0)[None].double()
+    x = datasets.disk(16, 2.5, height=1.0)[None].double()
     times = [0.1 * k for k in range(21)]
     u, u_t = ev.reference_flow(x, times, dt=0.05, tol=1e-8, cache_dir=False)
     mean = float(x.mean())
@@ -250,10 +250,10 @@ def test_paper_key():
 
 
 def test_cli_evaluate_tvflownet(tmp_path, capsys):
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     torch.manual_seed(0)
     m = build_model("semiresnet", width=4, depth=2)
-    export_model(m, tmp_path / "tiny", {"model": m.config, "scale": 5.0, "t_max": 1.0},
+    save_model(m, tmp_path / "tiny", {"model": m.config, "scale": 5.0, "t_max": 1.0},
                  {"train_config": {"crop": "96"}})
     parser = build_parser()
     out = tmp_path / "report"

@@ -189,11 +189,11 @@ def test_init_copies_a_model_and_refuses_another_architecture(tmp_path):
 
 
 def test_folder_data_holds_out_images_for_validation(tmp_path):
-    from pdeflow import data as pdata
+    from pdeflow import io as pio
     folder = tmp_path / "imgs" / "sub"
     folder.mkdir(parents=True)
     for i in range(5):
-        pdata.write_image(folder / f"im{i}.png", torch.rand(1, 24, 24))
+        pio.write_image(folder / f"im{i}.png", torch.rand(1, 24, 24))
     cfg = tiny_config(data=str(tmp_path / "imgs"))
     tr, va = T.open_data(cfg)
     assert len(tr) == 4 and len(va) == 1
@@ -290,10 +290,10 @@ def test_load_names_paths_and_missing_weights(tmp_path, monkeypatch):
         flow(torch.rand(8, 8), [0.1])
     with pytest.raises(FileNotFoundError, match="missing"):
         load(tmp_path / "nothing.json")
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     m = _tiny_model()
-    export_model(m, tmp_path / "weights" / "default", config=m.meta["config"], provenance={})
-    export_model(m, tmp_path / "weights" / "small", config=m.meta["config"], provenance={})
+    save_model(m, tmp_path / "weights" / "default", config=m.meta["config"], provenance={})
+    save_model(m, tmp_path / "weights" / "small", config=m.meta["config"], provenance={})
     assert api.shipped_models() == ["default", "small"]
     u0 = torch.rand(1, 1, 8, 8)
     for loaded in (load(), load("small"), load(tmp_path / "weights" / "small.safetensors")):

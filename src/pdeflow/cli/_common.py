@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import data as pdata
+from .. import datasets
+
+from .. import io as pio
 from ..errors import UserInputError
 
 PROG = "pdeflow"
@@ -109,7 +111,7 @@ class Outputs:
     work, that no planned file exists (unless ``overwrite``) and that none is an
     input file. Inside ``with outputs:`` each ``image``/``figure``/``npy``/``csv``
     call writes a temporary file beside its target (via
-    :func:`pdeflow.data.atomic_path`); they are renamed onto their targets
+    :func:`pdeflow.io.atomic_path`); they are renamed onto their targets
     together when the block ends without error. On any error (including Ctrl-C)
     the temporary files are removed, as is any target already renamed in this
     invocation and the output directory if this invocation created it and it is
@@ -155,7 +157,7 @@ class Outputs:
 
     @contextlib.contextmanager
     def _staged(self, path: Path):
-        with pdata.atomic_path(path, overwrite=self.overwrite) as tmp:
+        with pio.atomic_path(path, overwrite=self.overwrite) as tmp:
             yield tmp
         self.written.append(path)  # reached only once atomic_path has renamed tmp onto path
 
@@ -167,7 +169,7 @@ class Outputs:
         return self._stack.enter_context(self._staged(self.paths[name]))
 
     def image(self, name: str, img) -> None:
-        pdata.write_image(self._tmp(name), img, overwrite=True)
+        pio.write_image(self._tmp(name), img, overwrite=True)
 
     def figure(self, name: str, fig) -> None:
         fig.savefig(self._tmp(name), format="png", dpi=fig.dpi)
@@ -246,10 +248,10 @@ def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
     grey = getattr(args, "grey", True)
     if spec is None or spec.startswith("builtin:"):
         name = DEFAULT_BUILTIN if spec is None else spec[len("builtin:"):]
-        if name not in pdata.builtin_names():
+        if name not in datasets.builtin_names():
             raise CLIError(f"argument IMAGE: unknown built-in image {name!r}; "
                            f"`{PROG} samples` lists them")
-        full = pdata.builtin_image(name, grey=grey)
+        full = datasets.builtin_image(name, grey=grey)
         size = DEFAULT_BUILTIN_SIZE if args.size is None else args.size
         u = _centre_crop(full, size, strict=args.size is not None)
         H, W = u.shape[-2:]
@@ -257,10 +259,10 @@ def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
         return u, f"builtin:{name} ({how})", None
     path = Path(spec)
     if not path.exists():
-        hint = f"; did you mean builtin:{spec}?" if spec in pdata.builtin_names() else ""
+        hint = f"; did you mean builtin:{spec}?" if spec in datasets.builtin_names() else ""
         raise CLIError(f"argument IMAGE: no such file: '{spec}'{hint}")
     try:
-        u = pdata.read_image(path, grey=grey)
+        u = pio.read_image(path, grey=grey)
     except (ValueError, OSError) as exc:
         msg = str(exc)
         msg = msg[len("read_image: "):] if msg.startswith("read_image: ") else msg

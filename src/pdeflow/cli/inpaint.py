@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .. import data as pdata
+from .. import io as pio
 from .. import metrics, viz
 from ..inpaint import gan
 from ..inpaint.diffusion import diffuse
@@ -244,7 +244,7 @@ def _read_mask(args, shape) -> torch.Tensor:
     if not path.exists():
         raise CLIError(f"argument --mask: no such file: '{args.mask}'")
     try:
-        m = pdata.read_image(path, grey=True)
+        m = pio.read_image(path, grey=True)
     except (ValueError, OSError) as exc:
         raise CLIError(f"argument --mask: {exc}") from None
     m = _centre_crop(m, args.size, strict=True)

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from .. import data as pdata
+from .. import datasets
 from .. import viz
 from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
 from ._common import (DEFAULT_BUILTIN, DEFAULT_BUILTIN_SIZE, PROG, CLIError, Outputs, _add_compute_args,
@@ -384,11 +384,11 @@ def _register_samples(sub) -> None:
 
 def _run_samples(args) -> int:
     out = Outputs(args.out, ["samples.png"], overwrite=args.overwrite) if args.out else None
-    names = pdata.builtin_names()
+    names = datasets.builtin_names()
     images, rows = {}, []
     for name in names:
-        info = pdata.builtin_info(name)
-        img = pdata.builtin_image(name, grey=None)
+        info = datasets.builtin_info(name)
+        img = datasets.builtin_image(name, grey=None)
         images[name] = img
         C, H, W = img.shape
         rows.append((name, f"{H}x{W}", "grey" if C == 1 else "colour", info["kind"], info["split"], info["note"]))
@@ -402,7 +402,7 @@ def _run_samples(args) -> int:
             ncols = 6
             nrows = math.ceil(len(names) / ncols)
             fig = viz.figure(2.2 * ncols, 2.4 * nrows + 0.4)
-            panels = [(img.clamp(0, 1), f"{n}\n{img.shape[-2]}x{img.shape[-1]}, {pdata.builtin_info(n)['split']}")
+            panels = [(img.clamp(0, 1), f"{n}\n{img.shape[-2]}x{img.shape[-1]}, {datasets.builtin_info(n)['split']}")
                       for n, img in images.items()]
             viz.image_grid(fig, panels, ncols)
             for ax in fig.axes:

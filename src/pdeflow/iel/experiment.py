@@ -26,7 +26,7 @@ What a run does
    ``steps_per_epoch`` steps, by default as many as it takes for the crops
    to cover the training pixels once. Each step draws ``batch_size`` random
    ``crop x crop`` crops (image and label together,
-   :func:`pdeflow.data.random_crops`) and random flips from
+   :func:`pdeflow.datasets.random_crops`) and random flips from
    :func:`~pdeflow.training.step_generator` ``(seed, step)`` and nothing else.
 3. Loss: cross-entropy of ``net(x)`` against the (noisy) labels, where ``net``
    is the U-Net or ``with_iels(unet, ...)`` in ``train()`` mode, so the IELs
@@ -54,7 +54,8 @@ import torch.nn.functional as F
 
 from ..errors import UserInputError
 from .. import ops, training, viz
-from ..data import random_crops
+from ..io import write_bytes
+from ..datasets import random_crops
 from ..metrics import dice
 from .datasets import DATASETS, SegmentationData, load_dataset
 from .layers import BOUNDARIES, OPERATORS, with_iels
@@ -292,7 +293,7 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
 
 def _write_json(path: Path, obj) -> None:
     text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    training.atomic_write(path, lambda f: f.write(text.encode()))
+    write_bytes(path, text.encode())
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -461,7 +462,7 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
                "device": first["device"], "torch": first["torch"], "rows": rows}
     _write_json(out_dir / "summary.json", summary)
     table = _table(summary).encode()
-    training.atomic_write(out_dir / "table.md", lambda f: f.write(table))
+    write_bytes(out_dir / "table.md", table)
     fig = _curves_figure(summary) if spec.mode == "compare" else _sweep_figure(summary)
     _save_figure(fig, out_dir / ("curves.png" if spec.mode == "compare" else "sweep.png"))
     return summary
@@ -510,7 +511,7 @@ def _table(summary: dict) -> str:
 
 
 def _save_figure(fig, path: Path) -> None:
-    training.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=fig.dpi))
+    write_bytes(path, viz.figure_png(fig))
 
 
 def _curves_figure(summary: dict):

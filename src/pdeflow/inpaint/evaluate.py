@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from .. import data as pdata
+from .. import datasets
+from .. import io as pio
 from ..metrics import mae as mae_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
@@ -65,18 +66,18 @@ def test_images(n_images: int, size: int, *, seed: int = 0, channels: int = 1,
                 image_dir=None) -> tuple[torch.Tensor, list[str]]:
     """``n_images`` crops ``(n, C, size, size)`` in [0, 1] and their source names (see the module doc)."""
     if image_dir is None:
-        pool = pdata.builtin_pool("test", grey=channels == 1, kind="photo")
+        pool = datasets.builtin_pool("test", grey=channels == 1, kind="photo")
         names, images = list(pool), list(pool.values())
     else:
         folder = Path(image_dir)
-        files = pdata.image_files(folder, "image_dir")
+        files = pio.image_files(folder, "image_dir")
         names = [str(p.relative_to(folder)) for p in files]
-        images = [pdata.read_image(p, grey=channels == 1) for p in files]
+        images = [pio.read_image(p, grey=channels == 1) for p in files]
     g = torch.Generator().manual_seed(seed)
     crops, labels = [], []
     for i in range(n_images):
         k = i % len(images)
-        crops.append(pdata.random_crops([images[k]], 1, size, generator=g))
+        crops.append(datasets.random_crops([images[k]], 1, size, generator=g))
         labels.append(names[k])
     return torch.cat(crops), labels
 

@@ -1,7 +1,7 @@
 """Trained inpainting GANs, offline: loading shipped weights, ``gan_mask`` and ``gan_inpaint``.
 
 Shipped models live in ``pdeflow/inpaint/weights/NAME.safetensors`` + ``NAME.json``
-(written by :func:`pdeflow.training.export_model`, so the JSON holds the
+(written by :func:`pdeflow.io.save_model`, so the JSON holds the
 configuration, the training provenance and the weights' checksum):
 
 * ``inpainting-wgan`` -- the inpainting WGAN trained on random masks
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..training import import_state
+from ..io import load_model
 from .masknet import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
 
@@ -32,7 +32,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 INPAINTING_MODEL = "inpainting-wgan"
 #: Shipped mask GANs by density.
 MASK_MODELS = {0.05: "maskgan-05", 0.1: "maskgan-10", 0.2: "maskgan-20"}
-# luminance weights of pdeflow.data.read_image (ITU-R BT.601)
+# luminance weights of pdeflow.io.read_image (ITU-R BT.601)
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -69,7 +69,7 @@ def _stem(spec) -> Path:
 
 def _read(spec) -> tuple[dict, dict, Path]:
     stem = _stem(spec)
-    state, meta = import_state(stem)
+    state, meta = load_model(stem)
     cfg = meta.get("config")
     if not isinstance(cfg, dict) or cfg.get("kind") not in ("inpainting", "maskgan") \
             or not isinstance(cfg.get("model"), dict):

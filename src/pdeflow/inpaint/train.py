@@ -58,7 +58,7 @@ metric is a deterministic function of the weights.
 Run directory
 -------------
 ``config.json``, ``last.pt``, ``best.pt``, ``log.csv`` and the exported best
-model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.training.export_model`):
+model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.io.save_model`):
 ``config`` = ``{"kind": "inpainting", "model": {channels, width, noise_std}}``
 (stage ``wgan``, an :class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) or
 ``{"kind": "maskgan", "model": {channels, width, noise_std, density, random_start, exact_density}}``
@@ -79,9 +79,10 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from .. import data as pdata
+from .. import datasets
+from ..io import save_model
 from ..metrics import psnr, ssim
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, export_model, invoked_command, load_checkpoint,
+from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
                         seed_everything, step_generator)
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
@@ -170,9 +171,9 @@ def check_config(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def open_data(cfg: TrainConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
-    """The training and validation photos of ``cfg`` (see :func:`pdeflow.data.training_images`)."""
-    return pdata.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
+def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
+    """The training and validation photos of ``cfg`` (see :func:`pdeflow.datasets.training_images`)."""
+    return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
                                  kind="photo")
 
 
@@ -181,7 +182,7 @@ def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator)
     return (torch.rand(n, 1, size, size, generator=g) < densities.view(-1, 1, 1, 1)).float()
 
 
-def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step's crops ``(B, C, S, S)`` and, for stage wgan, random masks ``(B, 1, S, S)``.
 
     Everything is drawn from ``g`` (the step generator), in a fixed order.
@@ -197,7 +198,7 @@ def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -
 # --------------------------------------------------------------------------- validation
 
 
-def validation_set(cfg: TrainConfig, images: pdata.ImageSet) -> dict:
+def validation_set(cfg: TrainConfig, images: datasets.ImageSet) -> dict:
     """Fixed validation crops, random masks per validation density, and noises (seed ``val_seed``)."""
     g = torch.Generator().manual_seed(cfg.val_seed)
     f = images.crops(cfg.val_crops, cfg.crop, g)
@@ -310,7 +311,7 @@ def _export(state: dict, cfg: TrainConfig, model_config: dict, run_dir: Path, ru
         **info,
     }
     kind = "inpainting" if cfg.stage == "wgan" else "maskgan"
-    export_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=provenance)
+    save_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=provenance)
 
 
 # --------------------------------------------------------------------------- the loop

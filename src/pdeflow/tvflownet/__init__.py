@@ -26,9 +26,17 @@ from .models import (
     zero_border,
 )
 from .symmetry import Equivariant
+
 # train() and evaluate() live in modules of the same name (pdeflow.tvflownet.train.train,
-# pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules.
-from .train import TrainConfig
+# pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules. Inference
+# (load, flow) does not import the training toolkit: TrainConfig is imported on first use.
+
+
+def __getattr__(name):
+    if name == "TrainConfig":
+        from .train import TrainConfig
+        return TrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "TVflowNetModel",

@@ -4,7 +4,7 @@
     model = tvflownet.load()                         # the shipped default (or a name, or a path)
     u = tvflownet.flow(img, [0.01, 0.05, 0.1])       # like pdeflow.tv.tv_flow(img, [...])
 
-A trained model is a pair of files written by :func:`pdeflow.training.export_model`
+A trained model is a pair of files written by :func:`pdeflow.io.save_model`
 (what ``pdeflow train tvflownet`` leaves in its run directory as
 ``model.safetensors`` + ``model.json``): the weights, and a JSON whose
 ``config`` holds ``{"model": <build_model kwargs>, "scale": s, "t_max": T}``.
@@ -44,7 +44,7 @@ from torch import nn
 from ..errors import UserInputError
 from .. import ops
 from ..progress import progress_bar
-from ..training import import_state
+from ..io import load_model
 from ..tv.flow import check_times
 from .models import build_model
 
@@ -87,7 +87,7 @@ def _resolve(name_or_path) -> Path:
         missing = [str(f) for f in pair if not f.is_file()]
         if missing:
             raise FileNotFoundError(f"load: no TVflowNET model at {text!r}: missing {', '.join(missing)} "
-                                    "(a model is a .safetensors + .json pair written by export_model)")
+                                    "(a model is a .safetensors + .json pair written by save_model)")
         return stem
     names = shipped_models()
     have = f"shipped models: {', '.join(names)}" if names else "no model is shipped in this installation yet"
@@ -119,7 +119,7 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
         or a path without both files.
     """
     stem = _resolve(name_or_path)
-    state, meta = import_state(stem)
+    state, meta = load_model(stem)
     config = meta.get("config", {})
     if not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
         raise UserInputError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "

@@ -49,7 +49,8 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from .. import data as pdata
+from .. import datasets
+from .. import io as pio
 from .. import metrics, ops
 from ..progress import progress_bar
 from ..tv import rof
@@ -417,7 +418,7 @@ def reference_flow(
                 meta = json.dumps({"times": times, "dt": dt, "tol": tol, "solver": solver,
                                    "max_iter": max_iter, "shape": list(x.shape[1:]),
                                    "version": _CACHE_VERSION})
-                with pdata.atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
+                with pio.atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
                     np.savez_compressed(fh, u=u[:, j].numpy(), u_t=ut[:, j].numpy(), meta=np.array(meta))
     shape = (T, *u0.shape)
     res = (out_u.reshape(shape), out_ut.reshape(shape))
@@ -617,20 +618,20 @@ def _folder_images(folder) -> dict[str, torch.Tensor]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
         raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
-    return {p.name: pdata.read_image(p, grey=True) for p in files}
+    return {p.name: pio.read_image(p, grey=True) for p in files}
 
 
 def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch.Tensor:
     """``n`` held-out natural crops ``(n, 1, size, size)`` in [0, 1].
 
     Seeded random crops (reflect-padded where an image is smaller) of the TEST
-    split of the built-in photo pool (:func:`pdeflow.data.builtin_pool`), or of
+    split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
     the images in ``image_dir`` (a user folder, read in grey).
     """
-    pool = _folder_images(image_dir) if image_dir is not None else pdata.builtin_pool("test", kind="photo")
+    pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
     if not pool:
         raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
-    return pdata.random_crops(pool, int(n), int(size), seed=int(seed) * 1009 + int(size))
+    return datasets.random_crops(pool, int(n), int(size), seed=int(seed) * 1009 + int(size))
 
 
 def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: str = "test",
@@ -638,25 +639,25 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
     """Table 5's image types ``(n, 1, size, size)`` in [0, 1]: ``"disks"``, ``"ellipses"``, ``"medical"``.
 
     Disks: ``n_shapes`` isolated disks of random radius and height
-    (:func:`pdeflow.data.disks`); ellipses: ``n_shapes`` overlapping ellipses
-    (:func:`pdeflow.data.ellipses`); default ``n_shapes = clip(size // 16, 1, 5)``
+    (:func:`pdeflow.datasets.disks`); ellipses: ``n_shapes`` overlapping ellipses
+    (:func:`pdeflow.datasets.ellipses`); default ``n_shapes = clip(size // 16, 1, 5)``
     (5 from 80 px).  Medical: seeded crops of the built-in medical images of
     ``medical_split`` (or of the images in ``medical_dir``).
     """
     s = int(seed) * 7919 + int(size)
     k = int(n_shapes) if n_shapes is not None else max(1, min(5, int(size) // 16))
     if kind == "disks":
-        return pdata.disks(size, k, seed=s, batch=int(n))
+        return datasets.disks(size, k, seed=s, batch=int(n))
     if kind == "ellipses":
-        return pdata.ellipses(size, k, seed=s, batch=int(n))
+        return datasets.ellipses(size, k, seed=s, batch=int(n))
     if kind == "medical":
         if medical_dir is not None:
             pool = _folder_images(medical_dir)
         else:
-            pool = pdata.builtin_pool(medical_split, kind="medical")
+            pool = datasets.builtin_pool(medical_split, kind="medical")
         if not pool:
             raise UserInputError(f"no built-in medical images in split {medical_split!r}")
-        return pdata.random_crops(pool, int(n), int(size), seed=s)
+        return datasets.random_crops(pool, int(n), int(size), seed=s)
     raise UserInputError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
 
 
@@ -789,7 +790,7 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
     kinds = ("disks", "ellipses", "medical")
     out = {"size": int(size), "n_images": int(n_images), "medical_split": medical_split,
            "medical_source": str(medical_dir) if medical_dir is not None else
-           ", ".join(pdata.builtin_names(medical_split, kind="medical")),
+           ", ".join(datasets.builtin_names(medical_split, kind="medical")),
            "models": {name: {} for name in models}}
     with progress_bar(total=len(kinds) * (1 + len(models)), enabled=progress, desc="table 5") as bar:
         for kind in kinds:
@@ -1162,7 +1163,7 @@ def evaluate(
         "config": {"sizes": sizes, "n_images": int(n_images), "tables": tables, "n_times": len(times),
                    "times": [times[0], times[-1]], "scale": scale, "seed": seed, "dt": dt, "tol": tol,
                    "solver": solver, "image_source": str(image_dir) if image_dir else
-                   "builtin test photos: " + ", ".join(pdata.builtin_names("test", kind="photo")),
+                   "builtin test photos: " + ", ".join(datasets.builtin_names("test", kind="photo")),
                    "type_size": type_size, "spectral_size": spectral_size, "device": str(device or "cpu"),
                    "torch": str(torch.__version__), "threads": torch.get_num_threads(),
                    "machine": platform.processor() or platform.machine(),

@@ -69,7 +69,7 @@ Run directory
 ``config.json``, ``last.pt`` (resume point), ``best.pt``, ``log.csv`` (loss
 terms per step, ``val_psnr`` at validations), ``val_reference.pt`` and the
 exported best model ``model.safetensors`` + ``model.json``
-(:func:`pdeflow.training.export_model`): the JSON holds ``config``
+(:func:`pdeflow.io.save_model`): the JSON holds ``config``
 (``{"model": <build_model kwargs>, "scale": ..., "t_max": ...}``, what
 :func:`pdeflow.tvflownet.load` needs) and ``provenance`` (training config,
 data, steps, wall time, the command, the validation PSNR).
@@ -88,10 +88,11 @@ import torch
 import torch.distributed as dist
 
 from ..errors import UserInputError
-from .. import data as pdata
+from .. import datasets
 from .. import ops
+from ..io import save_model
 from ..metrics import psnr
-from ..training import (ConfigCheck, Run, check_finite, cleanup_distributed, clip_gradients, config_to_dict, export_model,
+from ..training import (ConfigCheck, Run, check_finite, cleanup_distributed, clip_gradients, config_to_dict,
                         get_rank, get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint,
                         seed_everything, setup_distributed, step_generator)
 from ..tv import tv_flow
@@ -189,9 +190,9 @@ def check_config(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def open_data(cfg: TrainConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
-    """The training and validation images of ``cfg`` (grey; see :func:`pdeflow.data.training_images`)."""
-    return pdata.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=True)
+def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
+    """The training and validation images of ``cfg`` (grey; see :func:`pdeflow.datasets.training_images`)."""
+    return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=True)
 
 
 def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
@@ -206,18 +207,18 @@ SYNTHETIC_SEED_BASE = 2 ** 30
 
 def synthetic_images(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """``n`` generated piecewise-constant images ``(n, 1, size, size)`` in [0, 1]: half flat disks
-    (:func:`pdeflow.data.disks`), half overlapping ellipses (:func:`pdeflow.data.ellipses`), with
+    (:func:`pdeflow.datasets.disks`), half overlapping ellipses (:func:`pdeflow.datasets.ellipses`), with
     ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds."""
     seed = SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g))
     shapes = max(1, min(5, size // 16))
     n_disks = (n + 1) // 2
-    parts = [pdata.disks(size, shapes, seed=seed, batch=n_disks)]
+    parts = [datasets.disks(size, shapes, seed=seed, batch=n_disks)]
     if n > n_disks:
-        parts.append(pdata.ellipses(size, shapes, seed=seed, batch=n - n_disks))
+        parts.append(datasets.ellipses(size, shapes, seed=seed, batch=n - n_disks))
     return torch.cat(parts)
 
 
-def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
 
     A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
@@ -324,7 +325,7 @@ def _broadcast(obj: Any) -> Any:
     return box[0]
 
 
-def validation_set(cfg: TrainConfig, images: pdata.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
+def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
     """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
 
     Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units}``.
@@ -398,7 +399,7 @@ def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: d
         "val_psnr": float(run.best),
         **info,
     }
-    export_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=provenance)
+    save_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=provenance)
 
 
 # --------------------------------------------------------------------------- the loop
