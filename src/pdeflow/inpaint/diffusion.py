@@ -69,7 +69,8 @@ class DiffuseResult:
         CG iterations per image (``B = 1`` for unbatched input).
     residual : Tensor, shape (B,)
         Final relative residual ``||b - A x|| / ||b||`` per image, recomputed
-        from the returned solution.
+        from the returned solution (continuous masks: of the correction
+        system, see :func:`diffuse`, Notes).
     """
 
     u: torch.Tensor
@@ -367,7 +368,7 @@ class _System:
             self.k = (c == 1).to(c.dtype)
             one_minus = torch.where(c < 1, 1.0 - c, torch.ones_like(c))
             self.d = torch.where(c < 1, c / one_minus, torch.zeros_like(c))
-        self.w = w = 1.0 - self.k
+        self.w = 1.0 - self.k
         self.levels = None
         if method == "mg":
             self.levels = _hierarchy(self.k, self.d)
@@ -531,9 +532,14 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     the symmetric positive definite ``(D - L) u = D f`` on them,
     ``D = diag(c / (1 - c))``: the binary operator plus a diagonal, solved by the
     same multigrid-preconditioned CG (its Galerkin hierarchy includes the
-    diagonal). The cost is that of a binary mask with the same pixels at 1,
-    plus a few elementwise operations; the iteration count stays small (the
-    diagonal only helps). A mask that happens to be binary takes the binary
+    diagonal). The unknowns are solved for as a correction of ``f`` on the
+    pixels with ``c > 0``, so that the large diagonal entries (``c`` near 1)
+    drop out of the right-hand side and the relative-residual rule ``tol``
+    measures the Laplace rows as for a binary mask. A solve costs what a
+    binary one costs per iteration, plus a few elementwise operations;
+    measured at 96x80 with 5 % of the pixels near 1: 5-9 iterations for ``c``
+    in [0, 0.5] (binary: 6-8), up to about twice the binary count when ``c``
+    is within 1e-6 of 1. A mask that happens to be binary takes the binary
     path whatever ``continuous`` says, so binary results are bit for bit
     those of the binary solver.
 
