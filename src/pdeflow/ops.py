@@ -88,7 +88,21 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     return torch.sqrt(sq + eps * eps) if eps else torch.sqrt(sq)
 
 
-def _as_bchw(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
+def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
+    """The one shape promotion: ``u`` as a ``(B, C, H, W)`` view, and its original number of dimensions.
+
+    ``(H, W)`` becomes ``(1, 1, H, W)`` and ``(C, H, W)`` becomes ``(1, C, H, W)``; undo it with
+    ``out[0, 0]`` / ``out[0]`` (or :func:`unbatch`) to return the shape a caller gave.
+
+    Raises
+    ------
+    TypeError
+        ``u`` is not a tensor.
+    pdeflow.errors.UserInputError
+        ``u`` does not have 2, 3 or 4 dimensions (the message names ``name``).
+    """
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
     if u.dim() == 2:
         return u[None, None], 2
     if u.dim() == 3:
@@ -96,6 +110,23 @@ def _as_bchw(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
     if u.dim() == 4:
         return u, 4
     raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+
+
+def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Undo :func:`as_batch`: ``x`` ``(B, C, H, W)`` back to ``ndim`` (2, 3 or 4) dimensions."""
+    return x if ndim == 4 else (x[0] if ndim == 3 else x[0, 0])
+
+
+def check_image(u: torch.Tensor, name: str = "u") -> None:
+    """The one image check: a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W)
+    with finite values; a TypeError or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise."""
+    as_batch(u, name)
+    if u.numel() == 0:
+        raise UserInputError(f"{name} is empty, got shape {tuple(u.shape)}")
+    if not u.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {u.dtype}")
+    if not bool(torch.isfinite(u).all()):
+        raise UserInputError(f"{name} contains NaN or infinite values")
 
 
 def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
@@ -118,6 +149,6 @@ def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
 
 def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False) -> torch.Tensor:
     """Smoothed total variation ``sum sqrt(ux^2 + uy^2 + eps^2)`` per image; see :func:`tv`."""
-    x, ndim = _as_bchw(u)
+    x, ndim = as_batch(u)
     out = batch_sum(gradient_norm(grad(x), channelwise=channelwise, eps=eps))
     return out if ndim == 4 else out[0]

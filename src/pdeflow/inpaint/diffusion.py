@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import ops
 from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import laplacian
@@ -82,16 +83,6 @@ class DiffuseResult:
 # ---------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------
-
-def _as4(t: torch.Tensor, who: str, name: str) -> torch.Tensor:
-    if t.dim() == 2:
-        return t[None, None]
-    if t.dim() == 3:
-        return t[None]
-    if t.dim() == 4:
-        return t
-    raise UserInputError(f"{who}: {name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
-
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
                continuous: bool = False) -> torch.Tensor:
@@ -143,7 +134,7 @@ def _check_f(f, who: str) -> torch.Tensor:
         raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
-    f4 = _as4(f, who, "f")
+    f4 = ops.as_batch(f, f"{who}: f")[0]
     if f4.shape[-1] < 2 or f4.shape[-2] < 2:
         raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
     if not bool(torch.isfinite(f4).all()):
@@ -589,7 +580,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
         if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
             raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
                              f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = _as4(x0.detach().to(device=f4.device, dtype=f4.dtype), who, "x0")
+        x0 = ops.as_batch(x0.detach().to(device=f4.device, dtype=f4.dtype), f"{who}: x0")[0]
         if not bool(torch.isfinite(x0).all()):
             raise UserInputError(f"{who}: x0 contains NaN or infinite values")
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())

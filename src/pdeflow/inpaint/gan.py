@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 from ..io import load_model
 from .masknet import MaskGAN, check_density
@@ -145,19 +146,9 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
 # --------------------------------------------------------------------------- applying them
 
 
-def _as_batch(f, who: str) -> tuple[torch.Tensor, int]:
-    if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
-    if f.dim() not in (2, 3, 4) or f.numel() == 0:
-        raise UserInputError(f"{who}: f must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
-    if not f.is_floating_point():
-        raise TypeError(f"{who}: f must be a floating-point image in [0, 1], got dtype {f.dtype}")
-    if not bool(torch.isfinite(f).all()):
-        raise UserInputError(f"{who}: f contains NaN or infinite values")
-    dim = f.dim()
-    while f.dim() < 4:
-        f = f.unsqueeze(0)
-    return f, dim
+def _image_batch(f, who: str) -> tuple[torch.Tensor, int]:
+    ops.check_image(f, f"{who}: f")
+    return ops.as_batch(f, f"{who}: f")
 
 
 def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
@@ -198,7 +189,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         ``(H, W)``, ``(1, H, W)`` or ``(B, 1, H, W)`` for the three input shapes.
     """
     density = check_density(density, "gan_mask")
-    x, dim = _as_batch(f, "gan_mask")
+    x, dim = _image_batch(f, "gan_mask")
     if model is None:
         model = load_mask_model(density)
     elif not isinstance(model, MaskGAN):
@@ -252,7 +243,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     Tensor, the shape, dtype and device of ``f``
         ``u = (1 - c) g + c f``: the known pixels are exactly those of ``f``.
     """
-    x, dim = _as_batch(f, "gan_inpaint")
+    x, dim = _image_batch(f, "gan_inpaint")
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"gan_inpaint: mask must be a torch.Tensor, got {type(mask).__name__}")
     m = mask

@@ -234,18 +234,6 @@ def default_cache_dir() -> Path:
     return base / "pdeflow" / "tvflow_reference"
 
 
-def _as_bchw(u: torch.Tensor, name: str = "u0") -> torch.Tensor:
-    if not torch.is_tensor(u):
-        raise TypeError(f"{name} must be a tensor, got {type(u).__name__}")
-    if u.dim() == 2:
-        return u[None, None]
-    if u.dim() == 3:
-        return u[None]
-    if u.dim() == 4:
-        return u
-    raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
-
-
 def _grid_indices(times: Sequence[float], dt: float) -> list[int]:
     idx = []
     for t in times:
@@ -372,7 +360,7 @@ def reference_flow(
         (``div`` of the ROF dual field), at ``t = 0`` the quotient of the first step.
     info : dict, if ``return_info``
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
@@ -463,7 +451,7 @@ def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float], *, device
     -------
     u, div_phi : Tensor, shape (len(times), *u0.shape), float32 on the CPU
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     dev = torch.device(device) if device is not None else x.device
     dtype = _model_dtype(model)
     B, C, H, W = x.shape
@@ -502,7 +490,7 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
     -------
     u, u_t, u_tt : Tensor, shape of ``u0``
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     B = x.shape[0]
     if torch.is_tensor(t):
         tt = t.to(dtype=x.dtype, device=x.device).reshape(-1)

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from .loss import loss_terms
@@ -91,18 +92,6 @@ def time_difference(u: torch.Tensor, times: torch.Tensor, fd: str = "backward") 
         inner = (h0 * d[1:] + h1 * d[:-1]) / (h0 + h1)
         return torch.cat([d[:1], inner, d[-1:]], dim=0)
     raise UserInputError(f"fd must be 'backward' or 'central', got {fd!r}")
-
-
-def _as_bchw(u0: torch.Tensor) -> torch.Tensor:
-    if not torch.is_tensor(u0):
-        raise TypeError(f"u0 must be a tensor, got {type(u0).__name__}")
-    if u0.dim() == 2:
-        return u0[None, None]
-    if u0.dim() == 3:
-        return u0[None]
-    if u0.dim() == 4:
-        return u0
-    raise UserInputError(f"u0 must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u0.shape)}")
 
 
 def joint_optimise(
@@ -175,7 +164,7 @@ def joint_optimise(
         ``"tv"``, ``"norm"``, ``"initial"``, ``"min_norm"``) as floats; the first
         entry is the loss of the initialisation (iteration 0).
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
