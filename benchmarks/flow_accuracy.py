@@ -33,7 +33,6 @@ from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 
 
-
 def main(argv=None):
     defaults = inspect.signature(tv_flow).parameters
     dt0, tol0 = defaults["dt"].default, defaults["tol"].default

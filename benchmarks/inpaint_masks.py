@@ -66,7 +66,8 @@ def mean(v) -> float:
 
 def figure(f0: torch.Tensor, shown: dict, results: dict, args):
     """Masks (known pixels white) and inpaintings of the first image, one row per density."""
-    from pdeflow.viz import figure as _figure, image_grid as _image_row
+    from pdeflow.viz import figure as _figure
+    from pdeflow.viz import image_grid as _image_row
 
     panels = []
     for d, by in shown.items():
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
         print(f"NLPE at {d:g}: {t_nl:.1f} s for {B} images, accepted {nl.accepted.tolist()}", flush=True)
 
     lines = [f"# Masks for diffusion inpainting: random vs PS vs PS+NLPE ({args.size}x{args.size})", "",
-             f"`python benchmarks/inpaint_masks.py {' '.join(sys.argv[1:] if argv is None else argv)}`".replace(" `", "`"), "",
+             f"`python benchmarks/inpaint_masks.py {' '.join(sys.argv[1:] if argv is None else argv)}`".replace(
+                 " `", "`"), "",
              f"Images (test split, grey, centre square downscaled to {args.size}x{args.size}): "
              f"{', '.join(args.images)}. Metric optimised: {args.metric}. PS p = q = 0.02; NLPE 30 candidates, "
              f"1 exchange, {args.cycles} cycles; random: mean of {args.random_masks} masks. Means over images; "

@@ -114,7 +114,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     rows = []
-    hdr = (f"{'size':>5} {'mask':>6} {'dens':>5} | {'mg s':>7} {'it':>3} {'err':>8} | {'cg s':>7} {'it':>4} {'err':>8} | "
+    hdr = (f"{'size':>5} {'mask':>6} {'dens':>5} | {'mg s':>7} {'it':>3} {'err':>8} | "
+           f"{'cg s':>7} {'it':>4} {'err':>8} | "
            f"{'spsolve s':>9} (+asm) | {'cg/mg':>6} {'sp/mg':>6}")
     print(f"pdeflow diffusion inpainting, {args.dtype}, tol {args.tol:g}, device {args.device}, "
           f"{torch.get_num_threads()} torch thread(s), median of {args.repeats}")
@@ -161,10 +162,12 @@ def main(argv=None) -> int:
     lines = [f"# Diffusion inpainting solvers ({args.dtype}, tol {args.tol:g}, {args.device}, "
              f"{meta['threads']} thread(s), {meta['date']})", "",
              "`python benchmarks/inpaint_solver.py " + " ".join(sys.argv[1:] if argv is None else argv) + "`", "",
-             "| size | mask | density | mg s | mg it. | mg max err | cg s | cg it. | cg max err | spsolve s | assembly s "
+             "| size | mask | density | mg s | mg it. | mg max err | cg s | cg it. | cg max err | spsolve s | "
+             "assembly s "
              "| cg / mg | spsolve / mg |", "|" + "---|" * 13]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['mask']} | {r['density']:g} | {r['mg']['seconds']:.3f} | {r['mg']['iterations']} | "
+        lines.append(f"| {r['size']} | {r['mask']} | {r['density']:g} | {r['mg']['seconds']:.3f} | "
+                     f"{r['mg']['iterations']} | "
                      f"{r['mg']['max_error']:.1e} | {r['cg']['seconds']:.3f} | {r['cg']['iterations']} | "
                      f"{r['cg']['max_error']:.1e} | {r['spsolve']['seconds']:.3f} | "
                      f"{r['spsolve']['assembly_seconds']:.3f} | {r['cg_over_mg']:.1f} | {r['spsolve_over_mg']:.1f} |")

@@ -49,7 +49,6 @@ from _results import RESULTS, write_block  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.tv import tv_flow
 
-
 PDEFLOW_TOLS = (1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6, 1e-6, 5e-7, 2e-7, 1e-7)
 SK_ITERS = (25, 35, 50, 71, 100, 141, 200, 283, 400, 566, 800, 1131, 1600, 2263, 3200, 4525, 6400)
 SK_EPS = (1e-6, 3e-7, 1e-7, 3e-8, 1e-8, 3e-9, 1e-9, 3e-10, 1e-10)

@@ -59,7 +59,8 @@ def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--model", default=None, help="shipped name, model path or run directory (default: shipped default)")
+    ap.add_argument("--model", default=None, help="shipped name, model path or run directory (default: shipped "
+                                                  "default)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--n-images", type=int, default=4, help="held-out crops (test split photos)")
     ap.add_argument("--time", type=float, default=1.0, help="PDE time on the x5 scale")
@@ -160,7 +161,8 @@ def main(argv=None) -> None:
             f"- Reference at matched accuracy: the cheapest of dt in {{{', '.join(map(str, DTS))}}} x tol in "
             f"{{{', '.join(f'{v:g}' for v in TOLS)}}} (float32) reaching the network's PSNR. dt = {t:g} is a "
             "single ROF problem with lam = t.\n",
-            "| network | PSNR (dB) | time / image | reference setting | PSNR (dB) | time / image | reference / network |",
+            "| network | PSNR (dB) | time / image | reference setting | PSNR (dB) | time / image | reference / "
+            "network |",
             "|---|---|---|---|---|---|---|",
         ]
         for label, net_psnr, net_s, dt, tol, ref_psnr, ref_s in rows:

@@ -13,8 +13,8 @@ import tifffile
 import torch
 from PIL import Image
 
-from pdeflow.cli import tv as cli_tv
 from pdeflow.cli import main
+from pdeflow.cli import tv as cli_tv
 from pdeflow.datasets import builtin_image
 from pdeflow.io import read_image, write_image
 from pdeflow.tv import spectral_tv, tv_flow

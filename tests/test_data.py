@@ -15,9 +15,18 @@ from PIL import Image
 from scipy import ndimage
 
 from pdeflow import datasets
-
 from pdeflow import io as pio
-from pdeflow.datasets import builtin_image, builtin_info, builtin_names, builtin_pool, disk, disks, ellipses, plateau_1d, random_crops
+from pdeflow.datasets import (
+    builtin_image,
+    builtin_info,
+    builtin_names,
+    builtin_pool,
+    disk,
+    disks,
+    ellipses,
+    plateau_1d,
+    random_crops,
+)
 from pdeflow.io import atomic_path, atomic_write, read_image, write_image
 
 
@@ -274,8 +283,8 @@ def test_builtin_pool_loads_offline(monkeypatch, pool_all):
 
 
 def test_builtin_values_match_sources():
-    from skimage import data as skdata
     import pywt.data
+    from skimage import data as skdata
 
     cam = builtin_image("skimage/camera")
     assert torch.equal(cam[0], torch.from_numpy(skdata.camera() / 255.0).float())

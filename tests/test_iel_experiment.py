@@ -11,9 +11,16 @@ import torch
 from pdeflow.cli import main
 from pdeflow.iel import UNet
 from pdeflow.iel import datasets as ds
-from pdeflow.iel.experiment import (ExperimentSpec, RunConfig, boundary_ratio, evaluate, plan_runs, prepare_data,
-                                    run_experiment,
-                                    train_run)
+from pdeflow.iel.experiment import (
+    ExperimentSpec,
+    RunConfig,
+    boundary_ratio,
+    evaluate,
+    plan_runs,
+    prepare_data,
+    run_experiment,
+    train_run,
+)
 from pdeflow.training import RunConfigError
 
 TINY = dict(dataset="synthetic", width=4, depth=2, crop=32, batch_size=2, epochs=2, steps_per_epoch=2)

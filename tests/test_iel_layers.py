@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pdeflow import ops
-from pdeflow.iel import (Heat, InverseEvolution, PeronaMalik, TVFlow, UNet, heat_iel_symbol, official_heat_iel,
-                         with_iels)
+from pdeflow.iel import Heat, InverseEvolution, PeronaMalik, TVFlow, UNet, heat_iel_symbol, official_heat_iel, with_iels
 
 STENCIL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pdeflow.cli import main
-from pdeflow.io import read_image, write_image
 from pdeflow.inpaint import diffuse, random_mask
+from pdeflow.io import read_image, write_image
 
 SIZE = 24
 

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from pdeflow import datasets
-from pdeflow.inpaint import (diffuse, inpainting_error, nonlocal_pixel_exchange, probabilistic_sparsification,
-                             random_mask)
+from pdeflow.inpaint import (
+    diffuse,
+    inpainting_error,
+    nonlocal_pixel_exchange,
+    probabilistic_sparsification,
+    random_mask,
+)
 
 SIZE = 32
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import pdeflow.inpaint.train as T
-from pdeflow.io import write_image
 from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from pdeflow.inpaint.train import TrainConfig, train
+from pdeflow.io import write_image
 from pdeflow.training import RunConfigError, load_checkpoint
 
 

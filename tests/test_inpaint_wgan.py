@@ -6,8 +6,15 @@ import torch
 
 from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from pdeflow.inpaint.masknet import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
-from pdeflow.inpaint.wgan import (Critic, InpaintingGenerator, composite, critic_loss, generator_loss, hard_sigmoid,
-                                  pad_to_multiple)
+from pdeflow.inpaint.wgan import (
+    Critic,
+    InpaintingGenerator,
+    composite,
+    critic_loss,
+    generator_loss,
+    hard_sigmoid,
+    pad_to_multiple,
+)
 from pdeflow.io import save_model
 
 W = 0.1   # tiny widths keep the tests fast; the architecture is the same

@@ -17,11 +17,19 @@ import pytest
 import torch
 from torch import nn
 
-from pdeflow.training import (Run, RunConfigError, batch_indices, check_finite,
-                              load_checkpoint, load_config, save_checkpoint, save_config, seed_everything,
-                              step_generator)
-
 from pdeflow.io import load_model, save_model
+from pdeflow.training import (
+    Run,
+    RunConfigError,
+    batch_indices,
+    check_finite,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+    save_config,
+    seed_everything,
+    step_generator,
+)
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "_tiny_trainer.py"

@@ -7,12 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from pdeflow import datasets
-from pdeflow import metrics
-from pdeflow.tv import tv_flow
-from pdeflow.tvflownet import build_model
+from pdeflow import datasets, metrics
 from pdeflow.cli import build_parser
 from pdeflow.reporting import Report
+from pdeflow.tv import tv_flow
+from pdeflow.tvflownet import build_model
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 

@@ -1,6 +1,5 @@
 """The shipped default TVflowNET: it loads offline, says how it was trained, and learned the flow."""
 import pytest
-import torch
 
 from pdeflow import datasets, metrics, tvflownet
 from pdeflow.tv import tv_flow

@@ -13,10 +13,10 @@ import torch
 
 import pdeflow.tvflownet.api as api
 import pdeflow.tvflownet.train as T
+from pdeflow.cli import build_parser
 from pdeflow.training import RunConfigError, load_checkpoint
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import Equivariant, build_model, flow, load
-from pdeflow.cli import build_parser
 from pdeflow.tvflownet.train import TrainConfig, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from .errors import UserInputError
 
+from .errors import UserInputError
 
 __all__ = [
     "read_image",

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from .. import datasets
-
 from .. import io as pio
 from ..errors import UserInputError
 

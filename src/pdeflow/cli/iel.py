@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserInputError
 from ..iel.datasets import DATASETS
 from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experiment
 from ..iel.layers import BOUNDARIES, OPERATORS
-from ..errors import UserInputError
 from ..training import RunConfigError
 from ._common import CLIError, check_device, nonneg_float, nonneg_int, positive_float, positive_int
 

@@ -23,8 +23,22 @@ from ..inpaint.diffusion import diffuse
 from ..inpaint.evaluate import METHODS, evaluate, report
 from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from ..inpaint.train import TrainConfig, check_config, train
-from ._common import (CLIError, Outputs, _centre_crop, _load_input, _report_written, check_device, check_trainer_args,
-                      density, nonneg_float, nonneg_int, positive_float, positive_int, run_trainer, ssim_size)
+from ._common import (
+    CLIError,
+    Outputs,
+    _centre_crop,
+    _load_input,
+    _report_written,
+    check_device,
+    check_trainer_args,
+    density,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    run_trainer,
+    ssim_size,
+)
 
 __all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
 

@@ -15,12 +15,25 @@ import time
 
 import torch
 
-from .. import datasets
-from .. import viz
+from .. import datasets, viz
 from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
-from ._common import (DEFAULT_BUILTIN, DEFAULT_BUILTIN_SIZE, PROG, CLIError, Outputs, _add_compute_args,
-                      _add_output_args, _check_compute, _increasing, _load_input, _report_written, _setup_compute,
-                      nonneg_floats, positive_float, positive_int)
+from ._common import (
+    DEFAULT_BUILTIN,
+    DEFAULT_BUILTIN_SIZE,
+    PROG,
+    CLIError,
+    Outputs,
+    _add_compute_args,
+    _add_output_args,
+    _check_compute,
+    _increasing,
+    _load_input,
+    _report_written,
+    _setup_compute,
+    nonneg_floats,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add_parsers", "DEMO"]
 

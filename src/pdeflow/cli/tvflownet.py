@@ -24,8 +24,18 @@ from ..tvflownet.evaluate import evaluate, paper_times
 from ..tvflownet.report import report
 from ..tvflownet.symmetry import Equivariant
 from ..tvflownet.train import TrainConfig, check_config, train
-from ._common import (CLIError, Outputs, check_device, check_trainer_args, nonneg_float, nonneg_int, positive_float,
-                      positive_int, run_trainer, ssim_size)
+from ._common import (
+    CLIError,
+    Outputs,
+    check_device,
+    check_trainer_args,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    run_trainer,
+    ssim_size,
+)
 
 __all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args", "load_model"]
 
@@ -341,7 +351,8 @@ def _run_evaluate(args) -> int:
         times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
         medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
         spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
-        timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes, joint_sizes=args.joint_sizes,
+        timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes,
+        joint_sizes=args.joint_sizes,
         joint_images=args.joint_images, joint_iterations=args.joint_iterations, dt=args.dt, tol=args.tol,
         solver=args.solver, cache_dir=False if args.no_cache else args.cache, device=args.device,
         progress=progress)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from ..errors import UserInputError
 from ..io import _minmax, _to_chw, read_image
-
 
 __all__ = ["builtin_names", "builtin_image", "builtin_pool", "builtin_info"]
 

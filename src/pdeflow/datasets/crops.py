@@ -8,10 +8,10 @@ from numbers import Integral
 from pathlib import Path
 
 import torch
+
 from ..errors import UserInputError
 from ..io import image_files, read_image
 from .builtin import builtin_pool
-
 
 __all__ = ["random_crops", "ImageSet", "training_images"]
 

@@ -6,8 +6,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from ..errors import UserInputError
 
+from ..errors import UserInputError
 
 __all__ = ["disk", "disks", "ellipses", "plateau_1d"]
 

@@ -10,8 +10,19 @@
 * :mod:`~pdeflow.iel.datasets` -- offline labelled data (DSB2018 nuclei, Colin27 brain MR).
 * :mod:`~pdeflow.iel.experiment` -- the noisy-label experiment (``pdeflow iel-experiment``).
 """
-from .layers import (BOUNDARIES, OPERATORS, Heat, InverseEvolution, PeronaMalik, TVFlow, WithIELs,
-                     heat_iel_symbol, make_operator, official_heat_iel, with_iels)
+from .layers import (
+                     BOUNDARIES,
+                     OPERATORS,
+                     Heat,
+                     InverseEvolution,
+                     PeronaMalik,
+                     TVFlow,
+                     WithIELs,
+                     heat_iel_symbol,
+                     make_operator,
+                     official_heat_iel,
+                     with_iels,
+)
 from .noise import add_label_noise, block_noise, window_noise
 from .unet import UNet
 

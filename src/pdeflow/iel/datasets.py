@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from ..errors import UserInputError
 
 __all__ = ["SegmentationData", "DATASETS", "load_dataset", "dsb2018", "mricron_brain", "synthetic_blobs",

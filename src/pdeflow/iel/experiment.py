@@ -52,10 +52,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserInputError
 from .. import ops, training, viz
-from ..io import write_bytes
 from ..datasets import random_crops
+from ..errors import UserInputError
+from ..io import write_bytes
 from ..metrics import dice
 from .datasets import DATASETS, SegmentationData, load_dataset
 from .layers import BOUNDARIES, OPERATORS, with_iels

@@ -59,8 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserInputError
 from .. import ops
+from ..errors import UserInputError
 
 __all__ = [
     "BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator",

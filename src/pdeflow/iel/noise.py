@@ -25,6 +25,7 @@ import math
 from numbers import Integral, Real
 
 import torch
+
 from ..errors import UserInputError
 
 __all__ = ["block_noise", "window_noise", "add_label_noise", "NOISE_KINDS"]

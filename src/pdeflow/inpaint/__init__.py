@@ -22,9 +22,9 @@ Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`
 ``pdeflow inpaint`` (:mod:`pdeflow.cli.inpaint`).
 """
 from .diffusion import DiffuseResult, diffuse, inpainting_error
-from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .masknet import MaskGAN, MaskGenerator
+from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .wgan import Critic, InpaintingGenerator
 
 __all__ = [

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserInputError
 from .. import datasets
 from .. import io as pio
+from ..errors import UserInputError
 from ..metrics import mae as mae_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
@@ -317,7 +317,8 @@ def report_markdown(results: dict) -> str:
 def figure(results: dict):
     """The shown crop (``settings["figure_image"]``): per density a row of masks (known
     pixels white) and a row of inpaintings."""
-    from ..viz import figure as _figure, show_image as _show
+    from ..viz import figure as _figure
+    from ..viz import show_image as _show
     ex = results["_examples"]
     methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
     dens = results["settings"]["densities"]

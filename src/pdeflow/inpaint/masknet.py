@@ -58,7 +58,8 @@ def check_density(density, who: str) -> float:
     """``density`` as a float in (0, 1), or a ValueError naming ``who``."""
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
             or not 0.0 < density < 1.0:
-        raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got {density!r}")
+        raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got "
+                             f"{density!r}")
     return float(density)
 
 

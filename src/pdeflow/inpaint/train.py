@@ -78,12 +78,20 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserInputError
 from .. import datasets
+from ..errors import UserInputError
 from ..io import save_model
 from ..metrics import psnr, ssim
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
-                        seed_everything, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    seed_everything,
+    step_generator,
+)
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
@@ -182,7 +190,8 @@ def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator)
     return (torch.rand(n, 1, size, size, generator=g) < densities.view(-1, 1, 1, 1)).float()
 
 
-def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def sample_batch(cfg: TrainConfig, images: datasets.ImageSet,
+                 g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step's crops ``(B, C, S, S)`` and, for stage wgan, random masks ``(B, 1, S, S)``.
 
     Everything is drawn from ``g`` (the step generator), in a fixed order.

@@ -214,7 +214,8 @@ def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, no
         device = generator.device if generator is not None else f.device
         noise = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=device).to(f.device) * noise_std
     elif noise.shape != f.shape:
-        raise UserInputError(f"generator_input: noise must have the shape of f {tuple(f.shape)}, got {tuple(noise.shape)}")
+        raise UserInputError(f"generator_input: noise must have the shape of f {tuple(f.shape)}, got "
+                             f"{tuple(noise.shape)}")
     return torch.cat([f * mask, mask, noise * (1 - mask)], dim=1)
 
 

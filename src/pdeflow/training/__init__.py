@@ -81,8 +81,7 @@ as safetensors weights plus a JSON of its configuration and provenance.
 """
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigCheck, config_to_dict, load_config, save_config
-from .distributed import (cleanup_distributed, get_rank, get_world_size, reduce_mean, setup_distributed, unwrap,
-                          wrap_ddp)
+from .distributed import cleanup_distributed, get_rank, get_world_size, reduce_mean, setup_distributed, unwrap, wrap_ddp
 from .run import Run, RunConfigError, check_finite, clip_gradients, invoked_command
 from .seeding import batch_indices, seed_everything, step_generator, step_seed
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
 from ..errors import UserInputError
 from ..io import to_json, write_bytes
 

@@ -8,8 +8,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-
-__all__ = ["setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean", "get_rank", "get_world_size"]
+__all__ = ["setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean", "get_rank",
+           "get_world_size"]
 
 
 PathLike = str | os.PathLike

@@ -72,7 +72,8 @@ class SpectralTV:
         """``sum_k phi_k dt + residual``: equals ``u0`` up to round-off."""
         return self.phi.sum(0) * self.dt + self.residual
 
-    def apply(self, response: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor, *, residual: bool = False) -> torch.Tensor:
+    def apply(self, response: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor, *,
+              residual: bool = False) -> torch.Tensor:
         """Filter with a transfer function ``H(t)``: ``sum_k H(t_k) phi_k dt`` (+ residual).
 
         ``response`` is a callable on the times or a tensor of ``N`` values.

@@ -41,10 +41,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import UserInputError
 from .. import ops
-from ..progress import progress_bar
+from ..errors import UserInputError
 from ..io import load_model
+from ..progress import progress_bar
 from ..tv.flow import check_times
 from .models import build_model
 

@@ -48,10 +48,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import UserInputError
-from .. import datasets
+from .. import datasets, metrics, ops
 from .. import io as pio
-from .. import metrics, ops
+from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv import rof
 from ..tv.spectral import SpectralTV

@@ -36,8 +36,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import UserInputError
 from .. import ops
+from ..errors import UserInputError
 
 __all__ = ["loss_terms", "time_derivative", "TVFlowLoss", "TERM_NAMES"]
 

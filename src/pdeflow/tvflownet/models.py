@@ -61,8 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserInputError
 from .. import ops
+from ..errors import UserInputError
 
 __all__ = [
     "TVflowNetModel",
@@ -110,7 +110,8 @@ def time_image(t, u0: torch.Tensor) -> torch.Tensor:
         elif t.dim() == 2 and t.shape[1] == 1:
             t = t.reshape(-1)
         if t.dim() != 1 or t.shape[0] != B:
-            raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got shape {tuple(t.shape)}")
+            raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got shape "
+                                 f"{tuple(t.shape)}")
         t = t.to(dtype=u0.dtype, device=u0.device)
     return t.reshape(B, 1, 1, 1).expand(B, 1, H, W)
 
@@ -204,7 +205,8 @@ class TVflowNetModel(nn.Module):
         else:
             raise UserInputError(f"u0 must have shape (B, C, H, W), (C, H, W) or (H, W), got {tuple(u0.shape)}")
         if x.shape[1] != self.in_channels:
-            raise UserInputError(f"u0 has {x.shape[1]} channel(s) but the model was built with in_channels={self.in_channels}")
+            raise UserInputError(f"u0 has {x.shape[1]} channel(s) but the model was built with "
+                                 f"in_channels={self.in_channels}")
         if not x.is_floating_point():
             raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
         if ndim < 4 and torch.is_tensor(t) and t.dim() == 1 and t.shape[0] == 1:

@@ -203,7 +203,8 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
         lines.append("")
         lines.append(f"{t5['n_images']} images of {t5['size']}×{t5['size']} px per type: "
                      f"{max(1, min(5, t5['size'] // 16))} isolated disks; "
-                     f"{max(1, min(5, t5['size'] // 16))} overlapping ellipses; crops of medical images ({t5['medical_source']}). "
+                     f"{max(1, min(5, t5['size'] // 16))} overlapping ellipses; crops of medical images "
+                     f"({t5['medical_source']}). "
                      "Paper: 100 disk and 100 ellipse images, 40 spleen CT images of 512×512 px.")
         lines.append("")
         kinds = ("disks", "ellipses", "medical")
@@ -332,7 +333,8 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
                 if not per:
                     continue
                 sp = ", ".join(f"{s} px: {t9['reference'][dev][s]['all'] / max(per[s]['all'], 1e-12):.0f}× "
-                               f"({t9['n_times']} t), {t9['reference'][dev][s]['single'] / max(per[s]['single'], 1e-12):.0f}× (1 t)"
+                               f"({t9['n_times']} t), "
+                               f"{t9['reference'][dev][s]['single'] / max(per[s]['single'], 1e-12):.0f}× (1 t)"
                                for s in sizes)
                 lines.append(f"- speed-up of {n} over the reference on {dev}: {sp}")
         lines.append("")

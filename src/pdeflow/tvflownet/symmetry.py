@@ -40,9 +40,9 @@ warning). The TV flow reaches the image's mean in finite time; an image whose
 contrast has fallen below ``flat * `` its initial contrast has (to that
 accuracy) got there, and is returned as its mean with the last stage's
 ``phi``: without this, composition would chase a vanishing contrast with ever
-shorter stages and never use up a time past the extinction time. Re-normalising each stage keeps every network call inside the
-trained range of intensities and times. ``compose=False`` queries the network
-at ``tau`` directly (extrapolation).
+shorter stages and never use up a time past the extinction time. Re-normalising
+each stage keeps every network call inside the trained range of intensities and
+times. ``compose=False`` queries the network at ``tau`` directly (extrapolation).
 
 A composed ``u(t)`` is continuous in ``t`` but its ``u_t`` jumps where two
 stages join (a network is not an exact semigroup). Forward-mode autodiff in

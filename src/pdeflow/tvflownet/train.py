@@ -87,14 +87,27 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .. import datasets, ops
 from ..errors import UserInputError
-from .. import datasets
-from .. import ops
 from ..io import save_model
 from ..metrics import psnr
-from ..training import (ConfigCheck, Run, check_finite, cleanup_distributed, clip_gradients, config_to_dict,
-                        get_rank, get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint,
-                        seed_everything, setup_distributed, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    cleanup_distributed,
+    clip_gradients,
+    config_to_dict,
+    get_rank,
+    get_world_size,
+    invoked_command,
+    load_checkpoint,
+    reduce_mean,
+    save_checkpoint,
+    seed_everything,
+    setup_distributed,
+    step_generator,
+)
 from ..tv import tv_flow
 from .loss import TVFlowLoss
 from .models import build_model
