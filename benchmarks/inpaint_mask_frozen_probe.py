@@ -3,7 +3,7 @@
     python benchmarks/inpaint_mask_frozen_probe.py WGAN_RUN_DIR [--exact-density] [--beta 1]
         [--prior-scale 10] [--lr 1e-3] [--steps 250]
 
-The README's "What the mask stage does on this CPU": with seed 004's loss (rounding + density
+The README's "What the mask stage does on this CPU": with Peter's (2022) loss (rounding + density
 loss, beta 1) the mask network hardly moves ("net std": the spread of its output around the
 random-start prior); with beta 20 the density runs away; with --exact-density it moves and the
 validation MAE rises. Density 5 %, 64x64 crops, batch 16, one thread.

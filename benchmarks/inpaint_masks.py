@@ -1,12 +1,12 @@
 """Masks for diffusion inpainting: random vs probabilistic sparsification (PS) vs PS + non-local
-pixel exchange (NLPE), at several densities, on held-out built-in photos (seed 004, Tables 3-4).
+pixel exchange (NLPE), at several densities, on held-out built-in photos (Peter, 2022, Tables 3-4).
 
 Images: test-split photos of ``pdeflow.datasets.builtin_pool('test', kind='photo')``, grey, the
 centre square of each downscaled (area average) to ``--size`` x ``--size``, intensities in
 [0, 1]. Inpainting: homogeneous diffusion (``pdeflow.inpaint.diffuse``, relative residual 1e-6).
 
 * random: ``--random-masks`` uniformly random masks per image and density (mean of their errors);
-* PS: ``probabilistic_sparsification`` with p = q = 0.02 (REFERENCES.md), one run per batch of
+* PS: ``probabilistic_sparsification`` with p = q = 0.02 (docs/REFERENCES.md), one run per batch of
   images through all densities (the time for a density is the time until it was reached);
 * PS+NLPE: ``nonlocal_pixel_exchange`` from the PS mask, 30 candidates, 1 exchange, ``--cycles``
   cycles of |mask| exchanges; its time includes PS.

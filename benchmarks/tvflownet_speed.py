@@ -2,7 +2,7 @@
 """A single-time query u(t = 1) of a 256x256 image: TVflowNET against the reference solver,
 at matched accuracy, side by side on this machine.
 
-The paper's convention (seed 000): images in [0, 1] times 5, the TV flow at PDE time t on that
+The paper's convention (Grossmann et al., 2022): images in [0, 1] times 5, the TV flow at PDE time t on that
 scale, the "model-driven" reference = implicit Euler steps of dt = 0.02 solved to convergence.
 
 1. Ground truth per image: pdeflow ``tv_flow`` in float64, dt = 0.02 (the paper's reference

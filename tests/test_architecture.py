@@ -115,3 +115,17 @@ def test_rule_3_inference_does_not_import_training():
     for mod in ("pdeflow.tvflownet.api", "pdeflow.tvflownet.models", "pdeflow.inpaint.gan"):
         imports = _modules()[mod]
         assert not {m for m in imports if _top(m) == "training" or m.endswith(".train")}, mod
+
+
+def test_papers_are_cited_by_authors_not_by_internal_file_names():
+    """No "seed 00x" (internal file names of the papers) in the package, its --help, the README or docs."""
+    import re
+
+    from test_cli_help import all_help
+
+    pattern = re.compile(r"\bseeds? 00\d")
+    repo = ROOT.parent.parent
+    texts = {str(p): p.read_text() for p in ROOT.rglob("*.py")}
+    texts.update({str(p): p.read_text() for p in [repo / "README.md", *(repo / "docs").glob("*.md")] if p.is_file()})
+    texts.update(all_help())
+    assert not [name for name, text in texts.items() if pattern.search(text)]

@@ -1,4 +1,4 @@
-"""The inpainting WGAN and the mask generator of seed 004: shapes, binarisation, clipping, losses, API."""
+"""The inpainting WGAN and the mask generator of Peter (2022): shapes, binarisation, clipping, losses, API."""
 from __future__ import annotations
 
 import pytest

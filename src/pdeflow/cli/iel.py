@@ -1,6 +1,11 @@
 """``pdeflow iel-experiment``: the command line of :mod:`pdeflow.iel.experiment`.
 
 ``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def add_parsers(sub) -> None:
     """Register ``pdeflow iel-experiment``."""
     d = RunConfig()
     p = sub.add_parser(
-        "iel-experiment", help="noisy-label segmentation with and without inverse evolution layers (seed 002)",
+        "iel-experiment", help="noisy-label segmentation with and without inverse evolution layers (Liu et al., 2023)",
         description="Train a U-Net (InstanceNorm, LeakyReLU) with cross-entropy, with and without inverse "
                     "evolution layers (IELs) after its logits, on clean and noisy training labels, over several "
                     "seeds; validation Dice (background excluded) after every epoch. Each (setting, seed) run "

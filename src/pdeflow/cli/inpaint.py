@@ -4,6 +4,11 @@
 :func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
 ``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.gan` (trained models); without a
 trained model they exit with a one-line error that says how to get one.
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -319,8 +324,8 @@ def add_train_parser(train_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow train``."""
     d = TrainConfig()
     p = train_sub.add_parser(
-        "inpainting", help="train the inpainting WGAN and the joint mask WGAN (seed 004)",
-        description="Train the inpainting GANs of seed 004 on random crops of photos, in two stages: "
+        "inpainting", help="train the inpainting WGAN and the joint mask WGAN (Peter, 2022)",
+        description="Train the inpainting GANs of Peter (2022) on random crops of photos, in two stages: "
                     "'wgan' trains the inpainting WGAN (Vasata et al.) on random masks of all densities in "
                     "[--density-min, --density-max]; 'mask' trains the mask generator jointly with the inpainting "
                     "generator and the critic for one --density, starting from a 'wgan' run (--init). "
@@ -469,7 +474,7 @@ def _run_train(args) -> int:
 def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
     p = evaluate_sub.add_parser(
-        "inpainting", help="masks and inpainting of seed 004: random, PS, PS+NLPE, inpainting WGAN, mask GAN "
+        "inpainting", help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
                            "(Tables 2-4)",
         description="Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in "
                     "training): random masks with diffusion and with the inpainting WGAN, probabilistic "

@@ -6,6 +6,11 @@
 (``report.md``, ``results.json`` and PNG figures in ``--out``). MODEL is a shipped model's name or a
 path to a ``.safetensors``/``.json`` pair (either file or their common stem), loaded with
 :func:`pdeflow.tvflownet.load`.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ def add_train_parser(train_sub) -> None:
     """Register ``tvflownet`` on the subparsers of ``pdeflow train``."""
     d = TrainConfig()
     p = train_sub.add_parser(
-        "tvflownet", help="train TVflowNET, the network that learns the TV flow (seed 000)",
+        "tvflownet", help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
         description="Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random greyscale crops, unsupervised with "
                     "the paper's loss (12), supervised on the reference TV flow, or supervised first then "
                     "unsupervised (hybrid). Adam, gradient clipping, validation PSNR against the reference flow "
@@ -241,7 +246,7 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     p = evaluate_sub.add_parser(
         "tvflownet",
         help="TVflowNET models vs the reference TV flow: the paper's Tables 1-7 and 9",
-        description="Evaluate TVflowNET models with the protocol of seed 000 (Grossmann et al.): "
+        description="Evaluate TVflowNET models with the protocol of Grossmann et al. (2022): "
                     "images in [0, 1] x 5, 50 times in [0, 0.98] (PDE time), PSNR/SSIM with data_range 1 "
                     "against the model-driven reference (implicit Euler TV flow), mean +- std over images and "
                     "times. Writes report.md (the paper's numbers beside ours), results.json and PNG figures. "

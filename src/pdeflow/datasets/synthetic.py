@@ -1,4 +1,10 @@
-"""Synthetic piecewise-constant images: TV-flow eigenfunctions and the generalisation test images of TVflowNET."""
+"""Synthetic piecewise-constant images: TV-flow eigenfunctions and the generalisation test images of TVflowNET.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
+"""
 from __future__ import annotations
 
 import math
@@ -109,7 +115,7 @@ def disks(
 
     Each disk evolves independently under the TV flow (as long as the disks
     stay apart), its height falling linearly: the disk test images of
-    TVflowNET (seed 000 §4.2.1). Disks are placed largest first by rejection
+    TVflowNET (Grossmann et al., 2022, §4.2.1). Disks are placed largest first by rejection
     sampling, at least ``gap`` pixels apart (edge to edge) and ``margin``
     pixels from the border.
 
@@ -192,7 +198,7 @@ def ellipses(
 ) -> torch.Tensor:
     """Images of ``n`` overlapping ellipses with different intensities.
 
-    The ellipse test images of TVflowNET (seed 000 §4.2.1). Each ellipse has a
+    The ellipse test images of TVflowNET (Grossmann et al., 2022, §4.2.1). Each ellipse has a
     uniformly random centre inside the image, semi-axes in ``axis_range``, a
     uniformly random orientation and an intensity in ``intensity_range``.
 

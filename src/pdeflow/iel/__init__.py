@@ -1,4 +1,4 @@
-"""Inverse evolution layers (seed 002): a training-time regulariser for any segmentation network.
+"""Inverse evolution layers (Liu et al., 2023): a training-time regulariser for any segmentation network.
 
     from pdeflow.iel import with_iels
     net = with_iels(my_unet, "heat", dt=0.025, steps=30)   # IELs in train(), identity in eval()
@@ -9,6 +9,11 @@
 * :mod:`~pdeflow.iel.unet` -- the paper's U-Net (InstanceNorm, LeakyReLU).
 * :mod:`~pdeflow.iel.datasets` -- offline labelled data (DSB2018 nuclei, Colin27 brain MR).
 * :mod:`~pdeflow.iel.experiment` -- the noisy-label experiment (``pdeflow iel-experiment``).
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from .layers import (
                      BOUNDARIES,

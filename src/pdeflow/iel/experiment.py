@@ -1,4 +1,4 @@
-"""The noisy-label segmentation experiment of seed 002, offline and resumable.
+"""The noisy-label segmentation experiment of Liu et al. (2023), offline and resumable.
 
 One run trains a :class:`~pdeflow.iel.unet.UNet` with cross-entropy, with or
 without heat-diffusion (or other) IELs after its logits, on clean or noisy
@@ -39,6 +39,11 @@ What a run does
 Time step units: ``dt`` is PDE time per layer for the unit-spacing operators
 of :mod:`pdeflow.iel.layers`; the official code's "dt 0.1" (kernel
 ``laplacian / 4``) is ``dt = 0.025`` here, which is the default, with 30 layers.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inverse evolution layers (seed 002): ``L(u) = u - dt * F(u)``, applied ``steps`` times.
+"""Inverse evolution layers (Liu et al., 2023): ``L(u) = u - dt * F(u)``, applied ``steps`` times.
 
 An explicit Euler step of an evolution ``u_t = F(u)`` is ``u + dt * F(u)``; an
 inverse evolution layer (IEL) flips the sign. Stacked after a network's logits
@@ -48,6 +48,11 @@ with equality only for the constant mode. For the zero boundary the
 eigenvectors are the DST-I modes ``sin(pi k (i+1) / (H+1)) ...`` with
 ``k = 1..H``, and every factor ``1 + dt * (4 sin^2(pi k / 2(H+1)) + ...)`` is
 strictly above 1. ``steps`` layers raise the factor to the power ``steps``.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Label noise for the noisy-label experiments of seed 002, seeded.
+"""Label noise for the noisy-label experiments of Liu et al. (2023), seeded.
 
 Two kinds, both on integer label maps ``(H, W)`` or ``(B, H, W)`` with values
 ``0..num_classes-1``:
@@ -18,6 +18,11 @@ Two kinds, both on integer label maps ``(H, W)`` or ``(B, H, W)`` with values
 Randomness comes from ``generator`` (or a fresh one seeded with ``seed``), so
 the same seed gives the same noisy labels; each image of a batch gets its own
 draw.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 

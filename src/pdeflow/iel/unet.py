@@ -1,4 +1,4 @@
-"""The U-Net of the IEL paper's experiments (seed 002, section 3.2.1).
+"""The U-Net of the IEL paper's experiments (Liu et al., 2023, section 3.2.1).
 
 Depth 5 (four 2x2 max-pool downsamplings, four 2x2 transposed-convolution
 upsamplings with skip connections), each level two 3x3 convolutions
@@ -7,6 +7,11 @@ upsamplings with skip connections), each level two 3x3 convolutions
 class logits. ``width=64`` gives the paper's 64-128-256-512-1024 channels
 (about 31 M parameters); a smaller ``width`` (8, 16) keeps the same design for
 CPU runs. Input sides must be divisible by ``2**(depth - 1)``.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 

@@ -23,6 +23,11 @@ Test images: ``n_images`` crops of ``size`` pixels, crop ``i`` from test photo
 ``i mod n`` of the built-in TEST split (photos never used in training), or of
 the files of ``image_dir``. Methods whose module or model is unavailable are
 skipped with a note in the report.
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -130,7 +135,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     mask_models : dict of density -> str, optional
         Mask GAN per density (default: the shipped ones).
     ps_p, ps_q, nlpe_cycles, nlpe_candidates, metric, tol
-        Parameters of PS and NLPE (REFERENCES.md defaults; the paper optimises the MAE).
+        Parameters of PS and NLPE (docs/REFERENCES.md defaults; the paper optimises the MAE).
     """
     densities = [float(d) for d in densities]
     for d in densities:
@@ -257,12 +262,12 @@ def _paper(key: str, m: str, d: float, digits: int) -> str:
 
 
 def report_markdown(results: dict) -> str:
-    """The report as markdown (tables 2-4 of seed 004 beside this run's numbers)."""
+    """The report as markdown (tables 2-4 of Peter (2022) beside this run's numbers)."""
     s = results["settings"]
     dens = s["densities"]
     summ = results["summary"]
     cell = lambda m, d: summ.get(m, {}).get(str(d))  # noqa: E731
-    lines = ["# Sparse inpainting: seed 004 Tables 2-4 on held-out photos", "",
+    lines = ["# Sparse inpainting: Tables 2-4 of Peter (2022) on held-out photos", "",
              f"{s['n_images']} crops of {s['size']}x{s['size']} px ({'grey' if s['channels'] == 1 else 'colour'}) "
              f"from {'the built-in TEST photos' if s['image_dir'] is None else s['image_dir']} "
              f"({', '.join(sorted(set(s['images'])))}), seed {s['seed']}. Mean ± std over images. "

@@ -1,9 +1,9 @@
-"""The mask generator of the joint mask WGAN (seed 004 §3).
+"""The mask generator of the joint mask WGAN (Peter, 2022, §3).
 
 :class:`MaskGenerator` ``m(r, f)`` maps an image ``f`` and a uniform random
 seed ``r`` (``C`` channels each) to a binary mask ``b`` ``(B, 1, H, W)``. It
 is the inpainting generator's hourglass (:class:`~pdeflow.inpaint.wgan.Hourglass`)
-whose last block is the *binarisation block* of seed 004 §3.1: a transposed
+whose last block is the *binarisation block* of Peter (2022) §3.1: a transposed
 convolution to one channel ``z``, the hard sigmoid giving a confidence
 ``c = clip(0.2 z + 0.5, 0, 1)``, and hard rounding ``b = floor(c + 0.5)``.
 The block's gradient is that of the linear function ``0.2 z + 0.5`` (seed
@@ -16,7 +16,7 @@ where the hard sigmoid's gradient is 0, and those pixels can never be chosen
 again (a 64x64, 5 % run ended after 1,000 steps with the same strip of
 border pixels for every image, worse than random masks).
 
-Losses (seed 004 eq. 4 plus the Wasserstein coupling): the mask network
+Losses (Peter, 2022, eq. 4 plus the Wasserstein coupling): the mask network
 minimises ``|mean(b) - D| + beta * mean |f - u| - alpha * mean d(u, b)``
 (density loss per image, then the batch mean), where ``u`` is the inpainting
 generator's composited result for the mask ``b``; ``beta = 1``,
@@ -26,7 +26,7 @@ of :mod:`pdeflow.inpaint.wgan` with ``c`` replaced by ``b``.
 ``exact_density`` (beyond the paper) replaces the rounding by choosing the
 ``round(D H W)`` pixels of largest ``z`` in each image (same gradient). The
 density loss is then 0 and the mask network is trained by the inpainting
-loss alone. Why it exists: with seed 004's soft density term the per-pixel
+loss alone. Why it exists: with Peter's (2022) soft density term the per-pixel
 gradient of ``|mean(b) - D|`` (``1 / (B H W)``, its sign flipping from batch
 to batch) is about 20 times that of the MAE (``|f - u| / (B H W)``), so on a
 CPU budget the mask network hardly moves from its start (measured: the
@@ -35,6 +35,11 @@ It does not make the CPU runs succeed either: the straight-through gradient
 ("reveal where the inpainting is worst") then moved the masks to the image
 border and to edges, where a generator trained on random masks does worse
 (see the README's inpainting section for the numbers).
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -183,7 +188,7 @@ class MaskGAN(nn.Module):
 
 
 def density_loss(b: torch.Tensor, density: float) -> torch.Tensor:
-    """``mean over images of |mean(b_i) - density|`` (the first term of seed 004 eq. 4)."""
+    """``mean over images of |mean(b_i) - density|`` (the first term of Peter (2022) eq. 4)."""
     density = check_density(density, "density_loss")
     if b.dim() != 4:
         raise UserInputError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")

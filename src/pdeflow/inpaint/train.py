@@ -1,4 +1,4 @@
-"""Training the inpainting WGAN and the joint mask WGAN (seed 004): one loop, top to bottom.
+"""Training the inpainting WGAN and the joint mask WGAN (Peter, 2022): one loop, top to bottom.
 
 Two stages, each a resumable run (:class:`pdeflow.training.Run`)::
 
@@ -52,7 +52,7 @@ metric is a deterministic function of the weights.
 * stage ``wgan``: the MAE of ``u`` against ``f`` (all pixels, intensities in
   [0, 1]) for random masks of each density in ``val_densities``, averaged
   over densities; lower is better. PSNR and SSIM are logged beside it.
-* stage ``mask``: seed 004's "mask validation loss", eq. (4):
+* stage ``mask``: Peter's (2022) "mask validation loss", eq. (4):
   ``|mean b - D| + beta * mean |f - u|`` (the paper picks its weights by it).
 
 Run directory
@@ -68,6 +68,11 @@ training config, data, steps, wall time, command and validation metrics.
 Load it with :func:`pdeflow.inpaint.gan.load_mask_model` /
 :func:`~pdeflow.inpaint.gan.load_inpainting_model` (a path) or copy it to
 ``src/pdeflow/inpaint/weights/`` under its shipped name.
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -105,7 +110,7 @@ STAGES = ("wgan", "mask")
 class TrainConfig:
     """Everything that determines an inpainting-GAN training run (saved as ``config.json``).
 
-    Defaults are seed 004's where it gives a value (Adam 5e-5, alpha 0.005,
+    Defaults are Peter's (2022) where it gives a value (Adam 5e-5, alpha 0.005,
     beta 1, noise N(0, 0.1), 64x64 crops); ``width`` < 1 shrinks every
     network for CPU training.
     """

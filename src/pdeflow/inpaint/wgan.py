@@ -1,6 +1,6 @@
-"""The inpainting WGAN of Vasata et al. (seed 004 §2): generator, critic, losses.
+"""The inpainting WGAN of Vasata et al. as used by Peter (2022, §2): generator, critic, losses.
 
-Architecture (from the authors' Keras code, see REFERENCES.md), with every
+Architecture (from the authors' Keras code, see docs/REFERENCES.md), with every
 channel count multiplied by ``width`` (``width=1`` is the published size;
 smaller widths make CPU training feasible and are recorded in a model's JSON):
 
@@ -28,12 +28,17 @@ smaller widths make CPU training feasible and are recorded in a model's JSON):
 
 Conventions: images ``(B, C, H, W)`` in [0, 1]; masks ``(B, 1, H, W)`` with
 1 = known, 0 = missing, shared by all channels. The inpainting result is
-composited (seed 004 eq. 1): ``u = (1 - c) g + c f``, so known pixels are
-kept exactly. Losses (seed 004 eqs. 2, 3): the critic minimises
+composited (Peter, 2022, eq. 1): ``u = (1 - c) g + c f``, so known pixels are
+kept exactly. Losses (Peter, 2022, eqs. 2, 3): the critic minimises
 ``mean d(u, c) - mean d(f, c)``; the generator minimises
 ``mean |f - u| - alpha * mean d(u, c)`` with ``alpha = 0.005``.
 (The Keras code uses the opposite sign convention for ``d`` throughout;
 that is the same game.)
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The total variation flow ``u_t = div(grad u / |grad u|)`` (Neumann boundary).
 
-The reference scheme ("model-driven approach", seed 000 §2.2) takes implicit
+The reference scheme ("model-driven approach", Grossmann et al. (2022) §2.2) takes implicit
 Euler steps, each an ROF problem ``u_{k+1} = rof(u_k, h)`` solved to a relative
 duality gap ``tol`` and warm-started from the previous step's dual field.  The
 dual field ``p`` of a step gives the time derivative for free,
@@ -11,6 +11,11 @@ Two regularised schemes are offered for comparison only: ``"explicit"``
 (forward Euler on ``div(grad u / sqrt(|grad u|^2 + eps^2))``, with as many
 sub-steps as stability needs) and ``"lagged"`` (lagged diffusivity, one linear
 solve per step).
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 

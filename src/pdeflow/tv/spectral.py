@@ -10,7 +10,7 @@ With ``u_k = u(k*dt)`` from :func:`~pdeflow.tv.tv_flow`, ``k = 0..N+1``:
   accuracy of the flow: band filtering therefore never loses signal.
 
 Times are PDE times of pdeflow's flow.  Gilboa's MATLAB code takes implicit
-steps of size ``2*dt`` where it says ``dt`` (REFERENCES.md): its 50 steps of
+steps of size ``2*dt`` where it says ``dt`` (docs/REFERENCES.md): its 50 steps of
 0.02 are ``spectral_tv(u0, dt=0.04, n_steps=50)`` here.
 """
 from __future__ import annotations

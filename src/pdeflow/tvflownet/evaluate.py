@@ -1,6 +1,6 @@
-"""The evaluation protocol of TVflowNET (seed 000, §4, Tables 1-7 and 9) and a report writer.
+"""The evaluation protocol of TVflowNET (Grossmann et al., 2022, §4, Tables 1-7 and 9) and a report writer.
 
-Paper convention (official test code, REFERENCES.md)
+Paper convention (official test code, docs/REFERENCES.md)
 ----------------------------------------------------
 * images in [0, 1] are multiplied by :data:`PAPER_SCALE` = 5 before the flow;
 * 50 times ``linspace(0, 0.98, 50)`` (:func:`paper_times`);
@@ -15,7 +15,7 @@ network's ``t`` is PDE time because loss (12) uses the true ``du/dt``, and the
 reference :func:`reference_flow` is pdeflow's implicit Euler TV flow (each step
 an ROF problem solved to a relative duality gap ``tol``, warm started), in PDE
 time too.  (Gilboa's MATLAB code, which the paper's ground truth descends
-from, takes steps of ``2*dt`` where it says ``dt``; see REFERENCES.md.)
+from, takes steps of ``2*dt`` where it says ``dt``; see docs/REFERENCES.md.)
 
 PSNR values are capped at :data:`PSNR_CAP` dB so that identical images (the
 initial frame of a reference, the telescoping reconstruction of Table 7) do
@@ -30,6 +30,11 @@ Entry points: :func:`evaluate` (all tables) and :func:`pdeflow.tvflownet.report.
 figures, as a :class:`~pdeflow.reporting.Report`).  Each table also has its own function.  Models are any
 ``nn.Module``/callable ``model(u0, t) -> (u, phi)`` with ``u0`` ``(B, C, H, W)``,
 ``t`` a ``(B,)`` tensor and ``phi`` ``(B, C, 2, H, W)``.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 

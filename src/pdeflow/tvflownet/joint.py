@@ -1,8 +1,8 @@
-"""Joint space-time optimisation of the TVflowNET loss (seed 000, §3.1.1).
+"""Joint space-time optimisation of the TVflowNET loss (Grossmann et al., 2022, §3.1.1).
 
 The loss (12) is minimised directly over ``u`` and ``phi`` on a fixed grid of
 times, without a network: the baseline that shows the loss itself recovers the
-TV flow (seed 000, Table 1).  As in the paper:
+TV flow (Grossmann et al., 2022, Table 1).  As in the paper:
 
 * ``u`` is initialised with ``u0`` at every time and ``phi`` with the
   regularised normalised gradient ``grad u0 / sqrt(|grad u0|^2 + eps^2)``;
@@ -22,6 +22,11 @@ inside and one-sided ones at the ends (``numpy.gradient``).
 The optimisation is batched over images: the loss is a mean over images, and
 Adam's per-coordinate normalisation makes each image's trajectory (nearly)
 independent of the others in the batch.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ from .models import normalised_gradient, zero_border
 
 __all__ = ["joint_optimise", "paper_iterations", "time_difference", "PAPER_ITERATIONS"]
 
-#: Iterations ("epochs") of the joint optimisation in seed 000 (§4.1 and Table 9) by image size.
+#: Iterations ("epochs") of the joint optimisation in Grossmann et al. (2022) (§4.1 and Table 9) by image size.
 PAPER_ITERATIONS = {32: 2000, 96: 2000, 256: 14000, 512: 20000}
 
 
@@ -117,7 +122,7 @@ def joint_optimise(
     return_history: bool = False,
     history_every: int = 1,
 ):
-    """Minimise the loss (12) over ``u`` and ``phi`` on a fixed time grid (seed 000, §3.1.1).
+    """Minimise the loss (12) over ``u`` and ``phi`` on a fixed time grid (Grossmann et al., 2022, §3.1.1).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The TVflowNET loss, seed 000 eq. (12), term by term.
+"""The TVflowNET loss, Grossmann et al. (2022) eq. (12), term by term.
 
     L = w_temporal * ||u_t - div phi||^2                         "temporal"
       + a1 * || <u, div phi> + TV_eps(u) ||^2                    "tv"
@@ -28,6 +28,11 @@ optionally by central differences in ``t``.
 Shapes: ``u, u_t, u0, u_at_0`` are ``(B, C, H, W)``; ``phi`` is ``(B, C, 2, H, W)``
 (the models' convention).  For colour the norms couple the channels unless
 ``channelwise=True``.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TVflowNET architectures (seed 000, section 3.2.1): Semi-ResNet, U-Net and LGD.
+"""TVflowNET architectures (Grossmann et al., 2022, section 3.2.1): Semi-ResNet, U-Net and LGD.
 
 Every model maps an initial image and a flow time to the TV flow solution and
 the diffusivity (dual) field,
@@ -11,14 +11,14 @@ Shapes
   the outputs then lose the same leading dimensions.  ``C`` must equal the
   model's ``in_channels`` (1 by default).  Any ``H, W`` works.
 * ``t``: a float, a 0-d tensor or a ``(B,)`` tensor; it enters the network as a
-  constant image channel ``tau`` (seed 000, section 3.2.1).
+  constant image channel ``tau`` (Grossmann et al., 2022, section 3.2.1).
 * ``u``: the shape of ``u0``.
 * ``phi``: ``(B, C, 2, H, W)`` -- the same ``(..., 2, H, W)`` convention as
   :func:`pdeflow.ops.grad`, so ``pdeflow.ops.div(phi)`` has the shape of ``u``
   and ``u_t ~= div(phi)`` is the TV flow.  For a greyscale model
   ``phi[:, 0]`` is the ``(B, 2, H, W)`` field of the paper.
 
-Common to all three (seed 000 and the official constructor facts):
+Common to all three (Grossmann et al. (2022) and the official constructor facts):
 
 * skip connection ``u0 -> u``: the network predicts ``u - u0`` (for the LGD the
   iterates start at ``u0``);
@@ -52,6 +52,11 @@ upsampling and elementwise arithmetic are used.
 
 Each model keeps its constructor arguments in ``model.config`` (JSON-ready, with
 an ``"arch"`` key), and ``build_model(**model.config)`` rebuilds it.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -79,7 +84,7 @@ __all__ = [
     "zero_border",
 ]
 
-#: Parameter counts reported in seed 000, section 3.2.1 (greyscale models).
+#: Parameter counts reported in Grossmann et al. (2022), section 3.2.1 (greyscale models).
 PAPER_PARAMETER_COUNTS = {"semiresnet": 14_947, "unet": 272_972, "lgd": 33_415}
 
 
@@ -422,7 +427,7 @@ class UNet(TVflowNetModel):
 
 
 class LGD(TVflowNetModel):
-    """Learned gradient descent (seed 000, Algorithm 1).
+    """Learned gradient descent (Grossmann et al., 2022, Algorithm 1).
 
     ``z_0 = u0``, ``u_0 = u0``, ``phi_0 = grad u0 / sqrt(|grad u0|^2 + eps^2)``; for
     ``i = 1..n_steps`` a block ``g_i`` (3x3 conv -> softplus -> 3x3 conv) maps the

@@ -3,6 +3,11 @@
 :func:`report` turns the results of :func:`pdeflow.tvflownet.evaluate.evaluate` into a
 :class:`~pdeflow.reporting.Report` (``report.md``, ``results.json``, PNG figures); the
 caller writes it (``pdeflow evaluate tvflownet`` writes it into ``--out``, all files or none).
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -103,7 +108,7 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
                  f"({cfg.get('threads', '')} thread(s), {cfg.get('machine', '')}); "
                  f"total evaluation time {results.get('seconds', {}).get('total', 0):.0f} s.")
     lines.append("")
-    lines.append("**Protocol** (seed 000 §4; official test code): images in [0, 1] times "
+    lines.append("**Protocol** (Grossmann et al., 2022, §4; official test code): images in [0, 1] times "
                  f"{cfg.get('scale', PAPER_SCALE):g}; {cfg.get('n_times', 50)} times "
                  f"linspace({cfg.get('times', [0, 0.98])[0]:g}, {cfg.get('times', [0, 0.98])[1]:g}) in PDE time; "
                  "network input 5·img, outputs /5; PSNR and SSIM (scikit-image's) with data_range 1; "

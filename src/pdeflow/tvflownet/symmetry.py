@@ -5,7 +5,7 @@ The TV flow commutes with adding a constant and is one-homogeneous: for
 
     flow(c * u0 + k, t) = c * flow(u0, t / c) + k.
 
-A trained network only approximates this (seed 000 §4.2.2: well inside the
+A trained network only approximates this (Grossmann et al., 2022, §4.2.2: well inside the
 trained time interval, poorly outside). :class:`Equivariant` makes any model
 satisfy it exactly (up to round-off) by construction. For each image it
 computes a shift ``k`` (the mean) and a contrast ``c`` (``4 * std`` by
@@ -51,6 +51,11 @@ a composing wrapper should be taken by finite differences, which see them
 (Table 7 of ``pdeflow evaluate tvflownet --equivariant``, reconstruction of
 ``u0``: 26 dB by autodiff, 43.7 dB by finite differences; the bare network
 41.4 dB by finite differences).
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 

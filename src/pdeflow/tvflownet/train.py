@@ -1,4 +1,4 @@
-"""Training TVflowNET (seed 000, sections 3 and 4.2): one loop, top to bottom.
+"""Training TVflowNET (Grossmann et al., 2022, sections 3 and 4.2): one loop, top to bottom.
 
     from pdeflow.tvflownet.train import TrainConfig, train
     train(TrainConfig(arch="semiresnet", crop="32", steps=20_000), "runs/semiresnet32")
@@ -23,7 +23,7 @@ What a step does
    mode that replicates one image over a batch of times: ``k = batch_size``).
 2. The loss of the step's phase:
 
-   * ``unsupervised`` -- seed 000 eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
+   * ``unsupervised`` -- Grossmann et al. (2022) eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
      ``a1 = a2 = 1e-4`` and ``(|phi| - 1)_+`` (``loss="paper"``), or the
      official code's ``(|phi|^2 - 1)_+`` (``loss="official"``); ``u_t`` by
      forward-mode autodiff (``ut_method="jvp"``) or central differences.
@@ -75,6 +75,11 @@ exported best model ``model.safetensors`` + ``model.json``
 data, steps, wall time, the command, the validation PSNR).
 ``steps`` may be raised when resuming, to extend a finished run (for
 ``hybrid`` the switch point moves with it); every other field must match.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -122,7 +127,7 @@ MODES = ("unsupervised", "supervised", "hybrid")
 class TrainConfig:
     """Everything that determines a TVflowNET training run (saved as ``config.json``).
 
-    Defaults are the paper's (seed 000 §4.2) where it gives a value.
+    Defaults are the paper's (Grossmann et al., 2022, §4.2) where it gives a value.
     """
 
     # model
