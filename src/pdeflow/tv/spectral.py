@@ -24,7 +24,7 @@ from ..errors import UserInputError
 from ..ops import batch_sum
 from .flow import tv_flow
 
-__all__ = ["spectral_tv", "SpectralTV", "dyadic_band_edges"]
+__all__ = ["spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]
 
 
 def dyadic_band_edges(n_steps: int, dt: float) -> list[float]:
@@ -130,10 +130,34 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     n = int(n_steps)
     flow_kwargs.pop("return_ut", None)
     flow_kwargs.pop("return_dual", None)
-    u = tv_flow(u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
-    k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * u0.dim()))
+    return spectral_from_stack(tv_flow(u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs), dt)
+
+
+def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
+    """Spectral TV transform of a flow sampled at ``t_k = k*dt``, ``k = 0..N+1`` (a reference's or a network's).
+
+    The formulas of :func:`spectral_tv`: ``phi_k = t_k (u_{k-1} - 2u_k + u_{k+1}) / dt^2``, ``k = 1..N``;
+    residual ``(N+1) u_N - N u_{N+1}``; ``reconstruct()`` telescopes to ``u_0`` exactly.
+
+    Parameters
+    ----------
+    u : Tensor, shape (N+2, *image_shape), ``N >= 1``
+        The frames; ``image_shape`` is (H, W), (C, H, W) or (B, C, H, W).
+    dt : float
+        Their time spacing.
+
+    Returns
+    -------
+    SpectralTV
+    """
+    if u.dim() not in (3, 4, 5):
+        raise UserInputError(f"u must have shape (T, H, W), (T, C, H, W) or (T, B, C, H, W), got {tuple(u.shape)}")
+    if u.shape[0] < 3:
+        raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
+    n = u.shape[0] - 2
+    k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
     residual = (n + 1) * u[n] - n * u[n + 1]
-    spectrum = batch_sum(phi.abs(), keep=2 if u0.dim() == 4 else 1)
+    spectrum = batch_sum(phi.abs(), keep=2 if u.dim() == 5 else 1)
     times = torch.arange(1, n + 1, dtype=torch.float64) * dt
     return SpectralTV(times=times.to(u.device), phi=phi, spectrum=spectrum, residual=residual, dt=float(dt))

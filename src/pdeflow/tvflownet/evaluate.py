@@ -58,7 +58,7 @@ from .. import io as pio
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv import rof
-from ..tv.spectral import SpectralTV
+from ..tv.spectral import spectral_from_stack
 from .joint import joint_optimise, paper_iterations
 
 __all__ = [
@@ -70,7 +70,6 @@ __all__ = [
     "reference_flow",
     "model_flow",
     "time_derivatives",
-    "spectral_from_stack",
     "frame_metrics",
     "natural_images",
     "type_images",
@@ -524,31 +523,6 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
         um = model(x, tt - h)[0]
         return u, (up - um) / (2 * h), (up - 2 * u + um) / (h * h)
     raise UserInputError(f"method must be 'autodiff' or 'fd', got {method!r}")
-
-
-def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
-    """Spectral TV transform from a flow sampled at ``t_k = k*dt``, ``k = 0..N+1``.
-
-    The formulas of :func:`pdeflow.tv.spectral_tv` applied to a given stack
-    (a network's or a reference's): ``phi_k = t_k (u_{k-1} - 2u_k + u_{k+1}) / dt^2``,
-    ``k = 1..N``; residual ``(N+1) u_N - N u_{N+1}``; ``reconstruct()`` telescopes to
-    ``u_0`` exactly.
-
-    Parameters
-    ----------
-    u : Tensor, shape (N+2, *image_shape), ``N >= 1``
-    dt : float
-    """
-    if u.shape[0] < 3:
-        raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
-    n = u.shape[0] - 2
-    k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
-    phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
-    residual = (n + 1) * u[n] - n * u[n + 1]
-    keep = 2 if u.dim() == 5 else 1
-    spectrum = ops.batch_sum(phi.abs(), keep=keep)
-    times = torch.arange(1, n + 1, dtype=torch.float64) * dt
-    return SpectralTV(times=times, phi=phi, spectrum=spectrum, residual=residual, dt=float(dt))
 
 
 # =========================================================================== metrics
