@@ -59,6 +59,7 @@ from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv import rof
 from ..tv.spectral import spectral_from_stack
+from .api import flow as network_flow
 from .joint import joint_optimise, paper_iterations
 
 __all__ = [
@@ -435,44 +436,22 @@ def _model_device(model):
         return None
 
 
-def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float], *, device=None,
-               max_pixels: int = 1 << 21) -> tuple[torch.Tensor, torch.Tensor]:
-    """``u`` and ``div phi`` of a model at every (image, time) pair, without gradients.
-
-    Parameters
-    ----------
-    model : callable ``(u0, t) -> (u, phi)``
-    u0 : Tensor, shape (B, C, H, W) (or (C, H, W), (H, W))
-        Network input (the paper's convention: 5 x [0, 1]).
-    times : sequence of float
-    device : torch device, optional
-        Where to run (default: where ``u0`` is).
-    max_pixels : int
-        Pixels per forward pass (the (image, time) pairs are chunked).
+def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``u`` and ``div phi`` of a bare model at every (image, time) pair: :func:`pdeflow.tvflownet.flow`
+    without rescaling or the equivariance wrapper (the evaluation probes the network itself, extrapolation
+    included), as float32 on the CPU.
 
     Returns
     -------
-    u, div_phi : Tensor, shape (len(times), *u0.shape), float32 on the CPU
+    u, div_phi : Tensor, shape (len(times), *u0.shape)
     """
     x = ops.as_batch(u0, "u0")[0]
-    dev = torch.device(device) if device is not None else x.device
-    dtype = _model_dtype(model)
     B, C, H, W = x.shape
-    T = len(times)
-    tt = torch.as_tensor([float(t) for t in times], dtype=dtype)
-    pairs_t = tt.repeat_interleave(B)  # time-major: pair (k, b) -> index k*B + b
-    pairs_b = torch.arange(B).repeat(T)
-    chunk = max(1, int(max_pixels) // (H * W * C))
-    us, ds = [], []
-    xd = x.to(device=dev, dtype=dtype)
-    with torch.no_grad():
-        for s in range(0, T * B, chunk):
-            bi = pairs_b[s:s + chunk].to(dev)
-            u, phi = model(xd[bi], pairs_t[s:s + chunk].to(dev))
-            us.append(u.float().cpu())
-            ds.append(ops.div(phi).float().cpu())
-    shape = (T, *u0.shape)
-    return torch.cat(us).reshape(shape), torch.cat(ds).reshape(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # beyond the trained times: Tables 6 and 7 probe exactly that
+        u, d = network_flow(u0, times, model, scale=1.0, equivariant=False,
+                            batch_size=max(1, (1 << 21) // (H * W * C)), return_ut=True)
+    return u.float().cpu(), d.float().cpu()
 
 
 def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodiff", fd_step: float = 1e-3):
@@ -737,7 +716,7 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
             for name, model in models.items():
-                u, d = model_flow(model, x, times, device=device)
+                u, d = model_flow(model, x, times)
                 out["models"][name][int(size)] = _compare(u, d, ref_u, ref_ut, scale)
                 if keep_example and out["example"] is None and int(size) == ex_size:
                     out["example"] = {"size": int(size), "model": name, "times": times,
@@ -765,7 +744,7 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
             for name, model in models.items():
-                u, d = model_flow(model, x, times, device=device)
+                u, d = model_flow(model, x, times)
                 out["models"][name][kind] = _compare(u, d, ref_u, ref_ut, scale)
                 bar.update(1)
     return out
@@ -808,12 +787,12 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
                 ref_u, _ = reference_flow(x * c, times, **ref_kwargs)
                 bar.update(1)
                 for name, m in todo.items():
-                    u, _ = model_flow(m, x * c, times, device=device)
+                    u, _ = model_flow(m, x * c, times)
                     p, s = frame_metrics(u / (c * scale), ref_u / (c * scale))
                     acc[name][c]["psnr"].append(p.reshape(-1))
                     acc[name][c]["ssim"].append(s.reshape(-1))
                     # self-consistency: u(c u0, t)/c vs u(u0, t/c)
-                    u_slow, _ = model_flow(m, x, [t / c for t in times], device=device)
+                    u_slow, _ = model_flow(m, x, [t / c for t in times])
                     p2, s2 = frame_metrics(u / (c * scale), u_slow / scale)
                     acc[name][c]["self_psnr"].append(p2.reshape(-1))
                     acc[name][c]["self_ssim"].append(s2.reshape(-1))
@@ -863,7 +842,7 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
             dtype = _model_dtype(model)
             dev = torch.device(device) if device is not None else x.device
             # FD on the grid
-            u_net, _ = model_flow(model, x, times, device=device)
+            u_net, _ = model_flow(model, x, times)
             s_fd = spectral_from_stack(u_net.double(), dt)
             p_fd, s_fd_m = frame_metrics(s_fd.reconstruct() / scale, u0.double())
             # autodiff, one image at a time (all its times in one batch)
