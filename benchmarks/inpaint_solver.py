@@ -5,9 +5,9 @@ For each image size, mask kind and density: a crop of a test-split photo (grey) 
 ``random`` (uniform) or ``edges`` (the pixels of largest gradient magnitude, as an optimised
 mask would cluster them: large flat holes, the hard case for plain CG); then
 
-* ``mg``     -- ``pdeflow.inpaint.diffuse(method='mg')``: CG preconditioned by one geometric
+* ``mg``     -- ``pdeflow.inpaint.diffuse(solver='mg')``: CG preconditioned by one geometric
   multigrid V-cycle (Galerkin coarse grids), relative residual ``--tol``;
-* ``cg``     -- ``pdeflow.inpaint.diffuse(method='cg')``: plain CG on the same system
+* ``cg``     -- ``pdeflow.inpaint.diffuse(solver='cg')``: plain CG on the same system
   (the solver of the reference C codes), same stopping rule;
 * ``spsolve`` -- ``scipy.sparse.linalg.spsolve`` (SuperLU) on the unknowns, float64, with the
   matrix assembly timed separately.
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             res = {}
             for method in ("mg", "cg"):
                 def run():
-                    r = diffuse(f, mm, tol=args.tol, method=method, full_output=True)
+                    r = diffuse(f, mm, tol=args.tol, solver=method, full_output=True)
                     if f.is_cuda:
                         torch.cuda.synchronize()
                     return r

@@ -52,7 +52,9 @@ from ..ops import laplacian
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 
-METHODS = ("mg", "cg")
+#: The linear solvers of :func:`diffuse`.
+SOLVERS = ("mg", "cg")
+METHODS = SOLVERS  # deprecated name
 _COARSEST = 256  # pixels of the coarsest grid, solved by a dense pseudo-inverse
 _NU = 2  # Jacobi sweeps before and after the coarse correction
 _OMEGA0 = 0.8  # Jacobi damping on the finest grid (5-point masked operator)
@@ -470,8 +472,8 @@ class _DiffuseFunction(torch.autograd.Function):
 
 
 def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
-            x0: torch.Tensor | None = None, method: str = "mg", full_output: bool = False,
-            continuous: bool = False):
+            x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
+            continuous: bool = False, method: str | None = None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
@@ -501,8 +503,9 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
         Initial guess for ``u`` (shape of ``f``, e.g. the solution for a
         nearby mask); only its values off the mask are used. Not
         differentiated through (the solution does not depend on it).
-    method : {'mg', 'cg'}, optional
-        Multigrid-preconditioned CG (default) or plain CG.
+    solver : {'mg', 'cg'}, optional
+        The linear solver: multigrid-preconditioned CG (default) or plain CG.
+        (``method=`` is its deprecated former name.)
     full_output : bool, optional
         Return a :class:`DiffuseResult` with iteration counts and residuals.
     continuous : bool, optional
@@ -569,11 +572,14 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     c = check_mask(mask, f4, who, continuous=continuous)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if method not in METHODS:
-        raise UserInputError(f"{who}: method must be one of {METHODS}, got {method!r}")
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    if solver not in SOLVERS:
+        raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape
     if max_iter is None:
-        max_iter = 500 if method == "mg" else 20 * (H + W)
+        max_iter = 500 if solver == "mg" else 20 * (H + W)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if x0 is not None:
@@ -587,10 +593,10 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
 
     if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
         info = {}
-        u = _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, method, info)
+        u = _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info)
         iters, res = info["iterations"], info["residual"]
     else:
-        u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, method)
+        u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, solver)
     u = u.reshape(f.shape)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)

@@ -150,14 +150,9 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         raise UserInputError(f"n_images: must be a positive int, got {n_images!r}")
     notes: list[str] = []
     methods = list(methods)
-    try:
-        from . import diffuse, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
-    except ImportError as e:
-        diffuse = nonlocal_pixel_exchange = probabilistic_sparsification = random_mask = None
-        needs = [m for m in methods if m != "maskgan"]
-        notes.append(f"{', '.join(LABELS[m] for m in needs)} skipped: pdeflow.inpaint's model-based part is not "
-                     f"available ({e})")
-        methods = [m for m in methods if m == "maskgan"]
+    from .diffusion import diffuse
+    from .masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+
     models = _load_models(methods, densities, inpainting_model, mask_models, notes)
     if models["wgan"] is None and "random-wgan" in methods:
         methods.remove("random-wgan")

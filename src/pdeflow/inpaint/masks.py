@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -34,7 +35,7 @@ import torch
 
 from ..errors import UserInputError
 from ..progress import progress_bar
-from .diffusion import METHODS, _check_f, check_mask, diffuse
+from .diffusion import SOLVERS, _check_f, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
 
@@ -113,9 +114,9 @@ def _check_int(x, name: str, who: str, minimum: int = 1) -> int:
     return int(x)
 
 
-def _check_solver(method, tol, who: str) -> None:
-    if method not in METHODS:
-        raise UserInputError(f"{who}: method must be one of {METHODS}, got {method!r}")
+def _check_solver(solver, tol, who: str) -> None:
+    if solver not in SOLVERS:
+        raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
 
@@ -204,8 +205,9 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
 # ---------------------------------------------------------------------------
 
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
-                                 metric: str = "mse", tol: float = 1e-6, method: str = "cg",
-                                 generator=None, progress: bool = True, full_output: bool = False):
+                                 metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
+                                 generator=None, progress: bool = False, full_output: bool = False,
+                                 method: str | None = None):
     """Probabilistic sparsification (PS): a mask of the given density for diffusion inpainting.
 
     Parameters
@@ -225,13 +227,14 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         Local error ``(u - f)^2`` or ``|u - f|`` (summed over channels).
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
-    method : {'cg', 'mg'}, optional
-        Solver of :func:`diffuse`; each step is warm-started from the
+    solver : {'cg', 'mg'}, optional
+        Linear solver of :func:`diffuse` (``method=`` is its deprecated former
+        name); each step is warm-started from the
         previous inpainting, so plain CG (default) is usually fastest here.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
     progress : bool, optional
-        Show a progress bar (removed pixels).
+        Show a progress bar (removed pixels); default False.
     full_output : bool, optional
         Return a :class:`MaskResult` (mask, inpainting, error, ...).
 
@@ -253,7 +256,10 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
     metric = _check_metric(metric, who)
-    _check_solver(method, tol, who)
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    _check_solver(solver, tol, who)
     gen = _generator(generator, who)
     dev = f4.device
 
@@ -272,7 +278,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
                 nc = max(nc, nr)
                 cand = _random_scores((B, N), keep, gen, dev).topk(nc, dim=1).indices  # (B, nc)
                 trial = keep.clone().scatter_(1, cand, False)
-                u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, method=method)
+                u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, solver=solver)
                 trace.append(_global_error(u, f4, metric))
                 err = _local_error(u, f4, metric).gather(1, cand)
                 gone = cand.gather(1, (-err).topk(nr, dim=1).indices)  # the nr smallest errors
@@ -287,7 +293,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         if not full_output:
             results.append(mask)
             continue
-        u = diffuse(f4, mask4, tol=tol, x0=u_last, method=method)
+        u = diffuse(f4, mask4, tol=tol, x0=u_last, solver=solver)
         results.append(MaskResult(mask=mask, u=u.reshape(f.shape), error=_global_error(u, f4, metric),
                                   trace=torch.stack(trace[:n_steps], 1) if n_steps else f4.new_zeros(B, 0),
                                   accepted=torch.full((B,), n_steps, dtype=torch.long), seconds=secs))
@@ -300,8 +306,8 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 
 def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
-                            method: str = "cg", generator=None, progress: bool = True,
-                            full_output: bool = False):
+                            solver: str = "cg", generator=None, progress: bool = False,
+                            full_output: bool = False, method: str | None = None):
     """Non-local pixel exchange (NLPE): improve a mask at fixed density.
 
     Parameters
@@ -331,14 +337,15 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
         Local and global error.
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
-    method : {'cg', 'mg'}, optional
-        Solver of :func:`diffuse`, warm-started from the current inpainting:
+    solver : {'cg', 'mg'}, optional
+        Linear solver of :func:`diffuse` (``method=`` is its deprecated former
+        name), warm-started from the current inpainting:
         the swap disturbs it only locally, so plain CG (default) needs few
         iterations and no multigrid set-up.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator.
     progress : bool, optional
-        Show a progress bar (steps).
+        Show a progress bar (steps); default False.
     full_output : bool, optional
         Return a :class:`MaskResult` with the error trace.
 
@@ -363,7 +370,10 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     cycles = _check_int(cycles, "cycles", who, minimum=0)
     parallel = _check_int(parallel, "parallel", who)
     metric = _check_metric(metric, who)
-    _check_solver(method, tol, who)
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    _check_solver(solver, tol, who)
     if exchanges > candidates:
         raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
     gen = _generator(generator, who)
@@ -373,7 +383,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     nex = min(exchanges, ncand, int(counts.min()))
 
     t0 = time.perf_counter()
-    u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, method=method)
+    u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, solver=solver)
     err = _global_error(u, f4, metric)
     trace = [err.clone()]
     accepted = torch.zeros(B, dtype=torch.long, device=dev)
@@ -394,7 +404,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
             trial.scatter_(1, out, False)
             trial.scatter_(1, add, True)
             uS = diffuse(fS, trial.view(B * S, 1, H, W).to(f4.dtype), tol=tol,
-                         x0=u.repeat_interleave(S, 0), method=method)
+                         x0=u.repeat_interleave(S, 0), solver=solver)
             eS = _global_error(uS, fS, metric).view(B, S)
             best_e, best_s = eS.min(1)
             better = best_e < err

@@ -260,11 +260,9 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
 
 
 def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
-    """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan), if available."""
-    try:
-        from . import diffuse  # written in parallel; optional here
-    except ImportError:
-        return None
+    """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan)."""
+    from .diffusion import diffuse
+
     try:
         out = {}
         for d, m in val["masks"].items():
