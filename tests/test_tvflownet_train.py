@@ -438,3 +438,21 @@ def test_equivariant_wrapper_stops_at_the_mean_past_extinction():
         Equivariant(Shrink(), flat=0.0)(u0, 1e6)
     with pytest.raises(ValueError, match="flat"):
         Equivariant(_tiny_model(), flat=1.5)
+
+
+def test_cli_options_are_generated_from_the_config():
+    """Every TrainConfig option field is a `pdeflow train tvflownet` option with the field's default, and the
+    parsed defaults give back TrainConfig() (a hyperparameter is declared once, in the config)."""
+    import dataclasses
+
+    from pdeflow.cli.tvflownet import config_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "tvflownet", "--run-dir", "r"])
+    assert config_from_args(args) == TrainConfig()
+    opts = {f.name for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata}
+    assert len(opts) >= 36 and opts <= set(vars(args))
+    args = parser.parse_args(["train", "tvflownet", "--run-dir", "r", "--lr", "0.01", "--clip", "0", "--crop", "mixed",
+                              "--arch-kwargs", '{"width": 4}', "--deterministic"])
+    cfg = config_from_args(args)
+    assert (cfg.lr, cfg.clip, cfg.crop, cfg.arch_kwargs, cfg.deterministic) == (0.01, None, "mixed", {"width": 4}, True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -353,6 +354,57 @@ def _report_written(out: Outputs) -> None:
     names = [n for n, p in out.paths.items() if p in done]
     print(f"wrote {len(names)} file{'s' if len(names) != 1 else ''} to {out.dir}/: {', '.join(names)}")
 
+
+
+def _config_defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+#: Argument types a config field may name in its ``option(type=...)`` metadata.
+TYPES = {"positive_int": positive_int, "nonneg_int": nonneg_int, "positive_float": positive_float,
+         "nonneg_float": nonneg_float, "float": float, "int": int}
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=None, extra=None) -> None:
+    """Add the options of config dataclass ``cls`` (its fields declared with :func:`pdeflow.training.option`).
+
+    ``layout``: ``[(group title, [names])]``; a name is a field of ``cls`` (option ``--name-with-dashes``,
+    ``dest`` the field name, default the field's default, help/type/choices from its metadata) or a
+    command-line-only option ``"--flag"`` added by ``extra["--flag"](group)``. ``types`` adds argument
+    types to :data:`TYPES` for this parser.
+    """
+    types = {**TYPES, **(types or {})}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = _config_defaults(cls)
+    for title, names in layout:
+        g = parser.add_argument_group(title)
+        for name in names:
+            if name.startswith("--"):
+                extra[name](g)
+                continue
+            md = fields[name].metadata["cli"]
+            kw = {"help": md["help"].format(default=defaults[name], **defaults)}
+            if md["flag"]:
+                kw["action"] = "store_true"
+            else:
+                kw["default"] = defaults[name]
+                if md["type"] is not None:
+                    kw["type"] = types[md["type"]]
+                for k in ("metavar", "choices"):
+                    if md[k] is not None:
+                        kw[k] = md[k]
+            g.add_argument("--" + name.replace("_", "-"), dest=name, **kw)
+
+
+def config_kwargs(cls, args) -> dict:
+    """The values of parsed arguments for the fields of ``cls`` that are command-line options."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if "cli" in f.metadata}
 
 
 def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,

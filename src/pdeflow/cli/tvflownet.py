@@ -32,17 +32,17 @@ from ..tvflownet.train import TrainConfig, check_config, train
 from ._common import (
     CLIError,
     Outputs,
+    add_config_options,
     check_device,
     check_trainer_args,
-    nonneg_float,
-    nonneg_int,
+    config_kwargs,
     positive_float,
     positive_int,
     run_trainer,
     ssim_size,
 )
 
-__all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args", "load_model"]
+__all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args"]
 
 
 def _crop(text: str) -> str:
@@ -61,9 +61,21 @@ def _kwargs(text: str) -> dict:
     return d
 
 
+#: Groups and order of the options of `pdeflow train tvflownet`: TrainConfig fields (whose option(...)
+#: metadata declares help, type and choices) and the command line's own "--flags".
+_TRAIN_LAYOUT = [
+    ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
+    ("model", ["arch", "arch_kwargs"]),
+    ("data", ["data", "synthetic", "init", "val_data", "crop", "batch_size", "scale", "t_max", "times_per_image"]),
+    ("objective", ["mode", "loss", "a1", "a2", "ut_method", "lr", "clip", "hybrid_fraction", "phi_weight",
+                   "phi_target", "ref_dt", "ref_tol", "ref_max_iter"]),
+    ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops", "val_size", "val_times", "val_dt",
+                                    "val_tol", "val_max_iter", "val_seed"]),
+]
+
+
 def add_train_parser(train_sub) -> None:
     """Register ``tvflownet`` on the subparsers of ``pdeflow train``."""
-    d = TrainConfig()
     p = train_sub.add_parser(
         "tvflownet", help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
         description="Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random greyscale crops, unsupervised with "
@@ -77,119 +89,30 @@ def add_train_parser(train_sub) -> None:
                "  torchrun --nproc_per_node 4 -m pdeflow train tvflownet --arch unet --run-dir runs/ddp\n"
                "Times are PDE times of the flow for images in [0, 1] multiplied by --scale (paper: 5, t in [0, 1]).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("run")
-    g.add_argument("--run-dir", required=True, metavar="DIR",
-                   help="run directory (created; if it holds this run, training resumes from its last checkpoint)")
-    g.add_argument("--steps", type=positive_int, default=d.steps, metavar="N",
-                   help=f"optimiser steps (default {d.steps}; may be raised on resume to extend a run)")
-    g.add_argument("--seed", type=nonneg_int, default=d.seed, help=f"seed of weights and batches (default {d.seed})")
-    g.add_argument("--deterministic", action="store_true",
-                   help="deterministic torch algorithms (bit-identical resume on CPU; slower on GPU)")
-    g.add_argument("--device", default=None,
-                   help="torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)")
-    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    g = p.add_argument_group("model")
-    g.add_argument("--arch", choices=("semiresnet", "unet", "lgd"), default=d.arch,
-                   help=f"architecture, with the paper's sizes (default {d.arch})")
-    g.add_argument("--arch-kwargs", type=_kwargs, default={}, metavar="JSON",
-                   help="constructor arguments, e.g. '{\"width\": 8}' (see pdeflow.tvflownet.models)")
-
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default=d.data, metavar="DIR|builtin",
-                   help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is held "
-                        "out for validation) or 'builtin' (the built-in pool's TRAIN split; validation uses its "
-                        "TEST split) (default builtin)")
-    g.add_argument("--synthetic", type=float, default=d.synthetic, metavar="F",
-                   help="fraction of each batch generated instead of cropped: flat disks and ellipses "
-                        f"(seeds disjoint from the evaluation's; default {d.synthetic:g})")
-    g.add_argument("--init", default=None, metavar="MODEL",
-                   help="start from this model's weights (shipped name, model path or run directory; "
-                        "same --arch and --arch-kwargs)")
-    g.add_argument("--val-data", default=None, metavar="DIR|builtin",
-                   help="validation images instead (never the training images)")
-    g.add_argument("--crop", type=_crop, default=d.crop, metavar="32|96|256|mixed",
-                   help=f"crop size; 'mixed': one size per step drawn in [{d.mixed_min}, {d.mixed_max}) "
-                        f"(default {d.crop})")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="B",
-                   help=f"crops x times per step and process (default {d.batch_size})")
-    g.add_argument("--scale", type=positive_float, default=d.scale,
-                   help=f"multiply the [0, 1] images by this (default {d.scale:g}, the paper's)")
-    g.add_argument("--t-max", type=positive_float, default=d.t_max, metavar="T",
-                   help=f"flow times t ~ U[0, T) (default {d.t_max:g})")
-    g.add_argument("--times-per-image", type=positive_int, default=d.times_per_image, metavar="K",
-                   help="each crop at K times, the first t = 0 (the official code's replicate mode: K = batch "
-                        "size) (default 1: one time per crop)")
-
-    g = p.add_argument_group("objective")
-    g.add_argument("--mode", choices=("unsupervised", "supervised", "hybrid"), default=d.mode,
-                   help="loss (12) of the paper; MSE to the reference flow computed on the fly; or supervised "
-                        f"for --hybrid-fraction of the steps, then unsupervised (default {d.mode})")
-    g.add_argument("--loss", choices=("paper", "official"), default=d.loss,
-                   help="constraint term (|phi|-1)_+ (paper) or (|phi|^2-1)_+ (official code) (default paper)")
-    g.add_argument("--a1", type=nonneg_float, default=d.a1, help=f"weight of the TV term (default {d.a1:g})")
-    g.add_argument("--a2", type=nonneg_float, default=d.a2, help=f"weight of the minimal-norm term (default {d.a2:g})")
-    g.add_argument("--ut-method", choices=("jvp", "fd"), default=d.ut_method,
-                   help="u_t by forward-mode autodiff or central differences (default jvp)")
-    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    g.add_argument("--clip", type=nonneg_float, default=d.clip,
-                   help=f"gradient-norm clipping, 0 = off (default {d.clip:g})")
-    g.add_argument("--hybrid-fraction", type=nonneg_float, default=d.hybrid_fraction, metavar="F",
-                   help=f"hybrid: fraction of the steps trained supervised first (default {d.hybrid_fraction:g})")
-    g.add_argument("--phi-weight", type=nonneg_float, default=d.phi_weight,
-                   help="supervised: weight of the phi term (default 0: u only)")
-    g.add_argument("--phi-target", choices=("div", "dual"), default=d.phi_target,
-                   help="supervised phi term: div phi against the reference u_t, or phi against its dual field")
-    g.add_argument("--ref-dt", type=positive_float, default=d.ref_dt,
-                   help=f"supervised: time step of the reference flow (default {d.ref_dt:g})")
-    g.add_argument("--ref-tol", type=positive_float, default=d.ref_tol,
-                   help=f"supervised: duality-gap tolerance of its steps (default {d.ref_tol:g})")
-    g.add_argument("--ref-max-iter", type=positive_int, default=d.ref_max_iter, metavar="N",
-                   help=f"supervised: iteration cap of each of its steps (default {d.ref_max_iter})")
-
-    g = p.add_argument_group("validation and checkpoints")
-    g.add_argument("--val-every", type=positive_int, default=d.val_every, metavar="N",
-                   help=f"validate every N steps and after the last (default {d.val_every})")
-    g.add_argument("--ckpt-every", type=positive_int, default=d.ckpt_every, metavar="N",
-                   help=f"write the resume checkpoint every N steps (default {d.ckpt_every})")
-    g.add_argument("--val-crops", type=positive_int, default=d.val_crops,
-                   help=f"validation crops (default {d.val_crops})")
-    g.add_argument("--val-size", type=positive_int, default=d.val_size,
-                   help=f"their size in pixels (default {d.val_size})")
-    g.add_argument("--val-times", type=positive_int, default=d.val_times,
-                   help=f"times linspace(0, T, N) (default {d.val_times})")
-    g.add_argument("--val-dt", type=positive_float, default=d.val_dt,
-                   help=f"time step of the validation reference (default {d.val_dt:g})")
-    g.add_argument("--val-tol", type=positive_float, default=d.val_tol,
-                   help=f"its duality-gap tolerance (default {d.val_tol:g})")
-    g.add_argument("--val-max-iter", type=positive_int, default=d.val_max_iter, metavar="N",
-                   help=f"its iteration cap per step (default {d.val_max_iter})")
-    g.add_argument("--val-seed", type=nonneg_int, default=d.val_seed,
-                   help="seed of the validation crops (default 0: the same set for every run)")
+    extra = {
+        "--run-dir": lambda g: g.add_argument(
+            "--run-dir", required=True, metavar="DIR",
+            help="run directory (created; if it holds this run, training resumes from its last checkpoint)"),
+        "--device": lambda g: g.add_argument(
+            "--device", default=None, help="torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)"),
+        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
+                                              help="torch CPU threads (default: torch's)"),
+        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
+    }
+    add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop": _crop, "json": _kwargs}, extra=extra)
     p.set_defaults(run=_run_train, validate=_check_train, parser=p)
 
 
 def config_from_args(args):
     """The :class:`~pdeflow.tvflownet.train.TrainConfig` of parsed arguments."""
-    data = args.data if args.data == "builtin" else str(Path(args.data).expanduser().resolve())
-    val_data = args.val_data
-    if val_data not in (None, "builtin"):
-        val_data = str(Path(val_data).expanduser().resolve())
-    init = args.init
-    if init is not None and Path(init).expanduser().exists():
-        init = str(Path(init).expanduser().resolve())
-    return TrainConfig(
-        arch=args.arch, arch_kwargs=args.arch_kwargs, data=data, crop=args.crop, scale=args.scale,
-        synthetic=args.synthetic, init=init,
-        t_max=args.t_max, times_per_image=args.times_per_image, steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, clip=args.clip if args.clip > 0 else None, seed=args.seed, deterministic=args.deterministic,
-        mode=args.mode, loss=args.loss, a1=args.a1, a2=args.a2, ut_method=args.ut_method,
-        hybrid_fraction=args.hybrid_fraction, phi_weight=args.phi_weight, phi_target=args.phi_target,
-        ref_dt=args.ref_dt, ref_tol=args.ref_tol, ref_max_iter=args.ref_max_iter, val_max_iter=args.val_max_iter,
-        val_data=val_data, val_crops=args.val_crops,
-        val_size=args.val_size, val_times=args.val_times, val_dt=args.val_dt, val_tol=args.val_tol,
-        val_seed=args.val_seed, val_every=args.val_every, ckpt_every=args.ckpt_every)
+    kw = config_kwargs(TrainConfig, args)
+    for name in ("data", "val_data"):
+        if kw[name] not in (None, "builtin"):
+            kw[name] = str(Path(kw[name]).expanduser().resolve())
+    if kw["init"] is not None and Path(kw["init"]).expanduser().exists():
+        kw["init"] = str(Path(kw["init"]).expanduser().resolve())
+    kw["clip"] = kw["clip"] if kw["clip"] > 0 else None
+    return TrainConfig(**kw)
 
 
 def _check_train(args) -> None:
@@ -318,7 +241,7 @@ def _check_evaluate(args) -> None:
     check_device(args.parser, args.device)
 
 
-def load_model(spec: str):
+def _load_model(spec: str):
     """A model from a shipped name or a ``.safetensors``/``.json`` path; returns ``(name, model)``."""
     try:
         model = tvflownet_api.load(spec)
@@ -341,7 +264,7 @@ def _run_evaluate(args) -> int:
             raise CLIError(f"argument {name}: '{d}' is not a directory")
     models = {}
     for spec in args.models:
-        name, model = load_model(spec)
+        name, model = _load_model(spec)
         while name in models:
             name += "'"
         models[name] = model.to(args.device)

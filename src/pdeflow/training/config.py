@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import UserInputError
 from ..io import to_json, write_bytes
 
-__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck"]
+__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "option"]
 
 
 PathLike = str | os.PathLike
@@ -26,6 +26,21 @@ def _atomic_write_json(path: PathLike, obj: Any, what: str) -> Path:
 # --------------------------------------------------------------------------------------
 # Config
 # --------------------------------------------------------------------------------------
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
+           type: str | None = None, metavar: str | None = None, choices: tuple | None = None,
+           flag: bool = False) -> Any:
+    """A config dataclass field that is also a command-line option: the hyperparameter is declared once.
+
+    ``help`` is a :meth:`str.format` template: ``{default}`` is the field's default and every other field
+    of the config is available by name (``{mixed_min}``). ``type`` names an argument type of the command
+    line (``"positive_int"``, ``"nonneg_float"``, ``"float"``, ...; the CLI maps names to parsers, so the
+    library does not import it); ``flag=True`` makes a boolean a store-true switch. The command line
+    builds its options from this metadata (:func:`pdeflow.cli._common.add_config_option`).
+    """
+    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "flag": flag}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"cli": meta})
+
 
 def config_to_dict(config: Any) -> dict:
     """A dataclass instance (or a dict) as a plain JSON-ready dict (tuples become lists)."""

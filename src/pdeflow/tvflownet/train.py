@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ from ..training import (
     get_world_size,
     invoked_command,
     load_checkpoint,
+    option,
     reduce_mean,
     save_checkpoint,
     seed_everything,
@@ -130,50 +131,85 @@ class TrainConfig:
     Defaults are the paper's (Grossmann et al., 2022, §4.2) where it gives a value.
     """
 
+    # Each field that is a command-line option carries its help text, type and choices (option(...)):
+    # `pdeflow train tvflownet` is generated from them, so a hyperparameter is declared here only.
     # model
-    arch: str = "semiresnet"                 #: "semiresnet", "unet" or "lgd"
-    arch_kwargs: dict = field(default_factory=dict)   #: constructor arguments (paper sizes by default)
+    arch: str = option("semiresnet", "architecture, with the paper's sizes (default {default})",
+                       choices=("semiresnet", "unet", "lgd"))
+    arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
+                               help="constructor arguments, e.g. '{{\"width\": 8}}' (see pdeflow.tvflownet.models)")
     # data
-    data: str = "builtin"                    #: "builtin" (TRAIN split of the built-in pool) or a folder
-    crop: str = "32"                         #: crop size in pixels, or "mixed"
+    data: str = option("builtin", metavar="DIR|builtin",
+                       help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is "
+                            "held out for validation) or 'builtin' (the built-in pool's TRAIN split; validation "
+                            "uses its TEST split) (default builtin)")
+    crop: str = option("32", type="crop", metavar="32|96|256|mixed",
+                       help="crop size; 'mixed': one size per step drawn in [{mixed_min}, {mixed_max}) "
+                            "(default {default})")
     mixed_min: int = 32                      #: mixed: crop size drawn per step in [mixed_min, mixed_max)
     mixed_max: int = 256
-    scale: float = 5.0                       #: images in [0, 1] are multiplied by this (paper: 5)
-    t_max: float = 1.0                       #: flow times t ~ U[0, t_max) (paper: 1)
-    times_per_image: int = 1                 #: >1: each crop at that many times, the first t = 0
-    synthetic: float = 0.0                   #: fraction of each batch generated: flat disks and ellipses
-    init: str | None = None                  #: start from this model's weights (shipped name or path)
+    scale: float = option(5.0, "multiply the [0, 1] images by this (default {default:g}, the paper's)",
+                          type="positive_float")
+    t_max: float = option(1.0, "flow times t ~ U[0, T) (default {default:g})", type="positive_float", metavar="T")
+    times_per_image: int = option(1, type="positive_int", metavar="K",
+                                  help="each crop at K times, the first t = 0 (the official code's replicate mode: "
+                                       "K = batch size) (default 1: one time per crop)")
+    synthetic: float = option(0.0, type="float", metavar="F",
+                              help="fraction of each batch generated instead of cropped: flat disks and ellipses "
+                                   "(seeds disjoint from the evaluation's; default {default:g})")
+    init: str | None = option(None, metavar="MODEL",
+                              help="start from this model's weights (shipped name, model path or run directory; "
+                                   "same --arch and --arch-kwargs)")
     # optimisation
-    steps: int = 20_000
-    batch_size: int = 16
-    lr: float = 3e-4
-    clip: float | None = 1.0                 #: gradient-norm clipping (None: off)
-    seed: int = 0
-    deterministic: bool = False              #: torch deterministic algorithms (bit-exact resume on CPU)
+    steps: int = option(20_000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
+                        type="positive_int", metavar="N")
+    batch_size: int = option(16, "crops x times per step and process (default {default})", type="positive_int",
+                             metavar="B")
+    lr: float = option(3e-4, "Adam learning rate (default {default:g})", type="positive_float")
+    clip: float | None = option(1.0, "gradient-norm clipping, 0 = off (default {default:g})",
+                                type="nonneg_float")   # None (or 0 on the command line): off
+    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
+    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU; slower on GPU)",
+                                 flag=True)
     # objective
-    mode: str = "unsupervised"               #: "unsupervised", "supervised" or "hybrid"
-    loss: str = "paper"                      #: "paper": (|phi| - 1)_+; "official": (|phi|^2 - 1)_+
-    a1: float = 1e-4                         #: weight of the TV term of eq. (12)
-    a2: float = 1e-4                         #: weight of the minimal-norm term of eq. (12)
-    ut_method: str = "jvp"                   #: u_t by "jvp" (forward-mode autodiff) or "fd"
-    hybrid_fraction: float = 0.25            #: hybrid: fraction of the steps trained supervised first
-    phi_weight: float = 0.0                  #: supervised: weight of the phi term (0: u only)
-    phi_target: str = "div"                  #: supervised phi term: "div" (div phi vs u_t) or "dual"
-    ref_dt: float = 0.05                     #: supervised: time step of the on-the-fly reference flow
-    ref_tol: float = 1e-3                    #: supervised: relative duality gap of its implicit steps
-    ref_max_iter: int = 50                   #: supervised: iteration cap of each implicit step
+    mode: str = option("unsupervised", choices=("unsupervised", "supervised", "hybrid"),
+                       help="loss (12) of the paper; MSE to the reference flow computed on the fly; or supervised "
+                            "for --hybrid-fraction of the steps, then unsupervised (default {default})")
+    loss: str = option("paper", choices=("paper", "official"),
+                       help="constraint term (|phi|-1)_+ (paper) or (|phi|^2-1)_+ (official code) (default paper)")
+    a1: float = option(1e-4, "weight of the TV term (default {default:g})", type="nonneg_float")
+    a2: float = option(1e-4, "weight of the minimal-norm term (default {default:g})", type="nonneg_float")
+    ut_method: str = option("jvp", "u_t by forward-mode autodiff or central differences (default jvp)",
+                            choices=("jvp", "fd"))
+    hybrid_fraction: float = option(0.25, type="nonneg_float", metavar="F",
+                                    help="hybrid: fraction of the steps trained supervised first (default {default:g})")
+    phi_weight: float = option(0.0, "supervised: weight of the phi term (default 0: u only)", type="nonneg_float")
+    phi_target: str = option("div", choices=("div", "dual"),
+                             help="supervised phi term: div phi against the reference u_t, or phi against its dual "
+                                  "field")
+    ref_dt: float = option(0.05, "supervised: time step of the reference flow (default {default:g})",
+                           type="positive_float")
+    ref_tol: float = option(1e-3, "supervised: duality-gap tolerance of its steps (default {default:g})",
+                            type="positive_float")
+    ref_max_iter: int = option(50, "supervised: iteration cap of each of its steps (default {default})",
+                               type="positive_int", metavar="N")
     # validation and checkpoints
-    val_data: str | None = None              #: None: see the module doc; or "builtin" (TEST split) or a folder
+    val_data: str | None = option(None, "validation images instead (never the training images)",
+                                  metavar="DIR|builtin")   # None: see the module doc
     val_fraction: float = 0.1                #: folder data: fraction of its files held out for validation
-    val_crops: int = 16
-    val_size: int = 96
-    val_times: int = 10                      #: times linspace(0, t_max, val_times)
-    val_dt: float = 0.01
-    val_tol: float = 1e-4
-    val_max_iter: int = 1000
-    val_seed: int = 0
-    val_every: int = 500
-    ckpt_every: int = 500
+    val_crops: int = option(16, "validation crops (default {default})", type="positive_int")
+    val_size: int = option(96, "their size in pixels (default {default})", type="positive_int")
+    val_times: int = option(10, "times linspace(0, T, N) (default {default})", type="positive_int")
+    val_dt: float = option(0.01, "time step of the validation reference (default {default:g})", type="positive_float")
+    val_tol: float = option(1e-4, "its duality-gap tolerance (default {default:g})", type="positive_float")
+    val_max_iter: int = option(1000, "its iteration cap per step (default {default})", type="positive_int",
+                               metavar="N")
+    val_seed: int = option(0, "seed of the validation crops (default 0: the same set for every run)",
+                           type="nonneg_int")
+    val_every: int = option(500, "validate every N steps and after the last (default {default})",
+                            type="positive_int", metavar="N")
+    ckpt_every: int = option(500, "write the resume checkpoint every N steps (default {default})",
+                             type="positive_int", metavar="N")
 
 
 def check_config(cfg: TrainConfig) -> None:
