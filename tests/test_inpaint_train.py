@@ -299,3 +299,19 @@ def test_evaluation_figure_shows_the_most_textured_crop():
     # the example is crop k's own inpainting: it keeps crop k's known pixels
     assert torch.allclose(u[mask.bool().expand_as(u)], crops[k][mask.bool().expand_as(u)], atol=1e-6)
     figure(res)
+
+
+def test_cli_options_are_generated_from_the_config():
+    """Parsed defaults of `pdeflow train inpainting` give back TrainConfig(): each option is declared once."""
+    import dataclasses
+
+    from pdeflow.cli import build_parser
+    from pdeflow.cli.inpaint import config_from_args
+    args = build_parser().parse_args(["train", "inpainting", "--run-dir", "r"])
+    assert config_from_args(args) == TrainConfig()
+    opts = {f.name for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata}
+    assert len(opts) >= 25 and opts <= set(vars(args))
+    args = build_parser().parse_args(["train", "inpainting", "--run-dir", "r", "--no-random-start",
+                                      "--val-densities", "0.1", "0.3", "--mask-lr", "1e-3"])
+    cfg = config_from_args(args)
+    assert (cfg.random_start, cfg.val_densities, cfg.mask_lr) == (False, (0.1, 0.3), 1e-3)

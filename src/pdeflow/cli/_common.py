@@ -368,7 +368,7 @@ def _config_defaults(cls) -> dict:
 
 #: Argument types a config field may name in its ``option(type=...)`` metadata.
 TYPES = {"positive_int": positive_int, "nonneg_int": nonneg_int, "positive_float": positive_float,
-         "nonneg_float": nonneg_float, "float": float, "int": int}
+         "nonneg_float": nonneg_float, "float": float, "int": int, "density": density}
 
 
 def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=None, extra=None) -> None:
@@ -390,21 +390,25 @@ def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=No
                 continue
             md = fields[name].metadata["cli"]
             kw = {"help": md["help"].format(default=defaults[name], **defaults)}
+            flag = "--" + name.replace("_", "-")
             if md["flag"]:
                 kw["action"] = "store_true"
+            elif md["negate"]:
+                flag, kw["action"] = md["negate"], "store_false"
             else:
-                kw["default"] = defaults[name]
+                kw["default"] = list(defaults[name]) if md["nargs"] else defaults[name]
                 if md["type"] is not None:
                     kw["type"] = types[md["type"]]
-                for k in ("metavar", "choices"):
+                for k in ("metavar", "choices", "nargs"):
                     if md[k] is not None:
                         kw[k] = md[k]
-            g.add_argument("--" + name.replace("_", "-"), dest=name, **kw)
+            g.add_argument(flag, dest=name, **kw)
 
 
 def config_kwargs(cls, args) -> dict:
     """The values of parsed arguments for the fields of ``cls`` that are command-line options."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if "cli" in f.metadata}
+    return {f.name: tuple(getattr(args, f.name)) if f.metadata["cli"]["nargs"] else getattr(args, f.name)
+            for f in dataclasses.fields(cls) if "cli" in f.metadata}
 
 
 def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,

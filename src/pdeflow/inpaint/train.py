@@ -94,6 +94,7 @@ from ..training import (
     config_to_dict,
     invoked_command,
     load_checkpoint,
+    option,
     seed_everything,
     step_generator,
 )
@@ -115,38 +116,67 @@ class TrainConfig:
     network for CPU training.
     """
 
-    stage: str = "wgan"                  #: "wgan" (inpainting on random masks) or "mask" (joint mask WGAN)
-    density: float = 0.1                 #: stage mask: target density D of the masks
-    random_start: bool = True            #: stage mask: the mask generator starts at random masks of density D
-    exact_density: bool = False          #: stage mask: exactly D of the pixels per mask (top-k, not rounding)
-    density_min: float = 0.02            #: stage wgan: random-mask densities d ~ U[density_min, density_max]
-    density_max: float = 0.3
-    init: str | None = None              #: stage mask: a stage-wgan run directory to start G and the critic from
+    # Each field that is a command-line option carries its help text, type and choices (option(...)):
+    # `pdeflow train inpainting` is generated from them, so a hyperparameter is declared here only.
+    stage: str = option("wgan", choices=("wgan", "mask"),
+                        help="'wgan': inpainting on random masks; 'mask': the joint mask WGAN for --density "
+                             "(default {default})")
+    density: float = option(0.1, "stage mask: target fraction of known pixels (default {default:g})", type="density",
+                            metavar="D")
+    random_start: bool = option(True, negate="--no-random-start",
+                                help="stage mask: the paper's mask generator, without the prior that starts it at "
+                                     "random masks of --density (see pdeflow.inpaint.masknet.MaskGenerator)")
+    exact_density: bool = option(False, flag=True,
+                                 help="stage mask (beyond the paper): every mask has exactly --density of its "
+                                      "pixels, the largest pre-activations, instead of rounding plus the density loss")
+    density_min: float = option(0.02, "stage wgan: smallest random-mask density (default {default:g})",
+                                type="density", metavar="D")
+    density_max: float = option(0.3, "stage wgan: largest random-mask density (default {default:g})",
+                                type="density", metavar="D")
+    init: str | None = option(None, metavar="DIR",
+                              help="stage mask: a stage-wgan run directory whose best generator and critic start "
+                                   "this run (default: from scratch)")
     # model
-    channels: int = 1                    #: 1 (greyscale) or 3 (colour)
-    width: float = 1.0                   #: channel multiplier of all three networks (1 = published sizes)
-    noise_std: float = 0.1               #: generator noise N(0, noise_std) in the missing pixels
+    channels: int = option(1, "1: greyscale (luminance), 3: colour (default 1)", type="int", choices=(1, 3))
+    width: float = option(1.0, type="positive_float",
+                          help="channel multiplier of all networks (1 = the published sizes; 0.25 for CPU) "
+                               "(default 1)")
+    noise_std: float = option(0.1, "generator noise in the missing pixels (default {default:g})",
+                              type="nonneg_float")
     # data
-    data: str = "builtin"                #: "builtin" (TRAIN split of the built-in photos) or a folder
-    crop: int = 64                       #: crop size, a multiple of 32 (the critic's five stride-2 steps)
+    data: str = option("builtin", metavar="DIR|builtin",
+                       help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is "
+                            "held out for validation) or 'builtin' (the built-in photos' TRAIN split; validation "
+                            "uses the TEST split) (default builtin)")
+    crop: int = option(64, "crop size, a multiple of 32 (default {default})", type="crop32", metavar="PX")
     # optimisation
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 5e-5
-    mask_lr: float | None = None         #: stage mask: the mask network's learning rate (None: lr)
-    alpha: float = 0.005                 #: weight of the critic in the generator and mask losses
-    warmup: int = 0                      #: first steps with alpha = 0 and an idle critic (MAE only)
-    beta: float = 1.0                    #: weight of the MAE in the mask loss
-    seed: int = 0
-    deterministic: bool = False          #: torch deterministic algorithms (bit-exact resume on CPU)
+    steps: int = option(3000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
+                        type="positive_int", metavar="N")
+    batch_size: int = option(32, "crops per step (default {default}; the paper: 128 at 64 px, 32 at 128 px)",
+                             type="positive_int", metavar="B")
+    lr: float = option(5e-5, "Adam learning rate (default {default:g})", type="positive_float")
+    mask_lr: float | None = option(None, "stage mask: the mask network's Adam learning rate (default: --lr)",
+                                   type="positive_float")
+    alpha: float = option(0.005, "weight of the critic in the generator and mask losses (default {default:g})",
+                          type="nonneg_float")
+    warmup: int = option(0, type="nonneg_int", metavar="N",
+                         help="first N steps with alpha = 0: the generator learns from the MAE alone and the critic "
+                              "waits (default {default}, the paper)")
+    beta: float = option(1.0, "weight of the MAE in the mask loss (default {default:g})", type="nonneg_float")
+    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
+    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU)", flag=True)
     # validation and checkpoints
-    val_data: str | None = None          #: None: see the module doc; or "builtin" (TEST split) or a folder
+    val_data: str | None = option(None, "validation images instead (never the training images)",
+                                  metavar="DIR|builtin")   # None: see the module doc
     val_fraction: float = 0.1            #: folder data: fraction of its files held out for validation
-    val_crops: int = 32
-    val_densities: tuple = (0.05, 0.1, 0.2)   #: stage wgan: random-mask densities of the validation
-    val_seed: int = 0
-    val_every: int = 250
-    ckpt_every: int = 50
+    val_crops: int = option(32, "validation crops (default {default})", type="positive_int")
+    val_densities: tuple = option((0.05, 0.1, 0.2), type="density", nargs="+", metavar="D",
+                                  help="stage wgan: random-mask densities of the validation (default 0.05 0.1 0.2)")
+    val_seed: int = option(0, "seed of the validation crops, masks and noises (default 0)", type="nonneg_int")
+    val_every: int = option(250, "validate every N steps and after the last (default {default})",
+                            type="positive_int", metavar="N")
+    ckpt_every: int = option(50, "write the resume checkpoint every N steps (default {default})",
+                             type="positive_int", metavar="N")
 
 
 def check_config(cfg: TrainConfig) -> None:
