@@ -59,7 +59,7 @@ def main(argv=None):
     t_start = time.perf_counter()
 
     pool = datasets.builtin_pool("test", kind="photo")
-    x = (datasets.random_crops(pool, args.n_crops, args.crop_size, seed=args.seed) * args.scale).double()
+    x = (datasets.random_crops(pool, args.n_crops, args.crop_size, generator=args.seed) * args.scale).double()
     B = x.shape[0]
     dt_ref = dt0 / args.ref_factor
     print(f"{B} crops {args.crop_size}x{args.crop_size} x{args.scale:g}; tv_flow defaults dt={dt0:g}, tol={tol0:g}; "

@@ -90,7 +90,7 @@ def main() -> None:
 
     acc = gradient_accuracy()
     pool = datasets.builtin_pool("test", kind="photo")
-    f0 = datasets.random_crops(list(pool.values()), args.batch, args.size, seed=0)  # (B, 1, S, S)
+    f0 = datasets.random_crops(list(pool.values()), args.batch, args.size, generator=0)  # (B, 1, S, S)
     m0 = random_mask(tuple(f0.shape), args.density, generator=1, dtype=f0.dtype)
     r = torch.rand(f0.shape, generator=torch.Generator().manual_seed(2), dtype=f0.dtype)
     cases = {}

@@ -87,7 +87,7 @@ def photo(size: int) -> torch.Tensor:
     if min(H, W) >= size:
         top, left = (H - size) // 2, (W - size) // 2
         return img[0, top:top + size, left:left + size], name
-    return datasets.random_crops([img], 1, size, seed=0)[0, 0], name
+    return datasets.random_crops([img], 1, size, generator=0)[0, 0], name
 
 
 def edge_mask(img: torch.Tensor, density: float) -> torch.Tensor:

@@ -109,7 +109,7 @@ def build_cases(args) -> list[Case]:
     for name in args.cases:
         if name == "crops":
             pool = datasets.builtin_pool("test", kind="photo")
-            x = datasets.random_crops(pool, args.n_crops, args.crop_size, seed=args.seed)
+            x = datasets.random_crops(pool, args.n_crops, args.crop_size, generator=args.seed)
             desc = (f"{args.n_crops} random {args.crop_size}x{args.crop_size} crops (seed {args.seed}) "
                     f"of the {len(pool)} test-split photos ({', '.join(pool)})")
         elif name in ("256", "512"):
@@ -517,7 +517,7 @@ def main(argv=None):
     if torch.cuda.is_available() and results.get("crops", {}).get("pdeflow", (None, None))[0] is not None:
         s = dict(results["crops"]["pdeflow"][0], device="cuda", dtype=torch.float32)
         pool = datasets.builtin_pool("test", kind="photo")
-        big = Case("gpu", (datasets.random_crops(pool, args.gpu_batch, args.crop_size, seed=args.seed + 1).double()
+        big = Case("gpu", (datasets.random_crops(pool, args.gpu_batch, args.crop_size, generator=args.seed + 1).double()
                            * args.scale), "")
         big.ref = torch.zeros(args.steps, *big.images.shape, dtype=torch.float64)
         run_pdeflow(subset(big, 2), s, args)  # warm-up

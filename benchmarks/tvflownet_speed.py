@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     prov = model.meta.get("provenance", {})
     name = args.model or tvflownet.api.DEFAULT_MODEL
     pool = datasets.builtin_pool("test", kind="photo")
-    x = datasets.random_crops(pool, args.n_images, args.size, seed=args.seed).double() * args.scale
+    x = datasets.random_crops(pool, args.n_images, args.size, generator=args.seed).double() * args.scale
     print(f"{args.n_images} test-split crops {args.size}x{args.size} x{args.scale:g}, t = {t:g}; "
           f"model {name} ({model.config.get('arch')}); {torch.get_num_threads()} thread(s)", flush=True)
 

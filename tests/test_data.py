@@ -321,13 +321,13 @@ def test_builtin_split_is_by_source(pool_all):
 
 def test_random_crops_seeded():
     imgs = [rand(1, 50, 60, seed=1), rand(1, 40, 33, seed=2)]
-    a = random_crops(imgs, 6, 32, seed=11)
+    a = random_crops(imgs, 6, 32, generator=11)
     assert a.shape == (6, 1, 32, 32) and a.dtype == torch.float32
-    assert torch.equal(a, random_crops(imgs, 6, 32, seed=11))
-    assert not torch.equal(a, random_crops(imgs, 6, 32, seed=12))
+    assert torch.equal(a, random_crops(imgs, 6, 32, generator=11))
+    assert not torch.equal(a, random_crops(imgs, 6, 32, generator=12))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(random_crops(imgs, 3, (16, 20), generator=g1), random_crops(imgs, 3, (16, 20), generator=g2))
-    assert random_crops({"a": imgs[0]}, 2, (16, 20), seed=0).shape == (2, 1, 16, 20)
+    assert random_crops({"a": imgs[0]}, 2, (16, 20), generator=0).shape == (2, 1, 16, 20)
     # every crop is a window of one of the source images
     for crop in a:
         assert any(_contains(im, crop) for im in imgs)
@@ -341,21 +341,21 @@ def _contains(im, crop):
 
 def test_random_crops_reflect_padding():
     im = torch.arange(36.0).reshape(1, 6, 6)
-    crops = random_crops([im], 10, 9, seed=3)
+    crops = random_crops([im], 10, 9, generator=3)
     padded = torch.nn.functional.pad(im[None], (3, 3, 3, 3), mode="reflect")[0]
     for crop in crops:
         assert _contains(padded, crop)
     # tiny image, pads larger than the image still work
-    tiny = random_crops([torch.arange(4.0).reshape(1, 2, 2)], 2, 7, seed=0)
+    tiny = random_crops([torch.arange(4.0).reshape(1, 2, 2)], 2, 7, generator=0)
     assert tiny.shape == (2, 1, 7, 7) and set(tiny.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0}
-    zero = random_crops([torch.ones(1, 2, 2)], 4, 5, seed=0, pad_mode="constant")
+    zero = random_crops([torch.ones(1, 2, 2)], 4, 5, generator=0, pad_mode="constant")
     assert zero.sum(dim=(1, 2, 3)).tolist() == [4.0] * 4
 
 
 def test_random_crops_errors():
     with pytest.raises(ValueError, match="same number of channels"):
         random_crops([torch.zeros(1, 8, 8), torch.zeros(3, 8, 8)], 1, 4)
-    with pytest.raises(ValueError, match="seed or generator"):
+    with pytest.raises(ValueError, match="not seed and generator"):
         random_crops([torch.zeros(1, 8, 8)], 1, 4, seed=1, generator=torch.Generator())
     with pytest.raises(ValueError, match="pad_mode"):
         random_crops([torch.zeros(1, 8, 8)], 1, 4, pad_mode="wrap")

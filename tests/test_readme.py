@@ -28,10 +28,10 @@ def snippets() -> list[str]:
 
 
 def _run(fast: bool) -> None:
-    from pdeflow.iel import UNet
+    from pdeflow.iel import SegmentationUNet
 
     torch.manual_seed(0)
-    ns = {"my_unet": UNet(in_channels=1, num_classes=2, width=4, depth=2), "x": torch.rand(2, 1, 16, 16),
+    ns = {"my_unet": SegmentationUNet(in_channels=1, num_classes=2, width=4, depth=2), "x": torch.rand(2, 1, 16, 16),
           "y": torch.randint(0, 2, (2, 16, 16))}
     for i, code in enumerate(snippets()):
         if fast and any(s in code for s in SLOW_ONLY):

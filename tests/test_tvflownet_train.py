@@ -238,7 +238,7 @@ def test_reference_flow_picks_each_crops_own_time():
     cfg = tiny_config(times_per_image=2)
     u0 = torch.rand(2, 1, 10, 10).repeat_interleave(2, 0) * 5
     t = torch.tensor([0.0, 0.3, 0.0, 0.7])
-    ref = T.reference_flow(u0, t, cfg)
+    ref = T.supervised_reference(u0, t, cfg)
     direct = tv_flow(u0[::2], [0.3, 0.7], dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter)
     assert torch.equal(ref[0], u0[0]) and torch.allclose(ref[1], direct[0, 0])
     assert torch.allclose(ref[3], direct[1, 1])

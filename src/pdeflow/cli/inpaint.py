@@ -227,7 +227,7 @@ def _run_mask(args) -> int:
         else:
             try:
                 model = gan.load_mask_model(args.model if args.model is not None else args.density, device=dev)
-                mask = gan.gan_mask(x, args.density, model, seed=args.seed)
+                mask = gan.gan_mask(x, args.density, model, generator=args.seed)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument --method gan: {exc}") from None
         secs_mask = time.perf_counter() - t0
@@ -235,7 +235,7 @@ def _run_mask(args) -> int:
             raise CLIError("argument --method: the mask has no known pixel")
         t1 = time.perf_counter()
         if args.method == "gan":
-            u = gan.gan_inpaint(x, mask, model, seed=args.seed)
+            u = gan.gan_inpaint(x, mask, model, generator=args.seed)
             how = "the mask GAN's inpainting"
         else:
             u = diffuse(x, mask, tol=args.tol)
@@ -295,7 +295,7 @@ def _run_inpaint(args) -> int:
         else:
             try:
                 model = gan.load_inpainting_model(args.model, device=dev)
-                u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, seed=args.seed)
+                u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, generator=args.seed)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument --method wgan: {exc}") from None
         secs = time.perf_counter() - t0

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import UserInputError
 from ..io import image_files, read_image
+from ..rng import as_generator
 from .builtin import builtin_pool
 
 __all__ = ["random_crops", "ImageSet", "training_images"]
@@ -45,9 +46,9 @@ def random_crops(
     n: int,
     size,
     *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
+    generator=None,
     pad_mode: str = "reflect",
+    seed: int | None = None,
 ) -> torch.Tensor:
     """Random crops from a list of images, reproducible with a seed.
 
@@ -103,10 +104,7 @@ def random_crops(
         raise UserInputError(f"random_crops: size must be a positive int or a pair of them, got {size!r}")
     if pad_mode not in _PAD_MODES:
         raise UserInputError(f"random_crops: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
-    if seed is not None and generator is not None:
-        raise UserInputError("random_crops: pass seed or generator, not both")
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    generator = as_generator(generator, "random_crops", seed=seed)
     sh, sw = size
 
     out = images[0].new_empty((n, images[0].shape[0], sh, sw))

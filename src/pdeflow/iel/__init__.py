@@ -29,8 +29,8 @@ from .layers import (
                      with_iels,
 )
 from .noise import add_label_noise, block_noise, window_noise
-from .unet import UNet
+from .unet import SegmentationUNet
 
 __all__ = ["BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator", "InverseEvolution",
            "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol", "block_noise", "window_noise",
-           "add_label_noise", "UNet"]
+           "add_label_noise", "SegmentationUNet"]

@@ -1,6 +1,6 @@
 """The noisy-label segmentation experiment of Liu et al. (2023), offline and resumable.
 
-One run trains a :class:`~pdeflow.iel.unet.UNet` with cross-entropy, with or
+One run trains a :class:`~pdeflow.iel.unet.SegmentationUNet` with cross-entropy, with or
 without heat-diffusion (or other) IELs after its logits, on clean or noisy
 training labels, and records the validation Dice after every epoch::
 
@@ -65,7 +65,7 @@ from ..metrics import dice
 from .datasets import DATASETS, SegmentationData, load_dataset
 from .layers import BOUNDARIES, OPERATORS, with_iels
 from .noise import NOISE_KINDS, add_label_noise
-from .unet import UNet
+from .unet import SegmentationUNet
 
 __all__ = ["RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "boundary_ratio",
            "ExperimentSpec", "check_spec", "plan_runs", "run_experiment", "aggregate", "RESULT_FILE"]
@@ -156,7 +156,7 @@ def prepare_data(cfg: RunConfig, data: SegmentationData | None = None) -> tuple[
 
 
 def _build(cfg: RunConfig, num_classes: int, in_channels: int):
-    unet = UNet(in_channels, num_classes, width=cfg.width, depth=cfg.depth)
+    unet = SegmentationUNet(in_channels, num_classes, width=cfg.width, depth=cfg.depth)
     if not cfg.iel:
         return unet, unet
     from .layers import make_operator

@@ -15,7 +15,7 @@ Two kinds, both on integer label maps ``(H, W)`` or ``(B, H, W)`` with values
   covered area is at most ``area``). Paper: ``s=2`` (WBC), ``s=3`` (DSB2018),
   ``area=0.1``.
 
-Randomness comes from ``generator`` (or a fresh one seeded with ``seed``), so
+Randomness comes from ``generator`` (an int seed or a torch.Generator; ``seed=`` is its deprecated former name), so
 the same seed gives the same noisy labels; each image of a batch gets its own
 draw.
 
@@ -32,6 +32,7 @@ from numbers import Integral, Real
 import torch
 
 from ..errors import UserInputError
+from ..rng import as_generator
 
 __all__ = ["block_noise", "window_noise", "add_label_noise", "NOISE_KINDS"]
 
@@ -54,14 +55,10 @@ def _prepare(labels, num_classes, who):
 
 
 def _generator(seed, generator, who):
-    if seed is not None and generator is not None:
-        raise UserInputError(f"{who}: pass seed or generator, not both")
-    if generator is not None:
-        return generator
-    if seed is None:
-        raise UserInputError(f"{who}: pass seed (an int) or generator, so that the noise is reproducible")
-    g = torch.Generator()
-    g.manual_seed(int(seed))
+    g = as_generator(generator, who, seed=seed)
+    if g is None:
+        raise UserInputError(f"{who}: pass generator (an int seed or a torch.Generator), so that the noise is "
+                             "reproducible")
     return g
 
 
@@ -72,7 +69,7 @@ def _block_size(size, who) -> int:
 
 
 def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: float = 0.8, *,
-                seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                generator=None, seed: int | None = None) -> torch.Tensor:
     """Replace ``s x s`` grid blocks by a uniform random class with probability ``1 - keep``.
 
     Parameters
@@ -85,8 +82,8 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
         Block side ``s`` in pixels.
     keep : float
         Probability in [0, 1] that a block keeps its labels untouched.
-    seed, generator
-        Source of randomness (exactly one; a generator must be on the CPU).
+    generator : None, int or torch.Generator
+        Source of randomness (an int seed or a CPU generator; required; ``seed=`` is its deprecated former name).
 
     Returns
     -------
@@ -113,7 +110,7 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
 
 
 def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: float = 0.1, *,
-                 seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator=None, seed: int | None = None) -> torch.Tensor:
     """Overwrite random ``s x s`` windows covering a fraction ``area`` of the image.
 
     Parameters
@@ -127,7 +124,7 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
     area : float
         Total window area as a fraction of ``H * W`` in [0, 1]: the number of
         windows per image is ``round(area * H * W / s^2)``.
-    seed, generator
+    generator : None, int or torch.Generator
         Source of randomness (exactly one).
 
     Returns
@@ -160,14 +157,14 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
 
 
 def add_label_noise(labels: torch.Tensor, num_classes: int, kind: str, *, size: int = 3,
-                    keep: float = 0.8, area: float = 0.1, seed: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    keep: float = 0.8, area: float = 0.1, generator=None,
+                    seed: int | None = None) -> torch.Tensor:
     """Dispatch on ``kind`` in :data:`NOISE_KINDS`: ``"none"`` returns a copy of ``labels``."""
     if kind == "none":
         _prepare(labels, num_classes, "add_label_noise")
         return labels.clone()
     if kind == "blocks":
-        return block_noise(labels, num_classes, size, keep, seed=seed, generator=generator)
+        return block_noise(labels, num_classes, size, keep, generator=generator, seed=seed)
     if kind == "windows":
-        return window_noise(labels, num_classes, size, area, seed=seed, generator=generator)
+        return window_noise(labels, num_classes, size, area, generator=generator, seed=seed)
     raise UserInputError(f"add_label_noise: kind must be one of {NOISE_KINDS}, got {kind!r}")

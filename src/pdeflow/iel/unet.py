@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["UNet"]
+__all__ = ["SegmentationUNet"]
 
 
 class _DoubleConv(nn.Sequential):
@@ -43,7 +43,7 @@ class _Up(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
-class UNet(nn.Module):
+class SegmentationUNet(nn.Module):
     """U-Net with InstanceNorm and LeakyReLU, returning logits.
 
     Parameters
@@ -66,7 +66,7 @@ class UNet(nn.Module):
         for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
                             ("width", width, 1), ("depth", depth, 2)):
             if isinstance(v, bool) or not isinstance(v, Integral) or v < lo:
-                raise UserInputError(f"UNet: {name} must be an int >= {lo}, got {v!r}")
+                raise UserInputError(f"SegmentationUNet: {name} must be an int >= {lo}, got {v!r}")
         self.in_channels, self.num_classes, self.width, self.depth = in_channels, num_classes, width, depth
         chans = [width * 2 ** k for k in range(depth)]
         self.inc = _DoubleConv(in_channels, chans[0])
@@ -77,11 +77,12 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise UserInputError(f"UNet: input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise UserInputError(f"SegmentationUNet: input must have shape (B, {self.in_channels}, H, W), "
+                                 f"got {tuple(x.shape)}")
         m = 2 ** (self.depth - 1)
         if x.shape[-2] % m or x.shape[-1] % m:
-            raise UserInputError(f"UNet: input height and width must be divisible by {m} (depth {self.depth}), "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
+            raise UserInputError(f"SegmentationUNet: input height and width must be divisible by {m} "
+                                 f"(depth {self.depth}), got {x.shape[-2]}x{x.shape[-1]}")
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(self.pool(skips[-1])))

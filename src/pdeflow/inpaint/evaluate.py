@@ -176,7 +176,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: diffuse(f, mask, tol=tol))
                         res["random-diffusion"] = (mask, u, t_mask, t_inp)
                     if "random-wgan" in methods:
-                        u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], seed=i))
+                        u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], generator=i))
                         res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
                 if {"ps", "ps-nlpe"} & set(methods):
                     ps_mask, t_ps = _timed(lambda: probabilistic_sparsification(
@@ -193,8 +193,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         res["ps-nlpe"] = (nl_mask, u, t_ps + t_nl, t_inp)
                 if "maskgan" in methods and d in models["mask"]:
                     model = models["mask"][d]
-                    b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, seed=i))
-                    u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, seed=i))
+                    b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
+                    u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, generator=i))
                     res["maskgan"] = (b.double(), u.double(), t_mask, t_inp)
                 for m, (mask, u, t_mask, t_inp) in res.items():
                     u = u.clamp(0, 1)

@@ -23,6 +23,7 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..io import load_model
+from ..rng import as_generator
 from .masknet import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
 
@@ -164,7 +165,7 @@ def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
 
 @torch.no_grad()
 def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
-             generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
+             generator=None, seed: int | None = None) -> torch.Tensor:
     """A mask of about ``density`` known pixels for ``f``, from a trained mask GAN.
 
     Parameters
@@ -178,9 +179,10 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         deviates by a few percent of it (measure it with ``mask.mean()``).
     model : MaskGAN, optional
         Default: the shipped model for ``density`` (:func:`load_mask_model`).
-    generator, seed : optional
-        Source of the network's random input ``r ~ U[0, 1)`` (the same seed
-        gives the same mask); neither: torch's global generator.
+    generator : None, int or torch.Generator, optional
+        Source of the network's random input ``r ~ U[0, 1)`` (the same int seed
+        gives the same mask); None: torch's global generator. (``seed=`` is its
+        deprecated former name.)
 
     Returns
     -------
@@ -197,10 +199,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     elif not math.isclose(model.density, density, abs_tol=1e-9):
         raise UserInputError(f"gan_mask: density {density:g} differs from the model's training density "
                          f"{model.density:g}; use a model trained for {density:g}")
-    if seed is not None and generator is not None:
-        raise UserInputError("gan_mask: pass seed or generator, not both")
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    generator = as_generator(generator, "gan_mask", seed=seed)
     net = model.mask_net
     p = next(net.parameters())
     try:
@@ -221,7 +220,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
 
 @torch.no_grad()
 def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator | MaskGAN | None = None, *,
-                generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
+                generator=None, seed: int | None = None) -> torch.Tensor:
     """Inpaint the missing pixels of ``f`` with a trained inpainting generator.
 
     Parameters
@@ -235,8 +234,9 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
         Default: the shipped random-mask WGAN (:func:`load_inpainting_model`);
         a MaskGAN uses its jointly trained generator. A greyscale model
         inpaints each channel of a colour image separately.
-    generator, seed : optional
-        Source of the generator's noise in the missing pixels.
+    generator : None, int or torch.Generator, optional
+        Source of the generator's noise in the missing pixels (``seed=`` is its
+        deprecated former name).
 
     Returns
     -------
@@ -269,10 +269,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
         model = model.inpainter
     if not isinstance(model, InpaintingGenerator):
         raise TypeError(f"gan_inpaint: model must be an InpaintingGenerator or MaskGAN, got {type(model).__name__}")
-    if seed is not None and generator is not None:
-        raise UserInputError("gan_inpaint: pass seed or generator, not both")
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    generator = as_generator(generator, "gan_inpaint", seed=seed)
     p = next(model.parameters())
     B, C = x.shape[:2]
     xx, mm = x.to(device=p.device, dtype=p.dtype), m.to(device=p.device, dtype=p.dtype)

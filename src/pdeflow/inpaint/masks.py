@@ -35,6 +35,7 @@ import torch
 
 from ..errors import UserInputError
 from ..progress import progress_bar
+from ..rng import as_generator
 from .diffusion import SOLVERS, _check_f, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
@@ -76,16 +77,6 @@ class MaskResult:
 # ---------------------------------------------------------------------------
 # Argument checks
 # ---------------------------------------------------------------------------
-
-def _generator(generator, who: str) -> torch.Generator | None:
-    """A CPU generator from None, an int seed or a torch.Generator."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))
-    raise TypeError(f"{who}: generator must be None, an int seed or a torch.Generator, "
-                    f"got {type(generator).__name__}")
-
 
 def _check_density(density, n_pixels: int, who: str) -> int:
     """Number of known pixels for ``density``, with clear errors."""
@@ -192,7 +183,7 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
     shape = tuple(int(s) for s in shape)
     H, W = shape[-2:]
     k = _check_density(density, H * W, who)
-    gen = _generator(generator, who)
+    gen = as_generator(generator, who)
     lead = shape[:-2]
     r = torch.rand(*lead, H * W, generator=gen)
     idx = r.topk(k, dim=-1).indices
@@ -260,7 +251,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
         solver = method
     _check_solver(solver, tol, who)
-    gen = _generator(generator, who)
+    gen = as_generator(generator, who)
     dev = f4.device
 
     t0 = time.perf_counter()
@@ -376,7 +367,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     _check_solver(solver, tol, who)
     if exchanges > candidates:
         raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
-    gen = _generator(generator, who)
+    gen = as_generator(generator, who)
     dev = f4.device
     S = parallel
     ncand = min(candidates, int((N - counts).min()))

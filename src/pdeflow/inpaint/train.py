@@ -102,7 +102,7 @@ from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
 __all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
-           "validate", "build_model", "STAGES"]
+           "validate", "build_networks", "STAGES"]
 
 STAGES = ("wgan", "mask")
 
@@ -306,7 +306,7 @@ def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
 # --------------------------------------------------------------------------- models and export
 
 
-def build_model(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
+def build_networks(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
     """The exported model of ``cfg``'s stage, freshly initialised: the generator (stage wgan) or
     the mask network and generator pair (stage mask)."""
     if cfg.stage == "wgan":
@@ -316,7 +316,7 @@ def build_model(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
 
 
 def _parts(model: InpaintingGenerator | MaskGAN) -> tuple[InpaintingGenerator, MaskGenerator | None]:
-    """The trained parts of a :func:`build_model` model: (generator, mask network or None)."""
+    """The trained parts of a :func:`build_networks` model: (generator, mask network or None)."""
     return (model.inpainter, model.mask_net) if isinstance(model, MaskGAN) else (model, None)
 
 
@@ -373,7 +373,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     train_images, val_images = open_data(cfg)
 
-    model = build_model(cfg)                # what is exported; stage mask trains its two parts
+    model = build_networks(cfg)                # what is exported; stage mask trains its two parts
     gen, mask_net = _parts(model)
     critic = Critic(cfg.channels, cfg.crop, cfg.width)
     init_info = _init_from(cfg, gen, critic) if cfg.init is not None else None
@@ -455,7 +455,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     # the exported model is the best one; (re)write it from best.pt with the final provenance
     if (run_dir / "best.pt").exists():
         best = load_checkpoint(run_dir / "best.pt")
-        best_model = build_model(cfg).to(device)
+        best_model = build_networks(cfg).to(device)
         best_gen, best_mask = _parts(best_model)
         best_gen.load_state_dict(best["models"]["gen"])
         if best_mask is not None:

@@ -51,7 +51,7 @@ from torch import nn
 from ..errors import UserInputError
 
 __all__ = ["hard_sigmoid", "scaled", "CBlock", "TCBlock", "Hourglass", "InpaintingGenerator", "Critic",
-           "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_mask"]
+           "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_image_and_mask"]
 
 #: Channels of the parallel convolutions (dilation 2, dilation 5, dilation 1) per block, at width 1.
 ENCODER = ((32, 32, 64), (32, 32, 64), (64, 64, 128))
@@ -198,7 +198,7 @@ class InpaintingGenerator(nn.Module):
         return composite(self(f, mask, noise, generator=generator), f, mask)
 
 
-def check_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
+def check_image_and_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
     """Raise ValueError unless ``mask`` is ``(B, 1, H, W)`` (or ``(B, C, H, W)``) matching ``f``."""
     if not isinstance(f, torch.Tensor) or f.dim() != 4:
         raise UserInputError(f"{who}: f must be a (B, C, H, W) tensor, got {getattr(f, 'shape', type(f).__name__)}")
@@ -213,7 +213,7 @@ def check_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
 def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, noise: torch.Tensor | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """``cat(f * c, c, r * (1 - c))`` with ``r ~ N(0, noise_std)`` (or the given ``noise``), ``(B, 2C + 1, H, W)``."""
-    check_mask(f, mask, "generator_input")
+    check_image_and_mask(f, mask, "generator_input")
     mask = mask[:, :1].to(f.dtype)
     if noise is None:
         device = generator.device if generator is not None else f.device

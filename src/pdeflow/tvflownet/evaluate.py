@@ -576,7 +576,7 @@ def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch
     pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
     if not pool:
         raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
-    return datasets.random_crops(pool, int(n), int(size), seed=int(seed) * 1009 + int(size))
+    return datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size))
 
 
 def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: str = "test",
@@ -602,7 +602,7 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
             pool = datasets.builtin_pool(medical_split, kind="medical")
         if not pool:
             raise UserInputError(f"no built-in medical images in split {medical_split!r}")
-        return datasets.random_crops(pool, int(n), int(size), seed=s)
+        return datasets.random_crops(pool, int(n), int(size), generator=s)
     raise UserInputError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
 
 

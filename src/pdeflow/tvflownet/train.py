@@ -118,8 +118,9 @@ from ..tv import tv_flow
 from .loss import TVFlowLoss
 from .models import build_model
 
-__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "synthetic_images", "reference_flow",
-           "supervised_loss", "average_gradients", "validation_set", "validate", "identity_psnr", "MODES"]
+__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "synthetic_images",
+           "supervised_reference", "supervised_loss", "average_gradients", "validation_set", "validate",
+           "identity_psnr", "MODES"]
 
 MODES = ("unsupervised", "supervised", "hybrid")
 
@@ -303,7 +304,7 @@ def unsupervised_loss_fn(cfg: TrainConfig) -> TVFlowLoss:
 
 
 @torch.no_grad()
-def reference_flow(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
+def supervised_reference(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
     """The reference TV flow of each crop of ``u0`` at its own time ``t[i]``.
 
     Returns ``u_ref`` ``(B, 1, H, W)`` and, if ``dual``, ``(u_t,ref, p_ref)``.
@@ -324,7 +325,7 @@ def reference_flow(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual:
 def supervised_loss(model, u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig):
     """``mean (u - u_ref)^2`` (+ the optional phi term); ``(total, {name: float})``."""
     want_phi = cfg.phi_weight > 0
-    ref = reference_flow(u0, t, cfg, dual=want_phi)
+    ref = supervised_reference(u0, t, cfg, dual=want_phi)
     u, phi = model(u0, t)
     if not want_phi:
         loss_u = torch.mean((u - ref) ** 2)
