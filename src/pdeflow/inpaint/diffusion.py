@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from ..linalg import cg
 from ..ops import laplacian
+from ..threads import auto_threads
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 
@@ -327,6 +328,7 @@ def _vcycle(levels: list[_Level], r: torch.Tensor, l: int = 0) -> torch.Tensor:
 # The solver
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
             x0: torch.Tensor | None = None, method: str = "mg", full_output: bool = False):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.

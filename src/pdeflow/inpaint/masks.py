@@ -33,6 +33,7 @@ from numbers import Integral, Real
 import torch
 
 from ..progress import progress_bar
+from ..threads import auto_threads
 from .diffusion import METHODS, _check_f, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
@@ -202,6 +203,7 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
 # Probabilistic sparsification
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, method: str = "cg",
                                  generator=None, progress: bool = True, full_output: bool = False):
@@ -297,6 +299,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 # Non-local pixel exchange
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
                             method: str = "cg", generator=None, progress: bool = True,
