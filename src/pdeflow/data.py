@@ -444,6 +444,9 @@ def _read_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, f
         raise
     except Exception as exc:  # tifffile raises a variety of errors on bad files
         raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
+    if arr.ndim != len(axes):
+        raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: its pixel data "
+                         f"has shape {arr.shape}, which does not match its axes '{axes}'")
     if "S" in axes and axes.index("S") != arr.ndim - 1:
         arr = np.moveaxis(arr, axes.index("S"), -1)
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
@@ -454,6 +457,10 @@ def _read_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, f
                          "expected a 2-D grey or colour image")
     if colormap is not None and arr.ndim == 2:  # palette image
         cmap = np.asarray(colormap)
+        if (arr.dtype.kind not in "ui" or cmap.ndim != 2 or cmap.shape[0] != 3
+                or (arr.size and (arr.min() < 0 or arr.max() >= cmap.shape[1]))):
+            raise ValueError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
+                             "its palette indices do not fit its colormap")
         return cmap[:, arr].transpose(1, 2, 0).astype(np.uint16), 65535.0 if cmap.max() > 255 else 255.0
     if photometric == 0 and arr.dtype.kind in "ui":  # MINISWHITE: 0 is white
         arr = np.iinfo(arr.dtype).max - arr

@@ -112,7 +112,7 @@ __all__ = [
     # seeds and data
     "seed_everything", "step_seed", "step_generator", "batch_indices",
     # files
-    "atomic_write", "save_checkpoint", "load_checkpoint", "export_model", "import_state",
+    "atomic_write", "save_checkpoint", "load_checkpoint", "export_model", "import_state", "model_from_export",
     # distributed
     "setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean",
     "get_rank", "get_world_size",
@@ -471,20 +471,64 @@ def import_state(path: PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a model written by :func:`export_model`: ``(state_dict, meta)``.
 
     ``path`` may name the ``.safetensors`` file, the ``.json`` file or the common
-    stem. Tensors are on the CPU. Raises if the weights do not match the
-    checksum in the JSON (files from two different exports).
+    stem. Tensors are on the CPU. Raises ValueError, naming the file, if the
+    JSON is not a JSON object, the weights file is not a readable safetensors
+    file, or the weights do not match the checksum in the JSON (files from two
+    different exports, or a damaged file).
     """
     from safetensors.torch import load_file
     weights_path, meta_path = _model_paths(path)
     for p in (weights_path, meta_path):
         if not p.is_file():
             raise FileNotFoundError(f"import_state: missing {p} (a model is a .safetensors + .json pair)")
-    meta = json.loads(meta_path.read_text())
-    expected = meta.get("weights", {}).get("sha256")
+    try:
+        meta = json.loads(meta_path.read_bytes())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"import_state: {meta_path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"import_state: {meta_path} is not valid JSON (nested too deeply)") from None
+    weights = meta.get("weights", {}) if isinstance(meta, dict) else None
+    if not isinstance(weights, dict):
+        raise ValueError(f"import_state: {meta_path} is not a model's metadata (expected a JSON object "
+                         "with 'config', 'provenance' and 'weights', as written by export_model)")
+    expected = weights.get("sha256")
     if expected is not None and _sha256(weights_path) != expected:
         raise ValueError(f"import_state: {weights_path} does not match the checksum in {meta_path} "
-                         "(weights and metadata come from different exports)")
-    return load_file(weights_path, device="cpu"), meta
+                         "(weights and metadata come from different exports, or a file is damaged)")
+    try:
+        state = load_file(weights_path, device="cpu")
+    except Exception as exc:  # safetensors' SafetensorError is no ValueError
+        raise ValueError(f"import_state: {weights_path} is not a readable safetensors file ({exc})") from None
+    return state, meta
+
+
+def model_from_export(build: Callable[..., nn.Module], state: Mapping[str, torch.Tensor], meta: dict,
+                      path: PathLike, who: str = "load") -> nn.Module:
+    """``build(**meta['config']['model'])`` with the exported ``state`` loaded into it.
+
+    For loaders of models read by :func:`import_state`: a configuration that
+    does not build a model, or weights that do not fit it (missing or extra
+    names, other shapes), raise ValueError naming the files instead of the
+    constructor's or ``load_state_dict``'s own error.
+    """
+    weights_path, meta_path = _model_paths(path)
+    config = meta.get("config") if isinstance(meta, dict) else None
+    kwargs = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{who}: {meta_path} has no model configuration (config.model must be a JSON object)")
+    try:
+        model = build(**kwargs)
+    except Exception as exc:  # anything the constructor makes of a damaged configuration
+        raise ValueError(f"{who}: the model configuration in {meta_path} cannot be built "
+                         f"({type(exc).__name__}: {exc})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise ValueError(f"{who}: the weights in {weights_path} do not fit the model described by {meta_path} "
+                         f"({detail})") from None
+    return model
 
 
 # --------------------------------------------------------------------------------------
