@@ -120,10 +120,11 @@ def main(argv=None) -> int:
             for name in args.variants:
                 order, env = VARIANTS[name]
                 res = run_child(order, env, args)
+                res["load"] = os.getloadavg()[0]
                 results[name].append(res)
                 sec = "> %.0f s (stopped)" % args.timeout if res["seconds"] is None else "%.2f s" % res["seconds"]
                 print(f"round {r + 1}  {name:14s} {sec}  threads in solve: {res.get('threads_in_solve')}  "
-                      f"load: {os.getloadavg()[0]:.1f}", flush=True)
+                      f"load: {res['load']:.1f}", flush=True)
     finally:
         if spinner is not None:
             spinner.kill()
@@ -141,8 +142,9 @@ def main(argv=None) -> int:
         f"thread count ({os.cpu_count()} CPUs), {'no spinner' if args.no_spinner else 'one spinning process'} "
         f"plus whatever else runs; median of {args.repeats} run(s) per variant, fresh process each.",
         "",
-        f"| variant | seconds (median) | runs | threads in solve | {args.variants[0]} / variant |",
-        "|---|---|---|---|---|",
+        f"| variant | seconds (median) | runs | threads in solve | load (1 min) after each run "
+        f"| {args.variants[0]} / variant |",
+        "|---|---|---|---|---|---|",
     ]
     for name in args.variants:
         m, cut = med(name)
@@ -151,7 +153,8 @@ def main(argv=None) -> int:
         threads = sorted({r.get("threads_in_solve") for r in results[name] if r.get("threads_in_solve")})
         ratio = base / m
         ratio_s = ("> %.1f" if base_cut and not cut else "%.1f") % ratio
-        lines.append(f"| {name} | {'> ' if cut else ''}{m:.2f} | {runs} | {threads} | {ratio_s} |")
+        loads = ", ".join("%.1f" % r["load"] for r in results[name])
+        lines.append(f"| {name} | {'> ' if cut else ''}{m:.2f} | {runs} | {threads} | {loads} | {ratio_s} |")
     lines += ["", "Command: `python benchmarks/omp_wait_policy.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`"]
     text = "\n".join(lines) + "\n"
     print(text)

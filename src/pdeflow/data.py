@@ -92,7 +92,10 @@ def _check_pixels(path: Path, h: int, w: int, max_pixels: int | None) -> None:
     """Refuse an image whose header claims more than ``max_pixels`` pixels."""
     if max_pixels is not None and h * w > max_pixels:
         raise _Refused(f"read_image: '{path}' is {w}x{h} pixels ({h * w:.3g}), more than "
-                         f"max_pixels={max_pixels:.3g}; pass a larger max_pixels (or None) to read it")
+                       f"max_pixels={max_pixels:.3g} (in Python: read_image(path, max_pixels=...) reads larger images)")
+
+
+_PILLOW_LOCK = threading.Lock()
 
 
 def _pillow_open(path: Path):
@@ -132,8 +135,6 @@ def _pillow_limit(max_pixels: int | None):
         finally:
             Image.MAX_IMAGE_PIXELS = limit
 
-
-_PILLOW_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------
