@@ -21,9 +21,11 @@ import json
 import os
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,10 @@ __all__ = [
     "to_json",
     "write_bytes",
     "LUMA_WEIGHTS",
+    "DEFAULT_MAX_PIXELS",
+    "model_from_export",
 ]
+
 #: ITU-R BT.601 luma weights used for colour to grey conversion.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -56,8 +61,67 @@ class _NotAnImage(ValueError):
     """Raised by a format reader that does not recognise the file."""
 
 
+class _Refused(UserInputError):
+    """A file that read_image refuses, with the message for the user (raised as is)."""
+
+
 #: White level returned by a reader for integer data with no fixed scale.
 _NO_WHITE = "none"
+
+#: Default ``max_pixels`` of :func:`read_image`: images with more pixels
+#: (height x width, per page) are refused before their pixels are decoded. 10^8
+#: pixels is a 10000x10000 image, 1.2 GB as float32 RGB; Pillow's own guard
+#: against decompression bombs warns at 0.9e8 and refuses 1.8e8.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def _check_pixels(path: Path, h: int, w: int, max_pixels: int | None) -> None:
+    """Refuse an image whose header claims more than ``max_pixels`` pixels."""
+    if max_pixels is not None and h * w > max_pixels:
+        raise _Refused(f"read_image: '{path}' is {w}x{h} pixels ({h * w:.3g}), more than "
+                       f"max_pixels={max_pixels:.3g} (in Python: read_image(path, max_pixels=...) reads larger images)")
+
+
+_PILLOW_LOCK = threading.Lock()
+
+
+def _pillow_open(path: Path):
+    """``PIL.Image.open`` without Pillow's decompression-bomb check (module
+    state, lifted under a lock for the header parse only), so that
+    :func:`_check_pixels` sees the size and words the refusal."""
+    from PIL import Image
+
+    with _PILLOW_LOCK:
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+@contextlib.contextmanager
+def _pillow_limit(max_pixels: int | None):
+    """Let Pillow decode images up to ``max_pixels`` (some of its readers check
+    twice ``Image.MAX_IMAGE_PIXELS`` again while decoding): its limit is
+    raised under a lock and restored, only when ``max_pixels`` exceeds it."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or (max_pixels is not None and max_pixels <= 2 * limit):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+        return
+    with _PILLOW_LOCK:
+        Image.MAX_IMAGE_PIXELS = None if max_pixels is None else max_pixels
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
 
 
 # ---------------------------------------------------------------------------
@@ -225,10 +289,12 @@ def _png_header(head: bytes):
     return head[24], head[25], head[28]
 
 
-def _decode_png16(path: Path) -> np.ndarray:
+def _decode_png16(path: Path, max_pixels: int | None = None) -> np.ndarray:
     """Decode a non-interlaced 16-bit PNG to ``(H, W[, C])`` uint16 (Pillow
     reduces 16-bit colour PNGs to 8 bits)."""
     data = path.read_bytes()
+    if len(data) >= 24:
+        _check_pixels(path, *struct.unpack(">II", data[16:24])[::-1], max_pixels)
     pos, idat, hdr = 8, [], None
     while pos + 8 <= len(data):
         (length,), ctype = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
@@ -302,22 +368,26 @@ def _write_png16(path: Path, arr: np.ndarray) -> None:
         fh.write(chunk(b"IEND", b""))
 
 
-def _read_pillow(path: Path, head: bytes) -> tuple[np.ndarray, float | None]:
-    """Array ``(H, W[, C])`` and its white level (None: floating data)."""
+def _read_pillow(path: Path, head: bytes, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, str]:
+    """Array ``(H, W[, C])``, its white level (None: floating data) and format name."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     png = _png_header(head)
     if png is not None and png[0] == 16 and png[1] != 0:
         if png[2] == 0:
             try:
-                return _decode_png16(path), 65535.0
+                return _decode_png16(path, max_pixels), 65535.0, "PNG"
+            except _Refused:
+                raise
             except Exception as exc:  # zlib.error, struct.error, truncated data, ...
                 raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
                                  f"bad 16-bit PNG data ({exc})") from None
         warnings.warn(f"read_image: '{path}' is an interlaced 16-bit colour PNG; "
                       "it is read with 8-bit precision", stacklevel=3)
     try:
-        with Image.open(path) as im:
+        with _pillow_open(path) as im, _pillow_limit(max_pixels):
+            _check_pixels(path, im.size[1], im.size[0], max_pixels)
+            fmt = im.format or "image"
             im = ImageOps.exif_transpose(im)
             mode = im.mode
             if mode == "1":
@@ -333,31 +403,53 @@ def _read_pillow(path: Path, head: bytes) -> tuple[np.ndarray, float | None]:
             arr = np.array(im)
     except UnidentifiedImageError:
         raise _NotAnImage(str(path)) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _Refused:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
     if mode.startswith("I;16") or (png is not None and png[0] == 16):
-        return arr.astype(np.uint16), 65535.0
+        return arr.astype(np.uint16), 65535.0, fmt
     if mode == "I":
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            return arr, _NO_WHITE
-        return arr.astype(np.uint16), 65535.0
+            return arr, _NO_WHITE, fmt
+        return arr.astype(np.uint16), 65535.0, fmt
     if mode == "F":
-        return arr.astype(np.float32), None
-    return arr, 255.0
+        return arr.astype(np.float32), None, fmt
+    return arr, 255.0, fmt
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+def _read_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, float | None]:
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
+            # Reduced-resolution pages (previews, pyramid levels) do not count as images.
+            pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)] or [tif.pages[0]]
+            if len(pages) > 1:
+                shape = tif.series[0].shape if tif.series else (len(pages),)
+                raise _Refused(f"read_image: TIFF '{path}' holds {len(pages)} images (pages; series shape "
+                               f"{tuple(shape)}), a stack or multi-page document; read_image reads single "
+                               "2-D images: save the page you want on its own (e.g. with "
+                               "tifffile.imread(path, key=i))")
+            page = pages[0]
+            shape = dict(zip(page.axes, page.shape))
+            extra = {a: n for a, n in shape.items() if a not in "YXS" and n > 1}
+            if extra:
+                raise _Refused(f"read_image: TIFF '{path}' has axes '{page.axes}' and shape {page.shape}, "
+                               "more than a 2-D grey or colour image (a volume or stack); "
+                               "save the plane you want on its own")
+            _check_pixels(path, shape.get("Y", 1), shape.get("X", 1), max_pixels)
             arr = page.asarray()
             axes = page.axes
             photometric = int(page.photometric)
             colormap = page.colormap if photometric == 3 else None
+    except _Refused:
+        raise
     except Exception as exc:  # tifffile raises a variety of errors on bad files
         raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: {exc}") from None
+    if arr.ndim != len(axes):
+        raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: its pixel data "
+                         f"has shape {arr.shape}, which does not match its axes '{axes}'")
     if "S" in axes and axes.index("S") != arr.ndim - 1:
         arr = np.moveaxis(arr, axes.index("S"), -1)
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
@@ -368,6 +460,10 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
                          "expected a 2-D grey or colour image")
     if colormap is not None and arr.ndim == 2:  # palette image
         cmap = np.asarray(colormap)
+        if (arr.dtype.kind not in "ui" or cmap.ndim != 2 or cmap.shape[0] != 3
+                or (arr.size and (arr.min() < 0 or arr.max() >= cmap.shape[1]))):
+            raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
+                             "its palette indices do not fit its colormap")
         return cmap[:, arr].transpose(1, 2, 0).astype(np.uint16), 65535.0 if cmap.max() > 255 else 255.0
     if photometric == 0 and arr.dtype.kind in "ui":  # MINISWHITE: 0 is white
         arr = np.iinfo(arr.dtype).max - arr
@@ -389,8 +485,9 @@ def _white_level(arr: np.ndarray, path):
     raise UserInputError(f"read_image: '{path}' has unsupported pixel type {arr.dtype}")
 
 
-def _read_dicom(path: Path, force: bool) -> np.ndarray:
-    """DICOM pixels after rescale slope/intercept, min-max scaled into [0, 1]."""
+def _read_dicom(path: Path, force: bool, max_pixels: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+    """DICOM pixels after rescale slope/intercept, min-max scaled into [0, 1],
+    and the range ``(lo, hi)`` that was mapped onto [0, 1]."""
     import pydicom
 
     try:
@@ -401,29 +498,45 @@ def _read_dicom(path: Path, force: bool) -> np.ndarray:
         raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
                          "it has no DICOM pixel data")
     try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if frames > 1:
+            raise _Refused(f"read_image: DICOM file '{path}' holds {frames} frames (a multi-frame series); "
+                           "read_image reads single 2-D images: save the frame you want on its own "
+                           "(e.g. pydicom.dcmread(path).pixel_array[i])")
+        _check_pixels(path, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), max_pixels)
+        pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        spp = int(ds.get("SamplesPerPixel", 1))
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    except _Refused:
+        raise
+    except Exception as exc:  # malformed data elements
+        raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}: "
+                         f"bad DICOM header ({exc})") from None
+    try:
         arr = ds.pixel_array
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise UserInputError(f"read_image: cannot decode the pixels of DICOM file '{path}' "
                          f"(transfer syntax {ts}; compressed data may need an extra decoder "
                          f"such as pylibjpeg): {exc}") from None
-    pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    spp = int(ds.get("SamplesPerPixel", 1))
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        arr = arr[0]  # first frame
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != spp):
+        raise UserInputError(f"read_image: DICOM file '{path}' has pixel data of shape {arr.shape}; "
+                         "expected a 2-D grey or colour image")
     if pi.startswith("YBR") and int(pydicom.__version__.split(".")[0]) < 3:
         from pydicom.pixel_data_handlers.util import convert_color_space
         arr = convert_color_space(arr, pi, "RGB")
     arr = arr.astype(np.float64)
     if spp == 1:
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
         arr = arr * slope + intercept
+    if not np.all(np.isfinite(arr)):
+        raise UserInputError(f"read_image: DICOM file '{path}' has NaN or infinite values after its rescale "
+                         f"slope {slope:g} and intercept {intercept:g}")
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     arr = _minmax(arr)
     if pi == "MONOCHROME1":  # smallest value is white
         arr = 1.0 - arr
-    return arr
+    return arr, (lo, hi)
 
 
 def _minmax(arr: np.ndarray) -> np.ndarray:
@@ -449,18 +562,25 @@ def _to_chw(arr: np.ndarray, grey: bool | None, who: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
 
 
-def read_image(path, *, grey: bool | None = None, rescale: str | None = None) -> torch.Tensor:
+def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS, return_info: bool = False):
     """Read a PNG, JPEG, TIFF or DICOM file as a float32 tensor in [0, 1].
 
     Integer images are divided by the maximum of their stored type (255 for
     8-bit, 65535 for 16-bit), so intensities keep their meaning; floating-point
-    TIFFs are taken as stored and must already lie in [0, 1]. DICOM has no
-    fixed white level: its pixel array, after the rescale slope and intercept
-    when present, is **min-max scaled to [0, 1]** (the smallest value maps to
-    0, the largest to 1; MONOCHROME1 is inverted so that 1 is white; a constant
-    image gives zeros). Alpha channels are dropped. Multi-page TIFFs and
-    multi-frame DICOMs give their first page/frame. JPEG EXIF orientation is
-    applied.
+    TIFFs are taken as stored and must already lie in [0, 1]. **DICOM is the
+    one format that is rescaled by default**: it has no fixed white level (CT
+    values are Hounsfield units after the rescale slope and intercept, MR
+    values are arbitrary), so its pixel array, after the rescale slope and
+    intercept when present, is min-max scaled to [0, 1] (the smallest value
+    maps to 0, the largest to 1; MONOCHROME1 is inverted so that 1 is white;
+    a constant image gives zeros). ``return_info=True`` reports the scaling
+    and the original range. Alpha channels are dropped. JPEG EXIF orientation
+    is applied.
+
+    Only single 2-D images are read: a TIFF with several pages (a stack or a
+    multi-page document; reduced-resolution preview pages do not count) or
+    with a depth axis, and a multi-frame DICOM, raise ValueError.
 
     Parameters
     ----------
@@ -476,25 +596,45 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
     rescale : {None, 'minmax'}, optional
         ``'minmax'`` maps the image's own minimum and maximum to 0 and 1 for
         any format (use it for float images outside [0, 1] or signed data).
+        DICOM is min-max scaled either way.
+    max_pixels : int or None, optional
+        Largest number of pixels (height x width) accepted, checked from the
+        file's header before any pixel is decoded, so that a small file
+        claiming a huge image (a "decompression bomb") fails fast. Default
+        :data:`DEFAULT_MAX_PIXELS` (10^8, e.g. 10000x10000); ``None`` lifts
+        the limit (and Pillow's own, for this call).
+    return_info : bool, optional
+        Also return a dict describing the file and how its values were
+        mapped onto [0, 1].
 
     Returns
     -------
     Tensor, shape (C, H, W), float32
         Intensities in [0, 1].
+    dict, only if ``return_info``
+        ``format`` (``'PNG'``, ``'JPEG'``, ``'TIFF'``, ``'DICOM'``, ...),
+        ``scaling`` (``'white'``: divided by the type's maximum ``white``;
+        ``'float'``: taken as stored; ``'minmax'``: the values ``range = (lo,
+        hi)`` mapped onto [0, 1], for DICOM after the rescale slope and
+        intercept), ``white`` (float or None) and ``range`` (tuple or None).
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a readable image, or its values have no known
-        white level (pass ``rescale='minmax'``).
+        If the file is not a readable single image, has more than
+        ``max_pixels`` pixels, or its values have no known white level
+        (pass ``rescale='minmax'``). The message names the file.
     """
     path = Path(path)
     if rescale not in (None, "minmax"):
         raise UserInputError(f"read_image: rescale must be None or 'minmax', got {rescale!r}")
     if grey not in (None, True, False):
         raise UserInputError(f"read_image: grey must be None, True or False, got {grey!r}")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, Integral)
+                                   or max_pixels < 1):
+        raise UserInputError(f"read_image: max_pixels must be a positive int or None, got {max_pixels!r}")
     if not path.exists():
         raise FileNotFoundError(f"read_image: no such file: '{path}'")
     if path.is_dir():
@@ -502,14 +642,16 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
     with open(path, "rb") as fh:
         head = fh.read(132)
 
+    info = {"format": "DICOM", "scaling": "minmax", "white": None, "range": None}
     if head[128:132] == b"DICM":
-        arr = _read_dicom(path, force=True)
+        arr, info["range"] = _read_dicom(path, force=True, max_pixels=max_pixels)
     else:
         if head[:4] in _TIFF_MAGICS:
-            arr, white = _read_tiff(path)
+            arr, white = _read_tiff(path, max_pixels)
+            info["format"] = "TIFF"
         else:
             try:
-                arr, white = _read_pillow(path, head)
+                arr, white, info["format"] = _read_pillow(path, head, max_pixels)
             except _NotAnImage:
                 # DICOM without the 128-byte preamble: a .dcm name, or a data
                 # set starting with a group 0x0002/0x0008 tag (either byte order).
@@ -518,15 +660,22 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
                     raise UserInputError(f"read_image: could not read '{path}' as an image {_EXPECTED}") from None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    arr = _read_dicom(path, force=True)
+                    arr, info["range"] = _read_dicom(path, force=True, max_pixels=max_pixels)
                 white = 1.0
-        if rescale == "minmax":
-            arr = _minmax(arr)
+        if rescale == "minmax" or info["range"] is not None:
+            if info["range"] is None:
+                if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                    raise UserInputError(f"read_image: '{path}' contains NaN or infinite values")
+                info["range"] = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+                arr = _minmax(arr)
+            info["scaling"] = "minmax"
         elif white is _NO_WHITE:
             raise UserInputError(f"read_image: '{path}' holds {arr.dtype} integers with negative or very large "
-                             "values and no fixed white level; pass rescale='minmax'")
+                             "values and no fixed white level; map its range onto [0, 1] first (in Python: "
+                             "read_image(path, rescale='minmax'))")
         elif white is not None:
             arr = arr.astype(np.float64) / white
+            info.update(scaling="white", white=float(white))
         else:
             arr = arr.astype(np.float64)
             if not np.all(np.isfinite(arr)):
@@ -534,9 +683,12 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None) ->
             lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
             if lo < -1e-6 or hi > 1 + 1e-6:
                 raise UserInputError(f"read_image: floating-point image '{path}' has values in [{lo:g}, {hi:g}], "
-                                 "outside [0, 1]; pass rescale='minmax' to map its range onto [0, 1]")
+                                 "outside [0, 1] (floating-point images are taken as stored); map its range "
+                                 "onto [0, 1] first (in Python: read_image(path, rescale='minmax'))")
             arr = np.clip(arr, 0.0, 1.0)
-    return _to_chw(arr, grey, "read_image")
+            info["scaling"] = "float"
+    out = _to_chw(arr, grey, "read_image")
+    return (out, info) if return_info else out
 
 
 # ---------------------------------------------------------------------------
@@ -729,8 +881,10 @@ def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a model written by :func:`save_model`: ``(state_dict, meta)``.
 
     ``path`` may name the ``.safetensors`` file, the ``.json`` file or the common
-    stem. Tensors are on the CPU. Raises if the weights do not match the
-    checksum in the JSON (files from two different exports).
+    stem. Tensors are on the CPU. Raises a :class:`~pdeflow.errors.UserInputError`,
+    naming the file, if the JSON is not a JSON object, the weights file is not a
+    readable safetensors file, or the weights do not match the checksum in the
+    JSON (files from two different exports, or a damaged file).
     """
     from safetensors.torch import load_file
 
@@ -738,9 +892,51 @@ def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     for p in (weights_path, meta_path):
         if not p.is_file():
             raise FileNotFoundError(f"load_model: missing {p} (a model is a .safetensors + .json pair)")
-    meta = json.loads(meta_path.read_text())
-    expected = meta.get("weights", {}).get("sha256")
+    try:
+        meta = json.loads(meta_path.read_bytes())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UserInputError(f"load_model: {meta_path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise UserInputError(f"load_model: {meta_path} is not valid JSON (nested too deeply)") from None
+    weights = meta.get("weights", {}) if isinstance(meta, dict) else None
+    if not isinstance(weights, dict):
+        raise UserInputError(f"load_model: {meta_path} is not a model's metadata (expected a JSON object "
+                             "with 'config', 'provenance' and 'weights', as written by save_model)")
+    expected = weights.get("sha256")
     if expected is not None and _sha256(weights_path) != expected:
         raise UserInputError(f"load_model: {weights_path} does not match the checksum in {meta_path} "
-                             "(weights and metadata come from different exports)")
-    return load_file(weights_path, device="cpu"), meta
+                             "(weights and metadata come from different exports, or a file is damaged)")
+    try:
+        state = load_file(weights_path, device="cpu")
+    except Exception as exc:  # safetensors' SafetensorError is no ValueError
+        raise UserInputError(f"load_model: {weights_path} is not a readable safetensors file ({exc})") from None
+    return state, meta
+
+
+def model_from_export(build: Callable[..., torch.nn.Module], state: Mapping[str, torch.Tensor], meta: dict,
+                      path, who: str = "load") -> torch.nn.Module:
+    """``build(**meta['config']['model'])`` with the exported ``state`` loaded into it.
+
+    For loaders of models read by :func:`load_model`: a configuration that
+    does not build a model, or weights that do not fit it (missing or extra
+    names, other shapes), raise a :class:`~pdeflow.errors.UserInputError` naming
+    the files instead of the constructor's or ``load_state_dict``'s own error.
+    """
+    weights_path, meta_path = _model_paths(path)
+    config = meta.get("config") if isinstance(meta, dict) else None
+    kwargs = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(kwargs, dict):
+        raise UserInputError(f"{who}: {meta_path} has no model configuration (config.model must be a JSON object)")
+    try:
+        model = build(**kwargs)
+    except Exception as exc:  # anything the constructor makes of a damaged configuration
+        raise UserInputError(f"{who}: the model configuration in {meta_path} cannot be built "
+                             f"({type(exc).__name__}: {exc})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise UserInputError(f"{who}: the weights in {weights_path} do not fit the model described by {meta_path} "
+                             f"({detail})") from None
+    return model

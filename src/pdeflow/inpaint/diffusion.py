@@ -49,6 +49,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import laplacian
+from ..threads import auto_threads
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 
@@ -471,6 +472,7 @@ class _DiffuseFunction(torch.autograd.Function):
         return grad_f, grad_c, None, None, None, None, None, None
 
 
+@auto_threads
 def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
             x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
             continuous: bool = False, method: str | None = None):

@@ -22,7 +22,7 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
-from ..io import load_model
+from ..io import load_model, model_from_export
 from ..rng import as_generator
 from .masknet import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
@@ -107,8 +107,7 @@ def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
     if meta["config"]["kind"] != "maskgan":
         raise UserInputError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
                          "(use load_inpainting_model)")
-    model = MaskGAN(**meta["config"]["model"])
-    model.load_state_dict(state)
+    model = model_from_export(MaskGAN, state, meta, stem, "load_mask_model")
     model.meta = meta
     return model.to(device).eval() if device is not None else model.eval()
 
@@ -132,14 +131,11 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
         gen = pair.inpainter
         gen.meta = pair.meta
         return gen
-    state, meta, _ = _read(spec)
+    state, meta, stem = _read(spec)
     if meta["config"]["kind"] == "maskgan":
-        pair = MaskGAN(**meta["config"]["model"])
-        pair.load_state_dict(state)
-        gen = pair.inpainter
+        gen = model_from_export(MaskGAN, state, meta, stem, "load_inpainting_model").inpainter
     else:
-        gen = InpaintingGenerator(**meta["config"]["model"])
-        gen.load_state_dict(state)
+        gen = model_from_export(InpaintingGenerator, state, meta, stem, "load_inpainting_model")
     gen.meta = meta
     return gen.to(device).eval() if device is not None else gen.eval()
 

@@ -36,6 +36,7 @@ import torch
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..rng import as_generator
+from ..threads import auto_threads
 from .diffusion import SOLVERS, _check_f, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
@@ -195,6 +196,7 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
 # Probabilistic sparsification
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
                                  generator=None, progress: bool = False, full_output: bool = False,
@@ -295,6 +297,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 # Non-local pixel exchange
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
                             solver: str = "cg", generator=None, progress: bool = False,

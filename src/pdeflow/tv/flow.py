@@ -28,6 +28,7 @@ from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
+from ..threads import auto_threads
 from .rof import ROF_METHODS, _check_image, rof
 
 __all__ = ["tv_flow", "FLOW_METHODS", "check_times"]
@@ -61,6 +62,7 @@ def _step_schedule(times: list[float], dt: float) -> list[tuple[int, float]]:
     return out
 
 
+@auto_threads
 def tv_flow(
     u0: torch.Tensor,
     times: Sequence[float] | torch.Tensor,

@@ -25,6 +25,7 @@ import torch
 
 from ..errors import UserInputError
 from ..ops import batch_sum, div, grad, gradient_norm
+from ..threads import auto_threads
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap"]
 
@@ -360,6 +361,7 @@ def _per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor
     return v.reshape(batch, 1, 1, 1).clone()
 
 
+@auto_threads
 def rof(
     f: torch.Tensor,
     lam,

@@ -22,6 +22,7 @@ import torch
 
 from ..errors import UserInputError
 from ..ops import batch_sum
+from ..threads import auto_threads
 from .flow import tv_flow
 
 __all__ = ["spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]
@@ -108,6 +109,7 @@ class SpectralTV:
         return torch.stack([self.apply(((t >= lo) & (t < hi)).to(self.phi)) for lo, hi in zip(edges, edges[1:])])
 
 
+@auto_threads
 def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow_kwargs) -> SpectralTV:
     """Spectral TV decomposition of ``u0`` from ``n_steps + 1`` implicit TV flow steps.
 

@@ -43,7 +43,7 @@ from torch import nn
 
 from .. import ops
 from ..errors import UserInputError
-from ..io import load_model
+from ..io import load_model, model_from_export
 from ..progress import progress_bar
 from ..tv.flow import check_times
 from .models import build_model
@@ -117,15 +117,18 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     FileNotFoundError
         Unknown name (the message lists the shipped ones and how to train one),
         or a path without both files.
+    ValueError
+        Damaged files, or weights and JSON that do not belong together (the
+        message names the files).
     """
     stem = _resolve(name_or_path)
     state, meta = load_model(stem)
     config = meta.get("config", {})
-    if not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
+        keys = sorted(map(str, config)) if isinstance(config, dict) else type(config).__name__
         raise UserInputError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
-                         f"got config keys {sorted(config)}")
-    model = build_model(**config["model"])
-    model.load_state_dict(state)
+                         f"got config keys {keys}")
+    model = model_from_export(build_model, state, meta, stem, "load")
     model.meta = meta
     model.requires_grad_(False)
     return model.eval().to(device)
