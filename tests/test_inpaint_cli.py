@@ -114,7 +114,7 @@ def test_gan_methods_without_a_model_give_one_line_errors(tmp_path, capsys):
     out = tmp_path / "g"
     assert main(["mask", "--size", "16", "--density", "0.1", "--method", "gan", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--method" in err[0]
+    assert len(err) == 1 and "--model" in err[0]  # the option to pass, as --help says
     assert not out.exists()
 
 

@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -126,8 +127,7 @@ class Outputs:
         self.written: list[Path] = []
         self._stack: contextlib.ExitStack | None = None
         self._created: list[Path] = []
-        if self.dir.exists() and not self.dir.is_dir():
-            raise CLIError(f"argument --out: '{self.dir}' exists and is not a directory")
+        check_writable_dir(self.dir, "--out")
         for inp in inputs:
             if inp is None:
                 continue
@@ -218,6 +218,33 @@ class Outputs:
                 d.rmdir()  # only if empty
 
 
+def check_writable_dir(path, name: str) -> None:
+    """Refuse, before any work, a directory argument (``--out``, ``--run-dir``) that cannot be written.
+
+    ``path`` may not exist yet (it will be created): then its nearest existing ancestor must be a
+    writable directory. The test is a real one (a temporary file created and removed), so it also
+    holds for root, for read-only file systems and for a path running through a regular file.
+    Raises :class:`CLIError` naming the argument.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"argument {name}: '{path}' exists and is not a directory")
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():
+            raise CLIError(f"argument {name}: '{probe}' is a broken symbolic link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CLIError(f"argument {name}: cannot create '{path}': '{probe}' is a file, not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pdeflow-write-test-", dir=probe)
+    except OSError as exc:
+        raise CLIError(f"argument {name}: cannot write to '{probe}': {exc.strerror or exc}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists():
@@ -290,6 +317,16 @@ def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
         parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
 
 
+def _config_error_as_argument(msg: str, args) -> str:
+    """A trainer's config error (``"TrainConfig.lr: ..."``, ``"init: ..."``) as a command-line error that
+    names the option (``"argument --lr: ..."``); other messages unchanged."""
+    head, sep, rest = msg.partition(": ")
+    field = head.rsplit(".", 1)[-1]
+    if sep and field.isidentifier() and hasattr(args, field) and (head == field or head.endswith("Config." + field)):
+        return f"argument --{field.replace('_', '-')}: {rest}"
+    return msg
+
+
 def check_trainer_args(args, config_from_args, check_config) -> None:
     """The checks every ``pdeflow train NAME`` shares: ``--data``/``--val-data`` folders,
     ``--device``, and the trainer's own config check, each a usage error naming the argument."""
@@ -300,7 +337,7 @@ def check_trainer_args(args, config_from_args, check_config) -> None:
     try:
         check_config(config_from_args(args))
     except UserInputError as e:
-        args.parser.error(str(e))
+        args.parser.error(_config_error_as_argument(str(e), args))
 
 
 def run_trainer(args, cfg, train) -> Path:
@@ -312,12 +349,15 @@ def run_trainer(args, cfg, train) -> Path:
     """
     from ..training import RunConfigError, invoked_command
 
+    check_writable_dir(args.run_dir, "--run-dir")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
         return train(cfg, Path(args.run_dir), device=args.device, quiet=args.quiet, command=invoked_command())
     except RunConfigError as e:
         raise CLIError(f"argument --run-dir: {e}") from None
+    except UserInputError as e:            # a config field found bad while setting up (data, init)
+        raise CLIError(_config_error_as_argument(str(e), args)) from None
     except FloatingPointError as e:        # a diverged run: its checkpoints are intact and resumable
         raise CLIError(str(e)) from None
 

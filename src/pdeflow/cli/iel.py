@@ -19,7 +19,7 @@ from ..iel.datasets import DATASETS
 from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experiment
 from ..iel.layers import BOUNDARIES, OPERATORS
 from ..training import RunConfigError
-from ._common import CLIError, check_device, nonneg_float, nonneg_int, positive_float, positive_int
+from ._common import CLIError, check_device, check_writable_dir, nonneg_float, nonneg_int, positive_float, positive_int
 
 __all__ = ["add_parsers", "PRESETS", "spec_from_args"]
 
@@ -169,6 +169,7 @@ def _check(args) -> None:
 def _run(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    check_writable_dir(args.out, "--out")
     spec = spec_from_args(args)
     b = spec.base
     print(f"IEL experiment ({spec.mode}) on {b.dataset}: U-Net width {b.width}, {b.epochs} epochs, "

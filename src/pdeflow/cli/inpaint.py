@@ -124,7 +124,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--parallel", type=positive_int, default=1,
                    help="NLPE: exchanges tried per batched solve, the best kept (default 1: classical)")
     g.add_argument("--model", default=None, metavar="PATH",
-                   help="gan: a trained mask GAN (model.json or run directory; default: the shipped one for D)")
+                   help="gan: a trained mask GAN (model.json or run directory; default: the model shipped for "
+                        "density D if there is one, else an error naming --model)")
     _add_compute_args(p)
     _add_output_args(p)
     p.set_defaults(run=_run_mask, validate=_check)
@@ -141,7 +142,8 @@ def add_parsers(sub) -> None:
                    help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel")
     p.add_argument("--method", choices=INPAINT_METHODS, default="diffusion", help="inpainting (default diffusion)")
     p.add_argument("--model", default=None, metavar="PATH",
-                   help="wgan: a trained inpainting model (model.json or run directory; default: the shipped one)")
+                   help="wgan: a trained inpainting model (model.json or run directory; default: the shipped "
+                        "one if there is one, else an error naming --model)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
     _add_compute_args(p)
     _add_output_args(p)
@@ -227,6 +229,9 @@ def _run_mask(args) -> int:
         else:
             try:
                 model = gan.load_mask_model(args.model if args.model is not None else args.density, device=dev)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CLIError(f"argument --model: {exc}") from None
+            try:
                 mask = gan.gan_mask(x, args.density, model, generator=args.seed)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument --method gan: {exc}") from None
@@ -278,7 +283,7 @@ def _read_mask(args, shape) -> torch.Tensor:
 
 
 def _run_inpaint(args) -> int:
-    f, label, path = _load_input(args)
+    f, label, path = _load(args)  # the same default crop of built-in images as `pdeflow mask`
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
@@ -295,6 +300,9 @@ def _run_inpaint(args) -> int:
         else:
             try:
                 model = gan.load_inpainting_model(args.model, device=dev)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CLIError(f"argument --model: {exc}") from None
+            try:
                 u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, generator=args.seed)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument --method wgan: {exc}") from None
@@ -438,9 +446,12 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="folder of test images instead of the built-in TEST photos")
     g = p.add_argument_group("models")
     g.add_argument("--inpainting-model", default=None, metavar="NAME|PATH",
-                   help="random-mask inpainting WGAN (default: the shipped inpainting-wgan)")
+                   help="random-mask inpainting WGAN (default: the shipped inpainting-wgan if there is one, "
+                        "else random-wgan is skipped with a note in the report)")
     g.add_argument("--mask-models", nargs="+", default=None, metavar="PATH",
-                   help="mask GAN models, one per density in the order of --densities (default: the shipped ones)")
+                   help="mask GAN models, one per density in the order of --densities (default: the models "
+                        "shipped for those densities where there are any; a density without one is skipped "
+                        "with a note in the report)")
     g = p.add_argument_group("PS and NLPE")
     g.add_argument("--ps-p", type=positive_float, default=0.02, help="PS candidate fraction p (default 0.02)")
     g.add_argument("--ps-q", type=positive_float, default=0.02, help="PS removal fraction q (default 0.02)")
@@ -477,6 +488,15 @@ def _run_evaluate(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
+    # A model named explicitly must load (a missing shipped one only skips its method, with a note).
+    for flag, specs in (("--inpainting-model", [args.inpainting_model]), ("--mask-models", args.mask_models or [])):
+        for spec in specs:
+            if spec is None:
+                continue
+            try:
+                (gan.load_inpainting_model if flag == "--inpainting-model" else gan.load_mask_model)(spec)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CLIError(f"argument {flag}: {exc}") from None
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
     t0 = time.perf_counter()
     results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,

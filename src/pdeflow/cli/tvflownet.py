@@ -35,6 +35,7 @@ from ._common import (
     add_config_options,
     check_device,
     check_trainer_args,
+    check_writable_dir,
     config_kwargs,
     positive_float,
     positive_int,
@@ -239,6 +240,12 @@ def _check_evaluate(args) -> None:
     if args.solver not in ROF_METHODS:
         args.parser.error(f"argument --solver: expected one of {', '.join(ROF_METHODS)}, got {args.solver!r}")
     check_device(args.parser, args.device)
+    # The reference flow is computed on the grid k * dt: every test time must lie on it.
+    off = [t for t in paper_times(args.n_times, args.t_max) if abs(round(t / args.dt) * args.dt - t) > 1e-9 * max(1, t)]
+    if off:
+        args.parser.error(f"argument --n-times: linspace(0, {args.t_max:g}, {args.n_times}) gives t = {off[0]:g}, "
+                          f"not a multiple of --dt {args.dt:g}; choose N with (N - 1) dividing "
+                          f"{args.t_max / args.dt:g} (e.g. the default 50), or another --dt or --t-max")
 
 
 def _load_model(spec: str):
@@ -255,8 +262,7 @@ def _run_evaluate(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"argument --out: '{out}' exists and is not a directory")
+    check_writable_dir(out, "--out")
     if not args.overwrite and (out / "report.md").exists():
         raise CLIError(f"argument --out: '{out / 'report.md'}' already exists (pass --overwrite to replace it)")
     for d, name in ((args.image_dir, "--image-dir"), (args.medical_dir, "--medical-dir")):

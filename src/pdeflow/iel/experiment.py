@@ -307,6 +307,23 @@ def _read_log(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _spec_diff(saved: dict, given: dict, prefix: str = "") -> list[str]:
+    """The fields in which two experiment descriptions differ, one short item each
+    (``base.lr: saved 0.001, given 0.002``); nested dicts are compared field by field."""
+    missing = object()
+    items = []
+    for key in sorted(set(saved) | set(given)):
+        a, b = saved.get(key, missing), given.get(key, missing)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            items += _spec_diff(a, b, f"{prefix}{key}.")
+            continue
+        fmt = lambda v: "<absent>" if v is missing else json.dumps(v)  # noqa: E731
+        items.append(f"{prefix}{key}: saved {fmt(a)}, given {fmt(b)}")
+    return items
+
+
 def _finished(run_dir: Path, cfg: RunConfig) -> dict | None:
     path = run_dir / RESULT_FILE
     if not path.exists():
@@ -392,10 +409,8 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
     if spec_path.exists():
         saved = json.loads(spec_path.read_text())
         if saved != spec_dict:
-            diff = [f"  {key}: saved {json.dumps(saved.get(key))}, given {json.dumps(spec_dict.get(key))}"
-                    for key in sorted(set(saved) | set(spec_dict)) if saved.get(key) != spec_dict.get(key)]
-            raise training.RunConfigError(f"{out_dir} holds a different experiment:\n" + "\n".join(diff)
-                                          + "\nuse another --out folder")
+            raise training.RunConfigError(f"{out_dir} holds a different experiment ("
+                                          + "; ".join(_spec_diff(saved, spec_dict)) + "); use another --out folder")
     if todo and data is None:     # once for all runs, and before anything is written
         data = load_dataset(spec.base.dataset, spec.base.data_path)
     if not spec_path.exists():

@@ -326,8 +326,11 @@ def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> di
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise UserInputError(f"init: {str(run_dir)!r} is not a training run directory (no config.json)")
-    saved = json.loads(cfg_path.read_text())
-    if saved.get("stage") != "wgan":
+    try:
+        saved = json.loads(cfg_path.read_text())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UserInputError(f"init: {cfg_path} is not valid JSON ({exc})") from None
+    if not isinstance(saved, dict) or saved.get("stage") != "wgan":
         raise UserInputError(f"init: {run_dir} is a stage {saved.get('stage')!r} run; need a stage 'wgan' run")
     for key in ("channels", "width", "crop", "noise_std"):
         if saved.get(key) != getattr(cfg, key):

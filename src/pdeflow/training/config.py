@@ -69,7 +69,10 @@ def load_config(cls: type, path: PathLike) -> Any:
     """
     if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
         raise TypeError(f"load_config: cls must be a dataclass type, got {cls!r}")
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UserInputError(f"load_config: {path} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UserInputError(f"load_config: {path} does not hold a JSON object")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}

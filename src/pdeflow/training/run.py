@@ -161,7 +161,12 @@ class Run:
                 stale.unlink()
         path = self.dir / "config.json"
         if path.exists():
-            saved = json.loads(path.read_text())
+            try:
+                saved = json.loads(path.read_text())
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+                raise RunConfigError(f"{path} is not valid JSON ({exc}); use another run directory") from None
+            if not isinstance(saved, dict):
+                raise RunConfigError(f"{path} does not hold a run's config; use another run directory")
             diff = _config_diff(saved, self.config_dict, self.allow_changed, self._defaults)
             if diff:
                 raise RunConfigError(

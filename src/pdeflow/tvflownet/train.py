@@ -83,6 +83,7 @@ References
 """
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from dataclasses import dataclass
@@ -220,6 +221,11 @@ def check_config(cfg: TrainConfig) -> None:
     need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
          in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
     need(isinstance(cfg.arch_kwargs, dict), "arch_kwargs", "a dict of constructor arguments")
+    from .models import ARCHITECTURES
+    cls = ARCHITECTURES[cfg.arch.lower().replace("-", "").replace("_", "")]
+    params = [p for p in inspect.signature(cls).parameters if p != "in_channels"]
+    need(set(cfg.arch_kwargs) <= set(params), "arch_kwargs",
+         f"constructor arguments of {cls.__name__} (among {', '.join(params)})")
     need(cfg.mode in MODES, "mode", f"one of {MODES}")
     need(cfg.loss in ("paper", "official"), "loss", "'paper' or 'official'")
     need(cfg.ut_method in ("jvp", "fd"), "ut_method", "'jvp' or 'fd'")
