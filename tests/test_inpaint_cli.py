@@ -147,3 +147,13 @@ def test_gan_and_wgan_dispatch_with_exported_models(tmp_path, capsys):
                  "--method", "wgan", "--model", str(tmp_path / "inp.json"), "--out", str(rec)]) == 0
     f = read_image(rec / "inpainted.png")
     assert listing(rec) == ["errors.csv", "inpaint_figure.png", "inpainted.png"] and f.shape == (1, 16, 16)
+
+
+def test_readme_mask_then_inpaint_pair_on_the_default_image(tmp_path, capsys):
+    """The README's `pdeflow mask` then `pdeflow inpaint IMAGE --mask DIR/mask.png` on the default
+    built-in image: both crop it the same way, so the mask fits."""
+    d = tmp_path / "m"
+    assert main(["mask", "--density", "0.1", "--method", "random", "--out", str(d)]) == 0
+    assert main(["inpaint", "builtin:skimage/camera", "--mask", str(d / "mask.png"),
+                 "--out", str(tmp_path / "r")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "r" / "inpainted.png").is_file()

@@ -455,7 +455,8 @@ def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: d
     provenance = {
         "trainer": "pdeflow.tvflownet.train",
         "steps": int(run.best_step) + 1,          # steps trained when the exported weights were validated
-        "steps_total": int(run.done),
+        # steps trained when exported; at least `steps` (an export inside step k runs before done = k + 1)
+        "steps_total": max(int(run.done), int(run.best_step) + 1),
         "wall_time_s": round(run.elapsed, 1),
         "val_psnr": float(run.best),
         **info,
