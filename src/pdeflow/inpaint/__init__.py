@@ -3,7 +3,9 @@
 Model-based part:
 
 * :func:`diffuse`: homogeneous diffusion inpainting (Laplace equation on the
-  unknown pixels, Neumann boundary), multigrid-preconditioned CG, batched.
+  unknown pixels, Neumann boundary), multigrid-preconditioned CG, batched;
+  continuous masks in [0, 1], and differentiable in the image and the mask
+  (adjoint method, Hoeltgen, Setzer, Weickert 2013).
 * :func:`random_mask`, :func:`probabilistic_sparsification` (PS) and
   :func:`nonlocal_pixel_exchange` (NLPE): masks of a given density, random or
   optimised for diffusion inpainting.
