@@ -293,3 +293,18 @@ def test_learned_mask_without_a_shipped_model_says_so():
         learned_mask(_smooth_images(1, 16, 16).float(), 0.07)
     with pytest.raises(ValueError, match="density"):
         learned_mask(_smooth_images(1, 16, 16).float(), 1.2)
+
+
+def test_masknet_gradient_through_diffuse_matches_dense_solver():
+    """The network's gradient through pdeflow's diffuse (adjoint) equals the one through a dense solve."""
+    f = _smooth_images(2, 16, 16, seed=4)
+    net = MaskNet(1, 0.1, widths=(4, 8)).double()
+    torch.nn.init.normal_(net.net.out.weight, std=0.1)
+    grads = []
+    for solve in (lambda a, b: diffuse(a, b, tol=1e-12), dense_diffuse):
+        net.zero_grad()
+        b = net(f, 0.1, random=True, generator=7)
+        ((solve(f, b) - f) ** 2).mean().backward()     # smooth: |u - f| has a kink where u = f
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    assert float(grads[1].norm()) > 0
+    assert torch.allclose(grads[0], grads[1], rtol=1e-6, atol=1e-10 * float(grads[1].abs().max()))
