@@ -221,7 +221,7 @@ def _propose(keep, g, s, tabu, H, W):
 def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts: int = 1,
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
                 swaps: float = 0.125, metric: str = "masknet", tol: float = 1e-6, method: str = "cg", tile: torch.Tensor | None = None,
-                generator=None, full_output: bool = False):
+                generator=None, callback=None, full_output: bool = False):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
 
     Parameters
@@ -265,6 +265,12 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         tile the mask functions use).
     generator : None, int or torch.Generator
         Random tile shifts.
+    callback : callable, optional
+        Called as ``callback(r, mask, u, error)`` after the best-of-shifts step
+        (``r = 0``) and after exchange round ``r = 1 .. rounds``, with the
+        current masks ``(B, 1, H, W)`` (bool), their inpaintings ``(B, C, H,
+        W)`` (float64) and errors ``(B,)``; for inspection (the benchmark
+        reads the quality/time curve from one run this way).
     full_output : bool
         Return a :class:`RefineResult`.
 
@@ -319,6 +325,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         un = torch.cat([u0[:, None], un.view(B, shifts - 1, C, H, W)], 1)
         u, err = un[torch.arange(B, device=x.device), shift], best_e
     trace = [err0, err.clone()]
+    if callback is not None:
+        callback(0, keep.view(B, 1, H, W), u, err)
 
     # 2. adjoint-guided exchanges
     accepted = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -347,6 +355,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
             tabu[rows, rem1[rows, 0]] = True
             s = torch.where(better, s, (s // 2).clamp_min(1))
             trace.append(err.clone())
+            if callback is not None:
+                callback(r + 1, keep.view(B, 1, H, W), u, err)
 
     m4 = keep.view(B, 1, H, W).to(device=f4.device, dtype=f4.dtype)
     out = m4 if f.dim() == 4 else (m4[0] if f.dim() == 3 else m4[0, 0])
