@@ -21,6 +21,16 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
 
+Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpaint.analytic`,
+:mod:`~pdeflow.inpaint.learned`; training in :mod:`~pdeflow.inpaint.train_masknet`):
+
+* :func:`blue_noise_tile`, :func:`dither`: void-and-cluster threshold tiles (Ulichney 1993) and
+  ordered dithering of a density to exactly ``round(density H W)`` points.
+* :func:`analytic_mask`: Belhachmi, Bucur, Burgeth, Weickert's (2009) density
+  ``|laplacian(G_sigma * f)|``, dithered, optionally snapped to local extrema.
+* :func:`learned_mask`, :func:`load_masknet`, :class:`MaskNet`: the neuroexplicit mask network
+  (corrections of the analytic density, trained through the adjoint of :func:`diffuse`).
+
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
 ``pdeflow inpaint`` (:mod:`pdeflow.inpaint.cli`).
 """
@@ -30,6 +40,9 @@ from .refine import RefineResult, refine_mask
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .masknet import MaskGAN, MaskGenerator
 from .wgan import Critic, InpaintingGenerator
+from .dither import blue_noise_tile, dither
+from .analytic import analytic_mask
+from .learned import MaskNet, learned_mask, load_masknet
 
 __all__ = [
     "diffuse",
@@ -49,4 +62,10 @@ __all__ = [
     "Critic",
     "MaskGenerator",
     "MaskGAN",
+    "blue_noise_tile",
+    "dither",
+    "analytic_mask",
+    "learned_mask",
+    "load_masknet",
+    "MaskNet",
 ]
