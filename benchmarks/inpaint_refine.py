@@ -1,7 +1,7 @@
 """Test-time mask refinement: inpainting quality against CPU time per mask (issue 12, item 4).
 
 Masks at 5, 10 and 20 % for held-out 64 x 64 crops, from the analytic mask of Belhachmi, Bucur,
-Burgeth, Weickert (2009) (and from trained mask networks given with --learned), refined by
+Burgeth, Weickert (2009) (smoothing ``sigma = 0.45 / sqrt(density)`` px as the mask networks, snapped) (and from trained mask networks given with --learned), refined by
 :func:`pdeflow.inpaint.refine_mask` with ``n`` blue-noise tile shifts and ``r`` adjoint-guided
 exchange rounds; MAE (0-255) and SSIM of homogeneous diffusion inpainting, and CPU seconds per mask
 (start mask + refinement, all crops of a set in one batch, one thread). Reference points: probabilistic
@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from _ps_extra import ps_reference  # noqa: E402
+from inpaint_learned_masks import sigma_for  # noqa: E402  (the analytic smoothing the mask networks use)
 
 from pdeflow.inpaint import refine_mask  # noqa: E402
 from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density  # noqa: E402
@@ -60,7 +61,7 @@ def load_sets(args, notes) -> list[dict]:
     sets = []
     f, names = test_images(8, 64, seed=0)
     ev = {"name": "eval", "label": "the evaluation's 8 crops (built-in TEST photos, seed 0)", "f": f.double(),
-          "names": names, "ref": {}, "ref_time": "wall s, one thread (the evaluation's run)"}
+          "names": names, "ref": {}, "ref_n": 8, "ref_time": "wall s, one thread (the evaluation's run)"}
     try:
         r = json.loads(Path(args.eval_json).read_text())
         s = r["settings"]
@@ -83,28 +84,23 @@ def load_sets(args, notes) -> list[dict]:
                                 log=lambda s: print(s, flush=True))
         elif cache.is_file():
             data = json.loads(cache.read_text())
-            if data.get("key", {}).get("names") != names or data["key"].get("densities") != list(args.densities):
+            if data.get("key", {}).get("names") != names \
+                    or not set(args.densities) <= set(data["key"].get("densities", [])):
                 notes.append(f"{cache} is for other crops or densities: not used")
                 data = None
         n = args.n_extra
-        ref = {}
+        ref, n_cov = {}, 0
         if data is not None:
-            n = min(len(data["ps"][str(d)]) for d in args.densities)
-            if n == 0:
-                data = None
-                n = args.n_extra
-            else:
-                for m in ("ps", "ps-nlpe"):
-                    rows = {d: data[m][str(d)] for d in args.densities}
-                    if all(len(v) >= n for v in rows.values()):
-                        ref[m] = {d: [{"mae255": x["mae255"], "ssim": x["ssim"], "s": x["mask_cpu_s"]}
-                                      for x in v[:n]] for d, v in rows.items()}
-                if n < args.n_extra:
-                    notes.append(f"extra crops: PS cached for {n} of {args.n_extra}; the extra set is those {n}")
-        if data is None:
+            n_cov = min(len(data["ps"][str(d)]) for d in args.densities)
+            for m in ("ps", "ps-nlpe"):
+                rows = {d: data[m][str(d)] for d in args.densities}
+                if n_cov and all(len(v) >= n_cov for v in rows.values()):
+                    ref[m] = {d: [{"mae255": x["mae255"], "ssim": x["ssim"], "s": x["mask_cpu_s"]}
+                                  for x in v[:n_cov]] for d, v in rows.items()}
+        if n_cov == 0:
             notes.append("extra crops: no PS reference (no cache; run with --compute-ps)")
         sets.append({"name": "extra", "label": f"{n} other crops of the built-in TEST photos (crop seed "
-                     f"{args.extra_seed})", "f": f[:n].double(), "names": names[:n], "ref": ref,
+                     f"{args.extra_seed})", "f": f.double(), "names": names, "ref": ref, "ref_n": n_cov,
                      "ref_time": "CPU s, one thread (this script's PS cache)"})
     return sets
 
@@ -113,8 +109,8 @@ def start_masks(f, d, start, models):
     """(mask, density_map, snap_score, cpu seconds for the batch)."""
     c0 = _cpu()
     if start == "analytic":
-        m = analytic_mask(f, d)
-        p, s = laplacian_density(f), extremality(f)
+        m = analytic_mask(f, d, sigma=sigma_for(d))
+        p, s = laplacian_density(f, sigma_for(d)), extremality(f)
     else:
         net = models[start]
         with torch.no_grad():
@@ -271,59 +267,95 @@ def main(argv=None) -> int:
                     help="compute the PS of the extra crops missing from --ps-cache (default on)")
     ap.add_argument("--nlpe", action="store_true", help="also PS+NLPE on the extra crops (slow: ~50 CPU-s a mask)")
     ap.add_argument("--seed", type=int, default=0, help="tile shifts")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite report and figures from --out/results.json with the PS cache's current crops")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     notes: list[str] = []
+    dest = Path(args.out)
+    if args.report_only:
+        res = json.loads((dest / "results.json").read_text())
+        args.densities = res["settings"]["densities"]
+        args.compute_ps = False
+        fresh = {st["name"]: st for st in load_sets(args, notes)}
+        for st in res["sets"]:
+            if st["name"] in fresh and st["names"] == fresh[st["name"]]["names"]:
+                st["ref_rows"] = fresh[st["name"]]["ref"]
+                st["ref_n"] = fresh[st["name"]]["ref_n"]
+        res["notes"] = notes
+        res["report_command"] = _command(argv)
+        write(res, dest)
+        return 0
     from pdeflow.inpaint.learned import load_masknet
     models = {}
     for spec in args.learned:
         net = load_masknet(spec)
         models[f"learned:{Path(spec).parent.name if spec.endswith('.json') else Path(spec).name}"] = net
     sets = load_sets(args, notes)
-    res = {"command": "OMP_NUM_THREADS=1 python " + " ".join(shlex.quote(x) for x in [sys.argv[0]] + list(
-        argv if argv is not None else sys.argv[1:])),
+    res = {"command": _command(argv),
            "settings": {"densities": args.densities, "shifts": args.shifts, "rounds": args.rounds,
                         "metric": args.metric, "torch": torch.__version__, "cpu": platform.processor() or
                         platform.machine(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-                        "learned": {k: getattr(v, "meta", {}).get("provenance", {}).get("command")
-                                    for k, v in models.items()}},
+                        "learned": {k: {"path": spec, "steps": getattr(v, "meta", {}).get("provenance", {}).get(
+                            "steps")} for (k, v), spec in zip(models.items(), args.learned)}},
            "notes": notes, "sets": []}
     for st in sets:
         f = st["f"]
         out = {"name": st["name"], "label": st["label"], "ref_time": st["ref_time"], "names": st["names"],
-               "ref": {m: {str(d): {k: summarise([x[k] for x in rows])[0] for k in ("mae255", "ssim", "s")}
-                           for d, rows in v.items()} for m, v in st["ref"].items()},
-               "curves": {}, "per_image": {}}
+               "ref_rows": st["ref"], "ref_n": st["ref_n"], "per_image": {}}
         for d in args.densities:
             starts = ["analytic"] + [k for k, net in models.items()
                                      if net.density is None or math.isclose(net.density, d, abs_tol=1e-9)]
-            out["curves"][str(d)] = {}
             out["per_image"][str(d)] = {}
             for start in starts:
                 m0, p, s, t0 = start_masks(f, d, start, models)
                 curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, args.metric)
-                out["curves"][str(d)][start] = {
-                    f"{n},{r}": {"mae255": summarise(c["mae255"])[0], "ssim": summarise(c["ssim"])[0],
-                                 "mae255_std": summarise(c["mae255"])[1], "ssim_std": summarise(c["ssim"])[1],
-                                 "cpu_per_mask": c["cpu_per_mask"]} for (n, r), c in sorted(curve.items())}
-                out["per_image"][str(d)][start] = {f"{n},{r}": {"mae255": c["mae255"], "ssim": c["ssim"]}
-                                                   for (n, r), c in sorted(curve.items())}
                 k = round(d * f.shape[-1] * f.shape[-2])
                 assert all(x == k for c in curve.values() for x in c["known"]), "refinement changed k"
-                best = out["curves"][str(d)][start][f"{max(args.shifts)},{max(args.rounds)}"]
-                print(f"{st['name']} {d:g} {start}: n=1,r=0 {out['curves'][str(d)][start]['1,0']['mae255']:.2f}/"
-                      f"{out['curves'][str(d)][start]['1,0']['ssim']:.3f}; max {best['mae255']:.2f}/"
-                      f"{best['ssim']:.3f} {1000 * best['cpu_per_mask']:.0f} ms", flush=True)
+                out["per_image"][str(d)][start] = {f"{n},{r}": {"mae255": c["mae255"], "ssim": c["ssim"],
+                                                                "cpu_per_mask": c["cpu_per_mask"]}
+                                                   for (n, r), c in sorted(curve.items())}
+                c0, c1 = curve[(1, 0)], curve[(max(args.shifts), max(args.rounds))]
+                print(f"{st['name']} {d:g} {start}: n=1,r=0 {np.mean(c0['mae255']):.2f}/{np.mean(c0['ssim']):.3f};"
+                      f" max {np.mean(c1['mae255']):.2f}/{np.mean(c1['ssim']):.3f} "
+                      f"{1000 * c1['cpu_per_mask']:.0f} ms", flush=True)
         res["sets"].append(out)
-    dest = Path(args.out)
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "results.json").write_text(json.dumps(res, indent=1) + "\n")   # partial results as they come
+    write(res, dest)
+    return 0
+
+
+def _command(argv) -> str:
+    return "OMP_NUM_THREADS=1 python " + " ".join(shlex.quote(x) for x in [sys.argv[0]] + list(
+        argv if argv is not None else sys.argv[1:]))
+
+
+def finalise(res) -> None:
+    """Means for the report: the refinement and the references over the crops with references (paired)."""
+    for st in res["sets"]:
+        n = st["ref_n"] or len(st["names"])
+        st["n_used"] = n
+        st["ref"] = {m: {str(d): {k: summarise([x[k] for x in rows[:n]])[0] for k in ("mae255", "ssim", "s")}
+                         for d, rows in v.items()} for m, v in st["ref_rows"].items()}
+        st["curves"] = {d: {start: {key: {"mae255": float(np.mean(c["mae255"][:n])), "ssim": float(np.mean(
+            c["ssim"][:n])), "cpu_per_mask": c["cpu_per_mask"]} for key, c in curve.items()}
+            for start, curve in per.items()} for d, per in st["per_image"].items()}
+        if n < len(st["names"]):
+            st["label"] += f", the first {n} (those with PS computed)"
+
+
+def write(res, dest: Path) -> None:
+    finalise(res)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    public = {k: v for k, v in res.items()}
+    public["sets"] = [{k: v for k, v in st.items() if k not in ("curves", "ref", "n_used")} for st in res["sets"]]
+    (dest / "results.json").write_text(json.dumps(public, indent=1) + "\n")
     (dest / "report.md").write_text(markdown(res))
     for st in res["sets"]:
         fig = figure(res, st)
         fig.savefig(dest / f"refine_{st['name']}.png", dpi=110)
     print(f"wrote {dest}/report.md, results.json, " + ", ".join(f"refine_{st['name']}.png" for st in res["sets"]))
-    return 0
 
 
 if __name__ == "__main__":
