@@ -179,7 +179,7 @@ def markdown(res) -> str:
             if nl:
                 lines.append(f"PS+NLPE: {nl['mae255']:.2f} / {nl['ssim']:.3f}, {nl['s']:.1f} s per mask.")
             lines.append("")
-            for start, curve in st["curves"][str(d)].items():
+            for start, curve in st["curves"].get(str(d), {}).items():
                 lines += [f"Start: {start}", "", "| n \\ r | " + " | ".join(str(r) for r in a["rounds"]) + " |",
                           "|---" * (len(a["rounds"]) + 1) + "|"]
                 for n in a["shifts"]:
@@ -221,7 +221,7 @@ def figure(res, st):
         for i, key in enumerate(("mae255", "ssim")):
             ax = axes[i, j]
             ci = 0
-            for start, curve in st["curves"][str(d)].items():
+            for start, curve in st["curves"].get(str(d), {}).items():
                 for n in a["shifts"]:
                     pts = [curve[f"{n},{r}"] for r in a["rounds"] if f"{n},{r}" in curve]
                     ax.plot([1000 * c["cpu_per_mask"] for c in pts], [c[key] for c in pts], marker="o", ms=3,
@@ -267,6 +267,10 @@ def main(argv=None) -> int:
                     help="compute the PS of the extra crops missing from --ps-cache (default on)")
     ap.add_argument("--nlpe", action="store_true", help="also PS+NLPE on the extra crops (slow: ~50 CPU-s a mask)")
     ap.add_argument("--seed", type=int, default=0, help="tile shifts")
+    ap.add_argument("--sets", nargs="+", default=["eval", "extra"], choices=["eval", "extra"])
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="with --report-only: also take the curves of these results.json files (runs split by "
+                         "set or density, e.g. run in parallel)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite report and figures from --out/results.json with the PS cache's current crops")
     args = ap.parse_args(argv)
@@ -275,6 +279,21 @@ def main(argv=None) -> int:
     dest = Path(args.out)
     if args.report_only:
         res = json.loads((dest / "results.json").read_text())
+        for other in args.merge:
+            extra = json.loads(Path(other).read_text())
+            res.setdefault("merged_commands", []).append(extra["command"])
+            for st in extra["sets"]:
+                mine = next((x for x in res["sets"] if x["name"] == st["name"]), None)
+                if mine is None:
+                    res["sets"].append(st)
+                else:
+                    for d, per in st["per_image"].items():
+                        mine["per_image"].setdefault(d, {}).update(per)
+        order = {"eval": 0, "extra": 1}
+        res["sets"].sort(key=lambda st: order.get(st["name"], 2))
+        for st in res["sets"]:
+            st["per_image"] = {d: st["per_image"][d] for d in sorted(st["per_image"], key=float)}
+        res["settings"]["densities"] = sorted({float(d) for st in res["sets"] for d in st["per_image"]})
         args.densities = res["settings"]["densities"]
         args.compute_ps = False
         fresh = {st["name"]: st for st in load_sets(args, notes)}
@@ -291,7 +310,7 @@ def main(argv=None) -> int:
     for spec in args.learned:
         net = load_masknet(spec)
         models[f"learned:{Path(spec).parent.name if spec.endswith('.json') else Path(spec).name}"] = net
-    sets = load_sets(args, notes)
+    sets = [st for st in load_sets(args, notes) if st["name"] in args.sets]
     res = {"command": _command(argv),
            "settings": {"densities": args.densities, "shifts": args.shifts, "rounds": args.rounds,
                         "metric": args.metric, "torch": torch.__version__, "cpu": platform.processor() or
