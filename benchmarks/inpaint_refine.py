@@ -28,6 +28,7 @@ machine; PS times: the evaluation's (wall clock, one thread) and this cache's CP
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import math
 import os
@@ -157,16 +158,19 @@ def summarise(vals):
 def markdown(res) -> str:
     a = res["settings"]
     lines = ["# Test-time mask refinement: quality against time per 64 x 64 mask", "",
-             f"Command: `{res['command']}`", "",
+             f"Command: `{res['command']}`", ""] + [f"Merged with the run `{c}`" for c in res.get("merged_commands", [])] \
+        + ([f"Report: `{res['report_command']}`", ""] if res.get("report_command") else []) + [
              f"Torch {a['torch']}, one thread, CPU {a['cpu']}; load average at the start {a['load']}. "
              "Times are CPU seconds of this process per mask (start mask + refinement; all crops of a set in "
              "one batch). Refinement error: " + a["metric"] + " (the mask network's training loss). "
              "Cells: MAE (0-255) / SSIM of homogeneous diffusion inpainting, mean over the crops, "
-             "and CPU ms per mask; n = tile shifts, r = exchange rounds.", ""]
+             "and CPU ms per mask; n = tile shifts, r = exchange rounds; † lower MAE and higher SSIM than PS "
+             "within the 100x budget (PS's time / 100). PS times: " + "; ".join(
+                 f"{st['name']}: {st['ref_time']}" for st in res["sets"]) + ".", ""]
     if res["notes"]:
         lines += ["Notes:", ""] + [f"- {x}" for x in res["notes"]] + [""]
     for st in res["sets"]:
-        lines += [f"## {st['label']}", ""]
+        lines += [f"## {st['shown']}", ""]
         for d in a["densities"]:
             ref = st["ref"]
             ps = ref.get("ps", {}).get(str(d))
@@ -193,7 +197,7 @@ def markdown(res) -> str:
                         if ps and c["cpu_per_mask"] <= budget:
                             mark = " **" if (c["mae255"] < ps["mae255"] and c["ssim"] > ps["ssim"]) else ""
                         cells.append(f"{c['mae255']:.2f} / {c['ssim']:.3f}, {1000 * c['cpu_per_mask']:.0f} ms"
-                                     + (" (beats PS)" if mark else ""))
+                                     + (" †" if mark else ""))
                     lines.append(f"| {n} | " + " | ".join(cells) + " |")
                 lines.append("")
                 if ps:
@@ -226,7 +230,7 @@ def figure(res, st):
                     pts = [curve[f"{n},{r}"] for r in a["rounds"] if f"{n},{r}" in curve]
                     ax.plot([1000 * c["cpu_per_mask"] for c in pts], [c[key] for c in pts], marker="o", ms=3,
                             color=colours[ci % len(colours)], ls="-" if start == "analytic" else "--",
-                            label=f"{start}, n={n}")
+                            label=f"{start.split(':')[0]}, n={n}")
                     ci += 1
             for ref, lab, mk in ((ps, "PS", "s"), (nl, "PS+NLPE", "^")):
                 if ref:
@@ -245,7 +249,7 @@ def figure(res, st):
             ax.grid(alpha=0.3)
         if j == 0:
             axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"mask refinement: {st['label']} (points: r = {', '.join(map(str, a['rounds']))})", fontsize=10)
+    fig.suptitle(f"mask refinement: {st['shown']} (points: r = {', '.join(map(str, a['rounds']))})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -360,15 +364,15 @@ def finalise(res) -> None:
         st["curves"] = {d: {start: {key: {"mae255": float(np.mean(c["mae255"][:n])), "ssim": float(np.mean(
             c["ssim"][:n])), "cpu_per_mask": c["cpu_per_mask"]} for key, c in curve.items()}
             for start, curve in per.items()} for d, per in st["per_image"].items()}
-        if n < len(st["names"]):
-            st["label"] += f", the first {n} (those with PS computed)"
+        st["label"] = re.sub(r", the first \d+ \(those with PS computed\)$", "", st["label"])
+        st["shown"] = st["label"] + (f", the first {n} (those with PS computed)" if n < len(st["names"]) else "")
 
 
 def write(res, dest: Path) -> None:
     finalise(res)
     dest.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in res.items()}
-    public["sets"] = [{k: v for k, v in st.items() if k not in ("curves", "ref", "n_used")} for st in res["sets"]]
+    public["sets"] = [{k: v for k, v in st.items() if k not in ("curves", "ref", "n_used", "shown")} for st in res["sets"]]
     (dest / "results.json").write_text(json.dumps(public, indent=1) + "\n")
     (dest / "report.md").write_text(markdown(res))
     for st in res["sets"]:
