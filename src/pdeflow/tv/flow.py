@@ -2,8 +2,8 @@
 
 The reference scheme (TVflowNET's "model-driven approach") takes implicit
 steps, each an ROF problem solved to a relative duality gap ``tol`` and
-warm-started from the previous step's dual field: implicit Euler,
-``u_{k+1} = rof(u_k, h)``, or (the default) BDF2,
+warm-started from the previous step's dual field: implicit Euler (the default),
+``u_{k+1} = rof(u_k, h)``, or BDF2,
 ``u_{k+1} = rof((4 u_k - u_{k-1}) / 3, 2h/3)``.  The dual field ``p`` of a step
 gives the time derivative for free, ``(u_{k+1} - u_k) / h = div(p)`` (Euler) or
 ``(3 u_{k+1} - 4 u_k + u_{k-1}) / (2h) = div(p)`` (BDF2), with ``|p| <= 1``: it is
@@ -66,7 +66,7 @@ def tv_flow(
     dt: float = 0.005,
     tol: float = 1e-5,
     method: str = "implicit",
-    scheme: str = "bdf2",
+    scheme: str = "euler",
     solver: str = "fgp",
     max_iter: int = 20000,
     check_every: int = 5,
@@ -89,28 +89,31 @@ def tv_flow(
         remainder from the last grid point (no interpolation); the trajectory
         itself stays on the grid.
     dt : float
-        Time step, ``> 0``, in PDE time.  The error is first order in ``dt`` in the
-        max norm for either scheme (the flow is only Lipschitz in time: regions
-        merge and vanish at events inside steps); with the defaults it is about
-        1e-3 at ``t = 1`` on natural images in [0, 5] (scaled by ``c``, the error
-        scales by ``c`` at ``dt * c``).  See the README's accuracy table.
+        Time step, ``> 0``, in PDE time (unit pixel spacing).  The error is first
+        order in ``dt`` in the max norm for either scheme (the flow is only
+        Lipschitz in time: regions merge and vanish at events inside steps); with
+        the defaults it is about 1.6e-3 (intensity units) at ``t = 1`` on a natural
+        image in [0, 5] (one-homogeneity: for ``c * u0`` use ``c * dt``).  See the
+        README's accuracy table.
     tol : float
         Relative duality gap of each implicit step (see :func:`~pdeflow.tv.rof`);
         for ``"lagged"`` the relative CG residual.  Its error adds to the time
         step's and grows as ``dt`` shrinks (more steps, each solved to a gap
-        relative to a smaller objective): 1e-5 is matched to ``dt = 0.005``;
+        relative to a smaller objective): 1e-5 is matched to ``dt >= 0.005``;
         with ``dt <= 0.0025`` use ``tol <= 1e-6``.
     method : {"implicit", "explicit", "lagged"}
         ``"implicit"`` is the reference; the others regularise with ``eps``.
-    scheme : {"bdf2", "euler"}
-        Time stepping of ``"implicit"``.  ``"euler"``: implicit Euler,
-        ``u_{k+1} = rof(u_k, h)``.  ``"bdf2"`` (default): the second-order
-        backward differentiation formula, also one ROF problem per step,
+    scheme : {"euler", "bdf2"}
+        Time stepping of ``"implicit"``.  ``"euler"`` (default): implicit Euler,
+        ``u_{k+1} = rof(u_k, h)``.  ``"bdf2"``: the second-order backward
+        differentiation formula, also one ROF problem per step,
         ``u_{k+1} = rof((4 u_k - u_{k-1}) / 3, 2h/3)`` (variable-step form for a
         final partial step; the first step is implicit Euler).  Both keep the
         mean, are one-homogeneous and give ``u_t = div(p)`` with ``|p| <= 1``;
         BDF2 is exact wherever the trajectory is linear in time (eigenfunctions)
-        and has about half of Euler's error at the same ``dt`` on natural images.
+        and its steps converge in fewer iterations, but its max error on natural
+        images was 0.6x Euler's at the same ``dt`` on a 64x64 crop and 1.5-2.2x
+        on a 256x256 one (``benchmarks/flow_speed.py``): it is not the default.
     solver : str
         ROF method of the implicit steps (one of ``ROF_METHODS``).
     max_iter : int
