@@ -30,6 +30,12 @@ Solvers (``method``):
 
 Both use :func:`pdeflow.linalg.cg` and run batched on the device and dtype of
 ``f``.
+
+Continuous masks ``c`` in [0, 1] (``continuous=True``) solve
+``c (u - f) = (1 - c) laplacian(u)``; on the pixels with ``c < 1`` this is the
+operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
+:func:`diffuse` is differentiable in ``f`` and the mask by the adjoint method
+(one extra solve with the same operator and multigrid hierarchy); see its Notes.
 """
 from __future__ import annotations
 
@@ -39,12 +45,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import ops
+from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import laplacian
+from ..threads import auto_threads
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 
-METHODS = ("mg", "cg")
+#: The linear solvers of :func:`diffuse`.
+SOLVERS = ("mg", "cg")
+METHODS = SOLVERS  # deprecated name
 _COARSEST = 256  # pixels of the coarsest grid, solved by a dense pseudo-inverse
 _NU = 2  # Jacobi sweeps before and after the coarse correction
 _OMEGA0 = 0.8  # Jacobi damping on the finest grid (5-point masked operator)
@@ -63,7 +74,8 @@ class DiffuseResult:
         CG iterations per image (``B = 1`` for unbatched input).
     residual : Tensor, shape (B,)
         Final relative residual ``||b - A x|| / ||b||`` per image, recomputed
-        from the returned solution.
+        from the returned solution (continuous masks: of the correction
+        system, see :func:`diffuse`, Notes).
     """
 
     u: torch.Tensor
@@ -75,48 +87,46 @@ class DiffuseResult:
 # Input checks
 # ---------------------------------------------------------------------------
 
-def _as4(t: torch.Tensor, who: str, name: str) -> torch.Tensor:
-    if t.dim() == 2:
-        return t[None, None]
-    if t.dim() == 3:
-        return t[None]
-    if t.dim() == 4:
-        return t
-    raise ValueError(f"{who}: {name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
-
-
-def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True) -> torch.Tensor:
+def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
+               continuous: bool = False) -> torch.Tensor:
     """``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
 
-    The mask may be bool or numeric with values in {0, 1}; it may have fewer
-    dimensions than ``f`` and size 1 along the batch and channel axes. Each
-    image (and channel, if the mask has several) must have at least one known
-    pixel when ``need_known``.
+    The mask may be bool or numeric with values in {0, 1} (with ``continuous``:
+    any values in [0, 1]); it may have fewer dimensions than ``f`` and size 1
+    along the batch and channel axes. Each image (and channel, if the mask has
+    several) must have at least one known pixel (a positive value) when
+    ``need_known``. The conversion to the dtype of ``f4`` keeps autograd.
     """
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dim() > 4 or mask.dim() < 2:
-        raise ValueError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
+        raise UserInputError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
                          f"{tuple(f4.shape)}, got {tuple(mask.shape)}")
     m = mask
     while m.dim() < 4:
         m = m[None]
     B, C, H, W = f4.shape
     if m.shape[-2:] != (H, W) or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
-        raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
+        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
                          f"{tuple(f4.shape)} (expected (H, W) = ({H}, {W}), with batch 1 or {B} "
                          f"and channels 1 or {C})")
     if m.is_complex():
         raise TypeError(f"{who}: mask must be bool or real, got {m.dtype}")
     if m.dtype != torch.bool:
-        if not bool(((m == 0) | (m == 1)).all()):
-            raise ValueError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
+        if continuous:
+            if not bool(((m >= 0) & (m <= 1)).all()):
+                raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known pixel), "
+                                 f"got values in [{float(m.min())}, {float(m.max())}]")
+        elif not bool(((m == 0) | (m == 1)).all()):
+            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)"
+                             + ("; pass continuous=True for a mask with values in [0, 1]"
+                                if who == "diffuse" else ""))
     m = m.to(device=f4.device, dtype=f4.dtype)
     if need_known:
-        known = m.flatten(2).sum(-1)  # (Bm, Cm)
+        known = (m > 0).flatten(2).sum(-1)  # (Bm, Cm)
         if bool((known == 0).any()):
             bad = (known == 0).nonzero()[0].tolist()
-            raise ValueError(f"{who}: mask has no known pixel in image {bad[0]}"
+            raise UserInputError(f"{who}: mask has no known pixel in image {bad[0]}"
                              + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
                              + "; at least one pixel per image must be known")
     return m
@@ -127,11 +137,11 @@ def _check_f(f, who: str) -> torch.Tensor:
         raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
-    f4 = _as4(f, who, "f")
+    f4 = ops.as_batch(f, f"{who}: f")[0]
     if f4.shape[-1] < 2 or f4.shape[-2] < 2:
-        raise ValueError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
+        raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
     if not bool(torch.isfinite(f4).all()):
-        raise ValueError(f"{who}: f contains NaN or infinite values")
+        raise UserInputError(f"{who}: f contains NaN or infinite values")
     return f4
 
 
@@ -263,14 +273,19 @@ def _pinv_spd(A: torch.Tensor) -> torch.Tensor:
     return (evecs * inv[..., None, :]) @ evecs.transpose(-1, -2)
 
 
-def _hierarchy(m: torch.Tensor) -> list[_Level]:
-    """Multigrid levels for the masked operator of a mask ``m`` (Bm, Cm, H, W)."""
+def _hierarchy(m: torch.Tensor, d: torch.Tensor | None = None) -> list[_Level]:
+    """Multigrid levels for the masked operator of a binary mask ``m`` (Bm, Cm, H, W), plus
+    ``diag(d)`` if given (``d`` zero on the mask; the continuous-mask operator)."""
     H, W = m.shape[-2:]
     w = 1.0 - m
     deg = _neumann_degree(H, W, m)
+    if d is None:
+        apply, diag = (lambda x, w=w, m=m: w * (-laplacian(w * x)) + m * x), w * deg + m
+    else:
+        apply, diag = (lambda x, w=w, m=m, d=d: w * (-laplacian(w * x)) + (m + d) * x), w * deg + m + d
     levels = [_Level(
-        apply=lambda x, w=w, m=m: w * (-laplacian(w * x)) + m * x,
-        diag=w * deg + m,
+        apply=apply,
+        diag=diag,
         shape=(H, W), omega=_OMEGA0,
         prolong=None, restrict=None)]
     h, wd = H, W
@@ -291,17 +306,18 @@ def _hierarchy(m: torch.Tensor) -> list[_Level]:
     last = levels[-1]
     if len(levels) == 1:
         # Small image: the whole problem is the coarsest grid.
-        S = _galerkin_free_stencil(m)
+        S = _galerkin_free_stencil(m, d)
     else:
         S = last.stencil
     last.inv_dense = _pinv_spd(_dense_from_stencil(S))
     return levels
 
 
-def _galerkin_free_stencil(m: torch.Tensor) -> torch.Tensor:
+def _galerkin_free_stencil(m: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
     """9-point form of the finest masked operator (for images small enough to solve densely)."""
     H, W = m.shape[-2:]
-    lvl = _Level(apply=lambda x: (1.0 - m) * (-laplacian((1.0 - m) * x)) + m * x, diag=None,
+    md = m if d is None else m + d
+    lvl = _Level(apply=lambda x: (1.0 - m) * (-laplacian((1.0 - m) * x)) + md * x, diag=None,
                  shape=(H, W), omega=None, prolong=lambda c: c, restrict=lambda g: g)
     return _galerkin_stencil(lvl, H, W, m)
 
@@ -327,85 +343,262 @@ def _vcycle(levels: list[_Level], r: torch.Tensor, l: int = 0) -> torch.Tensor:
 # The solver
 # ---------------------------------------------------------------------------
 
+class _System:
+    """The SPD system of one call: operator, preconditioner and right-hand side, for a mask
+    ``c`` (Bm, Cm, H, W) with values in [0, 1] (binary: the operator of the module doc).
+
+    Pixels with ``c = 1`` are the known ones (``k``); on the others (``w = 1 - k``) the
+    rows of ``M(c) u = C f``, ``M(c) = C - (I - C) L``, are divided by ``1 - c``:
+    ``d u - L u = d f`` with ``d = c / (1 - c)`` (zero where ``c = 0``), so the
+    unknowns ``x`` solve the symmetric positive definite
+
+        A x = w (-L (w x)) + d x + k x,     b = w L (k f) + d f.
+    """
+
+    def __init__(self, c: torch.Tensor, method: str, binary: bool):
+        self.c = c
+        if binary:
+            self.k, self.d = c, None
+        else:
+            self.k = (c == 1).to(c.dtype)
+            one_minus = torch.where(c < 1, 1.0 - c, torch.ones_like(c))
+            self.d = torch.where(c < 1, c / one_minus, torch.zeros_like(c))
+        self.w = 1.0 - self.k
+        self.levels = None
+        if method == "mg":
+            self.levels = _hierarchy(self.k, self.d)
+
+    def apply_a(self, x: torch.Tensor) -> torch.Tensor:
+        # Everything CG touches (start, rhs, residuals, preconditioned residuals) is zero on
+        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x).
+        if self.d is None:
+            return -(self.w * laplacian(x))
+        return -(self.w * laplacian(x)) + self.d * x
+
+    def precond(self, r: torch.Tensor) -> torch.Tensor:
+        return self.w * _vcycle(self.levels, r)  # exactly zero on the mask, as apply_a needs
+
+    def rhs(self, f4: torch.Tensor):
+        """``(b, z)``: the unknowns are ``x = z + e`` with ``A e = b`` (``z = None``: ``x = e``).
+
+        Binary mask: ``z = 0``, ``b = w L (k f)``. Continuous mask: ``z = w p f`` with
+        ``p = (c > 0)``, so that ``b = w L (k f) + d f - A z = w L (p f)``: the large
+        terms ``d f`` (``d = c / (1 - c)`` grows without bound as ``c -> 1``) cancel and
+        the relative-residual rule measures the Laplace rows, as for a binary mask
+        (with ``p f`` in the role of ``k f``).
+        """
+        if self.d is None:
+            return self.w * laplacian(self.k * f4), None
+        pf = (self.c > 0).to(f4.dtype) * f4
+        return self.w * laplacian(pf), self.w * pf
+
+    def solve(self, b: torch.Tensor, start, tol: float, max_iter: int):
+        """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
+        iterations (B,) and the relative residual (B,)."""
+        x, iters = cg(self.apply_a, b, start, tol=tol, max_iter=max_iter,
+                      precond=None if self.levels is None else self.precond)
+        x = self.w * x  # exactly zero on the mask
+        bn = b.flatten(1).norm(dim=1)
+        res = (b - self.apply_a(x)).flatten(1).norm(dim=1) / bn.clamp_min(torch.finfo(b.dtype).tiny)
+        res = torch.where(bn > 0, res, torch.zeros_like(res))
+        return x, iters, res
+
+
+def _warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
+    if bool((iters >= max_iter).any()) and bool((res > tol).any()):
+        warnings.warn(f"{what}: max_iter={max_iter} reached before tol={tol:g} "
+                      f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=4)
+
+
+def _forward(f4, c, binary, tol, max_iter, x0, method):
+    """(u, iterations, residual, system) for f4 (B, C, H, W) and a mask c (Bm, Cm, H, W)."""
+    B, C, H, W = f4.shape
+    sysm = _System(c, method, binary)
+    b, z = sysm.rhs(f4)
+    b = b.expand(B, C, H, W).contiguous()
+    start = None
+    if x0 is not None:
+        start = (sysm.w * x0 if z is None else sysm.w * x0 - z).expand(B, C, H, W).contiguous()
+    x, iters, res = sysm.solve(b, start, tol, max_iter)
+    if z is not None:
+        x = x + z
+    u = torch.where(sysm.k.bool(), f4, x)
+    _warn_max_iter(iters, res, tol, max_iter)
+    return u, iters, res, sysm
+
+
+def _sum_to(t: torch.Tensor, shape) -> torch.Tensor:
+    """Sum ``t`` over the axes along which ``shape`` was broadcast (the adjoint of expand)."""
+    dims = [i for i, (a, b) in enumerate(zip(shape, t.shape)) if a == 1 and b != 1]
+    return t.sum(dim=dims, keepdim=True) if dims else t
+
+
+class _DiffuseFunction(torch.autograd.Function):
+    """``u = diffuse(f, c)`` with the adjoint backward (see :func:`diffuse`, Notes)."""
+
+    @staticmethod
+    def forward(ctx, f4, c, binary, tol, max_iter, x0, method, info):
+        u, iters, res, sysm = _forward(f4, c, binary, tol, max_iter, x0, method)
+        info["iterations"], info["residual"] = iters, res
+        ctx.sysm, ctx.opts = sysm, (tol, max_iter)
+        ctx.save_for_backward(f4, c, u)
+        return u
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        f4, c, u = ctx.saved_tensors
+        sysm, (tol, max_iter) = ctx.sysm, ctx.opts
+        need_f, need_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_f or need_c):
+            return (None,) * 8
+        B, C, H, W = u.shape
+        # Adjoint: M(c)^T lam = g. With nu = (1 - c) lam on the unknowns, A nu = w g (A the
+        # forward operator, same preconditioner); on the known pixels lam = g + L nu.
+        rhs = (sysm.w * g).expand(B, C, H, W).contiguous()
+        nu, iters, res = sysm.solve(rhs, None, tol, max_iter)
+        _warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
+        g_lnu = g + laplacian(nu)
+        # lam = nu / (1 - c) = (g + L nu) / c on the unknowns (c < 1); the first form is the
+        # well-conditioned one for small c, the second for c near 1 (and the only one at c = 1).
+        lo = c <= 0.5
+        lam = torch.where(lo, nu / torch.where(lo, 1.0 - c, torch.ones_like(c)),
+                          g_lnu / torch.where(lo, torch.ones_like(c), c))
+        grad_f = grad_c = None
+        if need_f:
+            grad_f = c * lam
+        if need_c:
+            grad_c = _sum_to(lam * (f4 - u - laplacian(u)), c.shape)
+        return grad_f, grad_c, None, None, None, None, None, None
+
+
+@auto_threads
 def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
-            x0: torch.Tensor | None = None, method: str = "mg", full_output: bool = False):
+            x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
+            continuous: bool = False, method: str | None = None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
-    Laplacian, Neumann boundary), per image and channel.
+    Laplacian, Neumann boundary), per image and channel. For a continuous mask
+    ``c`` (confidence in [0, 1], ``continuous=True``) it solves
+    ``c (u - f) - (1 - c) laplacian(u) = 0`` at every pixel. Differentiable with
+    respect to ``f`` and the mask (see Notes).
 
     Parameters
     ----------
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Image(s), float32 or float64, finite. Only the values on the mask are used.
+        Image(s), float32 or float64, finite. Only the values on the mask
+        (where ``c > 0``) are used.
     mask : Tensor
-        Binary (bool or 0/1) mask, 1 = known pixel; shape (H, W), (1, H, W),
-        (B, 1, H, W) or anything else that broadcasts to ``f`` along the
-        batch and channel axes. Each image needs at least one known pixel.
+        Binary (bool or 0/1) mask, 1 = known pixel; with ``continuous=True``
+        any values in [0, 1]. Shape (H, W), (1, H, W), (B, 1, H, W) or
+        anything else that broadcasts to ``f`` along the batch and channel
+        axes. Each image needs at least one known pixel (one positive value).
     tol : float, optional
         Relative residual ``||b - A x|| / ||b||`` per image (see the module
-        doc) at which the solver stops. Default 1e-6.
+        doc) at which the solver stops. Default 1e-6. The adjoint solve of
+        the backward pass uses the same tolerance.
     max_iter : int, optional
         Iteration limit (default: 500 for 'mg', ``20 (H + W)`` for 'cg'); a
         warning is issued if it is reached first.
     x0 : Tensor, optional
         Initial guess for ``u`` (shape of ``f``, e.g. the solution for a
-        nearby mask); only its values off the mask are used.
-    method : {'mg', 'cg'}, optional
-        Multigrid-preconditioned CG (default) or plain CG.
+        nearby mask); only its values off the mask are used. Not
+        differentiated through (the solution does not depend on it).
+    solver : {'mg', 'cg'}, optional
+        The linear solver: multigrid-preconditioned CG (default) or plain CG.
+        (``method=`` is its deprecated former name.)
     full_output : bool, optional
         Return a :class:`DiffuseResult` with iteration counts and residuals.
+    continuous : bool, optional
+        Accept a mask with values in [0, 1] (default False: the mask must be
+        binary, and a non-binary one is an error).
 
     Returns
     -------
     u : Tensor, shape and dtype of ``f``
-        Equal to ``f`` on the mask (exactly). A :class:`DiffuseResult` with
-        ``full_output=True``.
+        Equal to ``f`` where the mask is 1 (exactly). A :class:`DiffuseResult`
+        with ``full_output=True``.
+
+    Notes
+    -----
+    **Continuous masks.** With ``C = diag(c)`` and ``L`` the Neumann
+    Laplacian, ``u`` solves ``M(c) u = C f``, ``M(c) = C - (I - C) L``, which
+    is not symmetric unless ``c`` is binary. Pixels with ``c = 1`` are fixed
+    (``u = f``); the rows of the others are divided by ``1 - c``, which gives
+    the symmetric positive definite ``(D - L) u = D f`` on them,
+    ``D = diag(c / (1 - c))``: the binary operator plus a diagonal, solved by the
+    same multigrid-preconditioned CG (its Galerkin hierarchy includes the
+    diagonal). The unknowns are solved for as a correction of ``f`` on the
+    pixels with ``c > 0``, so that the large diagonal entries (``c`` near 1)
+    drop out of the right-hand side and the relative-residual rule ``tol``
+    measures the Laplace rows as for a binary mask. A solve costs what a
+    binary one costs per iteration, plus a few elementwise operations;
+    measured at 96x80 with 5 % of the pixels near 1: 5-9 iterations for ``c``
+    in [0, 0.5] (binary: 6-8), up to about twice the binary count when ``c``
+    is within 1e-6 of 1. A mask that happens to be binary takes the binary
+    path whatever ``continuous`` says, so binary results are bit for bit
+    those of the binary solver.
+
+    **Backward (adjoint method).** When ``f`` or ``mask`` requires grad (and
+    grad mode is on), the solve is recorded as one autograd node; otherwise
+    nothing is recorded and nothing extra is computed. Given ``g = dl/du``,
+    the backward solves the adjoint system ``M(c)^T lam = g`` and returns
+
+        dl/df = c * lam,     dl/dc = lam * (f - u - laplacian(u)),
+
+    the sensitivity of Hoeltgen, Setzer and Weickert (2013). ``M^T lam = g``
+    costs one extra solve with the forward's SPD operator ``A`` and its
+    multigrid hierarchy, reused: ``nu = (1 - c) lam`` on the unknowns solves
+    ``A nu = (1 - c > 0) g``, and ``lam = g + laplacian(nu)`` where ``c = 1``.
+    For a binary mask ``m`` this reads: where ``m = 0``, ``dl/df = 0`` and
+    ``dl/dc = nu (f - u)``; where ``m = 1``, ``dl/df = g + laplacian(nu)`` and
+    ``dl/dc = -(g + laplacian(nu)) laplacian(u)``. The mask gradient at a
+    binary mask is the derivative of the continuous problem ``M(c) u = C f``
+    there (one-sided inside [0, 1]). Gradients of a broadcast mask are summed
+    over the broadcast axes. Only first derivatives are supported (no double
+    backward); the gradient is exact up to the solver tolerance ``tol`` of the
+    two solves. For a straight-through estimator keep the mask exactly binary,
+    e.g. ``hard + (soft - soft.detach())``.
+
+    References
+    ----------
+    .. [1] L. Hoeltgen, S. Setzer, J. Weickert, "An optimal control approach
+       to find sparse data for Laplace interpolation", Energy Minimization
+       Methods in Computer Vision and Pattern Recognition (EMMCVPR), 2013.
     """
     who = "diffuse"
     f4 = _check_f(f, who)
-    m = check_mask(mask, f4, who)
+    if not isinstance(continuous, bool):
+        raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
+    c = check_mask(mask, f4, who, continuous=continuous)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
-        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if method not in METHODS:
-        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    if solver not in SOLVERS:
+        raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape
     if max_iter is None:
-        max_iter = 500 if method == "mg" else 20 * (H + W)
+        max_iter = 500 if solver == "mg" else 20 * (H + W)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
+        raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if x0 is not None:
         if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-            raise ValueError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
+            raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
                              f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = _as4(x0.to(device=f4.device, dtype=f4.dtype), who, "x0")
+        x0 = ops.as_batch(x0.detach().to(device=f4.device, dtype=f4.dtype), f"{who}: x0")[0]
         if not bool(torch.isfinite(x0).all()):
-            raise ValueError(f"{who}: x0 contains NaN or infinite values")
+            raise UserInputError(f"{who}: x0 contains NaN or infinite values")
+    binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
 
-    w = 1.0 - m
-    mf = m * f4
-    b = w * laplacian(mf)
-
-    def apply_a(x):
-        # Everything CG touches (start, rhs, residuals, preconditioned residuals) is zero on
-        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x).
-        return -(w * laplacian(x))
-
-    precond = None
-    if method == "mg":
-        levels = _hierarchy(m)
-        precond = lambda r: w * _vcycle(levels, r)  # noqa: E731  (exactly zero on the mask, as apply_a needs)
-    start = None if x0 is None else (w * x0).expand(B, C, H, W).contiguous()
-    x, iters = cg(apply_a, b.expand(B, C, H, W).contiguous(), start, tol=tol, max_iter=max_iter,
-                  precond=precond)
-    x = w * x  # exactly zero on the mask
-    u = torch.where(m.bool(), f4, x)
-    bn = b.expand(B, C, H, W).flatten(1).norm(dim=1)
-    res = (b - apply_a(x)).flatten(1).norm(dim=1) / bn.clamp_min(torch.finfo(f4.dtype).tiny)
-    res = torch.where(bn > 0, res, torch.zeros_like(res))
-    if bool((iters >= max_iter).any()) and bool((res > tol).any()):
-        warnings.warn(f"diffuse: max_iter={max_iter} reached before tol={tol:g} "
-                      f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=2)
+    if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
+        info = {}
+        u = _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info)
+        iters, res = info["iterations"], info["residual"]
+    else:
+        u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, solver)
     u = u.reshape(f.shape)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)
@@ -423,4 +616,4 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
         return metrics.mse(f, u)
     if metric == "mae":
         return metrics.mae(f, u)
-    raise ValueError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")
+    raise UserInputError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")
