@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from _results import RESULTS, write_block  # benchmarks/_results.py
-from pdeflow import data
+from pdeflow import datasets as data
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 
@@ -75,7 +75,7 @@ def new_defaults() -> dict:
 
 def images(args) -> torch.Tensor:
     pool = data.builtin_pool("test", kind="photo")
-    return data.random_crops(pool, args.n_images, args.size, seed=args.seed) * args.scale
+    return data.random_crops(pool, args.n_images, args.size, generator=args.seed) * args.scale
 
 
 def reference(x: torch.Tensor, args, dt: float, i: int) -> torch.Tensor:
@@ -102,9 +102,9 @@ def peak_memory(size: int, kwargs: dict, scale: float, t: float) -> dict:
     code = f"""
 import resource, time, torch, json
 torch.set_num_threads(1)
-from pdeflow import data
+from pdeflow import datasets as data
 from pdeflow.tv import tv_flow
-x = (data.random_crops(data.builtin_pool("test", kind="photo"), 1, {size}, seed=1) * {scale}).float()
+x = (data.random_crops(data.builtin_pool("test", kind="photo"), 1, {size}, generator=1) * {scale}).float()
 tv_flow(x[..., :16, :16], [0.01], dt=0.01)   # warm up the allocator and the imports
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
