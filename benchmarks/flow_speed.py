@@ -210,7 +210,7 @@ def main(argv=None):
 
     cmd = "python benchmarks/flow_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     load = "%.1f %.1f %.1f" % os.getloadavg()
-    md = [f"## Time to accuracy of `tv_flow` (`benchmarks/flow_speed.py`)", "",
+    md = ["## Time to accuracy of `tv_flow` (`benchmarks/flow_speed.py`)", "",
           f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cmd}` in {total / 60:.1f} minutes; "
           f"1 torch thread, torch {torch.__version__}, {os.cpu_count()} cores shared with other jobs "
           f"(load average at the end {load}: absolute times are inflated, ratios come from the same rounds).", "",

@@ -200,7 +200,8 @@ def tv_flow(
 
     if stats["short"]:
         warnings.warn(_short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
-                                     tol, max_iter, u0.dtype), ConvergenceWarning, stacklevel=2)
+                                     tol, max_iter, u0.dtype),
+                      ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     shape = tuple(u0.shape)
     out = [torch.stack(us).reshape(len(us), *shape)]
     if return_ut:

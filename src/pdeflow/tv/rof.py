@@ -429,7 +429,7 @@ def rof(
     if bool(short.any()):
         warnings.warn(_short_message("rof", int(short.sum()), short.numel(), "image(s)",
                                      res.gap[short].max().item(), tol, max_iter, f.dtype),
-                      ConvergenceWarning, stacklevel=2)
+                      ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     return res if full_output else res.u
 
 
