@@ -145,8 +145,8 @@ def test_bdf2_ut_is_the_bdf2_difference_quotient(natural):
 
 def test_bdf2_conserves_the_mean_and_is_one_homogeneous(natural):
     c = 3.0
-    u = tv_flow(natural, [0.3, 0.65], dt=0.1, tol=1e-9, scheme="bdf2")
-    uc = tv_flow(c * natural, [c * 0.3, c * 0.65], dt=c * 0.1, tol=1e-9, scheme="bdf2")
+    u = tv_flow(natural, [0.3, 0.65], dt=0.1, tol=1e-7, scheme="bdf2")
+    uc = tv_flow(c * natural, [c * 0.3, c * 0.65], dt=c * 0.1, tol=1e-7, scheme="bdf2")
     assert (uc - c * u).abs().max() < 1e-4 * c
     m = u.mean(dim=(1, 2, 3, 4))
     assert (m - natural.mean()).abs().max() < 1e-9
@@ -157,5 +157,5 @@ def test_steps_stopping_at_max_iter_warn_once(natural):
 
     with pytest.warns(ConvergenceWarning) as record:
         tv_flow(5 * natural, [0.3], dt=0.1, tol=1e-12, max_iter=5)
-    assert len(record) == 1
+    assert len(record) == 1 and record[0].filename == __file__
     assert "tv_flow: 3 of 3 implicit steps stopped at max_iter=5 short of tol=1e-12" in str(record[0].message)

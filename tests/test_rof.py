@@ -161,7 +161,7 @@ def test_stopping_at_max_iter_short_of_tol_warns_once(crop):
     f = torch.stack([crop, crop.flip(-1), torch.full_like(crop, 0.3)])[:, None]
     with pytest.warns(ConvergenceWarning) as record:
         r = rof(f, 0.1, method="pdhg", tol=1e-10, max_iter=20, full_output=True)
-    assert len(record) == 1
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
     msg = str(record[0].message)
     # The two textured images stop short; the constant one converges at once.
     assert "2 of 3 image(s)" in msg and "max_iter=20" in msg and "tol=1e-10" in msg
