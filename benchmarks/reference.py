@@ -24,7 +24,7 @@ Protocol (all of it in one run, on one machine):
    kept); the accuracy reported is that of the timed run.
 
 Run ``python benchmarks/reference.py`` (about 10 minutes on 2 cores) or ``--quick`` (about
-2 minutes).  Results are printed and written to ``benchmarks/RESULTS.md`` (between markers,
+2 minutes).  Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there (between markers,
 the rest of the file is left alone).
 """
 from __future__ import annotations
@@ -437,7 +437,9 @@ def main(argv=None):
     ap.add_argument("--gpu-batch", type=int, default=256, help="batch of crops for the GPU throughput run")
     ap.add_argument("--quick", action="store_true",
                     help="8 crops and the 256 case, float32 only, 1 repeat, no reference cross-check with scikit-image")
-    ap.add_argument("--results", default=str(RESULTS), help="file to update ('' to skip)")
+    ap.add_argument("--results", default="", metavar="FILE",
+                    help="also write the results block into FILE (default: none, printed only); "
+                         f"committing them is explicit: --results {RESULTS.relative_to(RESULTS.parents[1])}")
     args = ap.parse_args(argv)
 
     if args.quick:

@@ -19,7 +19,7 @@ scale, the "model-driven" reference = implicit Euler steps of dt = 0.02 solved t
     python benchmarks/tvflownet_speed.py                        # the shipped default model
     python benchmarks/tvflownet_speed.py --model runs/RUN       # a run directory
 
-Results are printed and written to ``benchmarks/RESULTS.md`` between markers.
+Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there between markers.
 """
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-psnr", type=float, default=60.0,
                     help="stop tightening tol at a dt once the reference reaches this PSNR (dB)")
-    ap.add_argument("--results", default=str(RESULTS), help="file to update ('' to skip)")
+    ap.add_argument("--results", default="", metavar="FILE",
+                    help="also write the results block into FILE (default: none, printed only); "
+                         f"committing them is explicit: --results {RESULTS.relative_to(RESULTS.parents[1])}")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
