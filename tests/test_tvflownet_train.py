@@ -35,7 +35,8 @@ def _restore_torch_globals():
 
 
 def tiny_config(**kw) -> TrainConfig:
-    base = dict(arch_kwargs=TINY, crop="16", steps=6, batch_size=4, val_every=3, ckpt_every=2, val_crops=2,
+    base = dict(mode="unsupervised", arch_kwargs=TINY, crop="16",  # the paper's loss (not the default)
+                steps=6, batch_size=4, val_every=3, ckpt_every=2, val_crops=2,
                 val_size=16, val_times=3, val_dt=0.1, val_tol=1e-3, val_max_iter=100, ref_dt=0.1,
                 ref_max_iter=50, deterministic=True)
     base.update(kw)
