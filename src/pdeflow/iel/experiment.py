@@ -489,8 +489,10 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
 
 
 def _fmt(ms: dict, signed: bool = False, digits: int = 4) -> str:
-    return (f"{ms['mean']:+.{digits}f} ± {ms['std']:.{digits}f}" if signed
-            else f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}")
+    mean = f"{ms['mean']:+.{digits}f}" if signed else f"{ms['mean']:.{digits}f}"
+    if ms.get("n", 2) < 2:       # one seed: no spread to show (not "± 0.0000")
+        return mean
+    return f"{mean} ± {ms['std']:.{digits}f}"
 
 
 def _method_name(row: dict) -> str:
