@@ -210,6 +210,12 @@ def _flow_figure(u0, stacks, times, scale, label, params):
         panels = [(_to_display(u0, 1.0), "input")]
         panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, _time_labels(times))]
         rows.append(panels)
+    if "reference" in stacks and "net" in stacks:    # --method both: where the network differs, x10
+        diff = [((n - r).abs() * (10.0 / scale)).detach().cpu().double().clamp(0.0, 1.0)
+                for n, r in zip(stacks["net"], stacks["reference"])]
+        worst = [float((n - r).abs().max()) / scale for n, r in zip(stacks["net"], stacks["reference"])]
+        rows.append([(d, f"|net - reference| x 10, t = {lab}\n(white >= 0.1; max {w:.3f})")
+                     for d, lab, w in zip(diff, _time_labels(times), worst)])
     nrows = sum(math.ceil(len(r) / ncols) for r in rows)
     fig = viz.figure(2.6 * ncols, 2.7 * nrows + 0.2 * params.count(chr(10)) + 0.6)
     subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0] if len(rows) > 1 else [fig]
