@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["figure", "show_image", "image_grid", "figure_png"]
+__all__ = ["figure", "show_image", "image_grid", "colorbar", "figure_png"]
 
 
 def figure(width: float, height: float):
@@ -48,6 +48,13 @@ def image_grid(fig_or_sub, panels, ncols: int) -> None:
         show_image(ax, img, title)
     for ax in axes[len(panels):]:
         ax.set_axis_off()
+
+
+def colorbar(fig, mappable, axes, label: str) -> None:
+    """A colour bar for ``mappable`` (what ``imshow`` returned) beside ``axes`` (one row of panels)."""
+    cb = fig.colorbar(mappable, ax=list(np.atleast_1d(axes).ravel()), shrink=0.85, pad=0.01, aspect=12)
+    cb.set_label(label, fontsize=7)
+    cb.ax.tick_params(labelsize=6)
 
 
 def figure_png(fig) -> bytes:

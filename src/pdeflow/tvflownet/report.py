@@ -61,17 +61,19 @@ def _flow_figure(ex: dict, title: str, label: str = "network"):
         for c, k in enumerate(pick):
             ax = axes[r][c]
             if kind == "grey":
-                ax.imshow(stack[k, 0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                im = ax.imshow(stack[k, 0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             elif kind == "err":
                 err = (ex["u"][k, 0] - ex["ref_u"][k, 0]).abs().numpy() * 10
-                ax.imshow(err, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+                im = ax.imshow(err, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
             else:
-                ax.imshow(stack[k, 0].numpy(), cmap="RdBu_r", vmin=-dmax, vmax=dmax, interpolation="nearest")
+                im = ax.imshow(stack[k, 0].numpy(), cmap="RdBu_r", vmin=-dmax, vmax=dmax, interpolation="nearest")
             ax.set_axis_off()
             if r == 0:
                 ax.set_title(f"t = {times[k]:.2f}", fontsize=9)
             if c == 0:
                 ax.text(-0.08, 0.5, name, transform=ax.transAxes, rotation=90, ha="right", va="center", fontsize=8)
+        if kind != "grey":
+            viz.colorbar(fig, im, axes[r], "|u - u_ref| x 10" if kind == "err" else "per unit time (x5 image)")
     fig.suptitle(title, fontsize=10)
     return fig
 
