@@ -544,7 +544,8 @@ def _curves_figure(summary: dict):
         m, s = np.asarray(r["curve_mean"]), np.asarray(r["curve_std"])
         ep = np.arange(1, m.size + 1)
         style = "-" if r["labels"] == "clean" else "--"
-        ax.plot(ep, m, style, color=colours[r["method"]], label=f"{_method_name(r)}, {r['labels']} labels")
+        ax.plot(ep, m, style, marker="o" if m.size == 1 else None, color=colours[r["method"]],
+                label=f"{_method_name(r)}, {r['labels']} labels")
         ax.fill_between(ep, np.clip(m - s, 0, 1), np.clip(m + s, 0, 1), color=colours[r["method"]], alpha=0.12,
                         linewidth=0)
         for c in r["curves"]:      # each seed, thin: a collapsed seed shows as its own line
@@ -573,8 +574,12 @@ def _sweep_figure(summary: dict):
     several = len(summary["seeds"]) > 1
     lo = min(np.nanmin(grid), base["final_dice"]["mean"])
     hi = max(np.nanmax(grid), base["final_dice"]["mean"])
-    fig = viz.figure(5.5 + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
-    ax, ax_curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [0.9 + 0.45 * len(dts), 4]})
+    curves = len(base["curve_mean"]) > 1      # one epoch: no curve to draw, so no empty panel
+    fig = viz.figure((5.5 if curves else 1.5) + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
+    if curves:
+        ax, ax_curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [0.9 + 0.45 * len(dts), 4]})
+    else:
+        ax = fig.subplots()
     im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=lo, vmax=max(hi, lo + 1e-3))
     for i in range(len(layers)):
         for j in range(len(dts)):
@@ -588,6 +593,8 @@ def _sweep_figure(summary: dict):
     base_text = f"{base['final_dice']['mean']:.3f}" + (f" ± {base['final_dice']['std']:.3f}" if several else "")
     ax.set_title(f"final Dice, noisy labels\n(baseline {base_text})", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.08)
+    if not curves:
+        return fig
     colours = dict(zip(dts, ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink")))
     styles = dict(zip(layers, (":", "--", "-", "-.")))
     epochs = np.arange(1, len(base["curve_mean"]) + 1)
