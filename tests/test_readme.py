@@ -52,3 +52,55 @@ def test_readme_snippets_run_on_a_small_image():
 @pytest.mark.slow
 def test_readme_snippets_run_as_written():
     _run(fast=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shell commands: every `pdeflow ...` line of the README's bash blocks is accepted by the CLI
+# (parsed and validated as written; placeholders filled in the obvious way). Training and the
+# evaluations take hours, so they are not run here; the mask -> inpaint pair runs in
+# tests/test_inpaint_cli.py and `make run` (= `pdeflow demo`) in tests/test_cli.py.
+# ---------------------------------------------------------------------------------------------
+
+def shell_commands() -> list[str]:
+    """The `pdeflow` command lines of the README (continuations joined, comments dropped)."""
+    cmds = []
+    for block in re.findall(r"^```bash\n(.*?)^```", README.read_text(), flags=re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].split(" # ")[0].strip()
+            if line.startswith("pdeflow ") and "..." not in line:
+                cmds.append(line)
+    return cmds
+
+
+def _as_argv(cmd: str, tmp: Path) -> list[str]:
+    import shlex
+
+    argv = []
+    for word in shlex.split(cmd)[1:]:
+        word = word.strip("[]")                      # optional parts, given
+        word = word.split("|")[0]                    # one of the alternatives
+        word = {"IMAGE": "builtin:skimage/camera", "DIR": str(tmp / "out"), "RUN": str(tmp / "run"),
+                "MASK": str(tmp / "mask.png"), "DIR/mask.png": str(tmp / "out" / "mask.png")}.get(word, word)
+        argv.append(word)
+    return argv
+
+
+def test_the_readme_has_shell_commands():
+    assert len(shell_commands()) >= 12
+
+
+@pytest.mark.parametrize("cmd", shell_commands())
+def test_readme_shell_command_is_accepted(cmd, tmp_path, monkeypatch, capsys):
+    from pdeflow.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "wgan").mkdir(parents=True)          # what the README's previous command trains
+    (tmp_path / "runs" / "wgan" / "config.json").write_text("{}")
+    argv = _as_argv(cmd, tmp_path)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "validate", None) is not None:
+            args.validate(args)
+    except SystemExit as exc:
+        pytest.fail(f"`{cmd}` is refused by the CLI ({exc.code}): {capsys.readouterr().err.strip()}")
