@@ -33,12 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from pdeflow import datasets
-from pdeflow.io import image_files, read_image
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, random_mask
 from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.dither import dither
 from pdeflow.inpaint.evaluate import test_images
 from pdeflow.inpaint.learned import learned_mask, load_masknet
+from pdeflow.io import image_files, read_image
 from pdeflow.metrics import ssim
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,14 +10,13 @@ import pytest
 import torch
 
 import pdeflow.inpaint.diffusion as diffusion_module
-from pdeflow.io import save_model, write_image
+from _dense_diffuse import dense_diffuse
 from pdeflow.inpaint import diffuse, random_mask
 from pdeflow.inpaint.analytic import analytic_mask, neighbour_mass, snap_to_extrema
 from pdeflow.inpaint.dither import blue_noise_tile, dither, threshold_map
 from pdeflow.inpaint.learned import MaskNet, learned_mask, load_masknet
 from pdeflow.inpaint.train_masknet import MaskNetConfig, open_photos, train_masknet
-
-from _dense_diffuse import dense_diffuse
+from pdeflow.io import save_model, write_image
 
 
 @pytest.fixture(autouse=True)
