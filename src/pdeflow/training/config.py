@@ -29,18 +29,20 @@ def _atomic_write_json(path: PathLike, obj: Any, what: str) -> Path:
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
            type: str | None = None, metavar: str | None = None, choices: tuple | None = None,
-           flag: bool = False, negate: str | None = None, nargs: str | None = None) -> Any:
+           flag: bool = False, negate: str | None = None, nargs: str | None = None,
+           name: str | None = None) -> Any:
     """A config dataclass field that is also a command-line option: the hyperparameter is declared once.
 
     ``help`` is a :meth:`str.format` template: ``{default}`` is the field's default and every other field
     of the config is available by name (``{mixed_min}``). ``type`` names an argument type of the command
     line (``"positive_int"``, ``"nonneg_float"``, ``"float"``, ...; the CLI maps names to parsers, so the
     library does not import it); ``flag=True`` makes a boolean a store-true switch, ``negate="--no-x"`` a
-    store-false switch of that name; ``nargs="+"`` a list (a tuple in the config). The command line
+    store-false switch of that name; ``nargs="+"`` a list (a tuple in the config); ``name="--x"`` the
+    option's name where it is not ``--field-name`` (a list field ``dts`` given as ``--dt``). The command line
     builds its options from this metadata (:func:`pdeflow.cli._common.add_config_option`).
     """
     meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "flag": flag, "negate": negate,
-            "nargs": nargs}
+            "nargs": nargs, "name": name}
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"cli": meta})
 
 
