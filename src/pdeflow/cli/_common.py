@@ -23,6 +23,7 @@ import torch
 from .. import datasets
 from .. import io as pio
 from ..errors import UserInputError
+from ..training.config import config_defaults
 
 PROG = "pdeflow"
 DEFAULT_BUILTIN = "skimage/camera"
@@ -356,16 +357,6 @@ def _report_written(out: Outputs) -> None:
 
 
 
-def _config_defaults(cls) -> dict:
-    out = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out
-
-
 #: Argument types a config field may name in its ``option(type=...)`` metadata.
 TYPES = {"positive_int": positive_int, "nonneg_int": nonneg_int, "positive_float": positive_float,
          "nonneg_float": nonneg_float, "float": float, "int": int, "density": density}
@@ -386,7 +377,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=No
     types = {**TYPES, **(types or {})}
     fields, field_defaults = {}, {}
     for c in (cls if isinstance(cls, tuple) else (cls,)):
-        d = _config_defaults(c)
+        d = config_defaults(c)
         for f in dataclasses.fields(c):
             if "cli" in f.metadata:
                 fields[f.name], field_defaults[f.name] = f, d
