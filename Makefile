@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 OUT ?= out/demo
 
-.PHONY: install run test test-all lint bench clean data
+.PHONY: install run test test-all lint bench clean data photos
 
 install: $(STAMP)
 
@@ -37,9 +37,36 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/reference.py
 
-# Optional second IEL data set (Colin27 MR + brain mask), offline afterwards: the Debian package is
-# downloaded and unpacked into .data/ (nothing is installed system-wide). Debian/Ubuntu only.
-data: .data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz
+# Optional data, offline afterwards: Debian packages are downloaded and unpacked into .data/ (nothing
+# is installed system-wide). Debian/Ubuntu only.
+#  - mricron-data: a second IEL data set (Colin27 MR + brain mask);
+#  - opencv-doc: natural photos for training the mask network (.data/photos/opencv);
+#  - mate-backgrounds: 12 nature photos (.data/photos/mate-nature), a held-out evaluation set that
+#    is never used in training or checkpoint selection.
+data: .data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz photos
+
+photos: .data/photos/opencv/.done .data/photos/mate-nature/.done
+
+# The photos of opencv-doc's examples (logos, charts, chessboards, text and stereo pairs' second
+# views left out; also aero1/aero3, which may be the aerial photo of the evaluation's TEST split).
+OPENCV_PHOTOS := aloeL.jpg apple.jpg baboon.jpg basketball1.png board.jpg box_in_scene.png building.jpg \
+	butterfly.jpg chicky_512.png ela_original.jpg fruits.jpg graf1.png home.jpg leuvenA.jpg messi5.jpg \
+	orange.jpg pca_test1.jpg rubberwhale1.png smarties.png squirrel_cls.jpg
+OPENCV_DATA := ./usr/share/doc/opencv-doc/examples/data
+
+.data/photos/opencv/.done:
+	mkdir -p .data/deb .data/photos/opencv
+	cd .data/deb && { ls opencv-doc_*.deb >/dev/null 2>&1 || apt-get download opencv-doc; }
+	dpkg-deb --fsys-tarfile .data/deb/opencv-doc_*.deb | tar -x -C .data/photos/opencv --strip-components=7 \
+		$(addprefix $(OPENCV_DATA)/,$(OPENCV_PHOTOS))
+	touch $@
+
+.data/photos/mate-nature/.done:
+	mkdir -p .data/deb .data/photos/mate-nature
+	cd .data/deb && { ls mate-backgrounds_*.deb >/dev/null 2>&1 || apt-get download mate-backgrounds; }
+	dpkg-deb --fsys-tarfile .data/deb/mate-backgrounds_*.deb | tar -x -C .data/photos/mate-nature \
+		--strip-components=6 --wildcards './usr/share/backgrounds/mate/nature/*.jpg'
+	touch $@
 
 .data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz:
 	mkdir -p .data/deb

@@ -10,6 +10,9 @@ Model-based part:
   :func:`nonlocal_pixel_exchange` (NLPE): masks of a given density, random or
   optimised for diffusion inpainting.
 * :func:`inpainting_error`: the per-image error (MSE or MAE).
+* :func:`refine_mask`: test-time refinement of a mask at fixed density (best of
+  several blue-noise tile shifts, adjoint-guided pixel exchanges), a fraction of a
+  second per 64 x 64 mask.
 
 Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`,
 training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
@@ -17,6 +20,16 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
+
+Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpaint.analytic`,
+:mod:`~pdeflow.inpaint.learned`; training in :mod:`~pdeflow.inpaint.train_masknet`):
+
+* :func:`blue_noise_tile`, :func:`dither`: void-and-cluster threshold tiles (Ulichney 1993) and
+  ordered dithering of a density to exactly ``round(density H W)`` points.
+* :func:`analytic_mask`: Belhachmi, Bucur, Burgeth, Weickert's (2009) density
+  ``|laplacian(G_sigma * f)|``, dithered, optionally snapped to local extrema.
+* :func:`learned_mask`, :func:`load_masknet`, :class:`MaskNet`: the neuroexplicit mask network
+  (corrections of the analytic density, trained through the adjoint of :func:`diffuse`).
 
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
 ``pdeflow inpaint`` (:mod:`pdeflow.cli.inpaint`).
@@ -30,7 +43,11 @@ from .diffusion import DiffuseResult, diffuse, inpainting_error
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .masknet import MaskGAN, MaskGenerator
 from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from .refine import RefineResult, refine_mask
 from .wgan import Critic, InpaintingGenerator
+from .dither import blue_noise_tile, dither
+from .analytic import analytic_mask
+from .learned import MaskNet, learned_mask, load_masknet
 
 __all__ = [
     "diffuse",
@@ -40,6 +57,8 @@ __all__ = [
     "probabilistic_sparsification",
     "nonlocal_pixel_exchange",
     "MaskResult",
+    "refine_mask",
+    "RefineResult",
     "gan_inpaint",
     "gan_mask",
     "load_inpainting_model",
@@ -48,4 +67,10 @@ __all__ = [
     "Critic",
     "MaskGenerator",
     "MaskGAN",
+    "blue_noise_tile",
+    "dither",
+    "analytic_mask",
+    "learned_mask",
+    "load_masknet",
+    "MaskNet",
 ]

@@ -1,0 +1,289 @@
+"""Blue-noise threshold tiles and ordered dithering of a density to exactly ``k`` points.
+
+* :func:`blue_noise_tile`: a threshold tile by the void-and-cluster method of
+  Ulichney, "The void-and-cluster method for dither array generation", SPIE
+  1913, 1993. The tile is a permutation of the ranks ``0 .. h w - 1`` (returned
+  as thresholds ``(rank + 0.5) / (h w)`` in (0, 1)) whose every level set
+  ``{T < t}`` is a well-spaced (blue-noise) point set on the torus, so the tile
+  can be repeated over an image without seams.
+* :func:`threshold_map`: the tile repeated over an ``H x W`` image, optionally
+  shifted and flipped at random per image (training uses a fresh tile position
+  for each sample, so the network does not learn the tile).
+* :func:`dither`: ordered dithering of a non-negative density ``p`` to exactly
+  ``k = round(density H W)`` known pixels per image: the ``k`` largest values
+  of ``log p - log T``. Classical ordered dithering turns pixel ``i`` on where
+  ``s p_i > T_i`` for a scale ``s``; choosing ``s`` such that exactly ``k``
+  pixels pass is the top-``k`` of ``p / T``.
+
+Tiles are computed once per (size, seed) and cached in memory and in a small
+``.npy`` file under the user's cache directory (``$XDG_CACHE_HOME/pdeflow`` or
+``~/.cache/pdeflow``; set ``PDEFLOW_CACHE_DIR`` to move it); an unreadable or
+unwritable cache only costs the recomputation (a 64 x 64 tile takes ~0.5 s).
+
+Randomness: every function that draws random numbers takes
+``generator: None | int | torch.Generator`` (None: torch's global generator; an
+int: a fresh generator seeded with it).
+"""
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..rng import as_generator   # None | int | torch.Generator -> generator or None
+
+__all__ = ["blue_noise_tile", "threshold_map", "dither", "n_known", "as_generator"]
+
+#: Standard deviation (pixels) of the Gaussian energy filter of void-and-cluster (Ulichney's 1.5).
+VC_SIGMA = 1.5
+#: Fraction of ones in the initial binary pattern (Ulichney: at most about 10 %).
+VC_INITIAL = 0.1
+_TILE_VERSION = 1  # bump when the algorithm changes: old cache files are ignored
+
+
+def n_known(density, n_pixels: int, who: str) -> int:
+    """``k = round(density * n_pixels)``, or a ValueError naming ``density`` (out of (0, 1), or 0 or all pixels)."""
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
+            or not 0.0 < density < 1.0:
+        raise ValueError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), "
+                         f"got {density!r}")
+    k = int(round(float(density) * n_pixels))
+    if k < 1:
+        raise ValueError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
+                         f"(need density >= {0.5 / n_pixels:.3g})")
+    if k >= n_pixels:
+        raise ValueError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
+    return k
+
+
+# ---------------------------------------------------------------------------
+# Void-and-cluster
+# ---------------------------------------------------------------------------
+
+def _energy_kernel(h: int, w: int, sigma: float) -> np.ndarray:
+    """Toroidal Gaussian ``exp(-d^2 / (2 sigma^2))`` centred at (0, 0) on an ``h x w`` torus."""
+    dy = np.minimum(np.arange(h), h - np.arange(h)).astype(np.float64)
+    dx = np.minimum(np.arange(w), w - np.arange(w)).astype(np.float64)
+    return np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2 * sigma * sigma))
+
+
+def _void_and_cluster(h: int, w: int, seed: int) -> np.ndarray:
+    """Ranks ``(h, w)`` int64, a permutation of ``0 .. h w - 1`` (Ulichney 1993)."""
+    n = h * w
+    kern = _energy_kernel(h, w, VC_SIGMA)
+    kf = np.fft.rfft2(kern)
+
+    def energy(pattern: np.ndarray) -> np.ndarray:
+        return np.fft.irfft2(np.fft.rfft2(pattern) * kf, s=(h, w))
+
+    def add(e: np.ndarray, idx: int, sign: float) -> None:
+        y, x = divmod(idx, w)
+        e += sign * np.roll(np.roll(kern, y, axis=0), x, axis=1)
+
+    rng = np.random.default_rng(seed)
+    n_init = max(1, min(n - 1, int(round(VC_INITIAL * n)))) if n > 1 else 1
+    proto = np.zeros(n, dtype=bool)
+    proto[rng.choice(n, n_init, replace=False)] = True
+    # Initial binary pattern: move the tightest cluster into the largest void until stable.
+    e = energy(proto.reshape(h, w).astype(np.float64)).ravel()
+    for _ in range(10 * n):
+        cluster = int(np.argmax(np.where(proto, e, -np.inf)))
+        proto[cluster] = False
+        add(e.reshape(h, w), cluster, -1.0)
+        void = int(np.argmin(np.where(proto, np.inf, e)))
+        proto[void] = True
+        add(e.reshape(h, w), void, 1.0)
+        if void == cluster:
+            break
+    rank = np.full(n, -1, dtype=np.int64)
+    # Phase 1: ranks of the initial ones, removing the tightest cluster first (highest rank).
+    pat = proto.copy()
+    e = energy(pat.reshape(h, w).astype(np.float64)).ravel()
+    for r in range(n_init - 1, -1, -1):
+        cluster = int(np.argmax(np.where(pat, e, -np.inf)))
+        pat[cluster] = False
+        add(e.reshape(h, w), cluster, -1.0)
+        rank[cluster] = r
+    # Phase 2: up to half, fill the largest void.
+    pat = proto.copy()
+    e = energy(pat.reshape(h, w).astype(np.float64)).ravel()
+    r = n_init
+    while r < (n + 1) // 2:
+        void = int(np.argmin(np.where(pat, np.inf, e)))
+        pat[void] = True
+        add(e.reshape(h, w), void, 1.0)
+        rank[void] = r
+        r += 1
+    # Phase 3: the rest, by the tightest cluster of the minority (zeros) in the inverted pattern.
+    e = energy((~pat).reshape(h, w).astype(np.float64)).ravel()
+    while r < n:
+        cluster = int(np.argmax(np.where(pat, -np.inf, e)))
+        pat[cluster] = True
+        add(e.reshape(h, w), cluster, -1.0)
+        rank[cluster] = r
+        r += 1
+    return rank.reshape(h, w)
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("PDEFLOW_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pdeflow"
+
+
+@lru_cache(maxsize=16)
+def _ranks(h: int, w: int, seed: int) -> np.ndarray:
+    path = _cache_dir() / f"bluenoise-v{_TILE_VERSION}-{h}x{w}-seed{seed}.npy"
+    try:
+        r = np.load(path, allow_pickle=False)
+        if r.shape == (h, w) and r.dtype == np.int64 and np.array_equal(np.sort(r.ravel()), np.arange(h * w)):
+            r.setflags(write=False)
+            return r
+    except (OSError, ValueError):
+        pass
+    r = _void_and_cluster(h, w, seed)
+    try:  # best effort: write to a temp name, then rename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, r, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    r.setflags(write=False)
+    return r
+
+
+def _check_size(size, who: str) -> tuple[int, int]:
+    if isinstance(size, Integral) and not isinstance(size, bool):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in size)
+            or size[0] * size[1] < 2):
+        raise ValueError(f"{who}: size must be a positive int or a pair (h, w) of positive ints "
+                         f"with at least 2 pixels, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def blue_noise_tile(size=64, *, seed: int = 0, dtype: torch.dtype = torch.float64, ranks: bool = False
+                    ) -> torch.Tensor:
+    """A void-and-cluster blue-noise threshold tile (Ulichney 1993).
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Tile height and width ``(h, w)`` (an int: square).
+    seed : int
+        Seed of the initial random pattern (different seeds give different tiles).
+    dtype : torch.dtype
+        Of the thresholds.
+    ranks : bool
+        Return the integer ranks (int64, a permutation of ``0 .. h w - 1``) instead of thresholds.
+
+    Returns
+    -------
+    Tensor, shape (h, w)
+        Thresholds ``(rank + 0.5) / (h w)`` in (0, 1), or the ranks.
+    """
+    h, w = _check_size(size, "blue_noise_tile")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"blue_noise_tile: seed must be an int >= 0, got {seed!r}")
+    r = torch.from_numpy(_ranks(h, w, int(seed)).copy())
+    if ranks:
+        return r
+    return ((r.to(torch.float64) + 0.5) / (h * w)).to(dtype)
+
+
+def threshold_map(shape, *, tile=None, random: bool = False, generator=None, dtype=torch.float64,
+                  device=None) -> torch.Tensor:
+    """Thresholds ``(B, 1, H, W)``: a tile repeated over each image.
+
+    Parameters
+    ----------
+    shape : tuple (B, 1, H, W) or (B, C, H, W)
+        Only ``B``, ``H`` and ``W`` are used.
+    tile : Tensor (h, w), optional
+        Thresholds in (0, 1) (default: :func:`blue_noise_tile` of 64 x 64).
+    random : bool
+        Shift the tile by a random offset and flip it at random (vertically,
+        horizontally, and transposed if square) per image, from ``generator``.
+    generator : None, int or torch.Generator
+    """
+    who = "threshold_map"
+    if tile is None:
+        tile = blue_noise_tile(64)
+    if not isinstance(tile, torch.Tensor) or tile.dim() != 2:
+        raise ValueError(f"{who}: tile must be a 2-D tensor of thresholds, got {getattr(tile, 'shape', tile)!r}")
+    B, H, W = int(shape[0]), int(shape[-2]), int(shape[-1])
+    h, w = tile.shape
+    tile = tile.to(dtype=dtype, device=device)
+    if not random:
+        reps = (-(-H // h), -(-W // w))
+        return tile.repeat(*reps)[:H, :W].expand(B, 1, H, W).clone()
+    gen = as_generator(generator, who)
+    draws = torch.rand(B, 5, generator=gen, dtype=torch.float64)
+    out = []
+    for b in range(B):
+        t = tile
+        if h == w and draws[b, 0] < 0.5:
+            t = t.transpose(0, 1)
+        if draws[b, 1] < 0.5:
+            t = t.flip(0)
+        if draws[b, 2] < 0.5:
+            t = t.flip(1)
+        dy, dx = int(draws[b, 3] * h), int(draws[b, 4] * w)
+        t = torch.roll(t, (dy, dx), (0, 1))
+        out.append(t.repeat(-(-H // h), -(-W // w))[:H, :W])
+    return torch.stack(out)[:, None]
+
+
+def dither(p: torch.Tensor, density: float, *, tile=None, random: bool = False, generator=None,
+           thresholds: torch.Tensor | None = None) -> torch.Tensor:
+    """Ordered dithering of a density ``p`` to exactly ``k = round(density H W)`` points per image.
+
+    Parameters
+    ----------
+    p : Tensor, shape (B, 1, H, W)
+        Non-negative density (any scale; only its ratios matter). Zeros are
+        allowed (such pixels are chosen last).
+    density : float in (0, 1)
+        Fraction of known pixels.
+    tile, random, generator
+        The threshold map (:func:`threshold_map`): default a fixed 64 x 64
+        blue-noise tile; ``random=True`` shifts/flips it per image.
+    thresholds : Tensor (B, 1, H, W) or (H, W), optional
+        A ready threshold map in (0, 1) instead of ``tile``.
+
+    Returns
+    -------
+    Tensor, shape and dtype of ``p``
+        1 on the ``k`` pixels of largest ``log p - log T`` of each image, 0 elsewhere.
+    """
+    who = "dither"
+    if not isinstance(p, torch.Tensor) or p.dim() != 4 or p.shape[1] != 1 or not p.is_floating_point():
+        raise ValueError(f"{who}: p must be a floating-point tensor (B, 1, H, W), "
+                         f"got {getattr(p, 'shape', type(p).__name__)}")
+    B, _, H, W = p.shape
+    k = n_known(density, H * W, who)
+    pd = p.detach()
+    if bool((pd < 0).any()) or not bool(torch.isfinite(pd).all()):
+        raise ValueError(f"{who}: p must be finite and non-negative")
+    if thresholds is None:
+        thresholds = threshold_map(p.shape, tile=tile, random=random, generator=generator, device=p.device)
+    T = thresholds.to(device=p.device, dtype=torch.float64).expand(B, 1, H, W)
+    score = torch.log(pd.to(torch.float64).clamp_min(1e-300)) - torch.log(T)   # zeros: chosen last, by T
+    return top_k_mask(score, k).to(p.dtype)
+
+
+def top_k_mask(score: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, 1, H, W)`` with 1 on the ``k`` largest scores of each image (float64)."""
+    flat = score.flatten(1)
+    idx = flat.topk(k, dim=1).indices
+    return torch.zeros(flat.shape, dtype=torch.float64, device=score.device).scatter_(1, idx, 1.0).view(score.shape)

@@ -1,0 +1,312 @@
+"""Learned masks for homogeneous diffusion inpainting: a neuroexplicit mask network.
+
+:class:`MaskNet` refines the analytic mask of Belhachmi, Bucur, Burgeth,
+Weickert (2009; :mod:`pdeflow.inpaint.analytic`) instead of producing a mask
+from scratch. A small U-Net (16/32/64 channels) reads the image and the two
+analytic maps and outputs two bounded corrections (``bound * tanh``, last
+layer zero at initialisation, so an untrained network *is* the analytic
+method):
+
+* a log-density correction on top of ``log p0``, ``p0 = |laplacian(G_2 * f)|
+  + floor``: ``log p = log p0 + a``;
+* a pixel-score correction on top of ``log |f - G_1 * f|``: ``s = log e0 + b``.
+
+The binary mask: ``p`` is dithered with a blue-noise threshold tile to
+exactly ``k = round(density H W)`` points per image (top-``k`` of ``log p -
+log T``; in training the tile is shifted/flipped at random per sample), then
+each point moves to the pixel of largest ``s`` in its 3x3 neighbourhood that
+no other point holds (:func:`~pdeflow.inpaint.analytic.snap_to_extrema`).
+
+Gradients (training): the mask's value is binary; its gradient is passed
+straight through to the expected mask ``q``: the density normalised to ``k``
+points, ``k p / sum(p)``, spread over each pixel's 3x3 neighbourhood by
+``softmax(s)`` (:func:`~pdeflow.inpaint.analytic.neighbour_mass`), i.e.
+``b = b_hard + q - q.detach()``. With a differentiable diffusion inpainting
+(whose mask gradient is one adjoint solve, Hoeltgen, Setzer, Weickert 2013)
+the inpainting loss trains both corrections. Bounding the corrections
+matters: unbounded densities diverged after a few hundred steps.
+
+``density_input``: the network also reads ``log(density)`` as a constant
+channel, so one network can serve several densities (``k`` is the only other
+thing that changes); a model trained for one density refuses others.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..io import load_model as import_state
+from .analytic import extremality, laplacian_density, neighbour_mass, snap_to_extrema
+from .diffusion import _check_f
+from .dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
+
+__all__ = ["MaskNet", "learned_mask", "load_masknet", "MASKNET_MODELS", "charbonnier"]
+
+#: Shipped mask networks by density (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`).
+MASKNET_MODELS = {0.05: "masknet-05", 0.1: "masknet-10", 0.2: "masknet-20"}
+KIND = "masknet"
+
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Mean Charbonnier loss ``sqrt((x - y)^2 + eps^2) - eps`` (a smooth MAE)."""
+    return (torch.sqrt((x - y) ** 2 + eps * eps) - eps).mean()
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class _UNet(nn.Module):
+    """Three-level U-Net: ``widths`` channels per level, max-pool down, bilinear up, skip concatenation."""
+
+    def __init__(self, cin: int, cout: int, widths: tuple[int, ...]):
+        super().__init__()
+        self.down = nn.ModuleList()
+        c = cin
+        for w in widths:
+            self.down.append(_block(c, w))
+            c = w
+        self.up = nn.ModuleList(_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(len(widths) - 1)))
+        self.out = nn.Conv2d(widths[0], cout, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.factor = 2 ** (len(widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        ph, pw = (-H) % self.factor, (-W) % self.factor
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        skips = []
+        for i, blk in enumerate(self.down):
+            x = blk(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for blk in self.up:
+            s = skips.pop()
+            x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False), s], 1))
+        return self.out(x)[..., :H, :W]
+
+
+class MaskNet(nn.Module):
+    """The neuroexplicit mask network (see the module docstring).
+
+    Parameters
+    ----------
+    channels : int
+        Image channels (1 or 3).
+    density : float in (0, 1) or None
+        The density the network is trained for; None: any density (then
+        ``density_input`` must be True).
+    widths : tuple of int
+        U-Net channels per level (default 16, 32, 64).
+    bound : float
+        The corrections are ``bound * tanh(.)``.
+    sigma, floor : float
+        Of the analytic density ``|laplacian(G_sigma f)| + floor * mean``.
+    snap_sigma : float
+        Local mean of the extremality score ``|f - G f|``.
+    density_input : bool
+        Feed ``log(density)`` as an input channel.
+    tile : int
+        Size of the blue-noise threshold tile.
+
+    ``forward(f, density=None, *, random=False, generator=None, thresholds=None)``
+    returns the mask ``(B, 1, H, W)`` (binary values; in training mode with the
+    straight-through gradient to the expected mask).
+    """
+
+    def __init__(self, channels: int = 1, density: float | None = 0.05, *, widths=(16, 32, 64), bound: float = 3.0,
+                 sigma: float = 2.0, floor: float = 0.05, snap_sigma: float = 1.0, density_input: bool = True,
+                 tile: int = 64):
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"MaskNet: channels must be 1 or 3, got {channels!r}")
+        if density is not None:
+            n_known(density, 10 ** 9, "MaskNet")
+            density = float(density)
+        elif not density_input:
+            raise ValueError("MaskNet: density=None (any density) needs density_input=True")
+        widths = tuple(int(w) for w in widths)
+        self.config = {"channels": int(channels), "density": density, "widths": list(widths),
+                       "bound": float(bound), "sigma": float(sigma), "floor": float(floor),
+                       "snap_sigma": float(snap_sigma), "density_input": bool(density_input), "tile": int(tile)}
+        self.channels, self.density, self.bound = int(channels), density, float(bound)
+        self.sigma, self.floor, self.snap_sigma = float(sigma), float(floor), float(snap_sigma)
+        self.density_input, self.tile = bool(density_input), int(tile)
+        self.net = _UNet(channels + 2 + int(density_input), 2, widths)
+
+    # ------------------------------------------------------------------ pieces
+    def _density(self, density) -> float:
+        if density is None:
+            if self.density is None:
+                raise ValueError("MaskNet: density is required (this network serves any density)")
+            return self.density
+        d = float(density) if isinstance(density, (int, float)) and not isinstance(density, bool) else density
+        if self.density is not None and not (isinstance(d, float) and math.isclose(d, self.density, abs_tol=1e-9)):
+            raise ValueError(f"MaskNet: density {density!r} differs from the density this network was trained "
+                             f"for ({self.density:g})")
+        return d
+
+    def maps(self, f: torch.Tensor, density: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score."""
+        with torch.no_grad():
+            logp0 = torch.log(laplacian_density(f, self.sigma, self.floor))
+            s0 = torch.log(extremality(f, self.snap_sigma) + 1e-3)
+            # inputs standardised per image (the corrections are added to the raw maps)
+            lp_in = logp0 - logp0.flatten(1).mean(1).view(-1, 1, 1, 1)
+            s_in = s0 - s0.flatten(1).mean(1).view(-1, 1, 1, 1)
+            parts = [f - 0.5, lp_in, s_in]
+            if self.density_input:
+                parts.append(torch.full_like(lp_in, math.log(density)))
+            x = torch.cat(parts, 1)
+        out = self.bound * torch.tanh(self.net(x))
+        return logp0 + out[:, :1], s0 + out[:, 1:]
+
+    def forward(self, f: torch.Tensor, density: float | None = None, *, random: bool = False, generator=None,
+                thresholds: torch.Tensor | None = None, snap: bool = True) -> torch.Tensor:
+        if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
+            raise ValueError(f"MaskNet: f must be (B, {self.channels}, H, W), got {getattr(f, 'shape', type(f))}")
+        density = self._density(density)
+        B, _, H, W = f.shape
+        k = n_known(density, H * W, "MaskNet")
+        logp, s = self.maps(f, density)
+        if thresholds is None:
+            thresholds = threshold_map(f.shape, tile=blue_noise_tile(self.tile), random=random,
+                                       generator=as_generator(generator, "MaskNet"), device=f.device)
+        with torch.no_grad():
+            hard = top_k_mask(logp.detach().double() - torch.log(thresholds.double()), k)
+            if snap:
+                hard = snap_to_extrema(hard, s.detach())
+        hard = hard.to(f.dtype)
+        if not torch.is_grad_enabled() or not (logp.requires_grad or s.requires_grad):
+            return hard
+        pk = k * torch.softmax(logp.flatten(1), 1).view_as(logp)           # density normalised to k points
+        q = neighbour_mass(pk, s) if snap else pk
+        return hard + (q - q.detach())
+
+
+# --------------------------------------------------------------------------- loading and the public function
+
+
+def load_masknet(spec, *, density: float | None = None, channels: int | None = None, device=None) -> MaskNet:
+    """A trained :class:`MaskNet`, in eval mode.
+
+    Parameters
+    ----------
+    spec : float, str or path
+        A density with a shipped model (:data:`MASKNET_MODELS`), a shipped
+        name (``"masknet-05"``), the path of an exported ``.json`` /
+        ``.safetensors`` pair (either file or their stem) or a training run
+        directory holding ``model.json``.
+    density, channels : optional
+        Refuse (ValueError naming the argument) a model trained for another
+        density or channel count.
+    """
+    from .gan import WEIGHTS_DIR, _stem
+    who = "load_masknet"
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        d = float(spec)
+        n_known(d, 10 ** 9, who)
+        name = next((n for kd, n in MASKNET_MODELS.items() if math.isclose(kd, d, abs_tol=1e-9)), None)
+        if name is None:
+            raise ValueError(f"{who}: density: no shipped mask network for {d:g}; shipped densities are "
+                             f"{', '.join(f'{x:g}' for x in MASKNET_MODELS)} (or pass model=PATH)")
+        density = d if density is None else density
+        if not (WEIGHTS_DIR / f"{name}.json").is_file():
+            raise FileNotFoundError(f"{who}: the mask network {name!r} for density {d:g} is not shipped yet "
+                                    f"(no {WEIGHTS_DIR / (name + '.json')}); train one with "
+                                    "pdeflow.inpaint.train (stage 'masknet') and pass model=PATH")
+        spec = name
+    stem = _stem(spec)
+    try:
+        state, meta = import_state(stem)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # corrupted safetensors / JSON
+        raise ValueError(f"{who}: cannot read the model {stem}.safetensors / {stem}.json "
+                         f"({type(e).__name__}: {e})") from None
+    cfg = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
+        raise ValueError(f"{who}: {stem}.json is not a mask-network model (config.kind {KIND!r})")
+    mc = dict(cfg["model"])
+    if channels is not None and mc.get("channels") != channels:
+        raise ValueError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
+                         f"the image has {channels}")
+    if density is not None and mc.get("density") is not None \
+            and not math.isclose(float(mc["density"]), float(density), abs_tol=1e-9):
+        raise ValueError(f"{who}: density: {stem}.json was trained for density {mc['density']:g}, "
+                         f"asked for {float(density):g}")
+    try:
+        model = MaskNet(mc.pop("channels"), mc.pop("density"), **mc)
+        model.load_state_dict(state)
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise ValueError(f"{who}: {stem}.safetensors does not fit its config in {stem}.json "
+                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    model.meta = meta
+    return (model.to(device) if device is not None else model).eval()
+
+
+def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0) -> torch.Tensor:
+    """A mask with exactly ``round(density H W)`` known pixels per image from a trained mask network.
+
+    Parameters
+    ----------
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Image(s) in [0, 1].
+    density : float in (0, 1)
+    model : None, MaskNet, str or path
+        None: the shipped network for ``density``; else a :class:`MaskNet` or
+        what :func:`load_masknet` accepts.
+    refine : int, dict or None
+        Test-time refinement (:func:`pdeflow.inpaint.refine.refine_mask` with
+        the network's density and snap score): 0 (default) none, an int of
+        exchange rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``).
+
+    Returns
+    -------
+    Tensor
+        Mask of the dtype of ``f``, 1 = known pixel, ``(B, 1, H, W)`` for 4-D
+        input (``(1, H, W)`` for 3-D, ``(H, W)`` for 2-D).
+    """
+    who = "learned_mask"
+    f4 = _check_f(f, who)
+    B, C, H, W = f4.shape
+    n_known(density, H * W, who)
+    from .refine import refine_mask, refine_options
+    opts = refine_options(refine, who)
+    if model is None:
+        net = load_masknet(float(density), channels=C)
+    elif isinstance(model, MaskNet):
+        net = model
+        if net.channels != C:
+            raise ValueError(f"{who}: model: trained for {net.channels} channel(s), the image has {C}")
+    else:
+        net = load_masknet(model, density=float(density), channels=C)
+    if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
+        raise ValueError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
+    dev = next(net.parameters()).device
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            m = net(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+            if opts is not None:   # test-time refinement (pdeflow.inpaint.refine)
+                logp, s = net.maps(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+                p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
+                m = refine_mask(f4.to(dev), m, density_map=p, snap_score=s.double(),
+                                tile=blue_noise_tile(net.tile), **opts)
+    finally:
+        net.train(was)
+    m = m.to(device=f4.device, dtype=f4.dtype)
+    return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])
+
+
+def _shipped_path(name: str) -> Path:
+    from .gan import WEIGHTS_DIR
+    return WEIGHTS_DIR / name

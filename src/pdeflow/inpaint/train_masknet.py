@@ -1,0 +1,318 @@
+"""Training the mask network (:class:`~pdeflow.inpaint.learned.MaskNet`): stage ``masknet``.
+
+One resumable run (:class:`pdeflow.training.Run`) per call::
+
+    from pdeflow.inpaint.train_masknet import MaskNetConfig, train_masknet
+    train_masknet(MaskNetConfig(density=0.05, data=("builtin", ".data/photos/opencv")), "runs/masknet-05")
+
+The same call again resumes a killed run where it stopped (``steps`` may be
+raised to extend a finished run).
+
+A step
+------
+1. Everything random comes from ``step_generator(seed, step)``: ``batch_size``
+   crops of ``crop x crop`` pixels from training photos picked uniformly at
+   random, then (``density=None``: one network for all densities) the step's
+   density, drawn from ``densities``, then the random shift/flip of the
+   blue-noise tile of each crop.
+2. ``b = net(f)``: exactly ``k = round(D crop^2)`` known pixels per crop, with
+   the straight-through gradient of :mod:`pdeflow.inpaint.learned`.
+3. ``u = diffuse(f, b)`` (homogeneous diffusion inpainting, float64, relative
+   residual ``tol``); its gradient with respect to the mask is one adjoint solve.
+4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))``; Adam, learning
+   rate ``lr`` on a cosine schedule to ``lr * lr_final`` over ``steps``;
+   gradients clipped to norm ``clip``.
+5. Every ``val_every`` steps and after the last: validation on ``val_crops``
+   fixed crops of the validation photos with the fixed (unshifted) tile; the
+   metric is the loss; the best model is exported as ``model.safetensors`` +
+   ``model.json`` (config ``{"kind": "masknet", "model": MaskNet.config}``,
+   provenance: training config, data, steps, wall and CPU seconds, the command,
+   validation numbers and those of the analytic mask on the same crops).
+
+Data: ``data`` lists the sources, ``"builtin"`` (the TRAIN split of the
+built-in photos; never the TEST split that the evaluation crops from) and
+folders. A ``val_fraction`` of all photos, chosen by a hash of their names,
+is held out for validation (never trained on); the validation crops are never
+reported as results.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import datasets
+from .. import io as pio
+from ..metrics import ssim
+from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
+                        seed_everything, step_generator)
+from . import diffusion as _diffusion
+from .analytic import analytic_mask
+from .learned import KIND, MaskNet, charbonnier
+from .dither import blue_noise_tile, threshold_map
+
+__all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
+
+
+@dataclass
+class MaskNetConfig:
+    """Everything that determines a mask-network training run (saved as ``config.json``)."""
+
+    density: float | None = 0.05         #: target density; None: one network for all ``densities``
+    densities: tuple = (0.05, 0.1, 0.2)  #: density=None: the step's density is drawn from these
+    channels: int = 1
+    widths: tuple = (16, 32, 64)         #: U-Net channels per level
+    bound: float = 3.0                   #: corrections are bound * tanh
+    sigma: float = 2.0                   #: analytic density |laplacian(G_sigma f)|
+    floor: float = 0.05                  #: + floor * its mean
+    snap_sigma: float = 1.0              #: extremality |f - G_snap_sigma f|
+    density_input: bool = True           #: log(density) as an input channel
+    tile: int = 64                       #: blue-noise tile size
+    # data
+    data: tuple = ("builtin",)           #: sources: "builtin" (TRAIN split) and/or folders
+    val_fraction: float = 0.15           #: of all photos, held out (by name hash) for validation
+    crop: int = 64
+    # optimisation
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 3e-4
+    lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
+    clip: float = 1.0                    #: gradient-norm clip
+    ssim_weight: float = 0.3
+    tol: float = 1e-5                    #: diffusion solver's relative residual in training
+    seed: int = 0
+    deterministic: bool = False
+    # validation and checkpoints
+    val_crops: int = 64
+    val_seed: int = 0
+    val_every: int = 100
+    ckpt_every: int = 25
+
+
+def check_config(cfg: MaskNetConfig) -> None:
+    """Raise ValueError naming the first field that is out of range."""
+    need = ConfigCheck(cfg)
+
+    def is_num(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    need(cfg.density is None or (is_num(cfg.density) and 0 < cfg.density < 1), "density",
+         "None or a number in (0, 1)")
+    need(isinstance(cfg.densities, (tuple, list)) and len(cfg.densities) >= 1
+         and all(is_num(d) and 0 < d < 1 for d in cfg.densities), "densities", "a non-empty tuple in (0, 1)")
+    need(cfg.channels in (1, 3), "channels", "1 or 3")
+    need(isinstance(cfg.widths, (tuple, list)) and len(cfg.widths) >= 1
+         and all(isinstance(w, int) and w >= 1 for w in cfg.widths), "widths", "a tuple of positive ints")
+    need.numbers("bound", "lr", "snap_sigma", "tol", "clip")
+    need.numbers("sigma", "floor", "ssim_weight", "lr_final", positive=False)
+    need(isinstance(cfg.density_input, bool), "density_input", "True or False")
+    need(cfg.density is not None or cfg.density_input, "density_input", "True when density is None")
+    need(isinstance(cfg.data, (tuple, list)) and len(cfg.data) >= 1 and all(isinstance(s, str) for s in cfg.data),
+         "data", "a non-empty tuple of 'builtin' and folders")
+    need(is_num(cfg.val_fraction) and 0 < cfg.val_fraction < 1, "val_fraction", "a number in (0, 1)")
+    need.ints("crop", minimum=16)
+    need.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every", "tile")
+    need.ints("seed", "val_seed", minimum=0)
+    need(cfg.tol < 1, "tol", "a number in (0, 1)")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
+    """Training and validation photos of ``cfg.data`` (see the module docstring)."""
+    grey = cfg.channels == 1
+    named: list[tuple[str, object]] = []
+    for src in cfg.data:
+        if src == "builtin":
+            pool = datasets.builtin_pool("train", grey=grey, kind="photo")
+            named += [(f"builtin:{k}", v) for k, v in pool.items()]
+        else:
+            folder = Path(src)
+            files = pio.image_files(folder, "data")
+            named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in files]
+    if len(named) < 2:
+        raise ValueError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
+                         "(one is held out for validation)")
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise ValueError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
+    n_val = min(len(named) - 1, max(1, round(cfg.val_fraction * len(named))))
+    key = lambda item: hashlib.sha1(item[0].encode()).hexdigest()  # noqa: E731
+    val_names = {n for n, _ in sorted(named, key=key)[:n_val]}
+
+    def load(x):
+        return x if isinstance(x, torch.Tensor) else pio.read_image(x, grey=grey)
+
+    train = [(n, load(x)) for n, x in named if n not in val_names]
+    val = [(n, load(x)) for n, x in named if n in val_names]
+    mk = lambda items, role: datasets.ImageSet(  # noqa: E731
+        images=[x for _, x in items], grey=grey,
+        description={"sources": list(cfg.data), "role": role, "images": [n for n, _ in items]})
+    return mk(train, "train"), mk(val, "validation")
+
+
+def validation_crops(cfg: MaskNetConfig, images: datasets.ImageSet) -> torch.Tensor:
+    """The fixed validation crops ``(val_crops, C, crop, crop)`` (seed ``val_seed``)."""
+    return images.crops(cfg.val_crops, cfg.crop, torch.Generator().manual_seed(cfg.val_seed))
+
+
+# --------------------------------------------------------------------------- model and loss
+
+
+def build_masknet(cfg: MaskNetConfig) -> MaskNet:
+    return MaskNet(cfg.channels, cfg.density, widths=tuple(cfg.widths), bound=cfg.bound, sigma=cfg.sigma,
+                   floor=cfg.floor, snap_sigma=cfg.snap_sigma, density_input=cfg.density_input, tile=cfg.tile)
+
+
+def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))`` of ``u = diffuse(f, b)`` (float64)."""
+    f64 = f.double()
+    u = _diffusion.diffuse(f64, b.double(), tol=tol)
+    char = charbonnier(u, f64)
+    s = ssim(u, f64).mean()
+    return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
+                                          "mae": (u - f64).abs().mean().detach(), "u": u.detach()}
+
+
+def _val_densities(cfg: MaskNetConfig) -> list[float]:
+    return [float(cfg.density)] if cfg.density is not None else [float(d) for d in cfg.densities]
+
+
+@torch.no_grad()
+def validate(cfg: MaskNetConfig, net: MaskNet, fval: torch.Tensor) -> dict[str, float]:
+    """Validation metrics (loss, MAE on 0-255, SSIM) per density with the fixed tile; ``metric`` decides."""
+    was = net.training
+    net.eval()
+    out: dict[str, float] = {}
+    try:
+        losses = []
+        for d in _val_densities(cfg):
+            tag = f"{round(100 * d):02d}"
+            b = net(fval, d)
+            loss, t = inpainting_loss(fval, b, cfg.ssim_weight, 1e-6)
+            losses.append(float(loss))
+            out[f"val_loss_{tag}"] = float(loss)
+            out[f"val_mae255_{tag}"] = 255 * float(t["mae"])
+            out[f"val_ssim_{tag}"] = float(t["ssim"])
+        out["metric"] = sum(losses) / len(losses)
+    finally:
+        net.train(was)
+    return out
+
+
+@torch.no_grad()
+def baselines(cfg: MaskNetConfig, fval: torch.Tensor) -> dict:
+    """The analytic mask (no learning; what the untrained network gives) on the validation crops."""
+    out = {}
+    for d in _val_densities(cfg):
+        tag = f"{round(100 * d):02d}"
+        m = analytic_mask(fval.double(), d, sigma=cfg.sigma, floor=cfg.floor, snap=True, snap_sigma=cfg.snap_sigma,
+                          tile=blue_noise_tile(cfg.tile))
+        loss, t = inpainting_loss(fval, m, cfg.ssim_weight, 1e-6)
+        out[tag] = {"analytic_snap": {"loss": float(loss), "mae255": 255 * float(t["mae"]), "ssim": float(t["ssim"])}}
+    return out
+
+
+class CpuClock:
+    """CPU seconds of this process spent in training, summed over resumes (checkpointed)."""
+
+    def __init__(self):
+        self.before = 0.0
+        self.t0 = time.process_time()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.process_time() - self.t0
+
+    def state_dict(self) -> dict:
+        return {"cpu_seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.before = float(state["cpu_seconds"])
+        self.t0 = time.process_time()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: str | None = None,
+                  device: str | torch.device = "cpu") -> Path:
+    """Train (or resume) a mask network in ``run_dir``; returns the path of the exported ``model.json``
+    (the best model by validation). See the module docstring."""
+    check_config(cfg)
+    run_dir = Path(run_dir)
+    device = torch.device(device)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    train_images, val_images = open_photos(cfg)
+    net = build_masknet(cfg).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    clock = CpuClock()
+    run = Run(run_dir, cfg, models={"masknet": net}, optimizers={"adam": opt}, extra={"cpu": clock},
+              ckpt_every=cfg.ckpt_every, best_mode="min", allow_changed=("steps",), quiet=quiet)
+    start = run.resume()
+    fval = validation_crops(cfg, val_images).to(device)
+    info = {
+        "trainer": "pdeflow.inpaint.train_masknet",
+        "command": command if command is not None else invoked_command(),
+        "train_config": config_to_dict(cfg),
+        "data": {"train": train_images.description, "validation": val_images.description},
+        "device": str(device),
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+    base_path = run_dir / "val_baselines.json"
+    if base_path.is_file():
+        import json
+        info["val_baselines"] = json.loads(base_path.read_text())
+    else:
+        info["val_baselines"] = baselines(cfg, fval)
+        from ..training.config import _atomic_write_json
+        _atomic_write_json(base_path, info["val_baselines"], "validation baselines")
+    tile = blue_noise_tile(cfg.tile)
+    dens = _val_densities(cfg)
+    best_val: dict = {}
+
+    def export(model_state, metrics):
+        prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
+                "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
+                "val_metric": float(run.best), "val": metrics}
+        pio.save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
+
+    for step in run.steps(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        f = train_images.crops(cfg.batch_size, cfg.crop, g).to(device)
+        d = dens[0] if len(dens) == 1 else dens[int(torch.randint(len(dens), (1,), generator=g))]
+        thr = threshold_map(f.shape, tile=tile, random=True, generator=g, device=device)
+        lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        b = net(f, d, thresholds=thr)
+        loss, terms = inpainting_loss(f, b, cfg.ssim_weight, cfg.tol)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+        opt.step()
+        row = dict(loss=loss.item(), mae255=255 * terms["mae"].item(), ssim=terms["ssim"].item(),
+                   grad_norm=float(gnorm), lr=lr, density=d, cpu_time=clock.seconds)
+        check_finite(step, "resume with a smaller lr", **row)
+        run.log(step, **row)
+        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+            metrics = validate(cfg, net, fval)
+            run.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items()})
+            if run.update_best(step, metrics["metric"]):
+                best_val = metrics
+                export(net.state_dict(), best_val)
+    run.finish()
+    if (run_dir / "best.pt").exists():
+        best = load_checkpoint(run_dir / "best.pt")
+        best_net = build_masknet(cfg).to(device)
+        best_net.load_state_dict(best["models"]["masknet"])
+        if not best_val:
+            best_val = validate(cfg, best_net, fval)
+        export(best_net.state_dict(), best_val)
+    return run_dir / "model.json"
