@@ -7,7 +7,9 @@ warm-started from the previous step's dual field: implicit Euler (the default),
 ``u_{k+1} = rof((4 u_k - u_{k-1}) / 3, 2h/3)``.  The dual field ``p`` of a step
 gives the time derivative for free, ``(u_{k+1} - u_k) / h = div(p)`` (Euler) or
 ``(3 u_{k+1} - 4 u_k + u_{k-1}) / (2h) = div(p)`` (BDF2), with ``|p| <= 1``: it is
-the flux ``phi`` of the TV flow's characterisation used by TVflowNET.
+the flux ``phi`` of the TV flow's characterisation used by TVflowNET.  An image flat
+enough to reach its mean within a step (range ``r`` with ``(H + W) sqrt(C) r <= h``)
+takes that step exactly, without the solver (its extinction step).
 
 Two regularised schemes are offered for comparison only: ``"explicit"``
 (forward Euler on ``div(grad u / sqrt(|grad u|^2 + eps^2))``, with as many
