@@ -46,14 +46,23 @@ from pathlib import Path
 import torch
 
 from .. import datasets
-from .. import io as pio
+from ..errors import UserInputError
+from ..io import image_files, read_image, save_model, to_json, write_bytes
 from ..metrics import ssim
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
-                        seed_everything, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    seed_everything,
+    step_generator,
+)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
-from .learned import KIND, MaskNet, charbonnier
 from .dither import blue_noise_tile, threshold_map
+from .learned import KIND, MaskNet, charbonnier
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 
@@ -133,20 +142,20 @@ def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSe
             named += [(f"builtin:{k}", v) for k, v in pool.items()]
         else:
             folder = Path(src)
-            files = pio.image_files(folder, "data")
+            files = image_files(folder, "data")
             named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in files]
     if len(named) < 2:
-        raise ValueError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
+        raise UserInputError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
                          "(one is held out for validation)")
     names = [n for n, _ in named]
     if len(set(names)) != len(names):
-        raise ValueError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
+        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
     n_val = min(len(named) - 1, max(1, round(cfg.val_fraction * len(named))))
     key = lambda item: hashlib.sha1(item[0].encode()).hexdigest()  # noqa: E731
     val_names = {n for n, _ in sorted(named, key=key)[:n_val]}
 
     def load(x):
-        return x if isinstance(x, torch.Tensor) else pio.read_image(x, grey=grey)
+        return x if isinstance(x, torch.Tensor) else read_image(x, grey=grey)
 
     train = [(n, load(x)) for n, x in named if n not in val_names]
     val = [(n, load(x)) for n, x in named if n in val_names]
@@ -271,8 +280,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         info["val_baselines"] = json.loads(base_path.read_text())
     else:
         info["val_baselines"] = baselines(cfg, fval)
-        from ..training.config import _atomic_write_json
-        _atomic_write_json(base_path, info["val_baselines"], "validation baselines")
+        write_bytes(base_path, to_json(info["val_baselines"], "validation baselines").encode())
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
     best_val: dict = {}
@@ -281,7 +289,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
                 "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
                 "val_metric": float(run.best), "val": metrics}
-        pio.save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
+        save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
 
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step)
