@@ -17,6 +17,8 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
+* :func:`learned_inpaint`: diffusion inpainting plus a learned correction that starts at zero
+  (:mod:`~pdeflow.inpaint.residual`; training in :mod:`~pdeflow.inpaint.train_residual`).
 
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
 ``pdeflow inpaint`` (:mod:`pdeflow.inpaint.cli`).
@@ -26,6 +28,7 @@ from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsifica
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .masknet import MaskGAN, MaskGenerator
 from .wgan import Critic, InpaintingGenerator
+from .residual import ResidualInpainter, learned_inpaint, load_residual
 
 __all__ = [
     "diffuse",
@@ -43,4 +46,7 @@ __all__ = [
     "Critic",
     "MaskGenerator",
     "MaskGAN",
+    "learned_inpaint",
+    "load_residual",
+    "ResidualInpainter",
 ]
