@@ -20,6 +20,16 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`learned_inpaint`: diffusion inpainting plus a learned correction that starts at zero
   (:mod:`~pdeflow.inpaint.residual`; training in :mod:`~pdeflow.inpaint.train_residual`).
 
+Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpaint.analytic`,
+:mod:`~pdeflow.inpaint.learned`; training in :mod:`~pdeflow.inpaint.train_masknet`):
+
+* :func:`blue_noise_tile`, :func:`dither`: void-and-cluster threshold tiles (Ulichney 1993) and
+  ordered dithering of a density to exactly ``round(density H W)`` points.
+* :func:`analytic_mask`: Belhachmi, Bucur, Burgeth, Weickert's (2009) density
+  ``|laplacian(G_sigma * f)|``, dithered, optionally snapped to local extrema.
+* :func:`learned_mask`, :func:`load_masknet`, :class:`MaskNet`: the neuroexplicit mask network
+  (corrections of the analytic density, trained through the adjoint of :func:`diffuse`).
+
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
 ``pdeflow inpaint`` (:mod:`pdeflow.inpaint.cli`).
 """
@@ -28,6 +38,9 @@ from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsifica
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .masknet import MaskGAN, MaskGenerator
 from .wgan import Critic, InpaintingGenerator
+from .dither import blue_noise_tile, dither
+from .analytic import analytic_mask
+from .learned import MaskNet, learned_mask, load_masknet
 from .residual import ResidualInpainter, learned_inpaint, load_residual
 
 __all__ = [
@@ -46,6 +59,12 @@ __all__ = [
     "Critic",
     "MaskGenerator",
     "MaskGAN",
+    "blue_noise_tile",
+    "dither",
+    "analytic_mask",
+    "learned_mask",
+    "load_masknet",
+    "MaskNet",
     "learned_inpaint",
     "load_residual",
     "ResidualInpainter",

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .masks import _generator as as_generator   # None | int | torch.Generator -> generator or None
+
 __all__ = ["blue_noise_tile", "threshold_map", "dither", "n_known", "as_generator"]
 
 #: Standard deviation (pixels) of the Gaussian energy filter of void-and-cluster (Ulichney's 1.5).
@@ -42,16 +44,6 @@ VC_SIGMA = 1.5
 #: Fraction of ones in the initial binary pattern (Ulichney: at most about 10 %).
 VC_INITIAL = 0.1
 _TILE_VERSION = 1  # bump when the algorithm changes: old cache files are ignored
-
-
-def as_generator(generator, who: str) -> torch.Generator | None:
-    """``None`` (torch's global generator), an int seed or a ``torch.Generator`` -> a CPU generator or None."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))
-    raise TypeError(f"{who}: generator must be None, an int seed or a torch.Generator, "
-                    f"got {type(generator).__name__}")
 
 
 def n_known(density, n_pixels: int, who: str) -> int:
