@@ -263,3 +263,14 @@ def test_validation_avoids_the_evaluation_crops():
     avoid = evaluation_boxes(64, 32)
     for name, t, l in desc["crops"]:
         assert not any(n == name and abs(t - at) < 64 and abs(l - al) < 64 for n, at, al in avoid)
+
+
+def test_residual_stage_on_a_mask_networks_masks_leaves_it_alone(photos, tmp_path, dense):
+    net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
+    torch.nn.init.normal_(net.net.out.weight, std=0.1)
+    export_model(net, tmp_path / "masknet" / "model", config={"kind": "masknet", "model": net.config})
+    cfg = _tiny(photos, mask_models=(str(tmp_path / "masknet"),), steps=2, lr=1e-2)
+    meta = json.loads(train_residual(cfg, tmp_path / "r", quiet=True).read_text())
+    assert set(k for k in meta["provenance"]["val"] if k.startswith("val_mae255")) == {"val_mae255_10"}
+    assert not (tmp_path / "r" / "mask.json").exists()
+    assert meta["provenance"]["masks"][0]["density"] == 0.1
