@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 OUT ?= out/demo
 
-.PHONY: install run test test-all bench clean data photos
+.PHONY: install run test test-all lint bench clean data photos
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# ruff (installed by the test extra): lint and import order, settings in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/reference.py

@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 
 from _results import RESULTS, write_block  # benchmarks/_results.py
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
-
 
 
 def main(argv=None):
@@ -59,8 +58,8 @@ def main(argv=None):
     tols = [float(t) for t in args.tols.split(",")]
     t_start = time.perf_counter()
 
-    pool = data.builtin_pool("test", kind="photo")
-    x = (data.random_crops(pool, args.n_crops, args.crop_size, seed=args.seed) * args.scale).double()
+    pool = datasets.builtin_pool("test", kind="photo")
+    x = (datasets.random_crops(pool, args.n_crops, args.crop_size, generator=args.seed) * args.scale).double()
     B = x.shape[0]
     dt_ref = dt0 / args.ref_factor
     print(f"{B} crops {args.crop_size}x{args.crop_size} x{args.scale:g}; tv_flow defaults dt={dt0:g}, tol={tol0:g}; "

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.inpaint import diffuse, random_mask
 
 HERE = Path(__file__).resolve().parent
@@ -89,8 +89,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     acc = gradient_accuracy()
-    pool = data.builtin_pool("test", kind="photo")
-    f0 = data.random_crops(list(pool.values()), args.batch, args.size, seed=0)  # (B, 1, S, S)
+    pool = datasets.builtin_pool("test", kind="photo")
+    f0 = datasets.random_crops(list(pool.values()), args.batch, args.size, generator=0)  # (B, 1, S, S)
     m0 = random_mask(tuple(f0.shape), args.density, generator=1, dtype=f0.dtype)
     r = torch.rand(f0.shape, generator=torch.Generator().manual_seed(2), dtype=f0.dtype)
     cases = {}

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pdeflow import data as pdata
+from pdeflow import datasets as pdata
+from pdeflow import io as pio
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, random_mask
 from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.dither import dither
@@ -46,8 +47,8 @@ METHODS = ("random", "flat", "analytic", "analytic-snap", "learned", "ps")
 
 
 def mate_crops(n: int, size: int, seed: int = 0, folder: Path = MATE, factor: int = 4):
-    files = pdata.image_files(folder, "mate photos (make photos)")
-    images = [F.avg_pool2d(pdata.read_image(p, grey=True)[None], factor)[0] for p in files]
+    files = pio.image_files(folder, "mate photos (make photos)")
+    images = [F.avg_pool2d(pio.read_image(p, grey=True)[None], factor)[0] for p in files]
     g = torch.Generator().manual_seed(seed)
     crops = [pdata.random_crops([images[i % len(images)]], 1, size, generator=g) for i in range(n)]
     return torch.cat(crops), [files[i % len(files)].name for i in range(n)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from pdeflow import ops
-from pdeflow.inpaint.train import TrainConfig, build_model, open_data, validation_set
+from pdeflow.inpaint.train import TrainConfig, build_networks, open_data, validation_set
 from pdeflow.training import load_checkpoint, load_config
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     if cfg.stage != "mask":
         p.error(f"argument run_dir: {a.run_dir} is not a stage 'mask' run")
     d = cfg.density
-    net = build_model(cfg).mask_net
+    net = build_networks(cfg).mask_net
     ckpt = load_checkpoint(a.run_dir / a.checkpoint)
     net.load_state_dict(ckpt["models"]["mask"])
     net.eval()

@@ -3,7 +3,7 @@
     python benchmarks/inpaint_mask_frozen_probe.py WGAN_RUN_DIR [--exact-density] [--beta 1]
         [--prior-scale 10] [--lr 1e-3] [--steps 250]
 
-The README's "What the mask stage does on this CPU": with seed 004's loss (rounding + density
+The README's "What the mask stage does on this CPU": with Peter's (2022) loss (rounding + density
 loss, beta 1) the mask network hardly moves ("net std": the spread of its output around the
 random-start prior); with beta 20 the density runs away; with --exact-density it moves and the
 validation MAE rises. Density 5 %, 64x64 crops, batch 16, one thread.
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from pdeflow.inpaint import masknet
-from pdeflow.inpaint.train import TrainConfig, build_model, open_data, sample_batch, validate, validation_set
+from pdeflow.inpaint.train import TrainConfig, build_networks, open_data, sample_batch, validate, validation_set
 from pdeflow.inpaint.wgan import composite
 from pdeflow.training import load_checkpoint, step_generator
 
@@ -37,7 +37,7 @@ def main() -> None:
     cfg = TrainConfig(stage="mask", density=d, width=0.25, batch_size=16, crop=64, exact_density=a.exact_density)
     train_images, val_images = open_data(cfg)
     val = validation_set(cfg, val_images)
-    pair = build_model(cfg)                        # the mask stage's two parts, as the trainer builds them
+    pair = build_networks(cfg)                        # the mask stage's two parts, as the trainer builds them
     gen, net = pair.inpainter, pair.mask_net
     gen.load_state_dict(load_checkpoint(a.wgan_run / "best.pt")["models"]["gen"])
     gen.requires_grad_(False)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.inpaint import probabilistic_sparsification
 from pdeflow.inpaint.gan import gan_mask, load_mask_model
 from pdeflow.inpaint.masknet import MaskGAN
@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 
 def crops(n: int, size: int) -> list[torch.Tensor]:
     """Centre crops ``(1, 1, size, size)`` of the first ``n`` TEST photos (reflect-padded if small)."""
-    pool = data.builtin_pool("test", grey=True, kind="photo")
+    pool = datasets.builtin_pool("test", grey=True, kind="photo")
     out = []
     for name in list(pool)[:n]:
         img = pool[name]

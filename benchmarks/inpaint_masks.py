@@ -1,12 +1,12 @@
 """Masks for diffusion inpainting: random vs probabilistic sparsification (PS) vs PS + non-local
-pixel exchange (NLPE), at several densities, on held-out built-in photos (seed 004, Tables 3-4).
+pixel exchange (NLPE), at several densities, on held-out built-in photos (Peter, 2022, Tables 3-4).
 
-Images: test-split photos of ``pdeflow.data.builtin_pool('test', kind='photo')``, grey, the
+Images: test-split photos of ``pdeflow.datasets.builtin_pool('test', kind='photo')``, grey, the
 centre square of each downscaled (area average) to ``--size`` x ``--size``, intensities in
 [0, 1]. Inpainting: homogeneous diffusion (``pdeflow.inpaint.diffuse``, relative residual 1e-6).
 
 * random: ``--random-masks`` uniformly random masks per image and density (mean of their errors);
-* PS: ``probabilistic_sparsification`` with p = q = 0.02 (REFERENCES.md), one run per batch of
+* PS: ``probabilistic_sparsification`` with p = q = 0.02 (docs/REFERENCES.md), one run per batch of
   images through all densities (the time for a density is the time until it was reached);
 * PS+NLPE: ``nonlocal_pixel_exchange`` from the PS mask, 30 candidates, 1 exchange, ``--cycles``
   cycles of |mask| exchanges; its time includes PS.
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pdeflow import data, metrics
+from pdeflow import datasets, metrics
 from pdeflow.inpaint import diffuse, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
 ROOT = Path(__file__).resolve().parent
@@ -40,7 +40,7 @@ DEFAULT_IMAGES = ["skimage/camera", "skimage/coffee", "pywt/aero"]
 
 
 def load(names, size: int) -> torch.Tensor:
-    pool = data.builtin_pool("test", kind="photo")
+    pool = datasets.builtin_pool("test", kind="photo")
     missing = [n for n in names if n not in pool]
     if missing:
         raise SystemExit(f"--images: {missing} are not test-split photos here; available: {sorted(pool)}")
@@ -66,7 +66,8 @@ def mean(v) -> float:
 
 def figure(f0: torch.Tensor, shown: dict, results: dict, args):
     """Masks (known pixels white) and inpaintings of the first image, one row per density."""
-    from pdeflow.cli import _figure, _image_row
+    from pdeflow.viz import figure as _figure
+    from pdeflow.viz import image_grid as _image_row
 
     panels = []
     for d, by in shown.items():
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
         print(f"NLPE at {d:g}: {t_nl:.1f} s for {B} images, accepted {nl.accepted.tolist()}", flush=True)
 
     lines = [f"# Masks for diffusion inpainting: random vs PS vs PS+NLPE ({args.size}x{args.size})", "",
-             f"`python benchmarks/inpaint_masks.py {' '.join(sys.argv[1:] if argv is None else argv)}`".replace(" `", "`"), "",
+             f"`python benchmarks/inpaint_masks.py {' '.join(sys.argv[1:] if argv is None else argv)}`".replace(
+                 " `", "`"), "",
              f"Images (test split, grey, centre square downscaled to {args.size}x{args.size}): "
              f"{', '.join(args.images)}. Metric optimised: {args.metric}. PS p = q = 0.02; NLPE 30 candidates, "
              f"1 exchange, {args.cycles} cycles; random: mean of {args.random_masks} masks. Means over images; "

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from pdeflow import data as pdata
+from pdeflow import datasets as pdata
 from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.diffusion import diffuse
 from pdeflow.inpaint.residual import ResidualInpainter

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from pdeflow import data as pdata
+from pdeflow import datasets as pdata
 from pdeflow.inpaint.diffusion import diffuse
 from pdeflow.inpaint.evaluate import test_images
 from pdeflow.inpaint.learned import load_masknet

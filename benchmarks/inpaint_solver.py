@@ -5,9 +5,9 @@ For each image size, mask kind and density: a crop of a test-split photo (grey) 
 ``random`` (uniform) or ``edges`` (the pixels of largest gradient magnitude, as an optimised
 mask would cluster them: large flat holes, the hard case for plain CG); then
 
-* ``mg``     -- ``pdeflow.inpaint.diffuse(method='mg')``: CG preconditioned by one geometric
+* ``mg``     -- ``pdeflow.inpaint.diffuse(solver='mg')``: CG preconditioned by one geometric
   multigrid V-cycle (Galerkin coarse grids), relative residual ``--tol``;
-* ``cg``     -- ``pdeflow.inpaint.diffuse(method='cg')``: plain CG on the same system
+* ``cg``     -- ``pdeflow.inpaint.diffuse(solver='cg')``: plain CG on the same system
   (the solver of the reference C codes), same stopping rule;
 * ``spsolve`` -- ``scipy.sparse.linalg.spsolve`` (SuperLU) on the unknowns, float64, with the
   matrix assembly timed separately.
@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
-from pdeflow import data, ops
+from pdeflow import datasets, ops
 from pdeflow.inpaint import diffuse, random_mask
 
 ROOT = Path(__file__).resolve().parent
@@ -80,14 +80,14 @@ def timed(fn, repeats: int):
 
 def photo(size: int) -> torch.Tensor:
     """A centre crop of the largest grey test-split photo (reflect-padded if needed)."""
-    pool = data.builtin_pool("test", kind="photo")
+    pool = datasets.builtin_pool("test", kind="photo")
     name = max(pool, key=lambda n: min(pool[n].shape[-2:]))
     img = pool[name]
     H, W = img.shape[-2:]
     if min(H, W) >= size:
         top, left = (H - size) // 2, (W - size) // 2
         return img[0, top:top + size, left:left + size], name
-    return data.random_crops([img], 1, size, seed=0)[0, 0], name
+    return datasets.random_crops([img], 1, size, generator=0)[0, 0], name
 
 
 def edge_mask(img: torch.Tensor, density: float) -> torch.Tensor:
@@ -114,7 +114,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     rows = []
-    hdr = (f"{'size':>5} {'mask':>6} {'dens':>5} | {'mg s':>7} {'it':>3} {'err':>8} | {'cg s':>7} {'it':>4} {'err':>8} | "
+    hdr = (f"{'size':>5} {'mask':>6} {'dens':>5} | {'mg s':>7} {'it':>3} {'err':>8} | "
+           f"{'cg s':>7} {'it':>4} {'err':>8} | "
            f"{'spsolve s':>9} (+asm) | {'cg/mg':>6} {'sp/mg':>6}")
     print(f"pdeflow diffusion inpainting, {args.dtype}, tol {args.tol:g}, device {args.device}, "
           f"{torch.get_num_threads()} torch thread(s), median of {args.repeats}")
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
             res = {}
             for method in ("mg", "cg"):
                 def run():
-                    r = diffuse(f, mm, tol=args.tol, method=method, full_output=True)
+                    r = diffuse(f, mm, tol=args.tol, solver=method, full_output=True)
                     if f.is_cuda:
                         torch.cuda.synchronize()
                     return r
@@ -161,10 +162,12 @@ def main(argv=None) -> int:
     lines = [f"# Diffusion inpainting solvers ({args.dtype}, tol {args.tol:g}, {args.device}, "
              f"{meta['threads']} thread(s), {meta['date']})", "",
              "`python benchmarks/inpaint_solver.py " + " ".join(sys.argv[1:] if argv is None else argv) + "`", "",
-             "| size | mask | density | mg s | mg it. | mg max err | cg s | cg it. | cg max err | spsolve s | assembly s "
+             "| size | mask | density | mg s | mg it. | mg max err | cg s | cg it. | cg max err | spsolve s | "
+             "assembly s "
              "| cg / mg | spsolve / mg |", "|" + "---|" * 13]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['mask']} | {r['density']:g} | {r['mg']['seconds']:.3f} | {r['mg']['iterations']} | "
+        lines.append(f"| {r['size']} | {r['mask']} | {r['density']:g} | {r['mg']['seconds']:.3f} | "
+                     f"{r['mg']['iterations']} | "
                      f"{r['mg']['max_error']:.1e} | {r['cg']['seconds']:.3f} | {r['cg']['iterations']} | "
                      f"{r['cg']['max_error']:.1e} | {r['spsolve']['seconds']:.3f} | "
                      f"{r['spsolve']['assembly_seconds']:.3f} | {r['cg_over_mg']:.1f} | {r['spsolve_over_mg']:.1f} |")

@@ -46,9 +46,8 @@ import numpy as np
 import torch
 
 from _results import RESULTS, write_block  # benchmarks/_results.py
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.tv import tv_flow
-
 
 PDEFLOW_TOLS = (1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6, 1e-6, 5e-7, 2e-7, 1e-7)
 SK_ITERS = (25, 35, 50, 71, 100, 141, 200, 283, 400, 566, 800, 1131, 1600, 2263, 3200, 4525, 6400)
@@ -109,14 +108,14 @@ def build_cases(args) -> list[Case]:
     cases = []
     for name in args.cases:
         if name == "crops":
-            pool = data.builtin_pool("test", kind="photo")
-            x = data.random_crops(pool, args.n_crops, args.crop_size, seed=args.seed)
+            pool = datasets.builtin_pool("test", kind="photo")
+            x = datasets.random_crops(pool, args.n_crops, args.crop_size, generator=args.seed)
             desc = (f"{args.n_crops} random {args.crop_size}x{args.crop_size} crops (seed {args.seed}) "
                     f"of the {len(pool)} test-split photos ({', '.join(pool)})")
         elif name in ("256", "512"):
             size = int(name)
             src = args.image256 if size == 256 else args.image512
-            img = data.builtin_image(src)
+            img = datasets.builtin_image(src)
             H, W = img.shape[-2:]
             if H < size or W < size:
                 raise SystemExit(f"--image{size}: {src} is {H}x{W}, smaller than {size}x{size}")
@@ -517,8 +516,8 @@ def main(argv=None):
     gpu = None
     if torch.cuda.is_available() and results.get("crops", {}).get("pdeflow", (None, None))[0] is not None:
         s = dict(results["crops"]["pdeflow"][0], device="cuda", dtype=torch.float32)
-        pool = data.builtin_pool("test", kind="photo")
-        big = Case("gpu", (data.random_crops(pool, args.gpu_batch, args.crop_size, seed=args.seed + 1).double()
+        pool = datasets.builtin_pool("test", kind="photo")
+        big = Case("gpu", (datasets.random_crops(pool, args.gpu_batch, args.crop_size, generator=args.seed + 1).double()
                            * args.scale), "")
         big.ref = torch.zeros(args.steps, *big.images.shape, dtype=torch.float64)
         run_pdeflow(subset(big, 2), s, args)  # warm-up

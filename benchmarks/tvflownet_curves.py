@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pdeflow.data import atomic_path
+    from pdeflow.io import atomic_path
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for run in runs:

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from pdeflow import data
+from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import load
@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     model = load(args.model)
     print(f"radius | PSNR (dB) at t = {args.times} | at t = {args.times[-1]}: |error| at the centre, max |error|")
     for r in args.radii:
-        x = data.disk(64, r, height=1.0).reshape(1, 1, 64, 64) * SCALE
+        x = datasets.disk(64, r, height=1.0).reshape(1, 1, 64, 64) * SCALE
         ref = tv_flow(x.double(), args.times, dt=0.01, tol=1e-6).float()
         scores = []
         with torch.no_grad():

@@ -2,7 +2,7 @@
 """A single-time query u(t = 1) of a 256x256 image: TVflowNET against the reference solver,
 at matched accuracy, side by side on this machine.
 
-The paper's convention (seed 000): images in [0, 1] times 5, the TV flow at PDE time t on that
+The paper's convention (Grossmann et al., 2022): images in [0, 1] times 5, the TV flow at PDE time t on that
 scale, the "model-driven" reference = implicit Euler steps of dt = 0.02 solved to convergence.
 
 1. Ground truth per image: pdeflow ``tv_flow`` in float64, dt = 0.02 (the paper's reference
@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from _results import RESULTS, write_block  # benchmarks/_results.py
-from pdeflow import data, tvflownet
+from pdeflow import datasets, tvflownet
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
 
@@ -59,7 +59,8 @@ def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--model", default=None, help="shipped name, model path or run directory (default: shipped default)")
+    ap.add_argument("--model", default=None, help="shipped name, model path or run directory (default: shipped "
+                                                  "default)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--n-images", type=int, default=4, help="held-out crops (test split photos)")
     ap.add_argument("--time", type=float, default=1.0, help="PDE time on the x5 scale")
@@ -81,8 +82,8 @@ def main(argv=None) -> None:
     model = tvflownet.load(args.model)
     prov = model.meta.get("provenance", {})
     name = args.model or tvflownet.api.DEFAULT_MODEL
-    pool = data.builtin_pool("test", kind="photo")
-    x = data.random_crops(pool, args.n_images, args.size, seed=args.seed).double() * args.scale
+    pool = datasets.builtin_pool("test", kind="photo")
+    x = datasets.random_crops(pool, args.n_images, args.size, generator=args.seed).double() * args.scale
     print(f"{args.n_images} test-split crops {args.size}x{args.size} x{args.scale:g}, t = {t:g}; "
           f"model {name} ({model.config.get('arch')}); {torch.get_num_threads()} thread(s)", flush=True)
 
@@ -160,7 +161,8 @@ def main(argv=None) -> None:
             f"- Reference at matched accuracy: the cheapest of dt in {{{', '.join(map(str, DTS))}}} x tol in "
             f"{{{', '.join(f'{v:g}' for v in TOLS)}}} (float32) reaching the network's PSNR. dt = {t:g} is a "
             "single ROF problem with lam = t.\n",
-            "| network | PSNR (dB) | time / image | reference setting | PSNR (dB) | time / image | reference / network |",
+            "| network | PSNR (dB) | time / image | reference setting | PSNR (dB) | time / image | reference / "
+            "network |",
             "|---|---|---|---|---|---|---|",
         ]
         for label, net_psnr, net_s, dt, tol, ref_psnr, ref_s in rows:

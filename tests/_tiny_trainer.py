@@ -19,8 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pdeflow.training import (Run, cleanup_distributed, clip_gradients, reduce_mean, seed_everything,
-                              setup_distributed, step_generator, wrap_ddp)
+from pdeflow.training import (
+    Run,
+    cleanup_distributed,
+    clip_gradients,
+    reduce_mean,
+    seed_everything,
+    setup_distributed,
+    step_generator,
+    wrap_ddp,
+)
 
 
 @dataclass

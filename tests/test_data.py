@@ -1,4 +1,4 @@
-"""Tests for pdeflow.data: image IO, atomic writes, built-in pool, crops, synthetic images."""
+"""Tests for pdeflow.io and pdeflow.datasets: image IO, atomic writes, built-in pool, crops, synthetic images."""
 import hashlib
 import importlib.util
 import os
@@ -14,10 +14,9 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from pdeflow import data
-from pdeflow.data import (
-    atomic_path,
-    atomic_write,
+from pdeflow import datasets
+from pdeflow import io as pio
+from pdeflow.datasets import (
     builtin_image,
     builtin_info,
     builtin_names,
@@ -27,9 +26,8 @@ from pdeflow.data import (
     ellipses,
     plateau_1d,
     random_crops,
-    read_image,
-    write_image,
 )
+from pdeflow.io import atomic_path, atomic_write, read_image, write_image
 
 
 def rand(*shape, seed=0):
@@ -285,8 +283,8 @@ def test_builtin_pool_loads_offline(monkeypatch, pool_all):
 
 
 def test_builtin_values_match_sources():
-    from skimage import data as skdata
     import pywt.data
+    from skimage import data as skdata
 
     cam = builtin_image("skimage/camera")
     assert torch.equal(cam[0], torch.from_numpy(skdata.camera() / 255.0).float())
@@ -323,13 +321,13 @@ def test_builtin_split_is_by_source(pool_all):
 
 def test_random_crops_seeded():
     imgs = [rand(1, 50, 60, seed=1), rand(1, 40, 33, seed=2)]
-    a = random_crops(imgs, 6, 32, seed=11)
+    a = random_crops(imgs, 6, 32, generator=11)
     assert a.shape == (6, 1, 32, 32) and a.dtype == torch.float32
-    assert torch.equal(a, random_crops(imgs, 6, 32, seed=11))
-    assert not torch.equal(a, random_crops(imgs, 6, 32, seed=12))
+    assert torch.equal(a, random_crops(imgs, 6, 32, generator=11))
+    assert not torch.equal(a, random_crops(imgs, 6, 32, generator=12))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(random_crops(imgs, 3, (16, 20), generator=g1), random_crops(imgs, 3, (16, 20), generator=g2))
-    assert random_crops({"a": imgs[0]}, 2, (16, 20), seed=0).shape == (2, 1, 16, 20)
+    assert random_crops({"a": imgs[0]}, 2, (16, 20), generator=0).shape == (2, 1, 16, 20)
     # every crop is a window of one of the source images
     for crop in a:
         assert any(_contains(im, crop) for im in imgs)
@@ -343,21 +341,21 @@ def _contains(im, crop):
 
 def test_random_crops_reflect_padding():
     im = torch.arange(36.0).reshape(1, 6, 6)
-    crops = random_crops([im], 10, 9, seed=3)
+    crops = random_crops([im], 10, 9, generator=3)
     padded = torch.nn.functional.pad(im[None], (3, 3, 3, 3), mode="reflect")[0]
     for crop in crops:
         assert _contains(padded, crop)
     # tiny image, pads larger than the image still work
-    tiny = random_crops([torch.arange(4.0).reshape(1, 2, 2)], 2, 7, seed=0)
+    tiny = random_crops([torch.arange(4.0).reshape(1, 2, 2)], 2, 7, generator=0)
     assert tiny.shape == (2, 1, 7, 7) and set(tiny.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0}
-    zero = random_crops([torch.ones(1, 2, 2)], 4, 5, seed=0, pad_mode="constant")
+    zero = random_crops([torch.ones(1, 2, 2)], 4, 5, generator=0, pad_mode="constant")
     assert zero.sum(dim=(1, 2, 3)).tolist() == [4.0] * 4
 
 
 def test_random_crops_errors():
     with pytest.raises(ValueError, match="same number of channels"):
         random_crops([torch.zeros(1, 8, 8), torch.zeros(3, 8, 8)], 1, 4)
-    with pytest.raises(ValueError, match="seed or generator"):
+    with pytest.raises(ValueError, match="not seed and generator"):
         random_crops([torch.zeros(1, 8, 8)], 1, 4, seed=1, generator=torch.Generator())
     with pytest.raises(ValueError, match="pad_mode"):
         random_crops([torch.zeros(1, 8, 8)], 1, 4, pad_mode="wrap")
@@ -427,8 +425,9 @@ def test_plateau_1d():
 
 
 def test_module_exports():
-    for name in data.__all__:
-        assert hasattr(data, name)
+    for mod in (pio, datasets):
+        for name in mod.__all__:
+            assert hasattr(mod, name)
 
 
 # --------------------------------------------------------------------------- training images
@@ -438,14 +437,14 @@ def _folder_of_images(root: Path, n: int) -> Path:
     (root / "sub").mkdir()
     for i in range(n):
         img = torch.full((1, 12, 10), i / n)                    # image i has value i / n everywhere
-        data.write_image(root / ("sub" if i % 2 else ".") / f"im{i}.png", img)
+        pio.write_image(root / ("sub" if i % 2 else ".") / f"im{i}.png", img)
     (root / "notes.txt").write_text("not an image")
     return root
 
 
 def test_training_images_folder_split_is_disjoint_and_order_free(tmp_path):
     folder = _folder_of_images(tmp_path / "imgs", 10)
-    train, val = data.training_images(folder, val_fraction=0.2)
+    train, val = datasets.training_images(folder, val_fraction=0.2)
     assert len(train) == 8 and len(val) == 2
     assert not {p.resolve() for p in train.files} & {p.resolve() for p in val.files}
     assert val.description["role"] == "validation" and train.description["n_images"] == 8
@@ -455,27 +454,27 @@ def test_training_images_folder_split_is_disjoint_and_order_free(tmp_path):
     # held-out files are chosen by a hash of their path, not by the order: renaming a training file keeps them
     held = {p.name for p in val.files}
     train.files[0].rename(train.files[0].with_name("zz" + train.files[0].name))
-    _, val2 = data.training_images(folder, val_fraction=0.2)
+    _, val2 = datasets.training_images(folder, val_fraction=0.2)
     assert {p.name for p in val2.files} == held
 
 
 def test_training_images_errors(tmp_path):
     folder = _folder_of_images(tmp_path / "imgs", 3)
     with pytest.raises(ValueError, match="data: .* neither 'builtin' nor a directory"):
-        data.training_images(tmp_path / "missing")
+        datasets.training_images(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="val_data: no PNG/JPEG/TIFF"):
-        data.training_images(folder, tmp_path / "empty")
+        datasets.training_images(folder, tmp_path / "empty")
     with pytest.raises(ValueError, match="val_data: 3 file"):
-        data.training_images(folder, folder)
+        datasets.training_images(folder, folder)
     one = _folder_of_images(tmp_path / "one", 1)
     with pytest.raises(ValueError, match="need at least 2"):
-        data.training_images(one)
+        datasets.training_images(one)
 
 
 def test_image_set_crops_are_seeded_and_pick_every_image(tmp_path):
     images = [torch.full((1, 20, 20), float(i)) for i in range(4)]
-    s = data.ImageSet(images=images, description={})
+    s = datasets.ImageSet(images=images, description={})
     a = s.crops(32, 8, torch.Generator().manual_seed(3))
     b = s.crops(32, 8, torch.Generator().manual_seed(3))
     assert a.shape == (32, 1, 8, 8) and torch.equal(a, b)
@@ -483,11 +482,11 @@ def test_image_set_crops_are_seeded_and_pick_every_image(tmp_path):
     assert torch.equal(a.amin((1, 2, 3)), a.amax((1, 2, 3)))
     assert set(a[:, 0, 0, 0].tolist()) == {0.0, 1.0, 2.0, 3.0}
     with pytest.raises(ValueError, match="give images or files"):
-        data.ImageSet(description={})
+        datasets.ImageSet(description={})
 
 
 def test_builtin_training_images_keep_test_photos_out():
-    train, val = data.training_images("builtin", kind="photo")
+    train, val = datasets.training_images("builtin", kind="photo")
     assert set(train.description["images"]).isdisjoint(val.description["images"])
     assert val.description == {"source": "builtin", "split": "test", "kind": "photo",
-                               "images": data.builtin_names("test", kind="photo")}
+                               "images": datasets.builtin_names("test", kind="photo")}

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from pdeflow.data import builtin_image, disk, plateau_1d
-from pdeflow.ops import div, tv
+from pdeflow.datasets import builtin_image, disk, plateau_1d
+from pdeflow.ops import tv
 from pdeflow.tv import rof, tv_flow
 
 

@@ -9,11 +9,18 @@ import pytest
 import torch
 
 from pdeflow.cli import main
-from pdeflow.iel import UNet
+from pdeflow.iel import SegmentationUNet
 from pdeflow.iel import datasets as ds
-from pdeflow.iel.experiment import (ExperimentSpec, RunConfig, boundary_ratio, evaluate, plan_runs, prepare_data,
-                                    run_experiment,
-                                    train_run)
+from pdeflow.iel.experiment import (
+    ExperimentSpec,
+    RunConfig,
+    boundary_ratio,
+    evaluate,
+    plan_runs,
+    prepare_data,
+    run_experiment,
+    train_run,
+)
 from pdeflow.training import RunConfigError
 
 TINY = dict(dataset="synthetic", width=4, depth=2, crop=32, batch_size=2, epochs=2, steps_per_epoch=2)
@@ -103,19 +110,19 @@ def test_mricron_real_data_if_present():
 # ---------------------------------------------------------------------------
 
 def test_unet_shapes_norms_and_errors():
-    net = UNet(1, 3, width=4, depth=3)
+    net = SegmentationUNet(1, 3, width=4, depth=3)
     assert net(torch.rand(2, 1, 16, 20)).shape == (2, 3, 16, 20)
     kinds = {type(m).__name__ for m in net.modules()}
     assert {"InstanceNorm2d", "LeakyReLU", "ConvTranspose2d", "MaxPool2d"} <= kinds
     assert "BatchNorm2d" not in kinds
     # the paper's size: width 64, depth 5 (64 ... 1024 channels) is about 31 M parameters
-    assert 30e6 < sum(p.numel() for p in UNet(3, 2).parameters()) < 32e6
+    assert 30e6 < sum(p.numel() for p in SegmentationUNet(3, 2).parameters()) < 32e6
     with pytest.raises(ValueError, match="divisible by 4"):
         net(torch.rand(1, 1, 18, 16))
     with pytest.raises(ValueError, match=r"shape \(B, 1, H, W\)"):
         net(torch.rand(1, 2, 16, 16))
     with pytest.raises(ValueError, match="depth must be an int >= 2"):
-        UNet(depth=1)
+        SegmentationUNet(depth=1)
 
 
 def test_evaluate_perfect_and_empty_predictions(tiny_data):

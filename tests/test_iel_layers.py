@@ -8,8 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from pdeflow import ops
-from pdeflow.iel import (Heat, InverseEvolution, PeronaMalik, TVFlow, UNet, heat_iel_symbol, official_heat_iel,
-                         with_iels)
+from pdeflow.iel import (
+    Heat,
+    InverseEvolution,
+    PeronaMalik,
+    SegmentationUNet,
+    TVFlow,
+    heat_iel_symbol,
+    official_heat_iel,
+    with_iels,
+)
 
 STENCIL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 
@@ -102,7 +110,7 @@ def test_amplifies_noise_more_than_smooth_signal():
 
 def test_eval_output_is_the_networks_own_and_train_adds_iels():
     torch.manual_seed(0)
-    unet = UNet(1, 2, width=4, depth=3)
+    unet = SegmentationUNet(1, 2, width=4, depth=3)
     net = with_iels(unet, "heat", dt=0.025, steps=30)
     x = torch.rand(2, 1, 16, 16)
     net.eval()

@@ -46,7 +46,7 @@ def rand_case(H, W, density, seed, C=None):
                                           (40, 44, 0.98)])
 def test_agrees_with_sparse_direct_solve(H, W, density, method):
     f, m = rand_case(H, W, density, seed=H + W)
-    u = diffuse(f, m, tol=1e-10, method=method)
+    u = diffuse(f, m, tol=1e-10, solver=method)
     ref = spsolve_inpaint(f.numpy(), m.numpy())
     assert np.abs(u.numpy() - ref).max() < 1e-5
     known = m.bool()
@@ -108,7 +108,7 @@ def test_one_known_pixel_gives_a_constant(method):
     m = torch.zeros(2, 1, 45, 38)
     m[0, 0, 3, 30] = 1
     m[1, 0, 44, 0] = 1
-    u = diffuse(f, m, method=method, tol=1e-7)
+    u = diffuse(f, m, solver=method, tol=1e-7)
     assert torch.allclose(u[0], f[0, 0, 3, 30].expand(1, 45, 38), atol=1e-5)
     assert torch.allclose(u[1], f[1, 0, 44, 0].expand(1, 45, 38), atol=1e-5)
 
@@ -151,7 +151,7 @@ def test_warm_start_gives_the_same_solution():
     m2.view(-1)[on] = 0
     m2.view(-1)[(m.flatten() == 0).nonzero()[3, 0]] = 1
     for method in ("mg", "cg"):
-        r = diffuse(f, m2, tol=1e-10, x0=u, method=method, full_output=True)
+        r = diffuse(f, m2, tol=1e-10, x0=u, solver=method, full_output=True)
         ref = spsolve_inpaint(f.numpy(), m2.numpy())
         assert np.abs(r.u.numpy() - ref).max() < 1e-7
 
@@ -159,7 +159,7 @@ def test_warm_start_gives_the_same_solution():
 def test_multigrid_needs_few_iterations_on_sparse_masks():
     f, m = rand_case(200, 180, 0.01, seed=13)
     mg = diffuse(f, m, tol=1e-8, full_output=True)
-    cg = diffuse(f, m, tol=1e-8, method="cg", full_output=True)
+    cg = diffuse(f, m, tol=1e-8, solver="cg", full_output=True)
     assert int(mg.iterations.max()) <= 30
     assert int(cg.iterations.max()) > 5 * int(mg.iterations.max())
     assert torch.allclose(mg.u, cg.u, atol=1e-6)
@@ -208,8 +208,10 @@ def test_bad_input_errors():
         diffuse(torch.ones(8, 8, dtype=torch.int64), torch.ones(8, 8))
     with pytest.raises(ValueError, match="tol"):
         diffuse(f, m, tol=0)
-    with pytest.raises(ValueError, match="method"):
-        diffuse(f, m, method="lu")
+    with pytest.raises(ValueError, match="solver must be one of"):
+        diffuse(f, m, solver="lu")
+    with pytest.warns(DeprecationWarning, match="method= is deprecated"):   # the former name still works
+        assert torch.equal(diffuse(f, m, method="cg", tol=1e-8), diffuse(f, m, solver="cg", tol=1e-8))
     with pytest.raises(ValueError, match="x0"):
         diffuse(f, m, x0=torch.zeros(16, 16))
     with pytest.raises(TypeError, match="mask"):

@@ -75,7 +75,7 @@ def test_continuous_mask_agrees_with_sparse_direct_solve(H, W, kind, method):
     if kind == "near_one":
         m = random_mask((2, 1, H, W), 0.05, generator=3, dtype=torch.float64)
         c = m * (1 - 1e-6) + (1 - m) * 1e-4
-    u = diffuse(f, c, tol=1e-11, method=method, continuous=True)
+    u = diffuse(f, c, tol=1e-11, solver=method, continuous=True)
     L = neumann_laplacian(H, W)
     for b in range(2):
         cb, fb = c[b, 0].numpy().ravel(), f[b, 0].numpy().ravel()

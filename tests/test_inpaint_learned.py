@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import pdeflow.inpaint.diffusion as diffusion_module
-from pdeflow.data import write_image
+from pdeflow.io import write_image
 from pdeflow.inpaint import diffuse, random_mask
 from pdeflow.inpaint.analytic import analytic_mask, neighbour_mass, snap_to_extrema
 from pdeflow.inpaint.dither import blue_noise_tile, dither, threshold_map
 from pdeflow.inpaint.learned import MaskNet, learned_mask, load_masknet
 from pdeflow.inpaint.train_masknet import MaskNetConfig, open_photos, train_masknet
-from pdeflow.training import export_model
+from pdeflow.io import save_model as export_model
 
 from _dense_diffuse import dense_diffuse
 

@@ -5,16 +5,21 @@ import math
 import pytest
 import torch
 
-from pdeflow import data
-from pdeflow.inpaint import (diffuse, inpainting_error, nonlocal_pixel_exchange, probabilistic_sparsification,
-                             random_mask)
+from pdeflow import datasets
+from pdeflow.inpaint import (
+    diffuse,
+    inpainting_error,
+    nonlocal_pixel_exchange,
+    probabilistic_sparsification,
+    random_mask,
+)
 
 SIZE = 32
 
 
 def photo(size=SIZE, colour=False):
     """A centre crop of a test-split photo, float64."""
-    u = data.builtin_image("skimage/camera", grey=not colour)
+    u = datasets.builtin_image("skimage/camera", grey=not colour)
     H, W = u.shape[-2:]
     top, left = (H - size) // 2 - 60, (W - size) // 2
     return u[:, top:top + size, left:left + size].double()
@@ -87,8 +92,8 @@ def test_ps_argument_errors():
         probabilistic_sparsification(f, 0.1, metric="psnr", progress=False)
     with pytest.raises(ValueError, match="NaN"):
         probabilistic_sparsification(f * float("nan"), 0.1, progress=False)
-    with pytest.raises(ValueError, match="probabilistic_sparsification: method"):
-        probabilistic_sparsification(f, 0.1, method="lu", progress=False)
+    with pytest.raises(ValueError, match="probabilistic_sparsification: solver"):
+        probabilistic_sparsification(f, 0.1, solver="lu")
     with pytest.raises(ValueError, match="probabilistic_sparsification: tol"):
         probabilistic_sparsification(f, 0.1, tol=2.0, progress=False)
 
@@ -149,7 +154,7 @@ def test_nlpe_argument_errors():
         nonlocal_pixel_exchange(f, m, candidates=0, progress=False)
     with pytest.raises(ValueError, match="exchanges"):
         nonlocal_pixel_exchange(f, m, candidates=3, exchanges=4, progress=False)
-    with pytest.raises(ValueError, match="nonlocal_pixel_exchange: method"):
-        nonlocal_pixel_exchange(f, m, method="lu", progress=False)
+    with pytest.raises(ValueError, match="nonlocal_pixel_exchange: solver"):
+        nonlocal_pixel_exchange(f, m, solver="lu")
     with pytest.raises(ValueError, match="one channel"):
         nonlocal_pixel_exchange(torch.rand(3, 16, 16), m.expand(3, 16, 16), progress=False)

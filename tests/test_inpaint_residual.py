@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pdeflow import data as pdata
-from pdeflow.data import write_image
+from pdeflow import datasets as pdata
+from pdeflow.io import write_image
 from pdeflow.inpaint import diffusion as diffusion_module
 from pdeflow.inpaint import learned_inpaint
 from pdeflow.inpaint.analytic import analytic_mask
@@ -20,7 +20,7 @@ from pdeflow.inpaint.residual import ResidualInpainter, load_residual
 from pdeflow.inpaint.train_residual import (ResidualConfig, check_config, evaluation_boxes, train_residual,
                                             validation_crops)
 from pdeflow.metrics import ssim
-from pdeflow.training import export_model
+from pdeflow.io import save_model as export_model
 
 from _dense_diffuse import dense_diffuse
 

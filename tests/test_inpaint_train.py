@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import pdeflow.inpaint.train as T
-from pdeflow.data import write_image
 from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from pdeflow.inpaint.train import TrainConfig, train
+from pdeflow.io import write_image
 from pdeflow.training import RunConfigError, load_checkpoint
 
 
@@ -237,7 +237,7 @@ def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys
     from pdeflow.cli import build_parser, main
     args = build_parser().parse_args(["train", "inpainting", "--stage", "mask", "--density", "0.05", "--init",
                                       str(wgan_run), "--width", "0.25", "--crop", "64", "--run-dir", "r"])
-    from pdeflow.inpaint.train_cli import config_from_args
+    from pdeflow.cli.inpaint import config_from_args
     cfg = config_from_args(args)
     assert (cfg.stage, cfg.density, cfg.width, cfg.crop, cfg.init) == ("mask", 0.05, 0.25, 64, str(wgan_run.resolve()))
     for argv, msg in ((["--density", "1.5"], "argument --density: expected a number in (0, 1)"),
@@ -260,11 +260,11 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     from pdeflow.cli import main
     from pdeflow.inpaint.masknet import MaskGAN
     from pdeflow.inpaint.wgan import InpaintingGenerator
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     torch.manual_seed(0)
     pair, gen = MaskGAN(1, 0.05, density=0.2), InpaintingGenerator(1, 0.05)
-    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
-    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    save_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config})
+    save_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
     out = tmp_path / "eval"
     argv = ["evaluate", "inpainting", "--densities", "0.2", "0.3", "--n-images", "1", "--size", "16",
             "--methods", "random-diffusion", "random-wgan", "ps", "maskgan", "--inpainting-model",
@@ -282,7 +282,7 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     assert main([*argv, "--mask-models", str(tmp_path / "mg.json"), str(tmp_path / "mg.json")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["evaluate", "inpainting", "--densities", "1.2", "--out", str(tmp_path / "x")]) == 2
-    assert "expected a density in (0, 1)" in capsys.readouterr().err
+    assert "expected a number in (0, 1)" in capsys.readouterr().err
     assert main(["evaluate", "inpainting", "--mask-models", "a", "--out", str(tmp_path / "x")]) == 2
     assert "one model per density" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
@@ -299,3 +299,19 @@ def test_evaluation_figure_shows_the_most_textured_crop():
     # the example is crop k's own inpainting: it keeps crop k's known pixels
     assert torch.allclose(u[mask.bool().expand_as(u)], crops[k][mask.bool().expand_as(u)], atol=1e-6)
     figure(res)
+
+
+def test_cli_options_are_generated_from_the_config():
+    """Parsed defaults of `pdeflow train inpainting` give back TrainConfig(): each option is declared once."""
+    import dataclasses
+
+    from pdeflow.cli import build_parser
+    from pdeflow.cli.inpaint import config_from_args
+    args = build_parser().parse_args(["train", "inpainting", "--run-dir", "r"])
+    assert config_from_args(args) == TrainConfig()
+    opts = {f.name for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata}
+    assert len(opts) >= 25 and opts <= set(vars(args))
+    args = build_parser().parse_args(["train", "inpainting", "--run-dir", "r", "--no-random-start",
+                                      "--val-densities", "0.1", "0.3", "--mask-lr", "1e-3"])
+    cfg = config_from_args(args)
+    assert (cfg.random_start, cfg.val_densities, cfg.mask_lr) == (False, (0.1, 0.3), 1e-3)

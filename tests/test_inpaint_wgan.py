@@ -1,4 +1,4 @@
-"""The inpainting WGAN and the mask generator of seed 004: shapes, binarisation, clipping, losses, API."""
+"""The inpainting WGAN and the mask generator of Peter (2022): shapes, binarisation, clipping, losses, API."""
 from __future__ import annotations
 
 import pytest
@@ -6,9 +6,16 @@ import torch
 
 from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from pdeflow.inpaint.masknet import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
-from pdeflow.inpaint.wgan import (Critic, InpaintingGenerator, composite, critic_loss, generator_loss, hard_sigmoid,
-                                  pad_to_multiple)
-from pdeflow.training import export_model
+from pdeflow.inpaint.wgan import (
+    Critic,
+    InpaintingGenerator,
+    composite,
+    critic_loss,
+    generator_loss,
+    hard_sigmoid,
+    pad_to_multiple,
+)
+from pdeflow.io import save_model
 
 W = 0.1   # tiny widths keep the tests fast; the architecture is the same
 
@@ -163,9 +170,9 @@ def test_pad_to_multiple():
 def _export_pair(tmp_path, density=0.1, channels=1):
     torch.manual_seed(0)
     pair = MaskGAN(channels, width=W, density=density)
-    export_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config}, provenance={"test": 1})
+    save_model(pair, tmp_path / "mg", config={"kind": "maskgan", "model": pair.config}, provenance={"test": 1})
     gen = InpaintingGenerator(channels, width=W)
-    export_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
+    save_model(gen, tmp_path / "inp", config={"kind": "inpainting", "model": gen.config})
     return pair, gen
 
 
@@ -181,20 +188,20 @@ def test_export_load_round_trip_and_api(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(pair.inpainter.state_dict().values(), inp2.state_dict().values()))
 
     f = torch.rand(2, 1, 30, 37)                # not multiples of 8: padded and cropped back
-    m = gan_mask(f, 0.1, loaded, seed=3)
+    m = gan_mask(f, 0.1, loaded, generator=3)
     assert m.shape == (2, 1, 30, 37) and set(m.unique().tolist()) <= {0.0, 1.0}
-    assert torch.equal(m, gan_mask(f, 0.1, loaded, seed=3))
-    assert gan_mask(f[0, 0], 0.1, loaded, seed=3).shape == (30, 37)
-    assert gan_mask(f[0], 0.1, loaded, seed=3).shape == (1, 30, 37)
+    assert torch.equal(m, gan_mask(f, 0.1, loaded, generator=3))
+    assert gan_mask(f[0, 0], 0.1, loaded, generator=3).shape == (30, 37)
+    assert gan_mask(f[0], 0.1, loaded, generator=3).shape == (1, 30, 37)
     m = (torch.rand(2, 1, 30, 37) < 0.1).float()
-    u = gan_inpaint(f, m, inp, seed=0)
+    u = gan_inpaint(f, m, inp, generator=0)
     assert u.shape == f.shape and torch.equal(u[m.bool()], f[m.bool()])
-    assert torch.equal(u, gan_inpaint(f, m.bool(), inp, seed=0))
+    assert torch.equal(u, gan_inpaint(f, m.bool(), inp, generator=0))
     # the pair's inpainter, and a colour image through a greyscale model (channel by channel)
     fc = torch.rand(3, 30, 37)
-    uc = gan_inpaint(fc, m[0], loaded, seed=0)
+    uc = gan_inpaint(fc, m[0], loaded, generator=0)
     assert uc.shape == fc.shape and torch.equal(uc[m[0].expand(3, -1, -1).bool()], fc[m[0].expand(3, -1, -1).bool()])
-    assert gan_mask(fc, 0.1, loaded, seed=0).shape == (1, 30, 37)
+    assert gan_mask(fc, 0.1, loaded, generator=0).shape == (1, 30, 37)
 
 
 def test_bad_input_errors(tmp_path):
@@ -232,15 +239,15 @@ def test_shipped_names_resolve_in_the_weights_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)
     torch.manual_seed(0)
     pair = MaskGAN(1, width=W, density=0.1)
-    export_model(pair, tmp_path / "maskgan-10", config={"kind": "maskgan", "model": pair.config})
+    save_model(pair, tmp_path / "maskgan-10", config={"kind": "maskgan", "model": pair.config})
     gen = InpaintingGenerator(1, width=W)
-    export_model(gen, tmp_path / "inpainting-wgan", config={"kind": "inpainting", "model": gen.config})
+    save_model(gen, tmp_path / "inpainting-wgan", config={"kind": "inpainting", "model": gen.config})
     assert gan.shipped_models() == ["inpainting-wgan", "maskgan-10"]
     f = torch.rand(1, 1, 32, 32)
-    m = gan_mask(f, 0.1, seed=0)                         # the shipped model for 0.1, found by density
-    assert torch.equal(m, gan_mask(f, 0.1, load_mask_model("maskgan-10"), seed=0))
-    assert torch.equal(gan_inpaint(f, m, seed=0), gan_inpaint(f, m, gen, seed=0))
-    assert torch.equal(gan_inpaint(f, m, load_inpainting_model(0.1), seed=0), gan_inpaint(f, m, pair, seed=0))
+    m = gan_mask(f, 0.1, generator=0)                         # the shipped model for 0.1, found by density
+    assert torch.equal(m, gan_mask(f, 0.1, load_mask_model("maskgan-10"), generator=0))
+    assert torch.equal(gan_inpaint(f, m, generator=0), gan_inpaint(f, m, gen, generator=0))
+    assert torch.equal(gan_inpaint(f, m, load_inpainting_model(0.1), generator=0), gan_inpaint(f, m, pair, generator=0))
     with pytest.raises(FileNotFoundError, match="'maskgan-05' is not shipped"):
         gan_mask(f, 0.05)
 

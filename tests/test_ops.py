@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from pdeflow import ops
 from pdeflow.ops import div, grad, laplacian, tv, tv_eps
 
 
@@ -70,3 +71,19 @@ def test_bad_shapes_are_rejected():
         div(torch.zeros(3, 4, 4))
     with pytest.raises(ValueError, match="u must have shape"):
         tv(torch.zeros(1, 1, 1, 4, 4))
+
+
+def test_as_batch_and_check_image():
+    from pdeflow.errors import UserInputError
+    u = torch.rand(5, 6)
+    x, nd = ops.as_batch(u, "u0")
+    assert x.shape == (1, 1, 5, 6) and nd == 2 and ops.unbatch(x, nd).shape == (5, 6)
+    assert ops.as_batch(torch.rand(3, 5, 6))[0].shape == (1, 3, 5, 6)
+    with pytest.raises(UserInputError, match=r"u0 must have shape \(H, W\)"):
+        ops.as_batch(torch.rand(5), "u0")
+    with pytest.raises(TypeError, match="f must be a torch.Tensor"):
+        ops.check_image([[0.0]], "f")
+    with pytest.raises(TypeError, match="floating-point"):
+        ops.check_image(torch.ones(3, 3, dtype=torch.int64), "f")
+    with pytest.raises(UserInputError, match="NaN or infinite"):
+        ops.check_image(torch.tensor([[0.0, float("nan")]]), "f")

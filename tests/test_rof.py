@@ -4,7 +4,7 @@ import pytest
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
-from pdeflow.data import builtin_image
+from pdeflow.datasets import builtin_image
 from pdeflow.ops import tv
 from pdeflow.tv import ROF_METHODS, duality_gap, rof
 

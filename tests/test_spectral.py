@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pdeflow.data import builtin_image, disk
+from pdeflow.datasets import builtin_image, disk
 from pdeflow.tv import dyadic_band_edges, spectral_tv, tv_flow
 
 

@@ -17,9 +17,19 @@ import pytest
 import torch
 from torch import nn
 
-from pdeflow.training import (Run, RunConfigError, batch_indices, check_finite, export_model, import_state,
-                              load_checkpoint, load_config, save_checkpoint, save_config, seed_everything,
-                              step_generator)
+from pdeflow.io import load_model, save_model
+from pdeflow.training import (
+    Run,
+    RunConfigError,
+    batch_indices,
+    check_finite,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+    save_config,
+    seed_everything,
+    step_generator,
+)
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "_tiny_trainer.py"
@@ -261,10 +271,10 @@ def test_steps_requires_resume(tmp_path):
 def test_export_import_round_trip(tmp_path):
     seed_everything(0)
     net = tiny.TinyNet()
-    ws, js = export_model(net, tmp_path / "tiny", config={"width": 4}, provenance={"steps": 10})
+    ws, js = save_model(net, tmp_path / "tiny", config={"width": 4}, provenance={"steps": 10})
     assert (ws.name, js.name) == ("tiny.safetensors", "tiny.json")
     for p in (tmp_path / "tiny", ws, js):
-        state, meta = import_state(p)
+        state, meta = load_model(p)
         _assert_same_weights(net.state_dict(), state)
     assert meta["config"] == {"width": 4} and meta["provenance"]["steps"] == 10
     assert "torch_version" in meta["provenance"]
@@ -273,10 +283,10 @@ def test_export_import_round_trip(tmp_path):
     x = torch.rand(1, 1, 8, 8)
     assert torch.equal(fresh.eval()(x), net.eval()(x))
     seed_everything(1)
-    export_model(tiny.TinyNet(), tmp_path / "other", config={}, provenance={})
+    save_model(tiny.TinyNet(), tmp_path / "other", config={}, provenance={})
     os.replace(tmp_path / "other.safetensors", ws)                       # weights of another export
     with pytest.raises(ValueError, match="checksum"):
-        import_state(tmp_path / "tiny")
+        load_model(tmp_path / "tiny")
 
 
 # ---------------------------------------------------------------- DDP

@@ -1,5 +1,4 @@
 """TVflowNET evaluation: joint space-time optimisation, reference cache, time derivatives, report."""
-import argparse
 import json
 import math
 
@@ -8,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from pdeflow import data as pdata
-from pdeflow import metrics
-from pdeflow.tv import tv_flow
+from pdeflow import datasets, metrics
+from pdeflow.cli import build_parser
+from pdeflow.reporting import Report
+from pdeflow.tv import spectral_from_stack, tv_flow
 from pdeflow.tvflownet import build_model
-from pdeflow.tvflownet import eval_cli
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 
@@ -122,7 +121,7 @@ def test_autodiff_and_finite_difference_time_derivatives_agree():
 def test_spectral_from_stack_telescopes_to_first_frame():
     g = torch.Generator().manual_seed(0)
     u = torch.randn(9, 2, 1, 6, 6, dtype=torch.float64, generator=g)
-    s = ev.spectral_from_stack(u, 0.05)
+    s = spectral_from_stack(u, 0.05)
     assert s.phi.shape == (7, 2, 1, 6, 6) and s.spectrum.shape == (7, 2)
     torch.testing.assert_close(s.reconstruct(), u[0])
 
@@ -165,7 +164,7 @@ def test_reference_flow_matches_tv_flow_and_is_cached(tmp_path):
 
 def test_reference_flow_through_extinction():
     """A disk falls linearly to the background and then stays: the extinct image costs no solver time."""
-    x = pdata.disk(16, 2.5, height=1.0)[None].double()
+    x = datasets.disk(16, 2.5, height=1.0)[None].double()
     times = [0.1 * k for k in range(21)]
     u, u_t = ev.reference_flow(x, times, dt=0.05, tol=1e-8, cache_dir=False)
     mean = float(x.mean())
@@ -217,8 +216,11 @@ def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
     assert res["models"]["semiresnet-32"]["paper_row"] == ["semiresnet", "32"]
     assert res["models"]["tiny-lgd"]["paper_row"] is None
 
-    report = ev.write_report(res, tmp_path / "out")
-    text = report.read_text()
+    from pdeflow.tvflownet.report import report
+    rep = report(res)
+    assert set(rep.names) == {"report.md", "results.json", "flow_example.png", "joint_flow.png", "spectra.png"}
+    rep.write(tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
     for n in (1, 2, 3, 4, 5, 6, 7, 9):
         assert f"## Table {n} " in text, n
     assert "41.07 ± 0.09" not in text  # 16 px is not a paper size: no paper number there
@@ -247,15 +249,12 @@ def test_paper_key():
 
 
 def test_cli_evaluate_tvflownet(tmp_path, capsys):
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     torch.manual_seed(0)
     m = build_model("semiresnet", width=4, depth=2)
-    export_model(m, tmp_path / "tiny", {"model": m.config, "scale": 5.0, "t_max": 1.0},
+    save_model(m, tmp_path / "tiny", {"model": m.config, "scale": 5.0, "t_max": 1.0},
                  {"train_config": {"crop": "96"}})
-    parser = argparse.ArgumentParser(prog="pdeflow")
-    sub = parser.add_subparsers(dest="command", required=True)
-    eval_sub = eval_cli.add_parsers(sub)
-    assert "tvflownet" in eval_sub.choices
+    parser = build_parser()
     out = tmp_path / "report"
     argv = ["evaluate", "tvflownet", str(tmp_path / "tiny.safetensors"), "--sizes", "16", "--n-images", "1",
             "--n-times", "3", "--t-max", "0.04", "--tables", "2", "7", "--tol", "1e-4",
@@ -271,4 +270,23 @@ def test_cli_evaluate_tvflownet(tmp_path, capsys):
         args.run(parser.parse_args(argv))
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "tvflownet", "--tables", "8"])
+    capsys.readouterr()
+
+
+def test_cli_evaluate_interrupted_leaves_nothing_in_out(tmp_path, monkeypatch, capsys):
+    """A killed `pdeflow evaluate tvflownet` (here: Ctrl-C while the report is written) leaves no file."""
+    from pdeflow.cli import main
+    from pdeflow.cli import tvflownet as cli_tvflownet
+
+    def interrupted(results, **kw):
+        rep = Report()
+        rep.add_text("report.md", "partial")
+        rep.add_figure = None  # the figure never arrives: interrupted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_tvflownet, "report", interrupted)
+    out = tmp_path / "report"
+    rc = main(["evaluate", "tvflownet", "--sizes", "16", "--n-images", "1", "--n-times", "2", "--t-max", "0.02",
+               "--tables", "2", "--tol", "1e-3", "--no-cache", "--out", str(out)])
+    assert rc == 130 and not out.exists()
     capsys.readouterr()

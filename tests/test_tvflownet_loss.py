@@ -1,4 +1,4 @@
-"""The TVflowNET loss (seed 000 eq. (12)): term by term, on the reference TV flow and on models."""
+"""The TVflowNET loss (Grossmann et al., 2022, eq. (12)): term by term, on the reference TV flow and on models."""
 import pytest
 import torch
 

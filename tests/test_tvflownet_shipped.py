@@ -1,8 +1,7 @@
 """The shipped default TVflowNET: it loads offline, says how it was trained, and learned the flow."""
 import pytest
-import torch
 
-from pdeflow import data, metrics, tvflownet
+from pdeflow import datasets, metrics, tvflownet
 from pdeflow.tv import tv_flow
 
 pytestmark = pytest.mark.skipif("default" not in tvflownet.shipped_models(), reason="no default model shipped")
@@ -18,7 +17,7 @@ def test_default_model_records_its_training():
 
 def test_default_model_beats_the_identity_on_held_out_crops():
     """On test-split crops the network is far closer to the reference flow than u0 itself."""
-    u0 = data.random_crops(data.builtin_pool("test", kind="photo"), 2, 32, seed=5)
+    u0 = datasets.random_crops(datasets.builtin_pool("test", kind="photo"), 2, 32, generator=5)
     times = [0.05, 0.1, 0.2]                                   # [0, 1] intensities: t <= 1 on the x5 scale
     ref = tv_flow(u0, times, dt=0.005, tol=1e-5)
     net = tvflownet.flow(u0, times)

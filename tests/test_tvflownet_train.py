@@ -1,7 +1,6 @@
 """TVflowNET training, loading, flow() and the symmetry wrapper, on tiny models (fast)."""
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -14,10 +13,10 @@ import torch
 
 import pdeflow.tvflownet.api as api
 import pdeflow.tvflownet.train as T
+from pdeflow.cli import build_parser
 from pdeflow.training import RunConfigError, load_checkpoint
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import Equivariant, build_model, flow, load
-from pdeflow.tvflownet.cli import add_parsers
 from pdeflow.tvflownet.train import TrainConfig, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -190,11 +189,11 @@ def test_init_copies_a_model_and_refuses_another_architecture(tmp_path):
 
 
 def test_folder_data_holds_out_images_for_validation(tmp_path):
-    from pdeflow import data as pdata
+    from pdeflow import io as pio
     folder = tmp_path / "imgs" / "sub"
     folder.mkdir(parents=True)
     for i in range(5):
-        pdata.write_image(folder / f"im{i}.png", torch.rand(1, 24, 24))
+        pio.write_image(folder / f"im{i}.png", torch.rand(1, 24, 24))
     cfg = tiny_config(data=str(tmp_path / "imgs"))
     tr, va = T.open_data(cfg)
     assert len(tr) == 4 and len(va) == 1
@@ -239,7 +238,7 @@ def test_reference_flow_picks_each_crops_own_time():
     cfg = tiny_config(times_per_image=2)
     u0 = torch.rand(2, 1, 10, 10).repeat_interleave(2, 0) * 5
     t = torch.tensor([0.0, 0.3, 0.0, 0.7])
-    ref = T.reference_flow(u0, t, cfg)
+    ref = T.supervised_reference(u0, t, cfg)
     direct = tv_flow(u0[::2], [0.3, 0.7], dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter)
     assert torch.equal(ref[0], u0[0]) and torch.allclose(ref[1], direct[0, 0])
     assert torch.allclose(ref[3], direct[1, 1])
@@ -291,10 +290,10 @@ def test_load_names_paths_and_missing_weights(tmp_path, monkeypatch):
         flow(torch.rand(8, 8), [0.1])
     with pytest.raises(FileNotFoundError, match="missing"):
         load(tmp_path / "nothing.json")
-    from pdeflow.training import export_model
+    from pdeflow.io import save_model
     m = _tiny_model()
-    export_model(m, tmp_path / "weights" / "default", config=m.meta["config"], provenance={})
-    export_model(m, tmp_path / "weights" / "small", config=m.meta["config"], provenance={})
+    save_model(m, tmp_path / "weights" / "default", config=m.meta["config"], provenance={})
+    save_model(m, tmp_path / "weights" / "small", config=m.meta["config"], provenance={})
     assert api.shipped_models() == ["default", "small"]
     u0 = torch.rand(1, 1, 8, 8)
     for loaded in (load(), load("small"), load(tmp_path / "weights" / "small.safetensors")):
@@ -366,9 +365,7 @@ def test_equivariant_wrapper_composes_beyond_the_trained_interval_and_keeps_cons
 # ---------------------------------------------------------------- command line
 
 def test_cli_trains_then_resumes_with_the_same_command(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="pdeflow")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parsers(sub)
+    parser = build_parser()
     argv = ["train", "tvflownet", "--arch", "semiresnet", "--arch-kwargs", '{"width": 4, "depth": 3}',
             "--crop", "16", "--steps", "2", "--batch-size", "2", "--run-dir", str(tmp_path / "run"),
             "--val-crops", "1", "--val-size", "16", "--val-times", "2", "--val-dt", "0.1", "--val-tol", "1e-3",
@@ -441,3 +438,21 @@ def test_equivariant_wrapper_stops_at_the_mean_past_extinction():
         Equivariant(Shrink(), flat=0.0)(u0, 1e6)
     with pytest.raises(ValueError, match="flat"):
         Equivariant(_tiny_model(), flat=1.5)
+
+
+def test_cli_options_are_generated_from_the_config():
+    """Every TrainConfig option field is a `pdeflow train tvflownet` option with the field's default, and the
+    parsed defaults give back TrainConfig() (a hyperparameter is declared once, in the config)."""
+    import dataclasses
+
+    from pdeflow.cli.tvflownet import config_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "tvflownet", "--run-dir", "r"])
+    assert config_from_args(args) == TrainConfig()
+    opts = {f.name for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata}
+    assert len(opts) >= 36 and opts <= set(vars(args))
+    args = parser.parse_args(["train", "tvflownet", "--run-dir", "r", "--lr", "0.01", "--clip", "0", "--crop", "mixed",
+                              "--arch-kwargs", '{"width": 4}', "--deterministic"])
+    cfg = config_from_args(args)
+    assert (cfg.lr, cfg.clip, cfg.crop, cfg.arch_kwargs, cfg.deterministic) == (0.01, None, "mixed", {"width": 4}, True)

@@ -2,17 +2,29 @@
 
 All metrics are computed per image. Images are tensors of shape ``(H, W)``,
 ``(C, H, W)`` or ``(B, C, H, W)``; a 4-D input gives one value per image,
-shape ``(B,)``, and a 2-D or 3-D input gives a 0-d tensor. The result has the
-dtype and device of the (promoted) inputs; integer inputs are converted to the
-default floating dtype. :func:`psnr`, :func:`ssim` and :func:`mae` are
-differentiable, and :func:`dice` is differentiable for probability inputs
-(the soft Dice).
+shape ``(B,)``, and a 2-D or 3-D input gives a 0-d tensor. The result is on
+the device of the inputs, in the dtype they are computed in, as scikit-image
+computes: float32 and float64 inputs as they are (promoted to the wider of
+the two), float16 and bfloat16 in float32 (their products and sums overflow
+or lose digits in half precision), and integer or bool inputs in float64.
+:func:`psnr`, :func:`ssim` and :func:`mae` are differentiable, and
+:func:`dice` is differentiable for probability inputs (the soft Dice).
 
-:func:`ssim` reproduces scikit-image's
-``structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=...)`` (Wang et al. 2004 with the
-population covariance), including its cropping of the image border, and, for
-several channels, the mean over channels as with ``channel_axis``.
+:func:`ssim` has scikit-image's two variants of the SSIM of Wang, Bovik,
+Sheikh and Simoncelli, "Image quality assessment: from error visibility to
+structural similarity", IEEE Trans. Image Process. 13(4), 2004:
+
+* ``window='gaussian'`` (default): ``structural_similarity(x, y,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=...)``, the paper's 11x11 Gaussian window with the population
+  covariance;
+* ``window='uniform'``: scikit-image's default ``structural_similarity(x, y,
+  data_range=...)``, a uniform 7x7 window with the sample covariance (the
+  variant behind the SSIM values of Grossmann, Dittmer, Korolev and
+  Schönlieb, "Unsupervised learning of the total variation flow", 2022).
+
+Both include scikit-image's cropping of the image border and, for several
+channels, the mean over channels as with ``channel_axis``.
 """
 from __future__ import annotations
 
@@ -22,15 +34,21 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window"]
+from .errors import UserInputError
+
+__all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window", "SSIM_WINDOWS"]
 
 
 # ---------------------------------------------------------------------------
 # Input handling
 # ---------------------------------------------------------------------------
 
-def _as_float(t: torch.Tensor) -> torch.Tensor:
-    return t if t.is_floating_point() else t.to(torch.get_default_dtype())
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """float32/float64 as they are, half precision in float32, integers and
+    bool in float64 (as scikit-image)."""
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    return t.dtype if t.is_floating_point() else torch.float64
 
 
 def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -40,20 +58,20 @@ def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() not in (2, 3, 4):
-            raise ValueError(
+            raise UserInputError(
                 f"{name}: {arg} must have shape (H, W), (C, H, W) or (B, C, H, W), "
                 f"got shape {tuple(t.shape)}"
             )
     if x.shape != y.shape:
-        raise ValueError(
+        raise UserInputError(
             f"{name}: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.device != y.device:
-        raise ValueError(f"{name}: x and y must be on the same device, got {x.device} and {y.device}")
+        raise UserInputError(f"{name}: x and y must be on the same device, got {x.device} and {y.device}")
     if x.is_complex() or y.is_complex():
         raise TypeError(f"{name}: complex images are not supported")
     batched = x.dim() == 4
-    dtype = torch.promote_types(_as_float(x).dtype, _as_float(y).dtype)
+    dtype = torch.promote_types(_compute_dtype(x), _compute_dtype(y))
     x = x.to(dtype)
     y = y.to(dtype)
     while x.dim() < 4:
@@ -68,12 +86,12 @@ def _check_data_range(name: str, data_range, batch: int, ref: torch.Tensor) -> t
         if dr.dim() == 0:
             pass
         elif dr.shape != (batch,):
-            raise ValueError(
+            raise UserInputError(
                 f"{name}: data_range must be a positive number or a tensor of shape (B,) = ({batch},), "
                 f"got shape {tuple(dr.shape)}"
             )
         if not bool(torch.all(torch.isfinite(dr) & (dr > 0))):
-            raise ValueError(f"{name}: data_range must be positive and finite, got {data_range}")
+            raise UserInputError(f"{name}: data_range must be positive and finite, got {data_range}")
         return dr
     if isinstance(data_range, bool) or not isinstance(data_range, Real):
         raise TypeError(
@@ -81,7 +99,7 @@ def _check_data_range(name: str, data_range, batch: int, ref: torch.Tensor) -> t
             f"got {type(data_range).__name__}"
         )
     if not (math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"{name}: data_range must be positive and finite, got {data_range}")
+        raise UserInputError(f"{name}: data_range must be positive and finite, got {data_range}")
     return torch.tensor(float(data_range), dtype=ref.dtype, device=ref.device)
 
 
@@ -172,9 +190,9 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, de
         Weights ``exp(-k**2 / (2 sigma**2))`` for ``k = -r..r``, summing to one.
     """
     if not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"gaussian_window: sigma must be positive, got {sigma}")
+        raise UserInputError(f"gaussian_window: sigma must be positive, got {sigma}")
     if not (truncate > 0 and math.isfinite(truncate)):
-        raise ValueError(f"gaussian_window: truncate must be positive, got {truncate}")
+        raise UserInputError(f"gaussian_window: truncate must be positive, got {truncate}")
     r = int(truncate * sigma + 0.5)
     k = torch.arange(-r, r + 1, dtype=torch.float64)
     w = torch.exp(-0.5 * (k / sigma) ** 2)
@@ -182,40 +200,63 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, de
     return w.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
+SSIM_WINDOWS = ("gaussian", "uniform")
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
     data_range=1.0,
     *,
+    window: str = "gaussian",
+    win_size: int | None = None,
     win_sigma: float = 1.5,
     truncate: float = 3.5,
+    sample_covariance: bool | None = None,
     K1: float = 0.01,
     K2: float = 0.03,
     full: bool = False,
 ):
     """Structural similarity index per image, as in scikit-image.
 
-    Equals ``skimage.metrics.structural_similarity(x, y, data_range=data_range,
-    gaussian_weights=True, sigma=win_sigma, use_sample_covariance=False)``
-    (with ``channel_axis`` for several channels) to round-off: local means,
-    variances and covariance are taken with a normalised Gaussian window of
-    standard deviation ``win_sigma`` truncated at radius
-    ``r = int(truncate * win_sigma + 0.5)`` (win_size ``2 r + 1``, 11 by default),
+    Local means, variances and covariance are taken with a normalised window,
     and the SSIM map is averaged over the pixels at least ``r`` away from the
-    border (scikit-image's crop), then over channels.
+    border (scikit-image's crop; the window is ``2 r + 1`` pixels wide), then
+    over channels. Two windows (see the module docstring):
+
+    * ``'gaussian'`` (default): a Gaussian of standard deviation ``win_sigma``
+      truncated at radius ``r = int(truncate * win_sigma + 0.5)`` (11x11 by
+      default) with the population covariance; equals
+      ``skimage.metrics.structural_similarity(x, y, data_range=data_range,
+      gaussian_weights=True, sigma=win_sigma, use_sample_covariance=False)``.
+    * ``'uniform'``: a ``win_size`` x ``win_size`` box (7x7 by default) with
+      the sample covariance (variances and covariance times ``N / (N - 1)``,
+      ``N = win_size**2``); equals scikit-image's default
+      ``structural_similarity(x, y, data_range=data_range)``.
 
     Parameters
     ----------
     x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Images of the same shape; ``H`` and ``W`` must be at least ``2 r + 1``.
+        Images of the same shape; ``H`` and ``W`` must be at least the window size.
     data_range : float or Tensor of shape (B,), optional
         Difference between the largest and smallest possible intensity (1 for
         images in [0, 1]). Sets the constants ``C1 = (K1 * data_range)**2`` and
         ``C2 = (K2 * data_range)**2``.
+    window : {'gaussian', 'uniform'}, optional
+        The local window.
+    win_size : int, optional
+        Side of the uniform window, odd, at least 3 (default 7). Only for
+        ``window='uniform'``; the Gaussian window's size follows from
+        ``win_sigma`` and ``truncate``.
     win_sigma : float, optional
         Standard deviation of the Gaussian window, in pixels.
     truncate : float, optional
-        Window radius in units of ``win_sigma`` (scikit-image always uses 3.5).
+        Gaussian window radius in units of ``win_sigma`` (scikit-image always
+        uses 3.5).
+    sample_covariance : bool, optional
+        Use the sample (``N / (N - 1)``) instead of the population covariance.
+        Default: True for the uniform window, False for the Gaussian one (for
+        the Gaussian window ``N`` is its number of pixels, as in scikit-image).
     K1, K2 : float, optional
         Stabilising constants, non-negative.
     full : bool, optional
@@ -225,27 +266,49 @@ def ssim(
     -------
     Tensor, shape (B,) for 4-D input, 0-d otherwise
         Mean SSIM, dimensionless, at most 1.
-    Tensor, shape of the input with ``H - 2 r`` rows and ``W - 2 r`` columns
-        The SSIM map, only if ``full=True``.
+    Tensor, only if ``full=True``
+        The SSIM map: the input's shape with ``H - 2 r`` rows and ``W - 2 r``
+        columns, i.e. ``(H', W')`` for 2-D input, ``(C, H', W')`` for 3-D and
+        ``(B, C, H', W')`` for 4-D.
 
     Notes
     -----
     Computed with two 1-D valid convolutions per statistic, which equal
     scipy's (reflect-padded) filtering on every pixel inside the cropped region,
-    so the border treatment never enters the result.
+    so the border treatment never enters the result. Half-precision inputs are
+    computed in float32 and integer inputs in float64 (see the module docstring).
     """
+    in_dim = x.dim() if isinstance(x, torch.Tensor) else None
     x, y, batched = _check_pair("ssim", x, y)
     dr = _check_data_range("ssim", data_range, x.shape[0], x)
     for name, v in (("K1", K1), ("K2", K2)):
         if not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"ssim: {name} must be a non-negative number, got {v}")
-    win = gaussian_window(win_sigma, truncate, dtype=x.dtype, device=x.device)
+            raise UserInputError(f"ssim: {name} must be a non-negative number, got {v}")
+    if window not in SSIM_WINDOWS:
+        raise UserInputError(f"ssim: window must be one of {SSIM_WINDOWS}, got {window!r}")
+    if sample_covariance not in (None, True, False):
+        raise UserInputError(f"ssim: sample_covariance must be True, False or None, got {sample_covariance!r}")
+    if window == "uniform":
+        if win_size is None:
+            win_size = 7
+        if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 3 or win_size % 2 == 0:
+            raise UserInputError(f"ssim: win_size must be an odd int >= 3, got {win_size!r}")
+        win = torch.full((win_size,), 1.0 / win_size, dtype=x.dtype, device=x.device)
+        what = f"win_size={win_size}"
+        if sample_covariance is None:
+            sample_covariance = True
+    else:
+        if win_size is not None:
+            raise UserInputError("ssim: win_size applies to window='uniform'; the Gaussian window's size "
+                             "is set by win_sigma and truncate")
+        win = gaussian_window(win_sigma, truncate, dtype=x.dtype, device=x.device)
+        what = f"win_sigma={win_sigma}, truncate={truncate}"
     k = win.numel()
     B, C, H, W = x.shape
     if H < k or W < k:
-        raise ValueError(
-            f"ssim: images must be at least {k}x{k} pixels for win_sigma={win_sigma}, "
-            f"truncate={truncate} (window size {k}), got {H}x{W}"
+        raise UserInputError(
+            f"ssim: images must be at least {k}x{k} pixels for window={window!r}, {what} "
+            f"(window size {k}), got {H}x{W}"
         )
 
     # Five statistics through one grouped separable filter.
@@ -255,9 +318,10 @@ def ssim(
     Hv, Wv = stack.shape[-2:]
     ux, uy, uxx, uyy, uxy = stack.reshape(B, C, 5, Hv, Wv).unbind(2)
 
-    vx = uxx - ux * ux
-    vy = uyy - uy * uy
-    vxy = uxy - ux * uy
+    cov_norm = k * k / (k * k - 1) if sample_covariance else 1.0
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
     if dr.dim():
         dr = dr.view(-1, 1, 1, 1)
     C1 = (K1 * dr) ** 2
@@ -268,8 +332,7 @@ def ssim(
     val = smap.flatten(1).mean(1)
     if not full:
         return _finish(val, batched)
-    if not batched:
-        smap = smap[0]
+    smap = smap.reshape(smap.shape[4 - in_dim:]) if in_dim < 4 else smap
     return _finish(val, batched), smap
 
 
@@ -330,24 +393,24 @@ def dice(
             raise TypeError(f"dice: {arg} must be a torch.Tensor, got {type(t).__name__}")
         if _is_labels(t):
             if t.dim() not in (2, 3):
-                raise ValueError(
+                raise UserInputError(
                     f"dice: integer label map {arg} must have shape (H, W) or (B, H, W), "
                     f"got shape {tuple(t.shape)}"
                 )
         elif t.dim() not in (3, 4):
-            raise ValueError(
+            raise UserInputError(
                 f"dice: floating {arg} (one-hot or probabilities) must have shape (K, H, W) or "
                 f"(B, K, H, W), got shape {tuple(t.shape)}"
             )
     if pred.device != target.device:
-        raise ValueError(f"dice: pred and target must be on the same device, got {pred.device} and {target.device}")
+        raise UserInputError(f"dice: pred and target must be on the same device, got {pred.device} and {target.device}")
 
     # Spatial/batch shape without a class dimension, and the class count.
     def spatial(t):
         return tuple(t.shape) if _is_labels(t) else tuple(t.shape[:-3]) + tuple(t.shape[-2:])
 
     if spatial(pred) != spatial(target):
-        raise ValueError(
+        raise UserInputError(
             f"dice: pred and target do not match: shapes {tuple(pred.shape)} and {tuple(target.shape)} "
             "(label maps are (B, H, W), one-hot/probabilities (B, K, H, W))"
         )
@@ -355,18 +418,18 @@ def dice(
 
     ks = {t.shape[-3] for t in (pred, target) if not _is_labels(t)}
     if len(ks) > 1:
-        raise ValueError(f"dice: pred and target have different numbers of classes: {sorted(ks)}")
+        raise UserInputError(f"dice: pred and target have different numbers of classes: {sorted(ks)}")
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"dice: num_classes must be a positive int, got {num_classes!r}")
+            raise UserInputError(f"dice: num_classes must be a positive int, got {num_classes!r}")
         if ks and num_classes != next(iter(ks)):
-            raise ValueError(
+            raise UserInputError(
                 f"dice: num_classes={num_classes} does not match the class dimension {next(iter(ks))}"
             )
     labels = [t for t in (pred, target) if _is_labels(t)]
     for t in labels:
         if t.numel() and int(t.min()) < 0:
-            raise ValueError("dice: label maps must be non-negative")
+            raise UserInputError("dice: label maps must be non-negative")
     if num_classes is None:
         if ks:
             num_classes = next(iter(ks))
@@ -374,9 +437,9 @@ def dice(
             num_classes = 1 + max(int(t.max()) if t.numel() else 0 for t in labels)
     for arg, t in (("pred", pred), ("target", target)):
         if _is_labels(t) and t.numel() and int(t.max()) >= num_classes:
-            raise ValueError(f"dice: {arg} has label {int(t.max())} >= num_classes={num_classes}")
+            raise UserInputError(f"dice: {arg} has label {int(t.max())} >= num_classes={num_classes}")
     if exclude_background and num_classes < 2:
-        raise ValueError("dice: exclude_background=True needs at least 2 classes (class 0 is the background)")
+        raise UserInputError("dice: exclude_background=True needs at least 2 classes (class 0 is the background)")
 
     float_dtype = next((t.dtype for t in (pred, target) if not _is_labels(t)), torch.get_default_dtype())
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import UserInputError
+
 __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum"]
 
 
@@ -34,7 +36,7 @@ def grad(u: torch.Tensor) -> torch.Tensor:
         ``[d/dH, d/dW]``; zero in the last row / last column respectively.
     """
     if u.dim() < 2:
-        raise ValueError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
+        raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
     g = u.new_zeros(*u.shape[:-2], 2, *u.shape[-2:])
     g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
     g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
@@ -53,7 +55,7 @@ def div(p: torch.Tensor) -> torch.Tensor:
     Tensor, shape (..., H, W)
     """
     if p.dim() < 3 or p.shape[-3] != 2:
-        raise ValueError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
+        raise UserInputError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
     p0, p1 = p[..., 0, :, :], p[..., 1, :, :]
     d = torch.zeros_like(p0)
     # d/dH part: p0[i] - p0[i-1] inside, p0[0] on the first row, -p0[H-2] on the last.
@@ -86,14 +88,45 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     return torch.sqrt(sq + eps * eps) if eps else torch.sqrt(sq)
 
 
-def _as_bchw(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
+def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
+    """The one shape promotion: ``u`` as a ``(B, C, H, W)`` view, and its original number of dimensions.
+
+    ``(H, W)`` becomes ``(1, 1, H, W)`` and ``(C, H, W)`` becomes ``(1, C, H, W)``; undo it with
+    ``out[0, 0]`` / ``out[0]`` (or :func:`unbatch`) to return the shape a caller gave.
+
+    Raises
+    ------
+    TypeError
+        ``u`` is not a tensor.
+    pdeflow.errors.UserInputError
+        ``u`` does not have 2, 3 or 4 dimensions (the message names ``name``).
+    """
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
     if u.dim() == 2:
         return u[None, None], 2
     if u.dim() == 3:
         return u[None], 3
     if u.dim() == 4:
         return u, 4
-    raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+    raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+
+
+def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Undo :func:`as_batch`: ``x`` ``(B, C, H, W)`` back to ``ndim`` (2, 3 or 4) dimensions."""
+    return x if ndim == 4 else (x[0] if ndim == 3 else x[0, 0])
+
+
+def check_image(u: torch.Tensor, name: str = "u") -> None:
+    """The one image check: a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W)
+    with finite values; a TypeError or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise."""
+    as_batch(u, name)
+    if u.numel() == 0:
+        raise UserInputError(f"{name} is empty, got shape {tuple(u.shape)}")
+    if not u.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {u.dtype}")
+    if not bool(torch.isfinite(u).all()):
+        raise UserInputError(f"{name} contains NaN or infinite values")
 
 
 def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
@@ -116,6 +149,6 @@ def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
 
 def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False) -> torch.Tensor:
     """Smoothed total variation ``sum sqrt(ux^2 + uy^2 + eps^2)`` per image; see :func:`tv`."""
-    x, ndim = _as_bchw(u)
+    x, ndim = as_batch(u)
     out = batch_sum(gradient_norm(grad(x), channelwise=channelwise, eps=eps))
     return out if ndim == 4 else out[0]

@@ -1,4 +1,4 @@
-"""Inverse evolution layers (seed 002): a training-time regulariser for any segmentation network.
+"""Inverse evolution layers (Liu et al., 2023): a training-time regulariser for any segmentation network.
 
     from pdeflow.iel import with_iels
     net = with_iels(my_unet, "heat", dt=0.025, steps=30)   # IELs in train(), identity in eval()
@@ -9,12 +9,28 @@
 * :mod:`~pdeflow.iel.unet` -- the paper's U-Net (InstanceNorm, LeakyReLU).
 * :mod:`~pdeflow.iel.datasets` -- offline labelled data (DSB2018 nuclei, Colin27 brain MR).
 * :mod:`~pdeflow.iel.experiment` -- the noisy-label experiment (``pdeflow iel-experiment``).
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
-from .layers import (BOUNDARIES, OPERATORS, Heat, InverseEvolution, PeronaMalik, TVFlow, WithIELs,
-                     heat_iel_symbol, make_operator, official_heat_iel, with_iels)
+from .layers import (
+                     BOUNDARIES,
+                     OPERATORS,
+                     Heat,
+                     InverseEvolution,
+                     PeronaMalik,
+                     TVFlow,
+                     WithIELs,
+                     heat_iel_symbol,
+                     make_operator,
+                     official_heat_iel,
+                     with_iels,
+)
 from .noise import add_label_noise, block_noise, window_noise
-from .unet import UNet
+from .unet import SegmentationUNet
 
 __all__ = ["BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator", "InverseEvolution",
            "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol", "block_noise", "window_noise",
-           "add_label_noise", "UNet"]
+           "add_label_noise", "SegmentationUNet"]

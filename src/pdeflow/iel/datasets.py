@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserInputError
+
 __all__ = ["SegmentationData", "DATASETS", "load_dataset", "dsb2018", "mricron_brain", "synthetic_blobs",
            "mricron_dir", "read_nifti", "STARDIST_INSTALL", "MRICRON_INSTALL"]
 
@@ -97,7 +99,7 @@ def dsb2018(val_tile: int = 128) -> SegmentationData:
         region (a divisor of 128, default 128: four tiles).
     """
     if not isinstance(val_tile, int) or val_tile < 16 or 128 % val_tile:
-        raise ValueError(f"dsb2018: val_tile must be a divisor of 128 and >= 16, got {val_tile!r}")
+        raise UserInputError(f"dsb2018: val_tile must be a divisor of 128 and >= 16, got {val_tile!r}")
     import tifffile
     img_path, mask_path = _stardist_files()
     img = tifffile.imread(img_path).astype(np.float64)
@@ -135,18 +137,18 @@ def read_nifti(path) -> np.ndarray:
     path = Path(path)
     raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
     if len(raw) < 352:
-        raise ValueError(f"read_nifti: {path} is too short to be a NIfTI-1 file")
+        raise UserInputError(f"read_nifti: {path} is too short to be a NIfTI-1 file")
     endian = "<" if struct.unpack("<i", raw[:4])[0] == 348 else ">"
     if struct.unpack(endian + "i", raw[:4])[0] != 348 or raw[344:347] not in (b"n+1", b"ni1"):
-        raise ValueError(f"read_nifti: {path} is not a single-file NIfTI-1 volume")
+        raise UserInputError(f"read_nifti: {path} is not a single-file NIfTI-1 volume")
     dim = struct.unpack(endian + "8h", raw[40:56])
     code = struct.unpack(endian + "h", raw[70:72])[0]
     offset = int(struct.unpack(endian + "f", raw[108:112])[0])
     slope, inter = struct.unpack(endian + "2f", raw[112:120])
     if code not in _NIFTI_DTYPES:
-        raise ValueError(f"read_nifti: {path} has unsupported NIfTI datatype code {code}")
+        raise UserInputError(f"read_nifti: {path} has unsupported NIfTI datatype code {code}")
     if dim[0] != 3 or dim[4] > 1:
-        raise ValueError(f"read_nifti: {path} is not a 3-D volume (dim = {dim})")
+        raise UserInputError(f"read_nifti: {path} is not a 3-D volume (dim = {dim})")
     nx, ny, nz = dim[1:4]
     dt = np.dtype(_NIFTI_DTYPES[code]).newbyteorder(endian)
     a = np.frombuffer(raw, dtype=dt, count=nx * ny * nz, offset=offset).reshape(nz, ny, nx)
@@ -211,12 +213,12 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, val_step: i
     """
     for name, v in (("block", block), ("val_every", val_every), ("val_step", val_step)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"mricron_brain: {name} must be an int >= 1, got {v!r}")
+            raise UserInputError(f"mricron_brain: {name} must be an int >= 1, got {v!r}")
     d = mricron_dir(path)
     vol = read_nifti(d / "ch2.nii.gz")
     bet = read_nifti(d / "ch2bet.nii.gz")
     if vol.shape != bet.shape:
-        raise ValueError(f"dataset 'mricron': ch2 {vol.shape} and ch2bet {bet.shape} differ in shape")
+        raise UserInputError(f"dataset 'mricron': ch2 {vol.shape} and ch2bet {bet.shape} differ in shape")
     mask = bet > 0
     keep = np.nonzero(mask.reshape(mask.shape[0], -1).mean(1) >= min_brain)[0]
     z0 = int(keep.min())
@@ -258,7 +260,7 @@ def synthetic_blobs(n_train: int = 4, n_val: int = 4, size: int = 64, *, noise: 
     images are different draws).
     """
     if size < 16 or size % 16:
-        raise ValueError(f"synthetic_blobs: size must be a positive multiple of 16, got {size!r}")
+        raise UserInputError(f"synthetic_blobs: size must be a positive multiple of 16, got {size!r}")
     g = torch.Generator()
     g.manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
@@ -293,4 +295,4 @@ def load_dataset(name: str, path=None) -> SegmentationData:
         return mricron_brain(path)
     if name == "synthetic":
         return synthetic_blobs()
-    raise ValueError(f"load_dataset: name must be one of {DATASETS}, got {name!r}")
+    raise UserInputError(f"load_dataset: name must be one of {DATASETS}, got {name!r}")

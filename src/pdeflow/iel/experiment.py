@@ -1,6 +1,6 @@
-"""The noisy-label segmentation experiment of seed 002, offline and resumable.
+"""The noisy-label segmentation experiment of Liu et al. (2023), offline and resumable.
 
-One run trains a :class:`~pdeflow.iel.unet.UNet` with cross-entropy, with or
+One run trains a :class:`~pdeflow.iel.unet.SegmentationUNet` with cross-entropy, with or
 without heat-diffusion (or other) IELs after its logits, on clean or noisy
 training labels, and records the validation Dice after every epoch::
 
@@ -26,7 +26,7 @@ What a run does
    ``steps_per_epoch`` steps, by default as many as it takes for the crops
    to cover the training pixels once. Each step draws ``batch_size`` random
    ``crop x crop`` crops (image and label together,
-   :func:`pdeflow.data.random_crops`) and random flips from
+   :func:`pdeflow.datasets.random_crops`) and random flips from
    :func:`~pdeflow.training.step_generator` ``(seed, step)`` and nothing else.
 3. Loss: cross-entropy of ``net(x)`` against the (noisy) labels, where ``net``
    is the U-Net or ``with_iels(unet, ...)`` in ``train()`` mode, so the IELs
@@ -39,6 +39,11 @@ What a run does
 Time step units: ``dt`` is PDE time per layer for the unit-spacing operators
 of :mod:`pdeflow.iel.layers`; the official code's "dt 0.1" (kernel
 ``laplacian / 4``) is ``dt = 0.025`` here, which is the default, with 30 layers.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 
@@ -52,13 +57,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import ops, training
-from ..data import random_crops
+from .. import ops, training, viz
+from ..datasets import random_crops
+from ..errors import UserInputError
+from ..io import write_bytes
 from ..metrics import dice
 from .datasets import DATASETS, SegmentationData, load_dataset
 from .layers import BOUNDARIES, OPERATORS, with_iels
 from .noise import NOISE_KINDS, add_label_noise
-from .unet import UNet
+from .unet import SegmentationUNet
 
 __all__ = ["RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "boundary_ratio",
            "ExperimentSpec", "check_spec", "plan_runs", "run_experiment", "aggregate", "RESULT_FILE"]
@@ -96,7 +103,7 @@ class RunConfig:
 def check_config(cfg: RunConfig) -> None:
     """Raise ValueError naming the first bad field of ``cfg``."""
     def bad(name, what):
-        raise ValueError(f"RunConfig: {name} must be {what}, got {getattr(cfg, name)!r}")
+        raise UserInputError(f"RunConfig: {name} must be {what}, got {getattr(cfg, name)!r}")
 
     if cfg.dataset not in DATASETS:
         bad("dataset", f"one of {DATASETS}")
@@ -149,7 +156,7 @@ def prepare_data(cfg: RunConfig, data: SegmentationData | None = None) -> tuple[
 
 
 def _build(cfg: RunConfig, num_classes: int, in_channels: int):
-    unet = UNet(in_channels, num_classes, width=cfg.width, depth=cfg.depth)
+    unet = SegmentationUNet(in_channels, num_classes, width=cfg.width, depth=cfg.depth)
     if not cfg.iel:
         return unet, unet
     from .layers import make_operator
@@ -233,7 +240,7 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
     if done is not None:
         return done
     if data is not None and data.name != cfg.dataset:
-        raise ValueError(f"train_run: data is {data.name!r} but cfg.dataset is {cfg.dataset!r}")
+        raise UserInputError(f"train_run: data is {data.name!r} but cfg.dataset is {cfg.dataset!r}")
     device = torch.device(device)
     training.seed_everything(cfg.seed, deterministic=cfg.deterministic)
     data, noise_fraction = prepare_data(cfg, data)
@@ -291,7 +298,7 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
 
 def _write_json(path: Path, obj) -> None:
     text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    training.atomic_write(path, lambda f: f.write(text.encode()))
+    write_bytes(path, text.encode())
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -329,21 +336,21 @@ class ExperimentSpec:
 def check_spec(spec: ExperimentSpec) -> None:
     """Raise ValueError naming the first bad field of ``spec`` (and of its base config)."""
     if spec.mode not in ("compare", "sweep"):
-        raise ValueError(f"ExperimentSpec: mode must be 'compare' or 'sweep', got {spec.mode!r}")
+        raise UserInputError(f"ExperimentSpec: mode must be 'compare' or 'sweep', got {spec.mode!r}")
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
-        raise ValueError(f"ExperimentSpec: seeds must be distinct and non-empty, got {spec.seeds!r}")
+        raise UserInputError(f"ExperimentSpec: seeds must be distinct and non-empty, got {spec.seeds!r}")
     if spec.base.noise == "none":
-        raise ValueError("ExperimentSpec: base.noise must name the noisy-label setting ('blocks' or 'windows'); "
+        raise UserInputError("ExperimentSpec: base.noise must name the noisy-label setting ('blocks' or 'windows'); "
                          "clean runs are added by the compare mode")
     if spec.mode == "compare" and (len(spec.dts) != 1 or len(spec.layers) != 1):
-        raise ValueError("ExperimentSpec: the compare mode takes one dt and one layers value "
+        raise UserInputError("ExperimentSpec: the compare mode takes one dt and one layers value "
                          f"(got dts {spec.dts}, layers {spec.layers}); use mode='sweep' for several")
     for dt in spec.dts:
         if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"ExperimentSpec: dts must be > 0, got {dt!r}")
+            raise UserInputError(f"ExperimentSpec: dts must be > 0, got {dt!r}")
     for n in spec.layers:
         if not isinstance(n, int) or n < 1:
-            raise ValueError(f"ExperimentSpec: layers must be ints >= 1, got {n!r}")
+            raise UserInputError(f"ExperimentSpec: layers must be ints >= 1, got {n!r}")
     check_config(spec.base)
 
 
@@ -376,7 +383,7 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
     out_dir = Path(out_dir)
     k, n = shard
     if not (isinstance(n, int) and n >= 1 and isinstance(k, int) and 0 <= k < n):
-        raise ValueError(f"run_experiment: shard must be (k, n) with 0 <= k < n, got {shard!r}")
+        raise UserInputError(f"run_experiment: shard must be (k, n) with 0 <= k < n, got {shard!r}")
     spec_dict = {"mode": spec.mode, "base": training.config_to_dict(spec.base), "seeds": list(spec.seeds),
                  "dts": list(spec.dts), "layers": list(spec.layers)}
     mine = [r for i, r in enumerate(runs) if i % n == k]
@@ -460,7 +467,7 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
                "device": first["device"], "torch": first["torch"], "rows": rows}
     _write_json(out_dir / "summary.json", summary)
     table = _table(summary).encode()
-    training.atomic_write(out_dir / "table.md", lambda f: f.write(table))
+    write_bytes(out_dir / "table.md", table)
     fig = _curves_figure(summary) if spec.mode == "compare" else _sweep_figure(summary)
     _save_figure(fig, out_dir / ("curves.png" if spec.mode == "compare" else "sweep.png"))
     return summary
@@ -508,20 +515,12 @@ def _table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _save_figure(fig, path: Path) -> None:
-    training.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=fig.dpi))
+    write_bytes(path, viz.figure_png(fig))
 
 
 def _curves_figure(summary: dict):
-    fig = _figure(7, 4.5)
+    fig = viz.figure(7, 4.5)
     ax = fig.add_subplot()
     colours = {"baseline": "tab:green", "iel": "tab:red"}
     for r in summary["rows"]:
@@ -557,7 +556,7 @@ def _sweep_figure(summary: dict):
     several = len(summary["seeds"]) > 1
     lo = min(np.nanmin(grid), base["final_dice"]["mean"])
     hi = max(np.nanmax(grid), base["final_dice"]["mean"])
-    fig = _figure(5.5 + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
+    fig = viz.figure(5.5 + 1.3 * len(dts), 1.8 + 0.8 * max(len(layers), 4))
     ax, ax_curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [0.9 + 0.45 * len(dts), 4]})
     im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=lo, vmax=max(hi, lo + 1e-3))
     for i in range(len(layers)):

@@ -1,4 +1,4 @@
-"""Inverse evolution layers (seed 002): ``L(u) = u - dt * F(u)``, applied ``steps`` times.
+"""Inverse evolution layers (Liu et al., 2023): ``L(u) = u - dt * F(u)``, applied ``steps`` times.
 
 An explicit Euler step of an evolution ``u_t = F(u)`` is ``u + dt * F(u)``; an
 inverse evolution layer (IEL) flips the sign. Stacked after a network's logits
@@ -48,6 +48,11 @@ with equality only for the constant mode. For the zero boundary the
 eigenvectors are the DST-I modes ``sin(pi k (i+1) / (H+1)) ...`` with
 ``k = 1..H``, and every factor ``1 + dt * (4 sin^2(pi k / 2(H+1)) + ...)`` is
 strictly above 1. ``steps`` layers raise the factor to the power ``steps``.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 
@@ -60,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..errors import UserInputError
 
 __all__ = [
     "BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator",
@@ -73,7 +79,7 @@ def _check_u(u, who: str) -> None:
     if not isinstance(u, torch.Tensor):
         raise TypeError(f"{who}: input must be a torch.Tensor of shape (B, C, H, W), got {type(u).__name__}")
     if u.dim() != 4:
-        raise ValueError(f"{who}: input must have shape (B, C, H, W) (a batch of logit maps), "
+        raise UserInputError(f"{who}: input must have shape (B, C, H, W) (a batch of logit maps), "
                          f"got shape {tuple(u.shape)}")
     if not u.is_floating_point():
         raise TypeError(f"{who}: input must be a floating tensor (logits), got dtype {u.dtype}")
@@ -81,13 +87,13 @@ def _check_u(u, who: str) -> None:
 
 def _check_boundary(boundary, who: str) -> str:
     if boundary not in BOUNDARIES:
-        raise ValueError(f"{who}: boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        raise UserInputError(f"{who}: boundary must be one of {BOUNDARIES}, got {boundary!r}")
     return boundary
 
 
 def _positive(value, name: str, who: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
+        raise UserInputError(f"{who}: {name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
@@ -188,7 +194,7 @@ def make_operator(name: str, param: float | None = None):
     ``kappa``); None takes the default.
     """
     if name not in OPERATORS:
-        raise ValueError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
+        raise UserInputError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
     cls, _ = OPERATORS[name]
     return cls() if param is None else cls(param)
 
@@ -229,7 +235,7 @@ class InverseEvolution(nn.Module):
         self.operator = operator
         self.dt = _positive(dt, "dt", who)
         if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-            raise ValueError(f"{who}: steps must be an int >= 1, got {steps!r}")
+            raise UserInputError(f"{who}: steps must be an int >= 1, got {steps!r}")
         self.steps = int(steps)
         self.boundary = _check_boundary(boundary, who)
         self._takes_boundary = _takes_boundary(operator)

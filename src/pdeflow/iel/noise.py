@@ -1,4 +1,4 @@
-"""Label noise for the noisy-label experiments of seed 002, seeded.
+"""Label noise for the noisy-label experiments of Liu et al. (2023), seeded.
 
 Two kinds, both on integer label maps ``(H, W)`` or ``(B, H, W)`` with values
 ``0..num_classes-1``:
@@ -15,9 +15,14 @@ Two kinds, both on integer label maps ``(H, W)`` or ``(B, H, W)`` with values
   covered area is at most ``area``). Paper: ``s=2`` (WBC), ``s=3`` (DSB2018),
   ``area=0.1``.
 
-Randomness comes from ``generator`` (or a fresh one seeded with ``seed``), so
+Randomness comes from ``generator`` (an int seed or a torch.Generator; ``seed=`` is its deprecated former name), so
 the same seed gives the same noisy labels; each image of a batch gets its own
 draw.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ import math
 from numbers import Integral, Real
 
 import torch
+
+from ..errors import UserInputError
+from ..rng import as_generator
 
 __all__ = ["block_noise", "window_noise", "add_label_noise", "NOISE_KINDS"]
 
@@ -37,35 +45,31 @@ def _prepare(labels, num_classes, who):
     if labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"{who}: labels must be an integer label map, got dtype {labels.dtype}")
     if labels.dim() not in (2, 3):
-        raise ValueError(f"{who}: labels must have shape (H, W) or (B, H, W), got {tuple(labels.shape)}")
+        raise UserInputError(f"{who}: labels must have shape (H, W) or (B, H, W), got {tuple(labels.shape)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 2:
-        raise ValueError(f"{who}: num_classes must be an int >= 2, got {num_classes!r}")
+        raise UserInputError(f"{who}: num_classes must be an int >= 2, got {num_classes!r}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"{who}: labels must lie in 0..{num_classes - 1}, "
+        raise UserInputError(f"{who}: labels must lie in 0..{num_classes - 1}, "
                          f"got values in {int(labels.min())}..{int(labels.max())}")
     return labels if labels.dim() == 3 else labels[None]
 
 
 def _generator(seed, generator, who):
-    if seed is not None and generator is not None:
-        raise ValueError(f"{who}: pass seed or generator, not both")
-    if generator is not None:
-        return generator
-    if seed is None:
-        raise ValueError(f"{who}: pass seed (an int) or generator, so that the noise is reproducible")
-    g = torch.Generator()
-    g.manual_seed(int(seed))
+    g = as_generator(generator, who, seed=seed)
+    if g is None:
+        raise UserInputError(f"{who}: pass generator (an int seed or a torch.Generator), so that the noise is "
+                             "reproducible")
     return g
 
 
 def _block_size(size, who) -> int:
     if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-        raise ValueError(f"{who}: size must be an int >= 1 (pixels), got {size!r}")
+        raise UserInputError(f"{who}: size must be an int >= 1 (pixels), got {size!r}")
     return int(size)
 
 
 def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: float = 0.8, *,
-                seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                generator=None, seed: int | None = None) -> torch.Tensor:
     """Replace ``s x s`` grid blocks by a uniform random class with probability ``1 - keep``.
 
     Parameters
@@ -78,8 +82,8 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
         Block side ``s`` in pixels.
     keep : float
         Probability in [0, 1] that a block keeps its labels untouched.
-    seed, generator
-        Source of randomness (exactly one; a generator must be on the CPU).
+    generator : None, int or torch.Generator
+        Source of randomness (an int seed or a CPU generator; required; ``seed=`` is its deprecated former name).
 
     Returns
     -------
@@ -91,7 +95,7 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
     lab = _prepare(labels, num_classes, who)
     s = _block_size(size, who)
     if isinstance(keep, bool) or not isinstance(keep, Real) or not 0.0 <= keep <= 1.0:
-        raise ValueError(f"{who}: keep must be a probability in [0, 1], got {keep!r}")
+        raise UserInputError(f"{who}: keep must be a probability in [0, 1], got {keep!r}")
     g = _generator(seed, generator, who)
     B, H, W = lab.shape
     hb, wb = math.ceil(H / s), math.ceil(W / s)
@@ -106,7 +110,7 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
 
 
 def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: float = 0.1, *,
-                 seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator=None, seed: int | None = None) -> torch.Tensor:
     """Overwrite random ``s x s`` windows covering a fraction ``area`` of the image.
 
     Parameters
@@ -120,7 +124,7 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
     area : float
         Total window area as a fraction of ``H * W`` in [0, 1]: the number of
         windows per image is ``round(area * H * W / s^2)``.
-    seed, generator
+    generator : None, int or torch.Generator
         Source of randomness (exactly one).
 
     Returns
@@ -132,10 +136,10 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
     lab = _prepare(labels, num_classes, who)
     s = _block_size(size, who)
     if isinstance(area, bool) or not isinstance(area, Real) or not 0.0 <= area <= 1.0:
-        raise ValueError(f"{who}: area must be a fraction in [0, 1], got {area!r}")
+        raise UserInputError(f"{who}: area must be a fraction in [0, 1], got {area!r}")
     B, H, W = lab.shape
     if H < s or W < s:
-        raise ValueError(f"{who}: windows of size {s} do not fit in {H}x{W} labels")
+        raise UserInputError(f"{who}: windows of size {s} do not fit in {H}x{W} labels")
     g = _generator(seed, generator, who)
     n = int(round(area * H * W / (s * s)))
     out = lab.clone()
@@ -153,14 +157,14 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
 
 
 def add_label_noise(labels: torch.Tensor, num_classes: int, kind: str, *, size: int = 3,
-                    keep: float = 0.8, area: float = 0.1, seed: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    keep: float = 0.8, area: float = 0.1, generator=None,
+                    seed: int | None = None) -> torch.Tensor:
     """Dispatch on ``kind`` in :data:`NOISE_KINDS`: ``"none"`` returns a copy of ``labels``."""
     if kind == "none":
         _prepare(labels, num_classes, "add_label_noise")
         return labels.clone()
     if kind == "blocks":
-        return block_noise(labels, num_classes, size, keep, seed=seed, generator=generator)
+        return block_noise(labels, num_classes, size, keep, generator=generator, seed=seed)
     if kind == "windows":
-        return window_noise(labels, num_classes, size, area, seed=seed, generator=generator)
-    raise ValueError(f"add_label_noise: kind must be one of {NOISE_KINDS}, got {kind!r}")
+        return window_noise(labels, num_classes, size, area, generator=generator, seed=seed)
+    raise UserInputError(f"add_label_noise: kind must be one of {NOISE_KINDS}, got {kind!r}")

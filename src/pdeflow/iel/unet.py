@@ -1,4 +1,4 @@
-"""The U-Net of the IEL paper's experiments (seed 002, section 3.2.1).
+"""The U-Net of the IEL paper's experiments (Liu et al., 2023, section 3.2.1).
 
 Depth 5 (four 2x2 max-pool downsamplings, four 2x2 transposed-convolution
 upsamplings with skip connections), each level two 3x3 convolutions
@@ -7,6 +7,11 @@ upsamplings with skip connections), each level two 3x3 convolutions
 class logits. ``width=64`` gives the paper's 64-128-256-512-1024 channels
 (about 31 M parameters); a smaller ``width`` (8, 16) keeps the same design for
 CPU runs. Input sides must be divisible by ``2**(depth - 1)``.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ from numbers import Integral
 import torch
 from torch import nn
 
-__all__ = ["UNet"]
+from ..errors import UserInputError
+
+__all__ = ["SegmentationUNet"]
 
 
 class _DoubleConv(nn.Sequential):
@@ -36,7 +43,7 @@ class _Up(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
-class UNet(nn.Module):
+class SegmentationUNet(nn.Module):
     """U-Net with InstanceNorm and LeakyReLU, returning logits.
 
     Parameters
@@ -59,7 +66,7 @@ class UNet(nn.Module):
         for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
                             ("width", width, 1), ("depth", depth, 2)):
             if isinstance(v, bool) or not isinstance(v, Integral) or v < lo:
-                raise ValueError(f"UNet: {name} must be an int >= {lo}, got {v!r}")
+                raise UserInputError(f"SegmentationUNet: {name} must be an int >= {lo}, got {v!r}")
         self.in_channels, self.num_classes, self.width, self.depth = in_channels, num_classes, width, depth
         chans = [width * 2 ** k for k in range(depth)]
         self.inc = _DoubleConv(in_channels, chans[0])
@@ -70,11 +77,12 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"UNet: input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise UserInputError(f"SegmentationUNet: input must have shape (B, {self.in_channels}, H, W), "
+                                 f"got {tuple(x.shape)}")
         m = 2 ** (self.depth - 1)
         if x.shape[-2] % m or x.shape[-1] % m:
-            raise ValueError(f"UNet: input height and width must be divisible by {m} (depth {self.depth}), "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
+            raise UserInputError(f"SegmentationUNet: input height and width must be divisible by {m} "
+                                 f"(depth {self.depth}), got {x.shape[-2]}x{x.shape[-1]}")
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(self.pool(skips[-1])))

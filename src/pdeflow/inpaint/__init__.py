@@ -1,4 +1,4 @@
-"""Sparse inpainting and spatial optimisation (seed 004).
+"""Sparse inpainting and spatial optimisation (Peter, 2022).
 
 Model-based part:
 
@@ -11,7 +11,7 @@ Model-based part:
   optimised for diffusion inpainting.
 * :func:`inpainting_error`: the per-image error (MSE or MAE).
 
-Learned part (seed 004 §2-3; :mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`,
+Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`,
 training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 
 * :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
@@ -31,12 +31,17 @@ Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpai
   (corrections of the analytic density, trained through the adjoint of :func:`diffuse`).
 
 Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
-``pdeflow inpaint`` (:mod:`pdeflow.inpaint.cli`).
+``pdeflow inpaint`` (:mod:`pdeflow.cli.inpaint`).
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from .diffusion import DiffuseResult, diffuse, inpainting_error
-from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .masknet import MaskGAN, MaskGenerator
+from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .wgan import Critic, InpaintingGenerator
 from .dither import blue_noise_tile, dither
 from .analytic import analytic_mask

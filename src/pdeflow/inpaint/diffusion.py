@@ -45,12 +45,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import ops
+from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import laplacian
+from ..threads import auto_threads
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 
-METHODS = ("mg", "cg")
+#: The linear solvers of :func:`diffuse`.
+SOLVERS = ("mg", "cg")
+METHODS = SOLVERS  # deprecated name
 _COARSEST = 256  # pixels of the coarsest grid, solved by a dense pseudo-inverse
 _NU = 2  # Jacobi sweeps before and after the coarse correction
 _OMEGA0 = 0.8  # Jacobi damping on the finest grid (5-point masked operator)
@@ -82,16 +87,6 @@ class DiffuseResult:
 # Input checks
 # ---------------------------------------------------------------------------
 
-def _as4(t: torch.Tensor, who: str, name: str) -> torch.Tensor:
-    if t.dim() == 2:
-        return t[None, None]
-    if t.dim() == 3:
-        return t[None]
-    if t.dim() == 4:
-        return t
-    raise ValueError(f"{who}: {name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
-
-
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
                continuous: bool = False) -> torch.Tensor:
     """``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
@@ -105,14 +100,14 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dim() > 4 or mask.dim() < 2:
-        raise ValueError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
+        raise UserInputError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
                          f"{tuple(f4.shape)}, got {tuple(mask.shape)}")
     m = mask
     while m.dim() < 4:
         m = m[None]
     B, C, H, W = f4.shape
     if m.shape[-2:] != (H, W) or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
-        raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
+        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
                          f"{tuple(f4.shape)} (expected (H, W) = ({H}, {W}), with batch 1 or {B} "
                          f"and channels 1 or {C})")
     if m.is_complex():
@@ -120,10 +115,10 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
     if m.dtype != torch.bool:
         if continuous:
             if not bool(((m >= 0) & (m <= 1)).all()):
-                raise ValueError(f"{who}: mask must have values in [0, 1] (1 = known pixel), "
+                raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known pixel), "
                                  f"got values in [{float(m.min())}, {float(m.max())}]")
         elif not bool(((m == 0) | (m == 1)).all()):
-            raise ValueError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)"
+            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)"
                              + ("; pass continuous=True for a mask with values in [0, 1]"
                                 if who == "diffuse" else ""))
     m = m.to(device=f4.device, dtype=f4.dtype)
@@ -131,7 +126,7 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
         known = (m > 0).flatten(2).sum(-1)  # (Bm, Cm)
         if bool((known == 0).any()):
             bad = (known == 0).nonzero()[0].tolist()
-            raise ValueError(f"{who}: mask has no known pixel in image {bad[0]}"
+            raise UserInputError(f"{who}: mask has no known pixel in image {bad[0]}"
                              + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
                              + "; at least one pixel per image must be known")
     return m
@@ -142,11 +137,11 @@ def _check_f(f, who: str) -> torch.Tensor:
         raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
-    f4 = _as4(f, who, "f")
+    f4 = ops.as_batch(f, f"{who}: f")[0]
     if f4.shape[-1] < 2 or f4.shape[-2] < 2:
-        raise ValueError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
+        raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
     if not bool(torch.isfinite(f4).all()):
-        raise ValueError(f"{who}: f contains NaN or infinite values")
+        raise UserInputError(f"{who}: f contains NaN or infinite values")
     return f4
 
 
@@ -477,9 +472,10 @@ class _DiffuseFunction(torch.autograd.Function):
         return grad_f, grad_c, None, None, None, None, None, None
 
 
+@auto_threads
 def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
-            x0: torch.Tensor | None = None, method: str = "mg", full_output: bool = False,
-            continuous: bool = False):
+            x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
+            continuous: bool = False, method: str | None = None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
@@ -509,8 +505,9 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
         Initial guess for ``u`` (shape of ``f``, e.g. the solution for a
         nearby mask); only its values off the mask are used. Not
         differentiated through (the solution does not depend on it).
-    method : {'mg', 'cg'}, optional
-        Multigrid-preconditioned CG (default) or plain CG.
+    solver : {'mg', 'cg'}, optional
+        The linear solver: multigrid-preconditioned CG (default) or plain CG.
+        (``method=`` is its deprecated former name.)
     full_output : bool, optional
         Return a :class:`DiffuseResult` with iteration counts and residuals.
     continuous : bool, optional
@@ -573,32 +570,35 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     who = "diffuse"
     f4 = _check_f(f, who)
     if not isinstance(continuous, bool):
-        raise ValueError(f"{who}: continuous must be True or False, got {continuous!r}")
+        raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
     c = check_mask(mask, f4, who, continuous=continuous)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
-        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if method not in METHODS:
-        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    if solver not in SOLVERS:
+        raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape
     if max_iter is None:
-        max_iter = 500 if method == "mg" else 20 * (H + W)
+        max_iter = 500 if solver == "mg" else 20 * (H + W)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
+        raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if x0 is not None:
         if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-            raise ValueError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
+            raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
                              f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = _as4(x0.detach().to(device=f4.device, dtype=f4.dtype), who, "x0")
+        x0 = ops.as_batch(x0.detach().to(device=f4.device, dtype=f4.dtype), f"{who}: x0")[0]
         if not bool(torch.isfinite(x0).all()):
-            raise ValueError(f"{who}: x0 contains NaN or infinite values")
+            raise UserInputError(f"{who}: x0 contains NaN or infinite values")
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
 
     if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
         info = {}
-        u = _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, method, info)
+        u = _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info)
         iters, res = info["iterations"], info["residual"]
     else:
-        u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, method)
+        u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, solver)
     u = u.reshape(f.shape)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)
@@ -616,4 +616,4 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
         return metrics.mse(f, u)
     if metric == "mae":
         return metrics.mae(f, u)
-    raise ValueError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")
+    raise UserInputError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")

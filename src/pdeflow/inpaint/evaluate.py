@@ -23,6 +23,11 @@ Test images: ``n_images`` crops of ``size`` pixels, crop ``i`` from test photo
 ``i mod n`` of the built-in TEST split (photos never used in training), or of
 the files of ``image_dir``. Methods whose module or model is unavailable are
 skipped with a note in the report.
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -35,12 +40,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import data as pdata
+from .. import datasets
+from .. import io as pio
+from ..errors import UserInputError
 from ..metrics import mae as mae_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
+from ..reporting import Report
 
-__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "write_report", "figure"]
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
@@ -63,18 +71,18 @@ def test_images(n_images: int, size: int, *, seed: int = 0, channels: int = 1,
                 image_dir=None) -> tuple[torch.Tensor, list[str]]:
     """``n_images`` crops ``(n, C, size, size)`` in [0, 1] and their source names (see the module doc)."""
     if image_dir is None:
-        pool = pdata.builtin_pool("test", grey=channels == 1, kind="photo")
+        pool = datasets.builtin_pool("test", grey=channels == 1, kind="photo")
         names, images = list(pool), list(pool.values())
     else:
         folder = Path(image_dir)
-        files = pdata.image_files(folder, "image_dir")
+        files = pio.image_files(folder, "image_dir")
         names = [str(p.relative_to(folder)) for p in files]
-        images = [pdata.read_image(p, grey=channels == 1) for p in files]
+        images = [pio.read_image(p, grey=channels == 1) for p in files]
     g = torch.Generator().manual_seed(seed)
     crops, labels = [], []
     for i in range(n_images):
         k = i % len(images)
-        crops.append(pdata.random_crops([images[k]], 1, size, generator=g))
+        crops.append(datasets.random_crops([images[k]], 1, size, generator=g))
         labels.append(names[k])
     return torch.cat(crops), labels
 
@@ -113,7 +121,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
              methods=METHODS, image_dir=None, inpainting_model=None, mask_models: dict | None = None,
              ps_p: float = 0.02, ps_q: float = 0.02, nlpe_cycles: int = 5, nlpe_candidates: int = 30,
              metric: str = "mae", tol: float = 1e-6, progress: bool = False) -> dict:
-    """Run the methods on the test images; returns a JSON-ready dict (see :func:`write_report`).
+    """Run the methods on the test images; returns a JSON-ready dict (see :func:`report`).
 
     Parameters
     ----------
@@ -127,29 +135,24 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     mask_models : dict of density -> str, optional
         Mask GAN per density (default: the shipped ones).
     ps_p, ps_q, nlpe_cycles, nlpe_candidates, metric, tol
-        Parameters of PS and NLPE (REFERENCES.md defaults; the paper optimises the MAE).
+        Parameters of PS and NLPE (docs/REFERENCES.md defaults; the paper optimises the MAE).
     """
     densities = [float(d) for d in densities]
     for d in densities:
         if not 0 < d < 1:
-            raise ValueError(f"densities: each must be in (0, 1) (a fraction of known pixels), got {d!r}")
+            raise UserInputError(f"densities: each must be in (0, 1) (a fraction of known pixels), got {d!r}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"methods: unknown {unknown}; choose among {', '.join(METHODS)}")
+        raise UserInputError(f"methods: unknown {unknown}; choose among {', '.join(METHODS)}")
     if not (isinstance(size, int) and size >= 11):
-        raise ValueError(f"size: must be an int >= 11 (the SSIM window), got {size!r}")
+        raise UserInputError(f"size: must be an int >= 11 (the SSIM window), got {size!r}")
     if not (isinstance(n_images, int) and n_images >= 1):
-        raise ValueError(f"n_images: must be a positive int, got {n_images!r}")
+        raise UserInputError(f"n_images: must be a positive int, got {n_images!r}")
     notes: list[str] = []
     methods = list(methods)
-    try:
-        from . import diffuse, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
-    except ImportError as e:
-        diffuse = nonlocal_pixel_exchange = probabilistic_sparsification = random_mask = None
-        needs = [m for m in methods if m != "maskgan"]
-        notes.append(f"{', '.join(LABELS[m] for m in needs)} skipped: pdeflow.inpaint's model-based part is not "
-                     f"available ({e})")
-        methods = [m for m in methods if m == "maskgan"]
+    from .diffusion import diffuse
+    from .masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+
     models = _load_models(methods, densities, inpainting_model, mask_models, notes)
     if models["wgan"] is None and "random-wgan" in methods:
         methods.remove("random-wgan")
@@ -173,7 +176,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: diffuse(f, mask, tol=tol))
                         res["random-diffusion"] = (mask, u, t_mask, t_inp)
                     if "random-wgan" in methods:
-                        u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], seed=i))
+                        u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], generator=i))
                         res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
                 if {"ps", "ps-nlpe"} & set(methods):
                     ps_mask, t_ps = _timed(lambda: probabilistic_sparsification(
@@ -190,8 +193,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         res["ps-nlpe"] = (nl_mask, u, t_ps + t_nl, t_inp)
                 if "maskgan" in methods and d in models["mask"]:
                     model = models["mask"][d]
-                    b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, seed=i))
-                    u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, seed=i))
+                    b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
+                    u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, generator=i))
                     res["maskgan"] = (b.double(), u.double(), t_mask, t_inp)
                 for m, (mask, u, t_mask, t_inp) in res.items():
                     u = u.clamp(0, 1)
@@ -254,12 +257,12 @@ def _paper(key: str, m: str, d: float, digits: int) -> str:
 
 
 def report_markdown(results: dict) -> str:
-    """The report as markdown (tables 2-4 of seed 004 beside this run's numbers)."""
+    """The report as markdown (tables 2-4 of Peter (2022) beside this run's numbers)."""
     s = results["settings"]
     dens = s["densities"]
     summ = results["summary"]
     cell = lambda m, d: summ.get(m, {}).get(str(d))  # noqa: E731
-    lines = ["# Sparse inpainting: seed 004 Tables 2-4 on held-out photos", "",
+    lines = ["# Sparse inpainting: Tables 2-4 of Peter (2022) on held-out photos", "",
              f"{s['n_images']} crops of {s['size']}x{s['size']} px ({'grey' if s['channels'] == 1 else 'colour'}) "
              f"from {'the built-in TEST photos' if s['image_dir'] is None else s['image_dir']} "
              f"({', '.join(sorted(set(s['images'])))}), seed {s['seed']}. Mean ± std over images. "
@@ -314,7 +317,8 @@ def report_markdown(results: dict) -> str:
 def figure(results: dict):
     """The shown crop (``settings["figure_image"]``): per density a row of masks (known
     pixels white) and a row of inpaintings."""
-    from ..cli import _figure, _show
+    from ..viz import figure as _figure
+    from ..viz import show_image as _show
     ex = results["_examples"]
     methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
     dens = results["settings"]["densities"]
@@ -340,15 +344,11 @@ def figure(results: dict):
     return fig
 
 
-def write_report(results: dict, out) -> list[Path]:
-    """Write ``report.md``, ``results.json`` and ``inpainting.png`` through a :class:`pdeflow.cli.Outputs`."""
-    public = {k: v for k, v in results.items() if not k.startswith("_")}
-    text = report_markdown(results)
-    # Outputs stages every file beside its target and renames them all at the end (all or nothing).
-    with open(out._tmp("report.md"), "w") as fh:
-        fh.write(text)
-    with open(out._tmp("results.json"), "w") as fh:
-        json.dump(public, fh, indent=2, allow_nan=True)
-        fh.write("\n")
-    out.figure("inpainting.png", figure(results))
-    return [out.paths[n] for n in ("report.md", "results.json", "inpainting.png")]
+def report(results: dict) -> Report:
+    """``report.md``, ``results.json`` and ``inpainting.png`` of :func:`evaluate`'s results, as a
+    :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``: all files or none)."""
+    rep = Report()
+    rep.add_text("report.md", report_markdown(results))
+    rep.add_json("results.json", {k: v for k, v in results.items() if not k.startswith("_")})
+    rep.add_figure("inpainting.png", figure(results))
+    return rep

@@ -1,7 +1,7 @@
 """Trained inpainting GANs, offline: loading shipped weights, ``gan_mask`` and ``gan_inpaint``.
 
 Shipped models live in ``pdeflow/inpaint/weights/NAME.safetensors`` + ``NAME.json``
-(written by :func:`pdeflow.training.export_model`, so the JSON holds the
+(written by :func:`pdeflow.io.save_model`, so the JSON holds the
 configuration, the training provenance and the weights' checksum):
 
 * ``inpainting-wgan`` -- the inpainting WGAN trained on random masks
@@ -20,7 +20,10 @@ from pathlib import Path
 
 import torch
 
-from ..training import import_state
+from .. import ops
+from ..errors import UserInputError
+from ..io import load_model, model_from_export
+from ..rng import as_generator
 from .masknet import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
 
@@ -31,7 +34,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 INPAINTING_MODEL = "inpainting-wgan"
 #: Shipped mask GANs by density.
 MASK_MODELS = {0.05: "maskgan-05", 0.1: "maskgan-10", 0.2: "maskgan-20"}
-# luminance weights of pdeflow.data.read_image (ITU-R BT.601)
+# luminance weights of pdeflow.io.read_image (ITU-R BT.601)
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -68,11 +71,11 @@ def _stem(spec) -> Path:
 
 def _read(spec) -> tuple[dict, dict, Path]:
     stem = _stem(spec)
-    state, meta = import_state(stem)
+    state, meta = load_model(stem)
     cfg = meta.get("config")
     if not isinstance(cfg, dict) or cfg.get("kind") not in ("inpainting", "maskgan") \
             or not isinstance(cfg.get("model"), dict):
-        raise ValueError(f"{stem}.json is not an inpainting-GAN model (config.kind 'inpainting' or 'maskgan')")
+        raise UserInputError(f"{stem}.json is not an inpainting-GAN model (config.kind 'inpainting' or 'maskgan')")
     return state, meta, stem
 
 
@@ -95,17 +98,16 @@ def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
         d = check_density(density_or_path, "load_mask_model")
         name = next((n for k, n in MASK_MODELS.items() if math.isclose(k, d, abs_tol=1e-9)), None)
         if name is None:
-            raise ValueError(f"load_mask_model: no shipped mask GAN for density {d:g}; shipped densities are "
+            raise UserInputError(f"load_mask_model: no shipped mask GAN for density {d:g}; shipped densities are "
                              f"{', '.join(f'{k:g}' for k in MASK_MODELS)} (or pass the path of a trained model)")
         spec = name
     else:
         spec = density_or_path
     state, meta, stem = _read(spec)
     if meta["config"]["kind"] != "maskgan":
-        raise ValueError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
+        raise UserInputError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
                          "(use load_inpainting_model)")
-    model = MaskGAN(**meta["config"]["model"])
-    model.load_state_dict(state)
+    model = model_from_export(MaskGAN, state, meta, stem, "load_mask_model")
     model.meta = meta
     return model.to(device).eval() if device is not None else model.eval()
 
@@ -129,14 +131,11 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
         gen = pair.inpainter
         gen.meta = pair.meta
         return gen
-    state, meta, _ = _read(spec)
+    state, meta, stem = _read(spec)
     if meta["config"]["kind"] == "maskgan":
-        pair = MaskGAN(**meta["config"]["model"])
-        pair.load_state_dict(state)
-        gen = pair.inpainter
+        gen = model_from_export(MaskGAN, state, meta, stem, "load_inpainting_model").inpainter
     else:
-        gen = InpaintingGenerator(**meta["config"]["model"])
-        gen.load_state_dict(state)
+        gen = model_from_export(InpaintingGenerator, state, meta, stem, "load_inpainting_model")
     gen.meta = meta
     return gen.to(device).eval() if device is not None else gen.eval()
 
@@ -144,19 +143,9 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
 # --------------------------------------------------------------------------- applying them
 
 
-def _as_batch(f, who: str) -> tuple[torch.Tensor, int]:
-    if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
-    if f.dim() not in (2, 3, 4) or f.numel() == 0:
-        raise ValueError(f"{who}: f must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
-    if not f.is_floating_point():
-        raise TypeError(f"{who}: f must be a floating-point image in [0, 1], got dtype {f.dtype}")
-    if not bool(torch.isfinite(f).all()):
-        raise ValueError(f"{who}: f contains NaN or infinite values")
-    dim = f.dim()
-    while f.dim() < 4:
-        f = f.unsqueeze(0)
-    return f, dim
+def _image_batch(f, who: str) -> tuple[torch.Tensor, int]:
+    ops.check_image(f, f"{who}: f")
+    return ops.as_batch(f, f"{who}: f")
 
 
 def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
@@ -167,12 +156,12 @@ def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
         return (f * w).sum(1, keepdim=True)
     if channels == 3 and f.shape[1] == 1:
         return f.expand(-1, 3, -1, -1)
-    raise ValueError(f"f has {f.shape[1]} channels; the model takes {channels} (1 and 3 are converted)")
+    raise UserInputError(f"f has {f.shape[1]} channels; the model takes {channels} (1 and 3 are converted)")
 
 
 @torch.no_grad()
 def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
-             generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
+             generator=None, seed: int | None = None) -> torch.Tensor:
     """A mask of about ``density`` known pixels for ``f``, from a trained mask GAN.
 
     Parameters
@@ -186,9 +175,10 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         deviates by a few percent of it (measure it with ``mask.mean()``).
     model : MaskGAN, optional
         Default: the shipped model for ``density`` (:func:`load_mask_model`).
-    generator, seed : optional
-        Source of the network's random input ``r ~ U[0, 1)`` (the same seed
-        gives the same mask); neither: torch's global generator.
+    generator : None, int or torch.Generator, optional
+        Source of the network's random input ``r ~ U[0, 1)`` (the same int seed
+        gives the same mask); None: torch's global generator. (``seed=`` is its
+        deprecated former name.)
 
     Returns
     -------
@@ -197,24 +187,21 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         ``(H, W)``, ``(1, H, W)`` or ``(B, 1, H, W)`` for the three input shapes.
     """
     density = check_density(density, "gan_mask")
-    x, dim = _as_batch(f, "gan_mask")
+    x, dim = _image_batch(f, "gan_mask")
     if model is None:
         model = load_mask_model(density)
     elif not isinstance(model, MaskGAN):
         raise TypeError(f"gan_mask: model must be a MaskGAN (see load_mask_model), got {type(model).__name__}")
     elif not math.isclose(model.density, density, abs_tol=1e-9):
-        raise ValueError(f"gan_mask: density {density:g} differs from the model's training density "
+        raise UserInputError(f"gan_mask: density {density:g} differs from the model's training density "
                          f"{model.density:g}; use a model trained for {density:g}")
-    if seed is not None and generator is not None:
-        raise ValueError("gan_mask: pass seed or generator, not both")
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    generator = as_generator(generator, "gan_mask", seed=seed)
     net = model.mask_net
     p = next(net.parameters())
     try:
         xm = _to_channels(x, net.channels)
     except ValueError as e:
-        raise ValueError(f"gan_mask: {e}") from None
+        raise UserInputError(f"gan_mask: {e}") from None
     xp, (H, W) = pad_to_multiple(xm.to(device=p.device, dtype=p.dtype), 8)
     r = torch.rand(xp.shape, generator=generator, dtype=p.dtype).to(p.device)
     was = net.training
@@ -229,7 +216,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
 
 @torch.no_grad()
 def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator | MaskGAN | None = None, *,
-                generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
+                generator=None, seed: int | None = None) -> torch.Tensor:
     """Inpaint the missing pixels of ``f`` with a trained inpainting generator.
 
     Parameters
@@ -243,44 +230,42 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
         Default: the shipped random-mask WGAN (:func:`load_inpainting_model`);
         a MaskGAN uses its jointly trained generator. A greyscale model
         inpaints each channel of a colour image separately.
-    generator, seed : optional
-        Source of the generator's noise in the missing pixels.
+    generator : None, int or torch.Generator, optional
+        Source of the generator's noise in the missing pixels (``seed=`` is its
+        deprecated former name).
 
     Returns
     -------
     Tensor, the shape, dtype and device of ``f``
         ``u = (1 - c) g + c f``: the known pixels are exactly those of ``f``.
     """
-    x, dim = _as_batch(f, "gan_inpaint")
+    x, dim = _image_batch(f, "gan_inpaint")
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"gan_inpaint: mask must be a torch.Tensor, got {type(mask).__name__}")
     m = mask
     if m.dim() != dim or m.shape[-2:] != f.shape[-2:] or (dim >= 3 and m.shape[-3] not in (1, f.shape[-3])) \
             or (dim == 4 and m.shape[0] != f.shape[0]):
         want = {2: "(H, W)", 3: "(1, H, W) or (C, H, W)", 4: "(B, 1, H, W) or (B, C, H, W)"}[dim]
-        raise ValueError(f"gan_inpaint: mask must have shape {want} matching f of shape {tuple(f.shape)}, "
+        raise UserInputError(f"gan_inpaint: mask must have shape {want} matching f of shape {tuple(f.shape)}, "
                          f"got {tuple(m.shape)}")
     m = m.to(x.device)
     while m.dim() < 4:
         m = m.unsqueeze(0)
     m = m.float() if m.dtype == torch.bool else m
     if not bool(((m == 0) | (m == 1)).all()):
-        raise ValueError("gan_inpaint: mask values must be 0 (missing) or 1 (known)")
+        raise UserInputError("gan_inpaint: mask values must be 0 (missing) or 1 (known)")
     if m.shape[1] > 1 and not bool((m == m[:, :1]).all()):
-        raise ValueError("gan_inpaint: a mask with several channels must have all channels equal")
+        raise UserInputError("gan_inpaint: a mask with several channels must have all channels equal")
     m = m[:, :1]
     if bool((m.flatten(1).sum(1) == 0).any()):
-        raise ValueError("gan_inpaint: mask has no known pixel (in at least one image); nothing to inpaint from")
+        raise UserInputError("gan_inpaint: mask has no known pixel (in at least one image); nothing to inpaint from")
     if model is None:
         model = load_inpainting_model()
     if isinstance(model, MaskGAN):
         model = model.inpainter
     if not isinstance(model, InpaintingGenerator):
         raise TypeError(f"gan_inpaint: model must be an InpaintingGenerator or MaskGAN, got {type(model).__name__}")
-    if seed is not None and generator is not None:
-        raise ValueError("gan_inpaint: pass seed or generator, not both")
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    generator = as_generator(generator, "gan_inpaint", seed=seed)
     p = next(model.parameters())
     B, C = x.shape[:2]
     xx, mm = x.to(device=p.device, dtype=p.dtype), m.to(device=p.device, dtype=p.dtype)
@@ -289,7 +274,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     elif model.channels == 3 and C == 1:
         xx = xx.expand(-1, 3, -1, -1)
     elif model.channels != C:
-        raise ValueError(f"gan_inpaint: f has {C} channels; the model takes {model.channels}")
+        raise UserInputError(f"gan_inpaint: f has {C} channels; the model takes {model.channels}")
     xp, (H, W) = pad_to_multiple(xx, 8)
     mp, _ = pad_to_multiple(mm, 8)
     noise = torch.randn(xp.shape, generator=generator, dtype=p.dtype).to(p.device) * model.noise_std

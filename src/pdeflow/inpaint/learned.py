@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training import import_state
+from ..io import load_model as import_state
 from .analytic import extremality, laplacian_density, neighbour_mass, snap_to_extrema
 from .diffusion import _check_f
 from .dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask

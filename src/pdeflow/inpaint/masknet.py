@@ -1,9 +1,9 @@
-"""The mask generator of the joint mask WGAN (seed 004 §3).
+"""The mask generator of the joint mask WGAN (Peter, 2022, §3).
 
 :class:`MaskGenerator` ``m(r, f)`` maps an image ``f`` and a uniform random
 seed ``r`` (``C`` channels each) to a binary mask ``b`` ``(B, 1, H, W)``. It
 is the inpainting generator's hourglass (:class:`~pdeflow.inpaint.wgan.Hourglass`)
-whose last block is the *binarisation block* of seed 004 §3.1: a transposed
+whose last block is the *binarisation block* of Peter (2022) §3.1: a transposed
 convolution to one channel ``z``, the hard sigmoid giving a confidence
 ``c = clip(0.2 z + 0.5, 0, 1)``, and hard rounding ``b = floor(c + 0.5)``.
 The block's gradient is that of the linear function ``0.2 z + 0.5`` (seed
@@ -16,7 +16,7 @@ where the hard sigmoid's gradient is 0, and those pixels can never be chosen
 again (a 64x64, 5 % run ended after 1,000 steps with the same strip of
 border pixels for every image, worse than random masks).
 
-Losses (seed 004 eq. 4 plus the Wasserstein coupling): the mask network
+Losses (Peter, 2022, eq. 4 plus the Wasserstein coupling): the mask network
 minimises ``|mean(b) - D| + beta * mean |f - u| - alpha * mean d(u, b)``
 (density loss per image, then the batch mean), where ``u`` is the inpainting
 generator's composited result for the mask ``b``; ``beta = 1``,
@@ -26,7 +26,7 @@ of :mod:`pdeflow.inpaint.wgan` with ``c`` replaced by ``b``.
 ``exact_density`` (beyond the paper) replaces the rounding by choosing the
 ``round(D H W)`` pixels of largest ``z`` in each image (same gradient). The
 density loss is then 0 and the mask network is trained by the inpainting
-loss alone. Why it exists: with seed 004's soft density term the per-pixel
+loss alone. Why it exists: with Peter's (2022) soft density term the per-pixel
 gradient of ``|mean(b) - D|`` (``1 / (B H W)``, its sign flipping from batch
 to batch) is about 20 times that of the MAE (``|f - u| / (B H W)``), so on a
 CPU budget the mask network hardly moves from its start (measured: the
@@ -35,6 +35,11 @@ It does not make the CPU runs succeed either: the straight-through gradient
 ("reveal where the inpainting is worst") then moved the masks to the image
 border and to edges, where a generator trained on random masks does worse
 (see the README's inpainting section for the numbers).
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserInputError
 from .wgan import HEAD, Hourglass, InpaintingGenerator, _init, hard_sigmoid, scaled
 
 __all__ = ["binarise", "PRIOR_SCALE", "MaskGenerator", "MaskGAN", "density_loss", "mask_loss", "check_density"]
@@ -57,7 +63,8 @@ def check_density(density, who: str) -> float:
     """``density`` as a float in (0, 1), or a ValueError naming ``who``."""
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
             or not 0.0 < density < 1.0:
-        raise ValueError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got {density!r}")
+        raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got "
+                             f"{density!r}")
     return float(density)
 
 
@@ -114,11 +121,11 @@ class MaskGenerator(nn.Module):
                  exact_density: float | None = None):
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"MaskGenerator: channels must be 1 or 3, got {channels!r}")
+            raise UserInputError(f"MaskGenerator: channels must be 1 or 3, got {channels!r}")
         self.prior_density = None if prior_density is None else check_density(prior_density, "MaskGenerator")
         self.exact_density = None if exact_density is None else check_density(exact_density, "MaskGenerator")
         if not (isinstance(width, (int, float)) and width > 0 and math.isfinite(width)):
-            raise ValueError(f"MaskGenerator: width must be a positive number, got {width!r}")
+            raise UserInputError(f"MaskGenerator: width must be a positive number, got {width!r}")
         self.config = {"channels": int(channels), "width": float(width)}
         self.channels = int(channels)
         self.body = Hourglass(2 * channels, width)
@@ -134,13 +141,13 @@ class MaskGenerator(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """The binarisation block's pre-activation ``z`` ``(B, 1, H, W)``; ``c = hard_sigmoid(z)``."""
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
-            raise ValueError(f"MaskGenerator: f must be (B, {self.channels}, H, W), "
+            raise UserInputError(f"MaskGenerator: f must be (B, {self.channels}, H, W), "
                              f"got {getattr(f, 'shape', type(f).__name__)}")
         if r is None:
             device = generator.device if generator is not None else f.device
             r = torch.rand(f.shape, generator=generator, dtype=f.dtype, device=device).to(f.device)
         elif r.shape != f.shape:
-            raise ValueError(f"MaskGenerator: r must have the shape of f {tuple(f.shape)}, got {tuple(r.shape)}")
+            raise UserInputError(f"MaskGenerator: r must have the shape of f {tuple(f.shape)}, got {tuple(r.shape)}")
         x = self.body(torch.cat([f, r], dim=1))
         z = self.out(F.elu(self.head(x)))
         if self.prior_density is not None:
@@ -181,10 +188,10 @@ class MaskGAN(nn.Module):
 
 
 def density_loss(b: torch.Tensor, density: float) -> torch.Tensor:
-    """``mean over images of |mean(b_i) - density|`` (the first term of seed 004 eq. 4)."""
+    """``mean over images of |mean(b_i) - density|`` (the first term of Peter (2022) eq. 4)."""
     density = check_density(density, "density_loss")
     if b.dim() != 4:
-        raise ValueError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")
+        raise UserInputError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")
     return (b.flatten(1).mean(1) - density).abs().mean()
 
 

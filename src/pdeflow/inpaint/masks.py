@@ -27,13 +27,17 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
 import torch
 
+from ..errors import UserInputError
 from ..progress import progress_bar
-from .diffusion import METHODS, _check_f, check_mask, diffuse
+from ..rng import as_generator
+from ..threads import auto_threads
+from .diffusion import SOLVERS, _check_f, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
 
@@ -75,53 +79,43 @@ class MaskResult:
 # Argument checks
 # ---------------------------------------------------------------------------
 
-def _generator(generator, who: str) -> torch.Generator | None:
-    """A CPU generator from None, an int seed or a torch.Generator."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))
-    raise TypeError(f"{who}: generator must be None, an int seed or a torch.Generator, "
-                    f"got {type(generator).__name__}")
-
-
 def _check_density(density, n_pixels: int, who: str) -> int:
     """Number of known pixels for ``density``, with clear errors."""
     if isinstance(density, bool) or not isinstance(density, Real) or not math.isfinite(density):
         raise TypeError(f"{who}: density must be a number in (0, 1), got {density!r}")
     if not 0 < density < 1:
-        raise ValueError(f"{who}: density must be in (0, 1) (fraction of known pixels), got {density!r}")
+        raise UserInputError(f"{who}: density must be in (0, 1) (fraction of known pixels), got {density!r}")
     k = int(round(float(density) * n_pixels))
     if k < 1:
-        raise ValueError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
+        raise UserInputError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
                          f"(need density >= {0.5 / n_pixels:.3g})")
     if k >= n_pixels:
-        raise ValueError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
+        raise UserInputError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
     return k
 
 
 def _check_fraction(x, name: str, who: str) -> float:
     if isinstance(x, bool) or not isinstance(x, Real) or not (0 < x <= 1):
-        raise ValueError(f"{who}: {name} must be a number in (0, 1], got {x!r}")
+        raise UserInputError(f"{who}: {name} must be a number in (0, 1], got {x!r}")
     return float(x)
 
 
 def _check_int(x, name: str, who: str, minimum: int = 1) -> int:
     if isinstance(x, bool) or not isinstance(x, Integral) or x < minimum:
-        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {x!r}")
+        raise UserInputError(f"{who}: {name} must be an int >= {minimum}, got {x!r}")
     return int(x)
 
 
-def _check_solver(method, tol, who: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+def _check_solver(solver, tol, who: str) -> None:
+    if solver not in SOLVERS:
+        raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < 1):
-        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
 
 
 def _check_metric(metric, who: str) -> str:
     if metric not in METRICS:
-        raise ValueError(f"{who}: metric must be one of {METRICS}, got {metric!r}")
+        raise UserInputError(f"{who}: metric must be one of {METRICS}, got {metric!r}")
     return metric
 
 
@@ -186,11 +180,11 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
         shape = tuple(shape)
     if (not isinstance(shape, (tuple, list)) or len(shape) < 2
             or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape)):
-        raise ValueError(f"{who}: shape must be a tuple of at least two positive ints (..., H, W), got {shape!r}")
+        raise UserInputError(f"{who}: shape must be a tuple of at least two positive ints (..., H, W), got {shape!r}")
     shape = tuple(int(s) for s in shape)
     H, W = shape[-2:]
     k = _check_density(density, H * W, who)
-    gen = _generator(generator, who)
+    gen = as_generator(generator, who)
     lead = shape[:-2]
     r = torch.rand(*lead, H * W, generator=gen)
     idx = r.topk(k, dim=-1).indices
@@ -202,9 +196,11 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
 # Probabilistic sparsification
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
-                                 metric: str = "mse", tol: float = 1e-6, method: str = "cg",
-                                 generator=None, progress: bool = True, full_output: bool = False):
+                                 metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
+                                 generator=None, progress: bool = False, full_output: bool = False,
+                                 method: str | None = None):
     """Probabilistic sparsification (PS): a mask of the given density for diffusion inpainting.
 
     Parameters
@@ -224,13 +220,14 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         Local error ``(u - f)^2`` or ``|u - f|`` (summed over channels).
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
-    method : {'cg', 'mg'}, optional
-        Solver of :func:`diffuse`; each step is warm-started from the
+    solver : {'cg', 'mg'}, optional
+        Linear solver of :func:`diffuse` (``method=`` is its deprecated former
+        name); each step is warm-started from the
         previous inpainting, so plain CG (default) is usually fastest here.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
     progress : bool, optional
-        Show a progress bar (removed pixels).
+        Show a progress bar (removed pixels); default False.
     full_output : bool, optional
         Return a :class:`MaskResult` (mask, inpainting, error, ...).
 
@@ -247,13 +244,16 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     several = isinstance(density, (list, tuple))
     densities = list(density) if several else [density]
     if several and not densities:
-        raise ValueError(f"{who}: density must be a number in (0, 1) or a non-empty list of them")
+        raise UserInputError(f"{who}: density must be a number in (0, 1) or a non-empty list of them")
     targets = [_check_density(d, N, who) for d in densities]
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
     metric = _check_metric(metric, who)
-    _check_solver(method, tol, who)
-    gen = _generator(generator, who)
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    _check_solver(solver, tol, who)
+    gen = as_generator(generator, who)
     dev = f4.device
 
     t0 = time.perf_counter()
@@ -271,7 +271,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
                 nc = max(nc, nr)
                 cand = _random_scores((B, N), keep, gen, dev).topk(nc, dim=1).indices  # (B, nc)
                 trial = keep.clone().scatter_(1, cand, False)
-                u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, method=method)
+                u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, solver=solver)
                 trace.append(_global_error(u, f4, metric))
                 err = _local_error(u, f4, metric).gather(1, cand)
                 gone = cand.gather(1, (-err).topk(nr, dim=1).indices)  # the nr smallest errors
@@ -286,7 +286,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         if not full_output:
             results.append(mask)
             continue
-        u = diffuse(f4, mask4, tol=tol, x0=u_last, method=method)
+        u = diffuse(f4, mask4, tol=tol, x0=u_last, solver=solver)
         results.append(MaskResult(mask=mask, u=u.reshape(f.shape), error=_global_error(u, f4, metric),
                                   trace=torch.stack(trace[:n_steps], 1) if n_steps else f4.new_zeros(B, 0),
                                   accepted=torch.full((B,), n_steps, dtype=torch.long), seconds=secs))
@@ -297,10 +297,11 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 # Non-local pixel exchange
 # ---------------------------------------------------------------------------
 
+@auto_threads
 def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
-                            method: str = "cg", generator=None, progress: bool = True,
-                            full_output: bool = False):
+                            solver: str = "cg", generator=None, progress: bool = False,
+                            full_output: bool = False, method: str | None = None):
     """Non-local pixel exchange (NLPE): improve a mask at fixed density.
 
     Parameters
@@ -330,14 +331,15 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
         Local and global error.
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
-    method : {'cg', 'mg'}, optional
-        Solver of :func:`diffuse`, warm-started from the current inpainting:
+    solver : {'cg', 'mg'}, optional
+        Linear solver of :func:`diffuse` (``method=`` is its deprecated former
+        name), warm-started from the current inpainting:
         the swap disturbs it only locally, so plain CG (default) needs few
         iterations and no multigrid set-up.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator.
     progress : bool, optional
-        Show a progress bar (steps).
+        Show a progress bar (steps); default False.
     full_output : bool, optional
         Return a :class:`MaskResult` with the error trace.
 
@@ -352,27 +354,30 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     N = H * W
     m4 = check_mask(mask, f4, who)
     if m4.shape[1] != 1:
-        raise ValueError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
+        raise UserInputError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
     keep = m4.expand(B, 1, H, W).reshape(B, N).bool().clone()
     counts = keep.sum(1)
     if bool((counts == N).any()):
-        raise ValueError(f"{who}: mask has no unknown pixel; nothing to exchange")
+        raise UserInputError(f"{who}: mask has no unknown pixel; nothing to exchange")
     candidates = _check_int(candidates, "candidates", who)
     exchanges = _check_int(exchanges, "exchanges", who)
     cycles = _check_int(cycles, "cycles", who, minimum=0)
     parallel = _check_int(parallel, "parallel", who)
     metric = _check_metric(metric, who)
-    _check_solver(method, tol, who)
+    if method is not None:  # the linear solver was called `method` before 0.2
+        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
+        solver = method
+    _check_solver(solver, tol, who)
     if exchanges > candidates:
-        raise ValueError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
-    gen = _generator(generator, who)
+        raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
+    gen = as_generator(generator, who)
     dev = f4.device
     S = parallel
     ncand = min(candidates, int((N - counts).min()))
     nex = min(exchanges, ncand, int(counts.min()))
 
     t0 = time.perf_counter()
-    u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, method=method)
+    u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, solver=solver)
     err = _global_error(u, f4, metric)
     trace = [err.clone()]
     accepted = torch.zeros(B, dtype=torch.long, device=dev)
@@ -393,7 +398,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
             trial.scatter_(1, out, False)
             trial.scatter_(1, add, True)
             uS = diffuse(fS, trial.view(B * S, 1, H, W).to(f4.dtype), tol=tol,
-                         x0=u.repeat_interleave(S, 0), method=method)
+                         x0=u.repeat_interleave(S, 0), solver=solver)
             eS = _global_error(uS, fS, metric).view(B, S)
             best_e, best_s = eS.min(1)
             better = best_e < err

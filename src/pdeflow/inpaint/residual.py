@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..training import import_state
+from ..io import load_model as import_state
 from .diffusion import _check_f, check_mask, diffuse
 from .learned import _UNet
 

@@ -1,4 +1,4 @@
-"""Training the inpainting WGAN and the joint mask WGAN (seed 004): one loop, top to bottom.
+"""Training the inpainting WGAN and the joint mask WGAN (Peter, 2022): one loop, top to bottom.
 
 Two stages, each a resumable run (:class:`pdeflow.training.Run`)::
 
@@ -52,13 +52,13 @@ metric is a deterministic function of the weights.
 * stage ``wgan``: the MAE of ``u`` against ``f`` (all pixels, intensities in
   [0, 1]) for random masks of each density in ``val_densities``, averaged
   over densities; lower is better. PSNR and SSIM are logged beside it.
-* stage ``mask``: seed 004's "mask validation loss", eq. (4):
+* stage ``mask``: Peter's (2022) "mask validation loss", eq. (4):
   ``|mean b - D| + beta * mean |f - u|`` (the paper picks its weights by it).
 
 Run directory
 -------------
 ``config.json``, ``last.pt``, ``best.pt``, ``log.csv`` and the exported best
-model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.training.export_model`):
+model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.io.save_model`):
 ``config`` = ``{"kind": "inpainting", "model": {channels, width, noise_std}}``
 (stage ``wgan``, an :class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) or
 ``{"kind": "maskgan", "model": {channels, width, noise_std, density, random_start, exact_density}}``
@@ -68,6 +68,11 @@ training config, data, steps, wall time, command and validation metrics.
 Load it with :func:`pdeflow.inpaint.gan.load_mask_model` /
 :func:`~pdeflow.inpaint.gan.load_inpainting_model` (a path) or copy it to
 ``src/pdeflow/inpaint/weights/`` under its shipped name.
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -78,15 +83,26 @@ from pathlib import Path
 
 import torch
 
-from .. import data as pdata
+from .. import datasets
+from ..errors import UserInputError
+from ..io import save_model
 from ..metrics import psnr, ssim
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, export_model, invoked_command, load_checkpoint,
-                        seed_everything, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    option,
+    seed_everything,
+    step_generator,
+)
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
 __all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
-           "validate", "build_model", "STAGES"]
+           "validate", "build_networks", "STAGES"]
 
 STAGES = ("wgan", "mask")
 
@@ -95,43 +111,72 @@ STAGES = ("wgan", "mask")
 class TrainConfig:
     """Everything that determines an inpainting-GAN training run (saved as ``config.json``).
 
-    Defaults are seed 004's where it gives a value (Adam 5e-5, alpha 0.005,
+    Defaults are Peter's (2022) where it gives a value (Adam 5e-5, alpha 0.005,
     beta 1, noise N(0, 0.1), 64x64 crops); ``width`` < 1 shrinks every
     network for CPU training.
     """
 
-    stage: str = "wgan"                  #: "wgan" (inpainting on random masks) or "mask" (joint mask WGAN)
-    density: float = 0.1                 #: stage mask: target density D of the masks
-    random_start: bool = True            #: stage mask: the mask generator starts at random masks of density D
-    exact_density: bool = False          #: stage mask: exactly D of the pixels per mask (top-k, not rounding)
-    density_min: float = 0.02            #: stage wgan: random-mask densities d ~ U[density_min, density_max]
-    density_max: float = 0.3
-    init: str | None = None              #: stage mask: a stage-wgan run directory to start G and the critic from
+    # Each field that is a command-line option carries its help text, type and choices (option(...)):
+    # `pdeflow train inpainting` is generated from them, so a hyperparameter is declared here only.
+    stage: str = option("wgan", choices=("wgan", "mask"),
+                        help="'wgan': inpainting on random masks; 'mask': the joint mask WGAN for --density "
+                             "(default {default})")
+    density: float = option(0.1, "stage mask: target fraction of known pixels (default {default:g})", type="density",
+                            metavar="D")
+    random_start: bool = option(True, negate="--no-random-start",
+                                help="stage mask: the paper's mask generator, without the prior that starts it at "
+                                     "random masks of --density (see pdeflow.inpaint.masknet.MaskGenerator)")
+    exact_density: bool = option(False, flag=True,
+                                 help="stage mask (beyond the paper): every mask has exactly --density of its "
+                                      "pixels, the largest pre-activations, instead of rounding plus the density loss")
+    density_min: float = option(0.02, "stage wgan: smallest random-mask density (default {default:g})",
+                                type="density", metavar="D")
+    density_max: float = option(0.3, "stage wgan: largest random-mask density (default {default:g})",
+                                type="density", metavar="D")
+    init: str | None = option(None, metavar="DIR",
+                              help="stage mask: a stage-wgan run directory whose best generator and critic start "
+                                   "this run (default: from scratch)")
     # model
-    channels: int = 1                    #: 1 (greyscale) or 3 (colour)
-    width: float = 1.0                   #: channel multiplier of all three networks (1 = published sizes)
-    noise_std: float = 0.1               #: generator noise N(0, noise_std) in the missing pixels
+    channels: int = option(1, "1: greyscale (luminance), 3: colour (default 1)", type="int", choices=(1, 3))
+    width: float = option(1.0, type="positive_float",
+                          help="channel multiplier of all networks (1 = the published sizes; 0.25 for CPU) "
+                               "(default 1)")
+    noise_std: float = option(0.1, "generator noise in the missing pixels (default {default:g})",
+                              type="nonneg_float")
     # data
-    data: str = "builtin"                #: "builtin" (TRAIN split of the built-in photos) or a folder
-    crop: int = 64                       #: crop size, a multiple of 32 (the critic's five stride-2 steps)
+    data: str = option("builtin", metavar="DIR|builtin",
+                       help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is "
+                            "held out for validation) or 'builtin' (the built-in photos' TRAIN split; validation "
+                            "uses the TEST split) (default builtin)")
+    crop: int = option(64, "crop size, a multiple of 32 (default {default})", type="crop32", metavar="PX")
     # optimisation
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 5e-5
-    mask_lr: float | None = None         #: stage mask: the mask network's learning rate (None: lr)
-    alpha: float = 0.005                 #: weight of the critic in the generator and mask losses
-    warmup: int = 0                      #: first steps with alpha = 0 and an idle critic (MAE only)
-    beta: float = 1.0                    #: weight of the MAE in the mask loss
-    seed: int = 0
-    deterministic: bool = False          #: torch deterministic algorithms (bit-exact resume on CPU)
+    steps: int = option(3000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
+                        type="positive_int", metavar="N")
+    batch_size: int = option(32, "crops per step (default {default}; the paper: 128 at 64 px, 32 at 128 px)",
+                             type="positive_int", metavar="B")
+    lr: float = option(5e-5, "Adam learning rate (default {default:g})", type="positive_float")
+    mask_lr: float | None = option(None, "stage mask: the mask network's Adam learning rate (default: --lr)",
+                                   type="positive_float")
+    alpha: float = option(0.005, "weight of the critic in the generator and mask losses (default {default:g})",
+                          type="nonneg_float")
+    warmup: int = option(0, type="nonneg_int", metavar="N",
+                         help="first N steps with alpha = 0: the generator learns from the MAE alone and the critic "
+                              "waits (default {default}, the paper)")
+    beta: float = option(1.0, "weight of the MAE in the mask loss (default {default:g})", type="nonneg_float")
+    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
+    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU)", flag=True)
     # validation and checkpoints
-    val_data: str | None = None          #: None: see the module doc; or "builtin" (TEST split) or a folder
+    val_data: str | None = option(None, "validation images instead (never the training images)",
+                                  metavar="DIR|builtin")   # None: see the module doc
     val_fraction: float = 0.1            #: folder data: fraction of its files held out for validation
-    val_crops: int = 32
-    val_densities: tuple = (0.05, 0.1, 0.2)   #: stage wgan: random-mask densities of the validation
-    val_seed: int = 0
-    val_every: int = 250
-    ckpt_every: int = 50
+    val_crops: int = option(32, "validation crops (default {default})", type="positive_int")
+    val_densities: tuple = option((0.05, 0.1, 0.2), type="density", nargs="+", metavar="D",
+                                  help="stage wgan: random-mask densities of the validation (default 0.05 0.1 0.2)")
+    val_seed: int = option(0, "seed of the validation crops, masks and noises (default 0)", type="nonneg_int")
+    val_every: int = option(250, "validate every N steps and after the last (default {default})",
+                            type="positive_int", metavar="N")
+    ckpt_every: int = option(50, "write the resume checkpoint every N steps (default {default})",
+                             type="positive_int", metavar="N")
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -169,9 +214,9 @@ def check_config(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def open_data(cfg: TrainConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
-    """The training and validation photos of ``cfg`` (see :func:`pdeflow.data.training_images`)."""
-    return pdata.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
+def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
+    """The training and validation photos of ``cfg`` (see :func:`pdeflow.datasets.training_images`)."""
+    return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
                                  kind="photo")
 
 
@@ -180,7 +225,8 @@ def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator)
     return (torch.rand(n, 1, size, size, generator=g) < densities.view(-1, 1, 1, 1)).float()
 
 
-def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def sample_batch(cfg: TrainConfig, images: datasets.ImageSet,
+                 g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step's crops ``(B, C, S, S)`` and, for stage wgan, random masks ``(B, 1, S, S)``.
 
     Everything is drawn from ``g`` (the step generator), in a fixed order.
@@ -196,7 +242,7 @@ def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -
 # --------------------------------------------------------------------------- validation
 
 
-def validation_set(cfg: TrainConfig, images: pdata.ImageSet) -> dict:
+def validation_set(cfg: TrainConfig, images: datasets.ImageSet) -> dict:
     """Fixed validation crops, random masks per validation density, and noises (seed ``val_seed``)."""
     g = torch.Generator().manual_seed(cfg.val_seed)
     f = images.crops(cfg.val_crops, cfg.crop, g)
@@ -244,11 +290,9 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
 
 
 def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
-    """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan), if available."""
-    try:
-        from . import diffuse  # written in parallel; optional here
-    except ImportError:
-        return None
+    """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan)."""
+    from .diffusion import diffuse
+
     try:
         out = {}
         for d, m in val["masks"].items():
@@ -262,7 +306,7 @@ def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
 # --------------------------------------------------------------------------- models and export
 
 
-def build_model(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
+def build_networks(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
     """The exported model of ``cfg``'s stage, freshly initialised: the generator (stage wgan) or
     the mask network and generator pair (stage mask)."""
     if cfg.stage == "wgan":
@@ -272,7 +316,7 @@ def build_model(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
 
 
 def _parts(model: InpaintingGenerator | MaskGAN) -> tuple[InpaintingGenerator, MaskGenerator | None]:
-    """The trained parts of a :func:`build_model` model: (generator, mask network or None)."""
+    """The trained parts of a :func:`build_networks` model: (generator, mask network or None)."""
     return (model.inpainter, model.mask_net) if isinstance(model, MaskGAN) else (model, None)
 
 
@@ -281,13 +325,13 @@ def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> di
     run_dir = Path(cfg.init)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
-        raise ValueError(f"init: {str(run_dir)!r} is not a training run directory (no config.json)")
+        raise UserInputError(f"init: {str(run_dir)!r} is not a training run directory (no config.json)")
     saved = json.loads(cfg_path.read_text())
     if saved.get("stage") != "wgan":
-        raise ValueError(f"init: {run_dir} is a stage {saved.get('stage')!r} run; need a stage 'wgan' run")
+        raise UserInputError(f"init: {run_dir} is a stage {saved.get('stage')!r} run; need a stage 'wgan' run")
     for key in ("channels", "width", "crop", "noise_std"):
         if saved.get(key) != getattr(cfg, key):
-            raise ValueError(f"init: {run_dir} was trained with {key}={saved.get(key)!r}, "
+            raise UserInputError(f"init: {run_dir} was trained with {key}={saved.get(key)!r}, "
                              f"this run has {key}={getattr(cfg, key)!r}")
     path = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
     ckpt = load_checkpoint(path)
@@ -309,7 +353,7 @@ def _export(state: dict, cfg: TrainConfig, model_config: dict, run_dir: Path, ru
         **info,
     }
     kind = "inpainting" if cfg.stage == "wgan" else "maskgan"
-    export_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=provenance)
+    save_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=provenance)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -329,7 +373,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     train_images, val_images = open_data(cfg)
 
-    model = build_model(cfg)                # what is exported; stage mask trains its two parts
+    model = build_networks(cfg)                # what is exported; stage mask trains its two parts
     gen, mask_net = _parts(model)
     critic = Critic(cfg.channels, cfg.crop, cfg.width)
     init_info = _init_from(cfg, gen, critic) if cfg.init is not None else None
@@ -411,7 +455,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     # the exported model is the best one; (re)write it from best.pt with the final provenance
     if (run_dir / "best.pt").exists():
         best = load_checkpoint(run_dir / "best.pt")
-        best_model = build_model(cfg).to(device)
+        best_model = build_networks(cfg).to(device)
         best_gen, best_mask = _parts(best_model)
         best_gen.load_state_dict(best["models"]["gen"])
         if best_mask is not None:

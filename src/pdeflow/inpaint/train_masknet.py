@@ -45,9 +45,11 @@ from pathlib import Path
 
 import torch
 
-from .. import data as pdata
+from .. import datasets as pdata
+from .. import io as pio
 from ..metrics import ssim
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, export_model, invoked_command, load_checkpoint,
+from ..io import save_model as export_model
+from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
                         seed_everything, step_generator)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
@@ -132,7 +134,7 @@ def open_photos(cfg: MaskNetConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
             named += [(f"builtin:{k}", v) for k, v in pool.items()]
         else:
             folder = Path(src)
-            files = pdata.image_files(folder, "data")
+            files = pio.image_files(folder, "data")
             named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in files]
     if len(named) < 2:
         raise ValueError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
@@ -145,7 +147,7 @@ def open_photos(cfg: MaskNetConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
     val_names = {n for n, _ in sorted(named, key=key)[:n_val]}
 
     def load(x):
-        return x if isinstance(x, torch.Tensor) else pdata.read_image(x, grey=grey)
+        return x if isinstance(x, torch.Tensor) else pio.read_image(x, grey=grey)
 
     train = [(n, load(x)) for n, x in named if n not in val_names]
     val = [(n, load(x)) for n, x in named if n in val_names]
@@ -270,8 +272,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         info["val_baselines"] = json.loads(base_path.read_text())
     else:
         info["val_baselines"] = baselines(cfg, fval)
-        from ..training import _atomic_write_json
-        _atomic_write_json(base_path, info["val_baselines"], "validation baselines")
+        pio.write_bytes(base_path, pio.to_json(info["val_baselines"], "validation baselines").encode())
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
     best_val: dict = {}

@@ -62,9 +62,11 @@ from pathlib import Path
 
 import torch
 
-from .. import data as pdata
+from .. import datasets as pdata
+from .. import io as pio
 from ..metrics import ssim
-from ..training import (ConfigCheck, Run, _atomic_write_json, check_finite, config_to_dict, export_model,
+from ..io import save_model as export_model
+from ..training import (ConfigCheck, Run, check_finite, config_to_dict,
                         invoked_command, load_checkpoint, seed_everything, step_generator)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
@@ -172,8 +174,8 @@ def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
             named += [(f"builtin:{k}", v) for k, v in pdata.builtin_pool("train", grey=grey, kind="photo").items()]
         else:
             folder = Path(src)
-            named += [(f"{folder.name}/{p.relative_to(folder)}", pdata.read_image(p, grey=grey))
-                      for p in pdata.image_files(folder, "data")]
+            named += [(f"{folder.name}/{p.relative_to(folder)}", pio.read_image(p, grey=grey))
+                      for p in pio.image_files(folder, "data")]
     names = [n for n, _ in named]
     if len(set(names)) != len(names):
         raise ValueError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
@@ -207,7 +209,7 @@ def validation_crops(cfg: ResidualConfig) -> tuple[torch.Tensor, dict]:
     g = torch.Generator().manual_seed(cfg.val_seed)
     s = cfg.crop
     if cfg.val_data != "builtin":
-        files = pdata.image_files(Path(cfg.val_data), "val_data")
+        files = pio.image_files(Path(cfg.val_data), "val_data")
         images = pdata.ImageSet(files=files, grey=grey, description={})
         return images.crops(cfg.val_crops, s, g), {"source": cfg.val_data, "crops": cfg.val_crops, "seed": cfg.val_seed}
     pool = pdata.builtin_pool("test", grey=grey, kind="photo")
@@ -372,7 +374,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
         info["val_start"] = json.loads(base_path.read_text())
     else:                                   # the starting point (R = 0: diffusion; stage joint: the init models)
         info["val_start"] = validate(cfg, model, sources, fval)
-        _atomic_write_json(base_path, info["val_start"], "validation at the start")
+        pio.write_bytes(base_path, pio.to_json(info["val_start"], "validation at the start").encode())
     best_val: dict = {}
 
     def export(states: dict, metrics: dict) -> None:

@@ -1,6 +1,6 @@
-"""The inpainting WGAN of Vasata et al. (seed 004 §2): generator, critic, losses.
+"""The inpainting WGAN of Vasata et al. as used by Peter (2022, §2): generator, critic, losses.
 
-Architecture (from the authors' Keras code, see REFERENCES.md), with every
+Architecture (from the authors' Keras code, see docs/REFERENCES.md), with every
 channel count multiplied by ``width`` (``width=1`` is the published size;
 smaller widths make CPU training feasible and are recorded in a model's JSON):
 
@@ -28,12 +28,17 @@ smaller widths make CPU training feasible and are recorded in a model's JSON):
 
 Conventions: images ``(B, C, H, W)`` in [0, 1]; masks ``(B, 1, H, W)`` with
 1 = known, 0 = missing, shared by all channels. The inpainting result is
-composited (seed 004 eq. 1): ``u = (1 - c) g + c f``, so known pixels are
-kept exactly. Losses (seed 004 eqs. 2, 3): the critic minimises
+composited (Peter, 2022, eq. 1): ``u = (1 - c) g + c f``, so known pixels are
+kept exactly. Losses (Peter, 2022, eqs. 2, 3): the critic minimises
 ``mean d(u, c) - mean d(f, c)``; the generator minimises
 ``mean |f - u| - alpha * mean d(u, c)`` with ``alpha = 0.005``.
 (The Keras code uses the opposite sign convention for ``d`` throughout;
 that is the same game.)
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
@@ -43,8 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserInputError
+
 __all__ = ["hard_sigmoid", "scaled", "CBlock", "TCBlock", "Hourglass", "InpaintingGenerator", "Critic",
-           "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_mask"]
+           "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_image_and_mask"]
 
 #: Channels of the parallel convolutions (dilation 2, dilation 5, dilation 1) per block, at width 1.
 ENCODER = ((32, 32, 64), (32, 32, 64), (64, 64, 128))
@@ -136,7 +143,7 @@ class Hourglass(nn.Module):
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         H, W = x0.shape[-2:]
         if H % 8 or W % 8:
-            raise ValueError(f"Hourglass: height and width must be multiples of 8, got {H}x{W} "
+            raise UserInputError(f"Hourglass: height and width must be multiples of 8, got {H}x{W} "
                              "(pad with pdeflow.inpaint.wgan.pad_to_multiple)")
         skips, x = [], x0
         for block in self.encoder:
@@ -169,9 +176,9 @@ class InpaintingGenerator(nn.Module):
     def __init__(self, channels: int = 1, width: float = 1.0, noise_std: float = 0.1):
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"InpaintingGenerator: channels must be 1 or 3, got {channels!r}")
+            raise UserInputError(f"InpaintingGenerator: channels must be 1 or 3, got {channels!r}")
         if not (isinstance(width, (int, float)) and width > 0 and math.isfinite(width)):
-            raise ValueError(f"InpaintingGenerator: width must be a positive number, got {width!r}")
+            raise UserInputError(f"InpaintingGenerator: width must be a positive number, got {width!r}")
         self.config = {"channels": int(channels), "width": float(width), "noise_std": float(noise_std)}
         self.channels, self.noise_std = int(channels), float(noise_std)
         self.body = Hourglass(2 * channels + 1, width)
@@ -191,28 +198,29 @@ class InpaintingGenerator(nn.Module):
         return composite(self(f, mask, noise, generator=generator), f, mask)
 
 
-def check_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
+def check_image_and_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
     """Raise ValueError unless ``mask`` is ``(B, 1, H, W)`` (or ``(B, C, H, W)``) matching ``f``."""
     if not isinstance(f, torch.Tensor) or f.dim() != 4:
-        raise ValueError(f"{who}: f must be a (B, C, H, W) tensor, got {getattr(f, 'shape', type(f).__name__)}")
+        raise UserInputError(f"{who}: f must be a (B, C, H, W) tensor, got {getattr(f, 'shape', type(f).__name__)}")
     if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
-        raise ValueError(f"{who}: mask must be a (B, 1, H, W) tensor, got "
+        raise UserInputError(f"{who}: mask must be a (B, 1, H, W) tensor, got "
                          f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
     if mask.shape[0] != f.shape[0] or mask.shape[-2:] != f.shape[-2:] or mask.shape[1] not in (1, f.shape[1]):
-        raise ValueError(f"{who}: mask must have shape {(f.shape[0], 1, *f.shape[-2:])} to match f of shape "
+        raise UserInputError(f"{who}: mask must have shape {(f.shape[0], 1, *f.shape[-2:])} to match f of shape "
                          f"{tuple(f.shape)}, got {tuple(mask.shape)}")
 
 
 def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, noise: torch.Tensor | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """``cat(f * c, c, r * (1 - c))`` with ``r ~ N(0, noise_std)`` (or the given ``noise``), ``(B, 2C + 1, H, W)``."""
-    check_mask(f, mask, "generator_input")
+    check_image_and_mask(f, mask, "generator_input")
     mask = mask[:, :1].to(f.dtype)
     if noise is None:
         device = generator.device if generator is not None else f.device
         noise = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=device).to(f.device) * noise_std
     elif noise.shape != f.shape:
-        raise ValueError(f"generator_input: noise must have the shape of f {tuple(f.shape)}, got {tuple(noise.shape)}")
+        raise UserInputError(f"generator_input: noise must have the shape of f {tuple(f.shape)}, got "
+                             f"{tuple(noise.shape)}")
     return torch.cat([f * mask, mask, noise * (1 - mask)], dim=1)
 
 
@@ -227,7 +235,7 @@ class Critic(nn.Module):
     def __init__(self, channels: int = 1, size: int = 64, width: float = 1.0, slope: float = 0.3):
         super().__init__()
         if not (isinstance(size, int) and size >= 32 and size % 32 == 0):
-            raise ValueError(f"Critic: size must be a multiple of 32, at least 32, got {size!r}")
+            raise UserInputError(f"Critic: size must be a multiple of 32, at least 32, got {size!r}")
         self.config = {"channels": int(channels), "size": int(size), "width": float(width), "slope": float(slope)}
         self.slope = slope
         convs, c = [], channels + 1
@@ -244,7 +252,7 @@ class Critic(nn.Module):
     def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Critic values ``(B,)``."""
         if u.shape[-2:] != (self.size, self.size):
-            raise ValueError(f"Critic: built for {self.size}x{self.size} inputs, got {tuple(u.shape[-2:])}")
+            raise UserInputError(f"Critic: built for {self.size}x{self.size} inputs, got {tuple(u.shape[-2:])}")
         x = torch.cat([u, mask[:, :1].to(u.dtype)], dim=1)
         for conv in self.convs:
             x = F.leaky_relu(conv(x), self.slope)

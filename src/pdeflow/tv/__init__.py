@@ -1,7 +1,7 @@
 """Classical total variation: ROF solvers, the TV flow and the spectral TV decomposition."""
 from .flow import FLOW_METHODS, tv_flow
 from .rof import ROF_METHODS, RofResult, duality_gap, rof
-from .spectral import SpectralTV, dyadic_band_edges, spectral_tv
+from .spectral import SpectralTV, dyadic_band_edges, spectral_from_stack, spectral_tv
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap", "tv_flow", "FLOW_METHODS",
-           "spectral_tv", "SpectralTV", "dyadic_band_edges"]
+           "spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]

@@ -1,6 +1,6 @@
 """The total variation flow ``u_t = div(grad u / |grad u|)`` (Neumann boundary).
 
-The reference scheme ("model-driven approach", seed 000 §2.2) takes implicit
+The reference scheme ("model-driven approach", Grossmann et al. (2022) §2.2) takes implicit
 Euler steps, each an ROF problem ``u_{k+1} = rof(u_k, h)`` solved to a relative
 duality gap ``tol`` and warm-started from the previous step's dual field.  The
 dual field ``p`` of a step gives the time derivative for free,
@@ -11,6 +11,11 @@ Two regularised schemes are offered for comparison only: ``"explicit"``
 (forward Euler on ``div(grad u / sqrt(|grad u|^2 + eps^2))``, with as many
 sub-steps as stability needs) and ``"lagged"`` (lagged diffusivity, one linear
 solve per step).
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ from typing import Sequence
 
 import torch
 
+from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
+from ..threads import auto_threads
 from .rof import ROF_METHODS, _check_image, rof
 
 __all__ = ["tv_flow", "FLOW_METHODS", "check_times"]
@@ -35,13 +42,13 @@ def check_times(times) -> list[float]:
         times = [times]
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() == 0:
-        raise ValueError("times must contain at least one time")
+        raise UserInputError("times must contain at least one time")
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"times must be finite, got {t.tolist()}")
+        raise UserInputError(f"times must be finite, got {t.tolist()}")
     if bool((t < 0).any()):
-        raise ValueError(f"times must be >= 0, got {t.tolist()}")
+        raise UserInputError(f"times must be >= 0, got {t.tolist()}")
     if bool((t[1:] < t[:-1]).any()):
-        raise ValueError(f"times must be sorted in non-decreasing order, got {t.tolist()}")
+        raise UserInputError(f"times must be sorted in non-decreasing order, got {t.tolist()}")
     return t.tolist()
 
 
@@ -55,6 +62,7 @@ def _step_schedule(times: list[float], dt: float) -> list[tuple[int, float]]:
     return out
 
 
+@auto_threads
 def tv_flow(
     u0: torch.Tensor,
     times: Sequence[float] | torch.Tensor,
@@ -115,13 +123,13 @@ def tv_flow(
     """
     _check_image(u0, "u0")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     if method not in FLOW_METHODS:
-        raise ValueError(f"method must be one of {FLOW_METHODS}, got {method!r}")
+        raise UserInputError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     if solver not in ROF_METHODS:
-        raise ValueError(f"solver must be one of {ROF_METHODS}, got {solver!r}")
+        raise UserInputError(f"solver must be one of {ROF_METHODS}, got {solver!r}")
     if method != "implicit" and not (eps > 0):
-        raise ValueError(f"eps must be > 0 for method {method!r}, got {eps}")
+        raise UserInputError(f"eps must be > 0 for method {method!r}, got {eps}")
     times_f = check_times(times)
     schedule = _step_schedule(times_f, dt)
 

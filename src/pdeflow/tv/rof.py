@@ -23,7 +23,9 @@ from typing import Callable
 
 import torch
 
+from ..errors import UserInputError
 from ..ops import batch_sum, div, grad, gradient_norm
+from ..threads import auto_threads
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap"]
 
@@ -340,11 +342,11 @@ def _check_image(f: torch.Tensor, name: str = "f") -> None:
     if not isinstance(f, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
     if f.dim() not in (2, 3, 4):
-        raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
+        raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
     if not f.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
     if not bool(torch.isfinite(f).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
+        raise UserInputError(f"{name} contains NaN or inf values")
 
 
 def _per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -353,12 +355,13 @@ def _per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor
     if v.dim() == 0:
         v = v.expand(batch)
     if v.shape != (batch,):
-        raise ValueError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(v.shape)}")
+        raise UserInputError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(v.shape)}")
     if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
-        raise ValueError(f"{name} must be finite and >= 0, got {v.tolist() if batch <= 8 else 'values out of range'}")
+        raise UserInputError(f"{name} must be finite and >= 0, got {v.tolist() if batch <= 8 else 'values out of range'}")
     return v.reshape(batch, 1, 1, 1).clone()
 
 
+@auto_threads
 def rof(
     f: torch.Tensor,
     lam,
@@ -412,11 +415,11 @@ def rof(
     """
     _check_image(f)
     if method not in _METHODS:
-        raise ValueError(f"method must be one of {ROF_METHODS}, got {method!r}")
+        raise UserInputError(f"method must be one of {ROF_METHODS}, got {method!r}")
     if not (tol > 0):
-        raise ValueError(f"tol must be > 0, got {tol}")
+        raise UserInputError(f"tol must be > 0, got {tol}")
     if int(max_iter) < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        raise UserInputError(f"max_iter must be >= 1, got {max_iter}")
     ndim = f.dim()
     x = f.reshape((1,) * (4 - ndim) + tuple(f.shape))
     B, C, H, W = x.shape
@@ -425,7 +428,7 @@ def rof(
         p = x.new_zeros(B, C, 2, H, W)
     else:
         if p0.shape != (B, C, 2, H, W):
-            raise ValueError(f"p0 must have shape {(B, C, 2, H, W)}, got {tuple(p0.shape)}")
+            raise UserInputError(f"p0 must have shape {(B, C, 2, H, W)}, got {tuple(p0.shape)}")
         p = _project(p0.to(x), channelwise)
 
     init, step, evaluate = _METHODS[method]

@@ -10,7 +10,7 @@ With ``u_k = u(k*dt)`` from :func:`~pdeflow.tv.tv_flow`, ``k = 0..N+1``:
   accuracy of the flow: band filtering therefore never loses signal.
 
 Times are PDE times of pdeflow's flow.  Gilboa's MATLAB code takes implicit
-steps of size ``2*dt`` where it says ``dt`` (REFERENCES.md): its 50 steps of
+steps of size ``2*dt`` where it says ``dt`` (docs/REFERENCES.md): its 50 steps of
 0.02 are ``spectral_tv(u0, dt=0.04, n_steps=50)`` here.
 """
 from __future__ import annotations
@@ -20,10 +20,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..errors import UserInputError
 from ..ops import batch_sum
+from ..threads import auto_threads
 from .flow import tv_flow
 
-__all__ = ["spectral_tv", "SpectralTV", "dyadic_band_edges"]
+__all__ = ["spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]
 
 
 def dyadic_band_edges(n_steps: int, dt: float) -> list[float]:
@@ -71,7 +73,8 @@ class SpectralTV:
         """``sum_k phi_k dt + residual``: equals ``u0`` up to round-off."""
         return self.phi.sum(0) * self.dt + self.residual
 
-    def apply(self, response: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor, *, residual: bool = False) -> torch.Tensor:
+    def apply(self, response: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor, *,
+              residual: bool = False) -> torch.Tensor:
         """Filter with a transfer function ``H(t)``: ``sum_k H(t_k) phi_k dt`` (+ residual).
 
         ``response`` is a callable on the times or a tensor of ``N`` values.
@@ -79,7 +82,7 @@ class SpectralTV:
         h = response(self.times) if callable(response) else torch.as_tensor(response)
         h = h.to(self.phi).reshape(-1, *([1] * (self.phi.dim() - 1)))
         if h.shape[0] != self.phi.shape[0]:
-            raise ValueError(f"response must give {self.phi.shape[0]} values, got {h.shape[0]}")
+            raise UserInputError(f"response must give {self.phi.shape[0]} values, got {h.shape[0]}")
         out = (h * self.phi).sum(0) * self.dt
         return out + self.residual if residual else out
 
@@ -101,11 +104,12 @@ class SpectralTV:
         """
         edges = dyadic_band_edges(len(self.times), self.dt) if bands is None else [float(e) for e in bands]
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise ValueError(f"bands must be at least two strictly increasing time edges, got {edges}")
+            raise UserInputError(f"bands must be at least two strictly increasing time edges, got {edges}")
         t = self.times
         return torch.stack([self.apply(((t >= lo) & (t < hi)).to(self.phi)) for lo, hi in zip(edges, edges[1:])])
 
 
+@auto_threads
 def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow_kwargs) -> SpectralTV:
     """Spectral TV decomposition of ``u0`` from ``n_steps + 1`` implicit TV flow steps.
 
@@ -124,14 +128,38 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     SpectralTV
     """
     if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        raise UserInputError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     n = int(n_steps)
     flow_kwargs.pop("return_ut", None)
     flow_kwargs.pop("return_dual", None)
-    u = tv_flow(u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
-    k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * u0.dim()))
+    return spectral_from_stack(tv_flow(u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs), dt)
+
+
+def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
+    """Spectral TV transform of a flow sampled at ``t_k = k*dt``, ``k = 0..N+1`` (a reference's or a network's).
+
+    The formulas of :func:`spectral_tv`: ``phi_k = t_k (u_{k-1} - 2u_k + u_{k+1}) / dt^2``, ``k = 1..N``;
+    residual ``(N+1) u_N - N u_{N+1}``; ``reconstruct()`` telescopes to ``u_0`` exactly.
+
+    Parameters
+    ----------
+    u : Tensor, shape (N+2, *image_shape), ``N >= 1``
+        The frames; ``image_shape`` is (H, W), (C, H, W) or (B, C, H, W).
+    dt : float
+        Their time spacing.
+
+    Returns
+    -------
+    SpectralTV
+    """
+    if u.dim() not in (3, 4, 5):
+        raise UserInputError(f"u must have shape (T, H, W), (T, C, H, W) or (T, B, C, H, W), got {tuple(u.shape)}")
+    if u.shape[0] < 3:
+        raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
+    n = u.shape[0] - 2
+    k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
     residual = (n + 1) * u[n] - n * u[n + 1]
-    spectrum = batch_sum(phi.abs(), keep=2 if u0.dim() == 4 else 1)
+    spectrum = batch_sum(phi.abs(), keep=2 if u.dim() == 5 else 1)
     times = torch.arange(1, n + 1, dtype=torch.float64) * dt
     return SpectralTV(times=times.to(u.device), phi=phi, spectrum=spectrum, residual=residual, dt=float(dt))

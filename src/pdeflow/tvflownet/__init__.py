@@ -1,4 +1,4 @@
-"""TVflowNET: the unsupervised network that learns the TV flow (seed 000).
+"""TVflowNET: the unsupervised network that learns the TV flow (Grossmann et al., 2022).
 
 A model maps ``(u0, t)`` to ``(u, phi)`` with ``u`` the shape of ``u0``
 ``(B, C, H, W)`` and ``phi`` ``(B, C, 2, H, W)``, so that ``pdeflow.ops.div(phi)``
@@ -7,6 +7,11 @@ has the shape of ``u`` and approximates ``u_t``.  See :mod:`.models` and
 :func:`load` and :func:`flow` (:mod:`.api`) use a trained one, and
 :class:`Equivariant` (:mod:`.symmetry`) makes any model exactly shift
 equivariant and one-homogeneous.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from .api import flow, load, shipped_models
 from .joint import joint_optimise
@@ -26,9 +31,17 @@ from .models import (
     zero_border,
 )
 from .symmetry import Equivariant
+
 # train() and evaluate() live in modules of the same name (pdeflow.tvflownet.train.train,
-# pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules.
-from .train import TrainConfig
+# pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules. Inference
+# (load, flow) does not import the training toolkit: TrainConfig is imported on first use.
+
+
+def __getattr__(name):
+    if name == "TrainConfig":
+        from .train import TrainConfig
+        return TrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "TVflowNetModel",

@@ -4,7 +4,7 @@
     model = tvflownet.load()                         # the shipped default (or a name, or a path)
     u = tvflownet.flow(img, [0.01, 0.05, 0.1])       # like pdeflow.tv.tv_flow(img, [...])
 
-A trained model is a pair of files written by :func:`pdeflow.training.export_model`
+A trained model is a pair of files written by :func:`pdeflow.io.save_model`
 (what ``pdeflow train tvflownet`` leaves in its run directory as
 ``model.safetensors`` + ``model.json``): the weights, and a JSON whose
 ``config`` holds ``{"model": <build_model kwargs>, "scale": s, "t_max": T}``.
@@ -42,8 +42,9 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..errors import UserInputError
+from ..io import load_model, model_from_export
 from ..progress import progress_bar
-from ..training import import_state
 from ..tv.flow import check_times
 from .models import build_model
 
@@ -86,7 +87,7 @@ def _resolve(name_or_path) -> Path:
         missing = [str(f) for f in pair if not f.is_file()]
         if missing:
             raise FileNotFoundError(f"load: no TVflowNET model at {text!r}: missing {', '.join(missing)} "
-                                    "(a model is a .safetensors + .json pair written by export_model)")
+                                    "(a model is a .safetensors + .json pair written by save_model)")
         return stem
     names = shipped_models()
     have = f"shipped models: {', '.join(names)}" if names else "no model is shipped in this installation yet"
@@ -116,15 +117,18 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     FileNotFoundError
         Unknown name (the message lists the shipped ones and how to train one),
         or a path without both files.
+    ValueError
+        Damaged files, or weights and JSON that do not belong together (the
+        message names the files).
     """
     stem = _resolve(name_or_path)
-    state, meta = import_state(stem)
+    state, meta = load_model(stem)
     config = meta.get("config", {})
-    if not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
-        raise ValueError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
-                         f"got config keys {sorted(config)}")
-    model = build_model(**config["model"])
-    model.load_state_dict(state)
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
+        keys = sorted(map(str, config)) if isinstance(config, dict) else type(config).__name__
+        raise UserInputError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
+                         f"got config keys {keys}")
+    model = model_from_export(build_model, state, meta, stem, "load")
     model.meta = meta
     model.requires_grad_(False)
     return model.eval().to(device)
@@ -221,12 +225,12 @@ def flow(
     results have ``u0``'s device and dtype.
     """
     if not torch.is_tensor(u0) or not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
-        raise ValueError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "
+        raise UserInputError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "
                          f"got {getattr(u0, 'shape', type(u0).__name__)}")
     if not bool(torch.isfinite(u0).all()):
-        raise ValueError("u0 must be finite")
+        raise UserInputError("u0 must be finite")
     if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        raise UserInputError(f"batch_size must be an int >= 1, got {batch_size!r}")
     times_f = check_times(times)
     if model is None:
         model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
@@ -235,7 +239,7 @@ def flow(
         model = Equivariant(model)
     s = scale if scale is not None else (model_scale(model) or 1.0)
     if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        raise UserInputError(f"scale must be a finite number > 0, got {scale!r}")
     T = model_t_max(model)
     if not isinstance(model, Equivariant) and T is not None and times_f[-1] * s > T * (1 + 1e-6):
         warnings.warn(f"flow: times up to {times_f[-1]:g} reach {times_f[-1] * s:g} on the network's scale, beyond "
@@ -246,7 +250,7 @@ def flow(
     B, C, H, W = x.shape
     in_ch = getattr(model, "in_channels", None)
     if in_ch is not None and C != in_ch:
-        raise ValueError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
+        raise UserInputError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
                          "channels as separate images (B*C, 1, H, W)")
     dev, dt = _device_of(model), _dtype_of(model)
     xs = x.to(device=dev, dtype=dt) * s

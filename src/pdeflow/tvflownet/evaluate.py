@@ -1,6 +1,6 @@
-"""The evaluation protocol of TVflowNET (seed 000, §4, Tables 1-7 and 9) and a report writer.
+"""The evaluation protocol of TVflowNET (Grossmann et al., 2022, §4, Tables 1-7 and 9) and a report writer.
 
-Paper convention (official test code, REFERENCES.md)
+Paper convention (official test code, docs/REFERENCES.md)
 ----------------------------------------------------
 * images in [0, 1] are multiplied by :data:`PAPER_SCALE` = 5 before the flow;
 * 50 times ``linspace(0, 0.98, 50)`` (:func:`paper_times`);
@@ -15,7 +15,7 @@ network's ``t`` is PDE time because loss (12) uses the true ``du/dt``, and the
 reference :func:`reference_flow` is pdeflow's implicit Euler TV flow (each step
 an ROF problem solved to a relative duality gap ``tol``, warm started), in PDE
 time too.  (Gilboa's MATLAB code, which the paper's ground truth descends
-from, takes steps of ``2*dt`` where it says ``dt``; see REFERENCES.md.)
+from, takes steps of ``2*dt`` where it says ``dt``; see docs/REFERENCES.md.)
 
 PSNR values are capped at :data:`PSNR_CAP` dB so that identical images (the
 initial frame of a reference, the telescoping reconstruction of Table 7) do
@@ -25,11 +25,16 @@ Reference flows are the expensive part on a CPU; :func:`reference_flow`
 caches each image's flow on disk, keyed by a hash of the image and of the
 times, ``dt``, ``tol`` and solver, written atomically.
 
-Entry points: :func:`evaluate` (all tables) and :func:`write_report`
+Entry points: :func:`evaluate` (all tables) and :func:`pdeflow.tvflownet.report.report`
 (``report.md`` with the paper's numbers beside ours, ``results.json`` and PNG
-figures).  Each table also has its own function.  Models are any
+figures, as a :class:`~pdeflow.reporting.Report`).  Each table also has its own function.  Models are any
 ``nn.Module``/callable ``model(u0, t) -> (u, phi)`` with ``u0`` ``(B, C, H, W)``,
 ``t`` a ``(B,)`` tensor and ``phi`` ``(B, C, 2, H, W)``.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -48,11 +53,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .. import data as pdata
-from .. import metrics, ops
+from .. import datasets, metrics, ops
+from .. import io as pio
+from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv import rof
-from ..tv.spectral import SpectralTV
+from ..tv.spectral import spectral_from_stack
+from .api import flow as network_flow
 from .joint import joint_optimise, paper_iterations
 
 __all__ = [
@@ -64,7 +71,6 @@ __all__ = [
     "reference_flow",
     "model_flow",
     "time_derivatives",
-    "spectral_from_stack",
     "frame_metrics",
     "natural_images",
     "type_images",
@@ -77,7 +83,6 @@ __all__ = [
     "evaluate_timing",
     "evaluate_joint",
     "evaluate",
-    "write_report",
 ]
 
 #: Intensity scale of the paper: images in [0, 1] times 5.
@@ -92,7 +97,7 @@ Model = Callable[[torch.Tensor, torch.Tensor], tuple]
 def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
     """The test times of the official code: ``linspace(0, t_max, n)`` (0, 0.02, ..., 0.98)."""
     if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise UserInputError(f"n must be >= 1, got {n}")
     return [float(v) for v in np.linspace(0.0, float(t_max), int(n))]
 
 
@@ -233,28 +238,16 @@ def default_cache_dir() -> Path:
     return base / "pdeflow" / "tvflow_reference"
 
 
-def _as_bchw(u: torch.Tensor, name: str = "u0") -> torch.Tensor:
-    if not torch.is_tensor(u):
-        raise TypeError(f"{name} must be a tensor, got {type(u).__name__}")
-    if u.dim() == 2:
-        return u[None, None]
-    if u.dim() == 3:
-        return u[None]
-    if u.dim() == 4:
-        return u
-    raise ValueError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
-
-
 def _grid_indices(times: Sequence[float], dt: float) -> list[int]:
     idx = []
     for t in times:
         k = round(float(t) / dt)
         if abs(k * dt - float(t)) > 1e-9 * max(1.0, abs(float(t))) or k < 0:
-            raise ValueError(f"times must be non-negative multiples of dt = {dt:g}; {t!r} is not "
+            raise UserInputError(f"times must be non-negative multiples of dt = {dt:g}; {t!r} is not "
                              f"(choose a dt that divides the time spacing)")
         idx.append(k)
     if any(b < a for a, b in zip(idx, idx[1:])):
-        raise ValueError(f"times must be non-decreasing, got {list(times)}")
+        raise UserInputError(f"times must be non-decreasing, got {list(times)}")
     return idx
 
 
@@ -371,16 +364,16 @@ def reference_flow(
         (``div`` of the ROF dual field), at ``t = 0`` the quotient of the first step.
     info : dict, if ``return_info``
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError("u0 contains NaN or infinite values")
+        raise UserInputError("u0 contains NaN or infinite values")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     times = [float(t) for t in times]
     if not times:
-        raise ValueError("times must contain at least one time")
+        raise UserInputError("times must contain at least one time")
     idx = _grid_indices(times, float(dt))
     t0 = time.perf_counter()
     cache = None
@@ -417,7 +410,7 @@ def reference_flow(
                 meta = json.dumps({"times": times, "dt": dt, "tol": tol, "solver": solver,
                                    "max_iter": max_iter, "shape": list(x.shape[1:]),
                                    "version": _CACHE_VERSION})
-                with pdata.atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
+                with pio.atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
                     np.savez_compressed(fh, u=u[:, j].numpy(), u_t=ut[:, j].numpy(), meta=np.array(meta))
     shape = (T, *u0.shape)
     res = (out_u.reshape(shape), out_ut.reshape(shape))
@@ -443,44 +436,22 @@ def _model_device(model):
         return None
 
 
-def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float], *, device=None,
-               max_pixels: int = 1 << 21) -> tuple[torch.Tensor, torch.Tensor]:
-    """``u`` and ``div phi`` of a model at every (image, time) pair, without gradients.
-
-    Parameters
-    ----------
-    model : callable ``(u0, t) -> (u, phi)``
-    u0 : Tensor, shape (B, C, H, W) (or (C, H, W), (H, W))
-        Network input (the paper's convention: 5 x [0, 1]).
-    times : sequence of float
-    device : torch device, optional
-        Where to run (default: where ``u0`` is).
-    max_pixels : int
-        Pixels per forward pass (the (image, time) pairs are chunked).
+def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``u`` and ``div phi`` of a bare model at every (image, time) pair: :func:`pdeflow.tvflownet.flow`
+    without rescaling or the equivariance wrapper (the evaluation probes the network itself, extrapolation
+    included), as float32 on the CPU.
 
     Returns
     -------
-    u, div_phi : Tensor, shape (len(times), *u0.shape), float32 on the CPU
+    u, div_phi : Tensor, shape (len(times), *u0.shape)
     """
-    x = _as_bchw(u0)
-    dev = torch.device(device) if device is not None else x.device
-    dtype = _model_dtype(model)
+    x = ops.as_batch(u0, "u0")[0]
     B, C, H, W = x.shape
-    T = len(times)
-    tt = torch.as_tensor([float(t) for t in times], dtype=dtype)
-    pairs_t = tt.repeat_interleave(B)  # time-major: pair (k, b) -> index k*B + b
-    pairs_b = torch.arange(B).repeat(T)
-    chunk = max(1, int(max_pixels) // (H * W * C))
-    us, ds = [], []
-    xd = x.to(device=dev, dtype=dtype)
-    with torch.no_grad():
-        for s in range(0, T * B, chunk):
-            bi = pairs_b[s:s + chunk].to(dev)
-            u, phi = model(xd[bi], pairs_t[s:s + chunk].to(dev))
-            us.append(u.float().cpu())
-            ds.append(ops.div(phi).float().cpu())
-    shape = (T, *u0.shape)
-    return torch.cat(us).reshape(shape), torch.cat(ds).reshape(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # beyond the trained times: Tables 6 and 7 probe exactly that
+        u, d = network_flow(u0, times, model, scale=1.0, equivariant=False,
+                            batch_size=max(1, (1 << 21) // (H * W * C)), return_ut=True)
+    return u.float().cpu(), d.float().cpu()
 
 
 def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodiff", fd_step: float = 1e-3):
@@ -501,7 +472,7 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
     -------
     u, u_t, u_tt : Tensor, shape of ``u0``
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     B = x.shape[0]
     if torch.is_tensor(t):
         tt = t.to(dtype=x.dtype, device=x.device).reshape(-1)
@@ -510,7 +481,7 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
     else:
         tt = torch.full((B,), float(t), dtype=x.dtype, device=x.device)
     if tt.shape[0] != B:
-        raise ValueError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
+        raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
     if method == "autodiff":
         ones = torch.ones_like(tt)
 
@@ -524,38 +495,13 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
         return u, u_t, u_tt
     if method == "fd":
         if not fd_step > 0:
-            raise ValueError(f"fd_step must be > 0, got {fd_step}")
+            raise UserInputError(f"fd_step must be > 0, got {fd_step}")
         h = float(fd_step)
         u = model(x, tt)[0]
         up = model(x, tt + h)[0]
         um = model(x, tt - h)[0]
         return u, (up - um) / (2 * h), (up - 2 * u + um) / (h * h)
-    raise ValueError(f"method must be 'autodiff' or 'fd', got {method!r}")
-
-
-def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
-    """Spectral TV transform from a flow sampled at ``t_k = k*dt``, ``k = 0..N+1``.
-
-    The formulas of :func:`pdeflow.tv.spectral_tv` applied to a given stack
-    (a network's or a reference's): ``phi_k = t_k (u_{k-1} - 2u_k + u_{k+1}) / dt^2``,
-    ``k = 1..N``; residual ``(N+1) u_N - N u_{N+1}``; ``reconstruct()`` telescopes to
-    ``u_0`` exactly.
-
-    Parameters
-    ----------
-    u : Tensor, shape (N+2, *image_shape), ``N >= 1``
-    dt : float
-    """
-    if u.shape[0] < 3:
-        raise ValueError(f"need at least 3 times, got {u.shape[0]}")
-    n = u.shape[0] - 2
-    k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
-    phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
-    residual = (n + 1) * u[n] - n * u[n + 1]
-    keep = 2 if u.dim() == 5 else 1
-    spectrum = ops.batch_sum(phi.abs(), keep=keep)
-    times = torch.arange(1, n + 1, dtype=torch.float64) * dt
-    return SpectralTV(times=times, phi=phi, spectrum=spectrum, residual=residual, dt=float(dt))
+    raise UserInputError(f"method must be 'autodiff' or 'fd', got {method!r}")
 
 
 # =========================================================================== metrics
@@ -580,7 +526,7 @@ def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 16) -> tuple
     inputs' precision; ``chunk`` frames at a time (bounded memory).
     """
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     lead = x.shape[:-3]
     xf = x.reshape(-1, *x.shape[-3:])
     yf = y.reshape(-1, *y.shape[-3:])
@@ -616,21 +562,21 @@ def _folder_images(folder) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
-    return {p.name: pdata.read_image(p, grey=True) for p in files}
+        raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
+    return {p.name: pio.read_image(p, grey=True) for p in files}
 
 
 def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch.Tensor:
     """``n`` held-out natural crops ``(n, 1, size, size)`` in [0, 1].
 
     Seeded random crops (reflect-padded where an image is smaller) of the TEST
-    split of the built-in photo pool (:func:`pdeflow.data.builtin_pool`), or of
+    split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
     the images in ``image_dir`` (a user folder, read in grey).
     """
-    pool = _folder_images(image_dir) if image_dir is not None else pdata.builtin_pool("test", kind="photo")
+    pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
     if not pool:
-        raise ValueError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
-    return pdata.random_crops(pool, int(n), int(size), seed=int(seed) * 1009 + int(size))
+        raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
+    return datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size))
 
 
 def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: str = "test",
@@ -638,26 +584,26 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
     """Table 5's image types ``(n, 1, size, size)`` in [0, 1]: ``"disks"``, ``"ellipses"``, ``"medical"``.
 
     Disks: ``n_shapes`` isolated disks of random radius and height
-    (:func:`pdeflow.data.disks`); ellipses: ``n_shapes`` overlapping ellipses
-    (:func:`pdeflow.data.ellipses`); default ``n_shapes = clip(size // 16, 1, 5)``
+    (:func:`pdeflow.datasets.disks`); ellipses: ``n_shapes`` overlapping ellipses
+    (:func:`pdeflow.datasets.ellipses`); default ``n_shapes = clip(size // 16, 1, 5)``
     (5 from 80 px).  Medical: seeded crops of the built-in medical images of
     ``medical_split`` (or of the images in ``medical_dir``).
     """
     s = int(seed) * 7919 + int(size)
     k = int(n_shapes) if n_shapes is not None else max(1, min(5, int(size) // 16))
     if kind == "disks":
-        return pdata.disks(size, k, seed=s, batch=int(n))
+        return datasets.disks(size, k, seed=s, batch=int(n))
     if kind == "ellipses":
-        return pdata.ellipses(size, k, seed=s, batch=int(n))
+        return datasets.ellipses(size, k, seed=s, batch=int(n))
     if kind == "medical":
         if medical_dir is not None:
             pool = _folder_images(medical_dir)
         else:
-            pool = pdata.builtin_pool(medical_split, kind="medical")
+            pool = datasets.builtin_pool(medical_split, kind="medical")
         if not pool:
-            raise ValueError(f"no built-in medical images in split {medical_split!r}")
-        return pdata.random_crops(pool, int(n), int(size), seed=s)
-    raise ValueError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
+            raise UserInputError(f"no built-in medical images in split {medical_split!r}")
+        return datasets.random_crops(pool, int(n), int(size), generator=s)
+    raise UserInputError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
 
 
 # =========================================================================== paper rows
@@ -770,7 +716,7 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
             for name, model in models.items():
-                u, d = model_flow(model, x, times, device=device)
+                u, d = model_flow(model, x, times)
                 out["models"][name][int(size)] = _compare(u, d, ref_u, ref_ut, scale)
                 if keep_example and out["example"] is None and int(size) == ex_size:
                     out["example"] = {"size": int(size), "model": name, "times": times,
@@ -789,7 +735,7 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
     kinds = ("disks", "ellipses", "medical")
     out = {"size": int(size), "n_images": int(n_images), "medical_split": medical_split,
            "medical_source": str(medical_dir) if medical_dir is not None else
-           ", ".join(pdata.builtin_names(medical_split, kind="medical")),
+           ", ".join(datasets.builtin_names(medical_split, kind="medical")),
            "models": {name: {} for name in models}}
     with progress_bar(total=len(kinds) * (1 + len(models)), enabled=progress, desc="table 5") as bar:
         for kind in kinds:
@@ -798,7 +744,7 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
             for name, model in models.items():
-                u, d = model_flow(model, x, times, device=device)
+                u, d = model_flow(model, x, times)
                 out["models"][name][kind] = _compare(u, d, ref_u, ref_ut, scale)
                 bar.update(1)
     return out
@@ -841,12 +787,12 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
                 ref_u, _ = reference_flow(x * c, times, **ref_kwargs)
                 bar.update(1)
                 for name, m in todo.items():
-                    u, _ = model_flow(m, x * c, times, device=device)
+                    u, _ = model_flow(m, x * c, times)
                     p, s = frame_metrics(u / (c * scale), ref_u / (c * scale))
                     acc[name][c]["psnr"].append(p.reshape(-1))
                     acc[name][c]["ssim"].append(s.reshape(-1))
                     # self-consistency: u(c u0, t)/c vs u(u0, t/c)
-                    u_slow, _ = model_flow(m, x, [t / c for t in times], device=device)
+                    u_slow, _ = model_flow(m, x, [t / c for t in times])
                     p2, s2 = frame_metrics(u / (c * scale), u_slow / scale)
                     acc[name][c]["self_psnr"].append(p2.reshape(-1))
                     acc[name][c]["self_ssim"].append(s2.reshape(-1))
@@ -876,11 +822,11 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
     times = paper_times() if times is None else [float(t) for t in times]
     tt = torch.tensor(times, dtype=torch.float64)
     if len(times) < 3 or abs(times[0]) > 1e-12:
-        raise ValueError("table 7 needs at least 3 times starting at 0")
+        raise UserInputError("table 7 needs at least 3 times starting at 0")
     steps = tt[1:] - tt[:-1]
     dt = float(steps.mean())
     if float((steps - dt).abs().max()) > 1e-9:
-        raise ValueError("table 7 needs uniformly spaced times")
+        raise UserInputError("table 7 needs uniformly spaced times")
     ref_kwargs = dict(ref_kwargs or {})
     x = _scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
     ref_u, _ = reference_flow(x, times, **ref_kwargs)
@@ -896,7 +842,7 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
             dtype = _model_dtype(model)
             dev = torch.device(device) if device is not None else x.device
             # FD on the grid
-            u_net, _ = model_flow(model, x, times, device=device)
+            u_net, _ = model_flow(model, x, times)
             s_fd = spectral_from_stack(u_net.double(), dt)
             p_fd, s_fd_m = frame_metrics(s_fd.reconstruct() / scale, u0.double())
             # autodiff, one image at a time (all its times in one batch)
@@ -1124,18 +1070,18 @@ def evaluate(
         ``config``, ``models`` (architecture, parameters, paper row), and one entry
         per table run (``table1``, ``table2_4``, ``table5``, ``table6``, ``table7``,
         ``table9``), plus ``seconds`` per part.  JSON-ready except the
-        ``example`` entries (tensors for the figures), which :func:`write_report`
+        ``example`` entries (tensors for the figures), which :func:`pdeflow.tvflownet.report.report`
         turns into PNGs.
     """
     tables = sorted({int(t) for t in tables})
     bad = [t for t in tables if t not in ALL_TABLES]
     if bad:
-        raise ValueError(f"tables must be among {ALL_TABLES}, got {bad}")
+        raise UserInputError(f"tables must be among {ALL_TABLES}, got {bad}")
     sizes = [int(s) for s in sizes]
     if not sizes or any(s < 11 for s in sizes):
-        raise ValueError(f"sizes must be at least 11 px (the SSIM window), got {sizes}")
+        raise UserInputError(f"sizes must be at least 11 px (the SSIM window), got {sizes}")
     if int(n_images) < 1:
-        raise ValueError(f"n_images must be >= 1, got {n_images}")
+        raise UserInputError(f"n_images must be >= 1, got {n_images}")
     times = paper_times() if times is None else [float(t) for t in times]
     mid = 96 if 96 in sizes else sizes[len(sizes) // 2]
     type_size = int(type_size or mid)
@@ -1162,7 +1108,7 @@ def evaluate(
         "config": {"sizes": sizes, "n_images": int(n_images), "tables": tables, "n_times": len(times),
                    "times": [times[0], times[-1]], "scale": scale, "seed": seed, "dt": dt, "tol": tol,
                    "solver": solver, "image_source": str(image_dir) if image_dir else
-                   "builtin test photos: " + ", ".join(pdata.builtin_names("test", kind="photo")),
+                   "builtin test photos: " + ", ".join(datasets.builtin_names("test", kind="photo")),
                    "type_size": type_size, "spectral_size": spectral_size, "device": str(device or "cpu"),
                    "torch": str(torch.__version__), "threads": torch.get_num_threads(),
                    "machine": platform.processor() or platform.machine(),
@@ -1204,389 +1150,3 @@ def evaluate(
         results["seconds"]["table9"] = time.perf_counter() - t0
     results["seconds"]["total"] = sum(results["seconds"].values())
     return results
-
-
-# =========================================================================== report
-
-
-def _pm(v, digits: int, sdigits: int | None = None) -> str:
-    if v is None:
-        return "—"
-    m, s = v
-    return f"{m:.{digits}f} ± {s:.{sdigits if sdigits is not None else digits}f}"
-
-
-def _ps(p, s) -> str:
-    """A paper cell "PSNR (SSIM)", as printed in the paper."""
-    return f"{p:g} ({s:g})"
-
-
-def _paper_pm(v) -> str:
-    """A paper cell "mean ± std", as printed in the paper."""
-    return "—" if v is None else f"{v[0]:g} ± {v[1]:g}"
-
-
-def _row_label(row) -> str:
-    if not row:
-        return "—"
-    arch, train = row
-    return f"{_ARCH_LABEL.get(arch, arch)}, {train if train == 'mixed' else train + ' px'}"
-
-
-def _paper_lookup(table: str, row):
-    if not row:
-        return None
-    return PAPER[table].get(tuple(row))
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items() if k != "example"}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    return obj
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_fig(fig, path: Path) -> None:
-    with pdata.atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=fig.dpi)
-
-
-def _flow_figure(ex: dict, title: str, path: Path, label: str = "network") -> None:
-    times = ex["times"]
-    T = len(times)
-    pick = sorted({0, T // 8, T // 4, T // 2, T - 1})
-    rows = [(f"u {label}", ex["u"], "grey"), ("u reference", ex["ref_u"], "grey"),
-            ("|u error| x10", None, "err"), (f"div phi {label}", ex["div"], "div"),
-            ("u_t reference", ex["ref_ut"], "div")]
-    fig = _figure(2.0 * len(pick) + 0.6, 2.0 * len(rows) + 0.4)
-    axes = fig.subplots(len(rows), len(pick), squeeze=False)
-    dmax = float(ex["ref_ut"][pick].abs().max()) or 1.0
-    for r, (name, stack, kind) in enumerate(rows):
-        for c, k in enumerate(pick):
-            ax = axes[r][c]
-            if kind == "grey":
-                ax.imshow(stack[k, 0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            elif kind == "err":
-                err = (ex["u"][k, 0] - ex["ref_u"][k, 0]).abs().numpy() * 10
-                ax.imshow(err, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(stack[k, 0].numpy(), cmap="RdBu_r", vmin=-dmax, vmax=dmax, interpolation="nearest")
-            ax.set_axis_off()
-            if r == 0:
-                ax.set_title(f"t = {times[k]:.2f}", fontsize=9)
-            if c == 0:
-                ax.text(-0.08, 0.5, name, transform=ax.transAxes, rotation=90, ha="right", va="center", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    _save_fig(fig, path)
-
-
-def _spectra_figure(ex: dict, path: Path) -> None:
-    fig = _figure(7.0, 4.0)
-    ax = fig.subplots()
-    ax.plot(ex["times"], ex["reference_fd"], "k.-", lw=1.2, ms=3, label="reference, FD")
-    for i, (name, d) in enumerate(ex["models"].items()):
-        ax.plot(d["times"], d["autodiff"], "-", color=f"C{i}", lw=1, label=f"{name}, autodiff")
-        ax.plot(d["fd_times"], d["fd"], "--", color=f"C{i}", lw=1, label=f"{name}, FD")
-    ax.set_xlabel("flow time t (5x image)")
-    ax.set_ylabel(r"$S(t) = \|t\,u_{tt}(t)\|_1$")
-    ax.set_title("spectral TV spectrum of one test image", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    _save_fig(fig, path)
-
-
-def write_report(results: dict, out_dir, *, title: str = "TVflowNET evaluation") -> Path:
-    """Write ``report.md``, ``results.json`` and PNG figures into ``out_dir`` (atomically, per file).
-
-    ``report.md`` has the paper's tables (1-7, 9) for what :func:`evaluate`
-    ran, ours beside the paper's numbers for the matching row (architecture and
-    training size, see :func:`paper_key`).  Returns the path of ``report.md``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = results.get("config", {})
-    models = results.get("models", {})
-    names = list(models)
-    lines = [f"# {title}", ""]
-    lines.append(f"Generated {cfg.get('date', '')} with torch {cfg.get('torch', '')} "
-                 f"({cfg.get('threads', '')} thread(s), {cfg.get('machine', '')}); "
-                 f"total evaluation time {results.get('seconds', {}).get('total', 0):.0f} s.")
-    lines.append("")
-    lines.append("**Protocol** (seed 000 §4; official test code): images in [0, 1] times "
-                 f"{cfg.get('scale', PAPER_SCALE):g}; {cfg.get('n_times', 50)} times "
-                 f"linspace({cfg.get('times', [0, 0.98])[0]:g}, {cfg.get('times', [0, 0.98])[1]:g}) in PDE time; "
-                 "network input 5·img, outputs /5; PSNR and SSIM (scikit-image's) with data_range 1; "
-                 "mean ± std over images and times. Reference (\"model-driven\"): implicit Euler TV flow, "
-                 f"dt = {cfg.get('dt')}, each step ROF by {cfg.get('solver')} to a relative duality gap "
-                 f"{cfg.get('tol')}; div φ is compared with the reference's u_t (the dual field's divergence). "
-                 f"PSNR is capped at {PSNR_CAP:g} dB.")
-    lines.append("")
-    lines.append(f"**Images**: {cfg.get('n_images')} per size and type (paper: 200; 100 disks/ellipses, "
-                 f"40 medical; 600 for Table 6); natural images: {cfg.get('image_source')}; seed {cfg.get('seed')}.")
-    lines.append("")
-    if names:
-        lines.append("## Models")
-        lines.append("")
-        rows = [[n, str(models[n].get("arch") or "?"), str(models[n].get("parameters") or "?"),
-                 _row_label(models[n].get("paper_row"))] for n in names]
-        lines.append(_md_table(["model", "architecture", "parameters", "paper row compared with"], rows))
-        lines.append("")
-
-    figures = []
-
-    # ---- Table 1
-    t1 = results.get("table1")
-    if t1:
-        lines.append("## Table 1 — joint space-time optimisation vs model-driven")
-        lines.append("")
-        lines.append(f"{t1['n_images']} image(s) per size; Adam lr {t1['lr']:g}, a1 = a2 = 1e-4; "
-                     "u_t by backward differences in time (the implicit Euler pairing). "
-                     "Paper: 200 images.")
-        lines.append("")
-        header = ["", "metric"] + [f"{s}×{s} ours" for s in t1["sizes"]] + [f"{s}×{s} paper" for s in t1["sizes"]]
-        rows = []
-        for key, lab, dg in (("u_psnr", ("u", "PSNR"), 2), ("u_ssim", ("u", "SSIM"), 3),
-                             ("div_psnr", ("div φ", "PSNR"), 2), ("div_ssim", ("div φ", "SSIM"), 3)):
-            ours = [_pm(t1["results"][s][key], dg) for s in t1["sizes"]]
-            paper = [_paper_pm(PAPER["table1"][key].get(s)) for s in t1["sizes"]]
-            rows.append([lab[0], lab[1]] + ours + paper)
-        rows.append(["", "iterations"] + [str(t1["iterations"][s]) for s in t1["sizes"]]
-                    + [str(paper_iterations(s)) for s in t1["sizes"]])
-        rows.append(["", "seconds / image"] + [f"{t1['seconds'][s]:.1f}" for s in t1["sizes"]]
-                    + [f"{PAPER['table9']['joint'][s]:g} (GPU)" if s in PAPER["table9"]["joint"] else "—"
-                       for s in t1["sizes"]])
-        lines.append(_md_table(header, rows))
-        lines.append("")
-        if t1.get("example") is not None:
-            _flow_figure(t1["example"], f"joint space-time optimisation, {t1['example']['size']} px",
-                         out / "joint_flow.png", label="joint")
-            figures.append(("joint_flow.png", "joint optimisation vs reference: u, error, div φ vs u_t"))
-
-    # ---- Tables 2-4
-    t24 = results.get("table2_4")
-    if t24:
-        sizes = t24["sizes"]
-        for tab, key, what, dg in (("table2", "u_psnr", "PSNR of u", 2), ("table3", "u_ssim", "SSIM of u", 3)):
-            num = tab[-1]
-            lines.append(f"## Table {num} — {what} vs model-driven, natural test images")
-            lines.append("")
-            lines.append("Ours: mean ± std over images and times. Paper: mean ± std over five trainings "
-                         "(200 Food101 test images).")
-            lines.append("")
-            header = ["model", "paper row"] + sum([[f"{s}×{s} ours", f"{s}×{s} paper"] for s in sizes], [])
-            rows = []
-            for n in names:
-                row = models[n].get("paper_row")
-                pap = _paper_lookup(tab, row) or {}
-                cells = []
-                for s in sizes:
-                    cells += [_pm(t24["models"][n][s][key], dg), _paper_pm(pap.get(s))]
-                rows.append([n, _row_label(row)] + cells)
-            lines.append(_md_table(header, rows))
-            lines.append("")
-        lines.append("## Table 4 — div φ vs the reference's u_t: PSNR (SSIM)")
-        lines.append("")
-        header = ["model", "paper row"] + sum([[f"{s}×{s} ours", f"{s}×{s} paper"] for s in sizes], [])
-        rows = []
-        for n in names:
-            row = models[n].get("paper_row")
-            pap = _paper_lookup("table4", row) or {}
-            cells = []
-            for s in sizes:
-                r = t24["models"][n][s]
-                cells += [f"{_pm(r['div_psnr'], 2)} ({_pm(r['div_ssim'], 3)})",
-                          _ps(*pap[s]) if s in pap else "—"]
-            rows.append([n, _row_label(row)] + cells)
-        lines.append(_md_table(header, rows))
-        lines.append("")
-        if t24.get("example") is not None:
-            ex = t24["example"]
-            _flow_figure(ex, f"{ex['model']}, {ex['size']} px test crop", out / "flow_example.png")
-            figures.append(("flow_example.png", f"{ex['model']} vs reference on one {ex['size']} px test crop: "
-                                                "u, error ×10, div φ vs u_t"))
-
-    # ---- Table 5
-    t5 = results.get("table5")
-    if t5:
-        lines.append("## Table 5 — other image types: PSNR (SSIM) of u")
-        lines.append("")
-        lines.append(f"{t5['n_images']} images of {t5['size']}×{t5['size']} px per type: "
-                     f"{max(1, min(5, t5['size'] // 16))} isolated disks; "
-                     f"{max(1, min(5, t5['size'] // 16))} overlapping ellipses; crops of medical images ({t5['medical_source']}). "
-                     "Paper: 100 disk and 100 ellipse images, 40 spleen CT images of 512×512 px.")
-        lines.append("")
-        kinds = ("disks", "ellipses", "medical")
-        header = ["model", "paper row"] + sum([[f"{k} ours", f"{k} paper"] for k in kinds], [])
-        rows = []
-        for n in names:
-            row = models[n].get("paper_row")
-            pap = _paper_lookup("table5", row) or {}
-            cells = []
-            for k in kinds:
-                r = t5["models"][n][k]
-                cells += [f"{_pm(r['u_psnr'], 2)} ({r['u_ssim'][0]:.3f})", _ps(*pap[k]) if k in pap else "—"]
-            rows.append([n, _row_label(row)] + cells)
-        lines.append(_md_table(header, rows))
-        lines.append("")
-
-    # ---- Table 6
-    t6 = results.get("table6")
-    if t6:
-        fs = t6["factors"]
-        lines.append("## Table 6 — one-homogeneity: PSNR (SSIM) of u(c·u0, t) vs the reference flow of c·u0")
-        lines.append("")
-        lines.append(f"{t6['n_images']} natural test crops at each of {', '.join(map(str, t6['sizes']))} px; "
-                     "both divided by 5c (the reference is exactly one-homogeneous: "
-                     "reference(c·u0, t) = c·reference(u0, t/c)). \"self\": u(c·u0, t)/c vs the same "
-                     "model's u(u0, t/c). Paper: 600 images of mixed size.")
-        lines.append("")
-        header = ["model", "paper row"] + sum([[f"c = {c:g} ours", f"c = {c:g} self", f"c = {c:g} paper"]
-                                               for c in fs], [])
-        rows = []
-        for n, per in t6["models"].items():
-            base_name = n.split(" + ")[0]
-            row = models.get(base_name, {}).get("paper_row")
-            pap = _paper_lookup("table6", row) or {}
-            cells = []
-            for c in fs:
-                r = per[c]
-                cells += [f"{_pm(r['psnr'], 2)} ({r['ssim'][0]:.3f})",
-                          f"{_pm(r['self_psnr'], 2)} ({r['self_ssim'][0]:.3f})",
-                          _ps(*pap[c]) if c in pap else "—"]
-            rows.append([n, _row_label(row)] + cells)
-        lines.append(_md_table(header, rows))
-        lines.append("")
-
-    # ---- Table 7
-    t7 = results.get("table7")
-    if t7:
-        lines.append("## Table 7 — reconstruction of u0 from the spectral TV transform: PSNR (SSIM)")
-        lines.append("")
-        lines.append(f"{t7['n_images']} natural test crops of {t7['size']} px; φ(t) = t·u_tt(t) at the "
-                     f"{cfg.get('n_times', 50)} times (dt = {t7['dt']:g}). Autodiff: u_t, u_tt by forward-mode "
-                     "autodiff in t, u0 ≈ trapezoid ∫φ dt + u(T) − T·u_t(T). FD: second differences on the "
-                     "grid, u0 ≈ Σ φ_k dt + (N+1)u_N − N·u_{N+1}, which telescopes exactly to u(0) — of the "
-                     "network (its initial-condition error) or of the reference (= u0 up to float32 "
-                     "round-off of the cached flow).")
-        lines.append("")
-        header = ["model", "paper row", "autodiff ours", "autodiff paper", "FD network ours", "FD network paper",
-                  "FD reference ours", "FD reference paper"]
-        ref = t7["reference"]["fd"]
-        ref_cell = f"{_pm(ref['psnr'], 2)} ({ref['ssim'][0]:.3f})"
-        gt = _ps(*PAPER["table7_fd_gt"])
-        rows = []
-        for n in names:
-            if n not in t7["models"]:
-                continue
-            row = models[n].get("paper_row")
-            pap = _paper_lookup("table7", row) or {}
-            r = t7["models"][n]
-            rows.append([n, _row_label(row), f"{_pm(r['autodiff']['psnr'], 2)} ({r['autodiff']['ssim'][0]:.3f})",
-                         _ps(*pap["autodiff"]) if pap else "—",
-                         f"{_pm(r['fd']['psnr'], 2)} ({r['fd']['ssim'][0]:.3f})",
-                         _ps(*pap["fd"]) if pap else "—", ref_cell, gt])
-        if not rows:
-            rows.append(["(reference only)", "—", "—", "—", "—", "—", ref_cell, gt])
-        lines.append(_md_table(header, rows))
-        lines.append("")
-        if t7.get("example"):
-            _spectra_figure(t7["example"], out / "spectra.png")
-            figures.append(("spectra.png", "spectrum S(t) of one test crop: reference (FD) and each model "
-                                           "(autodiff, FD)"))
-
-    # ---- Table 9
-    t9 = results.get("table9")
-    if t9:
-        lines.append("## Table 9 — evaluation time (seconds, one image)")
-        lines.append("")
-        lines.append(f"Median of {t9['repeats']} runs after a warm-up for the networks, one run for the reference "
-                     f"(dt = {cfg.get('dt')}, tol = {cfg.get('tol')}, {cfg.get('solver')}, float64); "
-                     f"{t9['threads']} CPU thread(s). \"1 t\": a single time (t = 0.98, which the reference "
-                     f"reaches by evolving through all steps); \"{t9['n_times']} t\": all times. Paper: networks "
-                     "on an Nvidia P6000 GPU; model-driven on CPU (Chambolle) and GPU (PDHG); sizes 32–512.")
-        lines.append("")
-        sizes = t9["sizes"]
-        header = ["method", "device"] + sum([[f"{s}² 1 t", f"{s}² {t9['n_times']} t", f"{s}² paper"]
-                                             for s in sizes], [])
-        rows = []
-        for n in names:
-            arch = models[n].get("arch")
-            pap = PAPER["table9"].get(arch, {})
-            for dev, per in t9["models"].get(n, {}).items():
-                cells = []
-                for s in sizes:
-                    r = per[s]
-                    cells += [f"{r['single']:.4f}", f"{r['all']:.4f}", f"{pap[s]:g}" if s in pap else "—"]
-                rows.append([n, dev] + cells)
-        for dev, per in t9["reference"].items():
-            key = "model-driven (GPU)" if dev.startswith("cuda") else "model-driven (CPU)"
-            pap = PAPER["table9"][key]
-            cells = []
-            for s in sizes:
-                r = per[s]
-                cells += [f"{r['single']:.2f}", f"{r['all']:.2f}", f"{pap[s]:g}" if s in pap else "—"]
-            rows.append(["reference (implicit Euler + ROF)", dev] + cells)
-        if t1:
-            pap = PAPER["table9"]["joint"]
-            cells = []
-            for s in sizes:
-                v = t1["seconds"].get(s)
-                cells += ["—", f"{v:.1f}" if v is not None else "—", f"{pap[s]:g}" if s in pap else "—"]
-            rows.append(["joint space-time optimisation", "cpu"] + cells)
-        lines.append(_md_table(header, rows))
-        lines.append("")
-        for dev in t9["reference"]:
-            for n in names:
-                per = t9["models"].get(n, {}).get(dev)
-                if not per:
-                    continue
-                sp = ", ".join(f"{s} px: {t9['reference'][dev][s]['all'] / max(per[s]['all'], 1e-12):.0f}× "
-                               f"({t9['n_times']} t), {t9['reference'][dev][s]['single'] / max(per[s]['single'], 1e-12):.0f}× (1 t)"
-                               for s in sizes)
-                lines.append(f"- speed-up of {n} over the reference on {dev}: {sp}")
-        lines.append("")
-
-    if figures:
-        lines.append("## Figures")
-        lines.append("")
-        for f, cap in figures:
-            lines.append(f"- [{f}]({f}): {cap}")
-            lines.append("")
-            lines.append(f"  ![{cap}]({f})")
-            lines.append("")
-    secs = results.get("seconds", {})
-    if secs:
-        lines.append("## Run time")
-        lines.append("")
-        lines.append(_md_table(["part", "seconds"], [[k, f"{v:.1f}"] for k, v in secs.items()]))
-        lines.append("")
-
-    text = "\n".join(lines) + "\n"
-    path = out / "report.md"
-    with pdata.atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    with pdata.atomic_path(out / "results.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_jsonable(results), indent=1), encoding="utf-8")
-    return path

@@ -1,8 +1,8 @@
-"""Joint space-time optimisation of the TVflowNET loss (seed 000, §3.1.1).
+"""Joint space-time optimisation of the TVflowNET loss (Grossmann et al., 2022, §3.1.1).
 
 The loss (12) is minimised directly over ``u`` and ``phi`` on a fixed grid of
 times, without a network: the baseline that shows the loss itself recovers the
-TV flow (seed 000, Table 1).  As in the paper:
+TV flow (Grossmann et al., 2022, Table 1).  As in the paper:
 
 * ``u`` is initialised with ``u0`` at every time and ``phi`` with the
   regularised normalised gradient ``grad u0 / sqrt(|grad u0|^2 + eps^2)``;
@@ -22,6 +22,11 @@ inside and one-sided ones at the ends (``numpy.gradient``).
 The optimisation is batched over images: the loss is a mean over images, and
 Adam's per-coordinate normalisation makes each image's trajectory (nearly)
 independent of the others in the batch.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -30,13 +35,15 @@ from typing import Sequence
 
 import torch
 
+from .. import ops
+from ..errors import UserInputError
 from ..progress import progress_bar
 from .loss import loss_terms
 from .models import normalised_gradient, zero_border
 
 __all__ = ["joint_optimise", "paper_iterations", "time_difference", "PAPER_ITERATIONS"]
 
-#: Iterations ("epochs") of the joint optimisation in seed 000 (§4.1 and Table 9) by image size.
+#: Iterations ("epochs") of the joint optimisation in Grossmann et al. (2022) (§4.1 and Table 9) by image size.
 PAPER_ITERATIONS = {32: 2000, 96: 2000, 256: 14000, 512: 20000}
 
 
@@ -48,7 +55,7 @@ def paper_iterations(size: int) -> int:
     """
     size = int(size)
     if size < 1:
-        raise ValueError(f"size must be a positive int, got {size}")
+        raise UserInputError(f"size must be a positive int, got {size}")
     for s in sorted(PAPER_ITERATIONS):
         if size <= s:
             return PAPER_ITERATIONS[s]
@@ -76,7 +83,7 @@ def time_difference(u: torch.Tensor, times: torch.Tensor, fd: str = "backward") 
     """
     T = u.shape[0]
     if T < 2:
-        raise ValueError(f"time_difference: need at least 2 times, got {T}")
+        raise UserInputError(f"time_difference: need at least 2 times, got {T}")
     t = times.to(dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     h = t[1:] - t[:-1]  # (T-1, 1, ...)
     d = (u[1:] - u[:-1]) / h  # quotient on each interval
@@ -89,19 +96,7 @@ def time_difference(u: torch.Tensor, times: torch.Tensor, fd: str = "backward") 
         # numpy.gradient's second-order formula for non-uniform spacing
         inner = (h0 * d[1:] + h1 * d[:-1]) / (h0 + h1)
         return torch.cat([d[:1], inner, d[-1:]], dim=0)
-    raise ValueError(f"fd must be 'backward' or 'central', got {fd!r}")
-
-
-def _as_bchw(u0: torch.Tensor) -> torch.Tensor:
-    if not torch.is_tensor(u0):
-        raise TypeError(f"u0 must be a tensor, got {type(u0).__name__}")
-    if u0.dim() == 2:
-        return u0[None, None]
-    if u0.dim() == 3:
-        return u0[None]
-    if u0.dim() == 4:
-        return u0
-    raise ValueError(f"u0 must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u0.shape)}")
+    raise UserInputError(f"fd must be 'backward' or 'central', got {fd!r}")
 
 
 def joint_optimise(
@@ -127,7 +122,7 @@ def joint_optimise(
     return_history: bool = False,
     history_every: int = 1,
 ):
-    """Minimise the loss (12) over ``u`` and ``phi`` on a fixed time grid (seed 000, §3.1.1).
+    """Minimise the loss (12) over ``u`` and ``phi`` on a fixed time grid (Grossmann et al., 2022, §3.1.1).
 
     Parameters
     ----------
@@ -174,26 +169,26 @@ def joint_optimise(
         ``"tv"``, ``"norm"``, ``"initial"``, ``"min_norm"``) as floats; the first
         entry is the loss of the initialisation (iteration 0).
     """
-    x = _as_bchw(u0)
+    x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError("u0 contains NaN or infinite values")
+        raise UserInputError("u0 contains NaN or infinite values")
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     if t.numel() < 2:
-        raise ValueError(f"times must hold at least 2 times, got {t.numel()}")
+        raise UserInputError(f"times must hold at least 2 times, got {t.numel()}")
     if not bool(torch.isfinite(t).all()) or bool((t[1:] <= t[:-1]).any()):
-        raise ValueError(f"times must be finite and strictly increasing, got {t.tolist()}")
+        raise UserInputError(f"times must be finite and strictly increasing, got {t.tolist()}")
     if abs(float(t[0])) > 1e-12:
-        raise ValueError(f"times must start at 0 (the initial condition of (12)), got times[0] = {float(t[0])}")
+        raise UserInputError(f"times must start at 0 (the initial condition of (12)), got times[0] = {float(t[0])}")
     if isinstance(iterations, bool) or int(iterations) != iterations or iterations < 0:
-        raise ValueError(f"iterations must be an int >= 0, got {iterations!r}")
+        raise UserInputError(f"iterations must be an int >= 0, got {iterations!r}")
     if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+        raise UserInputError(f"lr must be > 0, got {lr!r}")
     if fd not in ("backward", "central"):
-        raise ValueError(f"fd must be 'backward' or 'central', got {fd!r}")
+        raise UserInputError(f"fd must be 'backward' or 'central', got {fd!r}")
     if int(history_every) < 1:
-        raise ValueError(f"history_every must be >= 1, got {history_every}")
+        raise UserInputError(f"history_every must be >= 1, got {history_every}")
     iterations = int(iterations)
     T = t.numel()
     B, C, H, W = x.shape
@@ -204,13 +199,13 @@ def joint_optimise(
         u = x.unsqueeze(0).expand(T, B, C, H, W).clone()
     else:
         if tuple(u_init.shape) != (T, B, C, H, W):
-            raise ValueError(f"u_init must have shape {(T, B, C, H, W)}, got {tuple(u_init.shape)}")
+            raise UserInputError(f"u_init must have shape {(T, B, C, H, W)}, got {tuple(u_init.shape)}")
         u = u_init.detach().to(x).clone()
     if phi_init is None:
         phi = normalised_gradient(x, phi_eps, channelwise=channelwise).unsqueeze(0).expand(T, B, C, 2, H, W).clone()
     else:
         if tuple(phi_init.shape) != (T, B, C, 2, H, W):
-            raise ValueError(f"phi_init must have shape {(T, B, C, 2, H, W)}, got {tuple(phi_init.shape)}")
+            raise UserInputError(f"phi_init must have shape {(T, B, C, 2, H, W)}, got {tuple(phi_init.shape)}")
         phi = phi_init.detach().to(x).clone()
     phi = zero_border(phi, int(edge_width))
     u.requires_grad_(True)

@@ -1,4 +1,4 @@
-"""The TVflowNET loss, seed 000 eq. (12), term by term.
+"""The TVflowNET loss, Grossmann et al. (2022) eq. (12), term by term.
 
     L = w_temporal * ||u_t - div phi||^2                         "temporal"
       + a1 * || <u, div phi> + TV_eps(u) ||^2                    "tv"
@@ -28,6 +28,11 @@ optionally by central differences in ``t``.
 Shapes: ``u, u_t, u0, u_at_0`` are ``(B, C, H, W)``; ``phi`` is ``(B, C, 2, H, W)``
 (the models' convention).  For colour the norms couple the channels unless
 ``channelwise=True``.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..errors import UserInputError
 
 __all__ = ["loss_terms", "time_derivative", "TVFlowLoss", "TERM_NAMES"]
 
@@ -50,10 +56,10 @@ def _pixel_batch_mean(x: torch.Tensor) -> torch.Tensor:
 
 def _check_pair(u: torch.Tensor, phi: torch.Tensor) -> None:
     if u.dim() != 4:
-        raise ValueError(f"u must have shape (B, C, H, W), got {tuple(u.shape)}")
+        raise UserInputError(f"u must have shape (B, C, H, W), got {tuple(u.shape)}")
     want = (*u.shape[:-2], 2, *u.shape[-2:])
     if tuple(phi.shape) != want:
-        raise ValueError(f"phi must have shape (B, C, 2, H, W) = {want} to match u, got {tuple(phi.shape)}")
+        raise UserInputError(f"phi must have shape (B, C, 2, H, W) = {want} to match u, got {tuple(phi.shape)}")
 
 
 def loss_terms(
@@ -100,7 +106,7 @@ def loss_terms(
     """
     _check_pair(u, phi)
     if tuple(u_t.shape) != tuple(u.shape):
-        raise ValueError(f"u_t must have the shape of u {tuple(u.shape)}, got {tuple(u_t.shape)}")
+        raise UserInputError(f"u_t must have the shape of u {tuple(u.shape)}, got {tuple(u_t.shape)}")
     div_phi = ops.div(phi)
 
     temporal = _pixel_batch_mean((u_t - div_phi) ** 2)
@@ -120,7 +126,7 @@ def loss_terms(
 
     if u0 is not None and u_at_0 is not None:
         if tuple(u0.shape) != tuple(u_at_0.shape):
-            raise ValueError(f"u0 {tuple(u0.shape)} and u_at_0 {tuple(u_at_0.shape)} must have the same shape")
+            raise UserInputError(f"u0 {tuple(u0.shape)} and u_at_0 {tuple(u_at_0.shape)} must have the same shape")
         initial = _pixel_batch_mean((u_at_0 - u0) ** 2)
     else:
         initial = u.new_zeros(())
@@ -147,7 +153,7 @@ def _as_time_tensor(t, u0: torch.Tensor) -> torch.Tensor:
         return t.reshape(1).expand(B).clone()
     t = t.reshape(-1)
     if t.shape[0] != B:
-        raise ValueError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
+        raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
     return t
 
 
@@ -177,19 +183,19 @@ def time_derivative(
         All differentiable with respect to the model's parameters.
     """
     if u0.dim() != 4:
-        raise ValueError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
+        raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
     tt = _as_time_tensor(t, u0)
     if method == "jvp":
         (u, phi), (u_t, _) = torch.func.jvp(lambda s: model(u0, s), (tt,), (torch.ones_like(tt),))
         return u, phi, u_t
     if method == "fd":
         if not fd_step > 0:
-            raise ValueError(f"fd_step must be > 0, got {fd_step}")
+            raise UserInputError(f"fd_step must be > 0, got {fd_step}")
         u, phi = model(u0, tt)
         up, _ = model(u0, tt + fd_step)
         um, _ = model(u0, tt - fd_step)
         return u, phi, (up - um) / (2.0 * fd_step)
-    raise ValueError(f"method must be 'jvp' or 'fd', got {method!r}")
+    raise UserInputError(f"method must be 'jvp' or 'fd', got {method!r}")
 
 
 class TVFlowLoss(nn.Module):
@@ -211,11 +217,11 @@ class TVFlowLoss(nn.Module):
                  fd_step: float = 1e-3, t_max: float = 1.0):
         super().__init__()
         if ut_method not in ("jvp", "fd"):
-            raise ValueError(f"ut_method must be 'jvp' or 'fd', got {ut_method!r}")
+            raise UserInputError(f"ut_method must be 'jvp' or 'fd', got {ut_method!r}")
         for name, w in dict(temporal_weight=temporal_weight, tv_weight=tv_weight, norm_weight=norm_weight,
                             initial_weight=initial_weight, min_norm_weight=min_norm_weight).items():
             if not float(w) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {w}")
+                raise UserInputError(f"{name} must be >= 0, got {w}")
         self.term_kwargs = dict(temporal_weight=float(temporal_weight), tv_weight=float(tv_weight),
                                 norm_weight=float(norm_weight), initial_weight=float(initial_weight),
                                 min_norm_weight=float(min_norm_weight), tv_eps=float(tv_eps),
@@ -237,7 +243,7 @@ class TVFlowLoss(nn.Module):
 
     def forward(self, model, u0: torch.Tensor, t=None, *, generator: torch.Generator | None = None):
         if u0.dim() != 4:
-            raise ValueError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
+            raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
         if t is None:
             t = torch.rand(u0.shape[0], generator=generator, dtype=u0.dtype, device=u0.device) * self.t_max
         u, phi, u_t = time_derivative(model, u0, t, method=self.ut_method, fd_step=self.fd_step)

@@ -1,4 +1,4 @@
-"""TVflowNET architectures (seed 000, section 3.2.1): Semi-ResNet, U-Net and LGD.
+"""TVflowNET architectures (Grossmann et al., 2022, section 3.2.1): Semi-ResNet, U-Net and LGD.
 
 Every model maps an initial image and a flow time to the TV flow solution and
 the diffusivity (dual) field,
@@ -11,14 +11,14 @@ Shapes
   the outputs then lose the same leading dimensions.  ``C`` must equal the
   model's ``in_channels`` (1 by default).  Any ``H, W`` works.
 * ``t``: a float, a 0-d tensor or a ``(B,)`` tensor; it enters the network as a
-  constant image channel ``tau`` (seed 000, section 3.2.1).
+  constant image channel ``tau`` (Grossmann et al., 2022, section 3.2.1).
 * ``u``: the shape of ``u0``.
 * ``phi``: ``(B, C, 2, H, W)`` -- the same ``(..., 2, H, W)`` convention as
   :func:`pdeflow.ops.grad`, so ``pdeflow.ops.div(phi)`` has the shape of ``u``
   and ``u_t ~= div(phi)`` is the TV flow.  For a greyscale model
   ``phi[:, 0]`` is the ``(B, 2, H, W)`` field of the paper.
 
-Common to all three (seed 000 and the official constructor facts):
+Common to all three (Grossmann et al. (2022) and the official constructor facts):
 
 * skip connection ``u0 -> u``: the network predicts ``u - u0`` (for the LGD the
   iterates start at ``u0``);
@@ -52,6 +52,11 @@ upsampling and elementwise arithmetic are used.
 
 Each model keeps its constructor arguments in ``model.config`` (JSON-ready, with
 an ``"arch"`` key), and ``build_model(**model.config)`` rebuilds it.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -62,6 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..errors import UserInputError
 
 __all__ = [
     "TVflowNetModel",
@@ -78,7 +84,7 @@ __all__ = [
     "zero_border",
 ]
 
-#: Parameter counts reported in seed 000, section 3.2.1 (greyscale models).
+#: Parameter counts reported in Grossmann et al. (2022), section 3.2.1 (greyscale models).
 PAPER_PARAMETER_COUNTS = {"semiresnet": 14_947, "unet": 272_972, "lgd": 33_415}
 
 
@@ -109,7 +115,8 @@ def time_image(t, u0: torch.Tensor) -> torch.Tensor:
         elif t.dim() == 2 and t.shape[1] == 1:
             t = t.reshape(-1)
         if t.dim() != 1 or t.shape[0] != B:
-            raise ValueError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got shape {tuple(t.shape)}")
+            raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got shape "
+                                 f"{tuple(t.shape)}")
         t = t.to(dtype=u0.dtype, device=u0.device)
     return t.reshape(B, 1, 1, 1).expand(B, 1, H, W)
 
@@ -169,11 +176,11 @@ class TVflowNetModel(nn.Module):
                  edge_width: int = 1, channelwise: bool = False):
         super().__init__()
         if int(in_channels) < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+            raise UserInputError(f"in_channels must be >= 1, got {in_channels}")
         if int(edge_width) < 0:
-            raise ValueError(f"edge_width must be >= 0, got {edge_width}")
+            raise UserInputError(f"edge_width must be >= 0, got {edge_width}")
         if not float(eps) > 0:
-            raise ValueError(f"eps must be > 0 (it regularises |grad u0| and |phi|), got {eps}")
+            raise UserInputError(f"eps must be > 0 (it regularises |grad u0| and |phi|), got {eps}")
         self.in_channels = int(in_channels)
         self.eps = float(eps)
         self.project = bool(project)
@@ -201,9 +208,10 @@ class TVflowNetModel(nn.Module):
         elif ndim == 4:
             x = u0
         else:
-            raise ValueError(f"u0 must have shape (B, C, H, W), (C, H, W) or (H, W), got {tuple(u0.shape)}")
+            raise UserInputError(f"u0 must have shape (B, C, H, W), (C, H, W) or (H, W), got {tuple(u0.shape)}")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"u0 has {x.shape[1]} channel(s) but the model was built with in_channels={self.in_channels}")
+            raise UserInputError(f"u0 has {x.shape[1]} channel(s) but the model was built with "
+                                 f"in_channels={self.in_channels}")
         if not x.is_floating_point():
             raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
         if ndim < 4 and torch.is_tensor(t) and t.dim() == 1 and t.shape[0] == 1:
@@ -274,11 +282,11 @@ class SemiResNet(TVflowNetModel):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
                          channelwise=channelwise)
         if int(depth) < 2:
-            raise ValueError(f"depth must be >= 2, got {depth}")
+            raise UserInputError(f"depth must be >= 2, got {depth}")
         if not 0 <= int(n_relu) <= int(depth) - 1:
-            raise ValueError(f"n_relu must be in [0, depth - 1] = [0, {int(depth) - 1}], got {n_relu}")
+            raise UserInputError(f"n_relu must be in [0, depth - 1] = [0, {int(depth) - 1}], got {n_relu}")
         if int(width) < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
+            raise UserInputError(f"width must be >= 1, got {width}")
         C = self.in_channels
         self.phi_init_input = bool(phi_init_input)
         n_in = C + 1 + (2 * C if self.phi_init_input else 0)
@@ -367,11 +375,11 @@ class UNet(TVflowNetModel):
                          channelwise=channelwise)
         channels = [int(c) for c in channels]
         if int(scales) < 1 or int(scales) > len(channels):
-            raise ValueError(f"scales must be in [1, len(channels)] = [1, {len(channels)}], got {scales}")
+            raise UserInputError(f"scales must be in [1, len(channels)] = [1, {len(channels)}], got {scales}")
         if int(skip) < 0:
-            raise ValueError(f"skip must be >= 0, got {skip}")
+            raise UserInputError(f"skip must be >= 0, got {skip}")
         if pad_mode not in ("reflect", "replicate", "constant", "circular"):
-            raise ValueError(f"pad_mode must be 'reflect', 'replicate', 'constant' or 'circular', got {pad_mode!r}")
+            raise UserInputError(f"pad_mode must be 'reflect', 'replicate', 'constant' or 'circular', got {pad_mode!r}")
         C = self.in_channels
         self.scales = int(scales)
         self.phi_init_input = bool(phi_init_input)
@@ -419,7 +427,7 @@ class UNet(TVflowNetModel):
 
 
 class LGD(TVflowNetModel):
-    """Learned gradient descent (seed 000, Algorithm 1).
+    """Learned gradient descent (Grossmann et al., 2022, Algorithm 1).
 
     ``z_0 = u0``, ``u_0 = u0``, ``phi_0 = grad u0 / sqrt(|grad u0|^2 + eps^2)``; for
     ``i = 1..n_steps`` a block ``g_i`` (3x3 conv -> softplus -> 3x3 conv) maps the
@@ -445,11 +453,11 @@ class LGD(TVflowNetModel):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
                          channelwise=channelwise)
         if int(n_steps) < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+            raise UserInputError(f"n_steps must be >= 1, got {n_steps}")
         if int(dim_z) < 0:
-            raise ValueError(f"dim_z must be >= 0, got {dim_z}")
+            raise UserInputError(f"dim_z must be >= 0, got {dim_z}")
         if int(hidden) < 1:
-            raise ValueError(f"hidden must be >= 1, got {hidden}")
+            raise UserInputError(f"hidden must be >= 1, got {hidden}")
         C = self.in_channels
         self.n_steps, self.dim_z, self.hidden = int(n_steps), int(dim_z), int(hidden)
         n_in = C + 1 + C + 2 * C + self.dim_z
@@ -499,7 +507,7 @@ def build_model(arch: str, **kwargs) -> TVflowNetModel:
     """
     key = str(arch).lower().replace("-", "").replace("_", "")
     if key not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+        raise UserInputError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
     cls = ARCHITECTURES[key]
     try:
         return cls(**kwargs)

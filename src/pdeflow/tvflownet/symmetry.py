@@ -5,7 +5,7 @@ The TV flow commutes with adding a constant and is one-homogeneous: for
 
     flow(c * u0 + k, t) = c * flow(u0, t / c) + k.
 
-A trained network only approximates this (seed 000 §4.2.2: well inside the
+A trained network only approximates this (Grossmann et al., 2022, §4.2.2: well inside the
 trained time interval, poorly outside). :class:`Equivariant` makes any model
 satisfy it exactly (up to round-off) by construction. For each image it
 computes a shift ``k`` (the mean) and a contrast ``c`` (``4 * std`` by
@@ -40,9 +40,9 @@ warning). The TV flow reaches the image's mean in finite time; an image whose
 contrast has fallen below ``flat * `` its initial contrast has (to that
 accuracy) got there, and is returned as its mean with the last stage's
 ``phi``: without this, composition would chase a vanishing contrast with ever
-shorter stages and never use up a time past the extinction time. Re-normalising each stage keeps every network call inside the
-trained range of intensities and times. ``compose=False`` queries the network
-at ``tau`` directly (extrapolation).
+shorter stages and never use up a time past the extinction time. Re-normalising
+each stage keeps every network call inside the trained range of intensities and
+times. ``compose=False`` queries the network at ``tau`` directly (extrapolation).
 
 A composed ``u(t)`` is continuous in ``t`` but its ``u_t`` jumps where two
 stages join (a network is not an exact semigroup). Forward-mode autodiff in
@@ -51,6 +51,11 @@ a composing wrapper should be taken by finite differences, which see them
 (Table 7 of ``pdeflow evaluate tvflownet --equivariant``, reconstruction of
 ``u0``: 26 dB by autodiff, 43.7 dB by finite differences; the bare network
 41.4 dB by finite differences).
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
@@ -58,6 +63,8 @@ import warnings
 
 import torch
 from torch import nn
+
+from ..errors import UserInputError
 
 __all__ = ["Equivariant"]
 
@@ -97,18 +104,18 @@ class Equivariant(nn.Module):
                  flat: float = 1e-3):
         super().__init__()
         if contrast not in ("range", "std"):
-            raise ValueError(f"contrast must be 'range' or 'std', got {contrast!r}")
+            raise UserInputError(f"contrast must be 'range' or 'std', got {contrast!r}")
         meta_cfg = (getattr(model, "meta", None) or {}).get("config", {})
         self.model = model
         self.contrast = contrast
         self.scale = float(scale if scale is not None else meta_cfg.get("scale", 5.0))
         self.t_max = float(t_max if t_max is not None else meta_cfg.get("t_max", 1.0))
         if not (self.scale > 0 and self.t_max > 0):
-            raise ValueError(f"scale and t_max must be > 0, got {self.scale}, {self.t_max}")
+            raise UserInputError(f"scale and t_max must be > 0, got {self.scale}, {self.t_max}")
         if not (isinstance(max_stages, int) and max_stages >= 1):
-            raise ValueError(f"max_stages must be an int >= 1, got {max_stages!r}")
+            raise UserInputError(f"max_stages must be an int >= 1, got {max_stages!r}")
         if not (0 <= flat < 1):
-            raise ValueError(f"flat must be in [0, 1), got {flat!r}")
+            raise UserInputError(f"flat must be in [0, 1), got {flat!r}")
         self.compose = bool(compose)
         self.max_stages = max_stages
         self.flat = float(flat)
@@ -147,15 +154,15 @@ class Equivariant(nn.Module):
     def forward(self, u0: torch.Tensor, t):
         ndim = u0.dim()
         if ndim not in (2, 3, 4):
-            raise ValueError(f"u0 must have shape (B, C, H, W), (C, H, W) or (H, W), got {tuple(u0.shape)}")
+            raise UserInputError(f"u0 must have shape (B, C, H, W), (C, H, W) or (H, W), got {tuple(u0.shape)}")
         x = u0.reshape((1,) * (4 - ndim) + tuple(u0.shape))
         B = x.shape[0]
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         t = t.reshape(1).expand(B) if t.dim() == 0 else t.reshape(-1)
         if t.shape[0] != B:
-            raise ValueError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
+            raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
         if bool((t < 0).any()):
-            raise ValueError("t must be >= 0")
+            raise UserInputError("t must be >= 0")
 
         B, C, H, W = x.shape
         u, phi = x, x.new_zeros(B, C, 2, H, W)      # constant images keep these

@@ -1,4 +1,4 @@
-"""Training TVflowNET (seed 000, sections 3 and 4.2): one loop, top to bottom.
+"""Training TVflowNET (Grossmann et al., 2022, sections 3 and 4.2): one loop, top to bottom.
 
     from pdeflow.tvflownet.train import TrainConfig, train
     train(TrainConfig(arch="semiresnet", crop="32", steps=20_000), "runs/semiresnet32")
@@ -23,7 +23,7 @@ What a step does
    mode that replicates one image over a batch of times: ``k = batch_size``).
 2. The loss of the step's phase:
 
-   * ``unsupervised`` -- seed 000 eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
+   * ``unsupervised`` -- Grossmann et al. (2022) eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
      ``a1 = a2 = 1e-4`` and ``(|phi| - 1)_+`` (``loss="paper"``), or the
      official code's ``(|phi|^2 - 1)_+`` (``loss="official"``); ``u_t`` by
      forward-mode autodiff (``ut_method="jvp"``) or central differences.
@@ -69,36 +69,58 @@ Run directory
 ``config.json``, ``last.pt`` (resume point), ``best.pt``, ``log.csv`` (loss
 terms per step, ``val_psnr`` at validations), ``val_reference.pt`` and the
 exported best model ``model.safetensors`` + ``model.json``
-(:func:`pdeflow.training.export_model`): the JSON holds ``config``
+(:func:`pdeflow.io.save_model`): the JSON holds ``config``
 (``{"model": <build_model kwargs>, "scale": ..., "t_max": ...}``, what
 :func:`pdeflow.tvflownet.load` needs) and ``provenance`` (training config,
 data, steps, wall time, the command, the validation PSNR).
 ``steps`` may be raised when resuming, to extend a finished run (for
 ``hybrid`` the switch point moves with it); every other field must match.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
 """
 from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from .. import data as pdata
-from .. import ops
+from .. import datasets, ops
+from ..errors import UserInputError
+from ..io import save_model
 from ..metrics import psnr
-from ..training import (ConfigCheck, Run, check_finite, cleanup_distributed, clip_gradients, config_to_dict, export_model,
-                        get_rank, get_world_size, invoked_command, load_checkpoint, reduce_mean, save_checkpoint,
-                        seed_everything, setup_distributed, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    cleanup_distributed,
+    clip_gradients,
+    config_to_dict,
+    get_rank,
+    get_world_size,
+    invoked_command,
+    load_checkpoint,
+    option,
+    reduce_mean,
+    save_checkpoint,
+    seed_everything,
+    setup_distributed,
+    step_generator,
+)
 from ..tv import tv_flow
 from .loss import TVFlowLoss
 from .models import build_model
 
-__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "synthetic_images", "reference_flow",
-           "supervised_loss", "average_gradients", "validation_set", "validate", "identity_psnr", "MODES"]
+__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "synthetic_images",
+           "supervised_reference", "supervised_loss", "average_gradients", "validation_set", "validate",
+           "identity_psnr", "MODES"]
 
 MODES = ("unsupervised", "supervised", "hybrid")
 
@@ -107,53 +129,88 @@ MODES = ("unsupervised", "supervised", "hybrid")
 class TrainConfig:
     """Everything that determines a TVflowNET training run (saved as ``config.json``).
 
-    Defaults are the paper's (seed 000 §4.2) where it gives a value.
+    Defaults are the paper's (Grossmann et al., 2022, §4.2) where it gives a value.
     """
 
+    # Each field that is a command-line option carries its help text, type and choices (option(...)):
+    # `pdeflow train tvflownet` is generated from them, so a hyperparameter is declared here only.
     # model
-    arch: str = "semiresnet"                 #: "semiresnet", "unet" or "lgd"
-    arch_kwargs: dict = field(default_factory=dict)   #: constructor arguments (paper sizes by default)
+    arch: str = option("semiresnet", "architecture, with the paper's sizes (default {default})",
+                       choices=("semiresnet", "unet", "lgd"))
+    arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
+                               help="constructor arguments, e.g. '{{\"width\": 8}}' (see pdeflow.tvflownet.models)")
     # data
-    data: str = "builtin"                    #: "builtin" (TRAIN split of the built-in pool) or a folder
-    crop: str = "32"                         #: crop size in pixels, or "mixed"
+    data: str = option("builtin", metavar="DIR|builtin",
+                       help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is "
+                            "held out for validation) or 'builtin' (the built-in pool's TRAIN split; validation "
+                            "uses its TEST split) (default builtin)")
+    crop: str = option("32", type="crop", metavar="32|96|256|mixed",
+                       help="crop size; 'mixed': one size per step drawn in [{mixed_min}, {mixed_max}) "
+                            "(default {default})")
     mixed_min: int = 32                      #: mixed: crop size drawn per step in [mixed_min, mixed_max)
     mixed_max: int = 256
-    scale: float = 5.0                       #: images in [0, 1] are multiplied by this (paper: 5)
-    t_max: float = 1.0                       #: flow times t ~ U[0, t_max) (paper: 1)
-    times_per_image: int = 1                 #: >1: each crop at that many times, the first t = 0
-    synthetic: float = 0.0                   #: fraction of each batch generated: flat disks and ellipses
-    init: str | None = None                  #: start from this model's weights (shipped name or path)
+    scale: float = option(5.0, "multiply the [0, 1] images by this (default {default:g}, the paper's)",
+                          type="positive_float")
+    t_max: float = option(1.0, "flow times t ~ U[0, T) (default {default:g})", type="positive_float", metavar="T")
+    times_per_image: int = option(1, type="positive_int", metavar="K",
+                                  help="each crop at K times, the first t = 0 (the official code's replicate mode: "
+                                       "K = batch size) (default 1: one time per crop)")
+    synthetic: float = option(0.0, type="float", metavar="F",
+                              help="fraction of each batch generated instead of cropped: flat disks and ellipses "
+                                   "(seeds disjoint from the evaluation's; default {default:g})")
+    init: str | None = option(None, metavar="MODEL",
+                              help="start from this model's weights (shipped name, model path or run directory; "
+                                   "same --arch and --arch-kwargs)")
     # optimisation
-    steps: int = 20_000
-    batch_size: int = 16
-    lr: float = 3e-4
-    clip: float | None = 1.0                 #: gradient-norm clipping (None: off)
-    seed: int = 0
-    deterministic: bool = False              #: torch deterministic algorithms (bit-exact resume on CPU)
+    steps: int = option(20_000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
+                        type="positive_int", metavar="N")
+    batch_size: int = option(16, "crops x times per step and process (default {default})", type="positive_int",
+                             metavar="B")
+    lr: float = option(3e-4, "Adam learning rate (default {default:g})", type="positive_float")
+    clip: float | None = option(1.0, "gradient-norm clipping, 0 = off (default {default:g})",
+                                type="nonneg_float")   # None (or 0 on the command line): off
+    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
+    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU; slower on GPU)",
+                                 flag=True)
     # objective
-    mode: str = "unsupervised"               #: "unsupervised", "supervised" or "hybrid"
-    loss: str = "paper"                      #: "paper": (|phi| - 1)_+; "official": (|phi|^2 - 1)_+
-    a1: float = 1e-4                         #: weight of the TV term of eq. (12)
-    a2: float = 1e-4                         #: weight of the minimal-norm term of eq. (12)
-    ut_method: str = "jvp"                   #: u_t by "jvp" (forward-mode autodiff) or "fd"
-    hybrid_fraction: float = 0.25            #: hybrid: fraction of the steps trained supervised first
-    phi_weight: float = 0.0                  #: supervised: weight of the phi term (0: u only)
-    phi_target: str = "div"                  #: supervised phi term: "div" (div phi vs u_t) or "dual"
-    ref_dt: float = 0.05                     #: supervised: time step of the on-the-fly reference flow
-    ref_tol: float = 1e-3                    #: supervised: relative duality gap of its implicit steps
-    ref_max_iter: int = 50                   #: supervised: iteration cap of each implicit step
+    mode: str = option("unsupervised", choices=("unsupervised", "supervised", "hybrid"),
+                       help="loss (12) of the paper; MSE to the reference flow computed on the fly; or supervised "
+                            "for --hybrid-fraction of the steps, then unsupervised (default {default})")
+    loss: str = option("paper", choices=("paper", "official"),
+                       help="constraint term (|phi|-1)_+ (paper) or (|phi|^2-1)_+ (official code) (default paper)")
+    a1: float = option(1e-4, "weight of the TV term (default {default:g})", type="nonneg_float")
+    a2: float = option(1e-4, "weight of the minimal-norm term (default {default:g})", type="nonneg_float")
+    ut_method: str = option("jvp", "u_t by forward-mode autodiff or central differences (default jvp)",
+                            choices=("jvp", "fd"))
+    hybrid_fraction: float = option(0.25, type="nonneg_float", metavar="F",
+                                    help="hybrid: fraction of the steps trained supervised first (default {default:g})")
+    phi_weight: float = option(0.0, "supervised: weight of the phi term (default 0: u only)", type="nonneg_float")
+    phi_target: str = option("div", choices=("div", "dual"),
+                             help="supervised phi term: div phi against the reference u_t, or phi against its dual "
+                                  "field")
+    ref_dt: float = option(0.05, "supervised: time step of the reference flow (default {default:g})",
+                           type="positive_float")
+    ref_tol: float = option(1e-3, "supervised: duality-gap tolerance of its steps (default {default:g})",
+                            type="positive_float")
+    ref_max_iter: int = option(50, "supervised: iteration cap of each of its steps (default {default})",
+                               type="positive_int", metavar="N")
     # validation and checkpoints
-    val_data: str | None = None              #: None: see the module doc; or "builtin" (TEST split) or a folder
+    val_data: str | None = option(None, "validation images instead (never the training images)",
+                                  metavar="DIR|builtin")   # None: see the module doc
     val_fraction: float = 0.1                #: folder data: fraction of its files held out for validation
-    val_crops: int = 16
-    val_size: int = 96
-    val_times: int = 10                      #: times linspace(0, t_max, val_times)
-    val_dt: float = 0.01
-    val_tol: float = 1e-4
-    val_max_iter: int = 1000
-    val_seed: int = 0
-    val_every: int = 500
-    ckpt_every: int = 500
+    val_crops: int = option(16, "validation crops (default {default})", type="positive_int")
+    val_size: int = option(96, "their size in pixels (default {default})", type="positive_int")
+    val_times: int = option(10, "times linspace(0, T, N) (default {default})", type="positive_int")
+    val_dt: float = option(0.01, "time step of the validation reference (default {default:g})", type="positive_float")
+    val_tol: float = option(1e-4, "its duality-gap tolerance (default {default:g})", type="positive_float")
+    val_max_iter: int = option(1000, "its iteration cap per step (default {default})", type="positive_int",
+                               metavar="N")
+    val_seed: int = option(0, "seed of the validation crops (default 0: the same set for every run)",
+                           type="nonneg_int")
+    val_every: int = option(500, "validate every N steps and after the last (default {default})",
+                            type="positive_int", metavar="N")
+    ckpt_every: int = option(500, "write the resume checkpoint every N steps (default {default})",
+                             type="positive_int", metavar="N")
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -188,9 +245,9 @@ def check_config(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def open_data(cfg: TrainConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
-    """The training and validation images of ``cfg`` (grey; see :func:`pdeflow.data.training_images`)."""
-    return pdata.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=True)
+def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
+    """The training and validation images of ``cfg`` (grey; see :func:`pdeflow.datasets.training_images`)."""
+    return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=True)
 
 
 def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
@@ -205,18 +262,18 @@ SYNTHETIC_SEED_BASE = 2 ** 30
 
 def synthetic_images(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """``n`` generated piecewise-constant images ``(n, 1, size, size)`` in [0, 1]: half flat disks
-    (:func:`pdeflow.data.disks`), half overlapping ellipses (:func:`pdeflow.data.ellipses`), with
+    (:func:`pdeflow.datasets.disks`), half overlapping ellipses (:func:`pdeflow.datasets.ellipses`), with
     ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds."""
     seed = SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g))
     shapes = max(1, min(5, size // 16))
     n_disks = (n + 1) // 2
-    parts = [pdata.disks(size, shapes, seed=seed, batch=n_disks)]
+    parts = [datasets.disks(size, shapes, seed=seed, batch=n_disks)]
     if n > n_disks:
-        parts.append(pdata.ellipses(size, shapes, seed=seed, batch=n - n_disks))
+        parts.append(datasets.ellipses(size, shapes, seed=seed, batch=n - n_disks))
     return torch.cat(parts)
 
 
-def sample_batch(cfg: TrainConfig, images: pdata.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
 
     A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
@@ -247,7 +304,7 @@ def unsupervised_loss_fn(cfg: TrainConfig) -> TVFlowLoss:
 
 
 @torch.no_grad()
-def reference_flow(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
+def supervised_reference(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
     """The reference TV flow of each crop of ``u0`` at its own time ``t[i]``.
 
     Returns ``u_ref`` ``(B, 1, H, W)`` and, if ``dual``, ``(u_t,ref, p_ref)``.
@@ -268,7 +325,7 @@ def reference_flow(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual:
 def supervised_loss(model, u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig):
     """``mean (u - u_ref)^2`` (+ the optional phi term); ``(total, {name: float})``."""
     want_phi = cfg.phi_weight > 0
-    ref = reference_flow(u0, t, cfg, dual=want_phi)
+    ref = supervised_reference(u0, t, cfg, dual=want_phi)
     u, phi = model(u0, t)
     if not want_phi:
         loss_u = torch.mean((u - ref) ** 2)
@@ -323,7 +380,7 @@ def _broadcast(obj: Any) -> Any:
     return box[0]
 
 
-def validation_set(cfg: TrainConfig, images: pdata.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
+def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
     """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
 
     Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units}``.
@@ -397,7 +454,7 @@ def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: d
         "val_psnr": float(run.best),
         **info,
     }
-    export_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=provenance)
+    save_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=provenance)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -409,11 +466,11 @@ def _init_from(net: torch.nn.Module, spec: str) -> dict:
     try:
         model = load(spec)
     except (FileNotFoundError, ValueError) as e:
-        raise ValueError(f"init: {e}") from None
+        raise UserInputError(f"init: {e}") from None
     try:
         net.load_state_dict(model.state_dict())
     except RuntimeError as e:
-        raise ValueError(f"init: the weights of {spec!r} do not fit this run's architecture "
+        raise UserInputError(f"init: the weights of {spec!r} do not fit this run's architecture "
                          f"(arch and arch_kwargs must match {model.meta['config']['model']}): {e}") from None
     prov = model.meta.get("provenance", {})
     return {"model": spec, "steps": prov.get("steps"), "val_psnr": prov.get("val_psnr"),

@@ -1,22 +1,4 @@
-"""The ``pdeflow`` command: thin subcommands over the Python API.
-
-Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each):
-
-* ``flow``      TV flow of an image at given times (PNGs, a figure, optionally ``.npy``).
-* ``spectral``  spectral TV decomposition: band images, residual, spectrum plot and CSV.
-* ``samples``   list the built-in images (and draw a contact sheet).
-* ``demo``      TV flow and spectral TV of the camera image: the job of ``make run``.
-
-Adding a subcommand: write ``_register_NAME(subparsers)`` that adds its parser
-(usually with the shared option groups ``_add_input_args``, ``_add_solver_args``,
-``_add_compute_args``, ``_add_output_args``) and calls
-``parser.set_defaults(run=_run_NAME)``; write ``_run_NAME(args) -> int`` that
-calls the library; append the register function to :data:`COMMANDS`.
-Optional ``validate=_check_NAME`` in ``set_defaults`` checks argument
-combinations after parsing (call ``args.parser.error(...)``); raise
-:class:`CLIError` for user errors found later (one line, exit status 2). All
-output files go through :class:`Outputs`, which gives the overwrite,
-same-as-input and no-partial-output rules for free.
+"""``pdeflow flow``, ``spectral``, ``samples`` and ``demo``: classical TV from the command line.
 
 Conventions: images are read in [0, 1] and multiplied by ``--scale`` (default
 1) before the flow, so flow times are in units of the scaled image
@@ -26,321 +8,35 @@ float values in the scaled units.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import math
+import sys
+import time
 
-# With an OpenMP thread pool that spins while waiting, a busy machine (another
-# process on the same cores) slows torch's small per-pixel kernels down by
-# orders of magnitude; a passive wait costs little. This only takes effect if
-# torch has not been imported yet (as when run as the `pdeflow` command, since
-# `pdeflow/__init__.py` does not import torch); the user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import csv  # noqa: E402
-import math  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from .. import datasets, viz
+from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
+from ._common import (
+    DEFAULT_BUILTIN,
+    DEFAULT_BUILTIN_SIZE,
+    PROG,
+    CLIError,
+    Outputs,
+    _add_compute_args,
+    _add_output_args,
+    _check_compute,
+    _increasing,
+    _load_input,
+    _report_written,
+    _setup_compute,
+    nonneg_floats,
+    positive_float,
+    positive_int,
+)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+__all__ = ["add_parsers", "DEMO"]
 
-from . import __version__  # noqa: E402
-from . import data as pdata  # noqa: E402
-from .tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow  # noqa: E402
-
-__all__ = ["main", "build_parser", "COMMANDS", "Outputs", "CLIError", "check_device", "check_data_dir", "check_trainer_args", "run_trainer"]
-
-PROG = "pdeflow"
-DEFAULT_BUILTIN = "skimage/camera"
-DEFAULT_BUILTIN_SIZE = 256
-
-
-class CLIError(Exception):
-    """A user error found while running a subcommand: printed as one line, exit status 2."""
-
-
-class _Terminated(BaseException):
-    """SIGTERM turned into an exception, so that partial outputs are cleaned up."""
-
-
-def _on_sigterm(signum, frame):
-    raise _Terminated()
-
-
-# ---------------------------------------------------------------------------
-# Argument types
-# ---------------------------------------------------------------------------
-
-def _number(kind: str, *, positive: bool = False, nonneg: bool = False, hint: str = ""):
-    """argparse type: a finite float (or int), optionally > 0 or >= 0."""
-    conv = int if kind == "int" else float
-    need = " > 0" if positive else (" >= 0" if nonneg else "")
-
-    def parse(text: str):
-        try:
-            v = conv(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind == 'int' else ' number'}{need}, "
-                                             f"got {text!r}{hint}") from None
-        if (kind == "float" and not math.isfinite(v)) or (positive and v <= 0) or (nonneg and v < 0):
-            raise argparse.ArgumentTypeError(f"expected a finite {'integer' if kind == 'int' else 'number'}{need}, "
-                                             f"got {text!r}")
-        return v
-
-    parse.__name__ = kind  # argparse names the type in its messages
-    return parse
-
-
-positive_float = _number("float", positive=True)
-nonneg_float = _number("float", nonneg=True)
-#: For lists of numbers (nargs="+"), which would swallow a following IMAGE.
-nonneg_floats = _number("float", nonneg=True, hint=" (give IMAGE before the list)")
-positive_int = _number("int", positive=True)
-nonneg_int = _number("int", nonneg=True)
-
-
-def _increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
-    vals = [float(v) for v in values]
-    bad = [(a, b) for a, b in zip(vals, vals[1:]) if b <= a]
-    if bad:
-        parser.error(f"argument {name}: values must be strictly increasing, got {' '.join(f'{v:g}' for v in vals)}")
-    return vals
-
-
-# ---------------------------------------------------------------------------
-# Output files: all or nothing
-# ---------------------------------------------------------------------------
-
-class Outputs:
-    """The files one invocation writes into ``--out``: all of them, or none.
-
-    ``Outputs(out_dir, names, overwrite=..., inputs=[...])`` checks, before any
-    work, that no planned file exists (unless ``overwrite``) and that none is an
-    input file. Inside ``with outputs:`` each ``image``/``figure``/``npy``/``csv``
-    call writes a temporary file beside its target (via
-    :func:`pdeflow.data.atomic_path`); they are renamed onto their targets
-    together when the block ends without error. On any error (including Ctrl-C)
-    the temporary files are removed, as is any target already renamed in this
-    invocation and the output directory if this invocation created it and it is
-    left empty.
-    """
-
-    def __init__(self, out_dir, names, *, overwrite: bool = False, inputs=()):
-        self.dir = Path(out_dir)
-        self.names = list(names)
-        self.overwrite = overwrite
-        self.paths = {n: self.dir / n for n in self.names}
-        self.written: list[Path] = []
-        self._stack: contextlib.ExitStack | None = None
-        self._created: list[Path] = []
-        if self.dir.exists() and not self.dir.is_dir():
-            raise CLIError(f"argument --out: '{self.dir}' exists and is not a directory")
-        for inp in inputs:
-            if inp is None:
-                continue
-            for p in self.paths.values():
-                if _same_file(p, Path(inp)):
-                    raise CLIError(f"argument --out: output file '{p}' is the input image; "
-                                   "choose another --out directory")
-        for p in self.paths.values():
-            if p.is_dir():
-                raise CLIError(f"argument --out: output path '{p}' is a directory")
-            if not overwrite and (p.exists() or p.is_symlink()):
-                raise CLIError(f"argument --out: '{p}' already exists (pass --overwrite to replace it)")
-
-    def __enter__(self):
-        missing = []
-        d = self.dir
-        while not d.exists():
-            missing.append(d)
-            d = d.parent
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CLIError(f"argument --out: cannot create directory '{self.dir}': {exc.strerror or exc}") from None
-        self._created = missing  # innermost first
-        self._stack = contextlib.ExitStack().__enter__()
-        return self
-
-    @contextlib.contextmanager
-    def _staged(self, path: Path):
-        with pdata.atomic_path(path, overwrite=self.overwrite) as tmp:
-            yield tmp
-        self.written.append(path)  # reached only once atomic_path has renamed tmp onto path
-
-    def _tmp(self, name: str) -> Path:
-        if self._stack is None:
-            raise AssertionError("Outputs: write inside `with outputs:`")
-        if name not in self.paths:
-            raise AssertionError(f"Outputs: '{name}' was not planned")
-        return self._stack.enter_context(self._staged(self.paths[name]))
-
-    def image(self, name: str, img) -> None:
-        pdata.write_image(self._tmp(name), img, overwrite=True)
-
-    def figure(self, name: str, fig) -> None:
-        fig.savefig(self._tmp(name), format="png", dpi=fig.dpi)
-
-    def npy(self, name: str, array) -> None:
-        arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-        with open(self._tmp(name), "wb") as fh:
-            np.save(fh, arr)
-
-    def csv(self, name: str, header, rows) -> None:
-        with open(self._tmp(name), "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(header)
-            w.writerows(rows)
-
-    def __exit__(self, exc_type, exc, tb):
-        stack, self._stack = self._stack, None
-        try:
-            stack.__exit__(exc_type, exc, tb)  # commits every file, or removes every temporary file
-        except FileExistsError as err:  # a file appeared at a target while we worked
-            self._cleanup()
-            if exc_type is None:
-                raise CLIError(f"argument --out: {err}") from None
-            raise
-        except BaseException:
-            self._cleanup()
-            raise
-        if exc_type is not None:
-            self._cleanup()
-        return False
-
-    def _cleanup(self) -> None:
-        for p in self.written:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        self.written = []
-        for d in self._created:
-            with contextlib.suppress(OSError):
-                d.rmdir()  # only if empty
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
-
-
-# ---------------------------------------------------------------------------
-# Input images
-# ---------------------------------------------------------------------------
-
-def _centre_crop(u: torch.Tensor, size: int | None, *, strict: bool) -> torch.Tensor:
-    if size is None:
-        return u
-    H, W = u.shape[-2:]
-    if strict and (size > H or size > W):
-        raise CLIError(f"argument --size: {size} is larger than the image ({H}x{W})")
-    h, w = min(size, H), min(size, W)
-    top, left = (H - h) // 2, (W - w) // 2
-    return u[..., top:top + h, left:left + w].contiguous()
-
-
-def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
-    """The image named by ``args.image``: (tensor (C, H, W) in [0, 1], label, file path or None)."""
-    spec = args.image
-    grey = getattr(args, "grey", True)
-    if spec is None or spec.startswith("builtin:"):
-        name = DEFAULT_BUILTIN if spec is None else spec[len("builtin:"):]
-        if name not in pdata.builtin_names():
-            raise CLIError(f"argument IMAGE: unknown built-in image {name!r}; "
-                           f"`{PROG} samples` lists them")
-        full = pdata.builtin_image(name, grey=grey)
-        size = DEFAULT_BUILTIN_SIZE if args.size is None else args.size
-        u = _centre_crop(full, size, strict=args.size is not None)
-        H, W = u.shape[-2:]
-        how = f"centre {H}x{W} crop" if u.shape != full.shape else f"{H}x{W}"
-        return u, f"builtin:{name} ({how})", None
-    path = Path(spec)
-    if not path.exists():
-        hint = f"; did you mean builtin:{spec}?" if spec in pdata.builtin_names() else ""
-        raise CLIError(f"argument IMAGE: no such file: '{spec}'{hint}")
-    try:
-        u = pdata.read_image(path, grey=grey)
-    except (ValueError, OSError) as exc:
-        msg = str(exc)
-        msg = msg[len("read_image: "):] if msg.startswith("read_image: ") else msg
-        raise CLIError(f"argument IMAGE: {msg}") from None
-    if not bool(torch.isfinite(u).all()):
-        raise CLIError(f"argument IMAGE: '{spec}' contains NaN or infinite values")
-    u = _centre_crop(u, args.size, strict=True)
-    return u, f"{spec} ({u.shape[-2]}x{u.shape[-1]})", path
-
-
-def check_device(parser: argparse.ArgumentParser, device) -> torch.device:
-    """``--device`` as a torch.device, or a usage error (status 2) naming the argument."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        parser.error(f"argument --device: not a torch device: {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        parser.error("argument --device: CUDA is not available here")
-    return dev
-
-
-def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
-    """A ``--data``-like argument: ``None``, ``"builtin"`` or an existing directory, else a usage error."""
-    if value not in (None, "builtin") and not Path(value).expanduser().is_dir():
-        parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
-
-
-def check_trainer_args(args, config_from_args, check_config) -> None:
-    """The checks every ``pdeflow train NAME`` shares: ``--data``/``--val-data`` folders,
-    ``--device``, and the trainer's own config check, each a usage error naming the argument."""
-    check_data_dir(args.parser, "--data", args.data)
-    check_data_dir(args.parser, "--val-data", args.val_data)
-    if args.device is not None:
-        check_device(args.parser, args.device)
-    try:
-        check_config(config_from_args(args))
-    except ValueError as e:
-        args.parser.error(str(e))
-
-
-def run_trainer(args, cfg, train) -> Path:
-    """Run ``train(cfg, run_dir, device=, quiet=, command=)`` for a ``pdeflow train NAME`` command.
-
-    Sets ``--threads``, records the command line in the run's provenance and turns the
-    trainer's configuration errors into :class:`CLIError`. Returns what ``train`` returns
-    (the exported model's JSON path).
-    """
-    from .training import RunConfigError, invoked_command
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        return train(cfg, Path(args.run_dir), device=args.device, quiet=args.quiet, command=invoked_command())
-    except RunConfigError as e:
-        raise CLIError(f"argument --run-dir: {e}") from None
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-    except FloatingPointError as e:        # a diverged run: its checkpoints are intact and resumable
-        raise CLIError(str(e)) from None
-
-
-def _check_compute(args) -> None:
-    """Shared checks of the compute options: device and threads."""
-    args.device = check_device(args.parser, args.device)
-
-
-def _setup_compute(args) -> None:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-
-
-# ---------------------------------------------------------------------------
-# Shared computations and drawing
-# ---------------------------------------------------------------------------
 
 def _time_labels(times) -> list[str]:
     """Labels that show each time exactly (at least 2 decimals), e.g. 0.50, 1.00, 0.125."""
@@ -360,38 +56,6 @@ def _band_display(b: torch.Tensor) -> torch.Tensor:
     b = b.detach().cpu().double()
     m = float(b.abs().max())
     return 0.5 + b / (2.0 * m) if m > 0 else torch.full_like(b, 0.5)
-
-
-def _hwc(img: torch.Tensor) -> np.ndarray:
-    a = img.detach().cpu().numpy()
-    return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
-
-
-def _figure(width: float, height: float):
-    # Figure + Agg canvas, no pyplot: no global state, no display backend.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _show(ax, img: torch.Tensor, title: str) -> None:
-    a = _hwc(img)
-    ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.set_axis_off()
-
-
-def _image_row(fig_or_sub, panels, ncols: int) -> None:
-    """``panels``: list of (image in [0, 1], title); a grid of ``ncols`` columns."""
-    nrows = max(1, math.ceil(len(panels) / ncols))
-    axes = np.atleast_1d(fig_or_sub.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax, (img, title) in zip(axes, panels):
-        _show(ax, img, title)
-    for ax in axes[len(panels):]:
-        ax.set_axis_off()
 
 
 def _run_flow_api(u0, args, times):
@@ -462,10 +126,6 @@ def _recon_report(s, u0s, bands, edges) -> str:
             f"(max {err:.3g}); the full decomposition reconstructs u0 to max error {full:.3g}")
 
 
-# ---------------------------------------------------------------------------
-# Shared options (each helper adds one titled group to a subcommand's parser)
-# ---------------------------------------------------------------------------
-
 def _add_input_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input")
     g.add_argument("image", metavar="IMAGE", nargs="?", default=None,
@@ -489,22 +149,6 @@ def _add_solver_args(p: argparse.ArgumentParser, dt: float, tol: float) -> None:
     g.add_argument("--tol", type=positive_float, default=tol,
                    help=f"relative duality gap of each implicit step (default {tol:g})")
     g.add_argument("--solver", choices=ROF_METHODS, default="fgp", help="ROF solver of each step (default fgp)")
-
-
-def _add_compute_args(p: argparse.ArgumentParser, threads: int | None = None, why: str = "") -> None:
-    g = p.add_argument_group("computation")
-    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    g.add_argument("--threads", type=positive_int, default=threads,
-                   help=f"torch CPU threads (default: {threads or 'torch' + chr(39) + 's default'}{why})")
-
-
-def _add_output_args(p: argparse.ArgumentParser, required: bool = True):
-    """Adds --out and --overwrite; returns the group, for more output options."""
-    g = p.add_argument_group("output")
-    g.add_argument("--out", metavar="DIR", required=required, default=None,
-                   help="output directory (created if missing)")
-    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    return g
 
 
 # ---------------------------------------------------------------------------
@@ -567,17 +211,17 @@ def _flow_figure(u0, stacks, times, scale, label, params):
         panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, _time_labels(times))]
         rows.append(panels)
     nrows = sum(math.ceil(len(r) / ncols) for r in rows)
-    fig = _figure(2.6 * ncols, 2.7 * nrows + 0.2 * params.count(chr(10)) + 0.6)
+    fig = viz.figure(2.6 * ncols, 2.7 * nrows + 0.2 * params.count(chr(10)) + 0.6)
     subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0] if len(rows) > 1 else [fig]
     for sf, panels in zip(subs, rows):
-        _image_row(sf, panels, ncols)
+        viz.image_grid(sf, panels, ncols)
     fig.suptitle(f"TV flow of {label}\n{params}", fontsize=10)
     return fig
 
 
 def _run_net_api(u0, args, times):
     """A trained TVflowNET on ``scale * u0``; returns (stack (T, C, H, W), seconds, model name)."""
-    from .tvflownet import api as net_api
+    from ..tvflownet import api as net_api
 
     try:
         model = net_api.load(args.model, device=args.device)
@@ -592,7 +236,7 @@ def _run_net_api(u0, args, times):
 
 
 def _run_flow(args) -> int:
-    from .metrics import psnr, ssim
+    from ..metrics import psnr, ssim
 
     u0, label, path = _load_input(args)
     out = Outputs(args.out, _flow_names(args.times, args.save_npy, args.method), overwrite=args.overwrite,
@@ -634,12 +278,6 @@ def _run_flow(args) -> int:
         out.figure("flow.png", fig)
     _report_written(out)
     return 0
-
-
-def _report_written(out: Outputs) -> None:
-    done = set(out.written)
-    names = [n for n, p in out.paths.items() if p in done]
-    print(f"wrote {len(names)} file{'s' if len(names) != 1 else ''} to {out.dir}/: {', '.join(names)}")
 
 
 # ---------------------------------------------------------------------------
@@ -707,9 +345,9 @@ def _spectral_figure(u0, s, bands, edges, scale, label, params):
     panels = [(_to_display(u0, 1.0), "input")] + _spectral_panels(s, bands, edges, scale)
     ncols = min(len(panels), 7)
     nrows = math.ceil(len(panels) / ncols)
-    fig = _figure(2.8 * ncols, 2.9 * nrows + 3.0)
+    fig = viz.figure(2.8 * ncols, 2.9 * nrows + 3.0)
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.9 * nrows, 3.0])
-    _image_row(top, panels, ncols)
+    viz.image_grid(top, panels, ncols)
     _plot_spectrum(bottom.subplots(), s, edges)
     fig.suptitle(f"Spectral TV of {label}\n{params}\n{_BAND_NOTE}; "
                  f"residual: u / {scale:g} clipped to [0, 1]", fontsize=10)
@@ -759,11 +397,11 @@ def _register_samples(sub) -> None:
 
 def _run_samples(args) -> int:
     out = Outputs(args.out, ["samples.png"], overwrite=args.overwrite) if args.out else None
-    names = pdata.builtin_names()
+    names = datasets.builtin_names()
     images, rows = {}, []
     for name in names:
-        info = pdata.builtin_info(name)
-        img = pdata.builtin_image(name, grey=None)
+        info = datasets.builtin_info(name)
+        img = datasets.builtin_image(name, grey=None)
         images[name] = img
         C, H, W = img.shape
         rows.append((name, f"{H}x{W}", "grey" if C == 1 else "colour", info["kind"], info["split"], info["note"]))
@@ -776,10 +414,10 @@ def _run_samples(args) -> int:
         with out:
             ncols = 6
             nrows = math.ceil(len(names) / ncols)
-            fig = _figure(2.2 * ncols, 2.4 * nrows + 0.4)
-            panels = [(img.clamp(0, 1), f"{n}\n{img.shape[-2]}x{img.shape[-1]}, {pdata.builtin_info(n)['split']}")
+            fig = viz.figure(2.2 * ncols, 2.4 * nrows + 0.4)
+            panels = [(img.clamp(0, 1), f"{n}\n{img.shape[-2]}x{img.shape[-1]}, {datasets.builtin_info(n)['split']}")
                       for n, img in images.items()]
-            _image_row(fig, panels, ncols)
+            viz.image_grid(fig, panels, ncols)
             for ax in fig.axes:
                 ax.title.set_fontsize(7)
             fig.suptitle(f"pdeflow built-in images ({len(names)}): name, size, split", fontsize=10)
@@ -848,11 +486,11 @@ def _run_demo(args) -> int:
                                          for u, lab in zip(stack, _time_labels(d["times"]))]
         spec_panels = _spectral_panels(s, bands, edges, d["scale"])
         ncols = max(len(flow_panels), len(spec_panels))
-        fig = _figure(2.5 * ncols, 2.6 * 2 + 3.0 + 0.9)
+        fig = viz.figure(2.5 * ncols, 2.6 * 2 + 3.0 + 0.9)
         f1, f2, f3 = fig.subfigures(3, 1, height_ratios=[2.6, 2.6, 3.0])
-        _image_row(f1, flow_panels, len(flow_panels))
+        viz.image_grid(f1, flow_panels, len(flow_panels))
         f1.suptitle(f"TV flow ({flow_params})", fontsize=10)
-        _image_row(f2, spec_panels, len(spec_panels))
+        viz.image_grid(f2, spec_panels, len(spec_panels))
         f2.suptitle(f"Spectral TV bands ({spec_params}); {_BAND_NOTE}", fontsize=10)
         _plot_spectrum(f3.subplots(), s, edges)
         fig.suptitle(f"pdeflow demo: {label}, intensities in [0, 1] (scale {d['scale']:g})", fontsize=11)
@@ -862,88 +500,8 @@ def _run_demo(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------
-# The command
-# ---------------------------------------------------------------------------
 
-#: Register functions of the subcommands, in the order of ``pdeflow --help``.
-def _register_tvflownet(sub) -> None:
-    # `pdeflow train tvflownet` and `pdeflow evaluate tvflownet` live with the model code.
-    from .tvflownet import cli as tvflownet_cli
-    from .tvflownet import eval_cli as tvflownet_eval_cli
-
-    tvflownet_cli.add_parsers(sub)
-    tvflownet_eval_cli.add_parsers(sub)
-
-
-def _register_iel(sub) -> None:
-    # `pdeflow iel-experiment` lives with the IEL code.
-    from .iel import cli as iel_cli
-
-    iel_cli.add_parsers(sub)
-
-
-def _register_inpainting_learned(sub) -> None:
-    # `pdeflow train inpainting` and `pdeflow evaluate inpainting` live with the inpainting GANs.
-    from .inpaint import eval_cli as inpaint_eval_cli
-    from .inpaint import train_cli as inpaint_train_cli
-
-    inpaint_train_cli.add_parsers(sub)
-    inpaint_eval_cli.add_parsers(sub)
-
-
-def _register_inpaint(sub) -> None:
-    # `pdeflow mask` and `pdeflow inpaint` live with the inpainting code.
-    from .inpaint import cli as inpaint_cli
-
-    inpaint_cli.add_parsers(sub)
-
-
-COMMANDS = [_register_flow, _register_spectral, _register_samples, _register_demo, _register_tvflownet, _register_iel, _register_inpainting_learned, _register_inpaint]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="pdeflow: image processing with evolution PDEs (TV flow, spectral TV, ...).",
-        epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    for register in COMMANDS:
+def add_parsers(sub) -> None:
+    """Register ``pdeflow flow``, ``spectral``, ``samples`` and ``demo`` on the top-level subparsers."""
+    for register in (_register_flow, _register_spectral, _register_samples, _register_demo):
         register(sub)
-    # Every subparser knows itself, for errors found after parsing.
-    for name, p in sub.choices.items():
-        p.set_defaults(parser=p)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run ``pdeflow`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        validate = getattr(args, "validate", None)
-        if validate is not None:
-            validate(args)
-    except SystemExit as exc:  # argparse: --help, --version or a usage error (status 2)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    # SIGTERM (kill, timeout) unwinds like Ctrl-C, removing this run's partial outputs.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return int(args.run(args) or 0)
-    except CLIError as exc:
-        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, _Terminated) as exc:
-        print(f"{args.parser.prog}: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; "
-              "no output file of this run was left", file=sys.stderr)
-        return 143 if isinstance(exc, _Terminated) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

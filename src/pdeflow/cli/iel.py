@@ -1,14 +1,25 @@
 """``pdeflow iel-experiment``: the command line of :mod:`pdeflow.iel.experiment`.
 
-``add_parsers(sub)`` registers the subcommand on the top-level subparsers of
-``pdeflow`` (it fits :data:`pdeflow.cli.COMMANDS`).
+``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``.
+
+References
+----------
+.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
+       for deep neural networks", arXiv:2307.07344, 2023.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..cli import CLIError, check_device, nonneg_float, nonneg_int, positive_float, positive_int
+import torch
+
+from ..errors import UserInputError
+from ..iel.datasets import DATASETS
+from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experiment
+from ..iel.layers import BOUNDARIES, OPERATORS
+from ..training import RunConfigError
+from ._common import CLIError, check_device, nonneg_float, nonneg_int, positive_float, positive_int
 
 __all__ = ["add_parsers", "PRESETS", "spec_from_args"]
 
@@ -40,12 +51,9 @@ def _fraction(text: str) -> float:
 
 def add_parsers(sub) -> None:
     """Register ``pdeflow iel-experiment``."""
-    from .datasets import DATASETS
-    from .experiment import RunConfig
-    from .layers import BOUNDARIES, OPERATORS
     d = RunConfig()
     p = sub.add_parser(
-        "iel-experiment", help="noisy-label segmentation with and without inverse evolution layers (seed 002)",
+        "iel-experiment", help="noisy-label segmentation with and without inverse evolution layers (Liu et al., 2023)",
         description="Train a U-Net (InstanceNorm, LeakyReLU) with cross-entropy, with and without inverse "
                     "evolution layers (IELs) after its logits, on clean and noisy training labels, over several "
                     "seeds; validation Dice (background excluded) after every epoch. Each (setting, seed) run "
@@ -121,7 +129,6 @@ def add_parsers(sub) -> None:
 
 def spec_from_args(args):
     """The :class:`~pdeflow.iel.experiment.ExperimentSpec` of parsed arguments."""
-    from .experiment import ExperimentSpec, RunConfig
     sizes = dict(PRESETS[args.preset])
     for k in sizes:
         if getattr(args, k) is not None:
@@ -137,7 +144,6 @@ def spec_from_args(args):
 
 
 def _check(args) -> None:
-    from .experiment import check_spec
     p = args.parser
     if args.mode == "compare" and (len(args.dt) > 1 or len(args.layers) > 1):
         p.error("arguments --dt/--layers: the compare mode takes one value each; use --mode sweep for several")
@@ -150,7 +156,7 @@ def _check(args) -> None:
     args.device = check_device(p, args.device)
     try:
         check_spec(spec_from_args(args))
-    except ValueError as e:
+    except UserInputError as e:
         msg = str(e).replace("RunConfig: ", "").replace("ExperimentSpec: ", "")
         p.error(f"argument --{msg.split(' ')[0].replace('_', '-')}: {msg}")
     out = Path(args.out)
@@ -161,11 +167,6 @@ def _check(args) -> None:
 
 
 def _run(args) -> int:
-    import torch
-
-    from ..training import RunConfigError
-    from .experiment import run_experiment
-
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     spec = spec_from_args(args)

@@ -1,14 +1,19 @@
-"""``pdeflow mask`` and ``pdeflow inpaint``: sparse masks and inpainting from the command line.
+"""``pdeflow mask``, ``inpaint``, ``train inpainting`` and ``evaluate inpainting``.
 
-Wiring: :func:`add_parsers` takes the top-level subparsers of ``pdeflow`` (it fits
-:data:`pdeflow.cli.COMMANDS`). The GAN methods go through
-:mod:`pdeflow.inpaint.gan` (trained models); without a trained model they
-exit with a one-line error that says how to get one.
+:func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``;
+:func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
+``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.gan` (trained models); without a
+trained model they exit with a one-line error that says how to get one.
+
+References
+----------
+.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
+       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import json
 import math
 import sys
 import time
@@ -16,30 +21,37 @@ from pathlib import Path
 
 import torch
 
-from .. import data as pdata
-from .. import metrics
-from ..cli import (CLIError, Outputs, _centre_crop, _figure, _image_row, _load_input, _report_written,
-                   check_device, positive_float, positive_int)
-from ..cli import nonneg_int
-from .diffusion import diffuse
-from .masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from .. import io as pio
+from .. import metrics, viz
+from ..inpaint import gan
+from ..inpaint.diffusion import diffuse
+from ..inpaint.evaluate import METHODS, evaluate, report
+from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from ..inpaint.train import TrainConfig, check_config, train
+from ._common import (
+    CLIError,
+    Outputs,
+    _centre_crop,
+    _load_input,
+    _report_written,
+    add_config_options,
+    check_device,
+    check_trainer_args,
+    config_kwargs,
+    density,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    run_trainer,
+    ssim_size,
+)
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
 
 MASK_METHODS = ("random", "ps", "nlpe", "gan")
 INPAINT_METHODS = ("diffusion", "wgan")
 #: Built-in images are centre-cropped to this size unless --size says otherwise (PS is slow on large images).
 DEFAULT_SIZE = 128
-
-
-def _density(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not (math.isfinite(v) and 0 < v < 1):
-        raise argparse.ArgumentTypeError(f"expected a fraction of known pixels in (0, 1), got {text!r}")
-    return v
 
 
 def _fraction(text: str) -> float:
@@ -96,7 +108,7 @@ def add_parsers(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_image_args(p, optional=True)
     g = p.add_argument_group("mask")
-    g.add_argument("--density", type=_density, required=True, metavar="D",
+    g.add_argument("--density", type=density, required=True, metavar="D",
                    help="fraction of known pixels, in (0, 1)")
     g.add_argument("--method", choices=MASK_METHODS, default="ps", help="how to choose them (default ps)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
@@ -152,14 +164,6 @@ def _load(args) -> tuple[torch.Tensor, str, Path | None]:
     return _load_input(args)
 
 
-def _gan_module():
-    """pdeflow.inpaint.gan, or a clear error if this installation has no GAN models."""
-    if importlib.util.find_spec("pdeflow.inpaint.gan") is None:
-        raise CLIError("argument --method: no mask/inpainting GAN is available in this installation")
-    from . import gan
-    return gan
-
-
 def _errors(f: torch.Tensor, u: torch.Tensor) -> dict:
     f64, u64 = f.double().cpu(), u.double().cpu().clamp(0, 1)
     return {"mse": float(metrics.mse(f64, u64)), "psnr": float(metrics.psnr(f64, u64, data_range=1.0)),
@@ -183,8 +187,8 @@ def _result_figure(f, mask, u, title: str):
     err = (u - f).abs().amax(0, keepdim=True)
     scale = float(err.max())
     panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
-    fig = _figure(2.7 * len(panels), 3.4)
-    _image_row(fig, panels, len(panels))
+    fig = viz.figure(2.7 * len(panels), 3.4)
+    viz.image_grid(fig, panels, len(panels))
     fig.suptitle(title, fontsize=9)
     return fig
 
@@ -200,7 +204,6 @@ def _run_mask(args) -> int:
     if k < 1 or k >= H * W:
         raise CLIError(f"argument --density: {args.density:g} of a {H}x{W} image keeps {k} pixels; "
                        "need at least 1 and fewer than all")
-    gan = _gan_module() if args.method == "gan" else None
     dev = args.device
     x = f.to(dev)
     progress = sys.stderr.isatty()
@@ -224,7 +227,7 @@ def _run_mask(args) -> int:
         else:
             try:
                 model = gan.load_mask_model(args.model if args.model is not None else args.density, device=dev)
-                mask = gan.gan_mask(x, args.density, model, seed=args.seed)
+                mask = gan.gan_mask(x, args.density, model, generator=args.seed)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument --method gan: {exc}") from None
         secs_mask = time.perf_counter() - t0
@@ -232,7 +235,7 @@ def _run_mask(args) -> int:
             raise CLIError("argument --method: the mask has no known pixel")
         t1 = time.perf_counter()
         if args.method == "gan":
-            u = gan.gan_inpaint(x, mask, model, seed=args.seed)
+            u = gan.gan_inpaint(x, mask, model, generator=args.seed)
             how = "the mask GAN's inpainting"
         else:
             u = diffuse(x, mask, tol=args.tol)
@@ -261,7 +264,7 @@ def _read_mask(args, shape) -> torch.Tensor:
     if not path.exists():
         raise CLIError(f"argument --mask: no such file: '{args.mask}'")
     try:
-        m = pdata.read_image(path, grey=True)
+        m = pio.read_image(path, grey=True)
     except (ValueError, OSError) as exc:
         raise CLIError(f"argument --mask: {exc}") from None
     m = _centre_crop(m, args.size, strict=True)
@@ -280,7 +283,6 @@ def _run_inpaint(args) -> int:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
     mask = _read_mask(args, (H, W))
-    gan = _gan_module() if args.method == "wgan" else None
     out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
                   inputs=[path, Path(args.mask)])
     dev = args.device
@@ -293,7 +295,7 @@ def _run_inpaint(args) -> int:
         else:
             try:
                 model = gan.load_inpainting_model(args.model, device=dev)
-                u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, seed=args.seed)
+                u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, generator=args.seed)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument --method wgan: {exc}") from None
         secs = time.perf_counter() - t0
@@ -307,4 +309,184 @@ def _run_inpaint(args) -> int:
                 [[args.method, f"{float(mask.mean()):.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}",
                   f"{e['mae']:.6g}", f"{e['ssim']:.6f}", f"{secs:.3f}"]])
     _report_written(out)
+    return 0
+
+# ---------------------------------------------------------------------------
+# pdeflow train inpainting
+# ---------------------------------------------------------------------------
+
+def _crop(text: str) -> int:
+    if text.isdigit() and int(text) >= 32 and int(text) % 32 == 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a multiple of 32 (32, 64, 128, ...), got {text!r}")
+
+
+#: Groups and order of the options of `pdeflow train inpainting`: TrainConfig fields (whose option(...)
+#: metadata declares help, type and choices) and the command line's own "--flags".
+_TRAIN_LAYOUT = [
+    ("run", ["--run-dir", "stage", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
+    ("masks", ["density", "random_start", "exact_density", "density_min", "density_max", "init"]),
+    ("model", ["channels", "width", "noise_std"]),
+    ("data", ["data", "val_data", "crop", "batch_size"]),
+    ("objective", ["lr", "mask_lr", "alpha", "warmup", "beta"]),
+    ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops", "val_densities", "val_seed"]),
+]
+
+
+def add_train_parser(train_sub) -> None:
+    """Register ``inpainting`` on the subparsers of ``pdeflow train``."""
+    p = train_sub.add_parser(
+        "inpainting", help="train the inpainting WGAN and the joint mask WGAN (Peter, 2022)",
+        description="Train the inpainting GANs of Peter (2022) on random crops of photos, in two stages: "
+                    "'wgan' trains the inpainting WGAN (Vasata et al.) on random masks of all densities in "
+                    "[--density-min, --density-max]; 'mask' trains the mask generator jointly with the inpainting "
+                    "generator and the critic for one --density, starting from a 'wgan' run (--init). "
+                    "Adam 5e-5, alpha 0.005, beta 1, critic kernels clipped to norm 1. The best model by "
+                    "validation on held-out photos is exported as RUN_DIR/model.safetensors + model.json. "
+                    "Running the same command again resumes.",
+        epilog="examples:\n"
+               "  pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan\n"
+               "  pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
+               "--steps 3000 --run-dir runs/mask05\n"
+               "Images are read in [0, 1]; --channels 1 trains on luminance.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    extra = {
+        "--run-dir": lambda g: g.add_argument(
+            "--run-dir", required=True, metavar="DIR",
+            help="run directory (created; if it holds this run, training resumes from its last checkpoint)"),
+        "--device": lambda g: g.add_argument("--device", default=None,
+                                             help="torch device (default: cuda if available, else cpu)"),
+        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
+                                              help="torch CPU threads (default: torch's)"),
+        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
+    }
+    add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop32": _crop}, extra=extra)
+    p.set_defaults(run=_run_train, validate=_check_train, parser=p)
+
+
+def config_from_args(args):
+    """The :class:`~pdeflow.inpaint.train.TrainConfig` of parsed arguments."""
+    kw = config_kwargs(TrainConfig, args)
+    for name in ("data", "val_data", "init"):
+        if kw[name] not in (None, "builtin"):
+            kw[name] = str(Path(kw[name]).expanduser().resolve())
+    return TrainConfig(**kw)
+
+
+def _check_train(args) -> None:
+    if args.init is not None:
+        if args.stage != "mask":
+            args.parser.error("argument --init: only for --stage mask")
+        if not (Path(args.init).expanduser() / "config.json").is_file():
+            args.parser.error(f"argument --init: {args.init!r} is not a training run directory (no config.json)")
+    if args.density_min > args.density_max:
+        args.parser.error(f"argument --density-max: {args.density_max:g} is below --density-min {args.density_min:g}")
+    check_trainer_args(args, config_from_args, check_config)
+
+
+def _run_train(args) -> int:
+    cfg = config_from_args(args)
+    run_dir = Path(args.run_dir)
+    what = ("inpainting WGAN on random masks of density "
+            f"{cfg.density_min:g}-{cfg.density_max:g}" if cfg.stage == "wgan"
+            else f"joint mask WGAN for density {cfg.density:g}"
+            + (f", from {cfg.init}" if cfg.init else ", from scratch"))
+    print(f"{'resuming' if (run_dir / 'last.pt').exists() else 'starting'} {what} in {run_dir}: width {cfg.width:g}, "
+          f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}, "
+          f"data {cfg.data}; images in [0, 1]")
+    meta_path = run_trainer(args, cfg, train)
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        prov = meta["provenance"]
+        val = prov.get("val", {})
+        if cfg.stage == "wgan":
+            detail = ", ".join(f"{k[8:]} %: {v:.4f}" for k, v in val.items() if k.startswith("val_mae_"))
+            print(f"best validation MAE {prov['val_metric']:.4f} (per density {detail}) after {prov['steps']} steps")
+        else:
+            print(f"best validation loss (eq. 4) {prov['val_metric']:.4f}: density {val.get('val_density', 0):.4f}, "
+                  f"MAE {val.get('val_mae', 0):.4f}, PSNR {val.get('val_psnr', 0):.2f} dB after {prov['steps']} steps")
+        print(f"model: {meta_path.with_suffix('.safetensors')} + {meta_path.name} "
+              f"({prov['steps_total']} steps trained, {prov['wall_time_s']:.0f} s)")
+    return 0
+
+# ---------------------------------------------------------------------------
+# pdeflow evaluate inpainting
+# ---------------------------------------------------------------------------
+
+def add_evaluate_parser(evaluate_sub) -> None:
+    """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
+    p = evaluate_sub.add_parser(
+        "inpainting", help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
+                           "(Tables 2-4)",
+        description="Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in "
+                    "training): random masks with diffusion and with the inpainting WGAN, probabilistic "
+                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, and the mask GAN "
+                    "with its jointly trained generator. PSNR, MAE (0-255), SSIM, density reached and seconds per "
+                    "mask, beside the paper's numbers. Methods whose model is not available are skipped with a "
+                    "note. Writes report.md, results.json and inpainting.png into --out.")
+    g = p.add_argument_group("protocol")
+    g.add_argument("--densities", type=density, nargs="+", default=[0.05, 0.1, 0.2], metavar="D",
+                   help="mask densities (default 0.05 0.1 0.2)")
+    g.add_argument("--methods", choices=METHODS, nargs="+", default=list(METHODS), metavar="M",
+                   help=f"methods among {' '.join(METHODS)} (default all)")
+    g.add_argument("--n-images", type=positive_int, default=4, metavar="N", help="test crops (default 4)")
+    g.add_argument("--size", type=ssim_size, default=64, metavar="PX",
+                   help="crop size (default 64, the training size; the paper's timings are at 128)")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: luminance, 3: colour (default 1)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the crops, random masks and PS/NLPE (default 0)")
+    g.add_argument("--image-dir", metavar="DIR", default=None,
+                   help="folder of test images instead of the built-in TEST photos")
+    g = p.add_argument_group("models")
+    g.add_argument("--inpainting-model", default=None, metavar="NAME|PATH",
+                   help="random-mask inpainting WGAN (default: the shipped inpainting-wgan)")
+    g.add_argument("--mask-models", nargs="+", default=None, metavar="PATH",
+                   help="mask GAN models, one per density in the order of --densities (default: the shipped ones)")
+    g = p.add_argument_group("PS and NLPE")
+    g.add_argument("--ps-p", type=positive_float, default=0.02, help="PS candidate fraction p (default 0.02)")
+    g.add_argument("--ps-q", type=positive_float, default=0.02, help="PS removal fraction q (default 0.02)")
+    g.add_argument("--nlpe-cycles", type=positive_int, default=5, help="NLPE cycles of |mask| exchanges (default 5)")
+    g.add_argument("--nlpe-candidates", type=positive_int, default=30, help="NLPE candidates (default 30)")
+    g.add_argument("--metric", choices=("mae", "mse"), default="mae",
+                   help="error PS and NLPE minimise (default mae, as the paper)")
+    g.add_argument("--tol", type=positive_float, default=1e-6, help="diffusion solver tolerance (default 1e-6)")
+    o = p.add_argument_group("computation and output")
+    o.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    o.add_argument("--out", metavar="DIR", default="inpainting-eval",
+                   help="output directory (default ./inpainting-eval)")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    p.set_defaults(run=_run_evaluate, validate=_check_evaluate, parser=p)
+
+
+def _check_evaluate(args) -> None:
+    if args.mask_models is not None and len(args.mask_models) != len(args.densities):
+        args.parser.error(f"argument --mask-models: give one model per density ({len(args.densities)}), "
+                          f"got {len(args.mask_models)}")
+    if args.image_dir is not None and not Path(args.image_dir).is_dir():
+        args.parser.error(f"argument --image-dir: '{args.image_dir}' is not a directory")
+    for name in ("ps_p", "ps_q"):
+        if getattr(args, name) >= 1:
+            args.parser.error(f"argument --{name.replace('_', '-')}: expected a fraction in (0, 1), "
+                              f"got {getattr(args, name):g}")
+    if not 0 < args.tol < 1:
+        args.parser.error(f"argument --tol: expected a number in (0, 1), got {args.tol:g}")
+    if len(set(args.densities)) != len(args.densities):
+        args.parser.error("argument --densities: values must differ")
+
+
+def _run_evaluate(args) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
+    mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
+    t0 = time.perf_counter()
+    results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
+                       channels=args.channels, methods=args.methods, image_dir=args.image_dir,
+                       inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
+                       ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
+                       metric=args.metric, tol=args.tol, progress=sys.stderr.isatty())
+    with out:
+        paths = out.report(report(results))
+    for note in results["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -1,0 +1,109 @@
+"""The ``pdeflow`` command: thin subcommands over the Python API.
+
+Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module per pillar:
+
+* :mod:`pdeflow.cli.tv`: ``flow``, ``spectral``, ``samples``, ``demo``.
+* :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``evaluate tvflownet``.
+* :mod:`pdeflow.cli.iel`: ``iel-experiment``.
+* :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``train inpainting``, ``evaluate inpainting``.
+
+Adding a subcommand: in the pillar's module, a function adds its parser (with the
+shared option groups of :mod:`pdeflow.cli._common`) and calls
+``parser.set_defaults(run=_run_NAME)``; ``_run_NAME(args) -> int`` calls the
+library; :func:`build_parser` calls the adding function. Optional
+``validate=_check_NAME`` in ``set_defaults`` checks argument combinations after
+parsing (call ``args.parser.error(...)``); raise :class:`CLIError` for user errors
+found later (one line, exit status 2). All output files go through
+:class:`Outputs`, which gives the overwrite, same-as-input and no-partial-output
+rules for free.
+
+Import rule: nothing outside ``pdeflow.cli`` imports it; a module here imports
+:mod:`~pdeflow.cli._common` and the library, never a sibling.
+"""
+from __future__ import annotations
+
+import os
+
+# With an OpenMP thread pool that spins while waiting, a busy machine (another
+# process on the same cores) slows torch's small per-pixel kernels down by
+# orders of magnitude; a passive wait costs little. This only takes effect if
+# torch has not been imported yet (as when run as the `pdeflow` command, since
+# `pdeflow/__init__.py` does not import torch); the user's setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from ..errors import UserInputError  # noqa: E402
+from . import iel, inpaint, tv, tvflownet  # noqa: E402
+from ._common import PROG, CLIError, Outputs, _Terminated, subcommand_group  # noqa: E402
+
+__all__ = ["main", "build_parser", "Outputs", "CLIError"]
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``pdeflow`` with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="pdeflow: image processing with evolution PDEs (TV flow, spectral TV, ...).",
+        epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    tv.add_parsers(sub)
+    train = subcommand_group(
+        sub, "train", help="train a network (tvflownet, ...)",
+        description="Train a network. Runs are resumable: the same command again continues a killed run "
+                    "from its last checkpoint. Under torchrun every process runs the same loop (DDP).",
+        dest="model", metavar="MODEL")
+    evaluate = subcommand_group(
+        sub, "evaluate", help="reproduce a paper's evaluation (tables and figures)",
+        description="Reproduce the evaluation protocol of a paper.", dest="evaluate_what", metavar="WHAT")
+    tvflownet.add_train_parser(train)
+    tvflownet.add_evaluate_parser(evaluate)
+    iel.add_parsers(sub)
+    inpaint.add_train_parser(train)
+    inpaint.add_evaluate_parser(evaluate)
+    inpaint.add_parsers(sub)
+    # Every subparser knows itself, for errors found after parsing.
+    for name, p in sub.choices.items():
+        p.set_defaults(parser=p)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``pdeflow`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        validate = getattr(args, "validate", None)
+        if validate is not None:
+            validate(args)
+    except SystemExit as exc:  # argparse: --help, --version or a usage error (status 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    # SIGTERM (kill, timeout) unwinds like Ctrl-C, removing this run's partial outputs.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return int(args.run(args) or 0)
+    except UserInputError as exc:  # CLIError included; any other exception is a bug: traceback
+        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, _Terminated) as exc:
+        print(f"{args.parser.prog}: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; "
+              "no output file of this run was left", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

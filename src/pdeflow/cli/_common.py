@@ -1,0 +1,418 @@
+"""Shared plumbing of the ``pdeflow`` command: errors, argument types, output files, input images.
+
+Every ``pdeflow.cli`` module imports this one and the library, never a sibling.
+
+* :class:`CLIError`: a user error found while running a subcommand (one line, exit status 2).
+* Argument types (:func:`positive_float`, ...): one definition for every subcommand.
+* :class:`Outputs`: the files one invocation writes into ``--out``, all of them or none.
+* :func:`subcommand_group`: a command with subcommands of its own (``pdeflow train NAME``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import datasets
+from .. import io as pio
+from ..errors import UserInputError
+
+PROG = "pdeflow"
+DEFAULT_BUILTIN = "skimage/camera"
+DEFAULT_BUILTIN_SIZE = 256
+
+
+class CLIError(UserInputError):
+    """A user error found while running a subcommand: printed as one line, exit status 2.
+
+    Any :class:`~pdeflow.errors.UserInputError` raised by the library is printed the same way; every other
+    exception is a bug and shows its traceback.
+    """
+
+
+class _Terminated(BaseException):
+    """SIGTERM turned into an exception, so that partial outputs are cleaned up."""
+
+
+# ---------------------------------------------------------------------------
+# Argument types
+# ---------------------------------------------------------------------------
+
+def _number(kind: str, *, positive: bool = False, nonneg: bool = False, hint: str = ""):
+    """argparse type: a finite float (or int), optionally > 0 or >= 0."""
+    conv = int if kind == "int" else float
+    need = " > 0" if positive else (" >= 0" if nonneg else "")
+
+    def parse(text: str):
+        try:
+            v = conv(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind == 'int' else ' number'}{need}, "
+                                             f"got {text!r}{hint}") from None
+        if (kind == "float" and not math.isfinite(v)) or (positive and v <= 0) or (nonneg and v < 0):
+            raise argparse.ArgumentTypeError(f"expected a finite {'integer' if kind == 'int' else 'number'}{need}, "
+                                             f"got {text!r}")
+        return v
+
+    parse.__name__ = kind  # argparse names the type in its messages
+    return parse
+
+
+positive_float = _number("float", positive=True)
+nonneg_float = _number("float", nonneg=True)
+#: For lists of numbers (nargs="+"), which would swallow a following IMAGE.
+nonneg_floats = _number("float", nonneg=True, hint=" (give IMAGE before the list)")
+positive_int = _number("int", positive=True)
+nonneg_int = _number("int", nonneg=True)
+
+
+def density(text: str) -> float:
+    """argparse type: a fraction of known pixels, in (0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) (a fraction of known pixels), got {text!r}")
+    return v
+
+
+def ssim_size(text: str) -> int:
+    """argparse type: an image size in pixels of an evaluation, at least the SSIM window (11)."""
+    v = positive_int(text)
+    if v < 11:
+        raise argparse.ArgumentTypeError(f"sizes must be at least 11 px (the SSIM window), got {text!r}")
+    return v
+
+
+def _increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
+    vals = [float(v) for v in values]
+    bad = [(a, b) for a, b in zip(vals, vals[1:]) if b <= a]
+    if bad:
+        parser.error(f"argument {name}: values must be strictly increasing, got {' '.join(f'{v:g}' for v in vals)}")
+    return vals
+
+
+# ---------------------------------------------------------------------------
+# Output files: all or nothing
+# ---------------------------------------------------------------------------
+
+class Outputs:
+    """The files one invocation writes into ``--out``: all of them, or none.
+
+    ``Outputs(out_dir, names, overwrite=..., inputs=[...])`` checks, before any
+    work, that no planned file exists (unless ``overwrite``) and that none is an
+    input file. Inside ``with outputs:`` each ``image``/``figure``/``npy``/``csv``
+    call writes a temporary file beside its target (via
+    :func:`pdeflow.io.atomic_path`); they are renamed onto their targets
+    together when the block ends without error. On any error (including Ctrl-C)
+    the temporary files are removed, as is any target already renamed in this
+    invocation and the output directory if this invocation created it and it is
+    left empty.
+    """
+
+    def __init__(self, out_dir, names, *, overwrite: bool = False, inputs=()):
+        self.dir = Path(out_dir)
+        self.names = list(names)
+        self.overwrite = overwrite
+        self.paths = {n: self.dir / n for n in self.names}
+        self.written: list[Path] = []
+        self._stack: contextlib.ExitStack | None = None
+        self._created: list[Path] = []
+        if self.dir.exists() and not self.dir.is_dir():
+            raise CLIError(f"argument --out: '{self.dir}' exists and is not a directory")
+        for inp in inputs:
+            if inp is None:
+                continue
+            for p in self.paths.values():
+                if _same_file(p, Path(inp)):
+                    raise CLIError(f"argument --out: output file '{p}' is the input image; "
+                                   "choose another --out directory")
+        for p in self.paths.values():
+            if p.is_dir():
+                raise CLIError(f"argument --out: output path '{p}' is a directory")
+            if not overwrite and (p.exists() or p.is_symlink()):
+                raise CLIError(f"argument --out: '{p}' already exists (pass --overwrite to replace it)")
+
+    def __enter__(self):
+        missing = []
+        d = self.dir
+        while not d.exists():
+            missing.append(d)
+            d = d.parent
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"argument --out: cannot create directory '{self.dir}': {exc.strerror or exc}") from None
+        self._created = missing  # innermost first
+        self._stack = contextlib.ExitStack().__enter__()
+        return self
+
+    @contextlib.contextmanager
+    def _staged(self, path: Path):
+        with pio.atomic_path(path, overwrite=self.overwrite) as tmp:
+            yield tmp
+        self.written.append(path)  # reached only once atomic_path has renamed tmp onto path
+
+    def _tmp(self, name: str) -> Path:
+        if self._stack is None:
+            raise AssertionError("Outputs: write inside `with outputs:`")
+        if name not in self.paths:
+            raise AssertionError(f"Outputs: '{name}' was not planned")
+        return self._stack.enter_context(self._staged(self.paths[name]))
+
+    def image(self, name: str, img) -> None:
+        pio.write_image(self._tmp(name), img, overwrite=True)
+
+    def figure(self, name: str, fig) -> None:
+        fig.savefig(self._tmp(name), format="png", dpi=fig.dpi)
+
+    def npy(self, name: str, array) -> None:
+        arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+        with open(self._tmp(name), "wb") as fh:
+            np.save(fh, arr)
+
+    def csv(self, name: str, header, rows) -> None:
+        with open(self._tmp(name), "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(rows)
+
+    def report(self, rep) -> list[Path]:
+        """Stage every file of a :class:`pdeflow.reporting.Report`; returns their target paths."""
+        for name, data in rep.files.items():
+            with open(self._tmp(name), "wb") as fh:
+                fh.write(data)
+        return [self.paths[n] for n in rep.files]
+
+    def __exit__(self, exc_type, exc, tb):
+        stack, self._stack = self._stack, None
+        try:
+            stack.__exit__(exc_type, exc, tb)  # commits every file, or removes every temporary file
+        except FileExistsError as err:  # a file appeared at a target while we worked
+            self._cleanup()
+            if exc_type is None:
+                raise CLIError(f"argument --out: {err}") from None
+            raise
+        except BaseException:
+            self._cleanup()
+            raise
+        if exc_type is not None:
+            self._cleanup()
+        return False
+
+    def _cleanup(self) -> None:
+        for p in self.written:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        self.written = []
+        for d in self._created:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if empty
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+# ---------------------------------------------------------------------------
+# Input images
+# ---------------------------------------------------------------------------
+
+def _centre_crop(u: torch.Tensor, size: int | None, *, strict: bool) -> torch.Tensor:
+    if size is None:
+        return u
+    H, W = u.shape[-2:]
+    if strict and (size > H or size > W):
+        raise CLIError(f"argument --size: {size} is larger than the image ({H}x{W})")
+    h, w = min(size, H), min(size, W)
+    top, left = (H - h) // 2, (W - w) // 2
+    return u[..., top:top + h, left:left + w].contiguous()
+
+
+def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
+    """The image named by ``args.image``: (tensor (C, H, W) in [0, 1], label, file path or None)."""
+    spec = args.image
+    grey = getattr(args, "grey", True)
+    if spec is None or spec.startswith("builtin:"):
+        name = DEFAULT_BUILTIN if spec is None else spec[len("builtin:"):]
+        if name not in datasets.builtin_names():
+            raise CLIError(f"argument IMAGE: unknown built-in image {name!r}; "
+                           f"`{PROG} samples` lists them")
+        full = datasets.builtin_image(name, grey=grey)
+        size = DEFAULT_BUILTIN_SIZE if args.size is None else args.size
+        u = _centre_crop(full, size, strict=args.size is not None)
+        H, W = u.shape[-2:]
+        how = f"centre {H}x{W} crop" if u.shape != full.shape else f"{H}x{W}"
+        return u, f"builtin:{name} ({how})", None
+    path = Path(spec)
+    if not path.exists():
+        hint = f"; did you mean builtin:{spec}?" if spec in datasets.builtin_names() else ""
+        raise CLIError(f"argument IMAGE: no such file: '{spec}'{hint}")
+    try:
+        u = pio.read_image(path, grey=grey)
+    except (ValueError, OSError) as exc:
+        msg = str(exc)
+        msg = msg[len("read_image: "):] if msg.startswith("read_image: ") else msg
+        raise CLIError(f"argument IMAGE: {msg}") from None
+    if not bool(torch.isfinite(u).all()):
+        raise CLIError(f"argument IMAGE: '{spec}' contains NaN or infinite values")
+    u = _centre_crop(u, args.size, strict=True)
+    return u, f"{spec} ({u.shape[-2]}x{u.shape[-1]})", path
+
+
+def check_device(parser: argparse.ArgumentParser, device) -> torch.device:
+    """``--device`` as a torch.device, or a usage error (status 2) naming the argument."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        parser.error(f"argument --device: not a torch device: {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: CUDA is not available here")
+    return dev
+
+
+def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
+    """A ``--data``-like argument: ``None``, ``"builtin"`` or an existing directory, else a usage error."""
+    if value not in (None, "builtin") and not Path(value).expanduser().is_dir():
+        parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
+
+
+def check_trainer_args(args, config_from_args, check_config) -> None:
+    """The checks every ``pdeflow train NAME`` shares: ``--data``/``--val-data`` folders,
+    ``--device``, and the trainer's own config check, each a usage error naming the argument."""
+    check_data_dir(args.parser, "--data", args.data)
+    check_data_dir(args.parser, "--val-data", args.val_data)
+    if args.device is not None:
+        check_device(args.parser, args.device)
+    try:
+        check_config(config_from_args(args))
+    except UserInputError as e:
+        args.parser.error(str(e))
+
+
+def run_trainer(args, cfg, train) -> Path:
+    """Run ``train(cfg, run_dir, device=, quiet=, command=)`` for a ``pdeflow train NAME`` command.
+
+    Sets ``--threads``, records the command line in the run's provenance and turns the
+    trainer's configuration errors into :class:`CLIError`. Returns what ``train`` returns
+    (the exported model's JSON path).
+    """
+    from ..training import RunConfigError, invoked_command
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return train(cfg, Path(args.run_dir), device=args.device, quiet=args.quiet, command=invoked_command())
+    except RunConfigError as e:
+        raise CLIError(f"argument --run-dir: {e}") from None
+    except FloatingPointError as e:        # a diverged run: its checkpoints are intact and resumable
+        raise CLIError(str(e)) from None
+
+
+def _check_compute(args) -> None:
+    """Shared checks of the compute options: device and threads."""
+    args.device = check_device(args.parser, args.device)
+
+
+def _setup_compute(args) -> None:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+
+
+def _add_compute_args(p: argparse.ArgumentParser, threads: int | None = None, why: str = "") -> None:
+    g = p.add_argument_group("computation")
+    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    g.add_argument("--threads", type=positive_int, default=threads,
+                   help=f"torch CPU threads (default: {threads or 'torch' + chr(39) + 's default'}{why})")
+
+
+def _add_output_args(p: argparse.ArgumentParser, required: bool = True):
+    """Adds --out and --overwrite; returns the group, for more output options."""
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", required=required, default=None,
+                   help="output directory (created if missing)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return g
+
+
+def _report_written(out: Outputs) -> None:
+    done = set(out.written)
+    names = [n for n, p in out.paths.items() if p in done]
+    print(f"wrote {len(names)} file{'s' if len(names) != 1 else ''} to {out.dir}/: {', '.join(names)}")
+
+
+
+def _config_defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+#: Argument types a config field may name in its ``option(type=...)`` metadata.
+TYPES = {"positive_int": positive_int, "nonneg_int": nonneg_int, "positive_float": positive_float,
+         "nonneg_float": nonneg_float, "float": float, "int": int, "density": density}
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=None, extra=None) -> None:
+    """Add the options of config dataclass ``cls`` (its fields declared with :func:`pdeflow.training.option`).
+
+    ``layout``: ``[(group title, [names])]``; a name is a field of ``cls`` (option ``--name-with-dashes``,
+    ``dest`` the field name, default the field's default, help/type/choices from its metadata) or a
+    command-line-only option ``"--flag"`` added by ``extra["--flag"](group)``. ``types`` adds argument
+    types to :data:`TYPES` for this parser.
+    """
+    types = {**TYPES, **(types or {})}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = _config_defaults(cls)
+    for title, names in layout:
+        g = parser.add_argument_group(title)
+        for name in names:
+            if name.startswith("--"):
+                extra[name](g)
+                continue
+            md = fields[name].metadata["cli"]
+            kw = {"help": md["help"].format(default=defaults[name], **defaults)}
+            flag = "--" + name.replace("_", "-")
+            if md["flag"]:
+                kw["action"] = "store_true"
+            elif md["negate"]:
+                flag, kw["action"] = md["negate"], "store_false"
+            else:
+                kw["default"] = list(defaults[name]) if md["nargs"] else defaults[name]
+                if md["type"] is not None:
+                    kw["type"] = types[md["type"]]
+                for k in ("metavar", "choices", "nargs"):
+                    if md[k] is not None:
+                        kw[k] = md[k]
+            g.add_argument(flag, dest=name, **kw)
+
+
+def config_kwargs(cls, args) -> dict:
+    """The values of parsed arguments for the fields of ``cls`` that are command-line options."""
+    return {f.name: tuple(getattr(args, f.name)) if f.metadata["cli"]["nargs"] else getattr(args, f.name)
+            for f in dataclasses.fields(cls) if "cli" in f.metadata}
+
+
+def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,
+                     metavar: str) -> argparse._SubParsersAction:
+    """Add command ``name`` with subcommands of its own to ``sub``; returns its subparsers."""
+    p = sub.add_parser(name, help=help, description=description)
+    return p.add_subparsers(dest=dest, metavar=metavar, required=True)

@@ -1,0 +1,292 @@
+"""``pdeflow train tvflownet`` and ``pdeflow evaluate tvflownet``.
+
+``train tvflownet`` is the command line of :func:`pdeflow.tvflownet.train.train`;
+``evaluate tvflownet MODEL...`` is the paper's evaluation protocol, a thin wrapper over
+:func:`pdeflow.tvflownet.evaluate.evaluate` and :func:`pdeflow.tvflownet.report.report`
+(``report.md``, ``results.json`` and PNG figures in ``--out``). MODEL is a shipped model's name or a
+path to a ``.safetensors``/``.json`` pair (either file or their common stem), loaded with
+:func:`pdeflow.tvflownet.load`.
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..tv import ROF_METHODS
+from ..tvflownet import api as tvflownet_api
+from ..tvflownet.evaluate import evaluate, paper_times
+from ..tvflownet.report import report
+from ..tvflownet.symmetry import Equivariant
+from ..tvflownet.train import TrainConfig, check_config, train
+from ._common import (
+    CLIError,
+    Outputs,
+    add_config_options,
+    check_device,
+    check_trainer_args,
+    config_kwargs,
+    positive_float,
+    positive_int,
+    run_trainer,
+    ssim_size,
+)
+
+__all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args"]
+
+
+def _crop(text: str) -> str:
+    if text == "mixed" or (text.isdigit() and int(text) >= 2):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a crop size in pixels (32, 96, 256, ...) or 'mixed', got {text!r}")
+
+
+def _kwargs(text: str) -> dict:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"width\": 8}}': {e}") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"width\": 8}}', got {text!r}")
+    return d
+
+
+#: Groups and order of the options of `pdeflow train tvflownet`: TrainConfig fields (whose option(...)
+#: metadata declares help, type and choices) and the command line's own "--flags".
+_TRAIN_LAYOUT = [
+    ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
+    ("model", ["arch", "arch_kwargs"]),
+    ("data", ["data", "synthetic", "init", "val_data", "crop", "batch_size", "scale", "t_max", "times_per_image"]),
+    ("objective", ["mode", "loss", "a1", "a2", "ut_method", "lr", "clip", "hybrid_fraction", "phi_weight",
+                   "phi_target", "ref_dt", "ref_tol", "ref_max_iter"]),
+    ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops", "val_size", "val_times", "val_dt",
+                                    "val_tol", "val_max_iter", "val_seed"]),
+]
+
+
+def add_train_parser(train_sub) -> None:
+    """Register ``tvflownet`` on the subparsers of ``pdeflow train``."""
+    p = train_sub.add_parser(
+        "tvflownet", help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
+        description="Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random greyscale crops, unsupervised with "
+                    "the paper's loss (12), supervised on the reference TV flow, or supervised first then "
+                    "unsupervised (hybrid). Adam, gradient clipping, validation PSNR against the reference flow "
+                    "on held-out images; the best model is exported as RUN_DIR/model.safetensors + model.json "
+                    "(load it with pdeflow.tvflownet.load('RUN_DIR')). Running the same command again resumes.",
+        epilog="examples:\n"
+               "  pdeflow train tvflownet --arch semiresnet --crop 32 --steps 20000 --run-dir runs/sr32\n"
+               "  pdeflow train tvflownet --arch unet --crop mixed --data ~/food101/train --run-dir runs/unet\n"
+               "  torchrun --nproc_per_node 4 -m pdeflow train tvflownet --arch unet --run-dir runs/ddp\n"
+               "Times are PDE times of the flow for images in [0, 1] multiplied by --scale (paper: 5, t in [0, 1]).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    extra = {
+        "--run-dir": lambda g: g.add_argument(
+            "--run-dir", required=True, metavar="DIR",
+            help="run directory (created; if it holds this run, training resumes from its last checkpoint)"),
+        "--device": lambda g: g.add_argument(
+            "--device", default=None, help="torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)"),
+        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
+                                              help="torch CPU threads (default: torch's)"),
+        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
+    }
+    add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop": _crop, "json": _kwargs}, extra=extra)
+    p.set_defaults(run=_run_train, validate=_check_train, parser=p)
+
+
+def config_from_args(args):
+    """The :class:`~pdeflow.tvflownet.train.TrainConfig` of parsed arguments."""
+    kw = config_kwargs(TrainConfig, args)
+    for name in ("data", "val_data"):
+        if kw[name] not in (None, "builtin"):
+            kw[name] = str(Path(kw[name]).expanduser().resolve())
+    if kw["init"] is not None and Path(kw["init"]).expanduser().exists():
+        kw["init"] = str(Path(kw["init"]).expanduser().resolve())
+    kw["clip"] = kw["clip"] if kw["clip"] > 0 else None
+    return TrainConfig(**kw)
+
+
+def _check_train(args) -> None:
+    if args.batch_size % args.times_per_image:
+        args.parser.error(f"argument --times-per-image: {args.times_per_image} does not divide "
+                          f"--batch-size {args.batch_size}")
+    if args.hybrid_fraction > 1:
+        args.parser.error(f"argument --hybrid-fraction: expected a number in [0, 1], got {args.hybrid_fraction:g}")
+    if args.val_times < 2 or args.val_size < 2:
+        args.parser.error("arguments --val-times and --val-size must be >= 2")
+    check_trainer_args(args, config_from_args, check_config)
+
+
+def _run_train(args) -> int:
+    cfg = config_from_args(args)
+    main = int(os.environ.get("RANK", "0")) == 0
+    run_dir = Path(args.run_dir)
+    if main:
+        resuming = (run_dir / "last.pt").exists()
+        print(f"{'resuming' if resuming else 'starting'} TVflowNET run in {run_dir}: {cfg.arch}, crop {cfg.crop}, "
+              f"{cfg.mode}, {cfg.steps} steps of batch {cfg.batch_size}, data {cfg.data}")
+        print(f"intensities: images in [0, 1] times {cfg.scale:g}; flow times t in [0, {cfg.t_max:g}] on that scale")
+    meta_path = run_trainer(args, cfg, train)
+    if main and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        prov = meta["provenance"]
+        print(f"best validation PSNR {prov['val_psnr']:.2f} dB after {prov['steps']} steps "
+              f"({prov['steps_total']} trained, {prov['wall_time_s']:.0f} s); "
+              f"the identity u(t) = u0 scores {prov['val_psnr_identity']:.2f} dB")
+        print(f"model: {meta_path.with_suffix('.safetensors')} + {meta_path.name}; "
+              f"load it with pdeflow.tvflownet.load({str(run_dir)!r})")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# pdeflow evaluate tvflownet
+# ---------------------------------------------------------------------------
+
+_TABLES = (1, 2, 3, 4, 5, 6, 7, 9)
+
+
+def _table(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v not in _TABLES:
+        raise argparse.ArgumentTypeError(f"expected a table number among {' '.join(map(str, _TABLES))}, got {text!r}")
+    return v
+
+
+def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
+    """Register ``tvflownet`` on the subparsers of ``pdeflow evaluate``; returns its parser."""
+    p = evaluate_sub.add_parser(
+        "tvflownet",
+        help="TVflowNET models vs the reference TV flow: the paper's Tables 1-7 and 9",
+        description="Evaluate TVflowNET models with the protocol of Grossmann et al. (2022): "
+                    "images in [0, 1] x 5, 50 times in [0, 0.98] (PDE time), PSNR/SSIM with data_range 1 "
+                    "against the model-driven reference (implicit Euler TV flow), mean +- std over images and "
+                    "times. Writes report.md (the paper's numbers beside ours), results.json and PNG figures. "
+                    "Reference flows are cached on disk.")
+    p.add_argument("models", metavar="MODEL", nargs="*",
+                   help="shipped model name or path to a .safetensors/.json pair (none: only Table 1 and the "
+                        "reference rows)")
+    g = p.add_argument_group("protocol")
+    g.add_argument("--tables", type=_table, nargs="+", default=list(_TABLES), metavar="N",
+                   help="tables to produce, among 1 2 3 4 5 6 7 9 (default all; 2, 3 and 4 share one run; "
+                        "1 is the joint space-time optimisation)")
+    g.add_argument("--sizes", type=ssim_size, nargs="+", default=[32, 96, 256], metavar="PX",
+                   help="evaluation sizes of Tables 2-4 and 6 (default 32 96 256)")
+    g.add_argument("--n-images", type=positive_int, default=4, metavar="N",
+                   help="test images per size and per image type (default 4; the paper: 200)")
+    g.add_argument("--n-times", type=positive_int, default=50, metavar="N",
+                   help="number of times linspace(0, T_MAX, N) (default 50)")
+    g.add_argument("--t-max", type=positive_float, default=0.98, help="last time (default 0.98)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the crops and synthetic images (default 0)")
+    g.add_argument("--image-dir", metavar="DIR", default=None,
+                   help="folder of natural test images to crop from (default: the built-in test photos)")
+    g.add_argument("--medical-dir", metavar="DIR", default=None,
+                   help="folder of medical images for Table 5 (default: the built-in medical images)")
+    g.add_argument("--medical-split", choices=("test", "train", "all"), default="test",
+                   help="split of the built-in medical images (default test)")
+    g.add_argument("--type-size", type=ssim_size, default=None, metavar="PX",
+                   help="image size of Table 5 (default 96 if among --sizes, else the middle size)")
+    g.add_argument("--spectral-size", type=ssim_size, default=None, metavar="PX",
+                   help="image size of Table 7 (default as --type-size)")
+    g.add_argument("--timing-sizes", type=ssim_size, nargs="+", default=[96, 256], metavar="PX",
+                   help="image sizes of Table 9 (default 96 256)")
+    g.add_argument("--timing-repeats", type=positive_int, default=5, metavar="N",
+                   help="timed runs per network measurement (default 5)")
+    g.add_argument("--joint-sizes", type=ssim_size, nargs="+", default=None, metavar="PX",
+                   help="sizes of Table 1 (default: --sizes up to 96 px)")
+    g.add_argument("--joint-images", type=positive_int, default=1, metavar="N",
+                   help="images per size for Table 1 (default 1)")
+    g.add_argument("--joint-iterations", type=positive_int, default=None, metavar="N",
+                   help="iterations of the joint optimisation (default: the paper's, 2000 up to 96 px, "
+                        "14000 at 256 px)")
+    g.add_argument("--homogeneity-sizes", type=ssim_size, nargs="+", default=None, metavar="PX",
+                   help="image sizes of Table 6 (default: --sizes)")
+    g.add_argument("--equivariant", action="store_true",
+                   help="every table also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant "
+                        "(exact shift and contrast symmetry, composition past the trained times)")
+    r = p.add_argument_group("reference solver")
+    r.add_argument("--dt", type=positive_float, default=0.01, help="implicit Euler step (default 0.01)")
+    r.add_argument("--tol", type=positive_float, default=1e-5,
+                   help="relative duality gap of each ROF step (default 1e-5)")
+    r.add_argument("--solver", default="fgp", help="ROF method (default fgp)")
+    c = r.add_mutually_exclusive_group()
+    c.add_argument("--cache", metavar="DIR", default=None,
+                   help="cache directory of reference flows (default $PDEFLOW_CACHE/tvflow_reference or "
+                        "~/.cache/pdeflow/tvflow_reference)")
+    c.add_argument("--no-cache", action="store_true", help="do not read or write the reference cache")
+    o = p.add_argument_group("computation and output")
+    o.add_argument("--device", default="cpu", help="torch device of the networks (default cpu)")
+    o.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    o.add_argument("--out", metavar="DIR", default="tvflownet-eval",
+                   help="output directory (default ./tvflownet-eval)")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    p.set_defaults(run=_run_evaluate, validate=_check_evaluate, parser=p)
+    return p
+
+
+def _check_evaluate(args) -> None:
+    if args.solver not in ROF_METHODS:
+        args.parser.error(f"argument --solver: expected one of {', '.join(ROF_METHODS)}, got {args.solver!r}")
+    check_device(args.parser, args.device)
+
+
+def _load_model(spec: str):
+    """A model from a shipped name or a ``.safetensors``/``.json`` path; returns ``(name, model)``."""
+    try:
+        model = tvflownet_api.load(spec)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise CLIError(f"argument MODEL: cannot load {spec!r}: {exc}") from None
+    name = Path(spec).with_suffix("").name if Path(spec).suffix in (".safetensors", ".json") else spec
+    return name, model.eval()
+
+
+def _run_evaluate(args) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"argument --out: '{out}' exists and is not a directory")
+    if not args.overwrite and (out / "report.md").exists():
+        raise CLIError(f"argument --out: '{out / 'report.md'}' already exists (pass --overwrite to replace it)")
+    for d, name in ((args.image_dir, "--image-dir"), (args.medical_dir, "--medical-dir")):
+        if d is not None and not Path(d).is_dir():
+            raise CLIError(f"argument {name}: '{d}' is not a directory")
+    models = {}
+    for spec in args.models:
+        name, model = _load_model(spec)
+        while name in models:
+            name += "'"
+        models[name] = model.to(args.device)
+    wrapper = None
+    if args.equivariant:
+        wrapper = Equivariant
+    tables = sorted(set(args.tables))
+    progress = sys.stderr.isatty()
+    t0 = time.perf_counter()
+    results = evaluate(
+        models, sizes=args.sizes, n_images=args.n_images, tables=tables,
+        times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
+        medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
+        spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
+        timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes,
+        joint_sizes=args.joint_sizes,
+        joint_images=args.joint_images, joint_iterations=args.joint_iterations, dt=args.dt, tol=args.tol,
+        solver=args.solver, cache_dir=False if args.no_cache else args.cache, device=args.device,
+        progress=progress)
+    rep = report(results)
+    written = Outputs(out, rep.names, overwrite=args.overwrite)
+    with written:
+        written.report(rep)
+    print(f"wrote {out / 'report.md'} (and results.json, figures) in {time.perf_counter() - t0:.0f} s")
+    return 0

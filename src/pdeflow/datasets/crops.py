@@ -1,0 +1,265 @@
+"""Seeded random crops, and the training/validation image sets of a trainer."""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from numbers import Integral
+from pathlib import Path
+
+import torch
+
+from ..errors import UserInputError
+from ..io import image_files, read_image
+from ..rng import as_generator
+from .builtin import builtin_pool
+
+__all__ = ["random_crops", "ImageSet", "training_images"]
+
+
+# ---------------------------------------------------------------------------
+# Random crops
+# ---------------------------------------------------------------------------
+
+def _pad_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """Map (possibly out-of-range) indices ``i`` onto ``0..n-1`` by padding rule."""
+    if mode == "reflect":  # edge not repeated, period 2(n - 1)
+        if n == 1:
+            return torch.zeros_like(i)
+        p = 2 * (n - 1)
+        i = i % p
+        return torch.where(i >= n, p - i, i)
+    if mode == "symmetric":  # edge repeated, period 2n
+        p = 2 * n
+        i = i % p
+        return torch.where(i >= n, p - 1 - i, i)
+    if mode == "circular":
+        return i % n
+    return i.clamp(0, n - 1)  # replicate (and the in-range part of constant)
+
+
+_PAD_MODES = ("reflect", "symmetric", "replicate", "circular", "constant")
+
+
+def random_crops(
+    images,
+    n: int,
+    size,
+    *,
+    generator=None,
+    pad_mode: str = "reflect",
+    seed: int | None = None,
+) -> torch.Tensor:
+    """Random crops from a list of images, reproducible with a seed.
+
+    Each crop picks an image uniformly at random, then a uniformly random
+    position. An image smaller than the crop along an axis is first padded by
+    ``size - extent`` on both sides of that axis (as torchvision's
+    ``RandomCrop(pad_if_needed=True)``), so the crop may still move.
+
+    Parameters
+    ----------
+    images : sequence or mapping of Tensor, each (C, H, W)
+        Source images with a common ``C`` (a mapping's values are used, in
+        order, e.g. the output of :func:`builtin_pool`). Sizes may differ.
+    n : int
+        Number of crops.
+    size : int or (int, int)
+        Crop height and width in pixels.
+    seed : int, optional
+        Seed for a fresh generator: the same seed gives the same crops.
+    generator : torch.Generator, optional
+        A CPU generator to draw from instead (mutually exclusive with
+        ``seed``). With neither, torch's global generator is used.
+    pad_mode : {'reflect', 'symmetric', 'replicate', 'circular', 'constant'}, optional
+        Padding of small images; ``'reflect'`` mirrors without repeating the
+        edge pixel, ``'constant'`` pads with zeros.
+
+    Returns
+    -------
+    Tensor, shape (n, C, size, size)
+        Dtype and device of the first image.
+    """
+    if isinstance(images, Mapping):
+        images = list(images.values())
+    if isinstance(images, torch.Tensor):
+        images = [images] if images.dim() == 3 else list(images)
+    if not isinstance(images, Sequence) or len(images) == 0:
+        raise UserInputError("random_crops: images must be a non-empty sequence of (C, H, W) tensors")
+    for k, im in enumerate(images):
+        if not isinstance(im, torch.Tensor) or im.dim() != 3:
+            raise UserInputError(f"random_crops: images[{k}] must be a (C, H, W) tensor, "
+                             f"got {getattr(im, 'shape', type(im).__name__)}")
+        if im.shape[0] != images[0].shape[0]:
+            raise UserInputError(f"random_crops: all images must have the same number of channels, "
+                             f"images[0] has {images[0].shape[0]}, images[{k}] has {im.shape[0]}")
+        if im.shape[1] < 1 or im.shape[2] < 1:
+            raise UserInputError(f"random_crops: images[{k}] is empty")
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+        raise UserInputError(f"random_crops: n must be a non-negative int, got {n!r}")
+    if isinstance(size, Integral) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise UserInputError(f"random_crops: size must be a positive int or a pair of them, got {size!r}")
+    if pad_mode not in _PAD_MODES:
+        raise UserInputError(f"random_crops: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
+    generator = as_generator(generator, "random_crops", seed=seed)
+    sh, sw = size
+
+    out = images[0].new_empty((n, images[0].shape[0], sh, sw))
+    picks = torch.randint(len(images), (n,), generator=generator).tolist()
+    for k, j in enumerate(picks):
+        im = images[j]
+        H, W = im.shape[-2:]
+        ph, pw = max(sh - H, 0), max(sw - W, 0)
+        top = int(torch.randint(H + 2 * ph - sh + 1, (1,), generator=generator))
+        left = int(torch.randint(W + 2 * pw - sw + 1, (1,), generator=generator))
+        if ph == 0 and pw == 0:
+            out[k] = im[:, top:top + sh, left:left + sw]
+            continue
+        rows = torch.arange(top - ph, top - ph + sh)
+        cols = torch.arange(left - pw, left - pw + sw)
+        ri = _pad_index(rows, H, pad_mode).to(im.device)
+        ci = _pad_index(cols, W, pad_mode).to(im.device)
+        crop = im[:, ri][:, :, ci]
+        if pad_mode == "constant":
+            keep = (((rows >= 0) & (rows < H))[:, None] & ((cols >= 0) & (cols < W))[None, :]).to(im.device)
+            crop = torch.where(keep, crop, torch.zeros((), dtype=crop.dtype, device=crop.device))
+        out[k] = crop
+    return out
+
+
+
+# ---------------------------------------------------------------------------
+
+# Training images (the data of every trainer)
+# ---------------------------------------------------------------------------
+
+#: Suffixes of the image files that training folders are searched for.
+
+
+class ImageSet:
+    """Images ``(C, H, W)`` in [0, 1] by index, held in memory or read from files on demand.
+
+    A folder's images are read when first used and the last ``cache`` of them
+    kept, so a large folder costs no memory. ``description`` says where the
+    images come from (it goes into a trained model's provenance).
+
+    Parameters
+    ----------
+    images : list of Tensor, optional
+        In-memory images ``(C, H, W)``.
+    files : list of Path, optional
+        Image files (exactly one of ``images`` and ``files``).
+    grey : bool
+        Read files as grey ``C = 1`` (True) or colour ``C = 3``.
+    description : dict
+    cache : int
+        Number of decoded files kept.
+    """
+
+    def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
+                 grey: bool = True, description: dict, cache: int = 512):
+        if (images is None) == (files is None):
+            raise UserInputError("ImageSet: give images or files")
+        self.images, self.files, self.grey = images, files, grey
+        self.description = description
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[i]
+        if i not in self._cache:
+            self._cache[i] = read_image(self.files[i], grey=self.grey)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(i)
+        return self._cache[i]
+
+    def crops(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` crops ``(n, C, size, size)``, each of an image picked uniformly at random.
+
+        Everything is drawn from ``generator``, in a fixed order (picks, then
+        one :func:`random_crops` draw per pick), so a seeded trainer sees the
+        same crops whenever it is resumed.
+        """
+        picks = torch.randint(len(self), (n,), generator=generator).tolist()
+        return torch.cat([random_crops([self[i]], 1, size, generator=generator) for i in picks])
+
+
+def _builtin_set(split: str, grey: bool, kind: str | None) -> ImageSet:
+    pool = builtin_pool(split, grey=grey, kind=kind)
+    desc = {"source": "builtin", "split": split, **({"kind": kind} if kind else {}), "images": list(pool)}
+    return ImageSet(images=list(pool.values()), grey=grey, description=desc)
+
+
+def _folder_set(folder: Path, files: list[Path], role: str, grey: bool) -> ImageSet:
+    desc = {"source": "folder", "path": str(folder.resolve()), "role": role, "n_images": len(files)}
+    if len(files) <= 50:
+        desc["files"] = [str(p.relative_to(folder)) for p in files]
+    return ImageSet(files=files, grey=grey, description=desc)
+
+
+def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1, grey: bool = True,
+                    kind: str | None = None) -> tuple[ImageSet, ImageSet]:
+    """The training and validation images of a trainer; never one source image in both.
+
+    Parameters
+    ----------
+    data : 'builtin' or path
+        'builtin': the train split of the built-in pool (:func:`builtin_pool`);
+        a folder: its images (:data:`IMAGE_SUFFIXES`, recursively).
+    val_data : None, 'builtin' or path
+        None: the built-in test split for built-in data, else a held-out
+        ``val_fraction`` of the folder's files (chosen by a hash of their
+        relative paths, so the split does not depend on the file order);
+        'builtin': the built-in test split; a folder: its images, which must
+        not be training files.
+    val_fraction : float
+        Fraction of a folder held out when ``val_data`` is None (at least one
+        file, never all).
+    grey : bool
+        Grey ``C = 1`` (True) or colour ``C = 3`` images.
+    kind : {None, 'photo', 'microscopy', 'medical'}
+        Restrict the built-in pool to one kind of image.
+
+    Returns
+    -------
+    (ImageSet, ImageSet)
+        Training and validation images.
+    """
+    if data == "builtin":
+        train_set, folder, held_out = _builtin_set("train", grey, kind), None, []
+    else:
+        folder = Path(data)
+        files = image_files(folder, "data")
+        held_out = []
+        if val_data is None:
+            if len(files) < 2:
+                raise UserInputError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
+                                 "for validation, or give val_data (--val-data)")
+            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
+            n_val = min(len(files) - 1, max(1, round(val_fraction * len(files))))
+            held_out = sorted(sorted(files, key=key)[:n_val])
+            files = [p for p in files if p not in set(held_out)]
+        train_set = _folder_set(folder, files, "train", grey)
+    if val_data is None:
+        val_set = (_builtin_set("test", grey, kind) if folder is None
+                   else _folder_set(folder, held_out, "validation", grey))
+    elif val_data == "builtin":
+        val_set = _builtin_set("test", grey, kind)
+    else:
+        vfolder = Path(val_data)
+        vfiles = image_files(vfolder, "val_data")
+        if train_set.files is not None:
+            overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train_set.files}
+            if overlap:
+                raise UserInputError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
+                                 f"e.g. {sorted(overlap)[0]}")
+        val_set = _folder_set(vfolder, vfiles, "validation", grey)
+    return train_set, val_set

@@ -1,0 +1,140 @@
+"""Evaluation artefacts: tables, mean ± std, JSON, and a :class:`Report` written all or none.
+
+Library evaluators *return* a :class:`Report` (the files of a report, in memory);
+the caller (the ``pdeflow`` command, a script) decides where it goes, and
+:meth:`Report.write` writes every file or none of them.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from .errors import UserInputError
+
+__all__ = ["Report", "md_table", "mean_std", "jsonable"]
+
+
+def md_table(header: list[str], rows: Iterable[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def mean_std(values) -> list[float]:
+    """``[mean, std]`` (population standard deviation) of a sequence or tensor of numbers."""
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    return [float(v.mean()), float(v.std(unbiased=False))] if v.numel() else [math.nan, math.nan]
+
+
+def jsonable(obj, *, skip: tuple[str, ...] = ("example",)):
+    """``obj`` with tensors, NumPy scalars and non-finite floats made JSON-safe (mapping keys in ``skip`` dropped)."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v, skip=skip) for k, v in obj.items() if k not in skip}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, skip=skip) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    return obj
+
+
+class Report:
+    """The files of a report, in memory: name -> bytes, in the order they were added.
+
+    Examples
+    --------
+    >>> rep = Report()
+    >>> rep.add_text("report.md", "# Results\\n")
+    >>> rep.names
+    ['report.md']
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.files)
+
+    def _add(self, name: str, data: bytes) -> None:
+        if not name or "/" in name or name.startswith("."):
+            raise UserInputError(f"Report: file names are plain names, got {name!r}")
+        if name in self.files:
+            raise UserInputError(f"Report: '{name}' was added twice")
+        self.files[name] = data
+
+    def add_text(self, name: str, text: str) -> None:
+        self._add(name, text.encode("utf-8"))
+
+    def add_json(self, name: str, obj) -> None:
+        self._add(name, (json.dumps(obj, indent=1, allow_nan=True) + "\n").encode("utf-8"))
+
+    def add_figure(self, name: str, fig) -> None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi)
+        self._add(name, buf.getvalue())
+
+    def add_csv(self, name: str, header, rows) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows(rows)
+        self._add(name, buf.getvalue().encode("utf-8"))
+
+    def text(self, name: str) -> str:
+        return self.files[name].decode("utf-8")
+
+    def write(self, out_dir, *, overwrite: bool = False) -> list[Path]:
+        """Write every file into ``out_dir`` (created if missing), or none of them.
+
+        Each file is first written to a temporary file beside its target; the
+        temporary files are renamed onto their targets only once all of them are
+        written. On any error (Ctrl-C included) the temporary files are removed.
+        Without ``overwrite`` an existing target raises FileExistsError before
+        anything is written. Returns the paths written.
+        """
+        out = Path(out_dir)
+        targets = [out / n for n in self.files]
+        if not overwrite:
+            for p in targets:
+                if p.exists() or p.is_symlink():
+                    raise FileExistsError(f"Report.write: '{p}' already exists (pass overwrite=True)")
+        existed = {p for p in targets if p.exists()}
+        out.mkdir(parents=True, exist_ok=True)
+        tmps: list[Path] = []
+        renamed: list[Path] = []
+        try:
+            for p, data in zip(targets, self.files.values()):
+                fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{p.name}.", suffix=f".tmp{p.suffix}")
+                tmps.append(Path(tmp))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            for tmp, p in zip(tmps, targets):
+                os.replace(tmp, p)
+                renamed.append(p)
+        except BaseException:
+            for tmp in tmps:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            for p in renamed:  # files new in this call; replaced files cannot be restored
+                if p not in existed:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+            raise
+        return targets

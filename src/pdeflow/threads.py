@@ -1,0 +1,126 @@
+"""Torch's thread count on a busy machine when torch was imported before pdeflow.
+
+torch runs its parallel kernels on an OpenMP thread pool (libgomp on Linux).
+Under OpenMP's default wait policy the pool's threads *spin* for a while after
+each parallel region instead of sleeping; pdeflow's solvers run many small
+per-pixel kernels, so the pool spins nearly all the time. When other processes
+also want the cores, the spinning threads take the cores that torch's main
+thread needs, and a solve runs 5-20x slower than with the passive policy
+(``benchmarks/omp_wait_policy.py`` measures it).
+
+The runtime reads ``OMP_WAIT_POLICY`` once, when torch loads it. So:
+
+* ``import pdeflow`` (any pdeflow import) before ``import torch`` sets
+  ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set: nothing
+  spins. The ``pdeflow`` command works this way.
+* If torch was imported first (and neither ``OMP_WAIT_POLICY`` nor
+  ``GOMP_SPINCOUNT`` was set), the policy can no longer change. pdeflow's
+  long-running solvers (:func:`~pdeflow.tv.tv_flow`, :func:`~pdeflow.tv.rof`,
+  :func:`~pdeflow.tv.spectral_tv`, :func:`~pdeflow.inpaint.diffuse` and the
+  mask optimisers) then count, when called, the threads of *other* processes
+  that are running or waiting for a core (Linux ``/proc/loadavg``), and if
+  fewer cores than ``torch.get_num_threads()`` are free they lower torch's
+  thread count to the free cores (at least 1) for the duration of the call and
+  restore it afterwards. With fewer threads than free cores nothing is left to
+  spin on a core another process wants. The check is one snapshot at the start
+  of the outermost call: a machine that becomes busy during a long call is not
+  noticed until the next call.
+
+Set the environment variable ``PDEFLOW_AUTO_THREADS=0`` to turn the
+adjustment off (your own ``torch.set_num_threads`` is then left alone
+entirely). It never raises a thread count, and does nothing when the wait
+policy or spin count was set explicitly, when torch was imported after
+pdeflow, or on systems without ``/proc``.
+
+The remaining cost for a user who imports torch first on a busy machine is the
+lost intra-op parallelism during pdeflow's solvers (the passive policy would
+keep it); set ``OMP_WAIT_POLICY=PASSIVE`` in the shell, or import pdeflow
+before torch, to avoid even that.
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import threading
+
+import torch
+
+__all__ = ["openmp_spins", "other_running_threads", "free_cores", "auto_threads"]
+
+_local = threading.local()
+
+
+def openmp_spins() -> bool:
+    """Whether torch's OpenMP threads spin while waiting and pdeflow adjusts for it.
+
+    True when torch was imported before pdeflow with neither
+    ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT`` set, and
+    ``PDEFLOW_AUTO_THREADS`` is not ``0``.
+    """
+    import pdeflow
+
+    return bool(getattr(pdeflow, "_OPENMP_SPINS", False)) and os.environ.get("PDEFLOW_AUTO_THREADS", "1") != "0"
+
+
+def other_running_threads() -> int | None:
+    """Threads of other processes running or runnable right now (Linux), else None.
+
+    The system-wide count of runnable scheduling entities (the fourth field
+    of ``/proc/loadavg``) minus this process's threads in state ``R``.
+    """
+    try:
+        with open("/proc/loadavg") as fh:
+            total = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    own = 0
+    for stat in glob.glob("/proc/self/task/*/stat"):
+        try:
+            with open(stat) as fh:
+                s = fh.read()
+        except OSError:  # the thread ended
+            continue
+        own += s[s.rindex(")") + 2:s.rindex(")") + 3] == "R"
+    return max(0, total - max(own, 1))
+
+
+def free_cores() -> int | None:
+    """Cores this process may use (its CPU affinity) not taken by other
+    processes' running threads, at least 1; None where it cannot be told."""
+    others = other_running_threads()
+    if others is None:
+        return None
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        ncpu = os.cpu_count() or 1
+    return max(1, ncpu - others)
+
+
+def auto_threads(fn):
+    """Decorator: run ``fn`` with torch's thread count lowered to the free
+    cores when :func:`openmp_spins` (see the module docstring); nested calls
+    check only once."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if getattr(_local, "active", False) or not openmp_spins():
+            return fn(*args, **kwargs)
+        before = torch.get_num_threads()
+        n = before
+        if before > 1:
+            free = free_cores()
+            if free is not None:
+                n = min(before, free)
+        _local.active = True
+        try:
+            if n < before:
+                torch.set_num_threads(n)
+            return fn(*args, **kwargs)
+        finally:
+            _local.active = False
+            if n < before:
+                torch.set_num_threads(before)
+
+    return wrapper

@@ -1,0 +1,40 @@
+"""Checkpoints: ``torch.save`` written atomically (temp file, fsync, rename)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..io import atomic_write
+
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
+
+PathLike = str | os.PathLike
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoints and exported models
+# --------------------------------------------------------------------------------------
+
+def save_checkpoint(path: PathLike, state: dict) -> Path:
+    """``torch.save(state)`` to ``path`` atomically (temp file, fsync, ``os.replace``)."""
+    if not isinstance(state, dict):
+        raise TypeError(f"save_checkpoint: state must be a dict, got {type(state).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: bool = True) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors onto ``map_location``).
+
+    Checkpoints written by :class:`Run` hold only tensors and plain Python values,
+    so the safe ``weights_only=True`` loader reads them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
+    return torch.load(path, map_location=map_location, weights_only=weights_only)

@@ -1,0 +1,148 @@
+"""Training configs: dataclasses to and from JSON, and range checks that name the field."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserInputError
+from ..io import to_json, write_bytes
+
+__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "option"]
+
+
+PathLike = str | os.PathLike
+
+
+def _atomic_write_json(path: PathLike, obj: Any, what: str) -> Path:
+    return write_bytes(path, to_json(obj, what).encode())
+
+
+# --------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
+           type: str | None = None, metavar: str | None = None, choices: tuple | None = None,
+           flag: bool = False, negate: str | None = None, nargs: str | None = None) -> Any:
+    """A config dataclass field that is also a command-line option: the hyperparameter is declared once.
+
+    ``help`` is a :meth:`str.format` template: ``{default}`` is the field's default and every other field
+    of the config is available by name (``{mixed_min}``). ``type`` names an argument type of the command
+    line (``"positive_int"``, ``"nonneg_float"``, ``"float"``, ...; the CLI maps names to parsers, so the
+    library does not import it); ``flag=True`` makes a boolean a store-true switch, ``negate="--no-x"`` a
+    store-false switch of that name; ``nargs="+"`` a list (a tuple in the config). The command line
+    builds its options from this metadata (:func:`pdeflow.cli._common.add_config_option`).
+    """
+    meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "flag": flag, "negate": negate,
+            "nargs": nargs}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"cli": meta})
+
+
+def config_to_dict(config: Any) -> dict:
+    """A dataclass instance (or a dict) as a plain JSON-ready dict (tuples become lists)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        d = dataclasses.asdict(config)
+    elif isinstance(config, Mapping):
+        d = dict(config)
+    else:
+        raise TypeError(f"config: expected a dataclass instance or a dict, got {type(config).__name__}")
+    return json.loads(to_json(d, "config"))
+
+
+def save_config(config: Any, path: PathLike) -> Path:
+    """Write a dataclass config (or dict) to ``path`` as JSON, atomically."""
+    return _atomic_write_json(path, config_to_dict(config), "config")
+
+
+def load_config(cls: type, path: PathLike) -> Any:
+    """Read a JSON config written by :func:`save_config` back into dataclass ``cls``.
+
+    Missing fields take their defaults; unknown fields are an error (a typo or a
+    config from another trainer). Lists are turned back into tuples for fields
+    annotated as tuples.
+    """
+    if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
+        raise TypeError(f"load_config: cls must be a dataclass type, got {cls!r}")
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise UserInputError(f"load_config: {path} does not hold a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserInputError(f"load_config: {path} has fields unknown to {cls.__name__}: {unknown}")
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:   # unresolvable annotations: leave lists as lists
+        hints = {}
+    for name, value in data.items():
+        origin = typing.get_origin(hints.get(name))
+        if isinstance(value, list) and (hints.get(name) is tuple or origin is tuple):
+            data[name] = tuple(value)
+    return cls(**data)
+
+
+def _field_defaults(config: Any) -> dict:
+    """JSON-ready defaults of a dataclass config's fields (empty for a dict config)."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return {}
+    out = {}
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return json.loads(to_json(out, "config"))
+
+
+def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> list[str]:
+    """Lines naming the fields in which two configs differ. A field absent from ``saved``
+    (added to the config class after that run started) counts as its value in ``defaults``."""
+    missing = object()
+    saved = {**(defaults or {}), **saved}
+    lines = []
+    for key in sorted(set(saved) | set(given)):
+        if key in ignore:
+            continue
+        a, b = saved.get(key, missing), given.get(key, missing)
+        if a != b:
+            fmt = lambda v: "<absent>" if v is missing else json.dumps(v)  # noqa: E731
+            lines.append(f"  {key}: saved {fmt(a)}, given {fmt(b)}")
+    return lines
+
+
+
+# --------------------------------------------------------------------------------------
+# Seeds, RNG states, per-step data
+# --------------------------------------------------------------------------------------
+
+class ConfigCheck:
+    """Range checks of a config dataclass that raise ValueError naming the field.
+
+    ``need = ConfigCheck(cfg)``; ``need(ok, "name", "what was expected")``, or the
+    common cases ``need.ints("steps", "batch_size")`` (ints >= 1) and
+    ``need.numbers("lr", positive=True)`` (finite numbers > 0, or >= 0).
+    """
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    def __call__(self, ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise UserInputError(f"{type(self.cfg).__name__}.{name}: expected {what}, got {getattr(self.cfg, name)!r}")
+
+    def ints(self, *names: str, minimum: int = 1) -> None:
+        for name in names:
+            v = getattr(self.cfg, name)
+            self(isinstance(v, int) and not isinstance(v, bool) and v >= minimum, name, f"an int >= {minimum}")
+
+    def numbers(self, *names: str, positive: bool = True) -> None:
+        for name in names:
+            v = getattr(self.cfg, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            self(ok and (v > 0 if positive else v >= 0), name, f"a finite number {'>' if positive else '>='} 0")

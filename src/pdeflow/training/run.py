@@ -1,0 +1,409 @@
+"""The run loop: a resumable run directory (config, checkpoints, best model, log, progress bar)."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserInputError
+from ..io import write_bytes
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import _atomic_write_json, _config_diff, _field_defaults, config_to_dict
+from .distributed import _broadcast_object, _gather_object, _on_main_then_broadcast, get_rank, get_world_size, unwrap
+from .seeding import _rng_state, _set_rng_state
+
+__all__ = ["clip_gradients", "check_finite", "Run", "RunConfigError", "invoked_command"]
+
+
+PathLike = str | os.PathLike
+
+
+# --------------------------------------------------------------------------------------
+# Loop helpers
+# --------------------------------------------------------------------------------------
+
+def invoked_command() -> str:
+    """The command line of this process, for a run's provenance (``pdeflow ...`` when run as the CLI)."""
+    prog = Path(sys.argv[0]).name
+    return shlex.join(["pdeflow" if prog in ("pdeflow", "__main__.py") else prog, *sys.argv[1:]])
+
+
+def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | None) -> torch.Tensor | None:
+    """Clip the gradient norm to ``max_norm`` (``None`` or 0: leave them); return the
+    norm before clipping, or ``None`` when nothing was done. Call after ``backward``
+    (in DDP the gradients are already averaged, so every rank clips alike)."""
+    if not max_norm:
+        return None
+    params = unwrap(model).parameters() if isinstance(model, nn.Module) else model
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def check_finite(step: int, hint: str = "", **values: float) -> None:
+    """Raise FloatingPointError naming ``step`` and ``values`` if any of them is not finite.
+
+    Call it before ``Run.log`` of the step: the checkpoints written so far are
+    left as they are, so the run can be resumed (``hint``: what to change).
+    """
+    bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
+    if bad:
+        shown = ", ".join(f"{k} {float(v):g}" for k, v in values.items())
+        raise FloatingPointError(f"training diverged at step {step} ({shown}); the checkpoints before it are "
+                                 f"kept{': ' + hint if hint else ''}")
+
+
+class RunConfigError(UserInputError):
+    """A run directory holds a run whose config differs from the one given."""
+
+
+class Run:
+    """A run directory: config, resumable checkpoints, best checkpoint, CSV log, progress bar.
+
+    Files in ``dir``: ``config.json``, ``last.pt`` (resume point, every
+    ``ckpt_every`` steps and at the end), ``best.pt`` (best by the validation
+    metric given to :meth:`update_best`), ``log.csv`` (one row per step that
+    logged anything: ``step``, ``wall_time`` (seconds of training, summed over
+    resumes), then the named scalars) and ``tb/`` if ``tensorboard=True``.
+
+    Parameters
+    ----------
+    dir : path
+        Created if needed. If it holds a run with a different config, a
+        :class:`RunConfigError` says which fields differ.
+    config : dataclass instance or dict
+        The trainer's config; must be JSON serialisable.
+    models, optimizers, schedulers : dict of name -> object (or one object)
+        Everything whose ``state_dict`` goes into checkpoints. Models may be DDP
+        or ``torch.compile`` wrappers.
+    extra : dict of name -> object with ``state_dict``/``load_state_dict``
+        Any other state to checkpoint (a GradScaler, an EMA of the weights...).
+    ckpt_every : int
+        Steps between writes of ``last.pt``.
+    best_mode : "min" or "max"
+        Whether a lower or a higher validation metric is better.
+    allow_changed : tuple of str
+        Config fields that may differ when resuming (e.g. ``("steps",)`` to
+        extend a finished run); ``config.json`` is then updated.
+    quiet : bool
+        No progress bar. The bar is also off when stderr is not a terminal
+        and on ranks other than 0.
+    tensorboard : bool
+        Also write scalars to ``dir/tb`` if the ``tensorboard`` package is
+        installed (a warning otherwise; it is never required).
+    """
+
+    def __init__(self, dir: PathLike, config: Any, *, models: Any, optimizers: Any = None,
+                 schedulers: Any = None, extra: Mapping[str, Any] | None = None,
+                 ckpt_every: int = 1000, best_mode: str = "min", allow_changed: tuple[str, ...] = (),
+                 quiet: bool = False, tensorboard: bool = False):
+        if best_mode not in ("min", "max"):
+            raise UserInputError(f"Run: best_mode must be 'min' or 'max', got {best_mode!r}")
+        if not (isinstance(ckpt_every, int) and ckpt_every >= 1):
+            raise UserInputError(f"Run: ckpt_every must be a positive int, got {ckpt_every!r}")
+        self.dir = Path(dir)
+        self.config = config
+        self.config_dict = config_to_dict(config)
+        self._defaults = _field_defaults(config)
+        self.models = self._named(models, "models", "model")
+        self.optimizers = self._named(optimizers, "optimizers", "optimizer")
+        self.schedulers = self._named(schedulers, "schedulers", "scheduler")
+        self.extra = self._named(extra, "extra", "extra")
+        self.ckpt_every = ckpt_every
+        self.best_mode = best_mode
+        self.allow_changed = tuple(allow_changed)
+        self.quiet = quiet
+        self.tensorboard = tensorboard
+        self.rank, self.world_size = get_rank(), get_world_size()
+        self.is_main = self.rank == 0
+
+        self.best: float | None = None       # best metric so far
+        self.best_step: int | None = None    # loop index at which it was measured
+        self.done = 0                        # completed steps
+        self._resumed = False
+        self._saved_at: int | None = None    # `done` when last.pt was last written
+        self._elapsed0 = 0.0                 # training seconds before this process
+        self._t0 = time.monotonic()
+        self._bar = None
+        self._tb = None
+        self._fields: list[str] = []         # log.csv columns
+        self._row: dict | None = None        # the row being filled for the current step
+        _on_main_then_broadcast(self.is_main, self._prepare_dir)
+
+    @staticmethod
+    def _named(objs: Any, what: str, default_name: str) -> dict:
+        if objs is None:
+            return {}
+        if isinstance(objs, Mapping):
+            return dict(objs)
+        if isinstance(objs, (list, tuple)):
+            raise TypeError(f"Run: {what} must be a dict of name -> object (or a single object)")
+        return {default_name: objs}
+
+    # ---- directory and config ---------------------------------------------------------
+
+    def _prepare_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".*.tmp*"):   # temp files of a killed write
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        path = self.dir / "config.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            diff = _config_diff(saved, self.config_dict, self.allow_changed, self._defaults)
+            if diff:
+                raise RunConfigError(
+                    f"run directory {self.dir} holds a run with a different config:\n" + "\n".join(diff)
+                    + "\nResume it with the same config, use a new directory, or delete this one"
+                    " (fields that may change on resume go in Run(..., allow_changed=...)).")
+            if saved == self.config_dict:
+                return
+        _atomic_write_json(path, self.config_dict, "config")
+
+    # ---- resume -----------------------------------------------------------------------
+
+    def resume(self) -> int:
+        """Load ``last.pt`` if there is one; return the step to start the loop at.
+
+        Restores models, optimisers, schedulers, extras, the RNG states, the best
+        metric and the elapsed time, and cuts ``log.csv`` back to the rows of
+        steps before the returned one. Without ``last.pt`` the run starts afresh
+        at 0 (a ``log.csv``/``best.pt`` left by a run killed before its first
+        checkpoint are removed). Collective under DDP.
+        """
+        ckpt = _on_main_then_broadcast(self.is_main, self._read_last)
+        start = 0
+        if ckpt is not None:
+            for kind, objs in (("models", self.models), ("optimizers", self.optimizers),
+                               ("schedulers", self.schedulers), ("extra", self.extra)):
+                saved = ckpt.get(kind, {})
+                if set(saved) != set(objs):
+                    raise RuntimeError(f"Run.resume: {self.dir / 'last.pt'} holds {kind} {sorted(saved)}, "
+                                       f"this run has {sorted(objs)}")
+                for name, obj in objs.items():
+                    (unwrap(obj) if isinstance(obj, nn.Module) else obj).load_state_dict(saved[name])
+            rng = ckpt["rng"]
+            if len(rng) != self.world_size:
+                warnings.warn(f"Run.resume: checkpoint written with {len(rng)} processes, now "
+                              f"{self.world_size}; RNG states are restored where a rank has one", stacklevel=2)
+            if self.rank < len(rng):
+                _set_rng_state(rng[self.rank])
+            self.best, self.best_step = ckpt["best"]["metric"], ckpt["best"]["step"]
+            self._elapsed0 = float(ckpt["wall_time"])
+            start = int(ckpt["step"])
+        self.done = start
+        self._saved_at = start if ckpt is not None else None
+        self._t0 = time.monotonic()
+        if self.is_main:
+            self._truncate_log(start)
+            if start == 0:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.dir / "best.pt").unlink()
+            if self.tensorboard:
+                self._open_tensorboard(start)
+        self._resumed = True
+        return start
+
+    def _read_last(self) -> dict | None:
+        path = self.dir / "last.pt"
+        if not path.exists():
+            return None
+        ckpt = load_checkpoint(path)
+        diff = _config_diff(ckpt.get("config", {}), self.config_dict, self.allow_changed, self._defaults)
+        if diff:
+            raise RunConfigError(f"{path} was written with a different config:\n" + "\n".join(diff))
+        return ckpt
+
+    def _open_tensorboard(self, start: int) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            warnings.warn("Run: tensorboard=True but the tensorboard package is not installed; "
+                          "logging to log.csv only", stacklevel=3)
+            return
+        self._tb = SummaryWriter(str(self.dir / "tb"), purge_step=start)
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def steps(self, start: int, total: int) -> Iterator[int]:
+        """Yield ``start, ..., total - 1``; after each step update the progress bar and,
+        every ``ckpt_every`` completed steps and after the last one, write ``last.pt``.
+
+        A step counts as completed when the loop comes back for the next one. To
+        stop early on purpose, ``break`` at the top of a step (before its update)
+        and call :meth:`finish`: ``last.pt`` then holds exactly the steps done.
+        """
+        if not self._resumed:
+            raise RuntimeError("Run.steps: call run.resume() first (it returns the start step)")
+        show = self.is_main and not self.quiet and _isatty(sys.stderr)
+        from tqdm import tqdm
+        self._bar = tqdm(total=total, initial=start, desc=self.dir.name, unit="step",
+                         dynamic_ncols=True, disable=not show)
+        try:
+            for step in range(start, total):
+                yield step
+                self.done = step + 1
+                self._bar.update(1)
+                if self.done % self.ckpt_every == 0 or self.done == total:
+                    self.save()
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def log(self, step: int, **scalars: float | torch.Tensor) -> None:
+        """Record scalars for ``step`` (rank 0 only; others ignore the call, so
+        average over ranks first with :func:`reduce_mean`). Several calls for
+        one step fill one CSV row; a new column extends the header."""
+        if not self.is_main:
+            return
+        values = {}
+        for k, v in scalars.items():
+            if k in ("step", "wall_time"):
+                raise UserInputError(f"Run.log: {k!r} is a reserved column name")
+            if isinstance(v, torch.Tensor):
+                if v.numel() != 1:
+                    raise UserInputError(f"Run.log: {k} must be a scalar, got a tensor of shape {tuple(v.shape)}")
+                v = v.item()
+            if not isinstance(v, (int, float, np.integer, np.floating)):
+                raise UserInputError(f"Run.log: {k} must be a number, got {type(v).__name__}")
+            values[k] = float(v) if isinstance(v, (float, np.floating)) else int(v)
+        if self._row is not None and self._row["step"] != step:
+            self._flush_row()
+        if self._row is None:
+            self._row = {"step": int(step), "wall_time": round(self.elapsed, 3)}
+        self._row.update(values)
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(k, v, step)
+        if self._bar is not None and values:
+            self._bar.set_postfix(values, refresh=False)
+
+    def update_best(self, step: int, metric: float | torch.Tensor) -> bool:
+        """If ``metric`` beats the best so far (per ``best_mode``), write ``best.pt``
+        and return True. Call after the update of ``step``. NaN never wins.
+        Collective under DDP; rank 0's metric decides."""
+        metric = float(metric.item() if isinstance(metric, torch.Tensor) else metric)
+        metric = float(_broadcast_object(metric))
+        if math.isnan(metric):
+            return False
+        better = (self.best is None or (metric > self.best if self.best_mode == "max" else metric < self.best))
+        if better:
+            self.best, self.best_step = metric, int(step)
+            self._write("best.pt", self._state(done=step + 1))
+        return better
+
+    def save(self) -> None:
+        """Write ``last.pt`` now (the loop does this itself). Collective under DDP."""
+        self._flush_row()
+        self._write("last.pt", self._state(done=self.done))
+        self._saved_at = self.done
+
+    def finish(self) -> None:
+        """Write ``last.pt`` if the last completed step is not in it yet, flush the
+        log, close TensorBoard. Collective under DDP."""
+        if self._saved_at != self.done:
+            self.save()
+        self._flush_row()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training in this run directory, over all resumes."""
+        return self._elapsed0 + time.monotonic() - self._t0
+
+    # ---- checkpoint contents ----------------------------------------------------------
+
+    def _state(self, done: int) -> dict:
+        rng = _gather_object(_rng_state())      # every rank's RNG, so each resumes its own
+        if not self.is_main:
+            return {}
+        sd = lambda o: (unwrap(o) if isinstance(o, nn.Module) else o).state_dict()  # noqa: E731
+        return {
+            "format": "pdeflow-checkpoint",
+            "format_version": 1,
+            "step": done,
+            "config": self.config_dict,
+            "models": {k: sd(m) for k, m in self.models.items()},
+            "optimizers": {k: sd(o) for k, o in self.optimizers.items()},
+            "schedulers": {k: sd(s) for k, s in self.schedulers.items()},
+            "extra": {k: sd(e) for k, e in self.extra.items()},
+            "rng": rng,
+            "best": {"metric": self.best, "step": self.best_step, "mode": self.best_mode},
+            "wall_time": self.elapsed,
+            "world_size": self.world_size,
+            "torch_version": str(torch.__version__),
+        }
+
+    def _write(self, name: str, state: dict) -> None:
+        if self.is_main:
+            save_checkpoint(self.dir / name, state)
+
+    # ---- log.csv ----------------------------------------------------------------------
+
+    @property
+    def _log_path(self) -> Path:
+        return self.dir / "log.csv"
+
+    def _flush_row(self) -> None:
+        row, self._row = self._row, None
+        if row is None or not self.is_main:
+            return
+        new = [k for k in row if k not in self._fields]
+        if new or not self._log_path.exists():
+            self._fields += new
+            rows = self._read_log()[1] if self._log_path.exists() else []
+            self._rewrite_log(rows + [row])
+            return
+        with open(self._log_path, "a", newline="") as f:
+            csv.DictWriter(f, self._fields).writerow(_format_row(row))
+
+    def _read_log(self) -> tuple[list[str], list[dict]]:
+        with open(self._log_path, newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+
+    def _rewrite_log(self, rows: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, self._fields)
+        writer.writeheader()
+        writer.writerows(_format_row(r) for r in rows)
+        write_bytes(self._log_path, buf.getvalue().encode())
+
+    def _truncate_log(self, start: int) -> None:
+        """Keep the rows of steps before ``start`` (those of replayed steps go)."""
+        self._row = None
+        if not self._log_path.exists():
+            self._fields = []
+            return
+        if start == 0:
+            self._log_path.unlink()
+            self._fields = []
+            return
+        fields, rows = self._read_log()
+        self._fields = fields
+        self._rewrite_log([r for r in rows if int(r["step"]) < start])
+
+
+def _format_row(row: dict) -> dict:
+    return {k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

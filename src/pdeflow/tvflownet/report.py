@@ -1,0 +1,365 @@
+"""The report of the TVflowNET evaluation: the paper's tables beside ours, figures, JSON.
+
+:func:`report` turns the results of :func:`pdeflow.tvflownet.evaluate.evaluate` into a
+:class:`~pdeflow.reporting.Report` (``report.md``, ``results.json``, PNG figures); the
+caller writes it (``pdeflow evaluate tvflownet`` writes it into ``--out``, all files or none).
+
+References
+----------
+.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
+       variation flow", arXiv:2206.04406, 2022.
+"""
+from __future__ import annotations
+
+from .. import viz
+from ..reporting import Report, jsonable, md_table
+from .evaluate import _ARCH_LABEL, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
+
+__all__ = ["report"]
+
+def _pm(v, digits: int, sdigits: int | None = None) -> str:
+    if v is None:
+        return "—"
+    m, s = v
+    return f"{m:.{digits}f} ± {s:.{sdigits if sdigits is not None else digits}f}"
+
+
+def _ps(p, s) -> str:
+    """A paper cell "PSNR (SSIM)", as printed in the paper."""
+    return f"{p:g} ({s:g})"
+
+
+def _paper_pm(v) -> str:
+    """A paper cell "mean ± std", as printed in the paper."""
+    return "—" if v is None else f"{v[0]:g} ± {v[1]:g}"
+
+
+def _row_label(row) -> str:
+    if not row:
+        return "—"
+    arch, train = row
+    return f"{_ARCH_LABEL.get(arch, arch)}, {train if train == 'mixed' else train + ' px'}"
+
+
+def _paper_lookup(table: str, row):
+    if not row:
+        return None
+    return PAPER[table].get(tuple(row))
+
+
+def _flow_figure(ex: dict, title: str, label: str = "network"):
+    times = ex["times"]
+    T = len(times)
+    pick = sorted({0, T // 8, T // 4, T // 2, T - 1})
+    rows = [(f"u {label}", ex["u"], "grey"), ("u reference", ex["ref_u"], "grey"),
+            ("|u error| x10", None, "err"), (f"div phi {label}", ex["div"], "div"),
+            ("u_t reference", ex["ref_ut"], "div")]
+    fig = viz.figure(2.0 * len(pick) + 0.6, 2.0 * len(rows) + 0.4)
+    axes = fig.subplots(len(rows), len(pick), squeeze=False)
+    dmax = float(ex["ref_ut"][pick].abs().max()) or 1.0
+    for r, (name, stack, kind) in enumerate(rows):
+        for c, k in enumerate(pick):
+            ax = axes[r][c]
+            if kind == "grey":
+                ax.imshow(stack[k, 0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            elif kind == "err":
+                err = (ex["u"][k, 0] - ex["ref_u"][k, 0]).abs().numpy() * 10
+                ax.imshow(err, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(stack[k, 0].numpy(), cmap="RdBu_r", vmin=-dmax, vmax=dmax, interpolation="nearest")
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(f"t = {times[k]:.2f}", fontsize=9)
+            if c == 0:
+                ax.text(-0.08, 0.5, name, transform=ax.transAxes, rotation=90, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _spectra_figure(ex: dict):
+    fig = viz.figure(7.0, 4.0)
+    ax = fig.subplots()
+    ax.plot(ex["times"], ex["reference_fd"], "k.-", lw=1.2, ms=3, label="reference, FD")
+    for i, (name, d) in enumerate(ex["models"].items()):
+        ax.plot(d["times"], d["autodiff"], "-", color=f"C{i}", lw=1, label=f"{name}, autodiff")
+        ax.plot(d["fd_times"], d["fd"], "--", color=f"C{i}", lw=1, label=f"{name}, FD")
+    ax.set_xlabel("flow time t (5x image)")
+    ax.set_ylabel(r"$S(t) = \|t\,u_{tt}(t)\|_1$")
+    ax.set_title("spectral TV spectrum of one test image", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
+    """The report of :func:`~pdeflow.tvflownet.evaluate.evaluate`'s results: ``report.md``, PNG figures and
+    ``results.json``, as a :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``, all or none).
+
+    ``report.md`` has the paper's tables (1-7, 9) for what ``evaluate``
+    ran, ours beside the paper's numbers for the matching row (architecture and
+    training size, see :func:`~pdeflow.tvflownet.evaluate.paper_key`).
+    """
+    rep = Report()
+    cfg = results.get("config", {})
+    models = results.get("models", {})
+    names = list(models)
+    lines = [f"# {title}", ""]
+    lines.append(f"Generated {cfg.get('date', '')} with torch {cfg.get('torch', '')} "
+                 f"({cfg.get('threads', '')} thread(s), {cfg.get('machine', '')}); "
+                 f"total evaluation time {results.get('seconds', {}).get('total', 0):.0f} s.")
+    lines.append("")
+    lines.append("**Protocol** (Grossmann et al., 2022, §4; official test code): images in [0, 1] times "
+                 f"{cfg.get('scale', PAPER_SCALE):g}; {cfg.get('n_times', 50)} times "
+                 f"linspace({cfg.get('times', [0, 0.98])[0]:g}, {cfg.get('times', [0, 0.98])[1]:g}) in PDE time; "
+                 "network input 5·img, outputs /5; PSNR and SSIM (scikit-image's) with data_range 1; "
+                 "mean ± std over images and times. Reference (\"model-driven\"): implicit Euler TV flow, "
+                 f"dt = {cfg.get('dt')}, each step ROF by {cfg.get('solver')} to a relative duality gap "
+                 f"{cfg.get('tol')}; div φ is compared with the reference's u_t (the dual field's divergence). "
+                 f"PSNR is capped at {PSNR_CAP:g} dB.")
+    lines.append("")
+    lines.append(f"**Images**: {cfg.get('n_images')} per size and type (paper: 200; 100 disks/ellipses, "
+                 f"40 medical; 600 for Table 6); natural images: {cfg.get('image_source')}; seed {cfg.get('seed')}.")
+    lines.append("")
+    if names:
+        lines.append("## Models")
+        lines.append("")
+        rows = [[n, str(models[n].get("arch") or "?"), str(models[n].get("parameters") or "?"),
+                 _row_label(models[n].get("paper_row"))] for n in names]
+        lines.append(md_table(["model", "architecture", "parameters", "paper row compared with"], rows))
+        lines.append("")
+
+    figures = []
+
+    # ---- Table 1
+    t1 = results.get("table1")
+    if t1:
+        lines.append("## Table 1 — joint space-time optimisation vs model-driven")
+        lines.append("")
+        lines.append(f"{t1['n_images']} image(s) per size; Adam lr {t1['lr']:g}, a1 = a2 = 1e-4; "
+                     "u_t by backward differences in time (the implicit Euler pairing). "
+                     "Paper: 200 images.")
+        lines.append("")
+        header = ["", "metric"] + [f"{s}×{s} ours" for s in t1["sizes"]] + [f"{s}×{s} paper" for s in t1["sizes"]]
+        rows = []
+        for key, lab, dg in (("u_psnr", ("u", "PSNR"), 2), ("u_ssim", ("u", "SSIM"), 3),
+                             ("div_psnr", ("div φ", "PSNR"), 2), ("div_ssim", ("div φ", "SSIM"), 3)):
+            ours = [_pm(t1["results"][s][key], dg) for s in t1["sizes"]]
+            paper = [_paper_pm(PAPER["table1"][key].get(s)) for s in t1["sizes"]]
+            rows.append([lab[0], lab[1]] + ours + paper)
+        rows.append(["", "iterations"] + [str(t1["iterations"][s]) for s in t1["sizes"]]
+                    + [str(paper_iterations(s)) for s in t1["sizes"]])
+        rows.append(["", "seconds / image"] + [f"{t1['seconds'][s]:.1f}" for s in t1["sizes"]]
+                    + [f"{PAPER['table9']['joint'][s]:g} (GPU)" if s in PAPER["table9"]["joint"] else "—"
+                       for s in t1["sizes"]])
+        lines.append(md_table(header, rows))
+        lines.append("")
+        if t1.get("example") is not None:
+            rep.add_figure("joint_flow.png", _flow_figure(
+                t1["example"], f"joint space-time optimisation, {t1['example']['size']} px", label="joint"))
+            figures.append(("joint_flow.png", "joint optimisation vs reference: u, error, div φ vs u_t"))
+
+    # ---- Tables 2-4
+    t24 = results.get("table2_4")
+    if t24:
+        sizes = t24["sizes"]
+        for tab, key, what, dg in (("table2", "u_psnr", "PSNR of u", 2), ("table3", "u_ssim", "SSIM of u", 3)):
+            num = tab[-1]
+            lines.append(f"## Table {num} — {what} vs model-driven, natural test images")
+            lines.append("")
+            lines.append("Ours: mean ± std over images and times. Paper: mean ± std over five trainings "
+                         "(200 Food101 test images).")
+            lines.append("")
+            header = ["model", "paper row"] + sum([[f"{s}×{s} ours", f"{s}×{s} paper"] for s in sizes], [])
+            rows = []
+            for n in names:
+                row = models[n].get("paper_row")
+                pap = _paper_lookup(tab, row) or {}
+                cells = []
+                for s in sizes:
+                    cells += [_pm(t24["models"][n][s][key], dg), _paper_pm(pap.get(s))]
+                rows.append([n, _row_label(row)] + cells)
+            lines.append(md_table(header, rows))
+            lines.append("")
+        lines.append("## Table 4 — div φ vs the reference's u_t: PSNR (SSIM)")
+        lines.append("")
+        header = ["model", "paper row"] + sum([[f"{s}×{s} ours", f"{s}×{s} paper"] for s in sizes], [])
+        rows = []
+        for n in names:
+            row = models[n].get("paper_row")
+            pap = _paper_lookup("table4", row) or {}
+            cells = []
+            for s in sizes:
+                r = t24["models"][n][s]
+                cells += [f"{_pm(r['div_psnr'], 2)} ({_pm(r['div_ssim'], 3)})",
+                          _ps(*pap[s]) if s in pap else "—"]
+            rows.append([n, _row_label(row)] + cells)
+        lines.append(md_table(header, rows))
+        lines.append("")
+        if t24.get("example") is not None:
+            ex = t24["example"]
+            rep.add_figure("flow_example.png", _flow_figure(ex, f"{ex['model']}, {ex['size']} px test crop"))
+            figures.append(("flow_example.png", f"{ex['model']} vs reference on one {ex['size']} px test crop: "
+                                                "u, error ×10, div φ vs u_t"))
+
+    # ---- Table 5
+    t5 = results.get("table5")
+    if t5:
+        lines.append("## Table 5 — other image types: PSNR (SSIM) of u")
+        lines.append("")
+        lines.append(f"{t5['n_images']} images of {t5['size']}×{t5['size']} px per type: "
+                     f"{max(1, min(5, t5['size'] // 16))} isolated disks; "
+                     f"{max(1, min(5, t5['size'] // 16))} overlapping ellipses; crops of medical images "
+                     f"({t5['medical_source']}). "
+                     "Paper: 100 disk and 100 ellipse images, 40 spleen CT images of 512×512 px.")
+        lines.append("")
+        kinds = ("disks", "ellipses", "medical")
+        header = ["model", "paper row"] + sum([[f"{k} ours", f"{k} paper"] for k in kinds], [])
+        rows = []
+        for n in names:
+            row = models[n].get("paper_row")
+            pap = _paper_lookup("table5", row) or {}
+            cells = []
+            for k in kinds:
+                r = t5["models"][n][k]
+                cells += [f"{_pm(r['u_psnr'], 2)} ({r['u_ssim'][0]:.3f})", _ps(*pap[k]) if k in pap else "—"]
+            rows.append([n, _row_label(row)] + cells)
+        lines.append(md_table(header, rows))
+        lines.append("")
+
+    # ---- Table 6
+    t6 = results.get("table6")
+    if t6:
+        fs = t6["factors"]
+        lines.append("## Table 6 — one-homogeneity: PSNR (SSIM) of u(c·u0, t) vs the reference flow of c·u0")
+        lines.append("")
+        lines.append(f"{t6['n_images']} natural test crops at each of {', '.join(map(str, t6['sizes']))} px; "
+                     "both divided by 5c (the reference is exactly one-homogeneous: "
+                     "reference(c·u0, t) = c·reference(u0, t/c)). \"self\": u(c·u0, t)/c vs the same "
+                     "model's u(u0, t/c). Paper: 600 images of mixed size.")
+        lines.append("")
+        header = ["model", "paper row"] + sum([[f"c = {c:g} ours", f"c = {c:g} self", f"c = {c:g} paper"]
+                                               for c in fs], [])
+        rows = []
+        for n, per in t6["models"].items():
+            base_name = n.split(" + ")[0]
+            row = models.get(base_name, {}).get("paper_row")
+            pap = _paper_lookup("table6", row) or {}
+            cells = []
+            for c in fs:
+                r = per[c]
+                cells += [f"{_pm(r['psnr'], 2)} ({r['ssim'][0]:.3f})",
+                          f"{_pm(r['self_psnr'], 2)} ({r['self_ssim'][0]:.3f})",
+                          _ps(*pap[c]) if c in pap else "—"]
+            rows.append([n, _row_label(row)] + cells)
+        lines.append(md_table(header, rows))
+        lines.append("")
+
+    # ---- Table 7
+    t7 = results.get("table7")
+    if t7:
+        lines.append("## Table 7 — reconstruction of u0 from the spectral TV transform: PSNR (SSIM)")
+        lines.append("")
+        lines.append(f"{t7['n_images']} natural test crops of {t7['size']} px; φ(t) = t·u_tt(t) at the "
+                     f"{cfg.get('n_times', 50)} times (dt = {t7['dt']:g}). Autodiff: u_t, u_tt by forward-mode "
+                     "autodiff in t, u0 ≈ trapezoid ∫φ dt + u(T) − T·u_t(T). FD: second differences on the "
+                     "grid, u0 ≈ Σ φ_k dt + (N+1)u_N − N·u_{N+1}, which telescopes exactly to u(0) — of the "
+                     "network (its initial-condition error) or of the reference (= u0 up to float32 "
+                     "round-off of the cached flow).")
+        lines.append("")
+        header = ["model", "paper row", "autodiff ours", "autodiff paper", "FD network ours", "FD network paper",
+                  "FD reference ours", "FD reference paper"]
+        ref = t7["reference"]["fd"]
+        ref_cell = f"{_pm(ref['psnr'], 2)} ({ref['ssim'][0]:.3f})"
+        gt = _ps(*PAPER["table7_fd_gt"])
+        rows = []
+        for n in names:
+            if n not in t7["models"]:
+                continue
+            row = models[n].get("paper_row")
+            pap = _paper_lookup("table7", row) or {}
+            r = t7["models"][n]
+            rows.append([n, _row_label(row), f"{_pm(r['autodiff']['psnr'], 2)} ({r['autodiff']['ssim'][0]:.3f})",
+                         _ps(*pap["autodiff"]) if pap else "—",
+                         f"{_pm(r['fd']['psnr'], 2)} ({r['fd']['ssim'][0]:.3f})",
+                         _ps(*pap["fd"]) if pap else "—", ref_cell, gt])
+        if not rows:
+            rows.append(["(reference only)", "—", "—", "—", "—", "—", ref_cell, gt])
+        lines.append(md_table(header, rows))
+        lines.append("")
+        if t7.get("example"):
+            rep.add_figure("spectra.png", _spectra_figure(t7["example"]))
+            figures.append(("spectra.png", "spectrum S(t) of one test crop: reference (FD) and each model "
+                                           "(autodiff, FD)"))
+
+    # ---- Table 9
+    t9 = results.get("table9")
+    if t9:
+        lines.append("## Table 9 — evaluation time (seconds, one image)")
+        lines.append("")
+        lines.append(f"Median of {t9['repeats']} runs after a warm-up for the networks, one run for the reference "
+                     f"(dt = {cfg.get('dt')}, tol = {cfg.get('tol')}, {cfg.get('solver')}, float64); "
+                     f"{t9['threads']} CPU thread(s). \"1 t\": a single time (t = 0.98, which the reference "
+                     f"reaches by evolving through all steps); \"{t9['n_times']} t\": all times. Paper: networks "
+                     "on an Nvidia P6000 GPU; model-driven on CPU (Chambolle) and GPU (PDHG); sizes 32–512.")
+        lines.append("")
+        sizes = t9["sizes"]
+        header = ["method", "device"] + sum([[f"{s}² 1 t", f"{s}² {t9['n_times']} t", f"{s}² paper"]
+                                             for s in sizes], [])
+        rows = []
+        for n in names:
+            arch = models[n].get("arch")
+            pap = PAPER["table9"].get(arch, {})
+            for dev, per in t9["models"].get(n, {}).items():
+                cells = []
+                for s in sizes:
+                    r = per[s]
+                    cells += [f"{r['single']:.4f}", f"{r['all']:.4f}", f"{pap[s]:g}" if s in pap else "—"]
+                rows.append([n, dev] + cells)
+        for dev, per in t9["reference"].items():
+            key = "model-driven (GPU)" if dev.startswith("cuda") else "model-driven (CPU)"
+            pap = PAPER["table9"][key]
+            cells = []
+            for s in sizes:
+                r = per[s]
+                cells += [f"{r['single']:.2f}", f"{r['all']:.2f}", f"{pap[s]:g}" if s in pap else "—"]
+            rows.append(["reference (implicit Euler + ROF)", dev] + cells)
+        if t1:
+            pap = PAPER["table9"]["joint"]
+            cells = []
+            for s in sizes:
+                v = t1["seconds"].get(s)
+                cells += ["—", f"{v:.1f}" if v is not None else "—", f"{pap[s]:g}" if s in pap else "—"]
+            rows.append(["joint space-time optimisation", "cpu"] + cells)
+        lines.append(md_table(header, rows))
+        lines.append("")
+        for dev in t9["reference"]:
+            for n in names:
+                per = t9["models"].get(n, {}).get(dev)
+                if not per:
+                    continue
+                sp = ", ".join(f"{s} px: {t9['reference'][dev][s]['all'] / max(per[s]['all'], 1e-12):.0f}× "
+                               f"({t9['n_times']} t), "
+                               f"{t9['reference'][dev][s]['single'] / max(per[s]['single'], 1e-12):.0f}× (1 t)"
+                               for s in sizes)
+                lines.append(f"- speed-up of {n} over the reference on {dev}: {sp}")
+        lines.append("")
+
+    if figures:
+        lines.append("## Figures")
+        lines.append("")
+        for f, cap in figures:
+            lines.append(f"- [{f}]({f}): {cap}")
+            lines.append("")
+            lines.append(f"  ![{cap}]({f})")
+            lines.append("")
+    secs = results.get("seconds", {})
+    if secs:
+        lines.append("## Run time")
+        lines.append("")
+        lines.append(md_table(["part", "seconds"], [[k, f"{v:.1f}"] for k, v in secs.items()]))
+        lines.append("")
+
+    text = "\n".join(lines) + "\n"
+    rep.add_text("report.md", text)
+    rep.add_json("results.json", jsonable(results))
+    return rep

@@ -1,0 +1,54 @@
+"""Snapshot of ``pdeflow --help`` and of every subcommand's ``--help``.
+
+The command line is a public interface: a refactoring must leave it unchanged.
+Regenerate the snapshot after a deliberate change with
+``python tests/test_cli_help.py --update`` and review the diff.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+SNAPSHOT = Path(__file__).with_name("data") / "cli_help.json"
+
+
+def all_help() -> dict[str, str]:
+    """``{"pdeflow ...": help text}`` for the command and every (nested) subcommand, at 100 columns."""
+    from pdeflow.cli import build_parser
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        out: dict[str, str] = {}
+
+        def walk(parser: argparse.ArgumentParser, name: str) -> None:
+            out[name] = parser.format_help()
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for sub_name, sub in action.choices.items():
+                        walk(sub, f"{name} {sub_name}")
+
+        walk(build_parser(), "pdeflow")
+        return out
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def test_help_unchanged():
+    expected = json.loads(SNAPSHOT.read_text())
+    got = all_help()
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        assert got[name] == expected[name], f"`{name} --help` changed"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:] == ["--update"]:
+        SNAPSHOT.write_text(json.dumps(all_help(), indent=1, sort_keys=True) + "\n")
+        print(f"wrote {SNAPSHOT}")
