@@ -69,7 +69,7 @@ from ..io import save_model as export_model
 from ..training import (ConfigCheck, Run, check_finite, config_to_dict,
                         invoked_command, load_checkpoint, seed_everything, step_generator)
 from . import diffusion as _diffusion
-from .analytic import analytic_mask
+from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from .dither import blue_noise_tile, threshold_map
 from .learned import KIND as MASK_KIND
 from .learned import MaskNet, charbonnier, load_masknet
@@ -155,11 +155,6 @@ def check_config(cfg: ResidualConfig) -> None:
     need(isinstance(cfg.avoid_eval, (tuple, list)) and all(
         isinstance(a, (tuple, list)) and len(a) == 2 and all(isinstance(v, int) and v >= 1 for v in a)
         for a in cfg.avoid_eval), "avoid_eval", "a tuple of (size, n) pairs")
-
-
-def analytic_sigma(density: float) -> float:
-    """Smoothing of the analytic density, ``0.45 / sqrt(density)`` pixels (~0.45 x the point spacing)."""
-    return round(0.45 / math.sqrt(density), 2)
 
 
 # --------------------------------------------------------------------------- data
