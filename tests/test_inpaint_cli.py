@@ -281,3 +281,46 @@ def test_ps_announces_its_cost(tmp_path, capsys):
     assert main(["mask", "--size", "16", "--density", "0.3", "--method", "ps", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "estimated cost:" in text and "PS steps" in text
+
+
+def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
+    """The analytic/learned rows run with exported (untrained) networks; a second run reuses random rows."""
+    import json
+
+    from pdeflow.inpaint.analytic import analytic_sigma
+    from pdeflow.inpaint.learned import MaskNet
+    from pdeflow.inpaint.residual import ResidualInpainter
+    from pdeflow.io import save_model
+
+    torch.manual_seed(0)
+    net = MaskNet(1, 0.2, widths=(4, 8), sigma=analytic_sigma(0.2))
+    save_model(net, tmp_path / "mn", config={"kind": "masknet", "model": net.config})
+    r = ResidualInpainter(1, widths=(4, 8))
+    save_model(r, tmp_path / "res", config={"kind": "residual-inpainter", "model": r.config})
+    methods = ["random-diffusion", "analytic", "analytic-refine", "learned", "learned-residual"]
+    base = ["evaluate", "inpainting", "--densities", "0.2", "--n-images", "2", "--size", "16",
+            "--masknet-models", str(tmp_path / "mn.json"), "--residual-model", str(tmp_path / "res.json")]
+    first = tmp_path / "e1"
+    assert main(base + ["--methods", *methods, "--out", str(first)]) == 0
+    res = json.loads((first / "results.json").read_text())
+    s = res["summary"]
+    assert set(s) == set(methods)
+    # an untrained mask network is the analytic mask; an untrained residual inpainter is diffusion
+    assert s["learned"]["0.2"]["mae255"]["mean"] == pytest.approx(s["analytic"]["0.2"]["mae255"]["mean"], rel=1e-6)
+    assert s["learned-residual"]["0.2"]["mae255"]["mean"] == pytest.approx(s["learned"]["0.2"]["mae255"]["mean"],
+                                                                            rel=1e-5)
+    assert s["analytic-refine"]["0.2"]["mae255"]["mean"] <= s["analytic"]["0.2"]["mae255"]["mean"] * 1.05
+    assert "learned + diffusion" in (first / "report.md").read_text()
+    second = tmp_path / "e2"
+    assert main(base + ["--methods", "random-diffusion", "--reuse", str(first / "results.json"),
+                        "--out", str(second)]) == 0
+    res2 = json.loads((second / "results.json").read_text())
+    assert res2["per_image"]["random-diffusion"] == [] or \
+        res2["per_image"]["random-diffusion"]["0.2"] == [dict(row, reused=True)
+                                                         for row in res["per_image"]["random-diffusion"]["0.2"]]
+    assert "rows reused from" in (second / "report.md").read_text()
+    # other crops: nothing reused, said so
+    third = tmp_path / "e3"
+    assert main(base + ["--methods", "random-diffusion", "--seed", "1", "--reuse", str(first / "results.json"),
+                        "--out", str(third)]) == 0
+    assert "nothing reused" in (third / "report.md").read_text()

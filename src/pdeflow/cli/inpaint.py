@@ -528,11 +528,13 @@ def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
     p = evaluate_sub.add_parser(
         "inpainting", help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
-                           "(Tables 2-4)",
+                           "(Tables 2-4); analytic and learned masks, residual inpainter",
         description="Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in "
                     "training): random masks with diffusion and with the inpainting WGAN, probabilistic "
-                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, and the mask GAN "
-                    "with its jointly trained generator. PSNR, MAE (0-255), SSIM, density reached and seconds per "
+                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, the mask GAN "
+                    "with its jointly trained generator, analytic masks and the mask networks' masks (each also with "
+                    "test-time refinement) with diffusion, and the mask networks' masks with the residual inpainter. "
+                    "PSNR, MAE (0-255), SSIM, density reached and seconds per "
                     "mask, beside the paper's numbers. Methods whose model is not available are skipped with a "
                     "note. Writes report.md, results.json and inpainting.png into --out.")
     g = p.add_argument_group("protocol")
@@ -552,6 +554,14 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="random-mask inpainting WGAN (default: the shipped inpainting-wgan)")
     g.add_argument("--mask-models", nargs="+", default=None, metavar="PATH",
                    help="mask GAN models, one per density in the order of --densities (default: the shipped ones)")
+    g.add_argument("--masknet-models", nargs="+", default=None, metavar="PATH",
+                   help="learned*: mask networks, one per density in the order of --densities (default: the "
+                        "shipped ones; a density without one is skipped with a note)")
+    g.add_argument("--residual-model", default=None, metavar="PATH",
+                   help="learned-residual: the residual inpainter (default: the shipped one)")
+    g.add_argument("--reuse", default=None, metavar="JSON",
+                   help="an earlier run's results.json: its random, PS and PS+NLPE rows are reused when its crops "
+                        "and settings are the same (the report says so), instead of recomputed")
     g = p.add_argument_group("PS and NLPE")
     g.add_argument("--ps-p", type=positive_float, default=0.02, help="PS candidate fraction p (default 0.02)")
     g.add_argument("--ps-q", type=positive_float, default=0.02, help="PS removal fraction q (default 0.02)")
@@ -569,9 +579,16 @@ def add_evaluate_parser(evaluate_sub) -> None:
 
 
 def _check_evaluate(args) -> None:
-    if args.mask_models is not None and len(args.mask_models) != len(args.densities):
-        args.parser.error(f"argument --mask-models: give one model per density ({len(args.densities)}), "
-                          f"got {len(args.mask_models)}")
+    for name in ("mask_models", "masknet_models"):
+        models = getattr(args, name)
+        if models is not None and len(models) != len(args.densities):
+            args.parser.error(f"argument --{name.replace('_', '-')}: give one model per density "
+                              f"({len(args.densities)}), got {len(models)}")
+    if args.reuse is not None:
+        try:
+            json.loads(Path(args.reuse).read_text())
+        except (OSError, ValueError) as exc:
+            args.parser.error(f"argument --reuse: cannot read '{args.reuse}' as JSON ({type(exc).__name__})")
     if args.image_dir is not None and not Path(args.image_dir).is_dir():
         args.parser.error(f"argument --image-dir: '{args.image_dir}' is not a directory")
     for name in ("ps_p", "ps_q"):
@@ -589,12 +606,14 @@ def _run_evaluate(args) -> int:
         torch.set_num_threads(args.threads)
     out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
+    masknet_models = dict(zip(args.densities, args.masknet_models)) if args.masknet_models else None
     t0 = time.perf_counter()
     results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
                        channels=args.channels, methods=args.methods, image_dir=args.image_dir,
                        inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
                        ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
-                       metric=args.metric, tol=args.tol, progress=sys.stderr.isatty())
+                       metric=args.metric, tol=args.tol, progress=sys.stderr.isatty(),
+                       masknet_models=masknet_models, residual_model=args.residual_model, reuse=args.reuse)
     with out:
         paths = out.report(report(results))
     for note in results["notes"]:
