@@ -128,7 +128,9 @@ def test_export_load_round_trip_and_refusals(tmp_path):
         load_residual(tmp_path / "mask")
 
 
-def test_learned_inpaint_without_a_shipped_model_says_so():
+def test_learned_inpaint_without_a_shipped_model_says_so(tmp_path, monkeypatch):
+    from pdeflow.inpaint import gan
+    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)       # a package without shipped models
     f = _images(1, 16, 16).float()
     with pytest.raises(FileNotFoundError, match="no residual inpainter is shipped"):
         learned_inpaint(f, analytic_mask(f, 0.1))
