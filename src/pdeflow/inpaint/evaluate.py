@@ -115,6 +115,22 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
+class _Seconds(float):
+    """Wall seconds that also carry the process's CPU seconds (``.cpu``) of the same call."""
+
+    cpu: float
+
+
+def _timed_cpu(fn):
+    """Like :func:`_timed`; the seconds also carry ``.cpu``, the CPU time of the call (a loaded machine
+    inflates wall time, not the CPU time of a one-thread computation)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    secs = _Seconds(time.perf_counter() - t0)
+    secs.cpu = time.process_time() - c0
+    return out, secs
+
+
 def _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models=None, residual_model=None,
                  channels=1):
     """The models the methods need; methods that cannot run are removed with a note."""
@@ -281,16 +297,16 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                 if {"analytic", "analytic-refine"} & todo:
                     sig = analytic_sigma(d)
                     if "analytic" in todo:
-                        b, t_mask = _timed(lambda: analytic_mask(f, d, sigma=sig))
+                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig))
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic"] = (b, u, t_mask, t_inp)
                     if "analytic-refine" in todo:
-                        b, t_mask = _timed(lambda: analytic_mask(f, d, sigma=sig, refine=refine))
+                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=refine))
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic-refine"] = (b, u, t_mask, t_inp)
                 net = models.get("masknet", {}).get(d)
                 if net is not None and {"learned", "learned-refine", "learned-residual"} & todo:
-                    b, t_mask = _timed(lambda: learned_mask(f.float(), d, model=net))
+                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=net))
                     b = b.double()
                     if "learned" in todo:
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
@@ -299,7 +315,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"]))
                         res["learned-residual"] = (b, u, t_mask, t_inp)
                     if "learned-refine" in todo:
-                        br, t_r = _timed(lambda: learned_mask(f.float(), d, model=net, refine=refine))
+                        br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=refine))
                         br = br.double()
                         u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
                         res["learned-refine"] = (br, u, t_r, t_inp)
@@ -313,8 +329,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                     per[m][d].append({
                         "image": i, "source": names[i], "psnr": float(psnr(u, f)),
                         "mae255": 255 * float(mae_metric(u, f)),
-                        "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": t_mask,
-                        "inpaint_s": t_inp})
+                        "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": float(t_mask),
+                        "inpaint_s": t_inp, **({"mask_cpu_s": t_mask.cpu} if hasattr(t_mask, "cpu") else {})})
                     if i == shown:
                         examples[(m, d)] = (mask[0].float(), u[0].float())
                 bar.update(1)
@@ -327,7 +343,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                 continue
             summary.setdefault(m, {})[str(d)] = {
                 k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows]))}
-                for k in ("psnr", "mae255", "ssim", "density", "mask_s", "inpaint_s")}
+                for k in ("psnr", "mae255", "ssim", "density", "mask_s", "inpaint_s", "mask_cpu_s")
+                if all(k in r for r in rows)}
     model_info = {}
     if models["wgan"] is not None:
         model_info["random-wgan"] = _provenance(models["wgan"])
@@ -416,6 +433,26 @@ def report_markdown(results: dict) -> str:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "mask_s", 3) for m in timed)
                      + f" | {ratio('ps')} | {ratio('ps-nlpe')} | {_paper('mask_s', 'ps', d, 2)} | "
                      f"{_paper('mask_s', 'ps-nlpe', d, 2)} | {_paper('mask_s', 'maskgan', d, 2)} |")
+    cpu = [m for m in results["methods"] if any("mask_cpu_s" in (cell(m, d) or {}) for d in dens)]
+    if cpu:
+        ps_ref = "ps" if any(cell("ps", d) for d in dens) else None
+        lines += ["", "## CPU milliseconds per mask (one image at a time, one thread)", "",
+                  "Wall time on a loaded shared machine overstates these; CPU time is what the computation costs."
+                  + (" Ratio: PS's seconds per mask (the table above) over this CPU time." if ps_ref else ""), "",
+                  "| density | " + " | ".join(LABELS[m] + (" (PS / it)" if ps_ref else "") for m in cpu) + " |",
+                  "|---" * (len(cpu) + 1) + "|"]
+        for d in dens:
+            row = []
+            for m in cpu:
+                c = cell(m, d)
+                if c is None or "mask_cpu_s" not in c:
+                    row.append("--")
+                    continue
+                ms = 1000 * c["mask_cpu_s"]["mean"]
+                ratio = (f" ({cell('ps', d)['mask_s']['mean'] / c['mask_cpu_s']['mean']:.0f}x)"
+                         if ps_ref and cell("ps", d) else "")
+                row.append(f"{ms:.0f}{ratio}")
+            lines.append(f"| {d:g} | " + " | ".join(row) + " |")
     if results["models"]:
         lines += ["", "## Models", ""]
         for name, info in results["models"].items():
