@@ -32,13 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pdeflow import datasets as pdata
-from pdeflow import io as pio
+from pdeflow import datasets
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, random_mask
 from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.dither import dither
 from pdeflow.inpaint.evaluate import test_images
 from pdeflow.inpaint.learned import learned_mask, load_masknet
+from pdeflow.io import image_files, read_image
 from pdeflow.metrics import ssim
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +47,10 @@ METHODS = ("random", "flat", "analytic", "analytic-snap", "learned", "ps")
 
 
 def mate_crops(n: int, size: int, seed: int = 0, folder: Path = MATE, factor: int = 4):
-    files = pio.image_files(folder, "mate photos (make photos)")
-    images = [F.avg_pool2d(pio.read_image(p, grey=True)[None], factor)[0] for p in files]
+    files = image_files(folder, "mate photos (make photos)")
+    images = [F.avg_pool2d(read_image(p, grey=True)[None], factor)[0] for p in files]
     g = torch.Generator().manual_seed(seed)
-    crops = [pdata.random_crops([images[i % len(images)]], 1, size, generator=g) for i in range(n)]
+    crops = [datasets.random_crops([images[i % len(images)]], 1, size, generator=g) for i in range(n)]
     return torch.cat(crops), [files[i % len(files)].name for i in range(n)]
 
 

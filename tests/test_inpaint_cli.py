@@ -182,8 +182,9 @@ def test_mask_default_is_analytic_without_a_shipped_network(tmp_path, capsys):
     assert int(m.sum()) == round(0.15 * 32 * 32)
     assert read_csv(out / "errors.csv")[0]["method"] == "analytic"
     # the library's mask for the same crop
-    from pdeflow.cli.inpaint import _load
     import argparse
+
+    from pdeflow.cli.inpaint import _load
     x, _, _ = _load(argparse.Namespace(image=None, size=32, grey=True))
     ref = analytic_mask(x, 0.15, sigma=analytic_sigma(0.15)) > 0.5
     assert torch.equal(m, ref)
@@ -219,8 +220,9 @@ def test_mask_learned_with_an_exported_network(tmp_path, capsys):
                  "--out", str(out)]) == 0
     m = read_image(out / "mask.png") > 0.5
     assert int(m.sum()) == round(0.1 * 32 * 32)
-    from pdeflow.cli.inpaint import _load
     import argparse
+
+    from pdeflow.cli.inpaint import _load
     x, _, _ = _load(argparse.Namespace(image=None, size=32, grey=True))
     assert torch.equal(m, learned_mask(x, 0.1, model=net) > 0.5)
 

@@ -10,15 +10,13 @@ import pytest
 import torch
 
 import pdeflow.inpaint.diffusion as diffusion_module
-from pdeflow.io import write_image
+from _dense_diffuse import dense_diffuse
 from pdeflow.inpaint import diffuse, random_mask
 from pdeflow.inpaint.analytic import analytic_mask, neighbour_mass, snap_to_extrema
 from pdeflow.inpaint.dither import blue_noise_tile, dither, threshold_map
 from pdeflow.inpaint.learned import MaskNet, learned_mask, load_masknet
 from pdeflow.inpaint.train_masknet import MaskNetConfig, open_photos, train_masknet
-from pdeflow.io import save_model as export_model
-
-from _dense_diffuse import dense_diffuse
+from pdeflow.io import save_model, write_image
 
 
 @pytest.fixture(autouse=True)
@@ -271,7 +269,7 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
 def test_export_load_round_trip_and_refusals(tmp_path):
     net = MaskNet(1, 0.1, widths=(4, 8))
     torch.nn.init.normal_(net.net.out.weight)
-    export_model(net, tmp_path / "m", config={"kind": "masknet", "model": net.config})
+    save_model(net, tmp_path / "m", config={"kind": "masknet", "model": net.config})
     back = load_masknet(tmp_path / "m.json")
     for (k, a), (_, b) in zip(net.state_dict().items(), back.state_dict().items()):
         assert torch.equal(a, b), k

@@ -24,9 +24,9 @@ import torch
 from .. import io as pio
 from .. import metrics, viz
 from ..inpaint import gan
+from ..inpaint.analytic import analytic_mask, analytic_sigma
 from ..inpaint.diffusion import diffuse
 from ..inpaint.evaluate import METHODS, evaluate, report
-from ..inpaint.analytic import analytic_mask, analytic_sigma
 from ..inpaint.learned import MASKNET_MODELS, learned_mask, load_masknet
 from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from ..inpaint.residual import learned_inpaint, load_residual

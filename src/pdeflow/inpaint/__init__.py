@@ -41,16 +41,16 @@ References
 .. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
        PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
+from .analytic import analytic_mask
 from .diffusion import DiffuseResult, diffuse, inpainting_error
+from .dither import blue_noise_tile, dither
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from .learned import MaskNet, learned_mask, load_masknet
 from .masknet import MaskGAN, MaskGenerator
 from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
-from .wgan import Critic, InpaintingGenerator
-from .dither import blue_noise_tile, dither
-from .analytic import analytic_mask
 from .refine import RefineResult, refine_mask
-from .learned import MaskNet, learned_mask, load_masknet
 from .residual import ResidualInpainter, learned_inpaint, load_residual
+from .wgan import Critic, InpaintingGenerator
 
 __all__ = [
     "diffuse",

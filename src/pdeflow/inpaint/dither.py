@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..rng import as_generator   # None | int | torch.Generator -> generator or None
+from ..rng import as_generator
 
 __all__ = ["blue_noise_tile", "threshold_map", "dither", "n_known", "as_generator"]
 

@@ -33,13 +33,12 @@ thing that changes); a model trained for one density refuses others.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..io import load_model as import_state
+from ..io import load_model, model_from_export
 from .analytic import extremality, laplacian_density, neighbour_mass, snap_to_extrema
 from .diffusion import _check_f
 from .dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
@@ -224,17 +223,11 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
                                     "pdeflow.inpaint.train (stage 'masknet') and pass model=PATH")
         spec = name
     stem = _stem(spec)
-    try:
-        state, meta = import_state(stem)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # corrupted safetensors / JSON
-        raise ValueError(f"{who}: cannot read the model {stem}.safetensors / {stem}.json "
-                         f"({type(e).__name__}: {e})") from None
+    state, meta = load_model(stem)          # a damaged file: UserInputError (a ValueError) naming it
     cfg = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
         raise ValueError(f"{who}: {stem}.json is not a mask-network model (config.kind {KIND!r})")
-    mc = dict(cfg["model"])
+    mc = cfg["model"]
     if channels is not None and mc.get("channels") != channels:
         raise ValueError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
                          f"the image has {channels}")
@@ -242,12 +235,7 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
             and not math.isclose(float(mc["density"]), float(density), abs_tol=1e-9):
         raise ValueError(f"{who}: density: {stem}.json was trained for density {mc['density']:g}, "
                          f"asked for {float(density):g}")
-    try:
-        model = MaskNet(mc.pop("channels"), mc.pop("density"), **mc)
-        model.load_state_dict(state)
-    except (TypeError, KeyError, RuntimeError) as e:
-        raise ValueError(f"{who}: {stem}.safetensors does not fit its config in {stem}.json "
-                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    model = model_from_export(MaskNet, state, meta, stem, who)
     model.meta = meta
     return (model.to(device) if device is not None else model).eval()
 
@@ -306,7 +294,3 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     m = m.to(device=f4.device, dtype=f4.dtype)
     return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])
 
-
-def _shipped_path(name: str) -> Path:
-    from .gan import WEIGHTS_DIR
-    return WEIGHTS_DIR / name

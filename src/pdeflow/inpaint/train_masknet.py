@@ -45,16 +45,23 @@ from pathlib import Path
 
 import torch
 
-from .. import datasets as pdata
-from .. import io as pio
+from .. import datasets
+from ..io import image_files, read_image, save_model, to_json, write_bytes
 from ..metrics import ssim
-from ..io import save_model as export_model
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
-                        seed_everything, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    seed_everything,
+    step_generator,
+)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
-from .learned import KIND, MaskNet, charbonnier
 from .dither import blue_noise_tile, threshold_map
+from .learned import KIND, MaskNet, charbonnier
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 
@@ -124,17 +131,17 @@ def check_config(cfg: MaskNetConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def open_photos(cfg: MaskNetConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
+def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     """Training and validation photos of ``cfg.data`` (see the module docstring)."""
     grey = cfg.channels == 1
     named: list[tuple[str, object]] = []
     for src in cfg.data:
         if src == "builtin":
-            pool = pdata.builtin_pool("train", grey=grey, kind="photo")
+            pool = datasets.builtin_pool("train", grey=grey, kind="photo")
             named += [(f"builtin:{k}", v) for k, v in pool.items()]
         else:
             folder = Path(src)
-            files = pio.image_files(folder, "data")
+            files = image_files(folder, "data")
             named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in files]
     if len(named) < 2:
         raise ValueError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
@@ -147,17 +154,17 @@ def open_photos(cfg: MaskNetConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
     val_names = {n for n, _ in sorted(named, key=key)[:n_val]}
 
     def load(x):
-        return x if isinstance(x, torch.Tensor) else pio.read_image(x, grey=grey)
+        return x if isinstance(x, torch.Tensor) else read_image(x, grey=grey)
 
     train = [(n, load(x)) for n, x in named if n not in val_names]
     val = [(n, load(x)) for n, x in named if n in val_names]
-    mk = lambda items, role: pdata.ImageSet(  # noqa: E731
+    mk = lambda items, role: datasets.ImageSet(  # noqa: E731
         images=[x for _, x in items], grey=grey,
         description={"sources": list(cfg.data), "role": role, "images": [n for n, _ in items]})
     return mk(train, "train"), mk(val, "validation")
 
 
-def validation_crops(cfg: MaskNetConfig, images: pdata.ImageSet) -> torch.Tensor:
+def validation_crops(cfg: MaskNetConfig, images: datasets.ImageSet) -> torch.Tensor:
     """The fixed validation crops ``(val_crops, C, crop, crop)`` (seed ``val_seed``)."""
     return images.crops(cfg.val_crops, cfg.crop, torch.Generator().manual_seed(cfg.val_seed))
 
@@ -272,7 +279,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         info["val_baselines"] = json.loads(base_path.read_text())
     else:
         info["val_baselines"] = baselines(cfg, fval)
-        pio.write_bytes(base_path, pio.to_json(info["val_baselines"], "validation baselines").encode())
+        write_bytes(base_path, to_json(info["val_baselines"], "validation baselines").encode())
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
     best_val: dict = {}
@@ -281,7 +288,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
                 "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
                 "val_metric": float(run.best), "val": metrics}
-        export_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
+        save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
 
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step)

@@ -64,10 +64,18 @@ import torch
 
 from .. import datasets as pdata
 from .. import io as pio
-from ..metrics import ssim
 from ..io import save_model as export_model
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict,
-                        invoked_command, load_checkpoint, seed_everything, step_generator)
+from ..metrics import ssim
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    seed_everything,
+    step_generator,
+)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from .dither import blue_noise_tile, threshold_map
