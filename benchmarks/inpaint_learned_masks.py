@@ -66,6 +66,9 @@ def main(argv=None) -> int:
     p.add_argument("--densities", nargs="+", type=float, default=[0.05, 0.1, 0.2])
     p.add_argument("--models", nargs="*", default=[], help="DENSITY=PATH of trained mask networks")
     p.add_argument("--ps", action="store_true", help="also PS (about 30 s per crop for all densities)")
+    p.add_argument("--ps-cache", type=Path, default=None,
+                   help="folder keeping the PS masks and times per set (computed once, reused by later runs)")
+    p.add_argument("--only-ps", action="store_true", help="compute (and cache) the PS masks, nothing else")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -85,11 +88,23 @@ def main(argv=None) -> int:
         ps_masks = [None] * len(f)
         if args.ps:
             ds = sorted(args.densities, reverse=True)
+            cache = None
+            if args.ps_cache is not None:
+                args.ps_cache.mkdir(parents=True, exist_ok=True)
+                cache = args.ps_cache / f"ps_{set_name}_{len(f)}_{'-'.join(f'{d:g}' for d in ds)}.pt"
+            done = torch.load(cache) if cache is not None and cache.is_file() else {}
             for i in range(len(f)):
-                t0 = time.perf_counter()
-                ms = probabilistic_sparsification(f[i:i + 1], ds, p=0.02, q=0.02, metric="mae", generator=i,
-                                                  progress=False)
-                ps_masks[i] = ({d: m for d, m in zip(ds, ms)}, time.perf_counter() - t0)
+                if i not in done:
+                    t0 = time.perf_counter()
+                    ms = probabilistic_sparsification(f[i:i + 1], ds, p=0.02, q=0.02, metric="mae", generator=i,
+                                                      progress=False)
+                    done[i] = ({d: m for d, m in zip(ds, ms)}, time.perf_counter() - t0)
+                    if cache is not None:
+                        torch.save(done, cache)
+                    print(f"{set_name} PS crop {i}: {done[i][1]:.1f} s", flush=True)
+                ps_masks[i] = done[i]
+        if args.only_ps:
+            continue
         for d in args.densities:
             methods = {
                 "random": lambda x, i: random_mask((1, 1, 64, 64), d, generator=i, dtype=x.dtype),
