@@ -3,7 +3,8 @@
 Masks: the analytic mask (Belhachmi et al.'s density, dithered with the fixed tile, snapped; smoothing
 0.45/sqrt(density) px, as in training) or, with ``--mask-models``, trained mask networks' masks. Photo sets:
 ``eval`` = the evaluation's crops (:func:`pdeflow.inpaint.evaluate.test_images`, built-in TEST split, seed 0),
-``mate`` = crops of ``.data/photos/mate-nature`` (never used in training or checkpoint selection). Prints a
+``mate`` = crops of ``.data/photos/mate-nature`` downsampled 4x, the held-out set of
+``benchmarks/inpaint_learned_masks.py`` (never used in training or checkpoint selection). Prints a
 markdown table (MAE on 0-255, SSIM, mean over crops, and the run time per 64x64 image of each inpainter)::
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_residual_eval.py --model /work/runs/inpaint/residual/r0 \\
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from pdeflow import datasets as pdata
+from inpaint_learned_masks import mate_crops     # the same held-out set as the mask benchmark
 from pdeflow.inpaint.diffusion import diffuse
 from pdeflow.inpaint.evaluate import test_images
 from pdeflow.inpaint.learned import load_masknet
@@ -30,7 +31,7 @@ def photo_set(name: str, n: int, size: int, mate_dir: Path) -> torch.Tensor:
     if name == "eval":
         return test_images(n, size)[0]
     if name == "mate":
-        return test_images(n, size, image_dir=mate_dir)[0]
+        return mate_crops(n, size, folder=mate_dir)[0]
     raise ValueError(f"--sets: unknown set {name!r} (eval, mate)")
 
 

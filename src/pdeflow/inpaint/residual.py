@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserInputError
 from ..io import load_model as import_state
 from .diffusion import _check_f, check_mask, diffuse
 from .learned import _UNet
@@ -66,12 +67,12 @@ class ResidualInpainter(nn.Module):
     def __init__(self, channels: int = 1, *, widths=(16, 32, 64), tol: float = 1e-6):
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"ResidualInpainter: channels must be 1 or 3, got {channels!r}")
+            raise UserInputError(f"ResidualInpainter: channels must be 1 or 3, got {channels!r}")
         widths = tuple(int(w) for w in widths)
         if not widths or any(w < 1 for w in widths):
-            raise ValueError(f"ResidualInpainter: widths must be positive ints, got {widths!r}")
+            raise UserInputError(f"ResidualInpainter: widths must be positive ints, got {widths!r}")
         if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-            raise ValueError(f"ResidualInpainter: tol must be in (0, 1), got {tol!r}")
+            raise UserInputError(f"ResidualInpainter: tol must be in (0, 1), got {tol!r}")
         self.channels, self.widths, self.tol = int(channels), widths, float(tol)
         self.config = {"channels": self.channels, "widths": list(widths), "tol": self.tol}
         self.net = _UNet(2 * channels + 1, channels, widths)   # last layer zero-initialised
@@ -85,11 +86,11 @@ class ResidualInpainter(nn.Module):
 
     def forward(self, f: torch.Tensor, b: torch.Tensor, u_diff: torch.Tensor | None = None) -> torch.Tensor:
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
-            raise ValueError(f"ResidualInpainter: f must be (B, {self.channels}, H, W), "
+            raise UserInputError(f"ResidualInpainter: f must be (B, {self.channels}, H, W), "
                              f"got {tuple(getattr(f, 'shape', ()))}")
         if not isinstance(b, torch.Tensor) or b.dim() != 4 or b.shape[1] != 1 or b.shape[0] != f.shape[0] \
                 or b.shape[-2:] != f.shape[-2:]:
-            raise ValueError(f"ResidualInpainter: b must be (B, 1, H, W) matching f {tuple(f.shape)}, "
+            raise UserInputError(f"ResidualInpainter: b must be (B, 1, H, W) matching f {tuple(f.shape)}, "
                              f"got {tuple(getattr(b, 'shape', ()))}")
         b = b.to(f.dtype)
         if u_diff is None:
@@ -127,20 +128,20 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
     except FileNotFoundError:
         raise
     except Exception as e:  # corrupted safetensors / JSON / checksum
-        raise ValueError(f"{who}: cannot read the model {stem}.safetensors / {stem}.json "
+        raise UserInputError(f"{who}: cannot read the model {stem}.safetensors / {stem}.json "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     cfg = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
-        raise ValueError(f"{who}: {stem}.json is not a residual-inpainter model (config.kind {KIND!r})")
+        raise UserInputError(f"{who}: {stem}.json is not a residual-inpainter model (config.kind {KIND!r})")
     mc = dict(cfg["model"])
     if channels is not None and mc.get("channels") != channels:
-        raise ValueError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
+        raise UserInputError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
                          f"the image has {channels}")
     try:
         model = ResidualInpainter(mc.pop("channels"), **mc)
         model.load_state_dict(state)
     except (TypeError, KeyError, RuntimeError, ValueError) as e:
-        raise ValueError(f"{who}: {stem}.safetensors does not fit its config in {stem}.json "
+        raise UserInputError(f"{who}: {stem}.safetensors does not fit its config in {stem}.json "
                          f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     model.meta = meta
     return (model.to(device) if device is not None else model).eval()
@@ -173,14 +174,14 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch
     B, C, H, W = f4.shape
     m = check_mask(mask, f4, who)
     if m.shape[1] != 1:
-        raise ValueError(f"{who}: mask must have one channel (shared by all channels of f), got {tuple(mask.shape)}")
+        raise UserInputError(f"{who}: mask must have one channel (shared by all channels of f), got {tuple(mask.shape)}")
     m = m.expand(B, 1, H, W)
     if model is None:
         net = load_residual(None, channels=C)
     elif isinstance(model, ResidualInpainter):
         net = model
         if net.channels != C:
-            raise ValueError(f"{who}: model: trained for {net.channels} channel(s), the image has {C}")
+            raise UserInputError(f"{who}: model: trained for {net.channels} channel(s), the image has {C}")
     elif isinstance(model, (str, Path)):
         net = load_residual(model, channels=C)
     else:

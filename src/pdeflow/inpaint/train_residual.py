@@ -64,18 +64,11 @@ import torch
 
 from .. import datasets as pdata
 from .. import io as pio
-from ..io import save_model as export_model
+from ..errors import UserInputError
 from ..metrics import ssim
-from ..training import (
-    ConfigCheck,
-    Run,
-    check_finite,
-    config_to_dict,
-    invoked_command,
-    load_checkpoint,
-    seed_everything,
-    step_generator,
-)
+from ..io import save_model as export_model
+from ..training import (ConfigCheck, Run, check_finite, config_to_dict,
+                        invoked_command, load_checkpoint, seed_everything, step_generator)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from .dither import blue_noise_tile, threshold_map
@@ -181,7 +174,7 @@ def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
                       for p in pio.image_files(folder, "data")]
     names = [n for n, _ in named]
     if len(set(names)) != len(names):
-        raise ValueError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
+        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
     return pdata.ImageSet(images=[x for _, x in named], grey=grey,
                           description={"sources": list(cfg.data), "role": "train", "images": names})
 
@@ -222,7 +215,7 @@ def validation_crops(cfg: ResidualConfig) -> tuple[torch.Tensor, dict]:
     while len(crops) < cfg.val_crops:
         tries += 1
         if tries > 1000 * cfg.val_crops:
-            raise ValueError(f"val_crops: cannot place {cfg.val_crops} crops of {s} px in the TEST photos "
+            raise UserInputError(f"val_crops: cannot place {cfg.val_crops} crops of {s} px in the TEST photos "
                              f"outside the evaluation's crops {list(cfg.avoid_eval)}")
         k = int(torch.randint(len(names), (1,), generator=g))
         im = pool[names[k]]
@@ -334,7 +327,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     if cfg.init is not None:
         start_model = load_residual(cfg.init, channels=cfg.channels)
         if start_model.config["widths"] != list(cfg.widths):
-            raise ValueError(f"init: {cfg.init} has widths {start_model.config['widths']}, the config {list(cfg.widths)}")
+            raise UserInputError(f"init: {cfg.init} has widths {start_model.config['widths']}, the config {list(cfg.widths)}")
         model.load_state_dict(start_model.state_dict())
         init_info = {"path": str(cfg.init), "provenance": getattr(start_model, "meta", {}).get("provenance", {})}
     joint = cfg.stage == "joint"
