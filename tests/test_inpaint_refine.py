@@ -129,7 +129,7 @@ def test_learned_mask_hook():
     ({"shifts": 2}, "density_map"),
     ({"swaps": 0.0}, "swaps"),
     ({"metric": "psnr"}, "metric"),
-    ({"method": "lu"}, "method"),
+    ({"solver": "lu"}, "solver"),
     ({"density_map": torch.ones(1, 1, 5, 5)}, "density_map"),
 ])
 def test_bad_arguments(kwargs, name):

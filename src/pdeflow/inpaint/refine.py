@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics import ssim as _ssim
-from .diffusion import METHODS, _check_f, diffuse
+from .diffusion import SOLVERS, _check_f, diffuse
 from .dither import as_generator, blue_noise_tile, threshold_map, top_k_mask
 
 __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFINE_METRICS"]
@@ -154,17 +154,17 @@ def _check_mask(mask, f, f4: torch.Tensor, who: str) -> torch.Tensor:
 # The pieces
 # ---------------------------------------------------------------------------
 
-def _evaluate(f, keep, metric, tol, method, *, grad: bool, x0=None):
+def _evaluate(f, keep, metric, tol, solver, *, grad: bool, x0=None):
     """``(u, error (B,), dl/dc (B, N) or None)`` of the masks ``keep`` (B, N) bool."""
     B, C, H, W = f.shape
     c = keep.view(B, 1, H, W).to(f.dtype)
     if not grad:
         with torch.no_grad():
-            u = diffuse(f, c, tol=tol, x0=x0, method=method)
+            u = diffuse(f, c, tol=tol, x0=x0, solver=solver)
             return u, image_loss(u, f, metric), None
     c.requires_grad_(True)
     with torch.enable_grad():
-        u = diffuse(f, c, tol=tol, x0=x0, method=method)
+        u = diffuse(f, c, tol=tol, x0=x0, solver=solver)
         err = image_loss(u, f, metric)
         (g,) = torch.autograd.grad(err.sum(), c)
     return u.detach(), err.detach(), g.reshape(B, H * W)
@@ -220,7 +220,7 @@ def _propose(keep, g, s, tabu, H, W):
 
 def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts: int = 1,
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
-                swaps: float = 0.125, metric: str = "masknet", tol: float = 1e-6, method: str = "cg", tile: torch.Tensor | None = None,
+                swaps: float = 0.125, metric: str = "masknet", tol: float = 1e-6, solver: str = "cg", tile: torch.Tensor | None = None,
                 generator=None, callback=None, full_output: bool = False):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
 
@@ -254,7 +254,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         than the MSE did on training crops.
     tol : float
         Relative residual of the diffusion solves.
-    method : {'cg', 'mg'}
+    solver : {'cg', 'mg'}
         Solver of :func:`~pdeflow.inpaint.diffuse`. Every forward solve is
         warm-started (from the input's inpainting or the current one), where
         plain CG (default) needs few iterations and no multigrid set-up; the
@@ -296,8 +296,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         raise ValueError(f"{who}: metric 'masknet' needs images of at least 11 x 11 pixels (SSIM), got {H} x {W}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < 1):
         raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if method not in METHODS:
-        raise ValueError(f"{who}: method must be one of {METHODS}, got {method!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     p = _check_map(density_map, "density_map", who, B, H, W, nonneg=True)
     score = _check_map(snap_score, "snap_score", who, B, H, W, nonneg=False)
     if shifts > 1 and p is None:
@@ -310,14 +310,14 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     keep = keep0
 
     # 1. best of the shifted tiles (candidate 0: the input mask), one batched solve
-    u0, err0, _ = _evaluate(x, keep, metric, tol, method, grad=False)
+    u0, err0, _ = _evaluate(x, keep, metric, tol, solver, grad=False)
     shift = torch.zeros(B, dtype=torch.long, device=x.device)
     u, err = u0, err0
     if shifts > 1:
         log_p = torch.log(p.clamp_min(1e-300))
         cand = _shift_candidates(log_p, score, keep, shifts, gen, tile).to(x.device)   # (B, n, N)
         xn = x.repeat_interleave(shifts - 1, 0)
-        un, en, _ = _evaluate(xn, cand[:, 1:].reshape(-1, N), metric, tol, method, grad=False,
+        un, en, _ = _evaluate(xn, cand[:, 1:].reshape(-1, N), metric, tol, solver, grad=False,
                                 x0=u0.repeat_interleave(shifts - 1, 0))
         en = torch.cat([err0[:, None], en.view(B, shifts - 1)], 1)
         best_e, shift = en.min(1)                     # ties: the lowest index, i.e. the input mask first
@@ -332,13 +332,13 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     accepted = torch.zeros(B, dtype=torch.long, device=x.device)
     swapped = torch.zeros(B, dtype=torch.long, device=x.device)
     if rounds > 0:
-        _, _, g = _evaluate(x, keep, metric, tol, method, grad=True, x0=u)
+        _, _, g = _evaluate(x, keep, metric, tol, solver, grad=True, x0=u)
         s = (swaps * keep.sum(1).to(torch.float64)).round().clamp_min(1).long()
         tabu = torch.zeros_like(keep)
         for r in range(rounds):
             trial, n, add1, rem1 = _propose(keep, g, s, tabu, H, W)
             last = r == rounds - 1
-            ut, et, gt = _evaluate(x, trial, metric, tol, method, grad=not last, x0=u)
+            ut, et, gt = _evaluate(x, trial, metric, tol, solver, grad=not last, x0=u)
             better = (et < err) & (n > 0)
             keep = torch.where(better[:, None], trial, keep)
             u = torch.where(better[:, None, None, None], ut, u)
@@ -366,7 +366,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
                         swapped=swapped, seconds=time.perf_counter() - t0)
 
 
-_OPTIONS = ("rounds", "shifts", "swaps", "metric", "tol", "method", "generator")
+_OPTIONS = ("rounds", "shifts", "swaps", "metric", "tol", "solver", "generator")
 
 
 def refine_options(refine, who: str) -> dict | None:
@@ -374,7 +374,7 @@ def refine_options(refine, who: str) -> dict | None:
 
     ``refine`` is 0 or None (none), an int ``r >= 0`` (``r`` exchange rounds,
     one tile) or a dict of :func:`refine_mask` keywords among ``rounds``,
-    ``shifts``, ``swaps``, ``metric``, ``tol``, ``method``, ``generator``
+    ``shifts``, ``swaps``, ``metric``, ``tol``, ``solver``, ``generator``
     (e.g. ``{"shifts": 4, "rounds": 8}``).
     """
     if refine is None:
