@@ -14,7 +14,7 @@ MASKNETS = {d: n for d, n in MASKNET_MODELS.items() if n in SHIPPED}
 
 def _crop(size=32):
     from pdeflow.inpaint.evaluate import test_images
-    return test_images(1, size, seed=5)[0]
+    return test_images(1, size, seed=5)[0][0]       # (1, size, size)
 
 
 def test_something_is_shipped_and_small():
