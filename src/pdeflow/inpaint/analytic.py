@@ -21,6 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserInputError
 from ..metrics import gaussian_window
 from ..ops import laplacian
 from .diffusion import _check_f
@@ -154,7 +155,7 @@ def _check_number(x, name: str, who: str, *, minimum: float = 0.0, open_low: boo
     ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) \
         and (x > minimum if open_low else x >= minimum)
     if not ok:
-        raise ValueError(f"{who}: {name} must be a number {'>' if open_low else '>='} {minimum:g}, got {x!r}")
+        raise UserInputError(f"{who}: {name} must be a number {'>' if open_low else '>='} {minimum:g}, got {x!r}")
     return float(x)
 
 
@@ -214,7 +215,7 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
     floor = _check_number(floor, "floor", who, open_low=False)
     snap_sigma = _check_number(snap_sigma, "snap_sigma", who)
     if not isinstance(snap, bool):
-        raise ValueError(f"{who}: snap must be True or False, got {snap!r}")
+        raise UserInputError(f"{who}: snap must be True or False, got {snap!r}")
     with torch.no_grad():
         x = f4.to(torch.float64)
         p = laplacian_density(x, sigma, floor)

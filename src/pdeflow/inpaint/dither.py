@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserInputError
 from ..rng import as_generator
 
 __all__ = ["blue_noise_tile", "threshold_map", "dither", "n_known", "as_generator"]
@@ -50,14 +51,14 @@ def n_known(density, n_pixels: int, who: str) -> int:
     """``k = round(density * n_pixels)``, or a ValueError naming ``density`` (out of (0, 1), or 0 or all pixels)."""
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
             or not 0.0 < density < 1.0:
-        raise ValueError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), "
+        raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), "
                          f"got {density!r}")
     k = int(round(float(density) * n_pixels))
     if k < 1:
-        raise ValueError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
+        raise UserInputError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
                          f"(need density >= {0.5 / n_pixels:.3g})")
     if k >= n_pixels:
-        raise ValueError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
+        raise UserInputError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
     return k
 
 
@@ -167,7 +168,7 @@ def _check_size(size, who: str) -> tuple[int, int]:
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in size)
             or size[0] * size[1] < 2):
-        raise ValueError(f"{who}: size must be a positive int or a pair (h, w) of positive ints "
+        raise UserInputError(f"{who}: size must be a positive int or a pair (h, w) of positive ints "
                          f"with at least 2 pixels, got {size!r}")
     return int(size[0]), int(size[1])
 
@@ -194,7 +195,7 @@ def blue_noise_tile(size=64, *, seed: int = 0, dtype: torch.dtype = torch.float6
     """
     h, w = _check_size(size, "blue_noise_tile")
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"blue_noise_tile: seed must be an int >= 0, got {seed!r}")
+        raise UserInputError(f"blue_noise_tile: seed must be an int >= 0, got {seed!r}")
     r = torch.from_numpy(_ranks(h, w, int(seed)).copy())
     if ranks:
         return r
@@ -220,7 +221,7 @@ def threshold_map(shape, *, tile=None, random: bool = False, generator=None, dty
     if tile is None:
         tile = blue_noise_tile(64)
     if not isinstance(tile, torch.Tensor) or tile.dim() != 2:
-        raise ValueError(f"{who}: tile must be a 2-D tensor of thresholds, got {getattr(tile, 'shape', tile)!r}")
+        raise UserInputError(f"{who}: tile must be a 2-D tensor of thresholds, got {getattr(tile, 'shape', tile)!r}")
     B, H, W = int(shape[0]), int(shape[-2]), int(shape[-1])
     h, w = tile.shape
     tile = tile.to(dtype=dtype, device=device)
@@ -268,13 +269,13 @@ def dither(p: torch.Tensor, density: float, *, tile=None, random: bool = False, 
     """
     who = "dither"
     if not isinstance(p, torch.Tensor) or p.dim() != 4 or p.shape[1] != 1 or not p.is_floating_point():
-        raise ValueError(f"{who}: p must be a floating-point tensor (B, 1, H, W), "
+        raise UserInputError(f"{who}: p must be a floating-point tensor (B, 1, H, W), "
                          f"got {getattr(p, 'shape', type(p).__name__)}")
     B, _, H, W = p.shape
     k = n_known(density, H * W, who)
     pd = p.detach()
     if bool((pd < 0).any()) or not bool(torch.isfinite(pd).all()):
-        raise ValueError(f"{who}: p must be finite and non-negative")
+        raise UserInputError(f"{who}: p must be finite and non-negative")
     if thresholds is None:
         thresholds = threshold_map(p.shape, tile=tile, random=random, generator=generator, device=p.device)
     T = thresholds.to(device=p.device, dtype=torch.float64).expand(B, 1, H, W)

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserInputError
 from ..io import load_model, model_from_export
 from .analytic import extremality, laplacian_density, neighbour_mass, snap_to_extrema
 from .diffusion import _check_f
@@ -125,12 +126,12 @@ class MaskNet(nn.Module):
                  tile: int = 64):
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"MaskNet: channels must be 1 or 3, got {channels!r}")
+            raise UserInputError(f"MaskNet: channels must be 1 or 3, got {channels!r}")
         if density is not None:
             n_known(density, 10 ** 9, "MaskNet")
             density = float(density)
         elif not density_input:
-            raise ValueError("MaskNet: density=None (any density) needs density_input=True")
+            raise UserInputError("MaskNet: density=None (any density) needs density_input=True")
         widths = tuple(int(w) for w in widths)
         self.config = {"channels": int(channels), "density": density, "widths": list(widths),
                        "bound": float(bound), "sigma": float(sigma), "floor": float(floor),
@@ -144,11 +145,11 @@ class MaskNet(nn.Module):
     def _density(self, density) -> float:
         if density is None:
             if self.density is None:
-                raise ValueError("MaskNet: density is required (this network serves any density)")
+                raise UserInputError("MaskNet: density is required (this network serves any density)")
             return self.density
         d = float(density) if isinstance(density, (int, float)) and not isinstance(density, bool) else density
         if self.density is not None and not (isinstance(d, float) and math.isclose(d, self.density, abs_tol=1e-9)):
-            raise ValueError(f"MaskNet: density {density!r} differs from the density this network was trained "
+            raise UserInputError(f"MaskNet: density {density!r} differs from the density this network was trained "
                              f"for ({self.density:g})")
         return d
 
@@ -170,7 +171,7 @@ class MaskNet(nn.Module):
     def forward(self, f: torch.Tensor, density: float | None = None, *, random: bool = False, generator=None,
                 thresholds: torch.Tensor | None = None, snap: bool = True) -> torch.Tensor:
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
-            raise ValueError(f"MaskNet: f must be (B, {self.channels}, H, W), got {getattr(f, 'shape', type(f))}")
+            raise UserInputError(f"MaskNet: f must be (B, {self.channels}, H, W), got {getattr(f, 'shape', type(f))}")
         density = self._density(density)
         B, _, H, W = f.shape
         k = n_known(density, H * W, "MaskNet")
@@ -214,26 +215,26 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
         n_known(d, 10 ** 9, who)
         name = next((n for kd, n in MASKNET_MODELS.items() if math.isclose(kd, d, abs_tol=1e-9)), None)
         if name is None:
-            raise ValueError(f"{who}: density: no shipped mask network for {d:g}; shipped densities are "
+            raise UserInputError(f"{who}: density: no shipped mask network for {d:g}; shipped densities are "
                              f"{', '.join(f'{x:g}' for x in MASKNET_MODELS)} (or pass model=PATH)")
         density = d if density is None else density
         if not (WEIGHTS_DIR / f"{name}.json").is_file():
             raise FileNotFoundError(f"{who}: the mask network {name!r} for density {d:g} is not shipped yet "
                                     f"(no {WEIGHTS_DIR / (name + '.json')}); train one with "
-                                    "pdeflow.inpaint.train (stage 'masknet') and pass model=PATH")
+                                    "pdeflow.inpaint.train_masknet and pass model=PATH")
         spec = name
     stem = _stem(spec)
     state, meta = load_model(stem)          # a damaged file: UserInputError (a ValueError) naming it
     cfg = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
-        raise ValueError(f"{who}: {stem}.json is not a mask-network model (config.kind {KIND!r})")
+        raise UserInputError(f"{who}: {stem}.json is not a mask-network model (config.kind {KIND!r})")
     mc = cfg["model"]
     if channels is not None and mc.get("channels") != channels:
-        raise ValueError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
+        raise UserInputError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
                          f"the image has {channels}")
     if density is not None and mc.get("density") is not None \
             and not math.isclose(float(mc["density"]), float(density), abs_tol=1e-9):
-        raise ValueError(f"{who}: density: {stem}.json was trained for density {mc['density']:g}, "
+        raise UserInputError(f"{who}: density: {stem}.json was trained for density {mc['density']:g}, "
                          f"asked for {float(density):g}")
     model = model_from_export(MaskNet, state, meta, stem, who)
     model.meta = meta
@@ -273,11 +274,11 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     elif isinstance(model, MaskNet):
         net = model
         if net.channels != C:
-            raise ValueError(f"{who}: model: trained for {net.channels} channel(s), the image has {C}")
+            raise UserInputError(f"{who}: model: trained for {net.channels} channel(s), the image has {C}")
     else:
         net = load_masknet(model, density=float(density), channels=C)
     if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
-        raise ValueError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
+        raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
     dev = next(net.parameters()).device
     was = net.training
     net.eval()

@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 
 from .. import datasets
+from ..errors import UserInputError
 from ..io import image_files, read_image, save_model, to_json, write_bytes
 from ..metrics import ssim
 from ..training import (
@@ -144,11 +145,11 @@ def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSe
             files = image_files(folder, "data")
             named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in files]
     if len(named) < 2:
-        raise ValueError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
+        raise UserInputError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
                          "(one is held out for validation)")
     names = [n for n, _ in named]
     if len(set(names)) != len(names):
-        raise ValueError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
+        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
     n_val = min(len(named) - 1, max(1, round(cfg.val_fraction * len(named))))
     key = lambda item: hashlib.sha1(item[0].encode()).hexdigest()  # noqa: E731
     val_names = {n for n, _ in sorted(named, key=key)[:n_val]}
