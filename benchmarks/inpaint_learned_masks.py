@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pdeflow import datasets as pdata
+from pdeflow import datasets
 from pdeflow import io as pio
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, random_mask
 from pdeflow.inpaint.analytic import analytic_mask
@@ -50,7 +50,7 @@ def mate_crops(n: int, size: int, seed: int = 0, folder: Path = MATE, factor: in
     files = pio.image_files(folder, "mate photos (make photos)")
     images = [F.avg_pool2d(pio.read_image(p, grey=True)[None], factor)[0] for p in files]
     g = torch.Generator().manual_seed(seed)
-    crops = [pdata.random_crops([images[i % len(images)]], 1, size, generator=g) for i in range(n)]
+    crops = [datasets.random_crops([images[i % len(images)]], 1, size, generator=g) for i in range(n)]
     return torch.cat(crops), [files[i % len(files)].name for i in range(n)]
 
 

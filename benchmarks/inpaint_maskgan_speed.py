@@ -55,11 +55,11 @@ def crops(n: int, size: int) -> list[torch.Tensor]:
 
 def time_gan(model: MaskGAN, f: torch.Tensor, density: float, repeats: int) -> tuple[float, float, float]:
     """Median wall and CPU seconds of one mask, and the density of the last mask."""
-    gan_mask(f, density, model, seed=0)                       # warm-up (allocations, kernels)
+    gan_mask(f, density, model, generator=0)                       # warm-up (allocations, kernels)
     walls, cpus, dens = [], [], 0.0
     for r in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        b = gan_mask(f, density, model, seed=r)
+        b = gan_mask(f, density, model, generator=r)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
         dens = float(b.mean())

@@ -86,7 +86,7 @@ def test_wgan_stage_exports_a_model_that_loads_back(wgan_run):
     _same(gen.state_dict(), best["models"]["gen"])
     f = torch.rand(1, 1, 40, 40)
     m = (torch.rand(1, 1, 40, 40) < 0.1).float()
-    u = gan_inpaint(f, m, gen, seed=0)
+    u = gan_inpaint(f, m, gen, generator=0)
     assert torch.equal(u[m.bool()], f[m.bool()])
 
 
@@ -104,7 +104,7 @@ def test_mask_stage_from_the_wgan_run(photos, wgan_run, tmp_path):
     best = load_checkpoint(tmp_path / "mask" / "best.pt")
     _same(pair.mask_net.state_dict(), best["models"]["mask"])
     _same(pair.inpainter.state_dict(), best["models"]["gen"])
-    m = gan_mask(torch.rand(1, 1, 32, 32), 0.1, pair, seed=0)
+    m = gan_mask(torch.rand(1, 1, 32, 32), 0.1, pair, generator=0)
     assert set(m.unique().tolist()) <= {0.0, 1.0}
     # the generator and critic started from the wgan run's best checkpoint
     first = TrainConfig(**{**dataclasses.asdict(cfg), "steps": 1, "val_every": 1})
@@ -127,7 +127,7 @@ def test_exact_density_mask_stage_with_its_own_learning_rate(photos, wgan_run, t
     assert float(rows[-1]["density_loss"]) < 0.003            # only the rounding of D H W to whole pixels
     pair = load_mask_model(tmp_path / "x" / "model.json")
     assert pair.mask_net.exact_density == 0.1
-    m = gan_mask(torch.rand(2, 1, 32, 32), 0.1, pair, seed=0)
+    m = gan_mask(torch.rand(2, 1, 32, 32), 0.1, pair, generator=0)
     assert m.flatten(1).sum(1).tolist() == [102.0, 102.0]
     # the mask network moved by lr 1e-3 steps, the generator by lr 5e-5 ones
     init = load_checkpoint(wgan_run / "best.pt")["models"]["gen"]

@@ -405,6 +405,19 @@ def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=No
             g.add_argument(flag, dest=name, **kw)
 
 
+def trainer_options(device_help: str) -> dict:
+    """The options every ``pdeflow train NAME`` has besides its config (for :func:`add_config_options`)."""
+    return {
+        "--run-dir": lambda g: g.add_argument(
+            "--run-dir", required=True, metavar="DIR",
+            help="run directory (created; if it holds this run, training resumes from its last checkpoint)"),
+        "--device": lambda g: g.add_argument("--device", default=None, help=device_help),
+        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
+                                              help="torch CPU threads (default: torch's)"),
+        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
+    }
+
+
 def config_kwargs(cls, args) -> dict:
     """The values of parsed arguments for the fields of ``cls`` that are command-line options."""
     return {f.name: tuple(getattr(args, f.name)) if f.metadata["cli"]["nargs"] else getattr(args, f.name)

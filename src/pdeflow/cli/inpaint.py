@@ -44,6 +44,7 @@ from ._common import (
     positive_int,
     run_trainer,
     ssim_size,
+    trainer_options,
 )
 
 __all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
@@ -350,16 +351,7 @@ def add_train_parser(train_sub) -> None:
                "--steps 3000 --run-dir runs/mask05\n"
                "Images are read in [0, 1]; --channels 1 trains on luminance.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    extra = {
-        "--run-dir": lambda g: g.add_argument(
-            "--run-dir", required=True, metavar="DIR",
-            help="run directory (created; if it holds this run, training resumes from its last checkpoint)"),
-        "--device": lambda g: g.add_argument("--device", default=None,
-                                             help="torch device (default: cuda if available, else cpu)"),
-        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
-                                              help="torch CPU threads (default: torch's)"),
-        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
-    }
+    extra = trainer_options("torch device (default: cuda if available, else cpu)")
     add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop32": _crop}, extra=extra)
     p.set_defaults(run=_run_train, validate=_check_train, parser=p)
 

@@ -40,6 +40,7 @@ from ._common import (
     positive_int,
     run_trainer,
     ssim_size,
+    trainer_options,
 )
 
 __all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args"]
@@ -89,16 +90,7 @@ def add_train_parser(train_sub) -> None:
                "  torchrun --nproc_per_node 4 -m pdeflow train tvflownet --arch unet --run-dir runs/ddp\n"
                "Times are PDE times of the flow for images in [0, 1] multiplied by --scale (paper: 5, t in [0, 1]).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    extra = {
-        "--run-dir": lambda g: g.add_argument(
-            "--run-dir", required=True, metavar="DIR",
-            help="run directory (created; if it holds this run, training resumes from its last checkpoint)"),
-        "--device": lambda g: g.add_argument(
-            "--device", default=None, help="torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)"),
-        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
-                                              help="torch CPU threads (default: torch's)"),
-        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
-    }
+    extra = trainer_options("torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)")
     add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop": _crop, "json": _kwargs}, extra=extra)
     p.set_defaults(run=_run_train, validate=_check_train, parser=p)
 

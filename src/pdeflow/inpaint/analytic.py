@@ -160,7 +160,7 @@ def _check_number(x, name: str, who: str, *, minimum: float = 0.0, open_low: boo
 
 def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor: float = 0.05,
                   snap: bool = True, snap_sigma: float = 1.0, tile=None, random: bool = False,
-                  generator=None) -> torch.Tensor:
+                  generator=None, refine=0) -> torch.Tensor:
     """A mask for homogeneous diffusion inpainting from Belhachmi et al.'s density, dithered.
 
     The density ``|laplacian(G_sigma * f)| + floor * mean`` (Belhachmi, Bucur,
@@ -188,6 +188,11 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
     tile, random, generator
         Threshold tile (default 64 x 64 blue noise) and a random shift/flip of
         it per image (:func:`pdeflow.inpaint.dither.threshold_map`).
+    refine : int, dict or None
+        Test-time refinement (:func:`pdeflow.inpaint.refine.refine_mask` with
+        this density map and snap score): 0 (default) none, an int of exchange
+        rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``;
+        its ``generator`` defaults to this one).
 
     Returns
     -------
@@ -211,5 +216,12 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
                    generator=generator)
         if snap:
             m = snap_to_extrema(m, extremality(x, snap_sigma))
+    # test-time refinement (pdeflow.inpaint.refine)
+    from .refine import refine_mask, refine_options
+    opts = refine_options(refine, who)
+    if opts is not None:
+        opts.setdefault("generator", generator)
+        m = refine_mask(x, m, density_map=p, snap_score=extremality(x, snap_sigma) if snap else None,
+                        tile=tile if tile is not None else blue_noise_tile(64), **opts)
     m = m.to(f4.dtype)
     return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])

@@ -87,6 +87,14 @@ class DiffuseResult:
 # Input checks
 # ---------------------------------------------------------------------------
 
+def _solver_alias(solver: str, method: str | None, who: str) -> str:
+    """``solver``, or the deprecated ``method=`` (the linear solver's former keyword), with a warning."""
+    if method is None:
+        return solver
+    warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=4)
+    return method
+
+
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
                continuous: bool = False) -> torch.Tensor:
     """``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
@@ -574,9 +582,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     c = check_mask(mask, f4, who, continuous=continuous)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if method is not None:  # the linear solver was called `method` before 0.2
-        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
-        solver = method
+    solver = _solver_alias(solver, method, who)
     if solver not in SOLVERS:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape

@@ -263,8 +263,10 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     model : None, MaskNet, str or path
         None: the shipped network for ``density``; else a :class:`MaskNet` or
         what :func:`load_masknet` accepts.
-    refine : int
-        Test-time refinement rounds (not implemented yet: must be 0).
+    refine : int, dict or None
+        Test-time refinement (:func:`pdeflow.inpaint.refine.refine_mask` with
+        the network's density and snap score): 0 (default) none, an int of
+        exchange rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``).
 
     Returns
     -------
@@ -276,8 +278,8 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     f4 = _check_f(f, who)
     B, C, H, W = f4.shape
     n_known(density, H * W, who)
-    if isinstance(refine, bool) or not isinstance(refine, int) or refine != 0:
-        raise ValueError(f"{who}: refine must be 0 (test-time refinement is not implemented yet), got {refine!r}")
+    from .refine import refine_mask, refine_options
+    opts = refine_options(refine, who)
     if model is None:
         net = load_masknet(float(density), channels=C)
     elif isinstance(model, MaskNet):
@@ -294,6 +296,11 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     try:
         with torch.no_grad():
             m = net(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+            if opts is not None:   # test-time refinement (pdeflow.inpaint.refine)
+                logp, s = net.maps(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+                p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
+                m = refine_mask(f4.to(dev), m, density_map=p, snap_score=s.double(),
+                                tile=blue_noise_tile(net.tile), **opts)
     finally:
         net.train(was)
     m = m.to(device=f4.device, dtype=f4.dtype)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -37,7 +36,7 @@ from ..errors import UserInputError
 from ..progress import progress_bar
 from ..rng import as_generator
 from ..threads import auto_threads
-from .diffusion import SOLVERS, _check_f, check_mask, diffuse
+from .diffusion import SOLVERS, _check_f, _solver_alias, check_mask, diffuse
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
 
@@ -249,9 +248,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
     metric = _check_metric(metric, who)
-    if method is not None:  # the linear solver was called `method` before 0.2
-        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
-        solver = method
+    solver = _solver_alias(solver, method, who)
     _check_solver(solver, tol, who)
     gen = as_generator(generator, who)
     dev = f4.device
@@ -364,9 +361,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     cycles = _check_int(cycles, "cycles", who, minimum=0)
     parallel = _check_int(parallel, "parallel", who)
     metric = _check_metric(metric, who)
-    if method is not None:  # the linear solver was called `method` before 0.2
-        warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=2)
-        solver = method
+    solver = _solver_alias(solver, method, who)
     _check_solver(solver, tol, who)
     if exchanges > candidates:
         raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")

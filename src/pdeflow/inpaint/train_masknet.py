@@ -45,10 +45,9 @@ from pathlib import Path
 
 import torch
 
-from .. import datasets as pdata
+from .. import datasets
 from .. import io as pio
 from ..metrics import ssim
-from ..io import save_model as export_model
 from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
                         seed_everything, step_generator)
 from . import diffusion as _diffusion
@@ -124,13 +123,13 @@ def check_config(cfg: MaskNetConfig) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def open_photos(cfg: MaskNetConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
+def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     """Training and validation photos of ``cfg.data`` (see the module docstring)."""
     grey = cfg.channels == 1
     named: list[tuple[str, object]] = []
     for src in cfg.data:
         if src == "builtin":
-            pool = pdata.builtin_pool("train", grey=grey, kind="photo")
+            pool = datasets.builtin_pool("train", grey=grey, kind="photo")
             named += [(f"builtin:{k}", v) for k, v in pool.items()]
         else:
             folder = Path(src)
@@ -151,13 +150,13 @@ def open_photos(cfg: MaskNetConfig) -> tuple[pdata.ImageSet, pdata.ImageSet]:
 
     train = [(n, load(x)) for n, x in named if n not in val_names]
     val = [(n, load(x)) for n, x in named if n in val_names]
-    mk = lambda items, role: pdata.ImageSet(  # noqa: E731
+    mk = lambda items, role: datasets.ImageSet(  # noqa: E731
         images=[x for _, x in items], grey=grey,
         description={"sources": list(cfg.data), "role": role, "images": [n for n, _ in items]})
     return mk(train, "train"), mk(val, "validation")
 
 
-def validation_crops(cfg: MaskNetConfig, images: pdata.ImageSet) -> torch.Tensor:
+def validation_crops(cfg: MaskNetConfig, images: datasets.ImageSet) -> torch.Tensor:
     """The fixed validation crops ``(val_crops, C, crop, crop)`` (seed ``val_seed``)."""
     return images.crops(cfg.val_crops, cfg.crop, torch.Generator().manual_seed(cfg.val_seed))
 
@@ -272,7 +271,8 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         info["val_baselines"] = json.loads(base_path.read_text())
     else:
         info["val_baselines"] = baselines(cfg, fval)
-        pio.write_bytes(base_path, pio.to_json(info["val_baselines"], "validation baselines").encode())
+        from ..training.config import _atomic_write_json
+        _atomic_write_json(base_path, info["val_baselines"], "validation baselines")
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
     best_val: dict = {}
@@ -281,7 +281,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
                 "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
                 "val_metric": float(run.best), "val": metrics}
-        export_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
+        pio.save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
 
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step)

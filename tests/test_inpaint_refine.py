@@ -1,0 +1,163 @@
+"""Test-time mask refinement (pdeflow.inpaint.refine): exact k, monotone error, best of shifts, batching, errors."""
+import pytest
+import torch
+
+from pdeflow.inpaint import diffuse, refine_mask
+from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density
+from pdeflow.inpaint.refine import image_loss, refine_options
+
+
+def _images(B=3, H=32, W=28, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(H, dtype=torch.float64)[:, None]
+    x = torch.arange(W, dtype=torch.float64)[None, :]
+    base = 0.5 + 0.25 * torch.sin(x / 3.0) * torch.cos(y / 5.0)
+    noise = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    blur = torch.nn.functional.avg_pool2d(noise, 3, 1, 1, count_include_pad=False)
+    steps = (x > W // 2).to(torch.float64) * 0.2
+    return (base + steps + 0.3 * (blur - 0.5)).clamp(0, 1)
+
+
+def _maps(f):
+    return laplacian_density(f), extremality(f)
+
+
+@pytest.mark.parametrize("metric", ["masknet", "mse", "mae"])
+def test_exact_k_and_monotone_error(metric):
+    f = _images()
+    m = analytic_mask(f, 0.08)
+    p, s = _maps(f)
+    res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, metric=metric, generator=1,
+                      full_output=True)
+    assert res.mask.shape == m.shape and res.mask.dtype == f.dtype
+    assert torch.equal(res.mask.flatten(1).sum(1), m.flatten(1).sum(1))
+    assert bool(((res.mask == 0) | (res.mask == 1)).all())
+    tr = res.trace
+    assert tr.shape == (3, 2 + 6)
+    assert bool((tr[:, 1:] <= tr[:, :-1]).all())               # never increases
+    # the reported error is that of the returned mask, and it is the input's or lower
+    err = image_loss(diffuse(f, res.mask), f, metric)
+    assert torch.allclose(err, res.error, rtol=1e-5, atol=1e-12)
+    assert torch.allclose(tr[:, 0], image_loss(diffuse(f, m), f, metric), rtol=1e-5, atol=1e-12)
+    assert bool((res.error <= tr[:, 0]).all())
+    assert int(res.accepted.sum()) > 0                           # the exchanges do something here
+
+
+def test_best_of_shifts_never_worse_than_first_tile():
+    f = _images(B=4, seed=3)
+    m = analytic_mask(f, 0.1)
+    p, s = _maps(f)
+    one = refine_mask(f, m, rounds=0, shifts=1, density_map=p, snap_score=s, full_output=True)
+    many = refine_mask(f, m, rounds=0, shifts=6, density_map=p, snap_score=s, generator=0, full_output=True)
+    assert torch.equal(one.mask, m) and bool((one.shift == 0).all())
+    assert bool((many.error <= one.error).all())
+    keep = many.shift == 0
+    assert torch.equal(many.mask[keep], m[keep])
+    assert torch.equal(many.mask.flatten(1).sum(1), m.flatten(1).sum(1))
+    # seeded: the same generator gives the same result
+    again = refine_mask(f, m, rounds=0, shifts=6, density_map=p, snap_score=s, generator=0)
+    assert torch.equal(again, many.mask)
+
+
+def test_batched_equals_per_image():
+    f = _images(B=3, seed=5)
+    m = analytic_mask(f, 0.06)
+    batched = refine_mask(f, m, rounds=5, full_output=True)
+    for i in range(3):
+        one = refine_mask(f[i:i + 1], m[i:i + 1], rounds=5, full_output=True)
+        assert torch.equal(one.mask, batched.mask[i:i + 1])
+        assert torch.allclose(one.trace, batched.trace[i:i + 1], rtol=1e-9, atol=1e-14)
+
+
+def test_unbatched_shapes():
+    f = _images(B=1)[0, 0]
+    m = analytic_mask(f, 0.1)
+    out = refine_mask(f, m, rounds=2)
+    assert out.shape == f.shape and int(out.sum()) == int(m.sum())
+    out3 = refine_mask(f[None], m[None], rounds=2)
+    assert out3.shape == (1,) + f.shape
+
+
+def test_gradient_ranks_revealed_pixels():
+    """Sign convention: the unknown pixel of largest 'benefit of revealing' (-dl/dc) lowers the error
+    more when revealed than the one of median benefit."""
+    from pdeflow.inpaint.refine import _evaluate
+    f = _images(B=1, seed=7)
+    m = analytic_mask(f, 0.05)
+    keep = m.flatten(1).bool()
+    _, e0, g = _evaluate(f, keep, "mse", 1e-8, "cg", grad=True)
+    ben = torch.where(keep, torch.full_like(g, -float("inf")), -g)[0]
+    order = ben.argsort(descending=True)
+    n_unknown = int((~keep).sum())
+    drops = []
+    for j in (int(order[0]), int(order[n_unknown // 2])):
+        k2 = keep.clone()
+        k2[0, j] = True
+        _, e, _ = _evaluate(f, k2, "mse", 1e-8, "cg", grad=False)
+        drops.append(float(e0 - e))
+    assert drops[0] > 0 and drops[0] > drops[1]
+
+
+def test_hooks_keep_k_and_do_not_hurt():
+    f = _images(B=2, seed=2)
+    base = analytic_mask(f, 0.1)
+    ref = analytic_mask(f, 0.1, refine={"rounds": 3, "shifts": 2}, generator=0)
+    assert torch.equal(ref.flatten(1).sum(1), base.flatten(1).sum(1))
+    e_base = image_loss(diffuse(f, base), f, "masknet")
+    e_ref = image_loss(diffuse(f, ref), f, "masknet")
+    assert bool((e_ref <= e_base + 1e-12).all())
+    assert torch.equal(analytic_mask(f, 0.1, refine=0), base)
+
+
+def test_learned_mask_hook():
+    from pdeflow.inpaint.learned import MaskNet, learned_mask
+    torch.manual_seed(0)
+    net = MaskNet(1, 0.1, widths=(4, 8))
+    f = _images(B=2, seed=4).float()
+    base = learned_mask(f, 0.1, model=net)
+    ref = learned_mask(f, 0.1, model=net, refine={"rounds": 3, "shifts": 2, "generator": 0})
+    assert ref.dtype == f.dtype and torch.equal(ref.flatten(1).sum(1), base.flatten(1).sum(1))
+    e_base = image_loss(diffuse(f.double(), base.double()), f.double(), "masknet")
+    e_ref = image_loss(diffuse(f.double(), ref.double()), f.double(), "masknet")
+    assert bool((e_ref <= e_base + 1e-9).all())
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"rounds": -1}, "rounds"),
+    ({"rounds": 1.5}, "rounds"),
+    ({"shifts": 0}, "shifts"),
+    ({"shifts": 2}, "density_map"),
+    ({"swaps": 0.0}, "swaps"),
+    ({"metric": "psnr"}, "metric"),
+    ({"solver": "lu"}, "solver"),
+    ({"density_map": torch.ones(1, 1, 5, 5)}, "density_map"),
+])
+def test_bad_arguments(kwargs, name):
+    f = _images(B=1)
+    m = analytic_mask(f, 0.1)
+    with pytest.raises(ValueError, match=name):
+        refine_mask(f, m, **kwargs)
+
+
+def test_bad_mask():
+    f = _images(B=2)
+    m = analytic_mask(f, 0.1)
+    with pytest.raises(ValueError, match="mask"):
+        refine_mask(f, m[:, :, :-1])                     # other shape
+    with pytest.raises(ValueError, match="mask"):
+        refine_mask(f, m[:1])                             # other batch
+    with pytest.raises(ValueError, match="mask"):
+        refine_mask(f, 0.5 * m)                           # not binary
+    with pytest.raises(ValueError, match="mask"):
+        refine_mask(f, torch.ones_like(m))                # no unknown pixel
+
+
+def test_refine_option():
+    assert refine_options(0, "x") is None and refine_options(None, "x") is None
+    assert refine_options(3, "x") == {"rounds": 3}
+    assert refine_options({"shifts": 4}, "x") == {"shifts": 4, "rounds": 0}
+    for bad in (-1, 1.5, "2", {"round": 2}):
+        with pytest.raises(ValueError, match="refine"):
+            refine_options(bad, "x")
+    with pytest.raises(ValueError, match="refine"):
+        analytic_mask(_images(B=1), 0.1, refine=-2)
