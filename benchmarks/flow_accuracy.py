@@ -14,7 +14,7 @@ error (``tol``) at a fixed ``dt``:
     python benchmarks/flow_accuracy.py            # 8 crops of 96x96, a few minutes
     python benchmarks/flow_accuracy.py --quick    # 2 crops
 
-Results are printed and written to ``benchmarks/RESULTS.md`` between markers.
+Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there between markers.
 """
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def main(argv=None):
     ap.add_argument("--ref-tol", type=float, default=1e-10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 crops")
-    ap.add_argument("--results", default=str(RESULTS), help="file to update ('' to skip)")
+    ap.add_argument("--results", default="", help="results file to update between markers, e.g. "
+                    f"{RESULTS.relative_to(RESULTS.parents[1])} (default: print only)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_crops = 2

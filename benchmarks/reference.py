@@ -147,7 +147,7 @@ def run_pdeflow(case: Case, setting: dict, args, check: bool = False):
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     sync()
     t0 = time.perf_counter()
-    u = tv_flow(x, times_of(args), dt=args.dt, tol=setting["tol"], solver="fgp")
+    u = tv_flow(x, times_of(args), dt=args.dt, tol=setting["tol"], solver="fgp", scheme="euler")
     sync()
     seconds = time.perf_counter() - t0
     return seconds, max_err(u.cpu(), case.ref)
@@ -350,7 +350,8 @@ def search(lib, runner, families, case, args, log):
 
 def compute_reference(case: Case, args, log):
     t0 = time.perf_counter()
-    case.ref = tv_flow(case.images, times_of(args), dt=args.dt, tol=args.ref_tol, max_iter=args.ref_max_iter)
+    case.ref = tv_flow(case.images, times_of(args), dt=args.dt, tol=args.ref_tol, max_iter=args.ref_max_iter,
+                       scheme="euler")
     case.ref_seconds = time.perf_counter() - t0
     log(f"  reference {case.name}: float64, tol {args.ref_tol:g}, max_iter {args.ref_max_iter}: "
         f"{case.ref_seconds:.1f}s")
@@ -362,7 +363,8 @@ def check_reference(case: Case, args, log) -> dict:
     n_img = min(args.check_images, case.images.shape[0])
     n_steps = min(args.check_steps, args.steps)
     x = case.images[:n_img]
-    tight = tv_flow(x, times_of(args)[:n_steps], dt=args.dt, tol=args.ref_tol / 10, max_iter=4 * args.ref_max_iter)
+    tight = tv_flow(x, times_of(args)[:n_steps], dt=args.dt, tol=args.ref_tol / 10, max_iter=4 * args.ref_max_iter,
+                    scheme="euler")
     out["self"] = (max_err(tight, case.ref[:n_steps, :n_img]), n_img, n_steps)
     log(f"  check {case.name}: reference vs tol {args.ref_tol / 10:g}, max_iter {4 * args.ref_max_iter} "
         f"({n_img} images, {n_steps} steps): max diff {out['self'][0]:.2e}")

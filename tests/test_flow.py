@@ -60,15 +60,15 @@ def test_one_homogeneity_and_mean_shift(natural):
     assert (us - (u + k)).abs().max() < 1e-4
 
 
-def test_off_grid_time_is_one_partial_step(natural):
-    u, p = tv_flow(natural, [0.2, 0.27], dt=0.1, tol=1e-8, return_dual=True)
+def test_euler_off_grid_time_is_one_partial_step(natural):
+    u, p = tv_flow(natural, [0.2, 0.27], dt=0.1, tol=1e-8, scheme="euler", return_dual=True)
     partial = rof(u[0], 0.07, tol=1e-8)
     assert (u[1] - partial).abs().max() < 1e-4
     assert p.shape == (2, 1, 1, 2, 24, 24) and p.norm(dim=3).max() <= 1 + 1e-9
 
 
-def test_ut_is_the_difference_quotient_of_the_last_step(natural):
-    u, ut = tv_flow(natural, [0.2, 0.3], dt=0.1, tol=1e-8, return_ut=True)
+def test_euler_ut_is_the_difference_quotient_of_the_last_step(natural):
+    u, ut = tv_flow(natural, [0.2, 0.3], dt=0.1, tol=1e-8, scheme="euler", return_ut=True)
     torch.testing.assert_close(ut[1], (u[1] - u[0]) / 0.1, atol=1e-6, rtol=0)
     assert ut.shape == u.shape
 
@@ -109,6 +109,7 @@ def test_shapes_and_dtypes():
         (dict(dt=-1.0), "dt must be"),
         (dict(method="heat"), "method must be one of"),
         (dict(solver="newton"), "solver must be one of"),
+        (dict(scheme="rk4"), "scheme must be one of"),
         (dict(u0=torch.zeros(5)), "u0 must have shape"),
         (dict(u0=torch.tensor([[float("inf"), 0.0]])), "u0 contains NaN or inf"),
     ],
@@ -118,3 +119,43 @@ def test_bad_input_names_the_argument(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         tv_flow(args.pop("u0"), args.pop("times"), **args)
+
+
+# --------------------------------------------------------------------------- schemes
+
+
+@pytest.mark.parametrize("scheme", ["euler", "bdf2"])
+def test_plateau_eigenfunctions_flow_exactly_with_either_scheme(scheme):
+    # Linear in time until the plateaus meet: both schemes are exact, partial steps included.
+    u0 = plateau_1d(40, [10, 10, 20], [0.0, 1.0, 0.3]).double()
+    times = [0.35, 1.0, 1.55, 2.5]
+    u = tv_flow(u0, times, dt=0.2, tol=1e-10, scheme=scheme)
+    for i, t in enumerate(times):
+        mid, right = u[i, 0, :, 15], u[i, 0, :, 30]
+        torch.testing.assert_close(mid, torch.full_like(mid, 1.0 - 2 * t / 10), rtol=1e-6, atol=0)
+        torch.testing.assert_close(right, torch.full_like(right, 0.3 + t / 20), rtol=1e-6, atol=0)
+
+
+def test_bdf2_ut_is_the_bdf2_difference_quotient(natural):
+    dt = 0.05
+    u, ut, p = tv_flow(natural, [0.1, 0.15, 0.2], dt=dt, tol=1e-10, scheme="bdf2", return_ut=True, return_dual=True)
+    torch.testing.assert_close(ut[2], (3 * u[2] - 4 * u[1] + u[0]) / (2 * dt), atol=1e-6, rtol=0)
+    assert p.norm(dim=3).max() <= 1 + 1e-9  # u_t = div(p) with |p| <= 1, as for implicit Euler
+
+
+def test_bdf2_conserves_the_mean_and_is_one_homogeneous(natural):
+    c = 3.0
+    u = tv_flow(natural, [0.3, 0.65], dt=0.1, tol=1e-7, scheme="bdf2")
+    uc = tv_flow(c * natural, [c * 0.3, c * 0.65], dt=c * 0.1, tol=1e-7, scheme="bdf2")
+    assert (uc - c * u).abs().max() < 1e-4 * c
+    m = u.mean(dim=(1, 2, 3, 4))
+    assert (m - natural.mean()).abs().max() < 1e-9
+
+
+def test_steps_stopping_at_max_iter_warn_once(natural):
+    from pdeflow.tv import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning) as record:
+        tv_flow(5 * natural, [0.3], dt=0.1, tol=1e-12, max_iter=5)
+    assert len(record) == 1 and record[0].filename == __file__
+    assert "tv_flow: 3 of 3 implicit steps stopped at max_iter=5 short of tol=1e-12" in str(record[0].message)

@@ -153,3 +153,26 @@ def test_image_constant_to_round_off_stops_at_once(dtype):
     r = rof(f, 0.1, tol=1e-8, full_output=True)
     assert r.iterations.item() <= 10
     assert (r.u - f.mean()).abs().max() < 1e-5
+
+
+def test_stopping_at_max_iter_short_of_tol_warns_once(crop):
+    from pdeflow.tv import ConvergenceWarning
+
+    f = torch.stack([crop, crop.flip(-1), torch.full_like(crop, 0.3)])[:, None]
+    with pytest.warns(ConvergenceWarning) as record:
+        r = rof(f, 0.1, method="pdhg", tol=1e-10, max_iter=20, full_output=True)
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
+    msg = str(record[0].message)
+    # The two textured images stop short; the constant one converges at once.
+    assert "2 of 3 image(s)" in msg and "max_iter=20" in msg and "tol=1e-10" in msg
+    assert f"{r.gap.max().item():.2g}" in msg
+    assert r.iterations.tolist() == [20, 20, 5] and bool((r.gap[:2] > 1e-10).all())
+
+
+def test_converged_solve_does_not_warn(crop):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rof(crop, 0.1, tol=1e-4)
+        rof(crop, 0.1, tol=1e-4, max_iter=10**6)

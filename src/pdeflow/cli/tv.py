@@ -172,7 +172,7 @@ def _register_flow(sub) -> None:
     g.add_argument("--model", metavar="NAME|PATH", default=None,
                    help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
                         "directory (default: the shipped default model)")
-    _add_solver_args(p, dt=0.05, tol=1e-4)
+    _add_solver_args(p, dt=0.005, tol=1e-5)
     _add_compute_args(p)
     _add_output_args(p).add_argument(
         "--save-npy", action="store_true",

@@ -18,6 +18,7 @@ Each image of a batch stops on its own once its relative gap
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,9 +28,13 @@ from ..errors import UserInputError
 from ..ops import batch_sum, div, grad, gradient_norm
 from ..threads import auto_threads
 
-__all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap"]
+__all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap", "ConvergenceWarning"]
 
 ROF_METHODS = ("chambolle", "fgp", "pdhg", "admm")
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """A solve stopped at its iteration cap before reaching its tolerance."""
 
 
 @dataclass
@@ -412,7 +417,32 @@ def rof(
     Returns
     -------
     Tensor of the shape of ``f``, or :class:`RofResult`.
+
+    Warns
+    -----
+    ConvergenceWarning
+        Once per call, when any image stops at ``max_iter`` with its relative gap
+        still above ``tol`` (how many, and the largest gap reached).
     """
+    res, short = _solve(f, lam, method=method, tol=tol, max_iter=max_iter, p0=p0, channelwise=channelwise,
+                        check_every=check_every)
+    if bool(short.any()):
+        warnings.warn(_short_message("rof", int(short.sum()), short.numel(), "image(s)",
+                                     res.gap[short].max().item(), tol, max_iter, f.dtype),
+                      ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
+    return res if full_output else res.u
+
+
+def _short_message(who: str, n: int, total: int, what: str, gap: float, tol: float, max_iter: int,
+                   dtype: torch.dtype) -> str:
+    hint = "" if dtype == torch.float64 else ", or solve in float64 (lower precisions may not resolve such gaps)"
+    return (f"{who}: {n} of {total} {what} stopped at max_iter={max_iter} short of tol={tol:g} "
+            f"(largest relative duality gap reached: {gap:.2g}); raise max_iter or tol{hint}")
+
+
+def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every):
+    """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
+    marking the images that stopped at ``max_iter`` short of ``tol``."""
     _check_image(f)
     if method not in _METHODS:
         raise UserInputError(f"method must be one of {ROF_METHODS}, got {method!r}")
@@ -436,6 +466,7 @@ def rof(
     out_p = p.clone()
     iterations = torch.zeros(B, dtype=torch.long, device=x.device)
     gaps = torch.zeros(B, dtype=torch.float64, device=x.device)
+    short = torch.zeros(B, dtype=torch.bool, device=x.device)
 
     # lam = 0 is the identity (u = f); such images never enter the iteration.
     active = torch.nonzero(lam_t.reshape(-1) > 0).reshape(-1)
@@ -461,10 +492,10 @@ def rof(
         it += n
         u, pa, gap, primal = evaluate(state, fa, lam_a, channelwise)
         rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
-        done = (rel <= tol) | (it >= max_iter)
+        converged = rel <= tol
         unsure = gap <= floor_a
         if exact:
-            done |= unsure
+            converged |= unsure
         else:
             # Verify in float64 only where it can decide something: where float32 claims
             # convergence, or, every fourth check, where float32 cannot resolve the gap.
@@ -475,17 +506,16 @@ def rof(
             f64, p64, lam64 = fa[j].double(), pa[j].double(), lam_a[j].double()
             gap64, primal64 = duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise=channelwise)
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
-            done[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j]) | (it >= max_iter)
+            converged[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
+        done = converged | (it >= max_iter)
         if bool(done.any()):
             idx = active[done]
             out_u[idx], out_p[idx] = u[done], pa[done]
             iterations[idx], gaps[idx] = it, rel[done]
+            short[idx] = ~converged[done]
             keep = ~done
             active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
             floor_a, floor64_a = floor_a[keep], floor64_a[keep]
             state = {k: (v if k in _SHARED_STATE else v[keep]) for k, v in state.items()}
 
-    u_out = out_u.reshape(f.shape)
-    if full_output:
-        return RofResult(u=u_out, p=out_p, iterations=iterations, gap=gaps)
-    return u_out
+    return RofResult(u=out_u.reshape(f.shape), p=out_p, iterations=iterations, gap=gaps), short

@@ -313,7 +313,7 @@ def supervised_reference(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *,
     k = cfg.times_per_image
     times = sorted(set(t.tolist()))
     out = tv_flow(u0[::k], times, dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter,
-                  return_ut=dual, return_dual=dual)
+                  return_ut=dual, return_dual=dual, scheme="euler")  # the paper's implicit Euler reference
     traj = out[0] if dual else out                        # (K, B / k, 1, H, W)
     ti = torch.tensor([times.index(s) for s in t.tolist()], device=u0.device)
     ii = torch.arange(u0.shape[0], device=u0.device) // k
@@ -401,7 +401,7 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
             u0 = images.crops(cfg.val_crops, cfg.val_size, g)
             times = torch.linspace(0, cfg.t_max, cfg.val_times, dtype=torch.float64).tolist()
             ref = tv_flow(u0 * cfg.scale, times, dt=cfg.val_dt, tol=cfg.val_tol, max_iter=cfg.val_max_iter,
-                          progress=progress)
+                          progress=progress, scheme="euler")
             val = {"key": key, "u0": u0, "times": times, "ref": ref}
             save_checkpoint(path, val)
     return _broadcast(val)
