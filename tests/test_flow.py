@@ -159,3 +159,31 @@ def test_steps_stopping_at_max_iter_warn_once(natural):
         tv_flow(5 * natural, [0.3], dt=0.1, tol=1e-12, max_iter=5)
     assert len(record) == 1 and record[0].filename == __file__
     assert "tv_flow: 3 of 3 implicit steps stopped at max_iter=5 short of tol=1e-12" in str(record[0].message)
+
+
+def test_extinction_step_is_exact_and_agrees_with_the_solver():
+    # range r with (H + W) r <= dt: the flow reaches the mean within one step; the step gives the mean
+    # exactly and the flux p with div p = (mean - u0) / dt, |p| <= 1, without the solver.
+    import warnings
+
+    from pdeflow.ops import div
+    from pdeflow.tv import ConvergenceWarning
+    g = torch.Generator().manual_seed(3)
+    u0 = 1.0 + 0.9 * 0.02 / 28 * torch.rand(1, 1, 12, 16, generator=g, dtype=torch.float64)
+    flat = torch.full((1, 1, 12, 16), 2.0, dtype=torch.float64)
+    x = torch.cat([u0, flat, 5 * torch.rand(1, 1, 12, 16, generator=g, dtype=torch.float64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)    # flat images no longer run to max_iter
+        u, ut, p = tv_flow(x, [0.02, 0.2], dt=0.02, tol=1e-6, max_iter=500, return_ut=True, return_dual=True)
+    mean = u0.mean()
+    assert torch.equal(u[0, 0], torch.full_like(u0[0], mean.item()))
+    assert torch.allclose(ut[0, 0], (mean - u0[0]) / 0.02, rtol=0, atol=1e-12)
+    assert torch.allclose(div(p[0, 0]), ut[0, 0], rtol=0, atol=1e-12)
+    assert float(p[0, 0].norm(dim=-3).max()) <= 1.0
+    assert torch.equal(u[:, 1], flat.expand(2, -1, -1, -1)) and float(ut[:, 1].abs().max()) == 0.0
+    # the solver, independently, on the same step
+    ref = rof(u0, 0.02, tol=1e-10, max_iter=200000)
+    assert float((ref - mean).abs().max()) < 1e-8
+    # the other image of the batch is solved as before: as on its own
+    alone = tv_flow(x[2:], [0.02, 0.2], dt=0.02, tol=1e-6, max_iter=500)
+    assert torch.equal(u[:, 2:], alone)

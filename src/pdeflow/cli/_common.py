@@ -23,6 +23,7 @@ import torch
 from .. import datasets
 from .. import io as pio
 from ..errors import UserInputError
+from ..training.config import config_defaults
 
 PROG = "pdeflow"
 DEFAULT_BUILTIN = "skimage/camera"
@@ -356,32 +357,30 @@ def _report_written(out: Outputs) -> None:
 
 
 
-def _config_defaults(cls) -> dict:
-    out = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out
-
-
 #: Argument types a config field may name in its ``option(type=...)`` metadata.
 TYPES = {"positive_int": positive_int, "nonneg_int": nonneg_int, "positive_float": positive_float,
          "nonneg_float": nonneg_float, "float": float, "int": int, "density": density}
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=None, extra=None) -> None:
+def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=None, extra=None,
+                       defaults=None) -> None:
     """Add the options of config dataclass ``cls`` (its fields declared with :func:`pdeflow.training.option`).
 
-    ``layout``: ``[(group title, [names])]``; a name is a field of ``cls`` (option ``--name-with-dashes``,
-    ``dest`` the field name, default the field's default, help/type/choices from its metadata) or a
-    command-line-only option ``"--flag"`` added by ``extra["--flag"](group)``. ``types`` adds argument
-    types to :data:`TYPES` for this parser.
+    ``cls`` may be a tuple of config dataclasses whose options share one command line (a field without
+    option metadata never shadows one with it). ``layout``: ``[(group title, [names])]``; a name is a
+    field (option ``--name-with-dashes`` unless its metadata names it, ``dest`` the field name, default
+    the field's default, help/type/choices from its metadata) or a command-line-only option ``"--flag"``
+    added by ``extra["--flag"](group)``. ``types`` adds argument types to :data:`TYPES` for this parser;
+    ``defaults`` replaces the command line's default of some fields (``None``: "not given", for a value
+    that a later layer such as a preset fills in).
     """
     types = {**TYPES, **(types or {})}
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    defaults = _config_defaults(cls)
+    fields, field_defaults = {}, {}
+    for c in (cls if isinstance(cls, tuple) else (cls,)):
+        d = config_defaults(c)
+        for f in dataclasses.fields(c):
+            if "cli" in f.metadata:
+                fields[f.name], field_defaults[f.name] = f, d
     for title, names in layout:
         g = parser.add_argument_group(title)
         for name in names:
@@ -389,14 +388,16 @@ def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=No
                 extra[name](g)
                 continue
             md = fields[name].metadata["cli"]
-            kw = {"help": md["help"].format(default=defaults[name], **defaults)}
-            flag = "--" + name.replace("_", "-")
+            d = field_defaults[name]
+            default = (defaults or {}).get(name, d[name])
+            kw = {"help": md["help"].format(**{**d, "default": default})}
+            flag = md.get("name") or "--" + name.replace("_", "-")
             if md["flag"]:
                 kw["action"] = "store_true"
             elif md["negate"]:
                 flag, kw["action"] = md["negate"], "store_false"
             else:
-                kw["default"] = list(defaults[name]) if md["nargs"] else defaults[name]
+                kw["default"] = list(default) if md["nargs"] and default is not None else default
                 if md["type"] is not None:
                     kw["type"] = types[md["type"]]
                 for k in ("metavar", "choices", "nargs"):

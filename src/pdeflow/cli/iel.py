@@ -15,11 +15,9 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..iel.datasets import DATASETS
 from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experiment
-from ..iel.layers import BOUNDARIES, OPERATORS
 from ..training import RunConfigError
-from ._common import CLIError, check_device, nonneg_float, nonneg_int, positive_float, positive_int
+from ._common import CLIError, add_config_options, check_device, config_kwargs, nonneg_float, positive_int
 
 __all__ = ["add_parsers", "PRESETS", "spec_from_args"]
 
@@ -49,9 +47,41 @@ def _fraction(text: str) -> float:
     return v
 
 
+#: The fields of RunConfig whose command-line default is "from --preset" (explicit options win).
+_PRESET_FIELDS = tuple(PRESETS["full"])
+
+#: Groups and order of the options: ExperimentSpec and RunConfig fields (whose option(...) metadata
+#: declares help, type and choices) and the command line's own "--flags".
+_LAYOUT = [
+    ("experiment", ["--out", "mode", "--preset", "seeds", "--shard", "--device", "--threads", "--quiet"]),
+    ("data and label noise", ["dataset", "data_path", "noise", "noise_size", "noise_keep", "noise_area"]),
+    ("inverse evolution layers", ["dts", "layers", "operator", "operator_param", "boundary"]),
+    ("network and training (defaults from --preset)", [*_PRESET_FIELDS, "optimizer", "lr", "deterministic"]),
+]
+
+
+def _extra_options() -> dict:
+    return {
+        "--out": lambda g: g.add_argument(
+            "--out", required=True, metavar="DIR", help="experiment folder (created; resumed if it holds this "
+                                                        "experiment)"),
+        "--preset": lambda g: g.add_argument(
+            "--preset", choices=tuple(PRESETS), default="full",
+            help="model and schedule sizes: " + "; ".join(
+                f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items()) for k, v in PRESETS.items())
+            + " (default full; the flags below override)"),
+        "--shard": lambda g: g.add_argument(
+            "--shard", type=_shard, default=(0, 1), metavar="K/N",
+            help="train only runs i with i %% N == K (several processes on one grid)"),
+        "--device": lambda g: g.add_argument("--device", default="cpu", help="torch device (default cpu)"),
+        "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
+                                              help="torch CPU threads (default: torch's)"),
+        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bars"),
+    }
+
+
 def add_parsers(sub) -> None:
     """Register ``pdeflow iel-experiment``."""
-    d = RunConfig()
     p = sub.add_parser(
         "iel-experiment", help="noisy-label segmentation with and without inverse evolution layers (Liu et al., 2023)",
         description="Train a U-Net (InstanceNorm, LeakyReLU) with cross-entropy, with and without inverse "
@@ -67,85 +97,30 @@ def add_parsers(sub) -> None:
                "  pdeflow iel-experiment --mode sweep --dt 0.0125 0.025 0.05 --layers 10 30 60 --out out/sweep\n"
                "  (two processes sharing one grid: add --shard 0/2 and --shard 1/2)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("experiment")
-    g.add_argument("--out", required=True, metavar="DIR", help="experiment folder (created; resumed if it holds "
-                                                                "this experiment)")
-    g.add_argument("--mode", choices=("compare", "sweep"), default="compare",
-                   help="compare: {baseline, IELs} x {clean, noisy}; sweep: IELs for every --dt x --layers on "
-                        "noisy labels, plus the baseline (default compare)")
-    g.add_argument("--preset", choices=tuple(PRESETS), default="full",
-                   help="model and schedule sizes: " + "; ".join(
-                       f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items()) for k, v in PRESETS.items())
-                   + " (default full; the flags below override)")
-    g.add_argument("--seeds", type=nonneg_int, nargs="+", default=[0, 1, 2], metavar="S",
-                   help="seeds (weights, batches and the label noise) (default 0 1 2)")
-    g.add_argument("--shard", type=_shard, default=(0, 1), metavar="K/N",
-                   help="train only runs i with i %% N == K (several processes on one grid)")
-    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    g = p.add_argument_group("data and label noise")
-    g.add_argument("--dataset", choices=DATASETS, default=d.dataset, help=f"(default {d.dataset})")
-    g.add_argument("--data-path", default=None, metavar="DIR",
-                   help="mricron: folder with ch2.nii.gz and ch2bet.nii.gz (default: .data/mricron-data from "
-                        "`make data`, then /usr/share/mricron/templates)")
-    g.add_argument("--noise", choices=("blocks", "windows"), default="blocks",
-                   help="noisy-label setting: grid blocks replaced with probability 1-keep (official code) or "
-                        "random windows covering --noise-area (paper text) (default blocks)")
-    g.add_argument("--noise-size", type=positive_int, default=d.noise_size, metavar="S",
-                   help=f"block / window side in pixels (default {d.noise_size})")
-    g.add_argument("--noise-keep", type=_fraction, default=d.noise_keep, metavar="P",
-                   help=f"blocks: probability that a block is untouched (default {d.noise_keep:g})")
-    g.add_argument("--noise-area", type=_fraction, default=d.noise_area, metavar="A",
-                   help=f"windows: fraction of the image covered (default {d.noise_area:g})")
-
-    g = p.add_argument_group("inverse evolution layers")
-    g.add_argument("--dt", type=positive_float, nargs="+", default=[d.dt], metavar="DT",
-                   help=f"PDE time per layer (default {d.dt:g} = official 0.1 with laplacian/4); several "
-                        "values in sweep mode")
-    g.add_argument("--layers", type=positive_int, nargs="+", default=[d.layers], metavar="N",
-                   help=f"number of layers (default {d.layers}); several values in sweep mode")
-    g.add_argument("--operator", choices=tuple(OPERATORS), default=d.operator, help="(default heat)")
-    g.add_argument("--operator-param", type=positive_float, default=None, metavar="X",
-                   help="heat: scale of the Laplacian (1); tv: eps (0.1); perona-malik: kappa (1)")
-    g.add_argument("--boundary", choices=BOUNDARIES, default=d.boundary,
-                   help="zero padding (official code) or Neumann (default zero)")
-
-    g = p.add_argument_group("network and training (defaults from --preset)")
-    g.add_argument("--width", type=positive_int, default=None, help="U-Net first-level channels (paper 64)")
-    g.add_argument("--depth", type=positive_int, default=None, help="U-Net levels (paper 5)")
-    g.add_argument("--crop", type=positive_int, default=None, help="training crop side, a multiple of 2**(depth-1)")
-    g.add_argument("--batch-size", type=positive_int, default=None)
-    g.add_argument("--epochs", type=positive_int, default=None)
-    g.add_argument("--steps-per-epoch", type=positive_int, default=None,
-                   help="steps between validations (small preset: enough crops to cover the training pixels)")
-    g.add_argument("--optimizer", choices=("adam", "rmsprop"), default=d.optimizer,
-                   help="Adam or the official code's RMSprop (momentum 0.9) (default adam)")
-    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"learning rate (default {d.lr:g})")
-    g.add_argument("--deterministic", action="store_true", help="deterministic torch algorithms")
+    # the noisy-label setting is ExperimentSpec's base noise; the sizes are None until the preset fills them
+    defaults = {"noise": ExperimentSpec().base.noise, **{k: None for k in _PRESET_FIELDS}}
+    add_config_options(p, (ExperimentSpec, RunConfig), _LAYOUT, types={"fraction": _fraction},
+                       extra=_extra_options(), defaults=defaults)
     p.set_defaults(run=_run, validate=_check, parser=p)
 
 
 def spec_from_args(args):
-    """The :class:`~pdeflow.iel.experiment.ExperimentSpec` of parsed arguments."""
-    sizes = dict(PRESETS[args.preset])
-    for k in sizes:
-        if getattr(args, k) is not None:
-            sizes[k] = getattr(args, k)
-    data_path = None if args.data_path is None else str(Path(args.data_path).expanduser().resolve())
-    base = RunConfig(dataset=args.dataset, data_path=data_path, noise=args.noise, noise_size=args.noise_size,
-                     noise_keep=args.noise_keep, noise_area=args.noise_area, operator=args.operator,
-                     operator_param=args.operator_param, dt=args.dt[0], layers=args.layers[0],
-                     boundary=args.boundary, optimizer=args.optimizer, lr=args.lr,
-                     deterministic=args.deterministic, **sizes)
-    return ExperimentSpec(mode=args.mode, base=base, seeds=tuple(args.seeds), dts=tuple(args.dt),
-                          layers=tuple(args.layers))
+    """The :class:`~pdeflow.iel.experiment.ExperimentSpec` of parsed arguments.
+
+    Three layers, later ones winning: RunConfig's defaults, ``--preset``, the options given.
+    """
+    kw = {k: v for k, v in config_kwargs(RunConfig, args).items() if v is not None}
+    kw = {**PRESETS[args.preset], **kw}
+    if kw.get("data_path") is not None:
+        kw["data_path"] = str(Path(kw["data_path"]).expanduser().resolve())
+    spec = config_kwargs(ExperimentSpec, args)
+    base = RunConfig(dt=spec["dts"][0], layers=spec["layers"][0], **kw)
+    return ExperimentSpec(base=base, **spec)
 
 
 def _check(args) -> None:
     p = args.parser
-    if args.mode == "compare" and (len(args.dt) > 1 or len(args.layers) > 1):
+    if args.mode == "compare" and (len(args.dts) > 1 or len(args.layers) > 1):
         p.error("arguments --dt/--layers: the compare mode takes one value each; use --mode sweep for several")
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"argument --seeds: seeds must be distinct, got {' '.join(map(str, args.seeds))}")

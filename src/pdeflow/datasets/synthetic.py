@@ -52,6 +52,14 @@ def _batch_arg(batch, who: str) -> int | None:
     return int(batch)
 
 
+def _scene_args(size, n, batch, who: str) -> tuple[int, int, int | None]:
+    """``(H, W, batch)`` of a random scene of ``n`` shapes, its arguments checked."""
+    H, W = _hw(size, who)
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+        raise UserInputError(f"{who}: n must be a non-negative int, got {n!r}")
+    return H, W, _batch_arg(batch, who)
+
+
 def _grid(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
 
@@ -145,10 +153,7 @@ def disks(
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
     """
-    H, W = _hw(size, "disks")
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        raise UserInputError(f"disks: n must be a non-negative int, got {n!r}")
-    B = _batch_arg(batch, "disks")
+    H, W, B = _scene_args(size, n, batch, "disks")
     if radius_range is None:
         radius_range = (max(2.0, 0.04 * min(H, W)), max(2.0, 0.15 * min(H, W)))
     rlo, rhi = _range(radius_range, "disks", "radius_range", positive=True)
@@ -229,10 +234,7 @@ def ellipses(
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
     """
-    H, W = _hw(size, "ellipses")
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        raise UserInputError(f"ellipses: n must be a non-negative int, got {n!r}")
-    B = _batch_arg(batch, "ellipses")
+    H, W, B = _scene_args(size, n, batch, "ellipses")
     if axis_range is None:
         axis_range = (max(1.5, 0.08 * min(H, W)), max(1.5, 0.35 * min(H, W)))
     alo, ahi = _range(axis_range, "ellipses", "axis_range", positive=True)

@@ -62,6 +62,7 @@ from ..datasets import random_crops
 from ..errors import UserInputError
 from ..io import write_bytes
 from ..metrics import dice
+from ..training import option
 from .datasets import DATASETS, SegmentationData, load_dataset
 from .layers import BOUNDARIES, OPERATORS, with_iels
 from .noise import NOISE_KINDS, add_label_noise
@@ -75,29 +76,47 @@ RESULT_FILE = "result.json"
 
 @dataclasses.dataclass
 class RunConfig:
-    """One training run. Saved as the run directory's ``config.json``."""
-    dataset: str = "dsb2018"
-    data_path: str | None = None          # folder of the mricron files, if not the default search
-    noise: str = "none"                   # none | blocks | windows (training labels only)
-    noise_size: int = 3                   # block / window side in pixels
-    noise_keep: float = 0.8               # blocks: probability that a block is untouched
-    noise_area: float = 0.1               # windows: covered fraction of the image
+    """One training run. Saved as the run directory's ``config.json``.
+
+    Fields declared with :func:`pdeflow.training.option` are options of ``pdeflow iel-experiment`` (help,
+    type and choices in their metadata); ``iel``, ``seed``, ``dt`` and ``layers`` are set per run by
+    :func:`plan_runs` (the command line's ``--dt`` and ``--layers`` are :class:`ExperimentSpec`'s axes).
+    """
+    dataset: str = option("dsb2018", "(default {default})", choices=DATASETS)
+    data_path: str | None = option(None, "mricron: folder with ch2.nii.gz and ch2bet.nii.gz (default: "
+                                         ".data/mricron-data from `make data`, then /usr/share/mricron/templates)",
+                                   metavar="DIR")
+    # none | blocks | windows (training labels only); the command line sets the noisy-label setting
+    noise: str = option("none", "noisy-label setting: grid blocks replaced with probability 1-keep (official code) "
+                                "or random windows covering --noise-area (paper text) (default {default})",
+                        choices=NOISE_KINDS[1:])
+    noise_size: int = option(3, "block / window side in pixels (default {default})", type="positive_int",
+                             metavar="S")
+    noise_keep: float = option(0.8, "blocks: probability that a block is untouched (default {default:g})",
+                               type="fraction", metavar="P")
+    noise_area: float = option(0.1, "windows: fraction of the image covered (default {default:g})",
+                               type="fraction", metavar="A")
     iel: bool = False
-    operator: str = "heat"                # heat | tv | perona-malik
-    operator_param: float | None = None   # heat: scale, tv: eps, perona-malik: kappa (None: default)
+    operator: str = option("heat", "(default {default})", choices=tuple(OPERATORS))
+    operator_param: float | None = option(None, "heat: scale of the Laplacian (1); tv: eps (0.1); perona-malik: "
+                                                "kappa (1)", type="positive_float", metavar="X")
     dt: float = 0.025                     # PDE time per layer (official "0.1" with laplacian/4)
     layers: int = 30
-    boundary: str = "zero"                # zero (official code) | neumann
-    width: int = 16                       # U-Net first-level channels (paper 64)
-    depth: int = 5
-    crop: int = 128
-    batch_size: int = 8
-    epochs: int = 40
-    steps_per_epoch: int | None = None    # None: cover the training pixels once per epoch
-    optimizer: str = "adam"               # adam | rmsprop
-    lr: float = 1e-3
+    boundary: str = option("zero", "zero padding (official code) or Neumann (default {default})",
+                           choices=BOUNDARIES)
+    width: int = option(16, "U-Net first-level channels (paper 64)", type="positive_int")
+    depth: int = option(5, "U-Net levels (paper 5)", type="positive_int")
+    crop: int = option(128, "training crop side, a multiple of 2**(depth-1)", type="positive_int")
+    batch_size: int = option(8, type="positive_int")
+    epochs: int = option(40, type="positive_int")
+    # None: cover the training pixels once per epoch
+    steps_per_epoch: int | None = option(None, "steps between validations (small preset: enough crops to cover "
+                                               "the training pixels)", type="positive_int")
+    optimizer: str = option("adam", "Adam or the official code's RMSprop (momentum 0.9) (default {default})",
+                            choices=("adam", "rmsprop"))
+    lr: float = option(1e-3, "learning rate (default {default:g})", type="positive_float")
     seed: int = 0
-    deterministic: bool = False
+    deterministic: bool = option(False, "deterministic torch algorithms", flag=True)
 
 
 def check_config(cfg: RunConfig) -> None:
@@ -326,11 +345,18 @@ def _finished(run_dir: Path, cfg: RunConfig) -> dict | None:
 class ExperimentSpec:
     """A grid of runs. ``base`` holds everything the runs share (its ``noise`` is
     the noisy-label setting; ``iel``, ``seed``, ``dt`` and ``layers`` are set per run)."""
-    mode: str = "compare"                 # compare | sweep
-    base: RunConfig = dataclasses.field(default_factory=RunConfig)
-    seeds: tuple = (0, 1, 2)
-    dts: tuple = (0.025,)                 # compare: exactly one
-    layers: tuple = (30,)                 # compare: exactly one
+    mode: str = option("compare", "compare: {{baseline, IELs}} x {{clean, noisy}}; sweep: IELs for every --dt x "
+                                  "--layers on noisy labels, plus the baseline (default {default})",
+                       choices=("compare", "sweep"))
+    base: RunConfig = dataclasses.field(default_factory=lambda: RunConfig(noise="blocks"))
+    seeds: tuple = option((0, 1, 2), "seeds (weights, batches and the label noise) (default 0 1 2)",
+                          type="nonneg_int", nargs="+", metavar="S")
+    # the sweep axes (compare: exactly one value each)
+    dts: tuple = option((RunConfig.dt,), "PDE time per layer (default {default[0]:g} = official 0.1 with "
+                                         "laplacian/4); several values in sweep mode",
+                        type="positive_float", nargs="+", metavar="DT", name="--dt")
+    layers: tuple = option((RunConfig.layers,), "number of layers (default {default[0]}); several values in sweep "
+                                                "mode", type="positive_int", nargs="+", metavar="N")
 
 
 def check_spec(spec: ExperimentSpec) -> None:

@@ -104,7 +104,27 @@ def _padded(u: torch.Tensor, boundary: str, f: Callable[[torch.Tensor], torch.Te
     return f(F.pad(u, (1, 1, 1, 1)))[..., 1:-1, 1:-1]
 
 
-class Heat:
+class _Operator:
+    """An operator ``F(u)`` with one positive parameter (named by ``param``), applied per channel under
+    the boundary condition of :func:`_padded`; subclasses define ``_f``."""
+
+    name: str
+    param: str
+
+    def __init__(self, value: float):
+        setattr(self, self.param, _positive(value, self.param, type(self).__name__))
+
+    def _f(self, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
+        return _padded(u, boundary, self._f)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.param}={getattr(self, self.param):g})"
+
+
+class Heat(_Operator):
     """Heat diffusion ``F(u) = laplacian(u)``: the 5-point stencil, unit pixel spacing.
 
     Parameters
@@ -115,20 +135,17 @@ class Heat:
         ``dt`` by 4 and keep ``scale=1``.
     """
 
-    name = "heat"
+    name, param = "heat", "scale"
 
     def __init__(self, scale: float = 1.0):
-        self.scale = _positive(scale, "scale", "Heat")
+        super().__init__(scale)
 
-    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
-        lap = _padded(u, boundary, ops.laplacian)
+    def _f(self, u: torch.Tensor) -> torch.Tensor:
+        lap = ops.laplacian(u)
         return lap if self.scale == 1.0 else self.scale * lap
 
-    def __repr__(self) -> str:
-        return f"Heat(scale={self.scale:g})"
 
-
-class TVFlow:
+class TVFlow(_Operator):
     """Total variation flow ``F(u) = div(grad u / sqrt(|grad u|^2 + eps^2))`` per channel.
 
     Parameters
@@ -139,24 +156,18 @@ class TVFlow:
         around a flat region is ``laplacian / eps``.
     """
 
-    name = "tv"
+    name, param = "tv", "eps"
 
     def __init__(self, eps: float = 0.1):
-        self.eps = _positive(eps, "eps", "TVFlow")
+        super().__init__(eps)
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
         g = ops.grad(u)                                           # (B, C, 2, H, W)
         norm = torch.sqrt((g * g).sum(-3, keepdim=True) + self.eps ** 2)
         return ops.div(g / norm)
 
-    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
-        return _padded(u, boundary, self._f)
 
-    def __repr__(self) -> str:
-        return f"TVFlow(eps={self.eps:g})"
-
-
-class PeronaMalik:
+class PeronaMalik(_Operator):
     """Perona–Malik diffusion ``F(u) = div(g(|grad u|^2) grad u)``, ``g(s) = 1 / (1 + s / kappa^2)``.
 
     Parameters
@@ -166,25 +177,19 @@ class PeronaMalik:
         larger than ``kappa`` are barely diffused, smaller ones diffuse as heat.
     """
 
-    name = "perona-malik"
+    name, param = "perona-malik", "kappa"
 
     def __init__(self, kappa: float = 1.0):
-        self.kappa = _positive(kappa, "kappa", "PeronaMalik")
+        super().__init__(kappa)
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
         g = ops.grad(u)
         diffusivity = 1.0 / (1.0 + (g * g).sum(-3, keepdim=True) / self.kappa ** 2)
         return ops.div(diffusivity * g)
 
-    def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
-        return _padded(u, boundary, self._f)
 
-    def __repr__(self) -> str:
-        return f"PeronaMalik(kappa={self.kappa:g})"
-
-
-#: Ready operators by name: name -> (class, name of its one parameter or None).
-OPERATORS = {"heat": (Heat, "scale"), "tv": (TVFlow, "eps"), "perona-malik": (PeronaMalik, "kappa")}
+#: Ready operators by name: name -> (class, name of its one parameter).
+OPERATORS = {c.name: (c, c.param) for c in (Heat, TVFlow, PeronaMalik)}
 
 
 def make_operator(name: str, param: float | None = None):

@@ -91,12 +91,14 @@ from ..training import (
     ConfigCheck,
     Run,
     check_finite,
+    ckpt_every_option,
     config_to_dict,
     invoked_command,
     load_checkpoint,
     option,
     seed_everything,
     step_generator,
+    val_every_option,
 )
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
@@ -173,10 +175,8 @@ class TrainConfig:
     val_densities: tuple = option((0.05, 0.1, 0.2), type="density", nargs="+", metavar="D",
                                   help="stage wgan: random-mask densities of the validation (default 0.05 0.1 0.2)")
     val_seed: int = option(0, "seed of the validation crops, masks and noises (default 0)", type="nonneg_int")
-    val_every: int = option(250, "validate every N steps and after the last (default {default})",
-                            type="positive_int", metavar="N")
-    ckpt_every: int = option(50, "write the resume checkpoint every N steps (default {default})",
-                             type="positive_int", metavar="N")
+    val_every: int = val_every_option(250)
+    ckpt_every: int = ckpt_every_option(50)
 
 
 def check_config(cfg: TrainConfig) -> None:

@@ -47,10 +47,18 @@ import torch
 
 from .. import datasets
 from ..errors import UserInputError
-from ..io import image_files, read_image, save_model
+from ..io import image_files, read_image, save_model, to_json, write_bytes
 from ..metrics import ssim
-from ..training import (ConfigCheck, Run, check_finite, config_to_dict, invoked_command, load_checkpoint,
-                        seed_everything, step_generator)
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    seed_everything,
+    step_generator,
+)
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
 from .dither import blue_noise_tile, threshold_map
@@ -272,8 +280,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         info["val_baselines"] = json.loads(base_path.read_text())
     else:
         info["val_baselines"] = baselines(cfg, fval)
-        from ..training.config import _atomic_write_json
-        _atomic_write_json(base_path, info["val_baselines"], "validation baselines")
+        write_bytes(base_path, to_json(info["val_baselines"], "validation baselines").encode())
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
     best_val: dict = {}

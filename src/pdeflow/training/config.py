@@ -13,7 +13,8 @@ from typing import Any
 from ..errors import UserInputError
 from ..io import to_json, write_bytes
 
-__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "option"]
+__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "option",
+           "val_every_option", "ckpt_every_option"]
 
 
 PathLike = str | os.PathLike
@@ -29,19 +30,34 @@ def _atomic_write_json(path: PathLike, obj: Any, what: str) -> Path:
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
            type: str | None = None, metavar: str | None = None, choices: tuple | None = None,
-           flag: bool = False, negate: str | None = None, nargs: str | None = None) -> Any:
+           flag: bool = False, negate: str | None = None, nargs: str | None = None,
+           name: str | None = None) -> Any:
     """A config dataclass field that is also a command-line option: the hyperparameter is declared once.
 
     ``help`` is a :meth:`str.format` template: ``{default}`` is the field's default and every other field
     of the config is available by name (``{mixed_min}``). ``type`` names an argument type of the command
     line (``"positive_int"``, ``"nonneg_float"``, ``"float"``, ...; the CLI maps names to parsers, so the
     library does not import it); ``flag=True`` makes a boolean a store-true switch, ``negate="--no-x"`` a
-    store-false switch of that name; ``nargs="+"`` a list (a tuple in the config). The command line
+    store-false switch of that name; ``nargs="+"`` a list (a tuple in the config); ``name="--x"`` the
+    option's name where it is not ``--field-name`` (a list field ``dts`` given as ``--dt``). The command line
     builds its options from this metadata (:func:`pdeflow.cli._common.add_config_option`).
     """
     meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "flag": flag, "negate": negate,
-            "nargs": nargs}
+            "nargs": nargs, "name": name}
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"cli": meta})
+
+
+def val_every_option(default: int) -> Any:
+    """The ``val_every`` field every trainer has: validation period in steps (and after the last step)."""
+    return option(default, "validate every N steps and after the last (default {default})", type="positive_int",
+                  metavar="N")
+
+
+def ckpt_every_option(default: int) -> Any:
+    """The ``ckpt_every`` field every trainer has: the period of :class:`~pdeflow.training.Run`'s resume
+    checkpoint in steps."""
+    return option(default, "write the resume checkpoint every N steps (default {default})", type="positive_int",
+                  metavar="N")
 
 
 def config_to_dict(config: Any) -> dict:
@@ -87,17 +103,22 @@ def load_config(cls: type, path: PathLike) -> Any:
     return cls(**data)
 
 
-def _field_defaults(config: Any) -> dict:
-    """JSON-ready defaults of a dataclass config's fields (empty for a dict config)."""
-    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
-        return {}
+def config_defaults(cls: Any) -> dict:
+    """The defaults of the fields of dataclass ``cls`` (a class or an instance) that have one."""
     out = {}
-    for f in dataclasses.fields(config):
+    for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
             out[f.name] = f.default_factory()
-    return json.loads(to_json(out, "config"))
+    return out
+
+
+def _field_defaults(config: Any) -> dict:
+    """JSON-ready defaults of a dataclass config's fields (empty for a dict config)."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return {}
+    return json.loads(to_json(config_defaults(config), "config"))
 
 
 def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> list[str]:

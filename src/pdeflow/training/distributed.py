@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = ["setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean", "get_rank",
-           "get_world_size"]
+           "get_world_size", "broadcast_object"]
 
 
 PathLike = str | os.PathLike
@@ -107,7 +107,7 @@ def reduce_mean(x: torch.Tensor | float) -> torch.Tensor | float:
     return t.item() / world_size
 
 
-def _broadcast_object(obj: Any) -> Any:
+def broadcast_object(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (identity without a process group)."""
     if get_world_size() == 1:
         return obj
@@ -124,7 +124,7 @@ def _on_main_then_broadcast(is_main: bool, fn: Callable[[], Any]) -> Any:
             result = fn()
         except Exception as e:  # re-raised below, on every rank
             error = e
-    result, error = _broadcast_object((result, error))
+    result, error = broadcast_object((result, error))
     if error is not None:
         raise error
     return result

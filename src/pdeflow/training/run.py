@@ -23,7 +23,7 @@ from ..errors import UserInputError
 from ..io import write_bytes
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import _atomic_write_json, _config_diff, _field_defaults, config_to_dict
-from .distributed import _broadcast_object, _gather_object, _on_main_then_broadcast, get_rank, get_world_size, unwrap
+from .distributed import _gather_object, _on_main_then_broadcast, broadcast_object, get_rank, get_world_size, unwrap
 from .seeding import _rng_state, _set_rng_state
 
 __all__ = ["clip_gradients", "check_finite", "Run", "RunConfigError", "invoked_command"]
@@ -295,7 +295,7 @@ class Run:
         and return True. Call after the update of ``step``. NaN never wins.
         Collective under DDP; rank 0's metric decides."""
         metric = float(metric.item() if isinstance(metric, torch.Tensor) else metric)
-        metric = float(_broadcast_object(metric))
+        metric = float(broadcast_object(metric))
         if math.isnan(metric):
             return False
         better = (self.best is None or (metric > self.best if self.best_mode == "max" else metric < self.best))

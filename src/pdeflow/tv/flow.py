@@ -7,7 +7,9 @@ warm-started from the previous step's dual field: implicit Euler (the default),
 ``u_{k+1} = rof((4 u_k - u_{k-1}) / 3, 2h/3)``.  The dual field ``p`` of a step
 gives the time derivative for free, ``(u_{k+1} - u_k) / h = div(p)`` (Euler) or
 ``(3 u_{k+1} - 4 u_k + u_{k-1}) / (2h) = div(p)`` (BDF2), with ``|p| <= 1``: it is
-the flux ``phi`` of the TV flow's characterisation used by TVflowNET.
+the flux ``phi`` of the TV flow's characterisation used by TVflowNET.  An image flat
+enough to reach its mean within a step (range ``r`` with ``(H + W) sqrt(C) r <= h``)
+takes that step exactly, without the solver (its extinction step).
 
 Two regularised schemes are offered for comparison only: ``"explicit"``
 (forward Euler on ``div(grad u / sqrt(|grad u|^2 + eps^2))``, with as many
@@ -228,13 +230,53 @@ def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channel
         w = h / h_prev
         a, b, lam = (1 + w) ** 2 / (1 + 2 * w), w * w / (1 + 2 * w), h * (1 + w) / (1 + 2 * w)
         f = torch.add(u, u_prev, alpha=-b / a).mul_(a)
-    r, short = _solve(f, lam, method=solver, tol=tol, max_iter=max_iter, p0=p, channelwise=channelwise,
-                      check_every=check_every)
     stats["steps"] += 1
+    extinct = _extinct(f, lam, channelwise)
+    if not bool(extinct.any()):
+        return _solve_step(f, lam, p, stats, solver=solver, tol=tol, max_iter=max_iter, channelwise=channelwise,
+                           check_every=check_every)
+    v, q = torch.empty_like(f), torch.empty_like(p)
+    v[extinct], q[extinct] = _extinction_step(f[extinct], lam)
+    active = ~extinct
+    if bool(active.any()):
+        v[active], q[active] = _solve_step(f[active], lam, p[active], stats, solver=solver, tol=tol,
+                                           max_iter=max_iter, channelwise=channelwise, check_every=check_every)
+    return v, q
+
+
+def _solve_step(f, lam, p, stats, **kw):
+    r, short = _solve(f, lam, p0=p, method=kw.pop("solver"), **kw)
     if bool(short.any()):
         stats["short"] += 1
         stats["gap"] = max(stats["gap"], r.gap[short].max().item())
     return r.u, r.p
+
+
+# Extinction.  rof(f, lam) is the mean of f (per channel) once lam reaches the extinction time, the dual
+# norm ||f - mean||_*.  A field q with div q = f - mean is built from cumulative sums (the rows' means
+# along H, each row's deviation from its mean along W), with |q| <= (H + W) r (per channel) or
+# (H + W) sqrt(C) r (channels coupled), r = max f - min f; so (H + W) [sqrt(C)] r <= lam means the step
+# ends at the mean, and the step returns it with the exact flux q / lam (|q / lam| <= 1) without the
+# solver.  This matters: the solver's stopping rule, a relative duality gap, cannot be met once the image
+# is flat to round-off (gap and objective are both round-off), so every later step would run to max_iter.
+
+def _extinct(f: torch.Tensor, lam: float, channelwise: bool) -> torch.Tensor:
+    """(B,) bool: the images of ``f`` (B, C, H, W) that the bound above proves extinct within ``lam``."""
+    B, C, H, W = f.shape
+    flat = f.reshape(B, -1)
+    bound = (H + W) * (1.0 if channelwise else math.sqrt(C))
+    return bound * (flat.amax(1) - flat.amin(1)) <= lam
+
+
+def _extinction_step(f: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean of f, p)`` with ``div(p) = (mean - f) / lam`` exactly (up to round-off), ``f`` (B, C, H, W)."""
+    mean = f.mean(dim=(-2, -1), keepdim=True)
+    g = (mean - f) / lam                                    # zero mean per channel
+    rows = g.mean(-1, keepdim=True)                         # (B, C, H, 1), sums to zero over H
+    q = f.new_zeros(*f.shape[:-2], 2, *f.shape[-2:])
+    q[..., 0, :-1, :] = torch.cumsum(rows, -2)[..., :-1, :]  # div along H gives the rows' means
+    q[..., 1, :, :-1] = torch.cumsum(g - rows, -1)[..., :, :-1]  # div along W each row's deviation
+    return mean.expand_as(f).clone(), q
 
 
 def _regularised_flux(u, eps, channelwise):

@@ -134,22 +134,22 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     return model.eval().to(device)
 
 
-def model_scale(model) -> float | None:
-    """The intensity scale a model was trained at (from its JSON), or None."""
-    meta = getattr(model, "meta", None)
+def _trained_with(model, key: str) -> float | None:
+    """The number ``key`` of the training config in a loaded model's JSON, or None."""
     try:
-        return float(meta["config"]["scale"])
+        return float(getattr(model, "meta", None)["config"][key])
     except (TypeError, KeyError):
         return None
+
+
+def model_scale(model) -> float | None:
+    """The intensity scale a model was trained at (from its JSON), or None."""
+    return _trained_with(model, "scale")
 
 
 def model_t_max(model) -> float | None:
     """The end ``T`` of the time interval a model was trained on, or None."""
-    meta = getattr(model, "meta", None)
-    try:
-        return float(meta["config"]["t_max"])
-    except (TypeError, KeyError):
-        return None
+    return _trained_with(model, "t_max")
 
 
 _DEFAULT_CACHE: dict[tuple[str, str], nn.Module] = {}

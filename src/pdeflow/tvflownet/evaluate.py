@@ -57,7 +57,7 @@ from .. import datasets, metrics, ops
 from .. import io as pio
 from ..errors import UserInputError
 from ..progress import progress_bar
-from ..tv import rof
+from ..tv import tv_flow
 from ..tv.spectral import spectral_from_stack
 from .api import flow as network_flow
 from .joint import joint_optimise, paper_iterations
@@ -251,64 +251,13 @@ def _grid_indices(times: Sequence[float], dt: float) -> list[int]:
     return idx
 
 
-def _implicit_flow(x: torch.Tensor, idx: list[int], dt: float, tol: float, solver: str, max_iter: int,
-                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Implicit Euler TV flow of ``x`` (B, C, H, W) at steps ``idx``: ``(u, u_t)`` each (T, B, C, H, W).
-
-    Each step is ``rof(u, dt)`` warm started from the previous dual field ``p``,
-    and ``u_t = div(p)`` is the step's backward quotient (at step 0 the quotient
-    of the first step), as :func:`pdeflow.tv.tv_flow`.
-
-    Extinction is handled exactly, without the solver: an image whose range
-    ``r = max u - min u`` satisfies ``(H + W) sqrt(C) r <= dt`` reaches its mean
-    within the step (its extinction time, the dual norm ``||u - mean||_*``, is at
-    most ``(H + W) sqrt(C) r``: a field ``p`` with ``div p = u - mean`` and
-    ``|p| <= (H + W) sqrt(C) r`` is given by cumulative sums along rows and
-    columns), so the step returns the mean and ``u_t = (mean - u) / dt``.  This
-    matters: the ROF stopping rule is a relative duality gap, which cannot be met
-    once the image is flat to round-off (gap and objective are both round-off),
-    so the solver would run to ``max_iter`` at every remaining step.
-    """
-    B, C, H, W = x.shape
-    bound = (H + W) * math.sqrt(C)
-    n = max(idx) if idx else 0
-    want = {}
-    for j, k in enumerate(idx):
-        want.setdefault(k, []).append(j)
-    T = len(idx)
-    us = x.new_empty((T, *x.shape))
-    uts = x.new_empty((T, *x.shape))
-    u = x
-    p = x.new_zeros(B, C, 2, H, W)
-    n_run = max(n, 1) if 0 in want else n
-    with progress_bar(total=n_run, enabled=progress, desc="reference TV flow", unit="step") as bar:
-        for k in range(0, n_run + 1):
-            if k > 0:
-                flat = u.reshape(B, -1)
-                extinct = bound * (flat.amax(1) - flat.amin(1)) <= dt
-                new_u, new_p = u.clone(), torch.zeros_like(p)
-                ut = torch.empty_like(u)
-                if bool(extinct.any()):
-                    mean = u[extinct].mean(dim=(-2, -1), keepdim=True).expand(-1, -1, H, W)
-                    new_u[extinct] = mean
-                    ut[extinct] = (mean - u[extinct]) / dt
-                active = ~extinct
-                if bool(active.any()):
-                    r = rof(u[active], dt, method=solver, tol=tol, max_iter=max_iter, p0=p[active],
-                            full_output=True)
-                    new_u[active], new_p[active] = r.u, r.p
-                    ut[active] = ops.div(r.p)
-                u, p = new_u, new_p
-                bar.update(1)
-                if k == 1 and 0 in want:
-                    for j in want[0]:
-                        uts[j] = ut
-            if k in want:
-                for j in want[k]:
-                    us[j] = u
-                    if k > 0:
-                        uts[j] = ut
-    return us, uts
+def _reference(x: torch.Tensor, idx: list[int], dt: float, tol: float, solver: str, max_iter: int,
+               progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference of ``x`` (B, C, H, W) at the grid steps ``idx``: :func:`pdeflow.tv.tv_flow`, implicit
+    Euler steps of ``dt`` (each an ROF problem to relative duality gap ``tol``; an image flat enough to
+    reach its mean within a step does so exactly), ``(u, u_t)`` each (T, B, C, H, W)."""
+    return tv_flow(x, [k * dt for k in idx], dt=dt, tol=tol, method="implicit", scheme="euler", solver=solver,
+                   max_iter=max_iter, return_ut=True, progress=progress)
 
 
 def _image_key(img: torch.Tensor, times: list[float], dt: float, tol: float, solver: str, max_iter: int) -> str:
@@ -401,7 +350,7 @@ def reference_flow(
     for start in range(0, len(missing), max(1, int(batch_size))):
         sel = missing[start:start + max(1, int(batch_size))]
         xb = x[sel].detach().to(torch.float64)
-        u, ut = _implicit_flow(xb, idx, float(dt), float(tol), solver, int(max_iter), progress=progress)
+        u, ut = _reference(xb, idx, float(dt), float(tol), solver, int(max_iter), progress=progress)
         u, ut = u.float().cpu(), ut.float().cpu()
         for j, b in enumerate(sel):
             out_u[:, b], out_ut[:, b] = u[:, j], ut[:, j]
@@ -936,7 +885,7 @@ def evaluate_timing(models: Mapping[str, Model], *, sizes=(96, 256), times=None,
                         idx = _grid_indices(tsel, dt)
                         _sync(dev)
                         t0 = time.perf_counter()
-                        _implicit_flow(xr, idx, dt, tol, solver, max_iter)
+                        _reference(xr, idx, dt, tol, solver, max_iter)
                         _sync(dev)
                         res[key] = time.perf_counter() - t0
                     out["reference"].setdefault(dev, {})[int(size)] = res

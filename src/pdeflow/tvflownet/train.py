@@ -87,7 +87,6 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -99,7 +98,9 @@ from ..metrics import psnr
 from ..training import (
     ConfigCheck,
     Run,
+    broadcast_object,
     check_finite,
+    ckpt_every_option,
     cleanup_distributed,
     clip_gradients,
     config_to_dict,
@@ -113,6 +114,7 @@ from ..training import (
     seed_everything,
     setup_distributed,
     step_generator,
+    val_every_option,
 )
 from ..tv import tv_flow
 from .loss import TVFlowLoss
@@ -207,10 +209,8 @@ class TrainConfig:
                                metavar="N")
     val_seed: int = option(0, "seed of the validation crops (default 0: the same set for every run)",
                            type="nonneg_int")
-    val_every: int = option(500, "validate every N steps and after the last (default {default})",
-                            type="positive_int", metavar="N")
-    ckpt_every: int = option(500, "write the resume checkpoint every N steps (default {default})",
-                             type="positive_int", metavar="N")
+    val_every: int = val_every_option(500)
+    ckpt_every: int = ckpt_every_option(500)
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -372,14 +372,6 @@ def average_gradients(net: torch.nn.Module) -> None:
 # --------------------------------------------------------------------------- validation
 
 
-def _broadcast(obj: Any) -> Any:
-    if get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
     """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
 
@@ -404,7 +396,7 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
                           progress=progress, scheme="euler")
             val = {"key": key, "u0": u0, "times": times, "ref": ref}
             save_checkpoint(path, val)
-    return _broadcast(val)
+    return broadcast_object(val)
 
 
 @torch.no_grad()
