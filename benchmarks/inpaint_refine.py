@@ -28,11 +28,11 @@ machine; PS times: the evaluation's (wall clock, one thread) and this cache's CP
 from __future__ import annotations
 
 import argparse
-import re
 import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import tempfile
@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 
 from _ps_extra import ps_reference  # noqa: E402
 from inpaint_learned_masks import sigma_for  # noqa: E402  (the analytic smoothing the mask networks use)
-
 from pdeflow.inpaint import refine_mask  # noqa: E402
 from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density  # noqa: E402
 from pdeflow.inpaint.evaluate import test_images  # noqa: E402

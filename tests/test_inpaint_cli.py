@@ -157,3 +157,182 @@ def test_readme_mask_then_inpaint_pair_on_the_default_image(tmp_path, capsys):
     assert main(["inpaint", "builtin:skimage/camera", "--mask", str(d / "mask.png"),
                  "--out", str(tmp_path / "r")]) == 0, capsys.readouterr().err
     assert (tmp_path / "r" / "inpainted.png").is_file()
+
+
+# ------------------------------------------------------------- analytic and learned masks, learned inpainting
+
+def _exported_masknet(tmp_path, density=0.1, channels=1):
+    from pdeflow.inpaint.learned import MaskNet
+    from pdeflow.io import save_model
+
+    torch.manual_seed(0)
+    net = MaskNet(channels, density, widths=(4, 8))
+    save_model(net, tmp_path / f"mn{channels}", config={"kind": "masknet", "model": net.config})
+    return tmp_path / f"mn{channels}.json", net
+
+
+def _exported_residual(tmp_path, channels=1):
+    from pdeflow.inpaint.residual import ResidualInpainter
+    from pdeflow.io import save_model
+
+    torch.manual_seed(0)
+    r = ResidualInpainter(channels, widths=(4, 8))
+    save_model(r, tmp_path / f"res{channels}", config={"kind": "residual-inpainter", "model": r.config})
+    return tmp_path / f"res{channels}.json"
+
+
+def test_mask_default_is_analytic_without_a_shipped_network(tmp_path, capsys):
+    from pdeflow.inpaint.analytic import analytic_mask, analytic_sigma
+    out = tmp_path / "a"
+    # 0.15: no network is shipped for it, whatever is shipped for 5, 10 and 20 %
+    assert main(["mask", "--size", "32", "--density", "0.15", "--out", str(out)]) == 0
+    assert "method: analytic (default: no mask network is shipped for density 0.15)" in capsys.readouterr().out
+    m = read_image(out / "mask.png") > 0.5
+    f = read_image(out / "inpainted.png")  # noqa: F841 (written)
+    assert int(m.sum()) == round(0.15 * 32 * 32)
+    assert read_csv(out / "errors.csv")[0]["method"] == "analytic"
+    # the library's mask for the same crop
+    import argparse
+
+    from pdeflow.cli.inpaint import _load
+    x, _, _ = _load(argparse.Namespace(image=None, size=32, grey=True))
+    ref = analytic_mask(x, 0.15, sigma=analytic_sigma(0.15)) > 0.5
+    assert torch.equal(m, ref)
+
+
+def test_mask_default_follows_the_shipped_networks(monkeypatch):
+    from pdeflow.cli import inpaint as cli_inpaint
+    monkeypatch.setattr(cli_inpaint.gan, "shipped_models", lambda: ["masknet-10"])
+    assert cli_inpaint._default_mask_method(0.1, 1)[0] == "learned"
+    assert cli_inpaint._default_mask_method(0.1, 3)[0] == "analytic"      # the shipped networks are grey
+    assert cli_inpaint._default_mask_method(0.05, 1)[0] == "analytic"
+    monkeypatch.setattr(cli_inpaint.gan, "shipped_models", lambda: [])
+    assert cli_inpaint._default_mask_method(0.1, 1)[0] == "analytic"
+
+
+def test_mask_analytic_refine_does_not_increase_the_error(tmp_path):
+    rows = {}
+    for r in (0, 3):
+        out = tmp_path / f"r{r}"
+        assert main(["mask", "--size", "32", "--density", "0.1", "--method", "analytic", "--refine", str(r),
+                     "--out", str(out)]) == 0
+        rows[r] = read_csv(out / "errors.csv")[0]
+        assert int((read_image(out / "mask.png") > 0.5).sum()) == round(0.1 * 32 * 32)
+    # refinement keeps an exchange only if the (MSE) error drops
+    assert float(rows[3]["mse"]) <= float(rows[0]["mse"]) * (1 + 1e-9)
+
+
+def test_mask_learned_with_an_exported_network(tmp_path, capsys):
+    from pdeflow.inpaint.learned import learned_mask
+    model, net = _exported_masknet(tmp_path)
+    out = tmp_path / "l"
+    assert main(["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--model", str(model),
+                 "--out", str(out)]) == 0
+    m = read_image(out / "mask.png") > 0.5
+    assert int(m.sum()) == round(0.1 * 32 * 32)
+    import argparse
+
+    from pdeflow.cli.inpaint import _load
+    x, _, _ = _load(argparse.Namespace(image=None, size=32, grey=True))
+    assert torch.equal(m, learned_mask(x, 0.1, model=net) > 0.5)
+
+
+def test_learned_bad_models_exit_2_with_one_line_and_nothing_written(tmp_path, capsys):
+    model, _ = _exported_masknet(tmp_path, density=0.1)
+    model3, _ = _exported_masknet(tmp_path, density=0.1, channels=3)
+    bad = tmp_path / "broken"
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 40)
+    out = tmp_path / "o"
+    cases = [
+        (["mask", "--size", "32", "--density", "0.2", "--method", "learned", "--model", str(model)], "density"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--model", str(model3)], "channel"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--model", str(bad) + ".json"],
+         "broken"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "random", "--refine", "2"], "--refine"),
+        (["mask", "--size", "32", "--density", "0.0001", "--method", "analytic"], "--density"),
+    ]
+    for argv, word in cases:
+        assert main(argv + ["--out", str(out)]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0] and "--" in err[0], (argv, err)
+        assert not out.exists()
+    m = random_mask((1, 32, 32), 0.2, generator=0)
+    write_image(tmp_path / "m.png", m)
+    res3 = _exported_residual(tmp_path, channels=3)
+    for model_path, word in ((res3, "channel"), (str(bad) + ".json", "broken")):
+        assert main(["inpaint", "builtin:skimage/camera", "--size", "32", "--mask", str(tmp_path / "m.png"),
+                     "--method", "learned", "--model", str(model_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--model" in err[0] and word in err[0], err
+        assert not out.exists()
+
+
+def test_inpaint_learned_untrained_is_diffusion(tmp_path):
+    """An untrained residual inpainter (last layer zero) is diffusion inpainting: the two commands agree."""
+    res = _exported_residual(tmp_path)
+    m = random_mask((1, 32, 32), 0.2, generator=0)
+    write_image(tmp_path / "m.png", m)
+    outs = {}
+    for method in ("diffusion", "learned"):
+        outs[method] = tmp_path / method
+        argv = ["inpaint", "builtin:skimage/camera", "--size", "32", "--mask", str(tmp_path / "m.png"),
+                "--method", method, "--out", str(outs[method])]
+        assert main(argv + (["--model", str(res)] if method == "learned" else [])) == 0
+    a, b = (read_image(outs[k] / "inpainted.png") for k in ("diffusion", "learned"))
+    assert (a - b).abs().max() <= 1 / 255 + 1e-6
+    assert read_csv(outs["learned"] / "errors.csv")[0]["method"] == "learned"
+
+
+def test_ps_announces_its_cost(tmp_path, capsys):
+    from pdeflow.cli.inpaint import _ps_steps
+    assert _ps_steps(100, 0.5, 0.5, 0.5) > 0
+    # the count is the one PS runs: each step removes max(1, round(q ceil(p n))) of n pixels, down to the target
+    assert _ps_steps(10, 0.5, 0.02, 0.02) == 5
+    out = tmp_path / "p"
+    assert main(["mask", "--size", "16", "--density", "0.3", "--method", "ps", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "estimated cost:" in text and "PS steps" in text
+
+
+def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
+    """The analytic/learned rows run with exported (untrained) networks; a second run reuses random rows."""
+    import json
+
+    from pdeflow.inpaint.analytic import analytic_sigma
+    from pdeflow.inpaint.learned import MaskNet
+    from pdeflow.inpaint.residual import ResidualInpainter
+    from pdeflow.io import save_model
+
+    torch.manual_seed(0)
+    net = MaskNet(1, 0.2, widths=(4, 8), sigma=analytic_sigma(0.2))
+    save_model(net, tmp_path / "mn", config={"kind": "masknet", "model": net.config})
+    r = ResidualInpainter(1, widths=(4, 8))
+    save_model(r, tmp_path / "res", config={"kind": "residual-inpainter", "model": r.config})
+    methods = ["random-diffusion", "analytic", "analytic-refine", "learned", "learned-residual"]
+    base = ["evaluate", "inpainting", "--densities", "0.2", "--n-images", "2", "--size", "16",
+            "--masknet-models", str(tmp_path / "mn.json"), "--residual-model", str(tmp_path / "res.json")]
+    first = tmp_path / "e1"
+    assert main(base + ["--methods", *methods, "--out", str(first)]) == 0
+    res = json.loads((first / "results.json").read_text())
+    s = res["summary"]
+    assert set(s) == set(methods)
+    # an untrained mask network is the analytic mask; an untrained residual inpainter is diffusion
+    assert s["learned"]["0.2"]["mae255"]["mean"] == pytest.approx(s["analytic"]["0.2"]["mae255"]["mean"], rel=1e-6)
+    assert s["learned-residual"]["0.2"]["mae255"]["mean"] == pytest.approx(s["learned"]["0.2"]["mae255"]["mean"],
+                                                                            rel=1e-5)
+    assert s["analytic-refine"]["0.2"]["mae255"]["mean"] <= s["analytic"]["0.2"]["mae255"]["mean"] * 1.05
+    assert "learned + diffusion" in (first / "report.md").read_text()
+    second = tmp_path / "e2"
+    assert main(base + ["--methods", "random-diffusion", "--reuse", str(first / "results.json"),
+                        "--out", str(second)]) == 0
+    res2 = json.loads((second / "results.json").read_text())
+    assert res2["per_image"]["random-diffusion"] == [] or \
+        res2["per_image"]["random-diffusion"]["0.2"] == [dict(row, reused=True)
+                                                         for row in res["per_image"]["random-diffusion"]["0.2"]]
+    assert "rows reused from" in (second / "report.md").read_text()
+    # other crops: nothing reused, said so
+    third = tmp_path / "e3"
+    assert main(base + ["--methods", "random-diffusion", "--seed", "1", "--reuse", str(first / "results.json"),
+                        "--out", str(third)]) == 0
+    assert "nothing reused" in (third / "report.md").read_text()

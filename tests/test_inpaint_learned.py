@@ -285,7 +285,9 @@ def test_export_load_round_trip_and_refusals(tmp_path):
         load_masknet(tmp_path / "m")
 
 
-def test_learned_mask_without_a_shipped_model_says_so():
+def test_learned_mask_without_a_shipped_model_says_so(tmp_path, monkeypatch):
+    from pdeflow.inpaint import gan
+    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)       # a package without shipped models
     with pytest.raises(FileNotFoundError, match="not shipped"):
         learned_mask(_smooth_images(1, 16, 16).float(), 0.05)
     with pytest.raises(ValueError, match="density"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -23,9 +24,12 @@ import torch
 from .. import io as pio
 from .. import metrics, viz
 from ..inpaint import gan
+from ..inpaint.analytic import analytic_mask, analytic_sigma
 from ..inpaint.diffusion import diffuse
 from ..inpaint.evaluate import METHODS, evaluate, report
+from ..inpaint.learned import MASKNET_MODELS, learned_mask, load_masknet
 from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from ..inpaint.residual import learned_inpaint, load_residual
 from ..inpaint.train import TrainConfig, check_config, train
 from ._common import (
     CLIError,
@@ -48,8 +52,10 @@ from ._common import (
 
 __all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
 
-MASK_METHODS = ("random", "ps", "nlpe", "gan")
-INPAINT_METHODS = ("diffusion", "wgan")
+MASK_METHODS = ("analytic", "learned", "random", "ps", "nlpe", "gan")
+INPAINT_METHODS = ("diffusion", "learned", "wgan")
+#: PS / NLPE estimated to take longer than this (seconds) get a warning line before they start.
+SLOW_WARNING_S = 60.0
 #: Built-in images are centre-cropped to this size unless --size says otherwise (PS is slow on large images).
 DEFAULT_SIZE = 128
 
@@ -96,13 +102,21 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub) -> None:
     """Register ``pdeflow mask`` and ``pdeflow inpaint``."""
     p = sub.add_parser(
-        "mask", help="choose the known pixels of a sparse inpainting mask (random, PS, PS+NLPE, mask GAN)",
+        "mask", help="choose the known pixels of a sparse inpainting mask (analytic, learned, random, PS, "
+                     "PS+NLPE, mask GAN)",
         description="Choose a fraction D of the pixels of an image so that inpainting from them restores it: "
-                    "random (uniform), ps (probabilistic sparsification), nlpe (PS, then non-local pixel "
-                    "exchange) or gan (a trained mask GAN). Writes mask.png (white = known), inpainted.png "
-                    "(diffusion inpainting; the GAN's own inpainting for --method gan), mask_figure.png "
-                    "(known pixels marked, errors) and errors.csv (MSE, PSNR, MAE, SSIM on [0, 1], run time).",
+                    "analytic (Belhachmi et al.'s density |laplacian(G_sigma f)|, dithered with blue noise, points "
+                    "snapped to local extrema; milliseconds), learned (a trained mask network that corrects the "
+                    "analytic density; milliseconds), random (uniform), ps (probabilistic sparsification; minutes "
+                    "on a 128x128 image, growing with the image), nlpe (PS, then non-local pixel exchange; slower "
+                    "still) or gan (a trained mask GAN). Default: learned where a mask network is shipped for D "
+                    "(grey images), else analytic. PS and NLPE print an estimate of their run time before they "
+                    "start. Writes mask.png (white = known), inpainted.png (diffusion inpainting; the GAN's own "
+                    "inpainting for --method gan), mask_figure.png (known pixels marked, errors) and errors.csv "
+                    "(MSE, PSNR, MAE, SSIM on [0, 1], run time).",
         epilog="examples:\n"
+               "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/\n"
+               "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method analytic --refine 8 --out m/\n"
                "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method nlpe --out m/\n"
                "  pdeflow mask photo.png --density 0.05 --method ps --colour --out m/",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,7 +124,12 @@ def add_parsers(sub) -> None:
     g = p.add_argument_group("mask")
     g.add_argument("--density", type=density, required=True, metavar="D",
                    help="fraction of known pixels, in (0, 1)")
-    g.add_argument("--method", choices=MASK_METHODS, default="ps", help="how to choose them (default ps)")
+    g.add_argument("--method", choices=MASK_METHODS, default=None,
+                   help="how to choose them (default: learned if a mask network is shipped for D and the image is "
+                        "grey, else analytic)")
+    g.add_argument("--refine", type=nonneg_int, default=0, metavar="N",
+                   help="analytic, learned: N rounds of adjoint-guided pixel exchanges after the mask "
+                        "(test-time refinement; default 0: none)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=("mse", "mae"), default="mse",
                    help="error minimised by PS and NLPE (default mse)")
@@ -124,16 +143,18 @@ def add_parsers(sub) -> None:
     g.add_argument("--parallel", type=positive_int, default=1,
                    help="NLPE: exchanges tried per batched solve, the best kept (default 1: classical)")
     g.add_argument("--model", default=None, metavar="PATH",
-                   help="gan: a trained mask GAN (model.json or run directory; default: the model shipped for "
-                        "density D if there is one, else an error naming --model)")
+                   help="learned: a trained mask network, gan: a trained mask GAN (model.json or run directory; "
+                        "default: the shipped one for D, an error naming the way to train one if none is shipped)")
     _add_compute_args(p)
     _add_output_args(p)
     p.set_defaults(run=_run_mask, validate=_check)
 
     p = sub.add_parser(
-        "inpaint", help="inpaint an image from the known pixels of a mask (diffusion or WGAN)",
+        "inpaint", help="inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)",
         description="Reconstruct IMAGE from its pixels where MASK is white (> 0.5): homogeneous diffusion "
-                    "(Laplace equation, Neumann boundary) or a trained inpainting WGAN. Writes inpainted.png, "
+                    "(Laplace equation, Neumann boundary), learned (diffusion plus a small trained network's "
+                    "correction on the unknown pixels, the residual inpainter) or a trained inpainting WGAN. "
+                    "Writes inpainted.png, "
                     "inpaint_figure.png and errors.csv (MSE, PSNR, MAE, SSIM of the result against IMAGE, on "
                     "[0, 1]).",
         epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/")
@@ -142,8 +163,8 @@ def add_parsers(sub) -> None:
                    help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel")
     p.add_argument("--method", choices=INPAINT_METHODS, default="diffusion", help="inpainting (default diffusion)")
     p.add_argument("--model", default=None, metavar="PATH",
-                   help="wgan: a trained inpainting model (model.json or run directory; default: the shipped "
-                        "one if there is one, else an error naming --model)")
+                   help="learned, wgan: a trained model (model.json or run directory; default: the shipped one, "
+                        "an error if none is shipped)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
     _add_compute_args(p)
     _add_output_args(p)
@@ -195,25 +216,105 @@ def _result_figure(f, mask, u, title: str):
     return fig
 
 
+def _default_mask_method(density: float, channels: int) -> tuple[str, str]:
+    """The fastest good method: the shipped mask network for ``density`` (grey images), else analytic."""
+    name = next((n for d, n in MASKNET_MODELS.items() if math.isclose(d, density, abs_tol=1e-9)), None)
+    if name is not None and name in gan.shipped_models():
+        if channels == 1:
+            return "learned", f"the shipped mask network {name}"
+        return "analytic", f"the shipped mask network {name} is for grey images"
+    return "analytic", f"no mask network is shipped for density {density:g}"
+
+
+def _ps_steps(n: int, density: float, p: float, q: float) -> int:
+    """The number of PS steps (one diffusion solve each) from all ``n`` pixels down to ``round(density n)``."""
+    count, target, steps = n, round(density * n), 0
+    while count > target:
+        nc = max(1, math.ceil(p * count))
+        count -= min(max(1, round(q * nc)), count - target)
+        steps += 1
+    return steps
+
+
+def _solve_seconds(x: torch.Tensor, density: float, tol: float, seed: int) -> float:
+    """Seconds of one warm-started diffusion solve at ``density`` (PS and NLPE's unit of work), measured."""
+    m = random_mask((1, *x.shape[-2:]), density, generator=seed, dtype=x.dtype, device=x.device)
+    u = diffuse(x, m, tol=tol)
+    flat = m.flatten().clone()
+    known = flat.nonzero().flatten()
+    flat[known[: max(1, known.numel() // 200)]] = 0       # a few pixels removed, as one PS step does
+    t0 = time.perf_counter()
+    diffuse(x, flat.view_as(m), tol=tol, x0=u)
+    return time.perf_counter() - t0
+
+
+def _announce_cost(args, x: torch.Tensor) -> None:
+    """Print the estimated run time of PS (and NLPE) on this image before starting; warn when it is long."""
+    H, W = x.shape[-2:]
+    steps = _ps_steps(H * W, args.density, args.p, args.q)
+    k = round(args.density * H * W)
+    solves = steps + (args.cycles * k if args.method == "nlpe" else 0)
+    secs = solves * _solve_seconds(x, args.density, args.tol, args.seed)
+    what = f"{steps} PS steps" + (f" + {args.cycles * k} NLPE exchanges" if args.method == "nlpe" else "")
+    print(f"estimated cost: {what}, one diffusion solve each: about {_duration(secs)} on this "
+          f"{H}x{W} image (measured solve time x count; the solve time varies along the run)")
+    if secs > SLOW_WARNING_S:
+        print(f"warning: --method {args.method} will take about {_duration(secs)}; --method analytic or learned "
+              "take well under a second, or choose a smaller --size", file=sys.stderr)
+
+
+def _duration(secs: float) -> str:
+    if secs < 90:
+        return f"{secs:.0f} s"
+    if secs < 5400:
+        return f"{secs / 60:.0f} min"
+    return f"{secs / 3600:.1f} h"
+
+
 def _run_mask(args) -> int:
     f, label, path = _load(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    out = Outputs(args.out, ["mask.png", "inpainted.png", "mask_figure.png", "errors.csv"],
-                  overwrite=args.overwrite, inputs=[path])
     C, H, W = f.shape
     k = round(args.density * H * W)
     if k < 1 or k >= H * W:
         raise CLIError(f"argument --density: {args.density:g} of a {H}x{W} image keeps {k} pixels; "
                        "need at least 1 and fewer than all")
+    chosen = None
+    if args.method is None:
+        args.method, chosen = _default_mask_method(args.density, C)
+    if args.refine and args.method not in ("analytic", "learned"):
+        raise CLIError(f"argument --refine: only for --method analytic or learned, not {args.method}")
     dev = args.device
+    net = None
+    if args.method == "learned":
+        try:
+            net = load_masknet(args.model if args.model is not None else float(args.density),
+                               density=float(args.density), channels=C, device=dev)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"argument {'--model' if args.model is not None else '--method learned'}: "
+                           f"{exc}") from None
+    out = Outputs(args.out, ["mask.png", "inpainted.png", "mask_figure.png", "errors.csv"],
+                  overwrite=args.overwrite, inputs=[path])
     x = f.to(dev)
     progress = True  # a bar on a terminal, a line per 10 % with ETA in a log
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]")
+    if chosen is not None:
+        print(f"method: {args.method} (default: {chosen})")
+    if args.method in ("ps", "nlpe"):
+        _announce_cost(args, x)
     with out:
         t0 = time.perf_counter()
         notes = []
-        if args.method == "random":
+        if args.method == "analytic":
+            sigma = analytic_sigma(args.density)
+            mask = analytic_mask(x, args.density, sigma=sigma, refine=args.refine)
+            notes.append(f"sigma {sigma:g}" + (f", {args.refine} refinement rounds" if args.refine else ""))
+        elif args.method == "learned":
+            mask = learned_mask(x, args.density, model=net, refine=args.refine)
+            if args.refine:
+                notes.append(f"{args.refine} refinement rounds")
+        elif args.method == "random":
             mask = random_mask((1, H, W), args.density, generator=args.seed, dtype=x.dtype, device=dev)
         elif args.method in ("ps", "nlpe"):
             mask = probabilistic_sparsification(x, args.density, p=args.p, q=args.q, metric=args.metric,
@@ -288,6 +389,13 @@ def _run_inpaint(args) -> int:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
     mask = _read_mask(args, (H, W))
+    net = None
+    if args.method == "learned":
+        try:
+            net = load_residual(args.model, channels=C, device=args.device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"argument {'--model' if args.model is not None else '--method learned'}: "
+                           f"{exc}") from None
     out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
                   inputs=[path, Path(args.mask)])
     dev = args.device
@@ -297,6 +405,8 @@ def _run_inpaint(args) -> int:
         t0 = time.perf_counter()
         if args.method == "diffusion":
             u = diffuse(f.to(dev), mask.to(dev), tol=args.tol)
+        elif args.method == "learned":
+            u = learned_inpaint(f.to(dev), mask.to(dev), model=net)
         else:
             try:
                 model = gan.load_inpainting_model(args.model, device=dev)
@@ -416,11 +526,13 @@ def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
     p = evaluate_sub.add_parser(
         "inpainting", help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
-                           "(Tables 2-4)",
+                           "(Tables 2-4); analytic and learned masks, residual inpainter",
         description="Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in "
                     "training): random masks with diffusion and with the inpainting WGAN, probabilistic "
-                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, and the mask GAN "
-                    "with its jointly trained generator. PSNR, MAE (0-255), SSIM, density reached and seconds per "
+                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, the mask GAN "
+                    "with its jointly trained generator, analytic masks and the mask networks' masks (each also with "
+                    "test-time refinement) with diffusion, and the mask networks' masks with the residual inpainter. "
+                    "PSNR, MAE (0-255), SSIM, density reached and seconds per "
                     "mask, beside the paper's numbers. Methods whose model is not available are skipped with a "
                     "note. Writes report.md, results.json and inpainting.png into --out.")
     g = p.add_argument_group("protocol")
@@ -443,6 +555,14 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="mask GAN models, one per density in the order of --densities (default: the models "
                         "shipped for those densities where there are any; a density without one is skipped "
                         "with a note in the report)")
+    g.add_argument("--masknet-models", nargs="+", default=None, metavar="PATH",
+                   help="learned*: mask networks, one per density in the order of --densities (default: the "
+                        "shipped ones; a density without one is skipped with a note)")
+    g.add_argument("--residual-model", default=None, metavar="PATH",
+                   help="learned-residual: the residual inpainter (default: the shipped one)")
+    g.add_argument("--reuse", default=None, metavar="JSON",
+                   help="an earlier run's results.json: its random, PS and PS+NLPE rows are reused when its crops "
+                        "and settings are the same (the report says so), instead of recomputed")
     g = p.add_argument_group("PS and NLPE")
     g.add_argument("--ps-p", type=positive_float, default=0.02, help="PS candidate fraction p (default 0.02)")
     g.add_argument("--ps-q", type=positive_float, default=0.02, help="PS removal fraction q (default 0.02)")
@@ -460,9 +580,16 @@ def add_evaluate_parser(evaluate_sub) -> None:
 
 
 def _check_evaluate(args) -> None:
-    if args.mask_models is not None and len(args.mask_models) != len(args.densities):
-        args.parser.error(f"argument --mask-models: give one model per density ({len(args.densities)}), "
-                          f"got {len(args.mask_models)}")
+    for name in ("mask_models", "masknet_models"):
+        models = getattr(args, name)
+        if models is not None and len(models) != len(args.densities):
+            args.parser.error(f"argument --{name.replace('_', '-')}: give one model per density "
+                              f"({len(args.densities)}), got {len(models)}")
+    if args.reuse is not None:
+        try:
+            json.loads(Path(args.reuse).read_text())
+        except (OSError, ValueError) as exc:
+            args.parser.error(f"argument --reuse: cannot read '{args.reuse}' as JSON ({type(exc).__name__})")
     if args.image_dir is not None and not Path(args.image_dir).is_dir():
         args.parser.error(f"argument --image-dir: '{args.image_dir}' is not a directory")
     for name in ("ps_p", "ps_q"):
@@ -489,12 +616,14 @@ def _run_evaluate(args) -> int:
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument {flag}: {exc}") from None
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
+    masknet_models = dict(zip(args.densities, args.masknet_models)) if args.masknet_models else None
     t0 = time.perf_counter()
     results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
                        channels=args.channels, methods=args.methods, image_dir=args.image_dir,
                        inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
                        ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
-                       metric=args.metric, tol=args.tol, progress=True)
+                       metric=args.metric, tol=args.tol, progress=True,
+                       masknet_models=masknet_models, residual_model=args.residual_model, reuse=args.reuse)
     with out:
         paths = out.report(report(results))
     for note in results["notes"]:

@@ -20,6 +20,8 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
+* :func:`learned_inpaint`: diffusion inpainting plus a learned correction that starts at zero
+  (:mod:`~pdeflow.inpaint.residual`; training in :mod:`~pdeflow.inpaint.train_residual`).
 
 Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpaint.analytic`,
 :mod:`~pdeflow.inpaint.learned`; training in :mod:`~pdeflow.inpaint.train_masknet`):
@@ -39,15 +41,16 @@ References
 .. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
        PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
+from .analytic import analytic_mask
 from .diffusion import DiffuseResult, diffuse, inpainting_error
+from .dither import blue_noise_tile, dither
 from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from .learned import MaskNet, learned_mask, load_masknet
 from .masknet import MaskGAN, MaskGenerator
 from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .refine import RefineResult, refine_mask
+from .residual import ResidualInpainter, learned_inpaint, load_residual
 from .wgan import Critic, InpaintingGenerator
-from .dither import blue_noise_tile, dither
-from .analytic import analytic_mask
-from .learned import MaskNet, learned_mask, load_masknet
 
 __all__ = [
     "diffuse",
@@ -73,4 +76,7 @@ __all__ = [
     "learned_mask",
     "load_masknet",
     "MaskNet",
+    "learned_inpaint",
+    "load_residual",
+    "ResidualInpainter",
 ]

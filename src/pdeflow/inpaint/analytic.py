@@ -159,6 +159,12 @@ def _check_number(x, name: str, who: str, *, minimum: float = 0.0, open_low: boo
     return float(x)
 
 
+def analytic_sigma(density: float) -> float:
+    """Smoothing of the analytic density for a mask density: ``0.45 / sqrt(density)`` pixels (~0.45 x the point
+    spacing), rounded to 0.01; what the mask networks, the residual inpainter's training and ``pdeflow mask`` use."""
+    return round(0.45 / math.sqrt(density), 2)
+
+
 def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor: float = 0.05,
                   snap: bool = True, snap_sigma: float = 1.0, tile=None, random: bool = False,
                   generator=None, refine=0) -> torch.Tensor:

@@ -11,7 +11,22 @@ For each test image and density ``D`` the methods are
 * ``ps-nlpe`` -- the PS mask improved by non-local pixel exchange (5 cycles of
   ``|mask|`` exchanges), diffusion inpainting;
 * ``maskgan`` -- the mask GAN's mask and its jointly trained inpainting
-  generator (MG in the paper).
+  generator (MG in the paper);
+* ``analytic`` / ``analytic-refine`` -- Belhachmi et al.'s density dithered
+  and snapped (:func:`~pdeflow.inpaint.analytic_mask`, sigma
+  :func:`~pdeflow.inpaint.analytic.analytic_sigma`), without / with test-time
+  refinement (:func:`~pdeflow.inpaint.refine_mask`, ``refine`` options),
+  diffusion inpainting;
+* ``learned`` / ``learned-refine`` -- the mask network's mask
+  (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
+  with the same refinement, diffusion inpainting;
+* ``learned-residual`` -- the mask network's mask inpainted by the residual
+  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`).
+
+``reuse``: rows of methods whose computation is deterministic given the crops
+and settings (PS, PS+NLPE, random) can be copied from an earlier run's
+``results.json`` instead of recomputed, when its crops, PS/NLPE settings and
+tolerance are the same; the report says which rows were reused and from where.
 
 Metrics per image: PSNR (dB, data range 1), MAE (reported on the 0-255 scale
 of the paper's Table 3), SSIM (scikit-image's Gaussian SSIM, data range 1),
@@ -50,9 +65,16 @@ from ..reporting import Report
 
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
-METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan")
+METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
+           "learned-refine", "learned-residual")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
-          "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)"}
+          "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
+          "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
+          "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter"}
+#: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
+REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
+#: Test-time refinement of the ``*-refine`` rows (fixed, not chosen on the evaluation's crops).
+REFINE = {"shifts": 4, "rounds": 16}
 
 #: Seed 004's numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
 #: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
@@ -93,7 +115,24 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def _load_models(methods, densities, inpainting_model, mask_models, notes):
+class _Seconds(float):
+    """Wall seconds that also carry the process's CPU seconds (``.cpu``) of the same call."""
+
+    cpu: float
+
+
+def _timed_cpu(fn):
+    """Like :func:`_timed`; the seconds also carry ``.cpu``, the CPU time of the call (a loaded machine
+    inflates wall time, not the CPU time of a one-thread computation)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    secs = _Seconds(time.perf_counter() - t0)
+    secs.cpu = time.process_time() - c0
+    return out, secs
+
+
+def _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models=None, residual_model=None,
+                 channels=1):
     """The models the methods need; methods that cannot run are removed with a note."""
     from . import gan
     loaded = {"wgan": None, "mask": {}}
@@ -114,13 +153,56 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes):
                 notes.append(f"mask GAN at {d:g} skipped: {spec} was trained for density {model.density:g}")
                 continue
             loaded["mask"][d] = model
+    if {"learned", "learned-refine", "learned-residual"} & set(methods):
+        from .learned import load_masknet
+        loaded["masknet"] = {}
+        for d in densities:
+            spec = (masknet_models or {}).get(d, d)
+            try:
+                loaded["masknet"][d] = load_masknet(spec, density=d, channels=channels)
+            except (FileNotFoundError, ValueError) as e:
+                notes.append(f"learned masks at {d:g} skipped: {e}")
+    if "learned-residual" in methods:
+        from .residual import load_residual
+        try:
+            loaded["residual"] = load_residual(residual_model, channels=channels)
+        except (FileNotFoundError, ValueError) as e:
+            notes.append(f"learned + residual inpainter skipped: {e}")
     return loaded
+
+
+def _reusable_rows(reuse, methods, settings: dict, notes: list) -> dict:
+    """Per-image rows of :data:`REUSABLE` methods from an earlier run with the same crops and settings."""
+    if reuse is None:
+        return {}
+    src = str(reuse) if isinstance(reuse, (str, Path)) else "the given results"
+    old = json.loads(Path(reuse).read_text()) if isinstance(reuse, (str, Path)) else reuse
+    os_ = old.get("settings", {})
+    same = {k: os_.get(k) == settings[k] for k in ("size", "seed", "channels", "image_dir", "ps", "nlpe", "tol")}
+    same["images"] = list(os_.get("images", []))[:settings["n_images"]] == settings["images"]
+    if not all(same.values()):
+        notes.append(f"nothing reused from {src}: different {', '.join(k for k, v in same.items() if not v)}")
+        return {}
+    rows = {}
+    for m in methods:
+        if m not in REUSABLE:
+            continue
+        for d in settings["densities"]:
+            per = old.get("per_image", {}).get(m, {}).get(str(d))
+            if per and len(per) >= settings["n_images"]:
+                rows.setdefault(m, {})[d] = [dict(r, reused=True) for r in per[:settings["n_images"]]]
+    if rows:
+        what = ", ".join(f"{LABELS[m]} at {', '.join(f'{d:g}' for d in v)}" for m, v in rows.items())
+        notes.append(f"rows reused from {src} (same crops, PS/NLPE settings and tolerance; computed by that run, "
+                     f"its timings): {what}")
+    return rows
 
 
 def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, seed: int = 0, channels: int = 1,
              methods=METHODS, image_dir=None, inpainting_model=None, mask_models: dict | None = None,
              ps_p: float = 0.02, ps_q: float = 0.02, nlpe_cycles: int = 5, nlpe_candidates: int = 30,
-             metric: str = "mae", tol: float = 1e-6, progress: bool = False) -> dict:
+             metric: str = "mae", tol: float = 1e-6, progress: bool = False, masknet_models: dict | None = None,
+             residual_model=None, refine: dict | None = None, reuse=None) -> dict:
     """Run the methods on the test images; returns a JSON-ready dict (see :func:`report`).
 
     Parameters
@@ -136,6 +218,15 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         Mask GAN per density (default: the shipped ones).
     ps_p, ps_q, nlpe_cycles, nlpe_candidates, metric, tol
         Parameters of PS and NLPE (docs/REFERENCES.md defaults; the paper optimises the MAE).
+    masknet_models : dict of density -> str, optional
+        Mask network per density (default: the shipped ones).
+    residual_model : str, optional
+        The residual inpainter (default: the shipped one).
+    refine : dict, optional
+        :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows (default :data:`REFINE`).
+    reuse : str, path or dict, optional
+        An earlier run's ``results.json`` (or its dict): rows of :data:`REUSABLE` methods are copied from it
+        when its crops and settings are the same (see the module doc).
     """
     densities = [float(d) for d in densities]
     for d in densities:
@@ -153,13 +244,24 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     from .diffusion import diffuse
     from .masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
-    models = _load_models(methods, densities, inpainting_model, mask_models, notes)
+    models = _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models, residual_model,
+                          channels)
+    refine = dict(REFINE if refine is None else refine)
+    from .analytic import analytic_mask, analytic_sigma
+    from .learned import learned_mask
+    from .residual import learned_inpaint
     if models["wgan"] is None and "random-wgan" in methods:
         methods.remove("random-wgan")
 
     from .gan import gan_inpaint, gan_mask
     f_all, names = test_images(n_images, size, seed=seed, channels=channels, image_dir=image_dir)
-    per = {m: {d: [] for d in densities} for m in methods}
+    settings = {"densities": densities, "n_images": n_images, "size": size, "seed": seed, "channels": channels,
+                "images": names, "image_dir": None if image_dir is None else str(image_dir),
+                "ps": {"p": ps_p, "q": ps_q, "metric": metric}, "nlpe": {"cycles": nlpe_cycles,
+                "candidates": nlpe_candidates, "metric": metric}, "tol": tol}
+    reused = _reusable_rows(reuse, methods, settings, notes)
+    run = {m: {d for d in densities if d not in reused.get(m, {})} for m in methods}
+    per = {m: {d: list(reused.get(m, {}).get(d, [])) for d in densities} for m in methods}
     # the figure shows the most textured crop (a flat one says nothing about where masks go)
     shown = int(f_all.flatten(1).std(1).argmax())
     examples = {}                                      # image `shown`: (mask, u) per method and density
@@ -169,29 +271,55 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
             f = f_all[i:i + 1].double()               # the solvers and metrics in float64
             for j, d in enumerate(densities):
                 res = {}
-                if random_mask is not None and {"random-diffusion", "random-wgan"} & set(methods):
+                todo = {m for m in methods if d in run[m]}
+                if {"random-diffusion", "random-wgan"} & todo:
                     mask, t_mask = _timed(lambda: random_mask((1, 1, size, size), d, generator=seed * 1000 + i * 10 + j,
                                                               dtype=f.dtype))
-                    if "random-diffusion" in methods:
+                    if "random-diffusion" in todo:
                         u, t_inp = _timed(lambda: diffuse(f, mask, tol=tol))
                         res["random-diffusion"] = (mask, u, t_mask, t_inp)
-                    if "random-wgan" in methods:
+                    if "random-wgan" in todo:
                         u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], generator=i))
                         res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
-                if {"ps", "ps-nlpe"} & set(methods):
+                if {"ps", "ps-nlpe"} & todo:
                     ps_mask, t_ps = _timed(lambda: probabilistic_sparsification(
                         f, d, p=ps_p, q=ps_q, metric=metric, tol=tol, generator=seed * 1000 + i * 10 + j,
                         progress=False))
-                    if "ps" in methods:
+                    if "ps" in todo:
                         u, t_inp = _timed(lambda: diffuse(f, ps_mask, tol=tol))
                         res["ps"] = (ps_mask, u, t_ps, t_inp)
-                    if "ps-nlpe" in methods:
+                    if "ps-nlpe" in todo:
                         nl_mask, t_nl = _timed(lambda: nonlocal_pixel_exchange(
                             f, ps_mask, candidates=nlpe_candidates, cycles=nlpe_cycles, metric=metric, tol=tol,
                             generator=seed * 1000 + i * 10 + j, progress=False))
                         u, t_inp = _timed(lambda: diffuse(f, nl_mask, tol=tol))
                         res["ps-nlpe"] = (nl_mask, u, t_ps + t_nl, t_inp)
-                if "maskgan" in methods and d in models["mask"]:
+                if {"analytic", "analytic-refine"} & todo:
+                    sig = analytic_sigma(d)
+                    if "analytic" in todo:
+                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig))
+                        u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                        res["analytic"] = (b, u, t_mask, t_inp)
+                    if "analytic-refine" in todo:
+                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=refine))
+                        u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                        res["analytic-refine"] = (b, u, t_mask, t_inp)
+                net = models.get("masknet", {}).get(d)
+                if net is not None and {"learned", "learned-refine", "learned-residual"} & todo:
+                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=net))
+                    b = b.double()
+                    if "learned" in todo:
+                        u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                        res["learned"] = (b, u, t_mask, t_inp)
+                    if "learned-residual" in todo and models.get("residual") is not None:
+                        u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"]))
+                        res["learned-residual"] = (b, u, t_mask, t_inp)
+                    if "learned-refine" in todo:
+                        br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=refine))
+                        br = br.double()
+                        u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
+                        res["learned-refine"] = (br, u, t_r, t_inp)
+                if "maskgan" in todo and d in models["mask"]:
                     model = models["mask"][d]
                     b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
                     u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, generator=i))
@@ -201,8 +329,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                     per[m][d].append({
                         "image": i, "source": names[i], "psnr": float(psnr(u, f)),
                         "mae255": 255 * float(mae_metric(u, f)),
-                        "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": t_mask,
-                        "inpaint_s": t_inp})
+                        "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": float(t_mask),
+                        "inpaint_s": t_inp, **({"mask_cpu_s": t_mask.cpu} if hasattr(t_mask, "cpu") else {})})
                     if i == shown:
                         examples[(m, d)] = (mask[0].float(), u[0].float())
                 bar.update(1)
@@ -215,18 +343,19 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                 continue
             summary.setdefault(m, {})[str(d)] = {
                 k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows]))}
-                for k in ("psnr", "mae255", "ssim", "density", "mask_s", "inpaint_s")}
+                for k in ("psnr", "mae255", "ssim", "density", "mask_s", "inpaint_s", "mask_cpu_s")
+                if all(k in r for r in rows)}
     model_info = {}
     if models["wgan"] is not None:
         model_info["random-wgan"] = _provenance(models["wgan"])
     for d, mdl in models["mask"].items():
         model_info[f"maskgan-{d:g}"] = _provenance(mdl)
+    for d, mdl in models.get("masknet", {}).items():
+        model_info[f"masknet-{d:g}"] = _provenance(mdl)
+    if models.get("residual") is not None:
+        model_info["residual-inpainter"] = _provenance(models["residual"])
     return {
-        "settings": {"densities": densities, "n_images": n_images, "size": size, "seed": seed, "channels": channels,
-                     "images": names, "figure_image": shown,
-                     "image_dir": None if image_dir is None else str(image_dir),
-                     "ps": {"p": ps_p, "q": ps_q, "metric": metric}, "nlpe": {"cycles": nlpe_cycles,
-                     "candidates": nlpe_candidates, "metric": metric}, "tol": tol,
+        "settings": {**settings, "figure_image": shown, "refine": refine, "reused": sorted(reused),
                      "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
                      "cpu": platform.processor() or platform.machine()},
         "methods": methods, "summary": summary, "per_image": {m: {str(d): v for d, v in per[m].items()}
@@ -292,7 +421,8 @@ def report_markdown(results: dict) -> str:
               "|---" * (len(results["methods"]) + 1) + "|"]
     for d in dens:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "density", 4) for m in results["methods"]) + " |")
-    timed = [m for m in ("ps", "ps-nlpe", "maskgan") if m in results["methods"]]
+    timed = [m for m in ("ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned", "learned-refine")
+             if m in results["methods"]]
     lines += ["", "## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
               "| density | " + " | ".join(LABELS[m] for m in timed) + " | PS / MG | PS+NLPE / MG | paper PS | "
               "paper PS+NLPE | paper MG (CPU) |", "|---" * (len(timed) + 6) + "|"]
@@ -303,6 +433,26 @@ def report_markdown(results: dict) -> str:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "mask_s", 3) for m in timed)
                      + f" | {ratio('ps')} | {ratio('ps-nlpe')} | {_paper('mask_s', 'ps', d, 2)} | "
                      f"{_paper('mask_s', 'ps-nlpe', d, 2)} | {_paper('mask_s', 'maskgan', d, 2)} |")
+    cpu = [m for m in results["methods"] if any("mask_cpu_s" in (cell(m, d) or {}) for d in dens)]
+    if cpu:
+        ps_ref = "ps" if any(cell("ps", d) for d in dens) else None
+        lines += ["", "## CPU milliseconds per mask (one image at a time, one thread)", "",
+                  "Wall time on a loaded shared machine overstates these; CPU time is what the computation costs."
+                  + (" Ratio: PS's seconds per mask (the table above) over this CPU time." if ps_ref else ""), "",
+                  "| density | " + " | ".join(LABELS[m] + (" (PS / it)" if ps_ref else "") for m in cpu) + " |",
+                  "|---" * (len(cpu) + 1) + "|"]
+        for d in dens:
+            row = []
+            for m in cpu:
+                c = cell(m, d)
+                if c is None or "mask_cpu_s" not in c:
+                    row.append("--")
+                    continue
+                ms = 1000 * c["mask_cpu_s"]["mean"]
+                ratio = (f" ({cell('ps', d)['mask_s']['mean'] / c['mask_cpu_s']['mean']:.0f}x)"
+                         if ps_ref and cell("ps", d) else "")
+                row.append(f"{ms:.0f}{ratio}")
+            lines.append(f"| {d:g} | " + " | ".join(row) + " |")
     if results["models"]:
         lines += ["", "## Models", ""]
         for name, info in results["models"].items():

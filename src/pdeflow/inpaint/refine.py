@@ -220,7 +220,8 @@ def _propose(keep, g, s, tabu, H, W):
 
 def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts: int = 1,
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
-                swaps: float = 0.125, metric: str = "masknet", tol: float = 1e-6, solver: str = "cg", tile: torch.Tensor | None = None,
+                swaps: float = 0.125, metric: str = "masknet", tol: float = 1e-6, solver: str = "cg",
+                tile: torch.Tensor | None = None,
                 generator=None, callback=None, full_output: bool = False):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
 

@@ -1,0 +1,201 @@
+"""A learned inpainter that starts at homogeneous diffusion inpainting.
+
+:class:`ResidualInpainter` corrects diffusion inpainting instead of replacing it::
+
+    u_diff = diffuse(f, b)
+    u      = u_diff + (1 - b) * R(u_diff, b, b * f)
+
+with ``R`` a small U-Net (by default 16/32/64 channels, ~0.12 M parameters;
+the width was chosen by its cost at 64x64, batch 16, one CPU thread, see
+``benchmarks/inpaint_residual_cost.py``) whose last layer starts at zero. So:
+
+* the untrained model **is** diffusion inpainting, exactly (bit for bit);
+* the known pixels (``b = 1``) keep their values exactly, whatever ``R`` does;
+* one network serves all densities: the density is visible in ``b``.
+
+This is the CPU-sized counterpart of the joint learning of masks and
+inpainting of P. Peter, "A Wasserstein GAN for joint learning of inpainting
+and spatial optimisation" (2022): there the inpainting network is a large
+WGAN generator learnt from scratch; here the PDE does most of the work and
+the network learns what diffusion misses (edges, texture, extrema between
+the known pixels). Training: :mod:`pdeflow.inpaint.train_residual`
+(stages ``residual`` and ``joint``, the latter fine-tuning a mask network
+through ``R``: the adjoint of ``diffuse`` for the diffusion part, autograd
+for ``R``).
+
+Public function: :func:`learned_inpaint`; loader :func:`load_residual`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import UserInputError
+from ..io import load_model as import_state
+from .diffusion import _check_f, check_mask, diffuse
+from .learned import _UNet
+
+__all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "RESIDUAL_MODEL", "KIND"]
+
+#: The shipped residual inpainter (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`), one for all densities.
+RESIDUAL_MODEL = "residual-inpainter"
+KIND = "residual-inpainter"
+
+
+class ResidualInpainter(nn.Module):
+    """Diffusion inpainting plus a learned, masked correction (see the module docstring).
+
+    Parameters
+    ----------
+    channels : int
+        Image channels (1 or 3).
+    widths : tuple of int
+        U-Net channels per level (max-pooling between levels).
+    tol : float
+        Relative residual of the diffusion solve (:func:`~pdeflow.inpaint.diffuse`).
+
+    ``forward(f, b, u_diff=None)``: ``f`` ``(B, C, H, W)`` (only its values on
+    the mask are used), ``b`` ``(B, 1, H, W)`` binary (or, in training, binary
+    values with a straight-through gradient); returns ``u`` of the shape and
+    dtype of ``f``. ``u_diff`` may be passed when it was computed already.
+    The network runs in its own dtype (float32 by default), the diffusion in
+    the dtype of ``f`` (float64 in training).
+    """
+
+    def __init__(self, channels: int = 1, *, widths=(16, 32, 64), tol: float = 1e-6):
+        super().__init__()
+        if channels not in (1, 3):
+            raise UserInputError(f"ResidualInpainter: channels must be 1 or 3, got {channels!r}")
+        widths = tuple(int(w) for w in widths)
+        if not widths or any(w < 1 for w in widths):
+            raise UserInputError(f"ResidualInpainter: widths must be positive ints, got {widths!r}")
+        if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+            raise UserInputError(f"ResidualInpainter: tol must be in (0, 1), got {tol!r}")
+        self.channels, self.widths, self.tol = int(channels), widths, float(tol)
+        self.config = {"channels": self.channels, "widths": list(widths), "tol": self.tol}
+        self.net = _UNet(2 * channels + 1, channels, widths)   # last layer zero-initialised
+
+    def residual(self, u_diff: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``R(u_diff, b, b f)`` ``(B, C, H, W)`` in the dtype of ``u_diff`` (inputs centred at 0)."""
+        dt = next(self.parameters()).dtype
+        bb = b.to(dt)
+        x = torch.cat([u_diff.to(dt) - 0.5, bb, bb * (f.to(dt) - 0.5)], 1)
+        return self.net(x).to(u_diff.dtype)
+
+    def forward(self, f: torch.Tensor, b: torch.Tensor, u_diff: torch.Tensor | None = None) -> torch.Tensor:
+        if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
+            raise UserInputError(f"ResidualInpainter: f must be (B, {self.channels}, H, W), "
+                             f"got {tuple(getattr(f, 'shape', ()))}")
+        if not isinstance(b, torch.Tensor) or b.dim() != 4 or b.shape[1] != 1 or b.shape[0] != f.shape[0] \
+                or b.shape[-2:] != f.shape[-2:]:
+            raise UserInputError(f"ResidualInpainter: b must be (B, 1, H, W) matching f {tuple(f.shape)}, "
+                             f"got {tuple(getattr(b, 'shape', ()))}")
+        b = b.to(f.dtype)
+        if u_diff is None:
+            u_diff = diffuse(f, b, tol=self.tol)
+        return u_diff + (1 - b) * self.residual(u_diff, b, f)
+
+
+# --------------------------------------------------------------------------- loading and the public function
+
+
+def load_residual(spec=None, *, channels: int | None = None, device=None) -> ResidualInpainter:
+    """A trained :class:`ResidualInpainter`, in eval mode.
+
+    Parameters
+    ----------
+    spec : None, str or path
+        None: the shipped model (:data:`RESIDUAL_MODEL`); a shipped name; the
+        path of an exported ``.json`` / ``.safetensors`` pair (either file or
+        their stem) or a training run directory holding ``model.json``.
+    channels : int, optional
+        Refuse (ValueError naming the argument) a model trained for another
+        channel count.
+    """
+    from .gan import WEIGHTS_DIR, _stem
+    who = "load_residual"
+    if spec is None:
+        if not (WEIGHTS_DIR / f"{RESIDUAL_MODEL}.json").is_file():
+            raise FileNotFoundError(
+                f"{who}: model: no residual inpainter is shipped yet (no {WEIGHTS_DIR / (RESIDUAL_MODEL + '.json')});"
+                " train one with pdeflow.inpaint.train_residual and pass model=PATH (its run directory or model.json)")
+        spec = RESIDUAL_MODEL
+    stem = _stem(spec)
+    try:
+        state, meta = import_state(stem)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # corrupted safetensors / JSON / checksum
+        raise UserInputError(f"{who}: cannot read the model {stem}.safetensors / {stem}.json "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    cfg = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
+        raise UserInputError(f"{who}: {stem}.json is not a residual-inpainter model (config.kind {KIND!r})")
+    mc = dict(cfg["model"])
+    if channels is not None and mc.get("channels") != channels:
+        raise UserInputError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
+                         f"the image has {channels}")
+    try:
+        model = ResidualInpainter(mc.pop("channels"), **mc)
+        model.load_state_dict(state)
+    except (TypeError, KeyError, RuntimeError, ValueError) as e:
+        raise UserInputError(f"{who}: {stem}.safetensors does not fit its config in {stem}.json "
+                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    model.meta = meta
+    return (model.to(device) if device is not None else model).eval()
+
+
+def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch.Tensor:
+    """Inpaint ``f`` from the pixels where ``mask`` is 1 with the residual inpainter.
+
+    ``u = diffuse(f, mask) + (1 - mask) R(...)`` (see :class:`ResidualInpainter`):
+    homogeneous diffusion inpainting corrected by a small trained network.
+
+    Parameters
+    ----------
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Image(s) in [0, 1], float32 or float64; only the values on the mask are used.
+    mask : Tensor
+        Binary mask, 1 = known pixel, shape (H, W), (1, H, W) or (B, 1, H, W)
+        (broadcast over the batch); at least one known pixel per image.
+    model : None, ResidualInpainter, str or path
+        None: the shipped model; else a :class:`ResidualInpainter` or what
+        :func:`load_residual` accepts (a run directory or ``model.json``).
+
+    Returns
+    -------
+    Tensor, shape and dtype of ``f``
+        The inpainted image; equal to ``f`` on the mask (exactly).
+    """
+    who = "learned_inpaint"
+    f4 = _check_f(f, who)
+    B, C, H, W = f4.shape
+    m = check_mask(mask, f4, who)
+    if m.shape[1] != 1:
+        raise UserInputError(f"{who}: mask must have one channel (shared by all channels of f), "
+                             f"got {tuple(mask.shape)}")
+    m = m.expand(B, 1, H, W)
+    if model is None:
+        net = load_residual(None, channels=C)
+    elif isinstance(model, ResidualInpainter):
+        net = model
+        if net.channels != C:
+            raise UserInputError(f"{who}: model: trained for {net.channels} channel(s), the image has {C}")
+    elif isinstance(model, (str, Path)):
+        net = load_residual(model, channels=C)
+    else:
+        raise TypeError(f"{who}: model must be None, a ResidualInpainter or a path, got {type(model).__name__}")
+    dev = next(net.parameters()).device
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            f64 = f4.to(device=dev, dtype=torch.float64)
+            u = net(f64, m.to(device=dev, dtype=torch.float64))
+            u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
+    finally:
+        net.train(was)
+    u = u.to(device=f4.device, dtype=f4.dtype)
+    return u if f.dim() == 4 else (u[0] if f.dim() == 3 else u[0, 0])

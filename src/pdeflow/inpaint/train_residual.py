@@ -1,0 +1,452 @@
+"""Training the residual inpainter (:class:`~pdeflow.inpaint.residual.ResidualInpainter`) and the joint fine-tune.
+
+Two stages, each one resumable run (:class:`pdeflow.training.Run`)::
+
+    from pdeflow.inpaint.train_residual import ResidualConfig, train_residual
+    # R alone, on analytic masks (or on trained mask networks' masks: mask_models=(run dirs...))
+    train_residual(ResidualConfig(data=("builtin", ".data/photos/opencv"), steps=3000), "runs/residual")
+    # the joint fine-tune: a mask network and R together (one mask network per run)
+    train_residual(ResidualConfig(stage="joint", init="runs/residual", mask_models=("runs/masknet-05",),
+                                  data=("builtin", ".data/photos/opencv"), steps=1000), "runs/joint-05")
+
+The same call again resumes a killed run where it stopped (``steps`` may be
+raised to extend a finished run).
+
+A step
+------
+1. Everything random comes from ``step_generator(seed, step)``: ``batch_size``
+   crops of ``crop x crop`` pixels of the training photos, the step's mask
+   source and density (a mask network picked uniformly from ``mask_models``,
+   at its density; an all-density network or the analytic mask at a density
+   drawn from ``densities``, or uniformly from ``density_range`` when set),
+   and the random shift/flip of the blue-noise dithering tile per crop.
+2. The masks: the analytic mask of Belhachmi, Bucur, Burgeth, Weickert (2009)
+   (:func:`~pdeflow.inpaint.analytic.analytic_mask`, dithered, snapped to
+   extrema, smoothing ``0.45 / sqrt(density)`` pixels as the mask network's
+   training uses) or a trained mask network's masks (no gradient in stage
+   ``residual``; with the straight-through gradient in stage ``joint``).
+3. ``u = u_diff + (1 - b) R(u_diff, b, b f)``, ``u_diff = diffuse(f, b)``
+   (float64, relative residual ``tol``). Stage ``joint``: the gradient reaches
+   the mask through ``diffuse`` (its adjoint, Hoeltgen, Setzer, Weickert
+   2013) and through ``R``'s inputs and the ``(1 - b)`` factor (autograd).
+4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f)) - alpha mean d(u, b)``
+   with ``d`` the WGAN critic of P. Peter, "A Wasserstein GAN for joint
+   learning of inpainting and spatial optimisation" (2022)
+   (:class:`~pdeflow.inpaint.wgan.Critic` at width ``critic_width``, trained
+   on ``mean d(u, b) - mean d(f, b)`` with Adam ``critic_lr`` and kernel
+   norms clipped to 1; ``alpha = 0``: no critic at all, the paper's value is
+   0.005). Adam on a cosine schedule from ``lr`` (``mask_lr`` for the mask
+   network) to ``lr * lr_final``; gradients clipped to norm ``clip``.
+5. Every ``val_every`` steps and after the last: validation; the metric is
+   the loss without the critic, averaged over the validation densities; a
+   new best exports ``model.safetensors`` + ``model.json`` (config
+   ``{"kind": "residual-inpainter", "model": ...}``, provenance: training
+   config, data, steps, wall and CPU seconds, the command, validation
+   numbers and plain diffusion's on the same masks); stage ``joint`` also
+   exports the fine-tuned mask network as ``mask.safetensors`` +
+   ``mask.json`` (loadable by :func:`~pdeflow.inpaint.learned.load_masknet`).
+
+Validation: ``val_crops`` fixed ``crop x crop`` crops (seed ``val_seed``) of
+the built-in TEST photos (never trained on) that do not overlap the crops the
+evaluation reports (:func:`pdeflow.inpaint.evaluate.test_images`, seed 0, at
+the sizes and counts in ``avoid_eval``), or of a folder ``val_data``. Masks:
+the fixed (unshifted) tile, per density of ``densities`` (stage
+``residual`` on analytic masks), or the mask networks' masks.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import datasets as pdata
+from .. import io as pio
+from ..errors import UserInputError
+from ..io import save_model as export_model
+from ..metrics import ssim
+from ..training import (
+    ConfigCheck,
+    Run,
+    check_finite,
+    config_to_dict,
+    invoked_command,
+    load_checkpoint,
+    seed_everything,
+    step_generator,
+)
+from . import diffusion as _diffusion
+from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
+from .dither import blue_noise_tile, threshold_map
+from .learned import KIND as MASK_KIND
+from .learned import MaskNet, charbonnier, load_masknet
+from .residual import KIND, ResidualInpainter, load_residual
+from .train_masknet import CpuClock
+from .wgan import Critic, critic_loss
+
+__all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
+           "open_training_photos", "analytic_sigma", "STAGES"]
+
+STAGES = ("residual", "joint")
+
+
+@dataclass
+class ResidualConfig:
+    """Everything that determines a residual-inpainter training run (saved as ``config.json``)."""
+
+    stage: str = "residual"              #: "residual" (R alone) or "joint" (a mask network and R)
+    channels: int = 1
+    widths: tuple = (16, 32, 64)         #: R's U-Net channels per level
+    # masks
+    mask_models: tuple = ()              #: trained mask networks (run dirs / model.json); () = analytic masks
+    densities: tuple = (0.05, 0.1, 0.2)  #: analytic / all-density masks: the step's density is drawn from these
+    density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
+    init: str | None = None              #: stage joint: the residual model (run dir / model.json) to start R from
+    # data
+    data: tuple = ("builtin",)           #: training sources: "builtin" (TRAIN split) and/or folders
+    val_data: str = "builtin"            #: "builtin" (TEST split minus the evaluation's crops) or a folder
+    crop: int = 64
+    # optimisation
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 5e-4
+    mask_lr: float = 1e-4                #: stage joint: the mask network's learning rate
+    lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
+    clip: float = 1.0
+    ssim_weight: float = 0.6
+    alpha: float = 0.0                   #: weight of the critic term (Peter 2022: 0.005); 0 = no critic
+    critic_width: float = 0.25           #: channel multiplier of the critic
+    critic_lr: float = 1e-4
+    tol: float = 1e-5                    #: diffusion solver's relative residual in training
+    seed: int = 0
+    deterministic: bool = False
+    # validation and checkpoints
+    val_crops: int = 48
+    val_seed: int = 1
+    avoid_eval: tuple = ((64, 64), (128, 16))   #: (size, n): evaluation crops the validation must not overlap
+    val_every: int = 100
+    ckpt_every: int = 25
+
+
+def check_config(cfg: ResidualConfig) -> None:
+    """Raise ValueError naming the first field that is out of range."""
+    need = ConfigCheck(cfg)
+
+    def is_num(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
+    need(cfg.channels in (1, 3), "channels", "1 or 3")
+    need(isinstance(cfg.widths, (tuple, list)) and len(cfg.widths) >= 1
+         and all(isinstance(w, int) and w >= 1 for w in cfg.widths), "widths", "a tuple of positive ints")
+    need(isinstance(cfg.mask_models, (tuple, list)) and all(isinstance(m, str) for m in cfg.mask_models),
+         "mask_models", "a tuple of paths")
+    need(cfg.stage != "joint" or len(cfg.mask_models) == 1, "mask_models", "exactly one mask network (stage joint)")
+    need(isinstance(cfg.densities, (tuple, list)) and len(cfg.densities) >= 1
+         and all(is_num(d) and 0 < d < 1 for d in cfg.densities), "densities", "a non-empty tuple in (0, 1)")
+    need(cfg.density_range is None or (isinstance(cfg.density_range, (tuple, list)) and len(cfg.density_range) == 2
+                                       and all(is_num(d) for d in cfg.density_range)
+                                       and 0 < cfg.density_range[0] <= cfg.density_range[1] < 1),
+         "density_range", "None or (lo, hi) with 0 < lo <= hi < 1")
+    need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a path")
+    need(isinstance(cfg.data, (tuple, list)) and len(cfg.data) >= 1 and all(isinstance(s, str) for s in cfg.data),
+         "data", "a non-empty tuple of 'builtin' and folders")
+    need(isinstance(cfg.val_data, str), "val_data", "'builtin' or a folder")
+    need.ints("crop", minimum=16)
+    need.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every")
+    need.ints("seed", "val_seed", minimum=0)
+    need.numbers("lr", "mask_lr", "clip", "tol", "critic_width", "critic_lr")
+    need.numbers("ssim_weight", "lr_final", "alpha", positive=False)
+    need(cfg.tol < 1, "tol", "a number in (0, 1)")
+    need(cfg.alpha == 0 or cfg.crop % 32 == 0, "crop", "a multiple of 32 when alpha > 0 (the critic)")
+    need(isinstance(cfg.avoid_eval, (tuple, list)) and all(
+        isinstance(a, (tuple, list)) and len(a) == 2 and all(isinstance(v, int) and v >= 1 for v in a)
+        for a in cfg.avoid_eval), "avoid_eval", "a tuple of (size, n) pairs")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
+    """All photos of ``cfg.data`` (the built-in TRAIN split and/or folders), in memory."""
+    grey = cfg.channels == 1
+    named: list[tuple[str, torch.Tensor]] = []
+    for src in cfg.data:
+        if src == "builtin":
+            named += [(f"builtin:{k}", v) for k, v in pdata.builtin_pool("train", grey=grey, kind="photo").items()]
+        else:
+            folder = Path(src)
+            named += [(f"{folder.name}/{p.relative_to(folder)}", pio.read_image(p, grey=grey))
+                      for p in pio.image_files(folder, "data")]
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
+    return pdata.ImageSet(images=[x for _, x in named], grey=grey,
+                          description={"sources": list(cfg.data), "role": "train", "images": names})
+
+
+def evaluation_boxes(size: int, n: int, *, seed: int = 0) -> list[tuple[str, int, int]]:
+    """``(photo, top, left)`` of the first ``n`` crops of :func:`pdeflow.inpaint.evaluate.test_images`
+    at ``size`` (built-in TEST split): the same draws, made on images of pixel coordinates."""
+    pool = pdata.builtin_pool("test", grey=True, kind="photo")
+    names = list(pool)
+    coords = []
+    for im in pool.values():
+        H, W = im.shape[-2:]
+        yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64),
+                                indexing="ij")
+        coords.append(torch.stack([yy, xx]))
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        k = i % len(names)
+        c = pdata.random_crops([coords[k]], 1, size, generator=g)[0]
+        out.append((names[k], int(c[0, 0, 0]), int(c[1, 0, 0])))
+    return out
+
+
+def validation_crops(cfg: ResidualConfig) -> tuple[torch.Tensor, dict]:
+    """The fixed validation crops ``(val_crops, C, crop, crop)`` and their description (see the module doc)."""
+    grey = cfg.channels == 1
+    g = torch.Generator().manual_seed(cfg.val_seed)
+    s = cfg.crop
+    if cfg.val_data != "builtin":
+        files = pio.image_files(Path(cfg.val_data), "val_data")
+        images = pdata.ImageSet(files=files, grey=grey, description={})
+        return images.crops(cfg.val_crops, s, g), {"source": cfg.val_data, "crops": cfg.val_crops, "seed": cfg.val_seed}
+    pool = pdata.builtin_pool("test", grey=grey, kind="photo")
+    names = list(pool)
+    avoid = [(name, t, l, sz) for sz, n in cfg.avoid_eval for name, t, l in evaluation_boxes(sz, n)]
+    crops, boxes, tries = [], [], 0
+    while len(crops) < cfg.val_crops:
+        tries += 1
+        if tries > 1000 * cfg.val_crops:
+            raise UserInputError(f"val_crops: cannot place {cfg.val_crops} crops of {s} px in the TEST photos "
+                             f"outside the evaluation's crops {list(cfg.avoid_eval)}")
+        k = int(torch.randint(len(names), (1,), generator=g))
+        im = pool[names[k]]
+        H, W = im.shape[-2:]
+        if H < s or W < s:
+            continue
+        t = int(torch.randint(H - s + 1, (1,), generator=g))
+        l = int(torch.randint(W - s + 1, (1,), generator=g))  # noqa: E741
+        if any(n == names[k] and t < at + sz and at < t + s and l < al + sz and al < l + s for n, at, al, sz in avoid):
+            continue
+        crops.append(im[:, t:t + s, l:l + s])
+        boxes.append([names[k], t, l])
+    return torch.stack(crops), {"source": "builtin TEST split, outside the evaluation's crops",
+                                "avoid_eval": [list(a) for a in cfg.avoid_eval], "seed": cfg.val_seed,
+                                "crops": boxes}
+
+
+# --------------------------------------------------------------------------- masks and loss
+
+
+def _masks(f: torch.Tensor, d: float, net: MaskNet | None, *, random: bool, g=None, grad: bool = False):
+    """Masks ``(B, 1, H, W)`` (float64) at density ``d``: analytic (``net=None``) or from a mask network."""
+    if net is None:
+        return analytic_mask(f.double(), d, sigma=analytic_sigma(d), snap=True, tile=blue_noise_tile(64),
+                             random=random, generator=g)
+    thr = threshold_map(f.shape, tile=blue_noise_tile(net.tile), random=random, generator=g, device=f.device)
+    with torch.set_grad_enabled(grad):
+        return net(f, d, thresholds=thr).double()
+
+
+def _loss(u: torch.Tensor, f: torch.Tensor, ssim_weight: float) -> tuple[torch.Tensor, dict]:
+    char = charbonnier(u, f)
+    s = ssim(u, f).mean()
+    return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
+                                          "mae": (u - f).abs().mean().detach()}
+
+
+def _mask_sources(cfg: ResidualConfig, device) -> list[tuple[MaskNet | None, list[float]]]:
+    """``(network or None, its validation densities)`` per mask source."""
+    if not cfg.mask_models:
+        return [(None, [float(d) for d in cfg.densities])]
+    out = []
+    for spec in cfg.mask_models:
+        net = load_masknet(spec, channels=cfg.channels, device=device)
+        out.append((net, [net.density] if net.density is not None else [float(d) for d in cfg.densities]))
+    return out
+
+
+@torch.no_grad()
+def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch.Tensor) -> dict[str, float]:
+    """Per validation density: loss, MAE (0-255) and SSIM of the model and of plain diffusion on the same masks."""
+    was = [model.training] + [n.training for n, _ in sources if n is not None]
+    model.eval()
+    for n, _ in sources:
+        if n is not None:
+            n.eval()
+    out: dict[str, float] = {}
+    losses = []
+    try:
+        f = fval.double()
+        for net, dens in sources:
+            for d in dens:
+                tag = f"{round(100 * d):02d}"
+                b = _masks(fval, d, net, random=False)
+                u_diff = _diffusion.diffuse(f, b, tol=1e-6)
+                u = model(f, b, u_diff=u_diff)
+                loss, t = _loss(u, f, cfg.ssim_weight)
+                _, t0 = _loss(u_diff, f, cfg.ssim_weight)
+                losses.append(float(loss))
+                out[f"val_loss_{tag}"] = float(loss)
+                out[f"val_mae255_{tag}"] = 255 * float(t["mae"])
+                out[f"val_ssim_{tag}"] = float(t["ssim"])
+                out[f"val_diff_mae255_{tag}"] = 255 * float(t0["mae"])
+                out[f"val_diff_ssim_{tag}"] = float(t0["ssim"])
+        out["metric"] = sum(losses) / len(losses)
+    finally:
+        model.train(was[0])
+        for (n, _), w in zip([s for s in sources if s[0] is not None], was[1:]):
+            n.train(w)
+    return out
+
+
+def _step_source(cfg: ResidualConfig, sources, g: torch.Generator) -> tuple[MaskNet | None, float]:
+    net, _ = sources[int(torch.randint(len(sources), (1,), generator=g))] if len(sources) > 1 else sources[0]
+    if net is not None and net.density is not None:
+        return net, net.density
+    if cfg.density_range is not None:
+        lo, hi = cfg.density_range
+        return net, float(lo + (hi - lo) * torch.rand((), generator=g, dtype=torch.float64))
+    return net, float(cfg.densities[int(torch.randint(len(cfg.densities), (1,), generator=g))])
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command: str | None = None,
+                   device: str | torch.device = "cpu") -> Path:
+    """Train (or resume) the residual inpainter (stage ``residual``) or fine-tune a mask network with it
+    (stage ``joint``) in ``run_dir``; returns the path of the exported ``model.json`` (the best by
+    validation). See the module docstring."""
+    check_config(cfg)
+    run_dir = Path(run_dir)
+    device = torch.device(device)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    train_images = open_training_photos(cfg)
+    sources = _mask_sources(cfg, device)
+    model = ResidualInpainter(cfg.channels, widths=tuple(cfg.widths)).to(device)
+    init_info = None
+    if cfg.init is not None:
+        start_model = load_residual(cfg.init, channels=cfg.channels)
+        if start_model.config["widths"] != list(cfg.widths):
+            raise UserInputError(f"init: {cfg.init} has widths {start_model.config['widths']}, "
+                                 f"the config {list(cfg.widths)}")
+        model.load_state_dict(start_model.state_dict())
+        init_info = {"path": str(cfg.init), "provenance": getattr(start_model, "meta", {}).get("provenance", {})}
+    joint = cfg.stage == "joint"
+    mask_net = sources[0][0] if joint else None
+    if mask_net is not None:
+        mask_net.train()
+    models = {"residual": model}
+    opts = {"residual": torch.optim.Adam(model.parameters(), lr=cfg.lr)}
+    if mask_net is not None:
+        models["masknet"] = mask_net
+        opts["masknet"] = torch.optim.Adam(mask_net.parameters(), lr=cfg.mask_lr)
+    else:
+        for net, _ in sources:
+            if net is not None:
+                net.requires_grad_(False)
+    critic = None
+    if cfg.alpha > 0:
+        critic = Critic(cfg.channels, cfg.crop, cfg.critic_width).to(device)
+        models["critic"] = critic
+        opts["critic"] = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
+    clock = CpuClock()
+    run = Run(run_dir, cfg, models=models, optimizers=opts, extra={"cpu": clock}, ckpt_every=cfg.ckpt_every,
+              best_mode="min", allow_changed=("steps",), quiet=quiet)
+    start = run.resume()
+    fval, val_desc = validation_crops(cfg)
+    fval = fval.to(device)
+    info = {
+        "trainer": "pdeflow.inpaint.train_residual",
+        "command": command if command is not None else invoked_command(),
+        "train_config": config_to_dict(cfg),
+        "data": {"train": train_images.description, "validation": val_desc},
+        "masks": [{"model": spec, "density": net.density} for spec, (net, _) in zip(cfg.mask_models, sources)]
+        or "analytic (Belhachmi et al. density, dithered, snapped; sigma 0.45/sqrt(density))",
+        "device": str(device),
+        "parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
+        **({"init": init_info} if init_info is not None else {}),
+    }
+    base_path = run_dir / "val_start.json"
+    if base_path.is_file():
+        info["val_start"] = json.loads(base_path.read_text())
+    else:                                   # the starting point (R = 0: diffusion; stage joint: the init models)
+        info["val_start"] = validate(cfg, model, sources, fval)
+        pio.write_bytes(base_path, pio.to_json(info["val_start"], "validation at the start").encode())
+    best_val: dict = {}
+
+    def export(states: dict, metrics: dict) -> None:
+        prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
+                "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
+                "cpu_hours": round(clock.seconds / 3600, 3), "val_metric": float(run.best), "val": metrics}
+        export_model(states["residual"], run_dir / "model", config={"kind": KIND, "model": model.config},
+                     provenance=prov)
+        if "masknet" in states:
+            export_model(states["masknet"], run_dir / "mask", config={"kind": MASK_KIND, "model": mask_net.config},
+                         provenance={**prov, "joint_with": str(run_dir / "model.json")})
+
+    params = list(model.parameters()) + (list(mask_net.parameters()) if mask_net is not None else [])
+    for step in run.steps(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        f = train_images.crops(cfg.batch_size, cfg.crop, g).to(device)
+        net, d = _step_source(cfg, sources, g)
+        frac = cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for name, opt in opts.items():
+            base = {"residual": cfg.lr, "masknet": cfg.mask_lr, "critic": cfg.critic_lr}[name]
+            for group in opt.param_groups:
+                group["lr"] = base * (frac if name != "critic" else 1.0)
+        b = _masks(f, d, net, random=True, g=g, grad=joint)
+        f64 = f.double()
+        u_diff = _diffusion.diffuse(f64, b, tol=cfg.tol)
+        u = model(f64, b, u_diff=u_diff)
+        loss, terms = _loss(u, f64, cfg.ssim_weight)
+        row = {}
+        total = loss
+        if critic is not None:
+            loss_d = critic_loss(critic, f, u.float(), b.float())
+            d_fake = critic(u.float(), b.float()).mean()
+            total = loss - cfg.alpha * d_fake
+            opts["critic"].zero_grad(set_to_none=True)
+            grads_d = torch.autograd.grad(loss_d, list(critic.parameters()))
+            row.update(loss_critic=loss_d.item(), d_fake=d_fake.item())
+        for opt in opts.values():
+            opt.zero_grad(set_to_none=True)
+        total.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+        if critic is not None:
+            for p, gr in zip(critic.parameters(), grads_d):
+                p.grad = gr
+        for opt in opts.values():
+            opt.step()
+        if critic is not None:
+            critic.clip_kernel_norms()
+        with torch.no_grad():
+            _, t0 = _loss(u_diff.detach(), f64, cfg.ssim_weight)
+        row.update(loss=loss.item(), mae255=255 * terms["mae"].item(), ssim=terms["ssim"].item(),
+                   diff_mae255=255 * t0["mae"].item(), diff_ssim=t0["ssim"].item(), grad_norm=float(gnorm),
+                   lr=cfg.lr * frac, density=d, cpu_time=clock.seconds)
+        check_finite(step, "resume with a smaller lr", **row)
+        run.log(step, **row)
+        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+            metrics = validate(cfg, model, sources, fval)
+            run.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items()})
+            if run.update_best(step, metrics["metric"]):
+                best_val = metrics
+                export({k: m.state_dict() for k, m in models.items() if k != "critic"}, best_val)
+    run.finish()
+    if (run_dir / "best.pt").exists():
+        best = load_checkpoint(run_dir / "best.pt")
+        model.load_state_dict(best["models"]["residual"])
+        if mask_net is not None:
+            mask_net.load_state_dict(best["models"]["masknet"])
+        if not best_val:
+            best_val = validate(cfg, model, sources, fval)
+        export({k: m.state_dict() for k, m in models.items() if k != "critic"}, best_val)
+    return run_dir / "model.json"

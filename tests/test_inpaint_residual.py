@@ -1,0 +1,282 @@
+"""The residual inpainter (diffusion + a learned correction), its trainer and the joint fine-tune."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _dense_diffuse import dense_diffuse
+from pdeflow import datasets as pdata
+from pdeflow.inpaint import diffusion as diffusion_module
+from pdeflow.inpaint import learned_inpaint
+from pdeflow.inpaint.analytic import analytic_mask
+from pdeflow.inpaint.diffusion import diffuse
+from pdeflow.inpaint.evaluate import test_images as eval_test_images
+from pdeflow.inpaint.learned import MaskNet, charbonnier, load_masknet
+from pdeflow.inpaint.residual import ResidualInpainter, load_residual
+from pdeflow.inpaint.train_residual import (
+    ResidualConfig,
+    check_config,
+    evaluation_boxes,
+    train_residual,
+    validation_crops,
+)
+from pdeflow.io import save_model as export_model
+from pdeflow.io import write_image
+from pdeflow.metrics import ssim
+
+
+@pytest.fixture(autouse=True)
+def _tile_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PDEFLOW_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _images(B, H, W, seed=0, C=1):
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, H, dtype=torch.float64), torch.linspace(0, 1, W, dtype=torch.float64),
+                          indexing="ij")
+    out = []
+    for _ in range(B):
+        a, b, c = (torch.rand(3, generator=g, dtype=torch.float64) * 4 + 1).tolist()
+        img = 0.5 + 0.25 * torch.sin(a * x + b * y) * torch.cos(c * y) + 0.05 * torch.rand(H, W, generator=g,
+                                                                                          dtype=torch.float64)
+        out.append(img.expand(C, H, W))
+    return torch.stack(out)
+
+
+def _random_out_layer(model, seed=0):
+    torch.manual_seed(seed)
+    torch.nn.init.normal_(model.net.out.weight, std=0.1)
+    torch.nn.init.normal_(model.net.out.bias, std=0.1)
+    return model
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize("C", [1, 3])
+def test_untrained_model_is_diffusion_exactly(C):
+    f = _images(2, 24, 20, C=C)
+    b = analytic_mask(f, 0.1)
+    model = ResidualInpainter(C, widths=(4, 8))
+    u = model(f, b)
+    assert torch.equal(u, diffuse(f, b, tol=model.tol))
+    path_free = learned_inpaint(f, b, model=model)
+    assert torch.equal(path_free, diffuse(f, b))
+
+
+def test_known_pixels_stay_exact_and_the_correction_acts_elsewhere():
+    f = _images(2, 24, 24, seed=1)
+    b = analytic_mask(f, 0.1)
+    model = _random_out_layer(ResidualInpainter(1, widths=(4, 8)))
+    u = learned_inpaint(f, b, model=model)
+    known = b.expand_as(f) > 0
+    assert torch.equal(u[known], f[known])
+    assert (u - diffuse(f, b))[~known].abs().max() > 1e-3
+    # only the mask's values of f are used
+    g = torch.where(known, f, torch.rand_like(f))
+    assert torch.allclose(learned_inpaint(g, b, model=model), u, atol=1e-12)
+
+
+def test_joint_gradient_reaches_the_mask_network_through_R_and_diffusion():
+    """d loss / d mask-network weights through R and diffuse's adjoint equals the one through a dense solve."""
+    f = _images(2, 12, 12, seed=4)
+    net = MaskNet(1, 0.2, widths=(4, 8), tile=16).double()
+    torch.manual_seed(1)
+    torch.nn.init.normal_(net.net.out.weight, std=0.1)
+    R = _random_out_layer(ResidualInpainter(1, widths=(4, 8), tol=1e-12)).double()
+    thr = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 0.9 + 0.05
+
+    def grads(solver):
+        net.zero_grad()
+        R.zero_grad()
+        b = net(f, 0.2, thresholds=thr)
+        u = R(f, b, u_diff=solver(f, b))
+        loss = charbonnier(u, f) + 0.5 * (1 - ssim(u, f).mean())     # smooth: |.| has a kink at the known pixels
+        loss.backward()
+        return [p.grad.clone() for p in list(net.parameters()) + list(R.parameters())]
+
+    ga = grads(lambda x, m: diffuse(x, m, tol=1e-12))
+    gb = grads(dense_diffuse)
+    num = sum(float((a - b).norm() ** 2) for a, b in zip(ga, gb)) ** 0.5
+    den = sum(float(b.norm() ** 2) for b in gb) ** 0.5
+    assert den > 0 and num / den < 1e-6
+
+
+# --------------------------------------------------------------------------- API, loading, bad input
+
+
+def test_export_load_round_trip_and_refusals(tmp_path):
+    model = _random_out_layer(ResidualInpainter(1, widths=(4, 8)))
+    export_model(model, tmp_path / "m", config={"kind": "residual-inpainter", "model": model.config})
+    back = load_residual(tmp_path / "m.json")
+    for (k, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a, b), k
+    f = _images(1, 16, 16).float()
+    b = analytic_mask(f, 0.1)
+    assert torch.equal(learned_inpaint(f, b, model=model), learned_inpaint(f, b, model=tmp_path / "m"))
+    with pytest.raises(ValueError, match="channels"):
+        learned_inpaint(f.expand(1, 3, 16, 16).contiguous(), b, model=tmp_path / "m")
+    with pytest.raises(ValueError, match="model"):
+        learned_inpaint(f.expand(1, 3, 16, 16).contiguous(), b, model=model)
+    (tmp_path / "m.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="m.safetensors"):
+        learned_inpaint(f, b, model=tmp_path / "m")
+    # a model of another kind
+    net = MaskNet(1, 0.1, widths=(4, 8))
+    export_model(net, tmp_path / "mask", config={"kind": "masknet", "model": net.config})
+    with pytest.raises(ValueError, match="residual-inpainter"):
+        load_residual(tmp_path / "mask")
+
+
+def test_learned_inpaint_without_a_shipped_model_says_so(tmp_path, monkeypatch):
+    from pdeflow.inpaint import gan
+    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)       # a package without shipped models
+    f = _images(1, 16, 16).float()
+    with pytest.raises(FileNotFoundError, match="no residual inpainter is shipped"):
+        learned_inpaint(f, analytic_mask(f, 0.1))
+
+
+def test_learned_inpaint_bad_inputs():
+    model = ResidualInpainter(1, widths=(4, 8))
+    f = _images(1, 16, 16).float()
+    b = analytic_mask(f, 0.1)
+    with pytest.raises(ValueError, match="no known pixel"):
+        learned_inpaint(f, torch.zeros_like(b), model=model)
+    with pytest.raises(ValueError, match="binary"):
+        learned_inpaint(f, 0.5 * b, model=model)
+    with pytest.raises(ValueError, match="mask"):
+        learned_inpaint(f, b[..., :8], model=model)
+    with pytest.raises(TypeError, match="f"):
+        learned_inpaint(f.numpy(), b, model=model)
+    with pytest.raises(ValueError, match="NaN"):
+        learned_inpaint(torch.full_like(f, float("nan")), b, model=model)
+    with pytest.raises(TypeError, match="model"):
+        learned_inpaint(f, b, model=3)
+    # shapes: 2-D and 3-D in, same shape out
+    assert learned_inpaint(f[0, 0], b[0, 0], model=model).shape == (16, 16)
+    assert learned_inpaint(f[0], b[0], model=model).shape == (1, 16, 16)
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:44] / 40.0
+    for k in range(4):
+        img = 0.5 + 0.3 * np.sin(2 * np.pi * (k + 1) * x) * np.cos(2 * np.pi * y * (k % 3 + 1))
+        img += 0.05 * rng.standard_normal(img.shape)
+        write_image(folder / f"img{k}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
+    return folder
+
+
+def _tiny(photos, **kw):
+    base = dict(data=(str(photos),), val_data=str(photos), crop=16, batch_size=2, steps=3, val_crops=2, val_every=2,
+                ckpt_every=1, widths=(4, 8), deterministic=True, densities=(0.1, 0.2))
+    base.update(kw)
+    return ResidualConfig(**base)
+
+
+@pytest.fixture
+def dense(monkeypatch):
+    monkeypatch.setattr(diffusion_module, "diffuse", dense_diffuse)
+
+
+def _rows(run_dir):
+    with open(run_dir / "log.csv", newline="") as fh:
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "cpu_time")} for r in csv.DictReader(fh)]
+
+
+def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
+    import pdeflow.inpaint.train_residual as TR
+    cfg = _tiny(photos)
+    full = train_residual(cfg, tmp_path / "a", quiet=True, command="test")
+    calls, loss = [0], TR._loss
+
+    def dying(*a, **k):                           # killed inside the third step
+        calls[0] += 1
+        if calls[0] == 1 + 4 + 4 + 1:             # val_start (2 densities x 2), step 0, 1 (2 each), val (4), step 2
+            raise KeyboardInterrupt
+        return loss(*a, **k)
+
+    monkeypatch.setattr(TR, "_loss", dying)
+    calls[0] = -4                                 # the validation at the start calls it 4 times
+    with pytest.raises(KeyboardInterrupt):
+        train_residual(cfg, tmp_path / "b", quiet=True)
+    monkeypatch.setattr(TR, "_loss", loss)
+    assert (tmp_path / "b" / "last.pt").is_file()
+    train_residual(cfg, tmp_path / "b", quiet=True)
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    wa, wb = load_residual(tmp_path / "a").state_dict(), load_residual(tmp_path / "b").state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    meta = json.loads(full.read_text())
+    assert meta["config"]["kind"] == "residual-inpainter"
+    prov = meta["provenance"]
+    assert prov["command"] == "test" and prov["cpu_time_s"] > 0 and "cpu_hours" in prov
+    assert {"val_mae255_10", "val_diff_ssim_20"} <= set(prov["val"])
+    # at the start R = 0: the model's numbers are diffusion's
+    start = prov["val_start"]
+    assert start["val_mae255_10"] == start["val_diff_mae255_10"]
+
+
+def test_train_with_the_critic_term(photos, tmp_path, dense):
+    cfg = _tiny(photos, crop=32, alpha=0.005, critic_width=0.0625, steps=2, density_range=(0.05, 0.25))
+    train_residual(cfg, tmp_path / "c", quiet=True)
+    rows = _rows(tmp_path / "c")
+    assert "loss_critic" in rows[0] and "d_fake" in rows[0]
+
+
+def test_joint_stage_trains_the_mask_network_and_exports_it(photos, tmp_path, dense):
+    net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
+    export_model(net, tmp_path / "masknet" / "model", config={"kind": "masknet", "model": net.config})
+    r = ResidualInpainter(1, widths=(4, 8))
+    export_model(r, tmp_path / "res" / "model", config={"kind": "residual-inpainter", "model": r.config})
+    cfg = _tiny(photos, stage="joint", init=str(tmp_path / "res"), mask_models=(str(tmp_path / "masknet"),),
+                steps=2, mask_lr=1e-2, lr=1e-2)
+    train_residual(cfg, tmp_path / "j", quiet=True)
+    mask = load_masknet(tmp_path / "j" / "mask", density=0.1)
+    changed = any(not torch.equal(a, b) for a, b in zip(mask.state_dict().values(), net.state_dict().values()))
+    assert changed
+    assert load_residual(tmp_path / "j").config["widths"] == [4, 8]
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="stage"):
+        check_config(ResidualConfig(stage="gan"))
+    with pytest.raises(ValueError, match="mask_models"):
+        check_config(ResidualConfig(stage="joint"))
+    with pytest.raises(ValueError, match="density_range"):
+        check_config(ResidualConfig(density_range=(0.3, 0.1)))
+    with pytest.raises(ValueError, match="crop"):
+        check_config(ResidualConfig(alpha=0.005, crop=48))
+
+
+def test_validation_avoids_the_evaluation_crops():
+    boxes = evaluation_boxes(64, 8)
+    pool = pdata.builtin_pool("test", grey=True, kind="photo")
+    crops, names = eval_test_images(8, 64)
+    for (name, t, l), c, n in zip(boxes, crops, names):
+        assert name == n and torch.equal(pool[name][:, t:t + 64, l:l + 64], c)
+    cfg = ResidualConfig(val_crops=24, avoid_eval=((64, 32),))
+    fval, desc = validation_crops(cfg)
+    assert fval.shape == (24, 1, 64, 64)
+    avoid = evaluation_boxes(64, 32)
+    for name, t, l in desc["crops"]:
+        assert not any(n == name and abs(t - at) < 64 and abs(l - al) < 64 for n, at, al in avoid)
+
+
+def test_residual_stage_on_a_mask_networks_masks_leaves_it_alone(photos, tmp_path, dense):
+    net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
+    torch.nn.init.normal_(net.net.out.weight, std=0.1)
+    export_model(net, tmp_path / "masknet" / "model", config={"kind": "masknet", "model": net.config})
+    cfg = _tiny(photos, mask_models=(str(tmp_path / "masknet"),), steps=2, lr=1e-2)
+    meta = json.loads(train_residual(cfg, tmp_path / "r", quiet=True).read_text())
+    assert set(k for k in meta["provenance"]["val"] if k.startswith("val_mae255")) == {"val_mae255_10"}
+    assert not (tmp_path / "r" / "mask.json").exists()
+    assert meta["provenance"]["masks"][0]["density"] == 0.1

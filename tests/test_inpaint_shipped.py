@@ -1,0 +1,52 @@
+"""The shipped inpainting models (mask networks, residual inpainter): present, loadable offline, provenance."""
+import json
+
+import pytest
+import torch
+
+from pdeflow.inpaint import analytic_mask, diffuse, gan, learned_inpaint, learned_mask
+from pdeflow.inpaint.learned import MASKNET_MODELS, load_masknet
+from pdeflow.inpaint.residual import RESIDUAL_MODEL
+
+SHIPPED = gan.shipped_models()
+MASKNETS = {d: n for d, n in MASKNET_MODELS.items() if n in SHIPPED}
+
+
+def _crop(size=32):
+    from pdeflow.inpaint.evaluate import test_images
+    return test_images(1, size, seed=5)[0][0]       # (1, size, size)
+
+
+def test_something_is_shipped_and_small():
+    assert MASKNETS or RESIDUAL_MODEL in SHIPPED
+    for name in list(MASKNETS.values()) + ([RESIDUAL_MODEL] if RESIDUAL_MODEL in SHIPPED else []):
+        assert (gan.WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 2 * 1024 ** 2
+        prov = json.loads((gan.WEIGHTS_DIR / f"{name}.json").read_text())["provenance"]
+        for key in ("command", "steps", "cpu_time_s", "val", "shipped"):
+            assert key in prov, (name, key)
+
+
+@pytest.mark.parametrize("density", sorted(MASKNETS))
+def test_shipped_mask_networks_give_exact_counts_and_refuse_other_densities(density):
+    f = _crop()
+    m = learned_mask(f[None], density)
+    assert m.shape == (1, 1, 32, 32) and set(m.unique().tolist()) <= {0.0, 1.0}
+    assert int(m.sum()) == round(density * 32 * 32)
+    net = load_masknet(density)
+    assert net.density == density and net.channels == 1
+    other = 0.15
+    with pytest.raises(ValueError, match="density"):
+        learned_mask(f[None], other, model=gan.WEIGHTS_DIR / f"{MASKNETS[density]}.json")
+    with pytest.raises(ValueError, match="channel"):
+        learned_mask(f.expand(3, 32, 32)[None], density)
+
+
+@pytest.mark.skipif(RESIDUAL_MODEL not in SHIPPED, reason="no residual inpainter shipped")
+def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion():
+    f = _crop().double()
+    m = analytic_mask(f, 0.1)
+    u = learned_inpaint(f, m)
+    assert torch.equal(u[m.expand_as(u) > 0], f[m.expand_as(f) > 0])
+    ud = diffuse(f, m)
+    # a correction of diffusion, not a different image (same masks: MAE within a few grey levels)
+    assert float((u - ud).abs().mean()) < 5 / 255
