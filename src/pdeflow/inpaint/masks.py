@@ -37,6 +37,7 @@ from ..progress import progress_bar
 from ..rng import as_generator
 from ..threads import auto_threads
 from .diffusion import SOLVERS, _check_f, _solver_alias, check_mask, diffuse
+from .dither import n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
 
@@ -78,19 +79,8 @@ class MaskResult:
 # Argument checks
 # ---------------------------------------------------------------------------
 
-def _check_density(density, n_pixels: int, who: str) -> int:
-    """Number of known pixels for ``density``, with clear errors."""
-    if isinstance(density, bool) or not isinstance(density, Real) or not math.isfinite(density):
-        raise TypeError(f"{who}: density must be a number in (0, 1), got {density!r}")
-    if not 0 < density < 1:
-        raise UserInputError(f"{who}: density must be in (0, 1) (fraction of known pixels), got {density!r}")
-    k = int(round(float(density) * n_pixels))
-    if k < 1:
-        raise UserInputError(f"{who}: density {density!r} keeps no pixel of a {n_pixels}-pixel image "
-                         f"(need density >= {0.5 / n_pixels:.3g})")
-    if k >= n_pixels:
-        raise UserInputError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
-    return k
+# One density check for every mask method (a UserInputError naming ``density``).
+_check_density = n_known
 
 
 def _check_fraction(x, name: str, who: str) -> float:
