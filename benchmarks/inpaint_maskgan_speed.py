@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Seconds per mask: the mask GAN against probabilistic sparsification (PS), side by side.
 
-Seed 004's Table 4: one 128x128 image at a time on one CPU core, PS (p = q = 0.02, MAE, diffusion
+Peter (2022)'s Table 4: one 128x128 image at a time on one CPU core, PS (p = q = 0.02, MAE, diffusion
 solved by CG to relative residual 1e-6) against one forward pass of the mask generator. Here both
 run in the same process with the same thread count (``--threads``, default 1), on centre crops of
 the built-in TEST photos, for each density; PS once per image, the mask GAN ``--repeats`` times

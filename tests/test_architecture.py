@@ -123,7 +123,7 @@ def test_papers_are_cited_by_authors_not_by_internal_file_names():
 
     from test_cli_help import all_help
 
-    pattern = re.compile(r"\bseeds? 00\d")
+    pattern = re.compile(r"\bseeds? 00\d", re.IGNORECASE)
     repo = ROOT.parent.parent
     texts = {str(p): p.read_text() for p in ROOT.rglob("*.py")}
     texts.update({str(p): p.read_text() for p in [repo / "README.md", *(repo / "docs").glob("*.md")] if p.is_file()})

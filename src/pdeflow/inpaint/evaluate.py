@@ -1,4 +1,4 @@
-"""Seed 004's evaluation (Tables 2-4) on held-out photos: masks, inpainting quality, run time.
+"""Peter (2022)'s evaluation (Tables 2-4) on held-out photos: masks, inpainting quality, run time.
 
 For each test image and density ``D`` the methods are
 
@@ -76,7 +76,7 @@ REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows (fixed, not chosen on the evaluation's crops).
 REFINE = {"shifts": 4, "rounds": 16}
 
-#: Seed 004's numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
+#: Peter (2022)'s numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
 #: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
 PAPER = {
     "psnr": {"random-wgan": {0.05: 18.85, 0.1: 20.78, 0.2: 22.95}, "maskgan": {0.05: 21.66, 0.1: 23.63, 0.2: 25.36}},

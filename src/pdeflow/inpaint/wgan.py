@@ -225,7 +225,7 @@ def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, no
 
 
 def composite(g: torch.Tensor, f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Seed 004 eq. (1): ``(1 - c) g + c f`` (differentiable in ``g``, ``f`` and ``c``)."""
+    """Peter (2022) eq. (1): ``(1 - c) g + c f`` (differentiable in ``g``, ``f`` and ``c``)."""
     return g + mask * (f - g)
 
 
@@ -268,13 +268,13 @@ class Critic(nn.Module):
 
 
 def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Seed 004 eq. (2): ``mean d(fake, c) - mean d(real, c)`` (``fake`` is detached)."""
+    """Peter (2022) eq. (2): ``mean d(fake, c) - mean d(real, c)`` (``fake`` is detached)."""
     return critic(fake.detach(), mask.detach()).mean() - critic(real, mask.detach()).mean()
 
 
 def generator_loss(critic: Critic, f: torch.Tensor, u: torch.Tensor, mask: torch.Tensor, alpha: float
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seed 004 eq. (3): ``(mean |f - u| - alpha * mean d(u, c), mae, mean d(u, c))``."""
+    """Peter (2022) eq. (3): ``(mean |f - u| - alpha * mean d(u, c), mae, mean d(u, c))``."""
     mae = (f - u).abs().mean()
     d_fake = critic(u, mask).mean()
     return mae - alpha * d_fake, mae, d_fake

@@ -251,7 +251,7 @@ class TVflowNetModel(nn.Module):
 class SemiResNet(TVflowNetModel):
     """Semi-ResNet: ``depth`` 3x3 convolutions of ``width`` channels, ReLU then softplus.
 
-    Seed 000: eight convolutional layers with 16 channels, ReLU after the first
+    Grossmann et al. (2022): eight convolutional layers with 16 channels, ReLU after the first
     layer and softplus after the following ones (official ``relu=1, softplus=6``),
     no activation after the last layer, one skip connection ``u0 -> u`` and none
     for ``phi``.  14,947 parameters for ``in_channels=1`` with ``phi_init_input``.
@@ -343,7 +343,7 @@ class _Up(nn.Module):
 class UNet(TVflowNetModel):
     """U-Net with ``scales - 1`` encoder and decoder blocks and narrow skip connections.
 
-    Seed 000: three encoder and three decoder blocks with softplus activations, a
+    Grossmann et al. (2022): three encoder and three decoder blocks with softplus activations, a
     skip connection ``u0 -> u`` and none for ``phi``; the official constructor is
     ``NN(scales=4, skip=3, channels=(32, 32, 64, 64, 128))``.  Layout (a deep
     image prior style U-Net, of which the official arguments are the signature):
