@@ -94,8 +94,9 @@ def test_readme_shell_command_is_accepted(cmd, tmp_path, monkeypatch, capsys):
     from pdeflow.cli import build_parser
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs" / "wgan").mkdir(parents=True)          # what the README's previous command trains
-    (tmp_path / "runs" / "wgan" / "config.json").write_text("{}")
+    for run in ("wgan", "masknet05", "residual"):                # what the README's previous commands train
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        (tmp_path / "runs" / run / "config.json").write_text("{}")
     argv = _as_argv(cmd, tmp_path)
     parser = build_parser()
     try:

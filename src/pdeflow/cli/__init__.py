@@ -38,7 +38,7 @@ import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
-from . import iel, inpaint, tv, tvflownet  # noqa: E402
+from . import iel, inpaint, learned_train, tv, tvflownet  # noqa: E402
 from ._common import PROG, CLIError, Outputs, _Terminated, subcommand_group  # noqa: E402
 
 __all__ = ["main", "build_parser", "Outputs", "CLIError"]
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     tvflownet.add_evaluate_parser(evaluate)
     iel.add_parsers(sub)
     inpaint.add_train_parser(train)
+    learned_train.add_train_parsers(train)
     inpaint.add_evaluate_parser(evaluate)
     inpaint.add_parsers(sub)
     # Every subparser knows itself, for errors found after parsing.

@@ -53,11 +53,14 @@ from ..training import (
     ConfigCheck,
     Run,
     check_finite,
+    ckpt_every_option,
     config_to_dict,
     invoked_command,
     load_checkpoint,
+    option,
     seed_everything,
     step_generator,
+    val_every_option,
 )
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
@@ -71,10 +74,12 @@ __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "bui
 class MaskNetConfig:
     """Everything that determines a mask-network training run (saved as ``config.json``)."""
 
-    density: float | None = 0.05         #: target density; None: one network for all ``densities``
+    density: float | None = option(0.05, "target fraction of known pixels (default {default:g})", type="density",
+                                   metavar="D")  #: None (library only): one network for all ``densities``
     densities: tuple = (0.05, 0.1, 0.2)  #: density=None: the step's density is drawn from these
-    channels: int = 1
-    widths: tuple = (16, 32, 64)         #: U-Net channels per level
+    channels: int = option(1, "1: greyscale (luminance), 3: colour (default 1)", type="int", choices=(1, 3))
+    widths: tuple = option((16, 32, 64), "U-Net channels per level (default 16 32 64)", type="positive_int",
+                           nargs="+", metavar="C")
     bound: float = 3.0                   #: corrections are bound * tanh
     sigma: float = 2.0                   #: analytic density |laplacian(G_sigma f)|
     floor: float = 0.05                  #: + floor * its mean
@@ -82,24 +87,26 @@ class MaskNetConfig:
     density_input: bool = True           #: log(density) as an input channel
     tile: int = 64                       #: blue-noise tile size
     # data
-    data: tuple = ("builtin",)           #: sources: "builtin" (TRAIN split) and/or folders
+    data: tuple = option(("builtin",), "training photos: 'builtin' (the shipped TRAIN split) and/or folders "
+                         "(default builtin)", nargs="+", metavar="DIR|builtin")
     val_fraction: float = 0.15           #: of all photos, held out (by name hash) for validation
-    crop: int = 64
+    crop: int = option(64, "crop size, at least 16 (default {default})", type="positive_int", metavar="PX")
     # optimisation
-    steps: int = 3000
-    batch_size: int = 16
-    lr: float = 3e-4
+    steps: int = option(3000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
+                        type="positive_int", metavar="N")
+    batch_size: int = option(16, "crops per step (default {default})", type="positive_int")
+    lr: float = option(3e-4, "Adam learning rate (default {default:g})", type="positive_float")
     lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
     clip: float = 1.0                    #: gradient-norm clip
-    ssim_weight: float = 0.3
+    ssim_weight: float = option(0.3, "weight of 1 - SSIM in the loss (default {default:g})", type="nonneg_float")
     tol: float = 1e-5                    #: diffusion solver's relative residual in training
-    seed: int = 0
-    deterministic: bool = False
+    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
+    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU)", flag=True)
     # validation and checkpoints
-    val_crops: int = 64
+    val_crops: int = option(64, "validation crops (default {default})", type="positive_int")
     val_seed: int = 0
-    val_every: int = 100
-    ckpt_every: int = 25
+    val_every: int = val_every_option(100)
+    ckpt_every: int = ckpt_every_option(25)
 
 
 def check_config(cfg: MaskNetConfig) -> None:

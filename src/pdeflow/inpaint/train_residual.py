@@ -71,11 +71,14 @@ from ..training import (
     ConfigCheck,
     Run,
     check_finite,
+    ckpt_every_option,
     config_to_dict,
     invoked_command,
     load_checkpoint,
+    option,
     seed_everything,
     step_generator,
+    val_every_option,
 )
 from . import diffusion as _diffusion
 from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
@@ -96,38 +99,48 @@ STAGES = ("residual", "joint")
 class ResidualConfig:
     """Everything that determines a residual-inpainter training run (saved as ``config.json``)."""
 
-    stage: str = "residual"              #: "residual" (R alone) or "joint" (a mask network and R)
-    channels: int = 1
-    widths: tuple = (16, 32, 64)         #: R's U-Net channels per level
+    stage: str = option("residual", choices=("residual", "joint"),
+                        help="residual: train the residual inpainter alone; joint: fine-tune one mask network "
+                             "(--mask-models) together with it (default {default})")
+    channels: int = option(1, "1: greyscale (luminance), 3: colour (default 1)", type="int", choices=(1, 3))
+    widths: tuple = option((16, 32, 64), "the inpainter's U-Net channels per level (default 16 32 64)",
+                           type="positive_int", nargs="+", metavar="C")
     # masks
-    mask_models: tuple = ()              #: trained mask networks (run dirs / model.json); () = analytic masks
-    densities: tuple = (0.05, 0.1, 0.2)  #: analytic / all-density masks: the step's density is drawn from these
+    mask_models: tuple = option((), "trained mask networks (run directories or model.json) whose masks train "
+                                "the inpainter (default: analytic masks)", nargs="+", metavar="PATH")
+    densities: tuple = option((0.05, 0.1, 0.2), "mask densities drawn per step (default 0.05 0.1 0.2)",
+                              type="density", nargs="+", metavar="D")
     density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
-    init: str | None = None              #: stage joint: the residual model (run dir / model.json) to start R from
+    init: str | None = option(None, "stage joint: the residual inpainter (run directory or model.json) to start "
+                                    "from (default: none)", metavar="PATH")
     # data
-    data: tuple = ("builtin",)           #: training sources: "builtin" (TRAIN split) and/or folders
-    val_data: str = "builtin"            #: "builtin" (TEST split minus the evaluation's crops) or a folder
-    crop: int = 64
+    data: tuple = option(("builtin",), "training photos: 'builtin' (the shipped TRAIN split) and/or folders "
+                         "(default builtin)", nargs="+", metavar="DIR|builtin")
+    val_data: str = option("builtin", "validation photos: 'builtin' (the shipped TEST split minus the "
+                                     "evaluation's crops) or a folder (default builtin)", metavar="DIR|builtin")
+    crop: int = option(64, "crop size, at least 16 (default {default})", type="positive_int", metavar="PX")
     # optimisation
-    steps: int = 3000
-    batch_size: int = 16
-    lr: float = 5e-4
-    mask_lr: float = 1e-4                #: stage joint: the mask network's learning rate
+    steps: int = option(3000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
+                        type="positive_int", metavar="N")
+    batch_size: int = option(16, "crops per step (default {default})", type="positive_int")
+    lr: float = option(5e-4, "Adam learning rate (default {default:g})", type="positive_float")
+    mask_lr: float = option(1e-4, "stage joint: the mask network's learning rate (default {default:g})",
+                            type="positive_float")
     lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
     clip: float = 1.0
-    ssim_weight: float = 0.6
+    ssim_weight: float = option(0.6, "weight of 1 - SSIM in the loss (default {default:g})", type="nonneg_float")
     alpha: float = 0.0                   #: weight of the critic term (Peter 2022: 0.005); 0 = no critic
     critic_width: float = 0.25           #: channel multiplier of the critic
     critic_lr: float = 1e-4
     tol: float = 1e-5                    #: diffusion solver's relative residual in training
-    seed: int = 0
-    deterministic: bool = False
+    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
+    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU)", flag=True)
     # validation and checkpoints
-    val_crops: int = 48
+    val_crops: int = option(48, "validation crops (default {default})", type="positive_int")
     val_seed: int = 1
     avoid_eval: tuple = ((64, 64), (128, 16))   #: (size, n): evaluation crops the validation must not overlap
-    val_every: int = 100
-    ckpt_every: int = 25
+    val_every: int = val_every_option(100)
+    ckpt_every: int = ckpt_every_option(25)
 
 
 def check_config(cfg: ResidualConfig) -> None:

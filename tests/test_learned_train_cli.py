@@ -1,0 +1,41 @@
+"""`pdeflow train masknet` and `pdeflow train residual`: a tiny run writes a run directory, bad options exit 2."""
+import json
+
+import pytest
+
+from pdeflow.cli import main
+from pdeflow.inpaint.train_masknet import MaskNetConfig
+from pdeflow.inpaint.train_residual import ResidualConfig
+
+TINY = ["--steps", "2", "--crop", "16", "--batch-size", "2", "--val-crops", "2", "--widths", "4",
+        "--val-every", "2", "--seed", "3", "--quiet"]
+
+
+@pytest.mark.parametrize("command, cls", [("masknet", MaskNetConfig), ("residual", ResidualConfig)])
+def test_tiny_run_writes_the_run_dir_with_the_options(tmp_path, command, cls, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", command, *TINY, "--run-dir", str(run_dir)]) == 0
+    cfg = json.loads((run_dir / "config.json").read_text())
+    # the options reached the config; fields that are not options keep the dataclass defaults
+    assert (cfg["steps"], cfg["crop"], cfg["batch_size"], cfg["seed"], list(cfg["widths"])) == (2, 16, 2, 3, [4])
+    assert cfg["lr_final"] == cls().lr_final
+    assert (run_dir / "model.json").is_file() and (run_dir / "model.safetensors").is_file()
+    assert "model:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["train", "masknet", "--density", "1.5"], "--density"),
+    (["train", "masknet", "--widths", "0"], "--widths"),
+    (["train", "residual", "--stage", "magic"], "--stage"),
+    (["train", "residual", "--stage", "joint"], "--mask-models"),      # joint needs exactly one mask network
+    (["train", "residual", "--data", "no/such/dir"], "--data"),
+])
+def test_bad_option_exits_2_with_one_error_line(tmp_path, capsys, argv, name):
+    run_dir = tmp_path / "run"
+    assert main([*argv, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]   # argparse: usage, then one line
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0] == err.strip().splitlines()[-1]
+    assert errors[0].startswith(f"pdeflow train {argv[1]}: error: argument {name}")
+    assert not run_dir.exists()
