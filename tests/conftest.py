@@ -1,4 +1,25 @@
+import pytest
 import torch
 
 # Two cores, two pytest workers: one torch thread each avoids oversubscription.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def smooth_photos(tmp_path_factory):
+    """``smooth_photos(n)``: a folder of n small noisy sinusoid PNGs (40x44), a stand-in photo pool for trainers."""
+    import numpy as np
+
+    from pdeflow.io import write_image
+
+    def make(n: int):
+        folder = tmp_path_factory.mktemp("photos")
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[0:40, 0:44] / 40.0
+        for k in range(n):
+            img = 0.5 + 0.3 * np.sin(2 * np.pi * (k + 1) * x) * np.cos(2 * np.pi * y * (k % 3 + 1))
+            img += 0.05 * rng.standard_normal(img.shape)
+            write_image(folder / f"img{k}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
+        return folder
+
+    return make

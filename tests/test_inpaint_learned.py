@@ -16,7 +16,7 @@ from pdeflow.inpaint.analytic import analytic_mask, neighbour_mass, snap_to_extr
 from pdeflow.inpaint.dither import blue_noise_tile, dither, threshold_map
 from pdeflow.inpaint.learned import MaskNet, learned_mask, load_masknet
 from pdeflow.inpaint.train_masknet import MaskNetConfig, open_photos, train_masknet
-from pdeflow.io import save_model, write_image
+from pdeflow.io import save_model
 
 
 @pytest.fixture(autouse=True)
@@ -200,15 +200,8 @@ def test_masknet_refuses_other_density():
 # --------------------------------------------------------------------------- trainer, export, loading
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:40, 0:44] / 40.0
-    for k in range(5):
-        img = 0.5 + 0.3 * np.sin(2 * np.pi * (k + 1) * x) * np.cos(2 * np.pi * y * (k % 3 + 1))
-        img += 0.05 * rng.standard_normal(img.shape)
-        write_image(folder / f"img{k}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
-    return folder
+def photos(smooth_photos):
+    return smooth_photos(5)
 
 
 def _tiny(photos, **kw):

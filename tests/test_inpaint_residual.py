@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -25,7 +24,6 @@ from pdeflow.inpaint.train_residual import (
     validation_crops,
 )
 from pdeflow.io import save_model as export_model
-from pdeflow.io import write_image
 from pdeflow.metrics import ssim
 
 
@@ -165,15 +163,8 @@ def test_learned_inpaint_bad_inputs():
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:40, 0:44] / 40.0
-    for k in range(4):
-        img = 0.5 + 0.3 * np.sin(2 * np.pi * (k + 1) * x) * np.cos(2 * np.pi * y * (k % 3 + 1))
-        img += 0.05 * rng.standard_normal(img.shape)
-        write_image(folder / f"img{k}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
-    return folder
+def photos(smooth_photos):
+    return smooth_photos(4)
 
 
 def _tiny(photos, **kw):
