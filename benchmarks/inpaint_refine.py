@@ -122,7 +122,7 @@ def start_masks(f, d, start, models):
     return m, p, s, _cpu() - c0
 
 
-def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric):
+def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide):
     """{(n, r): {"mae255": [...], "ssim": [...], "cpu_per_mask": float}}."""
     B = f.shape[0]
     out = {}
@@ -144,7 +144,7 @@ def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric):
             state["cb"] += _cpu() - t_in
 
         refine_mask(f, m0, rounds=rmax, shifts=n, density_map=p, snap_score=s, generator=generator,
-                    metric=metric, callback=cb)
+                    metric=metric, hide=hide, callback=cb)
         if n == 1 and (1, 0) in out:      # no refinement at all: the start mask's time only
             out[(1, 0)]["cpu_per_mask"] = t_start / B
     return out
@@ -261,6 +261,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shifts", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 4, 8, 16])
     ap.add_argument("--metric", default="masknet", choices=["masknet", "mse", "mae"])
+    ap.add_argument("--hide", default="probe", choices=["probe", "adjoint"], help="refine_mask's hide= (default probe)")
     ap.add_argument("--learned", nargs="*", default=[], help="trained mask networks (model.json or run folder)")
     ap.add_argument("--eval-json", default=str(ROOT / "results/inpaint/evaluation_64/results.json"))
     ap.add_argument("--n-extra", type=int, default=32)
@@ -316,7 +317,7 @@ def main(argv=None) -> int:
     sets = [st for st in load_sets(args, notes) if st["name"] in args.sets]
     res = {"command": _command(argv),
            "settings": {"densities": args.densities, "shifts": args.shifts, "rounds": args.rounds,
-                        "metric": args.metric, "torch": torch.__version__, "cpu": platform.processor() or
+                        "metric": args.metric, "hide": args.hide, "torch": torch.__version__, "cpu": platform.processor() or
                         platform.machine(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                         "learned": {k: {"path": spec, "steps": getattr(v, "meta", {}).get("provenance", {}).get(
                             "steps")} for (k, v), spec in zip(models.items(), args.learned)}},
@@ -331,7 +332,7 @@ def main(argv=None) -> int:
             out["per_image"][str(d)] = {}
             for start in starts:
                 m0, p, s, t0 = start_masks(f, d, start, models)
-                curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, args.metric)
+                curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, args.metric, args.hide)
                 k = round(d * f.shape[-1] * f.shape[-2])
                 assert all(x == k for c in curve.values() for x in c["known"]), "refinement changed k"
                 out["per_image"][str(d)][start] = {f"{n},{r}": {"mae255": c["mae255"], "ssim": c["ssim"],

@@ -313,3 +313,38 @@ def test_float32_straight_through_and_warm_start():
     fd, md = f.detach().double().requires_grad_(True), m.double().requires_grad_(True)
     diffuse(fd, md, tol=1e-10).square().mean().backward()
     assert torch.allclose(soft.grad.double(), md.grad, atol=1e-4 * float(md.grad.abs().max()), rtol=0)
+
+
+def test_adjoint_warm_start_gives_the_same_gradient_in_fewer_iterations():
+    """The private warm start of the adjoint solve (mask refinement solves nearby masks):
+    same gradient to the solve tolerance, fewer CG iterations from the previous adjoint."""
+    import pdeflow.inpaint.diffusion as D
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(2, 1, 24, 20, generator=g, dtype=torch.float64)
+    m1 = (torch.rand(2, 1, 24, 20, generator=g) < 0.15).to(torch.float64)
+    m2 = m1.clone()
+    m2[:, :, 5, 5] = 1 - m2[:, :, 5, 5]                     # a nearby mask: one pixel flipped
+
+    def grad(m, start=None):
+        c = m.clone().requires_grad_(True)
+        u, info = D._diffuse_recorded(f, c, True, 1e-12, 2000, None, "cg", start)
+        ((u - f) ** 2).sum().backward()
+        return c.grad, info["adjoint"]
+
+    _, nu1 = grad(m1)
+    iters = []
+    orig = D.cg
+
+    def counting_cg(*a, **k):
+        x, it = orig(*a, **k)
+        iters.append(int(it.max()))
+        return x, it
+
+    D.cg = counting_cg
+    try:
+        cold, _ = grad(m2)
+        warm, _ = grad(m2, nu1)
+    finally:
+        D.cg = orig
+    assert torch.allclose(cold, warm, rtol=1e-8, atol=1e-10)
+    assert iters[3] < iters[1]                                # [forward, adjoint] x (cold, warm)

@@ -22,12 +22,13 @@ def _maps(f):
     return laplacian_density(f), extremality(f)
 
 
-@pytest.mark.parametrize("metric", ["masknet", "mse", "mae"])
-def test_exact_k_and_monotone_error(metric):
+@pytest.mark.parametrize("metric, hide", [("masknet", "probe"), ("mse", "probe"), ("mae", "probe"),
+                                          ("masknet", "adjoint")])
+def test_exact_k_and_monotone_error(metric, hide):
     f = _images()
     m = analytic_mask(f, 0.08)
     p, s = _maps(f)
-    res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, metric=metric, generator=1,
+    res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, metric=metric, hide=hide, generator=1,
                       full_output=True)
     assert res.mask.shape == m.shape and res.mask.dtype == f.dtype
     assert torch.equal(res.mask.flatten(1).sum(1), m.flatten(1).sum(1))
@@ -37,8 +38,8 @@ def test_exact_k_and_monotone_error(metric):
     assert bool((tr[:, 1:] <= tr[:, :-1]).all())               # never increases
     # the reported error is that of the returned mask, and it is the input's or lower
     err = image_loss(diffuse(f, res.mask), f, metric)
-    assert torch.allclose(err, res.error, rtol=1e-5, atol=1e-12)
-    assert torch.allclose(tr[:, 0], image_loss(diffuse(f, m), f, metric), rtol=1e-5, atol=1e-12)
+    assert torch.allclose(err, res.error, rtol=1e-4, atol=1e-12)     # solves to refine_mask's tol 1e-5
+    assert torch.allclose(tr[:, 0], image_loss(diffuse(f, m), f, metric), rtol=1e-4, atol=1e-12)
     assert bool((res.error <= tr[:, 0]).all())
     assert int(res.accepted.sum()) > 0                           # the exchanges do something here
 
@@ -85,7 +86,7 @@ def test_gradient_ranks_revealed_pixels():
     f = _images(B=1, seed=7)
     m = analytic_mask(f, 0.05)
     keep = m.flatten(1).bool()
-    _, e0, g = _evaluate(f, keep, "mse", 1e-8, "cg", grad=True)
+    _, e0, g, _ = _evaluate(f, keep, "mse", 1e-8, "cg", grad=True)
     ben = torch.where(keep, torch.full_like(g, -float("inf")), -g)[0]
     order = ben.argsort(descending=True)
     n_unknown = int((~keep).sum())
@@ -93,7 +94,7 @@ def test_gradient_ranks_revealed_pixels():
     for j in (int(order[0]), int(order[n_unknown // 2])):
         k2 = keep.clone()
         k2[0, j] = True
-        _, e, _ = _evaluate(f, k2, "mse", 1e-8, "cg", grad=False)
+        _, e, _, _ = _evaluate(f, k2, "mse", 1e-8, "cg", grad=False)
         drops.append(float(e0 - e))
     assert drops[0] > 0 and drops[0] > drops[1]
 
@@ -129,6 +130,7 @@ def test_learned_mask_hook():
     ({"shifts": 2}, "density_map"),
     ({"swaps": 0.0}, "swaps"),
     ({"metric": "psnr"}, "metric"),
+    ({"hide": "random"}, "hide"),
     ({"solver": "lu"}, "solver"),
     ({"density_map": torch.ones(1, 1, 5, 5)}, "density_map"),
 ])
@@ -161,3 +163,39 @@ def test_refine_option():
             refine_options(bad, "x")
     with pytest.raises(ValueError, match="refine"):
         analytic_mask(_images(B=1), 0.1, refine=-2)
+
+
+def test_probe_costs_are_measured_local_errors():
+    """'probe' ranks known pixels by the squared error they get when hidden with a
+    non-touching subset: for a probed pixel alone, that is its exact single-removal error
+    up to the interaction with the other probed pixels, and it orders pixels like it."""
+    from pdeflow.inpaint.dither import blue_noise_tile
+    from pdeflow.inpaint.refine import _probe_costs
+    f = _images(B=1, seed=9)
+    keep = analytic_mask(f, 0.15).flatten(1).bool()
+    u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
+    cost = _probe_costs(f, u, keep, "mse", 1e-10, "cg", blue_noise_tile(64), 0)
+    probed = torch.isfinite(cost)
+    assert bool((probed <= keep).all()) and int(probed.sum()) > 10
+    H, W = f.shape[-2:]
+    pm = probed.view(H, W).to(torch.float64)[None, None]
+    touching = torch.nn.functional.conv2d(pm, torch.ones(1, 1, 3, 3, dtype=pm.dtype), padding=1) - pm
+    assert float((touching * pm).max()) == 0                   # no two probed pixels touch
+    idx = probed[0].nonzero().flatten()
+    order = cost[0, idx].argsort()
+    lo, hi = int(idx[order[0]]), int(idx[order[-1]])
+    single = []
+    for j in (lo, hi):                                         # hide one pixel alone: its exact cost
+        k2 = keep.clone()
+        k2[0, j] = False
+        uj = diffuse(f, k2.view(f.shape).to(f.dtype), tol=1e-10)
+        single.append(float(((uj - f) ** 2).flatten()[j]))
+    assert single[0] < single[1]
+    assert abs(single[1] - float(cost[0, hi])) <= 0.5 * single[1]
+
+
+def test_probe_beats_linearised_hiding_on_average():
+    f = _images(B=4, H=48, W=48, seed=11)
+    m = analytic_mask(f, 0.2)
+    e = {h: refine_mask(f, m, rounds=8, hide=h, metric="mse", full_output=True).error for h in ("probe", "adjoint")}
+    assert float(e["probe"].mean()) < float(e["adjoint"].mean())

@@ -448,7 +448,7 @@ class _DiffuseFunction(torch.autograd.Function):
     def forward(ctx, f4, c, binary, tol, max_iter, x0, method, info):
         u, iters, res, sysm = _forward(f4, c, binary, tol, max_iter, x0, method)
         info["iterations"], info["residual"] = iters, res
-        ctx.sysm, ctx.opts = sysm, (tol, max_iter)
+        ctx.sysm, ctx.opts, ctx.info = sysm, (tol, max_iter), info
         ctx.save_for_backward(f4, c, u)
         return u
 
@@ -464,7 +464,11 @@ class _DiffuseFunction(torch.autograd.Function):
         # Adjoint: M(c)^T lam = g. With nu = (1 - c) lam on the unknowns, A nu = w g (A the
         # forward operator, same preconditioner); on the known pixels lam = g + L nu.
         rhs = (sysm.w * g).expand(B, C, H, W).contiguous()
-        nu, iters, res = sysm.solve(rhs, None, tol, max_iter)
+        start = ctx.info.get("adjoint_x0")   # a warm start (see _diffuse_recorded); nu is zero on the mask
+        if start is not None:
+            start = (sysm.w * start).expand(B, C, H, W).contiguous()
+        nu, iters, res = sysm.solve(rhs, start, tol, max_iter)
+        ctx.info["adjoint"] = nu
         _warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
         g_lnu = g + laplacian(nu)
         # lam = nu / (1 - c) = (g + L nu) / c on the unknowns (c < 1); the first form is the
@@ -478,6 +482,24 @@ class _DiffuseFunction(torch.autograd.Function):
         if need_c:
             grad_c = _sum_to(lam * (f4 - u - laplacian(u)), c.shape)
         return grad_f, grad_c, None, None, None, None, None, None
+
+
+def default_max_iter(solver: str, H: int, W: int) -> int:
+    """:func:`diffuse`'s iteration limit when none is given: 500 for 'mg', ``20 (H + W)`` for 'cg'."""
+    return 500 if solver == "mg" else 20 * (H + W)
+
+
+def _diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None):
+    """``diffuse`` as one autograd node, unchecked, for callers that solve many nearby problems.
+
+    Returns ``(u, info)``. ``info`` holds the forward's ``iterations`` and ``residual``
+    now and, once the backward has run, ``adjoint``: the adjoint solve's unknowns ``nu``
+    (B, C, H, W). Passing a previous ``nu`` as ``adjoint_x0`` warm-starts the next
+    adjoint solve, as ``x0`` does the forward one (mask refinement solves a sequence
+    of masks that differ in a few pixels).
+    """
+    info = {"adjoint_x0": adjoint_x0}
+    return _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info), info
 
 
 @auto_threads
@@ -587,7 +609,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape
     if max_iter is None:
-        max_iter = 500 if solver == "mg" else 20 * (H + W)
+        max_iter = default_max_iter(solver, H, W)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if x0 is not None:
@@ -600,8 +622,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
 
     if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
-        info = {}
-        u = _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info)
+        u, info = _diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver)
         iters, res = info["iterations"], info["residual"]
     else:
         u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, solver)

@@ -48,12 +48,14 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics import ssim as _ssim
-from .diffusion import SOLVERS, _check_f, diffuse
+from .diffusion import SOLVERS, _check_f, _diffuse_recorded, default_max_iter, diffuse
 from .dither import as_generator, blue_noise_tile, threshold_map, top_k_mask
 
 __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFINE_METRICS"]
 
 REFINE_METRICS = ("mse", "mae", "masknet")
+REFINE_HIDE = ("probe", "adjoint")
+PROBE_TOL = 1e-2   # the probe solve only ranks pixels: 1e-2 ranked as well as 1e-4 at 64 x 64
 _SSIM_WEIGHT = 0.3   # the mask network's training loss: charbonnier + 0.3 (1 - SSIM)
 _EPS = 1e-3          # charbonnier's epsilon
 
@@ -154,20 +156,46 @@ def _check_mask(mask, f, f4: torch.Tensor, who: str) -> torch.Tensor:
 # The pieces
 # ---------------------------------------------------------------------------
 
-def _evaluate(f, keep, metric, tol, solver, *, grad: bool, x0=None):
-    """``(u, error (B,), dl/dc (B, N) or None)`` of the masks ``keep`` (B, N) bool."""
+def _evaluate(f, keep, metric, tol, solver, *, grad: bool, x0=None, adjoint_x0=None):
+    """``(u, error (B,), dl/dc (B, N) or None, adjoint unknowns or None)`` of the masks ``keep`` (B, N) bool.
+
+    ``x0`` warm-starts the forward solve, ``adjoint_x0`` (a previous call's adjoint
+    unknowns) the adjoint one.
+    """
     B, C, H, W = f.shape
     c = keep.view(B, 1, H, W).to(f.dtype)
     if not grad:
         with torch.no_grad():
             u = diffuse(f, c, tol=tol, x0=x0, solver=solver)
-            return u, image_loss(u, f, metric), None
+            return u, image_loss(u, f, metric), None, None
     c.requires_grad_(True)
     with torch.enable_grad():
-        u = diffuse(f, c, tol=tol, x0=x0, solver=solver)
+        u, info = _diffuse_recorded(f, c, True, tol, default_max_iter(solver, H, W), x0, solver, adjoint_x0)
         err = image_loss(u, f, metric)
         (g,) = torch.autograd.grad(err.sum(), c)
-    return u.detach(), err.detach(), g.reshape(B, H * W)
+    return u.detach(), err.detach(), g.reshape(B, H * W), info["adjoint"]
+
+
+def _probe_costs(f, u, keep, metric, tol, solver, tile, r):
+    """Measured cost of hiding known pixels (B, N) in round ``r``: ``inf`` where not probed.
+
+    Hides a subset of the known pixels at once, inpaints once, and takes each
+    probed pixel's squared error there: the local error of probabilistic
+    sparsification (Mainberger et al. 2012). The subset: known pixels whose score
+    is the largest among the known pixels of their 3 x 3 neighbourhood (so no two
+    probed pixels touch), the score being the blue-noise ``tile`` shifted by an
+    offset that depends on ``r`` only -- a different, well-spread subset each
+    round, the same for every image of a batch.
+    """
+    B, C, H, W = f.shape
+    th, tw = tile.shape
+    rolled = torch.roll(tile.to(device=f.device, dtype=f.dtype), ((37 * r) % th, (23 * r) % tw), (0, 1))
+    score = rolled.repeat(-(-H // th), -(-W // tw))[:H, :W].reshape(1, H * W).expand(B, H * W)
+    score = torch.where(keep, score, -1.0)
+    probe = keep & (score == F.max_pool2d(score.view(B, 1, H, W), 3, 1, 1).view(B, H * W))
+    up, _, _, _ = _evaluate(f, keep & ~probe, metric, max(tol, PROBE_TOL), solver, grad=False, x0=u)
+    err = ((up - f) ** 2).sum(1).view(B, H * W)
+    return torch.where(probe, err, torch.full_like(err, math.inf))
 
 
 def _shift_candidates(log_p, score, keep, n, generator, tile):
@@ -191,16 +219,21 @@ def _shift_candidates(log_p, score, keep, n, generator, tile):
     return torch.cat([keep[:, None], cand], 1)
 
 
-def _propose(keep, g, s, tabu, H, W):
-    """Swap proposal (B, N) bool and the number of pairs swapped per image (B,)."""
+def _propose(keep, g, s, tabu, H, W, hide_cost=None):
+    """Swap proposal (B, N) bool and the number of pairs swapped per image (B,).
+
+    Known pixels are hidden in order of ``hide_cost`` (B, N) (``inf``: not a
+    candidate), or of the linearised cost ``-g`` without it.
+    """
     B, N = keep.shape
     inf = torch.tensor(math.inf, dtype=g.dtype, device=g.device)
+    cost = -g if hide_cost is None else hide_cost
     # reveal: largest benefit -g among unknown pixels, 3x3 local maxima only (no two revealed pixels touch)
     ben = torch.where(~keep & ~tabu, -g, -inf)
     pooled = F.max_pool2d(ben.view(B, 1, H, W), 3, 1, 1).view(B, N)
     ben = torch.where((ben == pooled) & torch.isfinite(ben), ben, -inf)
     # hide: smallest cost -g among known pixels
-    neg_cost = torch.where(keep & ~tabu, g, -inf)
+    neg_cost = torch.where(keep & ~tabu, -cost, -inf)
     smax = int(s.max())
     add_v, add_i = ben.topk(min(smax, N), dim=1)
     rem_v, rem_i = neg_cost.topk(min(smax, N), dim=1)
@@ -220,7 +253,8 @@ def _propose(keep, g, s, tabu, H, W):
 
 def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts: int = 1,
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
-                swaps: float = 0.125, metric: str = "masknet", tol: float = 1e-6, solver: str = "cg",
+                swaps: float = 0.125, hide: str = "probe", metric: str = "masknet", tol: float = 1e-5,
+                solver: str = "cg",
                 tile: torch.Tensor | None = None,
                 generator=None, callback=None, full_output: bool = False):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
@@ -249,6 +283,14 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     swaps : float in (0, 1]
         Pixel pairs swapped in the first round, as a fraction of the known
         pixels (at least 1); halved per image after a rejected round.
+    hide : {'probe', 'adjoint'}
+        How a round ranks the known pixels to hide. ``'probe'`` (default):
+        by their measured cost, the squared error at a pixel when a random
+        subset of non-touching known pixels is hidden at once (one more
+        forward solve per round; only probed pixels are hidden that round).
+        ``'adjoint'``: by the linearised cost ``-g``, which is free but
+        blind to the large change of hiding a pixel (see the module doc for
+        the numbers).
     metric : {'masknet', 'mse', 'mae'}
         The error minimised (:func:`image_loss`). The default, the mask
         network's training loss, lowered both the MAE and (1 - SSIM) more
@@ -291,6 +333,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     shifts = _check_count(shifts, "shifts", who, 1)
     if isinstance(swaps, bool) or not isinstance(swaps, Real) or not (0 < swaps <= 1):
         raise ValueError(f"{who}: swaps must be a number in (0, 1] (a fraction of the known pixels), got {swaps!r}")
+    if hide not in REFINE_HIDE:
+        raise ValueError(f"{who}: hide must be one of {REFINE_HIDE}, got {hide!r}")
     if metric not in REFINE_METRICS:
         raise ValueError(f"{who}: metric must be one of {REFINE_METRICS}, got {metric!r}")
     if metric == "masknet" and min(H, W) < 11:
@@ -311,14 +355,14 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     keep = keep0
 
     # 1. best of the shifted tiles (candidate 0: the input mask), one batched solve
-    u0, err0, _ = _evaluate(x, keep, metric, tol, solver, grad=False)
+    u0, err0, _, _ = _evaluate(x, keep, metric, tol, solver, grad=False)
     shift = torch.zeros(B, dtype=torch.long, device=x.device)
     u, err = u0, err0
     if shifts > 1:
         log_p = torch.log(p.clamp_min(1e-300))
         cand = _shift_candidates(log_p, score, keep, shifts, gen, tile).to(x.device)   # (B, n, N)
         xn = x.repeat_interleave(shifts - 1, 0)
-        un, en, _ = _evaluate(xn, cand[:, 1:].reshape(-1, N), metric, tol, solver, grad=False,
+        un, en, _, _ = _evaluate(xn, cand[:, 1:].reshape(-1, N), metric, tol, solver, grad=False,
                                 x0=u0.repeat_interleave(shifts - 1, 0))
         en = torch.cat([err0[:, None], en.view(B, shifts - 1)], 1)
         best_e, shift = en.min(1)                     # ties: the lowest index, i.e. the input mask first
@@ -333,19 +377,21 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     accepted = torch.zeros(B, dtype=torch.long, device=x.device)
     swapped = torch.zeros(B, dtype=torch.long, device=x.device)
     if rounds > 0:
-        _, _, g = _evaluate(x, keep, metric, tol, solver, grad=True, x0=u)
+        _, _, g, nu = _evaluate(x, keep, metric, tol, solver, grad=True, x0=u)
         s = (swaps * keep.sum(1).to(torch.float64)).round().clamp_min(1).long()
         tabu = torch.zeros_like(keep)
         for r in range(rounds):
-            trial, n, add1, rem1 = _propose(keep, g, s, tabu, H, W)
+            cost = _probe_costs(x, u, keep, metric, tol, solver, tile, r) if hide == "probe" else None
+            trial, n, add1, rem1 = _propose(keep, g, s, tabu, H, W, cost)
             last = r == rounds - 1
-            ut, et, gt = _evaluate(x, trial, metric, tol, solver, grad=not last, x0=u)
+            ut, et, gt, nut = _evaluate(x, trial, metric, tol, solver, grad=not last, x0=u, adjoint_x0=nu)
             better = (et < err) & (n > 0)
             keep = torch.where(better[:, None], trial, keep)
             u = torch.where(better[:, None, None, None], ut, u)
             err = torch.where(better, et, err)
             if gt is not None:
                 g = torch.where(better[:, None], gt, g)
+                nu = torch.where(better[:, None, None, None], nut, nu)
             accepted += better.long()
             swapped += torch.where(better, n, torch.zeros_like(n))
             # rejected: halve s; a rejected single swap bars its two pixels until the next accepted swap
@@ -367,7 +413,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
                         swapped=swapped, seconds=time.perf_counter() - t0)
 
 
-_OPTIONS = ("rounds", "shifts", "swaps", "metric", "tol", "solver", "generator")
+_OPTIONS = ("rounds", "shifts", "swaps", "hide", "metric", "tol", "solver", "generator")
 
 
 def refine_options(refine, who: str) -> dict | None:
