@@ -11,22 +11,35 @@ pixels of each image:
    (if a snap score is given); the input mask is candidate 0. All candidates
    are inpainted in one batched :func:`~pdeflow.inpaint.diffuse` call and the
    one of smallest error is kept per image.
-2. **Adjoint-guided exchanges.** One forward and one adjoint solve give the
-   derivative ``g = dl/dc`` of the inpainting error ``l`` with respect to the
-   mask at every pixel (:func:`~pdeflow.inpaint.diffuse` is differentiable in
-   the mask; Hoeltgen, Setzer, Weickert, "An optimal control approach to find
-   sparse data for Laplace interpolation", EMMCVPR 2013). To first order,
-   hiding a known pixel changes the error by ``-g`` (its *cost of hiding*) and
-   revealing an unknown one by ``+g`` (``-g`` is its *benefit of revealing*).
-   A round swaps the ``s`` known pixels of smallest cost with the ``s`` unknown
-   pixels of largest benefit -- only pixels whose benefit is the largest of
-   their 3 x 3 neighbourhood are revealed, so no two revealed pixels touch --
-   inpaints once (warm-started), and keeps the swap only if the error drops.
-   A rejected swap halves ``s`` for that image (in the spirit of the non-local
-   pixel exchange of Mainberger et al. 2012, whose candidates are random
-   instead); a rejected single swap (``s = 1``) bars its two pixels until the
-   next accepted swap. The trial's own adjoint solve gives the next round's
-   derivative, so a round costs one forward and one adjoint solve.
+2. **Exchanges guided by the adjoint and by probes.** One forward and one
+   adjoint solve give the derivative ``g = dl/dc`` of the inpainting error
+   ``l`` with respect to the mask at every pixel
+   (:func:`~pdeflow.inpaint.diffuse` is differentiable in the mask; Hoeltgen,
+   Setzer, Weickert, "An optimal control approach to find sparse data for
+   Laplace interpolation", EMMCVPR 2013). To first order, revealing an unknown
+   pixel changes the error by ``+g`` (``-g`` is its *benefit of revealing*).
+   Hiding a known pixel is not a small change, and its linearised cost ``-g``
+   ranks pixels poorly; so each round *measures* it (``hide='probe'``): a
+   well-spread subset of the known pixels, no two touching, is hidden at once
+   and inpainted (one loose solve), and a probed pixel's cost is its squared
+   error there -- the local error of probabilistic sparsification (Mainberger
+   et al., "Optimising spatial and tonal data for PDE-based inpainting",
+   2012). A round swaps the ``s`` probed pixels of smallest
+   cost with the ``s`` unknown pixels of largest benefit -- only pixels whose
+   benefit is the largest of their 3 x 3 neighbourhood are revealed, so no
+   two revealed pixels touch -- inpaints once (warm-started), and keeps the
+   swap only if the error drops. A rejected swap halves ``s`` for that image
+   (in the spirit of the non-local pixel exchange of Mainberger et al., whose
+   candidates are random instead); a rejected single swap (``s = 1``) bars its
+   two pixels until the next accepted swap. The trial's own adjoint solve
+   (warm-started from the last one) gives the next round's derivative, so a
+   round costs a probe, a forward and an adjoint solve.
+
+   Measured on 16 crops of 64 x 64 (built-in TEST photos, crop seed 1), 12
+   rounds from the analytic mask at 20 % density: probing takes MAE (0-255) /
+   SSIM from 3.38 / 0.922 (linearised hiding, 65 CPU-ms per mask) to 3.05 /
+   0.945 (103 CPU-ms); ``benchmarks/inpaint_refine.py --hide probe|adjoint``
+   gives whole quality/time curves.
 
 The error ``l`` per image (``metric``): ``'masknet'`` (default), the loss the
 mask network trains on, ``charbonnier + 0.3 (1 - SSIM)``
@@ -35,7 +48,7 @@ the result is never larger than that of the input mask, and it never
 increases from one round to the next.
 
 Randomness: ``generator: None | int | torch.Generator`` (tile shifts only; the
-exchanges are deterministic).
+exchanges and probes are deterministic).
 """
 from __future__ import annotations
 
