@@ -2,13 +2,13 @@
 
 * :func:`random_mask`: exactly ``round(density * H * W)`` known pixels per
   image, uniformly at random.
-* :func:`probabilistic_sparsification` (PS, Mainberger et al. 2012): start
+* :func:`probabilistic_sparsification` (PS, Mainberger et al. 2011): start
   from the full mask; each step picks a random fraction ``p`` of the mask
   pixels as candidates, inpaints without them, and removes for good the
   fraction ``q`` of the candidates whose local error ``|u - f|`` (summed over
   channels; squared for ``metric='mse'``) is smallest; the others go back.
   Until the density is reached.
-* :func:`nonlocal_pixel_exchange` (NLPE, Mainberger et al. 2012): each
+* :func:`nonlocal_pixel_exchange` (NLPE, Mainberger et al. 2011): each
   exchange picks ``candidates`` random non-mask pixels, moves the
   ``exchanges`` of them with the largest local error into the mask and as many
   random mask pixels out of it, inpaints, and keeps the swap only if the
@@ -22,6 +22,13 @@ the same density) and return masks of shape ``(B, 1, H, W)`` for ``(B, C, H, W)`
 input (``(1, H, W)`` for ``(C, H, W)``, ``(H, W)`` for ``(H, W)``), of the
 dtype of ``f``, 1 = known pixel. The global error is the per-image MSE
 (default) or MAE of the inpainting, as :func:`pdeflow.inpaint.inpainting_error`.
+
+References
+----------
+.. [1] M. Mainberger, S. Hoffmann, J. Weickert, C. H. Tang, D. Johannsen,
+   F. Neumann, B. Doerr, "Optimising spatial and tonal data for homogeneous
+   diffusion inpainting", Scale Space and Variational Methods in Computer
+   Vision (SSVM), 2011.
 """
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ pixels of each image:
    well-spread subset of the known pixels, no two touching, is hidden at once
    and inpainted (one loose solve), and a probed pixel's cost is its squared
    error there -- the local error of probabilistic sparsification (Mainberger
-   et al., "Optimising spatial and tonal data for PDE-based inpainting",
-   2012). A round swaps the ``s`` probed pixels of smallest
+   et al., "Optimising spatial and tonal data for homogeneous diffusion
+   inpainting", SSVM 2011). A round swaps the ``s`` probed pixels of smallest
    cost with the ``s`` unknown pixels of largest benefit -- only pixels whose
    benefit is the largest of their 3 x 3 neighbourhood are revealed, so no
    two revealed pixels touch -- inpaints once (warm-started), and keeps the
@@ -194,7 +194,7 @@ def _probe_costs(f, u, keep, metric, tol, solver, tile, r):
 
     Hides a subset of the known pixels at once, inpaints once, and takes each
     probed pixel's squared error there: the local error of probabilistic
-    sparsification (Mainberger et al. 2012). The subset: known pixels whose score
+    sparsification (Mainberger et al. 2011). The subset: known pixels whose score
     is the largest among the known pixels of their 3 x 3 neighbourhood (so no two
     probed pixels touch), the score being the blue-noise ``tile`` shifted by an
     offset that depends on ``r`` only -- a different, well-spread subset each
