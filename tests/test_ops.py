@@ -87,3 +87,13 @@ def test_as_batch_and_check_image():
         ops.check_image(torch.ones(3, 3, dtype=torch.int64), "f")
     with pytest.raises(UserInputError, match="NaN or infinite"):
         ops.check_image(torch.tensor([[0.0, float("nan")]]), "f")
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (2, 6, 4), (3, 2, 8, 5), (2, 1, 2, 4, 6), (1, 1)])
+def test_laplacian_is_div_of_grad_for_every_shape(shape):
+    """The stencil form (replicate padding) is div(grad(u)) of the calculus, for any leading axes, with grads."""
+    u = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    torch.testing.assert_close(laplacian(u), div(grad(u)), atol=1e-14, rtol=0)
+    (gl,) = torch.autograd.grad(laplacian(u).pow(2).sum(), u)
+    (gd,) = torch.autograd.grad(div(grad(u)).pow(2).sum(), u)
+    torch.testing.assert_close(gl, gd, atol=1e-13, rtol=0)

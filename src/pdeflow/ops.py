@@ -67,8 +67,20 @@ def div(p: torch.Tensor) -> torch.Tensor:
 
 
 def laplacian(u: torch.Tensor) -> torch.Tensor:
-    """5-point Laplacian with Neumann boundary, ``div(grad(u))``; shape as ``u``."""
-    return div(grad(u))
+    """5-point Laplacian with Neumann boundary, ``div(grad(u))``; shape as ``u`` (at least 2-D).
+
+    Computed as the 5-point stencil on ``u`` padded by replicating its border
+    (a ghost value equal to the boundary value is a zero flux across the
+    boundary), which equals ``div(grad(u))`` up to rounding and costs 2-3x
+    fewer operations: the inner loop of the diffusion solvers.
+    """
+    if u.dim() < 2:
+        raise UserInputError(f"laplacian: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
+    H, W = u.shape[-2:]
+    x = u.reshape(-1, 1, H, W)           # pad's replicate mode wants a (N, C, H, W) batch
+    p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    out = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * x
+    return out.reshape(u.shape)
 
 
 def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
