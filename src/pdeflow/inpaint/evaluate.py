@@ -121,6 +121,13 @@ class _Seconds(float):
 
     cpu: float
 
+    @classmethod
+    def total(cls, *parts: _Seconds) -> _Seconds:
+        """The wall and CPU seconds of consecutive calls."""
+        out = cls(sum(float(p) for p in parts))
+        out.cpu = sum(p.cpu for p in parts)
+        return out
+
 
 def _timed_cpu(fn):
     """Like :func:`_timed`; the seconds also carry ``.cpu``, the CPU time of the call (a loaded machine
@@ -283,18 +290,18 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], generator=i))
                         res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
                 if {"ps", "ps-nlpe"} & todo:
-                    ps_mask, t_ps = _timed(lambda: probabilistic_sparsification(
+                    ps_mask, t_ps = _timed_cpu(lambda: probabilistic_sparsification(
                         f, d, p=ps_p, q=ps_q, metric=metric, tol=tol, generator=seed * 1000 + i * 10 + j,
                         progress=False))
                     if "ps" in todo:
                         u, t_inp = _timed(lambda: diffuse(f, ps_mask, tol=tol))
                         res["ps"] = (ps_mask, u, t_ps, t_inp)
                     if "ps-nlpe" in todo:
-                        nl_mask, t_nl = _timed(lambda: nonlocal_pixel_exchange(
+                        nl_mask, t_nl = _timed_cpu(lambda: nonlocal_pixel_exchange(
                             f, ps_mask, candidates=nlpe_candidates, cycles=nlpe_cycles, metric=metric, tol=tol,
                             generator=seed * 1000 + i * 10 + j, progress=False))
                         u, t_inp = _timed(lambda: diffuse(f, nl_mask, tol=tol))
-                        res["ps-nlpe"] = (nl_mask, u, t_ps + t_nl, t_inp)
+                        res["ps-nlpe"] = (nl_mask, u, _Seconds.total(t_ps, t_nl), t_inp)
                 if {"analytic", "analytic-refine"} & todo:
                     sig = analytic_sigma(d)
                     if "analytic" in todo:
@@ -436,10 +443,11 @@ def report_markdown(results: dict) -> str:
                      f"{_paper('mask_s', 'ps-nlpe', d, 2)} | {_paper('mask_s', 'maskgan', d, 2)} |")
     cpu = [m for m in results["methods"] if any("mask_cpu_s" in (cell(m, d) or {}) for d in dens)]
     if cpu:
-        ps_ref = "ps" if any(cell("ps", d) for d in dens) else None
+        ps_ref = "ps" if any("mask_cpu_s" in (cell("ps", d) or {}) for d in dens) else None
         lines += ["", "## CPU milliseconds per mask (one image at a time, one thread)", "",
                   "Wall time on a loaded shared machine overstates these; CPU time is what the computation costs."
-                  + (" Ratio: PS's seconds per mask (the table above) over this CPU time." if ps_ref else ""), "",
+                  + (" Ratio: PS's CPU seconds per mask over this CPU time (both measured in this run)." if ps_ref
+                     else ""), "",
                   "| density | " + " | ".join(LABELS[m] + (" (PS / it)" if ps_ref else "") for m in cpu) + " |",
                   "|---" * (len(cpu) + 1) + "|"]
         for d in dens:
@@ -450,8 +458,9 @@ def report_markdown(results: dict) -> str:
                     row.append("--")
                     continue
                 ms = 1000 * c["mask_cpu_s"]["mean"]
-                ratio = (f" ({cell('ps', d)['mask_s']['mean'] / c['mask_cpu_s']['mean']:.0f}x)"
-                         if ps_ref and cell("ps", d) else "")
+                ps = cell("ps", d) if ps_ref else None
+                ratio = (f" ({ps['mask_cpu_s']['mean'] / c['mask_cpu_s']['mean']:.0f}x)"
+                         if ps is not None and "mask_cpu_s" in ps and m != "ps" else "")
                 row.append(f"{ms:.0f}{ratio}")
             lines.append(f"| {d:g} | " + " | ".join(row) + " |")
     if results["models"]:
