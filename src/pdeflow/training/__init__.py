@@ -80,7 +80,16 @@ Checkpoints (``last.pt``, ``best.pt``) are internal and written with
 as safetensors weights plus a JSON of its configuration and provenance.
 """
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigCheck, ckpt_every_option, config_to_dict, load_config, option, save_config, val_every_option
+from .config import (
+    ConfigCheck,
+    ckpt_every_option,
+    config_to_dict,
+    is_number,
+    load_config,
+    option,
+    save_config,
+    val_every_option,
+)
 from .distributed import (
     broadcast_object,
     cleanup_distributed,
@@ -91,12 +100,22 @@ from .distributed import (
     unwrap,
     wrap_ddp,
 )
-from .run import Run, RunConfigError, check_finite, clip_gradients, invoked_command
+from .run import (
+    CpuClock,
+    Run,
+    RunConfigError,
+    check_finite,
+    clip_gradients,
+    cosine_factor,
+    invoked_command,
+    provenance,
+)
 from .seeding import batch_indices, seed_everything, step_generator, step_seed
 
 __all__ = [
     # config
-    "save_config", "load_config", "config_to_dict", "ConfigCheck", "option", "val_every_option", "ckpt_every_option",
+    "save_config", "load_config", "config_to_dict", "ConfigCheck", "is_number", "option", "val_every_option",
+    "ckpt_every_option",
     # seeds and data
     "seed_everything", "step_seed", "step_generator", "batch_indices",
     # files
@@ -105,5 +124,6 @@ __all__ = [
     "setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean",
     "get_rank", "get_world_size", "broadcast_object",
     # loop helpers
-    "clip_gradients", "check_finite", "Run", "RunConfigError", "invoked_command",
+    "clip_gradients", "check_finite", "cosine_factor", "Run", "RunConfigError", "CpuClock", "invoked_command",
+    "provenance",
 ]
