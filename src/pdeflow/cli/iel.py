@@ -1,11 +1,7 @@
 """``pdeflow iel-experiment``: the command line of :mod:`pdeflow.iel.experiment`.
 
-``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``.
-
-References
-----------
-.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
-       for deep neural networks", arXiv:2307.07344, 2023.
+``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``. The method
+(Liu et al., 2023) and its full reference are in :mod:`pdeflow.iel`.
 """
 from __future__ import annotations
 

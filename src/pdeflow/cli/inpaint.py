@@ -3,12 +3,8 @@
 :func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``;
 :func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
 ``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.gan` (trained models); without a
-trained model they exit with a one-line error that says how to get one.
-
-References
-----------
-.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
-       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
+trained model they exit with a one-line error that says how to get one. The methods and their
+references (Peter, 2022, and the others) are in :mod:`pdeflow.inpaint`.
 """
 from __future__ import annotations
 

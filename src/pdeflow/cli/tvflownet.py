@@ -5,12 +5,8 @@
 :func:`pdeflow.tvflownet.evaluate.evaluate` and :func:`pdeflow.tvflownet.report.report`
 (``report.md``, ``results.json`` and PNG figures in ``--out``). MODEL is a shipped model's name or a
 path to a ``.safetensors``/``.json`` pair (either file or their common stem), loaded with
-:func:`pdeflow.tvflownet.load`.
-
-References
-----------
-.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
-       variation flow", arXiv:2206.04406, 2022.
+:func:`pdeflow.tvflownet.load`. The method (Grossmann et al., 2022) and its full reference are in
+:mod:`pdeflow.tvflownet`.
 """
 from __future__ import annotations
 
