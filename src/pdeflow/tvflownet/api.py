@@ -217,9 +217,8 @@ def flow(
 
     Returns
     -------
-    u : Tensor, shape (len(times), *u0.shape)
-    u_t : Tensor, shape (len(times), *u0.shape), if ``return_ut``
-    phi : Tensor, if ``return_dual``
+    u, u_t, phi : Tensor
+        As :func:`pdeflow.tv.tv_flow` returns ``u``, ``u_t`` and ``p`` (:func:`pdeflow.tv.flow_result`).
 
     Computed under ``torch.no_grad`` on the model's device, in its dtype; the
     results have ``u0``'s device and dtype.
