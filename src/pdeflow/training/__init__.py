@@ -35,6 +35,13 @@ experiment, the inpainting WGANs) follows the same shape::
         run.finish()                                           # last.pt, log flushed
         cleanup_distributed()
 
+What every trainer repeats has one home here: :class:`ConfigCheck` (range checks naming the field;
+``need.trainer()`` for the fields all trainers have), :func:`provenance` (command, config, data and
+device of an exported model), :meth:`Run.validation_due`, :meth:`Run.log_validation`,
+:meth:`Run.best_record`, :meth:`Run.best_models` (validate, keep the best, re-export it at the end),
+:meth:`Run.cached_json` (a value computed once per run directory), :class:`CpuClock` and
+:func:`cosine_factor`.
+
 A trainer with two optimisers (a WGAN's generator and critic) passes both:
 ``Run(..., models={"gen": G, "critic": D}, optimizers={"gen": opt_g, "critic":
 opt_d})`` and writes its inner critic loop inside the step.
