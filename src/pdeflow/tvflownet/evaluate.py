@@ -963,8 +963,9 @@ def evaluate_joint(*, sizes=(32,), n_images: int = 1, iterations=None, times=Non
     """Table 1: joint space-time optimisation vs the reference (u and div phi).
 
     ``iterations``: None (the paper's counts, :func:`~pdeflow.tvflownet.joint.paper_iterations`),
-    an int for every size, or a dict size -> int.  The images are the first
-    ``n_images`` natural test crops of each size (the same crops as Tables 2-4).
+    an int for every size, or a dict size -> int.  The images are ``n_images`` natural
+    test crops of each size (:func:`natural_images`; the crops of Tables 2-4 when they
+    use as many).
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
@@ -1018,7 +1019,7 @@ def evaluate(
     factors: Sequence[float] = (3.0, 0.3),
     homogeneity_sizes: Sequence[int] | None = None,
     joint_sizes: Sequence[int] | None = None,
-    joint_images: int = 1,
+    joint_images: int | None = None,
     joint_iterations=None,
     dt: float = 0.01,
     tol: float = 1e-5,
@@ -1066,7 +1067,8 @@ def evaluate(
         runs four times per factor, plus the wrapped models).
     joint_sizes, joint_images, joint_iterations
         Table 1: sizes (default: those of ``sizes`` up to 96 px), images per
-        size, iterations (default: the paper's).
+        size (default ``n_images``, at most ``n_images``; with ``n_images`` they
+        are the crops of Tables 2-4), iterations (default: the paper's).
     dt, tol, solver, cache_dir
         Reference flow (:func:`reference_flow`).
     device : torch device, optional
@@ -1152,7 +1154,8 @@ def evaluate(
         results["seconds"]["table7"] = time.perf_counter() - t0
     if 1 in tables:
         t0 = time.perf_counter()
-        results["table1"] = evaluate_joint(sizes=joint_sizes, n_images=min(int(joint_images), int(n_images)),
+        n_joint = int(n_images) if joint_images is None else min(int(joint_images), int(n_images))
+        results["table1"] = evaluate_joint(sizes=joint_sizes, n_images=n_joint,
                                            iterations=joint_iterations, image_dir=image_dir, **common)
         results["seconds"]["table1"] = time.perf_counter() - t0
     if 9 in tables:
