@@ -98,11 +98,19 @@ class ReferenceGrid:
         Stop tightening ``tol`` at a ``dt`` once the reference reaches this PSNR.
     log : callable or None
         Called with one line per setting run.
+    sync : callable or None
+        Called before each clock read (``torch.cuda.synchronize`` on a GPU).
+    flow : callable or None
+        ``flow(x, times, dt, tol) -> u`` of shape (len(times), *x.shape); default ``tv_flow`` with
+        that ``dt`` and ``tol``. Another solver with two knobs (the second ordered from cheap to
+        accurate along ``tols``) can be searched the same way; ``names`` labels the knobs.
     """
 
-    def __init__(self, x, times, truth, scale, *, dts=DTS, tols=TOLS, max_psnr=60.0, log=print, sync=None):
+    def __init__(self, x, times, truth, scale, *, dts=DTS, tols=TOLS, max_psnr=60.0, log=print, sync=None,
+                 flow=None, names=("dt", "tol")):
         self.x, self.times, self.truth, self.scale = x.float(), list(times), truth, scale
         self.dts, self.tols, self.max_psnr, self.log, self.sync = dts, tols, max_psnr, log, sync
+        self._flow, self.names = flow, names
         self.rows: dict[tuple[float, float], Setting] = {}
 
     def run(self, dt: float, tol: float) -> Setting:
@@ -113,12 +121,15 @@ class ReferenceGrid:
             row = Setting(wall / n, dt, tol, mean_psnr(u, self.truth, self.scale), cpu / n)
             self.rows[(dt, tol)] = row
             if self.log:
-                self.log(f"  reference dt {dt:<5g} tol {tol:<6g}: {row.psnr:6.2f} dB, {row.sec:7.3f} s/image "
+                a, b = self.names
+                self.log(f"  reference {a} {dt:<5g} {b} {tol:<6g}: {row.psnr:6.2f} dB, {row.sec:7.3f} s/image "
                          f"({row.cpu:.3f} s CPU)")
         return self.rows[(dt, tol)]
 
     def flow(self, x, dt: float, tol: float) -> torch.Tensor:
         """``u`` at all times for the images ``x``, shape (len(times), *x.shape)."""
+        if self._flow is not None:
+            return self._flow(x, self.times, dt, tol)
         return tv_flow(x, self.times, dt=dt, tol=tol)
 
     def scan(self, target: float | None = None) -> None:
@@ -141,8 +152,8 @@ class ReferenceGrid:
         ``tol`` reaching it, then the fastest of those; None if none on the grid does."""
         self.scan(target)
         per_dt: dict[float, Setting] = {}
-        for row in self.rows.values():
-            if row.psnr >= target and (row.dt not in per_dt or row.tol > per_dt[row.dt].tol):
+        for row in self.table:                    # grid order: the loosest tol first within each dt
+            if row.psnr >= target and row.dt not in per_dt:
                 per_dt[row.dt] = row
         return min(per_dt.values()) if per_dt else None
 
