@@ -39,7 +39,8 @@ reaches the network's.
     python benchmarks/tvflownet_workloads.py --quick                                       # seconds
     python benchmarks/tvflownet_workloads.py --device cuda --out DIR                       # on a GPU
 
-Writes ``results.md`` (one block per workload, replaced on a re-run) and ``<workload>.json`` to
+Writes ``results.md`` (one block per workload and size, replaced on a re-run) and
+``<workload>_<size>px.json`` to
 ``--out``, by default a folder under the system's temp directory: the committed results are
 written only with an explicit ``--out``. Ground truths and finite differences are cached under
 ``--cache`` (temp directory).
@@ -64,7 +65,7 @@ import torch
 
 from _results import write_block  # benchmarks/_results.py
 from pdeflow import datasets, tvflownet
-from pdeflow.ops import div, grad
+from pdeflow.ops import div, grad, gradient_norm
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet.symmetry import Equivariant
 from tvflownet_speed import ReferenceGrid, mean_psnr, timed  # benchmarks/tvflownet_speed.py
@@ -72,6 +73,7 @@ from tvflownet_speed import ReferenceGrid, mean_psnr, timed  # benchmarks/tvflow
 VARIANTS = (("network + symmetry wrapper", True), ("bare network", False))
 EPS = (0.4, 0.2, 0.1, 0.05, 0.025, 0.0125)        # explicit scheme: cheap (coarse) to accurate
 ITERS = (5, 10, 20, 50, 100, 200)                 # unrolled FGP iterations per implicit step
+EXTRA_UNROLLED = ((0.25, 20), (0.25, 50), (0.1, 20), (0.1, 50))  # (dt / t, iterations) beyond matched accuracy
 QUICK = dict(n_images=2, size=32, ks=[1, 2], batch_sizes=[1, 4], repeats=1, ref_dt=0.1, ref_tol=1e-4,
              grad_n=1, grad_size=16, directions=2, fd_tol=1e-5)
 
@@ -92,12 +94,18 @@ def loadavg() -> str:
     return "%.1f %.1f %.1f" % os.getloadavg()
 
 
+#: What came from the cache in this process (said in the results: the run's minutes then exclude it).
+CACHE_HITS: list[str] = []
+
+
 def cached(cache: Path | None, key: dict, compute):
-    """``compute()``, stored under ``cache`` by a hash of ``key`` (None: no cache)."""
+    """``compute()``, stored under ``cache`` by a hash of ``key`` (None: no cache); ``key["what"]`` names it."""
     if cache is None:
         return compute()
+    what = key.pop("what", "?")
     path = cache / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20] + ".pt")
     if path.exists():
+        CACHE_HITS.append(what)
         return torch.load(path)
     out = compute()
     cache.mkdir(parents=True, exist_ok=True)
@@ -135,7 +143,7 @@ def batch_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     key = lambda t: round(t, 12)  # noqa: E731
     all_times = sorted({key(k / K) for K in ks for k in range(1, K + 1)})
     t0 = time.perf_counter()
-    truth_all = cached(args.cache, dict(w="batch", n=N, s=S, seed=args.seed, scale=args.scale, times=all_times,
+    truth_all = cached(args.cache, dict(what="ground truth", w="batch", n=N, s=S, seed=args.seed, scale=args.scale, times=all_times,
                                         dt=args.ref_dt, tol=args.ref_tol, dev=dev.type),
                        lambda: tv_flow(x, all_times, dt=args.ref_dt, tol=args.ref_tol).cpu()).to(dev)
     log(f"ground truth ({len(all_times)} times, float64, dt {args.ref_dt:g}, tol {args.ref_tol:g}): "
@@ -269,10 +277,10 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
 
     t0 = time.perf_counter()
     base = dict(w="grad", n=N, s=S, seed=args.seed, scale=args.scale, t=t, dt=args.ref_dt, tol=args.fd_tol, dev=dev.type)
-    truth = cached(args.cache, base, lambda: flow64(u0).cpu()).to(dev)
+    truth = cached(args.cache, dict(base, what="ground truth"), lambda: flow64(u0).cpu()).to(dev)
 
     def directional(h):
-        return cached(args.cache, dict(base, M=M, h=h), lambda: torch.tensor(
+        return cached(args.cache, dict(base, M=M, h=h, what="finite differences"), lambda: torch.tensor(
             [float((loss(flow64(u0 + h * v)) - loss(flow64(u0 - h * v))) / (2 * h)) for v in V]))
 
     D, D4 = directional(args.fd_step), directional(4 * args.fd_step)
@@ -287,9 +295,14 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
         (g,) = torch.autograd.grad(loss(u), xx)
         return u.detach(), g
 
+    def directional_of(g):
+        return torch.stack([(g.double() * v).sum() for v in V]).cpu()
+
     def grad_error(g):
-        gv = torch.stack([(g.double() * v).sum() for v in V]).cpu()
-        return float((gv - D).norm() / D.norm())
+        return float((directional_of(g) - D).norm() / D.norm())
+
+    def gv_norm(g):
+        return float(directional_of(g).norm())
 
     try:
         gradient(lambda xx: tv_flow(xx, [t])[0])
@@ -298,6 +311,9 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
         implicit_autograd = f"{type(e).__name__}: {str(e).splitlines()[0]}"
     log(f"autograd through tv_flow (implicit): {implicit_autograd}")
 
+    # Exactly flat pixels (|grad u0| = 0) and their 3x3 neighbourhoods, for the network's gradient.
+    flat = gradient_norm(grad(u0)) == 0
+    near_flat = torch.nn.functional.max_pool2d(flat.double(), 3, 1, 1) > 0
     wrapped = Equivariant(model)
     nets = {"network + symmetry wrapper": lambda xx: wrapped(xx, t)[0], "bare network": lambda xx: model(xx, t)[0]}
     implicit = ReferenceGrid(u0, [t], truth.unsqueeze(0), args.scale, max_psnr=args.max_psnr, log=log, sync=sync)
@@ -310,8 +326,15 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     for label, fn in nets.items():
         u, g = gradient(fn)
         net_psnr = mean_psnr(u, truth, args.scale)
-        row = dict(variant=label, net_psnr=net_psnr, net_grad_error=grad_error(g))
-        log(f"{label}: {net_psnr:.2f} dB, gradient error {row['net_grad_error']:.3f}")
+        with torch.no_grad():  # the network's own central differences, at the reference's step
+            h = args.fd_step
+            own = torch.tensor([float((loss(fn((u0 + h * v).float())) - loss(fn((u0 - h * v).float()))) / (2 * h))
+                                for v in V])
+        row = dict(variant=label, net_psnr=net_psnr, net_grad_error=grad_error(g),
+                   net_fd_error=float((own - D).norm() / D.norm()), net_scale=gv_norm(g) / float(D.norm()),
+                   net_near_flat_share=float(g[near_flat].norm() / g.norm()))
+        log(f"{label}: {net_psnr:.2f} dB, gradient error {row['net_grad_error']:.3f} (its own central differences "
+            f"at step {h:g}: {row['net_fd_error']:.3f})")
         fns = {"network": lambda fn=fn: gradient(fn)}
         best_impl = implicit.cheapest(net_psnr)
         if best_impl is not None:
@@ -374,9 +397,37 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
                 md.append(f"{head} {what} | dt {r['setting'][0]:g}, {knob} {r['setting'][1]:g} | {r['psnr']:.2f} | "
                           f"{r['grad_error']:.3f} | {r['wall']:.3f} / {r['cpu']:.3f} s | {r['ratio_wall']:.2f}x | "
                           f"{r['ratio_cpu']:.2f}x |")
+    # What the differentiable schemes give beyond matched accuracy: gradient error against cost.
+    extra = [(f * t, it) for f, it in EXTRA_UNROLLED]
+    if abs(round(t / args.ref_dt) * args.ref_dt - t) <= 1e-9 * max(1.0, t):
+        extra += [(args.ref_dt, 20), (args.ref_dt, 50)]   # the reference's own dt: checks both gradients
+    for dt, it in extra:
+        unrolled.run(dt, it)
+    for e in EPS:
+        explicit.run(t, e)
+    curve = []
+    for name, search, flow in (("explicit", explicit, explicit_flow), ("unrolled", unrolled, unrolled_fgp_flow)):
+        for r in search.table:
+            w, c, (_, g) = timed(lambda r=r, flow=flow: gradient(lambda xx: flow(xx, [t], r.dt, r.tol)[0]), 1, sync)
+            curve.append(dict(scheme=name, dt=r.dt, knob=r.tol, psnr=r.psnr, grad_error=grad_error(g),
+                              wall=w, cpu=c))
+    md += ["", f"Gradient error against cost of the differentiable schemes (forward + backward, {N} image(s), "
+           "one run each; the matched settings above are among them):", "",
+           "| gradient by | dt | eps / iterations | PSNR (dB) | gradient error | wall / CPU |", "|---|---|---|---|---|---|"]
+    md += [f"| {labels[c['scheme']][0]} | {c['dt']:g} | {c['knob']:g} | {c['psnr']:.2f} | {c['grad_error']:.3f} | "
+           f"{c['wall']:.3f} / {c['cpu']:.3f} s |" for c in curve]
+    md += ["", f"The network's gradient: {float(flat.double().mean()):.2%} of the pixels of these crops are exactly "
+           "flat (|grad u0| = 0); the network's normalised-gradient input, grad u0 / sqrt(|grad u0|^2 + eps^2), "
+           f"has a derivative of order 1 / eps there (eps = {getattr(model, 'eps', float('nan')):g})."]
+    for r in rows:
+        md.append(f"- {r['variant']}: {r['net_near_flat_share']:.1%} of the norm of its autograd gradient lies within "
+                  f"one pixel of a flat pixel; ||<g, V>|| / ||D|| = {r['net_scale']:.1f}; relative error of its "
+                  f"autograd gradient {r['net_grad_error']:.2f}, of its own central differences at the reference's "
+                  f"step {r['net_fd_error']:.2f}.")
     grids = {"implicit": implicit, "explicit": explicit, "unrolled": unrolled}
-    return (dict(rows=rows, fd_self_consistency=fd_self, implicit_autograd=implicit_autograd,
-                 directional_D=D.tolist(), grids={k: [r._asdict() for r in g.table] for k, g in grids.items()}),
+    return (dict(rows=rows, fd_self_consistency=fd_self, implicit_autograd=implicit_autograd, flat_fraction=float(flat.double().mean()),
+                 directional_D=D.tolist(), curve=curve,
+                 grids={k: [r._asdict() for r in g.table] for k, g in grids.items()}),
             "\n".join(md))
 
 
@@ -410,15 +461,15 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds (numbers meaningless)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "pdeflow-tvflownet-workloads",
                     help="results folder (commit results with an explicit --out benchmarks/results/...)")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pdeflow-tvflownet-workloads-cache",
-                    help="ground truths and finite differences ('' for none)")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "pdeflow-tvflownet-workloads-cache"),
+                    help="folder for ground truths and finite differences ('' for none)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
             if ap.get_default(k) == getattr(args, k):
                 setattr(args, k, v)
-    args.cache = args.cache if str(args.cache) else None
+    args.cache = Path(args.cache) if args.cache else None
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -439,21 +490,26 @@ def main(argv=None) -> None:
     run = {"batch": batch_workload, "grad": grad_workload}
     for w in args.workloads:
         t0, c0, load0 = time.perf_counter(), time.process_time(), loadavg()
+        CACHE_HITS.clear()
         result, md = run[w](args, model, dev, sync, log)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         cmd = "python benchmarks/tvflownet_workloads.py " + shlex.join(argv)
         meta = dict(command=cmd, date=f"{datetime.datetime.now():%Y-%m-%d %H:%M}", machine=machine(), device=str(dev),
                     gpu=gpu, threads=torch.get_num_threads(), load_start=load0, load_end=loadavg(), wall_s=wall,
                     cpu_s=cpu, model=name, arch=model.config.get("arch"), parameters=n_par,
-                    model_steps=model.meta.get("provenance", {}).get("steps"))
+                    model_steps=model.meta.get("provenance", {}).get("steps"),
+                    from_cache=sorted(set(CACHE_HITS)))
         head = (f"## TVflowNET vs the reference: {w} (`benchmarks/tvflownet_workloads.py`)\n\n"
-                f"Generated {meta['date']} by `{cmd}` in {wall / 60:.1f} minutes ({cpu / 60:.1f} CPU minutes); "
+                f"Generated {meta['date']} by `{cmd}` in {wall / 60:.1f} minutes ({cpu / 60:.1f} CPU minutes"
+                + (f", {' and '.join(sorted(set(CACHE_HITS)))} from the cache of an earlier run" if CACHE_HITS else "")
+                + "); "
                 f"{meta['machine']}; device {dev}, GPU: {gpu}; {meta['threads']} torch thread(s); load average "
                 f"{load0} at the start, {meta['load_end']} at the end. Model `{name}` ({meta['arch']}, {n_par:,} "
                 f"parameters).\n")
-        write_block(args.out / "results.md", w, head + "\n" + md)
-        (args.out / f"{w}.json").write_text(json.dumps(dict(meta, **result), indent=1, default=str) + "\n")
-        log(f"wrote {args.out / 'results.md'} ({w}) and {args.out / (w + '.json')}")
+        block = f"{w}_{args.size if w == 'batch' else args.grad_size}px"
+        write_block(args.out / "results.md", block, head + "\n" + md)
+        (args.out / f"{block}.json").write_text(json.dumps(dict(meta, **result), indent=1, default=str) + "\n")
+        log(f"wrote {args.out / 'results.md'} ({block}) and {args.out / (block + '.json')}")
 
 
 if __name__ == "__main__":
