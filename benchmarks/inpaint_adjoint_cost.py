@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from _results import write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import diffuse, random_mask
 
@@ -153,12 +154,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        out = HERE / "results" / "inpaint" / "adjoint_cost.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
-        print(f"written to {out}")
+        write_text(HERE / "results" / "inpaint" / "adjoint_cost.md", text)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from _results import write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import probabilistic_sparsification
 from pdeflow.inpaint.gan import gan_mask, load_mask_model
@@ -122,12 +123,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if not args.no_write:
-        out = HERE / "results" / "inpaint_maskgan_speed.md"
-        out.parent.mkdir(exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
-        print(f"written to {out}")
+        write_text(HERE / "results" / "inpaint_maskgan_speed.md", text)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from _results import write_text  # benchmarks/_results.py
 from pdeflow.inpaint.train import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
@@ -67,12 +68,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if not args.no_write:
-        out = HERE / "results" / f"inpaint_train_cost_b{args.batch_size}_c{args.crop}.md"
-        out.parent.mkdir(exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
-        print(f"written to {out}")
+        write_text(HERE / "results" / f"inpaint_train_cost_b{args.batch_size}_c{args.crop}.md", text)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _results import RESULTS, write_block  # benchmarks/_results.py
+from _results import add_results_option, write_block  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.tv import tv_flow
 
@@ -437,9 +437,7 @@ def main(argv=None):
     ap.add_argument("--gpu-batch", type=int, default=256, help="batch of crops for the GPU throughput run")
     ap.add_argument("--quick", action="store_true",
                     help="8 crops and the 256 case, float32 only, 1 repeat, no reference cross-check with scikit-image")
-    ap.add_argument("--results", default="", metavar="FILE",
-                    help="also write the results block into FILE (default: none, printed only); "
-                         f"committing them is explicit: --results {RESULTS.relative_to(RESULTS.parents[1])}")
+    add_results_option(ap)
     args = ap.parse_args(argv)
 
     if args.quick:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import torch
 
-from _results import RESULTS, write_block  # benchmarks/_results.py
+from _results import add_results_option, write_block  # benchmarks/_results.py
 from pdeflow import datasets, tvflownet
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -180,9 +180,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-psnr", type=float, default=60.0,
                     help="stop tightening tol at a dt once the reference reaches this PSNR (dB)")
-    ap.add_argument("--results", default="", metavar="FILE",
-                    help="also write the results block into FILE (default: none, printed only); "
-                         f"committing them is explicit: --results {RESULTS.relative_to(RESULTS.parents[1])}")
+    add_results_option(ap)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
