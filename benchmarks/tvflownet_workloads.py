@@ -63,7 +63,7 @@ from pathlib import Path
 
 import torch
 
-from _results import write_block  # benchmarks/_results.py
+from _results import write_block, write_text  # benchmarks/_results.py
 from pdeflow import datasets, tvflownet
 from pdeflow.ops import div, grad, gradient_norm
 from pdeflow.tv import tv_flow
@@ -508,8 +508,8 @@ def main(argv=None) -> None:
                 f"parameters).\n")
         block = f"{w}_{args.size if w == 'batch' else args.grad_size}px"
         write_block(args.out / "results.md", block, head + "\n" + md)
-        (args.out / f"{block}.json").write_text(json.dumps(dict(meta, **result), indent=1, default=str) + "\n")
-        log(f"wrote {args.out / 'results.md'} ({block}) and {args.out / (block + '.json')}")
+        log(f"wrote block {block} of {args.out / 'results.md'}")
+        write_text(args.out / f"{block}.json", json.dumps(dict(meta, **result), indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":
