@@ -42,6 +42,18 @@ def test_uniform_window_is_skimage_default(shape, data_range):
     assert abs(got.item() - sk(x, y, data_range=data_range)) < 1e-6
 
 
+@pytest.mark.parametrize("data_range", [1.0, 5.0])
+@pytest.mark.parametrize("shape", [(32, 32), (96, 96), (7, 7), (40, 53)])
+def test_uniform_window_equals_skimage_to_float64_precision(shape, data_range):
+    """The SSIM of the TVflowNET paper's tables: structural_similarity(x, y, data_range=..., win_size=7)."""
+    g = torch.Generator().manual_seed(shape[0] + int(data_range))
+    x = torch.rand(shape, generator=g, dtype=torch.float64) * data_range
+    y = x + 0.1 * data_range * torch.randn(shape, generator=g, dtype=torch.float64)
+    ref = structural_similarity(x.numpy(), y.numpy(), data_range=data_range, win_size=7)
+    assert ssim(x, y, data_range, window="uniform").item() == pytest.approx(ref, rel=0, abs=1e-13)
+    assert ssim(x, y, data_range, window="uniform", win_size=7).item() == pytest.approx(ref, rel=0, abs=1e-13)
+
+
 def test_uniform_window_natural_images(camera, astronaut):
     for x in (camera, astronaut):
         for sigma in (0.02, 0.1):

@@ -1,7 +1,9 @@
 """The discrete calculus: adjointness, boundary conditions, TV definitions."""
+import numpy as np
 import pytest
 import torch
 
+from _official_tvflownet import official_div_np, official_grad_np, official_tv_np
 from pdeflow import ops
 from pdeflow.ops import div, grad, laplacian, tv, tv_eps
 
@@ -87,3 +89,47 @@ def test_as_batch_and_check_image():
         ops.check_image(torch.ones(3, 3, dtype=torch.int64), "f")
     with pytest.raises(UserInputError, match="NaN or infinite"):
         ops.check_image(torch.tensor([[0.0, float("nan")]]), "f")
+
+
+# --------------------------------------------------------------------------- the official TVflowNET convention
+# Compared with a NumPy transcription of the official code's formulas (tests/_official_tvflownet.py).
+
+@pytest.mark.parametrize("shape", [(5, 4), (7, 9), (12, 12)])
+def test_zero_edges_is_the_official_tvflownet_convention(shape):
+    u = _rand(*shape, seed=3)
+    p = _rand(2, *shape, seed=4)
+    ux, uy = official_grad_np(u.numpy())
+    g = grad(u, zero_edges=True)
+    np.testing.assert_allclose(g[0].numpy(), ux, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(g[1].numpy(), uy, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(div(p, zero_edges=True).numpy(), official_div_np(p[0].numpy(), p[1].numpy()),
+                               rtol=0, atol=1e-14)
+    for eps in (0.0, 1e-5, 0.3):
+        assert tv_eps(u, eps, zero_edges=True).item() == pytest.approx(official_tv_np(u.numpy(), eps), rel=1e-14)
+    # adjoint pair, as the Neumann one
+    lhs = (g * p).sum()
+    assert abs(lhs + (u * div(p, zero_edges=True)).sum()) <= 1e-12 * max(1.0, abs(lhs))
+    # It differs from the Neumann convention exactly in the first row/column of the gradient ...
+    gn = grad(u)
+    assert (gn[0, 0] - g[0, 0]).abs().max() > 0 and (gn[1, :, 0] - g[1, :, 0]).abs().max() > 0
+    torch.testing.assert_close(gn[0, 1:], g[0, 1:], rtol=0, atol=0)
+    torch.testing.assert_close(gn[1, :, 1:], g[1, :, 1:], rtol=0, atol=0)
+    assert tv_eps(u, 1e-5).item() > tv_eps(u, 1e-5, zero_edges=True).item()
+    # ... and div coincides with pdeflow's for a field zeroed on a one-pixel border
+    pz = p.clone()
+    pz[:, 0, :] = pz[:, -1, :] = pz[:, :, 0] = pz[:, :, -1] = 0
+    torch.testing.assert_close(div(pz, zero_edges=True), div(pz), rtol=0, atol=0)
+    assert (div(p, zero_edges=True) - div(p)).abs().max() > 0
+
+
+def test_zero_edges_batched_and_differentiable():
+    u = _rand(2, 3, 6, 7, seed=5).requires_grad_()
+    g = grad(u, zero_edges=True)
+    for b in range(2):
+        for c in range(3):
+            ux, uy = official_grad_np(u[b, c].detach().numpy())
+            np.testing.assert_allclose(g[b, c, 0].detach().numpy(), ux, atol=1e-15)
+            np.testing.assert_allclose(g[b, c, 1].detach().numpy(), uy, atol=1e-15)
+    p = _rand(2, 3, 2, 6, 7, seed=6)
+    (div(g, zero_edges=True) * p[:, :, 0]).sum().backward()
+    assert u.grad is not None and torch.isfinite(u.grad).all()

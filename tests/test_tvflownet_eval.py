@@ -208,7 +208,7 @@ def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
         assert key in res, key
     r = res["table2_4"]["models"]["semiresnet-32"][16]
     assert r["n_images"] == 2 and r["n_times"] == 4
-    assert all(math.isfinite(v) for k in ("u_psnr", "u_ssim", "div_psnr", "div_ssim") for v in r[k])
+    assert all(math.isfinite(v) for k in ev.METRICS for p in ("u_", "div_") for v in r[p + k])
     wrapped = {"semiresnet-32", "tiny-lgd", "semiresnet-32 + _Scaled", "tiny-lgd + _Scaled"}
     for key in ("table2_4", "table5", "table6", "table7"):   # the wrapped models in every table
         assert set(res[key]["models"]) == wrapped, key
@@ -225,6 +225,8 @@ def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
         assert f"## Table {n} " in text, n
     assert "41.07 ± 0.09" not in text  # 16 px is not a paper size: no paper number there
     assert "52.12 (0.983)" in text  # Table 5 paper numbers beside the Semi-ResNet 32 px row
+    assert "16×16 ours, Gaussian" in text and "## Metric variants" in text  # both SSIMs, labelled
+    assert ev.METRICS["ssim"] in text and ev.METRICS["psnr"] in text
     for f in ("flow_example.png", "joint_flow.png", "spectra.png", "results.json"):
         assert (tmp_path / "out" / f).is_file(), f
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
@@ -290,3 +292,42 @@ def test_cli_evaluate_interrupted_leaves_nothing_in_out(tmp_path, monkeypatch, c
                "--tables", "2", "--tol", "1e-3", "--no-cache", "--out", str(out)])
     assert rc == 130 and not out.exists()
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- the paper's metrics
+
+
+def test_paper_metrics_are_the_official_test_codes():
+    """The columns compared with the paper: PSNR of each image's stack (scikit-image's
+    peak_signal_noise_ratio on the (T, H, W) stack) and scikit-image's default SSIM per frame,
+    as the official eval_all.py; the variants beside them are what they say."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    g = torch.Generator().manual_seed(3)
+    T, B, H, W = 5, 3, 20, 23
+    ref = torch.rand(T, B, 1, H, W, generator=g, dtype=torch.float64)
+    x = (ref + 0.05 * torch.randn(ref.shape, generator=g, dtype=torch.float64) * torch.arange(1, T + 1).reshape(
+        T, 1, 1, 1, 1)).clamp(0, 1)
+    assert ev.PAPER_METRICS == ("psnr", "ssim")
+    vals = ev._metric_values(x, ref)
+    sk_psnr = [peak_signal_noise_ratio(ref[:, b, 0].numpy(), x[:, b, 0].numpy(), data_range=1) for b in range(B)]
+    np.testing.assert_allclose(vals["psnr"].numpy(), sk_psnr, rtol=1e-13)
+    sk_ssim = [structural_similarity(x[t, b, 0].numpy(), ref[t, b, 0].numpy(), data_range=1)
+               for t in range(T) for b in range(B)]
+    np.testing.assert_allclose(vals["ssim"].numpy(), sk_ssim, rtol=0, atol=1e-13)
+    sk_gauss = [structural_similarity(x[t, b, 0].numpy(), ref[t, b, 0].numpy(), data_range=1, gaussian_weights=True,
+                                      sigma=1.5, use_sample_covariance=False) for t in range(T) for b in range(B)]
+    np.testing.assert_allclose(vals["ssim_gaussian"].numpy(), sk_gauss, rtol=0, atol=1e-13)
+    sk_frames = [peak_signal_noise_ratio(ref[t, b, 0].numpy(), x[t, b, 0].numpy(), data_range=1)
+                 for t in range(T) for b in range(B)]
+    np.testing.assert_allclose(vals["psnr_frames"].numpy(), sk_frames, rtol=1e-13)
+    # the stack PSNR is not the mean of the frames' PSNR (the errors grow with t here)
+    assert float(vals["psnr_frames"].mean()) > float(vals["psnr"].mean()) + 0.5
+    stats = ev._compare(x * 5, x * 5, ref * 5, ref * 5, 5.0)
+    assert set(stats) >= {p + k for p in ("u_", "div_") for k in ev.METRICS}
+    assert stats["u_ssim"][0] == pytest.approx(float(np.mean(sk_ssim)), abs=1e-13)
+    assert stats["u_psnr"][0] == pytest.approx(float(np.mean(sk_psnr)), rel=1e-13)
+    # one frame per image (Table 7): the stack is the frame
+    np.testing.assert_allclose(ev.stack_psnr(x[0], ref[0]).numpy(), vals["psnr_frames"][:B].numpy(), rtol=1e-13)
+    with pytest.raises(ValueError, match="ssim must be one of"):
+        ev.frame_metrics(x, ref, ssim="box")

@@ -165,3 +165,33 @@ def test_tvflowloss_jvp_vs_fd_and_logs():
     assert TVFlowLoss.official().config["squared_norm"] is True
     with pytest.raises(ValueError, match="ut_method"):
         TVFlowLoss(ut_method="central")
+
+
+def test_official_loss_matches_a_transcription_of_the_official_code():
+    """TVFlowLoss.official's terms equal the official code's loss (NumPy transcription in
+    tests/_official_tvflownet.py), for a phi with and without a zero border."""
+    from _official_tvflownet import official_loss_np
+
+    g = torch.Generator().manual_seed(7)
+    u = torch.randn(3, 1, 9, 8, generator=g, dtype=torch.float64)
+    u_t = torch.randn(u.shape, generator=g, dtype=torch.float64)
+    u0, u00 = torch.randn(u.shape, generator=g, dtype=torch.float64), torch.randn(u.shape, generator=g,
+                                                                                 dtype=torch.float64)
+    phi = 0.9 * torch.randn(3, 1, 2, 9, 8, generator=g, dtype=torch.float64)
+    official = TVFlowLoss.official().term_kwargs
+    assert official["zero_edges"] and official["squared_norm"] and official["tv_eps"] == 1e-5
+    for p in (phi, zero_border(phi, 1)):
+        got = loss_terms(u, u_t, p, u0, u00, **official)
+        want = official_loss_np(u[:, 0].numpy(), u_t[:, 0].numpy(), p[:, 0].numpy(), u0[:, 0].numpy(),
+                                u00[:, 0].numpy())
+        for k in TERMS:
+            assert got[k].item() == pytest.approx(want[k], rel=1e-12, abs=1e-300), k
+        # pdeflow's (Neumann) operators: the TV term differs, here by a visible amount
+        neumann = loss_terms(u, u_t, p, u0, u00, squared_norm=True)
+        assert abs(neumann["tv"].item() - want["tv"]) > 1e-6 * want["tv"]
+    # with a zero border, div (hence the temporal and minimal-norm terms) agrees with pdeflow's
+    pz = zero_border(phi, 1)
+    a = loss_terms(u, u_t, pz, u0, u00, **official)
+    b = loss_terms(u, u_t, pz, u0, u00, squared_norm=True)
+    for k in ("temporal", "min_norm", "norm"):
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)

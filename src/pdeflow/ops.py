@@ -10,6 +10,14 @@ Conventions (unit pixel spacing, Chambolle 2004):
 * ``div(p) = -grad^T p`` exactly (backward differences with the matching
   boundary rows), so ``<grad u, p> = -<u, div p>`` holds to round-off.
 * ``laplacian(u) = div(grad(u))`` is the 5-point Neumann Laplacian.
+* ``zero_edges=True`` (``grad``, ``div``, ``tv_eps``) is the convention of the
+  official TVflowNET code (Grossmann et al., 2022; its ``zero_out=True``): the
+  derivative normal to the boundary is also zero on the *first* row (along H)
+  and the first column (along W), so only the differences between interior
+  rows/columns and their successors remain, and ``div(p, zero_edges=True)`` is
+  ``div`` of ``p`` with the normal component zeroed on all four edges, which
+  keeps ``div(., zero_edges=True) = -grad(., zero_edges=True)^T``.  For a field
+  that is already zero on a one-pixel border the two ``div`` coincide.
 * ``tv(u)`` sums the pointwise Euclidean norm of the gradient over the image;
   for several channels the norm couples them (vectorial TV) unless
   ``channelwise=True``.
@@ -23,32 +31,44 @@ from .errors import UserInputError
 __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum"]
 
 
-def grad(u: torch.Tensor) -> torch.Tensor:
+def grad(u: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     """Forward-difference gradient with Neumann boundary.
 
     Parameters
     ----------
     u : Tensor, shape (..., H, W)
+    zero_edges : bool, optional
+        Also zero the derivative along H in the first row and along W in the
+        first column (the official TVflowNET code's convention, see the module
+        docstring).
 
     Returns
     -------
     Tensor, shape (..., 2, H, W)
-        ``[d/dH, d/dW]``; zero in the last row / last column respectively.
+        ``[d/dH, d/dW]``; zero in the last row / last column respectively (and
+        in the first row / first column with ``zero_edges``).
     """
     if u.dim() < 2:
         raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
     g = u.new_zeros(*u.shape[:-2], 2, *u.shape[-2:])
     g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
     g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+    if zero_edges:
+        g[..., 0, 0, :] = 0
+        g[..., 1, :, 0] = 0
     return g
 
 
-def div(p: torch.Tensor) -> torch.Tensor:
+def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     """Backward-difference divergence, the exact negative adjoint of :func:`grad`.
 
     Parameters
     ----------
     p : Tensor, shape (..., 2, H, W)
+    zero_edges : bool, optional
+        The negative adjoint of ``grad(., zero_edges=True)``: the divergence of
+        ``p`` with component 0 zeroed in the first and last rows and component 1
+        in the first and last columns (the official TVflowNET code's convention).
 
     Returns
     -------
@@ -57,6 +77,10 @@ def div(p: torch.Tensor) -> torch.Tensor:
     if p.dim() < 3 or p.shape[-3] != 2:
         raise UserInputError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
     p0, p1 = p[..., 0, :, :], p[..., 1, :, :]
+    if zero_edges:
+        # (the last row of p0 and last column of p1 never enter below)
+        p0 = torch.cat([torch.zeros_like(p0[..., :1, :]), p0[..., 1:, :]], dim=-2)
+        p1 = torch.cat([torch.zeros_like(p1[..., :, :1]), p1[..., :, 1:]], dim=-1)
     d = torch.zeros_like(p0)
     # d/dH part: p0[i] - p0[i-1] inside, p0[0] on the first row, -p0[H-2] on the last.
     d[..., :-1, :] += p0[..., :-1, :]
@@ -147,8 +171,12 @@ def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
     return tv_eps(u, 0.0, channelwise=channelwise)
 
 
-def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False) -> torch.Tensor:
-    """Smoothed total variation ``sum sqrt(ux^2 + uy^2 + eps^2)`` per image; see :func:`tv`."""
+def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges: bool = False) -> torch.Tensor:
+    """Smoothed total variation ``sum sqrt(ux^2 + uy^2 + eps^2)`` per image; see :func:`tv`.
+
+    ``eps`` enters at every pixel (``H * W * eps`` for a constant image); the
+    gradient is ``grad(u, zero_edges=zero_edges)`` (see the module docstring).
+    """
     x, ndim = as_batch(u)
-    out = batch_sum(gradient_norm(grad(x), channelwise=channelwise, eps=eps))
+    out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges), channelwise=channelwise, eps=eps))
     return out if ndim == 4 else out[0]

@@ -5,10 +5,16 @@ Paper convention (official test code, docs/REFERENCES.md)
 * images in [0, 1] are multiplied by :data:`PAPER_SCALE` = 5 before the flow;
 * 50 times ``linspace(0, 0.98, 50)`` (:func:`paper_times`);
 * the network gets ``5 * img`` and its outputs are divided by 5; PSNR and SSIM
-  (scikit-image's, :mod:`pdeflow.metrics`) with ``data_range = 1``;
+  with ``data_range = 1`` as the official test code computes them
+  (:data:`PAPER_METRICS`, :data:`METRICS`): the PSNR of each image's whole
+  stack of frames, mean +- standard deviation over images, and the SSIM of
+  each frame by scikit-image's default ``structural_similarity`` (7x7 uniform
+  window, sample covariance; ``pdeflow.metrics.ssim(window="uniform")``), mean
+  +- standard deviation over images and times.  The per-frame PSNR and the
+  Gaussian-window SSIM are reported beside them;
 * ``u`` is compared with the model-driven reference; ``div phi`` with the
   reference's ``u_t`` (divided by 5 as well);
-* mean +- standard deviation over all images and times.
+* 16 held-out images per size and per image type by default (the paper: 40-200).
 
 Times are PDE times of ``u_t = div(grad u / |grad u|)`` for the 5x image: the
 network's ``t`` is PDE time because loss (12) uses the true ``du/dt``, and the
@@ -71,7 +77,11 @@ __all__ = [
     "reference_flow",
     "model_flow",
     "time_derivatives",
+    "METRICS",
+    "PAPER_METRICS",
+    "SSIM_VARIANTS",
     "frame_metrics",
+    "stack_psnr",
     "natural_images",
     "type_images",
     "paper_key",
@@ -456,26 +466,54 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
 # =========================================================================== metrics
 
 
+#: How each metric is computed: the one place that decides it.  Every column compared with the
+#: paper's numbers uses :data:`PAPER_METRICS`, the official test code's (``eval_all.py``): the PSNR of
+#: each image's whole stack of frames (one MSE over all its times, scikit-image's
+#: ``peak_signal_noise_ratio`` on the stack) and the SSIM of each frame by scikit-image's default
+#: ``structural_similarity`` (7x7 uniform window, sample covariance), both with ``data_range = 1``.
+#: The other two are reported beside them, labelled: the per-frame PSNR and the Gaussian-window SSIM
+#: of :func:`pdeflow.metrics.ssim`'s default (pdeflow's earlier reports used these two).
+METRICS = {
+    "psnr": "PSNR of each image's stack of frames (one MSE over all its times), mean ± std over images",
+    "psnr_frames": "PSNR of each frame, mean ± std over images and times",
+    "ssim": "SSIM of each frame, scikit-image's default structural_similarity (7×7 uniform window, "
+            "sample covariance), mean ± std over images and times",
+    "ssim_gaussian": "SSIM of each frame, Gaussian window σ = 1.5 (11×11), population covariance "
+                     "(pdeflow.metrics.ssim's default), mean ± std over images and times",
+}
+#: The metrics of the paper's tables (Grossmann et al., 2022; the official test code).
+PAPER_METRICS = ("psnr", "ssim")
+#: Keyword arguments of :func:`pdeflow.metrics.ssim` for each SSIM metric of :data:`METRICS`.
+SSIM_VARIANTS = {
+    "ssim": {"window": "uniform", "win_size": 7},
+    "ssim_gaussian": {"window": "gaussian", "win_sigma": 1.5},
+}
+
+
 def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return metrics.psnr(x.double(), y.double(), data_range=1.0).clamp(max=PSNR_CAP)
 
 
-def _ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _ssim(x: torch.Tensor, y: torch.Tensor, variant: str = "ssim") -> torch.Tensor:
     # in the inputs' precision (float32 for network outputs and cached references:
     # within 1e-7 of float64, and twice as fast)
     dtype = torch.promote_types(x.dtype, y.dtype)
-    return metrics.ssim(x.to(dtype), y.to(dtype), data_range=1.0)
+    return metrics.ssim(x.to(dtype), y.to(dtype), data_range=1.0, **SSIM_VARIANTS[variant])
 
 
-def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, ssim: str = "ssim",
+                  chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """PSNR (capped at :data:`PSNR_CAP`) and SSIM, ``data_range = 1``, of every frame.
 
     ``x, y``: ``(..., C, H, W)`` stacks (e.g. (T, B, C, H, W)) already on the [0, 1]
-    scale; returns two tensors of shape ``(...)``.  PSNR in float64, SSIM in the
-    inputs' precision; ``chunk`` frames at a time (bounded memory).
+    scale; returns two tensors of shape ``(...)``.  ``ssim``: a key of
+    :data:`SSIM_VARIANTS` (default the paper's, scikit-image's default SSIM).  PSNR in
+    float64, SSIM in the inputs' precision; ``chunk`` frames at a time (bounded memory).
     """
     if x.shape != y.shape:
         raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if ssim not in SSIM_VARIANTS:
+        raise UserInputError(f"ssim must be one of {tuple(SSIM_VARIANTS)}, got {ssim!r}")
     lead = x.shape[:-3]
     xf = x.reshape(-1, *x.shape[-3:])
     yf = y.reshape(-1, *y.shape[-3:])
@@ -483,8 +521,35 @@ def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 16) -> tuple
     for i in range(0, xf.shape[0], max(1, int(chunk))):
         a, b = xf[i:i + chunk], yf[i:i + chunk]
         ps.append(_psnr(a, b))
-        ss.append(_ssim(a, b).double())
+        ss.append(_ssim(a, b, ssim).double())
     return torch.cat(ps).reshape(lead), torch.cat(ss).reshape(lead)
+
+
+def stack_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR (``data_range = 1``, capped at :data:`PSNR_CAP`) of each image's whole stack of frames.
+
+    ``x, y``: ``(T, B, C, H, W)`` on the [0, 1] scale; returns ``(B,)``: one MSE over
+    all times, channels and pixels of each image, as the official test code's
+    ``peak_signal_noise_ratio`` on an image's stack.  ``(B, C, H, W)`` is one frame per image.
+    """
+    if x.shape != y.shape:
+        raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dim() == 4:
+        x, y = x[None], y[None]
+    if x.dim() != 5:
+        raise UserInputError(f"x must have shape (T, B, C, H, W) or (B, C, H, W), got {tuple(x.shape)}")
+    T, B, C, H, W = x.shape
+    out = [_psnr(x[:, b].reshape(1, T * C, H, W), y[:, b].reshape(1, T * C, H, W)) for b in range(B)]
+    return torch.cat(out)
+
+
+def _metric_values(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every metric of :data:`METRICS` of ``x`` against ``y`` ((T, B, C, H, W) or (B, C, H, W), [0, 1]
+    scale), as a flat tensor of the values their mean and std are taken over."""
+    p_frames, s_paper = frame_metrics(x, y, ssim="ssim")
+    _, s_gauss = frame_metrics(x, y, ssim="ssim_gaussian")
+    return {"psnr": stack_psnr(x, y), "psnr_frames": p_frames.reshape(-1), "ssim": s_paper.reshape(-1),
+            "ssim_gaussian": s_gauss.reshape(-1)}
 
 
 def _stats(v: torch.Tensor) -> list[float]:
@@ -492,11 +557,15 @@ def _stats(v: torch.Tensor) -> list[float]:
     return [float(v.mean()), float(v.std(unbiased=False)) if v.numel() > 1 else 0.0]
 
 
+def _metric_stats(x: torch.Tensor, y: torch.Tensor, prefix: str = "") -> dict[str, list[float]]:
+    """``{prefix + metric: [mean, std]}`` for every metric of :data:`METRICS`."""
+    return {prefix + k: _stats(v) for k, v in _metric_values(x, y).items()}
+
+
 def _compare(u, d, ref_u, ref_ut, scale) -> dict:
-    """mean/std of PSNR and SSIM of u and div phi (both divided by ``scale``)."""
-    up, us = frame_metrics(u / scale, ref_u / scale)
-    dp, ds = frame_metrics(d / scale, ref_ut / scale)
-    return {"u_psnr": _stats(up), "u_ssim": _stats(us), "div_psnr": _stats(dp), "div_ssim": _stats(ds),
+    """mean/std of every metric of :data:`METRICS` for u and div phi (both divided by ``scale``):
+    keys ``u_psnr, u_psnr_frames, u_ssim, u_ssim_gaussian`` and the same with ``div_``."""
+    return {**_metric_stats(u / scale, ref_u / scale, "u_"), **_metric_stats(d / scale, ref_ut / scale, "div_"),
             "n_images": int(u.shape[1]), "n_times": int(u.shape[0])}
 
 
@@ -645,7 +714,7 @@ def _scaled(images: torch.Tensor, scale: float) -> torch.Tensor:
     return images.to(torch.float32) * float(scale)
 
 
-def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images: int = 4, times=None,
+def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images: int = 16, times=None,
                    scale: float = PAPER_SCALE, seed: int = 0, image_dir=None, ref_kwargs=None, device=None,
                    progress: bool = False, keep_example: bool = True) -> dict:
     """Tables 2-4: u (PSNR, SSIM) and div phi (PSNR, SSIM) vs the reference at each size.
@@ -675,7 +744,7 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     return out
 
 
-def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int = 4, times=None,
+def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int = 16, times=None,
                    scale: float = PAPER_SCALE, seed: int = 0, medical_split: str = "test", medical_dir=None,
                    ref_kwargs=None, device=None, progress: bool = False) -> dict:
     """Table 5: PSNR and SSIM of u on disks, ellipses and medical images."""
@@ -709,7 +778,7 @@ def with_wrapped(models: Mapping[str, Model], wrapper: Callable[[Model], Model] 
     return todo
 
 
-def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images: int = 4,
+def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images: int = 16,
                          factors=(3.0, 0.3), wrapper: Callable[[Model], Model] | None = None, times=None,
                          scale: float = PAPER_SCALE, seed: int = 0, image_dir=None, ref_kwargs=None,
                          device=None, progress: bool = False) -> dict:
@@ -728,7 +797,7 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
     ref_kwargs = dict(ref_kwargs or {})
     todo = with_wrapped(models, wrapper)
     factors = [float(c) for c in factors]
-    acc = {name: {c: {"psnr": [], "ssim": [], "self_psnr": [], "self_ssim": []} for c in factors} for name in todo}
+    acc = {name: {c: {p + k: [] for p in ("", "self_") for k in METRICS} for c in factors} for name in todo}
     with progress_bar(total=len(sizes) * len(factors) * (1 + len(todo)), enabled=progress, desc="table 6") as bar:
         for size in sizes:
             x = _scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
@@ -737,14 +806,12 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
                 bar.update(1)
                 for name, m in todo.items():
                     u, _ = model_flow(m, x * c, times)
-                    p, s = frame_metrics(u / (c * scale), ref_u / (c * scale))
-                    acc[name][c]["psnr"].append(p.reshape(-1))
-                    acc[name][c]["ssim"].append(s.reshape(-1))
+                    for k, v in _metric_values(u / (c * scale), ref_u / (c * scale)).items():
+                        acc[name][c][k].append(v)
                     # self-consistency: u(c u0, t)/c vs u(u0, t/c)
                     u_slow, _ = model_flow(m, x, [t / c for t in times])
-                    p2, s2 = frame_metrics(u / (c * scale), u_slow / scale)
-                    acc[name][c]["self_psnr"].append(p2.reshape(-1))
-                    acc[name][c]["self_ssim"].append(s2.reshape(-1))
+                    for k, v in _metric_values(u / (c * scale), u_slow / scale).items():
+                        acc[name][c]["self_" + k].append(v)
                     bar.update(1)
     res = {name: {c: {k: _stats(torch.cat(v)) for k, v in d.items()} for c, d in per.items()}
            for name, per in acc.items()}
@@ -752,7 +819,7 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
             "models": res}
 
 
-def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: int = 4, times=None,
+def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: int = 16, times=None,
                       scale: float = PAPER_SCALE, seed: int = 0, image_dir=None, ref_kwargs=None, device=None,
                       progress: bool = False) -> dict:
     """Table 7: reconstruction of ``u0`` from the spectral TV transform.
@@ -782,8 +849,7 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
     u0 = x / scale
     out = {"size": int(size), "n_images": int(n_images), "dt": dt, "models": {}, "reference": {}}
     s_ref = spectral_from_stack(ref_u.double(), dt)
-    p, s = frame_metrics(s_ref.reconstruct() / scale, u0.double())
-    out["reference"]["fd"] = {"psnr": _stats(p), "ssim": _stats(s)}
+    out["reference"]["fd"] = _metric_stats(s_ref.reconstruct() / scale, u0.double())
     example = {"times": s_ref.times.tolist(), "reference_fd": s_ref.spectrum[:, 0].tolist(), "models": {}}
     T = len(times)
     with progress_bar(total=len(models) * n_images, enabled=progress, desc="table 7") as bar:
@@ -793,7 +859,7 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
             # FD on the grid
             u_net, _ = model_flow(model, x, times)
             s_fd = spectral_from_stack(u_net.double(), dt)
-            p_fd, s_fd_m = frame_metrics(s_fd.reconstruct() / scale, u0.double())
+            fd_stats = _metric_stats(s_fd.reconstruct() / scale, u0.double())
             # autodiff, one image at a time (all its times in one batch)
             recon, spectra = [], []
             for b in range(x.shape[0]):
@@ -809,9 +875,7 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
                 spectra.append(ops.batch_sum(phi.abs()))
                 bar.update(1)
             rec = torch.stack(recon)
-            p_ad, s_ad = frame_metrics(rec / scale, u0.double())
-            out["models"][name] = {"autodiff": {"psnr": _stats(p_ad), "ssim": _stats(s_ad)},
-                                   "fd": {"psnr": _stats(p_fd), "ssim": _stats(s_fd_m)}}
+            out["models"][name] = {"autodiff": _metric_stats(rec / scale, u0.double()), "fd": fd_stats}
             example["models"][name] = {"times": times, "autodiff": spectra[0].tolist(),
                                        "fd_times": s_fd.times.tolist(), "fd": s_fd.spectrum[:, 0].tolist()}
     out["example"] = example
@@ -899,8 +963,9 @@ def evaluate_joint(*, sizes=(32,), n_images: int = 1, iterations=None, times=Non
     """Table 1: joint space-time optimisation vs the reference (u and div phi).
 
     ``iterations``: None (the paper's counts, :func:`~pdeflow.tvflownet.joint.paper_iterations`),
-    an int for every size, or a dict size -> int.  The images are the first
-    ``n_images`` natural test crops of each size (the same crops as Tables 2-4).
+    an int for every size, or a dict size -> int.  The images are ``n_images`` natural
+    test crops of each size (:func:`natural_images`; the crops of Tables 2-4 when they
+    use as many).
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
@@ -937,7 +1002,7 @@ def evaluate(
     models: Mapping[str, Model],
     *,
     sizes: Sequence[int] = (32, 96, 256),
-    n_images: int = 4,
+    n_images: int = 16,
     tables: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 9),
     times: Sequence[float] | None = None,
     scale: float = PAPER_SCALE,
@@ -954,7 +1019,7 @@ def evaluate(
     factors: Sequence[float] = (3.0, 0.3),
     homogeneity_sizes: Sequence[int] | None = None,
     joint_sizes: Sequence[int] | None = None,
-    joint_images: int = 1,
+    joint_images: int | None = None,
     joint_iterations=None,
     dt: float = 0.01,
     tol: float = 1e-5,
@@ -974,8 +1039,8 @@ def evaluate(
     sizes : sequence of int
         Evaluation sizes of Tables 2-4 and 6 (paper: 32, 96, 256).
     n_images : int
-        Test images per size and per image type (paper: 200; 100 disks and
-        ellipses, 40 medical, 600 mixed for Table 6).
+        Test images per size and per image type (default 16; paper: 200; 100
+        disks and ellipses, 40 medical, 600 mixed for Table 6).
     tables : sequence of int
         Which of 1, 2, 3, 4, 5, 6, 7, 9 to run (2, 3, 4 share one run).
     times : sequence of float, optional
@@ -1002,7 +1067,8 @@ def evaluate(
         runs four times per factor, plus the wrapped models).
     joint_sizes, joint_images, joint_iterations
         Table 1: sizes (default: those of ``sizes`` up to 96 px), images per
-        size, iterations (default: the paper's).
+        size (default ``n_images``, at most ``n_images``; with ``n_images`` they
+        are the crops of Tables 2-4), iterations (default: the paper's).
     dt, tol, solver, cache_dir
         Reference flow (:func:`reference_flow`).
     device : torch device, optional
@@ -1088,7 +1154,8 @@ def evaluate(
         results["seconds"]["table7"] = time.perf_counter() - t0
     if 1 in tables:
         t0 = time.perf_counter()
-        results["table1"] = evaluate_joint(sizes=joint_sizes, n_images=min(int(joint_images), int(n_images)),
+        n_joint = int(n_images) if joint_images is None else min(int(joint_images), int(n_images))
+        results["table1"] = evaluate_joint(sizes=joint_sizes, n_images=n_joint,
                                            iterations=joint_iterations, image_dir=image_dir, **common)
         results["seconds"]["table1"] = time.perf_counter() - t0
     if 9 in tables:

@@ -6,19 +6,38 @@
       + w_initial * ||u(0) - u0||^2                              "initial"
       + a2 * ||div phi||^2                                       "min_norm"
 
-Discretisation (as the official code): the space-time L2 norms are Monte-Carlo
-estimates over the sampled times, i.e. every term is a mean over pixels (and
-channels) and then a mean over the batch; the TV term is the square of the
-per-image sum ``sum(u * div phi) + TV_eps(u)`` (the L2 norm in time of a
-spatial integral), then a batch mean.  ``div`` and ``TV_eps`` are
-:func:`pdeflow.ops.div` and :func:`pdeflow.ops.tv_eps`
-(``sum sqrt(|grad u|^2 + eps^2)``, eps = 1e-5 by default, as the official
-code; the paper writes ``sqrt(|grad u|^2 + eps)`` without a value).
+Discretisation: the space-time L2 norms are Monte-Carlo estimates over the
+sampled times, i.e. every term is a mean over pixels (and channels) and then a
+mean over the batch; the TV term is the square of the per-image sum
+``sum(u * div phi) + TV_eps(u)`` (the L2 norm in time of a spatial integral),
+then a batch mean.  ``div`` and ``TV_eps`` are :func:`pdeflow.ops.div` and
+:func:`pdeflow.ops.tv_eps` (``sum sqrt(|grad u|^2 + eps^2)`` over all pixels,
+eps = 1e-5 by default, as the official code; the paper writes
+``sqrt(|grad u|^2 + eps)`` without a value).
 
 Defaults follow the paper: ``a1 = a2 = 1e-4``, unit weights for the other
-terms, and the constraint term ``(|phi| - 1)_+``.  ``squared_norm=True`` gives
-the official code's ``(|phi|^2 - 1)_+``; :meth:`TVFlowLoss.official` sets the
-official variant.
+terms, the constraint term ``(|phi| - 1)_+`` and pdeflow's operators
+(forward-difference gradient with Neumann boundary, its negative adjoint as
+``div``).
+
+:meth:`TVFlowLoss.official` is the official code's loss (``utils/losses_handler.py``
+and ``utils/div_and_tv.py`` of github.com/TamaraGrossmann/TVflowNET), term by
+term and operator by operator: the constraint term ``(|phi|^2 - 1)_+``
+(``squared_norm=True``), ``tv_eps = 1e-5`` and its boundary convention
+(``zero_edges=True``, its ``zero_out=True``): the gradient of the TV term is
+the forward difference with the derivative along H zeroed in the first *and*
+last rows and the derivative along W in the first and last columns (pdeflow's
+Neumann gradient zeroes only the last), and ``div`` is its negative adjoint,
+the backward-difference divergence of ``phi`` with its normal components
+zeroed on the four edges.  The TV term is the only place where the two
+conventions give different numbers for the models here (and the paper's), whose
+``phi`` is zero on a one-pixel border (``edge_width=1``): for such a ``phi``
+both ``div`` agree, while the official TV leaves out the differences between
+the first and second row and column.  (The official model wrapper, which
+computes the ``div phi`` of its loss, is not published; with ``phi`` zeroed on
+the border, as its ``edge_width=1`` does, any of the two ``div`` gives the same
+numbers.)  The official code is greyscale only (its ``TV`` asserts one
+channel); both conventions here also take colour.
 
 ``u_t`` is the per-pixel derivative of the network's ``u`` in ``t``, computed by
 forward-mode autodiff (``torch.func.jvp`` with tangent ones; each image's ``u``
@@ -77,6 +96,7 @@ def loss_terms(
     tv_eps: float = 1e-5,
     squared_norm: bool = False,
     channelwise: bool = False,
+    zero_edges: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The weighted terms of eq. (12) from given tensors; no model needed.
 
@@ -97,6 +117,10 @@ def loss_terms(
         Constraint term ``(|phi|^2 - 1)_+`` (official code) instead of ``(|phi| - 1)_+``.
     channelwise : bool
         For colour: per-channel norms of ``phi`` and a channelwise TV.
+    zero_edges : bool
+        The official code's boundary convention for ``div`` and the TV's gradient
+        (:func:`pdeflow.ops.grad` with ``zero_edges=True``; see the module docstring)
+        instead of pdeflow's Neumann one.
 
     Returns
     -------
@@ -107,12 +131,12 @@ def loss_terms(
     _check_pair(u, phi)
     if tuple(u_t.shape) != tuple(u.shape):
         raise UserInputError(f"u_t must have the shape of u {tuple(u.shape)}, got {tuple(u_t.shape)}")
-    div_phi = ops.div(phi)
+    div_phi = ops.div(phi, zero_edges=zero_edges)
 
     temporal = _pixel_batch_mean((u_t - div_phi) ** 2)
 
     inner = ops.batch_sum(u * div_phi)  # <u, div phi> per image, (B,)
-    tv = ((inner + ops.tv_eps(u, tv_eps, channelwise=channelwise)) ** 2).mean()
+    tv = ((inner + ops.tv_eps(u, tv_eps, channelwise=channelwise, zero_edges=zero_edges)) ** 2).mean()
 
     sq = (phi * phi).sum(-3)  # |phi|^2 (no sqrt: its derivative is infinite at phi = 0)
     if not channelwise:
@@ -213,7 +237,8 @@ class TVFlowLoss(nn.Module):
 
     def __init__(self, *, temporal_weight: float = 1.0, tv_weight: float = 1e-4, norm_weight: float = 1.0,
                  initial_weight: float = 1.0, min_norm_weight: float = 1e-4, tv_eps: float = 1e-5,
-                 squared_norm: bool = False, channelwise: bool = False, ut_method: str = "jvp",
+                 squared_norm: bool = False, channelwise: bool = False, zero_edges: bool = False,
+                 ut_method: str = "jvp",
                  fd_step: float = 1e-3, t_max: float = 1.0):
         super().__init__()
         if ut_method not in ("jvp", "fd"):
@@ -225,15 +250,17 @@ class TVFlowLoss(nn.Module):
         self.term_kwargs = dict(temporal_weight=float(temporal_weight), tv_weight=float(tv_weight),
                                 norm_weight=float(norm_weight), initial_weight=float(initial_weight),
                                 min_norm_weight=float(min_norm_weight), tv_eps=float(tv_eps),
-                                squared_norm=bool(squared_norm), channelwise=bool(channelwise))
+                                squared_norm=bool(squared_norm), channelwise=bool(channelwise),
+                                zero_edges=bool(zero_edges))
         self.ut_method = ut_method
         self.fd_step = float(fd_step)
         self.t_max = float(t_max)
 
     @classmethod
     def official(cls, **overrides) -> "TVFlowLoss":
-        """The official code's variant: squared norm in the constraint term, tv_eps 1e-5."""
-        kw = dict(squared_norm=True, tv_eps=1e-5)
+        """The official code's loss: squared norm in the constraint term, tv_eps 1e-5 and its boundary
+        convention for ``div`` and TV (``zero_edges=True``); see the module docstring."""
+        kw = dict(squared_norm=True, tv_eps=1e-5, zero_edges=True)
         kw.update(overrides)
         return cls(**kw)
 

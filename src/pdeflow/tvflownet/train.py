@@ -24,8 +24,10 @@ What a step does
 2. The loss of the step's phase:
 
    * ``unsupervised`` -- Grossmann et al. (2022) eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
-     ``a1 = a2 = 1e-4`` and ``(|phi| - 1)_+`` (``loss="paper"``), or the
-     official code's ``(|phi|^2 - 1)_+`` (``loss="official"``); ``u_t`` by
+     ``a1 = a2 = 1e-4``, ``(|phi| - 1)_+`` and pdeflow's Neumann operators
+     (``loss="paper"``), or the official code's loss, ``(|phi|^2 - 1)_+`` and
+     its boundary convention for TV and div (``loss="official"``,
+     :meth:`~pdeflow.tvflownet.TVFlowLoss.official`); ``u_t`` by
      forward-mode autodiff (``ut_method="jvp"``) or central differences.
    * ``supervised`` -- regression on the reference flow computed on the fly:
      :func:`pdeflow.tv.tv_flow` of the crops (implicit Euler, step ``ref_dt``,
@@ -180,7 +182,8 @@ class TrainConfig:
                             "it reaches a given validation PSNR in a fraction of the unsupervised loss's time, "
                             "see the README; the shipped model was trained so)")
     loss: str = option("paper", choices=("paper", "official"),
-                       help="constraint term (|phi|-1)_+ (paper) or (|phi|^2-1)_+ (official code) (default paper)")
+                       help="the paper's loss (12): constraint term (|phi|-1)_+, Neumann differences; or the official "
+                            "code's: (|phi|^2-1)_+, its edge convention for TV and div (default paper)")
     a1: float = option(1e-4, "weight of the TV term (default {default:g})", type="nonneg_float")
     a2: float = option(1e-4, "weight of the minimal-norm term (default {default:g})", type="nonneg_float")
     ut_method: str = option("jvp", "u_t by forward-mode autodiff or central differences (default jvp)",
