@@ -19,7 +19,8 @@ scale, the "model-driven" reference = implicit Euler steps of dt = 0.02 solved t
     python benchmarks/tvflownet_speed.py                        # the shipped default model
     python benchmarks/tvflownet_speed.py --model runs/RUN       # a run directory
 
-Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there between markers.
+Results are printed and written to ``--out`` (tvflownet_speed.md; default a fresh folder under
+runs/benchmarks/); ``--results benchmarks/RESULTS.md`` also writes them there between markers.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from _results import RESULTS, write_block  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_block, write_file  # benchmarks/_results.py
 from pdeflow import datasets, tvflownet
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -72,10 +73,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-psnr", type=float, default=60.0,
                     help="stop tightening tol at a dt once the reference reaches this PSNR (dB)")
-    ap.add_argument("--results", default="", metavar="FILE",
-                    help="also write the results block into FILE (default: none, printed only); "
-                         f"committing them is explicit: --results {RESULTS.relative_to(RESULTS.parents[1])}")
+    add_output_args(ap, "tvflownet_speed", results_block=True, what="tvflownet_speed.md")
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
@@ -144,7 +144,7 @@ def main(argv=None) -> None:
               f"tol {tol:g}, float32): {ref_s * 1e3:.1f} ms/image at {ref_psnr:.2f} dB -> ratio reference / "
               f"network {ref_s / net_s:.2f}", flush=True)
 
-    if args.results and rows:
+    if rows:
         total = time.perf_counter() - t_all
         md = [
             "## TVflowNET single-time query vs the reference solver (`benchmarks/tvflownet_speed.py`)\n",
@@ -173,8 +173,11 @@ def main(argv=None) -> None:
         md += ["", "Reference grid (all images at once, seconds per image):", "",
                "| dt | tol | PSNR (dB) | s / image |", "|---|---|---|---|"]
         md += [f"| {dt:g} | {tol:g} | {p:.2f} | {sec:.3f} |" for sec, dt, tol, p in grid]
-        write_block(Path(args.results), "tvflownet_speed.py", "\n".join(md))
-        print(f"wrote {args.results}")
+        write_file(out / "tvflownet_speed.md", "\n".join(md) + "\n")
+        print(f"wrote {out / 'tvflownet_speed.md'}")
+        if args.results:
+            write_block(Path(args.results), "tvflownet_speed.py", "\n".join(md))
+            print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":
