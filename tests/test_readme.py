@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 #: What a reader brings: a trained run (here: the shipped model).
@@ -31,21 +30,39 @@ FAST = {"[:, :256, :256]": "[:, :64, :64]"}
 SLOW_ONLY = ("probabilistic_sparsification(g",)
 
 
+#: What a reader brings for the IEL snippet: a network returning logits and a batch (pdeflow first,
+#: as the README asks, so that this code does not change how torch is loaded).
+STANDINS = """\
+from pdeflow.iel import SegmentationUNet
+torch.manual_seed(0)
+my_unet = SegmentationUNet(in_channels=1, num_classes=2, width=4, depth=2)
+x, y = torch.rand(2, 1, 16, 16), torch.randint(0, 2, (2, 16, 16))
+"""
+
+
 def snippets() -> list[str]:
+    """The README's Python snippets, in order, as written."""
     return re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
 
 
-def _run(fast: bool) -> None:
-    from pdeflow.iel import SegmentationUNet
-
-    torch.manual_seed(0)
-    ns = {"my_unet": SegmentationUNet(in_channels=1, num_classes=2, width=4, depth=2), "x": torch.rand(2, 1, 16, 16),
-          "y": torch.randint(0, 2, (2, 16, 16))}
-    for i, code in enumerate(snippets()):
+def prepared_snippets(fast: bool = False) -> list[str]:
+    """The snippets as they run: the reader's trained run replaced by the shipped model (and, with
+    ``fast``, the smaller image and without PS/NLPE). Run them in order in one namespace, after
+    :data:`STANDINS` (``benchmarks/readme_tour.py`` times them)."""
+    out = []
+    for code in snippets():
         if fast and any(s in code for s in SLOW_ONLY):
             continue
         for a, b in {**SUBSTITUTE, **(FAST if fast else {})}.items():
             code = code.replace(a, b)
+        out.append(code)
+    return out
+
+
+def _run(fast: bool) -> None:
+    ns: dict = {}
+    exec(STANDINS, ns)
+    for i, code in enumerate(prepared_snippets(fast)):
         exec(compile(code, f"README snippet {i}", "exec"), ns)
 
 
@@ -384,3 +401,50 @@ def test_readme_make_run(cmd, tmp_path):
     log = tmp_path / "log.txt"
     assert _bash(recipe, tmp_path, log).wait(timeout=1800) == 0, _tail(log)
     assert any((tmp_path / "out" / "demo").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark commands in the README's text (minutes to CPU-hours each; each script's docstring
+# says how long): every one is accepted by its script as written, up to the point where the
+# script opens its --out folder (`_results.open_out`, right after parsing), which is stopped.
+# ---------------------------------------------------------------------------------------------
+
+
+def benchmark_commands() -> list[str]:
+    text = README.read_text()
+    return [" ".join(m.split()) for m in re.findall(r"`((?:OMP_NUM_THREADS=1 )?python\s+benchmarks/[^`]*)`", text)]
+
+
+class _Parsed(Exception):
+    pass
+
+
+def test_the_readme_has_benchmark_commands():
+    assert len(benchmark_commands()) >= 10
+
+
+@pytest.mark.parametrize("cmd", benchmark_commands(), ids=str)
+def test_readme_benchmark_command_is_accepted(cmd, tmp_path, monkeypatch):
+    import importlib.util
+
+    words = shlex.split(cmd)
+    words = words[words.index("python") + 1:]
+    fill = {"DIR": str(tmp_path / "out"), "RUN": str(tmp_path / "run"), "RUN...": str(tmp_path / "run"),
+            "WGAN_RUN": str(tmp_path / "run"), "B": "1", "S": "1"}
+    argv = [fill.get(w.strip("[]"), w.strip("[]")) for w in words[1:]]
+    (tmp_path / "run").mkdir()                       # a training run directory, as the reader's
+    (tmp_path / "run" / "log.csv").write_text("step,wall_time,val_psnr\n0,1.0,30.0\n")
+    script = ROOT / words[0]
+    assert script.is_file(), cmd
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"_readme_bench_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)     # dataclasses look their module up
+    spec.loader.exec_module(module)
+
+    def stop(args, *a, **k):
+        raise _Parsed(args)
+
+    monkeypatch.setattr(module, "open_out", stop)
+    with pytest.raises(_Parsed):
+        module.main(argv)
