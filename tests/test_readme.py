@@ -327,40 +327,44 @@ def test_readme_command_runs_to_the_end(cmd, tmp_path, monkeypatch):
     assert set(cwd.rglob("*")) - before, f"`{cmd}` wrote nothing"
 
 
-def _trained(cwd: Path) -> bool:
-    """A training run has logged a step: some ``log.csv`` below ``cwd`` has a row."""
-    for p in cwd.rglob("log.csv"):
-        if p.parent.name != "benchmarks" and len(p.read_text().strip().splitlines()) >= 2:
-            return True
-    return False
+def _trained(cwd: Path, old: set) -> bool:
+    """A training run has logged a step: a ``log.csv`` below ``cwd``, other than those in ``old``
+    (the stand-ins'), has a row."""
+    return any(p not in old and len(p.read_text().strip().splitlines()) >= 2 for p in cwd.rglob("log.csv"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", _commands("bounded"), ids=str)
 def test_readme_training_command_trains(cmd, tmp_path, monkeypatch):
-    """Hours of training as written: it must start and train (a logged step) within 15 minutes."""
+    """Hours of training as written: it must start and train (a logged step) within 15 minutes; then
+    it is terminated (SIGTERM), which `pdeflow` answers with its clean exit (status 143)."""
     spec = spec_of(cmd)
     cwd = _workdir(tmp_path, spec)
     _prepare(cwd, spec, monkeypatch)
+    old = set(cwd.rglob("log.csv"))
     log = tmp_path / "log.txt"
     proc = _bash(cmd, cwd, log)
     deadline = time.monotonic() + 900
     try:
-        while not _trained(cwd):
+        while not _trained(cwd, old):
             status = proc.poll()
             if status is not None:
-                assert status == 0 and _trained(cwd), f"`{cmd}` stopped ({status}) before training:\n{_tail(log)}"
+                assert status == 0 and _trained(cwd, old), f"`{cmd}` stopped ({status}) before training:\n{_tail(log)}"
                 return
             assert time.monotonic() < deadline, f"`{cmd}` logged no training step in 15 minutes:\n{_tail(log)}"
             time.sleep(2)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
+        running = proc.poll() is None
+        if running:
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+    if running:
+        assert proc.returncode == (143 if "pdeflow " in cmd else -signal.SIGTERM), \
+            f"`{cmd}` did not stop cleanly on SIGTERM ({proc.returncode}):\n{_tail(log)}"
 
 
 @pytest.mark.parametrize("cmd", _commands("make-dry"), ids=str)
@@ -370,7 +374,8 @@ def test_readme_make_command_dry_run(cmd):
     for part in cmd.split("&&"):
         words = part.split()
         assert words[0] == "make" and len(words) == 2, cmd
-        r = subprocess.run(["make", "-n", "-C", str(ROOT), words[1]], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), words[1]], capture_output=True,
+                           text=True, timeout=60)
         assert r.returncode == 0, f"`{part.strip()}`: {r.stderr}"
 
 
@@ -392,8 +397,8 @@ def test_readme_pip_command_dry_run(cmd):
 def test_readme_make_run(cmd, tmp_path):
     """`make run`: the recipe `make -n run` prints, with this interpreter's `pdeflow` for the one
     `make` installs into .venv, run in a temporary folder."""
-    r = subprocess.run(["make", "-n", "-C", str(ROOT), "run", "OUT=out/demo"], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "run", "OUT=out/demo"],
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     recipe = r.stdout.strip().splitlines()[-1]
     assert recipe.startswith(".venv/bin/pdeflow "), recipe
