@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from test_readme import README, STANDINS, prepared_snippets, snippets  # noqa: E402  (the README test's extraction)
 
-LIMIT = 180.0   # seconds: the README's promise
+LIMIT = 180.0   # seconds: the goal, the tour in under 3 minutes on a loaded 2-core machine
 
 CHILD = r"""
 import json, sys, time
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; a fresh process, "
           f"{'this environment' if args.keep_env else 'OMP_NUM_THREADS / OMP_WAIT_POLICY unset (a reader)'}.", "",
           f"**Total {total:.1f} s** for {len(rows)} of {len(codes)} snippets ({status}); "
-          f"{'within' if total <= LIMIT and status == 'finished' else 'over'} the README's {LIMIT:.0f} s. "
+          f"{'within' if total <= LIMIT and status == 'finished' else 'over'} the {LIMIT:.0f} s goal (the tour in under 3 minutes on a loaded 2-core machine). "
           f"Process wall time {wall:.1f} s (Python start-up and the IEL stand-ins, "
           f"{(standins_s or 0):.1f} s, included).", "",
           "| # | README section | first line | seconds |", "|---|---|---|---|"]

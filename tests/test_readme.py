@@ -1,4 +1,5 @@
-"""Every Python snippet of the README runs as written (copy-paste test).
+"""Every Python snippet and every shell command of the README runs as written (copy-paste test);
+the shell commands and how each is run are described further down ("Shell commands").
 
 Snippets run in order in one namespace (a later one uses ``u0`` from the tour). The only
 substitutions are the stand-ins a reader brings: ``my_unet`` and a batch ``x, y`` for the IEL
@@ -34,6 +35,7 @@ SLOW_ONLY = ("probabilistic_sparsification(g",)
 #: as the README asks, so that this code does not change how torch is loaded).
 STANDINS = """\
 from pdeflow.iel import SegmentationUNet
+import torch
 torch.manual_seed(0)
 my_unet = SegmentationUNet(in_channels=1, num_classes=2, width=4, depth=2)
 x, y = torch.rand(2, 1, 16, 16), torch.randint(0, 2, (2, 16, 16))
