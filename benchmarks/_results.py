@@ -24,6 +24,7 @@ that a second call resumes.
 """
 from __future__ import annotations
 
+import argparse
 import atexit
 import datetime
 import io
@@ -31,6 +32,8 @@ import os
 import shlex
 import sys
 from pathlib import Path
+
+from pdeflow.io import write_bytes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -58,9 +61,14 @@ def add_output_args(ap, name: str, *, results_block: bool = False, what: str = "
     ap.add_argument("--overwrite", action="store_true", help="write into --out even if it is not empty")
     ap.set_defaults(_bench_name=name)
     if results_block:
-        ap.add_argument("--results", default="", metavar="FILE",
-                        help="also replace this script's block in FILE (default: none); committing it is "
-                             f"explicit: --results {RESULTS.relative_to(HERE.parent)}")
+        add_results_option(ap)
+
+
+def add_results_option(ap: argparse.ArgumentParser) -> None:
+    """``--results FILE``: also write the script's results block into FILE (committing results is explicit)."""
+    ap.add_argument("--results", default="", metavar="FILE",
+                    help="also replace this script's block in FILE (default: none); committing it is "
+                         f"explicit: --results {RESULTS.relative_to(HERE.parent)}")
 
 
 def default_out(name: str) -> Path:
@@ -112,14 +120,14 @@ def open_out(args, argv=None, *, log: bool = True) -> Path:
 
 
 def write_file(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically (:func:`pdeflow.io.write_bytes`)."""
+    write_bytes(Path(path), data if isinstance(data, bytes) else data.encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a results file atomically (its folder created) and say where."""
+    write_file(path, text)
+    print(f"written to {path}")
 
 
 def save_figure(fig, path: Path, **kwargs) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import diffuse, random_mask
 
@@ -155,8 +155,7 @@ def main(argv=None) -> None:
     lines += [f"| {name} | {ef:.1e} | {ec:.1e} |" for name, ef, ec in acc]
     text = "\n".join(lines) + "\n"
     print(text)
-    write_file(out / "adjoint_cost.md", text)
-    print(f"written to {out / 'adjoint_cost.md'}")
+    write_text(out / "adjoint_cost.md", text)
 
 
 if __name__ == "__main__":

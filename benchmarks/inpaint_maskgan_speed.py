@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import probabilistic_sparsification
 from pdeflow.inpaint.gan import gan_mask, load_mask_model
@@ -124,8 +124,7 @@ def main(argv=None) -> None:
         lines.append(f"| {d:g} | {ps:.2f} | {psc:.2f} | {k} | {g:.4f} | {gc:.4f} | {ratio:.0f}x | {ratio_c:.0f}x |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
-    write_file(out / "inpaint_maskgan_speed.md", text)
-    print(f"written to {out / 'inpaint_maskgan_speed.md'}")
+    write_text(out / "inpaint_maskgan_speed.md", text)
 
 
 if __name__ == "__main__":

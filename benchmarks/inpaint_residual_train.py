@@ -19,42 +19,25 @@ outside the crops the evaluation reports.
 """
 from __future__ import annotations
 
-import argparse
-import shlex
-import sys
 from pathlib import Path
 
-import torch
-
+from _inpaint_train import shared_config, trainer_parser  # benchmarks/_inpaint_train.py
 from pdeflow.inpaint.train_residual import ResidualConfig, train_residual
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = trainer_parser(__doc__, steps=1500, val_crops=48, lr=5e-4)
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--stage", default="residual", choices=("residual", "joint"))
     p.add_argument("--init", default=None, help="stage joint: the residual run (dir or model.json) to start R from")
     p.add_argument("--mask-models", nargs="*", default=[], help="mask network runs; none: analytic masks")
     p.add_argument("--densities", nargs="+", type=float, default=[0.05, 0.1, 0.2])
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--data", nargs="+", default=["builtin", ".data/photos/opencv"])
-    p.add_argument("--val-every", type=int, default=100)
-    p.add_argument("--val-crops", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--mask-lr", type=float, default=1e-4)
     p.add_argument("--alpha", type=float, default=0.0, help="critic weight (Peter 2022: 0.005); 0: no critic")
-    p.add_argument("--ssim-weight", type=float, default=0.6)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tol", type=float, default=1e-5, help="solver tolerance in training")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    command = "OMP_NUM_THREADS=1 python " + " ".join(shlex.quote(a) for a in sys.argv)
-    data = tuple(str(Path(d).resolve()) if d != "builtin" else d for d in args.data)
+    shared, command = shared_config(args)
     cfg = ResidualConfig(stage=args.stage, init=args.init, mask_models=tuple(str(Path(m).resolve()) for m in args.mask_models),
-                         densities=tuple(args.densities), data=data, steps=args.steps, val_every=args.val_every,
-                         val_crops=args.val_crops, batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr,
-                         alpha=args.alpha, ssim_weight=args.ssim_weight, seed=args.seed, tol=args.tol)
+                         densities=tuple(args.densities), mask_lr=args.mask_lr, alpha=args.alpha, **shared)
     print(f"== {args.run}: {cfg}", flush=True)
     out = train_residual(cfg, args.run, quiet=True, command=command)
     print(f"== exported {out}", flush=True)

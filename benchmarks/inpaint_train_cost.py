@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow.inpaint.train import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
@@ -70,8 +70,7 @@ def main(argv=None) -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     name = f"inpaint_train_cost_b{args.batch_size}_c{args.crop}.md"
-    write_file(out / name, text)
-    print(f"written to {out / name}")
+    write_text(out / name, text)
 
 
 if __name__ == "__main__":

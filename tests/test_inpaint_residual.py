@@ -188,7 +188,7 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
     import pdeflow.inpaint.train_residual as TR
     cfg = _tiny(photos)
     full = train_residual(cfg, tmp_path / "a", quiet=True, command="test")
-    calls, loss = [0], TR._loss
+    calls, loss = [0], TR.reconstruction_loss
 
     def dying(*a, **k):                           # killed inside the third step
         calls[0] += 1
@@ -196,11 +196,11 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
             raise KeyboardInterrupt
         return loss(*a, **k)
 
-    monkeypatch.setattr(TR, "_loss", dying)
+    monkeypatch.setattr(TR, "reconstruction_loss", dying)
     calls[0] = -4                                 # the validation at the start calls it 4 times
     with pytest.raises(KeyboardInterrupt):
         train_residual(cfg, tmp_path / "b", quiet=True)
-    monkeypatch.setattr(TR, "_loss", loss)
+    monkeypatch.setattr(TR, "reconstruction_loss", loss)
     assert (tmp_path / "b" / "last.pt").is_file()
     train_residual(cfg, tmp_path / "b", quiet=True)
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")

@@ -129,17 +129,9 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error per image.
+    """Mean absolute error per image: ``mean(|x - y|)`` over channels and pixels, in intensity units.
 
-    Parameters
-    ----------
-    x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Images of the same shape.
-
-    Returns
-    -------
-    Tensor, shape (B,) for 4-D input, 0-d otherwise
-        ``mean(|x - y|)`` over channels and pixels, in intensity units.
+    Arguments and result shape as :func:`mse`.
     """
     x, y, batched = _check_pair("mae", x, y)
     return _finish((x - y).abs().flatten(1).mean(1), batched)

@@ -7,13 +7,14 @@ Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module 
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.
 * :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``train inpainting``, ``evaluate inpainting``.
 
-Adding a subcommand: in the pillar's module, a function adds its parser (with the
-shared option groups of :mod:`pdeflow.cli._common`) and calls
-``parser.set_defaults(run=_run_NAME)``; ``_run_NAME(args) -> int`` calls the
-library; :func:`build_parser` calls the adding function. Optional
-``validate=_check_NAME`` in ``set_defaults`` checks argument combinations after
-parsing (call ``args.parser.error(...)``); raise :class:`CLIError` for user errors
-found later (one line, exit status 2). All output files go through
+Adding a subcommand: in the pillar's module, a function adds it with
+``add_command(sub, NAME, _run_NAME, help=..., examples=[...], validate=_check_NAME)``
+(:func:`pdeflow.cli._common.add_command`) and its options (with the shared option
+groups of :mod:`pdeflow.cli._common`); ``_run_NAME(args) -> int`` calls the library and
+its docstring is the command's ``--help`` description; :func:`build_parser` calls the
+adding function. The optional ``validate`` checks argument combinations after parsing
+(call ``args.parser.error(...)``); raise :class:`CLIError` for user errors found later
+(one line, exit status 2); every command's ``args.parser`` is its own parser. All output files go through
 :class:`Outputs`, which gives the overwrite, same-as-input and no-partial-output
 rules for free.
 
@@ -72,9 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     learned_train.add_train_parsers(train)
     inpaint.add_evaluate_parser(evaluate)
     inpaint.add_parsers(sub)
-    # Every subparser knows itself, for errors found after parsing.
-    for name, p in sub.choices.items():
-        p.set_defaults(parser=p)
     return parser
 
 

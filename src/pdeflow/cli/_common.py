@@ -5,7 +5,8 @@ Every ``pdeflow.cli`` module imports this one and the library, never a sibling.
 * :class:`CLIError`: a user error found while running a subcommand (one line, exit status 2).
 * Argument types (:func:`positive_float`, ...): one definition for every subcommand.
 * :class:`Outputs`: the files one invocation writes into ``--out``, all of them or none.
-* :func:`subcommand_group`: a command with subcommands of its own (``pdeflow train NAME``).
+* :func:`add_command`: a subcommand, its description the docstring of the function that runs it;
+  :func:`subcommand_group`: a command with subcommands of its own (``pdeflow train NAME``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import inspect
 import math
 import os
 import tempfile
@@ -463,6 +465,28 @@ def config_kwargs(cls, args) -> dict:
     """The values of parsed arguments for the fields of ``cls`` that are command-line options."""
     return {f.name: tuple(getattr(args, f.name)) if f.metadata["cli"]["nargs"] else getattr(args, f.name)
             for f in dataclasses.fields(cls) if "cli" in f.metadata}
+
+
+def add_command(sub, name: str, run, *, help: str, description: str | None = None, examples=(),
+                note: str | None = None, epilog: str | None = None, validate=None) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` to ``sub`` (the subparsers of ``pdeflow`` or of a command group), run by
+    ``run(args) -> int``; returns its parser, for the options.
+
+    ``--help`` shows ``help`` in the list of subcommands, then as the description ``run``'s docstring (one
+    paragraph: what the command does and writes) unless ``description`` is given, and after the options
+    the ``examples`` (command lines, shown as written) followed by ``note``; or a free-form ``epilog``.
+    ``validate(args)`` checks argument combinations after parsing (``args.parser.error(...)``).
+    """
+    if description is None:
+        description = " ".join(inspect.getdoc(run).split()) if run.__doc__ else None
+    kw = {}
+    if examples:
+        epilog = (f"example{'s' if len(examples) > 1 else ''}:\n" + "\n".join("  " + e for e in examples)
+                  + (f"\n{note}" if note else ""))
+        kw["formatter_class"] = argparse.RawDescriptionHelpFormatter   # the examples as written
+    p = sub.add_parser(name, help=help, description=description, epilog=epilog, **kw)
+    p.set_defaults(run=run, validate=validate, parser=p)
+    return p
 
 
 def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,

@@ -1,11 +1,7 @@
 """``pdeflow iel-experiment``: the command line of :mod:`pdeflow.iel.experiment`.
 
-``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``.
-
-References
-----------
-.. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
-       for deep neural networks", arXiv:2307.07344, 2023.
+``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``. The method
+(Liu et al., 2023) and its full reference are in :mod:`pdeflow.iel`.
 """
 from __future__ import annotations
 
@@ -19,6 +15,7 @@ from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experime
 from ..training import RunConfigError
 from ._common import (
     CLIError,
+    add_command,
     add_config_options,
     check_device,
     check_writable_dir,
@@ -90,26 +87,20 @@ def _extra_options() -> dict:
 
 def add_parsers(sub) -> None:
     """Register ``pdeflow iel-experiment``."""
-    p = sub.add_parser(
-        "iel-experiment", help="noisy-label segmentation with and without inverse evolution layers (Liu et al., 2023)",
-        description="Train a U-Net (InstanceNorm, LeakyReLU) with cross-entropy, with and without inverse "
-                    "evolution layers (IELs) after its logits, on clean and noisy training labels, over several "
-                    "seeds; validation Dice (background excluded) after every epoch. Each (setting, seed) run "
-                    "has its own resumable run directory under OUT/runs; the same command again resumes and "
-                    "skips finished runs; OUT/summary.json, OUT/table.md and a PNG are written once all runs "
-                    "are done. dt is PDE time per layer with the unit-spacing 5-point Laplacian: the official "
-                    "code's dt 0.1 (kernel laplacian/4) is --dt 0.025.",
-        epilog="examples:\n"
-               "  pdeflow iel-experiment --preset small --dataset dsb2018 --seeds 0 1 2 --out out/iel-small\n"
-               "  pdeflow iel-experiment --dataset mricron --noise blocks --dt 0.025 --layers 30 --out out/iel-mri\n"
-               "  pdeflow iel-experiment --mode sweep --dt 0.0125 0.025 0.05 --layers 10 30 60 --out out/sweep\n"
-               "  (two processes sharing one grid: add --shard 0/2 and --shard 1/2)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "iel-experiment", _run,
+                    help="noisy-label segmentation with and without inverse evolution layers (Liu et al., 2023)",
+                    examples=["pdeflow iel-experiment --preset small --dataset dsb2018 --seeds 0 1 2 --out "
+                              "out/iel-small",
+                              "pdeflow iel-experiment --dataset mricron --noise blocks --dt 0.025 --layers 30 --out "
+                              "out/iel-mri",
+                              "pdeflow iel-experiment --mode sweep --dt 0.0125 0.025 0.05 --layers 10 30 60 --out "
+                              "out/sweep",
+                              "(two processes sharing one grid: add --shard 0/2 and --shard 1/2)"],
+                    validate=_check)
     # the noisy-label setting is ExperimentSpec's base noise; the sizes are None until the preset fills them
     defaults = {"noise": ExperimentSpec().base.noise, **{k: None for k in _PRESET_FIELDS}}
     add_config_options(p, (ExperimentSpec, RunConfig), _LAYOUT, types={"fraction": _fraction},
                        extra=_extra_options(), defaults=defaults)
-    p.set_defaults(run=_run, validate=_check, parser=p)
 
 
 def spec_from_args(args):
@@ -150,6 +141,12 @@ def _check(args) -> None:
 
 
 def _run(args) -> int:
+    """Train a U-Net (InstanceNorm, LeakyReLU) with cross-entropy, with and without inverse evolution layers
+    (IELs) after its logits, on clean and noisy training labels, over several seeds; validation Dice (background
+    excluded) after every epoch. Each (setting, seed) run has its own resumable run directory under OUT/runs;
+    the same command again resumes and skips finished runs; OUT/summary.json, OUT/table.md and a PNG are written
+    once all runs are done. dt is PDE time per layer with the unit-spacing 5-point Laplacian: the official
+    code's dt 0.1 (kernel laplacian/4) is --dt 0.025."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     check_writable_dir(args.out, "--out")

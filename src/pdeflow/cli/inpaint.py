@@ -3,12 +3,8 @@
 :func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``;
 :func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
 ``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.gan` (trained models); without a
-trained model they exit with a one-line error that says how to get one.
-
-References
-----------
-.. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
-       PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
+trained model they exit with a one-line error that says how to get one. The methods and their
+references (Peter, 2022, and the others) are in :mod:`pdeflow.inpaint`.
 """
 from __future__ import annotations
 
@@ -37,6 +33,7 @@ from ._common import (
     _centre_crop,
     _load_input,
     _report_written,
+    add_command,
     add_config_options,
     check_device,
     check_trainer_args,
@@ -101,25 +98,15 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub) -> None:
     """Register ``pdeflow mask`` and ``pdeflow inpaint``."""
-    p = sub.add_parser(
-        "mask", help="choose the known pixels of a sparse inpainting mask (analytic, learned, random, PS, "
-                     "PS+NLPE, mask GAN)",
-        description="Choose a fraction D of the pixels of an image so that inpainting from them restores it: "
-                    "analytic (Belhachmi et al.'s density |laplacian(G_sigma f)|, dithered with blue noise, points "
-                    "snapped to local extrema; milliseconds), learned (a trained mask network that corrects the "
-                    "analytic density; milliseconds), random (uniform), ps (probabilistic sparsification; minutes "
-                    "on a 128x128 image, growing with the image), nlpe (PS, then non-local pixel exchange; slower "
-                    "still) or gan (a trained mask GAN). Default: learned where a mask network is shipped for D "
-                    "(grey images), else analytic. PS and NLPE print an estimate of their run time before they "
-                    "start. Writes mask.png (white = known), inpainted.png (diffusion inpainting; the GAN's own "
-                    "inpainting for --method gan), mask_figure.png (known pixels marked, errors) and errors.csv "
-                    "(MSE, PSNR, MAE, SSIM on [0, 1], run time).",
-        epilog="examples:\n"
-               "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/\n"
-               "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method analytic --refine 8 --out m/\n"
-               "  pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method nlpe --out m/\n"
-               "  pdeflow mask photo.png --density 0.05 --method ps --colour --out m/",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "mask", _run_mask,
+                    help="choose the known pixels of a sparse inpainting mask (analytic, learned, random, PS, "
+                         "PS+NLPE, mask GAN)",
+                    examples=["pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/",
+                              "pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method analytic "
+                              "--refine 8 --out m/",
+                              "pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method nlpe --out m/",
+                              "pdeflow mask photo.png --density 0.05 --method ps --colour --out m/"],
+                    validate=_check)
     _add_image_args(p, optional=True)
     g = p.add_argument_group("mask")
     g.add_argument("--density", type=density, required=True, metavar="D",
@@ -147,17 +134,11 @@ def add_parsers(sub) -> None:
                         "default: the shipped one for D, an error naming the way to train one if none is shipped)")
     _add_compute_args(p)
     _add_output_args(p)
-    p.set_defaults(run=_run_mask, validate=_check)
 
-    p = sub.add_parser(
-        "inpaint", help="inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)",
-        description="Reconstruct IMAGE from its pixels where MASK is white (> 0.5): homogeneous diffusion "
-                    "(Laplace equation, Neumann boundary), learned (diffusion plus a small trained network's "
-                    "correction on the unknown pixels, the residual inpainter) or a trained inpainting WGAN. "
-                    "Writes inpainted.png, "
-                    "inpaint_figure.png and errors.csv (MSE, PSNR, MAE, SSIM of the result against IMAGE, on "
-                    "[0, 1]).",
-        epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/")
+    p = add_command(sub, "inpaint", _run_inpaint,
+                    help="inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)",
+                    epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/",
+                    validate=_check)
     _add_image_args(p, optional=False)
     p.add_argument("--mask", required=True, metavar="MASK",
                    help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel")
@@ -168,7 +149,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
     _add_compute_args(p)
     _add_output_args(p)
-    p.set_defaults(run=_run_inpaint, validate=_check)
 
 
 def _check(args) -> None:
@@ -289,6 +269,15 @@ def _duration(secs: float) -> str:
 
 
 def _run_mask(args) -> int:
+    """Choose a fraction D of the pixels of an image so that inpainting from them restores it: analytic
+    (Belhachmi et al.'s density |laplacian(G_sigma f)|, dithered with blue noise, points snapped to local
+    extrema; milliseconds), learned (a trained mask network that corrects the analytic density; milliseconds),
+    random (uniform), ps (probabilistic sparsification; minutes on a 128x128 image, growing with the image),
+    nlpe (PS, then non-local pixel exchange; slower still) or gan (a trained mask GAN). Default: learned where a
+    mask network is shipped for D (grey images), else analytic. PS and NLPE print an estimate of their run time
+    before they start. Writes mask.png (white = known), inpainted.png (diffusion inpainting; the GAN's own
+    inpainting for --method gan), mask_figure.png (known pixels marked, errors) and errors.csv (MSE, PSNR, MAE,
+    SSIM on [0, 1], run time)."""
     f, label, path = _load(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -401,6 +390,10 @@ def _read_mask(args, shape) -> torch.Tensor:
 
 
 def _run_inpaint(args) -> int:
+    """Reconstruct IMAGE from its pixels where MASK is white (> 0.5): homogeneous diffusion (Laplace equation,
+    Neumann boundary), learned (diffusion plus a small trained network's correction on the unknown pixels, the
+    residual inpainter) or a trained inpainting WGAN. Writes inpainted.png, inpaint_figure.png and errors.csv
+    (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1])."""
     f, label, path = _load(args)  # the same default crop of built-in images as `pdeflow mask`
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -470,24 +463,15 @@ _TRAIN_LAYOUT = [
 
 def add_train_parser(train_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow train``."""
-    p = train_sub.add_parser(
-        "inpainting", help="train the inpainting WGAN and the joint mask WGAN (Peter, 2022)",
-        description="Train the inpainting GANs of Peter (2022) on random crops of photos, in two stages: "
-                    "'wgan' trains the inpainting WGAN (Vasata et al.) on random masks of all densities in "
-                    "[--density-min, --density-max]; 'mask' trains the mask generator jointly with the inpainting "
-                    "generator and the critic for one --density, starting from a 'wgan' run (--init). "
-                    "Adam 5e-5, alpha 0.005, beta 1, critic kernels clipped to norm 1. The best model by "
-                    "validation on held-out photos is exported as RUN_DIR/model.safetensors + model.json. "
-                    "Running the same command again resumes.",
-        epilog="examples:\n"
-               "  pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan\n"
-               "  pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
-               "--steps 3000 --run-dir runs/mask05\n"
-               "Images are read in [0, 1]; --channels 1 trains on luminance.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(train_sub, "inpainting", _run_train,
+                    help="train the inpainting WGAN and the joint mask WGAN (Peter, 2022)",
+                    examples=["pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan",
+                              "pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
+                              "--steps 3000 --run-dir runs/mask05"],
+                    note="Images are read in [0, 1]; --channels 1 trains on luminance.",
+                    validate=_check_train)
     extra = trainer_options("torch device (default: cuda if available, else cpu)")
     add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop32": _crop}, extra=extra)
-    p.set_defaults(run=_run_train, validate=_check_train, parser=p)
 
 
 def config_from_args(args):
@@ -511,6 +495,12 @@ def _check_train(args) -> None:
 
 
 def _run_train(args) -> int:
+    """Train the inpainting GANs of Peter (2022) on random crops of photos, in two stages: 'wgan' trains the
+    inpainting WGAN (Vasata et al.) on random masks of all densities in [--density-min, --density-max]; 'mask'
+    trains the mask generator jointly with the inpainting generator and the critic for one --density, starting
+    from a 'wgan' run (--init). Adam 5e-5, alpha 0.005, beta 1, critic kernels clipped to norm 1. The best model
+    by validation on held-out photos is exported as RUN_DIR/model.safetensors + model.json. Running the same
+    command again resumes."""
     cfg = config_from_args(args)
     run_dir = Path(args.run_dir)
     what = ("inpainting WGAN on random masks of density "
@@ -541,17 +531,10 @@ def _run_train(args) -> int:
 
 def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
-    p = evaluate_sub.add_parser(
-        "inpainting", help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
-                           "(Tables 2-4); analytic and learned masks, residual inpainter",
-        description="Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in "
-                    "training): random masks with diffusion and with the inpainting WGAN, probabilistic "
-                    "sparsification (PS) and PS + non-local pixel exchange (NLPE) with diffusion, the mask GAN "
-                    "with its jointly trained generator, analytic masks and the mask networks' masks (each also with "
-                    "test-time refinement) with diffusion, and the mask networks' masks with the residual inpainter. "
-                    "PSNR, MAE (0-255), SSIM, density reached and seconds per "
-                    "mask, beside the paper's numbers. Methods whose model is not available are skipped with a "
-                    "note. Writes report.md, results.json and inpainting.png into --out.")
+    p = add_command(evaluate_sub, "inpainting", _run_evaluate,
+                    help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
+                         "(Tables 2-4); analytic and learned masks, residual inpainter",
+                    validate=_check_evaluate)
     g = p.add_argument_group("protocol")
     g.add_argument("--densities", type=density, nargs="+", default=[0.05, 0.1, 0.2], metavar="D",
                    help="mask densities (default 0.05 0.1 0.2)")
@@ -593,7 +576,6 @@ def add_evaluate_parser(evaluate_sub) -> None:
     o.add_argument("--out", metavar="DIR", default="inpainting-eval",
                    help="output directory (default ./inpainting-eval)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
-    p.set_defaults(run=_run_evaluate, validate=_check_evaluate, parser=p)
 
 
 def _check_evaluate(args) -> None:
@@ -620,6 +602,13 @@ def _check_evaluate(args) -> None:
 
 
 def _run_evaluate(args) -> int:
+    """Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in training): random
+    masks with diffusion and with the inpainting WGAN, probabilistic sparsification (PS) and PS + non-local
+    pixel exchange (NLPE) with diffusion, the mask GAN with its jointly trained generator, analytic masks and
+    the mask networks' masks (each also with test-time refinement) with diffusion, and the mask networks' masks
+    with the residual inpainter. PSNR, MAE (0-255), SSIM, density reached and seconds per mask, beside the
+    paper's numbers. Methods whose model is not available are skipped with a note. Writes report.md,
+    results.json and inpainting.png into --out."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)

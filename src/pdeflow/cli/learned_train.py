@@ -7,7 +7,6 @@ Each command's options are generated from its config dataclass
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ..inpaint import train_masknet as tm
 from ..inpaint import train_residual as tr
 from ._common import (
     _config_error_as_argument,
+    add_command,
     add_config_options,
     check_data_dir,
     check_device,
@@ -96,6 +96,11 @@ def _report(meta_path: Path) -> None:
 
 
 def _run_masknet(args) -> int:
+    """Train a mask network for one mask density on random crops of photos: a small U-Net corrects the analytic
+    density |laplacian(G_sigma f)|, the mask is dithered from it and the loss is the error of homogeneous
+    diffusion inpainting from the mask. The best model by validation on held-out photos is exported as
+    RUN_DIR/model.safetensors + model.json (use it with `pdeflow mask --method learned --model RUN_DIR`).
+    Running the same command again resumes."""
     cfg = masknet_config(args)
     print(f"training a mask network for density {cfg.density:g} in {args.run_dir}: {cfg.channels} channel(s), "
           f"{cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}; images in [0, 1]")
@@ -104,6 +109,11 @@ def _run_masknet(args) -> int:
 
 
 def _run_residual(args) -> int:
+    """Train the residual inpainter on random crops of photos: homogeneous diffusion inpainting plus a small
+    U-Net's correction on the unknown pixels, on analytic masks or the masks of trained mask networks
+    (--mask-models). Stage 'joint' fine-tunes one mask network together with the inpainter (--init: a trained
+    residual inpainter). The best model by validation is exported as RUN_DIR/model.safetensors + model.json (use
+    it with `pdeflow inpaint --method learned --model RUN_DIR`). Running the same command again resumes."""
     cfg = residual_config(args)
     masks = ", ".join(cfg.mask_models) if cfg.mask_models else "analytic masks"
     print(f"training stage {cfg.stage} of the residual inpainter in {args.run_dir} ({masks}): "
@@ -115,32 +125,17 @@ def _run_residual(args) -> int:
 
 def add_train_parsers(train_sub) -> None:
     """Register ``masknet`` and ``residual`` on the subparsers of ``pdeflow train``."""
-    p = train_sub.add_parser(
-        "masknet", help="train a mask network (learned correction of the analytic mask density)",
-        description="Train a mask network for one mask density on random crops of photos: a small U-Net "
-                    "corrects the analytic density |laplacian(G_sigma f)|, the mask is dithered from it and "
-                    "the loss is the error of homogeneous diffusion inpainting from the mask. The best model "
-                    "by validation on held-out photos is exported as RUN_DIR/model.safetensors + model.json "
-                    "(use it with `pdeflow mask --method learned --model RUN_DIR`). Running the same command "
-                    "again resumes.",
-        epilog="example:\n  pdeflow train masknet --density 0.05 --steps 3000 --run-dir runs/masknet05",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(train_sub, "masknet", _run_masknet,
+                    help="train a mask network (learned correction of the analytic mask density)",
+                    examples=["pdeflow train masknet --density 0.05 --steps 3000 --run-dir runs/masknet05"],
+                    validate=_checker(masknet_config, tm.check_config))
     add_config_options(p, tm.MaskNetConfig, _MASKNET_LAYOUT, extra=trainer_options(_DEVICE_HELP))
-    p.set_defaults(run=_run_masknet, validate=_checker(masknet_config, tm.check_config), parser=p)
 
-    p = train_sub.add_parser(
-        "residual", help="train the residual inpainter (diffusion plus a learned correction), or fine-tune a "
-                         "mask network with it",
-        description="Train the residual inpainter on random crops of photos: homogeneous diffusion inpainting "
-                    "plus a small U-Net's correction on the unknown pixels, on analytic masks or the masks of "
-                    "trained mask networks (--mask-models). Stage 'joint' fine-tunes one mask network together "
-                    "with the inpainter (--init: a trained residual inpainter). The best model by validation is "
-                    "exported as RUN_DIR/model.safetensors + model.json (use it with `pdeflow inpaint --method "
-                    "learned --model RUN_DIR`). Running the same command again resumes.",
-        epilog="examples:\n"
-               "  pdeflow train residual --steps 3000 --run-dir runs/residual\n"
-               "  pdeflow train residual --stage joint --mask-models runs/masknet05 --densities 0.05 "
-               "--init runs/residual --run-dir runs/joint05",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(train_sub, "residual", _run_residual,
+                    help="train the residual inpainter (diffusion plus a learned correction), or fine-tune a mask "
+                         "network with it",
+                    examples=["pdeflow train residual --steps 3000 --run-dir runs/residual",
+                              "pdeflow train residual --stage joint --mask-models runs/masknet05 --densities 0.05 "
+                              "--init runs/residual --run-dir runs/joint05"],
+                    validate=_checker(residual_config, tr.check_config))
     add_config_options(p, tr.ResidualConfig, _RESIDUAL_LAYOUT, extra=trainer_options(_DEVICE_HELP))
-    p.set_defaults(run=_run_residual, validate=_checker(residual_config, tr.check_config), parser=p)

@@ -30,6 +30,7 @@ from ._common import (
     _load_input,
     _report_written,
     _setup_compute,
+    add_command,
     nonneg_floats,
     positive_float,
     positive_int,
@@ -151,17 +152,24 @@ def _add_solver_args(p: argparse.ArgumentParser, dt: float, tol: float) -> None:
     g.add_argument("--solver", choices=ROF_METHODS, default="fgp", help="ROF solver of each step (default fgp)")
 
 
+def _add_run_args(p: argparse.ArgumentParser, *, dt: float, tol: float, npy: str) -> None:
+    """The options ``flow`` and ``spectral`` end with: solver, computation, output, and ``--save-npy``
+    writing ``npy`` (the raw arrays, in scaled units)."""
+    _add_solver_args(p, dt=dt, tol=tol)
+    _add_compute_args(p)
+    _add_output_args(p).add_argument("--save-npy", action="store_true",
+                                     help=f"also write {npy}, in scaled units")
+
+
 # ---------------------------------------------------------------------------
 # pdeflow flow
 # ---------------------------------------------------------------------------
 
 def _register_flow(sub) -> None:
-    p = sub.add_parser(
-        "flow", help="TV flow of an image at given times",
-        description="Evolve an image by the TV flow u_t = div(grad u / |grad u|) (implicit Euler steps, "
-                    "each an ROF problem) and write u at the given times: one PNG per time (u_tT.png), "
-                    "a figure (flow.png) and, with --save-npy, the raw float stack (u.npy).",
-        epilog=f"example: {PROG} flow photo.png --times 0.1 0.5 2 --out results/")
+    p = add_command(sub, "flow", _run_flow,
+                    help="TV flow of an image at given times",
+                    epilog=f"example: {PROG} flow photo.png --times 0.1 0.5 2 --out results/",
+                    validate=_check_flow)
     _add_input_args(p)
     g = p.add_argument_group("flow")
     g.add_argument("--times", type=nonneg_floats, nargs="+", default=[0.1, 0.5, 2.0], metavar="T",
@@ -172,13 +180,8 @@ def _register_flow(sub) -> None:
     g.add_argument("--model", metavar="NAME|PATH", default=None,
                    help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
                         "directory (default: the shipped default model)")
-    _add_solver_args(p, dt=0.005, tol=1e-5)
-    _add_compute_args(p)
-    _add_output_args(p).add_argument(
-        "--save-npy", action="store_true",
-        help="also write u.npy (reference) / net.npy (network): the flow, shape (len(times), C, H, W), "
-             "float32, in scaled units")
-    p.set_defaults(run=_run_flow, validate=_check_flow)
+    _add_run_args(p, dt=0.005, tol=1e-5, npy="u.npy (reference) / net.npy (network): the flow, shape "
+                                             "(len(times), C, H, W), float32")
 
 
 def _check_flow(args) -> None:
@@ -242,6 +245,9 @@ def _run_net_api(u0, args, times):
 
 
 def _run_flow(args) -> int:
+    """Evolve an image by the TV flow u_t = div(grad u / |grad u|) (implicit Euler steps, each an ROF problem)
+    and write u at the given times: one PNG per time (u_tT.png), a figure (flow.png) and, with --save-npy, the
+    raw float stack (u.npy)."""
     from ..metrics import psnr, ssim
 
     u0, label, path = _load_input(args)
@@ -291,14 +297,11 @@ def _run_flow(args) -> int:
 # ---------------------------------------------------------------------------
 
 def _register_spectral(sub) -> None:
-    p = sub.add_parser(
-        "spectral", help="spectral TV decomposition: bands, residual, spectrum",
-        description="Spectral TV decomposition (Gilboa 2014) from N+1 implicit TV flow steps: "
-                    "phi(t) = t u_tt, spectrum S(t) = ||phi(t)||_1, bands f_i = sum of phi(t_k) dt over "
-                    "the t_k in [e_i, e_i+1), residual f_r = u(T) - T u_t(T). Writes band_i.png "
-                    "(each band normalised for display), residual.png, spectral.png (figure) and spectrum.csv.",
-        epilog=f"example: {PROG} spectral builtin:skimage/coins --dt 0.04 --steps 50 --bands 0.02 0.1 0.5 2.04 "
-               "--out spec/")
+    p = add_command(sub, "spectral", _run_spectral,
+                    help="spectral TV decomposition: bands, residual, spectrum",
+                    epilog=f"example: {PROG} spectral builtin:skimage/coins --dt 0.04 --steps 50 "
+                           "--bands 0.02 0.1 0.5 2.04 --out spec/",
+                    validate=_check_spectral)
     _add_input_args(p)
     g = p.add_argument_group("decomposition")
     g.add_argument("--steps", type=positive_int, default=50, metavar="N",
@@ -306,12 +309,7 @@ def _register_spectral(sub) -> None:
     g.add_argument("--bands", type=nonneg_floats, nargs="+", default=None, metavar="E",
                    help="band edges in flow time, >= 0, strictly increasing, at least two; each band "
                         "[e_i, e_i+1) must hold a time k*dt (default: dyadic bands k in [1,2), [2,4), ...)")
-    _add_solver_args(p, dt=0.04, tol=1e-4)
-    _add_compute_args(p)
-    _add_output_args(p).add_argument(
-        "--save-npy", action="store_true",
-        help="also write bands.npy (m, C, H, W) and residual.npy (C, H, W), in scaled units")
-    p.set_defaults(run=_run_spectral, validate=_check_spectral)
+    _add_run_args(p, dt=0.04, tol=1e-4, npy="bands.npy (m, C, H, W) and residual.npy (C, H, W)")
 
 
 def _check_bands(args, steps: int, dt: float) -> list[float]:
@@ -361,6 +359,9 @@ def _spectral_figure(u0, s, bands, edges, scale, label, params):
 
 
 def _run_spectral(args) -> int:
+    """Spectral TV decomposition (Gilboa 2014) from N+1 implicit TV flow steps: phi(t) = t u_tt, spectrum S(t) =
+    ||phi(t)||_1, bands f_i = sum of phi(t_k) dt over the t_k in [e_i, e_i+1), residual f_r = u(T) - T u_t(T).
+    Writes band_i.png (each band normalised for display), residual.png, spectral.png (figure) and spectrum.csv."""
     u0, label, path = _load_input(args)
     edges = args.edges
     out = Outputs(args.out, _spectral_names(len(edges) - 1, args.save_npy), overwrite=args.overwrite,
@@ -392,16 +393,13 @@ def _run_spectral(args) -> int:
 # ---------------------------------------------------------------------------
 
 def _register_samples(sub) -> None:
-    p = sub.add_parser(
-        "samples", help="list the built-in images",
-        description="List the built-in images (shipped inside installed Python packages, nothing is "
-                    "downloaded): name, size, kind and train/test split. With --out, also write a contact "
-                    "sheet (samples.png).")
+    p = add_command(sub, "samples", _run_samples, help="list the built-in images")
     _add_output_args(p, required=False)
-    p.set_defaults(run=_run_samples)
 
 
 def _run_samples(args) -> int:
+    """List the built-in images (shipped inside installed Python packages, nothing is downloaded): name, size,
+    kind and train/test split. With --out, also write a contact sheet (samples.png)."""
     out = Outputs(args.out, ["samples.png"], overwrite=args.overwrite) if args.out else None
     names = datasets.builtin_names()
     images, rows = {}, []
@@ -442,18 +440,19 @@ DEMO = dict(image="skimage/camera", size=256, times=[0.05, 0.2, 1.0], flow_dt=0.
 
 def _register_demo(sub) -> None:
     d = DEMO
-    p = sub.add_parser(
-        "demo", help="TV flow and spectral TV of the camera image (what `make run` runs)",
-        description=f"On builtin:{d['image']} ({d['size']}x{d['size']} centre crop, grey, in [0, 1]): the TV "
-                    f"flow at t = {', '.join(f'{t:g}' for t in d['times'])} (dt={d['flow_dt']:g}) and the "
-                    f"spectral TV decomposition (dt={d['spec_dt']:g}, N={d['steps']}, dyadic bands), both "
-                    f"with tol={d['tol']:g}, solver={d['solver']}. Writes input.png, u_t*.png, band_*.png, "
-                    "residual.png, spectrum.csv and the combined figure demo.png.")
+    p = add_command(sub, "demo", _run_demo,
+                    help="TV flow and spectral TV of the camera image (what `make run` runs)",
+                    description=f"On builtin:{d['image']} ({d['size']}x{d['size']} centre crop, grey, in [0, 1]): "
+                                f"the TV flow at t = {', '.join(f'{t:g}' for t in d['times'])} "
+                                f"(dt={d['flow_dt']:g}) and the spectral TV decomposition (dt={d['spec_dt']:g}, "
+                                f"N={d['steps']}, dyadic bands), both with tol={d['tol']:g}, solver={d['solver']}. "
+                                "Writes input.png, u_t*.png, band_*.png, residual.png, spectrum.csv and the combined "
+                                "figure demo.png.",
+                    validate=_check_compute)
     # A 256x256 image gains little from more threads (each torch kernel is ~65k pixels),
     # and on a busy machine extra threads cost more than they give.
     _add_compute_args(p, threads=1, why="; a 256x256 image gains little from more")
     _add_output_args(p)
-    p.set_defaults(run=_run_demo, validate=_check_compute)
 
 
 def _run_demo(args) -> int:

@@ -5,12 +5,8 @@
 :func:`pdeflow.tvflownet.evaluate.evaluate` and :func:`pdeflow.tvflownet.report.report`
 (``report.md``, ``results.json`` and PNG figures in ``--out``). MODEL is a shipped model's name or a
 path to a ``.safetensors``/``.json`` pair (either file or their common stem), loaded with
-:func:`pdeflow.tvflownet.load`.
-
-References
-----------
-.. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
-       variation flow", arXiv:2206.04406, 2022.
+:func:`pdeflow.tvflownet.load`. The method (Grossmann et al., 2022) and its full reference are in
+:mod:`pdeflow.tvflownet`.
 """
 from __future__ import annotations
 
@@ -31,6 +27,7 @@ from ..tvflownet.train import TrainConfig, check_config, train
 from ._common import (
     CLIError,
     Outputs,
+    add_command,
     add_config_options,
     check_device,
     check_trainer_args,
@@ -77,22 +74,17 @@ _TRAIN_LAYOUT = [
 
 def add_train_parser(train_sub) -> None:
     """Register ``tvflownet`` on the subparsers of ``pdeflow train``."""
-    p = train_sub.add_parser(
-        "tvflownet", help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
-        description="Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random greyscale crops, unsupervised with "
-                    "the paper's loss (12), supervised on the reference TV flow, or supervised first then "
-                    "unsupervised (hybrid). Adam, gradient clipping, validation PSNR against the reference flow "
-                    "on held-out images; the best model is exported as RUN_DIR/model.safetensors + model.json "
-                    "(load it with pdeflow.tvflownet.load('RUN_DIR')). Running the same command again resumes.",
-        epilog="examples:\n"
-               "  pdeflow train tvflownet --arch semiresnet --crop 32 --steps 20000 --run-dir runs/sr32\n"
-               "  pdeflow train tvflownet --arch unet --crop mixed --data ~/food101/train --run-dir runs/unet\n"
-               "  torchrun --nproc_per_node 4 -m pdeflow train tvflownet --arch unet --run-dir runs/ddp\n"
-               "Times are PDE times of the flow for images in [0, 1] multiplied by --scale (paper: 5, t in [0, 1]).",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(train_sub, "tvflownet", _run_train,
+                    help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
+                    examples=["pdeflow train tvflownet --arch semiresnet --crop 32 --steps 20000 --run-dir runs/sr32",
+                              "pdeflow train tvflownet --arch unet --crop mixed --data ~/food101/train --run-dir "
+                              "runs/unet",
+                              "torchrun --nproc_per_node 4 -m pdeflow train tvflownet --arch unet --run-dir runs/ddp"],
+                    note="Times are PDE times of the flow for images in [0, 1] multiplied by --scale (paper: 5, t "
+                         "in [0, 1]).",
+                    validate=_check_train)
     extra = trainer_options("torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)")
     add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop": _crop, "json": _kwargs}, extra=extra)
-    p.set_defaults(run=_run_train, validate=_check_train, parser=p)
 
 
 def config_from_args(args):
@@ -119,6 +111,11 @@ def _check_train(args) -> None:
 
 
 def _run_train(args) -> int:
+    """Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random greyscale crops, unsupervised with the paper's
+    loss (12), supervised on the reference TV flow, or supervised first then unsupervised (hybrid). Adam,
+    gradient clipping, validation PSNR against the reference flow on held-out images; the best model is exported
+    as RUN_DIR/model.safetensors + model.json (load it with pdeflow.tvflownet.load('RUN_DIR')). Running the same
+    command again resumes."""
     cfg = config_from_args(args)
     main = int(os.environ.get("RANK", "0")) == 0
     run_dir = Path(args.run_dir)
@@ -158,14 +155,9 @@ def _table(text: str) -> int:
 
 def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     """Register ``tvflownet`` on the subparsers of ``pdeflow evaluate``; returns its parser."""
-    p = evaluate_sub.add_parser(
-        "tvflownet",
-        help="TVflowNET models vs the reference TV flow: the paper's Tables 1-7 and 9",
-        description="Evaluate TVflowNET models with the protocol of Grossmann et al. (2022): "
-                    "images in [0, 1] x 5, 50 times in [0, 0.98] (PDE time), PSNR/SSIM with data_range 1 "
-                    "against the model-driven reference (implicit Euler TV flow), mean +- std over images and "
-                    "times. Writes report.md (the paper's numbers beside ours), results.json and PNG figures. "
-                    "Reference flows are cached on disk.")
+    p = add_command(evaluate_sub, "tvflownet", _run_evaluate,
+                    help="TVflowNET models vs the reference TV flow: the paper's Tables 1-7 and 9",
+                    validate=_check_evaluate)
     p.add_argument("models", metavar="MODEL", nargs="*",
                    help="shipped model name or path to a .safetensors/.json pair (none: only Table 1 and the "
                         "reference rows)")
@@ -223,7 +215,6 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     o.add_argument("--out", metavar="DIR", default="tvflownet-eval",
                    help="output directory (default ./tvflownet-eval)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
-    p.set_defaults(run=_run_evaluate, validate=_check_evaluate, parser=p)
     return p
 
 
@@ -250,6 +241,10 @@ def _load_model(spec: str):
 
 
 def _run_evaluate(args) -> int:
+    """Evaluate TVflowNET models with the protocol of Grossmann et al. (2022): images in [0, 1] x 5, 50 times in
+    [0, 0.98] (PDE time), PSNR/SSIM with data_range 1 against the model-driven reference (implicit Euler TV
+    flow), mean +- std over images and times. Writes report.md (the paper's numbers beside ours), results.json
+    and PNG figures. Reference flows are cached on disk."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)

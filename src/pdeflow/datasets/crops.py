@@ -14,7 +14,7 @@ from ..io import image_files, read_image
 from ..rng import as_generator
 from .builtin import builtin_pool
 
-__all__ = ["random_crops", "ImageSet", "training_images"]
+__all__ = ["random_crops", "ImageSet", "training_images", "source_images", "held_out"]
 
 
 # ---------------------------------------------------------------------------
@@ -234,23 +234,22 @@ def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1,
         Training and validation images.
     """
     if data == "builtin":
-        train_set, folder, held_out = _builtin_set("train", grey, kind), None, []
+        train_set, folder, held = _builtin_set("train", grey, kind), None, []
     else:
         folder = Path(data)
         files = image_files(folder, "data")
-        held_out = []
+        held = []
         if val_data is None:
             if len(files) < 2:
                 raise UserInputError(f"data: {folder} holds {len(files)} image; need at least 2 to hold one out "
                                  "for validation, or give val_data (--val-data)")
-            key = lambda p: hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()  # noqa: E731
-            n_val = min(len(files) - 1, max(1, round(val_fraction * len(files))))
-            held_out = sorted(sorted(files, key=key)[:n_val])
-            files = [p for p in files if p not in set(held_out)]
+            names = held_out([str(p.relative_to(folder)) for p in files], val_fraction)
+            held = sorted(p for p in files if str(p.relative_to(folder)) in names)
+            files = [p for p in files if p not in set(held)]
         train_set = _folder_set(folder, files, "train", grey)
     if val_data is None:
         val_set = (_builtin_set("test", grey, kind) if folder is None
-                   else _folder_set(folder, held_out, "validation", grey))
+                   else _folder_set(folder, held, "validation", grey))
     elif val_data == "builtin":
         val_set = _builtin_set("test", grey, kind)
     else:
@@ -263,3 +262,43 @@ def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1,
                                  f"e.g. {sorted(overlap)[0]}")
         val_set = _folder_set(vfolder, vfiles, "validation", grey)
     return train_set, val_set
+
+
+def held_out(names: Sequence[str], fraction: float) -> set[str]:
+    """The names held out for validation: a ``fraction`` of them (at least one, never all), chosen by a
+    hash of each name, so the split depends neither on the order of the names nor on what else is there."""
+    n_val = min(len(names) - 1, max(1, round(fraction * len(names))))
+    return set(sorted(names, key=lambda n: hashlib.sha1(n.encode()).hexdigest())[:n_val])
+
+
+def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: float | None = None
+                  ) -> tuple[ImageSet, ImageSet | None]:
+    """The photos of several sources, in memory: ``'builtin'`` (the built-in photos' TRAIN split, named
+    ``builtin:NAME``) and folders (their images, named ``FOLDER/RELATIVE_PATH``).
+
+    Returns the training set and, with ``val_fraction``, the validation set: that fraction of all photos
+    (:func:`held_out` by name, never trained on); else None. Two sources that give one name (the same
+    folder twice) are refused.
+    """
+    named: list[tuple[str, object]] = []
+    for src in sources:
+        if src == "builtin":
+            named += [(f"builtin:{k}", v) for k, v in builtin_pool("train", grey=grey, kind="photo").items()]
+        else:
+            folder = Path(src)
+            named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in image_files(folder, "data")]
+    names = [n for n, _ in named]
+    if val_fraction is not None and len(named) < 2:
+        raise UserInputError(f"data: {list(sources)} holds {len(named)} photo(s); need at least 2 "
+                             "(one is held out for validation)")
+    if len(set(names)) != len(names):
+        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(sources)}")
+    val_names = held_out(names, val_fraction) if val_fraction is not None else set()
+
+    def image_set(role: str, keep) -> ImageSet:
+        items = [(n, x if isinstance(x, torch.Tensor) else read_image(x, grey=grey)) for n, x in named if keep(n)]
+        return ImageSet(images=[x for _, x in items], grey=grey,
+                        description={"sources": list(sources), "role": role, "images": [n for n, _ in items]})
+
+    train = image_set("train", lambda n: n not in val_names)
+    return train, (image_set("validation", val_names.__contains__) if val_fraction is not None else None)

@@ -64,6 +64,15 @@ def _grid(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
 
 
+def _scenes(H: int, W: int, batch: int | None, seed: int, draw, dtype, device) -> torch.Tensor:
+    """``batch`` images (one without a batch) from ``draw(rng, rr, cc)``, which returns one ``(H, W)`` array given
+    the seeded generator and the pixel coordinates; ``(batch, 1, H, W)``, or ``(1, H, W)`` without a batch."""
+    rng = np.random.default_rng(seed)
+    rr, cc = _grid(H, W)
+    arr = np.stack([draw(rng, rr, cc) for _ in range(batch or 1)])[:, None]
+    return torch.as_tensor(arr if batch is not None else arr[0], dtype=dtype, device=device)
+
+
 def disk(size, radius: float, center=None, height: float = 1.0, background: float = 0.0,
          *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """Image of one disk: ``height`` inside, ``background`` outside.
@@ -160,10 +169,8 @@ def disks(
     hlo, hhi = _range(height_range, "disks", "height_range")
     if gap < 0 or margin < 0:
         raise UserInputError(f"disks: gap and margin must be non-negative, got {gap}, {margin}")
-    rng = np.random.default_rng(seed)
-    rr, cc = _grid(H, W)
-    out = []
-    for _ in range(B or 1):
+
+    def draw(rng, rr, cc):
         radii = np.sort(rng.uniform(rlo, rhi, n))[::-1]
         heights = rng.uniform(hlo, hhi, n)
         placed: list[tuple[float, float, float]] = []
@@ -183,9 +190,9 @@ def disks(
                                  "tries each; reduce n or radius_range")
             placed.append((cy, cx, r))
             img[(rr - cy) ** 2 + (cc - cx) ** 2 <= r * r] = background + h
-        out.append(img)
-    arr = np.stack(out)[:, None]
-    return torch.as_tensor(arr if B is not None else arr[0], dtype=dtype, device=device)
+        return img
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
 
 
 def ellipses(
@@ -241,10 +248,8 @@ def ellipses(
     ilo, ihi = _range(intensity_range, "ellipses", "intensity_range")
     if combine not in ("paint", "add"):
         raise UserInputError(f"ellipses: combine must be 'paint' or 'add', got {combine!r}")
-    rng = np.random.default_rng(seed)
-    rr, cc = _grid(H, W)
-    out = []
-    for _ in range(B or 1):
+
+    def draw(rng, rr, cc):
         img = np.full((H, W), float(background))
         for _k in range(n):
             cy, cx = rng.uniform(0, H - 1), rng.uniform(0, W - 1)
@@ -259,9 +264,9 @@ def ellipses(
                 img[inside] = v
             else:
                 img[inside] += v
-        out.append(img)
-    arr = np.stack(out)[:, None]
-    return torch.as_tensor(arr if B is not None else arr[0], dtype=dtype, device=device)
+        return img
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
 
 
 def plateau_1d(size, widths, heights, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:

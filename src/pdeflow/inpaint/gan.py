@@ -15,6 +15,7 @@ Every loader also takes a path to any exported ``.safetensors``/``.json`` pair
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -69,14 +70,43 @@ def _stem(spec) -> Path:
                             "holding model.safetensors + model.json)")
 
 
-def _read(spec) -> tuple[dict, dict, Path]:
+def _read(spec, kinds=("inpainting", "maskgan"), what: str = "an inpainting-GAN model", who: str | None = None, *,
+          channels: int | None = None) -> tuple[dict, dict, Path]:
+    """The weights, JSON and stem of the exported model ``spec`` (see :func:`_stem`; a damaged file raises
+    :class:`~pdeflow.errors.UserInputError` naming it). Refused unless its ``config.kind`` is one of
+    ``kinds`` with a model configuration and, with ``channels``, its model takes that many channels."""
     stem = _stem(spec)
     state, meta = load_model(stem)
-    cfg = meta.get("config")
-    if not isinstance(cfg, dict) or cfg.get("kind") not in ("inpainting", "maskgan") \
-            or not isinstance(cfg.get("model"), dict):
-        raise UserInputError(f"{stem}.json is not an inpainting-GAN model (config.kind 'inpainting' or 'maskgan')")
+    cfg = meta.get("config") if isinstance(meta, dict) else None
+    head = f"{who}: " if who else ""
+    if not isinstance(cfg, dict) or cfg.get("kind") not in kinds or not isinstance(cfg.get("model"), dict):
+        raise UserInputError(f"{head}{stem}.json is not {what} (config.kind {' or '.join(map(repr, kinds))})")
+    have = cfg["model"].get("channels")
+    if channels is not None and have != channels:
+        raise UserInputError(f"{head}channels: {stem}.json was trained for {have} channel(s), the image has {channels}")
     return state, meta, stem
+
+
+def _ready(model: torch.nn.Module, meta: dict, device=None) -> torch.nn.Module:
+    """A loaded model with its JSON as ``.meta``, on ``device`` (if given), in eval mode."""
+    model.meta = meta
+    return (model.to(device) if device is not None else model).eval()
+
+
+@contextlib.contextmanager
+def evaluating(*nets: torch.nn.Module | None):
+    """Run ``nets`` (None entries skipped) in eval mode without gradients, then restore their modes;
+    yields the device of the first one's weights."""
+    nets = [n for n in nets if n is not None]
+    was = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    try:
+        with torch.no_grad():
+            yield next(nets[0].parameters()).device
+    finally:
+        for n, w in zip(nets, was):
+            n.train(w)
 
 
 def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
@@ -107,9 +137,7 @@ def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
     if meta["config"]["kind"] != "maskgan":
         raise UserInputError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
                          "(use load_inpainting_model)")
-    model = model_from_export(MaskGAN, state, meta, stem, "load_mask_model")
-    model.meta = meta
-    return model.to(device).eval() if device is not None else model.eval()
+    return _ready(model_from_export(MaskGAN, state, meta, stem, "load_mask_model"), meta, device)
 
 
 def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
@@ -136,8 +164,7 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
         gen = model_from_export(MaskGAN, state, meta, stem, "load_inpainting_model").inpainter
     else:
         gen = model_from_export(InpaintingGenerator, state, meta, stem, "load_inpainting_model")
-    gen.meta = meta
-    return gen.to(device).eval() if device is not None else gen.eval()
+    return _ready(gen, meta, device)
 
 
 # --------------------------------------------------------------------------- applying them
@@ -204,12 +231,8 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         raise UserInputError(f"gan_mask: {e}") from None
     xp, (H, W) = pad_to_multiple(xm.to(device=p.device, dtype=p.dtype), 8)
     r = torch.rand(xp.shape, generator=generator, dtype=p.dtype).to(p.device)
-    was = net.training
-    net.eval()
-    try:
+    with evaluating(net):
         b = net(xp, r)[..., :H, :W]
-    finally:
-        net.train(was)
     b = b.to(device=x.device, dtype=x.dtype)
     return b.reshape(b.shape[-2:]) if dim == 2 else (b[0] if dim == 3 else b)
 
@@ -278,12 +301,8 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     xp, (H, W) = pad_to_multiple(xx, 8)
     mp, _ = pad_to_multiple(mm, 8)
     noise = torch.randn(xp.shape, generator=generator, dtype=p.dtype).to(p.device) * model.noise_std
-    was = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         g = model(xp, mp, noise)[..., :H, :W]
-    finally:
-        model.train(was)
     if model.channels == 1 and C > 1:
         g = g.reshape(B, C, H, W)
     elif model.channels == 3 and C == 1:

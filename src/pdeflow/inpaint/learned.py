@@ -39,12 +39,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserInputError
-from ..io import load_model, model_from_export
+from ..io import model_from_export
+from ..metrics import ssim
 from .analytic import extremality, laplacian_density, neighbour_mass, snap_to_extrema
 from .diffusion import _check_f
 from .dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
 
-__all__ = ["MaskNet", "learned_mask", "load_masknet", "MASKNET_MODELS", "charbonnier"]
+__all__ = ["MaskNet", "learned_mask", "load_masknet", "MASKNET_MODELS", "charbonnier", "reconstruction_loss"]
 
 #: Shipped mask networks by density (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`).
 MASKNET_MODELS = {0.05: "masknet-05", 0.1: "masknet-10", 0.2: "masknet-20"}
@@ -54,6 +55,21 @@ KIND = "masknet"
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Mean Charbonnier loss ``sqrt((x - y)^2 + eps^2) - eps`` (a smooth MAE)."""
     return (torch.sqrt((x - y) ** 2 + eps * eps) - eps).mean()
+
+
+def reconstruction_loss(u: torch.Tensor, f: torch.Tensor, ssim_weight: float
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))``, the loss that trains the mask network and the
+    residual inpainter, and its detached terms ``charbonnier``, ``ssim`` (mean SSIM) and ``mae``."""
+    char = charbonnier(u, f)
+    s = ssim(u, f).mean()
+    return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
+                                          "mae": (u - f).abs().mean().detach()}
+
+
+def _scores(loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A :func:`reconstruction_loss` as the numbers its trainers log: ``loss``, ``mae255`` (MAE on 0-255), ``ssim``."""
+    return {"loss": float(loss.detach()), "mae255": 255 * float(terms["mae"]), "ssim": float(terms["ssim"])}
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -208,7 +224,7 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
         Refuse (ValueError naming the argument) a model trained for another
         density or channel count.
     """
-    from .gan import WEIGHTS_DIR, _stem
+    from .gan import WEIGHTS_DIR, _read, _ready
     who = "load_masknet"
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         d = float(spec)
@@ -223,22 +239,13 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
                                     f"(no {WEIGHTS_DIR / (name + '.json')}); train one with "
                                     "pdeflow.inpaint.train_masknet and pass model=PATH")
         spec = name
-    stem = _stem(spec)
-    state, meta = load_model(stem)          # a damaged file: UserInputError (a ValueError) naming it
-    cfg = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
-        raise UserInputError(f"{who}: {stem}.json is not a mask-network model (config.kind {KIND!r})")
-    mc = cfg["model"]
-    if channels is not None and mc.get("channels") != channels:
-        raise UserInputError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
-                         f"the image has {channels}")
+    state, meta, stem = _read(spec, (KIND,), "a mask-network model", who, channels=channels)
+    mc = meta["config"]["model"]
     if density is not None and mc.get("density") is not None \
             and not math.isclose(float(mc["density"]), float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: {stem}.json was trained for density {mc['density']:g}, "
                          f"asked for {float(density):g}")
-    model = model_from_export(MaskNet, state, meta, stem, who)
-    model.meta = meta
-    return (model.to(device) if device is not None else model).eval()
+    return _ready(model_from_export(MaskNet, state, meta, stem, who), meta, device)
 
 
 def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0) -> torch.Tensor:
@@ -267,6 +274,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     f4 = _check_f(f, who)
     B, C, H, W = f4.shape
     n_known(density, H * W, who)
+    from .gan import evaluating
     from .refine import refine_mask, refine_options
     opts = refine_options(refine, who)
     if model is None:
@@ -279,19 +287,13 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         net = load_masknet(model, density=float(density), channels=C)
     if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
-    dev = next(net.parameters()).device
-    was = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            m = net(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
-            if opts is not None:   # test-time refinement (pdeflow.inpaint.refine)
-                logp, s = net.maps(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
-                p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
-                m = refine_mask(f4.to(dev), m, density_map=p, snap_score=s.double(),
-                                tile=blue_noise_tile(net.tile), **opts)
-    finally:
-        net.train(was)
+    with evaluating(net) as dev:
+        m = net(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+        if opts is not None:   # test-time refinement (pdeflow.inpaint.refine)
+            logp, s = net.maps(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+            p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
+            m = refine_mask(f4.to(dev), m, density_map=p, snap_score=s.double(),
+                            tile=blue_noise_tile(net.tile), **opts)
     m = m.to(device=f4.device, dtype=f4.dtype)
     return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..io import load_model as import_state
+from ..io import model_from_export
 from .diffusion import _check_f, check_mask, diffuse
 from .learned import _UNet
 
@@ -114,7 +114,7 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
         Refuse (ValueError naming the argument) a model trained for another
         channel count.
     """
-    from .gan import WEIGHTS_DIR, _stem
+    from .gan import WEIGHTS_DIR, _read, _ready
     who = "load_residual"
     if spec is None:
         if not (WEIGHTS_DIR / f"{RESIDUAL_MODEL}.json").is_file():
@@ -122,29 +122,8 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
                 f"{who}: model: no residual inpainter is shipped yet (no {WEIGHTS_DIR / (RESIDUAL_MODEL + '.json')});"
                 " train one with pdeflow.inpaint.train_residual and pass model=PATH (its run directory or model.json)")
         spec = RESIDUAL_MODEL
-    stem = _stem(spec)
-    try:
-        state, meta = import_state(stem)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # corrupted safetensors / JSON / checksum
-        raise UserInputError(f"{who}: cannot read the model {stem}.safetensors / {stem}.json "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    cfg = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(cfg, dict) or cfg.get("kind") != KIND or not isinstance(cfg.get("model"), dict):
-        raise UserInputError(f"{who}: {stem}.json is not a residual-inpainter model (config.kind {KIND!r})")
-    mc = dict(cfg["model"])
-    if channels is not None and mc.get("channels") != channels:
-        raise UserInputError(f"{who}: channels: {stem}.json was trained for {mc.get('channels')} channel(s), "
-                         f"the image has {channels}")
-    try:
-        model = ResidualInpainter(mc.pop("channels"), **mc)
-        model.load_state_dict(state)
-    except (TypeError, KeyError, RuntimeError, ValueError) as e:
-        raise UserInputError(f"{who}: {stem}.safetensors does not fit its config in {stem}.json "
-                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    model.meta = meta
-    return (model.to(device) if device is not None else model).eval()
+    state, meta, stem = _read(spec, (KIND,), "a residual-inpainter model", who, channels=channels)
+    return _ready(model_from_export(ResidualInpainter, state, meta, stem, who), meta, device)
 
 
 def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch.Tensor:
@@ -187,15 +166,10 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch
         net = load_residual(model, channels=C)
     else:
         raise TypeError(f"{who}: model must be None, a ResidualInpainter or a path, got {type(model).__name__}")
-    dev = next(net.parameters()).device
-    was = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            f64 = f4.to(device=dev, dtype=torch.float64)
-            u = net(f64, m.to(device=dev, dtype=torch.float64))
-            u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
-    finally:
-        net.train(was)
+    from .gan import evaluating
+    with evaluating(net) as dev:
+        f64 = f4.to(device=dev, dtype=torch.float64)
+        u = net(f64, m.to(device=dev, dtype=torch.float64))
+        u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
     u = u.to(device=f4.device, dtype=f4.dtype)
     return u if f.dim() == 4 else (u[0] if f.dim() == 3 else u[0, 0])

@@ -77,7 +77,6 @@ References
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,14 +91,15 @@ from ..training import (
     Run,
     check_finite,
     ckpt_every_option,
-    config_to_dict,
-    invoked_command,
+    is_number,
     load_checkpoint,
     option,
+    provenance,
     seed_everything,
     step_generator,
     val_every_option,
 )
+from .gan import evaluating
 from .masknet import MaskGAN, MaskGenerator, mask_loss
 from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
@@ -182,32 +182,24 @@ class TrainConfig:
 def check_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
     need = ConfigCheck(cfg)
-
-    def is_num(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
     need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
-    need(is_num(cfg.density) and 0 < cfg.density < 1, "density", "a number in (0, 1)")
-    need(isinstance(cfg.random_start, bool), "random_start", "True or False")
-    need(isinstance(cfg.exact_density, bool), "exact_density", "True or False")
-    need(is_num(cfg.density_min) and 0 < cfg.density_min < 1, "density_min", "a number in (0, 1)")
-    need(is_num(cfg.density_max) and cfg.density_min <= cfg.density_max < 1, "density_max",
+    need.fractions("density")
+    need.flags("random_start", "exact_density")
+    need.fractions("density_min")
+    need(is_number(cfg.density_max) and cfg.density_min <= cfg.density_max < 1, "density_max",
          "a number in [density_min, 1)")
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a run directory")
     need(cfg.stage == "mask" or cfg.init is None, "init", "None for stage 'wgan'")
     need(cfg.channels in (1, 3), "channels", "1 or 3")
     need.numbers("width", "lr")
-    need(cfg.mask_lr is None or (is_num(cfg.mask_lr) and cfg.mask_lr > 0), "mask_lr", "None or a number > 0")
+    need.numbers("mask_lr", optional=True)
     need.numbers("noise_std", "alpha", "beta", positive=False)
     need.ints("crop", minimum=32)
     need(cfg.crop % 32 == 0, "crop", "a multiple of 32 (32, 64, 128, ...)")
-    need.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every")
     need.ints("warmup", minimum=0)
-    need(isinstance(cfg.val_densities, (tuple, list)) and len(cfg.val_densities) >= 1
-         and all(is_num(d) and 0 < d < 1 for d in cfg.val_densities), "val_densities",
-         "a non-empty tuple of numbers in (0, 1)")
-    need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
-    need.ints("seed", "val_seed", minimum=0)
+    need.tuple_of("val_densities", "numbers in (0, 1)", lambda d: is_number(d) and 0 < d < 1)
+    need.fractions("val_fraction")
+    need.trainer()
     need(isinstance(cfg.data, str), "data", "'builtin' or a folder")
 
 
@@ -258,10 +250,8 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
              device: torch.device) -> dict[str, float]:
     """The validation metrics of the module docstring; ``out["metric"]`` decides the best model."""
     f, noise = val["f"].to(device), val["noise"].to(device)
-    was = gen.training, mask_net.training if mask_net is not None else None
-    gen.eval()
     out: dict[str, float] = {}
-    try:
+    with evaluating(gen, mask_net):
         if mask_net is None:
             maes = []
             for d, m in val["masks"].items():
@@ -274,7 +264,6 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
                 out[f"val_ssim_{tag}"] = float(ssim(u, f).mean())
             out["metric"] = sum(maes) / len(maes)
         else:
-            mask_net.eval()
             b = mask_net(f, val["r"].to(device))
             u = composite(gen(f, b, noise), f, b)
             dens = float((b.flatten(1).mean(1) - cfg.density).abs().mean())
@@ -282,10 +271,6 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
             out.update(val_density=float(b.mean()), val_density_loss=dens, val_mae=mae,
                        val_psnr=float(psnr(u, f).mean()), val_ssim=float(ssim(u, f).mean()))
             out["metric"] = dens + cfg.beta * mae
-    finally:
-        gen.train(was[0])
-        if mask_net is not None:
-            mask_net.train(was[1])
     return out
 
 
@@ -346,17 +331,10 @@ def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> di
 
 def _export(state: dict, cfg: TrainConfig, model_config: dict, run_dir: Path, run: Run, info: dict,
             best: dict) -> None:
-    provenance = {
-        "trainer": "pdeflow.inpaint.train",
-        "steps": int(run.best_step) + 1,
-        "steps_total": int(run.done),
-        "wall_time_s": round(run.elapsed, 1),
-        "val_metric": float(run.best),
-        "val": best,
-        **info,
-    }
+    prov = {"trainer": "pdeflow.inpaint.train", **run.best_record(), "val_metric": float(run.best), "val": best,
+            **info}
     kind = "inpainting" if cfg.stage == "wgan" else "maskgan"
-    save_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=provenance)
+    save_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=prov)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -390,14 +368,10 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
               allow_changed=("steps",), quiet=quiet)
     start = run.resume()
     val = validation_set(cfg, val_images)
-    info = {
-        "command": command if command is not None else invoked_command(),
-        "train_config": config_to_dict(cfg),
-        "data": {"train": train_images.description, "validation": val_images.description},
-        "device": str(device),
-        "parameters": {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()},
-        **({"init": init_info} if init_info is not None else {}),
-    }
+    info = provenance(cfg, command=command, device=device,
+                      data={"train": train_images.description, "validation": val_images.description},
+                      parameters={name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()},
+                      **({"init": init_info} if init_info is not None else {}))
     if cfg.stage == "wgan":
         info["val_mae_diffusion"] = _diffusion_baseline(cfg, val)
     g_params = list(gen.parameters())
@@ -446,24 +420,20 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         if terms:
             row.update(loss_mask=loss_m.item(), density_loss=terms["density"].item())
         run.log(step, **row)
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+        if run.validation_due(step, cfg.val_every):
             metrics = validate(cfg, gen, mask_net, val, device)
-            run.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items()
-                             if math.isfinite(v)})
-            if run.update_best(step, metrics["metric"]):
+            if run.log_validation(step, metrics):
                 best_val = metrics
                 _export(model.state_dict(), cfg, model.config, run_dir, run, info, best_val)
     run.finish()
 
     # the exported model is the best one; (re)write it from best.pt with the final provenance
-    if (run_dir / "best.pt").exists():
-        best = load_checkpoint(run_dir / "best.pt")
-        best_model = build_networks(cfg).to(device)
-        best_gen, best_mask = _parts(best_model)
-        best_gen.load_state_dict(best["models"]["gen"])
-        if best_mask is not None:
-            best_mask.load_state_dict(best["models"]["mask"])
-        if not best_val:          # resumed after the best was found: recompute its metrics from its weights
-            best_val = validate(cfg, best_gen, best_mask, val, device)
-        _export(best_model.state_dict(), cfg, model.config, run_dir, run, info, best_val)
+    best = run.best_models()
+    if best is not None:
+        gen.load_state_dict(best["gen"])
+        if mask_net is not None:
+            mask_net.load_state_dict(best["mask"])
+        # resumed after the best was found: recompute its metrics from its weights
+        _export(model.state_dict(), cfg, model.config, run_dir, run, info,
+                best_val or validate(cfg, gen, mask_net, val, device))
     return run_dir / "model.json"

@@ -37,27 +37,24 @@ reported as results.
 """
 from __future__ import annotations
 
-import hashlib
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .. import datasets
-from ..errors import UserInputError
-from ..io import image_files, read_image, save_model, to_json, write_bytes
-from ..metrics import ssim
+from ..io import save_model
 from ..training import (
     ConfigCheck,
+    CpuClock,
     Run,
     check_finite,
     ckpt_every_option,
-    config_to_dict,
-    invoked_command,
-    load_checkpoint,
+    clip_gradients,
+    cosine_factor,
+    is_number,
     option,
+    provenance,
     seed_everything,
     step_generator,
     val_every_option,
@@ -65,7 +62,8 @@ from ..training import (
 from . import diffusion as _diffusion
 from .analytic import analytic_mask
 from .dither import blue_noise_tile, threshold_map
-from .learned import KIND, MaskNet, charbonnier
+from .gan import evaluating
+from .learned import KIND, MaskNet, _scores, reconstruction_loss
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 
@@ -112,27 +110,19 @@ class MaskNetConfig:
 def check_config(cfg: MaskNetConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
     need = ConfigCheck(cfg)
-
-    def is_num(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    need(cfg.density is None or (is_num(cfg.density) and 0 < cfg.density < 1), "density",
-         "None or a number in (0, 1)")
-    need(isinstance(cfg.densities, (tuple, list)) and len(cfg.densities) >= 1
-         and all(is_num(d) and 0 < d < 1 for d in cfg.densities), "densities", "a non-empty tuple in (0, 1)")
+    need.fractions("density", optional=True)
+    need.tuple_of("densities", "numbers in (0, 1)", lambda d: is_number(d) and 0 < d < 1)
     need(cfg.channels in (1, 3), "channels", "1 or 3")
-    need(isinstance(cfg.widths, (tuple, list)) and len(cfg.widths) >= 1
-         and all(isinstance(w, int) and w >= 1 for w in cfg.widths), "widths", "a tuple of positive ints")
+    need.tuple_of("widths", "positive ints", lambda w: isinstance(w, int) and w >= 1)
     need.numbers("bound", "lr", "snap_sigma", "tol", "clip")
     need.numbers("sigma", "floor", "ssim_weight", "lr_final", positive=False)
-    need(isinstance(cfg.density_input, bool), "density_input", "True or False")
+    need.flags("density_input")
     need(cfg.density is not None or cfg.density_input, "density_input", "True when density is None")
-    need(isinstance(cfg.data, (tuple, list)) and len(cfg.data) >= 1 and all(isinstance(s, str) for s in cfg.data),
-         "data", "a non-empty tuple of 'builtin' and folders")
-    need(is_num(cfg.val_fraction) and 0 < cfg.val_fraction < 1, "val_fraction", "a number in (0, 1)")
+    need.tuple_of("data", "'builtin' and folders", lambda s: isinstance(s, str))
+    need.fractions("val_fraction")
     need.ints("crop", minimum=16)
-    need.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every", "tile")
-    need.ints("seed", "val_seed", minimum=0)
+    need.ints("tile")
+    need.trainer()
     need(cfg.tol < 1, "tol", "a number in (0, 1)")
 
 
@@ -140,36 +130,9 @@ def check_config(cfg: MaskNetConfig) -> None:
 
 
 def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
-    """Training and validation photos of ``cfg.data`` (see the module docstring)."""
-    grey = cfg.channels == 1
-    named: list[tuple[str, object]] = []
-    for src in cfg.data:
-        if src == "builtin":
-            pool = datasets.builtin_pool("train", grey=grey, kind="photo")
-            named += [(f"builtin:{k}", v) for k, v in pool.items()]
-        else:
-            folder = Path(src)
-            files = image_files(folder, "data")
-            named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in files]
-    if len(named) < 2:
-        raise UserInputError(f"data: {list(cfg.data)} holds {len(named)} photo(s); need at least 2 "
-                         "(one is held out for validation)")
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
-    n_val = min(len(named) - 1, max(1, round(cfg.val_fraction * len(named))))
-    key = lambda item: hashlib.sha1(item[0].encode()).hexdigest()  # noqa: E731
-    val_names = {n for n, _ in sorted(named, key=key)[:n_val]}
-
-    def load(x):
-        return x if isinstance(x, torch.Tensor) else read_image(x, grey=grey)
-
-    train = [(n, load(x)) for n, x in named if n not in val_names]
-    val = [(n, load(x)) for n, x in named if n in val_names]
-    mk = lambda items, role: datasets.ImageSet(  # noqa: E731
-        images=[x for _, x in items], grey=grey,
-        description={"sources": list(cfg.data), "role": role, "images": [n for n, _ in items]})
-    return mk(train, "train"), mk(val, "validation")
+    """Training and validation photos of ``cfg.data`` (see the module docstring and
+    :func:`pdeflow.datasets.source_images`)."""
+    return datasets.source_images(cfg.data, grey=cfg.channels == 1, val_fraction=cfg.val_fraction)
 
 
 def validation_crops(cfg: MaskNetConfig, images: datasets.ImageSet) -> torch.Tensor:
@@ -187,13 +150,12 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
 
 def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))`` of ``u = diffuse(f, b)`` (float64)."""
+    """:func:`~pdeflow.inpaint.learned.reconstruction_loss` of ``u = diffuse(f, b)`` (float64); the terms
+    also hold ``u``."""
     f64 = f.double()
     u = _diffusion.diffuse(f64, b.double(), tol=tol)
-    char = charbonnier(u, f64)
-    s = ssim(u, f64).mean()
-    return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
-                                          "mae": (u - f64).abs().mean().detach(), "u": u.detach()}
+    loss, terms = reconstruction_loss(u, f64, ssim_weight)
+    return loss, {**terms, "u": u.detach()}
 
 
 def _val_densities(cfg: MaskNetConfig) -> list[float]:
@@ -203,22 +165,14 @@ def _val_densities(cfg: MaskNetConfig) -> list[float]:
 @torch.no_grad()
 def validate(cfg: MaskNetConfig, net: MaskNet, fval: torch.Tensor) -> dict[str, float]:
     """Validation metrics (loss, MAE on 0-255, SSIM) per density with the fixed tile; ``metric`` decides."""
-    was = net.training
-    net.eval()
     out: dict[str, float] = {}
-    try:
-        losses = []
+    losses = []
+    with evaluating(net):
         for d in _val_densities(cfg):
-            tag = f"{round(100 * d):02d}"
-            b = net(fval, d)
-            loss, t = inpainting_loss(fval, b, cfg.ssim_weight, 1e-6)
-            losses.append(float(loss))
-            out[f"val_loss_{tag}"] = float(loss)
-            out[f"val_mae255_{tag}"] = 255 * float(t["mae"])
-            out[f"val_ssim_{tag}"] = float(t["ssim"])
-        out["metric"] = sum(losses) / len(losses)
-    finally:
-        net.train(was)
+            scores = _scores(*inpainting_loss(fval, net(fval, d), cfg.ssim_weight, 1e-6))
+            losses.append(scores["loss"])
+            out.update({f"val_{k}_{round(100 * d):02d}": v for k, v in scores.items()})
+    out["metric"] = sum(losses) / len(losses)
     return out
 
 
@@ -230,28 +184,8 @@ def baselines(cfg: MaskNetConfig, fval: torch.Tensor) -> dict:
         tag = f"{round(100 * d):02d}"
         m = analytic_mask(fval.double(), d, sigma=cfg.sigma, floor=cfg.floor, snap=True, snap_sigma=cfg.snap_sigma,
                           tile=blue_noise_tile(cfg.tile))
-        loss, t = inpainting_loss(fval, m, cfg.ssim_weight, 1e-6)
-        out[tag] = {"analytic_snap": {"loss": float(loss), "mae255": 255 * float(t["mae"]), "ssim": float(t["ssim"])}}
+        out[tag] = {"analytic_snap": _scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6))}
     return out
-
-
-class CpuClock:
-    """CPU seconds of this process spent in training, summed over resumes (checkpointed)."""
-
-    def __init__(self):
-        self.before = 0.0
-        self.t0 = time.process_time()
-
-    @property
-    def seconds(self) -> float:
-        return self.before + time.process_time() - self.t0
-
-    def state_dict(self) -> dict:
-        return {"cpu_seconds": self.seconds}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.before = float(state["cpu_seconds"])
-        self.t0 = time.process_time()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -273,29 +207,18 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
               ckpt_every=cfg.ckpt_every, best_mode="min", allow_changed=("steps",), quiet=quiet)
     start = run.resume()
     fval = validation_crops(cfg, val_images).to(device)
-    info = {
-        "trainer": "pdeflow.inpaint.train_masknet",
-        "command": command if command is not None else invoked_command(),
-        "train_config": config_to_dict(cfg),
-        "data": {"train": train_images.description, "validation": val_images.description},
-        "device": str(device),
-        "parameters": sum(p.numel() for p in net.parameters()),
-    }
-    base_path = run_dir / "val_baselines.json"
-    if base_path.is_file():
-        import json
-        info["val_baselines"] = json.loads(base_path.read_text())
-    else:
-        info["val_baselines"] = baselines(cfg, fval)
-        write_bytes(base_path, to_json(info["val_baselines"], "validation baselines").encode())
+    info = {"trainer": "pdeflow.inpaint.train_masknet",
+            **provenance(cfg, command=command, device=device,
+                         data={"train": train_images.description, "validation": val_images.description},
+                         parameters=sum(p.numel() for p in net.parameters()),
+                         val_baselines=run.cached_json("val_baselines.json", lambda: baselines(cfg, fval)))}
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
     best_val: dict = {}
 
     def export(model_state, metrics):
-        prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
-                "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
-                "val_metric": float(run.best), "val": metrics}
+        prov = {**info, **run.best_record(), "cpu_time_s": round(clock.seconds, 1), "val_metric": float(run.best),
+                "val": metrics}
         save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
 
     for step in run.steps(start, cfg.steps):
@@ -303,31 +226,26 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         f = train_images.crops(cfg.batch_size, cfg.crop, g).to(device)
         d = dens[0] if len(dens) == 1 else dens[int(torch.randint(len(dens), (1,), generator=g))]
         thr = threshold_map(f.shape, tile=tile, random=True, generator=g, device=device)
-        lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        lr = cfg.lr * cosine_factor(step, cfg.steps, cfg.lr_final)
         for group in opt.param_groups:
             group["lr"] = lr
         b = net(f, d, thresholds=thr)
         loss, terms = inpainting_loss(f, b, cfg.ssim_weight, cfg.tol)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+        gnorm = clip_gradients(net, cfg.clip)
         opt.step()
-        row = dict(loss=loss.item(), mae255=255 * terms["mae"].item(), ssim=terms["ssim"].item(),
-                   grad_norm=float(gnorm), lr=lr, density=d, cpu_time=clock.seconds)
+        row = {**_scores(loss, terms), "grad_norm": float(gnorm), "lr": lr, "density": d, "cpu_time": clock.seconds}
         check_finite(step, "resume with a smaller lr", **row)
         run.log(step, **row)
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+        if run.validation_due(step, cfg.val_every):
             metrics = validate(cfg, net, fval)
-            run.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items()})
-            if run.update_best(step, metrics["metric"]):
+            if run.log_validation(step, metrics):
                 best_val = metrics
                 export(net.state_dict(), best_val)
     run.finish()
-    if (run_dir / "best.pt").exists():
-        best = load_checkpoint(run_dir / "best.pt")
-        best_net = build_masknet(cfg).to(device)
-        best_net.load_state_dict(best["models"]["masknet"])
-        if not best_val:
-            best_val = validate(cfg, best_net, fval)
-        export(best_net.state_dict(), best_val)
+    best = run.best_models()
+    if best is not None:          # the exported model is the best one; rewrite it with the final provenance
+        net.load_state_dict(best["masknet"])
+        export(net.state_dict(), best_val or validate(cfg, net, fval))
     return run_dir / "model.json"

@@ -55,8 +55,6 @@ the fixed (unshifted) tile, per density of ``densities`` (stage
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,16 +64,17 @@ from .. import datasets as pdata
 from .. import io as pio
 from ..errors import UserInputError
 from ..io import save_model as export_model
-from ..metrics import ssim
 from ..training import (
     ConfigCheck,
+    CpuClock,
     Run,
     check_finite,
     ckpt_every_option,
-    config_to_dict,
-    invoked_command,
-    load_checkpoint,
+    clip_gradients,
+    cosine_factor,
+    is_number,
     option,
+    provenance,
     seed_everything,
     step_generator,
     val_every_option,
@@ -83,10 +82,10 @@ from ..training import (
 from . import diffusion as _diffusion
 from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from .dither import blue_noise_tile, threshold_map
+from .gan import evaluating
 from .learned import KIND as MASK_KIND
-from .learned import MaskNet, charbonnier, load_masknet
+from .learned import MaskNet, _scores, load_masknet, reconstruction_loss
 from .residual import KIND, ResidualInpainter, load_residual
-from .train_masknet import CpuClock
 from .wgan import Critic, critic_loss
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
@@ -146,58 +145,36 @@ class ResidualConfig:
 def check_config(cfg: ResidualConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
     need = ConfigCheck(cfg)
-
-    def is_num(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
     need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
     need(cfg.channels in (1, 3), "channels", "1 or 3")
-    need(isinstance(cfg.widths, (tuple, list)) and len(cfg.widths) >= 1
-         and all(isinstance(w, int) and w >= 1 for w in cfg.widths), "widths", "a tuple of positive ints")
-    need(isinstance(cfg.mask_models, (tuple, list)) and all(isinstance(m, str) for m in cfg.mask_models),
-         "mask_models", "a tuple of paths")
+    need.tuple_of("widths", "positive ints", lambda w: isinstance(w, int) and w >= 1)
+    need.tuple_of("mask_models", "paths", lambda m: isinstance(m, str), empty=True)
     need(cfg.stage != "joint" or len(cfg.mask_models) == 1, "mask_models", "exactly one mask network (stage joint)")
-    need(isinstance(cfg.densities, (tuple, list)) and len(cfg.densities) >= 1
-         and all(is_num(d) and 0 < d < 1 for d in cfg.densities), "densities", "a non-empty tuple in (0, 1)")
+    need.tuple_of("densities", "numbers in (0, 1)", lambda d: is_number(d) and 0 < d < 1)
     need(cfg.density_range is None or (isinstance(cfg.density_range, (tuple, list)) and len(cfg.density_range) == 2
-                                       and all(is_num(d) for d in cfg.density_range)
+                                       and all(is_number(d) for d in cfg.density_range)
                                        and 0 < cfg.density_range[0] <= cfg.density_range[1] < 1),
          "density_range", "None or (lo, hi) with 0 < lo <= hi < 1")
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a path")
-    need(isinstance(cfg.data, (tuple, list)) and len(cfg.data) >= 1 and all(isinstance(s, str) for s in cfg.data),
-         "data", "a non-empty tuple of 'builtin' and folders")
+    need.tuple_of("data", "'builtin' and folders", lambda s: isinstance(s, str))
     need(isinstance(cfg.val_data, str), "val_data", "'builtin' or a folder")
     need.ints("crop", minimum=16)
-    need.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every")
-    need.ints("seed", "val_seed", minimum=0)
+    need.trainer()
     need.numbers("lr", "mask_lr", "clip", "tol", "critic_width", "critic_lr")
     need.numbers("ssim_weight", "lr_final", "alpha", positive=False)
     need(cfg.tol < 1, "tol", "a number in (0, 1)")
     need(cfg.alpha == 0 or cfg.crop % 32 == 0, "crop", "a multiple of 32 when alpha > 0 (the critic)")
-    need(isinstance(cfg.avoid_eval, (tuple, list)) and all(
-        isinstance(a, (tuple, list)) and len(a) == 2 and all(isinstance(v, int) and v >= 1 for v in a)
-        for a in cfg.avoid_eval), "avoid_eval", "a tuple of (size, n) pairs")
+    need.tuple_of("avoid_eval", "(size, n) pairs", lambda a: isinstance(a, (tuple, list)) and len(a) == 2
+                  and all(isinstance(v, int) and v >= 1 for v in a), empty=True)
 
 
 # --------------------------------------------------------------------------- data
 
 
 def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
-    """All photos of ``cfg.data`` (the built-in TRAIN split and/or folders), in memory."""
-    grey = cfg.channels == 1
-    named: list[tuple[str, torch.Tensor]] = []
-    for src in cfg.data:
-        if src == "builtin":
-            named += [(f"builtin:{k}", v) for k, v in pdata.builtin_pool("train", grey=grey, kind="photo").items()]
-        else:
-            folder = Path(src)
-            named += [(f"{folder.name}/{p.relative_to(folder)}", pio.read_image(p, grey=grey))
-                      for p in pio.image_files(folder, "data")]
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(cfg.data)}")
-    return pdata.ImageSet(images=[x for _, x in named], grey=grey,
-                          description={"sources": list(cfg.data), "role": "train", "images": names})
+    """All photos of ``cfg.data`` (the built-in TRAIN split and/or folders), in memory
+    (:func:`pdeflow.datasets.source_images`)."""
+    return pdata.source_images(cfg.data, grey=cfg.channels == 1)[0]
 
 
 def evaluation_boxes(size: int, n: int, *, seed: int = 0) -> list[tuple[str, int, int]]:
@@ -267,13 +244,6 @@ def _masks(f: torch.Tensor, d: float, net: MaskNet | None, *, random: bool, g=No
         return net(f, d, thresholds=thr).double()
 
 
-def _loss(u: torch.Tensor, f: torch.Tensor, ssim_weight: float) -> tuple[torch.Tensor, dict]:
-    char = charbonnier(u, f)
-    s = ssim(u, f).mean()
-    return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
-                                          "mae": (u - f).abs().mean().detach()}
-
-
 def _mask_sources(cfg: ResidualConfig, device) -> list[tuple[MaskNet | None, list[float]]]:
     """``(network or None, its validation densities)`` per mask source."""
     if not cfg.mask_models:
@@ -288,34 +258,21 @@ def _mask_sources(cfg: ResidualConfig, device) -> list[tuple[MaskNet | None, lis
 @torch.no_grad()
 def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch.Tensor) -> dict[str, float]:
     """Per validation density: loss, MAE (0-255) and SSIM of the model and of plain diffusion on the same masks."""
-    was = [model.training] + [n.training for n, _ in sources if n is not None]
-    model.eval()
-    for n, _ in sources:
-        if n is not None:
-            n.eval()
     out: dict[str, float] = {}
     losses = []
-    try:
-        f = fval.double()
+    f = fval.double()
+    with evaluating(model, *(n for n, _ in sources)):
         for net, dens in sources:
             for d in dens:
                 tag = f"{round(100 * d):02d}"
                 b = _masks(fval, d, net, random=False)
                 u_diff = _diffusion.diffuse(f, b, tol=1e-6)
-                u = model(f, b, u_diff=u_diff)
-                loss, t = _loss(u, f, cfg.ssim_weight)
-                _, t0 = _loss(u_diff, f, cfg.ssim_weight)
-                losses.append(float(loss))
-                out[f"val_loss_{tag}"] = float(loss)
-                out[f"val_mae255_{tag}"] = 255 * float(t["mae"])
-                out[f"val_ssim_{tag}"] = float(t["ssim"])
-                out[f"val_diff_mae255_{tag}"] = 255 * float(t0["mae"])
-                out[f"val_diff_ssim_{tag}"] = float(t0["ssim"])
-        out["metric"] = sum(losses) / len(losses)
-    finally:
-        model.train(was[0])
-        for (n, _), w in zip([s for s in sources if s[0] is not None], was[1:]):
-            n.train(w)
+                ours = _scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
+                diffusion = _scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
+                losses.append(ours["loss"])
+                out.update({f"val_{k}_{tag}": v for k, v in ours.items()})
+                out.update({f"val_diff_{k}_{tag}": diffusion[k] for k in ("mae255", "ssim")})
+    out["metric"] = sum(losses) / len(losses)
     return out
 
 
@@ -376,28 +333,19 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     start = run.resume()
     fval, val_desc = validation_crops(cfg)
     fval = fval.to(device)
-    info = {
-        "trainer": "pdeflow.inpaint.train_residual",
-        "command": command if command is not None else invoked_command(),
-        "train_config": config_to_dict(cfg),
-        "data": {"train": train_images.description, "validation": val_desc},
-        "masks": [{"model": spec, "density": net.density} for spec, (net, _) in zip(cfg.mask_models, sources)]
-        or "analytic (Belhachmi et al. density, dithered, snapped; sigma 0.45/sqrt(density))",
-        "device": str(device),
-        "parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
-        **({"init": init_info} if init_info is not None else {}),
-    }
-    base_path = run_dir / "val_start.json"
-    if base_path.is_file():
-        info["val_start"] = json.loads(base_path.read_text())
-    else:                                   # the starting point (R = 0: diffusion; stage joint: the init models)
-        info["val_start"] = validate(cfg, model, sources, fval)
-        pio.write_bytes(base_path, pio.to_json(info["val_start"], "validation at the start").encode())
+    masks = ([{"model": spec, "density": net.density} for spec, (net, _) in zip(cfg.mask_models, sources)]
+             or "analytic (Belhachmi et al. density, dithered, snapped; sigma 0.45/sqrt(density))")
+    info = {"trainer": "pdeflow.inpaint.train_residual",
+            **provenance(cfg, command=command, device=device,
+                         data={"train": train_images.description, "validation": val_desc}, masks=masks,
+                         parameters={k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
+                         **({"init": init_info} if init_info is not None else {}),
+                         # the starting point (R = 0: diffusion; stage joint: the init models)
+                         val_start=run.cached_json("val_start.json", lambda: validate(cfg, model, sources, fval)))}
     best_val: dict = {}
 
     def export(states: dict, metrics: dict) -> None:
-        prov = {**info, "steps": int(run.best_step) + 1, "steps_total": int(run.done),
-                "wall_time_s": round(run.elapsed, 1), "cpu_time_s": round(clock.seconds, 1),
+        prov = {**info, **run.best_record(), "cpu_time_s": round(clock.seconds, 1),
                 "cpu_hours": round(clock.seconds / 3600, 3), "val_metric": float(run.best), "val": metrics}
         export_model(states["residual"], run_dir / "model", config={"kind": KIND, "model": model.config},
                      provenance=prov)
@@ -410,7 +358,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
         g = step_generator(cfg.seed, step)
         f = train_images.crops(cfg.batch_size, cfg.crop, g).to(device)
         net, d = _step_source(cfg, sources, g)
-        frac = cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        frac = cosine_factor(step, cfg.steps, cfg.lr_final)
         for name, opt in opts.items():
             base = {"residual": cfg.lr, "masknet": cfg.mask_lr, "critic": cfg.critic_lr}[name]
             for group in opt.param_groups:
@@ -419,7 +367,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
         f64 = f.double()
         u_diff = _diffusion.diffuse(f64, b, tol=cfg.tol)
         u = model(f64, b, u_diff=u_diff)
-        loss, terms = _loss(u, f64, cfg.ssim_weight)
+        loss, terms = reconstruction_loss(u, f64, cfg.ssim_weight)
         row = {}
         total = loss
         if critic is not None:
@@ -432,7 +380,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
         for opt in opts.values():
             opt.zero_grad(set_to_none=True)
         total.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+        gnorm = clip_gradients(params, cfg.clip)
         if critic is not None:
             for p, gr in zip(critic.parameters(), grads_d):
                 p.grad = gr
@@ -441,25 +389,22 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
         if critic is not None:
             critic.clip_kernel_norms()
         with torch.no_grad():
-            _, t0 = _loss(u_diff.detach(), f64, cfg.ssim_weight)
-        row.update(loss=loss.item(), mae255=255 * terms["mae"].item(), ssim=terms["ssim"].item(),
-                   diff_mae255=255 * t0["mae"].item(), diff_ssim=t0["ssim"].item(), grad_norm=float(gnorm),
-                   lr=cfg.lr * frac, density=d, cpu_time=clock.seconds)
+            diffusion = _scores(*reconstruction_loss(u_diff.detach(), f64, cfg.ssim_weight))
+        row.update(**_scores(loss, terms), diff_mae255=diffusion["mae255"], diff_ssim=diffusion["ssim"],
+                   grad_norm=float(gnorm), lr=cfg.lr * frac, density=d, cpu_time=clock.seconds)
         check_finite(step, "resume with a smaller lr", **row)
         run.log(step, **row)
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+        if run.validation_due(step, cfg.val_every):
             metrics = validate(cfg, model, sources, fval)
-            run.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items()})
-            if run.update_best(step, metrics["metric"]):
+            if run.log_validation(step, metrics):
                 best_val = metrics
                 export({k: m.state_dict() for k, m in models.items() if k != "critic"}, best_val)
     run.finish()
-    if (run_dir / "best.pt").exists():
-        best = load_checkpoint(run_dir / "best.pt")
-        model.load_state_dict(best["models"]["residual"])
+    best = run.best_models()
+    if best is not None:          # the exported models are the best ones; rewrite them with the final provenance
+        model.load_state_dict(best["residual"])
         if mask_net is not None:
-            mask_net.load_state_dict(best["models"]["masknet"])
-        if not best_val:
-            best_val = validate(cfg, model, sources, fval)
-        export({k: m.state_dict() for k, m in models.items() if k != "critic"}, best_val)
+            mask_net.load_state_dict(best["masknet"])
+        export({k: m.state_dict() for k, m in models.items() if k != "critic"},
+               best_val or validate(cfg, model, sources, fval))
     return run_dir / "model.json"

@@ -35,6 +35,13 @@ experiment, the inpainting WGANs) follows the same shape::
         run.finish()                                           # last.pt, log flushed
         cleanup_distributed()
 
+What every trainer repeats has one home here: :class:`ConfigCheck` (range checks naming the field;
+``need.trainer()`` for the fields all trainers have), :func:`provenance` (command, config, data and
+device of an exported model), :meth:`Run.validation_due`, :meth:`Run.log_validation`,
+:meth:`Run.best_record`, :meth:`Run.best_models` (validate, keep the best, re-export it at the end),
+:meth:`Run.cached_json` (a value computed once per run directory), :class:`CpuClock` and
+:func:`cosine_factor`.
+
 A trainer with two optimisers (a WGAN's generator and critic) passes both:
 ``Run(..., models={"gen": G, "critic": D}, optimizers={"gen": opt_g, "critic":
 opt_d})`` and writes its inner critic loop inside the step.
@@ -80,7 +87,16 @@ Checkpoints (``last.pt``, ``best.pt``) are internal and written with
 as safetensors weights plus a JSON of its configuration and provenance.
 """
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigCheck, ckpt_every_option, config_to_dict, load_config, option, save_config, val_every_option
+from .config import (
+    ConfigCheck,
+    ckpt_every_option,
+    config_to_dict,
+    is_number,
+    load_config,
+    option,
+    save_config,
+    val_every_option,
+)
 from .distributed import (
     broadcast_object,
     cleanup_distributed,
@@ -91,12 +107,22 @@ from .distributed import (
     unwrap,
     wrap_ddp,
 )
-from .run import Run, RunConfigError, check_finite, clip_gradients, invoked_command
+from .run import (
+    CpuClock,
+    Run,
+    RunConfigError,
+    check_finite,
+    clip_gradients,
+    cosine_factor,
+    invoked_command,
+    provenance,
+)
 from .seeding import batch_indices, seed_everything, step_generator, step_seed
 
 __all__ = [
     # config
-    "save_config", "load_config", "config_to_dict", "ConfigCheck", "option", "val_every_option", "ckpt_every_option",
+    "save_config", "load_config", "config_to_dict", "ConfigCheck", "is_number", "option", "val_every_option",
+    "ckpt_every_option",
     # seeds and data
     "seed_everything", "step_seed", "step_generator", "batch_indices",
     # files
@@ -105,5 +131,6 @@ __all__ = [
     "setup_distributed", "cleanup_distributed", "wrap_ddp", "unwrap", "reduce_mean",
     "get_rank", "get_world_size", "broadcast_object",
     # loop helpers
-    "clip_gradients", "check_finite", "Run", "RunConfigError", "invoked_command",
+    "clip_gradients", "check_finite", "cosine_factor", "Run", "RunConfigError", "CpuClock", "invoked_command",
+    "provenance",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import UserInputError
 from ..io import to_json, write_bytes
 
-__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "option",
+__all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "is_number", "option",
            "val_every_option", "ckpt_every_option"]
 
 
@@ -142,15 +142,23 @@ def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), default
 
 
 # --------------------------------------------------------------------------------------
-# Seeds, RNG states, per-step data
+# Range checks
 # --------------------------------------------------------------------------------------
+
+def is_number(v: Any) -> bool:
+    """Whether ``v`` is a finite int or float (a bool is not a number here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
 
 class ConfigCheck:
     """Range checks of a config dataclass that raise ValueError naming the field.
 
     ``need = ConfigCheck(cfg)``; ``need(ok, "name", "what was expected")``, or the
-    common cases ``need.ints("steps", "batch_size")`` (ints >= 1) and
-    ``need.numbers("lr", positive=True)`` (finite numbers > 0, or >= 0).
+    common cases ``need.ints("steps", "batch_size")`` (ints >= 1),
+    ``need.numbers("lr", positive=True)`` (finite numbers > 0, or >= 0),
+    ``need.fractions("density")`` (numbers in (0, 1)), ``need.flags("quiet")``
+    (booleans), ``need.tuple_of("widths", "a positive int", ...)`` (non-empty
+    tuples) and ``need.trainer()`` (the fields every pdeflow trainer has).
     """
 
     def __init__(self, cfg: Any):
@@ -160,13 +168,34 @@ class ConfigCheck:
         if not ok:
             raise UserInputError(f"{type(self.cfg).__name__}.{name}: expected {what}, got {getattr(self.cfg, name)!r}")
 
-    def ints(self, *names: str, minimum: int = 1) -> None:
+    def _each(self, names: tuple[str, ...], ok, what: str, optional: bool) -> None:
         for name in names:
             v = getattr(self.cfg, name)
-            self(isinstance(v, int) and not isinstance(v, bool) and v >= minimum, name, f"an int >= {minimum}")
+            self((optional and v is None) or ok(v), name, ("None or " if optional else "") + what)
 
-    def numbers(self, *names: str, positive: bool = True) -> None:
-        for name in names:
-            v = getattr(self.cfg, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            self(ok and (v > 0 if positive else v >= 0), name, f"a finite number {'>' if positive else '>='} 0")
+    def ints(self, *names: str, minimum: int = 1) -> None:
+        self._each(names, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+                   f"an int >= {minimum}", False)
+
+    def numbers(self, *names: str, positive: bool = True, optional: bool = False) -> None:
+        self._each(names, lambda v: is_number(v) and (v > 0 if positive else v >= 0),
+                   f"a finite number {'>' if positive else '>='} 0", optional)
+
+    def fractions(self, *names: str, optional: bool = False) -> None:
+        """Numbers in the open interval (0, 1) (densities, held-out fractions)."""
+        self._each(names, lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)", optional)
+
+    def flags(self, *names: str) -> None:
+        self._each(names, lambda v: isinstance(v, bool), "True or False", False)
+
+    def tuple_of(self, name: str, what: str, ok, *, empty: bool = False) -> None:
+        """A tuple (or list) of items that pass ``ok``; non-empty unless ``empty``."""
+        v = getattr(self.cfg, name)
+        self(isinstance(v, (tuple, list)) and (empty or len(v) >= 1) and all(ok(x) for x in v), name,
+             f"a {'' if empty else 'non-empty '}tuple of {what}")
+
+    def trainer(self) -> None:
+        """The fields every pdeflow trainer has: steps, batch and validation sizes, periods and seeds."""
+        self.ints("steps", "batch_size", "val_crops", "val_every", "ckpt_every")
+        self.ints("seed", "val_seed", minimum=0)
+        self.flags("deterministic")

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..io import write_bytes
+from ..io import to_json, write_bytes
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import _atomic_write_json, _config_diff, _field_defaults, config_to_dict
 from .distributed import _gather_object, _on_main_then_broadcast, broadcast_object, get_rank, get_world_size, unwrap
 from .seeding import _rng_state, _set_rng_state
 
-__all__ = ["clip_gradients", "check_finite", "Run", "RunConfigError", "invoked_command"]
+__all__ = ["clip_gradients", "check_finite", "cosine_factor", "Run", "RunConfigError", "CpuClock", "invoked_command",
+           "provenance"]
 
 
 PathLike = str | os.PathLike
@@ -42,6 +43,13 @@ def invoked_command() -> str:
     return shlex.join(["pdeflow" if prog in ("pdeflow", "__main__.py") else prog, *sys.argv[1:]])
 
 
+def provenance(config: Any, *, data: Any, device: Any, command: str | None = None, **more: Any) -> dict:
+    """What every trainer records in its exported model: the command line (default: this process's), the
+    training config, the data, the device, and ``more`` (parameter counts, the model it started from...)."""
+    return {"command": command if command is not None else invoked_command(), "train_config": config_to_dict(config),
+            "data": data, "device": str(device), **more}
+
+
 def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | None) -> torch.Tensor | None:
     """Clip the gradient norm to ``max_norm`` (``None`` or 0: leave them); return the
     norm before clipping, or ``None`` when nothing was done. Call after ``backward``
@@ -50,6 +58,12 @@ def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | 
         return None
     params = unwrap(model).parameters() if isinstance(model, nn.Module) else model
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def cosine_factor(step: int, total: int, final: float) -> float:
+    """The learning-rate factor of a cosine schedule at ``step`` of ``total``: 1 at step 0, ``final`` at
+    ``total``."""
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
 def check_finite(step: int, hint: str = "", **values: float) -> None:
@@ -63,6 +77,26 @@ def check_finite(step: int, hint: str = "", **values: float) -> None:
         shown = ", ".join(f"{k} {float(v):g}" for k, v in values.items())
         raise FloatingPointError(f"training diverged at step {step} ({shown}); the checkpoints before it are "
                                  f"kept{': ' + hint if hint else ''}")
+
+
+class CpuClock:
+    """CPU seconds of this process spent in training, summed over resumes (checkpoint it as a
+    :class:`Run` ``extra``)."""
+
+    def __init__(self):
+        self.before = 0.0
+        self.t0 = time.process_time()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.process_time() - self.t0
+
+    def state_dict(self) -> dict:
+        return {"cpu_seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.before = float(state["cpu_seconds"])
+        self.t0 = time.process_time()
 
 
 class RunConfigError(UserInputError):
@@ -132,6 +166,7 @@ class Run:
         self.best: float | None = None       # best metric so far
         self.best_step: int | None = None    # loop index at which it was measured
         self.done = 0                        # completed steps
+        self.total: int | None = None        # steps of the run (set by :meth:`steps`)
         self._resumed = False
         self._saved_at: int | None = None    # `done` when last.pt was last written
         self._elapsed0 = 0.0                 # training seconds before this process
@@ -252,6 +287,7 @@ class Run:
         """
         if not self._resumed:
             raise RuntimeError("Run.steps: call run.resume() first (it returns the start step)")
+        self.total = total
         show = self.is_main and not self.quiet and _isatty(sys.stderr)
         from tqdm import tqdm
         self._bar = tqdm(total=total, initial=start, desc=self.dir.name, unit="step",
@@ -308,6 +344,39 @@ class Run:
             self.best, self.best_step = metric, int(step)
             self._write("best.pt", self._state(done=step + 1))
         return better
+
+    def validation_due(self, step: int, every: int) -> bool:
+        """Whether ``step`` validates: every ``every`` steps and after the last step of :meth:`steps`."""
+        return (step + 1) % every == 0 or step + 1 == self.total
+
+    def log_validation(self, step: int, metrics: Mapping[str, float], key: str = "metric") -> bool:
+        """Log the finite validation ``metrics`` of ``step`` (one named ``metric`` as ``val_metric``) and
+        :meth:`update_best` with ``metrics[key]``; True on a new best. Collective under DDP."""
+        self.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items() if math.isfinite(v)})
+        return self.update_best(step, metrics[key])
+
+    def best_record(self) -> dict:
+        """How far the run was at its best, for the exported model's provenance: ``steps`` trained when
+        the best weights were validated, ``steps_total`` trained by now (at least ``steps``: an export
+        inside step k runs before it completes) and ``wall_time_s``."""
+        return {"steps": int(self.best_step) + 1, "steps_total": max(int(self.done), int(self.best_step) + 1),
+                "wall_time_s": round(self.elapsed, 1)}
+
+    def cached_json(self, name: str, compute) -> Any:
+        """The JSON value of file ``name`` in the run directory; computed by ``compute()`` and written
+        the first time (a resumed run reads it back instead of computing it again)."""
+        path = self.dir / name
+        if path.is_file():
+            return json.loads(path.read_text())
+        value = compute()
+        if self.is_main:
+            write_bytes(path, to_json(value, name).encode())
+        return value
+
+    def best_models(self) -> dict | None:
+        """The model states of ``best.pt`` (name -> state dict), or None where no validation has run."""
+        path = self.dir / "best.pt"
+        return load_checkpoint(path)["models"] if self.is_main and path.exists() else None
 
     def save(self) -> None:
         """Write ``last.pt`` now (the loop does this itself). Collective under DDP."""

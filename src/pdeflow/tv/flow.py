@@ -36,7 +36,7 @@ from ..progress import progress_bar
 from ..threads import auto_threads
 from .rof import ROF_METHODS, ConvergenceWarning, _check_image, _short_message, _solve
 
-__all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "check_times"]
+__all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "check_times", "flow_result"]
 
 FLOW_METHODS = ("implicit", "explicit", "lagged")
 FLOW_SCHEMES = ("euler", "bdf2")
@@ -204,12 +204,21 @@ def tv_flow(
         warnings.warn(_short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
                                      tol, max_iter, u0.dtype),
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
-    shape = tuple(u0.shape)
-    out = [torch.stack(us).reshape(len(us), *shape)]
-    if return_ut:
-        out.append(torch.stack(uts).reshape(len(uts), *shape))
-    if return_dual:
-        out.append(torch.stack(ps).reshape(len(ps), *shape[:-2], 2, H, W))
+    return flow_result(torch.stack(us), tuple(u0.shape), torch.stack(uts) if return_ut else None,
+                       torch.stack(ps) if return_dual else None)
+
+
+def flow_result(u: torch.Tensor, shape: tuple[int, ...], ut: torch.Tensor | None = None,
+                p: torch.Tensor | None = None):
+    """What a TV flow returns (:func:`tv_flow`, :func:`pdeflow.tvflownet.flow`): ``u`` at the ``K`` times as
+    ``(K, *shape)`` for images of ``shape``, followed by ``u_t`` ``(K, *shape)`` and the flux ``p``
+    ``(K, *shape[:-2], 2, H, W)`` where they are given; ``u`` alone when neither is. The tensors may come
+    in any shape of that size (time-major)."""
+    out = [u.reshape(-1, *shape)]
+    if ut is not None:
+        out.append(ut.reshape(-1, *shape))
+    if p is not None:
+        out.append(p.reshape(-1, *shape[:-2], 2, *shape[-2:]))
     return out[0] if len(out) == 1 else tuple(out)
 
 

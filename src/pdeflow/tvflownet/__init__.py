@@ -13,23 +13,11 @@ References
 .. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
        variation flow", arXiv:2206.04406, 2022.
 """
+from . import models
 from .api import flow, load, shipped_models
 from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
-from .models import (
-    ARCHITECTURES,
-    LGD,
-    PAPER_PARAMETER_COUNTS,
-    SemiResNet,
-    TVflowNetModel,
-    UNet,
-    build_model,
-    count_parameters,
-    normalised_gradient,
-    project_unit_ball,
-    time_image,
-    zero_border,
-)
+from .models import *  # noqa: F403  (the package re-exports models.__all__)
 from .symmetry import Equivariant
 
 # train() and evaluate() live in modules of the same name (pdeflow.tvflownet.train.train,
@@ -44,18 +32,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "TVflowNetModel",
-    "SemiResNet",
-    "UNet",
-    "LGD",
-    "ARCHITECTURES",
-    "PAPER_PARAMETER_COUNTS",
-    "build_model",
-    "count_parameters",
-    "time_image",
-    "normalised_gradient",
-    "project_unit_ball",
-    "zero_border",
+    *models.__all__,
     "TVFlowLoss",
     "loss_terms",
     "time_derivative",
@@ -63,6 +40,6 @@ __all__ = [
     "flow",
     "shipped_models",
     "Equivariant",
-    "TrainConfig",
+    "TrainConfig",  # noqa: F405  (provided by __getattr__ above)
     "joint_optimise",
 ]

@@ -45,7 +45,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..io import load_model, model_from_export
 from ..progress import progress_bar
-from ..tv.flow import check_times
+from ..tv.flow import check_times, flow_result
 from .models import build_model
 
 __all__ = ["load", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale", "model_t_max"]
@@ -217,9 +217,8 @@ def flow(
 
     Returns
     -------
-    u : Tensor, shape (len(times), *u0.shape)
-    u_t : Tensor, shape (len(times), *u0.shape), if ``return_ut``
-    phi : Tensor, if ``return_dual``
+    u, u_t, phi : Tensor
+        As :func:`pdeflow.tv.tv_flow` returns ``u``, ``u_t`` and ``p`` (:func:`pdeflow.tv.flow_result`).
 
     Computed under ``torch.no_grad`` on the model's device, in its dtype; the
     results have ``u0``'s device and dtype.
@@ -272,13 +271,7 @@ def flow(
                 bar.update(1)
     finally:
         model.train(was_training)
-    shape = tuple(u0.shape)
     back = dict(device=u0.device, dtype=u0.dtype)
-    out = [torch.cat(us).to(**back).reshape(K, *shape)]
-    if return_ut or return_dual:
-        phi = torch.cat(phis)
-        if return_ut:
-            out.append(ops.div(phi).to(**back).reshape(K, *shape))
-        if return_dual:
-            out.append(phi.to(**back).reshape(K, *shape[:-2], 2, H, W))
-    return out[0] if len(out) == 1 else tuple(out)
+    phi = torch.cat(phis) if phis else None
+    return flow_result(torch.cat(us).to(**back), tuple(u0.shape), ops.div(phi).to(**back) if return_ut else None,
+                       phi.to(**back) if return_dual else None)

@@ -12,7 +12,7 @@ References
 from __future__ import annotations
 
 from .. import viz
-from ..reporting import Report, jsonable, md_table
+from ..reporting import Report, format_mean_std, jsonable, md_table
 from .evaluate import _ARCH_LABEL, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
 
 __all__ = ["report"]
@@ -21,7 +21,7 @@ def _pm(v, digits: int, sdigits: int | None = None) -> str:
     if v is None:
         return "—"
     m, s = v
-    return f"{m:.{digits}f} ± {s:.{sdigits if sdigits is not None else digits}f}"
+    return format_mean_std(m, s, None, digits, sdigits=sdigits)      # over images and times: n > 1
 
 
 def _ps(p, s) -> str:
@@ -45,6 +45,29 @@ def _paper_lookup(table: str, row):
     if not row:
         return None
     return PAPER[table].get(tuple(row))
+
+
+def _paper_cell(pap: dict, key) -> str:
+    """The paper's "PSNR (SSIM)" cell ``pap[key]``, or a dash where the paper has none."""
+    return _ps(*pap[key]) if key in pap else "—"
+
+
+def _ours(r: dict, psnr: str = "u_psnr", ssim: str = "u_ssim") -> str:
+    """Our "PSNR (SSIM)" cell: the PSNR's mean ± std and the mean SSIM of result ``r``."""
+    return f"{_pm(r[psnr], 2)} ({r[ssim][0]:.3f})"
+
+
+def _model_rows(paper_rows, table: str, cells) -> list[list[str]]:
+    """The rows of a table that compares models with the paper: for each ``(name, paper row)``, the name,
+    the paper row it is compared with and ``cells(name, the paper's numbers of that row in table)``."""
+    return [[n, _row_label(row)] + cells(n, _paper_lookup(table, row) or {}) for n, row in paper_rows]
+
+
+def _section(lines: list[str], title: str, note: str | None, header=None, rows=None) -> None:
+    """Append a section of the report: its heading, a note (if any) and, with ``header``, a table."""
+    lines += [f"## {title}", ""] + ([note, ""] if note is not None else [])
+    if header is not None:
+        lines += [md_table(header, rows), ""]
 
 
 def _flow_figure(ex: dict, title: str, label: str = "network"):
@@ -135,12 +158,6 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
     # ---- Table 1
     t1 = results.get("table1")
     if t1:
-        lines.append("## Table 1 — joint space-time optimisation vs model-driven")
-        lines.append("")
-        lines.append(f"{t1['n_images']} image(s) per size; Adam lr {t1['lr']:g}, a1 = a2 = 1e-4; "
-                     "u_t by backward differences in time (the implicit Euler pairing). "
-                     "Paper: 200 images.")
-        lines.append("")
         header = ["", "metric"] + [f"{s}×{s} ours" for s in t1["sizes"]] + [f"{s}×{s} paper" for s in t1["sizes"]]
         rows = []
         for key, lab, dg in (("u_psnr", ("u", "PSNR"), 2), ("u_ssim", ("u", "SSIM"), 3),
@@ -153,50 +170,32 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
         rows.append(["", "seconds / image"] + [f"{t1['seconds'][s]:.1f}" for s in t1["sizes"]]
                     + [f"{PAPER['table9']['joint'][s]:g} (GPU)" if s in PAPER["table9"]["joint"] else "—"
                        for s in t1["sizes"]])
-        lines.append(md_table(header, rows))
-        lines.append("")
+        _section(lines, "Table 1 — joint space-time optimisation vs model-driven",
+                 f"{t1['n_images']} image(s) per size; Adam lr {t1['lr']:g}, a1 = a2 = 1e-4; "
+                 "u_t by backward differences in time (the implicit Euler pairing). Paper: 200 images.",
+                 header, rows)
         if t1.get("example") is not None:
             rep.add_figure("joint_flow.png", _flow_figure(
                 t1["example"], f"joint space-time optimisation, {t1['example']['size']} px", label="joint"))
             figures.append(("joint_flow.png", "joint optimisation vs reference: u, error, div φ vs u_t"))
 
+    paper_rows = [(n, models[n].get("paper_row")) for n in names]
+
     # ---- Tables 2-4
     t24 = results.get("table2_4")
     if t24:
         sizes = t24["sizes"]
-        for tab, key, what, dg in (("table2", "u_psnr", "PSNR of u", 2), ("table3", "u_ssim", "SSIM of u", 3)):
-            num = tab[-1]
-            lines.append(f"## Table {num} — {what} vs model-driven, natural test images")
-            lines.append("")
-            lines.append("Ours: mean ± std over images and times. Paper: mean ± std over five trainings "
-                         "(200 Food101 test images).")
-            lines.append("")
-            header = ["model", "paper row"] + sum([[f"{s}×{s} ours", f"{s}×{s} paper"] for s in sizes], [])
-            rows = []
-            for n in names:
-                row = models[n].get("paper_row")
-                pap = _paper_lookup(tab, row) or {}
-                cells = []
-                for s in sizes:
-                    cells += [_pm(t24["models"][n][s][key], dg), _paper_pm(pap.get(s))]
-                rows.append([n, _row_label(row)] + cells)
-            lines.append(md_table(header, rows))
-            lines.append("")
-        lines.append("## Table 4 — div φ vs the reference's u_t: PSNR (SSIM)")
-        lines.append("")
         header = ["model", "paper row"] + sum([[f"{s}×{s} ours", f"{s}×{s} paper"] for s in sizes], [])
-        rows = []
-        for n in names:
-            row = models[n].get("paper_row")
-            pap = _paper_lookup("table4", row) or {}
-            cells = []
-            for s in sizes:
-                r = t24["models"][n][s]
-                cells += [f"{_pm(r['div_psnr'], 2)} ({_pm(r['div_ssim'], 3)})",
-                          _ps(*pap[s]) if s in pap else "—"]
-            rows.append([n, _row_label(row)] + cells)
-        lines.append(md_table(header, rows))
-        lines.append("")
+        for tab, key, what, dg in (("table2", "u_psnr", "PSNR of u", 2), ("table3", "u_ssim", "SSIM of u", 3)):
+            _section(lines, f"Table {tab[-1]} — {what} vs model-driven, natural test images",
+                     "Ours: mean ± std over images and times. Paper: mean ± std over five trainings "
+                     "(200 Food101 test images).", header,
+                     _model_rows(paper_rows, tab, lambda n, pap, key=key, dg=dg: sum(
+                         [[_pm(t24["models"][n][s][key], dg), _paper_pm(pap.get(s))] for s in sizes], [])))
+        _section(lines, "Table 4 — div φ vs the reference's u_t: PSNR (SSIM)", None, header,
+                 _model_rows(paper_rows, "table4", lambda n, pap: sum(
+                     [[f"{_pm(t24['models'][n][s]['div_psnr'], 2)} ({_pm(t24['models'][n][s]['div_ssim'], 3)})",
+                       _paper_cell(pap, s)] for s in sizes], [])))
         if t24.get("example") is not None:
             ex = t24["example"]
             rep.add_figure("flow_example.png", _flow_figure(ex, f"{ex['model']}, {ex['size']} px test crop"))
@@ -206,88 +205,51 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
     # ---- Table 5
     t5 = results.get("table5")
     if t5:
-        lines.append("## Table 5 — other image types: PSNR (SSIM) of u")
-        lines.append("")
-        lines.append(f"{t5['n_images']} images of {t5['size']}×{t5['size']} px per type: "
-                     f"{max(1, min(5, t5['size'] // 16))} isolated disks; "
-                     f"{max(1, min(5, t5['size'] // 16))} overlapping ellipses; crops of medical images "
-                     f"({t5['medical_source']}). "
-                     "Paper: 100 disk and 100 ellipse images, 40 spleen CT images of 512×512 px.")
-        lines.append("")
         kinds = ("disks", "ellipses", "medical")
-        header = ["model", "paper row"] + sum([[f"{k} ours", f"{k} paper"] for k in kinds], [])
-        rows = []
-        for n in names:
-            row = models[n].get("paper_row")
-            pap = _paper_lookup("table5", row) or {}
-            cells = []
-            for k in kinds:
-                r = t5["models"][n][k]
-                cells += [f"{_pm(r['u_psnr'], 2)} ({r['u_ssim'][0]:.3f})", _ps(*pap[k]) if k in pap else "—"]
-            rows.append([n, _row_label(row)] + cells)
-        lines.append(md_table(header, rows))
-        lines.append("")
+        shapes = max(1, min(5, t5["size"] // 16))
+        _section(lines, "Table 5 — other image types: PSNR (SSIM) of u",
+                 f"{t5['n_images']} images of {t5['size']}×{t5['size']} px per type: {shapes} isolated disks; "
+                 f"{shapes} overlapping ellipses; crops of medical images ({t5['medical_source']}). "
+                 "Paper: 100 disk and 100 ellipse images, 40 spleen CT images of 512×512 px.",
+                 ["model", "paper row"] + sum([[f"{k} ours", f"{k} paper"] for k in kinds], []),
+                 _model_rows(paper_rows, "table5", lambda n, pap: sum(
+                     [[_ours(t5["models"][n][k]), _paper_cell(pap, k)] for k in kinds], [])))
 
     # ---- Table 6
     t6 = results.get("table6")
     if t6:
         fs = t6["factors"]
-        lines.append("## Table 6 — one-homogeneity: PSNR (SSIM) of u(c·u0, t) vs the reference flow of c·u0")
-        lines.append("")
-        lines.append(f"{t6['n_images']} natural test crops at each of {', '.join(map(str, t6['sizes']))} px; "
-                     "both divided by 5c (the reference is exactly one-homogeneous: "
-                     "reference(c·u0, t) = c·reference(u0, t/c)). \"self\": u(c·u0, t)/c vs the same "
-                     "model's u(u0, t/c). Paper: 600 images of mixed size.")
-        lines.append("")
-        header = ["model", "paper row"] + sum([[f"c = {c:g} ours", f"c = {c:g} self", f"c = {c:g} paper"]
-                                               for c in fs], [])
-        rows = []
-        for n, per in t6["models"].items():
-            base_name = n.split(" + ")[0]
-            row = models.get(base_name, {}).get("paper_row")
-            pap = _paper_lookup("table6", row) or {}
-            cells = []
-            for c in fs:
-                r = per[c]
-                cells += [f"{_pm(r['psnr'], 2)} ({r['ssim'][0]:.3f})",
-                          f"{_pm(r['self_psnr'], 2)} ({r['self_ssim'][0]:.3f})",
-                          _ps(*pap[c]) if c in pap else "—"]
-            rows.append([n, _row_label(row)] + cells)
-        lines.append(md_table(header, rows))
-        lines.append("")
+        _section(lines, "Table 6 — one-homogeneity: PSNR (SSIM) of u(c·u0, t) vs the reference flow of c·u0",
+                 f"{t6['n_images']} natural test crops at each of {', '.join(map(str, t6['sizes']))} px; "
+                 "both divided by 5c (the reference is exactly one-homogeneous: "
+                 "reference(c·u0, t) = c·reference(u0, t/c)). \"self\": u(c·u0, t)/c vs the same "
+                 "model's u(u0, t/c). Paper: 600 images of mixed size.",
+                 ["model", "paper row"] + sum([[f"c = {c:g} ours", f"c = {c:g} self", f"c = {c:g} paper"]
+                                               for c in fs], []),
+                 _model_rows([(n, models.get(n.split(" + ")[0], {}).get("paper_row")) for n in t6["models"]],
+                             "table6", lambda n, pap: sum(
+                                 [[_ours(t6["models"][n][c], "psnr", "ssim"),
+                                   _ours(t6["models"][n][c], "self_psnr", "self_ssim"), _paper_cell(pap, c)]
+                                  for c in fs], [])))
 
     # ---- Table 7
     t7 = results.get("table7")
     if t7:
-        lines.append("## Table 7 — reconstruction of u0 from the spectral TV transform: PSNR (SSIM)")
-        lines.append("")
-        lines.append(f"{t7['n_images']} natural test crops of {t7['size']} px; φ(t) = t·u_tt(t) at the "
-                     f"{cfg.get('n_times', 50)} times (dt = {t7['dt']:g}). Autodiff: u_t, u_tt by forward-mode "
-                     "autodiff in t, u0 ≈ trapezoid ∫φ dt + u(T) − T·u_t(T). FD: second differences on the "
-                     "grid, u0 ≈ Σ φ_k dt + (N+1)u_N − N·u_{N+1}, which telescopes exactly to u(0) — of the "
-                     "network (its initial-condition error) or of the reference (= u0 up to float32 "
-                     "round-off of the cached flow).")
-        lines.append("")
-        header = ["model", "paper row", "autodiff ours", "autodiff paper", "FD network ours", "FD network paper",
-                  "FD reference ours", "FD reference paper"]
-        ref = t7["reference"]["fd"]
-        ref_cell = f"{_pm(ref['psnr'], 2)} ({ref['ssim'][0]:.3f})"
+        ref_cell = _ours(t7["reference"]["fd"], "psnr", "ssim")
         gt = _ps(*PAPER["table7_fd_gt"])
-        rows = []
-        for n in names:
-            if n not in t7["models"]:
-                continue
-            row = models[n].get("paper_row")
-            pap = _paper_lookup("table7", row) or {}
-            r = t7["models"][n]
-            rows.append([n, _row_label(row), f"{_pm(r['autodiff']['psnr'], 2)} ({r['autodiff']['ssim'][0]:.3f})",
-                         _ps(*pap["autodiff"]) if pap else "—",
-                         f"{_pm(r['fd']['psnr'], 2)} ({r['fd']['ssim'][0]:.3f})",
-                         _ps(*pap["fd"]) if pap else "—", ref_cell, gt])
-        if not rows:
-            rows.append(["(reference only)", "—", "—", "—", "—", "—", ref_cell, gt])
-        lines.append(md_table(header, rows))
-        lines.append("")
+        rows = _model_rows([(n, row) for n, row in paper_rows if n in t7["models"]], "table7", lambda n, pap: [
+            _ours(t7["models"][n]["autodiff"], "psnr", "ssim"), _paper_cell(pap, "autodiff"),
+            _ours(t7["models"][n]["fd"], "psnr", "ssim"), _paper_cell(pap, "fd"), ref_cell, gt])
+        _section(lines, "Table 7 — reconstruction of u0 from the spectral TV transform: PSNR (SSIM)",
+                 f"{t7['n_images']} natural test crops of {t7['size']} px; φ(t) = t·u_tt(t) at the "
+                 f"{cfg.get('n_times', 50)} times (dt = {t7['dt']:g}). Autodiff: u_t, u_tt by forward-mode "
+                 "autodiff in t, u0 ≈ trapezoid ∫φ dt + u(T) − T·u_t(T). FD: second differences on the "
+                 "grid, u0 ≈ Σ φ_k dt + (N+1)u_N − N·u_{N+1}, which telescopes exactly to u(0) — of the "
+                 "network (its initial-condition error) or of the reference (= u0 up to float32 "
+                 "round-off of the cached flow).",
+                 ["model", "paper row", "autodiff ours", "autodiff paper", "FD network ours", "FD network paper",
+                  "FD reference ours", "FD reference paper"],
+                 rows or [["(reference only)", "—", "—", "—", "—", "—", ref_cell, gt]])
         if t7.get("example"):
             rep.add_figure("spectra.png", _spectra_figure(t7["example"]))
             figures.append(("spectra.png", "spectrum S(t) of one test crop: reference (FD) and each model "
@@ -296,42 +258,30 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
     # ---- Table 9
     t9 = results.get("table9")
     if t9:
-        lines.append("## Table 9 — evaluation time (seconds, one image)")
-        lines.append("")
-        lines.append(f"Median of {t9['repeats']} runs after a warm-up for the networks, one run for the reference "
-                     f"(dt = {cfg.get('dt')}, tol = {cfg.get('tol')}, {cfg.get('solver')}, float64); "
-                     f"{t9['threads']} CPU thread(s). \"1 t\": a single time (t = 0.98, which the reference "
-                     f"reaches by evolving through all steps); \"{t9['n_times']} t\": all times. Paper: networks "
-                     "on an Nvidia P6000 GPU; model-driven on CPU (Chambolle) and GPU (PDHG); sizes 32–512.")
-        lines.append("")
+        _section(lines, "Table 9 — evaluation time (seconds, one image)",
+                 f"Median of {t9['repeats']} runs after a warm-up for the networks, one run for the reference "
+                 f"(dt = {cfg.get('dt')}, tol = {cfg.get('tol')}, {cfg.get('solver')}, float64); "
+                 f"{t9['threads']} CPU thread(s). \"1 t\": a single time (t = 0.98, which the reference "
+                 f"reaches by evolving through all steps); \"{t9['n_times']} t\": all times. Paper: networks "
+                 "on an Nvidia P6000 GPU; model-driven on CPU (Chambolle) and GPU (PDHG); sizes 32–512.")
         sizes = t9["sizes"]
         header = ["method", "device"] + sum([[f"{s}² 1 t", f"{s}² {t9['n_times']} t", f"{s}² paper"]
                                              for s in sizes], [])
-        rows = []
-        for n in names:
-            arch = models[n].get("arch")
-            pap = PAPER["table9"].get(arch, {})
-            for dev, per in t9["models"].get(n, {}).items():
-                cells = []
-                for s in sizes:
-                    r = per[s]
-                    cells += [f"{r['single']:.4f}", f"{r['all']:.4f}", f"{pap[s]:g}" if s in pap else "—"]
-                rows.append([n, dev] + cells)
-        for dev, per in t9["reference"].items():
-            key = "model-driven (GPU)" if dev.startswith("cuda") else "model-driven (CPU)"
-            pap = PAPER["table9"][key]
-            cells = []
-            for s in sizes:
-                r = per[s]
-                cells += [f"{r['single']:.2f}", f"{r['all']:.2f}", f"{pap[s]:g}" if s in pap else "—"]
-            rows.append(["reference (implicit Euler + ROF)", dev] + cells)
+
+        def cells(per: dict, paper: dict, fmt: str) -> list[str]:
+            """Per size: the seconds for one time and for all times (None: not run), and the paper's."""
+            return sum([[*("—" if per[s][k] is None else f"{per[s][k]:{fmt}}" for k in ("single", "all")),
+                         f"{paper[s]:g}" if s in paper else "—"] for s in sizes], [])
+
+        rows = [[n, dev] + cells(per, PAPER["table9"].get(models[n].get("arch"), {}), ".4f")
+                for n in names for dev, per in t9["models"].get(n, {}).items()]
+        rows += [["reference (implicit Euler + ROF)", dev]
+                 + cells(per, PAPER["table9"]["model-driven (GPU)" if dev.startswith("cuda") else "model-driven (CPU)"],
+                         ".2f")
+                 for dev, per in t9["reference"].items()]
         if t1:
-            pap = PAPER["table9"]["joint"]
-            cells = []
-            for s in sizes:
-                v = t1["seconds"].get(s)
-                cells += ["—", f"{v:.1f}" if v is not None else "—", f"{pap[s]:g}" if s in pap else "—"]
-            rows.append(["joint space-time optimisation", "cpu"] + cells)
+            joint = {s: {"single": None, "all": t1["seconds"].get(s)} for s in sizes}
+            rows.append(["joint space-time optimisation", "cpu"] + cells(joint, PAPER["table9"]["joint"], ".1f"))
         lines.append(md_table(header, rows))
         lines.append("")
         for dev in t9["reference"]:

@@ -84,7 +84,6 @@ References
 from __future__ import annotations
 
 import inspect
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,12 +103,11 @@ from ..training import (
     ckpt_every_option,
     cleanup_distributed,
     clip_gradients,
-    config_to_dict,
     get_rank,
     get_world_size,
-    invoked_command,
     load_checkpoint,
     option,
+    provenance,
     reduce_mean,
     save_checkpoint,
     seed_everything,
@@ -219,7 +217,6 @@ class TrainConfig:
 def check_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
     need = ConfigCheck(cfg)
-
     need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
          in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
     need(isinstance(cfg.arch_kwargs, dict), "arch_kwargs", "a dict of constructor arguments")
@@ -237,17 +234,16 @@ def check_config(cfg: TrainConfig) -> None:
     need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
     need.numbers("scale", "t_max", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
     need.numbers("a1", "a2", "phi_weight", positive=False)
-    need(cfg.clip is None or (math.isfinite(cfg.clip) and cfg.clip >= 0), "clip", "None or a number >= 0")
-    need.ints("steps", "batch_size", "times_per_image", "val_crops", "val_every", "ckpt_every", "ref_max_iter",
-              "val_max_iter")
+    need.numbers("clip", positive=False, optional=True)
+    need.trainer()
+    need.ints("times_per_image", "ref_max_iter", "val_max_iter")
     need.ints("val_size", "val_times", minimum=2)
     need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
     need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
     need.numbers("synthetic", positive=False)
     need(cfg.synthetic <= 1.0, "synthetic", "a number in [0, 1]")
     need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
-    need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "a number in (0, 1)")
-    need.ints("seed", "val_seed", minimum=0)
+    need.fractions("val_fraction")
 
 
 # --------------------------------------------------------------------------- data
@@ -446,16 +442,8 @@ def _model_config(net, cfg: TrainConfig) -> dict:
 
 
 def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: dict) -> None:
-    provenance = {
-        "trainer": "pdeflow.tvflownet.train",
-        "steps": int(run.best_step) + 1,          # steps trained when the exported weights were validated
-        # steps trained when exported; at least `steps` (an export inside step k runs before done = k + 1)
-        "steps_total": max(int(run.done), int(run.best_step) + 1),
-        "wall_time_s": round(run.elapsed, 1),
-        "val_psnr": float(run.best),
-        **info,
-    }
-    save_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=provenance)
+    prov = {"trainer": "pdeflow.tvflownet.train", **run.best_record(), "val_psnr": float(run.best), **info}
+    save_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=prov)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -503,15 +491,11 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     show = rank == 0 and not quiet and sys.stderr.isatty()
     val = validation_set(cfg, val_images, run_dir, progress=show)
     n_supervised = supervised_steps(cfg)
-    info = {
-        "command": command if command is not None else invoked_command(),
-        "train_config": config_to_dict(cfg),
-        "data": {"train": train_images.description, "validation": val_images.description},
-        "validation": {k: v for k, v in val["key"].items() if k != "data"},
-        "val_psnr_identity": identity_psnr(val, cfg),
-        "device": str(device), "world_size": world_size,
-        **({"init": init_info} if init_info is not None else {}),
-    }
+    info = provenance(cfg, command=command, device=device,
+                      data={"train": train_images.description, "validation": val_images.description},
+                      validation={k: v for k, v in val["key"].items() if k != "data"},
+                      val_psnr_identity=identity_psnr(val, cfg), world_size=world_size,
+                      **({"init": init_info} if init_info is not None else {}))
 
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step, rank)
@@ -533,17 +517,16 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         run.log(step, loss=logged[0], **{name: logged[1 + i] for i, name in enumerate(terms) if name != "total"},
                 **({"grad_norm": reduce_mean(grad_norm)} if grad_norm is not None else {}),
                 crop=u0.shape[-1])
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+        if run.validation_due(step, cfg.val_every):
             val_psnr = validate(net, val, cfg, device)
-            run.log(step, val_psnr=val_psnr)
-            if run.update_best(step, val_psnr) and rank == 0:
+            if run.log_validation(step, {"val_psnr": val_psnr}, key="val_psnr") and rank == 0:
                 _export(net.state_dict(), net, run_dir, cfg, run, info)
     run.finish()
 
     # the exported model is the best one; (re)write it from best.pt with the final provenance
-    if rank == 0 and (run_dir / "best.pt").exists():
-        best = load_checkpoint(run_dir / "best.pt")
-        _export(best["models"]["net"], net, run_dir, cfg, run, info)
+    best = run.best_models()                # rank 0 only
+    if best is not None:
+        _export(best["net"], net, run_dir, cfg, run, info)
     cleanup_distributed()
     return run_dir / "model.json"
 
