@@ -19,7 +19,8 @@ scale, the "model-driven" reference = implicit Euler steps of dt = 0.02 solved t
     python benchmarks/tvflownet_speed.py                        # the shipped default model
     python benchmarks/tvflownet_speed.py --model runs/RUN       # a run directory
 
-Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there between markers.
+Results are printed and written to ``--out`` (tvflownet_speed.md; default a fresh folder under
+runs/benchmarks/); ``--results benchmarks/RESULTS.md`` also writes them there between markers.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from typing import NamedTuple
 
 import torch
 
-from _results import add_results_option, write_block  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_block, write_file  # benchmarks/_results.py
 from pdeflow import datasets, tvflownet
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -180,8 +181,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-psnr", type=float, default=60.0,
                     help="stop tightening tol at a dt once the reference reaches this PSNR (dB)")
-    add_results_option(ap)
+    add_output_args(ap, "tvflownet_speed", results_block=True, what="tvflownet_speed.md")
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
@@ -232,7 +234,7 @@ def main(argv=None) -> None:
               f"tol {tol:g}, float32): {ref_s * 1e3:.1f} ms/image at {ref_psnr:.2f} dB -> ratio reference / "
               f"network {ref_s / net_s:.2f}", flush=True)
 
-    if args.results and rows:
+    if rows:
         total = time.perf_counter() - t_all
         md = [
             "## TVflowNET single-time query vs the reference solver (`benchmarks/tvflownet_speed.py`)\n",
@@ -261,8 +263,11 @@ def main(argv=None) -> None:
         md += ["", "Reference grid (all images at once, seconds per image):", "",
                "| dt | tol | PSNR (dB) | s / image |", "|---|---|---|---|"]
         md += [f"| {r.dt:g} | {r.tol:g} | {r.psnr:.2f} | {r.sec:.3f} |" for r in grid.table]
-        write_block(Path(args.results), "tvflownet_speed.py", "\n".join(md))
-        print(f"wrote {args.results}")
+        write_file(out / "tvflownet_speed.md", "\n".join(md) + "\n")
+        print(f"wrote {out / 'tvflownet_speed.md'}")
+        if args.results:
+            write_block(Path(args.results), "tvflownet_speed.py", "\n".join(md))
+            print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

@@ -39,10 +39,10 @@ reaches the network's.
     python benchmarks/tvflownet_workloads.py --quick                                       # seconds
     python benchmarks/tvflownet_workloads.py --device cuda --out DIR                       # on a GPU
 
-Writes ``results.md`` (one block per workload and size, replaced on a re-run) and
-``<workload>_<size>px.json`` to
-``--out``, by default a folder under the system's temp directory: the committed results are
-written only with an explicit ``--out``. Ground truths and finite differences are cached under
+Writes ``results.md`` (one block per workload and size, replaced on a re-run into the same
+folder with ``--overwrite``) and ``<workload>_<size>px.json`` to ``--out``, by default a fresh
+``runs/benchmarks/tvflownet_workloads/TIMESTAMP``: the committed results are written only with an
+explicit ``--out``. Ground truths and finite differences are cached under
 ``--cache`` (temp directory).
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ from pathlib import Path
 
 import torch
 
-from _results import write_block, write_text  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_block, write_text  # benchmarks/_results.py
 from pdeflow import datasets, tvflownet
 from pdeflow.ops import div, grad, gradient_norm
 from pdeflow.tv import tv_flow
@@ -459,8 +459,7 @@ def main(argv=None) -> None:
     ap.add_argument("--fd-step", type=float, default=1e-3, help="grad: finite-difference step (RMS, x5 scale)")
     ap.add_argument("--fd-tol", type=float, default=1e-6, help="grad: tol of the finite-difference flows")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds (numbers meaningless)")
-    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "pdeflow-tvflownet-workloads",
-                    help="results folder (commit results with an explicit --out benchmarks/results/...)")
+    add_output_args(ap, "tvflownet_workloads", what="results.md, <workload>_<size>px.json")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "pdeflow-tvflownet-workloads-cache"),
                     help="folder for ground truths and finite differences ('' for none)")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -470,6 +469,7 @@ def main(argv=None) -> None:
             if ap.get_default(k) == getattr(args, k):
                 setattr(args, k, v)
     args.cache = Path(args.cache) if args.cache else None
+    open_out(args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
