@@ -1,14 +1,172 @@
-"""Shared by the benchmark scripts: each writes its results into benchmarks/RESULTS.md between its
-own markers, so that re-running one script replaces its block and leaves the others alone; or a whole
-results file (:func:`write_text`). Files are written atomically with :func:`pdeflow.io.write_bytes`."""
+"""Where the benchmark scripts write: one convention, in one place.
+
+Every script in ``benchmarks/`` writes its files into one folder, ``--out DIR``:
+
+* by default a fresh folder ``runs/benchmarks/NAME/YYYYmmdd-HHMMSS`` under the working directory
+  (``runs/`` is ignored by git), so running a benchmark never touches a committed file;
+* a folder that exists and is not empty is refused (exit status 2, before any work) unless
+  ``--overwrite`` is given;
+* committing results is explicit: ``--out benchmarks/results/NAME`` (plus ``--overwrite`` to
+  replace files there), and, for the scripts that keep a block in ``benchmarks/RESULTS.md``,
+  ``--results benchmarks/RESULTS.md`` (the block between the script's markers is replaced).
+
+Besides its own files, a script's folder gets ``command.txt`` (the command line) and ``log.txt``
+(everything it printed), except where the folder is the package's (``ship_inpaint_model.py``). Usage in a script::
+
+    from _results import add_output_args, open_out   # benchmarks/_results.py
+    add_output_args(ap, "flow_speed")                 # --out, --overwrite (and --results FILE)
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)                        # checked and created before any work
+
+The training drivers (``inpaint_masknet_train.py``, ``inpaint_residual_train.py``) are the
+exception: like ``pdeflow train --run-dir`` they take a run directory that must be given and
+that a second call resumes.
+"""
 from __future__ import annotations
 
 import argparse
+import atexit
+import datetime
+import io
+import os
+import shlex
+import sys
 from pathlib import Path
 
 from pdeflow.io import write_bytes
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+#: Default parent of the output folders, relative to the working directory (git ignores ``runs/``).
+DEFAULT_ROOT = Path("runs") / "benchmarks"
+
+
+def add_output_args(ap, name: str, *, results_block: bool = False, what: str = "") -> None:
+    """Add ``--out DIR`` and ``--overwrite`` (and ``--results FILE`` with ``results_block``) to ``ap``.
+
+    Parameters
+    ----------
+    ap : argparse.ArgumentParser
+    name : str
+        The script's name: the default folder is ``runs/benchmarks/NAME/TIMESTAMP``.
+    results_block : bool
+        The script can also replace its block in a results file (``benchmarks/RESULTS.md``).
+    what : str
+        The files the script writes, for the help text.
+    """
+    ap.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help=f"folder for the results{' (' + what + ')' if what else ''}; default: a fresh "
+                         f"{DEFAULT_ROOT / name}/TIMESTAMP (not committed). Committing is explicit, e.g. "
+                         f"--out benchmarks/results/{name}")
+    ap.add_argument("--overwrite", action="store_true", help="write into --out even if it is not empty")
+    ap.set_defaults(_bench_name=name)
+    if results_block:
+        add_results_option(ap)
+
+
+def add_results_option(ap: argparse.ArgumentParser) -> None:
+    """``--results FILE``: also write the script's results block into FILE (committing results is explicit)."""
+    ap.add_argument("--results", default="", metavar="FILE",
+                    help="also replace this script's block in FILE (default: none); committing it is "
+                         f"explicit: --results {RESULTS.relative_to(HERE.parent)}")
+
+
+def default_out(name: str) -> Path:
+    """A fresh folder ``runs/benchmarks/NAME/TIMESTAMP`` (a suffix is added if it exists)."""
+    base = DEFAULT_ROOT / name / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out, k = base, 1
+    while out.exists():
+        out, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return out
+
+
+def _refuse(message: str):
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Exit with status 2 and one line if ``out`` is a file, or a non-empty folder without ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        _refuse(f"--out: {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        _refuse(f"--out: {out} is not empty; pass --overwrite to write into it, or choose another folder")
+
+
+def open_out(args, argv=None, *, log: bool = True) -> Path:
+    """Check and create the output folder of ``args`` (see :func:`add_output_args`) before any work.
+
+    Sets ``args.out`` to the folder (the default one when none was given) and, with ``log``,
+    writes ``command.txt`` there and copies everything printed on stdout to ``log.txt``.
+    """
+    if args.out is None:
+        args.out = default_out(args._bench_name)
+    out = Path(args.out)
+    check_out(out, args.overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        _refuse(f"--out: cannot write to {out} ({exc.strerror or exc})")
+    if log:
+        words = list(sys.argv[1:] if argv is None else argv)
+        script = Path(sys.argv[0]).name if argv is None else f"{args._bench_name.split('/')[0]}.py"
+        write_file(out / "command.txt", f"python benchmarks/{script} {shlex.join(words)}".rstrip() + "\n")
+        tee_stdout(out / "log.txt")
+    print(f"writing to {out}", flush=True)
+    return out
+
+
+def write_file(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`pdeflow.io.write_bytes`)."""
+    write_bytes(Path(path), data if isinstance(data, bytes) else data.encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a results file atomically (its folder created) and say where."""
+    write_file(path, text)
+    print(f"written to {path}")
+
+
+def save_figure(fig, path: Path, **kwargs) -> None:
+    """``fig.savefig`` to ``path`` atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
+    write_file(path, buf.getvalue())
+
+
+class _Tee(io.TextIOBase):
+    """A text stream that writes to the terminal's stream and to a log file."""
+
+    def __init__(self, stream, log):
+        self._stream, self._log = stream, log
+
+    def write(self, s: str) -> int:
+        self._stream.write(s)
+        if not self._log.closed:
+            self._log.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        self._stream.flush()
+        if not self._log.closed:
+            self._log.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+def tee_stdout(path: Path) -> None:
+    """From now on, copy everything printed on stdout to ``path`` (appended)."""
+    log = open(path, "a", buffering=1)
+    sys.stdout = _Tee(sys.stdout, log)
+    atexit.register(log.close)
+    atexit.register(sys.stdout.flush)
 
 
 def write_block(path: Path, name: str, text: str) -> None:
@@ -21,17 +179,4 @@ def write_block(path: Path, name: str, text: str) -> None:
         new = old[: old.index(begin)] + block + old[old.index(end) + len(end):].lstrip("\n")
     else:
         new = old.rstrip() + "\n\n" + block
-    write_bytes(path, new.encode())
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a results file atomically (its folder created) and say where."""
-    write_bytes(path, text.encode())
-    print(f"written to {path}")
-
-
-def add_results_option(ap: argparse.ArgumentParser) -> None:
-    """``--results FILE``: also write the script's results block into FILE (committing results is explicit)."""
-    ap.add_argument("--results", default="", metavar="FILE",
-                    help="also write the results block into FILE (default: none, printed only); "
-                         f"committing them is explicit: --results {RESULTS.relative_to(RESULTS.parents[1])}")
+    write_file(path, new)

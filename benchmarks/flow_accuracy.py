@@ -14,7 +14,8 @@ error (``tol``) at a fixed ``dt``:
     python benchmarks/flow_accuracy.py            # 8 crops of 96x96, a few minutes
     python benchmarks/flow_accuracy.py --quick    # 2 crops
 
-Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there between markers.
+Results are printed and written to ``--out`` (``flow_accuracy.md``; default a fresh folder under
+``runs/benchmarks/``); ``--results benchmarks/RESULTS.md`` also writes them there between markers.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from _results import RESULTS, write_block  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_block, write_file  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -48,9 +49,9 @@ def main(argv=None):
     ap.add_argument("--ref-tol", type=float, default=1e-10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 crops")
-    ap.add_argument("--results", default="", help="results file to update between markers, e.g. "
-                    f"{RESULTS.relative_to(RESULTS.parents[1])} (default: print only)")
+    add_output_args(ap, "flow_accuracy", results_block=True, what="flow_accuracy.md")
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
     if args.quick:
         args.n_crops = 2
     torch.set_num_threads(args.threads)
@@ -131,6 +132,7 @@ def main(argv=None):
     for name, a, b, tol, pm, pmin, ch in halving:
         md.append(f"| {name} | {a:g} -> {b:g} | {tol:g} | {pm:.1f} ({pmin:.1f}) | {ch:.1e} |")
     print("\n".join(md))
+    write_file(out / "flow_accuracy.md", "\n".join(md) + "\n")
     if args.results:
         write_block(Path(args.results), "flow_accuracy.py", "\n".join(md))
         print(f"wrote {args.results}")

@@ -17,12 +17,13 @@ rounds (the best time is kept), and its time is divided by that of today's defau
 Euler, dt 0.01, tol 1e-6, check every 5 iterations) measured in the same rounds.  Then the
 new defaults at 512x512 (time, and peak memory per pixel measured in a fresh process).
 
-    python benchmarks/flow_speed.py --out results/flow_speed       # ~30 min on a busy 2-core machine
-    python benchmarks/flow_speed.py --out /tmp/fs --quick          # 64x64 crops, a few minutes
-    python benchmarks/flow_speed.py --out /tmp/fs --update-results # also rewrite the block in RESULTS.md
+    python benchmarks/flow_speed.py                                # ~30 min on a busy 2-core machine
+    python benchmarks/flow_speed.py --quick                        # 64x64 crops, a few minutes
+    python benchmarks/flow_speed.py --out benchmarks/results/flow_speed --overwrite \
+        --results benchmarks/RESULTS.md                            # commit: the folder and the block
 
-Writes ``flow_speed.md`` and ``flow_speed.json`` to ``--out``; ``benchmarks/RESULTS.md`` is only
-rewritten with ``--update-results``.
+Writes ``flow_speed.md`` and ``flow_speed.json`` to ``--out`` (default a fresh folder under
+``runs/benchmarks/``); ``benchmarks/RESULTS.md`` is only rewritten with ``--results``.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from _results import RESULTS, write_block  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_block, write_file  # benchmarks/_results.py
 from pdeflow import datasets as data
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -122,7 +123,7 @@ print(json.dumps(dict(seconds=sec, base_kib=base, peak_kib=peak)))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, help="directory for flow_speed.md / .json")
+    add_output_args(ap, "flow_speed", results_block=True, what="flow_speed.md, flow_speed.json")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "pdeflow-bench"),
                     help="where the converged reference flows are kept (default ~/.cache/pdeflow-bench)")
     ap.add_argument("--n-images", type=int, default=5)
@@ -142,9 +143,8 @@ def main(argv=None):
     ap.add_argument("--big-time", type=float, default=1.0, help="flow time of that run")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--quick", action="store_true", help="64x64 crops, 2 images, 1 repeat, no 512 run")
-    ap.add_argument("--update-results", action="store_true",
-                    help=f"also replace this script's block in {RESULTS.relative_to(RESULTS.parents[1])}")
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
     if args.quick:
         args.size, args.n_images, args.repeats, args.big = 64, 2, 1, 0
     torch.set_num_threads(1)
@@ -236,15 +236,13 @@ def main(argv=None):
                            for k, v in big.items()) + "."]
     text = "\n".join(md)
     print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "flow_speed.md").write_text(text + "\n")
-    (out / "flow_speed.json").write_text(json.dumps(dict(command=cmd, reference_error=ref_err, rows=result,
-                                                         tour=tour, big=big), indent=1, default=str) + "\n")
+    write_file(out / "flow_speed.md", text + "\n")
+    write_file(out / "flow_speed.json", json.dumps(dict(command=cmd, reference_error=ref_err, rows=result,
+                                                        tour=tour, big=big), indent=1, default=str) + "\n")
     print(f"wrote {out / 'flow_speed.md'}")
-    if args.update_results:
-        write_block(RESULTS, "flow_speed.py", text)
-        print(f"updated {RESULTS}")
+    if args.results:
+        write_block(Path(args.results), "flow_speed.py", text)
+        print(f"updated {args.results}")
 
 
 if __name__ == "__main__":

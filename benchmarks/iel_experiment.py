@@ -2,7 +2,9 @@
 
 Each named experiment is one `pdeflow iel-experiment` command. Its run directories (checkpoints,
 logs) go to out/iel/NAME, which is resumable: kill it and start the same command again. When
-every run is done, summary.json, table.md and the PNG are copied to benchmarks/results/iel/NAME/.
+every run is done, summary.json, table.md, command.txt and the PNG are copied to ``--out`` (default
+a fresh folder under runs/benchmarks/iel_experiment/; committing them is explicit:
+``--out benchmarks/results/iel/NAME``, with ``--overwrite`` to replace a committed result).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_experiment.py small-dsb     # ~10 min, 1 core
     (small-dsb-neumann ~10 min, small-sweep-dsb ~16 min, small-mricron ~8 min: checks, not results)
@@ -23,6 +25,8 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+
+from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = ["--noise", "blocks", "--noise-size", "3", "--noise-keep", "0.8"]   # the official DSB2018 noise
@@ -66,18 +70,22 @@ EXPERIMENTS = {
 }
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Run a committed IEL experiment and copy its results.")
     p.add_argument("name", nargs="?", choices=tuple(EXPERIMENTS))
     p.add_argument("--list", action="store_true", help="print the commands and exit")
     p.add_argument("--shard", default=None, metavar="K/N")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", default="1")
-    a = p.parse_args()
+    add_output_args(p, "iel_experiment", what="summary.json, table.md, curves.png or sweep.png, command.txt")
+    a = p.parse_args(argv)
     if a.list or a.name is None:
         for name, args in EXPERIMENTS.items():
             print(f"{name}: pdeflow iel-experiment {shlex.join(args)} --out out/iel/{name}")
         return 0
+    if a.out is None:
+        a._bench_name = f"iel_experiment/{a.name}"
+    dest = open_out(a, argv)
     from pdeflow.cli import main as pdeflow
 
     out = ROOT / "out" / "iel" / a.name
@@ -88,13 +96,11 @@ def main() -> int:
     status = pdeflow(argv)
     if status or not (out / "summary.json").exists():
         return status
-    dest = ROOT / "benchmarks" / "results" / "iel" / a.name
-    dest.mkdir(parents=True, exist_ok=True)
     for f in ("summary.json", "table.md", "curves.png", "sweep.png"):
         if (out / f).exists():
             shutil.copy2(out / f, dest / f)
-    (dest / "command.txt").write_text(f"pdeflow {shlex.join(argv)}\n".replace(str(ROOT) + "/", ""))
-    print(f"copied to {dest.relative_to(ROOT)}")
+    write_file(dest / "command.txt", f"pdeflow {shlex.join(argv)}\n".replace(str(ROOT) + "/", ""))
+    print(f"copied to {dest}")
     return 0
 
 

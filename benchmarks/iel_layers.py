@@ -5,6 +5,7 @@ the official implementation (cyliu111/Inverse-Evolution-Layers-Segmentation) app
 ``x - dt * conv2d(x, laplacian/4, padding=1, groups=C)``. Both give the same numbers (checked
 here, and in tests/test_iel_layers.py). Timed: forward + backward of 30 layers on a batch of
 2-class logits, the setting of a training step; the ratio is official / pdeflow (> 1: pdeflow faster).
+Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_layers.py [--size 128] [--batch 8] [--repeat 5]
 """
@@ -16,6 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.iel import official_heat_iel
 
 
@@ -40,14 +42,16 @@ def timed(fn, x, repeat: int) -> float:
     return best
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args()
+    add_output_args(p, "iel_layers", what="log.txt")
+    a = p.parse_args(argv)
+    open_out(a, argv)
     torch.set_num_threads(a.threads)
     x = torch.randn(a.batch, 2, a.size, a.size, generator=torch.Generator().manual_seed(0))
     iel = official_heat_iel(0.1, a.steps)

@@ -24,7 +24,8 @@ Before the timings, the accuracy of the gradient (float64, tol 1e-13): relative 
 finite differences (step 1e-6) of a dense solve of ``M(c) u = C f``, on 16x18 images (a
 multigrid level below the finest) for a binary, a continuous and a mixed mask.
 
-Writes benchmarks/results/inpaint/adjoint_cost.md (``--no-write``: not).
+Writes ``adjoint_cost.md`` to ``--out`` (default a fresh folder under runs/benchmarks/; the committed one:
+``--out benchmarks/results/inpaint --overwrite``).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from _results import write_text  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import diffuse, random_mask
 
@@ -78,15 +79,16 @@ def gradient_accuracy(H: int = 16, W: int = 18, h: float = 1e-6) -> list[tuple[s
     return rows
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
+    add_output_args(ap, "inpaint_adjoint_cost", what="adjoint_cost.md")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
     torch.set_num_threads(1)
 
     acc = gradient_accuracy()
@@ -153,8 +155,7 @@ def main() -> None:
     lines += [f"| {name} | {ef:.1e} | {ec:.1e} |" for name, ef, ec in acc]
     text = "\n".join(lines) + "\n"
     print(text)
-    if not args.no_write:
-        write_text(HERE / "results" / "inpaint" / "adjoint_cost.md", text)
+    write_text(out / "adjoint_cost.md", text)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ density), ``analytic`` (Belhachmi et al.'s ``|laplacian(G_sigma f)|`` dithered),
 (+ 3x3 snap to extrema), ``learned`` (a mask network per density, ``--models``), ``ps``
 (probabilistic sparsification, MAE, p = q = 0.02; slow). Every mask is inpainted by homogeneous
 diffusion (float64, tol 1e-6); MAE on 0-255, SSIM (scikit-image's); mask time per image, one image
-at a time, one thread. Example::
+at a time, one thread. Writes results.json and report.md to ``--out`` (default a fresh folder under
+runs/benchmarks/). Example::
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_learned_masks.py --sets test mate --n-images 32 \\
         --models 0.05=/work/runs/inpaint/masknet-05 --ps --out benchmarks/results/inpaint/learned_masks
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, random_mask
 from pdeflow.inpaint.analytic import analytic_mask
@@ -69,8 +71,9 @@ def main(argv=None) -> int:
     p.add_argument("--ps-cache", type=Path, default=None,
                    help="folder keeping the PS masks and times per set (computed once, reused by later runs)")
     p.add_argument("--only-ps", action="store_true", help="compute (and cache) the PS masks, nothing else")
-    p.add_argument("--out", type=Path, default=None)
+    add_output_args(p, "inpaint_learned_masks", what="results.json, report.md")
     args = p.parse_args(argv)
+    out = open_out(args, argv)
     torch.set_num_threads(1)
     models = {}
     for spec in args.models:
@@ -137,19 +140,17 @@ def main(argv=None) -> int:
                 print(f"{set_name} {d:g} {name:14s} MAE {np.mean(maes):6.2f}  SSIM {np.mean(ssims):.4f}  "
                       f"mask {np.median(times) * 1e3:8.1f} ms", flush=True)
         results["sets"][set_name] = {"n_images": len(f), "images": names, "densities": rows}
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
-        lines = [f"Command: `{results['command']}`", ""]
-        for set_name, s in results["sets"].items():
-            lines += [f"### {set_name} ({s['n_images']} crops, 64x64): MAE (0-255) / SSIM / mask time", "",
-                      "| density | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
-            for d, r in s["densities"].items():
-                cells = [f"{r[m]['mae255']:.2f} / {r[m]['ssim']:.3f} / {r[m]['mask_s'] * 1e3:.0f} ms" if m in r
-                         else "" for m in METHODS]
-                lines.append(f"| {float(d):g} | " + " | ".join(cells) + " |")
-            lines.append("")
-        (args.out / "report.md").write_text("\n".join(lines))
+    write_file(out / "results.json", json.dumps(results, indent=1))
+    lines = [f"Command: `{results['command']}`", ""]
+    for set_name, s in results["sets"].items():
+        lines += [f"### {set_name} ({s['n_images']} crops, 64x64): MAE (0-255) / SSIM / mask time", "",
+                  "| density | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+        for d, r in s["densities"].items():
+            cells = [f"{r[m]['mae255']:.2f} / {r[m]['ssim']:.3f} / {r[m]['mask_s'] * 1e3:.0f} ms" if m in r
+                     else "" for m in METHODS]
+            lines.append(f"| {float(d):g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    write_file(out / "report.md", "\n".join(lines))
     return 0
 
 

@@ -15,16 +15,19 @@ from pathlib import Path
 
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow import ops
 from pdeflow.inpaint.train import TrainConfig, build_networks, open_data, validation_set
 from pdeflow.training import load_checkpoint, load_config
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("checkpoint", nargs="?", default="last.pt")
-    a = p.parse_args()
+    add_output_args(p, "inpaint_mask_diagnostics", what="log.txt")
+    a = p.parse_args(argv)
+    open_out(a, argv)
     cfg = load_config(TrainConfig, a.run_dir / "config.json")
     if cfg.stage != "mask":
         p.error(f"argument run_dir: {a.run_dir} is not a stage 'mask' run")

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.inpaint import masknet
 from pdeflow.inpaint.train import TrainConfig, build_networks, open_data, sample_batch, validate, validation_set
 from pdeflow.inpaint.wgan import composite
 from pdeflow.training import load_checkpoint, step_generator
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("wgan_run", type=Path)
     p.add_argument("--exact-density", action="store_true")
@@ -30,7 +31,9 @@ def main() -> None:
     p.add_argument("--prior-scale", type=float, default=masknet.PRIOR_SCALE)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=250)
-    a = p.parse_args()
+    add_output_args(p, "inpaint_mask_frozen_probe", what="log.txt")
+    a = p.parse_args(argv)
+    open_out(a, argv)
     torch.set_num_threads(1)
     masknet.PRIOR_SCALE = a.prior_scale            # read by MaskGenerator.logits at call time
     d = 0.05

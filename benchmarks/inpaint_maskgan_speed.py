@@ -16,7 +16,8 @@ architecture at each ``--widths`` (the published size is width 1) and says so.
     python benchmarks/inpaint_maskgan_speed.py                       # 128x128, 5/10/20 %, 2 images
     python benchmarks/inpaint_maskgan_speed.py --size 64 --images 1  # quicker
 
-Results are printed and written to ``benchmarks/results/inpaint_maskgan_speed.md`` (``--no-write``: not).
+Results are printed and written to ``inpaint_maskgan_speed.md`` in ``--out`` (default a fresh folder under
+runs/benchmarks/; the committed one: ``--out benchmarks/results --overwrite``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from _results import write_text  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import probabilistic_sparsification
 from pdeflow.inpaint.gan import gan_mask, load_mask_model
@@ -67,7 +68,7 @@ def time_gan(model: MaskGAN, f: torch.Tensor, density: float, repeats: int) -> t
     return statistics.median(walls), statistics.median(cpus), dens
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--images", type=int, default=2)
@@ -76,8 +77,9 @@ def main() -> None:
                     help="widths of untrained networks timed where no model is shipped (default 0.25 1)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
+    add_output_args(ap, "inpaint_maskgan_speed", what="inpaint_maskgan_speed.md")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
     torch.set_num_threads(args.threads)
     images = crops(args.images, args.size)
 
@@ -122,8 +124,7 @@ def main() -> None:
         lines.append(f"| {d:g} | {ps:.2f} | {psc:.2f} | {k} | {g:.4f} | {gc:.4f} | {ratio:.0f}x | {ratio_c:.0f}x |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
-    if not args.no_write:
-        write_text(HERE / "results" / "inpaint_maskgan_speed.md", text)
+    write_text(out / "inpaint_maskgan_speed.md", text)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ optimised together, batched).
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks.py                      # 64x64, 3 photos, a few minutes
     python benchmarks/inpaint_masks.py --size 128 --images skimage/camera     # closer to the paper's 128x128
 
-Writes benchmarks/results/inpaint/masks_<size>.json and .md (``--out`` to change).
+Writes masks_<size>.json, .md and .png to ``--out`` (default a fresh folder under runs/benchmarks/; the
+committed ones: ``--out benchmarks/results/inpaint --overwrite``).
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from _results import add_output_args, open_out, save_figure, write_file  # benchmarks/_results.py
 from pdeflow import datasets, metrics
 from pdeflow.inpaint import diffuse, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
-ROOT = Path(__file__).resolve().parent
 DEFAULT_IMAGES = ["skimage/camera", "skimage/coffee", "pywt/aero"]
 
 
@@ -107,8 +108,7 @@ def parallel_study(f: torch.Tensor, args) -> int:
               flush=True)
         lines.append(f"| {par} | {cyc} | {secs:.1f} | {float(r.error[0]):.3e} | {int(r.accepted[0])} |")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"nlpe_parallel_{args.size}.md").write_text("\n".join(lines) + "\n")
+    write_file(out / f"nlpe_parallel_{args.size}.md", "\n".join(lines) + "\n")
     print(f"wrote {out / f'nlpe_parallel_{args.size}.md'}")
     return 0
 
@@ -127,8 +127,9 @@ def main(argv=None) -> int:
                          "parallel 1, 4, 8 and several cycle counts, error against run time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(ROOT / "results" / "inpaint"))
+    add_output_args(ap, "inpaint_masks", what="masks_SIZE.json, .md, .png")
     args = ap.parse_args(argv)
+    open_out(args, argv)
     torch.set_num_threads(args.threads)
     f = load(args.images, args.size)
     if args.parallel_study:
@@ -203,12 +204,11 @@ def main(argv=None) -> int:
                 torch=torch.__version__, machine=platform.machine(),
                 date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     tag = f"masks_{args.size}" + ("" if args.metric == "mse" else f"_{args.metric}")
-    (out / f"{tag}.json").write_text(json.dumps(dict(meta=meta, results={str(k): v for k, v in results.items()}),
-                                                indent=1))
-    (out / f"{tag}.md").write_text("\n".join(lines) + "\n")
-    figure(f[0], shown, results, args).savefig(out / f"{tag}.png")
+    write_file(out / f"{tag}.json", json.dumps(dict(meta=meta, results={str(k): v for k, v in results.items()}),
+                                               indent=1))
+    write_file(out / f"{tag}.md", "\n".join(lines) + "\n")
+    save_figure(figure(f[0], shown, results, args), out / f"{tag}.png")
     print(f"\nwrote {out / (tag + '.json')}, {tag}.md and {tag}.png")
     return 0
 

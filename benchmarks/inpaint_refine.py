@@ -13,8 +13,10 @@ Crop sets:
 * ``eval``: the 8 crops of ``pdeflow evaluate inpainting`` (seed 0, built-in TEST photos); PS and
   PS+NLPE are read from that evaluation's results.json (--eval-json), not recomputed.
 * ``extra``: ``--n-extra`` other crops of the built-in TEST photos (crop seed ``--extra-seed``); PS on
-  them is computed once (about 30 CPU-s per crop for the three densities) and cached in --ps-cache;
-  with --no-compute-ps only the crops already in the cache are used.
+  them is computed once (about 30 CPU-s per crop for the three densities) and cached in --ps-cache
+  (default OUT/ps_extra.json, started from a copy of the committed benchmarks/results/inpaint/refine/
+  ps_extra.json, which is never written unless named); with --no-compute-ps only the crops already in
+  the cache are used.
 
 All refinements of one (set, density, start, n) come from one ``refine_mask`` run with the largest
 ``r``: the quality after round ``r`` is read by its callback (the masks after ``r`` rounds are those of
@@ -23,7 +25,9 @@ round's adjoint solve, which an ``r``-round run skips: slightly pessimistic). Ti
 of this single-threaded process (time.process_time), which stay meaningful on a shared, loaded
 machine; PS times: the evaluation's (wall clock, one thread) and this cache's CPU seconds.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py --out benchmarks/results/inpaint/refine
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py                 # a fresh runs/benchmarks/ folder
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py --out benchmarks/results/inpaint/refine \
+        --overwrite                                                               # the committed results
 """
 from __future__ import annotations
 
@@ -34,8 +38,8 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,8 +48,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+COMMITTED_PS = ROOT / "results" / "inpaint" / "refine" / "ps_extra.json"
 
 from _ps_extra import ps_reference  # noqa: E402
+from _results import add_output_args, open_out, save_figure, write_file  # noqa: E402
 from inpaint_learned_masks import sigma_for  # noqa: E402  (the analytic smoothing the mask networks use)
 from pdeflow.inpaint import refine_mask  # noqa: E402
 from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density  # noqa: E402
@@ -255,8 +261,7 @@ def figure(res, st):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "pdeflow-inpaint-refine"),
-                    help="output folder (report.md, results.json, refine_eval.png, refine_extra.png)")
+    add_output_args(ap, "inpaint_refine", what="report.md, results.json, refine_eval.png, refine_extra.png")
     ap.add_argument("--densities", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--shifts", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 4, 8, 16])
@@ -266,7 +271,9 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-json", default=str(ROOT / "results/inpaint/evaluation_64/results.json"))
     ap.add_argument("--n-extra", type=int, default=32)
     ap.add_argument("--extra-seed", type=int, default=1)
-    ap.add_argument("--ps-cache", default=str(ROOT / "results/inpaint/refine/ps_extra.json"))
+    ap.add_argument("--ps-cache", default=None,
+                    help="PS of the extra crops, computed once (default OUT/ps_extra.json, started from a copy "
+                         "of the committed results/inpaint/refine/ps_extra.json)")
     ap.add_argument("--compute-ps", action=argparse.BooleanOptionalAction, default=True,
                     help="compute the PS of the extra crops missing from --ps-cache (default on)")
     ap.add_argument("--nlpe", action="store_true", help="also PS+NLPE on the extra crops (slow: ~50 CPU-s a mask)")
@@ -278,9 +285,17 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite report and figures from --out/results.json with the PS cache's current crops")
     args = ap.parse_args(argv)
+    if args.report_only:
+        if args.out is None:
+            ap.error("--report-only needs --out: the folder of an earlier run")
+        args.overwrite = True                      # rewriting that folder's report is what was asked
+    dest = open_out(args, argv)
+    if args.ps_cache is None:
+        args.ps_cache = str(dest / "ps_extra.json")
+        if not Path(args.ps_cache).exists() and COMMITTED_PS.is_file():
+            shutil.copyfile(COMMITTED_PS, args.ps_cache)
     torch.set_num_threads(1)
     notes: list[str] = []
-    dest = Path(args.out)
     if args.report_only:
         res = json.loads((dest / "results.json").read_text())
         for other in args.merge:
@@ -343,8 +358,7 @@ def main(argv=None) -> int:
                       f" max {np.mean(c1['mae255']):.2f}/{np.mean(c1['ssim']):.3f} "
                       f"{1000 * c1['cpu_per_mask']:.0f} ms", flush=True)
         res["sets"].append(out)
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / "results.json").write_text(json.dumps(res, indent=1) + "\n")   # partial results as they come
+        write_file(dest / "results.json", json.dumps(res, indent=1) + "\n")   # partial results as they come
     write(res, dest)
     return 0
 
@@ -370,14 +384,13 @@ def finalise(res) -> None:
 
 def write(res, dest: Path) -> None:
     finalise(res)
-    dest.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in res.items()}
     public["sets"] = [{k: v for k, v in st.items() if k not in ("curves", "ref", "n_used", "shown")} for st in res["sets"]]
-    (dest / "results.json").write_text(json.dumps(public, indent=1) + "\n")
-    (dest / "report.md").write_text(markdown(res))
+    write_file(dest / "results.json", json.dumps(public, indent=1) + "\n")
+    write_file(dest / "report.md", markdown(res))
     for st in res["sets"]:
         fig = figure(res, st)
-        fig.savefig(dest / f"refine_{st['name']}.png", dpi=110)
+        save_figure(fig, dest / f"refine_{st['name']}.png", dpi=110)
     print(f"wrote {dest}/report.md, results.json, " + ", ".join(f"refine_{st['name']}.png" for st in res["sets"]))
 
 

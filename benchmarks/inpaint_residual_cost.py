@@ -2,16 +2,19 @@
 
 Times a training step's share of R (forward + backward, float32) for several U-Net widths, beside the
 diffusion solve it corrects (float64, 10 % analytic mask, tol 1e-5), and prints the parameter counts
-and the ratio R / diffusion::
+and the ratio R / diffusion (also written to ``--out``: log.txt, default a fresh folder under
+runs/benchmarks/)::
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_residual_cost.py
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow import datasets as pdata
 from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.diffusion import diffuse
@@ -29,7 +32,11 @@ def best_of(fn, n=5):
     return min(ts), sorted(ts)[len(ts) // 2]
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_output_args(ap, "inpaint_residual_cost", what="log.txt")
+    args = ap.parse_args(argv)
+    open_out(args, argv)
     torch.set_num_threads(1)
     f = pdata.random_crops(pdata.builtin_pool("train", kind="photo"), 16, 64, seed=0).double()
     b = analytic_mask(f, 0.1)

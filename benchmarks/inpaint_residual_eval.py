@@ -5,7 +5,8 @@ Masks: the analytic mask (Belhachmi et al.'s density, dithered with the fixed ti
 ``eval`` = the evaluation's crops (:func:`pdeflow.inpaint.evaluate.test_images`, built-in TEST split, seed 0),
 ``mate`` = crops of ``.data/photos/mate-nature`` downsampled 4x, the held-out set of
 ``benchmarks/inpaint_learned_masks.py`` (never used in training or checkpoint selection). Prints a
-markdown table (MAE on 0-255, SSIM, mean over crops, and the run time per 64x64 image of each inpainter)::
+markdown table (MAE on 0-255, SSIM, mean over crops, and the run time per 64x64 image of each inpainter), also
+written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/)::
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_residual_eval.py --model /work/runs/inpaint/residual/r0 \\
         --sets eval mate --n 32
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from inpaint_learned_masks import mate_crops  # the same held-out set as the mask benchmark
 from pdeflow.inpaint.diffusion import diffuse
 from pdeflow.inpaint.evaluate import test_images
@@ -44,7 +46,9 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--mate-dir", default=".data/photos/mate-nature")
+    add_output_args(p, "inpaint_residual_eval", what="log.txt")
     args = p.parse_args(argv)
+    open_out(args, argv)
     torch.set_num_threads(1)
     model = load_residual(args.model, channels=1)
     nets = {}

@@ -18,7 +18,8 @@ runs after one warm-up run. Ratios printed: cg / mg and spsolve / mg.
     OMP_NUM_THREADS=1 python benchmarks/inpaint_solver.py                  # 128, 256, 512; 1, 5, 10 %
     python benchmarks/inpaint_solver.py --sizes 512 --densities 0.01 --dtype float32
 
-Writes benchmarks/results/inpaint/solver.json and solver.md (``--out`` to change).
+Writes solver_<dtype>.json and .md to ``--out`` (default a fresh folder under runs/benchmarks/; the
+committed ones: ``--out benchmarks/results/inpaint --overwrite``).
 """
 from __future__ import annotations
 
@@ -36,10 +37,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
+from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
 from pdeflow import datasets, ops
 from pdeflow.inpaint import diffuse, random_mask
-
-ROOT = Path(__file__).resolve().parent
 
 
 def neumann_laplacian(H: int, W: int) -> sp.csr_matrix:
@@ -109,8 +109,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", default=str(ROOT / "results" / "inpaint"))
+    add_output_args(ap, "inpaint_solver", what="solver_DTYPE.json, .md")
     args = ap.parse_args(argv)
+    open_out(args, argv)
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     rows = []
@@ -156,9 +157,8 @@ def main(argv=None) -> int:
                 spsolve_note="spsolve time includes the full-grid Laplacian assembly (column 'asm') "
                              "separately; its total is both")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     tag = f"solver_{args.dtype}" + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}")
-    (out / f"{tag}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    write_file(out / f"{tag}.json", json.dumps(dict(meta=meta, rows=rows), indent=1))
     lines = [f"# Diffusion inpainting solvers ({args.dtype}, tol {args.tol:g}, {args.device}, "
              f"{meta['threads']} thread(s), {meta['date']})", "",
              "`python benchmarks/inpaint_solver.py " + " ".join(sys.argv[1:] if argv is None else argv) + "`", "",
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
                      f"{r['mg']['max_error']:.1e} | {r['cg']['seconds']:.3f} | {r['cg']['iterations']} | "
                      f"{r['cg']['max_error']:.1e} | {r['spsolve']['seconds']:.3f} | "
                      f"{r['spsolve']['assembly_seconds']:.3f} | {r['cg_over_mg']:.1f} | {r['spsolve_over_mg']:.1f} |")
-    (out / f"{tag}.md").write_text("\n".join(lines) + "\n")
+    write_file(out / f"{tag}.md", "\n".join(lines) + "\n")
     print(f"wrote {out / (tag + '.json')} and {out / (tag + '.md')}")
     return 0
 

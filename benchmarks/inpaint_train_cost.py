@@ -9,7 +9,8 @@ on a machine shared with other jobs the CPU time is the one that predicts CPU-ho
 
     python benchmarks/inpaint_train_cost.py --widths 0.25 0.5 1 --batch-size 32 --crop 64
 
-Results are printed and written to ``benchmarks/results/inpaint_train_cost_bBATCH_cCROP.md`` (``--no-write``: not).
+Results are printed and written to ``inpaint_train_cost_bBATCH_cCROP.md`` in ``--out`` (default a fresh folder
+under runs/benchmarks/; the committed ones: ``--out benchmarks/results --overwrite``).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from _results import write_text  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow.inpaint.train import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
@@ -37,15 +38,16 @@ def cost(cfg: TrainConfig) -> tuple[float, float]:
         return time.perf_counter() - t0, time.process_time() - c0
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     ap.add_argument("--stages", nargs="+", choices=("wgan", "mask"), default=["wgan", "mask"])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
+    add_output_args(ap, "inpaint_train_cost", what="inpaint_train_cost_bBATCH_cCROP.md")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
     torch.set_num_threads(1)
     rows = []
     for w in args.widths:
@@ -67,8 +69,8 @@ def main() -> None:
         lines.append(f"| {w:g} | {stage} | {cpu:.2f} | {wall:.2f} | {3600 / cpu:.0f} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
-    if not args.no_write:
-        write_text(HERE / "results" / f"inpaint_train_cost_b{args.batch_size}_c{args.crop}.md", text)
+    name = f"inpaint_train_cost_b{args.batch_size}_c{args.crop}.md"
+    write_text(out / name, text)
 
 
 if __name__ == "__main__":

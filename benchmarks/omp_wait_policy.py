@@ -24,7 +24,8 @@ the spread; the spinner guarantees at least one.
 
 Usage::
 
-    python benchmarks/omp_wait_policy.py --out out/bench/omp_wait_policy.md
+    python benchmarks/omp_wait_policy.py          # writes omp_wait_policy.md to a fresh runs/benchmarks/ folder
+    python benchmarks/omp_wait_policy.py --timeout 90 --out benchmarks/results/omp_wait_policy --overwrite
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
 
 CHILD = r"""
 import json, os, sys, time
@@ -100,8 +103,7 @@ def run_child(order: str, env_changes: dict, args) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("out/bench/omp_wait_policy.md"),
-                    help="markdown file for the results table (overwritten)")
+    add_output_args(ap, "omp_wait_policy", what="omp_wait_policy.md")
     ap.add_argument("--size", type=int, default=128, help="crop size of the camera image")
     ap.add_argument("--times", type=float, nargs="+", default=[0.1, 0.5, 1.0])
     ap.add_argument("--dt", type=float, default=0.02)
@@ -110,6 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-spinner", action="store_true", help="do not start the spinning process")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
 
     spinner = None
     if not args.no_spinner:
@@ -159,11 +162,8 @@ def main(argv=None) -> int:
     lines += ["", "Command: `python benchmarks/omp_wait_policy.py " + cmd + "`"]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_file(out / "omp_wait_policy.md", text)
+    print(f"wrote {out / 'omp_wait_policy.md'}")
     return 0
 
 

@@ -24,8 +24,9 @@ Protocol (all of it in one run, on one machine):
    kept); the accuracy reported is that of the timed run.
 
 Run ``python benchmarks/reference.py`` (about 10 minutes on 2 cores) or ``--quick`` (about
-2 minutes).  Results are printed; ``--results benchmarks/RESULTS.md`` also writes them there (between markers,
-the rest of the file is left alone).
+2 minutes).  Results are printed and written to ``--out`` (reference.md; default a fresh folder under
+runs/benchmarks/); ``--results benchmarks/RESULTS.md`` also writes them there (between markers, the
+rest of the file is left alone).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _results import add_results_option, write_block  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_block, write_file  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.tv import tv_flow
 
@@ -437,8 +438,9 @@ def main(argv=None):
     ap.add_argument("--gpu-batch", type=int, default=256, help="batch of crops for the GPU throughput run")
     ap.add_argument("--quick", action="store_true",
                     help="8 crops and the 256 case, float32 only, 1 repeat, no reference cross-check with scikit-image")
-    add_results_option(ap)
+    add_output_args(ap, "reference", results_block=True, what="reference.md")
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
 
     if args.quick:
         args.n_crops, args.cases = 8, "crops,256"
@@ -554,62 +556,64 @@ def main(argv=None):
         log("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
     log(f"\ntotal {total:.0f}s")
 
-    # ----------------------------------------------------------------- RESULTS.md
+    # ----------------------------------------------------------------- reference.md (and RESULTS.md)
+    md = []
+    md.append("## TV flow at matched accuracy (`benchmarks/reference.py`)\n")
+    md.append(f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by "
+              f"`python benchmarks/reference.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
+              f" in {total / 60:.1f} minutes.\n")
+    md.append(f"- Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
+              f"({info['torch_threads']} threads), numpy {info['numpy']}, scikit-image {info['scikit-image']}, "
+              f"Python {info['python']}; CUDA: {info['cuda']}"
+              + (f"; load average at start {info['load_average']}" if "load_average" in info else "") + ".")
+    md.append(f"- Task: {args.steps} implicit Euler steps of dt = {args.dt:g} (PDE time) of the TV flow on "
+              f"images in [0, 1] times {args.scale:g}: each step an ROF problem "
+              f"`min 1/2||u - u_k||^2 + {args.dt:g} TV(u)`, the same problem and discretisation in all libraries.")
+    md.append(f"- Accuracy: max abs error over all {args.steps} frames and all images of a case against the "
+              f"reference, on the x{args.scale:g} scale. **Target {args.target:g}.**")
+    md.append(f"- Reference: pdeflow `tv_flow`, float64, tol {args.ref_tol:g} (relative duality gap per step), "
+              f"at most {args.ref_max_iter} iterations per step. Checks:")
+    for case in cases:
+        c = checks[case.name]
+        s = f"  - {case.name} (reference {case.ref_seconds:.0f}s): vs tol {args.ref_tol / 10:g} / " \
+            f"max_iter {4 * args.ref_max_iter} on {c['self'][1]} images x {c['self'][2]} steps: " \
+            f"max diff {c['self'][0]:.1e}"
+        if "skimage" in c:
+            s += (f"; vs scikit-image (eps=1e-12, {args.check_sk_iters} iterations per call) on "
+                  f"{c['skimage'][1]} images x {c['skimage'][2]} frames: max diff {c['skimage'][0]:.1e}")
+        md.append(s + ".")
+    md.append("- Search: each library's grid is scanned from cheap to expensive, per family, and the first "
+              "setting that reaches the target is kept; the cheapest family wins. Baselines search on the "
+              f"first {args.search_subset} crops, then confirm on all (moving up the grid if needed). Grids: "
+              f"pdeflow tol in {{{', '.join(f'{t:g}' for t in args.pdeflow_tols)}}} x "
+              f"{{{', '.join(args.pdeflow_dtypes)}}}; scikit-image max_num_iter (eps=0) in "
+              f"{{{', '.join(str(n) for n in args.sk_iters)}}}"
+              + (f" or eps in {{{', '.join(f'{e:g}' for e in args.sk_eps)}}} (max_num_iter {args.sk_eps_cap})"
+                 if args.sk_eps else "")
+              + f" x {{{', '.join(args.sk_dtypes)}}}"
+              + (f"; DeepInverse crit in {{{', '.join(f'{c:g}' for c in args.di_crits)}}} x tau in "
+                 f"{{{', '.join(f'{t:g}' for t in args.di_taus)}}} x {{{', '.join(args.di_dtypes)}}} "
+                 f"(n_it_max {args.di_cap}, cases {', '.join(args.di_cases)})" if deepinv_cls is not None else "")
+              + ".")
+    md.append(f"- Timing: kept settings run interleaved, {args.repeats} time(s), best time kept; pdeflow "
+              f"runs each case as one batch, scikit-image one image at a time (a chain of {args.steps} calls, "
+              f"each from the previous output), DeepInverse as one batch with its warm restart between calls.")
+    md.append(f"- DeepInverse: {di_status}.")
+    md.append("")
+    md.append("| " + " | ".join(head) + " |")
+    md.append("|" + "|".join("---" for _ in head) + "|")
+    for r in rows:
+        md.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
+    md.append("")
+    if gpu:
+        md.append(f"GPU ({gpu[0]}): {gpu[1]} crops of {args.crop_size}x{args.crop_size}, tol {gpu[4]:g}, "
+                  f"float32: {gpu[2]:.2f} s, **{gpu[3]:.1f} images/s**.")
+    else:
+        md.append("GPU: CUDA not available on this machine; the script times pdeflow on the GPU "
+                  "(images/s) where it is.")
+    write_file(out / "reference.md", "\n".join(md) + "\n")
+    log(f"wrote {out / 'reference.md'}")
     if args.results:
-        md = []
-        md.append("## TV flow at matched accuracy (`benchmarks/reference.py`)\n")
-        md.append(f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by "
-                  f"`python benchmarks/reference.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
-                  f" in {total / 60:.1f} minutes.\n")
-        md.append(f"- Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
-                  f"({info['torch_threads']} threads), numpy {info['numpy']}, scikit-image {info['scikit-image']}, "
-                  f"Python {info['python']}; CUDA: {info['cuda']}"
-                  + (f"; load average at start {info['load_average']}" if "load_average" in info else "") + ".")
-        md.append(f"- Task: {args.steps} implicit Euler steps of dt = {args.dt:g} (PDE time) of the TV flow on "
-                  f"images in [0, 1] times {args.scale:g}: each step an ROF problem "
-                  f"`min 1/2||u - u_k||^2 + {args.dt:g} TV(u)`, the same problem and discretisation in all libraries.")
-        md.append(f"- Accuracy: max abs error over all {args.steps} frames and all images of a case against the "
-                  f"reference, on the x{args.scale:g} scale. **Target {args.target:g}.**")
-        md.append(f"- Reference: pdeflow `tv_flow`, float64, tol {args.ref_tol:g} (relative duality gap per step), "
-                  f"at most {args.ref_max_iter} iterations per step. Checks:")
-        for case in cases:
-            c = checks[case.name]
-            s = f"  - {case.name} (reference {case.ref_seconds:.0f}s): vs tol {args.ref_tol / 10:g} / " \
-                f"max_iter {4 * args.ref_max_iter} on {c['self'][1]} images x {c['self'][2]} steps: " \
-                f"max diff {c['self'][0]:.1e}"
-            if "skimage" in c:
-                s += (f"; vs scikit-image (eps=1e-12, {args.check_sk_iters} iterations per call) on "
-                      f"{c['skimage'][1]} images x {c['skimage'][2]} frames: max diff {c['skimage'][0]:.1e}")
-            md.append(s + ".")
-        md.append("- Search: each library's grid is scanned from cheap to expensive, per family, and the first "
-                  "setting that reaches the target is kept; the cheapest family wins. Baselines search on the "
-                  f"first {args.search_subset} crops, then confirm on all (moving up the grid if needed). Grids: "
-                  f"pdeflow tol in {{{', '.join(f'{t:g}' for t in args.pdeflow_tols)}}} x "
-                  f"{{{', '.join(args.pdeflow_dtypes)}}}; scikit-image max_num_iter (eps=0) in "
-                  f"{{{', '.join(str(n) for n in args.sk_iters)}}}"
-                  + (f" or eps in {{{', '.join(f'{e:g}' for e in args.sk_eps)}}} (max_num_iter {args.sk_eps_cap})"
-                     if args.sk_eps else "")
-                  + f" x {{{', '.join(args.sk_dtypes)}}}"
-                  + (f"; DeepInverse crit in {{{', '.join(f'{c:g}' for c in args.di_crits)}}} x tau in "
-                     f"{{{', '.join(f'{t:g}' for t in args.di_taus)}}} x {{{', '.join(args.di_dtypes)}}} "
-                     f"(n_it_max {args.di_cap}, cases {', '.join(args.di_cases)})" if deepinv_cls is not None else "")
-                  + ".")
-        md.append(f"- Timing: kept settings run interleaved, {args.repeats} time(s), best time kept; pdeflow "
-                  f"runs each case as one batch, scikit-image one image at a time (a chain of {args.steps} calls, "
-                  f"each from the previous output), DeepInverse as one batch with its warm restart between calls.")
-        md.append(f"- DeepInverse: {di_status}.")
-        md.append("")
-        md.append("| " + " | ".join(head) + " |")
-        md.append("|" + "|".join("---" for _ in head) + "|")
-        for r in rows:
-            md.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
-        md.append("")
-        if gpu:
-            md.append(f"GPU ({gpu[0]}): {gpu[1]} crops of {args.crop_size}x{args.crop_size}, tol {gpu[4]:g}, "
-                      f"float32: {gpu[2]:.2f} s, **{gpu[3]:.1f} images/s**.")
-        else:
-            md.append("GPU: CUDA not available on this machine; the script times pdeflow on the GPU "
-                      "(images/s) where it is.")
         write_block(Path(args.results), "reference.py", "\n".join(md))
         log(f"wrote {args.results}")
 

@@ -1,11 +1,13 @@
 """Validation PSNR of TVflowNET training runs against steps and CPU time, in one figure.
 
-    python benchmarks/tvflownet_curves.py RUN_DIR [RUN_DIR ...] --out curves.png
+    python benchmarks/tvflownet_curves.py RUN_DIR [RUN_DIR ...] [--out DIR]
 
 Reads each run's ``log.csv`` (written by ``pdeflow train tvflownet``) and its
 ``config.json`` (for the label), and draws the identity's PSNR (``u(t) = u0``,
 from the run's exported model.json) as a dashed line when known. Prints the
-best validation PSNR of each run with its step and wall time.
+best validation PSNR of each run with its step and wall time. Writes ``training_curves.png`` to
+``--out`` (default a fresh folder under runs/benchmarks/; the committed figure:
+``--out benchmarks/results/tvflownet --overwrite``).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import csv
 import json
 import sys
 from pathlib import Path
+
+from _results import add_output_args, open_out, save_figure  # benchmarks/_results.py
 
 
 def read_run(run_dir: Path) -> dict:
@@ -39,18 +43,17 @@ def read_run(run_dir: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="training run directories")
-    ap.add_argument("--out", type=Path, required=True, help="PNG to write (must not exist)")
+    add_output_args(ap, "tvflownet_curves", what="training_curves.png")
     args = ap.parse_args(argv)
-    if args.out.exists():
-        print(f"--out: {args.out} exists; not overwriting it", file=sys.stderr)
-        return 2
+    runs = [r for r in args.runs if not (r / "log.csv").is_file()]
+    if runs:
+        ap.error(f"argument runs: {runs[0]}: no log.csv (not a pdeflow training run directory)")
+    out = open_out(args, argv)
     runs = [read_run(r) for r in args.runs]
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from pdeflow.io import atomic_path
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for run in runs:
@@ -69,9 +72,8 @@ def main(argv=None) -> int:
     axes[0].set_ylabel("validation PSNR (dB)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(args.out) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    print(f"wrote {args.out}")
+    save_figure(fig, out / "training_curves.png", dpi=120)
+    print(f"wrote {out / 'training_curves.png'}")
     return 0
 
 

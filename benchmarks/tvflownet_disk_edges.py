@@ -6,7 +6,8 @@ One disk of height 1 on a 64x64 zero background per radius (x5 scale, as the
 paper), the bare network against the reference TV flow (implicit Euler,
 dt 0.01, tol 1e-6, float64). Prints PSNR (data range 1) at each time, and at
 the last time the error at the disk's centre and the largest error (which
-sits on its boundary).
+sits on its boundary). Printed, and written to ``--out`` (log.txt; default a fresh folder under
+runs/benchmarks/).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import argparse
 
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -27,7 +29,9 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default=None, help="shipped name or model path (default: the shipped default)")
     ap.add_argument("--radii", type=float, nargs="+", default=[3, 5, 8, 12, 16])
     ap.add_argument("--times", type=float, nargs="+", default=[0.1, 0.25, 0.5, 0.98])
+    add_output_args(ap, "tvflownet_disk_edges", what="log.txt")
     args = ap.parse_args(argv)
+    open_out(args, argv)
     torch.set_num_threads(1)
     model = load(args.model)
     print(f"radius | PSNR (dB) at t = {args.times} | at t = {args.times[-1]}: |error| at the centre, max |error|")

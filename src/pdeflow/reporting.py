@@ -21,7 +21,7 @@ import torch
 
 from .errors import UserInputError
 
-__all__ = ["Report", "md_table", "mean_std", "jsonable"]
+__all__ = ["Report", "md_table", "mean_std", "format_mean_std", "jsonable"]
 
 
 def md_table(header: list[str], rows: Iterable[list[str]]) -> str:
@@ -35,6 +35,28 @@ def mean_std(values) -> list[float]:
     """``[mean, std]`` (population standard deviation) of a sequence or tensor of numbers."""
     v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
     return [float(v.mean()), float(v.std(unbiased=False))] if v.numel() else [math.nan, math.nan]
+
+
+def format_mean_std(mean: float, std: float, n: int | None, digits: int = 4, *, sdigits: int | None = None,
+                    signed: bool = False) -> str:
+    """A table cell "mean ± std" of ``n`` values; with ``n == 1`` (one seed, one image) the mean
+    alone, since one value has no spread to show (not "± 0.0000"). ``n=None``: unknown, shown
+    as "mean ± std".
+
+    Parameters
+    ----------
+    mean, std : float
+    n : int or None
+        How many values the mean is over.
+    digits, sdigits : int
+        Decimals of the mean and of the std (default: ``digits``).
+    signed : bool
+        Print the mean with its sign (differences).
+    """
+    m = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    if n is not None and n <= 1:
+        return m
+    return f"{m} ± {std:.{sdigits if sdigits is not None else digits}f}"
 
 
 def jsonable(obj, *, skip: tuple[str, ...] = ("example",)):

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["figure", "show_image", "image_grid", "colorbar", "figure_png"]
+__all__ = ["figure", "show_image", "image_grid", "colorbar", "figure_png", "robust_range", "stretch",
+           "stretch_label", "zoom_window", "crop", "mark_window"]
 
 
 def figure(width: float, height: float):
@@ -40,14 +41,16 @@ def show_image(ax, img: torch.Tensor, title: str) -> None:
     ax.set_axis_off()
 
 
-def image_grid(fig_or_sub, panels, ncols: int) -> None:
-    """``panels``: list of (image in [0, 1], title), drawn on a grid of ``ncols`` columns."""
+def image_grid(fig_or_sub, panels, ncols: int) -> np.ndarray:
+    """``panels``: list of (image in [0, 1], title), drawn on a grid of ``ncols`` columns.
+    Returns the axes (flat, row by row; those after the panels are blank)."""
     nrows = max(1, math.ceil(len(panels) / ncols))
     axes = np.atleast_1d(fig_or_sub.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, (img, title) in zip(axes, panels):
         show_image(ax, img, title)
     for ax in axes[len(panels):]:
         ax.set_axis_off()
+    return axes
 
 
 def colorbar(fig, mappable, axes, label: str) -> None:
@@ -55,6 +58,53 @@ def colorbar(fig, mappable, axes, label: str) -> None:
     cb = fig.colorbar(mappable, ax=list(np.atleast_1d(axes).ravel()), shrink=0.85, pad=0.01, aspect=12)
     cb.set_label(label, fontsize=7)
     cb.ax.tick_params(labelsize=6)
+
+
+def robust_range(img: torch.Tensor, lower: float = 0.01, upper: float = 0.99) -> tuple[float, float]:
+    """The ``lower`` and ``upper`` quantiles of the values of ``img`` (the range a contrast
+    stretch maps to black and white), widened to at least 1e-3 so that a flat image stays grey."""
+    v = img.detach().double().reshape(-1)
+    lo, hi = (float(x) for x in torch.quantile(v, torch.tensor([lower, upper], dtype=v.dtype)))
+    if hi - lo < 1e-3:
+        mid = 0.5 * (lo + hi)
+        lo, hi = mid - 5e-4, mid + 5e-4
+    return lo, hi
+
+
+def stretch(img: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Contrast stretch: ``(img - lo) / (hi - lo)`` clipped to [0, 1] (``lo`` black, ``hi`` white)."""
+    return ((img - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def stretch_label(lo: float, hi: float) -> str:
+    """How a stretched panel maps values, for its title: ``"contrast [lo, hi] -> [0, 1]"``."""
+    return f"contrast [{lo:.2f}, {hi:.2f}] -> [0, 1]"
+
+
+def zoom_window(weight: torch.Tensor, size: int) -> tuple[int, int, int]:
+    """The ``size`` x ``size`` window where ``weight`` (``(H, W)`` or ``(C, H, W)``, summed over
+    channels) has the largest sum: ``(top, left, size)``, ``size`` clipped to the image."""
+    w = weight.detach().double()
+    w = w.sum(0) if w.ndim == 3 else w
+    H, W = w.shape
+    size = max(1, min(int(size), H, W))
+    sums = torch.nn.functional.avg_pool2d(w[None, None], size, stride=1)[0, 0]
+    k = int(sums.reshape(-1).argmax())
+    return k // sums.shape[1], k % sums.shape[1], size
+
+
+def crop(img: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
+    """``img[..., top:top + size, left:left + size]`` for ``window = (top, left, size)``."""
+    top, left, size = window
+    return img[..., top:top + size, left:left + size]
+
+
+def mark_window(ax, window: tuple[int, int, int], color: str = "yellow") -> None:
+    """Outline ``window = (top, left, size)`` on an image panel ``ax``."""
+    from matplotlib.patches import Rectangle
+
+    top, left, size = window
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor=color, linewidth=1.0))
 
 
 def figure_png(fig) -> bytes:

@@ -185,14 +185,31 @@ def _marked(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _result_figure(f, mask, u, title: str):
+    """Input, mask, known pixels, inpainting and error; below, a zoomed crop (a quarter of the
+    side, where the error is largest, outlined above) of the input and the inpainting, with one
+    contrast stretch (1-99 % of their values there, stated in the titles), and of the error."""
     panels = [(f, "input"), (mask.expand(1, *mask.shape[-2:]).float(), "mask (white = known)"),
               (_marked(f, mask), "known pixels (red)"), (u.clamp(0, 1), "inpainted")]
     err = (u - f).abs().amax(0, keepdim=True)
     scale = float(err.max())
     panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
-    fig = viz.figure(2.7 * len(panels), 3.4)
-    viz.image_grid(fig, panels, len(panels))
+    win = viz.zoom_window(err[0], max(8, min(f.shape[-2:]) // 4))
+    zoom = min(f.shape[-2:]) / win[2]
+    lo, hi = viz.robust_range(torch.cat([viz.crop(f, win), viz.crop(u, win)]))
+    zerr = viz.crop(err, win)
+    zscale = float(zerr.max())
+    zoomed = [(viz.stretch(viz.crop(f, win), lo, hi), f"input, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
+              (viz.stretch(viz.crop(u, win), lo, hi), f"inpainted, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
+              ((zerr / zscale) if zscale > 0 else zerr, f"|error|, zoom x{zoom:.3g}\n(white = {zscale:.3g})")]
+    fig = viz.figure(2.7 * len(panels), 6.9)
+    top, bottom = fig.subfigures(2, 1)
+    axes = viz.image_grid(top, panels, len(panels))
+    for ax in (axes[0], axes[3]):
+        viz.mark_window(ax, win)
+    viz.image_grid(bottom, zoomed, len(panels))
     fig.suptitle(title, fontsize=9)
+    bottom.suptitle("the outlined window, zoomed; input and inpainting contrast-stretched alike "
+                    "(their 1-99 % range there to black-white)", fontsize=8)
     return fig
 
 

@@ -62,6 +62,7 @@ from ..datasets import random_crops
 from ..errors import UserInputError
 from ..io import write_bytes
 from ..metrics import dice
+from ..reporting import format_mean_std
 from ..training import option
 from .datasets import DATASETS, SegmentationData, load_dataset
 from .layers import BOUNDARIES, OPERATORS, with_iels
@@ -515,10 +516,7 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
 
 
 def _fmt(ms: dict, signed: bool = False, digits: int = 4) -> str:
-    mean = f"{ms['mean']:+.{digits}f}" if signed else f"{ms['mean']:.{digits}f}"
-    if ms.get("n", 2) < 2:       # one seed: no spread to show (not "± 0.0000")
-        return mean
-    return f"{mean} ± {ms['std']:.{digits}f}"
+    return format_mean_std(ms["mean"], ms["std"], ms.get("n"), digits, signed=signed)
 
 
 def _method_name(row: dict) -> str:
@@ -616,7 +614,7 @@ def _sweep_figure(summary: dict):
     ax.set_yticks(range(len(layers)), [str(n) for n in layers])
     ax.set_xlabel("dt (PDE time per layer)")
     ax.set_ylabel("layers")
-    base_text = f"{base['final_dice']['mean']:.3f}" + (f" ± {base['final_dice']['std']:.3f}" if several else "")
+    base_text = format_mean_std(base["final_dice"]["mean"], base["final_dice"]["std"], len(summary["seeds"]), 3)
     ax.set_title(f"final Dice, noisy labels\n(baseline {base_text})", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.08)
     if not curves:

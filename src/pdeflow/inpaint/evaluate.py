@@ -61,7 +61,7 @@ from ..errors import UserInputError
 from ..metrics import mae as mae_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
-from ..reporting import Report
+from ..reporting import Report, format_mean_std
 
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
@@ -350,7 +350,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
             if not rows:
                 continue
             summary.setdefault(m, {})[str(d)] = {
-                k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows]))}
+                k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows])),
+                    "n": len(rows)}
                 for k in ("psnr", "mae255", "ssim", "density", "mask_s", "inpaint_s", "mask_cpu_s")
                 if all(k in r for r in rows)}
     model_info = {}
@@ -385,7 +386,7 @@ def _fmt(cell: dict | None, key: str, digits: int) -> str:
     if cell is None:
         return "--"
     v = cell[key]
-    return f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
+    return format_mean_std(v["mean"], v["std"], v.get("n"), digits)
 
 
 def _paper(key: str, m: str, d: float, digits: int) -> str:
@@ -476,31 +477,43 @@ def report_markdown(results: dict) -> str:
 
 def figure(results: dict):
     """The shown crop (``settings["figure_image"]``): per density a row of masks (known
-    pixels white) and a row of inpaintings."""
-    from ..viz import figure as _figure
-    from ..viz import show_image as _show
+    pixels white), a row of inpaintings and a row of zoomed crops of the inpaintings: the window
+    of a quarter of the side where the inpaintings err most (outlined on the original), every
+    crop with one contrast stretch (1-99 % of the values there), stated in the panel titles."""
+    from .. import viz
     ex = results["_examples"]
     methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
     dens = results["settings"]["densities"]
+    f0 = results["_shown"]
     ncols = len(methods) + 1
-    fig = _figure(2.2 * ncols, 2.3 * 2 * len(dens) + 0.5)
-    axes = fig.subplots(2 * len(dens), ncols, squeeze=False)
+    win = viz.zoom_window(sum(((u - f0).abs() for _, u in ex.values()), torch.zeros_like(f0)),
+                          max(4, min(f0.shape[-2:]) // 4))
+    zoom = min(f0.shape[-2:]) / win[2]
+    lo, hi = viz.robust_range(torch.cat([viz.crop(f0, win)] + [viz.crop(u, win) for _, u in ex.values()]))
+    zlabel = f"zoom x{zoom:.3g}, {viz.stretch_label(lo, hi)}"
+    fig = viz.figure(2.2 * ncols, 2.3 * 3 * len(dens) + 0.5)
+    axes = fig.subplots(3 * len(dens), ncols, squeeze=False)
     for r, d in enumerate(dens):
-        _show(axes[2 * r, 0], results["_shown"], "original")
-        axes[2 * r + 1, 0].set_axis_off()
+        viz.show_image(axes[3 * r, 0], f0, "original")
+        viz.mark_window(axes[3 * r, 0], win)
+        axes[3 * r + 1, 0].set_axis_off()
+        viz.show_image(axes[3 * r + 2, 0], viz.stretch(viz.crop(f0, win), lo, hi), f"original,\n{zlabel}")
         for c, m in enumerate(methods, start=1):
             if (m, d) not in ex:
-                axes[2 * r, c].set_axis_off()
-                axes[2 * r + 1, c].set_axis_off()
+                for k in range(3):
+                    axes[3 * r + k, c].set_axis_off()
                 continue
             mask, u = ex[(m, d)]
-            f0 = results["_shown"]
             mark = torch.where(mask.bool().expand_as(f0), torch.ones_like(f0), 0.5 * f0)
-            _show(axes[2 * r, c], mark, f"{LABELS[m]}, mask {float(mask.mean()):.3f}")
+            viz.show_image(axes[3 * r, c], mark, f"{LABELS[m]}, mask {float(mask.mean()):.3f}")
             err = 255 * float((u - f0).abs().mean())
-            _show(axes[2 * r + 1, c], u, f"inpainted, MAE {err:.1f}")
-    fig.suptitle("known pixels white over the dimmed image; inpainting below (densities "
-                 + ", ".join(f"{d:g}" for d in dens) + ")", fontsize=10)
+            viz.show_image(axes[3 * r + 1, c], u, f"inpainted, MAE {err:.1f}")
+            viz.show_image(axes[3 * r + 2, c], viz.stretch(viz.crop(u, win), lo, hi), f"inpainted,\n{zlabel}")
+    for ax in axes[2::3].ravel():
+        ax.title.set_fontsize(7)
+    fig.suptitle("known pixels white over the dimmed image; inpainting below; then the outlined window (where "
+                 f"the inpaintings err most) zoomed x{zoom:.3g}, contrast-stretched [{lo:.2f}, {hi:.2f}] to "
+                 "black-white (densities " + ", ".join(f"{d:g}" for d in dens) + ")", fontsize=10, wrap=True)
     return fig
 
 

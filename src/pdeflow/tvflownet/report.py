@@ -12,7 +12,7 @@ References
 from __future__ import annotations
 
 from .. import viz
-from ..reporting import Report, jsonable, md_table
+from ..reporting import Report, format_mean_std, jsonable, md_table
 from .evaluate import _ARCH_LABEL, METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
 
 __all__ = ["report"]
@@ -21,7 +21,7 @@ def _pm(v, digits: int, sdigits: int | None = None) -> str:
     if v is None:
         return "—"
     m, s = v
-    return f"{m:.{digits}f} ± {s:.{sdigits if sdigits is not None else digits}f}"
+    return format_mean_std(m, s, None, digits, sdigits=sdigits)      # over images and times: n > 1
 
 
 def _ps(p, s) -> str:

@@ -1,0 +1,33 @@
+"""The workload benchmark (TVflowNET vs the reference at matched accuracy) runs end to end.
+
+A smoke run of ``benchmarks/tvflownet_workloads.py --quick`` (tiny crops; its numbers mean
+nothing and nothing here checks a time): both workloads finish and write their results.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_quick_run_writes_both_workloads(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tvflownet_workloads.py"), "--quick", "--cache", "",
+                    "--out", str(tmp_path)], check=True, env=env, cwd=tmp_path, capture_output=True, text=True)
+    md = (tmp_path / "results.md").read_text()
+    assert "<!-- batch_32px:begin -->" in md and "<!-- grad_16px:begin -->" in md
+    batch = json.loads((tmp_path / "batch_32px.json").read_text())
+    assert {r["K"] for r in batch["rows"]} == {1, 2}
+    grad = json.loads((tmp_path / "grad_16px.json").read_text())
+    assert grad["implicit_autograd"] != "works"           # the reference has no autograd (said in the README)
+    unrolled = [c for c in grad["curve"] if c["scheme"] == "unrolled" and c["dt"] == 0.1 and c["knob"] == 50]
+    assert unrolled and unrolled[0]["grad_error"] < 0.05   # same dt as the finite differences: they agree
+    assert list(tmp_path.glob("*.pt")) == []               # --cache '' caches nothing

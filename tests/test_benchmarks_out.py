@@ -1,0 +1,108 @@
+"""The benchmark scripts' output convention (benchmarks/_results.py): every script writes to
+``--out DIR``, by default a fresh folder under ``runs/benchmarks/`` (never a committed file), and
+refuses a non-empty folder unless ``--overwrite``; committing is explicit."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+#: Training drivers: like ``pdeflow train --run-dir`` they take a required, resumable run directory.
+TRAINING_DRIVERS = {"inpaint_masknet_train.py", "inpaint_residual_train.py"}
+SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_") and p.name not in TRAINING_DRIVERS)
+
+
+@pytest.fixture
+def results_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _results
+
+    return _results
+
+
+def _calls(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            f = node.func
+            names.add(f.id if isinstance(f, ast.Name) else getattr(f, "attr", ""))
+    return names
+
+
+def test_there_are_benchmark_scripts():
+    assert len(SCRIPTS) >= 20
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_script_takes_out_through_the_helper(script):
+    calls = _calls(script)
+    assert {"add_output_args", "open_out"} <= calls, f"{script.name} does not use _results.add_output_args/open_out"
+    src = script.read_text()
+    # no output path of its own: no --out/--no-write/--update-results argument defined by hand
+    for flag in ('"--out"', '"--no-write"', '"--update-results"'):
+        assert f"add_argument({flag}" not in src, f"{script.name} defines {flag} itself"
+
+
+@pytest.mark.parametrize("script", [p for p in BENCH.glob("*.py") if p.name != "_results.py"], ids=lambda p: p.name)
+def test_no_script_writes_a_committed_file_by_default(script):
+    """Committed locations appear only as things read (references, caches copied), never as a
+    default output: no ``write_block(RESULTS, ...)`` and no default path into results/ or weights/."""
+    src = script.read_text()
+    assert "write_block(RESULTS" not in src
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+            flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else ""
+            for kw in node.keywords:
+                if kw.arg == "default" and flag in ("--out", "--results", "--ps-cache"):
+                    text = ast.unparse(kw.value)
+                    assert "results" not in text and "RESULTS" not in text and "weights" not in text, \
+                        f"{script.name}: {flag} defaults to {text}"
+
+
+def test_open_out_defaults_to_a_fresh_folder_under_runs(results_module, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = SimpleNamespace(out=None, overwrite=False, _bench_name="demo")
+    out1 = results_module.open_out(a, ["--x", "1"], log=False)
+    (out1 / "f.txt").write_text("x")
+    b = SimpleNamespace(out=None, overwrite=False, _bench_name="demo")
+    out2 = results_module.open_out(b, [], log=False)
+    assert out1 != out2
+    for out in (out1, out2):
+        assert out.is_dir() and out.parts[:3] == ("runs", "benchmarks", "demo")
+
+
+def test_open_out_refuses_a_non_empty_folder_unless_overwrite(results_module, tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "kept.md").write_text("committed")
+    with pytest.raises(SystemExit) as exc:
+        results_module.open_out(SimpleNamespace(out=tmp_path / "o", overwrite=False, _bench_name="demo"), [])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--out:") and "--overwrite" in err
+    assert (tmp_path / "o" / "kept.md").read_text() == "committed" and len(list((tmp_path / "o").iterdir())) == 1
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SystemExit):
+        results_module.check_out(tmp_path / "f", overwrite=True)
+    results_module.check_out(tmp_path / "o", overwrite=True)             # asked: allowed
+    results_module.check_out(tmp_path / "empty", overwrite=False)        # absent: allowed
+
+
+def test_a_script_writes_its_folder_and_refuses_it_the_second_time(tmp_path):
+    """iel_layers.py on tiny logits (seconds): command.txt and log.txt (what it printed) in --out;
+    run again into the same folder: exit status 2, one line, nothing changed."""
+    cmd = [sys.executable, str(BENCH / "iel_layers.py"), "--size", "8", "--batch", "1", "--steps", "2",
+           "--repeat", "1", "--out", "o"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ratio official / pdeflow" in (tmp_path / "o" / "log.txt").read_text()
+    assert (tmp_path / "o" / "command.txt").read_text().startswith("python benchmarks/iel_layers.py --size 8")
+    before = {p.name: p.read_text() for p in (tmp_path / "o").iterdir()}
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().startswith("--out:") and len(r.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_text() for p in (tmp_path / "o").iterdir()} == before
