@@ -185,7 +185,7 @@ SPECS = [
     (r"^pdeflow inpaint builtin:skimage/camera --mask out/mask.png --method wgan ",
      Spec("fast", needs=MASK_FIRST, exit=2)),
     (r"^OMP_NUM_THREADS=1 python benchmarks/inpaint_masknet_train.py ", Spec("bounded", data=".data/photos/opencv")),
-    (r"^pdeflow mask builtin:skimage/camera --size 64 --density 0.1 (--refine 16 )?--out ", Spec("fast")),
+    (r"^pdeflow mask builtin:skimage/camera --size 64 --density 0.1 (--refine 12 )?--out ", Spec("fast")),
     (r"^pdeflow inpaint builtin:skimage/camera --size 64 --mask m/mask.png ",
      Spec("fast", needs=("pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/",))),
     (r"^OMP_NUM_THREADS=1 pdeflow evaluate inpainting ", Spec("slow")),
