@@ -312,6 +312,14 @@ def _bash(cmd: str, cwd: Path, log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _prepared(cmd: str, tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """The working directory of ``cmd``, prepared as its spec says, and the path of its log."""
+    spec = spec_of(cmd)
+    cwd = _workdir(tmp_path, spec)
+    _prepare(cwd, spec, monkeypatch)
+    return cwd, tmp_path / "log.txt"
+
+
 def _tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-15:])
 
@@ -319,13 +327,10 @@ def _tail(log: Path) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", _commands("slow"), ids=str)
 def test_readme_command_runs_to_the_end(cmd, tmp_path, monkeypatch):
-    spec = spec_of(cmd)
-    cwd = _workdir(tmp_path, spec)
-    _prepare(cwd, spec, monkeypatch)
+    cwd, log = _prepared(cmd, tmp_path, monkeypatch)
     before = set(cwd.rglob("*"))
-    log = tmp_path / "log.txt"
     proc = _bash(cmd, cwd, log)
-    assert proc.wait(timeout=3600) == spec.exit, f"`{cmd}`:\n{_tail(log)}"
+    assert proc.wait(timeout=3600) == spec_of(cmd).exit, f"`{cmd}`:\n{_tail(log)}"
     assert set(cwd.rglob("*")) - before, f"`{cmd}` wrote nothing"
 
 
@@ -340,11 +345,8 @@ def _trained(cwd: Path, old: set) -> bool:
 def test_readme_training_command_trains(cmd, tmp_path, monkeypatch):
     """Hours of training as written: it must start and train (a logged step) within 15 minutes; then
     it is terminated (SIGTERM), which `pdeflow` answers with its clean exit (status 143)."""
-    spec = spec_of(cmd)
-    cwd = _workdir(tmp_path, spec)
-    _prepare(cwd, spec, monkeypatch)
+    cwd, log = _prepared(cmd, tmp_path, monkeypatch)
     old = set(cwd.rglob("log.csv"))
-    log = tmp_path / "log.txt"
     proc = _bash(cmd, cwd, log)
     deadline = time.monotonic() + 900
     try:
