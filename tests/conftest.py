@@ -23,3 +23,28 @@ def smooth_photos(tmp_path_factory):
         return folder
 
     return make
+
+
+@pytest.fixture
+def dense(monkeypatch):
+    """Diffusion inpainting by a dense direct solve (tests/_dense_diffuse.py) inside the trainers."""
+    import pdeflow.inpaint.diffusion as diffusion_module
+    from _dense_diffuse import dense_diffuse
+
+    monkeypatch.setattr(diffusion_module, "diffuse", dense_diffuse)
+
+
+@pytest.fixture
+def pydicom_file():
+    """``name -> path`` of a DICOM test file shipped with pydicom (skips the test if it is not there)."""
+    import importlib.util
+    from pathlib import Path
+
+    def find(name):
+        spec = importlib.util.find_spec("pydicom")
+        p = Path(list(spec.submodule_search_locations)[0]) / "data" / "test_files" / name
+        if not p.is_file():
+            pytest.skip(f"pydicom does not ship {name} locally")
+        return p
+
+    return find

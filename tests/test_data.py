@@ -1,6 +1,5 @@
 """Tests for pdeflow.io and pdeflow.datasets: image IO, atomic writes, built-in pool, crops, synthetic images."""
 import hashlib
-import importlib.util
 import os
 import socket
 import struct
@@ -158,18 +157,10 @@ def test_read_float_tiff(tmp_path):
     assert torch.allclose(y[0], torch.from_numpy((a - a.min()) / (a.max() - a.min())), atol=1e-6)
 
 
-def _pydicom_file(name):
-    spec = importlib.util.find_spec("pydicom")
-    p = Path(list(spec.submodule_search_locations)[0]) / "data" / "test_files" / name
-    if not p.is_file():
-        pytest.skip(f"pydicom does not ship {name} locally")
-    return p
-
-
-def test_read_dicom():
+def test_read_dicom(pydicom_file):
     import pydicom
 
-    p = _pydicom_file("CT_small.dcm")
+    p = pydicom_file("CT_small.dcm")
     ds = pydicom.dcmread(p)
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     ref = (hu - hu.min()) / (hu.max() - hu.min())

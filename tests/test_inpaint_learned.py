@@ -1,7 +1,6 @@
 """Blue-noise dithering, analytic masks (Belhachmi et al.), the mask network and its trainer (fast)."""
 from __future__ import annotations
 
-import csv
 import importlib
 import json
 
@@ -9,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import pdeflow.inpaint.diffusion as diffusion_module
 from _dense_diffuse import dense_diffuse
+from _training_logs import log_rows
 from pdeflow.inpaint import diffuse, random_mask
 from pdeflow.inpaint.analytic import analytic_mask, neighbour_mass, snap_to_extrema
 from pdeflow.inpaint.dither import blue_noise_tile, dither, threshold_map
@@ -211,16 +210,6 @@ def _tiny(photos, **kw):
     return MaskNetConfig(**base)
 
 
-@pytest.fixture
-def dense(monkeypatch):
-    monkeypatch.setattr(diffusion_module, "diffuse", dense_diffuse)
-
-
-def _rows(run_dir):
-    with open(run_dir / "log.csv", newline="") as fh:
-        return [{k: v for k, v in r.items() if k not in ("wall_time", "cpu_time")} for r in csv.DictReader(fh)]
-
-
 def test_open_photos_holds_out_validation(photos):
     tr, va = open_photos(_tiny(photos))
     assert len(tr) + len(va) == 5 and len(va) == 1
@@ -245,7 +234,7 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
         train_masknet(cfg, tmp_path / "b", quiet=True)
     monkeypatch.setattr(TM, "inpainting_loss", loss)
     train_masknet(cfg, tmp_path / "b", quiet=True)
-    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    assert log_rows(tmp_path / "a") == log_rows(tmp_path / "b")
     wa = load_masknet(tmp_path / "a").state_dict()
     wb = load_masknet(tmp_path / "b").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

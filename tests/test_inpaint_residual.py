@@ -1,15 +1,14 @@
 """The residual inpainter (diffusion + a learned correction), its trainer and the joint fine-tune."""
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
 import torch
 
 from _dense_diffuse import dense_diffuse
+from _training_logs import log_rows
 from pdeflow import datasets as pdata
-from pdeflow.inpaint import diffusion as diffusion_module
 from pdeflow.inpaint import learned_inpaint
 from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.diffusion import diffuse
@@ -174,16 +173,6 @@ def _tiny(photos, **kw):
     return ResidualConfig(**base)
 
 
-@pytest.fixture
-def dense(monkeypatch):
-    monkeypatch.setattr(diffusion_module, "diffuse", dense_diffuse)
-
-
-def _rows(run_dir):
-    with open(run_dir / "log.csv", newline="") as fh:
-        return [{k: v for k, v in r.items() if k not in ("wall_time", "cpu_time")} for r in csv.DictReader(fh)]
-
-
 def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
     import pdeflow.inpaint.train_residual as TR
     cfg = _tiny(photos)
@@ -203,7 +192,7 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
     monkeypatch.setattr(TR, "reconstruction_loss", loss)
     assert (tmp_path / "b" / "last.pt").is_file()
     train_residual(cfg, tmp_path / "b", quiet=True)
-    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    assert log_rows(tmp_path / "a") == log_rows(tmp_path / "b")
     wa, wb = load_residual(tmp_path / "a").state_dict(), load_residual(tmp_path / "b").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     meta = json.loads(full.read_text())
@@ -219,7 +208,7 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
 def test_train_with_the_critic_term(photos, tmp_path, dense):
     cfg = _tiny(photos, crop=32, alpha=0.005, critic_width=0.0625, steps=2, density_range=(0.05, 0.25))
     train_residual(cfg, tmp_path / "c", quiet=True)
-    rows = _rows(tmp_path / "c")
+    rows = log_rows(tmp_path / "c")
     assert "loss_critic" in rows[0] and "d_fake" in rows[0]
 
 

@@ -1,5 +1,4 @@
 """read_image: size limit (decompression bombs), single-image TIFF/DICOM, the reported scaling."""
-import importlib.util
 import struct
 import zlib
 from pathlib import Path
@@ -111,18 +110,10 @@ def test_range_errors_name_no_option_only_python_has(tmp_path):
         read_image(tmp_path / "signed.tif")
 
 
-def _pydicom_file(name):
-    spec = importlib.util.find_spec("pydicom")
-    p = Path(list(spec.submodule_search_locations)[0]) / "data" / "test_files" / name
-    if not p.is_file():
-        pytest.skip(f"pydicom does not ship {name} locally")
-    return p
-
-
-def test_dicom_scaling_is_reported():
+def test_dicom_scaling_is_reported(pydicom_file):
     import pydicom
 
-    p = _pydicom_file("CT_small.dcm")
+    p = pydicom_file("CT_small.dcm")
     ds = pydicom.dcmread(p)
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     y, info = read_image(p, return_info=True)
@@ -132,10 +123,10 @@ def test_dicom_scaling_is_reported():
         read_image(p, max_pixels=128 * 128 - 1)
 
 
-def test_multiframe_dicom_is_refused(tmp_path):
+def test_multiframe_dicom_is_refused(pydicom_file, tmp_path):
     import pydicom
 
-    ds = pydicom.dcmread(_pydicom_file("CT_small.dcm"))
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
     ds.NumberOfFrames = 3
     ds.PixelData = ds.PixelData * 3
     ds.save_as(tmp_path / "frames.dcm")
