@@ -115,8 +115,8 @@ def add_parsers(sub) -> None:
                    help="how to choose them (default: learned if a mask network is shipped for D and the image is "
                         "grey, else analytic)")
     g.add_argument("--refine", type=nonneg_int, default=0, metavar="N",
-                   help="analytic, learned: N rounds of adjoint-guided pixel exchanges after the mask "
-                        "(test-time refinement; default 0: none)")
+                   help="analytic, learned: N rounds of pixel exchanges (adjoint-guided reveals, probed hides) "
+                        "after the mask (test-time refinement; default 0: none)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=("mse", "mae"), default="mse",
                    help="error minimised by PS and NLPE (default mse)")

@@ -11,7 +11,7 @@ Model-based part:
   optimised for diffusion inpainting.
 * :func:`inpainting_error`: the per-image error (MSE or MAE).
 * :func:`refine_mask`: test-time refinement of a mask at fixed density (best of
-  several blue-noise tile shifts, adjoint-guided pixel exchanges), a fraction of a
+  several blue-noise tile shifts, exchanges with adjoint-guided reveals and probed hides), a fraction of a
   second per 64 x 64 mask.
 
 Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`,

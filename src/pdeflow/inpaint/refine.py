@@ -386,7 +386,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     if callback is not None:
         callback(0, keep.view(B, 1, H, W), u, err)
 
-    # 2. adjoint-guided exchanges
+    # 2. exchanges: adjoint-guided reveals, probed (or linearised) hides
     accepted = torch.zeros(B, dtype=torch.long, device=x.device)
     swapped = torch.zeros(B, dtype=torch.long, device=x.device)
     if rounds > 0:
