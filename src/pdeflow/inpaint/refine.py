@@ -202,8 +202,8 @@ def _probe_costs(f, u, keep, metric, tol, solver, tile, r):
     """
     B, C, H, W = f.shape
     th, tw = tile.shape
-    rolled = torch.roll(tile.to(device=f.device, dtype=f.dtype), ((37 * r) % th, (23 * r) % tw), (0, 1))
-    score = rolled.repeat(-(-H // th), -(-W // tw))[:H, :W].reshape(1, H * W).expand(B, H * W)
+    rolled = torch.roll(tile, ((37 * r) % th, (23 * r) % tw), (0, 1))
+    score = threshold_map((B, 1, H, W), tile=rolled, dtype=f.dtype, device=f.device).view(B, H * W)
     score = torch.where(keep, score, -1.0)
     probe = keep & (score == F.max_pool2d(score.view(B, 1, H, W), 3, 1, 1).view(B, H * W))
     up, _, _, _ = _evaluate(f, keep & ~probe, metric, max(tol, PROBE_TOL), solver, grad=False, x0=u)
