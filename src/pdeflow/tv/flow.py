@@ -73,8 +73,8 @@ def tv_flow(
     u0: torch.Tensor,
     times: Sequence[float] | torch.Tensor,
     *,
-    dt: float = 0.005,
-    tol: float = 1e-5,
+    dt: float = 0.0016,
+    tol: float = 3e-6,
     method: str = "implicit",
     scheme: str = "euler",
     solver: str = "fgp",
@@ -85,6 +85,7 @@ def tv_flow(
     return_ut: bool = False,
     return_dual: bool = False,
     progress: bool = False,
+    compile: bool = False,
 ):
     """Evolve ``u0`` by the TV flow and return it at the requested times.
 
@@ -101,16 +102,20 @@ def tv_flow(
     dt : float
         Time step, ``> 0``, in PDE time (unit pixel spacing).  The error is first
         order in ``dt`` in the max norm for either scheme (the flow is only
-        Lipschitz in time: regions merge and vanish at events inside steps); with
-        the defaults it is about 1.6e-3 (intensity units) at ``t = 1`` on a natural
-        image in [0, 5] (one-homogeneity: for ``c * u0`` use ``c * dt``).  See the
-        README's accuracy table.
+        Lipschitz in time: pixel-sized regions merge and split at events inside
+        steps, all the time and all over an image): about ``0.55 * dt``
+        (intensity units) at ``t = 1`` on natural images in [0, 5], so about
+        9e-4 with the defaults (README, "Accuracy and speed of the reference").
+        Uniform steps are the right ones: the error is made at every step and
+        carried on, and graded steps did no better (``benchmarks/RESULTS.md``).
     tol : float
         Relative duality gap of each implicit step (see :func:`~pdeflow.tv.rof`);
-        for ``"lagged"`` the relative CG residual.  Its error adds to the time
-        step's and grows as ``dt`` shrinks (more steps, each solved to a gap
-        relative to a smaller objective): 1e-5 is matched to ``dt >= 0.005``;
-        with ``dt <= 0.0025`` use ``tol <= 1e-6``.
+        for ``"lagged"`` the relative CG residual.  An inexact step lags behind
+        its warm start (the previous step's flux), and that error adds to the
+        time step's and grows as ``dt`` shrinks (more steps, each solved to a
+        gap relative to a smaller objective): 3e-6 costs no accuracy at the
+        default ``dt`` (5e-6 costs up to 1e-4, 1e-5 up to 6e-4); 1e-5 suffices
+        for ``dt >= 0.005``.  About ``2e-3 * dt`` for images in [0, 5].
     method : {"implicit", "explicit", "lagged"}
         ``"implicit"`` is the reference; the others regularise with ``eps``.
     scheme : {"euler", "bdf2"}
@@ -146,6 +151,12 @@ def tv_flow(
         (implicit) at each time.
     progress : bool
         Show a progress bar over the time steps.
+    compile : bool
+        Run the FGP iterations of the implicit steps (``solver="fgp"``) as
+        kernels compiled by ``torch.compile`` (see :func:`~pdeflow.tv.rof`): the
+        same flow up to round-off, about twice as fast per iteration on a CPU
+        core, after a one-time compilation per process and image shape (tens of
+        seconds; PyTorch caches it on disk).  For long flows and repeated calls.
 
     Returns
     -------
@@ -172,7 +183,7 @@ def tv_flow(
     step = _STEPPERS[method]
     stats = {"steps": 0, "short": 0, "gap": 0.0}
     opts = dict(tol=tol, solver=solver, max_iter=max_iter, check_every=check_every, eps=eps,
-                channelwise=channelwise, stats=stats)
+                channelwise=channelwise, stats=stats, compile=compile)
     bdf2 = method == "implicit" and scheme == "bdf2"
 
     us, uts, ps = [], [], []
@@ -227,7 +238,7 @@ def flow_result(u: torch.Tensor, shape: tuple[int, ...], ut: torch.Tensor | None
 # (u_new - u)/h = div(p)); p is the warm start on the way in.
 
 
-def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channelwise, stats, **_):
+def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channelwise, stats, compile, **_):
     if prev is None:
         # Implicit Euler: (v - u) / h = div(p), v = rof(u, h).
         f, lam = u, h
@@ -243,18 +254,25 @@ def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channel
     extinct = _extinct(f, lam, channelwise)
     if not bool(extinct.any()):
         return _solve_step(f, lam, p, stats, solver=solver, tol=tol, max_iter=max_iter, channelwise=channelwise,
-                           check_every=check_every)
+                           check_every=check_every, compile=compile)
     v, q = torch.empty_like(f), torch.empty_like(p)
     v[extinct], q[extinct] = _extinction_step(f[extinct], lam)
     active = ~extinct
     if bool(active.any()):
         v[active], q[active] = _solve_step(f[active], lam, p[active], stats, solver=solver, tol=tol,
-                                           max_iter=max_iter, channelwise=channelwise, check_every=check_every)
+                                           max_iter=max_iter, channelwise=channelwise, check_every=check_every,
+                                           compile=compile)
     return v, q
 
 
 def _solve_step(f, lam, p, stats, **kw):
-    r, short = _solve(f, lam, p0=p, method=kw.pop("solver"), **kw)
+    # f is finite (u0 was checked, and steps keep it finite) and p feasible (the previous step's flux, or
+    # zeros): no per-step checks.  The first gap check comes a few iterations before the previous step's
+    # count (successive steps take about as many), instead of every check_every from the start.
+    last = stats.get("last")
+    first = None if last is None else max(kw["check_every"], last - kw["check_every"])
+    r, short = _solve(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
+    stats["last"] = int(r.iterations.min())
     if bool(short.any()):
         stats["short"] += 1
         stats["gap"] = max(stats["gap"], r.gap[short].max().item())
