@@ -187,3 +187,62 @@ def test_extinction_step_is_exact_and_agrees_with_the_solver():
     # the other image of the batch is solved as before: as on its own
     alone = tv_flow(x[2:], [0.02, 0.2], dt=0.02, tol=1e-6, max_iter=500)
     assert torch.equal(u[:, 2:], alone)
+
+
+def test_error_is_first_order_in_dt(natural):
+    # The change of u(0.5) when dt halves (x5 crop, tight solves) falls by about half each time: the
+    # max error of implicit Euler is O(dt) (the defaults' accuracy rests on it: README table).
+    u = [tv_flow(5 * natural, [0.5], dt=dt, tol=1e-9) for dt in (0.04, 0.02, 0.01, 0.005)]
+    d = [(a - b).abs().max().item() for a, b in zip(u, u[1:])]
+    assert d[0] > d[1] > d[2] > 0, d
+    assert all(1.3 < a / b < 3.0 for a, b in zip(d, d[1:])), d
+
+
+def _reset_compiled(monkeypatch):
+    import importlib
+
+    rof_module = importlib.import_module("pdeflow.tv.rof")
+    monkeypatch.setattr(rof_module, "_compiled", {})  # this test's kernels, not another test's
+
+
+def test_compile_without_a_compiler_warns_and_gives_the_same_flow(natural, monkeypatch):
+    # compile=True runs the FGP steps as whole-tensor kernels (one batch shape, converged images kept
+    # in it, u and p formed when an image is done). Where torch.compile fails they run uncompiled:
+    # the same arithmetic as the in-place kernels, so in float64 the same flow to round-off.
+    from pdeflow.tv import CompileWarning
+
+    def no_compiler(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler here")
+        return fail
+
+    _reset_compiled(monkeypatch)
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    x = torch.cat([5 * natural, 2 * natural.flip(-1), 0 * natural + 1.5])  # converge at different iterations
+    with pytest.warns(CompileWarning, match="no C\\+\\+ compiler here"):
+        u, ut, p = tv_flow(x, [0.05, 0.12], dt=0.01, tol=1e-7, compile=True, return_ut=True, return_dual=True)
+    ref = tv_flow(x, [0.05, 0.12], dt=0.01, tol=1e-7, return_ut=True, return_dual=True)
+    for a, b in zip((u, ut, p), ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    r, r0 = (rof(x, 0.3, tol=1e-9, full_output=True, compile=c) for c in (True, False))
+    assert r.iterations.tolist() == r0.iterations.tolist() and len(set(r.iterations.tolist())) > 1
+    torch.testing.assert_close(r.u, r0.u, rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("channels, channelwise", [(1, False), (3, False), (3, True)])
+def test_compiled_flow_matches_the_uncompiled_one(natural, monkeypatch, channels, channelwise):
+    import warnings
+
+    from pdeflow.tv import CompileWarning
+
+    _reset_compiled(monkeypatch)
+    x = torch.cat([(c + 1) * natural.roll(3 * c, -1) for c in range(channels)], 1).float() * 2
+    x = torch.cat([x, x.flip(-2)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        u = tv_flow(x, [0.05, 0.1], dt=0.01, tol=1e-6, channelwise=channelwise, compile=True)
+    if any(issubclass(w.category, CompileWarning) for w in caught):
+        pytest.skip("torch.compile does not work here")
+    ref = tv_flow(x, [0.05, 0.1], dt=0.01, tol=1e-6, channelwise=channelwise)
+    assert (u - ref).abs().max() < 1e-4  # same iterates up to float32 round-off (stops may move by a check)

@@ -176,3 +176,45 @@ def test_converged_solve_does_not_warn(crop):
         warnings.simplefilter("error")
         rof(crop, 0.1, tol=1e-4)
         rof(crop, 0.1, tol=1e-4, max_iter=10**6)
+
+
+@pytest.mark.parametrize("lam", [0.002, 0.05, 1.0])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_float32_gap_is_within_its_round_off_bound(lam, channels):
+    # FGP's gap in float32 comes with a bound on its own round-off (what lets float32 decide tol
+    # without a float64 re-evaluation): check it against the float64 gap of the same iterate.
+    import importlib
+
+    from pdeflow.ops import div
+
+    R = importlib.import_module("pdeflow.tv.rof")
+    f = torch.stack([5 * _crop(y=40 + 30 * c, x=60, size=48) for c in range(channels)])[None].float()
+    lam_t = torch.full((1, 1, 1, 1), lam)
+    s = R._fgp_init(f, lam_t, torch.zeros(1, channels, 2, 48, 48), False)
+    for iterations in (0, 3, 40):
+        for _ in range(iterations):
+            R._fgp_step(s, f, lam_t, False)
+        u, p, gap, primal, bound = R._dual_gap(s, f, lam_t, False)
+        f64, p64 = f.double(), p.double()
+        lam64 = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
+        gap64, primal64 = duality_gap(f64, f64 + lam * div(p64), p64, lam64)
+        assert abs(gap.item() - gap64.item()) <= bound.item(), (iterations, gap.item(), gap64.item(), bound.item())
+        if lam <= 0.002 and gap64.item() < 1e-5 * primal64.item():
+            # the steps of tv_flow near convergence: float32 decides its default tol (3e-6) on its own
+            assert bound.item() <= 3e-6 * primal64.item(), (bound.item(), primal64.item())
+
+
+def test_float32_decides_ordinary_tolerances_without_float64(crop, monkeypatch):
+    import importlib
+
+    R = importlib.import_module("pdeflow.tv.rof")
+    calls = []
+    monkeypatch.setattr(R, "duality_gap", lambda *a, **k: calls.append(1) or duality_gap(*a, **k))
+    f = (5 * crop).float()
+    r = rof(f, 0.01, tol=1e-5, full_output=True)
+    assert not calls  # decided on the float32 gap and its bound
+    g64, p64 = duality_gap(f.double()[None, None], r.u.double()[None, None], r.p.double(),
+                           torch.full((1, 1, 1, 1), 0.01, dtype=torch.float64))
+    assert (g64 / p64).item() <= 2e-5  # tol met, to within the 2x the bound allows
+    rof(f, 0.01, tol=1e-8)  # beyond what float32 resolves: verified in float64
+    assert calls

@@ -211,12 +211,14 @@ def _gap_and_bound(s, f, lam, tv_u, slack, div_sq):
     primal = 0.5 * div_sq.double() * lam_b * lam_b + lam_b * tv_u
     bound = None
     if "af" in s:
-        # Each term |g| - <g, p> of the slack, g = lam (8 gf + grad div p) in the working precision, is
-        # off by at most unit_roundoff * (~3 |grad f|_1 + ~12 |g| + ~80 lam) (|p| <= 1, |div p| <= 4,
-        # gf rounded once): summed, a bound on the error of the gap, with a margin.
+        # Round-off of the gap as evaluated in the working precision (unit roundoff r).  Per pixel,
+        # g = lam (grad div p + 8 gf) is off by at most r (37 lam + |grad f| + 2 |g|): div p by 9 r
+        # (|p| <= 1), its differences by 26 r, gf by one rounding; |g| and <g, p> then add about
+        # (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed over pixels
+        # (|grad f| <= its l1 norm, summed in af), plus the summation's own error:
         C, N = f.shape[1], f[0, 0].numel()
-        unit = torch.finfo(f.dtype).eps / 2
-        bound = lam_b * unit * (4.0 * s["af"] + 16.0 * tv_u + 100.0 * C * N * lam_b) * (1.0 if C == 1 else 2.0)
+        r = torch.finfo(f.dtype).eps / 2
+        bound = lam_b * r * (2.5 * s["af"] + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam_b) + 20.0 * r * gap
     return gap, primal, bound
 
 
@@ -543,7 +545,11 @@ def rof(
         ``"admm"``: split Bregman with an exact DCT solve (independent cross-check).
     tol : float
         Stop each image when its relative duality gap ``(P - D) / P <= tol``.
-        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.
+        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  Below float64 the
+        gap is evaluated in the working precision where a bound on its round-off
+        shows that to be accurate to within ``tol`` (``"fgp"``; the exact gap is
+        then at most ``2 * tol``: float32 decides ``tol`` down to about 2e-6 on
+        natural images), and re-evaluated in float64 where not.
     max_iter : int
         Iteration cap per image; images that hit it are returned as they are
         (their final gap is reported in ``full_output``).
@@ -674,10 +680,10 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
             converged = (rel <= tol) | (gap <= floor_a)
             verify = None
         elif bound is not None:
-            # The gap is known to within +-bound.  Where that is at most half the tolerance the working
-            # precision decides (the relative gap is then <= tol to within 1.5x); elsewhere gaps that
-            # may meet tol are re-evaluated in float64 (every fourth check where the gap is all round-off).
-            resolved = bound <= 0.5 * target
+            # The gap is known to within +-bound.  Where that is at most the tolerance the working
+            # precision decides (the exact relative gap is then <= 2 tol); elsewhere gaps that may meet
+            # tol are re-evaluated in float64 (every fourth check where the gap is all round-off).
+            resolved = bound <= target
             converged = (gap <= target) & resolved
             verify = ~resolved & (gap - bound <= target) & ((gap > bound) | (rel <= tol) | (checks % 4 == 0))
         else:
