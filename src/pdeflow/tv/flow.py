@@ -103,7 +103,7 @@ def tv_flow(
         Time step, ``> 0``, in PDE time (unit pixel spacing).  The error is first
         order in ``dt`` in the max norm for either scheme (the flow is only
         Lipschitz in time: pixel-sized regions merge and split at events inside
-        steps, all the time and all over an image): about ``0.55 * dt``
+        steps, all the time and all over an image): about ``0.5 * dt``
         (intensity units) at ``t = 1`` on natural images in [0, 5], so about
         9e-4 with the defaults (README, "Accuracy and speed of the reference").
         Uniform steps are the right ones: the error is made at every step and
@@ -114,7 +114,7 @@ def tv_flow(
         its warm start (the previous step's flux), and that error adds to the
         time step's and grows as ``dt`` shrinks (more steps, each solved to a
         gap relative to a smaller objective): 3e-6 costs no accuracy at the
-        default ``dt`` (5e-6 costs up to 1e-4, 1e-5 up to 6e-4); 1e-5 suffices
+        default ``dt`` (5e-6 costs up to 2e-4, 1e-5 up to 7e-4); 1e-5 suffices
         for ``dt >= 0.005``.  About ``2e-3 * dt`` for images in [0, 5].
     method : {"implicit", "explicit", "lagged"}
         ``"implicit"`` is the reference; the others regularise with ``eps``.

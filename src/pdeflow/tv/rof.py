@@ -359,7 +359,8 @@ def _admm_extract(s, f, lam, channelwise):
 # The same FGP iteration and gap as pure functions of whole tensors, for torch.compile (``compile=True``):
 # two fused loops per iteration instead of ~20 passes over the arrays.  The field's two components are
 # kept as separate (B, C, H, W) tensors (one loop then writes both), and the momentum point
-# q = p + beta (p - p_prev) is formed inside the loop, so the state is (p, p_prev, beta, t).
+# q = p + beta (p - p_prev) is formed inside the loop, so the state is (p, p_prev, beta, t).  Every
+# tensor they take has row-major strides (compiled graphs are specialised to strides).
 
 
 def _k_pad(x, left: int, right: int, top: int, bottom: int):
@@ -407,13 +408,14 @@ _compiled: dict[str, Callable] = {}
 
 
 def _kernel(name: str) -> Callable:
-    """The kernel ``name`` compiled by torch.compile (at its first call, and again for each new shape,
-    dtype or ``channelwise``: static shapes give the fastest loops), or the plain function, with a
-    :class:`CompileWarning`, where torch.compile does not work (no C++ compiler, say)."""
+    """The kernel ``name`` compiled by torch.compile (at its first call; again for a new image size,
+    dtype or ``channelwise``, and twice as the batch shrinks: a symbolic batch size, and one image), or
+    the plain function, with a :class:`CompileWarning`, where torch.compile does not work (no C++
+    compiler, say)."""
     fn = _compiled.get(name)
     if fn is not None:
         return fn
-    compiled = torch.compile(_KERNELS[name], dynamic=False)
+    compiled = torch.compile(_KERNELS[name])  # static shapes first, a symbolic batch size on the next
 
     def first_call(*args):
         try:
@@ -436,8 +438,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _fgpc_init(f, lam, p0, channelwise):
     gf, af = _fgp_data(f, lam)
-    # Every tensor the kernels take is contiguous (one compiled graph per shape); p_prev is a distinct copy
-    # (beta = 0 at first, so its values do not matter).
+    # p_prev a distinct copy (aliased inputs would be another graph); beta = 0 at first, so its values
+    # do not matter.
     p = _zero_unused(p0.clone())
     B = f.shape[0]
     return {"p0": _plain(p[:, :, 0]), "p1": _plain(p[:, :, 1]), "pp0": _plain(p[:, :, 0]), "pp1": _plain(p[:, :, 1]),
@@ -630,11 +632,11 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
             raise UserInputError(f"p0 must have shape {(B, C, 2, H, W)}, got {tuple(p0.shape)}")
         p = _project(p0.to(x), channelwise)
 
-    # Compiled kernels keep their batch (one static shape, compiled once): converged images stay in it,
-    # their results taken at convergence; the other methods drop them from the working batch.
-    compact = not (compile and method in _COMPILED_METHODS)
-    init, step, evaluate = (_METHODS if compact else _COMPILED_METHODS)[method]
-    if not compact:
+    # Converged images leave the working batch (the compiled kernels then recompile once for a symbolic
+    # batch size, and once for a single image).
+    compiled = compile and method in _COMPILED_METHODS
+    init, step, evaluate = (_COMPILED_METHODS if compiled else _METHODS)[method]
+    if compiled:
         x = _plain(x)
     iterations = torch.zeros(B, dtype=torch.long, device=x.device)
     gaps = torch.zeros(B, dtype=torch.float64, device=x.device)
@@ -666,8 +668,7 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
     it = checks = 0
     first = check_every if first_check is None else max(1, int(first_check))
-    finished = torch.zeros(active.numel(), dtype=torch.bool, device=x.device)  # without compaction
-    while active.numel() and not bool(finished.all()):
+    while active.numel():
         n = min(first if checks == 0 else check_every, max_iter - it)
         for _ in range(n):
             step(state, fa, lam_a, channelwise)
@@ -700,7 +701,7 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
             gap64, primal64 = duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise=channelwise)
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
             converged[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
-        done = (converged | (it >= max_iter)) & ~finished
+        done = converged | (it >= max_iter)
         if pa is None and bool(done.any()):
             u, pa = _fgpc_result(state, fa, lam_a)
         if bool(done.all()) and out_u is None:
@@ -714,11 +715,8 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
             out_u[idx], out_p[idx] = u[done], pa[done]
             iterations[idx], gaps[idx] = it, rel[done]
             short[idx] = ~converged[done]
-            if not compact:
-                finished |= done
-                continue
             keep = ~done
-            active, fa, lam_a, finished = active[keep], fa[keep], lam_a[keep], finished[keep]
+            active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
             floor_a, floor64_a = floor_a[keep], floor64_a[keep]
             state = {k: (v if k in _SHARED_STATE else v[keep]) for k, v in state.items()}
 
