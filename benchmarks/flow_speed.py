@@ -150,8 +150,10 @@ except OSError:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps(dict(seconds=sec, base_kib=base, peak_kib=peak)))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
-                         check=True)
+    # glibc's malloc keeps freed heap memory (loading the image pool leaves plenty) and serves the flow's
+    # arrays from it unless large blocks are mapped: then the resident size follows the live arrays.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     r["bytes_per_pixel"] = (r["peak_kib"] - r["base_kib"]) * 1024 / size**2
     return r
