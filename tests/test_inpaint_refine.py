@@ -82,11 +82,13 @@ def test_unbatched_shapes():
 def test_gradient_ranks_revealed_pixels():
     """Sign convention: the unknown pixel of largest 'benefit of revealing' (-dl/dc) lowers the error
     more when revealed than the one of median benefit."""
-    from pdeflow.inpaint.refine import _evaluate
+    from pdeflow.inpaint.refine import _evaluate, _evaluate_graph, _Loss
     f = _images(B=1, seed=7)
     m = analytic_mask(f, 0.05)
     keep = m.flatten(1).bool()
-    _, e0, g, _ = _evaluate(f, keep, "mse", 1e-8, "cg", grad=True)
+    loss = _Loss(f, "mse")
+    _, e0, gradient = _evaluate_graph(f, keep, loss, 1e-8, "cg")
+    g, _ = gradient()
     ben = torch.where(keep, torch.full_like(g, -float("inf")), -g)[0]
     order = ben.argsort(descending=True)
     n_unknown = int((~keep).sum())
@@ -94,7 +96,7 @@ def test_gradient_ranks_revealed_pixels():
     for j in (int(order[0]), int(order[n_unknown // 2])):
         k2 = keep.clone()
         k2[0, j] = True
-        _, e, _, _ = _evaluate(f, k2, "mse", 1e-8, "cg", grad=False)
+        _, e = _evaluate(f, k2, loss, 1e-8, "cg")
         drops.append(float(e0 - e))
     assert drops[0] > 0 and drops[0] > drops[1]
 
@@ -174,7 +176,7 @@ def test_probe_costs_are_measured_local_errors():
     f = _images(B=1, seed=9)
     keep = analytic_mask(f, 0.15).flatten(1).bool()
     u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
-    cost = _probe_costs(f, u, keep, "mse", 1e-10, "cg", blue_noise_tile(64), 0)
+    cost = _probe_costs(f, u, keep, 1e-10, "cg", blue_noise_tile(64), 0)
     probed = torch.isfinite(cost)
     assert bool((probed <= keep).all()) and int(probed.sum()) > 10
     H, W = f.shape[-2:]
