@@ -201,3 +201,34 @@ def test_probe_beats_linearised_hiding_on_average():
     m = analytic_mask(f, 0.2)
     e = {h: refine_mask(f, m, rounds=8, hide=h, metric="mse", full_output=True).error for h in ("probe", "adjoint")}
     assert float(e["probe"].mean()) < float(e["adjoint"].mean())
+
+
+@pytest.mark.parametrize("metric", ["masknet", "mse", "mae"])
+@pytest.mark.parametrize("shape", [(1, 1, 64, 64), (2, 3, 20, 17)])
+def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, shape):
+    """The refinement's _Loss (f's SSIM statistics filtered once, closed-form SSIM gradient) is image_loss."""
+    from pdeflow.inpaint.refine import _Loss
+    g = torch.Generator().manual_seed(sum(shape))
+    f = torch.rand(shape, generator=g, dtype=torch.float64)
+    u = (f + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)).requires_grad_(True)
+    err, grad = _Loss(f, metric)(u.detach())
+    ref = image_loss(u, f, metric)
+    (gref,) = torch.autograd.grad(ref.sum(), u)
+    assert torch.allclose(err, ref.detach(), rtol=1e-13, atol=1e-15)
+    assert torch.allclose(grad(), gref, rtol=0, atol=1e-12 * float(gref.abs().max()))
+
+
+def test_trial_gradient_is_the_diffuse_autograd_gradient():
+    """_evaluate_graph's deferred gradient (adjoint solve on demand) equals autograd through diffuse + image_loss."""
+    from pdeflow.inpaint.refine import _evaluate_graph, _Loss
+    f = _images(B=2, seed=3)
+    m = analytic_mask(f, 0.1)
+    keep = m.flatten(1).bool()
+    u, err, gradient = _evaluate_graph(f, keep, _Loss(f, "masknet"), 1e-10, "cg")
+    g, nu = gradient()
+    c = m.clone().requires_grad_(True)
+    ref = image_loss(diffuse(f, c, tol=1e-10, solver="cg"), f, "masknet")
+    (gref,) = torch.autograd.grad(ref.sum(), c)
+    assert torch.allclose(err, ref.detach(), rtol=1e-9)
+    assert torch.allclose(g, gref.flatten(1), rtol=0, atol=1e-8 * float(gref.abs().max()))
+    assert nu.shape == f.shape and bool((nu.flatten(1)[keep] == 0).all())   # adjoint unknowns: zero on the mask
