@@ -217,11 +217,6 @@ def _apply_stencil(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-#: The 5-point Laplacian as a 3 x 3 kernel (on a replicate-padded image: the Neumann Laplacian)
-_LAPLACE_KERNEL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]],
-                               dtype=torch.float64).view(1, 1, 3, 3)
-
-
 def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
     """Number of grid neighbours of each pixel (4 inside, 3 on edges, 2 in corners)."""
     d = like.new_full((H, W), 4.0)
@@ -230,18 +225,6 @@ def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
     d[:, 0] -= 1
     d[:, -1] -= 1
     return d
-
-
-_STENCIL_CACHE: dict = {}
-
-
-def _stencil(like: torch.Tensor) -> torch.Tensor:
-    """The 5-point Laplacian kernel (1, 1, 3, 3) in the dtype and device of ``like``, cached."""
-    key = (like.dtype, like.device)
-    k = _STENCIL_CACHE.get(key)
-    if k is None:
-        k = _STENCIL_CACHE[key] = _LAPLACE_KERNEL.to(dtype=like.dtype, device=like.device)
-    return k
 
 
 class _Level:
@@ -393,16 +376,12 @@ class _System:
         if method == "mg":
             self.levels = _hierarchy(self.k, self.d)
         self._negw = -self.w
-        self._stencil = _stencil(c)
 
     def apply_a(self, x: torch.Tensor) -> torch.Tensor:
         # Everything CG touches (start, rhs, residuals, preconditioned residuals) is zero on
-        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x).
-        # The Neumann Laplacian of ops.laplacian as one convolution of the replicate-padded x: the
-        # inner loop of CG, in a third of the small tensor operations.
-        H, W = x.shape[-2:]
-        lap = F.conv2d(F.pad(x.reshape(-1, 1, H, W), (1, 1, 1, 1), mode="replicate"), self._stencil)
-        y = lap.view(x.shape).mul_(self._negw)
+        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x):
+        # the inner loop of CG, four small tensor operations.
+        y = laplacian(x).mul_(self._negw)
         if self.d is None:
             return y
         return y.addcmul_(self.d, x)
@@ -454,7 +433,7 @@ def _forward(f4, c, binary, tol, max_iter, x0, method):
     x, iters, res = sysm.solve(b, start, tol, max_iter)
     if z is not None:
         x = x + z
-    u = torch.where(sysm.k.bool(), f4, x)
+    u = torch.addcmul(x, sysm.k, f4)  # x is exactly zero on the known pixels: u = f there, x elsewhere
     _warn_max_iter(iters, res, tol, max_iter)
     return u, iters, res, sysm
 
@@ -495,11 +474,14 @@ class _DiffuseFunction(torch.autograd.Function):
         ctx.info["adjoint"] = nu
         _warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
         g_lnu = g + laplacian(nu)
-        # lam = nu / (1 - c) = (g + L nu) / c on the unknowns (c < 1); the first form is the
-        # well-conditioned one for small c, the second for c near 1 (and the only one at c = 1).
-        lo = c <= 0.5
-        lam = torch.where(lo, nu / torch.where(lo, 1.0 - c, torch.ones_like(c)),
-                          g_lnu / torch.where(lo, torch.ones_like(c), c))
+        if sysm.d is None:   # binary mask: lam = nu on the unknowns, g + L nu on the mask (nu = 0 there)
+            lam = torch.addcmul(nu, c, g_lnu)
+        else:
+            # lam = nu / (1 - c) = (g + L nu) / c on the unknowns (c < 1); the first form is the
+            # well-conditioned one for small c, the second for c near 1 (and the only one at c = 1).
+            lo = c <= 0.5
+            lam = torch.where(lo, nu / torch.where(lo, 1.0 - c, torch.ones_like(c)),
+                              g_lnu / torch.where(lo, torch.ones_like(c), c))
         grad_f = grad_c = None
         if need_f:
             grad_f = c * lam

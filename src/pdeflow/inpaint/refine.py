@@ -32,8 +32,10 @@ pixels of each image:
    (in the spirit of the non-local pixel exchange of Mainberger et al., whose
    candidates are random instead); a rejected single swap (``s = 1``) bars its
    two pixels until the next accepted swap. The trial's own adjoint solve
-   (warm-started from the last one) gives the next round's derivative, so a
-   round costs a probe, a forward and an adjoint solve.
+   (warm-started from the last one) gives the next round's derivative; it
+   runs only when the trial is kept (a rejected trial leaves the derivative
+   as it was), so a round costs a probe and a forward solve, and an adjoint
+   solve when its swap is kept.
 
    Measured on 16 crops of 64 x 64 (built-in TEST photos, crop seed 1), 12
    rounds from the analytic mask at 20 % density: probing takes MAE (0-255) /
@@ -378,7 +380,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         for ``f``: ``(B, 1, H, W)``, ``(1, H, W)`` or ``(H, W)``. Each image
         needs a known and an unknown pixel.
     rounds : int >= 0
-        Adjoint-guided exchange rounds (each one forward and one adjoint solve).
+        Adjoint-guided exchange rounds (each a probe and a forward solve, and
+        an adjoint solve if its swap is kept).
     shifts : int >= 1
         Candidates of the best-of-shifts step: the input mask and ``shifts - 1``
         dithers of ``density_map`` with randomly shifted/flipped tiles.
@@ -410,9 +413,11 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     solver : {'cg', 'mg'}
         Solver of :func:`~pdeflow.inpaint.diffuse`. Every forward solve is
         warm-started (from the input's inpainting or the current one), where
-        plain CG (default) needs few iterations and no multigrid set-up; the
-        adjoint solves start cold (about 100 CG iterations at 64 x 64), where
-        multigrid's set-up costs about as much as it saves at 64 x 64.
+        plain CG (default) needs few iterations and no multigrid set-up; so
+        is every adjoint solve but the first (about 100 CG iterations at
+        64 x 64, where multigrid's set-up costs about as much as it saves).
+        One image at a time, CG runs a loop with Python-float step lengths
+        (:func:`pdeflow.linalg.cg`), about 40 us per iteration at 64 x 64.
     tile : Tensor (h, w), optional
         Threshold tile of the shifted dithers (default: the 64 x 64 blue-noise
         tile the mask functions use).
