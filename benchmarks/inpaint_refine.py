@@ -14,16 +14,19 @@ Crop sets:
   PS+NLPE are read from that evaluation's results.json (--eval-json), not recomputed.
 * ``extra``: ``--n-extra`` other crops of the built-in TEST photos (crop seed ``--extra-seed``); PS on
   them is computed once (about 30 CPU-s per crop for the three densities) and cached in --ps-cache
-  (default OUT/ps_extra.json, started from a copy of the committed benchmarks/results/inpaint/refine/
-  ps_extra.json, which is never written unless named); with --no-compute-ps only the crops already in
-  the cache are used.
+  (default OUT/ps_extra.json, started from a copy of the committed
+  benchmarks/results/inpaint/refine_single/ps_extra.json, PS timed with the current diffusion solver,
+  which is never written unless named); with --no-compute-ps only the crops already in the cache are used.
 
 All refinements of one (set, density, start, n) come from one ``refine_mask`` run with the largest
 ``r``: the quality after round ``r`` is read by its callback (the masks after ``r`` rounds are those of
 an ``r``-round run), and the time to there is the CPU time up to that callback (including that
 round's adjoint solve, which an ``r``-round run skips: slightly pessimistic). Times are CPU seconds
 of this single-threaded process (time.process_time), which stay meaningful on a shared, loaded
-machine; PS times: the evaluation's (wall clock, one thread) and this cache's CPU seconds.
+machine; PS times: the evaluation's (wall clock, one thread) and this cache's CPU seconds. With
+``--one-at-a-time`` each crop is refined by its own call (the evaluation's way; per-call overhead counts
+fully) and the time is the mean over the crops; ``pdeflow.inpaint.evaluate.REFINE`` was chosen so
+(benchmarks/results/inpaint/refine_single/).
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py                 # a fresh runs/benchmarks/ folder
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py --out benchmarks/results/inpaint/refine \
@@ -48,7 +51,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-COMMITTED_PS = ROOT / "results" / "inpaint" / "refine" / "ps_extra.json"
+COMMITTED_PS = ROOT / "results" / "inpaint" / "refine_single" / "ps_extra.json"   # PS timed with today's solver
 
 from _ps_extra import ps_reference  # noqa: E402
 from _results import add_output_args, open_out, save_figure, write_file  # noqa: E402
@@ -288,7 +291,7 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-seed", type=int, default=1)
     ap.add_argument("--ps-cache", default=None,
                     help="PS of the extra crops, computed once (default OUT/ps_extra.json, started from a copy "
-                         "of the committed results/inpaint/refine/ps_extra.json)")
+                         "of the committed results/inpaint/refine_single/ps_extra.json)")
     ap.add_argument("--compute-ps", action=argparse.BooleanOptionalAction, default=True,
                     help="compute the PS of the extra crops missing from --ps-cache (default on)")
     ap.add_argument("--nlpe", action="store_true", help="also PS+NLPE on the extra crops (slow: ~50 CPU-s a mask)")
