@@ -8,29 +8,37 @@ solve of ``pdeflow.inpaint.diffusion`` is timed (CPU seconds, this single-thread
 classified as a probe (tol >= 1e-2), a forward or an adjoint solve (inside the autograd backward), cold
 or warm-started.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine_profile.py --n 8 [--save masks.pt]
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine_profile.py --n 8 [--save-masks]
+
+Writes log.txt (the table printed) and, with --save-masks, masks.pt to --out.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from pdeflow.inpaint import diffusion
-from pdeflow.inpaint.evaluate import test_images
-from pdeflow.inpaint.learned import learned_mask, load_masknet
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import add_output_args, open_out  # noqa: E402
+from pdeflow.inpaint import diffusion  # noqa: E402
+from pdeflow.inpaint.evaluate import test_images  # noqa: E402
+from pdeflow.inpaint.learned import learned_mask, load_masknet  # noqa: E402
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_output_args(ap, "inpaint_refine_profile", what="log.txt, masks.pt with --save-masks")
     ap.add_argument("--n", type=int, default=8, help="crops (default 8)")
     ap.add_argument("--shifts", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--densities", type=float, nargs="+", default=[0.05, 0.1, 0.2])
-    ap.add_argument("--save", default=None, help="save the masks {density: (n, 1, 64, 64)} with torch.save")
+    ap.add_argument("--save-masks", action="store_true", help="save the masks {density: (n, 1, 64, 64)} to masks.pt")
     args = ap.parse_args(argv)
+    dest = open_out(args, argv)
     torch.set_num_threads(1)
     stats = collections.defaultdict(lambda: [0, 0, 0.0])
     in_backward = [False]
@@ -76,8 +84,8 @@ def main(argv=None) -> int:
         for (kind, start), (cnt, it, t) in sorted(stats.items()):
             print(f"   {kind:8s} {start:5s} solves/mask {cnt / args.n:5.1f}  iterations/solve {it / cnt:6.1f}  "
                   f"CPU-ms/mask {1000 * t / args.n:6.1f}")
-    if args.save:
-        torch.save(saved, args.save)
+    if args.save_masks:
+        torch.save(saved, dest / "masks.pt")
     return 0
 
 
