@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import pdeflow.tvflownet.api as api
+from pdeflow import datasets
 import pdeflow.tvflownet.train as T
 from pdeflow.cli import build_parser
 from pdeflow.training import RunConfigError, load_checkpoint
@@ -75,8 +76,10 @@ def test_tiny_hybrid_run_exports_a_model_that_load_reads_back(tmp_path):
     best = load_checkpoint(run / "best.pt")
     assert prov["val_psnr"] == best["best"]["metric"] and prov["steps"] == best["step"]
     assert prov["command"] == "pdeflow train tvflownet --test" and prov["wall_time_s"] > 0
-    assert prov["data"]["train"]["split"] == "train" and prov["data"]["validation"]["split"] == "test"
-    assert not set(prov["data"]["train"]["images"]) & set(prov["data"]["validation"]["images"])
+    train_names, val_names = prov["data"]["train"]["images"], prov["data"]["validation"]["images"]
+    assert train_names and val_names and not set(train_names) & set(val_names)
+    never = {f"builtin:{n}" for n in datasets.builtin_names("test") + datasets.builtin_names(kind="medical")}
+    assert not never & set(train_names + val_names)         # neither the evaluation's photos nor medical images
 
     net = build_model(**meta["config"]["model"])
     net.load_state_dict(best["models"]["net"])
@@ -198,7 +201,8 @@ def test_folder_data_holds_out_images_for_validation(tmp_path):
     cfg = tiny_config(data=str(tmp_path / "imgs"))
     tr, va = T.open_data(cfg)
     assert len(tr) == 4 and len(va) == 1
-    assert not set(tr.description["files"]) & set(va.description["files"])
+    assert not set(tr.description["images"]) & set(va.description["images"])
+    assert va.description["images"][0].startswith("imgs/sub/im")      # named FOLDER/RELATIVE_PATH
     assert tr[0].shape == (1, 24, 24)
 
 
