@@ -175,6 +175,10 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed of the crops and synthetic images (default 0)")
     g.add_argument("--image-dir", metavar="DIR", default=None,
                    help="folder of natural test images to crop from (default: the built-in test photos)")
+    g.add_argument("--heldout-dir", metavar="DIR", default=None,
+                   help="a second held-out set: a folder of natural photos never used in training or checkpoint "
+                        "selection (e.g. .data/photos/mate-nature of `make photos`); Tables 2-4 (u and div phi, "
+                        "PSNR and SSIM) on its crops too, beside the test photos")
     g.add_argument("--medical-dir", metavar="DIR", default=None,
                    help="folder of medical images for Table 5 (default: the built-in medical images)")
     g.add_argument("--medical-split", choices=("test", "train", "all"), default="test",
@@ -254,7 +258,8 @@ def _run_evaluate(args) -> int:
     check_writable_dir(out, "--out")
     if not args.overwrite and (out / "report.md").exists():
         raise CLIError(f"argument --out: '{out / 'report.md'}' already exists (pass --overwrite to replace it)")
-    for d, name in ((args.image_dir, "--image-dir"), (args.medical_dir, "--medical-dir")):
+    for d, name in ((args.image_dir, "--image-dir"), (args.heldout_dir, "--heldout-dir"),
+                    (args.medical_dir, "--medical-dir")):
         if d is not None and not Path(d).is_dir():
             raise CLIError(f"argument {name}: '{d}' is not a directory")
     models = {}
@@ -272,6 +277,7 @@ def _run_evaluate(args) -> int:
     results = evaluate(
         models, sizes=args.sizes, n_images=args.n_images, tables=tables,
         times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
+        heldout_dir=args.heldout_dir,
         medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
         spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
         timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes,

@@ -481,8 +481,10 @@ def smooth_field(
     if isinstance(n_modes, bool) or not isinstance(n_modes, Integral) or n_modes < 0:
         raise UserInputError(f"smooth_field: n_modes must be a non-negative int, got {n_modes!r}")
     lo, hi = _range(value_range, "smooth_field", "value_range")
-    return _scenes(H, W, B, seed, lambda rng, rr, cc: lo + (hi - lo) * (_smooth(rng, rr, cc, frequency, n_modes) + 1) / 2,
-                   dtype, device)
+    def draw(rng, rr, cc):
+        return lo + (hi - lo) * (_smooth(rng, rr, cc, frequency, n_modes) + 1) / 2
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
 
 
 def piecewise_smooth(
