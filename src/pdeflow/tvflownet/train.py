@@ -239,7 +239,7 @@ class TrainConfig:
     val_data: str | None = option(None, "a folder of validation images instead of the held-out photos "
                                         "(never training images, never the evaluation's)",
                                   metavar="DIR")   # None: see the module doc
-    val_fraction: float = 0.1                #: folder data: fraction of its files held out for validation
+    val_fraction: float = 0.1                #: fraction of all the sources' photos held out for validation
     val_crops: int = option(16, "validation crops (default {default})", type="positive_int")
     val_size: int = option(96, "their size in pixels (default {default})", type="positive_int")
     val_times: int = option(10, "times linspace(0, T, N) (default {default})", type="positive_int")
