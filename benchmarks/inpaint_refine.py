@@ -14,16 +14,19 @@ Crop sets:
   PS+NLPE are read from that evaluation's results.json (--eval-json), not recomputed.
 * ``extra``: ``--n-extra`` other crops of the built-in TEST photos (crop seed ``--extra-seed``); PS on
   them is computed once (about 30 CPU-s per crop for the three densities) and cached in --ps-cache
-  (default OUT/ps_extra.json, started from a copy of the committed benchmarks/results/inpaint/refine/
-  ps_extra.json, which is never written unless named); with --no-compute-ps only the crops already in
-  the cache are used.
+  (default OUT/ps_extra.json, started from a copy of the committed
+  benchmarks/results/inpaint/refine_single/ps_extra.json, PS timed with the current diffusion solver,
+  which is never written unless named); with --no-compute-ps only the crops already in the cache are used.
 
 All refinements of one (set, density, start, n) come from one ``refine_mask`` run with the largest
 ``r``: the quality after round ``r`` is read by its callback (the masks after ``r`` rounds are those of
 an ``r``-round run), and the time to there is the CPU time up to that callback (including that
 round's adjoint solve, which an ``r``-round run skips: slightly pessimistic). Times are CPU seconds
 of this single-threaded process (time.process_time), which stay meaningful on a shared, loaded
-machine; PS times: the evaluation's (wall clock, one thread) and this cache's CPU seconds.
+machine; PS times: the evaluation's (wall clock, one thread) and this cache's CPU seconds. With
+``--one-at-a-time`` each crop is refined by its own call (the evaluation's way; per-call overhead counts
+fully) and the time is the mean over the crops; ``pdeflow.inpaint.evaluate.REFINE`` was chosen so
+(benchmarks/results/inpaint/refine_single/).
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py                 # a fresh runs/benchmarks/ folder
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py --out benchmarks/results/inpaint/refine \
@@ -48,7 +51,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-COMMITTED_PS = ROOT / "results" / "inpaint" / "refine" / "ps_extra.json"
+COMMITTED_PS = ROOT / "results" / "inpaint" / "refine_single" / "ps_extra.json"   # PS timed with today's solver
 
 from _ps_extra import ps_reference  # noqa: E402
 from _results import add_output_args, open_out, save_figure, write_file  # noqa: E402
@@ -121,14 +124,28 @@ def start_masks(f, d, start, models):
         net = models[start]
         with torch.no_grad():
             x = f.to(next(net.parameters()).dtype)
-            m = net(x, d).double()
             logp, s = net.maps(x, d)
+            m = net(x, d, maps=(logp, s)).double()
             logp, s = logp.double(), s.double()
             p = torch.exp(logp - logp.flatten(1).amax(1).view(-1, 1, 1, 1))
     return m, p, s, _cpu() - c0
 
 
-def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide):
+def run_curve_single(f, d, start, models, shifts, rounds, generator, metric, hide, tol):
+    """:func:`run_curve` one crop at a time (the evaluation's way): per-crop runs, merged.
+
+    ``cpu_per_mask`` is the mean over the crops of the CPU time of the start mask and the
+    refinement of that crop alone.
+    """
+    per = [run_curve(f[i:i + 1], *start_masks(f[i:i + 1], d, start, models), shifts, rounds, generator, metric,
+                     hide, tol) for i in range(f.shape[0])]
+    return {key: {"mae255": [x for c in per for x in c[key]["mae255"]],
+                  "ssim": [x for c in per for x in c[key]["ssim"]],
+                  "known": [x for c in per for x in c[key]["known"]],
+                  "cpu_per_mask": float(np.mean([c[key]["cpu_per_mask"] for c in per]))} for key in per[0]}
+
+
+def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide, tol=1e-5):
     """{(n, r): {"mae255": [...], "ssim": [...], "cpu_per_mask": float}}."""
     B = f.shape[0]
     out = {}
@@ -150,7 +167,7 @@ def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide):
             state["cb"] += _cpu() - t_in
 
         refine_mask(f, m0, rounds=rmax, shifts=n, density_map=p, snap_score=s, generator=generator,
-                    metric=metric, hide=hide, callback=cb)
+                    metric=metric, hide=hide, tol=tol, callback=cb)
         if n == 1 and (1, 0) in out:      # no refinement at all: the start mask's time only
             out[(1, 0)]["cpu_per_mask"] = t_start / B
     return out
@@ -166,8 +183,9 @@ def markdown(res) -> str:
              f"Command: `{res['command']}`", ""] + [f"Merged with the run `{c}`" for c in res.get("merged_commands", [])] \
         + ([f"Report: `{res['report_command']}`", ""] if res.get("report_command") else []) + [
              f"Torch {a['torch']}, one thread, CPU {a['cpu']}; load average at the start {a['load']}. "
-             "Times are CPU seconds of this process per mask (start mask + refinement; all crops of a set in "
-             "one batch). Refinement error: " + a["metric"] + " (the mask network's training loss). "
+             "Times are CPU seconds of this process per mask (start mask + refinement; " + (
+                 "one crop per call, the mean over the crops" if a.get("one_at_a_time") else
+                 "all crops of a set in one batch") + f", refine_mask tol {a.get('tol', 1e-5):g}). Refinement error: " + a["metric"] + " (the mask network's training loss). "
              "Cells: MAE (0-255) / SSIM of homogeneous diffusion inpainting, mean over the crops, "
              "and CPU ms per mask; n = tile shifts, r = exchange rounds; † lower MAE and higher SSIM than PS "
              "within the 100x budget (PS's time / 100). PS times: " + "; ".join(
@@ -273,11 +291,17 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-seed", type=int, default=1)
     ap.add_argument("--ps-cache", default=None,
                     help="PS of the extra crops, computed once (default OUT/ps_extra.json, started from a copy "
-                         "of the committed results/inpaint/refine/ps_extra.json)")
+                         "of the committed results/inpaint/refine_single/ps_extra.json)")
     ap.add_argument("--compute-ps", action=argparse.BooleanOptionalAction, default=True,
                     help="compute the PS of the extra crops missing from --ps-cache (default on)")
     ap.add_argument("--nlpe", action="store_true", help="also PS+NLPE on the extra crops (slow: ~50 CPU-s a mask)")
     ap.add_argument("--seed", type=int, default=0, help="tile shifts")
+    ap.add_argument("--analytic", action=argparse.BooleanOptionalAction, default=True,
+                    help="also refine from the analytic mask (default on)")
+    ap.add_argument("--tol", type=float, default=1e-5, help="refine_mask's tol (default 1e-5)")
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="refine each crop alone (the evaluation's way: one image per call) instead of all crops of "
+                         "a set in one batch; times are then the mean CPU time per crop")
     ap.add_argument("--sets", nargs="+", default=["eval", "extra"], choices=["eval", "extra"])
     ap.add_argument("--merge", nargs="*", default=[],
                     help="with --report-only: also take the curves of these results.json files (runs split by "
@@ -332,7 +356,8 @@ def main(argv=None) -> int:
     sets = [st for st in load_sets(args, notes) if st["name"] in args.sets]
     res = {"command": _command(argv),
            "settings": {"densities": args.densities, "shifts": args.shifts, "rounds": args.rounds,
-                        "metric": args.metric, "hide": args.hide, "torch": torch.__version__, "cpu": platform.processor() or
+                        "metric": args.metric, "hide": args.hide, "tol": args.tol,
+                        "one_at_a_time": args.one_at_a_time, "torch": torch.__version__, "cpu": platform.processor() or
                         platform.machine(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                         "learned": {k: {"path": spec, "steps": getattr(v, "meta", {}).get("provenance", {}).get(
                             "steps")} for (k, v), spec in zip(models.items(), args.learned)}},
@@ -342,12 +367,17 @@ def main(argv=None) -> int:
         out = {"name": st["name"], "label": st["label"], "ref_time": st["ref_time"], "names": st["names"],
                "ref_rows": st["ref"], "ref_n": st["ref_n"], "per_image": {}}
         for d in args.densities:
-            starts = ["analytic"] + [k for k, net in models.items()
+            starts = ["analytic"] * args.analytic + [k for k, net in models.items()
                                      if net.density is None or math.isclose(net.density, d, abs_tol=1e-9)]
             out["per_image"][str(d)] = {}
             for start in starts:
-                m0, p, s, t0 = start_masks(f, d, start, models)
-                curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, args.metric, args.hide)
+                if args.one_at_a_time:
+                    curve = run_curve_single(f, d, start, models, args.shifts, args.rounds, args.seed, args.metric,
+                                             args.hide, args.tol)
+                else:
+                    m0, p, s, t0 = start_masks(f, d, start, models)
+                    curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, args.metric, args.hide,
+                                      args.tol)
                 k = round(d * f.shape[-1] * f.shape[-2])
                 assert all(x == k for c in curve.values() for x in c["known"]), "refinement changed k"
                 out["per_image"][str(d)][start] = {f"{n},{r}": {"mae255": c["mae255"], "ssim": c["ssim"],

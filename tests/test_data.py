@@ -403,6 +403,66 @@ def test_ellipses():
         ellipses(64, 2, seed=0, combine="max")
 
 
+def _distinct(x: torch.Tensor) -> list[int]:
+    return [int(img.unique().numel()) for img in x]
+
+
+def test_rectangles_and_polygons_are_piecewise_constant_seeded_and_batched():
+    for make in (datasets.rectangles, datasets.polygons):
+        x = make(48, 4, seed=3, batch=5, intensity_range=(0.3, 0.8))
+        assert x.shape == (5, 1, 48, 48) and x.dtype == torch.float32
+        assert torch.equal(x, make(48, 4, seed=3, batch=5, intensity_range=(0.3, 0.8)))      # seeded
+        assert not torch.equal(x, make(48, 4, seed=4, batch=5, intensity_range=(0.3, 0.8)))
+        assert all(2 <= k <= 5 for k in _distinct(x))                     # background + up to 4 heights
+        vals = x.unique()
+        assert ((vals == 0) | ((vals >= 0.3) & (vals <= 0.8))).all()
+        assert make((40, 24), 2, seed=0).shape == (1, 40, 24)
+        assert make(32, 2, seed=0, dtype=torch.float64).dtype == torch.float64
+    r = datasets.rectangles(64, 1, seed=1, side_range=(10, 20))[0]             # one axis-aligned box
+    rows, cols = (r > 0).any(1).nonzero(), (r > 0).any(0).nonzero()
+    assert int((r > 0).sum()) == len(rows) * len(cols) and 10 <= len(rows) <= 21
+    p = datasets.polygons(64, 1, seed=2, sides=(5, 5), radius_range=(20, 20), intensity_range=(1, 1))[0]
+    lab, k = ndimage.label(p.numpy() > 0)
+    assert k == 1 and ndimage.binary_fill_holes(p.numpy() > 0).sum() == (p > 0).sum()      # one solid shape
+    with pytest.raises(ValueError, match="sides"):
+        datasets.polygons(32, 1, seed=0, sides=(2, 4))
+    with pytest.raises(ValueError, match="side_range"):
+        datasets.rectangles(32, 1, seed=0, side_range=(5, 1))
+
+
+def test_smooth_and_piecewise_smooth_images():
+    f = datasets.smooth_field(64, seed=0, batch=8, value_range=(0.2, 0.6))
+    assert f.shape == (8, 1, 64, 64)
+    assert torch.allclose(f.amin((1, 2, 3)), torch.tensor(0.2)) and torch.allclose(f.amax((1, 2, 3)), torch.tensor(0.6))
+    assert float((f[..., 1:] - f[..., :-1]).abs().max()) < 0.1                 # smooth: small pixel steps
+    x = datasets.piecewise_smooth(64, 4, seed=1, batch=16)
+    assert x.shape == (16, 1, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(x, datasets.piecewise_smooth(64, 4, seed=1, batch=16))
+    assert min(_distinct(x)) > 1000                                           # not piecewise constant
+    steps = (x[..., 1:] - x[..., :-1]).abs()
+    assert 0.005 < float((steps > 0.05).float().mean()) < 0.1                   # jumps at the edges only
+    plain = datasets.piecewise_smooth(64, 0, seed=1, batch=16)                 # no shapes: smooth everywhere
+    assert float((plain[..., 1:] - plain[..., :-1]).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="amplitude"):
+        datasets.piecewise_smooth(32, 1, seed=0, amplitude=0.7)
+
+
+def test_scenes_mix_kinds_in_equal_shares_from_one_seed():
+    kinds = ("disks", "ellipses", "smooth")
+    x = datasets.scenes(kinds, 32, seed=5, batch=7)                           # shares 3, 2, 2
+    assert x.shape == (7, 1, 32, 32) and torch.equal(x, datasets.scenes(kinds, 32, seed=5, batch=7))
+    assert torch.equal(x[:3], datasets.disks(32, 2, seed=5, batch=3))          # 32 // 16 = 2 shapes each
+    assert torch.equal(x[3:5], datasets.ellipses(32, 2, seed=5, batch=2))
+    assert torch.equal(x[5:], datasets.piecewise_smooth(32, 2, seed=5, batch=2))
+    assert max(_distinct(x[:5])) <= 3 and min(_distinct(x[5:])) > 100
+    assert datasets.scenes(("polygons",), 16, seed=0, batch=1, n_shapes=3).shape == (1, 1, 16, 16)
+    assert set(datasets.SCENES) == {"disks", "ellipses", "rectangles", "polygons", "smooth"}
+    with pytest.raises(ValueError, match="kinds"):
+        datasets.scenes(("stars",), 16, seed=0, batch=2)
+    with pytest.raises(ValueError, match="kinds"):
+        datasets.scenes("disks", 16, seed=0, batch=2)
+
+
 def test_plateau_1d():
     p = plateau_1d((5, 12), [3, 6, 3], [0.0, 1.0, 0.25])
     assert p.shape == (1, 5, 12) and p.dtype == torch.float32
@@ -474,6 +534,67 @@ def test_image_set_crops_are_seeded_and_pick_every_image(tmp_path):
     assert set(a[:, 0, 0, 0].tolist()) == {0.0, 1.0, 2.0, 3.0}
     with pytest.raises(ValueError, match="give images or files"):
         datasets.ImageSet(description={})
+
+
+def test_source_images_of_several_sources(tmp_path):
+    folder = _folder_of_images(tmp_path / "imgs", 6)
+    train, val = datasets.source_images(["builtin", str(folder)], val_fraction=0.2)
+    names = train.description["images"] + val.description["images"]
+    assert len(train) + len(val) == len(builtin_names("train", kind="photo")) + 6
+    assert {f"builtin:{n}" for n in builtin_names("train", kind="photo")} | {
+        f"imgs/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*.png")} == set(names)
+    never = builtin_names("test") + builtin_names(kind="medical") + builtin_names(kind="microscopy")
+    assert not {f"builtin:{n}" for n in never} & set(names)                 # by name: no TEST, medical image
+    assert not set(train.description["images"]) & set(val.description["images"])
+    assert train.files and train.images                                     # files read on demand, builtin in memory
+    i = train.description["images"].index(next(n for n in train.description["images"] if n.startswith("imgs/")))
+    assert isinstance(train._items[i], Path) and train[i].shape == (1, 12, 10)
+    # the split does not depend on the order of the sources
+    _, val2 = datasets.source_images([str(folder), "builtin"], val_fraction=0.2)
+    assert set(val2.description["images"]) == set(val.description["images"])
+    # a validation folder instead of a held-out fraction; it may not hold training files
+    vfolder = _folder_of_images(tmp_path / "val", 2)
+    train3, val3 = datasets.source_images([str(folder)], val_data=str(vfolder))
+    assert len(train3) == 6 and val3.description["images"] == ["val/im0.png", "val/sub/im1.png"]
+    with pytest.raises(ValueError, match="val_data: 6 file"):
+        datasets.source_images([str(folder)], val_data=str(folder))
+
+
+def test_source_images_errors_name_the_source(tmp_path):
+    with pytest.raises(ValueError, match=f"data: '{tmp_path / 'missing'}' is neither 'builtin' nor a directory"):
+        datasets.source_images(["builtin", str(tmp_path / "missing")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="data: no PNG/JPEG/TIFF"):
+        datasets.source_images([str(tmp_path / "empty")])
+    folder = _folder_of_images(tmp_path / "imgs", 2)
+    with pytest.raises(ValueError, match="share photo names"):
+        datasets.source_images([str(folder), str(folder)])
+    with pytest.raises(ValueError, match="non-empty list"):
+        datasets.source_images("builtin")
+    with pytest.raises(ValueError, match="non-empty list"):
+        datasets.source_images([])
+    with pytest.raises(ValueError, match="not both"):
+        datasets.source_images([str(folder)], val_fraction=0.5, val_data=str(folder))
+
+
+def test_source_images_describe_a_large_folder_by_a_hash(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(205):
+        pio.write_image(folder / f"{i:03d}.png", torch.zeros(1, 2, 2))
+    train, _ = datasets.source_images([str(folder)])
+    d = train.description
+    assert "images" not in d and d["n_images"] == 205 and len(d["images_sha1"]) == 40
+    assert d["first_images"][0] == "many/000.png"
+
+
+def test_image_set_mixes_tensors_and_files(tmp_path):
+    pio.write_image(tmp_path / "a.png", torch.full((1, 4, 4), 1.0))
+    s = datasets.ImageSet(items=[torch.zeros(1, 4, 4), tmp_path / "a.png"], description={})
+    assert len(s) == 2 and float(s[0].max()) == 0 and float(s[1].min()) == 1
+    assert s.files == [tmp_path / "a.png"] and len(s.images) == 1
+    with pytest.raises(ValueError, match="item 0"):
+        datasets.ImageSet(items=["a.png"], description={})
 
 
 def test_builtin_training_images_keep_test_photos_out():

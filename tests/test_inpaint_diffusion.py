@@ -224,3 +224,19 @@ def test_cuda_matches_cpu():
     u = diffuse(f.cuda(), m.cuda(), tol=1e-10)
     assert u.is_cuda
     assert torch.allclose(u.cpu(), diffuse(f, m, tol=1e-10), atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cg_operator_is_the_masked_laplacian(dtype):
+    """The CG operator (one convolution) is w (-laplacian(w x)) + m x (+ d x for continuous masks)."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 17, 23, generator=g, dtype=torch.float64)
+    m = (torch.rand(2, 1, 17, 23, generator=g) < 0.2).double()
+    c = torch.where(m > 0, torch.ones_like(m), 0.9 * torch.rand(2, 1, 17, 23, generator=g, dtype=torch.float64))
+    for mask, binary in ((m, True), (c, False)):
+        s = dmod._System(mask.to(dtype), "cg", binary)
+        w = 1 - s.k.double()
+        xw = x * w                                            # CG vectors are zero on the known pixels
+        ref = w * (-laplacian(w * xw)) + s.k.double() * xw + (0 if binary else s.d.double() * xw)
+        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        assert torch.allclose(s.apply_a(xw.to(dtype)).double(), ref, rtol=0, atol=tol * float(ref.abs().max()))

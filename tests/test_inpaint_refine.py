@@ -82,11 +82,13 @@ def test_unbatched_shapes():
 def test_gradient_ranks_revealed_pixels():
     """Sign convention: the unknown pixel of largest 'benefit of revealing' (-dl/dc) lowers the error
     more when revealed than the one of median benefit."""
-    from pdeflow.inpaint.refine import _evaluate
+    from pdeflow.inpaint.refine import _evaluate, _evaluate_graph, _Loss
     f = _images(B=1, seed=7)
     m = analytic_mask(f, 0.05)
     keep = m.flatten(1).bool()
-    _, e0, g, _ = _evaluate(f, keep, "mse", 1e-8, "cg", grad=True)
+    loss = _Loss(f, "mse")
+    _, e0, gradient = _evaluate_graph(f, keep, loss, 1e-8, "cg")
+    g, _ = gradient()
     ben = torch.where(keep, torch.full_like(g, -float("inf")), -g)[0]
     order = ben.argsort(descending=True)
     n_unknown = int((~keep).sum())
@@ -94,7 +96,7 @@ def test_gradient_ranks_revealed_pixels():
     for j in (int(order[0]), int(order[n_unknown // 2])):
         k2 = keep.clone()
         k2[0, j] = True
-        _, e, _, _ = _evaluate(f, k2, "mse", 1e-8, "cg", grad=False)
+        _, e = _evaluate(f, k2, loss, 1e-8, "cg")
         drops.append(float(e0 - e))
     assert drops[0] > 0 and drops[0] > drops[1]
 
@@ -174,7 +176,7 @@ def test_probe_costs_are_measured_local_errors():
     f = _images(B=1, seed=9)
     keep = analytic_mask(f, 0.15).flatten(1).bool()
     u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
-    cost = _probe_costs(f, u, keep, "mse", 1e-10, "cg", blue_noise_tile(64), 0)
+    cost = _probe_costs(f, u, keep, 1e-10, "cg", blue_noise_tile(64), 0)
     probed = torch.isfinite(cost)
     assert bool((probed <= keep).all()) and int(probed.sum()) > 10
     H, W = f.shape[-2:]
@@ -199,3 +201,34 @@ def test_probe_beats_linearised_hiding_on_average():
     m = analytic_mask(f, 0.2)
     e = {h: refine_mask(f, m, rounds=8, hide=h, metric="mse", full_output=True).error for h in ("probe", "adjoint")}
     assert float(e["probe"].mean()) < float(e["adjoint"].mean())
+
+
+@pytest.mark.parametrize("metric", ["masknet", "mse", "mae"])
+@pytest.mark.parametrize("shape", [(1, 1, 64, 64), (2, 3, 20, 17)])
+def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, shape):
+    """The refinement's _Loss (f's SSIM statistics filtered once, closed-form SSIM gradient) is image_loss."""
+    from pdeflow.inpaint.refine import _Loss
+    g = torch.Generator().manual_seed(sum(shape))
+    f = torch.rand(shape, generator=g, dtype=torch.float64)
+    u = (f + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)).requires_grad_(True)
+    err, grad = _Loss(f, metric)(u.detach())
+    ref = image_loss(u, f, metric)
+    (gref,) = torch.autograd.grad(ref.sum(), u)
+    assert torch.allclose(err, ref.detach(), rtol=1e-13, atol=1e-15)
+    assert torch.allclose(grad(), gref, rtol=0, atol=1e-12 * float(gref.abs().max()))
+
+
+def test_trial_gradient_is_the_diffuse_autograd_gradient():
+    """_evaluate_graph's deferred gradient (adjoint solve on demand) equals autograd through diffuse + image_loss."""
+    from pdeflow.inpaint.refine import _evaluate_graph, _Loss
+    f = _images(B=2, seed=3)
+    m = analytic_mask(f, 0.1)
+    keep = m.flatten(1).bool()
+    u, err, gradient = _evaluate_graph(f, keep, _Loss(f, "masknet"), 1e-10, "cg")
+    g, nu = gradient()
+    c = m.clone().requires_grad_(True)
+    ref = image_loss(diffuse(f, c, tol=1e-10, solver="cg"), f, "masknet")
+    (gref,) = torch.autograd.grad(ref.sum(), c)
+    assert torch.allclose(err, ref.detach(), rtol=1e-9)
+    assert torch.allclose(g, gref.flatten(1), rtol=0, atol=1e-8 * float(gref.abs().max()))
+    assert nu.shape == f.shape and bool((nu.flatten(1)[keep] == 0).all())   # adjoint unknowns: zero on the mask

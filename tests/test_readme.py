@@ -103,7 +103,7 @@ def test_readme_snippets_run_as_written():
 # Placeholders are filled in the obvious way (IMAGE: a built-in image, DIR: a new folder), a
 # word "a|b" gives one command per alternative, and `[...]` parts are given. Synopsis lines with
 # "..." are not commands (their concrete forms follow in the README). What an earlier step would
-# leave is put in place first: a finished run (`runs/sr32`, `runs/photos`: the shipped TVflowNET;
+# leave is put in place first: a finished run (`runs/sr32`, `runs/photos`, `runs/unet-data`: the shipped TVflowNET;
 # `runs/masknet05`, `runs/residual`: the shipped mask network and residual inpainter; `runs/wgan`:
 # a two-step `pdeflow train inpainting --stage wgan` run), a photo (`photo.png`) and a mask.
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +173,10 @@ SPECS = [
     (r"^pdeflow train tvflownet .*--run-dir runs/(sr32|photos)$", Spec("bounded")),
     (r"^pdeflow train tvflownet .*--init runs/photos ", Spec("bounded", standins=("runs/photos",))),
     (r"^pdeflow evaluate tvflownet runs/sr32 ", Spec("slow", standins=("runs/sr32",))),
+    (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
+     Spec("bounded", data=".data/photos/opencv")),
+    (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
+     Spec("slow", standins=("runs/unet-data",), data=".data/photos/mate-nature")),
     (r"^pdeflow flow .*--method both --model runs/sr32 ", Spec("slow", standins=("runs/sr32",))),
     (r"^pdeflow iel-experiment --preset small --dataset dsb2018 ", Spec("slow")),
     (r"^pdeflow iel-experiment --dataset mricron ", Spec("bounded", data=".data/mricron-data")),
@@ -241,7 +245,7 @@ def _standin(name: str, cwd: Path) -> None:
     from pdeflow.inpaint.gan import WEIGHTS_DIR as INPAINT_WEIGHTS
     from pdeflow.tvflownet.api import WEIGHTS_DIR as TVFLOWNET_WEIGHTS
 
-    if name in ("runs/sr32", "runs/photos"):
+    if name in ("runs/sr32", "runs/photos", "runs/unet-data"):
         _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)

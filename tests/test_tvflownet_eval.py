@@ -11,7 +11,7 @@ from pdeflow import datasets, metrics
 from pdeflow.cli import build_parser
 from pdeflow.reporting import Report
 from pdeflow.tv import spectral_from_stack, tv_flow
-from pdeflow.tvflownet import build_model
+from pdeflow.tvflownet import build_model, load
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 
@@ -331,3 +331,54 @@ def test_paper_metrics_are_the_official_test_codes():
     np.testing.assert_allclose(ev.stack_psnr(x[0], ref[0]).numpy(), vals["psnr_frames"][:B].numpy(), rtol=1e-13)
     with pytest.raises(ValueError, match="ssim must be one of"):
         ev.frame_metrics(x, ref, ssim="box")
+
+
+# --------------------------------------------------------------------------- the second held-out set
+
+
+def test_cli_evaluate_reports_a_second_held_out_folder_beside_the_test_photos(tmp_path, capsys):
+    from pdeflow import io as pio
+    from pdeflow.io import save_model
+    folder = tmp_path / "nature"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(2):                                       # two tiny "photos": smooth plus noise
+        pio.write_image(folder / f"p{i}.png", (torch.linspace(0, 1, 20).view(1, 1, 20) * torch.ones(1, 24, 20)
+                                                + 0.1 * torch.rand(1, 24, 20, generator=g)).clamp(0, 1))
+    torch.manual_seed(0)
+    m = build_model("semiresnet", width=4, depth=2)
+    save_model(m, tmp_path / "clean", {"model": m.config, "scale": 5.0, "t_max": 1.0},
+               {"train_config": {"crop": "32"}, "data": {"train": {"sources": ["builtin"]}}})
+    save_model(m, tmp_path / "leaky", {"model": m.config, "scale": 5.0, "t_max": 1.0},
+               {"train_config": {"crop": "32"}, "data": {"train": {"sources": ["builtin", str(folder)]}}})
+    argv = ["evaluate", "tvflownet", str(tmp_path / "clean.json"), "--sizes", "16", "--n-images", "2",
+            "--n-times", "3", "--t-max", "0.04", "--tables", "2", "--tol", "1e-4", "--heldout-dir", str(folder),
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.validate(args)
+    assert args.run(args) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    held, test = res["heldout"]["models"]["clean"]["16"], res["table2_4"]["models"]["clean"]["16"]
+    assert held["n_images"] == 2 and res["heldout"]["photos"] == ["p0.png", "p1.png"]
+    assert res["heldout"]["used_by"] == [] and res["config"]["heldout_source"] == str(folder)
+    assert held["u_psnr"] != test["u_psnr"]                  # other images than the built-in test photos
+    section = text.split("## Tables 2–4 on a second held-out set: nature")[1].split("\n## ")[0]
+    rows = [r for r in section.splitlines() if r.startswith("| clean")]
+    assert [r.split(" | ")[1] for r in rows] == ["built-in test photos", "held out: nature"]
+    assert f"{held['u_psnr'][0]:.2f}" in rows[1] and f"{held['div_psnr'][0]:.2f}" in rows[1]
+    assert f"{test['u_psnr'][0]:.2f}" in rows[0]
+    assert "## Table 2 " in text and "## Table 4 " in text      # the other sections stay
+    # a model trained on that folder: warned about and flagged in the report
+    with pytest.warns(UserWarning, match="not a held-out set for leaky"):
+        res2 = ev.evaluate({"leaky": load(tmp_path / "leaky.json")}, sizes=(16,), n_images=1,
+                           times=ev.paper_times(3, 0.04), tables=(2,), tol=1e-4, cache_dir=tmp_path / "cache",
+                           heldout_dir=folder)
+    assert res2["heldout"]["used_by"] == ["leaky"]
+    from pdeflow.tvflownet.report import report
+    assert "**Not held out for leaky**" in report(res2).text("report.md")
+    with pytest.raises(Exception, match="--heldout-dir"):
+        missing = [str(tmp_path / "missing") if a == str(folder) else a for a in argv]
+        args.run(parser.parse_args(missing[:-1] + [str(tmp_path / "out2")]))
+    capsys.readouterr()

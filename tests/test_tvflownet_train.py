@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torch
 
 import pdeflow.tvflownet.api as api
 import pdeflow.tvflownet.train as T
+from pdeflow import datasets
 from pdeflow.cli import build_parser
 from pdeflow.training import RunConfigError, load_checkpoint
 from pdeflow.tv import tv_flow
@@ -75,8 +77,10 @@ def test_tiny_hybrid_run_exports_a_model_that_load_reads_back(tmp_path):
     best = load_checkpoint(run / "best.pt")
     assert prov["val_psnr"] == best["best"]["metric"] and prov["steps"] == best["step"]
     assert prov["command"] == "pdeflow train tvflownet --test" and prov["wall_time_s"] > 0
-    assert prov["data"]["train"]["split"] == "train" and prov["data"]["validation"]["split"] == "test"
-    assert not set(prov["data"]["train"]["images"]) & set(prov["data"]["validation"]["images"])
+    train_names, val_names = prov["data"]["train"]["images"], prov["data"]["validation"]["images"]
+    assert train_names and val_names and not set(train_names) & set(val_names)
+    never = {f"builtin:{n}" for n in datasets.builtin_names("test") + datasets.builtin_names(kind="medical")}
+    assert not never & set(train_names + val_names)         # neither the evaluation's photos nor medical images
 
     net = build_model(**meta["config"]["model"])
     net.load_state_dict(best["models"]["net"])
@@ -198,7 +202,8 @@ def test_folder_data_holds_out_images_for_validation(tmp_path):
     cfg = tiny_config(data=str(tmp_path / "imgs"))
     tr, va = T.open_data(cfg)
     assert len(tr) == 4 and len(va) == 1
-    assert not set(tr.description["files"]) & set(va.description["files"])
+    assert not set(tr.description["images"]) & set(va.description["images"])
+    assert va.description["images"][0].startswith("imgs/sub/im")      # named FOLDER/RELATIVE_PATH
     assert tr[0].shape == (1, 24, 24)
 
 
@@ -457,3 +462,142 @@ def test_cli_options_are_generated_from_the_config():
                               "--arch-kwargs", '{"width": 4}', "--deterministic"])
     cfg = config_from_args(args)
     assert (cfg.lr, cfg.clip, cfg.crop, cfg.arch_kwargs, cfg.deterministic) == (0.01, None, "mixed", {"width": 4}, True)
+
+
+# ---------------------------------------------------------------- data sources, generated images, augmentation
+
+def _photo_folder(root, n=3):
+    from pdeflow import io as pio
+    root.mkdir(parents=True)
+    g = torch.Generator().manual_seed(1)
+    for i in range(n):
+        pio.write_image(root / f"p{i}.png", torch.rand(1, 20, 24, generator=g))
+    return root
+
+
+def test_data_sources_parse_from_the_config_and_the_command_line(tmp_path):
+    from pdeflow.cli.tvflownet import config_from_args
+    from pdeflow.training import config_to_dict
+
+    folder = _photo_folder(tmp_path / "mine")
+    assert TrainConfig().data == "builtin" and config_to_dict(TrainConfig())["data"] == "builtin"   # as old runs
+    assert TrainConfig(data=("builtin",)).data == "builtin" == TrainConfig(data=["builtin"]).data
+    cfg = TrainConfig(data=["builtin", folder])
+    assert cfg.data == ("builtin", str(folder)) and T.data_sources(cfg) == ("builtin", str(folder))
+    assert config_to_dict(cfg)["data"] == ["builtin", str(folder)]
+    parser = build_parser()
+    args = parser.parse_args(["train", "tvflownet", "--run-dir", "r", "--data", "builtin", str(folder),
+                              "--synthetic-kinds", "disks", "smooth", "--aug-scale", "0.5", "--aug-dihedral"])
+    cfg = config_from_args(args)
+    assert cfg.data == ("builtin", str(folder.resolve())) and cfg.synthetic_kinds == ("disks", "smooth")
+    assert (cfg.aug_scale, cfg.aug_gamma, cfg.aug_dihedral) == (0.5, 0.0, True)
+    args.validate(args)
+    # errors name the argument and the bad value
+    args = parser.parse_args(["train", "tvflownet", "--run-dir", "r", "--data", "builtin", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit):
+        args.validate(args)
+    with pytest.raises(ValueError, match=f"data: '{tmp_path / 'nope'}' is neither 'builtin' nor a directory"):
+        T.open_data(TrainConfig(data=("builtin", str(tmp_path / "nope"))))
+    for bad, field in ((dict(val_data="builtin"), "val_data: expected None .* evaluation's"),
+                       (dict(data=()), "data"), (dict(data=("builtin", 3)), "data"),
+                       (dict(synthetic_kinds=("stars",)), "synthetic_kinds"), (dict(aug_scale=1.0), "aug_scale"),
+                       (dict(aug_gamma=-1.0), "aug_gamma"), (dict(aug_dihedral=1), "aug_dihedral")):
+        with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
+            T.check_config(TrainConfig(**bad))
+
+
+def test_no_test_photo_or_medical_image_trains_or_validates(tmp_path):
+    folder = _photo_folder(tmp_path / "mine")
+    never = {f"builtin:{n}" for n in datasets.builtin_names("test") + datasets.builtin_names(kind="medical")}
+    for data in ("builtin", ("builtin", str(folder))):
+        tr, va = T.open_data(TrainConfig(data=data))
+        names = tr.description["images"] + va.description["images"]
+        assert len(names) == len(tr) + len(va) and not never & set(names)
+        assert not set(tr.description["images"]) & set(va.description["images"]) and len(va) >= 1
+    tr, va = T.open_data(TrainConfig(data=("builtin",), val_data=str(folder)))
+    assert va.description["images"] == ["mine/p0.png", "mine/p1.png", "mine/p2.png"]
+    assert len(tr) == len(datasets.builtin_names("train", kind="photo"))
+
+
+def test_synthetic_images_mix_the_configured_kinds():
+    g = lambda: T.step_generator(0, 2)  # noqa: E731
+    old = T.synthetic_images(5, 32, g())                        # the kinds of before: disks then ellipses
+    seed = T.SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g()))
+    assert torch.equal(old, torch.cat([datasets.disks(32, 2, seed=seed, batch=3),
+                                       datasets.ellipses(32, 2, seed=seed, batch=2)]))
+    mixed = T.synthetic_images(5, 32, g(), kinds=tuple(datasets.SCENES))
+    assert torch.equal(mixed, datasets.scenes(tuple(datasets.SCENES), 32, seed=seed, batch=5))
+    assert 0 <= float(mixed.min()) and float(mixed.max()) <= 1
+    u0, _ = T.sample_batch(tiny_config(batch_size=4, synthetic=1.0, synthetic_kinds=("smooth",)), None, g())
+    assert u0.shape == (4, 1, 16, 16) and all(img.unique().numel() > 50 for img in u0)   # piecewise smooth
+
+
+def test_augmentations_are_seeded_bounded_and_off_by_default():
+    x = torch.rand(400, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    gen = g()
+    assert T.augment(x, TrainConfig(), gen) is x                              # off: no change, no draw
+    assert torch.equal(gen.get_state(), g().get_state())
+    # intensity scale: one factor per image in [1 - F, 1 + F], mean 1 (the batch's mean scale stays cfg.scale)
+    y = T.augment(x, TrainConfig(aug_scale=0.5), g())
+    factor = (y / x).flatten(1)
+    assert torch.allclose(factor, factor[:, :1].expand_as(factor), rtol=1e-5)
+    f = factor[:, 0]
+    assert 0.5 <= float(f.min()) and float(f.max()) <= 1.5 and abs(float(f.mean()) - 1) < 0.05
+    assert float(f.std()) > 0.2                                                # spread over the range (U: 0.29)
+    # contrast: a power exp(U[-G, G]) per image, which keeps [0, 1] and the order of the pixels
+    y = T.augment(x, TrainConfig(aug_gamma=0.7), g())
+    assert 0 <= float(y.min()) and float(y.max()) <= 1
+    gamma = (y.log() / x.log()).flatten(1)
+    assert torch.allclose(gamma, gamma[:, :1].expand_as(gamma), rtol=1e-3)
+    assert math.exp(-0.7) - 1e-4 <= float(gamma.min()) and float(gamma.max()) <= math.exp(0.7) + 1e-4
+    # flips and quarter turns: each image one of its 8 symmetries, all 8 drawn
+    y = T.augment(x, TrainConfig(aug_dihedral=True), g())
+    found = set()
+    for a, b in zip(x, y):
+        k = [k for k in range(8) if torch.equal(T._dihedral(a, k), b)]
+        assert k
+        found.add(k[0])
+    assert found == set(range(8))
+    # all together: seeded
+    cfg = TrainConfig(aug_scale=0.3, aug_gamma=0.2, aug_dihedral=True)
+    assert torch.equal(T.augment(x, cfg, g()), T.augment(x, cfg, g()))
+
+
+def test_three_steps_on_several_sources_with_generated_images_and_augmentation(tmp_path):
+    folder = _photo_folder(tmp_path / "mine", 4)
+    cfg = tiny_config(mode="supervised", steps=3, val_every=3, data=("builtin", str(folder)), synthetic=0.5,
+                      synthetic_kinds=tuple(datasets.SCENES), aug_scale=0.5, aug_gamma=0.3, aug_dihedral=True)
+    meta = json.loads(train(cfg, tmp_path / "run", quiet=True, command="x").read_text())
+    prov = meta["provenance"]
+    assert prov["train_config"]["data"] == ["builtin", str(folder)]
+    assert prov["train_config"]["synthetic_kinds"] == list(datasets.SCENES)
+    train_names, val_names = prov["data"]["train"]["images"], prov["data"]["validation"]["images"]
+    assert any(n.startswith("mine/") for n in train_names + val_names) and not set(train_names) & set(val_names)
+    never = {f"builtin:{n}" for n in datasets.builtin_names("test") + datasets.builtin_names(kind="medical")}
+    assert not never & set(train_names + val_names)
+    assert [r["step"] for r in _rows(tmp_path / "run")] == ["0", "1", "2"] and math.isfinite(prov["val_psnr"])
+
+
+def test_a_run_saved_before_these_options_resumes_and_chooses_its_best_again(tmp_path):
+    """A run directory written before several sources, generated kinds and augmentation existed
+    (config.json and last.pt without those fields, a validation set of other images) resumes; its best
+    model is chosen again on the new validation set."""
+    cfg = tiny_config(steps=2, val_every=1)
+    train(cfg, tmp_path, quiet=True)
+    new = ("synthetic_kinds", "aug_scale", "aug_gamma", "aug_dihedral")
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["data"] == "builtin"
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in new}))
+    last = load_checkpoint(tmp_path / "last.pt")
+    last["config"] = {k: v for k, v in last["config"].items() if k not in new}
+    last["best"]["metric"] = 1000.0                               # unbeatable on any set
+    torch.save(last, tmp_path / "last.pt")
+    val = load_checkpoint(tmp_path / "val_reference.pt")
+    val["key"]["data"] = {"source": "builtin", "split": "test", "images": ["skimage/camera"]}   # the old rule
+    torch.save(val, tmp_path / "val_reference.pt")
+    with pytest.warns(UserWarning, match="validation set .* changed"):
+        train(dataclasses.replace(cfg, steps=3), tmp_path, quiet=True)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["step"] == 3 and best["best"]["metric"] < 1000   # chosen again, on the new set
+    assert load_checkpoint(tmp_path / "val_reference.pt")["key"]["data"]["sources"] == ["builtin"]

@@ -90,19 +90,32 @@ def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     return d
 
 
+_LAPLACE_KERNELS: dict = {}
+
+
 def laplacian(u: torch.Tensor) -> torch.Tensor:
     """5-point Laplacian with Neumann boundary, ``div(grad(u))``; shape as ``u`` (at least 2-D).
 
     Computed as the 5-point stencil on ``u`` padded by replicating its border
     (a ghost value equal to the boundary value is a zero flux across the
-    boundary), which equals ``div(grad(u))`` up to rounding and costs 2-3x
-    fewer operations: the inner loop of the diffusion solvers.
+    boundary), which equals ``div(grad(u))`` up to rounding: for floating-point
+    input one convolution of the padded image, three small tensor operations
+    in all (about a third of the time of the stencil as shifted slices at
+    64 x 64, where the per-operation overhead dominates): the inner loop of
+    the diffusion solvers.
     """
     if u.dim() < 2:
         raise UserInputError(f"laplacian: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
     H, W = u.shape[-2:]
     x = u.reshape(-1, 1, H, W)           # pad's replicate mode wants a (N, C, H, W) batch
     p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    if u.is_floating_point():
+        key = (u.dtype, u.device)
+        k = _LAPLACE_KERNELS.get(key)
+        if k is None:
+            k = _LAPLACE_KERNELS[key] = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]],
+                                                     dtype=u.dtype, device=u.device).view(1, 1, 3, 3)
+        return torch.nn.functional.conv2d(p, k).view(u.shape)
     out = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * x
     return out.reshape(u.shape)
 

@@ -315,9 +315,11 @@ def check_device(parser: argparse.ArgumentParser, device) -> torch.device:
 
 
 def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
-    """A ``--data``-like argument: ``None``, ``"builtin"`` or an existing directory, else a usage error."""
-    if value not in (None, "builtin") and not Path(value).expanduser().is_dir():
-        parser.error(f"argument {name}: {value!r} is neither 'builtin' nor a directory")
+    """A ``--data``-like argument: ``None``, ``"builtin"``, an existing directory or a list of them, else a
+    usage error naming the first that is none of these."""
+    for v in (value if isinstance(value, (list, tuple)) else [value]):
+        if v not in (None, "builtin") and not Path(v).expanduser().is_dir():
+            parser.error(f"argument {name}: {v!r} is neither 'builtin' nor a directory")
 
 
 def _config_error_as_argument(msg: str, args) -> str:

@@ -23,7 +23,7 @@ from ..tvflownet import api as tvflownet_api
 from ..tvflownet.evaluate import evaluate, paper_times
 from ..tvflownet.report import report
 from ..tvflownet.symmetry import Equivariant
-from ..tvflownet.train import TrainConfig, check_config, train
+from ..tvflownet.train import TrainConfig, check_config, data_sources, train
 from ._common import (
     CLIError,
     Outputs,
@@ -64,7 +64,8 @@ def _kwargs(text: str) -> dict:
 _TRAIN_LAYOUT = [
     ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
     ("model", ["arch", "arch_kwargs"]),
-    ("data", ["data", "synthetic", "init", "val_data", "crop", "batch_size", "scale", "t_max", "times_per_image"]),
+    ("data", ["data", "synthetic", "synthetic_kinds", "aug_scale", "aug_gamma", "aug_dihedral", "init", "val_data",
+              "crop", "batch_size", "scale", "t_max", "times_per_image"]),
     ("objective", ["mode", "loss", "a1", "a2", "ut_method", "lr", "clip", "hybrid_fraction", "phi_weight",
                    "phi_target", "ref_dt", "ref_tol", "ref_max_iter"]),
     ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops", "val_size", "val_times", "val_dt",
@@ -77,8 +78,8 @@ def add_train_parser(train_sub) -> None:
     p = add_command(train_sub, "tvflownet", _run_train,
                     help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
                     examples=["pdeflow train tvflownet --arch semiresnet --crop 32 --steps 20000 --run-dir runs/sr32",
-                              "pdeflow train tvflownet --arch unet --crop mixed --data ~/food101/train --run-dir "
-                              "runs/unet",
+                              "pdeflow train tvflownet --arch unet --crop mixed --data builtin ~/food101/train "
+                              "--synthetic 0.25 --aug-scale 0.5 --aug-dihedral --run-dir runs/unet",
                               "torchrun --nproc_per_node 4 -m pdeflow train tvflownet --arch unet --run-dir runs/ddp"],
                     note="Times are PDE times of the flow for images in [0, 1] multiplied by --scale (paper: 5, t "
                          "in [0, 1]).",
@@ -90,9 +91,8 @@ def add_train_parser(train_sub) -> None:
 def config_from_args(args):
     """The :class:`~pdeflow.tvflownet.train.TrainConfig` of parsed arguments."""
     kw = config_kwargs(TrainConfig, args)
-    for name in ("data", "val_data"):
-        if kw[name] not in (None, "builtin"):
-            kw[name] = str(Path(kw[name]).expanduser().resolve())
+    resolve = lambda d: d if d in (None, "builtin") else str(Path(d).expanduser().resolve())   # noqa: E731
+    kw["data"], kw["val_data"] = tuple(resolve(d) for d in kw["data"]), resolve(kw["val_data"])
     if kw["init"] is not None and Path(kw["init"]).expanduser().exists():
         kw["init"] = str(Path(kw["init"]).expanduser().resolve())
     kw["clip"] = kw["clip"] if kw["clip"] > 0 else None
@@ -122,7 +122,7 @@ def _run_train(args) -> int:
     if main:
         resuming = (run_dir / "last.pt").exists()
         print(f"{'resuming' if resuming else 'starting'} TVflowNET run in {run_dir}: {cfg.arch}, crop {cfg.crop}, "
-              f"{cfg.mode}, {cfg.steps} steps of batch {cfg.batch_size}, data {cfg.data}")
+              f"{cfg.mode}, {cfg.steps} steps of batch {cfg.batch_size}, data {' '.join(data_sources(cfg))}")
         print(f"intensities: images in [0, 1] times {cfg.scale:g}; flow times t in [0, {cfg.t_max:g}] on that scale")
     meta_path = run_trainer(args, cfg, train)
     if main and meta_path.exists():
@@ -175,6 +175,10 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed of the crops and synthetic images (default 0)")
     g.add_argument("--image-dir", metavar="DIR", default=None,
                    help="folder of natural test images to crop from (default: the built-in test photos)")
+    g.add_argument("--heldout-dir", metavar="DIR", default=None,
+                   help="a second held-out set: a folder of natural photos never used in training or checkpoint "
+                        "selection (e.g. .data/photos/mate-nature of `make photos`); Tables 2-4 (u and div phi, "
+                        "PSNR and SSIM) on its crops too, beside the test photos")
     g.add_argument("--medical-dir", metavar="DIR", default=None,
                    help="folder of medical images for Table 5 (default: the built-in medical images)")
     g.add_argument("--medical-split", choices=("test", "train", "all"), default="test",
@@ -254,7 +258,8 @@ def _run_evaluate(args) -> int:
     check_writable_dir(out, "--out")
     if not args.overwrite and (out / "report.md").exists():
         raise CLIError(f"argument --out: '{out / 'report.md'}' already exists (pass --overwrite to replace it)")
-    for d, name in ((args.image_dir, "--image-dir"), (args.medical_dir, "--medical-dir")):
+    for d, name in ((args.image_dir, "--image-dir"), (args.heldout_dir, "--heldout-dir"),
+                    (args.medical_dir, "--medical-dir")):
         if d is not None and not Path(d).is_dir():
             raise CLIError(f"argument {name}: '{d}' is not a directory")
     models = {}
@@ -272,6 +277,7 @@ def _run_evaluate(args) -> int:
     results = evaluate(
         models, sizes=args.sizes, n_images=args.n_images, tables=tables,
         times=paper_times(args.n_times, args.t_max), seed=args.seed, image_dir=args.image_dir,
+        heldout_dir=args.heldout_dir,
         medical_dir=args.medical_dir, medical_split=args.medical_split, type_size=args.type_size,
         spectral_size=args.spectral_size or args.type_size, timing_sizes=args.timing_sizes,
         timing_repeats=args.timing_repeats, wrapper=wrapper, homogeneity_sizes=args.homogeneity_sizes,

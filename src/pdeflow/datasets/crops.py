@@ -136,13 +136,10 @@ def random_crops(
 # Training images (the data of every trainer)
 # ---------------------------------------------------------------------------
 
-#: Suffixes of the image files that training folders are searched for.
-
-
 class ImageSet:
     """Images ``(C, H, W)`` in [0, 1] by index, held in memory or read from files on demand.
 
-    A folder's images are read when first used and the last ``cache`` of them
+    A file is read when first used and the last ``cache`` decoded files are
     kept, so a large folder costs no memory. ``description`` says where the
     images come from (it goes into a trained model's provenance).
 
@@ -151,7 +148,9 @@ class ImageSet:
     images : list of Tensor, optional
         In-memory images ``(C, H, W)``.
     files : list of Path, optional
-        Image files (exactly one of ``images`` and ``files``).
+        Image files.
+    items : list of Tensor or Path, optional
+        Both kinds, in this order (exactly one of ``images``, ``files`` and ``items``).
     grey : bool
         Read files as grey ``C = 1`` (True) or colour ``C = 3``.
     description : dict
@@ -160,22 +159,40 @@ class ImageSet:
     """
 
     def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
-                 grey: bool = True, description: dict, cache: int = 512):
-        if (images is None) == (files is None):
-            raise UserInputError("ImageSet: give images or files")
-        self.images, self.files, self.grey = images, files, grey
+                 items: list | None = None, grey: bool = True, description: dict, cache: int = 512):
+        if sum(x is not None for x in (images, files, items)) != 1:
+            raise UserInputError("ImageSet: give images or files (or items: both kinds)")
+        self._items = list(images if images is not None else files if files is not None else items)
+        for k, x in enumerate(self._items):
+            if not isinstance(x, (torch.Tensor, Path)):
+                raise UserInputError(f"ImageSet: item {k} must be a (C, H, W) tensor or a Path, "
+                                     f"got {type(x).__name__}")
+        self.grey = grey
         self.description = description
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cache_size = cache
 
+    @property
+    def images(self) -> list[torch.Tensor] | None:
+        """The in-memory images, or None where there are none."""
+        out = [x for x in self._items if isinstance(x, torch.Tensor)]
+        return out or None
+
+    @property
+    def files(self) -> list[Path] | None:
+        """The image files, or None where there are none."""
+        out = [x for x in self._items if isinstance(x, Path)]
+        return out or None
+
     def __len__(self) -> int:
-        return len(self.images) if self.images is not None else len(self.files)
+        return len(self._items)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        if self.images is not None:
-            return self.images[i]
+        x = self._items[i]
+        if isinstance(x, torch.Tensor):
+            return x
         if i not in self._cache:
-            self._cache[i] = read_image(self.files[i], grey=self.grey)
+            self._cache[i] = read_image(x, grey=self.grey)
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(i)
@@ -271,34 +288,79 @@ def held_out(names: Sequence[str], fraction: float) -> set[str]:
     return set(sorted(names, key=lambda n: hashlib.sha1(n.encode()).hexdigest())[:n_val])
 
 
-def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: float | None = None
-                  ) -> tuple[ImageSet, ImageSet | None]:
-    """The photos of several sources, in memory: ``'builtin'`` (the built-in photos' TRAIN split, named
-    ``builtin:NAME``) and folders (their images, named ``FOLDER/RELATIVE_PATH``).
+#: Above this many images, a description names a hash of the image names instead of listing them.
+_LISTED = 200
 
-    Returns the training set and, with ``val_fraction``, the validation set: that fraction of all photos
-    (:func:`held_out` by name, never trained on); else None. Two sources that give one name (the same
-    folder twice) are refused.
+
+def _names_description(names: list[str]) -> dict:
+    """``{"images": names}``, or for a long list its length, first names and a SHA-1 of all of them
+    (what changes when the set changes, without a provenance of megabytes)."""
+    if len(names) <= _LISTED:
+        return {"images": names}
+    digest = hashlib.sha1("\n".join(names).encode()).hexdigest()
+    return {"n_images": len(names), "first_images": names[:10], "images_sha1": digest}
+
+
+def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: float | None = None,
+                  val_data: str | None = None) -> tuple[ImageSet, ImageSet | None]:
+    """The photos of several sources: ``'builtin'`` (every built-in photo of the TRAIN split, of every
+    installed package, named ``builtin:NAME``; never a TEST photo, a medical or a microscopy image) and
+    folders (their images, recursively, named ``FOLDER/RELATIVE_PATH``, read when first used).
+
+    Parameters
+    ----------
+    sources : sequence of str
+        ``'builtin'`` and/or folder paths; a source that is neither is a ValueError naming it.
+    grey : bool
+        Grey ``C = 1`` (True) or colour ``C = 3`` images.
+    val_fraction : float, optional
+        Hold out this fraction of all photos for validation (:func:`held_out` by name, so the split
+        depends neither on the order of the sources nor on the order of the files; never trained on).
+    val_data : path, optional
+        A folder of validation images instead (exclusive with ``val_fraction``); none of its files may
+        be a training file.
+
+    Returns
+    -------
+    (ImageSet, ImageSet or None)
+        The training photos and the validation photos (None without ``val_fraction`` and ``val_data``).
+        Each description holds the sources, the role and the image names (:func:`_names_description`).
+        Two sources that give one name (the same folder twice) are refused.
     """
+    if isinstance(sources, (str, Path)) or not isinstance(sources, Sequence) or len(sources) == 0:
+        raise UserInputError(f"data: expected a non-empty list of 'builtin' and folders, got {sources!r}")
+    if val_fraction is not None and val_data is not None:
+        raise UserInputError("source_images: give val_fraction or val_data, not both")
     named: list[tuple[str, object]] = []
     for src in sources:
         if src == "builtin":
             named += [(f"builtin:{k}", v) for k, v in builtin_pool("train", grey=grey, kind="photo").items()]
         else:
             folder = Path(src)
-            named += [(f"{folder.name}/{p.relative_to(folder)}", p) for p in image_files(folder, "data")]
+            named += [(f"{folder.name}/{p.relative_to(folder).as_posix()}", p) for p in image_files(folder, "data")]
     names = [n for n, _ in named]
     if val_fraction is not None and len(named) < 2:
         raise UserInputError(f"data: {list(sources)} holds {len(named)} photo(s); need at least 2 "
-                             "(one is held out for validation)")
+                             "(one is held out for validation), or give val_data")
     if len(set(names)) != len(names):
         raise UserInputError(f"data: two sources share photo names (e.g. the same folder twice): {list(sources)}")
     val_names = held_out(names, val_fraction) if val_fraction is not None else set()
 
-    def image_set(role: str, keep) -> ImageSet:
-        items = [(n, x if isinstance(x, torch.Tensor) else read_image(x, grey=grey)) for n, x in named if keep(n)]
-        return ImageSet(images=[x for _, x in items], grey=grey,
-                        description={"sources": list(sources), "role": role, "images": [n for n, _ in items]})
+    def image_set(role: str, items: list[tuple[str, object]], srcs) -> ImageSet:
+        return ImageSet(items=[x for _, x in items], grey=grey,
+                        description={"sources": [str(s) for s in srcs], "role": role,
+                                     **_names_description([n for n, _ in items])})
 
-    train = image_set("train", lambda n: n not in val_names)
-    return train, (image_set("validation", val_names.__contains__) if val_fraction is not None else None)
+    train = image_set("train", [(n, x) for n, x in named if n not in val_names], sources)
+    if val_data is not None:
+        vfolder = Path(val_data)
+        vfiles = image_files(vfolder, "val_data")
+        overlap = {p.resolve() for p in vfiles} & {p.resolve() for p in train.files or []}
+        if overlap:
+            raise UserInputError(f"val_data: {len(overlap)} file(s) of {vfolder} are also training images, "
+                                 f"e.g. {sorted(overlap)[0]}")
+        return train, image_set("validation", [(f"{vfolder.name}/{p.relative_to(vfolder).as_posix()}", p)
+                                               for p in vfiles], [val_data])
+    if val_fraction is None:
+        return train, None
+    return train, image_set("validation", [(n, x) for n, x in named if n in val_names], sources)

@@ -1,4 +1,10 @@
-"""Synthetic piecewise-constant images: TV-flow eigenfunctions and the generalisation test images of TVflowNET.
+"""Generated images: piecewise-constant scenes (TV-flow eigenfunctions, the generalisation test images of
+TVflowNET, rectangles and polygons) and piecewise-smooth scenes, seeded and batched.
+
+Every random scene generator takes ``(size, n, *, seed, batch=None)``: ``n`` shapes per image, numpy's
+``default_rng(seed)`` for all draws (the same seed gives the same images), and returns ``(1, H, W)``, or
+``(batch, 1, H, W)`` when ``batch`` is given. :data:`SCENES` names them and :func:`scenes` mixes kinds
+(TVflowNET's trainer draws its generated images from it).
 
 References
 ----------
@@ -15,7 +21,8 @@ import torch
 
 from ..errors import UserInputError
 
-__all__ = ["disk", "disks", "ellipses", "plateau_1d"]
+__all__ = ["disk", "disks", "ellipses", "rectangles", "polygons", "smooth_field", "piecewise_smooth", "plateau_1d",
+           "SCENES", "scenes"]
 
 
 # ---------------------------------------------------------------------------
@@ -62,6 +69,15 @@ def _scene_args(size, n, batch, who: str) -> tuple[int, int, int | None]:
 
 def _grid(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
+
+
+def _ellipse_mask(rr, cc, cy: float, cx: float, a: float, b: float, theta: float) -> np.ndarray:
+    """Pixels whose centres lie in the ellipse of centre ``(cy, cx)``, semi-axes ``a`` (along the
+    direction ``theta`` from the column axis towards the row axis) and ``b``."""
+    y, x = rr - cy, cc - cx
+    u = x * math.cos(theta) + y * math.sin(theta)
+    w = -x * math.sin(theta) + y * math.cos(theta)
+    return (u / a) ** 2 + (w / b) ** 2 <= 1.0
 
 
 def _scenes(H: int, W: int, batch: int | None, seed: int, draw, dtype, device) -> torch.Tensor:
@@ -256,14 +272,288 @@ def ellipses(
             a, b = rng.uniform(alo, ahi, 2)
             theta = rng.uniform(0, math.pi)
             v = rng.uniform(ilo, ihi)
-            y, x = rr - cy, cc - cx
-            u = x * math.cos(theta) + y * math.sin(theta)
-            w = -x * math.sin(theta) + y * math.cos(theta)
-            inside = (u / a) ** 2 + (w / b) ** 2 <= 1.0
+            inside = _ellipse_mask(rr, cc, cy, cx, a, b, theta)
             if combine == "paint":
                 img[inside] = v
             else:
                 img[inside] += v
+        return img
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
+
+
+def rectangles(
+    size,
+    n: int,
+    *,
+    seed: int,
+    batch: int | None = None,
+    side_range=None,
+    intensity_range=(0.1, 1.0),
+    background: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> torch.Tensor:
+    """Images of ``n`` overlapping axis-aligned rectangles with different intensities (piecewise constant).
+
+    Each rectangle has sides uniform in ``side_range``, a uniformly random position inside the image
+    and an intensity uniform in ``intensity_range``; later rectangles are painted over earlier ones, so
+    the image takes values in ``intensity_range`` and ``background``. A pixel belongs to a rectangle
+    when its centre does.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Image height and width in pixels.
+    n : int
+        Number of rectangles per image.
+    seed : int
+        Seed (numpy's ``default_rng``).
+    batch : int, optional
+        Number of images; if given the result is ``(batch, 1, H, W)``.
+    side_range : (float, float), optional
+        Side lengths in pixels, uniform in this range (height and width drawn apart); default
+        ``(0.1, 0.6) * min(H, W)`` (at least 2 pixels).
+    intensity_range : (float, float), optional
+        Intensities, uniform in this range.
+    background : float, optional
+        Value outside all rectangles.
+
+    Returns
+    -------
+    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    """
+    H, W, B = _scene_args(size, n, batch, "rectangles")
+    if side_range is None:
+        side_range = (max(2.0, 0.1 * min(H, W)), max(2.0, 0.6 * min(H, W)))
+    slo, shi = _range(side_range, "rectangles", "side_range", positive=True)
+    ilo, ihi = _range(intensity_range, "rectangles", "intensity_range")
+
+    def draw(rng, rr, cc):
+        img = np.full((H, W), float(background))
+        for _k in range(n):
+            h, w = rng.uniform(slo, shi, 2)
+            top, left = rng.uniform(-0.5, max(H - 0.5 - h, -0.5)), rng.uniform(-0.5, max(W - 0.5 - w, -0.5))
+            v = rng.uniform(ilo, ihi)
+            img[(rr >= top) & (rr < top + h) & (cc >= left) & (cc < left + w)] = v
+        return img
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
+
+
+def _polygon_mask(rr, cc, cy: float, cx: float, radius: float, angles: np.ndarray) -> np.ndarray:
+    """Pixels whose centres lie in the convex polygon with vertices ``(cy + r sin a, cx + r cos a)`` for
+    the sorted ``angles`` (a polygon inscribed in a circle is convex)."""
+    vy, vx = cy + radius * np.sin(angles), cx + radius * np.cos(angles)
+    ey, ex = np.roll(vy, -1) - vy, np.roll(vx, -1) - vx
+    inside = np.ones(rr.shape, dtype=bool)
+    for k in range(len(angles)):
+        side = ex[k] * (rr - vy[k]) - ey[k] * (cc - vx[k])        # cross(edge, p - vertex)
+        centre = ex[k] * (cy - vy[k]) - ey[k] * (cx - vx[k])      # the centre's side of the edge
+        inside &= side * np.sign(centre) >= 0
+    return inside
+
+
+def _polygon_angles(rng, k: int) -> np.ndarray:
+    """``k`` sorted vertex angles: a random rotation plus gaps uniform in [1, 2] (relative), scaled to
+    2 pi, so that no gap exceeds pi and the circle's centre is inside the polygon."""
+    gaps = rng.uniform(1.0, 2.0, k)
+    return rng.uniform(0, 2 * math.pi) + np.cumsum(gaps / gaps.sum() * 2 * math.pi)
+
+
+def polygons(
+    size,
+    n: int,
+    *,
+    seed: int,
+    batch: int | None = None,
+    sides=(3, 8),
+    radius_range=None,
+    intensity_range=(0.1, 1.0),
+    background: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> torch.Tensor:
+    """Images of ``n`` overlapping convex polygons with different intensities (piecewise constant).
+
+    Each polygon is inscribed in a circle of uniformly random centre (inside the image) and radius in
+    ``radius_range``: a number of vertices uniform in ``sides`` (inclusive), at a random rotation with
+    angular gaps uniform in [1, 2] (relative), so no polygon is a sliver. Intensities are uniform in
+    ``intensity_range``; later polygons are painted over earlier ones.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Image height and width in pixels.
+    n : int
+        Number of polygons per image.
+    seed : int
+        Seed (numpy's ``default_rng``).
+    batch : int, optional
+        Number of images; if given the result is ``(batch, 1, H, W)``.
+    sides : (int, int), optional
+        Fewest and most vertices, at least 3.
+    radius_range : (float, float), optional
+        Circumradii in pixels, uniform in this range; default ``(0.1, 0.4) * min(H, W)`` (at least 2).
+    intensity_range : (float, float), optional
+        Intensities, uniform in this range.
+    background : float, optional
+        Value outside all polygons.
+
+    Returns
+    -------
+    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    """
+    H, W, B = _scene_args(size, n, batch, "polygons")
+    if (not isinstance(sides, (tuple, list)) or len(sides) != 2
+            or not all(isinstance(k, Integral) and not isinstance(k, bool) for k in sides)
+            or not 3 <= sides[0] <= sides[1]):
+        raise UserInputError(f"polygons: sides must be a pair of ints (fewest, most) with 3 <= fewest <= most, "
+                             f"got {sides!r}")
+    if radius_range is None:
+        radius_range = (max(2.0, 0.1 * min(H, W)), max(2.0, 0.4 * min(H, W)))
+    rlo, rhi = _range(radius_range, "polygons", "radius_range", positive=True)
+    ilo, ihi = _range(intensity_range, "polygons", "intensity_range")
+
+    def draw(rng, rr, cc):
+        img = np.full((H, W), float(background))
+        for _k in range(n):
+            cy, cx = rng.uniform(0, H - 1), rng.uniform(0, W - 1)
+            radius = rng.uniform(rlo, rhi)
+            angles = _polygon_angles(rng, int(rng.integers(sides[0], sides[1] + 1)))
+            img[_polygon_mask(rr, cc, cy, cx, radius, angles)] = rng.uniform(ilo, ihi)
+        return img
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
+
+
+def _smooth(rng, rr, cc, frequency: float, n_modes: int) -> np.ndarray:
+    """A smooth random field scaled to [-1, 1]: a linear ramp in a random direction plus ``n_modes``
+    cosines with wave vectors uniform in the disc of radius ``frequency`` cycles per ``min(H, W)``
+    pixels, random phases, amplitudes uniform in [0, 1]."""
+    L = float(min(rr.shape))
+    theta = rng.uniform(0, 2 * math.pi)
+    f = rng.uniform(0, 1) * (rr * math.sin(theta) + cc * math.cos(theta)) / L
+    for _m in range(n_modes):
+        k, phi = frequency * math.sqrt(rng.uniform(0, 1)), rng.uniform(0, 2 * math.pi)
+        f = f + rng.uniform(0, 1) * np.cos(2 * math.pi * k * (rr * math.sin(phi) + cc * math.cos(phi)) / L
+                                           + rng.uniform(0, 2 * math.pi))
+    lo, hi = float(f.min()), float(f.max())
+    return (2 * (f - lo) / (hi - lo) - 1) if hi - lo > 1e-12 else np.zeros_like(f)
+
+
+def smooth_field(
+    size,
+    *,
+    seed: int,
+    batch: int | None = None,
+    frequency: float = 2.0,
+    n_modes: int = 4,
+    value_range=(0.0, 1.0),
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> torch.Tensor:
+    """Smooth random images: a ramp plus a few low-frequency cosines, min-max scaled to ``value_range``.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Image height and width in pixels.
+    seed : int
+        Seed (numpy's ``default_rng``).
+    batch : int, optional
+        Number of images; if given the result is ``(batch, 1, H, W)``.
+    frequency : float, optional
+        Largest spatial frequency, in cycles per ``min(H, W)`` pixels (wave vectors uniform in the disc).
+    n_modes : int, optional
+        Number of cosines added to the ramp.
+    value_range : (float, float), optional
+        Each image spans exactly this range (a constant image, which has probability zero, is its middle).
+
+    Returns
+    -------
+    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    """
+    H, W = _hw(size, "smooth_field")
+    B = _batch_arg(batch, "smooth_field")
+    if not (isinstance(frequency, Real) and math.isfinite(frequency) and frequency >= 0):
+        raise UserInputError(f"smooth_field: frequency must be a number >= 0, got {frequency!r}")
+    if isinstance(n_modes, bool) or not isinstance(n_modes, Integral) or n_modes < 0:
+        raise UserInputError(f"smooth_field: n_modes must be a non-negative int, got {n_modes!r}")
+    lo, hi = _range(value_range, "smooth_field", "value_range")
+    def draw(rng, rr, cc):
+        return lo + (hi - lo) * (_smooth(rng, rr, cc, frequency, n_modes) + 1) / 2
+
+    return _scenes(H, W, B, seed, draw, dtype, device)
+
+
+def piecewise_smooth(
+    size,
+    n: int,
+    *,
+    seed: int,
+    batch: int | None = None,
+    frequency: float = 2.0,
+    amplitude: float = 0.25,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> torch.Tensor:
+    """Piecewise-smooth images: a smooth background and ``n`` shapes, each with its own smooth interior.
+
+    Every region (the background, then each shape painted over what is there) takes
+    ``level + a * f`` with ``f`` a smooth random field in [-1, 1] (:func:`smooth_field`'s ramp plus four
+    cosines up to ``frequency`` cycles per image), ``a`` uniform in ``[0, amplitude]`` and ``level``
+    uniform in ``[a, 1 - a]``: values stay in [0, 1] without clipping, smooth inside each region and
+    jumping across the shapes' edges. Shapes are disks, ellipses and convex polygons (one of the three
+    at random, centres uniform in the image, sizes as :func:`ellipses` and :func:`polygons`).
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Image height and width in pixels.
+    n : int
+        Number of shapes per image.
+    seed : int
+        Seed (numpy's ``default_rng``).
+    batch : int, optional
+        Number of images; if given the result is ``(batch, 1, H, W)``.
+    frequency : float, optional
+        Largest spatial frequency of the fields, in cycles per ``min(H, W)`` pixels.
+    amplitude : float, optional
+        Largest half-range of a region's smooth variation, in [0, 0.5].
+
+    Returns
+    -------
+    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given, values in [0, 1]
+    """
+    H, W, B = _scene_args(size, n, batch, "piecewise_smooth")
+    if not (isinstance(frequency, Real) and math.isfinite(frequency) and frequency >= 0):
+        raise UserInputError(f"piecewise_smooth: frequency must be a number >= 0, got {frequency!r}")
+    if not (isinstance(amplitude, Real) and 0 <= amplitude <= 0.5):
+        raise UserInputError(f"piecewise_smooth: amplitude must be a number in [0, 0.5], got {amplitude!r}")
+    m = min(H, W)
+    alo, ahi = max(1.5, 0.08 * m), max(1.5, 0.35 * m)      # ellipses' semi-axes
+    rlo, rhi = max(2.0, 0.1 * m), max(2.0, 0.4 * m)        # polygons' circumradii
+
+    def region(rng, rr, cc):
+        a = rng.uniform(0, amplitude)
+        return rng.uniform(a, 1 - a) + a * _smooth(rng, rr, cc, frequency, 4)
+
+    def draw(rng, rr, cc):
+        img = region(rng, rr, cc)
+        for _k in range(n):
+            cy, cx = rng.uniform(0, H - 1), rng.uniform(0, W - 1)
+            shape = int(rng.integers(3))
+            if shape == 0:
+                r = rng.uniform(alo, ahi)
+                inside = (rr - cy) ** 2 + (cc - cx) ** 2 <= r * r
+            elif shape == 1:
+                a, b = rng.uniform(alo, ahi, 2)
+                inside = _ellipse_mask(rr, cc, cy, cx, a, b, rng.uniform(0, math.pi))
+            else:
+                inside = _polygon_mask(rr, cc, cy, cx, rng.uniform(rlo, rhi),
+                                       _polygon_angles(rng, int(rng.integers(3, 9))))
+            img[inside] = region(rng, rr, cc)[inside]
         return img
 
     return _scenes(H, W, B, seed, draw, dtype, device)
@@ -304,3 +594,51 @@ def plateau_1d(size, widths, heights, *, dtype: torch.dtype = torch.float32, dev
     profile = np.repeat(np.asarray(heights, dtype=np.float64), widths)
     img = np.broadcast_to(profile, (H, W))
     return torch.as_tensor(np.ascontiguousarray(img)[None], dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------------------
+# Mixed scenes
+# ---------------------------------------------------------------------------
+
+#: The random scene generators by kind, each ``f(size, n_shapes, *, seed, batch)``: piecewise constant
+#: ("disks": isolated flat disks, eigenfunctions of the TV flow, and "ellipses": overlapping ellipses,
+#: Table 5's shapes of Grossmann et al., 2022; "rectangles", "polygons") and piecewise smooth ("smooth").
+SCENES = {"disks": disks, "ellipses": ellipses, "rectangles": rectangles, "polygons": polygons,
+          "smooth": piecewise_smooth}
+
+
+def scenes(kinds, size, *, seed: int, batch: int, n_shapes: int | None = None,
+           dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``batch`` generated images of several kinds (:data:`SCENES`), split between them as evenly as
+    possible (the earlier kinds get one more), kind after kind in the order given, each kind drawn from
+    ``seed``.
+
+    Parameters
+    ----------
+    kinds : sequence of str
+        Keys of :data:`SCENES`, e.g. ``("disks", "ellipses", "smooth")``.
+    size : int
+        Image height and width in pixels.
+    seed : int
+        Seed of every kind's generator.
+    batch : int
+        Number of images.
+    n_shapes : int, optional
+        Shapes per image; default ``clip(size // 16, 1, 5)`` (5 from 80 px), as the evaluation's
+        Table 5 images.
+
+    Returns
+    -------
+    Tensor, shape (batch, 1, size, size)
+    """
+    kinds = tuple(kinds) if isinstance(kinds, (tuple, list)) else kinds
+    if not isinstance(kinds, tuple) or not kinds or any(k not in SCENES for k in kinds):
+        raise UserInputError(f"scenes: kinds must be a non-empty list among {tuple(SCENES)}, got {kinds!r}")
+    H, W = _hw(size, "scenes")
+    B = _batch_arg(batch, "scenes")
+    shapes = max(1, min(5, min(H, W) // 16)) if n_shapes is None else n_shapes
+    base, extra = divmod(B, len(kinds))
+    counts = [base + (i < extra) for i in range(len(kinds))]
+    parts = [SCENES[k]((H, W), shapes, seed=seed, batch=c, dtype=dtype, device=device)
+             for k, c in zip(kinds, counts) if c]
+    return torch.cat(parts)

@@ -375,13 +375,16 @@ class _System:
         self.levels = None
         if method == "mg":
             self.levels = _hierarchy(self.k, self.d)
+        self._negw = -self.w
 
     def apply_a(self, x: torch.Tensor) -> torch.Tensor:
         # Everything CG touches (start, rhs, residuals, preconditioned residuals) is zero on
-        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x).
+        # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x):
+        # the inner loop of CG, four small tensor operations.
+        y = laplacian(x).mul_(self._negw)
         if self.d is None:
-            return -(self.w * laplacian(x))
-        return -(self.w * laplacian(x)) + self.d * x
+            return y
+        return y.addcmul_(self.d, x)
 
     def precond(self, r: torch.Tensor) -> torch.Tensor:
         return self.w * _vcycle(self.levels, r)  # exactly zero on the mask, as apply_a needs
@@ -430,7 +433,7 @@ def _forward(f4, c, binary, tol, max_iter, x0, method):
     x, iters, res = sysm.solve(b, start, tol, max_iter)
     if z is not None:
         x = x + z
-    u = torch.where(sysm.k.bool(), f4, x)
+    u = torch.addcmul(x, sysm.k, f4)  # x is exactly zero on the known pixels: u = f there, x elsewhere
     _warn_max_iter(iters, res, tol, max_iter)
     return u, iters, res, sysm
 
@@ -471,11 +474,14 @@ class _DiffuseFunction(torch.autograd.Function):
         ctx.info["adjoint"] = nu
         _warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
         g_lnu = g + laplacian(nu)
-        # lam = nu / (1 - c) = (g + L nu) / c on the unknowns (c < 1); the first form is the
-        # well-conditioned one for small c, the second for c near 1 (and the only one at c = 1).
-        lo = c <= 0.5
-        lam = torch.where(lo, nu / torch.where(lo, 1.0 - c, torch.ones_like(c)),
-                          g_lnu / torch.where(lo, torch.ones_like(c), c))
+        if sysm.d is None:   # binary mask: lam = nu on the unknowns, g + L nu on the mask (nu = 0 there)
+            lam = torch.addcmul(nu, c, g_lnu)
+        else:
+            # lam = nu / (1 - c) = (g + L nu) / c on the unknowns (c < 1); the first form is the
+            # well-conditioned one for small c, the second for c near 1 (and the only one at c = 1).
+            lo = c <= 0.5
+            lam = torch.where(lo, nu / torch.where(lo, 1.0 - c, torch.ones_like(c)),
+                              g_lnu / torch.where(lo, torch.ones_like(c), c))
         grad_f = grad_c = None
         if need_f:
             grad_f = c * lam

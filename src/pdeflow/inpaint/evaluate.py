@@ -50,6 +50,7 @@ import json
 import math
 import platform
 import time
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,37 @@ LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGA
           "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter"}
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
-#: Test-time refinement of the ``*-refine`` rows: one setting for every density, chosen from the quality/time
-#: curves of benchmarks/inpaint_refine.py (its 32 extra crops) to stay inside 1/100 of PS's time per mask.
-REFINE = {"shifts": 2, "rounds": 12}
+#: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on the 32 other crops
+#: of benchmarks/inpaint_refine.py (crop seed 1), refined one crop at a time as here: the most exchange rounds
+#: that beat PS in MAE and SSIM there within PS's time / 100 (PS with the same solver) with some margin (4
+#: rounds: 81 and 74 % of it at 5 and 10 %; benchmarks/results/inpaint/refine_single/). At 20 % no setting does
+#: both: 12 rounds are kept for quality (10 tie PS's MAE there, fewer lose it) at about 1.8x the budget.
+REFINE = {0.05: {"shifts": 2, "rounds": 4}, 0.1: {"shifts": 2, "rounds": 4}, 0.2: {"shifts": 2, "rounds": 12}}
+
+
+def _refine_line(refine) -> str:
+    """The report's sentence on the ``*-refine`` rows' setting (results.json ``settings.refine``)."""
+    if not refine:
+        return ""
+    if all(isinstance(v, dict) for v in refine.values()):
+        per = "; ".join(f"{float(d):g}: {v.get('shifts', 1)} x {v.get('rounds', 0)}" for d, v in refine.items())
+    else:
+        per = f"{refine.get('shifts', 1)} x {refine.get('rounds', 0)}"
+    return f" Refinement (tile shifts x exchange rounds, per density): {per}."
+
+
+def refine_setting(density: float, refine: dict | None = None) -> dict:
+    """The :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows at ``density``.
+
+    ``refine``: a dict of options for every density, or a dict ``density -> options``
+    (default :data:`REFINE`); a density it does not list takes the options of the
+    nearest one it lists.
+    """
+    table = REFINE if refine is None else refine
+    if not all(isinstance(k, Real) and not isinstance(k, bool) for k in table):
+        return dict(table)                      # one setting for every density
+    nearest = min(table, key=lambda k: abs(math.log(float(k)) - math.log(float(density))))
+    return dict(table[nearest])
 
 #: Peter (2022)'s numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
 #: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
@@ -231,7 +260,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     residual_model : str, optional
         The residual inpainter (default: the shipped one).
     refine : dict, optional
-        :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows (default :data:`REFINE`).
+        :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows, for every density or per
+        density (see :func:`refine_setting`; default :data:`REFINE`).
     reuse : str, path or dict, optional
         An earlier run's ``results.json`` (or its dict): rows of :data:`REUSABLE` methods are copied from it
         when its crops and settings are the same (see the module doc).
@@ -254,7 +284,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
 
     models = _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models, residual_model,
                           channels)
-    refine = dict(REFINE if refine is None else refine)
+    refine_at = {d: refine_setting(d, refine) for d in densities}
     from .analytic import analytic_mask, analytic_sigma
     from .learned import learned_mask
     from .residual import learned_inpaint
@@ -309,7 +339,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic"] = (b, u, t_mask, t_inp)
                     if "analytic-refine" in todo:
-                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=refine))
+                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=refine_at[d]))
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic-refine"] = (b, u, t_mask, t_inp)
                 net = models.get("masknet", {}).get(d)
@@ -323,7 +353,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"]))
                         res["learned-residual"] = (b, u, t_mask, t_inp)
                     if "learned-refine" in todo:
-                        br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=refine))
+                        br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=refine_at[d]))
                         br = br.double()
                         u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
                         res["learned-refine"] = (br, u, t_r, t_inp)
@@ -364,7 +394,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     if models.get("residual") is not None:
         model_info["residual-inpainter"] = _provenance(models["residual"])
     return {
-        "settings": {**settings, "figure_image": shown, "refine": refine, "reused": sorted(reused),
+        "settings": {**settings, "figure_image": shown, "refine": {str(d): v for d, v in refine_at.items()},
+                     "reused": sorted(reused),
                      "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
                      "cpu": platform.processor() or platform.machine()},
         "methods": methods, "summary": summary, "per_image": {m: {str(d): v for d, v in per[m].items()}
@@ -407,7 +438,7 @@ def report_markdown(results: dict) -> str:
              f"Torch {s['torch']}, {s['torch_threads']} thread(s), CPU {s['cpu']}.",
              f"PS p={s['ps']['p']}, q={s['ps']['q']}; NLPE {s['nlpe']['cycles']} cycles of |mask| exchanges, "
              f"{s['nlpe']['candidates']} candidates; both minimise the {s['ps']['metric'].upper()}; diffusion solved "
-             f"to relative residual {s['tol']:g}.", ""]
+             f"to relative residual {s['tol']:g}." + _refine_line(s.get("refine")), ""]
     if results["notes"]:
         lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
     lines += ["## PSNR in dB (Table 2; the paper: ImageNet 64x64)", "",

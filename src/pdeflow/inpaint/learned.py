@@ -132,9 +132,11 @@ class MaskNet(nn.Module):
     tile : int
         Size of the blue-noise threshold tile.
 
-    ``forward(f, density=None, *, random=False, generator=None, thresholds=None)``
-    returns the mask ``(B, 1, H, W)`` (binary values; in training mode with the
-    straight-through gradient to the expected mask).
+    ``forward(f, density=None, *, random=False, generator=None, thresholds=None,
+    snap=True, maps=None)`` returns the mask ``(B, 1, H, W)`` (binary values; in
+    training mode with the straight-through gradient to the expected mask);
+    ``maps``: the ``(log p, s)`` of :meth:`maps` for this ``f``, if already
+    computed (the network then does not run again).
     """
 
     def __init__(self, channels: int = 1, density: float | None = 0.05, *, widths=(16, 32, 64), bound: float = 3.0,
@@ -185,13 +187,13 @@ class MaskNet(nn.Module):
         return logp0 + out[:, :1], s0 + out[:, 1:]
 
     def forward(self, f: torch.Tensor, density: float | None = None, *, random: bool = False, generator=None,
-                thresholds: torch.Tensor | None = None, snap: bool = True) -> torch.Tensor:
+                thresholds: torch.Tensor | None = None, snap: bool = True, maps=None) -> torch.Tensor:
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
             raise UserInputError(f"MaskNet: f must be (B, {self.channels}, H, W), got {getattr(f, 'shape', type(f))}")
         density = self._density(density)
         B, _, H, W = f.shape
         k = n_known(density, H * W, "MaskNet")
-        logp, s = self.maps(f, density)
+        logp, s = self.maps(f, density) if maps is None else maps   # maps: this f's (log p, s), computed once
         if thresholds is None:
             thresholds = threshold_map(f.shape, tile=blue_noise_tile(self.tile), random=random,
                                        generator=as_generator(generator, "MaskNet"), device=f.device)
@@ -288,9 +290,10 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
     with evaluating(net) as dev:
-        m = net(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
+        x = f4.to(device=dev, dtype=next(net.parameters()).dtype)
+        logp, s = net.maps(x, float(density))
+        m = net(x, float(density), maps=(logp, s))
         if opts is not None:   # test-time refinement (pdeflow.inpaint.refine)
-            logp, s = net.maps(f4.to(device=dev, dtype=next(net.parameters()).dtype), float(density))
             p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
             m = refine_mask(f4.to(dev), m, density_map=p, snap_score=s.double(),
                             tile=blue_noise_tile(net.tile), **opts)

@@ -86,6 +86,7 @@ __all__ = [
     "type_images",
     "paper_key",
     "evaluate_sizes",
+    "evaluate_heldout",
     "evaluate_types",
     "with_wrapped",
     "evaluate_homogeneity",
@@ -574,14 +575,18 @@ def _compare(u, d, ref_u, ref_ut, scale) -> dict:
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".bmp", ".webp"}
 
 
-def _folder_images(folder) -> dict[str, torch.Tensor]:
+def _folder_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
         raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
-    return {p.name: pio.read_image(p, grey=True) for p in files}
+    return files
+
+
+def _folder_images(folder) -> dict[str, torch.Tensor]:
+    return {p.name: pio.read_image(p, grey=True) for p in _folder_files(folder)}
 
 
 def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch.Tensor:
@@ -742,6 +747,55 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
                                       "ref_u": ref_u[:, 0] / scale, "ref_ut": ref_ut[:, 0] / scale}
                 bar.update(1)
     return out
+
+
+def _training_sources(model) -> list[Path]:
+    """The folders a model's provenance names among its training and validation data (what
+    :mod:`pdeflow.tvflownet.train` records: ``provenance.data.{train,validation}``, their ``sources`` and
+    ``path``), resolved; ``"builtin"`` and unknown metadata give none."""
+    found = []
+    for holder in (model, _unwrap(model)):
+        prov = (getattr(holder, "meta", None) or {}).get("provenance", {})
+        data = prov.get("data", {}) if isinstance(prov, Mapping) else {}
+        for part in (data.values() if isinstance(data, Mapping) else ()):
+            if not isinstance(part, Mapping):
+                continue
+            srcs = part.get("sources", [])
+            for src in [*(srcs if isinstance(srcs, list) else []), part.get("path")]:
+                if isinstance(src, str) and src != "builtin":
+                    found.append(Path(src).expanduser().resolve())
+    return found
+
+
+def evaluate_heldout(models: Mapping[str, Model], folder, *, sizes=(32, 96, 256), n_images: int = 16,
+                     times=None, scale: float = PAPER_SCALE, seed: int = 0, ref_kwargs=None, device=None,
+                     progress: bool = False) -> dict:
+    """Tables 2-4 (u and div phi, PSNR and SSIM) on a second held-out set: crops of the photos in ``folder``.
+
+    The same protocol, crops and metrics as :func:`evaluate_sizes` on the images of ``folder`` (e.g. the
+    nature photos of ``make photos``, never used in training or checkpoint selection), beside the built-in
+    test photos. A model whose provenance names ``folder`` (or a folder inside or around it) among its
+    training or validation data is listed in ``used_by`` and warned about.
+
+    Returns
+    -------
+    dict
+        ``{"source", "photos", "sizes", "models": {name: {size: metrics}}, "used_by"}`` as
+        :func:`evaluate_sizes` (without its example).
+    """
+    folder = Path(folder)
+    photos = [p.name for p in _folder_files(folder)]
+    here = folder.expanduser().resolve()
+    used_by = [name for name, m in models.items()
+               if any(p == here or p in here.parents or here in p.parents for p in _training_sources(m))]
+    if used_by:
+        warnings.warn(f"evaluate: {folder} is not a held-out set for {', '.join(used_by)}: their provenance names "
+                      "it among their training or validation data", stacklevel=2)
+    out = evaluate_sizes(models, sizes=sizes, n_images=n_images, times=times, scale=scale, seed=seed,
+                         image_dir=folder, ref_kwargs=ref_kwargs, device=device, progress=progress,
+                         keep_example=False)
+    out.pop("example", None)
+    return {"source": str(folder), "photos": photos, **out, "used_by": used_by}
 
 
 def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int = 16, times=None,
@@ -1008,6 +1062,7 @@ def evaluate(
     scale: float = PAPER_SCALE,
     seed: int = 0,
     image_dir=None,
+    heldout_dir=None,
     medical_dir=None,
     medical_split: str = "test",
     type_size: int | None = None,
@@ -1051,6 +1106,9 @@ def evaluate(
         Seed of the crops and synthetic images.
     image_dir, medical_dir : path, optional
         User folders replacing the built-in natural test photos / medical images.
+    heldout_dir : path, optional
+        A second held-out set of natural photos, never used in training or checkpoint selection:
+        Tables 2-4 on its crops as well (:func:`evaluate_heldout`, result ``heldout``).
     medical_split : str
         Split of the built-in medical images (default "test": held out).
     type_size, spectral_size : int, optional
@@ -1083,7 +1141,7 @@ def evaluate(
     -------
     dict
         ``config``, ``models`` (architecture, parameters, paper row), and one entry
-        per table run (``table1``, ``table2_4``, ``table5``, ``table6``, ``table7``,
+        per table run (``table1``, ``table2_4``, ``heldout``, ``table5``, ``table6``, ``table7``,
         ``table9``), plus ``seconds`` per part.  JSON-ready except the
         ``example`` entries (tensors for the figures), which :func:`pdeflow.tvflownet.report.report`
         turns into PNGs.
@@ -1124,6 +1182,7 @@ def evaluate(
                    "times": [times[0], times[-1]], "scale": scale, "seed": seed, "dt": dt, "tol": tol,
                    "solver": solver, "image_source": str(image_dir) if image_dir else
                    "builtin test photos: " + ", ".join(datasets.builtin_names("test", kind="photo")),
+                   "heldout_source": str(heldout_dir) if heldout_dir else None,
                    "type_size": type_size, "spectral_size": spectral_size, "device": str(device or "cpu"),
                    "torch": str(torch.__version__), "threads": torch.get_num_threads(),
                    "machine": platform.processor() or platform.machine(),
@@ -1136,6 +1195,11 @@ def evaluate(
         results["table2_4"] = evaluate_sizes(models, sizes=sizes, n_images=n_images, image_dir=image_dir,
                                              device=device, **common)
         results["seconds"]["table2_4"] = time.perf_counter() - t0
+        if heldout_dir is not None:
+            t0 = time.perf_counter()
+            results["heldout"] = evaluate_heldout(models, heldout_dir, sizes=sizes, n_images=n_images, device=device,
+                                                  **common)
+            results["seconds"]["heldout"] = time.perf_counter() - t0
     if models and 5 in tables:
         t0 = time.perf_counter()
         results["table5"] = evaluate_types(models, size=type_size, n_images=n_images, medical_split=medical_split,

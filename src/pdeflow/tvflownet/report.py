@@ -157,6 +157,28 @@ def _variant_rows(results: dict) -> list[list[str]]:
     return rows
 
 
+def _heldout_section(lines: list[str], t24: dict, held: dict) -> None:
+    """Tables 2-4 on the second held-out set, each model's row on the built-in test photos beside it."""
+    sizes = held["sizes"]
+    name = held["source"].rstrip("/").rsplit("/", 1)[-1]
+    warn = (f" **Not held out for {', '.join(held['used_by'])}**: their provenance names this folder among "
+            "their training or validation data." if held.get("used_by") else "")
+    cells = lambda r: sum([[f"{_pm(r[s]['u_psnr'], 2)} ({r[s]['u_ssim'][0]:.3f})",      # noqa: E731
+                            f"{_pm(r[s]['div_psnr'], 2)} ({r[s]['div_ssim'][0]:.3f})"] for s in sizes], [])
+    rows = []
+    for n, per in held["models"].items():
+        if n in t24["models"] and all(s in t24["models"][n] for s in sizes):
+            rows.append([n, "built-in test photos"] + cells(t24["models"][n]))
+        rows.append([n, f"held out: {name}"] + cells(per))
+    n_crops = next((r[s]["n_images"] for r in held["models"].values() for s in sizes), 0)
+    _section(lines, f"Tables 2–4 on a second held-out set: {name}",
+             f"{n_crops} crops per size of the {len(held['photos'])} photos in `{held['source']}`, a set never used "
+             f"in training or checkpoint selection (the crops and the protocol of Tables 2–4), beside each "
+             f"model's row on the built-in test photos. PSNR (SSIM): {METRICS['psnr']}; {METRICS['ssim']}. "
+             f"The paper has no such set.{warn}",
+             ["model", "images"] + sum([[f"{s}×{s} u", f"{s}×{s} div φ"] for s in sizes], []), rows)
+
+
 def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
     """The report of :func:`~pdeflow.tvflownet.evaluate.evaluate`'s results: ``report.md``, PNG figures and
     ``results.json``, as a :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``, all or none).
@@ -247,6 +269,9 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
                  _model_rows(paper_rows, "table4", lambda n, pap: sum(
                      [[f"{_pm(t24['models'][n][s]['div_psnr'], 2)} ({_pm(t24['models'][n][s]['div_ssim'], 3)})",
                        _paper_cell(pap, s)] for s in sizes], [])))
+        held = results.get("heldout")
+        if held:
+            _heldout_section(lines, t24, held)
         if t24.get("example") is not None:
             ex = t24["example"]
             rep.add_figure("flow_example.png", _flow_figure(ex, f"{ex['model']}, {ex['size']} px test crop"))

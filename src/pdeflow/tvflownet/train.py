@@ -16,8 +16,13 @@ What a step does
    a crop size (fixed, or for ``crop="mixed"`` one size per step drawn in
    ``[mixed_min, mixed_max)``, the paper's mixed regime), ``batch_size``
    greyscale crops (reflect-padded where an image is smaller than the crop) of
-   images picked uniformly at random, multiplied by ``scale`` (the paper
-   feeds [0, 1] images times 5), and one flow time per crop, ``t ~ U[0, t_max)``.
+   training photos picked uniformly at random, of which a fraction ``synthetic``
+   is generated instead (:func:`pdeflow.datasets.scenes` of the
+   ``synthetic_kinds``: flat disks, ellipses, rectangles, polygons, piecewise-smooth
+   scenes), the augmentations that are on (:func:`augment`: contrast
+   ``aug_gamma``, flips and quarter turns ``aug_dihedral``, intensity factor
+   ``aug_scale`` of mean 1), all multiplied by ``scale`` (the paper feeds [0, 1]
+   images times 5), and one flow time per crop, ``t ~ U[0, t_max)``.
    With ``times_per_image = k > 1`` the batch holds ``batch_size / k`` crops,
    each at ``k`` times of which the first is ``t = 0`` (the official code's
    mode that replicates one image over a batch of times: ``k = batch_size``).
@@ -42,22 +47,35 @@ What a step does
 4. Every ``val_every`` steps and after the last one: validation PSNR (below);
    a new best writes ``best.pt`` and exports the model.
 
+Data
+----
+``data`` names one or more sources (:func:`pdeflow.datasets.source_images`):
+``"builtin"``, every built-in photo of the TRAIN split of every installed package
+(scikit-image, PyWavelets, scikit-learn, matplotlib), and folders of images. The
+built-in TEST photos (the evaluation's natural test images) and the medical
+images (Table 5's) are never among them, and never validate.
+
 Validation
 ----------
 A fixed set of ``val_crops`` crops of ``val_size`` pixels (seed ``val_seed``)
-from images training never sees: the built-in pool's TEST split when training
-on the built-in TRAIN split, or for a folder the held-out ``val_fraction`` of
-its files (chosen by a hash of their relative paths, so the split does not
-depend on the order files are listed in); ``val_data`` names another source.
+from images training never sees: a held-out ``val_fraction`` of all the
+sources' photos, chosen by a hash of their names (so the split depends neither
+on the order of the sources nor on the order the files are listed in), or the
+images of the folder ``val_data``. A run resumed on another validation set
+(its images, or the rules that choose them, changed) chooses its best model
+again from its next validation.
 The reference is :func:`~pdeflow.tv.tv_flow` of ``scale * crops`` at
 ``val_times`` times ``linspace(0, t_max)`` (``val_dt``, ``val_tol``,
 ``val_max_iter``), computed
 once per run and cached in ``<run_dir>/val_reference.pt`` (written atomically;
 recomputed if the validation settings change). The metric is the PSNR of
 ``u / scale`` against ``u_ref / scale`` with data range 1 (the paper's
-convention), over each crop's whole stack of times, averaged over the crops.
+convention), over each crop's whole stack of times, capped at 100 dB (as the
+evaluation's: a flat crop stays flat, and its identity answer is exact), averaged
+over the crops.
 The exported JSON also records ``val_psnr_identity``, the PSNR of the trivial
-answer ``u(t) = u0`` on the same set (about 30.5 dB for the default set): the
+answer ``u(t) = u0`` on the same set (22.6 dB for the default set, whose held-out
+photo is scikit-image's page of text; 34.3 dB with ``.data/photos/opencv`` added): the
 baseline a network has to beat.
 
 Iteration caps: ``ref_max_iter``/``val_max_iter`` bound the iterations of
@@ -86,7 +104,9 @@ References
 from __future__ import annotations
 
 import inspect
+import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,11 +138,12 @@ from ..training import (
     val_every_option,
 )
 from ..tv import tv_flow
+from .evaluate import PSNR_CAP
 from .loss import TVFlowLoss
 from .models import build_model
 
-__all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "synthetic_images",
-           "supervised_reference", "supervised_loss", "average_gradients", "validation_set", "validate",
+__all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "sample_batch", "synthetic_images",
+           "augment", "supervised_reference", "supervised_loss", "average_gradients", "validation_set", "validate",
            "identity_psnr", "MODES"]
 
 MODES = ("unsupervised", "supervised", "hybrid")
@@ -143,10 +164,12 @@ class TrainConfig:
     arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
                                help="constructor arguments, e.g. '{{\"width\": 8}}' (see pdeflow.tvflownet.models)")
     # data
-    data: str = option("builtin", metavar="DIR|builtin",
-                       help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is "
-                            "held out for validation) or 'builtin' (the built-in pool's TRAIN split; validation "
-                            "uses its TEST split) (default builtin)")
+    data: str | tuple = option(("builtin",), nargs="+", metavar="DIR|builtin",
+                               help="training photos, one or more sources: 'builtin' (every built-in photo of the "
+                                    "TRAIN split, of every installed package; never a TEST photo, the evaluation's, "
+                                    "nor a medical image) and/or folders of PNG/JPEG/TIFF images (searched "
+                                    "recursively); a hashed 10%% of all of them is held out for "
+                                    "validation unless --val-data is given (default builtin)")
     crop: str = option("32", type="crop", metavar="32|96|256|mixed",
                        help="crop size; 'mixed': one size per step drawn in [{mixed_min}, {mixed_max}) "
                             "(default {default})")
@@ -159,8 +182,20 @@ class TrainConfig:
                                   help="each crop at K times, the first t = 0 (the official code's replicate mode: "
                                        "K = batch size) (default 1: one time per crop)")
     synthetic: float = option(0.0, type="float", metavar="F",
-                              help="fraction of each batch generated instead of cropped: flat disks and ellipses "
+                              help="fraction of each batch generated instead of cropped, of the --synthetic-kinds "
                                    "(seeds disjoint from the evaluation's; default {default:g})")
+    synthetic_kinds: tuple = option(tuple(datasets.SCENES), nargs="+", choices=tuple(datasets.SCENES), metavar="KIND",
+                                    help="kinds of the generated images, in equal shares: piecewise constant "
+                                         "(disks: isolated flat disks, eigenfunctions of the flow; ellipses: "
+                                         "overlapping, as Table 5; rectangles; polygons) and piecewise smooth "
+                                         "(smooth) (default: all five)")
+    aug_scale: float = option(0.0, type="nonneg_float", metavar="F",
+                              help="random intensity scale: each image times scale x U[1-F, 1+F], whose mean is "
+                                   "--scale (F < 1; default 0: off)")
+    aug_gamma: float = option(0.0, type="nonneg_float", metavar="G",
+                              help="random contrast: each [0, 1] image to the power exp(U[-G, G]) before the "
+                                   "scale (default 0: off)")
+    aug_dihedral: bool = option(False, "random flips and 90-degree rotations of each image", flag=True)
     init: str | None = option(None, metavar="MODEL",
                               help="start from this model's weights (shipped name, model path or run directory; "
                                    "same --arch and --arch-kwargs)")
@@ -201,9 +236,10 @@ class TrainConfig:
     ref_max_iter: int = option(50, "supervised: iteration cap of each of its steps (default {default})",
                                type="positive_int", metavar="N")
     # validation and checkpoints
-    val_data: str | None = option(None, "validation images instead (never the training images)",
-                                  metavar="DIR|builtin")   # None: see the module doc
-    val_fraction: float = 0.1                #: folder data: fraction of its files held out for validation
+    val_data: str | None = option(None, "a folder of validation images instead of the held-out photos "
+                                        "(never training images, never the evaluation's)",
+                                  metavar="DIR")   # None: see the module doc
+    val_fraction: float = 0.1                #: fraction of all the sources' photos held out for validation
     val_crops: int = option(16, "validation crops (default {default})", type="positive_int")
     val_size: int = option(96, "their size in pixels (default {default})", type="positive_int")
     val_times: int = option(10, "times linspace(0, T, N) (default {default})", type="positive_int")
@@ -215,6 +251,27 @@ class TrainConfig:
                            type="nonneg_int")
     val_every: int = val_every_option(500)
     ckpt_every: int = ckpt_every_option(500)
+
+    def __post_init__(self):
+        # One source is kept as a string, as runs from before several sources were possible saved it in
+        # config.json (so that they resume); several as a tuple. Lists (JSON, the command line) become tuples.
+        if isinstance(self.data, os.PathLike):
+            self.data = os.fspath(self.data)
+        if isinstance(self.data, list):
+            self.data = tuple(self.data)
+        if isinstance(self.data, tuple):
+            self.data = tuple(os.fspath(d) if isinstance(d, os.PathLike) else d for d in self.data)
+            if len(self.data) == 1 and isinstance(self.data[0], str):
+                self.data = self.data[0]
+        if isinstance(self.val_data, os.PathLike):
+            self.val_data = os.fspath(self.val_data)
+        if isinstance(self.synthetic_kinds, list):
+            self.synthetic_kinds = tuple(self.synthetic_kinds)
+
+
+def data_sources(cfg: TrainConfig) -> tuple[str, ...]:
+    """The training sources of ``cfg`` as a tuple (``cfg.data`` holds one source as a string)."""
+    return (cfg.data,) if isinstance(cfg.data, str) else tuple(cfg.data)
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -243,8 +300,20 @@ def check_config(cfg: TrainConfig) -> None:
     need.ints("val_size", "val_times", minimum=2)
     need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
     need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
+    need(isinstance(cfg.data, str) and cfg.data != "" or isinstance(cfg.data, tuple) and len(cfg.data) > 0
+         and all(isinstance(d, str) and d != "" for d in cfg.data), "data",
+         "'builtin' and/or folders (a string, or a tuple of them)")
+    need(cfg.val_data is None or isinstance(cfg.val_data, str) and cfg.val_data not in ("", "builtin"), "val_data",
+         "None (a held-out fraction of the training photos) or a folder; the built-in TEST photos are the "
+         "evaluation's and never select a checkpoint")
     need.numbers("synthetic", positive=False)
     need(cfg.synthetic <= 1.0, "synthetic", "a number in [0, 1]")
+    need(isinstance(cfg.synthetic_kinds, tuple) and len(cfg.synthetic_kinds) > 0
+         and all(k in datasets.SCENES for k in cfg.synthetic_kinds), "synthetic_kinds",
+         f"a non-empty tuple among {tuple(datasets.SCENES)}")
+    need.numbers("aug_scale", "aug_gamma", positive=False)
+    need(cfg.aug_scale < 1, "aug_scale", "a number in [0, 1) (the scale factor 1 +- F stays positive)")
+    need.flags("aug_dihedral")
     need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
     need.fractions("val_fraction")
 
@@ -253,8 +322,11 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
-    """The training and validation images of ``cfg`` (grey; see :func:`pdeflow.datasets.training_images`)."""
-    return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=True)
+    """The training and validation images of ``cfg``, grey: the photos of its sources, a hashed
+    ``val_fraction`` of them held out for validation, or ``val_data``'s (see
+    :func:`pdeflow.datasets.source_images`). Never a built-in TEST photo or a medical image."""
+    return datasets.source_images(data_sources(cfg), grey=True, val_data=cfg.val_data,
+                                  val_fraction=None if cfg.val_data is not None else cfg.val_fraction)
 
 
 def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
@@ -267,25 +339,46 @@ def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
 SYNTHETIC_SEED_BASE = 2 ** 30
 
 
-def synthetic_images(n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """``n`` generated piecewise-constant images ``(n, 1, size, size)`` in [0, 1]: half flat disks
-    (:func:`pdeflow.datasets.disks`), half overlapping ellipses (:func:`pdeflow.datasets.ellipses`), with
-    ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds."""
+def synthetic_images(n: int, size: int, g: torch.Generator, kinds=("disks", "ellipses")) -> torch.Tensor:
+    """``n`` generated images ``(n, 1, size, size)`` in [0, 1] of the ``kinds`` of
+    :data:`pdeflow.datasets.SCENES`, in equal shares (:func:`pdeflow.datasets.scenes`), with
+    ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds
+    (one seed per call, drawn from ``g``)."""
     seed = SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g))
-    shapes = max(1, min(5, size // 16))
-    n_disks = (n + 1) // 2
-    parts = [datasets.disks(size, shapes, seed=seed, batch=n_disks)]
-    if n > n_disks:
-        parts.append(datasets.ellipses(size, shapes, seed=seed, batch=n - n_disks))
-    return torch.cat(parts)
+    return datasets.scenes(kinds, size, seed=seed, batch=n)
+
+
+def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Element ``k`` (0-7) of the symmetries of the square: ``k % 4`` quarter turns, then a flip for ``k >= 4``."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+
+def augment(u0: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """The config's augmentations of images ``u0`` ``(n, 1, S, S)`` in [0, 1], each image its own draw, in
+    this order: contrast ``u0 ** exp(U[-aug_gamma, aug_gamma])`` (stays in [0, 1]), a random flip and
+    quarter turn (``aug_dihedral``), and the intensity factor ``U[1 - aug_scale, 1 + aug_scale]`` (mean 1:
+    the batch's mean scale stays ``cfg.scale``). Draws from ``g`` only for the augmentations that are on,
+    so a config without them sees the batches of before."""
+    n = u0.shape[0]
+    if cfg.aug_gamma > 0:
+        gamma = torch.exp((2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * cfg.aug_gamma)
+        u0 = u0.clamp(min=0) ** gamma.to(u0.dtype).view(n, 1, 1, 1)
+    if cfg.aug_dihedral:
+        ks = torch.randint(8, (n,), generator=g).tolist()
+        u0 = torch.stack([_dihedral(x, k) for x, k in zip(u0, ks)])
+    if cfg.aug_scale > 0:
+        factor = 1 + (2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * cfg.aug_scale
+        u0 = u0 * factor.to(u0.dtype).view(n, 1, 1, 1)
+    return u0
 
 
 def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
 
     A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
-    rest are crops of ``images``. Everything is drawn from ``g`` (the step generator), in a
-    fixed order.
+    rest are crops of ``images``; then :func:`augment`. Everything is drawn from ``g`` (the step
+    generator), in a fixed order.
     """
     k = cfg.times_per_image
     size = crop_size(cfg, g)
@@ -293,8 +386,8 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator
     n_synthetic = round(cfg.synthetic * n)
     parts = [images.crops(n - n_synthetic, size, g)] if n_synthetic < n else []
     if n_synthetic:                          # no extra draws from g without synthetic images
-        parts.append(synthetic_images(n_synthetic, size, g))
-    u0 = torch.cat(parts).repeat_interleave(k, 0) * cfg.scale
+        parts.append(synthetic_images(n_synthetic, size, g, cfg.synthetic_kinds))
+    u0 = augment(torch.cat(parts), cfg, g).repeat_interleave(k, 0) * cfg.scale
     t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) * cfg.t_max
     if k > 1:
         t[::k] = 0.0
@@ -382,19 +475,21 @@ def average_gradients(net: torch.nn.Module) -> None:
 def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
     """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
 
-    Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units}``.
-    Rank 0 computes or reads it; other ranks receive it.
+    Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units,
+    "replaced"}``; ``replaced`` is True where the cache held another set (other images: the run's earlier
+    validations measured something else). Rank 0 computes or reads it; other ranks receive it.
     """
     key = {"data": images.description, "crops": cfg.val_crops, "size": cfg.val_size, "times": cfg.val_times,
            "t_max": cfg.t_max, "scale": cfg.scale, "dt": cfg.val_dt, "tol": cfg.val_tol, "max_iter": cfg.val_max_iter,
            "seed": cfg.val_seed}
     path = Path(run_dir) / "val_reference.pt"
-    val = None
+    val, replaced = None, False
     if get_rank() == 0:
         if path.exists():
             cached = load_checkpoint(path)
             if cached.get("key") == key:
                 val = cached
+            replaced = val is None
         if val is None:
             g = torch.Generator().manual_seed(cfg.val_seed)
             u0 = images.crops(cfg.val_crops, cfg.val_size, g)
@@ -403,6 +498,7 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
                           progress=progress, scheme="euler")
             val = {"key": key, "u0": u0, "times": times, "ref": ref}
             save_checkpoint(path, val)
+        val = {**val, "replaced": replaced}
     return broadcast_object(val)
 
 
@@ -421,7 +517,8 @@ def validate(net, val: dict, cfg: TrainConfig, device: torch.device | str = "cpu
     finally:
         net.train(was_training)
     stack = lambda x: x.transpose(0, 1).flatten(1, 2) / cfg.scale             # noqa: E731  (n, K, S, S)
-    per_crop = psnr(stack(pred), stack(ref), data_range=1.0) if u0.shape[0] else u0.new_zeros(0)
+    per_crop = (psnr(stack(pred), stack(ref), data_range=1.0).clamp(max=PSNR_CAP) if u0.shape[0]
+                else u0.new_zeros(0))
     total = torch.stack([per_crop.sum().double(), torch.tensor(float(per_crop.numel()), dtype=torch.float64,
                                                                device=per_crop.device)])
     if world > 1:
@@ -434,7 +531,7 @@ def identity_psnr(val: dict, cfg: TrainConfig) -> float:
     ref = val["ref"] / cfg.scale
     u0 = val["u0"].unsqueeze(0).expand_as(ref)
     stack = lambda x: x.transpose(0, 1).flatten(1, 2)                           # noqa: E731
-    return float(psnr(stack(u0), stack(ref), data_range=1.0).mean())
+    return float(psnr(stack(u0), stack(ref), data_range=1.0).clamp(max=PSNR_CAP).mean())
 
 
 # --------------------------------------------------------------------------- export
@@ -493,6 +590,14 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     start = run.resume()
     show = rank == 0 and not quiet and sys.stderr.isatty()
     val = validation_set(cfg, val_images, run_dir, progress=show)
+    if val["replaced"] and start > 0 and run.best is not None:
+        # a run resumed on another validation set (its images changed, or the rules that pick them):
+        # its best so far was measured on the old set, so checkpoint selection starts again
+        if rank == 0:
+            warnings.warn(f"train: the validation set of {run_dir} changed since its best model (step "
+                          f"{run.best_step + 1}, {run.best:.2f} dB on the old set); the best model is chosen "
+                          "again from the next validation on", stacklevel=2)
+        run.best, run.best_step = None, None
     n_supervised = supervised_steps(cfg)
     info = provenance(cfg, command=command, device=device,
                       data={"train": train_images.description, "validation": val_images.description},

@@ -1,0 +1,46 @@
+"""pdeflow.linalg.cg: the scalar loop for one system and the batched loop solve the same systems alike."""
+import pytest
+import torch
+
+from pdeflow.linalg import cg
+
+
+def _spd(n, seed, cond=1e3):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    ev = torch.logspace(0, torch.log10(torch.tensor(cond)).item(), n, dtype=torch.float64)
+    return (q * ev) @ q.T
+
+
+@pytest.mark.parametrize("precond", [False, True])
+@pytest.mark.parametrize("warm", [False, True])
+def test_single_system_matches_the_batched_loop_and_a_dense_solve(precond, warm):
+    n = 60
+    A = _spd(n, 0)
+    b = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x_true = torch.linalg.solve(A, b.T).T
+    apply = lambda x: x @ A.T  # noqa: E731  (A acts on each row)
+    pre = (lambda r: r / torch.diagonal(A)) if precond else None
+    x0 = x_true + 0.1 * torch.randn_like(x_true) if warm else None
+    xb, itb = cg(apply, b, x0, tol=1e-10, max_iter=500, precond=pre)       # batched loop (B = 2)
+    for i in range(2):
+        xs, its = cg(apply, b[i:i + 1], None if x0 is None else x0[i:i + 1], tol=1e-10, max_iter=500, precond=pre)
+        assert its.shape == (1,) and its.dtype == torch.long
+        # the same iterates up to the summation order of the dot products (CG past n steps amplifies
+        # rounding, here ~130 steps for n = 60): about the same stopping step
+        assert abs(int(its) - int(itb[i])) <= max(1, 0.05 * int(itb[i]))
+        assert torch.allclose(xs[0], xb[i], rtol=0, atol=1e-8)
+        assert torch.linalg.norm(b[i] - xs[0] @ A.T) <= 1e-10 * torch.linalg.norm(b[i]) * 1.0001
+        assert torch.allclose(xs[0], x_true[i], rtol=0, atol=1e-6)
+
+
+def test_single_system_stops_at_once_when_converged_and_respects_max_iter():
+    A = _spd(30, 2)
+    b = torch.randn(1, 30, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x = torch.linalg.solve(A, b.T).T
+    _, it = cg(lambda v: v @ A.T, b, x, tol=1e-8)
+    assert int(it) == 0                                   # a converged start: no iteration
+    _, it = cg(lambda v: v @ A.T, torch.zeros_like(b))
+    assert int(it) == 0                                   # b = 0: x = 0
+    _, it = cg(lambda v: v @ A.T, b, tol=1e-14, max_iter=3)
+    assert int(it) == 3
