@@ -66,12 +66,14 @@ def spinning(monkeypatch):
 
 
 def _threads_seen(monkeypatch):
-    """Record torch's thread count in each call of rof's input check."""
+    """Record torch's thread count in each inner solve (of rof, and of each step of tv_flow)."""
     import importlib
-    rof_mod = importlib.import_module("pdeflow.tv.rof")
-    seen, orig = [], rof_mod._check_image
-    monkeypatch.setattr(rof_mod, "_check_image",
-                        lambda *a, **k: (seen.append(torch.get_num_threads()), orig(*a, **k))[1])
+    seen = []
+    for name in ("pdeflow.tv.rof", "pdeflow.tv.flow"):
+        mod = importlib.import_module(name)
+        orig = mod._solve
+        monkeypatch.setattr(mod, "_solve", lambda *a, _orig=orig, **k: (seen.append(torch.get_num_threads()),
+                                                                         _orig(*a, **k))[1])
     return seen
 
 
