@@ -309,9 +309,12 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     save_model(net, tmp_path / "mn", config={"kind": "masknet", "model": net.config})
     r = ResidualInpainter(1, widths=(4, 8))
     save_model(r, tmp_path / "res", config={"kind": "residual-inpainter", "model": r.config})
-    methods = ["random-diffusion", "analytic", "analytic-refine", "learned", "learned-residual"]
+    save_model(net, tmp_path / "joint" / "mask", config={"kind": "masknet", "model": net.config})   # a joint run
+    save_model(r, tmp_path / "joint" / "model", config={"kind": "residual-inpainter", "model": r.config})
+    methods = ["random-diffusion", "analytic", "analytic-refine", "learned", "learned-residual", "joint"]
     base = ["evaluate", "inpainting", "--densities", "0.2", "--n-images", "2", "--size", "16",
-            "--masknet-models", str(tmp_path / "mn.json"), "--residual-model", str(tmp_path / "res.json")]
+            "--masknet-models", str(tmp_path / "mn.json"), "--residual-model", str(tmp_path / "res.json"),
+            "--joint-models", str(tmp_path / "joint")]
     first = tmp_path / "e1"
     assert main(base + ["--methods", *methods, "--out", str(first)]) == 0
     res = json.loads((first / "results.json").read_text())
@@ -321,8 +324,11 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     assert s["learned"]["0.2"]["mae255"]["mean"] == pytest.approx(s["analytic"]["0.2"]["mae255"]["mean"], rel=1e-6)
     assert s["learned-residual"]["0.2"]["mae255"]["mean"] == pytest.approx(s["learned"]["0.2"]["mae255"]["mean"],
                                                                             rel=1e-5)
+    # the same pair as a joint run: the same row
+    assert s["joint"]["0.2"]["mae255"]["mean"] == s["learned-residual"]["0.2"]["mae255"]["mean"]
     assert s["analytic-refine"]["0.2"]["mae255"]["mean"] <= s["analytic"]["0.2"]["mae255"]["mean"] * 1.05
     assert "learned + diffusion" in (first / "report.md").read_text()
+    assert "joint-mask-0.2" in res["models"] and "joint-inpainter-0.2" in res["models"]
     second = tmp_path / "e2"
     assert main(base + ["--methods", "random-diffusion", "--reuse", str(first / "results.json"),
                         "--out", str(second)]) == 0

@@ -54,11 +54,11 @@ def _random_out_layer(model, seed=0):
 # --------------------------------------------------------------------------- the model
 
 
-@pytest.mark.parametrize("C", [1, 3])
-def test_untrained_model_is_diffusion_exactly(C):
+@pytest.mark.parametrize("C,normalize", [(1, False), (3, False), (1, True), (3, True)])
+def test_untrained_model_is_diffusion_exactly(C, normalize):
     f = _images(2, 24, 20, C=C)
     b = analytic_mask(f, 0.1)
-    model = ResidualInpainter(C, widths=(4, 8))
+    model = ResidualInpainter(C, widths=(4, 8), normalize=normalize)
     u = model(f, b)
     assert torch.equal(u, diffuse(f, b, tol=model.tol))
     path_free = learned_inpaint(f, b, model=model)
@@ -76,6 +76,32 @@ def test_known_pixels_stay_exact_and_the_correction_acts_elsewhere():
     # only the mask's values of f are used
     g = torch.where(known, f, torch.rand_like(f))
     assert torch.allclose(learned_inpaint(g, b, model=model), u, atol=1e-12)
+
+
+def test_normalised_model_is_equivariant_to_affine_intensity_changes():
+    """normalize=True: u(a f + c) = a u(f) + c for a > 0, as for diffusion inpainting (float64, exact solves);
+    the unnormalised model is not (its correction does not scale with the contrast)."""
+    f = _images(2, 20, 20, seed=3)
+    b = analytic_mask(f, 0.15)
+    for normalize in (True, False):
+        model = _random_out_layer(ResidualInpainter(1, widths=(4, 8), tol=1e-12, normalize=normalize)).double()
+        with torch.no_grad():
+            u = model(f, b)
+            for a, c in ((0.2, 0.3), (3.0, -1.0)):
+                err = (model(a * f + c, b) - (a * u + c)).abs().max() / a
+                assert (err < 1e-9) == normalize, (normalize, a, c, float(err))
+
+
+def test_normalised_model_on_a_flat_image_is_diffusion():
+    """A constant image: diffusion returns it and the correction vanishes (std floored, not divided by 0)."""
+    f = torch.full((1, 1, 16, 16), 0.4, dtype=torch.float64)
+    b = analytic_mask(_images(1, 16, 16), 0.1)
+    model = _random_out_layer(ResidualInpainter(1, widths=(4, 8), normalize=True)).double()
+    with torch.no_grad():
+        u = model(f, b)
+    assert torch.isfinite(u).all()
+    # R's output is scaled by the floored std (1/255 / REF_STD): at most a fraction of a grey level
+    assert (u - f).abs().max() < 2 / 255
 
 
 def test_joint_gradient_reaches_the_mask_network_through_R_and_diffusion():
@@ -127,6 +153,32 @@ def test_export_load_round_trip_and_refusals(tmp_path):
     export_model(net, tmp_path / "mask", config={"kind": "masknet", "model": net.config})
     with pytest.raises(ValueError, match="residual-inpainter"):
         load_residual(tmp_path / "mask")
+
+
+def test_load_joint_pairs_and_refusals(tmp_path, monkeypatch):
+    from pdeflow.inpaint import gan
+    from pdeflow.inpaint.residual import load_joint
+    net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
+    r = _random_out_layer(ResidualInpainter(1, widths=(4, 8), normalize=True))
+    # a run directory of stage joint: mask.json + model.json
+    export_model(net, tmp_path / "run" / "mask", config={"kind": "masknet", "model": net.config})
+    export_model(r, tmp_path / "run" / "model", config={"kind": "residual-inpainter", "model": r.config})
+    m, back = load_joint(tmp_path / "run", density=0.1)
+    assert m.density == 0.1 and back.normalize and torch.equal(back.net.out.weight, r.net.out.weight)
+    # shipped files STEM-mask / STEM-inpainter
+    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="density: no jointly trained pair is shipped for 0.1"):
+        load_joint(None, density=0.1)
+    export_model(net, tmp_path / "joint-10-mask", config={"kind": "masknet", "model": net.config})
+    export_model(r, tmp_path / "joint-10-inpainter", config={"kind": "residual-inpainter", "model": r.config})
+    m, back = load_joint(None, density=0.1)
+    assert m.density == 0.1 and back.normalize
+    with pytest.raises(ValueError, match="density: .* trained for density 0.1"):
+        load_joint(tmp_path / "run", density=0.2)
+    with pytest.raises(ValueError, match="channels"):
+        load_joint(tmp_path / "run", density=0.1, channels=3)
+    with pytest.raises(FileNotFoundError, match="nowhere-mask.json"):
+        load_joint(tmp_path / "nowhere", density=0.1)
 
 
 def test_learned_inpaint_without_a_shipped_model_says_so(tmp_path, monkeypatch):

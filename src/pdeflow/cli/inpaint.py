@@ -560,6 +560,10 @@ def add_evaluate_parser(evaluate_sub) -> None:
                         "shipped ones; a density without one is skipped with a note)")
     g.add_argument("--residual-model", default=None, metavar="PATH",
                    help="learned-residual: the residual inpainter (default: the shipped one)")
+    g.add_argument("--joint-models", nargs="+", default=None, metavar="PATH",
+                   help="joint: mask network + residual inpainter pairs fine-tuned together, one per density in "
+                        "the order of --densities: run directories of `pdeflow train residual --stage joint` "
+                        "(default: the shipped pairs; a density without one is skipped with a note)")
     g.add_argument("--reuse", default=None, metavar="JSON",
                    help="an earlier run's results.json: its random, PS and PS+NLPE rows are reused when its crops "
                         "and settings are the same (the report says so), instead of recomputed")
@@ -579,7 +583,7 @@ def add_evaluate_parser(evaluate_sub) -> None:
 
 
 def _check_evaluate(args) -> None:
-    for name in ("mask_models", "masknet_models"):
+    for name in ("mask_models", "masknet_models", "joint_models"):
         models = getattr(args, name)
         if models is not None and len(models) != len(args.densities):
             args.parser.error(f"argument --{name.replace('_', '-')}: give one model per density "
@@ -605,10 +609,10 @@ def _run_evaluate(args) -> int:
     """Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in training): random
     masks with diffusion and with the inpainting WGAN, probabilistic sparsification (PS) and PS + non-local
     pixel exchange (NLPE) with diffusion, the mask GAN with its jointly trained generator, analytic masks and
-    the mask networks' masks (each also with test-time refinement) with diffusion, and the mask networks' masks
-    with the residual inpainter. PSNR, MAE (0-255), SSIM, density reached and seconds per mask, beside the
-    paper's numbers. Methods whose model is not available are skipped with a note. Writes report.md,
-    results.json and inpainting.png into --out."""
+    the mask networks' masks (each also with test-time refinement) with diffusion, the mask networks' masks
+    with the residual inpainter, and mask networks fine-tuned together with it (joint). PSNR, MAE (0-255),
+    SSIM, density reached and seconds per mask, beside the paper's numbers. Methods whose model is not
+    available are skipped with a note. Writes report.md, results.json and inpainting.png into --out."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
@@ -623,13 +627,15 @@ def _run_evaluate(args) -> int:
                 raise CLIError(f"argument {flag}: {exc}") from None
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None
     masknet_models = dict(zip(args.densities, args.masknet_models)) if args.masknet_models else None
+    joint_models = dict(zip(args.densities, args.joint_models)) if args.joint_models else None
     t0 = time.perf_counter()
     results = evaluate(args.densities, n_images=args.n_images, size=args.size, seed=args.seed,
                        channels=args.channels, methods=args.methods, image_dir=args.image_dir,
                        inpainting_model=args.inpainting_model, mask_models=mask_models, ps_p=args.ps_p,
                        ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
                        metric=args.metric, tol=args.tol, progress=True,
-                       masknet_models=masknet_models, residual_model=args.residual_model, reuse=args.reuse)
+                       masknet_models=masknet_models, residual_model=args.residual_model, reuse=args.reuse,
+                       joint_models=joint_models)
     with out:
         paths = out.report(report(results))
     for note in results["notes"]:

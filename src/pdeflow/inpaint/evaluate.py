@@ -21,7 +21,11 @@ For each test image and density ``D`` the methods are
   (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
   with the same refinement, diffusion inpainting;
 * ``learned-residual`` -- the mask network's mask inpainted by the residual
-  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`).
+  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`);
+* ``joint`` -- a mask network and a residual inpainter fine-tuned together
+  (stage ``joint`` of :mod:`~pdeflow.inpaint.train_residual`, one pair per
+  density; :func:`~pdeflow.inpaint.residual.load_joint`): the CPU-sized
+  counterpart of the paper's joint learning of masks and inpainting.
 
 ``reuse``: rows of methods whose computation is deterministic given the crops
 and settings (PS, PS+NLPE, random) can be copied from an earlier run's
@@ -67,11 +71,12 @@ from ..reporting import Report, format_mean_std
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
-           "learned-refine", "learned-residual")
+           "learned-refine", "learned-residual", "joint")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
           "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
-          "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter"}
+          "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter",
+          "joint": "joint mask + residual (fine-tuned together)"}
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on the 32 other crops
@@ -169,7 +174,7 @@ def _timed_cpu(fn):
 
 
 def _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models=None, residual_model=None,
-                 channels=1):
+                 channels=1, joint_models=None):
     """The models the methods need; methods that cannot run are removed with a note."""
     from . import gan
     loaded = {"wgan": None, "mask": {}}
@@ -205,6 +210,14 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
             loaded["residual"] = load_residual(residual_model, channels=channels)
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"learned + residual inpainter skipped: {e}")
+    if "joint" in methods:
+        from .residual import load_joint
+        loaded["joint"] = {}
+        for d in densities:
+            try:
+                loaded["joint"][d] = load_joint((joint_models or {}).get(d), density=d, channels=channels)
+            except (FileNotFoundError, ValueError) as e:
+                notes.append(f"joint mask + residual at {d:g} skipped: {e}")
     return loaded
 
 
@@ -239,7 +252,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
              methods=METHODS, image_dir=None, inpainting_model=None, mask_models: dict | None = None,
              ps_p: float = 0.02, ps_q: float = 0.02, nlpe_cycles: int = 5, nlpe_candidates: int = 30,
              metric: str = "mae", tol: float = 1e-6, progress: bool = False, masknet_models: dict | None = None,
-             residual_model=None, refine: dict | None = None, reuse=None) -> dict:
+             residual_model=None, refine: dict | None = None, reuse=None, joint_models: dict | None = None) -> dict:
     """Run the methods on the test images; returns a JSON-ready dict (see :func:`report`).
 
     Parameters
@@ -259,6 +272,9 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         Mask network per density (default: the shipped ones).
     residual_model : str, optional
         The residual inpainter (default: the shipped one).
+    joint_models : dict of density -> str, optional
+        Jointly fine-tuned pairs per density (what :func:`~pdeflow.inpaint.residual.load_joint` accepts;
+        default: the shipped ones).
     refine : dict, optional
         :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows, for every density or per
         density (see :func:`refine_setting`; default :data:`REFINE`).
@@ -283,7 +299,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     from .masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
     models = _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models, residual_model,
-                          channels)
+                          channels, joint_models)
     refine_at = {d: refine_setting(d, refine) for d in densities}
     from .analytic import analytic_mask, analytic_sigma
     from .learned import learned_mask
@@ -357,6 +373,12 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         br = br.double()
                         u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
                         res["learned-refine"] = (br, u, t_r, t_inp)
+                pair = models.get("joint", {}).get(d)
+                if pair is not None and "joint" in todo:
+                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0]))
+                    b = b.double()
+                    u, t_inp = _timed(lambda: learned_inpaint(f, b, model=pair[1]))
+                    res["joint"] = (b, u, t_mask, t_inp)
                 if "maskgan" in todo and d in models["mask"]:
                     model = models["mask"][d]
                     b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
@@ -393,6 +415,9 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         model_info[f"masknet-{d:g}"] = _provenance(mdl)
     if models.get("residual") is not None:
         model_info["residual-inpainter"] = _provenance(models["residual"])
+    for d, (mask_net, inpainter) in models.get("joint", {}).items():
+        model_info[f"joint-mask-{d:g}"] = _provenance(mask_net)
+        model_info[f"joint-inpainter-{d:g}"] = _provenance(inpainter)
     return {
         "settings": {**settings, "figure_image": shown, "refine": {str(d): v for d, v in refine_at.items()},
                      "reused": sorted(reused),

@@ -11,7 +11,14 @@ the width was chosen by its cost at 64x64, batch 16, one CPU thread, see
 
 * the untrained model **is** diffusion inpainting, exactly (bit for bit);
 * the known pixels (``b = 1``) keep their values exactly, whatever ``R`` does;
-* one network serves all densities: the density is visible in ``b``.
+* one network serves all densities: the density is visible in ``b``;
+* with ``normalize=True`` (the default of new models) it is equivariant to
+  affine changes of intensity, as diffusion inpainting is: ``R`` sees the
+  image with the mean and standard deviation of its known pixels mapped to
+  fixed values and its output is scaled back. A correction learnt on
+  contrasty photos then shrinks with the contrast of a smooth one instead of
+  adding its errors at full size (measured: the unnormalised model lost MAE
+  to diffusion on the low-contrast nature photos at every density).
 
 This is the CPU-sized counterpart of the joint learning of masks and
 inpainting of P. Peter, "A Wasserstein GAN for joint learning of inpainting
@@ -37,10 +44,14 @@ from ..io import model_from_export
 from .diffusion import _check_f, check_mask, diffuse
 from .learned import _UNet
 
-__all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "RESIDUAL_MODEL", "KIND"]
+__all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "RESIDUAL_MODEL", "JOINT_MODELS",
+           "KIND"]
 
 #: The shipped residual inpainter (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`), one for all densities.
 RESIDUAL_MODEL = "residual-inpainter"
+#: The shipped jointly fine-tuned pairs per density: ``NAME-mask`` (a mask network) and ``NAME-inpainter``
+#: (a residual inpainter), trained together by ``pdeflow train residual --stage joint``.
+JOINT_MODELS = {0.05: "joint-05", 0.1: "joint-10", 0.2: "joint-20"}
 KIND = "residual-inpainter"
 
 
@@ -55,6 +66,12 @@ class ResidualInpainter(nn.Module):
         U-Net channels per level (max-pooling between levels).
     tol : float
         Relative residual of the diffusion solve (:func:`~pdeflow.inpaint.diffuse`).
+    normalize : bool
+        Per image (and channel), map the known pixels' mean to 0 and their
+        standard deviation (at least :attr:`MIN_STD`) to :attr:`REF_STD` before
+        ``R`` and scale ``R``'s output back (see the module docstring). False:
+        ``R`` sees the intensities centred at 0.5 (models trained before it
+        existed).
 
     ``forward(f, b, u_diff=None)``: ``f`` ``(B, C, H, W)`` (only its values on
     the mask are used), ``b`` ``(B, 1, H, W)`` binary (or, in training, binary
@@ -64,7 +81,13 @@ class ResidualInpainter(nn.Module):
     the dtype of ``f`` (float64 in training).
     """
 
-    def __init__(self, channels: int = 1, *, widths=(16, 32, 64), tol: float = 1e-6):
+    #: Standard deviation the known pixels are scaled to (``normalize=True``): that of a typical 64 px photo crop,
+    #: so that the inputs stay in the range an unnormalised model was trained on.
+    REF_STD = 0.15
+    #: Floor of the known pixels' standard deviation (one 8-bit grey level): flat crops are not amplified further.
+    MIN_STD = 1 / 255
+
+    def __init__(self, channels: int = 1, *, widths=(16, 32, 64), tol: float = 1e-6, normalize: bool = False):
         super().__init__()
         if channels not in (1, 3):
             raise UserInputError(f"ResidualInpainter: channels must be 1 or 3, got {channels!r}")
@@ -73,16 +96,29 @@ class ResidualInpainter(nn.Module):
             raise UserInputError(f"ResidualInpainter: widths must be positive ints, got {widths!r}")
         if not (isinstance(tol, (int, float)) and 0 < tol < 1):
             raise UserInputError(f"ResidualInpainter: tol must be in (0, 1), got {tol!r}")
-        self.channels, self.widths, self.tol = int(channels), widths, float(tol)
-        self.config = {"channels": self.channels, "widths": list(widths), "tol": self.tol}
+        if not isinstance(normalize, bool):
+            raise UserInputError(f"ResidualInpainter: normalize must be True or False, got {normalize!r}")
+        self.channels, self.widths, self.tol, self.normalize = int(channels), widths, float(tol), normalize
+        self.config = {"channels": self.channels, "widths": list(widths), "tol": self.tol, "normalize": normalize}
         self.net = _UNet(2 * channels + 1, channels, widths)   # last layer zero-initialised
 
+    def _intensity_map(self, f: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offset and scale ``(B, C, 1, 1)`` that ``R`` sees the image through: ``(x - offset) * scale``."""
+        if not self.normalize:
+            return torch.full_like(f[..., :1, :1], 0.5), torch.ones_like(f[..., :1, :1])
+        n = b.sum((-2, -1), keepdim=True).clamp_min(1)
+        mean = (b * f).sum((-2, -1), keepdim=True) / n
+        var = (b * (f - mean) ** 2).sum((-2, -1), keepdim=True) / n
+        std = var.clamp_min(self.MIN_STD ** 2).sqrt()
+        return mean, self.REF_STD / std
+
     def residual(self, u_diff: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        """``R(u_diff, b, b f)`` ``(B, C, H, W)`` in the dtype of ``u_diff`` (inputs centred at 0)."""
+        """``R(u_diff, b, b f)`` ``(B, C, H, W)`` in the dtype of ``u_diff``, in the image's intensity units."""
         dt = next(self.parameters()).dtype
+        offset, scale = self._intensity_map(f.to(u_diff.dtype), b.to(u_diff.dtype))
         bb = b.to(dt)
-        x = torch.cat([u_diff.to(dt) - 0.5, bb, bb * (f.to(dt) - 0.5)], 1)
-        return self.net(x).to(u_diff.dtype)
+        x = torch.cat([((u_diff - offset) * scale).to(dt), bb, bb * ((f - offset) * scale).to(dt)], 1)
+        return self.net(x).to(u_diff.dtype) / scale
 
     def forward(self, f: torch.Tensor, b: torch.Tensor, u_diff: torch.Tensor | None = None) -> torch.Tensor:
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
@@ -124,6 +160,48 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
         spec = RESIDUAL_MODEL
     state, meta, stem = _read(spec, (KIND,), "a residual-inpainter model", who, channels=channels)
     return _ready(model_from_export(ResidualInpainter, state, meta, stem, who), meta, device)
+
+
+def load_joint(spec, *, density: float, channels: int | None = None, device=None):
+    """A mask network and the residual inpainter fine-tuned with it (stage ``joint``), both in eval mode.
+
+    Parameters
+    ----------
+    spec : None, str or path
+        None: the pair shipped for ``density`` (:data:`JOINT_MODELS`); a run
+        directory of ``pdeflow train residual --stage joint`` (its ``mask.json``
+        and ``model.json``); or a stem ``S`` of the files ``S-mask.json`` and
+        ``S-inpainter.json`` (with their ``.safetensors``).
+    density : float
+        Refuse (ValueError naming the argument) a mask network trained for another density.
+    channels : int, optional
+        Refuse a pair trained for another channel count.
+
+    Returns
+    -------
+    (MaskNet, ResidualInpainter)
+    """
+    from .gan import WEIGHTS_DIR
+    from .learned import load_masknet
+    who = "load_joint"
+    if spec is None:
+        name = next((n for d, n in JOINT_MODELS.items() if abs(d - float(density)) < 1e-9), None)
+        if name is None or not (WEIGHTS_DIR / f"{name}-mask.json").is_file():
+            raise FileNotFoundError(
+                f"{who}: density: no jointly trained pair is shipped for {float(density):g} (no "
+                f"{WEIGHTS_DIR / ((name or 'joint-XX') + '-mask.json')}); train one with `pdeflow train residual "
+                "--stage joint` and pass its run directory")
+        mask_spec, inpainter_spec = str(WEIGHTS_DIR / f"{name}-mask"), str(WEIGHTS_DIR / f"{name}-inpainter")
+    elif Path(spec).is_dir():
+        mask_spec, inpainter_spec = str(Path(spec) / "mask"), str(Path(spec))
+    else:
+        mask_spec, inpainter_spec = f"{spec}-mask", f"{spec}-inpainter"
+    for what in (mask_spec, inpainter_spec):
+        if not Path(what + ".json").is_file() and not Path(what).is_dir():
+            raise FileNotFoundError(f"{who}: model: no {what}.json (a joint pair is a run directory of stage "
+                                    "joint, or the files STEM-mask.json and STEM-inpainter.json)")
+    return (load_masknet(mask_spec, density=float(density), channels=channels, device=device),
+            load_residual(inpainter_spec, channels=channels, device=device))
 
 
 def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch.Tensor:

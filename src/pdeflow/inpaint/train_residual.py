@@ -110,8 +110,12 @@ class ResidualConfig:
     densities: tuple = option((0.05, 0.1, 0.2), "mask densities drawn per step (default 0.05 0.1 0.2)",
                               type="density", nargs="+", metavar="D")
     density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
-    init: str | None = option(None, "stage joint: the residual inpainter (run directory or model.json) to start "
-                                    "from (default: none)", metavar="PATH")
+    init: str | None = option(None, "the residual inpainter (run directory or model.json) to start from; stage "
+                                    "joint: the one to fine-tune (default: none, i.e. plain diffusion)",
+                              metavar="PATH")
+    normalize: bool = option(True, "do not normalise the contrast R sees (models before the option; default: R "
+                                   "sees each image at a fixed mean and contrast of its known pixels)",
+                             negate="--no-normalize")
     # data
     data: tuple = option(("builtin",), "training photos: 'builtin' (the shipped TRAIN split) and/or folders "
                          "(default builtin)", nargs="+", metavar="DIR|builtin")
@@ -300,13 +304,14 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     train_images = open_training_photos(cfg)
     sources = _mask_sources(cfg, device)
-    model = ResidualInpainter(cfg.channels, widths=tuple(cfg.widths)).to(device)
+    model = ResidualInpainter(cfg.channels, widths=tuple(cfg.widths), normalize=cfg.normalize).to(device)
     init_info = None
     if cfg.init is not None:
         start_model = load_residual(cfg.init, channels=cfg.channels)
         if start_model.config["widths"] != list(cfg.widths):
             raise UserInputError(f"init: {cfg.init} has widths {start_model.config['widths']}, "
                                  f"the config {list(cfg.widths)}")
+        # normalize may differ: an unnormalised R fine-tuned into a normalised one (REF_STD keeps its input range)
         model.load_state_dict(start_model.state_dict())
         init_info = {"path": str(cfg.init), "provenance": getattr(start_model, "meta", {}).get("provenance", {})}
     joint = cfg.stage == "joint"
