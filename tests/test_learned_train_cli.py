@@ -23,7 +23,19 @@ def test_tiny_run_writes_the_run_dir_with_the_options(tmp_path, command, cls, ca
     assert "model:" in capsys.readouterr().out
 
 
+def test_masknet_for_all_densities_and_residual_without_normalisation(tmp_path, capsys):
+    assert main(["train", "masknet", *TINY, "--density", "all", "--run-dir", str(tmp_path / "m")]) == 0
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["density"] is None and cfg["density_input"]
+    assert "for all densities (0.05, 0.1, 0.2)" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["config"]["model"]["density"] is None
+    assert main(["train", "residual", *TINY, "--no-normalize", "--run-dir", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "model.json").read_text())["config"]["model"]["normalize"] is False
+
+
 @pytest.mark.parametrize("argv, name", [
+    (["train", "masknet", "--density", "most"], "--density"),
     (["train", "masknet", "--density", "1.5"], "--density"),
     (["train", "masknet", "--widths", "0"], "--widths"),
     (["train", "residual", "--stage", "magic"], "--stage"),

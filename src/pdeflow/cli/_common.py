@@ -88,6 +88,11 @@ def density(text: str) -> float:
     return v
 
 
+def density_or_all(text: str) -> float | None:
+    """argparse type: a fraction of known pixels in (0, 1), or 'all' (None: one model for every density)."""
+    return None if text == "all" else density(text)
+
+
 def ssim_size(text: str) -> int:
     """argparse type: an image size in pixels of an evaluation, at least the SSIM window (11)."""
     v = positive_int(text)
@@ -403,7 +408,8 @@ def _report_written(out: Outputs) -> None:
 
 #: Argument types a config field may name in its ``option(type=...)`` metadata.
 TYPES = {"positive_int": positive_int, "nonneg_int": nonneg_int, "positive_float": positive_float,
-         "nonneg_float": nonneg_float, "float": float, "int": int, "density": density}
+         "nonneg_float": nonneg_float, "float": float, "int": int, "density": density,
+         "density_or_all": density_or_all}
 
 
 def add_config_options(parser: argparse.ArgumentParser, cls, layout, *, types=None, extra=None,

@@ -102,7 +102,9 @@ def _run_masknet(args) -> int:
     RUN_DIR/model.safetensors + model.json (use it with `pdeflow mask --method learned --model RUN_DIR`).
     Running the same command again resumes."""
     cfg = masknet_config(args)
-    print(f"training a mask network for density {cfg.density:g} in {args.run_dir}: {cfg.channels} channel(s), "
+    which = (f"density {cfg.density:g}" if cfg.density is not None
+             else f"all densities ({', '.join(f'{d:g}' for d in cfg.densities)})")
+    print(f"training a mask network for {which} in {args.run_dir}: {cfg.channels} channel(s), "
           f"{cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}; images in [0, 1]")
     _report(run_trainer(args, cfg, tm.train_masknet))
     return 0

@@ -72,8 +72,9 @@ __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "bui
 class MaskNetConfig:
     """Everything that determines a mask-network training run (saved as ``config.json``)."""
 
-    density: float | None = option(0.05, "target fraction of known pixels (default {default:g})", type="density",
-                                   metavar="D")  #: None (library only): one network for all ``densities``
+    density: float | None = option(0.05, "target fraction of known pixels, or 'all': one network for every density, "
+                                         "trained on 5, 10 and 20 %% (default {default:g})", type="density_or_all",
+                                   metavar="D|all")  #: None: one network for all ``densities``
     densities: tuple = (0.05, 0.1, 0.2)  #: density=None: the step's density is drawn from these
     channels: int = option(1, "1: greyscale (luminance), 3: colour (default 1)", type="int", choices=(1, 3))
     widths: tuple = option((16, 32, 64), "U-Net channels per level (default 16 32 64)", type="positive_int",
