@@ -278,6 +278,28 @@ def test_joint_stage_trains_the_mask_network_and_exports_it(photos, tmp_path, de
     assert load_residual(tmp_path / "j").config["widths"] == [4, 8]
 
 
+def test_blur_augmentation_replaces_the_drawn_fraction_by_8_bit_blurred_copies():
+    from pdeflow.inpaint.analytic import gaussian_blur
+    from pdeflow.inpaint.train_residual import blur_some
+    f = torch.round(_images(64, 16, 16, seed=5).float() * 255) / 255
+    g = torch.Generator().manual_seed(0)
+    assert blur_some(f, 0.0, g) is f
+    out = blur_some(f, 0.25, torch.Generator().manual_seed(1))
+    assert torch.equal(out, blur_some(f, 0.25, torch.Generator().manual_seed(1)))     # reproducible
+    changed = (out != f).flatten(1).any(1)
+    assert 8 <= int(changed.sum()) <= 24                                               # about a quarter of 64
+    assert torch.equal(out[~changed], f[~changed])
+    assert torch.equal(torch.round(out * 255) / 255, out)                               # 8-bit values
+    i = int(changed.nonzero()[0])
+    # a blur of some sigma in [0.5, 2.5] (to 8 bits): smoother than the crop, closer to one sigma's blur
+    tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().sum() + (x[..., 1:] - x[..., :-1]).abs().sum()  # noqa: E731
+    assert tv(out[i]) < tv(f[i])
+    best = min((out[i:i + 1] - gaussian_blur(f[i:i + 1], s)).abs().max() for s in torch.linspace(0.5, 2.5, 201))
+    assert best <= 0.5 / 255 + 1e-3
+    with pytest.raises(ValueError, match="aug_blur"):
+        check_config(ResidualConfig(aug_blur=1.5))
+
+
 def test_bad_configs():
     with pytest.raises(ValueError, match="stage"):
         check_config(ResidualConfig(stage="gan"))

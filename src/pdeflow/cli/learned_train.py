@@ -37,7 +37,7 @@ _RESIDUAL_LAYOUT = [
     ("run", ["--run-dir", "stage", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
     ("masks", ["mask_models", "densities", "init"]),
     ("model", ["channels", "widths", "normalize"]),
-    ("data", ["data", "val_data", "crop", "batch_size"]),
+    ("data", ["data", "val_data", "crop", "aug_blur", "batch_size"]),
     ("objective", ["lr", "mask_lr", "ssim_weight"]),
     ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops"]),
 ]

@@ -80,7 +80,7 @@ from ..training import (
     val_every_option,
 )
 from . import diffusion as _diffusion
-from .analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
+from .analytic import analytic_mask, analytic_sigma, gaussian_blur  # noqa: F401 (analytic_sigma: re-exported)
 from .dither import blue_noise_tile, threshold_map
 from .gan import evaluating
 from .learned import KIND as MASK_KIND
@@ -122,6 +122,9 @@ class ResidualConfig:
     val_data: str = option("builtin", "validation photos: 'builtin' (the shipped TEST split minus the "
                                      "evaluation's crops) or a folder (default builtin)", metavar="DIR|builtin")
     crop: int = option(64, "crop size, at least 16 (default {default})", type="positive_int", metavar="PX")
+    aug_blur: float = option(0.0, "fraction of the training crops replaced by a Gaussian-blurred copy (sigma "
+                                  "uniform in [0.5, 2.5] px, 8-bit values): smooth images, on which the correction "
+                                  "must stay small, in training (default 0: off)", type="nonneg_float", metavar="F")
     # optimisation
     steps: int = option(3000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
                         type="positive_int", metavar="N")
@@ -163,6 +166,7 @@ def check_config(cfg: ResidualConfig) -> None:
     need.tuple_of("data", "'builtin' and folders", lambda s: isinstance(s, str))
     need(isinstance(cfg.val_data, str), "val_data", "'builtin' or a folder")
     need.ints("crop", minimum=16)
+    need(is_number(cfg.aug_blur) and 0 <= cfg.aug_blur <= 1, "aug_blur", "a fraction in [0, 1]")
     need.trainer()
     need.numbers("lr", "mask_lr", "clip", "tol", "critic_width", "critic_lr")
     need.numbers("ssim_weight", "lr_final", "alpha", positive=False)
@@ -290,6 +294,20 @@ def _step_source(cfg: ResidualConfig, sources, g: torch.Generator) -> tuple[Mask
     return net, float(cfg.densities[int(torch.randint(len(cfg.densities), (1,), generator=g))])
 
 
+def blur_some(f: torch.Tensor, fraction: float, g: torch.Generator) -> torch.Tensor:
+    """``f`` with each crop, with probability ``fraction``, replaced by its Gaussian blur of a standard
+    deviation drawn uniformly from [0.5, 2.5] px, rounded to 8 bits as a photo's values are (everything
+    drawn from ``g``, so resumes see the same)."""
+    if fraction <= 0:
+        return f
+    pick = torch.rand(f.shape[0], generator=g) < fraction
+    sigmas = 0.5 + 2.0 * torch.rand(f.shape[0], generator=g, dtype=torch.float64)
+    out = f.clone()
+    for i in torch.nonzero(pick).reshape(-1).tolist():
+        out[i:i + 1] = torch.round(gaussian_blur(f[i:i + 1], float(sigmas[i])) * 255) / 255
+    return out
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -361,7 +379,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     params = list(model.parameters()) + (list(mask_net.parameters()) if mask_net is not None else [])
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step)
-        f = train_images.crops(cfg.batch_size, cfg.crop, g).to(device)
+        f = blur_some(train_images.crops(cfg.batch_size, cfg.crop, g), cfg.aug_blur, g).to(device)
         net, d = _step_source(cfg, sources, g)
         frac = cosine_factor(step, cfg.steps, cfg.lr_final)
         for name, opt in opts.items():
