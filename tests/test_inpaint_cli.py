@@ -311,7 +311,8 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     save_model(r, tmp_path / "res", config={"kind": "residual-inpainter", "model": r.config})
     save_model(net, tmp_path / "joint" / "mask", config={"kind": "masknet", "model": net.config})   # a joint run
     save_model(r, tmp_path / "joint" / "model", config={"kind": "residual-inpainter", "model": r.config})
-    methods = ["random-diffusion", "analytic", "analytic-refine", "learned", "learned-residual", "joint"]
+    methods = ["random-diffusion", "analytic", "analytic-refine", "learned", "learned-residual", "joint",
+               "joint-refine"]
     base = ["evaluate", "inpainting", "--densities", "0.2", "--n-images", "2", "--size", "16",
             "--masknet-models", str(tmp_path / "mn.json"), "--residual-model", str(tmp_path / "res.json"),
             "--joint-models", str(tmp_path / "joint")]
@@ -326,6 +327,8 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
                                                                             rel=1e-5)
     # the same pair as a joint run: the same row
     assert s["joint"]["0.2"]["mae255"]["mean"] == s["learned-residual"]["0.2"]["mae255"]["mean"]
+    # refinement keeps a mask unless it lowers diffusion's loss; an untrained R is diffusion
+    assert s["joint-refine"]["0.2"]["mae255"]["mean"] <= s["joint"]["0.2"]["mae255"]["mean"] * 1.05
     assert s["analytic-refine"]["0.2"]["mae255"]["mean"] <= s["analytic"]["0.2"]["mae255"]["mean"] * 1.05
     assert "learned + diffusion" in (first / "report.md").read_text()
     assert "joint-mask-0.2" in res["models"] and "joint-inpainter-0.2" in res["models"]

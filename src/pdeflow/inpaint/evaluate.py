@@ -25,7 +25,9 @@ For each test image and density ``D`` the methods are
 * ``joint`` -- a mask network and a residual inpainter fine-tuned together
   (stage ``joint`` of :mod:`~pdeflow.inpaint.train_residual`, one pair per
   density; :func:`~pdeflow.inpaint.residual.load_joint`): the CPU-sized
-  counterpart of the paper's joint learning of masks and inpainting.
+  counterpart of the paper's joint learning of masks and inpainting;
+  ``joint-refine``: its mask refined at test time as the ``*-refine`` rows
+  (for diffusion), then inpainted by its residual inpainter.
 
 ``reuse``: rows of methods whose computation is deterministic given the crops
 and settings (PS, PS+NLPE, random) can be copied from an earlier run's
@@ -71,12 +73,13 @@ from ..reporting import Report, format_mean_std
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
-           "learned-refine", "learned-residual", "joint")
+           "learned-refine", "learned-residual", "joint", "joint-refine")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
           "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
           "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter",
-          "joint": "joint mask + residual (fine-tuned together)"}
+          "joint": "joint mask + residual (fine-tuned together)",
+          "joint-refine": "joint mask+refine + residual"}
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on the 32 other crops
@@ -210,7 +213,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
             loaded["residual"] = load_residual(residual_model, channels=channels)
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"learned + residual inpainter skipped: {e}")
-    if "joint" in methods:
+    if {"joint", "joint-refine"} & set(methods):
         from .residual import load_joint
         loaded["joint"] = {}
         for d in densities:
@@ -379,6 +382,11 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                     b = b.double()
                     u, t_inp = _timed(lambda: learned_inpaint(f, b, model=pair[1]))
                     res["joint"] = (b, u, t_mask, t_inp)
+                if pair is not None and "joint-refine" in todo:
+                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0], refine=refine_at[d]))
+                    b = b.double()
+                    u, t_inp = _timed(lambda: learned_inpaint(f, b, model=pair[1]))
+                    res["joint-refine"] = (b, u, t_mask, t_inp)
                 if "maskgan" in todo and d in models["mask"]:
                     model = models["mask"][d]
                     b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
