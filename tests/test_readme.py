@@ -192,6 +192,11 @@ SPECS = [
     (r"^pdeflow mask builtin:skimage/camera --size 64 --density 0.1 (--refine 12 )?--out ", Spec("fast")),
     (r"^pdeflow inpaint builtin:skimage/camera --size 64 --mask m/mask.png ",
      Spec("fast", needs=("pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/",))),
+    (r"^pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method learned --model joint-10-mask ",
+     Spec("fast")),
+    (r"^pdeflow inpaint builtin:skimage/camera --size 64 --mask jm/mask.png ",
+     Spec("fast", needs=("pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method learned "
+                         "--model joint-10-mask --out jm/",))),
     (r"^OMP_NUM_THREADS=1 pdeflow evaluate inpainting ", Spec("slow")),
     (r"^pdeflow train masknet ", Spec("bounded")),
     (r"^pdeflow train residual --steps ", Spec("bounded")),
