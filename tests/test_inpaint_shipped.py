@@ -6,10 +6,11 @@ import torch
 
 from pdeflow.inpaint import analytic_mask, diffuse, gan, learned_inpaint, learned_mask
 from pdeflow.inpaint.learned import MASKNET_MODELS, load_masknet
-from pdeflow.inpaint.residual import RESIDUAL_MODEL
+from pdeflow.inpaint.residual import JOINT_MODELS, RESIDUAL_MODEL, load_joint
 
 SHIPPED = gan.shipped_models()
 MASKNETS = {d: n for d, n in MASKNET_MODELS.items() if n in SHIPPED}
+JOINTS = {d: n for d, n in JOINT_MODELS.items() if f"{n}-mask" in SHIPPED and f"{n}-inpainter" in SHIPPED}
 
 
 def _crop(size=32):
@@ -19,7 +20,8 @@ def _crop(size=32):
 
 def test_something_is_shipped_and_small():
     assert MASKNETS or RESIDUAL_MODEL in SHIPPED
-    for name in list(MASKNETS.values()) + ([RESIDUAL_MODEL] if RESIDUAL_MODEL in SHIPPED else []):
+    joints = [f"{n}-{part}" for n in JOINTS.values() for part in ("mask", "inpainter")]
+    for name in list(MASKNETS.values()) + ([RESIDUAL_MODEL] if RESIDUAL_MODEL in SHIPPED else []) + joints:
         assert (gan.WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 2 * 1024 ** 2
         prov = json.loads((gan.WEIGHTS_DIR / f"{name}.json").read_text())["provenance"]
         for key in ("command", "steps", "cpu_time_s", "val", "shipped"):
@@ -50,3 +52,19 @@ def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion(
     ud = diffuse(f, m)
     # a correction of diffusion, not a different image (same masks: MAE within a few grey levels)
     assert float((u - ud).abs().mean()) < 5 / 255
+
+
+@pytest.mark.parametrize("density", sorted(JOINTS))
+def test_shipped_joint_pairs_load_and_inpaint(density):
+    f = _crop().double()
+    mask_net, inpainter = load_joint(None, density=density, channels=1)
+    assert mask_net.density == density and inpainter.normalize
+    m = learned_mask(f[None], density, model=mask_net)
+    assert int(m.sum()) == round(density * 32 * 32)
+    u = learned_inpaint(f[None], m, model=inpainter)
+    assert torch.equal(u[m.expand_as(u) > 0], f[None][m.expand_as(u) > 0])
+    assert float((u - diffuse(f[None], m)).abs().mean()) < 5 / 255
+    with pytest.raises(ValueError, match="channels"):
+        load_joint(None, density=density, channels=3)
+    with pytest.raises(FileNotFoundError, match="density: no jointly trained pair is shipped for 0.15"):
+        load_joint(None, density=0.15)
