@@ -21,7 +21,8 @@ training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
 * :func:`learned_inpaint`: diffusion inpainting plus a learned correction that starts at zero
-  (:mod:`~pdeflow.inpaint.residual`; training in :mod:`~pdeflow.inpaint.train_residual`).
+  (:mod:`~pdeflow.inpaint.residual`; training in :mod:`~pdeflow.inpaint.train_residual`);
+  :func:`load_joint`: a mask network and a residual inpainter fine-tuned together (stage ``joint``).
 
 Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpaint.analytic`,
 :mod:`~pdeflow.inpaint.learned`; training in :mod:`~pdeflow.inpaint.train_masknet`):
@@ -49,7 +50,7 @@ from .learned import MaskNet, learned_mask, load_masknet
 from .masknet import MaskGAN, MaskGenerator
 from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .refine import RefineResult, refine_mask
-from .residual import ResidualInpainter, learned_inpaint, load_residual
+from .residual import ResidualInpainter, learned_inpaint, load_joint, load_residual
 from .wgan import Critic, InpaintingGenerator
 
 __all__ = [
@@ -78,5 +79,6 @@ __all__ = [
     "MaskNet",
     "learned_inpaint",
     "load_residual",
+    "load_joint",
     "ResidualInpainter",
 ]
