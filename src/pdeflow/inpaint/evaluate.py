@@ -377,16 +377,13 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
                         res["learned-refine"] = (br, u, t_r, t_inp)
                 pair = models.get("joint", {}).get(d)
-                if pair is not None and "joint" in todo:
-                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0]))
+                for m, opts in (("joint", 0), ("joint-refine", refine_at[d])):
+                    if pair is None or m not in todo:
+                        continue
+                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0], refine=opts))
                     b = b.double()
                     u, t_inp = _timed(lambda: learned_inpaint(f, b, model=pair[1]))
-                    res["joint"] = (b, u, t_mask, t_inp)
-                if pair is not None and "joint-refine" in todo:
-                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0], refine=refine_at[d]))
-                    b = b.double()
-                    u, t_inp = _timed(lambda: learned_inpaint(f, b, model=pair[1]))
-                    res["joint-refine"] = (b, u, t_mask, t_inp)
+                    res[m] = (b, u, t_mask, t_inp)
                 if "maskgan" in todo and d in models["mask"]:
                     model = models["mask"][d]
                     b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
