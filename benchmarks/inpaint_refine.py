@@ -35,6 +35,7 @@ fully) and the time is the mean over the crops; ``pdeflow.inpaint.evaluate.REFIN
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -56,7 +57,7 @@ COMMITTED_PS = ROOT / "results" / "inpaint" / "refine_single" / "ps_extra.json" 
 from _ps_extra import ps_reference  # noqa: E402
 from _results import add_output_args, open_out, save_figure, write_file  # noqa: E402
 from inpaint_learned_masks import sigma_for  # noqa: E402  (the analytic smoothing the mask networks use)
-from pdeflow.inpaint import refine_mask  # noqa: E402
+from pdeflow.inpaint import diffuse, refine_mask  # noqa: E402
 from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density  # noqa: E402
 from pdeflow.inpaint.evaluate import test_images  # noqa: E402
 from pdeflow.metrics import mae, ssim  # noqa: E402
@@ -160,7 +161,8 @@ def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide, tol
         def cb(r, mask, u, err, n=n, state=state, c0=c0):
             t_in = _cpu()
             if r in rounds:
-                uc = u.clamp(0, 1)
+                # the quality of the mask, not of refine_mask's (possibly loose) solves: re-inpainted at 1e-6
+                uc = diffuse(f.to(torch.float64), mask.to(torch.float64), tol=1e-6).clamp(0, 1)
                 out[(n, r)] = {"mae255": (255 * mae(uc, f)).tolist(), "ssim": ssim(uc, f).tolist(),
                                "cpu_per_mask": (t_start + t_in - c0 - state["cb"]) / B,
                                "known": mask.flatten(1).sum(1).tolist()}
@@ -298,7 +300,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="tile shifts")
     ap.add_argument("--analytic", action=argparse.BooleanOptionalAction, default=True,
                     help="also refine from the analytic mask (default on)")
-    ap.add_argument("--tol", type=float, default=1e-5, help="refine_mask's tol (default 1e-5)")
+    tol = inspect.signature(refine_mask).parameters["tol"].default
+    ap.add_argument("--tol", type=float, default=tol, help=f"refine_mask's tol (default its own, {tol:g})")
     ap.add_argument("--one-at-a-time", action="store_true",
                     help="refine each crop alone (the evaluation's way: one image per call) instead of all crops of "
                          "a set in one batch; times are then the mean CPU time per crop")

@@ -240,3 +240,23 @@ def test_cg_operator_is_the_masked_laplacian(dtype):
         ref = w * (-laplacian(w * xw)) + s.k.double() * xw + (0 if binary else s.d.double() * xw)
         tol = 1e-12 if dtype == torch.float64 else 1e-5
         assert torch.allclose(s.apply_a(xw.to(dtype)).double(), ref, rtol=0, atol=tol * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_single_image_matrix_path_matches_the_batched_solver(binary):
+    """One CPU image with plain CG runs cg_matrix on the explicit CSR matrix; a batch runs the tensor
+    loop. Both solve the same system: the same solution and about the same iteration count."""
+    g = torch.Generator().manual_seed(11)
+    f = torch.rand(3, 1, 29, 41, generator=g, dtype=torch.float64)
+    m = (torch.rand(3, 1, 29, 41, generator=g) < 0.1).double()
+    c = m if binary else torch.where(m > 0, m, 0.8 * torch.rand(3, 1, 29, 41, generator=g, dtype=torch.float64))
+    lap, rows, diag = dmod._laplacian_csr(29, 41)
+    x = torch.randn(29, 41, generator=g, dtype=torch.float64)
+    assert torch.allclose(torch.from_numpy(lap @ x.reshape(-1).numpy()).view(29, 41), laplacian(x), atol=1e-13)
+    assert np.array_equal(rows[diag], np.arange(29 * 41))
+    batched = diffuse(f, c, tol=1e-10, solver="cg", continuous=not binary, full_output=True)
+    for i in range(3):
+        one = diffuse(f[i:i + 1], c[i:i + 1], tol=1e-10, solver="cg", continuous=not binary, full_output=True)
+        assert torch.allclose(one.u, batched.u[i:i + 1], rtol=0, atol=1e-9)
+        assert abs(int(one.iterations) - int(batched.iterations[i])) <= max(2, 0.05 * int(batched.iterations[i]))
+        assert float(one.residual) <= 1e-10

@@ -38,10 +38,28 @@ def test_exact_k_and_monotone_error(metric, hide):
     assert bool((tr[:, 1:] <= tr[:, :-1]).all())               # never increases
     # the reported error is that of the returned mask, and it is the input's or lower
     err = image_loss(diffuse(f, res.mask), f, metric)
-    assert torch.allclose(err, res.error, rtol=1e-4, atol=1e-12)     # solves to refine_mask's tol 1e-5
+    assert torch.allclose(err, res.error, rtol=1e-4, atol=1e-12)     # solved to refine_mask's final_tol 1e-6
     assert torch.allclose(tr[:, 0], image_loss(diffuse(f, m), f, metric), rtol=1e-4, atol=1e-12)
     assert bool((res.error <= tr[:, 0]).all())
     assert int(res.accepted.sum()) > 0                           # the exchanges do something here
+
+
+def test_loose_search_never_returns_a_worse_mask():
+    """The search compares masks by loose solves; the result is checked against the input at final_tol.
+    With a useless search tolerance (one CG step or so) accepted swaps can make things worse; the
+    returned mask then is the input, and the reported error is the accurate one."""
+    f = _images(B=4, seed=9)
+    m = analytic_mask(f, 0.08)
+    p, s = _maps(f)
+    for tol in (0.9, 3e-3):
+        res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, generator=2, tol=tol,
+                          full_output=True)
+        err_in = image_loss(diffuse(f, m, tol=1e-10), f, "masknet")
+        err_out = image_loss(diffuse(f, res.mask, tol=1e-10), f, "masknet")
+        assert torch.allclose(res.error, err_out, rtol=1e-5)
+        assert bool((err_out <= err_in * (1 + 1e-6)).all())
+    with pytest.raises(ValueError, match="final_tol"):
+        refine_mask(f, m, rounds=1, final_tol=0)
 
 
 def test_best_of_shifts_never_worse_than_first_tile():

@@ -1,8 +1,11 @@
-"""pdeflow.linalg.cg: the scalar loop for one system and the batched loop solve the same systems alike."""
+"""pdeflow.linalg: cg's scalar loop for one system, its batched loop and cg_matrix (NumPy, explicit
+matrix) solve the same systems alike."""
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
-from pdeflow.linalg import cg
+from pdeflow.linalg import cg, cg_matrix
 
 
 def _spd(n, seed, cond=1e3):
@@ -44,3 +47,41 @@ def test_single_system_stops_at_once_when_converged_and_respects_max_iter():
     assert int(it) == 0                                   # b = 0: x = 0
     _, it = cg(lambda v: v @ A.T, b, tol=1e-14, max_iter=3)
     assert int(it) == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("warm", [False, True])
+def test_matrix_loop_matches_the_tensor_loop(dtype, warm):
+    """cg_matrix (NumPy/BLAS, explicit sparse matrix) runs cg's iterates: same steps, same solution."""
+    n = 60
+    A = _spd(n, 4, cond=1e2)
+    b = torch.randn(1, n, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x0 = 0.3 * torch.randn(1, n, generator=torch.Generator().manual_seed(6), dtype=torch.float64) if warm else None
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    At = A.to(tdt)
+    xt, itt = cg(lambda x: x @ At.T, b.to(tdt), None if x0 is None else x0.to(tdt), tol=tol, max_iter=500)
+    a = sp.csr_matrix(A.numpy().astype(dtype))
+    x0n = None if x0 is None else x0[0].numpy().astype(dtype)
+    x0_copy = None if x0n is None else x0n.copy()
+    xm, itm = cg_matrix(a, b[0].numpy().astype(dtype), x0n, tol=tol, max_iter=500)
+    assert xm.dtype == dtype and isinstance(itm, int)
+    assert x0n is None or np.array_equal(x0n, x0_copy)        # the initial guess is not modified
+    assert abs(itm - int(itt)) <= max(1, 0.05 * int(itt))
+    atol = 1e-8 if dtype == np.float64 else 1e-3
+    assert np.allclose(xm, xt[0].numpy(), rtol=0, atol=atol * float(xt.abs().max()))
+    res = np.linalg.norm(b[0].numpy() - A.numpy() @ xm.astype(np.float64)) / float(torch.linalg.norm(b))
+    assert res <= tol * (1.001 if dtype == np.float64 else 10)
+
+
+def test_matrix_loop_stops_at_once_when_converged_and_respects_max_iter():
+    A = _spd(30, 7)
+    b = torch.randn(30, generator=torch.Generator().manual_seed(8), dtype=torch.float64).numpy()
+    x = np.linalg.solve(A.numpy(), b)
+    a = sp.csr_matrix(A.numpy())
+    _, it = cg_matrix(a, b, x, tol=1e-8)
+    assert it == 0
+    _, it = cg_matrix(a, b, None, tol=1e-14, max_iter=3)
+    assert it == 3
+    xz, it = cg_matrix(a, np.zeros(30), None, tol=1e-8)       # b = 0: x = 0 at once
+    assert it == 0 and not xz.any()

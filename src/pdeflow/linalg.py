@@ -4,11 +4,13 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
+import scipy.linalg.blas
 import torch
 
 from .ops import batch_sum
 
-__all__ = ["cg"]
+__all__ = ["cg", "cg_matrix"]
 
 
 def cg(
@@ -126,3 +128,54 @@ def _cg_single(apply_a, b, x0, tol, max_iter, precond):
         d = torch.add(z, d, alpha=rz_new / rz)
         rz = rz_new
     return x, torch.full((1,), it, dtype=torch.long, device=b.device)
+
+
+def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e-6,
+              max_iter: int = 10000) -> tuple[np.ndarray, int]:
+    """Conjugate gradients for one system ``A x = b`` with an explicit (sparse) matrix, in NumPy.
+
+    The loop of :func:`cg` for a single system without preconditioner, with the
+    same iterates (up to the summation order of the dot products) and stopping
+    rule. For small images an iteration of :func:`cg` is about ten tensor
+    operations of a few microseconds of dispatch each; here it is one SciPy
+    sparse product and four BLAS level-1 calls, about half the time at 64 x 64
+    (``benchmarks/inpaint_refine_profile.py``).
+
+    Parameters
+    ----------
+    a : scipy.sparse matrix (N, N) or anything with ``a @ v``
+        Symmetric positive (semi-)definite, of the dtype of ``b``.
+    b : ndarray (N,), float32 or float64
+    x0 : ndarray (N,), optional
+        Initial guess (default zeros); not modified.
+    tol : float
+        Relative residual ``||b - A x|| / ||b||`` to stop at.
+    max_iter : int
+
+    Returns
+    -------
+    x : ndarray (N,)
+    iterations : int
+    """
+    axpy, dot, scal = scipy.linalg.blas.get_blas_funcs(("axpy", "dot", "scal"), (b,))
+    x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=b.dtype)
+    r = b - a @ x if x0 is not None else b.copy()
+    d = r.copy()
+    rr = float(dot(r, r))
+    threshold = (tol * max(math.sqrt(float(dot(b, b))), np.finfo(b.dtype).tiny)) ** 2
+    it = 0
+    while it < max_iter and rr > threshold:
+        ad = a @ d
+        dad = float(dot(d, ad))
+        if not dad > 0:   # d = 0 (r = 0) or a semi-definite direction: no progress possible
+            break
+        alpha = rr / dad
+        x = axpy(d, x, a=alpha)        # x += alpha d (in place)
+        r = axpy(ad, r, a=-alpha)      # r -= alpha A d
+        it += 1
+        rr_new = float(dot(r, r))
+        if rr_new <= threshold:
+            break
+        d = axpy(r, scal(rr_new / rr, d))   # d = r + beta d, in place
+        rr = rr_new
+    return x, it

