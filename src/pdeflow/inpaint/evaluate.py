@@ -85,8 +85,8 @@ REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on the 32 other crops
 #: of benchmarks/inpaint_refine.py (crop seed 1), refined one crop at a time as here: the most exchange rounds
 #: that beat PS in MAE and SSIM there within PS's time / 100 (PS with the same solver) with some margin (4
-#: rounds: 81 and 74 % of it at 5 and 10 %; benchmarks/results/inpaint/refine_single/). At 20 % no setting does
-#: both: 12 rounds are kept for quality (10 tie PS's MAE there, fewer lose it) at about 1.8x the budget.
+#: rounds: 83 and 82 % of it at 5 and 10 %; benchmarks/results/inpaint/refine_single/). At 20 % no setting does
+#: both: 12 rounds are kept for quality (10 beat PS's MAE there by 0.03, fewer lose it) at about 2x the budget.
 REFINE = {0.05: {"shifts": 2, "rounds": 4}, 0.1: {"shifts": 2, "rounds": 4}, 0.2: {"shifts": 2, "rounds": 12}}
 
 
