@@ -386,8 +386,8 @@ def main(argv=None) -> int:
                 out["per_image"][str(d)][start] = {f"{n},{r}": {"mae255": c["mae255"], "ssim": c["ssim"],
                                                                 "cpu_per_mask": c["cpu_per_mask"]}
                                                    for (n, r), c in sorted(curve.items())}
-                c0, c1 = curve[(1, 0)], curve[(max(args.shifts), max(args.rounds))]
-                print(f"{st['name']} {d:g} {start}: n=1,r=0 {np.mean(c0['mae255']):.2f}/{np.mean(c0['ssim']):.3f};"
+                c0, c1 = curve[(min(args.shifts), min(args.rounds))], curve[(max(args.shifts), max(args.rounds))]
+                print(f"{st['name']} {d:g} {start}: first {np.mean(c0['mae255']):.2f}/{np.mean(c0['ssim']):.3f};"
                       f" max {np.mean(c1['mae255']):.2f}/{np.mean(c1['ssim']):.3f} "
                       f"{1000 * c1['cpu_per_mask']:.0f} ms", flush=True)
         res["sets"].append(out)

@@ -282,6 +282,12 @@ def test_inpaint_learned_untrained_is_diffusion(tmp_path):
     a, b = (read_image(outs[k] / "inpainted.png") for k in ("diffusion", "learned"))
     assert (a - b).abs().max() <= 1 / 255 + 1e-6
     assert read_csv(outs["learned"] / "errors.csv")[0]["method"] == "learned"
+    # --calibrate: the untrained correction is zero, so still diffusion; refused for other methods
+    argv = ["inpaint", "builtin:skimage/camera", "--size", "32", "--mask", str(tmp_path / "m.png"), "--calibrate"]
+    assert main(argv + ["--method", "learned", "--model", str(res), "--out", str(tmp_path / "cal")]) == 0
+    assert (read_image(tmp_path / "cal" / "inpainted.png") - a).abs().max() <= 1 / 255 + 1e-6
+    assert main(argv + ["--method", "diffusion", "--out", str(tmp_path / "cal2")]) == 2
+    assert not (tmp_path / "cal2").exists()
 
 
 def test_ps_announces_its_cost(tmp_path, capsys):

@@ -104,6 +104,56 @@ def test_normalised_model_on_a_flat_image_is_diffusion():
     assert (u - f).abs().max() < 2 / 255
 
 
+class _Oracle(ResidualInpainter):
+    """An R that knows the image: correction = ``scale`` times the true error of diffusion (+ optional bias)."""
+
+    def __init__(self, truth, scale, bias=0.0):
+        super().__init__(1, widths=(4,))
+        self.truth, self.scale, self.bias = truth, scale, bias
+
+    def residual(self, u_diff, b, f):
+        return self.scale * (self.truth - u_diff) + self.bias
+
+
+def test_calibration_recovers_the_weight_of_a_scaled_correction():
+    """Cross-validation on the known pixels: a correction that is s times the true error gets
+    alpha = 1 / s (so the result is exact); a useless constant offset gets alpha = 0 (diffusion)."""
+    f = _images(3, 32, 32, seed=7)
+    b = analytic_mask(f, 0.15)
+    ud = diffuse(f, b)
+    for s in (1.0, 2.0, 4.0):
+        model = _Oracle(f, s)
+        alpha = model.calibration(f, b, generator=0)
+        assert torch.allclose(alpha, torch.full_like(alpha, 1 / s), atol=1e-6), (s, alpha)
+        u = learned_inpaint(f, b, model=model, calibrate=True)
+        assert (u - f).abs().max() < 1e-5
+        uncal = learned_inpaint(f, b, model=model)
+        assert s == 1.0 or (uncal - f).abs().max() > 0.01          # overshoots without calibration
+    model = _Oracle(f, 0.0, bias=0.2)          # a constant offset: alpha = mean error on the held pixels / 0.2
+    alpha = model.calibration(f, b, generator=0)
+    assert bool((alpha < 0.1).all()), alpha
+    assert (learned_inpaint(f, b, model=model, calibrate=True) - ud).abs().max() < 0.02
+    assert (learned_inpaint(f, b, model=model) - ud).abs().max() > 0.19
+    # the untrained model's correction is zero: alpha 1 by convention, and the result is diffusion
+    plain = ResidualInpainter(1, widths=(4, 8))
+    assert torch.equal(plain.calibration(f, b), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(learned_inpaint(f, b, model=plain, calibrate=True), diffuse(f, b), atol=1e-12)
+
+
+def test_calibration_is_reproducible_and_checks_its_arguments():
+    f = _images(2, 24, 24, seed=2)
+    b = analytic_mask(f, 0.1)
+    model = _random_out_layer(ResidualInpainter(1, widths=(4, 8)))
+    u1 = learned_inpaint(f, b, model=model, calibrate=True)
+    assert torch.equal(u1, learned_inpaint(f, b, model=model, calibrate=True))       # default seed 0
+    known = b.expand_as(f) > 0
+    assert torch.equal(u1[known], f[known])
+    with pytest.raises(ValueError, match="holdout"):
+        learned_inpaint(f, b, model=model, calibrate=True, holdout=1.0)
+    with pytest.raises(ValueError, match="calibrate"):
+        learned_inpaint(f, b, model=model, calibrate="yes")
+
+
 def test_joint_gradient_reaches_the_mask_network_through_R_and_diffusion():
     """d loss / d mask-network weights through R and diffuse's adjoint equals the one through a dense solve."""
     f = _images(2, 12, 12, seed=4)

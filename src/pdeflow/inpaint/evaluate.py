@@ -21,7 +21,9 @@ For each test image and density ``D`` the methods are
   (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
   with the same refinement, diffusion inpainting;
 * ``learned-residual`` -- the mask network's mask inpainted by the residual
-  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`);
+  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`); ``learned-residual-cal``:
+  the same with ``calibrate=True`` (its correction weighted per image by
+  cross-validation on the known pixels);
 * ``joint`` -- a mask network and a residual inpainter fine-tuned together
   (stage ``joint`` of :mod:`~pdeflow.inpaint.train_residual`, one pair per
   density; :func:`~pdeflow.inpaint.residual.load_joint`): the CPU-sized
@@ -73,11 +75,12 @@ from ..reporting import Report, format_mean_std
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
-           "learned-refine", "learned-residual", "joint", "joint-refine")
+           "learned-refine", "learned-residual", "learned-residual-cal", "joint", "joint-refine")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
           "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
           "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter",
+          "learned-residual-cal": "learned + residual inpainter, calibrated",
           "joint": "joint mask + residual (fine-tuned together)",
           "joint-refine": "joint mask+refine + residual"}
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
@@ -198,7 +201,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 notes.append(f"mask GAN at {d:g} skipped: {spec} was trained for density {model.density:g}")
                 continue
             loaded["mask"][d] = model
-    if {"learned", "learned-refine", "learned-residual"} & set(methods):
+    if {"learned", "learned-refine", "learned-residual", "learned-residual-cal"} & set(methods):
         from .learned import load_masknet
         loaded["masknet"] = {}
         for d in densities:
@@ -207,7 +210,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 loaded["masknet"][d] = load_masknet(spec, density=d, channels=channels)
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"learned masks at {d:g} skipped: {e}")
-    if "learned-residual" in methods:
+    if {"learned-residual", "learned-residual-cal"} & set(methods):
         from .residual import load_residual
         try:
             loaded["residual"] = load_residual(residual_model, channels=channels)
@@ -362,15 +365,16 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic-refine"] = (b, u, t_mask, t_inp)
                 net = models.get("masknet", {}).get(d)
-                if net is not None and {"learned", "learned-refine", "learned-residual"} & todo:
+                if net is not None and {"learned", "learned-refine", "learned-residual", "learned-residual-cal"} & todo:
                     b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=net))
                     b = b.double()
                     if "learned" in todo:
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["learned"] = (b, u, t_mask, t_inp)
-                    if "learned-residual" in todo and models.get("residual") is not None:
-                        u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"]))
-                        res["learned-residual"] = (b, u, t_mask, t_inp)
+                    for m, cal in (("learned-residual", False), ("learned-residual-cal", True)):
+                        if m in todo and models.get("residual") is not None:
+                            u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"], calibrate=cal))
+                            res[m] = (b, u, t_mask, t_inp)
                     if "learned-refine" in todo:
                         br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=refine_at[d]))
                         br = br.double()

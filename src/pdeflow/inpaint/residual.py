@@ -30,6 +30,15 @@ the known pixels). Training: :mod:`pdeflow.inpaint.train_residual`
 through ``R``: the adjoint of ``diffuse`` for the diffusion part, autograd
 for ``R``).
 
+**Calibration** (``learned_inpaint(..., calibrate=True)``): the correction is
+scaled per image by ``alpha`` in [0, 1] estimated from the known pixels alone,
+by cross-validation: a random fraction of them (``holdout``, default 20 %) is
+hidden, the image is inpainted from the rest, and ``alpha`` is the least-squares
+weight of ``R``'s correction that best predicts the hidden pixels' values from
+diffusion's (clipped to [0, 1]). A correction that does not help on an image
+(e.g. a kind of photo unlike the training crops) is shrunk there; one that helps
+is kept (alpha near 1). It costs one more diffusion solve and ``R`` evaluation.
+
 Public function: :func:`learned_inpaint`; loader :func:`load_residual`.
 """
 from __future__ import annotations
@@ -41,6 +50,7 @@ from torch import nn
 
 from ..errors import UserInputError
 from ..io import model_from_export
+from ..rng import as_generator
 from .diffusion import _check_f, check_mask, diffuse
 from .learned import _UNet
 
@@ -133,6 +143,28 @@ class ResidualInpainter(nn.Module):
             u_diff = diffuse(f, b, tol=self.tol)
         return u_diff + (1 - b) * self.residual(u_diff, b, f)
 
+    def calibration(self, f: torch.Tensor, b: torch.Tensor, *, holdout: float = 0.2, generator=None) -> torch.Tensor:
+        """Weight ``alpha`` (B,) in [0, 1] of the correction, from the known pixels only (see the module doc).
+
+        ``f`` (B, C, H, W), ``b`` (B, 1, H, W) binary. A fraction ``holdout`` of each image's known
+        pixels (at random, ``generator``: None, an int seed or a torch.Generator) is hidden; with ``v``
+        diffusion's and ``r`` the correction's values there after inpainting from the others,
+        ``alpha = <f - v, r> / <r, r>`` clipped to [0, 1] (1 where ``r`` vanishes there or no pixel was
+        held out).
+        """
+        b = b.to(f.dtype)
+        g = as_generator(generator, "ResidualInpainter.calibration")
+        held = b * (torch.rand(b.shape, generator=g, dtype=f.dtype).to(b.device) < holdout).to(f.dtype)
+        rest = b - held
+        ok = (rest.flatten(1).sum(1) > 0) & (held.flatten(1).sum(1) > 0)
+        rest = torch.where(ok.view(-1, 1, 1, 1), rest, b)        # nothing to hold out: alpha = 1 below
+        v = diffuse(f, rest, tol=self.tol)
+        r = (1 - rest) * self.residual(v, rest, f)
+        e, r = ((f - v) * held).flatten(1), (r * held).flatten(1)
+        rr = (r * r).sum(1)
+        alpha = ((e * r).sum(1) / torch.where(rr > 0, rr, torch.ones_like(rr))).clamp(0, 1)
+        return torch.where(ok & (rr > 0), alpha, torch.ones_like(alpha))
+
 
 # --------------------------------------------------------------------------- loading and the public function
 
@@ -204,7 +236,8 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
             load_residual(inpainter_spec, channels=channels, device=device))
 
 
-def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch.Tensor:
+def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrate: bool = False,
+                    holdout: float = 0.2, generator=0) -> torch.Tensor:
     """Inpaint ``f`` from the pixels where ``mask`` is 1 with the residual inpainter.
 
     ``u = diffuse(f, mask) + (1 - mask) R(...)`` (see :class:`ResidualInpainter`):
@@ -220,6 +253,13 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch
     model : None, ResidualInpainter, str or path
         None: the shipped model; else a :class:`ResidualInpainter` or what
         :func:`load_residual` accepts (a run directory or ``model.json``).
+    calibrate : bool
+        Scale the correction per image by a weight in [0, 1] estimated by
+        cross-validation on the known pixels (module doc; one more solve).
+    holdout : float in (0, 1)
+        Fraction of the known pixels held out for the calibration.
+    generator : None, int or torch.Generator
+        Which known pixels are held out (default seed 0: reproducible).
 
     Returns
     -------
@@ -244,10 +284,20 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None) -> torch
         net = load_residual(model, channels=C)
     else:
         raise TypeError(f"{who}: model must be None, a ResidualInpainter or a path, got {type(model).__name__}")
+    if not isinstance(calibrate, bool):
+        raise UserInputError(f"{who}: calibrate must be True or False, got {calibrate!r}")
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
+        raise UserInputError(f"{who}: holdout must be a fraction in (0, 1) of the known pixels, got {holdout!r}")
     from .gan import evaluating
     with evaluating(net) as dev:
         f64 = f4.to(device=dev, dtype=torch.float64)
-        u = net(f64, m.to(device=dev, dtype=torch.float64))
+        m64 = m.to(device=dev, dtype=torch.float64)
+        if calibrate:
+            alpha = net.calibration(f64, m64, holdout=float(holdout), generator=generator)
+            u_diff = diffuse(f64, m64, tol=net.tol)
+            u = u_diff + alpha.view(-1, 1, 1, 1) * (1 - m64) * net.residual(u_diff, m64, f64)
+        else:
+            u = net(f64, m64)
         u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
     u = u.to(device=f4.device, dtype=f4.dtype)
     return u if f.dim() == 4 else (u[0] if f.dim() == 3 else u[0, 0])
