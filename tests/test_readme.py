@@ -173,6 +173,8 @@ SPECS = [
     (r"^pdeflow train tvflownet .*--run-dir runs/(sr32|photos)$", Spec("bounded")),
     (r"^pdeflow train tvflownet .*--init runs/photos ", Spec("bounded", standins=("runs/photos",))),
     (r"^pdeflow evaluate tvflownet runs/sr32 ", Spec("slow", standins=("runs/sr32",))),
+    (r"^pdeflow train tvflownet --arch unet --crop 32 .*--run-dir runs/unet32$",
+     Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
@@ -250,8 +252,10 @@ def _standin(name: str, cwd: Path) -> None:
     from pdeflow.inpaint.gan import WEIGHTS_DIR as INPAINT_WEIGHTS
     from pdeflow.tvflownet.api import WEIGHTS_DIR as TVFLOWNET_WEIGHTS
 
-    if name in ("runs/sr32", "runs/photos", "runs/unet-data"):
-        _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)
+    if name in ("runs/sr32", "runs/photos"):             # Semi-ResNet runs in the README
+        _copy_model(TVFLOWNET_WEIGHTS / "semiresnet", cwd / name)
+    elif name == "runs/unet-data":
+        _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)
     elif name == "runs/residual":

@@ -182,13 +182,13 @@ def test_sample_batch_mixes_in_synthetic_shapes_without_changing_the_photo_draws
 def test_init_copies_a_model_and_refuses_another_architecture(tmp_path):
     from pdeflow.tvflownet.api import load
     net = build_model("semiresnet", **TINY)
-    shipped = load("default")
+    shipped = load("semiresnet")
     other = build_model("semiresnet")                        # the shipped model's architecture
-    info = T._init_from(other, "default")
+    info = T._init_from(other, "semiresnet")
     _same(other.state_dict(), shipped.state_dict())
     assert info["steps"] == shipped.meta["provenance"]["steps"] and len(info["weights_sha256"]) == 64
-    with pytest.raises(ValueError, match="init: the weights of 'default' do not fit"):
-        T._init_from(net, "default")
+    with pytest.raises(ValueError, match="init: the weights of 'semiresnet' do not fit"):
+        T._init_from(net, "semiresnet")
     with pytest.raises(ValueError, match="init: "):
         T._init_from(net, str(tmp_path / "nothing"))
 
