@@ -31,8 +31,8 @@ Solvers (``method``):
 Both use :func:`pdeflow.linalg.cg` and run batched on the device and dtype of
 ``f``; plain CG on a single CPU image of up to :data:`MATRIX_PATH_MAX_PIXELS`
 runs :func:`pdeflow.linalg.cg_matrix` on the explicit sparse matrix instead
-(same iterates, 2-4x faster on one thread: a small tensor operation's dispatch
-costs more than its arithmetic).
+(same iterates, 1.6-2.8x faster on one thread: a small tensor operation's
+dispatch costs more than its arithmetic).
 
 Continuous masks ``c`` in [0, 1] (``continuous=True``) solve
 ``c (u - f) = (1 - c) laplacian(u)``; on the pixels with ``c < 1`` this is the
@@ -447,7 +447,8 @@ class _System:
         """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
         iterations (B,) and the relative residual (B,)."""
         if self.levels is None and b.shape[0] * b.shape[1] == 1 and self.c.shape[:2] == (1, 1) \
-                and b.device.type == "cpu" and b.shape[-2] * b.shape[-1] <= MATRIX_PATH_MAX_PIXELS:
+                and b.device.type == "cpu" and b.dtype in (torch.float32, torch.float64) \
+                and b.shape[-2] * b.shape[-1] <= MATRIX_PATH_MAX_PIXELS:
             bn = b.detach().reshape(-1).numpy()
             if self._matrix is None:   # forward and adjoint solves share it
                 self._matrix = self.matrix().astype(bn.dtype, copy=False)
