@@ -19,6 +19,7 @@ from torch import nn
 
 from pdeflow.io import load_model, save_model
 from pdeflow.training import (
+    CpuClock,
     Run,
     RunConfigError,
     batch_indices,
@@ -140,6 +141,41 @@ def test_run_resumes_a_directory_written_before_a_config_field_was_added(tmp_pat
     (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(RunConfigError, match=r"lr: saved 0\.01, given 0\.5"):   # not the default: refused
         Run(tmp_path, tiny.TinyConfig(lr=0.5), models=net, quiet=True)
+
+
+def _run_steps(run_dir, n, extra):
+    run = Run(run_dir, {}, models=nn.Linear(1, 1), extra=extra, ckpt_every=1, quiet=True)
+    for _ in run.steps(run.resume(), n):
+        sum(i * i for i in range(20000))                # some CPU time
+    run.finish()
+    return run
+
+
+def test_cpu_clock_sums_over_resumes_and_tolerates_checkpoints_without_it(tmp_path):
+    clock = CpuClock()
+    _run_steps(tmp_path / "a", 2, {"cpu": clock})
+    first = clock.seconds
+    again = CpuClock()
+    _run_steps(tmp_path / "a", 4, {"cpu": again})     # resumed: counts on from the saved seconds
+    assert again.complete and again.seconds >= first > 0
+    assert again.provenance()["cpu_time_s"] >= round(first, 1)
+    # a run checkpointed before the trainer had a clock: resumable, the clock counts from there
+    _run_steps(tmp_path / "b", 2, {})
+    late = CpuClock()
+    _run_steps(tmp_path / "b", 4, {"cpu": late})
+    assert not late.complete and late.from_step == 2
+    prov = late.provenance()
+    assert prov["cpu_time_s"] is None and prov["cpu_time_s_since_step"][0] == 2
+    # only extras marked optional may be missing
+    class Counter:
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+    with pytest.raises(RuntimeError, match="holds extra"):
+        Run(tmp_path / "b", {}, models=nn.Linear(1, 1), extra={"cpu": CpuClock(), "n": Counter()},
+            quiet=True).resume()
 
 
 # ---------------------------------------------------------------- step data

@@ -81,22 +81,45 @@ def check_finite(step: int, hint: str = "", **values: float) -> None:
 
 class CpuClock:
     """CPU seconds of this process spent in training, summed over resumes (checkpoint it as a
-    :class:`Run` ``extra``)."""
+    :class:`Run` ``extra``).
+
+    A run resumed from a checkpoint written before the clock was added (``Run.resume`` allows it:
+    :attr:`optional`) counts from the resume on; :attr:`complete` is then False and
+    :meth:`provenance` says so.
+    """
+
+    #: ``Run.resume`` accepts a checkpoint without this extra (one written before the trainer had it).
+    optional = True
 
     def __init__(self):
         self.before = 0.0
         self.t0 = time.process_time()
+        self.complete = True          # counts every step of the run
+        self.from_step = 0            # the step it counts from when not complete
 
     @property
     def seconds(self) -> float:
         return self.before + time.process_time() - self.t0
 
     def state_dict(self) -> dict:
-        return {"cpu_seconds": self.seconds}
+        return {"cpu_seconds": self.seconds, "complete": self.complete, "from_step": self.from_step}
 
     def load_state_dict(self, state: dict) -> None:
         self.before = float(state["cpu_seconds"])
+        self.complete = bool(state.get("complete", True))
+        self.from_step = int(state.get("from_step", 0))
         self.t0 = time.process_time()
+
+    def missing_from_checkpoint(self, step: int) -> None:
+        """The resumed checkpoint (at ``step``) has no clock: count from here, marked incomplete."""
+        self.before, self.complete, self.from_step = 0.0, False, int(step)
+        self.t0 = time.process_time()
+
+    def provenance(self) -> dict:
+        """``{"cpu_time_s": ...}`` for an exported model; with the step it counts from if incomplete."""
+        if self.complete:
+            return {"cpu_time_s": round(self.seconds, 1)}
+        return {"cpu_time_s": None, "cpu_time_s_since_step": [self.from_step, round(self.seconds, 1)]}
 
 
 class RunConfigError(UserInputError):
@@ -229,11 +252,15 @@ class Run:
             for kind, objs in (("models", self.models), ("optimizers", self.optimizers),
                                ("schedulers", self.schedulers), ("extra", self.extra)):
                 saved = ckpt.get(kind, {})
-                if set(saved) != set(objs):
+                absent = set(objs) - set(saved)      # allowed only for extras marked optional (a CpuClock)
+                if set(saved) - set(objs) or any(not getattr(objs[n], "optional", False) for n in absent):
                     raise RuntimeError(f"Run.resume: {self.dir / 'last.pt'} holds {kind} {sorted(saved)}, "
                                        f"this run has {sorted(objs)}")
                 for name, obj in objs.items():
-                    (unwrap(obj) if isinstance(obj, nn.Module) else obj).load_state_dict(saved[name])
+                    if name in absent:
+                        obj.missing_from_checkpoint(int(ckpt["step"]))
+                    else:
+                        (unwrap(obj) if isinstance(obj, nn.Module) else obj).load_state_dict(saved[name])
             rng = ckpt["rng"]
             if len(rng) != self.world_size:
                 warnings.warn(f"Run.resume: checkpoint written with {len(rng)} processes, now "

@@ -119,6 +119,7 @@ from ..io import save_model
 from ..metrics import psnr
 from ..training import (
     ConfigCheck,
+    CpuClock,
     Run,
     broadcast_object,
     check_finite,
@@ -541,8 +542,9 @@ def _model_config(net, cfg: TrainConfig) -> dict:
     return {"model": net.config, "scale": float(cfg.scale), "t_max": float(cfg.t_max)}
 
 
-def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: dict) -> None:
-    prov = {"trainer": "pdeflow.tvflownet.train", **run.best_record(), "val_psnr": float(run.best), **info}
+def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: dict, clock: CpuClock) -> None:
+    prov = {"trainer": "pdeflow.tvflownet.train", **run.best_record(), **clock.provenance(),
+            "val_psnr": float(run.best), **info}
     save_model(state, run_dir / "model", config=_model_config(net, cfg), provenance=prov)
 
 
@@ -585,8 +587,9 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     init_info = _init_from(net, cfg.init) if cfg.init is not None else None   # a resumed run overrides it
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     unsupervised = unsupervised_loss_fn(cfg)
-    run = Run(run_dir, cfg, models={"net": net}, optimizers={"opt": opt}, ckpt_every=cfg.ckpt_every,
-              best_mode="max", allow_changed=("steps",), quiet=quiet)
+    clock = CpuClock()
+    run = Run(run_dir, cfg, models={"net": net}, optimizers={"opt": opt}, extra={"cpu": clock},
+              ckpt_every=cfg.ckpt_every, best_mode="max", allow_changed=("steps",), quiet=quiet)
     start = run.resume()
     show = rank == 0 and not quiet and sys.stderr.isatty()
     val = validation_set(cfg, val_images, run_dir, progress=show)
@@ -628,13 +631,13 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         if run.validation_due(step, cfg.val_every):
             val_psnr = validate(net, val, cfg, device)
             if run.log_validation(step, {"val_psnr": val_psnr}, key="val_psnr") and rank == 0:
-                _export(net.state_dict(), net, run_dir, cfg, run, info)
+                _export(net.state_dict(), net, run_dir, cfg, run, info, clock)
     run.finish()
 
     # the exported model is the best one; (re)write it from best.pt with the final provenance
     best = run.best_models()                # rank 0 only
     if best is not None:
-        _export(best["net"], net, run_dir, cfg, run, info)
+        _export(best["net"], net, run_dir, cfg, run, info, clock)
     cleanup_distributed()
     return run_dir / "model.json"
 
