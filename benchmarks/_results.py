@@ -64,6 +64,18 @@ def add_output_args(ap, name: str, *, results_block: bool = False, what: str = "
         add_results_option(ap)
 
 
+def add_run_dirs_arg(ap: argparse.ArgumentParser) -> None:
+    """The positional ``runs``: training run directories (each with a ``log.csv``; see :func:`check_run_dirs`)."""
+    ap.add_argument("runs", nargs="+", type=Path, help="training run directories")
+
+
+def check_run_dirs(ap: argparse.ArgumentParser, runs) -> None:
+    """Refuse (``ap.error``) a run directory without ``log.csv``."""
+    missing = [r for r in runs if not (Path(r) / "log.csv").is_file()]
+    if missing:
+        ap.error(f"argument runs: {missing[0]}: no log.csv (not a pdeflow training run directory)")
+
+
 def add_results_option(ap: argparse.ArgumentParser) -> None:
     """``--results FILE``: also write the script's results block into FILE (committing results is explicit)."""
     ap.add_argument("--results", default="", metavar="FILE",

@@ -19,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from _results import add_output_args, open_out, save_figure  # benchmarks/_results.py
+from _results import add_output_args, add_run_dirs_arg, check_run_dirs, open_out, save_figure  # benchmarks/_results.py
 
 _VAL = re.compile(r"^val_(mae255|ssim)_(\d\d)$")
 
@@ -56,12 +56,10 @@ def read_run(run_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="training run directories")
+    add_run_dirs_arg(ap)
     add_output_args(ap, "inpaint_curves", what="training_curves.png")
     args = ap.parse_args(argv)
-    missing = [r for r in args.runs if not (r / "log.csv").is_file()]
-    if missing:
-        ap.error(f"argument runs: {missing[0]}: no log.csv (not a pdeflow training run directory)")
+    check_run_dirs(ap, args.runs)
     out = open_out(args, argv)
     runs = [read_run(r) for r in args.runs]
     tags = sorted({t for r in runs for t in r["curves"]})

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from _results import add_output_args, open_out, save_figure  # benchmarks/_results.py
+from _results import add_output_args, add_run_dirs_arg, check_run_dirs, open_out, save_figure  # benchmarks/_results.py
 
 
 def read_run(run_dir: Path) -> dict:
@@ -42,12 +42,10 @@ def read_run(run_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="training run directories")
+    add_run_dirs_arg(ap)
     add_output_args(ap, "tvflownet_curves", what="training_curves.png")
     args = ap.parse_args(argv)
-    runs = [r for r in args.runs if not (r / "log.csv").is_file()]
-    if runs:
-        ap.error(f"argument runs: {runs[0]}: no log.csv (not a pdeflow training run directory)")
+    check_run_dirs(ap, args.runs)
     out = open_out(args, argv)
     runs = [read_run(r) for r in args.runs]
 
