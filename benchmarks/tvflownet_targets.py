@@ -1,0 +1,94 @@
+"""How accurate are the supervised TVflowNET trainer's targets, against the evaluation's reference?
+
+    python benchmarks/tvflownet_targets.py [--size 32] [--batches 4] [--image-dir DIR]
+
+A supervised step (``pdeflow train tvflownet --mode supervised``) fits the network to
+:func:`pdeflow.tvflownet.train.supervised_reference`: the implicit Euler TV flow of the batch's
+crops, steps of at most ``ref_dt`` that land on the batch's sorted times, each solved to a relative
+duality gap ``ref_tol`` or ``ref_max_iter`` iterations, and its ``u_t`` (the div phi target) is the
+last step's difference quotient. The evaluation compares the network with a finer reference (steps
+of 0.01 to 1e-5, :func:`pdeflow.tvflownet.evaluate.reference_flow`). A network trained on a target
+cannot be expected to beat that target's own distance to the evaluation's reference, so this script
+measures that distance: batches shaped as in training (16 crops, one random time each, drawn from the
+paper's 50 evaluation times so that both flows have it on their grid), for a few target settings,
+PSNR (data range 1, images x5 scaled back) of u and of u_t against the reference.
+
+The flow steps on the grid of ``ref_dt`` and reaches an output time by one partial step from the grid
+point below it, so u_t averages over that partial step (or the last full step where t is on the grid).
+Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
+"""
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import torch
+
+from _results import add_output_args, open_out  # benchmarks/_results.py
+from pdeflow.metrics import psnr
+from pdeflow.tv import tv_flow
+from pdeflow.tv.rof import ConvergenceWarning
+from pdeflow.tvflownet.evaluate import PAPER_SCALE, natural_images, paper_times, reference_flow
+
+# (label, ref_dt, ref_tol, ref_max_iter)
+SETTINGS = [
+    ("trainer default: dt 0.05, tol 1e-3, 50 it", 0.05, 1e-3, 50),
+    ("dt 0.05, tol 1e-4, 200 it", 0.05, 1e-4, 200),
+    ("dt 0.02, tol 1e-4, 200 it", 0.02, 1e-4, 200),
+    ("dt 0.01, tol 1e-4, 200 it", 0.01, 1e-4, 200),
+    ("dt 0.01, tol 1e-5, 2000 it (the reference's settings, capped)", 0.01, 1e-5, 2000),
+]
+
+
+def targets(u0, t, dt, tol, max_iter):
+    """u and u_t of each crop ``u0[i]`` at its time ``t[i]``, as the trainer computes them
+    (one flow of the batch through all its sorted times)."""
+    times = sorted(set(t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        u, ut = tv_flow(u0, times, dt=dt, tol=tol, max_iter=max_iter, return_ut=True, scheme="euler")
+    k = torch.tensor([times.index(s) for s in t])
+    i = torch.arange(u0.shape[0])
+    return u[k, i], ut[k, i]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=32, help="crop size in pixels (default 32, the trainer's)")
+    ap.add_argument("--batches", type=int, default=4, help="batches of 16 crops (default 4)")
+    ap.add_argument("--image-dir", default=None, help="photos to crop (default: the built-in test photos)")
+    ap.add_argument("--seed", type=int, default=3)
+    add_output_args(ap, "tvflownet_targets", what="log.txt")
+    args = ap.parse_args(argv)
+    open_out(args, argv)
+    torch.set_num_threads(1)
+    n = 16 * args.batches
+    u0 = natural_images(args.size, n, seed=args.seed, image_dir=args.image_dir).double() * PAPER_SCALE
+    grid = paper_times()
+    g = torch.Generator().manual_seed(args.seed)
+    t = [grid[int(j)] for j in torch.randint(1, len(grid), (n,), generator=g)]   # t = 0 is exact anyway
+    ref_u, ref_ut = reference_flow(u0, sorted(set(t)), cache_dir=False)
+    k = torch.tensor([sorted(set(t)).index(s) for s in t])
+    ref_u, ref_ut = ref_u[k, torch.arange(n)], ref_ut[k, torch.arange(n)]
+    print(f"{n} crops of {args.size} px, one time each from the paper's grid; PSNR against the evaluation's "
+          f"reference (dt 0.01, tol 1e-5), mean over crops (pooled MSE in brackets)")
+    print(f"{'target setting':62s} | u PSNR        | u_t PSNR")
+    for label, dt, tol, it in SETTINGS:
+        us, uts = [], []
+        for b in range(args.batches):
+            sl = slice(16 * b, 16 * (b + 1))
+            u, ut = targets(u0[sl], t[sl], dt, tol, it)
+            us.append(u)
+            uts.append(ut)
+        u, ut = torch.cat(us), torch.cat(uts)
+
+        def score(x, y):
+            per = psnr(x / PAPER_SCALE, y / PAPER_SCALE, data_range=1.0).clamp(max=100)
+            pooled = psnr((x / PAPER_SCALE).reshape(1, 1, -1, 1), (y / PAPER_SCALE).reshape(1, 1, -1, 1),
+                          data_range=1.0)
+            return f"{float(per.mean()):5.1f} ({float(pooled):5.1f})"
+        print(f"{label:62s} | {score(u, ref_u)} | {score(ut, ref_ut)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
