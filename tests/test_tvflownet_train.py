@@ -193,6 +193,36 @@ def test_init_copies_a_model_and_refuses_another_architecture(tmp_path):
         T._init_from(net, str(tmp_path / "nothing"))
 
 
+def test_init_from_a_run_checkpoint_copies_its_weights_at_that_step(tmp_path):
+    train(tiny_config(arch="semiresnet"), tmp_path / "run", quiet=True)
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    net = build_model("semiresnet", **TINY)
+    info = T._init_from(net, str(tmp_path / "run" / "last.pt"))
+    _same(net.state_dict(), ckpt["models"]["net"])
+    assert info["steps"] == ckpt["step"] == 6 and len(info["weights_sha256"]) == 64
+    with pytest.raises(ValueError, match="do not fit this run's architecture"):
+        T._init_from(build_model("semiresnet", width=6, depth=3), str(tmp_path / "run" / "last.pt"))
+    with pytest.raises(ValueError, match="init: no checkpoint at"):
+        T._init_from(net, str(tmp_path / "missing.pt"))
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="is not a readable TVflowNET run checkpoint"):
+        T._init_from(net, str(tmp_path / "other.pt"))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_schedule(tmp_path, schedule):
+    from pdeflow.training import cosine_factor
+    cfg = tiny_config(lr=1e-3, lr_schedule=schedule, lr_final=0.1)
+    train(cfg, tmp_path / "run", quiet=True)
+    lr = load_checkpoint(tmp_path / "run" / "last.pt")["optimizers"]["opt"]["param_groups"][0]["lr"]
+    want = 1e-3 * (cosine_factor(cfg.steps - 1, cfg.steps, 0.1) if schedule == "cosine" else 1.0)
+    assert lr == pytest.approx(want, rel=1e-12)
+    if schedule == "cosine":
+        assert lr < 0.2e-3                             # the last step runs near the final rate
+    with pytest.raises(ValueError, match="lr_schedule"):
+        T.check_config(tiny_config(lr_schedule="linear"))
+
+
 def test_folder_data_holds_out_images_for_validation(tmp_path):
     from pdeflow import io as pio
     folder = tmp_path / "imgs" / "sub"

@@ -43,7 +43,9 @@ What a step does
      field is not unique where the image is flat, its divergence is).
    * ``hybrid`` -- supervised for the first ``round(hybrid_fraction * steps)``
      steps, unsupervised after (the Adam state carries over).
-3. Adam (``lr`` 3e-4), gradient norm clipped to ``clip`` (1.0), as the paper.
+3. Adam (``lr`` 3e-4), gradient norm clipped to ``clip`` (1.0), as the paper; the learning rate
+   is constant (the paper's) or, with ``lr_schedule="cosine"``, falls to ``lr * lr_final`` over
+   ``steps`` (a cool-down: branch a long constant-rate run with ``init=".../last.pt"``).
 4. Every ``val_every`` steps and after the last one: validation PSNR (below);
    a new best writes ``best.pt`` and exports the model.
 
@@ -103,6 +105,7 @@ References
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import sys
@@ -126,6 +129,7 @@ from ..training import (
     ckpt_every_option,
     cleanup_distributed,
     clip_gradients,
+    cosine_factor,
     get_rank,
     get_world_size,
     load_checkpoint,
@@ -198,14 +202,20 @@ class TrainConfig:
                                    "scale (default 0: off)")
     aug_dihedral: bool = option(False, "random flips and 90-degree rotations of each image", flag=True)
     init: str | None = option(None, metavar="MODEL",
-                              help="start from this model's weights (shipped name, model path or run directory; "
-                                   "same --arch and --arch-kwargs)")
+                              help="start from this model's weights (shipped name, model path, run directory, or "
+                                   "a run's checkpoint file last.pt/best.pt; same --arch and --arch-kwargs)")
     # optimisation
     steps: int = option(20_000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
                         type="positive_int", metavar="N")
     batch_size: int = option(16, "crops x times per step and process (default {default})", type="positive_int",
                              metavar="B")
     lr: float = option(3e-4, "Adam learning rate (default {default:g})", type="positive_float")
+    lr_schedule: str = option("constant", choices=("constant", "cosine"),
+                              help="learning rate over the run: constant (the paper's), or a cosine from --lr to "
+                                   "--lr * --lr-final at the last step, e.g. to cool a branch of a long run down "
+                                   "(default {default})")
+    lr_final: float = option(0.01, "cosine schedule: final learning rate as a fraction of --lr (default {default:g})",
+                             type="nonneg_float")
     clip: float | None = option(1.0, "gradient-norm clipping, 0 = off (default {default:g})",
                                 type="nonneg_float")   # None (or 0 on the command line): off
     seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
@@ -290,11 +300,12 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.loss in ("paper", "official"), "loss", "'paper' or 'official'")
     need(cfg.ut_method in ("jvp", "fd"), "ut_method", "'jvp' or 'fd'")
     need(cfg.phi_target in ("div", "dual"), "phi_target", "'div' or 'dual'")
+    need(cfg.lr_schedule in ("constant", "cosine"), "lr_schedule", "'constant' or 'cosine'")
     need(cfg.crop == "mixed" or (str(cfg.crop).isdigit() and int(cfg.crop) >= 2), "crop",
          "a crop size >= 2 (e.g. '32', '96', '256') or 'mixed'")
     need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
     need.numbers("scale", "t_max", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
-    need.numbers("a1", "a2", "phi_weight", positive=False)
+    need.numbers("a1", "a2", "phi_weight", "lr_final", positive=False)
     need.numbers("clip", positive=False, optional=True)
     need.trainer()
     need.ints("times_per_image", "ref_max_iter", "val_max_iter")
@@ -552,20 +563,47 @@ def _export(state: dict, net, run_dir: Path, cfg: TrainConfig, run: Run, info: d
 
 
 def _init_from(net: torch.nn.Module, spec: str) -> dict:
-    """Copy the weights of the model ``spec`` (shipped name or path) into ``net``; returns its description."""
+    """Copy the weights of ``spec`` into ``net``; returns their description.
+
+    ``spec``: a shipped name, a model path or run directory (its exported model), or a checkpoint
+    file of a TVflowNET run (``last.pt``, ``best.pt``: the weights at that step, e.g. to branch a
+    cool-down off a long run between its validations).
+    """
+    if str(spec).endswith(".pt"):
+        return _init_from_checkpoint(net, Path(spec))
     from .api import load
     try:
         model = load(spec)
     except (FileNotFoundError, ValueError) as e:
         raise UserInputError(f"init: {e}") from None
-    try:
-        net.load_state_dict(model.state_dict())
-    except RuntimeError as e:
-        raise UserInputError(f"init: the weights of {spec!r} do not fit this run's architecture "
-                         f"(arch and arch_kwargs must match {model.meta['config']['model']}): {e}") from None
+    _load_weights(net, model.state_dict(), spec, model.meta["config"]["model"])
     prov = model.meta.get("provenance", {})
     return {"model": spec, "steps": prov.get("steps"), "val_psnr": prov.get("val_psnr"),
             "weights_sha256": model.meta.get("weights", {}).get("sha256")}
+
+
+def _init_from_checkpoint(net: torch.nn.Module, path: Path) -> dict:
+    try:
+        ckpt = load_checkpoint(path)
+        state = ckpt["models"]["net"]
+        arch = ckpt["config"]["arch"], ckpt["config"].get("arch_kwargs", {})
+    except FileNotFoundError:
+        raise UserInputError(f"init: no checkpoint at {path}") from None
+    except Exception as e:   # not a pdeflow checkpoint, truncated, or another trainer's
+        raise UserInputError(f"init: {path} is not a readable TVflowNET run checkpoint ({type(e).__name__}: "
+                             f"{e})") from None
+    _load_weights(net, state, str(path), {"arch": arch[0], "arch_kwargs": arch[1]})
+    return {"checkpoint": str(path), "steps": int(ckpt["step"]),
+            "weights_sha256": hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes()
+                                                      for v in state.values())).hexdigest()}
+
+
+def _load_weights(net: torch.nn.Module, state: dict, spec: str, expected) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserInputError(f"init: the weights of {spec!r} do not fit this run's architecture "
+                             f"(arch and arch_kwargs must match {expected}): {e}") from None
 
 
 def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None, quiet: bool = False,
@@ -610,6 +648,9 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
 
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step, rank)
+        if cfg.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * cosine_factor(step, cfg.steps, cfg.lr_final)
         u0, t = sample_batch(cfg, train_images, g)
         u0, t = u0.to(device), t.to(device)
         if step < n_supervised:
