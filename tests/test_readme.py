@@ -175,6 +175,8 @@ SPECS = [
     (r"^pdeflow evaluate tvflownet runs/sr32 ", Spec("slow", standins=("runs/sr32",))),
     (r"^pdeflow train tvflownet --arch unet --crop 32 .*--run-dir runs/unet32$",
      Spec("bounded", data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --crop 32 .*--init runs/unet32/last.pt .*--run-dir runs/unet32-cool$",
+     Spec("bounded", standins=("runs/unet32",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
@@ -254,6 +256,9 @@ def _standin(name: str, cwd: Path) -> None:
 
     if name in ("runs/sr32", "runs/photos"):             # Semi-ResNet runs in the README
         _copy_model(TVFLOWNET_WEIGHTS / "semiresnet", cwd / name)
+    elif name == "runs/unet32":                        # stage 1 of the shipped U-Net: a checkpoint to branch off
+        assert _pdeflow("pdeflow train tvflownet --arch unet --crop 16 --steps 1 --batch-size 2 --val-crops 1 "
+                        "--val-size 16 --val-times 2 --ckpt-every 1 --quiet --run-dir runs/unet32") == 0
     elif name == "runs/unet-data":
         _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
     elif name == "runs/masknet05":
