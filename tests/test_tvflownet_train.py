@@ -199,7 +199,7 @@ def test_init_from_a_run_checkpoint_copies_its_weights_at_that_step(tmp_path):
     net = build_model("semiresnet", **TINY)
     info = T._init_from(net, str(tmp_path / "run" / "last.pt"))
     _same(net.state_dict(), ckpt["models"]["net"])
-    assert info["steps"] == ckpt["step"] == 6 and len(info["weights_sha256"]) == 64
+    assert info["steps"] == ckpt["step"] == 6 and len(info["state_sha256"]) == 64
     with pytest.raises(ValueError, match="do not fit this run's architecture"):
         T._init_from(build_model("semiresnet", width=6, depth=3), str(tmp_path / "run" / "last.pt"))
     with pytest.raises(ValueError, match="init: no checkpoint at"):

@@ -593,9 +593,10 @@ def _init_from_checkpoint(net: torch.nn.Module, path: Path) -> dict:
         raise UserInputError(f"init: {path} is not a readable TVflowNET run checkpoint ({type(e).__name__}: "
                              f"{e})") from None
     _load_weights(net, state, str(path), {"arch": arch[0], "arch_kwargs": arch[1]})
+    # a checkpoint is no model file: its fingerprint is the SHA-256 of its tensors' bytes, in state order
     return {"checkpoint": str(path), "steps": int(ckpt["step"]),
-            "weights_sha256": hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes()
-                                                      for v in state.values())).hexdigest()}
+            "state_sha256": hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes()
+                                                    for v in state.values())).hexdigest()}
 
 
 def _load_weights(net: torch.nn.Module, state: dict, spec: str, expected) -> None:
