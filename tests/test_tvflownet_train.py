@@ -417,6 +417,17 @@ def test_cli_trains_then_resumes_with_the_same_command(tmp_path, capsys):
         parser.parse_args(argv[:-1] + ["--crop", "huge"])
 
 
+def test_cli_options_of_the_schedule_and_mixed_crops_reach_the_config(tmp_path):
+    from pdeflow.cli.tvflownet import config_from_args
+    args = build_parser().parse_args(["train", "tvflownet", "--crop", "mixed", "--mixed-min", "40", "--mixed-max",
+                                      "97", "--lr-schedule", "cosine", "--lr-final", "0.05",
+                                      "--run-dir", str(tmp_path / "run")])
+    cfg = config_from_args(args)
+    assert (cfg.crop, cfg.mixed_min, cfg.mixed_max, cfg.lr_schedule, cfg.lr_final) == ("mixed", 40, 97, "cosine", 0.05)
+    defaults = config_from_args(build_parser().parse_args(["train", "tvflownet", "--run-dir", str(tmp_path / "r")]))
+    assert (defaults.mixed_min, defaults.mixed_max, defaults.lr_schedule) == (32, 256, "constant")
+
+
 # ---------------------------------------------------------------- DDP
 
 DDP_SCRIPT = """

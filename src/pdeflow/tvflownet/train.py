@@ -178,8 +178,10 @@ class TrainConfig:
     crop: str = option("32", type="crop", metavar="32|96|256|mixed",
                        help="crop size; 'mixed': one size per step drawn in [{mixed_min}, {mixed_max}) "
                             "(default {default})")
-    mixed_min: int = 32                      #: mixed: crop size drawn per step in [mixed_min, mixed_max)
-    mixed_max: int = 256
+    mixed_min: int = option(32, "--crop mixed: smallest crop size (default {default})", type="positive_int",
+                            metavar="N")
+    mixed_max: int = option(256, "--crop mixed: crop sizes stay below this (default {default}, the paper's)",
+                            type="positive_int", metavar="N")
     scale: float = option(5.0, "multiply the [0, 1] images by this (default {default:g}, the paper's)",
                           type="positive_float")
     t_max: float = option(1.0, "flow times t ~ U[0, T) (default {default:g})", type="positive_float", metavar="T")
