@@ -209,6 +209,16 @@ def test_init_from_a_run_checkpoint_copies_its_weights_at_that_step(tmp_path):
         T._init_from(net, str(tmp_path / "other.pt"))
 
 
+def test_validation_does_not_change_the_training(tmp_path):
+    """So a run that validates only at its last step exports exactly its final weights (how the shipped
+    default's cool-down is reproduced: README, --val-every equal to --steps)."""
+    for every in (2, 6):
+        train(tiny_config(mode="supervised", phi_weight=0.1, val_every=every), tmp_path / f"v{every}", quiet=True)
+    _same(load_checkpoint(tmp_path / "v2" / "last.pt")["models"]["net"],
+          load_checkpoint(tmp_path / "v6" / "last.pt")["models"]["net"])
+    _same(load(tmp_path / "v6").state_dict(), load_checkpoint(tmp_path / "v6" / "last.pt")["models"]["net"])
+
+
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_learning_rate_schedule(tmp_path, schedule):
     from pdeflow.training import cosine_factor
