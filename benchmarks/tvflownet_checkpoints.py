@@ -33,8 +33,7 @@ def main(argv=None) -> None:
     open_out(args, argv)
     torch.set_num_threads(1)
     run = Path(args.run_dir)
-    saved = json.loads((run / "config.json").read_text())
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
     val = validation_set(cfg, open_data(cfg)[1], run)
 
     def score(state) -> float:

@@ -29,9 +29,9 @@ import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.metrics import psnr
-from pdeflow.tv import tv_flow
 from pdeflow.tv.rof import ConvergenceWarning
 from pdeflow.tvflownet.evaluate import PAPER_SCALE, natural_images, paper_times, reference_flow
+from pdeflow.tvflownet.train import TrainConfig, supervised_reference
 
 # (label, ref_dt, ref_tol, ref_max_iter)
 SETTINGS = [
@@ -48,15 +48,13 @@ SETTINGS = [
 
 
 def targets(u0, t, dt, tol, max_iter):
-    """u and u_t of each crop ``u0[i]`` at its time ``t[i]``, as the trainer computes them
-    (one flow of the batch through all its sorted times)."""
-    times = sorted(set(t))
+    """u and u_t of each crop ``u0[i]`` at its time ``t[i]``: the trainer's own
+    :func:`~pdeflow.tvflownet.train.supervised_reference` with these reference settings."""
+    cfg = TrainConfig(ref_dt=dt, ref_tol=tol, ref_max_iter=max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        u, ut = tv_flow(u0, times, dt=dt, tol=tol, max_iter=max_iter, return_ut=True, scheme="euler")
-    k = torch.tensor([times.index(s) for s in t])
-    i = torch.arange(u0.shape[0])
-    return u[k, i], ut[k, i]
+        u, ut, _ = supervised_reference(u0, torch.tensor(t, dtype=u0.dtype), cfg, dual=True)
+    return u, ut
 
 
 def main(argv=None) -> None:
