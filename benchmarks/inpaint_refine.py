@@ -132,22 +132,23 @@ def start_masks(f, d, start, models):
     return m, p, s, _cpu() - c0
 
 
-def run_curve_single(f, d, start, models, shifts, rounds, generator, metric, hide, tol):
+def run_curve_single(f, d, start, models, shifts, rounds, generator, opts):
     """:func:`run_curve` one crop at a time (the evaluation's way): per-crop runs, merged.
 
     ``cpu_per_mask`` is the mean over the crops of the CPU time of the start mask and the
     refinement of that crop alone.
     """
-    per = [run_curve(f[i:i + 1], *start_masks(f[i:i + 1], d, start, models), shifts, rounds, generator, metric,
-                     hide, tol) for i in range(f.shape[0])]
+    per = [run_curve(f[i:i + 1], *start_masks(f[i:i + 1], d, start, models), shifts, rounds, generator, opts)
+           for i in range(f.shape[0])]
     return {key: {"mae255": [x for c in per for x in c[key]["mae255"]],
                   "ssim": [x for c in per for x in c[key]["ssim"]],
                   "known": [x for c in per for x in c[key]["known"]],
                   "cpu_per_mask": float(np.mean([c[key]["cpu_per_mask"] for c in per]))} for key in per[0]}
 
 
-def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide, tol=1e-5):
-    """{(n, r): {"mae255": [...], "ssim": [...], "cpu_per_mask": float}}."""
+def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, opts):
+    """{(n, r): {"mae255": [...], "ssim": [...], "cpu_per_mask": float}}; ``opts``: refine_mask's
+    metric, hide, tol and swaps."""
     B = f.shape[0]
     out = {}
     rmax = max(rounds)
@@ -169,7 +170,7 @@ def run_curve(f, m0, p, s, t_start, shifts, rounds, generator, metric, hide, tol
             state["cb"] += _cpu() - t_in
 
         refine_mask(f, m0, rounds=rmax, shifts=n, density_map=p, snap_score=s, generator=generator,
-                    metric=metric, hide=hide, tol=tol, callback=cb)
+                    callback=cb, **opts)
         if n == 1 and (1, 0) in out:      # no refinement at all: the start mask's time only
             out[(1, 0)]["cpu_per_mask"] = t_start / B
     return out
@@ -187,7 +188,9 @@ def markdown(res) -> str:
              f"Torch {a['torch']}, one thread, CPU {a['cpu']}; load average at the start {a['load']}. "
              "Times are CPU seconds of this process per mask (start mask + refinement; " + (
                  "one crop per call, the mean over the crops" if a.get("one_at_a_time") else
-                 "all crops of a set in one batch") + f", refine_mask tol {a.get('tol', 1e-5):g}). Refinement error: " + a["metric"] + " (the mask network's training loss). "
+                 "all crops of a set in one batch") + f", refine_mask tol {a.get('tol', 1e-5):g}"
+                 + (f", swaps {a['swaps']:g}" if a.get("swaps") is not None else "") + "). Refinement error: " + a["metric"]
+                 + (" (the mask network's training loss). " if a["metric"] == "masknet" else ". ") +
              "Cells: MAE (0-255) / SSIM of homogeneous diffusion inpainting, mean over the crops, "
              "and CPU ms per mask; n = tile shifts, r = exchange rounds; † lower MAE and higher SSIM than PS "
              "within the 100x budget (PS's time / 100). PS times: " + "; ".join(
@@ -287,6 +290,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 4, 8, 16])
     ap.add_argument("--metric", default="masknet", choices=["masknet", "mse", "mae"])
     ap.add_argument("--hide", default="probe", choices=["probe", "adjoint"], help="refine_mask's hide= (default probe)")
+    ap.add_argument("--swaps", type=float, default=None, help="refine_mask's swaps= (default its own)")
     ap.add_argument("--learned", nargs="*", default=[], help="trained mask networks (model.json or run folder)")
     ap.add_argument("--eval-json", default=str(ROOT / "results/inpaint/evaluation_64/results.json"))
     ap.add_argument("--n-extra", type=int, default=32)
@@ -359,12 +363,15 @@ def main(argv=None) -> int:
     sets = [st for st in load_sets(args, notes) if st["name"] in args.sets]
     res = {"command": _command(argv),
            "settings": {"densities": args.densities, "shifts": args.shifts, "rounds": args.rounds,
-                        "metric": args.metric, "hide": args.hide, "tol": args.tol,
+                        "metric": args.metric, "hide": args.hide, "tol": args.tol, "swaps": args.swaps,
                         "one_at_a_time": args.one_at_a_time, "torch": torch.__version__, "cpu": platform.processor() or
                         platform.machine(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                         "learned": {k: {"path": spec, "steps": getattr(v, "meta", {}).get("provenance", {}).get(
                             "steps")} for (k, v), spec in zip(models.items(), args.learned)}},
            "notes": notes, "sets": []}
+    opts = {"metric": args.metric, "hide": args.hide, "tol": args.tol}
+    if args.swaps is not None:
+        opts["swaps"] = args.swaps
     for st in sets:
         f = st["f"]
         out = {"name": st["name"], "label": st["label"], "ref_time": st["ref_time"], "names": st["names"],
@@ -375,12 +382,10 @@ def main(argv=None) -> int:
             out["per_image"][str(d)] = {}
             for start in starts:
                 if args.one_at_a_time:
-                    curve = run_curve_single(f, d, start, models, args.shifts, args.rounds, args.seed, args.metric,
-                                             args.hide, args.tol)
+                    curve = run_curve_single(f, d, start, models, args.shifts, args.rounds, args.seed, opts)
                 else:
                     m0, p, s, t0 = start_masks(f, d, start, models)
-                    curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, args.metric, args.hide,
-                                      args.tol)
+                    curve = run_curve(f, m0, p, s, t0, args.shifts, args.rounds, args.seed, opts)
                 k = round(d * f.shape[-1] * f.shape[-2])
                 assert all(x == k for c in curve.values() for x in c["known"]), "refinement changed k"
                 out["per_image"][str(d)][start] = {f"{n},{r}": {"mae255": c["mae255"], "ssim": c["ssim"],

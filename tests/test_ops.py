@@ -91,14 +91,25 @@ def test_as_batch_and_check_image():
         ops.check_image(torch.tensor([[0.0, float("nan")]]), "f")
 
 
-@pytest.mark.parametrize("shape", [(5, 7), (2, 6, 4), (3, 2, 8, 5), (2, 1, 2, 4, 6), (1, 1)])
+@pytest.mark.parametrize("shape", [(5, 7), (2, 6, 4), (3, 2, 8, 5), (2, 1, 2, 4, 6), (1, 1), (3, 50, 61)])
 def test_laplacian_is_div_of_grad_for_every_shape(shape):
-    """The stencil form (replicate padding) is div(grad(u)) of the calculus, for any leading axes, with grads."""
+    """The stencil form (replicate padding) is div(grad(u)) of the calculus, for any leading axes, with grads;
+    (3, 50, 61) is above LAPLACE_CONV_MAX_ELEMENTS, so both the convolution and the slices are checked."""
     u = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
     torch.testing.assert_close(laplacian(u), div(grad(u)), atol=1e-14, rtol=0)
     (gl,) = torch.autograd.grad(laplacian(u).pow(2).sum(), u)
     (gd,) = torch.autograd.grad(div(grad(u)).pow(2).sum(), u)
     torch.testing.assert_close(gl, gd, atol=1e-13, rtol=0)
+
+
+def test_laplacian_convolution_and_slices_agree():
+    """The two ways laplacian computes the stencil (by size) give the same values in float32 and float64."""
+    g = torch.Generator().manual_seed(3)
+    for dtype, tol in ((torch.float64, 1e-14), (torch.float32, 1e-6)):
+        u = torch.randn(4, 1, 64, 64, generator=g, dtype=torch.float64).to(dtype)
+        assert u.numel() > ops.LAPLACE_CONV_MAX_ELEMENTS >= u[0].numel()
+        one_by_one = torch.cat([laplacian(u[i:i + 1]) for i in range(4)])   # convolutions
+        torch.testing.assert_close(laplacian(u), one_by_one, atol=tol, rtol=tol)
 
 
 # --------------------------------------------------------------------------- the official TVflowNET convention

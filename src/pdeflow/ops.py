@@ -91,6 +91,10 @@ def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
 
 
 _LAPLACE_KERNELS: dict = {}
+#: Largest tensor (elements) whose Laplacian is one convolution; larger ones take shifted slices. On one
+#: CPU thread the convolution was faster up to 64 x 64 (42 against 70 us in float64) and 3-4x slower from
+#: 256 x 256 or a batch of 16 at 64 x 64 (benchmarks/results/ops_laplacian/).
+LAPLACE_CONV_MAX_ELEMENTS = 8192
 
 
 def laplacian(u: torch.Tensor) -> torch.Tensor:
@@ -98,18 +102,19 @@ def laplacian(u: torch.Tensor) -> torch.Tensor:
 
     Computed as the 5-point stencil on ``u`` padded by replicating its border
     (a ghost value equal to the boundary value is a zero flux across the
-    boundary), which equals ``div(grad(u))`` up to rounding: for floating-point
-    input one convolution of the padded image, three small tensor operations
-    in all (about a third of the time of the stencil as shifted slices at
-    64 x 64, where the per-operation overhead dominates): the inner loop of
-    the diffusion solvers.
+    boundary), which equals ``div(grad(u))`` up to rounding. Small
+    floating-point tensors (at most :data:`LAPLACE_CONV_MAX_ELEMENTS`
+    elements: the inner loop of the diffusion solvers on one small image) take
+    one convolution of the padded image, where the per-operation overhead
+    dominates; larger ones four shifted slices, where the convolution is
+    slower.
     """
     if u.dim() < 2:
         raise UserInputError(f"laplacian: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
     H, W = u.shape[-2:]
     x = u.reshape(-1, 1, H, W)           # pad's replicate mode wants a (N, C, H, W) batch
     p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
-    if u.is_floating_point():
+    if u.is_floating_point() and u.numel() <= LAPLACE_CONV_MAX_ELEMENTS:
         key = (u.dtype, u.device)
         k = _LAPLACE_KERNELS.get(key)
         if k is None:

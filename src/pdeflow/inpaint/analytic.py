@@ -16,6 +16,7 @@ not in the mask.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -63,8 +64,10 @@ def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     return (f - gaussian_blur(f, sigma)).abs().sum(1, keepdim=True)
 
 
+@functools.lru_cache(maxsize=16)
 def _neighbours(H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat indices ``(H W, 9)`` of each pixel's 3x3 neighbourhood and their validity (inside the image)."""
+    """Flat indices ``(H W, 9)`` of each pixel's 3x3 neighbourhood and their validity (inside the image);
+    cached per size and device (read-only: callers index them)."""
     I = torch.arange(H, device=device).view(H, 1).expand(H, W).reshape(-1)
     J = torch.arange(W, device=device).view(1, W).expand(H, W).reshape(-1)
     ii = torch.stack([I + a for a, _ in _NB], 1)

@@ -30,7 +30,7 @@ Solvers (``method``):
 
 Both use :func:`pdeflow.linalg.cg` and run batched on the device and dtype of
 ``f``; plain CG on a single CPU image of up to :data:`MATRIX_PATH_MAX_PIXELS`
-runs :func:`pdeflow.linalg.cg_matrix` on the explicit sparse matrix instead
+runs :func:`pdeflow.linalg.cg_matrix` on the Laplacian's sparse matrix instead
 (same iterates, 1.6-2.8x faster on one thread: a small tensor operation's
 dispatch costs more than its arithmetic).
 
@@ -233,7 +233,7 @@ def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
     return d
 
 
-#: Largest image (pixels) whose single-image plain-CG solves run cg_matrix on the CSR matrix. On one
+#: Largest image (pixels) whose single-image plain-CG solves run cg_matrix on the Laplacian's CSR matrix. On one
 #: thread that loop was 1.7-2.8x faster than the tensor loop from 32 x 32 to 128 x 128 (and 1.6-2.8x at 256
 #: and 512; benchmarks/results/inpaint/cg_single/); above this size torch's multi-threaded tensor loop may
 #: win on machines with many cores.
@@ -241,19 +241,16 @@ MATRIX_PATH_MAX_PIXELS = 128 * 128
 
 
 @functools.lru_cache(maxsize=16)
-def _laplacian_csr(H: int, W: int):
-    """``(L, rows, diagonal)``: :func:`pdeflow.ops.laplacian` on (H, W) images as a CSR matrix
-    (float64, row-major pixels), the row of each stored entry and the diagonal entries' positions."""
+def _laplacian_csr(H: int, W: int, dtype: str = "float64"):
+    """:func:`pdeflow.ops.laplacian` on (H, W) images as a SciPy CSR matrix (row-major pixels)."""
     def second_difference(n):
         main = np.full(n, -2.0)
         main[0] = main[-1] = -1.0 if n > 1 else 0.0
         return scipy.sparse.diags([np.ones(n - 1), main, np.ones(n - 1)], [-1, 0, 1])
     lap = (scipy.sparse.kron(scipy.sparse.eye(H), second_difference(W))
-           + scipy.sparse.kron(second_difference(H), scipy.sparse.eye(W))).tocsr()
+           + scipy.sparse.kron(second_difference(H), scipy.sparse.eye(W))).tocsr().astype(dtype)
     lap.sort_indices()
-    rows = np.repeat(np.arange(H * W), np.diff(lap.indptr))
-    diagonal = np.flatnonzero(lap.indices == rows)
-    return lap, rows, diagonal
+    return lap
 
 
 class _Level:
@@ -380,6 +377,27 @@ def _vcycle(levels: list[_Level], r: torch.Tensor, l: int = 0) -> torch.Tensor:
 # The solver
 # ---------------------------------------------------------------------------
 
+class _MaskedLaplacian:
+    """``A v = -w (L v) + d v`` for vectors ``v`` (N,) that are zero on the mask: the system of
+    :class:`_System` on one image, for :func:`pdeflow.linalg.cg_matrix`.
+
+    The Laplacian's CSR matrix is built once per image size (:func:`_laplacian_csr`), and
+    the mask enters as two vectors: building a CSR matrix per mask cost more than the
+    few warm-started iterations of a mask refinement's solves.
+    """
+
+    def __init__(self, lap, negw: np.ndarray, d: np.ndarray | None):
+        self.lap, self.negw, self.d = lap, negw, d
+        self.dtype, self.shape = negw.dtype, lap.shape
+
+    def __matmul__(self, v: np.ndarray) -> np.ndarray:
+        y = self.lap @ v
+        y *= self.negw
+        if self.d is not None:
+            y += self.d * v
+        return y
+
+
 class _System:
     """The SPD system of one call: operator, preconditioner and right-hand side, for a mask
     ``c`` (Bm, Cm, H, W) with values in [0, 1] (binary: the operator of the module doc).
@@ -433,15 +451,13 @@ class _System:
         pf = (self.c > 0).to(f4.dtype) * f4
         return self.w * laplacian(pf), self.w * pf
 
-    def matrix(self):
-        """``A`` as a SciPy CSR matrix (dtype of the mask) for a single-image mask (1, 1, H, W)."""
+    def matrix(self, dtype) -> _MaskedLaplacian:
+        """``A`` for a single-image mask (1, 1, H, W) as a NumPy operator ``A @ v`` of ``dtype``, for
+        vectors ``v`` that are zero on the mask (:class:`_MaskedLaplacian`)."""
         H, W = self.c.shape[-2:]
-        lap, rows, diagonal = _laplacian_csr(H, W)
-        w = self.w.detach().reshape(-1).cpu().numpy()
-        data = -w[rows] * lap.data.astype(w.dtype, copy=False)
-        if self.d is not None:
-            data[diagonal] += self.d.detach().reshape(-1).cpu().numpy()
-        return scipy.sparse.csr_matrix((data, lap.indices, lap.indptr), shape=lap.shape)
+        negw = self._negw.detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
+        d = None if self.d is None else self.d.detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
+        return _MaskedLaplacian(_laplacian_csr(H, W, np.dtype(dtype).name), negw, d)
 
     def solve(self, b: torch.Tensor, start, tol: float, max_iter: int):
         """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
@@ -451,7 +467,7 @@ class _System:
                 and b.shape[-2] * b.shape[-1] <= MATRIX_PATH_MAX_PIXELS:
             bn = b.detach().reshape(-1).numpy()
             if self._matrix is None:   # forward and adjoint solves share it
-                self._matrix = self.matrix().astype(bn.dtype, copy=False)
+                self._matrix = self.matrix(bn.dtype)
             x0 = None if start is None else start.detach().reshape(-1).numpy()
             xn, it = cg_matrix(self._matrix, bn, x0, tol=tol, max_iter=max_iter)
             # x is exactly zero on the mask (so are b, the start and A's rows there); the true residual in NumPy

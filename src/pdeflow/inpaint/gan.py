@@ -97,16 +97,16 @@ def _ready(model: torch.nn.Module, meta: dict, device=None) -> torch.nn.Module:
 def evaluating(*nets: torch.nn.Module | None):
     """Run ``nets`` (None entries skipped) in eval mode without gradients, then restore their modes;
     yields the device of the first one's weights."""
-    nets = [n for n in nets if n is not None]
-    was = [n.training for n in nets]
-    for n in nets:
+    # only nets in training mode are switched (train()/eval() walk every submodule: ~1 ms a call)
+    switched = [n for n in nets if n is not None and n.training]
+    for n in switched:
         n.eval()
     try:
         with torch.no_grad():
-            yield next(nets[0].parameters()).device
+            yield next(next(n for n in nets if n is not None).parameters()).device
     finally:
-        for n, w in zip(nets, was):
-            n.train(w)
+        for n in switched:
+            n.train()
 
 
 def load_mask_model(density_or_path, *, device=None) -> MaskGAN:

@@ -293,6 +293,14 @@ def _evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None):
     return u.detach(), err, gradient
 
 
+def _max3x3(x: torch.Tensor) -> torch.Tensor:
+    """The maximum over each pixel's 3 x 3 neighbourhood of ``x`` (B, N) viewed as (B, H, W); as
+    ``max_pool2d(x, 3, 1, 1)``, but as shifted maxima: 2.7x faster in float64 at 64 x 64."""
+    p = F.pad(x, (1, 1, 1, 1), value=-math.inf)
+    rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
 def _probe_costs(f, u, keep, tol, solver, tile, r):
     """Measured cost of hiding known pixels (B, N) in round ``r``: ``inf`` where not probed.
 
@@ -309,7 +317,7 @@ def _probe_costs(f, u, keep, tol, solver, tile, r):
     rolled = torch.roll(tile, ((37 * r) % th, (23 * r) % tw), (0, 1))
     score = threshold_map((B, 1, H, W), tile=rolled, dtype=f.dtype, device=f.device).view(B, H * W)
     score = torch.where(keep, score, -1.0)
-    probe = keep & (score == F.max_pool2d(score.view(B, 1, H, W), 3, 1, 1).view(B, H * W))
+    probe = keep & (score == _max3x3(score.view(B, H, W)).view(B, H * W))
     up = _solve(f, keep & ~probe, max(tol, PROBE_TOL), solver, x0=u)
     err = ((up - f) ** 2).sum(1).view(B, H * W)
     return torch.where(probe, err, torch.full_like(err, math.inf))
@@ -347,7 +355,7 @@ def _propose(keep, g, s, tabu, H, W, hide_cost=None):
     cost = -g if hide_cost is None else hide_cost
     # reveal: largest benefit -g among unknown pixels, 3x3 local maxima only (no two revealed pixels touch)
     ben = torch.where(~keep & ~tabu, -g, -inf)
-    pooled = F.max_pool2d(ben.view(B, 1, H, W), 3, 1, 1).view(B, N)
+    pooled = _max3x3(ben.view(B, H, W)).view(B, N)
     ben = torch.where((ben == pooled) & torch.isfinite(ben), ben, -inf)
     # hide: smallest cost -g among known pixels
     neg_cost = torch.where(keep & ~tabu, -cost, -inf)
@@ -362,6 +370,16 @@ def _propose(keep, g, s, tabu, H, W, hide_cost=None):
     trial.scatter_(1, torch.where(valid, rem_i, N), False)
     trial.scatter_(1, torch.where(valid, add_i, N), True)
     return trial[:, :N], n, add_i[:, :1], rem_i[:, :1]
+
+
+def _pick(kept: str, better: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` for the images where ``better`` (B,) holds, else ``old``; ``kept`` says whether that is
+    ``'all'``, ``'some'`` or ``'none'`` of them (so a round on one image selects without a tensor op)."""
+    if kept == "all":
+        return new
+    if kept == "none":
+        return old
+    return torch.where(better.view(-1, *([1] * (new.dim() - 1))), new, old)
 
 
 # ---------------------------------------------------------------------------
@@ -516,23 +534,23 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
             else:
                 ut, et, gradient = _evaluate_graph(x, trial, loss, tol, solver, x0=u, adjoint_x0=nu)
             better = (et < err) & (n > 0)
-            keep = torch.where(better[:, None], trial, keep)
-            u = torch.where(better[:, None, None, None], ut, u)
-            err = torch.where(better, et, err)
-            if r < rounds - 1 and bool(better.any()):   # the adjoint solve only for an accepted trial
+            # one image at a time (the common call) a round's swap is kept or not: no per-image selection
+            kept = "all" if bool(better.all()) else ("some" if bool(better.any()) else "none")
+            keep, u, err = (_pick(kept, better, new, old) for new, old in ((trial, keep), (ut, u), (et, err)))
+            if r < rounds - 1 and kept != "none":   # the adjoint solve only for an accepted trial
                 gt, nut = gradient()
-                g = torch.where(better[:, None], gt, g)
-                nu = torch.where(better[:, None, None, None], nut, nu)
-            accepted += better.long()
-            swapped += torch.where(better, n, torch.zeros_like(n))
+                g, nu = _pick(kept, better, gt, g), _pick(kept, better, nut, nu)
+                tabu = tabu & ~better[:, None]
+            accepted += better
+            swapped += n * better
             # rejected: halve s; a rejected single swap bars its two pixels until the next accepted swap
             single = ~better & (s == 1) & (n > 0)
-            tabu = tabu & ~better[:, None]
-            rows = single.nonzero().flatten()
-            tabu[rows, add1[rows, 0]] = True
-            tabu[rows, rem1[rows, 0]] = True
+            if bool(single.any()):
+                rows = single.nonzero().flatten()
+                tabu[rows, add1[rows, 0]] = True
+                tabu[rows, rem1[rows, 0]] = True
             s = torch.where(better, s, (s // 2).clamp_min(1))
-            trace.append(err.clone())
+            trace.append(err)
             if callback is not None:
                 callback(r + 1, keep.view(B, 1, H, W), u, err)
 
