@@ -242,7 +242,7 @@ def test_trial_gradient_is_the_diffuse_autograd_gradient():
     f = _images(B=2, seed=3)
     m = analytic_mask(f, 0.1)
     keep = m.flatten(1).bool()
-    u, err, gradient = _evaluate_graph(f, keep, _Loss(f, "masknet"), 1e-10, "cg")
+    u, err, gradient = _evaluate_graph(f, keep, _Loss(f, "masknet"), 1e-10, "cg", adjoint_tol=1e-10)
     g, nu = gradient()
     c = m.clone().requires_grad_(True)
     ref = image_loss(diffuse(f, c, tol=1e-10, solver="cg"), f, "masknet")

@@ -75,6 +75,7 @@ __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFIN
 
 REFINE_METRICS = ("mse", "mae", "masknet")
 REFINE_HIDE = ("probe", "adjoint")
+ADJOINT_TOL = 1e-2
 PROBE_TOL = 1e-2   # the probe solve only ranks pixels: 1e-2 ranked as well as 1e-4 at 64 x 64
 _SSIM_WEIGHT = 0.3   # the mask network's training loss: charbonnier + 0.3 (1 - SSIM)
 _EPS = 1e-3          # charbonnier's epsilon
@@ -271,7 +272,7 @@ def _evaluate(f, keep, loss, tol, solver, x0=None):
     return u, loss(u)[0]
 
 
-def _evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None):
+def _evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None, adjoint_tol=None):
     """``(u, error (B,), gradient)``: :func:`_evaluate` with the solve recorded for autograd.
 
     ``gradient()`` runs the adjoint solve (warm-started from ``adjoint_x0``, a
@@ -282,7 +283,8 @@ def _evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None):
     B, C, H, W = f.shape
     c = keep.view(B, 1, H, W).to(f.dtype).requires_grad_(True)
     with torch.enable_grad():
-        u, info = _diffuse_recorded(f, c, True, tol, default_max_iter(solver, H, W), x0, solver, adjoint_x0)
+        u, info = _diffuse_recorded(f, c, True, tol, default_max_iter(solver, H, W), x0, solver, adjoint_x0,
+                                    adjoint_tol=max(tol, ADJOINT_TOL) if adjoint_tol is None else adjoint_tol)
     err, grad_u = loss(u.detach())
 
     def gradient():
