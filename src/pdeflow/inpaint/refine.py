@@ -75,8 +75,8 @@ __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFIN
 
 REFINE_METRICS = ("mse", "mae", "masknet")
 REFINE_HIDE = ("probe", "adjoint")
-ADJOINT_TOL = 1e-2
 PROBE_TOL = 1e-2   # the probe solve only ranks pixels: 1e-2 ranked as well as 1e-4 at 64 x 64
+ADJOINT_TOL = 1e-2  # so does the adjoint solve: at 1e-2 instead of 3e-3, the same quality in ~10 % less time
 _SSIM_WEIGHT = 0.3   # the mask network's training loss: charbonnier + 0.3 (1 - SSIM)
 _EPS = 1e-3          # charbonnier's epsilon
 
@@ -435,7 +435,8 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         than the MSE did on training crops.
     tol : float
         Relative residual of the search's diffusion solves (all warm-started
-        but the first adjoint one).
+        but the first adjoint one); the probe and adjoint solves, which only
+        rank pixels, stop at ``max(tol, 1e-2)``.
     final_tol : float
         Relative residual of the solves of the input and the result, whose
         errors decide what is returned (:func:`~pdeflow.inpaint.diffuse`'s
