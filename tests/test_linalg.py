@@ -72,6 +72,9 @@ def test_matrix_loop_matches_the_tensor_loop(dtype, warm):
     assert np.allclose(xm, xt[0].numpy(), rtol=0, atol=atol * float(xt.abs().max()))
     res = np.linalg.norm(b[0].numpy() - A.numpy() @ xm.astype(np.float64)) / float(torch.linalg.norm(b))
     assert res <= tol * (1.001 if dtype == np.float64 else 10)
+    # the recurrence residual it can return is the true one up to rounding
+    _, _, rec = cg_matrix(a, b[0].numpy().astype(dtype), x0n, tol=tol, max_iter=500, return_residual=True)
+    assert rec <= tol and abs(rec - res) <= (1e-3 if dtype == np.float64 else 0.5) * tol
 
 
 def test_matrix_loop_stops_at_once_when_converged_and_respects_max_iter():

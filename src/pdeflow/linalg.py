@@ -131,7 +131,7 @@ def _cg_single(apply_a, b, x0, tol, max_iter, precond):
 
 
 def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e-6,
-              max_iter: int = 10000) -> tuple[np.ndarray, int]:
+              max_iter: int = 10000, return_residual: bool = False):
     """Conjugate gradients for one system ``A x = b`` with an explicit (sparse) matrix, in NumPy.
 
     The loop of :func:`cg` for a single system without preconditioner, with the
@@ -151,11 +151,17 @@ def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e
     tol : float
         Relative residual ``||b - A x|| / ||b||`` to stop at.
     max_iter : int
+    return_residual : bool
+        Also return the relative residual ``||r|| / ||b||`` of the last iterate
+        as CG's recurrence updated it (equal to ``b - A x`` up to rounding,
+        without the extra product).
 
     Returns
     -------
     x : ndarray (N,)
     iterations : int
+    residual : float
+        Only with ``return_residual``.
     """
     axpy, dot, scal = scipy.linalg.blas.get_blas_funcs(("axpy", "dot", "scal"), (b,))
     x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=b.dtype)
@@ -175,7 +181,11 @@ def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e
         it += 1
         rr_new = float(dot(r, r))
         if rr_new <= threshold:
+            rr = rr_new
             break
         d = axpy(r, scal(rr_new / rr, d))   # d = r + beta d, in place
         rr = rr_new
-    return x, it
+    if not return_residual:
+        return x, it
+    b_norm = math.sqrt(float(dot(b, b)))
+    return x, it, (math.sqrt(rr) / b_norm if b_norm > 0 else 0.0)

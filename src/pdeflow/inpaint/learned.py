@@ -92,12 +92,16 @@ class _UNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.factor = 2 ** (len(widths) - 1)
+        # channels-last weights and activations: the CPU convolutions of one 64 x 64 image ran 1.4-1.6x
+        # faster (loading a state dict keeps the layout; save_model stores contiguous copies)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
         ph, pw = (-H) % self.factor, (-W) % self.factor
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = x.contiguous(memory_format=torch.channels_last)
         skips = []
         for i, blk in enumerate(self.down):
             x = blk(x if i == 0 else F.max_pool2d(x, 2))
@@ -106,7 +110,7 @@ class _UNet(nn.Module):
         for blk in self.up:
             s = skips.pop()
             x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False), s], 1))
-        return self.out(x)[..., :H, :W]
+        return self.out(x)[..., :H, :W].contiguous()
 
 
 class MaskNet(nn.Module):
