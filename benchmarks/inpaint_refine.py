@@ -205,6 +205,8 @@ def markdown(res) -> str:
             nl = ref.get("ps-nlpe", {}).get(str(d))
             budget = ps["s"] / 100 if ps else None
             lines += [f"### density {d:g}", ""]
+            if str(d) in st.get("metric_by_density", {}):
+                lines += [f"Refinement error at this density: {st['metric_by_density'][str(d)]} (a merged run's).", ""]
             if ps:
                 lines.append(f"PS: {ps['mae255']:.2f} / {ps['ssim']:.3f}, {ps['s']:.1f} s per mask ({st['ref_time']});"
                              f" 100x budget: {1000 * budget:.0f} ms.")
@@ -339,6 +341,8 @@ def main(argv=None) -> int:
                 else:
                     for d, per in st["per_image"].items():
                         mine["per_image"].setdefault(d, {}).update(per)
+                        if extra["settings"]["metric"] != res["settings"]["metric"]:   # named in its section
+                            mine.setdefault("metric_by_density", {})[d] = extra["settings"]["metric"]
         order = {"eval": 0, "extra": 1}
         res["sets"].sort(key=lambda st: order.get(st["name"], 2))
         for st in res["sets"]:
