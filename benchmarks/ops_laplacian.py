@@ -30,7 +30,6 @@ from _results import add_output_args, open_out  # noqa: E402
 from pdeflow import ops  # noqa: E402
 from pdeflow.inpaint import diffuse  # noqa: E402
 
-
 _KERNELS = {dtype: torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=dtype).view(1, 1, 3, 3)
             for dtype in (torch.float32, torch.float64)}
 
