@@ -87,10 +87,10 @@ LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGA
 REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on the 32 other crops
 #: of benchmarks/inpaint_refine.py (crop seed 1), refined one crop at a time as here, against PS timed in the same
-#: run: the most exchange rounds that beat PS in MAE and SSIM there within about 85 % of PS's time / 100
-#: (benchmarks/results/inpaint/refine_single/). At 20 % the refinement minimises the MAE instead of the mask
-#: network's loss: PS's SSIM is beaten by a wide margin there and its MAE is not, and the MAE needs about half
-#: the rounds to get below PS's (6 against 10-12).
+#: run: the most exchange rounds that beat PS in MAE and SSIM there within PS's time / 100 (83, 93 and 97 % of it
+#: at 5, 10 and 20 %: thin margins; benchmarks/results/inpaint/refine_single/). At 20 % the refinement minimises
+#: the MAE instead of the mask network's loss: PS's SSIM is beaten by a wide margin there and its MAE is not, and
+#: the MAE needs about half the rounds to get below PS's (6 against 10-12).
 REFINE = {0.05: {"shifts": 2, "rounds": 5}, 0.1: {"shifts": 2, "rounds": 5},
           0.2: {"shifts": 2, "rounds": 6, "metric": "mae"}}
 
