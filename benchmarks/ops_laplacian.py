@@ -16,6 +16,7 @@ run and one thread:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import sys
@@ -23,30 +24,29 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import add_output_args, open_out  # noqa: E402
 from pdeflow import ops  # noqa: E402
 from pdeflow.inpaint import diffuse  # noqa: E402
 
-_KERNELS = {dtype: torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=dtype).view(1, 1, 3, 3)
-            for dtype in (torch.float32, torch.float64)}
+
+@contextlib.contextmanager
+def conv_threshold(value: float):
+    """``ops.laplacian`` with ``LAPLACE_CONV_MAX_ELEMENTS = value`` inside the block: ``math.inf`` is the
+    convolution at every size (the former ``ops.laplacian``), 0 the shifted slices at every size."""
+    shipped = ops.LAPLACE_CONV_MAX_ELEMENTS
+    ops.LAPLACE_CONV_MAX_ELEMENTS = value
+    try:
+        yield
+    finally:
+        ops.LAPLACE_CONV_MAX_ELEMENTS = shipped
 
 
-def stencil_conv(u: torch.Tensor) -> torch.Tensor:
-    """The convolution form (the former ``ops.laplacian`` at every size)."""
-    H, W = u.shape[-2:]
-    p = F.pad(u.reshape(-1, 1, H, W), (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(p, _KERNELS[u.dtype]).view(u.shape)
-
-
-def stencil_slices(u: torch.Tensor) -> torch.Tensor:
-    """The shifted-slices form."""
-    H, W = u.shape[-2:]
-    x = u.reshape(-1, 1, H, W)
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * x).view(u.shape)
+def timed_with(value: float, fn) -> float:
+    """:func:`median_us` of ``fn`` under :func:`conv_threshold` ``(value)``."""
+    with conv_threshold(value):
+        return median_us(fn)
 
 
 def median_us(fn, min_seconds: float = 0.2) -> float:
@@ -99,9 +99,13 @@ def main(argv=None) -> int:
         for shape in shapes:
             u = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
             tol = 1e-12 if dtype == torch.float64 else 1e-4
-            assert torch.allclose(stencil_conv(u), stencil_slices(u), atol=tol) and \
-                torch.allclose(ops.laplacian(u), stencil_slices(u), atol=tol)
-            tc, ts, tl = (median_us(lambda fn=fn: fn(u)) for fn in (stencil_conv, stencil_slices, ops.laplacian))
+            with conv_threshold(math.inf):
+                by_conv = ops.laplacian(u)
+            with conv_threshold(0):
+                by_slices = ops.laplacian(u)
+            assert torch.allclose(by_conv, by_slices, atol=tol) and torch.allclose(ops.laplacian(u), by_slices, atol=tol)
+            tc, ts = (timed_with(v, lambda: ops.laplacian(u)) for v in (math.inf, 0))
+            tl = median_us(lambda: ops.laplacian(u))
             row = f"| {str(dtype).removeprefix('torch.')} | {shape} | {tc:.1f} | {ts:.1f} | {tl:.1f} | {tc / tl:.2f}x |"
             print(row, flush=True)
             lines.append(row)
@@ -119,12 +123,8 @@ def main(argv=None) -> int:
         yield "diffuse, plain CG, 16 x 64 x 64, float64, 10 %", lambda: diffuse(f, m, solver="cg")
 
     for name, fn in solves():
-        shipped = ops.LAPLACE_CONV_MAX_ELEMENTS
-        try:
-            ops.LAPLACE_CONV_MAX_ELEMENTS = math.inf
+        with conv_threshold(math.inf):
             t_conv = cpu_seconds(fn, args.repeats)
-        finally:
-            ops.LAPLACE_CONV_MAX_ELEMENTS = shipped
         t_new = cpu_seconds(fn, args.repeats)
         row = f"| {name} | {t_conv:.3f} | {t_new:.3f} | {t_conv / t_new:.2f}x |"
         print(row, flush=True)

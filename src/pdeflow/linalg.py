@@ -168,7 +168,8 @@ def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e
     r = b - a @ x if x0 is not None else b.copy()
     d = r.copy()
     rr = float(dot(r, r))
-    threshold = (tol * max(math.sqrt(float(dot(b, b))), np.finfo(b.dtype).tiny)) ** 2
+    b_norm = math.sqrt(float(dot(b, b)))
+    threshold = (tol * max(b_norm, np.finfo(b.dtype).tiny)) ** 2
     it = 0
     while it < max_iter and rr > threshold:
         ad = a @ d
@@ -187,5 +188,4 @@ def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e
         rr = rr_new
     if not return_residual:
         return x, it
-    b_norm = math.sqrt(float(dot(b, b)))
     return x, it, (math.sqrt(rr) / b_norm if b_norm > 0 else 0.0)

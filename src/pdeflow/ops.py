@@ -92,8 +92,8 @@ def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
 
 _LAPLACE_KERNELS: dict = {}
 #: Largest tensor (elements) whose Laplacian is one convolution; larger ones take shifted slices. On one
-#: CPU thread the convolution was faster up to 64 x 64 (42 against 70 us in float64) and 3-4x slower from
-#: 256 x 256 or a batch of 16 at 64 x 64 (benchmarks/results/ops_laplacian/).
+#: CPU thread the convolution was about as fast up to 64 x 64 and 1.6-7x slower from 256 x 256 or a
+#: batch of 16 at 64 x 64 (benchmarks/results/ops_laplacian/).
 LAPLACE_CONV_MAX_ELEMENTS = 8192
 
 

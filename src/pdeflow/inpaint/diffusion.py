@@ -394,7 +394,7 @@ class _MaskedLaplacian:
 
     def __init__(self, lap, negw: np.ndarray, d: np.ndarray | None):
         self.lap, self.negw, self.d = lap, negw, d
-        self.dtype, self.shape = negw.dtype, lap.shape
+        self.shape = lap.shape
 
     def __matmul__(self, v: np.ndarray) -> np.ndarray:
         if _csr_matvec is not None and v.dtype == self.lap.dtype and v.flags.c_contiguous:
