@@ -268,7 +268,7 @@ def test_learned_bad_models_exit_2_with_one_line_and_nothing_written(tmp_path, c
         assert not out.exists()
 
 
-def test_inpaint_learned_untrained_is_diffusion(tmp_path):
+def test_inpaint_learned_untrained_is_diffusion(tmp_path, capsys):
     """An untrained residual inpainter (last layer zero) is diffusion inpainting: the two commands agree."""
     res = _exported_residual(tmp_path)
     m = random_mask((1, 32, 32), 0.2, generator=0)
@@ -282,12 +282,16 @@ def test_inpaint_learned_untrained_is_diffusion(tmp_path):
     a, b = (read_image(outs[k] / "inpainted.png") for k in ("diffusion", "learned"))
     assert (a - b).abs().max() <= 1 / 255 + 1e-6
     assert read_csv(outs["learned"] / "errors.csv")[0]["method"] == "learned"
-    # --calibrate: the untrained correction is zero, so still diffusion; refused for other methods
-    argv = ["inpaint", "builtin:skimage/camera", "--size", "32", "--mask", str(tmp_path / "m.png"), "--calibrate"]
-    assert main(argv + ["--method", "learned", "--model", str(res), "--out", str(tmp_path / "cal")]) == 0
-    assert (read_image(tmp_path / "cal" / "inpainted.png") - a).abs().max() <= 1 / 255 + 1e-6
-    assert main(argv + ["--method", "diffusion", "--out", str(tmp_path / "cal2")]) == 2
-    assert not (tmp_path / "cal2").exists()
+    # --no-calibrate (calibration is the default): the untrained correction is zero, so still diffusion;
+    # either flag is refused for other methods
+    argv = ["inpaint", "builtin:skimage/camera", "--size", "32", "--mask", str(tmp_path / "m.png")]
+    raw = ["--no-calibrate", "--method", "learned", "--model", str(res), "--out", str(tmp_path / "raw")]
+    assert main(argv + raw) == 0
+    assert (read_image(tmp_path / "raw" / "inpainted.png") - a).abs().max() <= 1 / 255 + 1e-6
+    for flag in ("--calibrate", "--no-calibrate"):
+        assert main(argv + [flag, "--method", "diffusion", "--out", str(tmp_path / "cal2")]) == 2
+        assert flag in capsys.readouterr().err
+        assert not (tmp_path / "cal2").exists()
 
 
 def test_ps_announces_its_cost(tmp_path, capsys):

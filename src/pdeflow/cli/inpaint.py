@@ -147,9 +147,10 @@ def add_parsers(sub) -> None:
                    help="learned, wgan: a trained model (model.json or run directory; default: the shipped one, "
                         "an error if none is shipped)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
-    p.add_argument("--calibrate", action="store_true",
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="learned: weight the network's correction per image by cross-validation on the known pixels "
-                        "(one more solve; see pdeflow.inpaint.residual)")
+                        "(default on: one more solve; see pdeflow.inpaint.residual); --no-calibrate applies it as "
+                        "trained")
     _add_compute_args(p)
     _add_output_args(p)
 
@@ -397,8 +398,9 @@ def _run_inpaint(args) -> int:
     Neumann boundary), learned (diffusion plus a small trained network's correction on the unknown pixels, the
     residual inpainter) or a trained inpainting WGAN. Writes inpainted.png, inpaint_figure.png and errors.csv
     (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1])."""
-    if args.calibrate and args.method != "learned":
-        raise CLIError(f"argument --calibrate: only for --method learned, not {args.method}")
+    if args.calibrate is not None and args.method != "learned":
+        flag = "--calibrate" if args.calibrate else "--no-calibrate"
+        raise CLIError(f"argument {flag}: only for --method learned, not {args.method}")
     f, label, path = _load(args)  # the same default crop of built-in images as `pdeflow mask`
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -421,7 +423,7 @@ def _run_inpaint(args) -> int:
         if args.method == "diffusion":
             u = diffuse(f.to(dev), mask.to(dev), tol=args.tol)
         elif args.method == "learned":
-            u = learned_inpaint(f.to(dev), mask.to(dev), model=net, calibrate=args.calibrate)
+            u = learned_inpaint(f.to(dev), mask.to(dev), model=net, calibrate=args.calibrate is not False)
         else:
             try:
                 model = gan.load_inpainting_model(args.model, device=dev)

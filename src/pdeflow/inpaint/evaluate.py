@@ -21,15 +21,19 @@ For each test image and density ``D`` the methods are
   (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
   with the same refinement, diffusion inpainting;
 * ``learned-residual`` -- the mask network's mask inpainted by the residual
-  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`); ``learned-residual-cal``:
-  the same with ``calibrate=True`` (its correction weighted per image by
-  cross-validation on the known pixels);
+  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`, calibrated: its
+  correction weighted per image by cross-validation on the known pixels);
+  ``learned-residual-raw``: the same with ``calibrate=False``;
 * ``joint`` -- a mask network and a residual inpainter fine-tuned together
   (stage ``joint`` of :mod:`~pdeflow.inpaint.train_residual`, one pair per
   density; :func:`~pdeflow.inpaint.residual.load_joint`): the CPU-sized
   counterpart of the paper's joint learning of masks and inpainting;
   ``joint-refine``: its mask refined at test time as the ``*-refine`` rows
   (for diffusion), then inpainted by its residual inpainter.
+
+Random choices are drawn from ``seed`` per crop and density: the random masks,
+PS's and NLPE's candidates, and the refined rows' tile shifts (unless the
+``refine`` options name a generator), so a run is reproducible.
 
 ``reuse``: rows of methods whose computation is deterministic given the crops
 and settings (PS, PS+NLPE, random) can be copied from an earlier run's
@@ -54,6 +58,7 @@ References
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -75,12 +80,12 @@ from ..reporting import Report, format_mean_std
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
-           "learned-refine", "learned-residual", "learned-residual-cal", "joint", "joint-refine")
+           "learned-refine", "learned-residual", "learned-residual-raw", "joint", "joint-refine")
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
           "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
           "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter",
-          "learned-residual-cal": "learned + residual inpainter, calibrated",
+          "learned-residual-raw": "learned + residual inpainter, uncalibrated",
           "joint": "joint mask + residual (fine-tuned together)",
           "joint-refine": "joint mask+refine + residual"}
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
@@ -93,6 +98,14 @@ REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: the MAE needs about half the rounds to get below PS's (6 against 10-12).
 REFINE = {0.05: {"shifts": 2, "rounds": 5}, 0.1: {"shifts": 2, "rounds": 5},
           0.2: {"shifts": 2, "rounds": 6, "metric": "mae"}}
+
+
+def _seeded(opts, seed: int):
+    """The refine options ``opts`` with their tile shifts drawn from ``seed`` (so refined rows are reproducible,
+    as PS's are), unless they name a generator themselves."""
+    if not isinstance(opts, dict) or "generator" in opts:
+        return opts
+    return {**opts, "generator": seed}
 
 
 def _refine_line(refine) -> str:
@@ -207,7 +220,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 notes.append(f"mask GAN at {d:g} skipped: {spec} was trained for density {model.density:g}")
                 continue
             loaded["mask"][d] = model
-    if {"learned", "learned-refine", "learned-residual", "learned-residual-cal"} & set(methods):
+    if {"learned", "learned-refine", "learned-residual", "learned-residual-raw"} & set(methods):
         from .learned import load_masknet
         loaded["masknet"] = {}
         for d in densities:
@@ -216,7 +229,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 loaded["masknet"][d] = load_masknet(spec, density=d, channels=channels)
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"learned masks at {d:g} skipped: {e}")
-    if {"learned-residual", "learned-residual-cal"} & set(methods):
+    if {"learned-residual", "learned-residual-raw"} & set(methods):
         from .residual import load_residual
         try:
             loaded["residual"] = load_residual(residual_model, channels=channels)
@@ -337,6 +350,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
             f = f_all[i:i + 1].double()               # the solvers and metrics in float64
             for j, d in enumerate(densities):
                 res = {}
+                seeded = functools.partial(_seeded, seed=seed * 1000 + i * 10 + j)
                 todo = {m for m in methods if d in run[m]}
                 if {"random-diffusion", "random-wgan"} & todo:
                     mask, t_mask = _timed(lambda: random_mask((1, 1, size, size), d, generator=seed * 1000 + i * 10 + j,
@@ -367,27 +381,27 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic"] = (b, u, t_mask, t_inp)
                     if "analytic-refine" in todo:
-                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=refine_at[d]))
+                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=seeded(refine_at[d])))
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic-refine"] = (b, u, t_mask, t_inp)
                 net = models.get("masknet", {}).get(d)
-                if net is not None and {"learned", "learned-refine", "learned-residual", "learned-residual-cal"} & todo:
+                if net is not None and {"learned", "learned-refine", "learned-residual", "learned-residual-raw"} & todo:
                     b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=net))
                     b = b.double()
                     if "learned" in todo:
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["learned"] = (b, u, t_mask, t_inp)
-                    for m, cal in (("learned-residual", False), ("learned-residual-cal", True)):
+                    for m, cal in (("learned-residual", True), ("learned-residual-raw", False)):
                         if m in todo and models.get("residual") is not None:
                             u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"], calibrate=cal))
                             res[m] = (b, u, t_mask, t_inp)
                     if "learned-refine" in todo:
-                        br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=refine_at[d]))
+                        br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=seeded(refine_at[d])))
                         br = br.double()
                         u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
                         res["learned-refine"] = (br, u, t_r, t_inp)
                 pair = models.get("joint", {}).get(d)
-                for m, opts in (("joint", 0), ("joint-refine", refine_at[d])):
+                for m, opts in (("joint", 0), ("joint-refine", seeded(refine_at[d]))):
                     if pair is None or m not in todo:
                         continue
                     b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0], refine=opts))
