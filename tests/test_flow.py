@@ -99,6 +99,26 @@ def test_shapes_and_dtypes():
     assert tv_flow(u0[0, 0], [0.1], dt=0.05).shape == (1, 12, 10)
 
 
+@pytest.mark.parametrize("scheme", ["euler", "bdf2"])
+def test_large_images_of_a_batch_flow_one_at_a_time(monkeypatch, scheme):
+    # Images of ALONE_ELEMENTS values or more are evolved one at a time: exactly their flows alone, u, u_t
+    # and p in the batch's order, with one warning for the whole call; smaller ones as one batch.
+    import pdeflow.tv.flow as flow_module
+    from pdeflow.tv import ConvergenceWarning
+
+    u0 = 5 * torch.rand(3, 1, 12, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    kw = dict(dt=0.02, tol=1e-6, scheme=scheme, return_ut=True, return_dual=True)
+    batch = tv_flow(u0, [0.0, 0.05, 0.13], **kw)
+    monkeypatch.setattr(flow_module, "ALONE_ELEMENTS", 12 * 10)
+    alone = [tv_flow(u0[i:i + 1], [0.0, 0.05, 0.13], **kw) for i in range(3)]
+    for got, parts in zip(tv_flow(u0, [0.0, 0.05, 0.13], **kw), zip(*alone)):
+        assert torch.equal(got, torch.cat(parts, 1))
+    assert not torch.equal(batch[0], torch.cat([a[0] for a in alone], 1))    # the batch stops its steps together
+    with pytest.warns(ConvergenceWarning) as record:
+        tv_flow(u0, [0.04], dt=0.02, tol=1e-12, max_iter=3)
+    assert len(record) == 1 and "6 of 6 implicit steps" in str(record[0].message)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
