@@ -256,20 +256,24 @@ def _chambolle_step(s, f, lam, channelwise, tau=0.25):
     p.add_(g, alpha=tau).div_(n.mul_(tau).add_(1.0))
 
 
-def _fgp_data(f, lam):
-    """``gf = grad(f) / (8 lam)`` (zero unused entries) and ``sum |grad f|_1`` per image, for FGP.
+def _fgp_data(f, lam, g0, g1):
+    """``gf = grad(f) / (8 lam)`` into its components ``g0``, ``g1`` (``(B, C, H, W)`` each, zero where
+    unused), and ``sum |grad f|_1`` per image (float64), for FGP.
 
     ``gf`` is formed in float64: the step adds it to O(1) terms instead of differencing
     ``f / (8 lam)``, whose round-off (eps |f| / lam) would set a float32 floor on the gap near
-    1e-5 instead of 1e-7.  The second is for the round-off bound of the gap (:func:`_gap_and_bound`).
+    1e-5 instead of 1e-7.  The sum is for the round-off bound of the gap (:func:`_gap_and_bound`).
     """
-    gf = _zero_unused(grad(f.double()) / (8.0 * lam.double().unsqueeze(-1))).to(f.dtype)
-    return gf, batch_sum(gf.abs()).double() * 8.0 * lam.reshape(-1).double()
+    fd, scale = f.double(), 8.0 * lam.double()
+    g0.zero_()[..., :-1, :] = (fd[..., 1:, :] - fd[..., :-1, :]) / scale
+    g1.zero_()[..., :, :-1] = (fd[..., :, 1:] - fd[..., :, :-1]) / scale
+    return (batch_sum(g0.abs()) + batch_sum(g1.abs())).double() * scale.reshape(-1)
 
 
 def _fgp_init(f, lam, p0, channelwise):
     p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
-    gf, af = _fgp_data(f, lam)
+    gf = _new(p)
+    af = _fgp_data(f, lam, gf[:, :, 0], gf[:, :, 1])
     return {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "gf": gf, "af": af,
             "v": _new(f), "z": _new(p, zero=True), "d": _new(p),
             "n": _norm_buffer(f, channelwise)}
@@ -441,14 +445,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _fgpc_init(f, lam, p0, channelwise):
-    # The components as row-major (B, C, H, W) copies with zero unused entries, each formed once (the
-    # data term straight from f in float64, as _fgp_data); p_prev a distinct copy (aliased inputs would
-    # be another graph); beta = 0 at first, so its values do not matter.
-    fd, scale = f.double(), 8.0 * lam.double()
-    g0, g1 = torch.zeros_like(f), torch.zeros_like(f)
-    g0[..., :-1, :] = (fd[..., 1:, :] - fd[..., :-1, :]) / scale
-    g1[..., :, :-1] = (fd[..., :, 1:] - fd[..., :, :-1]) / scale
-    af = (batch_sum(g0.abs()) + batch_sum(g1.abs())).double() * scale.reshape(-1)
+    # The components as row-major (B, C, H, W) tensors with zero unused entries, each formed once;
+    # p_prev a distinct copy (aliased inputs would be another graph); beta = 0 at first, so its values
+    # do not matter.
+    g0, g1 = torch.empty_like(f), torch.empty_like(f)
+    af = _fgp_data(f, lam, g0, g1)
     q0, q1 = _plain(p0[:, :, 0].clone()), _plain(p0[:, :, 1].clone())
     q0[..., -1, :] = 0
     q1[..., :, -1] = 0
