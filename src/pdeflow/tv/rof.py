@@ -22,7 +22,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
 from ..errors import UserInputError
@@ -202,28 +201,34 @@ def _dual_gap(s, f, lam, channelwise):
     return (u, p) + _gap_and_bound(s, f, lam, tv_u, slack, _bdot(d, d))
 
 
+def _gap_terms(lam, tv_u, slack, div_sq, af, C: int, N: int, r: float):
+    """``(gap, primal, bound)`` per image from the float64 sums ``TV(u)``, ``sum(|grad u| - <grad u, p>)``
+    and ``||div p||^2`` of a dual iterate of ``C`` channels of ``N`` pixels, each ``(B,)``; ``bound``
+    bounds the round-off (unit roundoff ``r``) of the gap as evaluated with ``gf`` (FGP: ``grad u = lam
+    (8 gf + grad div p)``; ``af`` the l1 norm of ``grad f``), None without ``af``.
+
+    Plain arithmetic, so that it runs on NumPy arrays (:func:`_gap_and_bound`) and on tensors inside
+    the compiled gap kernel alike.
+    """
+    gap = lam * (slack + abs(slack)) * 0.5              # lam * max(slack, 0), exactly
+    primal = 0.5 * div_sq * lam * lam + lam * tv_u
+    if af is None:
+        return gap, primal, None
+    # Per pixel, g = lam (grad div p + 8 gf) is off by at most r (37 lam + |grad f| + 2 |g|): div p by 9 r
+    # (|p| <= 1), its differences by 26 r, gf by one rounding; |g| and <g, p> then add about
+    # (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed over pixels
+    # (|grad f| <= its l1 norm, af), plus the summation's own error:
+    bound = lam * r * (2.5 * af + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam) + 20.0 * r * gap
+    return gap, primal, bound
+
+
 def _gap_and_bound(s, f, lam, tv_u, slack, div_sq):
-    """``(gap, primal, bound)`` per image (float64) from the sums ``TV(u)``, ``sum(|grad u| - <grad u, p>)``
-    and ``||div p||^2`` of a dual iterate; ``bound`` bounds the round-off of the gap as evaluated with
-    ``gf`` (FGP: ``grad u = lam (8 gf + grad div p)``), None without it."""
+    """:func:`_gap_terms` of the eager dual methods' sums, as float64 tensors on ``f``'s device."""
     # On B numbers per check: NumPy float64 on the host, about 5x less overhead than as many tiny torch ops.
-    lam_b, tv_u, slack, div_sq = (x.detach().reshape(-1).to("cpu", torch.float64).numpy()
-                                  for x in (lam, tv_u, slack, div_sq))
-    gap = lam_b * np.maximum(slack, 0.0)
-    primal = 0.5 * div_sq * lam_b * lam_b + lam_b * tv_u
-    bound = None
-    if "af" in s:
-        # Round-off of the gap as evaluated in the working precision (unit roundoff r).  Per pixel,
-        # g = lam (grad div p + 8 gf) is off by at most r (37 lam + |grad f| + 2 |g|): div p by 9 r
-        # (|p| <= 1), its differences by 26 r, gf by one rounding; |g| and <g, p> then add about
-        # (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed over pixels
-        # (|grad f| <= its l1 norm, summed in af), plus the summation's own error:
-        C, N = f.shape[1], f[0, 0].numel()
-        r = torch.finfo(f.dtype).eps / 2
-        af = s["af"].reshape(-1).to("cpu", torch.float64).numpy()
-        bound = lam_b * r * (2.5 * af + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam_b) + 20.0 * r * gap
-        bound = torch.from_numpy(bound).to(f.device)
-    return torch.from_numpy(gap).to(f.device), torch.from_numpy(primal).to(f.device), bound
+    host = [None if x is None else x.detach().reshape(-1).to("cpu", torch.float64).numpy()
+            for x in (lam, tv_u, slack, div_sq, s.get("af"))]
+    terms = _gap_terms(*host, f.shape[1], f[0, 0].numel(), torch.finfo(f.dtype).eps / 2)
+    return tuple(None if x is None else torch.from_numpy(x).to(f.device) for x in terms)
 
 
 def _generic_gap(extract):
@@ -256,24 +261,26 @@ def _chambolle_step(s, f, lam, channelwise, tau=0.25):
     p.add_(g, alpha=tau).div_(n.mul_(tau).add_(1.0))
 
 
-def _fgp_data(f, lam, g0, g1):
-    """``gf = grad(f) / (8 lam)`` into its components ``g0``, ``g1`` (``(B, C, H, W)`` each, zero where
-    unused), and ``sum |grad f|_1`` per image (float64), for FGP.
+def _k_fgp_data(f, lam):
+    """``(g0, g1, af)`` for FGP: the components of ``gf = grad(f) / (8 lam)`` (``(B, C, H, W)`` each in
+    ``f``'s dtype, zero where unused) and ``||grad f||_1`` per image (float64).  Pure, for the eager
+    and the compiled FGP alike.
 
     ``gf`` is formed in float64: the step adds it to O(1) terms instead of differencing
     ``f / (8 lam)``, whose round-off (eps |f| / lam) would set a float32 floor on the gap near
-    1e-5 instead of 1e-7.  The sum is for the round-off bound of the gap (:func:`_gap_and_bound`).
+    1e-5 instead of 1e-7.  ``af`` is for the round-off bound of the gap (:func:`_gap_terms`).
     """
     fd, scale = f.double(), 8.0 * lam.double()
-    g0.zero_()[..., :-1, :] = (fd[..., 1:, :] - fd[..., :-1, :]) / scale
-    g1.zero_()[..., :, :-1] = (fd[..., :, 1:] - fd[..., :, :-1]) / scale
-    return (batch_sum(g0.abs()) + batch_sum(g1.abs())).double() * scale.reshape(-1)
+    d0 = _k_pad(fd[..., 1:, :] - fd[..., :-1, :], 0, 0, 0, 1)
+    d1 = _k_pad(fd[..., :, 1:] - fd[..., :, :-1], 0, 1, 0, 0)
+    af = (d0.abs() + d1.abs()).flatten(1).sum(1)
+    return (d0 / scale).to(f.dtype), (d1 / scale).to(f.dtype), af
 
 
 def _fgp_init(f, lam, p0, channelwise):
     p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
-    gf = _new(p)
-    af = _fgp_data(f, lam, gf[:, :, 0], gf[:, :, 1])
+    g0, g1, af = _k_fgp_data(f, lam)
+    gf = torch.stack([g0, g1], 2)
     return {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "gf": gf, "af": af,
             "v": _new(f), "z": _new(p, zero=True), "d": _new(p),
             "n": _norm_buffer(f, channelwise)}
@@ -395,8 +402,9 @@ def _k_fgp_step(p0, p1, pp0, pp1, beta, t, g0, g1, channelwise: bool):
     return z0, z1, torch.where(uphill, torch.zeros_like(beta), (t - 1.0) / t_new), t_new
 
 
-def _k_fgp_gap(p0, p1, lam, g0, g1, channelwise: bool):
-    """The sums of :func:`_dual_gap` (TV(u), slack, ||div p||^2) per image."""
+def _k_fgp_gap(p0, p1, lam, g0, g1, af, channelwise: bool):
+    """:func:`_gap_terms` ``(gap, primal, bound)`` per image (float64) of the iterate ``(p0, p1)``, from
+    the sums of :func:`_dual_gap`."""
     d = _k_div(p0, p1)
     a0 = (_k_pad(d[..., 1:, :] - d[..., :-1, :], 0, 0, 0, 1) + 8.0 * g0) * lam
     a1 = (_k_pad(d[..., :, 1:] - d[..., :, :-1], 0, 1, 0, 0) + 8.0 * g1) * lam
@@ -404,14 +412,31 @@ def _k_fgp_gap(p0, p1, lam, g0, g1, channelwise: bool):
     if not channelwise:
         sq, align = sq.sum(1, keepdim=True), align.sum(1, keepdim=True)
     gn = torch.sqrt(sq)
-    return gn.flatten(1).sum(1), (gn - align).flatten(1).sum(1), (d * d).flatten(1).sum(1)
+    # Summed over (C, H, W) rather than flattened first: the sums then share the pixel loop of the terms.
+    sums = (gn.sum((1, 2, 3)), (gn - align).sum((1, 2, 3)), (d * d).sum((1, 2, 3)))
+    B, C, H, W = p0.shape
+    return _gap_terms(lam.reshape(B).double(), *(x.double() for x in sums), af, C, H * W,
+                      torch.finfo(p0.dtype).eps / 2)
+
+
+def _k_fgp_split(p):
+    """The components of the field ``p`` (B, C, 2, H, W) as row-major ``(B, C, H, W)`` tensors with zero
+    unused entries."""
+    return (_k_pad(p[:, :, 0, :-1, :], 0, 0, 0, 1).contiguous(),
+            _k_pad(p[:, :, 1, :, :-1], 0, 1, 0, 0).contiguous())
+
+
+def _k_fgp_result(f, lam, p0, p1):
+    """``(u, p)``: ``u = f + lam div p`` and the field ``p`` as one ``(B, C, 2, H, W)`` tensor."""
+    return f + lam * _k_div(p0, p1), torch.stack([p0, p1], 2)
 
 
 class CompileWarning(RuntimeWarning):
     """``compile=True`` could not compile the solver's kernels; it runs them uncompiled."""
 
 
-_KERNELS = {"step": _k_fgp_step, "gap": _k_fgp_gap}
+_KERNELS = {"data": _k_fgp_data, "split": _k_fgp_split, "step": _k_fgp_step, "gap": _k_fgp_gap,
+            "result": _k_fgp_result}
 _compiled: dict[str, Callable] = {}
 
 
@@ -428,10 +453,10 @@ def _kernel(name: str) -> Callable:
     def first_call(*args):
         try:
             out = compiled(*args)
-        except Exception as exc:  # noqa: BLE001 - any failure to compile falls back to the same function
+        except Exception as exc:  # noqa: BLE001 - any failure to compile falls back to the same functions
             warnings.warn(f"compile=True: torch.compile failed ({type(exc).__name__}: {_first_line(exc)}); "
                           "running the FGP kernels uncompiled", CompileWarning, stacklevel=2)
-            _compiled[name] = _KERNELS[name]
+            _compiled.update(_KERNELS)          # all of them: one warning, not one per kernel
             return _KERNELS[name](*args)
         _compiled[name] = compiled
         return out
@@ -445,16 +470,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _fgpc_init(f, lam, p0, channelwise):
-    # The components as row-major (B, C, H, W) tensors with zero unused entries, each formed once;
-    # p_prev a distinct copy (aliased inputs would be another graph); beta = 0 at first, so its values
-    # do not matter.
-    g0, g1 = torch.empty_like(f), torch.empty_like(f)
-    af = _fgp_data(f, lam, g0, g1)
-    q0, q1 = _plain(p0[:, :, 0].clone()), _plain(p0[:, :, 1].clone())
-    q0[..., -1, :] = 0
-    q1[..., :, -1] = 0
+    # The components as row-major (B, C, H, W) tensors with zero unused entries; p_prev zeros (distinct
+    # tensors: aliased inputs would be another graph), as beta = 0 at first makes its values irrelevant.
+    g0, g1, af = _kernel("data")(f, lam)
+    q0, q1 = _kernel("split")(p0)
     B = f.shape[0]
-    return {"p0": q0, "p1": q1, "pp0": q0.clone(), "pp1": q1.clone(),
+    return {"p0": q0, "p1": q1, "pp0": torch.zeros_like(q0), "pp1": torch.zeros_like(q1),
             "beta": f.new_zeros(B, 1, 1, 1), "t": f.new_ones(B, 1, 1, 1), "g0": g0, "g1": g1, "af": af}
 
 
@@ -475,14 +496,12 @@ def _fgpc_step(s, f, lam, channelwise):
 
 
 def _fgpc_gap(s, f, lam, channelwise):
-    tv_u, slack, div_sq = _kernel("gap")(s["p0"], s["p1"], lam, s["g0"], s["g1"], channelwise)
-    return (None, None) + _gap_and_bound(s, f, lam, tv_u, slack, div_sq)
+    return (None, None) + _kernel("gap")(s["p0"], s["p1"], lam, s["g0"], s["g1"], s["af"], channelwise)
 
 
 def _fgpc_result(s, f, lam):
     """``(u, p)`` of the current iterate, ``p`` as one ``(B, C, 2, H, W)`` field."""
-    p = torch.stack([s["p0"], s["p1"]], 2)
-    return torch.addcmul(f, lam, _div_into(p, _new(f))), p
+    return _kernel("result")(f, lam, s["p0"], s["p1"])
 
 
 _COMPILED_METHODS = {"fgp": (_fgpc_init, _fgpc_step, _fgpc_gap)}
