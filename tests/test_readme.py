@@ -175,7 +175,7 @@ SPECS = [
     (r"^pdeflow evaluate tvflownet runs/sr32 ", Spec("slow", standins=("runs/sr32",))),
     (r"^pdeflow train tvflownet --arch unet --crop 32 .*--run-dir runs/unet32$",
      Spec("bounded", data=".data/photos/opencv")),
-    (r"^pdeflow train tvflownet --arch unet --crop mixed .*--init runs/unet32/last.pt .*--run-dir runs/unet32-coolmix$",
+    (r"^pdeflow train tvflownet --arch unet --crop mixed .*--init runs/unet32/last.pt .*runs/unet32-coolmix128$",
      Spec("bounded", standins=("runs/unet32",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
