@@ -159,6 +159,22 @@ def test_snap_moves_to_free_extrema_without_collisions():
     assert int(out.sum()) == 9
 
 
+
+@pytest.mark.parametrize("shape, density", [((64, 64), 0.05), ((64, 64), 0.2), ((31, 17), 0.5), ((8, 8), 0.9)])
+def test_snap_of_one_image_equals_the_batched_snap(shape, density):
+    """One CPU image snaps in NumPy (the mask functions' call); the same claims as the tensor version,
+    which a batch of two runs (continuous scores: no ties), with and without a separate priority."""
+    g = torch.Generator().manual_seed(shape[0] + int(100 * density))
+    for priority in (False, True):
+        m = (torch.rand(1, 1, *shape, generator=g) < density).to(torch.float64)
+        s = torch.randn(1, 1, *shape, generator=g, dtype=torch.float64)
+        pr = torch.randn(1, 1, *shape, generator=g, dtype=torch.float64) if priority else None
+        one = snap_to_extrema(m, s, pr)
+        two = snap_to_extrema(m.repeat(2, 1, 1, 1), s.repeat(2, 1, 1, 1), None if pr is None else pr.repeat(2, 1, 1, 1))
+        assert one.dtype == m.dtype and torch.equal(one, two[:1]) and torch.equal(one, two[1:])
+        assert int(one.sum()) == int(m.sum())
+
+
 def test_neighbour_mass_keeps_the_mass():
     p = torch.rand(2, 1, 9, 7, dtype=torch.float64)
     s = torch.randn(2, 1, 9, 7, dtype=torch.float64)

@@ -250,3 +250,30 @@ def test_trial_gradient_is_the_diffuse_autograd_gradient():
     assert torch.allclose(err, ref.detach(), rtol=1e-9)
     assert torch.allclose(g, gref.flatten(1), rtol=0, atol=1e-8 * float(gref.abs().max()))
     assert nu.shape == f.shape and bool((nu.flatten(1)[keep] == 0).all())   # adjoint unknowns: zero on the mask
+
+
+@pytest.mark.parametrize("metric, hide", [("masknet", "probe"), ("mae", "probe"), ("mse", "adjoint")])
+def test_single_image_numpy_path_equals_the_tensor_search(metric, hide, monkeypatch):
+    """One grey image runs the search on NumPy vectors (refine.SINGLE_IMAGE_PATH): the same masks,
+    errors, trace and callback as the tensor search it replaces for that call."""
+    import pdeflow.inpaint.refine as refine
+    f = _images(B=3, H=40, W=36, seed=13)
+    p, s = _maps(f)
+    for i in range(3):
+        fi, mi = f[i:i + 1], analytic_mask(f[i:i + 1], 0.12)
+        out, calls = {}, {}
+        for flag in (True, False):
+            monkeypatch.setattr(refine, "SINGLE_IMAGE_PATH", flag)
+            seen = []
+            out[flag] = refine_mask(fi, mi, rounds=7, shifts=3, density_map=p[i:i + 1], snap_score=s[i:i + 1],
+                                    metric=metric, hide=hide, generator=i, full_output=True,
+                                    callback=lambda r, m, u, e, seen=seen: seen.append((r, m.clone(), float(e[0]))))
+            calls[flag] = seen
+        a, b = out[True], out[False]
+        assert torch.equal(a.mask, b.mask)
+        assert torch.allclose(a.trace, b.trace, rtol=1e-6, atol=1e-12)
+        assert torch.allclose(a.error, b.error, rtol=1e-8) and torch.allclose(a.u, b.u, atol=1e-8)
+        assert torch.equal(a.shift, b.shift) and torch.equal(a.accepted, b.accepted)
+        assert torch.equal(a.swapped, b.swapped)
+        assert [r for r, _, _ in calls[True]] == list(range(8)) == [r for r, _, _ in calls[False]]
+        assert all(torch.equal(x[1], y[1]) for x, y in zip(calls[True], calls[False]))
