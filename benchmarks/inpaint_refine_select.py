@@ -10,11 +10,12 @@ search, for comparison). Quality: MAE (0-255) / SSIM of ``diffuse(f, mask, tol=1
 0.02, metric MAE, as the evaluation; cached per set and density in ``--cache-dir``.
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_refine_select.py --set builtin --seed 1 --density 0.2 --ps-inline \\
-        --configs '[{"refine": {"shifts": 2, "rounds": 18, "metric": "mae"}}]' --out DIR/final02_builtin.json
+        --configs '[{"refine": {"shifts": 2, "rounds": 18, "metric": "mae"}}]' --out DIR     # DIR/results.json
     ... --set nature --image-dir .data/photos/mate-nature ...
 """
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from pdeflow.inpaint import diffuse, probabilistic_sparsification
 from pdeflow.inpaint.evaluate import test_images
 from pdeflow.inpaint.learned import learned_mask, load_masknet
 from pdeflow.metrics import mae, ssim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import add_output_args, open_out, write_file  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -39,10 +43,11 @@ def main(argv=None) -> int:
                                                      '"batched": bool}')
     ap.add_argument("--ps-inline", action="store_true", help="time PS on every crop in this run")
     ap.add_argument("--cache-dir", default="runs/refine_select")
-    ap.add_argument("--out", default=None, help="results JSON")
+    add_output_args(ap, "inpaint_refine_select", what="results.json: per-crop numbers")
     a = ap.parse_args(argv)
     if a.seed == 0:
         ap.error("--seed 0 gives the evaluation's crops: choose settings on other crops")
+    out_dir = open_out(a, argv)
     torch.set_num_threads(1)
     d = a.density
     f_all, names = test_images(a.n, 64, seed=a.seed, image_dir=a.image_dir)
@@ -98,8 +103,7 @@ def main(argv=None) -> int:
               f"{r[:, 1].mean():.5f}  {1000 * r[:, 2].mean():.1f} ms  {ratio:.0f}x", flush=True)
         out["rows"].append({"config": c, "mae255": r[:, 0].tolist(), "ssim": r[:, 1].tolist(),
                             "cpu_s": r[:, 2].tolist()})
-    if a.out:
-        Path(a.out).write_text(json.dumps(out))
+    write_file(out_dir / "results.json", json.dumps(out))
     return 0
 
 

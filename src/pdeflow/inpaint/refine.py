@@ -79,11 +79,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..linalg import cg_matrix
 from ..metrics import gaussian_window
 from ..metrics import ssim as _ssim
-from ..linalg import cg_matrix
-from .diffusion import (MATRIX_PATH_MAX_PIXELS, SOLVERS, _check_f, _csr_matvec, _diffuse_recorded, _forward,
-                        _laplacian_csr, _MaskedLaplacian, _warn_max_iter, default_max_iter)
+from .diffusion import (
+    MATRIX_PATH_MAX_PIXELS,
+    SOLVERS,
+    _check_f,
+    _csr_matvec,
+    _diffuse_recorded,
+    _forward,
+    _laplacian_csr,
+    _MaskedLaplacian,
+    _warn_max_iter,
+    default_max_iter,
+)
 from .dither import as_generator, blue_noise_tile, threshold_map, top_k_mask
 
 __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFINE_METRICS"]
