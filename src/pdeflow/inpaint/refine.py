@@ -163,6 +163,25 @@ def image_loss(u: torch.Tensor, f: torch.Tensor, metric: str = "mse") -> torch.T
     raise ValueError(f"image_loss: metric must be one of {REFINE_METRICS}, got {metric!r}")
 
 
+def _ssim_map(ux, uxx, uxy, uy, vy, C1: float, C2: float):
+    """``(smap, dsmap)``: the SSIM map from the windowed moments of ``u`` (mean ``ux``, ``E[u^2]`` ``uxx``,
+    ``E[u f]`` ``uxy``) and of ``f`` (mean ``uy``, variance ``vy``), and a function giving its derivatives
+    with respect to ``(ux, uxx, uxy)``.  Plain arithmetic: the tensor search and the NumPy search of one
+    image (:class:`_Single`) share it."""
+    a1 = 2 * ux * uy + C1
+    a2 = 2 * (uxy - ux * uy) + C2
+    b1 = ux * ux + uy * uy + C1
+    b2 = (uxx - ux * ux) + vy + C2
+    den = b1 * b2
+    smap = a1 * a2 / den
+
+    def dsmap():
+        # d smap / d(ux, uxx, uxy) with N = a1 a2, D = b1 b2
+        return 2 * (uy * (a2 - a1) - smap * ux * (b2 - b1)) / den, -smap * b1 / den, 2 * a1 / den
+
+    return smap, dsmap
+
+
 class _Loss:
     """:func:`image_loss` against a fixed ``f`` (B, C, H, W), with its gradient ``dl/du`` by hand.
 
@@ -216,21 +235,11 @@ class _Loss:
         root = torch.sqrt(d * d + _EPS * _EPS)
         char = (root - _EPS).flatten(1).mean(1)
         ux, uxx, uxy = self._filter(torch.stack([u, u * u, u * f], 2)).unbind(2)
-        uy = self.uy
-        a1 = 2 * ux * uy + self.C1
-        a2 = 2 * (uxy - ux * uy) + self.C2
-        b1 = ux * ux + uy * uy + self.C1
-        b2 = (uxx - ux * ux) + self.vy + self.C2
-        den = b1 * b2
-        smap = a1 * a2 / den
+        smap, dsmap = _ssim_map(ux, uxx, uxy, self.uy, self.vy, self.C1, self.C2)
         err = char + _SSIM_WEIGHT * (1 - smap.flatten(1).mean(1))
 
         def gradient():
-            # d smap / d(ux, uxx, uxy) with N = a1 a2, D = b1 b2; then the window's transpose
-            dux = 2 * (uy * (a2 - a1) - smap * ux * (b2 - b1)) / den
-            duxx = -smap * b1 / den
-            duxy = 2 * a1 / den
-            back = self._filter_t(torch.stack([dux, duxx, duxy], 2) * (-_SSIM_WEIGHT / self.n_valid))
+            back = self._filter_t(torch.stack(dsmap(), 2) * (-_SSIM_WEIGHT / self.n_valid))
             gu = back[:, :, 0] + 2 * u * back[:, :, 1] + f * back[:, :, 2]
             return gu.add_(d / root, alpha=1.0 / n)
 
@@ -487,19 +496,11 @@ class _Single:
         root = np.sqrt(d * d + _EPS * _EPS)
         char = float((root - _EPS).mean())
         ux, uxx, uxy = gv @ np.stack([u2, u2 * u2, u2 * f]) @ gh.T
-        a1 = 2 * ux * uy + L.C1
-        a2 = 2 * (uxy - ux * uy) + L.C2
-        b1 = ux * ux + uy * uy + L.C1
-        b2 = (uxx - ux * ux) + self.vy + L.C2
-        den = b1 * b2
-        smap = a1 * a2 / den
+        smap, dsmap = _ssim_map(ux, uxx, uxy, uy, self.vy, L.C1, L.C2)
         err = char + _SSIM_WEIGHT * (1 - float(smap.mean()))
 
         def gradient():
-            dux = 2 * (uy * (a2 - a1) - smap * ux * (b2 - b1)) / den
-            duxx = -smap * b1 / den
-            duxy = 2 * a1 / den
-            back = gv.T @ (np.stack([dux, duxx, duxy]) * (-_SSIM_WEIGHT / L.n_valid)) @ gh
+            back = gv.T @ (np.stack(dsmap()) * (-_SSIM_WEIGHT / L.n_valid)) @ gh
             gu = back[0] + 2 * u2 * back[1] + f * back[2]
             return gu.reshape(-1) + d / root / self.N
 
