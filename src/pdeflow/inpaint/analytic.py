@@ -147,7 +147,6 @@ def snap_to_extrema(mask: torch.Tensor, score: torch.Tensor, priority: torch.Ten
     return out.view(B, 1, H, W).to(mask.dtype)
 
 
-
 def _snap_one(mask: torch.Tensor, score: torch.Tensor, priority, max_rounds: int) -> torch.Tensor:
     """:func:`snap_to_extrema` for one CPU image in NumPy: the same claims, rounds and fill (a few
     hundred points per 64 x 64 mask; the tensor version spends most of its time dispatching small ops)."""
@@ -198,6 +197,7 @@ def _neighbours_np(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     a, b = nb.numpy().copy(), valid.numpy().copy()
     a.flags.writeable = b.flags.writeable = False
     return a, b
+
 
 def neighbour_mass(p: torch.Tensor, score: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """The expected mask of snapping: pixel ``j``'s mass ``p_j`` spread over its 3x3 neighbourhood

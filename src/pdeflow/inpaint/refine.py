@@ -86,7 +86,7 @@ from .diffusion import (
     MATRIX_PATH_MAX_PIXELS,
     SOLVERS,
     _check_f,
-    _csr_matvec,
+    _csr_product,
     _diffuse_recorded,
     _forward,
     _laplacian_csr,
@@ -462,11 +462,7 @@ class _Single:
             self.f2 = self.f.reshape(H, W)
 
     def lmul(self, v: np.ndarray) -> np.ndarray:
-        if _csr_matvec is None:   # pragma: no cover
-            return self.lap @ v
-        y = np.zeros(self.N)
-        _csr_matvec(self.N, self.N, self.lap.indptr, self.lap.indices, self.lap.data, v, y)
-        return y
+        return _csr_product(self.lap, v)
 
     def forward(self, keep: np.ndarray, tol: float, x0: np.ndarray | None = None):
         """``(u, system)``: inpainting of the mask ``keep`` (N,) bool, warm-started from ``x0`` (N,)."""
