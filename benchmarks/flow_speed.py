@@ -76,8 +76,12 @@ def settings(args, new: dict) -> list[dict]:
                          role="baseline-candidate"))
     rows.append(dict(label=f"new steps only: dt {_g(args.baseline_dts[-1])}, tol 1e-6", solver="new",
                      kw=dict(dt=args.baseline_dts[-1], tol=1e-6), role=""))
-    rows.append(dict(label=f"new steps and tol: dt {_g(args.baseline_dts[-1])}, tol {_g(new['tol'])}",
-                     solver="new", kw=dict(dt=args.baseline_dts[-1], tol=new["tol"]), role=""))
+    # The new solver's own cheapest settings, found by the baseline's rule (the largest passing step).
+    for compiled in (False, True):
+        for dt in args.new_dts:
+            label = f"new{', compile=True' if compiled else ''}: dt {_g(dt)}, tol {_g(new['tol'])}"
+            rows.append(dict(label=label, solver="new", kw=dict(dt=dt, tol=new["tol"], compile=compiled),
+                             role="cheapest-compiled" if compiled else "cheapest-eager"))
     rows.append(dict(label=f"new steps, default dt, tol 1e-6: dt {_g(new['dt'])}, tol 1e-6", solver="new",
                      kw=dict(dt=new["dt"], tol=1e-6), role=""))
     rows.append(dict(label=f"**new defaults**: dt {_g(new['dt'])}, tol {_g(new['tol'])}", solver="new",
@@ -159,6 +163,16 @@ print(json.dumps(dict(seconds=sec, base_kib=base, peak_kib=peak)))
     return r
 
 
+def cheapest_passing(rows: list[dict], result: dict, role: str, target: float, base: float) -> dict | None:
+    """The largest-step row of ``role`` that reaches the target, timed as the least of the passing rows of
+    ``role`` (the baseline's rule), and its speed-up over ``base`` seconds; None if none passes."""
+    passing = [r for r in rows if r["role"] == role and result[r["label"]]["max_error"] <= target]
+    if not passing:
+        return None
+    seconds = min(result[r["label"]]["seconds"] for r in passing)
+    return dict(label=passing[0]["label"], seconds=seconds, speedup=base / seconds)
+
+
 def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
@@ -184,6 +198,8 @@ def main(argv=None):
     ap.add_argument("--baseline-dts", type=floats, default=[0.002, 0.0019, 0.0018],
                     help="steps of the baseline (the solver before, tol 1e-6); the largest that reaches --target "
                          "is the baseline (default 0.002,0.0019,0.0018)")
+    ap.add_argument("--new-dts", type=floats, default=[0.0018, 0.0017],
+                    help="steps of the new solver (default tol) whose largest passing one is its cheapest setting")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--big", type=int, default=512, help="size of the time / memory run (0 to skip)")
     ap.add_argument("--big-time", type=float, default=0.25, help="flow time of that run")
@@ -195,6 +211,7 @@ def main(argv=None):
         args.size, args.n_images, args.repeats, args.big = 64, 2, 1, 0
         args.ref_dt, args.ref_check = 1 / 2048, 1
     args.baseline_dts = sorted(args.baseline_dts, reverse=True)
+    args.new_dts = sorted(args.new_dts, reverse=True)
     torch.set_num_threads(1)
     x = images(args)
 
@@ -248,6 +265,8 @@ def main(argv=None):
     base = min(best[r["label"]] for r in passing) if passing else best[base_row["label"]]
     for r in rows:
         result[r["label"]]["speedup"] = base / best[r["label"]]
+    cheapest = {role: cheapest_passing(rows, result, role, args.target, base)
+                for role in ("cheapest-eager", "cheapest-compiled")}
 
     tour = {}
     if args.size >= 256:
@@ -298,6 +317,12 @@ def main(argv=None):
     md += ["", f"Time to max error {args.target:g}: baseline {base / args.n_images:.2f} s "
            "per image; " + "; ".join(f"{r['label'].replace('**', '')} {result[r['label']]['seconds_per_image']:.2f} s "
                                       f"(**{result[r['label']]['speedup']:.1f}x**)" for r in news) + "."]
+    for role, c in cheapest.items():
+        what = "compile=True" if role == "cheapest-compiled" else "eager"
+        md += ["", f"The new solver's cheapest {what} setting reaching the target (the largest passing step of "
+               f"{', '.join(_g(v) for v in args.new_dts)}, the baseline's rule): "
+               + (f"**{c['label']}**, {c['seconds'] / args.n_images:.2f} s per image (**{c['speedup']:.1f}x**)."
+                  if c else "none passes.")]
     if tour:
         md += ["", "README tour line `tv_flow(5 * u0, [0.1, 0.5, 1.0], dt=0.02, return_ut=True)` (camera "
                "256x256, default tol: before 1e-6, after the new one): "
@@ -312,7 +337,8 @@ def main(argv=None):
     write_file(out / "flow_speed.md", text + "\n")
     write_file(out / "flow_speed.json", json.dumps(dict(command=cmd, reference_error=ref_err, baseline=base_row["label"],
                                                         baseline_seconds=base,
-                                                        compile_seconds=compile_seconds, rows=result, tour=tour,
+                                                        compile_seconds=compile_seconds, rows=result, cheapest=cheapest,
+                                                        tour=tour,
                                                         big=big), indent=1, default=str) + "\n")
     print(f"wrote {out / 'flow_speed.md'}")
     if args.results:
