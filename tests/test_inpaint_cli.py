@@ -342,6 +342,7 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     assert s["analytic-refine"]["0.2"]["mae255"]["mean"] <= s["analytic"]["0.2"]["mae255"]["mean"] * 1.05
     assert "learned + diffusion" in (first / "report.md").read_text()
     assert "joint-mask-0.2" in res["models"] and "joint-inpainter-0.2" in res["models"]
+    assert "joint-inpainter-refined-0.2" not in res["models"]      # a user's pair: its own inpainter throughout
     second = tmp_path / "e2"
     assert main(base + ["--methods", "random-diffusion", "--reuse", str(first / "results.json"),
                         "--out", str(second)]) == 0

@@ -229,6 +229,12 @@ def test_load_joint_pairs_and_refusals(tmp_path, monkeypatch):
         load_joint(tmp_path / "run", density=0.1, channels=3)
     with pytest.raises(FileNotFoundError, match="nowhere-mask.json"):
         load_joint(tmp_path / "nowhere", density=0.1)
+    # the pair's inpainter for refined masks: None until shipped, then that file's weights
+    from pdeflow.inpaint.residual import load_joint_refined
+    assert load_joint_refined(0.1) is None and load_joint_refined(0.3) is None
+    r2 = _random_out_layer(ResidualInpainter(1, widths=(4, 8), normalize=True), seed=1)
+    export_model(r2, tmp_path / "joint-10-inpainter-refined", config={"kind": "residual-inpainter", "model": r2.config})
+    assert torch.equal(load_joint_refined(0.1).net.out.weight, r2.net.out.weight)
 
 
 def test_learned_inpaint_without_a_shipped_model_says_so(tmp_path, monkeypatch):
@@ -384,3 +390,42 @@ def test_residual_stage_on_a_mask_networks_masks_leaves_it_alone(photos, tmp_pat
     assert set(k for k in meta["provenance"]["val"] if k.startswith("val_mae255")) == {"val_mae255_10"}
     assert not (tmp_path / "r" / "mask.json").exists()
     assert meta["provenance"]["masks"][0]["density"] == 0.1
+
+
+def test_refined_training_masks_are_the_refined_rows_masks(photos, tmp_path, dense):
+    from pdeflow.inpaint.evaluate import refine_setting
+    from pdeflow.inpaint.learned import learned_mask
+    from pdeflow.inpaint.train_residual import _masks
+    net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
+    torch.nn.init.normal_(net.net.out.weight, std=0.1)
+    f = _images(3, 32, 32, seed=2).float()
+    # validation's masks (fixed tile, shifts from seed 0) are exactly what the evaluation's refined rows inpaint
+    b = _masks(f, 0.1, net, random=False, refine=True)
+    row = learned_mask(f, 0.1, model=net, refine={**refine_setting(0.1), "generator": 0}).double()
+    assert torch.equal(b, row) and (b.flatten(1).sum(1) == round(0.1 * 32 * 32)).all()
+    assert not torch.equal(b, _masks(f, 0.1, net, random=False))               # the refinement moved pixels
+    # training masks: shifted tiles and refinement shifts from the step's generator, reproducibly
+    drawn = [_masks(f, 0.1, net, random=True, g=torch.Generator().manual_seed(7), refine=True) for _ in range(2)]
+    assert torch.equal(*drawn) and not torch.equal(drawn[0], b)
+    export_model(net, tmp_path / "masknet" / "model", config={"kind": "masknet", "model": net.config})
+    cfg = _tiny(photos, mask_models=(str(tmp_path / "masknet"),), steps=2, refine=True)
+    meta = json.loads(train_residual(cfg, tmp_path / "r", quiet=True).read_text())
+    assert meta["provenance"]["train_config"]["refine"] is True
+    for bad in (dict(refine=True), dict(refine=True, stage="joint", mask_models=("m",))):
+        with pytest.raises(ValueError, match="refine"):
+            check_config(ResidualConfig(**bad))
+
+
+def test_the_shipped_refined_row_uses_the_pairs_inpainter_for_refined_masks():
+    from pdeflow.inpaint.evaluate import _load_models
+    from pdeflow.inpaint.residual import load_joint_refined
+    notes = []
+    loaded = _load_models(["joint", "joint-refine"], [0.05, 0.2], None, None, notes)
+    assert not notes and set(loaded["joint"]) == {0.05, 0.2}
+    for d in (0.05, 0.2):
+        shipped = load_joint_refined(d)
+        assert (d in loaded.get("joint_refined", {})) == (shipped is not None)
+        if shipped is not None:   # a different model from the pair's inpainter, named after the pair
+            assert shipped.meta["provenance"]["shipped"]["selection"]
+            assert not torch.equal(shipped.net.out.weight, loaded["joint"][d][1].net.out.weight)
+    assert load_joint_refined(0.2) is not None        # shipped at 20 %

@@ -35,7 +35,7 @@ _MASKNET_LAYOUT = [
 ]
 _RESIDUAL_LAYOUT = [
     ("run", ["--run-dir", "stage", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
-    ("masks", ["mask_models", "densities", "init"]),
+    ("masks", ["mask_models", "densities", "init", "refine"]),
     ("model", ["channels", "widths", "normalize"]),
     ("data", ["data", "val_data", "crop", "aug_blur", "batch_size"]),
     ("objective", ["lr", "mask_lr", "ssim_weight"]),

@@ -29,7 +29,10 @@ For each test image and density ``D`` the methods are
   density; :func:`~pdeflow.inpaint.residual.load_joint`): the CPU-sized
   counterpart of the paper's joint learning of masks and inpainting;
   ``joint-refine``: its mask refined at test time as the ``*-refine`` rows
-  (for diffusion), then inpainted by its residual inpainter.
+  (for diffusion), then inpainted by the pair's inpainter for refined masks
+  (:func:`~pdeflow.inpaint.residual.load_joint_refined`: fine-tuned on them
+  by ``pdeflow train residual --refine``) where the shipped pair has one, else
+  by its residual inpainter.
 
 Random choices are drawn from ``seed`` per crop and density: the random masks,
 PS's and NLPE's candidates, and the refined rows' tile shifts (unless the
@@ -242,13 +245,18 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"learned + residual inpainter skipped: {e}")
     if {"joint", "joint-refine"} & set(methods):
-        from .residual import load_joint
+        from .residual import load_joint, load_joint_refined
         loaded["joint"] = {}
         for d in densities:
             try:
                 loaded["joint"][d] = load_joint((joint_models or {}).get(d), density=d, channels=channels)
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"joint mask + residual at {d:g} skipped: {e}")
+                continue
+            # the refined row's inpainter: the shipped pair's one fine-tuned on its refined masks, if it has one
+            refined = None if (joint_models or {}).get(d) else load_joint_refined(d, channels=channels)
+            if refined is not None:
+                loaded.setdefault("joint_refined", {})[d] = refined
     return loaded
 
 
@@ -412,7 +420,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         continue
                     b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0], refine=opts))
                     b = b.double()
-                    u, t_inp = _timed(lambda: learned_inpaint(f, b, model=pair[1]))
+                    inpainter = models.get("joint_refined", {}).get(d, pair[1]) if opts else pair[1]
+                    u, t_inp = _timed(lambda: learned_inpaint(f, b, model=inpainter))
                     res[m] = (b, u, t_mask, t_inp)
                 if "maskgan" in todo and d in models["mask"]:
                     model = models["mask"][d]
@@ -453,6 +462,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     for d, (mask_net, inpainter) in models.get("joint", {}).items():
         model_info[f"joint-mask-{d:g}"] = _provenance(mask_net)
         model_info[f"joint-inpainter-{d:g}"] = _provenance(inpainter)
+    for d, inpainter in models.get("joint_refined", {}).items():
+        model_info[f"joint-inpainter-refined-{d:g}"] = _provenance(inpainter)
     return {
         "settings": {**settings, "figure_image": shown, "refine": {str(d): v for d, v in refine_at.items()},
                      "reused": sorted(reused),

@@ -254,6 +254,22 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
     return _ready(model_from_export(MaskNet, state, meta, stem, who), meta, device)
 
 
+def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict | None = None,
+                 thresholds: torch.Tensor | None = None) -> torch.Tensor:
+    """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
+    :func:`pdeflow.inpaint.refine.refine_mask` with the options ``refine`` (None: not refined) from the
+    network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile).
+    No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined."""
+    from .refine import refine_mask
+    x = f.to(dtype=next(net.parameters()).dtype)
+    logp, s = net.maps(x, density)
+    m = net(x, density, maps=(logp, s), thresholds=thresholds)
+    if refine is None:
+        return m
+    p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
+    return refine_mask(f, m.detach(), density_map=p, snap_score=s.double(), tile=blue_noise_tile(net.tile), **refine)
+
+
 def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0) -> torch.Tensor:
     """A mask with exactly ``round(density H W)`` known pixels per image from a trained mask network.
 
@@ -281,7 +297,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     B, C, H, W = f4.shape
     n_known(density, H * W, who)
     from .gan import evaluating
-    from .refine import refine_mask, refine_options
+    from .refine import refine_options
     opts = refine_options(refine, who)
     if model is None:
         net = load_masknet(float(density), channels=C)
@@ -294,13 +310,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
     with evaluating(net) as dev:
-        x = f4.to(device=dev, dtype=next(net.parameters()).dtype)
-        logp, s = net.maps(x, float(density))
-        m = net(x, float(density), maps=(logp, s))
-        if opts is not None:   # test-time refinement (pdeflow.inpaint.refine)
-            p = torch.exp(logp.double() - logp.double().flatten(1).amax(1).view(-1, 1, 1, 1))
-            m = refine_mask(f4.to(dev), m, density_map=p, snap_score=s.double(),
-                            tile=blue_noise_tile(net.tile), **opts)
+        m = network_mask(net, f4.to(dev), float(density), refine=opts)
     m = m.to(device=f4.device, dtype=f4.dtype)
     return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])
 

@@ -58,14 +58,17 @@ from ..rng import as_generator
 from .diffusion import _check_f, check_mask, diffuse
 from .learned import _UNet
 
-__all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "RESIDUAL_MODEL", "JOINT_MODELS",
-           "KIND"]
+__all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "load_joint_refined",
+           "RESIDUAL_MODEL", "JOINT_MODELS", "KIND"]
 
 #: The shipped residual inpainter (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`), one for all densities.
 RESIDUAL_MODEL = "residual-inpainter"
 #: The shipped jointly fine-tuned pairs per density: ``NAME-mask`` (a mask network) and ``NAME-inpainter``
 #: (a residual inpainter), trained together by ``pdeflow train residual --stage joint``.
 JOINT_MODELS = {0.05: "joint-05", 0.1: "joint-10", 0.2: "joint-20"}
+#: A shipped pair's ``NAME-inpainter`` fine-tuned on the pair's masks after test-time refinement (``pdeflow
+#: train residual --refine``) is shipped as ``NAME-inpainter-refined``: the inpainter of the refined rows.
+REFINED_SUFFIX = "-inpainter-refined"
 KIND = "residual-inpainter"
 
 
@@ -196,6 +199,16 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
         spec = RESIDUAL_MODEL
     state, meta, stem = _read(spec, (KIND,), "a residual-inpainter model", who, channels=channels)
     return _ready(model_from_export(ResidualInpainter, state, meta, stem, who), meta, device)
+
+
+def load_joint_refined(density: float, *, channels: int | None = None, device=None) -> ResidualInpainter | None:
+    """The shipped pair's inpainter for its refined masks at ``density`` (``NAME-inpainter-refined``,
+    :data:`REFINED_SUFFIX`), or None where that pair ships none (then its ``NAME-inpainter`` is the one)."""
+    from .gan import WEIGHTS_DIR
+    name = next((n for d, n in JOINT_MODELS.items() if abs(d - float(density)) < 1e-9), None)
+    if name is None or not (WEIGHTS_DIR / f"{name}{REFINED_SUFFIX}.json").is_file():
+        return None
+    return load_residual(f"{name}{REFINED_SUFFIX}", channels=channels, device=device)
 
 
 def load_joint(spec, *, density: float, channels: int | None = None, device=None):

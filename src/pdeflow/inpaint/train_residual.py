@@ -24,7 +24,12 @@ A step
    (:func:`~pdeflow.inpaint.analytic.analytic_mask`, dithered, snapped to
    extrema, smoothing ``0.45 / sqrt(density)`` pixels as the mask network's
    training uses) or a trained mask network's masks (no gradient in stage
-   ``residual``; with the straight-through gradient in stage ``joint``).
+   ``residual``; with the straight-through gradient in stage ``joint``),
+   with ``refine`` refined by :func:`~pdeflow.inpaint.refine.refine_mask` as
+   the evaluation's ``*-refine`` rows refine them (their setting at the
+   network's density; tile shifts from the step's generator): an inpainter
+   for the masks those rows inpaint, which the refinement has fitted to
+   diffusion.
 3. ``u = u_diff + (1 - b) R(u_diff, b, b f)``, ``u_diff = diffuse(f, b)``
    (float64, relative residual ``tol``). Stage ``joint``: the gradient reaches
    the mask through ``diffuse`` (its adjoint, Hoeltgen, Setzer, Weickert
@@ -51,7 +56,8 @@ the built-in TEST photos (never trained on) that do not overlap the crops the
 evaluation reports (:func:`pdeflow.inpaint.evaluate.test_images`, seed 0, at
 the sizes and counts in ``avoid_eval``), or of a folder ``val_data``. Masks:
 the fixed (unshifted) tile, per density of ``densities`` (stage
-``residual`` on analytic masks), or the mask networks' masks.
+``residual`` on analytic masks), or the mask networks' masks (with ``refine``:
+refined, tile shifts from seed 0).
 """
 from __future__ import annotations
 
@@ -82,9 +88,10 @@ from ..training import (
 from . import diffusion as _diffusion
 from .analytic import analytic_mask, analytic_sigma, gaussian_blur  # noqa: F401 (analytic_sigma: re-exported)
 from .dither import blue_noise_tile, threshold_map
+from .evaluate import refine_setting
 from .gan import evaluating
 from .learned import KIND as MASK_KIND
-from .learned import MaskNet, _scores, load_masknet, reconstruction_loss
+from .learned import MaskNet, _scores, load_masknet, network_mask, reconstruction_loss
 from .residual import KIND, ResidualInpainter, load_residual
 from .wgan import Critic, critic_loss
 
@@ -110,6 +117,9 @@ class ResidualConfig:
     densities: tuple = option((0.05, 0.1, 0.2), "mask densities drawn per step (default 0.05 0.1 0.2)",
                               type="density", nargs="+", metavar="D")
     density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
+    refine: bool = option(False, "stage residual: train and validate on the mask networks' masks refined as the "
+                                 "evaluation's *-refine rows refine them (pdeflow.inpaint.evaluate.REFINE at each "
+                                 "network's density), the masks those rows inpaint", flag=True)
     init: str | None = option(None, "the residual inpainter (run directory or model.json) to start from; stage "
                                     "joint: the one to fine-tune (default: none, i.e. plain diffusion)",
                               metavar="PATH")
@@ -163,6 +173,8 @@ def check_config(cfg: ResidualConfig) -> None:
                                        and 0 < cfg.density_range[0] <= cfg.density_range[1] < 1),
          "density_range", "None or (lo, hi) with 0 < lo <= hi < 1")
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a path")
+    need(not cfg.refine or (cfg.stage == "residual" and cfg.mask_models), "refine",
+         "stage residual with --mask-models (refined masks carry no gradient, and analytic masks are not refined)")
     need.tuple_of("data", "'builtin' and folders", lambda s: isinstance(s, str))
     need(isinstance(cfg.val_data, str), "val_data", "'builtin' or a folder")
     need.ints("crop", minimum=16)
@@ -242,14 +254,18 @@ def validation_crops(cfg: ResidualConfig) -> tuple[torch.Tensor, dict]:
 # --------------------------------------------------------------------------- masks and loss
 
 
-def _masks(f: torch.Tensor, d: float, net: MaskNet | None, *, random: bool, g=None, grad: bool = False):
-    """Masks ``(B, 1, H, W)`` (float64) at density ``d``: analytic (``net=None``) or from a mask network."""
+def _masks(f: torch.Tensor, d: float, net: MaskNet | None, *, random: bool, g=None, grad: bool = False,
+           refine: bool = False):
+    """Masks ``(B, 1, H, W)`` (float64) at density ``d``: analytic (``net=None``) or from a mask network,
+    refined (``refine``) with the evaluation's setting at ``d``, its tile shifts drawn from ``g`` (from seed 0
+    when ``g`` is None)."""
     if net is None:
         return analytic_mask(f.double(), d, sigma=analytic_sigma(d), snap=True, tile=blue_noise_tile(64),
                              random=random, generator=g)
     thr = threshold_map(f.shape, tile=blue_noise_tile(net.tile), random=random, generator=g, device=f.device)
-    with torch.set_grad_enabled(grad):
-        return net(f, d, thresholds=thr).double()
+    opts = {**refine_setting(d), "generator": 0 if g is None else g} if refine else None
+    with torch.set_grad_enabled(grad and not refine):
+        return network_mask(net, f, d, refine=opts, thresholds=thr).double()
 
 
 def _mask_sources(cfg: ResidualConfig, device) -> list[tuple[MaskNet | None, list[float]]]:
@@ -273,7 +289,7 @@ def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch
         for net, dens in sources:
             for d in dens:
                 tag = f"{round(100 * d):02d}"
-                b = _masks(fval, d, net, random=False)
+                b = _masks(fval, d, net, random=False, refine=cfg.refine)
                 u_diff = _diffusion.diffuse(f, b, tol=1e-6)
                 ours = _scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
                 diffusion = _scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
@@ -386,7 +402,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
             base = {"residual": cfg.lr, "masknet": cfg.mask_lr, "critic": cfg.critic_lr}[name]
             for group in opt.param_groups:
                 group["lr"] = base * (frac if name != "critic" else 1.0)
-        b = _masks(f, d, net, random=True, g=g, grad=joint)
+        b = _masks(f, d, net, random=True, g=g, grad=joint, refine=cfg.refine)
         f64 = f.double()
         u_diff = _diffusion.diffuse(f64, b, tol=cfg.tol)
         u = model(f64, b, u_diff=u_diff)
