@@ -53,8 +53,10 @@ def setup_distributed(backend: str | None = None) -> tuple[int, int, torch.devic
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group, if there is one."""
+    """Leave the process group, if there is one, all ranks together (call it on every rank at the end of a
+    run): a rank that tears gloo down while rank 0 still exports can abort at exit (SIGABRT, seen in CI)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
