@@ -163,14 +163,14 @@ print(json.dumps(dict(seconds=sec, base_kib=base, peak_kib=peak)))
     return r
 
 
-def cheapest_passing(rows: list[dict], result: dict, role: str, target: float, base: float) -> dict | None:
-    """The largest-step row of ``role`` that reaches the target, timed as the least of the passing rows of
-    ``role`` (the baseline's rule), and its speed-up over ``base`` seconds; None if none passes."""
+def cheapest_passing(rows: list[dict], result: dict, role: str, target: float) -> tuple[dict, float] | None:
+    """``(row, seconds)``: the largest-step row of ``role`` that reaches the target, timed as the least of the
+    passing rows of ``role`` (a smaller step never costs less; timing noise on a shared machine can say
+    otherwise); None if none passes. The rule of the baseline and of the new solver's cheapest settings."""
     passing = [r for r in rows if r["role"] == role and result[r["label"]]["max_error"] <= target]
     if not passing:
         return None
-    seconds = min(result[r["label"]]["seconds"] for r in passing)
-    return dict(label=passing[0]["label"], seconds=seconds, speedup=base / seconds)
+    return passing[0], min(result[r["label"]]["seconds"] for r in passing)
 
 
 def floats(text: str) -> list[float]:
@@ -258,15 +258,16 @@ def main(argv=None):
                                   psnr_min=p.min().item(), seconds=best[r["label"]],
                                   seconds_per_image=best[r["label"]] / args.n_images)
         print(f"{r['label']}: {best[r['label']]:.2f} s, max err {err.max():.2e}, PSNR {p.mean():.1f} dB", flush=True)
-    # The baseline: the largest step that reaches the target.  Its time is the least of the passing
-    # candidates' (a smaller step never costs less; timing noise on a shared machine can say otherwise).
-    passing = [r for r in rows if r["role"] == "baseline-candidate" and result[r["label"]]["max_error"] <= args.target]
+    # The baseline: the old solver's cheapest passing step (if none passes, its smallest step).
+    passing = cheapest_passing(rows, result, "baseline-candidate", args.target)
     base_row = passing[0] if passing else [r for r in rows if r["role"] == "baseline-candidate"][-1]
-    base = min(best[r["label"]] for r in passing) if passing else best[base_row["label"]]
+    base = passing[1] if passing else best[base_row["label"]]
     for r in rows:
         result[r["label"]]["speedup"] = base / best[r["label"]]
-    cheapest = {role: cheapest_passing(rows, result, role, args.target, base)
-                for role in ("cheapest-eager", "cheapest-compiled")}
+    cheapest = {}
+    for role in ("cheapest-eager", "cheapest-compiled"):
+        found = cheapest_passing(rows, result, role, args.target)
+        cheapest[role] = found and dict(label=found[0]["label"], seconds=found[1], speedup=base / found[1])
 
     tour = {}
     if args.size >= 256:

@@ -557,7 +557,7 @@ def _refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, f
                 keep, u, err, shift = cand[j].copy(), uj, ej, j
     trace = [err0, err]
     if callback is not None:
-        callback(0, torch.from_numpy(keep).view(1, 1, H, W), to4(u), torch.tensor([err], dtype=torch.float64))
+        callback(0, to4(keep), to4(u), torch.tensor([err], dtype=torch.float64))
     accepted = swapped = 0
     if rounds > 0:
         system = one.forward(keep, tol, u)[1]      # u solves this system to tol already: only its operator
@@ -588,8 +588,7 @@ def _refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, f
                 s = max(1, s // 2)
             trace.append(err)
             if callback is not None:
-                callback(r + 1, torch.from_numpy(keep).view(1, 1, H, W), to4(u),
-                         torch.tensor([err], dtype=torch.float64))
+                callback(r + 1, to4(keep), to4(u), torch.tensor([err], dtype=torch.float64))
     if shifts > 1 or rounds > 0:
         uf, _ = one.forward(keep, final_tol, u)
         ef, _ = one.error(uf)
