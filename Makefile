@@ -45,7 +45,7 @@ bench: $(STAMP)
 #    is never used in training or checkpoint selection.
 data: .data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz photos
 
-photos: .data/photos/opencv/.done .data/photos/mate-nature/.done
+photos: .data/photos/opencv/.done .data/photos/mate-nature/.done .data/photos/lomiri/.done
 
 # The photos of opencv-doc's examples (logos, charts, chessboards, text and stereo pairs' second
 # views left out; also aero1/aero3, which may be the aerial photo of the evaluation's TEST split).
@@ -66,6 +66,15 @@ OPENCV_DATA := ./usr/share/doc/opencv-doc/examples/data
 	cd .data/deb && { ls mate-backgrounds_*.deb >/dev/null 2>&1 || apt-get download mate-backgrounds; }
 	dpkg-deb --fsys-tarfile .data/deb/mate-backgrounds_*.deb | tar -x -C .data/photos/mate-nature \
 		--strip-components=6 --wildcards './usr/share/backgrounds/mate/nature/*.jpg'
+	touch $@
+
+# Ubuntu 16.04's community wallpapers (lomiri-wallpapers-16.04): 15 landscape, plant and still-life photos, a
+# training pool for the inpainters (the mate-nature photos stay held out).
+.data/photos/lomiri/.done:
+	mkdir -p .data/deb .data/photos/lomiri
+	cd .data/deb && { ls lomiri-wallpapers-16.04_*.deb >/dev/null 2>&1 || apt-get download lomiri-wallpapers-16.04; }
+	dpkg-deb --fsys-tarfile .data/deb/lomiri-wallpapers-16.04_*.deb | tar -x -C .data/photos/lomiri \
+		--strip-components=4 --wildcards './usr/share/backgrounds/*.jpg'
 	touch $@
 
 .data/mricron-data/usr/share/mricron/templates/ch2bet.nii.gz:
