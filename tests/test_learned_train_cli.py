@@ -51,3 +51,26 @@ def test_bad_option_exits_2_with_one_error_line(tmp_path, capsys, argv, name):
     assert errors[0] == err.strip().splitlines()[-1]
     assert errors[0].startswith(f"pdeflow train {argv[1]}: error: argument {name}")
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("stage, command, config_stage", [
+    ("masknet", "masknet", None), ("residual", "residual", "residual")])
+def test_train_inpainting_stage_runs_the_stage_command(tmp_path, capsys, stage, command, config_stage):
+    # `pdeflow train inpainting --stage S` (the interface) is the stage's own command, options and all
+    run_dir = tmp_path / "run"
+    assert main(["train", "inpainting", *TINY[:4], "--stage", stage, *TINY[4:], "--run-dir", str(run_dir)]) == 0
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert (cfg["steps"], cfg["crop"], list(cfg["widths"])) == (2, 16, [4])
+    assert cfg.get("stage") == config_stage
+    assert (run_dir / "model.json").is_file()
+
+
+def test_train_inpainting_stage_routing():
+    from pdeflow.cli.inpaint import route_train_stage
+    assert route_train_stage(["train", "inpainting", "--stage=joint", "--steps", "3"]) == \
+        ["train", "residual", "--stage", "joint", "--steps", "3"]
+    assert route_train_stage(["train", "inpainting", "--steps", "3", "--stage", "masknet"]) == \
+        ["train", "masknet", "--steps", "3"]
+    for argv in (["train", "inpainting", "--stage", "wgan"], ["train", "residual", "--stage", "joint"],
+                 ["train", "inpainting", "--stage"], ["mask", "--stage", "masknet"]):
+        assert route_train_stage(argv) == argv

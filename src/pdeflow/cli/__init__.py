@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run ``pdeflow`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
+    argv = inpaint.route_train_stage(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
         validate = getattr(args, "validate", None)

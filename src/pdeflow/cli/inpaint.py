@@ -468,17 +468,53 @@ _TRAIN_LAYOUT = [
 ]
 
 
+#: The stages of the learned-mask design (mask network, residual inpainter, both fine-tuned together) under
+#: ``pdeflow train inpainting --stage``: their options differ from the GANs', so each has its own command, and
+#: ``--stage S`` hands every other argument to it (:func:`route_train_stage`).
+TRAIN_STAGE_COMMANDS = {
+    "masknet": ["train", "masknet"],
+    "residual": ["train", "residual", "--stage", "residual"],
+    "joint": ["train", "residual", "--stage", "joint"],
+}
+
+
+def route_train_stage(argv: list[str]) -> list[str]:
+    """``argv`` of ``pdeflow train inpainting --stage masknet|residual|joint ...`` rewritten to the stage's own
+    command (:data:`TRAIN_STAGE_COMMANDS`); any other ``argv`` unchanged."""
+    if argv[:2] != ["train", "inpainting"]:
+        return argv
+    rest = argv[2:]
+    for i, arg in enumerate(rest):
+        if arg == "--stage" and i + 1 < len(rest):
+            stage, end = rest[i + 1], i + 2
+        elif arg.startswith("--stage="):
+            stage, end = arg.split("=", 1)[1], i + 1
+        else:
+            continue
+        if stage in TRAIN_STAGE_COMMANDS:
+            return TRAIN_STAGE_COMMANDS[stage] + rest[:i] + rest[end:]
+        break
+    return argv
+
+
 def add_train_parser(train_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow train``."""
     p = add_command(train_sub, "inpainting", _run_train,
-                    help="train the inpainting WGAN and the joint mask WGAN (Peter, 2022)",
+                    help="train the inpainting GANs (Peter, 2022), or a stage of the learned masks",
                     examples=["pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan",
                               "pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
-                              "--steps 3000 --run-dir runs/mask05"],
-                    note="Images are read in [0, 1]; --channels 1 trains on luminance.",
+                              "--steps 3000 --run-dir runs/mask05",
+                              "pdeflow train inpainting --stage masknet --density 0.05 --run-dir runs/masknet05"],
+                    note="Images are read in [0, 1]; --channels 1 trains on luminance. --stage masknet, residual "
+                         "and joint are the learned-mask design's stages: the same as `pdeflow train masknet`, "
+                         "`pdeflow train residual` and `pdeflow train residual --stage joint`, whose --help lists "
+                         "their options.",
                     validate=_check_train)
     extra = trainer_options("torch device (default: cuda if available, else cpu)")
     add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop32": _crop}, extra=extra)
+    stage = next(a for a in p._actions if a.dest == "stage")
+    stage.choices = (*stage.choices, *TRAIN_STAGE_COMMANDS)   # shown in the usage; main() routes them
+    stage.help += "; masknet, residual, joint: the learned masks' commands (below)"
 
 
 def config_from_args(args):
