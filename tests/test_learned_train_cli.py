@@ -53,9 +53,8 @@ def test_bad_option_exits_2_with_one_error_line(tmp_path, capsys, argv, name):
     assert not run_dir.exists()
 
 
-@pytest.mark.parametrize("stage, command, config_stage", [
-    ("masknet", "masknet", None), ("residual", "residual", "residual")])
-def test_train_inpainting_stage_runs_the_stage_command(tmp_path, capsys, stage, command, config_stage):
+@pytest.mark.parametrize("stage, config_stage", [("masknet", None), ("residual", "residual")])
+def test_train_inpainting_stage_runs_the_stage_command(tmp_path, stage, config_stage):
     # `pdeflow train inpainting --stage S` (the interface) is the stage's own command, options and all
     run_dir = tmp_path / "run"
     assert main(["train", "inpainting", *TINY[:4], "--stage", stage, *TINY[4:], "--run-dir", str(run_dir)]) == 0
