@@ -275,6 +275,27 @@ def test_cli_evaluate_tvflownet(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_cli_evaluate_dihedral_reports_the_wrapped_model_beside_the_bare_one(tmp_path, capsys):
+    from pdeflow.io import save_model
+    torch.manual_seed(0)
+    m = build_model("semiresnet", width=4, depth=2)
+    save_model(m, tmp_path / "tiny", {"model": m.config, "scale": 5.0, "t_max": 1.0}, {})
+    parser = build_parser()
+    argv = ["evaluate", "tvflownet", str(tmp_path / "tiny.safetensors"), "--sizes", "16", "--n-images", "1",
+            "--n-times", "3", "--t-max", "0.04", "--tables", "2", "--tol", "1e-4", "--dihedral", "transpose",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "report")]
+    args = parser.parse_args(argv)
+    args.validate(args)
+    assert args.run(args) == 0
+    rows = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert set(rows["models"]) == {"tiny", "tiny + DihedralMean(transpose)"}
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv + ["--equivariant"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "tvflownet", "--dihedral", "rotations"])
+    capsys.readouterr()
+
+
 def test_cli_evaluate_interrupted_leaves_nothing_in_out(tmp_path, monkeypatch, capsys):
     """A killed `pdeflow evaluate tvflownet` (here: Ctrl-C while the report is written) leaves no file."""
     from pdeflow.cli import main

@@ -22,7 +22,7 @@ from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
 from ..tvflownet.evaluate import evaluate, paper_times
 from ..tvflownet.report import report
-from ..tvflownet.symmetry import Equivariant
+from ..tvflownet.symmetry import DihedralMean, Equivariant
 from ..tvflownet.train import TrainConfig, check_config, data_sources, train
 from ._common import (
     CLIError,
@@ -201,9 +201,14 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
                         "14000 at 256 px)")
     g.add_argument("--homogeneity-sizes", type=ssim_size, nargs="+", default=None, metavar="PX",
                    help="image sizes of Table 6 (default: --sizes)")
-    g.add_argument("--equivariant", action="store_true",
+    w = g.add_mutually_exclusive_group()
+    w.add_argument("--equivariant", action="store_true",
                    help="every table also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant "
                         "(exact shift and contrast symmetry, composition past the trained times)")
+    w.add_argument("--dihedral", choices=list(DihedralMean.GROUPS), default=None, metavar="GROUP",
+                   help="every table also for each model averaged over a symmetry group of the grid "
+                        "(pdeflow.tvflownet.symmetry.DihedralMean): 'transpose' (2 network calls per query; "
+                        "exact for the discrete flow) or 'square' (8 flips and quarter turns)")
     r = p.add_argument_group("reference solver")
     r.add_argument("--dt", type=positive_float, default=0.01, help="implicit Euler step (default 0.01)")
     r.add_argument("--tol", type=positive_float, default=1e-5,
@@ -245,6 +250,13 @@ def _load_model(spec: str):
     return name, model.eval()
 
 
+def _dihedral_wrapper(group: str):
+    def wrap(model):
+        return DihedralMean(model, group)
+    wrap.__name__ = f"DihedralMean({group})"
+    return wrap
+
+
 def _run_evaluate(args) -> int:
     """Evaluate TVflowNET models with the protocol of Grossmann et al. (2022): images in [0, 1] x 5, 50 times in
     [0, 0.98] (PDE time), against the model-driven reference (implicit Euler TV flow), with the official test
@@ -268,9 +280,7 @@ def _run_evaluate(args) -> int:
         while name in models:
             name += "'"
         models[name] = model.to(args.device)
-    wrapper = None
-    if args.equivariant:
-        wrapper = Equivariant
+    wrapper = Equivariant if args.equivariant else _dihedral_wrapper(args.dihedral) if args.dihedral else None
     tables = sorted(set(args.tables))
     progress = True  # a bar on a terminal, a line per 10 % with ETA in a log
     t0 = time.perf_counter()
