@@ -177,6 +177,10 @@ SPECS = [
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet --arch unet --crop mixed .*--init runs/unet32/last.pt .*runs/unet32-coolmix128$",
      Spec("bounded", standins=("runs/unet32",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --crop 32 .*--init runs/unet32-coolmix128 .*--run-dir runs/unet32-v3$",
+     Spec("bounded", standins=("runs/unet32-coolmix128",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --crop mixed .*--init runs/unet32-v3/last.pt .*runs/v3-coolmix1k$",
+     Spec("bounded", standins=("runs/unet32-v3",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
@@ -256,10 +260,10 @@ def _standin(name: str, cwd: Path) -> None:
 
     if name in ("runs/sr32", "runs/photos"):             # Semi-ResNet runs in the README
         _copy_model(TVFLOWNET_WEIGHTS / "semiresnet", cwd / name)
-    elif name == "runs/unet32":                        # stage 1 of the shipped U-Net: a checkpoint to branch off
+    elif name in ("runs/unet32", "runs/unet32-v3"):    # stages 1 and 3 of the shipped U-Net: checkpoints to branch off
         assert _pdeflow("pdeflow train tvflownet --arch unet --crop 16 --steps 1 --batch-size 2 --val-crops 1 "
-                        "--val-size 16 --val-times 2 --ckpt-every 1 --quiet --run-dir runs/unet32") == 0
-    elif name == "runs/unet-data":
+                        f"--val-size 16 --val-times 2 --ckpt-every 1 --quiet --run-dir {name}") == 0
+    elif name in ("runs/unet-data", "runs/unet32-coolmix128"):
         _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)
