@@ -129,6 +129,21 @@ def test_flow_method_net_errors(tmp_path, capsys):
     assert "only used with --method net" in capsys.readouterr().err
     assert main(["flow", "--size", "24", "--method", "net", "--colour", "--out", str(out)]) == 2
     assert "greyscale" in capsys.readouterr().err
+    assert main(["flow", "--size", "24", "--symmetry", "transpose", "--out", str(out)]) == 2
+    assert "argument --symmetry: only used with --method net" in capsys.readouterr().err
+
+
+def test_flow_method_net_symmetry_averages_the_network(tmp_path):
+    from pdeflow import tvflownet
+
+    model = _export_tiny_tvflownet(tmp_path / "tiny")
+    out = tmp_path / "o"
+    assert main(["flow", "--size", "24", "--times", "0.1", "--method", "net", "--model", str(model),
+                 "--symmetry", "square", "--save-npy", "--out", str(out)]) == 0
+    net = torch.from_numpy(np.load(out / "net.npy"))
+    plain = tvflownet.flow(camera_crop(24), [0.1], tvflownet.load(model))
+    torch.testing.assert_close(net, tvflownet.flow(camera_crop(24), [0.1], tvflownet.load(model), symmetry="square"))
+    assert (net - plain).abs().max() > 1e-5
 
 def test_spectral_writes_bands_residual_csv(tmp_path, capsys):
     out = tmp_path / "s"

@@ -112,3 +112,20 @@ def test_dihedral_mean_wraps_an_equivariant_model_and_keeps_its_description():
     assert m.meta is inner.meta and m.in_channels == inner.in_channels
     u, phi = m(_field((9, 11)).abs(), 0.2)
     assert u.shape == (9, 11) and phi.shape == (2, 9, 11)
+
+
+def test_flow_symmetry_option_averages_the_network():
+    from pdeflow.tvflownet import flow
+    m = _tiny(torch.float32)
+    m.meta = {"config": {"scale": 5.0, "t_max": 1.0}}
+    u0 = torch.rand(2, 1, 10, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want_u, want_phi = DihedralMean(Equivariant(m), "transpose")(u0, 0.1)
+    u, phi = flow(u0, [0.1], m, symmetry="transpose", return_dual=True)
+    torch.testing.assert_close(u[0], want_u)
+    torch.testing.assert_close(phi[0], want_phi)
+    bare = flow(u0, [0.1], m, equivariant=False, symmetry="square")
+    with torch.no_grad():
+        torch.testing.assert_close(bare[0], DihedralMean(m, "square")(5 * u0, 0.5)[0] / 5)
+    with pytest.raises(UserInputError, match="symmetry must be None or one of 'transpose', 'square'"):
+        flow(u0, [0.1], m, symmetry="flip")

@@ -191,6 +191,9 @@ def _register_flow(sub) -> None:
     g.add_argument("--model", metavar="NAME|PATH", default=None,
                    help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
                         "directory (default: the shipped default model)")
+    g.add_argument("--symmetry", choices=("transpose", "square"), default=None,
+                   help="--method net/both: average the network over the image transposed (2 network calls; an "
+                        "exact symmetry of the discrete flow) or over all 8 flips and quarter turns (8 calls)")
     _add_run_args(p, dt=_FLOW_DEFAULTS["dt"], tol=_FLOW_DEFAULTS["tol"],
                   npy="u.npy (reference) / net.npy (network): the flow, shape "
                                              "(len(times), C, H, W), float32")
@@ -200,6 +203,8 @@ def _check_flow(args) -> None:
     args.times = _increasing(args.times, "--times", args.parser)
     if args.model is not None and args.method == "reference":
         args.parser.error("argument --model: only used with --method net or both")
+    if args.symmetry is not None and args.method == "reference":
+        args.parser.error("argument --symmetry: only used with --method net or both")
     if args.method != "reference" and not args.grey:
         args.parser.error("argument --colour: TVflowNET models are greyscale; use --method reference for colour")
     _check_compute(args)
@@ -250,7 +255,7 @@ def _run_net_api(u0, args, times):
         raise CLIError(f"argument --model: {exc}") from None
     x = (u0 * args.scale).to(args.device)
     t0 = time.perf_counter()
-    u = net_api.flow(x, times, model, progress=sys.stderr.isatty())
+    u = net_api.flow(x, times, model, symmetry=args.symmetry, progress=sys.stderr.isatty())
     if x.is_cuda:
         torch.cuda.synchronize()
     return u.cpu(), time.perf_counter() - t0, args.model or net_api.DEFAULT_MODEL

@@ -179,6 +179,7 @@ def flow(
     *,
     scale: float | None = None,
     equivariant: bool = True,
+    symmetry: str | None = None,
     batch_size: int = 32,
     return_ut: bool = False,
     return_dual: bool = False,
@@ -206,6 +207,11 @@ def flow(
         normalised to the training intensities, and times beyond the trained
         interval are reached by composition. ``False``: the bare network, which
         extrapolates in time beyond ``T / scale`` (a warning says so).
+    symmetry : {None, "transpose", "square"}
+        Average the network over a group of symmetries of the grid
+        (:class:`~pdeflow.tvflownet.symmetry.DihedralMean`): ``"transpose"``,
+        the discrete flow's own symmetry (2 network calls per query), or
+        ``"square"``, all 8 flips and quarter turns (8 calls). ``None``: one call.
     batch_size : int
         (image, time) pairs per network call.
     return_ut : bool
@@ -233,14 +239,20 @@ def flow(
     times_f = check_times(times)
     if model is None:
         model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
-    from .symmetry import Equivariant
-    if equivariant and not isinstance(model, Equivariant):
+    from .symmetry import DihedralMean, Equivariant
+    if symmetry is not None and symmetry not in DihedralMean.GROUPS:
+        raise UserInputError(f"symmetry must be None or one of {', '.join(map(repr, DihedralMean.GROUPS))}, "
+                             f"got {symmetry!r}")
+    if equivariant and not isinstance(model, (Equivariant, DihedralMean)):
         model = Equivariant(model)
+    composes = isinstance(model.model if isinstance(model, DihedralMean) else model, Equivariant)
+    if symmetry is not None:
+        model = DihedralMean(model, symmetry)
     s = scale if scale is not None else (model_scale(model) or 1.0)
     if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
         raise UserInputError(f"scale must be a finite number > 0, got {scale!r}")
     T = model_t_max(model)
-    if not isinstance(model, Equivariant) and T is not None and times_f[-1] * s > T * (1 + 1e-6):
+    if not composes and T is not None and times_f[-1] * s > T * (1 + 1e-6):
         warnings.warn(f"flow: times up to {times_f[-1]:g} reach {times_f[-1] * s:g} on the network's scale, beyond "
                       f"its trained interval [0, {T:g}]; the network extrapolates (use equivariant=True to compose)",
                       stacklevel=2)
