@@ -69,7 +69,19 @@ from ..errors import UserInputError
 __all__ = ["Equivariant", "DihedralMean", "dihedral"]
 
 
-class Equivariant(nn.Module):
+class _Wrapper(nn.Module):
+    """A module around ``self.model`` that shows the inner model's description, so that it can stand in for it."""
+
+    @property
+    def meta(self):
+        return getattr(self.model, "meta", None)
+
+    @property
+    def in_channels(self):
+        return getattr(self.model, "in_channels", None)
+
+
+class Equivariant(_Wrapper):
     """Wrap ``model(u0, t) -> (u, phi)`` to be exactly shift equivariant and one-homogeneous.
 
     Parameters
@@ -119,15 +131,6 @@ class Equivariant(nn.Module):
         self.compose = bool(compose)
         self.max_stages = max_stages
         self.flat = float(flat)
-
-    # the inner model's description, so that Equivariant(m) can stand in for m
-    @property
-    def meta(self):
-        return getattr(self.model, "meta", None)
-
-    @property
-    def in_channels(self):
-        return getattr(self.model, "in_channels", None)
 
     def extra_repr(self) -> str:
         return f"contrast={self.contrast!r}, scale={self.scale:g}, t_max={self.t_max:g}, compose={self.compose}"
@@ -257,7 +260,7 @@ def dihedral(u: torch.Tensor, phi: torch.Tensor | None, k: int, *, inverse: bool
     return u, phi
 
 
-class DihedralMean(nn.Module):
+class DihedralMean(_Wrapper):
     """Average a model over symmetries of the grid: ``mean_g g^-1 model(g u0, t)``.
 
     The continuous TV flow commutes with flips and quarter turns; the discrete
@@ -288,14 +291,6 @@ class DihedralMean(nn.Module):
             raise UserInputError(f"group must be one of {', '.join(map(repr, self.GROUPS))}, got {group!r}")
         self.model = model
         self.group = group
-
-    @property
-    def meta(self):
-        return getattr(self.model, "meta", None)
-
-    @property
-    def in_channels(self):
-        return getattr(self.model, "in_channels", None)
 
     def extra_repr(self) -> str:
         return f"group={self.group!r}"
