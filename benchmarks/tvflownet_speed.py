@@ -210,7 +210,7 @@ def main(argv=None) -> None:
     rows = []
     for label, equivariant in (("with the symmetry wrapper", True), ("bare network", False)):
         def net_query(i, equivariant=equivariant):
-            return tvflownet.flow(x[i:i + 1].float(), [t], model, scale=1.0, equivariant=equivariant)[0]
+            return tvflownet.flow(x[i:i + 1].float(), [t], model, scale=1.0, equivariant=equivariant, symmetry=None)[0]
 
         net_psnr = mean_psnr(torch.cat([net_query(i) for i in range(args.n_images)]), truth, args.scale)
         print(f"network, {label}: mean PSNR {net_psnr:.2f} dB against the ground truth", flush=True)

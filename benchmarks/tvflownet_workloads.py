@@ -156,9 +156,9 @@ def batch_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     for label, eq in VARIANTS:
         secs = {}
         for bs in args.batch_sizes:
-            tvflownet.flow(xf[:1], probe_times[:1], model, scale=1.0, equivariant=eq, batch_size=bs)  # warm-up
-            w, c, _ = timed(lambda: tvflownet.flow(xf, probe_times, model, scale=1.0, equivariant=eq,
-                                                   batch_size=bs), 1, sync)
+            run = dict(scale=1.0, equivariant=eq, symmetry=None, batch_size=bs)   # one network call per pair
+            tvflownet.flow(xf[:1], probe_times[:1], model, **run)  # warm-up
+            w, c, _ = timed(lambda: tvflownet.flow(xf, probe_times, model, **run), 1, sync)
             secs[bs] = w if dev.type == "cuda" else c
             probe.append(dict(variant=label, batch_size=bs, wall_per_pair=w / (N * len(probe_times)),
                               cpu_per_pair=c / (N * len(probe_times))))
@@ -175,7 +175,7 @@ def batch_workload(args, model, dev, sync, log) -> tuple[dict, str]:
             bs = chosen[label]
 
             def net(eq=eq, bs=bs, times=times):
-                return tvflownet.flow(xf, times, model, scale=1.0, equivariant=eq, batch_size=bs)
+                return tvflownet.flow(xf, times, model, scale=1.0, equivariant=eq, symmetry=None, batch_size=bs)
 
             net_psnr = mean_psnr(net(), truth, args.scale)
             best = grid.cheapest(net_psnr)

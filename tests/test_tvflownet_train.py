@@ -319,7 +319,7 @@ def test_flow_applies_the_training_scale():
     """The bare network sees s*u0 at time s*t; the output is divided by s."""
     m = _tiny_model(scale=5.0)
     u0 = torch.rand(2, 1, 12, 12)
-    u = flow(u0, [0.1], m, equivariant=False)
+    u = flow(u0, [0.1], m, equivariant=False, symmetry=None)
     with torch.no_grad():
         direct = m(u0 * 5, 0.5)[0] / 5
     torch.testing.assert_close(u[0], direct)

@@ -191,9 +191,10 @@ def _register_flow(sub) -> None:
     g.add_argument("--model", metavar="NAME|PATH", default=None,
                    help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
                         "directory (default: the shipped default model)")
-    g.add_argument("--symmetry", choices=("transpose", "square"), default=None,
-                   help="--method net/both: average the network over the image transposed (2 network calls; an "
-                        "exact symmetry of the discrete flow) or over all 8 flips and quarter turns (8 calls)")
+    g.add_argument("--symmetry", choices=("none", "transpose", "square"), default=None,
+                   help="--method net/both: average the network over the image and its transpose (the default: "
+                        "2 network calls, an exact symmetry of the discrete flow), over all 8 flips and quarter "
+                        "turns (8 calls), or none (1 call)")
     _add_run_args(p, dt=_FLOW_DEFAULTS["dt"], tol=_FLOW_DEFAULTS["tol"],
                   npy="u.npy (reference) / net.npy (network): the flow, shape "
                                              "(len(times), C, H, W), float32")
@@ -255,7 +256,8 @@ def _run_net_api(u0, args, times):
         raise CLIError(f"argument --model: {exc}") from None
     x = (u0 * args.scale).to(args.device)
     t0 = time.perf_counter()
-    u = net_api.flow(x, times, model, symmetry=args.symmetry, progress=sys.stderr.isatty())
+    symmetry = {None: "transpose", "none": None}.get(args.symmetry, args.symmetry)
+    u = net_api.flow(x, times, model, symmetry=symmetry, progress=sys.stderr.isatty())
     if x.is_cuda:
         torch.cuda.synchronize()
     return u.cpu(), time.perf_counter() - t0, args.model or net_api.DEFAULT_MODEL

@@ -409,7 +409,7 @@ def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float]) -> tuple[
     B, C, H, W = x.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # beyond the trained times: Tables 6 and 7 probe exactly that
-        u, d = network_flow(u0, times, model, scale=1.0, equivariant=False,
+        u, d = network_flow(u0, times, model, scale=1.0, equivariant=False, symmetry=None,
                             batch_size=max(1, (1 << 21) // (H * W * C)), return_ut=True)
     return u.float().cpu(), d.float().cpu()
 
