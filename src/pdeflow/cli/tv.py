@@ -18,6 +18,7 @@ import torch
 
 from .. import datasets, viz
 from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
+from ..tvflownet.symmetry import DihedralMean
 from ._common import (
     DEFAULT_BUILTIN,
     DEFAULT_BUILTIN_SIZE,
@@ -191,7 +192,7 @@ def _register_flow(sub) -> None:
     g.add_argument("--model", metavar="NAME|PATH", default=None,
                    help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
                         "directory (default: the shipped default model)")
-    g.add_argument("--symmetry", choices=("none", "transpose", "square"), default=None,
+    g.add_argument("--symmetry", choices=("none", *DihedralMean.GROUPS), default=None,
                    help="--method net/both: average the network over the image and its transpose (the default: "
                         "2 network calls, an exact symmetry of the discrete flow), over all 8 flips and quarter "
                         "turns (8 calls), or none (1 call)")
@@ -256,8 +257,9 @@ def _run_net_api(u0, args, times):
         raise CLIError(f"argument --model: {exc}") from None
     x = (u0 * args.scale).to(args.device)
     t0 = time.perf_counter()
-    symmetry = {None: "transpose", "none": None}.get(args.symmetry, args.symmetry)
-    u = net_api.flow(x, times, model, symmetry=symmetry, progress=sys.stderr.isatty())
+    # unset: flow()'s own default
+    chosen = {} if args.symmetry is None else {"symmetry": None if args.symmetry == "none" else args.symmetry}
+    u = net_api.flow(x, times, model, progress=sys.stderr.isatty(), **chosen)
     if x.is_cuda:
         torch.cuda.synchronize()
     return u.cpu(), time.perf_counter() - t0, args.model or net_api.DEFAULT_MODEL
