@@ -48,6 +48,37 @@ def test_shapes_border_and_projection(arch, size):
     assert (phi ** 2).sum(-3).sqrt().max() <= 1 + 1e-6
 
 
+def test_border_convention_and_the_reference_flux():
+    """The reference flow's flux p has div(p) = u_t up to the edge; zeroing a 1-pixel border of it
+    (edge_width=1, the paper's) loses u_t on the border rows and columns, edge_width=0 keeps it exact."""
+    from pdeflow.tv import tv_flow
+    from pdeflow.tvflownet.models import zero_border
+    torch.manual_seed(1)
+    u0 = 5 * torch.rand(1, 1, 12, 12, dtype=torch.float64)
+    _, ut, p = tv_flow(u0, [0.1], dt=0.05, tol=1e-9, max_iter=20000, return_ut=True, return_dual=True)
+    assert torch.allclose(ops.div(zero_border(p[0], 0)), ut[0], atol=1e-10)
+    err = (ops.div(zero_border(p[0], 1)) - ut[0]).abs()[0, 0]
+    border = torch.ones(12, 12, dtype=torch.bool)
+    border[2:-1, 2:-1] = False          # the first two rows/columns and the last ones feel the zeroed flux
+    assert err[~border].max() < 1e-10
+    assert err[border].max() > 1e-2
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("edge_width", [0, 2])
+def test_edge_width_option(arch, edge_width):
+    torch.manual_seed(0)
+    model = build_model(arch, edge_width=edge_width)
+    _, phi = model(torch.rand(2, 1, 16, 16), torch.tensor([0.1, 0.5]))
+    w = edge_width
+    if w == 0:
+        assert phi[..., 0, :].abs().max() > 0 and phi[..., :, -1].abs().max() > 0
+    else:
+        assert phi[..., :w, :].abs().max() == 0 and phi[..., -w:, :].abs().max() == 0
+        assert phi[..., :, :w].abs().max() == 0 and phi[..., :, -w:].abs().max() == 0
+        assert phi[..., w:-w, w:-w].abs().max() > 0
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_time_argument_forms_and_unbatched_input(arch):
     torch.manual_seed(0)

@@ -1,0 +1,87 @@
+"""Where a TVflowNET's div phi (and u) error sits: on the image border or inside, early or late in the flow.
+
+    python benchmarks/tvflownet_error_map.py MODEL [MODEL ...] [--sizes 32 96] [--image-dir DIR] [--seed 1]
+
+For natural-image crops (those of ``pdeflow evaluate tvflownet``, Tables 2-4: by default the built-in test
+photos; ``--image-dir VAL_PHOTOS --seed 1`` gives the validation crops) and the paper's 50 times, each
+model's squared error against the evaluation's reference (images x5, scaled back) is split
+
+* by pixel: the outer ring of width 1 and 2 (its share of the total error and its share of the pixels), and
+  the mean error on the first/last row and column against the interior's;
+* by time: the share of the error at t < 0.2 (the first 10 of the 50 times);
+
+and the stack PSNR (the tables' metric) is printed as measured and as it would be with the border ring's
+error replaced by the interior's mean: what a model gets from a border it represents exactly. The
+paper's boundary condition, phi = 0 on a one-pixel border (``edge_width=1``), makes ``div phi`` wrong on
+the border rows and columns of the discrete flow (``tests/test_tvflownet_models.py``), which this
+measures on a trained model. The network is called bare (one call, no wrapper).
+Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
+"""
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import torch
+
+from _results import add_output_args, open_out  # benchmarks/_results.py
+from pdeflow.tvflownet import load
+from pdeflow.tvflownet.evaluate import PAPER_SCALE, model_flow, natural_images, paper_times, reference_flow
+
+
+def ring(size: int, width: int) -> torch.Tensor:
+    m = torch.zeros(size, size, dtype=torch.bool)
+    m[:width] = m[-width:] = True
+    m[:, :width] = m[:, -width:] = True
+    return m
+
+
+def stack_psnr(err: torch.Tensor) -> float:
+    """Mean over images of the PSNR of each image's whole stack; ``err`` ``(K, B, C, H, W)`` squared errors."""
+    return float((-10 * torch.log10(err.mean(dim=(0, 2, 3, 4)))).mean())
+
+
+def report(name: str, what: str, err: torch.Tensor, times: list[float]) -> None:
+    size = err.shape[-1]
+    inner = ~ring(size, 2)
+    parts = [f"{name:>12s} {what:7s} {size:4d} px | PSNR {stack_psnr(err):6.2f}"]
+    for w in (1, 2):
+        m = ring(size, w)
+        fixed = err.clone()
+        fixed[..., m] = err[..., ~m].mean()
+        parts.append(f"ring {w}: {float(m.float().mean()):4.0%} of pixels, {float(err[..., m].sum() / err.sum()):4.0%} "
+                     f"of error, PSNR {stack_psnr(fixed):6.2f} if like the inside")
+    rows = [err[..., 0, :], err[..., -1, :], err[..., :, 0], err[..., :, -1]]
+    parts.append("first/last row, first/last column vs inside: "
+                 + " ".join(f"{float(r.mean() / err[..., inner].mean()):4.1f}x" for r in rows))
+    early = sum(1 for t in times if t < 0.2)
+    parts.append(f"t < 0.2: {float(err[:early].sum() / err.sum()):4.0%} of error")
+    print(" | ".join(parts), flush=True)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="shipped names, model files or run folders")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[32, 96])
+    ap.add_argument("--n-images", type=int, default=16)
+    ap.add_argument("--image-dir", default=None, help="photos to crop (default: the built-in test photos)")
+    ap.add_argument("--seed", type=int, default=0, help="crop seed (default 0, the test tables'; validation: 1)")
+    add_output_args(ap, "tvflownet_error_map", what="log.txt")
+    args = ap.parse_args(argv)
+    open_out(args, argv)
+    torch.set_num_threads(1)
+    models = {name: load(name).eval() for name in args.models}
+    times = paper_times()
+    for size in args.sizes:
+        x = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir) * PAPER_SCALE
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ref_u, ref_ut = reference_flow(x, times)
+        for name, model in models.items():
+            u, d = model_flow(model, x, times)
+            report(name, "div phi", ((d - ref_ut) / PAPER_SCALE) ** 2, times)
+            report(name, "u", ((u - ref_u) / PAPER_SCALE) ** 2, times)
+
+
+if __name__ == "__main__":
+    main()
