@@ -14,7 +14,9 @@ and the stack PSNR (the tables' metric) is printed as measured and as it would b
 error replaced by the interior's mean: what a model gets from a border it represents exactly. The
 paper's boundary condition, phi = 0 on a one-pixel border (``edge_width=1``), makes ``div phi`` wrong on
 the border rows and columns of the discrete flow (``tests/test_tvflownet_models.py``), which this
-measures on a trained model. The network is called bare (one call, no wrapper).
+measures on a trained model; ``--edge-width W`` evaluates the models under another border width than
+they were trained with (what switching the convention alone, without training, does). The network is
+called bare (one call, no wrapper).
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 """
 from __future__ import annotations
@@ -66,11 +68,18 @@ def main(argv=None) -> None:
     ap.add_argument("--n-images", type=int, default=16)
     ap.add_argument("--image-dir", default=None, help="photos to crop (default: the built-in test photos)")
     ap.add_argument("--seed", type=int, default=0, help="crop seed (default 0, the test tables'; validation: 1)")
+    ap.add_argument("--edge-width", type=int, default=None,
+                    help="evaluate every model with this border width of phi (default: each model's own)")
     add_output_args(ap, "tvflownet_error_map", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
     torch.set_num_threads(1)
     models = {name: load(name).eval() for name in args.models}
+    if args.edge_width is not None:
+        if args.edge_width < 0:
+            ap.error(f"--edge-width must be >= 0, got {args.edge_width}")
+        for model in models.values():
+            model.edge_width = args.edge_width
     times = paper_times()
     for size in args.sizes:
         x = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir) * PAPER_SCALE

@@ -179,8 +179,10 @@ SPECS = [
      Spec("bounded", standins=("runs/unet32",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet --arch unet --crop 32 .*--init runs/unet32-coolmix128 .*--run-dir runs/unet32-v3$",
      Spec("bounded", standins=("runs/unet32-coolmix128",), data=".data/photos/opencv")),
-    (r"^pdeflow train tvflownet --arch unet --crop mixed .*--init runs/unet32-v3/last.pt .*runs/v3-coolmix1k$",
+    (r"^pdeflow train tvflownet --arch unet --crop mixed .*--init runs/unet32-v3/last.pt .*runs/v3b-coolmix1k$",
      Spec("bounded", standins=("runs/unet32-v3",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/v3b-coolmix1k .*runs/edge0-v3b$",
+     Spec("bounded", standins=("runs/v3b-coolmix1k",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
@@ -263,7 +265,7 @@ def _standin(name: str, cwd: Path) -> None:
     elif name in ("runs/unet32", "runs/unet32-v3"):    # stages 1 and 3 of the shipped U-Net: checkpoints to branch off
         assert _pdeflow("pdeflow train tvflownet --arch unet --crop 16 --steps 1 --batch-size 2 --val-crops 1 "
                         f"--val-size 16 --val-times 2 --ckpt-every 1 --quiet --run-dir {name}") == 0
-    elif name in ("runs/unet-data", "runs/unet32-coolmix128"):
+    elif name in ("runs/unet-data", "runs/unet32-coolmix128", "runs/v3b-coolmix1k"):
         _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)

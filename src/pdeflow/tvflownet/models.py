@@ -35,7 +35,9 @@ Common to all three (Grossmann et al. (2022) and the official constructor facts)
   1e-2 in the loss on a 16x16 test image).  ``ops.div`` already encodes the
   discrete Dirichlet condition of the staggered dual field (it ignores
   ``phi[0]`` on the last row and ``phi[1]`` on the last column), so
-  ``edge_width=0`` is the choice consistent with :mod:`pdeflow.tv`;
+  ``edge_width=0`` is the choice consistent with :mod:`pdeflow.tv`, and the
+  shipped default uses it: with ``edge_width=1`` the one-pixel border (12 %
+  of a 32x32 image) held 42 % of the U-Net's ``div phi`` error on validation;
 * for colour (``in_channels=C > 1``) the norm of ``phi`` couples the channels
   (vectorial TV, as :func:`pdeflow.ops.tv`) unless ``channelwise=True``.
 
