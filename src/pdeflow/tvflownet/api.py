@@ -212,9 +212,10 @@ def flow(
         (:class:`~pdeflow.tvflownet.symmetry.DihedralMean`): ``"transpose"``
         (default), the discrete flow's own symmetry (2 network calls per
         query; with the shipped default it raised every PSNR column of the
-        paper's Tables 2, 4, 5 and 7 by 0.1-1.5 dB on test), or ``"square"``,
-        all 8 flips and quarter turns (8 calls; better on photos, 4-7 dB worse
-        on flat shapes, whose discrete flow is not flip symmetric). ``None``:
+        paper's Tables 2, 4, 5 and 7 by 0.3-1.4 dB on test), or ``"square"``,
+        all 8 flips and quarter turns (8 calls; with an earlier default better
+        on photos, 4-7 dB worse on flat shapes, whose discrete flow is not flip
+        symmetric). ``None``:
         the network alone, one call.
     batch_size : int
         (image, time) pairs per network call.
