@@ -27,15 +27,13 @@ import warnings
 import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
-from pdeflow.tvflownet import load
+from pdeflow.tvflownet import load, zero_border
 from pdeflow.tvflownet.evaluate import PAPER_SCALE, model_flow, natural_images, paper_times, reference_flow
 
 
 def ring(size: int, width: int) -> torch.Tensor:
-    m = torch.zeros(size, size, dtype=torch.bool)
-    m[:width] = m[-width:] = True
-    m[:, :width] = m[:, -width:] = True
-    return m
+    """The outer ``width`` rows and columns of a ``size`` x ``size`` image: where ``zero_border`` zeroes phi."""
+    return zero_border(torch.ones(size, size), width) == 0
 
 
 def stack_psnr(err: torch.Tensor) -> float:
