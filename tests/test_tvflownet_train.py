@@ -290,6 +290,24 @@ def test_reference_flow_picks_each_crops_own_time():
     assert torch.allclose(ref[3], direct[1, 1])
 
 
+def test_default_reference_step_resolves_u_t():
+    """The u_t target is the last implicit step's difference quotient: on textured images, whose
+    level sets vanish all the time, the default step (0.01) must be far closer to the flow's
+    velocity (a fine, tightly solved flow, float64) than 0.05. (On flat shapes, which change
+    velocity rarely, both are within the solver's tolerance: 1e-4 to 3e-4 there.)"""
+    noise = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    u0 = torch.cat([datasets.scenes(("smooth",), 24, seed=0, batch=2, dtype=torch.float64), noise]) * 5
+    t = torch.tensor([0.05, 0.1, 0.15, 0.2], dtype=torch.float64)       # on both grids: no partial steps
+    fine = tv_flow(u0, t.tolist(), dt=0.0025, tol=1e-7, max_iter=5000, return_ut=True)[1]
+    fine = fine[torch.arange(4), torch.arange(4)]                       # each crop at its own time
+    err = {}
+    for dt in (0.01, 0.05):
+        ut = T.supervised_reference(u0, t, TrainConfig(ref_dt=dt), dual=True)[1]
+        err[dt] = float(((ut - fine) ** 2).mean())
+    assert TrainConfig().ref_dt == 0.01
+    assert err[0.01] < 0.2 * err[0.05], err
+
+
 # ---------------------------------------------------------------- load and flow
 
 def _tiny_model(scale=5.0, t_max=1.0, dtype=torch.float32):
