@@ -209,6 +209,24 @@ def test_init_from_a_run_checkpoint_copies_its_weights_at_that_step(tmp_path):
         T._init_from(net, str(tmp_path / "other.pt"))
 
 
+def test_a_resumed_run_ignores_init_and_keeps_its_record(tmp_path):
+    """--init seeds a fresh run only: resuming may name another copy of the weights, or one that is
+    gone (another machine), and the export still records the weights the run started from."""
+    train(tiny_config(arch="semiresnet", steps=2), tmp_path / "seed", quiet=True)
+    first = tmp_path / "first.pt"
+    first.write_bytes((tmp_path / "seed" / "last.pt").read_bytes())
+    run = tmp_path / "run"
+    train(tiny_config(arch="semiresnet", steps=4, init=str(first)), run, quiet=True)
+    record = json.loads((run / "init.json").read_text())
+    assert record["checkpoint"] == str(first) and record["steps"] == 2
+    first.unlink()                                             # the --init of the first start is gone
+    train(tiny_config(arch="semiresnet", steps=6, init=str(tmp_path / "elsewhere.pt")), run, quiet=True)
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["provenance"]["init"] == record and meta["provenance"]["steps_total"] == 6
+    with pytest.raises(ValueError, match="init: no checkpoint at"):   # a fresh run still needs it
+        train(tiny_config(arch="semiresnet", steps=2, init=str(first)), tmp_path / "new", quiet=True)
+
+
 def test_validation_does_not_change_the_training(tmp_path):
     """So a run that validates only at its last step exports exactly its final weights (how the shipped
     default's cool-down is reproduced: README, --val-every equal to --steps)."""

@@ -108,7 +108,8 @@ for the same accuracy.
 
 Run directory
 -------------
-``config.json``, ``last.pt`` (resume point), ``best.pt``, ``log.csv`` (loss
+``config.json``, ``last.pt`` (resume point), ``best.pt``, ``init.json`` (where the initial weights
+came from, with ``init``), ``log.csv`` (loss
 terms per step, ``val_psnr`` at validations), ``val_reference.pt`` and the
 exported best model ``model.safetensors`` + ``model.json``
 (:func:`pdeflow.io.save_model`): the JSON holds ``config``
@@ -116,7 +117,8 @@ exported best model ``model.safetensors`` + ``model.json``
 :func:`pdeflow.tvflownet.load` needs) and ``provenance`` (training config,
 data, steps, wall time, the command, the validation PSNR).
 ``steps`` may be raised when resuming, to extend a finished run (for
-``hybrid`` the switch point moves with it); every other field must match.
+``hybrid`` the switch point moves with it), and ``init`` may name anything (a
+resumed run takes its weights from ``last.pt``); every other field must match.
 
 References
 ----------
@@ -127,6 +129,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import os
 import sys
 import warnings
@@ -138,7 +141,7 @@ import torch.distributed as dist
 
 from .. import datasets, ops
 from ..errors import UserInputError
-from ..io import save_model
+from ..io import atomic_write, save_model
 from ..metrics import psnr
 from ..training import (
     ConfigCheck,
@@ -604,6 +607,20 @@ def _init_from(net: torch.nn.Module, spec: str) -> dict:
             "weights_sha256": model.meta.get("weights", {}).get("sha256")}
 
 
+def initial_weights(net: torch.nn.Module, cfg: TrainConfig, run_dir: Path, *, resumed: bool) -> dict | None:
+    """Where the run's initial weights came from (the provenance's ``init``); ``None`` without ``init``.
+
+    A fresh run loads ``cfg.init`` into ``net``; :func:`train` keeps the record in ``init.json``
+    in the run directory, which a resumed run reads back instead of loading ``cfg.init`` again.
+    """
+    record = run_dir / "init.json"
+    if resumed:
+        if record.exists():
+            return json.loads(record.read_text())
+        return {"model": cfg.init} if cfg.init is not None else None   # a run started before init.json
+    return _init_from(net, cfg.init) if cfg.init is not None else None
+
+
 def _init_from_checkpoint(net: torch.nn.Module, path: Path) -> dict:
     try:
         ckpt = load_checkpoint(path)
@@ -645,13 +662,20 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     train_images, val_images = open_data(cfg)
 
     net = build_model(cfg.arch, **cfg.arch_kwargs).to(device)
-    init_info = _init_from(net, cfg.init) if cfg.init is not None else None   # a resumed run overrides it
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     unsupervised = unsupervised_loss_fn(cfg)
     clock = CpuClock()
+    # init only seeds a fresh run: a resumed one takes its weights from last.pt, so its --init may name
+    # another copy of the same weights (or one that is gone, on another machine). Loaded before the
+    # Run makes the directory, so that a bad --init leaves nothing behind.
+    resuming = (run_dir / "last.pt").exists()
+    init_info = initial_weights(net, cfg, run_dir, resumed=resuming)
     run = Run(run_dir, cfg, models={"net": net}, optimizers={"opt": opt}, extra={"cpu": clock},
-              ckpt_every=cfg.ckpt_every, best_mode="max", allow_changed=("steps",), quiet=quiet)
+              ckpt_every=cfg.ckpt_every, best_mode="max", allow_changed=("steps", "init"), quiet=quiet)
     start = run.resume()
+    if init_info is not None and not resuming and rank == 0:
+        atomic_write(run_dir / "init.json", lambda tmp: tmp.write_text(json.dumps(init_info, indent=2) + "\n"),
+                     overwrite=True)
     show = rank == 0 and not quiet and sys.stderr.isatty()
     val = validation_set(cfg, val_images, run_dir, progress=show)
     if val["replaced"] and start > 0 and run.best is not None:
