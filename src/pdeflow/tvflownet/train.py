@@ -92,8 +92,8 @@ crop's stack at the paper's 50 times; 16 crops of the test photos,
   steps of 0.05,
 * 47.2 and 45.4 dB with steps of 0.01,
 
-both at tol 1e-3 and 25 iterations per step, for about the same CPU time per
-crop: the smaller steps start closer to their solution. A network can hardly
+both at tol 1e-3 and 25 iterations per step, for at most twice the CPU time
+per crop (equal at 96 px: the smaller steps start closer to their solution). A network can hardly
 beat its target, and the tables ask for div phi >= 32 dB: hence the default
 ``ref_dt = 0.01`` (it was 0.05 before; the JSON of every shipped model
 records the value it was trained with). Steps of 0.01 are
