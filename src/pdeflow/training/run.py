@@ -391,9 +391,10 @@ class Run:
 
     def cached_json(self, name: str, compute) -> Any:
         """The JSON value of file ``name`` in the run directory; computed by ``compute()`` and written
-        the first time (a resumed run reads it back instead of computing it again)."""
+        when the run starts afresh (a resumed run, one that loaded ``last.pt``, reads it back instead of
+        computing it again; a file left by a run killed before its first checkpoint is replaced)."""
         path = self.dir / name
-        if path.is_file():
+        if self._saved_at is not None and path.is_file():
             return json.loads(path.read_text())
         value = compute()
         if self.is_main:

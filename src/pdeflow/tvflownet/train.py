@@ -129,7 +129,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 import sys
 import warnings
@@ -141,7 +140,7 @@ import torch.distributed as dist
 
 from .. import datasets, ops
 from ..errors import UserInputError
-from ..io import atomic_write, save_model
+from ..io import save_model
 from ..metrics import psnr
 from ..training import (
     ConfigCheck,
@@ -607,20 +606,6 @@ def _init_from(net: torch.nn.Module, spec: str) -> dict:
             "weights_sha256": model.meta.get("weights", {}).get("sha256")}
 
 
-def initial_weights(net: torch.nn.Module, cfg: TrainConfig, run_dir: Path, *, resumed: bool) -> dict | None:
-    """Where the run's initial weights came from (the provenance's ``init``); ``None`` without ``init``.
-
-    A fresh run loads ``cfg.init`` into ``net``; :func:`train` keeps the record in ``init.json``
-    in the run directory, which a resumed run reads back instead of loading ``cfg.init`` again.
-    """
-    record = run_dir / "init.json"
-    if resumed:
-        if record.exists():
-            return json.loads(record.read_text())
-        return {"model": cfg.init} if cfg.init is not None else None   # a run started before init.json
-    return _init_from(net, cfg.init) if cfg.init is not None else None
-
-
 def _init_from_checkpoint(net: torch.nn.Module, path: Path) -> dict:
     try:
         ckpt = load_checkpoint(path)
@@ -667,15 +652,15 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     clock = CpuClock()
     # init only seeds a fresh run: a resumed one takes its weights from last.pt, so its --init may name
     # another copy of the same weights (or one that is gone, on another machine). Loaded before the
-    # Run makes the directory, so that a bad --init leaves nothing behind.
+    # Run makes the directory, so that a bad --init leaves nothing behind; the record of where the
+    # weights came from (the provenance's init) is kept in init.json for the resumed run.
     resuming = (run_dir / "last.pt").exists()
-    init_info = initial_weights(net, cfg, run_dir, resumed=resuming)
+    loaded = _init_from(net, cfg.init) if cfg.init is not None and not resuming else None
     run = Run(run_dir, cfg, models={"net": net}, optimizers={"opt": opt}, extra={"cpu": clock},
               ckpt_every=cfg.ckpt_every, best_mode="max", allow_changed=("steps", "init"), quiet=quiet)
     start = run.resume()
-    if init_info is not None and not resuming and rank == 0:
-        atomic_write(run_dir / "init.json", lambda tmp: tmp.write_text(json.dumps(init_info, indent=2) + "\n"),
-                     overwrite=True)
+    init_info = None if cfg.init is None else run.cached_json(   # a run started before init.json: its name
+        "init.json", lambda: loaded or {"model": cfg.init})
     show = rank == 0 and not quiet and sys.stderr.isatty()
     val = validation_set(cfg, val_images, run_dir, progress=show)
     if val["replaced"] and start > 0 and run.best is not None:
