@@ -165,6 +165,18 @@ def test_sample_batch_is_a_pure_function_of_the_generator_and_mixed_sizes(tmp_pa
     assert torch.equal(u_a[0], u_a[1]) and t_a[0] == 0 and t_a[2] == 0 and u_a.max() > 1   # replicated, x5
 
 
+def test_time_power_maps_the_same_uniform_draws():
+    images, _ = T.open_data(tiny_config())
+    g = lambda: T.step_generator(0, 5)  # noqa: E731
+    u1, t1 = T.sample_batch(tiny_config(batch_size=64, t_max=0.5), images, g())
+    u2, t2 = T.sample_batch(tiny_config(batch_size=64, t_max=0.5, t_power=2.0), images, g())
+    assert torch.equal(u1, u2)                                          # same crops: only t changes
+    torch.testing.assert_close(t2, 0.5 * (t1 / 0.5) ** 2)               # t = T U^2 for the same U
+    assert float((t1 < 0.1).float().mean()) < float((t2 < 0.1).float().mean())
+    with pytest.raises(ValueError, match="t_power"):
+        T.check_config(tiny_config(t_power=0.0))
+
+
 def test_sample_batch_mixes_in_synthetic_shapes_without_changing_the_photo_draws():
     images, _ = T.open_data(tiny_config())
     g = lambda: T.step_generator(0, 7)  # noqa: E731

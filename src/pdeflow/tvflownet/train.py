@@ -22,7 +22,11 @@ What a step does
    scenes), the augmentations that are on (:func:`augment`: contrast
    ``aug_gamma``, flips and quarter turns ``aug_dihedral``, intensity factor
    ``aug_scale`` of mean 1), all multiplied by ``scale`` (the paper feeds [0, 1]
-   images times 5), and one flow time per crop, ``t ~ U[0, t_max)``.
+   images times 5), and one flow time per crop, ``t = t_max U^t_power`` with
+   ``U ~ U[0, 1)`` (uniform for the default ``t_power = 1``; a larger power
+   samples the early times more often, where ``u_t`` is largest and most of
+   Table 4's ``div phi`` error lies: 54-72 % of it before t = 0.2 at 32 and
+   96 px).
    With ``times_per_image = k > 1`` the batch holds ``batch_size / k`` crops,
    each at ``k`` times of which the first is ``t = 0`` (the official code's
    mode that replicates one image over a batch of times: ``k = batch_size``).
@@ -206,7 +210,11 @@ class TrainConfig:
                             type="positive_int", metavar="N")
     scale: float = option(5.0, "multiply the [0, 1] images by this (default {default:g}, the paper's)",
                           type="positive_float")
-    t_max: float = option(1.0, "flow times t ~ U[0, T) (default {default:g})", type="positive_float", metavar="T")
+    t_max: float = option(1.0, "flow times t = T U^P, U ~ U[0, 1) (default {default:g})", type="positive_float",
+                          metavar="T")
+    t_power: float = option(1.0, type="positive_float", metavar="P",
+                            help="exponent P of the flow times t = T U^P: 1 uniform, P > 1 more of the early times "
+                                 "where u_t is largest (density of t proportional to t^(1/P - 1)) (default {default:g})")
     times_per_image: int = option(1, type="positive_int", metavar="K",
                                   help="each crop at K times, the first t = 0 (the official code's replicate mode: "
                                        "K = batch size) (default 1: one time per crop)")
@@ -328,7 +336,7 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.crop == "mixed" or (str(cfg.crop).isdigit() and int(cfg.crop) >= 2), "crop",
          "a crop size >= 2 (e.g. '32', '96', '256') or 'mixed'")
     need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
-    need.numbers("scale", "t_max", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
+    need.numbers("scale", "t_max", "t_power", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
     need.numbers("a1", "a2", "phi_weight", "lr_final", positive=False)
     need.numbers("clip", positive=False, optional=True)
     need.trainer()
@@ -424,7 +432,7 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator
     if n_synthetic:                          # no extra draws from g without synthetic images
         parts.append(synthetic_images(n_synthetic, size, g, cfg.synthetic_kinds))
     u0 = augment(torch.cat(parts), cfg, g).repeat_interleave(k, 0) * cfg.scale
-    t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) * cfg.t_max
+    t = torch.rand(cfg.batch_size, generator=g, dtype=torch.float64) ** cfg.t_power * cfg.t_max
     if k > 1:
         t[::k] = 0.0
     return u0, t.to(u0.dtype)
