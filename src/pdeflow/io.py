@@ -41,6 +41,7 @@ __all__ = [
     "atomic_write",
     "atomic_path",
     "save_model",
+    "model_bytes",
     "load_model",
     "to_json",
     "write_bytes",
@@ -825,6 +826,41 @@ def write_bytes(path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=True)
 
 
+def model_bytes(model, weights_name: str, config: dict, provenance: dict | None = None) -> tuple[bytes, bytes]:
+    """A model's two files as bytes: ``(weights, metadata)``, what :func:`save_model` writes.
+
+    For writers that stage files themselves (the command line's all-or-nothing outputs).
+    ``weights_name`` is the weights file's name, recorded in the JSON with its SHA-256; the
+    other arguments as :func:`save_model`.
+    """
+    from safetensors.torch import save as st_save
+
+    from . import __version__
+
+    if isinstance(model, torch.nn.Module):
+        state = getattr(model, "module", model).state_dict()
+    elif isinstance(model, Mapping):
+        state = dict(model)
+    else:
+        raise TypeError(f"save_model: model must be an nn.Module or a state dict, got {type(model).__name__}")
+    # clone: safetensors refuses tensors that share storage (tied weights, views)
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+    weights = st_save(tensors, metadata={"format": "pdeflow-model"})
+    meta = {
+        "format": "pdeflow-model",
+        "format_version": 1,
+        "config": config,
+        "provenance": {
+            "pdeflow_version": __version__,
+            "torch_version": str(torch.__version__),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **(provenance or {}),
+        },
+        "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest()},
+    }
+    return weights, to_json(meta, "save_model: config and provenance").encode()
+
+
 def save_model(model, path, config: dict, provenance: dict | None = None) -> tuple[Path, Path]:
     """Ship a model: ``<path>.safetensors`` (weights) and ``<path>.json`` (metadata).
 
@@ -847,33 +883,10 @@ def save_model(model, path, config: dict, provenance: dict | None = None) -> tup
     (pathlib.Path, pathlib.Path)
         The weights file and the JSON file.
     """
-    from safetensors.torch import save as st_save
-
-    from . import __version__
-
-    if isinstance(model, torch.nn.Module):
-        state = getattr(model, "module", model).state_dict()
-    elif isinstance(model, Mapping):
-        state = dict(model)
-    else:
-        raise TypeError(f"save_model: model must be an nn.Module or a state dict, got {type(model).__name__}")
-    # clone: safetensors refuses tensors that share storage (tied weights, views)
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
     weights_path, meta_path = _model_paths(path)
-    write_bytes(weights_path, st_save(tensors, metadata={"format": "pdeflow-model"}))
-    meta = {
-        "format": "pdeflow-model",
-        "format_version": 1,
-        "config": config,
-        "provenance": {
-            "pdeflow_version": __version__,
-            "torch_version": str(torch.__version__),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            **(provenance or {}),
-        },
-        "weights": {"file": weights_path.name, "sha256": _sha256(weights_path)},
-    }
-    write_bytes(meta_path, to_json(meta, "save_model: config and provenance").encode())
+    weights, meta = model_bytes(model, weights_path.name, config, provenance)
+    write_bytes(weights_path, weights)
+    write_bytes(meta_path, meta)
     return weights_path, meta_path
 
 

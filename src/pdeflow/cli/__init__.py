@@ -3,7 +3,7 @@
 Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module per pillar:
 
 * :mod:`pdeflow.cli.tv`: ``flow``, ``spectral``, ``samples``, ``demo``.
-* :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``evaluate tvflownet``.
+* :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``train tvflownet-average``, ``evaluate tvflownet``.
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.
 * :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``train inpainting``, ``evaluate inpainting``.
 
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "evaluate", help="reproduce a paper's evaluation (tables and figures)",
         description="Reproduce the evaluation protocol of a paper.", dest="evaluate_what", metavar="WHAT")
     tvflownet.add_train_parser(train)
+    tvflownet.add_average_parser(train)
     tvflownet.add_evaluate_parser(evaluate)
     iel.add_parsers(sub)
     inpaint.add_train_parser(train)

@@ -193,11 +193,14 @@ class Outputs:
             w.writerow(header)
             w.writerows(rows)
 
+    def raw(self, name: str, data: bytes) -> None:
+        with open(self._tmp(name), "wb") as fh:
+            fh.write(data)
+
     def report(self, rep) -> list[Path]:
         """Stage every file of a :class:`pdeflow.reporting.Report`; returns their target paths."""
         for name, data in rep.files.items():
-            with open(self._tmp(name), "wb") as fh:
-                fh.write(data)
+            self.raw(name, data)
         return [self.paths[n] for n in rep.files]
 
     def __exit__(self, exc_type, exc, tb):

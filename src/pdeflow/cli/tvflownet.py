@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..io import model_bytes
+from ..training import invoked_command
 from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
 from ..tvflownet.evaluate import evaluate, paper_times
@@ -40,7 +42,7 @@ from ._common import (
     trainer_options,
 )
 
-__all__ = ["add_train_parser", "add_evaluate_parser", "config_from_args"]
+__all__ = ["add_train_parser", "add_average_parser", "add_evaluate_parser", "config_from_args"]
 
 
 def _crop(text: str) -> str:
@@ -133,6 +135,56 @@ def _run_train(args) -> int:
               f"the identity u(t) = u0 scores {prov['val_psnr_identity']:.2f} dB")
         print(f"model: {meta_path.with_suffix('.safetensors')} + {meta_path.name}; "
               f"load it with pdeflow.tvflownet.load({str(run_dir)!r})")
+    return 0
+
+
+def add_average_parser(train_sub) -> None:
+    """Register ``tvflownet-average`` on the subparsers of ``pdeflow train``."""
+    p = add_command(train_sub, "tvflownet-average", _run_average,
+                    help="average the weights of trained TVflowNETs of one architecture (a model soup)",
+                    examples=["pdeflow train tvflownet-average runs/a runs/b --weights 0.3 0.7 --out runs/soup/model"],
+                    note="Each MODEL as `pdeflow evaluate tvflownet` takes it: a shipped name, a run directory or a "
+                         ".safetensors/.json path.",
+                    validate=_check_average)
+    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more models of one architecture")
+    p.add_argument("--weights", nargs="+", type=float, metavar="W",
+                   help="one weight >= 0 per model, normalised to sum 1 (default: equal weights)")
+    p.add_argument("--out", required=True, metavar="STEM",
+                   help="the averaged model's files, STEM.safetensors and STEM.json (refused if they exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing STEM files")
+
+
+def _check_average(args) -> None:
+    if len(args.models) < 2:
+        args.parser.error(f"argument MODEL: give two or more models to average, got {len(args.models)}")
+    if args.weights is not None:
+        if len(args.weights) != len(args.models):
+            args.parser.error(f"argument --weights: one weight per MODEL ({len(args.models)}), "
+                              f"got {len(args.weights)}")
+        if not all(w >= 0 for w in args.weights) or sum(args.weights) <= 0:   # NaN fails w >= 0
+            args.parser.error(f"argument --weights: expected numbers >= 0, not all zero, got "
+                              f"{' '.join(f'{w:g}' for w in args.weights)}")
+
+
+def _run_average(args) -> int:
+    """Average the weights of trained TVflowNETs (pdeflow.tvflownet.average): models of one architecture and
+    training convention, e.g. fine-tuned branches of one run, combined with the given weights into a new model,
+    written as STEM.safetensors + STEM.json with the sources in its provenance (load it with
+    pdeflow.tvflownet.load('STEM.json'))."""
+    stem = Path(args.out).expanduser()
+    stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
+    names = [stem.name + ".safetensors", stem.name + ".json"]
+    outputs = Outputs(stem.parent, names, overwrite=args.overwrite)
+    for spec in args.models:
+        _load_model(spec)                   # a clear error naming MODEL before any work
+    model = tvflownet_api.average(args.models, args.weights)
+    provenance = {**model.meta["provenance"], "command": invoked_command()}
+    weights, meta = model_bytes(model, names[0], model.meta["config"], provenance)
+    with outputs:
+        outputs.raw(names[0], weights)
+        outputs.raw(names[1], meta)
+    shares = ", ".join(f"{w['weight']:.3g} x {w['model']}" for w in provenance["averaged"])
+    print(f"wrote {stem}.safetensors + {stem.name}.json: {shares}")
     return 0
 
 

@@ -14,7 +14,7 @@ References
        variation flow", arXiv:2206.04406, 2022.
 """
 from . import models
-from .api import flow, load, shipped_models
+from .api import average, flow, load, shipped_models
 from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
 from .models import *  # noqa: F403  (the package re-exports models.__all__)
@@ -37,6 +37,7 @@ __all__ = [
     "loss_terms",
     "time_derivative",
     "load",
+    "average",
     "flow",
     "shipped_models",
     "Equivariant",

@@ -48,7 +48,7 @@ from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
 from .models import build_model
 
-__all__ = ["load", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale", "model_t_max"]
+__all__ = ["load", "average", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale", "model_t_max"]
 
 #: Where shipped models live (package data).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -132,6 +132,65 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     model.meta = meta
     model.requires_grad_(False)
     return model.eval().to(device)
+
+
+def average(models: Sequence, weights: Sequence[float] | None = None, *,
+            device: str | torch.device = "cpu") -> nn.Module:
+    """A weighted average of trained TVflowNETs' weights (a "model soup"), as a model like :func:`load`'s.
+
+    Averaging the weights of networks fine-tuned from one starting point can combine
+    what each learned (Wortsman et al., "Model soups", 2022); the models must share
+    one architecture and training convention (their JSON ``config`` must be equal).
+    The average is formed in float64 and stored in the models' dtype.
+
+    Parameters
+    ----------
+    models : sequence of str or path
+        Two or more models, each as :func:`load` takes it (shipped name or path).
+    weights : sequence of float, optional
+        One non-negative weight per model, not all zero; normalised to sum 1
+        (default: equal weights).
+    device : torch device
+
+    Returns
+    -------
+    nn.Module
+        The averaged model, in eval mode with gradients off; ``model.meta`` holds
+        the shared ``config`` and a ``provenance`` that records each source (as
+        given, its weights' SHA-256, its normalised weight and its own provenance).
+    """
+    models = list(models)
+    if len(models) < 2:
+        raise UserInputError(f"models: give two or more models to average, got {len(models)}")
+    if weights is None:
+        weights = [1.0] * len(models)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(models):
+        raise UserInputError(f"weights: one per model ({len(models)}), got {len(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
+    weights = [w / sum(weights) for w in weights]
+    loaded = [load(m) for m in models]
+    config = loaded[0].meta["config"]
+    for name, m in zip(models[1:], loaded[1:]):
+        other = m.meta["config"]
+        if other != config:
+            flat = lambda c: {**{k: v for k, v in c.items() if k != "model"}, **c["model"]}  # noqa: E731
+            a, b = flat(config), flat(other)
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            raise UserInputError(f"models: {os.fspath(name)!r} differs from {os.fspath(models[0])!r} in "
+                                 f"{', '.join(keys)}; only models of one architecture and training convention "
+                                 "can be averaged")
+    states = [m.state_dict() for m in loaded]
+    avg = {k: sum(w * s[k].double() for w, s in zip(weights, states)).to(states[0][k].dtype) for k in states[0]}
+    model = loaded[0]
+    model.load_state_dict(avg)
+    model.meta = {"config": config, "provenance": {
+        "trainer": "pdeflow.tvflownet.average",
+        "averaged": [{"model": os.fspath(name), "weight": w, "sha256": m.meta["weights"]["sha256"],
+                      "provenance": m.meta.get("provenance", {})}
+                     for name, w, m in zip(models, weights, loaded)]}}
+    return model.to(device)
 
 
 def _trained_with(model, key: str) -> float | None:

@@ -664,6 +664,10 @@ def _find_train_size(d, depth: int = 0) -> str | None:
         v = prov["train_config"].get("crop")
         if v is not None:
             return str(v).lower()
+    sources = list(_source_provenances(prov))[1:]
+    if sources:                                  # an average of models: their common training size, if any
+        sizes = {_find_train_size({"provenance": p}, depth + 1) for p in sources}
+        return sizes.pop() if len(sizes) == 1 else None
     for k in _TRAIN_KEYS:
         if d.get(k) is not None and not isinstance(d[k], Mapping):
             return str(d[k]).lower()
@@ -749,15 +753,28 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     return out
 
 
+def _source_provenances(prov):
+    """A model's provenance and, for an average of models (:func:`pdeflow.tvflownet.average`), each
+    source's, recursively."""
+    if not isinstance(prov, Mapping):
+        return
+    yield prov
+    averaged = prov.get("averaged")
+    for src in averaged if isinstance(averaged, list) else ():
+        if isinstance(src, Mapping):
+            yield from _source_provenances(src.get("provenance"))
+
+
 def _training_sources(model) -> list[Path]:
     """The folders a model's provenance names among its training and validation data (what
     :mod:`pdeflow.tvflownet.train` records: ``provenance.data.{train,validation}``, their ``sources`` and
-    ``path``), resolved; ``"builtin"`` and unknown metadata give none."""
+    ``path``; for an average of models, its sources'), resolved; ``"builtin"`` and unknown metadata give none."""
     found = []
     for holder in (model, _unwrap(model)):
-        prov = (getattr(holder, "meta", None) or {}).get("provenance", {})
-        data = prov.get("data", {}) if isinstance(prov, Mapping) else {}
-        for part in (data.values() if isinstance(data, Mapping) else ()):
+        provs = list(_source_provenances((getattr(holder, "meta", None) or {}).get("provenance", {})))
+        datas = [p.get("data", {}) for p in provs]
+        parts = [part for data in datas if isinstance(data, Mapping) for part in data.values()]
+        for part in parts:
             if not isinstance(part, Mapping):
                 continue
             srcs = part.get("sources", [])

@@ -26,7 +26,9 @@ What a step does
    ``U ~ U[0, 1)`` (uniform for the default ``t_power = 1``; a larger power
    samples the early times more often, where ``u_t`` is largest and most of
    Table 4's ``div phi`` error lies: 54-72 % of it before t = 0.2 at 32 and
-   96 px).
+   96 px; yet a cool-down with ``t_power = 2`` scored below the same with 1 on
+   validation in every column but Table 7's finite differences, div phi by
+   0.4-0.5 dB, ``benchmarks/results/tvflownet/dt01-c1p2/``).
    With ``times_per_image = k > 1`` the batch holds ``batch_size / k`` crops,
    each at ``k`` times of which the first is ``t = 0`` (the official code's
    mode that replicates one image over a batch of times: ``k = batch_size``).
@@ -213,8 +215,9 @@ class TrainConfig:
     t_max: float = option(1.0, "flow times t = T U^P, U ~ U[0, 1) (default {default:g})", type="positive_float",
                           metavar="T")
     t_power: float = option(1.0, type="positive_float", metavar="P",
-                            help="exponent P of the flow times t = T U^P: 1 uniform, P > 1 more of the early times "
-                                 "where u_t is largest (density of t proportional to t^(1/P - 1)) (default {default:g})")
+                            help="exponent P of the flow times t = T U^P: 1 uniform, P > 1 more of the early "
+                                 "times where u_t is largest (density proportional to t^(1/P - 1)) "
+                                 "(default {default:g})")
     times_per_image: int = option(1, type="positive_int", metavar="K",
                                   help="each crop at K times, the first t = 0 (the official code's replicate mode: "
                                        "K = batch size) (default 1: one time per crop)")
