@@ -183,6 +183,14 @@ SPECS = [
      Spec("bounded", standins=("runs/unet32-v3",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/v3b-coolmix1k .*runs/edge0-v3b$",
      Spec("bounded", standins=("runs/v3b-coolmix1k",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/edge0-v3b .*runs/ref-dt01$",
+     Spec("bounded", standins=("runs/edge0-v3b",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--crop 32 .*--init runs/ref-dt01 .*runs/unet32-dt01$",
+     Spec("bounded", standins=("runs/ref-dt01",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/unet32-dt01/last.pt .*runs/dt01-c1$",
+     Spec("bounded", standins=("runs/unet32-dt01",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet-average runs/edge0-v3b runs/dt01-c1 ",
+     Spec("fast", standins=("runs/edge0-v3b", "runs/dt01-c1"))),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
@@ -265,7 +273,12 @@ def _standin(name: str, cwd: Path) -> None:
     elif name in ("runs/unet32", "runs/unet32-v3"):    # stages 1 and 3 of the shipped U-Net: checkpoints to branch off
         assert _pdeflow("pdeflow train tvflownet --arch unet --crop 16 --steps 1 --batch-size 2 --val-crops 1 "
                         f"--val-size 16 --val-times 2 --ckpt-every 1 --quiet --run-dir {name}") == 0
-    elif name in ("runs/unet-data", "runs/unet32-coolmix128", "runs/v3b-coolmix1k"):
+    elif name == "runs/unet32-dt01":                   # stage 7 (edge_width 0): a checkpoint to branch off
+        assert _pdeflow("pdeflow train tvflownet --arch unet --arch-kwargs '{\"edge_width\": 0}' --crop 16 --steps 1 "
+                        f"--batch-size 2 --val-crops 1 --val-size 16 --val-times 2 --ckpt-every 1 --quiet "
+                        f"--run-dir {name}") == 0
+    elif name in ("runs/unet-data", "runs/unet32-coolmix128", "runs/v3b-coolmix1k", "runs/edge0-v3b",
+                  "runs/ref-dt01", "runs/dt01-c1"):
         _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)

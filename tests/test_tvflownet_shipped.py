@@ -7,11 +7,23 @@ from pdeflow.tv import tv_flow
 pytestmark = pytest.mark.skipif("default" not in tvflownet.shipped_models(), reason="no default model shipped")
 
 
+def _trained_sources(prov):
+    """The trainer provenances behind a model: its own, or, for an average of models, its sources'."""
+    if "averaged" not in prov:
+        return [prov]
+    assert prov["command"].startswith("pdeflow train tvflownet-average")
+    assert abs(sum(src["weight"] for src in prov["averaged"]) - 1) < 1e-12
+    return [p for src in prov["averaged"] for p in _trained_sources(src["provenance"])]
+
+
 def test_default_model_records_its_training():
     model = tvflownet.load()
     prov = model.meta["provenance"]
-    assert prov["command"].startswith("pdeflow train tvflownet")
-    assert prov["steps"] > 0 and prov["val_psnr"] > prov["val_psnr_identity"]
+    for source in _trained_sources(prov):
+        assert source["command"].startswith("pdeflow train tvflownet ")
+        assert source["steps"] > 0 and source["val_psnr"] > source["val_psnr_identity"]
+    stages = prov["shipped"]["training_stages"]                         # every stage's command, reproducible
+    assert all(s["command"].startswith("pdeflow train tvflownet") for s in stages)
     assert sum(p.numel() for p in model.parameters()) < 300_000          # small enough to ship
 
 
