@@ -15,7 +15,12 @@ This script puts the flow itself through the same quadrature: a float64 flow at 
 at the paper's 50 times, for several ``m``. A step equal to the grid's (0.02) telescopes exactly to
 ``u0`` (round-off: a check of the arithmetic); smaller steps resolve more of the flow's own second
 derivative, and score lower. PSNR of ``u0`` (data range 1, the paper's x5 scale divided out), mean and
-standard deviation over images. Printed, and written to ``--out`` (log.txt).
+standard deviation over images.
+
+``--models M ...`` also scores networks (shipped names or paths) by Table 7 itself on the paper's grid and on
+grids 2x and 4x finer (steps of 0.01 and 0.005, to the same T = 0.98). For a network smooth in time the
+autodiff reconstruction tends to its ``u(0)`` (the finite-difference column) as the grid is refined; how far
+and which way it moves on the way shows how much of a score on the paper's grid is quadrature error. Printed, and written to ``--out`` (log.txt).
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.tv import tv_flow
-from pdeflow.tvflownet.evaluate import PAPER_SCALE, natural_images, paper_times
+from pdeflow.tvflownet import load
+from pdeflow.tvflownet.evaluate import PAPER_SCALE, evaluate_spectral, natural_images, paper_times
 
 
 def main(argv=None) -> None:
@@ -39,6 +45,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tol", type=float, default=1e-6, help="its relative duality gap per step (default 1e-6)")
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8],
                     help="difference steps in units of --fine-dt (default 1 2 4 8)")
+    ap.add_argument("--models", nargs="+", default=[], metavar="MODEL",
+                    help="networks to score by Table 7 on the paper's grid and 2x and 4x finer ones")
     add_output_args(ap, "tvflownet_table7_quadrature", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
@@ -65,6 +73,18 @@ def main(argv=None) -> None:
         mse = ((rec - x) / PAPER_SCALE).pow(2).mean(dim=(1, 2, 3))
         psnr = -10 * torch.log10(mse)
         print(f"  difference step {d:g}: PSNR {float(psnr.mean()):.2f} +- {float(psnr.std()):.2f} dB", flush=True)
+
+    if args.models:
+        models = {m: load(m) for m in args.models}
+        print("networks, Table 7 (autodiff; finite differences = the network's u(0)) on grids to T = 0.98:")
+        for step in (0.02, 0.01, 0.005):
+            grid_times = [k * step for k in range(round(0.98 / step) + 1)]
+            res = evaluate_spectral(models, size=args.size, n_images=args.n_images, times=grid_times,
+                                    seed=args.seed, image_dir=args.image_dir, ref_kwargs={"dt": 0.005})
+            for name, r in res["models"].items():
+                (ad, ad_sd), (fd, fd_sd) = r["autodiff"]["psnr"], r["fd"]["psnr"]
+                print(f"  step {step:g}, {name}: autodiff {ad:.2f} +- {ad_sd:.2f} dB, "
+                      f"finite differences {fd:.2f} +- {fd_sd:.2f}", flush=True)
 
 
 if __name__ == "__main__":
