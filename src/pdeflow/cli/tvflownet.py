@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserInputError
 from ..io import model_bytes
 from ..training import invoked_command
 from ..tv import ROF_METHODS
@@ -175,9 +176,12 @@ def _run_average(args) -> int:
     stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
     names = [stem.name + ".safetensors", stem.name + ".json"]
     outputs = Outputs(stem.parent, names, overwrite=args.overwrite)
-    for spec in args.models:
-        _load_model(spec)                   # a clear error naming MODEL before any work
-    model = tvflownet_api.average(args.models, args.weights)
+    try:
+        model = tvflownet_api.average(args.models, args.weights)
+    except UserInputError:
+        raise                               # names its argument (models, weights)
+    except (FileNotFoundError, ValueError, KeyError) as exc:   # a model that does not load, as _load_model says
+        raise CLIError(f"argument MODEL: cannot load: {exc}") from None
     provenance = {**model.meta["provenance"], "command": invoked_command()}
     weights, meta = model_bytes(model, names[0], model.meta["config"], provenance)
     with outputs:
