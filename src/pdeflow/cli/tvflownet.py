@@ -180,7 +180,7 @@ def _run_average(args) -> int:
         model = tvflownet_api.average(args.models, args.weights)
     except UserInputError:
         raise                               # names its argument (models, weights)
-    except (FileNotFoundError, ValueError, KeyError) as exc:   # a model that does not load, as _load_model says
+    except LOAD_ERRORS as exc:              # a model that does not load
         raise CLIError(f"argument MODEL: cannot load: {exc}") from None
     provenance = {**model.meta["provenance"], "command": invoked_command()}
     weights, meta = model_bytes(model, names[0], model.meta["config"], provenance)
@@ -296,11 +296,15 @@ def _check_evaluate(args) -> None:
                           f"{args.t_max / args.dt:g} (e.g. the default 50), or another --dt or --t-max")
 
 
+#: What :func:`pdeflow.tvflownet.load` raises for a model that is missing or not a TVflowNET.
+LOAD_ERRORS = (FileNotFoundError, ValueError, KeyError)
+
+
 def _load_model(spec: str):
     """A model from a shipped name or a ``.safetensors``/``.json`` path; returns ``(name, model)``."""
     try:
         model = tvflownet_api.load(spec)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except LOAD_ERRORS as exc:
         raise CLIError(f"argument MODEL: cannot load {spec!r}: {exc}") from None
     name = Path(spec).with_suffix("").name if Path(spec).suffix in (".safetensors", ".json") else spec
     return name, model.eval()
