@@ -185,12 +185,12 @@ SPECS = [
      Spec("bounded", standins=("runs/v3b-coolmix1k",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/edge0-v3b .*runs/ref-dt01$",
      Spec("bounded", standins=("runs/edge0-v3b",), data=".data/photos/opencv")),
-    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--crop 32 .*--init runs/ref-dt01 .*--steps (4500|6750) "
-     r".*runs/unet32-dt01$", Spec("bounded", standins=("runs/ref-dt01",), data=".data/photos/opencv")),
-    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/unet32-dt01/last.pt .*runs/dt01-c[23]$",
+    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--crop 32 .*--init runs/ref-dt01 "
+     r".*--steps (4500|6750|8500|9500) .*runs/unet32-dt01$", Spec("bounded", standins=("runs/ref-dt01",), data=".data/photos/opencv")),
+    (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/unet32-dt01/last.pt .*runs/dt01-c[2-5]$",
      Spec("bounded", standins=("runs/unet32-dt01",), data=".data/photos/opencv")),
-    (r"^pdeflow train tvflownet-average runs/dt01-c2 runs/dt01-c3 ",
-     Spec("fast", standins=("runs/dt01-c2", "runs/dt01-c3"))),
+    (r"^pdeflow train tvflownet-average runs/dt01-c2 runs/dt01-c3 runs/dt01-c4 runs/dt01-c5 ",
+     Spec("fast", standins=("runs/dt01-c2", "runs/dt01-c3", "runs/dt01-c4", "runs/dt01-c5"))),
     (r"^pdeflow train tvflownet .*--data builtin \.data/photos/opencv .*--run-dir runs/unet-data$",
      Spec("bounded", data=".data/photos/opencv")),
     (r"^pdeflow evaluate tvflownet runs/unet-data .*--heldout-dir \.data/photos/mate-nature ",
@@ -278,7 +278,7 @@ def _standin(name: str, cwd: Path) -> None:
                         f"--batch-size 2 --val-crops 1 --val-size 16 --val-times 2 --ckpt-every 1 --quiet "
                         f"--run-dir {name}") == 0
     elif name in ("runs/unet-data", "runs/unet32-coolmix128", "runs/v3b-coolmix1k", "runs/edge0-v3b",
-                  "runs/ref-dt01", "runs/dt01-c2", "runs/dt01-c3"):
+                  "runs/ref-dt01", "runs/dt01-c2", "runs/dt01-c3", "runs/dt01-c4", "runs/dt01-c5"):
         _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)
