@@ -186,7 +186,8 @@ SPECS = [
     (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/edge0-v3b .*runs/ref-dt01$",
      Spec("bounded", standins=("runs/edge0-v3b",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--crop 32 .*--init runs/ref-dt01 "
-     r".*--steps (4500|6750|8500|9500) .*runs/unet32-dt01$", Spec("bounded", standins=("runs/ref-dt01",), data=".data/photos/opencv")),
+     r".*--steps (4500|6750|8500|9500) .*runs/unet32-dt01$",
+     Spec("bounded", standins=("runs/ref-dt01",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet --arch unet --arch-kwargs .*--init runs/unet32-dt01/last.pt .*runs/dt01-c[2-5]$",
      Spec("bounded", standins=("runs/unet32-dt01",), data=".data/photos/opencv")),
     (r"^pdeflow train tvflownet-average runs/dt01-c2 runs/dt01-c3 runs/dt01-c4 runs/dt01-c5 ",
