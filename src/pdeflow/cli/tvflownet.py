@@ -62,6 +62,10 @@ def _kwargs(text: str) -> dict:
     return d
 
 
+#: What :func:`pdeflow.tvflownet.load` raises for a model that is missing or not a TVflowNET.
+LOAD_ERRORS = (FileNotFoundError, ValueError, KeyError)
+
+
 #: Groups and order of the options of `pdeflow train tvflownet`: TrainConfig fields (whose option(...)
 #: metadata declares help, type and choices) and the command line's own "--flags".
 _TRAIN_LAYOUT = [
@@ -294,10 +298,6 @@ def _check_evaluate(args) -> None:
         args.parser.error(f"argument --n-times: linspace(0, {args.t_max:g}, {args.n_times}) gives t = {off[0]:g}, "
                           f"not a multiple of --dt {args.dt:g}; choose N with (N - 1) dividing "
                           f"{args.t_max / args.dt:g} (e.g. the default 50), or another --dt or --t-max")
-
-
-#: What :func:`pdeflow.tvflownet.load` raises for a model that is missing or not a TVflowNET.
-LOAD_ERRORS = (FileNotFoundError, ValueError, KeyError)
 
 
 def _load_model(spec: str):
