@@ -16,7 +16,9 @@ paper's boundary condition, phi = 0 on a one-pixel border (``edge_width=1``), ma
 the border rows and columns of the discrete flow (``tests/test_tvflownet_models.py``), which this
 measures on a trained model; ``--edge-width W`` evaluates the models under another border width than
 they were trained with (what switching the convention alone, without training, does). The network is
-called bare (one call, no wrapper).
+called bare (one call, no wrapper). ``--ut`` also scores the network's own time derivative u_t (forward-mode
+autodiff of u in t) as an estimate of the reference's u_t, beside div phi: whether u's derivative would
+serve Table 4 better than the network's phi.
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.tvflownet import load, zero_border
-from pdeflow.tvflownet.evaluate import PAPER_SCALE, model_flow, natural_images, paper_times, reference_flow
+from pdeflow.tvflownet.evaluate import (PAPER_SCALE, model_flow, natural_images, paper_times, reference_flow,
+                                       time_derivatives)
 
 
 def ring(size: int, width: int) -> torch.Tensor:
@@ -68,6 +71,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="crop seed (default 0, the test tables'; validation: 1)")
     ap.add_argument("--edge-width", type=int, default=None,
                     help="evaluate every model with this border width of phi (default: each model's own)")
+    ap.add_argument("--ut", action="store_true", help="also score the network's u_t (autodiff in t) against the "
+                                                      "reference's u_t, as div phi is")
     add_output_args(ap, "tvflownet_error_map", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
@@ -88,6 +93,9 @@ def main(argv=None) -> None:
             u, d = model_flow(model, x, times)
             report(name, "div phi", ((d - ref_ut) / PAPER_SCALE) ** 2, times)
             report(name, "u", ((u - ref_u) / PAPER_SCALE) ** 2, times)
+            if args.ut:
+                ut = torch.stack([time_derivatives(model, x, t)[1].detach().float() for t in times])
+                report(name, "u_t", ((ut - ref_ut) / PAPER_SCALE) ** 2, times)
 
 
 if __name__ == "__main__":
