@@ -30,8 +30,14 @@ import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.tvflownet import load, zero_border
-from pdeflow.tvflownet.evaluate import (PAPER_SCALE, model_flow, natural_images, paper_times, reference_flow,
-                                       time_derivatives)
+from pdeflow.tvflownet.evaluate import (
+    PAPER_SCALE,
+    model_flow,
+    natural_images,
+    paper_times,
+    reference_flow,
+    time_derivatives,
+)
 
 
 def ring(size: int, width: int) -> torch.Tensor:
