@@ -159,6 +159,10 @@ def test_cpu_clock_sums_over_resumes_and_tolerates_checkpoints_without_it(tmp_pa
     _run_steps(tmp_path / "a", 4, {"cpu": again})     # resumed: counts on from the saved seconds
     assert again.complete and again.seconds >= first > 0
     assert again.provenance()["cpu_time_s"] >= round(first, 1)
+    # a run shorter than 0.05 s of CPU is not reported as 0 s
+    quick = CpuClock()
+    quick.load_state_dict({"cpu_seconds": 0.0123})
+    assert 0.0123 <= quick.provenance()["cpu_time_s"] < 0.05
     # a run checkpointed before the trainer had a clock: resumable, the clock counts from there
     _run_steps(tmp_path / "b", 2, {})
     late = CpuClock()

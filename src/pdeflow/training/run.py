@@ -118,8 +118,13 @@ class CpuClock:
     def provenance(self) -> dict:
         """``{"cpu_time_s": ...}`` for an exported model; with the step it counts from if incomplete."""
         if self.complete:
-            return {"cpu_time_s": round(self.seconds, 1)}
-        return {"cpu_time_s": None, "cpu_time_s_since_step": [self.from_step, round(self.seconds, 1)]}
+            return {"cpu_time_s": _cpu_seconds(self.seconds)}
+        return {"cpu_time_s": None, "cpu_time_s_since_step": [self.from_step, _cpu_seconds(self.seconds)]}
+
+
+def _cpu_seconds(seconds: float) -> float:
+    """Seconds to 0.1 s, or to 3 significant digits below 1 s (a short run must not read as 0)."""
+    return round(seconds, 1) if seconds >= 1 else float(f"{seconds:.3g}")
 
 
 class RunConfigError(UserInputError):
