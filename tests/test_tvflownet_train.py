@@ -700,3 +700,30 @@ def test_a_run_saved_before_these_options_resumes_and_chooses_its_best_again(tmp
     best = load_checkpoint(tmp_path / "best.pt")
     assert best["step"] == 3 and best["best"]["metric"] < 1000   # chosen again, on the new set
     assert load_checkpoint(tmp_path / "val_reference.pt")["key"]["data"]["sources"] == ["builtin"]
+
+
+def test_a_refined_unet_grown_from_a_plain_one_computes_the_same_flow_until_trained(tmp_path):
+    """init into a U-Net with a refinement block: only the block's parameters may be missing, and
+    its zero last layer leaves the grown network's (u, phi) exactly those of the weights it grew from."""
+    kw = dict(channels=(4, 6, 8), scales=3, skip=2)
+    plain, grown = build_model("unet", **kw), build_model("unet", **kw, refine=5)
+    ckpt = tmp_path / "plain.pt"
+    torch.save({"config": {"arch": "unet", "arch_kwargs": kw}, "models": {"net": plain.state_dict()}, "step": 7},
+               ckpt)
+    assert T._init_from(grown, str(ckpt))["steps"] == 7
+    x, t = torch.rand(2, 1, 13, 10, dtype=torch.float64), torch.tensor([0.05, 0.9], dtype=torch.float64)
+    with torch.no_grad():
+        (u0, p0), (u1, p1) = plain.double()(x, t), grown.double()(x, t)
+    assert torch.equal(u0, u1) and torch.equal(p0, p1)
+    # the block is really there and trainable: a step of Adam moves the output away
+    opt = torch.optim.Adam(grown.refine.parameters(), lr=1e-2)
+    u, phi = grown(x, t)
+    (u.square().mean() + phi.square().mean()).backward()
+    opt.step()
+    with torch.no_grad():
+        assert not torch.equal(grown(x, t)[0], u0)
+    # the other way round (weights with a block into a plain net) is refused, as any mismatch
+    with pytest.raises(ValueError, match="do not fit this run's architecture"):
+        T._load_weights(build_model("unet", **kw), grown.state_dict(), "grown", kw)
+    with pytest.raises(ValueError, match="refine must be >= 0"):
+        build_model("unet", refine=-1)

@@ -361,7 +361,15 @@ class UNet(TVflowNetModel):
 
     Only ``channels[:scales]`` is used (as the official constructor, which passes
     five widths with ``scales=4``).  272,972 parameters for ``in_channels=1``
-    with ``phi_init_input``.  Inputs of any size are padded to a multiple of
+    with ``phi_init_input``.
+
+    ``refine > 0`` (not in the paper) adds a full-resolution refinement block: two 3x3 convs of
+    ``refine`` channels + softplus on the decoder's output concatenated with the network input
+    (``u0``, ``t`` and the normalised gradient of ``u0``), then a 1x1 conv whose output is added to
+    the output layer's.  The top decoder level otherwise sees the input only through ``skip``
+    channels, which is where ``phi``'s fine structure has to be made.  The last conv starts at
+    zero, so a refined U-Net grown from the weights of a plain one (:attr:`grown_prefixes`)
+    computes the same function until it is trained.  Inputs of any size are padded to a multiple of
     ``2**(scales-1)`` (``pad_mode``, reflect by default; replicate where the
     image is too small to reflect) and the outputs cropped back, before the
     projection and border zeroing of ``phi``.
@@ -372,10 +380,12 @@ class UNet(TVflowNetModel):
     def __init__(self, in_channels: int = 1, scales: int = 4, skip: int = 3,
                  channels: Sequence[int] = (32, 32, 64, 64, 128), eps: float = 1e-4,
                  project: bool = True, edge_width: int = 1, phi_init_input: bool = True,
-                 channelwise: bool = False, pad_mode: str = "reflect"):
+                 channelwise: bool = False, pad_mode: str = "reflect", refine: int = 0):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
                          channelwise=channelwise)
         channels = [int(c) for c in channels]
+        if int(refine) < 0:
+            raise UserInputError(f"refine must be >= 0 (channels of the refinement block; 0: none), got {refine}")
         if int(scales) < 1 or int(scales) > len(channels):
             raise UserInputError(f"scales must be in [1, len(channels)] = [1, {len(channels)}], got {scales}")
         if int(skip) < 0:
@@ -392,10 +402,20 @@ class UNet(TVflowNetModel):
         self.down = nn.ModuleList(_Down(ch[i - 1], ch[i]) for i in range(1, self.scales))
         self.up = nn.ModuleList(_Up(ch[i], ch[i - 1], skip) for i in range(self.scales - 1, 0, -1))
         self.outc = nn.Conv2d(ch[0], 3 * C, 1)
+        self.refine = None
+        if int(refine) > 0:
+            r = int(refine)
+            self.refine = nn.Sequential(nn.Conv2d(ch[0] + n_in, r, 3, padding=1), nn.Softplus(),
+                                        nn.Conv2d(r, r, 3, padding=1), nn.Softplus(), nn.Conv2d(r, 3 * C, 1))
+            nn.init.zeros_(self.refine[-1].weight)
+            nn.init.zeros_(self.refine[-1].bias)
         self._config = dict(in_channels=C, scales=self.scales, skip=int(skip), channels=channels,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             phi_init_input=self.phi_init_input, channelwise=self.channelwise,
-                            pad_mode=pad_mode)
+                            pad_mode=pad_mode, refine=int(refine))
+
+    #: parameters that may be missing from the weights a run starts from (``init``): they start as built
+    grown_prefixes = ("refine.",)
 
     def _pad(self, x: torch.Tensor):
         m = 2 ** (self.scales - 1)
@@ -420,6 +440,8 @@ class UNet(TVflowNetModel):
         for i, up in enumerate(self.up):
             y = up(y, xs[-2 - i])
         out = self.outc(y)
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([y, x], dim=1))
         if crop is not None:
             out = out[..., crop[0]:crop[1], crop[2]:crop[3]]
         return self._split_output(out)
