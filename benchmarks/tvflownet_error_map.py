@@ -18,7 +18,10 @@ measures on a trained model; ``--edge-width W`` evaluates the models under anoth
 they were trained with (what switching the convention alone, without training, does). The network is
 called bare (one call, no wrapper). ``--ut`` also scores the network's own time derivative u_t (forward-mode
 autodiff of u in t) as an estimate of the reference's u_t, beside div phi: whether u's derivative would
-serve Table 4 better than the network's phi.
+serve Table 4 better than the network's phi. ``--ensemble`` also scores the mean of the models' outputs (u and
+phi averaged over the models: one ensemble of all of them) and prints its squared error as a share of the
+members' mean squared error, for u and div phi: the error that the models share (bias: near 1) rather than
+scatter around the reference (variance: 1/N for N independent errors).
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 """
 from __future__ import annotations
@@ -79,6 +82,8 @@ def main(argv=None) -> None:
                     help="evaluate every model with this border width of phi (default: each model's own)")
     ap.add_argument("--ut", action="store_true", help="also score the network's u_t (autodiff in t) against the "
                                                       "reference's u_t, as div phi is")
+    ap.add_argument("--ensemble", action="store_true", help="also score the mean of the models' outputs, and the "
+                                                            "share of their error that they have in common")
     add_output_args(ap, "tvflownet_error_map", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
@@ -95,6 +100,7 @@ def main(argv=None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             ref_u, ref_ut = reference_flow(x, times)
+        flows = []
         for name, model in models.items():
             u, d = model_flow(model, x, times)
             report(name, "div phi", ((d - ref_ut) / PAPER_SCALE) ** 2, times)
@@ -102,6 +108,25 @@ def main(argv=None) -> None:
             if args.ut:
                 ut = torch.stack([time_derivatives(model, x, t)[1].detach().float() for t in times])
                 report(name, "u_t", ((ut - ref_ut) / PAPER_SCALE) ** 2, times)
+            if args.ensemble:
+                flows.append((u, d))
+        if args.ensemble:
+            ensemble_report(flows, ref_u, ref_ut, times)
+
+
+def ensemble_report(flows: list, ref_u: torch.Tensor, ref_ut: torch.Tensor, times: list[float]) -> None:
+    """Score the mean of the models' (u, div phi) and the share of the members' error that it keeps.
+
+    div is linear, so the mean of the models' div phi is the div of their mean phi: the ensemble's output.
+    """
+    for what, k, ref in (("div phi", 1, ref_ut), ("u", 0, ref_u)):
+        errs = [((f[k] - ref) / PAPER_SCALE) ** 2 for f in flows]
+        mean = torch.stack([f[k] for f in flows]).mean(0)
+        err = ((mean - ref) / PAPER_SCALE) ** 2
+        report("ensemble", what, err, times)
+        shared = float(err.mean() / torch.stack(errs).mean())
+        print(f"{'':>12s} {what:7s} the ensemble's squared error / the members' mean: {shared:.3f} "
+              f"({len(flows)} models; independent errors would give {1 / len(flows):.3f})")
 
 
 if __name__ == "__main__":
