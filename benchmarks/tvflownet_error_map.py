@@ -120,11 +120,10 @@ def ensemble_report(flows: list, ref_u: torch.Tensor, ref_ut: torch.Tensor, time
     div is linear, so the mean of the models' div phi is the div of their mean phi: the ensemble's output.
     """
     for what, k, ref in (("div phi", 1, ref_ut), ("u", 0, ref_u)):
-        errs = [((f[k] - ref) / PAPER_SCALE) ** 2 for f in flows]
-        mean = torch.stack([f[k] for f in flows]).mean(0)
-        err = ((mean - ref) / PAPER_SCALE) ** 2
+        members = sum(float((((f[k] - ref) / PAPER_SCALE) ** 2).mean()) for f in flows) / len(flows)
+        err = ((torch.stack([f[k] for f in flows]).mean(0) - ref) / PAPER_SCALE) ** 2
         report("ensemble", what, err, times)
-        shared = float(err.mean() / torch.stack(errs).mean())
+        shared = float(err.mean()) / members
         print(f"{'':>12s} {what:7s} the ensemble's squared error / the members' mean: {shared:.3f} "
               f"({len(flows)} models; independent errors would give {1 / len(flows):.3f})")
 

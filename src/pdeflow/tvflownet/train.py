@@ -638,8 +638,7 @@ def _load_weights(net: torch.nn.Module, state: dict, spec: str, expected) -> Non
     """Strict load, except that parameters the architecture may grow (``grown_prefixes``, e.g. the
     U-Net's ``refine`` block) may be missing: they keep their initial values."""
     grown = tuple(getattr(net, "grown_prefixes", ()))
-    missing = [k for k in net.state_dict() if k not in state and k.startswith(grown)] if grown else []
-    state = {**state, **{k: net.state_dict()[k] for k in missing}}
+    state = {**{k: v for k, v in net.state_dict().items() if k.startswith(grown)}, **state}
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
