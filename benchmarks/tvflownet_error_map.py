@@ -21,7 +21,15 @@ autodiff of u in t) as an estimate of the reference's u_t, beside div phi: wheth
 serve Table 4 better than the network's phi. ``--ensemble`` also scores the mean of the models' outputs (u and
 phi averaged over the models: one ensemble of all of them) and prints its squared error as a share of the
 members' mean squared error, for u and div phi: the error that the models share (bias: near 1) rather than
-scatter around the reference (variance: 1/N for N independent errors).
+scatter around the reference (variance: 1/N for N independent errors). ``--time-windows W ...`` scores each
+model's div phi against the reference's u_t averaged over centred windows of W in time, ``(u(t + W/2) -
+u(t - W/2)) / W`` (from t = 0 where the window would start before it), beside the evaluation's reference (the
+backward quotient of one step of 0.01): if a network's div phi is closer to u_t blurred over some W than to u_t
+itself, it computes a time-blurred velocity, as one smooth in t must wherever u_t jumps (where facets merge).
+The blurred references' own PSNR against the evaluation's is printed too: the ceiling of a network that
+computed exactly that blur. ``--jumps`` splits each model's div phi error by how much the reference's u_t
+jumps at the pixel (its largest difference to a 4-neighbour, per frame): the share of the error on the 5, 10
+and 20 % of pixels where u_t jumps most (the facets' edges, where the velocity is discontinuous in space).
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 """
 from __future__ import annotations
@@ -35,6 +43,7 @@ from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.tvflownet import load, zero_border
 from pdeflow.tvflownet.evaluate import (
     PAPER_SCALE,
+    PSNR_CAP,
     model_flow,
     natural_images,
     paper_times,
@@ -49,8 +58,9 @@ def ring(size: int, width: int) -> torch.Tensor:
 
 
 def stack_psnr(err: torch.Tensor) -> float:
-    """Mean over images of the PSNR of each image's whole stack; ``err`` ``(K, B, C, H, W)`` squared errors."""
-    return float((-10 * torch.log10(err.mean(dim=(0, 2, 3, 4)))).mean())
+    """Mean over images of the PSNR of each image's whole stack, capped at ``PSNR_CAP`` as in the tables;
+    ``err`` ``(K, B, C, H, W)`` squared errors."""
+    return float((-10 * torch.log10(err.mean(dim=(0, 2, 3, 4)))).clamp(max=PSNR_CAP).mean())
 
 
 def report(name: str, what: str, err: torch.Tensor, times: list[float]) -> None:
@@ -84,6 +94,11 @@ def main(argv=None) -> None:
                                                       "reference's u_t, as div phi is")
     ap.add_argument("--ensemble", action="store_true", help="also score the mean of the models' outputs, and the "
                                                             "share of their error that they have in common")
+    ap.add_argument("--time-windows", type=float, nargs="+", default=None, metavar="W",
+                    help="also score div phi against the reference's u_t averaged over centred windows of W "
+                         "(PDE time, multiples of 0.02)")
+    ap.add_argument("--jumps", action="store_true",
+                    help="also split div phi's error by the size of the reference u_t's jump at each pixel")
     add_output_args(ap, "tvflownet_error_map", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
@@ -95,6 +110,7 @@ def main(argv=None) -> None:
         for model in models.values():
             model.edge_width = args.edge_width
     times = paper_times()
+    windows = check_windows(ap, args.time_windows)
     for size in args.sizes:
         x = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir) * PAPER_SCALE
         with warnings.catch_warnings():
@@ -105,13 +121,73 @@ def main(argv=None) -> None:
             u, d = model_flow(model, x, times)
             report(name, "div phi", ((d - ref_ut) / PAPER_SCALE) ** 2, times)
             report(name, "u", ((u - ref_u) / PAPER_SCALE) ** 2, times)
+            if args.jumps:
+                jump_report(name, ((d - ref_ut) / PAPER_SCALE) ** 2, ref_ut)
             if args.ut:
                 ut = torch.stack([time_derivatives(model, x, t)[1].detach().float() for t in times])
                 report(name, "u_t", ((ut - ref_ut) / PAPER_SCALE) ** 2, times)
-            if args.ensemble:
+            if args.ensemble or windows:
                 flows.append((u, d))
         if args.ensemble:
             ensemble_report(flows, ref_u, ref_ut, times)
+        if windows:
+            window_report(list(models), flows, x, times, windows, ref_ut)
+
+
+def jump_report(name: str, err: torch.Tensor, ref_ut: torch.Tensor) -> None:
+    """Share of the squared error ``err`` on the pixels where ``ref_ut`` jumps most in space.
+
+    A pixel's jump is the largest absolute difference of ``ref_ut`` to one of its 4 neighbours in the
+    same frame; the pixels are ranked by it over all frames and images.
+    """
+    pad = torch.nn.functional.pad(ref_ut.flatten(0, 1), (1, 1, 1, 1), mode="replicate")
+    centre = pad[..., 1:-1, 1:-1]
+    jump = torch.stack([(pad[..., 1 + dy:pad.shape[-2] - 1 + dy, 1 + dx:pad.shape[-1] - 1 + dx] - centre).abs()
+                        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]).amax(0).flatten()
+    order = jump.argsort(descending=True)
+    err = err.flatten()[order]
+    parts = [f"{name[-12:]:>12s} div phi error on the pixels where u_t jumps most:"]
+    for share in (0.05, 0.10, 0.20):
+        parts.append(f"top {share:.0%}: {float(err[:round(share * len(err))].sum() / err.sum()):4.0%}")
+    print(" | ".join(parts), flush=True)
+
+
+STEP = 0.01  # the evaluation reference's time step: the grid the blurred references are read from
+
+
+def check_windows(ap: argparse.ArgumentParser, windows: list[float] | None) -> list[int]:
+    """Half-widths in steps of ``STEP`` of the windows ``--time-windows`` asks for (each a multiple of 2 steps)."""
+    halves = []
+    for w in windows or []:
+        half = round(w / (2 * STEP))
+        if half < 1 or abs(half * 2 * STEP - w) > 1e-9:
+            ap.error(f"--time-windows: each width must be a positive multiple of {2 * STEP:g}, got {w:g}")
+        halves.append(half)
+    return halves
+
+
+def window_report(names: list[str], flows: list, x: torch.Tensor, times: list[float], halves: list[int],
+                  ref_ut: torch.Tensor) -> None:
+    """Stack PSNR of each model's div phi against u_t averaged over centred windows of ``2 * half`` steps."""
+    index = [round(t / STEP) for t in times]
+    grid = [k * STEP for k in range(max(index) + max(halves) + 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fine_u, _ = reference_flow(x, grid)
+    print(f"div phi against the reference's u_t averaged over a centred window W ({x.shape[-1]} px; "
+          f"W = 0.01 is the evaluation's reference, the backward quotient of one step)")
+    print(f"{'W':>6s} | {'blurred ref':>11s} | " + " | ".join(f"{n[-12:]:>12s}" for n in names))
+    for half in [None, *halves]:
+        if half is None:
+            blurred, width = ref_ut, STEP
+        else:
+            lo = [max(i - half, 0) for i in index]
+            hi = [i + half for i in index]
+            blurred = torch.stack([(fine_u[b] - fine_u[a]) / ((b - a) * STEP) for a, b in zip(lo, hi)])
+            width = 2 * half * STEP
+        ceiling = f"{stack_psnr(((blurred - ref_ut) / PAPER_SCALE) ** 2):11.2f}" if half else f"{'-':>11s}"
+        scores = [stack_psnr(((d - blurred) / PAPER_SCALE) ** 2) for _, d in flows]
+        print(f"{width:6.2f} | {ceiling} | " + " | ".join(f"{s:12.2f}" for s in scores), flush=True)
 
 
 def ensemble_report(flows: list, ref_u: torch.Tensor, ref_ut: torch.Tensor, times: list[float]) -> None:
