@@ -30,6 +30,10 @@ The blurred references' own PSNR against the evaluation's is printed too: the ce
 computed exactly that blur. ``--jumps`` splits each model's div phi error by how much the reference's u_t
 jumps at the pixel (its largest difference to a 4-neighbour, per frame): the share of the error on the 5, 10
 and 20 % of pixels where u_t jumps most (the facets' edges, where the velocity is discontinuous in space).
+``--facets`` averages each model's div phi over facets (the connected regions where 4-neighbours differ by
+less than a threshold; the flow's velocity is one number per facet): over the reference's own facets (an oracle:
+what knowing the flow's facets would give) and over facets found from the model's own u and div phi, at a few
+thresholds.
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 """
 from __future__ import annotations
@@ -37,6 +41,9 @@ from __future__ import annotations
 import argparse
 import warnings
 
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
@@ -99,6 +106,8 @@ def main(argv=None) -> None:
                          "(PDE time, multiples of 0.02)")
     ap.add_argument("--jumps", action="store_true",
                     help="also split div phi's error by the size of the reference u_t's jump at each pixel")
+    ap.add_argument("--facets", action="store_true",
+                    help="also score div phi averaged over the reference's facets (an oracle) and the model's own")
     add_output_args(ap, "tvflownet_error_map", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
@@ -123,6 +132,8 @@ def main(argv=None) -> None:
             report(name, "u", ((u - ref_u) / PAPER_SCALE) ** 2, times)
             if args.jumps:
                 jump_report(name, ((d - ref_ut) / PAPER_SCALE) ** 2, ref_ut)
+            if args.facets:
+                facet_report(name, u, d, ref_u, ref_ut)
             if args.ut:
                 ut = torch.stack([time_derivatives(model, x, t)[1].detach().float() for t in times])
                 report(name, "u_t", ((ut - ref_ut) / PAPER_SCALE) ** 2, times)
@@ -149,6 +160,46 @@ def jump_report(name: str, err: torch.Tensor, ref_ut: torch.Tensor) -> None:
     parts = [f"{name[-12:]:>12s} div phi error on the pixels where u_t jumps most:"]
     for share in (0.05, 0.10, 0.20):
         parts.append(f"top {share:.0%}: {float(err[:round(share * len(err))].sum() / err.sum()):4.0%}")
+    print(" | ".join(parts), flush=True)
+
+
+def facet_labels(frames: list[torch.Tensor], tols: list[float]) -> torch.Tensor:
+    """Facets of one frame: connected components of the 4-neighbour graph whose edges join pixels that differ by
+    less than ``tols[i]`` in every ``frames[i]`` (each ``(H, W)``); returns ``(H * W,)`` component labels."""
+    H, W = frames[0].shape
+    idx = torch.arange(H * W).reshape(H, W)
+    rows, cols = [], []
+    for a, b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                 ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        join = torch.stack([(f[a] - f[b]).abs() < tol for f, tol in zip(frames, tols)]).all(0)
+        rows.append(idx[a][join])
+        cols.append(idx[b][join])
+    r, c = torch.cat(rows).numpy(), torch.cat(cols).numpy()
+    graph = scipy.sparse.coo_matrix((np.ones(len(r)), (r, c)), shape=(H * W, H * W))
+    return torch.from_numpy(scipy.sparse.csgraph.connected_components(graph, directed=False)[1])
+
+
+def facet_mean(d: torch.Tensor, guides: list[torch.Tensor], tols: list[float]) -> torch.Tensor:
+    """``d`` ``(K, B, 1, H, W)`` averaged over the facets of each frame of ``guides`` (see :func:`facet_labels`)."""
+    out = torch.empty_like(d)
+    for k in range(d.shape[0]):
+        for b in range(d.shape[1]):
+            lab = facet_labels([g[k, b, 0] for g in guides], tols)
+            x = d[k, b, 0].flatten().double()
+            mean = torch.zeros(int(lab.max()) + 1, dtype=x.dtype).index_add_(0, lab, x)
+            mean /= torch.bincount(lab).to(x.dtype)
+            out[k, b, 0] = mean[lab].reshape(d.shape[-2:]).to(d.dtype)
+    return out
+
+
+def facet_report(name: str, u: torch.Tensor, d: torch.Tensor, ref_u: torch.Tensor, ref_ut: torch.Tensor) -> None:
+    """Stack PSNR of div phi averaged over the reference's facets (oracle) and over the model's own."""
+    def score(x):
+        return stack_psnr(((x - ref_ut) / PAPER_SCALE) ** 2)
+    parts = [f"{name[-12:]:>12s} div phi averaged over facets: bare {score(d):6.2f}",
+             f"the reference's (u within 1e-4) {score(facet_mean(d, [ref_u], [1e-4])):6.2f}"]
+    for tu, td in ((0.003, 0.5), (0.01, 0.5), (0.01, 1.0)):
+        parts.append(f"own (u within {tu:g}, div phi within {td:g}) {score(facet_mean(d, [u, d], [tu, td])):6.2f}")
     print(" | ".join(parts), flush=True)
 
 
