@@ -320,6 +320,51 @@ def test_reference_flow_picks_each_crops_own_time():
     assert torch.allclose(ref[3], direct[1, 1])
 
 
+def test_reused_reference_blocks_use_each_crop_time_pair_once_with_its_own_flow():
+    images, _ = T.open_data(tiny_config())
+    cfg = tiny_config(mode="supervised", phi_weight=0.1, ref_reuse=3, crop="12")
+    block, pairs = None, []
+    for step in (3, 4, 5):                                   # block 1 of steps 3, 4, 5
+        u0, t, (u_ref, ut_ref, p_ref), block = T.reused_reference_batch(cfg, images, step, 0, block, dual=True)
+        assert block["first"] == 3 and u0.shape == (4, 1, 12, 12) and t.shape == (4,) and u_ref.shape == u0.shape
+        pairs += [(i, float(s)) for i in range(4) for s in t[(u0 == block["crops"][i]).flatten(1).all(1)]]
+        for k in range(4):                                   # each pair's target is its own crop's flow at its time
+            alone = tv_flow(u0[k:k + 1], [float(t[k])], dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter)
+            assert torch.allclose(u_ref[k], alone[0, 0], atol=0.05)
+        if step == 4:                                        # resumed inside the block: the same batch
+            again = T.reused_reference_batch(cfg, images, 4, 0, None, dual=True)
+            assert torch.equal(again[0], u0) and torch.equal(again[1], t) and torch.equal(again[2][1], ut_ref)
+    assert sorted(pairs) == sorted((i, float(s)) for i in range(4) for s in block["t"][i])   # all 12, once each
+    assert len({s for _, s in pairs}) == 12
+    nxt = T.reused_reference_batch(cfg, images, 6, 0, block, dual=False)
+    assert nxt[3]["first"] == 6 and torch.is_tensor(nxt[2]) and not torch.equal(nxt[3]["crops"], block["crops"])
+    with pytest.raises(ValueError, match="TrainConfig.ref_reuse"):
+        T.check_config(tiny_config(ref_reuse=2, times_per_image=2))
+
+
+def test_a_run_with_reused_references_resumes_inside_a_block_bit_identically(tmp_path, monkeypatch):
+    cfg = tiny_config(mode="supervised", phi_weight=0.1, ref_reuse=3)
+    train(cfg, tmp_path / "full", quiet=True, command="x")
+    real, calls = T.reused_reference_batch, []
+
+    def killed_at_5(*args, **kw):
+        calls.append(1)
+        if len(calls) == 6:                      # the top of step 5 (block 3, 4, 5): last.pt holds 4 steps
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(T, "reused_reference_batch", killed_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", quiet=True, command="x")
+    monkeypatch.setattr(T, "reused_reference_batch", real)
+    train(cfg, tmp_path / "resumed", quiet=True, command="x")
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "resumed" / "last.pt")
+    _same(a["models"]["net"], b["models"]["net"])
+    assert _rows(tmp_path / "full") == _rows(tmp_path / "resumed")
+    train(dataclasses.replace(cfg, ref_reuse=2, steps=8), tmp_path / "resumed", quiet=True, command="x")   # may change
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["step"] == 8
+
+
 def test_default_reference_step_resolves_u_t():
     """The u_t target is the last implicit step's difference quotient: on textured images, whose
     level sets vanish all the time, the default step (0.01) must be far closer to the flow's
