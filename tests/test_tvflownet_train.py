@@ -772,3 +772,29 @@ def test_a_refined_unet_grown_from_a_plain_one_computes_the_same_flow_until_trai
         T._load_weights(build_model("unet", **kw), grown.state_dict(), "grown", kw)
     with pytest.raises(ValueError, match="refine must be >= 0"):
         build_model("unet", refine=-1)
+
+
+def test_a_deeper_lgd_grown_from_a_shallower_one_computes_the_same_flow_until_trained(tmp_path):
+    """init into an LGD with grown_steps more blocks: only those blocks may be missing, and their zero
+    output layers leave the grown network's (u, phi) those of the weights it grew from."""
+    kw = dict(hidden=6, dim_z=2, edge_width=0)
+    shallow, deep = build_model("lgd", n_steps=2, **kw), build_model("lgd", n_steps=4, grown_steps=2, **kw)
+    assert deep.config["grown_steps"] == 2 and "grown_steps" not in shallow.config
+    T._load_weights(deep, shallow.state_dict(), "shallow", kw)
+    x, t = torch.rand(2, 1, 11, 9, dtype=torch.float64), torch.tensor([0.1, 0.7], dtype=torch.float64)
+    with torch.no_grad():
+        (u0, p0), (u1, p1) = shallow.double()(x, t), deep.double()(x, t)
+    assert torch.equal(u0, u1) and torch.equal(p0, p1)
+    opt = torch.optim.Adam(deep.blocks[2:].parameters(), lr=1e-2)      # the new blocks train
+    for _ in range(2):                 # the first step moves only their zero output layers
+        opt.zero_grad()
+        u, phi = deep(x, t)
+        (u.square().mean() + phi.square().mean()).backward()
+        opt.step()
+    with torch.no_grad():
+        assert not torch.equal(deep(x, t)[0], u0)
+    assert deep.blocks[2][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="do not fit this run's architecture"):   # a block missing elsewhere
+        T._load_weights(build_model("lgd", n_steps=4, grown_steps=1, **kw), shallow.state_dict(), "shallow", kw)
+    with pytest.raises(ValueError, match="grown_steps must be in"):
+        build_model("lgd", n_steps=3, grown_steps=3)

@@ -467,13 +467,19 @@ class LGD(TVflowNetModel):
     exactly by blocks with 12 input channels and hidden width 32 plus an
     80-parameter 3x3 convolution lifting ``u0`` to ``z_0``, which would mean
     one of the listed block inputs is not fed; we keep the paper's list.
+
+    ``grown_steps > 0`` (not in the paper) starts the last ``grown_steps`` blocks with a zero
+    output layer, so an LGD of ``n_steps`` grown from the weights of one of
+    ``n_steps - grown_steps`` (:attr:`grown_prefixes`: those blocks may be missing from
+    ``--init``) computes that network's flow until it is trained: a deeper LGD sees farther
+    (each block adds 2 pixels to the receptive field's radius, 10 for the paper's 5).
     """
 
     arch = "lgd"
 
     def __init__(self, in_channels: int = 1, n_steps: int = 5, dim_z: int = 8, hidden: int = 32,
                  eps: float = 1e-4, project: bool = True, edge_width: int = 1,
-                 channelwise: bool = False, padding_mode: str = "zeros"):
+                 channelwise: bool = False, padding_mode: str = "zeros", grown_steps: int = 0):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
                          channelwise=channelwise)
         if int(n_steps) < 1:
@@ -482,6 +488,8 @@ class LGD(TVflowNetModel):
             raise UserInputError(f"dim_z must be >= 0, got {dim_z}")
         if int(hidden) < 1:
             raise UserInputError(f"hidden must be >= 1, got {hidden}")
+        if not 0 <= int(grown_steps) < int(n_steps):
+            raise UserInputError(f"grown_steps must be in [0, n_steps) = [0, {int(n_steps)}), got {grown_steps}")
         C = self.in_channels
         self.n_steps, self.dim_z, self.hidden = int(n_steps), int(dim_z), int(hidden)
         n_in = C + 1 + C + 2 * C + self.dim_z
@@ -494,10 +502,16 @@ class LGD(TVflowNetModel):
             )
             for _ in range(self.n_steps)
         )
+        first_grown = self.n_steps - int(grown_steps)
+        for block in self.blocks[first_grown:]:
+            nn.init.zeros_(block[-1].weight)
+            nn.init.zeros_(block[-1].bias)
+        self.grown_prefixes = tuple(f"blocks.{i}." for i in range(first_grown, self.n_steps))
         self.register_buffer("_z_index", torch.arange(self.dim_z) % C, persistent=False)
         self._config = dict(in_channels=C, n_steps=self.n_steps, dim_z=self.dim_z, hidden=self.hidden,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
-                            channelwise=self.channelwise, padding_mode=padding_mode)
+                            channelwise=self.channelwise, padding_mode=padding_mode,
+                            **({"grown_steps": int(grown_steps)} if grown_steps else {}))
 
     def _net(self, u0, tau):
         C = self.in_channels
