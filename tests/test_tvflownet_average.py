@@ -54,6 +54,25 @@ def test_average_refuses_other_configs_and_bad_weights(tmp_path):
         tvflownet.average([tmp_path / "a.json", tmp_path / "a.json"], [0.0, 0.0])
 
 
+def test_a_model_saved_before_an_option_existed_averages_with_one_that_records_its_default(tmp_path):
+    """A JSON without a constructor option (written before it existed) means that option's default."""
+    torch.manual_seed(0)
+    kw = dict(channels=(4, 6, 8), scales=3, skip=2)
+    old, new = build_model("unet", **kw), build_model("unet", **kw)
+    old_config = {k: v for k, v in old.config.items() if k != "refine"}
+    save_model(old, tmp_path / "old", config={"model": old_config, "scale": 5.0, "t_max": 1.0}, provenance={})
+    save_model(new, tmp_path / "new", config={"model": new.config, "scale": 5.0, "t_max": 1.0}, provenance={})
+    soup = tvflownet.average([tmp_path / "old.json", tmp_path / "new.json"])
+    assert soup.meta["config"]["model"]["refine"] == 0
+    for k, v in soup.state_dict().items():
+        torch.testing.assert_close(v, 0.5 * (old.state_dict()[k] + new.state_dict()[k]))
+    refined = build_model("unet", **kw, refine=3)
+    save_model(refined, tmp_path / "refined", config={"model": refined.config, "scale": 5.0, "t_max": 1.0},
+               provenance={})
+    with pytest.raises(UserInputError, match="differs from .* in refine"):
+        tvflownet.average([tmp_path / "old.json", tmp_path / "refined.json"])
+
+
 def test_cli_writes_a_loadable_average_and_never_overwrites(tmp_path, capsys, monkeypatch):
     a = _saved(tmp_path / "a", 0, provenance={"data": {"train": {"sources": [str(tmp_path / "photos")]}},
                                              "train_config": {"crop": "mixed"}})

@@ -171,9 +171,12 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
         raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
     weights = [w / sum(weights) for w in weights]
     loaded = [load(m) for m in models]
-    config = loaded[0].meta["config"]
+    # each JSON's model config completed by its constructor's defaults: a model saved before an
+    # architecture option existed (e.g. the U-Net's refine) has that option's default
+    full = lambda m: {**m.meta["config"], "model": {**m.meta["config"]["model"], **m.config}}  # noqa: E731
+    config = full(loaded[0])
     for name, m in zip(models[1:], loaded[1:]):
-        other = m.meta["config"]
+        other = full(m)
         if other != config:
             flat = lambda c: {**{k: v for k, v in c.items() if k != "model"}, **c["model"]}  # noqa: E731
             a, b = flat(config), flat(other)
