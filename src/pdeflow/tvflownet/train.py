@@ -456,7 +456,8 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator
     t = torch.rand(cfg.batch_size * reuse, generator=g, dtype=torch.float64) ** cfg.t_power * cfg.t_max
     if k > 1:
         t[::k] = 0.0
-    return u0, t.to(u0.dtype).view(cfg.batch_size, reuse) if reuse > 1 else t.to(u0.dtype)
+    t = t.to(u0.dtype)
+    return u0, (t.view(cfg.batch_size, reuse) if reuse > 1 else t)
 
 
 # --------------------------------------------------------------------------- losses
@@ -469,7 +470,7 @@ def unsupervised_loss_fn(cfg: TrainConfig) -> TVFlowLoss:
 
 
 @torch.no_grad()
-def reference_flow(crops: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
+def reference_at_times(crops: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
     """The reference TV flow of each of ``crops`` ``(N, 1, H, W)`` at its own times ``t`` ``(N, R)``,
     all in one call of :func:`~pdeflow.tv.tv_flow` (it lands a step on every time of the batch).
 
@@ -492,17 +493,17 @@ def supervised_reference(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *,
     Crops repeated by ``times_per_image`` are evolved once.
     """
     k = cfg.times_per_image
-    out = tuple(x.flatten(0, 1) for x in reference_flow(u0[::k], t.view(-1, k), cfg, dual=dual))
+    out = tuple(x.flatten(0, 1) for x in reference_at_times(u0[::k], t.view(-1, k), cfg, dual=dual))
     return out if dual else out[0]
 
 
 def reused_reference_batch(cfg: TrainConfig, images: datasets.ImageSet, step: int, rank: int, block: dict | None,
-                           *, dual: bool) -> tuple[torch.Tensor, torch.Tensor, tuple, dict]:
+                           *, dual: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | tuple, dict]:
     """Step ``step``'s batch under ``ref_reuse = R``: ``(u0, t, reference, block)``.
 
     Steps ``bR ... bR + R - 1`` form block ``b``. Its ``B`` crops, each at ``R`` times, are drawn
     from the generator of step ``bR`` (:func:`sample_batch`), their reference is solved in one call
-    (:func:`reference_flow`), and its ``B R`` crop-time pairs, in an order drawn from the same
+    (:func:`reference_at_times`), and its ``B R`` crop-time pairs, in an order drawn from the same
     generator, are its steps' batches, ``B`` each. ``block`` is the block last built (``None`` at
     first): it is reused within a block and rebuilt after, so a run resumed inside a block sees the
     batches the killed run would have. ``reference`` is ``supervised_reference``'s.
@@ -511,7 +512,7 @@ def reused_reference_batch(cfg: TrainConfig, images: datasets.ImageSet, step: in
     if block is None or block["first"] != first:
         g = step_generator(cfg.seed, first, rank)
         crops, t = sample_batch(cfg, images, g, reuse=reuse)
-        block = {"first": first, "crops": crops, "t": t, "ref": reference_flow(crops, t, cfg, dual=dual),
+        block = {"first": first, "crops": crops, "t": t, "ref": reference_at_times(crops, t, cfg, dual=dual),
                  "order": torch.randperm(crops.shape[0] * reuse, generator=g)}
     pairs = block["order"][(step - first) * cfg.batch_size:(step - first + 1) * cfg.batch_size]
     i, r = pairs // reuse, pairs % reuse
