@@ -5,7 +5,7 @@
 A supervised step (``pdeflow train tvflownet --mode supervised``) solves the reference TV flow of its
 crops (:func:`pdeflow.tvflownet.train.supervised_reference`) before the network's forward and backward
 pass. With ``--ref-reuse R`` the crops of ``R`` steps are drawn at once, each at ``R`` times, and
-their reference is solved in one call (:func:`pdeflow.tvflownet.train.reused_reference_batch`): one
+their reference is solved in one call (:func:`pdeflow.tvflownet.train.reused_reference_batch`, via ``step_batch``): one
 flow per crop to its latest time serves ``R`` samples. This script times whole steps (batch, reference,
 forward, backward, Adam) of the trainer's own functions, each setting for the same ``--steps``
 consecutive steps (a multiple of every ``R``) of the same seed, one thread, settings interleaved
@@ -28,9 +28,7 @@ from pdeflow.tvflownet.models import build_model
 from pdeflow.tvflownet.train import (
     TrainConfig,
     open_data,
-    reused_reference_batch,
-    sample_batch,
-    step_generator,
+    step_batch,
     supervised_loss,
 )
 
@@ -45,10 +43,7 @@ def time_steps(cfg: TrainConfig, images, steps: int) -> float:
     block = None
     start = time.process_time()
     for step in range(steps):
-        if cfg.ref_reuse > 1:
-            u0, t, ref, block = reused_reference_batch(cfg, images, step, 0, block, dual=True)
-        else:
-            (u0, t), ref = sample_batch(cfg, images, step_generator(cfg.seed, step)), None
+        u0, t, ref, block = step_batch(cfg, images, step, 0, block, supervised=True)
         loss, _ = supervised_loss(net, u0, t, cfg, reference=ref)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -520,6 +520,16 @@ def reused_reference_batch(cfg: TrainConfig, images: datasets.ImageSet, step: in
     return block["crops"][i], block["t"][i, r], ref if dual else ref[0], block
 
 
+def step_batch(cfg: TrainConfig, images: datasets.ImageSet, step: int, rank: int, block: dict | None, *,
+               supervised: bool):
+    """Step ``step``'s ``(u0, t, reference, block)``: :func:`reused_reference_batch` for a supervised
+    step with ``ref_reuse > 1``, else :func:`sample_batch` of the step's generator, with no reference
+    (``None``: :func:`supervised_loss` solves it) and ``block`` passed through."""
+    if supervised and cfg.ref_reuse > 1:
+        return reused_reference_batch(cfg, images, step, rank, block, dual=cfg.phi_weight > 0)
+    return (*sample_batch(cfg, images, step_generator(cfg.seed, step, rank)), None, block)
+
+
 def supervised_loss(model, u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, reference=None):
     """``mean (u - u_ref)^2`` (+ the optional phi term); ``(total, {name: float})``.
 
@@ -749,16 +759,13 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
 
     block = None                                                 # the crops and reference of ref_reuse's block
     for step in run.steps(start, cfg.steps):
-        g = step_generator(cfg.seed, step, rank)
         if cfg.lr_schedule == "cosine":
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * cosine_factor(step, cfg.steps, cfg.lr_final)
-        if step < n_supervised and cfg.ref_reuse > 1:
-            u0, t, ref, block = reused_reference_batch(cfg, train_images, step, rank, block, dual=cfg.phi_weight > 0)
-            ref = ref.to(device) if torch.is_tensor(ref) else tuple(x.to(device) for x in ref)
-        else:
-            (u0, t), ref = sample_batch(cfg, train_images, g), None
+        u0, t, ref, block = step_batch(cfg, train_images, step, rank, block, supervised=step < n_supervised)
         u0, t = u0.to(device), t.to(device)
+        if ref is not None:
+            ref = ref.to(device) if torch.is_tensor(ref) else tuple(x.to(device) for x in ref)
         if step < n_supervised:
             loss, terms = supervised_loss(net, u0, t, cfg, reference=ref)
         else:
