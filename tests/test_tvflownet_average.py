@@ -1,4 +1,5 @@
-"""Averaging trained TVflowNETs' weights: `pdeflow.tvflownet.average` and `pdeflow train tvflownet-average`."""
+"""Combining trained TVflowNETs: their weights (`pdeflow.tvflownet.average`, `pdeflow train tvflownet-average`) and
+their outputs (`pdeflow.tvflownet.ensemble`, `pdeflow train tvflownet-ensemble`)."""
 import json
 import sys
 
@@ -100,3 +101,64 @@ def test_cli_writes_a_loadable_average_and_never_overwrites(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "argument --weights: one weight per MODEL (2), got 1" in err and "argument MODEL: cannot load" in err
     assert not (tmp_path / "x").exists()
+
+
+def _saved_lgd(path, seed, **config):
+    torch.manual_seed(seed)
+    net = build_model("lgd", n_steps=2, dim_z=2, hidden=4, edge_width=0)
+    save_model(net, path, config={"model": net.config, "scale": 5.0, "t_max": 1.0, **config},
+               provenance={"steps": seed, "train_config": {"crop": "32"}})
+    return net
+
+
+def test_ensemble_is_the_weighted_mean_of_its_members_outputs_of_any_architectures(tmp_path):
+    _saved(tmp_path / "a", 0)
+    lgd = _saved_lgd(tmp_path / "b", 1)
+    semi = tvflownet.load(tmp_path / "a.json")
+    u0, t = 5 * torch.rand(3, 1, 12, 10, generator=torch.Generator().manual_seed(2)), torch.tensor([0.0, 0.1, 0.5])
+    ens = tvflownet.ensemble([tmp_path / "a.json", tmp_path / "b.json"], [1, 3])
+    assert ens.weights == [0.25, 0.75] and not ens.training
+    assert not any(p.requires_grad for p in ens.parameters())
+    (ua, pa), (ub, pb), (u, phi) = semi(u0, t), lgd(u0, t), ens(u0, t)
+    torch.testing.assert_close(u, 0.25 * ua + 0.75 * ub)
+    torch.testing.assert_close(phi, 0.25 * pa + 0.75 * pb)
+    assert phi.square().sum(2).amax() <= 1 + 1e-6                          # a mean of unit-ball fields
+    first = tvflownet.ensemble([tmp_path / "a.json", tmp_path / "b.json"], [1, 0])
+    assert all(torch.equal(x, y) for x, y in zip(first(u0, t), semi(u0, t)))   # weight 0: the first model exactly
+    members = ens.meta["provenance"]["members"]
+    assert [m["weight"] for m in members] == [0.25, 0.75] and [m["provenance"]["steps"] for m in members] == [0, 1]
+    assert ens.meta["config"]["scale"] == 5.0 and ens.meta["config"]["model"]["arch"] == "ensemble"
+    u2d, phi2d = ens(u0[0, 0], 0.1)                                         # the members' shape conventions
+    torch.testing.assert_close(u2d, ens(u0[:1], 0.1)[0][0, 0])
+    assert phi2d.shape == (2, 12, 10)
+
+
+def test_ensemble_refuses_other_training_conventions_and_bad_members(tmp_path):
+    _saved(tmp_path / "a", 0)
+    _saved_lgd(tmp_path / "b", 1, scale=1.0)
+    with pytest.raises(UserInputError, match="models: .*differs from .* in scale"):
+        tvflownet.ensemble([tmp_path / "a.json", tmp_path / "b.json"])
+    with pytest.raises(UserInputError, match="models: give two or more"):
+        tvflownet.ensemble([tmp_path / "a.json"])
+    with pytest.raises(UserInputError, match="weights: finite numbers >= 0"):
+        tvflownet.ensemble([tmp_path / "a.json", tmp_path / "a.json"], [1.0, float("nan")])
+    with pytest.raises(UserInputError, match="members: all must take the same number of channels"):
+        tvflownet.Ensemble([build_model("semiresnet", **TINY), build_model("semiresnet", **TINY, in_channels=3)])
+
+
+def test_cli_writes_a_loadable_ensemble_that_the_evaluation_sees_through(tmp_path, monkeypatch):
+    _saved(tmp_path / "a", 0, provenance={"data": {"train": {"sources": [str(tmp_path / "photos")]}},
+                                         "train_config": {"crop": "32"}})
+    _saved_lgd(tmp_path / "b", 1)
+    out = tmp_path / "ens" / "model"
+    argv = ["train", "tvflownet-ensemble", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["pdeflow", *argv])
+    assert main(argv) == 0
+    loaded = tvflownet.load(out.with_suffix(".json"))
+    direct = tvflownet.ensemble([tmp_path / "a.json", tmp_path / "b.json"])
+    u0 = 5 * torch.rand(2, 1, 9, 9, generator=torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(loaded(u0, 0.2), direct(u0, 0.2)))
+    assert json.loads(out.with_suffix(".json").read_text())["provenance"]["command"].startswith(
+        "pdeflow train tvflownet-ensemble")
+    assert set(E._training_sources(loaded)) == {(tmp_path / "photos").resolve()}
+    assert E.paper_key("ens", loaded) is None                            # no single paper row

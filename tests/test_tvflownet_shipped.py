@@ -10,12 +10,13 @@ STAGED = [name for name in ("default", "lgd") if name in SHIPPED]
 
 
 def _trained_sources(prov):
-    """The trainer provenances behind a model: its own, or, for an average of models, its sources'."""
-    if "averaged" not in prov:
+    """The trainer provenances behind a model: its own, or, for an average or ensemble of models, its sources'."""
+    key = next((k for k in ("averaged", "members") if k in prov), None)
+    if key is None:
         return [prov]
-    assert prov["command"].startswith("pdeflow train tvflownet-average")
-    assert abs(sum(src["weight"] for src in prov["averaged"]) - 1) < 1e-12
-    return [p for src in prov["averaged"] for p in _trained_sources(src["provenance"])]
+    assert prov["command"].startswith("pdeflow train tvflownet-" + {"averaged": "average", "members": "ensemble"}[key])
+    assert abs(sum(src["weight"] for src in prov[key]) - 1) < 1e-12
+    return [p for src in prov[key] for p in _trained_sources(src["provenance"])]
 
 
 @pytest.mark.parametrize("name", STAGED)

@@ -144,24 +144,31 @@ def _run_train(args) -> int:
 
 
 def add_average_parser(train_sub) -> None:
-    """Register ``tvflownet-average`` on the subparsers of ``pdeflow train``."""
-    p = add_command(train_sub, "tvflownet-average", _run_average,
-                    help="average the weights of trained TVflowNETs of one architecture (a model soup)",
-                    examples=["pdeflow train tvflownet-average runs/a runs/b --weights 0.3 0.7 --out runs/soup/model"],
-                    note="Each MODEL as `pdeflow evaluate tvflownet` takes it: a shipped name, a run directory or a "
-                         ".safetensors/.json path.",
-                    validate=_check_average)
-    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more models of one architecture")
-    p.add_argument("--weights", nargs="+", type=float, metavar="W",
-                   help="one weight >= 0 per model, normalised to sum 1 (default: equal weights)")
-    p.add_argument("--out", required=True, metavar="STEM",
-                   help="the averaged model's files, STEM.safetensors and STEM.json (refused if they exist)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing STEM files")
+    """Register ``tvflownet-average`` (weights) and ``tvflownet-ensemble`` (outputs) on ``pdeflow train``."""
+    commands = [
+        ("tvflownet-average", _run_average, "average the weights of trained TVflowNETs of one architecture "
+         "(a model soup)", "two or more models of one architecture",
+         "pdeflow train tvflownet-average runs/a runs/b --weights 0.3 0.7 --out runs/soup/model"),
+        ("tvflownet-ensemble", _run_ensemble, "average the outputs of trained TVflowNETs, of any architectures "
+         "(an ensemble: one network call per model)", "two or more models trained on one intensity scale and "
+         "time interval", "pdeflow train tvflownet-ensemble default runs/lgd/model.json --out runs/ensemble/model"),
+    ]
+    for name, run, help_text, models_help, example in commands:
+        p = add_command(train_sub, name, run, help=help_text, examples=[example],
+                        note="Each MODEL as `pdeflow evaluate tvflownet` takes it: a shipped name, a run directory "
+                             "or a .safetensors/.json path.",
+                        validate=_check_average)
+        p.add_argument("models", nargs="+", metavar="MODEL", help=models_help)
+        p.add_argument("--weights", nargs="+", type=float, metavar="W",
+                       help="one weight >= 0 per model, normalised to sum 1 (default: equal weights)")
+        p.add_argument("--out", required=True, metavar="STEM",
+                       help="the new model's files, STEM.safetensors and STEM.json (refused if they exist)")
+        p.add_argument("--overwrite", action="store_true", help="replace existing STEM files")
 
 
 def _check_average(args) -> None:
     if len(args.models) < 2:
-        args.parser.error(f"argument MODEL: give two or more models to average, got {len(args.models)}")
+        args.parser.error(f"argument MODEL: give two or more models to combine, got {len(args.models)}")
     if args.weights is not None:
         if len(args.weights) != len(args.models):
             args.parser.error(f"argument --weights: one weight per MODEL ({len(args.models)}), "
@@ -171,17 +178,14 @@ def _check_average(args) -> None:
                               f"{' '.join(f'{w:g}' for w in args.weights)}")
 
 
-def _run_average(args) -> int:
-    """Average the weights of trained TVflowNETs (pdeflow.tvflownet.average): models of one architecture and
-    training convention, e.g. fine-tuned branches of one run, combined with the given weights into a new model,
-    written as STEM.safetensors + STEM.json with the sources in its provenance (load it with
-    pdeflow.tvflownet.load('STEM.json'))."""
+def _write_combined(args, combine, sources_key: str) -> int:
+    """Combine ``args.models`` with ``combine`` (average or ensemble) and write ``args.out``'s two files."""
     stem = Path(args.out).expanduser()
     stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
     names = [stem.name + ".safetensors", stem.name + ".json"]
     outputs = Outputs(stem.parent, names, overwrite=args.overwrite)
     try:
-        model = tvflownet_api.average(args.models, args.weights)
+        model = combine(args.models, args.weights)
     except UserInputError:
         raise                               # names its argument (models, weights)
     except LOAD_ERRORS as exc:              # a model that does not load
@@ -191,9 +195,25 @@ def _run_average(args) -> int:
     with outputs:
         outputs.raw(names[0], weights)
         outputs.raw(names[1], meta)
-    shares = ", ".join(f"{w['weight']:.3g} x {w['model']}" for w in provenance["averaged"])
+    shares = ", ".join(f"{w['weight']:.3g} x {w['model']}" for w in provenance[sources_key])
     print(f"wrote {stem}.safetensors + {stem.name}.json: {shares}")
     return 0
+
+
+def _run_average(args) -> int:
+    """Average the weights of trained TVflowNETs (pdeflow.tvflownet.average): models of one architecture and
+    training convention, e.g. fine-tuned branches of one run, combined with the given weights into a new model,
+    written as STEM.safetensors + STEM.json with the sources in its provenance (load it with
+    pdeflow.tvflownet.load('STEM.json'))."""
+    return _write_combined(args, tvflownet_api.average, "averaged")
+
+
+def _run_ensemble(args) -> int:
+    """Average the outputs of trained TVflowNETs (pdeflow.tvflownet.ensemble): models of any architectures
+    trained on one intensity scale and time interval, each run on every call, u and phi the weighted means of
+    theirs; written as STEM.safetensors (all members' weights) + STEM.json (their configs, the weights and each
+    member's provenance; load it with pdeflow.tvflownet.load('STEM.json'))."""
+    return _write_combined(args, tvflownet_api.ensemble, "members")
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ References
        variation flow", arXiv:2206.04406, 2022.
 """
 from . import models
-from .api import average, flow, load, shipped_models
+from .api import average, ensemble, flow, load, shipped_models
 from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
 from .models import *  # noqa: F403  (the package re-exports models.__all__)
@@ -38,6 +38,7 @@ __all__ = [
     "time_derivative",
     "load",
     "average",
+    "ensemble",
     "flow",
     "shipped_models",
     "Equivariant",

@@ -46,9 +46,10 @@ from ..errors import UserInputError
 from ..io import load_model, model_from_export
 from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
-from .models import build_model
+from .models import Ensemble, build_model
 
-__all__ = ["load", "average", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale", "model_t_max"]
+__all__ = ["load", "average", "ensemble", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale",
+           "model_t_max"]
 
 #: Where shipped models live (package data).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -134,6 +135,37 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     return model.eval().to(device)
 
 
+def _weighted_sources(models: Sequence, weights: Sequence[float] | None) -> tuple[list, list[float]]:
+    """Check two or more models and one weight >= 0 per model; the weights normalised to sum 1."""
+    models = list(models)
+    if len(models) < 2:
+        raise UserInputError(f"models: give two or more models, got {len(models)}")
+    if weights is None:
+        weights = [1.0] * len(models)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(models):
+        raise UserInputError(f"weights: one per model ({len(models)}), got {len(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
+    return models, [w / sum(weights) for w in weights]
+
+
+def _require_equal(models: list, configs: list[dict], what: str) -> None:
+    """Refuse models whose flattened ``configs`` differ, naming the first differing model and keys."""
+    flat = lambda c: {**{k: v for k, v in c.items() if k != "model"}, **c.get("model", {})}  # noqa: E731
+    for name, other in zip(models[1:], configs[1:]):
+        if other != configs[0]:
+            a, b = flat(configs[0]), flat(other)
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            raise UserInputError(f"models: {os.fspath(name)!r} differs from {os.fspath(models[0])!r} in "
+                                 f"{', '.join(keys)}; only models of {what} can be combined")
+
+
+def _sources_provenance(models: list, weights: list[float], loaded: list) -> list[dict]:
+    return [{"model": os.fspath(name), "weight": w, "sha256": m.meta["weights"]["sha256"],
+             "provenance": m.meta.get("provenance", {})} for name, w, m in zip(models, weights, loaded)]
+
+
 def average(models: Sequence, weights: Sequence[float] | None = None, *,
             device: str | torch.device = "cpu") -> nn.Module:
     """A weighted average of trained TVflowNETs' weights (a "model soup"), as a model like :func:`load`'s.
@@ -159,41 +191,54 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
         the shared ``config`` and a ``provenance`` that records each source (as
         given, its weights' SHA-256, its normalised weight and its own provenance).
     """
-    models = list(models)
-    if len(models) < 2:
-        raise UserInputError(f"models: give two or more models to average, got {len(models)}")
-    if weights is None:
-        weights = [1.0] * len(models)
-    weights = [float(w) for w in weights]
-    if len(weights) != len(models):
-        raise UserInputError(f"weights: one per model ({len(models)}), got {len(weights)}")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
-    weights = [w / sum(weights) for w in weights]
+    models, weights = _weighted_sources(models, weights)
     loaded = [load(m) for m in models]
     # each JSON's model config completed by its constructor's defaults: a model saved before an
     # architecture option existed (e.g. the U-Net's refine) has that option's default
-    full = lambda m: {**m.meta["config"], "model": {**m.meta["config"]["model"], **m.config}}  # noqa: E731
-    config = full(loaded[0])
-    for name, m in zip(models[1:], loaded[1:]):
-        other = full(m)
-        if other != config:
-            flat = lambda c: {**{k: v for k, v in c.items() if k != "model"}, **c["model"]}  # noqa: E731
-            a, b = flat(config), flat(other)
-            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-            raise UserInputError(f"models: {os.fspath(name)!r} differs from {os.fspath(models[0])!r} in "
-                                 f"{', '.join(keys)}; only models of one architecture and training convention "
-                                 "can be averaged")
+    configs = [{**m.meta["config"], "model": {**m.meta["config"]["model"], **m.config}} for m in loaded]
+    _require_equal(models, configs, "one architecture and training convention")
     states = [m.state_dict() for m in loaded]
     avg = {k: sum(w * s[k].double() for w, s in zip(weights, states)).to(states[0][k].dtype) for k in states[0]}
     model = loaded[0]
     model.load_state_dict(avg)
-    model.meta = {"config": config, "provenance": {
-        "trainer": "pdeflow.tvflownet.average",
-        "averaged": [{"model": os.fspath(name), "weight": w, "sha256": m.meta["weights"]["sha256"],
-                      "provenance": m.meta.get("provenance", {})}
-                     for name, w, m in zip(models, weights, loaded)]}}
+    model.meta = {"config": configs[0], "provenance": {
+        "trainer": "pdeflow.tvflownet.average", "averaged": _sources_provenance(models, weights, loaded)}}
     return model.to(device)
+
+
+def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
+             device: str | torch.device = "cpu") -> nn.Module:
+    """A weighted mean of trained TVflowNETs' outputs (an :class:`~pdeflow.tvflownet.models.Ensemble`).
+
+    Unlike :func:`average`, the models may be of different architectures: each runs,
+    and ``u`` and ``phi`` are the weighted means of theirs (one network call per
+    model). They must share the training convention (the intensity scale and time
+    interval in their JSON ``config``), so that one input means the same to all.
+
+    Parameters
+    ----------
+    models : sequence of str or path
+        Two or more models, each as :func:`load` takes it (shipped name or path).
+    weights : sequence of float, optional
+        One non-negative weight per model, not all zero; normalised to sum 1
+        (default: equal weights).
+    device : torch device
+
+    Returns
+    -------
+    Ensemble
+        In eval mode with gradients off; ``model.meta`` holds the shared ``config``
+        (its ``model`` the members' configs and the weights) and a ``provenance``
+        that records each member as :func:`average` records its sources.
+    """
+    models, weights = _weighted_sources(models, weights)
+    loaded = [load(m) for m in models]
+    conventions = [{k: v for k, v in m.meta["config"].items() if k != "model"} for m in loaded]
+    _require_equal(models, conventions, "one training convention (intensity scale and time interval)")
+    model = Ensemble(loaded, weights)
+    model.meta = {"config": {**conventions[0], "model": model.config}, "provenance": {
+        "trainer": "pdeflow.tvflownet.ensemble", "members": _sources_provenance(models, weights, loaded)}}
+    return model.eval().to(device)
 
 
 def _trained_with(model, key: str) -> float | None:

@@ -754,15 +754,16 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
 
 
 def _source_provenances(prov):
-    """A model's provenance and, for an average of models (:func:`pdeflow.tvflownet.average`), each
-    source's, recursively."""
+    """A model's provenance and, for an average of models (:func:`pdeflow.tvflownet.average`) or an
+    ensemble (:func:`pdeflow.tvflownet.ensemble`), each source's, recursively."""
     if not isinstance(prov, Mapping):
         return
     yield prov
-    averaged = prov.get("averaged")
-    for src in averaged if isinstance(averaged, list) else ():
-        if isinstance(src, Mapping):
-            yield from _source_provenances(src.get("provenance"))
+    for key in ("averaged", "members"):
+        sources = prov.get(key)
+        for src in sources if isinstance(sources, list) else ():
+            if isinstance(src, Mapping):
+                yield from _source_provenances(src.get("provenance"))
 
 
 def _training_sources(model) -> list[Path]:

@@ -76,6 +76,7 @@ __all__ = [
     "SemiResNet",
     "UNet",
     "LGD",
+    "Ensemble",
     "ARCHITECTURES",
     "PAPER_PARAMETER_COUNTS",
     "build_model",
@@ -528,6 +529,68 @@ class LGD(TVflowNetModel):
         return u - u0, phi
 
 
+# --------------------------------------------------------------------------- ensemble
+
+
+class Ensemble(nn.Module):
+    """The weighted mean of several TVflowNETs' outputs (not in the paper).
+
+    ``u = sum_i w_i u_i`` and ``phi = sum_i w_i phi_i`` with ``(u_i, phi_i) = members[i](u0, t)``
+    and weights ``w_i >= 0`` summing to 1; ``div phi`` is then the same mean of the members'
+    ``div phi_i`` (the divergence is linear), and a mean of fields in the unit ball stays in it.
+    Members of different architectures make different errors: on validation the U-Net
+    default and a 10-step LGD, averaged, are closer to the reference flow in ``u`` and
+    ``div phi`` than either alone, where averaging the outputs of U-Nets of one lineage
+    gains almost nothing (their error is a bias they share). Shapes and time forms as the
+    TVflowNET models; the members must agree on ``in_channels`` (and, to be averaged
+    meaningfully, on the intensity scale and time interval they were trained for, which
+    :func:`pdeflow.tvflownet.ensemble` checks).
+
+    Parameters
+    ----------
+    members : sequence of dict or nn.Module
+        Two or more models, or their ``config`` dicts (``build_model(**config)``).
+    weights : sequence of float, optional
+        One weight ``>= 0`` per member, not all zero; normalised to sum 1 (default: equal).
+    """
+
+    arch = "ensemble"
+
+    def __init__(self, members: Sequence[Any], weights: Sequence[float] | None = None):
+        super().__init__()
+        members = [build_model(**m) if isinstance(m, dict) else m for m in members]
+        if len(members) < 2 or not all(isinstance(m, nn.Module) for m in members):
+            raise UserInputError(f"members: two or more models or model configs, got {len(members)}")
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members):
+            raise UserInputError(f"weights: one per member ({len(members)}), got {len(weights)}")
+        if not all(w >= 0 and w < float("inf") for w in weights) or sum(weights) <= 0:   # NaN fails w >= 0
+            raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
+        channels = {getattr(m, "in_channels", None) for m in members}
+        if len(channels) != 1:
+            raise UserInputError(f"members: all must take the same number of channels, got in_channels {channels}")
+        self.in_channels = channels.pop()
+        self.members = nn.ModuleList(members)
+        self.weights = [w / sum(weights) for w in weights]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The members' configs and the normalised weights, under ``"arch": "ensemble"``."""
+        return {"arch": self.arch, "members": [m.config for m in self.members], "weights": list(self.weights)}
+
+    def extra_repr(self) -> str:
+        return "weights=[" + ", ".join(f"{w:.3g}" for w in self.weights) + "]"
+
+    def forward(self, u0: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weighted mean ``(u, phi)`` of the members at time ``t`` from ``u0``."""
+        u = phi = None
+        for w, member in zip(self.weights, self.members):
+            v, p = member(u0, t)
+            u = w * v if u is None else u + w * v
+            phi = w * p if phi is None else phi + w * p
+        return u, phi
+
+
 # --------------------------------------------------------------------------- registry
 
 ARCHITECTURES: dict[str, type[TVflowNetModel]] = {
@@ -537,16 +600,17 @@ ARCHITECTURES: dict[str, type[TVflowNetModel]] = {
 }
 
 
-def build_model(arch: str, **kwargs) -> TVflowNetModel:
-    """Build a TVflowNET model by name: ``"semiresnet"``, ``"unet"`` or ``"lgd"``.
+def build_model(arch: str, **kwargs) -> nn.Module:
+    """Build a TVflowNET model by name: ``"semiresnet"``, ``"unet"``, ``"lgd"`` or ``"ensemble"``.
 
     ``kwargs`` are the constructor arguments of that class; ``build_model(**m.config)``
-    rebuilds (an untrained copy of) ``m``.
+    rebuilds (an untrained copy of) ``m``. :data:`ARCHITECTURES` lists the trainable
+    architectures; an :class:`Ensemble` is built from trained members.
     """
     key = str(arch).lower().replace("-", "").replace("_", "")
-    if key not in ARCHITECTURES:
-        raise UserInputError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
-    cls = ARCHITECTURES[key]
+    if key not in ARCHITECTURES and key != Ensemble.arch:
+        raise UserInputError(f"arch must be one of {sorted(ARCHITECTURES) + [Ensemble.arch]}, got {arch!r}")
+    cls = Ensemble if key == Ensemble.arch else ARCHITECTURES[key]
     try:
         return cls(**kwargs)
     except TypeError as e:
