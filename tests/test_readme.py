@@ -280,7 +280,7 @@ def _standin(name: str, cwd: Path) -> None:
                         f"--run-dir {name}") == 0
     elif name in ("runs/unet-data", "runs/unet32-coolmix128", "runs/v3b-coolmix1k", "runs/edge0-v3b",
                   "runs/ref-dt01", "runs/dt01-c2", "runs/dt01-c3", "runs/dt01-c4", "runs/dt01-c5"):
-        _copy_model(TVFLOWNET_WEIGHTS / "default", cwd / name)   # the shipped U-Net
+        _copy_model(TVFLOWNET_WEIGHTS / "unet", cwd / name)      # the shipped U-Net
     elif name == "runs/masknet05":
         _copy_model(INPAINT_WEIGHTS / "masknet-05", cwd / name)
     elif name == "runs/residual":
