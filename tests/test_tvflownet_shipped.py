@@ -2,8 +2,8 @@
 import pytest
 
 from pdeflow import datasets, metrics, tvflownet
-from pdeflow.tvflownet.api import WEIGHTS_DIR
 from pdeflow.tv import tv_flow
+from pdeflow.tvflownet.api import WEIGHTS_DIR
 
 SHIPPED = tvflownet.shipped_models()
 #: Shipped models whose JSON records every training stage (the Semi-ResNet predates that record).
