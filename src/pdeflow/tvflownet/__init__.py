@@ -4,7 +4,9 @@ A model maps ``(u0, t)`` to ``(u, phi)`` with ``u`` the shape of ``u0``
 ``(B, C, H, W)`` and ``phi`` ``(B, C, 2, H, W)``, so that ``pdeflow.ops.div(phi)``
 has the shape of ``u`` and approximates ``u_t``.  See :mod:`.models` and
 :mod:`.loss`; :mod:`.train` trains one (``pdeflow train tvflownet``),
-:func:`load` and :func:`flow` (:mod:`.api`) use a trained one, and
+:func:`load` and :func:`flow` (:mod:`.api`) use a trained one, :func:`average` and
+:func:`ensemble` combine trained ones (their weights, or their outputs: the shipped
+default is an :class:`Ensemble` of a U-Net and a 10-step LGD), and
 :class:`Equivariant` (:mod:`.symmetry`) makes any model exactly shift
 equivariant and one-homogeneous.
 
