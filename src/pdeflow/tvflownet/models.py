@@ -62,6 +62,7 @@ References
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -564,7 +565,7 @@ class Ensemble(nn.Module):
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
         if len(weights) != len(members):
             raise UserInputError(f"weights: one per member ({len(members)}), got {len(weights)}")
-        if not all(w >= 0 and w < float("inf") for w in weights) or sum(weights) <= 0:   # NaN fails w >= 0
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
             raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
         channels = {getattr(m, "in_channels", None) for m in members}
         if len(channels) != 1:
