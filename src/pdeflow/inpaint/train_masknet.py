@@ -218,7 +218,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
     best_val: dict = {}
 
     def export(model_state, metrics):
-        prov = {**info, **run.best_record(), "cpu_time_s": round(clock.seconds, 1), "val_metric": float(run.best),
+        prov = {**info, **run.best_record(), **clock.provenance(), "val_metric": float(run.best),
                 "val": metrics}
         save_model(model_state, run_dir / "model", config={"kind": KIND, "model": net.config}, provenance=prov)
 

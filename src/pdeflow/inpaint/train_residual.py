@@ -384,7 +384,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     best_val: dict = {}
 
     def export(states: dict, metrics: dict) -> None:
-        prov = {**info, **run.best_record(), "cpu_time_s": round(clock.seconds, 1),
+        prov = {**info, **run.best_record(), **clock.provenance(),
                 "cpu_hours": round(clock.seconds / 3600, 3), "val_metric": float(run.best), "val": metrics}
         export_model(states["residual"], run_dir / "model", config={"kind": KIND, "model": model.config},
                      provenance=prov)
