@@ -46,7 +46,7 @@ from ..errors import UserInputError
 from ..io import load_model, model_from_export
 from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
-from .models import Ensemble, build_model
+from .models import Ensemble, build_model, normalised_weights
 
 __all__ = ["load", "average", "ensemble", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale",
            "model_t_max"]
@@ -140,14 +140,7 @@ def _weighted_sources(models: Sequence, weights: Sequence[float] | None) -> tupl
     models = list(models)
     if len(models) < 2:
         raise UserInputError(f"models: give two or more models, got {len(models)}")
-    if weights is None:
-        weights = [1.0] * len(models)
-    weights = [float(w) for w in weights]
-    if len(weights) != len(models):
-        raise UserInputError(f"weights: one per model ({len(models)}), got {len(weights)}")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
-    return models, [w / sum(weights) for w in weights]
+    return models, normalised_weights(weights, len(models))
 
 
 def _require_equal(models: list, configs: list[dict], what: str) -> None:

@@ -533,6 +533,19 @@ class LGD(TVflowNetModel):
 # --------------------------------------------------------------------------- ensemble
 
 
+def normalised_weights(weights: Sequence[float] | None, n: int, per: str = "model") -> list[float]:
+    """``n`` weights ``>= 0``, not all zero, normalised to sum 1 (``None``: equal weights).
+
+    Raises a :class:`~pdeflow.errors.UserInputError` naming ``weights`` (one per ``per``) otherwise.
+    """
+    weights = [1.0] * n if weights is None else [float(w) for w in weights]
+    if len(weights) != n:
+        raise UserInputError(f"weights: one per {per} ({n}), got {len(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
+    return [w / sum(weights) for w in weights]
+
+
 class Ensemble(nn.Module):
     """The weighted mean of several TVflowNETs' outputs (not in the paper).
 
@@ -562,17 +575,13 @@ class Ensemble(nn.Module):
         members = [build_model(**m) if isinstance(m, dict) else m for m in members]
         if len(members) < 2 or not all(isinstance(m, nn.Module) for m in members):
             raise UserInputError(f"members: two or more models or model configs, got {len(members)}")
-        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
-        if len(weights) != len(members):
-            raise UserInputError(f"weights: one per member ({len(members)}), got {len(weights)}")
-        if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-            raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
+        weights = normalised_weights(weights, len(members), "member")
         channels = {getattr(m, "in_channels", None) for m in members}
         if len(channels) != 1:
             raise UserInputError(f"members: all must take the same number of channels, got in_channels {channels}")
         self.in_channels = channels.pop()
         self.members = nn.ModuleList(members)
-        self.weights = [w / sum(weights) for w in weights]
+        self.weights = weights
 
     @property
     def config(self) -> dict[str, Any]:
