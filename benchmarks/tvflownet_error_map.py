@@ -33,7 +33,10 @@ and 20 % of pixels where u_t jumps most (the facets' edges, where the velocity i
 ``--facets`` averages each model's div phi over facets (the connected regions where 4-neighbours differ by
 less than a threshold; the flow's velocity is one number per facet): over the reference's own facets (an oracle:
 what knowing the flow's facets would give) and over facets found from the model's own u and div phi, at a few
-thresholds.
+thresholds. ``--by-source`` scores each crop's div phi on its own and groups the crops by the photo they were cut
+from: each photo's mean PSNR, the PSNR a model that output div phi = 0 would get there (the target's own
+energy: how fast that photo's content moves early in the flow), and the mean over the crops of the other photos
+(what the table would read without that photo).
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 """
 from __future__ import annotations
@@ -53,6 +56,7 @@ from pdeflow.tvflownet.evaluate import (
     PSNR_CAP,
     model_flow,
     natural_images,
+    natural_pool,
     paper_times,
     reference_flow,
     time_derivatives,
@@ -108,6 +112,8 @@ def main(argv=None) -> None:
                     help="also split div phi's error by the size of the reference u_t's jump at each pixel")
     ap.add_argument("--facets", action="store_true",
                     help="also score div phi averaged over the reference's facets (an oracle) and the model's own")
+    ap.add_argument("--by-source", action="store_true",
+                    help="also score div phi per crop, grouped by the photo each crop was cut from")
     add_output_args(ap, "tvflownet_error_map", what="log.txt")
     args = ap.parse_args(argv)
     open_out(args, argv)
@@ -121,7 +127,8 @@ def main(argv=None) -> None:
     times = paper_times()
     windows = check_windows(ap, args.time_windows)
     for size in args.sizes:
-        x = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir) * PAPER_SCALE
+        crops = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir)
+        x = crops * PAPER_SCALE
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             ref_u, ref_ut = reference_flow(x, times)
@@ -137,6 +144,8 @@ def main(argv=None) -> None:
             report(name, "u", ((u - ref_u) / PAPER_SCALE) ** 2, times)
             if args.jumps:
                 jump_report(name, err, ref_ut)
+            if args.by_source:
+                source_report(name, err, ref_ut, crop_sources(crops, size, args.seed, args.image_dir))
             if args.facets:
                 facet_report(name, u, d, ref_ut, ref_facets)
             if args.ut:
@@ -251,6 +260,42 @@ def window_report(names: list[str], flows: list, x: torch.Tensor, times: list[fl
         ceiling = f"{stack_psnr(((blurred - ref_ut) / PAPER_SCALE) ** 2):11.2f}" if half else f"{'-':>11s}"
         scores = [stack_psnr(((d - blurred) / PAPER_SCALE) ** 2) for _, d in flows]
         print(f"{width:6.2f} | {ceiling} | " + " | ".join(f"{s:12.2f}" for s in scores), flush=True)
+
+
+def crop_sources(crops: torch.Tensor, size: int, seed: int, image_dir) -> list[str]:
+    """The photo each of ``natural_images(size, n, seed=seed, image_dir=image_dir)``'s crops was cut from.
+
+    Redraws the picks of :func:`pdeflow.datasets.random_crops` from the evaluation's generator seed and checks
+    each crop against its photo at the redrawn position, so a change to the draw fails here rather than
+    mislabelling crops.
+    """
+    pool = natural_pool(image_dir)
+    names, images = list(pool), list(pool.values())
+    g = torch.Generator().manual_seed(seed * 1009 + size)
+    picks = torch.randint(len(images), (len(crops),), generator=g).tolist()
+    for k, j in enumerate(picks):
+        H, W = images[j].shape[-2:]
+        ph, pw = max(size - H, 0), max(size - W, 0)
+        top = int(torch.randint(H + 2 * ph - size + 1, (1,), generator=g))
+        left = int(torch.randint(W + 2 * pw - size + 1, (1,), generator=g))
+        if ph == 0 and pw == 0 and not torch.equal(crops[k], images[j][:, top:top + size, left:left + size]):
+            raise RuntimeError(f"crop {k} is not {names[j]} at ({top}, {left}): random_crops draws differently now")
+    return [names[j] for j in picks]
+
+
+def source_report(name: str, err: torch.Tensor, ref_ut: torch.Tensor, sources: list[str]) -> None:
+    """Per-photo div phi PSNR (``err`` ``(K, B, 1, H, W)`` squared errors, crop ``b`` cut from ``sources[b]``)."""
+    def psnr(e: torch.Tensor) -> torch.Tensor:   # one stack PSNR per crop, capped as in the tables
+        return (-10 * torch.log10(e.mean(dim=(0, 2, 3, 4)))).clamp(max=PSNR_CAP)
+    model, zero = psnr(err), psnr((ref_ut / PAPER_SCALE) ** 2)
+    print(f"{name[-12:]:>12s} div phi by source photo ({err.shape[-1]} px, all crops: {float(model.mean()):.2f} dB):",
+          flush=True)
+    for src in sorted(set(sources)):
+        mine = torch.tensor([s == src for s in sources])
+        rest = f"{float(model[~mine].mean()):6.2f}" if (~mine).any() else "   -  "
+        print(f"{'':>14s}{src:28s} {int(mine.sum()):3d} crops | PSNR {float(model[mine].mean()):6.2f} "
+              f"| div phi = 0 would score {float(zero[mine].mean()):6.2f} | the other photos' crops {rest}",
+              flush=True)
 
 
 def ensemble_report(flows: list, ref_u: torch.Tensor, ref_ut: torch.Tensor, times: list[float]) -> None:

@@ -596,10 +596,15 @@ def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch
     split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
     the images in ``image_dir`` (a user folder, read in grey).
     """
-    pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
+    pool = natural_pool(image_dir)
     if not pool:
         raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
     return datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size))
+
+
+def natural_pool(image_dir=None) -> dict[str, torch.Tensor]:
+    """The photos :func:`natural_images` crops, by name: the built-in TEST photos or those of ``image_dir``."""
+    return _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
 
 
 def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: str = "test",
