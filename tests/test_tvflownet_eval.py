@@ -357,6 +357,21 @@ def test_paper_metrics_are_the_official_test_codes():
 # --------------------------------------------------------------------------- the second held-out set
 
 
+def test_natural_images_are_crops_of_the_natural_pool(tmp_path):
+    from pdeflow import io as pio
+    g = torch.Generator().manual_seed(1)
+    for i, (h, w) in enumerate([(20, 26), (24, 18)]):
+        pio.write_image(tmp_path / f"q{i}.png", torch.rand(1, h, w, generator=g))
+    pool = ev.natural_pool(tmp_path)
+    assert list(pool) == ["q0.png", "q1.png"] and tuple(pool["q1.png"].shape) == (1, 24, 18)
+    crops = ev.natural_images(8, 6, seed=3, image_dir=tmp_path)
+    windows = [im.unfold(1, 8, 1).unfold(2, 8, 1).reshape(-1, 8, 8) for im in pool.values()]
+    for crop in crops:                                       # each crop is a window of one pool photo
+        assert any((w == crop[0]).flatten(1).all(1).any() for w in windows)
+    assert set(ev.natural_pool()) == set(datasets.builtin_pool("test", kind="photo"))
+
+
+
 def test_cli_evaluate_reports_a_second_held_out_folder_beside_the_test_photos(tmp_path, capsys):
     from pdeflow import io as pio
     from pdeflow.io import save_model
