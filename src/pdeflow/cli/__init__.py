@@ -99,7 +99,8 @@ def main(argv=None) -> int:
         return 2
     except (KeyboardInterrupt, _Terminated) as exc:
         print(f"{args.parser.prog}: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; "
-              "no output file of this run was left", file=sys.stderr)
+              "its partial output files were removed (a training run keeps its last checkpoint, to resume from)",
+              file=sys.stderr)
         return 143 if isinstance(exc, _Terminated) else 130
     finally:
         if previous is not None:
