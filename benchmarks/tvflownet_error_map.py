@@ -56,7 +56,6 @@ from pdeflow.tvflownet.evaluate import (
     PSNR_CAP,
     model_flow,
     natural_images,
-    natural_pool,
     paper_times,
     reference_flow,
     time_derivatives,
@@ -127,7 +126,8 @@ def main(argv=None) -> None:
     times = paper_times()
     windows = check_windows(ap, args.time_windows)
     for size in args.sizes:
-        crops = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir)
+        crops, sources = natural_images(size, args.n_images, seed=args.seed, image_dir=args.image_dir,
+                                        return_sources=True)
         x = crops * PAPER_SCALE
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -145,7 +145,7 @@ def main(argv=None) -> None:
             if args.jumps:
                 jump_report(name, err, ref_ut)
             if args.by_source:
-                source_report(name, err, ref_ut, crop_sources(crops, size, args.seed, args.image_dir))
+                source_report(name, err, ref_ut, sources)
             if args.facets:
                 facet_report(name, u, d, ref_ut, ref_facets)
             if args.ut:
@@ -260,27 +260,6 @@ def window_report(names: list[str], flows: list, x: torch.Tensor, times: list[fl
         ceiling = f"{stack_psnr(((blurred - ref_ut) / PAPER_SCALE) ** 2):11.2f}" if half else f"{'-':>11s}"
         scores = [stack_psnr(((d - blurred) / PAPER_SCALE) ** 2) for _, d in flows]
         print(f"{width:6.2f} | {ceiling} | " + " | ".join(f"{s:12.2f}" for s in scores), flush=True)
-
-
-def crop_sources(crops: torch.Tensor, size: int, seed: int, image_dir) -> list[str]:
-    """The photo each of ``natural_images(size, n, seed=seed, image_dir=image_dir)``'s crops was cut from.
-
-    Redraws the picks of :func:`pdeflow.datasets.random_crops` from the evaluation's generator seed and checks
-    each crop against its photo at the redrawn position, so a change to the draw fails here rather than
-    mislabelling crops.
-    """
-    pool = natural_pool(image_dir)
-    names, images = list(pool), list(pool.values())
-    g = torch.Generator().manual_seed(seed * 1009 + size)
-    picks = torch.randint(len(images), (len(crops),), generator=g).tolist()
-    for k, j in enumerate(picks):
-        H, W = images[j].shape[-2:]
-        ph, pw = max(size - H, 0), max(size - W, 0)
-        top = int(torch.randint(H + 2 * ph - size + 1, (1,), generator=g))
-        left = int(torch.randint(W + 2 * pw - size + 1, (1,), generator=g))
-        if ph == 0 and pw == 0 and not torch.equal(crops[k], images[j][:, top:top + size, left:left + size]):
-            raise RuntimeError(f"crop {k} is not {names[j]} at ({top}, {left}): random_crops draws differently now")
-    return [names[j] for j in picks]
 
 
 def source_report(name: str, err: torch.Tensor, ref_ut: torch.Tensor, sources: list[str]) -> None:

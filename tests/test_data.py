@@ -322,6 +322,11 @@ def test_random_crops_seeded():
     # every crop is a window of one of the source images
     for crop in a:
         assert any(_contains(im, crop) for im in imgs)
+    # return_picks names that image, and the crops are the same draws
+    b, picks = random_crops(imgs, 6, 32, generator=11, return_picks=True)
+    assert torch.equal(a, b) and len(picks) == 6 and set(picks) <= {0, 1}
+    for crop, j in zip(b, picks):
+        assert _contains(imgs[j], crop)
 
 
 def _contains(im, crop):

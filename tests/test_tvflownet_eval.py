@@ -357,19 +357,19 @@ def test_paper_metrics_are_the_official_test_codes():
 # --------------------------------------------------------------------------- the second held-out set
 
 
-def test_natural_images_are_crops_of_the_natural_pool(tmp_path):
+def test_natural_images_name_the_photo_each_crop_was_cut_from(tmp_path):
     from pdeflow import io as pio
     g = torch.Generator().manual_seed(1)
+    photos = {}
     for i, (h, w) in enumerate([(20, 26), (24, 18)]):
         pio.write_image(tmp_path / f"q{i}.png", torch.rand(1, h, w, generator=g))
-    pool = ev.natural_pool(tmp_path)
-    assert list(pool) == ["q0.png", "q1.png"] and tuple(pool["q1.png"].shape) == (1, 24, 18)
-    crops = ev.natural_images(8, 6, seed=3, image_dir=tmp_path)
-    windows = [im.unfold(1, 8, 1).unfold(2, 8, 1).reshape(-1, 8, 8) for im in pool.values()]
-    for crop in crops:                                       # each crop is a window of one pool photo
-        assert any((w == crop[0]).flatten(1).all(1).any() for w in windows)
-    assert set(ev.natural_pool()) == set(datasets.builtin_pool("test", kind="photo"))
-
+        photos[f"q{i}.png"] = pio.read_image(tmp_path / f"q{i}.png", grey=True)
+    crops, sources = ev.natural_images(8, 6, seed=3, image_dir=tmp_path, return_sources=True)
+    torch.testing.assert_close(crops, ev.natural_images(8, 6, seed=3, image_dir=tmp_path), rtol=0, atol=0)
+    assert len(sources) == 6 and set(sources) == set(photos)    # 6 draws from 2 photos: both, here
+    for crop, name in zip(crops, sources):                      # each crop is a window of its named photo
+        windows = photos[name].unfold(1, 8, 1).unfold(2, 8, 1).reshape(-1, 8, 8)
+        assert (windows == crop[0]).flatten(1).all(1).any()
 
 
 def test_cli_evaluate_reports_a_second_held_out_folder_beside_the_test_photos(tmp_path, capsys):

@@ -49,7 +49,8 @@ def random_crops(
     generator=None,
     pad_mode: str = "reflect",
     seed: int | None = None,
-) -> torch.Tensor:
+    return_picks: bool = False,
+):
     """Random crops from a list of images, reproducible with a seed.
 
     Each crop picks an image uniformly at random, then a uniformly random
@@ -74,11 +75,15 @@ def random_crops(
     pad_mode : {'reflect', 'symmetric', 'replicate', 'circular', 'constant'}, optional
         Padding of small images; ``'reflect'`` mirrors without repeating the
         edge pixel, ``'constant'`` pads with zeros.
+    return_picks : bool, optional
+        Also return which image each crop was cut from.
 
     Returns
     -------
     Tensor, shape (n, C, size, size)
         Dtype and device of the first image.
+    list of int
+        With ``return_picks``: the index in ``images`` of each crop's image.
     """
     if isinstance(images, Mapping):
         images = list(images.values())
@@ -127,7 +132,7 @@ def random_crops(
             keep = (((rows >= 0) & (rows < H))[:, None] & ((cols >= 0) & (cols < W))[None, :]).to(im.device)
             crop = torch.where(keep, crop, torch.zeros((), dtype=crop.dtype, device=crop.device))
         out[k] = crop
-    return out
+    return (out, picks) if return_picks else out
 
 
 

@@ -589,22 +589,21 @@ def _folder_images(folder) -> dict[str, torch.Tensor]:
     return {p.name: pio.read_image(p, grey=True) for p in _folder_files(folder)}
 
 
-def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None) -> torch.Tensor:
+def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_sources: bool = False):
     """``n`` held-out natural crops ``(n, 1, size, size)`` in [0, 1].
 
     Seeded random crops (reflect-padded where an image is smaller) of the TEST
     split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
-    the images in ``image_dir`` (a user folder, read in grey).
+    the images in ``image_dir`` (a user folder, read in grey).  With
+    ``return_sources``, also the name of the photo each crop was cut from.
     """
-    pool = natural_pool(image_dir)
+    pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
     if not pool:
         raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
-    return datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size))
-
-
-def natural_pool(image_dir=None) -> dict[str, torch.Tensor]:
-    """The photos :func:`natural_images` crops, by name: the built-in TEST photos or those of ``image_dir``."""
-    return _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
+    crops, picks = datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size),
+                                         return_picks=True)
+    names = list(pool)
+    return (crops, [names[j] for j in picks]) if return_sources else crops
 
 
 def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: str = "test",
