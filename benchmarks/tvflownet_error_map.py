@@ -67,10 +67,15 @@ def ring(size: int, width: int) -> torch.Tensor:
     return zero_border(torch.ones(size, size), width) == 0
 
 
-def stack_psnr(err: torch.Tensor) -> float:
-    """Mean over images of the PSNR of each image's whole stack, capped at ``PSNR_CAP`` as in the tables;
+def crop_psnrs(err: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: the PSNR of each image's whole stack, capped at ``PSNR_CAP`` as in the tables;
     ``err`` ``(K, B, C, H, W)`` squared errors."""
-    return float((-10 * torch.log10(err.mean(dim=(0, 2, 3, 4)))).clamp(max=PSNR_CAP).mean())
+    return (-10 * torch.log10(err.mean(dim=(0, 2, 3, 4)))).clamp(max=PSNR_CAP)
+
+
+def stack_psnr(err: torch.Tensor) -> float:
+    """The tables' metric: the mean over images of :func:`crop_psnrs`."""
+    return float(crop_psnrs(err).mean())
 
 
 def report(name: str, what: str, err: torch.Tensor, times: list[float]) -> None:
@@ -264,9 +269,7 @@ def window_report(names: list[str], flows: list, x: torch.Tensor, times: list[fl
 
 def source_report(name: str, err: torch.Tensor, ref_ut: torch.Tensor, sources: list[str]) -> None:
     """Per-photo div phi PSNR (``err`` ``(K, B, 1, H, W)`` squared errors, crop ``b`` cut from ``sources[b]``)."""
-    def psnr(e: torch.Tensor) -> torch.Tensor:   # one stack PSNR per crop, capped as in the tables
-        return (-10 * torch.log10(e.mean(dim=(0, 2, 3, 4)))).clamp(max=PSNR_CAP)
-    model, zero = psnr(err), psnr((ref_ut / PAPER_SCALE) ** 2)
+    model, zero = crop_psnrs(err), crop_psnrs((ref_ut / PAPER_SCALE) ** 2)
     print(f"{name[-12:]:>12s} div phi by source photo ({err.shape[-1]} px, all crops: {float(model.mean()):.2f} dB):",
           flush=True)
     for src in sorted(set(sources)):
