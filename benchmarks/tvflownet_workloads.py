@@ -418,7 +418,7 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
            f"{c['wall']:.3f} / {c['cpu']:.3f} s |" for c in curve]
     md += ["", f"The network's gradient: {float(flat.double().mean()):.2%} of the pixels of these crops are exactly "
            "flat (|grad u0| = 0); the network's normalised-gradient input, grad u0 / sqrt(|grad u0|^2 + eps^2), "
-           f"has a derivative of order 1 / eps there (eps = {getattr(model, 'eps', float('nan')):g})."]
+           f"has a derivative of order 1 / eps there ({input_eps(model)})."]
     for r in rows:
         md.append(f"- {r['variant']}: {r['net_near_flat_share']:.1%} of the norm of its autograd gradient lies within "
                   f"one pixel of a flat pixel; ||<g, V>|| / ||D|| = {r['net_scale']:.1f}; relative error of its "
@@ -429,6 +429,17 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
                  directional_D=D.tolist(), curve=curve,
                  grids={k: [r._asdict() for r in g.table] for k, g in grids.items()}),
             "\n".join(md))
+
+
+def input_eps(model) -> str:
+    """``eps = ...`` of the model's normalised-gradient input; an ensemble's members' values."""
+    members = getattr(model, "members", None)
+    values = sorted({float(m.eps) for m in members if hasattr(m, "eps")}) if members is not None else \
+        [float(model.eps)] if hasattr(model, "eps") else []
+    if not values:
+        return "eps unknown"
+    return ("eps = " if len(values) == 1 else "eps = one of ") + ", ".join(f"{v:g}" for v in values) + \
+        (" (each member's)" if members is not None else "")
 
 
 # --------------------------------------------------------------------------- main

@@ -9,11 +9,13 @@ from torch import nn
 
 from pdeflow import datasets, metrics
 from pdeflow.cli import build_parser
+from pdeflow.cli.tvflownet import _test_time_wrapper
 from pdeflow.reporting import Report
 from pdeflow.tv import spectral_from_stack, tv_flow
 from pdeflow.tvflownet import build_model, load
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
+from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -289,8 +291,14 @@ def test_cli_evaluate_dihedral_reports_the_wrapped_model_beside_the_bare_one(tmp
     assert args.run(args) == 0
     rows = json.loads((tmp_path / "report" / "results.json").read_text())
     assert set(rows["models"]) == {"tiny", "tiny + DihedralMean(transpose)"}
-    with pytest.raises(SystemExit):
-        parser.parse_args(argv + ["--equivariant"])
+    # both wrappers compose as tvflownet.flow composes them: the symmetry mean over the equivariant model
+    both = parser.parse_args(argv + ["--equivariant"])
+    wrap = _test_time_wrapper(both)
+    wrapped = wrap(m)
+    assert wrap.__name__ == "Equivariant(range) + DihedralMean(transpose)"
+    assert isinstance(wrapped, DihedralMean) and isinstance(wrapped.model, Equivariant)
+    assert wrapped.model.contrast == "range" and wrapped.model.model is m
+    assert _test_time_wrapper(parser.parse_args(argv[:2] + ["--equivariant", "--contrast", "std"]))(m).contrast == "std"
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "tvflownet", "--dihedral", "rotations"])
     capsys.readouterr()

@@ -465,6 +465,27 @@ def test_equivariant_wrapper_is_shift_equivariant_and_one_homogeneous(contrast):
     assert (u_a - (cs * u_b - 4.0)).abs().max() <= 1e-5 * (cs * u_b - 4.0).abs().max()
 
 
+
+def test_equivariant_wrapper_with_the_range_shows_the_network_exactly_the_training_intensities():
+    """contrast='range' shifts by the midrange: whatever the image's offset and skew, the network
+    sees values spanning exactly [0, S] (a mean shift would push a skewed image past S)."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        meta = {"config": {"scale": 5.0, "t_max": 1.0}}
+
+        def forward(self, u0, t):
+            seen.append((u0.flatten(1).amin(1), u0.flatten(1).amax(1)))
+            return u0, u0.new_zeros(*u0.shape[:2], 2, *u0.shape[2:])
+
+    u0 = torch.zeros(2, 1, 8, 8, dtype=torch.float64)
+    u0[0, 0, 0, 0] = 1.0                      # one bright pixel: its mean sits near the minimum
+    u0[1] = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 9 + 40
+    Equivariant(Spy(), contrast="range")(u0, 0.5)
+    lo, hi = seen[0]
+    torch.testing.assert_close(lo, torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(hi, torch.full((2,), 5.0, dtype=torch.float64))
+
 def test_equivariant_wrapper_composes_beyond_the_trained_interval_and_keeps_constants():
     inner = _tiny_model(dtype=torch.float64)
     calls = []

@@ -281,11 +281,13 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
                         "14000 at 256 px)")
     g.add_argument("--homogeneity-sizes", type=ssim_size, nargs="+", default=None, metavar="PX",
                    help="image sizes of Table 6 (default: --sizes)")
-    w = g.add_mutually_exclusive_group()
-    w.add_argument("--equivariant", action="store_true",
+    g.add_argument("--equivariant", action="store_true",
                    help="every table also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant "
-                        "(exact shift and contrast symmetry, composition past the trained times)")
-    w.add_argument("--dihedral", choices=list(DihedralMean.GROUPS), default=None, metavar="GROUP",
+                        "(exact shift and contrast symmetry, composition past the trained times); with "
+                        "--dihedral, the mean is taken over the wrapped model, as tvflownet.flow does")
+    g.add_argument("--contrast", choices=("range", "std"), default="range",
+                   help="with --equivariant: the per-image contrast the wrapper normalises (default range)")
+    g.add_argument("--dihedral", choices=list(DihedralMean.GROUPS), default=None, metavar="GROUP",
                    help="every table also for each model averaged over a symmetry group of the grid "
                         "(pdeflow.tvflownet.symmetry.DihedralMean): 'transpose' (2 network calls per query; "
                         "exact for the discrete flow) or 'square' (8 flips and quarter turns)")
@@ -330,10 +332,22 @@ def _load_model(spec: str):
     return name, model.eval()
 
 
-def _dihedral_wrapper(group: str):
+def _test_time_wrapper(args):
+    """The --equivariant / --dihedral wrapper (None without either), in tvflownet.flow's order:
+    the symmetry mean over the equivariant model."""
+    if not (args.equivariant or args.dihedral):
+        return None
+    names = []
+    if args.equivariant:
+        names.append(f"Equivariant({args.contrast})")
+    if args.dihedral:
+        names.append(f"DihedralMean({args.dihedral})")
+
     def wrap(model):
-        return DihedralMean(model, group)
-    wrap.__name__ = f"DihedralMean({group})"
+        if args.equivariant:
+            model = Equivariant(model, contrast=args.contrast)
+        return DihedralMean(model, args.dihedral) if args.dihedral else model
+    wrap.__name__ = " + ".join(names)
     return wrap
 
 
@@ -360,7 +374,7 @@ def _run_evaluate(args) -> int:
         while name in models:
             name += "'"
         models[name] = model.to(args.device)
-    wrapper = Equivariant if args.equivariant else _dihedral_wrapper(args.dihedral) if args.dihedral else None
+    wrapper = _test_time_wrapper(args)
     tables = sorted(set(args.tables))
     progress = True  # a bar on a terminal, a line per 10 % with ETA in a log
     t0 = time.perf_counter()

@@ -8,14 +8,14 @@ The TV flow commutes with adding a constant and is one-homogeneous: for
 A trained network only approximates this (Grossmann et al., 2022, §4.2.2: well inside the
 trained time interval, poorly outside). :class:`Equivariant` makes any model
 satisfy it exactly (up to round-off) by construction. For each image it
-computes a shift ``k`` (the mean) and a contrast ``c`` (``4 * std`` by
-default, or the range ``max - min``), maps the image to the training
-intensities,
+computes a shift ``k`` and a contrast ``c`` (by default the midrange
+``(max + min) / 2`` and the range ``max - min``; or the mean and ``4 * std``),
+maps the image to the training intensities,
 
     w = S * (u0 - k) / c + S / 2          (S: the model's training scale),
 
-so that ``w`` spans about ``S`` (as a full-range training image, [0, 1] times
-S) around ``S / 2``, and since ``u0 = lam * (w - S/2) + k`` with ``lam = c / S``,
+so that ``w`` spans exactly ``[0, S]`` (as a full-range training image, [0, 1]
+times S; about that with the std), and since ``u0 = lam * (w - S/2) + k`` with ``lam = c / S``,
 
     u(t) = lam * (net_u(w, t / lam) - S / 2) + k,     phi(t) = net_phi(w, t / lam).
 
@@ -88,12 +88,19 @@ class Equivariant(_Wrapper):
     ----------
     model : nn.Module
         A TVflowNET model (e.g. from :func:`pdeflow.tvflownet.load`).
-    contrast : {"std", "range"}
-        The per-image contrast ``c``: ``4 * std`` (default), or ``max - min``.
-        Measured with two briefly trained Semi-ResNets on 8 test crops (64x64,
-        [0, 1]) against the reference flow: ``"std"`` was 0.1-2 dB better than
-        ``"range"`` at every time, and both beat the bare network (by 1-2 dB
-        inside the trained interval and by up to 10 dB at 5x past it).
+    contrast : {"range", "std"}
+        The per-image shift ``k`` and contrast ``c``. ``"range"`` (default): the
+        midrange ``(max + min) / 2`` and ``max - min``, so that the network sees
+        exactly the intensities it was trained on, ``[0, S]``. ``"std"``: the
+        mean and ``4 * std``, which leave the extreme values of a skewed image
+        (a few bright pixels on a dark ground) outside ``[0, S]``; the LGD
+        models fail there. Measured on 16 validation crops (64x64, x5) against
+        the reference flow, mean crop PSNR of ``u`` at network times 0.1-1
+        (``benchmarks/tvflownet_wrapper_contrast.py``): the shipped default
+        58.9-54.5 dB with ``"range"``, 49.4-46.1 with ``"std"``, 54.8-46.7 bare
+        (its ``div phi`` 32.2-40.7, 28.8-38.5 and 30.9-40.8). ``"range"`` is
+        above ``"std"`` for every shipped model but the Semi-ResNet (0.1-0.8 dB
+        under it at these times).
     scale : float, optional
         The training intensity scale ``S``; default from the model's JSON
         (``model.meta``), else 5 (the paper's).
@@ -111,7 +118,7 @@ class Equivariant(_Wrapper):
     ``(B,)`` tensor, ``t >= 0``. Statistics are over each image's channels and pixels.
     """
 
-    def __init__(self, model: nn.Module, *, contrast: str = "std", scale: float | None = None,
+    def __init__(self, model: nn.Module, *, contrast: str = "range", scale: float | None = None,
                  t_max: float | None = None, compose: bool = True, max_stages: int = 64,
                  flat: float = 1e-3):
         super().__init__()
@@ -138,11 +145,11 @@ class Equivariant(_Wrapper):
     def _stats(self, u: torch.Tensor):
         """Per image: shift k and contrast c, shapes (B, 1, 1, 1)."""
         flat = u.flatten(1)
-        k = flat.mean(1)
-        if self.contrast == "range":
-            c = flat.amax(1) - flat.amin(1)
+        if self.contrast == "range":     # the midrange: w spans exactly [0, S], the training intensities
+            lo, hi = flat.amin(1), flat.amax(1)
+            k, c = (lo + hi) / 2, hi - lo
         else:
-            c = 4.0 * flat.std(1, unbiased=False)
+            k, c = flat.mean(1), 4.0 * flat.std(1, unbiased=False)
         const = c <= 8 * torch.finfo(u.dtype).eps * k.abs()
         view = (-1, 1, 1, 1)
         return k.view(view), c.view(view), const
@@ -179,7 +186,7 @@ class Equivariant(_Wrapper):
             else:  # a composed image that has flowed to its mean (to `flat`) stays there
                 flat = active & (c.view(-1) <= self.flat * c0.view(-1))
                 if bool(flat.any()):
-                    u = torch.where(flat.view(-1, 1, 1, 1), k.expand_as(u), u)
+                    u = torch.where(flat.view(-1, 1, 1, 1), u.mean((1, 2, 3), keepdim=True).expand_as(u), u)
                     active = active & ~flat
             active = active & ~const
             idx = active.nonzero().squeeze(1)
