@@ -26,12 +26,12 @@ For images in [0, 1] and the paper's ``s = 5, T = 1`` the trained range is
 :class:`~pdeflow.tvflownet.symmetry.Equivariant`, which :func:`flow` does by
 default (``equivariant=True``; it also maps each image's range onto the
 training intensities ``[0, s]``, which makes the result exactly shift
-equivariant and one-homogeneous). With the shipped default on the validation
-crops at the paper's protocol (50 times in [0, 0.98], images x5, with the
-transposition mean) that took u from 48.2 / 51.6 dB (bare network) to 54.2 /
-56.5 at 32 / 96 px; ``div phi`` went from 34.1 / 35.9 to 36.3 / 34.9: for the
-``div phi`` of larger images the bare network (``equivariant=False``) is about
-1 dB closer (README, "The shift-and-contrast wrapper").
+equivariant and one-homogeneous). With the default ensemble on the
+validation crops at the paper's protocol (50 times in [0, 0.98], images x5,
+both with the transposition mean) that took u from 48.2 / 51.6 dB (without
+the wrapper) to 54.2 / 56.5 at 32 / 96 px; ``div phi`` went from 34.1 / 35.9
+to 36.3 / 34.9: for the ``div phi`` of larger images ``equivariant=False`` is
+closer (by 0.2-1 dB; README, "The shift-and-contrast wrapper").
 """
 from __future__ import annotations
 
