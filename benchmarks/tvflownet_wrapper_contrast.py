@@ -3,7 +3,8 @@
     python benchmarks/tvflownet_wrapper_contrast.py [MODEL ...] [--size 64] [--n-images 16] [--image-dir DIR]
 
 :class:`pdeflow.tvflownet.symmetry.Equivariant` maps each image to the training intensities before the network
-sees it, with the contrast ``c`` measured as ``max - min`` (``"range"``) or ``4 * std`` (``"std"``), and reaches
+sees it, with the shift and contrast measured as the midrange and ``max - min`` (``"range"``) or the mean and
+``4 * std`` (``"std"``), and reaches
 times past the trained interval by composition; :func:`pdeflow.tvflownet.flow` applies it by default. For each
 model, natural-image crops (those of ``pdeflow evaluate tvflownet``'s Tables 2-4: by default the built-in test
 photos; ``--image-dir VAL_PHOTOS --seed 1`` gives the validation crops; crops of one grey level are left out,
