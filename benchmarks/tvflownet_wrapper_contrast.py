@@ -40,7 +40,7 @@ def wrapped(model, variant: str):
     return DihedralMean(inner, "transpose")
 
 
-def crop_psnrs(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+def mean_psnr_per_time(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Mean over crops of each crop's PSNR per time; ``x, ref``: ``(T, B, C, H, W)`` on the x5 scale."""
     mse = ((x - ref).double() / PAPER_SCALE).pow(2).flatten(2).mean(2)
     return (10 * torch.log10(1.0 / mse)).mean(1)
@@ -75,7 +75,7 @@ def main(argv=None) -> None:
             t0 = time.process_time()
             u, d = model_flow(wrapped(model, variant), x, args.times)
             rows.append(dict(model=spec, variant=variant, cpu_s=time.process_time() - t0,
-                             u=crop_psnrs(u, ref_u).tolist(), div=crop_psnrs(d, ref_ut).tolist()))
+                             u=mean_psnr_per_time(u, ref_u).tolist(), div=mean_psnr_per_time(d, ref_ut).tolist()))
             r = rows[-1]
             print(f"{spec:12s} {variant:6s} u " + " ".join(f"{v:6.2f}" for v in r["u"])
                   + "  div phi " + " ".join(f"{v:6.2f}" for v in r["div"]) + f"  ({r['cpu_s']:.0f} CPU-s)", flush=True)
