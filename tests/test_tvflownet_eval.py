@@ -15,7 +15,7 @@ from pdeflow.tv import spectral_from_stack, tv_flow
 from pdeflow.tvflownet import build_model, load
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
-from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant
+from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant, composes_in_time
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -126,6 +126,27 @@ def test_spectral_from_stack_telescopes_to_first_frame():
     s = spectral_from_stack(u, 0.05)
     assert s.phi.shape == (7, 2, 1, 6, 6) and s.spectrum.shape == (7, 2)
     torch.testing.assert_close(s.reconstruct(), u[0])
+
+
+def test_table_7_takes_a_model_that_composes_in_time_by_finite_differences_only(tmp_path):
+    # A composed u(t) has jumps in u_t where stages join; the autodiff formula (integration by parts)
+    # cannot see them, so the evaluation must not report it for such a model.
+    torch.manual_seed(0)
+    lgd = build_model("lgd", n_steps=1, hidden=4, dim_z=1)
+    models = {"bare": lgd, "composing": DihedralMean(Equivariant(lgd), "transpose"),
+              "not composing": Equivariant(lgd, compose=False)}
+    assert [composes_in_time(m) for m in models.values()] == [False, True, False]
+    res = ev.evaluate(models, sizes=(16,), n_images=2, tables=(7,), times=ev.paper_times(4, 0.06),
+                      spectral_size=16, tol=1e-4, cache_dir=tmp_path / "cache")
+    t7 = res["table7"]["models"]
+    assert t7["composing"]["autodiff"] is None and math.isfinite(t7["composing"]["fd"]["psnr"][0])
+    assert all(math.isfinite(t7[n]["autodiff"]["psnr"][0]) for n in ("bare", "not composing"))
+    from pdeflow.tvflownet.report import report
+    text = report(res).text("report.md")
+    table_7 = text.split("## Table 7", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line for line in table_7.splitlines() if line.startswith("| ")}
+    assert "— (composes in time)" in rows["composing"]
+    assert "composes" not in rows["bare"] + rows["not composing"]
 
 
 # --------------------------------------------------------------------------- reference flow and cache

@@ -350,13 +350,13 @@ def flow(
     times_f = check_times(times)
     if model is None:
         model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
-    from .symmetry import DihedralMean, Equivariant
+    from .symmetry import DihedralMean, Equivariant, composes_in_time
     if symmetry is not None and symmetry not in DihedralMean.GROUPS:
         raise UserInputError(f"symmetry must be None or one of {', '.join(map(repr, DihedralMean.GROUPS))}, "
                              f"got {symmetry!r}")
     if equivariant and not isinstance(model, (Equivariant, DihedralMean)):
         model = Equivariant(model)
-    composes = isinstance(model.model if isinstance(model, DihedralMean) else model, Equivariant)
+    composes = composes_in_time(model)
     if symmetry is not None:
         model = DihedralMean(model, symmetry)
     s = scale if scale is not None else (model_scale(model) or 1.0)
