@@ -29,15 +29,16 @@ import torch
 from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow.tvflownet import load
 from pdeflow.tvflownet.evaluate import PAPER_SCALE, model_flow, natural_images, reference_flow
-from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant
+from pdeflow.tvflownet.symmetry import flow_model
 
 VARIANTS = ("bare", "std", "range")
 
 
 def wrapped(model, variant: str):
     """The model as ``tvflownet.flow`` would call it with this contrast (``"bare"``: no Equivariant)."""
-    inner = model if variant == "bare" else Equivariant(model, contrast=variant)
-    return DihedralMean(inner, "transpose")
+    if variant == "bare":
+        return flow_model(model, equivariant=False)
+    return flow_model(model, contrast=variant)
 
 
 def mean_psnr_per_time(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

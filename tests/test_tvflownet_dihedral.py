@@ -8,7 +8,7 @@ from pdeflow import ops
 from pdeflow.errors import UserInputError
 from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import build_model
-from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant, dihedral
+from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant, dihedral, flow_model
 
 
 def _used(phi: torch.Tensor) -> torch.Tensor:
@@ -129,3 +129,14 @@ def test_flow_symmetry_option_averages_the_network():
         torch.testing.assert_close(bare[0], DihedralMean(m, "square")(5 * u0, 0.5)[0] / 5)
     with pytest.raises(UserInputError, match="symmetry must be None or one of 'transpose', 'square'"):
         flow(u0, [0.1], m, symmetry="flip")
+
+
+def test_flow_model_takes_the_symmetry_mean_over_the_equivariant_model_and_wraps_once():
+    inner = _tiny()
+    m = flow_model(inner)
+    assert isinstance(m, DihedralMean) and m.group == "transpose"
+    assert isinstance(m.model, Equivariant) and m.model.model is inner and m.model.contrast == "range"
+    assert flow_model(m, symmetry=None) is m                     # no second Equivariant around a wrapped model
+    assert flow_model(inner, equivariant=False, symmetry=None) is inner
+    std = flow_model(inner, contrast="std", symmetry="square")
+    assert std.model.contrast == "std" and std.group == "square"

@@ -25,7 +25,7 @@ from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
 from ..tvflownet.evaluate import evaluate, paper_times
 from ..tvflownet.report import report
-from ..tvflownet.symmetry import DihedralMean, Equivariant
+from ..tvflownet.symmetry import DihedralMean, flow_model
 from ..tvflownet.train import TrainConfig, check_config, data_sources, train
 from ._common import (
     CLIError,
@@ -344,9 +344,7 @@ def _test_time_wrapper(args):
         names.append(f"DihedralMean({args.dihedral})")
 
     def wrap(model):
-        if args.equivariant:
-            model = Equivariant(model, contrast=args.contrast)
-        return DihedralMean(model, args.dihedral) if args.dihedral else model
+        return flow_model(model, equivariant=args.equivariant, contrast=args.contrast, symmetry=args.dihedral)
     wrap.__name__ = " + ".join(names)
     return wrap
 

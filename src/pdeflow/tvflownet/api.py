@@ -350,15 +350,12 @@ def flow(
     times_f = check_times(times)
     if model is None:
         model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
-    from .symmetry import DihedralMean, Equivariant, composes_in_time
+    from .symmetry import DihedralMean, composes_in_time, flow_model
     if symmetry is not None and symmetry not in DihedralMean.GROUPS:
         raise UserInputError(f"symmetry must be None or one of {', '.join(map(repr, DihedralMean.GROUPS))}, "
                              f"got {symmetry!r}")
-    if equivariant and not isinstance(model, (Equivariant, DihedralMean)):
-        model = Equivariant(model)
+    model = flow_model(model, equivariant=equivariant, symmetry=symmetry)
     composes = composes_in_time(model)
-    if symmetry is not None:
-        model = DihedralMean(model, symmetry)
     s = scale if scale is not None else (model_scale(model) or 1.0)
     if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
         raise UserInputError(f"scale must be a finite number > 0, got {scale!r}")

@@ -68,7 +68,7 @@ from torch import nn
 
 from ..errors import UserInputError
 
-__all__ = ["Equivariant", "DihedralMean", "dihedral", "composes_in_time"]
+__all__ = ["Equivariant", "DihedralMean", "dihedral", "composes_in_time", "flow_model"]
 
 
 class _Wrapper(nn.Module):
@@ -222,6 +222,17 @@ def composes_in_time(model) -> bool:
     join (see the module doc), which autodiff in ``t`` does not see."""
     inner = model.model if isinstance(model, DihedralMean) else model
     return isinstance(inner, Equivariant) and inner.compose
+
+
+def flow_model(model: nn.Module, *, equivariant: bool = True, contrast: str = "range",
+               symmetry: str | None = "transpose") -> nn.Module:
+    """``model`` wrapped as :func:`pdeflow.tvflownet.flow` calls it: :class:`Equivariant` first (unless
+    ``equivariant`` is false or ``model`` is already an :class:`Equivariant` or :class:`DihedralMean`), then
+    the :class:`DihedralMean` over ``symmetry`` (none for ``None``), so that the mean is over exact
+    symmetries of the equivariant model."""
+    if equivariant and not isinstance(model, (Equivariant, DihedralMean)):
+        model = Equivariant(model, contrast=contrast)
+    return DihedralMean(model, symmetry) if symmetry is not None else model
 
 
 # ------------------------------------------------------------------ the symmetries of the square
