@@ -284,7 +284,8 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     g.add_argument("--equivariant", action="store_true",
                    help="every table also for each model wrapped by pdeflow.tvflownet.symmetry.Equivariant "
                         "(exact shift and contrast symmetry, composition past the trained times); with "
-                        "--dihedral, the mean is taken over the wrapped model, as tvflownet.flow does")
+                        "--dihedral, the mean is taken over the wrapped model, as tvflownet.flow does; its "
+                        "Table 7 by finite differences only (u_t jumps where composed calls join)")
     g.add_argument("--contrast", choices=("range", "std"), default="range",
                    help="with --equivariant: the per-image contrast the wrapper normalises (default range)")
     g.add_argument("--dihedral", choices=list(DihedralMean.GROUPS), default=None, metavar="GROUP",
