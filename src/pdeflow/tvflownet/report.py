@@ -57,6 +57,11 @@ def _ours(r: dict, psnr: str = "u_psnr", ssim: str = "u_ssim") -> str:
     return f"{_pm(r[psnr], 2)} ({r[ssim][0]:.3f})"
 
 
+def _autodiff_cell(r: dict | None) -> str:
+    """Table 7's autodiff cell; ``None`` for a model that composes in time (no autodiff value, see the note)."""
+    return "— (composes in time)" if r is None else _ours(r, "psnr", "ssim")
+
+
 def _model_rows(paper_rows, table: str, cells) -> list[list[str]]:
     """The rows of a table that compares models with the paper: for each ``(name, paper row)``, the name,
     the paper row it is compared with and ``cells(name, the paper's numbers of that row in table)``."""
@@ -316,8 +321,7 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
         ref_cell = _ours(t7["reference"]["fd"], "psnr", "ssim")
         gt = _ps(*PAPER["table7_fd_gt"])
         rows = _model_rows([(n, row) for n, row in paper_rows if n in t7["models"]], "table7", lambda n, pap: [
-            _ours(t7["models"][n]["autodiff"], "psnr", "ssim") if t7["models"][n]["autodiff"] is not None
-            else "— (composes in time)", _paper_cell(pap, "autodiff"),
+            _autodiff_cell(t7["models"][n]["autodiff"]), _paper_cell(pap, "autodiff"),
             _ours(t7["models"][n]["fd"], "psnr", "ssim"), _paper_cell(pap, "fd"), ref_cell, gt])
         _section(lines, "Table 7 — reconstruction of u0 from the spectral TV transform: PSNR (SSIM)",
                  f"{t7['n_images']} natural test crops of {t7['size']} px; φ(t) = t·u_tt(t) at the "
