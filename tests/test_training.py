@@ -336,7 +336,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(SCRIPT), str(tmp_path), "--ddp"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    written = sorted(p.name for p in tmp_path.glob("report_rank*.json"))
+    assert proc.returncode == 0, f"reports written: {written}\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = [json.loads((tmp_path / f"report_rank{r}.json").read_text()) for r in range(2)]
     weights = [torch.load(tmp_path / f"weights_rank{r}.pt") for r in range(2)]
     assert [r["world_size"] for r in reports] == [2, 2]
