@@ -134,8 +134,8 @@ def ddp_main(out: Path) -> None:
     cleanup_distributed()
     # Everything is written and the group is left: end the process here, before the interpreter's
     # teardown. Gloo's threads have twice aborted a rank in that teardown in CI ("terminate called
-    # without an active exception", after all the work), a race upstream of pdeflow that 30 loaded
-    # runs here did not reproduce; what this check is about is done by now.
+    # without an active exception", after all the work), a race upstream of pdeflow that 30 runs here
+    # (24 of them three at once) did not reproduce; what this check is about is done by now.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
