@@ -133,6 +133,35 @@ def test_ensemble_is_the_weighted_mean_of_its_members_outputs_of_any_architectur
     assert phi2d.shape == (2, 12, 10)
 
 
+def test_ensemble_weights_phi_apart_from_u_so_u_and_div_phi_are_chosen_on_their_own_tables(tmp_path, monkeypatch,
+                                                                                         capsys):
+    _saved(tmp_path / "a", 0)
+    _saved_lgd(tmp_path / "b", 1)
+    models = [tmp_path / "a.json", tmp_path / "b.json"]
+    u0, t = 5 * torch.rand(2, 1, 11, 9, generator=torch.Generator().manual_seed(4)), torch.tensor([0.05, 0.4])
+    split = tvflownet.ensemble(models, [1, 2], phi_weights=[1, 3])
+    (u, phi), (u12, _), (_, phi13) = split(u0, t), tvflownet.ensemble(models, [1, 2])(u0, t), \
+        tvflownet.ensemble(models, [1, 3])(u0, t)
+    assert torch.equal(u, u12) and torch.equal(phi, phi13)                 # each mean from its own weights
+    assert not torch.equal(phi, tvflownet.ensemble(models, [1, 2])(u0, t)[1])
+    assert split.meta["config"]["model"]["phi_weights"] == [0.25, 0.75]
+    assert [m["phi_weight"] for m in split.meta["provenance"]["members"]] == [0.25, 0.75]
+    same = tvflownet.ensemble(models, [1, 2])                               # default: phi weighted as u
+    assert same.phi_weights == same.weights
+    with pytest.raises(UserInputError, match="phi_weights: one per member"):
+        tvflownet.ensemble(models, phi_weights=[1])
+    # the command line writes the same model, and names the option it refuses
+    out = tmp_path / "ens" / "model"
+    argv = ["train", "tvflownet-ensemble", *map(str, models), "--weights", "1", "2", "--phi-weights", "1", "3",
+            "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["pdeflow", *argv])
+    assert main(argv) == 0
+    assert all(torch.equal(x, y) for x, y in zip(tvflownet.load(out.with_suffix(".json"))(u0, t), (u, phi)))
+    assert main(argv[:-2] + ["--out", str(tmp_path / "x" / "m"), "--phi-weights", "1", "-1"]) == 2
+    assert "argument --phi-weights: expected numbers >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_ensemble_refuses_other_training_conventions_and_bad_members(tmp_path):
     _saved(tmp_path / "a", 0)
     _saved_lgd(tmp_path / "b", 1, scale=1.0)

@@ -11,6 +11,7 @@ path to a ``.safetensors``/``.json`` pair (either file or their common stem), lo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -161,6 +162,10 @@ def add_average_parser(train_sub) -> None:
         p.add_argument("models", nargs="+", metavar="MODEL", help=models_help)
         p.add_argument("--weights", nargs="+", type=float, metavar="W",
                        help="one weight >= 0 per model, normalised to sum 1 (default: equal weights)")
+        if run is _run_ensemble:
+            p.add_argument("--phi-weights", nargs="+", type=float, metavar="W",
+                           help="the same for phi (default: --weights): div phi depends on these only, u on "
+                                "--weights only")
         p.add_argument("--out", required=True, metavar="STEM",
                        help="the new model's files, STEM.safetensors and STEM.json (refused if they exist)")
         p.add_argument("--overwrite", action="store_true", help="replace existing STEM files")
@@ -169,13 +174,15 @@ def add_average_parser(train_sub) -> None:
 def _check_average(args) -> None:
     if len(args.models) < 2:
         args.parser.error(f"argument MODEL: give two or more models to combine, got {len(args.models)}")
-    if args.weights is not None:
-        if len(args.weights) != len(args.models):
-            args.parser.error(f"argument --weights: one weight per MODEL ({len(args.models)}), "
-                              f"got {len(args.weights)}")
-        if not all(w >= 0 for w in args.weights) or sum(args.weights) <= 0:   # NaN fails w >= 0
-            args.parser.error(f"argument --weights: expected numbers >= 0, not all zero, got "
-                              f"{' '.join(f'{w:g}' for w in args.weights)}")
+    for option in ("--weights", "--phi-weights"):
+        weights = getattr(args, option[2:].replace("-", "_"), None)
+        if weights is None:
+            continue
+        if len(weights) != len(args.models):
+            args.parser.error(f"argument {option}: one weight per MODEL ({len(args.models)}), got {len(weights)}")
+        if not all(w >= 0 for w in weights) or sum(weights) <= 0:   # NaN fails w >= 0
+            args.parser.error(f"argument {option}: expected numbers >= 0, not all zero, got "
+                              f"{' '.join(f'{w:g}' for w in weights)}")
 
 
 def _write_combined(args, combine, sources_key: str) -> int:
@@ -213,7 +220,7 @@ def _run_ensemble(args) -> int:
     trained on one intensity scale and time interval, each run on every call, u and phi the weighted means of
     theirs; written as STEM.safetensors (all members' weights) + STEM.json (their configs, the weights and each
     member's provenance; load it with pdeflow.tvflownet.load('STEM.json'))."""
-    return _write_combined(args, tvflownet_api.ensemble, "members")
+    return _write_combined(args, functools.partial(tvflownet_api.ensemble, phi_weights=args.phi_weights), "members")
 
 
 # ---------------------------------------------------------------------------

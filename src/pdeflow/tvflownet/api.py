@@ -205,7 +205,7 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
 
 
 def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
-             device: str | torch.device = "cpu") -> nn.Module:
+             phi_weights: Sequence[float] | None = None, device: str | torch.device = "cpu") -> nn.Module:
     """A weighted mean of trained TVflowNETs' outputs (an :class:`~pdeflow.tvflownet.models.Ensemble`).
 
     Unlike :func:`average`, the models may be of different architectures: each runs,
@@ -220,6 +220,9 @@ def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
     weights : sequence of float, optional
         One non-negative weight per model, not all zero; normalised to sum 1
         (default: equal weights).
+    phi_weights : sequence of float, optional
+        The same for ``phi`` (default: ``weights``): ``div phi`` depends on these only and
+        ``u`` on ``weights`` only, so each can be chosen on its own tables.
     device : torch device
 
     Returns
@@ -233,9 +236,11 @@ def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
     loaded = [load(m) for m in models]
     conventions = [{k: v for k, v in m.meta["config"].items() if k != "model"} for m in loaded]
     _require_equal(models, conventions, "one training convention (intensity scale and time interval)")
-    model = Ensemble(loaded, weights)
+    model = Ensemble(loaded, weights, phi_weights)
+    members = [{**source, "phi_weight": v}
+               for source, v in zip(_sources_provenance(models, weights, loaded), model.phi_weights)]
     model.meta = {"config": {**conventions[0], "model": model.config}, "provenance": {
-        "trainer": "pdeflow.tvflownet.ensemble", "members": _sources_provenance(models, weights, loaded)}}
+        "trainer": "pdeflow.tvflownet.ensemble", "members": members}}
     return model.eval().to(device)
 
 

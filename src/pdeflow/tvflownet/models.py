@@ -533,25 +533,29 @@ class LGD(TVflowNetModel):
 # --------------------------------------------------------------------------- ensemble
 
 
-def normalised_weights(weights: Sequence[float] | None, n: int, per: str = "model") -> list[float]:
+def normalised_weights(weights: Sequence[float] | None, n: int, per: str = "model",
+                       name: str = "weights") -> list[float]:
     """``n`` weights ``>= 0``, not all zero, normalised to sum 1 (``None``: equal weights).
 
-    Raises a :class:`~pdeflow.errors.UserInputError` naming ``weights`` (one per ``per``) otherwise.
+    Raises a :class:`~pdeflow.errors.UserInputError` naming the argument ``name`` (one per ``per``) otherwise.
     """
     weights = [1.0] * n if weights is None else [float(w) for w in weights]
     if len(weights) != n:
-        raise UserInputError(f"weights: one per {per} ({n}), got {len(weights)}")
+        raise UserInputError(f"{name}: one per {per} ({n}), got {len(weights)}")
     if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise UserInputError(f"weights: finite numbers >= 0, not all zero, got {weights}")
+        raise UserInputError(f"{name}: finite numbers >= 0, not all zero, got {weights}")
     return [w / sum(weights) for w in weights]
 
 
 class Ensemble(nn.Module):
     """The weighted mean of several TVflowNETs' outputs (not in the paper).
 
-    ``u = sum_i w_i u_i`` and ``phi = sum_i w_i phi_i`` with ``(u_i, phi_i) = members[i](u0, t)``
-    and weights ``w_i >= 0`` summing to 1; ``div phi`` is then the same mean of the members'
-    ``div phi_i`` (the divergence is linear), and a mean of fields in the unit ball stays in it.
+    ``u = sum_i w_i u_i`` and ``phi = sum_i v_i phi_i`` with ``(u_i, phi_i) = members[i](u0, t)``
+    and weights ``w_i >= 0``, ``v_i >= 0`` each summing to 1 (``v = w`` unless given); ``div phi``
+    is then the same mean of the members' ``div phi_i`` (the divergence is linear), and a mean of
+    fields in the unit ball stays in it. The two means are independent: ``u`` (and so Tables 2,
+    5, 6 and 7, which are computed from ``u``) depends on ``w`` only, ``div phi`` (Table 4) on
+    ``v`` only, so each can be chosen on its own columns.
     Members of different architectures make different errors: on validation the U-Net
     default and a 10-step LGD, averaged, are closer to the reference flow in ``u`` and
     ``div phi`` than either alone, where averaging the outputs of U-Nets of one lineage
@@ -566,38 +570,46 @@ class Ensemble(nn.Module):
         Two or more models, or their ``config`` dicts (``build_model(**config)``).
     weights : sequence of float, optional
         One weight ``>= 0`` per member, not all zero; normalised to sum 1 (default: equal).
+    phi_weights : sequence of float, optional
+        The same for ``phi`` (default: ``weights``).
     """
 
     arch = "ensemble"
 
-    def __init__(self, members: Sequence[Any], weights: Sequence[float] | None = None):
+    def __init__(self, members: Sequence[Any], weights: Sequence[float] | None = None,
+                 phi_weights: Sequence[float] | None = None):
         super().__init__()
         members = [build_model(**m) if isinstance(m, dict) else m for m in members]
         if len(members) < 2 or not all(isinstance(m, nn.Module) for m in members):
             raise UserInputError(f"members: two or more models or model configs, got {len(members)}")
         weights = normalised_weights(weights, len(members), "member")
+        phi_weights = weights if phi_weights is None else normalised_weights(phi_weights, len(members), "member",
+                                                                               name="phi_weights")
         channels = {getattr(m, "in_channels", None) for m in members}
         if len(channels) != 1:
             raise UserInputError(f"members: all must take the same number of channels, got in_channels {channels}")
         self.in_channels = channels.pop()
         self.members = nn.ModuleList(members)
         self.weights = weights
+        self.phi_weights = phi_weights
 
     @property
     def config(self) -> dict[str, Any]:
-        """The members' configs and the normalised weights, under ``"arch": "ensemble"``."""
-        return {"arch": self.arch, "members": [m.config for m in self.members], "weights": list(self.weights)}
+        """The members' configs and the normalised weights of u and phi, under ``"arch": "ensemble"``."""
+        return {"arch": self.arch, "members": [m.config for m in self.members], "weights": list(self.weights),
+                "phi_weights": list(self.phi_weights)}
 
     def extra_repr(self) -> str:
-        return "weights=[" + ", ".join(f"{w:.3g}" for w in self.weights) + "]"
+        listed = lambda ws: "[" + ", ".join(f"{w:.3g}" for w in ws) + "]"  # noqa: E731
+        return f"weights={listed(self.weights)}, phi_weights={listed(self.phi_weights)}"
 
     def forward(self, u0: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """The weighted mean ``(u, phi)`` of the members at time ``t`` from ``u0``."""
         u = phi = None
-        for w, member in zip(self.weights, self.members):
-            v, p = member(u0, t)
-            u = w * v if u is None else u + w * v
-            phi = w * p if phi is None else phi + w * p
+        for w, v, member in zip(self.weights, self.phi_weights, self.members):
+            u_i, phi_i = member(u0, t)
+            u = w * u_i if u is None else u + w * u_i
+            phi = v * phi_i if phi is None else phi + v * phi_i
         return u, phi
 
 
