@@ -174,8 +174,8 @@ def add_average_parser(train_sub) -> None:
 def _check_average(args) -> None:
     if len(args.models) < 2:
         args.parser.error(f"argument MODEL: give two or more models to combine, got {len(args.models)}")
-    for option in ("--weights", "--phi-weights"):
-        weights = getattr(args, option[2:].replace("-", "_"), None)
+    # tvflownet-average has no --phi-weights
+    for option, weights in (("--weights", args.weights), ("--phi-weights", getattr(args, "phi_weights", None))):
         if weights is None:
             continue
         if len(weights) != len(args.models):

@@ -600,8 +600,8 @@ class Ensemble(nn.Module):
                 "phi_weights": list(self.phi_weights)}
 
     def extra_repr(self) -> str:
-        listed = lambda ws: "[" + ", ".join(f"{w:.3g}" for w in ws) + "]"  # noqa: E731
-        return f"weights={listed(self.weights)}, phi_weights={listed(self.phi_weights)}"
+        return ", ".join(f"{name}=[" + ", ".join(f"{w:.3g}" for w in ws) + "]"
+                         for name, ws in (("weights", self.weights), ("phi_weights", self.phi_weights)))
 
     def forward(self, u0: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """The weighted mean ``(u, phi)`` of the members at time ``t`` from ``u0``."""
