@@ -13,4 +13,14 @@ __all__ = ["UserInputError"]
 
 
 class UserInputError(ValueError):
-    """Bad input: an argument or configuration value the function cannot accept; the message names it."""
+    """Bad input: an argument or configuration value the function cannot accept; the message names it.
+
+    Examples
+    --------
+    >>> from pdeflow.errors import UserInputError
+    >>> try:
+    ...     raise UserInputError("lam must be a positive number, got -1")
+    ... except ValueError as err:
+    ...     print(type(err).__name__, "-", err)
+    UserInputError - lam must be a positive number, got -1
+    """

@@ -47,6 +47,18 @@ def grad(u: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     Tensor, shape (..., 2, H, W)
         ``[d/dH, d/dW]``; zero in the last row / last column respectively (and
         in the first row / first column with ``zero_edges``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import grad
+    >>> u = torch.tensor([[0., 1., 3.], [0., 1., 3.]])
+    >>> grad(u)
+    tensor([[[0., 0., 0.],
+             [0., 0., 0.]],
+    <BLANKLINE>
+            [[1., 2., 0.],
+             [1., 2., 0.]]])
     """
     if u.dim() < 2:
         raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
@@ -73,6 +85,15 @@ def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     Returns
     -------
     Tensor, shape (..., H, W)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import div, grad
+    >>> u = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> p = torch.randn(2, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    >>> torch.allclose((grad(u) * p).sum(), -(u * div(p)).sum())
+    True
     """
     if p.dim() < 3 or p.shape[-3] != 2:
         raise UserInputError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
@@ -108,6 +129,17 @@ def laplacian(u: torch.Tensor) -> torch.Tensor:
     one convolution of the padded image, where the per-operation overhead
     dominates; larger ones four shifted slices, where the convolution is
     slower.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import laplacian
+    >>> u = torch.zeros(3, 3)
+    >>> u[1, 1] = 1.0
+    >>> laplacian(u)
+    tensor([[ 0.,  1.,  0.],
+            [ 1., -4.,  1.],
+            [ 0.,  1.,  0.]])
     """
     if u.dim() < 2:
         raise UserInputError(f"laplacian: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
@@ -126,7 +158,15 @@ def laplacian(u: torch.Tensor) -> torch.Tensor:
 
 
 def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
-    """Sum over all but the first ``keep`` dimensions (per-image reductions)."""
+    """Sum over all but the first ``keep`` dimensions (per-image reductions).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import batch_sum
+    >>> batch_sum(torch.ones(2, 3, 4, 5))
+    tensor([60., 60.])
+    """
     return x.reshape(*x.shape[:keep], -1).sum(-1) if x.dim() > keep else x
 
 
@@ -135,6 +175,15 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
 
     With ``channelwise=False`` the norm couples the channels and returns
     ``(B, 1, H, W)``; otherwise ``(B, C, H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import grad, gradient_norm
+    >>> u = torch.tensor([[0., 3.], [4., 7.]]).expand(1, 1, 2, 2)
+    >>> gradient_norm(grad(u))
+    tensor([[[[5., 4.],
+              [3., 0.]]]])
     """
     sq = (g * g).sum(-3)
     if not channelwise:
@@ -197,6 +246,15 @@ def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
     -------
     Tensor
         Shape ``(B,)`` for a 4-D input, a 0-d tensor otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import tv
+    >>> u = torch.zeros(1, 1, 4, 4)
+    >>> u[..., 1:3, 1:3] = 1.0  # a 2 x 2 square of height 1
+    >>> tv(u)
+    tensor([7.4142])
     """
     return tv_eps(u, 0.0, channelwise=channelwise)
 
@@ -206,6 +264,13 @@ def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges
 
     ``eps`` enters at every pixel (``H * W * eps`` for a constant image); the
     gradient is ``grad(u, zero_edges=zero_edges)`` (see the module docstring).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import tv_eps
+    >>> tv_eps(torch.zeros(1, 1, 4, 4), 0.5)  # H * W * eps for a constant image
+    tensor([8.])
     """
     x, ndim = as_batch(u)
     out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges), channelwise=channelwise, eps=eps))

@@ -65,6 +65,13 @@ def progress_bar(*, total=None, enabled=True, **kwargs):
     done, with the elapsed time and the estimated time left. Use as a context manager;
     ``bar.update(n)`` advances it. Library functions pass ``enabled=progress`` with ``progress=False``
     by default.
+
+    Examples
+    --------
+    >>> from pdeflow.progress import progress_bar
+    >>> with progress_bar(total=3, enabled=False) as bar:
+    ...     for _ in range(3):
+    ...         bar.update(1)
     """
     if enabled and not _isatty(sys.stderr):
         return _Lines(total=total, **kwargs)

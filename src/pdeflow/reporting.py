@@ -25,14 +25,31 @@ __all__ = ["Report", "md_table", "mean_std", "format_mean_std", "jsonable"]
 
 
 def md_table(header: list[str], rows: Iterable[list[str]]) -> str:
-    """A Markdown table."""
+    """A Markdown table.
+
+    Examples
+    --------
+    >>> from pdeflow.reporting import md_table
+    >>> print(md_table(["method", "PSNR"], [["fgp", "31.20"], ["pdhg", "31.19"]]))
+    | method | PSNR |
+    |---|---|
+    | fgp | 31.20 |
+    | pdhg | 31.19 |
+    """
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def mean_std(values) -> list[float]:
-    """``[mean, std]`` (population standard deviation) of a sequence or tensor of numbers."""
+    """``[mean, std]`` (population standard deviation) of a sequence or tensor of numbers.
+
+    Examples
+    --------
+    >>> from pdeflow.reporting import mean_std
+    >>> [round(x, 4) for x in mean_std([1.0, 2.0, 3.0, 4.0])]
+    [2.5, 1.118]
+    """
     v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
     return [float(v.mean()), float(v.std(unbiased=False))] if v.numel() else [math.nan, math.nan]
 
@@ -52,6 +69,14 @@ def format_mean_std(mean: float, std: float, n: int | None, digits: int = 4, *, 
         Decimals of the mean and of the std (default: ``digits``).
     signed : bool
         Print the mean with its sign (differences).
+
+    Examples
+    --------
+    >>> from pdeflow.reporting import format_mean_std
+    >>> format_mean_std(31.2468, 0.0512, 3, digits=2)
+    '31.25 ± 0.05'
+    >>> format_mean_std(31.2468, 0.0, 1, digits=2)
+    '31.25'
     """
     m = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
     if n is not None and n <= 1:
@@ -60,7 +85,15 @@ def format_mean_std(mean: float, std: float, n: int | None, digits: int = 4, *, 
 
 
 def jsonable(obj, *, skip: tuple[str, ...] = ("example",)):
-    """``obj`` with tensors, NumPy scalars and non-finite floats made JSON-safe (mapping keys in ``skip`` dropped)."""
+    """``obj`` with tensors, NumPy scalars and non-finite floats made JSON-safe (mapping keys in ``skip`` dropped).
+
+    Examples
+    --------
+    >>> import json, math, torch
+    >>> from pdeflow.reporting import jsonable
+    >>> json.dumps(jsonable({"psnr": torch.tensor(31.5), "gap": math.inf, "example": "dropped"}))
+    '{"psnr": 31.5, "gap": "inf"}'
+    """
     if isinstance(obj, Mapping):
         return {str(k): jsonable(v, skip=skip) for k, v in obj.items() if k not in skip}
     if isinstance(obj, (list, tuple)):

@@ -19,6 +19,16 @@ def as_generator(generator, who: str, *, seed=None) -> torch.Generator | None:
 
     ``seed`` is the deprecated former keyword of some functions: given, it warns and is used as
     ``generator`` (giving both is an error).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.rng import as_generator
+    >>> g = as_generator(7, "example")
+    >>> isinstance(g, torch.Generator), g.initial_seed()
+    (True, 7)
+    >>> as_generator(None, "example") is None
+    True
     """
     if seed is not None:
         if generator is not None:

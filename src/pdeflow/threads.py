@@ -57,6 +57,12 @@ def openmp_spins() -> bool:
     True when torch was imported before pdeflow with neither
     ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT`` set, and
     ``PDEFLOW_AUTO_THREADS`` is not ``0``.
+
+    Examples
+    --------
+    >>> from pdeflow.threads import openmp_spins
+    >>> isinstance(openmp_spins(), bool)
+    True
     """
     import pdeflow
 
@@ -68,6 +74,13 @@ def other_running_threads() -> int | None:
 
     The system-wide count of runnable scheduling entities (the fourth field
     of ``/proc/loadavg``) minus this process's threads in state ``R``.
+
+    Examples
+    --------
+    >>> from pdeflow.threads import other_running_threads
+    >>> n = other_running_threads()
+    >>> n is None or n >= 0
+    True
     """
     try:
         with open("/proc/loadavg") as fh:
@@ -87,7 +100,15 @@ def other_running_threads() -> int | None:
 
 def free_cores() -> int | None:
     """Cores this process may use (its CPU affinity) not taken by other
-    processes' running threads, at least 1; None where it cannot be told."""
+    processes' running threads, at least 1; None where it cannot be told.
+
+    Examples
+    --------
+    >>> from pdeflow.threads import free_cores
+    >>> n = free_cores()
+    >>> n is None or n >= 1
+    True
+    """
     others = other_running_threads()
     if others is None:
         return None
@@ -101,7 +122,18 @@ def free_cores() -> int | None:
 def auto_threads(fn):
     """Decorator: run ``fn`` with torch's thread count lowered to the free
     cores when :func:`openmp_spins` (see the module docstring); nested calls
-    check only once."""
+    check only once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.threads import auto_threads
+    >>> @auto_threads
+    ... def total(x):
+    ...     return x.sum()
+    >>> total(torch.ones(3)).item()
+    3.0
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

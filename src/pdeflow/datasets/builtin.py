@@ -123,6 +123,14 @@ def builtin_names(split: str = "all", *, kind: str | None = None) -> list[str]:
     -------
     list of str
         Sorted names, e.g. ``'skimage/camera'``, ``'pywt/ascent'``.
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import builtin_names
+    >>> "skimage/camera" in builtin_names()
+    True
+    >>> "skimage/camera" in builtin_names("test", kind="photo")
+    True
     """
     _check_split_kind("builtin_names", split, kind)
     return sorted(
@@ -133,7 +141,15 @@ def builtin_names(split: str = "all", *, kind: str | None = None) -> list[str]:
 
 
 def builtin_info(name: str) -> dict:
-    """Metadata of a built-in image: source file, kind, split and a note."""
+    """Metadata of a built-in image: source file, kind, split and a note.
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import builtin_info
+    >>> info = builtin_info("skimage/camera")
+    >>> info["kind"], info["split"]
+    ('photo', 'test')
+    """
     entry = _lookup(name)
     return {"name": entry.name, "file": str(_builtin_file(entry)), "kind": entry.kind,
             "split": entry.split, "note": entry.note}
@@ -165,6 +181,13 @@ def builtin_image(name: str, grey: bool | None = True) -> torch.Tensor:
     -------
     Tensor, shape (C, H, W), float32
         Intensities in [0, 1].
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import builtin_image
+    >>> img = builtin_image("skimage/camera")
+    >>> img.shape, img.dtype, 0.0 <= img.min().item() <= img.max().item() <= 1.0
+    (torch.Size([1, 512, 512]), torch.float32, True)
     """
     entry = _lookup(name)
     path = _builtin_file(entry)
@@ -203,6 +226,13 @@ def builtin_pool(split: str = "train", *, grey: bool | None = True, kind: str | 
     dict of str to Tensor
         Name to ``(C, H, W)`` float32 image in [0, 1], in the order of
         :func:`builtin_names`. Image sizes differ.
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import builtin_pool
+    >>> pool = builtin_pool("test", kind="medical")
+    >>> all(img.ndim == 3 and img.shape[0] == 1 for img in pool.values())
+    True
     """
     _check_split_kind("builtin_pool", split, kind)
     return {name: builtin_image(name, grey=grey) for name in builtin_names(split, kind=kind)}

@@ -84,6 +84,15 @@ def random_crops(
         Dtype and device of the first image.
     list of int
         With ``return_picks``: the index in ``images`` of each crop's image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import random_crops
+    >>> images = [torch.rand(1, 20, 30), torch.rand(1, 40, 16)]
+    >>> crops = random_crops(images, 5, 16, generator=0)
+    >>> crops.shape, torch.equal(crops, random_crops(images, 5, 16, generator=0))
+    (torch.Size([5, 1, 16, 16]), True)
     """
     if isinstance(images, Mapping):
         images = list(images.values())
@@ -161,6 +170,16 @@ class ImageSet:
     description : dict
     cache : int
         Number of decoded files kept.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import ImageSet
+    >>> images = ImageSet(images=[torch.zeros(1, 8, 8), torch.ones(1, 12, 10)], description={"source": "example"})
+    >>> len(images), images[1].shape
+    (2, torch.Size([1, 12, 10]))
+    >>> images.crops(3, 8, torch.Generator().manual_seed(0)).shape
+    torch.Size([3, 1, 8, 8])
     """
 
     def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
@@ -254,6 +273,19 @@ def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1,
     -------
     (ImageSet, ImageSet)
         Training and validation images.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.datasets import training_images
+    >>> from pdeflow.io import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for k in range(4):
+    ...         _ = write_image(Path(d) / f"img{k}.png", torch.full((1, 8, 8), k / 4))
+    ...     train, val = training_images(d, val_fraction=0.25)
+    ...     print(len(train), len(val), train[0].shape)
+    3 1 torch.Size([1, 8, 8])
     """
     if data == "builtin":
         train_set, folder, held = _builtin_set("train", grey, kind), None, []
@@ -288,7 +320,16 @@ def training_images(data="builtin", val_data=None, *, val_fraction: float = 0.1,
 
 def held_out(names: Sequence[str], fraction: float) -> set[str]:
     """The names held out for validation: a ``fraction`` of them (at least one, never all), chosen by a
-    hash of each name, so the split depends neither on the order of the names nor on what else is there."""
+    hash of each name, so the split depends neither on the order of the names nor on what else is there.
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import held_out
+    >>> names = [f"img{k}.png" for k in range(8)]
+    >>> val = held_out(names, 0.25)
+    >>> len(val), val == held_out(names[::-1], 0.25)
+    (2, True)
+    """
     n_val = min(len(names) - 1, max(1, round(fraction * len(names))))
     return set(sorted(names, key=lambda n: hashlib.sha1(n.encode()).hexdigest())[:n_val])
 
@@ -331,6 +372,19 @@ def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: fl
         The training photos and the validation photos (None without ``val_fraction`` and ``val_data``).
         Each description holds the sources, the role and the image names (:func:`_names_description`).
         Two sources that give one name (the same folder twice) are refused.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.datasets import source_images
+    >>> from pdeflow.io import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for k in range(4):
+    ...         _ = write_image(Path(d) / f"img{k}.png", torch.full((1, 8, 8), k / 4))
+    ...     train, val = source_images([d], val_fraction=0.25)
+    ...     print(len(train), len(val))
+    3 1
     """
     if isinstance(sources, (str, Path)) or not isinstance(sources, Sequence) or len(sources) == 0:
         raise UserInputError(f"data: expected a non-empty list of 'builtin' and folders, got {sources!r}")

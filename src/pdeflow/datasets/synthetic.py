@@ -113,6 +113,13 @@ def disk(size, radius: float, center=None, height: float = 1.0, background: floa
     Returns
     -------
     Tensor, shape (1, H, W)
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import disk
+    >>> u = disk(7, 2.0, height=1.0)
+    >>> u.shape, int(u.sum())
+    (torch.Size([1, 7, 7]), 13)
     """
     H, W = _hw(size, "disk")
     if not (isinstance(radius, Real) and math.isfinite(radius) and radius > 0):
@@ -177,6 +184,14 @@ def disks(
     Returns
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import disks
+    >>> u = disks(32, 3, seed=0, batch=2)
+    >>> u.shape, torch.equal(u, disks(32, 3, seed=0, batch=2))
+    (torch.Size([2, 1, 32, 32]), True)
     """
     H, W, B = _scene_args(size, n, batch, "disks")
     if radius_range is None:
@@ -256,6 +271,13 @@ def ellipses(
     Returns
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import ellipses
+    >>> u = ellipses(32, 4, seed=0)
+    >>> u.shape, 0.0 <= u.min().item() <= u.max().item() <= 1.0
+    (torch.Size([1, 32, 32]), True)
     """
     H, W, B = _scene_args(size, n, batch, "ellipses")
     if axis_range is None:
@@ -322,6 +344,13 @@ def rectangles(
     Returns
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import rectangles
+    >>> u = rectangles((24, 32), 3, seed=0, batch=2)
+    >>> u.shape, len(u[0].unique()) <= 4
+    (torch.Size([2, 1, 24, 32]), True)
     """
     H, W, B = _scene_args(size, n, batch, "rectangles")
     if side_range is None:
@@ -403,6 +432,13 @@ def polygons(
     Returns
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import polygons
+    >>> u = polygons(32, 3, seed=1)
+    >>> u.shape, len(u.unique()) <= 4
+    (torch.Size([1, 32, 32]), True)
     """
     H, W, B = _scene_args(size, n, batch, "polygons")
     if (not isinstance(sides, (tuple, list)) or len(sides) != 2
@@ -473,6 +509,13 @@ def smooth_field(
     Returns
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import smooth_field
+    >>> u = smooth_field(16, seed=0, value_range=(0.0, 5.0))
+    >>> u.shape, round(u.min().item(), 4), round(u.max().item(), 4)
+    (torch.Size([1, 16, 16]), 0.0, 5.0)
     """
     H, W = _hw(size, "smooth_field")
     B = _batch_arg(batch, "smooth_field")
@@ -525,6 +568,13 @@ def piecewise_smooth(
     Returns
     -------
     Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given, values in [0, 1]
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import piecewise_smooth
+    >>> u = piecewise_smooth(32, 3, seed=0, batch=2)
+    >>> u.shape, 0.0 <= u.min().item() <= u.max().item() <= 1.0
+    (torch.Size([2, 1, 32, 32]), True)
     """
     H, W, B = _scene_args(size, n, batch, "piecewise_smooth")
     if not (isinstance(frequency, Real) and math.isfinite(frequency) and frequency >= 0):
@@ -580,6 +630,13 @@ def plateau_1d(size, widths, heights, *, dtype: torch.dtype = torch.float32, dev
     Returns
     -------
     Tensor, shape (1, H, W)
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import plateau_1d
+    >>> plateau_1d((2, 5), [2, 3], [0.0, 1.0])
+    tensor([[[0., 0., 1., 1., 1.],
+             [0., 0., 1., 1., 1.]]])
     """
     H, W = _hw(size, "plateau_1d")
     widths = list(widths)
@@ -630,6 +687,14 @@ def scenes(kinds, size, *, seed: int, batch: int, n_shapes: int | None = None,
     Returns
     -------
     Tensor, shape (batch, 1, size, size)
+
+    Examples
+    --------
+    >>> from pdeflow.datasets import SCENES, scenes
+    >>> sorted(SCENES)
+    ['disks', 'ellipses', 'polygons', 'rectangles', 'smooth']
+    >>> scenes(("disks", "ellipses", "smooth"), 16, seed=0, batch=5).shape
+    torch.Size([5, 1, 16, 16])
     """
     kinds = tuple(kinds) if isinstance(kinds, (tuple, list)) else kinds
     if not isinstance(kinds, tuple) or not kinds or any(k not in SCENES for k in kinds):

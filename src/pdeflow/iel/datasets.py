@@ -63,6 +63,15 @@ class SegmentationData:
     num_classes : int
     description : str
         One line saying where the data come from and how it was split.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel.datasets import SegmentationData
+    >>> data = SegmentationData("tiny", [torch.zeros(1, 16, 16)], [torch.zeros(16, 16, dtype=torch.int64)],
+    ...                         torch.zeros(1, 1, 16, 16), torch.zeros(1, 16, 16, dtype=torch.int64), 2, "zeros")
+    >>> data.name, len(data.train_images), data.val_images.shape
+    ('tiny', 1, torch.Size([1, 1, 16, 16]))
     """
     name: str
     train_images: list
@@ -97,6 +106,15 @@ def dsb2018(val_tile: int = 128) -> SegmentationData:
     val_tile : int
         Side of the square validation tiles cut from the 512 x 128 validation
         region (a divisor of 128, default 128: four tiles).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.datasets import STARDIST_INSTALL, dsb2018
+    >>> STARDIST_INSTALL  # what provides the image
+    'pip install --no-deps stardist'
+    >>> data = dsb2018(val_tile=64)
+    >>> data.train_images[0].shape, data.val_images.shape, data.val_labels.dtype
+    (torch.Size([1, 512, 368]), torch.Size([16, 1, 64, 64]), torch.int64)
     """
     if not isinstance(val_tile, int) or val_tile < 16 or 128 % val_tile:
         raise UserInputError(f"dsb2018: val_tile must be a divisor of 128 and >= 16, got {val_tile!r}")
@@ -133,6 +151,20 @@ def read_nifti(path) -> np.ndarray:
     Minimal reader for single-file NIfTI-1 with a scalar datatype: applies
     ``scl_slope``/``scl_inter`` when the slope is non-zero and not 1, ignores
     the orientation (the voxel order is the file's).
+
+    Examples
+    --------
+    >>> import struct, tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from pdeflow.iel.datasets import read_nifti
+    >>> hdr = bytearray(352)  # a minimal NIfTI-1 header: size, dims (x, y, z), float32, data offset, magic
+    >>> hdr[:4], hdr[40:56] = struct.pack("<i", 348), struct.pack("<8h", 3, 4, 3, 2, 1, 1, 1, 1)
+    >>> hdr[70:72], hdr[108:112], hdr[344:347] = struct.pack("<h", 16), struct.pack("<f", 352.0), b"n+1"
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "v.nii").write_bytes(bytes(hdr) + np.arange(24, dtype="<f4").tobytes())
+    ...     vol = read_nifti(Path(d) / "v.nii")
+    >>> vol.shape, vol[1, 2, 3]
+    ((2, 3, 4), np.float32(23.0))
     """
     path = Path(path)
     raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
@@ -169,6 +201,19 @@ def mricron_dir(path=None) -> Path:
     of the repository (``make data``); ``/usr/share/mricron/templates``
     (``apt-get install mricron-data``). A folder holding the extracted package
     (``usr/share/mricron/templates`` inside it) is accepted too.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.iel.datasets import MRICRON_INSTALL, mricron_dir
+    >>> MRICRON_INSTALL.startswith("make data")
+    True
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for name in ("ch2.nii.gz", "ch2bet.nii.gz"):
+    ...         (Path(d) / name).touch()
+    ...     print(mricron_dir(d) == Path(d))
+    True
     """
     candidates = []
     if path is not None:
@@ -210,6 +255,25 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, val_step: i
         every epoch costs a full-slice forward pass per slice).
     min_brain : float
         Keep slices whose brain covers at least this fraction of the slice.
+
+    Examples
+    --------
+    >>> import gzip, struct, tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from pdeflow.iel.datasets import mricron_brain
+    >>> def nifti(vol):  # a minimal gzipped NIfTI-1 float32 volume
+    ...     hdr = bytearray(352)
+    ...     hdr[:4], hdr[40:56] = struct.pack("<i", 348), struct.pack("<8h", 3, *vol.shape[::-1], 1, 1, 1, 1)
+    ...     hdr[70:72], hdr[108:112], hdr[344:347] = struct.pack("<h", 16), struct.pack("<f", 352.0), b"n+1"
+    ...     return gzip.compress(bytes(hdr) + vol.astype("<f4").tobytes())
+    >>> vol = np.zeros((40, 32, 32))
+    >>> vol[:, 8:24, 8:24] = 1.0
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for name in ("ch2", "ch2bet"):
+    ...         _ = (Path(d) / f"{name}.nii.gz").write_bytes(nifti(vol))
+    ...     data = mricron_brain(d)
+    >>> data.num_classes, len(data.train_images), data.val_images.shape
+    (2, 29, torch.Size([5, 1, 32, 32]))
     """
     for name, v in (("block", block), ("val_every", val_every), ("val_step", val_step)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -258,6 +322,13 @@ def synthetic_blobs(n_train: int = 4, n_val: int = 4, size: int = 64, *, noise: 
     ``n_train`` and ``n_val`` images of ``size x size`` (a multiple of 16),
     drawn from one generator seeded with ``seed`` (training and validation
     images are different draws).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.datasets import synthetic_blobs
+    >>> data = synthetic_blobs(n_train=2, n_val=3, size=32, seed=0)
+    >>> len(data.train_images), data.val_images.shape, sorted(data.val_labels.unique().tolist())
+    (2, torch.Size([3, 1, 32, 32]), [0, 1])
     """
     if size < 16 or size % 16:
         raise UserInputError(f"synthetic_blobs: size must be a positive multiple of 16, got {size!r}")
@@ -288,7 +359,17 @@ DATASETS = ("dsb2018", "mricron", "synthetic")
 
 
 def load_dataset(name: str, path=None) -> SegmentationData:
-    """A dataset by name (:data:`DATASETS`); ``path`` is the mricron folder, if given."""
+    """A dataset by name (:data:`DATASETS`); ``path`` is the mricron folder, if given.
+
+    Examples
+    --------
+    >>> from pdeflow.iel.datasets import DATASETS, load_dataset
+    >>> DATASETS
+    ('dsb2018', 'mricron', 'synthetic')
+    >>> data = load_dataset("synthetic")
+    >>> data.name, data.num_classes, data.val_images.shape
+    ('synthetic', 2, torch.Size([4, 1, 64, 64]))
+    """
     if name == "dsb2018":
         return dsb2018()
     if name == "mricron":

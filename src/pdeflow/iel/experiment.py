@@ -82,6 +82,14 @@ class RunConfig:
     Fields declared with :func:`pdeflow.training.option` are options of ``pdeflow iel-experiment`` (help,
     type and choices in their metadata); ``iel``, ``seed``, ``dt`` and ``layers`` are set per run by
     :func:`plan_runs` (the command line's ``--dt`` and ``--layers`` are :class:`ExperimentSpec`'s axes).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.experiment import RunConfig, check_config
+    >>> cfg = RunConfig(dataset="synthetic", width=4, depth=2, crop=16, epochs=1, steps_per_epoch=1)
+    >>> check_config(cfg)
+    >>> cfg.operator, cfg.dt, cfg.layers
+    ('heat', 0.025, 30)
     """
     dataset: str = option("dsb2018", "(default {default})", choices=DATASETS)
     data_path: str | None = option(None, "mricron: folder with ch2.nii.gz and ch2bet.nii.gz (default: "
@@ -121,7 +129,18 @@ class RunConfig:
 
 
 def check_config(cfg: RunConfig) -> None:
-    """Raise ValueError naming the first bad field of ``cfg``."""
+    """Raise ValueError naming the first bad field of ``cfg``.
+
+    Examples
+    --------
+    >>> from pdeflow.iel.experiment import RunConfig, check_config
+    >>> check_config(RunConfig(dataset="synthetic"))
+    >>> try:
+    ...     check_config(RunConfig(dataset="synthetic", epochs=0))
+    ... except ValueError as err:
+    ...     print("rejected")
+    rejected
+    """
     def bad(name, what):
         raise UserInputError(f"RunConfig: {name} must be {what}, got {getattr(cfg, name)!r}")
 
@@ -161,7 +180,17 @@ def check_config(cfg: RunConfig) -> None:
 
 
 def prepare_data(cfg: RunConfig, data: SegmentationData | None = None) -> tuple[SegmentationData, float]:
-    """The run's data with its training labels made noisy; also the fraction of changed pixels."""
+    """The run's data with its training labels made noisy; also the fraction of changed pixels.
+
+    Examples
+    --------
+    >>> from pdeflow.iel.datasets import synthetic_blobs
+    >>> from pdeflow.iel.experiment import RunConfig, prepare_data
+    >>> cfg = RunConfig(dataset="synthetic", noise="blocks", noise_keep=0.5)
+    >>> data, changed = prepare_data(cfg, synthetic_blobs(2, 2, 16))
+    >>> len(data.train_labels), 0.0 < changed < 1.0
+    (2, True)
+    """
     if data is None:
         data = load_dataset(cfg.dataset, cfg.data_path)
     g = training.step_generator(cfg.seed, 0, stream=3)    # the noise of this seed, nothing else
@@ -201,7 +230,23 @@ def _batch(data: SegmentationData, cfg: RunConfig, step: int, device) -> tuple[t
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
              batch_size: int = 4) -> torch.Tensor:
-    """Per-image Dice (background excluded) of ``argmax model(images)`` in eval mode, shape ``(N,)``."""
+    """Per-image Dice (background excluded) of ``argmax model(images)`` in eval mode, shape ``(N,)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel.experiment import evaluate
+    >>> labels = torch.zeros(2, 8, 8, dtype=torch.int64)
+    >>> labels[:, 2:6, 2:6] = 1
+    >>> class Oracle(torch.nn.Module):  # logits that pick the true class of every pixel
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.scale = torch.nn.Parameter(torch.ones(()))
+    ...     def forward(self, x):
+    ...         return self.scale * torch.nn.functional.one_hot(labels[: len(x)], 2).permute(0, 3, 1, 2)
+    >>> evaluate(Oracle(), torch.zeros(2, 1, 8, 8), labels, 2)
+    tensor([1., 1.])
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -222,6 +267,18 @@ def boundary_ratio(model: torch.nn.Module, images: torch.Tensor, labels: torch.T
     foreground maps (``label > 0``), in pixels; 1 is a prediction as ragged as
     the truth, above 1 spurious specks or frayed edges (what IELs are meant
     to suppress), below 1 missed or over-smoothed objects.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import SegmentationUNet
+    >>> from pdeflow.iel.experiment import boundary_ratio
+    >>> _ = torch.manual_seed(0)
+    >>> net = SegmentationUNet(width=4, depth=2)
+    >>> labels = torch.zeros(2, 16, 16, dtype=torch.int64)
+    >>> labels[:, 4:12, 4:12] = 1
+    >>> boundary_ratio(net, torch.rand(2, 1, 16, 16), labels) >= 0.0
+    True
     """
     was_training = model.training
     model.eval()
@@ -253,6 +310,20 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
     ``steps_per_epoch`` and ``wall_time_s``. A finished run is not trained
     again: its ``result.json`` is returned. ``data`` replaces the named
     dataset (tests); its name must equal ``cfg.dataset``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.iel.datasets import synthetic_blobs
+    >>> from pdeflow.iel.experiment import RESULT_FILE, RunConfig, train_run
+    >>> cfg = RunConfig(dataset="synthetic", width=4, depth=2, crop=16, batch_size=2, epochs=2, steps_per_epoch=1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     result = train_run(cfg, d, data=synthetic_blobs(2, 2, 16))
+    ...     print(RESULT_FILE, (Path(d) / RESULT_FILE).is_file())
+    result.json True
+    >>> len(result["val_dice"]), 0.0 <= result["final_dice"] <= 1.0
+    (2, True)
     """
     check_config(cfg)
     run_dir = Path(run_dir)
@@ -362,7 +433,15 @@ def _finished(run_dir: Path, cfg: RunConfig) -> dict | None:
 @dataclasses.dataclass
 class ExperimentSpec:
     """A grid of runs. ``base`` holds everything the runs share (its ``noise`` is
-    the noisy-label setting; ``iel``, ``seed``, ``dt`` and ``layers`` are set per run)."""
+    the noisy-label setting; ``iel``, ``seed``, ``dt`` and ``layers`` are set per run).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, plan_runs
+    >>> spec = ExperimentSpec(mode="compare", base=RunConfig(dataset="synthetic", noise="blocks"), seeds=(0,))
+    >>> [name for name, _, _ in plan_runs(spec)]
+    ['clean-baseline-s0', 'clean-iel-dt0.025-n30-s0', 'noisy-baseline-s0', 'noisy-iel-dt0.025-n30-s0']
+    """
     mode: str = option("compare", "compare: {{baseline, IELs}} x {{clean, noisy}}; sweep: IELs for every --dt x "
                                   "--layers on noisy labels, plus the baseline (default {default})",
                        choices=("compare", "sweep"))
@@ -378,7 +457,18 @@ class ExperimentSpec:
 
 
 def check_spec(spec: ExperimentSpec) -> None:
-    """Raise ValueError naming the first bad field of ``spec`` (and of its base config)."""
+    """Raise ValueError naming the first bad field of ``spec`` (and of its base config).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.experiment import ExperimentSpec, check_spec
+    >>> check_spec(ExperimentSpec(seeds=(0, 1)))
+    >>> try:
+    ...     check_spec(ExperimentSpec(mode="neither"))
+    ... except ValueError:
+    ...     print("rejected")
+    rejected
+    """
     if spec.mode not in ("compare", "sweep"):
         raise UserInputError(f"ExperimentSpec: mode must be 'compare' or 'sweep', got {spec.mode!r}")
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
@@ -399,7 +489,19 @@ def check_spec(spec: ExperimentSpec) -> None:
 
 
 def plan_runs(spec: ExperimentSpec) -> list[tuple[str, dict, RunConfig]]:
-    """The runs of ``spec``: ``(directory name, labels, RunConfig)`` in a fixed order."""
+    """The runs of ``spec``: ``(directory name, labels, RunConfig)`` in a fixed order.
+
+    Examples
+    --------
+    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, plan_runs
+    >>> spec = ExperimentSpec(mode="sweep", base=RunConfig(noise="windows"), seeds=(0,),
+    ...                       dts=(0.01, 0.025), layers=(20,))
+    >>> for name, labels, cfg in plan_runs(spec):
+    ...     print(name, cfg.iel, cfg.dt, cfg.layers)
+    noisy-baseline-s0 False 0.025 30
+    noisy-iel-dt0.01-n20-s0 True 0.01 20
+    noisy-iel-dt0.025-n20-s0 True 0.025 20
+    """
     check_spec(spec)
     b = spec.base
     out = []
@@ -422,7 +524,24 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
     run index ``i`` with ``i % n == k``) under ``out_dir/runs/``, then aggregate
     if every run of the grid is finished. Returns the summary, or None if runs
     are missing. Re-running the same call resumes; ``out_dir/experiment.json``
-    guards against mixing two different experiments in one folder."""
+    guards against mixing two different experiments in one folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.iel.datasets import synthetic_blobs
+    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, run_experiment
+    >>> base = RunConfig(dataset="synthetic", noise="blocks", width=4, depth=2, crop=16, batch_size=2, epochs=1,
+    ...                  steps_per_epoch=1, layers=2)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     summary = run_experiment(ExperimentSpec(base=base, seeds=(0,), layers=(2,)), d,
+    ...                              data=synthetic_blobs(2, 2, 16), log=lambda *a: None)
+    ...     print(sorted(p.name for p in Path(d).iterdir()))
+    ['curves.png', 'experiment.json', 'runs', 'summary.json', 'table.md']
+    >>> sorted(summary)
+    ['base_config', 'dataset', 'device', 'dts', 'layers', 'mode', 'rows', 'seeds', 'torch']
+    """
     runs = plan_runs(spec)
     out_dir = Path(out_dir)
     k, n = shard
@@ -472,6 +591,20 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
     final-epoch Dice, of the best-epoch Dice (optimistic: chosen on the
     validation set itself), and of the paired difference IEL - baseline
     (same seed, same noise realisation).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.iel.datasets import synthetic_blobs
+    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, aggregate, run_experiment
+    >>> base = RunConfig(dataset="synthetic", noise="blocks", width=4, depth=2, crop=16, batch_size=2, epochs=1,
+    ...                  steps_per_epoch=1, layers=2)
+    >>> spec = ExperimentSpec(base=base, seeds=(0,), layers=(2,))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = run_experiment(spec, d, data=synthetic_blobs(2, 2, 16), log=lambda *a: None)
+    ...     summary = aggregate(spec, d)  # again, from the runs' result.json files
+    >>> summary["mode"], [(row["labels"], row["method"]) for row in summary["rows"]]
+    ('compare', [('clean', 'baseline'), ('clean', 'iel'), ('noisy', 'baseline'), ('noisy', 'iel')])
     """
     out_dir = Path(out_dir)
     runs = plan_runs(spec)

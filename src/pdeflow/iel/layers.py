@@ -133,6 +133,17 @@ class Heat(_Operator):
         Multiplies the Laplacian (default 1, the paper's eq. (7)). ``scale=0.25``
         is the official code's kernel ``laplacian / 4``; equivalently divide
         ``dt`` by 4 and keep ``scale=1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import Heat
+    >>> u = torch.zeros(1, 1, 3, 3)
+    >>> u[..., 1, 1] = 1.0
+    >>> Heat()(u, "neumann")[0, 0]
+    tensor([[ 0.,  1.,  0.],
+            [ 1., -4.,  1.],
+            [ 0.,  1.,  0.]])
     """
 
     name, param = "heat", "scale"
@@ -154,6 +165,15 @@ class TVFlow(_Operator):
         Regularisation of the gradient norm, in logit units per pixel
         (default 0.1). Small ``eps`` makes the operator stiff: its linearisation
         around a flat region is ``laplacian / eps``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import TVFlow
+    >>> u = torch.zeros(1, 1, 4, 4)
+    >>> u[..., :, 2:] = 1.0
+    >>> TVFlow(eps=0.1)(u, "neumann").sum().abs().item() < 1e-6  # a divergence: no mass created
+    True
     """
 
     name, param = "tv", "eps"
@@ -175,6 +195,16 @@ class PeronaMalik(_Operator):
     kappa : float, optional
         Edge threshold in logit units per pixel (default 1): gradients much
         larger than ``kappa`` are barely diffused, smaller ones diffuse as heat.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import PeronaMalik
+    >>> u = torch.zeros(1, 1, 4, 4)
+    >>> u[..., :, 2:] = 10.0
+    >>> F = PeronaMalik(kappa=1.0)(u, "neumann")
+    >>> F.shape, F.abs().max().item() < 1.0  # an edge far above kappa barely diffuses
+    (torch.Size([1, 1, 4, 4]), True)
     """
 
     name, param = "perona-malik", "kappa"
@@ -197,6 +227,14 @@ def make_operator(name: str, param: float | None = None):
 
     ``param`` is its one parameter (heat: ``scale``, tv: ``eps``, Perona–Malik:
     ``kappa``); None takes the default.
+
+    Examples
+    --------
+    >>> from pdeflow.iel import OPERATORS, make_operator
+    >>> sorted(OPERATORS)
+    ['heat', 'perona-malik', 'tv']
+    >>> make_operator("tv", 0.05)
+    TVFlow(eps=0.05)
     """
     if name not in OPERATORS:
         raise UserInputError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
@@ -227,6 +265,18 @@ class InverseEvolution(nn.Module):
     The module is always active; to apply it in training only, wrap a network
     with :func:`with_iels`. Input: floating ``(B, C, H, W)`` logits; output:
     the same shape, dtype and device. Differentiable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import BOUNDARIES, InverseEvolution
+    >>> BOUNDARIES
+    ('zero', 'neumann')
+    >>> iel = InverseEvolution("heat", dt=0.025, steps=2)
+    >>> u = torch.zeros(1, 1, 5, 5)
+    >>> u[..., 2, 2] = 1.0
+    >>> round(iel(u)[0, 0, 2, 2].item(), 4)  # u - dt F(u), twice: the peak is sharpened
+    1.2125
     """
 
     def __init__(self, operator="heat", dt: float = 0.025, steps: int = 30, boundary: str = "zero"):
@@ -273,6 +323,15 @@ def official_heat_iel(dt: float = 0.1, steps: int = 30) -> InverseEvolution:
 
     Equal to ``InverseEvolution("heat", dt / 4, steps, boundary="zero")``;
     the defaults are its DSB2018 setting (WBC: ``steps=20``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import InverseEvolution, official_heat_iel
+    >>> u = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    >>> same = InverseEvolution("heat", dt=0.1 / 4, steps=20, boundary="zero")
+    >>> torch.allclose(official_heat_iel(dt=0.1, steps=20)(u), same(u))
+    True
     """
     dt = _positive(dt, "dt", "official_heat_iel")
     return InverseEvolution(Heat(), dt / 4.0, steps, boundary="zero")
@@ -285,6 +344,13 @@ def heat_iel_symbol(H: int, W: int, dt: float, steps: int = 1, boundary: str = "
     Entry ``(k, l)`` is ``(1 + dt * (4 sin^2(pi k / 2n) + 4 sin^2(pi l / 2m)))^steps``
     with ``n, m = H, W`` and ``k = 0..H-1`` (Neumann, DCT-II modes) or
     ``n, m = H + 1, W + 1`` and ``k = 1..H`` (zero boundary, DST-I modes).
+
+    Examples
+    --------
+    >>> from pdeflow.iel import heat_iel_symbol
+    >>> g = heat_iel_symbol(4, 4, dt=0.025, steps=30, boundary="neumann")
+    >>> g.shape, g[0, 0].item(), round(g[-1, -1].item(), 3)  # the mean passes, high frequencies grow
+    (torch.Size([4, 4]), 1.0, 113.106)
     """
     _check_boundary(boundary, "heat_iel_symbol")
     if boundary == "neumann":
@@ -301,6 +367,15 @@ class WithIELs(nn.Module):
     In ``eval()`` mode the output is the network's own, bit for bit; the IELs
     hold no parameters, so ``state_dict()`` keys are the network's under
     ``model.``. Build it with :func:`with_iels`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import InverseEvolution, WithIELs
+    >>> net = WithIELs(torch.nn.Conv2d(1, 2, 3, padding=1), InverseEvolution("heat", dt=0.025, steps=3))
+    >>> x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> torch.equal(net.eval()(x), net.model(x)), torch.equal(net.train()(x), net.model(x))
+    (True, False)
     """
 
     def __init__(self, model: nn.Module, iel: InverseEvolution):
@@ -335,6 +410,16 @@ def with_iels(model: nn.Module, operator="heat", dt: float = 0.025, steps: int =
         ``net = with_iels(unet, "heat", dt=0.025, steps=30)``; train with
         ``net.train()`` and the usual loss on ``net(x)``; ``net.eval()(x)``
         equals ``unet.eval()(x)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import with_iels
+    >>> unet = torch.nn.Conv2d(1, 2, 3, padding=1)
+    >>> net = with_iels(unet, "heat", dt=0.025, steps=30)
+    >>> x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> net.train()(x).shape, torch.equal(net.eval()(x), unet(x)), list(net.state_dict())
+    (torch.Size([2, 2, 8, 8]), True, ['model.weight', 'model.bias'])
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"with_iels: model must be a torch.nn.Module, got {type(model).__name__}")

@@ -90,6 +90,15 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
     Tensor
         Noisy labels, same shape, dtype and device as ``labels``. The expected
         fraction of changed pixels is ``(1 - keep) * (1 - 1/K)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import block_noise
+    >>> labels = torch.zeros(2, 12, 12, dtype=torch.int64)
+    >>> noisy = block_noise(labels, num_classes=2, size=3, keep=0.5, generator=0)
+    >>> noisy.shape, noisy.dtype, torch.equal(noisy, block_noise(labels, 2, 3, 0.5, generator=0))
+    (torch.Size([2, 12, 12]), torch.int64, True)
     """
     who = "block_noise"
     lab = _prepare(labels, num_classes, who)
@@ -131,6 +140,15 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
     -------
     Tensor
         Noisy labels, same shape, dtype and device as ``labels``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import window_noise
+    >>> labels = torch.zeros(12, 12, dtype=torch.int64)
+    >>> noisy = window_noise(labels, num_classes=2, size=3, area=0.25, generator=0)
+    >>> noisy.shape, int((noisy != labels).sum()) <= 36  # round(0.25 * 144 / 9) = 4 windows of 9 pixels
+    (torch.Size([12, 12]), True)
     """
     who = "window_noise"
     lab = _prepare(labels, num_classes, who)
@@ -159,7 +177,21 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
 def add_label_noise(labels: torch.Tensor, num_classes: int, kind: str, *, size: int = 3,
                     keep: float = 0.8, area: float = 0.1, generator=None,
                     seed: int | None = None) -> torch.Tensor:
-    """Dispatch on ``kind`` in :data:`NOISE_KINDS`: ``"none"`` returns a copy of ``labels``."""
+    """Dispatch on ``kind`` in :data:`NOISE_KINDS`: ``"none"`` returns a copy of ``labels``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import add_label_noise
+    >>> from pdeflow.iel.noise import NOISE_KINDS
+    >>> NOISE_KINDS
+    ('none', 'blocks', 'windows')
+    >>> labels = torch.ones(8, 8, dtype=torch.int64)
+    >>> torch.equal(add_label_noise(labels, 2, "none"), labels)
+    True
+    >>> add_label_noise(labels, 2, "blocks", keep=0.5, generator=0).shape
+    torch.Size([8, 8])
+    """
     if kind == "none":
         _prepare(labels, num_classes, "add_label_noise")
         return labels.clone()

@@ -59,6 +59,14 @@ class SegmentationUNet(nn.Module):
 
     Input ``(B, in_channels, H, W)`` with ``H, W`` divisible by
     ``2**(depth-1)``; output ``(B, num_classes, H, W)`` logits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.iel import SegmentationUNet
+    >>> net = SegmentationUNet(in_channels=1, num_classes=2, width=4, depth=2)
+    >>> net(torch.zeros(1, 1, 16, 16)).shape
+    torch.Size([1, 2, 16, 16])
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 64, depth: int = 5):

@@ -20,7 +20,18 @@ PathLike = str | os.PathLike
 # --------------------------------------------------------------------------------------
 
 def save_checkpoint(path: PathLike, state: dict) -> Path:
-    """``torch.save(state)`` to ``path`` atomically (temp file, fsync, ``os.replace``)."""
+    """``torch.save(state)`` to ``path`` atomically (temp file, fsync, ``os.replace``).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.training import load_checkpoint, save_checkpoint
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_checkpoint(Path(d) / "last.pt", {"step": 3, "weight": torch.ones(2)})
+    ...     print(path.name, sorted(p.name for p in Path(d).iterdir()))  # no temporary file left
+    last.pt ['last.pt']
+    """
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint: state must be a dict, got {type(state).__name__}")
     path = Path(path)
@@ -33,6 +44,16 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: boo
 
     Checkpoints written by :class:`Run` hold only tensors and plain Python values,
     so the safe ``weights_only=True`` loader reads them.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.training import load_checkpoint, save_checkpoint
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     state = load_checkpoint(save_checkpoint(Path(d) / "last.pt", {"step": 3, "weight": torch.ones(2)}))
+    >>> state["step"], state["weight"]
+    (3, tensor([1., 1.]))
     """
     path = Path(path)
     if not path.is_file():

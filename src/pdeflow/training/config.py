@@ -41,6 +41,17 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factor
     store-false switch of that name; ``nargs="+"`` a list (a tuple in the config); ``name="--x"`` the
     option's name where it is not ``--field-name`` (a list field ``dts`` given as ``--dt``). The command line
     builds its options from this metadata (:func:`pdeflow.cli._common.add_config_option`).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from pdeflow.training import option
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     steps: int = option(1000, "training steps (default {default})", type="positive_int", metavar="N")
+    >>> field = dataclasses.fields(Config)[0]
+    >>> Config().steps, field.metadata["cli"]["type"], field.metadata["cli"]["help"].format(default=field.default)
+    (1000, 'positive_int', 'training steps (default 1000)')
     """
     meta = {"help": help, "type": type, "metavar": metavar, "choices": choices, "flag": flag, "negate": negate,
             "nargs": nargs, "name": name}
@@ -48,20 +59,54 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factor
 
 
 def val_every_option(default: int) -> Any:
-    """The ``val_every`` field every trainer has: validation period in steps (and after the last step)."""
+    """The ``val_every`` field every trainer has: validation period in steps (and after the last step).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from pdeflow.training import val_every_option
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     val_every: int = val_every_option(500)
+    >>> Config().val_every, dataclasses.fields(Config)[0].metadata["cli"]["metavar"]
+    (500, 'N')
+    """
     return option(default, "validate every N steps and after the last (default {default})", type="positive_int",
                   metavar="N")
 
 
 def ckpt_every_option(default: int) -> Any:
     """The ``ckpt_every`` field every trainer has: the period of :class:`~pdeflow.training.Run`'s resume
-    checkpoint in steps."""
+    checkpoint in steps.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from pdeflow.training import ckpt_every_option
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     ckpt_every: int = ckpt_every_option(200)
+    >>> Config().ckpt_every, dataclasses.fields(Config)[0].metadata["cli"]["type"]
+    (200, 'positive_int')
+    """
     return option(default, "write the resume checkpoint every N steps (default {default})", type="positive_int",
                   metavar="N")
 
 
 def config_to_dict(config: Any) -> dict:
-    """A dataclass instance (or a dict) as a plain JSON-ready dict (tuples become lists)."""
+    """A dataclass instance (or a dict) as a plain JSON-ready dict (tuples become lists).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from pdeflow.training import config_to_dict
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     lr: float = 1e-3
+    ...     widths: tuple = (16, 32)
+    >>> config_to_dict(Config())
+    {'lr': 0.001, 'widths': [16, 32]}
+    """
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         d = dataclasses.asdict(config)
     elif isinstance(config, Mapping):
@@ -72,7 +117,22 @@ def config_to_dict(config: Any) -> dict:
 
 
 def save_config(config: Any, path: PathLike) -> Path:
-    """Write a dataclass config (or dict) to ``path`` as JSON, atomically."""
+    """Write a dataclass config (or dict) to ``path`` as JSON, atomically.
+
+    Examples
+    --------
+    >>> import dataclasses, tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.training import load_config, save_config
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     lr: float = 1e-3
+    ...     widths: tuple = (16, 32)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_config(Config(lr=0.01), Path(d) / "config.json")
+    ...     print(path.name, load_config(Config, path))
+    config.json Config(lr=0.01, widths=(16, 32))
+    """
     return _atomic_write_json(path, config_to_dict(config), "config")
 
 
@@ -82,6 +142,20 @@ def load_config(cls: type, path: PathLike) -> Any:
     Missing fields take their defaults; unknown fields are an error (a typo or a
     config from another trainer). Lists are turned back into tuples for fields
     annotated as tuples.
+
+    Examples
+    --------
+    >>> import dataclasses, json, tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.training import load_config
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     lr: float = 1e-3
+    ...     widths: tuple = (16, 32)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "config.json").write_text(json.dumps({"widths": [8, 8]}))
+    ...     print(load_config(Config, Path(d) / "config.json"))  # lists back to tuples, lr its default
+    Config(lr=0.001, widths=(8, 8))
     """
     if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
         raise TypeError(f"load_config: cls must be a dataclass type, got {cls!r}")
@@ -146,7 +220,14 @@ def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), default
 # --------------------------------------------------------------------------------------
 
 def is_number(v: Any) -> bool:
-    """Whether ``v`` is a finite int or float (a bool is not a number here)."""
+    """Whether ``v`` is a finite int or float (a bool is not a number here).
+
+    Examples
+    --------
+    >>> from pdeflow.training import is_number
+    >>> is_number(3), is_number(0.5), is_number(True), is_number(float("nan")), is_number("3")
+    (True, True, False, False, False)
+    """
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -159,6 +240,22 @@ class ConfigCheck:
     ``need.fractions("density")`` (numbers in (0, 1)), ``need.flags("quiet")``
     (booleans), ``need.tuple_of("widths", "a positive int", ...)`` (non-empty
     tuples) and ``need.trainer()`` (the fields every pdeflow trainer has).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from pdeflow.training import ConfigCheck
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     steps: int = 100
+    ...     lr: float = -1.0
+    >>> need = ConfigCheck(Config())
+    >>> need.ints("steps")
+    >>> try:
+    ...     need.numbers("lr", positive=True)
+    ... except ValueError as err:
+    ...     print("rejected:", "lr" in str(err))
+    rejected: True
     """
 
     def __init__(self, cfg: Any):

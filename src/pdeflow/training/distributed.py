@@ -20,10 +20,26 @@ PathLike = str | os.PathLike
 # --------------------------------------------------------------------------------------
 
 def get_world_size() -> int:
+    """Number of processes of the process group (1 without one).
+
+    Examples
+    --------
+    >>> from pdeflow.training import get_world_size
+    >>> get_world_size()  # 1 without a process group
+    1
+    """
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def get_rank() -> int:
+    """This process's rank in the process group (0 without one).
+
+    Examples
+    --------
+    >>> from pdeflow.training import get_rank
+    >>> get_rank()  # 0 without a process group
+    0
+    """
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
@@ -35,6 +51,14 @@ def setup_distributed(backend: str | None = None) -> tuple[int, int, torch.devic
     (``cuda:LOCAL_RANK``) when CUDA is available, else ``gloo`` on the CPU.
     Without ``torchrun`` (no ``WORLD_SIZE``, or 1) nothing is initialised and it
     returns ``(0, 1, cuda:0 or cpu)``. Calling it again returns the same answer.
+
+    Examples
+    --------
+    >>> from pdeflow.training import cleanup_distributed, setup_distributed
+    >>> rank, world_size, device = setup_distributed()  # a plain process: no process group
+    >>> rank, world_size
+    (0, 1)
+    >>> cleanup_distributed()
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -54,7 +78,16 @@ def setup_distributed(backend: str | None = None) -> tuple[int, int, torch.devic
 
 def cleanup_distributed() -> None:
     """Leave the process group, if there is one, all ranks together (call it on every rank at the end of a
-    run): a rank that tears gloo down while rank 0 still exports can abort at exit (SIGABRT, seen in CI)."""
+    run): a rank that tears gloo down while rank 0 still exports can abort at exit (SIGABRT, seen in CI).
+
+    Examples
+    --------
+    >>> from pdeflow.training import cleanup_distributed, get_world_size, setup_distributed
+    >>> _ = setup_distributed()
+    >>> cleanup_distributed()  # on every rank at the end of a run; a no-op without a process group
+    >>> get_world_size()
+    1
+    """
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
@@ -66,6 +99,14 @@ def wrap_ddp(model: nn.Module, device: torch.device | str | None = None, **ddp_k
     Build the model and optimiser first (on ``device``); step the optimiser of
     the inner model and give the inner model to :class:`Run` or the DDP one
     (checkpoints unwrap it either way).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.training import unwrap, wrap_ddp
+    >>> net = torch.nn.Linear(2, 1)
+    >>> wrap_ddp(net) is net, unwrap(wrap_ddp(net)) is net  # one process: the model itself
+    (True, True)
     """
     if get_world_size() == 1:
         return model
@@ -77,7 +118,16 @@ def wrap_ddp(model: nn.Module, device: torch.device | str | None = None, **ddp_k
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP wrapper and/or ``torch.compile``."""
+    """The plain module inside a DDP wrapper and/or ``torch.compile``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.training import unwrap
+    >>> net = torch.nn.Linear(2, 1)
+    >>> unwrap(net) is net  # also the module inside a DistributedDataParallel or torch.compile wrapper
+    True
+    """
     while True:
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
@@ -92,6 +142,13 @@ def reduce_mean(x: torch.Tensor | float) -> torch.Tensor | float:
 
     Collective: call it on every rank. A tensor gives a detached tensor, a
     number gives a float. Without a process group it returns ``x`` unchanged.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.training import reduce_mean
+    >>> reduce_mean(2.5), reduce_mean(torch.tensor([1.0, 3.0]))  # one process: unchanged
+    (2.5, tensor([1., 3.]))
     """
     world_size = get_world_size()
     if isinstance(x, torch.Tensor):
@@ -110,7 +167,14 @@ def reduce_mean(x: torch.Tensor | float) -> torch.Tensor | float:
 
 
 def broadcast_object(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every rank (identity without a process group)."""
+    """Rank 0's ``obj`` on every rank (identity without a process group).
+
+    Examples
+    --------
+    >>> from pdeflow.training import broadcast_object
+    >>> broadcast_object({"key": "rank 0's value"})
+    {'key': "rank 0's value"}
+    """
     if get_world_size() == 1:
         return obj
     box = [obj]

@@ -38,14 +38,29 @@ PathLike = str | os.PathLike
 # --------------------------------------------------------------------------------------
 
 def invoked_command() -> str:
-    """The command line of this process, for a run's provenance (``pdeflow ...`` when run as the CLI)."""
+    """The command line of this process, for a run's provenance (``pdeflow ...`` when run as the CLI).
+
+    Examples
+    --------
+    >>> from pdeflow.training import invoked_command
+    >>> isinstance(invoked_command(), str)
+    True
+    """
     prog = Path(sys.argv[0]).name
     return shlex.join(["pdeflow" if prog in ("pdeflow", "__main__.py") else prog, *sys.argv[1:]])
 
 
 def provenance(config: Any, *, data: Any, device: Any, command: str | None = None, **more: Any) -> dict:
     """What every trainer records in its exported model: the command line (default: this process's), the
-    training config, the data, the device, and ``more`` (parameter counts, the model it started from...)."""
+    training config, the data, the device, and ``more`` (parameter counts, the model it started from...).
+
+    Examples
+    --------
+    >>> from pdeflow.training import provenance
+    >>> record = provenance({"lr": 0.1}, data="builtin", device="cpu", command="pdeflow train", parameters=40)
+    >>> record["command"], record["train_config"], record["parameters"]
+    ('pdeflow train', {'lr': 0.1}, 40)
+    """
     return {"command": command if command is not None else invoked_command(), "train_config": config_to_dict(config),
             "data": data, "device": str(device), **more}
 
@@ -53,7 +68,17 @@ def provenance(config: Any, *, data: Any, device: Any, command: str | None = Non
 def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | None) -> torch.Tensor | None:
     """Clip the gradient norm to ``max_norm`` (``None`` or 0: leave them); return the
     norm before clipping, or ``None`` when nothing was done. Call after ``backward``
-    (in DDP the gradients are already averaged, so every rank clips alike)."""
+    (in DDP the gradients are already averaged, so every rank clips alike).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.training import clip_gradients
+    >>> net = torch.nn.Linear(1, 1, bias=False)
+    >>> net.weight.grad = torch.tensor([[3.0]])
+    >>> clip_gradients(net, 1.0), net.weight.grad, clip_gradients(net, None)
+    (tensor(3.), tensor([[1.0000]]), None)
+    """
     if not max_norm:
         return None
     params = unwrap(model).parameters() if isinstance(model, nn.Module) else model
@@ -62,7 +87,14 @@ def clip_gradients(model: nn.Module | Iterator[torch.Tensor], max_norm: float | 
 
 def cosine_factor(step: int, total: int, final: float) -> float:
     """The learning-rate factor of a cosine schedule at ``step`` of ``total``: 1 at step 0, ``final`` at
-    ``total``."""
+    ``total``.
+
+    Examples
+    --------
+    >>> from pdeflow.training import cosine_factor
+    >>> [round(cosine_factor(step, 100, 0.1), 4) for step in (0, 50, 100)]
+    [1.0, 0.55, 0.1]
+    """
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
@@ -71,6 +103,16 @@ def check_finite(step: int, hint: str = "", **values: float) -> None:
 
     Call it before ``Run.log`` of the step: the checkpoints written so far are
     left as they are, so the run can be resumed (``hint``: what to change).
+
+    Examples
+    --------
+    >>> from pdeflow.training import check_finite
+    >>> check_finite(7, loss=0.5)
+    >>> try:
+    ...     check_finite(8, "lower the learning rate", loss=float("nan"))
+    ... except FloatingPointError:
+    ...     print("stopped at step 8")
+    stopped at step 8
     """
     bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
     if bad:
@@ -86,6 +128,13 @@ class CpuClock:
     A run resumed from a checkpoint written before the clock was added (``Run.resume`` allows it:
     :attr:`optional`) counts from the resume on; :attr:`complete` is then False and
     :meth:`provenance` says so.
+
+    Examples
+    --------
+    >>> from pdeflow.training import CpuClock
+    >>> clock = CpuClock()  # give it to Run(extra={"clock": clock}) to count over resumes
+    >>> clock.seconds >= 0.0, sorted(clock.state_dict())
+    (True, ['complete', 'cpu_seconds', 'from_step'])
     """
 
     #: ``Run.resume`` accepts a checkpoint without this extra (one written before the trainer had it).
@@ -128,7 +177,21 @@ def _cpu_seconds(seconds: float) -> float:
 
 
 class RunConfigError(UserInputError):
-    """A run directory holds a run whose config differs from the one given."""
+    """A run directory holds a run whose config differs from the one given.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.training import Run, RunConfigError
+    >>> net = torch.nn.Linear(2, 1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = Run(d, {"lr": 0.1}, models=net, quiet=True)
+    ...     try:
+    ...         Run(d, {"lr": 0.2}, models=net, quiet=True)
+    ...     except RunConfigError:
+    ...         print("the folder holds another run")
+    the folder holds another run
+    """
 
 
 class Run:
@@ -165,6 +228,26 @@ class Run:
     tensorboard : bool
         Also write scalars to ``dir/tb`` if the ``tensorboard`` package is
         installed (a warning otherwise; it is never required).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.training import Run
+    >>> net = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     run = Run(d, {"steps": 3}, models=net, optimizers=opt, quiet=True)
+    ...     for step in run.steps(run.resume(), 3):
+    ...         loss = net(torch.ones(1, 2)).pow(2).sum()
+    ...         opt.zero_grad()
+    ...         loss.backward()
+    ...         opt.step()
+    ...         run.log(step, loss=loss)
+    ...     run.finish()
+    ...     again = Run(d, {"steps": 3}, models=net, optimizers=opt, quiet=True).resume()  # a finished run
+    ...     print(sorted(p.name for p in Path(d).iterdir()), again)
+    ['config.json', 'last.pt', 'log.csv'] 3
     """
 
     def __init__(self, dir: PathLike, config: Any, *, models: Any, optimizers: Any = None,

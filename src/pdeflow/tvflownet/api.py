@@ -253,12 +253,28 @@ def _trained_with(model, key: str) -> float | None:
 
 
 def model_scale(model) -> float | None:
-    """The intensity scale a model was trained at (from its JSON), or None."""
+    """The intensity scale a model was trained at (from its JSON), or None.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import SemiResNet
+    >>> from pdeflow.tvflownet.api import model_scale
+    >>> model_scale(SemiResNet(width=4, depth=3)) is None  # no JSON: trained models carry theirs
+    True
+    """
     return _trained_with(model, "scale")
 
 
 def model_t_max(model) -> float | None:
-    """The end ``T`` of the time interval a model was trained on, or None."""
+    """The end ``T`` of the time interval a model was trained on, or None.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import SemiResNet
+    >>> from pdeflow.tvflownet.api import model_t_max
+    >>> model_t_max(SemiResNet(width=4, depth=3)) is None  # no JSON: trained models carry theirs
+    True
+    """
     return _trained_with(model, "t_max")
 
 
@@ -344,6 +360,16 @@ def flow(
 
     Computed under ``torch.no_grad`` on the model's device, in its dtype; the
     results have ``u0``'s device and dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import disk
+    >>> from pdeflow.tvflownet import flow
+    >>> u0 = disk(16, 5.0)  # (1, 16, 16), the shipped default model
+    >>> u = flow(u0, [0.0, 0.5])
+    >>> u.shape, u.dtype
+    (torch.Size([2, 1, 16, 16]), torch.float32)
     """
     if not torch.is_tensor(u0) or not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
         raise UserInputError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "

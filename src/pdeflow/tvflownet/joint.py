@@ -52,6 +52,14 @@ def paper_iterations(size: int) -> int:
 
     2,000 up to 96 px, 14,000 at 256 px, 20,000 at 512 px; other sizes take the
     count of the next listed size up (20,000 beyond 512).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.joint import PAPER_ITERATIONS, paper_iterations
+    >>> PAPER_ITERATIONS
+    {32: 2000, 96: 2000, 256: 14000, 512: 20000}
+    >>> paper_iterations(64), paper_iterations(256), paper_iterations(1024)
+    (2000, 14000, 20000)
     """
     size = int(size)
     if size < 1:
@@ -80,6 +88,16 @@ def time_difference(u: torch.Tensor, times: torch.Tensor, fd: str = "backward") 
     Returns
     -------
     Tensor, shape of ``u``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.joint import time_difference
+    >>> times = torch.tensor([0.0, 0.5, 1.0, 2.0])
+    >>> time_difference(times ** 2, times)  # backward quotients (forward at k = 0)
+    tensor([0.5000, 0.5000, 1.5000, 3.0000])
+    >>> time_difference(times ** 2, times, fd="central")
+    tensor([0.5000, 1.0000, 2.0000, 3.0000])
     """
     T = u.shape[0]
     if T < 2:
@@ -168,6 +186,15 @@ def joint_optimise(
         ``"iteration"`` and the weighted loss terms (``"total"``, ``"temporal"``,
         ``"tv"``, ``"norm"``, ``"initial"``, ``"min_norm"``) as floats; the first
         entry is the loss of the initialisation (iteration 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import disk
+    >>> from pdeflow.tvflownet import joint_optimise
+    >>> u, phi = joint_optimise(5 * disk(8, 2.5), [0.0, 0.1, 0.2], iterations=20)
+    >>> u.shape, phi.shape
+    (torch.Size([3, 1, 8, 8]), torch.Size([3, 1, 2, 8, 8]))
     """
     x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():

@@ -127,6 +127,18 @@ def loss_terms(
     dict of 0-d tensors
         ``temporal, tv, norm, initial, min_norm`` (already weighted) and ``total``,
         their sum; differentiable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import loss_terms
+    >>> from pdeflow.tvflownet.loss import TERM_NAMES
+    >>> u = torch.ones(1, 1, 6, 6)  # a constant image is a steady state: u_t = div phi = 0
+    >>> terms = loss_terms(u, torch.zeros_like(u), torch.zeros(1, 1, 2, 6, 6), u, u)
+    >>> TERM_NAMES
+    ('temporal', 'tv', 'norm', 'initial', 'min_norm')
+    >>> [round(terms[k].item(), 6) for k in TERM_NAMES + ("total",)]
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
     _check_pair(u, phi)
     if tuple(u_t.shape) != tuple(u.shape):
@@ -205,6 +217,17 @@ def time_derivative(
     -------
     u, phi, u_t
         All differentiable with respect to the model's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import time_derivative
+    >>> def model(u0, t):  # u = u0 - t: u_t = -1
+    ...     t = torch.as_tensor(t, dtype=u0.dtype).reshape(-1, 1, 1, 1)
+    ...     return u0 - t, torch.zeros(u0.shape[0], u0.shape[1], 2, *u0.shape[2:])
+    >>> u, phi, u_t = time_derivative(model, torch.zeros(2, 1, 4, 4), torch.tensor([0.2, 0.5]))
+    >>> u_t.unique()
+    tensor([-1.])
     """
     if u0.dim() != 4:
         raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
@@ -233,6 +256,16 @@ class TVFlowLoss(nn.Module):
     terms, see :func:`loss_terms`, and ``total``) for logging.  The weights and
     variants are the keyword arguments of :func:`loss_terms`, plus ``ut_method``
     (``"jvp"`` or ``"fd"``), ``fd_step`` and ``t_max``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import SemiResNet, TVFlowLoss
+    >>> _ = torch.manual_seed(0)
+    >>> loss_fn, model = TVFlowLoss(), SemiResNet(width=4, depth=3)
+    >>> total, logs = loss_fn(model, torch.rand(2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    >>> total.requires_grad, sorted(logs)
+    (True, ['initial', 'min_norm', 'norm', 'temporal', 'total', 'tv'])
     """
 
     def __init__(self, *, temporal_weight: float = 1.0, tv_weight: float = 1e-4, norm_weight: float = 1.0,

@@ -96,7 +96,15 @@ PAPER_PARAMETER_COUNTS = {"semiresnet": 14_947, "unet": 272_972, "lgd": 33_415}
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import count_parameters
+    >>> count_parameters(torch.nn.Conv2d(1, 4, 3))
+    40
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -105,6 +113,14 @@ def time_image(t, u0: torch.Tensor) -> torch.Tensor:
 
     ``t`` is a float, a 0-d tensor or a ``(B,)`` tensor (a ``(B, 1)`` tensor is
     flattened).  Built by broadcasting, so forward-mode tangents of ``t`` flow.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import time_image
+    >>> tau = time_image(torch.tensor([0.1, 0.7]), torch.zeros(2, 3, 4, 5))
+    >>> tau.shape, tau[:, 0, 0, 0]
+    (torch.Size([2, 1, 4, 5]), tensor([0.1000, 0.7000]))
     """
     B, _, H, W = u0.shape
     if not torch.is_tensor(t):
@@ -126,7 +142,16 @@ def time_image(t, u0: torch.Tensor) -> torch.Tensor:
 
 
 def normalised_gradient(u: torch.Tensor, eps: float, *, channelwise: bool = False) -> torch.Tensor:
-    """``grad u / sqrt(|grad u|^2 + eps^2)``, shape ``(B, C, 2, H, W)`` for ``u`` ``(B, C, H, W)``."""
+    """``grad u / sqrt(|grad u|^2 + eps^2)``, shape ``(B, C, 2, H, W)`` for ``u`` ``(B, C, H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import normalised_gradient
+    >>> u = torch.tensor([[0.0, 3.0], [0.0, 3.0]]).expand(1, 1, 2, 2)
+    >>> normalised_gradient(u, 1e-4)[0, 0, :, 0, 0]  # a unit vector along W where u jumps
+    tensor([0., 1.])
+    """
     g = ops.grad(u)
     n = ops.gradient_norm(g, channelwise=channelwise, eps=eps).unsqueeze(-3)  # (B, C|1, 1, H, W)
     return g / n
@@ -137,6 +162,15 @@ def project_unit_ball(phi: torch.Tensor, eps: float = 0.0, *, channelwise: bool 
 
     ``eps > 0`` keeps the derivative finite at ``phi = 0``.  The norm couples the
     colour channels unless ``channelwise``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import project_unit_ball
+    >>> phi = torch.tensor([[3.0, 0.3], [4.0, 0.4]]).reshape(1, 1, 2, 1, 2)  # vectors (3, 4), (0.3, 0.4)
+    >>> project_unit_ball(phi)[0, 0, :, 0]  # (3, 4) is scaled to unit length, (0.3, 0.4) kept
+    tensor([[0.6000, 0.3000],
+            [0.8000, 0.4000]])
     """
     n = ops.gradient_norm(phi, channelwise=channelwise, eps=eps).unsqueeze(-3)
     return phi / torch.clamp(n, min=1.0)
@@ -153,7 +187,18 @@ def _border_mask(H: int, W: int, width: int, like: torch.Tensor) -> torch.Tensor
 
 
 def zero_border(phi: torch.Tensor, width: int = 1) -> torch.Tensor:
-    """``phi`` with its outer ``width`` rows and columns set to zero (not in place)."""
+    """``phi`` with its outer ``width`` rows and columns set to zero (not in place).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import zero_border
+    >>> zero_border(torch.ones(1, 1, 2, 4, 4))[0, 0, 0]
+    tensor([[0., 0., 0., 0.],
+            [0., 1., 1., 0.],
+            [0., 1., 1., 0.],
+            [0., 0., 0., 0.]])
+    """
     if width <= 0:
         return phi
     return phi * _border_mask(phi.shape[-2], phi.shape[-1], width, phi)
@@ -172,6 +217,17 @@ class TVflowNetModel(nn.Module):
     Subclasses implement ``_net(u0, tau) -> (du, phi)`` on ``(B, C, H, W)`` input with
     ``du`` ``(B, C, H, W)`` (the residual ``u - u0``) and ``phi`` ``(B, C, 2, H, W)``
     before projection and border zeroing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import SemiResNet, TVflowNetModel
+    >>> model = SemiResNet(width=4, depth=3)  # every architecture is a TVflowNetModel
+    >>> u, phi = model(torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)), 0.5)
+    >>> isinstance(model, TVflowNetModel), u.shape, phi.shape
+    (True, torch.Size([2, 1, 8, 8]), torch.Size([2, 1, 2, 8, 8]))
+    >>> phi[..., 0, :].abs().max().item(), phi.norm(dim=2).max().item() <= 1.0  # zero border, |phi| <= 1
+    (0.0, True)
     """
 
     arch: str = ""
@@ -276,6 +332,16 @@ class SemiResNet(TVflowNetModel):
         Feed ``grad u0 / sqrt(|grad u0|^2 + eps^2)`` as two extra input channels.
     padding_mode : str
         Padding of the convolutions (``"zeros"``, ``"reflect"``, ``"replicate"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import SemiResNet, count_parameters
+    >>> count_parameters(SemiResNet())  # the paper's size
+    14947
+    >>> u, phi = SemiResNet(width=4, depth=3)(torch.zeros(1, 1, 8, 8), torch.tensor([0.3]))
+    >>> u.shape, phi.shape
+    (torch.Size([1, 1, 8, 8]), torch.Size([1, 1, 2, 8, 8]))
     """
 
     arch = "semiresnet"
@@ -375,6 +441,16 @@ class UNet(TVflowNetModel):
     ``2**(scales-1)`` (``pad_mode``, reflect by default; replicate where the
     image is too small to reflect) and the outputs cropped back, before the
     projection and border zeroing of ``phi``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import UNet, count_parameters
+    >>> count_parameters(UNet())  # the paper's layout
+    272972
+    >>> u, phi = UNet(scales=2, skip=2, channels=(4, 4))(torch.zeros(1, 1, 8, 8), 0.3)
+    >>> u.shape, phi.shape
+    (torch.Size([1, 1, 8, 8]), torch.Size([1, 1, 2, 8, 8]))
     """
 
     arch = "unet"
@@ -475,6 +551,16 @@ class LGD(TVflowNetModel):
     ``n_steps - grown_steps`` (:attr:`grown_prefixes`: those blocks may be missing from
     ``--init``) computes that network's flow until it is trained: a deeper LGD sees farther
     (each block adds 2 pixels to the receptive field's radius, 10 for the paper's 5).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import LGD, count_parameters
+    >>> count_parameters(LGD())
+    34775
+    >>> u, phi = LGD(n_steps=2, dim_z=2, hidden=4)(torch.zeros(1, 1, 8, 8), 0.3)
+    >>> u.shape, phi.shape
+    (torch.Size([1, 1, 8, 8]), torch.Size([1, 1, 2, 8, 8]))
     """
 
     arch = "lgd"
@@ -572,6 +658,17 @@ class Ensemble(nn.Module):
         One weight ``>= 0`` per member, not all zero; normalised to sum 1 (default: equal).
     phi_weights : sequence of float, optional
         The same for ``phi`` (default: ``weights``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import LGD, Ensemble, SemiResNet
+    >>> _ = torch.manual_seed(0)
+    >>> a, b = SemiResNet(width=4, depth=3), LGD(n_steps=2, dim_z=2, hidden=4)
+    >>> both = Ensemble([a, b], weights=[0.25, 0.75])
+    >>> u0 = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> torch.allclose(both(u0, 0.5)[0], 0.25 * a(u0, 0.5)[0] + 0.75 * b(u0, 0.5)[0])
+    True
     """
 
     arch = "ensemble"
@@ -628,6 +725,15 @@ def build_model(arch: str, **kwargs) -> nn.Module:
     ``kwargs`` are the constructor arguments of that class; ``build_model(**m.config)``
     rebuilds (an untrained copy of) ``m``. :data:`ARCHITECTURES` lists the trainable
     architectures; an :class:`Ensemble` is built from trained members.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import ARCHITECTURES, PAPER_PARAMETER_COUNTS, build_model
+    >>> sorted(ARCHITECTURES), PAPER_PARAMETER_COUNTS["semiresnet"]
+    (['lgd', 'semiresnet', 'unet'], 14947)
+    >>> model = build_model("semiresnet", width=4, depth=3)
+    >>> type(build_model(**model.config)).__name__
+    'SemiResNet'
     """
     key = str(arch).lower().replace("-", "").replace("_", "")
     if key not in ARCHITECTURES and key != Ensemble.arch:

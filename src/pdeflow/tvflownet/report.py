@@ -193,6 +193,17 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
     ``report.md`` has the paper's tables (1-7, 9) for what ``evaluate``
     ran, ours beside the paper's numbers for the matching row (architecture and
     training size, see :func:`~pdeflow.tvflownet.evaluate.paper_key`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.tvflownet.report import report
+    >>> rep = report({"config": {}, "models": {}})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = rep.write(d)
+    ...     print(sorted(p.name for p in Path(d).iterdir()))
+    ['report.md', 'results.json']
     """
     rep = Report()
     cfg = results.get("config", {})

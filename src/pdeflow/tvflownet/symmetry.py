@@ -118,6 +118,17 @@ class Equivariant(_Wrapper):
     The forward pass takes the shapes and time forms of the TVflowNET models:
     ``u0`` ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``), ``t`` a float, 0-d or
     ``(B,)`` tensor, ``t >= 0``. Statistics are over each image's channels and pixels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import Equivariant, SemiResNet
+    >>> _ = torch.manual_seed(0)
+    >>> model = Equivariant(SemiResNet(width=4, depth=3), scale=5.0, t_max=1.0)
+    >>> u0 = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> u, phi = model(u0, 0.05)
+    >>> torch.allclose(model(3 * u0 + 2, 3 * 0.05)[0], 3 * u + 2, atol=1e-5)  # c u0 + k -> c u + k
+    True
     """
 
     def __init__(self, model: nn.Module, *, contrast: str = "range", scale: float | None = None,
@@ -219,7 +230,16 @@ class Equivariant(_Wrapper):
 def composes_in_time(model) -> bool:
     """Whether ``model`` answers queries beyond its trained times by composition: an :class:`Equivariant`
     with ``compose=True``, alone or inside a :class:`DihedralMean`. Its ``u_t`` then jumps where two stages
-    join (see the module doc), which autodiff in ``t`` does not see."""
+    join (see the module doc), which autodiff in ``t`` does not see.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import Equivariant, SemiResNet
+    >>> from pdeflow.tvflownet.symmetry import composes_in_time
+    >>> net = SemiResNet(width=4, depth=3)
+    >>> composes_in_time(net), composes_in_time(Equivariant(net, scale=5.0, t_max=1.0))
+    (False, True)
+    """
     inner = model.model if isinstance(model, DihedralMean) else model
     return isinstance(inner, Equivariant) and inner.compose
 
@@ -229,7 +249,16 @@ def flow_model(model: nn.Module, *, equivariant: bool = True, contrast: str = "r
     """``model`` wrapped as :func:`pdeflow.tvflownet.flow` calls it: :class:`Equivariant` first (unless
     ``equivariant`` is false or ``model`` is already an :class:`Equivariant` or :class:`DihedralMean`), then
     the :class:`DihedralMean` over ``symmetry`` (none for ``None``), so that the mean is over exact
-    symmetries of the equivariant model."""
+    symmetries of the equivariant model.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import SemiResNet
+    >>> from pdeflow.tvflownet.symmetry import flow_model
+    >>> wrapped = flow_model(SemiResNet(width=4, depth=3), symmetry="transpose")
+    >>> type(wrapped).__name__, type(wrapped.model).__name__
+    ('DihedralMean', 'Equivariant')
+    """
     if equivariant and not isinstance(model, (Equivariant, DihedralMean)):
         model = Equivariant(model, contrast=contrast)
     return DihedralMean(model, symmetry) if symmetry is not None else model
@@ -276,6 +305,18 @@ def dihedral(u: torch.Tensor, phi: torch.Tensor | None, k: int, *, inverse: bool
     -------
     u, phi : Tensor
         ``phi`` is ``None`` when given ``None``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import div, grad
+    >>> from pdeflow.tvflownet.symmetry import dihedral
+    >>> u = torch.arange(12.0).reshape(1, 1, 3, 4)
+    >>> v, p = dihedral(u, grad(u), 5)  # a row flip, then the transposition
+    >>> v.shape, torch.equal(div(p), dihedral(div(grad(u)), None, 5)[0])
+    (torch.Size([1, 1, 4, 3]), True)
+    >>> torch.equal(dihedral(v, p, 5, inverse=True)[0], u)
+    True
     """
     if not (isinstance(k, int) and 0 <= k < 8):
         raise UserInputError(f"k must be an int in 0..7, got {k!r}")
@@ -309,6 +350,17 @@ class DihedralMean(_Wrapper):
     model : nn.Module
         ``model(u0, t) -> (u, phi)`` (a TVflowNET, or an :class:`Equivariant` one).
     group : {"transpose", "square"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import SemiResNet
+    >>> from pdeflow.tvflownet.symmetry import DihedralMean
+    >>> _ = torch.manual_seed(0)
+    >>> model = DihedralMean(SemiResNet(width=4, depth=3), group="transpose")
+    >>> u0 = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    >>> torch.allclose(model(u0.transpose(-1, -2), 0.5)[0], model(u0, 0.5)[0].transpose(-1, -2), atol=1e-6)
+    True
     """
 
     GROUPS = {"transpose": (0, 4), "square": tuple(range(8))}

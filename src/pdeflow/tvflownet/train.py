@@ -195,6 +195,14 @@ class TrainConfig:
     """Everything that determines a TVflowNET training run (saved as ``config.json``).
 
     Defaults are the paper's (Grossmann et al., 2022, §4.2) where it gives a value.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.train import MODES, TrainConfig, check_config
+    >>> cfg = TrainConfig(arch="lgd", crop="32", steps=100, mode="unsupervised")
+    >>> check_config(cfg)
+    >>> MODES, cfg.scale, cfg.t_max
+    (('unsupervised', 'supervised', 'hybrid'), 5.0, 1.0)
     """
 
     # Each field that is a command-line option carries its help text, type and choices (option(...)):
@@ -329,12 +337,30 @@ class TrainConfig:
 
 
 def data_sources(cfg: TrainConfig) -> tuple[str, ...]:
-    """The training sources of ``cfg`` as a tuple (``cfg.data`` holds one source as a string)."""
+    """The training sources of ``cfg`` as a tuple (``cfg.data`` holds one source as a string).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.train import TrainConfig, data_sources
+    >>> data_sources(TrainConfig(data="photos")), data_sources(TrainConfig(data=("builtin", "photos")))
+    (('photos',), ('builtin', 'photos'))
+    """
     return (cfg.data,) if isinstance(cfg.data, str) else tuple(cfg.data)
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """Raise ValueError naming the first field that is out of range."""
+    """Raise ValueError naming the first field that is out of range.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.train import TrainConfig, check_config
+    >>> check_config(TrainConfig())
+    >>> try:
+    ...     check_config(TrainConfig(steps=0))
+    ... except ValueError:
+    ...     print("rejected")
+    rejected
+    """
     need = ConfigCheck(cfg)
     need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
          in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
@@ -386,7 +412,21 @@ def check_config(cfg: TrainConfig) -> None:
 def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     """The training and validation images of ``cfg``, grey: the photos of its sources, a hashed
     ``val_fraction`` of them held out for validation, or ``val_data``'s (see
-    :func:`pdeflow.datasets.source_images`). Never a built-in TEST photo or a medical image."""
+    :func:`pdeflow.datasets.source_images`). Never a built-in TEST photo or a medical image.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.io import write_image
+    >>> from pdeflow.tvflownet.train import TrainConfig, open_data
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for k in range(4):
+    ...         _ = write_image(Path(d) / f"p{k}.png", torch.full((1, 24, 24), k / 4))
+    ...     train_set, val_set = open_data(TrainConfig(data=d, val_fraction=0.25))
+    ...     print(len(train_set), len(val_set))
+    3 1
+    """
     return datasets.source_images(data_sources(cfg), grey=True, val_data=cfg.val_data,
                                   val_fraction=None if cfg.val_data is not None else cfg.val_fraction)
 
@@ -405,7 +445,16 @@ def synthetic_images(n: int, size: int, g: torch.Generator, kinds=("disks", "ell
     """``n`` generated images ``(n, 1, size, size)`` in [0, 1] of the ``kinds`` of
     :data:`pdeflow.datasets.SCENES`, in equal shares (:func:`pdeflow.datasets.scenes`), with
     ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds
-    (one seed per call, drawn from ``g``)."""
+    (one seed per call, drawn from ``g``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.train import synthetic_images
+    >>> u0 = synthetic_images(4, 16, torch.Generator().manual_seed(0))
+    >>> u0.shape, 0.0 <= u0.min().item() <= u0.max().item() <= 1.0
+    (torch.Size([4, 1, 16, 16]), True)
+    """
     seed = SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g))
     return datasets.scenes(kinds, size, seed=seed, batch=n)
 
@@ -421,7 +470,18 @@ def augment(u0: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Ten
     this order: contrast ``u0 ** exp(U[-aug_gamma, aug_gamma])`` (stays in [0, 1]), a random flip and
     quarter turn (``aug_dihedral``), and the intensity factor ``U[1 - aug_scale, 1 + aug_scale]`` (mean 1:
     the batch's mean scale stays ``cfg.scale``). Draws from ``g`` only for the augmentations that are on,
-    so a config without them sees the batches of before."""
+    so a config without them sees the batches of before.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.train import TrainConfig, augment
+    >>> cfg = TrainConfig(aug_gamma=0.5, aug_dihedral=True)
+    >>> u0 = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> out = augment(u0, cfg, torch.Generator().manual_seed(0))
+    >>> out.shape, 0.0 <= out.min().item() <= out.max().item() <= 1.0
+    (torch.Size([3, 1, 8, 8]), True)
+    """
     n = u0.shape[0]
     if cfg.aug_gamma > 0:
         gamma = torch.exp((2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * cfg.aug_gamma)
@@ -444,6 +504,16 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator
     generator), in a fixed order. With ``reuse = R > 1`` (``cfg.ref_reuse``, whose
     ``times_per_image`` is 1), the crops of a block of ``R`` steps: ``u0`` ``(B, 1, S, S)`` and
     ``R`` times per crop, ``t`` ``(B, R)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import ImageSet
+    >>> from pdeflow.tvflownet.train import TrainConfig, sample_batch
+    >>> images = ImageSet(images=[torch.rand(1, 40, 40, generator=torch.Generator().manual_seed(0))], description={})
+    >>> u0, t = sample_batch(TrainConfig(crop="16", batch_size=4), images, torch.Generator().manual_seed(0))
+    >>> u0.shape, t.shape, bool((0 <= t).all() and (t < 1).all())
+    (torch.Size([4, 1, 16, 16]), torch.Size([4]), True)
     """
     k = cfg.times_per_image
     size = crop_size(cfg, g)
@@ -491,6 +561,15 @@ def supervised_reference(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *,
 
     Returns ``u_ref`` ``(B, 1, H, W)`` and, if ``dual``, ``(u_t,ref, p_ref)``.
     Crops repeated by ``times_per_image`` are evolved once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.train import TrainConfig, supervised_reference
+    >>> u0 = 5 * torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> u_ref = supervised_reference(u0, torch.tensor([0.0, 0.1]), TrainConfig())
+    >>> u_ref.shape, torch.allclose(u_ref[0], u0[0]), torch.allclose(u_ref.mean((1, 2, 3)), u0.mean((1, 2, 3)))
+    (torch.Size([2, 1, 8, 8]), True, True)
     """
     k = cfg.times_per_image
     out = tuple(x.flatten(0, 1) for x in reference_at_times(u0[::k], t.view(-1, k), cfg, dual=dual))
@@ -534,6 +613,17 @@ def supervised_loss(model, u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, 
     """``mean (u - u_ref)^2`` (+ the optional phi term); ``(total, {name: float})``.
 
     ``reference``: ``supervised_reference(u0, t, cfg, dual=phi_weight > 0)`` when already known.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import SemiResNet
+    >>> from pdeflow.tvflownet.train import TrainConfig, supervised_loss
+    >>> _ = torch.manual_seed(0)
+    >>> u0 = 5 * torch.rand(2, 1, 8, 8)
+    >>> total, logs = supervised_loss(SemiResNet(width=4, depth=3), u0, torch.tensor([0.05, 0.1]), TrainConfig())
+    >>> total.requires_grad, sorted(logs)
+    (True, ['sup_u'])
     """
     want_phi = cfg.phi_weight > 0
     ref = reference if reference is not None else supervised_reference(u0, t, cfg, dual=want_phi)
@@ -564,6 +654,17 @@ def average_gradients(net: torch.nn.Module) -> None:
     there (it rebuilds its gradient buckets in the second iteration's forward,
     which fails on functorch's tensors without storage). The result is DDP's:
     every rank steps with the mean gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.train import average_gradients
+    >>> net = torch.nn.Linear(2, 1)
+    >>> net(torch.ones(1, 2)).sum().backward()
+    >>> before = net.weight.grad.clone()
+    >>> average_gradients(net)  # one process: nothing to average
+    >>> torch.equal(net.weight.grad, before)
+    True
     """
     world = get_world_size()
     if world == 1:
@@ -589,6 +690,18 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
     Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units,
     "replaced"}``; ``replaced`` is True where the cache held another set (other images: the run's earlier
     validations measured something else). Rank 0 computes or reads it; other ranks receive it.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.datasets import ImageSet
+    >>> from pdeflow.tvflownet.train import TrainConfig, validation_set
+    >>> images = ImageSet(images=[torch.rand(1, 24, 24, generator=torch.Generator().manual_seed(0))], description={})
+    >>> cfg = TrainConfig(val_crops=2, val_size=16, val_times=3)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     val = validation_set(cfg, images, d)
+    >>> val["u0"].shape, len(val["times"]), val["ref"].shape
+    (torch.Size([2, 1, 16, 16]), 3, torch.Size([3, 2, 1, 16, 16]))
     """
     key = {"data": images.description, "crops": cfg.val_crops, "size": cfg.val_size, "times": cfg.val_times,
            "t_max": cfg.t_max, "scale": cfg.scale, "dt": cfg.val_dt, "tol": cfg.val_tol, "max_iter": cfg.val_max_iter,
@@ -617,7 +730,22 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
 def validate(net, val: dict, cfg: TrainConfig, device: torch.device | str = "cpu") -> float:
     """Mean over the validation crops of the PSNR (data range 1, on ``u / scale``) over
     each crop's stack of times. Under DDP the crops are shared out and the result
-    is the mean over all of them on every rank."""
+    is the mean over all of them on every rank.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.datasets import ImageSet
+    >>> from pdeflow.tvflownet import SemiResNet
+    >>> from pdeflow.tvflownet.train import TrainConfig, validate, validation_set
+    >>> images = ImageSet(images=[torch.rand(1, 24, 24, generator=torch.Generator().manual_seed(0))], description={})
+    >>> cfg = TrainConfig(val_crops=2, val_size=16, val_times=2)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     val = validation_set(cfg, images, d)
+    >>> psnr = validate(SemiResNet(width=4, depth=3), val, cfg)
+    >>> isinstance(psnr, float)
+    True
+    """
     rank, world = get_rank(), get_world_size()
     u0 = val["u0"][rank::world].to(device) * cfg.scale
     ref = val["ref"][:, rank::world].to(device)
@@ -638,7 +766,20 @@ def validate(net, val: dict, cfg: TrainConfig, device: torch.device | str = "cpu
 
 
 def identity_psnr(val: dict, cfg: TrainConfig) -> float:
-    """The validation PSNR of the trivial answer ``u(t) = u0``: the baseline a network must beat."""
+    """The validation PSNR of the trivial answer ``u(t) = u0``: the baseline a network must beat.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.datasets import ImageSet
+    >>> from pdeflow.tvflownet.train import TrainConfig, identity_psnr, validation_set
+    >>> images = ImageSet(images=[torch.rand(1, 24, 24, generator=torch.Generator().manual_seed(0))], description={})
+    >>> cfg = TrainConfig(val_crops=2, val_size=16, val_times=2)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     val = validation_set(cfg, images, d)
+    >>> identity_psnr(val, cfg) > 10.0  # u(t) = u0 is close to the flow at small t
+    True
+    """
     ref = val["ref"] / cfg.scale
     u0 = val["u0"].unsqueeze(0).expand_as(ref)
     stack = lambda x: x.transpose(0, 1).flatten(1, 2)                           # noqa: E731
@@ -717,6 +858,21 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
 
     ``device``: default ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU.
     ``command``: recorded in the exported JSON (default: this process's command line).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.io import write_image
+    >>> from pdeflow.tvflownet.train import TrainConfig, train
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for k in range(3):
+    ...         _ = write_image(Path(d) / f"p{k}.png", torch.full((1, 24, 24), k / 3))
+    ...     cfg = TrainConfig(data=d, crop="16", steps=2, batch_size=2, arch_kwargs={"width": 4, "depth": 3},
+    ...                       val_crops=1, val_size=16, val_times=2, val_every=2, ckpt_every=2, val_fraction=0.34)
+    ...     path = train(cfg, Path(d) / "run", quiet=True)
+    ...     print(path.name, sorted(p.name for p in path.parent.glob("model.*")))
+    model.json ['model.json', 'model.safetensors']
     """
     check_config(cfg)
     run_dir = Path(run_dir)
