@@ -199,7 +199,7 @@ def test_bad_operator_type_and_inputs():
     with pytest.raises(TypeError, match="operator must be a callable"):
         InverseEvolution(3.0, 0.1, 2)
     iel = InverseEvolution("heat", 0.1, 2)
-    for bad in (torch.zeros(8, 8), torch.zeros(2, 8, 8), torch.zeros(1, 1, 1, 8, 8)):
+    for bad in (torch.zeros(8, 8), torch.zeros(2, 8, 8), torch.zeros(1, 1, 1, 1, 8, 8)):
         with pytest.raises(ValueError, match=r"input must have shape \(B, C, H, W\)"):
             iel(bad)
     with pytest.raises(TypeError, match="floating"):

@@ -21,8 +21,51 @@ Conventions (unit pixel spacing, Chambolle 2004):
 * ``tv(u)`` sums the pointwise Euclidean norm of the gradient over the image;
   for several channels the norm couples them (vectorial TV) unless
   ``channelwise=True``.
+
+Volumes (3-D) and grid spacing
+------------------------------
+Every calculus function (``grad``, ``div``, ``laplacian``, ``gradient_norm``,
+``tv``, ``tv_eps``) takes a keyword-only ``ndim`` (the number of *spatial*
+axes, 2 or 3) and all but ``gradient_norm`` a keyword-only ``spacing``. **A tensor is
+3-D only when the call says so**: ``ndim=3``, or a ``spacing`` of length 3
+(which implies ``ndim=3``); the default ``ndim=2`` treats the last two axes as
+``(H, W)`` and every leading axis as batch, exactly as before, so a 5-D tensor
+is a stack of images unless ``ndim=3`` is given (shapes cannot tell a batch of
+colour images from a volume). A ``spacing`` whose length contradicts ``ndim``
+is refused.
+
+* With ``ndim=3`` a volume ``u`` of shape ``(..., D, H, W)`` has the gradient
+  ``(..., 3, D, H, W)``, components ``[d/dD, d/dH, d/dW]`` (axis -3, -2, -1),
+  forward differences, zero in the last slice / row / column (Neumann);
+  ``div`` takes ``(..., 3, D, H, W)``; ``laplacian`` is the 7-point stencil;
+  ``tv`` and ``tv_eps`` take ``(D, H, W)``, ``(C, D, H, W)`` or
+  ``(B, C, D, H, W)`` and return ``(B,)`` for a 5-D input, a 0-d tensor
+  otherwise. ``zero_edges`` extends the same way (first slice too).
+* ``spacing`` is the distance between sample centres along each spatial axis,
+  ``(dy, dx)`` or ``(dz, dy, dx)`` (a single number: the same on every axis;
+  ``None``, the default: unit). Units are the caller's (millimetres for the
+  volumes of :mod:`pdeflow.volume_io`). It enters every operator the same
+  way: the gradient is the forward difference divided by the spacing,
+  ``grad(u)_k = (u[i + e_k] - u[i]) / h_k``, so it is in units of ``u`` per
+  unit length; ``div`` is its exact negative adjoint, the backward difference
+  of ``p_k / h_k`` summed over ``k``. The adjoint is taken in the Euclidean
+  inner product weighted by the voxel volume ``h_1 ... h_n`` on both sides
+  (``sum w <grad u, p> = -sum w u div p``, ``w = prod h``); the weight is the
+  same constant for scalar and vector fields, so it cancels and the identity
+  also holds unweighted, to round-off. ``laplacian = div(grad(.))`` is the
+  second difference divided by ``h_k^2`` on each axis. ``tv`` and ``tv_eps``
+  are the Riemann sums of the continuum integrals over the voxel cells,
+  ``prod(h) * sum_i sqrt(|grad u|_i^2 (+ eps^2))`` (so ``eps`` is in units of
+  ``u`` per unit length), which makes TV comparable between grids: a linear
+  ramp ``u = s * x`` along W has ``tv = s * (W - 1) dx * (H dy) (* D dz)``,
+  the slope times the extent of the ramp between the first and last sample
+  centres times the cross-section of the voxel cells. With unit spacing every
+  function is the unit-grid operator above, bit for bit, on the same code path.
 """
 from __future__ import annotations
+
+import math
+from numbers import Real
 
 import torch
 
@@ -31,22 +74,60 @@ from .errors import UserInputError
 __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum"]
 
 
-def grad(u: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
+def _spatial(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
+    """The number of spatial axes and the grid spacing (None: unit) of a calculus call; see the module docstring."""
+    if ndim is not None and (isinstance(ndim, bool) or ndim not in (2, 3)):
+        raise UserInputError(f"{who}: ndim (the number of spatial axes) must be 2 or 3, got {ndim!r}")
+    if spacing is None:
+        return (2 if ndim is None else ndim), None
+    if isinstance(spacing, Real) and not isinstance(spacing, bool):
+        n = 2 if ndim is None else ndim
+        h = (spacing,) * n
+    else:
+        try:
+            h = tuple(spacing)
+        except TypeError:
+            raise UserInputError(f"{who}: spacing must be None, a number, or (dy, dx) or (dz, dy, dx), "
+                                 f"got {spacing!r}") from None
+        if len(h) not in (2, 3):
+            raise UserInputError(f"{who}: spacing must have 2 values (dy, dx) or 3 (dz, dy, dx), got {spacing!r}")
+        if ndim is not None and len(h) != ndim:
+            raise UserInputError(f"{who}: spacing {spacing!r} has {len(h)} values but ndim={ndim} "
+                                 "(one value per spatial axis)")
+        n = len(h)
+    if not all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in h):
+        raise UserInputError(f"{who}: spacing must hold finite numbers > 0, got {spacing!r}")
+    h = tuple(float(v) for v in h)
+    return n, (None if all(v == 1.0 for v in h) else h)   # unit spacing: the unit-grid code path, bit for bit
+
+
+def _per_axis(h: tuple[float, ...], power: int, like: torch.Tensor) -> torch.Tensor:
+    """``h_k ** -power`` as a ``(n, 1, ..., 1)`` tensor that broadcasts over a field's component axis."""
+    return torch.tensor([v ** -power for v in h], dtype=like.dtype, device=like.device).view(-1, *([1] * len(h)))
+
+
+def grad(u: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int | None = None) -> torch.Tensor:
     """Forward-difference gradient with Neumann boundary.
 
     Parameters
     ----------
-    u : Tensor, shape (..., H, W)
+    u : Tensor, shape (..., H, W), or (..., D, H, W) with ``ndim=3``
     zero_edges : bool, optional
         Also zero the derivative along H in the first row and along W in the
-        first column (the official TVflowNET code's convention, see the module
-        docstring).
+        first column (and along D in the first slice, in 3-D): the official
+        TVflowNET code's convention, see the module docstring.
+    spacing : float or sequence of float, optional
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)``; the differences are
+        divided by it (default unit). Length 3 implies ``ndim=3``.
+    ndim : {2, 3}, optional
+        Number of spatial axes (default 2, or the length of ``spacing``).
 
     Returns
     -------
-    Tensor, shape (..., 2, H, W)
-        ``[d/dH, d/dW]``; zero in the last row / last column respectively (and
-        in the first row / first column with ``zero_edges``).
+    Tensor, shape (..., 2, H, W) or (..., 3, D, H, W)
+        ``[d/dH, d/dW]`` (``[d/dD, d/dH, d/dW]`` in 3-D); zero in the last
+        row / last column (/ last slice) respectively (and in the first one
+        with ``zero_edges``).
 
     Examples
     --------
@@ -60,31 +141,52 @@ def grad(u: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
             [[1., 2., 0.],
              [1., 2., 0.]]])
     """
-    if u.dim() < 2:
-        raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
-    g = u.new_zeros(*u.shape[:-2], 2, *u.shape[-2:])
-    g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
-    g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
-    if zero_edges:
-        g[..., 0, 0, :] = 0
-        g[..., 1, :, 0] = 0
-    return g
+    n, h = _spatial(ndim, spacing, "grad")
+    if n == 2:
+        if u.dim() < 2:
+            raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
+        g = u.new_zeros(*u.shape[:-2], 2, *u.shape[-2:])
+        g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
+        g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+        if zero_edges:
+            g[..., 0, 0, :] = 0
+            g[..., 1, :, 0] = 0
+    else:
+        if u.dim() < 3:
+            raise UserInputError(f"grad: u must have at least 3 dimensions (..., D, H, W) with ndim=3, "
+                                 f"got shape {tuple(u.shape)}")
+        g = u.new_zeros(*u.shape[:-3], 3, *u.shape[-3:])
+        g[..., 0, :-1, :, :] = u[..., 1:, :, :] - u[..., :-1, :, :]
+        g[..., 1, :, :-1, :] = u[..., :, 1:, :] - u[..., :, :-1, :]
+        g[..., 2, :, :, :-1] = u[..., :, :, 1:] - u[..., :, :, :-1]
+        if zero_edges:
+            g[..., 0, 0, :, :] = 0
+            g[..., 1, :, 0, :] = 0
+            g[..., 2, :, :, 0] = 0
+    return g if h is None else g * _per_axis(h, 1, g)
 
 
-def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
+def div(p: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int | None = None) -> torch.Tensor:
     """Backward-difference divergence, the exact negative adjoint of :func:`grad`.
 
     Parameters
     ----------
-    p : Tensor, shape (..., 2, H, W)
+    p : Tensor, shape (..., 2, H, W), or (..., 3, D, H, W) with ``ndim=3``
     zero_edges : bool, optional
         The negative adjoint of ``grad(., zero_edges=True)``: the divergence of
         ``p`` with component 0 zeroed in the first and last rows and component 1
-        in the first and last columns (the official TVflowNET code's convention).
+        in the first and last columns (the official TVflowNET code's convention;
+        in 3-D each component on its first and last slab).
+    spacing : float or sequence of float, optional
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (default unit): the
+        negative adjoint of ``grad(., spacing=spacing)``, the backward
+        difference of ``p_k / h_k`` summed over ``k``. Length 3 implies ``ndim=3``.
+    ndim : {2, 3}, optional
+        Number of spatial axes (default 2, or the length of ``spacing``).
 
     Returns
     -------
-    Tensor, shape (..., H, W)
+    Tensor, shape (..., H, W) or (..., D, H, W)
 
     Examples
     --------
@@ -95,8 +197,13 @@ def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     >>> torch.allclose((grad(u) * p).sum(), -(u * div(p)).sum())
     True
     """
+    n, h = _spatial(ndim, spacing, "div")
+    if n == 3:
+        return _div3(p, zero_edges, h)
     if p.dim() < 3 or p.shape[-3] != 2:
         raise UserInputError(f"div: p must have shape (..., 2, H, W), got {tuple(p.shape)}")
+    if h is not None:
+        p = p * _per_axis(h, 1, p)
     p0, p1 = p[..., 0, :, :], p[..., 1, :, :]
     if zero_edges:
         # (the last row of p0 and last column of p1 never enter below)
@@ -111,6 +218,24 @@ def div(p: torch.Tensor, *, zero_edges: bool = False) -> torch.Tensor:
     return d
 
 
+def _div3(p: torch.Tensor, zero_edges: bool, h) -> torch.Tensor:
+    """:func:`div` with ``ndim=3``: the same backward differences along D, H and W."""
+    if p.dim() < 4 or p.shape[-4] != 3:
+        raise UserInputError(f"div: p must have shape (..., 3, D, H, W) with ndim=3, got {tuple(p.shape)}")
+    if h is not None:
+        p = p * _per_axis(h, 1, p)
+    d = torch.zeros_like(p[..., 0, :, :, :])
+    for k in range(3):
+        axis = k - 3                           # -3, -2, -1: D, H, W
+        n = p.shape[axis]
+        pk = p[..., k, :, :, :].narrow(axis, 0, max(n - 1, 0))   # the last slab never enters
+        if zero_edges and n > 1:
+            pk = torch.cat([torch.zeros_like(pk.narrow(axis, 0, 1)), pk.narrow(axis, 1, n - 2)], dim=axis)
+        d.narrow(axis, 0, n - 1).add_(pk)
+        d.narrow(axis, 1, n - 1).sub_(pk)
+    return d
+
+
 _LAPLACE_KERNELS: dict = {}
 #: Largest tensor (elements) whose Laplacian is one convolution; larger ones take shifted slices. On one
 #: CPU thread the convolution was about as fast up to 64 x 64 and 1.6-7x slower from 256 x 256 or a
@@ -118,8 +243,13 @@ _LAPLACE_KERNELS: dict = {}
 LAPLACE_CONV_MAX_ELEMENTS = 8192
 
 
-def laplacian(u: torch.Tensor) -> torch.Tensor:
+def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torch.Tensor:
     """5-point Laplacian with Neumann boundary, ``div(grad(u))``; shape as ``u`` (at least 2-D).
+
+    With ``ndim=3`` (or a ``spacing`` of length 3) the 7-point Laplacian of a
+    volume ``(..., D, H, W)``; with ``spacing`` the second difference along
+    each axis is divided by ``h_k ** 2`` (``div(grad(u, spacing=h), spacing=h)``;
+    see the module docstring).
 
     Computed as the 5-point stencil on ``u`` padded by replicating its border
     (a ghost value equal to the boundary value is a zero flux across the
@@ -141,6 +271,9 @@ def laplacian(u: torch.Tensor) -> torch.Tensor:
             [ 1., -4.,  1.],
             [ 0.,  1.,  0.]])
     """
+    n, h = _spatial(ndim, spacing, "laplacian")
+    if n == 3 or h is not None:
+        return _laplacian_weighted(u, n, h)
     if u.dim() < 2:
         raise UserInputError(f"laplacian: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
     H, W = u.shape[-2:]
@@ -157,6 +290,27 @@ def laplacian(u: torch.Tensor) -> torch.Tensor:
     return out.reshape(u.shape)
 
 
+def _laplacian_weighted(u: torch.Tensor, n: int, h) -> torch.Tensor:
+    """:func:`laplacian` in 3-D or with a spacing: the second difference along each axis of the
+    border-replicated ``u`` (a zero flux across the boundary), divided by ``h_k ** 2``; shifted slices."""
+    if u.dim() < n:
+        raise UserInputError(f"laplacian: u must have at least {n} dimensions "
+                             f"({'(..., D, H, W) with ndim=3' if n == 3 else '(..., H, W)'}), "
+                             f"got shape {tuple(u.shape)}")
+    x = u.reshape(-1, 1, *u.shape[-n:])  # pad's replicate mode wants a (N, C, *spatial) batch
+    p = torch.nn.functional.pad(x, (1, 1) * n, mode="replicate")
+    inner = [slice(1, -1)] * n
+    out = None
+    for k in range(n):
+        lo, hi = list(inner), list(inner)
+        lo[k], hi[k] = slice(None, -2), slice(2, None)
+        term = p[(..., *lo)] + p[(..., *hi)] - 2 * x
+        if h is not None and h[k] != 1.0:
+            term = term / (h[k] * h[k])
+        out = term if out is None else out + term
+    return out.reshape(u.shape)
+
+
 def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
     """Sum over all but the first ``keep`` dimensions (per-image reductions).
 
@@ -170,11 +324,14 @@ def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
     return x.reshape(*x.shape[:keep], -1).sum(-1) if x.dim() > keep else x
 
 
-def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.0) -> torch.Tensor:
+def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.0,
+                  ndim: int | None = None) -> torch.Tensor:
     """Pointwise norm ``sqrt(|g|^2 + eps^2)`` of a gradient field ``(B, C, 2, H, W)``.
 
     With ``channelwise=False`` the norm couples the channels and returns
-    ``(B, 1, H, W)``; otherwise ``(B, C, H, W)``.
+    ``(B, 1, H, W)``; otherwise ``(B, C, H, W)``. With ``ndim=3`` the field is
+    ``(B, C, 3, D, H, W)`` and the result ``(B, 1 or C, D, H, W)``. The field is
+    taken as it is (a :func:`grad` with ``spacing`` has already divided by it).
 
     Examples
     --------
@@ -185,9 +342,10 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     tensor([[[[5., 4.],
               [3., 0.]]]])
     """
-    sq = (g * g).sum(-3)
+    n, _ = _spatial(ndim, None, "gradient_norm")
+    sq = (g * g).sum(-n - 1)
     if not channelwise:
-        sq = sq.sum(-3, keepdim=True)
+        sq = sq.sum(-n - 1, keepdim=True)
     return torch.sqrt(sq + eps * eps) if eps else torch.sqrt(sq)
 
 
@@ -232,20 +390,29 @@ def check_image(u: torch.Tensor, name: str = "u") -> None:
         raise UserInputError(f"{name} contains NaN or infinite values")
 
 
-def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
+def tv(u: torch.Tensor, *, channelwise: bool = False, spacing=None, ndim: int | None = None) -> torch.Tensor:
     """Isotropic total variation ``sum sqrt(ux^2 + uy^2)`` per image.
 
     Parameters
     ----------
     u : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        Or, with ``ndim=3``, a volume ``(D, H, W)``, ``(C, D, H, W)`` or
+        ``(B, C, D, H, W)`` (``sum sqrt(uz^2 + uy^2 + ux^2)``).
     channelwise : bool
         If False (default) colour channels are coupled (vectorial TV,
         ``sum sqrt(sum_c |grad u_c|^2)``); if True the TVs of the channels add.
+    spacing : float or sequence of float, optional
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (default unit; length 3
+        implies ``ndim=3``): the TV is then ``prod(spacing) * sum |grad u|``
+        with ``grad`` divided by the spacing, the Riemann sum of the
+        continuum TV (see the module docstring).
+    ndim : {2, 3}, optional
+        Number of spatial axes (default 2, or the length of ``spacing``).
 
     Returns
     -------
     Tensor
-        Shape ``(B,)`` for a 4-D input, a 0-d tensor otherwise.
+        Shape ``(B,)`` for a 4-D input (5-D with ``ndim=3``), a 0-d tensor otherwise.
 
     Examples
     --------
@@ -256,14 +423,17 @@ def tv(u: torch.Tensor, *, channelwise: bool = False) -> torch.Tensor:
     >>> tv(u)
     tensor([7.4142])
     """
-    return tv_eps(u, 0.0, channelwise=channelwise)
+    return tv_eps(u, 0.0, channelwise=channelwise, spacing=spacing, ndim=ndim)
 
 
-def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges: bool = False) -> torch.Tensor:
+def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges: bool = False,
+           spacing=None, ndim: int | None = None) -> torch.Tensor:
     """Smoothed total variation ``sum sqrt(ux^2 + uy^2 + eps^2)`` per image; see :func:`tv`.
 
     ``eps`` enters at every pixel (``H * W * eps`` for a constant image); the
     gradient is ``grad(u, zero_edges=zero_edges)`` (see the module docstring).
+    With ``spacing`` the sum is ``prod(spacing) * sum sqrt(|grad u|^2 + eps^2)``
+    (``eps`` in units of ``u`` per unit length); ``ndim=3`` as :func:`tv`.
 
     Examples
     --------
@@ -272,6 +442,20 @@ def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges
     >>> tv_eps(torch.zeros(1, 1, 4, 4), 0.5)  # H * W * eps for a constant image
     tensor([8.])
     """
-    x, ndim = as_batch(u)
-    out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges), channelwise=channelwise, eps=eps))
-    return out if ndim == 4 else out[0]
+    n, h = _spatial(ndim, spacing, "tv")
+    x, nd = as_batch(u) if n == 2 else _as_volume_batch(u)
+    out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges, spacing=h, ndim=n), channelwise=channelwise,
+                                  eps=eps, ndim=n))
+    if h is not None:
+        out = out * math.prod(h)
+    return out if nd == n + 2 else out[0]
+
+
+def _as_volume_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
+    """``u`` of shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) as a (B, C, D, H, W) view, and its dimensions."""
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    if u.dim() in (3, 4, 5):
+        return u[(None,) * (5 - u.dim())], u.dim()
+    raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
+                         f"got {tuple(u.shape)}")

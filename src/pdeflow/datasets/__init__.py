@@ -12,11 +12,14 @@
   synthetic piecewise-constant images (TV-flow eigenfunctions, the generalisation test images of
   TVflowNET); :func:`smooth_field`, :func:`piecewise_smooth`: smooth and piecewise-smooth images;
   :data:`SCENES`, :func:`scenes`: the random scene kinds by name, mixed in one batch.
+* :func:`ball`, :func:`ellipsoids`, :func:`shepp_logan_3d`: generated volumes ``(D, H, W)`` (the 3-D TV-flow
+  eigenfunction, ellipsoid phantoms, the 3-D Shepp-Logan head phantom).
 
 Files (reading and writing images) are in :mod:`pdeflow.io`. Nothing here downloads anything.
 """
 from .builtin import builtin_image, builtin_info, builtin_names, builtin_pool
 from .crops import ImageSet, held_out, random_crops, source_images, training_images
+from .phantoms import ball, ellipsoids, shepp_logan_3d
 from .synthetic import (
     SCENES,
     disk,
@@ -32,4 +35,4 @@ from .synthetic import (
 
 __all__ = ["builtin_names", "builtin_image", "builtin_pool", "builtin_info", "random_crops", "ImageSet",
            "training_images", "source_images", "held_out", "disk", "disks", "ellipses", "rectangles", "polygons",
-           "smooth_field", "piecewise_smooth", "plateau_1d", "SCENES", "scenes"]
+           "smooth_field", "piecewise_smooth", "plateau_1d", "SCENES", "scenes", "ball", "ellipsoids", "shepp_logan_3d"]

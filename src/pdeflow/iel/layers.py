@@ -10,9 +10,12 @@ no parameters.
 Operators and units
 -------------------
 An operator is any callable ``F(u, boundary)`` on ``(B, C, H, W)`` tensors
-that returns a tensor of the same shape; each channel (class logit map)
-evolves on its own. The ready ones use :mod:`pdeflow.ops` with **unit pixel
-spacing**, so ``dt`` is PDE time:
+(or ``(B, C, D, H, W)`` volumes) that returns a tensor of the same shape; each
+channel (class logit map) evolves on its own. The ready ones use
+:mod:`pdeflow.ops` with **unit pixel (voxel) spacing**, so ``dt`` is PDE time,
+and work on images and volumes alike: a 5-D input is a batch of volumes and
+takes the 3-D operators (7-point Laplacian, 3-component gradient), so
+:func:`with_iels` wraps a 3-D segmentation network as it wraps a 2-D one:
 
 * :class:`Heat` -- ``F(u) = laplacian(u)``, the 5-point stencil
   ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]`` of the paper's eq. (7).
@@ -77,10 +80,11 @@ BOUNDARIES = ("zero", "neumann")
 
 def _check_u(u, who: str) -> None:
     if not isinstance(u, torch.Tensor):
-        raise TypeError(f"{who}: input must be a torch.Tensor of shape (B, C, H, W), got {type(u).__name__}")
-    if u.dim() != 4:
-        raise UserInputError(f"{who}: input must have shape (B, C, H, W) (a batch of logit maps), "
-                         f"got shape {tuple(u.shape)}")
+        raise TypeError(f"{who}: input must be a torch.Tensor of shape (B, C, H, W) or (B, C, D, H, W), "
+                        f"got {type(u).__name__}")
+    if u.dim() not in (4, 5):
+        raise UserInputError(f"{who}: input must have shape (B, C, H, W) or (B, C, D, H, W) (a batch of logit "
+                             f"maps or volumes), got shape {tuple(u.shape)}")
     if not u.is_floating_point():
         raise TypeError(f"{who}: input must be a floating tensor (logits), got dtype {u.dtype}")
 
@@ -98,10 +102,17 @@ def _positive(value, name: str, who: str) -> float:
 
 
 def _padded(u: torch.Tensor, boundary: str, f: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``f`` under the boundary condition: Neumann is ops' own; zero pads, applies, crops."""
+    """``f`` under the boundary condition: Neumann is ops' own; zero pads, applies, crops
+    (every spatial axis: two of a 4-D batch of images, three of a 5-D batch of volumes)."""
     if boundary == "neumann":
         return f(u)
-    return f(F.pad(u, (1, 1, 1, 1)))[..., 1:-1, 1:-1]
+    n = _spatial_dims(u)
+    return f(F.pad(u, (1, 1) * n))[(..., *([slice(1, -1)] * n))]
+
+
+def _spatial_dims(u: torch.Tensor) -> int:
+    """2 for a batch of images ``(B, C, H, W)``, 3 for a batch of volumes ``(B, C, D, H, W)``."""
+    return 3 if u.dim() == 5 else 2
 
 
 class _Operator:
@@ -152,7 +163,7 @@ class Heat(_Operator):
         super().__init__(scale)
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
-        lap = ops.laplacian(u)
+        lap = ops.laplacian(u, ndim=_spatial_dims(u))
         return lap if self.scale == 1.0 else self.scale * lap
 
 
@@ -182,9 +193,10 @@ class TVFlow(_Operator):
         super().__init__(eps)
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
-        g = ops.grad(u)                                           # (B, C, 2, H, W)
-        norm = torch.sqrt((g * g).sum(-3, keepdim=True) + self.eps ** 2)
-        return ops.div(g / norm)
+        n = _spatial_dims(u)
+        g = ops.grad(u, ndim=n)                                   # (B, C, n, *spatial)
+        norm = torch.sqrt((g * g).sum(-n - 1, keepdim=True) + self.eps ** 2)
+        return ops.div(g / norm, ndim=n)
 
 
 class PeronaMalik(_Operator):
@@ -213,9 +225,10 @@ class PeronaMalik(_Operator):
         super().__init__(kappa)
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
-        g = ops.grad(u)
-        diffusivity = 1.0 / (1.0 + (g * g).sum(-3, keepdim=True) / self.kappa ** 2)
-        return ops.div(diffusivity * g)
+        n = _spatial_dims(u)
+        g = ops.grad(u, ndim=n)
+        diffusivity = 1.0 / (1.0 + (g * g).sum(-n - 1, keepdim=True) / self.kappa ** 2)
+        return ops.div(diffusivity * g, ndim=n)
 
 
 #: Ready operators by name: name -> (class, name of its one parameter).
@@ -248,7 +261,7 @@ class InverseEvolution(nn.Module):
     Parameters
     ----------
     operator : callable or str
-        ``F(u, boundary) -> Tensor`` on ``(B, C, H, W)``, or the name of a ready
+        ``F(u, boundary) -> Tensor`` on ``(B, C, H, W)`` (or 5-D), or the name of a ready
         operator (``"heat"``, ``"tv"``, ``"perona-malik"``, see :data:`OPERATORS`).
         A callable that takes only ``u`` is accepted with ``boundary`` left to it.
     dt : float
@@ -263,7 +276,7 @@ class InverseEvolution(nn.Module):
     Notes
     -----
     The module is always active; to apply it in training only, wrap a network
-    with :func:`with_iels`. Input: floating ``(B, C, H, W)`` logits; output:
+    with :func:`with_iels`. Input: floating ``(B, C, H, W)`` or ``(B, C, D, H, W)`` logits; output:
     the same shape, dtype and device. Differentiable.
 
     Examples
@@ -338,12 +351,14 @@ def official_heat_iel(dt: float = 0.1, steps: int = 30) -> InverseEvolution:
 
 
 def heat_iel_symbol(H: int, W: int, dt: float, steps: int = 1, boundary: str = "zero",
-                    dtype=torch.float64) -> torch.Tensor:
-    """Gain of ``steps`` heat IELs on each eigenmode, shape ``(H, W)``.
+                    dtype=torch.float64, *, depth: int | None = None) -> torch.Tensor:
+    """Gain of ``steps`` heat IELs on each eigenmode, shape ``(H, W)`` (``(depth, H, W)`` for volumes).
 
     Entry ``(k, l)`` is ``(1 + dt * (4 sin^2(pi k / 2n) + 4 sin^2(pi l / 2m)))^steps``
     with ``n, m = H, W`` and ``k = 0..H-1`` (Neumann, DCT-II modes) or
     ``n, m = H + 1, W + 1`` and ``k = 1..H`` (zero boundary, DST-I modes).
+    With ``depth=D`` the same for the 7-point Laplacian of a ``(D, H, W)``
+    volume: entry ``(j, k, l)`` adds ``4 sin^2(pi j / 2d)`` with ``d = D`` or ``D + 1``.
 
     Examples
     --------
@@ -353,11 +368,16 @@ def heat_iel_symbol(H: int, W: int, dt: float, steps: int = 1, boundary: str = "
     (torch.Size([4, 4]), 1.0, 113.106)
     """
     _check_boundary(boundary, "heat_iel_symbol")
-    if boundary == "neumann":
-        k, l, n, m = torch.arange(H, dtype=dtype), torch.arange(W, dtype=dtype), H, W
-    else:
-        k, l, n, m = torch.arange(1, H + 1, dtype=dtype), torch.arange(1, W + 1, dtype=dtype), H + 1, W + 1
-    lam = 4 * torch.sin(math.pi * k / (2 * n))[:, None] ** 2 + 4 * torch.sin(math.pi * l / (2 * m))[None, :] ** 2
+    sizes = (H, W) if depth is None else (depth, H, W)
+    lam = 0
+    for axis, size in enumerate(sizes):
+        if boundary == "neumann":
+            k, n = torch.arange(size, dtype=dtype), size
+        else:
+            k, n = torch.arange(1, size + 1, dtype=dtype), size + 1
+        shape = [1] * len(sizes)
+        shape[axis] = size
+        lam = lam + 4 * torch.sin(math.pi * k / (2 * n)).view(shape) ** 2
     return (1 + dt * lam) ** steps
 
 
@@ -388,7 +408,7 @@ class WithIELs(nn.Module):
         if not self.training:
             return out
         if not isinstance(out, torch.Tensor):
-            raise TypeError("with_iels: the model must return a tensor of logits (B, C, H, W), "
+            raise TypeError("with_iels: the model must return a tensor of logits (B, C, H, W) or (B, C, D, H, W), "
                             f"got {type(out).__name__}")
         return self.iel(out)
 
@@ -400,7 +420,7 @@ def with_iels(model: nn.Module, operator="heat", dt: float = 0.025, steps: int =
     Parameters
     ----------
     model : nn.Module
-        Any segmentation network returning logits ``(B, C, H, W)``.
+        Any segmentation network returning logits ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
     operator, dt, steps, boundary
         As :class:`InverseEvolution` (or pass an ``InverseEvolution`` as ``operator``).
 
