@@ -32,7 +32,7 @@ test-all: $(STAMP)
 
 # ruff (installed by the test extra): lint and import order, settings in pyproject.toml.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks experiments
 
 bench: $(STAMP)
 	$(PY) benchmarks/reference.py

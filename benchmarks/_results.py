@@ -1,6 +1,6 @@
 """Where the benchmark scripts write: one convention, in one place.
 
-Every script in ``benchmarks/`` writes its files into one folder, ``--out DIR``:
+Every script in ``benchmarks/`` and ``experiments/`` writes its files into one folder, ``--out DIR``:
 
 * by default a fresh folder ``runs/benchmarks/NAME/YYYYmmdd-HHMMSS`` under the working directory
   (``runs/`` is ignored by git), so running a benchmark never touches a committed file;
@@ -11,15 +11,16 @@ Every script in ``benchmarks/`` writes its files into one folder, ``--out DIR``:
   ``--results benchmarks/RESULTS.md`` (the block between the script's markers is replaced).
 
 Besides its own files, a script's folder gets ``command.txt`` (the command line) and ``log.txt``
-(everything it printed), except where the folder is the package's (``ship_inpaint_model.py``). Usage in a script::
+(everything it printed), except where the folder is the package's (``experiments/ship_inpaint_model.py``). Usage in a script::
 
     from _results import add_output_args, open_out   # benchmarks/_results.py
     add_output_args(ap, "flow_speed")                 # --out, --overwrite (and --results FILE)
     args = ap.parse_args(argv)
     out = open_out(args, argv)                        # checked and created before any work
 
-The training drivers (``inpaint_masknet_train.py``, ``inpaint_residual_train.py``) are the
-exception: like ``pdeflow train --run-dir`` they take a run directory that must be given and
+The experiment scripts (``experiments/``) use the same convention through
+``experiments/_results.py``. Its training drivers (``inpaint_masknet_train.py``,
+``inpaint_residual_train.py``) are the exception: like ``pdeflow train --run-dir`` they take a run directory that must be given and
 that a second call resumes.
 """
 from __future__ import annotations
@@ -125,7 +126,8 @@ def open_out(args, argv=None, *, log: bool = True) -> Path:
     if log:
         words = list(sys.argv[1:] if argv is None else argv)
         script = Path(sys.argv[0]).name if argv is None else f"{args._bench_name.split('/')[0]}.py"
-        write_file(out / "command.txt", f"python benchmarks/{script} {shlex.join(words)}".rstrip() + "\n")
+        folder = getattr(args, "_bench_dir", "benchmarks")  # experiments/_results.py sets "experiments"
+        write_file(out / "command.txt", f"python {folder}/{script} {shlex.join(words)}".rstrip() + "\n")
         tee_stdout(out / "log.txt")
     print(f"writing to {out}", flush=True)
     return out

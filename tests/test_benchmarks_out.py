@@ -1,4 +1,5 @@
-"""The benchmark scripts' output convention (benchmarks/_results.py): every script writes to
+"""The output convention of the benchmark and experiment scripts (benchmarks/_results.py, loaded by
+experiments/_results.py): every script writes to
 ``--out DIR``, by default a fresh folder under ``runs/benchmarks/`` (never a committed file), and
 refuses a non-empty folder unless ``--overwrite``; committing is explicit."""
 from __future__ import annotations
@@ -12,9 +13,13 @@ from types import SimpleNamespace
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+EXPERIMENTS = BENCH.parent / "experiments"
 #: Training drivers: like ``pdeflow train --run-dir`` they take a required, resumable run directory.
 TRAINING_DRIVERS = {"inpaint_masknet_train.py", "inpaint_residual_train.py"}
-SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_") and p.name not in TRAINING_DRIVERS)
+BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+SCRIPTS = BENCHMARKS + sorted(p for p in EXPERIMENTS.glob("*.py")
+                              if not p.name.startswith("_") and p.name not in TRAINING_DRIVERS)
+ALL = [p for p in [*BENCH.glob("*.py"), *EXPERIMENTS.glob("*.py")] if p.name != "_results.py"]
 
 
 @pytest.fixture
@@ -34,8 +39,8 @@ def _calls(path: Path) -> set[str]:
     return names
 
 
-def test_there_are_benchmark_scripts():
-    assert len(SCRIPTS) >= 20
+def test_there_are_benchmark_and_experiment_scripts():
+    assert len(BENCHMARKS) >= 15 and len(SCRIPTS) >= 30
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -48,7 +53,7 @@ def test_every_script_takes_out_through_the_helper(script):
         assert f"add_argument({flag}" not in src, f"{script.name} defines {flag} itself"
 
 
-@pytest.mark.parametrize("script", [p for p in BENCH.glob("*.py") if p.name != "_results.py"], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", ALL, ids=lambda p: p.name)
 def test_no_script_writes_a_committed_file_by_default(script):
     """Committed locations appear only as things read (references, caches copied), never as a
     default output: no ``write_block(RESULTS, ...)`` and no default path into results/ or weights/."""
@@ -106,3 +111,21 @@ def test_a_script_writes_its_folder_and_refuses_it_the_second_time(tmp_path):
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.strip().startswith("--out:") and len(r.stderr.strip().splitlines()) == 1
     assert {p.name: p.read_text() for p in (tmp_path / "o").iterdir()} == before
+
+
+def test_an_experiment_script_records_its_own_folder(tmp_path):
+    """experiments/_results.py is benchmarks/_results.py with ``experiments/`` in command.txt."""
+    cmd = [sys.executable, str(EXPERIMENTS / "inpaint_curves.py"), str(tmp_path / "none"), "--out", "o"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no log.csv" in r.stderr          # refused before any output
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_experiments_helper_names_its_folder_in_command_txt(tmp_path):
+    code = ("import argparse, sys; sys.path.insert(0, sys.argv[1]); import _results; "
+            "ap = argparse.ArgumentParser(); _results.add_output_args(ap, 'probe'); "
+            "_results.open_out(ap.parse_args(['--out', 'o']), ['--x', '1'])")
+    r = subprocess.run([sys.executable, "-c", code, str(EXPERIMENTS)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "command.txt").read_text() == "python experiments/probe.py --x 1\n"

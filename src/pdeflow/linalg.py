@@ -139,7 +139,7 @@ def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e
     rule. For small images an iteration of :func:`cg` is about ten tensor
     operations of a few microseconds of dispatch each; here it is one SciPy
     sparse product and four BLAS level-1 calls, about half the time at 64 x 64
-    (``benchmarks/inpaint_refine_profile.py``).
+    (``experiments/inpaint_refine_profile.py``).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module per pillar:
 
-* :mod:`pdeflow.cli.tv`: ``flow``, ``spectral``, ``samples``, ``demo``.
+* :mod:`pdeflow.cli.tv`: ``denoise``, ``flow``, ``spectral``, ``samples``, ``demo``.
 * :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``train tvflownet-average``, ``evaluate tvflownet``.
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.
 * :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``train inpainting``, ``evaluate inpainting``.
@@ -45,6 +45,19 @@ from ._common import PROG, CLIError, Outputs, _Terminated, subcommand_group  # n
 __all__ = ["main", "build_parser", "Outputs", "CLIError"]
 
 
+#: The scale and time convention, stated once for every subcommand (``pdeflow --help``).
+CONVENTION = """\
+Intensity scale and time: the image commands (denoise, flow, spectral, demo, mask, inpaint)
+read images in [0, 1] and use them as they are (--scale 1). A flow time t, a time step --dt and
+a ROF weight --lam are in units of that [0, 1] image, with unit pixel spacing: t is the time of
+u_t = div(grad u / |grad u|). The TVflowNET paper (Grossmann et al., 2022) multiplies images
+by 5 and reports times on that scale: its time t is t / 5 here, since
+flow(5 u0, t) = 5 flow(u0, t / 5); pass --scale 5 to `flow` and `spectral` to work in its
+units. `flow --method net` converts for the shipped TVflowNET models, so its times are those of
+the reference solver. `train tvflownet` (--scale 5 by default) and `evaluate tvflownet` use the
+paper's convention, to compare with its tables."""
+
+
 def _on_sigterm(signum, frame):
     raise _Terminated()
 
@@ -52,8 +65,8 @@ def _on_sigterm(signum, frame):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``pdeflow`` with every subcommand."""
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="pdeflow: image processing with evolution PDEs (TV flow, spectral TV, ...).",
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="pdeflow: image processing with evolution PDEs (TV flow, spectral TV, ...).\n\n" + CONVENTION,
         epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)

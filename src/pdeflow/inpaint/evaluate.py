@@ -96,7 +96,7 @@ REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on selection crops,
 #: never the evaluation's: 32 other crops of the built-in TEST photos and 32 other crops of the mate-nature photos
 #: (crop seed 1 for both), refined one crop at a time as here, against PS timed in the same run
-#: (benchmarks/inpaint_refine_select.py, benchmarks/results/inpaint/refine_select/). One image runs the search on
+#: (experiments/inpaint_refine_select.py, benchmarks/results/inpaint/refine_select/). One image runs the search on
 #: NumPy vectors (pdeflow.inpaint.refine.SINGLE_IMAGE_PATH): a round costs about a third of what it did, so 2 x 18
 #: rounds at 20 % take about the time of the previous 2 x 6. The setting: the most rounds that beat PS in MAE and SSIM
 #: on both selection sets at more than 100x PS's speed in a run on a heavily loaded machine (load average ~4 on 2

@@ -7,7 +7,7 @@
 
 with ``R`` a small U-Net (by default 16/32/64 channels, ~0.12 M parameters;
 the width was chosen by its cost at 64x64, batch 16, one CPU thread, see
-``benchmarks/inpaint_residual_cost.py``) whose last layer starts at zero. So:
+``experiments/inpaint_residual_cost.py``) whose last layer starts at zero. So:
 
 * the untrained model **is** diffusion inpainting, exactly (bit for bit);
 * the known pixels (``b = 1``) keep their values exactly, whatever ``R`` does;

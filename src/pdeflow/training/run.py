@@ -223,8 +223,15 @@ class Run:
         Config fields that may differ when resuming (e.g. ``("steps",)`` to
         extend a finished run); ``config.json`` is then updated.
     quiet : bool
-        No progress bar. The bar is also off when stderr is not a terminal
-        and on ranks other than 0.
+        No progress bar, no progress lines, warnings left as they are. Otherwise, on rank 0:
+        on a terminal a progress bar; elsewhere (a log file, a pipe, a batch job) one line on
+        stderr every ``progress_every`` steps (step, the scalars logged for it, steps/s, ETA);
+        in both cases one line per validation (:meth:`log_validation`, :meth:`update_best`),
+        and every warning raised inside the loop (the reference solver's
+        ``ConvergenceWarning``, ...) is counted instead of shown, and reported once at the
+        end of :meth:`steps`: one line per warning site, with its count and first message.
+    progress_every : int, optional
+        Steps between progress lines off a terminal (default: a twentieth of the run).
     tensorboard : bool
         Also write scalars to ``dir/tb`` if the ``tensorboard`` package is
         installed (a warning otherwise; it is never required).
@@ -253,11 +260,13 @@ class Run:
     def __init__(self, dir: PathLike, config: Any, *, models: Any, optimizers: Any = None,
                  schedulers: Any = None, extra: Mapping[str, Any] | None = None,
                  ckpt_every: int = 1000, best_mode: str = "min", allow_changed: tuple[str, ...] = (),
-                 quiet: bool = False, tensorboard: bool = False):
+                 quiet: bool = False, progress_every: int | None = None, tensorboard: bool = False):
         if best_mode not in ("min", "max"):
             raise UserInputError(f"Run: best_mode must be 'min' or 'max', got {best_mode!r}")
         if not (isinstance(ckpt_every, int) and ckpt_every >= 1):
             raise UserInputError(f"Run: ckpt_every must be a positive int, got {ckpt_every!r}")
+        if progress_every is not None and not (isinstance(progress_every, int) and progress_every >= 1):
+            raise UserInputError(f"Run: progress_every must be a positive int or None, got {progress_every!r}")
         self.dir = Path(dir)
         self.config = config
         self.config_dict = config_to_dict(config)
@@ -270,6 +279,7 @@ class Run:
         self.best_mode = best_mode
         self.allow_changed = tuple(allow_changed)
         self.quiet = quiet
+        self.progress_every = progress_every
         self.tensorboard = tensorboard
         self.rank, self.world_size = get_rank(), get_world_size()
         self.is_main = self.rank == 0
@@ -286,6 +296,7 @@ class Run:
         self._tb = None
         self._fields: list[str] = []         # log.csv columns
         self._row: dict | None = None        # the row being filled for the current step
+        self._report: _Report | None = None  # progress lines and warning counts, inside steps()
         _on_main_then_broadcast(self.is_main, self._prepare_dir)
 
     @staticmethod
@@ -403,20 +414,34 @@ class Run:
         if not self._resumed:
             raise RuntimeError("Run.steps: call run.resume() first (it returns the start step)")
         self.total = total
-        show = self.is_main and not self.quiet and _isatty(sys.stderr)
+        terminal = _isatty(sys.stderr)
+        show = self.is_main and not self.quiet and terminal
         from tqdm import tqdm
         self._bar = tqdm(total=total, initial=start, desc=self.dir.name, unit="step",
                          dynamic_ncols=True, disable=not show)
+        report = None
+        if self.is_main and not self.quiet:
+            every = self.progress_every or max(1, total // 20)
+            report = self._report = _Report(self.dir.name, start, total, every if not terminal else None,
+                                            write=_write_above_bar if show else _print_stderr)
         try:
-            for step in range(start, total):
-                yield step
-                self.done = step + 1
-                self._bar.update(1)
-                if self.done % self.ckpt_every == 0 or self.done == total:
-                    self.save()
+            with report.counting() if report is not None else contextlib.nullcontext():
+                for step in range(start, total):
+                    if report is not None:
+                        report.step = step
+                    yield step
+                    self.done = step + 1
+                    self._bar.update(1)
+                    if report is not None:
+                        report.completed(self.done, self._row if self._row and self._row["step"] == step else {})
+                    if self.done % self.ckpt_every == 0 or self.done == total:
+                        self.save()
         finally:
             self._bar.close()
             self._bar = None
+            if report is not None:
+                self._report = None
+                report.summarise_warnings()
 
     def log(self, step: int, **scalars: float | torch.Tensor) -> None:
         """Record scalars for ``step`` (rank 0 only; others ignore the call, so
@@ -450,14 +475,18 @@ class Run:
         """If ``metric`` beats the best so far (per ``best_mode``), write ``best.pt``
         and return True. Call after the update of ``step``. NaN never wins.
         Collective under DDP; rank 0's metric decides."""
+        return self._update_best(step, metric, None)
+
+    def _update_best(self, step: int, metric, shown: Mapping[str, float] | None) -> bool:
         metric = float(metric.item() if isinstance(metric, torch.Tensor) else metric)
         metric = float(broadcast_object(metric))
-        if math.isnan(metric):
-            return False
-        better = (self.best is None or (metric > self.best if self.best_mode == "max" else metric < self.best))
+        better = not math.isnan(metric) and (
+            self.best is None or (metric > self.best if self.best_mode == "max" else metric < self.best))
         if better:
             self.best, self.best_step = metric, int(step)
             self._write("best.pt", self._state(done=step + 1))
+        if self._report is not None:
+            self._report.validation(step, {"metric": metric} if shown is None else shown, self.best, self.best_step)
         return better
 
     def validation_due(self, step: int, every: int) -> bool:
@@ -467,8 +496,11 @@ class Run:
     def log_validation(self, step: int, metrics: Mapping[str, float], key: str = "metric") -> bool:
         """Log the finite validation ``metrics`` of ``step`` (one named ``metric`` as ``val_metric``) and
         :meth:`update_best` with ``metrics[key]``; True on a new best. Collective under DDP."""
-        self.log(step, **{("val_metric" if k == "metric" else k): v for k, v in metrics.items() if math.isfinite(v)})
-        return self.update_best(step, metrics[key])
+        shown = {("val_metric" if k == "metric" else k): v for k, v in metrics.items()}
+        self.log(step, **{k: v for k, v in shown.items() if math.isfinite(v)})
+        if self._report is not None:
+            self._report.validation_keys.update(shown)
+        return self._update_best(step, metrics[key], {k: float(v) for k, v in shown.items()})
 
     def best_record(self) -> dict:
         """How far the run was at its best, for the exported model's provenance: ``steps`` trained when
@@ -586,6 +618,85 @@ class Run:
         fields, rows = self._read_log()
         self._fields = fields
         self._rewrite_log([r for r in rows if int(r["step"]) < start])
+
+
+def _print_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _write_above_bar(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class _Report:
+    """What :meth:`Run.steps` shows besides the bar: a line every ``every`` steps (``None``: none, a
+    bar shows progress), a line per validation, and the warnings raised in the loop, counted per
+    site and summarised once at the end."""
+
+    def __init__(self, name: str, start: int, total: int, every: int | None, write):
+        self.name, self.start, self.total, self.every, self.write = name, start, total, every, write
+        self.step = start                       # the step running now (for the first step of a warning)
+        self.validation_keys: set[str] = set()  # logged by log_validation: shown on its line, not the step's
+        self.warnings: dict[tuple, list] = {}   # (category, file, line) -> [count, first step, first message]
+        self._t0 = self._t_last = time.monotonic()
+        self._done_last = start
+
+    @contextlib.contextmanager
+    def counting(self):
+        """Count the warnings raised inside (each occurrence, not once per site) instead of showing them."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+
+            def count(message, category, filename, lineno, file=None, line=None):
+                entry = self.warnings.setdefault((category.__name__, filename, lineno),
+                                                 [0, self.step, " ".join(str(message).split())])
+                entry[0] += 1
+
+            warnings.showwarning = count
+            yield
+
+    def _n_warnings(self) -> int:
+        return sum(c for c, _, _ in self.warnings.values())
+
+    def completed(self, done: int, row: Mapping[str, Any]) -> None:
+        """After a step: the progress line when one is due."""
+        if self.every is None or not (done % self.every == 0 or done == self.total):
+            return
+        now = time.monotonic()
+        rate = (done - self._done_last) / max(now - self._t_last, 1e-9)
+        overall = (done - self.start) / max(now - self._t0, 1e-9)
+        self._t_last, self._done_last = now, done
+        terms = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+                         if k not in ("step", "wall_time") and k not in self.validation_keys)
+        n = self._n_warnings()
+        self.write(f"{self.name}: step {done}/{self.total} ({100 * done / self.total:.0f}%)"
+                   + (f" {terms}" if terms else "")
+                   + f" | {rate:.3g} steps/s, ETA {_duration((self.total - done) / max(overall, 1e-9))}"
+                   + (f", {n} warning{'s' if n != 1 else ''} so far (summary at the end)" if n else ""))
+
+    def validation(self, step: int, metrics: Mapping[str, float], best, best_step) -> None:
+        shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        best_text = "" if best is None else (" (new best)" if best_step == step else
+                                            f" (best {best:.4g} at step {best_step + 1})")
+        self.write(f"{self.name}: validation after step {step + 1}/{self.total}: {shown}{best_text}")
+
+    def summarise_warnings(self) -> None:
+        """One line per warning site: the count, the step of the first and its message."""
+        for (category, _, _), (count, first, message) in sorted(self.warnings.items(), key=lambda kv: -kv[1][0]):
+            self.write(f"{self.name}: {category} raised {count} time{'s' if count != 1 else ''} during training "
+                       f"(first in step {first + 1}): {message}")
 
 
 def _format_row(row: dict) -> dict:

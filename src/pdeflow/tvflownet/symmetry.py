@@ -98,7 +98,7 @@ class Equivariant(_Wrapper):
         (a few bright pixels on a dark ground) outside ``[0, S]``; the LGD
         models fail there. Measured on 16 validation crops (64x64, x5) against
         the reference flow, mean crop PSNR of ``u`` at network times 0.1-1
-        (``benchmarks/tvflownet_wrapper_contrast.py``): the default ensemble
+        (``experiments/tvflownet_wrapper_contrast.py``): the default ensemble
         58.9-54.5 dB with ``"range"``, 49.4-46.1 with ``"std"``, 54.8-46.7 bare
         (its ``div phi`` 32.2-40.7, 28.8-38.5 and 30.9-40.8). ``"range"`` is
         above ``"std"`` for every shipped model but the Semi-ResNet (0.3-1.2 dB

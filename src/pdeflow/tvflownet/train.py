@@ -100,7 +100,7 @@ difference quotient, an average over up to ``ref_dt`` of a velocity that
 jumps whenever a level set of the image vanishes, which happens most often
 early in the flow. Measured with the evaluation's metric (the PSNR of each
 crop's stack at the paper's 50 times; 16 crops of the test photos,
-``benchmarks/tvflownet_targets.py --stack``), the ``u_t`` target is
+``experiments/tvflownet_targets.py --stack``), the ``u_t`` target is
 
 * 32.5 dB (32 px) and 32.9 dB (96 px) from the evaluation's reference with
   steps of 0.05,
