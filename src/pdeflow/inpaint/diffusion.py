@@ -19,18 +19,20 @@ initial guess.
 Solvers (``method``):
 
 * ``'mg'`` (default): conjugate gradients preconditioned by one symmetric
-  geometric multigrid V-cycle. Coarse grids halve each side; the prolongation
-  is bilinear interpolation restricted to the unknown pixels, the restriction
-  its transpose and the coarse operators are Galerkin products ``R A P``
-  (9-point stencils, computed by probing with 9 colourings), so masks of any
-  sparsity are coarsened faithfully. Damped Jacobi smoothing, a dense
-  (pseudo-)inverse on the coarsest grid (at most ``_COARSEST`` pixels).
-  Iteration counts stay nearly flat in the image size and the mask density.
+  geometric multigrid V-cycle, :class:`pdeflow.multigrid.Multigrid`: Galerkin
+  coarse grids (bilinear interpolation restricted to the unknown pixels, so
+  masks of any sparsity are coarsened faithfully), red-black and four-colour
+  Gauss-Seidel smoothing in place on the even/odd sub-grids, a dense
+  pseudo-inverse on the coarsest grid, the stopping rule confirmed in float64.
+  Iteration counts stay nearly flat in the image size and the mask density,
+  and the memory is a small multiple of the image's.
 * ``'cg'``: plain conjugate gradients, the solver of the reference C codes.
 
-Both use :func:`pdeflow.linalg.cg` and run batched on the device and dtype of
-``f``; plain CG on a single CPU image of up to :data:`MATRIX_PATH_MAX_PIXELS`
-runs :func:`pdeflow.linalg.cg_matrix` on the Laplacian's sparse matrix instead
+Both run batched on the device and dtype of ``f`` (float16 and bfloat16 are
+computed in float32 and returned in their dtype). Plain CG
+(:func:`pdeflow.linalg.cg`) on a single CPU image of up to
+:data:`MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
+Laplacian's sparse matrix instead
 (same iterates, 1.6-2.8x faster on one thread: a small tensor operation's
 dispatch costs more than its arithmetic).
 
@@ -42,18 +44,18 @@ operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse
 import torch
-import torch.nn.functional as F
 
 from .. import ops
 from ..errors import UserInputError
 from ..linalg import cg, cg_matrix
+from ..linalg import csr_matvec as _csr_product  # noqa: F401  (the former private names, used by refine)
+from ..linalg import laplacian_csr as _laplacian_csr
+from ..multigrid import Multigrid
 from ..ops import laplacian
 from ..threads import auto_threads
 
@@ -62,10 +64,6 @@ __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 #: The linear solvers of :func:`diffuse`.
 SOLVERS = ("mg", "cg")
 METHODS = SOLVERS  # deprecated name
-_COARSEST = 256  # pixels of the coarsest grid, solved by a dense pseudo-inverse
-_NU = 2  # Jacobi sweeps before and after the coarse correction
-_OMEGA0 = 0.8  # Jacobi damping on the finest grid (5-point masked operator)
-_OMEGA = 0.7  # Jacobi damping on the Galerkin (9-point) grids
 
 
 @dataclass
@@ -80,8 +78,20 @@ class DiffuseResult:
         CG iterations per image (``B = 1`` for unbatched input).
     residual : Tensor, shape (B,)
         Final relative residual ``||b - A x|| / ||b||`` per image, recomputed
-        from the returned solution (continuous masks: of the correction
-        system, see :func:`diffuse`, Notes).
+        from the returned solution, in float64 for the multigrid solver
+        (continuous masks: of the correction system, see :func:`diffuse`,
+        Notes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import diffuse
+    >>> f = torch.linspace(0, 1, 64, dtype=torch.float64).reshape(8, 8)
+    >>> mask = torch.zeros(8, 8)
+    >>> mask[::3, ::3] = 1
+    >>> r = diffuse(f, mask, tol=1e-10, full_output=True)
+    >>> type(r).__name__, r.u.shape, r.iterations.shape, bool(r.residual.max() <= 1e-10)
+    ('DiffuseResult', torch.Size([8, 8]), torch.Size([1]), True)
     """
 
     u: torch.Tensor
@@ -110,6 +120,18 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
     along the batch and channel axes. Each image (and channel, if the mask has
     several) must have at least one known pixel (a positive value) when
     ``need_known``. The conversion to the dtype of ``f4`` keeps autograd.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.diffusion import check_mask
+    >>> f4 = torch.zeros(2, 3, 4, 5)
+    >>> check_mask(torch.ones(4, 5, dtype=torch.bool), f4, "example").shape   # broadcasts over (B, C)
+    torch.Size([1, 1, 4, 5])
+    >>> check_mask(torch.zeros(4, 5), f4, "example")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pdeflow.errors.UserInputError: example: mask has no known pixel in image 0; ...
     """
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
@@ -131,13 +153,13 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
             if not bool(((m >= 0) & (m <= 1)).all()):
                 raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known pixel), "
                                  f"got values in [{float(m.min())}, {float(m.max())}]")
-        elif not bool(((m == 0) | (m == 1)).all()):
+        elif not bool(m.eq(0).logical_or_(m.eq(1)).all()):
             raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)"
                              + ("; pass continuous=True for a mask with values in [0, 1]"
                                 if who == "diffuse" else ""))
     m = m.to(device=f4.device, dtype=f4.dtype)
     if need_known:
-        known = (m > 0).flatten(2).sum(-1)  # (Bm, Cm)
+        known = m.detach().flatten(2).amax(-1)  # (Bm, Cm); values are in [0, 1]
         if bool((known == 0).any()):
             bad = (known == 0).nonzero()[0].tolist()
             raise UserInputError(f"{who}: mask has no known pixel in image {bad[0]}"
@@ -159,80 +181,6 @@ def _check_f(f, who: str) -> torch.Tensor:
     return f4
 
 
-# ---------------------------------------------------------------------------
-# Grid transfer: bilinear (vertex-centred) interpolation and its transpose
-# ---------------------------------------------------------------------------
-
-def _coarse(n: int) -> int:
-    return (n + 1) // 2
-
-
-def _prolong_last(c: torch.Tensor, n: int) -> torch.Tensor:
-    """Along the last axis: fine[2I] = c[I], fine[2I+1] = (c[I] + c[I+1]) / 2
-    (c[I] alone past the end, so constants are kept)."""
-    out = c.new_empty(*c.shape[:-1], n)
-    out[..., 0::2] = c
-    no = n // 2
-    if no:
-        cpad = torch.cat([c, c[..., -1:]], dim=-1)
-        out[..., 1::2] = 0.5 * (cpad[..., :no] + cpad[..., 1:no + 1])
-    return out
-
-
-def _restrict_last(g: torch.Tensor) -> torch.Tensor:
-    """The exact transpose of :func:`_prolong_last`."""
-    n = g.shape[-1]
-    gc = g[..., 0::2].clone()
-    no = n // 2
-    if no:
-        go = 0.5 * g[..., 1::2]
-        gc[..., :no] += go
-        if no == gc.shape[-1]:  # n even: the last odd point leans on c[-1] twice
-            gc[..., 1:] += go[..., :-1]
-            gc[..., -1:] += go[..., -1:]
-        else:
-            gc[..., 1:] += go
-    return gc
-
-
-def _prolong(c: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    x = _prolong_last(c, W)
-    return _prolong_last(x.transpose(-1, -2), H).transpose(-1, -2)
-
-
-def _restrict(g: torch.Tensor) -> torch.Tensor:
-    x = _restrict_last(g)
-    return _restrict_last(x.transpose(-1, -2)).transpose(-1, -2)
-
-
-# ---------------------------------------------------------------------------
-# Operators
-# ---------------------------------------------------------------------------
-
-_OFFSETS = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]  # stencil entry k = 3 (a + 1) + (b + 1)
-
-
-def _apply_stencil(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``y[I, J] = sum_k S[..., k, I, J] x[I + a_k, J + b_k]`` (zero outside); S (Bm, Cm, 9, h, w)."""
-    h, w = x.shape[-2:]
-    xp = F.pad(x, (1, 1, 1, 1))
-    y = None
-    for k, (a, b) in enumerate(_OFFSETS):
-        t = S[..., k, :, :] * xp[..., 1 + a:1 + a + h, 1 + b:1 + b + w]
-        y = t if y is None else y + t
-    return y
-
-
-def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
-    """Number of grid neighbours of each pixel (4 inside, 3 on edges, 2 in corners)."""
-    d = like.new_full((H, W), 4.0)
-    d[0, :] -= 1
-    d[-1, :] -= 1
-    d[:, 0] -= 1
-    d[:, -1] -= 1
-    return d
-
-
 #: Largest image (pixels) whose single-image plain-CG solves run cg_matrix on the Laplacian's CSR matrix. On one
 #: thread that loop was 1.7-2.8x faster than the tensor loop from 32 x 32 to 128 x 128 (and 1.6-2.8x at 256
 #: and 512; benchmarks/results/inpaint/cg_single/); above this size torch's multi-threaded tensor loop may
@@ -240,159 +188,9 @@ def _neumann_degree(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
 MATRIX_PATH_MAX_PIXELS = 128 * 128
 
 
-@functools.lru_cache(maxsize=16)
-def _laplacian_csr(H: int, W: int, dtype: str = "float64"):
-    """:func:`pdeflow.ops.laplacian` on (H, W) images as a SciPy CSR matrix (row-major pixels)."""
-    def second_difference(n):
-        main = np.full(n, -2.0)
-        main[0] = main[-1] = -1.0 if n > 1 else 0.0
-        return scipy.sparse.diags([np.ones(n - 1), main, np.ones(n - 1)], [-1, 0, 1])
-    lap = (scipy.sparse.kron(scipy.sparse.eye(H), second_difference(W))
-           + scipy.sparse.kron(second_difference(H), scipy.sparse.eye(W))).tocsr().astype(dtype)
-    lap.sort_indices()
-    return lap
-
-
-class _Level:
-    """One grid: its operator, the diagonal for Jacobi, and the transfer to the next coarser grid."""
-
-    def __init__(self, apply, diag, shape, omega, prolong, restrict):
-        self.apply, self.diag, self.shape, self.omega = apply, diag, shape, omega
-        self.prolong, self.restrict = prolong, restrict  # to/from the next coarser level (None: coarsest)
-        self.inv_dense = None
-
-
-def _galerkin_stencil(level: _Level, hc: int, wc: int, like: torch.Tensor) -> torch.Tensor:
-    """9-point stencil of ``R A P`` by probing with the 9 colourings (I mod 3, J mod 3)."""
-    I = torch.arange(hc, device=like.device)[:, None]
-    J = torch.arange(wc, device=like.device)[None, :]
-    colour = (I % 3) * 3 + (J % 3)  # (hc, wc)
-    probes = torch.stack([(colour == c) for c in range(9)]).to(like.dtype)  # (9, hc, wc)
-    probes = probes[:, None, None]  # (9, 1, 1, hc, wc): broadcasts against (Bm, Cm)
-    z = level.restrict(level.apply(level.prolong(probes)))  # (9, Bm, Cm, hc, wc)
-    S = []
-    for a, b in _OFFSETS:
-        idx = (((I + a) % 3) * 3 + ((J + b) % 3)).expand(hc, wc)
-        S.append(torch.gather(z, 0, idx.expand(1, *z.shape[1:3], hc, wc))[0])
-    S = torch.stack(S, dim=2)  # (Bm, Cm, 9, hc, wc)
-    centre = S[:, :, 4]
-    # Coarse points whose interpolants vanish on all unknowns have empty rows and
-    # columns; the identity there keeps the operator invertible (their rhs is 0).
-    S[:, :, 4] = torch.where(centre == 0, torch.ones_like(centre), centre)
-    return S
-
-
-def _dense_from_stencil(S: torch.Tensor) -> torch.Tensor:
-    """The (Bm, Cm, n, n) matrix of a 9-point stencil on an h x w grid, n = h w."""
-    Bm, Cm, _, h, w = S.shape
-    n = h * w
-    A = S.new_zeros(Bm, Cm, n, n)
-    I = torch.arange(h, device=S.device)[:, None].expand(h, w)
-    J = torch.arange(w, device=S.device)[None, :].expand(h, w)
-    for k, (a, b) in enumerate(_OFFSETS):
-        ok = (I + a >= 0) & (I + a < h) & (J + b >= 0) & (J + b < w)
-        rows = (I * w + J)[ok]
-        cols = ((I + a) * w + (J + b))[ok]
-        A[:, :, rows, cols] = S[:, :, k][:, :, ok]
-    return A
-
-
-def _pinv_spd(A: torch.Tensor) -> torch.Tensor:
-    """Pseudo-inverse of a symmetric positive semi-definite batch of matrices."""
-    A = 0.5 * (A + A.transpose(-1, -2))
-    evals, evecs = torch.linalg.eigh(A)
-    cut = evals.amax(-1, keepdim=True) * (A.shape[-1] * torch.finfo(A.dtype).eps * 10)
-    inv = torch.where(evals > cut, 1.0 / torch.where(evals > cut, evals, torch.ones_like(evals)),
-                      torch.zeros_like(evals))
-    return (evecs * inv[..., None, :]) @ evecs.transpose(-1, -2)
-
-
-def _hierarchy(m: torch.Tensor, d: torch.Tensor | None = None) -> list[_Level]:
-    """Multigrid levels for the masked operator of a binary mask ``m`` (Bm, Cm, H, W), plus
-    ``diag(d)`` if given (``d`` zero on the mask; the continuous-mask operator)."""
-    H, W = m.shape[-2:]
-    w = 1.0 - m
-    deg = _neumann_degree(H, W, m)
-    if d is None:
-        apply, diag = (lambda x, w=w, m=m: w * (-laplacian(w * x)) + m * x), w * deg + m
-    else:
-        apply, diag = (lambda x, w=w, m=m, d=d: w * (-laplacian(w * x)) + (m + d) * x), w * deg + m + d
-    levels = [_Level(
-        apply=apply,
-        diag=diag,
-        shape=(H, W), omega=_OMEGA0,
-        prolong=None, restrict=None)]
-    h, wd = H, W
-    while h * wd > _COARSEST and min(h, wd) >= 3:
-        hc, wc = _coarse(h), _coarse(wd)
-        fine = levels[-1]
-        if len(levels) == 1:  # the finest prolongation lives on the unknowns only
-            fine.prolong = lambda c, h=h, wd=wd, w=w: w * _prolong(c, h, wd)
-            fine.restrict = lambda g, w=w: _restrict(w * g)
-        else:
-            fine.prolong = lambda c, h=h, wd=wd: _prolong(c, h, wd)
-            fine.restrict = _restrict
-        S = _galerkin_stencil(fine, hc, wc, m)
-        levels.append(_Level(apply=lambda x, S=S: _apply_stencil(S, x), diag=S[:, :, 4].clone(),
-                             shape=(hc, wc), omega=_OMEGA, prolong=None, restrict=None))
-        levels[-1].stencil = S
-        h, wd = hc, wc
-    last = levels[-1]
-    if len(levels) == 1:
-        # Small image: the whole problem is the coarsest grid.
-        S = _galerkin_free_stencil(m, d)
-    else:
-        S = last.stencil
-    last.inv_dense = _pinv_spd(_dense_from_stencil(S))
-    return levels
-
-
-def _galerkin_free_stencil(m: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
-    """9-point form of the finest masked operator (for images small enough to solve densely)."""
-    H, W = m.shape[-2:]
-    md = m if d is None else m + d
-    lvl = _Level(apply=lambda x: (1.0 - m) * (-laplacian((1.0 - m) * x)) + md * x, diag=None,
-                 shape=(H, W), omega=None, prolong=lambda c: c, restrict=lambda g: g)
-    return _galerkin_stencil(lvl, H, W, m)
-
-
-def _vcycle(levels: list[_Level], r: torch.Tensor, l: int = 0) -> torch.Tensor:
-    lv = levels[l]
-    if lv.inv_dense is not None:
-        h, w = lv.shape
-        x = (lv.inv_dense @ r.reshape(*r.shape[:-2], h * w, 1)).reshape(r.shape)
-        return x
-    dinv = lv.omega / lv.diag
-    x = dinv * r
-    for _ in range(_NU - 1):
-        x = x + dinv * (r - lv.apply(x))
-    xc = _vcycle(levels, lv.restrict(r - lv.apply(x)), l + 1)
-    x = x + lv.prolong(xc)
-    for _ in range(_NU):
-        x = x + dinv * (r - lv.apply(x))
-    return x
-
-
 # ---------------------------------------------------------------------------
 # The solver
 # ---------------------------------------------------------------------------
-
-try:   # SciPy's CSR product kernel (private; ``@`` is the fallback)
-    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
-except ImportError:   # pragma: no cover
-    _csr_matvec = None
-
-
-def _csr_product(lap, v: np.ndarray) -> np.ndarray:
-    """``lap @ v`` for a square CSR matrix and a vector: SciPy's kernel without the checks of ``@`` (a third
-    of a 64 x 64 product's time) where the dtypes match and ``v`` is contiguous."""
-    if _csr_matvec is None or v.dtype != lap.dtype or not v.flags.c_contiguous:
-        return lap @ v
-    n = lap.shape[0]
-    y = np.zeros(n, dtype=v.dtype)
-    _csr_matvec(n, n, lap.indptr, lap.indices, lap.data, v, y)
-    return y
-
 
 class _MaskedLaplacian:
     """``A v = -w (L v) + d v`` for vectors ``v`` (N,) that are zero on the mask: the system of
@@ -435,24 +233,30 @@ class _System:
             self.k = (c == 1).to(c.dtype)
             one_minus = torch.where(c < 1, 1.0 - c, torch.ones_like(c))
             self.d = torch.where(c < 1, c / one_minus, torch.zeros_like(c))
-        self.w = 1.0 - self.k
-        self.levels = None
         self._matrix = None     # the CSR matrix of the single-image CG path, built on first use
-        if method == "mg":
-            self.levels = _hierarchy(self.k, self.d)
-        self._negw = -self.w
+        self._negw = None       # -w, for plain CG (built on first use)
+        self.mg = Multigrid(self.k, self.d) if method == "mg" else None
+
+    @property
+    def w(self) -> torch.Tensor:
+        """``1 - k``: 1 on the unknown pixels (computed when asked: one image of memory less)."""
+        return 1.0 - self.k
+
+    @property
+    def levels(self):
+        """The multigrid hierarchy's grids (``None`` for plain CG)."""
+        return None if self.mg is None else self.mg.levels
 
     def apply_a(self, x: torch.Tensor) -> torch.Tensor:
         # Everything CG touches (start, rhs, residuals, preconditioned residuals) is zero on
         # the mask, where A is the identity; there A x = w (-laplacian(w x)) + m x = -w laplacian(x):
         # the inner loop of CG, four small tensor operations.
+        if self._negw is None:
+            self._negw = -self.w
         y = laplacian(x).mul_(self._negw)
         if self.d is None:
             return y
         return y.addcmul_(self.d, x)
-
-    def precond(self, r: torch.Tensor) -> torch.Tensor:
-        return self.w * _vcycle(self.levels, r)  # exactly zero on the mask, as apply_a needs
 
     def rhs(self, f4: torch.Tensor):
         """``(b, z)``: the unknowns are ``x = z + e`` with ``A e = b`` (``z = None``: ``x = e``).
@@ -464,22 +268,23 @@ class _System:
         (with ``p f`` in the role of ``k f``).
         """
         if self.d is None:
-            return self.w * laplacian(self.k * f4), None
+            return _lap_masked(self.k * f4, self.k), None
         pf = (self.c > 0).to(f4.dtype) * f4
-        return self.w * laplacian(pf), self.w * pf
+        w = self.w
+        return w * laplacian(pf), w * pf
 
     def matrix(self, dtype) -> _MaskedLaplacian:
         """``A`` for a single-image mask (1, 1, H, W) as a NumPy operator ``A @ v`` of ``dtype``, for
         vectors ``v`` that are zero on the mask (:class:`_MaskedLaplacian`)."""
         H, W = self.c.shape[-2:]
-        negw = self._negw.detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
+        negw = (-self.w).detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
         d = None if self.d is None else self.d.detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
         return _MaskedLaplacian(_laplacian_csr(H, W, np.dtype(dtype).name), negw, d)
 
     def solve(self, b: torch.Tensor, start, tol: float, max_iter: int):
         """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
         iterations (B,) and the relative residual (B,)."""
-        if self.levels is None and b.shape[0] * b.shape[1] == 1 and self.c.shape[:2] == (1, 1) \
+        if self.mg is None and b.shape[0] * b.shape[1] == 1 and self.c.shape[:2] == (1, 1) \
                 and b.device.type == "cpu" and b.dtype in (torch.float32, torch.float64) \
                 and b.shape[-2] * b.shape[-1] <= MATRIX_PATH_MAX_PIXELS:
             bn = b.detach().reshape(-1).numpy()
@@ -491,13 +296,30 @@ class _System:
             xn, it, res = cg_matrix(self._matrix, bn, x0, tol=tol, max_iter=max_iter, return_residual=True)
             return (torch.from_numpy(xn).view(b.shape), torch.full((1,), it, dtype=torch.long),
                     torch.full((1,), res, dtype=b.dtype))
-        x, iters = cg(self.apply_a, b, start, tol=tol, max_iter=max_iter,
-                      precond=None if self.levels is None else self.precond)
+        if self.mg is not None:
+            x, iters, res = self.mg.solve(b, start, tol=tol, max_iter=max_iter)
+            return x, iters, res.to(b.dtype)
+        x, iters = cg(self.apply_a, b, start, tol=tol, max_iter=max_iter)
         x = self.w * x  # exactly zero on the mask
         bn = b.flatten(1).norm(dim=1)
         res = (b - self.apply_a(x)).flatten(1).norm(dim=1) / bn.clamp_min(torch.finfo(b.dtype).tiny)
         res = torch.where(bn > 0, res, torch.zeros_like(res))
         return x, iters, res
+
+
+def _lap_masked(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``(1 - k) laplacian(v)``, the Neumann Laplacian as the sum of the fluxes to the neighbours,
+    accumulated in place (no temporary of the image's size beyond the result)."""
+    y = torch.zeros_like(v)
+    y[..., 1:, :] += v[..., :-1, :]
+    y[..., 1:, :] -= v[..., 1:, :]
+    y[..., :-1, :] += v[..., 1:, :]
+    y[..., :-1, :] -= v[..., :-1, :]
+    y[..., :, 1:] += v[..., :, :-1]
+    y[..., :, 1:] -= v[..., :, 1:]
+    y[..., :, :-1] += v[..., :, 1:]
+    y[..., :, :-1] -= v[..., :, :-1]
+    return y.addcmul_(k, y, value=-1)
 
 
 def _warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
@@ -518,7 +340,8 @@ def _forward(f4, c, binary, tol, max_iter, x0, method):
     x, iters, res = sysm.solve(b, start, tol, max_iter)
     if z is not None:
         x = x + z
-    u = torch.addcmul(x, sysm.k, f4)  # x is exactly zero on the known pixels: u = f there, x elsewhere
+    # x (a fresh tensor) is exactly zero on the known pixels: u = f there, x elsewhere
+    u = x.addcmul_(sysm.k, f4) if x.shape == f4.shape else torch.addcmul(x, sysm.k, f4)
     _warn_max_iter(iters, res, tol, max_iter)
     return u, iters, res, sysm
 
@@ -610,8 +433,9 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     Parameters
     ----------
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Image(s), float32 or float64, finite. Only the values on the mask
-        (where ``c > 0``) are used.
+        Image(s), floating point (float16 and bfloat16 are computed in
+        float32 and returned in their dtype), finite, at least one image.
+        Only the values on the mask (where ``c > 0``) are used.
     mask : Tensor
         Binary (bool or 0/1) mask, 1 = known pixel; with ``continuous=True``
         any values in [0, 1]. Shape (H, W), (1, H, W), (B, 1, H, W) or
@@ -689,9 +513,27 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     .. [1] L. Hoeltgen, S. Setzer, J. Weickert, "An optimal control approach
        to find sparse data for Laplace interpolation", Energy Minimization
        Methods in Computer Vision and Pattern Recognition (EMMCVPR), 2013.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import diffuse
+    >>> f = torch.tensor([[0.0, 0.0, 0.0, 4.0]] * 3, dtype=torch.float64)
+    >>> mask = torch.zeros(3, 4)
+    >>> mask[:, 0] = mask[:, 3] = 1                 # known: the first and the last column
+    >>> diffuse(f, mask, tol=1e-12)                  # linear in between (Neumann above and below)
+    tensor([[0.0000, 1.3333, 2.6667, 4.0000],
+            [0.0000, 1.3333, 2.6667, 4.0000],
+            [0.0000, 1.3333, 2.6667, 4.0000]], dtype=torch.float64)
     """
     who = "diffuse"
     f4 = _check_f(f, who)
+    if f4.shape[0] == 0 or f4.shape[1] == 0:
+        raise UserInputError(f"{who}: f must hold at least one image and channel, got the empty batch of shape "
+                             f"{tuple(f.shape)}")
+    out_dtype = f4.dtype
+    if out_dtype in (torch.float16, torch.bfloat16):   # computed in float32, returned in the dtype of f
+        f4 = f4.float()
     if not isinstance(continuous, bool):
         raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
     c = check_mask(mask, f4, who, continuous=continuous)
@@ -719,7 +561,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
         iters, res = info["iterations"], info["residual"]
     else:
         u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, solver)
-    u = u.reshape(f.shape)
+    u = u.reshape(f.shape).to(out_dtype)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)
     return u
@@ -729,6 +571,14 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
     """Inpainting error per image: ``'mse'`` (mean squared) or ``'mae'`` (mean absolute).
 
     Shapes as in :mod:`pdeflow.metrics`: ``(B,)`` for 4-D input, a 0-d tensor otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import inpainting_error
+    >>> f = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> inpainting_error(f, torch.full((2, 2), 0.5)), inpainting_error(f, torch.zeros(2, 2), metric="mae")
+    (tensor(0.2500), tensor(0.5000))
     """
     from .. import metrics
 

@@ -21,6 +21,7 @@ from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
 from .models import *  # noqa: F403  (the package re-exports models.__all__)
 from .symmetry import Equivariant
+from .tiled import Tiled, tiled_flow
 
 # train() and evaluate() live in modules of the same name (pdeflow.tvflownet.train.train,
 # pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules. Inference
@@ -44,6 +45,7 @@ __all__ = [
     "flow",
     "shipped_models",
     "Equivariant",
+    "Tiled", "tiled_flow",
     "TrainConfig",  # noqa: F405  (provided by __getattr__ above)
     "joint_optimise",
 ]
