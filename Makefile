@@ -34,6 +34,19 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks experiments
 
+# The documentation site (Sphinx, executed gallery, API reference from __all__), built offline into
+# docs/_build/html; warnings are errors, and a page that would load anything from the network fails.
+.PHONY: docs
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/_scripts/check_offline.py docs/_build/html
+
 bench: $(STAMP)
 	$(PY) benchmarks/reference.py
 

@@ -1,0 +1,21 @@
+"""Validation Dice over epochs, DSB2018, 240 epochs, 3 seeds (benchmarks/results/iel/dsb-240/)."""
+import json
+import matplotlib.pyplot as plt
+import numpy as np
+
+rows = json.load(open("benchmarks/results/iel/dsb-240/summary.json"))["rows"]
+fig, axes = plt.subplots(1, 2, sharey=True)
+for ax, labels in zip(axes, ("clean", "noisy")):
+    for row in (r for r in rows if r["labels"] == labels):
+        m, s = np.array(row["curve_mean"]), np.array(row["curve_std"])
+        epochs = np.arange(1, len(m) + 1)
+        name = "IELs" if row["method"] == "iel" else "baseline"
+        ax.plot(epochs, m, label=name)
+        ax.fill_between(epochs, m - s, m + s, alpha=0.25)
+    ax.set_title(f"{labels} training labels")
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("validation Dice (mean ± std, 3 seeds)")
+axes[1].legend()
+axes[0].set_ylim(0.6, 1.0)
+fig.tight_layout()
