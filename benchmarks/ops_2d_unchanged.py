@@ -6,7 +6,7 @@ image (and a batch of 8 at 128 x 128), alternating old and new calls in one run 
 (``time.process_time``), the median of ``--rounds`` rounds of ``--reps`` calls. Also checks that the
 outputs are bit for bit equal.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/ops_2d_unchanged.py
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/ops_2d_unchanged.py --out DIR
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow import ops as new_ops
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rev", default="dbf5b14")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=7)
+    add_output_args(ap, "ops_2d_unchanged", what="log.txt (the timings printed)")
     args = ap.parse_args(argv)
+    open_out(args, argv)
     torch.set_num_threads(1)
     old = old_ops(args.rev)
     g = torch.Generator().manual_seed(0)
