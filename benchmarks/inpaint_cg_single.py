@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import add_output_args, open_out, write_file  # noqa: E402
 from pdeflow.inpaint import diffuse, diffusion, probabilistic_sparsification, random_mask  # noqa: E402
-from pdeflow.inpaint.evaluate import test_images  # noqa: E402
+from pdeflow.inpaint.evaluation import test_images  # noqa: E402
 
 PATHS = {"matrix": 1 << 62, "tensor": 0}   # size limits that force either loop (the library's: MATRIX_PATH_MAX_PIXELS)
 

@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, random_mask
-from pdeflow.inpaint.analytic import analytic_mask
-from pdeflow.inpaint.dither import dither
-from pdeflow.inpaint.evaluate import test_images
-from pdeflow.inpaint.learned import learned_mask, load_masknet
+from pdeflow.inpaint.evaluation import test_images
+from pdeflow.inpaint.learned.masknet import learned_mask, load_masknet
+from pdeflow.inpaint.masks.analytic import analytic_mask
+from pdeflow.inpaint.masks.dither import dither
 from pdeflow.io import image_files, read_image
 from pdeflow.metrics import ssim
 

@@ -34,8 +34,8 @@ import torch
 from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.inpaint import probabilistic_sparsification
-from pdeflow.inpaint.gan import gan_mask, load_mask_model
-from pdeflow.inpaint.masknet import MaskGAN
+from pdeflow.inpaint.learned.gan import gan_mask, load_mask_model
+from pdeflow.inpaint.learned.maskgan import MaskGAN
 
 HERE = Path(__file__).resolve().parent
 

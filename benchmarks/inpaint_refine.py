@@ -58,8 +58,9 @@ from _ps_extra import ps_reference  # noqa: E402
 from _results import add_output_args, open_out, save_figure, write_file  # noqa: E402
 from inpaint_learned_masks import sigma_for  # noqa: E402  (the analytic smoothing the mask networks use)
 from pdeflow.inpaint import diffuse, refine_mask  # noqa: E402
-from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density  # noqa: E402
-from pdeflow.inpaint.evaluate import test_images  # noqa: E402
+from pdeflow.inpaint.evaluation import test_images  # noqa: E402
+from pdeflow.inpaint.masks.analytic import analytic_mask, laplacian_density  # noqa: E402
+from pdeflow.inpaint.masks.snapping import extremality  # noqa: E402
 from pdeflow.metrics import mae, ssim  # noqa: E402
 
 
@@ -359,7 +360,7 @@ def main(argv=None) -> int:
         res["report_command"] = _command(argv)
         write(res, dest)
         return 0
-    from pdeflow.inpaint.learned import load_masknet
+    from pdeflow.inpaint.learned.masknet import load_masknet
     models = {}
     for spec in args.learned:
         net = load_masknet(spec)

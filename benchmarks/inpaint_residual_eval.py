@@ -22,10 +22,10 @@ import torch
 from _results import add_output_args, open_out  # benchmarks/_results.py
 from inpaint_learned_masks import mate_crops  # the same held-out set as the mask benchmark
 from pdeflow.inpaint.diffusion import diffuse
-from pdeflow.inpaint.evaluate import test_images
-from pdeflow.inpaint.learned import load_masknet
-from pdeflow.inpaint.residual import learned_inpaint, load_residual
-from pdeflow.inpaint.train_residual import _masks
+from pdeflow.inpaint.evaluation import test_images
+from pdeflow.inpaint.learned.masknet import load_masknet
+from pdeflow.inpaint.learned.residual import learned_inpaint, load_residual
+from pdeflow.inpaint.training.residual import _masks
 from pdeflow.metrics import ssim
 
 

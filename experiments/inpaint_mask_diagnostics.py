@@ -17,7 +17,7 @@ import torch
 
 from _results import add_output_args, open_out  # experiments/_results.py
 from pdeflow import ops
-from pdeflow.inpaint.train import TrainConfig, build_networks, open_data, validation_set
+from pdeflow.inpaint.training.wgan import TrainConfig, build_networks, open_data, validation_set
 from pdeflow.training import load_checkpoint, load_config
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from _results import add_output_args, open_out  # experiments/_results.py
-from pdeflow.inpaint import masknet
-from pdeflow.inpaint.train import TrainConfig, build_networks, open_data, sample_batch, validate, validation_set
-from pdeflow.inpaint.wgan import composite
+from pdeflow.inpaint.learned import maskgan as masknet
+from pdeflow.inpaint.learned.wgan import composite
+from pdeflow.inpaint.training.wgan import TrainConfig, build_networks, open_data, sample_batch, validate, validation_set
 from pdeflow.training import load_checkpoint, step_generator
 
 

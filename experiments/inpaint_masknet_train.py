@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 from _inpaint_train import shared_config, trainer_parser  # experiments/_inpaint_train.py
-from pdeflow.inpaint.train_masknet import MaskNetConfig, train_masknet
+from pdeflow.inpaint.training.masknet import MaskNetConfig, train_masknet
 
 
 def main(argv=None) -> int:

@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import add_output_args, open_out  # noqa: E402
 from pdeflow.inpaint import diffusion  # noqa: E402
-from pdeflow.inpaint.evaluate import test_images  # noqa: E402
-from pdeflow.inpaint.learned import learned_mask, load_masknet  # noqa: E402
+from pdeflow.inpaint.evaluation import test_images  # noqa: E402
+from pdeflow.inpaint.learned.masknet import learned_mask, load_masknet  # noqa: E402
 
 
 def main(argv=None) -> int:

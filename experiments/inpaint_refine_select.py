@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import pdeflow.inpaint.refine as refine
+import pdeflow.inpaint.masks.refine as refine
 from pdeflow.inpaint import diffuse, probabilistic_sparsification
-from pdeflow.inpaint.evaluate import test_images
-from pdeflow.inpaint.learned import learned_mask, load_masknet
+from pdeflow.inpaint.evaluation import test_images
+from pdeflow.inpaint.learned.masknet import learned_mask, load_masknet
 from pdeflow.metrics import mae, ssim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

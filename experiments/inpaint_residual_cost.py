@@ -16,9 +16,9 @@ import torch
 
 from _results import add_output_args, open_out  # experiments/_results.py
 from pdeflow import datasets as pdata
-from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.diffusion import diffuse
-from pdeflow.inpaint.residual import ResidualInpainter
+from pdeflow.inpaint.learned.residual import ResidualInpainter
+from pdeflow.inpaint.masks.analytic import analytic_mask
 
 WIDTHS = [(8, 16, 32), (12, 24, 48), (16, 32, 64), (24, 48, 96)]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _inpaint_train import shared_config, trainer_parser  # experiments/_inpaint_train.py
-from pdeflow.inpaint.train_residual import ResidualConfig, train_residual
+from pdeflow.inpaint.training.residual import ResidualConfig, train_residual
 
 
 def main(argv=None) -> int:

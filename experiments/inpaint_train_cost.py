@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from _results import add_output_args, open_out, write_text  # experiments/_results.py
-from pdeflow.inpaint.train import TrainConfig, train
+from pdeflow.inpaint.training.wgan import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
 

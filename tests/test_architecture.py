@@ -6,7 +6,10 @@ imports included (see README, "Layout").
 2. A pillar (``tv``, ``tvflownet``, ``iel``, ``inpaint``) imports the shared layer, plus ``tv`` for
    ``tvflownet``; the shared layer imports no pillar.
 3. Inference does not import the training toolkit: after ``import pdeflow.tvflownet`` (or
-   ``pdeflow.inpaint``) neither ``pdeflow.training`` nor a trainer module is in ``sys.modules``.
+   ``pdeflow.inpaint``) neither ``pdeflow.training`` nor a trainer module is in ``sys.modules``; no loader of
+   a shipped model imports a GAN module.
+4. No module imports another module's private (``_name``) names.
+5. No import cycles, function-level imports included.
 """
 from __future__ import annotations
 
@@ -108,13 +111,20 @@ def test_rule_3_inference_does_not_import_training():
     code = ("import sys, pdeflow.tvflownet, pdeflow.inpaint; "
             "pdeflow.tvflownet.load; pdeflow.inpaint.load_inpainting_model; "
             "print(sorted(m for m in sys.modules if m.startswith('pdeflow.training') or m.endswith('.train')"
-            " or m.startswith('pdeflow.cli')))")
+            " or m.startswith('pdeflow.inpaint.training') or m.startswith('pdeflow.cli')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
     # and statically: the inference modules name no training import at all
-    for mod in ("pdeflow.tvflownet.api", "pdeflow.tvflownet.models", "pdeflow.inpaint.gan"):
+    for mod in ("pdeflow.models", "pdeflow.tvflownet.api", "pdeflow.tvflownet.models", "pdeflow.inpaint.learned.gan",
+                "pdeflow.inpaint.learned.masknet", "pdeflow.inpaint.learned.residual"):
         imports = _modules()[mod]
-        assert not {m for m in imports if _top(m) == "training" or m.endswith(".train")}, mod
+        assert not {m for m in imports if _top(m) == "training" or m.endswith(".train")
+                    or m.startswith("pdeflow.inpaint.training")}, mod
+    # the loaders of shipped models (every one goes through pdeflow.models) import no GAN module
+    gans = ("pdeflow.inpaint.learned.gan", "pdeflow.inpaint.learned.wgan", "pdeflow.inpaint.learned.maskgan")
+    for mod in ("pdeflow.models", "pdeflow.tvflownet.api", "pdeflow.inpaint.learned.masknet",
+                "pdeflow.inpaint.learned.residual"):
+        assert not {m for m in _modules()[mod] if m.startswith(gans)}, mod
 
 
 def test_papers_are_cited_by_authors_not_by_internal_file_names():
@@ -129,3 +139,139 @@ def test_papers_are_cited_by_authors_not_by_internal_file_names():
     texts.update({str(p): p.read_text() for p in [repo / "README.md", *(repo / "docs").glob("*.md")] if p.is_file()})
     texts.update(all_help())
     assert not [name for name, text in texts.items() if pattern.search(text)]
+
+
+# ---------------------------------------------------------------- rules 4 and 5: private names, cycles
+
+#: Private-name imports in modules this rule does not own yet (each named, so a new one fails):
+#: ``inpaint.diffusion_kit`` is the one place that names ``diffusion.py``'s internals under public names
+#: until that module (being rebuilt on another branch) exports them; ``training.run`` and ``tv.flow`` reach
+#: into their own packages' modules and are being reworked by their owners.
+PRIVATE_ALLOWED = {
+    ("pdeflow.inpaint.diffusion_kit", "pdeflow.inpaint.diffusion", name)
+    for name in ("_csr_product", "_diffuse_recorded", "_forward", "_laplacian_csr", "_MaskedLaplacian",
+                 "_solver_alias", "_warn_max_iter")
+} | {
+    ("pdeflow.training.run", "pdeflow.training.config", "_atomic_write_json"),
+    ("pdeflow.training.run", "pdeflow.training.config", "_config_diff"),
+    ("pdeflow.training.run", "pdeflow.training.config", "_field_defaults"),
+    ("pdeflow.training.run", "pdeflow.training.distributed", "_gather_object"),
+    ("pdeflow.training.run", "pdeflow.training.distributed", "_on_main_then_broadcast"),
+    ("pdeflow.training.run", "pdeflow.training.seeding", "_rng_state"),
+    ("pdeflow.training.run", "pdeflow.training.seeding", "_set_rng_state"),
+    ("pdeflow.tv.flow", "pdeflow.tv.rof", "_check_image"),
+    ("pdeflow.tv.flow", "pdeflow.tv.rof", "_short_message"),
+    ("pdeflow.tv.flow", "pdeflow.tv.rof", "_solve"),
+}
+
+
+def _import_nodes(path: Path):
+    """``(source module, imported name or None)`` of every import in ``path``, at any depth."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, None
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module
+            for a in node.names:
+                yield mod, a.name
+
+
+def _private_imports() -> set[tuple[str, str, str]]:
+    """``(importer, module, name)`` for every ``from module import _name`` of a pdeflow module by another."""
+    found = set()
+    for path in sorted(ROOT.rglob("*.py")):
+        me = _module_name(path)
+        for mod, name in _import_nodes(path):
+            if name and mod.startswith("pdeflow") and mod != me and name.startswith("_") \
+                    and not name.startswith("__"):
+                found.add((me, mod, name))
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the pdeflow modules it imports (``from pkg import mod`` counts as ``pkg.mod``), any depth."""
+    mods = {_module_name(p) for p in ROOT.rglob("*.py")}
+    graph = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        edges = set()
+        for mod, name in _import_nodes(path):
+            if name and f"{mod}.{name}" in mods:
+                edges.add(f"{mod}.{name}")
+            elif mod in mods:
+                edges.add(mod)
+        graph[_module_name(path)] = edges - {_module_name(path)}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_rule_4_no_module_imports_another_modules_private_names():
+    found = _private_imports()
+    new = sorted(found - PRIVATE_ALLOWED)
+    assert not new, "\n".join(f"{a} imports {b}.{c}" for a, b, c in new)
+    gone = sorted(PRIVATE_ALLOWED - found)
+    assert not gone, f"no longer imported (remove from PRIVATE_ALLOWED): {gone}"
+
+
+def test_rule_5_no_import_cycles_function_level_imports_included():
+    assert _cycles(_graph()) == []
+
+
+def test_rules_4_and_5_see_what_they_check(tmp_path, monkeypatch):
+    """The checkers find a private import and a cycle made of function-level imports."""
+    pkg = tmp_path / "pdeflow" / "inpaint"
+    pkg.mkdir(parents=True)
+    (tmp_path / "pdeflow" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .b import _g\n")
+    (pkg / "b.py").write_text("def _g():\n    from . import a\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "pdeflow")
+    assert _private_imports() == {("pdeflow.inpaint.a", "pdeflow.inpaint.b", "_g")}
+    assert _cycles(_graph()) == [["pdeflow.inpaint.a", "pdeflow.inpaint.b"]]
+
+
+def test_settings_are_declared_once():
+    """The luminance weights and the image suffixes live in io.images, the PS step schedule in
+    masks.sparsification; no other module writes them out again."""
+    declared = {"0.299": "io/images.py", '".tiff"': "io/images.py",
+                "math.ceil(p * count)": "inpaint/masks/sparsification.py"}
+    bad = [f"{p.relative_to(ROOT)} repeats {text}" for p in sorted(ROOT.rglob("*.py"))
+           for text, home in declared.items() if text in p.read_text() and p.relative_to(ROOT).as_posix() != home]
+    assert not bad, "\n".join(bad)

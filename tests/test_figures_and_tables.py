@@ -32,13 +32,13 @@ def test_format_mean_std_signed_and_digits():
 
 @pytest.fixture(scope="module")
 def one_image_evaluation():
-    from pdeflow.inpaint.evaluate import evaluate
+    from pdeflow.inpaint.evaluation import evaluate
 
     return evaluate((0.1, 0.2), n_images=1, size=32, methods=("random-diffusion", "analytic"))
 
 
 def test_inpainting_table_of_one_image_has_no_spread(one_image_evaluation):
-    from pdeflow.inpaint.evaluate import evaluate, report_markdown
+    from pdeflow.inpaint.evaluation import evaluate, report_markdown
 
     text = report_markdown(one_image_evaluation)
     assert "| 0.1 |" in text and "±" not in text.split("## PSNR")[1]
@@ -81,7 +81,7 @@ def _stretched_panels(fig):
 
 
 def test_evaluation_figure_has_stretched_zoomed_crops_with_the_stretch_stated(one_image_evaluation):
-    from pdeflow.inpaint.evaluate import figure
+    from pdeflow.inpaint.evaluation import figure
 
     res = one_image_evaluation
     fig = figure(res)
@@ -108,13 +108,13 @@ def test_evaluation_figure_has_stretched_zoomed_crops_with_the_stretch_stated(on
 
 
 def test_inpaint_command_figure_has_stretched_zoomed_crops(tmp_path):
-    from pdeflow.cli.inpaint import _result_figure
     from pdeflow.inpaint import diffuse, random_mask
+    from pdeflow.inpaint.evaluation import result_figure
 
     f = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.3 + 0.2   # a low-contrast image
     m = random_mask((1, 32, 32), 0.1, generator=1)
     u = diffuse(f[None], m[None])[0]
-    fig = _result_figure(f, m, u, "t")
+    fig = result_figure(f, m, u, "t")
     panels = _stretched_panels(fig)
     assert len(panels) == 2                                               # input and inpainting, zoomed
     assert panels[0][:2] == panels[1][:2]                                  # one stretch for both

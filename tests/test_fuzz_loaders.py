@@ -174,9 +174,9 @@ def model_seeds() -> dict:
     m = build_model("semiresnet", width=4, depth=2)
     save_model(m, d / "tv", {"model": m.config, "scale": 5.0, "t_max": 1.0})
     seeds["tvflownet"] = d / "tv"
-    if importlib.util.find_spec("pdeflow.inpaint.gan") is not None:
-        from pdeflow.inpaint.masknet import MaskGAN
-        from pdeflow.inpaint.wgan import InpaintingGenerator
+    if importlib.util.find_spec("pdeflow.inpaint.learned.gan") is not None:
+        from pdeflow.inpaint.learned.maskgan import MaskGAN
+        from pdeflow.inpaint.learned.wgan import InpaintingGenerator
 
         gen = InpaintingGenerator(1, width=0.1)
         save_model(gen, d / "inp", config={"kind": "inpainting", "model": gen.config})
@@ -200,7 +200,7 @@ def _loader(kind: str):
     if kind == "tvflownet":
         from pdeflow.tvflownet import api
         return api.load
-    from pdeflow.inpaint import gan
+    from pdeflow.inpaint.learned import gan
     return gan.load_mask_model if kind == "maskgan" else gan.load_inpainting_model
 
 

@@ -162,13 +162,28 @@ def test_noise_is_shared_by_baseline_and_iel_of_a_seed(tiny_data):
     assert torch.equal(a.val_labels, tiny_data.val_labels)       # validation stays clean
 
 
-def test_train_run_result_and_resume(tmp_path, tiny_data):
+def test_train_run_result_and_resume(tmp_path, tiny_data, monkeypatch):
+    import copy
+
+    from pdeflow.iel import experiment
     torch.set_num_threads(1)
+    seen = []                                   # the network train_run measures its boundary ratio on
+
+    def recording_boundary_ratio(model, images, labels, *args, **kwargs):
+        seen.append((copy.deepcopy(model), images, labels))
+        return boundary_ratio(model, images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "boundary_ratio", recording_boundary_ratio)
     cfg = RunConfig(noise="blocks", iel=True, seed=0, **TINY)
     res = train_run(cfg, tmp_path / "r", data=tiny_data)
     assert len(res["val_dice"]) == 2 and res["final_dice"] == res["val_dice"][-1]
     assert 0.0 <= res["final_dice"] <= 1.0 and res["steps_per_epoch"] == 2
-    assert res["final_boundary_ratio"] >= 0.0
+    # the reported ratio is the final network's, on the clean validation set (the one its dice is measured on)
+    (model, images, labels), = seen
+    assert torch.equal(images, tiny_data.val_images) and torch.equal(labels, tiny_data.val_labels)
+    assert res["final_boundary_ratio"] == boundary_ratio(model, images, labels)
+    np.testing.assert_allclose(evaluate(model, images, labels, tiny_data.num_classes).numpy(),
+                               res["final_dice_per_image"], rtol=1e-6)
     np.testing.assert_allclose(np.mean(res["final_dice_per_image"]), res["final_dice"], rtol=1e-6)
     # a finished run is returned, not retrained; a different config in its folder is an error
     assert train_run(cfg, tmp_path / "r", data=tiny_data) == res

@@ -9,12 +9,14 @@ import torch.nn.functional as F
 
 from pdeflow import ops
 from pdeflow.iel import (
+    OPERATORS,
     Heat,
     InverseEvolution,
     PeronaMalik,
     SegmentationUNet,
     TVFlow,
     heat_iel_symbol,
+    make_operator,
     official_heat_iel,
     with_iels,
 )
@@ -125,14 +127,15 @@ def test_eval_output_is_the_networks_own_and_train_adds_iels():
 
 def test_gradients_flow_through_the_layers():
     u = torch.randn(1, 2, 8, 8, dtype=torch.float64, requires_grad=True)
-    for op in ("heat", TVFlow(0.5), PeronaMalik(1.0)):
-        InverseEvolution(op, 0.02, 4)(u).square().sum().backward()
+    for op in OPERATORS:                                  # every registered evolution
+        InverseEvolution(make_operator(op), 0.02, 4)(u).square().sum().backward()
         assert u.grad is not None and torch.isfinite(u.grad).all()
         u.grad = None
 
 
-@pytest.mark.parametrize("op", [Heat(), TVFlow(0.1), PeronaMalik(0.5)])
-def test_neumann_operators_keep_constants_and_the_mean(u, op):
+@pytest.mark.parametrize("name", sorted(OPERATORS))
+def test_neumann_operators_keep_constants_and_the_mean(u, name):
+    op = make_operator(name)
     c = torch.full((1, 2, 6, 5), 3.5, dtype=torch.float64)
     torch.testing.assert_close(InverseEvolution(op, 0.1, 3, boundary="neumann")(c), c)
     out = InverseEvolution(op, 0.01, 3, boundary="neumann")(u)

@@ -108,8 +108,8 @@ def test_existing_outputs_are_not_overwritten(tmp_path):
 
 
 def test_gan_methods_without_a_model_give_one_line_errors(tmp_path, capsys):
-    from pdeflow.inpaint import gan
-    if "maskgan-10" in gan.shipped_models():
+    from pdeflow import models
+    if models.shipped_name("maskgan", 0.1):
         pytest.skip("a mask GAN is shipped; covered by the GAN tests")
     out = tmp_path / "g"
     assert main(["mask", "--size", "16", "--density", "0.1", "--method", "gan", "--out", str(out)]) == 2
@@ -119,9 +119,9 @@ def test_gan_methods_without_a_model_give_one_line_errors(tmp_path, capsys):
 
 
 def test_gan_and_wgan_dispatch_with_exported_models(tmp_path, capsys):
-    """The CLI runs the GAN methods through pdeflow.inpaint.gan (untrained tiny models: wiring only)."""
-    from pdeflow.inpaint.masknet import MaskGAN
-    from pdeflow.inpaint.wgan import InpaintingGenerator
+    """The CLI runs the GAN methods through pdeflow.inpaint.learned.gan (untrained tiny models: wiring only)."""
+    from pdeflow.inpaint.learned.maskgan import MaskGAN
+    from pdeflow.inpaint.learned.wgan import InpaintingGenerator
     from pdeflow.io import save_model
 
     torch.manual_seed(0)
@@ -162,7 +162,7 @@ def test_readme_mask_then_inpaint_pair_on_the_default_image(tmp_path, capsys):
 # ------------------------------------------------------------- analytic and learned masks, learned inpainting
 
 def _exported_masknet(tmp_path, density=0.1, channels=1):
-    from pdeflow.inpaint.learned import MaskNet
+    from pdeflow.inpaint.learned.masknet import MaskNet
     from pdeflow.io import save_model
 
     torch.manual_seed(0)
@@ -172,7 +172,7 @@ def _exported_masknet(tmp_path, density=0.1, channels=1):
 
 
 def _exported_residual(tmp_path, channels=1):
-    from pdeflow.inpaint.residual import ResidualInpainter
+    from pdeflow.inpaint.learned.residual import ResidualInpainter
     from pdeflow.io import save_model
 
     torch.manual_seed(0)
@@ -182,7 +182,7 @@ def _exported_residual(tmp_path, channels=1):
 
 
 def test_mask_default_is_analytic_without_a_shipped_network(tmp_path, capsys):
-    from pdeflow.inpaint.analytic import analytic_mask, analytic_sigma
+    from pdeflow.inpaint.masks.analytic import analytic_mask, analytic_sigma
     out = tmp_path / "a"
     # 0.15: no network is shipped for it, whatever is shipped for 5, 10 and 20 %
     assert main(["mask", "--size", "32", "--density", "0.15", "--out", str(out)]) == 0
@@ -201,12 +201,13 @@ def test_mask_default_is_analytic_without_a_shipped_network(tmp_path, capsys):
 
 
 def test_mask_default_follows_the_shipped_networks(monkeypatch):
+    from pdeflow import models
     from pdeflow.cli import inpaint as cli_inpaint
-    monkeypatch.setattr(cli_inpaint.gan, "shipped_models", lambda: ["masknet-10"])
+    monkeypatch.setattr(models, "shipped_models", lambda pillar=None: ["masknet-10"])
     assert cli_inpaint._default_mask_method(0.1, 1)[0] == "learned"
     assert cli_inpaint._default_mask_method(0.1, 3)[0] == "analytic"      # the shipped networks are grey
     assert cli_inpaint._default_mask_method(0.05, 1)[0] == "analytic"
-    monkeypatch.setattr(cli_inpaint.gan, "shipped_models", lambda: [])
+    monkeypatch.setattr(models, "shipped_models", lambda pillar=None: [])
     assert cli_inpaint._default_mask_method(0.1, 1)[0] == "analytic"
 
 
@@ -223,7 +224,7 @@ def test_mask_analytic_refine_does_not_increase_the_error(tmp_path):
 
 
 def test_mask_learned_with_an_exported_network(tmp_path, capsys):
-    from pdeflow.inpaint.learned import learned_mask
+    from pdeflow.inpaint.learned.masknet import learned_mask
     model, net = _exported_masknet(tmp_path)
     out = tmp_path / "l"
     assert main(["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--model", str(model),
@@ -295,10 +296,14 @@ def test_inpaint_learned_untrained_is_diffusion(tmp_path, capsys):
 
 
 def test_ps_announces_its_cost(tmp_path, capsys):
-    from pdeflow.cli.inpaint import _ps_steps
-    assert _ps_steps(100, 0.5, 0.5, 0.5) > 0
+    from pdeflow.inpaint import probabilistic_sparsification
+    from pdeflow.inpaint.masks.sparsification import ps_steps
+    assert ps_steps(100, 0.5, 0.5, 0.5) > 0
     # the count is the one PS runs: each step removes max(1, round(q ceil(p n))) of n pixels, down to the target
-    assert _ps_steps(10, 0.5, 0.02, 0.02) == 5
+    assert ps_steps(10, 0.5, 0.02, 0.02) == 5
+    res = probabilistic_sparsification(torch.rand(1, 1, 12, 12, dtype=torch.float64), 0.3, p=0.2, q=0.5,
+                                       generator=0, full_output=True)
+    assert res.trace.shape[1] == ps_steps(144, 0.3, 0.2, 0.5)        # one trial solve per step of the schedule
     out = tmp_path / "p"
     assert main(["mask", "--size", "16", "--density", "0.3", "--method", "ps", "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -309,9 +314,9 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     """The analytic/learned rows run with exported (untrained) networks; a second run reuses random rows."""
     import json
 
-    from pdeflow.inpaint.analytic import analytic_sigma
-    from pdeflow.inpaint.learned import MaskNet
-    from pdeflow.inpaint.residual import ResidualInpainter
+    from pdeflow.inpaint.learned.masknet import MaskNet
+    from pdeflow.inpaint.learned.residual import ResidualInpainter
+    from pdeflow.inpaint.masks.analytic import analytic_sigma
     from pdeflow.io import save_model
 
     torch.manual_seed(0)

@@ -11,10 +11,11 @@ import torch
 from _dense_diffuse import dense_diffuse
 from _training_logs import log_rows
 from pdeflow.inpaint import diffuse, random_mask
-from pdeflow.inpaint.analytic import analytic_mask, neighbour_mass, snap_to_extrema
-from pdeflow.inpaint.dither import blue_noise_tile, dither, threshold_map
-from pdeflow.inpaint.learned import MaskNet, learned_mask, load_masknet
-from pdeflow.inpaint.train_masknet import MaskNetConfig, open_photos, train_masknet
+from pdeflow.inpaint.learned.masknet import MaskNet, learned_mask, load_masknet
+from pdeflow.inpaint.masks.analytic import analytic_mask
+from pdeflow.inpaint.masks.dither import blue_noise_tile, dither, threshold_map
+from pdeflow.inpaint.masks.snapping import neighbour_mass, snap_to_extrema
+from pdeflow.inpaint.training.masknet import MaskNetConfig, open_photos, train_masknet
 from pdeflow.io import save_model
 
 
@@ -34,7 +35,7 @@ def _smooth_images(B, H, W, seed=0):
 
 @pytest.mark.parametrize("size", [(16, 16), (8, 12), (32, 32)])
 def test_tile_is_a_permutation_of_ranks(size):
-    D = importlib.import_module("pdeflow.inpaint.dither")
+    D = importlib.import_module("pdeflow.inpaint.masks.dither")
     D._ranks.cache_clear()
     r = blue_noise_tile(size, ranks=True)
     assert r.shape == size and r.dtype == torch.int64
@@ -63,7 +64,7 @@ def test_tile_is_blue_noise():
 
 
 def test_tile_cache_file_round_trip(tmp_path):
-    D = importlib.import_module("pdeflow.inpaint.dither")
+    D = importlib.import_module("pdeflow.inpaint.masks.dither")
     D._ranks.cache_clear()
     a = blue_noise_tile(12, ranks=True)
     files = list((tmp_path / "cache").glob("bluenoise-*12x12*.npy"))
@@ -233,7 +234,7 @@ def test_open_photos_holds_out_validation(photos):
 
 
 def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
-    import pdeflow.inpaint.train_masknet as TM
+    import pdeflow.inpaint.training.masknet as TM
     cfg = _tiny(photos)
     full = train_masknet(cfg, tmp_path / "a", quiet=True, command="test")
     # the same run killed in its third step and resumed: same log, same weights
@@ -284,8 +285,8 @@ def test_export_load_round_trip_and_refusals(tmp_path):
 
 
 def test_learned_mask_without_a_shipped_model_says_so(tmp_path, monkeypatch):
-    from pdeflow.inpaint import gan
-    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)       # a package without shipped models
+    from pdeflow import models
+    monkeypatch.setitem(models.WEIGHTS_DIRS, "inpaint", tmp_path)       # a package without shipped models
     with pytest.raises(FileNotFoundError, match="not shipped"):
         learned_mask(_smooth_images(1, 16, 16).float(), 0.05)
     with pytest.raises(ValueError, match="density"):

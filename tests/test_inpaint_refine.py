@@ -1,10 +1,12 @@
-"""Test-time mask refinement (pdeflow.inpaint.refine): exact k, monotone error, best of shifts, batching, errors."""
+"""Test-time mask refinement (pdeflow.inpaint.masks.refine): exact k, monotone error, best of shifts, batching,
+errors."""
 import pytest
 import torch
 
 from pdeflow.inpaint import diffuse, refine_mask
-from pdeflow.inpaint.analytic import analytic_mask, extremality, laplacian_density
-from pdeflow.inpaint.refine import image_loss, refine_options
+from pdeflow.inpaint.masks.analytic import analytic_mask, laplacian_density
+from pdeflow.inpaint.masks.refine import image_loss, refine_options
+from pdeflow.inpaint.masks.snapping import extremality
 
 
 def _images(B=3, H=32, W=28, seed=0):
@@ -100,7 +102,7 @@ def test_unbatched_shapes():
 def test_gradient_ranks_revealed_pixels():
     """Sign convention: the unknown pixel of largest 'benefit of revealing' (-dl/dc) lowers the error
     more when revealed than the one of median benefit."""
-    from pdeflow.inpaint.refine import _evaluate, _evaluate_graph, _Loss
+    from pdeflow.inpaint.masks.refine import _evaluate, _evaluate_graph, _Loss
     f = _images(B=1, seed=7)
     m = analytic_mask(f, 0.05)
     keep = m.flatten(1).bool()
@@ -131,7 +133,7 @@ def test_hooks_keep_k_and_do_not_hurt():
 
 
 def test_learned_mask_hook():
-    from pdeflow.inpaint.learned import MaskNet, learned_mask
+    from pdeflow.inpaint.learned.masknet import MaskNet, learned_mask
     torch.manual_seed(0)
     net = MaskNet(1, 0.1, widths=(4, 8))
     f = _images(B=2, seed=4).float()
@@ -189,8 +191,8 @@ def test_probe_costs_are_measured_local_errors():
     """'probe' ranks known pixels by the squared error they get when hidden with a
     non-touching subset: for a probed pixel alone, that is its exact single-removal error
     up to the interaction with the other probed pixels, and it orders pixels like it."""
-    from pdeflow.inpaint.dither import blue_noise_tile
-    from pdeflow.inpaint.refine import _probe_costs
+    from pdeflow.inpaint.masks.dither import blue_noise_tile
+    from pdeflow.inpaint.masks.refine import _probe_costs
     f = _images(B=1, seed=9)
     keep = analytic_mask(f, 0.15).flatten(1).bool()
     u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
@@ -225,7 +227,7 @@ def test_probe_beats_linearised_hiding_on_average():
 @pytest.mark.parametrize("shape", [(1, 1, 64, 64), (2, 3, 20, 17)])
 def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, shape):
     """The refinement's _Loss (f's SSIM statistics filtered once, closed-form SSIM gradient) is image_loss."""
-    from pdeflow.inpaint.refine import _Loss
+    from pdeflow.inpaint.masks.refine import _Loss
     g = torch.Generator().manual_seed(sum(shape))
     f = torch.rand(shape, generator=g, dtype=torch.float64)
     u = (f + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)).requires_grad_(True)
@@ -238,7 +240,7 @@ def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, 
 
 def test_trial_gradient_is_the_diffuse_autograd_gradient():
     """_evaluate_graph's deferred gradient (adjoint solve on demand) equals autograd through diffuse + image_loss."""
-    from pdeflow.inpaint.refine import _evaluate_graph, _Loss
+    from pdeflow.inpaint.masks.refine import _evaluate_graph, _Loss
     f = _images(B=2, seed=3)
     m = analytic_mask(f, 0.1)
     keep = m.flatten(1).bool()
@@ -256,7 +258,7 @@ def test_trial_gradient_is_the_diffuse_autograd_gradient():
 def test_single_image_numpy_path_equals_the_tensor_search(metric, hide, monkeypatch):
     """One grey image runs the search on NumPy vectors (refine.SINGLE_IMAGE_PATH): the same masks,
     errors, trace and callback as the tensor search it replaces for that call."""
-    import pdeflow.inpaint.refine as refine
+    import pdeflow.inpaint.masks.refine as refine
     f = _images(B=3, H=40, W=36, seed=13)
     p, s = _maps(f)
     for i in range(3):

@@ -10,12 +10,13 @@ from _dense_diffuse import dense_diffuse
 from _training_logs import log_rows
 from pdeflow import datasets as pdata
 from pdeflow.inpaint import learned_inpaint
-from pdeflow.inpaint.analytic import analytic_mask
 from pdeflow.inpaint.diffusion import diffuse
-from pdeflow.inpaint.evaluate import test_images as eval_test_images
-from pdeflow.inpaint.learned import MaskNet, charbonnier, load_masknet
-from pdeflow.inpaint.residual import ResidualInpainter, load_residual
-from pdeflow.inpaint.train_residual import (
+from pdeflow.inpaint.evaluation import test_images as eval_test_images
+from pdeflow.inpaint.learned.losses import charbonnier
+from pdeflow.inpaint.learned.masknet import MaskNet, load_masknet
+from pdeflow.inpaint.learned.residual import ResidualInpainter, load_residual
+from pdeflow.inpaint.masks.analytic import analytic_mask
+from pdeflow.inpaint.training.residual import (
     ResidualConfig,
     check_config,
     evaluation_boxes,
@@ -206,8 +207,8 @@ def test_export_load_round_trip_and_refusals(tmp_path):
 
 
 def test_load_joint_pairs_and_refusals(tmp_path, monkeypatch):
-    from pdeflow.inpaint import gan
-    from pdeflow.inpaint.residual import load_joint
+    from pdeflow import models
+    from pdeflow.inpaint.learned.residual import load_joint
     net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
     r = _random_out_layer(ResidualInpainter(1, widths=(4, 8), normalize=True))
     # a run directory of stage joint: mask.json + model.json
@@ -216,7 +217,7 @@ def test_load_joint_pairs_and_refusals(tmp_path, monkeypatch):
     m, back = load_joint(tmp_path / "run", density=0.1)
     assert m.density == 0.1 and back.normalize and torch.equal(back.net.out.weight, r.net.out.weight)
     # shipped files STEM-mask / STEM-inpainter
-    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(models.WEIGHTS_DIRS, "inpaint", tmp_path)
     with pytest.raises(FileNotFoundError, match="density: no jointly trained pair is shipped for 0.1"):
         load_joint(None, density=0.1)
     export_model(net, tmp_path / "joint-10-mask", config={"kind": "masknet", "model": net.config})
@@ -230,7 +231,7 @@ def test_load_joint_pairs_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nowhere-mask.json"):
         load_joint(tmp_path / "nowhere", density=0.1)
     # the pair's inpainter for refined masks: None until shipped, then that file's weights
-    from pdeflow.inpaint.residual import load_joint_refined
+    from pdeflow.inpaint.learned.residual import load_joint_refined
     assert load_joint_refined(0.1) is None and load_joint_refined(0.3) is None
     r2 = _random_out_layer(ResidualInpainter(1, widths=(4, 8), normalize=True), seed=1)
     export_model(r2, tmp_path / "joint-10-inpainter-refined", config={"kind": "residual-inpainter", "model": r2.config})
@@ -238,8 +239,8 @@ def test_load_joint_pairs_and_refusals(tmp_path, monkeypatch):
 
 
 def test_learned_inpaint_without_a_shipped_model_says_so(tmp_path, monkeypatch):
-    from pdeflow.inpaint import gan
-    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)       # a package without shipped models
+    from pdeflow import models
+    monkeypatch.setitem(models.WEIGHTS_DIRS, "inpaint", tmp_path)       # a package without shipped models
     f = _images(1, 16, 16).float()
     with pytest.raises(FileNotFoundError, match="no residual inpainter is shipped"):
         learned_inpaint(f, analytic_mask(f, 0.1))
@@ -282,7 +283,7 @@ def _tiny(photos, **kw):
 
 
 def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
-    import pdeflow.inpaint.train_residual as TR
+    import pdeflow.inpaint.training.residual as TR
     cfg = _tiny(photos)
     full = train_residual(cfg, tmp_path / "a", quiet=True, command="test")
     calls, loss = [0], TR.reconstruction_loss
@@ -335,8 +336,8 @@ def test_joint_stage_trains_the_mask_network_and_exports_it(photos, tmp_path, de
 
 
 def test_blur_augmentation_replaces_the_drawn_fraction_by_8_bit_blurred_copies():
-    from pdeflow.inpaint.analytic import gaussian_blur
-    from pdeflow.inpaint.train_residual import blur_some
+    from pdeflow.inpaint.masks.blur import gaussian_blur
+    from pdeflow.inpaint.training.residual import blur_some
     f = torch.round(_images(64, 16, 16, seed=5).float() * 255) / 255
     g = torch.Generator().manual_seed(0)
     assert blur_some(f, 0.0, g) is f
@@ -393,9 +394,9 @@ def test_residual_stage_on_a_mask_networks_masks_leaves_it_alone(photos, tmp_pat
 
 
 def test_refined_training_masks_are_the_refined_rows_masks(photos, tmp_path, dense):
-    from pdeflow.inpaint.evaluate import refine_setting
-    from pdeflow.inpaint.learned import learned_mask
-    from pdeflow.inpaint.train_residual import _masks
+    from pdeflow.inpaint.evaluation import refine_setting
+    from pdeflow.inpaint.learned.masknet import learned_mask
+    from pdeflow.inpaint.training.residual import _masks
     net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
     torch.nn.init.normal_(net.net.out.weight, std=0.1)
     f = _images(3, 32, 32, seed=2).float()
@@ -417,8 +418,8 @@ def test_refined_training_masks_are_the_refined_rows_masks(photos, tmp_path, den
 
 
 def test_the_shipped_refined_row_uses_the_pairs_inpainter_for_refined_masks():
-    from pdeflow.inpaint.evaluate import _load_models
-    from pdeflow.inpaint.residual import load_joint_refined
+    from pdeflow.inpaint.evaluation import _load_models
+    from pdeflow.inpaint.learned.residual import load_joint_refined
     notes = []
     loaded = _load_models(["joint", "joint-refine"], [0.05, 0.2], None, None, notes)
     assert not notes and set(loaded["joint"]) == {0.05, 0.2}

@@ -1,31 +1,35 @@
-"""The shipped inpainting models (mask networks, residual inpainter): present, loadable offline, provenance."""
+"""The shipped inpainting models (mask networks, residual inpainter, joint pairs): loadable offline, provenance.
+
+The cases come from the documented registry (:data:`pdeflow.models.SHIPPED`), not from what is on disk:
+a documented model that stops shipping fails here (and in ``test_models.py``) instead of losing its tests.
+"""
 import json
 
 import pytest
 import torch
 
-from pdeflow.inpaint import analytic_mask, diffuse, gan, learned_inpaint, learned_mask
-from pdeflow.inpaint.learned import MASKNET_MODELS, load_masknet
-from pdeflow.inpaint.residual import JOINT_MODELS, RESIDUAL_MODEL, load_joint
+from pdeflow import models
+from pdeflow.inpaint import analytic_mask, diffuse, learned_inpaint, learned_mask
+from pdeflow.inpaint.learned.masknet import load_masknet
+from pdeflow.inpaint.learned.residual import load_joint
 
-SHIPPED = gan.shipped_models()
-MASKNETS = {d: n for d, n in MASKNET_MODELS.items() if n in SHIPPED}
-JOINTS = {d: n for d, n in JOINT_MODELS.items() if f"{n}-mask" in SHIPPED and f"{n}-inpainter" in SHIPPED}
+WEIGHTS = models.WEIGHTS_DIRS["inpaint"]
+DOCUMENTED = [n for n, s in models.SHIPPED.items() if s.pillar == "inpaint"]
+MASKNETS = {s.density: n for n, s in models.SHIPPED.items() if s.group == "masknet"}
+JOINTS = sorted(s.density for s in models.SHIPPED.values() if s.group == "joint-mask")
 
 
 def _crop(size=32):
-    from pdeflow.inpaint.evaluate import test_images
+    from pdeflow.inpaint.evaluation import test_images
     return test_images(1, size, seed=5)[0][0]       # (1, size, size)
 
 
-def test_something_is_shipped_and_small():
-    assert MASKNETS or RESIDUAL_MODEL in SHIPPED
-    joints = [f"{n}-{part}" for n in JOINTS.values() for part in ("mask", "inpainter")]
-    for name in list(MASKNETS.values()) + ([RESIDUAL_MODEL] if RESIDUAL_MODEL in SHIPPED else []) + joints:
-        assert (gan.WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 2 * 1024 ** 2
-        prov = json.loads((gan.WEIGHTS_DIR / f"{name}.json").read_text())["provenance"]
-        for key in ("command", "steps", "cpu_time_s", "val", "shipped"):
-            assert key in prov, (name, key)
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_shipped_model_is_small_and_records_its_training(name):
+    assert (WEIGHTS / f"{name}.safetensors").stat().st_size < 2 * 1024 ** 2
+    prov = json.loads((WEIGHTS / f"{name}.json").read_text())["provenance"]
+    for key in ("command", "steps", "cpu_time_s", "val", "shipped"):
+        assert key in prov, (name, key)
 
 
 @pytest.mark.parametrize("density", sorted(MASKNETS))
@@ -38,12 +42,11 @@ def test_shipped_mask_networks_give_exact_counts_and_refuse_other_densities(dens
     assert net.density == density and net.channels == 1
     other = 0.15
     with pytest.raises(ValueError, match="density"):
-        learned_mask(f[None], other, model=gan.WEIGHTS_DIR / f"{MASKNETS[density]}.json")
+        learned_mask(f[None], other, model=WEIGHTS / f"{MASKNETS[density]}.json")
     with pytest.raises(ValueError, match="channel"):
         learned_mask(f.expand(3, 32, 32)[None], density)
 
 
-@pytest.mark.skipif(RESIDUAL_MODEL not in SHIPPED, reason="no residual inpainter shipped")
 def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion():
     f = _crop().double()
     m = analytic_mask(f, 0.1)
@@ -54,7 +57,7 @@ def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion(
     assert float((u - ud).abs().mean()) < 5 / 255
 
 
-@pytest.mark.parametrize("density", sorted(JOINTS))
+@pytest.mark.parametrize("density", JOINTS)
 def test_shipped_joint_pairs_load_and_inpaint(density):
     f = _crop().double()
     mask_net, inpainter = load_joint(None, density=density, channels=1)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import pdeflow.inpaint.train as T
-from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
-from pdeflow.inpaint.train import TrainConfig, train
+import pdeflow.inpaint.training.wgan as T
+from pdeflow.inpaint.learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from pdeflow.inpaint.training.wgan import TrainConfig, train
 from pdeflow.io import write_image
 from pdeflow.training import RunConfigError, load_checkpoint
 
@@ -258,8 +258,8 @@ def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys
 
 def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     from pdeflow.cli import main
-    from pdeflow.inpaint.masknet import MaskGAN
-    from pdeflow.inpaint.wgan import InpaintingGenerator
+    from pdeflow.inpaint.learned.maskgan import MaskGAN
+    from pdeflow.inpaint.learned.wgan import InpaintingGenerator
     from pdeflow.io import save_model
     torch.manual_seed(0)
     pair, gen = MaskGAN(1, 0.05, density=0.2), InpaintingGenerator(1, 0.05)
@@ -289,7 +289,7 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
 
 
 def test_evaluation_figure_shows_the_most_textured_crop():
-    from pdeflow.inpaint.evaluate import evaluate, figure, test_images
+    from pdeflow.inpaint.evaluation import evaluate, figure, test_images
     res = evaluate((0.2,), n_images=3, size=16, methods=("random-diffusion",))
     crops, _ = test_images(3, 16)
     k = res["settings"]["figure_image"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdeflow.inpaint.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
-from pdeflow.inpaint.masknet import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
-from pdeflow.inpaint.wgan import (
+from pdeflow.inpaint.learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from pdeflow.inpaint.learned.maskgan import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
+from pdeflow.inpaint.learned.wgan import (
     Critic,
     InpaintingGenerator,
     composite,
@@ -235,21 +235,34 @@ def test_bad_input_errors(tmp_path):
 
 
 def test_shipped_names_resolve_in_the_weights_folder(tmp_path, monkeypatch):
-    import pdeflow.inpaint.gan as gan
-    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)
+    from pdeflow import models
+    monkeypatch.setitem(models.WEIGHTS_DIRS, "inpaint", tmp_path)      # a release that ships two GANs
+    monkeypatch.setitem(models.SHIPPED, "maskgan-10", models.Shipped("inpaint", "maskgan", "maskgan", "", 0.1))
+    monkeypatch.setitem(models.SHIPPED, "inpainting-wgan",
+                        models.Shipped("inpaint", "inpainting", "inpainting-wgan", ""))
     torch.manual_seed(0)
     pair = MaskGAN(1, width=W, density=0.1)
     save_model(pair, tmp_path / "maskgan-10", config={"kind": "maskgan", "model": pair.config})
     gen = InpaintingGenerator(1, width=W)
     save_model(gen, tmp_path / "inpainting-wgan", config={"kind": "inpainting", "model": gen.config})
-    assert gan.shipped_models() == ["inpainting-wgan", "maskgan-10"]
+    assert models.shipped_models("inpaint") == ["inpainting-wgan", "maskgan-10"]
     f = torch.rand(1, 1, 32, 32)
     m = gan_mask(f, 0.1, generator=0)                         # the shipped model for 0.1, found by density
     assert torch.equal(m, gan_mask(f, 0.1, load_mask_model("maskgan-10"), generator=0))
     assert torch.equal(gan_inpaint(f, m, generator=0), gan_inpaint(f, m, gen, generator=0))
     assert torch.equal(gan_inpaint(f, m, load_inpainting_model(0.1), generator=0), gan_inpaint(f, m, pair, generator=0))
-    with pytest.raises(FileNotFoundError, match="'maskgan-05' is not shipped"):
+    with pytest.raises(ValueError, match="no shipped mask GAN for density 0.05"):
         gan_mask(f, 0.05)
+
+
+def test_gan_defaults_name_no_model_that_does_not_ship():
+    """No GAN ships: the loaders' defaults say so instead of naming a missing file."""
+    from pdeflow import models
+    assert not [n for n, s in models.SHIPPED.items() if s.group in ("maskgan", "inpainting-wgan")]
+    with pytest.raises(ValueError, match="no inpainting WGAN is shipped"):
+        load_inpainting_model()
+    with pytest.raises(ValueError, match="no shipped mask GAN for density 0.1"):
+        load_mask_model(0.1)
 
 
 def test_mask_generator_random_start_gives_random_masks_of_the_density_and_learns_from_there():

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from pdeflow.cli import main
-from pdeflow.inpaint.train_masknet import MaskNetConfig
-from pdeflow.inpaint.train_residual import ResidualConfig
+from pdeflow.inpaint.training.masknet import MaskNetConfig
+from pdeflow.inpaint.training.residual import ResidualConfig
 
 TINY = ["--steps", "2", "--crop", "16", "--batch-size", "2", "--val-crops", "2", "--widths", "4",
         "--val-every", "2", "--seed", "3", "--quiet"]

@@ -71,7 +71,8 @@ import torch
 
 from .errors import UserInputError
 
-__all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum"]
+__all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum", "as_batch", "unbatch",
+           "check_image", "image_batch"]
 
 
 def _spatial(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
@@ -355,6 +356,14 @@ def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
     ``(H, W)`` becomes ``(1, 1, H, W)`` and ``(C, H, W)`` becomes ``(1, C, H, W)``; undo it with
     ``out[0, 0]`` / ``out[0]`` (or :func:`unbatch`) to return the shape a caller gave.
 
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import as_batch
+    >>> x, ndim = as_batch(torch.zeros(2, 3, 5))
+    >>> tuple(x.shape), ndim
+    ((1, 2, 3, 5), 3)
+
     Raises
     ------
     TypeError
@@ -374,13 +383,33 @@ def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
 
 
 def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Undo :func:`as_batch`: ``x`` ``(B, C, H, W)`` back to ``ndim`` (2, 3 or 4) dimensions."""
+    """Undo :func:`as_batch`: ``x`` ``(B, C, H, W)`` back to ``ndim`` (2, 3 or 4) dimensions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import as_batch, unbatch
+    >>> x, ndim = as_batch(torch.zeros(3, 5))
+    >>> tuple(x.shape), tuple(unbatch(x, ndim).shape)
+    ((1, 1, 3, 5), (3, 5))
+    """
     return x if ndim == 4 else (x[0] if ndim == 3 else x[0, 0])
 
 
 def check_image(u: torch.Tensor, name: str = "u") -> None:
     """The one image check: a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W)
-    with finite values; a TypeError or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise."""
+    with finite values; a TypeError or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import check_image
+    >>> check_image(torch.zeros(4, 4), "f")            # passes silently
+    >>> check_image(torch.full((4, 4), float("nan")), "f")
+    Traceback (most recent call last):
+    ...
+    pdeflow.errors.UserInputError: f contains NaN or infinite values
+    """
     as_batch(u, name)
     if u.numel() == 0:
         raise UserInputError(f"{name} is empty, got shape {tuple(u.shape)}")
@@ -388,6 +417,26 @@ def check_image(u: torch.Tensor, name: str = "u") -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {u.dtype}")
     if not bool(torch.isfinite(u).all()):
         raise UserInputError(f"{name} contains NaN or infinite values")
+
+
+def image_batch(u: torch.Tensor, name: str = "u", *, min_size: int = 1) -> torch.Tensor:
+    """:func:`check_image` and :func:`as_batch` in one: ``u`` as a checked ``(B, C, H, W)`` view, refusing
+    images smaller than ``min_size`` x ``min_size`` pixels (the message names ``name``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import image_batch
+    >>> image_batch(torch.zeros(4, 5), "f", min_size=2).shape
+    torch.Size([1, 1, 4, 5])
+    """
+    u4 = as_batch(u, name)[0]
+    if not u.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {u.dtype}")
+    if u4.shape[-1] < min_size or u4.shape[-2] < min_size:
+        raise UserInputError(f"{name} must be at least {min_size}x{min_size} pixels, got {tuple(u.shape)}")
+    check_image(u4, name)
+    return u4
 
 
 def tv(u: torch.Tensor, *, channelwise: bool = False, spacing=None, ndim: int | None = None) -> torch.Tensor:

@@ -39,8 +39,9 @@ import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
-from . import iel, inpaint, learned_train, tv, tvflownet  # noqa: E402
-from ._common import PROG, CLIError, Outputs, _Terminated, subcommand_group  # noqa: E402
+from . import iel, inpaint, learned_train, models, tv, tvflownet  # noqa: E402
+from ._common import PROG, CLIError, Outputs, subcommand_group  # noqa: E402
+from ._common import Terminated as _Terminated  # noqa: E402
 
 __all__ = ["main", "build_parser", "Outputs", "CLIError"]
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     learned_train.add_train_parsers(train)
     inpaint.add_evaluate_parser(evaluate)
     inpaint.add_parsers(sub)
+    models.add_parsers(sub)
     return parser
 
 

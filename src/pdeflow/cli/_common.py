@@ -41,7 +41,7 @@ class CLIError(UserInputError):
     """
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM turned into an exception, so that partial outputs are cleaned up."""
 
 
@@ -101,7 +101,7 @@ def ssim_size(text: str) -> int:
     return v
 
 
-def _increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
+def increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
     vals = [float(v) for v in values]
     bad = [(a, b) for a, b in zip(vals, vals[1:]) if b <= a]
     if bad:
@@ -269,7 +269,7 @@ def _same_file(a: Path, b: Path) -> bool:
 # Input images
 # ---------------------------------------------------------------------------
 
-def _centre_crop(u: torch.Tensor, size: int | None, *, strict: bool) -> torch.Tensor:
+def centre_crop(u: torch.Tensor, size: int | None, *, strict: bool) -> torch.Tensor:
     if size is None:
         return u
     H, W = u.shape[-2:]
@@ -280,7 +280,7 @@ def _centre_crop(u: torch.Tensor, size: int | None, *, strict: bool) -> torch.Te
     return u[..., top:top + h, left:left + w].contiguous()
 
 
-def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
+def load_input(args) -> tuple[torch.Tensor, str, Path | None]:
     """The image named by ``args.image``: (tensor (C, H, W) in [0, 1], label, file path or None)."""
     spec = args.image
     grey = getattr(args, "grey", True)
@@ -291,7 +291,7 @@ def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
                            f"`{PROG} samples` lists them")
         full = datasets.builtin_image(name, grey=grey)
         size = DEFAULT_BUILTIN_SIZE if args.size is None else args.size
-        u = _centre_crop(full, size, strict=args.size is not None)
+        u = centre_crop(full, size, strict=args.size is not None)
         H, W = u.shape[-2:]
         how = f"centre {H}x{W} crop" if u.shape != full.shape else f"{H}x{W}"
         return u, f"builtin:{name} ({how})", None
@@ -307,7 +307,7 @@ def _load_input(args) -> tuple[torch.Tensor, str, Path | None]:
         raise CLIError(f"argument IMAGE: {msg}") from None
     if not bool(torch.isfinite(u).all()):
         raise CLIError(f"argument IMAGE: '{spec}' contains NaN or infinite values")
-    u = _centre_crop(u, args.size, strict=True)
+    u = centre_crop(u, args.size, strict=True)
     return u, f"{spec} ({u.shape[-2]}x{u.shape[-1]})", path
 
 
@@ -330,7 +330,7 @@ def check_data_dir(parser: argparse.ArgumentParser, name: str, value) -> None:
             parser.error(f"argument {name}: {v!r} is neither 'builtin' nor a directory")
 
 
-def _config_error_as_argument(msg: str, args) -> str:
+def config_error_as_argument(msg: str, args) -> str:
     """A trainer's config error (``"TrainConfig.lr: ..."``, ``"init: ..."``) as a command-line error that
     names the option (``"argument --lr: ..."``); other messages unchanged."""
     head, sep, rest = msg.partition(": ")
@@ -350,7 +350,7 @@ def check_trainer_args(args, config_from_args, check_config) -> None:
     try:
         check_config(config_from_args(args))
     except UserInputError as e:
-        args.parser.error(_config_error_as_argument(str(e), args))
+        args.parser.error(config_error_as_argument(str(e), args))
 
 
 def run_trainer(args, cfg, train) -> Path:
@@ -370,30 +370,30 @@ def run_trainer(args, cfg, train) -> Path:
     except RunConfigError as e:
         raise CLIError(f"argument --run-dir: {e}") from None
     except UserInputError as e:            # a config field found bad while setting up (data, init)
-        raise CLIError(_config_error_as_argument(str(e), args)) from None
+        raise CLIError(config_error_as_argument(str(e), args)) from None
     except FloatingPointError as e:        # a diverged run: its checkpoints are intact and resumable
         raise CLIError(str(e)) from None
 
 
-def _check_compute(args) -> None:
+def check_compute(args) -> None:
     """Shared checks of the compute options: device and threads."""
     args.device = check_device(args.parser, args.device)
 
 
-def _setup_compute(args) -> None:
+def setup_compute(args) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
 
 
-def _add_compute_args(p: argparse.ArgumentParser, threads: int | None = None, why: str = "") -> None:
+def add_compute_args(p: argparse.ArgumentParser, threads: int | None = None, why: str = "") -> None:
     g = p.add_argument_group("computation")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
     g.add_argument("--threads", type=positive_int, default=threads,
                    help=f"torch CPU threads (default: {threads or 'torch' + chr(39) + 's default'}{why})")
 
 
-def _add_output_args(p: argparse.ArgumentParser, required: bool = True):
+def add_output_args(p: argparse.ArgumentParser, required: bool = True):
     """Adds --out and --overwrite; returns the group, for more output options."""
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", required=required, default=None,
@@ -402,7 +402,7 @@ def _add_output_args(p: argparse.ArgumentParser, required: bool = True):
     return g
 
 
-def _report_written(out: Outputs) -> None:
+def report_written(out: Outputs) -> None:
     done = set(out.written)
     names = [n for n, p in out.paths.items() if p in done]
     print(f"wrote {len(names)} file{'s' if len(names) != 1 else ''} to {out.dir}/: {', '.join(names)}")

@@ -2,13 +2,14 @@
 
 :func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``;
 :func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
-``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.gan` (trained models); without a
+``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.learned.gan` (trained models); without a
 trained model they exit with a one-line error that says how to get one. The methods and their
 references (Peter, 2022, and the others) are in :mod:`pdeflow.inpaint`.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -18,34 +19,42 @@ from pathlib import Path
 import torch
 
 from .. import io as pio
-from .. import metrics, viz
-from ..inpaint import gan
-from ..inpaint.analytic import analytic_mask, analytic_sigma
+from .. import models as registry
 from ..inpaint.diffusion import diffuse
-from ..inpaint.evaluate import METHODS, evaluate, report
-from ..inpaint.learned import MASKNET_MODELS, learned_mask, load_masknet
-from ..inpaint.masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
-from ..inpaint.residual import learned_inpaint, load_residual
-from ..inpaint.train import TrainConfig, check_config, train
+from ..inpaint.evaluation import METHODS, errors_text, evaluate, report, result_errors, result_figure
+from ..inpaint.learned import gan
+from ..inpaint.learned.masknet import learned_mask, load_masknet
+from ..inpaint.learned.residual import learned_inpaint, load_residual
+from ..inpaint.masks.analytic import analytic_mask, analytic_sigma
+from ..inpaint.masks.sparsification import (
+    nonlocal_pixel_exchange,
+    probabilistic_sparsification,
+    ps_cost,
+    random_mask,
+)
+from ..inpaint.training.wgan import TrainConfig, check_config, train
 from ._common import (
     CLIError,
     Outputs,
-    _centre_crop,
-    _load_input,
-    _report_written,
     add_command,
     add_config_options,
+    centre_crop,
     check_device,
     check_trainer_args,
     config_kwargs,
     density,
+    load_input,
     nonneg_int,
     positive_float,
     positive_int,
+    report_written,
     run_trainer,
     ssim_size,
     trainer_options,
 )
+
+#: ``diffuse``'s default tolerance, read from the library (declared there once).
+DIFFUSE_TOL = inspect.signature(diffuse).parameters["tol"].default
 
 __all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
 
@@ -82,15 +91,16 @@ def _add_image_args(p: argparse.ArgumentParser, *, optional: bool) -> None:
                    help="keep colour (one mask for the three channels)")
 
 
-def _add_compute_args(p: argparse.ArgumentParser) -> None:
+def add_compute_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("computation")
-    g.add_argument("--tol", type=positive_float, default=1e-6,
-                   help="relative residual of each diffusion inpainting (default 1e-6)")
+    g.add_argument("--tol", type=positive_float, default=DIFFUSE_TOL,
+                   help="relative residual of each diffusion inpainting (default "
+                        f"{DIFFUSE_TOL:g})".replace("e-0", "e-"))
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
-def _add_output_args(p: argparse.ArgumentParser) -> None:
+def add_output_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -132,8 +142,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--model", default=None, metavar="PATH",
                    help="learned: a trained mask network, gan: a trained mask GAN (model.json or run directory; "
                         "default: the shipped one for D, an error naming the way to train one if none is shipped)")
-    _add_compute_args(p)
-    _add_output_args(p)
+    add_compute_args(p)
+    add_output_args(p)
 
     p = add_command(sub, "inpaint", _run_inpaint,
                     help="inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)",
@@ -149,10 +159,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="learned: weight the network's correction per image by cross-validation on the known pixels "
-                        "(default on: one more solve; see pdeflow.inpaint.residual); --no-calibrate applies it as "
-                        "trained")
-    _add_compute_args(p)
-    _add_output_args(p)
+                        "(default on: one more solve; see pdeflow.inpaint.learned_inpaint); --no-calibrate applies it "
+                        "as trained")
+    add_compute_args(p)
+    add_output_args(p)
 
 
 def _check(args) -> None:
@@ -164,99 +174,30 @@ def _load(args) -> tuple[torch.Tensor, str, Path | None]:
     builtin = args.image is None or args.image.startswith("builtin:")
     if builtin and args.size is None:
         ns = argparse.Namespace(image=args.image, size=None, grey=args.grey)
-        u, label, path = _load_input(ns)
-        u = _centre_crop(u, DEFAULT_SIZE, strict=False)
+        u, label, path = load_input(ns)
+        u = centre_crop(u, DEFAULT_SIZE, strict=False)
         name = "skimage/camera" if args.image is None else args.image[len("builtin:"):]
         return u, f"builtin:{name} (centre {u.shape[-2]}x{u.shape[-1]} crop)", path
-    return _load_input(args)
-
-
-def _errors(f: torch.Tensor, u: torch.Tensor) -> dict:
-    f64, u64 = f.double().cpu(), u.double().cpu().clamp(0, 1)
-    return {"mse": float(metrics.mse(f64, u64)), "psnr": float(metrics.psnr(f64, u64, data_range=1.0)),
-            "mae": float(metrics.mae(f64, u64)), "ssim": float(metrics.ssim(f64, u64, data_range=1.0))}
-
-
-def _err_text(e: dict) -> str:
-    return f"MSE {e['mse']:.3g}, PSNR {e['psnr']:.2f} dB, MAE {e['mae']:.4f}, SSIM {e['ssim']:.4f}"
-
-
-def _marked(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """RGB (3, H, W): the image at half brightness with the known pixels in red."""
-    rgb = 0.5 * (f.expand(3, *f.shape[-2:]) if f.shape[0] == 1 else f).clamp(0, 1)
-    red = torch.tensor([1.0, 0.1, 0.1], dtype=rgb.dtype).view(3, 1, 1).expand_as(rgb)
-    return torch.where(mask.bool(), red, rgb)
-
-
-def _result_figure(f, mask, u, title: str):
-    """Input, mask, known pixels, inpainting and error; below, a zoomed crop (a quarter of the
-    side, where the error is largest, outlined above) of the input and the inpainting, with one
-    contrast stretch (1-99 % of their values there, stated in the titles), and of the error."""
-    panels = [(f, "input"), (mask.expand(1, *mask.shape[-2:]).float(), "mask (white = known)"),
-              (_marked(f, mask), "known pixels (red)"), (u.clamp(0, 1), "inpainted")]
-    err = (u - f).abs().amax(0, keepdim=True)
-    scale = float(err.max())
-    panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
-    win = viz.zoom_window(err[0], max(8, min(f.shape[-2:]) // 4))
-    zoom = min(f.shape[-2:]) / win[2]
-    lo, hi = viz.robust_range(torch.cat([viz.crop(f, win), viz.crop(u, win)]))
-    zerr = viz.crop(err, win)
-    zscale = float(zerr.max())
-    zoomed = [(viz.stretch(viz.crop(f, win), lo, hi), f"input, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
-              (viz.stretch(viz.crop(u, win), lo, hi), f"inpainted, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
-              ((zerr / zscale) if zscale > 0 else zerr, f"|error|, zoom x{zoom:.3g}\n(white = {zscale:.3g})")]
-    fig = viz.figure(2.7 * len(panels), 6.9)
-    top, bottom = fig.subfigures(2, 1)
-    axes = viz.image_grid(top, panels, len(panels))
-    for ax in (axes[0], axes[3]):
-        viz.mark_window(ax, win)
-    viz.image_grid(bottom, zoomed, len(panels))
-    fig.suptitle(title, fontsize=9)
-    bottom.suptitle("the outlined window, zoomed; input and inpainting contrast-stretched alike "
-                    "(their 1-99 % range there to black-white)", fontsize=8)
-    return fig
+    return load_input(args)
 
 
 def _default_mask_method(density: float, channels: int) -> tuple[str, str]:
     """The fastest good method: the shipped mask network for ``density`` (grey images), else analytic."""
-    name = next((n for d, n in MASKNET_MODELS.items() if math.isclose(d, density, abs_tol=1e-9)), None)
-    if name is not None and name in gan.shipped_models():
+    name = registry.shipped_name("masknet", density)
+    if name is not None and name in registry.shipped_models("inpaint"):
         if channels == 1:
             return "learned", f"the shipped mask network {name}"
         return "analytic", f"the shipped mask network {name} is for grey images"
     return "analytic", f"no mask network is shipped for density {density:g}"
 
 
-def _ps_steps(n: int, density: float, p: float, q: float) -> int:
-    """The number of PS steps (one diffusion solve each) from all ``n`` pixels down to ``round(density n)``."""
-    count, target, steps = n, round(density * n), 0
-    while count > target:
-        nc = max(1, math.ceil(p * count))
-        count -= min(max(1, round(q * nc)), count - target)
-        steps += 1
-    return steps
-
-
-def _solve_seconds(x: torch.Tensor, density: float, tol: float, seed: int) -> float:
-    """Seconds of one warm-started diffusion solve at ``density`` (PS and NLPE's unit of work), measured."""
-    m = random_mask((1, *x.shape[-2:]), density, generator=seed, dtype=x.dtype, device=x.device)
-    u = diffuse(x, m, tol=tol)
-    flat = m.flatten().clone()
-    known = flat.nonzero().flatten()
-    flat[known[: max(1, known.numel() // 200)]] = 0       # a few pixels removed, as one PS step does
-    t0 = time.perf_counter()
-    diffuse(x, flat.view_as(m), tol=tol, x0=u)
-    return time.perf_counter() - t0
-
-
 def _announce_cost(args, x: torch.Tensor) -> None:
     """Print the estimated run time of PS (and NLPE) on this image before starting; warn when it is long."""
     H, W = x.shape[-2:]
-    steps = _ps_steps(H * W, args.density, args.p, args.q)
-    k = round(args.density * H * W)
-    solves = steps + (args.cycles * k if args.method == "nlpe" else 0)
-    secs = solves * _solve_seconds(x, args.density, args.tol, args.seed)
-    what = f"{steps} PS steps" + (f" + {args.cycles * k} NLPE exchanges" if args.method == "nlpe" else "")
+    cost = ps_cost(x, args.density, args.p, args.q, cycles=args.cycles if args.method == "nlpe" else 0,
+                   tol=args.tol, generator=args.seed)
+    secs = cost["seconds"]
+    what = f"{cost['steps']} PS steps" + (f" + {cost['exchanges']} NLPE exchanges" if args.method == "nlpe" else "")
     print(f"estimated cost: {what}, one diffusion solve each: about {_duration(secs)} on this "
           f"{H}x{W} image (measured solve time x count; the solve time varies along the run)")
     if secs > SLOW_WARNING_S:
@@ -358,20 +299,20 @@ def _run_mask(args) -> int:
             how = "diffusion inpainting"
         secs_inp = time.perf_counter() - t1
         f_c, m_c, u_c = f, mask.cpu(), u.cpu()
-        e = _errors(f_c, u_c)
+        e = result_errors(f_c, u_c)
         real = float(m_c.float().mean())
         print(f"mask: {args.method}, density {real:.4f} ({int(m_c.sum())} of {H * W} pixels; asked "
               f"{args.density:g}), {secs_mask:.2f} s" + (f" [{'; '.join(notes)}]" if notes else ""))
-        print(f"{how}: {secs_inp:.2f} s; {_err_text(e)}")
+        print(f"{how}: {secs_inp:.2f} s; {errors_text(e)}")
         out.image("mask.png", m_c.float())
         out.image("inpainted.png", u_c.clamp(0, 1))
-        out.figure("mask_figure.png", _result_figure(
+        out.figure("mask_figure.png", result_figure(
             f_c, m_c, u_c, f"{label}: {args.method} mask, density {real:.4f}, {secs_mask:.2f} s; "
-                           f"{how}: {_err_text(e)}"))
+                           f"{how}: {errors_text(e)}"))
         out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "mask_seconds", "inpaint_seconds"],
                 [[args.method, f"{real:.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}", f"{e['mae']:.6g}",
                   f"{e['ssim']:.6f}", f"{secs_mask:.3f}", f"{secs_inp:.3f}"]])
-    _report_written(out)
+    report_written(out)
     return 0
 
 
@@ -383,7 +324,7 @@ def _read_mask(args, shape) -> torch.Tensor:
         m = pio.read_image(path, grey=True)
     except (ValueError, OSError) as exc:
         raise CLIError(f"argument --mask: {exc}") from None
-    m = _centre_crop(m, args.size, strict=True)
+    m = centre_crop(m, args.size, strict=True)
     if m.shape[-2:] != shape:
         raise CLIError(f"argument --mask: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
                        f"{shape[0]}x{shape[1]}")
@@ -435,15 +376,15 @@ def _run_inpaint(args) -> int:
                 raise CLIError(f"argument --method wgan: {exc}") from None
         secs = time.perf_counter() - t0
         u = u.cpu()
-        e = _errors(f, u)
-        print(f"{args.method} inpainting: {secs:.2f} s; against IMAGE: {_err_text(e)}")
+        e = result_errors(f, u)
+        print(f"{args.method} inpainting: {secs:.2f} s; against IMAGE: {errors_text(e)}")
         out.image("inpainted.png", u.clamp(0, 1))
-        out.figure("inpaint_figure.png", _result_figure(
-            f, mask, u, f"{label}: {args.method} inpainting, {secs:.2f} s; {_err_text(e)}"))
+        out.figure("inpaint_figure.png", result_figure(
+            f, mask, u, f"{label}: {args.method} inpainting, {secs:.2f} s; {errors_text(e)}"))
         out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "seconds"],
                 [[args.method, f"{float(mask.mean()):.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}",
                   f"{e['mae']:.6g}", f"{e['ssim']:.6f}", f"{secs:.3f}"]])
-    _report_written(out)
+    report_written(out)
     return 0
 
 # ---------------------------------------------------------------------------
@@ -518,7 +459,7 @@ def add_train_parser(train_sub) -> None:
 
 
 def config_from_args(args):
-    """The :class:`~pdeflow.inpaint.train.TrainConfig` of parsed arguments."""
+    """The :class:`~pdeflow.inpaint.training.wgan.TrainConfig` of parsed arguments."""
     kw = config_kwargs(TrainConfig, args)
     for name in ("data", "val_data", "init"):
         if kw[name] not in (None, "builtin"):

@@ -1,8 +1,8 @@
 """``pdeflow train masknet`` and ``pdeflow train residual``: the learned-mask trainers on the command line.
 
 Each command's options are generated from its config dataclass
-(:class:`~pdeflow.inpaint.train_masknet.MaskNetConfig`,
-:class:`~pdeflow.inpaint.train_residual.ResidualConfig`; fields declared with
+(:class:`~pdeflow.inpaint.training.masknet.MaskNetConfig`,
+:class:`~pdeflow.inpaint.training.residual.ResidualConfig`; fields declared with
 :func:`pdeflow.training.option`); fields without option metadata keep their defaults.
 """
 from __future__ import annotations
@@ -11,14 +11,14 @@ import json
 from pathlib import Path
 
 from ..errors import UserInputError
-from ..inpaint import train_masknet as tm
-from ..inpaint import train_residual as tr
+from ..inpaint.training import masknet as tm
+from ..inpaint.training import residual as tr
 from ._common import (
-    _config_error_as_argument,
     add_command,
     add_config_options,
     check_data_dir,
     check_device,
+    config_error_as_argument,
     config_kwargs,
     run_trainer,
     trainer_options,
@@ -49,14 +49,14 @@ def _resolve(path: str) -> str:
 
 
 def masknet_config(args) -> tm.MaskNetConfig:
-    """The :class:`~pdeflow.inpaint.train_masknet.MaskNetConfig` of parsed arguments."""
+    """The :class:`~pdeflow.inpaint.training.masknet.MaskNetConfig` of parsed arguments."""
     kw = config_kwargs(tm.MaskNetConfig, args)
     kw["data"] = tuple(_resolve(d) for d in kw["data"])
     return tm.MaskNetConfig(**kw)
 
 
 def residual_config(args) -> tr.ResidualConfig:
-    """The :class:`~pdeflow.inpaint.train_residual.ResidualConfig` of parsed arguments."""
+    """The :class:`~pdeflow.inpaint.training.residual.ResidualConfig` of parsed arguments."""
     kw = config_kwargs(tr.ResidualConfig, args)
     kw["data"] = tuple(_resolve(d) for d in kw["data"])
     kw["val_data"] = _resolve(kw["val_data"])
@@ -83,7 +83,7 @@ def _checker(config_from_args, check_config):
         try:
             check_config(config_from_args(args))
         except UserInputError as e:
-            args.parser.error(_config_error_as_argument(str(e), args))
+            args.parser.error(config_error_as_argument(str(e), args))
     return check
 
 

@@ -26,18 +26,18 @@ from ._common import (
     PROG,
     CLIError,
     Outputs,
-    _add_compute_args,
-    _add_output_args,
-    _check_compute,
-    _increasing,
-    _load_input,
-    _report_written,
-    _setup_compute,
     add_command,
     nonneg_floats,
     positive_float,
     positive_int,
 )
+from ._common import add_compute_args as _add_compute_args
+from ._common import add_output_args as _add_output_args
+from ._common import check_compute as _check_compute
+from ._common import increasing as _increasing
+from ._common import load_input as _load_input
+from ._common import report_written as _report_written
+from ._common import setup_compute as _setup_compute
 
 __all__ = ["add_parsers", "DEMO"]
 

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from ..io import _minmax, _to_chw, read_image
+from ..io.images import minmax as _minmax
+from ..io.images import read_image
+from ..io.images import to_chw as _to_chw
 
 __all__ = ["builtin_names", "builtin_image", "builtin_pool", "builtin_info"]
 

@@ -14,18 +14,23 @@ Model-based part:
   several blue-noise tile shifts, exchanges with adjoint-guided reveals and probed hides), a fraction of a
   second per 64 x 64 mask.
 
-Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.wgan`, :mod:`~pdeflow.inpaint.masknet`,
-training in :mod:`~pdeflow.inpaint.train`, ``pdeflow train inpainting``):
+Rooms: :mod:`~pdeflow.inpaint.diffusion` (the solver and its adjoint), :mod:`~pdeflow.inpaint.masks.sparsification`
+(random, PS/NLPE, dithering, analytic, snapping, refinement), :mod:`~pdeflow.inpaint.learned.masknet` (mask
+network, residual inpainter, WGANs), :mod:`~pdeflow.inpaint.training` (their trainers) and
+:mod:`~pdeflow.inpaint.evaluation` (the paper's comparison).
+
+Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.learned.wgan`, :mod:`~pdeflow.inpaint.learned.maskgan`,
+training in :mod:`~pdeflow.inpaint.training.wgan`, ``pdeflow train inpainting``):
 
 * :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
 * :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
 * :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
 * :func:`learned_inpaint`: diffusion inpainting plus a learned correction that starts at zero
-  (:mod:`~pdeflow.inpaint.residual`; training in :mod:`~pdeflow.inpaint.train_residual`);
+  (:mod:`~pdeflow.inpaint.learned.residual`; training in :mod:`~pdeflow.inpaint.training.residual`);
   :func:`load_joint`: a mask network and a residual inpainter fine-tuned together (stage ``joint``).
 
-Analytic and learned masks (:mod:`~pdeflow.inpaint.dither`, :mod:`~pdeflow.inpaint.analytic`,
-:mod:`~pdeflow.inpaint.learned`; training in :mod:`~pdeflow.inpaint.train_masknet`):
+Analytic and learned masks (:mod:`~pdeflow.inpaint.masks.dither`, :mod:`~pdeflow.inpaint.masks.analytic`,
+:mod:`~pdeflow.inpaint.learned.masknet`; training in :mod:`~pdeflow.inpaint.training.masknet`):
 
 * :func:`blue_noise_tile`, :func:`dither`: void-and-cluster threshold tiles (Ulichney 1993) and
   ordered dithering of a density to exactly ``round(density H W)`` points.
@@ -42,16 +47,16 @@ References
 .. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
        PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
-from .analytic import analytic_mask
 from .diffusion import DiffuseResult, diffuse, inpainting_error
-from .dither import blue_noise_tile, dither
-from .gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
-from .learned import MaskNet, learned_mask, load_masknet
-from .masknet import MaskGAN, MaskGenerator
-from .masks import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
-from .refine import RefineResult, refine_mask
-from .residual import ResidualInpainter, learned_inpaint, load_joint, load_residual
-from .wgan import Critic, InpaintingGenerator
+from .learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from .learned.maskgan import MaskGAN, MaskGenerator
+from .learned.masknet import MaskNet, learned_mask, load_masknet
+from .learned.residual import ResidualInpainter, learned_inpaint, load_joint, load_residual
+from .learned.wgan import Critic, InpaintingGenerator
+from .masks.analytic import analytic_mask
+from .masks.dither import blue_noise_tile, dither
+from .masks.refine import RefineResult, refine_mask
+from .masks.sparsification import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
 __all__ = [
     "diffuse",

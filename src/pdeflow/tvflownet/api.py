@@ -9,7 +9,8 @@ A trained model is a pair of files written by :func:`pdeflow.io.save_model`
 ``model.safetensors`` + ``model.json``): the weights, and a JSON whose
 ``config`` holds ``{"model": <build_model kwargs>, "scale": s, "t_max": T}``.
 Shipped models live in ``pdeflow/tvflownet/weights/NAME.safetensors`` +
-``NAME.json``; :func:`shipped_models` lists them.
+``NAME.json`` and are resolved, checked and listed by the one model registry,
+:mod:`pdeflow.models`; :func:`shipped_models` lists them.
 
 Units
 -----
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -46,58 +46,33 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .. import models as registry
 from .. import ops
 from ..errors import UserInputError
-from ..io import load_model, model_from_export
 from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
 from .models import Ensemble, build_model, normalised_weights
 
-__all__ = ["load", "average", "ensemble", "flow", "shipped_models", "WEIGHTS_DIR", "DEFAULT_MODEL", "model_scale",
+__all__ = ["load", "average", "ensemble", "flow", "shipped_models", "DEFAULT_MODEL", "model_scale",
            "model_t_max"]
 
-#: Where shipped models live (package data).
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The name :func:`load` and :func:`flow` use when none is given.
 DEFAULT_MODEL = "default"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TRAIN_HINT = ("train one with `pdeflow train tvflownet --arch semiresnet --crop 32 --run-dir RUN` (see "
                "`pdeflow train tvflownet --help`) and load it with load('RUN/model.json'), or ship it as a "
-               f"name by copying RUN/model.safetensors and RUN/model.json to {WEIGHTS_DIR}/NAME.safetensors "
-               "and NAME.json")
+               "name by copying RUN/model.safetensors and RUN/model.json to "
+               f"{registry.WEIGHTS_DIRS['tvflownet']}/NAME.safetensors and NAME.json")
 
 
 def shipped_models() -> list[str]:
-    """Names of the models shipped in :data:`WEIGHTS_DIR` (both files present)."""
-    if not WEIGHTS_DIR.is_dir():
-        return []
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
+    """Names of the TVflowNETs that ship (:func:`pdeflow.models.shipped_models` of the ``tvflownet`` pillar)."""
+    return registry.shipped_models("tvflownet")
 
 
-def _resolve(name_or_path) -> Path:
-    """The common stem of a model's two files: a shipped name first, else a path."""
-    if name_or_path is None:
-        name_or_path = DEFAULT_MODEL
-    text = os.fspath(name_or_path)
-    p = Path(text)
-    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-    if p.is_dir():
-        stem = p / "model"                                   # a run directory
-    is_path = (isinstance(name_or_path, os.PathLike) or os.sep in text or "/" in text or p.is_dir()
-               or p.suffix in (".safetensors", ".json"))
-    if not is_path and _NAME.match(text) and text in shipped_models():
-        return WEIGHTS_DIR / text
-    pair = (stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json"))
-    if is_path or any(f.is_file() for f in pair):
-        missing = [str(f) for f in pair if not f.is_file()]
-        if missing:
-            raise FileNotFoundError(f"load: no TVflowNET model at {text!r}: missing {', '.join(missing)} "
-                                    "(a model is a .safetensors + .json pair written by save_model)")
-        return stem
-    names = shipped_models()
-    have = f"shipped models: {', '.join(names)}" if names else "no model is shipped in this installation yet"
-    raise FileNotFoundError(f"load: no TVflowNET model named {text!r} ({have}); {_TRAIN_HINT}")
+def _stem(name_or_path) -> Path:
+    return registry.resolve(DEFAULT_MODEL if name_or_path is None else name_or_path, "tvflownet", who="load",
+                          hint=_TRAIN_HINT)
 
 
 def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
@@ -127,17 +102,12 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
         Damaged files, or weights and JSON that do not belong together (the
         message names the files).
     """
-    stem = _resolve(name_or_path)
-    state, meta = load_model(stem)
-    config = meta.get("config", {})
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "arch" not in config["model"]:
-        keys = sorted(map(str, config)) if isinstance(config, dict) else type(config).__name__
-        raise UserInputError(f"load: {stem}.json is not a TVflowNET model (its config has no 'model' with an 'arch'); "
-                         f"got config keys {keys}")
-    model = model_from_export(build_model, state, meta, stem, "load")
-    model.meta = meta
+    state, meta, stem = registry.read(_stem(name_or_path), "tvflownet", who="load", what="a TVflowNET model")
+    if "arch" not in meta["config"]["model"]:
+        raise UserInputError(f"load: {stem}.json is not a TVflowNET model (its config.model has no 'arch')")
+    model = registry.build_model(build_model, state, meta, stem, who="load")
     model.requires_grad_(False)
-    return model.eval().to(device)
+    return model.to(device)
 
 
 def _weighted_sources(models: Sequence, weights: Sequence[float] | None) -> tuple[list, list[float]]:
@@ -282,7 +252,7 @@ _DEFAULT_CACHE: dict[tuple[str, str], nn.Module] = {}
 
 
 def _default_model(device: torch.device) -> nn.Module:
-    key = (str(_resolve(None)), str(device))
+    key = (str(_stem(None)), str(device))
     if key not in _DEFAULT_CACHE:
         _DEFAULT_CACHE[key] = load(None, device=device)
     return _DEFAULT_CACHE[key]

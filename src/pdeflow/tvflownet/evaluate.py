@@ -45,12 +45,7 @@ References
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
-import math
-import os
 import platform
-import re
 import time
 import warnings
 from pathlib import Path
@@ -63,10 +58,19 @@ from .. import datasets, metrics, ops
 from .. import io as pio
 from ..errors import UserInputError
 from ..progress import progress_bar
-from ..tv import tv_flow
 from ..tv.spectral import spectral_from_stack
 from .api import flow as network_flow
 from .joint import joint_optimise, paper_iterations
+from .paper import (
+    PAPER,
+    PAPER_SCALE,
+    PSNR_CAP,
+    paper_key,
+    paper_times,
+    source_provenances,
+    unwrap_model,
+)
+from .reference import default_cache_dir, grid_indices, reference_flow, reference_solve
 from .symmetry import composes_in_time
 
 __all__ = [
@@ -97,287 +101,7 @@ __all__ = [
     "evaluate",
 ]
 
-#: Intensity scale of the paper: images in [0, 1] times 5.
-PAPER_SCALE = 5.0
-#: PSNR values are capped here (dB).
-PSNR_CAP = 100.0
-_CACHE_VERSION = 1
-
 Model = Callable[[torch.Tensor, torch.Tensor], tuple]
-
-
-def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
-    """The test times of the official code: ``linspace(0, t_max, n)`` (0, 0.02, ..., 0.98)."""
-    if int(n) < 1:
-        raise UserInputError(f"n must be >= 1, got {n}")
-    return [float(v) for v in np.linspace(0.0, float(t_max), int(n))]
-
-
-# =========================================================================== the paper's numbers
-# (arch, training size) -> values; training size "32", "96", "256" or "mixed".
-
-_ARCHS = ("semiresnet", "unet", "lgd")
-_TRAIN = ("32", "96", "256", "mixed")
-
-
-def _rows(values):
-    return {(a, t): v for (a, t), v in zip([(a, t) for a in _ARCHS for t in _TRAIN], values)}
-
-
-PAPER = {
-    # Table 1: joint space-time optimisation vs model-driven; mean, std per evaluation size
-    "table1": {
-        "u_psnr": {32: (42.05, 3.03), 96: (43.47, 1.88), 256: (40.39, 0.27)},
-        "u_ssim": {32: (0.989, 0.008), 96: (0.990, 0.006), 256: (0.978, 0.0005)},
-        "div_psnr": {32: (29.86, 1.47), 96: (29.61, 1.40), 256: (24.09, 0.95)},
-        "div_ssim": {32: (0.671, 0.142), 96: (0.676, 0.111), 256: (0.4075, 0.137)},
-    },
-    # Table 2: PSNR of u; (mean, std over five trainings) at evaluation sizes 32, 96, 256
-    "table2": _rows([
-        {32: (41.07, 0.09), 96: (42.73, 0.12), 256: (43.59, 0.15)},
-        {32: (39.52, 0.23), 96: (41.48, 0.22), 256: (42.39, 0.34)},
-        {32: (29.25, 1.05), 96: (32.38, 1.07), 256: (33.85, 1.02)},
-        {32: (39.35, 0.05), 96: (40.93, 0.12), 256: (41.42, 0.21)},
-        {32: (42.2, 0.08), 96: (43.95, 0.21), 256: (44.84, 0.31)},
-        {32: (41.48, 0.21), 96: (43.86, 0.19), 256: (44.82, 0.2)},
-        {32: (38.18, 0.14), 96: (39.63, 0.25), 256: (40.1, 0.29)},
-        {32: (41.16, 0.3), 96: (42.08, 0.29), 256: (42.29, 0.28)},
-        {32: (41.72, 0.08), 96: (43.8, 0.12), 256: (45.14, 0.16)},
-        {32: (39.95, 0.45), 96: (42.27, 0.29), 256: (43.6, 0.2)},
-        {32: (35.15, 0.13), 96: (38.27, 0.19), 256: (39.55, 0.28)},
-        {32: (39.79, 0.17), 96: (41.66, 0.09), 256: (42.67, 0.12)},
-    ]),
-    # Table 3: SSIM of u; (mean, std over five trainings)
-    "table3": _rows([
-        {32: (0.986, 0.0002), 96: (0.989, 0.0002), 256: (0.989, 0.0002)},
-        {32: (0.982, 0.0008), 96: (0.986, 0.0007), 256: (0.987, 0.0009)},
-        {32: (0.89, 0.018), 96: (0.939, 0.009), 256: (0.95, 0.006)},
-        {32: (0.981, 0.0005), 96: (0.985, 0.0004), 256: (0.985, 0.0005)},
-        {32: (0.991, 0.0003), 96: (0.992, 0.0007), 256: (0.991, 0.0008)},
-        {32: (0.988, 0.0009), 96: (0.992, 0.0003), 256: (0.992, 0.0005)},
-        {32: (0.974, 0.0008), 96: (0.981, 0.001), 256: (0.982, 0.001)},
-        {32: (0.987, 0.001), 96: (0.988, 0.0009), 256: (0.986, 0.0008)},
-        {32: (0.989, 0.0002), 96: (0.992, 0.0002), 256: (0.993, 0.0002)},
-        {32: (0.985, 0.001), 96: (0.99, 0.0005), 256: (0.991, 0.0004)},
-        {32: (0.966, 0.001), 96: (0.981, 0.001), 256: (0.983, 0.001)},
-        {32: (0.984, 0.0004), 96: (0.989, 0.0003), 256: (0.989, 0.0003)},
-    ]),
-    # Table 4: div phi; (PSNR, SSIM)
-    "table4": _rows([
-        {32: (31.94, 0.821), 96: (34.01, 0.867), 256: (34.52, 0.881)},
-        {32: (31.09, 0.771), 96: (33.37, 0.831), 256: (34.01, 0.848)},
-        {32: (22.59, 0.191), 96: (25.45, 0.242), 256: (26.39, 0.257)},
-        {32: (30.64, 0.721), 96: (32.44, 0.773), 256: (32.76, 0.788)},
-        {32: (32.62, 0.836), 96: (34.7, 0.873), 256: (35.16, 0.885)},
-        {32: (32.36, 0.824), 96: (34.7, 0.873), 256: (35.23, 0.889)},
-        {32: (29.6, 0.475), 96: (31.09, 0.538), 256: (31.12, 0.552)},
-        {32: (31.46, 0.744), 96: (33.11, 0.77), 256: (33.21, 0.763)},
-        {32: (32.53, 0.854), 96: (34.89, 0.896), 256: (35.62, 0.91)},
-        {32: (31.81, 0.823), 96: (34.16, 0.875), 256: (34.86, 0.889)},
-        {32: (28.26, 0.546), 96: (30.59, 0.621), 256: (31.0, 0.641)},
-        {32: (31.27, 0.794), 96: (33.54, 0.846), 256: (34.15, 0.863)},
-    ]),
-    # Table 5: (PSNR, SSIM) on disks, ellipses, medical (spleen CT, 512 px)
-    "table5": _rows([
-        {"disks": (52.12, 0.983), "ellipses": (43.32, 0.947), "medical": (44.83, 0.984)},
-        {"disks": (43.92, 0.798), "ellipses": (40.8, 0.906), "medical": (43.35, 0.959)},
-        {"disks": (33.07, 0.856), "ellipses": (30.07, 0.782), "medical": (35.22, 0.935)},
-        {"disks": (42.77, 0.786), "ellipses": (39.21, 0.906), "medical": (42.46, 0.956)},
-        {"disks": (51.11, 0.975), "ellipses": (43.62, 0.963), "medical": (46.36, 0.989)},
-        {"disks": (49.98, 0.968), "ellipses": (43.74, 0.947), "medical": (45.8, 0.985)},
-        {"disks": (40.96, 0.826), "ellipses": (36.87, 0.883), "medical": (41.55, 0.946)},
-        {"disks": (49.59, 0.964), "ellipses": (41.0, 0.917), "medical": (44.08, 0.976)},
-        {"disks": (51.14, 0.963), "ellipses": (44.62, 0.963), "medical": (45.98, 0.987)},
-        {"disks": (51.57, 0.984), "ellipses": (43.4, 0.94), "medical": (45.04, 0.983)},
-        {"disks": (37.36, 0.604), "ellipses": (34.14, 0.766), "medical": (40.95, 0.937)},
-        {"disks": (43.52, 0.867), "ellipses": (37.82, 0.902), "medical": (44.02, 0.974)},
-    ]),
-    # Table 6: one-homogeneity, (PSNR, SSIM) for factors 3 and 0.3
-    "table6": _rows([
-        {3.0: (51.22, 0.997), 0.3: (29.91, 0.852)},
-        {3.0: (46.71, 0.996), 0.3: (32.4, 0.929)},
-        {3.0: (28.55, 0.944), 0.3: (22.35, 0.839)},
-        {3.0: (40.45, 0.994), 0.3: (28.94, 0.813)},
-        {3.0: (50.34, 0.997), 0.3: (35.78, 0.941)},
-        {3.0: (46.02, 0.994), 0.3: (35.41, 0.952)},
-        {3.0: (35.24, 0.983), 0.3: (34.36, 0.957)},
-        {3.0: (39.67, 0.988), 0.3: (34.68, 0.943)},
-        {3.0: (52.0, 0.998), 0.3: (26.11, 0.721)},
-        {3.0: (42.27, 0.993), 0.3: (29.12, 0.849)},
-        {3.0: (30.6, 0.979), 0.3: (28.57, 0.879)},
-        {3.0: (43.53, 0.992), 0.3: (10.38, 0.646)},
-    ]),
-    # Table 7: reconstruction of u0 from the spectral TV transform, (PSNR, SSIM), 96 px
-    "table7": _rows([
-        {"autodiff": (47.53, 0.997), "fd": (47.68, 0.997)},
-        {"autodiff": (43.82, 0.994), "fd": (44.18, 0.995)},
-        {"autodiff": (29.98, 0.877), "fd": (30.21, 0.885)},
-        {"autodiff": (41.35, 0.988), "fd": (41.72, 0.988)},
-        {"autodiff": (50.32, 0.998), "fd": (50.32, 0.998)},
-        {"autodiff": (48.14, 0.997), "fd": (48.2, 0.997)},
-        {"autodiff": (38.57, 0.971), "fd": (38.58, 0.971)},
-        {"autodiff": (43.94, 0.992), "fd": (43.96, 0.992)},
-        {"autodiff": (49.69, 0.998), "fd": (49.71, 0.998)},
-        {"autodiff": (45.79, 0.996), "fd": (45.82, 0.996)},
-        {"autodiff": (37.14, 0.969), "fd": (37.15, 0.97)},
-        {"autodiff": (42.82, 0.993), "fd": (42.84, 0.993)},
-    ]),
-    "table7_fd_gt": (66.53, 0.999),
-    # Table 9: evaluation time in seconds (networks on a P6000 GPU; model-driven on CPU and GPU)
-    "table9": {
-        "semiresnet": {32: 0.001, 96: 0.005, 256: 0.03, 512: 0.12},
-        "unet": {32: 0.003, 96: 0.01, 256: 0.05, 512: 0.19},
-        "lgd": {32: 0.008, 96: 0.014, 256: 0.073, 512: 0.29},
-        "model-driven (CPU)": {32: 0.58, 96: 5.61, 256: 44.07, 512: 89.22},
-        "model-driven (GPU)": {32: 3.12, 96: 3.14, 256: 3.17, 512: 3.42},
-        "joint": {32: 14.09, 96: 14.39, 256: 581.87, 512: 3217.93},
-    },
-}
-
-_ARCH_LABEL = {"semiresnet": "Semi-ResNet", "unet": "U-Net", "lgd": "LGD"}
-
-
-# =========================================================================== reference flow + cache
-
-
-def default_cache_dir() -> Path:
-    """``$PDEFLOW_CACHE/tvflow_reference``, else ``$XDG_CACHE_HOME/pdeflow/...`` or ``~/.cache/pdeflow/...``."""
-    root = os.environ.get("PDEFLOW_CACHE")
-    if root:
-        return Path(root) / "tvflow_reference"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "pdeflow" / "tvflow_reference"
-
-
-def _grid_indices(times: Sequence[float], dt: float) -> list[int]:
-    idx = []
-    for t in times:
-        k = round(float(t) / dt)
-        if abs(k * dt - float(t)) > 1e-9 * max(1.0, abs(float(t))) or k < 0:
-            raise UserInputError(f"times must be non-negative multiples of dt = {dt:g}; {t!r} is not "
-                             f"(choose a dt that divides the time spacing)")
-        idx.append(k)
-    if any(b < a for a, b in zip(idx, idx[1:])):
-        raise UserInputError(f"times must be non-decreasing, got {list(times)}")
-    return idx
-
-
-def _reference(x: torch.Tensor, idx: list[int], dt: float, tol: float, solver: str, max_iter: int,
-               progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference of ``x`` (B, C, H, W) at the grid steps ``idx``: :func:`pdeflow.tv.tv_flow`, implicit
-    Euler steps of ``dt`` (each an ROF problem to relative duality gap ``tol``; an image flat enough to
-    reach its mean within a step does so exactly), ``(u, u_t)`` each (T, B, C, H, W)."""
-    return tv_flow(x, [k * dt for k in idx], dt=dt, tol=tol, method="implicit", scheme="euler", solver=solver,
-                   max_iter=max_iter, return_ut=True, progress=progress)
-
-
-def _image_key(img: torch.Tensor, times: list[float], dt: float, tol: float, solver: str, max_iter: int) -> str:
-    a = np.ascontiguousarray(img.detach().cpu().double().numpy())
-    h = hashlib.sha256()
-    h.update(f"v{_CACHE_VERSION}|{a.shape}|".encode())
-    h.update(a.tobytes())
-    h.update(json.dumps({"times": [repr(float(t)) for t in times], "dt": repr(float(dt)),
-                         "tol": repr(float(tol)), "solver": solver, "max_iter": int(max_iter)}).encode())
-    return h.hexdigest()[:40]
-
-
-def reference_flow(
-    u0: torch.Tensor,
-    times: Sequence[float],
-    *,
-    dt: float = 0.01,
-    tol: float = 1e-5,
-    solver: str = "fgp",
-    max_iter: int = 20000,
-    cache_dir: str | os.PathLike | None | bool = None,
-    batch_size: int = 16,
-    progress: bool = False,
-    return_info: bool = False,
-):
-    """The model-driven reference: TV flow ``u`` and ``u_t`` at ``times``, cached per image.
-
-    Parameters
-    ----------
-    u0 : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Initial images, intensities as given (the paper's convention: 5 x [0, 1]).
-    times : sequence of float
-        Non-decreasing multiples of ``dt`` (PDE time).
-    dt, tol, solver, max_iter
-        Implicit Euler step, relative duality gap of each ROF step, ROF method
-        and its iteration cap (see :func:`pdeflow.tv.rof`).  Computed in float64.
-    cache_dir : path, None or False
-        Directory of the on-disk cache (created if missing); None:
-        :func:`default_cache_dir`; False: no cache.  One ``.npz`` per image,
-        keyed by the SHA-256 of the image (float64 bytes and shape) and of
-        ``times, dt, tol, solver, max_iter``; written atomically.
-    batch_size : int
-        Images solved together (ROF is batched with per-image stopping).
-    progress : bool
-        Progress bar over the time steps.
-    return_info : bool
-        Also return ``{"hits": int, "misses": int, "seconds": float}``.
-
-    Returns
-    -------
-    u, u_t : Tensor, shape (len(times), *u0.shape), float32 (as stored in the cache)
-        ``u_t`` is the backward quotient of the step that reached each time
-        (``div`` of the ROF dual field), at ``t = 0`` the quotient of the first step.
-    info : dict, if ``return_info``
-    """
-    x = ops.as_batch(u0, "u0")[0]
-    if not x.is_floating_point():
-        raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise UserInputError("u0 contains NaN or infinite values")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
-    times = [float(t) for t in times]
-    if not times:
-        raise UserInputError("times must contain at least one time")
-    idx = _grid_indices(times, float(dt))
-    t0 = time.perf_counter()
-    cache = None
-    if cache_dir is not False:
-        cache = Path(default_cache_dir() if cache_dir is None else cache_dir)
-        cache.mkdir(parents=True, exist_ok=True)
-    B = x.shape[0]
-    T = len(times)
-    out_u = torch.empty((T, *x.shape), dtype=torch.float32)
-    out_ut = torch.empty((T, *x.shape), dtype=torch.float32)
-    keys = [_image_key(x[b], times, dt, tol, solver, max_iter) for b in range(B)]
-    missing = []
-    for b, key in enumerate(keys):
-        path = cache / f"{key}.npz" if cache is not None else None
-        if path is not None and path.is_file():
-            try:
-                with np.load(path) as z:
-                    u_b, ut_b = torch.from_numpy(z["u"]), torch.from_numpy(z["u_t"])
-                if tuple(u_b.shape) == (T, *x.shape[1:]) and tuple(ut_b.shape) == (T, *x.shape[1:]):
-                    out_u[:, b], out_ut[:, b] = u_b, ut_b
-                    continue
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable or stale entry: recompute and replace it
-        missing.append(b)
-    for start in range(0, len(missing), max(1, int(batch_size))):
-        sel = missing[start:start + max(1, int(batch_size))]
-        xb = x[sel].detach().to(torch.float64)
-        u, ut = _reference(xb, idx, float(dt), float(tol), solver, int(max_iter), progress=progress)
-        u, ut = u.float().cpu(), ut.float().cpu()
-        for j, b in enumerate(sel):
-            out_u[:, b], out_ut[:, b] = u[:, j], ut[:, j]
-            if cache is not None:
-                path = cache / f"{keys[b]}.npz"
-                meta = json.dumps({"times": times, "dt": dt, "tol": tol, "solver": solver,
-                                   "max_iter": max_iter, "shape": list(x.shape[1:]),
-                                   "version": _CACHE_VERSION})
-                with pio.atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, u=u[:, j].numpy(), u_t=ut[:, j].numpy(), meta=np.array(meta))
-    shape = (T, *u0.shape)
-    res = (out_u.reshape(shape), out_ut.reshape(shape))
-    if return_info:
-        return (*res, {"hits": B - len(missing), "misses": len(missing), "seconds": time.perf_counter() - t0})
-    return res
 
 
 # =========================================================================== model evaluation
@@ -573,16 +297,13 @@ def _compare(u, d, ref_u, ref_ut, scale) -> dict:
 
 # =========================================================================== test images
 
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".bmp", ".webp"}
-
-
 def _folder_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in pio.IMAGE_SUFFIXES)
     if not files:
-        raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(sorted(_IMAGE_SUFFIXES))})")
+        raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(pio.IMAGE_SUFFIXES)})")
     return files
 
 
@@ -634,93 +355,6 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
     raise UserInputError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
 
 
-# =========================================================================== paper rows
-
-
-def _unwrap(model):
-    seen = 0
-    while seen < 5:
-        cfg = getattr(model, "config", None)
-        if isinstance(cfg, Mapping) and "arch" in cfg:
-            return model
-        inner = None
-        for attr in ("model", "module", "base", "inner", "net"):
-            inner = getattr(model, attr, None)
-            if inner is not None and inner is not model:
-                break
-            inner = None
-        if inner is None:
-            return model
-        model, seen = inner, seen + 1
-    return model
-
-
-_TRAIN_KEYS = ("train_size", "training_size", "crop", "crop_size")
-
-
-def _find_train_size(d, depth: int = 0) -> str | None:
-    """The training crop size in a model's metadata: ``provenance.train_config.crop`` (what
-    :mod:`pdeflow.tvflownet.train` writes) first, else one of :data:`_TRAIN_KEYS` anywhere
-    (outside validation settings)."""
-    if not isinstance(d, Mapping) or depth > 4:
-        return None
-    prov = d.get("provenance")
-    if isinstance(prov, Mapping) and isinstance(prov.get("train_config"), Mapping):
-        v = prov["train_config"].get("crop")
-        if v is not None:
-            return str(v).lower()
-    sources = list(_source_provenances(prov))[1:]
-    if sources:                                  # an average of models: their common training size, if any
-        sizes = {_find_train_size({"provenance": p}, depth + 1) for p in sources}
-        return sizes.pop() if len(sizes) == 1 else None
-    for k in _TRAIN_KEYS:
-        if d.get(k) is not None and not isinstance(d[k], Mapping):
-            return str(d[k]).lower()
-    for k, v in d.items():
-        if isinstance(v, Mapping) and "valid" not in str(k).lower():
-            found = _find_train_size(v, depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def paper_key(name: str, model=None) -> tuple[str, str] | None:
-    """The paper's row ``(arch, training size)`` for a model, or None if unknown.
-
-    ``arch`` from ``model.config["arch"]`` (also through wrappers with a
-    ``.model`` attribute) or the name; the training size (``"32"``, ``"96"``,
-    ``"256"``, ``"mixed"``) from the metadata :func:`pdeflow.tvflownet.load`
-    attaches (``model.meta["provenance"]["train_config"]["crop"]``, or a
-    ``crop``/``crop_size``/``train_size`` entry) or from the name (e.g. ``"unet-32"``).
-    """
-    base = _unwrap(model) if model is not None else None
-    arch = None
-    cfg = getattr(base, "config", None)
-    if isinstance(cfg, Mapping):
-        arch = str(cfg.get("arch", "")).lower() or None
-    low = str(name).lower().replace("-", "").replace("_", "")
-    if arch not in _ARCHS:
-        arch = next((a for a in _ARCHS if a in low), None)
-    if arch is None:
-        return None
-    train = None
-    for holder in (model, base):
-        train = _find_train_size(getattr(holder, "meta", None))
-        if train is None:
-            for attr in ("provenance", "training", "info"):
-                train = _find_train_size(getattr(holder, attr, None))
-                if train is not None:
-                    break
-        if train is not None:
-            break
-    if train is None:
-        m = re.search(r"(?<!\d)(32|96|256)(?!\d)|mixed", str(name).lower())
-        train = m.group(0) if m else None
-    if train not in _TRAIN:
-        return None
-    return arch, train
-
-
 # =========================================================================== tables
 
 
@@ -758,26 +392,13 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     return out
 
 
-def _source_provenances(prov):
-    """A model's provenance and, for an average of models (:func:`pdeflow.tvflownet.average`) or an
-    ensemble (:func:`pdeflow.tvflownet.ensemble`), each source's, recursively."""
-    if not isinstance(prov, Mapping):
-        return
-    yield prov
-    for key in ("averaged", "members"):
-        sources = prov.get(key)
-        for src in sources if isinstance(sources, list) else ():
-            if isinstance(src, Mapping):
-                yield from _source_provenances(src.get("provenance"))
-
-
 def _training_sources(model) -> list[Path]:
     """The folders a model's provenance names among its training and validation data (what
     :mod:`pdeflow.tvflownet.train` records: ``provenance.data.{train,validation}``, their ``sources`` and
     ``path``; for an average of models, its sources'), resolved; ``"builtin"`` and unknown metadata give none."""
     found = []
-    for holder in (model, _unwrap(model)):
-        provs = list(_source_provenances((getattr(holder, "meta", None) or {}).get("provenance", {})))
+    for holder in (model, unwrap_model(model)):
+        provs = list(source_provenances((getattr(holder, "meta", None) or {}).get("provenance", {})))
         datas = [p.get("data", {}) for p in provs]
         parts = [part for data in datas if isinstance(data, Mapping) for part in data.values()]
         for part in parts:
@@ -1035,10 +656,10 @@ def evaluate_timing(models: Mapping[str, Model], *, sizes=(96, 256), times=None,
                     xr = x.to(device=dev, dtype=torch.float64)
                     res = {}
                     for key, tsel in (("single", [times[-1]]), ("all", times)):
-                        idx = _grid_indices(tsel, dt)
+                        idx = grid_indices(tsel, dt)
                         _sync(dev)
                         t0 = time.perf_counter()
-                        _reference(xr, idx, dt, tol, solver, max_iter)
+                        reference_solve(xr, idx, dt, tol, solver, max_iter)
                         _sync(dev)
                         res[key] = time.perf_counter() - t0
                     out["reference"].setdefault(dev, {})[int(size)] = res
@@ -1202,12 +823,12 @@ def evaluate(
     models = with_wrapped(models, wrapper)
     info = {}
     for name, m in models.items():
-        meta_cfg = (getattr(_unwrap(m), "meta", None) or {}).get("config", {})
+        meta_cfg = (getattr(unwrap_model(m), "meta", None) or {}).get("config", {})
         if isinstance(meta_cfg, Mapping) and meta_cfg.get("scale") not in (None, scale):
             warnings.warn(f"evaluate: model {name!r} was trained on images scaled by {meta_cfg['scale']:g}, "
                           f"the evaluation feeds images scaled by {scale:g}", stacklevel=2)
         key = (paper_rows or {}).get(name) or paper_key(name, m)
-        base = _unwrap(m)
+        base = unwrap_model(m)
         cfg = getattr(base, "config", None)
         n_par = sum(p.numel() for p in m.parameters()) if hasattr(m, "parameters") else None
         info[name] = {"arch": (cfg or {}).get("arch") if isinstance(cfg, Mapping) else None,

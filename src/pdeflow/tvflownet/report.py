@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .. import viz
 from ..reporting import Report, format_mean_std, jsonable, md_table
-from .evaluate import _ARCH_LABEL, METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
+from .evaluate import METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
+from .paper import ARCH_LABEL as _ARCH_LABEL
 
 __all__ = ["report"]
 

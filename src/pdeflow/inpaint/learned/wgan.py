@@ -48,10 +48,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserInputError
+from ...errors import UserInputError
 
 __all__ = ["hard_sigmoid", "scaled", "CBlock", "TCBlock", "Hourglass", "InpaintingGenerator", "Critic",
-           "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_image_and_mask"]
+           "composite", "generator_input", "critic_loss", "generator_loss", "pad_to_multiple", "check_image_and_mask",
+           "init_weights"]
 
 #: Channels of the parallel convolutions (dilation 2, dilation 5, dilation 1) per block, at width 1.
 ENCODER = ((32, 32, 64), (32, 32, 64), (64, 64, 128))
@@ -73,7 +74,18 @@ def scaled(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
 
-def _init(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """Keras' default initialisation of every convolution and linear layer of ``module``, in place.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import init_weights
+    >>> net = torch.nn.Conv2d(1, 2, 3)
+    >>> init_weights(net)
+    >>> float(net.bias.detach().abs().max())
+    0.0
+    """
     # Keras defaults (Glorot-uniform kernels, zero biases): the GAN's balance was tuned with them.
     # fan_in + fan_out is the same for a convolution and its transpose.
     for m in module.modules():
@@ -144,7 +156,7 @@ class Hourglass(nn.Module):
         H, W = x0.shape[-2:]
         if H % 8 or W % 8:
             raise UserInputError(f"Hourglass: height and width must be multiples of 8, got {H}x{W} "
-                             "(pad with pdeflow.inpaint.wgan.pad_to_multiple)")
+                             "(pad with pdeflow.inpaint.learned.wgan.pad_to_multiple)")
         skips, x = [], x0
         for block in self.encoder:
             s = block(x)
@@ -171,6 +183,15 @@ class InpaintingGenerator(nn.Module):
     ``forward(f, mask, noise=None, generator=None)`` returns the raw generator
     output ``(B, C, H, W)`` in [0, 1]; :meth:`inpaint` returns the composited
     result ``u`` that keeps the known pixels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import InpaintingGenerator
+    >>> gen = InpaintingGenerator(1, width=0.1)
+    >>> f, c = torch.rand(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
+    >>> gen(f, c, torch.zeros_like(f)).shape
+    torch.Size([2, 1, 16, 16])
     """
 
     def __init__(self, channels: int = 1, width: float = 1.0, noise_std: float = 0.1):
@@ -185,7 +206,7 @@ class InpaintingGenerator(nn.Module):
         head = scaled(HEAD, width)
         self.head = nn.ConvTranspose2d(self.body.out_channels, head, 3, padding=1)
         self.out = nn.ConvTranspose2d(head, channels, 3, padding=1)
-        _init(self)
+        init_weights(self)
 
     def forward(self, f: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None = None, *,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -230,7 +251,16 @@ def composite(g: torch.Tensor, f: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 
 
 class Critic(nn.Module):
-    """The WGAN critic ``d(u, c)`` for ``size x size`` inputs; see the module docstring."""
+    """The WGAN critic ``d(u, c)`` for ``size x size`` inputs; see the module docstring.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import Critic
+    >>> critic = Critic(1, size=32, width=0.1)
+    >>> critic(torch.rand(2, 1, 32, 32), torch.ones(2, 1, 32, 32)).shape
+    torch.Size([2])
+    """
 
     def __init__(self, channels: int = 1, size: int = 64, width: float = 1.0, slope: float = 0.3):
         super().__init__()
@@ -246,7 +276,7 @@ class Critic(nn.Module):
         self.convs = nn.ModuleList(convs)
         self.linear = nn.Linear(c * (size // 32) ** 2, 1)
         self.size = size
-        _init(self)
+        init_weights(self)
         self.clip_kernel_norms()
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

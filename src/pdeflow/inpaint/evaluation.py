@@ -5,7 +5,7 @@ For each test image and density ``D`` the methods are
 * ``random-diffusion`` -- a uniformly random mask with ``round(D H W)`` known
   pixels, homogeneous diffusion inpainting (:func:`pdeflow.inpaint.diffuse`);
 * ``random-wgan`` -- the same random mask, the inpainting WGAN
-  (:func:`~pdeflow.inpaint.gan.gan_inpaint`, random-mask model);
+  (:func:`~pdeflow.inpaint.learned.gan.gan_inpaint`, random-mask model);
 * ``ps`` -- probabilistic sparsification optimised for diffusion (MAE, as the
   paper), diffusion inpainting;
 * ``ps-nlpe`` -- the PS mask improved by non-local pixel exchange (5 cycles of
@@ -14,7 +14,7 @@ For each test image and density ``D`` the methods are
   generator (MG in the paper);
 * ``analytic`` / ``analytic-refine`` -- Belhachmi et al.'s density dithered
   and snapped (:func:`~pdeflow.inpaint.analytic_mask`, sigma
-  :func:`~pdeflow.inpaint.analytic.analytic_sigma`), without / with test-time
+  :func:`~pdeflow.inpaint.masks.analytic.analytic_sigma`), without / with test-time
   refinement (:func:`~pdeflow.inpaint.refine_mask`, ``refine`` options),
   diffusion inpainting;
 * ``learned`` / ``learned-refine`` -- the mask network's mask
@@ -25,12 +25,12 @@ For each test image and density ``D`` the methods are
   correction weighted per image by cross-validation on the known pixels);
   ``learned-residual-raw``: the same with ``calibrate=False``;
 * ``joint`` -- a mask network and a residual inpainter fine-tuned together
-  (stage ``joint`` of :mod:`~pdeflow.inpaint.train_residual`, one pair per
-  density; :func:`~pdeflow.inpaint.residual.load_joint`): the CPU-sized
+  (stage ``joint`` of :mod:`~pdeflow.inpaint.training.residual`, one pair per
+  density; :func:`~pdeflow.inpaint.learned.residual.load_joint`): the CPU-sized
   counterpart of the paper's joint learning of masks and inpainting;
   ``joint-refine``: its mask refined at test time as the ``*-refine`` rows
   (for diffusion), then inpainted by the pair's inpainter for refined masks
-  (:func:`~pdeflow.inpaint.residual.load_joint_refined`: fine-tuned on them
+  (:func:`~pdeflow.inpaint.learned.residual.load_joint_refined`: fine-tuned on them
   by ``pdeflow train residual --refine``) where the shipped pair has one, else
   by its residual inpainter.
 
@@ -76,11 +76,13 @@ from .. import datasets
 from .. import io as pio
 from ..errors import UserInputError
 from ..metrics import mae as mae_metric
+from ..metrics import mse as mse_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
 from ..reporting import Report, format_mean_std
 
-__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure", "result_errors",
+           "errors_text", "marked", "result_figure"]
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
            "learned-refine", "learned-residual", "learned-residual-raw", "joint", "joint-refine")
@@ -97,7 +99,7 @@ REUSABLE = ("random-diffusion", "ps", "ps-nlpe")
 #: never the evaluation's: 32 other crops of the built-in TEST photos and 32 other crops of the mate-nature photos
 #: (crop seed 1 for both), refined one crop at a time as here, against PS timed in the same run
 #: (experiments/inpaint_refine_select.py, benchmarks/results/inpaint/refine_select/). One image runs the search on
-#: NumPy vectors (pdeflow.inpaint.refine.SINGLE_IMAGE_PATH): a round costs about a third of what it did, so 2 x 18
+#: NumPy vectors (pdeflow.inpaint.masks.refine.SINGLE_IMAGE_PATH): a round costs about a third of what it did, so 2 x 18
 #: rounds at 20 % take about the time of the previous 2 x 6. The setting: the most rounds that beat PS in MAE and SSIM
 #: on both selection sets at more than 100x PS's speed in a run on a heavily loaded machine (load average ~4 on 2
 #: cores; 103-116x there, where the previous setting, 2 x 5 / 2 x 5 / 2 x 6, measured 65-80x; 95-128x in the last
@@ -210,7 +212,7 @@ def _timed_cpu(fn):
 def _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models=None, residual_model=None,
                  channels=1, joint_models=None):
     """The models the methods need; methods that cannot run are removed with a note."""
-    from . import gan
+    from .learned import gan
     loaded = {"wgan": None, "mask": {}}
     if "random-wgan" in methods:
         try:
@@ -230,7 +232,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 continue
             loaded["mask"][d] = model
     if {"learned", "learned-refine", "learned-residual", "learned-residual-raw"} & set(methods):
-        from .learned import load_masknet
+        from .learned.masknet import load_masknet
         loaded["masknet"] = {}
         for d in densities:
             spec = (masknet_models or {}).get(d, d)
@@ -239,13 +241,13 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"learned masks at {d:g} skipped: {e}")
     if {"learned-residual", "learned-residual-raw"} & set(methods):
-        from .residual import load_residual
+        from .learned.residual import load_residual
         try:
             loaded["residual"] = load_residual(residual_model, channels=channels)
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"learned + residual inpainter skipped: {e}")
     if {"joint", "joint-refine"} & set(methods):
-        from .residual import load_joint, load_joint_refined
+        from .learned.residual import load_joint, load_joint_refined
         loaded["joint"] = {}
         for d in densities:
             try:
@@ -312,7 +314,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     residual_model : str, optional
         The residual inpainter (default: the shipped one).
     joint_models : dict of density -> str, optional
-        Jointly fine-tuned pairs per density (what :func:`~pdeflow.inpaint.residual.load_joint` accepts;
+        Jointly fine-tuned pairs per density (what :func:`~pdeflow.inpaint.learned.residual.load_joint` accepts;
         default: the shipped ones).
     refine : dict, optional
         :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows, for every density or per
@@ -335,18 +337,18 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     notes: list[str] = []
     methods = list(methods)
     from .diffusion import diffuse
-    from .masks import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+    from .masks.sparsification import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
     models = _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models, residual_model,
                           channels, joint_models)
     refine_at = {d: refine_setting(d, refine) for d in densities}
-    from .analytic import analytic_mask, analytic_sigma
-    from .learned import learned_mask
-    from .residual import learned_inpaint
+    from .learned.masknet import learned_mask
+    from .learned.residual import learned_inpaint
+    from .masks.analytic import analytic_mask, analytic_sigma
     if models["wgan"] is None and "random-wgan" in methods:
         methods.remove("random-wgan")
 
-    from .gan import gan_inpaint, gan_mask
+    from .learned.gan import gan_inpaint, gan_mask
     f_all, names = test_images(n_images, size, seed=seed, channels=channels, image_dir=image_dir)
     settings = {"densities": densities, "n_images": n_images, "size": size, "seed": seed, "channels": channels,
                 "images": names, "image_dir": None if image_dir is None else str(image_dir),
@@ -627,3 +629,92 @@ def report(results: dict) -> Report:
     rep.add_json("results.json", {k: v for k, v in results.items() if not k.startswith("_")})
     rep.add_figure("inpainting.png", figure(results))
     return rep
+
+
+# --------------------------------------------------------------------------- one result
+
+
+def result_errors(f: torch.Tensor, u: torch.Tensor) -> dict:
+    """MSE, PSNR, MAE and SSIM of one inpainting ``u`` (clipped to [0, 1]) against ``f``, on [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.evaluation import result_errors
+    >>> e = result_errors(torch.zeros(1, 16, 16), torch.full((1, 16, 16), 0.5))
+    >>> e["mse"], e["mae"]
+    (0.25, 0.5)
+    """
+    f64, u64 = f.double().cpu(), u.double().cpu().clamp(0, 1)
+    return {"mse": float(mse_metric(f64, u64)), "psnr": float(psnr(f64, u64, data_range=1.0)),
+            "mae": float(mae_metric(f64, u64)), "ssim": float(ssim(f64, u64, data_range=1.0))}
+
+
+def errors_text(e: dict) -> str:
+    """:func:`result_errors` as one line of text.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.evaluation import errors_text
+    >>> errors_text({"mse": 0.25, "psnr": 6.02, "mae": 0.5, "ssim": 0.1})
+    'MSE 0.25, PSNR 6.02 dB, MAE 0.5000, SSIM 0.1000'
+    """
+    return f"MSE {e['mse']:.3g}, PSNR {e['psnr']:.2f} dB, MAE {e['mae']:.4f}, SSIM {e['ssim']:.4f}"
+
+
+def marked(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RGB (3, H, W): the image at half brightness with the known pixels in red.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.evaluation import marked
+    >>> marked(torch.ones(1, 2, 2), torch.eye(2)[None])[:, 0, 1].tolist()
+    [0.5, 0.5, 0.5]
+    """
+    rgb = 0.5 * (f.expand(3, *f.shape[-2:]) if f.shape[0] == 1 else f).clamp(0, 1)
+    red = torch.tensor([1.0, 0.1, 0.1], dtype=rgb.dtype).view(3, 1, 1).expand_as(rgb)
+    return torch.where(mask.bool(), red, rgb)
+
+
+def result_figure(f, mask, u, title: str):
+    """Input, mask, known pixels, inpainting and error; below, a zoomed crop (a quarter of the
+    side, where the error is largest, outlined above) of the input and the inpainting, with one
+    contrast stretch (1-99 % of their values there, stated in the titles), and of the error
+    (what ``pdeflow mask`` and ``pdeflow inpaint`` write).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import diffuse, random_mask
+    >>> from pdeflow.inpaint.evaluation import result_figure
+    >>> f = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> m = random_mask((1, 16, 16), 0.2, generator=1)
+    >>> fig = result_figure(f, m, diffuse(f, m), "example")
+    >>> len(fig.subfigs)
+    2
+    """
+    from .. import viz
+    panels = [(f, "input"), (mask.expand(1, *mask.shape[-2:]).float(), "mask (white = known)"),
+              (marked(f, mask), "known pixels (red)"), (u.clamp(0, 1), "inpainted")]
+    err = (u - f).abs().amax(0, keepdim=True)
+    scale = float(err.max())
+    panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
+    win = viz.zoom_window(err[0], max(8, min(f.shape[-2:]) // 4))
+    zoom = min(f.shape[-2:]) / win[2]
+    lo, hi = viz.robust_range(torch.cat([viz.crop(f, win), viz.crop(u, win)]))
+    zerr = viz.crop(err, win)
+    zscale = float(zerr.max())
+    zoomed = [(viz.stretch(viz.crop(f, win), lo, hi), f"input, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
+              (viz.stretch(viz.crop(u, win), lo, hi), f"inpainted, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
+              ((zerr / zscale) if zscale > 0 else zerr, f"|error|, zoom x{zoom:.3g}\n(white = {zscale:.3g})")]
+    fig = viz.figure(2.7 * len(panels), 6.9)
+    top, bottom = fig.subfigures(2, 1)
+    axes = viz.image_grid(top, panels, len(panels))
+    for ax in (axes[0], axes[3]):
+        viz.mark_window(ax, win)
+    viz.image_grid(bottom, zoomed, len(panels))
+    fig.suptitle(title, fontsize=9)
+    bottom.suptitle("the outlined window, zoomed; input and inpainting contrast-stretched alike "
+                    "(their 1-99 % range there to black-white)", fontsize=8)
+    return fig

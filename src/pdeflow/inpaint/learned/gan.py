@@ -1,112 +1,34 @@
-"""Trained inpainting GANs, offline: loading shipped weights, ``gan_mask`` and ``gan_inpaint``.
+"""Trained inpainting GANs: ``load_mask_model``, ``load_inpainting_model``, ``gan_mask`` and ``gan_inpaint``.
 
-Shipped models live in ``pdeflow/inpaint/weights/NAME.safetensors`` + ``NAME.json``
-(written by :func:`pdeflow.io.save_model`, so the JSON holds the
-configuration, the training provenance and the weights' checksum):
-
-* ``inpainting-wgan`` -- the inpainting WGAN trained on random masks
-  (stage ``wgan`` of :mod:`pdeflow.inpaint.train`);
-* ``maskgan-05``, ``maskgan-10``, ``maskgan-20`` -- joint mask WGANs for 5, 10
-  and 20 % density (stage ``mask``), each a mask generator with its jointly
-  trained inpainting generator.
-
-Every loader also takes a path to any exported ``.safetensors``/``.json`` pair
-(either file, their common stem, or a run directory holding ``model.*``).
+No GAN ships with pdeflow (:data:`pdeflow.models.SHIPPED`): the loaders take the path of a model exported
+by ``pdeflow train inpainting`` (either file of its ``.safetensors``/``.json`` pair, their common stem, or
+the run directory holding ``model.*``), or the name of a GAN a later release ships, resolved and checked
+by the one model registry, :mod:`pdeflow.models`. The registry's groups ``inpainting-wgan`` (the
+inpainting WGAN trained on random masks, stage ``wgan`` of :mod:`pdeflow.inpaint.training.wgan`) and ``maskgan``
+(joint mask WGANs by density, stage ``mask``) name what a loader takes when given no model.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from pathlib import Path
 
 import torch
 
-from .. import ops
-from ..errors import UserInputError
-from ..io import load_model, model_from_export
-from ..rng import as_generator
-from .masknet import MaskGAN, check_density
+from ... import models as registry
+from ... import ops
+from ...errors import UserInputError
+from ...io import LUMA_WEIGHTS
+from ...rng import as_generator
+from .maskgan import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
 
-__all__ = ["load_mask_model", "load_inpainting_model", "gan_mask", "gan_inpaint", "shipped_models", "WEIGHTS_DIR",
-           "INPAINTING_MODEL", "MASK_MODELS"]
+__all__ = ["load_mask_model", "load_inpainting_model", "gan_mask", "gan_inpaint"]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-INPAINTING_MODEL = "inpainting-wgan"
-#: Shipped mask GANs by density.
-MASK_MODELS = {0.05: "maskgan-05", 0.1: "maskgan-10", 0.2: "maskgan-20"}
-# luminance weights of pdeflow.io.read_image (ITU-R BT.601)
-_LUMA = (0.299, 0.587, 0.114)
+_KINDS = ("inpainting", "maskgan")
+_HINT = "train one with `pdeflow train inpainting` and pass the path of its model.json"
 
 
-def shipped_models() -> list[str]:
-    """Names of the models present in :data:`WEIGHTS_DIR`."""
-    if not WEIGHTS_DIR.is_dir():
-        return []
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
-
-
-def _train_hint(name: str) -> str:
-    have = ", ".join(shipped_models()) or "none"
-    return (f"the model {name!r} is not shipped in {WEIGHTS_DIR} (shipped: {have}); train one with "
-            "`pdeflow train inpainting` and pass the path of its model.json")
-
-
-def _stem(spec) -> Path:
-    """A model name or path as the stem of a ``.safetensors``/``.json`` pair."""
-    p = Path(spec)
-    if p.is_dir():
-        p = p / "model"
-    elif p.suffix in (".safetensors", ".json"):
-        p = p.with_suffix("")
-    if p.with_name(p.name + ".json").is_file():
-        return p
-    if isinstance(spec, str) and "/" not in spec and "\\" not in spec and not spec.endswith((".json", ".safetensors")):
-        shipped = WEIGHTS_DIR / spec
-        if shipped.with_name(spec + ".json").is_file():
-            return shipped
-        raise FileNotFoundError(_train_hint(spec))
-    raise FileNotFoundError(f"no model at {spec!s} (expected NAME.safetensors + NAME.json, or a run directory "
-                            "holding model.safetensors + model.json)")
-
-
-def _read(spec, kinds=("inpainting", "maskgan"), what: str = "an inpainting-GAN model", who: str | None = None, *,
-          channels: int | None = None) -> tuple[dict, dict, Path]:
-    """The weights, JSON and stem of the exported model ``spec`` (see :func:`_stem`; a damaged file raises
-    :class:`~pdeflow.errors.UserInputError` naming it). Refused unless its ``config.kind`` is one of
-    ``kinds`` with a model configuration and, with ``channels``, its model takes that many channels."""
-    stem = _stem(spec)
-    state, meta = load_model(stem)
-    cfg = meta.get("config") if isinstance(meta, dict) else None
-    head = f"{who}: " if who else ""
-    if not isinstance(cfg, dict) or cfg.get("kind") not in kinds or not isinstance(cfg.get("model"), dict):
-        raise UserInputError(f"{head}{stem}.json is not {what} (config.kind {' or '.join(map(repr, kinds))})")
-    have = cfg["model"].get("channels")
-    if channels is not None and have != channels:
-        raise UserInputError(f"{head}channels: {stem}.json was trained for {have} channel(s), the image has {channels}")
-    return state, meta, stem
-
-
-def _ready(model: torch.nn.Module, meta: dict, device=None) -> torch.nn.Module:
-    """A loaded model with its JSON as ``.meta``, on ``device`` (if given), in eval mode."""
-    model.meta = meta
-    return (model.to(device) if device is not None else model).eval()
-
-
-@contextlib.contextmanager
-def evaluating(*nets: torch.nn.Module | None):
-    """Run ``nets`` (None entries skipped) in eval mode without gradients, then restore their modes;
-    yields the device of the first one's weights."""
-    # only nets in training mode are switched (train()/eval() walk every submodule: ~1 ms a call)
-    switched = [n for n in nets if n is not None and n.training]
-    for n in switched:
-        n.eval()
-    try:
-        with torch.no_grad():
-            yield next(next(n for n in nets if n is not None).parameters()).device
-    finally:
-        for n in switched:
-            n.train()
+def _read(spec, who: str):
+    return registry.read(spec, "inpaint", kinds=_KINDS, what="an inpainting-GAN model", who=who, hint=_HINT)
 
 
 def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
@@ -115,29 +37,40 @@ def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
     Parameters
     ----------
     density_or_path : float or str or path
-        A density with a shipped model (0.05, 0.1, 0.2: :data:`MASK_MODELS`),
-        a shipped name (``"maskgan-05"``) or the path of an exported model.
+        A density with a shipped mask GAN (none ships yet: :data:`pdeflow.models.SHIPPED`),
+        a shipped name or the path of an exported model.
     device : torch device, optional
 
     Returns
     -------
     MaskGAN
         With ``.density``, ``.meta`` (the JSON) and ``.mask_net``, ``.inpainter``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.inpaint import MaskGAN, load_mask_model
+    >>> from pdeflow.io import save_model
+    >>> pair = MaskGAN(1, width=0.1, density=0.1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = save_model(pair, f"{d}/mg", {"kind": "maskgan", "model": pair.config})
+    ...     back = load_mask_model(f"{d}/mg.json")
+    >>> back.density, back.training
+    (0.1, False)
     """
     if isinstance(density_or_path, (int, float)) and not isinstance(density_or_path, bool):
         d = check_density(density_or_path, "load_mask_model")
-        name = next((n for k, n in MASK_MODELS.items() if math.isclose(k, d, abs_tol=1e-9)), None)
-        if name is None:
-            raise UserInputError(f"load_mask_model: no shipped mask GAN for density {d:g}; shipped densities are "
-                             f"{', '.join(f'{k:g}' for k in MASK_MODELS)} (or pass the path of a trained model)")
-        spec = name
+        spec = registry.shipped_name("maskgan", d)
+        if spec is None:
+            raise UserInputError(f"load_mask_model: no shipped mask GAN for density {d:g} (see "
+                                 f"pdeflow.models.SHIPPED); {_HINT}")
     else:
         spec = density_or_path
-    state, meta, stem = _read(spec)
+    state, meta, stem = _read(spec, "load_mask_model")
     if meta["config"]["kind"] != "maskgan":
         raise UserInputError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
-                         "(use load_inpainting_model)")
-    return _ready(model_from_export(MaskGAN, state, meta, stem, "load_mask_model"), meta, device)
+                             "(use load_inpainting_model)")
+    return registry.build_model(MaskGAN, state, meta, stem, who="load_mask_model", device=device)
 
 
 def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
@@ -146,25 +79,40 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
     Parameters
     ----------
     spec : None, float, str or path
-        ``None``: the shipped random-mask WGAN (:data:`INPAINTING_MODEL`); a
+        ``None``: the shipped random-mask WGAN (none ships yet); a
         density: the inpainting generator trained jointly with that shipped
         mask GAN; a name or path of an exported inpainting model or mask GAN
         (of which the inpainting generator is taken).
     device : torch device, optional
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.inpaint import InpaintingGenerator, load_inpainting_model
+    >>> from pdeflow.io import save_model
+    >>> gen = InpaintingGenerator(1, width=0.1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = save_model(gen, f"{d}/model", {"kind": "inpainting", "model": gen.config})
+    ...     back = load_inpainting_model(d)                  # a run directory holding model.*
+    >>> back.channels, back.training
+    (1, False)
     """
     if spec is None:
-        spec = INPAINTING_MODEL
+        spec = registry.shipped_name("inpainting-wgan")
+        if spec is None:
+            raise UserInputError(f"load_inpainting_model: spec: no inpainting WGAN is shipped (see "
+                                 f"pdeflow.models.SHIPPED); {_HINT}")
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         pair = load_mask_model(spec, device=device)
         gen = pair.inpainter
         gen.meta = pair.meta
         return gen
-    state, meta, stem = _read(spec)
+    state, meta, stem = _read(spec, "load_inpainting_model")
     if meta["config"]["kind"] == "maskgan":
-        gen = model_from_export(MaskGAN, state, meta, stem, "load_inpainting_model").inpainter
+        gen = registry.build_model(MaskGAN, state, meta, stem, who="load_inpainting_model").inpainter
     else:
-        gen = model_from_export(InpaintingGenerator, state, meta, stem, "load_inpainting_model")
-    return _ready(gen, meta, device)
+        gen = registry.build_model(InpaintingGenerator, state, meta, stem, who="load_inpainting_model")
+    return registry.ready(gen, meta, device)
 
 
 # --------------------------------------------------------------------------- applying them
@@ -179,7 +127,7 @@ def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
     if f.shape[1] == channels:
         return f
     if channels == 1 and f.shape[1] == 3:
-        w = torch.tensor(_LUMA, dtype=f.dtype, device=f.device).view(1, 3, 1, 1)
+        w = torch.tensor(LUMA_WEIGHTS, dtype=f.dtype, device=f.device).view(1, 3, 1, 1)
         return (f * w).sum(1, keepdim=True)
     if channels == 3 and f.shape[1] == 1:
         return f.expand(-1, 3, -1, -1)
@@ -212,6 +160,14 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     Tensor
         Binary mask (1 = known) in ``f``'s dtype and device, with one channel:
         ``(H, W)``, ``(1, H, W)`` or ``(B, 1, H, W)`` for the three input shapes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import MaskGAN, gan_mask
+    >>> m = gan_mask(torch.rand(1, 16, 16), 0.1, MaskGAN(1, width=0.1, density=0.1), generator=0)
+    >>> m.shape, set(m.unique().tolist()) <= {0.0, 1.0}
+    (torch.Size([1, 16, 16]), True)
     """
     density = check_density(density, "gan_mask")
     x, dim = _image_batch(f, "gan_mask")
@@ -231,10 +187,10 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         raise UserInputError(f"gan_mask: {e}") from None
     xp, (H, W) = pad_to_multiple(xm.to(device=p.device, dtype=p.dtype), 8)
     r = torch.rand(xp.shape, generator=generator, dtype=p.dtype).to(p.device)
-    with evaluating(net):
+    with registry.evaluating(net):
         b = net(xp, r)[..., :H, :W]
     b = b.to(device=x.device, dtype=x.dtype)
-    return b.reshape(b.shape[-2:]) if dim == 2 else (b[0] if dim == 3 else b)
+    return ops.unbatch(b, dim)
 
 
 @torch.no_grad()
@@ -261,6 +217,16 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     -------
     Tensor, the shape, dtype and device of ``f``
         ``u = (1 - c) g + c f``: the known pixels are exactly those of ``f``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import InpaintingGenerator, gan_inpaint, random_mask
+    >>> f = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> m = random_mask((1, 16, 16), 0.2, generator=1)
+    >>> u = gan_inpaint(f, m, InpaintingGenerator(1, width=0.1), generator=0)   # an untrained generator
+    >>> u.shape, bool((u[m > 0] == f[m > 0]).all())
+    (torch.Size([1, 16, 16]), True)
     """
     x, dim = _image_batch(f, "gan_inpaint")
     if not isinstance(mask, torch.Tensor):
@@ -301,7 +267,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     xp, (H, W) = pad_to_multiple(xx, 8)
     mp, _ = pad_to_multiple(mm, 8)
     noise = torch.randn(xp.shape, generator=generator, dtype=p.dtype).to(p.device) * model.noise_std
-    with evaluating(model):
+    with registry.evaluating(model):
         g = model(xp, mp, noise)[..., :H, :W]
     if model.channels == 1 and C > 1:
         g = g.reshape(B, C, H, W)

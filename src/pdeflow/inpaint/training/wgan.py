@@ -2,7 +2,7 @@
 
 Two stages, each a resumable run (:class:`pdeflow.training.Run`)::
 
-    from pdeflow.inpaint.train import TrainConfig, train
+    from pdeflow.inpaint.training.wgan import TrainConfig, train
     train(TrainConfig(stage="wgan", width=0.25, steps=3000), "runs/wgan")
     train(TrainConfig(stage="mask", density=0.05, init="runs/wgan", width=0.25, steps=3000), "runs/mask05")
 
@@ -60,13 +60,13 @@ Run directory
 ``config.json``, ``last.pt``, ``best.pt``, ``log.csv`` and the exported best
 model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.io.save_model`):
 ``config`` = ``{"kind": "inpainting", "model": {channels, width, noise_std}}``
-(stage ``wgan``, an :class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) or
+(stage ``wgan``, an :class:`~pdeflow.inpaint.learned.wgan.InpaintingGenerator`) or
 ``{"kind": "maskgan", "model": {channels, width, noise_std, density, random_start, exact_density}}``
-(stage ``mask``, a :class:`~pdeflow.inpaint.masknet.MaskGAN` holding the mask
+(stage ``mask``, a :class:`~pdeflow.inpaint.learned.maskgan.MaskGAN` holding the mask
 generator and its jointly trained inpainting generator), ``provenance`` = the
 training config, data, steps, wall time, command and validation metrics.
-Load it with :func:`pdeflow.inpaint.gan.load_mask_model` /
-:func:`~pdeflow.inpaint.gan.load_inpainting_model` (a path) or copy it to
+Load it with :func:`pdeflow.inpaint.learned.gan.load_mask_model` /
+:func:`~pdeflow.inpaint.learned.gan.load_inpainting_model` (a path) or copy it to
 ``src/pdeflow/inpaint/weights/`` under its shipped name.
 
 References
@@ -82,11 +82,12 @@ from pathlib import Path
 
 import torch
 
-from .. import datasets
-from ..errors import UserInputError
-from ..io import save_model
-from ..metrics import psnr, ssim
-from ..training import (
+from ... import datasets
+from ...errors import UserInputError
+from ...io import save_model
+from ...metrics import psnr, ssim
+from ...models import evaluating
+from ...training import (
     ConfigCheck,
     Run,
     check_finite,
@@ -99,9 +100,8 @@ from ..training import (
     step_generator,
     val_every_option,
 )
-from .gan import evaluating
-from .masknet import MaskGAN, MaskGenerator, mask_loss
-from .wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
+from ..learned.maskgan import MaskGAN, MaskGenerator, mask_loss
+from ..learned.wgan import Critic, InpaintingGenerator, composite, critic_loss, generator_loss
 
 __all__ = ["TrainConfig", "train", "check_config", "open_data", "sample_batch", "random_masks", "validation_set",
            "validate", "build_networks", "STAGES"]
@@ -127,7 +127,7 @@ class TrainConfig:
                             metavar="D")
     random_start: bool = option(True, negate="--no-random-start",
                                 help="stage mask: the paper's mask generator, without the prior that starts it at "
-                                     "random masks of --density (see pdeflow.inpaint.masknet.MaskGenerator)")
+                                     "random masks of --density (see pdeflow.inpaint.MaskGenerator)")
     exact_density: bool = option(False, flag=True,
                                  help="stage mask (beyond the paper): every mask has exactly --density of its "
                                       "pixels, the largest pre-activations, instead of rounding plus the density loss")
@@ -276,7 +276,7 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
 
 def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
     """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan)."""
-    from .diffusion import diffuse
+    from ..diffusion import diffuse
 
     try:
         out = {}
@@ -331,7 +331,7 @@ def _init_from(cfg: TrainConfig, gen: InpaintingGenerator, critic: Critic) -> di
 
 def _export(state: dict, cfg: TrainConfig, model_config: dict, run_dir: Path, run: Run, info: dict,
             best: dict) -> None:
-    prov = {"trainer": "pdeflow.inpaint.train", **run.best_record(), "val_metric": float(run.best), "val": best,
+    prov = {"trainer": "pdeflow.inpaint.training.wgan", **run.best_record(), "val_metric": float(run.best), "val": best,
             **info}
     kind = "inpainting" if cfg.stage == "wgan" else "maskgan"
     save_model(state, run_dir / "model", config={"kind": kind, "model": model_config}, provenance=prov)

@@ -1,18 +1,10 @@
-"""Analytic inpainting masks: the Laplacian-magnitude density of Belhachmi et al., dithered.
+"""Snapping mask points to local extrema: :func:`snap_to_extrema` moves each point to the pixel of its 3 x 3
+neighbourhood with the largest score (default :func:`extremality`, ``|f - G_1 * f|``), never onto another
+point; :func:`neighbour_mass` is its differentiable expectation (what the mask network trains through).
 
-Belhachmi, Bucur, Burgeth, Weickert, "How to choose interpolation data in
-images", SIAM J. Appl. Math. 69(1), 2009: for homogeneous diffusion
-inpainting the optimal density of known pixels is proportional to the
-magnitude of the Laplacian of the (slightly smoothed) image,
-``p ∝ |laplacian(G_sigma * f)|``. Binarised by ordered dithering with a
-blue-noise tile (:mod:`pdeflow.inpaint.dither`) it gives exactly
-``round(density H W)`` well-spaced points per image.
-
-:func:`snap_to_extrema` then moves each point to the pixel of its 3 x 3
-neighbourhood with the largest score (default ``|f - G_1 * f|``, the most
-extreme pixel against its local mean), never onto another point: homogeneous
-diffusion satisfies a maximum principle and cannot recreate extrema that are
-not in the mask.
+Homogeneous diffusion satisfies a maximum principle and cannot recreate extrema that are not in the mask,
+so the analytic masks (:mod:`~pdeflow.inpaint.masks.analytic`), the mask network and the test-time
+refinement (:mod:`~pdeflow.inpaint.masks.refine`) all snap with these.
 """
 from __future__ import annotations
 
@@ -23,41 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserInputError
-from ..metrics import gaussian_window
-from ..ops import laplacian
-from .diffusion import _check_f
-from .dither import blue_noise_tile, dither, n_known
+from .blur import gaussian_blur
 
-__all__ = ["analytic_mask", "gaussian_blur", "laplacian_density", "extremality", "snap_to_extrema", "neighbour_mass"]
+__all__ = ["extremality", "snap_to_extrema", "neighbour_mass"]
 
 # 3x3 neighbourhood offsets, row-major (index 4 is the centre)
 _NB = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
-
-
-def gaussian_blur(f: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``G_sigma * f`` per channel of ``(B, C, H, W)``: separable Gaussian (radius ``int(3.5 sigma + 0.5)``),
-    mirrored boundary (edge pixel not repeated; the window is cut to the image for tiny images)."""
-    if sigma == 0:
-        return f
-    win = gaussian_window(sigma, dtype=f.dtype, device=f.device)
-    r = win.numel() // 2
-    B, C, H, W = f.shape
-    x = f.reshape(B * C, 1, H, W)
-    ry, rx = min(r, H - 1), min(r, W - 1)
-    wy = win[r - ry:r + ry + 1] / win[r - ry:r + ry + 1].sum()
-    wx = win[r - rx:r + rx + 1] / win[r - rx:r + rx + 1].sum()
-    x = F.conv2d(F.pad(x, (0, 0, ry, ry), mode="reflect") if ry else x, wy.view(1, 1, -1, 1))
-    x = F.conv2d(F.pad(x, (rx, rx, 0, 0), mode="reflect") if rx else x, wx.view(1, 1, 1, -1))
-    return x.reshape(B, C, H, W)
-
-
-def laplacian_density(f: torch.Tensor, sigma: float = 2.0, floor: float = 0.05) -> torch.Tensor:
-    """Belhachmi et al.'s density ``|laplacian(G_sigma * f)|`` (summed over channels) ``(B, 1, H, W)``,
-    plus ``floor`` times its image mean (so flat regions keep a few points)."""
-    lap = laplacian(gaussian_blur(f, sigma)).abs().sum(1, keepdim=True)
-    mean = lap.flatten(1).mean(1).view(-1, 1, 1, 1)
-    return lap + floor * mean + torch.finfo(f.dtype).tiny ** 0.5
 
 
 def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -210,84 +173,3 @@ def neighbour_mass(p: torch.Tensor, score: torch.Tensor, temperature: float = 1.
     return F.fold(mass, (H, W), 3, padding=1)
 
 
-def _check_number(x, name: str, who: str, *, minimum: float = 0.0, open_low: bool = True) -> float:
-    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) \
-        and (x > minimum if open_low else x >= minimum)
-    if not ok:
-        raise UserInputError(f"{who}: {name} must be a number {'>' if open_low else '>='} {minimum:g}, got {x!r}")
-    return float(x)
-
-
-def analytic_sigma(density: float) -> float:
-    """Smoothing of the analytic density for a mask density: ``0.45 / sqrt(density)`` pixels (~0.45 x the point
-    spacing), rounded to 0.01; what the mask networks, the residual inpainter's training and ``pdeflow mask`` use."""
-    return round(0.45 / math.sqrt(density), 2)
-
-
-def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor: float = 0.05,
-                  snap: bool = True, snap_sigma: float = 1.0, tile=None, random: bool = False,
-                  generator=None, refine=0) -> torch.Tensor:
-    """A mask for homogeneous diffusion inpainting from Belhachmi et al.'s density, dithered.
-
-    The density ``|laplacian(G_sigma * f)| + floor * mean`` (Belhachmi, Bucur,
-    Burgeth, Weickert, 2009) is dithered with a blue-noise threshold tile to
-    exactly ``k = round(density H W)`` known pixels per image; with ``snap``
-    each point then moves to the most extreme pixel (largest
-    ``|f - G_snap_sigma * f|``) of its 3x3 neighbourhood not taken by another
-    point.
-
-    Parameters
-    ----------
-    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Image(s), floating point, values in [0, 1] (any range works).
-    density : float in (0, 1)
-        Fraction of known pixels; must give at least one and not every pixel.
-    sigma : float >= 0
-        Pre-smoothing of the Laplacian, pixels (Belhachmi et al. smooth
-        slightly; 2 is good for photos at 64-256 pixels).
-    floor : float >= 0
-        Added density, in units of the image's mean density.
-    snap : bool
-        Move points to the local extrema (see above).
-    snap_sigma : float > 0
-        Scale of the local mean of the snap score, pixels.
-    tile, random, generator
-        Threshold tile (default 64 x 64 blue noise) and a random shift/flip of
-        it per image (:func:`pdeflow.inpaint.dither.threshold_map`).
-    refine : int, dict or None
-        Test-time refinement (:func:`pdeflow.inpaint.refine.refine_mask` with
-        this density map and snap score): 0 (default) none, an int of exchange
-        rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``;
-        its ``generator`` defaults to this one).
-
-    Returns
-    -------
-    Tensor
-        Mask of the dtype of ``f``, 1 = known pixel: ``(B, 1, H, W)`` for
-        4-D input, ``(1, H, W)`` for 3-D, ``(H, W)`` for 2-D.
-    """
-    who = "analytic_mask"
-    f4 = _check_f(f, who)
-    B, C, H, W = f4.shape
-    n_known(density, H * W, who)
-    sigma = _check_number(sigma, "sigma", who, open_low=False)
-    floor = _check_number(floor, "floor", who, open_low=False)
-    snap_sigma = _check_number(snap_sigma, "snap_sigma", who)
-    if not isinstance(snap, bool):
-        raise UserInputError(f"{who}: snap must be True or False, got {snap!r}")
-    with torch.no_grad():
-        x = f4.to(torch.float64)
-        p = laplacian_density(x, sigma, floor)
-        m = dither(p, density, tile=tile if tile is not None else blue_noise_tile(64), random=random,
-                   generator=generator)
-        if snap:
-            m = snap_to_extrema(m, extremality(x, snap_sigma))
-    # test-time refinement (pdeflow.inpaint.refine)
-    from .refine import refine_mask, refine_options
-    opts = refine_options(refine, who)
-    if opts is not None:
-        opts.setdefault("generator", generator)
-        m = refine_mask(x, m, density_map=p, snap_score=extremality(x, snap_sigma) if snap else None,
-                        tile=tile if tile is not None else blue_noise_tile(64), **opts)
-    m = m.to(f4.dtype)
-    return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])

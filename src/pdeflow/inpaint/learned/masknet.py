@@ -1,7 +1,7 @@
 """Learned masks for homogeneous diffusion inpainting: a neuroexplicit mask network.
 
 :class:`MaskNet` refines the analytic mask of Belhachmi, Bucur, Burgeth,
-Weickert (2009; :mod:`pdeflow.inpaint.analytic`) instead of producing a mask
+Weickert (2009; :mod:`pdeflow.inpaint.masks.analytic`) instead of producing a mask
 from scratch. A small U-Net (16/32/64 channels) reads the image and the two
 analytic maps and outputs two bounded corrections (``bound * tanh``, last
 layer zero at initialisation, so an untrained network *is* the analytic
@@ -15,12 +15,12 @@ The binary mask: ``p`` is dithered with a blue-noise threshold tile to
 exactly ``k = round(density H W)`` points per image (top-``k`` of ``log p -
 log T``; in training the tile is shifted/flipped at random per sample), then
 each point moves to the pixel of largest ``s`` in its 3x3 neighbourhood that
-no other point holds (:func:`~pdeflow.inpaint.analytic.snap_to_extrema`).
+no other point holds (:func:`~pdeflow.inpaint.masks.snapping.snap_to_extrema`).
 
 Gradients (training): the mask's value is binary; its gradient is passed
 straight through to the expected mask ``q``: the density normalised to ``k``
 points, ``k p / sum(p)``, spread over each pixel's 3x3 neighbourhood by
-``softmax(s)`` (:func:`~pdeflow.inpaint.analytic.neighbour_mass`), i.e.
+``softmax(s)`` (:func:`~pdeflow.inpaint.masks.snapping.neighbour_mass`), i.e.
 ``b = b_hard + q - q.detach()``. With a differentiable diffusion inpainting
 (whose mask gradient is one adjoint solve, Hoeltgen, Setzer, Weickert 2013)
 the inpainting loss trains both corrections. Bounding the corrections
@@ -35,82 +35,22 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserInputError
-from ..io import model_from_export
-from ..metrics import ssim
-from .analytic import extremality, laplacian_density, neighbour_mass, snap_to_extrema
-from .diffusion import _check_f
-from .dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
+from ... import models as registry
+from ... import ops
+from ...errors import UserInputError
+from ..masks.analytic import laplacian_density
+from ..masks.dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
+from ..masks.snapping import extremality, neighbour_mass, snap_to_extrema
+from .unet import UNet
 
-__all__ = ["MaskNet", "learned_mask", "load_masknet", "MASKNET_MODELS", "charbonnier", "reconstruction_loss"]
+__all__ = ["MaskNet", "learned_mask", "load_masknet", "network_mask", "MASKNET_MODELS", "KIND"]
 
-#: Shipped mask networks by density (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`).
-MASKNET_MODELS = {0.05: "masknet-05", 0.1: "masknet-10", 0.2: "masknet-20"}
+#: Shipped mask networks by density (documented in :data:`pdeflow.models.SHIPPED`).
+MASKNET_MODELS = {s.density: name for name, s in registry.SHIPPED.items() if s.group == "masknet"}
 KIND = "masknet"
-
-
-def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Mean Charbonnier loss ``sqrt((x - y)^2 + eps^2) - eps`` (a smooth MAE)."""
-    return (torch.sqrt((x - y) ** 2 + eps * eps) - eps).mean()
-
-
-def reconstruction_loss(u: torch.Tensor, f: torch.Tensor, ssim_weight: float
-                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))``, the loss that trains the mask network and the
-    residual inpainter, and its detached terms ``charbonnier``, ``ssim`` (mean SSIM) and ``mae``."""
-    char = charbonnier(u, f)
-    s = ssim(u, f).mean()
-    return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
-                                          "mae": (u - f).abs().mean().detach()}
-
-
-def _scores(loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    """A :func:`reconstruction_loss` as the numbers its trainers log: ``loss``, ``mae255`` (MAE on 0-255), ``ssim``."""
-    return {"loss": float(loss.detach()), "mae255": 255 * float(terms["mae"]), "ssim": float(terms["ssim"])}
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
-
-
-class _UNet(nn.Module):
-    """Three-level U-Net: ``widths`` channels per level, max-pool down, bilinear up, skip concatenation."""
-
-    def __init__(self, cin: int, cout: int, widths: tuple[int, ...]):
-        super().__init__()
-        self.down = nn.ModuleList()
-        c = cin
-        for w in widths:
-            self.down.append(_block(c, w))
-            c = w
-        self.up = nn.ModuleList(_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(len(widths) - 1)))
-        self.out = nn.Conv2d(widths[0], cout, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.factor = 2 ** (len(widths) - 1)
-        # channels-last weights and activations: the CPU convolutions of one 64 x 64 image ran 1.4-1.6x
-        # faster (loading a state dict keeps the layout; save_model stores contiguous copies)
-        self.to(memory_format=torch.channels_last)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        ph, pw = (-H) % self.factor, (-W) % self.factor
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        x = x.contiguous(memory_format=torch.channels_last)
-        skips = []
-        for i, blk in enumerate(self.down):
-            x = blk(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        skips.pop()
-        for blk in self.up:
-            s = skips.pop()
-            x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False), s], 1))
-        return self.out(x)[..., :H, :W].contiguous()
+_HINT = "train one with pdeflow.inpaint.training.masknet and pass model=PATH"
 
 
 class MaskNet(nn.Module):
@@ -141,6 +81,15 @@ class MaskNet(nn.Module):
     training mode with the straight-through gradient to the expected mask);
     ``maps``: the ``(log p, s)`` of :meth:`maps` for this ``f``, if already
     computed (the network then does not run again).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import MaskNet
+    >>> net = MaskNet(1, 0.1, widths=(4, 8))          # untrained: the analytic method
+    >>> m = net(torch.rand(1, 1, 16, 16), 0.1)
+    >>> m.shape, int(m.sum())
+    (torch.Size([1, 1, 16, 16]), 26)
     """
 
     def __init__(self, channels: int = 1, density: float | None = 0.05, *, widths=(16, 32, 64), bound: float = 3.0,
@@ -161,7 +110,7 @@ class MaskNet(nn.Module):
         self.channels, self.density, self.bound = int(channels), density, float(bound)
         self.sigma, self.floor, self.snap_sigma = float(sigma), float(floor), float(snap_sigma)
         self.density_input, self.tile = bool(density_input), int(tile)
-        self.net = _UNet(channels + 2 + int(density_input), 2, widths)
+        self.net = UNet(channels + 2 + int(density_input), 2, widths)
 
     # ------------------------------------------------------------------ pieces
     def _density(self, density) -> float:
@@ -229,38 +178,41 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
     density, channels : optional
         Refuse (ValueError naming the argument) a model trained for another
         density or channel count.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import load_masknet
+    >>> net = load_masknet(0.1)                          # the shipped "masknet-10"
+    >>> net.density, net.channels, net.training
+    (0.1, 1, False)
     """
-    from .gan import WEIGHTS_DIR, _read, _ready
     who = "load_masknet"
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         d = float(spec)
         n_known(d, 10 ** 9, who)
-        name = next((n for kd, n in MASKNET_MODELS.items() if math.isclose(kd, d, abs_tol=1e-9)), None)
+        name = registry.shipped_name("masknet", d)
         if name is None:
             raise UserInputError(f"{who}: density: no shipped mask network for {d:g}; shipped densities are "
-                             f"{', '.join(f'{x:g}' for x in MASKNET_MODELS)} (or pass model=PATH)")
+                                 f"{', '.join(f'{x:g}' for x in MASKNET_MODELS)} (or pass model=PATH)")
         density = d if density is None else density
-        if not (WEIGHTS_DIR / f"{name}.json").is_file():
-            raise FileNotFoundError(f"{who}: the mask network {name!r} for density {d:g} is not shipped yet "
-                                    f"(no {WEIGHTS_DIR / (name + '.json')}); train one with "
-                                    "pdeflow.inpaint.train_masknet and pass model=PATH")
         spec = name
-    state, meta, stem = _read(spec, (KIND,), "a mask-network model", who, channels=channels)
+    state, meta, stem = registry.read(spec, "inpaint", kinds=(KIND,), what="a mask-network model", who=who,
+                                      channels=channels, hint=_HINT)
     mc = meta["config"]["model"]
     if density is not None and mc.get("density") is not None \
             and not math.isclose(float(mc["density"]), float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: {stem}.json was trained for density {mc['density']:g}, "
-                         f"asked for {float(density):g}")
-    return _ready(model_from_export(MaskNet, state, meta, stem, who), meta, device)
+                             f"asked for {float(density):g}")
+    return registry.build_model(MaskNet, state, meta, stem, who=who, device=device)
 
 
 def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict | None = None,
                  thresholds: torch.Tensor | None = None) -> torch.Tensor:
     """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
-    :func:`pdeflow.inpaint.refine.refine_mask` with the options ``refine`` (None: not refined) from the
+    :func:`pdeflow.inpaint.masks.refine.refine_mask` with the options ``refine`` (None: not refined) from the
     network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile).
     No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined."""
-    from .refine import refine_mask
+    from ..masks.refine import refine_mask
     x = f.to(dtype=next(net.parameters()).dtype)
     logp, s = net.maps(x, density)
     m = net(x, density, maps=(logp, s), thresholds=thresholds)
@@ -282,7 +234,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         None: the shipped network for ``density``; else a :class:`MaskNet` or
         what :func:`load_masknet` accepts.
     refine : int, dict or None
-        Test-time refinement (:func:`pdeflow.inpaint.refine.refine_mask` with
+        Test-time refinement (:func:`pdeflow.inpaint.masks.refine.refine_mask` with
         the network's density and snap score): 0 (default) none, an int of
         exchange rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``).
 
@@ -291,13 +243,20 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     Tensor
         Mask of the dtype of ``f``, 1 = known pixel, ``(B, 1, H, W)`` for 4-D
         input (``(1, H, W)`` for 3-D, ``(H, W)`` for 2-D).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import learned_mask
+    >>> f = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> int(learned_mask(f, 0.1).sum())                 # the shipped network for 10 %
+    102
     """
     who = "learned_mask"
-    f4 = _check_f(f, who)
+    f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     n_known(density, H * W, who)
-    from .gan import evaluating
-    from .refine import refine_options
+    from ..masks.refine import refine_options
     opts = refine_options(refine, who)
     if model is None:
         net = load_masknet(float(density), channels=C)
@@ -309,8 +268,8 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         net = load_masknet(model, density=float(density), channels=C)
     if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
-    with evaluating(net) as dev:
+    with registry.evaluating(net) as dev:
         m = network_mask(net, f4.to(dev), float(density), refine=opts)
     m = m.to(device=f4.device, dtype=f4.dtype)
-    return m if f.dim() == 4 else (m[0] if f.dim() == 3 else m[0, 0])
+    return ops.unbatch(m, f.dim())
 

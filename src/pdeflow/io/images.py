@@ -1,54 +1,29 @@
-"""Files: image input/output, the one atomic write, and model files.
+"""Images: PNG, JPEG, TIFF and DICOM to and from float32 tensors ``(C, H, W)`` in [0, 1].
 
-* :func:`read_image` / :func:`write_image`: PNG, JPEG, TIFF and DICOM to and
-  from float32 tensors ``(C, H, W)`` in [0, 1]; writes are atomic.
-* :func:`image_files`: the image files of a folder, searched recursively.
-* :func:`atomic_write` / :func:`atomic_path`: the one atomic-write helper
-  (temporary file beside the target, then :func:`os.replace`) for every module
-  that writes files.
-* :func:`save_model` / :func:`load_model`: a model as a ``.safetensors`` weights
-  file plus a ``.json`` of its configuration and provenance (what inference
-  reads, without the training toolkit).
-
-Nothing here downloads anything.
+* :func:`read_image`: the codecs (16-bit PNG by hand, Pillow, tifffile, pydicom), the checks (pixel
+  count before decoding, white level, channels) and the conversion to a tensor.
+* :func:`write_image`: 8- or 16-bit PNG/TIFF, written atomically (:func:`pdeflow.io.files.atomic_write`).
+* :func:`image_files`: the image files of a folder (:data:`IMAGE_SUFFIXES`, declared once here).
+* :data:`LUMA_WEIGHTS`: the colour-to-grey weights (declared once here).
 """
 from __future__ import annotations
 
 import contextlib
-import datetime
-import hashlib
-import json
-import os
 import struct
-import tempfile
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping
 from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import UserInputError
+from ..errors import UserInputError
+from .files import atomic_write, check_target
 
-__all__ = [
-    "read_image",
-    "write_image",
-    "image_files",
-    "IMAGE_SUFFIXES",
-    "atomic_write",
-    "atomic_path",
-    "save_model",
-    "model_bytes",
-    "load_model",
-    "to_json",
-    "write_bytes",
-    "LUMA_WEIGHTS",
-    "DEFAULT_MAX_PIXELS",
-    "model_from_export",
-]
+__all__ = ["read_image", "write_image", "image_files", "IMAGE_SUFFIXES", "LUMA_WEIGHTS", "DEFAULT_MAX_PIXELS",
+           "minmax", "to_chw"]
 
 #: ITU-R BT.601 luma weights used for colour to grey conversion.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -123,160 +98,6 @@ def _pillow_limit(max_pixels: int | None):
         finally:
             Image.MAX_IMAGE_PIXELS = limit
 
-
-
-# ---------------------------------------------------------------------------
-# Atomic writes
-# ---------------------------------------------------------------------------
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # not thread-safe, only used off Linux
-    os.umask(mask)
-    return mask
-
-
-def _check_target(path: Path, overwrite: bool, who: str) -> None:
-    if path.is_dir():
-        raise IsADirectoryError(f"{who}: path '{path}' is a directory")
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise FileExistsError(f"{who}: '{path}' already exists (pass overwrite=True to replace it)")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{who}: directory '{path.parent}' does not exist")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (a no-op where directories can't be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _commit(tmp: Path, path: Path, overwrite: bool, fsync: bool) -> None:
-    if fsync:  # a failing fsync (disk full) raises: the target is left as it was
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    mode = None
-    if overwrite and path.exists():
-        with contextlib.suppress(OSError):
-            mode = path.stat().st_mode & 0o7777
-    os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-    if overwrite:
-        os.replace(tmp, path)
-        if fsync:
-            _fsync_dir(path.parent)
-        return
-    # Without overwrite, a hard link fails atomically if the target appeared
-    # meanwhile; fall back to check-and-rename where links are unsupported.
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f"'{path}' already exists (pass overwrite=True to replace it)") from None
-    except OSError:
-        if path.exists():
-            raise FileExistsError(f"'{path}' already exists (pass overwrite=True to replace it)") from None
-        os.replace(tmp, path)
-    else:
-        os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def atomic_path(path, *, overwrite: bool = False, fsync: bool = True) -> Iterator[Path]:
-    """Context manager that yields a temporary path and moves it onto ``path``.
-
-    The temporary file is created beside ``path`` (same directory, so the
-    final :func:`os.replace` is atomic) and ends with the same suffix, so
-    writers that infer the format from the name (matplotlib, PIL) work. When
-    the block exits normally the file is flushed to disk and renamed onto
-    ``path``; if the block raises, the temporary file is removed and ``path``
-    is untouched.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Final destination. Its directory must exist.
-    overwrite : bool, optional
-        Replace an existing file. Without it an existing ``path`` raises
-        FileExistsError, before the block runs and again (atomically) at the end.
-    fsync : bool, optional
-        Flush the temporary file to disk before the rename.
-
-    Yields
-    ------
-    pathlib.Path
-        The temporary path to write to (it exists, empty).
-
-    Examples
-    --------
-    >>> with atomic_path("fig.png", overwrite=True) as tmp:   # doctest: +SKIP
-    ...     fig.savefig(tmp)
-    """
-    path = Path(path)
-    _check_target(path, overwrite, "atomic_path")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"atomic_path: the writer removed the temporary file '{tmp}'")
-        _commit(tmp, path, overwrite, fsync)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write(path, writer_fn: Callable[[Path], object], *, overwrite: bool = False,
-                 fsync: bool = True) -> Path:
-    """Write a file atomically: ``writer_fn(tmp_path)`` then rename onto ``path``.
-
-    Readers never see a partial file, and a failed write leaves no file
-    behind (the temporary file is removed and the exception re-raised). See
-    :func:`atomic_path` for the details.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Final destination; its directory must exist.
-    writer_fn : callable
-        Called once with the temporary path (a :class:`pathlib.Path` with the
-        same suffix as ``path``); it must write the whole file there.
-    overwrite : bool, optional
-        Replace an existing file (default: raise FileExistsError).
-    fsync : bool, optional
-        Flush to disk before the rename.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Examples
-    --------
-    >>> atomic_write("model.safetensors", lambda p: save_file(tensors, p))  # doctest: +SKIP
-    """
-    if not callable(writer_fn):
-        raise TypeError(f"atomic_write: writer_fn must be callable, got {type(writer_fn).__name__}")
-    with atomic_path(path, overwrite=overwrite, fsync=fsync) as tmp:
-        writer_fn(tmp)
-    return Path(path)
 
 
 # ---------------------------------------------------------------------------
@@ -534,20 +355,39 @@ def _read_dicom(path: Path, force: bool, max_pixels: int | None = None) -> tuple
         raise UserInputError(f"read_image: DICOM file '{path}' has NaN or infinite values after its rescale "
                          f"slope {slope:g} and intercept {intercept:g}")
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-    arr = _minmax(arr)
+    arr = minmax(arr)
     if pi == "MONOCHROME1":  # smallest value is white
         arr = 1.0 - arr
     return arr, (lo, hi)
 
 
-def _minmax(arr: np.ndarray) -> np.ndarray:
+def minmax(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as float64 mapped linearly onto [0, 1] (its minimum to 0, maximum to 1; a constant array to 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.io.images import minmax
+    >>> minmax(np.array([2, 4, 6])).tolist()
+    [0.0, 0.5, 1.0]
+    """
     arr = arr.astype(np.float64)
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
 
 
-def _to_chw(arr: np.ndarray, grey: bool | None, who: str) -> torch.Tensor:
-    """``(H, W[, C])`` float in [0, 1] to a float32 tensor ``(C, H, W)``."""
+def to_chw(arr: np.ndarray, grey: bool | None, who: str) -> torch.Tensor:
+    """``(H, W[, C])`` float in [0, 1] to a float32 tensor ``(C, H, W)``: alpha dropped, colour to grey
+    (:data:`LUMA_WEIGHTS`) if ``grey``, grey to colour if ``grey is False``; ``who`` names the caller in
+    the error for an unsupported channel count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.io.images import to_chw
+    >>> to_chw(np.ones((2, 3, 3)), True, "example").shape
+    torch.Size([1, 2, 3])
+    """
     if arr.ndim == 2:
         arr = arr[..., None]
     c = arr.shape[-1]
@@ -627,6 +467,16 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
         If the file is not a readable single image, has more than
         ``max_pixels`` pixels, or its values have no known white level
         (pass ``rescale='minmax'``). The message names the file.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.io import read_image, write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write_image(f"{d}/x.png", torch.full((1, 2, 3), 0.5))
+    ...     img = read_image(f"{d}/x.png")
+    >>> img.shape, round(float(img.mean()), 3)
+    (torch.Size([1, 2, 3]), 0.502)
     """
     path = Path(path)
     if rescale not in (None, "minmax"):
@@ -668,7 +518,7 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
                 if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
                     raise UserInputError(f"read_image: '{path}' contains NaN or infinite values")
                 info["range"] = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-                arr = _minmax(arr)
+                arr = minmax(arr)
             info["scaling"] = "minmax"
         elif white is _NO_WHITE:
             raise UserInputError(f"read_image: '{path}' holds {arr.dtype} integers with negative or very large "
@@ -688,7 +538,7 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
                                  "onto [0, 1] first (in Python: read_image(path, rescale='minmax'))")
             arr = np.clip(arr, 0.0, 1.0)
             info["scaling"] = "float"
-    out = _to_chw(arr, grey, "read_image")
+    out = to_chw(arr, grey, "read_image")
     return (out, info) if return_info else out
 
 
@@ -720,6 +570,14 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
     -------
     pathlib.Path
         ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.io import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     print(write_image(f"{d}/x.png", torch.zeros(8, 8), bits=16).name)
+    x.png
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -746,7 +604,7 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
         raise UserInputError("write_image: img contains NaN or infinite values")
     top = 2 ** bits - 1
     q = np.rint(np.clip(arr, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
-    _check_target(path, overwrite, "write_image")
+    check_target(path, overwrite, "write_image")
 
     def writer(tmp: Path) -> None:
         if suffix == ".png":
@@ -764,7 +622,7 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
 
 
 #: Suffixes of the image files that :func:`image_files` finds.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
 
 
 def image_files(folder, who: str = "data") -> list[Path]:
@@ -772,184 +630,25 @@ def image_files(folder, who: str = "data") -> list[Path]:
 
     Raises ValueError naming ``who`` (the argument) if ``folder`` is not a
     directory or holds no image.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.io import image_files, write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (Path(d) / "b").mkdir()
+    ...     _ = write_image(Path(d) / "b" / "two.png", torch.zeros(4, 4))
+    ...     _ = write_image(Path(d) / "one.tif", torch.zeros(4, 4))
+    ...     print([p.name for p in image_files(d)])
+    ['two.png', 'one.tif']
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise UserInputError(f"{who}: {str(folder)!r} is neither 'builtin' nor a directory")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise UserInputError(f"{who}: no PNG/JPEG/TIFF files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+        raise UserInputError(f"{who}: no PNG/JPEG/TIFF/DICOM files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     return files
 
 
-# ---------------------------------------------------------------------------
-# Model files
-# ---------------------------------------------------------------------------
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _model_paths(path) -> tuple[Path, Path]:
-    p = Path(path)
-    if p.suffix in (".safetensors", ".json"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
-def _json_default(obj):
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (np.integer, np.floating, np.bool_)):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def to_json(obj, what: str) -> str:
-    """``obj`` as indented JSON text; a :class:`~pdeflow.errors.UserInputError` naming ``what`` if it is not
-    JSON serialisable (numbers, strings, lists, dicts; no NaN or infinity)."""
-    try:
-        return json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
-    except (TypeError, ValueError) as e:
-        raise UserInputError(f"{what} must be JSON serialisable (numbers, strings, lists, dicts; "
-                             f"no NaN/inf): {e}") from None
-
-
-def write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, replacing an existing file; parent directories are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=True)
-
-
-def model_bytes(model, weights_name: str, config: dict, provenance: dict | None = None) -> tuple[bytes, bytes]:
-    """A model's two files as bytes: ``(weights, metadata)``, what :func:`save_model` writes.
-
-    For writers that stage files themselves (the command line's all-or-nothing outputs).
-    ``weights_name`` is the weights file's name, recorded in the JSON with its SHA-256; the
-    other arguments as :func:`save_model`.
-    """
-    from safetensors.torch import save as st_save
-
-    from . import __version__
-
-    if isinstance(model, torch.nn.Module):
-        state = getattr(model, "module", model).state_dict()
-    elif isinstance(model, Mapping):
-        state = dict(model)
-    else:
-        raise TypeError(f"save_model: model must be an nn.Module or a state dict, got {type(model).__name__}")
-    # clone: safetensors refuses tensors that share storage (tied weights, views)
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
-    weights = st_save(tensors, metadata={"format": "pdeflow-model"})
-    meta = {
-        "format": "pdeflow-model",
-        "format_version": 1,
-        "config": config,
-        "provenance": {
-            "pdeflow_version": __version__,
-            "torch_version": str(torch.__version__),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            **(provenance or {}),
-        },
-        "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest()},
-    }
-    return weights, to_json(meta, "save_model: config and provenance").encode()
-
-
-def save_model(model, path, config: dict, provenance: dict | None = None) -> tuple[Path, Path]:
-    """Ship a model: ``<path>.safetensors`` (weights) and ``<path>.json`` (metadata).
-
-    The JSON holds ``config`` (what is needed to rebuild the model), ``provenance``
-    (how it was trained: data, steps, metrics, ...; pdeflow/torch versions and the
-    date are added) and the SHA-256 of the weights file, which
-    :func:`load_model` checks. Both files are written atomically, weights first.
-
-    Parameters
-    ----------
-    model : torch.nn.Module or mapping of str to torch.Tensor
-        The model (a DDP wrapper is unwrapped) or its state dict.
-    path : str or path-like
-        The common stem of the two files (a ``.safetensors`` or ``.json`` suffix is dropped).
-    config, provenance : dict
-        JSON-serialisable metadata.
-
-    Returns
-    -------
-    (pathlib.Path, pathlib.Path)
-        The weights file and the JSON file.
-    """
-    weights_path, meta_path = _model_paths(path)
-    weights, meta = model_bytes(model, weights_path.name, config, provenance)
-    write_bytes(weights_path, weights)
-    write_bytes(meta_path, meta)
-    return weights_path, meta_path
-
-
-def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a model written by :func:`save_model`: ``(state_dict, meta)``.
-
-    ``path`` may name the ``.safetensors`` file, the ``.json`` file or the common
-    stem. Tensors are on the CPU. Raises a :class:`~pdeflow.errors.UserInputError`,
-    naming the file, if the JSON is not a JSON object, the weights file is not a
-    readable safetensors file, or the weights do not match the checksum in the
-    JSON (files from two different exports, or a damaged file).
-    """
-    from safetensors.torch import load_file
-
-    weights_path, meta_path = _model_paths(path)
-    for p in (weights_path, meta_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"load_model: missing {p} (a model is a .safetensors + .json pair)")
-    try:
-        meta = json.loads(meta_path.read_bytes())
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise UserInputError(f"load_model: {meta_path} is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise UserInputError(f"load_model: {meta_path} is not valid JSON (nested too deeply)") from None
-    weights = meta.get("weights", {}) if isinstance(meta, dict) else None
-    if not isinstance(weights, dict):
-        raise UserInputError(f"load_model: {meta_path} is not a model's metadata (expected a JSON object "
-                             "with 'config', 'provenance' and 'weights', as written by save_model)")
-    expected = weights.get("sha256")
-    if expected is not None and _sha256(weights_path) != expected:
-        raise UserInputError(f"load_model: {weights_path} does not match the checksum in {meta_path} "
-                             "(weights and metadata come from different exports, or a file is damaged)")
-    try:
-        state = load_file(weights_path, device="cpu")
-    except Exception as exc:  # safetensors' SafetensorError is no ValueError
-        raise UserInputError(f"load_model: {weights_path} is not a readable safetensors file ({exc})") from None
-    return state, meta
-
-
-def model_from_export(build: Callable[..., torch.nn.Module], state: Mapping[str, torch.Tensor], meta: dict,
-                      path, who: str = "load") -> torch.nn.Module:
-    """``build(**meta['config']['model'])`` with the exported ``state`` loaded into it.
-
-    For loaders of models read by :func:`load_model`: a configuration that
-    does not build a model, or weights that do not fit it (missing or extra
-    names, other shapes), raise a :class:`~pdeflow.errors.UserInputError` naming
-    the files instead of the constructor's or ``load_state_dict``'s own error.
-    """
-    weights_path, meta_path = _model_paths(path)
-    config = meta.get("config") if isinstance(meta, dict) else None
-    kwargs = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(kwargs, dict):
-        raise UserInputError(f"{who}: {meta_path} has no model configuration (config.model must be a JSON object)")
-    try:
-        model = build(**kwargs)
-    except Exception as exc:  # anything the constructor makes of a damaged configuration
-        raise UserInputError(f"{who}: the model configuration in {meta_path} cannot be built "
-                             f"({type(exc).__name__}: {exc})") from None
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-        detail = " ".join(str(exc).split())
-        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
-        raise UserInputError(f"{who}: the weights in {weights_path} do not fit the model described by {meta_path} "
-                             f"({detail})") from None
-    return model

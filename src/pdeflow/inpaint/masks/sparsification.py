@@ -39,14 +39,17 @@ from numbers import Integral, Real
 
 import torch
 
-from ..errors import UserInputError
-from ..progress import progress_bar
-from ..rng import as_generator
-from ..threads import auto_threads
-from .diffusion import SOLVERS, _check_f, _solver_alias, check_mask, diffuse
+from ... import ops
+from ...errors import UserInputError
+from ...progress import progress_bar
+from ...rng import as_generator
+from ...threads import auto_threads
+from ..diffusion import SOLVERS, check_mask, diffuse
+from ..diffusion_kit import solver_alias
 from .dither import n_known
 
-__all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult"]
+__all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
+           "ps_steps", "ps_cost"]
 
 METRICS = ("mse", "mae")
 
@@ -72,6 +75,15 @@ class MaskResult:
     seconds : float
         Wall-clock time of the optimisation (PS: until this density was
         reached, which is what a run for this density alone costs).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import probabilistic_sparsification
+    >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> r = probabilistic_sparsification(f, 0.25, p=0.2, q=0.5, generator=0, full_output=True)
+    >>> type(r).__name__, int(r.mask.sum()), r.u.shape
+    ('MaskResult', 36, torch.Size([1, 1, 12, 12]))
     """
 
     mask: torch.Tensor
@@ -170,6 +182,13 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
     -------
     Tensor of ``shape``
         1 on known pixels, 0 elsewhere.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import random_mask
+    >>> m = random_mask((1, 8, 8), 0.25, generator=0)
+    >>> m.shape, int(m.sum())
+    (torch.Size([1, 8, 8]), 16)
     """
     who = "random_mask"
     if isinstance(shape, torch.Size):
@@ -193,6 +212,38 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
 # ---------------------------------------------------------------------------
 
 @auto_threads
+def ps_step(count: int, target: int, p: float, q: float) -> tuple[int, int]:
+    """One step of the PS schedule: from ``count`` known pixels towards ``target``, the number of candidates
+    tried (a fraction ``p`` of them) and of pixels removed (a fraction ``q`` of the candidates, at least 1,
+    never past ``target``).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.sparsification import ps_step
+    >>> ps_step(1000, 100, 0.1, 0.5)
+    (100, 50)
+    """
+    nc = max(1, math.ceil(p * count))
+    nr = min(max(1, round(q * nc)), count - target)
+    return max(nc, nr), nr
+
+
+def ps_steps(n: int, density: float, p: float, q: float) -> int:
+    """The number of PS steps (one diffusion solve each) from all ``n`` pixels down to ``round(density n)``.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.sparsification import ps_steps
+    >>> ps_steps(64 * 64, 0.1, 0.1, 0.5)
+    45
+    """
+    count, target, steps = n, round(density * n), 0
+    while count > target:
+        count -= ps_step(count, target, p, q)[1]
+        steps += 1
+    return steps
+
+
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
                                  generator=None, progress: bool = False, full_output: bool = False,
@@ -232,9 +283,18 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     mask : Tensor, shape (B, 1, H, W) (see the module doc), dtype of ``f``
         A list of masks (or of :class:`MaskResult`) for a list of densities.
         With ``full_output``, trace, step count and seconds cover the run up to that density.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import probabilistic_sparsification
+    >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> m = probabilistic_sparsification(f, 0.25, p=0.2, q=0.5, generator=0)
+    >>> m.shape, int(m.sum())
+    (torch.Size([1, 1, 12, 12]), 36)
     """
     who = "probabilistic_sparsification"
-    f4 = _check_f(f, who)
+    f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     N = H * W
     several = isinstance(density, (list, tuple))
@@ -245,7 +305,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
     metric = _check_metric(metric, who)
-    solver = _solver_alias(solver, method, who)
+    solver = solver_alias(solver, method, who)
     _check_solver(solver, tol, who)
     gen = as_generator(generator, who)
     dev = f4.device
@@ -260,9 +320,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         # Sparsification passes through every larger density on its way: one run serves all.
         for target in sorted(set(targets), reverse=True):
             while count > target:
-                nc = max(1, math.ceil(p * count))
-                nr = min(max(1, round(q * nc)), count - target)
-                nc = max(nc, nr)
+                nc, nr = ps_step(count, target, p, q)
                 cand = _random_scores((B, N), keep, gen, dev).topk(nc, dim=1).indices  # (B, nc)
                 trial = keep.clone().scatter_(1, cand, False)
                 u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, solver=solver)
@@ -341,9 +399,19 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     -------
     mask : Tensor, shape (B, 1, H, W) (see the module doc), dtype of ``f``
         Same number of known pixels; its error is never larger than that of the input.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import inpainting_error, nonlocal_pixel_exchange, random_mask
+    >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> m0 = random_mask((1, 1, 12, 12), 0.25, generator=1, dtype=torch.float64)
+    >>> m = nonlocal_pixel_exchange(f, m0, cycles=1, generator=0)
+    >>> int(m.sum()) == int(m0.sum()), bool(inpainting_error(f, m) <= inpainting_error(f, m0))
+    (True, True)
     """
     who = "nonlocal_pixel_exchange"
-    f4 = _check_f(f, who)
+    f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     N = H * W
     m4 = check_mask(mask, f4, who)
@@ -358,7 +426,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     cycles = _check_int(cycles, "cycles", who, minimum=0)
     parallel = _check_int(parallel, "parallel", who)
     metric = _check_metric(metric, who)
-    solver = _solver_alias(solver, method, who)
+    solver = solver_alias(solver, method, who)
     _check_solver(solver, tol, who)
     if exchanges > candidates:
         raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
@@ -408,3 +476,32 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
         return out_mask
     return MaskResult(mask=out_mask, u=u.reshape(f.shape), error=err, trace=torch.stack(trace, 1),
                       accepted=accepted, seconds=time.perf_counter() - t0)
+
+
+def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int = 0, tol: float = 1e-6,
+            generator=0) -> dict:
+    """The cost of PS (and ``cycles`` of NLPE) on ``f``: its steps and exchanges, one diffusion solve each, and
+    the estimated seconds (that count times one measured warm-started solve at ``density``; the solve time
+    varies along a run).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.sparsification import ps_cost
+    >>> cost = ps_cost(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)), 0.1, 0.1, 0.5)
+    >>> cost["steps"], cost["exchanges"], cost["seconds"] > 0
+    (43, 0, True)
+    """
+    H, W = f.shape[-2:]
+    steps = ps_steps(H * W, density, p, q)
+    exchanges = cycles * round(density * H * W)
+    x = ops.as_batch(f, "f")[0][:1]
+    m = random_mask((1, H, W), density, generator=generator, dtype=x.dtype, device=x.device)
+    u = diffuse(x, m, tol=tol)
+    flat = m.flatten().clone()
+    known = flat.nonzero().flatten()
+    flat[known[: max(1, known.numel() // 200)]] = 0       # a few pixels removed, as one PS step does
+    t0 = time.perf_counter()
+    diffuse(x, flat.view_as(m), tol=tol, x0=u)
+    seconds = (steps + exchanges) * (time.perf_counter() - t0)
+    return {"steps": steps, "exchanges": exchanges, "solves": steps + exchanges, "seconds": seconds}

@@ -2,7 +2,7 @@
 
 One resumable run (:class:`pdeflow.training.Run`) per call::
 
-    from pdeflow.inpaint.train_masknet import MaskNetConfig, train_masknet
+    from pdeflow.inpaint.training.masknet import MaskNetConfig, train_masknet
     train_masknet(MaskNetConfig(density=0.05, data=("builtin", ".data/photos/opencv")), "runs/masknet-05")
 
 The same call again resumes a killed run where it stopped (``steps`` may be
@@ -16,7 +16,7 @@ A step
    density, drawn from ``densities``, then the random shift/flip of the
    blue-noise tile of each crop.
 2. ``b = net(f)``: exactly ``k = round(D crop^2)`` known pixels per crop, with
-   the straight-through gradient of :mod:`pdeflow.inpaint.learned`.
+   the straight-through gradient of :mod:`pdeflow.inpaint.learned.masknet`.
 3. ``u = diffuse(f, b)`` (homogeneous diffusion inpainting, float64, relative
    residual ``tol``); its gradient with respect to the mask is one adjoint solve.
 4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))``; Adam, learning
@@ -42,9 +42,10 @@ from pathlib import Path
 
 import torch
 
-from .. import datasets
-from ..io import save_model
-from ..training import (
+from ... import datasets
+from ...io import save_model
+from ...models import evaluating
+from ...training import (
     ConfigCheck,
     CpuClock,
     Run,
@@ -59,11 +60,11 @@ from ..training import (
     step_generator,
     val_every_option,
 )
-from . import diffusion as _diffusion
-from .analytic import analytic_mask
-from .dither import blue_noise_tile, threshold_map
-from .gan import evaluating
-from .learned import KIND, MaskNet, _scores, reconstruction_loss
+from ..diffusion import diffuse
+from ..learned.losses import loss_scores, reconstruction_loss
+from ..learned.masknet import KIND, MaskNet
+from ..masks.analytic import analytic_mask
+from ..masks.dither import blue_noise_tile, threshold_map
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 
@@ -151,10 +152,10 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
 
 def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """:func:`~pdeflow.inpaint.learned.reconstruction_loss` of ``u = diffuse(f, b)`` (float64); the terms
+    """:func:`~pdeflow.inpaint.learned.losses.reconstruction_loss` of ``u = diffuse(f, b)`` (float64); the terms
     also hold ``u``."""
     f64 = f.double()
-    u = _diffusion.diffuse(f64, b.double(), tol=tol)
+    u = diffuse(f64, b.double(), tol=tol)
     loss, terms = reconstruction_loss(u, f64, ssim_weight)
     return loss, {**terms, "u": u.detach()}
 
@@ -170,7 +171,7 @@ def validate(cfg: MaskNetConfig, net: MaskNet, fval: torch.Tensor) -> dict[str, 
     losses = []
     with evaluating(net):
         for d in _val_densities(cfg):
-            scores = _scores(*inpainting_loss(fval, net(fval, d), cfg.ssim_weight, 1e-6))
+            scores = loss_scores(*inpainting_loss(fval, net(fval, d), cfg.ssim_weight, 1e-6))
             losses.append(scores["loss"])
             out.update({f"val_{k}_{round(100 * d):02d}": v for k, v in scores.items()})
     out["metric"] = sum(losses) / len(losses)
@@ -185,7 +186,7 @@ def baselines(cfg: MaskNetConfig, fval: torch.Tensor) -> dict:
         tag = f"{round(100 * d):02d}"
         m = analytic_mask(fval.double(), d, sigma=cfg.sigma, floor=cfg.floor, snap=True, snap_sigma=cfg.snap_sigma,
                           tile=blue_noise_tile(cfg.tile))
-        out[tag] = {"analytic_snap": _scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6))}
+        out[tag] = {"analytic_snap": loss_scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6))}
     return out
 
 
@@ -208,7 +209,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
               ckpt_every=cfg.ckpt_every, best_mode="min", allow_changed=("steps",), quiet=quiet)
     start = run.resume()
     fval = validation_crops(cfg, val_images).to(device)
-    info = {"trainer": "pdeflow.inpaint.train_masknet",
+    info = {"trainer": "pdeflow.inpaint.training.masknet",
             **provenance(cfg, command=command, device=device,
                          data={"train": train_images.description, "validation": val_images.description},
                          parameters=sum(p.numel() for p in net.parameters()),
@@ -236,7 +237,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         loss.backward()
         gnorm = clip_gradients(net, cfg.clip)
         opt.step()
-        row = {**_scores(loss, terms), "grad_norm": float(gnorm), "lr": lr, "density": d, "cpu_time": clock.seconds}
+        row = {**loss_scores(loss, terms), "grad_norm": float(gnorm), "lr": lr, "density": d, "cpu_time": clock.seconds}
         check_finite(step, "resume with a smaller lr", **row)
         run.log(step, **row)
         if run.validation_due(step, cfg.val_every):

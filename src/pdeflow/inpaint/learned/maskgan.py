@@ -2,7 +2,7 @@
 
 :class:`MaskGenerator` ``m(r, f)`` maps an image ``f`` and a uniform random
 seed ``r`` (``C`` channels each) to a binary mask ``b`` ``(B, 1, H, W)``. It
-is the inpainting generator's hourglass (:class:`~pdeflow.inpaint.wgan.Hourglass`)
+is the inpainting generator's hourglass (:class:`~pdeflow.inpaint.learned.wgan.Hourglass`)
 whose last block is the *binarisation block* of Peter (2022) §3.1: a transposed
 convolution to one channel ``z``, the hard sigmoid giving a confidence
 ``c = clip(0.2 z + 0.5, 0, 1)``, and hard rounding ``b = floor(c + 0.5)``.
@@ -21,7 +21,7 @@ minimises ``|mean(b) - D| + beta * mean |f - u| - alpha * mean d(u, b)``
 (density loss per image, then the batch mean), where ``u`` is the inpainting
 generator's composited result for the mask ``b``; ``beta = 1``,
 ``alpha = 0.005``. The inpainting generator and the critic keep their losses
-of :mod:`pdeflow.inpaint.wgan` with ``c`` replaced by ``b``.
+of :mod:`pdeflow.inpaint.learned.wgan` with ``c`` replaced by ``b``.
 
 ``exact_density`` (beyond the paper) replaces the rounding by choosing the
 ``round(D H W)`` pixels of largest ``z`` in each image (same gradient). The
@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserInputError
-from .wgan import HEAD, Hourglass, InpaintingGenerator, _init, hard_sigmoid, scaled
+from ...errors import UserInputError
+from .wgan import HEAD, Hourglass, InpaintingGenerator, hard_sigmoid, init_weights, scaled
 
 __all__ = ["binarise", "PRIOR_SCALE", "MaskGenerator", "MaskGAN", "density_loss", "mask_loss", "check_density"]
 
@@ -115,6 +115,15 @@ class MaskGenerator(nn.Module):
     defaults to ``U[0, 1)`` noise drawn from ``generator``. Returns ``b`` (and
     the confidence ``c`` with ``return_confidence``); ``b`` is exactly 0 or 1
     and carries the straight-through gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import MaskGenerator
+    >>> net = MaskGenerator(1, width=0.1, prior_density=0.1)
+    >>> b = net(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16))
+    >>> b.shape, set(b.unique().tolist()) <= {0.0, 1.0}
+    (torch.Size([1, 1, 16, 16]), True)
     """
 
     def __init__(self, channels: int = 1, width: float = 1.0, prior_density: float | None = None,
@@ -132,7 +141,7 @@ class MaskGenerator(nn.Module):
         head = scaled(HEAD, width)
         self.head = nn.ConvTranspose2d(self.body.out_channels, head, 3, padding=1)
         self.out = nn.ConvTranspose2d(head, 1, 3, padding=1)       # the binarisation block's convolution
-        _init(self)
+        init_weights(self)
         if self.prior_density is not None:                          # start exactly at the random mask
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
@@ -162,13 +171,20 @@ class MaskGenerator(nn.Module):
 
 class MaskGAN(nn.Module):
     """A jointly trained pair: ``mask_net`` (:class:`MaskGenerator`) and ``inpainter``
-    (:class:`~pdeflow.inpaint.wgan.InpaintingGenerator`) for one target ``density``.
+    (:class:`~pdeflow.inpaint.learned.wgan.InpaintingGenerator`) for one target ``density``.
 
     ``random_start``: the mask generator's random-mask prior at ``density``
     (see :class:`MaskGenerator`); ``exact_density``: exactly ``density`` of the
     pixels of every mask (see the module docstring). ``forward(f, generator=None)``
     returns ``(b, u)``: the mask and the composited inpainting of ``f`` from it
     (noises drawn from ``generator``).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import MaskGAN
+    >>> pair = MaskGAN(1, width=0.1, density=0.1)
+    >>> pair.density, type(pair.mask_net).__name__, type(pair.inpainter).__name__
+    (0.1, 'MaskGenerator', 'InpaintingGenerator')
     """
 
     def __init__(self, channels: int = 1, width: float = 1.0, noise_std: float = 0.1, density: float = 0.1,

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserInputError
-from ..rng import as_generator
+from ...errors import UserInputError
+from ...rng import as_generator
 
 __all__ = ["blue_noise_tile", "threshold_map", "dither", "n_known", "as_generator"]
 
@@ -192,6 +192,13 @@ def blue_noise_tile(size=64, *, seed: int = 0, dtype: torch.dtype = torch.float6
     -------
     Tensor, shape (h, w)
         Thresholds ``(rank + 0.5) / (h w)`` in (0, 1), or the ranks.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import blue_noise_tile
+    >>> t = blue_noise_tile(8)
+    >>> t.shape, float(t.min()) >= 0, float(t.max()) <= 1
+    (torch.Size([8, 8]), True, True)
     """
     h, w = _check_size(size, "blue_noise_tile")
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
@@ -266,6 +273,14 @@ def dither(p: torch.Tensor, density: float, *, tile=None, random: bool = False, 
     -------
     Tensor, shape and dtype of ``p``
         1 on the ``k`` pixels of largest ``log p - log T`` of each image, 0 elsewhere.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import dither
+    >>> m = dither(torch.ones(1, 1, 16, 16), 0.1)
+    >>> int(m.sum())
+    26
     """
     who = "dither"
     if not isinstance(p, torch.Tensor) or p.dim() != 4 or p.shape[1] != 1 or not p.is_floating_point():

@@ -1,8 +1,8 @@
-"""Training the residual inpainter (:class:`~pdeflow.inpaint.residual.ResidualInpainter`) and the joint fine-tune.
+"""Training the residual inpainter (:class:`~pdeflow.inpaint.ResidualInpainter`) and the joint fine-tune.
 
 Two stages, each one resumable run (:class:`pdeflow.training.Run`)::
 
-    from pdeflow.inpaint.train_residual import ResidualConfig, train_residual
+    from pdeflow.inpaint.training.residual import ResidualConfig, train_residual
     # R alone, on analytic masks (or on trained mask networks' masks: mask_models=(run dirs...))
     train_residual(ResidualConfig(data=("builtin", ".data/photos/opencv"), steps=3000), "runs/residual")
     # the joint fine-tune: a mask network and R together (one mask network per run)
@@ -21,11 +21,11 @@ A step
    drawn from ``densities``, or uniformly from ``density_range`` when set),
    and the random shift/flip of the blue-noise dithering tile per crop.
 2. The masks: the analytic mask of Belhachmi, Bucur, Burgeth, Weickert (2009)
-   (:func:`~pdeflow.inpaint.analytic.analytic_mask`, dithered, snapped to
+   (:func:`~pdeflow.inpaint.masks.analytic.analytic_mask`, dithered, snapped to
    extrema, smoothing ``0.45 / sqrt(density)`` pixels as the mask network's
    training uses) or a trained mask network's masks (no gradient in stage
    ``residual``; with the straight-through gradient in stage ``joint``),
-   with ``refine`` refined by :func:`~pdeflow.inpaint.refine.refine_mask` as
+   with ``refine`` refined by :func:`~pdeflow.inpaint.masks.refine.refine_mask` as
    the evaluation's ``*-refine`` rows refine them (their setting at the
    network's density; tile shifts from the step's generator): an inpainter
    for the masks those rows inpaint, which the refinement has fitted to
@@ -37,7 +37,7 @@ A step
 4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f)) - alpha mean d(u, b)``
    with ``d`` the WGAN critic of P. Peter, "A Wasserstein GAN for joint
    learning of inpainting and spatial optimisation" (2022)
-   (:class:`~pdeflow.inpaint.wgan.Critic` at width ``critic_width``, trained
+   (:class:`~pdeflow.inpaint.learned.wgan.Critic` at width ``critic_width``, trained
    on ``mean d(u, b) - mean d(f, b)`` with Adam ``critic_lr`` and kernel
    norms clipped to 1; ``alpha = 0``: no critic at all, the paper's value is
    0.005). Adam on a cosine schedule from ``lr`` (``mask_lr`` for the mask
@@ -53,7 +53,7 @@ A step
 
 Validation: ``val_crops`` fixed ``crop x crop`` crops (seed ``val_seed``) of
 the built-in TEST photos (never trained on) that do not overlap the crops the
-evaluation reports (:func:`pdeflow.inpaint.evaluate.test_images`, seed 0, at
+evaluation reports (:func:`pdeflow.inpaint.evaluation.test_images`, seed 0, at
 the sizes and counts in ``avoid_eval``), or of a folder ``val_data``. Masks:
 the fixed (unshifted) tile, per density of ``densities`` (stage
 ``residual`` on analytic masks), or the mask networks' masks (with ``refine``:
@@ -66,11 +66,12 @@ from pathlib import Path
 
 import torch
 
-from .. import datasets as pdata
-from .. import io as pio
-from ..errors import UserInputError
-from ..io import save_model as export_model
-from ..training import (
+from ... import datasets as pdata
+from ... import io as pio
+from ...errors import UserInputError
+from ...io import save_model as export_model
+from ...models import evaluating
+from ...training import (
     ConfigCheck,
     CpuClock,
     Run,
@@ -85,15 +86,16 @@ from ..training import (
     step_generator,
     val_every_option,
 )
-from . import diffusion as _diffusion
-from .analytic import analytic_mask, analytic_sigma, gaussian_blur  # noqa: F401 (analytic_sigma: re-exported)
-from .dither import blue_noise_tile, threshold_map
-from .evaluate import refine_setting
-from .gan import evaluating
-from .learned import KIND as MASK_KIND
-from .learned import MaskNet, _scores, load_masknet, network_mask, reconstruction_loss
-from .residual import KIND, ResidualInpainter, load_residual
-from .wgan import Critic, critic_loss
+from ..diffusion import diffuse
+from ..evaluation import refine_setting
+from ..learned.losses import loss_scores, reconstruction_loss
+from ..learned.masknet import KIND as MASK_KIND
+from ..learned.masknet import MaskNet, load_masknet, network_mask
+from ..learned.residual import KIND, ResidualInpainter, load_residual
+from ..learned.wgan import Critic, critic_loss
+from ..masks.analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
+from ..masks.blur import gaussian_blur
+from ..masks.dither import blue_noise_tile, threshold_map
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
            "open_training_photos", "analytic_sigma", "STAGES"]
@@ -118,7 +120,7 @@ class ResidualConfig:
                               type="density", nargs="+", metavar="D")
     density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
     refine: bool = option(False, "stage residual: train and validate on the mask networks' masks refined as the "
-                                 "evaluation's *-refine rows refine them (pdeflow.inpaint.evaluate.REFINE at each "
+                                 "evaluation's *-refine rows refine them (pdeflow.inpaint.evaluation.REFINE at each "
                                  "network's density), the masks those rows inpaint", flag=True)
     init: str | None = option(None, "the residual inpainter (run directory or model.json) to start from; stage "
                                     "joint: the one to fine-tune (default: none, i.e. plain diffusion)",
@@ -198,7 +200,7 @@ def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
 
 
 def evaluation_boxes(size: int, n: int, *, seed: int = 0) -> list[tuple[str, int, int]]:
-    """``(photo, top, left)`` of the first ``n`` crops of :func:`pdeflow.inpaint.evaluate.test_images`
+    """``(photo, top, left)`` of the first ``n`` crops of :func:`pdeflow.inpaint.evaluation.test_images`
     at ``size`` (built-in TEST split): the same draws, made on images of pixel coordinates."""
     pool = pdata.builtin_pool("test", grey=True, kind="photo")
     names = list(pool)
@@ -290,9 +292,9 @@ def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch
             for d in dens:
                 tag = f"{round(100 * d):02d}"
                 b = _masks(fval, d, net, random=False, refine=cfg.refine)
-                u_diff = _diffusion.diffuse(f, b, tol=1e-6)
-                ours = _scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
-                diffusion = _scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
+                u_diff = diffuse(f, b, tol=1e-6)
+                ours = loss_scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
+                diffusion = loss_scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
                 losses.append(ours["loss"])
                 out.update({f"val_{k}_{tag}": v for k, v in ours.items()})
                 out.update({f"val_diff_{k}_{tag}": diffusion[k] for k in ("mae255", "ssim")})
@@ -374,7 +376,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     fval = fval.to(device)
     masks = ([{"model": spec, "density": net.density} for spec, (net, _) in zip(cfg.mask_models, sources)]
              or "analytic (Belhachmi et al. density, dithered, snapped; sigma 0.45/sqrt(density))")
-    info = {"trainer": "pdeflow.inpaint.train_residual",
+    info = {"trainer": "pdeflow.inpaint.training.residual",
             **provenance(cfg, command=command, device=device,
                          data={"train": train_images.description, "validation": val_desc}, masks=masks,
                          parameters={k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
@@ -404,7 +406,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
                 group["lr"] = base * (frac if name != "critic" else 1.0)
         b = _masks(f, d, net, random=True, g=g, grad=joint, refine=cfg.refine)
         f64 = f.double()
-        u_diff = _diffusion.diffuse(f64, b, tol=cfg.tol)
+        u_diff = diffuse(f64, b, tol=cfg.tol)
         u = model(f64, b, u_diff=u_diff)
         loss, terms = reconstruction_loss(u, f64, cfg.ssim_weight)
         row = {}
@@ -428,8 +430,8 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
         if critic is not None:
             critic.clip_kernel_norms()
         with torch.no_grad():
-            diffusion = _scores(*reconstruction_loss(u_diff.detach(), f64, cfg.ssim_weight))
-        row.update(**_scores(loss, terms), diff_mae255=diffusion["mae255"], diff_ssim=diffusion["ssim"],
+            diffusion = loss_scores(*reconstruction_loss(u_diff.detach(), f64, cfg.ssim_weight))
+        row.update(**loss_scores(loss, terms), diff_mae255=diffusion["mae255"], diff_ssim=diffusion["ssim"],
                    grad_norm=float(gnorm), lr=cfg.lr * frac, density=d, cpu_time=clock.seconds)
         check_finite(step, "resume with a smaller lr", **row)
         run.log(step, **row)

@@ -25,7 +25,7 @@ inpainting of P. Peter, "A Wasserstein GAN for joint learning of inpainting
 and spatial optimisation" (2022): there the inpainting network is a large
 WGAN generator learnt from scratch; here the PDE does most of the work and
 the network learns what diffusion misses (edges, texture, extrema between
-the known pixels). Training: :mod:`pdeflow.inpaint.train_residual`
+the known pixels). Training: :mod:`pdeflow.inpaint.training.residual`
 (stages ``residual`` and ``joint``, the latter fine-tuning a mask network
 through ``R``: the adjoint of ``diffuse`` for the diffusion part, autograd
 for ``R``).
@@ -52,24 +52,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserInputError
-from ..io import model_from_export
-from ..rng import as_generator
-from .diffusion import _check_f, check_mask, diffuse
-from .learned import _UNet
+from ... import models as registry
+from ... import ops
+from ...errors import UserInputError
+from ...rng import as_generator
+from ..diffusion import check_mask, diffuse
+from .unet import UNet
 
 __all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "load_joint_refined",
            "RESIDUAL_MODEL", "JOINT_MODELS", "KIND"]
 
-#: The shipped residual inpainter (in :data:`pdeflow.inpaint.gan.WEIGHTS_DIR`), one for all densities.
-RESIDUAL_MODEL = "residual-inpainter"
+#: The shipped residual inpainter, one for all densities (documented in :data:`pdeflow.models.SHIPPED`).
+RESIDUAL_MODEL = registry.shipped_name("residual")
 #: The shipped jointly fine-tuned pairs per density: ``NAME-mask`` (a mask network) and ``NAME-inpainter``
 #: (a residual inpainter), trained together by ``pdeflow train residual --stage joint``.
-JOINT_MODELS = {0.05: "joint-05", 0.1: "joint-10", 0.2: "joint-20"}
+JOINT_MODELS = {s.density: name.removesuffix("-mask") for name, s in registry.SHIPPED.items()
+                if s.group == "joint-mask"}
 #: A shipped pair's ``NAME-inpainter`` fine-tuned on the pair's masks after test-time refinement (``pdeflow
 #: train residual --refine``) is shipped as ``NAME-inpainter-refined``: the inpainter of the refined rows.
 REFINED_SUFFIX = "-inpainter-refined"
 KIND = "residual-inpainter"
+_HINT = "train one with pdeflow.inpaint.training.residual and pass model=PATH (its run directory or model.json)"
 
 
 class ResidualInpainter(nn.Module):
@@ -96,6 +99,15 @@ class ResidualInpainter(nn.Module):
     dtype of ``f``. ``u_diff`` may be passed when it was computed already.
     The network runs in its own dtype (float32 by default), the diffusion in
     the dtype of ``f`` (float64 in training).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import ResidualInpainter, diffuse, random_mask
+    >>> f = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> b = random_mask((1, 1, 16, 16), 0.2, generator=1, dtype=torch.float64)
+    >>> torch.equal(ResidualInpainter(1, widths=(4, 8))(f, b), diffuse(f, b))   # untrained: diffusion
+    True
     """
 
     #: Standard deviation the known pixels are scaled to (``normalize=True``): that of a typical 64 px photo crop,
@@ -117,7 +129,7 @@ class ResidualInpainter(nn.Module):
             raise UserInputError(f"ResidualInpainter: normalize must be True or False, got {normalize!r}")
         self.channels, self.widths, self.tol, self.normalize = int(channels), widths, float(tol), normalize
         self.config = {"channels": self.channels, "widths": list(widths), "tol": self.tol, "normalize": normalize}
-        self.net = _UNet(2 * channels + 1, channels, widths)   # last layer zero-initialised
+        self.net = UNet(2 * channels + 1, channels, widths)   # last layer zero-initialised
 
     def _intensity_map(self, f: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Offset and scale ``(B, C, 1, 1)`` that ``R`` sees the image through: ``(x - offset) * scale``."""
@@ -188,27 +200,31 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
     channels : int, optional
         Refuse (ValueError naming the argument) a model trained for another
         channel count.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import load_residual
+    >>> net = load_residual()                            # the shipped "residual-inpainter"
+    >>> net.channels, net.training
+    (1, False)
     """
-    from .gan import WEIGHTS_DIR, _read, _ready
     who = "load_residual"
     if spec is None:
-        if not (WEIGHTS_DIR / f"{RESIDUAL_MODEL}.json").is_file():
-            raise FileNotFoundError(
-                f"{who}: model: no residual inpainter is shipped yet (no {WEIGHTS_DIR / (RESIDUAL_MODEL + '.json')});"
-                " train one with pdeflow.inpaint.train_residual and pass model=PATH (its run directory or model.json)")
         spec = RESIDUAL_MODEL
-    state, meta, stem = _read(spec, (KIND,), "a residual-inpainter model", who, channels=channels)
-    return _ready(model_from_export(ResidualInpainter, state, meta, stem, who), meta, device)
+        if spec is None or spec not in registry.shipped_models("inpaint"):
+            raise FileNotFoundError(f"{who}: model: no residual inpainter is shipped (see pdeflow.models.SHIPPED); "
+                                    + _HINT)
+    return registry.load(spec, "inpaint", ResidualInpainter, kinds=(KIND,), what="a residual-inpainter model",
+                         who=who, channels=channels, hint=_HINT, device=device)
 
 
 def load_joint_refined(density: float, *, channels: int | None = None, device=None) -> ResidualInpainter | None:
     """The shipped pair's inpainter for its refined masks at ``density`` (``NAME-inpainter-refined``,
     :data:`REFINED_SUFFIX`), or None where that pair ships none (then its ``NAME-inpainter`` is the one)."""
-    from .gan import WEIGHTS_DIR
-    name = next((n for d, n in JOINT_MODELS.items() if abs(d - float(density)) < 1e-9), None)
-    if name is None or not (WEIGHTS_DIR / f"{name}{REFINED_SUFFIX}.json").is_file():
+    name = registry.shipped_name("joint-inpainter-refined", density)
+    if name is None or name not in registry.shipped_models("inpaint"):
         return None
-    return load_residual(f"{name}{REFINED_SUFFIX}", channels=channels, device=device)
+    return load_residual(name, channels=channels, device=device)
 
 
 def load_joint(spec, *, density: float, channels: int | None = None, device=None):
@@ -229,18 +245,24 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
     Returns
     -------
     (MaskNet, ResidualInpainter)
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import load_joint
+    >>> mask_net, inpainter = load_joint(None, density=0.1)   # the shipped pair "joint-10"
+    >>> mask_net.density, inpainter.channels
+    (0.1, 1)
     """
-    from .gan import WEIGHTS_DIR
-    from .learned import load_masknet
+    from .masknet import load_masknet
     who = "load_joint"
     if spec is None:
-        name = next((n for d, n in JOINT_MODELS.items() if abs(d - float(density)) < 1e-9), None)
-        if name is None or not (WEIGHTS_DIR / f"{name}-mask.json").is_file():
+        names = [registry.shipped_name(g, density) for g in ("joint-mask", "joint-inpainter")]
+        if None in names or not set(names) <= set(registry.shipped_models("inpaint")):
             raise FileNotFoundError(
-                f"{who}: density: no jointly trained pair is shipped for {float(density):g} (no "
-                f"{WEIGHTS_DIR / ((name or 'joint-XX') + '-mask.json')}); train one with `pdeflow train residual "
-                "--stage joint` and pass its run directory")
-        mask_spec, inpainter_spec = str(WEIGHTS_DIR / f"{name}-mask"), str(WEIGHTS_DIR / f"{name}-inpainter")
+                f"{who}: density: no jointly trained pair is shipped for {float(density):g} (see "
+                "pdeflow.models.SHIPPED); train one with `pdeflow train residual --stage joint` and pass its "
+                "run directory")
+        mask_spec, inpainter_spec = (str(registry.resolve(n, "inpaint", who=who)) for n in names)
     elif Path(spec).is_dir():
         mask_spec, inpainter_spec = str(Path(spec) / "mask"), str(Path(spec))
     else:
@@ -283,9 +305,19 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
     -------
     Tensor, shape and dtype of ``f``
         The inpainted image; equal to ``f`` on the mask (exactly).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import learned_inpaint, random_mask
+    >>> f = torch.rand(1, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> m = random_mask((1, 1, 32, 32), 0.1, generator=1, dtype=torch.float64)
+    >>> u = learned_inpaint(f, m)                        # the shipped residual inpainter
+    >>> u.shape, bool((u[m > 0] == f[m > 0]).all())
+    (torch.Size([1, 1, 32, 32]), True)
     """
     who = "learned_inpaint"
-    f4 = _check_f(f, who)
+    f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     m = check_mask(mask, f4, who)
     if m.shape[1] != 1:
@@ -306,8 +338,7 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
         raise UserInputError(f"{who}: calibrate must be True or False, got {calibrate!r}")
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
         raise UserInputError(f"{who}: holdout must be a fraction in (0, 1) of the known pixels, got {holdout!r}")
-    from .gan import evaluating
-    with evaluating(net) as dev:
+    with registry.evaluating(net) as dev:
         f64 = f4.to(device=dev, dtype=torch.float64)
         m64 = m.to(device=dev, dtype=torch.float64)
         if calibrate:
@@ -318,4 +349,4 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
             u = net(f64, m64)
         u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
     u = u.to(device=f4.device, dtype=f4.dtype)
-    return u if f.dim() == 4 else (u[0] if f.dim() == 3 else u[0, 0])
+    return ops.unbatch(u, f.dim())

@@ -1,13 +1,13 @@
 """Test-time refinement of a sparse inpainting mask at fixed density, in a fraction of a second.
 
 Two cheap steps on top of a mask dithered from a density map (the analytic mask
-of :mod:`pdeflow.inpaint.analytic`, the mask network of
-:mod:`pdeflow.inpaint.learned`), both keeping exactly the number of known
+of :mod:`pdeflow.inpaint.masks.analytic`, the mask network of
+:mod:`pdeflow.inpaint.learned.masknet`), both keeping exactly the number of known
 pixels of each image:
 
 1. **Best of ``shifts`` tiles.** The density map is dithered again with
    ``shifts - 1`` randomly shifted/flipped blue-noise threshold tiles
-   (:func:`pdeflow.inpaint.dither.threshold_map`) and snapped like the input
+   (:func:`pdeflow.inpaint.masks.dither.threshold_map`) and snapped like the input
    (if a snap score is given); the input mask is candidate 0. All candidates
    are inpainted in one batched :func:`~pdeflow.inpaint.diffuse` call and the
    one of smallest error is kept per image.
@@ -45,7 +45,7 @@ pixels of each image:
 
 The error ``l`` per image (``metric``): ``'masknet'`` (default), the loss the
 mask network trains on, ``charbonnier + 0.3 (1 - SSIM)``
-(:mod:`pdeflow.inpaint.train_masknet`), ``'mse'`` or ``'mae'``. The search
+(:mod:`pdeflow.inpaint.training.masknet`), ``'mse'`` or ``'mae'``. The search
 compares masks by errors from loose solves (``tol``, warm-started): its
 decisions only need the ranking, and tol 3e-3 found masks as good as 1e-5 in
 about 15 % less time. The input and the result are then solved to
@@ -79,22 +79,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..linalg import cg_matrix
-from ..metrics import gaussian_window
-from ..metrics import ssim as _ssim
-from .diffusion import (
-    MATRIX_PATH_MAX_PIXELS,
-    SOLVERS,
-    _check_f,
-    _csr_product,
-    _diffuse_recorded,
-    _forward,
-    _laplacian_csr,
-    _MaskedLaplacian,
-    _warn_max_iter,
-    default_max_iter,
+from ... import ops
+from ...linalg import cg_matrix
+from ...metrics import gaussian_window
+from ...metrics import ssim as _ssim
+from ..diffusion import MATRIX_PATH_MAX_PIXELS, SOLVERS, default_max_iter
+from ..diffusion_kit import (
+    MaskedLaplacian,
+    csr_product,
+    diffuse_recorded,
+    diffuse_unchecked,
+    laplacian_csr,
+    warn_max_iter,
 )
 from .dither import as_generator, blue_noise_tile, threshold_map, top_k_mask
+from .snapping import snap_to_extrema
 
 __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFINE_METRICS"]
 
@@ -133,6 +132,15 @@ class RefineResult:
         Pixel pairs swapped in the kept rounds.
     seconds : float
         Wall-clock time of the refinement.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import analytic_mask, refine_mask
+    >>> f = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> r = refine_mask(f, analytic_mask(f, 0.1), rounds=2, full_output=True)
+    >>> type(r).__name__, int(r.mask.sum())
+    ('RefineResult', 26)
     """
 
     mask: torch.Tensor
@@ -298,7 +306,7 @@ def _solve(f, keep, tol, solver, x0=None):
     B, C, H, W = f.shape
     c = keep.view(B, 1, H, W).to(f.dtype)
     with torch.no_grad():
-        u, _, _, _ = _forward(f, c, True, tol, default_max_iter(solver, H, W), x0, solver)
+        u, _, _, _ = diffuse_unchecked(f, c, True, tol, default_max_iter(solver, H, W), x0, solver)
     return u
 
 
@@ -320,7 +328,7 @@ def _evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None, adjoin
     B, C, H, W = f.shape
     c = keep.view(B, 1, H, W).to(f.dtype).requires_grad_(True)
     with torch.enable_grad():
-        u, info = _diffuse_recorded(f, c, True, tol, default_max_iter(solver, H, W), x0, solver, adjoint_x0,
+        u, info = diffuse_recorded(f, c, True, tol, default_max_iter(solver, H, W), x0, solver, adjoint_x0,
                                     adjoint_tol=max(tol, ADJOINT_TOL) if adjoint_tol is None else adjoint_tol)
     err, grad_u = loss(u.detach())
 
@@ -377,7 +385,6 @@ def _shift_candidates(log_p, score, keep, n, generator, tile):
     else:   # images with different counts: one top-k each
         m = torch.cat([top_k_mask(scr[i:i + 1], int(kk[i])) for i in range(scr.shape[0])])
     if score is not None:
-        from .analytic import snap_to_extrema
         m = snap_to_extrema(m, score.repeat_interleave(n - 1, 0))
     cand = m.view(B, n - 1, H * W) > 0.5
     return torch.cat([keep[:, None], cand], 1)
@@ -441,7 +448,7 @@ def _np_top(v: np.ndarray, s: int):
 class _Single:
     """The diffusion solves of :func:`refine_mask` for one grey image on flat NumPy vectors.
 
-    The same systems as :func:`~pdeflow.inpaint.diffusion._forward` and the adjoint of its
+    The same systems as :func:`~pdeflow.inpaint.diffusion_kit.diffuse_unchecked` and the adjoint of its
     backward (binary mask, plain CG on the Laplacian's cached CSR matrix,
     :func:`pdeflow.linalg.cg_matrix`), without the tensor set-up around each solve (the mask
     as tensors, the right-hand side by a convolution, autograd's node): at 64 x 64 that
@@ -453,7 +460,7 @@ class _Single:
         self.H, self.W, self.N = H, W, H * W
         self.x4 = x
         self.f = x.reshape(-1).numpy()
-        self.lap = _laplacian_csr(H, W, "float64")
+        self.lap = laplacian_csr(H, W, "float64")
         self.max_iter = default_max_iter("cg", H, W)
         self.loss = loss
         if loss.metric == "masknet":   # the SSIM statistics of f and the window's band matrices, as NumPy arrays
@@ -462,18 +469,18 @@ class _Single:
             self.f2 = self.f.reshape(H, W)
 
     def lmul(self, v: np.ndarray) -> np.ndarray:
-        return _csr_product(self.lap, v)
+        return csr_product(self.lap, v)
 
     def forward(self, keep: np.ndarray, tol: float, x0: np.ndarray | None = None):
         """``(u, system)``: inpainting of the mask ``keep`` (N,) bool, warm-started from ``x0`` (N,)."""
         k = keep.astype(np.float64)
         w = 1.0 - k
-        a = _MaskedLaplacian(self.lap, -w, None)
+        a = MaskedLaplacian(self.lap, -w, None)
         b = w * self.lmul(k * self.f)
         x, it, res = cg_matrix(a, b, None if x0 is None else w * x0, tol=tol, max_iter=self.max_iter,
                                return_residual=True)
         if it >= self.max_iter and res > tol:
-            _warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter)
+            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter)
         return x + k * self.f, (k, w, a)
 
     def error(self, u: np.ndarray):
@@ -509,7 +516,7 @@ class _Single:
         nu, it, res = cg_matrix(a, w * grad_u, None if nu0 is None else w * nu0, tol=tol, max_iter=self.max_iter,
                                 return_residual=True)
         if it >= self.max_iter and res > tol:
-            _warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter, what="diffuse (adjoint solve)")
+            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter, what="diffuse (adjoint solve)")
         lam = nu + k * (grad_u + self.lmul(nu))
         return lam * (self.f - u - self.lmul(u)), nu
 
@@ -640,11 +647,11 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         dithers of ``density_map`` with randomly shifted/flipped tiles.
     density_map : Tensor (B, 1, H, W), optional
         Non-negative density the mask was dithered from (any scale), e.g.
-        :func:`pdeflow.inpaint.analytic.laplacian_density`; needed for
+        :func:`pdeflow.inpaint.masks.analytic.laplacian_density`; needed for
         ``shifts > 1``.
     snap_score : Tensor (B, 1, H, W), optional
         If the mask was snapped to extrema
-        (:func:`pdeflow.inpaint.analytic.snap_to_extrema`), its score, so the
+        (:func:`pdeflow.inpaint.masks.analytic.snap_to_extrema`), its score, so the
         candidates are snapped alike.
     swaps : float in (0, 1]
         Pixel pairs swapped in the first round, as a fraction of the known
@@ -698,10 +705,20 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         The refined mask, shape of ``mask``, dtype of ``f``, with the same
         number of known pixels per image and an error (solved to
         ``final_tol``) never larger than the input's.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import analytic_mask, refine_mask
+    >>> f = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> m0 = analytic_mask(f, 0.1)
+    >>> m = refine_mask(f, m0, rounds=2)                 # the same number of known pixels, placed better
+    >>> m.shape, int(m.sum()) == int(m0.sum())
+    (torch.Size([1, 1, 16, 16]), True)
     """
     who = "refine_mask"
     t0 = time.perf_counter()
-    f4 = _check_f(f, who)
+    f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     keep0 = _check_mask(mask, f, f4, who)
     B, C, H, W = f4.shape
     rounds = _check_count(rounds, "rounds", who, 0)
@@ -735,7 +752,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         keep, u, err, trace, shift, accepted, swapped = _refine_single(
             x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, final_tol, tile, gen, callback)
         m4 = keep.view(1, 1, H, W).to(device=f4.device, dtype=f4.dtype)
-        out = m4 if f.dim() == 4 else (m4[0] if f.dim() == 3 else m4[0, 0])
+        out = ops.unbatch(m4, f.dim())
         if not full_output:
             return out
         return RefineResult(mask=out, u=u, error=err, trace=trace, shift=shift, accepted=accepted, swapped=swapped,
@@ -807,7 +824,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         accepted = torch.where(better, accepted, torch.zeros_like(accepted))
         swapped = torch.where(better, swapped, torch.zeros_like(swapped))
     m4 = keep.view(B, 1, H, W).to(device=f4.device, dtype=f4.dtype)
-    out = m4 if f.dim() == 4 else (m4[0] if f.dim() == 3 else m4[0, 0])
+    out = ops.unbatch(m4, f.dim())
     if not full_output:
         return out
     return RefineResult(mask=out, u=u, error=err, trace=torch.stack(trace, 1), shift=shift, accepted=accepted,

@@ -1,0 +1,10 @@
+"""Inpainting masks, one method per module (the public functions are in :mod:`pdeflow.inpaint`):
+
+* :mod:`~pdeflow.inpaint.masks.sparsification`: random masks, probabilistic sparsification (PS) and
+  non-local pixel exchange (NLPE), with the PS step schedule;
+* :mod:`~pdeflow.inpaint.masks.dither`: void-and-cluster tiles and ordered dithering to exact counts;
+* :mod:`~pdeflow.inpaint.masks.analytic`: Belhachmi et al.'s density, dithered;
+* :mod:`~pdeflow.inpaint.masks.snapping`: snapping points to local extrema (and its expectation);
+* :mod:`~pdeflow.inpaint.masks.blur`: the Gaussian smoothing they share;
+* :mod:`~pdeflow.inpaint.masks.refine`: test-time refinement of a mask at fixed density.
+"""

@@ -1,0 +1,35 @@
+"""Files: images, the one atomic write, and model files.
+
+* :mod:`~pdeflow.io.images`: :func:`read_image` / :func:`write_image` (PNG, JPEG, TIFF and DICOM to and
+  from float32 tensors ``(C, H, W)`` in [0, 1]; writes are atomic), :func:`image_files` (the image files of
+  a folder, searched recursively), :data:`IMAGE_SUFFIXES`, :data:`LUMA_WEIGHTS`.
+* :mod:`~pdeflow.io.files`: :func:`atomic_write` / :func:`atomic_path`, the one atomic-write helper
+  (temporary file beside the target, then :func:`os.replace`) for every module that writes files;
+  :func:`write_bytes`, :func:`to_json`.
+* :mod:`~pdeflow.io.model_files`: :func:`save_model` / :func:`load_model`: a model as a ``.safetensors``
+  weights file plus a ``.json`` of its configuration and provenance (what inference reads, without the
+  training toolkit). Finding, listing and loading trained models: :mod:`pdeflow.models`.
+
+Nothing here downloads anything.
+"""
+from .files import atomic_path, atomic_write, to_json, write_bytes
+from .images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, LUMA_WEIGHTS, image_files, read_image, write_image
+from .model_files import load_model, model_bytes, model_from_export, model_paths, save_model
+
+__all__ = [
+    "read_image",
+    "write_image",
+    "image_files",
+    "IMAGE_SUFFIXES",
+    "atomic_write",
+    "atomic_path",
+    "save_model",
+    "model_bytes",
+    "load_model",
+    "to_json",
+    "write_bytes",
+    "LUMA_WEIGHTS",
+    "DEFAULT_MAX_PIXELS",
+    "model_from_export",
+    "model_paths",
+]
