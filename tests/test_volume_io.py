@@ -13,7 +13,7 @@ import torch
 from pydicom.data import get_testdata_files
 
 from pdeflow.errors import UserInputError
-from pdeflow.volume_io import read_volume, write_volume
+from pdeflow.io import read_volume, write_volume
 
 DICOM_DIR = Path(get_testdata_files("CT_small.dcm")[0]).parent
 CT5N = DICOM_DIR / "dicomdirtests" / "98892001" / "CT5N"     # 5 CT slices of 16 x 16, 2.5 mm apart

@@ -44,7 +44,7 @@ is refused.
 * ``spacing`` is the distance between sample centres along each spatial axis,
   ``(dy, dx)`` or ``(dz, dy, dx)`` (a single number: the same on every axis;
   ``None``, the default: unit). Units are the caller's (millimetres for the
-  volumes of :mod:`pdeflow.volume_io`). It enters every operator the same
+  volumes of :mod:`pdeflow.io`). It enters every operator the same
   way: the gradient is the forward difference divided by the spacing,
   ``grad(u)_k = (u[i + e_k] - u[i]) / h_k``, so it is in units of ``u`` per
   unit length; ``div`` is its exact negative adjoint, the backward difference

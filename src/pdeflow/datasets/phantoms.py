@@ -1,7 +1,7 @@
 """Generated volumes: a ball (the TV-flow eigenfunction in 3-D), ellipsoids and the 3-D Shepp-Logan phantom.
 
 Every function returns one volume as a tensor of shape ``(D, H, W)`` (the shape
-:func:`pdeflow.volume_io.read_volume` returns; add ``[None]`` for a channel axis),
+:func:`pdeflow.io.read_volume` returns; add ``[None]`` for a channel axis),
 axis 0 the slice (z), 1 the row (y), 2 the column (x). A voxel takes a shape's
 value when its *centre* lies inside the shape (no partial-volume averaging), so
 the volumes are piecewise constant with sharp edges. Nothing is random and

@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserInputError
-from .io import atomic_path
+from ..errors import UserInputError
+from .files import atomic_path
 
 __all__ = ["read_volume", "write_volume", "VOLUME_SUFFIXES", "DEFAULT_MAX_VOXELS"]
 
@@ -502,7 +502,7 @@ def read_volume(path, *, spacing=None, rescale: str | None = None, max_voxels: i
     --------
     >>> import os, tempfile
     >>> import numpy as np
-    >>> from pdeflow.volume_io import read_volume
+    >>> from pdeflow.io import read_volume
     >>> d = tempfile.mkdtemp()
     >>> np.save(os.path.join(d, "v.npy"), np.arange(24, dtype=np.int16).reshape(2, 3, 4))
     >>> vol, spacing = read_volume(os.path.join(d, "v.npy"), spacing=(2.5, 0.7, 0.7))
@@ -597,7 +597,7 @@ def write_volume(path, volume, *, spacing=None, overwrite: bool = False) -> Path
     --------
     >>> import os, tempfile
     >>> import torch
-    >>> from pdeflow.volume_io import read_volume, write_volume
+    >>> from pdeflow.io import read_volume, write_volume
     >>> p = os.path.join(tempfile.mkdtemp(), "ball.tif")
     >>> v = torch.zeros(4, 5, 6)
     >>> v[1:3, 2, 3] = 1.0
