@@ -1,0 +1,217 @@
+"""Diffusion inpainting of volumes from 64^3 to 256^3: pdeflow's 3-D multigrid (and pyamg side by side).
+
+For each size N: the 3-D Shepp-Logan phantom (``pdeflow.datasets.phantoms.shepp_logan_3d``, N^3,
+float32) plus a smooth ramp (so the solution is not piecewise constant), a uniform random mask of
+``--density`` (default 5 %), relative residual ``--tol`` (default 1e-6); then, each in a fresh
+subprocess on one thread:
+
+* ``pdeflow`` -- ``pdeflow.inpaint.diffuse(f, mask, ndim=3, tol=tol, full_output=True)``: CG
+  preconditioned by one 3-D V-cycle (:class:`pdeflow.multigrid.Multigrid3d`), everything included
+  (checks, hierarchy, right-hand side, solve, float64 residual check). CPU time
+  (``time.process_time``, the fastest of ``--repeats`` up to 128^3), iterations, the float64 relative
+  residual, the process's peak resident memory (``ru_maxrss``) and the part above the process
+  before the call (Python, torch, the volume and the mask);
+* ``pyamg`` (up to ``--pyamg-max`` voxels, default 128^3) -- smoothed aggregation
+  (``pyamg.smoothed_aggregation_solver``, defaults) as a preconditioner of CG (``accel='cg'``) on the
+  same system (the unknown voxels' rows of the 7-point masked Laplacian, assembled with SciPy,
+  assembly not timed), float64 (pyamg's own), same tolerance; setup and solve CPU times and the
+  largest difference of its solution from pdeflow's.
+
+    OMP_NUM_THREADS=1 python benchmarks/inpaint_solver_3d.py --sizes 64 96 --out /tmp/s3d     # quick
+    python benchmarks/inpaint_solver_3d.py --sizes 64 96 128 160 192 256 \\
+        --out benchmarks/results/inpaint_solver_3d --overwrite                                  # committed
+    python benchmarks/inpaint_solver_3d.py --sizes 64 128 --spacing 2.5 0.7 0.7 --out /tmp/s3d_ct   # CT voxels
+
+Writes ``scale3d.json`` and ``scale3d.md`` to ``--out`` (default a fresh folder under runs/benchmarks/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+
+SIZES = ["64", "96", "128", "160", "192", "256"]
+
+
+def make_case(n: int, density: float, seed: int = 0):
+    """(f, mask) as float32 NumPy arrays (n, n, n)."""
+    import numpy as np
+
+    from pdeflow.datasets.phantoms import shepp_logan_3d
+
+    f = shepp_logan_3d((n, n, n)).numpy()
+    f = f + 0.3 * np.linspace(0.0, 1.0, n, dtype=np.float32)[None, None, :]
+    rng = np.random.default_rng(seed)
+    m = (rng.random((n, n, n)) < density).astype(np.float32)
+    m[0, 0, 0] = 1.0
+    return np.ascontiguousarray(f, dtype=np.float32), m
+
+
+def _maxrss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker_pdeflow(n, density, tol, repeats, save, spacing=None):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from pdeflow.inpaint import diffuse
+
+    f, m = make_case(n, density)
+    ft, mt = torch.from_numpy(f), torch.from_numpy(m)
+    base = _maxrss_mb()
+    best = None
+    for _ in range(repeats):
+        t0 = time.process_time()
+        r = diffuse(ft, mt, ndim=3, spacing=spacing, tol=tol, full_output=True)
+        dt = time.process_time() - t0
+        best = dt if best is None else min(best, dt)
+    peak = _maxrss_mb()
+    if save:
+        np.save(save, r.u.numpy())
+    return {"cpu_s": best, "iterations": int(r.iterations.max()), "residual": float(r.residual.max()),
+            "peak_mb": peak, "base_mb": base, "above_base_mb": peak - base}
+
+
+def worker_pyamg(n, density, tol, ref):
+    import numpy as np
+    import pyamg
+    import scipy.sparse as sp
+
+    f, m = make_case(n, density)
+
+    def d1(k):
+        e = np.ones(k - 1)
+        return sp.diags([-e, e], [0, 1], shape=(k - 1, k))
+    eye = sp.eye(n)
+    L = None
+    for a in range(3):
+        mats = [eye, eye, eye]
+        mats[a] = d1(n)
+        G = sp.kron(sp.kron(mats[0], mats[1]), mats[2]).tocsr()
+        L = -(G.T @ G) if L is None else L - G.T @ G
+    L = L.tocsr()
+    k = m.ravel() > 0
+    unk = ~k
+    Lu = L[unk]
+    A = (-Lu[:, unk]).tocsr()
+    b = Lu[:, k] @ f.ravel()[k].astype(np.float64)
+    del L, Lu
+    base = _maxrss_mb()
+    t0 = time.process_time()
+    ml = pyamg.smoothed_aggregation_solver(A)
+    t1 = time.process_time()
+    res = []
+    x = ml.solve(b, tol=tol, accel="cg", maxiter=500, residuals=res)
+    t2 = time.process_time()
+    true = float(np.linalg.norm(b - A @ x) / np.linalg.norm(b))
+    out = {"setup_s": t1 - t0, "solve_s": t2 - t1, "cpu_s": t2 - t0, "iterations": len(res) - 1,
+           "residual": true, "levels": len(ml.levels), "peak_mb": _maxrss_mb(), "above_base_mb": _maxrss_mb() - base}
+    if ref:
+        u = np.load(ref).ravel().astype(np.float64)
+        out["max_diff_vs_pdeflow"] = float(np.abs(u[unk] - x).max())
+    return out
+
+
+def run_child(args_list, timeout):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               OMP_WAIT_POLICY="PASSIVE")
+    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args_list],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", nargs="+", type=int, default=[int(s) for s in SIZES], help="N (volumes N^3)")
+    ap.add_argument("--density", type=float, default=0.05)
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
+                    help="voxel spacing for pdeflow (default unit); pyamg is then not run (its matrix is the unit one)")
+    ap.add_argument("--pyamg-max", type=int, default=128 ** 3, help="largest size (voxels) pyamg runs on")
+    ap.add_argument("--repeats", type=int, default=3, help="pdeflow runs per size up to 128^3 (the fastest counts)")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    add_output_args(ap, "inpaint_solver_3d", what="scale3d.json, scale3d.md")
+    args = ap.parse_args(argv)
+    if args.child:
+        kind, n, density, tol, extra, save, spacing = args.child
+        n, density, tol = int(n), float(density), float(tol)
+        save = save if save != "-" else None
+        spacing = None if spacing == "-" else tuple(float(v) for v in spacing.split(","))
+        r = worker_pdeflow(n, density, tol, int(extra), save, spacing) if kind == "pdeflow" else \
+            worker_pyamg(n, density, tol, save)
+        print(json.dumps(r))
+        return
+    out = open_out(args, argv)
+    rows = []
+    tmp = Path(args.out) / "_u.npy"
+    for n in args.sizes:
+        vox = n ** 3
+        load = os.getloadavg()
+        rep = args.repeats if vox <= 128 ** 3 else 1
+        run_amg = vox <= args.pyamg_max and args.spacing is None
+        sp = "-" if args.spacing is None else ",".join(str(v) for v in args.spacing)
+        pd = run_child(["pdeflow", str(n), str(args.density), str(args.tol), str(rep),
+                        str(tmp) if run_amg else "-", sp], args.timeout)
+        amg = (run_child(["pyamg", str(n), str(args.density), str(args.tol), "-", str(tmp), "-"], args.timeout)
+               if run_amg and "error" not in pd else None)
+        if tmp.exists():
+            tmp.unlink()
+        row = {"size": f"{n}^3", "voxels": vox, "load_before": load, "pdeflow": pd, "pyamg": amg}
+        if amg and "cpu_s" in amg and "cpu_s" in pd:
+            row["ratio"] = amg["cpu_s"] / pd["cpu_s"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    try:
+        import pyamg
+        amg_version = pyamg.__version__
+    except ImportError:   # pragma: no cover
+        amg_version = None
+    import torch
+    meta = {"density": args.density, "tol": args.tol, "spacing": args.spacing, "dtype": "float32", "pyamg_dtype": "float64",
+            "threads": 1, "torch": torch.__version__, "pyamg": amg_version, "python": platform.python_version(),
+            "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+    write_file(out / "scale3d.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    lines = [f"# Diffusion inpainting of volumes, {args.sizes[0]}^3 to {args.sizes[-1]}^3: pdeflow 3-D multigrid "
+             "(and pyamg)", "",
+             f"3-D Shepp-Logan phantom plus a ramp, uniform random mask {args.density:.0%}, voxel spacing "
+             f"{tuple(args.spacing) if args.spacing else 'unit'}, float32 (pyamg: "
+             f"float64), relative residual {args.tol:g}, one thread, CPU seconds (`time.process_time`), each "
+             f"in a fresh process. Peak: the process's `ru_maxrss`; 'above' is the part above the process "
+             f"before the call (Python, torch, the volume and mask). Load = 1-min load average before the "
+             f"size ({os.cpu_count()} CPUs).", "",
+             "| size | Mvox | load | pdeflow CPU s | its | residual | s/Mvox | peak MB | above MB "
+             "| pyamg setup s | pyamg solve s | pyamg its | pyamg peak MB | max diff | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p, a = r["pdeflow"], r["pyamg"] or {}
+        mv = r["voxels"] / 1e6
+        if "error" in p:
+            lines.append(f"| {r['size']} | {mv:.2f} | {r['load_before'][0]:.1f} | error: {p['error']} |" + " |" * 11)
+            continue
+        amg = ("| {setup_s:.2f} | {solve_s:.2f} | {iterations} | {peak_mb:.0f} | {max_diff_vs_pdeflow:.1e} "
+               "| {ratio:.1f}x |").format(ratio=r.get("ratio", float("nan")), **a) if "cpu_s" in a else \
+            ("| " + a.get("error", "not run") + " | | | | | |")
+        lines.append(f"| {r['size']} | {mv:.2f} | {r['load_before'][0]:.1f} | {p['cpu_s']:.3f} | {p['iterations']} "
+                     f"| {p['residual']:.1e} | {p['cpu_s'] / mv:.3f} | {p['peak_mb']:.0f} | {p['above_base_mb']:.0f} "
+                     + amg)
+    lines += ["", f"`uptime` at the end: {meta['uptime']}", ""]
+    write_file(out / "scale3d.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
