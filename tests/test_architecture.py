@@ -144,21 +144,8 @@ def test_papers_are_cited_by_authors_not_by_internal_file_names():
 # ---------------------------------------------------------------- rules 4 and 5: private names, cycles
 
 #: Private-name imports in modules this rule does not own yet (each named, so a new one fails):
-#: ``inpaint.diffusion_kit`` is the one place that names ``diffusion.py``'s internals under public names
-#: until that module (being rebuilt on another branch) exports them; ``training.run`` and ``tv.flow`` reach
-#: into their own packages' modules and are being reworked by their owners.
+#: ``tv.flow`` reaches into ``tv.rof``, which is being reworked by its owner.
 PRIVATE_ALLOWED = {
-    ("pdeflow.inpaint.diffusion_kit", "pdeflow.inpaint.diffusion", name)
-    for name in ("_csr_product", "_diffuse_recorded", "_forward", "_laplacian_csr", "_MaskedLaplacian",
-                 "_solver_alias", "_warn_max_iter")
-} | {
-    ("pdeflow.training.run", "pdeflow.training.config", "_atomic_write_json"),
-    ("pdeflow.training.run", "pdeflow.training.config", "_config_diff"),
-    ("pdeflow.training.run", "pdeflow.training.config", "_field_defaults"),
-    ("pdeflow.training.run", "pdeflow.training.distributed", "_gather_object"),
-    ("pdeflow.training.run", "pdeflow.training.distributed", "_on_main_then_broadcast"),
-    ("pdeflow.training.run", "pdeflow.training.seeding", "_rng_state"),
-    ("pdeflow.training.run", "pdeflow.training.seeding", "_set_rng_state"),
     ("pdeflow.tv.flow", "pdeflow.tv.rof", "_check_image"),
     ("pdeflow.tv.flow", "pdeflow.tv.rof", "_short_message"),
     ("pdeflow.tv.flow", "pdeflow.tv.rof", "_solve"),

@@ -237,7 +237,7 @@ def test_single_image_matrix_path_matches_the_batched_solver(binary):
     f = torch.rand(3, 1, 29, 41, generator=g, dtype=torch.float64)
     m = (torch.rand(3, 1, 29, 41, generator=g) < 0.1).double()
     c = m if binary else torch.where(m > 0, m, 0.8 * torch.rand(3, 1, 29, 41, generator=g, dtype=torch.float64))
-    lap = dmod._laplacian_csr(29, 41)
+    lap = dmod.laplacian_csr(29, 41)
     x = torch.randn(29, 41, generator=g, dtype=torch.float64)
     assert torch.allclose(torch.from_numpy(lap @ x.reshape(-1).numpy()).view(29, 41), laplacian(x), atol=1e-13)
     for i in range(3):   # the operator of the matrix path is apply_a on vectors zero on the mask

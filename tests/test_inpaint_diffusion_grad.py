@@ -328,7 +328,7 @@ def test_adjoint_warm_start_gives_the_same_gradient_in_fewer_iterations():
 
     def grad(m, start=None):
         c = m.clone().requires_grad_(True)
-        u, info = D._diffuse_recorded(f, c, True, 1e-12, 2000, None, "cg", start)
+        u, info = D.diffuse_recorded(f, c, True, 1e-12, 2000, None, "cg", start)
         ((u - f) ** 2).sum().backward()
         return c.grad, info["adjoint"]
 

@@ -58,9 +58,7 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
-from ..linalg import cg, cg_matrix
-from ..linalg import csr_matvec as _csr_product  # noqa: F401  (the former private names, used by refine)
-from ..linalg import laplacian_csr as _laplacian_csr
+from ..linalg import cg, cg_matrix, csr_matvec, laplacian_csr
 from ..multigrid import Multigrid, Multigrid3d
 from ..ops import laplacian
 from ..threads import auto_threads
@@ -109,7 +107,7 @@ class DiffuseResult:
 # Input checks
 # ---------------------------------------------------------------------------
 
-def _solver_alias(solver: str, method: str | None, who: str) -> str:
+def solver_alias(solver: str, method: str | None, who: str) -> str:
     """``solver``, or the deprecated ``method=`` (the linear solver's former keyword), with a warning."""
     if method is None:
         return solver
@@ -198,11 +196,11 @@ MATRIX_PATH_MAX_PIXELS = 128 * 128
 # The solver
 # ---------------------------------------------------------------------------
 
-class _MaskedLaplacian:
+class MaskedLaplacian:
     """``A v = -w (L v) + d v`` for vectors ``v`` (N,) that are zero on the mask: the system of
     :class:`_System` on one image, for :func:`pdeflow.linalg.cg_matrix`.
 
-    The Laplacian's CSR matrix is built once per image size (:func:`_laplacian_csr`), and
+    The Laplacian's CSR matrix is built once per image size (:func:`laplacian_csr`), and
     the mask enters as two vectors: building a CSR matrix per mask cost more than the
     few warm-started iterations of a mask refinement's solves.
     """
@@ -212,7 +210,7 @@ class _MaskedLaplacian:
         self.shape = lap.shape
 
     def __matmul__(self, v: np.ndarray) -> np.ndarray:
-        y = _csr_product(self.lap, v)
+        y = csr_matvec(self.lap, v)
         y *= self.negw
         if self.d is not None:
             y += self.d * v
@@ -293,13 +291,13 @@ class _System:
         w = self.w
         return w * self.lap(pf), w * pf
 
-    def matrix(self, dtype) -> _MaskedLaplacian:
+    def matrix(self, dtype) -> MaskedLaplacian:
         """``A`` for a single-image mask (1, 1, H, W) as a NumPy operator ``A @ v`` of ``dtype``, for
-        vectors ``v`` that are zero on the mask (:class:`_MaskedLaplacian`)."""
+        vectors ``v`` that are zero on the mask (:class:`MaskedLaplacian`)."""
         H, W = self.c.shape[-2:]
         negw = (-self.w).detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
         d = None if self.d is None else self.d.detach().reshape(-1).cpu().numpy().astype(dtype, copy=False)
-        return _MaskedLaplacian(_laplacian_csr(H, W, np.dtype(dtype).name), negw, d)
+        return MaskedLaplacian(laplacian_csr(H, W, np.dtype(dtype).name), negw, d)
 
     def solve(self, b: torch.Tensor, start, tol: float, max_iter: int):
         """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
@@ -342,13 +340,13 @@ def _lap_masked(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return y.addcmul_(k, y, value=-1)
 
 
-def _warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
+def warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
     if bool((iters >= max_iter).any()) and bool((res > tol).any()):
         warnings.warn(f"{what}: max_iter={max_iter} reached before tol={tol:g} "
                       f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=4)
 
 
-def _forward(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
+def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     """(u, iterations, residual, system) for f4 (B, C, H, W) and a mask c (Bm, Cm, H, W) (volumes:
     (B, C, D, H, W) and ``spacing3`` = (dz, dy, dx))."""
     shape = f4.shape
@@ -363,7 +361,7 @@ def _forward(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
         x = x + z
     # x (a fresh tensor) is exactly zero on the known pixels: u = f there, x elsewhere
     u = x.addcmul_(sysm.k, f4) if x.shape == f4.shape else torch.addcmul(x, sysm.k, f4)
-    _warn_max_iter(iters, res, tol, max_iter)
+    warn_max_iter(iters, res, tol, max_iter)
     return u, iters, res, sysm
 
 
@@ -378,7 +376,7 @@ class _DiffuseFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, f4, c, binary, tol, max_iter, x0, method, info):
-        u, iters, res, sysm = _forward(f4, c, binary, tol, max_iter, x0, method, info.get("spacing3"))
+        u, iters, res, sysm = diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, info.get("spacing3"))
         info["iterations"], info["residual"] = iters, res
         ctx.sysm, ctx.opts, ctx.info = sysm, (tol, max_iter), info
         ctx.save_for_backward(f4, c, u)
@@ -396,13 +394,13 @@ class _DiffuseFunction(torch.autograd.Function):
         # Adjoint: M(c)^T lam = g. With nu = (1 - c) lam on the unknowns, A nu = w g (A the
         # forward operator, same preconditioner); on the known pixels lam = g + L nu.
         rhs = (sysm.w * g).expand(shape).contiguous()
-        start = ctx.info.get("adjoint_x0")   # a warm start (see _diffuse_recorded); nu is zero on the mask
+        start = ctx.info.get("adjoint_x0")   # a warm start (see diffuse_recorded); nu is zero on the mask
         if start is not None:
             start = (sysm.w * start).expand(shape).contiguous()
         tol = ctx.info.get("adjoint_tol") or tol
         nu, iters, res = sysm.solve(rhs, start, tol, max_iter)
         ctx.info["adjoint"] = nu
-        _warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
+        warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
         g_lnu = g + sysm.lap(nu)
         if sysm.d is None:   # binary mask: lam = nu on the unknowns, g + L nu on the mask (nu = 0 there)
             lam = torch.addcmul(nu, c, g_lnu)
@@ -425,7 +423,7 @@ def default_max_iter(solver: str, H: int, W: int) -> int:
     return 500 if solver == "mg" else 20 * (H + W)
 
 
-def _diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, adjoint_tol=None,
+def diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, adjoint_tol=None,
                       spacing3=None):
     """``diffuse`` as one autograd node, unchecked, for callers that solve many nearby problems.
 
@@ -540,7 +538,7 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
         spacing3 = (1.0,) + h
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    solver = _solver_alias(solver, method, who)
+    solver = solver_alias(solver, method, who)
     if solver not in SOLVERS:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     if max_iter is None:
@@ -556,10 +554,10 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
             raise UserInputError(f"{who}: x0 contains NaN or infinite values")
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
     if torch.is_grad_enabled() and (f5.requires_grad or c.requires_grad):
-        u, info = _diffuse_recorded(f5, c, binary, tol, max_iter, x0, solver, spacing3=spacing3)
+        u, info = diffuse_recorded(f5, c, binary, tol, max_iter, x0, solver, spacing3=spacing3)
         iters, res = info["iterations"], info["residual"]
     else:
-        u, iters, res, _ = _forward(f5, c, binary, tol, max_iter, x0, solver, spacing3)
+        u, iters, res, _ = diffuse_unchecked(f5, c, binary, tol, max_iter, x0, solver, spacing3)
     u = u.reshape(f.shape).to(out_dtype)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)
@@ -724,7 +722,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     c = check_mask(mask, f4, who, continuous=continuous)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    solver = _solver_alias(solver, method, who)
+    solver = solver_alias(solver, method, who)
     if solver not in SOLVERS:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape
@@ -742,10 +740,10 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
 
     if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
-        u, info = _diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver)
+        u, info = diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver)
         iters, res = info["iterations"], info["residual"]
     else:
-        u, iters, res, _ = _forward(f4, c, binary, tol, max_iter, x0, solver)
+        u, iters, res, _ = diffuse_unchecked(f4, c, binary, tol, max_iter, x0, solver)
     u = u.reshape(f.shape).to(out_dtype)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)

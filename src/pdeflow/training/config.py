@@ -20,7 +20,7 @@ __all__ = ["save_config", "load_config", "config_to_dict", "ConfigCheck", "is_nu
 PathLike = str | os.PathLike
 
 
-def _atomic_write_json(path: PathLike, obj: Any, what: str) -> Path:
+def atomic_write_json(path: PathLike, obj: Any, what: str) -> Path:
     return write_bytes(path, to_json(obj, what).encode())
 
 
@@ -133,7 +133,7 @@ def save_config(config: Any, path: PathLike) -> Path:
     ...     print(path.name, load_config(Config, path))
     config.json Config(lr=0.01, widths=(16, 32))
     """
-    return _atomic_write_json(path, config_to_dict(config), "config")
+    return atomic_write_json(path, config_to_dict(config), "config")
 
 
 def load_config(cls: type, path: PathLike) -> Any:
@@ -191,14 +191,14 @@ def config_defaults(cls: Any) -> dict:
     return out
 
 
-def _field_defaults(config: Any) -> dict:
+def field_defaults(config: Any) -> dict:
     """JSON-ready defaults of a dataclass config's fields (empty for a dict config)."""
     if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
         return {}
     return json.loads(to_json(config_defaults(config), "config"))
 
 
-def _config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> list[str]:
+def config_diff(saved: dict, given: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> list[str]:
     """Lines naming the fields in which two configs differ. A field absent from ``saved``
     (added to the config class after that run started) counts as its value in ``defaults``."""
     missing = object()

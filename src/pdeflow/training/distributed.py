@@ -182,7 +182,7 @@ def broadcast_object(obj: Any) -> Any:
     return box[0]
 
 
-def _on_main_then_broadcast(is_main: bool, fn: Callable[[], Any]) -> Any:
+def on_main_then_broadcast(is_main: bool, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on rank 0 and give its result, or raise its error, on every rank."""
     result, error = None, None
     if is_main:
@@ -196,7 +196,7 @@ def _on_main_then_broadcast(is_main: bool, fn: Callable[[], Any]) -> Any:
     return result
 
 
-def _gather_object(obj: Any) -> list:
+def gather_object(obj: Any) -> list:
     if get_world_size() == 1:
         return [obj]
     out: list = [None] * get_world_size()

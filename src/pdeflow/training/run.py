@@ -22,9 +22,9 @@ from torch import nn
 from ..errors import UserInputError
 from ..io import to_json, write_bytes
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import _atomic_write_json, _config_diff, _field_defaults, config_to_dict
-from .distributed import _gather_object, _on_main_then_broadcast, broadcast_object, get_rank, get_world_size, unwrap
-from .seeding import _rng_state, _set_rng_state
+from .config import atomic_write_json, config_diff, config_to_dict, field_defaults
+from .distributed import broadcast_object, gather_object, get_rank, get_world_size, on_main_then_broadcast, unwrap
+from .seeding import rng_state, set_rng_state
 
 __all__ = ["clip_gradients", "check_finite", "cosine_factor", "Run", "RunConfigError", "CpuClock", "invoked_command",
            "provenance"]
@@ -270,7 +270,7 @@ class Run:
         self.dir = Path(dir)
         self.config = config
         self.config_dict = config_to_dict(config)
-        self._defaults = _field_defaults(config)
+        self._defaults = field_defaults(config)
         self.models = self._named(models, "models", "model")
         self.optimizers = self._named(optimizers, "optimizers", "optimizer")
         self.schedulers = self._named(schedulers, "schedulers", "scheduler")
@@ -297,7 +297,7 @@ class Run:
         self._fields: list[str] = []         # log.csv columns
         self._row: dict | None = None        # the row being filled for the current step
         self._report: _Report | None = None  # progress lines and warning counts, inside steps()
-        _on_main_then_broadcast(self.is_main, self._prepare_dir)
+        on_main_then_broadcast(self.is_main, self._prepare_dir)
 
     @staticmethod
     def _named(objs: Any, what: str, default_name: str) -> dict:
@@ -324,7 +324,7 @@ class Run:
                 raise RunConfigError(f"{path} is not valid JSON ({exc}); use another run directory") from None
             if not isinstance(saved, dict):
                 raise RunConfigError(f"{path} does not hold a run's config; use another run directory")
-            diff = _config_diff(saved, self.config_dict, self.allow_changed, self._defaults)
+            diff = config_diff(saved, self.config_dict, self.allow_changed, self._defaults)
             if diff:
                 raise RunConfigError(
                     f"run directory {self.dir} holds a run with a different config:\n" + "\n".join(diff)
@@ -332,7 +332,7 @@ class Run:
                     " (fields that may change on resume go in Run(..., allow_changed=...)).")
             if saved == self.config_dict:
                 return
-        _atomic_write_json(path, self.config_dict, "config")
+        atomic_write_json(path, self.config_dict, "config")
 
     # ---- resume -----------------------------------------------------------------------
 
@@ -345,7 +345,7 @@ class Run:
         at 0 (a ``log.csv``/``best.pt`` left by a run killed before its first
         checkpoint are removed). Collective under DDP.
         """
-        ckpt = _on_main_then_broadcast(self.is_main, self._read_last)
+        ckpt = on_main_then_broadcast(self.is_main, self._read_last)
         start = 0
         if ckpt is not None:
             for kind, objs in (("models", self.models), ("optimizers", self.optimizers),
@@ -365,7 +365,7 @@ class Run:
                 warnings.warn(f"Run.resume: checkpoint written with {len(rng)} processes, now "
                               f"{self.world_size}; RNG states are restored where a rank has one", stacklevel=2)
             if self.rank < len(rng):
-                _set_rng_state(rng[self.rank])
+                set_rng_state(rng[self.rank])
             self.best, self.best_step = ckpt["best"]["metric"], ckpt["best"]["step"]
             self._elapsed0 = float(ckpt["wall_time"])
             start = int(ckpt["step"])
@@ -387,7 +387,7 @@ class Run:
         if not path.exists():
             return None
         ckpt = load_checkpoint(path)
-        diff = _config_diff(ckpt.get("config", {}), self.config_dict, self.allow_changed, self._defaults)
+        diff = config_diff(ckpt.get("config", {}), self.config_dict, self.allow_changed, self._defaults)
         if diff:
             raise RunConfigError(f"{path} was written with a different config:\n" + "\n".join(diff))
         return ckpt
@@ -550,7 +550,7 @@ class Run:
     # ---- checkpoint contents ----------------------------------------------------------
 
     def _state(self, done: int) -> dict:
-        rng = _gather_object(_rng_state())      # every rank's RNG, so each resumes its own
+        rng = gather_object(rng_state())      # every rank's RNG, so each resumes its own
         if not self.is_main:
             return {}
         sd = lambda o: (unwrap(o) if isinstance(o, nn.Module) else o).state_dict()  # noqa: E731

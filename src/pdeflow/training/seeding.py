@@ -115,7 +115,7 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int, rank: int = 0,
     return perm[start:start + batch_size]
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -129,7 +129,7 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     random.setstate(_as_tuple(state["python"]))
     n = state["numpy"]
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))

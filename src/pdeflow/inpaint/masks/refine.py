@@ -80,16 +80,16 @@ import torch
 import torch.nn.functional as F
 
 from ... import ops
-from ...linalg import cg_matrix
+from ...linalg import cg_matrix, csr_matvec, laplacian_csr
 from ...metrics import gaussian_window
 from ...metrics import ssim as _ssim
-from ..diffusion import MATRIX_PATH_MAX_PIXELS, SOLVERS, default_max_iter
-from ..diffusion_kit import (
+from ..diffusion import (
+    MATRIX_PATH_MAX_PIXELS,
+    SOLVERS,
     MaskedLaplacian,
-    csr_product,
+    default_max_iter,
     diffuse_recorded,
     diffuse_unchecked,
-    laplacian_csr,
     warn_max_iter,
 )
 from .dither import as_generator, blue_noise_tile, threshold_map, top_k_mask
@@ -448,7 +448,7 @@ def _np_top(v: np.ndarray, s: int):
 class _Single:
     """The diffusion solves of :func:`refine_mask` for one grey image on flat NumPy vectors.
 
-    The same systems as :func:`~pdeflow.inpaint.diffusion_kit.diffuse_unchecked` and the adjoint of its
+    The same systems as :func:`~pdeflow.inpaint.diffusion.diffuse_unchecked` and the adjoint of its
     backward (binary mask, plain CG on the Laplacian's cached CSR matrix,
     :func:`pdeflow.linalg.cg_matrix`), without the tensor set-up around each solve (the mask
     as tensors, the right-hand side by a convolution, autograd's node): at 64 x 64 that
@@ -469,7 +469,7 @@ class _Single:
             self.f2 = self.f.reshape(H, W)
 
     def lmul(self, v: np.ndarray) -> np.ndarray:
-        return csr_product(self.lap, v)
+        return csr_matvec(self.lap, v)
 
     def forward(self, keep: np.ndarray, tol: float, x0: np.ndarray | None = None):
         """``(u, system)``: inpainting of the mask ``keep`` (N,) bool, warm-started from ``x0`` (N,)."""

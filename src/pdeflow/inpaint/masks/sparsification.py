@@ -44,8 +44,7 @@ from ...errors import UserInputError
 from ...progress import progress_bar
 from ...rng import as_generator
 from ...threads import auto_threads
-from ..diffusion import SOLVERS, check_mask, diffuse
-from ..diffusion_kit import solver_alias
+from ..diffusion import SOLVERS, check_mask, diffuse, solver_alias
 from .dither import n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
