@@ -162,7 +162,15 @@ PAPER = {
 
 def test_images(n_images: int, size: int, *, seed: int = 0, channels: int = 1,
                 image_dir=None) -> tuple[torch.Tensor, list[str]]:
-    """``n_images`` crops ``(n, C, size, size)`` in [0, 1] and their source names (see the module doc)."""
+    """``n_images`` crops ``(n, C, size, size)`` in [0, 1] and their source names (see the module doc).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.evaluation import test_images
+    >>> f, names = test_images(2, 16)                    # crops of the built-in TEST photos
+    >>> f.shape, names
+    (torch.Size([2, 1, 16, 16]), ['matplotlib/grace_hopper', 'pywt/aero'])
+    """
     if image_dir is None:
         pool = datasets.builtin_pool("test", grey=channels == 1, kind="photo")
         names, images = list(pool), list(pool.values())
@@ -322,6 +330,15 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     reuse : str, path or dict, optional
         An earlier run's ``results.json`` (or its dict): rows of :data:`REUSABLE` methods are copied from it
         when its crops and settings are the same (see the module doc).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.evaluation import evaluate
+    >>> res = evaluate((0.1,), n_images=1, size=16, methods=("random-diffusion", "analytic"))
+    >>> res["methods"], sorted(res["summary"]["analytic"]["0.1"])[:4]
+    (['random-diffusion', 'analytic'], ['density', 'inpaint_s', 'mae255', 'mask_cpu_s'])
+    >>> round(res["summary"]["analytic"]["0.1"]["psnr"]["mean"], 1)
+    35.9
     """
     densities = [float(d) for d in densities]
     for d in densities:
@@ -583,7 +600,15 @@ def figure(results: dict):
     """The shown crop (``settings["figure_image"]``): per density a row of masks (known
     pixels white), a row of inpaintings and a row of zoomed crops of the inpaintings: the window
     of a quarter of the side where the inpaintings err most (outlined on the original), every
-    crop with one contrast stretch (1-99 % of the values there), stated in the panel titles."""
+    crop with one contrast stretch (1-99 % of the values there), stated in the panel titles.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.evaluation import evaluate, figure
+    >>> fig = figure(evaluate((0.1,), n_images=1, size=16, methods=("analytic",)))
+    >>> len(fig.axes)                                    # original + one method, three rows per density
+    6
+    """
     from .. import viz
     ex = results["_examples"]
     methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
@@ -623,7 +648,18 @@ def figure(results: dict):
 
 def report(results: dict) -> Report:
     """``report.md``, ``results.json`` and ``inpainting.png`` of :func:`evaluate`'s results, as a
-    :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``: all files or none)."""
+    :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``: all files or none).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pdeflow.inpaint.evaluation import evaluate, report
+    >>> rep = report(evaluate((0.1,), n_images=1, size=16, methods=("analytic",)))
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     _ = rep.write(out)                           # the paths written
+    ...     print(sorted(os.listdir(out)))
+    ['inpainting.png', 'report.md', 'results.json']
+    """
     rep = Report()
     rep.add_text("report.md", report_markdown(results))
     rep.add_json("results.json", {k: v for k, v in results.items() if not k.startswith("_")})

@@ -66,7 +66,14 @@ _TRAIN_HINT = ("train one with `pdeflow train tvflownet --arch semiresnet --crop
 
 
 def shipped_models() -> list[str]:
-    """Names of the TVflowNETs that ship (:func:`pdeflow.models.shipped_models` of the ``tvflownet`` pillar)."""
+    """Names of the TVflowNETs that ship (:func:`pdeflow.models.shipped_models` of the ``tvflownet`` pillar).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import shipped_models
+    >>> shipped_models()
+    ['default', 'lgd', 'lgd10', 'semiresnet', 'unet']
+    """
     return registry.shipped_models("tvflownet")
 
 
@@ -101,6 +108,17 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     ValueError
         Damaged files, or weights and JSON that do not belong together (the
         message names the files).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import load
+    >>> model = load("semiresnet")
+    >>> model.training, model.meta["config"]["scale"], model.meta["config"]["model"]["arch"]
+    (False, 5.0, 'semiresnet')
+    >>> u, phi = model(torch.rand(1, 1, 16, 16), torch.tensor([0.1]))
+    >>> u.shape, phi.shape
+    (torch.Size([1, 1, 16, 16]), torch.Size([1, 1, 2, 16, 16]))
     """
     state, meta, stem = registry.read(_stem(name_or_path), "tvflownet", who="load", what="a TVflowNET model")
     if "arch" not in meta["config"]["model"]:
@@ -158,6 +176,17 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
         The averaged model, in eval mode with gradients off; ``model.meta`` holds
         the shared ``config`` and a ``provenance`` that records each source (as
         given, its weights' SHA-256, its normalised weight and its own provenance).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import average, load
+    >>> soup = average(["unet", "unet"], weights=[1, 3])   # models of one architecture
+    >>> [s["weight"] for s in soup.meta["provenance"]["averaged"]]
+    [0.25, 0.75]
+    >>> w = load("unet").state_dict()                      # a model averaged with itself is itself
+    >>> all(torch.allclose(v, w[k]) for k, v in soup.state_dict().items())
+    True
     """
     models, weights = _weighted_sources(models, weights)
     loaded = [load(m) for m in models]
@@ -201,6 +230,16 @@ def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
         In eval mode with gradients off; ``model.meta`` holds the shared ``config``
         (its ``model`` the members' configs and the weights) and a ``provenance``
         that records each member as :func:`average` records its sources.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import ensemble
+    >>> model = ensemble(["unet", "lgd"], weights=[1, 2])  # different architectures, one convention
+    >>> type(model).__name__, [round(w, 4) for w in model.config["weights"]]
+    ('Ensemble', [0.3333, 0.6667])
+    >>> model(torch.rand(1, 1, 16, 16), torch.tensor([0.1]))[0].shape
+    torch.Size([1, 1, 16, 16])
     """
     models, weights = _weighted_sources(models, weights)
     loaded = [load(m) for m in models]

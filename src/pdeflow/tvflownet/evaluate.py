@@ -129,6 +129,14 @@ def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float]) -> tuple[
     Returns
     -------
     u, div_phi : Tensor, shape (len(times), *u0.shape)
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import model_flow, natural_images
+    >>> u, div_phi = model_flow(load("semiresnet"), 5 * natural_images(16, 2), [0.0, 0.1, 0.2])
+    >>> u.shape, div_phi.shape, u.dtype
+    (torch.Size([3, 2, 1, 16, 16]), torch.Size([3, 2, 1, 16, 16]), torch.float32)
     """
     x = ops.as_batch(u0, "u0")[0]
     B, C, H, W = x.shape
@@ -156,6 +164,17 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
     Returns
     -------
     u, u_t, u_tt : Tensor, shape of ``u0``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.evaluate import time_derivatives
+    >>> def decay(u0, t):                                    # u = exp(-t) u0: u_t = -u, u_tt = u
+    ...     return u0 * torch.exp(-t).view(-1, 1, 1, 1), None
+    >>> u0 = torch.ones(2, 1, 4, 4, dtype=torch.float64)
+    >>> u, u_t, u_tt = time_derivatives(decay, u0, 0.5)
+    >>> bool(torch.allclose(u_t, -u)), bool(torch.allclose(u_tt, u))
+    (True, True)
     """
     x = ops.as_batch(u0, "u0")[0]
     B = x.shape[0]
@@ -235,6 +254,15 @@ def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, ssim: str = "ssim",
     scale; returns two tensors of shape ``(...)``.  ``ssim``: a key of
     :data:`SSIM_VARIANTS` (default the paper's, scikit-image's default SSIM).  PSNR in
     float64, SSIM in the inputs' precision; ``chunk`` frames at a time (bounded memory).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.evaluate import frame_metrics
+    >>> x = torch.zeros(3, 2, 1, 16, 16)                     # (T, B, C, H, W)
+    >>> psnr, ssim = frame_metrics(x + 0.1, x)
+    >>> psnr.shape, round(float(psnr[0, 0]), 4)
+    (torch.Size([3, 2]), 20.0)
     """
     if x.shape != y.shape:
         raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -257,6 +285,16 @@ def stack_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ``x, y``: ``(T, B, C, H, W)`` on the [0, 1] scale; returns ``(B,)``: one MSE over
     all times, channels and pixels of each image, as the official test code's
     ``peak_signal_noise_ratio`` on an image's stack.  ``(B, C, H, W)`` is one frame per image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.evaluate import stack_psnr
+    >>> x = torch.zeros(3, 2, 1, 16, 16)
+    >>> y = x.clone()
+    >>> y[0, 1] = 0.1                                        # image 1 differs at the first time
+    >>> [round(v, 2) for v in stack_psnr(y, x).tolist()]
+    [100.0, 24.77]
     """
     if x.shape != y.shape:
         raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -318,6 +356,13 @@ def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_s
     split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
     the images in ``image_dir`` (a user folder, read in grey).  With
     ``return_sources``, also the name of the photo each crop was cut from.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.evaluate import natural_images
+    >>> crops, names = natural_images(16, 2, return_sources=True)
+    >>> crops.shape, names
+    (torch.Size([2, 1, 16, 16]), ['pywt/aero', 'skimage/camera'])
     """
     pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
     if not pool:
@@ -337,6 +382,12 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
     (:func:`pdeflow.datasets.ellipses`); default ``n_shapes = clip(size // 16, 1, 5)``
     (5 from 80 px).  Medical: seeded crops of the built-in medical images of
     ``medical_split`` (or of the images in ``medical_dir``).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.evaluate import type_images
+    >>> [tuple(type_images(kind, 16, 2).shape) for kind in ("disks", "ellipses", "medical")]
+    [(2, 1, 16, 16), (2, 1, 16, 16), (2, 1, 16, 16)]
     """
     s = int(seed) * 7919 + int(size)
     k = int(n_shapes) if n_shapes is not None else max(1, min(5, int(size) // 16))
@@ -370,6 +421,16 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     Returns ``{"sizes": [...], "models": {name: {size: metrics}}, "example": ...}``
     with metrics ``u_psnr, u_ssim, div_psnr, div_ssim`` as ``[mean, std]`` over images
     and times.  ``example`` holds one image's stacks (for the figure).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate_sizes
+    >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}   # a coarse reference, not cached
+    >>> out = evaluate_sizes({"semiresnet": load("semiresnet")}, sizes=(16,), n_images=1, times=[0.0, 0.1, 0.2],
+    ...                      ref_kwargs=ref)
+    >>> sorted(out["models"]["semiresnet"][16])[:4]
+    ['div_psnr', 'div_psnr_frames', 'div_ssim', 'div_ssim_gaussian']
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
@@ -426,6 +487,21 @@ def evaluate_heldout(models: Mapping[str, Model], folder, *, sizes=(32, 96, 256)
     dict
         ``{"source", "photos", "sizes", "models": {name: {size: metrics}}, "used_by"}`` as
         :func:`evaluate_sizes` (without its example).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pdeflow.io import write_image
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate_heldout, natural_images
+    >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = write_image(Path(folder) / "a.png", natural_images(24, 1)[0])
+    ...     out = evaluate_heldout({"semiresnet": load("semiresnet")}, folder, sizes=(16,), n_images=1,
+    ...                            times=[0.0, 0.1], ref_kwargs=ref)
+    >>> out["photos"], out["used_by"], sorted(out["models"]["semiresnet"])
+    (['a.png'], [], [16])
     """
     folder = Path(folder)
     photos = [p.name for p in _folder_files(folder)]
@@ -445,7 +521,17 @@ def evaluate_heldout(models: Mapping[str, Model], folder, *, sizes=(32, 96, 256)
 def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int = 16, times=None,
                    scale: float = PAPER_SCALE, seed: int = 0, medical_split: str = "test", medical_dir=None,
                    ref_kwargs=None, device=None, progress: bool = False) -> dict:
-    """Table 5: PSNR and SSIM of u on disks, ellipses and medical images."""
+    """Table 5: PSNR and SSIM of u on disks, ellipses and medical images.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate_types
+    >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
+    >>> out = evaluate_types({"semiresnet": load("semiresnet")}, size=16, n_images=1, times=[0.0, 0.1], ref_kwargs=ref)
+    >>> sorted(out["models"]["semiresnet"])
+    ['disks', 'ellipses', 'medical']
+    """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
     kinds = ("disks", "ellipses", "medical")
@@ -467,7 +553,16 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
 
 
 def with_wrapped(models: Mapping[str, Model], wrapper: Callable[[Model], Model] | None) -> dict[str, Model]:
-    """``models`` and, with ``wrapper``, each ``wrapper(model)`` named ``"<name> + <wrapper name>"``."""
+    """``models`` and, with ``wrapper``, each ``wrapper(model)`` named ``"<name> + <wrapper name>"``.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import with_wrapped
+    >>> from pdeflow.tvflownet.symmetry import Equivariant
+    >>> list(with_wrapped({"semiresnet": load("semiresnet")}, Equivariant))
+    ['semiresnet', 'semiresnet + Equivariant']
+    """
     todo = dict(models)
     if wrapper is not None:
         wname = getattr(wrapper, "__name__", type(wrapper).__name__)
@@ -490,6 +585,16 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
     Images: the natural test crops of all ``sizes`` (the paper's "mixed resolution").
     With ``wrapper``, every model is also evaluated as ``wrapper(model)``
     (name suffixed " + wrapper").
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate_homogeneity
+    >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
+    >>> out = evaluate_homogeneity({"semiresnet": load("semiresnet")}, sizes=(16,), n_images=1, times=[0.0, 0.1],
+    ...                            ref_kwargs=ref)
+    >>> out["factors"], sorted(out["models"]["semiresnet"][3.0])[:2]
+    ([3.0, 0.3], ['psnr', 'psnr_frames'])
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
@@ -554,6 +659,16 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
 
     PSNR/SSIM against ``u0`` (divided by ``scale``).  ``example`` keeps one image's
     spectra for the figure.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate_spectral
+    >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
+    >>> out = evaluate_spectral({"semiresnet": load("semiresnet")}, size=16, n_images=1, times=[0.0, 0.1, 0.2],
+    ...                         ref_kwargs=ref)
+    >>> sorted(out["models"]["semiresnet"]), out["reference"]["fd"]["psnr"][0]   # the reference telescopes to u0
+    (['autodiff', 'fd'], 100.0)
     """
     times = paper_times() if times is None else [float(t) for t in times]
     tt = torch.tensor(times, dtype=torch.float64)
@@ -619,6 +734,15 @@ def evaluate_timing(models: Mapping[str, Model], *, sizes=(96, 256), times=None,
     gradients; the reference implicit TV flow (same ``dt``/``tol`` as the
     evaluation, no cache) to the single time and to all times, one run each.
     ``devices`` default: ``["cpu"]`` plus ``"cuda"`` when available.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate_timing
+    >>> out = evaluate_timing({"semiresnet": load("semiresnet")}, sizes=(16,), times=[0.0, 0.1], devices=["cpu"],
+    ...                       repeats=1, ref_kwargs={"dt": 0.1, "tol": 1e-4})
+    >>> sorted(out["models"]["semiresnet"]["cpu"][16]), sorted(out["reference"]["cpu"][16])   # seconds
+    (['all', 'single'], ['all', 'single'])
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
@@ -676,6 +800,14 @@ def evaluate_joint(*, sizes=(32,), n_images: int = 1, iterations=None, times=Non
     an int for every size, or a dict size -> int.  The images are ``n_images`` natural
     test crops of each size (:func:`natural_images`; the crops of Tables 2-4 when they
     use as many).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.evaluate import evaluate_joint
+    >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
+    >>> out = evaluate_joint(sizes=(16,), iterations=2, times=[0.0, 0.1, 0.2], ref_kwargs=ref)
+    >>> out["iterations"], sorted(out["results"][16])[:2]
+    ({16: 2}, ['div_psnr', 'div_psnr_frames'])
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
@@ -801,6 +933,15 @@ def evaluate(
         ``table9``), plus ``seconds`` per part.  JSON-ready except the
         ``example`` entries (tensors for the figures), which :func:`pdeflow.tvflownet.report.report`
         turns into PNGs.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import evaluate
+    >>> res = evaluate({"semiresnet": load("semiresnet")}, sizes=(16,), n_images=1, tables=(2,), times=[0.0, 0.1],
+    ...                dt=0.1, tol=1e-4, cache_dir=False)
+    >>> sorted(res), res["models"]["semiresnet"]["paper_row"]
+    (['config', 'models', 'seconds', 'table2_4'], ['semiresnet', '32'])
     """
     tables = sorted({int(t) for t in tables})
     bad = [t for t in tables if t not in ALL_TABLES]

@@ -24,7 +24,15 @@ PSNR_CAP = 100.0
 
 
 def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
-    """The test times of the official code: ``linspace(0, t_max, n)`` (0, 0.02, ..., 0.98)."""
+    """The test times of the official code: ``linspace(0, t_max, n)`` (0, 0.02, ..., 0.98).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.evaluate import paper_times
+    >>> times = paper_times()
+    >>> len(times), times[:3], times[-1]
+    (50, [0.0, 0.02, 0.04], 0.98)
+    """
     if int(n) < 1:
         raise UserInputError(f"n must be >= 1, got {n}")
     return [float(v) for v in np.linspace(0.0, float(t_max), int(n))]
@@ -159,7 +167,16 @@ ARCH_LABEL = {"semiresnet": "Semi-ResNet", "unet": "U-Net", "lgd": "LGD"}
 
 def source_provenances(prov):
     """A model's provenance and, for an average of models (:func:`pdeflow.tvflownet.average`) or an
-    ensemble (:func:`pdeflow.tvflownet.ensemble`), each source's, recursively."""
+    ensemble (:func:`pdeflow.tvflownet.ensemble`), each source's, recursively.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.paper import source_provenances
+    >>> prov = {"trainer": "pdeflow.tvflownet.average",
+    ...         "averaged": [{"provenance": {"trainer": "a"}}, {"provenance": {"trainer": "b"}}]}
+    >>> [p["trainer"] for p in source_provenances(prov)]
+    ['pdeflow.tvflownet.average', 'a', 'b']
+    """
     if not isinstance(prov, Mapping):
         return
     yield prov
@@ -173,6 +190,18 @@ def source_provenances(prov):
 
 
 def unwrap_model(model):
+    """The model inside wrappers (attributes ``model``, ``module``, ``base``, ``inner``, ``net``, up to
+    five deep): the first one whose ``config`` names an ``arch``, else the innermost.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.paper import unwrap_model
+    >>> from pdeflow.tvflownet.symmetry import Equivariant
+    >>> net = load("semiresnet")
+    >>> unwrap_model(Equivariant(net)) is net
+    True
+    """
     seen = 0
     while seen < 5:
         cfg = getattr(model, "config", None)
@@ -227,6 +256,13 @@ def paper_key(name: str, model=None) -> tuple[str, str] | None:
     ``"256"``, ``"mixed"``) from the metadata :func:`pdeflow.tvflownet.load`
     attaches (``model.meta["provenance"]["train_config"]["crop"]``, or a
     ``crop``/``crop_size``/``train_size`` entry) or from the name (e.g. ``"unet-32"``).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import load
+    >>> from pdeflow.tvflownet.evaluate import paper_key
+    >>> paper_key("semiresnet", load("semiresnet")), paper_key("unet-96"), paper_key("mine")
+    (('semiresnet', '32'), ('unet', '96'), None)
     """
     base = unwrap_model(model) if model is not None else None
     arch = None

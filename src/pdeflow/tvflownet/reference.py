@@ -26,7 +26,17 @@ _CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """``$PDEFLOW_CACHE/tvflow_reference``, else ``$XDG_CACHE_HOME/pdeflow/...`` or ``~/.cache/pdeflow/...``."""
+    """``$PDEFLOW_CACHE/tvflow_reference``, else ``$XDG_CACHE_HOME/pdeflow/...`` or ``~/.cache/pdeflow/...``.
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from pdeflow.tvflownet.evaluate import default_cache_dir
+    >>> with mock.patch.dict(os.environ, {"PDEFLOW_CACHE": "/somewhere"}):
+    ...     print(default_cache_dir().as_posix())
+    /somewhere/tvflow_reference
+    """
     root = os.environ.get("PDEFLOW_CACHE")
     if root:
         return Path(root) / "tvflow_reference"
@@ -36,6 +46,15 @@ def default_cache_dir() -> Path:
 
 
 def grid_indices(times: Sequence[float], dt: float) -> list[int]:
+    """The step numbers ``round(t / dt)`` of ``times`` on the grid of step ``dt``; a time off the grid or
+    out of order raises ValueError.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet.reference import grid_indices
+    >>> grid_indices([0.0, 0.1, 0.25], dt=0.05)
+    [0, 2, 5]
+    """
     idx = []
     for t in times:
         k = round(float(t) / dt)
@@ -52,7 +71,18 @@ def reference_solve(x: torch.Tensor, idx: list[int], dt: float, tol: float, solv
                progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference of ``x`` (B, C, H, W) at the grid steps ``idx``: :func:`pdeflow.tv.tv_flow`, implicit
     Euler steps of ``dt`` (each an ROF problem to relative duality gap ``tol``; an image flat enough to
-    reach its mean within a step does so exactly), ``(u, u_t)`` each (T, B, C, H, W)."""
+    reach its mean within a step does so exactly), ``(u, u_t)`` each (T, B, C, H, W).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.reference import reference_solve
+    >>> x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> x[..., 2:6, 2:6] = 1.0                               # a square
+    >>> u, u_t = reference_solve(x, [0, 1, 2], dt=0.1, tol=1e-6, solver="fgp", max_iter=2000)
+    >>> u.shape, round(float(u[2].mean()), 6) == round(float(x.mean()), 6)   # the mean is kept
+    (torch.Size([3, 1, 1, 8, 8]), True)
+    """
     return tv_flow(x, [k * dt for k in idx], dt=dt, tol=tol, method="implicit", scheme="euler", solver=solver,
                    max_iter=max_iter, return_ut=True, progress=progress)
 
@@ -109,6 +139,17 @@ def reference_flow(
         ``u_t`` is the backward quotient of the step that reached each time
         (``div`` of the ROF dual field), at ``t = 0`` the quotient of the first step.
     info : dict, if ``return_info``
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.tvflownet.evaluate import natural_images, reference_flow
+    >>> x = 5 * natural_images(16, 1)                        # the paper's scale
+    >>> with tempfile.TemporaryDirectory() as cache:
+    ...     u, u_t = reference_flow(x, [0.0, 0.1, 0.2], dt=0.1, cache_dir=cache)
+    ...     *_, info = reference_flow(x, [0.0, 0.1, 0.2], dt=0.1, cache_dir=cache, return_info=True)
+    >>> u.shape, u.dtype, info["hits"], info["misses"]
+    (torch.Size([3, 1, 1, 16, 16]), torch.float32, 1, 0)
     """
     x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():

@@ -60,7 +60,19 @@ PRIOR_SCALE = 10.0
 
 
 def check_density(density, who: str) -> float:
-    """``density`` as a float in (0, 1), or a ValueError naming ``who``."""
+    """``density`` as a float in (0, 1), or a ValueError naming ``who``.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.learned.maskgan import check_density
+    >>> check_density(0.1, "demo")
+    0.1
+    >>> try:
+    ...     check_density(1.5, "demo")
+    ... except ValueError as e:
+    ...     print(e)
+    demo: density must be a number in (0, 1) (the fraction of known pixels), got 1.5
+    """
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
             or not 0.0 < density < 1.0:
         raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), got "
@@ -77,6 +89,17 @@ def binarise(z: torch.Tensor, density: float | None = None) -> tuple[torch.Tenso
     so that no pixel's gradient dies where the hard sigmoid saturates.
     With ``density``, ``b`` is 1 on the ``round(density H W)`` largest ``z``
     of each image instead (ties broken by position), same gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.maskgan import binarise
+    >>> z = torch.tensor([[[[-3.0, -0.5, 0.5, 3.0]]]], requires_grad=True)
+    >>> b, c = binarise(z)
+    >>> b.tolist(), binarise(z, density=0.25)[0].tolist()
+    ([[[[0.0, 0.0, 1.0, 1.0]]]], [[[[0.0, 0.0, 0.0, 1.0]]]])
+    >>> b.sum().backward(); z.grad.tolist()          # the straight-through slope 0.2
+    [[[[0.20000000298023224, 0.20000000298023224, 0.20000000298023224, 0.20000000298023224]]]]
     """
     c = hard_sigmoid(z)
     linear = 0.2 * z + 0.5
@@ -204,7 +227,17 @@ class MaskGAN(nn.Module):
 
 
 def density_loss(b: torch.Tensor, density: float) -> torch.Tensor:
-    """``mean over images of |mean(b_i) - density|`` (the first term of Peter (2022) eq. 4)."""
+    """``mean over images of |mean(b_i) - density|`` (the first term of Peter (2022) eq. 4).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.maskgan import density_loss
+    >>> b = torch.zeros(2, 1, 4, 4)
+    >>> b[0, 0, 0, :2] = 1                               # densities 2/16 and 0
+    >>> round(float(density_loss(b, 0.125)), 4)
+    0.0625
+    """
     density = check_density(density, "density_loss")
     if b.dim() != 4:
         raise UserInputError(f"density_loss: b must be (B, 1, H, W), got {tuple(b.shape)}")
@@ -216,6 +249,16 @@ def mask_loss(b: torch.Tensor, f: torch.Tensor, u: torch.Tensor, d_fake: torch.T
     """``|mean(b) - D| + beta * mean |f - u| - alpha * d_fake``; returns ``(total, terms)``.
 
     ``d_fake`` is the batch mean of the critic on ``(u, b)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.maskgan import mask_loss
+    >>> b, f = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    >>> b[..., 0, :2] = 1
+    >>> total, terms = mask_loss(b, f, f + 0.1, torch.tensor(2.0), density=0.125)
+    >>> round(float(total), 4), sorted(terms)
+    (0.09, ['density', 'mae'])
     """
     dens = density_loss(b, density)
     mae = (f - u).abs().mean()

@@ -211,7 +211,18 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
     """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
     :func:`pdeflow.inpaint.masks.refine.refine_mask` with the options ``refine`` (None: not refined) from the
     network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile).
-    No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined."""
+    No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import load_masknet
+    >>> from pdeflow.inpaint.learned.masknet import network_mask
+    >>> f = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> m = network_mask(load_masknet(0.1), f, 0.1)
+    >>> m.shape, int(m.sum())
+    (torch.Size([1, 1, 32, 32]), 102)
+    """
     from ..masks.refine import refine_mask
     x = f.to(dtype=next(net.parameters()).dtype)
     logp, s = net.maps(x, density)

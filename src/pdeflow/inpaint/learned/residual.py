@@ -220,7 +220,15 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
 
 def load_joint_refined(density: float, *, channels: int | None = None, device=None) -> ResidualInpainter | None:
     """The shipped pair's inpainter for its refined masks at ``density`` (``NAME-inpainter-refined``,
-    :data:`REFINED_SUFFIX`), or None where that pair ships none (then its ``NAME-inpainter`` is the one)."""
+    :data:`REFINED_SUFFIX`), or None where that pair ships none (then its ``NAME-inpainter`` is the one).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.learned.residual import load_joint_refined
+    >>> net = load_joint_refined(0.1)                   # the shipped "joint-10-inpainter-refined"
+    >>> net.channels, net.training, load_joint_refined(0.3) is None
+    (1, False, True)
+    """
     name = registry.shipped_name("joint-inpainter-refined", density)
     if name is None or name not in registry.shipped_models("inpaint"):
         return None

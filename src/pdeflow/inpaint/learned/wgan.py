@@ -65,12 +65,27 @@ HEAD = 8
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """Keras' ``hard_sigmoid``: ``clip(0.2 x + 0.5, 0, 1)`` (gradient 0.2 inside, 0 outside)."""
+    """Keras' ``hard_sigmoid``: ``clip(0.2 x + 0.5, 0, 1)`` (gradient 0.2 inside, 0 outside).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import hard_sigmoid
+    >>> hard_sigmoid(torch.tensor([-5.0, 0.0, 1.0, 5.0])).tolist()
+    [0.0, 0.5, 0.699999988079071, 1.0]
+    """
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
 def scaled(n: int, width: float) -> int:
-    """``n`` channels scaled by ``width``, at least 1."""
+    """``n`` channels scaled by ``width``, at least 1.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.learned.wgan import scaled
+    >>> scaled(64, 0.25), scaled(8, 0.01)
+    (16, 1)
+    """
     return max(1, int(round(n * width)))
 
 
@@ -104,6 +119,14 @@ class CBlock(nn.Module):
     (the block's full-resolution output is also its skip connection).
     ``transposed=True`` gives the decoder's TCBlock (stride-1 transposed
     convolutions).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import CBlock
+    >>> block = CBlock(3, (2, 2, 4))
+    >>> block.out_channels, block(torch.rand(1, 3, 8, 8)).shape
+    (8, torch.Size([1, 8, 8, 8]))
     """
 
     def __init__(self, in_channels: int, out_channels: tuple[int, int, int], transposed: bool = False):
@@ -118,7 +141,16 @@ class CBlock(nn.Module):
 
 
 class TCBlock(CBlock):
-    """The decoder block: :class:`CBlock` with transposed convolutions."""
+    """The decoder block: :class:`CBlock` with transposed convolutions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import TCBlock
+    >>> block = TCBlock(3, (2, 2, 4))
+    >>> block.out_channels, block(torch.rand(1, 3, 8, 8)).shape
+    (8, torch.Size([1, 8, 8, 8]))
+    """
 
     def __init__(self, in_channels: int, out_channels: tuple[int, int, int]):
         super().__init__(in_channels, out_channels, transposed=True)
@@ -130,6 +162,14 @@ class Hourglass(nn.Module):
     Maps ``(B, in_channels, H, W)`` (``H``, ``W`` multiples of 8) to the
     decoder's last features concatenated with the input,
     ``(B, self.out_channels, H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import Hourglass
+    >>> body = Hourglass(3, width=0.1)
+    >>> body(torch.rand(1, 3, 16, 16)).shape == (1, body.out_channels, 16, 16)
+    True
     """
 
     def __init__(self, in_channels: int, width: float = 1.0):
@@ -220,7 +260,19 @@ class InpaintingGenerator(nn.Module):
 
 
 def check_image_and_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
-    """Raise ValueError unless ``mask`` is ``(B, 1, H, W)`` (or ``(B, C, H, W)``) matching ``f``."""
+    """Raise ValueError unless ``mask`` is ``(B, 1, H, W)`` (or ``(B, C, H, W)``) matching ``f``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import check_image_and_mask
+    >>> check_image_and_mask(torch.rand(2, 3, 8, 8), torch.ones(2, 1, 8, 8), "demo")  # fine: no output
+    >>> try:
+    ...     check_image_and_mask(torch.rand(2, 3, 8, 8), torch.ones(2, 1, 4, 4), "demo")
+    ... except ValueError as e:
+    ...     print(e)
+    demo: mask must have shape (2, 1, 8, 8) to match f of shape (2, 3, 8, 8), got (2, 1, 4, 4)
+    """
     if not isinstance(f, torch.Tensor) or f.dim() != 4:
         raise UserInputError(f"{who}: f must be a (B, C, H, W) tensor, got {getattr(f, 'shape', type(f).__name__)}")
     if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
@@ -233,7 +285,17 @@ def check_image_and_mask(f: torch.Tensor, mask: torch.Tensor, who: str) -> None:
 
 def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, noise: torch.Tensor | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """``cat(f * c, c, r * (1 - c))`` with ``r ~ N(0, noise_std)`` (or the given ``noise``), ``(B, 2C + 1, H, W)``."""
+    """``cat(f * c, c, r * (1 - c))`` with ``r ~ N(0, noise_std)`` (or the given ``noise``), ``(B, 2C + 1, H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import generator_input
+    >>> f, c = torch.rand(2, 3, 8, 8), torch.ones(2, 1, 8, 8)
+    >>> x = generator_input(f, c, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> x.shape, bool(torch.equal(x[:, :3], f)), float(x[:, 4:].abs().max())
+    (torch.Size([2, 7, 8, 8]), True, 0.0)
+    """
     check_image_and_mask(f, mask, "generator_input")
     mask = mask[:, :1].to(f.dtype)
     if noise is None:
@@ -246,7 +308,16 @@ def generator_input(f: torch.Tensor, mask: torch.Tensor, noise_std: float, *, no
 
 
 def composite(g: torch.Tensor, f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Peter (2022) eq. (1): ``(1 - c) g + c f`` (differentiable in ``g``, ``f`` and ``c``)."""
+    """Peter (2022) eq. (1): ``(1 - c) g + c f`` (differentiable in ``g``, ``f`` and ``c``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import composite
+    >>> g, f = torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2)
+    >>> composite(g, f, torch.tensor([[[[1.0, 0.0]]]])).tolist()
+    [[[[1.0, 0.0]]]]
+    """
     return g + mask * (f - g)
 
 
@@ -298,13 +369,37 @@ class Critic(nn.Module):
 
 
 def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Peter (2022) eq. (2): ``mean d(fake, c) - mean d(real, c)`` (``fake`` is detached)."""
+    """Peter (2022) eq. (2): ``mean d(fake, c) - mean d(real, c)`` (``fake`` is detached).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import Critic
+    >>> from pdeflow.inpaint.learned.wgan import critic_loss
+    >>> _ = torch.manual_seed(0)
+    >>> critic = Critic(1, size=32, width=0.1)
+    >>> real, fake, c = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32), torch.ones(2, 1, 32, 32)
+    >>> critic_loss(critic, real, fake, c).shape
+    torch.Size([])
+    """
     return critic(fake.detach(), mask.detach()).mean() - critic(real, mask.detach()).mean()
 
 
 def generator_loss(critic: Critic, f: torch.Tensor, u: torch.Tensor, mask: torch.Tensor, alpha: float
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Peter (2022) eq. (3): ``(mean |f - u| - alpha * mean d(u, c), mae, mean d(u, c))``."""
+    """Peter (2022) eq. (3): ``(mean |f - u| - alpha * mean d(u, c), mae, mean d(u, c))``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import Critic
+    >>> from pdeflow.inpaint.learned.wgan import generator_loss
+    >>> critic = Critic(1, size=32, width=0.1)
+    >>> f, c = torch.rand(2, 1, 32, 32), torch.ones(2, 1, 32, 32)
+    >>> total, mae, d_fake = generator_loss(critic, f, f, c, alpha=0.005)
+    >>> float(mae), bool(torch.isclose(total, -0.005 * d_fake))
+    (0.0, True)
+    """
     mae = (f - u).abs().mean()
     d_fake = critic(u, mask).mean()
     return mae - alpha * d_fake, mae, d_fake
@@ -314,6 +409,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8, mode: str = "reflect") -
     """Pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple``; returns ``(padded, (H, W))``.
 
     Reflect padding needs ``H, W >= pad + 1``; smaller images fall back to replicate.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.learned.wgan import pad_to_multiple
+    >>> padded, size = pad_to_multiple(torch.rand(1, 1, 10, 13))
+    >>> padded.shape, size
+    (torch.Size([1, 1, 16, 16]), (10, 13))
     """
     H, W = x.shape[-2:]
     ph, pw = (-H) % multiple, (-W) % multiple

@@ -32,7 +32,18 @@ __all__ = ["analytic_mask", "analytic_sigma", "laplacian_density"]
 
 def laplacian_density(f: torch.Tensor, sigma: float = 2.0, floor: float = 0.05) -> torch.Tensor:
     """Belhachmi et al.'s density ``|laplacian(G_sigma * f)|`` (summed over channels) ``(B, 1, H, W)``,
-    plus ``floor`` times its image mean (so flat regions keep a few points)."""
+    plus ``floor`` times its image mean (so flat regions keep a few points).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.analytic import laplacian_density
+    >>> f = torch.zeros(1, 3, 16, 16, dtype=torch.float64)
+    >>> f[..., 8:] = 1.0                                 # a vertical edge
+    >>> p = laplacian_density(f, sigma=1.0)
+    >>> p.shape, bool(p[0, 0, 8, 7] > p[0, 0, 8, 0] > 0)
+    (torch.Size([1, 1, 16, 16]), True)
+    """
     lap = laplacian(gaussian_blur(f, sigma)).abs().sum(1, keepdim=True)
     mean = lap.flatten(1).mean(1).view(-1, 1, 1, 1)
     return lap + floor * mean + torch.finfo(f.dtype).tiny ** 0.5
@@ -49,7 +60,14 @@ def _check_number(x, name: str, who: str, *, minimum: float = 0.0, open_low: boo
 
 def analytic_sigma(density: float) -> float:
     """Smoothing of the analytic density for a mask density: ``0.45 / sqrt(density)`` pixels (~0.45 x the point
-    spacing), rounded to 0.01; what the mask networks, the residual inpainter's training and ``pdeflow mask`` use."""
+    spacing), rounded to 0.01; what the mask networks, the residual inpainter's training and ``pdeflow mask`` use.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.analytic import analytic_sigma
+    >>> analytic_sigma(0.1), analytic_sigma(0.05)
+    (1.42, 2.01)
+    """
     return round(0.45 / math.sqrt(density), 2)
 
 

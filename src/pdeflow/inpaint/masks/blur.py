@@ -12,7 +12,18 @@ __all__ = ["gaussian_blur"]
 
 def gaussian_blur(f: torch.Tensor, sigma: float) -> torch.Tensor:
     """``G_sigma * f`` per channel of ``(B, C, H, W)``: separable Gaussian (radius ``int(3.5 sigma + 0.5)``),
-    mirrored boundary (edge pixel not repeated; the window is cut to the image for tiny images)."""
+    mirrored boundary (edge pixel not repeated; the window is cut to the image for tiny images).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.blur import gaussian_blur
+    >>> f = torch.zeros(1, 1, 15, 15, dtype=torch.float64)
+    >>> f[0, 0, 7, 7] = 1.0                              # far enough from the boundary
+    >>> g = gaussian_blur(f, 1.0)
+    >>> g.shape, round(float(g.sum()), 6), bool(g[0, 0, 7, 7] == g.max())
+    (torch.Size([1, 1, 15, 15]), 1.0, True)
+    """
     if sigma == 0:
         return f
     win = gaussian_window(sigma, dtype=f.dtype, device=f.device)

@@ -48,7 +48,19 @@ _TILE_VERSION = 1  # bump when the algorithm changes: old cache files are ignore
 
 
 def n_known(density, n_pixels: int, who: str) -> int:
-    """``k = round(density * n_pixels)``, or a ValueError naming ``density`` (out of (0, 1), or 0 or all pixels)."""
+    """``k = round(density * n_pixels)``, or a ValueError naming ``density`` (out of (0, 1), or 0 or all pixels).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.dither import n_known
+    >>> n_known(0.1, 32 * 32, "demo")
+    102
+    >>> try:
+    ...     n_known(0.0001, 100, "demo")
+    ... except ValueError as e:
+    ...     print(e)
+    demo: density 0.0001 keeps no pixel of a 100-pixel image (need density >= 0.005)
+    """
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not math.isfinite(density) \
             or not 0.0 < density < 1.0:
         raise UserInputError(f"{who}: density must be a number in (0, 1) (the fraction of known pixels), "
@@ -223,6 +235,17 @@ def threshold_map(shape, *, tile=None, random: bool = False, generator=None, dty
         Shift the tile by a random offset and flip it at random (vertically,
         horizontally, and transposed if square) per image, from ``generator``.
     generator : None, int or torch.Generator
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.dither import threshold_map
+    >>> tile = torch.tensor([[0.1, 0.6], [0.8, 0.3]], dtype=torch.float64)
+    >>> t = threshold_map((2, 3, 3, 5), tile=tile)
+    >>> t.shape, t[0, 0, 2].tolist()
+    (torch.Size([2, 1, 3, 5]), [0.1, 0.6, 0.1, 0.6, 0.1])
+    >>> threshold_map((2, 1, 64, 64), random=True, generator=0).shape   # the 64 x 64 blue-noise tile
+    torch.Size([2, 1, 64, 64])
     """
     who = "threshold_map"
     if tile is None:

@@ -159,6 +159,14 @@ def image_loss(u: torch.Tensor, f: torch.Tensor, metric: str = "mse") -> torch.T
     ``'mse'``: mean squared error; ``'mae'``: mean absolute error; ``'masknet'``:
     ``mean(sqrt(d^2 + 1e-6) - 1e-3) + 0.3 (1 - SSIM(u, f))``, the mask network's
     training loss (images at least 11 x 11).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.refine import image_loss
+    >>> f = torch.zeros(2, 1, 4, 4)
+    >>> image_loss(f + 0.5, f).tolist(), image_loss(f + 0.5, f, "mae").tolist()
+    ([0.25, 0.25], [0.5, 0.5])
     """
     d = u - f
     if metric == "mse":
@@ -841,6 +849,12 @@ def refine_options(refine, who: str) -> dict | None:
     one tile) or a dict of :func:`refine_mask` keywords among ``rounds``,
     ``shifts``, ``swaps``, ``metric``, ``tol``, ``solver``, ``generator``
     (e.g. ``{"shifts": 4, "rounds": 8}``).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.refine import refine_options
+    >>> refine_options(0, "demo"), refine_options(3, "demo"), refine_options({"shifts": 4}, "demo")
+    (None, {'rounds': 3}, {'shifts': 4, 'rounds': 0})
     """
     if refine is None:
         return None

@@ -24,7 +24,18 @@ _NB = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
 
 
 def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """``|f - G_sigma * f|`` summed over channels ``(B, 1, H, W)``: how extreme a pixel is against its local mean."""
+    """``|f - G_sigma * f|`` summed over channels ``(B, 1, H, W)``: how extreme a pixel is against its local mean.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.snapping import extremality
+    >>> f = torch.zeros(1, 1, 7, 7, dtype=torch.float64)
+    >>> f[0, 0, 3, 3] = 1.0                              # a single bright pixel
+    >>> s = extremality(f)
+    >>> s.shape, divmod(int(s.argmax()), 7)
+    (torch.Size([1, 1, 7, 7]), (3, 3))
+    """
     return (f - gaussian_blur(f, sigma)).abs().sum(1, keepdim=True)
 
 
@@ -62,6 +73,17 @@ def snap_to_extrema(mask: torch.Tensor, score: torch.Tensor, priority: torch.Ten
     -------
     Tensor, shape and dtype of ``mask``
         A binary mask with exactly as many known pixels per image as ``mask``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.snapping import snap_to_extrema
+    >>> mask, score = torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 5, 5)
+    >>> mask[0, 0, 1, 1] = 1.0
+    >>> score[0, 0, 2, 2] = 1.0                          # the best pixel next to the point
+    >>> m = snap_to_extrema(mask, score)
+    >>> m.nonzero().tolist(), int(m.sum())
+    ([[0, 0, 2, 2]], 1)
     """
     B, _, H, W = mask.shape
     if B == 1 and mask.device.type == "cpu" and score.device.type == "cpu" \
@@ -164,7 +186,17 @@ def _neighbours_np(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
 
 def neighbour_mass(p: torch.Tensor, score: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """The expected mask of snapping: pixel ``j``'s mass ``p_j`` spread over its 3x3 neighbourhood
-    by ``softmax(score / temperature)`` (differentiable in ``p`` and ``score``); sums are kept."""
+    by ``softmax(score / temperature)`` (differentiable in ``p`` and ``score``); sums are kept.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.snapping import neighbour_mass
+    >>> p = torch.full((1, 1, 4, 4), 0.25)
+    >>> q = neighbour_mass(p, torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)))
+    >>> q.shape, round(float(q.sum()), 5)                # the total mass is kept
+    (torch.Size([1, 1, 4, 4]), 4.0)
+    """
     B, _, H, W = p.shape
     sp = F.pad(score / temperature, (1, 1, 1, 1), value=-math.inf)
     cand = F.unfold(sp, 3)                                               # (B, 9, H W): neighbours of j

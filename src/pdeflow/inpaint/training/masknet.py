@@ -71,7 +71,16 @@ __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "bui
 
 @dataclass
 class MaskNetConfig:
-    """Everything that determines a mask-network training run (saved as ``config.json``)."""
+    """Everything that determines a mask-network training run (saved as ``config.json``).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.masknet import MaskNetConfig, check_config
+    >>> cfg = MaskNetConfig(density=0.1, widths=(4,), crop=16, steps=1)
+    >>> check_config(cfg)
+    >>> cfg.density, cfg.channels, cfg.batch_size
+    (0.1, 1, 16)
+    """
 
     density: float | None = option(0.05, "target fraction of known pixels, or 'all': one network for every density, "
                                          "trained on 5, 10 and 20 %% (default {default:g})", type="density_or_all",
@@ -110,7 +119,18 @@ class MaskNetConfig:
 
 
 def check_config(cfg: MaskNetConfig) -> None:
-    """Raise ValueError naming the first field that is out of range."""
+    """Raise ValueError naming the first field that is out of range.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.masknet import MaskNetConfig, check_config
+    >>> check_config(MaskNetConfig())                    # the defaults are valid
+    >>> try:
+    ...     check_config(MaskNetConfig(crop=8))
+    ... except ValueError as e:
+    ...     print(str(e).split(",")[0])
+    MaskNetConfig.crop: expected an int >= 16
+    """
     need = ConfigCheck(cfg)
     need.fractions("density", optional=True)
     need.tuple_of("densities", "numbers in (0, 1)", lambda d: is_number(d) and 0 < d < 1)
@@ -133,7 +153,15 @@ def check_config(cfg: MaskNetConfig) -> None:
 
 def open_photos(cfg: MaskNetConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     """Training and validation photos of ``cfg.data`` (see the module docstring and
-    :func:`pdeflow.datasets.source_images`)."""
+    :func:`pdeflow.datasets.source_images`).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.masknet import MaskNetConfig, open_photos
+    >>> train, val = open_photos(MaskNetConfig())        # the built-in TRAIN split, split by name hash
+    >>> len(train), len(val)
+    (10, 2)
+    """
     return datasets.source_images(cfg.data, grey=cfg.channels == 1, val_fraction=cfg.val_fraction)
 
 
@@ -146,6 +174,17 @@ def validation_crops(cfg: MaskNetConfig, images: datasets.ImageSet) -> torch.Ten
 
 
 def build_masknet(cfg: MaskNetConfig) -> MaskNet:
+    """A freshly initialised :class:`~pdeflow.inpaint.learned.masknet.MaskNet` of ``cfg``'s model fields.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.training.masknet import MaskNetConfig, build_masknet
+    >>> net = build_masknet(MaskNetConfig(density=0.1, widths=(4,), tile=16))
+    >>> f = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> type(net).__name__, int(net(f, 0.1).sum())       # round(0.1 * 256) known pixels
+    ('MaskNet', 26)
+    """
     return MaskNet(cfg.channels, cfg.density, widths=tuple(cfg.widths), bound=cfg.bound, sigma=cfg.sigma,
                    floor=cfg.floor, snap_sigma=cfg.snap_sigma, density_input=cfg.density_input, tile=cfg.tile)
 
@@ -153,7 +192,17 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
 def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """:func:`~pdeflow.inpaint.learned.losses.reconstruction_loss` of ``u = diffuse(f, b)`` (float64); the terms
-    also hold ``u``."""
+    also hold ``u``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.training.masknet import inpainting_loss
+    >>> f = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> loss, terms = inpainting_loss(f, torch.ones_like(f), 0.3, 1e-6)   # every pixel known: u = f
+    >>> round(float(loss), 6), sorted(terms)
+    (0.0, ['charbonnier', 'mae', 'ssim', 'u'])
+    """
     f64 = f.double()
     u = diffuse(f64, b.double(), tol=tol)
     loss, terms = reconstruction_loss(u, f64, ssim_weight)
@@ -196,7 +245,17 @@ def baselines(cfg: MaskNetConfig, fval: torch.Tensor) -> dict:
 def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: str | None = None,
                   device: str | torch.device = "cpu") -> Path:
     """Train (or resume) a mask network in ``run_dir``; returns the path of the exported ``model.json``
-    (the best model by validation). See the module docstring."""
+    (the best model by validation). See the module docstring.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.inpaint.training.masknet import MaskNetConfig, train_masknet
+    >>> cfg = MaskNetConfig(density=0.1, widths=(4,), crop=16, steps=1, batch_size=1, val_crops=1, tile=16)
+    >>> with tempfile.TemporaryDirectory() as run_dir:    # one optimiser step, only to show the call
+    ...     print(train_masknet(cfg, run_dir, quiet=True).name)
+    model.json
+    """
     check_config(cfg)
     run_dir = Path(run_dir)
     device = torch.device(device)

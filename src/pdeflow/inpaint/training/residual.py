@@ -105,7 +105,16 @@ STAGES = ("residual", "joint")
 
 @dataclass
 class ResidualConfig:
-    """Everything that determines a residual-inpainter training run (saved as ``config.json``)."""
+    """Everything that determines a residual-inpainter training run (saved as ``config.json``).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.residual import ResidualConfig, check_config
+    >>> cfg = ResidualConfig(widths=(4,), crop=16, steps=1)
+    >>> check_config(cfg)
+    >>> cfg.stage, cfg.densities, cfg.mask_models
+    ('residual', (0.05, 0.1, 0.2), ())
+    """
 
     stage: str = option("residual", choices=("residual", "joint"),
                         help="residual: train the residual inpainter alone; joint: fine-tune one mask network "
@@ -162,7 +171,18 @@ class ResidualConfig:
 
 
 def check_config(cfg: ResidualConfig) -> None:
-    """Raise ValueError naming the first field that is out of range."""
+    """Raise ValueError naming the first field that is out of range.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.residual import ResidualConfig, check_config
+    >>> check_config(ResidualConfig())                   # the defaults are valid
+    >>> try:
+    ...     check_config(ResidualConfig(stage="joint"))  # joint needs one mask network
+    ... except ValueError as e:
+    ...     print(e)
+    ResidualConfig.mask_models: expected exactly one mask network (stage joint), got ()
+    """
     need = ConfigCheck(cfg)
     need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
     need(cfg.channels in (1, 3), "channels", "1 or 3")
@@ -195,13 +215,27 @@ def check_config(cfg: ResidualConfig) -> None:
 
 def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
     """All photos of ``cfg.data`` (the built-in TRAIN split and/or folders), in memory
-    (:func:`pdeflow.datasets.source_images`)."""
+    (:func:`pdeflow.datasets.source_images`).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.residual import ResidualConfig, open_training_photos
+    >>> len(open_training_photos(ResidualConfig()))      # the built-in TRAIN split
+    12
+    """
     return pdata.source_images(cfg.data, grey=cfg.channels == 1)[0]
 
 
 def evaluation_boxes(size: int, n: int, *, seed: int = 0) -> list[tuple[str, int, int]]:
     """``(photo, top, left)`` of the first ``n`` crops of :func:`pdeflow.inpaint.evaluation.test_images`
-    at ``size`` (built-in TEST split): the same draws, made on images of pixel coordinates."""
+    at ``size`` (built-in TEST split): the same draws, made on images of pixel coordinates.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.residual import evaluation_boxes
+    >>> evaluation_boxes(64, 2)
+    [('matplotlib/grace_hopper', 447, 418), ('pywt/aero', 273, 118)]
+    """
     pool = pdata.builtin_pool("test", grey=True, kind="photo")
     names = list(pool)
     coords = []
@@ -220,7 +254,15 @@ def evaluation_boxes(size: int, n: int, *, seed: int = 0) -> list[tuple[str, int
 
 
 def validation_crops(cfg: ResidualConfig) -> tuple[torch.Tensor, dict]:
-    """The fixed validation crops ``(val_crops, C, crop, crop)`` and their description (see the module doc)."""
+    """The fixed validation crops ``(val_crops, C, crop, crop)`` and their description (see the module doc).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.residual import ResidualConfig, validation_crops
+    >>> crops, about = validation_crops(ResidualConfig(crop=16, val_crops=2))
+    >>> crops.shape, about["source"]
+    (torch.Size([2, 1, 16, 16]), "builtin TEST split, outside the evaluation's crops")
+    """
     grey = cfg.channels == 1
     g = torch.Generator().manual_seed(cfg.val_seed)
     s = cfg.crop
@@ -333,7 +375,17 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
                    device: str | torch.device = "cpu") -> Path:
     """Train (or resume) the residual inpainter (stage ``residual``) or fine-tune a mask network with it
     (stage ``joint``) in ``run_dir``; returns the path of the exported ``model.json`` (the best by
-    validation). See the module docstring."""
+    validation). See the module docstring.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.inpaint.training.residual import ResidualConfig, train_residual
+    >>> cfg = ResidualConfig(widths=(4,), crop=16, steps=1, batch_size=1, val_crops=1)
+    >>> with tempfile.TemporaryDirectory() as run_dir:    # one optimiser step, only to show the call
+    ...     print(train_residual(cfg, run_dir, quiet=True).name)
+    model.json
+    """
     check_config(cfg)
     run_dir = Path(run_dir)
     device = torch.device(device)

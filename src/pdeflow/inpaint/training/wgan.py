@@ -116,6 +116,14 @@ class TrainConfig:
     Defaults are Peter's (2022) where it gives a value (Adam 5e-5, alpha 0.005,
     beta 1, noise N(0, 0.1), 64x64 crops); ``width`` < 1 shrinks every
     network for CPU training.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, check_config
+    >>> cfg = TrainConfig(width=0.05, crop=32, steps=1, batch_size=2)
+    >>> check_config(cfg)
+    >>> cfg.stage, cfg.alpha, cfg.lr
+    ('wgan', 0.005, 5e-05)
     """
 
     # Each field that is a command-line option carries its help text, type and choices (option(...)):
@@ -180,7 +188,18 @@ class TrainConfig:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """Raise ValueError naming the first field that is out of range."""
+    """Raise ValueError naming the first field that is out of range.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, check_config
+    >>> check_config(TrainConfig())                      # the defaults are valid
+    >>> try:
+    ...     check_config(TrainConfig(crop=48))
+    ... except ValueError as e:
+    ...     print(e)
+    TrainConfig.crop: expected a multiple of 32 (32, 64, 128, ...), got 48
+    """
     need = ConfigCheck(cfg)
     need(cfg.stage in STAGES, "stage", f"one of {STAGES}")
     need.fractions("density")
@@ -207,13 +226,30 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
-    """The training and validation photos of ``cfg`` (see :func:`pdeflow.datasets.training_images`)."""
+    """The training and validation photos of ``cfg`` (see :func:`pdeflow.datasets.training_images`).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, open_data
+    >>> train_images, val_images = open_data(TrainConfig())   # the built-in TRAIN and TEST splits
+    >>> len(train_images) > 0, len(val_images) > 0
+    (True, True)
+    """
     return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
                                  kind="photo")
 
 
 def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """``(n, 1, size, size)`` masks, each pixel of mask ``i`` known with probability ``densities[i]``."""
+    """``(n, 1, size, size)`` masks, each pixel of mask ``i`` known with probability ``densities[i]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.training.wgan import random_masks
+    >>> m = random_masks(2, 8, torch.tensor([0.0, 1.0]), torch.Generator().manual_seed(0))
+    >>> m.shape, m.flatten(1).mean(1).tolist()
+    (torch.Size([2, 1, 8, 8]), [0.0, 1.0])
+    """
     return (torch.rand(n, 1, size, size, generator=g) < densities.view(-1, 1, 1, 1)).float()
 
 
@@ -222,6 +258,15 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet,
     """One step's crops ``(B, C, S, S)`` and, for stage wgan, random masks ``(B, 1, S, S)``.
 
     Everything is drawn from ``g`` (the step generator), in a fixed order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, open_data, sample_batch
+    >>> cfg = TrainConfig(crop=32, batch_size=2)
+    >>> f, masks = sample_batch(cfg, open_data(cfg)[0], torch.Generator().manual_seed(0))
+    >>> f.shape, masks.shape
+    (torch.Size([2, 1, 32, 32]), torch.Size([2, 1, 32, 32]))
     """
     f = images.crops(cfg.batch_size, cfg.crop, g)
     if cfg.stage != "wgan":
@@ -235,7 +280,16 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet,
 
 
 def validation_set(cfg: TrainConfig, images: datasets.ImageSet) -> dict:
-    """Fixed validation crops, random masks per validation density, and noises (seed ``val_seed``)."""
+    """Fixed validation crops, random masks per validation density, and noises (seed ``val_seed``).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, open_data, validation_set
+    >>> cfg = TrainConfig(crop=32, val_crops=2)
+    >>> val = validation_set(cfg, open_data(cfg)[1])
+    >>> sorted(val), val["f"].shape, sorted(val["masks"])
+    (['f', 'masks', 'noise', 'r'], torch.Size([2, 1, 32, 32]), [0.05, 0.1, 0.2])
+    """
     g = torch.Generator().manual_seed(cfg.val_seed)
     f = images.crops(cfg.val_crops, cfg.crop, g)
     masks = {float(d): random_masks(cfg.val_crops, cfg.crop, torch.full((cfg.val_crops,), float(d),
@@ -248,7 +302,17 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet) -> dict:
 @torch.no_grad()
 def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator | None, val: dict,
              device: torch.device) -> dict[str, float]:
-    """The validation metrics of the module docstring; ``out["metric"]`` decides the best model."""
+    """The validation metrics of the module docstring; ``out["metric"]`` decides the best model.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, build_networks, open_data, validate, validation_set
+    >>> cfg = TrainConfig(width=0.05, crop=32, val_crops=2)
+    >>> val = validation_set(cfg, open_data(cfg)[1])
+    >>> scores = validate(cfg, build_networks(cfg), None, val, torch.device("cpu"))
+    >>> sorted(scores)[:4]
+    ['metric', 'val_mae_10', 'val_mae_20', 'val_mae_5']
+    """
     f, noise = val["f"].to(device), val["noise"].to(device)
     out: dict[str, float] = {}
     with evaluating(gen, mask_net):
@@ -293,7 +357,16 @@ def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
 
 def build_networks(cfg: TrainConfig) -> InpaintingGenerator | MaskGAN:
     """The exported model of ``cfg``'s stage, freshly initialised: the generator (stage wgan) or
-    the mask network and generator pair (stage mask)."""
+    the mask network and generator pair (stage mask).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, build_networks
+    >>> type(build_networks(TrainConfig(width=0.05))).__name__
+    'InpaintingGenerator'
+    >>> type(build_networks(TrainConfig(stage="mask", width=0.05))).__name__
+    'MaskGAN'
+    """
     if cfg.stage == "wgan":
         return InpaintingGenerator(cfg.channels, cfg.width, cfg.noise_std)
     return MaskGAN(cfg.channels, cfg.width, cfg.noise_std, cfg.density, random_start=cfg.random_start,
@@ -347,6 +420,15 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
 
     ``device``: default ``cuda`` if available, else the CPU (one process; no DDP).
     ``command``: recorded in the exported JSON (default: this process's command line).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pdeflow.inpaint.training.wgan import TrainConfig, train
+    >>> cfg = TrainConfig(width=0.05, crop=32, steps=1, batch_size=2, val_crops=2)
+    >>> with tempfile.TemporaryDirectory() as run_dir:    # one optimiser step, only to show the call
+    ...     print(train(cfg, run_dir, device="cpu", quiet=True).name)
+    model.json
     """
     check_config(cfg)
     run_dir = Path(run_dir)
