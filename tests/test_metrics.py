@@ -5,6 +5,7 @@ import torch
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from pdeflow.errors import UserInputError
 from pdeflow.metrics import dice, mae, mse, psnr, ssim
 
 
@@ -59,7 +60,7 @@ def test_ssim_matches_skimage_natural(camera, astronaut, data_range):
 
 def test_ssim_other_sigma(camera):
     y = noisy(camera, 0.05, 3)
-    assert abs(ssim(camera, y, win_sigma=0.8).item() - sk_ssim(camera, y, 1.0, sigma=0.8)) < 1e-6
+    assert abs(ssim(camera, y, 1.0, win_sigma=0.8).item() - sk_ssim(camera, y, 1.0, sigma=0.8)) < 1e-6
 
 
 def test_ssim_batch_per_image():
@@ -111,7 +112,21 @@ def test_ssim_errors():
     with pytest.raises(ValueError, match=r"data_range.*\(B,\)"):
         ssim(torch.rand(2, 1, 12, 12), torch.rand(2, 1, 12, 12), data_range=torch.ones(3))
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
-        ssim(np.zeros((12, 12)), x)
+        ssim(object(), x)
+    # NumPy arrays are taken as tensors
+    assert ssim(np.zeros((20, 20)), torch.zeros(20, 20, dtype=torch.float64)).item() == 1.0
+
+
+def test_psnr_ssim_refuse_to_guess_the_data_range():
+    # As scikit-image: data outside [0, 1] needs data_range (psnr(x*255, 0.9*x*255) used to give -23 dB).
+    x = torch.rand(16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for fn in (psnr, ssim):
+        with pytest.raises(UserInputError, match=r"outside \[0, 1\].*data_range"):
+            fn(x * 255, 0.9 * x * 255)
+        with pytest.raises(UserInputError, match="y has values outside"):
+            fn(x, x - 0.5)
+        assert torch.isclose(fn(x * 255, 0.9 * x * 255, data_range=255.0), fn(x, 0.9 * x, data_range=1.0))
+        assert torch.equal(fn(x, 0.9 * x), fn(x, 0.9 * x, data_range=1.0))
 
 
 # --------------------------------------------------------------------- PSNR, MAE
@@ -129,7 +144,7 @@ def test_psnr_batch_identity_gradient():
     g = torch.Generator().manual_seed(7)
     x = torch.rand(3, 1, 8, 9, generator=g, dtype=torch.float64)
     y = noisy(x, 0.1, 8).requires_grad_(True)
-    got = psnr(x, y)
+    got = psnr(x, y, 1.0)
     assert got.shape == (3,)
     for b in range(3):
         ref = peak_signal_noise_ratio(x[b].numpy(), y[b].detach().numpy(), data_range=1.0)

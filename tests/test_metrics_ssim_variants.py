@@ -59,31 +59,31 @@ def test_uniform_window_natural_images(camera, astronaut):
         for sigma in (0.02, 0.1):
             y = _noisy(x, sigma, 3)
             ref = sk(x, y, data_range=1.0)
-            assert abs(ssim(x, y, window="uniform").item() - ref) < 1e-6
+            assert abs(ssim(x, y, 1.0, window="uniform").item() - ref) < 1e-6
             # The variants differ by more than the tolerance (the reason to have both).
-            assert abs(ssim(x, y).item() - ref) > 1e-3
+            assert abs(ssim(x, y, 1.0).item() - ref) > 1e-3
 
 
 @pytest.mark.parametrize("win_size", [3, 5, 9])
 def test_uniform_window_sizes_and_covariance(camera, win_size):
     y = _noisy(camera, 0.05, 4)
-    assert abs(ssim(camera, y, window="uniform", win_size=win_size).item()
+    assert abs(ssim(camera, y, 1.0, window="uniform", win_size=win_size).item()
                - sk(camera, y, data_range=1.0, win_size=win_size)) < 1e-6
-    assert abs(ssim(camera, y, window="uniform", win_size=win_size, sample_covariance=False).item()
+    assert abs(ssim(camera, y, 1.0, window="uniform", win_size=win_size, sample_covariance=False).item()
                - sk(camera, y, data_range=1.0, win_size=win_size, use_sample_covariance=False)) < 1e-6
 
 
 def test_gaussian_window_with_sample_covariance(camera):
     y = _noisy(camera, 0.05, 5)
     ref = sk(camera, y, data_range=1.0, gaussian_weights=True, sigma=1.5)  # scikit-image: sample covariance
-    assert abs(ssim(camera, y, sample_covariance=True).item() - ref) < 1e-6
+    assert abs(ssim(camera, y, 1.0, sample_covariance=True).item() - ref) < 1e-6
 
 
 def test_uniform_batch_per_image():
     g = torch.Generator().manual_seed(9)
     x = torch.rand(3, 2, 20, 22, generator=g, dtype=torch.float64)
     y = (x + 0.3 * torch.rand(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
-    got = ssim(x, y, window="uniform")
+    got = ssim(x, y, 1.0, window="uniform")
     assert got.shape == (3,)
     for b in range(3):
         assert abs(got[b].item() - sk(x[b], y[b], data_range=1.0)) < 1e-6
@@ -95,7 +95,7 @@ def test_full_map_shapes_follow_the_input(window):
     x = torch.rand(2, 3, 30, 31, dtype=torch.float64)
     y = (x + 0.1).clamp(0, 1)
     for inp_x, inp_y in ((x[0, 0], y[0, 0]), (x[0], y[0]), (x, y)):
-        val, smap = ssim(inp_x, inp_y, window=window, full=True)
+        val, smap = ssim(inp_x, inp_y, 1.0, window=window, full=True)
         assert smap.shape == inp_x.shape[:-2] + (30 - 2 * r, 31 - 2 * r)
         dims = tuple(range(1, smap.dim())) if inp_x.dim() == 4 else tuple(range(smap.dim()))
         assert torch.allclose(val, smap.mean(dims))
@@ -105,7 +105,7 @@ def test_full_map_matches_skimage_interior(camera):
     y = _noisy(camera, 0.05, 6)
     for window, kw, r in (("gaussian", dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False), 5),
                           ("uniform", {}, 3)):
-        _, smap = ssim(camera, y, window=window, full=True)
+        _, smap = ssim(camera, y, 1.0, window=window, full=True)
         _, S = structural_similarity(camera.numpy(), y.numpy(), data_range=1.0, full=True, **kw)
         assert smap.shape == (camera.shape[0] - 2 * r, camera.shape[1] - 2 * r)
         assert np.abs(smap.numpy() - S[r:-r, r:-r]).max() < 1e-10

@@ -54,14 +54,18 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
 def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Validate a pair of images; return them as ``(B, C, H, W)`` floats and
     whether the input was batched (4-D)."""
+    x, y = _as_tensor(name, "x", x), _as_tensor(name, "y", y)
     for arg, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
+        if t.device.type == "meta":
+            raise UserInputError(f"{name}: {arg} is on the 'meta' device, which holds no values")
         if t.dim() not in (2, 3, 4):
             raise UserInputError(
                 f"{name}: {arg} must have shape (H, W), (C, H, W) or (B, C, H, W), "
                 f"got shape {tuple(t.shape)}"
             )
+    for arg, t in (("x", x), ("y", y)):
+        if t.numel() == 0:
+            raise UserInputError(f"{name}: {arg} is empty (shape {tuple(t.shape)}); a metric needs pixels")
     if x.shape != y.shape:
         raise UserInputError(
             f"{name}: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
@@ -77,6 +81,30 @@ def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
     while x.dim() < 4:
         x, y = x.unsqueeze(0), y.unsqueeze(0)
     return x, y, batched
+
+
+def _as_tensor(name: str, arg: str, t) -> torch.Tensor:
+    """A tensor as it is; a NumPy array or a (nested) list of numbers converted (as ``torch.as_tensor``)."""
+    if isinstance(t, torch.Tensor):
+        return t
+    try:
+        return torch.as_tensor(t)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name}: {arg} must be a torch.Tensor (or a NumPy array or list of numbers), "
+                        f"got {type(t).__name__}") from None
+
+
+def _default_range(name: str, x: torch.Tensor, y: torch.Tensor) -> float:
+    """``data_range`` when none is given: 1, for data in [0, 1]; other data raise (as scikit-image does
+    for floats outside their range): the range cannot be told from the data."""
+    for arg, t in (("x", x), ("y", y)):
+        lo, hi = float(t.detach().min()), float(t.detach().max())
+        if lo < 0 or hi > 1:
+            raise UserInputError(
+                f"{name}: {arg} has values outside [0, 1] (min {lo:.4g}, max {hi:.4g}); pass data_range "
+                "(e.g. 255 for 8-bit intensities, 1 for images in [0, 1]): it is not guessed from the data"
+            )
+    return 1.0
 
 
 def _check_data_range(name: str, data_range, batch: int, ref: torch.Tensor) -> torch.Tensor:
@@ -123,6 +151,13 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     -------
     Tensor, shape (B,) for 4-D input, 0-d otherwise
         ``mean((x - y)**2)`` over channels and pixels, in squared intensity units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.metrics import mse
+    >>> mse(torch.zeros(2, 2), torch.full((2, 2), 0.5))
+    tensor(0.2500)
     """
     x, y, batched = _check_pair("mse", x, y)
     return _finish((x - y).square().flatten(1).mean(1), batched)
@@ -132,12 +167,19 @@ def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image: ``mean(|x - y|)`` over channels and pixels, in intensity units.
 
     Arguments and result shape as :func:`mse`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.metrics import mae
+    >>> mae(torch.zeros(2, 2), torch.tensor([[0.0, 0.5], [0.5, 1.0]]))
+    tensor(0.5000)
     """
     x, y, batched = _check_pair("mae", x, y)
     return _finish((x - y).abs().flatten(1).mean(1), batched)
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range=1.0) -> torch.Tensor:
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range=None) -> torch.Tensor:
     """Peak signal-to-noise ratio per image, in decibels.
 
     ``psnr = 10 * log10(data_range**2 / mse(x, y))``, as scikit-image's
@@ -150,13 +192,27 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range=1.0) -> torch.Tensor:
     data_range : float or Tensor of shape (B,), optional
         Difference between the largest and the smallest possible intensity,
         e.g. 1 for images in [0, 1] or 255 for 8-bit values. Must be positive.
+        Default: 1 for data in [0, 1]; data outside [0, 1] without it raise
+        UserInputError (the range is not guessed, as in scikit-image).
 
     Returns
     -------
     Tensor, shape (B,) for 4-D input, 0-d otherwise
         PSNR in dB; the mean squared error runs over channels and pixels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.metrics import psnr
+    >>> x = torch.zeros(4, 4)
+    >>> psnr(x, x + 0.1)
+    tensor(20.)
+    >>> psnr(x * 255, x * 255 + 25.5, data_range=255.0)   # data outside [0, 1]: data_range is required
+    tensor(20.)
     """
     x, y, batched = _check_pair("psnr", x, y)
+    if data_range is None:
+        data_range = _default_range("psnr", x, y)
     dr = _check_data_range("psnr", data_range, x.shape[0], x)
     err = (x - y).square().flatten(1).mean(1)
     return _finish(10.0 * torch.log10(dr.square() / err), batched)
@@ -180,6 +236,12 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, de
     -------
     Tensor, shape (2 r + 1,)
         Weights ``exp(-k**2 / (2 sigma**2))`` for ``k = -r..r``, summing to one.
+
+    Examples
+    --------
+    >>> from pdeflow.metrics import gaussian_window
+    >>> gaussian_window(1.0, 2.0)
+    tensor([0.0545, 0.2442, 0.4026, 0.2442, 0.0545])
     """
     if not (sigma > 0 and math.isfinite(sigma)):
         raise UserInputError(f"gaussian_window: sigma must be positive, got {sigma}")
@@ -198,7 +260,7 @@ SSIM_WINDOWS = ("gaussian", "uniform")
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
-    data_range=1.0,
+    data_range=None,
     *,
     window: str = "gaussian",
     win_size: int | None = None,
@@ -233,7 +295,8 @@ def ssim(
     data_range : float or Tensor of shape (B,), optional
         Difference between the largest and smallest possible intensity (1 for
         images in [0, 1]). Sets the constants ``C1 = (K1 * data_range)**2`` and
-        ``C2 = (K2 * data_range)**2``.
+        ``C2 = (K2 * data_range)**2``. Default: 1 for data in [0, 1]; data
+        outside [0, 1] without it raise UserInputError (as in scikit-image).
     window : {'gaussian', 'uniform'}, optional
         The local window.
     win_size : int, optional
@@ -269,9 +332,21 @@ def ssim(
     scipy's (reflect-padded) filtering on every pixel inside the cropped region,
     so the border treatment never enters the result. Half-precision inputs are
     computed in float32 and integer inputs in float64 (see the module docstring).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.metrics import ssim
+    >>> x = torch.linspace(0, 1, 121).reshape(11, 11)
+    >>> ssim(x, x)
+    tensor(1.)
+    >>> bool(ssim(x, 0.5 * x) < 1)
+    True
     """
     in_dim = x.dim() if isinstance(x, torch.Tensor) else None
     x, y, batched = _check_pair("ssim", x, y)
+    if data_range is None:
+        data_range = _default_range("ssim", x, y)
     dr = _check_data_range("ssim", data_range, x.shape[0], x)
     for name, v in (("K1", K1), ("K2", K2)):
         if not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
@@ -379,10 +454,20 @@ def dice(
         probabilities ``(B, K, H, W)``), 0-d otherwise; with ``per_class=True``
         a trailing class dimension of length ``K - 1`` (or ``K``) is added.
         Values in [0, 1], dimensionless.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.metrics import dice
+    >>> dice(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 1]]))
+    tensor(0.8000)
     """
+    pred, target = _as_tensor("dice", "pred", pred), _as_tensor("dice", "target", target)
     for arg, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"dice: {arg} must be a torch.Tensor, got {type(t).__name__}")
+        if t.device.type == "meta":
+            raise UserInputError(f"dice: {arg} is on the 'meta' device, which holds no values")
+        if t.numel() == 0:
+            raise UserInputError(f"dice: {arg} is empty (shape {tuple(t.shape)})")
         if _is_labels(t):
             if t.dim() not in (2, 3):
                 raise UserInputError(

@@ -34,7 +34,16 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
-from .rof import ROF_METHODS, ConvergenceWarning, _check_image, _short_message, _solve
+from .rof import (
+    ROF_METHODS,
+    ConvergenceWarning,
+    _as_image,
+    _check_image,
+    _short_message,
+    _solve,
+    check_tol,
+    differentiable,
+)
 
 __all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "check_times", "flow_result"]
 
@@ -170,8 +179,37 @@ def tv_flow(
     u : Tensor, shape (len(times), *u0.shape)
     u_t : Tensor, shape (len(times), *u0.shape), if ``return_ut``
     p : Tensor, shape (len(times), *u0.shape[:-2], 2, H, W), if ``return_dual``
+
+    Notes
+    -----
+    Differentiable with respect to ``u0`` and ``times`` (a tensor with
+    ``requires_grad``) for ``method="implicit"``: each step is a differentiable
+    :func:`~pdeflow.tv.rof` (implicit differentiation; see its Notes for the
+    element of the generalised Jacobian), so memory grows with the number of
+    steps, not with the solver's iterations.  A time ``t`` enters through the
+    size of the step that reaches it: off the grid, the final partial step; on
+    the grid ``n dt``, the last step (the left derivative); at ``t = 0``, the
+    ``u_t`` of a first step.  ``u_t`` has the value ``div(p)`` and the derivative
+    of the step's quotient; the flux ``p`` carries no gradient.  float16 and
+    bfloat16 are computed in float32 and returned in their dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import tv_flow
+    >>> u0 = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64)
+    >>> u = tv_flow(u0, [0.0, 0.5], dt=0.1)
+    >>> u.shape, u[1, 0]
+    (torch.Size([2, 4, 4]), tensor([0.2500, 0.2500, 0.7500, 0.7500], dtype=torch.float64))
     """
+    u0 = _as_image(u0, "u0")
     _check_image(u0, "u0")
+    if u0.dtype in (torch.float16, torch.bfloat16):
+        # Half precisions cannot resolve the steps' gaps (bfloat16 was off by 0.025): float32 inside.
+        out = tv_flow(u0.float(), times, dt=dt, tol=tol, method=method, scheme=scheme, solver=solver,
+                      max_iter=max_iter, check_every=check_every, eps=eps, channelwise=channelwise,
+                      return_ut=return_ut, return_dual=return_dual, progress=progress, compile=compile)
+        return out.to(u0.dtype) if isinstance(out, torch.Tensor) else tuple(o.to(u0.dtype) for o in out)
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     if method not in FLOW_METHODS:
@@ -183,14 +221,23 @@ def tv_flow(
     if method != "implicit" and not (eps > 0):
         raise UserInputError(f"eps must be > 0 for method {method!r}, got {eps}")
     times_f = check_times(times)
+    times_t = times if isinstance(times, torch.Tensor) and times.requires_grad else None
+    if times_t is not None and times_t.device.type == "meta":
+        raise UserInputError("times is on the 'meta' device, which holds no values")
+    need_grad = torch.is_grad_enabled() and (u0.requires_grad or times_t is not None)
+    if need_grad and method == "lagged":
+        raise UserInputError("method='lagged' is not differentiable (its CG solve is not); use 'implicit' "
+                             "(implicit differentiation) or 'explicit'")
+    if method == "implicit":
+        check_tol(tol, u0.dtype, "tv_flow")
     schedule = _step_schedule(times_f, dt)
 
     x = u0.reshape((1,) * (4 - u0.dim()) + tuple(u0.shape))
     B, C, H, W = x.shape
     step = _STEPPERS[method]
-    stats = {"steps": 0, "short": 0, "gap": 0.0}
+    stats = {"steps": 0, "short": 0, "gap": 0.0, "at_max_iter": 0}
     opts = dict(tol=tol, solver=solver, max_iter=max_iter, check_every=check_every, eps=eps,
-                channelwise=channelwise, stats=stats, compile=compile)
+                channelwise=channelwise, stats=stats, compile=compile, grad=need_grad)
     bdf2 = method == "implicit" and scheme == "bdf2"
 
     # Large images one at a time: each step's arrays then stay in cache, and no image waits for (or is
@@ -199,44 +246,67 @@ def tv_flow(
     starts = range(0, B, per_chunk)
     n_steps = schedule[-1][0] + sum(1 for _, r in schedule if r > 0)
     with progress_bar(total=n_steps * len(starts), enabled=progress, desc="TV flow", unit="step") as bar:
-        parts = [_evolve(x[i:i + per_chunk], schedule, step, dt, bdf2, return_ut, return_dual, opts, bar)
+        parts = [_evolve(x[i:i + per_chunk], schedule, step, dt, bdf2, return_ut, return_dual, opts, bar,
+                         times_t=None if times_t is None else times_t.to(x.dtype).reshape(-1))
                  for i in starts]
     us, uts, ps = (None if parts[0][j] is None else torch.cat([q[j] for q in parts], 1) for j in range(3))
 
     if stats["short"]:
         warnings.warn(_short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
-                                     tol, max_iter, u0.dtype),
+                                     tol, max_iter, u0.dtype, at_max_iter=stats["at_max_iter"]),
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     return flow_result(us, tuple(u0.shape), uts, ps)
 
 
-def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar):
+def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, times_t=None):
     """The flow of the batch ``x`` (B, C, H, W) at the schedule's times: ``(u, u_t or None, p or None)``,
-    each stacked over the times (time-major)."""
+    each stacked over the times (time-major).
+
+    With ``opts["grad"]`` every implicit step is a differentiable ROF solve (implicit differentiation, see
+    :func:`~pdeflow.tv.rof`); ``times_t`` (K,), when given, are the times as a tensor to differentiate
+    with respect to: the step reaching each time takes its size from it (a time on the grid ``n dt``: the
+    step of size ``t - (n - 1) dt`` from ``u_{n-1}``, the left derivative; ``t = 0``: the right one,
+    ``u_t`` of a first step).
+    """
     B, C, H, W = x.shape
-    opts["stats"].pop("last", None)   # the previous chunk's iteration count says nothing about this one
+    grad = opts.get("grad", False)
+    stats = opts["stats"]
+    stats.pop("last", None)   # the previous chunk's iteration count says nothing about this one
     us, uts, ps = [], [], []
     u, p = x, x.new_zeros(B, C, 2, H, W)
     prev = None  # (u at the previous grid point, step from it), for BDF2
+    before = None  # (u, p, prev) before the last full step, for a time on the grid with times_t
     k = 0  # full steps taken
-    for n_full, rem in schedule:
+    for i, (n_full, rem) in enumerate(schedule):
         while k < n_full:
+            before = (u, p, prev)
             u_new, p = step(u, p, dt, prev=prev, **opts)
             prev, u = ((u, dt) if bdf2 else None), u_new
             k += 1
             bar.update(1)
+        ht = None if times_t is None else times_t[i] - n_full * dt
         if rem > 0:
-            v, q = step(u, p, rem, prev=prev, **opts)
+            v, q = step(u, p, rem, prev=prev, h_t=ht, **opts)
             bar.update(1)
-        elif k == 0 and (return_ut or return_dual):
+        elif k == 0 and (return_ut or return_dual or times_t is not None):
             v, q = x, step(x, p, dt, prev=None, **opts)[1]
+            if times_t is not None:     # u(t) = u0 + t u_t(0) to first order
+                v = x + (ht - ht.detach()) * div(q).detach()
         else:
             v, q = u, p
+            if times_t is not None and k > 0:
+                ub, pb, prevb = before
+                v = step(ub, pb, dt, prev=prevb, h_t=ht + dt, solution=(u, p), **opts)[0].clone()
         us.append(v)
         if return_ut:
-            uts.append(div(q))
+            ut = div(q)
+            if grad and stats.get("ut") is not None:
+                # the value div(q); the derivative of (v - f) / lam, equal to it at the solution
+                d = stats["ut"]
+                ut = ut.detach() + (d - d.detach())
+            uts.append(ut)
         if return_dual:
-            ps.append(q)
+            ps.append(q.detach() if grad else q)
     return torch.stack(us), torch.stack(uts) if return_ut else None, torch.stack(ps) if return_dual else None
 
 
@@ -259,19 +329,43 @@ def flow_result(u: torch.Tensor, shape: tuple[int, ...], ut: torch.Tensor | None
 # (u_new - u)/h = div(p)); p is the warm start on the way in.
 
 
-def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channelwise, stats, compile, **_):
+def _step_problem(u, h, prev):
+    """``(f, lam)`` of the implicit step of size ``h`` (a float or a 0-d tensor) from ``u``: ``v = rof(f, lam)``.
+
+    Implicit Euler, ``(v - u) / h = div(p)``: ``(u, h)``.  Variable-step BDF2 with ``w = h / h_prev``:
+    ``(v - a u + b u_prev) / mu = div(p)``, ``a = (1+w)^2/(1+2w)``, ``b = w^2/(1+2w)``,
+    ``mu = h (1+w)/(1+2w)``, i.e. ``v = rof(a u - b u_prev, mu)``; ``a - b = 1`` keeps the mean.
+    ``w = 1``: ``(3v - 4u + u_prev) / (2h)``.
+    """
     if prev is None:
-        # Implicit Euler: (v - u) / h = div(p), v = rof(u, h).
-        f, lam = u, h
+        return u, h
+    u_prev, h_prev = prev
+    w = h / h_prev
+    a, b, lam = (1 + w) ** 2 / (1 + 2 * w), w * w / (1 + 2 * w), h * (1 + w) / (1 + 2 * w)
+    if isinstance(h, torch.Tensor):
+        return a * u - b * u_prev, lam
+    return torch.add(u, u_prev, alpha=-b / a).mul_(a), lam
+
+
+def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channelwise, stats, compile, grad=False,
+                   h_t=None, solution=None, **_):
+    f, lam = _step_problem(u, h, prev)
+    if solution is None:
+        stats["steps"] += 1
+        v, q = _solve_implicit(f.detach() if grad else f, lam, p, tol=tol, solver=solver, max_iter=max_iter,
+                               check_every=check_every, channelwise=channelwise, stats=stats, compile=compile)
     else:
-        # Variable-step BDF2 with w = h / h_prev:
-        #   (v - a u + b u_prev) / mu = div(p),  a = (1+w)^2/(1+2w), b = w^2/(1+2w), mu = h (1+w)/(1+2w),
-        # i.e. v = rof(a u - b u_prev, mu); a - b = 1 keeps the mean.  w = 1: (3v - 4u + u_prev) / (2h).
-        u_prev, h_prev = prev
-        w = h / h_prev
-        a, b, lam = (1 + w) ** 2 / (1 + 2 * w), w * w / (1 + 2 * w), h * (1 + w) / (1 + 2 * w)
-        f = torch.add(u, u_prev, alpha=-b / a).mul_(a)
-    stats["steps"] += 1
+        v, q = solution
+    if grad:
+        # The solution as a differentiable function of (f, lam): implicit differentiation at it.
+        if h_t is not None:
+            f, lam = _step_problem(u, h_t, prev)
+        v = differentiable(f, lam, v, q, tol=tol, max_iter=max_iter, channelwise=channelwise)
+        stats["ut"] = (v - f) / (lam if isinstance(lam, torch.Tensor) else float(lam))
+    return v, q
+
+
+def _solve_implicit(f, lam, p, *, tol, solver, max_iter, check_every, channelwise, stats, compile):
     extinct = _extinct(f, lam, channelwise)
     if not bool(extinct.any()):
         return _solve_step(f, lam, p, stats, solver=solver, tol=tol, max_iter=max_iter, channelwise=channelwise,
@@ -296,6 +390,7 @@ def _solve_step(f, lam, p, stats, **kw):
     stats["last"] = int(r.iterations.min())
     if bool(short.any()):
         stats["short"] += 1
+        stats["at_max_iter"] += int(bool((r.iterations[short] >= kw["max_iter"]).any()))
         stats["gap"] = max(stats["gap"], r.gap[short].max().item())
     return r.u, r.p
 

@@ -27,6 +27,7 @@ import torch
 from ..errors import UserInputError
 from ..ops import batch_sum, div, grad, gradient_norm
 from ..threads import auto_threads
+from ._implicit import apply_jacobian, flat_threshold
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap", "ConvergenceWarning", "CompileWarning"]
 
@@ -34,7 +35,22 @@ ROF_METHODS = ("chambolle", "fgp", "pdhg", "admm")
 
 
 class ConvergenceWarning(RuntimeWarning):
-    """A solve stopped at its iteration cap before reaching its tolerance."""
+    """A solve stopped above its tolerance (at its iteration cap, or at its dtype's round-off floor).
+    Raised as a warning (never an error) by :func:`rof`, :func:`~pdeflow.tv.tv_flow` and
+    :func:`~pdeflow.tv.spectral_tv` when a solve stops above its tolerance: at its iteration
+    cap, or at the round-off floor of its dtype.
+
+    Examples
+    --------
+    >>> import warnings, torch
+    >>> from pdeflow.tv import ConvergenceWarning, rof
+    >>> f = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = rof(f, 0.25, tol=1e-12, max_iter=2, check_every=1)
+    >>> caught[0].category is ConvergenceWarning
+    True
+"""
 
 
 @dataclass
@@ -51,12 +67,24 @@ class RofResult:
         Iterations each image took.
     gap : Tensor, shape (B,)
         Final relative duality gap of each image.
+    converged : Tensor of bool, shape (B,), or None
+        Whether each image met ``tol`` (False: it stopped at ``max_iter`` or at the round-off floor of
+        its dtype with the gap in ``gap``; an image constant to round-off counts as converged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import rof
+    >>> r = rof(torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64), 0.25, tol=1e-12, full_output=True)
+    >>> r.u.shape, r.p.shape, bool(r.converged.all())
+    (torch.Size([4, 4]), torch.Size([1, 1, 2, 4, 4]), True)
     """
 
     u: torch.Tensor
     p: torch.Tensor
     iterations: torch.Tensor
     gap: torch.Tensor
+    converged: torch.Tensor | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -81,7 +109,33 @@ def duality_gap(f, u, p, lam, *, channelwise=False):
     -------
     gap, primal : Tensor, shape (B,)
         Both accumulated in float64.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import duality_gap, rof
+    >>> f = torch.tensor([[[[0.0, 0.0, 1.0, 1.0]] * 4]], dtype=torch.float64)
+    >>> r = rof(f, 0.25, tol=1e-12, full_output=True)
+    >>> gap, primal = duality_gap(f, r.u, r.p, 0.25)
+    >>> bool(gap <= 1e-12 * primal), primal
+    (True, tensor([0.8750], dtype=torch.float64))
     """
+    f, u, p = _as_image(f, "f"), _as_image(u, "u"), _as_image(p, "p")
+    for name, t in (("f", f), ("u", u)):
+        if t.dim() != 4:
+            raise UserInputError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
+        _check_image(t, name)
+    if u.shape != f.shape:
+        raise UserInputError(f"u must have the shape of f {tuple(f.shape)}, got {tuple(u.shape)}")
+    if p.shape != (*f.shape[:2], 2, *f.shape[2:]):
+        raise UserInputError(f"p must have shape {(*f.shape[:2], 2, *f.shape[2:])}, got {tuple(p.shape)}")
+    lam = _per_image(lam.reshape(-1) if isinstance(lam, torch.Tensor) and lam.numel() == f.shape[0] else lam,
+                     f.shape[0], f, "lam")
+    return _duality_gap(f, u, p, lam, channelwise)
+
+
+def _duality_gap(f, u, p, lam, channelwise):
+    """:func:`duality_gap` without its checks (the solvers' own calls)."""
     g = grad(u)
     gn = gradient_norm(g, channelwise=channelwise)
     align = (g * p).sum(-3)
@@ -234,7 +288,7 @@ def _gap_and_bound(s, f, lam, tv_u, slack, div_sq):
 def _generic_gap(extract):
     def gap(s, f, lam, channelwise):
         u, p = extract(s, f, lam, channelwise)
-        g, primal = duality_gap(f, u, p, lam, channelwise=channelwise)
+        g, primal = _duality_gap(f, u, p, lam, channelwise)
         return u, p, g, primal, None
 
     return gap
@@ -432,7 +486,14 @@ def _k_fgp_result(f, lam, p0, p1):
 
 
 class CompileWarning(RuntimeWarning):
-    """``compile=True`` could not compile the solver's kernels; it runs them uncompiled."""
+    """``compile=True`` could not compile the solver's kernels; it runs them uncompiled.
+
+    Examples
+    --------
+    >>> from pdeflow.tv import CompileWarning
+    >>> issubclass(CompileWarning, RuntimeWarning)
+    True
+"""
 
 
 _KERNELS = {"data": _k_fgp_data, "split": _k_fgp_split, "step": _k_fgp_step, "gap": _k_fgp_gap,
@@ -520,20 +581,46 @@ _SHARED_STATE = ("ch", "cw", "eig")
 # --------------------------------------------------------------------------- driver
 
 
+def _as_image(f, name: str = "f") -> torch.Tensor:
+    """``f`` as a tensor: a NumPy array or a (nested) list of numbers is converted (its own float dtype,
+    integers as float64); anything else raises UserInputError naming ``name``."""
+    if isinstance(f, torch.Tensor):
+        return f
+    try:
+        t = torch.as_tensor(f)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserInputError(f"{name} must be a torch.Tensor, a NumPy array or a list of numbers, "
+                             f"got {type(f).__name__} ({exc})") from None
+    return t if t.is_floating_point() else t.double()
+
+
 def _check_image(f: torch.Tensor, name: str = "f") -> None:
     if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
+        raise UserInputError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
     if f.dim() not in (2, 3, 4):
         raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
     if not f.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
+        raise UserInputError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
+    if f.numel() == 0:
+        raise UserInputError(f"{name} must be a non-empty image batch (B, C, H >= 1, W >= 1 all > 0), "
+                             f"got shape {tuple(f.shape)}")
+    if f.device.type == "meta":
+        raise UserInputError(f"{name} is on the 'meta' device, which holds no values; pass a tensor on a "
+                             "real device (cpu, cuda, ...)")
     if not bool(torch.isfinite(f).all()):
         raise UserInputError(f"{name} contains NaN or inf values")
 
 
 def _per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
     """A float or (B,) tensor as a (B, 1, 1, 1) tensor, checked to be finite and >= 0."""
-    v = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            raise UserInputError(f"{name} is on the 'meta' device, which holds no values")
+        value = value.detach()
+    try:
+        v = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise UserInputError(f"{name} must be a float or a tensor of shape ({batch},), got {value!r}") from None
     if v.dim() == 0:
         v = v.expand(batch)
     if v.shape != (batch,):
@@ -614,20 +701,145 @@ def rof(
     ConvergenceWarning
         Once per call, when any image stops at ``max_iter`` with its relative gap
         still above ``tol`` (how many, and the largest gap reached).
+        It also warns when images stop at the round-off floor of their dtype above
+        ``tol`` (``full_output``'s ``converged`` and ``gap`` say which and where),
+        and up front when ``tol`` is below a few units of the dtype's round-off.
+        float16 and bfloat16 inputs are solved in float32 and returned in their dtype.
+
+    Notes
+    -----
+    **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a
+    float, or a 0-d or ``(B,)`` tensor with ``requires_grad``) by implicit
+    differentiation at the computed solution, for every method: nothing of the
+    iterations is kept (memory of a few images), and the backward pass solves a
+    linear system by projected conjugate gradients, each image stopping on its own
+    at a relative residual ``max(tol, 50 eps)`` (``max_iter`` iterations at most;
+    :class:`ConvergenceWarning` otherwise).  With ``D = grad``, the solution
+    satisfies ``u = f + lam div p`` with ``p = grad u / |grad u|`` where
+    ``grad u != 0`` (set ``I``) and ``|p| <= 1`` on the flat pixels (set ``J``).
+    The prox of the TV is not differentiable where this structure changes; the
+    element of the generalised Jacobian returned everywhere is the derivative
+    with the structure held fixed: **flat regions stay tied** (the derivative is
+    constant on every connected component of pixels of zero gradient, each flat
+    pixel tied to its right and lower neighbours; pixels count as flat where
+    ``|grad u|`` is at most ``max(0.1 sqrt(tol), 100 eps)`` times the range of
+    ``u``), and on ``I`` the derivative of ``grad u / |grad u|`` enters.  This is
+    the Jacobian of the map wherever the structure is stable under small
+    perturbations (almost every input), and there it matches finite differences
+    (``tests/test_tv_autograd.py``).  It is symmetric in ``f``; ``d u / d lam``
+    is that Jacobian applied to ``div p``.  The dual field ``p``, the iteration
+    counts and the gaps of ``full_output`` carry no gradient.  ``p0`` does not
+    change the solution and gets none.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import rof
+    >>> f = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64)
+    >>> rof(f, 0.25, tol=1e-12)[0]
+    tensor([0.1250, 0.1250, 0.8750, 0.8750], dtype=torch.float64)
+    >>> x = f.clone().requires_grad_()
+    >>> rof(x, 0.25, tol=1e-12)[0, 0].backward()   # the left half is one flat region
+    >>> x.grad[0]
+    tensor([0.1250, 0.1250, 0.0000, 0.0000], dtype=torch.float64)
     """
-    res, short = _solve(f, lam, method=method, tol=tol, max_iter=max_iter, p0=p0, channelwise=channelwise,
-                        check_every=check_every, compile=compile)
+    f = _as_image(f)
+    _check_image(f)
+    half = f.dtype in (torch.float16, torch.bfloat16)
+    x = f.float() if half else f      # half precisions cannot resolve the gap: solved in float32
+    if half and isinstance(p0, torch.Tensor):
+        p0 = p0.float()
+    check_tol(tol, x.dtype, "rof")
+    lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
+    need_grad = torch.is_grad_enabled() and (x.requires_grad or lam_grad)
+    res, short = _solve(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
+                        channelwise=channelwise, check_every=check_every, compile=compile)
     if bool(short.any()):
         warnings.warn(_short_message("rof", int(short.sum()), short.numel(), "image(s)",
-                                     res.gap[short].max().item(), tol, max_iter, f.dtype),
+                                     res.gap[short].max().item(), tol, max_iter, x.dtype,
+                                     at_max_iter=int((res.iterations[short] >= max_iter).sum())),
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
-    return res if full_output else res.u
+    u = res.u
+    if need_grad:
+        u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise)
+    if half:
+        u = u.to(f.dtype)
+        res = RofResult(u=u, p=res.p.to(f.dtype), iterations=res.iterations, gap=res.gap, converged=res.converged)
+    elif need_grad:
+        res = RofResult(u=u, p=res.p, iterations=res.iterations, gap=res.gap, converged=res.converged)
+    return res if full_output else u
+
+
+def check_tol(tol, dtype: torch.dtype, who: str) -> None:
+    """Say up front (one :class:`ConvergenceWarning`) when a relative gap ``tol`` is below what ``dtype``
+    can resolve: a few units of its round-off (the gap of a float32 iterate is re-evaluated in float64,
+    but the iterate itself carries float32 round-off)."""
+    if isinstance(tol, (int, float)) and 0 < tol < 4 * torch.finfo(dtype).eps:
+        warnings.warn(f"{who}: tol={tol:g} is below the round-off of {dtype} (eps {torch.finfo(dtype).eps:.2g}); "
+                      f"the solve will stop at its round-off floor above tol (solve in float64 for tighter gaps)",
+                      ConvergenceWarning, stacklevel=4)
+
+
+def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, tol: float, max_iter: int,
+                   channelwise: bool) -> torch.Tensor:
+    """``u`` (the ROF solution of ``(f, lam)``, dual field ``p``) with the implicit derivative in ``f`` and
+    ``lam`` attached: see :mod:`pdeflow.tv._implicit`.  ``f`` of any shape rof takes; ``lam`` a float,
+    a 0-d or a ``(B,)`` tensor."""
+    x = f.reshape((1,) * (4 - f.dim()) + tuple(f.shape))
+    B = x.shape[0]
+    if isinstance(lam, torch.Tensor):
+        lam_b = lam.to(x.dtype).reshape(-1).expand(B)
+    else:
+        lam_b = torch.full((B,), float(lam), dtype=x.dtype, device=x.device)
+    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), div(p.detach()), (tol, max_iter, channelwise))
+    return out.reshape(f.shape)
+
+
+class _RofGrad(torch.autograd.Function):
+    """The ROF solution ``u`` (computed beforehand) as a function of ``(f, lam)``, differentiated
+    implicitly at the solution (memory: a few images, whatever the iteration count)."""
+
+    @staticmethod
+    def forward(ctx, f, lam, u, divp, cfg):
+        ctx.save_for_backward(u, divp, lam)
+        ctx.cfg = cfg
+        return u.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        u, divp, lam = ctx.saved_tensors
+        tol, max_iter, channelwise = ctx.cfg
+        g = g.contiguous()
+        w = g.clone()
+        pos = torch.nonzero(lam > 0).reshape(-1)       # lam = 0 is the identity
+        if pos.numel():
+            eps = torch.finfo(u.dtype).eps
+            up = u[pos]
+            w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
+                                            threshold=flat_threshold(up, tol), rtol=max(tol, 50 * eps),
+                                            max_iter=max_iter)
+            w[pos] = w_pos
+            if not bool(conv.all()):
+                warnings.warn(f"rof backward: {int((~conv).sum())} of {conv.numel()} image(s) stopped at "
+                              f"max_iter={max_iter} before the implicit-gradient solve reached rtol "
+                              f"{max(tol, 50 * eps):g}", ConvergenceWarning, stacklevel=2)
+        grad_f = w if ctx.needs_input_grad[0] else None
+        grad_lam = _bdot(w, divp) if ctx.needs_input_grad[1] else None
+        return grad_f, grad_lam, None, None, None
 
 
 def _short_message(who: str, n: int, total: int, what: str, gap: float, tol: float, max_iter: int,
-                   dtype: torch.dtype) -> str:
+                   dtype: torch.dtype, at_max_iter: int | None = None) -> str:
     hint = "" if dtype == torch.float64 else ", or solve in float64 (lower precisions may not resolve such gaps)"
-    return (f"{who}: {n} of {total} {what} stopped at max_iter={max_iter} short of tol={tol:g} "
+    at_max_iter = n if at_max_iter is None else at_max_iter
+    if at_max_iter == n:
+        where = f"stopped at max_iter={max_iter}"
+    elif at_max_iter == 0:
+        where = f"stopped at the round-off floor of {dtype}"
+    else:
+        where = f"stopped at max_iter={max_iter} ({at_max_iter}) or at the round-off floor of {dtype}"
+    return (f"{who}: {n} of {total} {what} {where} short of tol={tol:g} "
             f"(largest relative duality gap reached: {gap:.2g}); raise max_iter or tol{hint}")
 
 
@@ -728,7 +940,7 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
                 u, pa = _fgpc_result(state, fa, lam_a)
             j = verify.nonzero().reshape(-1)
             f64, p64, lam64 = fa[j].double(), pa[j].double(), lam_a[j].double()
-            gap64, primal64 = duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise=channelwise)
+            gap64, primal64 = _duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise)
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
             converged[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
         done = converged | (it >= max_iter)
@@ -736,15 +948,17 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
             u, pa = _fgpc_result(state, fa, lam_a)
         if bool(done.all()) and out_u is None:
             # Every image finishes at this check: the state's tensors are the results.
-            iterations[:], gaps[:], short[:] = it, rel, ~converged
-            return RofResult(u=u.reshape(f.shape), p=pa, iterations=iterations, gap=gaps), short
+            iterations[:], gaps[:], short[:] = it, rel, (rel > tol) & (primal > floor_a)
+            return RofResult(u=u.reshape(f.shape), p=pa, iterations=iterations, gap=gaps, converged=~short), short
         if bool(done.any()):
             if out_u is None:
                 out_u, out_p = x.clone(), p.clone()
             idx = active[done]
             out_u[idx], out_p[idx] = u[done], pa[done]
             iterations[idx], gaps[idx] = it, rel[done]
-            short[idx] = ~converged[done]
+            # Short: above tol, at max_iter or at the round-off floor (an image constant to round-off, whose
+            # objective is round-off itself, has met any tol).
+            short[idx] = ((rel > tol) & (primal > floor_a))[done]
             keep = ~done
             active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
             floor_a, floor64_a = floor_a[keep], floor64_a[keep]
@@ -752,4 +966,4 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
 
     if out_u is None:  # no image entered the iteration (all lam = 0)
         out_u, out_p = x.clone(), p.clone()
-    return RofResult(u=out_u.reshape(f.shape), p=out_p, iterations=iterations, gap=gaps), short
+    return RofResult(u=out_u.reshape(f.shape), p=out_p, iterations=iterations, gap=gaps, converged=~short), short

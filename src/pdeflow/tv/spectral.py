@@ -34,6 +34,12 @@ def dyadic_band_edges(n_steps: int, dt: float) -> list[float]:
     The edges sit half a step between grid times so that membership is
     unambiguous; TVspecNET groups Gilboa's 50 bands this way into 5 bands
     (the residual is kept apart).
+
+    Examples
+    --------
+    >>> from pdeflow.tv import dyadic_band_edges
+    >>> dyadic_band_edges(50, 0.04)
+    [0.02, 0.06, 0.14, 0.3, 0.62, 2.02]
     """
     edges_k = [1]
     while edges_k[-1] * 2 <= n_steps:
@@ -61,6 +67,15 @@ class SpectralTV:
         ``||phi_k||_1`` per image.
     residual : Tensor, shape of u0
     dt : float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import spectral_tv
+    >>> u0 = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64)
+    >>> s = spectral_tv(u0, dt=0.1, n_steps=4)
+    >>> s.phi.shape, s.filter().shape, torch.allclose(s.reconstruct(), u0)
+    (torch.Size([4, 4, 4]), torch.Size([2, 4, 4]), True)
     """
 
     times: torch.Tensor
@@ -127,6 +142,24 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     Returns
     -------
     SpectralTV
+
+    Notes
+    -----
+    Differentiable with respect to ``u0`` (through :func:`~pdeflow.tv.tv_flow`'s implicit steps): a loss
+    on the bands, the spectrum or the residual can be backpropagated to the image.  float16 and bfloat16
+    are computed in float32 and returned in their dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import spectral_tv
+    >>> u0 = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64, requires_grad=True)
+    >>> s = spectral_tv(u0, dt=0.1, n_steps=4)
+    >>> s.spectrum.shape, torch.allclose(s.reconstruct(), u0)
+    (torch.Size([4]), True)
+    >>> s.filter()[0].square().sum().backward()
+    >>> u0.grad.shape
+    torch.Size([4, 4])
     """
     if int(n_steps) != n_steps or n_steps < 1:
         raise UserInputError(f"n_steps must be an integer >= 1, got {n_steps!r}")
@@ -137,7 +170,13 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     # peak); it keeps the solver tolerance it has always had unless told otherwise.
     flow_kwargs.setdefault("scheme", "euler")
     flow_kwargs.setdefault("tol", 1e-6)
-    return spectral_from_stack(tv_flow(u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs), dt)
+    half = isinstance(u0, torch.Tensor) and u0.dtype in (torch.float16, torch.bfloat16)
+    frames = tv_flow(u0.float() if half else u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
+    out = spectral_from_stack(frames, dt)     # differentiable in u0 wherever tv_flow is
+    if half:   # computed in float32 (second differences in half precision lose the bands), returned as given
+        out = SpectralTV(times=out.times, phi=out.phi.to(u0.dtype), spectrum=out.spectrum.to(u0.dtype),
+                         residual=out.residual.to(u0.dtype), dt=out.dt)
+    return out
 
 
 def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
@@ -156,11 +195,35 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
     Returns
     -------
     SpectralTV
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import spectral_from_stack
+    >>> f = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    >>> s = spectral_from_stack(torch.stack([f, 0.5 * f, 0.25 * f, 0.125 * f]), 0.1)
+    >>> s.phi.shape, torch.allclose(s.reconstruct(), f)
+    (torch.Size([2, 2, 2]), True)
     """
+    if not isinstance(u, torch.Tensor):
+        try:
+            u = torch.as_tensor(u)
+        except (TypeError, ValueError, RuntimeError):
+            raise UserInputError(f"u must be a tensor of frames (T, ...), got {type(u).__name__}") from None
+        u = u if u.is_floating_point() else u.double()
+    if u.device.type == "meta":
+        raise UserInputError("u is on the 'meta' device, which holds no values")
+    if u.numel() == 0:
+        raise UserInputError(f"u must be a non-empty stack of frames, got shape {tuple(u.shape)}")
     if u.dim() not in (3, 4, 5):
         raise UserInputError(f"u must have shape (T, H, W), (T, C, H, W) or (T, B, C, H, W), got {tuple(u.shape)}")
     if u.shape[0] < 3:
         raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
+    if u.dtype in (torch.float16, torch.bfloat16):
+        # second differences lose the bands in half precision: float32 inside, the result as given
+        s = spectral_from_stack(u.float(), dt)
+        return SpectralTV(times=s.times, phi=s.phi.to(u.dtype), spectrum=s.spectrum.to(u.dtype),
+                          residual=s.residual.to(u.dtype), dt=s.dt)
     n = u.shape[0] - 2
     k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
