@@ -146,6 +146,7 @@ def test_papers_are_cited_by_authors_not_by_internal_file_names():
 #: Private-name imports in modules this rule does not own yet (each named, so a new one fails):
 #: ``tv.flow`` reaches into ``tv.rof``, which is being reworked by its owner.
 PRIVATE_ALLOWED = {
+    ("pdeflow.tv.flow", "pdeflow.tv.rof", "_as_image"),
     ("pdeflow.tv.flow", "pdeflow.tv.rof", "_check_image"),
     ("pdeflow.tv.flow", "pdeflow.tv.rof", "_short_message"),
     ("pdeflow.tv.flow", "pdeflow.tv.rof", "_solve"),

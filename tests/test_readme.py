@@ -53,7 +53,7 @@ def test_the_tour_runs_as_written(capsys):
     printed = capsys.readouterr().out
     assert printed.count("tensor(") == 4            # the tour's prints: PSNR of noisy, denoised, network, inpainting
     # what the tour's comments claim: denoising helps; the network is close to the exact flow
-    assert float(ns["pdeflow"].psnr(ns["u"], ns["f"])) > float(ns["pdeflow"].psnr(ns["g"], ns["f"])) + 3
+    assert float(ns["pdeflow"].psnr(ns["u"], ns["f"], 1.0)) > float(ns["pdeflow"].psnr(ns["g"], ns["f"], 1.0)) + 3
 
 
 def test_every_pdeflow_line_parses():

@@ -30,7 +30,7 @@ def tiny_train(run_dir, *, quiet=False, progress_every=5, real_solver=False, ste
     f = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     for step in run.steps(start, steps):
         if real_solver:
-            rof(f, 0.5, max_iter=2, tol=1e-12, check_every=1)
+            rof(f, 0.5, max_iter=2, tol=1e-4, check_every=1)  # above float32 round-off: one warning, at the cap
         else:
             warnings.warn(f"rof: stopped at max_iter in step {step}", ConvergenceWarning)
         if step == 3:
@@ -78,7 +78,7 @@ def test_warnings_in_the_loop_are_reported_once_per_site_with_a_count(tmp_path, 
 
 def test_the_real_solvers_convergence_warning_is_counted(tmp_path, capsys):
     with pytest.warns(ConvergenceWarning):             # the stand-in is faithful: rof does warn here
-        rof(torch.rand(1, 1, 8, 8), 0.5, max_iter=2, tol=1e-12, check_every=1)
+        rof(torch.rand(1, 1, 8, 8), 0.5, max_iter=2, tol=1e-4, check_every=1)
     tiny_train(tmp_path / "r", real_solver=True, steps=6, progress_every=3)
     err = capsys.readouterr().err
     assert re.search(r"r: ConvergenceWarning raised 6 times during training \(first in step 1\): ", err)

@@ -175,7 +175,7 @@ def image_loss(u: torch.Tensor, f: torch.Tensor, metric: str = "mse") -> torch.T
         return d.abs().flatten(1).mean(1)
     if metric == "masknet":
         char = (torch.sqrt(d * d + _EPS * _EPS) - _EPS).flatten(1).mean(1)
-        return char + _SSIM_WEIGHT * (1 - _ssim(u, f))
+        return char + _SSIM_WEIGHT * (1 - _ssim(u, f, data_range=1.0))
     raise ValueError(f"image_loss: metric must be one of {REFINE_METRICS}, got {metric!r}")
 
 
