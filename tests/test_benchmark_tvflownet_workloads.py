@@ -21,6 +21,7 @@ def test_quick_run_writes_both_workloads(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tvflownet_workloads.py"), "--quick", "--cache", "",
+                    "--workloads", "batch", "grad", "inputeps", "--input-eps", "none", "0.1",
                     "--out", str(tmp_path)], check=True, env=env, cwd=tmp_path, capture_output=True, text=True)
     md = (tmp_path / "results.md").read_text()
     assert "<!-- batch_32px:begin -->" in md and "<!-- grad_16px:begin -->" in md
@@ -30,4 +31,12 @@ def test_quick_run_writes_both_workloads(tmp_path):
     assert grad["implicit_autograd"] != "works"           # the reference has no autograd (said in the README)
     unrolled = [c for c in grad["curve"] if c["scheme"] == "unrolled" and c["dt"] == 0.1 and c["knob"] == 50]
     assert unrolled and unrolled[0]["grad_error"] < 0.05   # same dt as the finite differences: they agree
+    assert grad["full_reference"]["grad_error"] < 0.05     # the full reference gradient agrees with them too
+    assert unrolled[0]["full_error"] < 0.05
+    assert [r["variant"] for r in grad["rows"]] == ["network + symmetry wrapper", "bare network",
+                                                    "network + symmetry wrapper, input eps 0.1",
+                                                    "bare network, input eps 0.1"]
+    inputeps = json.loads((tmp_path / "inputeps.json").read_text())
+    assert [r["input_eps"] for r in inputeps["rows"]] == [None, 0.1]
+    assert all(r[k] > 20 for r in inputeps["rows"] for k in ("u_32", "u_96", "div_phi_32", "div_phi_96"))
     assert list(tmp_path.glob("*.pt")) == []               # --cache '' caches nothing

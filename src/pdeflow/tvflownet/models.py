@@ -48,6 +48,16 @@ The paper only names ``(u0, tau)`` as input, but with these four input
 channels the parameter counts are exactly the paper's 14,947 and 272,972, and
 the official constructors take an ``eps = 1e-4`` that has no other use in them.
 
+With that ``eps`` the input is a unit vector wherever ``u0`` is not exactly flat and jumps to zero
+where it is: its derivative is of order ``1 / eps`` at flat pixels, and so is the model's derivative
+with respect to ``u0``: autograd through a shipped model gives a gradient far larger than the
+flow's, which is nonexpansive (``benchmarks/results/tvflownet_workloads/``). ``input_eps`` (every architecture; default
+``None``: ``eps``, as the shipped weights were trained) sets the input's scale on its own: at the
+scale of the intensities' differences (0.03 to 0.3 on the x5 scale) the input is a smooth
+saturation of ``grad u0`` and autograd gives the exact derivative of a model that varies on the
+image's scale. :func:`with_input_eps` makes such a copy of a trained model. ``eps`` keeps
+regularising the projection of ``phi``.
+
 Every model is differentiable in ``t`` with forward-mode autodiff
 (``torch.func.jvp``): only convolutions, softplus/ReLU, padding, bilinear
 upsampling and elementwise arithmetic are used.
@@ -62,6 +72,7 @@ References
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Sequence
 
@@ -84,6 +95,7 @@ __all__ = [
     "count_parameters",
     "time_image",
     "normalised_gradient",
+    "with_input_eps",
     "project_unit_ball",
     "zero_border",
 ]
@@ -204,6 +216,14 @@ def zero_border(phi: torch.Tensor, width: int = 1) -> torch.Tensor:
     return phi * _border_mask(phi.shape[-2], phi.shape[-1], width, phi)
 
 
+def _positive_finite(x) -> bool:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(x) and x > 0
+
+
 def _softplus(x: torch.Tensor) -> torch.Tensor:
     return F.softplus(x)
 
@@ -233,7 +253,7 @@ class TVflowNetModel(nn.Module):
     arch: str = ""
 
     def __init__(self, *, in_channels: int = 1, eps: float = 1e-4, project: bool = True,
-                 edge_width: int = 1, channelwise: bool = False):
+                 edge_width: int = 1, channelwise: bool = False, input_eps: float | None = None):
         super().__init__()
         if int(in_channels) < 1:
             raise UserInputError(f"in_channels must be >= 1, got {in_channels}")
@@ -241,12 +261,25 @@ class TVflowNetModel(nn.Module):
             raise UserInputError(f"edge_width must be >= 0, got {edge_width}")
         if not float(eps) > 0:
             raise UserInputError(f"eps must be > 0 (it regularises |grad u0| and |phi|), got {eps}")
+        if input_eps is not None and not _positive_finite(input_eps):
+            raise UserInputError(f"input_eps must be a finite number > 0 (the scale of |grad u0| below which "
+                                 f"the normalised-gradient input is linear) or None (use eps), got {input_eps}")
         self.in_channels = int(in_channels)
         self.eps = float(eps)
         self.project = bool(project)
         self.edge_width = int(edge_width)
         self.channelwise = bool(channelwise)
+        self.input_eps = None if input_eps is None else float(input_eps)
         self._config: dict[str, Any] = {}
+
+    @property
+    def gradient_eps(self) -> float:
+        """The ``eps`` of the normalised-gradient input: ``input_eps``, or ``eps`` where that is None."""
+        return self.eps if self.input_eps is None else self.input_eps
+
+    def _input_eps_config(self) -> dict[str, Any]:
+        # Only when set, so the configs (and JSON files) of models built before the option are unchanged.
+        return {} if self.input_eps is None else {"input_eps": self.input_eps}
 
     @property
     def config(self) -> dict[str, Any]:
@@ -297,7 +330,7 @@ class TVflowNetModel(nn.Module):
     def _input(self, u0: torch.Tensor, tau: torch.Tensor, with_phi_init: bool) -> torch.Tensor:
         parts = [u0, tau]
         if with_phi_init:
-            g = normalised_gradient(u0, self.eps, channelwise=self.channelwise)
+            g = normalised_gradient(u0, self.gradient_eps, channelwise=self.channelwise)
             parts.append(g.flatten(1, 2))
         return torch.cat(parts, dim=1)
 
@@ -332,6 +365,9 @@ class SemiResNet(TVflowNetModel):
         Feed ``grad u0 / sqrt(|grad u0|^2 + eps^2)`` as two extra input channels.
     padding_mode : str
         Padding of the convolutions (``"zeros"``, ``"reflect"``, ``"replicate"``).
+    input_eps : float, optional
+        The ``eps`` of that input (all architectures; the LGD's ``phi_0``); ``None``: ``eps``.
+        See the module doc.
 
     Examples
     --------
@@ -348,9 +384,10 @@ class SemiResNet(TVflowNetModel):
 
     def __init__(self, in_channels: int = 1, width: int = 16, depth: int = 8, n_relu: int = 1,
                  eps: float = 1e-4, project: bool = True, edge_width: int = 1,
-                 phi_init_input: bool = True, channelwise: bool = False, padding_mode: str = "zeros"):
+                 phi_init_input: bool = True, channelwise: bool = False, padding_mode: str = "zeros",
+                 input_eps: float | None = None):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
-                         channelwise=channelwise)
+                         channelwise=channelwise, input_eps=input_eps)
         if int(depth) < 2:
             raise UserInputError(f"depth must be >= 2, got {depth}")
         if not 0 <= int(n_relu) <= int(depth) - 1:
@@ -369,7 +406,7 @@ class SemiResNet(TVflowNetModel):
         self._config = dict(in_channels=C, width=int(width), depth=int(depth), n_relu=self.n_relu,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             phi_init_input=self.phi_init_input, channelwise=self.channelwise,
-                            padding_mode=padding_mode)
+                            padding_mode=padding_mode, **self._input_eps_config())
 
     def _net(self, u0, tau):
         x = self._input(u0, tau, self.phi_init_input)
@@ -458,9 +495,10 @@ class UNet(TVflowNetModel):
     def __init__(self, in_channels: int = 1, scales: int = 4, skip: int = 3,
                  channels: Sequence[int] = (32, 32, 64, 64, 128), eps: float = 1e-4,
                  project: bool = True, edge_width: int = 1, phi_init_input: bool = True,
-                 channelwise: bool = False, pad_mode: str = "reflect", refine: int = 0):
+                 channelwise: bool = False, pad_mode: str = "reflect", refine: int = 0,
+                 input_eps: float | None = None):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
-                         channelwise=channelwise)
+                         channelwise=channelwise, input_eps=input_eps)
         channels = [int(c) for c in channels]
         if int(refine) < 0:
             raise UserInputError(f"refine must be >= 0 (channels of the refinement block; 0: none), got {refine}")
@@ -490,7 +528,7 @@ class UNet(TVflowNetModel):
         self._config = dict(in_channels=C, scales=self.scales, skip=int(skip), channels=channels,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             phi_init_input=self.phi_init_input, channelwise=self.channelwise,
-                            pad_mode=pad_mode, refine=int(refine))
+                            pad_mode=pad_mode, refine=int(refine), **self._input_eps_config())
 
     #: parameters that may be missing from the weights a run starts from (``init``): they start as built
     grown_prefixes = ("refine.",)
@@ -567,9 +605,10 @@ class LGD(TVflowNetModel):
 
     def __init__(self, in_channels: int = 1, n_steps: int = 5, dim_z: int = 8, hidden: int = 32,
                  eps: float = 1e-4, project: bool = True, edge_width: int = 1,
-                 channelwise: bool = False, padding_mode: str = "zeros", grown_steps: int = 0):
+                 channelwise: bool = False, padding_mode: str = "zeros", grown_steps: int = 0,
+                 input_eps: float | None = None):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
-                         channelwise=channelwise)
+                         channelwise=channelwise, input_eps=input_eps)
         if int(n_steps) < 1:
             raise UserInputError(f"n_steps must be >= 1, got {n_steps}")
         if int(dim_z) < 0:
@@ -599,14 +638,15 @@ class LGD(TVflowNetModel):
         self._config = dict(in_channels=C, n_steps=self.n_steps, dim_z=self.dim_z, hidden=self.hidden,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             channelwise=self.channelwise, padding_mode=padding_mode,
-                            **({"grown_steps": int(grown_steps)} if grown_steps else {}))
+                            **({"grown_steps": int(grown_steps)} if grown_steps else {}),
+                            **self._input_eps_config())
 
     def _net(self, u0, tau):
         C = self.in_channels
         B, _, H, W = u0.shape
         mask = _border_mask(H, W, self.edge_width, u0)
         u = u0
-        phi = normalised_gradient(u0, self.eps, channelwise=self.channelwise) * mask
+        phi = normalised_gradient(u0, self.gradient_eps, channelwise=self.channelwise) * mask
         z = u0.index_select(1, self._z_index)
         for block in self.blocks:
             d = block(torch.cat([u0, tau, u, phi.flatten(1, 2), z], dim=1))
@@ -708,6 +748,48 @@ class Ensemble(nn.Module):
             u = w * u_i if u is None else u + w * u_i
             phi = v * phi_i if phi is None else phi + v * phi_i
         return u, phi
+
+
+def with_input_eps(model: nn.Module, input_eps: float | None) -> nn.Module:
+    """A copy of ``model`` whose normalised-gradient input uses ``input_eps`` (an ensemble: every member's).
+
+    The input ``grad u0 / sqrt(|grad u0|^2 + eps^2)`` of the Semi-ResNet and U-Net (and the LGD's
+    ``phi_0``) is a smooth saturation of ``grad u0`` at the scale ``eps``: linear where ``|grad u0|``
+    is below it, a unit vector above. Its derivative is of order ``1 / eps``, so with the default
+    ``eps = 1e-4`` the model's derivative with respect to ``u0`` is dominated by exactly flat pixels
+    and is of no use, although the flow it learns is 1-Lipschitz in ``u0``. An ``input_eps`` at the
+    scale of the intensities' quantisation (about 0.03 to 0.3 on the x5 scale of the shipped models)
+    keeps the exact derivative of a function that varies on the scale of the image instead; the
+    forward output changes with it (``benchmarks/results/tvflownet_workloads/``). ``None``: back to ``eps``,
+    the behaviour the model was built with when the option did not exist. The weights, ``meta`` and
+    device are copied; ``model`` is not changed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet import SemiResNet, with_input_eps
+    >>> model = SemiResNet(width=4, depth=3)
+    >>> smooth = with_input_eps(model, 0.1)
+    >>> smooth.config["input_eps"], "input_eps" in model.config
+    (0.1, False)
+    >>> u0 = torch.zeros(1, 1, 8, 8)
+    >>> torch.equal(smooth(u0, 0.5)[0], model(u0, 0.5)[0])  # the same wherever |grad u0| = 0
+    True
+    """
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    if not all(isinstance(m, TVflowNetModel) for m in members):
+        raise UserInputError(f"model: a TVflowNET model or an Ensemble of them, got {type(model).__name__}")
+    if input_eps is not None and not _positive_finite(input_eps):
+        raise UserInputError(f"input_eps must be a finite number > 0 or None (use eps), got {input_eps!r}")
+    out = copy.deepcopy(model)
+    for m in (list(out.members) if isinstance(out, Ensemble) else [out]):
+        m.input_eps = None if input_eps is None else float(input_eps)
+        m._config.pop("input_eps", None)
+        m._config.update(m._input_eps_config())
+    meta = getattr(out, "meta", None)   # a loaded model's file record: its config says what it now computes
+    if isinstance(meta, dict) and isinstance(meta.get("config"), dict) and "model" in meta["config"]:
+        meta["config"]["model"] = out.config
+    return out
 
 
 # --------------------------------------------------------------------------- registry
