@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from ..ops import div, grad
+from ..ops import div as _div
+from ..ops import grad as _grad
 
 
 def _pixel_norm(z: torch.Tensor, channelwise: bool) -> torch.Tensor:
@@ -52,19 +53,22 @@ def flat_threshold(u: torch.Tensor, tol: float) -> torch.Tensor:
 
 
 def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, channelwise: bool,
-                   threshold: torch.Tensor, rtol: float, max_iter: int):
+                   threshold: torch.Tensor, rtol: float, max_iter: int, grid=None):
     """``du = r + div q(r)`` (the module docstring) for a batch ``(B, C, H, W)``.
 
     ``lam`` is ``(B,)`` (positive), ``threshold`` ``(B,)`` (:func:`flat_threshold`).  Each image stops
     once its residual is at most ``rtol`` times its right-hand side.  Returns ``(du, iterations,
-    converged)``, the last two ``(B,)``.
+    converged)``, the last two ``(B,)``.  ``grid``: a :class:`~pdeflow.tv._grid.Grid` for volumes and
+    spacings (``u`` then ``(B, C, *spatial)``); None: the 2-D unit grid of :mod:`pdeflow.ops`.
     """
     B = u.shape[0]
+    grad, div = (_grad, _div) if grid is None else (grid.grad, grid.div)
     g = grad(u)
     gn = _pixel_norm(g, channelwise)
-    active = gn > threshold.reshape(B, 1, 1, 1, 1)
+    per = (B,) + (1,) * (g.dim() - 1)          # a per-image value shaped for a field
+    active = gn > threshold.reshape(per)
     n = torch.where(active, g / torch.where(active, gn, torch.ones_like(gn)), torch.zeros_like(g))
-    c = torch.where(active, gn / lam.reshape(B, 1, 1, 1, 1), torch.zeros_like(gn))
+    c = torch.where(active, gn / lam.reshape(per), torch.zeros_like(gn))
     minv = 1.0 / (2.0 + c)
 
     def project(z, n=n, channelwise=channelwise):
@@ -73,7 +77,7 @@ def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, chann
             s = s.sum(1, keepdim=True)
         return z - n * s
 
-    def op(z, c=c):
+    def op(z, c=c, grad=grad, div=div):
         return -grad(div(z)) + c * z
 
     b = project(grad(r))
@@ -95,7 +99,7 @@ def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, chann
             ad = project(op(d, c), n)
             dad = _dot(d, ad)
             alpha = rz / torch.where(dad > 0, dad, torch.ones_like(dad))
-            alpha = torch.where(dad > 0, alpha, torch.zeros_like(alpha)).reshape(-1, 1, 1, 1, 1)
+            alpha = torch.where(dad > 0, alpha, torch.zeros_like(alpha)).reshape((-1,) + per[1:])
             q = q + alpha * d
             res = res - alpha * ad
             it += 1
@@ -116,7 +120,7 @@ def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, chann
                 n, c, minv = n[keep], c[keep], minv[keep]
             z = project(minv * res, n)
             rz_new = _dot(res, z)
-            beta = (rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))).reshape(-1, 1, 1, 1, 1)
+            beta = (rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))).reshape((-1,) + per[1:])
             d = z + beta * d
             rz = rz_new
     return r + div(out_q), iterations, converged

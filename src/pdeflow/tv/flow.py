@@ -34,7 +34,9 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
+from ._grid import PLAIN, Grid, make_grid
 from .rof import (
+    ND_METHODS,
     ROF_METHODS,
     ConvergenceWarning,
     _as_image,
@@ -99,6 +101,8 @@ def tv_flow(
     return_dual: bool = False,
     progress: bool = False,
     compile: bool = False,
+    ndim: int | None = None,
+    spacing=None,
 ):
     """Evolve ``u0`` by the TV flow and return it at the requested times.
 
@@ -173,12 +177,23 @@ def tv_flow(
         same flow up to round-off, about twice as fast per iteration on a CPU
         core, after a one-time compilation per process and image shape (tens of
         seconds; PyTorch caches it on disk).  For long flows and repeated calls.
+        2-D with unit spacing only (ignored otherwise).
+    ndim : {2, 3}, optional
+        ``3``: ``u0`` is a volume ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D,
+        H, W)`` and the flow is the 3-D one (``method="implicit"``, ``solver``
+        one of ``ND_METHODS``).  Default 2, or 3 with a 3-element ``spacing``.
+    spacing : float or sequence, optional
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)``, ``> 0`` (default unit):
+        the flow of the discrete TV ``prod(h) sum |grad_h u|`` (see
+        :func:`~pdeflow.tv.rof`), with ``t`` in units of length (intensity
+        falls as ``t`` times surface / volume).  ``method="implicit"`` only.
 
     Returns
     -------
     u : Tensor, shape (len(times), *u0.shape)
     u_t : Tensor, shape (len(times), *u0.shape), if ``return_ut``
     p : Tensor, shape (len(times), *u0.shape[:-2], 2, H, W), if ``return_dual``
+        (volumes: ``(len(times), *u0.shape[:-3], 3, D, H, W)``)
 
     Notes
     -----
@@ -201,14 +216,26 @@ def tv_flow(
     >>> u = tv_flow(u0, [0.0, 0.5], dt=0.1)
     >>> u.shape, u[1, 0]
     (torch.Size([2, 4, 4]), tensor([0.2500, 0.2500, 0.7500, 0.7500], dtype=torch.float64))
+
+    A volume: a slab two voxels thick falls at the rate (surface) / (volume), 1/2 at unit
+    spacing and 1/4 with voxels of depth 2 (time and ``lam`` are lengths), mass kept:
+
+    >>> v = torch.zeros(4, 4, 4, dtype=torch.float64)
+    >>> v[:2] = 1.0
+    >>> tv_flow(v, [0.5], dt=0.25, ndim=3, tol=1e-12)[0, :, 0, 0]
+    tensor([0.7500, 0.7500, 0.2500, 0.2500], dtype=torch.float64)
+    >>> tv_flow(v, [0.5], dt=0.25, spacing=(2.0, 1.0, 1.0), tol=1e-12)[0, :, 0, 0]
+    tensor([0.8750, 0.8750, 0.1250, 0.1250], dtype=torch.float64)
     """
     u0 = _as_image(u0, "u0")
-    _check_image(u0, "u0")
+    grid = make_grid(ndim, spacing)
+    _check_image(u0, "u0", ndim=grid.ndim)
     if u0.dtype in (torch.float16, torch.bfloat16):
         # Half precisions cannot resolve the steps' gaps (bfloat16 was off by 0.025): float32 inside.
         out = tv_flow(u0.float(), times, dt=dt, tol=tol, method=method, scheme=scheme, solver=solver,
                       max_iter=max_iter, check_every=check_every, eps=eps, channelwise=channelwise,
-                      return_ut=return_ut, return_dual=return_dual, progress=progress, compile=compile)
+                      return_ut=return_ut, return_dual=return_dual, progress=progress, compile=compile,
+                      ndim=ndim, spacing=spacing)
         return out.to(u0.dtype) if isinstance(out, torch.Tensor) else tuple(o.to(u0.dtype) for o in out)
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
@@ -218,6 +245,12 @@ def tv_flow(
         raise UserInputError(f"scheme must be one of {FLOW_SCHEMES}, got {scheme!r}")
     if solver not in ROF_METHODS:
         raise UserInputError(f"solver must be one of {ROF_METHODS}, got {solver!r}")
+    if not grid.plain and method != "implicit":
+        raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
+                             "spacing use method='implicit'")
+    if not grid.plain and solver not in ND_METHODS:
+        raise UserInputError(f"solver={solver!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
+                             f"spacing use one of {ND_METHODS}")
     if method != "implicit" and not (eps > 0):
         raise UserInputError(f"eps must be > 0 for method {method!r}, got {eps}")
     times_f = check_times(times)
@@ -232,17 +265,17 @@ def tv_flow(
         check_tol(tol, u0.dtype, "tv_flow")
     schedule = _step_schedule(times_f, dt)
 
-    x = u0.reshape((1,) * (4 - u0.dim()) + tuple(u0.shape))
-    B, C, H, W = x.shape
+    x = u0.reshape((1,) * (grid.ndim + 2 - u0.dim()) + tuple(u0.shape))
+    B = x.shape[0]
     step = _STEPPERS[method]
     stats = {"steps": 0, "short": 0, "gap": 0.0, "at_max_iter": 0}
     opts = dict(tol=tol, solver=solver, max_iter=max_iter, check_every=check_every, eps=eps,
-                channelwise=channelwise, stats=stats, compile=compile, grad=need_grad)
+                channelwise=channelwise, stats=stats, compile=compile, grad=need_grad, grid=grid)
     bdf2 = method == "implicit" and scheme == "bdf2"
 
     # Large images one at a time: each step's arrays then stay in cache, and no image waits for (or is
     # copied out of the working batch around) the others' stopping tests at every step.
-    per_chunk = 1 if C * H * W >= ALONE_ELEMENTS else B
+    per_chunk = 1 if x[0].numel() >= ALONE_ELEMENTS else B
     starts = range(0, B, per_chunk)
     n_steps = schedule[-1][0] + sum(1 for _, r in schedule if r > 0)
     with progress_bar(total=n_steps * len(starts), enabled=progress, desc="TV flow", unit="step") as bar:
@@ -255,7 +288,7 @@ def tv_flow(
         warnings.warn(_short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
                                      tol, max_iter, u0.dtype, at_max_iter=stats["at_max_iter"]),
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
-    return flow_result(us, tuple(u0.shape), uts, ps)
+    return flow_result(us, tuple(u0.shape), uts, ps, ndim=grid.ndim)
 
 
 def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, times_t=None):
@@ -268,12 +301,14 @@ def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, time
     step of size ``t - (n - 1) dt`` from ``u_{n-1}``, the left derivative; ``t = 0``: the right one,
     ``u_t`` of a first step).
     """
-    B, C, H, W = x.shape
+    grid = opts.get("grid", PLAIN)
+    B, C = x.shape[:2]
     grad = opts.get("grad", False)
+    div_ = div if grid.plain else grid.div
     stats = opts["stats"]
     stats.pop("last", None)   # the previous chunk's iteration count says nothing about this one
     us, uts, ps = [], [], []
-    u, p = x, x.new_zeros(B, C, 2, H, W)
+    u, p = x, x.new_zeros(B, C, grid.ndim, *x.shape[2:])
     prev = None  # (u at the previous grid point, step from it), for BDF2
     before = None  # (u, p, prev) before the last full step, for a time on the grid with times_t
     k = 0  # full steps taken
@@ -291,7 +326,7 @@ def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, time
         elif k == 0 and (return_ut or return_dual or times_t is not None):
             v, q = x, step(x, p, dt, prev=None, **opts)[1]
             if times_t is not None:     # u(t) = u0 + t u_t(0) to first order
-                v = x + (ht - ht.detach()) * div(q).detach()
+                v = x + (ht - ht.detach()) * div_(q).detach()
         else:
             v, q = u, p
             if times_t is not None and k > 0:
@@ -299,7 +334,7 @@ def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, time
                 v = step(ub, pb, dt, prev=prevb, h_t=ht + dt, solution=(u, p), **opts)[0].clone()
         us.append(v)
         if return_ut:
-            ut = div(q)
+            ut = div_(q)
             if grad and stats.get("ut") is not None:
                 # the value div(q); the derivative of (v - f) / lam, equal to it at the solution
                 d = stats["ut"]
@@ -311,16 +346,16 @@ def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, time
 
 
 def flow_result(u: torch.Tensor, shape: tuple[int, ...], ut: torch.Tensor | None = None,
-                p: torch.Tensor | None = None):
+                p: torch.Tensor | None = None, *, ndim: int = 2):
     """What a TV flow returns (:func:`tv_flow`, :func:`pdeflow.tvflownet.flow`): ``u`` at the ``K`` times as
     ``(K, *shape)`` for images of ``shape``, followed by ``u_t`` ``(K, *shape)`` and the flux ``p``
     ``(K, *shape[:-2], 2, H, W)`` where they are given; ``u`` alone when neither is. The tensors may come
-    in any shape of that size (time-major)."""
+    in any shape of that size (time-major).  ``ndim=3``: volumes, the flux ``(K, *shape[:-3], 3, D, H, W)``."""
     out = [u.reshape(-1, *shape)]
     if ut is not None:
         out.append(ut.reshape(-1, *shape))
     if p is not None:
-        out.append(p.reshape(-1, *shape[:-2], 2, *shape[-2:]))
+        out.append(p.reshape(-1, *shape[:-ndim], ndim, *shape[-ndim:]))
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -348,35 +383,37 @@ def _step_problem(u, h, prev):
 
 
 def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channelwise, stats, compile, grad=False,
-                   h_t=None, solution=None, **_):
+                   h_t=None, solution=None, grid: Grid = PLAIN, **_):
     f, lam = _step_problem(u, h, prev)
     if solution is None:
         stats["steps"] += 1
         v, q = _solve_implicit(f.detach() if grad else f, lam, p, tol=tol, solver=solver, max_iter=max_iter,
-                               check_every=check_every, channelwise=channelwise, stats=stats, compile=compile)
+                               check_every=check_every, channelwise=channelwise, stats=stats, compile=compile,
+                               grid=grid)
     else:
         v, q = solution
     if grad:
         # The solution as a differentiable function of (f, lam): implicit differentiation at it.
         if h_t is not None:
             f, lam = _step_problem(u, h_t, prev)
-        v = differentiable(f, lam, v, q, tol=tol, max_iter=max_iter, channelwise=channelwise)
+        v = differentiable(f, lam, v, q, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid)
         stats["ut"] = (v - f) / (lam if isinstance(lam, torch.Tensor) else float(lam))
     return v, q
 
 
-def _solve_implicit(f, lam, p, *, tol, solver, max_iter, check_every, channelwise, stats, compile):
-    extinct = _extinct(f, lam, channelwise)
+def _solve_implicit(f, lam, p, *, tol, solver, max_iter, check_every, channelwise, stats, compile, grid=PLAIN):
+    extinct = _extinct(f, lam, channelwise) if grid.plain else _extinct_nd(f, lam, channelwise, grid)
     if not bool(extinct.any()):
         return _solve_step(f, lam, p, stats, solver=solver, tol=tol, max_iter=max_iter, channelwise=channelwise,
-                           check_every=check_every, compile=compile)
+                           check_every=check_every, compile=compile, grid=grid)
     v, q = torch.empty_like(f), torch.empty_like(p)
-    v[extinct], q[extinct] = _extinction_step(f[extinct], lam)
+    v[extinct], q[extinct] = (_extinction_step(f[extinct], lam) if grid.plain
+                              else _extinction_step_nd(f[extinct], lam, grid))
     active = ~extinct
     if bool(active.any()):
         v[active], q[active] = _solve_step(f[active], lam, p[active], stats, solver=solver, tol=tol,
                                            max_iter=max_iter, channelwise=channelwise, check_every=check_every,
-                                           compile=compile)
+                                           compile=compile, grid=grid)
     return v, q
 
 
@@ -419,6 +456,39 @@ def _extinction_step(f: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.T
     q = f.new_zeros(*f.shape[:-2], 2, *f.shape[-2:])
     q[..., 0, :-1, :] = torch.cumsum(rows, -2)[..., :-1, :]  # div along H gives the rows' means
     q[..., 1, :, :-1] = torch.cumsum(g - rows, -1)[..., :, :-1]  # div along W each row's deviation
+    return mean.expand_as(f).clone(), q
+
+
+def _extinct_nd(f: torch.Tensor, lam: float, channelwise: bool, grid: Grid) -> torch.Tensor:
+    """:func:`_extinct` on any grid: the flux of :func:`_extinction_step_nd` has ``|q_k| <= 2^k N_k h_k r``
+    (the k-th stage's residual has range at most ``2^k r``, and its partial sums over ``N_k`` entries of zero
+    sum at most ``N_k`` times that), so ``sum_k 2^k N_k h_k [sqrt(C)] r <= lam`` bounds ``|q| / lam <= 1``."""
+    B, C = f.shape[:2]
+    flat = f.reshape(B, -1)
+    bound = sum(2 ** k * n * h for k, (n, h) in enumerate(zip(f.shape[2:], grid.spacing)))
+    bound *= 1.0 if channelwise else math.sqrt(C)
+    return bound * (flat.amax(1) - flat.amin(1)) <= lam
+
+
+def _extinction_step_nd(f: torch.Tensor, lam: float, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_extinction_step` on any grid: ``(mean of f, q)`` with ``grid.div(q) = (mean - f) / lam``.
+
+    Axis by axis: the residual's means over the later axes, summed cumulatively along axis ``k`` (times
+    ``h_k``), form ``q_k``, whose backward difference / ``h_k`` is those means (they sum to zero along the
+    axis); the residual then loses them and has zero mean over every slab of the next axis.
+    """
+    K = grid.ndim
+    axes = tuple(range(f.dim() - K, f.dim()))
+    mean = f.mean(dim=axes, keepdim=True)
+    res = (mean - f) / lam
+    q = f.new_zeros(*f.shape[:2], K, *f.shape[2:])
+    for k, h in enumerate(grid.spacing):
+        later = axes[k + 1:]
+        m = res.mean(dim=later, keepdim=True) if later else res
+        n = f.shape[axes[k]]
+        c = torch.cumsum(m, axes[k]).narrow(axes[k], 0, n - 1) * h
+        q.select(2, k).narrow(axes[k], 0, n - 1).copy_(c.expand(*c.shape[:axes[k] + 1], *f.shape[axes[k] + 1:]))
+        res = res - m
     return mean.expand_as(f).clone(), q
 
 

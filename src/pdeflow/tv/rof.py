@@ -27,9 +27,10 @@ import torch
 from ..errors import UserInputError
 from ..ops import batch_sum, div, grad, gradient_norm
 from ..threads import auto_threads
+from ._grid import PLAIN, Grid, make_grid
 from ._implicit import apply_jacobian, flat_threshold
 
-__all__ = ["rof", "RofResult", "ROF_METHODS", "duality_gap", "ConvergenceWarning", "CompileWarning"]
+__all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "duality_gap", "ConvergenceWarning", "CompileWarning"]
 
 ROF_METHODS = ("chambolle", "fgp", "pdhg", "admm")
 
@@ -134,17 +135,28 @@ def duality_gap(f, u, p, lam, *, channelwise=False):
     return _duality_gap(f, u, p, lam, channelwise)
 
 
-def _duality_gap(f, u, p, lam, channelwise):
-    """:func:`duality_gap` without its checks (the solvers' own calls)."""
-    g = grad(u)
-    gn = gradient_norm(g, channelwise=channelwise)
-    align = (g * p).sum(-3)
-    if not channelwise:
-        align = align.sum(-3, keepdim=True)
+def _duality_gap(f, u, p, lam, channelwise, grid: Grid = PLAIN):
+    """:func:`duality_gap` without its checks (the solvers' own calls); on ``grid`` (fields
+    ``(B, C, K, *spatial)``) where it is not the 2-D unit grid.  Unweighted sums: the voxel volume
+    multiplies both terms of the energy and cancels in the relative gap."""
+    if grid.plain:
+        g = grad(u)
+        gn = gradient_norm(g, channelwise=channelwise)
+        align = (g * p).sum(-3)
+        if not channelwise:
+            align = align.sum(-3, keepdim=True)
+    else:
+        g = grid.grad(u)
+        gn = grid.norm(g, channelwise)
+        align = (g * p).sum(2, keepdim=True)
+        if not channelwise:
+            align = align.sum(1, keepdim=True)
+        gn, align = gn.squeeze(2), align.squeeze(2)
+    div_p = div(p) if grid.plain else grid.div(p)
     lam_b = lam.reshape(-1).double()
     tv_u = batch_sum(gn).double()
     slack = batch_sum(gn - align).double().clamp_min(0.0)
-    resid = batch_sum((u - f - lam * div(p)) ** 2).double()
+    resid = batch_sum((u - f - lam * div_p) ** 2).double()
     fidelity = batch_sum((u - f) ** 2).double()
     gap = 0.5 * resid + lam_b * slack
     primal = 0.5 * fidelity + lam_b * tv_u
@@ -424,6 +436,84 @@ def _admm_extract(s, f, lam, channelwise):
     return s["u"], _project(s["b"] * (s["rho"] / lam).unsqueeze(-1), channelwise)
 
 
+# --------------------------------------------------------------------------- any grid
+# The same methods on a :class:`~pdeflow.tv._grid.Grid` other than the 2-D unit one (volumes, spacing):
+# fields (B, C, K, *spatial), lam shaped (B, 1, ..., 1) like f, and every step size scaled by the bound
+# L = ||div||^2 <= 4 sum_k 1 / h_k^2 (8 on the 2-D unit grid, where these reduce to the methods above).
+
+
+def _bc(t: torch.Tensor) -> torch.Tensor:
+    """A per-image (B, 1, ..., 1) tensor shaped for a field (one more axis)."""
+    return t.unsqueeze(-1)
+
+
+def _nd_gap(s, f, lam, channelwise):
+    grid = s["grid"]
+    p = s["p"]
+    u = s["u"] if "u" in s else f + lam * grid.div(p)
+    g, primal = _duality_gap(f, u, p, lam, channelwise, grid)
+    return u, p, g, primal, None
+
+
+def _nd_chambolle_init(grid):
+    def init(f, lam, p0, channelwise):
+        return {"p": p0.clone(), "fl": f / lam, "grid": grid, "tau_nd": 2.0 / grid.lipschitz}
+    return init
+
+
+def _nd_chambolle_step(s, f, lam, channelwise):
+    # Chambolle (2004) with tau = 2 / L (1/4 on the 2-D unit grid, 1/(2 ndim) in scikit-image's n-D code).
+    grid, p, tau = s["grid"], s["p"], s["tau_nd"]
+    g = grid.grad(grid.div(p) + s["fl"])
+    p.add_(g, alpha=tau).div_(grid.norm(g, channelwise).mul_(tau).add_(1.0))
+
+
+def _nd_fgp_init(grid):
+    def init(f, lam, p0, channelwise):
+        L = grid.lipschitz
+        gf = (grid.grad(f.double()) / (L * _bc(lam.double()))).to(f.dtype)
+        return {"p": p0.clone(), "q": p0.clone(), "t": torch.ones_like(lam), "gf": gf, "grid": grid, "L": L}
+    return init
+
+
+def _nd_fgp_step(s, f, lam, channelwise):
+    # _fgp_step with the step 1 / (L lam^2): p_new = proj(q + grad(f + lam div q) / (L lam)).
+    grid, p, q = s["grid"], s["p"], s["q"]
+    z = grid.project(q + grid.grad(grid.div(q) / s["L"]) + s["gf"], channelwise)
+    step = z - p
+    uphill = (_bdot(q - z, step) > 0).reshape(lam.shape)
+    t = s["t"]
+    t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
+    beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new)
+    s["q"], s["p"], s["t"] = z + _bc(beta) * step, z, t_new
+
+
+def _nd_pdhg_init(grid):
+    def init(f, lam, p0, channelwise):
+        u = f + lam * grid.div(p0)
+        return {"u": u, "ubar": u.clone(), "p": p0.clone(), "tau": torch.ones_like(lam), "grid": grid}
+    return init
+
+
+def _nd_pdhg_step(s, f, lam, channelwise):
+    # _pdhg_step with tau * sigma * L = 1.
+    grid, tau = s["grid"], s["tau"]
+    sigma = 1.0 / (grid.lipschitz * tau)
+    p = grid.project(s["p"] + _bc(sigma / lam) * grid.grad(s["ubar"]), channelwise)
+    u_old = s["u"]
+    u = (u_old + tau * (lam * grid.div(p) + f)) / (1.0 + tau)
+    theta = 1.0 / torch.sqrt(1.0 + 2.0 * tau)
+    s["ubar"] = u + theta * (u - u_old)
+    s["u"], s["p"], s["tau"] = u, p, theta * tau
+
+
+# The methods that run on any grid, and what they are on the 2-D unit grid.
+_ND_METHODS = {"chambolle": (_nd_chambolle_init, _nd_chambolle_step),
+               "fgp": (_nd_fgp_init, _nd_fgp_step),
+               "pdhg": (_nd_pdhg_init, _nd_pdhg_step)}
+ND_METHODS = tuple(_ND_METHODS)
+
+
 # --------------------------------------------------------------------------- compiled FGP
 # The same FGP iteration and gap as pure functions of whole tensors, for torch.compile (``compile=True``):
 # two fused loops per iteration instead of ~20 passes over the arrays.  The field's two components are
@@ -575,7 +665,7 @@ _METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
 }
 
 # Per-image state entries that are shared constants rather than batched tensors.
-_SHARED_STATE = ("ch", "cw", "eig")
+_SHARED_STATE = ("ch", "cw", "eig", "grid", "tau_nd", "L")
 
 
 # --------------------------------------------------------------------------- driver
@@ -594,10 +684,13 @@ def _as_image(f, name: str = "f") -> torch.Tensor:
     return t if t.is_floating_point() else t.double()
 
 
-def _check_image(f: torch.Tensor, name: str = "f") -> None:
+def _check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
     if not isinstance(f, torch.Tensor):
         raise UserInputError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
-    if f.dim() not in (2, 3, 4):
+    if ndim == 3 and f.dim() not in (3, 4, 5):
+        raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
+                             f"got {tuple(f.shape)}")
+    if ndim == 2 and f.dim() not in (2, 3, 4):
         raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
     if not f.is_floating_point():
         raise UserInputError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
@@ -643,8 +736,10 @@ def rof(
     check_every: int = 5,
     full_output: bool = False,
     compile: bool = False,
+    ndim: int | None = None,
+    spacing=None,
 ):
-    """Solve ``argmin_u 1/2 ||u - f||^2 + lam * TV(u)`` for each image of a batch.
+    """Solve ``argmin_u 1/2 ||u - f||^2 + lam * TV(u)`` for each image (or volume) of a batch.
 
     One implicit Euler step of size ``dt`` of the TV flow is ``rof(u, dt)``.
     scikit-image's ``denoise_tv_chambolle(f, weight=lam)`` solves the same problem
@@ -652,16 +747,18 @@ def rof(
 
     Parameters
     ----------
-    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+    f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W); with ``ndim=3`` (D, H, W), (C, D, H, W) or (B, C, D, H, W)
         Data, any floating dtype and device; intensities are taken as given.
     lam : float or Tensor of shape (B,)
-        Regularisation weight(s), ``>= 0``, in intensity * pixel units.
+        Regularisation weight(s), ``>= 0``, in units of length (pixels at unit spacing; see Notes).
     method : {"fgp", "pdhg", "chambolle", "admm"}
         ``"fgp"``: fast gradient projection on the dual with adaptive restart
         (default, fastest here); ``"pdhg"``: Chambolle-Pock with the
         strong-convexity acceleration; ``"chambolle"``: Chambolle's 2004
         projection (the paper's reference algorithm, slow to converge tightly);
-        ``"admm"``: split Bregman with an exact DCT solve (independent cross-check).
+        ``"admm"``: split Bregman with an exact DCT solve (independent cross-check;
+        2-D with unit spacing only: on volumes or with ``spacing`` it is refused,
+        the other three run, see ``ND_METHODS``).
     tol : float
         Stop each image when its relative duality gap ``(P - D) / P <= tol``.
         This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  Below float64 the
@@ -672,7 +769,7 @@ def rof(
     max_iter : int
         Iteration cap per image; images that hit it are returned as they are
         (their final gap is reported in ``full_output``).
-    p0 : Tensor, shape (B, C, 2, H, W), optional
+    p0 : Tensor, shape (B, C, 2, H, W) (volumes: (B, C, 3, D, H, W)), optional
         Warm start for the dual field (projected onto ``|p| <= 1``).
     channelwise : bool
         For ``C > 1``: False (default) couples channels (vectorial TV), True
@@ -690,7 +787,18 @@ def rof(
         disk).  Pays off for long solves and :func:`~pdeflow.tv.tv_flow`, not for
         one small image.  Where torch.compile does not work (no C++ compiler) the
         kernels run uncompiled, with a :class:`CompileWarning`.  Ignored by the
-        other methods.
+        other methods, and on volumes or with ``spacing`` (the compiled kernels
+        are 2-D on the unit grid).
+    ndim : {2, 3}, optional
+        Number of spatial axes.  ``3``: ``f`` is a volume ``(D, H, W)``,
+        ``(C, D, H, W)`` or ``(B, C, D, H, W)`` and TV is the 3-D isotropic TV
+        (forward differences along D, H and W, as :mod:`pdeflow.ops` with
+        ``ndim=3``).  Default: 2, or 3 when ``spacing`` has three entries.  A
+        tensor is a volume only when the call says so.
+    spacing : float or sequence, optional
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: the same on
+        every axis), ``> 0``; default unit.  Enters the gradient as in
+        :mod:`pdeflow.ops` (difference / ``h_k``); see Notes for the energy.
 
     Returns
     -------
@@ -708,6 +816,22 @@ def rof(
 
     Notes
     -----
+    **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the
+    energy is the Riemann sum of the continuum one over the voxel cells,
+    ``E(u) = prod(h) * [1/2 sum (u - f)^2 + lam * sum |grad_h u|]`` with
+    ``grad_h`` the forward differences divided by ``h_k`` (so
+    ``prod(h) sum |grad_h u|`` is ``pdeflow.ops.tv(u, spacing=h)``): the same
+    voxel weight on both terms, so it does not change the minimiser, and
+    ``lam`` has units of length (it is a time of the TV flow, as at unit
+    spacing).  Halving the spacing of a fixed continuum image keeps the
+    solution.  scikit-image's ``denoise_tv_chambolle(f, weight=w)`` (n-D,
+    unit spacing) minimises ``1/2 sum (u - f)^2 + w sum |grad u|`` with the
+    same differences: it is ``rof(f, w, ndim=f.ndim)`` at unit spacing, and
+    ``rof(f, lam, spacing=(h,) * n)`` for an isotropic spacing ``h`` equals it
+    with ``w = lam / h``.  The step sizes use ``||div||^2 <= 4 sum 1 / h_k^2``;
+    the relative duality gap (the stopping rule) is that of ``E``, the voxel
+    weight cancelling.
+
     **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a
     float, or a 0-d or ``(B,)`` tensor with ``requires_grad``) by implicit
     differentiation at the computed solution, for every method: nothing of the
@@ -742,9 +866,22 @@ def rof(
     >>> rof(x, 0.25, tol=1e-12)[0, 0].backward()   # the left half is one flat region
     >>> x.grad[0]
     tensor([0.1250, 0.1250, 0.0000, 0.0000], dtype=torch.float64)
+
+    A volume (``ndim=3``), here a 2-voxel-thick slab, with anisotropic voxels:
+
+    >>> v = torch.zeros(4, 4, 4, dtype=torch.float64)
+    >>> v[:2] = 1.0
+    >>> rof(v, 0.25, ndim=3, tol=1e-12)[:, 0, 0]
+    tensor([0.8750, 0.8750, 0.1250, 0.1250], dtype=torch.float64)
+    >>> rof(v, 0.25, spacing=(2.0, 1.0, 1.0), tol=1e-12)[:, 0, 0]
+    tensor([0.9375, 0.9375, 0.0625, 0.0625], dtype=torch.float64)
     """
     f = _as_image(f)
-    _check_image(f)
+    grid = make_grid(ndim, spacing)
+    _check_image(f, ndim=grid.ndim)
+    if not grid.plain and method not in _ND_METHODS and method in _METHODS:
+        raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
+                             f"spacing use one of {ND_METHODS}")
     half = f.dtype in (torch.float16, torch.bfloat16)
     x = f.float() if half else f      # half precisions cannot resolve the gap: solved in float32
     if half and isinstance(p0, torch.Tensor):
@@ -753,7 +890,7 @@ def rof(
     lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
     need_grad = torch.is_grad_enabled() and (x.requires_grad or lam_grad)
     res, short = _solve(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
-                        channelwise=channelwise, check_every=check_every, compile=compile)
+                        channelwise=channelwise, check_every=check_every, compile=compile, grid=grid)
     if bool(short.any()):
         warnings.warn(_short_message("rof", int(short.sum()), short.numel(), "image(s)",
                                      res.gap[short].max().item(), tol, max_iter, x.dtype,
@@ -761,7 +898,7 @@ def rof(
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     u = res.u
     if need_grad:
-        u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise)
+        u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid)
     if half:
         u = u.to(f.dtype)
         res = RofResult(u=u, p=res.p.to(f.dtype), iterations=res.iterations, gap=res.gap, converged=res.converged)
@@ -781,17 +918,18 @@ def check_tol(tol, dtype: torch.dtype, who: str) -> None:
 
 
 def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, tol: float, max_iter: int,
-                   channelwise: bool) -> torch.Tensor:
+                   channelwise: bool, grid: Grid = PLAIN) -> torch.Tensor:
     """``u`` (the ROF solution of ``(f, lam)``, dual field ``p``) with the implicit derivative in ``f`` and
     ``lam`` attached: see :mod:`pdeflow.tv._implicit`.  ``f`` of any shape rof takes; ``lam`` a float,
     a 0-d or a ``(B,)`` tensor."""
-    x = f.reshape((1,) * (4 - f.dim()) + tuple(f.shape))
+    x = f.reshape((1,) * (grid.ndim + 2 - f.dim()) + tuple(f.shape))
     B = x.shape[0]
     if isinstance(lam, torch.Tensor):
         lam_b = lam.to(x.dtype).reshape(-1).expand(B)
     else:
         lam_b = torch.full((B,), float(lam), dtype=x.dtype, device=x.device)
-    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), div(p.detach()), (tol, max_iter, channelwise))
+    divp = div(p.detach()) if grid.plain else grid.div(p.detach())
+    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), divp, (tol, max_iter, channelwise, grid))
     return out.reshape(f.shape)
 
 
@@ -809,7 +947,7 @@ class _RofGrad(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         u, divp, lam = ctx.saved_tensors
-        tol, max_iter, channelwise = ctx.cfg
+        tol, max_iter, channelwise, grid = ctx.cfg
         g = g.contiguous()
         w = g.clone()
         pos = torch.nonzero(lam > 0).reshape(-1)       # lam = 0 is the identity
@@ -818,7 +956,7 @@ class _RofGrad(torch.autograd.Function):
             up = u[pos]
             w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
                                             threshold=flat_threshold(up, tol), rtol=max(tol, 50 * eps),
-                                            max_iter=max_iter)
+                                            max_iter=max_iter, grid=None if grid.plain else grid)
             w[pos] = w_pos
             if not bool(conv.all()):
                 warnings.warn(f"rof backward: {int((~conv).sum())} of {conv.numel()} image(s) stopped at "
@@ -844,40 +982,50 @@ def _short_message(who: str, n: int, total: int, what: str, gap: float, tol: flo
 
 
 def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
-           compile=False):
+           compile=False, grid: Grid = PLAIN):
     """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
     marking the images that stopped at ``max_iter`` short of ``tol``.
 
     ``first_check``: iterations before the first gap evaluation (default ``check_every``), for callers
     that know about how many a solve takes (the steps of :func:`~pdeflow.tv.tv_flow`).  ``trusted``: the
     caller has checked ``f`` (finite, 4-D) and ``p0`` (feasible, of the right shape and dtype), as
-    :func:`~pdeflow.tv.tv_flow` does once per call instead of once per step.
+    :func:`~pdeflow.tv.tv_flow` does once per call instead of once per step.  ``grid``: the spatial
+    grid (:mod:`pdeflow.tv._grid`); other than the 2-D unit grid, ``f`` has ``grid.ndim`` spatial axes
+    and the methods of ``ND_METHODS`` run (uncompiled).
     """
     if not trusted:
-        _check_image(f)
+        _check_image(f, ndim=grid.ndim)
     if method not in _METHODS:
         raise UserInputError(f"method must be one of {ROF_METHODS}, got {method!r}")
+    if not grid.plain and method not in _ND_METHODS:
+        raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
+                             f"spacing use one of {ND_METHODS}")
     if not (tol > 0):
         raise UserInputError(f"tol must be > 0, got {tol}")
     if int(max_iter) < 1:
         raise UserInputError(f"max_iter must be >= 1, got {max_iter}")
-    ndim = f.dim()
-    x = f.reshape((1,) * (4 - ndim) + tuple(f.shape))
-    B, C, H, W = x.shape
-    lam_t = _per_image(lam, B, x, "lam")
+    K = grid.ndim
+    x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
+    B, C = x.shape[:2]
+    spatial = tuple(x.shape[2:])
+    lam_t = _per_image(lam, B, x, "lam").reshape((B,) + (1,) * (K + 1))
     if p0 is None:
-        p = x.new_zeros(B, C, 2, H, W)
+        p = x.new_zeros(B, C, K, *spatial)
     elif trusted:
         p = p0
     else:
-        if p0.shape != (B, C, 2, H, W):
-            raise UserInputError(f"p0 must have shape {(B, C, 2, H, W)}, got {tuple(p0.shape)}")
-        p = _project(p0.to(x), channelwise)
+        if p0.shape != (B, C, K, *spatial):
+            raise UserInputError(f"p0 must have shape {(B, C, K, *spatial)}, got {tuple(p0.shape)}")
+        p = _project(p0.to(x), channelwise) if grid.plain else grid.project(p0.to(x), channelwise)
 
     # Converged images leave the working batch (the compiled kernels then recompile once for a symbolic
     # batch size, and once for a single image).
-    compiled = compile and method in _COMPILED_METHODS
-    init, step, evaluate = (_COMPILED_METHODS if compiled else _METHODS)[method]
+    compiled = compile and method in _COMPILED_METHODS and grid.plain
+    if grid.plain:
+        init, step, evaluate = (_COMPILED_METHODS if compiled else _METHODS)[method]
+    else:
+        init, step = _ND_METHODS[method]
+        init, evaluate = init(grid), _nd_gap
     if compiled:
         x = _plain(x)
     iterations = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -896,7 +1044,8 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
     # constant to round-off (an image that has flowed to its mean), P and the gap are
     # both round-off of size ~ eps |f| per pixel and their ratio never falls.
     finfo = torch.finfo(x.dtype)
-    floor_a = (lam_a.reshape(-1).double() * (C * H * W) * 8 * finfo.eps
+    N = x[0].numel()
+    floor_a = (lam_a.reshape(-1).double() * N * 8 * finfo.eps
                * fa.abs().flatten(1).amax(1).double()) if active.numel() else lam_a.reshape(-1).double()
     # Below that floor a float64 input counts as converged.  Lower precisions
     # re-evaluate the gap of the same iterate in float64, which resolves it down to the
@@ -906,7 +1055,7 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
     # _dual_gap) decide in the working precision wherever that bound allows, and
     # verify in float64 only where it does not.
     exact = x.dtype == torch.float64
-    floor64_a = lam_a.reshape(-1).double() ** 2 * (C * H * W) * 16 * finfo.eps
+    floor64_a = lam_a.reshape(-1).double() ** 2 * N * 16 * finfo.eps
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
     it = checks = 0
     first = check_every if first_check is None else max(1, int(first_check))
@@ -940,7 +1089,8 @@ def _solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first
                 u, pa = _fgpc_result(state, fa, lam_a)
             j = verify.nonzero().reshape(-1)
             f64, p64, lam64 = fa[j].double(), pa[j].double(), lam_a[j].double()
-            gap64, primal64 = _duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise)
+            div64 = div(p64) if grid.plain else grid.div(p64)
+            gap64, primal64 = _duality_gap(f64, f64 + lam64 * div64, p64, lam64, channelwise, grid)
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
             converged[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
         done = converged | (it >= max_iter)

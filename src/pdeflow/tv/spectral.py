@@ -23,6 +23,7 @@ import torch
 from ..errors import UserInputError
 from ..ops import batch_sum
 from ..threads import auto_threads
+from ._grid import make_grid
 from .flow import tv_flow
 
 __all__ = ["spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]
@@ -131,6 +132,8 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     Parameters
     ----------
     u0 : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+        With ``ndim=3`` (passed to :func:`~pdeflow.tv.tv_flow`, as ``spacing``): a volume (D, H, W),
+        (C, D, H, W) or (B, C, D, H, W); the spectrum is then ``(n_steps,)`` or ``(B, n_steps)``.
     dt : float
         Time step (PDE time), ``> 0``.
     n_steps : int
@@ -160,6 +163,14 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     >>> s.filter()[0].square().sum().backward()
     >>> u0.grad.shape
     torch.Size([4, 4])
+
+    A volume with anisotropic voxels (``spacing`` goes to :func:`~pdeflow.tv.tv_flow`):
+
+    >>> v = torch.zeros(4, 4, 4, dtype=torch.float64)
+    >>> v[:2] = 1.0
+    >>> s = spectral_tv(v, dt=0.25, n_steps=4, spacing=(2.0, 1.0, 1.0))
+    >>> s.phi.shape, torch.allclose(s.reconstruct(), v)
+    (torch.Size([4, 4, 4, 4]), True)
     """
     if int(n_steps) != n_steps or n_steps < 1:
         raise UserInputError(f"n_steps must be an integer >= 1, got {n_steps!r}")
@@ -173,6 +184,10 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     half = isinstance(u0, torch.Tensor) and u0.dtype in (torch.float16, torch.bfloat16)
     frames = tv_flow(u0.float() if half else u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
     out = spectral_from_stack(frames, dt)     # differentiable in u0 wherever tv_flow is
+    if frames.dim() == 5 and make_grid(flow_kwargs.get("ndim"), flow_kwargs.get("spacing")).ndim == 3:
+        # one volume (C, D, H, W): its spectrum is (N,), not per channel
+        out = SpectralTV(times=out.times, phi=out.phi, spectrum=out.spectrum.sum(1), residual=out.residual,
+                         dt=out.dt)
     if half:   # computed in float32 (second differences in half precision lose the bands), returned as given
         out = SpectralTV(times=out.times, phi=out.phi.to(u0.dtype), spectrum=out.spectrum.to(u0.dtype),
                          residual=out.residual.to(u0.dtype), dt=out.dt)
@@ -188,7 +203,9 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
     Parameters
     ----------
     u : Tensor, shape (N+2, *image_shape), ``N >= 1``
-        The frames; ``image_shape`` is (H, W), (C, H, W) or (B, C, H, W).
+        The frames; ``image_shape`` is (H, W), (C, H, W) or (B, C, H, W), or a batch of volumes
+        (B, C, D, H, W) (the spectrum per volume; a volume (D, H, W) or (C, D, H, W) reads as images,
+        which changes only the spectrum's shape).
     dt : float
         Their time spacing.
 
@@ -215,8 +232,9 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
         raise UserInputError("u is on the 'meta' device, which holds no values")
     if u.numel() == 0:
         raise UserInputError(f"u must be a non-empty stack of frames, got shape {tuple(u.shape)}")
-    if u.dim() not in (3, 4, 5):
-        raise UserInputError(f"u must have shape (T, H, W), (T, C, H, W) or (T, B, C, H, W), got {tuple(u.shape)}")
+    if u.dim() not in (3, 4, 5, 6):
+        raise UserInputError(f"u must have shape (T, H, W), (T, C, H, W), (T, B, C, H, W) or, for volumes, "
+                             f"(T, B, C, D, H, W), got {tuple(u.shape)}")
     if u.shape[0] < 3:
         raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
     if u.dtype in (torch.float16, torch.bfloat16):
@@ -228,6 +246,6 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
     k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
     phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
     residual = (n + 1) * u[n] - n * u[n + 1]
-    spectrum = batch_sum(phi.abs(), keep=2 if u.dim() == 5 else 1)
+    spectrum = batch_sum(phi.abs(), keep=2 if u.dim() >= 5 else 1)
     times = torch.arange(1, n + 1, dtype=torch.float64) * dt
     return SpectralTV(times=times.to(u.device), phi=phi, spectrum=spectrum, residual=residual, dt=float(dt))
