@@ -2,8 +2,9 @@
 
 The operators are those of :mod:`pdeflow.ops` (forward differences divided by the spacing, zero in
 the last slice/row/column; ``div`` the exact negative adjoint) with the grid's ``ndim`` and
-``spacing``, so that the solvers run on volumes ``(B, C, D, H, W)`` and on anisotropic grids.  A field over the grid has the components on the axis after ``C``: ``(B, C, K, *spatial)``
-with ``K`` the number of spatial axes, component ``k`` the derivative along spatial axis ``k``.
+``spacing``, so that the solvers run on volumes ``(B, C, D, H, W)`` and on anisotropic grids.
+A field over the grid has the components on the axis after ``C``: ``(B, C, K, *spatial)`` with
+``K`` the number of spatial axes, component ``k`` the derivative along spatial axis ``k``.
 
 The 2-D unit grid keeps its own fused kernels in :mod:`pdeflow.tv.rof`; :class:`Grid` is the path of
 every other grid.
