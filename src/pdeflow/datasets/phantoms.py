@@ -198,14 +198,14 @@ def ellipsoids(shape, table, *, dtype: torch.dtype = torch.float32, device=None)
 
 
 def shepp_logan_3d(shape, *, modified: bool = True, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """The 3-D Shepp-Logan head phantom: Kak & Slaney's ten ellipsoids [1]_ in ``[-1, 1]^3``.
+    """The 3-D Shepp-Logan head phantom: Kak & Slaney's ten ellipsoids (1988) in ``[-1, 1]^3``.
 
     Parameters
     ----------
     shape : int or (int, int, int)
         ``(D, H, W)`` in voxels (an int: a cube).
     modified : bool, optional
-        True (default): the higher-contrast grey levels of Yu, Ye & Wang [3]_
+        True (default): the higher-contrast grey levels of Yu, Ye & Wang (2004)
         (skull 1, brain 0.2, ventricles 0, values in [0, 1]), the usual test
         volume for denoising; False: Kak & Slaney's original levels (relative to
         water: skull 2, brain 1.02, lesions 1-2 % contrast).

@@ -58,7 +58,14 @@ ALONE_ELEMENTS = 65536
 
 
 def check_times(times) -> list[float]:
-    """Validate flow times: finite, non-negative, non-decreasing; returns floats."""
+    """Validate flow times: finite, non-negative, non-decreasing; returns floats.
+
+    Examples
+    --------
+    >>> from pdeflow.tv.flow import check_times
+    >>> check_times(0.5), check_times([0.1, 0.1, 0.3])
+    ([0.5], [0.1, 0.1, 0.3])
+    """
     if isinstance(times, (int, float)):
         times = [times]
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
@@ -350,7 +357,16 @@ def flow_result(u: torch.Tensor, shape: tuple[int, ...], ut: torch.Tensor | None
     """What a TV flow returns (:func:`tv_flow`, :func:`pdeflow.tvflownet.flow`): ``u`` at the ``K`` times as
     ``(K, *shape)`` for images of ``shape``, followed by ``u_t`` ``(K, *shape)`` and the flux ``p``
     ``(K, *shape[:-2], 2, H, W)`` where they are given; ``u`` alone when neither is. The tensors may come
-    in any shape of that size (time-major).  ``ndim=3``: volumes, the flux ``(K, *shape[:-3], 3, D, H, W)``."""
+    in any shape of that size (time-major).  ``ndim=3``: volumes, the flux ``(K, *shape[:-3], 3, D, H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv.flow import flow_result
+    >>> u, ut = flow_result(torch.zeros(2 * 20), (1, 4, 5), torch.zeros(2, 1, 1, 4, 5))
+    >>> tuple(u.shape), tuple(ut.shape)
+    ((2, 1, 4, 5), (2, 1, 4, 5))
+    """
     out = [u.reshape(-1, *shape)]
     if ut is not None:
         out.append(ut.reshape(-1, *shape))
