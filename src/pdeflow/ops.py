@@ -75,8 +75,9 @@ __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_s
            "check_image", "image_batch"]
 
 
-def _spatial(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
-    """The number of spatial axes and the grid spacing (None: unit) of a calculus call; see the module docstring."""
+def spatial_axes(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
+    """The number of spatial axes and the grid spacing (None: unit) of a call taking ``ndim`` and ``spacing``
+    (the calculus here, ``diffuse``); see the module docstring. ``who`` names the function in messages."""
     if ndim is not None and (isinstance(ndim, bool) or ndim not in (2, 3)):
         raise UserInputError(f"{who}: ndim (the number of spatial axes) must be 2 or 3, got {ndim!r}")
     if spacing is None:
@@ -142,7 +143,7 @@ def grad(u: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int |
             [[1., 2., 0.],
              [1., 2., 0.]]])
     """
-    n, h = _spatial(ndim, spacing, "grad")
+    n, h = spatial_axes(ndim, spacing, "grad")
     if n == 2:
         if u.dim() < 2:
             raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
@@ -198,7 +199,7 @@ def div(p: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int | 
     >>> torch.allclose((grad(u) * p).sum(), -(u * div(p)).sum())
     True
     """
-    n, h = _spatial(ndim, spacing, "div")
+    n, h = spatial_axes(ndim, spacing, "div")
     if n == 3:
         return _div3(p, zero_edges, h)
     if p.dim() < 3 or p.shape[-3] != 2:
@@ -272,7 +273,7 @@ def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torc
             [ 1., -4.,  1.],
             [ 0.,  1.,  0.]])
     """
-    n, h = _spatial(ndim, spacing, "laplacian")
+    n, h = spatial_axes(ndim, spacing, "laplacian")
     if n == 3 or h is not None:
         return _laplacian_weighted(u, n, h)
     if u.dim() < 2:
@@ -343,7 +344,7 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     tensor([[[[5., 4.],
               [3., 0.]]]])
     """
-    n, _ = _spatial(ndim, None, "gradient_norm")
+    n, _ = spatial_axes(ndim, None, "gradient_norm")
     sq = (g * g).sum(-n - 1)
     if not channelwise:
         sq = sq.sum(-n - 1, keepdim=True)
@@ -491,7 +492,7 @@ def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges
     >>> tv_eps(torch.zeros(1, 1, 4, 4), 0.5)  # H * W * eps for a constant image
     tensor([8.])
     """
-    n, h = _spatial(ndim, spacing, "tv")
+    n, h = spatial_axes(ndim, spacing, "tv")
     x, nd = as_batch(u) if n == 2 else _as_volume_batch(u)
     out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges, spacing=h, ndim=n), channelwise=channelwise,
                                   eps=eps, ndim=n))

@@ -51,7 +51,6 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 import torch
@@ -438,30 +437,6 @@ def diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, 
     return _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info), info
 
 
-def _spatial(ndim, spacing, who: str):
-    """``(ndim, spacing)`` of a call: ndim 2 or 3, spacing None (unit) or a tuple of ndim floats > 0."""
-    if ndim is not None and (isinstance(ndim, bool) or ndim not in (2, 3)):
-        raise UserInputError(f"{who}: ndim (the number of spatial axes) must be 2 or 3, got {ndim!r}")
-    if spacing is None:
-        return (2 if ndim is None else ndim), None
-    if isinstance(spacing, Real) and not isinstance(spacing, bool):
-        h = (spacing,) * (2 if ndim is None else ndim)
-    else:
-        try:
-            h = tuple(spacing)
-        except TypeError:
-            raise UserInputError(f"{who}: spacing must be None, a number, or (dy, dx) or (dz, dy, dx), "
-                                 f"got {spacing!r}") from None
-        if len(h) not in (2, 3):
-            raise UserInputError(f"{who}: spacing must have 2 values (dy, dx) or 3 (dz, dy, dx), got {spacing!r}")
-        if ndim is not None and len(h) != ndim:
-            raise UserInputError(f"{who}: spacing {spacing!r} has {len(h)} values but ndim={ndim}")
-    if not all(isinstance(v, Real) and not isinstance(v, bool) and np.isfinite(v) and v > 0 for v in h):
-        raise UserInputError(f"{who}: spacing must hold finite numbers > 0, got {spacing!r}")
-    h = tuple(float(v) for v in h)
-    return len(h), (None if all(v == 1.0 for v in h) else h)
-
-
 def _as_volume_batch(x: torch.Tensor, name: str) -> torch.Tensor:
     """``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)`` as a 5-D tensor."""
     if x.dim() not in (3, 4, 5):
@@ -707,7 +682,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     tensor([0., 1., 2., 3.], dtype=torch.float64)
     """
     who = "diffuse"
-    nd, h = _spatial(ndim, spacing, who)
+    nd, h = ops.spatial_axes(ndim, spacing, who)
     if nd == 3 or h is not None:
         return _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous, method)
     f4 = _check_f(f, who)
