@@ -29,8 +29,11 @@ import argparse
 import atexit
 import datetime
 import io
+import json
 import os
+import resource
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -194,3 +197,20 @@ def write_block(path: Path, name: str, text: str) -> None:
     else:
         new = old.rstrip() + "\n\n" + block
     write_file(path, new)
+
+
+def maxrss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_child(script, child_args: list[str], timeout: float) -> dict:
+    """Run ``script --child ARGS...`` in a fresh single-threaded process (so its peak memory is its own) and
+    return the JSON object on its last stdout line, or ``{"error": last stderr line}`` when it fails."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               OMP_WAIT_POLICY="PASSIVE")
+    p = subprocess.run([sys.executable, str(Path(script).resolve()), "--child", *child_args],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])

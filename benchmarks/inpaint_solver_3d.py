@@ -31,11 +31,10 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+from _results import add_output_args, maxrss_mb, open_out, run_child, write_file  # benchmarks/_results.py
 
 SIZES = ["64", "96", "128", "160", "192", "256"]
 
@@ -54,10 +53,6 @@ def make_case(n: int, density: float, seed: int = 0):
     return np.ascontiguousarray(f, dtype=np.float32), m
 
 
-def _maxrss_mb() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
 
 def worker_pdeflow(n, density, tol, repeats, save, spacing=None):
     import numpy as np
@@ -68,14 +63,14 @@ def worker_pdeflow(n, density, tol, repeats, save, spacing=None):
 
     f, m = make_case(n, density)
     ft, mt = torch.from_numpy(f), torch.from_numpy(m)
-    base = _maxrss_mb()
+    base = maxrss_mb()
     best = None
     for _ in range(repeats):
         t0 = time.process_time()
         r = diffuse(ft, mt, ndim=3, spacing=spacing, tol=tol, full_output=True)
         dt = time.process_time() - t0
         best = dt if best is None else min(best, dt)
-    peak = _maxrss_mb()
+    peak = maxrss_mb()
     if save:
         np.save(save, r.u.numpy())
     return {"cpu_s": best, "iterations": int(r.iterations.max()), "residual": float(r.residual.max()),
@@ -106,7 +101,7 @@ def worker_pyamg(n, density, tol, ref):
     A = (-Lu[:, unk]).tocsr()
     b = Lu[:, k] @ f.ravel()[k].astype(np.float64)
     del L, Lu
-    base = _maxrss_mb()
+    base = maxrss_mb()
     t0 = time.process_time()
     ml = pyamg.smoothed_aggregation_solver(A)
     t1 = time.process_time()
@@ -115,21 +110,12 @@ def worker_pyamg(n, density, tol, ref):
     t2 = time.process_time()
     true = float(np.linalg.norm(b - A @ x) / np.linalg.norm(b))
     out = {"setup_s": t1 - t0, "solve_s": t2 - t1, "cpu_s": t2 - t0, "iterations": len(res) - 1,
-           "residual": true, "levels": len(ml.levels), "peak_mb": _maxrss_mb(), "above_base_mb": _maxrss_mb() - base}
+           "residual": true, "levels": len(ml.levels), "peak_mb": maxrss_mb(), "above_base_mb": maxrss_mb() - base}
     if ref:
         u = np.load(ref).ravel().astype(np.float64)
         out["max_diff_vs_pdeflow"] = float(np.abs(u[unk] - x).max())
     return out
 
-
-def run_child(args_list, timeout):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               OMP_WAIT_POLICY="PASSIVE")
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args_list],
-                       capture_output=True, text=True, env=env, timeout=timeout)
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
@@ -163,9 +149,9 @@ def main(argv=None):
         rep = args.repeats if vox <= 128 ** 3 else 1
         run_amg = vox <= args.pyamg_max and args.spacing is None
         sp = "-" if args.spacing is None else ",".join(str(v) for v in args.spacing)
-        pd = run_child(["pdeflow", str(n), str(args.density), str(args.tol), str(rep),
+        pd = run_child(__file__, ["pdeflow", str(n), str(args.density), str(args.tol), str(rep),
                         str(tmp) if run_amg else "-", sp], args.timeout)
-        amg = (run_child(["pyamg", str(n), str(args.density), str(args.tol), "-", str(tmp), "-"], args.timeout)
+        amg = (run_child(__file__, ["pyamg", str(n), str(args.density), str(args.tol), "-", str(tmp), "-"], args.timeout)
                if run_amg and "error" not in pd else None)
         if tmp.exists():
             tmp.unlink()

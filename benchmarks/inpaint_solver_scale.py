@@ -34,11 +34,10 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+from _results import add_output_args, maxrss_mb, open_out, run_child, write_file  # benchmarks/_results.py
 
 HERE = Path(__file__).resolve().parent
 SIZES = ["256", "512", "1024", "1920x1080", "3840x2160"]
@@ -68,10 +67,6 @@ def make_case(H: int, W: int, density: float, seed: int = 0):
     return np.ascontiguousarray(f), m
 
 
-def _maxrss_mb() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
 
 def worker_pdeflow(H, W, density, tol, repeats, save):
     import numpy as np
@@ -82,14 +77,14 @@ def worker_pdeflow(H, W, density, tol, repeats, save):
 
     f, m = make_case(H, W, density)
     ft, mt = torch.from_numpy(f), torch.from_numpy(m)
-    base = _maxrss_mb()
+    base = maxrss_mb()
     best = None
     for _ in range(repeats):
         t0 = time.process_time()
         r = diffuse(ft, mt, tol=tol, full_output=True)
         dt = time.process_time() - t0
         best = dt if best is None else min(best, dt)
-    peak = _maxrss_mb()
+    peak = maxrss_mb()
     if save:
         np.save(save, r.u.numpy())
     return {"cpu_s": best, "iterations": int(r.iterations.max()), "residual": float(r.residual.max()),
@@ -114,7 +109,7 @@ def worker_pyamg(H, W, density, tol, dtype, ref):
     A = (-Lu[:, unk]).tocsr().astype(dtype)
     b = (Lu[:, k] @ f.ravel()[k].astype(np.float64)).astype(dtype)
     del L, Lu
-    base = _maxrss_mb()
+    base = maxrss_mb()
     t0 = time.process_time()
     ml = pyamg.smoothed_aggregation_solver(A)
     t1 = time.process_time()
@@ -124,21 +119,12 @@ def worker_pyamg(H, W, density, tol, dtype, ref):
     true = float(np.linalg.norm(b.astype(np.float64) - A.astype(np.float64) @ x.astype(np.float64))
                  / np.linalg.norm(b.astype(np.float64)))
     out = {"setup_s": t1 - t0, "solve_s": t2 - t1, "cpu_s": t2 - t0, "iterations": len(res) - 1,
-           "residual": true, "levels": len(ml.levels), "peak_mb": _maxrss_mb(), "above_base_mb": _maxrss_mb() - base}
+           "residual": true, "levels": len(ml.levels), "peak_mb": maxrss_mb(), "above_base_mb": maxrss_mb() - base}
     if ref:
         u = np.load(ref).ravel().astype(np.float64)
         out["max_diff_vs_pdeflow"] = float(np.abs(u[unk] - x.astype(np.float64)).max())
     return out
 
-
-def run_child(args_list, timeout):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               OMP_WAIT_POLICY="PASSIVE")
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args_list],
-                       capture_output=True, text=True, env=env, timeout=timeout)
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
@@ -171,9 +157,9 @@ def main(argv=None):
         load = os.getloadavg()
         rep = args.repeats if n <= 1 << 20 else 1
         run_amg = n <= args.pyamg_max
-        pd = run_child(["pdeflow", str(H), str(W), str(args.density), str(args.tol), str(rep),
+        pd = run_child(__file__, ["pdeflow", str(H), str(W), str(args.density), str(args.tol), str(rep),
                         str(tmp) if run_amg else "-"], args.timeout)
-        amg = (run_child(["pyamg", str(H), str(W), str(args.density), str(args.tol), args.pyamg_dtype,
+        amg = (run_child(__file__, ["pyamg", str(H), str(W), str(args.density), str(args.tol), args.pyamg_dtype,
                           str(tmp)], args.timeout) if run_amg and "error" not in pd else None)
         if tmp.exists():
             tmp.unlink()

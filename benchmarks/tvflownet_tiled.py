@@ -21,11 +21,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
+from _results import add_output_args, maxrss_mb, open_out, run_child, write_file  # benchmarks/_results.py
 
 
 def _photo(H, W):
@@ -39,10 +38,6 @@ def _photo(H, W):
     return f[0, 0].clamp(0, 1).contiguous()
 
 
-def _maxrss_mb():
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
 
 def child(kind, H, W, times, tile, symmetry, save):
     import torch
@@ -51,7 +46,7 @@ def child(kind, H, W, times, tile, symmetry, save):
 
     model = load()
     u0 = _photo(H, W)
-    base = _maxrss_mb()
+    base = maxrss_mb()
     t0 = time.process_time()
     if kind == "tiled":
         u, ut = tiled_flow(u0, times, model, tile=tile, symmetry=symmetry, return_ut=True)
@@ -60,16 +55,8 @@ def child(kind, H, W, times, tile, symmetry, save):
     dt = time.process_time() - t0
     if save:
         torch.save({"u": u, "ut": ut}, save)
-    return {"cpu_s": dt, "peak_mb": _maxrss_mb(), "above_base_mb": _maxrss_mb() - base}
+    return {"cpu_s": dt, "peak_mb": maxrss_mb(), "above_base_mb": maxrss_mb() - base}
 
-
-def run_child(args, timeout):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(args)],
-                       capture_output=True, text=True, env=env, timeout=timeout)
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
@@ -93,7 +80,7 @@ def main(argv=None):
     import torch
     for n in args.sizes:
         files = {k: str(Path(args.out) / f"_{k}.pt") for k in ("tiled", "untiled")}
-        res = {k: run_child({"kind": k, "H": n, "W": n, "times": args.times, "tile": args.tile, "save": files[k]},
+        res = {k: run_child(__file__, [json.dumps({"kind": k, "H": n, "W": n, "times": args.times, "tile": args.tile, "save": files[k]})],
                             args.timeout) for k in ("untiled", "tiled")}
         row = {"size": f"{n}x{n}", "load_before": os.getloadavg(), **res}
         if all("error" not in r for r in res.values()):
@@ -110,7 +97,7 @@ def main(argv=None):
     if args.big != "none":
         W, H = (int(v) for v in args.big.lower().split("x"))
         big = {"size": args.big, "load_before": os.getloadavg(),
-               "tiled": run_child({"kind": "tiled", "H": H, "W": W, "times": args.times, "tile": args.tile},
+               "tiled": run_child(__file__, [json.dumps({"kind": "tiled", "H": H, "W": W, "times": args.times, "tile": args.tile})],
                                   args.timeout)}
         print(json.dumps(big), flush=True)
     meta = {"times": args.times, "tile": args.tile, "symmetry": args.symmetry, "threads": 1, "dtype": "float32",
