@@ -45,7 +45,7 @@ from ...progress import progress_bar
 from ...rng import as_generator
 from ...threads import auto_threads
 from ..diffusion import SOLVERS, check_mask, diffuse, solver_alias
-from .dither import n_known
+from .dither import grid_args, n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
            "ps_steps", "ps_cost"]
@@ -162,20 +162,28 @@ def _random_scores(shape, where: torch.Tensor, gen, device) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = torch.float32,
-                device=None) -> torch.Tensor:
+                device=None, ndim: int | None = None, spacing=None) -> torch.Tensor:
     """A uniformly random mask with exactly ``round(density * H * W)`` known pixels per image.
 
     Parameters
     ----------
     shape : tuple of int
         ``(H, W)``, ``(1, H, W)``, ``(B, 1, H, W)`` or any ``(..., H, W)``;
-        each ``(H, W)`` slice gets its own mask.
+        each ``(H, W)`` slice gets its own mask. With ``ndim=3``: ``(D, H, W)``,
+        ``(1, D, H, W)``, ``(B, 1, D, H, W)`` or any ``(..., D, H, W)``, and each
+        volume gets exactly ``round(density * D * H * W)`` known voxels.
     density : float
         Fraction of known pixels, in (0, 1).
     generator : None, int or torch.Generator, optional
         Seed or CPU generator (default: torch's global generator).
     dtype, device : optional
         Of the returned mask (default float32 on the CPU); ``torch.bool`` is allowed.
+    ndim : {2, 3}, optional
+        Number of spatial axes, as in :mod:`pdeflow.ops` and
+        :func:`pdeflow.inpaint.diffuse`: 2 (default) or 3 (volumes).
+    spacing : float or tuple, optional
+        Voxel spacing, accepted for symmetry with :func:`pdeflow.inpaint.diffuse`
+        (a length-3 spacing implies ``ndim=3``); a uniform mask does not depend on it.
 
     Returns
     -------
@@ -188,21 +196,29 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
     >>> m = random_mask((1, 8, 8), 0.25, generator=0)
     >>> m.shape, int(m.sum())
     (torch.Size([1, 8, 8]), 16)
+    >>> v = random_mask((1, 1, 5, 6, 7), 0.05, generator=0, ndim=3)   # a volume (B, 1, D, H, W)
+    >>> v.shape, int(v.sum())
+    (torch.Size([1, 1, 5, 6, 7]), 10)
     """
     who = "random_mask"
+    nd, _ = grid_args(ndim, spacing, who)
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
-    if (not isinstance(shape, (tuple, list)) or len(shape) < 2
+    if (not isinstance(shape, (tuple, list)) or len(shape) < nd
             or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape)):
-        raise UserInputError(f"{who}: shape must be a tuple of at least two positive ints (..., H, W), got {shape!r}")
+        axes = "(..., H, W)" if nd == 2 else "(..., D, H, W) for ndim=3"
+        raise UserInputError(f"{who}: shape must be a tuple of at least {nd} positive ints {axes}, got {shape!r}")
     shape = tuple(int(s) for s in shape)
-    H, W = shape[-2:]
-    k = _check_density(density, H * W, who)
+    n = math.prod(shape[-nd:])
+    k = _check_density(density, n, who)
     gen = as_generator(generator, who)
-    lead = shape[:-2]
-    r = torch.rand(*lead, H * W, generator=gen)
+    lead = shape[:-nd]
+    if nd == 2:   # the 2-D draw exactly as before (same numbers from the same generator)
+        H, W = shape[-2:]
+        n = H * W
+    r = torch.rand(*lead, n, generator=gen)
     idx = r.topk(k, dim=-1).indices
-    m = torch.zeros(*lead, H * W, dtype=torch.bool).scatter_(-1, idx, True)
+    m = torch.zeros(*lead, n, dtype=torch.bool).scatter_(-1, idx, True)
     return m.reshape(shape).to(device=device, dtype=dtype)
 
 
