@@ -18,7 +18,9 @@ import warnings
 import torch
 
 from .. import datasets, viz
+from ..errors import UserInputError
 from ..tv import ROF_METHODS, ConvergenceWarning, dyadic_band_edges, rof, spectral_tv, tv_flow
+from ..tv.flow import check_times
 from ..tvflownet.symmetry import DihedralMean
 from ._common import (
     DEFAULT_BUILTIN,
@@ -334,7 +336,8 @@ def _register_flow(sub) -> None:
     _add_input_args(p)
     g = p.add_argument_group("flow")
     g.add_argument("--times", type=nonneg_floats, nargs="+", default=[0.1, 0.5, 2.0], metavar="T",
-                   help="flow times, >= 0, strictly increasing (default 0.1 0.5 2)")
+                   help="flow times, >= 0, non-decreasing as in the API; a repeated time is written once "
+                        "(default 0.1 0.5 2)")
     g.add_argument("--method", choices=("reference", "net", "both"), default="reference",
                    help="reference: the implicit TV flow solver; net: a trained TVflowNET; both: side by side, "
                         "with the network's PSNR and SSIM against the reference (default reference)")
@@ -351,7 +354,14 @@ def _register_flow(sub) -> None:
 
 
 def _check_flow(args) -> None:
-    args.times = _increasing(args.times, "--times", args.parser)
+    # Non-decreasing, as pdeflow.tv.flow.check_times takes them (the API returns a repeated time's
+    # frame twice); one file per time, so a repeated time is written once, with a note.
+    try:
+        times = check_times(args.times)
+    except UserInputError as e:
+        args.parser.error(f"argument --times: {e}")
+    args.times = sorted(set(times))
+    args.times_repeated = sorted({t for t in times if times.count(t) > 1})
     if args.model is not None and args.method == "reference":
         args.parser.error("argument --model: only used with --method net or both")
     if args.symmetry is not None and args.method == "reference":
@@ -414,6 +424,9 @@ def _run_net_api(u0, args, times):
     return u.cpu(), time.perf_counter() - t0, args.model or net_api.DEFAULT_MODEL
 
 
+_SSIM_WINDOW = 11    # metrics.ssim's default Gaussian window (sigma 1.5, truncated at 3.5 sigma)
+
+
 def _run_flow(args) -> int:
     """Evolve an image by the TV flow u_t = div(grad u / |grad u|) (implicit Euler steps, each an ROF problem)
     and write u at the given times: one PNG per time (u_tT.png), a figure (flow.png) and, with --save-npy, the
@@ -426,6 +439,8 @@ def _run_flow(args) -> int:
     _setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
+    if getattr(args, "times_repeated", None):
+        print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
     labels = _time_labels(args.times)
     solver = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}"
     stacks, params = {}, []
@@ -449,11 +464,16 @@ def _run_flow(args) -> int:
             # Paper convention: images in [0, 1] (divided by the scale), data range 1.
             net, ref = stacks["net"].double() / args.scale, stacks["reference"].double() / args.scale
             p = psnr(net, ref, data_range=1.0).tolist()
-            q = ssim(net, ref, data_range=1.0).tolist()
+            # SSIM's Gaussian window is 11x11: on a smaller image PSNR only, checked before it is asked
+            small = min(net.shape[-2:]) < _SSIM_WINDOW
+            q = [None] * len(p) if small else ssim(net, ref, data_range=1.0).tolist()
+            if small:
+                print(f"  SSIM skipped: the image is {net.shape[-2]}x{net.shape[-1]}, under SSIM's "
+                      f"{_SSIM_WINDOW}x{_SSIM_WINDOW} window (comparison.csv leaves its cells empty)")
             for lab, a, b in zip(labels, p, q):
-                print(f"  t = {lab}: network vs reference PSNR {a:.2f} dB, SSIM {b:.4f}")
+                print(f"  t = {lab}: network vs reference PSNR {a:.2f} dB" + ("" if b is None else f", SSIM {b:.4f}"))
             out.csv("comparison.csv", ["time", "psnr_db", "ssim"],
-                    [[t, f"{a:.4f}", f"{b:.6f}"] for t, a, b in zip(args.times, p, q)])
+                    [[t, f"{a:.4f}", "" if b is None else f"{b:.6f}"] for t, a, b in zip(args.times, p, q)])
             params.append("network vs reference PSNR " + ", ".join(f"{a:.1f}" for a in p) + " dB")
         fig = _flow_figure(u0, stacks, args.times, args.scale, label,
                            "\n".join(params + [f"scale={args.scale:g}; shown: u / {args.scale:g} clipped to [0, 1]"]))

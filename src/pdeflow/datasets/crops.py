@@ -8,11 +8,14 @@ from numbers import Integral
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ..errors import UserInputError
 from ..io import image_files, read_image
 from ..rng import as_generator
 from .builtin import builtin_pool
+
+_HEADER_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 __all__ = ["random_crops", "ImageSet", "training_images", "source_images", "held_out"]
 
@@ -221,6 +224,37 @@ class ImageSet:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(i)
         return self._cache[i]
+
+    def sizes(self) -> list[tuple[str, int, int]]:
+        """``(name, H, W)`` of every image, each file opened once: a file that cannot be read raises
+        UserInputError naming it, so that a trainer can check its data before it writes anything.
+
+        PNG, JPEG, BMP, GIF and WebP files are checked from their headers and chunks (PIL's
+        ``verify``), without decoding; other formats are read in full.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from pdeflow.datasets import ImageSet
+        >>> ImageSet(images=[torch.zeros(1, 8, 6)], description={}).sizes()
+        [('image 0', 8, 6)]
+        """
+        out = []
+        for k, x in enumerate(self._items):
+            if isinstance(x, torch.Tensor):
+                out.append((f"image {k}", int(x.shape[-2]), int(x.shape[-1])))
+            elif x.suffix.lower() in _HEADER_FORMATS:
+                try:
+                    with Image.open(x) as im:
+                        w, h = im.size
+                        im.verify()
+                except Exception as exc:          # PIL raises many kinds for a broken file
+                    raise UserInputError(f"data: {x} cannot be read as an image ({exc})") from None
+                out.append((x.name, h, w))
+            else:
+                img = read_image(x, grey=self.grey)
+                out.append((x.name, int(img.shape[-2]), int(img.shape[-1])))
+        return out
 
     def crops(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` crops ``(n, C, size, size)``, each of an image picked uniformly at random.

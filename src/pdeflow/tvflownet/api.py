@@ -43,6 +43,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -324,9 +325,10 @@ def flow(
 
     Parameters
     ----------
-    u0 : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
+    u0 : Tensor or ndarray, shape (H, W), (C, H, W) or (B, C, H, W)
         Images in their own intensities (``C`` = the model's ``in_channels``, 1
-        for the paper's greyscale models).
+        for the paper's greyscale models). A NumPy array is taken as a tensor
+        (its float dtype, integers as float64), as :func:`pdeflow.tv.rof` does.
     times : sequence of float
         Non-decreasing, ``>= 0``, PDE time for ``u0`` as given (as ``tv_flow``).
     model : nn.Module, optional
@@ -380,9 +382,20 @@ def flow(
     >>> u.shape, u.dtype
     (torch.Size([2, 1, 16, 16]), torch.float32)
     """
-    if not torch.is_tensor(u0) or not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
-        raise UserInputError(f"u0 must be a floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W), "
-                         f"got {getattr(u0, 'shape', type(u0).__name__)}")
+    # A NumPy array is taken as pdeflow.tv.rof takes it: as a tensor (its float dtype, integers as float64).
+    kind = "NumPy array" if isinstance(u0, np.ndarray) else "tensor"
+    if isinstance(u0, np.ndarray):
+        try:
+            u0 = torch.as_tensor(u0)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise UserInputError(f"u0: a NumPy array of dtype {u0.dtype} cannot become a tensor ({exc})") from None
+        u0 = u0 if u0.is_floating_point() else u0.double()
+    if not torch.is_tensor(u0):
+        raise UserInputError(f"u0 must be a torch.Tensor or a NumPy array of shape (H, W), (C, H, W) or "
+                             f"(B, C, H, W), got {type(u0).__name__}")
+    if not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
+        raise UserInputError(f"u0 must be a floating-point tensor or NumPy array of shape (H, W), (C, H, W) or "
+                             f"(B, C, H, W), got a {kind} of shape {tuple(u0.shape)}, dtype {u0.dtype}")
     if not bool(torch.isfinite(u0).all()):
         raise UserInputError("u0 must be finite")
     if not (isinstance(batch_size, int) and batch_size >= 1):

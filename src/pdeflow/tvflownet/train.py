@@ -183,9 +183,9 @@ from .evaluate import PSNR_CAP
 from .loss import TVFlowLoss
 from .models import build_model
 
-__all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "sample_batch", "synthetic_images",
-           "augment", "supervised_reference", "supervised_loss", "average_gradients", "validation_set", "validate",
-           "identity_psnr", "MODES"]
+__all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
+           "synthetic_images", "augment", "supervised_reference", "supervised_loss", "average_gradients",
+           "validation_set", "validate", "identity_psnr", "MODES"]
 
 MODES = ("unsupervised", "supervised", "hybrid")
 
@@ -429,6 +429,33 @@ def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     """
     return datasets.source_images(data_sources(cfg), grey=True, val_data=cfg.val_data,
                                   val_fraction=None if cfg.val_data is not None else cfg.val_fraction)
+
+
+def check_data(cfg: TrainConfig, train_images: datasets.ImageSet, val_images: datasets.ImageSet) -> list[str]:
+    """Open every training and validation image once, before a run writes anything: an unreadable
+    file raises UserInputError naming it; returns warnings naming the images smaller than their crop
+    (the training crop, ``mixed_min`` for mixed crops, or ``val_size``), which are reflect-padded up to
+    it, so that a crop of them repeats a few pixels (a 1x1 image gives a flat crop).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.datasets import ImageSet
+    >>> from pdeflow.tvflownet.train import TrainConfig, check_data
+    >>> small = ImageSet(images=[torch.zeros(1, 8, 8), torch.zeros(1, 40, 40)], description={})
+    >>> check_data(TrainConfig(crop="32", val_size=32), small, small)[0][:60]
+    'train: 1 of 2 training image(s) smaller than the 32 px crop '
+    """
+    crop = cfg.mixed_min if cfg.crop == "mixed" else int(cfg.crop)
+    notes = []
+    for role, images, size in (("training", train_images, crop), ("validation", val_images, cfg.val_size)):
+        sizes = images.sizes()
+        small = sorted(f"{name} ({h}x{w})" for name, h, w in sizes if min(h, w) < size)
+        if small:
+            shown = ", ".join(small[:10]) + (f" and {len(small) - 10} more" if len(small) > 10 else "")
+            notes.append(f"train: {len(small)} of {len(sizes)} {role} image(s) smaller than the {size} px crop "
+                         f"are reflect-padded up to it: {shown}")
+    return notes
 
 
 def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
@@ -880,6 +907,9 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
     device = torch.device(device) if device is not None else default_device
     seed_everything(cfg.seed, deterministic=cfg.deterministic)       # same initial weights on every rank
     train_images, val_images = open_data(cfg)
+    for note in check_data(cfg, train_images, val_images):     # before the run directory gets anything
+        if rank == 0:
+            warnings.warn(note, stacklevel=2)
 
     net = build_model(cfg.arch, **cfg.arch_kwargs).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
