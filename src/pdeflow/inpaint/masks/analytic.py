@@ -26,7 +26,7 @@ from ... import ops
 from ...errors import UserInputError
 from ...ops import laplacian
 from .blur import gaussian_blur
-from .dither import blue_noise_tile, dither, grid_args, n_known
+from .dither import blue_noise_tile, dither, n_known
 from .snapping import extremality, snap_to_extrema
 
 __all__ = ["analytic_mask", "analytic_sigma", "laplacian_density"]
@@ -55,7 +55,7 @@ def laplacian_density(f: torch.Tensor, sigma: float = 2.0, floor: float = 0.05, 
     >>> laplacian_density(v, sigma=1.0, ndim=3).shape
     torch.Size([1, 1, 6, 8, 8])
     """
-    nd, h = grid_args(ndim, spacing, "laplacian_density")
+    nd, h = ops.spatial_axes(ndim, spacing, "laplacian_density")
     if nd == 3:
         sig = sigma if h is None else tuple(sigma / v for v in h)
         lap = laplacian(gaussian_blur(f, sig), ndim=3, spacing=h).abs().sum(1, keepdim=True)
@@ -162,7 +162,7 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
     (torch.Size([1, 1, 6, 8, 8]), 19)
     """
     who = "analytic_mask"
-    nd, h = grid_args(ndim, spacing, who)
+    nd, h = ops.spatial_axes(ndim, spacing, who)
     if nd == 3:
         return _analytic_volume(f, density, sigma, floor, snap, tile, random, generator, refine, h, who)
     if h is not None:

@@ -479,31 +479,6 @@ def _dither_volume(p, density, tile, random, generator, thresholds, who):
     return top_k_mask(score, k).to(p.dtype)
 
 
-def grid_args(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
-    """``(ndim, spacing)`` of a mask call, as :mod:`pdeflow.ops` reads them: ndim 2 or 3 (a spacing of
-    length 3 implies 3), spacing None (unit) or one float > 0 per spatial axis; anything else refused."""
-    if ndim is not None and (isinstance(ndim, bool) or ndim not in (2, 3)):
-        raise UserInputError(f"{who}: ndim (the number of spatial axes) must be 2 or 3, got {ndim!r}")
-    if spacing is None:
-        return (2 if ndim is None else int(ndim)), None
-    if isinstance(spacing, (int, float)) and not isinstance(spacing, bool):
-        h = (spacing,) * (2 if ndim is None else int(ndim))
-    else:
-        try:
-            h = tuple(spacing)
-        except TypeError:
-            raise UserInputError(f"{who}: spacing must be None, a number, or (dy, dx) or (dz, dy, dx), "
-                                 f"got {spacing!r}") from None
-        if len(h) not in (2, 3):
-            raise UserInputError(f"{who}: spacing must have 2 values (dy, dx) or 3 (dz, dy, dx), got {spacing!r}")
-        if ndim is not None and len(h) != ndim:
-            raise UserInputError(f"{who}: spacing {spacing!r} has {len(h)} values but ndim={ndim}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in h):
-        raise UserInputError(f"{who}: spacing must hold finite numbers > 0, got {spacing!r}")
-    h = tuple(float(v) for v in h)
-    return len(h), (None if all(v == 1.0 for v in h) else h)
-
-
 def top_k_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, 1, H, W)`` with 1 on the ``k`` largest scores of each image (float64)."""
     flat = score.flatten(1)

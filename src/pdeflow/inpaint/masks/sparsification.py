@@ -45,7 +45,7 @@ from ...progress import progress_bar
 from ...rng import as_generator
 from ...threads import auto_threads
 from ..diffusion import SOLVERS, check_mask, diffuse, solver_alias
-from .dither import grid_args, n_known
+from .dither import n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
            "ps_steps", "ps_cost"]
@@ -201,7 +201,7 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
     (torch.Size([1, 1, 5, 6, 7]), 10)
     """
     who = "random_mask"
-    nd, _ = grid_args(ndim, spacing, who)
+    nd, _ = ops.spatial_axes(ndim, spacing, who)
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
     if (not isinstance(shape, (tuple, list)) or len(shape) < nd
