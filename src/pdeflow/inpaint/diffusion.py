@@ -136,39 +136,7 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
     ...
     pdeflow.errors.UserInputError: example: mask has no known pixel in image 0; ...
     """
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.dim() > 4 or mask.dim() < 2:
-        raise UserInputError(f"{who}: mask must have shape (H, W), (1, H, W) or (B, 1, H, W) matching f "
-                         f"{tuple(f4.shape)}, got {tuple(mask.shape)}")
-    m = mask
-    while m.dim() < 4:
-        m = m[None]
-    B, C, H, W = f4.shape
-    if m.shape[-2:] != (H, W) or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
-        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape "
-                         f"{tuple(f4.shape)} (expected (H, W) = ({H}, {W}), with batch 1 or {B} "
-                         f"and channels 1 or {C})")
-    if m.is_complex():
-        raise TypeError(f"{who}: mask must be bool or real, got {m.dtype}")
-    if m.dtype != torch.bool:
-        if continuous:
-            if not bool(((m >= 0) & (m <= 1)).all()):
-                raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known pixel), "
-                                 f"got values in [{float(m.min())}, {float(m.max())}]")
-        elif not bool(m.eq(0).logical_or_(m.eq(1)).all()):
-            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)"
-                             + ("; pass continuous=True for a mask with values in [0, 1]"
-                                if who == "diffuse" else ""))
-    m = m.to(device=f4.device, dtype=f4.dtype)
-    if need_known:
-        known = m.detach().flatten(2).amax(-1)  # (Bm, Cm); values are in [0, 1]
-        if bool((known == 0).any()):
-            bad = (known == 0).nonzero()[0].tolist()
-            raise UserInputError(f"{who}: mask has no known pixel in image {bad[0]}"
-                             + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
-                             + "; at least one pixel per image must be known")
-    return m
+    return _fit_mask(mask, f4, who, 2, need_known=need_known, continuous=continuous)
 
 
 def _check_f(f, who: str) -> torch.Tensor:
@@ -449,36 +417,45 @@ def _as_volume_batch(x: torch.Tensor, name: str) -> torch.Tensor:
 
 def _check_mask3(mask, f5: torch.Tensor, who: str, continuous: bool) -> torch.Tensor:
     """:func:`check_mask` for volumes: ``mask`` broadcastable to ``f5`` (B, C, D, H, W)."""
+    return _fit_mask(mask, f5, who, 3, need_known=True, continuous=continuous)
+
+
+def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool, continuous: bool) -> torch.Tensor:
+    """The checks of :func:`check_mask` for ``spatial`` = 2 (images, ``f`` (B, C, H, W)) or 3 (volumes,
+    ``f`` (B, C, D, H, W)): shape, dtype, values, and at least one known site per image."""
+    site, item = ("pixel", "image") if spatial == 2 else ("voxel", "volume")
+    axes = "(H, W)" if spatial == 2 else "(D, H, W)"
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.dim() not in (3, 4, 5):
-        raise UserInputError(f"{who}: mask must have shape (D, H, W), (1, D, H, W) or (B, 1, D, H, W) "
-                             f"matching f {tuple(f5.shape)}, got {tuple(mask.shape)}")
+    if not spatial <= mask.dim() <= spatial + 2:
+        raise UserInputError(f"{who}: mask must have shape {axes}, (1, {axes[1:]} or (B, 1, {axes[1:]} matching f "
+                             f"{tuple(f.shape)}, got {tuple(mask.shape)}")
     m = mask
-    while m.dim() < 5:
+    while m.dim() < spatial + 2:
         m = m[None]
-    B, C = f5.shape[:2]
-    if m.shape[-3:] != f5.shape[-3:] or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
-        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape {tuple(f5.shape)} "
-                             f"(expected (D, H, W) = {tuple(f5.shape[-3:])}, with batch 1 or {B} "
-                             f"and channels 1 or {C})")
+    B, C = f.shape[:2]
+    if m.shape[2:] != f.shape[2:] or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
+        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape {tuple(f.shape)} "
+                             f"(expected {axes} = {tuple(f.shape[2:])}, with batch 1 or {B} and channels 1 or {C})")
     if m.is_complex():
         raise TypeError(f"{who}: mask must be bool or real, got {m.dtype}")
     if m.dtype != torch.bool:
         if continuous:
             if not bool(((m >= 0) & (m <= 1)).all()):
-                raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known voxel), "
+                raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known {site}), "
                                      f"got values in [{float(m.min())}, {float(m.max())}]")
         elif not bool(m.eq(0).logical_or_(m.eq(1)).all()):
-            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known voxel); pass "
-                                 f"continuous=True for a mask with values in [0, 1]")
-    m = m.to(device=f5.device, dtype=f5.dtype)
-    known = m.detach().flatten(2).amax(-1)
-    if bool((known == 0).any()):
-        bad = (known == 0).nonzero()[0].tolist()
-        raise UserInputError(f"{who}: mask has no known voxel in volume {bad[0]}"
-                             + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
-                             + "; at least one voxel per volume must be known")
+            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known {site})"
+                                 + ("; pass continuous=True for a mask with values in [0, 1]"
+                                    if who == "diffuse" else ""))
+    m = m.to(device=f.device, dtype=f.dtype)
+    if need_known:
+        known = m.detach().flatten(2).amax(-1)  # (Bm, Cm); values are in [0, 1]
+        if bool((known == 0).any()):
+            bad = (known == 0).nonzero()[0].tolist()
+            raise UserInputError(f"{who}: mask has no known {site} in {item} {bad[0]}"
+                                 + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
+                                 + f"; at least one {site} per {item} must be known")
     return m
 
 
