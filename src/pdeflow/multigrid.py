@@ -245,57 +245,13 @@ def _coarsen_axis(S: dict, n: int, dim: int) -> dict:
 
 
 def _coarsen_rows(S: dict, n: int, dim: int = -2) -> dict:
-    """``P^T A P`` for the 1-D bilinear ``P`` along ``dim`` (-2: rows, -1: columns).
+    """``P^T A P`` for the 1-D bilinear ``P`` along ``dim`` (-2: rows, -1: columns) of a 2-D stencil.
 
     ``S`` maps offsets ``(dy, dx)`` to tensors ``(..., h, w)``: ``S[(dy, dx)][i, j]`` is the
     entry of ``A`` coupling point ``(i, j)`` to ``(i + dy, j + dx)`` (zero where that is
     outside the grid). ``n`` is the size along ``dim``; the result has ``ceil(n / 2)``.
     """
-    nc = (n + 1) // 2
-    axis = 0 if dim == -2 else 1
-    like = next(iter(S.values()))
-    # weights of fine point p to its coarse parents p // 2 (lo) and p // 2 + 1 (hi)
-    wlo = like.new_ones(n)
-    whi = like.new_zeros(n)
-    wlo[1::2] = 0.5
-    whi[1::2] = 0.5
-    if n % 2 == 0:
-        wlo[-1], whi[-1] = 1.0, 0.0
-    shape = list(like.shape)
-    shape[dim] = nc
-    out: dict = {}
-
-    def view(t, s):
-        return t[..., s, :] if dim == -2 else t[..., s]
-
-    def bcast(v):
-        return v[:, None] if dim == -2 else v
-
-    for off, T in S.items():
-        dy = off[axis]
-        for par in (0, 1):
-            start = par if par + dy >= 0 else par + 2
-            stop = min(n, n - dy)
-            if start >= stop:
-                continue
-            cnt = len(range(start, stop, 2))
-            i0 = start // 2
-            qpar = (par + dy) % 2
-            for k, wk in ((0, wlo), (1, whi))[:1 + par]:
-                for l_, wl in ((0, wlo), (1, whi))[:1 + qpar]:
-                    D = (par + dy) // 2 + l_ - k
-                    key = (D, off[1]) if axis == 0 else (off[0], D)
-                    if key not in out:
-                        out[key] = like.new_zeros(shape)
-                    # the parent past the grid (after a last odd point) has weight zero: leave it out
-                    m = min(cnt, nc - i0 - k)
-                    if m <= 0:
-                        continue
-                    ps_m = slice(start, start + 2 * m, 2)
-                    qs_m = slice(start + dy, start + dy + 2 * m, 2)
-                    coef = bcast(wk[ps_m] * wl[qs_m])
-                    view(out[key], slice(i0 + k, i0 + k + m)).addcmul_(view(T, ps_m), coef)
-    return out
+    return _coarsen(S, n, dim + 2, ndim=2)
 
 
 def _fine_block(k: torch.Tensor, d: torch.Tensor | None, f0: int, f1: int, centre_only: bool = False) -> dict:
@@ -1007,14 +963,14 @@ def restrict3(g: torch.Tensor) -> torch.Tensor:
     return _restrict_dim(_restrict_dim(_restrict_dim(g, -3), -2), -1)
 
 
-def _coarsen3(S: dict, n: int, axis: int) -> dict:
-    """``P^T A P`` for the 1-D linear ``P`` along spatial ``axis`` (0: D, 1: H, 2: W) of a stencil ``S``.
+def _coarsen(S: dict, n: int, axis: int, ndim: int = 3) -> dict:
+    """``P^T A P`` for the 1-D linear ``P`` along spatial ``axis`` of an ``ndim``-D stencil ``S``.
 
-    ``S`` maps offsets ``(dz, dy, dx)`` to tensors ``(..., D, H, W)``: the entry of ``A`` coupling
-    voxel ``p`` to ``p + offset`` (zero where that is outside the grid); ``n`` is the size along
-    ``axis`` and the result has ``ceil(n / 2)`` there (see :func:`_coarsen_rows`, the same sums).
+    ``S`` maps offsets (``(dz, dy, dx)`` in 3-D, ``(dy, dx)`` in 2-D) to tensors ``(..., *spatial)``: the
+    entry of ``A`` coupling point ``p`` to ``p + offset`` (zero where that is outside the grid); ``n`` is
+    the size along ``axis`` and the result has ``ceil(n / 2)`` there.
     """
-    dim = axis - 3
+    dim = axis - ndim
     nc = (n + 1) // 2
     like = next(iter(S.values()))
     wlo = like.new_ones(n)
@@ -1235,7 +1191,7 @@ class Multigrid3d:
                 first = False
             else:
                 for axis in axes:
-                    S = _coarsen3(S, shape[axis], axis)
+                    S = _coarsen(S, shape[axis], axis)
             for axis in axes:
                 hs[axis] *= 2
             shape = tuple((n + 1) // 2 if a in axes else n for a, n in enumerate(shape))
@@ -1266,7 +1222,7 @@ class Multigrid3d:
                 o = I0 - f0
             S = self._fine_stencil(gdiag, f0, f1)
             for axis in axes:
-                S = _coarsen3(S, f1 - f0 if axis == 0 else self.shape[axis], axis)
+                S = _coarsen(S, f1 - f0 if axis == 0 else self.shape[axis], axis)
             for off, t in S.items():
                 if off not in out:
                     out[off] = t.new_zeros(*t.shape[:-3], Dc, *t.shape[-2:])
