@@ -214,3 +214,18 @@ def run_child(script, child_args: list[str], timeout: float) -> dict:
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def solver_row(r: dict, n_key: str) -> str:
+    """One Markdown row of the solver-scale tables (``inpaint_solver_scale.py``, ``inpaint_solver_3d.py``):
+    size, millions of points (``r[n_key]``), load, pdeflow's CPU time, iterations, residual, time per million
+    points, peak memory, then pyamg's columns and the ratio (or its error)."""
+    p, a = r["pdeflow"], r["pyamg"] or {}
+    mp = r[n_key] / 1e6
+    if "error" in p:
+        return f"| {r['size']} | {mp:.2f} | {r['load_before'][0]:.1f} | error: {p['error']} |" + " |" * 11
+    amg = ("| {setup_s:.2f} | {solve_s:.2f} | {iterations} | {peak_mb:.0f} | {max_diff_vs_pdeflow:.1e} "
+           "| {ratio:.1f}x |").format(ratio=r.get("ratio", float("nan")), **a) if "cpu_s" in a else \
+        ("| " + a.get("error", "not run") + " | | | | | |")
+    return (f"| {r['size']} | {mp:.2f} | {r['load_before'][0]:.1f} | {p['cpu_s']:.3f} | {p['iterations']} "
+            f"| {p['residual']:.1e} | {p['cpu_s'] / mp:.3f} | {p['peak_mb']:.0f} | {p['above_base_mb']:.0f} " + amg)

@@ -34,7 +34,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from _results import add_output_args, maxrss_mb, open_out, run_child, write_file  # benchmarks/_results.py
+from _results import add_output_args, maxrss_mb, open_out, run_child, solver_row, write_file  # benchmarks/_results.py
 
 SIZES = ["64", "96", "128", "160", "192", "256"]
 
@@ -182,18 +182,7 @@ def main(argv=None):
              "| size | Mvox | load | pdeflow CPU s | its | residual | s/Mvox | peak MB | above MB "
              "| pyamg setup s | pyamg solve s | pyamg its | pyamg peak MB | max diff | ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        p, a = r["pdeflow"], r["pyamg"] or {}
-        mv = r["voxels"] / 1e6
-        if "error" in p:
-            lines.append(f"| {r['size']} | {mv:.2f} | {r['load_before'][0]:.1f} | error: {p['error']} |" + " |" * 11)
-            continue
-        amg = ("| {setup_s:.2f} | {solve_s:.2f} | {iterations} | {peak_mb:.0f} | {max_diff_vs_pdeflow:.1e} "
-               "| {ratio:.1f}x |").format(ratio=r.get("ratio", float("nan")), **a) if "cpu_s" in a else \
-            ("| " + a.get("error", "not run") + " | | | | | |")
-        lines.append(f"| {r['size']} | {mv:.2f} | {r['load_before'][0]:.1f} | {p['cpu_s']:.3f} | {p['iterations']} "
-                     f"| {p['residual']:.1e} | {p['cpu_s'] / mv:.3f} | {p['peak_mb']:.0f} | {p['above_base_mb']:.0f} "
-                     + amg)
+    lines += [solver_row(r, "voxels") for r in rows]
     lines += ["", f"`uptime` at the end: {meta['uptime']}", ""]
     write_file(out / "scale3d.md", "\n".join(lines))
     print("\n".join(lines))
