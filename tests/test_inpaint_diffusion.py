@@ -2,36 +2,12 @@
 direct solve, exact known pixels, analytic solutions, batching and errors."""
 import numpy as np
 import pytest
-import scipy.sparse as sp
-import scipy.sparse.linalg as spl
 import torch
 
+from _sparse_reference import spsolve_inpaint
 from pdeflow.inpaint import diffuse, inpainting_error, random_mask
 from pdeflow.inpaint import diffusion as dmod
 from pdeflow.ops import laplacian
-
-
-def neumann_laplacian(H, W):
-    """The 5-point Neumann Laplacian as a scipy matrix, built independently of pdeflow.ops."""
-    def d1(n):
-        e = np.ones(n - 1)
-        return sp.diags([-e, e], [0, 1], shape=(n - 1, n))
-    Dy = sp.kron(d1(H), sp.eye(W))
-    Dx = sp.kron(sp.eye(H), d1(W))
-    return -(Dy.T @ Dy + Dx.T @ Dx).tocsr()
-
-
-def spsolve_inpaint(f, m):
-    """Reference: u = f on the mask, L u = 0 elsewhere, by scipy's sparse direct solver (float64)."""
-    H, W = f.shape
-    L = neumann_laplacian(H, W)
-    k = m.ravel() > 0
-    unk = ~k
-    A = L[unk][:, unk]
-    rhs = -L[unk][:, k] @ f.ravel()[k]
-    out = f.ravel().astype(np.float64).copy()
-    out[unk] = spl.spsolve(A.tocsc(), rhs)
-    return out.reshape(H, W)
 
 
 def rand_case(H, W, density, seed, C=None):

@@ -8,21 +8,12 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
+from _sparse_reference import neumann_laplacian
 from pdeflow.inpaint import diffuse, random_mask
 from pdeflow.inpaint import diffusion as dmod
 from pdeflow.multigrid import Multigrid
 
 TOL = 1e-13  # solver tolerance of the gradient tests
-
-
-def neumann_laplacian(H, W):
-    """The 5-point Neumann Laplacian as a scipy matrix, built independently of pdeflow.ops."""
-    def d1(n):
-        e = np.ones(n - 1)
-        return sp.diags([-e, e], [0, 1], shape=(n - 1, n))
-    Dy = sp.kron(d1(H), sp.eye(W))
-    Dx = sp.kron(sp.eye(H), d1(W))
-    return -(Dy.T @ Dy + Dx.T @ Dx).tocsr()
 
 
 def m_of_c(c, L):

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 
+from _sparse_reference import neumann_laplacian, spsolve_inpaint
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import diffuse
 from pdeflow.multigrid import (
@@ -21,28 +22,6 @@ from pdeflow.multigrid import (
     restrict,
 )
 from pdeflow.ops import laplacian
-
-
-def neumann_laplacian(H, W):
-    """The 5-point Neumann Laplacian as a SciPy matrix, built independently of pdeflow."""
-    def d1(n):
-        e = np.ones(n - 1)
-        return sp.diags([-e, e], [0, 1], shape=(n - 1, n))
-    Dy = sp.kron(d1(H), sp.eye(W))
-    Dx = sp.kron(sp.eye(H), d1(W))
-    return -(Dy.T @ Dy + Dx.T @ Dx).tocsr()
-
-
-def spsolve_inpaint(f, m):
-    """u = f on the mask, L u = 0 elsewhere: spsolve on the unknowns (float64)."""
-    H, W = f.shape
-    L = neumann_laplacian(H, W)
-    k = m.ravel() > 0
-    unk = ~k
-    out = f.ravel().astype(np.float64).copy()
-    if unk.any():
-        out[unk] = spl.spsolve(L[unk][:, unk].tocsc(), -L[unk][:, k] @ f.ravel()[k])
-    return out.reshape(H, W)
 
 
 def masks(H, W, kind, seed):
