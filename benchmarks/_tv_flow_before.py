@@ -17,7 +17,8 @@ import torch
 
 from pdeflow.errors import UserInputError
 from pdeflow.ops import batch_sum, div, grad, gradient_norm
-from pdeflow.tv.rof import RofResult, _check_image
+from pdeflow.tv._checks import check_image as _check_image
+from pdeflow.tv.rof import RofResult
 
 _SHARED_STATE = ("ch", "cw", "eig")
 

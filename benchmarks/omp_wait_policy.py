@@ -51,14 +51,14 @@ else:
     import torch
 from pdeflow.datasets import builtin_image
 from pdeflow.tv import tv_flow
-_rof = sys.modules["pdeflow.tv.rof"]
+_rof = sys.modules["pdeflow.tv.flow"]  # tv_flow checks its input inside its auto_threads wrapper
 
 seen = []
-_orig = _rof._check_image
+_orig = _rof.check_image
 def _spy(*a, **k):  # records torch's thread count inside the solve
     seen.append(torch.get_num_threads())
     return _orig(*a, **k)
-_rof._check_image = _spy
+_rof.check_image = _spy
 
 size = int(sys.argv[2]); times = [float(t) for t in sys.argv[3].split(",")]; dt = float(sys.argv[4])
 u0 = builtin_image("skimage/camera")[..., :size, :size]

@@ -27,11 +27,26 @@ def smooth_photos(tmp_path_factory):
 
 @pytest.fixture
 def dense(monkeypatch):
-    """Diffusion inpainting by a dense direct solve (tests/_dense_diffuse.py) inside the trainers."""
-    import pdeflow.inpaint.diffusion as diffusion_module
-    from _dense_diffuse import dense_diffuse
+    """Diffusion inpainting by a dense direct solve (tests/_dense_diffuse.py) inside the trainers: every module
+    that holds ``diffuse`` (bound at its import) gets the dense solve; a test that never reaches it fails."""
+    import importlib
 
-    monkeypatch.setattr(diffusion_module, "diffuse", dense_diffuse)
+    from _dense_diffuse import dense_diffuse
+    from pdeflow.inpaint.diffusion import diffuse
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return dense_diffuse(*args, **kwargs)
+
+    for name in ("pdeflow.inpaint.diffusion", "pdeflow.inpaint.learned.residual", "pdeflow.inpaint.training.masknet",
+                 "pdeflow.inpaint.training.residual", "pdeflow.inpaint.training.wgan"):
+        module = importlib.import_module(name)
+        if getattr(module, "diffuse", None) is diffuse:
+            monkeypatch.setattr(module, "diffuse", counted)
+    yield
+    assert calls, "the dense diffusion fixture was never called (a module binds diffuse where it is not patched)"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import torch
 from pdeflow import ops
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import diffuse
+from pdeflow.inpaint.diffusion import SOLVERS
 from pdeflow.multigrid import Multigrid3d, prolong3, restrict3
 
 
@@ -46,7 +47,7 @@ def gen(seed):
     ((17, 16, 9), (1.0, 3.0, 1.0), 0.02),      # sparse mask, strong anisotropy
     ((5, 19, 21), (0.5, 1.0, 1.0), 0.2),
 ])
-@pytest.mark.parametrize("solver", ["mg", "cg"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_against_spsolve(shape, spacing, density, solver):
     f = torch.rand(shape, generator=gen(1), dtype=torch.float64)
     m = (torch.rand(shape, generator=gen(2)) < density).double()
@@ -85,7 +86,7 @@ def test_per_volume_stopping():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("solver", ["mg", "cg"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_known_voxels_bit_for_bit(dtype, solver):
     f = torch.rand(2, 1, 12, 9, 14, generator=gen(7), dtype=dtype) * 100 - 30
     m = torch.rand(2, 1, 12, 9, 14, generator=gen(8)) < 0.07

@@ -38,7 +38,8 @@ def one_image_evaluation():
 
 
 def test_inpainting_table_of_one_image_has_no_spread(one_image_evaluation):
-    from pdeflow.inpaint.evaluation import evaluate, report_markdown
+    from pdeflow.inpaint._eval_report import report_markdown
+    from pdeflow.inpaint.evaluation import evaluate
 
     text = report_markdown(one_image_evaluation)
     assert "| 0.1 |" in text and "±" not in text.split("## PSNR")[1]

@@ -223,8 +223,8 @@ def test_error_shrinks_with_dt_at_about_first_order(natural):
 def _reset_compiled(monkeypatch):
     import importlib
 
-    rof_module = importlib.import_module("pdeflow.tv.rof")
-    monkeypatch.setattr(rof_module, "_compiled", {})  # this test's kernels, not another test's
+    compiled = importlib.import_module("pdeflow.tv._rof_compiled")
+    monkeypatch.setattr(compiled, "_compiled", {})  # this test's kernels, not another test's
 
 
 def test_compile_without_a_compiler_warns_and_gives_the_same_flow(natural, monkeypatch):

@@ -165,7 +165,7 @@ def test_noise_is_shared_by_baseline_and_iel_of_a_seed(tiny_data):
 def test_train_run_result_and_resume(tmp_path, tiny_data, monkeypatch):
     import copy
 
-    from pdeflow.iel import experiment
+    from pdeflow.iel import _run  # the module of train_run (one run of the experiment)
     torch.set_num_threads(1)
     seen = []                                   # the network train_run measures its boundary ratio on
 
@@ -173,7 +173,7 @@ def test_train_run_result_and_resume(tmp_path, tiny_data, monkeypatch):
         seen.append((copy.deepcopy(model), images, labels))
         return boundary_ratio(model, images, labels, *args, **kwargs)
 
-    monkeypatch.setattr(experiment, "boundary_ratio", recording_boundary_ratio)
+    monkeypatch.setattr(_run, "boundary_ratio", recording_boundary_ratio)
     cfg = RunConfig(noise="blocks", iel=True, seed=0, **TINY)
     res = train_run(cfg, tmp_path / "r", data=tiny_data)
     assert len(res["val_dice"]) == 2 and res["final_dice"] == res["val_dice"][-1]

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from _sparse_reference import spsolve_inpaint
+from pdeflow.inpaint import _diffusion_solver as dmod
 from pdeflow.inpaint import diffuse, inpainting_error, random_mask
-from pdeflow.inpaint import diffusion as dmod
+from pdeflow.inpaint.diffusion import SOLVERS
 from pdeflow.ops import laplacian
 
 
@@ -17,7 +18,7 @@ def rand_case(H, W, density, seed, C=None):
     return f, m
 
 
-@pytest.mark.parametrize("method", ["mg", "cg"])
+@pytest.mark.parametrize("method", SOLVERS)
 @pytest.mark.parametrize("H,W,density", [(9, 14, 0.2), (37, 50, 0.05), (70, 65, 0.01), (64, 64, 0.5),
                                           (40, 44, 0.98)])
 def test_agrees_with_sparse_direct_solve(H, W, density, method):
@@ -77,7 +78,7 @@ def test_neumann_boundary_analytic_solutions():
     assert torch.allclose(diffuse(f, m2, tol=1e-12), torch.full((H, W), 0.2, dtype=torch.float64), atol=1e-9)
 
 
-@pytest.mark.parametrize("method", ["mg", "cg"])
+@pytest.mark.parametrize("method", SOLVERS)
 def test_one_known_pixel_gives_a_constant(method):
     # Neumann boundary: with a single known pixel the harmonic extension is that value everywhere.
     f = torch.rand(2, 1, 45, 38, generator=torch.Generator().manual_seed(1))
@@ -126,7 +127,7 @@ def test_warm_start_gives_the_same_solution():
     on = m.flatten().nonzero()[0, 0]
     m2.view(-1)[on] = 0
     m2.view(-1)[(m.flatten() == 0).nonzero()[3, 0]] = 1
-    for method in ("mg", "cg"):
+    for method in SOLVERS:
         r = diffuse(f, m2, tol=1e-10, x0=u, solver=method, full_output=True)
         ref = spsolve_inpaint(f.numpy(), m2.numpy())
         assert np.abs(r.u.numpy() - ref).max() < 1e-7

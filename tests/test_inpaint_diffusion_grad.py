@@ -9,8 +9,9 @@ import scipy.sparse.linalg as spl
 import torch
 
 from _sparse_reference import neumann_laplacian
+from pdeflow.inpaint import _diffusion_solver as dmod
 from pdeflow.inpaint import diffuse, random_mask
-from pdeflow.inpaint import diffusion as dmod
+from pdeflow.inpaint.diffusion import SOLVERS
 from pdeflow.multigrid import Multigrid
 
 TOL = 1e-13  # solver tolerance of the gradient tests
@@ -59,7 +60,7 @@ def case(B, C, H, W, seed, kind):
 # Forward: continuous masks
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["mg", "cg"])
+@pytest.mark.parametrize("method", SOLVERS)
 @pytest.mark.parametrize("H,W", [(9, 14), (37, 50)])
 @pytest.mark.parametrize("kind", ["interior", "mixed", "near_one"])
 def test_continuous_mask_agrees_with_sparse_direct_solve(H, W, kind, method):
@@ -310,7 +311,7 @@ def test_float32_straight_through_and_warm_start():
 def test_adjoint_warm_start_gives_the_same_gradient_in_fewer_iterations():
     """The private warm start of the adjoint solve (mask refinement solves nearby masks):
     same gradient to the solve tolerance, fewer CG iterations from the previous adjoint."""
-    import pdeflow.inpaint.diffusion as D
+    import pdeflow.inpaint._diffusion_solver as D
     g = torch.Generator().manual_seed(0)
     f = torch.rand(2, 1, 24, 20, generator=g, dtype=torch.float64)
     m1 = (torch.rand(2, 1, 24, 20, generator=g) < 0.15).to(torch.float64)

@@ -102,7 +102,9 @@ def test_unbatched_shapes():
 def test_gradient_ranks_revealed_pixels():
     """Sign convention: the unknown pixel of largest 'benefit of revealing' (-dl/dc) lowers the error
     more when revealed than the one of median benefit."""
-    from pdeflow.inpaint.masks.refine import _evaluate, _evaluate_graph, _Loss
+    from pdeflow.inpaint.masks._refine_loss import Loss as _Loss
+    from pdeflow.inpaint.masks._refine_search import evaluate as _evaluate
+    from pdeflow.inpaint.masks._refine_search import evaluate_graph as _evaluate_graph
     f = _images(B=1, seed=7)
     m = analytic_mask(f, 0.05)
     keep = m.flatten(1).bool()
@@ -191,8 +193,8 @@ def test_probe_costs_are_measured_local_errors():
     """'probe' ranks known pixels by the squared error they get when hidden with a
     non-touching subset: for a probed pixel alone, that is its exact single-removal error
     up to the interaction with the other probed pixels, and it orders pixels like it."""
+    from pdeflow.inpaint.masks._refine_search import probe_costs as _probe_costs
     from pdeflow.inpaint.masks.dither import blue_noise_tile
-    from pdeflow.inpaint.masks.refine import _probe_costs
     f = _images(B=1, seed=9)
     keep = analytic_mask(f, 0.15).flatten(1).bool()
     u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
@@ -227,7 +229,7 @@ def test_probe_beats_linearised_hiding_on_average():
 @pytest.mark.parametrize("shape", [(1, 1, 64, 64), (2, 3, 20, 17)])
 def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, shape):
     """The refinement's _Loss (f's SSIM statistics filtered once, closed-form SSIM gradient) is image_loss."""
-    from pdeflow.inpaint.masks.refine import _Loss
+    from pdeflow.inpaint.masks._refine_loss import Loss as _Loss
     g = torch.Generator().manual_seed(sum(shape))
     f = torch.rand(shape, generator=g, dtype=torch.float64)
     u = (f + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)).requires_grad_(True)
@@ -240,7 +242,8 @@ def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, 
 
 def test_trial_gradient_is_the_diffuse_autograd_gradient():
     """_evaluate_graph's deferred gradient (adjoint solve on demand) equals autograd through diffuse + image_loss."""
-    from pdeflow.inpaint.masks.refine import _evaluate_graph, _Loss
+    from pdeflow.inpaint.masks._refine_loss import Loss as _Loss
+    from pdeflow.inpaint.masks._refine_search import evaluate_graph as _evaluate_graph
     f = _images(B=2, seed=3)
     m = analytic_mask(f, 0.1)
     keep = m.flatten(1).bool()

@@ -237,7 +237,7 @@ def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys
     from pdeflow.cli import build_parser, main
     args = build_parser().parse_args(["train", "inpainting", "--stage", "mask", "--density", "0.05", "--init",
                                       str(wgan_run), "--width", "0.25", "--crop", "64", "--run-dir", "r"])
-    from pdeflow.cli.inpaint import config_from_args
+    from pdeflow.cli.inpaint_train import config_from_args
     cfg = config_from_args(args)
     assert (cfg.stage, cfg.density, cfg.width, cfg.crop, cfg.init) == ("mask", 0.05, 0.25, 64, str(wgan_run.resolve()))
     for argv, msg in ((["--density", "1.5"], "argument --density: expected a number in (0, 1)"),
@@ -306,7 +306,7 @@ def test_cli_options_are_generated_from_the_config():
     import dataclasses
 
     from pdeflow.cli import build_parser
-    from pdeflow.cli.inpaint import config_from_args
+    from pdeflow.cli.inpaint_train import config_from_args
     args = build_parser().parse_args(["train", "inpainting", "--run-dir", "r"])
     assert config_from_args(args) == TrainConfig()
     opts = {f.name for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata}

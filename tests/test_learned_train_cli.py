@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pdeflow.cli import main
+from pdeflow.cli import build_parser, main
 from pdeflow.inpaint.training.masknet import MaskNetConfig
 from pdeflow.inpaint.training.residual import ResidualConfig
 
@@ -64,12 +64,22 @@ def test_train_inpainting_stage_runs_the_stage_command(tmp_path, stage, config_s
     assert (run_dir / "model.json").is_file()
 
 
-def test_train_inpainting_stage_routing():
-    from pdeflow.cli.inpaint import route_train_stage
-    assert route_train_stage(["train", "inpainting", "--stage=joint", "--steps", "3"]) == \
-        ["train", "residual", "--stage", "joint", "--steps", "3"]
-    assert route_train_stage(["train", "inpainting", "--steps", "3", "--stage", "masknet"]) == \
-        ["train", "masknet", "--steps", "3"]
-    for argv in (["train", "inpainting", "--stage", "wgan"], ["train", "residual", "--stage", "joint"],
-                 ["train", "inpainting", "--stage"], ["mask", "--stage", "masknet"]):
-        assert route_train_stage(argv) == argv
+def test_train_inpainting_stage_picks_the_parser_of_its_options(tmp_path, capsys):
+    # argparse itself: --stage (anywhere on the line) hands the whole command line to the stage's parser
+    parse = build_parser().parse_args
+    a = parse(["train", "inpainting", "--steps", "3", "--stage", "masknet", "--widths", "4", "--run-dir", "r"])
+    assert (a.steps, list(a.widths), a.run.__name__) == (3, [4], "_run_masknet") and not hasattr(a, "width")
+    a = parse(["train", "inpainting", "--stage=joint", "--steps", "3", "--run-dir", "r"])
+    assert (a.stage, a.steps, a.run.__name__) == ("joint", 3, "_run_residual") and hasattr(a, "mask_models")
+    a = parse(["train", "inpainting", "--width", "0.5", "--stage", "mask", "--run-dir", "r"])
+    assert (a.stage, a.width, a.run.__name__) == ("mask", 0.5, "_run_train") and not hasattr(a, "widths")
+    assert parse(["train", "inpainting", "--run-dir", "r"]).stage == "wgan"
+    # another stage's option is refused (argparse names the top-level command for unrecognized arguments)
+    assert main(["train", "inpainting", "--stage", "masknet", "--alpha", "0.5",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith("error: unrecognized arguments: --alpha 0.5")
+    assert main(["train", "inpainting", "--stage", "masknet", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pdeflow train inpainting") and "--widths" in out and "--width " not in out
+    assert not (tmp_path / "run").exists()

@@ -71,8 +71,8 @@ def _threads_seen(monkeypatch):
     seen = []
     for name in ("pdeflow.tv.rof", "pdeflow.tv.flow"):
         mod = importlib.import_module(name)
-        orig = mod._solve
-        monkeypatch.setattr(mod, "_solve", lambda *a, _orig=orig, **k: (seen.append(torch.get_num_threads()),
+        orig = mod.solve
+        monkeypatch.setattr(mod, "solve", lambda *a, _orig=orig, **k: (seen.append(torch.get_num_threads()),
                                                                          _orig(*a, **k))[1])
     return seen
 

@@ -12,7 +12,7 @@ from pdeflow.cli import build_parser
 from pdeflow.cli.tvflownet import _test_time_wrapper
 from pdeflow.reporting import Report
 from pdeflow.tv import spectral_from_stack, tv_flow
-from pdeflow.tvflownet import build_model, load
+from pdeflow.tvflownet import _eval_metrics, build_model, load
 from pdeflow.tvflownet import evaluate as ev
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant, composes_in_time
@@ -359,7 +359,7 @@ def test_paper_metrics_are_the_official_test_codes():
     x = (ref + 0.05 * torch.randn(ref.shape, generator=g, dtype=torch.float64) * torch.arange(1, T + 1).reshape(
         T, 1, 1, 1, 1)).clamp(0, 1)
     assert ev.PAPER_METRICS == ("psnr", "ssim")
-    vals = ev._metric_values(x, ref)
+    vals = _eval_metrics.metric_values(x, ref)
     sk_psnr = [peak_signal_noise_ratio(ref[:, b, 0].numpy(), x[:, b, 0].numpy(), data_range=1) for b in range(B)]
     np.testing.assert_allclose(vals["psnr"].numpy(), sk_psnr, rtol=1e-13)
     sk_ssim = [structural_similarity(x[t, b, 0].numpy(), ref[t, b, 0].numpy(), data_range=1)
@@ -373,7 +373,7 @@ def test_paper_metrics_are_the_official_test_codes():
     np.testing.assert_allclose(vals["psnr_frames"].numpy(), sk_frames, rtol=1e-13)
     # the stack PSNR is not the mean of the frames' PSNR (the errors grow with t here)
     assert float(vals["psnr_frames"].mean()) > float(vals["psnr"].mean()) + 0.5
-    stats = ev._compare(x * 5, x * 5, ref * 5, ref * 5, 5.0)
+    stats = _eval_metrics.compare(x * 5, x * 5, ref * 5, ref * 5, 5.0)
     assert set(stats) >= {p + k for p in ("u_", "div_") for k in ev.METRICS}
     assert stats["u_ssim"][0] == pytest.approx(float(np.mean(sk_ssim)), abs=1e-13)
     assert stats["u_psnr"][0] == pytest.approx(float(np.mean(sk_psnr)), rel=1e-13)

@@ -5,7 +5,8 @@ Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module 
 * :mod:`pdeflow.cli.tv`: ``denoise``, ``flow``, ``spectral``, ``samples``, ``demo``.
 * :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``train tvflownet-average``, ``evaluate tvflownet``.
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.
-* :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``train inpainting``, ``evaluate inpainting``.
+* :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``evaluate inpainting``.
+* :mod:`pdeflow.cli.inpaint_train`: ``train inpainting``, ``train masknet``, ``train residual``.
 
 Adding a subcommand: in the pillar's module, a function adds it with
 ``add_command(sub, NAME, _run_NAME, help=..., examples=[...], validate=_check_NAME)``
@@ -39,7 +40,7 @@ import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
-from . import iel, inpaint, learned_train, models, tv, tvflownet  # noqa: E402
+from . import iel, inpaint, inpaint_train, models, tv, tvflownet  # noqa: E402
 from ._common import PROG, CLIError, Outputs, subcommand_group  # noqa: E402
 from ._common import Terminated as _Terminated  # noqa: E402
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "train", help="train a network (tvflownet, ...)",
         description="Train a network. Runs are resumable: the same command again continues a killed run "
                     "from its last checkpoint. Under torchrun every process runs the same loop (DDP).",
-        dest="model", metavar="MODEL")
+        dest="model", metavar="MODEL", parser_class=inpaint_train.StagedParser)   # train inpainting --stage
     evaluate = subcommand_group(
         sub, "evaluate", help="reproduce a paper's evaluation (tables and figures)",
         description="Reproduce the evaluation protocol of a paper.", dest="evaluate_what", metavar="WHAT")
@@ -84,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     tvflownet.add_average_parser(train)
     tvflownet.add_evaluate_parser(evaluate)
     iel.add_parsers(sub)
-    inpaint.add_train_parser(train)
-    learned_train.add_train_parsers(train)
+    inpaint_train.add_train_parsers(train)
     inpaint.add_evaluate_parser(evaluate)
     inpaint.add_parsers(sub)
     models.add_parsers(sub)
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run ``pdeflow`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
-    argv = inpaint.route_train_stage(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
         validate = getattr(args, "validate", None)

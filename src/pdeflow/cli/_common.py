@@ -501,7 +501,8 @@ def add_command(sub, name: str, run, *, help: str, description: str | None = Non
 
 
 def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,
-                     metavar: str) -> argparse._SubParsersAction:
-    """Add command ``name`` with subcommands of its own to ``sub``; returns its subparsers."""
+                     metavar: str, parser_class=argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Add command ``name`` with subcommands of its own to ``sub``; returns its subparsers (whose parsers are
+    of ``parser_class``)."""
     p = sub.add_parser(name, help=help, description=description)
-    return p.add_subparsers(dest=dest, metavar=metavar, required=True)
+    return p.add_subparsers(dest=dest, metavar=metavar, required=True, parser_class=parser_class)

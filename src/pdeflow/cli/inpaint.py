@@ -1,10 +1,10 @@
-"""``pdeflow mask``, ``inpaint``, ``train inpainting`` and ``evaluate inpainting``.
+"""``pdeflow mask``, ``inpaint`` and ``evaluate inpainting`` (``train inpainting``: :mod:`.inpaint_train`).
 
 :func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``;
-:func:`add_train_parser` and :func:`add_evaluate_parser` add ``inpainting`` to ``pdeflow train`` and
-``pdeflow evaluate``. The GAN methods go through :mod:`pdeflow.inpaint.learned.gan` (trained models); without a
-trained model they exit with a one-line error that says how to get one. The methods and their
-references (Peter, 2022, and the others) are in :mod:`pdeflow.inpaint`.
+:func:`add_evaluate_parser` adds ``inpainting`` to ``pdeflow evaluate``. The GAN methods go through
+:mod:`pdeflow.inpaint.learned.gan` (trained models); without a trained model they exit with a one-line
+error that says how to get one. The methods and their references (Peter, 2022, and the others) are in
+:mod:`pdeflow.inpaint`.
 """
 from __future__ import annotations
 
@@ -32,31 +32,27 @@ from ..inpaint.masks.sparsification import (
     ps_cost,
     random_mask,
 )
-from ..inpaint.training.wgan import TrainConfig, check_config, train
 from ._common import (
     CLIError,
     Outputs,
     add_command,
-    add_config_options,
     centre_crop,
     check_device,
-    check_trainer_args,
-    config_kwargs,
     density,
     load_input,
     nonneg_int,
     positive_float,
     positive_int,
     report_written,
-    run_trainer,
     ssim_size,
-    trainer_options,
 )
 
 #: ``diffuse``'s default tolerance, read from the library (declared there once).
 DIFFUSE_TOL = inspect.signature(diffuse).parameters["tol"].default
+#: The defaults of the evaluation's settings, read from :func:`pdeflow.inpaint.evaluation.evaluate`.
+EVALUATE_DEFAULTS = {k: v.default for k, v in inspect.signature(evaluate).parameters.items()}
 
-__all__ = ["add_parsers", "add_train_parser", "add_evaluate_parser", "config_from_args"]
+__all__ = ["add_parsers", "add_evaluate_parser"]
 
 MASK_METHODS = ("analytic", "learned", "random", "ps", "nlpe", "gan")
 INPAINT_METHODS = ("diffusion", "learned", "wgan")
@@ -388,128 +384,6 @@ def _run_inpaint(args) -> int:
     return 0
 
 # ---------------------------------------------------------------------------
-# pdeflow train inpainting
-# ---------------------------------------------------------------------------
-
-def _crop(text: str) -> int:
-    if text.isdigit() and int(text) >= 32 and int(text) % 32 == 0:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"expected a multiple of 32 (32, 64, 128, ...), got {text!r}")
-
-
-#: Groups and order of the options of `pdeflow train inpainting`: TrainConfig fields (whose option(...)
-#: metadata declares help, type and choices) and the command line's own "--flags".
-_TRAIN_LAYOUT = [
-    ("run", ["--run-dir", "stage", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
-    ("masks", ["density", "random_start", "exact_density", "density_min", "density_max", "init"]),
-    ("model", ["channels", "width", "noise_std"]),
-    ("data", ["data", "val_data", "crop", "batch_size"]),
-    ("objective", ["lr", "mask_lr", "alpha", "warmup", "beta"]),
-    ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops", "val_densities", "val_seed"]),
-]
-
-
-#: The stages of the learned-mask design (mask network, residual inpainter, both fine-tuned together) under
-#: ``pdeflow train inpainting --stage``: their options differ from the GANs', so each has its own command, and
-#: ``--stage S`` hands every other argument to it (:func:`route_train_stage`).
-TRAIN_STAGE_COMMANDS = {
-    "masknet": ["train", "masknet"],
-    "residual": ["train", "residual", "--stage", "residual"],
-    "joint": ["train", "residual", "--stage", "joint"],
-}
-
-
-def route_train_stage(argv: list[str]) -> list[str]:
-    """``argv`` of ``pdeflow train inpainting --stage masknet|residual|joint ...`` rewritten to the stage's own
-    command (:data:`TRAIN_STAGE_COMMANDS`); any other ``argv`` unchanged."""
-    if argv[:2] != ["train", "inpainting"]:
-        return argv
-    rest = argv[2:]
-    for i, arg in enumerate(rest):
-        if arg == "--stage" and i + 1 < len(rest):
-            stage, end = rest[i + 1], i + 2
-        elif arg.startswith("--stage="):
-            stage, end = arg.split("=", 1)[1], i + 1
-        else:
-            continue
-        if stage in TRAIN_STAGE_COMMANDS:
-            return TRAIN_STAGE_COMMANDS[stage] + rest[:i] + rest[end:]
-        break
-    return argv
-
-
-def add_train_parser(train_sub) -> None:
-    """Register ``inpainting`` on the subparsers of ``pdeflow train``."""
-    p = add_command(train_sub, "inpainting", _run_train,
-                    help="train the inpainting GANs (Peter, 2022), or a stage of the learned masks",
-                    examples=["pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan",
-                              "pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
-                              "--steps 3000 --run-dir runs/mask05",
-                              "pdeflow train inpainting --stage masknet --density 0.05 --run-dir runs/masknet05"],
-                    note="Images are read in [0, 1]; --channels 1 trains on luminance. --stage masknet, residual "
-                         "and joint are the learned-mask design's stages: the same as `pdeflow train masknet`, "
-                         "`pdeflow train residual` and `pdeflow train residual --stage joint`, whose --help lists "
-                         "their options.",
-                    validate=_check_train)
-    extra = trainer_options("torch device (default: cuda if available, else cpu)")
-    add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop32": _crop}, extra=extra)
-    stage = next(a for a in p._actions if a.dest == "stage")
-    stage.choices = (*stage.choices, *TRAIN_STAGE_COMMANDS)   # shown in the usage; main() routes them
-    stage.help += "; masknet, residual, joint: the learned masks' commands (below)"
-
-
-def config_from_args(args):
-    """The :class:`~pdeflow.inpaint.training.wgan.TrainConfig` of parsed arguments."""
-    kw = config_kwargs(TrainConfig, args)
-    for name in ("data", "val_data", "init"):
-        if kw[name] not in (None, "builtin"):
-            kw[name] = str(Path(kw[name]).expanduser().resolve())
-    return TrainConfig(**kw)
-
-
-def _check_train(args) -> None:
-    if args.init is not None:
-        if args.stage != "mask":
-            args.parser.error("argument --init: only for --stage mask")
-        if not (Path(args.init).expanduser() / "config.json").is_file():
-            args.parser.error(f"argument --init: {args.init!r} is not a training run directory (no config.json)")
-    if args.density_min > args.density_max:
-        args.parser.error(f"argument --density-max: {args.density_max:g} is below --density-min {args.density_min:g}")
-    check_trainer_args(args, config_from_args, check_config)
-
-
-def _run_train(args) -> int:
-    """Train the inpainting GANs of Peter (2022) on random crops of photos, in two stages: 'wgan' trains the
-    inpainting WGAN (Vasata et al.) on random masks of all densities in [--density-min, --density-max]; 'mask'
-    trains the mask generator jointly with the inpainting generator and the critic for one --density, starting
-    from a 'wgan' run (--init). Adam 5e-5, alpha 0.005, beta 1, critic kernels clipped to norm 1. The best model
-    by validation on held-out photos is exported as RUN_DIR/model.safetensors + model.json. Running the same
-    command again resumes."""
-    cfg = config_from_args(args)
-    run_dir = Path(args.run_dir)
-    what = ("inpainting WGAN on random masks of density "
-            f"{cfg.density_min:g}-{cfg.density_max:g}" if cfg.stage == "wgan"
-            else f"joint mask WGAN for density {cfg.density:g}"
-            + (f", from {cfg.init}" if cfg.init else ", from scratch"))
-    print(f"{'resuming' if (run_dir / 'last.pt').exists() else 'starting'} {what} in {run_dir}: width {cfg.width:g}, "
-          f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}, "
-          f"data {cfg.data}; images in [0, 1]")
-    meta_path = run_trainer(args, cfg, train)
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        prov = meta["provenance"]
-        val = prov.get("val", {})
-        if cfg.stage == "wgan":
-            detail = ", ".join(f"{k[8:]} %: {v:.4f}" for k, v in val.items() if k.startswith("val_mae_"))
-            print(f"best validation MAE {prov['val_metric']:.4f} (per density {detail}) after {prov['steps']} steps")
-        else:
-            print(f"best validation loss (eq. 4) {prov['val_metric']:.4f}: density {val.get('val_density', 0):.4f}, "
-                  f"MAE {val.get('val_mae', 0):.4f}, PSNR {val.get('val_psnr', 0):.2f} dB after {prov['steps']} steps")
-        print(f"model: {meta_path.with_suffix('.safetensors')} + {meta_path.name} "
-              f"({prov['steps_total']} steps trained, {prov['wall_time_s']:.0f} s)")
-    return 0
-
-# ---------------------------------------------------------------------------
 # pdeflow evaluate inpainting
 # ---------------------------------------------------------------------------
 
@@ -552,13 +426,19 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="an earlier run's results.json: its random, PS and PS+NLPE rows are reused when its crops "
                         "and settings are the same (the report says so), instead of recomputed")
     g = p.add_argument_group("PS and NLPE")
-    g.add_argument("--ps-p", type=positive_float, default=0.02, help="PS candidate fraction p (default 0.02)")
-    g.add_argument("--ps-q", type=positive_float, default=0.02, help="PS removal fraction q (default 0.02)")
-    g.add_argument("--nlpe-cycles", type=positive_int, default=5, help="NLPE cycles of |mask| exchanges (default 5)")
-    g.add_argument("--nlpe-candidates", type=positive_int, default=30, help="NLPE candidates (default 30)")
-    g.add_argument("--metric", choices=("mae", "mse"), default="mae",
-                   help="error PS and NLPE minimise (default mae, as the paper)")
-    g.add_argument("--tol", type=positive_float, default=1e-6, help="diffusion solver tolerance (default 1e-6)")
+    d = EVALUATE_DEFAULTS
+    g.add_argument("--ps-p", type=positive_float, default=d["ps_p"],
+                   help=f"PS candidate fraction p (default {d['ps_p']:g})")
+    g.add_argument("--ps-q", type=positive_float, default=d["ps_q"],
+                   help=f"PS removal fraction q (default {d['ps_q']:g})")
+    g.add_argument("--nlpe-cycles", type=positive_int, default=d["nlpe_cycles"],
+                   help=f"NLPE cycles of |mask| exchanges (default {d['nlpe_cycles']})")
+    g.add_argument("--nlpe-candidates", type=positive_int, default=d["nlpe_candidates"],
+                   help=f"NLPE candidates (default {d['nlpe_candidates']})")
+    g.add_argument("--metric", choices=("mae", "mse"), default=d["metric"],
+                   help=f"error PS and NLPE minimise (default {d['metric']}, as the paper)")
+    g.add_argument("--tol", type=positive_float, default=d["tol"],
+                   help=f"diffusion solver tolerance (default {d['tol']:g})".replace("e-0", "e-"))
     o = p.add_argument_group("computation and output")
     o.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     o.add_argument("--out", metavar="DIR", default="inpainting-eval",

@@ -34,18 +34,9 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
+from ._checks import ConvergenceWarning, as_image, check_image, check_tol, short_message
 from ._grid import PLAIN, Grid, make_grid
-from .rof import (
-    ND_METHODS,
-    ROF_METHODS,
-    ConvergenceWarning,
-    _as_image,
-    _check_image,
-    _short_message,
-    _solve,
-    check_tol,
-    differentiable,
-)
+from .rof import ND_METHODS, ROF_METHODS, differentiable, solve
 
 __all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "check_times", "flow_result"]
 
@@ -234,9 +225,9 @@ def tv_flow(
     >>> tv_flow(v, [0.5], dt=0.25, spacing=(2.0, 1.0, 1.0), tol=1e-12)[0, :, 0, 0]
     tensor([0.8750, 0.8750, 0.1250, 0.1250], dtype=torch.float64)
     """
-    u0 = _as_image(u0, "u0")
+    u0 = as_image(u0, "u0")
     grid = make_grid(ndim, spacing)
-    _check_image(u0, "u0", ndim=grid.ndim)
+    check_image(u0, "u0", ndim=grid.ndim)
     if u0.dtype in (torch.float16, torch.bfloat16):
         # Half precisions cannot resolve the steps' gaps (bfloat16 was off by 0.025): float32 inside.
         out = tv_flow(u0.float(), times, dt=dt, tol=tol, method=method, scheme=scheme, solver=solver,
@@ -292,7 +283,7 @@ def tv_flow(
     us, uts, ps = (None if parts[0][j] is None else torch.cat([q[j] for q in parts], 1) for j in range(3))
 
     if stats["short"]:
-        warnings.warn(_short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
+        warnings.warn(short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
                                      tol, max_iter, u0.dtype, at_max_iter=stats["at_max_iter"]),
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     return flow_result(us, tuple(u0.shape), uts, ps, ndim=grid.ndim)
@@ -439,7 +430,7 @@ def _solve_step(f, lam, p, stats, **kw):
     # count (successive steps take about as many), instead of every check_every from the start.
     last = stats.get("last")
     first = None if last is None else max(kw["check_every"], last - kw["check_every"])
-    r, short = _solve(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
+    r, short = solve(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
     stats["last"] = int(r.iterations.min())
     if bool(short.any()):
         stats["short"] += 1

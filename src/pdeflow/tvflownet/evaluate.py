@@ -51,15 +51,34 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
-from .. import datasets, metrics, ops
-from .. import io as pio
+from .. import datasets, ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv.spectral import spectral_from_stack
-from .api import flow as network_flow
+from ._eval_inputs import (
+    Model,
+    folder_files,
+    model_dtype,
+    model_flow,
+    natural_images,
+    scaled,
+    time_derivatives,
+    type_images,
+)
+from ._eval_metrics import (
+    METRICS,
+    PAPER_METRICS,
+    SSIM_VARIANTS,
+    compare,
+    frame_metrics,
+    mean_std,
+    metric_stats,
+    metric_values,
+    stack_psnr,
+)
+from ._eval_timing import evaluate_timing
 from .joint import joint_optimise, paper_iterations
 from .paper import (
     PAPER,
@@ -70,7 +89,7 @@ from .paper import (
     source_provenances,
     unwrap_model,
 )
-from .reference import default_cache_dir, grid_indices, reference_flow, reference_solve
+from .reference import default_cache_dir, reference_flow
 from .symmetry import composes_in_time
 
 __all__ = [
@@ -101,316 +120,10 @@ __all__ = [
     "evaluate",
 ]
 
-Model = Callable[[torch.Tensor, torch.Tensor], tuple]
-
-
-# =========================================================================== model evaluation
-
-
-def _model_dtype(model) -> torch.dtype:
-    try:
-        return next(model.parameters()).dtype
-    except (AttributeError, StopIteration, TypeError):
-        return torch.get_default_dtype()
-
-
-def _model_device(model):
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration, TypeError):
-        return None
-
-
-def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``u`` and ``div phi`` of a bare model at every (image, time) pair: :func:`pdeflow.tvflownet.flow`
-    without rescaling or the equivariance wrapper (the evaluation probes the network itself, extrapolation
-    included), as float32 on the CPU.
-
-    Returns
-    -------
-    u, div_phi : Tensor, shape (len(times), *u0.shape)
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import model_flow, natural_images
-    >>> u, div_phi = model_flow(load("semiresnet"), 5 * natural_images(16, 2), [0.0, 0.1, 0.2])
-    >>> u.shape, div_phi.shape, u.dtype
-    (torch.Size([3, 2, 1, 16, 16]), torch.Size([3, 2, 1, 16, 16]), torch.float32)
-    """
-    x = ops.as_batch(u0, "u0")[0]
-    B, C, H, W = x.shape
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # beyond the trained times: Tables 6 and 7 probe exactly that
-        u, d = network_flow(u0, times, model, scale=1.0, equivariant=False, symmetry=None,
-                            batch_size=max(1, (1 << 21) // (H * W * C)), return_ut=True)
-    return u.float().cpu(), d.float().cpu()
-
-
-def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodiff", fd_step: float = 1e-3):
-    """``u``, ``u_t`` and ``u_tt`` of a model's solution at time(s) ``t``.
-
-    ``method="autodiff"``: forward mode twice (``torch.func.jvp`` of a
-    ``torch.func.jvp`` with tangent ones; each image's ``u`` depends on its own
-    ``t`` only, so these are the per-pixel derivatives).  ``"fd"``: central
-    differences with step ``fd_step`` (three forward passes).
-
-    Parameters
-    ----------
-    model : callable ``(u0, t) -> (u, phi)``
-    u0 : Tensor, shape (B, C, H, W)
-    t : float or Tensor of shape () or (B,)
-
-    Returns
-    -------
-    u, u_t, u_tt : Tensor, shape of ``u0``
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet.evaluate import time_derivatives
-    >>> def decay(u0, t):                                    # u = exp(-t) u0: u_t = -u, u_tt = u
-    ...     return u0 * torch.exp(-t).view(-1, 1, 1, 1), None
-    >>> u0 = torch.ones(2, 1, 4, 4, dtype=torch.float64)
-    >>> u, u_t, u_tt = time_derivatives(decay, u0, 0.5)
-    >>> bool(torch.allclose(u_t, -u)), bool(torch.allclose(u_tt, u))
-    (True, True)
-    """
-    x = ops.as_batch(u0, "u0")[0]
-    B = x.shape[0]
-    if torch.is_tensor(t):
-        tt = t.to(dtype=x.dtype, device=x.device).reshape(-1)
-        if tt.numel() == 1:
-            tt = tt.expand(B).clone()
-    else:
-        tt = torch.full((B,), float(t), dtype=x.dtype, device=x.device)
-    if tt.shape[0] != B:
-        raise UserInputError(f"t must be a float or a tensor of shape () or (B,) = ({B},), got {tuple(t.shape)}")
-    if method == "autodiff":
-        ones = torch.ones_like(tt)
-
-        def u_of(s):
-            return model(x, s)[0]
-
-        def u_and_ut(s):
-            return torch.func.jvp(u_of, (s,), (ones,))
-
-        (u, u_t), (_, u_tt) = torch.func.jvp(u_and_ut, (tt,), (ones,))
-        return u, u_t, u_tt
-    if method == "fd":
-        if not fd_step > 0:
-            raise UserInputError(f"fd_step must be > 0, got {fd_step}")
-        h = float(fd_step)
-        u = model(x, tt)[0]
-        up = model(x, tt + h)[0]
-        um = model(x, tt - h)[0]
-        return u, (up - um) / (2 * h), (up - 2 * u + um) / (h * h)
-    raise UserInputError(f"method must be 'autodiff' or 'fd', got {method!r}")
-
-
-# =========================================================================== metrics
-
-
-#: How each metric is computed: the one place that decides it.  Every column compared with the
-#: paper's numbers uses :data:`PAPER_METRICS`, the official test code's (``eval_all.py``): the PSNR of
-#: each image's whole stack of frames (one MSE over all its times, scikit-image's
-#: ``peak_signal_noise_ratio`` on the stack) and the SSIM of each frame by scikit-image's default
-#: ``structural_similarity`` (7x7 uniform window, sample covariance), both with ``data_range = 1``.
-#: The other two are reported beside them, labelled: the per-frame PSNR and the Gaussian-window SSIM
-#: of :func:`pdeflow.metrics.ssim`'s default (pdeflow's earlier reports used these two).
-METRICS = {
-    "psnr": "PSNR of each image's stack of frames (one MSE over all its times), mean ± std over images",
-    "psnr_frames": "PSNR of each frame, mean ± std over images and times",
-    "ssim": "SSIM of each frame, scikit-image's default structural_similarity (7×7 uniform window, "
-            "sample covariance), mean ± std over images and times",
-    "ssim_gaussian": "SSIM of each frame, Gaussian window σ = 1.5 (11×11), population covariance "
-                     "(pdeflow.metrics.ssim's default), mean ± std over images and times",
-}
-#: The metrics of the paper's tables (Grossmann et al., 2022; the official test code).
-PAPER_METRICS = ("psnr", "ssim")
-#: Keyword arguments of :func:`pdeflow.metrics.ssim` for each SSIM metric of :data:`METRICS`.
-SSIM_VARIANTS = {
-    "ssim": {"window": "uniform", "win_size": 7},
-    "ssim_gaussian": {"window": "gaussian", "win_sigma": 1.5},
-}
-
-
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return metrics.psnr(x.double(), y.double(), data_range=1.0).clamp(max=PSNR_CAP)
-
-
-def _ssim(x: torch.Tensor, y: torch.Tensor, variant: str = "ssim") -> torch.Tensor:
-    # in the inputs' precision (float32 for network outputs and cached references:
-    # within 1e-7 of float64, and twice as fast)
-    dtype = torch.promote_types(x.dtype, y.dtype)
-    return metrics.ssim(x.to(dtype), y.to(dtype), data_range=1.0, **SSIM_VARIANTS[variant])
-
-
-def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, ssim: str = "ssim",
-                  chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """PSNR (capped at :data:`PSNR_CAP`) and SSIM, ``data_range = 1``, of every frame.
-
-    ``x, y``: ``(..., C, H, W)`` stacks (e.g. (T, B, C, H, W)) already on the [0, 1]
-    scale; returns two tensors of shape ``(...)``.  ``ssim``: a key of
-    :data:`SSIM_VARIANTS` (default the paper's, scikit-image's default SSIM).  PSNR in
-    float64, SSIM in the inputs' precision; ``chunk`` frames at a time (bounded memory).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet.evaluate import frame_metrics
-    >>> x = torch.zeros(3, 2, 1, 16, 16)                     # (T, B, C, H, W)
-    >>> psnr, ssim = frame_metrics(x + 0.1, x)
-    >>> psnr.shape, round(float(psnr[0, 0]), 4)
-    (torch.Size([3, 2]), 20.0)
-    """
-    if x.shape != y.shape:
-        raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if ssim not in SSIM_VARIANTS:
-        raise UserInputError(f"ssim must be one of {tuple(SSIM_VARIANTS)}, got {ssim!r}")
-    lead = x.shape[:-3]
-    xf = x.reshape(-1, *x.shape[-3:])
-    yf = y.reshape(-1, *y.shape[-3:])
-    ps, ss = [], []
-    for i in range(0, xf.shape[0], max(1, int(chunk))):
-        a, b = xf[i:i + chunk], yf[i:i + chunk]
-        ps.append(_psnr(a, b))
-        ss.append(_ssim(a, b, ssim).double())
-    return torch.cat(ps).reshape(lead), torch.cat(ss).reshape(lead)
-
-
-def stack_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """PSNR (``data_range = 1``, capped at :data:`PSNR_CAP`) of each image's whole stack of frames.
-
-    ``x, y``: ``(T, B, C, H, W)`` on the [0, 1] scale; returns ``(B,)``: one MSE over
-    all times, channels and pixels of each image, as the official test code's
-    ``peak_signal_noise_ratio`` on an image's stack.  ``(B, C, H, W)`` is one frame per image.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet.evaluate import stack_psnr
-    >>> x = torch.zeros(3, 2, 1, 16, 16)
-    >>> y = x.clone()
-    >>> y[0, 1] = 0.1                                        # image 1 differs at the first time
-    >>> [round(v, 2) for v in stack_psnr(y, x).tolist()]
-    [100.0, 24.77]
-    """
-    if x.shape != y.shape:
-        raise UserInputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.dim() == 4:
-        x, y = x[None], y[None]
-    if x.dim() != 5:
-        raise UserInputError(f"x must have shape (T, B, C, H, W) or (B, C, H, W), got {tuple(x.shape)}")
-    T, B, C, H, W = x.shape
-    out = [_psnr(x[:, b].reshape(1, T * C, H, W), y[:, b].reshape(1, T * C, H, W)) for b in range(B)]
-    return torch.cat(out)
-
-
-def _metric_values(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every metric of :data:`METRICS` of ``x`` against ``y`` ((T, B, C, H, W) or (B, C, H, W), [0, 1]
-    scale), as a flat tensor of the values their mean and std are taken over."""
-    p_frames, s_paper = frame_metrics(x, y, ssim="ssim")
-    _, s_gauss = frame_metrics(x, y, ssim="ssim_gaussian")
-    return {"psnr": stack_psnr(x, y), "psnr_frames": p_frames.reshape(-1), "ssim": s_paper.reshape(-1),
-            "ssim_gaussian": s_gauss.reshape(-1)}
-
-
-def _stats(v: torch.Tensor) -> list[float]:
-    v = v.double().reshape(-1)
-    return [float(v.mean()), float(v.std(unbiased=False)) if v.numel() > 1 else 0.0]
-
-
-def _metric_stats(x: torch.Tensor, y: torch.Tensor, prefix: str = "") -> dict[str, list[float]]:
-    """``{prefix + metric: [mean, std]}`` for every metric of :data:`METRICS`."""
-    return {prefix + k: _stats(v) for k, v in _metric_values(x, y).items()}
-
-
-def _compare(u, d, ref_u, ref_ut, scale) -> dict:
-    """mean/std of every metric of :data:`METRICS` for u and div phi (both divided by ``scale``):
-    keys ``u_psnr, u_psnr_frames, u_ssim, u_ssim_gaussian`` and the same with ``div_``."""
-    return {**_metric_stats(u / scale, ref_u / scale, "u_"), **_metric_stats(d / scale, ref_ut / scale, "div_"),
-            "n_images": int(u.shape[1]), "n_times": int(u.shape[0])}
-
-
-# =========================================================================== test images
-
-def _folder_files(folder) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in pio.IMAGE_SUFFIXES)
-    if not files:
-        raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(pio.IMAGE_SUFFIXES)})")
-    return files
-
-
-def _folder_images(folder) -> dict[str, torch.Tensor]:
-    return {p.name: pio.read_image(p, grey=True) for p in _folder_files(folder)}
-
-
-def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_sources: bool = False):
-    """``n`` held-out natural crops ``(n, 1, size, size)`` in [0, 1].
-
-    Seeded random crops (reflect-padded where an image is smaller) of the TEST
-    split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
-    the images in ``image_dir`` (a user folder, read in grey).  With
-    ``return_sources``, also the name of the photo each crop was cut from.
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet.evaluate import natural_images
-    >>> crops, names = natural_images(16, 2, return_sources=True)
-    >>> crops.shape, names
-    (torch.Size([2, 1, 16, 16]), ['pywt/aero', 'skimage/camera'])
-    """
-    pool = _folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
-    if not pool:
-        raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
-    crops, picks = datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size),
-                                         return_picks=True)
-    names = list(pool)
-    return (crops, [names[j] for j in picks]) if return_sources else crops
-
-
-def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: str = "test",
-                medical_dir=None, n_shapes: int | None = None) -> torch.Tensor:
-    """Table 5's image types ``(n, 1, size, size)`` in [0, 1]: ``"disks"``, ``"ellipses"``, ``"medical"``.
-
-    Disks: ``n_shapes`` isolated disks of random radius and height
-    (:func:`pdeflow.datasets.disks`); ellipses: ``n_shapes`` overlapping ellipses
-    (:func:`pdeflow.datasets.ellipses`); default ``n_shapes = clip(size // 16, 1, 5)``
-    (5 from 80 px).  Medical: seeded crops of the built-in medical images of
-    ``medical_split`` (or of the images in ``medical_dir``).
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet.evaluate import type_images
-    >>> [tuple(type_images(kind, 16, 2).shape) for kind in ("disks", "ellipses", "medical")]
-    [(2, 1, 16, 16), (2, 1, 16, 16), (2, 1, 16, 16)]
-    """
-    s = int(seed) * 7919 + int(size)
-    k = int(n_shapes) if n_shapes is not None else max(1, min(5, int(size) // 16))
-    if kind == "disks":
-        return datasets.disks(size, k, seed=s, batch=int(n))
-    if kind == "ellipses":
-        return datasets.ellipses(size, k, seed=s, batch=int(n))
-    if kind == "medical":
-        if medical_dir is not None:
-            pool = _folder_images(medical_dir)
-        else:
-            pool = datasets.builtin_pool(medical_split, kind="medical")
-        if not pool:
-            raise UserInputError(f"no built-in medical images in split {medical_split!r}")
-        return datasets.random_crops(pool, int(n), int(size), generator=s)
-    raise UserInputError(f"kind must be 'disks', 'ellipses' or 'medical', got {kind!r}")
-
+# The metrics (_eval_metrics), the test images and model flows (_eval_inputs) the tables are made of, and
+# Table 9's timing (_eval_timing) live in modules of their own.
 
 # =========================================================================== tables
-
-
-def _scaled(images: torch.Tensor, scale: float) -> torch.Tensor:
-    return images.to(torch.float32) * float(scale)
 
 
 def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images: int = 16, times=None,
@@ -439,12 +152,12 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     with progress_bar(total=len(sizes) * (1 + len(models)), enabled=progress, desc="tables 2-4") as bar:
         for size in sizes:
             imgs = natural_images(size, n_images, seed=seed, image_dir=image_dir)
-            x = _scaled(imgs, scale)
+            x = scaled(imgs, scale)
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
             for name, model in models.items():
                 u, d = model_flow(model, x, times)
-                out["models"][name][int(size)] = _compare(u, d, ref_u, ref_ut, scale)
+                out["models"][name][int(size)] = compare(u, d, ref_u, ref_ut, scale)
                 if keep_example and out["example"] is None and int(size) == ex_size:
                     out["example"] = {"size": int(size), "model": name, "times": times,
                                       "u": u[:, 0] / scale, "div": d[:, 0] / scale,
@@ -504,7 +217,7 @@ def evaluate_heldout(models: Mapping[str, Model], folder, *, sizes=(32, 96, 256)
     (['a.png'], [], [16])
     """
     folder = Path(folder)
-    photos = [p.name for p in _folder_files(folder)]
+    photos = [p.name for p in folder_files(folder)]
     here = folder.expanduser().resolve()
     used_by = [name for name, m in models.items()
                if any(p == here or p in here.parents or here in p.parents for p in _training_sources(m))]
@@ -541,13 +254,13 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
            "models": {name: {} for name in models}}
     with progress_bar(total=len(kinds) * (1 + len(models)), enabled=progress, desc="table 5") as bar:
         for kind in kinds:
-            x = _scaled(type_images(kind, size, n_images, seed=seed, medical_split=medical_split,
+            x = scaled(type_images(kind, size, n_images, seed=seed, medical_split=medical_split,
                                     medical_dir=medical_dir), scale)
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
             for name, model in models.items():
                 u, d = model_flow(model, x, times)
-                out["models"][name][kind] = _compare(u, d, ref_u, ref_ut, scale)
+                out["models"][name][kind] = compare(u, d, ref_u, ref_ut, scale)
                 bar.update(1)
     return out
 
@@ -603,20 +316,20 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
     acc = {name: {c: {p + k: [] for p in ("", "self_") for k in METRICS} for c in factors} for name in todo}
     with progress_bar(total=len(sizes) * len(factors) * (1 + len(todo)), enabled=progress, desc="table 6") as bar:
         for size in sizes:
-            x = _scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
+            x = scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
             for c in factors:
                 ref_u, _ = reference_flow(x * c, times, **ref_kwargs)
                 bar.update(1)
                 for name, m in todo.items():
                     u, _ = model_flow(m, x * c, times)
-                    for k, v in _metric_values(u / (c * scale), ref_u / (c * scale)).items():
+                    for k, v in metric_values(u / (c * scale), ref_u / (c * scale)).items():
                         acc[name][c][k].append(v)
                     # self-consistency: u(c u0, t)/c vs u(u0, t/c)
                     u_slow, _ = model_flow(m, x, [t / c for t in times])
-                    for k, v in _metric_values(u / (c * scale), u_slow / scale).items():
+                    for k, v in metric_values(u / (c * scale), u_slow / scale).items():
                         acc[name][c]["self_" + k].append(v)
                     bar.update(1)
-    res = {name: {c: {k: _stats(torch.cat(v)) for k, v in d.items()} for c, d in per.items()}
+    res = {name: {c: {k: mean_std(torch.cat(v)) for k, v in d.items()} for c, d in per.items()}
            for name, per in acc.items()}
     return {"factors": factors, "sizes": [int(s) for s in sizes], "n_images": int(n_images),
             "models": res}
@@ -679,12 +392,12 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
     if float((steps - dt).abs().max()) > 1e-9:
         raise UserInputError("table 7 needs uniformly spaced times")
     ref_kwargs = dict(ref_kwargs or {})
-    x = _scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
+    x = scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
     ref_u, _ = reference_flow(x, times, **ref_kwargs)
     u0 = x / scale
     out = {"size": int(size), "n_images": int(n_images), "dt": dt, "models": {}, "reference": {}}
     s_ref = spectral_from_stack(ref_u.double(), dt)
-    out["reference"]["fd"] = _metric_stats(s_ref.reconstruct() / scale, u0.double())
+    out["reference"]["fd"] = metric_stats(s_ref.reconstruct() / scale, u0.double())
     example = {"times": s_ref.times.tolist(), "reference_fd": s_ref.spectrum[:, 0].tolist(), "models": {}}
     dev = torch.device(device) if device is not None else x.device
     with progress_bar(total=len(models) * n_images, enabled=progress, desc="table 7") as bar:
@@ -692,102 +405,18 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
             # FD on the grid
             u_net, _ = model_flow(model, x, times)
             s_fd = spectral_from_stack(u_net.double(), dt)
-            fd_stats = _metric_stats(s_fd.reconstruct() / scale, u0.double())
+            fd_stats = metric_stats(s_fd.reconstruct() / scale, u0.double())
             if composes_in_time(model):
                 # u_t jumps where composed stages join; autodiff misses them (module doc of symmetry), so FD only
                 ad_stats, ad_spectrum = None, None
                 bar.update(n_images)
             else:
-                rec, spectra = _autodiff_reconstruction(model, x, tt, dev, _model_dtype(model), bar)
-                ad_stats, ad_spectrum = _metric_stats(rec / scale, u0.double()), spectra[0].tolist()
+                rec, spectra = _autodiff_reconstruction(model, x, tt, dev, model_dtype(model), bar)
+                ad_stats, ad_spectrum = metric_stats(rec / scale, u0.double()), spectra[0].tolist()
             out["models"][name] = {"autodiff": ad_stats, "fd": fd_stats}
             example["models"][name] = {"times": times, "autodiff": ad_spectrum,
                                        "fd_times": s_fd.times.tolist(), "fd": s_fd.spectrum[:, 0].tolist()}
     out["example"] = example
-    return out
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_time(fn, repeats: int, device) -> float:
-    fn()  # warm-up
-    _sync(device)
-    ts = []
-    for _ in range(max(1, int(repeats))):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
-def evaluate_timing(models: Mapping[str, Model], *, sizes=(96, 256), times=None, scale: float = PAPER_SCALE,
-                    seed: int = 0, image_dir=None, devices=None, repeats: int = 5, ref_kwargs=None,
-                    reference: bool = True, progress: bool = False) -> dict:
-    """Table 9: inference time of each model and of the reference solver, one image.
-
-    For each size and device: the model at a single time (``t = times[-1]``) and
-    at all times (one batch), median of ``repeats`` runs after a warm-up, no
-    gradients; the reference implicit TV flow (same ``dt``/``tol`` as the
-    evaluation, no cache) to the single time and to all times, one run each.
-    ``devices`` default: ``["cpu"]`` plus ``"cuda"`` when available.
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_timing
-    >>> out = evaluate_timing({"semiresnet": load("semiresnet")}, sizes=(16,), times=[0.0, 0.1], devices=["cpu"],
-    ...                       repeats=1, ref_kwargs={"dt": 0.1, "tol": 1e-4})
-    >>> sorted(out["models"]["semiresnet"]["cpu"][16]), sorted(out["reference"]["cpu"][16])   # seconds
-    (['all', 'single'], ['all', 'single'])
-    """
-    times = paper_times() if times is None else [float(t) for t in times]
-    ref_kwargs = dict(ref_kwargs or {})
-    if devices is None:
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    dt = float(ref_kwargs.get("dt", 0.01))
-    tol = float(ref_kwargs.get("tol", 1e-5))
-    solver = ref_kwargs.get("solver", "fgp")
-    max_iter = int(ref_kwargs.get("max_iter", 20000))
-    out = {"sizes": [int(s) for s in sizes], "devices": [str(d) for d in devices], "n_times": len(times),
-           "models": {name: {} for name in models}, "reference": {}, "repeats": int(repeats),
-           "threads": torch.get_num_threads()}
-    total = len(sizes) * len(devices) * (len(models) + (1 if reference else 0))
-    with progress_bar(total=total, enabled=progress, desc="table 9") as bar:
-        for dev in devices:
-            dev = str(dev)
-            for size in sizes:
-                x = _scaled(natural_images(size, 1, seed=seed, image_dir=image_dir), scale)
-                for name, model in models.items():
-                    home = _model_device(model)
-                    m = model.to(dev) if hasattr(model, "to") else model
-                    dtype = _model_dtype(m)
-                    x1 = x.to(device=dev, dtype=dtype)
-                    xs = x1.expand(len(times), -1, -1, -1)
-                    t1 = torch.tensor([times[-1]], dtype=dtype, device=dev)
-                    ta = torch.tensor(times, dtype=dtype, device=dev)
-                    with torch.no_grad():
-                        single = _median_time(lambda: m(x1, t1), repeats, dev)
-                        every = _median_time(lambda: m(xs, ta), repeats, dev)
-                    out["models"][name].setdefault(dev, {})[int(size)] = {"single": single, "all": every}
-                    if hasattr(model, "to") and home is not None:
-                        model.to(home)
-                    bar.update(1)
-                if reference:
-                    xr = x.to(device=dev, dtype=torch.float64)
-                    res = {}
-                    for key, tsel in (("single", [times[-1]]), ("all", times)):
-                        idx = grid_indices(tsel, dt)
-                        _sync(dev)
-                        t0 = time.perf_counter()
-                        reference_solve(xr, idx, dt, tol, solver, max_iter)
-                        _sync(dev)
-                        res[key] = time.perf_counter() - t0
-                    out["reference"].setdefault(dev, {})[int(size)] = res
-                    bar.update(1)
     return out
 
 
@@ -820,13 +449,13 @@ def evaluate_joint(*, sizes=(32,), n_images: int = 1, iterations=None, times=Non
             its = int(iterations.get(size, iterations.get(str(size), paper_iterations(size))))
         else:
             its = int(iterations)
-        x = _scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
+        x = scaled(natural_images(size, n_images, seed=seed, image_dir=image_dir), scale)
         ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
         t0 = time.perf_counter()
         u, phi = joint_optimise(x, times, iterations=its, lr=lr, progress=progress, **joint_kwargs)
         secs = time.perf_counter() - t0
         d = ops.div(phi)
-        out["results"][int(size)] = _compare(u, d, ref_u, ref_ut, scale)
+        out["results"][int(size)] = compare(u, d, ref_u, ref_ut, scale)
         out["iterations"][int(size)] = its
         out["seconds"][int(size)] = secs / max(1, int(n_images))
         if keep_example and out["example"] is None:

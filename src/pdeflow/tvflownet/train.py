@@ -142,489 +142,48 @@ References
 from __future__ import annotations
 
 import hashlib
-import inspect
-import os
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .. import datasets, ops
+from .. import datasets
 from ..errors import UserInputError
 from ..io import save_model
 from ..metrics import psnr
 from ..training import (
-    ConfigCheck,
     CpuClock,
     Run,
     broadcast_object,
     check_finite,
-    ckpt_every_option,
     cleanup_distributed,
     clip_gradients,
     cosine_factor,
     get_rank,
     get_world_size,
     load_checkpoint,
-    option,
     provenance,
     reduce_mean,
     save_checkpoint,
     seed_everything,
     setup_distributed,
     step_generator,
-    val_every_option,
 )
 from ..tv import tv_flow
+from ._train_config import MODES, TrainConfig, check_config, data_sources
+from ._train_data import augment, check_data, open_data, reused_reference_batch, sample_batch, synthetic_images
+from ._train_loss import supervised_loss, supervised_reference, supervised_steps, unsupervised_loss_fn
 from .evaluate import PSNR_CAP
-from .loss import TVFlowLoss
 from .models import build_model
 
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
            "synthetic_images", "augment", "supervised_reference", "supervised_loss", "average_gradients",
            "validation_set", "validate", "identity_psnr", "MODES"]
 
-MODES = ("unsupervised", "supervised", "hybrid")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a TVflowNET training run (saved as ``config.json``).
-
-    Defaults are the paper's (Grossmann et al., 2022, §4.2) where it gives a value.
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet.train import MODES, TrainConfig, check_config
-    >>> cfg = TrainConfig(arch="lgd", crop="32", steps=100, mode="unsupervised")
-    >>> check_config(cfg)
-    >>> MODES, cfg.scale, cfg.t_max
-    (('unsupervised', 'supervised', 'hybrid'), 5.0, 1.0)
-    """
-
-    # Each field that is a command-line option carries its help text, type and choices (option(...)):
-    # `pdeflow train tvflownet` is generated from them, so a hyperparameter is declared here only.
-    # model
-    arch: str = option("semiresnet", "architecture, with the paper's sizes (default {default})",
-                       choices=("semiresnet", "unet", "lgd"))
-    arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
-                               help="constructor arguments, e.g. '{{\"width\": 8}}' (see pdeflow.tvflownet.models)")
-    # data
-    data: str | tuple = option(("builtin",), nargs="+", metavar="DIR|builtin",
-                               help="training photos, one or more sources: 'builtin' (every built-in photo of the "
-                                    "TRAIN split, of every installed package; never a TEST photo, the evaluation's, "
-                                    "nor a medical image) and/or folders of PNG/JPEG/TIFF images (searched "
-                                    "recursively); a hashed 10%% of all of them is held out for "
-                                    "validation unless --val-data is given (default builtin)")
-    crop: str = option("32", type="crop", metavar="32|96|256|mixed",
-                       help="crop size; 'mixed': one size per step drawn in [{mixed_min}, {mixed_max}) "
-                            "(default {default})")
-    mixed_min: int = option(32, "--crop mixed: smallest crop size (default {default})", type="positive_int",
-                            metavar="N")
-    mixed_max: int = option(256, "--crop mixed: crop sizes stay below this (default {default}, the paper's)",
-                            type="positive_int", metavar="N")
-    scale: float = option(5.0, "multiply the [0, 1] images by this (default {default:g}, the paper's)",
-                          type="positive_float")
-    t_max: float = option(1.0, "flow times t = T U^P, U ~ U[0, 1) (default {default:g})", type="positive_float",
-                          metavar="T")
-    t_power: float = option(1.0, type="positive_float", metavar="P",
-                            help="exponent P of the flow times t = T U^P: 1 uniform, P > 1 more of the early "
-                                 "times where u_t is largest (density proportional to t^(1/P - 1)) "
-                                 "(default {default:g})")
-    times_per_image: int = option(1, type="positive_int", metavar="K",
-                                  help="each crop at K times, the first t = 0 (the official code's replicate mode: "
-                                       "K = batch size) (default 1: one time per crop)")
-    synthetic: float = option(0.0, type="float", metavar="F",
-                              help="fraction of each batch generated instead of cropped, of the --synthetic-kinds "
-                                   "(seeds disjoint from the evaluation's; default {default:g})")
-    synthetic_kinds: tuple = option(tuple(datasets.SCENES), nargs="+", choices=tuple(datasets.SCENES), metavar="KIND",
-                                    help="kinds of the generated images, in equal shares: piecewise constant "
-                                         "(disks: isolated flat disks, eigenfunctions of the flow; ellipses: "
-                                         "overlapping, as Table 5; rectangles; polygons) and piecewise smooth "
-                                         "(smooth) (default: all five)")
-    aug_scale: float = option(0.0, type="nonneg_float", metavar="F",
-                              help="random intensity scale: each image times scale x U[1-F, 1+F], whose mean is "
-                                   "--scale (F < 1; default 0: off)")
-    aug_gamma: float = option(0.0, type="nonneg_float", metavar="G",
-                              help="random contrast: each [0, 1] image to the power exp(U[-G, G]) before the "
-                                   "scale (default 0: off)")
-    aug_dihedral: bool = option(False, "random flips and 90-degree rotations of each image", flag=True)
-    init: str | None = option(None, metavar="MODEL",
-                              help="start from this model's weights (shipped name, model path, run directory, or "
-                                   "a run's checkpoint file last.pt/best.pt; same --arch and --arch-kwargs)")
-    # optimisation
-    steps: int = option(20_000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
-                        type="positive_int", metavar="N")
-    batch_size: int = option(16, "crops x times per step and process (default {default})", type="positive_int",
-                             metavar="B")
-    lr: float = option(3e-4, "Adam learning rate (default {default:g})", type="positive_float")
-    lr_schedule: str = option("constant", choices=("constant", "cosine"),
-                              help="learning rate over the run: constant (the paper's), or a cosine from --lr to "
-                                   "--lr * --lr-final at the last step, e.g. to cool a branch of a long run down "
-                                   "(default {default})")
-    lr_final: float = option(0.01, "cosine schedule: final learning rate as a fraction of --lr (default {default:g})",
-                             type="nonneg_float")
-    clip: float | None = option(1.0, "gradient-norm clipping, 0 = off (default {default:g})",
-                                type="nonneg_float")   # None (or 0 on the command line): off
-    seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
-    deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU; slower on GPU)",
-                                 flag=True)
-    # objective
-    mode: str = option("supervised", choices=("unsupervised", "supervised", "hybrid"),
-                       help="loss (12) of the paper; MSE to the reference flow computed on the fly; or supervised "
-                            "for --hybrid-fraction of the steps, then unsupervised (default {default}: on a CPU "
-                            "it reaches a given validation PSNR in a fraction of the unsupervised loss's time, "
-                            "see the README; the shipped model was trained so)")
-    loss: str = option("paper", choices=("paper", "official"),
-                       help="the paper's loss (12): constraint term (|phi|-1)_+, Neumann differences; or the official "
-                            "code's: (|phi|^2-1)_+, its edge convention for TV and div (default paper)")
-    a1: float = option(1e-4, "weight of the TV term (default {default:g})", type="nonneg_float")
-    a2: float = option(1e-4, "weight of the minimal-norm term (default {default:g})", type="nonneg_float")
-    ut_method: str = option("jvp", "u_t by forward-mode autodiff or central differences (default jvp)",
-                            choices=("jvp", "fd"))
-    hybrid_fraction: float = option(0.25, type="nonneg_float", metavar="F",
-                                    help="hybrid: fraction of the steps trained supervised first (default {default:g})")
-    phi_weight: float = option(0.0, "supervised: weight of the phi term (default 0: u only)", type="nonneg_float")
-    phi_target: str = option("div", choices=("div", "dual"),
-                             help="supervised phi term: div phi against the reference u_t, or phi against its dual "
-                                  "field")
-    ref_dt: float = option(0.01, "supervised: time step of the reference flow (default {default:g})",
-                           type="positive_float")
-    ref_tol: float = option(1e-3, "supervised: duality-gap tolerance of its steps (default {default:g})",
-                            type="positive_float")
-    ref_max_iter: int = option(50, "supervised: iteration cap of each of its steps (default {default})",
-                               type="positive_int", metavar="N")
-    ref_reuse: int = option(1, type="positive_int", metavar="R",
-                            help="supervised: draw the crops of R steps at once, each at R times, and solve their "
-                                 "reference in one call; the R steps share these crops, each step a shuffled "
-                                 "share of their crop-time pairs (R = 4: 1.8-2.4x less CPU per step at 32-96 px, "
-                                 "see the README; default 1: each step its own crops)")
-    # validation and checkpoints
-    val_data: str | None = option(None, "a folder of validation images instead of the held-out photos "
-                                        "(never training images, never the evaluation's)",
-                                  metavar="DIR")   # None: see the module doc
-    val_fraction: float = 0.1                #: fraction of all the sources' photos held out for validation
-    val_crops: int = option(16, "validation crops (default {default})", type="positive_int")
-    val_size: int = option(96, "their size in pixels (default {default})", type="positive_int")
-    val_times: int = option(10, "times linspace(0, T, N) (default {default})", type="positive_int")
-    val_dt: float = option(0.01, "time step of the validation reference (default {default:g})", type="positive_float")
-    val_tol: float = option(1e-4, "its duality-gap tolerance (default {default:g})", type="positive_float")
-    val_max_iter: int = option(1000, "its iteration cap per step (default {default})", type="positive_int",
-                               metavar="N")
-    val_seed: int = option(0, "seed of the validation crops (default 0: the same set for every run)",
-                           type="nonneg_int")
-    val_every: int = val_every_option(500)
-    ckpt_every: int = ckpt_every_option(500)
-
-    def __post_init__(self):
-        # One source is kept as a string, as runs from before several sources were possible saved it in
-        # config.json (so that they resume); several as a tuple. Lists (JSON, the command line) become tuples.
-        if isinstance(self.data, os.PathLike):
-            self.data = os.fspath(self.data)
-        if isinstance(self.data, list):
-            self.data = tuple(self.data)
-        if isinstance(self.data, tuple):
-            self.data = tuple(os.fspath(d) if isinstance(d, os.PathLike) else d for d in self.data)
-            if len(self.data) == 1 and isinstance(self.data[0], str):
-                self.data = self.data[0]
-        if isinstance(self.val_data, os.PathLike):
-            self.val_data = os.fspath(self.val_data)
-        if isinstance(self.synthetic_kinds, list):
-            self.synthetic_kinds = tuple(self.synthetic_kinds)
-
-
-def data_sources(cfg: TrainConfig) -> tuple[str, ...]:
-    """The training sources of ``cfg`` as a tuple (``cfg.data`` holds one source as a string).
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet.train import TrainConfig, data_sources
-    >>> data_sources(TrainConfig(data="photos")), data_sources(TrainConfig(data=("builtin", "photos")))
-    (('photos',), ('builtin', 'photos'))
-    """
-    return (cfg.data,) if isinstance(cfg.data, str) else tuple(cfg.data)
-
-
-def check_config(cfg: TrainConfig) -> None:
-    """Raise ValueError naming the first field that is out of range.
-
-    Examples
-    --------
-    >>> from pdeflow.tvflownet.train import TrainConfig, check_config
-    >>> check_config(TrainConfig())
-    >>> try:
-    ...     check_config(TrainConfig(steps=0))
-    ... except ValueError:
-    ...     print("rejected")
-    rejected
-    """
-    need = ConfigCheck(cfg)
-    need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
-         in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
-    need(isinstance(cfg.arch_kwargs, dict), "arch_kwargs", "a dict of constructor arguments")
-    from .models import ARCHITECTURES
-    cls = ARCHITECTURES[cfg.arch.lower().replace("-", "").replace("_", "")]
-    params = [p for p in inspect.signature(cls).parameters if p != "in_channels"]
-    need(set(cfg.arch_kwargs) <= set(params), "arch_kwargs",
-         f"constructor arguments of {cls.__name__} (among {', '.join(params)})")
-    need(cfg.mode in MODES, "mode", f"one of {MODES}")
-    need(cfg.loss in ("paper", "official"), "loss", "'paper' or 'official'")
-    need(cfg.ut_method in ("jvp", "fd"), "ut_method", "'jvp' or 'fd'")
-    need(cfg.phi_target in ("div", "dual"), "phi_target", "'div' or 'dual'")
-    need(cfg.lr_schedule in ("constant", "cosine"), "lr_schedule", "'constant' or 'cosine'")
-    need(cfg.crop == "mixed" or (str(cfg.crop).isdigit() and int(cfg.crop) >= 2), "crop",
-         "a crop size >= 2 (e.g. '32', '96', '256') or 'mixed'")
-    need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
-    need.numbers("scale", "t_max", "t_power", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
-    need.numbers("a1", "a2", "phi_weight", "lr_final", positive=False)
-    need.numbers("clip", positive=False, optional=True)
-    need.trainer()
-    need.ints("times_per_image", "ref_max_iter", "val_max_iter", "ref_reuse")
-    need(cfg.ref_reuse == 1 or cfg.times_per_image == 1, "ref_reuse",
-         "1 with times_per_image > 1 (both set the times of each crop)")
-    need.ints("val_size", "val_times", minimum=2)
-    need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
-    need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
-    need(isinstance(cfg.data, str) and cfg.data != "" or isinstance(cfg.data, tuple) and len(cfg.data) > 0
-         and all(isinstance(d, str) and d != "" for d in cfg.data), "data",
-         "'builtin' and/or folders (a string, or a tuple of them)")
-    need(cfg.val_data is None or isinstance(cfg.val_data, str) and cfg.val_data not in ("", "builtin"), "val_data",
-         "None (a held-out fraction of the training photos) or a folder; the built-in TEST photos are the "
-         "evaluation's and never select a checkpoint")
-    need.numbers("synthetic", positive=False)
-    need(cfg.synthetic <= 1.0, "synthetic", "a number in [0, 1]")
-    need(isinstance(cfg.synthetic_kinds, tuple) and len(cfg.synthetic_kinds) > 0
-         and all(k in datasets.SCENES for k in cfg.synthetic_kinds), "synthetic_kinds",
-         f"a non-empty tuple among {tuple(datasets.SCENES)}")
-    need.numbers("aug_scale", "aug_gamma", positive=False)
-    need(cfg.aug_scale < 1, "aug_scale", "a number in [0, 1) (the scale factor 1 +- F stays positive)")
-    need.flags("aug_dihedral")
-    need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
-    need.fractions("val_fraction")
-
-
-# --------------------------------------------------------------------------- data
-
-
-def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
-    """The training and validation images of ``cfg``, grey: the photos of its sources, a hashed
-    ``val_fraction`` of them held out for validation, or ``val_data``'s (see
-    :func:`pdeflow.datasets.source_images`). Never a built-in TEST photo or a medical image.
-
-    Examples
-    --------
-    >>> import tempfile, torch
-    >>> from pathlib import Path
-    >>> from pdeflow.io import write_image
-    >>> from pdeflow.tvflownet.train import TrainConfig, open_data
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     for k in range(4):
-    ...         _ = write_image(Path(d) / f"p{k}.png", torch.full((1, 24, 24), k / 4))
-    ...     train_set, val_set = open_data(TrainConfig(data=d, val_fraction=0.25))
-    ...     print(len(train_set), len(val_set))
-    3 1
-    """
-    return datasets.source_images(data_sources(cfg), grey=True, val_data=cfg.val_data,
-                                  val_fraction=None if cfg.val_data is not None else cfg.val_fraction)
-
-
-def check_data(cfg: TrainConfig, train_images: datasets.ImageSet, val_images: datasets.ImageSet) -> list[str]:
-    """Open every training and validation image once, before a run writes anything: an unreadable
-    file raises UserInputError naming it; returns warnings naming the images smaller than their crop
-    (the training crop, ``mixed_min`` for mixed crops, or ``val_size``), which are reflect-padded up to
-    it, so that a crop of them repeats a few pixels (a 1x1 image gives a flat crop).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.datasets import ImageSet
-    >>> from pdeflow.tvflownet.train import TrainConfig, check_data
-    >>> small = ImageSet(images=[torch.zeros(1, 8, 8), torch.zeros(1, 40, 40)], description={})
-    >>> check_data(TrainConfig(crop="32", val_size=32), small, small)[0][:60]
-    'train: 1 of 2 training image(s) smaller than the 32 px crop '
-    """
-    crop = cfg.mixed_min if cfg.crop == "mixed" else int(cfg.crop)
-    notes = []
-    for role, images, size in (("training", train_images, crop), ("validation", val_images, cfg.val_size)):
-        sizes = images.sizes()
-        small = sorted(f"{name} ({h}x{w})" for name, h, w in sizes if min(h, w) < size)
-        if small:
-            shown = ", ".join(small[:10]) + (f" and {len(small) - 10} more" if len(small) > 10 else "")
-            notes.append(f"train: {len(small)} of {len(sizes)} {role} image(s) smaller than the {size} px crop "
-                         f"are reflect-padded up to it: {shown}")
-    return notes
-
-
-def crop_size(cfg: TrainConfig, g: torch.Generator) -> int:
-    if cfg.crop == "mixed":
-        return int(torch.randint(cfg.mixed_min, cfg.mixed_max, (1,), generator=g))
-    return int(cfg.crop)
-
-
-#: Training seeds of the synthetic images start here; the evaluation's (``seed * 7919 + size``) stay below.
-SYNTHETIC_SEED_BASE = 2 ** 30
-
-
-def synthetic_images(n: int, size: int, g: torch.Generator, kinds=("disks", "ellipses")) -> torch.Tensor:
-    """``n`` generated images ``(n, 1, size, size)`` in [0, 1] of the ``kinds`` of
-    :data:`pdeflow.datasets.SCENES`, in equal shares (:func:`pdeflow.datasets.scenes`), with
-    ``clip(size // 16, 1, 5)`` shapes each, as the evaluation's Table 5 images but from other seeds
-    (one seed per call, drawn from ``g``).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet.train import synthetic_images
-    >>> u0 = synthetic_images(4, 16, torch.Generator().manual_seed(0))
-    >>> u0.shape, 0.0 <= u0.min().item() <= u0.max().item() <= 1.0
-    (torch.Size([4, 1, 16, 16]), True)
-    """
-    seed = SYNTHETIC_SEED_BASE + int(torch.randint(2 ** 30, (1,), generator=g))
-    return datasets.scenes(kinds, size, seed=seed, batch=n)
-
-
-def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Element ``k`` (0-7) of the symmetries of the square: ``k % 4`` quarter turns, then a flip for ``k >= 4``."""
-    x = torch.rot90(x, k % 4, dims=(-2, -1))
-    return x.flip(-1) if k >= 4 else x
-
-
-def augment(u0: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
-    """The config's augmentations of images ``u0`` ``(n, 1, S, S)`` in [0, 1], each image its own draw, in
-    this order: contrast ``u0 ** exp(U[-aug_gamma, aug_gamma])`` (stays in [0, 1]), a random flip and
-    quarter turn (``aug_dihedral``), and the intensity factor ``U[1 - aug_scale, 1 + aug_scale]`` (mean 1:
-    the batch's mean scale stays ``cfg.scale``). Draws from ``g`` only for the augmentations that are on,
-    so a config without them sees the batches of before.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet.train import TrainConfig, augment
-    >>> cfg = TrainConfig(aug_gamma=0.5, aug_dihedral=True)
-    >>> u0 = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    >>> out = augment(u0, cfg, torch.Generator().manual_seed(0))
-    >>> out.shape, 0.0 <= out.min().item() <= out.max().item() <= 1.0
-    (torch.Size([3, 1, 8, 8]), True)
-    """
-    n = u0.shape[0]
-    if cfg.aug_gamma > 0:
-        gamma = torch.exp((2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * cfg.aug_gamma)
-        u0 = u0.clamp(min=0) ** gamma.to(u0.dtype).view(n, 1, 1, 1)
-    if cfg.aug_dihedral:
-        ks = torch.randint(8, (n,), generator=g).tolist()
-        u0 = torch.stack([_dihedral(x, k) for x, k in zip(u0, ks)])
-    if cfg.aug_scale > 0:
-        factor = 1 + (2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * cfg.aug_scale
-        u0 = u0 * factor.to(u0.dtype).view(n, 1, 1, 1)
-    return u0
-
-
-def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator, *,
-                 reuse: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
-
-    A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
-    rest are crops of ``images``; then :func:`augment`. Everything is drawn from ``g`` (the step
-    generator), in a fixed order. With ``reuse = R > 1`` (``cfg.ref_reuse``, whose
-    ``times_per_image`` is 1), the crops of a block of ``R`` steps: ``u0`` ``(B, 1, S, S)`` and
-    ``R`` times per crop, ``t`` ``(B, R)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.datasets import ImageSet
-    >>> from pdeflow.tvflownet.train import TrainConfig, sample_batch
-    >>> images = ImageSet(images=[torch.rand(1, 40, 40, generator=torch.Generator().manual_seed(0))], description={})
-    >>> u0, t = sample_batch(TrainConfig(crop="16", batch_size=4), images, torch.Generator().manual_seed(0))
-    >>> u0.shape, t.shape, bool((0 <= t).all() and (t < 1).all())
-    (torch.Size([4, 1, 16, 16]), torch.Size([4]), True)
-    """
-    k = cfg.times_per_image
-    size = crop_size(cfg, g)
-    n = cfg.batch_size // k
-    n_synthetic = round(cfg.synthetic * n)
-    parts = [images.crops(n - n_synthetic, size, g)] if n_synthetic < n else []
-    if n_synthetic:                          # no extra draws from g without synthetic images
-        parts.append(synthetic_images(n_synthetic, size, g, cfg.synthetic_kinds))
-    u0 = augment(torch.cat(parts), cfg, g).repeat_interleave(k, 0) * cfg.scale
-    t = torch.rand(cfg.batch_size * reuse, generator=g, dtype=torch.float64) ** cfg.t_power * cfg.t_max
-    if k > 1:
-        t[::k] = 0.0
-    t = t.to(u0.dtype)
-    return u0, (t.view(cfg.batch_size, reuse) if reuse > 1 else t)
-
-
-# --------------------------------------------------------------------------- losses
-
-
-def unsupervised_loss_fn(cfg: TrainConfig) -> TVFlowLoss:
-    """Eq. (12) with the config's weights and variant."""
-    make = TVFlowLoss.official if cfg.loss == "official" else TVFlowLoss
-    return make(tv_weight=cfg.a1, min_norm_weight=cfg.a2, ut_method=cfg.ut_method, t_max=cfg.t_max)
-
-
-@torch.no_grad()
-def reference_at_times(crops: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
-    """The reference TV flow of each of ``crops`` ``(N, 1, H, W)`` at its own times ``t`` ``(N, R)``,
-    all in one call of :func:`~pdeflow.tv.tv_flow` (it lands a step on every time of the batch).
-
-    Returns ``(u_ref,)`` or, if ``dual``, ``(u_ref, u_t,ref, p_ref)``, each ``(N, R, C, H, W)``.
-    """
-    times = sorted(set(t.flatten().tolist()))
-    out = tv_flow(crops, times, dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter,
-                  return_ut=dual, return_dual=dual, scheme="euler")  # the paper's implicit Euler reference
-    out = out if dual else (out,)                         # each (K, N, C, H, W)
-    index = {s: i for i, s in enumerate(times)}
-    ti = torch.tensor([[index[s] for s in row] for row in t.tolist()], device=crops.device)
-    ii = torch.arange(crops.shape[0], device=crops.device)[:, None].expand_as(ti)
-    return tuple(x[ti, ii] for x in out)
-
-
-def supervised_reference(u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, dual: bool = False):
-    """The reference TV flow of each crop of ``u0`` at its own time ``t[i]``.
-
-    Returns ``u_ref`` ``(B, 1, H, W)`` and, if ``dual``, ``(u_t,ref, p_ref)``.
-    Crops repeated by ``times_per_image`` are evolved once.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet.train import TrainConfig, supervised_reference
-    >>> u0 = 5 * torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    >>> u_ref = supervised_reference(u0, torch.tensor([0.0, 0.1]), TrainConfig())
-    >>> u_ref.shape, torch.allclose(u_ref[0], u0[0]), torch.allclose(u_ref.mean((1, 2, 3)), u0.mean((1, 2, 3)))
-    (torch.Size([2, 1, 8, 8]), True, True)
-    """
-    k = cfg.times_per_image
-    out = tuple(x.flatten(0, 1) for x in reference_at_times(u0[::k], t.view(-1, k), cfg, dual=dual))
-    return out if dual else out[0]
-
-
-def reused_reference_batch(cfg: TrainConfig, images: datasets.ImageSet, step: int, rank: int, block: dict | None,
-                           *, dual: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | tuple, dict]:
-    """Step ``step``'s batch under ``ref_reuse = R``: ``(u0, t, reference, block)``.
-
-    Steps ``bR ... bR + R - 1`` form block ``b``. Its ``B`` crops, each at ``R`` times, are drawn
-    from the generator of step ``bR`` (:func:`sample_batch`), their reference is solved in one call
-    (:func:`reference_at_times`), and its ``B R`` crop-time pairs, in an order drawn from the same
-    generator, are its steps' batches, ``B`` each. ``block`` is the block last built (``None`` at
-    first): it is reused within a block and rebuilt after, so a run resumed inside a block sees the
-    batches the killed run would have. ``reference`` is ``supervised_reference``'s.
-    """
-    reuse, first = cfg.ref_reuse, step - step % cfg.ref_reuse
-    if block is None or block["first"] != first:
-        g = step_generator(cfg.seed, first, rank)
-        crops, t = sample_batch(cfg, images, g, reuse=reuse)
-        block = {"first": first, "crops": crops, "t": t, "ref": reference_at_times(crops, t, cfg, dual=dual),
-                 "order": torch.randperm(crops.shape[0] * reuse, generator=g)}
-    pairs = block["order"][(step - first) * cfg.batch_size:(step - first + 1) * cfg.batch_size]
-    i, r = pairs // reuse, pairs % reuse
-    ref = tuple(x[i, r] for x in block["ref"])
-    return block["crops"][i], block["t"][i, r], ref if dual else ref[0], block
-
+# The run's configuration (_train_config), its batches (_train_data) and its losses (_train_loss) live in
+# modules of their own; this one is the loop, its validation and its export.
 
 def step_batch(cfg: TrainConfig, images: datasets.ImageSet, step: int, rank: int, block: dict | None, *,
                supervised: bool):
@@ -634,43 +193,6 @@ def step_batch(cfg: TrainConfig, images: datasets.ImageSet, step: int, rank: int
     if supervised and cfg.ref_reuse > 1:
         return reused_reference_batch(cfg, images, step, rank, block, dual=cfg.phi_weight > 0)
     return (*sample_batch(cfg, images, step_generator(cfg.seed, step, rank)), None, block)
-
-
-def supervised_loss(model, u0: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, *, reference=None):
-    """``mean (u - u_ref)^2`` (+ the optional phi term); ``(total, {name: float})``.
-
-    ``reference``: ``supervised_reference(u0, t, cfg, dual=phi_weight > 0)`` when already known.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.tvflownet import SemiResNet
-    >>> from pdeflow.tvflownet.train import TrainConfig, supervised_loss
-    >>> _ = torch.manual_seed(0)
-    >>> u0 = 5 * torch.rand(2, 1, 8, 8)
-    >>> total, logs = supervised_loss(SemiResNet(width=4, depth=3), u0, torch.tensor([0.05, 0.1]), TrainConfig())
-    >>> total.requires_grad, sorted(logs)
-    (True, ['sup_u'])
-    """
-    want_phi = cfg.phi_weight > 0
-    ref = reference if reference is not None else supervised_reference(u0, t, cfg, dual=want_phi)
-    u, phi = model(u0, t)
-    if not want_phi:
-        loss_u = torch.mean((u - ref) ** 2)
-        return loss_u, {"sup_u": float(loss_u.detach())}
-    u_ref, ut_ref, p_ref = ref
-    loss_u = torch.mean((u - u_ref) ** 2)
-    if cfg.phi_target == "div":
-        loss_phi = torch.mean((ops.div(phi) - ut_ref) ** 2)
-    else:
-        loss_phi = torch.mean(((phi - p_ref) ** 2).sum(-3))
-    total = loss_u + cfg.phi_weight * loss_phi
-    return total, {"sup_u": float(loss_u.detach()), "sup_phi": float(loss_phi.detach())}
-
-
-def supervised_steps(cfg: TrainConfig) -> int:
-    """Number of leading steps trained supervised."""
-    return {"unsupervised": 0, "supervised": cfg.steps, "hybrid": round(cfg.hybrid_fraction * cfg.steps)}[cfg.mode]
 
 
 def average_gradients(net: torch.nn.Module) -> None:

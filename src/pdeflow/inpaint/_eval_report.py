@@ -1,0 +1,301 @@
+"""The report of Peter (2022)'s evaluation (:mod:`pdeflow.inpaint.evaluation`): the paper's numbers, the
+tables beside them, the figure; and the errors and figure of one inpainting result (the ``mask`` and
+``inpaint`` commands')."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from ..metrics import mae as mae_metric
+from ..metrics import mse as mse_metric
+from ..metrics import psnr, ssim
+from ..reporting import Report, format_mean_std
+
+LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
+          "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
+          "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
+          "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter",
+          "learned-residual-raw": "learned + residual inpainter, uncalibrated",
+          "joint": "joint mask + residual (fine-tuned together)",
+          "joint-refine": "joint mask+refine + residual"}
+
+#: Peter (2022)'s numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
+#: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
+PAPER = {
+    "psnr": {"random-wgan": {0.05: 18.85, 0.1: 20.78, 0.2: 22.95}, "maskgan": {0.05: 21.66, 0.1: 23.63, 0.2: 25.36}},
+    "mae255": {"ps": {0.05: 13.98, 0.1: 9.08, 0.2: 5.19}, "ps-nlpe": {0.05: 10.98, 0.1: 7.51, 0.2: 4.31},
+               "maskgan": {0.05: 11.19, 0.1: 8.87, 0.2: 6.70}},
+    "ssim": {"ps": {0.05: 0.69, 0.1: 0.80, 0.2: 0.90}, "ps-nlpe": {0.05: 0.70, 0.1: 0.81, 0.2: 0.91},
+             "maskgan": {0.05: 0.71, 0.1: 0.79, 0.2: 0.85}},
+    "mask_s": {"ps": {0.05: 58.84, 0.1: 33.89, 0.2: 18.86}, "ps-nlpe": {0.05: 251.28, 0.1: 340.61, 0.2: 389.34},
+               "maskgan": {0.05: 0.93, 0.1: 0.93, 0.2: 0.93}},
+}
+
+
+def _refine_line(refine) -> str:
+    """The report's sentence on the ``*-refine`` rows' setting (results.json ``settings.refine``)."""
+    if not refine:
+        return ""
+    def one(v):
+        return f"{v.get('shifts', 1)} x {v.get('rounds', 0)}" + (f" ({v['metric']})" if "metric" in v else "")
+
+    if all(isinstance(v, dict) for v in refine.values()):
+        per = "; ".join(f"{float(d):g}: {one(v)}" for d, v in refine.items())
+    else:
+        per = one(refine)
+    return (f" Refinement (tile shifts x exchange rounds, per density; the error minimised is the mask network's "
+            f"loss unless named): {per}.")
+
+
+def _fmt(cell: dict | None, key: str, digits: int) -> str:
+    if cell is None:
+        return "--"
+    v = cell[key]
+    return format_mean_std(v["mean"], v["std"], v.get("n"), digits)
+
+
+def _paper(key: str, m: str, d: float, digits: int) -> str:
+    v = PAPER.get(key, {}).get(m, {}).get(d)
+    return "--" if v is None else f"{v:.{digits}f}"
+
+
+def report_markdown(results: dict) -> str:
+    """The report as markdown (tables 2-4 of Peter (2022) beside this run's numbers)."""
+    s = results["settings"]
+    dens = s["densities"]
+    summ = results["summary"]
+    cell = lambda m, d: summ.get(m, {}).get(str(d))  # noqa: E731
+    lines = ["# Sparse inpainting: Tables 2-4 of Peter (2022) on held-out photos", "",
+             f"{s['n_images']} crops of {s['size']}x{s['size']} px ({'grey' if s['channels'] == 1 else 'colour'}) "
+             f"from {'the built-in TEST photos' if s['image_dir'] is None else s['image_dir']} "
+             f"({', '.join(sorted(set(s['images'])))}), seed {s['seed']}. Mean ± std over images. "
+             f"Torch {s['torch']}, {s['torch_threads']} thread(s), CPU {s['cpu']}.",
+             f"PS p={s['ps']['p']}, q={s['ps']['q']}; NLPE {s['nlpe']['cycles']} cycles of |mask| exchanges, "
+             f"{s['nlpe']['candidates']} candidates; both minimise the {s['ps']['metric'].upper()}; diffusion solved "
+             f"to relative residual {s['tol']:g}." + _refine_line(s.get("refine")), ""]
+    if results["notes"]:
+        lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    lines += ["## PSNR in dB (Table 2; the paper: ImageNet 64x64)", "",
+              "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " | paper WGAN random | paper MG |",
+              "|---" * (len(results["methods"]) + 3) + "|"]
+    for d in dens:
+        lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "psnr", 2) for m in results["methods"])
+                     + f" | {_paper('psnr', 'random-wgan', d, 2)} | {_paper('psnr', 'maskgan', d, 2)} |")
+    for key, title, digits in (("mae255", "MAE on the 0-255 scale (Table 3a; the paper: BSDS500)", 2),
+                               ("ssim", "SSIM (Table 3b)", 3)):
+        lines += ["", f"## {title}", "",
+                  "| density | " + " | ".join(LABELS[m] for m in results["methods"])
+                  + " | paper PS | paper PS+NLPE | paper MG |", "|---" * (len(results["methods"]) + 4) + "|"]
+        for d in dens:
+            lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), key, digits) for m in results["methods"])
+                         + f" | {_paper(key, 'ps', d, digits)} | {_paper(key, 'ps-nlpe', d, digits)}"
+                         f" | {_paper(key, 'maskgan', d, digits)} |")
+    lines += ["", "## Density reached", "",
+              "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " |",
+              "|---" * (len(results["methods"]) + 1) + "|"]
+    for d in dens:
+        lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "density", 4) for m in results["methods"]) + " |")
+    timed = [m for m in ("ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned", "learned-refine")
+             if m in results["methods"]]
+    lines += ["", "## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
+              "| density | " + " | ".join(LABELS[m] for m in timed) + " | PS / MG | PS+NLPE / MG | paper PS | "
+              "paper PS+NLPE | paper MG (CPU) |", "|---" * (len(timed) + 6) + "|"]
+    for d in dens:
+        mg = cell("maskgan", d)
+        ratio = lambda m: (f"{cell(m, d)['mask_s']['mean'] / mg['mask_s']['mean']:.0f}x"  # noqa: E731
+                           if mg is not None and cell(m, d) is not None else "--")
+        lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "mask_s", 3) for m in timed)
+                     + f" | {ratio('ps')} | {ratio('ps-nlpe')} | {_paper('mask_s', 'ps', d, 2)} | "
+                     f"{_paper('mask_s', 'ps-nlpe', d, 2)} | {_paper('mask_s', 'maskgan', d, 2)} |")
+    cpu = [m for m in results["methods"] if any("mask_cpu_s" in (cell(m, d) or {}) for d in dens)]
+    if cpu:
+        ps_ref = "ps" if any("mask_cpu_s" in (cell("ps", d) or {}) for d in dens) else None
+        lines += ["", "## CPU milliseconds per mask (one image at a time, one thread)", "",
+                  "Wall time on a loaded shared machine overstates these; CPU time is what the computation costs."
+                  + (" Ratio: PS's CPU seconds per mask over this CPU time (both measured in this run)." if ps_ref
+                     else ""), "",
+                  "| density | " + " | ".join(LABELS[m] + (" (PS / it)" if ps_ref else "") for m in cpu) + " |",
+                  "|---" * (len(cpu) + 1) + "|"]
+        for d in dens:
+            row = []
+            for m in cpu:
+                c = cell(m, d)
+                if c is None or "mask_cpu_s" not in c:
+                    row.append("--")
+                    continue
+                ms = 1000 * c["mask_cpu_s"]["mean"]
+                ps = cell("ps", d) if ps_ref else None
+                ratio = (f" ({ps['mask_cpu_s']['mean'] / c['mask_cpu_s']['mean']:.0f}x)"
+                         if ps is not None and "mask_cpu_s" in ps and m != "ps" else "")
+                row.append(f"{ms:.0f}{ratio}")
+            lines.append(f"| {d:g} | " + " | ".join(row) + " |")
+    if results["models"]:
+        lines += ["", "## Models", ""]
+        for name, info in results["models"].items():
+            lines.append(f"- {name}: {json.dumps(info.get('config'))}, {info.get('steps')} steps, "
+                         f"{info.get('wall_time_s')} s of training, created {info.get('created')}")
+    lines += ["", "Inpainting times (seconds per image) and per-image values are in results.json; "
+              f"the figure shows image {s['figure_image']} ({s['images'][s['figure_image']]}), the crop with "
+              "the largest standard deviation.", ""]
+    return "\n".join(lines)
+
+
+def figure(results: dict):
+    """The shown crop (``settings["figure_image"]``): per density a row of masks (known
+    pixels white), a row of inpaintings and a row of zoomed crops of the inpaintings: the window
+    of a quarter of the side where the inpaintings err most (outlined on the original), every
+    crop with one contrast stretch (1-99 % of the values there), stated in the panel titles.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.evaluation import evaluate, figure
+    >>> fig = figure(evaluate((0.1,), n_images=1, size=16, methods=("analytic",)))
+    >>> len(fig.axes)                                    # original + one method, three rows per density
+    6
+    """
+    from .. import viz
+    ex = results["_examples"]
+    methods = [m for m in results["methods"] if any((m, d) in ex for d in results["settings"]["densities"])]
+    dens = results["settings"]["densities"]
+    f0 = results["_shown"]
+    ncols = len(methods) + 1
+    win = viz.zoom_window(sum(((u - f0).abs() for _, u in ex.values()), torch.zeros_like(f0)),
+                          max(4, min(f0.shape[-2:]) // 4))
+    zoom = min(f0.shape[-2:]) / win[2]
+    lo, hi = viz.robust_range(torch.cat([viz.crop(f0, win)] + [viz.crop(u, win) for _, u in ex.values()]))
+    zlabel = f"zoom x{zoom:.3g}, {viz.stretch_label(lo, hi)}"
+    fig = viz.figure(2.2 * ncols, 2.3 * 3 * len(dens) + 0.5)
+    axes = fig.subplots(3 * len(dens), ncols, squeeze=False)
+    for r, d in enumerate(dens):
+        viz.show_image(axes[3 * r, 0], f0, "original")
+        viz.mark_window(axes[3 * r, 0], win)
+        axes[3 * r + 1, 0].set_axis_off()
+        viz.show_image(axes[3 * r + 2, 0], viz.stretch(viz.crop(f0, win), lo, hi), f"original,\n{zlabel}")
+        for c, m in enumerate(methods, start=1):
+            if (m, d) not in ex:
+                for k in range(3):
+                    axes[3 * r + k, c].set_axis_off()
+                continue
+            mask, u = ex[(m, d)]
+            mark = torch.where(mask.bool().expand_as(f0), torch.ones_like(f0), 0.5 * f0)
+            viz.show_image(axes[3 * r, c], mark, f"{LABELS[m]}, mask {float(mask.mean()):.3f}")
+            err = 255 * float((u - f0).abs().mean())
+            viz.show_image(axes[3 * r + 1, c], u, f"inpainted, MAE {err:.1f}")
+            viz.show_image(axes[3 * r + 2, c], viz.stretch(viz.crop(u, win), lo, hi), f"inpainted,\n{zlabel}")
+    for ax in axes[2::3].ravel():
+        ax.title.set_fontsize(7)
+    fig.suptitle("known pixels white over the dimmed image; inpainting below; then the outlined window (where "
+                 f"the inpaintings err most) zoomed x{zoom:.3g}, contrast-stretched [{lo:.2f}, {hi:.2f}] to "
+                 "black-white (densities " + ", ".join(f"{d:g}" for d in dens) + ")", fontsize=10, wrap=True)
+    return fig
+
+
+def report(results: dict) -> Report:
+    """``report.md``, ``results.json`` and ``inpainting.png`` of :func:`evaluate`'s results, as a
+    :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``: all files or none).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pdeflow.inpaint.evaluation import evaluate, report
+    >>> rep = report(evaluate((0.1,), n_images=1, size=16, methods=("analytic",)))
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     _ = rep.write(out)                           # the paths written
+    ...     print(sorted(os.listdir(out)))
+    ['inpainting.png', 'report.md', 'results.json']
+    """
+    rep = Report()
+    rep.add_text("report.md", report_markdown(results))
+    rep.add_json("results.json", {k: v for k, v in results.items() if not k.startswith("_")})
+    rep.add_figure("inpainting.png", figure(results))
+    return rep
+
+
+# --------------------------------------------------------------------------- one result
+
+
+def result_errors(f: torch.Tensor, u: torch.Tensor) -> dict:
+    """MSE, PSNR, MAE and SSIM of one inpainting ``u`` (clipped to [0, 1]) against ``f``, on [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.evaluation import result_errors
+    >>> e = result_errors(torch.zeros(1, 16, 16), torch.full((1, 16, 16), 0.5))
+    >>> e["mse"], e["mae"]
+    (0.25, 0.5)
+    """
+    f64, u64 = f.double().cpu(), u.double().cpu().clamp(0, 1)
+    return {"mse": float(mse_metric(f64, u64)), "psnr": float(psnr(f64, u64, data_range=1.0)),
+            "mae": float(mae_metric(f64, u64)), "ssim": float(ssim(f64, u64, data_range=1.0))}
+
+
+def errors_text(e: dict) -> str:
+    """:func:`result_errors` as one line of text.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.evaluation import errors_text
+    >>> errors_text({"mse": 0.25, "psnr": 6.02, "mae": 0.5, "ssim": 0.1})
+    'MSE 0.25, PSNR 6.02 dB, MAE 0.5000, SSIM 0.1000'
+    """
+    return f"MSE {e['mse']:.3g}, PSNR {e['psnr']:.2f} dB, MAE {e['mae']:.4f}, SSIM {e['ssim']:.4f}"
+
+
+def marked(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RGB (3, H, W): the image at half brightness with the known pixels in red.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.evaluation import marked
+    >>> marked(torch.ones(1, 2, 2), torch.eye(2)[None])[:, 0, 1].tolist()
+    [0.5, 0.5, 0.5]
+    """
+    rgb = 0.5 * (f.expand(3, *f.shape[-2:]) if f.shape[0] == 1 else f).clamp(0, 1)
+    red = torch.tensor([1.0, 0.1, 0.1], dtype=rgb.dtype).view(3, 1, 1).expand_as(rgb)
+    return torch.where(mask.bool(), red, rgb)
+
+
+def result_figure(f, mask, u, title: str):
+    """Input, mask, known pixels, inpainting and error; below, a zoomed crop (a quarter of the
+    side, where the error is largest, outlined above) of the input and the inpainting, with one
+    contrast stretch (1-99 % of their values there, stated in the titles), and of the error
+    (what ``pdeflow mask`` and ``pdeflow inpaint`` write).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import diffuse, random_mask
+    >>> from pdeflow.inpaint.evaluation import result_figure
+    >>> f = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> m = random_mask((1, 16, 16), 0.2, generator=1)
+    >>> fig = result_figure(f, m, diffuse(f, m), "example")
+    >>> len(fig.subfigs)
+    2
+    """
+    from .. import viz
+    panels = [(f, "input"), (mask.expand(1, *mask.shape[-2:]).float(), "mask (white = known)"),
+              (marked(f, mask), "known pixels (red)"), (u.clamp(0, 1), "inpainted")]
+    err = (u - f).abs().amax(0, keepdim=True)
+    scale = float(err.max())
+    panels.append(((err / scale) if scale > 0 else err, f"|error| (white = {scale:.3g})"))
+    win = viz.zoom_window(err[0], max(8, min(f.shape[-2:]) // 4))
+    zoom = min(f.shape[-2:]) / win[2]
+    lo, hi = viz.robust_range(torch.cat([viz.crop(f, win), viz.crop(u, win)]))
+    zerr = viz.crop(err, win)
+    zscale = float(zerr.max())
+    zoomed = [(viz.stretch(viz.crop(f, win), lo, hi), f"input, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
+              (viz.stretch(viz.crop(u, win), lo, hi), f"inpainted, zoom x{zoom:.3g}\n{viz.stretch_label(lo, hi)}"),
+              ((zerr / zscale) if zscale > 0 else zerr, f"|error|, zoom x{zoom:.3g}\n(white = {zscale:.3g})")]
+    fig = viz.figure(2.7 * len(panels), 6.9)
+    top, bottom = fig.subfigures(2, 1)
+    axes = viz.image_grid(top, panels, len(panels))
+    for ax in (axes[0], axes[3]):
+        viz.mark_window(ax, win)
+    viz.image_grid(bottom, zoomed, len(panels))
+    fig.suptitle(title, fontsize=9)
+    bottom.suptitle("the outlined window, zoomed; input and inpainting contrast-stretched alike "
+                    "(their 1-99 % range there to black-white)", fontsize=8)
+    return fig

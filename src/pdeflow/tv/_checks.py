@@ -1,0 +1,105 @@
+"""Checks of the inputs of the TV solvers, and their convergence warning (shared by :func:`~pdeflow.tv.rof`,
+:func:`~pdeflow.tv.tv_flow` and :func:`~pdeflow.tv.spectral_tv`)."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from ..errors import UserInputError
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """A solve stopped above its tolerance (at its iteration cap, or at its dtype's round-off floor).
+    Raised as a warning (never an error) by :func:`rof`, :func:`~pdeflow.tv.tv_flow` and
+    :func:`~pdeflow.tv.spectral_tv` when a solve stops above its tolerance: at its iteration
+    cap, or at the round-off floor of its dtype.
+
+    Examples
+    --------
+    >>> import warnings, torch
+    >>> from pdeflow.tv import ConvergenceWarning, rof
+    >>> f = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4, dtype=torch.float64)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = rof(f, 0.25, tol=1e-12, max_iter=2, check_every=1)
+    >>> caught[0].category is ConvergenceWarning
+    True
+"""
+
+
+def as_image(f, name: str = "f") -> torch.Tensor:
+    """``f`` as a tensor: a NumPy array or a (nested) list of numbers is converted (its own float dtype,
+    integers as float64); anything else raises UserInputError naming ``name``."""
+    if isinstance(f, torch.Tensor):
+        return f
+    try:
+        t = torch.as_tensor(f)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserInputError(f"{name} must be a torch.Tensor, a NumPy array or a list of numbers, "
+                             f"got {type(f).__name__} ({exc})") from None
+    return t if t.is_floating_point() else t.double()
+
+
+def check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
+    if not isinstance(f, torch.Tensor):
+        raise UserInputError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
+    if ndim == 3 and f.dim() not in (3, 4, 5):
+        raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
+                             f"got {tuple(f.shape)}")
+    if ndim == 2 and f.dim() not in (2, 3, 4):
+        raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
+    if not f.is_floating_point():
+        raise UserInputError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
+    if f.numel() == 0:
+        raise UserInputError(f"{name} must be a non-empty image batch (B, C, H >= 1, W >= 1 all > 0), "
+                             f"got shape {tuple(f.shape)}")
+    if f.device.type == "meta":
+        raise UserInputError(f"{name} is on the 'meta' device, which holds no values; pass a tensor on a "
+                             "real device (cpu, cuda, ...)")
+    if not bool(torch.isfinite(f).all()):
+        raise UserInputError(f"{name} contains NaN or inf values")
+
+
+def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
+    """A float or (B,) tensor as a (B, 1, 1, 1) tensor, checked to be finite and >= 0."""
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            raise UserInputError(f"{name} is on the 'meta' device, which holds no values")
+        value = value.detach()
+    try:
+        v = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise UserInputError(f"{name} must be a float or a tensor of shape ({batch},), got {value!r}") from None
+    if v.dim() == 0:
+        v = v.expand(batch)
+    if v.shape != (batch,):
+        raise UserInputError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+        got = v.tolist() if batch <= 8 else "values out of range"
+        raise UserInputError(f"{name} must be finite and >= 0, got {got}")
+    return v.reshape(batch, 1, 1, 1).clone()
+
+
+def check_tol(tol, dtype: torch.dtype, who: str) -> None:
+    """Say up front (one :class:`ConvergenceWarning`) when a relative gap ``tol`` is below what ``dtype``
+    can resolve: a few units of its round-off (the gap of a float32 iterate is re-evaluated in float64,
+    but the iterate itself carries float32 round-off)."""
+    if isinstance(tol, (int, float)) and 0 < tol < 4 * torch.finfo(dtype).eps:
+        warnings.warn(f"{who}: tol={tol:g} is below the round-off of {dtype} (eps {torch.finfo(dtype).eps:.2g}); "
+                      f"the solve will stop at its round-off floor above tol (solve in float64 for tighter gaps)",
+                      ConvergenceWarning, stacklevel=4)
+
+
+def short_message(who: str, n: int, total: int, what: str, gap: float, tol: float, max_iter: int,
+                   dtype: torch.dtype, at_max_iter: int | None = None) -> str:
+    hint = "" if dtype == torch.float64 else ", or solve in float64 (lower precisions may not resolve such gaps)"
+    at_max_iter = n if at_max_iter is None else at_max_iter
+    if at_max_iter == n:
+        where = f"stopped at max_iter={max_iter}"
+    elif at_max_iter == 0:
+        where = f"stopped at the round-off floor of {dtype}"
+    else:
+        where = f"stopped at max_iter={max_iter} ({at_max_iter}) or at the round-off floor of {dtype}"
+    return (f"{who}: {n} of {total} {what} {where} short of tol={tol:g} "
+            f"(largest relative duality gap reached: {gap:.2g}); raise max_iter or tol{hint}")

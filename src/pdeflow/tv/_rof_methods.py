@@ -1,0 +1,412 @@
+"""The ROF solvers, one iteration at a time: Chambolle's projection, FGP, PDHG and ADMM on the 2-D unit
+grid (fused in-place kernels), and Chambolle, FGP and PDHG on any :class:`~pdeflow.tv._grid.Grid`; the
+duality gap they stop on.  :func:`pdeflow.tv.rof` drives them (batching and stopping).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..ops import batch_sum, div, grad, gradient_norm
+from ._grid import PLAIN, Grid
+
+
+def project(p: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Project a dual field ``(B, C, 2, H, W)`` onto the unit ball, pointwise."""
+    n = gradient_norm(p, channelwise=channelwise).unsqueeze(-3)  # (B, C|1, 1, H, W)
+    return p / torch.clamp(n, min=1.0)
+
+
+def gap_and_primal(f, u, p, lam, channelwise, grid: Grid = PLAIN):
+    """:func:`duality_gap` without its checks (the solvers' own calls); on ``grid`` (fields
+    ``(B, C, K, *spatial)``) where it is not the 2-D unit grid.  Unweighted sums: the voxel volume
+    multiplies both terms of the energy and cancels in the relative gap."""
+    if grid.plain:
+        g = grad(u)
+        gn = gradient_norm(g, channelwise=channelwise)
+        align = (g * p).sum(-3)
+        if not channelwise:
+            align = align.sum(-3, keepdim=True)
+    else:
+        g = grid.grad(u)
+        gn = grid.norm(g, channelwise)
+        align = (g * p).sum(2, keepdim=True)
+        if not channelwise:
+            align = align.sum(1, keepdim=True)
+        gn, align = gn.squeeze(2), align.squeeze(2)
+    div_p = div(p) if grid.plain else grid.div(p)
+    lam_b = lam.reshape(-1).double()
+    tv_u = batch_sum(gn).double()
+    slack = batch_sum(gn - align).double().clamp_min(0.0)
+    resid = batch_sum((u - f - lam * div_p) ** 2).double()
+    fidelity = batch_sum((u - f) ** 2).double()
+    gap = 0.5 * resid + lam_b * slack
+    primal = 0.5 * fidelity + lam_b * tv_u
+    return gap, primal
+
+
+# --------------------------------------------------------------------------- kernels
+# The dual methods keep their fields in a fixed layout: p[:, :, 0] is zero in the last
+# row and p[:, :, 1] in the last column (the entries div never reads), so that div and
+# grad are a handful of in-place slice operations on preallocated buffers.  Per
+# iteration this halves the work of the plain ops.grad/ops.div composition, which
+# allocates a fresh tensor for every intermediate.
+
+
+def _new(x: torch.Tensor, zero: bool = False) -> torch.Tensor:
+    """A contiguous buffer of the shape, dtype and device of ``x``."""
+    return (torch.zeros if zero else torch.empty)(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _zero_unused(p: torch.Tensor) -> torch.Tensor:
+    """Zero the entries of a dual field that ``div`` ignores (in place)."""
+    p[:, :, 0, -1, :] = 0
+    p[:, :, 1, :, -1] = 0
+    return p
+
+
+def _div_into(p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``div(p)`` into ``out`` for a field with zero unused entries (see above).
+
+    Works on each image as a flat vector of ``H * W`` pixels, where the neighbour
+    below is ``W`` entries on and the one to the right is the next entry: contiguous
+    slices, about twice as fast as 2-D slicing.  The wrap-around terms read the
+    zero unused entries of ``p``.
+    """
+    B, C, _, H, W = p.shape
+    pf = p.reshape(B * C, 2, H * W)
+    of = out.reshape(B * C, H * W)
+    torch.add(pf[:, 0], pf[:, 1], out=of)
+    of[:, W:] -= pf[:, 0, :-W]
+    of[:, 1:] -= pf[:, 1, :-1]
+    return out
+
+
+def _grad_into(u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``grad(u)`` into ``out``, whose unused entries must already be zero."""
+    B, C, H, W = u.shape
+    uf = u.reshape(B * C, H * W)
+    gf = out.reshape(B * C, 2, H * W)
+    torch.sub(uf[:, W:], uf[:, :-W], out=gf[:, 0, :-W])
+    torch.sub(uf[:, 1:], uf[:, :-1], out=gf[:, 1, :-1])
+    out[:, :, 1, :, -1] = 0  # the flat difference wrapped around the row ends
+    return out
+
+
+def _sqnorm_into(z: torch.Tensor, out: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Pointwise squared norm of a field ``(B, C, 2, H, W)`` as ``(B, C|1, 1, H, W)``."""
+    if channelwise or z.shape[1] == 1:
+        torch.mul(z[:, :, 0:1], z[:, :, 0:1], out=out)
+        return out.addcmul_(z[:, :, 1:2], z[:, :, 1:2])
+    return (z * z).sum((1, 2), keepdim=True)
+
+
+def _norm_into(z: torch.Tensor, out: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Pointwise norm of a field ``(B, C, 2, H, W)`` as ``(B, C|1, 1, H, W)``."""
+    return _sqnorm_into(z, out, channelwise).sqrt_()
+
+
+def _project_(z: torch.Tensor, buf: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """Project a field onto ``|z| <= 1`` pointwise, in place."""
+    return z.mul_(_sqnorm_into(z, buf, channelwise).clamp_min_(1.0).rsqrt_())
+
+
+def _norm_buffer(f: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    B, C, H, W = f.shape
+    return f.new_empty(B, C if channelwise else 1, 1, H, W)
+
+
+def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image inner product of two contiguous batched tensors, shape (B,)."""
+    B = a.shape[0]
+    return torch.linalg.vecdot(a.reshape(B, -1), b.reshape(B, -1))
+
+
+def _dual_gap(s, f, lam, channelwise):
+    """(u, p, gap, primal) for the dual methods, where ``u = f + lam div p`` exactly.
+
+    Same quantities as :func:`duality_gap` (its residual term is zero here), on the
+    state's buffers: the gap is ``lam * sum(|grad u| - <grad u, p>)``, a sum of
+    non-negative terms, and the fidelity is ``lam^2 ||div p||^2``.
+    """
+    p = s["p"]
+    d = _div_into(p, _new(f))
+    u = torch.addcmul(f, lam, d)
+    if "gf" in s:
+        # grad u = lam (8 gf + grad div p) with gf = grad(f) / (8 lam) formed in float64:
+        # no cancellation between f and lam div p, so the gap is accurate to round-off
+        # of grad u rather than of |f| (what lets float32 resolve small gaps).
+        g = _grad_into(d, s["z"]).add_(s["gf"], alpha=8.0).mul_(lam.unsqueeze(-1))
+    else:
+        g = _grad_into(u, s["z"])  # z is free between steps and keeps zero unused entries
+    gn = _norm_into(g, s["n"], channelwise)
+    if channelwise or f.shape[1] == 1:
+        align = torch.mul(g[:, :, 0:1], p[:, :, 0:1])
+        align.addcmul_(g[:, :, 1:2], p[:, :, 1:2])
+    else:
+        align = (g * p).sum((1, 2), keepdim=True)
+    tv_u, slack = batch_sum(gn), batch_sum(torch.sub(gn, align, out=align))
+    return (u, p) + _gap_and_bound(s, f, lam, tv_u, slack, bdot(d, d))
+
+
+def gap_terms(lam, tv_u, slack, div_sq, af, C: int, N: int, r: float):
+    """``(gap, primal, bound)`` per image from the float64 sums ``TV(u)``, ``sum(|grad u| - <grad u, p>)``
+    and ``||div p||^2`` of a dual iterate of ``C`` channels of ``N`` pixels, each ``(B,)``; ``bound``
+    bounds the round-off (unit roundoff ``r``) of the gap as evaluated with ``gf`` (FGP: ``grad u = lam
+    (8 gf + grad div p)``; ``af`` the l1 norm of ``grad f``), None without ``af``.
+
+    Plain arithmetic, so that it runs on NumPy arrays (:func:`_gap_and_bound`) and on tensors inside
+    the compiled gap kernel alike.
+    """
+    gap = lam * (slack + abs(slack)) * 0.5              # lam * max(slack, 0), exactly
+    primal = 0.5 * div_sq * lam * lam + lam * tv_u
+    if af is None:
+        return gap, primal, None
+    # Per pixel, g = lam (grad div p + 8 gf) is off by at most r (37 lam + |grad f| + 2 |g|): div p by 9 r
+    # (|p| <= 1), its differences by 26 r, gf by one rounding; |g| and <g, p> then add about
+    # (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed over pixels
+    # (|grad f| <= its l1 norm, af), plus the summation's own error:
+    bound = lam * r * (2.5 * af + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam) + 20.0 * r * gap
+    return gap, primal, bound
+
+
+def _gap_and_bound(s, f, lam, tv_u, slack, div_sq):
+    """:func:`gap_terms` of the eager dual methods' sums, as float64 tensors on ``f``'s device."""
+    # On B numbers per check: NumPy float64 on the host, about 5x less overhead than as many tiny torch ops.
+    host = [None if x is None else x.detach().reshape(-1).to("cpu", torch.float64).numpy()
+            for x in (lam, tv_u, slack, div_sq, s.get("af"))]
+    terms = gap_terms(*host, f.shape[1], f[0, 0].numel(), torch.finfo(f.dtype).eps / 2)
+    return tuple(None if x is None else torch.from_numpy(x).to(f.device) for x in terms)
+
+
+def generic_gap(extract):
+    def gap(s, f, lam, channelwise):
+        u, p = extract(s, f, lam, channelwise)
+        g, primal = gap_and_primal(f, u, p, lam, channelwise)
+        return u, p, g, primal, None
+
+    return gap
+
+
+# --------------------------------------------------------------------------- methods
+# Each method is (init, step, gap): init(f, lam, p0) -> state dict of per-image
+# tensors; step(state, f, lam) advances one iteration in place; gap(state, f, lam)
+# -> (u, p, gap, primal) with p feasible.  The driver (``pdeflow.tv.rof.solve``) handles
+# batching and stopping.
+
+
+def _chambolle_init(f, lam, p0, channelwise):
+    p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
+    return {"p": p, "fl": f / lam, "v": _new(f), "z": _new(p, zero=True), "n": _norm_buffer(f, channelwise)}
+
+
+def _chambolle_step(s, f, lam, channelwise, tau=0.25):
+    # Chambolle (2004) semi-implicit projection on min ||div p + f/lam||^2, |p| <= 1:
+    # p <- (p + tau g) / (1 + tau |g|) with g = grad(div p + f/lam).
+    p = s["p"]
+    v = _div_into(p, s["v"]).add_(s["fl"])
+    g = _grad_into(v, s["z"])
+    n = _norm_into(g, s["n"], channelwise)
+    p.add_(g, alpha=tau).div_(n.mul_(tau).add_(1.0))
+
+
+def k_pad(x, left: int, right: int, top: int, bottom: int):
+    """``x`` zero-padded on its last two axes (a pure function: the eager and the compiled FGP share it)."""
+    return torch.nn.functional.pad(x, (left, right, top, bottom))
+
+
+def k_fgp_data(f, lam):
+    """``(g0, g1, af)`` for FGP: the components of ``gf = grad(f) / (8 lam)`` (``(B, C, H, W)`` each in
+    ``f``'s dtype, zero where unused) and ``||grad f||_1`` per image (float64).  Pure, for the eager
+    and the compiled FGP alike.
+
+    ``gf`` is formed in float64: the step adds it to O(1) terms instead of differencing
+    ``f / (8 lam)``, whose round-off (eps |f| / lam) would set a float32 floor on the gap near
+    1e-5 instead of 1e-7.  ``af`` is for the round-off bound of the gap (:func:`gap_terms`).
+    """
+    fd, scale = f.double(), 8.0 * lam.double()
+    d0 = k_pad(fd[..., 1:, :] - fd[..., :-1, :], 0, 0, 0, 1)
+    d1 = k_pad(fd[..., :, 1:] - fd[..., :, :-1], 0, 1, 0, 0)
+    af = (d0.abs() + d1.abs()).flatten(1).sum(1)
+    return (d0 / scale).to(f.dtype), (d1 / scale).to(f.dtype), af
+
+
+def _fgp_init(f, lam, p0, channelwise):
+    p = _zero_unused(p0.clone(memory_format=torch.contiguous_format))
+    g0, g1, af = k_fgp_data(f, lam)
+    gf = torch.stack([g0, g1], 2)
+    return {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "gf": gf, "af": af,
+            "v": _new(f), "z": _new(p, zero=True), "d": _new(p),
+            "n": _norm_buffer(f, channelwise)}
+
+
+def _fgp_step(s, f, lam, channelwise):
+    # Beck & Teboulle (2009) fast gradient projection on the dual, step 1/(8 lam^2),
+    # with gradient-based adaptive restart (O'Donoghue & Candes 2015):
+    #   p_new = proj(q + grad(f + lam div q) / (8 lam)),  q <- p_new + beta (p_new - p).
+    p, q, z = s["p"], s["q"], s["z"]
+    v = _div_into(q, s["v"]).mul_(0.125)
+    _grad_into(v, z).add_(q).add_(s["gf"])  # q + grad(f + lam div q) / (8 lam)
+    _project_(z, s["n"], channelwise)  # z = p_new
+    step = torch.sub(z, p, out=s["d"])
+    # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.
+    uphill = (bdot(q.sub_(z), step) > 0).reshape(-1, 1, 1, 1)
+    t = s["t"]
+    t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
+    t_new = torch.where(uphill, torch.ones_like(t_new), t_new)
+    beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new).unsqueeze(-1)
+    torch.addcmul(z, beta, step, out=q)
+    s["p"], s["z"], s["t"] = z, p, t_new
+
+
+def _pdhg_init(f, lam, p0, channelwise):
+    u = f + lam * div(p0)
+    # tau0 * sigma0 * ||grad||^2 = 1 with ||grad||^2 <= 8; tau0 = 1 was the fastest of
+    # 0.01..4 on natural 64x64 crops with lam in {0.02, 0.1, 0.5}.
+    tau = torch.ones_like(lam)
+    return {"u": u, "ubar": u.clone(), "p": p0.clone(), "tau": tau}
+
+
+def _pdhg_step(s, f, lam, channelwise):
+    # Chambolle & Pock (2011) Algorithm 2 (strong convexity of the data term, gamma = 1),
+    # written for the scaled dual p = y / lam.
+    tau = s["tau"]
+    sigma = 1.0 / (8.0 * tau)
+    p = project(s["p"] + (sigma / lam).unsqueeze(-1) * grad(s["ubar"]), channelwise)
+    u_old = s["u"]
+    u = (u_old + tau * (lam * div(p) + f)) / (1.0 + tau)
+    theta = 1.0 / torch.sqrt(1.0 + 2.0 * tau)
+    s["ubar"] = u + theta * (u - u_old)
+    s["u"], s["p"], s["tau"] = u, p, theta * tau
+
+
+def _pdhg_extract(s, f, lam, channelwise):
+    return s["u"], s["p"]
+
+
+def _dct_matrix(n: int, dtype, device) -> torch.Tensor:
+    """Orthonormal DCT-II matrix; its rows diagonalise the 1-D Neumann Laplacian."""
+    k = torch.arange(n, dtype=torch.float64)
+    c = torch.cos(torch.pi * k[:, None] * (k[None, :] + 0.5) / n) * (2.0 / n) ** 0.5
+    c[0] /= 2.0**0.5
+    return c.to(dtype=dtype, device=device)
+
+
+def _admm_init(f, lam, p0, channelwise):
+    H, W = f.shape[-2:]
+    ch, cw = _dct_matrix(H, f.dtype, f.device), _dct_matrix(W, f.dtype, f.device)
+    eig_h = 2.0 - 2.0 * torch.cos(torch.pi * torch.arange(H, dtype=f.dtype, device=f.device) / H)
+    eig_w = 2.0 - 2.0 * torch.cos(torch.pi * torch.arange(W, dtype=f.dtype, device=f.device) / W)
+    # Penalty proportional to lam; 128 * lam was the fastest of 0.1..512 on natural crops.
+    rho = 128.0 * lam
+    u = f + lam * div(p0)
+    b = p0 * (lam / rho).unsqueeze(-1)
+    return {"u": u, "d": grad(u), "b": b, "rho": rho, "ch": ch, "cw": cw,
+            "eig": eig_h[:, None] + eig_w[None, :]}
+
+
+def _admm_step(s, f, lam, channelwise):
+    # Split Bregman / ADMM (Goldstein & Osher 2009) on d = grad u; the u-update
+    # (I - rho * laplacian) u = f - rho * div(d - b) is solved exactly by the DCT.
+    rho = s["rho"]
+    rhs = f - rho * div(s["d"] - s["b"])
+    ch, cw = s["ch"], s["cw"]
+    spec = ch @ rhs @ cw.T
+    u = ch.T @ (spec / (1.0 + rho * s["eig"])) @ cw
+    gb = grad(u) + s["b"]
+    n = gradient_norm(gb, channelwise=channelwise).unsqueeze(-3)
+    d = gb * torch.clamp(1.0 - (lam / rho).unsqueeze(-1) / torch.clamp(n, min=1e-30), min=0.0)
+    s["b"] = gb - d
+    s["u"], s["d"] = u, d
+
+
+def _admm_extract(s, f, lam, channelwise):
+    return s["u"], project(s["b"] * (s["rho"] / lam).unsqueeze(-1), channelwise)
+
+
+# --------------------------------------------------------------------------- any grid
+# The same methods on a :class:`~pdeflow.tv._grid.Grid` other than the 2-D unit one (volumes, spacing):
+# fields (B, C, K, *spatial), lam shaped (B, 1, ..., 1) like f, and every step size scaled by the bound
+# L = ||div||^2 <= 4 sum_k 1 / h_k^2 (8 on the 2-D unit grid, where these reduce to the methods above).
+
+
+def _bc(t: torch.Tensor) -> torch.Tensor:
+    """A per-image (B, 1, ..., 1) tensor shaped for a field (one more axis)."""
+    return t.unsqueeze(-1)
+
+
+def nd_gap(s, f, lam, channelwise):
+    grid = s["grid"]
+    p = s["p"]
+    u = s["u"] if "u" in s else f + lam * grid.div(p)
+    g, primal = gap_and_primal(f, u, p, lam, channelwise, grid)
+    return u, p, g, primal, None
+
+
+def _nd_chambolle_init(grid):
+    def init(f, lam, p0, channelwise):
+        return {"p": p0.clone(), "fl": f / lam, "grid": grid, "tau_nd": 2.0 / grid.lipschitz}
+    return init
+
+
+def _nd_chambolle_step(s, f, lam, channelwise):
+    # Chambolle (2004) with tau = 2 / L (1/4 on the 2-D unit grid, 1/(2 ndim) in scikit-image's n-D code).
+    grid, p, tau = s["grid"], s["p"], s["tau_nd"]
+    g = grid.grad(grid.div(p) + s["fl"])
+    p.add_(g, alpha=tau).div_(grid.norm(g, channelwise).mul_(tau).add_(1.0))
+
+
+def _nd_fgp_init(grid):
+    def init(f, lam, p0, channelwise):
+        L = grid.lipschitz
+        gf = (grid.grad(f.double()) / (L * _bc(lam.double()))).to(f.dtype)
+        return {"p": p0.clone(), "q": p0.clone(), "t": torch.ones_like(lam), "gf": gf, "grid": grid, "L": L}
+    return init
+
+
+def _nd_fgp_step(s, f, lam, channelwise):
+    # _fgp_step with the step 1 / (L lam^2): p_new = proj(q + grad(f + lam div q) / (L lam)).
+    grid, p, q = s["grid"], s["p"], s["q"]
+    z = grid.project(q + grid.grad(grid.div(q) / s["L"]) + s["gf"], channelwise)
+    step = z - p
+    uphill = (bdot(q - z, step) > 0).reshape(lam.shape)
+    t = s["t"]
+    t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
+    beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new)
+    s["q"], s["p"], s["t"] = z + _bc(beta) * step, z, t_new
+
+
+def _nd_pdhg_init(grid):
+    def init(f, lam, p0, channelwise):
+        u = f + lam * grid.div(p0)
+        return {"u": u, "ubar": u.clone(), "p": p0.clone(), "tau": torch.ones_like(lam), "grid": grid}
+    return init
+
+
+def _nd_pdhg_step(s, f, lam, channelwise):
+    # _pdhg_step with tau * sigma * L = 1.
+    grid, tau = s["grid"], s["tau"]
+    sigma = 1.0 / (grid.lipschitz * tau)
+    p = grid.project(s["p"] + _bc(sigma / lam) * grid.grad(s["ubar"]), channelwise)
+    u_old = s["u"]
+    u = (u_old + tau * (lam * grid.div(p) + f)) / (1.0 + tau)
+    theta = 1.0 / torch.sqrt(1.0 + 2.0 * tau)
+    s["ubar"] = u + theta * (u - u_old)
+    s["u"], s["p"], s["tau"] = u, p, theta * tau
+
+
+# The methods that run on any grid, and what they are on the 2-D unit grid.
+ND_STEPS = {"chambolle": (_nd_chambolle_init, _nd_chambolle_step),
+            "fgp": (_nd_fgp_init, _nd_fgp_step),
+            "pdhg": (_nd_pdhg_init, _nd_pdhg_step)}
+# The methods on the 2-D unit grid: (init, step, gap).
+METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
+    "chambolle": (_chambolle_init, _chambolle_step, _dual_gap),
+    "fgp": (_fgp_init, _fgp_step, _dual_gap),
+    "pdhg": (_pdhg_init, _pdhg_step, generic_gap(_pdhg_extract)),
+    "admm": (_admm_init, _admm_step, generic_gap(_admm_extract)),
+}
+
+# Per-image state entries that are shared constants rather than batched tensors.
+SHARED_STATE = ("ch", "cw", "eig", "grid", "tau_nd", "L")
