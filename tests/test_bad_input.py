@@ -63,6 +63,9 @@ def corpus(tmp_path_factory) -> Path:
     a[2, 3] = np.inf
     tifffile.imwrite(d / "inf.tif", a)
     tifffile.imwrite(d / "pages.tif", rng.random((3, 16, 16)).astype(np.float32), photometric="minisblack")
+    with tifffile.TiffWriter(d / "mixed_pages.tif") as tw:     # a stack (a volume) of unequal slices
+        tw.write(rng.random((16, 16)).astype(np.float32))
+        tw.write(rng.random((8, 16)).astype(np.float32))
     tifffile.imwrite(d / "float_range.tif", 7 * rng.random((16, 16)).astype(np.float32))
     tifffile.imwrite(d / "fourd.tif", rng.random((2, 2, 16, 16)).astype(np.float32))
     (d / "a_dir").mkdir()
@@ -153,7 +156,7 @@ CLI_CASES = [
     (["flow", "{d}/image.jpg", "--out", "{o}"], "IMAGE"),
     (["flow", "{d}/nan.tif", "--out", "{o}"], "IMAGE"),
     (["flow", "{d}/inf.tif", "--out", "{o}"], "IMAGE"),
-    (["flow", "{d}/pages.tif", "--out", "{o}"], "IMAGE"),
+    (["flow", "{d}/mixed_pages.tif", "--out", "{o}"], "IMAGE"),
     (["flow", "{d}/fourd.tif", "--out", "{o}"], "IMAGE"),
     (["flow", "{d}/float_range.tif", "--out", "{o}"], "IMAGE"),
     (["flow", "{d}/a_dir", "--out", "{o}"], "IMAGE"),
@@ -234,7 +237,7 @@ CLI_CASES = [
     (S + ["--size", "64", "--out", "{o}"], "--size"),
     (["spectral", "{d}/text.png", "--out", "{o}"], "IMAGE"),
     (["spectral", "{d}/bomb.png", "--out", "{o}"], "IMAGE"),
-    (["spectral", "{d}/pages.tif", "--out", "{o}"], "IMAGE"),
+    (["spectral", "{d}/mixed_pages.tif", "--out", "{o}"], "IMAGE"),
     (S + ["--out", "{d}/afile/sub"], "--out"),
     (S + ["--out", "{d}/afile"], "--out"),
     (S + ["--out", "{d}/spectral_done"], "--out"),
@@ -299,7 +302,7 @@ CLI_CASES = [
     (INP + ["--seed", "-3", "--out", "{o}"], "--seed"),
     (INP + ["--size", "64", "--out", "{o}"], "--size"),
     (["inpaint", "{d}/text.png", "--mask", "{d}/mask32.png", "--out", "{o}"], "IMAGE"),
-    (["inpaint", "{d}/pages.tif", "--mask", "{d}/mask32.png", "--out", "{o}"], "IMAGE"),
+    (["inpaint", "{d}/mixed_pages.tif", "--mask", "{d}/mask32.png", "--out", "{o}"], "IMAGE"),
     (INP + ["--out", "{d}/afile"], "--out"),
     (INP + ["--out", "{d}/afile/sub"], "--out"),
     (INP + ["--out", "{d}/inpaint_done"], "--out"),

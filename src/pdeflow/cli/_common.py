@@ -5,6 +5,9 @@ Every ``pdeflow.cli`` module imports this one and the library, never a sibling.
 * :class:`CLIError`: a user error found while running a subcommand (one line, exit status 2).
 * Argument types (:func:`positive_float`, ...): one definition for every subcommand.
 * :class:`Outputs`: the files one invocation writes into ``--out``, all of them or none.
+* Input volumes (:func:`check_volume_args`, :func:`load_volume`, :class:`VolumeInput`): an IMAGE that is a
+  volume (decided by :func:`pdeflow.io.is_volume`) is read by :func:`pdeflow.io.read_volume`, mapped to
+  [0, 1] for the solvers and written back in its own units.
 * :func:`add_command`: a subcommand, its description the docstring of the function that runs it;
   :func:`subcommand_group`: a command with subcommands of its own (``pdeflow train NAME``).
 """
@@ -14,6 +17,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import functools
 import inspect
 import math
 import os
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import datasets
+from .. import datasets, viz
 from .. import io as pio
 from ..errors import UserInputError
 from ..training.config import config_defaults
@@ -73,6 +77,8 @@ positive_float = _number("float", positive=True)
 nonneg_float = _number("float", nonneg=True)
 #: For lists of numbers (nargs="+"), which would swallow a following IMAGE.
 nonneg_floats = _number("float", nonneg=True, hint=" (give IMAGE before the list)")
+#: For --spacing (nargs="+"), which would swallow a following IMAGE.
+positive_floats = _number("float", positive=True, hint=" (give IMAGE before the list)")
 positive_int = _number("int", positive=True)
 nonneg_int = _number("int", nonneg=True)
 
@@ -139,6 +145,8 @@ class Outputs:
         for inp in inputs:
             if inp is None:
                 continue
+            if Path(inp).is_dir() and _same_file(self.dir, Path(inp)):
+                raise CLIError(f"argument --out: '{self.dir}' is the input folder; choose another --out directory")
             for p in self.paths.values():
                 if _same_file(p, Path(inp)):
                     raise CLIError(f"argument --out: output file '{p}' is the input image; "
@@ -181,6 +189,12 @@ class Outputs:
 
     def figure(self, name: str, fig) -> None:
         fig.savefig(self._tmp(name), format="png", dpi=fig.dpi)
+
+    def volume(self, name: str, vol, spacing) -> None:
+        """A volume ``(D, H, W)`` in the format of ``name``'s suffix (a ``.npy`` file holds no spacing)."""
+        fmt = next(f for f, suffix in pio.VOLUME_FORMATS.items() if name.endswith(suffix))
+        pio.write_volume(self._tmp(name), vol, spacing=None if fmt == "npy" else spacing, overwrite=True,
+                         format=fmt)
 
     def npy(self, name: str, array) -> None:
         arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
@@ -309,6 +323,135 @@ def load_input(args) -> tuple[torch.Tensor, str, Path | None]:
         raise CLIError(f"argument IMAGE: '{spec}' contains NaN or infinite values")
     u = centre_crop(u, args.size, strict=True)
     return u, f"{spec} ({u.shape[-2]}x{u.shape[-1]})", path
+
+
+# ---------------------------------------------------------------------------
+# Input volumes
+# ---------------------------------------------------------------------------
+
+#: The help of IMAGE's volume forms, and of the options they add.
+VOLUME_HELP = ("or a volume: a 3-D .npy, a .nii/.nii.gz, a multi-page TIFF or a multi-frame DICOM file, or a "
+               "folder of DICOM slices (one series)")
+SPACING_HELP = ("grid spacing, overriding the file's: dz dy dx for a volume (default: its header's, in mm for "
+                "DICOM and NIfTI; 1 on axes it gives none for), dy dx for an image (default 1 1: pixels); "
+                "lambda and flow times are in its unit of length")
+VOLUME_FORMAT_HELP = ("volume results: the file format (default: the input's, .tif for DICOM; .npy holds no "
+                      "spacing, .nii.gz needs nibabel)")
+#: The output suffix of each read_volume format, unless --volume-format says otherwise.
+_VOLUME_OUT = {"NPY": ".npy", "TIFF": ".tif", "DICOM": ".tif"}
+
+
+def add_volume_args(input_group, output_group) -> None:
+    """``--spacing`` (input) and ``--volume-format`` (output) of the commands that take volumes."""
+    input_group.add_argument("--spacing", type=positive_floats, nargs="+", default=None, metavar="H",
+                             help=SPACING_HELP)
+    output_group.add_argument("--volume-format", choices=tuple(pio.VOLUME_FORMATS), default=None,
+                              help=VOLUME_FORMAT_HELP)
+
+
+def check_volume_args(args) -> None:
+    """After parsing: set ``args.volume`` (IMAGE is a volume, :func:`pdeflow.io.is_volume`) and check what
+    depends on it (``--spacing``'s length, ``--colour``, ``--volume-format``), as usage errors."""
+    spec = args.image
+    args.volume = spec is not None and not spec.startswith("builtin:") and pio.is_volume(spec)
+    spacing = getattr(args, "spacing", None)
+    if spacing is not None:
+        want, names = (3, "dz dy dx") if args.volume else (2, "dy dx")
+        if len(spacing) != want:
+            what = f"IMAGE '{spec}' is a volume" if args.volume else "IMAGE is a 2-D image"
+            args.parser.error(f"argument --spacing: {what}: give {want} values ({names}), got {len(spacing)}")
+        args.spacing = tuple(float(h) for h in spacing)
+    if args.volume and not getattr(args, "grey", True):
+        args.parser.error("argument --colour: a volume is read as one grey-value channel")
+    if not args.volume and getattr(args, "volume_format", None) is not None:
+        args.parser.error("argument --volume-format: only for a volume IMAGE")
+
+
+@dataclasses.dataclass
+class VolumeInput:
+    """A volume IMAGE as the commands use it: ``data`` ``(D, H, W)`` float32 min-max mapped to [0, 1] (so
+    --lam, --times and --noise mean what they mean for an image), ``lo``/``hi`` the file's range (written
+    results go back to the file's units), ``spacing`` ``(dz, dy, dx)``, ``suffix`` of the written volumes."""
+
+    data: torch.Tensor
+    lo: float
+    hi: float
+    spacing: tuple
+    unit: str
+    label: str     # for titles
+    about: str     # the line the command prints first
+    path: Path
+    suffix: str
+
+    @functools.cached_property
+    def window(self) -> tuple[float, float]:
+        """The display window of the figures, in [0, 1] units: 0.5 % and 99.5 % of the input's values, so that a
+        few extreme voxels (metal in a CT, a hot spot in an MR) do not leave the tissue grey on grey."""
+        return viz.robust_range(self.data, 0.005, 0.995)
+
+    def shown(self, u: torch.Tensor) -> torch.Tensor:
+        """``u`` (in [0, 1] units) in the display window, for the figures."""
+        return viz.stretch(u.detach().cpu().double(), *self.window)
+
+    def window_note(self) -> str:
+        lo, hi = (float(self.in_units(torch.tensor(w))) for w in self.window)
+        return (f"spacing {' x '.join(f'{h:.3g}' for h in self.spacing)} {self.unit}; shown: values {lo:.4g} "
+                f"(black) to {hi:.4g} (white), 0.5-99.5 % of the input")
+
+    def in_units(self, u: torch.Tensor) -> torch.Tensor:
+        """Values in [0, 1] units back in the file's units."""
+        return u.double() * (self.hi - self.lo) + self.lo
+
+    def diff_in_units(self, b: torch.Tensor) -> torch.Tensor:
+        """A difference of values (a spectral band) in the file's units."""
+        return b.double() * (self.hi - self.lo)
+
+
+def crop_volume(vol: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``--size`` for a volume: each axis centre-cropped to at most ``size``."""
+    if size is None:
+        return vol
+    starts = [(n - min(size, n)) // 2 for n in vol.shape]
+    return vol[tuple(slice(a, a + min(size, n)) for a, n in zip(starts, vol.shape))].contiguous()
+
+
+def load_volume(args) -> VolumeInput:
+    """The volume IMAGE (``args.volume``, set by :func:`check_volume_args`), ``--size`` centre-cropping each
+    axis to at most SIZE."""
+    spec = args.image
+    path = Path(spec)
+    try:
+        vol, spacing, info = pio.read_volume(path, spacing=getattr(args, "spacing", None), rescale="minmax",
+                                             return_info=True)
+    except (UserInputError, FileNotFoundError, OSError) as exc:
+        msg = str(exc)
+        msg = msg[len("read_volume: "):] if msg.startswith("read_volume: ") else msg
+        raise CLIError(f"argument IMAGE: {msg}") from None
+    full = tuple(vol.shape)
+    vol = crop_volume(vol, getattr(args, "size", None))
+    lo, hi = info["range"]
+    fmt = getattr(args, "volume_format", None)
+    if fmt is not None:
+        suffix = pio.VOLUME_FORMATS[fmt]
+    elif info["format"] == "NIfTI":
+        suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+    else:
+        suffix = _VOLUME_OUT[info["format"]]
+    D, H, W = vol.shape
+    crop = f", centre crop of {'x'.join(map(str, full))}" if tuple(vol.shape) != full else ""
+    src = info["spacing_from"]
+    if src[0] == "argument":
+        unit, where = "", "from --spacing"
+    elif "header" not in src:
+        unit, where = "", "(the file gives none: unit voxels; --spacing sets it)"
+    else:
+        unit = info["unit"] if info["unit"] != "unknown" else "(unit unknown)"
+        where = "from the header" + ("" if "default" not in src else f" where given (axes: {', '.join(src)})")
+    label = f"{path.name or spec} ({D}x{H}x{W}{crop})"
+    about = (f"volume: {spec}, {info['format']}, {D}x{H}x{W}{crop}; values {lo:.6g} to {hi:.6g}, mapped to [0, 1] "
+             f"for the solvers and back for the written volumes ({suffix}); spacing (dz, dy, dx) = "
+             f"({', '.join(f'{h:.4g}' for h in spacing)}){' ' + unit if unit else ''} {where}")
+    return VolumeInput(vol, lo, hi, tuple(spacing), unit or "units", label, about, path, suffix)
 
 
 def check_device(parser: argparse.ArgumentParser, device) -> torch.device:

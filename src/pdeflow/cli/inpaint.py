@@ -20,6 +20,7 @@ import torch
 
 from .. import io as pio
 from .. import models as registry
+from ..errors import UserInputError
 from ..inpaint.diffusion import diffuse
 from ..inpaint.evaluation import METHODS, errors_text, evaluate, report, result_errors, result_figure
 from ..inpaint.learned import gan
@@ -33,13 +34,18 @@ from ..inpaint.masks.sparsification import (
     random_mask,
 )
 from ._common import (
+    VOLUME_HELP,
     CLIError,
     Outputs,
     add_command,
+    add_volume_args,
     centre_crop,
     check_device,
+    check_volume_args,
+    crop_volume,
     density,
     load_input,
+    load_volume,
     nonneg_int,
     positive_float,
     positive_int,
@@ -72,19 +78,22 @@ def _fraction(text: str) -> float:
     return v
 
 
-def _add_image_args(p: argparse.ArgumentParser, *, optional: bool) -> None:
+def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool = False):
+    """The input group (returned); ``volume``: IMAGE may be a volume."""
     g = p.add_argument_group("input")
     g.add_argument("image", metavar="IMAGE", nargs="?" if optional else None, default=None,
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME"
                         + (" (default: builtin:skimage/camera)" if optional else "")
-                        + "; `pdeflow samples` lists the built-in names")
+                        + "; `pdeflow samples` lists the built-in names" + (f"; {VOLUME_HELP}" if volume else ""))
     g.add_argument("--size", type=positive_int, default=None,
-                   help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_SIZE})")
+                   help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_SIZE}"
+                        + ("; a volume: each axis to at most SIZE)" if volume else ")"))
     c = g.add_mutually_exclusive_group()
     c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
                    help="convert to grey (luminance) (default)")
     c.add_argument("--colour", "--color", dest="grey", action="store_false",
                    help="keep colour (one mask for the three channels)")
+    return g
 
 
 def add_compute_args(p: argparse.ArgumentParser) -> None:
@@ -96,10 +105,11 @@ def add_compute_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
-def add_output_args(p: argparse.ArgumentParser) -> None:
+def add_output_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return g
 
 
 def add_parsers(sub) -> None:
@@ -112,8 +122,8 @@ def add_parsers(sub) -> None:
                               "--refine 8 --out m/",
                               "pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method nlpe --out m/",
                               "pdeflow mask photo.png --density 0.05 --method ps --colour --out m/"],
-                    validate=_check)
-    _add_image_args(p, optional=True)
+                    validate=_check_mask)
+    inputs = _add_image_args(p, optional=True, volume=True)
     g = p.add_argument_group("mask")
     g.add_argument("--density", type=density, required=True, metavar="D",
                    help="fraction of known pixels, in (0, 1)")
@@ -139,15 +149,16 @@ def add_parsers(sub) -> None:
                    help="learned: a trained mask network, gan: a trained mask GAN (model.json or run directory; "
                         "default: the shipped one for D, an error naming the way to train one if none is shipped)")
     add_compute_args(p)
-    add_output_args(p)
+    add_volume_args(inputs, add_output_args(p))
 
     p = add_command(sub, "inpaint", _run_inpaint,
                     help="inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)",
                     epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/",
-                    validate=_check)
-    _add_image_args(p, optional=False)
+                    validate=_check_inpaint)
+    inputs = _add_image_args(p, optional=False, volume=True)
     p.add_argument("--mask", required=True, metavar="MASK",
-                   help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel")
+                   help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel; "
+                        "for a volume IMAGE, a volume file of its shape: values > 0.5 known")
     p.add_argument("--method", choices=INPAINT_METHODS, default="diffusion", help="inpainting (default diffusion)")
     p.add_argument("--model", default=None, metavar="PATH",
                    help="learned, wgan: a trained model (model.json or run directory; default: the shipped one, "
@@ -158,11 +169,38 @@ def add_parsers(sub) -> None:
                         "(default on: one more solve; see pdeflow.inpaint.learned_inpaint); --no-calibrate applies it "
                         "as trained")
     add_compute_args(p)
-    add_output_args(p)
+    add_volume_args(inputs, add_output_args(p))
 
 
 def _check(args) -> None:
     args.device = check_device(args.parser, args.device)
+
+
+#: The mask methods for volumes (the others are 2-D).
+VOLUME_MASK_METHODS = ("analytic", "random")
+
+
+def _check_mask(args) -> None:
+    _check(args)
+    check_volume_args(args)
+    if args.volume:
+        if args.method is not None and args.method not in VOLUME_MASK_METHODS:
+            args.parser.error(f"argument --method: {args.method} is for 2-D images and IMAGE '{args.image}' is a "
+                              f"volume; use --method {' or '.join(VOLUME_MASK_METHODS)}")
+        if args.refine:
+            args.parser.error("argument --refine: refinement is for 2-D images; IMAGE is a volume")
+    elif args.spacing is not None:
+        args.parser.error("argument --spacing: for a volume IMAGE only in `pdeflow mask` (its masks of images are "
+                          "on pixels)")
+
+
+def _check_inpaint(args) -> None:
+    _check(args)
+    check_volume_args(args)
+    if (args.volume or args.spacing is not None) and args.method != "diffusion":
+        why = f"IMAGE '{args.image}' is a volume" if args.volume else "--spacing is given"
+        args.parser.error(f"argument --method: {args.method} is for 2-D images on unit pixels and {why}; use "
+                          "--method diffusion")
 
 
 def _load(args) -> tuple[torch.Tensor, str, Path | None]:
@@ -218,7 +256,11 @@ def _run_mask(args) -> int:
     mask network is shipped for D (grey images), else analytic. PS and NLPE print an estimate of their run time
     before they start. Writes mask.png (white = known), inpainted.png (diffusion inpainting; the GAN's own
     inpainting for --method gan), mask_figure.png (known pixels marked, errors) and errors.csv (MSE, PSNR, MAE,
-    SSIM on [0, 1], run time)."""
+    SSIM on [0, 1], run time). A volume IMAGE gets an analytic (default; 3-D Laplacian density with its spacing,
+    dithered to exactly D voxels) or random mask: mask.EXT (1 = known), inpainted.EXT (3-D diffusion) in the
+    file's format, mask_figure.png with three orthogonal slices, errors.csv (no SSIM)."""
+    if args.volume:
+        return _run_mask_volume(args)
     f, label, path = _load(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -334,10 +376,14 @@ def _run_inpaint(args) -> int:
     """Reconstruct IMAGE from its pixels where MASK is white (> 0.5): homogeneous diffusion (Laplace equation,
     Neumann boundary), learned (diffusion plus a small trained network's correction on the unknown pixels, the
     residual inpainter) or a trained inpainting WGAN. Writes inpainted.png, inpaint_figure.png and errors.csv
-    (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1])."""
+    (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1]). A volume IMAGE (with a MASK volume of its
+    shape) is inpainted by 3-D diffusion with its voxel spacing (--spacing): inpainted.EXT in the file's units
+    and format, inpaint_figure.png with three orthogonal slices, errors.csv (no SSIM)."""
     if args.calibrate is not None and args.method != "learned":
         flag = "--calibrate" if args.calibrate else "--no-calibrate"
         raise CLIError(f"argument {flag}: only for --method learned, not {args.method}")
+    if args.volume:
+        return _run_inpaint_volume(args)
     f, label, path = _load(args)  # the same default crop of built-in images as `pdeflow mask`
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -358,7 +404,7 @@ def _run_inpaint(args) -> int:
     with out:
         t0 = time.perf_counter()
         if args.method == "diffusion":
-            u = diffuse(f.to(dev), mask.to(dev), tol=args.tol)
+            u = diffuse(f.to(dev), mask.to(dev), tol=args.tol, spacing=args.spacing)
         elif args.method == "learned":
             u = learned_inpaint(f.to(dev), mask.to(dev), model=net, calibrate=args.calibrate is not False)
         else:
@@ -382,6 +428,121 @@ def _run_inpaint(args) -> int:
                   f"{e['mae']:.6g}", f"{e['ssim']:.6f}", f"{secs:.3f}"]])
     report_written(out)
     return 0
+
+def _volume_errors(f: torch.Tensor, u: torch.Tensor) -> tuple[dict, str]:
+    """MSE, PSNR and MAE of a volume's inpainting on the [0, 1] scale, over all voxels (not clipped, as written),
+    and as text."""
+    from ..metrics import mae, mse, psnr
+
+    f64, u64 = f.double(), u.double()         # (D, H, W) read as (C, H, W): one value over all voxels
+    e = {"mse": float(mse(u64, f64)), "psnr": float(psnr(u64, f64, data_range=1.0)), "mae": float(mae(u64, f64))}
+    return e, f"MSE {e['mse']:.3g}, PSNR {e['psnr']:.2f} dB, MAE {e['mae']:.3g} (on [0, 1])"
+
+
+def _volume_figure(vin, mask, u, title: str):
+    """Input, mask, inpainting and error of a volume, three orthogonal slices each."""
+    from .. import viz
+
+    err = (u - vin.data).abs()
+    top = float(err.max())
+    panels = [(vin.shown(vin.data), "input"), (mask, f"mask (white = known), density {float(mask.mean()):.4f}"),
+              (vin.shown(u), "inpainted"), (err / top if top > 0 else err, f"|error| (white = {top:.3g} of the range)")]
+    return viz.slices_figure(panels, vin.spacing, title=f"{title}\n{vin.window_note()}")
+
+
+def _volume_sigma(density: float, spacing) -> float:
+    """The analytic mask's smoothing for a volume: as in 2-D (:func:`analytic_sigma`, about 0.45 times the distance
+    between known pixels), 0.45 times the mean distance between known voxels, (dz dy dx / density)^(1/3), in the
+    unit of the spacing."""
+    return round(0.45 * (math.prod(spacing) / density) ** (1.0 / 3.0), 4)
+
+
+def _run_mask_volume(args) -> int:
+    """``pdeflow mask`` of a volume: an analytic or random mask of exactly round(D * voxels) voxels, and its 3-D
+    diffusion inpainting."""
+    vin = load_volume(args)
+    n = vin.data.numel()
+    k = round(args.density * n)
+    if k < 1 or k >= n:
+        raise CLIError(f"argument --density: {args.density:g} of a {'x'.join(map(str, vin.data.shape))} volume keeps "
+                       f"{k} voxels; need at least 1 and fewer than all")
+    method = args.method or "analytic"
+    sfx = vin.suffix
+    out = Outputs(args.out, ["mask" + sfx, "inpainted" + sfx, "mask_figure.png", "errors.csv"],
+                  overwrite=args.overwrite, inputs=[vin.path])
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(vin.about)
+    f, dev = vin.data, args.device
+    with out:
+        t0 = time.perf_counter()
+        if method == "analytic":
+            sigma = _volume_sigma(args.density, vin.spacing)
+            mask = analytic_mask(f.to(dev), args.density, sigma=sigma, spacing=vin.spacing).cpu()
+            how = f"analytic (sigma {sigma:g} in the spacing's unit)"
+        else:
+            mask = random_mask(tuple(f.shape), args.density, generator=args.seed, spacing=vin.spacing).cpu()
+            how = f"random (seed {args.seed})"
+        secs_mask = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        u = diffuse(f.to(dev), mask.to(dev, f.dtype), tol=args.tol, spacing=vin.spacing).cpu()
+        secs_inp = time.perf_counter() - t1
+        e, text = _volume_errors(f, u)
+        dens = float(mask.float().mean())
+        print(f"mask: {how}, density {dens:.4f} ({int(mask.sum())} of {n} voxels; asked {args.density:g}), "
+              f"{secs_mask:.2f} s")
+        print(f"diffusion inpainting (3-D): {secs_inp:.2f} s; {text}")
+        out.volume("mask" + sfx, mask.float(), vin.spacing)
+        out.volume("inpainted" + sfx, vin.in_units(u).float(), vin.spacing)
+        out.figure("mask_figure.png", _volume_figure(
+            vin, mask.float(), u, f"{vin.label}: {how} mask, {secs_mask:.2f} s; diffusion inpainting (3-D), "
+                                  f"{secs_inp:.2f} s\n{text}"))
+        out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "mask_seconds", "inpaint_seconds"],
+                [[method, f"{dens:.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}", f"{e['mae']:.6g}", "",
+                  f"{secs_mask:.3f}", f"{secs_inp:.3f}"]])
+    report_written(out)
+    return 0
+
+
+def _run_inpaint_volume(args) -> int:
+    """``pdeflow inpaint`` of a volume: 3-D diffusion inpainting (7-point Laplacian with the volume's spacing) from
+    the voxels where the MASK volume is > 0.5, on the volume min-max mapped to [0, 1]."""
+    vin = load_volume(args)
+    try:
+        m = crop_volume(pio.read_volume(args.mask)[0], args.size)
+    except (UserInputError, FileNotFoundError) as exc:
+        msg = str(exc)
+        raise CLIError(f"argument --mask: {msg[len('read_volume: '):] if msg.startswith('read_volume: ') else msg}"
+                       ) from None
+    if m.shape != vin.data.shape:
+        raise CLIError(f"argument --mask: the mask volume is {'x'.join(map(str, m.shape))} but IMAGE is "
+                       f"{'x'.join(map(str, vin.data.shape))}" + (" (after --size)" if args.size else ""))
+    mask = (m > 0.5).to(torch.float32)
+    if not bool(mask.any()):
+        raise CLIError("argument --mask: the mask has no known voxel (> 0.5)")
+    name = "inpainted" + vin.suffix
+    out = Outputs(args.out, [name, "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
+                  inputs=[vin.path, Path(args.mask)])
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    f, dens = vin.data, float(mask.mean())
+    print(vin.about)
+    print(f"mask: {args.mask}, density {dens:.4f} ({int(mask.sum())} of {mask.numel()} voxels known)")
+    with out:
+        t0 = time.perf_counter()
+        u = diffuse(f.to(args.device), mask.to(args.device), tol=args.tol, spacing=vin.spacing).cpu()
+        secs = time.perf_counter() - t0
+        e, text = _volume_errors(f, u)
+        print(f"diffusion inpainting (3-D): {secs:.2f} s; against IMAGE: {text}")
+        out.volume(name, vin.in_units(u).float(), vin.spacing)
+        out.figure("inpaint_figure.png", _volume_figure(
+            vin, mask, u, f"diffusion inpainting (3-D) of {vin.label}, {secs:.2f} s\n{text}"))
+        out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "seconds"],
+                [[args.method, f"{dens:.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}", f"{e['mae']:.6g}", "",
+                  f"{secs:.3f}"]])
+    report_written(out)
+    return 0
+
 
 # ---------------------------------------------------------------------------
 # pdeflow evaluate inpainting

@@ -5,6 +5,11 @@ Conventions: images are read in [0, 1] and multiplied by ``--scale`` (default
 (one-homogeneity: ``flow(c u0, t) = c flow(u0, t / c)``). PNGs show results
 divided back by the scale and clipped to [0, 1]; ``--save-npy`` keeps the raw
 float values in the scaled units.
+
+Volumes (IMAGE a volume file or a folder of DICOM slices, :func:`pdeflow.io.is_volume`): read with
+their spacing, min-max mapped to [0, 1] for the same conventions, processed in 3-D, and written
+as volumes in the file's units, with a figure of three orthogonal slices
+(:func:`pdeflow.viz.slices_figure`).
 """
 from __future__ import annotations
 
@@ -15,20 +20,25 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import torch
 
 from .. import datasets, viz
 from ..errors import UserInputError
-from ..tv import ROF_METHODS, ConvergenceWarning, dyadic_band_edges, rof, spectral_tv, tv_flow
+from ..tv import ND_METHODS, ROF_METHODS, ConvergenceWarning, dyadic_band_edges, rof, spectral_tv, tv_flow
 from ..tv.flow import check_times
 from ..tvflownet.symmetry import DihedralMean
 from ._common import (
     DEFAULT_BUILTIN,
     DEFAULT_BUILTIN_SIZE,
     PROG,
+    VOLUME_HELP,
     CLIError,
     Outputs,
     add_command,
+    add_volume_args,
+    check_volume_args,
+    load_volume,
     nonneg_floats,
     positive_float,
     positive_int,
@@ -64,24 +74,36 @@ def _band_display(b: torch.Tensor) -> torch.Tensor:
     return 0.5 + b / (2.0 * m) if m > 0 else torch.full_like(b, 0.5)
 
 
-def _run_flow_api(u0, args, times):
-    """tv_flow on ``scale * u0``; returns (stack (T, C, H, W), seconds)."""
+def _band_display_volume(b: torch.Tensor) -> torch.Tensor:
+    """Signed band of a volume to [0, 1]: 0.5 + b / (2 m), m the 99.5 % quantile of |b|, clipped (grey is 0): a
+    few extreme voxels (which volumes often have) would otherwise leave the rest grey on grey."""
+    b = b.detach().cpu().double()
+    m = float(np.quantile(b.abs().numpy(), 0.995)) or float(b.abs().max())
+    return (0.5 + b / (2.0 * m)).clamp(0.0, 1.0) if m > 0 else torch.full_like(b, 0.5)
+
+
+_VOLUME_BAND_NOTE = "bands shown as 0.5 + b / (2 m), m the 99.5 % quantile of |b| of each, clipped (grey = 0)"
+
+
+def _run_flow_api(u0, args, times, spacing=None):
+    """tv_flow on ``scale * u0`` (a 3-element ``spacing``: u0 is a volume (D, H, W)); returns (stack (T, C, H, W)
+    or (T, D, H, W), seconds)."""
     x = (u0 * args.scale).to(args.device)
     if not bool(torch.isfinite(x).all()):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
     t0 = time.perf_counter()
     u = tv_flow(x, times, dt=args.dt, tol=args.tol, solver=args.solver, compile=args.compile,
-                progress=sys.stderr.isatty())
+                progress=sys.stderr.isatty(), spacing=spacing)
     return u.cpu(), time.perf_counter() - t0
 
 
-def _run_spectral_api(u0, args, dt, steps):
+def _run_spectral_api(u0, args, dt, steps, spacing=None):
     x = (u0 * args.scale).to(args.device)
     if not bool(torch.isfinite(x).all()):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
     t0 = time.perf_counter()
     s = spectral_tv(x, dt=dt, n_steps=steps, tol=args.tol, solver=args.solver, compile=args.compile,
-                    progress=sys.stderr.isatty())
+                    progress=sys.stderr.isatty(), spacing=spacing)
     return s, time.perf_counter() - t0
 
 
@@ -138,14 +160,18 @@ def _recon_report(s, u0s, bands, edges) -> str:
 _FLOW_DEFAULTS = {k: inspect.signature(tv_flow).parameters[k].default for k in ("dt", "tol")}
 
 
-def _add_input_args(p: argparse.ArgumentParser) -> None:
+_SIZE_HELP = (f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_BUILTIN_SIZE} or "
+              "smaller; a volume: each axis to at most SIZE)")
+
+
+def _add_input_args(p: argparse.ArgumentParser):
+    """The input group of ``flow`` and ``spectral`` (returned, for --spacing)."""
     g = p.add_argument_group("input")
     g.add_argument("image", metavar="IMAGE", nargs="?", default=None,
                    help=f"image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME "
-                        f"(default: builtin:{DEFAULT_BUILTIN}); `{PROG} samples` lists the built-in names")
-    g.add_argument("--size", type=positive_int, default=None,
-                   help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: "
-                        f"{DEFAULT_BUILTIN_SIZE} or smaller)")
+                        f"(default: builtin:{DEFAULT_BUILTIN}; `{PROG} samples` lists the built-in names), "
+                        + VOLUME_HELP)
+    g.add_argument("--size", type=positive_int, default=None, help=_SIZE_HELP)
     c = g.add_mutually_exclusive_group()  # inside the "input" group
     c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
                    help="convert to grey (luminance) (default)")
@@ -153,6 +179,7 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
                    help="keep colour (3 channels, coupled vectorial TV)")
     g.add_argument("--scale", metavar="S", type=positive_float, default=1.0,
                    help="multiply the [0, 1] image by S before the flow (default 1; the TVflowNET paper uses 5)")
+    return g
 
 
 def _add_solver_args(p: argparse.ArgumentParser, dt: float, tol: float) -> None:
@@ -167,13 +194,22 @@ def _add_solver_args(p: argparse.ArgumentParser, dt: float, tol: float) -> None:
                         "it warns and runs them uncompiled)")
 
 
-def _add_run_args(p: argparse.ArgumentParser, *, dt: float, tol: float, npy: str) -> None:
-    """The options ``flow`` and ``spectral`` end with: solver, computation, output, and ``--save-npy``
-    writing ``npy`` (the raw arrays, in scaled units)."""
+def _add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, tol: float, npy: str) -> None:
+    """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver, computation, output, and
+    ``--save-npy`` writing ``npy`` (the raw arrays, in scaled units)."""
     _add_solver_args(p, dt=dt, tol=tol)
     _add_compute_args(p)
-    _add_output_args(p).add_argument("--save-npy", action="store_true",
-                                     help=f"also write {npy}, in scaled units")
+    out = _add_output_args(p)
+    out.add_argument("--save-npy", action="store_true", help=f"also write {npy}, in scaled units")
+    add_volume_args(inputs, out)
+
+
+def _check_nd_solver(args, name: str, method: str) -> None:
+    """A solver that runs on 2-D images with unit spacing only, refused for a volume or --spacing."""
+    if method not in ND_METHODS and (args.volume or args.spacing is not None):
+        why = f"IMAGE '{args.image}' is a volume" if args.volume else "--spacing is given"
+        args.parser.error(f"argument {name}: {method} runs on 2-D images with unit spacing only and {why}; "
+                          f"use one of {', '.join(ND_METHODS)}")
 
 
 # ---------------------------------------------------------------------------
@@ -194,12 +230,11 @@ def _register_denoise(sub) -> None:
                     note="With --noise the table and the figure give the PSNR of each lambda against the clean "
                          "image: the lambda to pick is the one with the highest PSNR.",
                     validate=_check_denoise)
-    g = p.add_argument_group("input")
+    inputs = g = p.add_argument_group("input")
     g.add_argument("image", metavar="IMAGE",
-                   help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME; read in [0, 1], used as it is")
-    g.add_argument("--size", type=positive_int, default=None,
-                   help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: "
-                        f"{DEFAULT_BUILTIN_SIZE} or smaller)")
+                   help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME, read in [0, 1] and used as it is; "
+                        + VOLUME_HELP + ", min-max mapped to [0, 1]")
+    g.add_argument("--size", type=positive_int, default=None, help=_SIZE_HELP)
     c = g.add_mutually_exclusive_group()
     c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
                    help="convert to grey (luminance) (default)")
@@ -222,7 +257,7 @@ def _register_denoise(sub) -> None:
     g.add_argument("--max-iter", type=positive_int, default=DENOISE["max_iter"],
                    help=f"iteration cap per lambda (default {DENOISE['max_iter']})")
     _add_compute_args(p)
-    _add_output_args(p)
+    add_volume_args(inputs, _add_output_args(p))
 
 
 def _check_denoise(args) -> None:
@@ -233,6 +268,8 @@ def _check_denoise(args) -> None:
     if args.seed is not None and args.noise is None:
         args.parser.error("argument --seed: only used with --noise")
     args.seed = DENOISE["seed"] if args.seed is None else args.seed
+    check_volume_args(args)
+    _check_nd_solver(args, "--method", args.method)
     _check_compute(args)
 
 
@@ -246,7 +283,12 @@ def _run_denoise(args) -> int:
     (pdeflow.tv.rof, all lambdas in one batch) on the image f as read in [0, 1], or on the image plus Gaussian noise
     (--noise SIGMA, seeded by --seed). Writes input.png (and noisy.png), one u_lamL.png per lambda, a figure
     (denoise.png) and a table (denoise.csv: lambda, iterations, duality gap, TV, and with --noise the PSNR against
-    the clean image). Results are shown clipped to [0, 1]."""
+    the clean image). Results are shown clipped to [0, 1]. A volume IMAGE is denoised in 3-D with its voxel spacing
+    (--spacing) after a min-max map to [0, 1]: it writes (noisy.EXT and) u_lamL.EXT per lambda, in the file's
+    units and format (EXT: .npy, .tif, .nii or .nii.gz; --volume-format), and a figure of three orthogonal slices
+    per result (denoise.png)."""
+    if args.volume:
+        return _run_denoise_volume(args)
     from ..metrics import psnr
     from ..ops import tv
 
@@ -261,33 +303,22 @@ def _run_denoise(args) -> int:
     f = f.float()
     print(f"image: {label}, {'grey' if clean.shape[0] == 1 else 'colour'}; intensities in [0, 1] as read "
           f"(lambda in those units)" + (f"; Gaussian noise sigma={args.noise:g}, seed {args.seed}" if noisy else ""))
+    _print_spacing(args)
     batch = f.to(args.device).unsqueeze(0).expand(len(lams), *f.shape)
     lam = torch.tensor(lams, dtype=f.dtype, device=args.device)
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # reported below, one line per lambda that stopped at the cap
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True)
+        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
+                  spacing=args.spacing)
     secs = time.perf_counter() - t0
     u = res.u.detach().cpu()
     iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
-    tvs = tv(u).tolist()
+    tvs = tv(u, spacing=args.spacing).tolist()
     scores = psnr(u.double().clamp(0, 1), clean.double().expand_as(u), data_range=1.0).tolist() if noisy else None
-    print(f"ROF ({args.method}, tol={args.tol:g}) for {len(lams)} lambda(s): {secs:.2f} s")
-    if noisy:
-        base = float(psnr(f.double().clamp(0, 1), clean.double(), data_range=1.0))
-        print(f"  noisy input: PSNR {base:.2f} dB")
-    for i, lab in enumerate(labels):
-        line = f"  lambda = {lab}: {iters[i]} iterations, gap {gaps[i]:.2g}, TV {tvs[i]:.6g}"
-        print(line + (f", PSNR {scores[i]:.2f} dB" if noisy else ""))
-        if gaps[i] > args.tol:
-            print(f"  lambda = {lab}: stopped at --max-iter {args.max_iter} before the gap reached --tol "
-                  f"{args.tol:g}; raise --max-iter or --tol")
-    if noisy:
-        best = max(range(len(lams)), key=lambda i: scores[i])
-        print(f"highest PSNR: lambda = {labels[best]} ({scores[best]:.2f} dB)")
-    header = ["lambda", "method", "iterations", "gap", "tv"] + (["psnr_db", "noise_sigma", "seed"] if noisy else [])
-    rows = [[lams[i], args.method, iters[i], f"{gaps[i]:.3g}", f"{tvs[i]:.8g}"]
-            + ([f"{scores[i]:.4f}", args.noise, args.seed] if noisy else []) for i in range(len(lams))]
+    base = float(psnr(f.double().clamp(0, 1), clean.double(), data_range=1.0)) if noisy else None
+    _rof_report(args, lams, labels, iters, gaps, tvs, scores, secs, base)
+    header, rows = _denoise_rows(args, lams, iters, gaps, tvs, scores)
     with out:
         out.image("input.png", clean)
         if noisy:
@@ -298,6 +329,99 @@ def _run_denoise(args) -> int:
         out.figure("denoise.png", _denoise_figure(clean, f if noisy else None, u, labels, scores, label, args))
     _report_written(out)
     return 0
+
+
+def _print_spacing(args) -> None:
+    if args.spacing is not None:
+        print(f"spacing (dy, dx) = ({', '.join(f'{h:g}' for h in args.spacing)}) from --spacing (lambda and times "
+              "in its unit)")
+
+
+def _rof_report(args, lams, labels, iters, gaps, tvs, scores, secs, noisy_psnr) -> None:
+    """The lines ``denoise`` prints after the solve, for images and volumes."""
+    print(f"ROF ({args.method}, tol={args.tol:g}) for {len(lams)} lambda(s): {secs:.2f} s")
+    if noisy_psnr is not None:
+        print(f"  noisy input: PSNR {noisy_psnr:.2f} dB")
+    for i, lab in enumerate(labels):
+        line = f"  lambda = {lab}: {iters[i]} iterations, gap {gaps[i]:.2g}, TV {tvs[i]:.6g}"
+        print(line + (f", PSNR {scores[i]:.2f} dB" if scores else ""))
+        if gaps[i] > args.tol:
+            print(f"  lambda = {lab}: stopped at --max-iter {args.max_iter} before the gap reached --tol "
+                  f"{args.tol:g}; raise --max-iter or --tol")
+    if scores:
+        best = max(range(len(lams)), key=lambda i: scores[i])
+        print(f"highest PSNR: lambda = {labels[best]} ({scores[best]:.2f} dB)")
+
+
+def _denoise_rows(args, lams, iters, gaps, tvs, scores):
+    noisy = scores is not None
+    header = ["lambda", "method", "iterations", "gap", "tv"] + (["psnr_db", "noise_sigma", "seed"] if noisy else [])
+    rows = [[lams[i], args.method, iters[i], f"{gaps[i]:.3g}", f"{tvs[i]:.8g}"]
+            + ([f"{scores[i]:.4f}", args.noise, args.seed] if noisy else []) for i in range(len(lams))]
+    return header, rows
+
+
+def _run_denoise_volume(args) -> int:
+    """``pdeflow denoise`` of a volume: 3-D ROF with its spacing, on the volume min-max mapped to [0, 1]."""
+    from ..metrics import psnr
+    from ..ops import tv
+
+    vin = load_volume(args)
+    lams, labels, noisy, sfx = args.lam, _time_labels(args.lam), args.noise is not None, vin.suffix
+    names = (["noisy" + sfx] if noisy else []) + [f"u_lam{lab}{sfx}" for lab in labels] + ["denoise.png",
+                                                                                             "denoise.csv"]
+    out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
+    _setup_compute(args)
+    clean = vin.data
+    f = clean.double()
+    if noisy:
+        gen = torch.Generator().manual_seed(args.seed)
+        f = f + args.noise * torch.randn(f.shape, generator=gen, dtype=torch.float64)
+    f = f.float()
+    print(vin.about)
+    print("lambda in units of the [0, 1] values times the spacing's unit of length"
+          + (f"; Gaussian noise sigma={args.noise:g} (of the [0, 1] range), seed {args.seed}" if noisy else ""))
+    batch = f.to(args.device)[None, None].expand(len(lams), 1, *f.shape)
+    lam = torch.tensor(lams, dtype=f.dtype, device=args.device)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # reported below, one line per lambda that stopped at the cap
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
+                  spacing=vin.spacing)
+    secs = time.perf_counter() - t0
+    u = res.u.detach().cpu()[:, 0]                                  # (L, D, H, W)
+    iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
+    tvs = tv(u[:, None], spacing=vin.spacing).tolist()
+    # (L, D, H, W) read as (B, C, H, W): one PSNR per volume, over all its voxels; not clipped (as written)
+    scores = psnr(u.double(), clean.double().expand_as(u), data_range=1.0).tolist() if noisy else None
+    base = float(psnr(f.double(), clean.double(), data_range=1.0)) if noisy else None
+    _rof_report(args, lams, labels, iters, gaps, tvs, scores, secs, base)
+    header, rows = _denoise_rows(args, lams, iters, gaps, tvs, scores)
+    panels = [(vin.shown(clean), "input" if not noisy else "clean input")]
+    panels += [(vin.shown(f), f"noisy, sigma = {args.noise:g}, PSNR {base:.2f} dB")] if noisy else []
+    panels += [(vin.shown(ui), f"lambda = {lab}" + (f", PSNR {scores[i]:.2f} dB" if noisy else ""))
+               for i, (lab, ui) in enumerate(zip(labels, u))]
+    with out:
+        if noisy:
+            out.volume("noisy" + sfx, vin.in_units(f).float(), vin.spacing)
+        for lab, ui in zip(labels, u):
+            out.volume(f"u_lam{lab}{sfx}", vin.in_units(ui).float(), vin.spacing)
+        out.csv("denoise.csv", header, rows)
+        out.figure("denoise.png", viz.slices_figure(
+            panels, vin.spacing, title=f"TV denoising (ROF, 3-D) of {vin.label}\nmethod {args.method}, tol "
+                                       f"{args.tol:g}, {secs:.2f} s\n{_volume_note(vin)}"))
+    _report_written(out)
+    return 0
+
+
+def _volume_scale_note(scale: float) -> str:
+    return (f"intensity scale: the volume mapped to [0, 1] and multiplied by {scale:g} for the flow (times are for "
+            "the scaled volume, in the spacing's unit of length); the written volumes are divided back, in the file's "
+            "units")
+
+
+def _volume_note(vin) -> str:
+    return vin.window_note()
 
 
 def _denoise_figure(clean, noisy, u, labels, scores, label, args):
@@ -333,7 +457,7 @@ def _register_flow(sub) -> None:
                     help="TV flow of an image at given times",
                     epilog=f"example: {PROG} flow photo.png --times 0.1 0.5 2 --out results/",
                     validate=_check_flow)
-    _add_input_args(p)
+    inputs = _add_input_args(p)
     g = p.add_argument_group("flow")
     g.add_argument("--times", type=nonneg_floats, nargs="+", default=[0.1, 0.5, 2.0], metavar="T",
                    help="flow times, >= 0, non-decreasing as in the API; a repeated time is written once "
@@ -348,9 +472,9 @@ def _register_flow(sub) -> None:
                    help="--method net/both: average the network over the image and its transpose (the default: "
                         "2 network calls, an exact symmetry of the discrete flow), over all 8 flips and quarter "
                         "turns (8 calls), or none (1 call)")
-    _add_run_args(p, dt=_FLOW_DEFAULTS["dt"], tol=_FLOW_DEFAULTS["tol"],
-                  npy="u.npy (reference) / net.npy (network): the flow, shape "
-                                             "(len(times), C, H, W), float32")
+    _add_run_args(p, inputs, dt=_FLOW_DEFAULTS["dt"], tol=_FLOW_DEFAULTS["tol"],
+                  npy="u.npy (reference) / net.npy (network): the flow, shape (len(times), C, H, W) (a volume: "
+                      "(len(times), D, H, W)), float32")
 
 
 def _check_flow(args) -> None:
@@ -368,6 +492,14 @@ def _check_flow(args) -> None:
         args.parser.error("argument --symmetry: only used with --method net or both")
     if args.method != "reference" and not args.grey:
         args.parser.error("argument --colour: TVflowNET models are greyscale; use --method reference for colour")
+    check_volume_args(args)
+    if args.method != "reference" and args.volume:
+        args.parser.error(f"argument --method: TVflowNET is 2-D only and IMAGE '{args.image}' is a volume; use "
+                          "--method reference (the 3-D TV flow)")
+    if args.method != "reference" and args.spacing is not None:
+        args.parser.error("argument --spacing: TVflowNET models are trained on unit pixel spacing; use --method "
+                          "reference with --spacing")
+    _check_nd_solver(args, "--solver", args.solver)
     _check_compute(args)
 
 
@@ -430,7 +562,11 @@ _SSIM_WINDOW = 11    # metrics.ssim's default Gaussian window (sigma 1.5, trunca
 def _run_flow(args) -> int:
     """Evolve an image by the TV flow u_t = div(grad u / |grad u|) (implicit Euler steps, each an ROF problem)
     and write u at the given times: one PNG per time (u_tT.png), a figure (flow.png) and, with --save-npy, the
-    raw float stack (u.npy)."""
+    raw float stack (u.npy). A volume IMAGE flows in 3-D with its voxel spacing (--spacing; the reference solver
+    only): one volume per time (u_tT.EXT, in the file's units and format) and three orthogonal slices per time
+    (flow.png)."""
+    if args.volume:
+        return _run_flow_volume(args)
     from ..metrics import psnr, ssim
 
     u0, label, path = _load_input(args)
@@ -439,6 +575,7 @@ def _run_flow(args) -> int:
     _setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
+    _print_spacing(args)
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
     labels = _time_labels(args.times)
@@ -446,7 +583,7 @@ def _run_flow(args) -> int:
     stacks, params = {}, []
     with out:
         if args.method in ("reference", "both"):
-            stack, secs = _run_flow_api(u0, args, args.times)
+            stack, secs = _run_flow_api(u0, args, args.times, args.spacing)
             print(f"TV flow to t = {', '.join(labels)} (reference, {solver}): {secs:.2f} s")
             stacks["reference"] = stack
             params.append(f"reference: {solver}, {secs:.2f} s")
@@ -482,6 +619,34 @@ def _run_flow(args) -> int:
     return 0
 
 
+def _run_flow_volume(args) -> int:
+    """``pdeflow flow`` of a volume: the 3-D TV flow with its spacing (the reference solver only)."""
+    vin = load_volume(args)
+    labels, sfx = _time_labels(args.times), vin.suffix
+    names = [f"u_t{lab}{sfx}" for lab in labels] + ["flow.png"] + (["u.npy"] if args.save_npy else [])
+    out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
+    _setup_compute(args)
+    print(vin.about)
+    print(_volume_scale_note(args.scale))
+    if getattr(args, "times_repeated", None):
+        print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
+    solver = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}"
+    with out:
+        stack, secs = _run_flow_api(vin.data, args, args.times, vin.spacing)     # (T, D, H, W), scaled
+        print(f"TV flow (3-D) to t = {', '.join(labels)} ({solver}): {secs:.2f} s")
+        for lab, u in zip(labels, stack):
+            out.volume(f"u_t{lab}{sfx}", vin.in_units(u / args.scale).float(), vin.spacing)
+        if args.save_npy:
+            out.npy("u.npy", stack)
+        panels = [(vin.shown(vin.data), "input")] + [(vin.shown(u / args.scale), f"t = {lab}")
+                                                     for u, lab in zip(stack, labels)]
+        out.figure("flow.png", viz.slices_figure(
+            panels, vin.spacing, title=f"TV flow (3-D) of {vin.label}\n{solver}, scale {args.scale:g}, "
+                                       f"{secs:.2f} s\n{_volume_note(vin)}"))
+    _report_written(out)
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # pdeflow spectral
 # ---------------------------------------------------------------------------
@@ -492,14 +657,15 @@ def _register_spectral(sub) -> None:
                     epilog=f"example: {PROG} spectral builtin:skimage/coins --dt 0.04 --steps 50 "
                            "--bands 0.02 0.1 0.5 2.04 --out spec/",
                     validate=_check_spectral)
-    _add_input_args(p)
+    inputs = _add_input_args(p)
     g = p.add_argument_group("decomposition")
     g.add_argument("--steps", type=positive_int, default=50, metavar="N",
                    help="number of time steps t_k = k*dt of the decomposition, k = 1..N (default 50)")
     g.add_argument("--bands", type=nonneg_floats, nargs="+", default=None, metavar="E",
                    help="band edges in flow time, >= 0, strictly increasing, at least two; each band "
                         "[e_i, e_i+1) must hold a time k*dt (default: dyadic bands k in [1,2), [2,4), ...)")
-    _add_run_args(p, dt=0.04, tol=1e-4, npy="bands.npy (m, C, H, W) and residual.npy (C, H, W)")
+    _add_run_args(p, inputs, dt=0.04, tol=1e-4,
+                  npy="bands.npy (m, C, H, W) and residual.npy (C, H, W) (a volume: (m, D, H, W), (D, H, W))")
 
 
 def _check_bands(args, steps: int, dt: float) -> list[float]:
@@ -518,6 +684,8 @@ def _check_bands(args, steps: int, dt: float) -> list[float]:
 
 def _check_spectral(args) -> None:
     args.edges = _check_bands(args, args.steps, args.dt)
+    check_volume_args(args)
+    _check_nd_solver(args, "--solver", args.solver)
     _check_compute(args)
 
 
@@ -551,7 +719,11 @@ def _spectral_figure(u0, s, bands, edges, scale, label, params):
 def _run_spectral(args) -> int:
     """Spectral TV decomposition (Gilboa 2014) from N+1 implicit TV flow steps: phi(t) = t u_tt, spectrum S(t) =
     ||phi(t)||_1, bands f_i = sum of phi(t_k) dt over the t_k in [e_i, e_i+1), residual f_r = u(T) - T u_t(T).
-    Writes band_i.png (each band normalised for display), residual.png, spectral.png (figure) and spectrum.csv."""
+    Writes band_i.png (each band normalised for display), residual.png, spectral.png (figure) and spectrum.csv.
+    A volume IMAGE is decomposed in 3-D with its voxel spacing (--spacing): band_i.EXT and residual.EXT in the
+    file's units and format, spectral.png with three orthogonal slices per band."""
+    if args.volume:
+        return _run_spectral_volume(args)
     u0, label, path = _load_input(args)
     edges = args.edges
     out = Outputs(args.out, _spectral_names(len(edges) - 1, args.save_npy), overwrite=args.overwrite,
@@ -559,9 +731,10 @@ def _run_spectral(args) -> int:
     _setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
+    _print_spacing(args)
     params = f"dt={args.dt:g}, N={args.steps}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
     with out:
-        s, secs = _run_spectral_api(u0, args, args.dt, args.steps)
+        s, secs = _run_spectral_api(u0, args, args.dt, args.steps, args.spacing)
         print(f"spectral TV ({params}; flow to t = {(args.steps + 1) * args.dt:g}): {secs:.2f} s")
         bands = s.filter(edges).cpu()
         print(f"band edges: {' '.join(f'{e:.4g}' for e in edges)}")
@@ -574,6 +747,42 @@ def _run_spectral(args) -> int:
         if args.save_npy:
             out.npy("bands.npy", bands)
             out.npy("residual.npy", s.residual)
+    _report_written(out)
+    return 0
+
+
+def _run_spectral_volume(args) -> int:
+    """``pdeflow spectral`` of a volume: the 3-D spectral TV decomposition with its spacing."""
+    vin = load_volume(args)
+    edges, sfx, m = args.edges, vin.suffix, len(args.edges) - 1
+    names = ([f"band_{i}{sfx}" for i in range(m)] + ["residual" + sfx, "spectral.png", "spectrum.csv"]
+             + (["bands.npy", "residual.npy"] if args.save_npy else []))
+    out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
+    _setup_compute(args)
+    print(vin.about)
+    print(_volume_scale_note(args.scale))
+    params = f"dt={args.dt:g}, N={args.steps}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
+    with out:
+        s, secs = _run_spectral_api(vin.data, args, args.dt, args.steps, vin.spacing)
+        print(f"spectral TV (3-D; {params}; flow to t = {(args.steps + 1) * args.dt:g}): {secs:.2f} s")
+        bands = s.filter(edges).cpu()                                   # (m, D, H, W), scaled
+        print(f"band edges: {' '.join(f'{e:.4g}' for e in edges)}")
+        print(_recon_report(s, vin.data * args.scale, bands, edges))
+        for i, b in enumerate(bands):
+            out.volume(f"band_{i}{sfx}", vin.diff_in_units(b / args.scale).float(), vin.spacing)
+        out.volume("residual" + sfx, vin.in_units(s.residual.cpu() / args.scale).float(), vin.spacing)
+        out.csv("spectrum.csv", ["k", "t", "S", "band"], _spectrum_rows(s, edges))
+        if args.save_npy:
+            out.npy("bands.npy", bands)
+            out.npy("residual.npy", s.residual)
+        panels = ([(vin.shown(vin.data), "input")]
+                  + [(_band_display_volume(b), t) for b, t in zip(bands, _band_titles(edges))]
+                  + [(vin.shown(s.residual.cpu() / args.scale), "residual")])
+        fig = viz.slices_figure(panels, vin.spacing, below=2.6,
+                                title=f"Spectral TV (3-D) of {vin.label}\n{params}, {secs:.2f} s\n"
+                                      f"{_VOLUME_BAND_NOTE}\n{_volume_note(vin)}")
+        _plot_spectrum(fig.subfigs[1].subplots(), s, edges)
+        out.figure("spectral.png", fig)
     _report_written(out)
     return 0
 

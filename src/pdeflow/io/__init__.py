@@ -10,14 +10,15 @@
   weights file plus a ``.json`` of its configuration and provenance (what inference reads, without the
   training toolkit). Finding, listing and loading trained models: :mod:`pdeflow.models`.
 * :mod:`~pdeflow.io.volumes`: :func:`read_volume` / :func:`write_volume`: 3-D volumes (TIFF stacks, DICOM
-  series and multi-frame files, NIfTI with the ``volumes`` extra, ``.npy``) with their voxel spacing.
+  series and multi-frame files, NIfTI with the ``volumes`` extra, ``.npy``) with their voxel spacing;
+  :func:`is_volume` tells a volume's path from an image's.
 
 Nothing here downloads anything.
 """
 from .files import atomic_path, atomic_write, to_json, write_bytes
 from .images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, LUMA_WEIGHTS, image_files, read_image, write_image
 from .model_files import load_model, model_bytes, model_from_export, model_paths, save_model
-from .volumes import DEFAULT_MAX_VOXELS, VOLUME_SUFFIXES, read_volume, write_volume
+from .volumes import DEFAULT_MAX_VOXELS, VOLUME_FORMATS, VOLUME_SUFFIXES, is_volume, read_volume, write_volume
 
 __all__ = [
     "read_image",
@@ -38,5 +39,7 @@ __all__ = [
     "read_volume",
     "write_volume",
     "VOLUME_SUFFIXES",
+    "VOLUME_FORMATS",
+    "is_volume",
     "DEFAULT_MAX_VOXELS",
 ]

@@ -6,6 +6,8 @@
   as a float tensor ``(D, H, W)`` and its voxel spacing ``(dz, dy, dx)``.
 * :func:`write_volume`: a volume and its spacing to ``.npy``, ``.tif``/``.tiff`` or ``.nii``/``.nii.gz``,
   atomically (temporary file beside the target, then a rename; never a partial file).
+* :func:`is_volume`: whether a path is for :func:`read_volume` rather than
+  :func:`pdeflow.io.read_image` (what the command line uses to tell volumes from images).
 
 Conventions
 -----------
@@ -49,7 +51,7 @@ import torch
 from ..errors import UserInputError
 from .files import atomic_path
 
-__all__ = ["read_volume", "write_volume", "VOLUME_SUFFIXES", "DEFAULT_MAX_VOXELS"]
+__all__ = ["read_volume", "write_volume", "is_volume", "VOLUME_SUFFIXES", "VOLUME_FORMATS", "DEFAULT_MAX_VOXELS"]
 
 #: File names :func:`write_volume` writes (and :func:`read_volume` reads, besides DICOM folders and files).
 VOLUME_SUFFIXES = (".npy", ".tif", ".tiff", ".nii", ".nii.gz")
@@ -443,6 +445,91 @@ def _dicom(reader, path: Path, max_voxels):
 # read_volume / write_volume
 # ---------------------------------------------------------------------------
 
+def _npy_dims(path: Path) -> int | None:
+    """The number of axes longer than 1 of a ``.npy`` file, from its header; None if it is not one."""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape   # the header only
+    except Exception:
+        return None
+    return sum(1 for n in shape if n > 1)
+
+
+def _tiff_is_stack(path: Path) -> bool:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]
+            if len(pages) > 1:
+                return True
+            s = tif.series[0] if tif.series else None
+            return s is not None and sum(1 for a, n in zip(s.axes, s.shape) if n > 1 and a not in "SC") >= 3
+    except Exception:
+        return False
+
+
+def _dicom_frames(path: Path) -> int:
+    try:
+        ds = _dcmread(path, stop_before_pixels=True)
+        return int(ds.get("NumberOfFrames", 1) or 1) if ds is not None else 0
+    except Exception:
+        return 0
+
+
+def is_volume(path) -> bool:
+    """Whether ``path`` is a volume for :func:`read_volume` rather than an image for :func:`~pdeflow.io.read_image`.
+
+    Decided from the path and, for files, from their header (no voxel is
+    loaded): a folder (of DICOM slices), a NIfTI name (``.nii``,
+    ``.nii.gz``), a ``.npy`` file with three or more axes longer than 1, a
+    TIFF with more than one page (reduced-resolution previews aside) or a
+    3-D series, and a DICOM file with more than one frame are volumes;
+    anything else (including a path that does not exist, or a file that
+    cannot be read) is not. A file called a volume here may still be
+    refused by :func:`read_volume` (e.g. a 4-D ``.npy`` array or a colour
+    stack), with its one-line message.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from pdeflow.io import is_volume
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "v.npy"), np.zeros((4, 5, 6)))
+    >>> np.save(os.path.join(d, "i.npy"), np.zeros((1, 5, 6)))
+    >>> is_volume(os.path.join(d, "v.npy")), is_volume(os.path.join(d, "i.npy")), is_volume(d)
+    (True, False, True)
+    """
+    path = Path(path)
+    if path.is_dir():
+        return True
+    if not path.is_file():
+        return False
+    if _is_nifti_name(path):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if head.startswith(b"\x93NUMPY"):
+        dims = _npy_dims(path)
+        return dims is not None and dims >= 3
+    if head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
+        return _dicom_frames(path) > 1
+    if head[:4] in _TIFF_MAGICS:
+        return _tiff_is_stack(path)
+    return False
+
+
 def _is_nifti_name(path: Path) -> bool:
     name = path.name.lower()
     return name.endswith(".nii") or name.endswith(".nii.gz")
@@ -564,7 +651,11 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def write_volume(path, volume, *, spacing=None, overwrite: bool = False) -> Path:
+#: ``format`` names of :func:`write_volume`, each with the suffix it implies.
+VOLUME_FORMATS = {"npy": ".npy", "tif": ".tif", "nii": ".nii", "nii.gz": ".nii.gz"}
+
+
+def write_volume(path, volume, *, spacing=None, overwrite: bool = False, format: str | None = None) -> Path:
     """Write a volume ``(D, H, W)`` and its spacing, atomically, as ``.npy``, ``.tif``/``.tiff`` or ``.nii(.gz)``.
 
     The file is written to a temporary file beside ``path`` and renamed onto
@@ -587,6 +678,9 @@ def write_volume(path, volume, *, spacing=None, overwrite: bool = False) -> Path
     overwrite : bool, optional
         Replace an existing file; otherwise an existing ``path`` raises
         FileExistsError (as :func:`pdeflow.io.write_image`).
+    format : {None, 'npy', 'tif', 'nii', 'nii.gz'}, optional
+        The format, whatever ``path``'s name (for a temporary file); default
+        (None): from the name.
 
     Returns
     -------
@@ -608,7 +702,10 @@ def write_volume(path, volume, *, spacing=None, overwrite: bool = False) -> Path
     """
     who = "write_volume"
     path = Path(path)
-    kind = _suffix(path)
+    if format is not None and format not in VOLUME_FORMATS:
+        raise UserInputError(f"{who}: format must be None or one of {', '.join(map(repr, VOLUME_FORMATS))}, "
+                             f"got {format!r}")
+    kind = _suffix(path) if format is None else VOLUME_FORMATS[format]
     if kind not in VOLUME_SUFFIXES:
         raise UserInputError(f"{who}: path must end in one of {', '.join(VOLUME_SUFFIXES)}, got '{path.name}'")
     h = (1.0, 1.0, 1.0) if spacing is None else _check_spacing(spacing, who)
