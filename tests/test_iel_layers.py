@@ -207,8 +207,9 @@ def test_bad_operator_type_and_inputs():
             iel(bad)
     with pytest.raises(TypeError, match="floating"):
         iel(torch.zeros(1, 1, 4, 4, dtype=torch.long))
-    with pytest.raises(TypeError, match="torch.Tensor"):
-        iel(np.zeros((1, 1, 4, 4)))
+    assert torch.equal(iel(np.zeros((1, 1, 4, 4))), iel(torch.zeros(1, 1, 4, 4, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="input must be a torch.Tensor, a NumPy array or a list"):
+        iel("logits")
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         with_iels(lambda x: x)
     for cls, name in ((TVFlow, "eps"), (PeronaMalik, "kappa"), (Heat, "scale")):

@@ -178,8 +178,10 @@ def test_bad_input_errors():
         assert torch.equal(diffuse(f, m, method="cg", tol=1e-8), diffuse(f, m, solver="cg", tol=1e-8))
     with pytest.raises(ValueError, match="x0"):
         diffuse(f, m, x0=torch.zeros(16, 16))
-    with pytest.raises(TypeError, match="mask"):
-        diffuse(f, np.ones((16, 16)))
+    # a NumPy mask is taken as torch.as_tensor makes it (the API contract, tests/test_api_contract.py)
+    assert torch.equal(diffuse(f, np.ones((16, 16))), diffuse(f, torch.ones(16, 16, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="mask must be a torch.Tensor, a NumPy array or a list"):
+        diffuse(f, "everywhere")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -83,8 +83,11 @@ def test_as_batch_and_check_image():
     assert ops.as_batch(torch.rand(3, 5, 6))[0].shape == (1, 3, 5, 6)
     with pytest.raises(UserInputError, match=r"u0 must have shape \(H, W\)"):
         ops.as_batch(torch.rand(5), "u0")
-    with pytest.raises(TypeError, match="f must be a torch.Tensor"):
-        ops.check_image([[0.0]], "f")
+    assert ops.check_image([[0.0]], "f").dtype == torch.float32      # a list: as torch.as_tensor makes it
+    with pytest.raises(UserInputError, match="f must be a torch.Tensor, a NumPy array or a list"):
+        ops.check_image("a picture", "f")
+    with pytest.raises(UserInputError, match="f is on the 'meta' device"):
+        ops.check_image(torch.zeros(3, 3, device="meta"), "f")
     with pytest.raises(TypeError, match="floating-point"):
         ops.check_image(torch.ones(3, 3, dtype=torch.int64), "f")
     with pytest.raises(UserInputError, match="NaN or infinite"):

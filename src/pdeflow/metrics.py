@@ -374,7 +374,7 @@ def ssim(
     B, C, H, W = x.shape
     if H < k or W < k:
         raise UserInputError(
-            f"ssim: images must be at least {k}x{k} pixels for window={window!r}, {what} "
+            f"ssim: x and y must be at least {k}x{k} pixels for window={window!r}, {what} "
             f"(window size {k}), got {H}x{W}"
         )
 

@@ -72,7 +72,7 @@ import torch
 from .errors import UserInputError
 
 __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum", "as_batch", "unbatch",
-           "check_image", "image_batch"]
+           "check_tensor", "check_image", "image_batch"]
 
 
 def spatial_axes(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
@@ -101,6 +101,45 @@ def spatial_axes(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None
         raise UserInputError(f"{who}: spacing must hold finite numbers > 0, got {spacing!r}")
     h = tuple(float(v) for v in h)
     return n, (None if all(v == 1.0 for v in h) else h)   # unit spacing: the unit-grid code path, bit for bit
+
+
+def check_tensor(u, name: str = "u") -> torch.Tensor:
+    """``u`` as a tensor that holds values, the check every image-like argument starts with: a NumPy
+    array or a (nested) list of numbers becomes one (as ``torch.as_tensor`` makes it: float64 arrays stay
+    float64, Python floats become float32); a ``meta`` tensor (no values), an empty one or anything else
+    is refused with a :class:`~pdeflow.errors.UserInputError` naming ``name``. Constant time for a tensor
+    (no pass over the values), so the operators here keep it on their hot path.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.ops import check_tensor
+    >>> check_tensor(np.zeros((2, 3)), "f").dtype
+    torch.float64
+    >>> try:
+    ...     check_tensor([], "f")
+    ... except ValueError as err:
+    ...     print(err)
+    f is empty (an empty batch or image: every axis must have a size >= 1), got shape (0,)
+    """
+    if isinstance(u, torch.Tensor) and not u.is_meta and u.numel():
+        return u                  # the common case first: a fraction of a microsecond
+    if not isinstance(u, torch.Tensor):
+        if not hasattr(u, "__array__") and not isinstance(u, (list, tuple)):
+            raise UserInputError(f"{name} must be a torch.Tensor, a NumPy array or a list of numbers, "
+                                 f"got {type(u).__name__}")
+        try:
+            u = torch.as_tensor(u)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise UserInputError(f"{name} must be a torch.Tensor, a NumPy array or a list of numbers, "
+                                 f"got {type(u).__name__} ({exc})") from None
+    if u.device.type == "meta":
+        raise UserInputError(f"{name} is on the 'meta' device, which holds no values; pass a tensor on a "
+                             "real device (cpu, cuda, ...)")
+    if u.numel() == 0:
+        raise UserInputError(f"{name} is empty (an empty batch or image: every axis must have a size >= 1), "
+                             f"got shape {tuple(u.shape)}")
+    return u
 
 
 def _per_axis(h: tuple[float, ...], power: int, like: torch.Tensor) -> torch.Tensor:
@@ -144,6 +183,7 @@ def grad(u: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int |
              [1., 2., 0.]]])
     """
     n, h = spatial_axes(ndim, spacing, "grad")
+    u = check_tensor(u, "grad: u")
     if n == 2:
         if u.dim() < 2:
             raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
@@ -200,6 +240,7 @@ def div(p: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int | 
     True
     """
     n, h = spatial_axes(ndim, spacing, "div")
+    p = check_tensor(p, "div: p")
     if n == 3:
         return _div3(p, zero_edges, h)
     if p.dim() < 3 or p.shape[-3] != 2:
@@ -274,6 +315,7 @@ def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torc
             [ 0.,  1.,  0.]])
     """
     n, h = spatial_axes(ndim, spacing, "laplacian")
+    u = check_tensor(u, "laplacian: u")
     if n == 3 or h is not None:
         return _laplacian_weighted(u, n, h)
     if u.dim() < 2:
@@ -323,6 +365,7 @@ def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
     >>> batch_sum(torch.ones(2, 3, 4, 5))
     tensor([60., 60.])
     """
+    x = check_tensor(x, "batch_sum: x")
     return x.reshape(*x.shape[:keep], -1).sum(-1) if x.dim() > keep else x
 
 
@@ -345,6 +388,10 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
               [3., 0.]]]])
     """
     n, _ = spatial_axes(ndim, None, "gradient_norm")
+    g = check_tensor(g, "gradient_norm: g")
+    if g.dim() < n + 2 or g.shape[-n - 1] != n:
+        raise UserInputError(f"gradient_norm: g must have shape (..., C, {n}, {', '.join('DHW'[3 - n:])}) "
+                             f"(a gradient field of a (C, ...) image), got {tuple(g.shape)}")
     sq = (g * g).sum(-n - 1)
     if not channelwise:
         sq = sq.sum(-n - 1, keepdim=True)
@@ -355,7 +402,8 @@ def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
     """The one shape promotion: ``u`` as a ``(B, C, H, W)`` view, and its original number of dimensions.
 
     ``(H, W)`` becomes ``(1, 1, H, W)`` and ``(C, H, W)`` becomes ``(1, C, H, W)``; undo it with
-    ``out[0, 0]`` / ``out[0]`` (or :func:`unbatch`) to return the shape a caller gave.
+    ``out[0, 0]`` / ``out[0]`` (or :func:`unbatch`) to return the shape a caller gave. A NumPy array or a
+    list of numbers is taken as ``torch.as_tensor`` makes it.
 
     Examples
     --------
@@ -367,13 +415,11 @@ def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
 
     Raises
     ------
-    TypeError
-        ``u`` is not a tensor.
     pdeflow.errors.UserInputError
-        ``u`` does not have 2, 3 or 4 dimensions (the message names ``name``).
+        ``u`` does not have 2, 3 or 4 dimensions, is empty, is on the ``meta`` device or is not
+        array-like (the message names ``name``).
     """
-    if not isinstance(u, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    u = check_tensor(u, name)
     if u.dim() == 2:
         return u[None, None], 2
     if u.dim() == 3:
@@ -397,27 +443,30 @@ def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
     return x if ndim == 4 else (x[0] if ndim == 3 else x[0, 0])
 
 
-def check_image(u: torch.Tensor, name: str = "u") -> None:
+def check_image(u: torch.Tensor, name: str = "u") -> torch.Tensor:
     """The one image check: a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W)
-    with finite values; a TypeError or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise.
+    with finite values on a device that holds values (not ``meta``); a NumPy array or a list of numbers
+    is taken as ``torch.as_tensor`` makes it. Returns ``u`` as that tensor; a TypeError (an integer
+    dtype) or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise.
 
     Examples
     --------
     >>> import torch
     >>> from pdeflow.ops import check_image
-    >>> check_image(torch.zeros(4, 4), "f")            # passes silently
+    >>> check_image(torch.zeros(4, 4), "f").shape
+    torch.Size([4, 4])
     >>> check_image(torch.full((4, 4), float("nan")), "f")
     Traceback (most recent call last):
     ...
     pdeflow.errors.UserInputError: f contains NaN or infinite values
     """
+    u = check_tensor(u, name)
     as_batch(u, name)
-    if u.numel() == 0:
-        raise UserInputError(f"{name} is empty, got shape {tuple(u.shape)}")
     if not u.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {u.dtype}")
     if not bool(torch.isfinite(u).all()):
         raise UserInputError(f"{name} contains NaN or infinite values")
+    return u
 
 
 def image_batch(u: torch.Tensor, name: str = "u", *, min_size: int = 1) -> torch.Tensor:
@@ -432,12 +481,11 @@ def image_batch(u: torch.Tensor, name: str = "u", *, min_size: int = 1) -> torch
     torch.Size([1, 1, 4, 5])
     """
     u4 = as_batch(u, name)[0]
-    if not u.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {u.dtype}")
+    if not u4.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {u4.dtype}")
     if u4.shape[-1] < min_size or u4.shape[-2] < min_size:
-        raise UserInputError(f"{name} must be at least {min_size}x{min_size} pixels, got {tuple(u.shape)}")
-    check_image(u4, name)
-    return u4
+        raise UserInputError(f"{name} must be at least {min_size}x{min_size} pixels, got {tuple(u4.shape)}")
+    return check_image(u4, name)
 
 
 def tv(u: torch.Tensor, *, channelwise: bool = False, spacing=None, ndim: int | None = None) -> torch.Tensor:
@@ -503,8 +551,7 @@ def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges
 
 def _as_volume_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
     """``u`` of shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) as a (B, C, D, H, W) view, and its dimensions."""
-    if not isinstance(u, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    u = check_tensor(u, name)
     if u.dim() in (3, 4, 5):
         return u[(None,) * (5 - u.dim())], u.dim()
     raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "

@@ -78,15 +78,14 @@ __all__ = [
 BOUNDARIES = ("zero", "neumann")
 
 
-def _check_u(u, who: str) -> None:
-    if not isinstance(u, torch.Tensor):
-        raise TypeError(f"{who}: input must be a torch.Tensor of shape (B, C, H, W) or (B, C, D, H, W), "
-                        f"got {type(u).__name__}")
+def _check_u(u, who: str) -> torch.Tensor:
+    u = ops.check_tensor(u, f"{who}: input")
     if u.dim() not in (4, 5):
         raise UserInputError(f"{who}: input must have shape (B, C, H, W) or (B, C, D, H, W) (a batch of logit "
                              f"maps or volumes), got shape {tuple(u.shape)}")
     if not u.is_floating_point():
         raise TypeError(f"{who}: input must be a floating tensor (logits), got dtype {u.dtype}")
+    return u
 
 
 def _check_boundary(boundary, who: str) -> str:
@@ -312,7 +311,7 @@ class InverseEvolution(nn.Module):
         return self.operator(u, self.boundary) if self._takes_boundary else self.operator(u)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        _check_u(u, "InverseEvolution")
+        u = _check_u(u, "InverseEvolution")
         for _ in range(self.steps):
             u = u - self.dt * self._apply_f(u)
         return u
@@ -407,10 +406,7 @@ class WithIELs(nn.Module):
         out = self.model(*args, **kwargs)
         if not self.training:
             return out
-        if not isinstance(out, torch.Tensor):
-            raise TypeError("with_iels: the model must return a tensor of logits (B, C, H, W) or (B, C, D, H, W), "
-                            f"got {type(out).__name__}")
-        return self.iel(out)
+        return self.iel(out)         # which checks the logits (a non-tensor is refused, naming them)
 
 
 def with_iels(model: nn.Module, operator="heat", dt: float = 0.025, steps: int = 30,

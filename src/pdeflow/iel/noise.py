@@ -31,6 +31,7 @@ from numbers import Integral, Real
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 from ..rng import as_generator
 
@@ -40,8 +41,7 @@ NOISE_KINDS = ("none", "blocks", "windows")
 
 
 def _prepare(labels, num_classes, who):
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{who}: labels must be a torch.Tensor, got {type(labels).__name__}")
+    labels = ops.check_tensor(labels, f"{who}: labels")
     if labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"{who}: labels must be an integer label map, got dtype {labels.dtype}")
     if labels.dim() not in (2, 3):
@@ -101,6 +101,7 @@ def block_noise(labels: torch.Tensor, num_classes: int, size: int = 3, keep: flo
     (torch.Size([2, 12, 12]), torch.int64, True)
     """
     who = "block_noise"
+    labels = ops.check_tensor(labels, f"{who}: labels")
     lab = _prepare(labels, num_classes, who)
     s = _block_size(size, who)
     if isinstance(keep, bool) or not isinstance(keep, Real) or not 0.0 <= keep <= 1.0:
@@ -151,6 +152,7 @@ def window_noise(labels: torch.Tensor, num_classes: int, size: int = 3, area: fl
     (torch.Size([12, 12]), True)
     """
     who = "window_noise"
+    labels = ops.check_tensor(labels, f"{who}: labels")
     lab = _prepare(labels, num_classes, who)
     s = _block_size(size, who)
     if isinstance(area, bool) or not isinstance(area, Real) or not 0.0 <= area <= 1.0:

@@ -136,8 +136,7 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
 
 
 def _check_f(f, who: str) -> torch.Tensor:
-    if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
+    f = ops.check_tensor(f, f"{who}: f")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
     f4 = ops.as_batch(f, f"{who}: f")[0]
@@ -168,8 +167,7 @@ def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool
     ``f`` (B, C, D, H, W)): shape, dtype, values, and at least one known site per image."""
     site, item = ("pixel", "image") if spatial == 2 else ("voxel", "volume")
     axes = "(H, W)" if spatial == 2 else "(D, H, W)"
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{who}: mask must be a torch.Tensor, got {type(mask).__name__}")
+    mask = ops.check_tensor(mask, f"{who}: mask")
     if not spatial <= mask.dim() <= spatial + 2:
         raise UserInputError(f"{who}: mask must have shape {axes}, (1, {axes[1:]} or (B, 1, {axes[1:]} matching f "
                              f"{tuple(f.shape)}, got {tuple(mask.shape)}")
@@ -205,8 +203,7 @@ def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool
 def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous, method):
     """:func:`diffuse` for volumes (``nd = 3``) and for images with a non-unit spacing (as volumes of depth 1)."""
     who = "diffuse"
-    if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{who}: f must be a torch.Tensor, got {type(f).__name__}")
+    f = ops.check_tensor(f, f"{who}: f")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
     if not isinstance(continuous, bool):
@@ -402,6 +399,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     tensor([0., 1., 2., 3.], dtype=torch.float64)
     """
     who = "diffuse"
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
     if nd == 3 or h is not None:
         return _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous, method)
@@ -460,6 +458,8 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
     """
     from .. import metrics
 
+    f = ops.check_image(f, "inpainting_error: f")
+    u = ops.check_image(u, "inpainting_error: u")
     if metric == "mse":
         return metrics.mse(f, u)
     if metric == "mae":

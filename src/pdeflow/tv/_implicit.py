@@ -43,7 +43,9 @@ def flat_threshold(u: torch.Tensor, tol: float) -> torch.Tensor:
 
     The computed ``u`` is within the solver's accuracy of the exact solution, whose flat pixels have an
     exactly zero gradient: ``sqrt(tol)`` times the image's range (the scale of the error of a solve to
-    a relative duality gap ``tol``), and no less than round-off.
+    a relative duality gap ``tol``), and no less than round-off.  Pass the data ``f``: its range holds
+    the solution's, and is not zero where the whole solution is one flat region (whose computed
+    gradients are round-off, not zero).
     """
     B = u.shape[0]
     flat = u.reshape(B, -1)

@@ -317,14 +317,16 @@ class _RofGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, f, lam, u, divp, cfg):
-        ctx.save_for_backward(u, divp, lam)
+        # the flat threshold from the range of f, which holds that of u (and is not 0 where u is one
+        # flat region whose computed gradients are round-off)
+        ctx.save_for_backward(u, divp, lam, flat_threshold(f.detach(), cfg[0]))
         ctx.cfg = cfg
         return u.clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        u, divp, lam = ctx.saved_tensors
+        u, divp, lam, threshold = ctx.saved_tensors
         tol, max_iter, channelwise, grid = ctx.cfg
         g = g.contiguous()
         w = g.clone()
@@ -333,7 +335,7 @@ class _RofGrad(torch.autograd.Function):
             eps = torch.finfo(u.dtype).eps
             up = u[pos]
             w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
-                                            threshold=flat_threshold(up, tol), rtol=max(tol, 50 * eps),
+                                            threshold=threshold[pos], rtol=max(tol, 50 * eps),
                                             max_iter=max_iter, grid=None if grid.plain else grid)
             w[pos] = w_pos
             if not bool(conv.all()):

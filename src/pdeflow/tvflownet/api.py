@@ -382,7 +382,10 @@ def flow(
     >>> u.shape, u.dtype
     (torch.Size([2, 1, 16, 16]), torch.float32)
     """
-    # A NumPy array is taken as pdeflow.tv.rof takes it: as a tensor (its float dtype, integers as float64).
+    # A NumPy array or a list is taken as pdeflow.tv.rof takes it: as a tensor (its float dtype, integers as float64).
+    if isinstance(u0, (list, tuple)):
+        u0 = ops.check_tensor(u0, "u0")
+        u0 = u0 if u0.is_floating_point() else u0.double()
     kind = "NumPy array" if isinstance(u0, np.ndarray) else "tensor"
     if isinstance(u0, np.ndarray):
         try:
@@ -396,6 +399,7 @@ def flow(
     if not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
         raise UserInputError(f"u0 must be a floating-point tensor or NumPy array of shape (H, W), (C, H, W) or "
                              f"(B, C, H, W), got a {kind} of shape {tuple(u0.shape)}, dtype {u0.dtype}")
+    ops.check_tensor(u0, "u0")            # refuses an empty batch or image, and a meta tensor (no values)
     if not bool(torch.isfinite(u0).all()):
         raise UserInputError("u0 must be finite")
     if not (isinstance(batch_size, int) and batch_size >= 1):

@@ -196,6 +196,7 @@ def joint_optimise(
     >>> u.shape, phi.shape
     (torch.Size([3, 1, 8, 8]), torch.Size([3, 1, 2, 8, 8]))
     """
+    u0 = ops.check_tensor(u0, "u0")
     x = ops.as_batch(u0, "u0")[0]
     if not x.is_floating_point():
         raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
@@ -220,6 +221,9 @@ def joint_optimise(
     T = t.numel()
     B, C, H, W = x.shape
     x = x.detach()
+    out_dtype = x.dtype
+    if out_dtype in (torch.float16, torch.bfloat16):
+        x = x.float()       # Adam's moments underflow in half precision: optimised in float32, returned in u0's dtype
     t = t.to(device=x.device)
 
     if u_init is None:
@@ -272,8 +276,8 @@ def joint_optimise(
             with torch.no_grad():
                 record(iterations, loss())
 
-    u_out = u.detach()
-    phi_out = zero_border(phi.detach(), int(edge_width))
+    u_out = u.detach().to(out_dtype)
+    phi_out = zero_border(phi.detach(), int(edge_width)).to(out_dtype)
     shape = tuple(u0.shape)
     u_out = u_out.reshape(T, *shape)
     phi_out = phi_out.reshape(T, *shape[:-2], 2, H, W)

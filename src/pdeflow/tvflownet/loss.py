@@ -140,6 +140,9 @@ def loss_terms(
     >>> [round(terms[k].item(), 6) for k in TERM_NAMES + ("total",)]
     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
+    u, u_t, phi = ops.check_tensor(u, "u"), ops.check_tensor(u_t, "u_t"), ops.check_tensor(phi, "phi")
+    u0 = None if u0 is None else ops.check_tensor(u0, "u0")
+    u_at_0 = None if u_at_0 is None else ops.check_tensor(u_at_0, "u_at_0")
     _check_pair(u, phi)
     if tuple(u_t.shape) != tuple(u.shape):
         raise UserInputError(f"u_t must have the shape of u {tuple(u.shape)}, got {tuple(u_t.shape)}")
@@ -229,6 +232,7 @@ def time_derivative(
     >>> u_t.unique()
     tensor([-1.])
     """
+    u0 = ops.check_tensor(u0, "u0")
     if u0.dim() != 4:
         raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
     tt = _as_time_tensor(t, u0)

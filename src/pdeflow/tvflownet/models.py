@@ -134,6 +134,9 @@ def time_image(t, u0: torch.Tensor) -> torch.Tensor:
     >>> tau.shape, tau[:, 0, 0, 0]
     (torch.Size([2, 1, 4, 5]), tensor([0.1000, 0.7000]))
     """
+    u0 = ops.check_tensor(u0, "u0")
+    if u0.dim() != 4:
+        raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
     B, _, H, W = u0.shape
     if not torch.is_tensor(t):
         try:
@@ -164,6 +167,9 @@ def normalised_gradient(u: torch.Tensor, eps: float, *, channelwise: bool = Fals
     >>> normalised_gradient(u, 1e-4)[0, 0, :, 0, 0]  # a unit vector along W where u jumps
     tensor([0., 1.])
     """
+    u = ops.check_tensor(u, "u")
+    if u.dim() < 3:
+        raise UserInputError(f"u must have shape (B, C, H, W) or (C, H, W), got {tuple(u.shape)}")
     g = ops.grad(u)
     n = ops.gradient_norm(g, channelwise=channelwise, eps=eps).unsqueeze(-3)  # (B, C|1, 1, H, W)
     return g / n
@@ -184,6 +190,9 @@ def project_unit_ball(phi: torch.Tensor, eps: float = 0.0, *, channelwise: bool 
     tensor([[0.6000, 0.3000],
             [0.8000, 0.4000]])
     """
+    phi = ops.check_tensor(phi, "phi")
+    if phi.dim() < 4 or phi.shape[-3] != 2:
+        raise UserInputError(f"phi must have shape (B, C, 2, H, W) or (C, 2, H, W), got {tuple(phi.shape)}")
     n = ops.gradient_norm(phi, channelwise=channelwise, eps=eps).unsqueeze(-3)
     return phi / torch.clamp(n, min=1.0)
 
@@ -211,6 +220,7 @@ def zero_border(phi: torch.Tensor, width: int = 1) -> torch.Tensor:
             [0., 1., 1., 0.],
             [0., 0., 0., 0.]])
     """
+    phi = ops.check_tensor(phi, "phi")
     if width <= 0:
         return phi
     return phi * _border_mask(phi.shape[-2], phi.shape[-1], width, phi)

@@ -119,8 +119,7 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
 
 
 def _image_batch(f, who: str) -> tuple[torch.Tensor, int]:
-    ops.check_image(f, f"{who}: f")
-    return ops.as_batch(f, f"{who}: f")
+    return ops.as_batch(ops.check_image(f, f"{who}: f"), f"{who}: f")
 
 
 def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
@@ -228,10 +227,9 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     >>> u.shape, bool((u[m > 0] == f[m > 0]).all())
     (torch.Size([1, 16, 16]), True)
     """
+    f = ops.check_tensor(f, "gan_inpaint: f")
     x, dim = _image_batch(f, "gan_inpaint")
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"gan_inpaint: mask must be a torch.Tensor, got {type(mask).__name__}")
-    m = mask
+    m = ops.check_tensor(mask, "gan_inpaint: mask")
     if m.dim() != dim or m.shape[-2:] != f.shape[-2:] or (dim >= 3 and m.shape[-3] not in (1, f.shape[-3])) \
             or (dim == 4 and m.shape[0] != f.shape[0]):
         want = {2: "(H, W)", 3: "(1, H, W) or (C, H, W)", 4: "(B, 1, H, W) or (B, C, H, W)"}[dim]

@@ -264,6 +264,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     102
     """
     who = "learned_mask"
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     n_known(density, H * W, who)

@@ -325,6 +325,7 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
     (torch.Size([1, 1, 32, 32]), True)
     """
     who = "learned_inpaint"
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     m = check_mask(mask, f4, who)

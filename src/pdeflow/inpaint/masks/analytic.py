@@ -170,6 +170,7 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
                              f"got {spacing!r}")
     if snap is None:
         snap = True
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     n_known(density, H * W, who)

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ... import ops
 from ...errors import UserInputError
 from ...rng import as_generator
 
@@ -378,7 +379,8 @@ def dither(p: torch.Tensor, density: float, *, tile=None, random: bool = False, 
     32
     """
     who = "dither"
-    if not isinstance(p, torch.Tensor) or p.dim() not in (4, 5) or p.shape[1] != 1 or not p.is_floating_point():
+    p = ops.check_tensor(p, f"{who}: p")
+    if p.dim() not in (4, 5) or p.shape[1] != 1 or not p.is_floating_point():
         raise UserInputError(f"{who}: p must be a floating-point tensor (B, 1, H, W) or (B, 1, D, H, W), "
                          f"got {getattr(p, 'shape', type(p).__name__)}")
     if p.dim() == 5:

@@ -174,7 +174,8 @@ def _check_mask(mask, f, f4: torch.Tensor, who: str) -> torch.Tensor:
     """The mask as (B, N) bool; its shape must be the one the mask functions return for ``f``."""
     B, C, H, W = f4.shape
     want = (B, 1, H, W) if f.dim() == 4 else ((1, H, W) if f.dim() == 3 else (H, W))
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != want:
+    mask = ops.check_tensor(mask, f"{who}: mask")
+    if tuple(mask.shape) != want:
         raise ValueError(f"{who}: mask must have shape {want} for f of shape {tuple(f.shape)}, got "
                          f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
     if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
@@ -295,6 +296,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     """
     who = "refine_mask"
     t0 = time.perf_counter()
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     keep0 = _check_mask(mask, f, f4, who)
     B, C, H, W = f4.shape

@@ -127,6 +127,7 @@ def _check_metric(metric, who: str) -> str:
 
 
 def _mask_shape_out(mask4: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    mask4 = mask4.to(f.dtype)
     if f.dim() == 4:
         return mask4
     if f.dim() == 3:
@@ -309,7 +310,10 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     (torch.Size([1, 1, 12, 12]), 36)
     """
     who = "probabilistic_sparsification"
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
+    if f4.dtype in (torch.float16, torch.bfloat16):
+        f4 = f4.float()     # half precisions cannot rank the local errors: computed in float32, returned in f's dtype
     B, C, H, W = f4.shape
     N = H * W
     several = isinstance(density, (list, tuple))
@@ -354,7 +358,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
             results.append(mask)
             continue
         u = diffuse(f4, mask4, tol=tol, x0=u_last, solver=solver)
-        results.append(MaskResult(mask=mask, u=u.reshape(f.shape), error=_global_error(u, f4, metric),
+        results.append(MaskResult(mask=mask, u=u.reshape(f.shape).to(f.dtype), error=_global_error(u, f4, metric),
                                   trace=torch.stack(trace[:n_steps], 1) if n_steps else f4.new_zeros(B, 0),
                                   accepted=torch.full((B,), n_steps, dtype=torch.long), seconds=secs))
     return results if several else results[0]
@@ -426,7 +430,10 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     (True, True)
     """
     who = "nonlocal_pixel_exchange"
+    f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
+    if f4.dtype in (torch.float16, torch.bfloat16):
+        f4 = f4.float()     # half precisions cannot rank the local errors: computed in float32, returned in f's dtype
     B, C, H, W = f4.shape
     N = H * W
     m4 = check_mask(mask, f4, who)
@@ -489,7 +496,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     out_mask = _mask_shape_out(mask4, f)
     if not full_output:
         return out_mask
-    return MaskResult(mask=out_mask, u=u.reshape(f.shape), error=err, trace=torch.stack(trace, 1),
+    return MaskResult(mask=out_mask, u=u.reshape(f.shape).to(f.dtype), error=err, trace=torch.stack(trace, 1),
                       accepted=accepted, seconds=time.perf_counter() - t0)
 
 
