@@ -398,12 +398,13 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     return torch.sqrt(sq + eps * eps) if eps else torch.sqrt(sq)
 
 
-def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
-    """The one shape promotion: ``u`` as a ``(B, C, H, W)`` view, and its original number of dimensions.
+def as_batch(u: torch.Tensor, name: str = "u", ndim: int = 2) -> tuple[torch.Tensor, int]:
+    """The one shape promotion: ``u`` as a ``(B, C, H, W)`` view (``ndim=3``: ``(B, C, D, H, W)``), and its
+    original number of dimensions.
 
-    ``(H, W)`` becomes ``(1, 1, H, W)`` and ``(C, H, W)`` becomes ``(1, C, H, W)``; undo it with
-    ``out[0, 0]`` / ``out[0]`` (or :func:`unbatch`) to return the shape a caller gave. A NumPy array or a
-    list of numbers is taken as ``torch.as_tensor`` makes it.
+    ``(H, W)`` becomes ``(1, 1, H, W)`` and ``(C, H, W)`` becomes ``(1, C, H, W)`` (volumes alike, with a
+    depth axis); undo it with :func:`unbatch` to return the shape a caller gave. A NumPy array or a list
+    of numbers is taken as ``torch.as_tensor`` makes it.
 
     Examples
     --------
@@ -412,25 +413,29 @@ def as_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
     >>> x, ndim = as_batch(torch.zeros(2, 3, 5))
     >>> tuple(x.shape), ndim
     ((1, 2, 3, 5), 3)
+    >>> tuple(as_batch(torch.zeros(2, 3, 5), ndim=3)[0].shape)
+    (1, 1, 2, 3, 5)
 
     Raises
     ------
     pdeflow.errors.UserInputError
-        ``u`` does not have 2, 3 or 4 dimensions, is empty, is on the ``meta`` device or is not
-        array-like (the message names ``name``).
+        ``u`` does not have ``ndim`` to ``ndim + 2`` dimensions, is empty, is on the ``meta`` device or
+        is not array-like (the message names ``name``).
     """
     u = check_tensor(u, name)
-    if u.dim() == 2:
-        return u[None, None], 2
-    if u.dim() == 3:
-        return u[None], 3
-    if u.dim() == 4:
-        return u, 4
+    if ndim == 3:
+        if u.dim() in (3, 4, 5):
+            return u[(None,) * (5 - u.dim())], u.dim()
+        raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
+                             f"got {tuple(u.shape)}")
+    if u.dim() in (2, 3, 4):
+        return u[(None,) * (4 - u.dim())], u.dim()
     raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
 
 
 def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Undo :func:`as_batch`: ``x`` ``(B, C, H, W)`` back to ``ndim`` (2, 3 or 4) dimensions.
+    """Undo :func:`as_batch`: drop the leading axes of the batched ``x`` (images or volumes) until it has
+    ``ndim`` dimensions, the number :func:`as_batch` returned.
 
     Examples
     --------
@@ -440,7 +445,7 @@ def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
     >>> tuple(x.shape), tuple(unbatch(x, ndim).shape)
     ((1, 1, 3, 5), (3, 5))
     """
-    return x if ndim == 4 else (x[0] if ndim == 3 else x[0, 0])
+    return x[(0,) * (x.dim() - ndim)]
 
 
 def check_image(u: torch.Tensor, name: str = "u") -> torch.Tensor:
@@ -541,18 +546,9 @@ def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges
     tensor([8.])
     """
     n, h = spatial_axes(ndim, spacing, "tv")
-    x, nd = as_batch(u) if n == 2 else _as_volume_batch(u)
+    x, nd = as_batch(u, ndim=n)
     out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges, spacing=h, ndim=n), channelwise=channelwise,
                                   eps=eps, ndim=n))
     if h is not None:
         out = out * math.prod(h)
     return out if nd == n + 2 else out[0]
-
-
-def _as_volume_batch(u: torch.Tensor, name: str = "u") -> tuple[torch.Tensor, int]:
-    """``u`` of shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) as a (B, C, D, H, W) view, and its dimensions."""
-    u = check_tensor(u, name)
-    if u.dim() in (3, 4, 5):
-        return u[(None,) * (5 - u.dim())], u.dim()
-    raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
-                         f"got {tuple(u.shape)}")

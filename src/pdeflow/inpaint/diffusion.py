@@ -147,16 +147,6 @@ def _check_f(f, who: str) -> torch.Tensor:
     return f4
 
 
-def _as_volume_batch(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)`` as a 5-D tensor."""
-    if x.dim() not in (3, 4, 5):
-        raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
-                             f"got {tuple(x.shape)}")
-    while x.dim() < 5:
-        x = x[None]
-    return x
-
-
 def _check_mask3(mask, f5: torch.Tensor, who: str, continuous: bool) -> torch.Tensor:
     """:func:`check_mask` for volumes: ``mask`` broadcastable to ``f5`` (B, C, D, H, W)."""
     return _fit_mask(mask, f5, who, 3, need_known=True, continuous=continuous)
@@ -209,7 +199,7 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
     if not isinstance(continuous, bool):
         raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
     if nd == 3:
-        f5 = _as_volume_batch(f, f"{who}: f")
+        f5 = ops.as_batch(f, f"{who}: f", ndim=3)[0]
         if min(f5.shape[-3:]) < 2:
             raise UserInputError(f"{who}: f must be at least 2x2x2 voxels, got {tuple(f.shape)}")
     else:

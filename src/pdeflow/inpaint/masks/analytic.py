@@ -202,9 +202,7 @@ def _analytic_volume(f, density, sigma, floor, snap, tile, random, generator, re
     if not isinstance(f, torch.Tensor) or not f.is_floating_point() or f.dim() not in (3, 4, 5):
         raise UserInputError(f"{who}: f must be a floating-point tensor (D, H, W), (C, D, H, W) or "
                              f"(B, C, D, H, W) with ndim=3, got {getattr(f, 'shape', type(f).__name__)}")
-    f5 = f
-    while f5.dim() < 5:
-        f5 = f5[None]
+    f5 = ops.as_batch(f, f"{who}: f", ndim=3)[0]
     B, C, D, H, W = f5.shape
     if B < 1 or C < 1 or min(D, H, W) < 2:
         raise UserInputError(f"{who}: f must hold at least one volume of at least 2 voxels per axis, "
@@ -223,4 +221,4 @@ def _analytic_volume(f, density, sigma, floor, snap, tile, random, generator, re
         p = laplacian_density(f5.to(torch.float64), sigma, floor, ndim=3, spacing=h)
         m = dither(p, density, tile=tile, random=random, generator=generator)   # None: the 3-D tile
     m = m.to(f5.dtype)
-    return m if f.dim() == 5 else m[0] if f.dim() == 4 else m[0, 0]
+    return ops.unbatch(m, f.dim())
