@@ -6,6 +6,7 @@ import warnings
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 
 
@@ -29,34 +30,19 @@ class ConvergenceWarning(RuntimeWarning):
 
 
 def as_image(f, name: str = "f") -> torch.Tensor:
-    """``f`` as a tensor: a NumPy array or a (nested) list of numbers is converted (its own float dtype,
-    integers as float64); anything else raises UserInputError naming ``name``."""
-    if isinstance(f, torch.Tensor):
-        return f
-    try:
-        t = torch.as_tensor(f)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise UserInputError(f"{name} must be a torch.Tensor, a NumPy array or a list of numbers, "
-                             f"got {type(f).__name__} ({exc})") from None
-    return t if t.is_floating_point() else t.double()
+    """``f`` as a tensor (:func:`pdeflow.ops.check_tensor`: a NumPy array or a list of numbers is
+    converted; integers become float64 here, as the solvers work in floating point)."""
+    f = ops.check_tensor(f, name)
+    return f if f.is_floating_point() else f.double()
 
 
 def check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
-    if not isinstance(f, torch.Tensor):
-        raise UserInputError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
-    if ndim == 3 and f.dim() not in (3, 4, 5):
-        raise UserInputError(f"{name} must have shape (D, H, W), (C, D, H, W) or (B, C, D, H, W) with ndim=3, "
-                             f"got {tuple(f.shape)}")
-    if ndim == 2 and f.dim() not in (2, 3, 4):
-        raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(f.shape)}")
+    """The solvers' image check: :func:`pdeflow.ops.check_image`'s rules for ``ndim`` = 2 (images) or 3
+    (volumes), every refusal a UserInputError naming ``name``."""
+    f = ops.check_tensor(f, name)
+    ops.as_batch(f, name, ndim)
     if not f.is_floating_point():
         raise UserInputError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
-    if f.numel() == 0:
-        raise UserInputError(f"{name} must be a non-empty image batch (B, C, H >= 1, W >= 1 all > 0), "
-                             f"got shape {tuple(f.shape)}")
-    if f.device.type == "meta":
-        raise UserInputError(f"{name} is on the 'meta' device, which holds no values; pass a tensor on a "
-                             "real device (cpu, cuda, ...)")
     if not bool(torch.isfinite(f).all()):
         raise UserInputError(f"{name} contains NaN or inf values")
 
