@@ -276,9 +276,6 @@ LONG_MODULES = {
                            "called by Ensemble, so the two cannot live apart without a cycle)",
     "datasets/synthetic.py": "one concept: the seeded scene generators (one call signature, shared argument checks "
                              "and the SCENES registry over them)",
-    "cli/tv.py": "the tv pillar's commands (denoise, flow, spectral, samples, demo), all over the shared input and "
-                 "output options; volume support is being added to them on another branch, split it once that "
-                 "has landed",
 }
 
 

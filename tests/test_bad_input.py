@@ -560,11 +560,11 @@ def test_the_table_is_big_enough():
 
 def test_unwritable_out_is_refused_before_the_computation(corpus, tmp_path, monkeypatch, capsys):
     """An --out that cannot be created is refused before the flow is computed, not after."""
-    from pdeflow.cli import tv as cli_tv
+    from pdeflow.cli import flow as cli_flow
 
     def never(*a, **k):
         raise AssertionError("the computation ran")
 
-    monkeypatch.setattr(cli_tv, "tv_flow", never)
+    monkeypatch.setattr(cli_flow, "tv_flow", never)
     assert main(F[:1] + [F[1].format(d=corpus)] + F[2:] + ["--out", str(corpus / "afile" / "sub")]) == 2
     assert "--out" in capsys.readouterr().err

@@ -13,8 +13,8 @@ import tifffile
 import torch
 from PIL import Image
 
+from pdeflow.cli import flow as cli_flow
 from pdeflow.cli import main
-from pdeflow.cli import tv as cli_tv
 from pdeflow.datasets import builtin_image
 from pdeflow.io import read_image, write_image
 from pdeflow.tv import spectral_tv, tv_flow
@@ -190,9 +190,9 @@ def test_samples_lists_and_draws(tmp_path, capsys):
 
 def test_demo_small(tmp_path, monkeypatch, capsys):
     # The real demo (256x256) takes about 20 s; the same code on a small crop.
-    monkeypatch.setitem(cli_tv.DEMO, "size", 40)
-    monkeypatch.setitem(cli_tv.DEMO, "times", [0.05, 0.2])
-    monkeypatch.setitem(cli_tv.DEMO, "steps", 8)
+    monkeypatch.setitem(cli_flow.DEMO, "size", 40)
+    monkeypatch.setitem(cli_flow.DEMO, "times", [0.05, 0.2])
+    monkeypatch.setitem(cli_flow.DEMO, "steps", 8)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     assert listing(out) == sorted(["input.png", "u_t0.05.png", "u_t0.20.png", "band_0.png", "band_1.png",
@@ -281,7 +281,7 @@ def test_failure_midway_leaves_no_file(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(cli_tv, "_flow_figure", boom)
+    monkeypatch.setattr(cli_flow, "_flow_figure", boom)
     out = tmp_path / "new"
     with pytest.raises(RuntimeError, match="figure failed"):
         main(["flow", "--size", "24", "--times", "0.1", "0.2", "--out", str(out)])
@@ -298,7 +298,7 @@ def test_overwrite_failure_midway_leaves_no_partial_set(tmp_path, monkeypatch):
     out = tmp_path / "o"
     args = ["flow", "--size", "24", "--times", "0.1", "--out", str(out), "--overwrite"]
     assert main(args) == 0
-    monkeypatch.setattr(cli_tv, "_flow_figure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(cli_flow, "_flow_figure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(RuntimeError):
         main(args)
     # nothing was committed: the previous complete set is still there, no temporary files
@@ -377,7 +377,7 @@ def test_bad_input_exits_2_naming_the_argument(tmp_path, bad_files, capsys, argv
 def test_figures_show_the_input_in_its_own_units():
     """With --scale the results are divided back by the scale; the input is already in [0, 1]."""
     u0 = camera_crop(24)
-    fig = cli_tv._flow_figure(u0, {"reference": 5 * u0[None]}, [0.1], 5.0, "camera", "params")
+    fig = cli_flow._flow_figure(u0, {"reference": 5 * u0[None]}, [0.1], 5.0, "camera", "params")
     shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
     assert shown[0].max() == pytest.approx(float(u0.max()), abs=1e-6)      # input panel
     assert shown[1].max() == pytest.approx(float(u0.max()), abs=1e-6)      # 5 u0 / 5
@@ -395,11 +395,11 @@ def test_only_user_input_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsy
         raise ValueError("an internal inconsistency")
 
     argv = ["flow", "builtin:skimage/camera", "--size", "16", "--times", "0.1", "--out", str(tmp_path / "o")]
-    monkeypatch.setattr(cli_tv, "tv_flow", bad_input)
+    monkeypatch.setattr(cli_flow, "tv_flow", bad_input)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["pdeflow flow: error: tv_flow: dt must be > 0, got -1"]
-    monkeypatch.setattr(cli_tv, "tv_flow", bug)
+    monkeypatch.setattr(cli_flow, "tv_flow", bug)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(argv)
     assert not (tmp_path / "o").exists()

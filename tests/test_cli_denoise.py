@@ -10,8 +10,8 @@ import pytest
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
+from pdeflow.cli import denoise as cli_denoise
 from pdeflow.cli import main
-from pdeflow.cli import tv as cli_tv
 from pdeflow.io import read_image, write_image
 from pdeflow.metrics import psnr
 
@@ -109,7 +109,7 @@ def test_a_failure_while_writing_leaves_no_partial_output(tmp_path, image_file, 
     def broken(*args, **kwargs):
         raise RuntimeError("drawing failed")
 
-    monkeypatch.setattr(cli_tv, "_denoise_figure", broken)
+    monkeypatch.setattr(cli_denoise, "_denoise_figure", broken)
     with pytest.raises(RuntimeError, match="drawing failed"):
         main(["denoise", str(image_file), "--lam", "0.1", "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()

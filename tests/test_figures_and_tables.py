@@ -160,12 +160,12 @@ def test_tvflownet_flow_figure_has_colour_bars_on_error_div_and_ut_rows():
 
 
 def test_flow_both_has_a_difference_row():
-    from pdeflow.cli import tv as cli_tv
+    from pdeflow.cli import flow as cli_flow
 
     u0 = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
     ref = torch.stack([u0, 0.9 * u0])
     net = ref + 0.02
-    fig = cli_tv._flow_figure(u0, {"reference": ref, "net": net}, [0.1, 0.2], 1.0, "x", "p")
+    fig = cli_flow._flow_figure(u0, {"reference": ref, "net": net}, [0.1, 0.2], 1.0, "x", "p")
     diff = [ax for ax in fig.axes if ax.get_title().startswith("|net - reference| x 10")]
     assert len(diff) == 2
     for ax in diff:

@@ -1,8 +1,10 @@
 """The ``pdeflow`` command: thin subcommands over the Python API.
 
-Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module per pillar:
+Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module per pillar or concept:
 
-* :mod:`pdeflow.cli.tv`: ``denoise``, ``flow``, ``spectral``, ``samples``, ``demo``.
+* :mod:`pdeflow.cli.denoise`: ``denoise``.
+* :mod:`pdeflow.cli.flow`: ``flow``, ``spectral``, ``demo``.
+* :mod:`pdeflow.cli.samples`: ``samples``.
 * :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``train tvflownet-average``, ``evaluate tvflownet``.
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.
 * :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``evaluate inpainting``.
@@ -40,7 +42,7 @@ import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
-from . import iel, inpaint, inpaint_train, models, tv, tvflownet  # noqa: E402
+from . import denoise, flow, iel, inpaint, inpaint_train, models, samples, tvflownet  # noqa: E402
 from ._common import PROG, CLIError, Outputs, subcommand_group  # noqa: E402
 from ._common import Terminated as _Terminated  # noqa: E402
 
@@ -72,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    tv.add_parsers(sub)
+    denoise.add_parsers(sub)
+    flow.add_parsers(sub)
+    samples.add_parsers(sub)
+    flow.add_demo_parser(sub)
     train = subcommand_group(
         sub, "train", help="train a network (tvflownet, ...)",
         description="Train a network. Runs are resumable: the same command again continues a killed run "

@@ -8,6 +8,8 @@ Every ``pdeflow.cli`` module imports this one and the library, never a sibling.
 * Input volumes (:func:`check_volume_args`, :func:`load_volume`, :class:`VolumeInput`): an IMAGE that is a
   volume (decided by :func:`pdeflow.io.is_volume`) is read by :func:`pdeflow.io.read_volume`, mapped to
   [0, 1] for the solvers and written back in its own units.
+* What ``denoise`` and the flow commands share: :func:`time_labels`, :data:`SIZE_HELP`,
+  :func:`check_nd_solver` (a 2-D-only solver refused for a volume or --spacing), :func:`print_spacing`.
 * :func:`add_command`: a subcommand, its description the docstring of the function that runs it;
   :func:`subcommand_group`: a command with subcommands of its own (``pdeflow train NAME``).
 """
@@ -31,6 +33,7 @@ from .. import datasets, viz
 from .. import io as pio
 from ..errors import UserInputError
 from ..training.config import config_defaults
+from ..tv import ND_METHODS
 
 PROG = "pdeflow"
 DEFAULT_BUILTIN = "skimage/camera"
@@ -454,6 +457,34 @@ def load_volume(args) -> VolumeInput:
     return VolumeInput(vol, lo, hi, tuple(spacing), unit or "units", label, about, path, suffix)
 
 
+def time_labels(times) -> list[str]:
+    """Labels that show each time exactly (at least 2 decimals), e.g. 0.50, 1.00, 0.125."""
+    for d in range(2, 10):
+        if all(abs(round(t, d) - t) <= 1e-9 * max(1.0, abs(t)) for t in times):
+            return [f"{t:.{d}f}" for t in times]
+    return [repr(float(t)) for t in times]
+
+
+#: --size's help, for the commands that take an image or a volume.
+SIZE_HELP = (f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_BUILTIN_SIZE} or "
+             "smaller; a volume: each axis to at most SIZE)")
+
+
+def check_nd_solver(args, name: str, method: str) -> None:
+    """A solver that runs on 2-D images with unit spacing only, refused for a volume or --spacing."""
+    if method not in ND_METHODS and (args.volume or args.spacing is not None):
+        why = f"IMAGE '{args.image}' is a volume" if args.volume else "--spacing is given"
+        args.parser.error(f"argument {name}: {method} runs on 2-D images with unit spacing only and {why}; "
+                          f"use one of {', '.join(ND_METHODS)}")
+
+
+def print_spacing(args) -> None:
+    """The line saying an image's --spacing, if given."""
+    if args.spacing is not None:
+        print(f"spacing (dy, dx) = ({', '.join(f'{h:g}' for h in args.spacing)}) from --spacing (lambda and times "
+              "in its unit)")
+
+
 def check_device(parser: argparse.ArgumentParser, device) -> torch.device:
     """``--device`` as a torch.device, or a usage error (status 2) naming the argument."""
     try:
@@ -528,7 +559,6 @@ def setup_compute(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-
 def add_compute_args(p: argparse.ArgumentParser, threads: int | None = None, why: str = "") -> None:
     g = p.add_argument_group("computation")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -549,7 +579,6 @@ def report_written(out: Outputs) -> None:
     done = set(out.written)
     names = [n for n, p in out.paths.items() if p in done]
     print(f"wrote {len(names)} file{'s' if len(names) != 1 else ''} to {out.dir}/: {', '.join(names)}")
-
 
 
 #: Argument types a config field may name in its ``option(type=...)`` metadata.

@@ -35,13 +35,12 @@ Conventions
   slices with different pixel spacings or orientations, several series in one folder, colour or
   complex data, NaN or infinite values.
 
-Nothing here downloads anything.
+The DICOM reader is :mod:`pdeflow.io._dicom`. Nothing here downloads anything.
 """
 from __future__ import annotations
 
 import gzip
 import math
-import warnings
 from numbers import Integral
 from pathlib import Path
 
@@ -49,6 +48,8 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
+from ._dicom import dicom_frames, read_dicom
+from ._volume_checks import EXPECTED, check_size, refuse
 from .files import atomic_path
 
 __all__ = ["read_volume", "write_volume", "is_volume", "VOLUME_SUFFIXES", "VOLUME_FORMATS", "DEFAULT_MAX_VOXELS"]
@@ -61,16 +62,10 @@ VOLUME_SUFFIXES = (".npy", ".tif", ".tiff", ".nii", ".nii.gz")
 DEFAULT_MAX_VOXELS = 1_000_000_000
 
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_EXPECTED = ("expected a .npy file, a TIFF stack, a NIfTI .nii/.nii.gz file, a multi-frame DICOM file or a folder "
-             "of DICOM slices")
 # unit name -> millimetres (TIFF resolution units, ImageJ's unit strings, NIfTI's xyzt_units)
 _MM = {"mm": 1.0, "millimeter": 1.0, "millimetre": 1.0, "cm": 10.0, "centimeter": 10.0, "inch": 25.4,
        "m": 1000.0, "meter": 1000.0, "micron": 1e-3, "um": 1e-3, "\u00b5m": 1e-3, "\\u00b5m": 1e-3,
        "nm": 1e-6, "nanometer": 1e-6}
-
-
-def _refuse(message: str):
-    return UserInputError(f"read_volume: {message}")
 
 
 def _check_spacing(spacing, who: str) -> tuple[float, float, float]:
@@ -84,23 +79,16 @@ def _check_spacing(spacing, who: str) -> tuple[float, float, float]:
     return h
 
 
-def _check_size(shape, max_voxels, path) -> None:
-    n = math.prod(int(s) for s in shape)
-    if max_voxels is not None and n > max_voxels:
-        raise _refuse(f"path '{path}' holds a volume of shape {tuple(int(s) for s in shape)} ({n:.3g} voxels), "
-                      f"more than max_voxels={max_voxels:.3g} (pass max_voxels=... to read larger volumes)")
-
-
 def _volume_shape(shape, axes, path, what: str) -> tuple[int, int, int]:
     """The three non-singleton axes of ``shape``, or a refusal: 2-D (one image) or more than 3-D."""
     kept = [(a, int(n)) for a, n in zip(axes, shape) if int(n) > 1]
     if len(kept) < 3:
-        raise _refuse(f"path '{path}' holds a 2-D image ({what} of shape {tuple(int(s) for s in shape)}), not a "
-                      "volume (read it with pdeflow.io.read_image)")
+        raise refuse(f"path '{path}' holds a 2-D image ({what} of shape {tuple(int(s) for s in shape)}), not a "
+                     "volume (read it with pdeflow.io.read_image)")
     if len(kept) > 3:
-        raise _refuse(f"path '{path}' holds a {len(kept)}-D array ({what} of shape {tuple(int(s) for s in shape)}"
-                      f"{', axes ' + repr(''.join(axes)) if axes and not axes[0].isdigit() else ''}); expected one "
-                      "3-D volume (D, H, W): save one volume (channel, time point) per file")
+        raise refuse(f"path '{path}' holds a {len(kept)}-D array ({what} of shape {tuple(int(s) for s in shape)}"
+                     f"{', axes ' + repr(''.join(axes)) if axes and not axes[0].isdigit() else ''}); expected one "
+                     "3-D volume (D, H, W): save one volume (channel, time point) per file")
     return tuple(n for _, n in kept)
 
 
@@ -112,9 +100,9 @@ def _read_npy(path: Path, max_voxels):
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)   # the header only, until sliced
     except Exception as exc:
-        raise _refuse(f"could not read path '{path}' as a NumPy .npy array: {exc}") from None
+        raise refuse(f"could not read path '{path}' as a NumPy .npy array: {exc}") from None
     shape = _volume_shape(arr.shape, [str(i) for i in range(arr.ndim)], path, "an array")
-    _check_size(shape, max_voxels, path)
+    check_size(shape, max_voxels, path)
     return np.asarray(arr).reshape(shape), (None, None, None), "unknown", {"format": "NPY"}
 
 
@@ -144,24 +132,24 @@ def _read_tiff(path: Path, max_voxels):
             series = [s for s in tif.series if not getattr(s, "is_reduced", False)] or tif.series[:1]
             for s in series:
                 if any(a in "SC" and n > 1 for a, n in zip(s.axes, s.shape)):
-                    raise _refuse(f"path '{path}' is a TIFF with axes '{s.axes}' and shape {tuple(s.shape)}: colour "
-                                  "samples or channels; expected one grey-value volume")
+                    raise refuse(f"path '{path}' is a TIFF with axes '{s.axes}' and shape {tuple(s.shape)}: colour "
+                                 "samples or channels; expected one grey-value volume")
             if len(series) == 1:
                 s = series[0]
                 shape = _volume_shape(s.shape, s.axes, path, f"TIFF, axes '{s.axes}'")
-                _check_size(shape, max_voxels, path)
+                check_size(shape, max_voxels, path)
                 arr = s.asarray().reshape(shape)
             else:   # pages written one by one: a stack if they are 2-D images of one size
                 planes = [tuple(int(n) for n in s.shape if n > 1) for s in series]
                 if any(len(p) != 2 for p in planes):
-                    raise _refuse(f"path '{path}' is a TIFF holding {len(series)} images or volumes of shapes "
-                                  f"{sorted({tuple(s.shape) for s in series})[:4]}; expected one stack of 2-D slices")
+                    raise refuse(f"path '{path}' is a TIFF holding {len(series)} images or volumes of shapes "
+                                 f"{sorted({tuple(s.shape) for s in series})[:4]}; expected one stack of 2-D slices")
                 if len(set(planes)) > 1:
-                    raise _refuse(f"path '{path}' is a TIFF whose pages have different sizes (mixed slice sizes: "
-                                  f"{', '.join(str(p) for p in sorted(set(planes))[:4])}); expected one stack of "
-                                  "equal slices")
+                    raise refuse(f"path '{path}' is a TIFF whose pages have different sizes (mixed slice sizes: "
+                                 f"{', '.join(str(p) for p in sorted(set(planes))[:4])}); expected one stack of "
+                                 "equal slices")
                 shape = (len(series), *planes[0])
-                _check_size(shape, max_voxels, path)
+                check_size(shape, max_voxels, path)
                 arr = np.stack([s.asarray().reshape(planes[0]) for s in series])
             page = series[0].keyframe
             factor, unit = _tiff_unit_mm(tif, page)
@@ -178,7 +166,7 @@ def _read_tiff(path: Path, max_voxels):
     except UserInputError:
         raise
     except Exception as exc:  # tifffile raises a variety of errors on bad files
-        raise _refuse(f"could not read path '{path}' as a TIFF stack: {exc}") from None
+        raise refuse(f"could not read path '{path}' as a TIFF stack: {exc}") from None
     if all(v is None for v in spacing):
         unit = "unknown"
     if factor is not None:
@@ -190,26 +178,26 @@ def _read_nifti(path: Path, max_voxels):
     try:
         import nibabel
     except ImportError:
-        raise _refuse(f"reading the NIfTI file path '{path}' needs nibabel, an optional extra: "
-                      "pip install 'pdeflow[volumes]' (or pip install nibabel)") from None
+        raise refuse(f"reading the NIfTI file path '{path}' needs nibabel, an optional extra: "
+                     "pip install 'pdeflow[volumes]' (or pip install nibabel)") from None
     try:
         img = nibabel.load(str(path))        # the header; the data stay on disk until asked for
         full = tuple(int(n) for n in img.shape)
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         unit = img.header.get_xyzt_units()[0]
     except Exception as exc:
-        raise _refuse(f"could not read path '{path}' as a NIfTI file: {exc}") from None
+        raise refuse(f"could not read path '{path}' as a NIfTI file: {exc}") from None
     if any(n > 1 for n in full[3:]):
-        raise _refuse(f"path '{path}' is a NIfTI file of shape {full}, several volumes (time points or "
-                      "components); expected one 3-D volume")
+        raise refuse(f"path '{path}' is a NIfTI file of shape {full}, several volumes (time points or "
+                     "components); expected one 3-D volume")
     if len(full) < 3 or any(n <= 1 for n in full[:3]):
-        raise _refuse(f"path '{path}' holds a 2-D image (a NIfTI image of shape {full}), not a volume")
+        raise refuse(f"path '{path}' holds a 2-D image (a NIfTI image of shape {full}), not a volume")
     shape_xyz = full[:3]
-    _check_size(shape_xyz, max_voxels, path)
+    check_size(shape_xyz, max_voxels, path)
     try:
         arr = np.asarray(img.dataobj)        # scl_slope and scl_inter applied
     except Exception as exc:
-        raise _refuse(f"could not read the data of the NIfTI file path '{path}': {exc}") from None
+        raise refuse(f"could not read the data of the NIfTI file path '{path}': {exc}") from None
     arr = arr.reshape(shape_xyz).transpose(2, 1, 0)
     factor = _MM.get(unit)
     # pixdim is float32: 7 significant digits give back the decimal that was written (0.7, not 0.699999988)
@@ -217,228 +205,6 @@ def _read_nifti(path: Path, max_voxels):
     if factor is not None:
         spacing = [None if v is None else v * factor for v in spacing]
     return arr, tuple(spacing), ("mm" if factor else "unknown"), {"format": "NIfTI"}
-
-
-# ---------------------------------------------------------------------------
-# DICOM
-# ---------------------------------------------------------------------------
-
-def _floats(value, n: int):
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n and all(math.isfinite(v) for v in out) else None
-
-
-def _item(ds, name: str):
-    """The first item of the sequence ``ds.name``, or None."""
-    seq = ds.get(name) if ds is not None else None
-    return seq[0] if seq else None
-
-
-def _first(ds, *path):
-    """``ds.A[0].B[0]...C`` along the sequence path, or None."""
-    for name in path[:-1]:
-        seq = ds.get(name) if ds is not None else None
-        if not seq:
-            return None
-        ds = seq[0]
-    return ds.get(path[-1]) if ds is not None else None
-
-
-def _stack(positions, iop, spacing_rc, where: str, path) -> tuple[np.ndarray, float]:
-    """The order of slices by position along the normal of ``iop``, and the slice distance; refuses what is
-    not a uniform, straight stack."""
-    row, col = np.asarray(iop[:3]), np.asarray(iop[3:])
-    normal = np.cross(row, col)
-    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):
-        raise _refuse(f"path '{path}': {where} has an ImageOrientationPatient {list(iop)} whose directions are not "
-                      "orthonormal")
-    pos = np.asarray(positions, dtype=np.float64)
-    s = pos @ normal
-    order = np.argsort(s, kind="stable")
-    s = s[order]
-    gaps = np.diff(s)
-    if len(s) < 2:
-        raise _refuse(f"path '{path}' holds a single slice (a 2-D image), not a volume")
-    if gaps.min() <= 1e-6 * max(1.0, abs(s).max()):
-        raise _refuse(f"path '{path}': {where} has two slices at the same position ({s[np.argmin(gaps)]:g} mm "
-                      "along the slice normal): duplicate slices or several series")
-    dz = float(np.median(gaps))
-    if np.abs(gaps - dz).max() > 1e-2 * dz + 1e-4:
-        raise _refuse(f"path '{path}': {where} has slices at non-uniform positions along the slice normal (gaps "
-                      f"from {gaps.min():g} to {gaps.max():g} mm; a missing slice?); expected equally spaced slices")
-    # a straight stack: every slice's origin on the line through the first along the normal (no gantry tilt)
-    inplane = pos[order] - np.outer(s - s[0], normal) - pos[order[0]]
-    if np.abs(inplane).max() > 0.05 * min(spacing_rc):
-        raise _refuse(f"path '{path}': {where} has slices shifted within their planes (up to "
-                      f"{np.abs(inplane).max():.3g} mm: a tilted or sheared stack); expected slices stacked along "
-                      "their normal")
-    return order, dz
-
-
-def _dicom_slope(ds, frame=None) -> tuple[float, float]:
-    """Rescale slope and intercept of a data set (or of one frame of an enhanced multi-frame one)."""
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    for groups in ([frame] if frame is not None else []) + [_item(ds, "SharedFunctionalGroupsSequence")]:
-        if slope is None and groups is not None:
-            slope = _first(groups, "PixelValueTransformationSequence", "RescaleSlope")
-            intercept = _first(groups, "PixelValueTransformationSequence", "RescaleIntercept")
-    slope = 1.0 if slope in (None, "") else float(slope)
-    intercept = 0.0 if intercept in (None, "") else float(intercept)
-    scale = ds.get("DoseGridScaling")
-    if scale not in (None, ""):
-        slope *= float(scale)
-    return slope, intercept
-
-
-def _dicom_pixels(ds, f, path):
-    try:
-        return ds.pixel_array
-    except Exception as exc:
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
-        raise _refuse(f"cannot decode the pixels of the DICOM file '{f}' in path '{path}' (transfer syntax {ts}; "
-                      f"compressed data may need an extra decoder such as pylibjpeg): {exc}") from None
-
-
-def _dcmread(f: Path, **kw):
-    import pydicom
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return pydicom.dcmread(f, **kw)
-        except pydicom.errors.InvalidDicomError:
-            if f.suffix.lower() not in (".dcm", ".dicom"):
-                return None
-            return pydicom.dcmread(f, force=True, **kw)
-
-
-def _check_grey(ds, f, path) -> None:
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        raise _refuse(f"path '{path}': the DICOM file '{f}' holds colour images "
-                      f"({ds.get('PhotometricInterpretation')}); expected grey-value slices")
-
-
-def _read_dicom_folder(path: Path, max_voxels):
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.name.upper() != "DICOMDIR")
-    headers = []
-    for f in files:
-        try:
-            ds = _dcmread(f, stop_before_pixels=True)
-        except Exception as exc:
-            raise _refuse(f"could not read the DICOM file '{f}' in path '{path}': {exc}") from None
-        if ds is not None and "Rows" in ds:
-            headers.append((f, ds))
-    if not headers:
-        raise _refuse(f"path '{path}' is a folder without DICOM images; {_EXPECTED}")
-    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in headers}
-    if len(series) > 1:
-        raise _refuse(f"path '{path}' holds slices of {len(series)} DICOM series; put one series per folder")
-    for f, ds in headers:
-        _check_grey(ds, f, path)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        if frames > 1:
-            raise _refuse(f"path '{path}': the DICOM file '{f}' holds {frames} frames; read a multi-frame file "
-                          "on its own, or a folder of single-frame slices")
-    sizes = sorted({(int(ds.Rows), int(ds.Columns)) for _, ds in headers})
-    if len(sizes) > 1:
-        raise _refuse(f"path '{path}' holds DICOM slices of different sizes (mixed slice sizes: "
-                      f"{', '.join(f'{r}x{c}' for r, c in sizes[:4])}); expected slices of one size")
-    geo = []
-    for f, ds in headers:
-        iop, ipp = _floats(ds.get("ImageOrientationPatient", ()), 6), _floats(ds.get("ImagePositionPatient", ()), 3)
-        ps = _floats(ds.get("PixelSpacing", ()), 2)
-        if iop is None or ipp is None:
-            raise _refuse(f"path '{path}': the DICOM file '{f}' has no ImagePositionPatient/ImageOrientationPatient "
-                          "to place its slice (pass a multi-frame file or a series with positions)")
-        geo.append((iop, ipp, ps))
-    iop0 = geo[0][0]
-    if any(not np.allclose(g[0], iop0, atol=1e-4) for g in geo):
-        raise _refuse(f"path '{path}' holds DICOM slices with different orientations (ImageOrientationPatient); "
-                      "expected one stack of parallel slices")
-    ps0 = geo[0][2]
-    if any((g[2] is None) != (ps0 is None) or (ps0 is not None and not np.allclose(g[2], ps0, rtol=1e-4))
-           for g in geo):
-        raise _refuse(f"path '{path}' holds DICOM slices with different PixelSpacing (non-uniform spacing); "
-                      "expected one in-plane spacing")
-    H, W = sizes[0]
-    _check_size((len(headers), H, W), max_voxels, path)
-    order, dz = _stack([g[1] for g in geo], iop0, ps0 or (1.0, 1.0), "the series", path)
-    vol = np.empty((len(headers), H, W), dtype=np.float64)
-    for k, i in enumerate(order):
-        f = headers[i][0]
-        ds = _dcmread(f)
-        px = _dicom_pixels(ds, f, path)
-        if px.shape != (H, W):
-            raise _refuse(f"path '{path}': the DICOM file '{f}' has pixel data of shape {px.shape}, not its "
-                          f"header's {H}x{W}")
-        slope, intercept = _dicom_slope(ds)
-        vol[k] = px * slope + intercept
-    spacing = (dz, *(ps0 if ps0 is not None else (None, None)))
-    return vol, spacing, "mm", {"format": "DICOM", "files": len(headers)}
-
-
-def _read_dicom_file(path: Path, max_voxels):
-    ds = _dcmread(path, stop_before_pixels=False, defer_size=1024)
-    if ds is None or "Rows" not in ds:
-        raise _refuse(f"could not read path '{path}' as a DICOM image; {_EXPECTED}")
-    _check_grey(ds, path, path)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    H, W = int(ds.Rows), int(ds.Columns)
-    if frames < 2:
-        raise _refuse(f"path '{path}' is a single DICOM slice (a 2-D image), not a volume: pass the folder that "
-                      "holds the whole series")
-    _check_size((frames, H, W), max_voxels, path)
-    shared = _item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * frames
-    iop = (_floats(ds.get("ImageOrientationPatient", ()), 6)
-           or _floats(_first(shared, "PlaneOrientationSequence", "ImageOrientationPatient") or (), 6)
-           or _floats(_first(per_frame[0], "PlaneOrientationSequence", "ImageOrientationPatient") or (), 6))
-    ps = (_floats(ds.get("PixelSpacing", ()), 2)
-          or _floats(_first(shared, "PixelMeasuresSequence", "PixelSpacing") or (), 2)
-          or _floats(_first(per_frame[0], "PixelMeasuresSequence", "PixelSpacing") or (), 2))
-    positions = [_floats(_first(g, "PlanePositionSequence", "ImagePositionPatient") or (), 3) for g in per_frame]
-    offsets = ds.get("GridFrameOffsetVector")            # RT dose: positions along the normal from the origin
-    ipp = _floats(ds.get("ImagePositionPatient", ()), 3)
-    order, dz, where = np.arange(frames), None, "the multi-frame file"
-    if iop is not None and all(p is not None for p in positions):
-        order, dz = _stack(positions, iop, ps or (1.0, 1.0), where, path)
-    elif iop is not None and ipp is not None and offsets is not None and len(offsets) == frames:
-        normal = np.cross(iop[:3], iop[3:])
-        order, dz = _stack([np.asarray(ipp) + float(o) * normal for o in offsets], iop, ps or (1.0, 1.0), where,
-                           path)
-    else:                                                # frames in file order, spacing from the header if any
-        for name in ("SpacingBetweenSlices", "SliceThickness"):
-            v = ds.get(name) or _first(shared, "PixelMeasuresSequence", name)
-            if v not in (None, "") and float(v) > 0:
-                dz = float(v)
-                break
-    px = _dicom_pixels(ds, path, path)
-    if px.shape != (frames, H, W):
-        raise _refuse(f"path '{path}' has pixel data of shape {px.shape}, not its header's {frames}x{H}x{W}")
-    vol = np.empty((frames, H, W), dtype=np.float64)
-    for k, i in enumerate(order):
-        slope, intercept = _dicom_slope(ds, per_frame[i])
-        vol[k] = px[i] * slope + intercept
-    spacing = (dz, *(ps if ps is not None else (None, None)))
-    return vol, spacing, "mm", {"format": "DICOM", "files": 1}
-
-
-def _dicom(reader, path: Path, max_voxels):
-    """``reader(path, max_voxels)`` with a malformed header or data element (a bad number, a missing
-    attribute, a truncated file) refused in one line rather than raised from inside pydicom."""
-    try:
-        with warnings.catch_warnings():     # pydicom warns about every odd value it converts lazily
-            warnings.simplefilter("ignore")
-            return reader(path, max_voxels)
-    except UserInputError:
-        raise
-    except Exception as exc:
-        raise _refuse(f"could not read path '{path}' as DICOM: bad header or data ({type(exc).__name__}: {exc})"
-                      ) from None
 
 
 # ---------------------------------------------------------------------------
@@ -466,14 +232,6 @@ def _tiff_is_stack(path: Path) -> bool:
             return s is not None and sum(1 for a, n in zip(s.axes, s.shape) if n > 1 and a not in "SC") >= 3
     except Exception:
         return False
-
-
-def _dicom_frames(path: Path) -> int:
-    try:
-        ds = _dcmread(path, stop_before_pixels=True)
-        return int(ds.get("NumberOfFrames", 1) or 1) if ds is not None else 0
-    except Exception:
-        return 0
 
 
 def is_volume(path) -> bool:
@@ -524,7 +282,7 @@ def is_volume(path) -> bool:
         dims = _npy_dims(path)
         return dims is not None and dims >= 3
     if head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
-        return _dicom_frames(path) > 1
+        return dicom_frames(path) > 1
     if head[:4] in _TIFF_MAGICS:
         return _tiff_is_stack(path)
     return False
@@ -609,7 +367,7 @@ def read_volume(path, *, spacing=None, rescale: str | None = None, max_voxels: i
     if not path.exists():
         raise FileNotFoundError(f"{who}: no such file or folder: '{path}'")
     if path.is_dir():
-        arr, header, unit, info = _dicom(_read_dicom_folder, path, max_voxels)
+        arr, header, unit, info = read_dicom(path, max_voxels)
     else:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -617,19 +375,19 @@ def read_volume(path, *, spacing=None, rescale: str | None = None, max_voxels: i
             arr, header, unit, info = _read_npy(path, max_voxels)
         elif head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
             # (before TIFF: a DICOM preamble may itself be a TIFF header, as in dual-personality files)
-            arr, header, unit, info = _dicom(_read_dicom_file, path, max_voxels)
+            arr, header, unit, info = read_dicom(path, max_voxels)
         elif head[:4] in _TIFF_MAGICS:
             arr, header, unit, info = _read_tiff(path, max_voxels)
         elif _is_nifti_name(path):
             arr, header, unit, info = _read_nifti(path, max_voxels)
         else:
-            raise _refuse(f"could not read path '{path}' as a volume; {_EXPECTED}")
+            raise refuse(f"could not read path '{path}' as a volume; {EXPECTED}")
     arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
-        raise _refuse(f"path '{path}' holds {arr.dtype} values; expected real numbers")
+        raise refuse(f"path '{path}' holds {arr.dtype} values; expected real numbers")
     arr = arr.astype(np.float64 if dtype == torch.float64 else np.float32)
     if not np.isfinite(arr).all():
-        raise _refuse(f"path '{path}' contains NaN or infinite values")
+        raise refuse(f"path '{path}' contains NaN or infinite values")
     lo, hi = (float(arr.min()), float(arr.max()))
     if rescale == "minmax":
         arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)

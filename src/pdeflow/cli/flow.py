@@ -1,4 +1,4 @@
-"""``pdeflow denoise``, ``flow``, ``spectral``, ``samples`` and ``demo``: classical TV from the command line.
+"""``pdeflow flow``, ``spectral`` and ``demo``: the TV flow and the spectral TV decomposition from the command line.
 
 Conventions: images are read in [0, 1] and multiplied by ``--scale`` (default
 1) before the flow, so flow times are in units of the scaled image
@@ -10,6 +10,9 @@ Volumes (IMAGE a volume file or a folder of DICOM slices, :func:`pdeflow.io.is_v
 their spacing, min-max mapped to [0, 1] for the same conventions, processed in 3-D, and written
 as volumes in the file's units, with a figure of three orthogonal slices
 (:func:`pdeflow.viz.slices_figure`).
+
+``add_parsers(sub)`` registers ``flow`` and ``spectral``, ``add_demo_parser(sub)`` registers ``demo`` (the
+two, on the camera image), on the top-level subparsers of ``pdeflow``.
 """
 from __future__ import annotations
 
@@ -18,48 +21,42 @@ import inspect
 import math
 import sys
 import time
-import warnings
 
 import numpy as np
 import torch
 
-from .. import datasets, viz
+from .. import viz
 from ..errors import UserInputError
-from ..tv import ND_METHODS, ROF_METHODS, ConvergenceWarning, dyadic_band_edges, rof, spectral_tv, tv_flow
+from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
 from ..tv.flow import check_times
 from ..tvflownet.symmetry import DihedralMean
 from ._common import (
     DEFAULT_BUILTIN,
-    DEFAULT_BUILTIN_SIZE,
     PROG,
+    SIZE_HELP,
     VOLUME_HELP,
     CLIError,
     Outputs,
     add_command,
+    add_compute_args,
+    add_output_args,
     add_volume_args,
+    check_compute,
+    check_nd_solver,
     check_volume_args,
+    increasing,
+    load_input,
     load_volume,
     nonneg_floats,
     positive_float,
     positive_int,
+    print_spacing,
+    report_written,
+    setup_compute,
+    time_labels,
 )
-from ._common import add_compute_args as _add_compute_args
-from ._common import add_output_args as _add_output_args
-from ._common import check_compute as _check_compute
-from ._common import increasing as _increasing
-from ._common import load_input as _load_input
-from ._common import report_written as _report_written
-from ._common import setup_compute as _setup_compute
 
-__all__ = ["add_parsers", "DEMO"]
-
-
-def _time_labels(times) -> list[str]:
-    """Labels that show each time exactly (at least 2 decimals), e.g. 0.50, 1.00, 0.125."""
-    for d in range(2, 10):
-        if all(abs(round(t, d) - t) <= 1e-9 * max(1.0, abs(t)) for t in times):
-            return [f"{t:.{d}f}" for t in times]
-    return [repr(float(t)) for t in times]
+__all__ = ["add_parsers", "add_demo_parser", "DEMO"]
 
 
 def _to_display(u: torch.Tensor, scale: float) -> torch.Tensor:
@@ -160,10 +157,6 @@ def _recon_report(s, u0s, bands, edges) -> str:
 _FLOW_DEFAULTS = {k: inspect.signature(tv_flow).parameters[k].default for k in ("dt", "tol")}
 
 
-_SIZE_HELP = (f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_BUILTIN_SIZE} or "
-              "smaller; a volume: each axis to at most SIZE)")
-
-
 def _add_input_args(p: argparse.ArgumentParser):
     """The input group of ``flow`` and ``spectral`` (returned, for --spacing)."""
     g = p.add_argument_group("input")
@@ -171,7 +164,7 @@ def _add_input_args(p: argparse.ArgumentParser):
                    help=f"image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME "
                         f"(default: builtin:{DEFAULT_BUILTIN}; `{PROG} samples` lists the built-in names), "
                         + VOLUME_HELP)
-    g.add_argument("--size", type=positive_int, default=None, help=_SIZE_HELP)
+    g.add_argument("--size", type=positive_int, default=None, help=SIZE_HELP)
     c = g.add_mutually_exclusive_group()  # inside the "input" group
     c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
                    help="convert to grey (luminance) (default)")
@@ -198,254 +191,16 @@ def _add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, tol: float, 
     """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver, computation, output, and
     ``--save-npy`` writing ``npy`` (the raw arrays, in scaled units)."""
     _add_solver_args(p, dt=dt, tol=tol)
-    _add_compute_args(p)
-    out = _add_output_args(p)
+    add_compute_args(p)
+    out = add_output_args(p)
     out.add_argument("--save-npy", action="store_true", help=f"also write {npy}, in scaled units")
     add_volume_args(inputs, out)
-
-
-def _check_nd_solver(args, name: str, method: str) -> None:
-    """A solver that runs on 2-D images with unit spacing only, refused for a volume or --spacing."""
-    if method not in ND_METHODS and (args.volume or args.spacing is not None):
-        why = f"IMAGE '{args.image}' is a volume" if args.volume else "--spacing is given"
-        args.parser.error(f"argument {name}: {method} runs on 2-D images with unit spacing only and {why}; "
-                          f"use one of {', '.join(ND_METHODS)}")
-
-
-# ---------------------------------------------------------------------------
-# pdeflow denoise
-# ---------------------------------------------------------------------------
-
-#: ``pdeflow denoise``'s defaults: a relative duality gap of 1e-4 puts every method within
-#: visual accuracy of the minimiser (in float32 a tighter gap can be out of reach of ``pdhg``).
-DENOISE = dict(tol=1e-4, max_iter=20000, seed=0)
-
-
-def _register_denoise(sub) -> None:
-    p = add_command(sub, "denoise", _run_denoise,
-                    help="TV denoising (ROF) of an image for one or more weights lambda",
-                    examples=[f"{PROG} denoise photo.png --lam 0.05 0.1 0.2 --out den/",
-                              f"{PROG} denoise builtin:skimage/camera --noise 0.1 --lam 0.03 0.06 0.12 0.25 "
-                              "--out den/"],
-                    note="With --noise the table and the figure give the PSNR of each lambda against the clean "
-                         "image: the lambda to pick is the one with the highest PSNR.",
-                    validate=_check_denoise)
-    inputs = g = p.add_argument_group("input")
-    g.add_argument("image", metavar="IMAGE",
-                   help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME, read in [0, 1] and used as it is; "
-                        + VOLUME_HELP + ", min-max mapped to [0, 1]")
-    g.add_argument("--size", type=positive_int, default=None, help=_SIZE_HELP)
-    c = g.add_mutually_exclusive_group()
-    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
-                   help="convert to grey (luminance) (default)")
-    c.add_argument("--colour", "--color", dest="grey", action="store_false",
-                   help="keep colour (3 channels, coupled vectorial TV)")
-    g.add_argument("--noise", metavar="SIGMA", type=positive_float, default=None,
-                   help="add Gaussian noise of standard deviation SIGMA (in [0, 1] units, not clipped) first, "
-                        "and report the PSNR of each result against the clean image")
-    g.add_argument("--seed", type=int, default=None,
-                   help=f"seed of the --noise (default {DENOISE['seed']})")
-    g = p.add_argument_group("ROF: argmin_u 1/2 ||u - f||^2 + lambda TV(u)")
-    g.add_argument("--lam", type=positive_float, nargs="+", required=True, metavar="L",
-                   help="weights lambda > 0, in units of the [0, 1] image (one result per value; typical: "
-                        "about the noise's standard deviation to twice it)")
-    g.add_argument("--method", choices=("fgp", "pdhg", "chambolle", "admm"), default="fgp",
-                   help="fgp: fast gradient projection (default); pdhg: Chambolle-Pock; chambolle: Chambolle's "
-                        "2004 projection; admm: split Bregman")
-    g.add_argument("--tol", type=positive_float, default=DENOISE["tol"],
-                   help=f"relative duality gap to stop at (default {DENOISE['tol']:g})")
-    g.add_argument("--max-iter", type=positive_int, default=DENOISE["max_iter"],
-                   help=f"iteration cap per lambda (default {DENOISE['max_iter']})")
-    _add_compute_args(p)
-    add_volume_args(inputs, _add_output_args(p))
-
-
-def _check_denoise(args) -> None:
-    lams = [float(v) for v in args.lam]
-    if len(set(lams)) != len(lams):
-        args.parser.error(f"argument --lam: values must be distinct, got {' '.join(f'{v:g}' for v in lams)}")
-    args.lam = sorted(lams)
-    if args.seed is not None and args.noise is None:
-        args.parser.error("argument --seed: only used with --noise")
-    args.seed = DENOISE["seed"] if args.seed is None else args.seed
-    check_volume_args(args)
-    _check_nd_solver(args, "--method", args.method)
-    _check_compute(args)
-
-
-def _denoise_names(lams, noise: bool) -> list[str]:
-    return (["input.png"] + (["noisy.png"] if noise else []) + [f"u_lam{lab}.png" for lab in _time_labels(lams)]
-            + ["denoise.png", "denoise.csv"])
-
-
-def _run_denoise(args) -> int:
-    """TV denoising: for each weight lambda (--lam) solve the ROF problem argmin_u 1/2 ||u - f||^2 + lambda TV(u)
-    (pdeflow.tv.rof, all lambdas in one batch) on the image f as read in [0, 1], or on the image plus Gaussian noise
-    (--noise SIGMA, seeded by --seed). Writes input.png (and noisy.png), one u_lamL.png per lambda, a figure
-    (denoise.png) and a table (denoise.csv: lambda, iterations, duality gap, TV, and with --noise the PSNR against
-    the clean image). Results are shown clipped to [0, 1]. A volume IMAGE is denoised in 3-D with its voxel spacing
-    (--spacing) after a min-max map to [0, 1]: it writes (noisy.EXT and) u_lamL.EXT per lambda, in the file's
-    units and format (EXT: .npy, .tif, .nii or .nii.gz; --volume-format), and a figure of three orthogonal slices
-    per result (denoise.png)."""
-    if args.volume:
-        return _run_denoise_volume(args)
-    from ..metrics import psnr
-    from ..ops import tv
-
-    clean, label, path = _load_input(args)
-    lams, labels, noisy = args.lam, _time_labels(args.lam), args.noise is not None
-    out = Outputs(args.out, _denoise_names(lams, noisy), overwrite=args.overwrite, inputs=[path])
-    _setup_compute(args)
-    f = clean.double()
-    if noisy:
-        gen = torch.Generator().manual_seed(args.seed)
-        f = f + args.noise * torch.randn(f.shape, generator=gen, dtype=torch.float64)
-    f = f.float()
-    print(f"image: {label}, {'grey' if clean.shape[0] == 1 else 'colour'}; intensities in [0, 1] as read "
-          f"(lambda in those units)" + (f"; Gaussian noise sigma={args.noise:g}, seed {args.seed}" if noisy else ""))
-    _print_spacing(args)
-    batch = f.to(args.device).unsqueeze(0).expand(len(lams), *f.shape)
-    lam = torch.tensor(lams, dtype=f.dtype, device=args.device)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # reported below, one line per lambda that stopped at the cap
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
-                  spacing=args.spacing)
-    secs = time.perf_counter() - t0
-    u = res.u.detach().cpu()
-    iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
-    tvs = tv(u, spacing=args.spacing).tolist()
-    scores = psnr(u.double().clamp(0, 1), clean.double().expand_as(u), data_range=1.0).tolist() if noisy else None
-    base = float(psnr(f.double().clamp(0, 1), clean.double(), data_range=1.0)) if noisy else None
-    _rof_report(args, lams, labels, iters, gaps, tvs, scores, secs, base)
-    header, rows = _denoise_rows(args, lams, iters, gaps, tvs, scores)
-    with out:
-        out.image("input.png", clean)
-        if noisy:
-            out.image("noisy.png", f.clamp(0, 1))
-        for lab, ui in zip(labels, u):
-            out.image(f"u_lam{lab}.png", ui.clamp(0, 1))
-        out.csv("denoise.csv", header, rows)
-        out.figure("denoise.png", _denoise_figure(clean, f if noisy else None, u, labels, scores, label, args))
-    _report_written(out)
-    return 0
-
-
-def _print_spacing(args) -> None:
-    if args.spacing is not None:
-        print(f"spacing (dy, dx) = ({', '.join(f'{h:g}' for h in args.spacing)}) from --spacing (lambda and times "
-              "in its unit)")
-
-
-def _rof_report(args, lams, labels, iters, gaps, tvs, scores, secs, noisy_psnr) -> None:
-    """The lines ``denoise`` prints after the solve, for images and volumes."""
-    print(f"ROF ({args.method}, tol={args.tol:g}) for {len(lams)} lambda(s): {secs:.2f} s")
-    if noisy_psnr is not None:
-        print(f"  noisy input: PSNR {noisy_psnr:.2f} dB")
-    for i, lab in enumerate(labels):
-        line = f"  lambda = {lab}: {iters[i]} iterations, gap {gaps[i]:.2g}, TV {tvs[i]:.6g}"
-        print(line + (f", PSNR {scores[i]:.2f} dB" if scores else ""))
-        if gaps[i] > args.tol:
-            print(f"  lambda = {lab}: stopped at --max-iter {args.max_iter} before the gap reached --tol "
-                  f"{args.tol:g}; raise --max-iter or --tol")
-    if scores:
-        best = max(range(len(lams)), key=lambda i: scores[i])
-        print(f"highest PSNR: lambda = {labels[best]} ({scores[best]:.2f} dB)")
-
-
-def _denoise_rows(args, lams, iters, gaps, tvs, scores):
-    noisy = scores is not None
-    header = ["lambda", "method", "iterations", "gap", "tv"] + (["psnr_db", "noise_sigma", "seed"] if noisy else [])
-    rows = [[lams[i], args.method, iters[i], f"{gaps[i]:.3g}", f"{tvs[i]:.8g}"]
-            + ([f"{scores[i]:.4f}", args.noise, args.seed] if noisy else []) for i in range(len(lams))]
-    return header, rows
-
-
-def _run_denoise_volume(args) -> int:
-    """``pdeflow denoise`` of a volume: 3-D ROF with its spacing, on the volume min-max mapped to [0, 1]."""
-    from ..metrics import psnr
-    from ..ops import tv
-
-    vin = load_volume(args)
-    lams, labels, noisy, sfx = args.lam, _time_labels(args.lam), args.noise is not None, vin.suffix
-    names = (["noisy" + sfx] if noisy else []) + [f"u_lam{lab}{sfx}" for lab in labels] + ["denoise.png",
-                                                                                             "denoise.csv"]
-    out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
-    _setup_compute(args)
-    clean = vin.data
-    f = clean.double()
-    if noisy:
-        gen = torch.Generator().manual_seed(args.seed)
-        f = f + args.noise * torch.randn(f.shape, generator=gen, dtype=torch.float64)
-    f = f.float()
-    print(vin.about)
-    print("lambda in units of the [0, 1] values times the spacing's unit of length"
-          + (f"; Gaussian noise sigma={args.noise:g} (of the [0, 1] range), seed {args.seed}" if noisy else ""))
-    batch = f.to(args.device)[None, None].expand(len(lams), 1, *f.shape)
-    lam = torch.tensor(lams, dtype=f.dtype, device=args.device)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # reported below, one line per lambda that stopped at the cap
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
-                  spacing=vin.spacing)
-    secs = time.perf_counter() - t0
-    u = res.u.detach().cpu()[:, 0]                                  # (L, D, H, W)
-    iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
-    tvs = tv(u[:, None], spacing=vin.spacing).tolist()
-    # (L, D, H, W) read as (B, C, H, W): one PSNR per volume, over all its voxels; not clipped (as written)
-    scores = psnr(u.double(), clean.double().expand_as(u), data_range=1.0).tolist() if noisy else None
-    base = float(psnr(f.double(), clean.double(), data_range=1.0)) if noisy else None
-    _rof_report(args, lams, labels, iters, gaps, tvs, scores, secs, base)
-    header, rows = _denoise_rows(args, lams, iters, gaps, tvs, scores)
-    panels = [(vin.shown(clean), "input" if not noisy else "clean input")]
-    panels += [(vin.shown(f), f"noisy, sigma = {args.noise:g}, PSNR {base:.2f} dB")] if noisy else []
-    panels += [(vin.shown(ui), f"lambda = {lab}" + (f", PSNR {scores[i]:.2f} dB" if noisy else ""))
-               for i, (lab, ui) in enumerate(zip(labels, u))]
-    with out:
-        if noisy:
-            out.volume("noisy" + sfx, vin.in_units(f).float(), vin.spacing)
-        for lab, ui in zip(labels, u):
-            out.volume(f"u_lam{lab}{sfx}", vin.in_units(ui).float(), vin.spacing)
-        out.csv("denoise.csv", header, rows)
-        out.figure("denoise.png", viz.slices_figure(
-            panels, vin.spacing, title=f"TV denoising (ROF, 3-D) of {vin.label}\nmethod {args.method}, tol "
-                                       f"{args.tol:g}, {secs:.2f} s\n{_volume_note(vin)}"))
-    _report_written(out)
-    return 0
 
 
 def _volume_scale_note(scale: float) -> str:
     return (f"intensity scale: the volume mapped to [0, 1] and multiplied by {scale:g} for the flow (times are for "
             "the scaled volume, in the spacing's unit of length); the written volumes are divided back, in the file's "
             "units")
-
-
-def _volume_note(vin) -> str:
-    return vin.window_note()
-
-
-def _denoise_figure(clean, noisy, u, labels, scores, label, args):
-    panels = [(clean, "input" if noisy is None else "clean input")]
-    panels += [(noisy.clamp(0, 1), f"noisy, sigma = {args.noise:g}")] if noisy is not None else []
-    panels += [(ui.clamp(0, 1), f"lambda = {lab}" + (f"\nPSNR {scores[i]:.2f} dB" if scores else ""))
-               for i, (lab, ui) in enumerate(zip(labels, u))]
-    ncols = min(len(panels), 6)
-    nrows = math.ceil(len(panels) / ncols)
-    plot = scores is not None and len(labels) > 1
-    fig = viz.figure(2.8 * ncols, 3.0 * nrows + (2.8 if plot else 0.0) + 0.5)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3.0 * nrows, 2.8]) if plot else (fig, None)
-    viz.image_grid(top, panels, ncols)
-    if plot:
-        ax = bottom.subplots()
-        ax.semilogx(args.lam, scores, "o-", lw=1)
-        ax.set_xticks(args.lam, labels, minor=False)
-        ax.set_xticks([], minor=True)
-        ax.set_xlabel("lambda")
-        ax.set_ylabel("PSNR (dB) against the clean image")
-        ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"TV denoising (ROF) of {label}\nmethod {args.method}, tol {args.tol:g}; "
-                 "intensities in [0, 1], shown clipped", fontsize=10)
-    return fig
 
 
 # ---------------------------------------------------------------------------
@@ -499,8 +254,8 @@ def _check_flow(args) -> None:
     if args.method != "reference" and args.spacing is not None:
         args.parser.error("argument --spacing: TVflowNET models are trained on unit pixel spacing; use --method "
                           "reference with --spacing")
-    _check_nd_solver(args, "--solver", args.solver)
-    _check_compute(args)
+    check_nd_solver(args, "--solver", args.solver)
+    check_compute(args)
 
 
 #: File prefixes of the two ways to compute the flow.
@@ -509,7 +264,7 @@ _FLOW_PREFIX = {"reference": "u", "net": "net"}
 
 def _flow_names(times, save_npy: bool, method: str = "reference") -> list[str]:
     kinds = ("reference", "net") if method == "both" else (method,)
-    names = [f"{_FLOW_PREFIX[k]}_t{lab}.png" for k in kinds for lab in _time_labels(times)] + ["flow.png"]
+    names = [f"{_FLOW_PREFIX[k]}_t{lab}.png" for k in kinds for lab in time_labels(times)] + ["flow.png"]
     if method == "both":
         names.append("comparison.csv")
     return names + ([f"{_FLOW_PREFIX[k]}.npy" for k in kinds] if save_npy else [])
@@ -521,14 +276,14 @@ def _flow_figure(u0, stacks, times, scale, label, params):
     rows = []
     for name, stack in stacks.items():
         panels = [(_to_display(u0, 1.0), "input")]
-        panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, _time_labels(times))]
+        panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, time_labels(times))]
         rows.append(panels)
     if "reference" in stacks and "net" in stacks:    # --method both: where the network differs, x10
         diff = [((n - r).abs() * (10.0 / scale)).detach().cpu().double().clamp(0.0, 1.0)
                 for n, r in zip(stacks["net"], stacks["reference"])]
         worst = [float((n - r).abs().max()) / scale for n, r in zip(stacks["net"], stacks["reference"])]
         rows.append([(d, f"|net - reference| x 10, t = {lab}\n(white >= 0.1; max {w:.3f})")
-                     for d, lab, w in zip(diff, _time_labels(times), worst)])
+                     for d, lab, w in zip(diff, time_labels(times), worst)])
     nrows = sum(math.ceil(len(r) / ncols) for r in rows)
     fig = viz.figure(2.6 * ncols, 2.7 * nrows + 0.2 * params.count(chr(10)) + 0.6)
     subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0] if len(rows) > 1 else [fig]
@@ -569,16 +324,16 @@ def _run_flow(args) -> int:
         return _run_flow_volume(args)
     from ..metrics import psnr, ssim
 
-    u0, label, path = _load_input(args)
+    u0, label, path = load_input(args)
     out = Outputs(args.out, _flow_names(args.times, args.save_npy, args.method), overwrite=args.overwrite,
                   inputs=[path])
-    _setup_compute(args)
+    setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
-    _print_spacing(args)
+    print_spacing(args)
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
-    labels = _time_labels(args.times)
+    labels = time_labels(args.times)
     solver = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}"
     stacks, params = {}, []
     with out:
@@ -615,17 +370,17 @@ def _run_flow(args) -> int:
         fig = _flow_figure(u0, stacks, args.times, args.scale, label,
                            "\n".join(params + [f"scale={args.scale:g}; shown: u / {args.scale:g} clipped to [0, 1]"]))
         out.figure("flow.png", fig)
-    _report_written(out)
+    report_written(out)
     return 0
 
 
 def _run_flow_volume(args) -> int:
     """``pdeflow flow`` of a volume: the 3-D TV flow with its spacing (the reference solver only)."""
     vin = load_volume(args)
-    labels, sfx = _time_labels(args.times), vin.suffix
+    labels, sfx = time_labels(args.times), vin.suffix
     names = [f"u_t{lab}{sfx}" for lab in labels] + ["flow.png"] + (["u.npy"] if args.save_npy else [])
     out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
-    _setup_compute(args)
+    setup_compute(args)
     print(vin.about)
     print(_volume_scale_note(args.scale))
     if getattr(args, "times_repeated", None):
@@ -642,8 +397,8 @@ def _run_flow_volume(args) -> int:
                                                      for u, lab in zip(stack, labels)]
         out.figure("flow.png", viz.slices_figure(
             panels, vin.spacing, title=f"TV flow (3-D) of {vin.label}\n{solver}, scale {args.scale:g}, "
-                                       f"{secs:.2f} s\n{_volume_note(vin)}"))
-    _report_written(out)
+                                       f"{secs:.2f} s\n{vin.window_note()}"))
+    report_written(out)
     return 0
 
 
@@ -673,7 +428,7 @@ def _check_bands(args, steps: int, dt: float) -> list[float]:
         return dyadic_band_edges(steps, dt)
     if len(args.bands) < 2:
         args.parser.error(f"argument --bands: need at least two edges, got {' '.join(f'{v:g}' for v in args.bands)}")
-    edges = _increasing(args.bands, "--bands", args.parser)
+    edges = increasing(args.bands, "--bands", args.parser)
     t = [k * dt for k in range(1, steps + 1)]
     for a, b in zip(edges, edges[1:]):
         if not any(a <= tk < b for tk in t):
@@ -685,8 +440,8 @@ def _check_bands(args, steps: int, dt: float) -> list[float]:
 def _check_spectral(args) -> None:
     args.edges = _check_bands(args, args.steps, args.dt)
     check_volume_args(args)
-    _check_nd_solver(args, "--solver", args.solver)
-    _check_compute(args)
+    check_nd_solver(args, "--solver", args.solver)
+    check_compute(args)
 
 
 def _spectral_names(m: int, save_npy: bool) -> list[str]:
@@ -724,14 +479,14 @@ def _run_spectral(args) -> int:
     file's units and format, spectral.png with three orthogonal slices per band."""
     if args.volume:
         return _run_spectral_volume(args)
-    u0, label, path = _load_input(args)
+    u0, label, path = load_input(args)
     edges = args.edges
     out = Outputs(args.out, _spectral_names(len(edges) - 1, args.save_npy), overwrite=args.overwrite,
                   inputs=[path])
-    _setup_compute(args)
+    setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
-    _print_spacing(args)
+    print_spacing(args)
     params = f"dt={args.dt:g}, N={args.steps}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
     with out:
         s, secs = _run_spectral_api(u0, args, args.dt, args.steps, args.spacing)
@@ -747,7 +502,7 @@ def _run_spectral(args) -> int:
         if args.save_npy:
             out.npy("bands.npy", bands)
             out.npy("residual.npy", s.residual)
-    _report_written(out)
+    report_written(out)
     return 0
 
 
@@ -758,7 +513,7 @@ def _run_spectral_volume(args) -> int:
     names = ([f"band_{i}{sfx}" for i in range(m)] + ["residual" + sfx, "spectral.png", "spectrum.csv"]
              + (["bands.npy", "residual.npy"] if args.save_npy else []))
     out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
-    _setup_compute(args)
+    setup_compute(args)
     print(vin.about)
     print(_volume_scale_note(args.scale))
     params = f"dt={args.dt:g}, N={args.steps}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
@@ -780,52 +535,10 @@ def _run_spectral_volume(args) -> int:
                   + [(vin.shown(s.residual.cpu() / args.scale), "residual")])
         fig = viz.slices_figure(panels, vin.spacing, below=2.6,
                                 title=f"Spectral TV (3-D) of {vin.label}\n{params}, {secs:.2f} s\n"
-                                      f"{_VOLUME_BAND_NOTE}\n{_volume_note(vin)}")
+                                      f"{_VOLUME_BAND_NOTE}\n{vin.window_note()}")
         _plot_spectrum(fig.subfigs[1].subplots(), s, edges)
         out.figure("spectral.png", fig)
-    _report_written(out)
-    return 0
-
-
-# ---------------------------------------------------------------------------
-# pdeflow samples
-# ---------------------------------------------------------------------------
-
-def _register_samples(sub) -> None:
-    p = add_command(sub, "samples", _run_samples, help="list the built-in images")
-    _add_output_args(p, required=False)
-
-
-def _run_samples(args) -> int:
-    """List the built-in images (shipped inside installed Python packages, nothing is downloaded): name, size,
-    kind and train/test split. With --out, also write a contact sheet (samples.png)."""
-    out = Outputs(args.out, ["samples.png"], overwrite=args.overwrite) if args.out else None
-    names = datasets.builtin_names()
-    images, rows = {}, []
-    for name in names:
-        info = datasets.builtin_info(name)
-        img = datasets.builtin_image(name, grey=None)
-        images[name] = img
-        C, H, W = img.shape
-        rows.append((name, f"{H}x{W}", "grey" if C == 1 else "colour", info["kind"], info["split"], info["note"]))
-    header = ("name", "size", "channels", "kind", "split", "note")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header) - 1)]
-    for r in [header] + rows:
-        print(("  ".join(str(v).ljust(w) for v, w in zip(r, widths)) + "  " + r[-1]).rstrip())
-    print(f"{len(names)} images; use them as IMAGE = builtin:NAME")
-    if out is not None:
-        with out:
-            ncols = 6
-            nrows = math.ceil(len(names) / ncols)
-            fig = viz.figure(2.2 * ncols, 2.4 * nrows + 0.4)
-            panels = [(img.clamp(0, 1), f"{n}\n{img.shape[-2]}x{img.shape[-1]}, {datasets.builtin_info(n)['split']}")
-                      for n, img in images.items()]
-            viz.image_grid(fig, panels, ncols)
-            for ax in fig.axes:
-                ax.title.set_fontsize(7)
-            fig.suptitle(f"pdeflow built-in images ({len(names)}): name, size, split", fontsize=10)
-            out.figure("samples.png", fig)
-        _report_written(out)
+    report_written(out)
     return 0
 
 
@@ -847,11 +560,11 @@ def _register_demo(sub) -> None:
                                 f"N={d['steps']}, dyadic bands), both with tol={d['tol']:g}, solver={d['solver']}. "
                                 "Writes input.png, u_t*.png, band_*.png, residual.png, spectrum.csv and the combined "
                                 "figure demo.png.",
-                    validate=_check_compute)
+                    validate=check_compute)
     # A 256x256 image gains little from more threads (each torch kernel is ~65k pixels),
     # and on a busy machine extra threads cost more than they give.
-    _add_compute_args(p, threads=1, why="; a 256x256 image gains little from more")
-    _add_output_args(p)
+    add_compute_args(p, threads=1, why="; a 256x256 image gains little from more")
+    add_output_args(p)
 
 
 def _run_demo(args) -> int:
@@ -859,13 +572,13 @@ def _run_demo(args) -> int:
     t_start = time.perf_counter()
     ns = argparse.Namespace(image=f"builtin:{d['image']}", size=d["size"], grey=True, scale=d["scale"],
                             dt=d["flow_dt"], tol=d["tol"], solver=d["solver"], compile=False, device=args.device)
-    u0, label, _ = _load_input(ns)
+    u0, label, _ = load_input(ns)
     edges = dyadic_band_edges(d["steps"], d["spec_dt"])
     m = len(edges) - 1
     flow_names = [n for n in _flow_names(d["times"], False) if n != "flow.png"]
     names = ["input.png"] + flow_names + _band_names(m) + ["residual.png", "spectrum.csv", "demo.png"]
     out = Outputs(args.out, names, overwrite=args.overwrite)
-    _setup_compute(args)
+    setup_compute(args)
     print(f"pdeflow demo on {label}, grey, device {args.device}, {torch.get_num_threads()} torch thread(s)")
     print(_scale_note(d["scale"]))
     flow_params = f"dt={d['flow_dt']:g}, tol={d['tol']:g}, solver={d['solver']}"
@@ -873,7 +586,7 @@ def _run_demo(args) -> int:
     with out:
         out.image("input.png", u0)
         stack, secs_f = _run_flow_api(u0, ns, d["times"])
-        print(f"TV flow to t = {', '.join(_time_labels(d['times']))} ({flow_params}): {secs_f:.2f} s")
+        print(f"TV flow to t = {', '.join(time_labels(d['times']))} ({flow_params}): {secs_f:.2f} s")
         for name, u in zip(flow_names, stack):
             out.image(name, _to_display(u, d["scale"]))
         s, secs_s = _run_spectral_api(u0, ns, d["spec_dt"], d["steps"])
@@ -887,7 +600,7 @@ def _run_demo(args) -> int:
         out.csv("spectrum.csv", ["k", "t", "S", "band"], _spectrum_rows(s, edges))
 
         flow_panels = [(u0, "input")] + [(_to_display(u, d["scale"]), f"TV flow, t = {lab}")
-                                         for u, lab in zip(stack, _time_labels(d["times"]))]
+                                         for u, lab in zip(stack, time_labels(d["times"]))]
         spec_panels = _spectral_panels(s, bands, edges, d["scale"])
         ncols = max(len(flow_panels), len(spec_panels))
         fig = viz.figure(2.5 * ncols, 2.6 * 2 + 3.0 + 0.9)
@@ -899,13 +612,17 @@ def _run_demo(args) -> int:
         _plot_spectrum(f3.subplots(), s, edges)
         fig.suptitle(f"pdeflow demo: {label}, intensities in [0, 1] (scale {d['scale']:g})", fontsize=11)
         out.figure("demo.png", fig)
-    _report_written(out)
+    report_written(out)
     print(f"total {time.perf_counter() - t_start:.1f} s")
     return 0
 
 
-
 def add_parsers(sub) -> None:
-    """Register ``pdeflow denoise``, ``flow``, ``spectral``, ``samples`` and ``demo`` on the top-level subparsers."""
-    for register in (_register_denoise, _register_flow, _register_spectral, _register_samples, _register_demo):
-        register(sub)
+    """Register ``pdeflow flow`` and ``spectral`` on the top-level subparsers."""
+    _register_flow(sub)
+    _register_spectral(sub)
+
+
+def add_demo_parser(sub) -> None:
+    """Register ``pdeflow demo`` on the top-level subparsers."""
+    _register_demo(sub)
