@@ -18,7 +18,7 @@ subprocess on one thread:
   largest difference of its solution from pdeflow's.
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_solver_3d.py --sizes 64 96 --out /tmp/s3d     # quick
-    python benchmarks/inpaint_solver_3d.py --sizes 64 96 128 160 192 256 \\
+    python benchmarks/inpaint_solver_3d.py --sizes 64 96 128 160 192 256 --direct-sizes 32 \\
         --out benchmarks/results/inpaint_solver_3d --overwrite                                  # committed
     python benchmarks/inpaint_solver_3d.py --sizes 64 128 --spacing 2.5 0.7 0.7 --out /tmp/s3d_ct   # CT voxels
 
@@ -77,9 +77,9 @@ def worker_pdeflow(n, density, tol, repeats, save, spacing=None):
             "peak_mb": peak, "base_mb": base, "above_base_mb": peak - base}
 
 
-def worker_pyamg(n, density, tol, ref):
+def system(n, density):
+    """The unknown voxels' rows of the 7-point masked Laplacian (SciPy, float64): ``(A, b, unk)``."""
     import numpy as np
-    import pyamg
     import scipy.sparse as sp
 
     f, m = make_case(n, density)
@@ -100,7 +100,28 @@ def worker_pyamg(n, density, tol, ref):
     Lu = L[unk]
     A = (-Lu[:, unk]).tocsr()
     b = Lu[:, k] @ f.ravel()[k].astype(np.float64)
-    del L, Lu
+    return A, b, unk
+
+
+def worker_direct(n, density, ref):
+    """SciPy's sparse direct solve (``scipy.sparse.linalg.spsolve``, SuperLU) of the same system."""
+    import numpy as np
+    from scipy.sparse.linalg import spsolve
+
+    A, b, unk = system(n, density)
+    t0 = time.process_time()
+    x = spsolve(A.tocsc(), b)
+    t = time.process_time() - t0
+    u = np.load(ref).ravel().astype(np.float64)
+    return {"cpu_s": t, "unknowns": int(unk.sum()), "residual": float(np.linalg.norm(b - A @ x) / np.linalg.norm(b)),
+            "max_diff_vs_pdeflow": float(np.abs(u[unk] - x).max()), "max_abs_solution": float(np.abs(x).max())}
+
+
+def worker_pyamg(n, density, tol, ref):
+    import numpy as np
+    import pyamg
+
+    A, b, unk = system(n, density)
     base = maxrss_mb()
     t0 = time.process_time()
     ml = pyamg.smoothed_aggregation_solver(A)
@@ -126,6 +147,8 @@ def main(argv=None):
     ap.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                     help="voxel spacing for pdeflow (default unit); pyamg is then not run (its matrix is the unit one)")
     ap.add_argument("--pyamg-max", type=int, default=128 ** 3, help="largest size (voxels) pyamg runs on")
+    ap.add_argument("--direct-sizes", nargs="*", type=int, default=[32],
+                    help="N: also solve these small volumes with SciPy's sparse direct solver and compare")
     ap.add_argument("--repeats", type=int, default=3, help="pdeflow runs per size up to 128^3 (the fastest counts)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -137,12 +160,20 @@ def main(argv=None):
         save = save if save != "-" else None
         spacing = None if spacing == "-" else tuple(float(v) for v in spacing.split(","))
         r = worker_pdeflow(n, density, tol, int(extra), save, spacing) if kind == "pdeflow" else \
-            worker_pyamg(n, density, tol, save)
+            worker_direct(n, density, save) if kind == "direct" else worker_pyamg(n, density, tol, save)
         print(json.dumps(r))
         return
     out = open_out(args, argv)
     rows = []
     tmp = Path(args.out) / "_u.npy"
+    direct = []
+    for n in args.direct_sizes if args.spacing is None else []:
+        pd = run_child(__file__, ["pdeflow", str(n), str(args.density), str(args.tol), "1", str(tmp), "-"], args.timeout)
+        dr = run_child(__file__, ["direct", str(n), str(args.density), str(args.tol), "-", str(tmp), "-"], args.timeout)
+        if tmp.exists():
+            tmp.unlink()
+        direct.append({"size": f"{n}^3", "pdeflow": pd, "direct": dr})
+        print(json.dumps(direct[-1]), flush=True)
     for n in args.sizes:
         vox = n ** 3
         load = os.getloadavg()
@@ -170,7 +201,7 @@ def main(argv=None):
             "threads": 1, "torch": torch.__version__, "pyamg": amg_version, "python": platform.python_version(),
             "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
-    write_file(out / "scale3d.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    write_file(out / "scale3d.json", json.dumps({"meta": meta, "rows": rows, "direct": direct}, indent=1) + "\n")
     lines = [f"# Diffusion inpainting of volumes, {args.sizes[0]}^3 to {args.sizes[-1]}^3: pdeflow 3-D multigrid "
              "(and pyamg)", "",
              f"3-D Shepp-Logan phantom plus a ramp, uniform random mask {args.density:.0%}, voxel spacing "
@@ -183,6 +214,23 @@ def main(argv=None):
              "| pyamg setup s | pyamg solve s | pyamg its | pyamg peak MB | max diff | ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [solver_row(r, "voxels") for r in rows]
+    vox = [r for r in rows if "cpu_s" in r["pdeflow"]]
+    if len(vox) > 1:
+        per = [r["pdeflow"]["cpu_s"] / r["voxels"] * 1e6 for r in vox]
+        lines += ["", f"Time per voxel, largest over smallest size: {per[-1] / per[0]:.2f}; largest over the "
+                  f"fastest: {per[-1] / min(per):.2f} (linear scaling: 1)."]
+    if direct:
+        lines += ["", "Against SciPy's sparse direct solve (`scipy.sparse.linalg.spsolve`, SuperLU, float64) of "
+                  "the same system (the unknown voxels' rows), pdeflow in float32 to the relative residual above:",
+                  "", "| size | unknowns | max abs difference | max abs solution | spsolve residual | "
+                  "pdeflow CPU s | spsolve CPU s |", "|---|---|---|---|---|---|---|"]
+        for d in direct:
+            p, q = d["pdeflow"], d["direct"]
+            if "cpu_s" in p and "cpu_s" in q:
+                lines.append(f"| {d['size']} | {q['unknowns']} | {q['max_diff_vs_pdeflow']:.1e} | "
+                             f"{q['max_abs_solution']:.2f} | {q['residual']:.1e} | {p['cpu_s']:.3f} | {q['cpu_s']:.2f} |")
+            else:
+                lines.append(f"| {d['size']} | failed: {p.get('error') or q.get('error')} | | | | | |")
     lines += ["", f"`uptime` at the end: {meta['uptime']}", ""]
     write_file(out / "scale3d.md", "\n".join(lines))
     print("\n".join(lines))

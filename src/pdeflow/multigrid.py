@@ -897,11 +897,12 @@ def _sl(t: torch.Tensor, dim: int, s: slice) -> torch.Tensor:
     return t[tuple(idx)]
 
 
-def _prolong_dim(c: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    """Linear (vertex-centred) interpolation along ``dim`` from ``ceil(n/2)`` points to ``n`` (see :func:`prolong`)."""
+def _prolong_dim(c: torch.Tensor, n: int, dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Linear (vertex-centred) interpolation along ``dim`` from ``ceil(n/2)`` points to ``n`` (see :func:`prolong`),
+    into ``out`` where given (every entry is written)."""
     shape = list(c.shape)
     shape[dim] = n
-    out = c.new_empty(shape)
+    out = c.new_empty(shape) if out is None else out
     _sl(out, dim, slice(0, None, 2)).copy_(c)
     no, nc = n // 2, c.shape[dim]
     if no:
@@ -914,10 +915,11 @@ def _prolong_dim(c: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     return out
 
 
-def _restrict_dim(g: torch.Tensor, dim: int) -> torch.Tensor:
-    """The transpose of :func:`_prolong_dim`."""
+def _restrict_dim(g: torch.Tensor, dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The transpose of :func:`_prolong_dim` (into ``out`` where given)."""
     n = g.shape[dim]
-    gc = _sl(g, dim, slice(0, None, 2)).contiguous()
+    even = _sl(g, dim, slice(0, None, 2))
+    gc = even.contiguous() if out is None else out.copy_(even)
     no, nc = n // 2, gc.shape[dim]
     if no:
         go = _sl(g, dim, slice(1, None, 2))
@@ -1023,15 +1025,21 @@ def _semi_axes(shape, hs) -> tuple:
     return tuple(a for a in cand if hs[a] <= SEMI_RATIO * hmin)
 
 
-def _restrict_axes(g: torch.Tensor, axes) -> torch.Tensor:
-    for a in axes:
-        g = _restrict_dim(g, a - 3)
+def _restrict_axes(g: torch.Tensor, axes, buf=None) -> torch.Tensor:
+    """Restrict along each of ``axes`` in turn (``buf(key, shape, like)``: where the steps write)."""
+    for i, a in enumerate(axes):
+        shape = list(g.shape)
+        shape[a - 3] = (shape[a - 3] + 1) // 2
+        g = _restrict_dim(g, a - 3, None if buf is None else buf(("restrict", i), shape, g))
     return g
 
 
-def _prolong_axes(c: torch.Tensor, shape, axes) -> torch.Tensor:
-    for a in axes:
-        c = _prolong_dim(c, shape[a], a - 3)
+def _prolong_axes(c: torch.Tensor, shape, axes, buf=None) -> torch.Tensor:
+    """Interpolate along each of ``axes`` in turn to ``shape`` (``buf``: as in :func:`_restrict_axes`)."""
+    for i, a in enumerate(axes):
+        out_shape = list(c.shape)
+        out_shape[a - 3] = shape[a]
+        c = _prolong_dim(c, shape[a], a - 3, None if buf is None else buf(("prolong", i), out_shape, c))
     return c
 
 
@@ -1170,6 +1178,7 @@ class Multigrid3d:
             gdiag.add_(self.d)
         self.levels: list = []
         self._scratch: dict = {}
+        self._work: dict | None = None   # the fine-grid buffers of the solve in progress (see _buf)
         self._direct = None
         if D * H * W <= coarsest:   # the whole problem is small: solve it exactly
             S = self._fine_stencil(gdiag + k)
@@ -1255,20 +1264,36 @@ class Multigrid3d:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``A x`` for ``x`` (B, C, D, H, W) zero on the known voxels."""
-        y = self._lap(x).mul_(-self.w)
+        return self._apply(x, None)
+
+    def _apply(self, x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`apply` into ``out`` (a new tensor where None); inside :meth:`solve` without temporaries."""
+        y = self._lap(x, out, self._buf("flux", x.shape, x) if self._work is not None else None).mul_(self.w).neg_()
         if self.d is not None:
             y.addcmul_(self.d, x)
         return y
 
-    def _lap(self, x: torch.Tensor) -> torch.Tensor:
-        """The (anisotropic) 7-point Neumann Laplacian as a sum of fluxes."""
-        y = torch.zeros_like(x)
+    def _buf(self, key, shape, like: torch.Tensor) -> torch.Tensor:
+        """A work buffer of the solve in progress, kept across its iterations: a volume's worth of fresh memory
+        per operation costs as much as the operation itself once the allocator hands out new pages
+        (large blocks), which made the time per voxel grow with the volume."""
+        t = self._work.get(key)
+        shape = tuple(shape)
+        if t is None or tuple(t.shape) != shape or t.dtype != like.dtype or t.device != like.device:
+            t = self._work[key] = like.new_zeros(shape)
+        return t
+
+    def _lap(self, x: torch.Tensor, out: torch.Tensor | None = None, flux: torch.Tensor | None = None) -> torch.Tensor:
+        """The (anisotropic) 7-point Neumann Laplacian as a sum of fluxes (into ``out``; ``flux``: a
+        scratch volume of ``x``'s shape)."""
+        y = torch.zeros_like(x) if out is None else out.zero_()
         for a, ca in enumerate(self.coef):
             dim = a - 3
             n = x.shape[dim]
             if n < 2:
                 continue
-            g = x.narrow(dim, 1, n - 1) - x.narrow(dim, 0, n - 1)
+            hi, lo = x.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1)
+            g = hi - lo if flux is None else torch.sub(hi, lo, out=flux.narrow(dim, 0, n - 1))
             if ca != 1.0:
                 g.mul_(ca)
             y.narrow(dim, 0, n - 1).add_(g)
@@ -1361,17 +1386,26 @@ class Multigrid3d:
 
     def precondition(self, r: torch.Tensor) -> torch.Tensor:
         """One symmetric V-cycle ``M^{-1} r`` for ``r`` (B, C, D, H, W) zero on the known voxels."""
+        return self._precondition(r, None)
+
+    def _precondition(self, r: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`precondition` into ``out`` (a new tensor where None); inside :meth:`solve` the fine grid's
+        work arrays are the solve's buffers (:meth:`_buf`)."""
         if self._direct is not None:
             n = r.shape[-3] * r.shape[-2] * r.shape[-1]
-            return (self._direct @ r.reshape(*r.shape[:-3], n, 1)).reshape(r.shape)
+            z = (self._direct @ r.reshape(*r.shape[:-3], n, 1)).reshape(r.shape)
+            return z if out is None else out.copy_(z)
         red = [c for c in _COLOURS3 if sum(c) % 2 == 0]
         black = [c for c in _COLOURS3 if sum(c) % 2 == 1]
-        xp = r.new_zeros(*r.shape[:-3], *(n + 2 for n in self.shape))
+        buf = self._buf if self._work is not None else None
+        padded = (*r.shape[:-3], *(n + 2 for n in self.shape))
+        # (kept buffers: the padding is never written, and every voxel is written before it is read)
+        xp = r.new_zeros(padded) if buf is None else buf("xp", padded, r)
         x = xp[..., 1:-1, 1:-1, 1:-1]
         self._smooth_fine(xp, r, red + black, pre=True)
         # b - A x: zero on the black voxels (just updated); on the red ones, set from zero neighbours
         # (x = r / diag), the couplings to the black ones
-        res = torch.zeros_like(r)
+        res = torch.zeros_like(r) if buf is None else buf("res", r.shape, r)   # (black voxels stay zero)
         for col in red:
             sel = (Ellipsis,) + tuple(slice(a, None, 2) for a in col)
             acc = self._tmp(col, r).zero_()
@@ -1382,10 +1416,10 @@ class Multigrid3d:
                 e[a] = -1
                 acc.add_(xp[_views(self.shape, col, e)], alpha=self.coef[a])
             res[sel] = acc.mul_(self.w[sel])
-        e = self._cycle(0, _restrict_axes(res, self.axes[0]))
-        x.addcmul_(self.w, _prolong_axes(e, self.shape, self.axes[0]))
+        e = self._cycle(0, _restrict_axes(res, self.axes[0], buf))
+        x.addcmul_(self.w, _prolong_axes(e, self.shape, self.axes[0], buf))
         self._smooth_fine(xp, r, black + red)
-        return x.contiguous()
+        return x.contiguous() if out is None else out.copy_(x)
 
     # -- conjugate gradients -----------------------------------------------------------------------
 
@@ -1417,11 +1451,18 @@ class Multigrid3d:
         bden = bnorm.clamp_min(torch.finfo(b.dtype).tiny)
         iters = torch.zeros(b.shape[0], dtype=torch.long, device=b.device)
         x = x0
-        for _ in range(max_restarts + 1):
-            x, it = cg(self.apply, b, x, tol=tol, max_iter=max(1, max_iter - int(iters.max())),
-                       precond=self.precondition)
-            iters += it
-            rel = torch.where(bnorm > 0, self.residual(b, x) / bden, torch.zeros_like(bnorm))
-            if bool((rel <= tol).all()) or int(iters.max()) >= max_iter:
-                break
+        # cg reads A d and M^{-1} r only within the iteration that asked for them: each can be written
+        # into one buffer of the solve, as can the V-cycle's fine-grid arrays (see _buf)
+        self._work = {}
+        try:
+            ad, z = torch.empty_like(b), torch.empty_like(b)
+            for _ in range(max_restarts + 1):
+                x, it = cg(lambda v: self._apply(v, ad), b, x, tol=tol, max_iter=max(1, max_iter - int(iters.max())),
+                           precond=lambda v: self._precondition(v, z))
+                iters += it
+                rel = torch.where(bnorm > 0, self.residual(b, x) / bden, torch.zeros_like(bnorm))
+                if bool((rel <= tol).all()) or int(iters.max()) >= max_iter:
+                    break
+        finally:
+            self._work = None
         return x * self.w, iters, rel

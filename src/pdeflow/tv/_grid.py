@@ -7,7 +7,12 @@ A field over the grid has the components on the axis after ``C``: ``(B, C, K, *s
 ``K`` the number of spatial axes, component ``k`` the derivative along spatial axis ``k``.
 
 The 2-D unit grid keeps its own fused kernels in :mod:`pdeflow.tv.rof`; :class:`Grid` is the path of
-every other grid.
+every other grid.  Its ``*_into`` kernels are the iterative solvers' inner loop: fields kept with zero
+*unused* entries (component ``k`` in the last slab along axis ``k``, the entries ``div`` never reads),
+each volume taken as a flat vector in which the neighbour along axis ``k`` is ``stride_k`` entries on,
+so that ``div`` and ``grad`` are a few contiguous in-place operations on preallocated buffers (the
+wrap-around terms read the zero unused entries).  On large volumes the allocating ``grad``/``div``
+composition spends most of its time in fresh memory (page faults), several times this.
 """
 from __future__ import annotations
 
@@ -58,6 +63,73 @@ class Grid:
     def project(self, p: torch.Tensor, channelwise: bool) -> torch.Tensor:
         """``p`` projected onto ``|p| <= 1`` pointwise."""
         return p / self.norm(p, channelwise).clamp_min(1.0)
+
+    # ---- in-place kernels (fields with zero unused entries, see the module docstring)
+
+    def zero_unused(self, p: torch.Tensor) -> torch.Tensor:
+        """Zero the entries of a field ``(B, C, K, *spatial)`` that ``div`` never reads, in place."""
+        K = self.ndim
+        for k in range(K):
+            n = p.shape[3 + k]
+            p.select(2, k).narrow(2 + k, n - 1, 1).zero_()
+        return p
+
+    def div_into(self, p: torch.Tensor, out: torch.Tensor, scale: float = 1.0,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
+        """``scale * div(p)`` (plus ``base``, a volume like ``out``) into ``out`` (``(B, C, *spatial)``,
+        contiguous) for a contiguous field ``p`` with zero unused entries."""
+        B, C, K = p.shape[:3]
+        spatial = p.shape[3:]
+        N = math.prod(spatial)
+        pf = p.reshape(B * C, K, N)
+        of = out.view(B * C, N)
+        w = [scale / h for h in self.spacing]
+        if base is None:
+            torch.mul(pf[:, 0], w[0], out=of)
+        else:
+            torch.add(base.reshape(B * C, N), pf[:, 0], alpha=w[0], out=of)
+        for k in range(1, K):
+            of.add_(pf[:, k], alpha=w[k])
+        for k in range(K):
+            s = math.prod(spatial[k + 1:])
+            if s < N:
+                of[:, s:].sub_(pf[:, k, :-s], alpha=w[k])
+        return out
+
+    def grad_into(self, u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``grad(u)`` into the contiguous field ``out``, its unused entries zero."""
+        B, C = u.shape[:2]
+        spatial = u.shape[2:]
+        N = math.prod(spatial)
+        K = self.ndim
+        uf = u.reshape(B * C, N)
+        gf = out.view(B * C, K, N)
+        for k, h in enumerate(self.spacing):
+            s = math.prod(spatial[k + 1:])
+            if s < N:
+                dk = gf[:, k, :-s]
+                torch.sub(uf[:, s:], uf[:, :-s], out=dk)
+                if h != 1.0:
+                    dk.mul_(1.0 / h)
+        return self.zero_unused(out)  # the last slab of each component (its flat difference wrapped around)
+
+    def sqnorm_into(self, z: torch.Tensor, out: torch.Tensor, channelwise: bool) -> torch.Tensor:
+        """Pointwise squared norm of a field ``(B, C, K, *spatial)`` as ``(B, C|1, 1, *spatial)`` (into
+        ``out`` where the norm is per channel or there is one channel)."""
+        if channelwise or z.shape[1] == 1:
+            torch.mul(z[:, :, 0:1], z[:, :, 0:1], out=out)
+            for k in range(1, self.ndim):
+                out.addcmul_(z[:, :, k:k + 1], z[:, :, k:k + 1])
+            return out
+        return (z * z).sum((1, 2), keepdim=True)
+
+    def project_(self, z: torch.Tensor, buf: torch.Tensor, channelwise: bool) -> torch.Tensor:
+        """Project a field onto ``|z| <= 1`` pointwise, in place (``buf``: a norm buffer)."""
+        return z.mul_(self.sqnorm_into(z, buf, channelwise).clamp_min_(1.0).rsqrt_())
+
+    def norm_buffer(self, f: torch.Tensor, channelwise: bool) -> torch.Tensor:
+        """A buffer for the pointwise norm of a field over ``f`` ``(B, C, *spatial)``."""
+        return f.new_empty(f.shape[0], f.shape[1] if channelwise else 1, 1, *f.shape[2:])
 
 
 PLAIN = Grid()

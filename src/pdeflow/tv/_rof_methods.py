@@ -123,6 +123,12 @@ def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vecdot(a.reshape(B, -1), b.reshape(B, -1))
 
 
+def _bdot_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """:func:`bdot` without a temporary (a batched BLAS dot), for the volumes' loops."""
+    B = a.shape[0]
+    return torch.bmm(a.reshape(B, 1, -1), b.reshape(B, -1, 1)).reshape(B)
+
+
 def _dual_gap(s, f, lam, channelwise):
     """(u, p, gap, primal) for the dual methods, where ``u = f + lam div p`` exactly.
 
@@ -337,44 +343,102 @@ def _bc(t: torch.Tensor) -> torch.Tensor:
 
 
 def nd_gap(s, f, lam, channelwise):
-    grid = s["grid"]
-    p = s["p"]
-    u = s["u"] if "u" in s else f + lam * grid.div(p)
-    g, primal = gap_and_primal(f, u, p, lam, channelwise, grid)
-    return u, p, g, primal, None
+    """(u, p, gap, primal, None) of a dual method's state on any grid, on the state's buffers (``v``, ``z``
+    and ``n`` are free between steps): :func:`_dual_gap` with ``L`` for 8.  The gap is
+    ``lam * sum(|grad u| - <grad u, p>)`` and the fidelity ``lam^2 ||div p||^2``, unweighted sums (the
+    voxel volume cancels in the relative gap)."""
+    grid, p = s["grid"], s["p"]
+    if "u" in s:  # pdhg: u is an iterate of its own, the gap has its residual term
+        gap, primal = gap_and_primal(f, s["u"], p, lam, channelwise, grid)
+        return s["u"], p, gap, primal, None
+    d = grid.div_into(p, s["v"])
+    u = torch.addcmul(f, lam, d)
+    if "gf" in s:
+        # grad u = lam (L gf + grad div p), gf = grad(f) / (L lam) formed in float64 (see _dual_gap)
+        g = grid.grad_into(d, s["z"]).add_(s["gf"], alpha=s["L"]).mul_(_bc(lam))
+    else:
+        g = grid.grad_into(u, s["z"])
+    gn = grid.sqnorm_into(g, s["n"], channelwise).sqrt_()
+    if channelwise or f.shape[1] == 1:
+        align = torch.mul(g[:, :, 0:1], p[:, :, 0:1])
+        for k in range(1, grid.ndim):
+            align.addcmul_(g[:, :, k:k + 1], p[:, :, k:k + 1])
+    else:
+        align = (g * p).sum((1, 2), keepdim=True)
+    tv_u, slack = batch_sum(gn).double(), batch_sum(torch.sub(gn, align, out=align)).double().clamp_min(0.0)
+    lam_b = lam.reshape(-1).double()
+    primal = 0.5 * lam_b * lam_b * _bdot_(d, d).double() + lam_b * tv_u
+    return u, p, lam_b * slack, primal, None
+
+
+def _nd_buffers(grid, f, p, channelwise):
+    """The work buffers of the dual methods on a grid: ``v`` (a volume), ``z`` (a field with zero unused
+    entries) and ``n`` (a norm)."""
+    return {"v": _new(f), "z": _new(p, zero=True), "n": grid.norm_buffer(f, channelwise)}
 
 
 def _nd_chambolle_init(grid):
     def init(f, lam, p0, channelwise):
-        return {"p": p0.clone(), "fl": f / lam, "grid": grid, "tau_nd": 2.0 / grid.lipschitz}
+        p = grid.zero_unused(p0.clone(memory_format=torch.contiguous_format))
+        return {"p": p, "fl": f / lam, "grid": grid, "tau_nd": 2.0 / grid.lipschitz,
+                **_nd_buffers(grid, f, p, channelwise)}
     return init
 
 
 def _nd_chambolle_step(s, f, lam, channelwise):
-    # Chambolle (2004) with tau = 2 / L (1/4 on the 2-D unit grid, 1/(2 ndim) in scikit-image's n-D code).
+    # Chambolle (2004) with tau = 2 / L (1/4 on the 2-D unit grid, 1/(2 ndim) in scikit-image's n-D code):
+    # p <- (p + tau g) / (1 + tau |g|) with g = grad(div p + f/lam), in place (as _chambolle_step).
     grid, p, tau = s["grid"], s["p"], s["tau_nd"]
-    g = grid.grad(grid.div(p) + s["fl"])
-    p.add_(g, alpha=tau).div_(grid.norm(g, channelwise).mul_(tau).add_(1.0))
+    v = grid.div_into(p, s["v"]).add_(s["fl"])
+    g = grid.grad_into(v, s["z"])
+    n = grid.sqnorm_into(g, s["n"], channelwise).sqrt_()
+    p.add_(g, alpha=tau).div_(n.mul_(tau).add_(1.0))
 
 
 def _nd_fgp_init(grid):
     def init(f, lam, p0, channelwise):
         L = grid.lipschitz
-        gf = (grid.grad(f.double()) / (L * _bc(lam.double()))).to(f.dtype)
-        return {"p": p0.clone(), "q": p0.clone(), "t": torch.ones_like(lam), "gf": gf, "grid": grid, "L": L}
+        p = grid.zero_unused(p0.clone(memory_format=torch.contiguous_format))
+        s = {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "grid": grid, "L": L,
+             **_nd_buffers(grid, f, p, channelwise)}
+        if f.dtype == torch.float64:
+            # f / (L lam) enters div q / L: one pass less per step than adding gf to the field; in float64
+            # its round-off (eps |f| / lam) is far below any tol the gap can resolve.
+            s["fl"] = f / (L * lam)
+        else:
+            s["gf"] = (grid.grad(f.double()) / (L * _bc(lam.double()))).to(f.dtype).contiguous()
+            s["d"] = _new(p)
+        return s
     return init
 
 
 def _nd_fgp_step(s, f, lam, channelwise):
-    # _fgp_step with the step 1 / (L lam^2): p_new = proj(q + grad(f + lam div q) / (L lam)).
-    grid, p, q = s["grid"], s["p"], s["q"]
-    z = grid.project(q + grid.grad(grid.div(q) / s["L"]) + s["gf"], channelwise)
-    step = z - p
-    uphill = (bdot(q - z, step) > 0).reshape(lam.shape)
+    # _fgp_step with the step 1 / (L lam^2): p_new = proj(q + grad(f + lam div q) / (L lam)), in place on
+    # the state's buffers (the fields keep zero unused entries).
+    grid, p, q, z = s["grid"], s["p"], s["q"], s["z"]
+    exact = "fl" in s
+    if exact:
+        grid.grad_into(grid.div_into(q, s["v"], scale=1.0 / s["L"], base=s["fl"]), z).add_(q)
+    else:
+        grid.grad_into(grid.div_into(q, s["v"], scale=1.0 / s["L"]), z).add_(q).add_(s["gf"])
+    grid.project_(z, s["n"], channelwise)  # z = p_new
+    # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.  In float64 as two dot products
+    # (no p_new - p array: one field less to stream through memory; their difference is far above
+    # round-off at any resolvable tol); in lower precisions from the difference itself.
+    qz = q.sub_(z)
+    if exact:
+        uphill = ((_bdot_(qz, z) - _bdot_(qz, p)) > 0).reshape(lam.shape)
+    else:
+        step = torch.sub(z, p, out=s["d"])
+        uphill = (_bdot_(qz, step) > 0).reshape(lam.shape)
     t = s["t"]
     t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
     beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new)
-    s["q"], s["p"], s["t"] = z + _bc(beta) * step, z, t_new
+    if exact:
+        torch.lerp(p, z, _bc(1.0 + beta), out=q)  # z + beta (z - p); exactly z at beta = 0
+    else:
+        torch.addcmul(z, _bc(beta), step, out=q)
+    s["p"], s["z"], s["t"] = z, p, t_new
 
 
 def _nd_pdhg_init(grid):
