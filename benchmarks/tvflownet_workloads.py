@@ -22,13 +22,13 @@ reaches the network's.
 ``grad`` (gradients through the flow)
     ``g = d/du0 of 0.5 ||u(t) - target||^2`` for ``--grad-n`` crops of ``--grad-size`` px at
     ``t = --grad-time`` (the target: other test crops). The network: autograd through it (bare,
-    and through the symmetry wrapper). The reference ``tv_flow`` (implicit steps) has no autograd
-    (its solver writes into preallocated buffers; the error is recorded): a full gradient by finite
-    differences needs two flows per pixel (its cost is extrapolated from the matched setting, not
-    run). What does give a gradient: autograd through (a) ``tv_flow(method="explicit", eps=...)``,
-    the regularised flow in pdeflow (searched over eps), and (b) implicit Euler unrolled with a
-    fixed number of FGP iterations per step (written here from ``pdeflow.ops``; not a pdeflow
-    function), searched over dt x iterations, each at the network's forward accuracy. Gradient
+    and through the symmetry wrapper). The reference's gradients, each at the network's forward
+    accuracy: autograd through (a) ``tv_flow`` itself (implicit steps, each differentiated
+    implicitly at its solution; where that is not available, the error is recorded, and a full
+    gradient by finite differences, two flows per pixel, is extrapolated from the matched setting,
+    not run), (b) ``tv_flow(method="explicit", eps=...)``, the regularised flow in pdeflow
+    (searched over eps), and (c) implicit Euler unrolled with a fixed number of FGP iterations per
+    step (written here from ``pdeflow.ops``; not a pdeflow function), searched over dt x iterations. Gradient
     accuracy: the directional derivatives ``<g, v>`` along ``--directions`` random directions
     against central differences of the float64 reference flow (tol ``--fd-tol``, step ``--fd-step``
     RMS on the x5 scale); the relative error ``||<g, V> - D|| / ||D||`` estimates ``||g - g*|| / ||g*||``.
@@ -279,6 +279,10 @@ def explicit_flow(x, times, dt, eps):
     return tv_flow(x, times, method="explicit", eps=eps, dt=dt)
 
 
+def implicit_flow(x, times, dt, tol):
+    return tv_flow(x, times, dt=dt, tol=tol)
+
+
 def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     N, S, t, M = args.grad_n, args.grad_size, args.grad_time, args.directions
     both = test_crops(2 * N, S, args.seed + 1, args.scale)
@@ -359,6 +363,8 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     unrolled = ReferenceGrid(u0, [t], truth.unsqueeze(0), args.scale, dts=(t, t / 2, t / 4, t / 10), tols=ITERS,
                              max_psnr=args.max_psnr, log=log, sync=sync, flow=unrolled_fgp_flow,
                              names=("dt", "iterations"))
+    schemes = ((("implicit", implicit, implicit_flow),) if implicit_autograd == "works" else ()) + (
+        ("explicit", explicit, explicit_flow), ("unrolled", unrolled, unrolled_fgp_flow))
     rows = []
     for label, fn in nets.items():
         u, g = gradient(fn)
@@ -379,7 +385,7 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
             row.update(implicit_dt=best_impl.dt, implicit_tol=best_impl.tol, implicit_psnr=best_impl.psnr,
                        implicit_fwd_cpu=best_impl.cpu * N, implicit_fwd_wall=best_impl.sec * N,
                        fd_full_cpu_extrapolated=2 * S * S * best_impl.cpu * N)
-        for name, search, flow in (("explicit", explicit, explicit_flow), ("unrolled", unrolled, unrolled_fgp_flow)):
+        for name, search, flow in schemes:
             best = search.cheapest(net_psnr)
             if best is None:
                 top = max(search.rows.values(), key=lambda r: r.psnr)
@@ -394,7 +400,7 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
                 f"({best.psnr:.2f} dB), gradient error {row[name]['grad_error']:.3f}, full {row[name]['full_error']:.3f}")
         tm = interleaved(fns, args.repeats, sync)
         row["net_wall"], row["net_cpu"] = tm["network"]
-        for name in ("explicit", "unrolled"):
+        for name, _, _ in schemes:
             if name in tm:
                 row[name]["wall"], row[name]["cpu"] = tm[name]
                 row[name]["ratio_wall"] = tm[name][0] / row["net_wall"]
@@ -414,8 +420,10 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
           "Times: forward + "
           f"backward for the {N} image(s) together, median of {args.repeats} interleaved rounds; ratio = "
           "reference / network (> 1: the network wins).\n",
-          f"- Autograd through `tv_flow` (implicit steps, the reference): **not available** "
-          f"(`{implicit_autograd}`).",
+          (f"- Autograd through `tv_flow` (implicit steps, the reference): **not available** "
+           f"(`{implicit_autograd}`)." if implicit_autograd != "works" else
+           "- Autograd through `tv_flow` (implicit steps, the reference): each implicit step differentiated "
+           "implicitly at its solution (rows `autograd, tv_flow`)."),
           ]
     for row in rows:
         if "implicit_dt" in row:
@@ -426,12 +434,13 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     md += ["", "| network | PSNR (dB) | gradient error | full error | wall / CPU | gradient by | setting | PSNR (dB) | "
            "gradient error | full error | wall / CPU | ratio wall | ratio CPU |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    labels = {"explicit": ("autograd, `tv_flow(method=\"explicit\")`", "eps"),
+    labels = {"implicit": ("autograd, `tv_flow` (implicit)", "tol"),
+              "explicit": ("autograd, `tv_flow(method=\"explicit\")`", "eps"),
               "unrolled": ("autograd, unrolled implicit Euler + FGP", "iterations")}
     for row in rows:
         head = (f"| {row['variant']} | {row['net_psnr']:.2f} | {row['net_grad_error']:.3f} | "
                 f"{row['net_full_error']:.3f} | {row['net_wall']:.3f} / {row['net_cpu']:.3f} s |")
-        for name in ("explicit", "unrolled"):
+        for name, _, _ in schemes:
             r, (what, knob) = row[name], labels[name]
             if r.get("setting") is None:
                 md.append(f"{head} {what} | none reaches it (best {r['best_psnr']:.2f} dB at dt "
@@ -450,14 +459,14 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
     for e in EPS:
         explicit.run(t, e)
     curve = []
-    for name, search, flow in (("explicit", explicit, explicit_flow), ("unrolled", unrolled, unrolled_fgp_flow)):
+    for name, search, flow in schemes:
         for r in search.table:
             w, c, (_, g) = timed(lambda r=r, flow=flow: gradient(lambda xx: flow(xx, [t], r.dt, r.tol)[0]), 1, sync)
             curve.append(dict(scheme=name, dt=r.dt, knob=r.tol, psnr=r.psnr, grad_error=grad_error(g),
                               full_error=full_error(g), wall=w, cpu=c))
     md += ["", f"Gradient error against cost of the differentiable schemes (forward + backward, {N} image(s), "
            "one run each; the matched settings above are among them):", "",
-           "| gradient by | dt | eps / iterations | PSNR (dB) | gradient error | full error | wall / CPU |",
+           "| gradient by | dt | tol / eps / iterations | PSNR (dB) | gradient error | full error | wall / CPU |",
            "|---|---|---|---|---|---|---|"]
     md += [f"| {labels[c['scheme']][0]} | {c['dt']:g} | {c['knob']:g} | {c['psnr']:.2f} | {c['grad_error']:.3f} | "
            f"{c['full_error']:.3f} | {c['wall']:.3f} / {c['cpu']:.3f} s |" for c in curve]

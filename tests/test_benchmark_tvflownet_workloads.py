@@ -28,7 +28,9 @@ def test_quick_run_writes_both_workloads(tmp_path):
     batch = json.loads((tmp_path / "batch_32px.json").read_text())
     assert {r["K"] for r in batch["rows"]} == {1, 2}
     grad = json.loads((tmp_path / "grad_16px.json").read_text())
-    assert grad["implicit_autograd"] != "works"           # the reference has no autograd (said in the README)
+    assert grad["implicit_autograd"] == "works"           # the reference differentiates (implicitly, each step)
+    implicit = [c for c in grad["curve"] if c["scheme"] == "implicit"]
+    assert implicit and all("implicit" in r and r["implicit"].get("setting") for r in grad["rows"])
     unrolled = [c for c in grad["curve"] if c["scheme"] == "unrolled" and c["dt"] == 0.1 and c["knob"] == 50]
     assert unrolled and unrolled[0]["grad_error"] < 0.05   # same dt as the finite differences: they agree
     assert grad["full_reference"]["grad_error"] < 0.05     # the full reference gradient agrees with them too

@@ -823,3 +823,64 @@ def test_a_deeper_lgd_grown_from_a_shallower_one_computes_the_same_flow_until_tr
         T._load_weights(build_model("lgd", n_steps=4, grown_steps=1, **kw), shallow.state_dict(), "shallow", kw)
     with pytest.raises(ValueError, match="grown_steps must be in"):
         build_model("lgd", n_steps=3, grown_steps=3)
+
+
+# ---------------------------------------------------------------- gradient matching (grad_weight)
+
+def test_reference_vjp_is_the_derivative_of_the_reference_flow():
+    g = torch.Generator().manual_seed(1)
+    u0, w = 5 * torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64), torch.randn(2, 1, 8, 8, generator=g,
+                                                                                       dtype=torch.float64)
+    t, v, h = torch.tensor([0.2, 0.4]), torch.randn(2, 1, 8, 8, generator=g, dtype=torch.float64), 1e-4
+    cfg = TrainConfig(grad_ref_dt=0.1, grad_ref_tol=1e-10, val_max_iter=20_000)
+    vjp = T.reference_vjp(u0, t, w, cfg)
+
+    def f(x):  # <u_ref(t), w>, each crop at its own time
+        out = tv_flow(x, [0.2, 0.4], dt=0.1, tol=1e-12, max_iter=20_000)
+        return float((out[0, 0] * w[0]).sum() + (out[1, 1] * w[1]).sum())
+    fd = (f(u0 + h * v) - f(u0 - h * v)) / (2 * h)
+    assert float((vjp * v).sum()) == pytest.approx(fd, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_gradient_term_trains_the_models_vjp_towards_the_references():
+    torch.manual_seed(0)
+    cfg = tiny_config(mode="supervised", grad_weight=1.0, grad_crops=2, grad_ref_dt=0.1, grad_ref_tol=1e-4)
+    net = build_model("semiresnet", **TINY, input_eps=0.3)   # a bounded derivative of the normalised input
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    images, _ = T.open_data(cfg)
+    u0, t = T.sample_batch(cfg, images, T.step_generator(0, 0))
+    ref = T.supervised_reference(u0, t, cfg)
+    grads = []
+    for _ in range(20):
+        loss, terms = T.supervised_loss(net, u0, t, cfg, reference=ref)
+        assert set(terms) == {"sup_u", "sup_grad"}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        grads.append(terms["sup_grad"])
+    assert grads[-1] < 0.5 * grads[0]
+
+
+def test_check_config_takes_the_gradient_term_in_supervised_mode_only():
+    T.check_config(tiny_config(mode="supervised", grad_weight=0.1))
+    for bad in (dict(mode="unsupervised", grad_weight=0.1), dict(mode="supervised", grad_weight=-1.0),
+                dict(mode="supervised", grad_crops=-1), dict(mode="supervised", grad_ref_tol=0.0)):
+        with pytest.raises(ValueError):
+            T.check_config(tiny_config(**bad))
+
+
+def test_an_ensemble_is_fine_tuned_end_to_end_from_its_model_file(tmp_path):
+    from pdeflow.io import save_model
+    from pdeflow.tvflownet import Ensemble
+    torch.manual_seed(0)
+    ens = Ensemble([build_model("semiresnet", **TINY), build_model("lgd", n_steps=2, dim_z=2, hidden=4)], [1, 2])
+    save_model(ens.state_dict(), tmp_path / "ens", config={"model": ens.config, "scale": 5.0, "t_max": 1.0})
+    kw = {k: v for k, v in ens.config.items() if k != "arch"}
+    kw["members"] = [dict(m, input_eps=0.1) for m in kw["members"]]
+    cfg = tiny_config(mode="supervised", arch="ensemble", arch_kwargs=kw, init=str(tmp_path / "ens.json"), steps=2,
+                      val_every=2, grad_weight=0.1, grad_crops=1, grad_ref_dt=0.1, grad_ref_tol=1e-3)
+    model = load(train(cfg, tmp_path / "run", quiet=True))
+    assert model.config["weights"] == pytest.approx([1 / 3, 2 / 3])
+    assert [m.config["input_eps"] for m in model.members] == [0.1, 0.1]
+    assert all(r["sup_grad"] != "" for r in _rows(tmp_path / "run"))

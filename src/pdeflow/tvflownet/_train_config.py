@@ -29,8 +29,10 @@ class TrainConfig:
     # Each field that is a command-line option carries its help text, type and choices (option(...)):
     # `pdeflow train tvflownet` is generated from them, so a hyperparameter is declared here only.
     # model
-    arch: str = option("semiresnet", "architecture, with the paper's sizes (default {default})",
-                       choices=("semiresnet", "unet", "lgd"))
+    arch: str = option("semiresnet", "architecture, with the paper's sizes (default {default}); 'ensemble' "
+                                     "fine-tunes a trained ensemble end to end (--init it, --arch-kwargs its "
+                                     "config without 'arch')",
+                       choices=("semiresnet", "unet", "lgd", "ensemble"))
     arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
                                help="constructor arguments, e.g. '{{\"width\": 8}}' (see pdeflow.tvflownet.models)")
     # data
@@ -118,6 +120,20 @@ class TrainConfig:
                             type="positive_float")
     ref_max_iter: int = option(50, "supervised: iteration cap of each of its steps (default {default})",
                                type="positive_int", metavar="N")
+    grad_weight: float = option(0.0, type="nonneg_float", metavar="W",
+                                help="supervised: weight of the gradient-matching term, the relative squared "
+                                     "error of the model's vector-Jacobian product d/du0 <u(t), w> against the "
+                                     "reference flow's (autograd through tv_flow, implicit differentiation) for "
+                                     "the cotangent w = u_ref(t) - another crop of the batch (default 0: off)")
+    grad_ref_dt: float = option(0.02, "supervised: time step of the reference flow of that term "
+                                      "(default {default:g})", type="positive_float")
+    grad_ref_tol: float = option(1e-5, type="positive_float",
+                                 help="supervised: duality-gap tolerance of its steps, at most --val-max-iter "
+                                      "iterations each (default {default:g}: the reference's gradient is 5 %% off "
+                                      "at 1e-5, 15-30 %% at 1e-4 to 1e-3 on 48 px crops)")
+    grad_crops: int = option(0, type="nonneg_int", metavar="N",
+                             help="supervised: the gradient term on the first N crops of each batch only, as its "
+                                  "reference costs more than the rest of the step (default 0: all)")
     ref_reuse: int = option(1, type="positive_int", metavar="R",
                             help="supervised: draw the crops of R steps at once, each at R times, and solve their "
                                  "reference in one call; the R steps share these crops, each step a shuffled "
@@ -184,10 +200,11 @@ def check_config(cfg: TrainConfig) -> None:
     """
     need = ConfigCheck(cfg)
     need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
-         in ("semiresnet", "unet", "lgd"), "arch", "'semiresnet', 'unet' or 'lgd'")
+         in ("semiresnet", "unet", "lgd", "ensemble"), "arch", "'semiresnet', 'unet', 'lgd' or 'ensemble'")
     need(isinstance(cfg.arch_kwargs, dict), "arch_kwargs", "a dict of constructor arguments")
-    from .models import ARCHITECTURES
-    cls = ARCHITECTURES[cfg.arch.lower().replace("-", "").replace("_", "")]
+    from .models import ARCHITECTURES, Ensemble
+    key = cfg.arch.lower().replace("-", "").replace("_", "")
+    cls = Ensemble if key == Ensemble.arch else ARCHITECTURES[key]   # an ensemble: fine-tuned end to end
     params = [p for p in inspect.signature(cls).parameters if p != "in_channels"]
     need(set(cfg.arch_kwargs) <= set(params), "arch_kwargs",
          f"constructor arguments of {cls.__name__} (among {', '.join(params)})")
@@ -200,7 +217,10 @@ def check_config(cfg: TrainConfig) -> None:
          "a crop size >= 2 (e.g. '32', '96', '256') or 'mixed'")
     need(2 <= cfg.mixed_min < cfg.mixed_max, "mixed_min", "2 <= mixed_min < mixed_max")
     need.numbers("scale", "t_max", "t_power", "lr", "ref_dt", "ref_tol", "val_dt", "val_tol")
-    need.numbers("a1", "a2", "phi_weight", "lr_final", positive=False)
+    need.numbers("a1", "a2", "phi_weight", "lr_final", "grad_weight", positive=False)
+    need.numbers("grad_ref_dt", "grad_ref_tol")
+    need.ints("grad_crops", minimum=0)
+    need(cfg.grad_weight == 0 or cfg.mode == "supervised", "grad_weight", "0 unless mode is 'supervised'")
     need.numbers("clip", positive=False, optional=True)
     need.trainer()
     need.ints("times_per_image", "ref_max_iter", "val_max_iter", "ref_reuse")

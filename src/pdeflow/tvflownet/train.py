@@ -54,7 +54,14 @@ What a step does
      step) at the sampled times;
      ``mean (u - u_ref)^2``, plus ``phi_weight`` times ``mean (div phi - u_t,ref)^2``
      (``phi_target="div"``) or ``mean |phi - p_ref|^2`` (``"dual"``; the dual
-     field is not unique where the image is flat, its divergence is).
+     field is not unique where the image is flat, its divergence is); plus
+     ``grad_weight`` times the relative squared error of the model's
+     vector-Jacobian product ``d/du0 <u(t), w>`` against the reference flow's
+     (:func:`reference_vjp`), for ``w = u_ref(t) -`` another crop of the batch (the
+     cotangent of a loss ``0.5 ||u(t) - target||^2``), on the first ``grad_crops``
+     crops: a derivative that training on the forward flow alone does not
+     constrain. ``arch="ensemble"`` with ``init`` a trained ensemble fine-tunes all
+     its members at once.
    * ``hybrid`` -- supervised for the first ``round(hybrid_fraction * steps)``
      steps, unsupervised after (the Adam state carries over).
 3. Adam (``lr`` 3e-4), gradient norm clipped to ``clip`` (1.0), as the paper; the learning rate
@@ -174,12 +181,19 @@ from ..training import (
 from ..tv import tv_flow
 from ._train_config import MODES, TrainConfig, check_config, data_sources
 from ._train_data import augment, check_data, open_data, reused_reference_batch, sample_batch, synthetic_images
-from ._train_loss import supervised_loss, supervised_reference, supervised_steps, unsupervised_loss_fn
+from ._train_loss import (
+    reference_vjp,
+    supervised_loss,
+    supervised_reference,
+    supervised_steps,
+    unsupervised_loss_fn,
+)
 from .evaluate import PSNR_CAP
 from .models import build_model
 
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
-           "synthetic_images", "augment", "supervised_reference", "supervised_loss", "average_gradients",
+           "synthetic_images", "augment", "supervised_reference", "supervised_loss", "reference_vjp",
+           "average_gradients",
            "validation_set", "validate", "identity_psnr", "MODES"]
 
 # The run's configuration (_train_config), its batches (_train_data) and its losses (_train_loss) live in
