@@ -269,8 +269,6 @@ MAX_LINES = 700
 #: The modules over MAX_LINES lines, each with why it stays one module (a module that drops below the limit
 #: leaves the list, so it only shrinks).
 LONG_MODULES = {
-    "multigrid.py": "one concept: the geometric multigrid solver kit for the masked Laplacian (Multigrid and "
-                    "Multigrid3d share its Galerkin coarsening); being reworked on another branch",
     "tvflownet/models.py": "one concept: the TVflowNET networks (their shared base and input/output layers, the "
                            "three architectures, their ensemble and build_model, which builds each by name and is "
                            "called by Ensemble, so the two cannot live apart without a cycle)",

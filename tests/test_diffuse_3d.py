@@ -261,7 +261,8 @@ def test_cuda_if_available():
 
 def test_galerkin_coarse_operator_is_p_transpose_a_p():
     """The stencil-wise Galerkin product (one axis at a time) against dense P^T A P, A from scipy."""
-    from pdeflow.multigrid import _coarsen, _dense3
+    from pdeflow.multigrid._galerkin import coarsen
+    from pdeflow.multigrid._multigrid3d import _dense3
 
     shape, h = (5, 6, 7), (2.0, 1.0, 0.5)
     known = (torch.rand(1, 1, *shape, generator=gen(32)) < 0.2).double()
@@ -274,7 +275,7 @@ def test_galerkin_coarse_operator_is_p_transpose_a_p():
     nc = int(np.prod(coarse))
     P = prolong3(torch.eye(nc, dtype=torch.float64).reshape(nc, *coarse), shape).reshape(nc, -1).T.numpy()
     for axis in range(3):
-        S = _coarsen(S, shape[axis], axis)
+        S = coarsen(S, shape[axis], axis)
     np.testing.assert_allclose(_dense3(S, coarse)[0, 0].numpy(), P.T @ A @ P, rtol=0, atol=1e-12)
 
 
@@ -292,7 +293,7 @@ def test_continuous_mask_against_spsolve():
 
 @pytest.mark.parametrize("spacing", [None, (3.0, 1.0, 1.0)])
 def test_first_coarse_grid_in_strips_equals_the_whole(spacing):
-    from pdeflow.multigrid import _coarsen
+    from pdeflow.multigrid._galerkin import coarsen
 
     known = (torch.rand(2, 1, 13, 6, 7, generator=gen(36)) < 0.2).double()
     mg = Multigrid3d(known, spacing=spacing, coarsest=1)
@@ -300,7 +301,7 @@ def test_first_coarse_grid_in_strips_equals_the_whole(spacing):
     axes = mg.axes[0]
     whole = mg._fine_stencil(gdiag.clone())
     for axis in axes:
-        whole = _coarsen(whole, mg.shape[axis], axis)
+        whole = coarsen(whole, mg.shape[axis], axis)
     for planes in (1, 2, 3):
         strips = mg._first_galerkin(gdiag.clone(), axes, planes=planes)
         assert strips.keys() == whole.keys()

@@ -10,17 +10,8 @@ import torch
 from _sparse_reference import neumann_laplacian, spsolve_inpaint
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import diffuse
-from pdeflow.multigrid import (
-    Multigrid,
-    _coarsen_axis,
-    _dense,
-    _fine_block,
-    _from_phases,
-    _phase_shape,
-    _to_phases,
-    prolong,
-    restrict,
-)
+from pdeflow.multigrid import Multigrid, prolong, restrict
+from pdeflow.multigrid._grid2d import _coarsen_axis, _dense, fine_block, from_phases, phase_shape, to_phases
 from pdeflow.ops import laplacian
 
 
@@ -104,7 +95,7 @@ def test_galerkin_operator_equals_the_dense_triple_product(H, W):
     g = torch.Generator().manual_seed(H * W)
     k = (torch.rand(2, 1, H, W, generator=g) < 0.2).double()
     d = (1 - k) * torch.rand(2, 1, H, W, generator=g, dtype=torch.float64)
-    S = _fine_block(k, d, 0, H)
+    S = fine_block(k, d, 0, H)
     A = _dense(S, H, W)
     w = (1 - k).reshape(2, 1, -1)
     ref_fine = w[..., :, None] * (-torch.from_numpy(neumann_laplacian(H, W).toarray())) * w[..., None, :] \
@@ -120,7 +111,7 @@ def test_galerkin_operator_equals_the_dense_triple_product(H, W):
         mg = Multigrid(k, d, coarsest=16)
         Sph = mg.levels[0].S
         for kk, off in enumerate([(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]):
-            nat = _from_phases(Sph[..., kk, :, :, :, :], torch.empty(2, 1, hc, wc, dtype=torch.float64))
+            nat = from_phases(Sph[..., kk, :, :, :, :], torch.empty(2, 1, hc, wc, dtype=torch.float64))
             ref = Sc[off]
             if off == (0, 0):
                 ref = torch.where(ref == 0, torch.ones_like(ref), ref)
@@ -140,10 +131,10 @@ def test_grid_transfers_are_adjoint_and_keep_constants(n):
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 3), (5, 4), (6, 7)])
 def test_phase_layout_round_trip(H, W):
     x = torch.arange(H * W, dtype=torch.float64).reshape(1, 1, H, W) + 1
-    p = _to_phases(x, torch.full((1, 1, *_phase_shape(H, W)), float("nan"), dtype=torch.float64))
+    p = to_phases(x, torch.full((1, 1, *phase_shape(H, W)), float("nan"), dtype=torch.float64))
     assert int(torch.isnan(p).sum()) == 0 and float(p.sum()) == float(x.sum())   # zero outside the grid
     assert float(p[0, 0, 1, 0, 0, 0]) == (float(x[0, 0, 1, 0]) if H > 1 else 0.0)
-    assert torch.equal(_from_phases(p, torch.empty_like(x)), x)
+    assert torch.equal(from_phases(p, torch.empty_like(x)), x)
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (45, 70)])
