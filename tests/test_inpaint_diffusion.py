@@ -174,8 +174,6 @@ def test_bad_input_errors():
         diffuse(f, m, tol=0)
     with pytest.raises(ValueError, match="solver must be one of"):
         diffuse(f, m, solver="lu")
-    with pytest.warns(DeprecationWarning, match="method= is deprecated"):   # the former name still works
-        assert torch.equal(diffuse(f, m, method="cg", tol=1e-8), diffuse(f, m, solver="cg", tol=1e-8))
     with pytest.raises(ValueError, match="x0"):
         diffuse(f, m, x0=torch.zeros(16, 16))
     # a NumPy mask is taken as torch.as_tensor makes it (the API contract, tests/test_api_contract.py)

@@ -16,7 +16,7 @@ relative residual ``||b - A x|| / ||b|| <= tol`` per image, the rule of the
 reference C codes (CG with relative residual 1e-6); it does not depend on the
 initial guess.
 
-Solvers (``method``):
+Solvers (``solver``):
 
 * ``'mg'`` (default): conjugate gradients preconditioned by one symmetric
   geometric multigrid V-cycle, :class:`pdeflow.multigrid.Multigrid`: Galerkin
@@ -48,7 +48,6 @@ operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -101,14 +100,6 @@ class DiffuseResult:
 # ---------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------
-
-def solver_alias(solver: str, method: str | None, who: str) -> str:
-    """``solver``, or the deprecated ``method=`` (the linear solver's former keyword), with a warning."""
-    if method is None:
-        return solver
-    warnings.warn(f"{who}: method= is deprecated, pass solver=", DeprecationWarning, stacklevel=4)
-    return method
-
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
                continuous: bool = False) -> torch.Tensor:
@@ -190,7 +181,7 @@ def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool
     return m
 
 
-def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous, method):
+def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous):
     """:func:`diffuse` for volumes (``nd = 3``) and for images with a non-unit spacing (as volumes of depth 1)."""
     who = "diffuse"
     f = ops.check_tensor(f, f"{who}: f")
@@ -220,7 +211,6 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
         spacing3 = (1.0,) + h
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    solver = solver_alias(solver, method, who)
     if solver not in SOLVERS:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     if max_iter is None:
@@ -249,7 +239,7 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
 @auto_threads
 def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
             x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
-            continuous: bool = False, method: str | None = None, ndim: int | None = None, spacing=None):
+            continuous: bool = False, ndim: int | None = None, spacing=None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
@@ -282,7 +272,6 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
         differentiated through (the solution does not depend on it).
     solver : {'mg', 'cg'}, optional
         The linear solver: multigrid-preconditioned CG (default) or plain CG.
-        (``method=`` is its deprecated former name.)
     full_output : bool, optional
         Return a :class:`DiffuseResult` with iteration counts and residuals.
     continuous : bool, optional
@@ -392,7 +381,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
     if nd == 3 or h is not None:
-        return _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous, method)
+        return _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)
     f4 = _check_f(f, who)
     if f4.shape[0] == 0 or f4.shape[1] == 0:
         raise UserInputError(f"{who}: f must hold at least one image and channel, got the empty batch of shape "
@@ -405,7 +394,6 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     c = check_mask(mask, f4, who, continuous=continuous)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    solver = solver_alias(solver, method, who)
     if solver not in SOLVERS:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     B, C, H, W = f4.shape

@@ -44,7 +44,7 @@ from ...errors import UserInputError
 from ...progress import progress_bar
 from ...rng import as_generator
 from ...threads import auto_threads
-from ..diffusion import SOLVERS, check_mask, diffuse, solver_alias
+from ..diffusion import SOLVERS, check_mask, diffuse
 from .dither import n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
@@ -262,8 +262,7 @@ def ps_steps(n: int, density: float, p: float, q: float) -> int:
 
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
-                                 generator=None, progress: bool = False, full_output: bool = False,
-                                 method: str | None = None):
+                                 generator=None, progress: bool = False, full_output: bool = False):
     """Probabilistic sparsification (PS): a mask of the given density for diffusion inpainting.
 
     Parameters
@@ -284,8 +283,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
     solver : {'cg', 'mg'}, optional
-        Linear solver of :func:`diffuse` (``method=`` is its deprecated former
-        name); each step is warm-started from the
+        Linear solver of :func:`diffuse`; each step is warm-started from the
         previous inpainting, so plain CG (default) is usually fastest here.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
@@ -324,7 +322,6 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     p = _check_fraction(p, "p", who)
     q = _check_fraction(q, "q", who)
     metric = _check_metric(metric, who)
-    solver = solver_alias(solver, method, who)
     _check_solver(solver, tol, who)
     gen = as_generator(generator, who)
     dev = f4.device
@@ -372,7 +369,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
                             solver: str = "cg", generator=None, progress: bool = False,
-                            full_output: bool = False, method: str | None = None):
+                            full_output: bool = False):
     """Non-local pixel exchange (NLPE): improve a mask at fixed density.
 
     Parameters
@@ -403,8 +400,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
     solver : {'cg', 'mg'}, optional
-        Linear solver of :func:`diffuse` (``method=`` is its deprecated former
-        name), warm-started from the current inpainting:
+        Linear solver of :func:`diffuse`, warm-started from the current inpainting:
         the swap disturbs it only locally, so plain CG (default) needs few
         iterations and no multigrid set-up.
     generator : None, int or torch.Generator, optional
@@ -448,7 +444,6 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     cycles = _check_int(cycles, "cycles", who, minimum=0)
     parallel = _check_int(parallel, "parallel", who)
     metric = _check_metric(metric, who)
-    solver = solver_alias(solver, method, who)
     _check_solver(solver, tol, who)
     if exchanges > candidates:
         raise UserInputError(f"{who}: exchanges ({exchanges}) must not exceed candidates ({candidates})")
