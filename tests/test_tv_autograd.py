@@ -38,10 +38,12 @@ def test_rof_gradcheck(method):
     assert torch.autograd.gradcheck(lambda a, b: rof(a, b, method=method, **TIGHT), (f, lam))
 
 
-def test_rof_gradcheck_batch_per_image_lam():
-    f = _image((2, 2, 3, 4), 14).requires_grad_()
+# the coupled and the per-channel projection onto T
+@pytest.mark.parametrize("channelwise, shape", [(False, (2, 2, 3, 4)), (True, (2, 2, 2, 3))])
+def test_rof_gradcheck_batch_per_image_lam(channelwise, shape):
+    f = _image(shape, 14).requires_grad_()
     lam = torch.tensor([0.07, 0.15], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: rof(a, b, **TIGHT), (f, lam))
+    assert torch.autograd.gradcheck(lambda a, b: rof(a, b, channelwise=channelwise, **TIGHT), (f, lam))
 
 
 @pytest.mark.parametrize("method", EXACT)

@@ -18,14 +18,14 @@ The map ``r -> du = r + div q(r)`` is symmetric (``du = (I - D^T (D D^T + C)_T^+
 ``P_T (D D^T + C) q = P_T D r``, a symmetric positive semi-definite system (consistent: its null space,
 divergence-free fields on flat regions, does not change ``du``), by conjugate gradients with the
 pointwise projection ``P_T`` and the diagonal preconditioner ``1 / (2 + c)``: one ``grad`` and one
-``div`` per iteration, each image stopping on its own.
+``div`` per iteration (in place, on buffers allocated once), each image stopping on its own at the
+residual its forward solve's accuracy calls for (:func:`backward_rtol`).
 """
 from __future__ import annotations
 
 import torch
 
-from ..ops import div as _div
-from ..ops import grad as _grad
+from ._grid import PLAIN
 
 
 def _pixel_norm(z: torch.Tensor, channelwise: bool) -> torch.Tensor:
@@ -54,75 +54,109 @@ def flat_threshold(u: torch.Tensor, tol: float) -> torch.Tensor:
     return rng * max(tol ** 0.5 * 0.1, 100 * eps)
 
 
+def backward_rtol(tol: float, dtype: torch.dtype, gap: torch.Tensor | None = None):
+    """The relative residual at which :func:`apply_jacobian` stops, for a forward solved to ``tol``.
+
+    A solve to a relative duality gap ``g`` leaves an error of relative size about ``sqrt(g)`` in ``u``
+    (:func:`flat_threshold`), and the Jacobian taken at that ``u`` is no more accurate: a tenth of it
+    keeps the conjugate-gradient error well below the one the forward's accuracy allows, and no less
+    than round-off.  ``gap``: the gaps ``(B,)`` the forward reached (at most ``tol`` counts: a solve
+    that stopped short is not a reason to solve its linearisation more loosely); returns a float
+    (from ``tol``) or a ``(B,)`` tensor (from ``gap``).
+    """
+    floor = 50 * torch.finfo(dtype).eps
+    if gap is None:
+        return max(tol ** 0.5 * 0.1, floor)
+    g = torch.nan_to_num(gap.detach().to(dtype), nan=tol).clamp(0.0, tol)
+    return (g.sqrt() * 0.1).clamp_min(floor)
+
+
 def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, channelwise: bool,
                    threshold: torch.Tensor, rtol: float, max_iter: int, grid=None):
     """``du = r + div q(r)`` (the module docstring) for a batch ``(B, C, H, W)``.
 
     ``lam`` is ``(B,)`` (positive), ``threshold`` ``(B,)`` (:func:`flat_threshold`).  Each image stops
-    once its residual is at most ``rtol`` times its right-hand side.  Returns ``(du, iterations,
+    once its residual is at most ``rtol`` (a float or ``(B,)``) times its right-hand side.  Returns ``(du, iterations,
     converged)``, the last two ``(B,)``.  ``grid``: a :class:`~pdeflow.tv._grid.Grid` for volumes and
     spacings (``u`` then ``(B, C, *spatial)``); None: the 2-D unit grid of :mod:`pdeflow.ops`.
     """
+    grid = PLAIN if grid is None else grid
+    u = u.contiguous()
+    r = r.contiguous()
     B = u.shape[0]
-    grad, div = (_grad, _div) if grid is None else (grid.grad, grid.div)
-    g = grad(u)
+    g = grid.grad(u)
     gn = _pixel_norm(g, channelwise)
     per = (B,) + (1,) * (g.dim() - 1)          # a per-image value shaped for a field
     active = gn > threshold.reshape(per)
     n = torch.where(active, g / torch.where(active, gn, torch.ones_like(gn)), torch.zeros_like(g))
     c = torch.where(active, gn / lam.reshape(per), torch.zeros_like(gn))
     minv = 1.0 / (2.0 + c)
+    del g, gn, active
 
-    def project(z, n=n, channelwise=channelwise):
-        s = (z * n).sum(2, keepdim=True)
-        if not channelwise:
-            s = s.sum(1, keepdim=True)
-        return z - n * s
+    # The fields keep zero entries where ``div`` reads nothing (grad_into's, preserved by the pointwise
+    # products below), so the in-place kernels of the grid apply; one buffer per vector of the
+    # iteration, none allocated inside it.
+    b = grid.grad_into(r, torch.empty_like(n))
+    s = torch.empty_like(minv)                 # the pointwise <z, n> of the projection
 
-    def op(z, c=c, grad=grad, div=div):
-        return -grad(div(z)) + c * z
+    def project_(z, n, s):
+        """``z`` projected onto ``T`` in place: ``z - n <z, n>``."""
+        if channelwise or z.shape[1] == 1:
+            torch.mul(z.narrow(2, 0, 1), n.narrow(2, 0, 1), out=s)
+            for k in range(1, z.shape[2]):
+                s.addcmul_(z.narrow(2, k, 1), n.narrow(2, k, 1))
+            return z.addcmul_(n, s, value=-1.0)
+        return z.sub_(n * (z * n).sum((1, 2), keepdim=True))
 
-    b = project(grad(r))
-    q = torch.zeros_like(b)
-    res = b.clone()
+    project_(b, n, s)
     bnorm = _dot(b, b).sqrt()
+    rtol = torch.as_tensor(rtol, dtype=bnorm.dtype, device=bnorm.device).expand(B)
     iterations = torch.zeros(B, dtype=torch.long, device=u.device)
     converged = bnorm == 0
     out_q = torch.zeros_like(b)
     idx = torch.nonzero(~converged).reshape(-1)
     if idx.numel():
-        b, q, res, bnorm = b[idx], q[idx], res[idx], bnorm[idx]
-        n, c, minv = n[idx], c[idx], minv[idx]
-        z = project(minv * res, n)
+        if idx.numel() < B:
+            b, n, c, minv, s, bnorm, rtol = b[idx], n[idx], c[idx], minv[idx], s[idx], bnorm[idx], rtol[idx]
+        res = b                                # b is not needed past here
+        q = torch.zeros_like(res)
+        z = project_(torch.mul(minv, res), n, s)
         d = z.clone()
+        ad = torch.empty_like(res)
+        img = torch.empty_like(r if idx.numel() == B else r[idx])
         rz = _dot(res, z)
+        fper = (-1,) + per[1:]
         it = 0
         while idx.numel() and it < max_iter:
-            ad = project(op(d, c), n)
+            grid.div_into(d, img, scale=-1.0)          # A d = -grad div d + c d, projected onto T
+            grid.grad_into(img, ad)
+            ad.addcmul_(c, d)
+            project_(ad, n, s)
             dad = _dot(d, ad)
-            alpha = rz / torch.where(dad > 0, dad, torch.ones_like(dad))
-            alpha = torch.where(dad > 0, alpha, torch.zeros_like(alpha)).reshape((-1,) + per[1:])
-            q = q + alpha * d
-            res = res - alpha * ad
+            pos = dad > 0
+            alpha = torch.where(pos, rz / torch.where(pos, dad, torch.ones_like(dad)), torch.zeros_like(dad))
+            alpha = alpha.reshape(fper)
+            q.addcmul_(alpha, d)
+            res.addcmul_(alpha, ad, value=-1.0)
             it += 1
             rn = _dot(res, res).sqrt()
-            done = (rn <= rtol * bnorm) | (dad <= 0)
+            done = (rn <= rtol * bnorm) | ~pos
             if it >= max_iter:
                 done = torch.ones_like(done)
             if bool(done.any()):
                 fin = idx[done]
                 out_q[fin] = q[done]
                 iterations[fin] = it
-                converged[fin] = rn[done] <= rtol * bnorm[done]
+                converged[fin] = rn[done] <= rtol[done] * bnorm[done]
                 keep = ~done
                 idx = idx[keep]
                 if not idx.numel():
                     break
-                q, res, d, rz, bnorm = q[keep], res[keep], d[keep], rz[keep], bnorm[keep]
-                n, c, minv = n[keep], c[keep], minv[keep]
-            z = project(minv * res, n)
+                q, res, d, rz, bnorm, rtol = q[keep], res[keep], d[keep], rz[keep], bnorm[keep], rtol[keep]
+                n, c, minv, s, z, ad, img = n[keep], c[keep], minv[keep], s[keep], z[keep], ad[keep], img[keep]
+            project_(torch.mul(minv, res, out=z), n, s)
             rz_new = _dot(res, z)
-            beta = (rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))).reshape((-1,) + per[1:])
-            d = z + beta * d
+            beta = (rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))).reshape(fper)
+            d.mul_(beta).add_(z)
             rz = rz_new
-    return r + div(out_q), iterations, converged
+    return r + grid.div(out_q), iterations, converged

@@ -28,7 +28,7 @@ from ..ops import div
 from ..threads import auto_threads
 from ._checks import ConvergenceWarning, as_image, check_image, check_tol, per_image, short_message
 from ._grid import PLAIN, Grid, make_grid
-from ._implicit import apply_jacobian, flat_threshold
+from ._implicit import apply_jacobian, backward_rtol, flat_threshold
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
 from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, bdot, gap_and_primal, nd_gap, project
 
@@ -286,7 +286,8 @@ def rof(
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     u = res.u
     if need_grad:
-        u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid)
+        u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid,
+                           gap=res.gap)
     if half:
         u = u.to(f.dtype)
         res = RofResult(u=u, p=res.p.to(f.dtype), iterations=res.iterations, gap=res.gap, converged=res.converged)
@@ -296,10 +297,11 @@ def rof(
 
 
 def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, tol: float, max_iter: int,
-                   channelwise: bool, grid: Grid = PLAIN) -> torch.Tensor:
+                   channelwise: bool, grid: Grid = PLAIN, gap: torch.Tensor | None = None) -> torch.Tensor:
     """``u`` (the ROF solution of ``(f, lam)``, dual field ``p``) with the implicit derivative in ``f`` and
     ``lam`` attached: see :mod:`pdeflow.tv._implicit`.  ``f`` of any shape rof takes; ``lam`` a float,
-    a 0-d or a ``(B,)`` tensor."""
+    a 0-d or a ``(B,)`` tensor; ``gap`` the ``(B,)`` relative gaps the solve reached, if known (the
+    backward's stopping tolerance follows them, :func:`~pdeflow.tv._implicit.backward_rtol`)."""
     x = f.reshape((1,) * (grid.ndim + 2 - f.dim()) + tuple(f.shape))
     B = x.shape[0]
     if isinstance(lam, torch.Tensor):
@@ -307,7 +309,10 @@ def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, to
     else:
         lam_b = torch.full((B,), float(lam), dtype=x.dtype, device=x.device)
     divp = div(p.detach()) if grid.plain else grid.div(p.detach())
-    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), divp, (tol, max_iter, channelwise, grid))
+    rtol = backward_rtol(tol, x.dtype, gap)
+    if isinstance(rtol, torch.Tensor):
+        rtol = rtol.reshape(-1).expand(B)
+    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), divp, (tol, max_iter, channelwise, grid, rtol))
     return out.reshape(f.shape)
 
 
@@ -327,21 +332,21 @@ class _RofGrad(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         u, divp, lam, threshold = ctx.saved_tensors
-        tol, max_iter, channelwise, grid = ctx.cfg
+        tol, max_iter, channelwise, grid, rtol = ctx.cfg
         g = g.contiguous()
         w = g.clone()
         pos = torch.nonzero(lam > 0).reshape(-1)       # lam = 0 is the identity
         if pos.numel():
-            eps = torch.finfo(u.dtype).eps
+            rtol_pos = rtol[pos] if isinstance(rtol, torch.Tensor) else rtol
             up = u[pos]
             w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
-                                            threshold=threshold[pos], rtol=max(tol, 50 * eps),
+                                            threshold=threshold[pos], rtol=rtol_pos,
                                             max_iter=max_iter, grid=None if grid.plain else grid)
             w[pos] = w_pos
             if not bool(conv.all()):
                 warnings.warn(f"rof backward: {int((~conv).sum())} of {conv.numel()} image(s) stopped at "
                               f"max_iter={max_iter} before the implicit-gradient solve reached rtol "
-                              f"{max(tol, 50 * eps):g}", ConvergenceWarning, stacklevel=2)
+                              f"{float(torch.as_tensor(rtol_pos).min()):g}", ConvergenceWarning, stacklevel=2)
         grad_f = w if ctx.needs_input_grad[0] else None
         grad_lam = bdot(w, divp) if ctx.needs_input_grad[1] else None
         return grad_f, grad_lam, None, None, None
