@@ -104,6 +104,18 @@ def _denoise_names(lams, noise: bool) -> list[str]:
             + ["denoise.png", "denoise.csv"])
 
 
+def _rof_per_lambda(batch, lams, args, spacing):
+    """``rof`` of ``batch`` (one copy of the input per lambda) with the i-th lambda on the i-th copy, and its
+    seconds; a solve that stops at the cap is reported by the caller, one line per lambda."""
+    lam = torch.tensor(lams, dtype=batch.dtype, device=args.device)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
+                  spacing=spacing)
+    return res, time.perf_counter() - t0
+
+
 def _run_denoise(args) -> int:
     """TV denoising: for each weight lambda (--lam) solve the ROF problem argmin_u 1/2 ||u - f||^2 + lambda TV(u)
     (pdeflow.tv.rof, all lambdas in one batch) on the image f as read in [0, 1], or on the image plus Gaussian noise
@@ -130,14 +142,7 @@ def _run_denoise(args) -> int:
     print(f"image: {label}, {'grey' if clean.shape[0] == 1 else 'colour'}; intensities in [0, 1] as read "
           f"(lambda in those units)" + (f"; Gaussian noise sigma={args.noise:g}, seed {args.seed}" if noisy else ""))
     print_spacing(args)
-    batch = f.to(args.device).unsqueeze(0).expand(len(lams), *f.shape)
-    lam = torch.tensor(lams, dtype=f.dtype, device=args.device)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # reported below, one line per lambda that stopped at the cap
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
-                  spacing=args.spacing)
-    secs = time.perf_counter() - t0
+    res, secs = _rof_per_lambda(f.to(args.device).unsqueeze(0).expand(len(lams), *f.shape), lams, args, args.spacing)
     u = res.u.detach().cpu()
     iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
     tvs = tv(u, spacing=args.spacing).tolist()
@@ -201,14 +206,7 @@ def _run_denoise_volume(args) -> int:
     print(vin.about)
     print("lambda in units of the [0, 1] values times the spacing's unit of length"
           + (f"; Gaussian noise sigma={args.noise:g} (of the [0, 1] range), seed {args.seed}" if noisy else ""))
-    batch = f.to(args.device)[None, None].expand(len(lams), 1, *f.shape)
-    lam = torch.tensor(lams, dtype=f.dtype, device=args.device)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # reported below, one line per lambda that stopped at the cap
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        res = rof(batch, lam, method=args.method, tol=args.tol, max_iter=args.max_iter, full_output=True,
-                  spacing=vin.spacing)
-    secs = time.perf_counter() - t0
+    res, secs = _rof_per_lambda(f.to(args.device)[None, None].expand(len(lams), 1, *f.shape), lams, args, vin.spacing)
     u = res.u.detach().cpu()[:, 0]                                  # (L, D, H, W)
     iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
     tvs = tv(u[:, None], spacing=vin.spacing).tolist()
