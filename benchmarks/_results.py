@@ -31,6 +31,7 @@ import datetime
 import io
 import json
 import os
+import platform
 import resource
 import shlex
 import subprocess
@@ -214,6 +215,34 @@ def run_child(script, child_args: list[str], timeout: float) -> dict:
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def solver_pair(script, pdeflow_args: list[str], pyamg_args: list[str] | None, system: Path, timeout: float) -> dict:
+    """The solver-scale scripts' side-by-side run of one size: pdeflow's child, then (``pyamg_args`` given and
+    pdeflow's run without error) pyamg's on the same system, which pdeflow's child saved at ``system``
+    (removed after). Returns the row's ``pdeflow``, ``pyamg`` and, where both ran, ``ratio`` (pyamg / pdeflow
+    CPU time)."""
+    pd = run_child(script, ["pdeflow", *pdeflow_args], timeout)
+    amg = run_child(script, ["pyamg", *pyamg_args], timeout) if pyamg_args is not None and "error" not in pd else None
+    if system.exists():
+        system.unlink()
+    row = {"pdeflow": pd, "pyamg": amg}
+    if amg and "cpu_s" in amg and "cpu_s" in pd:
+        row["ratio"] = amg["cpu_s"] / pd["cpu_s"]
+    return row
+
+
+def solver_meta(**settings) -> dict:
+    """The solver-scale results' ``meta``: the run's ``settings``, then the versions and the machine."""
+    import torch
+    try:
+        import pyamg
+        amg_version = pyamg.__version__
+    except ImportError:   # pragma: no cover
+        amg_version = None
+    return {**settings, "threads": 1, "torch": torch.__version__, "pyamg": amg_version,
+            "python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
 
 
 def solver_row(r: dict, n_key: str) -> str:

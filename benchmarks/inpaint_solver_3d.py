@@ -29,12 +29,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
-from _results import add_output_args, maxrss_mb, open_out, run_child, solver_row, write_file  # benchmarks/_results.py
+from _results import (  # benchmarks/_results.py
+    add_output_args,
+    maxrss_mb,
+    open_out,
+    run_child,
+    solver_meta,
+    solver_pair,
+    solver_row,
+    write_file,
+)
 
 SIZES = ["64", "96", "128", "160", "192", "256"]
 
@@ -180,27 +187,15 @@ def main(argv=None):
         rep = args.repeats if vox <= 128 ** 3 else 1
         run_amg = vox <= args.pyamg_max and args.spacing is None
         sp = "-" if args.spacing is None else ",".join(str(v) for v in args.spacing)
-        pd = run_child(__file__, ["pdeflow", str(n), str(args.density), str(args.tol), str(rep),
-                        str(tmp) if run_amg else "-", sp], args.timeout)
-        amg = (run_child(__file__, ["pyamg", str(n), str(args.density), str(args.tol), "-", str(tmp), "-"], args.timeout)
-               if run_amg and "error" not in pd else None)
-        if tmp.exists():
-            tmp.unlink()
-        row = {"size": f"{n}^3", "voxels": vox, "load_before": load, "pdeflow": pd, "pyamg": amg}
-        if amg and "cpu_s" in amg and "cpu_s" in pd:
-            row["ratio"] = amg["cpu_s"] / pd["cpu_s"]
+        problem = [str(n), str(args.density), str(args.tol)]
+        pd_args = [*problem, str(rep), str(tmp) if run_amg else "-", sp]
+        amg_args = [*problem, "-", str(tmp), "-"] if run_amg else None
+        row = {"size": f"{n}^3", "voxels": vox, "load_before": load,
+               **solver_pair(__file__, pd_args, amg_args, tmp, args.timeout)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    try:
-        import pyamg
-        amg_version = pyamg.__version__
-    except ImportError:   # pragma: no cover
-        amg_version = None
-    import torch
-    meta = {"density": args.density, "tol": args.tol, "spacing": args.spacing, "dtype": "float32", "pyamg_dtype": "float64",
-            "threads": 1, "torch": torch.__version__, "pyamg": amg_version, "python": platform.python_version(),
-            "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+    meta = solver_meta(density=args.density, tol=args.tol, spacing=args.spacing, dtype="float32",
+                       pyamg_dtype="float64")
     write_file(out / "scale3d.json", json.dumps({"meta": meta, "rows": rows, "direct": direct}, indent=1) + "\n")
     lines = [f"# Diffusion inpainting of volumes, {args.sizes[0]}^3 to {args.sizes[-1]}^3: pdeflow 3-D multigrid "
              "(and pyamg)", "",

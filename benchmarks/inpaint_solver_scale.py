@@ -32,12 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
-from _results import add_output_args, maxrss_mb, open_out, run_child, solver_row, write_file  # benchmarks/_results.py
+from _results import (  # benchmarks/_results.py
+    add_output_args,
+    maxrss_mb,
+    open_out,
+    solver_meta,
+    solver_pair,
+    solver_row,
+    write_file,
+)
 
 HERE = Path(__file__).resolve().parent
 SIZES = ["256", "512", "1024", "1920x1080", "3840x2160"]
@@ -157,27 +163,14 @@ def main(argv=None):
         load = os.getloadavg()
         rep = args.repeats if n <= 1 << 20 else 1
         run_amg = n <= args.pyamg_max
-        pd = run_child(__file__, ["pdeflow", str(H), str(W), str(args.density), str(args.tol), str(rep),
-                        str(tmp) if run_amg else "-"], args.timeout)
-        amg = (run_child(__file__, ["pyamg", str(H), str(W), str(args.density), str(args.tol), args.pyamg_dtype,
-                          str(tmp)], args.timeout) if run_amg and "error" not in pd else None)
-        if tmp.exists():
-            tmp.unlink()
-        row = {"size": f"{W}x{H}", "pixels": n, "load_before": load, "pdeflow": pd, "pyamg": amg}
-        if amg and "cpu_s" in amg and "cpu_s" in pd:
-            row["ratio"] = amg["cpu_s"] / pd["cpu_s"]
+        problem = [str(H), str(W), str(args.density), str(args.tol)]
+        pd_args = [*problem, str(rep), str(tmp) if run_amg else "-"]
+        amg_args = [*problem, args.pyamg_dtype, str(tmp)] if run_amg else None
+        row = {"size": f"{W}x{H}", "pixels": n, "load_before": load,
+               **solver_pair(__file__, pd_args, amg_args, tmp, args.timeout)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    try:
-        import pyamg
-        amg_version = pyamg.__version__
-    except ImportError:   # pragma: no cover
-        amg_version = None
-    import torch
-    meta = {"density": args.density, "tol": args.tol, "dtype": "float32", "pyamg_dtype": args.pyamg_dtype,
-            "threads": 1, "torch": torch.__version__, "pyamg": amg_version, "python": platform.python_version(),
-            "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+    meta = solver_meta(density=args.density, tol=args.tol, dtype="float32", pyamg_dtype=args.pyamg_dtype)
     write_file(out / "scale.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = [f"# Diffusion inpainting from 256 px to {args.sizes[-1]}: pdeflow multigrid vs pyamg", "",
              f"Uniform random mask {args.density:.0%}, float32 (pyamg: {args.pyamg_dtype}), relative residual "

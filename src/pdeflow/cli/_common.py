@@ -286,15 +286,16 @@ def _same_file(a: Path, b: Path) -> bool:
 # Input images
 # ---------------------------------------------------------------------------
 
-def centre_crop(u: torch.Tensor, size: int | None, *, strict: bool) -> torch.Tensor:
+def centre_crop(u: torch.Tensor, size: int | None, *, strict: bool, ndim: int = 2) -> torch.Tensor:
+    """``--size``: the last ``ndim`` axes (an image's H, W; a volume's D, H, W) centre-cropped to at most
+    ``size``; ``strict``: a size larger than an axis is a usage error."""
     if size is None:
         return u
-    H, W = u.shape[-2:]
-    if strict and (size > H or size > W):
-        raise CLIError(f"argument --size: {size} is larger than the image ({H}x{W})")
-    h, w = min(size, H), min(size, W)
-    top, left = (H - h) // 2, (W - w) // 2
-    return u[..., top:top + h, left:left + w].contiguous()
+    shape = tuple(u.shape[-ndim:])
+    if strict and any(size > n for n in shape):
+        raise CLIError(f"argument --size: {size} is larger than the image ({'x'.join(map(str, shape))})")
+    starts = [(n - min(size, n)) // 2 for n in shape]
+    return u[(..., *(slice(a, a + min(size, n)) for a, n in zip(starts, shape)))].contiguous()
 
 
 def load_input(args) -> tuple[torch.Tensor, str, Path | None]:
@@ -410,14 +411,6 @@ class VolumeInput:
         return b.double() * (self.hi - self.lo)
 
 
-def crop_volume(vol: torch.Tensor, size: int | None) -> torch.Tensor:
-    """``--size`` for a volume: each axis centre-cropped to at most ``size``."""
-    if size is None:
-        return vol
-    starts = [(n - min(size, n)) // 2 for n in vol.shape]
-    return vol[tuple(slice(a, a + min(size, n)) for a, n in zip(starts, vol.shape))].contiguous()
-
-
 def load_volume(args) -> VolumeInput:
     """The volume IMAGE (``args.volume``, set by :func:`check_volume_args`), ``--size`` centre-cropping each
     axis to at most SIZE."""
@@ -431,7 +424,7 @@ def load_volume(args) -> VolumeInput:
         msg = msg[len("read_volume: "):] if msg.startswith("read_volume: ") else msg
         raise CLIError(f"argument IMAGE: {msg}") from None
     full = tuple(vol.shape)
-    vol = crop_volume(vol, getattr(args, "size", None))
+    vol = centre_crop(vol, getattr(args, "size", None), strict=False, ndim=3)
     lo, hi = info["range"]
     fmt = getattr(args, "volume_format", None)
     if fmt is not None:

@@ -64,18 +64,12 @@ def _to_display(u: torch.Tensor, scale: float) -> torch.Tensor:
     return (u.detach().cpu().double() / scale).clamp(0.0, 1.0)
 
 
-def _band_display(b: torch.Tensor) -> torch.Tensor:
-    """Signed band to [0, 1]: 0.5 + b / (2 max|b|), so grey is 0."""
+def _band_display(b: torch.Tensor, q: float = 1.0) -> torch.Tensor:
+    """Signed band to [0, 1]: 0.5 + b / (2 m), clipped, so grey is 0; m the ``q`` quantile of |b| (default its
+    maximum; 0.995 for a volume, where a few extreme voxels would otherwise leave the rest grey on grey)."""
     b = b.detach().cpu().double()
-    m = float(b.abs().max())
-    return 0.5 + b / (2.0 * m) if m > 0 else torch.full_like(b, 0.5)
-
-
-def _band_display_volume(b: torch.Tensor) -> torch.Tensor:
-    """Signed band of a volume to [0, 1]: 0.5 + b / (2 m), m the 99.5 % quantile of |b|, clipped (grey is 0): a
-    few extreme voxels (which volumes often have) would otherwise leave the rest grey on grey."""
-    b = b.detach().cpu().double()
-    m = float(np.quantile(b.abs().numpy(), 0.995)) or float(b.abs().max())
+    a = b.abs()
+    m = float(a.max()) if q >= 1 else (float(np.quantile(a.numpy(), q)) or float(a.max()))
     return (0.5 + b / (2.0 * m)).clamp(0.0, 1.0) if m > 0 else torch.full_like(b, 0.5)
 
 
@@ -531,7 +525,7 @@ def _run_spectral_volume(args) -> int:
             out.npy("bands.npy", bands)
             out.npy("residual.npy", s.residual)
         panels = ([(vin.shown(vin.data), "input")]
-                  + [(_band_display_volume(b), t) for b, t in zip(bands, _band_titles(edges))]
+                  + [(_band_display(b, 0.995), t) for b, t in zip(bands, _band_titles(edges))]
                   + [(vin.shown(s.residual.cpu() / args.scale), "residual")])
         fig = viz.slices_figure(panels, vin.spacing, below=2.6,
                                 title=f"Spectral TV (3-D) of {vin.label}\n{params}, {secs:.2f} s\n"

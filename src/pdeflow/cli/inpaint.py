@@ -42,7 +42,6 @@ from ._common import (
     centre_crop,
     check_device,
     check_volume_args,
-    crop_volume,
     density,
     load_input,
     load_volume,
@@ -509,7 +508,7 @@ def _run_inpaint_volume(args) -> int:
     the voxels where the MASK volume is > 0.5, on the volume min-max mapped to [0, 1]."""
     vin = load_volume(args)
     try:
-        m = crop_volume(pio.read_volume(args.mask)[0], args.size)
+        m = centre_crop(pio.read_volume(args.mask)[0], args.size, strict=False, ndim=3)
     except (UserInputError, FileNotFoundError) as exc:
         msg = str(exc)
         raise CLIError(f"argument --mask: {msg[len('read_volume: '):] if msg.startswith('read_volume: ') else msg}"
