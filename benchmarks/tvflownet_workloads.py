@@ -22,7 +22,8 @@ reaches the network's.
 ``grad`` (gradients through the flow)
     ``g = d/du0 of 0.5 ||u(t) - target||^2`` for ``--grad-n`` crops of ``--grad-size`` px at
     ``t = --grad-time`` (the target: other test crops). The network: autograd through it (bare,
-    and through the symmetry wrapper). The reference's gradients, each at the network's forward
+    through the symmetry wrapper, and ``tvflownet.flow``'s default call: the wrapper and the
+    transposition mean). The reference's gradients, each at the network's forward
     accuracy: autograd through (a) ``tv_flow`` itself (implicit steps, each differentiated
     implicitly at its solution; where that is not available, the error is recorded, and a full
     gradient by finite differences, two flows per pixel, is extrapolated from the matched setting,
@@ -354,9 +355,13 @@ def grad_workload(args, model, dev, sync, log) -> tuple[dict, str]:
         variant = model if e is None else with_input_eps(model, e)
         wrapped = Equivariant(variant)
         suffix = "" if e is None else f", input eps {e:g}"
+        # the x5 crops are images in their own right: flow's time t is the wrapper's
+        nets[f"tvflownet.flow (wrapper + transposition mean){suffix}"] = \
+            lambda xx, m=variant: tvflownet.flow(xx, [t], m)[0]
         nets[f"network + symmetry wrapper{suffix}"] = lambda xx, w=wrapped: w(xx, t)[0]
         nets[f"bare network{suffix}"] = lambda xx, m=variant: m(xx, t)[0]
-        eps_of[f"network + symmetry wrapper{suffix}"] = eps_of[f"bare network{suffix}"] = input_eps(variant)
+        for kind in ("tvflownet.flow (wrapper + transposition mean)", "network + symmetry wrapper", "bare network"):
+            eps_of[f"{kind}{suffix}"] = input_eps(variant)
     implicit = ReferenceGrid(u0, [t], truth.unsqueeze(0), args.scale, max_psnr=args.max_psnr, log=log, sync=sync)
     explicit = ReferenceGrid(u0, [t], truth.unsqueeze(0), args.scale, dts=(t,), tols=EPS, max_psnr=args.max_psnr,
                              log=log, sync=sync, flow=explicit_flow, names=("dt", "eps"))

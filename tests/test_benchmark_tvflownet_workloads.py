@@ -35,9 +35,8 @@ def test_quick_run_writes_both_workloads(tmp_path):
     assert unrolled and unrolled[0]["grad_error"] < 0.05   # same dt as the finite differences: they agree
     assert grad["full_reference"]["grad_error"] < 0.05     # the full reference gradient agrees with them too
     assert unrolled[0]["full_error"] < 0.05
-    assert [r["variant"] for r in grad["rows"]] == ["network + symmetry wrapper", "bare network",
-                                                    "network + symmetry wrapper, input eps 0.1",
-                                                    "bare network, input eps 0.1"]
+    kinds = ["tvflownet.flow (wrapper + transposition mean)", "network + symmetry wrapper", "bare network"]
+    assert [r["variant"] for r in grad["rows"]] == kinds + [f"{k}, input eps 0.1" for k in kinds]
     inputeps = json.loads((tmp_path / "inputeps.json").read_text())
     assert [r["input_eps"] for r in inputeps["rows"]] == [None, 0.1]
     assert all(r[k] > 20 for r in inputeps["rows"] for k in ("u_32", "u_96", "div_phi_32", "div_phi_96"))

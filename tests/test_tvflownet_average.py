@@ -161,6 +161,30 @@ def test_ensemble_weights_phi_apart_from_u_so_u_and_div_phi_are_chosen_on_their_
     assert not (tmp_path / "x").exists()
 
 
+def test_combined_models_take_an_input_eps(tmp_path, monkeypatch, capsys):
+    """``input_eps`` sets every source's normalised-gradient input in the combined model (the API and the
+    command line alike), is recorded in the provenance, and a bad value is refused by name."""
+    _saved(tmp_path / "a", 0)
+    _saved(tmp_path / "b", 1)
+    models = [tmp_path / "a.json", tmp_path / "b.json"]
+    u0 = 5 * torch.rand(1, 1, 9, 9, generator=torch.Generator().manual_seed(4))
+    for combine in (tvflownet.average, tvflownet.ensemble):
+        plain, smooth = combine(models), combine(models, input_eps=0.2)
+        assert torch.equal(smooth(u0, 0.3)[0], tvflownet.with_input_eps(plain, 0.2)(u0, 0.3)[0])
+        assert smooth.meta["provenance"]["input_eps"] == 0.2 and "input_eps" not in plain.meta["provenance"]
+    out = tmp_path / "ens" / "model"
+    argv = ["train", "tvflownet-ensemble", *map(str, models), "--input-eps", "0.2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["pdeflow", *argv])
+    assert main(argv) == 0
+    loaded = tvflownet.load(out.with_suffix(".json"))
+    assert all(m.input_eps == 0.2 for m in loaded.members)
+    assert torch.equal(loaded(u0, 0.3)[0], tvflownet.ensemble(models, input_eps=0.2)(u0, 0.3)[0])
+    argv = ["train", "tvflownet-average", *map(str, models), "--input-eps", "0", "--out", str(tmp_path / "x" / "m")]
+    assert main(argv) == 2
+    assert "argument --input-eps: expected a finite number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_ensemble_refuses_other_training_conventions_and_bad_members(tmp_path):
     _saved(tmp_path / "a", 0)
     _saved_lgd(tmp_path / "b", 1, scale=1.0)

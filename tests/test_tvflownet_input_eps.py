@@ -1,5 +1,5 @@
-"""The normalised-gradient input's ``input_eps``: its derivative, the config round trip, and the
-shipped models unchanged where it is not set."""
+"""The normalised-gradient input's ``input_eps``: its derivative, the config round trip, the shipped
+``default`` built with it and the other shipped models unchanged where it is not set."""
 import json
 
 import pytest
@@ -54,9 +54,10 @@ def test_model_gradient_wrt_u0_against_central_differences(arch):
 @pytest.mark.parametrize("name", ["default", "unet", "lgd10", "semiresnet", "lgd"])
 def test_input_eps_makes_the_shipped_models_nonexpansive_at_flat_pixels(name):
     """The TV flow is nonexpansive in L2 (||S(u) - S(w)|| <= ||u - w||), so its derivative along a unit
-    perturbation has norm <= 1. The shipped models, perturbed at a flat pixel: with their input
-    (eps = 1e-4) the derivative is of order 1 / eps (over 50), with input_eps = 0.1 below 1."""
-    model = tvflownet.load(name).double()
+    perturbation has norm <= 1. The shipped models, perturbed at a flat pixel: with the input they
+    were trained with (eps = 1e-4) the derivative is of order 1 / eps (over 50), with input_eps = 0.1
+    (the shipped ``default``'s) below 1."""
+    model = with_input_eps(tvflownet.load(name).double(), None)
     smooth = with_input_eps(model, 0.1)
     u0 = _image(3, (16, 16))
     for px in ((0, 0), (1, 1), (2, 1)):
@@ -116,9 +117,20 @@ def test_bad_input_eps_is_refused(bad):
         with_input_eps(torch.nn.Conv2d(1, 1, 3), 0.1)
 
 
-@pytest.mark.parametrize("name", ["default", "unet", "lgd10", "semiresnet", "lgd"])
+def test_shipped_default_is_its_members_with_input_eps():
+    """The shipped ``default`` is the ensemble of the shipped ``unet`` and ``lgd10`` (the same weights, bit for
+    bit) with every member's input at input_eps = 0.1, as its provenance says."""
+    default = tvflownet.load("default")
+    assert [m.input_eps for m in default.members] == [0.1, 0.1]
+    assert default.meta["provenance"]["input_eps"] == 0.1
+    built = tvflownet.ensemble(["unet", "lgd10"], weights=[1, 2], phi_weights=[1, 3], input_eps=0.1)
+    assert built.config == default.config
+    assert all(torch.equal(v, default.state_dict()[k]) for k, v in built.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ["unet", "lgd10", "semiresnet", "lgd"])
 def test_shipped_models_keep_their_input(name):
-    """The shipped files have no input_eps: their input is eps's, bit for bit the same computation as
+    """The other shipped files have no input_eps: their input is eps's, bit for bit the same computation as
     an explicit input_eps equal to eps (the code path before the option existed)."""
     model = tvflownet.load(name)
     members = list(model.members) if isinstance(model, Ensemble) else [model]
@@ -129,3 +141,19 @@ def test_shipped_models_keep_their_input(name):
     u, phi = model(u0, 0.3)
     u2, phi2 = explicit(u0, 0.3)
     assert torch.equal(u, u2) and torch.equal(phi, phi2)
+
+
+def test_flow_is_differentiable_in_u0_with_the_shipped_default():
+    """``tvflownet.flow`` records a graph only when ``u0`` requires grad; its gradient (the wrapper and the
+    transposition mean over the shipped default, whose input has input_eps 0.1) passes gradcheck in float64
+    at a generic image, time and cotangent, and has the scale of the flow's (a nonexpansive map: a unit
+    cotangent gives a gradient of norm about 1 or less, not 1 / eps)."""
+    model = tvflownet.load("default").double()
+    u0 = _image(7, (6, 6)).requires_grad_(True)
+    assert not tvflownet.flow(u0.detach(), [0.3], model).requires_grad
+    assert torch.autograd.gradcheck(lambda x: tvflownet.flow(x, [0.4], model), (u0,), eps=1e-6,
+                                    atol=1e-6, rtol=1e-4)
+    u = tvflownet.flow(u0, [0.5], model)
+    w = torch.randn(u.shape, generator=torch.Generator().manual_seed(1), dtype=u.dtype)
+    (g,) = torch.autograd.grad((u * w / w.norm()).sum(), u0)
+    assert 0.05 < float(g.norm()) < 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -167,6 +168,10 @@ def add_average_parser(train_sub) -> None:
             p.add_argument("--phi-weights", nargs="+", type=float, metavar="W",
                            help="the same for phi (default: --weights): div phi depends on these only, u on "
                                 "--weights only")
+        p.add_argument("--input-eps", type=float, metavar="EPS",
+                       help="the scale of the new model's normalised-gradient input grad u0 / sqrt(|grad u0|^2 + "
+                            "EPS^2) (pdeflow.tvflownet.with_input_eps; default: the models' own eps); about 0.1 on "
+                            "the x5 intensity scale keeps the model's gradient with respect to u0 usable")
         p.add_argument("--out", required=True, metavar="STEM",
                        help="the new model's files, STEM.safetensors and STEM.json (refused if they exist)")
         p.add_argument("--overwrite", action="store_true", help="replace existing STEM files")
@@ -175,6 +180,8 @@ def add_average_parser(train_sub) -> None:
 def _check_average(args) -> None:
     if len(args.models) < 2:
         args.parser.error(f"argument MODEL: give two or more models to combine, got {len(args.models)}")
+    if args.input_eps is not None and not (math.isfinite(args.input_eps) and args.input_eps > 0):
+        args.parser.error(f"argument --input-eps: expected a finite number > 0, got {args.input_eps:g}")
     # tvflownet-average has no --phi-weights
     for option, weights in (("--weights", args.weights), ("--phi-weights", getattr(args, "phi_weights", None))):
         if weights is None:
@@ -213,7 +220,7 @@ def _run_average(args) -> int:
     training convention, e.g. fine-tuned branches of one run, combined with the given weights into a new model,
     written as STEM.safetensors + STEM.json with the sources in its provenance (load it with
     pdeflow.tvflownet.load('STEM.json'))."""
-    return _write_combined(args, tvflownet_api.average, "averaged")
+    return _write_combined(args, functools.partial(tvflownet_api.average, input_eps=args.input_eps), "averaged")
 
 
 def _run_ensemble(args) -> int:
@@ -221,7 +228,8 @@ def _run_ensemble(args) -> int:
     trained on one intensity scale and time interval, each run on every call, u and phi the weighted means of
     theirs; written as STEM.safetensors (all members' weights) + STEM.json (their configs, the weights and each
     member's provenance; load it with pdeflow.tvflownet.load('STEM.json'))."""
-    return _write_combined(args, functools.partial(tvflownet_api.ensemble, phi_weights=args.phi_weights), "members")
+    return _write_combined(args, functools.partial(tvflownet_api.ensemble, phi_weights=args.phi_weights,
+                                                     input_eps=args.input_eps), "members")
 
 
 # ---------------------------------------------------------------------------

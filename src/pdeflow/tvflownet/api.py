@@ -52,7 +52,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
-from .models import Ensemble, build_model, normalised_weights
+from .models import Ensemble, build_model, normalised_weights, with_input_eps
 
 __all__ = ["load", "average", "ensemble", "flow", "shipped_models", "DEFAULT_MODEL", "model_scale",
            "model_t_max"]
@@ -154,7 +154,7 @@ def _sources_provenance(models: list, weights: list[float], loaded: list) -> lis
 
 
 def average(models: Sequence, weights: Sequence[float] | None = None, *,
-            device: str | torch.device = "cpu") -> nn.Module:
+            input_eps: float | None = None, device: str | torch.device = "cpu") -> nn.Module:
     """A weighted average of trained TVflowNETs' weights (a "model soup"), as a model like :func:`load`'s.
 
     Averaging the weights of networks fine-tuned from one starting point can combine
@@ -169,6 +169,10 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
     weights : sequence of float, optional
         One non-negative weight per model, not all zero; normalised to sum 1
         (default: equal weights).
+    input_eps : float, optional
+        The scale of the averaged model's normalised-gradient input, as
+        :func:`~pdeflow.tvflownet.models.with_input_eps` sets it (default: the
+        sources' own), recorded in the provenance.
     device : torch device
 
     Returns
@@ -201,11 +205,21 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
     model.load_state_dict(avg)
     model.meta = {"config": configs[0], "provenance": {
         "trainer": "pdeflow.tvflownet.average", "averaged": _sources_provenance(models, weights, loaded)}}
-    return model.to(device)
+    return _with_input_eps(model, input_eps).to(device)
+
+
+def _with_input_eps(model: nn.Module, input_eps: float | None) -> nn.Module:
+    """``model`` with ``input_eps`` set (``None``: unchanged), its provenance saying so."""
+    if input_eps is None:
+        return model
+    out = with_input_eps(model, input_eps)
+    out.meta["provenance"] = {**out.meta["provenance"], "input_eps": float(input_eps)}
+    return out
 
 
 def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
-             phi_weights: Sequence[float] | None = None, device: str | torch.device = "cpu") -> nn.Module:
+             phi_weights: Sequence[float] | None = None, input_eps: float | None = None,
+             device: str | torch.device = "cpu") -> nn.Module:
     """A weighted mean of trained TVflowNETs' outputs (an :class:`~pdeflow.tvflownet.models.Ensemble`).
 
     Unlike :func:`average`, the models may be of different architectures: each runs,
@@ -223,6 +237,10 @@ def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
     phi_weights : sequence of float, optional
         The same for ``phi`` (default: ``weights``): ``div phi`` depends on these only and
         ``u`` on ``weights`` only, so each can be chosen on its own tables.
+    input_eps : float, optional
+        The scale of every member's normalised-gradient input, as
+        :func:`~pdeflow.tvflownet.models.with_input_eps` sets it (default: the
+        members' own), recorded in the provenance.
     device : torch device
 
     Returns
@@ -251,7 +269,7 @@ def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
                for source, v in zip(_sources_provenance(models, weights, loaded), model.phi_weights)]
     model.meta = {"config": {**conventions[0], "model": model.config}, "provenance": {
         "trainer": "pdeflow.tvflownet.ensemble", "members": members}}
-    return model.eval().to(device)
+    return _with_input_eps(model.eval(), input_eps).to(device)
 
 
 def _trained_with(model, key: str) -> float | None:
@@ -369,8 +387,12 @@ def flow(
     u, u_t, phi : Tensor
         As :func:`pdeflow.tv.tv_flow` returns ``u``, ``u_t`` and ``p`` (:func:`pdeflow.tv.flow_result`).
 
-    Computed under ``torch.no_grad`` on the model's device, in its dtype; the
-    results have ``u0``'s device and dtype.
+    Computed on the model's device, in its dtype; the results have ``u0``'s
+    device and dtype. Differentiable with respect to ``u0`` when it requires
+    grad (autograd through the model and its wrappers; for the shipped
+    ``default``, whose normalised-gradient input has ``input_eps = 0.1``, a
+    gradient of the flow's accuracy, see :func:`~pdeflow.tvflownet.models.with_input_eps`);
+    otherwise run under ``torch.no_grad``.
 
     Examples
     --------
@@ -437,7 +459,8 @@ def flow(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), progress_bar(total=math.ceil(B * K / batch_size), enabled=progress,
+        # a graph only for a gradient with respect to u0: as an inference call, no memory for activations
+        with torch.set_grad_enabled(torch.is_grad_enabled() and u0.requires_grad), progress_bar(total=math.ceil(B * K / batch_size), enabled=progress,
                                            desc="TVflowNET", unit="batch") as bar:
             for j in range(0, B * K, batch_size):
                 sl = slice(j, j + batch_size)

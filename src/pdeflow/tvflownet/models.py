@@ -55,8 +55,8 @@ flow's, which is nonexpansive (``benchmarks/results/tvflownet_workloads/``). ``i
 ``None``: ``eps``, as the shipped weights were trained) sets the input's scale on its own: at the
 scale of the intensities' differences (0.03 to 0.3 on the x5 scale) the input is a smooth
 saturation of ``grad u0`` and autograd gives the exact derivative of a model that varies on the
-image's scale. :func:`with_input_eps` makes such a copy of a trained model. ``eps`` keeps
-regularising the projection of ``phi``.
+image's scale. :func:`with_input_eps` makes such a copy of a trained model; the shipped ``default`` is its
+members with ``input_eps = 0.1``. ``eps`` keeps regularising the projection of ``phi``.
 
 Every model is differentiable in ``t`` with forward-mode autodiff
 (``torch.func.jvp``): only convolutions, softplus/ReLU, padding, bilinear
