@@ -27,6 +27,7 @@ from ..inpaint.learned import gan
 from ..inpaint.learned.masknet import learned_mask, load_masknet
 from ..inpaint.learned.residual import learned_inpaint, load_residual
 from ..inpaint.masks.analytic import analytic_mask, analytic_sigma
+from ..inpaint.masks.refine import refine_options
 from ..inpaint.masks.sparsification import (
     nonlocal_pixel_exchange,
     probabilistic_sparsification,
@@ -582,6 +583,13 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="joint: mask network + residual inpainter pairs fine-tuned together, one per density in "
                         "the order of --densities: run directories of `pdeflow train residual --stage joint` "
                         "(default: the shipped pairs; a density without one is skipped with a note)")
+    g.add_argument("--refine", default=None, metavar="JSON",
+                   help="refine_mask options of the *-refine rows: a JSON object of options for every density "
+                        "(e.g. '{\"shifts\": 2, \"rounds\": 400, \"metric\": \"mse\"}') or of density -> "
+                        "options (default: pdeflow.inpaint.evaluation.REFINE, in the report)")
+    g.add_argument("--refine-mse", default=None, metavar="JSON",
+                   help="the same for the *-refine-mse rows, whose refinement minimises the MSE (default: "
+                        "pdeflow.inpaint.evaluation.REFINE_MSE, in the report)")
     g.add_argument("--reuse", default=None, metavar="JSON",
                    help="an earlier run's results.json: its random, PS and PS+NLPE rows are reused when its crops "
                         "and settings are the same (the report says so), instead of recomputed")
@@ -617,6 +625,9 @@ def _check_evaluate(args) -> None:
             json.loads(Path(args.reuse).read_text())
         except (OSError, ValueError) as exc:
             args.parser.error(f"argument --reuse: cannot read '{args.reuse}' as JSON ({type(exc).__name__})")
+    for name in ("refine", "refine_mse"):
+        if getattr(args, name) is not None:
+            setattr(args, name, _refine_json(args, name))
     if args.image_dir is not None and not Path(args.image_dir).is_dir():
         args.parser.error(f"argument --image-dir: '{args.image_dir}' is not a directory")
     for name in ("ps_p", "ps_q"):
@@ -629,14 +640,31 @@ def _check_evaluate(args) -> None:
         args.parser.error("argument --densities: values must differ")
 
 
+def _refine_json(args, name: str) -> dict:
+    """``--refine``'s (``--refine-mse``'s) JSON as ``evaluate``'s: options for every density, or density -> options."""
+    flag = "--" + name.replace("_", "-")
+    try:
+        value = json.loads(getattr(args, name))
+        numeric = isinstance(value, dict) and bool(value) and all(k.replace(".", "", 1).isdigit() for k in value)
+        table = {float(k): v for k, v in value.items()} if numeric else value
+        for opts in (table.values() if numeric else [table]):
+            if not isinstance(opts, dict) or not opts and not numeric:
+                raise ValueError("expected a JSON object of refine_mask options, or of density -> options")
+            refine_options(opts, flag)
+    except ValueError as exc:
+        args.parser.error(f"argument {flag}: {str(exc).removeprefix(flag + ': ')}")
+    return table
+
+
 def _run_evaluate(args) -> int:
     """Evaluate sparse inpainting on held-out photos (the built-in TEST split, never seen in training): random
-    masks with diffusion and with the inpainting WGAN, probabilistic sparsification (PS) and PS + non-local
-    pixel exchange (NLPE) with diffusion, the mask GAN with its jointly trained generator, analytic masks and
-    the mask networks' masks (each also with test-time refinement) with diffusion, the mask networks' masks
-    with the residual inpainter, and mask networks fine-tuned together with it (joint). PSNR, MAE (0-255),
-    SSIM, density reached and seconds per mask, beside the paper's numbers. Methods whose model is not
-    available are skipped with a note. Writes report.md, results.json and inpainting.png into --out."""
+    masks with diffusion and with the inpainting WGAN, probabilistic sparsification (PS; ps-mse: minimising the
+    MSE) and PS + non-local pixel exchange (NLPE) with diffusion, the mask GAN with its jointly trained
+    generator, analytic masks and the mask networks' masks (each also with test-time refinement; *-refine-mse:
+    minimising the MSE) with diffusion, the mask networks' masks with the residual inpainter, and mask networks
+    fine-tuned together with it (joint). PSNR, MSE and MAE (0-255), SSIM, density reached and seconds per mask,
+    beside the paper's numbers. Methods whose model is not available are skipped with a note. Writes report.md,
+    results.json and inpainting.png into --out."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Outputs(args.out, ["report.md", "results.json", "inpainting.png"], overwrite=args.overwrite)
@@ -659,7 +687,7 @@ def _run_evaluate(args) -> int:
                        ps_q=args.ps_q, nlpe_cycles=args.nlpe_cycles, nlpe_candidates=args.nlpe_candidates,
                        metric=args.metric, tol=args.tol, progress=True,
                        masknet_models=masknet_models, residual_model=args.residual_model, reuse=args.reuse,
-                       joint_models=joint_models)
+                       joint_models=joint_models, refine=args.refine, refine_mse=args.refine_mse)
     with out:
         paths = out.report(report(results))
     for note in results["notes"]:

@@ -13,12 +13,14 @@ from ..metrics import psnr, ssim
 from ..reporting import Report, format_mean_std
 
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
+          "ps-mse": "PS (MSE) + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
           "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
-          "learned-refine": "learned+refine + diffusion", "learned-residual": "learned + residual inpainter",
+          "learned-refine": "learned+refine + diffusion", "learned-refine-mse": "learned+refine (MSE) + diffusion",
+          "learned-residual": "learned + residual inpainter",
           "learned-residual-raw": "learned + residual inpainter, uncalibrated",
           "joint": "joint mask + residual (fine-tuned together)",
-          "joint-refine": "joint mask+refine + residual"}
+          "joint-refine": "joint mask+refine + residual", "joint-refine-mse": "joint mask+refine (MSE) + residual"}
 
 #: Peter (2022)'s numbers. Table 2: PSNR on ImageNet 64x64 (random masks: WGAN; MG). Table 3: BSDS500, MAE on
 #: 0-255 and SSIM. Table 4: seconds per 128x128 mask on one CPU core (i5-6600K).
@@ -33,19 +35,95 @@ PAPER = {
 }
 
 
-def _refine_line(refine) -> str:
-    """The report's sentence on the ``*-refine`` rows' setting (results.json ``settings.refine``)."""
+def _refine_line(refine, rows: str = "") -> str:
+    """The report's sentence on the ``*-refine`` rows' setting (results.json ``settings.refine``; ``rows``:
+    which rows, e.g. ``' of the *-refine-mse rows'``)."""
     if not refine:
         return ""
     def one(v):
-        return f"{v.get('shifts', 1)} x {v.get('rounds', 0)}" + (f" ({v['metric']})" if "metric" in v else "")
+        extra = [v["metric"]] if "metric" in v else []
+        extra += [f"{k} {v[k]:g}" for k in ("tol", "probe_tol") if k in v]
+        return f"{v.get('shifts', 1)} x {v.get('rounds', 0)}" + (f" ({', '.join(extra)})" if extra else "")
 
     if all(isinstance(v, dict) for v in refine.values()):
         per = "; ".join(f"{float(d):g}: {one(v)}" for d, v in refine.items())
     else:
         per = one(refine)
-    return (f" Refinement (tile shifts x exchange rounds, per density; the error minimised is the mask network's "
-            f"loss unless named): {per}.")
+    return (f" Refinement{rows} (tile shifts x exchange rounds, per density; the error minimised is the mask "
+            f"network's loss unless named): {per}.")
+
+
+def _ps_mse_line(results: dict) -> str:
+    """The report's words on the ``ps-mse`` row."""
+    s = results["settings"]
+    if "ps-mse" not in results["methods"]:
+        return ""
+    if s.get("ps_mse_shares_mask") and "ps" in results["methods"]:
+        return ("; PS (MSE) minimises the MSE: on grey images its mask is PS's (the removed candidates are those "
+                "of smallest local error, |u - f| or (u - f)^2 alike), one run serves both rows")
+    return "; PS (MSE) minimises the MSE"
+
+
+#: The metrics of the comparison with PS: (key, label, unit, higher is better, the PS row's metric).
+COMPARED = (("psnr", "PSNR", "dB", True, "mse"), ("mse255", "MSE (0-255)", "", False, "mse"),
+            ("mae255", "MAE (0-255)", "", False, "mae"), ("ssim", "SSIM", "", True, None))
+
+
+def ps_reference(results: dict, metric_of_row: str | None) -> str | None:
+    """The PS row a metric is compared against: the one minimising that metric (``'mse'``: ``ps-mse``, or
+    ``ps`` run with ``metric='mse'``; ``'mae'``: ``ps`` run with ``metric='mae'``); ``None`` (SSIM, which
+    neither minimises): ``ps``, else ``ps-mse``. ``None`` if the run has no such row.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint._eval_report import ps_reference
+    >>> res = {"methods": ["ps", "ps-mse", "learned"], "settings": {"ps": {"metric": "mae"}}}
+    >>> ps_reference(res, "mse"), ps_reference(res, "mae"), ps_reference(res, None)
+    ('ps-mse', 'ps', 'ps')
+    """
+    methods, ps_metric = results["methods"], results["settings"]["ps"]["metric"]
+    if metric_of_row is None:
+        return next((m for m in ("ps", "ps-mse") if m in methods), None)
+    if "ps" in methods and ps_metric == metric_of_row:
+        return "ps"
+    if metric_of_row == "mse" and "ps-mse" in methods:
+        return "ps-mse"
+    return None
+
+
+def against_ps(results: dict) -> list[str]:
+    """Markdown lines: every mask method's mean against the PS row minimising the metric compared (see
+    :func:`ps_reference`), per density: the difference (PSNR, MAE, SSIM) or ratio (MSE), and whether it wins."""
+    s, summ = results["settings"], results["summary"]
+    cols = [(k, label, unit, up, ps_reference(results, met)) for k, label, unit, up, met in COMPARED]
+    cols = [c for c in cols if c[4] is not None]
+    rows = [m for m in results["methods"] if not m.startswith("ps") and m in summ]
+    if not cols or not rows:
+        return []
+    lines = ["", "## Against PS on the metric compared", "",
+             "Each metric against the PS row that minimises it: "
+             + "; ".join(f"{label} against {LABELS[ref]}" for _, label, _, _, ref in cols)
+             + " (SSIM: neither minimises it). Difference of the means (ratio for the MSE); "
+               "**bold**: better than that PS row.", "",
+             "| density | method | " + " | ".join(f"{label} vs {LABELS[ref]}" for _, label, _, _, ref in cols) + " |",
+             "|---" * (len(cols) + 2) + "|"]
+    for d in s["densities"]:
+        for m in rows:
+            c = summ[m].get(str(d))
+            if c is None:
+                continue
+            out = []
+            for k, _, unit, up, ref in cols:
+                p = summ.get(ref, {}).get(str(d))
+                if p is None or k not in c or k not in p:
+                    out.append("--")
+                    continue
+                a, b = c[k]["mean"], p[k]["mean"]
+                txt = (f"{a / b:.3f}x" if k == "mse255"
+                       else f"{a - b:+.{3 if k == 'ssim' else 2}f}" + (f" {unit}" if unit else ""))
+                out.append(f"**{txt}**" if (a > b if up else a < b) else txt)
+            lines.append(f"| {d:g} | {LABELS[m]} | " + " | ".join(out) + " |")
+    return lines
 
 
 def _fmt(cell: dict | None, key: str, digits: int) -> str:
@@ -72,8 +150,11 @@ def report_markdown(results: dict) -> str:
              f"({', '.join(sorted(set(s['images'])))}), seed {s['seed']}. Mean ± std over images. "
              f"Torch {s['torch']}, {s['torch_threads']} thread(s), CPU {s['cpu']}.",
              f"PS p={s['ps']['p']}, q={s['ps']['q']}; NLPE {s['nlpe']['cycles']} cycles of |mask| exchanges, "
-             f"{s['nlpe']['candidates']} candidates; both minimise the {s['ps']['metric'].upper()}; diffusion solved "
-             f"to relative residual {s['tol']:g}." + _refine_line(s.get("refine")), ""]
+             f"{s['nlpe']['candidates']} candidates; both minimise the {s['ps']['metric'].upper()}"
+             + _ps_mse_line(results) + f"; diffusion solved to relative residual {s['tol']:g}."
+             + _refine_line(s.get("refine"))
+             + (_refine_line(s.get("refine_mse"), " of the *-refine-mse rows")
+                if any(m.endswith("-refine-mse") for m in results["methods"]) else ""), ""]
     if results["notes"]:
         lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
     lines += ["## PSNR in dB (Table 2; the paper: ImageNet 64x64)", "",
@@ -82,6 +163,14 @@ def report_markdown(results: dict) -> str:
     for d in dens:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "psnr", 2) for m in results["methods"])
                      + f" | {_paper('psnr', 'random-wgan', d, 2)} | {_paper('psnr', 'maskgan', d, 2)} |")
+    if any(cell(m, d) is not None and "mse255" in cell(m, d) for m in results["methods"] for d in dens):
+        lines += ["", "## MSE on the 0-255 scale", "",
+                  "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " |",
+                  "|---" * (len(results["methods"]) + 1) + "|"]
+        for d in dens:
+            lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "mse255", 3) if cell(m, d) is not None
+                                                    and "mse255" in cell(m, d) else "--"
+                                                    for m in results["methods"]) + " |")
     for key, title, digits in (("mae255", "MAE on the 0-255 scale (Table 3a; the paper: BSDS500)", 2),
                                ("ssim", "SSIM (Table 3b)", 3)):
         lines += ["", f"## {title}", "",
@@ -91,13 +180,14 @@ def report_markdown(results: dict) -> str:
             lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), key, digits) for m in results["methods"])
                          + f" | {_paper(key, 'ps', d, digits)} | {_paper(key, 'ps-nlpe', d, digits)}"
                          f" | {_paper(key, 'maskgan', d, digits)} |")
+    lines += against_ps(results)
     lines += ["", "## Density reached", "",
               "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " |",
               "|---" * (len(results["methods"]) + 1) + "|"]
     for d in dens:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "density", 4) for m in results["methods"]) + " |")
-    timed = [m for m in ("ps", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned", "learned-refine")
-             if m in results["methods"]]
+    timed = [m for m in ("ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
+                         "learned-refine", "learned-refine-mse") if m in results["methods"]]
     lines += ["", "## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
               "| density | " + " | ".join(LABELS[m] for m in timed) + " | PS / MG | PS+NLPE / MG | paper PS | "
               "paper PS+NLPE | paper MG (CPU) |", "|---" * (len(timed) + 6) + "|"]
@@ -127,7 +217,7 @@ def report_markdown(results: dict) -> str:
                 ms = 1000 * c["mask_cpu_s"]["mean"]
                 ps = cell("ps", d) if ps_ref else None
                 ratio = (f" ({ps['mask_cpu_s']['mean'] / c['mask_cpu_s']['mean']:.0f}x)"
-                         if ps is not None and "mask_cpu_s" in ps and m != "ps" else "")
+                         if ps is not None and "mask_cpu_s" in ps and m not in ("ps", "ps-mse") else "")
                 row.append(f"{ms:.0f}{ratio}")
             lines.append(f"| {d:g} | " + " | ".join(row) + " |")
     if results["models"]:

@@ -81,7 +81,7 @@ def max3x3(x: torch.Tensor) -> torch.Tensor:
     return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
 
-def probe_costs(f, u, keep, tol, solver, tile, r):
+def probe_costs(f, u, keep, tol, solver, tile, r, probe_tol=None):
     """Measured cost of hiding known pixels (B, N) in round ``r``: ``inf`` where not probed.
 
     Hides a subset of the known pixels at once, inpaints once, and takes each
@@ -98,7 +98,7 @@ def probe_costs(f, u, keep, tol, solver, tile, r):
     score = threshold_map((B, 1, H, W), tile=rolled, dtype=f.dtype, device=f.device).view(B, H * W)
     score = torch.where(keep, score, -1.0)
     probe = keep & (score == max3x3(score.view(B, H, W)).view(B, H * W))
-    up = solve(f, keep & ~probe, max(tol, PROBE_TOL), solver, x0=u)
+    up = solve(f, keep & ~probe, max(tol, PROBE_TOL if probe_tol is None else probe_tol), solver, x0=u)
     err = ((up - f) ** 2).sum(1).view(B, H * W)
     return torch.where(probe, err, torch.full_like(err, math.inf))
 
@@ -253,11 +253,12 @@ class _Single:
         lam = nu + k * (grad_u + self.lmul(nu))
         return lam * (self.f - u - self.lmul(u)), nu
 
-    def probe_costs(self, u: np.ndarray, keep: np.ndarray, tol: float, score: np.ndarray) -> np.ndarray:
+    def probe_costs(self, u: np.ndarray, keep: np.ndarray, tol: float, score: np.ndarray,
+                    probe_tol: float | None = None) -> np.ndarray:
         """:func:`probe_costs` with the round's tile score ``score`` (N,) given."""
         sc = np.where(keep, score, -1.0)
         probe = keep & (sc == _np_max3x3(sc, self.H, self.W))
-        up, _ = self.forward(keep & ~probe, max(tol, PROBE_TOL), u)
+        up, _ = self.forward(keep & ~probe, max(tol, PROBE_TOL if probe_tol is None else probe_tol), u)
         return np.where(probe, (up - self.f) ** 2, np.inf)
 
     def propose(self, keep, g, s, tabu, cost):
@@ -274,7 +275,8 @@ class _Single:
         return trial, n, int(add_i[0]), int(rem_i[0])
 
 
-def refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, final_tol, tile, gen, callback):
+def refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, final_tol, tile, gen, callback,
+                  probe_tol=None):
     """:func:`refine_mask`'s search for one grey image (:func:`single_path`), on NumPy vectors.
 
     The same steps and decisions as the batched search (up to rounding and the order of ties);
@@ -308,7 +310,8 @@ def refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, fi
             if hide == "probe":
                 th, tw = tile.shape
                 rolled = torch.roll(tile, ((37 * r) % th, (23 * r) % tw), (0, 1))
-                cost = one.probe_costs(u, keep, tol, threshold_map((1, 1, H, W), tile=rolled).reshape(-1).numpy())
+                cost = one.probe_costs(u, keep, tol, threshold_map((1, 1, H, W), tile=rolled).reshape(-1).numpy(),
+                                       probe_tol)
             else:
                 cost = -g
             trial, n, add1, rem1 = one.propose(keep, g, s, tabu, cost)

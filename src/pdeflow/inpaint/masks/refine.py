@@ -48,7 +48,9 @@ mask network trains on, ``charbonnier + 0.3 (1 - SSIM)``
 (:mod:`pdeflow.inpaint.training.masknet`), ``'mse'`` or ``'mae'``. The search
 compares masks by errors from loose solves (``tol``, warm-started): its
 decisions only need the ranking, and tol 3e-3 found masks as good as 1e-5 in
-about 15 % less time. The input and the result are then solved to
+about 15 % less time -- where the errors are not small against the grey values:
+on nearly flat photos loose solves cannot tell masks apart, and ``tol`` (and
+``probe_tol``) must be tighter (docs/results/inpaint.md). The input and the result are then solved to
 ``final_tol``, and the input is returned if the result is not better there; so
 the error of the result, at that accuracy, is never larger than that of the
 input mask, and the search's errors never increase from one round to the next.
@@ -205,7 +207,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
                 swaps: float = 0.125, hide: str = "probe", metric: str = "masknet", tol: float = 3e-3,
                 final_tol: float = 1e-6, solver: str = "cg",
-                tile: torch.Tensor | None = None,
+                tile: torch.Tensor | None = None, probe_tol: float = 1e-2,
                 generator=None, callback=None, full_output: bool = False):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
 
@@ -249,7 +251,14 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     tol : float
         Relative residual of the search's diffusion solves (all warm-started
         but the first adjoint one); the probe and adjoint solves, which only
-        rank pixels, stop at ``max(tol, 1e-2)``.
+        rank pixels, stop at ``max(tol, probe_tol)`` and ``max(tol, 1e-2)``.
+    probe_tol : float
+        Relative residual of the probe solves (``hide='probe'``). The default
+        1e-2 ranks the probed pixels well where the inpainting error is not
+        small against the grey values; on nearly flat images a probe solve,
+        warm-started from the current inpainting, stops before it has moved
+        and measures nothing: a tighter one (e.g. 1e-4) ranks them there
+        (docs/results/inpaint.md).
     final_tol : float
         Relative residual of the solves of the input and the result, whose
         errors decide what is returned (:func:`~pdeflow.inpaint.diffuse`'s
@@ -310,7 +319,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         raise ValueError(f"{who}: metric must be one of {REFINE_METRICS}, got {metric!r}")
     if metric == "masknet" and min(H, W) < 11:
         raise ValueError(f"{who}: metric 'masknet' needs images of at least 11 x 11 pixels (SSIM), got {H} x {W}")
-    for name, value in (("tol", tol), ("final_tol", final_tol)):
+    for name, value in (("tol", tol), ("final_tol", final_tol), ("probe_tol", probe_tol)):
         if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < 1):
             raise ValueError(f"{who}: {name} must be a number in (0, 1), got {value!r}")
     if solver not in SOLVERS:
@@ -329,7 +338,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     loss = Loss(x, metric)
     if SINGLE_IMAGE_PATH and single_path(x, solver):
         keep, u, err, trace, shift, accepted, swapped = refine_single(
-            x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, final_tol, tile, gen, callback)
+            x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, final_tol, tile, gen, callback, probe_tol)
         m4 = keep.view(1, 1, H, W).to(device=f4.device, dtype=f4.dtype)
         out = ops.unbatch(m4, f.dim())
         if not full_output:
@@ -365,7 +374,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         s = (swaps * keep.sum(1).to(torch.float64)).round().clamp_min(1).long()
         tabu = torch.zeros_like(keep)
         for r in range(rounds):
-            cost = probe_costs(x, u, keep, tol, solver, tile, r) if hide == "probe" else None
+            cost = probe_costs(x, u, keep, tol, solver, tile, r, probe_tol) if hide == "probe" else None
             trial, n, add1, rem1 = propose(keep, g, s, tabu, H, W, cost)
             if r == rounds - 1:     # the last round's derivative is never used
                 ut, et = evaluate(x, trial, loss, tol, solver, x0=u)
@@ -410,7 +419,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
                         swapped=swapped, seconds=time.perf_counter() - t0)
 
 
-_OPTIONS = ("rounds", "shifts", "swaps", "hide", "metric", "tol", "solver", "generator")
+_OPTIONS = ("rounds", "shifts", "swaps", "hide", "metric", "tol", "probe_tol", "solver", "generator")
 
 
 def refine_options(refine, who: str) -> dict | None:
@@ -418,7 +427,7 @@ def refine_options(refine, who: str) -> dict | None:
 
     ``refine`` is 0 or None (none), an int ``r >= 0`` (``r`` exchange rounds,
     one tile) or a dict of :func:`refine_mask` keywords among ``rounds``,
-    ``shifts``, ``swaps``, ``metric``, ``tol``, ``solver``, ``generator``
+    ``shifts``, ``swaps``, ``metric``, ``tol``, ``probe_tol``, ``solver``, ``generator``
     (e.g. ``{"shifts": 4, "rounds": 8}``).
 
     Examples
