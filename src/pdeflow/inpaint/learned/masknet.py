@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ... import models as registry
@@ -50,6 +51,8 @@ __all__ = ["MaskNet", "learned_mask", "load_masknet", "network_mask", "MASKNET_M
 #: Shipped mask networks by density (documented in :data:`pdeflow.models.SHIPPED`).
 MASKNET_MODELS = {s.density: name for name, s in registry.SHIPPED.items() if s.group == "masknet"}
 KIND = "masknet"
+#: Default tile side of the network in :func:`learned_mask` (memory for one tile instead of the image).
+TILE_SIZE = 512
 _HINT = "train one with pdeflow.inpaint.training.masknet and pass model=PATH"
 
 
@@ -124,8 +127,8 @@ class MaskNet(nn.Module):
                              f"for ({self.density:g})")
         return d
 
-    def maps(self, f: torch.Tensor, density: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score."""
+    def _inputs(self, f: torch.Tensor, density: float):
+        """The raw maps ``(log p0, s0)`` and the network's input ``x`` for ``f``."""
         with torch.no_grad():
             logp0 = torch.log(laplacian_density(f, self.sigma, self.floor))
             s0 = torch.log(extremality(f, self.snap_sigma) + 1e-3)
@@ -135,8 +138,59 @@ class MaskNet(nn.Module):
             parts = [f - 0.5, lp_in, s_in]
             if self.density_input:
                 parts.append(torch.full_like(lp_in, math.log(density)))
-            x = torch.cat(parts, 1)
-        out = self.bound * torch.tanh(self.net(x))
+            return logp0, s0, torch.cat(parts, 1)
+
+    def corrections(self, x: torch.Tensor, *, tile_size: int | None = None) -> torch.Tensor:
+        """The bounded corrections ``bound tanh(net(x))`` ``(B, 2, H, W)`` of the network input ``x``.
+
+        ``tile_size``: run the U-Net on tiles of about this many pixels a side (rounded up to a
+        multiple of its pooling factor ``2**(levels - 1)``), each read with a margin of 8 times that factor
+        (32 pixels for the three levels of the shipped networks, whose receptive field reaches 25 pixels
+        from a pixel), and keep their interiors: the result equals the untiled
+        one to round-off, and the network's activations (16-64 channels per pixel) take memory for one
+        tile instead of the image. None: in one piece.
+        """
+        fac = self.net.factor
+        H, W = x.shape[-2:]
+        if tile_size is None or (H <= tile_size and W <= tile_size):
+            return self.bound * torch.tanh(self.net(x))
+        ph, pw = (-H) % fac, (-W) % fac
+        # padded once as the U-Net pads the whole image, so every tile is a multiple of its factor
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        Hp, Wp = xp.shape[-2:]
+        t = -(-int(tile_size) // fac) * fac
+        mg = 8 * fac
+        out = x.new_empty(x.shape[0], 2, Hp, Wp)
+        for y0 in range(0, Hp, t):
+            for x0 in range(0, Wp, t):
+                y1, x1 = min(y0 + t, Hp), min(x0 + t, Wp)
+                a, b = max(y0 - mg, 0), max(x0 - mg, 0)
+                piece = self.net(xp[..., a:min(y1 + mg, Hp), b:min(x1 + mg, Wp)])
+                out[..., y0:y1, x0:x1] = piece[..., y0 - a:y1 - a, x0 - b:x1 - b]
+        return self.bound * torch.tanh(out[..., :H, :W])
+
+    def maps(self, f: torch.Tensor, density: float, *, tile_size: int | None = None, scale: int = 1,
+             strength: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score.
+
+        ``tile_size``: see :meth:`corrections`. ``scale`` (int >= 1): the network reads the image
+        reduced by this factor (mean of ``scale x scale`` blocks, the last partial ones included) and
+        its corrections are resized bilinearly to the image and added to the full-resolution maps:
+        ``scale**2`` times less network work (the quality it costs: docs/results/inpaint.md). ``strength``: both
+        corrections are multiplied by it (1: as trained; 0: the analytic maps).
+        """
+        logp0, s0, x = self._inputs(f, density)
+        if scale == 1:
+            out = self.corrections(x, tile_size=tile_size)
+        else:
+            H, W = f.shape[-2:]
+            with torch.no_grad():
+                fc = F.avg_pool2d(f, scale, ceil_mode=True)
+                xc = self._inputs(fc, density)[2]
+            oc = self.corrections(xc, tile_size=tile_size)
+            out = F.interpolate(oc, size=(H, W), mode="bilinear", align_corners=False)
+        if strength != 1.0:
+            out = strength * out
         return logp0 + out[:, :1], s0 + out[:, 1:]
 
     def forward(self, f: torch.Tensor, density: float | None = None, *, random: bool = False, generator=None,
@@ -207,10 +261,12 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
 
 
 def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict | None = None,
-                 thresholds: torch.Tensor | None = None) -> torch.Tensor:
+                 thresholds: torch.Tensor | None = None, tile_size: int | None = TILE_SIZE,
+                 scale: int = 1, strength: float = 1.0) -> torch.Tensor:
     """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
     :func:`pdeflow.inpaint.masks.refine.refine_mask` with the options ``refine`` (None: not refined) from the
-    network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile).
+    network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile);
+    ``tile_size``, ``scale``, ``strength``: of :meth:`MaskNet.maps`.
     No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined.
 
     Examples
@@ -225,7 +281,7 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
     """
     from ..masks.refine import refine_mask
     x = f.to(dtype=next(net.parameters()).dtype)
-    logp, s = net.maps(x, density)
+    logp, s = net.maps(x, density, tile_size=tile_size, scale=scale, strength=strength)
     m = net(x, density, maps=(logp, s), thresholds=thresholds)
     if refine is None:
         return m
@@ -233,7 +289,8 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
     return refine_mask(f, m.detach(), density_map=p, snap_score=s.double(), tile=blue_noise_tile(net.tile), **refine)
 
 
-def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0) -> torch.Tensor:
+def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0, scale: int = 1,
+                 strength: float = 1.0, tile_size: int | None = TILE_SIZE) -> torch.Tensor:
     """A mask with exactly ``round(density H W)`` known pixels per image from a trained mask network.
 
     Parameters
@@ -248,6 +305,19 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         Test-time refinement (:func:`pdeflow.inpaint.masks.refine.refine_mask` with
         the network's density and snap score): 0 (default) none, an int of
         exchange rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``).
+    scale : int >= 1
+        The network reads the image reduced by this factor (block means) and its corrections are
+        resized bilinearly onto the full-resolution analytic maps (:meth:`MaskNet.maps`): ``scale**2``
+        times less network work for large images (1, default: full resolution).
+    strength : float >= 0
+        The network's corrections of the analytic maps are multiplied by this (1, default: as trained;
+        0: the analytic mask of the network's smoothing, ``analytic_mask(f, density, sigma=net.sigma)``,
+        computed in the network's dtype);
+        in between: a blend of the learned and the analytic density (in the log domain).
+    tile_size : int >= 16 or None
+        The network runs on tiles of this size with a margin wider than its receptive field
+        (:meth:`MaskNet.corrections`): the same mask to round-off, with memory for one tile instead
+        of the image; None: in one piece. Images up to this size run in one piece anyway.
 
     Returns
     -------
@@ -268,6 +338,16 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     n_known(density, H * W, who)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise UserInputError(f"{who}: scale must be an int >= 1 (the network's reduction factor), got {scale!r}")
+    if scale > 1 and min(H, W) < 2 * scale:
+        raise UserInputError(f"{who}: scale {scale} leaves less than 2 pixels a side of a {H} x {W} image")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
+            or strength < 0:
+        raise UserInputError(f"{who}: strength must be a finite number >= 0 (the weight of the network's "
+                             f"corrections), got {strength!r}")
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 16):
+        raise UserInputError(f"{who}: tile_size must be None or an int >= 16 (pixels), got {tile_size!r}")
     from ..masks.refine import refine_options
     opts = refine_options(refine, who)
     if model is None:
@@ -281,7 +361,8 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     if net.density is not None and not math.isclose(net.density, float(density), abs_tol=1e-9):
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
     with registry.evaluating(net) as dev:
-        m = network_mask(net, f4.to(dev), float(density), refine=opts)
+        m = network_mask(net, f4.to(dev), float(density), refine=opts, tile_size=tile_size, scale=scale,
+                         strength=float(strength))
     m = m.to(device=f4.device, dtype=f4.dtype)
     return ops.unbatch(m, f.dim())
 

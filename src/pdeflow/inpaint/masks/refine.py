@@ -208,7 +208,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
                 swaps: float = 0.125, hide: str = "probe", metric: str = "masknet", tol: float = 3e-3,
                 final_tol: float = 1e-6, solver: str = "cg",
                 tile: torch.Tensor | None = None, probe_tol: float = 1e-2,
-                generator=None, callback=None, full_output: bool = False):
+                generator=None, callback=None, full_output: bool = False, tile_size: int | None = None):
     """Refine a mask for homogeneous diffusion inpainting at its density (see the module doc).
 
     Parameters
@@ -285,6 +285,12 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         reads the quality/time curve from one run this way).
     full_output : bool
         Return a :class:`RefineResult`.
+    tile_size : int >= 32, optional
+        Refine a large image tile by tile (near-equal tiles of at most this many pixels a side,
+        each refined on its own, with the diffusion problem of the tile alone): time linear in the
+        image and memory of one tile; each tile keeps its number of known pixels, and its error on its
+        own is never larger than its input's (the whole image's error is not checked). Not with
+        ``callback`` or ``full_output``. None (default): the whole image at once.
 
     Returns
     -------
@@ -331,6 +337,16 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     gen = as_generator(generator, who)
     if tile is None:
         tile = blue_noise_tile(64)
+    if tile_size is not None:
+        if isinstance(tile_size, bool) or not isinstance(tile_size, Integral) or tile_size < 32:
+            raise ValueError(f"{who}: tile_size must be None or an int >= 32 (pixels), got {tile_size!r}")
+        if callback is not None or full_output:
+            raise ValueError(f"{who}: tile_size cannot be combined with callback or full_output")
+        if H > tile_size or W > tile_size:
+            m4 = _refine_tiles(f4, keep0.view(B, 1, H, W), p, score, int(tile_size), gen, tile,
+                               dict(rounds=rounds, shifts=shifts, swaps=swaps, hide=hide, metric=metric, tol=tol,
+                                    final_tol=final_tol, solver=solver, probe_tol=probe_tol))
+            return ops.unbatch(m4.to(dtype=f4.dtype), f.dim())
     x = f4.detach().to(torch.float64)
     N = H * W
     keep = keep0
@@ -419,7 +435,29 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
                         swapped=swapped, seconds=time.perf_counter() - t0)
 
 
-_OPTIONS = ("rounds", "shifts", "swaps", "hide", "metric", "tol", "probe_tol", "solver", "generator")
+def _refine_tiles(f4, keep4, p, score, size, gen, tile, opts):
+    """:func:`refine_mask` of ``(B, C, H, W)`` tile by tile: near-equal tiles of at most ``size`` a side;
+    tiles without a known or an unknown pixel are left as they are."""
+    B, C, H, W = f4.shape
+    out = keep4.to(torch.float64).clone()
+    ny, nx = -(-H // size), -(-W // size)
+    ys = [round(i * H / ny) for i in range(ny + 1)]
+    xs = [round(j * W / nx) for j in range(nx + 1)]
+    for b in range(B):
+        for y0, y1 in zip(ys[:-1], ys[1:]):
+            for x0, x1 in zip(xs[:-1], xs[1:]):
+                m = out[b:b + 1, :, y0:y1, x0:x1]
+                k = int(m.sum())
+                if k == 0 or k == m.numel():
+                    continue
+                out[b:b + 1, :, y0:y1, x0:x1] = refine_mask(
+                    f4[b:b + 1, :, y0:y1, x0:x1], m.clone(), generator=gen, tile=tile,
+                    density_map=None if p is None else p[b:b + 1, :, y0:y1, x0:x1],
+                    snap_score=None if score is None else score[b:b + 1, :, y0:y1, x0:x1], **opts).to(out.dtype)
+    return out
+
+
+_OPTIONS = ("rounds", "shifts", "swaps", "hide", "metric", "tol", "probe_tol", "solver", "generator", "tile_size")
 
 
 def refine_options(refine, who: str) -> dict | None:
@@ -427,7 +465,7 @@ def refine_options(refine, who: str) -> dict | None:
 
     ``refine`` is 0 or None (none), an int ``r >= 0`` (``r`` exchange rounds,
     one tile) or a dict of :func:`refine_mask` keywords among ``rounds``,
-    ``shifts``, ``swaps``, ``metric``, ``tol``, ``probe_tol``, ``solver``, ``generator``
+    ``shifts``, ``swaps``, ``metric``, ``tol``, ``probe_tol``, ``solver``, ``generator``, ``tile_size``
     (e.g. ``{"shifts": 4, "rounds": 8}``).
 
     Examples

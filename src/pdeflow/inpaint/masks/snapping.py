@@ -8,7 +8,6 @@ refinement (:mod:`~pdeflow.inpaint.masks.refine`) all snap with these.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -19,8 +18,7 @@ from .blur import gaussian_blur
 
 __all__ = ["extremality", "snap_to_extrema", "neighbour_mass"]
 
-# 3x3 neighbourhood offsets, row-major (index 4 is the centre)
-_NB = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
+# 3x3 neighbourhood offsets (dy, dx), row-major (index 4 is the centre)
 
 
 def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -39,16 +37,28 @@ def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     return (f - gaussian_blur(f, sigma)).abs().sum(1, keepdim=True)
 
 
-@functools.lru_cache(maxsize=16)
-def _neighbours(H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat indices ``(H W, 9)`` of each pixel's 3x3 neighbourhood and their validity (inside the image);
-    cached per size and device (read-only: callers index them)."""
-    I = torch.arange(H, device=device).view(H, 1).expand(H, W).reshape(-1)
-    J = torch.arange(W, device=device).view(1, W).expand(H, W).reshape(-1)
-    ii = torch.stack([I + a for a, _ in _NB], 1)
-    jj = torch.stack([J + b for _, b in _NB], 1)
+_DY = (-1, -1, -1, 0, 0, 0, 1, 1, 1)
+_DX = (-1, 0, 1, -1, 0, 1, -1, 0, 1)
+
+
+def _point_neighbours(idx: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices ``(..., 9)`` of the 3x3 neighbourhoods of the flat pixel indices ``idx`` and their validity
+    (inside the image; outside ones are clamped to the edge). Only the points' neighbourhoods: a table for
+    every pixel of a 4K image took 0.6 GB and most of the time of snapping."""
+    dy = torch.tensor(_DY, device=idx.device)
+    dx = torch.tensor(_DX, device=idx.device)
+    ii = (idx // W)[..., None] + dy
+    jj = (idx % W)[..., None] + dx
     valid = (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-    return (ii.clamp(0, H - 1) * W + jj.clamp(0, W - 1)), valid
+    return ii.clamp(0, H - 1) * W + jj.clamp(0, W - 1), valid
+
+
+def _point_neighbours_np(idx: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_point_neighbours` in NumPy."""
+    ii = (idx // W)[:, None] + np.asarray(_DY)
+    jj = (idx % W)[:, None] + np.asarray(_DX)
+    valid = (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+    return np.clip(ii, 0, H - 1) * W + np.clip(jj, 0, W - 1), valid
 
 
 def snap_to_extrema(mask: torch.Tensor, score: torch.Tensor, priority: torch.Tensor | None = None,
@@ -101,8 +111,7 @@ def snap_to_extrema(mask: torch.Tensor, score: torch.Tensor, priority: torch.Ten
     idx = pos.indices                                                    # (B, k), highest priority first
     active = torch.arange(k, device=dev)[None] < counts[:, None]
     rank = (k - torch.arange(k, device=dev, dtype=torch.float64))[None].expand(B, k)  # unique priorities
-    nb, valid = _neighbours(H, W, dev)
-    cand, cvalid = nb[idx], valid[idx]                                   # (B, k, 9)
+    cand, cvalid = _point_neighbours(idx, H, W)                          # (B, k, 9)
     cscore = torch.where(cvalid, s.gather(1, cand.flatten(1)).view(B, k, 9), torch.full(cand.shape, -math.inf,
                                                                                        dtype=torch.float64, device=dev))
     taken = torch.zeros(B, n + 1, dtype=torch.bool, device=dev)          # column n: a dummy for non-claims
@@ -146,11 +155,11 @@ def _snap_one(mask: torch.Tensor, score: torch.Tensor, priority, max_rounds: int
         # highest priority first, ties in the order of the tensor version's topk
         idx = torch.from_numpy(np.where(m, pr, -np.inf)).topk(k).indices.numpy()
         rank = (k - np.arange(k)).astype(np.float64)
-        nb, valid = _neighbours_np(H, W)
-        cand = nb[idx]                                                   # (k, 9)
-        cscore = np.where(valid[idx], s[cand], -np.inf)
+        cand, valid = _point_neighbours_np(idx, H, W)                   # (k, 9)
+        cscore = np.where(valid, s[cand], -np.inf)
         todo = np.ones(k, dtype=bool)
         rows = np.arange(k)
+        claim = np.full(n + 1, -1.0)
         for _ in range(max_rounds):
             if not todo.any():
                 break
@@ -160,9 +169,9 @@ def _snap_one(mask: torch.Tensor, score: torch.Tensor, priority, max_rounds: int
             if not want.any():
                 break
             tgt = np.where(want, cand[rows, best], n)
-            claim = np.full(n + 1, -1.0)
             np.maximum.at(claim, tgt, np.where(want, rank, -1.0))
             win = want & (claim[tgt] == rank)
+            claim[tgt] = -1.0                                            # reset only what this round touched
             out[np.where(win, tgt, n)] = True
             todo &= ~win
         out = out[:n].copy()
@@ -173,15 +182,6 @@ def _snap_one(mask: torch.Tensor, score: torch.Tensor, priority, max_rounds: int
     else:
         out = out[:n]
     return torch.from_numpy(out).view(1, 1, H, W).to(mask.dtype)
-
-
-@functools.lru_cache(maxsize=16)
-def _neighbours_np(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_neighbours` as NumPy arrays (read-only)."""
-    nb, valid = _neighbours(H, W, torch.device("cpu"))
-    a, b = nb.numpy().copy(), valid.numpy().copy()
-    a.flags.writeable = b.flags.writeable = False
-    return a, b
 
 
 def neighbour_mass(p: torch.Tensor, score: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -1,0 +1,328 @@
+"""Inpainting masks from 512 px to 4K, and on native-resolution photographs: time, memory, quality.
+
+Three parts (``--part``), each side by side in one run:
+
+* ``scale`` (default): one grey photo (``--photo``, default the 3840 x 2160 photograph of the
+  ``lomiri`` pool in ``.data/photos``), reduced (area) to each of ``--sizes``. For each size and mask
+  method, in a fresh single-threaded subprocess: the mask's CPU time (``time.process_time``), the
+  process's peak resident memory (``ru_maxrss``) and the part above the process before the call, then
+  homogeneous diffusion inpainting of the float32 image from that mask (``diffuse``, multigrid, tol
+  1e-6; not timed) and its PSNR, MSE, MAE (0-255 scale) and SSIM (:mod:`pdeflow.metrics`). Methods:
+  ``analytic`` (``analytic_mask(f, d, sigma=analytic_sigma(d))``), ``learned``
+  (``learned_mask(f, d)``: the shipped network, tiled), ``learned-untiled`` (``tile_size=None``, the
+  network in one piece as before), ``learned-s2`` (``scale=2``) and, with ``--refine R``, the analytic
+  and the learned mask refined on the whole image (``refine={"rounds": R, "solver": "mg"}``:
+  ``refine_mask``'s exchange rounds with multigrid solves) and on tiles (``refine={"rounds": R,
+  "tile_size": T}``, ``--refine-tile T``, default 512, CG solves on each tile).
+* ``native``: every photo of ``--folder`` (default ``.data/photos/mate-nature``, never used in
+  training) at its native resolution, grey, at each of ``--densities``: the same metrics for the
+  analytic mask and the learned ones (scale 1 and ``--scales``), with the mask CPU times; one
+  process. ``--crop N``: centre crops of N x N at native resolution instead (used on the ``lomiri``
+  pool to choose the scale before the evaluation on ``mate-nature``).
+* ``ps``: centre crops of ``--crops`` px of the same photos: the analytic and learned masks against
+  probabilistic sparsification (``probabilistic_sparsification(f, densities, metric='mse')``, one run
+  giving every density, timed once per crop) in the same metrics; ``--ps-refine R``: also the analytic
+  and learned masks refined (``refine={"rounds": R, "shifts": 2}``).
+
+    OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --out /tmp/m4k                      # scale
+    OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --part native --out /tmp/m4k-native
+    OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --part ps --crops 128 --out /tmp/m4k-ps
+
+Writes ``scale.*``, ``native-<folder>[-crop<N>].*`` or ``ps-<crops>[-first<N>].*`` (json and md) to ``--out`` (default a fresh folder under runs/benchmarks/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from _results import add_output_args, maxrss_mb, open_out, run_child, write_file  # benchmarks/_results.py
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SIZES = ["512", "1024", "1920x1080", "3840x2160"]
+METHODS = ["analytic", "learned", "learned-s2", "learned-untiled"]
+PHOTO = ROOT / ".data" / "photos" / "lomiri" / "umang_by_Abhishek_Mudgal.jpg"
+FOLDER = ROOT / ".data" / "photos" / "mate-nature"
+
+
+def parse_size(s: str) -> tuple[int, int]:
+    """``'512'`` -> (512, 512); ``'1920x1080'`` -> (H, W) = (1080, 1920)."""
+    if "x" in s:
+        w, h = s.lower().split("x")
+        return int(h), int(w)
+    return int(s), int(s)
+
+
+def load_grey(path, size=None):
+    """A grey float32 tensor (H, W) in [0, 1] of the photo at ``path``; ``size`` (H, W): centre-cropped
+    to that aspect ratio, then reduced (area average)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
+    f = torch.from_numpy(img)
+    if size is None:
+        return f.contiguous()
+    H, W = size
+    h, w = f.shape
+    if h * W > w * H:           # too tall: crop rows
+        hh = w * H // W
+        f = f[(h - hh) // 2:(h - hh) // 2 + hh]
+    else:
+        ww = h * W // H
+        f = f[:, (w - ww) // 2:(w - ww) // 2 + ww]
+    f = F.interpolate(f[None, None], size=(H, W), mode="area")[0, 0]
+    return f.clamp(0, 1).contiguous()
+
+
+def make_mask(f, density, method, refine_rounds=2):
+    """The mask of ``method``: a name of :data:`METHODS`, ``learned-sN`` (scale N), ``learned-wX`` (strength X)
+    or ``analytic-refine`` / ``learned-refine`` (``-tT``: on tiles of T; ``analytic-refineR`` / ``learned-refineR``:
+    R rounds, 2 tile shifts)."""
+    from pdeflow.inpaint import analytic_mask, learned_mask
+    from pdeflow.inpaint.masks.analytic import analytic_sigma
+
+    if method == "analytic":
+        return analytic_mask(f, density, sigma=analytic_sigma(density))
+    if method == "analytic-refine":
+        return analytic_mask(f, density, sigma=analytic_sigma(density),
+                             refine={"rounds": refine_rounds, "solver": "mg"})
+    if method == "learned":
+        return learned_mask(f, density)
+    if method == "learned-refine":
+        return learned_mask(f, density, refine={"rounds": refine_rounds, "solver": "mg"})
+    if method.startswith(("analytic-refine-t", "learned-refine-t")):
+        opts = {"rounds": refine_rounds, "tile_size": int(method.rsplit("-t", 1)[1])}
+        if method.startswith("analytic"):
+            return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
+        return learned_mask(f, density, refine=opts)
+    if method.startswith(("analytic-refine", "learned-refine")) and method[-1].isdigit() and "-t" not in method:
+        opts = {"rounds": int(method.rsplit("refine", 1)[1]), "shifts": 2, "generator": 0}
+        if method.startswith("analytic"):
+            return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
+        return learned_mask(f, density, refine=opts)
+    if method == "learned-untiled":
+        return learned_mask(f, density, tile_size=None)
+    if method.startswith("learned-s"):
+        return learned_mask(f, density, scale=int(method[len("learned-s"):]))
+    if method.startswith("learned-w"):
+        return learned_mask(f, density, strength=float(method[len("learned-w"):]))
+    raise ValueError(method)
+
+
+def quality(f, m):
+    """PSNR, MSE, MAE (0-255) and SSIM of the diffusion inpainting of ``f`` from ``m``."""
+    from pdeflow import metrics
+    from pdeflow.inpaint import diffuse
+
+    u = diffuse(f, m, tol=1e-6).clamp(0, 1)
+    return {"psnr": float(metrics.psnr(u, f, data_range=1.0)), "mse": float(metrics.mse(u * 255, f * 255)),
+            "mae": float(metrics.mae(u * 255, f * 255)), "ssim": float(metrics.ssim(u, f, data_range=1.0))}
+
+
+def worker(photo, H, W, density, method, refine_rounds):
+    import torch
+
+    torch.set_num_threads(1)
+    f = load_grey(photo, (H, W))
+    make_mask(f[:64, :64], density, method.replace("-untiled", ""))   # loads the network, the tile cache
+    base = maxrss_mb()
+    t0 = time.process_time()
+    m = make_mask(f, density, method, refine_rounds)
+    dt = time.process_time() - t0
+    peak = maxrss_mb()
+    row = {"mask_cpu_s": dt, "peak_mb": peak, "above_base_mb": peak - base, "known": int(m.sum())}
+    row.update(quality(f, m))
+    return row
+
+
+def run_scale(args, out):
+    methods = args.methods + (["analytic-refine", "learned-refine", f"analytic-refine-t{args.refine_tile}",
+                               f"learned-refine-t{args.refine_tile}"] if args.refine else [])
+    rows = []
+    for s in args.sizes:
+        H, W = parse_size(s)
+        for method in methods:
+            load = os.getloadavg()[0]
+            r = run_child(__file__, [str(args.photo), str(H), str(W), str(args.density), method,
+                                     str(args.refine)], args.timeout)
+            row = {"size": f"{W}x{H}", "pixels": H * W, "method": method, "load_before": load, **r}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    write_file(out / "scale.json", json.dumps({"meta": meta(args), "rows": rows}, indent=1) + "\n")
+    lines = [f"# Masks at {args.density:.0%} from {args.sizes[0]} to {args.sizes[-1]}", "",
+             f"Photo `{Path(args.photo).name}` (grey, reduced to each size), one thread, each (size, method) "
+             "in a fresh process: mask CPU seconds (`time.process_time`), the process's peak `ru_maxrss` and "
+             "the part above the process before the call (Python, torch, the image, the loaded network); "
+             "then diffusion inpainting from the mask (multigrid, tol 1e-6, not timed) and its quality "
+             "(MSE, MAE on the 0-255 scale). Load = 1-min load average before the run "
+             f"({os.cpu_count()} CPUs).", "",
+             "| size | method | load | mask CPU s | peak MB | above MB | PSNR dB | MSE | MAE | SSIM |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {r['method']} | {r['load_before']:.1f} | error: {r['error']} |"
+                         " | | | | | |")
+            continue
+        lines.append(f"| {r['size']} | {r['method']} | {r['load_before']:.1f} | {r['mask_cpu_s']:.2f} | "
+                     f"{r['peak_mb']:.0f} | {r['above_base_mb']:.0f} | {r['psnr']:.2f} | {r['mse']:.2f} | "
+                     f"{r['mae']:.3f} | {r['ssim']:.4f} |")
+    lines += ["", f"`uptime` at the end: {os.getloadavg()}", ""]
+    write_file(out / "scale.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
+def photos(folder, limit, offset=0):
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[offset:]
+    return files[:limit] if limit else files
+
+
+def run_native(args, out):
+    import torch
+
+    torch.set_num_threads(1)
+    methods = ["analytic", "learned"] + [f"learned-s{s}" for s in args.scales] \
+        + [f"learned-w{w:g}" for w in args.strengths]
+    rows = []
+    for p in photos(args.folder, args.limit, args.offset):
+        f = load_grey(p)
+        if args.crop:
+            h, w = f.shape
+            n = args.crop
+            f = f[max(0, (h - n) // 2):(h - n) // 2 + n, max(0, (w - n) // 2):(w - n) // 2 + n].contiguous()
+        for d in args.densities:
+            for method in methods:
+                t0 = time.process_time()
+                m = make_mask(f, d, method)
+                dt = time.process_time() - t0
+                row = {"photo": p.name, "size": f"{f.shape[1]}x{f.shape[0]}", "density": d, "method": method,
+                       "mask_cpu_s": dt, **quality(f, m)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    tag = f"native-{Path(args.folder).name}" + (f"-crop{args.crop}" if args.crop else "") \
+        + (f"-from{args.offset}" if args.offset else "")
+    write_file(out / f"{tag}.json", json.dumps({"meta": meta(args), "rows": rows}, indent=1) + "\n")
+    lines = [f"# Masks on native-resolution photos ({Path(args.folder).name}, {len(rows) // max(1, len(methods) * len(args.densities))} photos)", "",
+             "Grey, native resolution; diffusion inpainting (multigrid, tol 1e-6) from each mask. Means over "
+             "the photos; MSE and MAE on the 0-255 scale; 'wins' = photos where the method beats `analytic` "
+             "in MSE / MAE / SSIM.", "",
+             "| density | method | mask CPU s | PSNR dB | MSE | MAE | SSIM | wins MSE | wins MAE | wins SSIM |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += summary(rows, args.densities, methods, "photo")
+    write_file(out / f"{tag}.md", "\n".join(lines + [""]))
+    print("\n".join(lines))
+
+
+def summary(rows, densities, methods, key):
+    import numpy as np
+
+    lines = []
+    for d in densities:
+        base = {r[key]: r for r in rows if r["density"] == d and r["method"] == "analytic"}
+        for method in methods:
+            rs = [r for r in rows if r["density"] == d and r["method"] == method]
+            if not rs:
+                continue
+            mean = {k: float(np.mean([r[k] for r in rs])) for k in ("mask_cpu_s", "psnr", "mse", "mae", "ssim")}
+            wins = [sum(r[k] < base[r[key]][k] if k != "ssim" else r[k] > base[r[key]][k] for r in rs)
+                    for k in ("mse", "mae", "ssim")]
+            lines.append(f"| {d:.0%} | {method} | {mean['mask_cpu_s']:.3f} | {mean['psnr']:.2f} | {mean['mse']:.2f} | "
+                         f"{mean['mae']:.3f} | {mean['ssim']:.4f} | {wins[0]}/{len(rs)} | {wins[1]}/{len(rs)} | "
+                         f"{wins[2]}/{len(rs)} |")
+    return lines
+
+
+def run_ps(args, out):
+    import torch
+
+    from pdeflow.inpaint import probabilistic_sparsification
+
+    torch.set_num_threads(1)
+    methods = ["analytic", "learned"] + [f"learned-w{w:g}" for w in args.strengths] \
+        + ([f"analytic-refine{args.ps_refine}", f"learned-refine{args.ps_refine}"] if args.ps_refine else []) + ["PS-mse"]
+    rows = []
+    for n in args.crops:
+        for p in photos(args.folder, args.limit):
+            full = load_grey(p)
+            h, w = full.shape
+            f = full[(h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n].contiguous()
+            t0 = time.process_time()
+            ps = probabilistic_sparsification(f.double(), list(args.densities), metric="mse", generator=0)
+            t_ps = time.process_time() - t0
+            for d, mps in zip(args.densities, ps):
+                for method in methods:
+                    t0 = time.process_time()
+                    m = mps.to(f.dtype) if method == "PS-mse" else make_mask(f, d, method)
+                    dt = t_ps if method == "PS-mse" else time.process_time() - t0
+                    row = {"crop": n, "photo": p.name, "density": d, "method": method, "mask_cpu_s": dt,
+                           **quality(f, m)}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    tag = "ps-" + "-".join(map(str, args.crops)) + (f"-first{args.limit}" if args.limit else "")
+    write_file(out / f"{tag}.json", json.dumps({"meta": meta(args), "rows": rows}, indent=1) + "\n")
+    lines = [f"# Masks against probabilistic sparsification on centre crops ({Path(args.folder).name})", "",
+             "Grey centre crops; PS minimises the MSE (p = q = 0.02, one run for all densities: its CPU "
+             "time is that run's); diffusion inpainting (multigrid, tol 1e-6) from each mask; means over "
+             "the photos, MSE/MAE on the 0-255 scale; 'wins' against `analytic`.", ""]
+    for n in args.crops:
+        lines += [f"## {n} x {n}", "",
+                  "| density | method | mask CPU s | PSNR dB | MSE | MAE | SSIM | wins MSE | wins MAE | wins SSIM |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += summary([r for r in rows if r["crop"] == n], args.densities, methods, "photo") + [""]
+    write_file(out / f"{tag}.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
+def meta(args):
+    import platform
+
+    import torch
+
+    import pdeflow
+    return {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                         if k not in ("child", "out", "overwrite")},
+            "pdeflow": pdeflow.__version__, "torch": torch.__version__, "python": platform.python_version(),
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=["scale", "native", "ps"], default="scale")
+    ap.add_argument("--sizes", nargs="+", default=SIZES, help="scale: N (N x N) or WxH, e.g. 1920x1080")
+    ap.add_argument("--methods", nargs="+", default=METHODS, help="scale: the mask methods")
+    ap.add_argument("--photo", type=Path, default=PHOTO, help="scale: the photo")
+    ap.add_argument("--density", type=float, default=0.05, help="scale: the density")
+    ap.add_argument("--refine", type=int, default=0, help="scale: also the analytic mask refined by this many "
+                                                           "rounds (multigrid solves); 0: not")
+    ap.add_argument("--refine-tile", type=int, default=512, help="scale: the tile size of the tiled refinement")
+    ap.add_argument("--folder", type=Path, default=FOLDER, help="native, ps: the photos")
+    ap.add_argument("--limit", type=int, default=0, help="native, ps: the first N photos (sorted); 0: all")
+    ap.add_argument("--offset", type=int, default=0, help="native: skip the first N photos (sorted)")
+    ap.add_argument("--densities", nargs="+", type=float, default=[0.05, 0.1, 0.2], help="native, ps")
+    ap.add_argument("--crop", type=int, default=0, help="native: centre crops of at most N x N at native "
+                                                         "resolution (0: whole photos)")
+    ap.add_argument("--scales", nargs="*", type=int, default=[2], help="native: learned_mask(scale=) besides 1")
+    ap.add_argument("--strengths", nargs="*", type=float, default=[],
+                    help="native, ps: learned_mask(strength=) besides 1")
+    ap.add_argument("--crops", nargs="+", type=int, default=[128], help="ps: crop sizes")
+    ap.add_argument("--ps-refine", type=int, default=0, help="ps: also the analytic and learned masks refined "
+                                                             "(2 tile shifts and this many rounds); 0: not")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    add_output_args(ap, "inpaint_masks_4k", what="<part>.json, <part>.md")
+    args = ap.parse_args(argv)
+    if args.child:
+        photo, H, W, density, method, rounds = args.child
+        print(json.dumps(worker(photo, int(H), int(W), float(density), method, int(rounds))))
+        return
+    out = open_out(args, argv)
+    {"scale": run_scale, "native": run_native, "ps": run_ps}[args.part](args, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The mask network on large images: tiled inference, the reduced-scale network and the strength of its
+corrections (pdeflow.inpaint.learned.masknet)."""
+import math
+
+import pytest
+import torch
+
+from pdeflow.errors import UserInputError
+from pdeflow.inpaint import learned_mask, load_masknet
+from pdeflow.inpaint.masks.analytic import laplacian_density
+from pdeflow.inpaint.masks.snapping import extremality
+
+
+def _image(H, W, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth structure plus noise, so the network's corrections are not constant
+    y = torch.linspace(0, 1, H).view(H, 1)
+    x = torch.linspace(0, 1, W).view(1, W)
+    f = 0.5 + 0.3 * torch.sin(9 * x + 4 * y) * torch.cos(5 * y) + 0.05 * torch.rand(H, W, generator=g)
+    return f.clamp(0, 1)
+
+
+@pytest.mark.parametrize("tile", [32, 40, 64])
+def test_tiled_corrections_equal_untiled(tile):
+    net = load_masknet(0.1)
+    # sizes not multiples of the pooling factor or of the tile: padded edges and partial tiles
+    x = net._inputs(_image(101, 147)[None, None], 0.1)[2]
+    with torch.no_grad():
+        whole = net.corrections(x)
+        tiled = net.corrections(x, tile_size=tile)
+    assert tiled.shape == whole.shape == (1, 2, 101, 147)
+    assert float(whole.abs().max()) > 0.1                       # the network does change the maps
+    assert float((tiled - whole).abs().max()) <= 1e-5
+
+
+def test_learned_mask_tiled_equals_untiled():
+    f = _image(90, 130, seed=1)
+    a = learned_mask(f, 0.1, tile_size=32)
+    b = learned_mask(f, 0.1, tile_size=None)
+    assert a.shape == (90, 130) and int(a.sum()) == round(0.1 * 90 * 130)
+    # equal corrections to round-off; the masks agree but for possible ties broken by it
+    assert int((a != b).sum()) <= 2
+
+
+def test_scale_runs_network_on_reduced_image():
+    net = load_masknet(0.05)
+    f = _image(64, 96, seed=2)[None, None]
+    with torch.no_grad():
+        lp1, s1 = net.maps(f, 0.05)
+        lp2, s2 = net.maps(f, 0.05, scale=2)
+    assert lp2.shape == lp1.shape == (1, 1, 64, 96)
+    # the analytic part is the full-resolution one; the corrections stay within the network's bound
+    lp0 = torch.log(laplacian_density(f, net.sigma, net.floor))
+    assert float((lp2 - lp0).abs().max()) <= net.bound + 1e-5
+    assert float((lp2 - lp1).abs().max()) > 1e-3                 # a different (coarse) correction
+    m = learned_mask(f[0, 0], 0.05, scale=2)
+    assert int(m.sum()) == round(0.05 * 64 * 96)
+    # the reduced image is the block mean, partial blocks included (odd sizes run)
+    assert int(learned_mask(_image(33, 47), 0.1, scale=3).sum()) == round(0.1 * 33 * 47)
+
+
+def test_strength_blends_with_analytic_maps():
+    net = load_masknet(0.1)
+    f = _image(48, 64, seed=3)[None, None]
+    lp0 = torch.log(laplacian_density(f, net.sigma, net.floor))
+    s0 = torch.log(extremality(f, net.snap_sigma) + 1e-3)
+    with torch.no_grad():
+        lp, s = net.maps(f, 0.1, strength=0.0)
+        full, sfull = net.maps(f, 0.1)
+        half, shalf = net.maps(f, 0.1, strength=0.5)
+    assert torch.equal(lp, lp0) and torch.equal(s, s0)
+    assert torch.allclose(half - lp0, 0.5 * (full - lp0), atol=1e-5)
+    assert torch.allclose(shalf - s0, 0.5 * (sfull - s0), atol=1e-5)
+    assert torch.equal(learned_mask(f, 0.1, strength=1.0), learned_mask(f, 0.1))
+
+
+@pytest.mark.parametrize("kw, name", [({"scale": 0}, "scale"), ({"scale": True}, "scale"), ({"scale": 1.5}, "scale"),
+                                      ({"scale": 40}, "scale"), ({"strength": -1.0}, "strength"),
+                                      ({"strength": math.nan}, "strength"), ({"tile_size": 8}, "tile_size"),
+                                      ({"tile_size": 32.0}, "tile_size")])
+def test_bad_options_refused(kw, name):
+    with pytest.raises(UserInputError, match=f"learned_mask: {name}"):
+        learned_mask(_image(40, 40), 0.1, **kw)
+
+
+def test_refine_on_tiles():
+    from pdeflow.inpaint import analytic_mask, refine_mask
+
+    f = _image(70, 90, seed=4).double()
+    m0 = analytic_mask(f, 0.1)
+    # a tile covering the image: the whole-image refinement
+    assert torch.equal(refine_mask(f, m0, rounds=2, tile_size=96), refine_mask(f, m0, rounds=2))
+    m = refine_mask(f, m0, rounds=2, tile_size=40)     # 2 x 3 near-equal tiles (35 x 30)
+    assert not torch.equal(m, m0)
+    for y0, y1 in ((0, 35), (35, 70)):
+        for x0, x1 in ((0, 30), (30, 60), (60, 90)):
+            sl = (slice(y0, y1), slice(x0, x1))
+            assert int(m[sl].sum()) == int(m0[sl].sum())           # each tile keeps its known pixels
+            assert torch.equal(m[sl], refine_mask(f[sl].contiguous(), m0[sl].contiguous(), rounds=2))
+    # the option reaches refine_mask from the mask functions
+    lm = learned_mask(f.float(), 0.1, refine={"rounds": 1, "tile_size": 48})
+    assert int(lm.sum()) == round(0.1 * 70 * 90)
+    for bad in (8, 40.0, True):
+        with pytest.raises(ValueError, match="refine_mask: tile_size"):
+            refine_mask(f, m0, rounds=1, tile_size=bad)
+    with pytest.raises(ValueError, match="refine_mask: tile_size"):
+        refine_mask(f, m0, rounds=1, tile_size=40, full_output=True)
