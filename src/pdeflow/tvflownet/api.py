@@ -460,8 +460,9 @@ def flow(
     model.eval()
     try:
         # a graph only for a gradient with respect to u0: as an inference call, no memory for activations
-        with torch.set_grad_enabled(torch.is_grad_enabled() and u0.requires_grad), progress_bar(total=math.ceil(B * K / batch_size), enabled=progress,
-                                           desc="TVflowNET", unit="batch") as bar:
+        record = torch.is_grad_enabled() and u0.requires_grad
+        with torch.set_grad_enabled(record), progress_bar(total=math.ceil(B * K / batch_size), enabled=progress,
+                                                          desc="TVflowNET", unit="batch") as bar:
             for j in range(0, B * K, batch_size):
                 sl = slice(j, j + batch_size)
                 u, phi = model(xs[img[sl].to(dev)], tt[sl].to(device=dev, dtype=dt))
