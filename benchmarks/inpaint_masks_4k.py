@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -113,6 +114,17 @@ def make_mask(f, density, method, refine_rounds=2):
     if method.startswith("learned-w"):
         return learned_mask(f, density, strength=float(method[len("learned-w"):]))
     raise ValueError(method)
+
+
+METHOD_PATTERN = re.compile(r"(analytic|learned)(-refine(\d+|-t\d+)?)?|learned-(untiled|s\d+|w\d*\.?\d+)")
+
+
+def method_arg(text: str) -> str:
+    """``--methods``: a name :func:`make_mask` knows, checked before anything runs."""
+    if not METHOD_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-sN, learned-wX or "
+                                         f"(analytic|learned)-refine[R|-tT], got {text!r}")
+    return text
 
 
 def quality(f, m):
@@ -294,7 +306,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--part", choices=["scale", "native", "ps"], default="scale")
     ap.add_argument("--sizes", nargs="+", default=SIZES, help="scale: N (N x N) or WxH, e.g. 1920x1080")
-    ap.add_argument("--methods", nargs="+", default=METHODS, help="scale: the mask methods")
+    ap.add_argument("--methods", nargs="+", type=method_arg, default=METHODS, help="scale: the mask methods")
     ap.add_argument("--photo", type=Path, default=PHOTO, help="scale: the photo")
     ap.add_argument("--density", type=float, default=0.05, help="scale: the density")
     ap.add_argument("--refine", type=int, default=0, help="scale: also the analytic mask refined by this many "
