@@ -180,6 +180,8 @@ class MaskNet(nn.Module):
         corrections are multiplied by it (1: as trained; 0: the analytic maps).
         """
         logp0, s0, x = self._inputs(f, density)
+        if strength == 0:                   # corrections weighted by 0: no network to run
+            return logp0, s0
         if scale == 1:
             out = self.corrections(x, tile_size=tile_size)
         else:

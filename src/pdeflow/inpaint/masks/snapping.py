@@ -18,8 +18,6 @@ from .blur import gaussian_blur
 
 __all__ = ["extremality", "snap_to_extrema", "neighbour_mass"]
 
-# 3x3 neighbourhood offsets (dy, dx), row-major (index 4 is the centre)
-
 
 def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """``|f - G_sigma * f|`` summed over channels ``(B, 1, H, W)``: how extreme a pixel is against its local mean.
@@ -37,6 +35,7 @@ def extremality(f: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     return (f - gaussian_blur(f, sigma)).abs().sum(1, keepdim=True)
 
 
+# 3x3 neighbourhood offsets (dy, dx), row-major (index 4 is the centre)
 _DY = (-1, -1, -1, 0, 0, 0, 1, 1, 1)
 _DX = (-1, 0, 1, -1, 0, 1, -1, 0, 1)
 
@@ -51,14 +50,6 @@ def _point_neighbours(idx: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, 
     jj = (idx % W)[..., None] + dx
     valid = (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
     return ii.clamp(0, H - 1) * W + jj.clamp(0, W - 1), valid
-
-
-def _point_neighbours_np(idx: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_point_neighbours` in NumPy."""
-    ii = (idx // W)[:, None] + np.asarray(_DY)
-    jj = (idx % W)[:, None] + np.asarray(_DX)
-    valid = (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-    return np.clip(ii, 0, H - 1) * W + np.clip(jj, 0, W - 1), valid
 
 
 def snap_to_extrema(mask: torch.Tensor, score: torch.Tensor, priority: torch.Tensor | None = None,
@@ -155,7 +146,7 @@ def _snap_one(mask: torch.Tensor, score: torch.Tensor, priority, max_rounds: int
         # highest priority first, ties in the order of the tensor version's topk
         idx = torch.from_numpy(np.where(m, pr, -np.inf)).topk(k).indices.numpy()
         rank = (k - np.arange(k)).astype(np.float64)
-        cand, valid = _point_neighbours_np(idx, H, W)                   # (k, 9)
+        cand, valid = (t.numpy() for t in _point_neighbours(torch.from_numpy(idx), H, W))   # (k, 9)
         cscore = np.where(valid, s[cand], -np.inf)
         todo = np.ones(k, dtype=bool)
         rows = np.arange(k)
