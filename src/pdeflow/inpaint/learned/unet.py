@@ -57,5 +57,16 @@ class UNet(nn.Module):
         skips.pop()
         for blk in self.up:
             s = skips.pop()
-            x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False), s], 1))
+            x = blk[1:](_conv_concat(blk[0], F.interpolate(x, size=s.shape[-2:], mode="bilinear",
+                                                             align_corners=False), s))
         return self.out(x)[..., :H, :W].contiguous()
+
+
+def _conv_concat(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``conv(torch.cat([a, b], 1))`` as the sum of ``conv``'s two halves applied to ``a`` and ``b``: the same
+    weights and value, without the concatenated copy (a channels-last concatenation costs a third of the
+    convolution it feeds on a CPU)."""
+    ca = a.shape[1]
+    w = conv.weight
+    return (F.conv2d(a, w[:, :ca], conv.bias, padding=conv.padding)
+            .add_(F.conv2d(b, w[:, ca:], None, padding=conv.padding)))

@@ -3,7 +3,6 @@ local mean (mirrored boundary, as the density of Belhachmi et al. 2009 is define
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ...metrics import gaussian_window
 
@@ -31,37 +30,30 @@ def gaussian_blur(f: torch.Tensor, sigma) -> torch.Tensor:
     >>> round(float(gaussian_blur(v, 1.0).sum()), 6)
     1.0
     """
-    if f.dim() == 5:
-        return _blur_volume(f, (sigma,) * 3 if isinstance(sigma, (int, float)) else tuple(sigma))
-    if sigma == 0:
-        return f
-    win = gaussian_window(sigma, dtype=f.dtype, device=f.device)
-    r = win.numel() // 2
-    B, C, H, W = f.shape
-    x = f.reshape(B * C, 1, H, W)
-    ry, rx = min(r, H - 1), min(r, W - 1)
-    wy = win[r - ry:r + ry + 1] / win[r - ry:r + ry + 1].sum()
-    wx = win[r - rx:r + rx + 1] / win[r - rx:r + rx + 1].sum()
-    x = F.conv2d(F.pad(x, (0, 0, ry, ry), mode="reflect") if ry else x, wy.view(1, 1, -1, 1))
-    x = F.conv2d(F.pad(x, (rx, rx, 0, 0), mode="reflect") if rx else x, wx.view(1, 1, 1, -1))
-    return x.reshape(B, C, H, W)
-
-
-def _blur_volume(f: torch.Tensor, sigmas) -> torch.Tensor:
-    """Separable Gaussian along D, H and W of ``(B, C, D, H, W)`` (``sigmas`` per axis, voxels), mirrored."""
-    B, C, D, H, W = f.shape
-    x = f.reshape(B * C, 1, D, H, W)
+    spatial = f.dim() - 2
+    sigmas = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma,) * spatial
+    x = f
     for axis, s in enumerate(sigmas):
-        n = x.shape[2 + axis]
-        if s == 0 or n < 2:
-            continue
-        win = gaussian_window(s, dtype=f.dtype, device=f.device)
-        r = win.numel() // 2
-        ra = min(r, n - 1)
-        w = win[r - ra:r + ra + 1] / win[r - ra:r + ra + 1].sum()
-        pad = [0] * 6
-        pad[4 - 2 * axis] = pad[5 - 2 * axis] = ra     # F.pad lists the last axis first
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = -1
-        x = F.conv3d(F.pad(x, pad, mode="reflect"), w.view(shape))
-    return x.reshape(B, C, D, H, W)
+        x = _blur_axis(x, s, 2 + axis)
+    return x
+
+
+def _blur_axis(x: torch.Tensor, sigma: float, dim: int) -> torch.Tensor:
+    """The 1-D Gaussian of ``sigma`` along ``dim`` of ``x``, mirrored boundary.
+
+    A weighted sum of shifted slices of the mirrored array rather than a convolution: a one-channel
+    convolution with a long 1-D kernel is a slow case for the CPU convolution kernels (about 10x slower
+    on a 4K image), while the shifted sum streams through memory once per tap.
+    """
+    n = x.shape[dim]
+    if sigma == 0 or n < 2:
+        return x
+    win = gaussian_window(sigma, dtype=x.dtype, device=x.device)
+    r = win.numel() // 2
+    ra = min(r, n - 1)
+    w = (win[r - ra:r + ra + 1] / win[r - ra:r + ra + 1].sum()).tolist()
+    xp = torch.cat([x.narrow(dim, 1, ra).flip(dim), x, x.narrow(dim, n - 1 - ra, ra).flip(dim)], dim)
+    out = xp.narrow(dim, 0, n) * w[0]
+    for k in range(1, len(w)):
+        out.add_(xp.narrow(dim, k, n), alpha=w[k])
+    return out
