@@ -265,6 +265,31 @@ def test_train_resumes_and_exports(photos, tmp_path, dense, monkeypatch):
     assert net.config["widths"] == [4, 8]
 
 
+def test_train_from_a_trained_network_starts_from_its_weights_and_maps(photos, tmp_path):
+    first = train_masknet(_tiny(photos, sigma=2.5), tmp_path / "a", quiet=True)
+    # one step at a negligible learning rate: the weights are the start's
+    again = train_masknet(_tiny(photos, init=str(first), steps=1, lr=1e-30, val_every=1), tmp_path / "b",
+                          quiet=True)
+    a, b = load_masknet(first), load_masknet(again)
+    assert b.config["sigma"] == 2.5                                  # the start's analytic maps are kept
+    assert all(torch.allclose(a.state_dict()[k], b.state_dict()[k], atol=1e-20) for k in a.state_dict())
+    assert json.loads(again.read_text())["provenance"]["init"]["model"] == str(first)
+    with pytest.raises(ValueError, match="init.*widths"):
+        train_masknet(_tiny(photos, init=str(first), widths=(4,)), tmp_path / "c", quiet=True)
+
+
+def test_mse_weight_adds_the_crops_mean_log_mse():
+    from pdeflow.inpaint.training.masknet import inpainting_loss
+    f = _smooth_images(3, 16, 16, seed=2)
+    b = (torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    base, terms = inpainting_loss(f, b, 0.3, 1e-10)
+    with_mse, _ = inpainting_loss(f, b, 0.3, 1e-10, mse_weight=0.5)
+    log_mse = torch.log(((terms["u"] - f.double()) ** 2).flatten(1).mean(1)).mean()
+    assert torch.allclose(with_mse - base, 0.5 * log_mse, rtol=1e-10)
+    exact, _ = inpainting_loss(f, torch.ones_like(b), 0.3, 1e-10, mse_weight=0.5)   # u = f: floored, finite
+    assert torch.isfinite(exact) and torch.isclose(exact, 0.5 * torch.log(torch.tensor(1e-12, dtype=exact.dtype)))
+
+
 def test_export_load_round_trip_and_refusals(tmp_path):
     net = MaskNet(1, 0.1, widths=(4, 8))
     torch.nn.init.normal_(net.net.out.weight)

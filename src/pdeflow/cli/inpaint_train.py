@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..models import shipped_models
 from ..inpaint.training import masknet as tm
 from ..inpaint.training import residual as tr
 from ..inpaint.training.wgan import TrainConfig, check_config, train
@@ -62,9 +63,9 @@ _STAGE.add_argument("--stage", nargs="?")
 
 _MASKNET_LAYOUT = [
     ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
-    ("model", ["density", "channels", "widths"]),
+    ("model", ["density", "channels", "widths", "init"]),
     ("data", ["data", "crop", "batch_size"]),
-    ("objective", ["lr", "ssim_weight"]),
+    ("objective", ["lr", "ssim_weight", "mse_weight"]),
     ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops"]),
 ]
 _RESIDUAL_LAYOUT = [
@@ -86,6 +87,8 @@ def masknet_config(args) -> tm.MaskNetConfig:
     """The :class:`~pdeflow.inpaint.training.masknet.MaskNetConfig` of parsed arguments."""
     kw = config_kwargs(tm.MaskNetConfig, args)
     kw["data"] = tuple(_resolve(d) for d in kw["data"])
+    if kw["init"] is not None and Path(kw["init"]).expanduser().exists():   # a path (else a shipped name)
+        kw["init"] = str(Path(kw["init"]).expanduser().resolve())
     return tm.MaskNetConfig(**kw)
 
 
@@ -108,7 +111,7 @@ def _checker(config_from_args, check_config):
         for name in ("mask_models", "init"):
             paths = getattr(args, name, None)
             for m in ([paths] if isinstance(paths, str) else paths or []):
-                if not Path(m).expanduser().exists():
+                if not Path(m).expanduser().exists() and m not in shipped_models("inpaint"):
                     args.parser.error(f"argument --{name.replace('_', '-')}: {m!r} does not exist")
         if args.device is not None:
             args.device = check_device(args.parser, args.device)

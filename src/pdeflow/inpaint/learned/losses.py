@@ -36,7 +36,7 @@ def reconstruction_loss(u: torch.Tensor, f: torch.Tensor, ssim_weight: float
     (0.0, ['charbonnier', 'mae', 'ssim'])
     """
     char = charbonnier(u, f)
-    s = ssim(u, f).mean()
+    s = ssim(u, f, data_range=1.0).mean()      # images in [0, 1]; u may overshoot by round-off
     return char + ssim_weight * (1 - s), {"charbonnier": char.detach(), "ssim": s.detach(),
                                           "mae": (u - f).abs().mean().detach()}
 

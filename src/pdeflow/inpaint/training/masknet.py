@@ -19,7 +19,9 @@ A step
    the straight-through gradient of :mod:`pdeflow.inpaint.learned.masknet`.
 3. ``u = diffuse(f, b)`` (homogeneous diffusion inpainting, float64, relative
    residual ``tol``); its gradient with respect to the mask is one adjoint solve.
-4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))``; Adam, learning
+4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))`` (+ ``mse_weight`` times the
+   mean over the crops of ``log MSE(u, f)``, i.e. of minus their PSNR in nepers: scale-free, so
+   smooth crops, whose errors are small, count as much as detailed ones); Adam, learning
    rate ``lr`` on a cosine schedule to ``lr * lr_final`` over ``steps``;
    gradients clipped to norm ``clip``.
 5. Every ``val_every`` steps and after the last: validation on ``val_crops``
@@ -43,6 +45,7 @@ from pathlib import Path
 import torch
 
 from ... import datasets
+from ...errors import UserInputError
 from ...io import save_model
 from ...models import evaluating
 from ...training import (
@@ -62,7 +65,7 @@ from ...training import (
 )
 from ..diffusion import diffuse
 from ..learned.losses import loss_scores, reconstruction_loss
-from ..learned.masknet import KIND, MaskNet
+from ..learned.masknet import KIND, MaskNet, load_masknet
 from ..masks.analytic import analytic_mask
 from ..masks.dither import blue_noise_tile, threshold_map
 
@@ -95,6 +98,9 @@ class MaskNetConfig:
     snap_sigma: float = 1.0              #: extremality |f - G_snap_sigma f|
     density_input: bool = True           #: log(density) as an input channel
     tile: int = 64                       #: blue-noise tile size
+    init: str | None = option(None, "a trained mask network to start from (shipped name such as masknet-10, "
+                              "model.json or run directory; same widths; its analytic-map settings are "
+                              "kept)", metavar="MODEL")
     # data
     data: tuple = option(("builtin",), "training photos: 'builtin' (the shipped TRAIN split) and/or folders "
                          "(default builtin)", nargs="+", metavar="DIR|builtin")
@@ -108,6 +114,8 @@ class MaskNetConfig:
     lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
     clip: float = 1.0                    #: gradient-norm clip
     ssim_weight: float = option(0.3, "weight of 1 - SSIM in the loss (default {default:g})", type="nonneg_float")
+    mse_weight: float = option(0.0, "weight of the crops' mean log MSE in the loss (default {default:g}: off)",
+                               type="nonneg_float")
     tol: float = 1e-5                    #: diffusion solver's relative residual in training
     seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
     deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU)", flag=True)
@@ -137,7 +145,8 @@ def check_config(cfg: MaskNetConfig) -> None:
     need(cfg.channels in (1, 3), "channels", "1 or 3")
     need.tuple_of("widths", "positive ints", lambda w: isinstance(w, int) and w >= 1)
     need.numbers("bound", "lr", "snap_sigma", "tol", "clip")
-    need.numbers("sigma", "floor", "ssim_weight", "lr_final", positive=False)
+    need.numbers("sigma", "floor", "ssim_weight", "mse_weight", "lr_final", positive=False)
+    need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a model name or path")
     need.flags("density_input")
     need(cfg.density is not None or cfg.density_input, "density_input", "True when density is None")
     need.tuple_of("data", "'builtin' and folders", lambda s: isinstance(s, str))
@@ -189,7 +198,7 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
                    floor=cfg.floor, snap_sigma=cfg.snap_sigma, density_input=cfg.density_input, tile=cfg.tile)
 
 
-def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float
+def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float, mse_weight: float = 0.0
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """:func:`~pdeflow.inpaint.learned.losses.reconstruction_loss` of ``u = diffuse(f, b)`` (float64); the terms
     also hold ``u``.
@@ -206,6 +215,9 @@ def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: f
     f64 = f.double()
     u = diffuse(f64, b.double(), tol=tol)
     loss, terms = reconstruction_loss(u, f64, ssim_weight)
+    if mse_weight:
+        # floored at 1e-12 (PSNR 120 dB) so that a crop inpainted exactly has a finite log
+        loss = loss + mse_weight * torch.log(((u - f64) ** 2).flatten(1).mean(1).clamp_min(1e-12)).mean()
     return loss, {**terms, "u": u.detach()}
 
 
@@ -220,7 +232,7 @@ def validate(cfg: MaskNetConfig, net: MaskNet, fval: torch.Tensor) -> dict[str, 
     losses = []
     with evaluating(net):
         for d in _val_densities(cfg):
-            scores = loss_scores(*inpainting_loss(fval, net(fval, d), cfg.ssim_weight, 1e-6))
+            scores = loss_scores(*inpainting_loss(fval, net(fval, d), cfg.ssim_weight, 1e-6, cfg.mse_weight))
             losses.append(scores["loss"])
             out.update({f"val_{k}_{round(100 * d):02d}": v for k, v in scores.items()})
     out["metric"] = sum(losses) / len(losses)
@@ -235,7 +247,7 @@ def baselines(cfg: MaskNetConfig, fval: torch.Tensor) -> dict:
         tag = f"{round(100 * d):02d}"
         m = analytic_mask(fval.double(), d, sigma=cfg.sigma, floor=cfg.floor, snap=True, snap_sigma=cfg.snap_sigma,
                           tile=blue_noise_tile(cfg.tile))
-        out[tag] = {"analytic_snap": loss_scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6))}
+        out[tag] = {"analytic_snap": loss_scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6, cfg.mse_weight))}
     return out
 
 
@@ -261,7 +273,17 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
     device = torch.device(device)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     train_images, val_images = open_photos(cfg)
-    net = build_masknet(cfg).to(device)
+    net, init_info = build_masknet(cfg), None
+    if cfg.init is not None:
+        # the starting network's analytic maps (sigma, floor, ...) are kept: its weights were trained on them
+        initial = load_masknet(cfg.init, channels=cfg.channels)
+        if initial.config["widths"] != net.config["widths"]:
+            raise UserInputError(f"init: {cfg.init} has widths {initial.config['widths']}, the run "
+                                 f"{net.config['widths']}")
+        net = MaskNet(**{**initial.config, "density": cfg.density})
+        net.load_state_dict(initial.state_dict())
+        init_info = {"model": str(cfg.init), "provenance": initial.meta.get("provenance", {})}
+    net = net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     clock = CpuClock()
     run = Run(run_dir, cfg, models={"masknet": net}, optimizers={"adam": opt}, extra={"cpu": clock},
@@ -272,6 +294,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
             **provenance(cfg, command=command, device=device,
                          data={"train": train_images.description, "validation": val_images.description},
                          parameters=sum(p.numel() for p in net.parameters()),
+                         **({"init": init_info} if init_info is not None else {}),
                          val_baselines=run.cached_json("val_baselines.json", lambda: baselines(cfg, fval)))}
     tile = blue_noise_tile(cfg.tile)
     dens = _val_densities(cfg)
@@ -291,7 +314,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         for group in opt.param_groups:
             group["lr"] = lr
         b = net(f, d, thresholds=thr)
-        loss, terms = inpainting_loss(f, b, cfg.ssim_weight, cfg.tol)
+        loss, terms = inpainting_loss(f, b, cfg.ssim_weight, cfg.tol, cfg.mse_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = clip_gradients(net, cfg.clip)

@@ -324,8 +324,8 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
                 maes.append(float((u - f).abs().mean()))
                 tag = f"{round(100 * d)}"
                 out[f"val_mae_{tag}"] = maes[-1]
-                out[f"val_psnr_{tag}"] = float(psnr(u, f).mean())
-                out[f"val_ssim_{tag}"] = float(ssim(u, f).mean())
+                out[f"val_psnr_{tag}"] = float(psnr(u, f, data_range=1.0).mean())
+                out[f"val_ssim_{tag}"] = float(ssim(u, f, data_range=1.0).mean())
             out["metric"] = sum(maes) / len(maes)
         else:
             b = mask_net(f, val["r"].to(device))
@@ -333,7 +333,7 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
             dens = float((b.flatten(1).mean(1) - cfg.density).abs().mean())
             mae = float((u - f).abs().mean())
             out.update(val_density=float(b.mean()), val_density_loss=dens, val_mae=mae,
-                       val_psnr=float(psnr(u, f).mean()), val_ssim=float(ssim(u, f).mean()))
+                       val_psnr=float(psnr(u, f, data_range=1.0).mean()), val_ssim=float(ssim(u, f, data_range=1.0).mean()))
             out["metric"] = dens + cfg.beta * mae
     return out
 
