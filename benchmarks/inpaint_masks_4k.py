@@ -47,6 +47,8 @@ ROOT = HERE.parent
 SIZES = ["512", "1024", "1920x1080", "3840x2160"]
 METHODS = ["analytic", "learned", "learned-s2", "learned-untiled"]
 PHOTO = ROOT / ".data" / "photos" / "lomiri" / "umang_by_Abhishek_Mudgal.jpg"
+#: ``--candidate D=MODEL``: mask networks (not shipped) that the ``candidate`` rows use, by density
+CANDIDATES: dict[float, str] = {}
 FOLDER = ROOT / ".data" / "photos" / "mate-nature"
 
 
@@ -96,6 +98,8 @@ def make_mask(f, density, method, refine_rounds=2):
                              refine={"rounds": refine_rounds, "solver": "mg"})
     if method == "learned":
         return learned_mask(f, density)
+    if method == "candidate":
+        return learned_mask(f, density, model=CANDIDATES[density])
     if method == "learned-refine":
         return learned_mask(f, density, refine={"rounds": refine_rounds, "solver": "mg"})
     if method.startswith(("analytic-refine-t", "learned-refine-t")):
@@ -124,7 +128,7 @@ def make_mask(f, density, method, refine_rounds=2):
     raise ValueError(method)
 
 
-METHOD_PATTERN = re.compile(r"(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|s\d+|w\d*\.?\d+)")
+METHOD_PATTERN = re.compile(r"candidate|(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|s\d+|w\d*\.?\d+)")
 
 
 def method_arg(text: str) -> str:
@@ -207,7 +211,7 @@ def run_native(args, out):
 
     torch.set_num_threads(1)
     methods = ["analytic", "learned"] + [f"learned-s{s}" for s in args.scales] \
-        + [f"learned-w{w:g}" for w in args.strengths]
+        + [f"learned-w{w:g}" for w in args.strengths] + (["candidate"] if CANDIDATES else [])
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
         f = load_grey(p)
@@ -224,6 +228,11 @@ def run_native(args, out):
                        "mask_cpu_s": dt, **quality(f, m)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+        write_native_tables(args, out, methods, rows)    # after every photo: a stopped run keeps its photos
+
+
+def write_native_tables(args, out, methods, rows):
+    """``native-<folder>[-crop<N>][-from<K>].json`` and ``.md`` of the rows so far."""
     tag = f"native-{Path(args.folder).name}" + (f"-crop{args.crop}" if args.crop else "") \
         + (f"-from{args.offset}" if args.offset else "")
     write_file(out / f"{tag}.json", json.dumps({"meta": meta(args), "rows": rows}, indent=1) + "\n")
@@ -265,7 +274,8 @@ def run_ps(args, out):
     torch.set_num_threads(1)
     methods = ["analytic", "learned"] + [f"learned-w{w:g}" for w in args.strengths] \
         + ([f"analytic-refine{args.ps_refine}", f"learned-refine{args.ps_refine}"] if args.ps_refine else []) \
-        + (["analytic-refine-mse", "learned-refine-mse"] if args.ps_refine_mse else []) + ["PS-mse"]
+        + (["analytic-refine-mse", "learned-refine-mse"] if args.ps_refine_mse else []) \
+        + (["candidate"] if CANDIDATES else []) + ["PS-mse"]
     rows = []
     for p in photos(args.folder, args.limit):
         full = load_grey(p)
@@ -342,6 +352,9 @@ def main(argv=None):
     ap.add_argument("--ps-refine-mse", action="store_true",
                     help="ps: also the analytic and learned masks refined minimising the MSE with the 64 px "
                          "evaluation's options (pdeflow.inpaint.evaluation.REFINE_MSE)")
+    ap.add_argument("--candidate", nargs="+", default=[], metavar="D=MODEL",
+                    help="native, ps: 'candidate' rows with these mask networks (model.json or run directory) "
+                         "for density D")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     add_output_args(ap, "inpaint_masks_4k", what="<part>.json, <part>.md")
@@ -350,6 +363,9 @@ def main(argv=None):
         photo, H, W, density, method, rounds = args.child
         print(json.dumps(worker(photo, int(H), int(W), float(density), method, int(rounds))))
         return
+    for spec in args.candidate:
+        d, _, path = spec.partition("=")
+        CANDIDATES[float(d)] = path
     out = open_out(args, argv)
     {"scale": run_scale, "native": run_native, "ps": run_ps}[args.part](args, out)
 
