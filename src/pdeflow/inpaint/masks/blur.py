@@ -1,12 +1,13 @@
-"""The Gaussian smoothing of the mask methods: the analytic density's ``G_sigma * f`` and the snapping score's
-local mean (mirrored boundary, as the density of Belhachmi et al. 2009 is defined on the image domain)."""
+"""The smoothing of the mask methods: the Gaussian of the analytic density's ``G_sigma * f`` and of the snapping
+score's local mean, and the box mean that standardises the mask network's inputs (mirrored boundary, as the
+density of Belhachmi et al. 2009 is defined on the image domain)."""
 from __future__ import annotations
 
 import torch
 
 from ...metrics import gaussian_window
 
-__all__ = ["gaussian_blur"]
+__all__ = ["gaussian_blur", "box_mean"]
 
 
 def gaussian_blur(f: torch.Tensor, sigma) -> torch.Tensor:
@@ -57,3 +58,35 @@ def _blur_axis(x: torch.Tensor, sigma: float, dim: int) -> torch.Tensor:
     for k in range(1, len(w)):
         out.add_(xp.narrow(dim, k, n), alpha=w[k])
     return out
+
+
+def box_mean(f: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean of ``(B, C, H, W)`` over the ``width x width`` window around each pixel (mirrored boundary, edge
+    pixel not repeated); along an axis no longer than ``width``, the mean over the whole axis.
+
+    So an image of at most ``width`` pixels a side gets its own mean everywhere, and a larger one the mean
+    of the neighbourhood of that size: computed by cumulative sums in float64, in time linear in the image
+    whatever ``width``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.blur import box_mean
+    >>> f = torch.arange(12.0).reshape(1, 1, 3, 4)
+    >>> bool(torch.equal(box_mean(f, 4), f.mean().expand_as(f)))     # no side above the window: the mean
+    True
+    >>> box_mean(torch.tensor([[[[0.0, 0.0, 3.0, 0.0, 0.0]]]]), 3)[0, 0, 0].tolist()
+    [0.0, 1.0, 1.0, 1.0, 0.0]
+    """
+    x = f.double()
+    for dim in (2, 3):
+        n = x.shape[dim]
+        if n <= width:
+            x = x.mean(dim, keepdim=True).expand_as(x)
+            continue
+        lo = width // 2
+        hi = width - 1 - lo
+        xp = torch.cat([x.narrow(dim, 1, lo).flip(dim), x, x.narrow(dim, n - 1 - hi, hi).flip(dim)], dim)
+        c = torch.cat([torch.zeros_like(xp.narrow(dim, 0, 1)), xp.cumsum(dim)], dim)
+        x = (c.narrow(dim, width, n) - c.narrow(dim, 0, n)) / width
+    return x.to(f.dtype).contiguous()

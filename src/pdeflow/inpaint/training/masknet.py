@@ -19,9 +19,9 @@ A step
    the straight-through gradient of :mod:`pdeflow.inpaint.learned.masknet`.
 3. ``u = diffuse(f, b)`` (homogeneous diffusion inpainting, float64, relative
    residual ``tol``); its gradient with respect to the mask is one adjoint solve.
-4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f))`` (+ ``mse_weight`` times the
-   mean over the crops of ``log MSE(u, f)``, i.e. of minus their PSNR in nepers: scale-free, so
-   smooth crops, whose errors are small, count as much as detailed ones); Adam, learning
+4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f)) + mse_weight MSE(u, f)`` (images in
+   [0, 1]; the MSE of the batch, i.e. the mean of its crops' MSEs, as a large image's MSE is the mean
+   of its parts': detailed parts count most); Adam, learning
    rate ``lr`` on a cosine schedule to ``lr * lr_final`` over ``steps``;
    gradients clipped to norm ``clip``.
 5. Every ``val_every`` steps and after the last: validation on ``val_crops``
@@ -114,7 +114,7 @@ class MaskNetConfig:
     lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
     clip: float = 1.0                    #: gradient-norm clip
     ssim_weight: float = option(0.3, "weight of 1 - SSIM in the loss (default {default:g})", type="nonneg_float")
-    mse_weight: float = option(0.0, "weight of the crops' mean log MSE in the loss (default {default:g}: off)",
+    mse_weight: float = option(0.0, "weight of the MSE (images in [0, 1]) in the loss (default {default:g}: off)",
                                type="nonneg_float")
     tol: float = 1e-5                    #: diffusion solver's relative residual in training
     seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
@@ -195,7 +195,8 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
     ('MaskNet', 26)
     """
     return MaskNet(cfg.channels, cfg.density, widths=tuple(cfg.widths), bound=cfg.bound, sigma=cfg.sigma,
-                   floor=cfg.floor, snap_sigma=cfg.snap_sigma, density_input=cfg.density_input, tile=cfg.tile)
+                   floor=cfg.floor, snap_sigma=cfg.snap_sigma, density_input=cfg.density_input, tile=cfg.tile,
+                   norm_window=cfg.crop)
 
 
 def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float, mse_weight: float = 0.0
@@ -216,8 +217,7 @@ def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: f
     u = diffuse(f64, b.double(), tol=tol)
     loss, terms = reconstruction_loss(u, f64, ssim_weight)
     if mse_weight:
-        # floored at 1e-12 (PSNR 120 dB) so that a crop inpainted exactly has a finite log
-        loss = loss + mse_weight * torch.log(((u - f64) ** 2).flatten(1).mean(1).clamp_min(1e-12)).mean()
+        loss = loss + mse_weight * ((u - f64) ** 2).mean()
     return loss, {**terms, "u": u.detach()}
 
 
@@ -275,12 +275,13 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
     train_images, val_images = open_photos(cfg)
     net, init_info = build_masknet(cfg), None
     if cfg.init is not None:
-        # the starting network's analytic maps (sigma, floor, ...) are kept: its weights were trained on them
+        # the starting network's analytic maps (sigma, floor, ...) are kept: its weights were trained on them;
+        # its inputs are standardised over this run's crops
         initial = load_masknet(cfg.init, channels=cfg.channels)
         if initial.config["widths"] != net.config["widths"]:
             raise UserInputError(f"init: {cfg.init} has widths {initial.config['widths']}, the run "
                                  f"{net.config['widths']}")
-        net = MaskNet(**{**initial.config, "density": cfg.density})
+        net = MaskNet(**{**initial.config, "density": cfg.density, "norm_window": cfg.crop})
         net.load_state_dict(initial.state_dict())
         init_info = {"model": str(cfg.init), "provenance": initial.meta.get("provenance", {})}
     net = net.to(device)
