@@ -23,7 +23,8 @@ Three parts (``--part``), each side by side in one run:
   probabilistic sparsification (``probabilistic_sparsification(f, densities, metric='mse')``, one run
   giving every density, timed once per crop) in the same metrics; ``--ps-refine R``: also the analytic
   and learned masks refined (``refine={"rounds": R, "shifts": 2}``); ``--ps-refine-mse``: refined minimising
-  the MSE as the 64 px evaluation's ``*-refine-mse`` rows. The tables are rewritten after every photo.
+  the MSE as the 64 px evaluation's ``*-refine-mse`` rows; ``--reuse-ps JSON``: PS's rows from an earlier
+  run (PS is deterministic and the slowest). The tables are rewritten after every photo.
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --out /tmp/m4k                      # scale
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --part native --out /tmp/m4k-native
@@ -98,8 +99,9 @@ def make_mask(f, density, method, refine_rounds=2):
                              refine={"rounds": refine_rounds, "solver": "mg"})
     if method == "learned":
         return learned_mask(f, density)
-    if method == "candidate":
-        return learned_mask(f, density, model=CANDIDATES[density])
+    if method.startswith("candidate"):
+        w = float(method[len("candidate-w"):]) if method.startswith("candidate-w") else 1.0
+        return learned_mask(f, density, model=CANDIDATES[density], strength=w)
     if method == "learned-refine":
         return learned_mask(f, density, refine={"rounds": refine_rounds, "solver": "mg"})
     if method.startswith(("analytic-refine-t", "learned-refine-t")):
@@ -128,7 +130,7 @@ def make_mask(f, density, method, refine_rounds=2):
     raise ValueError(method)
 
 
-METHOD_PATTERN = re.compile(r"candidate|(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|s\d+|w\d*\.?\d+)")
+METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|s\d+|w\d*\.?\d+)")
 
 
 def method_arg(text: str) -> str:
@@ -211,7 +213,8 @@ def run_native(args, out):
 
     torch.set_num_threads(1)
     methods = ["analytic", "learned"] + [f"learned-s{s}" for s in args.scales] \
-        + [f"learned-w{w:g}" for w in args.strengths] + (["candidate"] if CANDIDATES else [])
+        + [f"learned-w{w:g}" for w in args.strengths] \
+        + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else [])
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
         f = load_grey(p)
@@ -277,21 +280,32 @@ def run_ps(args, out):
         + (["analytic-refine-mse", "learned-refine-mse"] if args.ps_refine_mse else []) \
         + (["candidate"] if CANDIDATES else []) + ["PS-mse"]
     rows = []
+    # PS is deterministic (generator 0) and by far the slowest row: an earlier run's rows of the same crops
+    reused = {}
+    if args.reuse_ps:
+        for r in json.loads(Path(args.reuse_ps).read_text())["rows"]:
+            if r["method"] == "PS-mse":
+                reused[(r["photo"], r["crop"], r["density"])] = r
     for p in photos(args.folder, args.limit):
         full = load_grey(p)
         h, w = full.shape
         for n in args.crops:
             f = full[(h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n].contiguous()
-            t0 = time.process_time()
-            ps = probabilistic_sparsification(f.double(), list(args.densities), metric="mse", generator=0)
-            t_ps = time.process_time() - t0
-            for d, mps in zip(args.densities, ps):
+            old = {d: reused.get((p.name, n, d)) for d in args.densities}
+            if not all(old.values()):
+                t0 = time.process_time()
+                ps = probabilistic_sparsification(f.double(), list(args.densities), metric="mse", generator=0)
+                t_ps = time.process_time() - t0
+            for k, d in enumerate(args.densities):
                 for method in methods:
-                    t0 = time.process_time()
-                    m = mps.to(f.dtype) if method == "PS-mse" else make_mask(f, d, method)
-                    dt = t_ps if method == "PS-mse" else time.process_time() - t0
-                    row = {"crop": n, "photo": p.name, "density": d, "method": method, "mask_cpu_s": dt,
-                           **quality(f, m)}
+                    if method == "PS-mse" and old[d]:
+                        row = {**old[d], "reused": str(args.reuse_ps)}
+                    else:
+                        t0 = time.process_time()
+                        m = ps[k].to(f.dtype) if method == "PS-mse" else make_mask(f, d, method)
+                        dt = t_ps if method == "PS-mse" else time.process_time() - t0
+                        row = {"crop": n, "photo": p.name, "density": d, "method": method, "mask_cpu_s": dt,
+                               **quality(f, m)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         write_ps_tables(args, out, methods, rows)       # after every photo: a stopped run keeps its photos
@@ -352,9 +366,13 @@ def main(argv=None):
     ap.add_argument("--ps-refine-mse", action="store_true",
                     help="ps: also the analytic and learned masks refined minimising the MSE with the 64 px "
                          "evaluation's options (pdeflow.inpaint.evaluation.REFINE_MSE)")
+    ap.add_argument("--reuse-ps", type=Path, help="ps: the PS-mse rows of the same photos, crops and densities "
+                                                   "from this earlier run's ps-*.json instead of running PS again")
     ap.add_argument("--candidate", nargs="+", default=[], metavar="D=MODEL",
                     help="native, ps: 'candidate' rows with these mask networks (model.json or run directory) "
                          "for density D")
+    ap.add_argument("--candidate-strengths", nargs="+", type=float, default=[1.0],
+                    help="native: the candidate networks at these strengths (default 1)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     add_output_args(ap, "inpaint_masks_4k", what="<part>.json, <part>.md")
