@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 
 from ..errors import UserInputError
-from ..models import shipped_models
 from ..inpaint.training import masknet as tm
 from ..inpaint.training import residual as tr
 from ..inpaint.training.wgan import TrainConfig, check_config, train
+from ..models import shipped_models
 from ._common import (
     add_command,
     add_config_options,

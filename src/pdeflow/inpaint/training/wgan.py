@@ -333,7 +333,8 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
             dens = float((b.flatten(1).mean(1) - cfg.density).abs().mean())
             mae = float((u - f).abs().mean())
             out.update(val_density=float(b.mean()), val_density_loss=dens, val_mae=mae,
-                       val_psnr=float(psnr(u, f, data_range=1.0).mean()), val_ssim=float(ssim(u, f, data_range=1.0).mean()))
+                       val_psnr=float(psnr(u, f, data_range=1.0).mean()),
+                       val_ssim=float(ssim(u, f, data_range=1.0).mean()))
             out["metric"] = dens + cfg.beta * mae
     return out
 
