@@ -53,7 +53,7 @@ def _blur_axis(x: torch.Tensor, sigma: float, dim: int) -> torch.Tensor:
     r = win.numel() // 2
     ra = min(r, n - 1)
     w = (win[r - ra:r + ra + 1] / win[r - ra:r + ra + 1].sum()).tolist()
-    xp = torch.cat([x.narrow(dim, 1, ra).flip(dim), x, x.narrow(dim, n - 1 - ra, ra).flip(dim)], dim)
+    xp = _mirror(x, dim, ra, ra)
     out = xp.narrow(dim, 0, n) * w[0]
     for k in range(1, len(w)):
         out.add_(xp.narrow(dim, k, n), alpha=w[k])
@@ -86,7 +86,13 @@ def box_mean(f: torch.Tensor, width: int) -> torch.Tensor:
             continue
         lo = width // 2
         hi = width - 1 - lo
-        xp = torch.cat([x.narrow(dim, 1, lo).flip(dim), x, x.narrow(dim, n - 1 - hi, hi).flip(dim)], dim)
+        xp = _mirror(x, dim, lo, hi)
         c = torch.cat([torch.zeros_like(xp.narrow(dim, 0, 1)), xp.cumsum(dim)], dim)
         x = (c.narrow(dim, width, n) - c.narrow(dim, 0, n)) / width
     return x.to(f.dtype).contiguous()
+
+
+def _mirror(x: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
+    """``x`` extended by ``lo`` and ``hi`` mirrored samples before and after along ``dim`` (edge not repeated)."""
+    n = x.shape[dim]
+    return torch.cat([x.narrow(dim, 1, lo).flip(dim), x, x.narrow(dim, n - 1 - hi, hi).flip(dim)], dim)

@@ -273,14 +273,15 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
     device = torch.device(device)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     train_images, val_images = open_photos(cfg)
-    net, init_info = build_masknet(cfg), None
-    if cfg.init is not None:
+    if cfg.init is None:
+        net, init_info = build_masknet(cfg), None
+    else:
         # the starting network's analytic maps (sigma, floor, ...) are kept: its weights were trained on them;
         # its inputs are standardised over this run's crops
         initial = load_masknet(cfg.init, channels=cfg.channels)
-        if initial.config["widths"] != net.config["widths"]:
+        if initial.config["widths"] != list(cfg.widths):
             raise UserInputError(f"init: {cfg.init} has widths {initial.config['widths']}, the run "
-                                 f"{net.config['widths']}")
+                                 f"{list(cfg.widths)}")
         net = MaskNet(**{**initial.config, "density": cfg.density, "norm_window": cfg.crop})
         net.load_state_dict(initial.state_dict())
         init_info = {"model": str(cfg.init), "provenance": initial.meta.get("provenance", {})}
