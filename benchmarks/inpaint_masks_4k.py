@@ -10,7 +10,8 @@ Three parts (``--part``), each side by side in one run:
   1e-6; not timed) and its PSNR, MSE, MAE (0-255 scale) and SSIM (:mod:`pdeflow.metrics`). Methods:
   ``analytic`` (``analytic_mask(f, d, sigma=analytic_sigma(d))``), ``learned``
   (``learned_mask(f, d)``: the shipped network, tiled), ``learned-untiled`` (``tile_size=None``, the
-  network in one piece as before), ``learned-s2`` (``scale=2``) and, with ``--refine R``, the analytic
+  network in one piece as before), ``learned-bf16`` (``compute_dtype=torch.bfloat16``: the network's
+  convolutions in bfloat16), ``learned-s2`` (``scale=2``) and, with ``--refine R``, the analytic
   and the learned mask refined on the whole image (``refine={"rounds": R, "solver": "mg"}``:
   ``refine_mask``'s exchange rounds with multigrid solves) and on tiles (``refine={"rounds": R,
   "tile_size": T}``, ``--refine-tile T``, default 512, CG solves on each tile).
@@ -46,7 +47,7 @@ from _results import add_output_args, maxrss_mb, open_out, run_child, write_file
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZES = ["512", "1024", "1920x1080", "3840x2160"]
-METHODS = ["analytic", "learned", "learned-s2", "learned-untiled"]
+METHODS = ["analytic", "learned", "learned-bf16", "learned-s2", "learned-untiled"]
 PHOTO = ROOT / ".data" / "photos" / "lomiri" / "umang_by_Abhishek_Mudgal.jpg"
 #: ``--candidate D=MODEL``: mask networks (not shipped) that the ``candidate`` rows use, by density
 CANDIDATES: dict[float, str] = {}
@@ -86,9 +87,11 @@ def load_grey(path, size=None):
 
 
 def make_mask(f, density, method, refine_rounds=2):
-    """The mask of ``method``: a name of :data:`METHODS`, ``learned-sN`` (scale N), ``learned-wX`` (strength X)
+    """The mask of ``method``: a name of :data:`METHODS`, ``learned-bf16`` (the network in bfloat16),
+    ``learned-sN`` (scale N), ``learned-wX`` (strength X)
     or ``analytic-refine`` / ``learned-refine`` (``-tT``: on tiles of T; ``analytic-refineR`` / ``learned-refineR``:
     R rounds, 2 tile shifts)."""
+    import torch
     from pdeflow.inpaint import analytic_mask, learned_mask
     from pdeflow.inpaint.masks.analytic import analytic_sigma
 
@@ -123,6 +126,8 @@ def make_mask(f, density, method, refine_rounds=2):
         return learned_mask(f, density, refine=opts)
     if method == "learned-untiled":
         return learned_mask(f, density, tile_size=None)
+    if method == "learned-bf16":
+        return learned_mask(f, density, compute_dtype=torch.bfloat16)
     if method.startswith("learned-s"):
         return learned_mask(f, density, scale=int(method[len("learned-s"):]))
     if method.startswith("learned-w"):
@@ -130,13 +135,13 @@ def make_mask(f, density, method, refine_rounds=2):
     raise ValueError(method)
 
 
-METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|s\d+|w\d*\.?\d+)")
+METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|bf16|s\d+|w\d*\.?\d+)")
 
 
 def method_arg(text: str) -> str:
     """``--methods``: a name :func:`make_mask` knows, checked before anything runs."""
     if not METHOD_PATTERN.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-sN, learned-wX or "
+        raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-bf16, learned-sN, learned-wX or "
                                          f"(analytic|learned)-refine[R|-tT|-mse], got {text!r}")
     return text
 

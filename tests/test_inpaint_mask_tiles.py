@@ -42,6 +42,23 @@ def test_learned_mask_tiled_equals_untiled():
     assert int((a != b).sum()) <= 2
 
 
+def test_bfloat16_network_is_close_to_float32():
+    net = load_masknet(0.1)
+    f = _image(96, 120, seed=4)
+    x = net._inputs(f[None, None], 0.1)[2]
+    with torch.no_grad():
+        full = net.corrections(x, tile_size=48)
+        low = net.corrections(x, tile_size=48, compute_dtype=torch.bfloat16)
+    assert low.dtype == torch.float32
+    err = float((low - full).abs().max())
+    # bfloat16 keeps 8 bits of the mantissa: the corrections (bound 3) move by a few hundredths, not zero
+    assert 0 < err < 0.1
+    a = learned_mask(f, 0.1)
+    b = learned_mask(f, 0.1, compute_dtype=torch.bfloat16)
+    assert int(b.sum()) == int(a.sum()) == round(0.1 * 96 * 120)
+    assert int((a != b).sum()) / 2 <= 0.1 * int(a.sum())        # a few points move, the mask stays
+
+
 def test_scale_runs_network_on_reduced_image():
     net = load_masknet(0.05)
     f = _image(64, 96, seed=2)[None, None]
@@ -77,7 +94,8 @@ def test_strength_blends_with_analytic_maps():
 @pytest.mark.parametrize("kw, name", [({"scale": 0}, "scale"), ({"scale": True}, "scale"), ({"scale": 1.5}, "scale"),
                                       ({"scale": 40}, "scale"), ({"strength": -1.0}, "strength"),
                                       ({"strength": math.nan}, "strength"), ({"tile_size": 8}, "tile_size"),
-                                      ({"tile_size": 32.0}, "tile_size")])
+                                      ({"tile_size": 32.0}, "tile_size"), ({"compute_dtype": torch.float16}, "compute_dtype"),
+                                      ({"compute_dtype": "bfloat16"}, "compute_dtype")])
 def test_bad_options_refused(kw, name):
     with pytest.raises(UserInputError, match=f"learned_mask: {name}"):
         learned_mask(_image(40, 40), 0.1, **kw)

@@ -86,9 +86,11 @@ def box_mean(f: torch.Tensor, width: int) -> torch.Tensor:
             continue
         lo = width // 2
         hi = width - 1 - lo
-        xp = _mirror(x, dim, lo, hi)
-        c = torch.cat([torch.zeros_like(xp.narrow(dim, 0, 1)), xp.cumsum(dim)], dim)
-        x = (c.narrow(dim, width, n) - c.narrow(dim, 0, n)) / width
+        c = _mirror(x, dim, lo, hi).cumsum(dim)
+        # the window sum at i is c[i + width - 1] - c[i - 1] (c[-1] = 0), formed in place
+        out = c.narrow(dim, width - 1, n).clone()
+        out.narrow(dim, 1, n - 1).sub_(c.narrow(dim, 0, n - 1))
+        x = out.div_(width)
     return x.to(f.dtype).contiguous()
 
 
