@@ -92,6 +92,7 @@ def make_mask(f, density, method, refine_rounds=2):
     or ``analytic-refine`` / ``learned-refine`` (``-tT``: on tiles of T; ``analytic-refineR`` / ``learned-refineR``:
     R rounds, 2 tile shifts)."""
     import torch
+
     from pdeflow.inpaint import analytic_mask, learned_mask
     from pdeflow.inpaint.masks.analytic import analytic_sigma
 

@@ -94,7 +94,8 @@ def test_strength_blends_with_analytic_maps():
 @pytest.mark.parametrize("kw, name", [({"scale": 0}, "scale"), ({"scale": True}, "scale"), ({"scale": 1.5}, "scale"),
                                       ({"scale": 40}, "scale"), ({"strength": -1.0}, "strength"),
                                       ({"strength": math.nan}, "strength"), ({"tile_size": 8}, "tile_size"),
-                                      ({"tile_size": 32.0}, "tile_size"), ({"compute_dtype": torch.float16}, "compute_dtype"),
+                                      ({"tile_size": 32.0}, "tile_size"),
+                                      ({"compute_dtype": torch.float16}, "compute_dtype"),
                                       ({"compute_dtype": "bfloat16"}, "compute_dtype")])
 def test_bad_options_refused(kw, name):
     with pytest.raises(UserInputError, match=f"learned_mask: {name}"):
