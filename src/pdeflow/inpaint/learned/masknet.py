@@ -172,8 +172,11 @@ class MaskNet(nn.Module):
         ``compute_dtype``: None, the network's own dtype; ``torch.bfloat16``, its convolutions in bfloat16
         under :func:`torch.autocast` (the corrections then differ by about 1e-2, see :func:`learned_mask`).
         """
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=compute_dtype is not None):
+        if compute_dtype is None:
             out = self._tiled(x, tile_size)
+        else:
+            with torch.autocast(x.device.type, dtype=compute_dtype):
+                out = self._tiled(x, tile_size)
         return self.bound * torch.tanh(out.to(x.dtype))
 
     def _tiled(self, x: torch.Tensor, tile_size: int | None) -> torch.Tensor:
