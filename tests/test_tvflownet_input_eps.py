@@ -117,15 +117,27 @@ def test_bad_input_eps_is_refused(bad):
         with_input_eps(torch.nn.Conv2d(1, 1, 3), 0.1)
 
 
-def test_shipped_default_is_its_members_with_input_eps():
-    """The shipped ``default`` is the ensemble of the shipped ``unet`` and ``lgd10`` (the same weights, bit for
-    bit) with every member's input at input_eps = 0.1, as its provenance says."""
+def test_shipped_default_is_a_fine_tune_of_its_members_with_input_eps(tmp_path):
+    """The shipped ``default`` has the architecture of the ensemble of the shipped ``unet`` and ``lgd10`` with every
+    member's input at input_eps = 0.1, and was fine-tuned from exactly that ensemble (the checksum of its weights
+    file is the one its provenance starts from), in two recorded stages."""
+    import hashlib
+
+    from pdeflow.io import save_model
     default = tvflownet.load("default")
     assert [m.input_eps for m in default.members] == [0.1, 0.1]
-    assert default.meta["provenance"]["input_eps"] == 0.1
+    prov = default.meta["provenance"]
+    assert prov["input_eps"] == 0.1
     built = tvflownet.ensemble(["unet", "lgd10"], weights=[1, 2], phi_weights=[1, 3], input_eps=0.1)
     assert built.config == default.config
-    assert all(torch.equal(v, default.state_dict()[k]) for k, v in built.state_dict().items())
+    weights_file, _ = save_model(built.state_dict(), tmp_path / "start", config=built.meta["config"])
+    start_sha = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    shipped = prov["shipped"]
+    assert shipped["start_weights_sha256"] == start_sha == shipped["stage_1"]["init"]["weights_sha256"]
+    assert prov["init"]["weights_sha256"] == shipped["stage_1_weights_sha256"]     # stage 2 from stage 1
+    assert [s["run"] for s in shipped["training_stages"]] == ["start", "stage 1", "stage 2"]
+    assert "--input-eps 0.1" in shipped["training_stages"][0]["command"]
+    assert not all(torch.equal(v, default.state_dict()[k]) for k, v in built.state_dict().items())
 
 
 @pytest.mark.parametrize("name", ["unet", "lgd10", "semiresnet", "lgd"])
