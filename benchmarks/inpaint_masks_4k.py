@@ -24,7 +24,8 @@ Three parts (``--part``), each side by side in one run:
   probabilistic sparsification (``probabilistic_sparsification(f, densities, metric='mse')``, one run
   giving every density, timed once per crop) in the same metrics; ``--ps-refine R``: also the analytic
   and learned masks refined (``refine={"rounds": R, "shifts": 2}``); ``--ps-refine-mse``: refined minimising
-  the MSE as the 64 px evaluation's ``*-refine-mse`` rows; ``--reuse-ps JSON``: PS's rows from an earlier
+  the MSE as the 64 px evaluation's ``*-refine-mse`` rows; ``--ps-methods``: more rows by name (e.g.
+  ``learned-refine-mse2000``: that refinement with 2000 rounds); ``--reuse-ps JSON``: PS's rows from an earlier
   run (PS is deterministic and the slowest). The tables are rewritten after every photo.
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --out /tmp/m4k                      # scale
@@ -113,10 +114,13 @@ def make_mask(f, density, method, refine_rounds=2):
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
-    if method in ("analytic-refine-mse", "learned-refine-mse"):
-        # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px)
+    if method.startswith(("analytic-refine-mse", "learned-refine-mse")):
+        # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px);
+        # "-mseR": with R rounds instead of its 600-800
         from pdeflow.inpaint.evaluation import REFINE_MSE
         opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0}
+        if method[-1].isdigit():
+            opts["rounds"] = int(method.rsplit("-mse", 1)[1])
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
@@ -136,14 +140,14 @@ def make_mask(f, density, method, refine_rounds=2):
     raise ValueError(method)
 
 
-METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse)?)?|learned-(untiled|bf16|s\d+|w\d*\.?\d+)")
+METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*)?)?|learned-(untiled|bf16|s\d+|w\d*\.?\d+)")
 
 
 def method_arg(text: str) -> str:
     """``--methods``: a name :func:`make_mask` knows, checked before anything runs."""
     if not METHOD_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-bf16, learned-sN, learned-wX or "
-                                         f"(analytic|learned)-refine[R|-tT|-mse], got {text!r}")
+                                         f"(analytic|learned)-refine[R|-tT|-mse[R]], got {text!r}")
     return text
 
 
@@ -284,7 +288,7 @@ def run_ps(args, out):
     methods = ["analytic", "learned"] + [f"learned-w{w:g}" for w in args.strengths] \
         + ([f"analytic-refine{args.ps_refine}", f"learned-refine{args.ps_refine}"] if args.ps_refine else []) \
         + (["analytic-refine-mse", "learned-refine-mse"] if args.ps_refine_mse else []) \
-        + (["candidate"] if CANDIDATES else []) + ["PS-mse"]
+        + args.ps_methods + (["candidate"] if CANDIDATES else []) + ["PS-mse"]
     rows = []
     # PS is deterministic (generator 0) and by far the slowest row: an earlier run's rows of the same crops
     reused = {}
@@ -372,6 +376,8 @@ def main(argv=None):
     ap.add_argument("--ps-refine-mse", action="store_true",
                     help="ps: also the analytic and learned masks refined minimising the MSE with the 64 px "
                          "evaluation's options (pdeflow.inpaint.evaluation.REFINE_MSE)")
+    ap.add_argument("--ps-methods", nargs="+", type=method_arg, default=[], metavar="METHOD",
+                    help="ps: more mask methods, e.g. learned-refine2000 learned-refine-mse2000")
     ap.add_argument("--reuse-ps", type=Path, help="ps: the PS-mse rows of the same photos, crops and densities "
                                                    "from this earlier run's ps-*.json instead of running PS again")
     ap.add_argument("--candidate", nargs="+", default=[], metavar="D=MODEL",

@@ -192,6 +192,29 @@ def test_sample_batch_mixes_in_synthetic_shapes_without_changing_the_photo_draws
         T.check_config(tiny_config(synthetic=1.5))
 
 
+def test_flowed_inputs_are_the_stretched_flow_of_a_fraction_of_the_crops():
+    images, _ = T.open_data(tiny_config())
+    g = lambda: T.step_generator(0, 9)  # noqa: E731
+    plain = T.sample_batch(tiny_config(batch_size=8), images, g())[0]
+    cfg = tiny_config(batch_size=8, flowed=0.5, flowed_max=0.2)   # short of extinction
+    out = T.sample_batch(cfg, images, g())[0]
+    changed = (out != plain).flatten(1).any(1)
+    assert int(changed.sum()) == 4                                      # the photo draws are the same, half flowed
+    for i in changed.nonzero().flatten().tolist():                      # each stretched to exactly [0, 5]
+        assert float(out[i].min()) == 0.0 and float(out[i].max()) == pytest.approx(5.0)
+    # and the TV flow of its crop at a time s in [0, flowed_max], drawn after the crops: one checked independently
+    gen = g()
+    images.crops(8, 16, gen)
+    idx = torch.randperm(8, generator=gen)[:4]
+    assert set(idx.tolist()) == set(changed.nonzero().flatten().tolist())
+    s = torch.rand(4, 1, generator=gen, dtype=torch.float64) * 0.2
+    u = tv_flow(plain[idx[0]][None], [float(s[0, 0])], dt=0.05, tol=cfg.ref_tol,   # the documented coarse step
+                max_iter=cfg.ref_max_iter, scheme="euler")[0, 0]
+    torch.testing.assert_close(out[idx[0]], 5 * (u - u.min()) / (u.max() - u.min()), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="flowed"):
+        T.check_config(tiny_config(flowed=1.5))
+
+
 def test_init_copies_a_model_and_refuses_another_architecture(tmp_path):
     from pdeflow.tvflownet.api import load
     net = build_model("semiresnet", **TINY)

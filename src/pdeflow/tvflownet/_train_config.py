@@ -75,6 +75,13 @@ class TrainConfig:
                               help="random contrast: each [0, 1] image to the power exp(U[-G, G]) before the "
                                    "scale (default 0: off)")
     aug_dihedral: bool = option(False, "random flips and 90-degree rotations of each image", flag=True)
+    flowed: float = option(0.0, type="nonneg_float", metavar="F",
+                           help="fraction of each step's crops replaced by their own TV flow at a time s ~ "
+                                "U[0, --flowed-max] (a coarse reference, dt 0.05) stretched to [0, scale]: the "
+                                "inputs of the later stages of the Equivariant wrapper, which composes the "
+                                "network in time (default 0: off)")
+    flowed_max: float = option(3.0, "the largest of those times s (default {default:g})", type="positive_float",
+                               metavar="S")
     init: str | None = option(None, metavar="MODEL",
                               help="start from this model's weights (shipped name, model path, run directory, or "
                                    "a run's checkpoint file last.pt/best.pt; same --arch and --arch-kwargs)")
@@ -243,5 +250,8 @@ def check_config(cfg: TrainConfig) -> None:
     need.numbers("aug_scale", "aug_gamma", positive=False)
     need(cfg.aug_scale < 1, "aug_scale", "a number in [0, 1) (the scale factor 1 +- F stays positive)")
     need.flags("aug_dihedral")
+    need.numbers("flowed", positive=False)
+    need(cfg.flowed <= 1.0, "flowed", "a number in [0, 1]")
+    need.numbers("flowed_max")
     need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
     need.fractions("val_fraction")

@@ -2,6 +2,9 @@
 synthetic scenes of a step, their augmentations, and the blocks of steps that share one reference flow."""
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import torch
 
 from .. import datasets
@@ -123,15 +126,53 @@ def augment(u0: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Ten
     return u0
 
 
+FLOWED_DT = 0.05     # the flowed inputs need only look like a stage's input, not be the exact flow
+
+
+def flowed_inputs(u0: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """A fraction ``cfg.flowed`` of the crops ``u0`` ``(n, 1, S, S)`` (already times ``scale``), drawn at
+    random, replaced by their own TV flow at a time ``s ~ U[0, cfg.flowed_max]`` stretched to exactly
+    ``[0, scale]``. These are the inputs the :class:`~pdeflow.tvflownet.Equivariant` wrapper gives the
+    network after its first stage (it re-normalises the flowed image and composes): flatter, with
+    sharper edges than a photo crop. A crop that the flow has made (nearly) constant is kept.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tvflownet.train import TrainConfig, flowed_inputs
+    >>> u0 = 5 * torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    >>> out = flowed_inputs(u0, TrainConfig(flowed=0.5), torch.Generator().manual_seed(0))
+    >>> changed = (out != u0).flatten(1).any(1)
+    >>> int(changed.sum()), [round(float(x.min()), 6) for x in out[changed]], [float(x.max()) for x in out[changed]]
+    (2, [0.0, 0.0], [5.0, 5.0])
+    """
+    n = u0.shape[0]
+    k = round(cfg.flowed * n)
+    if k == 0:
+        return u0
+    idx = torch.randperm(n, generator=g)[:k]
+    s = torch.rand(k, 1, generator=g, dtype=torch.float64) * cfg.flowed_max
+    with warnings.catch_warnings():   # short of ref_tol is fine for an input: 0.3 % of the range off at dt 0.05
+        warnings.simplefilter("ignore")
+        (u,) = reference_at_times(u0[idx], s.to(u0.dtype), dataclasses.replace(cfg, ref_dt=FLOWED_DT))
+    u = u[:, 0]
+    lo, hi = u.amin((1, 2, 3), keepdim=True), u.amax((1, 2, 3), keepdim=True)
+    keep = (hi - lo) <= 1e-3 * cfg.scale
+    stretched = cfg.scale * (u - lo) / torch.where(keep, torch.ones_like(hi), hi - lo)
+    out = u0.clone()
+    out[idx] = torch.where(keep, u0[idx], stretched)
+    return out
+
+
 def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator, *,
                  reuse: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
 
     A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
-    rest are crops of ``images``; then :func:`augment`. Everything is drawn from ``g`` (the step
-    generator), in a fixed order. With ``reuse = R > 1`` (``cfg.ref_reuse``, whose
-    ``times_per_image`` is 1), the crops of a block of ``R`` steps: ``u0`` ``(B, 1, S, S)`` and
-    ``R`` times per crop, ``t`` ``(B, R)``.
+    rest are crops of ``images``; then :func:`augment` and, with ``cfg.flowed``, :func:`flowed_inputs`.
+    Everything is drawn from ``g`` (the step generator), in a fixed order. With ``reuse = R > 1``
+    (``cfg.ref_reuse``, whose ``times_per_image`` is 1), the crops of a block of ``R`` steps:
+    ``u0`` ``(B, 1, S, S)`` and ``R`` times per crop, ``t`` ``(B, R)``.
 
     Examples
     --------
@@ -150,7 +191,10 @@ def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator
     parts = [images.crops(n - n_synthetic, size, g)] if n_synthetic < n else []
     if n_synthetic:                          # no extra draws from g without synthetic images
         parts.append(synthetic_images(n_synthetic, size, g, cfg.synthetic_kinds))
-    u0 = augment(torch.cat(parts), cfg, g).repeat_interleave(k, 0) * cfg.scale
+    u0 = augment(torch.cat(parts), cfg, g) * cfg.scale
+    if cfg.flowed > 0:                       # no extra draws from g when off
+        u0 = flowed_inputs(u0, cfg, g)
+    u0 = u0.repeat_interleave(k, 0)
     t = torch.rand(cfg.batch_size * reuse, generator=g, dtype=torch.float64) ** cfg.t_power * cfg.t_max
     if k > 1:
         t[::k] = 0.0

@@ -180,7 +180,15 @@ from ..training import (
 )
 from ..tv import tv_flow
 from ._train_config import MODES, TrainConfig, check_config, data_sources
-from ._train_data import augment, check_data, open_data, reused_reference_batch, sample_batch, synthetic_images
+from ._train_data import (
+    augment,
+    check_data,
+    flowed_inputs,
+    open_data,
+    reused_reference_batch,
+    sample_batch,
+    synthetic_images,
+)
 from ._train_loss import (
     reference_vjp,
     supervised_loss,
@@ -192,8 +200,8 @@ from .evaluate import PSNR_CAP
 from .models import build_model
 
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
-           "synthetic_images", "augment", "supervised_reference", "supervised_loss", "reference_vjp",
-           "average_gradients",
+           "flowed_inputs", "synthetic_images", "augment", "supervised_reference", "supervised_loss",
+           "reference_vjp", "average_gradients",
            "validation_set", "validate", "identity_psnr", "MODES"]
 
 # The run's configuration (_train_config), its batches (_train_data) and its losses (_train_loss) live in
