@@ -25,7 +25,8 @@ Three parts (``--part``), each side by side in one run:
   giving every density, timed once per crop) in the same metrics; ``--ps-refine R``: also the analytic
   and learned masks refined (``refine={"rounds": R, "shifts": 2}``); ``--ps-refine-mse``: refined minimising
   the MSE as the 64 px evaluation's ``*-refine-mse`` rows; ``--ps-methods``: more rows by name (e.g.
-  ``learned-refine-mse2000``: that refinement with 2000 rounds); ``--reuse-ps JSON``: PS's rows from an earlier
+  ``learned-refine-mse2000``: that refinement with 2000 rounds; ``-net``: its options minimising the mask
+  network's loss); ``--reuse-ps JSON``: PS's rows from an earlier
   run (PS is deterministic and the slowest). The tables are rewritten after every photo.
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --out /tmp/m4k                      # scale
@@ -114,13 +115,17 @@ def make_mask(f, density, method, refine_rounds=2):
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
-    if method.startswith(("analytic-refine-mse", "learned-refine-mse")):
-        # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px);
-        # "-mseR": with R rounds instead of its 600-800
+    if method.startswith(("analytic-refine-mse", "learned-refine-mse", "analytic-refine-net", "learned-refine-net")):
+        # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px; its solves to
+        # 1e-5: the errors of these photos are too small for the default 3e-3); "-net": the same options
+        # minimising the mask network's loss (MAE and SSIM); "-mseR" / "-netR": R rounds instead of 600-800
         from pdeflow.inpaint.evaluation import REFINE_MSE
         opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0}
+        kind = "-mse" if "-refine-mse" in method else "-net"
+        if kind == "-net":
+            opts["metric"] = "masknet"
         if method[-1].isdigit():
-            opts["rounds"] = int(method.rsplit("-mse", 1)[1])
+            opts["rounds"] = int(method.rsplit(kind, 1)[1])
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
@@ -140,14 +145,14 @@ def make_mask(f, density, method, refine_rounds=2):
     raise ValueError(method)
 
 
-METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*)?)?|learned-(untiled|bf16|s\d+|w\d*\.?\d+)")
+METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?|learned-(untiled|bf16|s\d+|w\d*\.?\d+)")
 
 
 def method_arg(text: str) -> str:
     """``--methods``: a name :func:`make_mask` knows, checked before anything runs."""
     if not METHOD_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-bf16, learned-sN, learned-wX or "
-                                         f"(analytic|learned)-refine[R|-tT|-mse[R]], got {text!r}")
+                                         f"(analytic|learned)-refine[R|-tT|-mse[R]|-net[R]], got {text!r}")
     return text
 
 

@@ -1,5 +1,7 @@
 """Test-time mask refinement (pdeflow.inpaint.masks.refine): exact k, monotone error, best of shifts, batching,
 errors."""
+import warnings
+
 import pytest
 import torch
 
@@ -54,8 +56,10 @@ def test_loose_search_never_returns_a_worse_mask():
     m = analytic_mask(f, 0.08)
     p, s = _maps(f)
     for tol in (0.9, 3e-3):
-        res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, generator=2, tol=tol,
-                          full_output=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "refine_mask: for .* too loose", UserWarning)   # said so: tested below
+            res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, generator=2, tol=tol,
+                              full_output=True)
         err_in = image_loss(diffuse(f, m, tol=1e-10), f, "masknet")
         err_out = image_loss(diffuse(f, res.mask, tol=1e-10), f, "masknet")
         assert torch.allclose(res.error, err_out, rtol=1e-5)
@@ -282,3 +286,23 @@ def test_single_image_numpy_path_equals_the_tensor_search(metric, hide, monkeypa
         assert torch.equal(a.swapped, b.swapped)
         assert [r for r, _, _ in calls[True]] == list(range(8)) == [r for r, _, _ in calls[False]]
         assert all(torch.equal(x[1], y[1]) for x, y in zip(calls[True], calls[False]))
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_a_search_too_loose_for_the_image_says_so_and_keeps_the_input(monkeypatch, single):
+    """On a nearly flat image (inpainting errors ~1e-7) the search's solves to tol=3e-3 cannot rank masks: the
+    result is no better at final_tol, the input comes back, and a warning names tol; 1e-7 refines it."""
+    import pdeflow.inpaint.masks.refine as R
+    monkeypatch.setattr(R, "SINGLE_IMAGE_PATH", single)
+    yy, xx = torch.meshgrid(*(torch.linspace(0, 1, 48, dtype=torch.float64),) * 2, indexing="ij")
+    f = 0.5 + 1e-3 * torch.sin(3 * xx + 2 * yy) * torch.cos(4 * yy)
+    m0 = analytic_mask(f, 0.1)
+    with pytest.warns(UserWarning, match=r"tol=0\.003 are too loose.*e\.g\. 3e-05"):
+        loose = refine_mask(f, m0, rounds=30, tol=3e-3, generator=0)
+    assert torch.equal(loose, m0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = refine_mask(f, m0, rounds=30, tol=1e-7, generator=0, full_output=True)
+    assert not torch.equal(fine.mask, m0) and int(fine.mask.sum()) == int(m0.sum())
+    f4 = f[None, None]
+    assert float(fine.error) < float(image_loss(diffuse(f4, m0[None, None], tol=1e-10), f4, "masknet"))

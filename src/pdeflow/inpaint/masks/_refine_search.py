@@ -280,7 +280,8 @@ def refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, fi
     """:func:`refine_mask`'s search for one grey image (:func:`single_path`), on NumPy vectors.
 
     The same steps and decisions as the batched search (up to rounding and the order of ties);
-    returns ``(keep (1, N) bool, u (1, 1, H, W), error (1,), trace (1, 2 + rounds), shift, accepted, swapped)``.
+    returns ``(keep (1, N) bool, u (1, 1, H, W), error (1,), trace (1, 2 + rounds), shift, accepted, swapped,
+    reverted)``, ``reverted`` (1,) bool: the search's result was no better than the input at ``final_tol``.
     """
     _, C, H, W = x.shape
     one = _Single(x, loss)
@@ -332,14 +333,16 @@ def refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, fi
             trace.append(err)
             if callback is not None:
                 callback(r + 1, to4(keep), to4(u), torch.tensor([err], dtype=torch.float64))
+    reverted = False
     if shifts > 1 or rounds > 0:
         uf, _ = one.forward(keep, final_tol, u)
         ef, _ = one.error(uf)
         if ef <= err0:
             u, err = uf, ef
         else:
+            reverted = bool(shift or accepted)
             keep, u, err, shift, accepted, swapped = keep_in, u0, err0, 0, 0, 0
     t = lambda v: torch.tensor([v])                                  # noqa: E731
     return (torch.from_numpy(keep).view(1, -1), to4(u), torch.tensor([err], dtype=torch.float64),
             torch.tensor([trace], dtype=torch.float64),
-            t(shift), t(accepted), t(swapped))
+            t(shift), t(accepted), t(swapped), t(reverted))

@@ -73,6 +73,7 @@ exchanges and probes are deterministic).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -299,6 +300,14 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         number of known pixels per image and an error (solved to
         ``final_tol``) never larger than the input's.
 
+    Warns
+    -----
+    UserWarning
+        When the masks the search found are no better than the input once
+        solved to ``final_tol`` (the input is then returned): the search's
+        solves to ``tol`` were too loose for the image's inpainting errors
+        (nearly flat images; photos at 45-60 dB), and a smaller ``tol`` refines them.
+
     Examples
     --------
     >>> import torch
@@ -353,8 +362,9 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
 
     loss = Loss(x, metric)
     if SINGLE_IMAGE_PATH and single_path(x, solver):
-        keep, u, err, trace, shift, accepted, swapped = refine_single(
+        keep, u, err, trace, shift, accepted, swapped, reverted = refine_single(
             x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, final_tol, tile, gen, callback, probe_tol)
+        _warn_reverted(reverted, tol)
         m4 = keep.view(1, 1, H, W).to(device=f4.device, dtype=f4.dtype)
         out = ops.unbatch(m4, f.dim())
         if not full_output:
@@ -421,6 +431,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         # the search's errors are from loose solves: decide between the result and the input at final_tol
         uf, ef = evaluate(x, keep, loss, final_tol, solver, x0=u)
         better = ef <= err0
+        _warn_reverted(~better & ((shift > 0) | (accepted > 0)), tol)
         keep = torch.where(better[:, None], keep, keep0)
         u = torch.where(better[:, None, None, None], uf, u0)
         err = torch.where(better, ef, err0)
@@ -433,6 +444,17 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         return out
     return RefineResult(mask=out, u=u, error=err, trace=torch.stack(trace, 1), shift=shift, accepted=accepted,
                         swapped=swapped, seconds=time.perf_counter() - t0)
+
+
+def _warn_reverted(reverted: torch.Tensor, tol: float) -> None:
+    """Say so when the search's gains did not hold at ``final_tol``: its solves were too loose to rank
+    the masks of these images (their inpainting errors are small against ``tol``), which keep their input."""
+    n = int(reverted.sum())
+    if n:
+        warnings.warn(f"refine_mask: for {n} of {reverted.numel()} image(s) the masks the search found were no "
+                      f"better than the input once solved to final_tol, so the input is returned: its solves to "
+                      f"tol={tol:g} are too loose to rank masks whose inpainting error is this small; a smaller "
+                      f"tol (e.g. {tol / 100:g}) may refine them", UserWarning, stacklevel=3)
 
 
 def _refine_tiles(f4, keep4, p, score, size, gen, tile, opts):
