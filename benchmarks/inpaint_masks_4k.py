@@ -28,6 +28,7 @@ Three parts (``--part``), each side by side in one run:
   ``learned-refine-mse2000``: that refinement with 2000 rounds; ``-net``: its options minimising the mask
   network's loss); ``--reuse-ps JSON``: PS's rows from an earlier
   run (PS is deterministic and the slowest). The tables are rewritten after every photo.
+* ``ps-merge``: the rows of several ``ps`` runs (``--inputs A.json B.json``) in one table, wins against PS.
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --out /tmp/m4k                      # scale
     OMP_NUM_THREADS=1 python benchmarks/inpaint_masks_4k.py --part native --out /tmp/m4k-native
@@ -265,12 +266,14 @@ def write_native_tables(args, out, methods, rows):
     print("\n".join(lines))
 
 
-def summary(rows, densities, methods, key):
+def summary(rows, densities, methods, key, ref="analytic"):
+    """Table rows: per density and method the means over ``key`` (the photos or sizes) and the wins against
+    the method ``ref`` on the same ``key``."""
     import numpy as np
 
     lines = []
     for d in densities:
-        base = {r[key]: r for r in rows if r["density"] == d and r["method"] == "analytic"}
+        base = {r[key]: r for r in rows if r["density"] == d and r["method"] == ref}
         for method in methods:
             rs = [r for r in rows if r["density"] == d and r["method"] == method]
             if not rs:
@@ -326,7 +329,26 @@ def run_ps(args, out):
         write_ps_tables(args, out, methods, rows)       # after every photo: a stopped run keeps its photos
 
 
-def write_ps_tables(args, out, methods, rows):
+def run_ps_merge(args, out):
+    """The rows of several ``ps`` runs of the same photos and crops (``--inputs``; a row repeated in a later
+    file is the earlier one's) in one table, with the wins against PS."""
+    rows, seen, methods = [], set(), []
+    for path in args.inputs:
+        for r in json.loads(Path(path).read_text())["rows"]:
+            k = (r["photo"], r["crop"], r["density"], r["method"])
+            if k not in seen:
+                seen.add(k)
+                rows.append(r)
+                if r["method"] not in methods:
+                    methods.append(r["method"])
+    methods = [m for m in methods if m != "PS-mse"] + ["PS-mse"]
+    args.crops = sorted({r["crop"] for r in rows})
+    args.densities = sorted({r["density"] for r in rows})
+    args.inputs = [str(p) for p in args.inputs]
+    write_ps_tables(args, out, methods, rows, ref="PS-mse", sources=args.inputs)
+
+
+def write_ps_tables(args, out, methods, rows, ref="analytic", sources=None):
     """``ps-<crops>[-first<N>].json`` and ``.md`` of the rows so far (whole photos only)."""
     tag = "ps-" + "-".join(map(str, args.crops)) + (f"-first{args.limit}" if args.limit else "")
     n_photos = len({r["photo"] for r in rows})
@@ -334,12 +356,14 @@ def write_ps_tables(args, out, methods, rows):
     lines = [f"# Masks against probabilistic sparsification on centre crops ({Path(args.folder).name})", "",
              "Grey centre crops; PS minimises the MSE (p = q = 0.02, one run for all densities: its CPU "
              "time is that run's); diffusion inpainting (multigrid, tol 1e-6) from each mask; means over "
-             f"the photos ({n_photos}), MSE/MAE on the 0-255 scale; 'wins' against `analytic`.", ""]
+             f"the photos ({n_photos}), MSE/MAE on the 0-255 scale; 'wins' against `{ref}`.", ""]
+    if sources:
+        lines += ["Rows merged from " + ", ".join(f"`{s}`" for s in sources) + ".", ""]
     for n in args.crops:
         lines += [f"## {n} x {n}", "",
                   "| density | method | mask CPU s | PSNR dB | MSE | MAE | SSIM | wins MSE | wins MAE | wins SSIM |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        lines += summary([r for r in rows if r["crop"] == n], args.densities, methods, "photo") + [""]
+        lines += summary([r for r in rows if r["crop"] == n], args.densities, methods, "photo", ref) + [""]
     write_file(out / f"{tag}.md", "\n".join(lines))
     print("\n".join(lines), flush=True)
 
@@ -358,7 +382,8 @@ def meta(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["scale", "native", "ps"], default="scale")
+    ap.add_argument("--part", choices=["scale", "native", "ps", "ps-merge"], default="scale")
+    ap.add_argument("--inputs", nargs="+", type=Path, default=[], help="ps-merge: the ps runs' JSON files")
     ap.add_argument("--sizes", nargs="+", default=SIZES, help="scale: N (N x N) or WxH, e.g. 1920x1080")
     ap.add_argument("--methods", nargs="+", type=method_arg, default=METHODS, help="scale: the mask methods")
     ap.add_argument("--photo", type=Path, default=PHOTO, help="scale: the photo")
@@ -402,7 +427,7 @@ def main(argv=None):
         d, _, path = spec.partition("=")
         CANDIDATES[float(d)] = path
     out = open_out(args, argv)
-    {"scale": run_scale, "native": run_native, "ps": run_ps}[args.part](args, out)
+    {"scale": run_scale, "native": run_native, "ps": run_ps, "ps-merge": run_ps_merge}[args.part](args, out)
 
 
 if __name__ == "__main__":
