@@ -331,7 +331,8 @@ def run_ps(args, out):
 
 def run_ps_merge(args, out):
     """The rows of several ``ps`` runs of the same photos and crops (``--inputs``; a row repeated in a later
-    file is the earlier one's) in one table, with the wins against PS."""
+    file is the earlier one's) in one table, with the wins against PS; ``--ps-methods``: only those rows
+    (and analytic, learned, PS)."""
     rows, seen, methods = [], set(), []
     for path in args.inputs:
         for r in json.loads(Path(path).read_text())["rows"]:
@@ -341,6 +342,9 @@ def run_ps_merge(args, out):
                 rows.append(r)
                 if r["method"] not in methods:
                     methods.append(r["method"])
+    if args.ps_methods:                      # only these (besides analytic, learned and PS)
+        methods = [m for m in methods if m in ("analytic", "learned", *args.ps_methods)]
+        rows = [r for r in rows if r["method"] in (*methods, "PS-mse")]
     methods = [m for m in methods if m != "PS-mse"] + ["PS-mse"]
     args.crops = sorted({r["crop"] for r in rows})
     args.densities = sorted({r["density"] for r in rows})
