@@ -116,17 +116,17 @@ def make_mask(f, density, method, refine_rounds=2):
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
-    if method.startswith(("analytic-refine-mse", "learned-refine-mse", "analytic-refine-net", "learned-refine-net")):
+    tuned = re.fullmatch(r"(analytic|learned)-refine-(mse|net)(\d*)", method)
+    if tuned:
         # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px; its solves to
         # 1e-5: the errors of these photos are too small for the default 3e-3); "-net": the same options
         # minimising the mask network's loss (MAE and SSIM); "-mseR" / "-netR": R rounds instead of 600-800
         from pdeflow.inpaint.evaluation import REFINE_MSE
         opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0}
-        kind = "-mse" if "-refine-mse" in method else "-net"
-        if kind == "-net":
+        if tuned[2] == "net":
             opts["metric"] = "masknet"
-        if method[-1].isdigit():
-            opts["rounds"] = int(method.rsplit(kind, 1)[1])
+        if tuned[3]:
+            opts["rounds"] = int(tuned[3])
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
