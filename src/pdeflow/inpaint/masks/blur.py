@@ -86,12 +86,22 @@ def box_mean(f: torch.Tensor, width: int) -> torch.Tensor:
             continue
         lo = width // 2
         hi = width - 1 - lo
-        c = _mirror(x, dim, lo, hi).cumsum(dim)
+        c = _cumsum_(_mirror(x, dim, lo, hi), dim)
         # the window sum at i is c[i + width - 1] - c[i - 1] (c[-1] = 0), formed in place
         out = c.narrow(dim, width - 1, n).clone()
         out.narrow(dim, 1, n - 1).sub_(c.narrow(dim, 0, n - 1))
         x = out.div_(width)
     return x.to(f.dtype).contiguous()
+
+
+def _cumsum_(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.cumsum(dim)``, in place. Along an axis other than the last, a running sum of whole slices: torch's
+    CPU cumsum along a strided axis was 3-4x slower than along the contiguous one on a 4K image."""
+    if dim == x.dim() - 1 or x.shape[dim] < 2:
+        return x.cumsum(dim)
+    for i in range(1, x.shape[dim]):
+        x.select(dim, i).add_(x.select(dim, i - 1))
+    return x
 
 
 def _mirror(x: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
