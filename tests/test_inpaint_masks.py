@@ -82,6 +82,38 @@ def test_ps_several_densities_in_one_run_and_batched_colour():
     assert torch.equal(m20, probabilistic_sparsification(f, 0.2, **kw))  # the same run stopped earlier
 
 
+def test_ps_from_a_mask_sparsifies_that_mask():
+    """``mask=``: PS starts from the given pixels instead of all of them. From the full mask it is the same run;
+    from a denser mask it returns exactly the density, inside that mask, better than random subsets of it."""
+    f = photo(24)
+    kw = dict(p=0.1, q=0.2, generator=0)
+    assert torch.equal(probabilistic_sparsification(f, 0.1, mask=torch.ones(24, 24), **kw),
+                       probabilistic_sparsification(f, 0.1, **kw))
+    m0 = random_mask((1, 24, 24), 0.3, generator=5, dtype=f.dtype)
+    m = probabilistic_sparsification(f, 0.1, mask=m0, **kw)
+    assert int(m.sum()) == round(0.1 * 576) and bool((m <= m0).all())
+    idx = m0.flatten().nonzero().flatten()
+    subsets = []
+    for s in range(5):
+        pick = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(s))[:round(0.1 * 576)]]
+        subsets.append(mse_of(f, torch.zeros(576, dtype=f.dtype).index_fill_(0, pick, 1.0).view(1, 24, 24)))
+    assert mse_of(f, m) < min(subsets)
+
+
+def test_ps_from_a_mask_refuses_what_it_cannot_sparsify():
+    f = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    m = random_mask((2, 1, 16, 16), 0.1, generator=0, dtype=f.dtype)
+    with pytest.raises(ValueError, match="density: the mask has 26 known pixels per image, fewer than 51"):
+        probabilistic_sparsification(f, 0.2, mask=m)
+    m[1, 0].view(-1)[m[1, 0].view(-1).argmin()] = 1.0             # one more pixel in the second image
+    with pytest.raises(ValueError, match="mask must have the same number of known pixels in every image"):
+        probabilistic_sparsification(f, 0.05, mask=m)
+    with pytest.raises(ValueError, match="mask must have one channel"):
+        probabilistic_sparsification(f.expand(2, 3, 16, 16), 0.05, mask=torch.ones(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="mask"):
+        probabilistic_sparsification(f, 0.05, mask=torch.ones(5, 5))
+
+
 def test_ps_argument_errors():
     f = torch.rand(16, 16)
     with pytest.raises(ValueError, match="p must"):

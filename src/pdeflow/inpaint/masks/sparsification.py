@@ -152,6 +152,25 @@ def _global_error(u: torch.Tensor, f: torch.Tensor, metric: str) -> torch.Tensor
     return e.flatten(1).mean(1)
 
 
+def _known(mask, f4: torch.Tensor, who: str) -> torch.Tensor:
+    """A one-channel binary ``mask`` of the images ``f4`` as ``(B, H*W)`` bool (a copy)."""
+    B, _, H, W = f4.shape
+    m4 = check_mask(mask, f4, who)
+    if m4.shape[1] != 1:
+        raise UserInputError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
+    return m4.expand(B, 1, H, W).reshape(B, H * W).bool().clone()
+
+
+def _start_mask(mask, f4: torch.Tensor, who: str) -> torch.Tensor:
+    """:func:`_known` with the same number of known pixels in every image (PS removes as many from each)."""
+    keep = _known(mask, f4, who)
+    counts = keep.sum(1)
+    if bool((counts != counts[0]).any()):
+        raise UserInputError(f"{who}: mask must have the same number of known pixels in every image, got "
+                             f"{counts.tolist()}")
+    return keep
+
+
 def _random_scores(shape, where: torch.Tensor, gen, device) -> torch.Tensor:
     """Uniform random scores on ``where`` (bool), -1 elsewhere: topk picks a random subset of ``where``."""
     r = torch.rand(shape, generator=gen).to(device)
@@ -227,7 +246,6 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
 # Probabilistic sparsification
 # ---------------------------------------------------------------------------
 
-@auto_threads
 def ps_step(count: int, target: int, p: float, q: float) -> tuple[int, int]:
     """One step of the PS schedule: from ``count`` known pixels towards ``target``, the number of candidates
     tried (a fraction ``p`` of them) and of pixels removed (a fraction ``q`` of the candidates, at least 1,
@@ -260,9 +278,11 @@ def ps_steps(n: int, density: float, p: float, q: float) -> int:
     return steps
 
 
+@auto_threads
 def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
-                                 generator=None, progress: bool = False, full_output: bool = False):
+                                 mask: torch.Tensor | None = None, generator=None, progress: bool = False,
+                                 full_output: bool = False):
     """Probabilistic sparsification (PS): a mask of the given density for diffusion inpainting.
 
     Parameters
@@ -285,6 +305,12 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     solver : {'cg', 'mg'}, optional
         Linear solver of :func:`diffuse`; each step is warm-started from the
         previous inpainting, so plain CG (default) is usually fastest here.
+    mask : Tensor, optional
+        Start from this binary mask instead of every pixel: (H, W), (1, H, W)
+        or (B, 1, H, W), the same number of known pixels in each image, at
+        least each density's. The result is a subset of it. Sparsifying a
+        denser mask from a cheap method (an analytic or learned mask of twice
+        the density) skips the early steps, where most of PS's solves go.
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
     progress : bool, optional
@@ -306,6 +332,9 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     >>> m = probabilistic_sparsification(f, 0.25, p=0.2, q=0.5, generator=0)
     >>> m.shape, int(m.sum())
     (torch.Size([1, 1, 12, 12]), 36)
+    >>> m2 = probabilistic_sparsification(f, 0.1, p=0.2, q=0.5, mask=m, generator=0)   # from that mask
+    >>> int(m2.sum()), bool((m2 <= m).all())
+    (14, True)
     """
     who = "probabilistic_sparsification"
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
@@ -327,8 +356,14 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     dev = f4.device
 
     t0 = time.perf_counter()
-    keep = torch.ones(B, N, dtype=torch.bool, device=dev)
-    count = N
+    if mask is None:
+        keep = torch.ones(B, N, dtype=torch.bool, device=dev)
+    else:
+        keep = _start_mask(mask, f4, who)
+    count = int(keep[0].sum())
+    if count < max(targets):
+        raise UserInputError(f"{who}: density: the mask has {count} known pixels per image, fewer than "
+                             f"{max(targets)} (density {max(densities)!r}); PS only removes pixels")
     u = f4.clone()
     trace = []
     snapshots = {}
@@ -432,10 +467,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
         f4 = f4.float()     # half precisions cannot rank the local errors: computed in float32, returned in f's dtype
     B, C, H, W = f4.shape
     N = H * W
-    m4 = check_mask(mask, f4, who)
-    if m4.shape[1] != 1:
-        raise UserInputError(f"{who}: mask must have one channel (one mask for all channels), got {tuple(mask.shape)}")
-    keep = m4.expand(B, 1, H, W).reshape(B, N).bool().clone()
+    keep = _known(mask, f4, who)
     counts = keep.sum(1)
     if bool((counts == N).any()):
         raise UserInputError(f"{who}: mask has no unknown pixel; nothing to exchange")
