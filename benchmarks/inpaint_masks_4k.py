@@ -26,7 +26,8 @@ Three parts (``--part``), each side by side in one run:
   and learned masks refined (``refine={"rounds": R, "shifts": 2}``); ``--ps-refine-mse``: refined minimising
   the MSE as the 64 px evaluation's ``*-refine-mse`` rows; ``--ps-methods``: more rows by name (e.g.
   ``learned-refine-mse2000``: that refinement with 2000 rounds; ``-net``: its options minimising the mask
-  network's loss); ``--reuse-ps JSON``: PS's rows from an earlier
+  network's loss; ``learned20-ps``: PS started from the learned mask of 20 %, ``learned20-ps-refine-mse2000``:
+  then refined); ``--reuse-ps JSON``: PS's rows from an earlier
   run (PS is deterministic and the slowest). The tables are rewritten after every photo.
 * ``ps-merge``: the rows of several ``ps`` runs (``--inputs A.json B.json``) in one table, wins against PS.
 
@@ -116,6 +117,23 @@ def make_mask(f, density, method, refine_rounds=2):
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
+    hybrid = re.fullmatch(r"learned(\d+)-ps(-refine-mse(\d*))?", method)
+    if hybrid:
+        # PS (minimising the MSE, as the PS-mse rows) started from the learned mask of a higher density instead
+        # of every pixel; then, with "-refine-mse[R]", refined as the learned-refine-mse rows (one tile shift:
+        # the PS mask has no density map to shift)
+        from pdeflow.inpaint import probabilistic_sparsification
+        from pdeflow.inpaint.evaluation import REFINE_MSE
+        from pdeflow.inpaint.masks.refine import refine_mask
+        start = int(hybrid[1]) / 100
+        m = probabilistic_sparsification(f.double(), density, metric="mse", generator=0,
+                                         mask=learned_mask(f, start).double()).to(f.dtype)
+        if not hybrid[2]:
+            return m
+        opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0, "shifts": 1}
+        if hybrid[3]:
+            opts["rounds"] = int(hybrid[3])
+        return refine_mask(f, m, **opts)
     tuned = re.fullmatch(r"(analytic|learned)-refine-(mse|net)(\d*)", method)
     if tuned:
         # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px; its solves to
@@ -146,14 +164,16 @@ def make_mask(f, density, method, refine_rounds=2):
     raise ValueError(method)
 
 
-METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?|learned-(untiled|bf16|s\d+|w\d*\.?\d+)")
+METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
+                            r"|learned-(untiled|bf16|s\d+|w\d*\.?\d+)|learned\d+-ps(-refine-mse\d*)?")
 
 
 def method_arg(text: str) -> str:
     """``--methods``: a name :func:`make_mask` knows, checked before anything runs."""
     if not METHOD_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-bf16, learned-sN, learned-wX or "
-                                         f"(analytic|learned)-refine[R|-tT|-mse[R]|-net[R]], got {text!r}")
+                                         f"(analytic|learned)-refine[R|-tT|-mse[R]|-net[R]] or learnedP-ps[-refine-mse[R]], "
+                                         f"got {text!r}")
     return text
 
 
