@@ -120,7 +120,7 @@ def test_bad_input_eps_is_refused(bad):
 def test_shipped_default_is_a_fine_tune_of_its_members_with_input_eps(tmp_path):
     """The shipped ``default`` has the architecture of the ensemble of the shipped ``unet`` and ``lgd10`` with every
     member's input at input_eps = 0.1, and was fine-tuned from exactly that ensemble (the checksum of its weights
-    file is the one its provenance starts from), in two recorded stages."""
+    file is the one its provenance starts from), in three recorded stages, each from the one before."""
     import hashlib
 
     from pdeflow.io import save_model
@@ -134,9 +134,12 @@ def test_shipped_default_is_a_fine_tune_of_its_members_with_input_eps(tmp_path):
     start_sha = hashlib.sha256(weights_file.read_bytes()).hexdigest()
     shipped = prov["shipped"]
     assert shipped["start_weights_sha256"] == start_sha == shipped["stage_1"]["init"]["weights_sha256"]
-    assert prov["init"]["weights_sha256"] == shipped["stage_1_weights_sha256"]     # stage 2 from stage 1
-    assert [s["run"] for s in shipped["training_stages"]] == ["start", "stage 1", "stage 2"]
+    assert shipped["stage_2"]["init"]["weights_sha256"] == shipped["stage_1_weights_sha256"]   # 2 from 1
+    assert prov["init"]["weights_sha256"] == shipped["stage_2_weights_sha256"]                  # 3 from 2
+    assert [s["run"] for s in shipped["training_stages"]] == ["start", "stage 1", "stage 2", "stage 3"]
     assert "--input-eps 0.1" in shipped["training_stages"][0]["command"]
+    stage3 = shipped["training_stages"][3]
+    assert stage3["command_as_run"] == prov["command"] and "--flowed 0.5 --flowed-max 3" in stage3["command"]
     assert not all(torch.equal(v, default.state_dict()[k]) for k, v in built.state_dict().items())
 
 
