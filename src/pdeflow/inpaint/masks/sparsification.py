@@ -308,9 +308,10 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     mask : Tensor, optional
         Start from this binary mask instead of every pixel: (H, W), (1, H, W)
         or (B, 1, H, W), the same number of known pixels in each image, at
-        least each density's. The result is a subset of it. Sparsifying a
-        denser mask from a cheap method (an analytic or learned mask of twice
-        the density) skips the early steps, where most of PS's solves go.
+        least each density's. The result is a subset of it. A denser mask
+        from a cheap method (a learned mask of a few times the density)
+        starts PS where that method is good and skips PS's steps above its
+        density (the cheapest ones: the solves get harder as the mask thins).
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
     progress : bool, optional
