@@ -33,6 +33,27 @@ def test_tiled_corrections_equal_untiled(tile):
     assert float((tiled - whole).abs().max()) <= 1e-5
 
 
+def test_receptive_radius_is_how_far_one_input_pixel_reaches():
+    """The structural radius (an impulse through positive weights) against perturbing one pixel of a random input
+    of the shipped network, at every offset from the pooling grid; tiles with that margin are exact in float64."""
+    net = load_masknet(0.1).double()
+    u = net.net
+    fac = u.factor
+    x = torch.randn(1, 4, 96, 96, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    reach = 0
+    with torch.no_grad():
+        base = u(x)
+        for k in range(fac * fac):
+            cy, cx = 48 + k // fac, 48 + k % fac
+            x2 = x.clone()
+            x2[..., cy, cx] += 1.0
+            ii, jj = ((u(x2) - base).abs().amax(1)[0] > 0).nonzero(as_tuple=True)
+            reach = max(reach, int((ii - cy).abs().max()), int((jj - cx).abs().max()))
+        assert reach == u.receptive_radius == 26
+        big = net._inputs(_image(101, 147).double()[None, None], 0.1)[2]
+        assert float((net.corrections(big, tile_size=32) - net.corrections(big)).abs().max()) < 1e-12
+
+
 def test_learned_mask_tiled_equals_untiled():
     f = _image(90, 130, seed=1)
     a = learned_mask(f, 0.1, tile_size=32)

@@ -163,9 +163,9 @@ class MaskNet(nn.Module):
         """The bounded corrections ``bound tanh(net(x))`` ``(B, 2, H, W)`` of the network input ``x``.
 
         ``tile_size``: run the U-Net on tiles of about this many pixels a side (rounded up to a
-        multiple of its pooling factor ``2**(levels - 1)``), each read with a margin of 8 times that factor
-        (32 pixels for the three levels of the shipped networks, whose receptive field reaches 25 pixels
-        from a pixel), and keep their interiors: the result equals the untiled
+        multiple of its pooling factor ``2**(levels - 1)``), each read with a margin of its receptive radius
+        rounded up to that factor (28 pixels for the three levels of the shipped networks, whose receptive
+        field reaches 26 pixels from a pixel), and keep their interiors: the result equals the untiled
         one to round-off, and the network's activations (16-64 channels per pixel) take memory for one
         tile instead of the image. None: in one piece.
 
@@ -190,7 +190,7 @@ class MaskNet(nn.Module):
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         Hp, Wp = xp.shape[-2:]
         t = -(-int(tile_size) // fac) * fac
-        mg = 8 * fac
+        mg = -(-self.net.receptive_radius // fac) * fac
         out = x.new_empty(x.shape[0], 2, Hp, Wp)
         for y0 in range(0, Hp, t):
             for x0 in range(0, Wp, t):
