@@ -92,7 +92,8 @@ def load_grey(path, size=None):
 
 def make_mask(f, density, method, refine_rounds=2):
     """The mask of ``method``: a name of :data:`METHODS`, ``learned-bf16`` (the network in bfloat16),
-    ``learned-sN`` (scale N), ``learned-wX`` (strength X)
+    ``learned-sN`` (scale N), ``learned-wX`` (strength X), ``learned-wA,B`` (strength (A, B): the log-density's
+    and the snap score's corrections weighted apart)
     or ``analytic-refine`` / ``learned-refine`` (``-tT``: on tiles of T; ``analytic-refineR`` / ``learned-refineR``:
     R rounds, 2 tile shifts)."""
     import torch
@@ -160,12 +161,13 @@ def make_mask(f, density, method, refine_rounds=2):
     if method.startswith("learned-s"):
         return learned_mask(f, density, scale=int(method[len("learned-s"):]))
     if method.startswith("learned-w"):
-        return learned_mask(f, density, strength=float(method[len("learned-w"):]))
+        w = [float(v) for v in method[len("learned-w"):].split(",")]
+        return learned_mask(f, density, strength=w[0] if len(w) == 1 else tuple(w))
     raise ValueError(method)
 
 
 METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
-                            r"|learned-(untiled|bf16|s\d+|w\d*\.?\d+)|learned\d+-ps(-refine-mse\d*)?")
+                            r"|learned-(untiled|bf16|s\d+|w\d*\.?\d+(,\d*\.?\d+)?)|learned\d+-ps(-refine-mse\d*)?")
 
 
 def method_arg(text: str) -> str:
@@ -175,6 +177,17 @@ def method_arg(text: str) -> str:
                                          f"(analytic|learned)-refine[R|-tT|-mse[R]|-net[R]] or learnedP-ps[-refine-mse[R]], "
                                          f"got {text!r}")
     return text
+
+
+def strength_arg(text: str) -> str:
+    """``--strengths``: ``X`` or ``A,B`` (numbers >= 0), as the method name writes it (``0.30`` -> ``0.3``)."""
+    try:
+        w = [float(v) for v in text.split(",")]
+    except ValueError:
+        w = []
+    if len(w) not in (1, 2) or any(not v >= 0 for v in w):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or a pair A,B of them, got {text!r}")
+    return ",".join(f"{v:g}" for v in w)
 
 
 def quality(f, m):
@@ -249,7 +262,7 @@ def run_native(args, out):
 
     torch.set_num_threads(1)
     methods = ["analytic", "learned"] + [f"learned-s{s}" for s in args.scales] \
-        + [f"learned-w{w:g}" for w in args.strengths] \
+        + [f"learned-w{w}" for w in args.strengths] \
         + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else [])
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
@@ -313,7 +326,7 @@ def run_ps(args, out):
     from pdeflow.inpaint import probabilistic_sparsification
 
     torch.set_num_threads(1)
-    methods = ["analytic", "learned"] + [f"learned-w{w:g}" for w in args.strengths] \
+    methods = ["analytic", "learned"] + [f"learned-w{w}" for w in args.strengths] \
         + ([f"analytic-refine{args.ps_refine}", f"learned-refine{args.ps_refine}"] if args.ps_refine else []) \
         + (["analytic-refine-mse", "learned-refine-mse"] if args.ps_refine_mse else []) \
         + args.ps_methods + (["candidate"] if CANDIDATES else []) + ["PS-mse"]
@@ -422,8 +435,8 @@ def main(argv=None):
     ap.add_argument("--crop", type=int, default=0, help="native: centre crops of at most N x N at native "
                                                          "resolution (0: whole photos)")
     ap.add_argument("--scales", nargs="*", type=int, default=[2], help="native: learned_mask(scale=) besides 1")
-    ap.add_argument("--strengths", nargs="*", type=float, default=[],
-                    help="native, ps: learned_mask(strength=) besides 1")
+    ap.add_argument("--strengths", nargs="*", type=strength_arg, default=[], metavar="X|A,B",
+                    help="native, ps: learned_mask(strength=) besides 1 (A,B: the pair (A, B))")
     ap.add_argument("--crops", nargs="+", type=int, default=[128], help="ps: crop sizes")
     ap.add_argument("--ps-refine", type=int, default=0, help="ps: also the analytic and learned masks refined "
                                                              "(2 tile shifts and this many rounds); 0: not")

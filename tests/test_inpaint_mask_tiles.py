@@ -110,11 +110,18 @@ def test_strength_blends_with_analytic_maps():
     assert torch.allclose(half - lp0, 0.5 * (full - lp0), atol=1e-5)
     assert torch.allclose(shalf - s0, 0.5 * (sfull - s0), atol=1e-5)
     assert torch.equal(learned_mask(f, 0.1, strength=1.0), learned_mask(f, 0.1))
+    with torch.no_grad():                   # a pair weights the log-density's and the snap score's corrections apart
+        lp_a, s_a = net.maps(f, 0.1, strength=(0.5, 0.0))
+        lp_b, s_b = net.maps(f, 0.1, strength=(0.0, 0.5))
+    assert torch.equal(lp_a, half) and torch.equal(s_a, s0) and torch.equal(lp_b, lp0) and torch.equal(s_b, shalf)
+    assert torch.equal(learned_mask(f, 0.1, strength=(1, 1)), learned_mask(f, 0.1))
 
 
 @pytest.mark.parametrize("kw, name", [({"scale": 0}, "scale"), ({"scale": True}, "scale"), ({"scale": 1.5}, "scale"),
                                       ({"scale": 40}, "scale"), ({"strength": -1.0}, "strength"),
-                                      ({"strength": math.nan}, "strength"), ({"tile_size": 8}, "tile_size"),
+                                      ({"strength": math.nan}, "strength"), ({"strength": (0.3,)}, "strength"),
+                                      ({"strength": (0.3, -1)}, "strength"), ({"strength": (1, 1, 1)}, "strength"),
+                                      ({"strength": "0.3"}, "strength"), ({"tile_size": 8}, "tile_size"),
                                       ({"tile_size": 32.0}, "tile_size"),
                                       ({"compute_dtype": torch.float16}, "compute_dtype"),
                                       ({"compute_dtype": "bfloat16"}, "compute_dtype")])

@@ -201,17 +201,20 @@ class MaskNet(nn.Module):
         return out[..., :H, :W]
 
     def maps(self, f: torch.Tensor, density: float, *, tile_size: int | None = None, scale: int = 1,
-             strength: float = 1.0, compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             strength: float | tuple[float, float] = 1.0,
+             compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score.
 
         ``tile_size``, ``compute_dtype``: see :meth:`corrections`. ``scale`` (int >= 1): the network reads the image
         reduced by this factor (mean of ``scale x scale`` blocks, the last partial ones included) and
         its corrections are resized bilinearly to the image and added to the full-resolution maps:
         ``scale**2`` times less network work (the quality it costs: docs/results/inpaint.md). ``strength``: both
-        corrections are multiplied by it (1: as trained; 0: the analytic maps).
+        corrections are multiplied by it (1: as trained; 0: the analytic maps); a pair ``(a, b)``: the
+        log-density's by ``a``, the snap score's by ``b``.
         """
+        a, b = strength if isinstance(strength, (tuple, list)) else (strength, strength)
         logp0, s0, x = self._inputs(f, density)
-        if strength == 0:                   # corrections weighted by 0: no network to run
+        if a == 0 and b == 0:               # corrections weighted by 0: no network to run
             return logp0, s0
         if scale == 1:
             out = self.corrections(x, tile_size=tile_size, compute_dtype=compute_dtype)
@@ -222,9 +225,7 @@ class MaskNet(nn.Module):
                 xc = self._inputs(fc, density)[2]
             oc = self.corrections(xc, tile_size=tile_size, compute_dtype=compute_dtype)
             out = F.interpolate(oc, size=(H, W), mode="bilinear", align_corners=False)
-        if strength != 1.0:
-            out = strength * out
-        return logp0 + out[:, :1], s0 + out[:, 1:]
+        return logp0 + a * out[:, :1], s0 + b * out[:, 1:]         # x * 1.0 is x: strength 1 adds as trained
 
     def forward(self, f: torch.Tensor, density: float | None = None, *, random: bool = False, generator=None,
                 thresholds: torch.Tensor | None = None, snap: bool = True, maps=None) -> torch.Tensor:
@@ -297,7 +298,8 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
 
 def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict | None = None,
                  thresholds: torch.Tensor | None = None, tile_size: int | None = TILE_SIZE,
-                 scale: int = 1, strength: float = 1.0, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+                 scale: int = 1, strength: float | tuple[float, float] = 1.0,
+                 compute_dtype: torch.dtype | None = None) -> torch.Tensor:
     """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
     :func:`pdeflow.inpaint.masks.refine.refine_mask` with the options ``refine`` (None: not refined) from the
     network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile);
@@ -325,7 +327,7 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
 
 
 def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0, scale: int = 1,
-                 strength: float = 1.0, tile_size: int | None = TILE_SIZE,
+                 strength: float | tuple[float, float] = 1.0, tile_size: int | None = TILE_SIZE,
                  compute_dtype: torch.dtype | None = None) -> torch.Tensor:
     """A mask with exactly ``round(density H W)`` known pixels per image from a trained mask network.
 
@@ -345,11 +347,14 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         The network reads the image reduced by this factor (block means) and its corrections are
         resized bilinearly onto the full-resolution analytic maps (:meth:`MaskNet.maps`): ``scale**2``
         times less network work for large images (1, default: full resolution).
-    strength : float >= 0
+    strength : float >= 0 or (float, float)
         The network's corrections of the analytic maps are multiplied by this (1, default: as trained;
         0: the analytic mask of the network's smoothing, ``analytic_mask(f, density, sigma=net.sigma)``,
         computed in the network's dtype);
-        in between: a blend of the learned and the analytic density (in the log domain).
+        in between: a blend of the learned and the analytic density (in the log domain). A pair
+        ``(a, b)`` weights the two corrections apart: the log-density's by ``a``, the snap score's by
+        ``b``. For photographs at their native resolution, far from the network's training crops,
+        docs/results/inpaint.md measures ``(0.3, 0)``.
     tile_size : int >= 16 or None
         The network runs on tiles of this size with a margin wider than its receptive field
         (:meth:`MaskNet.corrections`): the same mask to round-off, with memory for one tile instead
@@ -383,10 +388,14 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         raise UserInputError(f"{who}: scale must be an int >= 1 (the network's reduction factor), got {scale!r}")
     if scale > 1 and min(H, W) < 2 * scale:
         raise UserInputError(f"{who}: scale {scale} leaves less than 2 pixels a side of a {H} x {W} image")
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
-            or strength < 0:
+    several = isinstance(strength, (tuple, list))
+    pair = tuple(strength) if several else (strength,)
+    if len(pair) != (2 if several else 1) or any(isinstance(w, bool) or not isinstance(w, (int, float))
+                                                 or not math.isfinite(w) or w < 0 for w in pair):
         raise UserInputError(f"{who}: strength must be a finite number >= 0 (the weight of the network's "
-                             f"corrections), got {strength!r}")
+                             f"corrections) or a pair of them (of the log-density, of the snap score), "
+                             f"got {strength!r}")
+    strength = (float(pair[0]), float(pair[1])) if several else float(pair[0])
     if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 16):
         raise UserInputError(f"{who}: tile_size must be None or an int >= 16 (pixels), got {tile_size!r}")
     if compute_dtype not in (None, torch.bfloat16):
@@ -406,7 +415,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
     with registry.evaluating(net) as dev:
         m = network_mask(net, f4.to(dev), float(density), refine=opts, tile_size=tile_size, scale=scale,
-                         strength=float(strength), compute_dtype=compute_dtype)
+                         strength=strength, compute_dtype=compute_dtype)
     m = m.to(device=f4.device, dtype=f4.dtype)
     return ops.unbatch(m, f.dim())
 
