@@ -124,28 +124,21 @@ def make_mask(f, density, method, refine_rounds=2):
         # of every pixel; then, with "-refine-mse[R]", refined as the learned-refine-mse rows (one tile shift:
         # the PS mask has no density map to shift)
         from pdeflow.inpaint import probabilistic_sparsification
-        from pdeflow.inpaint.evaluation import REFINE_MSE
         from pdeflow.inpaint.masks.refine import refine_mask
         start = int(hybrid[1]) / 100
         m = probabilistic_sparsification(f.double(), density, metric="mse", generator=0,
                                          mask=learned_mask(f, start).double()).to(f.dtype)
         if not hybrid[2]:
             return m
-        opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0, "shifts": 1}
-        if hybrid[3]:
-            opts["rounds"] = int(hybrid[3])
-        return refine_mask(f, m, **opts)
+        return refine_mask(f, m, **{**refine_mse_options(density, hybrid[3]), "shifts": 1})
     tuned = re.fullmatch(r"(analytic|learned)-refine-(mse|net)(\d*)", method)
     if tuned:
         # the evaluation's refinement minimising the MSE (the rows compared with PS-mse at 64 px; its solves to
         # 1e-5: the errors of these photos are too small for the default 3e-3); "-net": the same options
         # minimising the mask network's loss (MAE and SSIM); "-mseR" / "-netR": R rounds instead of 600-800
-        from pdeflow.inpaint.evaluation import REFINE_MSE
-        opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0}
+        opts = refine_mse_options(density, tuned[3])
         if tuned[2] == "net":
             opts["metric"] = "masknet"
-        if tuned[3]:
-            opts["rounds"] = int(tuned[3])
         if method.startswith("analytic"):
             return analytic_mask(f, density, sigma=analytic_sigma(density), refine=opts)
         return learned_mask(f, density, refine=opts)
@@ -161,9 +154,24 @@ def make_mask(f, density, method, refine_rounds=2):
     if method.startswith("learned-s"):
         return learned_mask(f, density, scale=int(method[len("learned-s"):]))
     if method.startswith("learned-w"):
-        w = [float(v) for v in method[len("learned-w"):].split(",")]
-        return learned_mask(f, density, strength=w[0] if len(w) == 1 else tuple(w))
+        return learned_mask(f, density, strength=parse_strength(method[len("learned-w"):]))
     raise ValueError(method)
+
+
+def refine_mse_options(density, rounds=""):
+    """The 64 px evaluation's refinement minimising the MSE (``REFINE_MSE``, nearest density), seeded;
+    ``rounds``: a number of rounds instead of its own ("": its own)."""
+    from pdeflow.inpaint.evaluation import REFINE_MSE
+    opts = {**REFINE_MSE[min(REFINE_MSE, key=lambda k: abs(k - density))], "generator": 0}
+    if rounds:
+        opts["rounds"] = int(rounds)
+    return opts
+
+
+def parse_strength(text: str):
+    """``"X"`` -> X, ``"A,B"`` -> (A, B): a ``learned_mask`` strength as the method names write it."""
+    w = [float(v) for v in text.split(",")]
+    return w[0] if len(w) == 1 else tuple(w)
 
 
 METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
@@ -182,10 +190,11 @@ def method_arg(text: str) -> str:
 def strength_arg(text: str) -> str:
     """``--strengths``: ``X`` or ``A,B`` (numbers >= 0), as the method name writes it (``0.30`` -> ``0.3``)."""
     try:
-        w = [float(v) for v in text.split(",")]
+        w = parse_strength(text)
     except ValueError:
-        w = []
-    if len(w) not in (1, 2) or any(not v >= 0 for v in w):
+        w = ()
+    w = w if isinstance(w, tuple) else (w,)
+    if not 1 <= len(w) <= 2 or any(not v >= 0 for v in w):
         raise argparse.ArgumentTypeError(f"expected a number >= 0 or a pair A,B of them, got {text!r}")
     return ",".join(f"{v:g}" for v in w)
 

@@ -2,7 +2,6 @@
 inpainter (:mod:`~pdeflow.inpaint.learned.residual`)."""
 from __future__ import annotations
 
-import copy
 import functools
 
 import torch
@@ -47,11 +46,10 @@ class UNet(nn.Module):
         # faster (loading a state dict keeps the layout; save_model stores contiguous copies)
         self.to(memory_format=torch.channels_last)
 
-    @functools.cached_property
+    @property
     def receptive_radius(self) -> int:
         """How far (pixels, along an axis) an output pixel looks into the input, at the worst offset from the
-        pooling grid: a unit impulse pushed through a copy of the network with positive weights and no
-        biases, where nothing cancels, so an output is nonzero exactly where the impulse can reach it.
+        pooling grid (it depends on the number of levels only).
 
         Examples
         --------
@@ -59,24 +57,7 @@ class UNet(nn.Module):
         >>> UNet(3, 1, (4, 8, 16)).receptive_radius          # the shipped mask networks' three levels
         26
         """
-        probe = copy.deepcopy(self).double()
-        with torch.no_grad():
-            for m in probe.modules():
-                if isinstance(m, nn.Conv2d):
-                    m.weight.copy_(m.weight.abs() + 1.0)
-                    if m.bias is not None:
-                        m.bias.zero_()
-            fac, n = self.factor, 20 * self.factor   # the reach is under 8 factors at any depth: no clipping
-            x = torch.zeros(fac * fac, probe.down[0][0].in_channels, n, n, dtype=torch.float64)
-            c = n // 2
-            for k in range(fac * fac):              # one impulse per offset from the pooling grid
-                x[k, :, c + k // fac, c + k % fac] = 1.0
-            reached = (probe(x) > 0).any(1)
-        radius = 0
-        for k in range(fac * fac):
-            ii, jj = reached[k].nonzero(as_tuple=True)
-            radius = max(radius, int((ii - c - k // fac).abs().max()), int((jj - c - k % fac).abs().max()))
-        return radius
+        return _receptive_radius(len(self.down))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
@@ -104,3 +85,28 @@ def _conv_concat(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor) -> torch.Ten
     w = conv.weight
     return (F.conv2d(a, w[:, :ca], conv.bias, padding=conv.padding)
             .add_(F.conv2d(b, w[:, ca:], None, padding=conv.padding)))
+
+
+@functools.lru_cache
+def _receptive_radius(levels: int) -> int:
+    """:attr:`UNet.receptive_radius` of ``levels`` levels: a unit impulse pushed through a one-channel U-Net of
+    that depth with positive weights and no biases, where nothing cancels, so an output is nonzero exactly
+    where the impulse can reach it; one impulse per offset from the pooling grid."""
+    probe = UNet(1, 1, (1,) * levels).double()
+    with torch.no_grad():
+        for m in probe.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(m.weight.abs() + 1.0)
+                m.bias.zero_()
+        fac = probe.factor
+        n = 20 * fac                                # the reach is under 8 factors at any depth: no clipping
+        c = n // 2
+        x = torch.zeros(fac * fac, 1, n, n, dtype=torch.float64)
+        for k in range(fac * fac):
+            x[k, 0, c + k // fac, c + k % fac] = 1.0
+        reached = probe(x)[:, 0] > 0
+    radius = 0
+    for k in range(fac * fac):
+        ii, jj = reached[k].nonzero(as_tuple=True)
+        radius = max(radius, int((ii - c - k // fac).abs().max()), int((jj - c - k % fac).abs().max()))
+    return radius

@@ -161,16 +161,6 @@ def _known(mask, f4: torch.Tensor, who: str) -> torch.Tensor:
     return m4.expand(B, 1, H, W).reshape(B, H * W).bool().clone()
 
 
-def _start_mask(mask, f4: torch.Tensor, who: str) -> torch.Tensor:
-    """:func:`_known` with the same number of known pixels in every image (PS removes as many from each)."""
-    keep = _known(mask, f4, who)
-    counts = keep.sum(1)
-    if bool((counts != counts[0]).any()):
-        raise UserInputError(f"{who}: mask must have the same number of known pixels in every image, got "
-                             f"{counts.tolist()}")
-    return keep
-
-
 def _random_scores(shape, where: torch.Tensor, gen, device) -> torch.Tensor:
     """Uniform random scores on ``where`` (bool), -1 elsewhere: topk picks a random subset of ``where``."""
     r = torch.rand(shape, generator=gen).to(device)
@@ -357,11 +347,12 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     dev = f4.device
 
     t0 = time.perf_counter()
-    if mask is None:
-        keep = torch.ones(B, N, dtype=torch.bool, device=dev)
-    else:
-        keep = _start_mask(mask, f4, who)
-    count = int(keep[0].sum())
+    keep = torch.ones(B, N, dtype=torch.bool, device=dev) if mask is None else _known(mask, f4, who)
+    counts = keep.sum(1)
+    if bool((counts != counts[0]).any()):       # each step removes as many pixels from every image
+        raise UserInputError(f"{who}: mask must have the same number of known pixels in every image, got "
+                             f"{counts.tolist()}")
+    count = int(counts[0])
     if count < max(targets):
         raise UserInputError(f"{who}: density: the mask has {count} known pixels per image, fewer than "
                              f"{max(targets)} (density {max(densities)!r}); PS only removes pixels")
