@@ -33,6 +33,17 @@ def test_tiled_corrections_equal_untiled(tile):
     assert float((tiled - whole).abs().max()) <= 1e-5
 
 
+def test_tiles_cut_each_axis_in_equal_parts():
+    from pdeflow.inpaint.learned.masknet import _tile_side
+    # a 4K frame at tile 512: 4 rows of 540 (not 4 of 512 and a sliver of 112), 8 columns of 480
+    assert (_tile_side(2160, 512, 4), _tile_side(3840, 512, 4)) == (540, 480)
+    for n in (16, 101, 147, 513, 700, 2160, 4001):
+        side = _tile_side(n, 40, 4)
+        count = -(-n // side)
+        # each cut costs two margins: never more tiles than the nearest count, nor than tiles of 40 need
+        assert side % 4 == 0 and count <= max(1, round(n / 40)) and count <= -(-n // 40)
+
+
 def test_receptive_radius_is_how_far_one_input_pixel_reaches():
     """The structural radius (an impulse through positive weights) against perturbing one pixel of a random input
     of the shipped network, at every offset from the pooling grid; tiles with that margin are exact in float64."""

@@ -162,8 +162,9 @@ class MaskNet(nn.Module):
                     compute_dtype: torch.dtype | None = None) -> torch.Tensor:
         """The bounded corrections ``bound tanh(net(x))`` ``(B, 2, H, W)`` of the network input ``x``.
 
-        ``tile_size``: run the U-Net on tiles of about this many pixels a side (rounded up to a
-        multiple of its pooling factor ``2**(levels - 1)``), each read with a margin of its receptive radius
+        ``tile_size``: run the U-Net on tiles of about this many pixels a side (each axis cut into equal
+        tiles, as many as fit it best, rounded up to a multiple of its pooling factor ``2**(levels - 1)``;
+        a 3840 x 2160 image at 512 takes 8 x 4 tiles of 480 x 540), each read with a margin of its receptive radius
         rounded up to that factor (28 pixels for the three levels of the shipped networks, whose receptive
         field reaches 26 pixels from a pixel), and keep their interiors: the result equals the untiled
         one to round-off, and the network's activations (16-64 channels per pixel) take memory for one
@@ -189,12 +190,12 @@ class MaskNet(nn.Module):
         # padded once as the U-Net pads the whole image, so every tile is a multiple of its factor
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         Hp, Wp = xp.shape[-2:]
-        t = -(-int(tile_size) // fac) * fac
+        th, tw = _tile_side(Hp, tile_size, fac), _tile_side(Wp, tile_size, fac)
         mg = -(-self.net.receptive_radius // fac) * fac
         out = x.new_empty(x.shape[0], 2, Hp, Wp)
-        for y0 in range(0, Hp, t):
-            for x0 in range(0, Wp, t):
-                y1, x1 = min(y0 + t, Hp), min(x0 + t, Wp)
+        for y0 in range(0, Hp, th):
+            for x0 in range(0, Wp, tw):
+                y1, x1 = min(y0 + th, Hp), min(x0 + tw, Wp)
                 a, b = max(y0 - mg, 0), max(x0 - mg, 0)
                 piece = self.net(xp[..., a:min(y1 + mg, Hp), b:min(x1 + mg, Wp)])
                 out[..., y0:y1, x0:x1] = piece[..., y0 - a:y1 - a, x0 - b:x1 - b]
@@ -250,6 +251,14 @@ class MaskNet(nn.Module):
         pk = k * torch.softmax(logp.flatten(1), 1).view_as(logp)           # density normalised to k points
         q = neighbour_mass(pk, s) if snap else pk
         return hard + (q - q.detach())
+
+
+def _tile_side(n: int, tile_size: int, fac: int) -> int:
+    """The side of the tiles along an axis of ``n`` pixels (a multiple of ``fac``): the axis cut into the number
+    of tiles of ``tile_size`` nearest to fitting it, in equal parts. Each cut costs two margins of network work,
+    so a 2160-pixel axis takes 4 tiles of 540 rather than 5 of 512 and a sliver."""
+    count = max(1, round(n / tile_size))
+    return -(-(-(-n // count)) // fac) * fac
 
 
 # --------------------------------------------------------------------------- loading and the public function

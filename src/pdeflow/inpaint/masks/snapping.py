@@ -148,25 +148,29 @@ def _snap_one(mask: torch.Tensor, score: torch.Tensor, priority, max_rounds: int
         rank = (k - np.arange(k)).astype(np.float64)
         cand, valid = (t.numpy() for t in _point_neighbours(torch.from_numpy(idx), H, W))   # (k, 9)
         cscore = np.where(valid, s[cand], -np.inf)
-        todo = np.ones(k, dtype=bool)
-        rows = np.arange(k)
+        todo = np.arange(k)                             # the points still without a pixel, in priority order
         claim = np.full(n + 1, -1.0)
         for _ in range(max_rounds):
-            if not todo.any():
+            if not todo.size:
                 break
-            cs = np.where(out[cand], -np.inf, cscore)
+            # only the points left claim: after the first round a few percent of them (on a 4K mask, each
+            # round over all the points cost as much as the first)
+            c = cand[todo]
+            cs = np.where(out[c], -np.inf, cscore[todo])
             best = cs.argmax(1)
-            want = todo & np.isfinite(cs[rows, best])
+            rows = np.arange(todo.size)
+            want = np.isfinite(cs[rows, best])
             if not want.any():
                 break
-            tgt = np.where(want, cand[rows, best], n)
-            np.maximum.at(claim, tgt, np.where(want, rank, -1.0))
-            win = want & (claim[tgt] == rank)
+            tgt = np.where(want, c[rows, best], n)
+            r = np.where(want, rank[todo], -1.0)
+            np.maximum.at(claim, tgt, r)
+            win = want & (claim[tgt] == r)
             claim[tgt] = -1.0                                            # reset only what this round touched
             out[np.where(win, tgt, n)] = True
-            todo &= ~win
+            todo = todo[~win]
         out = out[:n].copy()
-        left = int(todo.sum())
+        left = int(todo.size)
         if left:                                                         # rare: fill from the best free pixels
             free_s = np.where(out, -np.inf, s)
             out[torch.from_numpy(free_s).topk(left).indices.numpy()] = True
