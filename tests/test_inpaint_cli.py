@@ -238,6 +238,56 @@ def test_mask_learned_with_an_exported_network(tmp_path, capsys):
     assert torch.equal(m, learned_mask(x, 0.1, model=net) > 0.5)
 
 
+def test_mask_learned_options_are_learned_masks_options(tmp_path, capsys):
+    """--strength, --scale and --bfloat16 give learned_mask's mask with those arguments (the shipped network)."""
+    import argparse
+
+    from pdeflow.cli.inpaint import _load
+    from pdeflow.inpaint.learned.masknet import learned_mask
+    x, _, _ = _load(argparse.Namespace(image=None, size=48, grey=True))
+    for extra, kw in ((["--strength", "0.3,0"], {"strength": (0.3, 0.0)}), (["--strength", "0"], {"strength": 0.0}),
+                      (["--scale", "2"], {"scale": 2}), (["--bfloat16"], {"compute_dtype": torch.bfloat16})):
+        out = tmp_path / "_".join(extra).strip("-")
+        assert main(["mask", "--size", "48", "--density", "0.1", "--method", "learned", *extra,
+                     "--out", str(out)]) == 0, extra
+        assert torch.equal(read_image(out / "mask.png") > 0.5, learned_mask(x, 0.1, **kw) > 0.5), extra
+    for bad in ("-1", "1,2,3", "nan", "a"):                  # argparse's usage, then the error naming the option
+        assert main(["mask", "--size", "48", "--density", "0.1", "--strength", bad, "--out", str(tmp_path / "x")]) == 2
+        assert "argument --strength: expected a number >= 0" in capsys.readouterr().err.strip().splitlines()[-1]
+        assert not (tmp_path / "x").exists()
+
+
+def test_ps_from_a_start_mask(tmp_path, capsys):
+    """--start-mask: PS sparsifies from the mask's pixels (its cost counted from them); the result is a subset."""
+    from pdeflow.inpaint.masks.sparsification import ps_steps
+    start = tmp_path / "m20"
+    assert main(["mask", "--size", "24", "--density", "0.2", "--method", "analytic", "--out", str(start)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "ps"
+    assert main(["mask", "--size", "24", "--density", "0.1", "--method", "ps", "--start-mask",
+                 str(start / "mask.png"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    steps = ps_steps(24 * 24, 0.1, 0.02, 0.02, start=round(0.2 * 24 * 24))
+    assert f"{steps} PS steps" in text and steps < ps_steps(24 * 24, 0.1, 0.02, 0.02)
+    m, m0 = read_image(out / "mask.png") > 0.5, read_image(start / "mask.png") > 0.5
+    assert int(m.sum()) == round(0.1 * 24 * 24) and bool((m <= m0).all())
+    # refused: for another method, a mask sparser than the density, of another size
+    small = tmp_path / "m05"
+    assert main(["mask", "--size", "24", "--density", "0.05", "--method", "analytic", "--out", str(small)]) == 0
+    other = tmp_path / "m16"
+    assert main(["mask", "--size", "16", "--density", "0.2", "--method", "analytic", "--out", str(other)]) == 0
+    capsys.readouterr()
+    for argv, word in (
+            (["--method", "analytic", "--start-mask", str(start / "mask.png")], "only for --method ps or nlpe"),
+            (["--method", "ps", "--start-mask", str(small / "mask.png")], "fewer than"),
+            (["--method", "ps", "--start-mask", str(other / "mask.png")], "16x16"),
+            (["--method", "ps", "--start-mask", str(tmp_path / "none.png")], "no such file")):
+        assert main(["mask", "--size", "24", "--density", "0.1", *argv, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--start-mask" in err[0] and word in err[0], err
+        assert not (tmp_path / "bad").exists()
+
+
 def test_learned_bad_models_exit_2_with_one_line_and_nothing_written(tmp_path, capsys):
     model, _ = _exported_masknet(tmp_path, density=0.1)
     model3, _ = _exported_masknet(tmp_path, density=0.1, channels=3)
@@ -251,6 +301,10 @@ def test_learned_bad_models_exit_2_with_one_line_and_nothing_written(tmp_path, c
         (["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--model", str(bad) + ".json"],
          "broken"),
         (["mask", "--size", "32", "--density", "0.1", "--method", "random", "--refine", "2"], "--refine"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "analytic", "--strength", "0.3"], "--strength"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "random", "--bfloat16"], "--bfloat16"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--scale", "20"], "--scale"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "ps", "--scale", "2"], "--scale"),
         (["mask", "--size", "32", "--density", "0.0001", "--method", "analytic"], "--density"),
     ]
     for argv, word in cases:

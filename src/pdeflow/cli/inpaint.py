@@ -78,6 +78,17 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _strength(text: str):
+    """``--strength``: ``X`` or ``A,B``, finite numbers >= 0 (:func:`learned_mask`'s ``strength``)."""
+    try:
+        w = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        w = ()
+    if not 1 <= len(w) <= 2 or any(not (math.isfinite(v) and v >= 0) for v in w):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or a pair A,B of them, got {text!r}")
+    return w[0] if len(w) == 1 else w
+
+
 def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool = False):
     """The input group (returned); ``volume``: IMAGE may be a volume."""
     g = p.add_argument_group("input")
@@ -133,6 +144,19 @@ def add_parsers(sub) -> None:
     g.add_argument("--refine", type=nonneg_int, default=0, metavar="N",
                    help="analytic, learned: N rounds of pixel exchanges (adjoint-guided reveals, probed hides) "
                         "after the mask (test-time refinement; default 0: none)")
+    g.add_argument("--strength", type=_strength, default=1.0, metavar="X|A,B",
+                   help="learned: weight of the network's corrections of the analytic maps (default 1: as "
+                        "trained; 0: the analytic mask); A,B: the log-density's by A, the snap score's by B "
+                        "(0.3,0 for photographs at their native resolution, see the results pages)")
+    g.add_argument("--scale", type=positive_int, default=1, metavar="N",
+                   help="learned: the network reads the image reduced by N, its corrections resized back "
+                        "(N^2 times less network work on large images; default 1: full resolution)")
+    g.add_argument("--bfloat16", action="store_true",
+                   help="learned: the network's convolutions in bfloat16 (faster on CPUs with bfloat16 "
+                        "instructions and on GPUs; a few percent of the points move)")
+    g.add_argument("--start-mask", metavar="MASK", default=None,
+                   help="ps, nlpe: sparsify from the white pixels of this mask image (e.g. a learned mask of a "
+                        "few times the density) instead of from every pixel")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=("mse", "mae"), default="mse",
                    help="error minimised by PS and NLPE (default mse)")
@@ -225,11 +249,11 @@ def _default_mask_method(density: float, channels: int) -> tuple[str, str]:
     return "analytic", f"no mask network is shipped for density {density:g}"
 
 
-def _announce_cost(args, x: torch.Tensor) -> None:
+def _announce_cost(args, x: torch.Tensor, start: torch.Tensor | None) -> None:
     """Print the estimated run time of PS (and NLPE) on this image before starting; warn when it is long."""
     H, W = x.shape[-2:]
     cost = ps_cost(x, args.density, args.p, args.q, cycles=args.cycles if args.method == "nlpe" else 0,
-                   tol=args.tol, generator=args.seed)
+                   tol=args.tol, generator=args.seed, start=None if start is None else int(start.sum()))
     secs = cost["seconds"]
     what = f"{cost['steps']} PS steps" + (f" + {cost['exchanges']} NLPE exchanges" if args.method == "nlpe" else "")
     print(f"estimated cost: {what}, one diffusion solve each: about {_duration(secs)} on this "
@@ -274,6 +298,18 @@ def _run_mask(args) -> int:
         args.method, chosen = _default_mask_method(args.density, C)
     if args.refine and args.method not in ("analytic", "learned"):
         raise CLIError(f"argument --refine: only for --method analytic or learned, not {args.method}")
+    for option, given in (("--strength", args.strength != 1.0), ("--scale", args.scale != 1),
+                          ("--bfloat16", args.bfloat16)):
+        if given and args.method != "learned":
+            raise CLIError(f"argument {option}: only for --method learned, not {args.method}")
+    if args.start_mask is not None and args.method not in ("ps", "nlpe"):
+        raise CLIError(f"argument --start-mask: only for --method ps or nlpe, not {args.method}")
+    start = None if args.start_mask is None else _read_mask(args.start_mask, "--start-mask", args.size, (H, W))
+    if start is not None and int(start.sum()) < k:
+        raise CLIError(f"argument --start-mask: it has {int(start.sum())} known pixels, fewer than the "
+                       f"{k} of --density {args.density:g}")
+    if args.scale > 1 and min(H, W) < 2 * args.scale:
+        raise CLIError(f"argument --scale: {args.scale} leaves less than 2 pixels a side of a {H}x{W} image")
     dev = args.device
     net = None
     if args.method == "learned":
@@ -291,7 +327,7 @@ def _run_mask(args) -> int:
     if chosen is not None:
         print(f"method: {args.method} (default: {chosen})")
     if args.method in ("ps", "nlpe"):
-        _announce_cost(args, x)
+        _announce_cost(args, x, start)
     with out:
         t0 = time.perf_counter()
         notes = []
@@ -300,15 +336,25 @@ def _run_mask(args) -> int:
             mask = analytic_mask(x, args.density, sigma=sigma, refine=args.refine)
             notes.append(f"sigma {sigma:g}" + (f", {args.refine} refinement rounds" if args.refine else ""))
         elif args.method == "learned":
-            mask = learned_mask(x, args.density, model=net, refine=args.refine)
+            mask = learned_mask(x, args.density, model=net, refine=args.refine, strength=args.strength,
+                                scale=args.scale, compute_dtype=torch.bfloat16 if args.bfloat16 else None)
+            if args.strength != 1.0:
+                a, b = args.strength if isinstance(args.strength, tuple) else (args.strength,) * 2
+                notes.append(f"strength {a:g}, {b:g}")
+            if args.scale > 1:
+                notes.append(f"network at 1/{args.scale} scale")
+            if args.bfloat16:
+                notes.append("bfloat16 network")
             if args.refine:
                 notes.append(f"{args.refine} refinement rounds")
         elif args.method == "random":
             mask = random_mask((1, H, W), args.density, generator=args.seed, dtype=x.dtype, device=dev)
         elif args.method in ("ps", "nlpe"):
             mask = probabilistic_sparsification(x, args.density, p=args.p, q=args.q, metric=args.metric,
-                                                tol=args.tol, generator=args.seed, progress=progress)
-            notes.append(f"PS (p={args.p:g}, q={args.q:g}) {time.perf_counter() - t0:.2f} s")
+                                                tol=args.tol, generator=args.seed, progress=progress,
+                                                mask=None if start is None else start.to(dev))
+            notes.append(f"PS (p={args.p:g}, q={args.q:g}{'' if start is None else ', from --start-mask'}) "
+                         f"{time.perf_counter() - t0:.2f} s")
             if args.method == "nlpe":
                 t1 = time.perf_counter()
                 mask = nonlocal_pixel_exchange(x, mask, candidates=args.candidates, exchanges=args.exchanges,
@@ -354,21 +400,23 @@ def _run_mask(args) -> int:
     return 0
 
 
-def _read_mask(args, shape) -> torch.Tensor:
-    path = Path(args.mask)
+def _read_mask(text: str, option: str, size, shape) -> torch.Tensor:
+    """The mask image ``text`` of ``option`` as (1, H, W) of 0/1 (white, > 0.5: known), centre-cropped by
+    ``--size`` as IMAGE is; a clear error for a missing file, another size or no known pixel."""
+    path = Path(text)
     if not path.exists():
-        raise CLIError(f"argument --mask: no such file: '{args.mask}'")
+        raise CLIError(f"argument {option}: no such file: '{text}'")
     try:
         m = pio.read_image(path, grey=True)
     except (ValueError, OSError) as exc:
-        raise CLIError(f"argument --mask: {exc}") from None
-    m = centre_crop(m, args.size, strict=True)
+        raise CLIError(f"argument {option}: {exc}") from None
+    m = centre_crop(m, size, strict=False)       # a mask smaller than --size: the size error below names it
     if m.shape[-2:] != shape:
-        raise CLIError(f"argument --mask: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
+        raise CLIError(f"argument {option}: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
                        f"{shape[0]}x{shape[1]}")
     m = (m > 0.5).to(torch.float32)
     if not bool(m.any()):
-        raise CLIError("argument --mask: the mask has no known pixel (white, > 0.5)")
+        raise CLIError(f"argument {option}: the mask has no known pixel (white, > 0.5)")
     return m
 
 
@@ -388,7 +436,7 @@ def _run_inpaint(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
-    mask = _read_mask(args, (H, W))
+    mask = _read_mask(args.mask, "--mask", args.size, (H, W))
     net = None
     if args.method == "learned":
         try:

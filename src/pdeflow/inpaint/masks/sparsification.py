@@ -252,16 +252,17 @@ def ps_step(count: int, target: int, p: float, q: float) -> tuple[int, int]:
     return max(nc, nr), nr
 
 
-def ps_steps(n: int, density: float, p: float, q: float) -> int:
-    """The number of PS steps (one diffusion solve each) from all ``n`` pixels down to ``round(density n)``.
+def ps_steps(n: int, density: float, p: float, q: float, start: int | None = None) -> int:
+    """The number of PS steps (one diffusion solve each) from all ``n`` pixels (or ``start`` of them: PS from
+    a start mask) down to ``round(density n)``.
 
     Examples
     --------
     >>> from pdeflow.inpaint.masks.sparsification import ps_steps
-    >>> ps_steps(64 * 64, 0.1, 0.1, 0.5)
-    45
+    >>> ps_steps(64 * 64, 0.1, 0.1, 0.5), ps_steps(64 * 64, 0.1, 0.1, 0.5, start=round(0.2 * 64 * 64))
+    (45, 14)
     """
-    count, target, steps = n, round(density * n), 0
+    count, target, steps = n if start is None else start, round(density * n), 0
     while count > target:
         count -= ps_step(count, target, p, q)[1]
         steps += 1
@@ -520,10 +521,10 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
 
 
 def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int = 0, tol: float = 1e-6,
-            generator=0) -> dict:
+            generator=0, start: int | None = None) -> dict:
     """The cost of PS (and ``cycles`` of NLPE) on ``f``: its steps and exchanges, one diffusion solve each, and
     the estimated seconds (that count times one measured warm-started solve at ``density``; the solve time
-    varies along a run).
+    varies along a run). ``start``: the known pixels of PS's start mask (default: every pixel).
 
     Examples
     --------
@@ -534,7 +535,7 @@ def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int 
     (43, 0, True)
     """
     H, W = f.shape[-2:]
-    steps = ps_steps(H * W, density, p, q)
+    steps = ps_steps(H * W, density, p, q, start)
     exchanges = cycles * round(density * H * W)
     x = ops.as_batch(f, "f")[0][:1]
     m = random_mask((1, H, W), density, generator=generator, dtype=x.dtype, device=x.device)
