@@ -7,7 +7,8 @@ Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module 
 * :mod:`pdeflow.cli.samples`: ``samples``.
 * :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``train tvflownet-average``, ``evaluate tvflownet``.
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.
-* :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``, ``evaluate inpainting``.
+* :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``.
+* :mod:`pdeflow.cli.inpaint_evaluate`: ``evaluate inpainting``.
 * :mod:`pdeflow.cli.inpaint_train`: ``train inpainting``, ``train masknet``, ``train residual``.
 
 Adding a subcommand: in the pillar's module, a function adds it with
@@ -42,7 +43,7 @@ import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
-from . import denoise, flow, iel, inpaint, inpaint_train, models, samples, tvflownet  # noqa: E402
+from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet  # noqa: E402
 from ._common import PROG, CLIError, Outputs, subcommand_group  # noqa: E402
 from ._common import Terminated as _Terminated  # noqa: E402
 
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     tvflownet.add_evaluate_parser(evaluate)
     iel.add_parsers(sub)
     inpaint_train.add_train_parsers(train)
-    inpaint.add_evaluate_parser(evaluate)
+    inpaint_evaluate.add_evaluate_parser(evaluate)
     inpaint.add_parsers(sub)
     models.add_parsers(sub)
     return parser
