@@ -133,6 +133,19 @@ def test_zoom_window_finds_the_largest_sum():
     assert viz.zoom_window(w, 99)[2] == 20
 
 
+@pytest.mark.parametrize("size", [1, 4, 7, 16])
+def test_zoom_window_is_the_argmax_of_every_window_sum(size):
+    w = torch.rand(3, 23, 17, generator=torch.Generator().manual_seed(size))
+    sums = torch.nn.functional.avg_pool2d(w.sum(0).double()[None, None], size, stride=1)[0, 0]
+    k = int(sums.reshape(-1).argmax())
+    assert viz.zoom_window(w, size) == (k // sums.shape[1], k % sums.shape[1], size)
+    # a quarter-side window of a large image, as the mask command's figure of a 4K photo asks: linear time
+    big = torch.zeros(2160, 3840)
+    big[1500:1600, 100:200] = 1.0
+    top, left, s = viz.zoom_window(big, 540)
+    assert s == 540 and top <= 1500 and top + s >= 1600 and left <= 100 and left + s >= 200
+
+
 def test_robust_range_and_stretch():
     x = torch.linspace(0.2, 0.4, 101)
     lo, hi = viz.robust_range(x)
