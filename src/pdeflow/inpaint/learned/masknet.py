@@ -258,7 +258,8 @@ def _tile_side(n: int, tile_size: int, fac: int) -> int:
     of tiles of ``tile_size`` nearest to fitting it, in equal parts. Each cut costs two margins of network work,
     so a 2160-pixel axis takes 4 tiles of 540 rather than 5 of 512 and a sliver."""
     count = max(1, round(n / tile_size))
-    return -(-(-(-n // count)) // fac) * fac
+    side = -(-n // count)                   # ceil(n / count)
+    return -(-side // fac) * fac            # rounded up to the pooling grid
 
 
 # --------------------------------------------------------------------------- loading and the public function
