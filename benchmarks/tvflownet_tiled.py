@@ -8,10 +8,12 @@ part above the process before the call: Python, torch, the model and the image):
   (``--tile``) at ``--times``; the largest difference of ``u`` and of ``u_t`` between the two
   (intensities in [0, 1]), CPU seconds and peak memory of each;
 * ``--big`` (default 3840x2160): ``tiled_flow`` alone on the photo resized to that size, its CPU
-  seconds and peak memory (the untiled network would need its activations for the whole image).
+  seconds and peak memory (the untiled network would need its activations for the whole image);
+  ``--big-kinds tiled reference``: also the reference ``pdeflow.tv.tv_flow`` (default accuracy) on it.
 
     OMP_NUM_THREADS=1 python benchmarks/tvflownet_tiled.py --out benchmarks/results/tvflownet_tiled --overwrite
     python benchmarks/tvflownet_tiled.py --sizes 256 --big none --out /tmp/tiled          # quick
+    OMP_NUM_THREADS=1 python benchmarks/tvflownet_tiled.py --sizes --big-kinds reference --out DIR  # tv_flow at 4K
 
 Writes ``tiled.json`` and ``tiled.md`` to ``--out``.
 """
@@ -50,6 +52,9 @@ def child(kind, H, W, times, tile, symmetry, save):
     t0 = time.process_time()
     if kind == "tiled":
         u, ut = tiled_flow(u0, times, model, tile=tile, symmetry=symmetry, return_ut=True)
+    elif kind == "reference":
+        from pdeflow.tv import tv_flow
+        u, ut = tv_flow(u0, times, return_ut=True)
     else:
         u, ut = flow(u0, times, model, symmetry=symmetry, return_ut=True, batch_size=1)
     dt = time.process_time() - t0
@@ -61,8 +66,10 @@ def child(kind, H, W, times, tile, symmetry, save):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", nargs="+", type=int, default=[1024])
+    ap.add_argument("--sizes", nargs="*", type=int, default=[1024])
     ap.add_argument("--big", default="3840x2160", help="WxH of the tiled-only run, or 'none'")
+    ap.add_argument("--big-kinds", nargs="+", choices=("tiled", "reference"), default=["tiled"],
+                    help="what runs at --big: the tiled network and/or the reference tv_flow (default tiled)")
     ap.add_argument("--times", nargs="+", type=float, default=[0.02])
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--symmetry", default="transpose", help="flow's symmetry ('none' for None)")
@@ -96,9 +103,10 @@ def main(argv=None):
     big = None
     if args.big != "none":
         W, H = (int(v) for v in args.big.lower().split("x"))
-        big = {"size": args.big, "load_before": os.getloadavg(),
-               "tiled": run_child(__file__, [json.dumps({"kind": "tiled", "H": H, "W": W, "times": args.times, "tile": args.tile})],
-                                  args.timeout)}
+        big = {"size": args.big, "load_before": os.getloadavg()}
+        for kind in args.big_kinds:
+            big[kind] = run_child(__file__, [json.dumps({"kind": kind, "H": H, "W": W, "times": args.times,
+                                                         "tile": args.tile})], args.timeout)
         print(json.dumps(big), flush=True)
     meta = {"times": args.times, "tile": args.tile, "symmetry": args.symmetry, "threads": 1, "dtype": "float32",
             "model": "shipped default", "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
@@ -117,9 +125,10 @@ def main(argv=None):
         lines.append(f"| {r['size']} | {u['cpu_s']:.1f} | {u['peak_mb']:.0f} ({u['above_base_mb']:.0f}) | "
                      f"{t['cpu_s']:.1f} | {t['peak_mb']:.0f} ({t['above_base_mb']:.0f}) | {r['max_diff_u']:.1e} | "
                      f"{r['max_diff_ut']:.1e} ({r['max_abs_ut']:.2g}) |")
-    if big:
-        t = big["tiled"]
-        lines += ["", f"Tiled only, {big['size']}: " + (f"{t['cpu_s']:.1f} CPU s, peak {t['peak_mb']:.0f} MB "
+    for kind, what in (("tiled", "Tiled only"), ("reference", "The reference tv_flow (default accuracy)")):
+        t = (big or {}).get(kind)
+        if t is not None:
+            lines += ["", f"{what}, {big['size']}: " + (f"{t['cpu_s']:.1f} CPU s, peak {t['peak_mb']:.0f} MB "
                                                         f"({t['above_base_mb']:.0f} above the process before the call)"
                                                         if "error" not in t else t["error"])]
     lines += ["", f"`uptime` at the end: {meta['uptime']}", ""]
