@@ -94,7 +94,7 @@ def make_mask(f, density, method, refine_rounds=2):
     """The mask of ``method``: a name of :data:`METHODS`, ``learned-bf16`` (the network in bfloat16;
     ``learned-bf16-wX``: with strength X),
     ``learned-sN`` (scale N), ``learned-wX`` (strength X), ``learned-wA,B`` (strength (A, B): the log-density's
-    and the snap score's corrections weighted apart)
+    and the snap score's corrections weighted apart; ``-reflect`` after either: ``padding="reflect"``)
     or ``analytic-refine`` / ``learned-refine`` (``-tT``: on tiles of T; ``analytic-refineR`` / ``learned-refineR``:
     R rounds, 2 tile shifts)."""
     import torch
@@ -154,11 +154,13 @@ def make_mask(f, density, method, refine_rounds=2):
         return learned_mask(f, density, compute_dtype=torch.bfloat16)
     if method.startswith("learned-s"):
         return learned_mask(f, density, scale=int(method[len("learned-s"):]))
-    if method.startswith("learned-w"):
-        return learned_mask(f, density, strength=parse_strength(method[len("learned-w"):]))
-    if method.startswith("learned-bf16-w"):
-        return learned_mask(f, density, strength=parse_strength(method[len("learned-bf16-w"):]),
-                            compute_dtype=torch.bfloat16)
+    padding = "reflect" if method.endswith("-reflect") else "zeros"
+    weights = method.removesuffix("-reflect")
+    if weights.startswith("learned-w"):
+        return learned_mask(f, density, strength=parse_strength(weights[len("learned-w"):]), padding=padding)
+    if weights.startswith("learned-bf16-w"):
+        return learned_mask(f, density, strength=parse_strength(weights[len("learned-bf16-w"):]),
+                            compute_dtype=torch.bfloat16, padding=padding)
     raise ValueError(method)
 
 
@@ -179,7 +181,7 @@ def parse_strength(text: str):
 
 
 METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
-                            r"|learned-(untiled|bf16|s\d+|(bf16-)?w\d*\.?\d+(,\d*\.?\d+)?)|learned\d+-ps(-refine-mse\d*)?")
+                            r"|learned-(untiled|bf16|s\d+|(bf16-)?w\d*\.?\d+(,\d*\.?\d+)?(-reflect)?)|learned\d+-ps(-refine-mse\d*)?")
 
 
 def method_arg(text: str) -> str:
@@ -277,6 +279,7 @@ def run_native(args, out):
     methods = ["analytic", "learned"] + [f"learned-s{s}" for s in args.scales] \
         + [f"learned-w{w}" for w in args.strengths] \
         + ([f"learned-bf16-w{w}" for w in args.strengths] if args.bf16 else []) \
+        + ([f"learned-w{w}-reflect" for w in args.strengths] if args.reflect else []) \
         + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else [])
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
@@ -466,6 +469,8 @@ def main(argv=None):
                          "for density D")
     ap.add_argument("--bf16", action="store_true",
                     help="native: each --strengths row also with the network in bfloat16 (learned-bf16-wX)")
+    ap.add_argument("--reflect", action="store_true",
+                    help="native: each --strengths row also with padding=\"reflect\" (learned-wX-reflect)")
     ap.add_argument("--candidate-strengths", nargs="+", type=float, default=[1.0],
                     help="native: the candidate networks at these strengths (default 1)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")

@@ -239,14 +239,16 @@ def test_mask_learned_with_an_exported_network(tmp_path, capsys):
 
 
 def test_mask_learned_options_are_learned_masks_options(tmp_path, capsys):
-    """--strength, --scale and --bfloat16 give learned_mask's mask with those arguments (the shipped network)."""
+    """--strength, --scale, --bfloat16 and --padding give learned_mask's mask with those arguments (the shipped
+    network)."""
     import argparse
 
     from pdeflow.cli.inpaint import _load
     from pdeflow.inpaint.learned.masknet import learned_mask
     x, _, _ = _load(argparse.Namespace(image=None, size=48, grey=True))
     for extra, kw in ((["--strength", "0.3,0"], {"strength": (0.3, 0.0)}), (["--strength", "0"], {"strength": 0.0}),
-                      (["--scale", "2"], {"scale": 2}), (["--bfloat16"], {"compute_dtype": torch.bfloat16})):
+                      (["--scale", "2"], {"scale": 2}), (["--bfloat16"], {"compute_dtype": torch.bfloat16}),
+                      (["--padding", "reflect"], {"padding": "reflect"})):
         out = tmp_path / "_".join(extra).strip("-")
         assert main(["mask", "--size", "48", "--density", "0.1", "--method", "learned", *extra,
                      "--out", str(out)]) == 0, extra
@@ -303,6 +305,7 @@ def test_learned_bad_models_exit_2_with_one_line_and_nothing_written(tmp_path, c
         (["mask", "--size", "32", "--density", "0.1", "--method", "random", "--refine", "2"], "--refine"),
         (["mask", "--size", "32", "--density", "0.1", "--method", "analytic", "--strength", "0.3"], "--strength"),
         (["mask", "--size", "32", "--density", "0.1", "--method", "random", "--bfloat16"], "--bfloat16"),
+        (["mask", "--size", "32", "--density", "0.1", "--method", "analytic", "--padding", "reflect"], "--padding"),
         (["mask", "--size", "32", "--density", "0.1", "--method", "learned", "--scale", "20"], "--scale"),
         (["mask", "--size", "32", "--density", "0.1", "--method", "ps", "--scale", "2"], "--scale"),
         (["mask", "--size", "32", "--density", "0.0001", "--method", "analytic"], "--density"),

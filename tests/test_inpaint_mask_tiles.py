@@ -34,7 +34,7 @@ def test_tiled_corrections_equal_untiled(tile):
 
 
 def test_tiles_cut_each_axis_in_equal_parts():
-    from pdeflow.inpaint.learned.masknet import _tile_side
+    from pdeflow.inpaint.learned.unet import _tile_side
     # a 4K frame at tile 512: 4 rows of 540 (not 4 of 512 and a sliver of 112), 8 columns of 480
     assert (_tile_side(2160, 512, 4), _tile_side(3840, 512, 4)) == (540, 480)
     for n in (16, 101, 147, 513, 700, 2160, 4001):
@@ -63,6 +63,25 @@ def test_receptive_radius_is_how_far_one_input_pixel_reaches():
         assert reach == u.receptive_radius == 26
         big = net._inputs(_image(101, 147).double()[None, None], 0.1)[2]
         assert float((net.corrections(big, tile_size=32) - net.corrections(big)).abs().max()) < 1e-12
+
+
+def test_reflect_padding_reads_the_border_as_the_mirrored_image_does():
+    """padding="reflect": the corrections of the network input x are those of its mirror image
+    xg = [x, x mirrored] (edge column not repeated) on xg's first half, in float64, tiled or not: the network reads
+    x's right border as the interior of xg. Zero padding (as trained) does not, near the border only."""
+    net = load_masknet(0.1).double()
+    x = net._inputs(_image(72, 90, seed=2).double()[None, None], 0.1)[2]
+    xg = torch.cat([x, x.flip(-1)[..., 1:]], -1)               # mirrored across the last column
+    with torch.no_grad():
+        whole = net.corrections(xg, padding="reflect")[..., :90]
+        for tile in (None, 32):
+            mine = net.corrections(x, tile_size=tile, padding="reflect")
+            assert float((mine - whole).abs().max()) < 1e-10, tile
+        zeros = net.corrections(x)
+        small = net.corrections(x[..., :9, :12], padding="reflect")   # under the margin: mirrored as far as it goes
+    assert float((zeros - whole)[..., -10:].abs().max()) > 1e-2
+    assert float((zeros - whole)[..., 30:42, 30:60].abs().max()) < 1e-10   # beyond the borders' reach: the same
+    assert small.shape == (1, 2, 9, 12) and bool(torch.isfinite(small).all())
 
 
 def test_learned_mask_tiled_equals_untiled():
@@ -135,7 +154,8 @@ def test_strength_blends_with_analytic_maps():
                                       ({"strength": "0.3"}, "strength"), ({"tile_size": 8}, "tile_size"),
                                       ({"tile_size": 32.0}, "tile_size"),
                                       ({"compute_dtype": torch.float16}, "compute_dtype"),
-                                      ({"compute_dtype": "bfloat16"}, "compute_dtype")])
+                                      ({"compute_dtype": "bfloat16"}, "compute_dtype"),
+                                      ({"padding": "mirror"}, "padding"), ({"padding": None}, "padding")])
 def test_bad_options_refused(kw, name):
     with pytest.raises(UserInputError, match=f"learned_mask: {name}"):
         learned_mask(_image(40, 40), 0.1, **kw)

@@ -79,6 +79,22 @@ def test_known_pixels_stay_exact_and_the_correction_acts_elsewhere():
     assert torch.allclose(learned_inpaint(g, b, model=model), u, atol=1e-12)
 
 
+def test_tiled_inpainting_equals_untiled():
+    """learned_inpaint's network on tiles (as on large photos) gives the untiled result to round-off, calibrated or
+    not, in float64 end to end; bad tile sizes are refused naming the argument."""
+    f = _images(1, 70, 90, seed=2)
+    b = analytic_mask(f, 0.1)
+    model = _random_out_layer(ResidualInpainter(1, widths=(4, 8, 16))).double()
+    for calibrate in (True, False):
+        whole = learned_inpaint(f, b, model=model, calibrate=calibrate, tile_size=None)
+        tiled = learned_inpaint(f, b, model=model, calibrate=calibrate, tile_size=32)
+        assert float((tiled - whole).abs().max()) < 1e-12
+        assert float((whole - diffuse(f, b)).abs().max()) > (1e-5 if calibrate else 1e-3)   # the correction acts
+    for bad in (8, 32.0, True, "32"):
+        with pytest.raises(ValueError, match="learned_inpaint: tile_size"):
+            learned_inpaint(f, b, model=model, tile_size=bad)
+
+
 def test_normalised_model_is_equivariant_to_affine_intensity_changes():
     """normalize=True: u(a f + c) = a u(f) + c for a > 0, as for diffusion inpainting (float64, exact solves);
     the unnormalised model is not (its correction does not scale with the contrast)."""
@@ -112,7 +128,7 @@ class _Oracle(ResidualInpainter):
         super().__init__(1, widths=(4,))
         self.truth, self.scale, self.bias = truth, scale, bias
 
-    def residual(self, u_diff, b, f):
+    def residual(self, u_diff, b, f, *, tile_size=None):
         return self.scale * (self.truth - u_diff) + self.bias
 
 

@@ -23,7 +23,7 @@ from ..errors import UserInputError
 from ..inpaint.diffusion import diffuse
 from ..inpaint.evaluation import errors_text, result_errors, result_figure
 from ..inpaint.learned import gan
-from ..inpaint.learned.masknet import learned_mask, load_masknet
+from ..inpaint.learned.masknet import PADDINGS, learned_mask, load_masknet
 from ..inpaint.learned.residual import learned_inpaint, load_residual
 from ..inpaint.masks.analytic import analytic_mask, analytic_sigma
 from ..inpaint.masks.sparsification import (
@@ -149,6 +149,10 @@ def add_parsers(sub) -> None:
     g.add_argument("--bfloat16", action="store_true",
                    help="learned: the network's convolutions in bfloat16 (faster on CPUs with bfloat16 "
                         "instructions and on GPUs; a few percent of the points move)")
+    g.add_argument("--padding", choices=PADDINGS, default="zeros",
+                   help="learned: what the network sees beyond the image's border (default zeros: as in "
+                        "training; reflect: the image mirrored, for photographs at their native resolution "
+                        "with --strength 0.3,0)")
     g.add_argument("--start-mask", metavar="MASK", default=None,
                    help="ps, nlpe: sparsify from the white pixels of this mask image (e.g. a learned mask of a "
                         "few times the density) instead of from every pixel")
@@ -294,7 +298,7 @@ def _run_mask(args) -> int:
     if args.refine and args.method not in ("analytic", "learned"):
         raise CLIError(f"argument --refine: only for --method analytic or learned, not {args.method}")
     for option, given in (("--strength", args.strength != 1.0), ("--scale", args.scale != 1),
-                          ("--bfloat16", args.bfloat16)):
+                          ("--bfloat16", args.bfloat16), ("--padding", args.padding != "zeros")):
         if given and args.method != "learned":
             raise CLIError(f"argument {option}: only for --method learned, not {args.method}")
     if args.start_mask is not None and args.method not in ("ps", "nlpe"):
@@ -332,7 +336,8 @@ def _run_mask(args) -> int:
             notes.append(f"sigma {sigma:g}" + (f", {args.refine} refinement rounds" if args.refine else ""))
         elif args.method == "learned":
             mask = learned_mask(x, args.density, model=net, refine=args.refine, strength=args.strength,
-                                scale=args.scale, compute_dtype=torch.bfloat16 if args.bfloat16 else None)
+                                scale=args.scale, compute_dtype=torch.bfloat16 if args.bfloat16 else None,
+                                padding=args.padding)
             if args.strength != 1.0:
                 a, b = args.strength if isinstance(args.strength, tuple) else (args.strength,) * 2
                 notes.append(f"strength {a:g}, {b:g}")
@@ -340,6 +345,8 @@ def _run_mask(args) -> int:
                 notes.append(f"network at 1/{args.scale} scale")
             if args.bfloat16:
                 notes.append("bfloat16 network")
+            if args.padding != "zeros":
+                notes.append(f"{args.padding} padding")
             if args.refine:
                 notes.append(f"{args.refine} refinement rounds")
         elif args.method == "random":

@@ -45,15 +45,15 @@ from ..masks.analytic import laplacian_density
 from ..masks.blur import box_mean
 from ..masks.dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
 from ..masks.snapping import extremality, neighbour_mass, snap_to_extrema
-from .unet import UNet
+from .unet import TILE_SIZE, UNet, check_tile_size
 
 __all__ = ["MaskNet", "learned_mask", "load_masknet", "network_mask", "MASKNET_MODELS", "KIND"]
 
 #: Shipped mask networks by density (documented in :data:`pdeflow.models.SHIPPED`).
 MASKNET_MODELS = {s.density: name for name, s in registry.SHIPPED.items() if s.group == "masknet"}
 KIND = "masknet"
-#: Default tile side of the network in :func:`learned_mask` (memory for one tile instead of the image).
-TILE_SIZE = 512
+#: What the network may see beyond the image's border (:meth:`MaskNet.corrections`).
+PADDINGS = ("zeros", "reflect")
 _HINT = "train one with pdeflow.inpaint.training.masknet and pass model=PATH"
 
 
@@ -159,54 +159,43 @@ class MaskNet(nn.Module):
         return box_mean(m, self.norm_window)
 
     def corrections(self, x: torch.Tensor, *, tile_size: int | None = None,
-                    compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+                    compute_dtype: torch.dtype | None = None, padding: str = "zeros") -> torch.Tensor:
         """The bounded corrections ``bound tanh(net(x))`` ``(B, 2, H, W)`` of the network input ``x``.
 
-        ``tile_size``: run the U-Net on tiles of about this many pixels a side (each axis cut into equal
-        tiles, as many as fit it best, rounded up to a multiple of its pooling factor ``2**(levels - 1)``;
-        a 3840 x 2160 image at 512 takes 8 x 4 tiles of 480 x 540), each read with a margin of its receptive radius
-        rounded up to that factor (28 pixels for the three levels of the shipped networks, whose receptive
-        field reaches 26 pixels from a pixel), and keep their interiors: the result equals the untiled
-        one to round-off, and the network's activations (16-64 channels per pixel) take memory for one
-        tile instead of the image. None: in one piece.
+        ``tile_size``: run the U-Net on tiles of about this many pixels a side (:meth:`UNet.tiled
+        <pdeflow.inpaint.learned.unet.UNet.tiled>`: margins of 28 pixels for the shipped networks, whose
+        receptive field reaches 26 pixels from a pixel; the result equals the untiled one to round-off, with
+        memory for one tile instead of the image). None: in one piece.
 
         ``compute_dtype``: None, the network's own dtype; ``torch.bfloat16``, its convolutions in bfloat16
         under :func:`torch.autocast` (the corrections then differ by about 1e-2, see :func:`learned_mask`).
+
+        ``padding``: what the network's convolutions see beyond the image's border. ``"zeros"``, as in
+        training; ``"reflect"``, the image mirrored across its border (edge pixel not repeated, as the
+        diffusion's reflecting boundary and the analytic density read it), as far as the receptive field
+        reaches (:attr:`UNet.margin <pdeflow.inpaint.learned.unet.UNet.margin>`), so a border pixel is read as an
+        interior one.
         """
+        H, W = x.shape[-2:]
+        ph = pw = 0
+        if padding == "reflect":
+            mg = self.net.margin
+            ph, pw = min(mg, H - 1), min(mg, W - 1)     # reflect needs less than the side; tiny images get less
+            x = F.pad(x, (pw, pw, ph, ph), mode="reflect")
         if compute_dtype is None:
-            out = self._tiled(x, tile_size)
+            out = self.net.tiled(x, tile_size)
         else:
             with torch.autocast(x.device.type, dtype=compute_dtype):
-                out = self._tiled(x, tile_size)
+                out = self.net.tiled(x, tile_size)
+        out = out[..., ph:ph + H, pw:pw + W]
         return self.bound * torch.tanh(out.to(x.dtype))
 
-    def _tiled(self, x: torch.Tensor, tile_size: int | None) -> torch.Tensor:
-        """The U-Net's output for ``x``, in tiles of ``tile_size`` (see :meth:`corrections`)."""
-        fac = self.net.factor
-        H, W = x.shape[-2:]
-        if tile_size is None or (H <= tile_size and W <= tile_size):
-            return self.net(x)
-        ph, pw = (-H) % fac, (-W) % fac
-        # padded once as the U-Net pads the whole image, so every tile is a multiple of its factor
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-        Hp, Wp = xp.shape[-2:]
-        th, tw = _tile_side(Hp, tile_size, fac), _tile_side(Wp, tile_size, fac)
-        mg = -(-self.net.receptive_radius // fac) * fac
-        out = x.new_empty(x.shape[0], 2, Hp, Wp)
-        for y0 in range(0, Hp, th):
-            for x0 in range(0, Wp, tw):
-                y1, x1 = min(y0 + th, Hp), min(x0 + tw, Wp)
-                a, b = max(y0 - mg, 0), max(x0 - mg, 0)
-                piece = self.net(xp[..., a:min(y1 + mg, Hp), b:min(x1 + mg, Wp)])
-                out[..., y0:y1, x0:x1] = piece[..., y0 - a:y1 - a, x0 - b:x1 - b]
-        return out[..., :H, :W]
-
     def maps(self, f: torch.Tensor, density: float, *, tile_size: int | None = None, scale: int = 1,
-             strength: float | tuple[float, float] = 1.0,
-             compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             strength: float | tuple[float, float] = 1.0, compute_dtype: torch.dtype | None = None,
+             padding: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
         """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score.
 
-        ``tile_size``, ``compute_dtype``: see :meth:`corrections`. ``scale`` (int >= 1): the network reads the image
+        ``tile_size``, ``compute_dtype``, ``padding``: see :meth:`corrections`. ``scale`` (int >= 1): the network reads the image
         reduced by this factor (mean of ``scale x scale`` blocks, the last partial ones included) and
         its corrections are resized bilinearly to the image and added to the full-resolution maps:
         ``scale**2`` times less network work (the quality it costs: docs/results/inpaint.md). ``strength``: both
@@ -218,13 +207,13 @@ class MaskNet(nn.Module):
         if a == 0 and b == 0:               # corrections weighted by 0: no network to run
             return logp0, s0
         if scale == 1:
-            out = self.corrections(x, tile_size=tile_size, compute_dtype=compute_dtype)
+            out = self.corrections(x, tile_size=tile_size, compute_dtype=compute_dtype, padding=padding)
         else:
             H, W = f.shape[-2:]
             with torch.no_grad():
                 fc = F.avg_pool2d(f, scale, ceil_mode=True)
                 xc = self._inputs(fc, density)[2]
-            oc = self.corrections(xc, tile_size=tile_size, compute_dtype=compute_dtype)
+            oc = self.corrections(xc, tile_size=tile_size, compute_dtype=compute_dtype, padding=padding)
             out = F.interpolate(oc, size=(H, W), mode="bilinear", align_corners=False)
         return logp0 + a * out[:, :1], s0 + b * out[:, 1:]         # x * 1.0 is x: strength 1 adds as trained
 
@@ -251,18 +240,6 @@ class MaskNet(nn.Module):
         pk = k * torch.softmax(logp.flatten(1), 1).view_as(logp)           # density normalised to k points
         q = neighbour_mass(pk, s) if snap else pk
         return hard + (q - q.detach())
-
-
-def _tile_side(n: int, tile_size: int, fac: int) -> int:
-    """The side of the tiles along an axis of ``n`` pixels (a multiple of ``fac``): the axis cut into the number
-    of tiles of ``tile_size`` nearest to fitting it, in equal parts. Each cut costs two margins of network work,
-    so a 2160-pixel axis takes 4 tiles of 540 rather than 5 of 512 and a sliver."""
-    count = max(1, round(n / tile_size))
-    side = -(-n // count)                   # ceil(n / count)
-    return -(-side // fac) * fac            # rounded up to the pooling grid
-
-
-# --------------------------------------------------------------------------- loading and the public function
 
 
 def load_masknet(spec, *, density: float | None = None, channels: int | None = None, device=None) -> MaskNet:
@@ -309,11 +286,11 @@ def load_masknet(spec, *, density: float | None = None, channels: int | None = N
 def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict | None = None,
                  thresholds: torch.Tensor | None = None, tile_size: int | None = TILE_SIZE,
                  scale: int = 1, strength: float | tuple[float, float] = 1.0,
-                 compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+                 compute_dtype: torch.dtype | None = None, padding: str = "zeros") -> torch.Tensor:
     """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
     :func:`pdeflow.inpaint.masks.refine.refine_mask` with the options ``refine`` (None: not refined) from the
     network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile);
-    ``tile_size``, ``scale``, ``strength``, ``compute_dtype``: of :meth:`MaskNet.maps`.
+    ``tile_size``, ``scale``, ``strength``, ``compute_dtype``, ``padding``: of :meth:`MaskNet.maps`.
     No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined.
 
     Examples
@@ -328,7 +305,8 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
     """
     from ..masks.refine import refine_mask
     x = f.to(dtype=next(net.parameters()).dtype)
-    logp, s = net.maps(x, density, tile_size=tile_size, scale=scale, strength=strength, compute_dtype=compute_dtype)
+    logp, s = net.maps(x, density, tile_size=tile_size, scale=scale, strength=strength, compute_dtype=compute_dtype,
+                       padding=padding)
     m = net(x, density, maps=(logp, s), thresholds=thresholds)
     if refine is None:
         return m
@@ -338,7 +316,7 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
 
 def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0, scale: int = 1,
                  strength: float | tuple[float, float] = 1.0, tile_size: int | None = TILE_SIZE,
-                 compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+                 compute_dtype: torch.dtype | None = None, padding: str = "zeros") -> torch.Tensor:
     """A mask with exactly ``round(density H W)`` known pixels per image from a trained mask network.
 
     Parameters
@@ -374,6 +352,11 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         convolutions run in bfloat16 (:func:`torch.autocast`), about twice as fast on CPUs with bfloat16
         instructions (AVX-512 BF16, AMX) and on GPUs; the corrections then differ by about 1e-2 and a
         few percent of the points move (the inpainting quality this costs: docs/results/inpaint.md).
+    padding : {"zeros", "reflect"}
+        What the network sees beyond the image's border: ``"zeros"`` (default), as in training on 64 px
+        crops; ``"reflect"``, the image mirrored across its border, as the diffusion's reflecting boundary
+        reads it (:meth:`MaskNet.corrections`). For photographs at their native resolution
+        docs/results/inpaint.md measures ``"reflect"`` with ``strength=(0.3, 0)``.
 
     Returns
     -------
@@ -406,11 +389,12 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
                              f"corrections) or a pair of them (of the log-density, of the snap score), "
                              f"got {strength!r}")
     strength = (float(pair[0]), float(pair[1])) if several else float(pair[0])
-    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 16):
-        raise UserInputError(f"{who}: tile_size must be None or an int >= 16 (pixels), got {tile_size!r}")
+    check_tile_size(tile_size, who)
     if compute_dtype not in (None, torch.bfloat16):
         raise UserInputError(f"{who}: compute_dtype must be None (the network's dtype) or torch.bfloat16, "
                              f"got {compute_dtype!r}")
+    if padding not in PADDINGS:
+        raise UserInputError(f"{who}: padding must be one of {', '.join(map(repr, PADDINGS))}, got {padding!r}")
     from ..masks.refine import refine_options
     opts = refine_options(refine, who)
     if model is None:
@@ -425,7 +409,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         raise UserInputError(f"{who}: density: the model was trained for density {net.density:g}, got {density!r}")
     with registry.evaluating(net) as dev:
         m = network_mask(net, f4.to(dev), float(density), refine=opts, tile_size=tile_size, scale=scale,
-                         strength=strength, compute_dtype=compute_dtype)
+                         strength=strength, compute_dtype=compute_dtype, padding=padding)
     m = m.to(device=f4.device, dtype=f4.dtype)
     return ops.unbatch(m, f.dim())
 

@@ -57,7 +57,7 @@ from ... import ops
 from ...errors import UserInputError
 from ...rng import as_generator
 from ..diffusion import check_mask, diffuse
-from .unet import UNet
+from .unet import TILE_SIZE, UNet, check_tile_size
 
 __all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "load_joint_refined",
            "RESIDUAL_MODEL", "JOINT_MODELS", "KIND"]
@@ -141,13 +141,16 @@ class ResidualInpainter(nn.Module):
         std = var.clamp_min(self.MIN_STD ** 2).sqrt()
         return mean, self.REF_STD / std
 
-    def residual(self, u_diff: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        """``R(u_diff, b, b f)`` ``(B, C, H, W)`` in the dtype of ``u_diff``, in the image's intensity units."""
+    def residual(self, u_diff: torch.Tensor, b: torch.Tensor, f: torch.Tensor, *,
+                 tile_size: int | None = None) -> torch.Tensor:
+        """``R(u_diff, b, b f)`` ``(B, C, H, W)`` in the dtype of ``u_diff``, in the image's intensity units;
+        ``tile_size``: the U-Net on tiles of about this side (:meth:`UNet.tiled
+        <pdeflow.inpaint.learned.unet.UNet.tiled>`, the same result to round-off), None: in one piece."""
         dt = next(self.parameters()).dtype
         offset, scale = self._intensity_map(f.to(u_diff.dtype), b.to(u_diff.dtype))
         bb = b.to(dt)
         x = torch.cat([((u_diff - offset) * scale).to(dt), bb, bb * ((f - offset) * scale).to(dt)], 1)
-        return self.net(x).to(u_diff.dtype) / scale
+        return self.net.tiled(x, tile_size).to(u_diff.dtype) / scale
 
     def forward(self, f: torch.Tensor, b: torch.Tensor, u_diff: torch.Tensor | None = None) -> torch.Tensor:
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
@@ -162,14 +165,15 @@ class ResidualInpainter(nn.Module):
             u_diff = diffuse(f, b, tol=self.tol)
         return u_diff + (1 - b) * self.residual(u_diff, b, f)
 
-    def calibration(self, f: torch.Tensor, b: torch.Tensor, *, holdout: float = 0.2, generator=None) -> torch.Tensor:
+    def calibration(self, f: torch.Tensor, b: torch.Tensor, *, holdout: float = 0.2, generator=None,
+                    tile_size: int | None = None) -> torch.Tensor:
         """Weight ``alpha`` (B,) in [0, 1] of the correction, from the known pixels only (see the module doc).
 
         ``f`` (B, C, H, W), ``b`` (B, 1, H, W) binary. A fraction ``holdout`` of each image's known
         pixels (at random, ``generator``: None, an int seed or a torch.Generator) is hidden; with ``v``
         diffusion's and ``r`` the correction's values there after inpainting from the others,
         ``alpha = <f - v, r> / <r, r>`` clipped to [0, 1] (1 where ``r`` vanishes there or no pixel was
-        held out).
+        held out). ``tile_size``: of :meth:`residual`.
         """
         b = b.to(f.dtype)
         g = as_generator(generator, "ResidualInpainter.calibration")
@@ -178,7 +182,7 @@ class ResidualInpainter(nn.Module):
         ok = (rest.flatten(1).sum(1) > 0) & (held.flatten(1).sum(1) > 0)
         rest = torch.where(ok.view(-1, 1, 1, 1), rest, b)        # nothing to hold out: alpha = 1 below
         v = diffuse(f, rest, tol=self.tol)
-        r = (1 - rest) * self.residual(v, rest, f)
+        r = (1 - rest) * self.residual(v, rest, f, tile_size=tile_size)
         e, r = ((f - v) * held).flatten(1), (r * held).flatten(1)
         rr = (r * r).sum(1)
         alpha = ((e * r).sum(1) / torch.where(rr > 0, rr, torch.ones_like(rr))).clamp(0, 1)
@@ -284,7 +288,7 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
 
 
 def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrate: bool = True,
-                    holdout: float = 0.2, generator=0) -> torch.Tensor:
+                    holdout: float = 0.2, generator=0, tile_size: int | None = TILE_SIZE) -> torch.Tensor:
     """Inpaint ``f`` from the pixels where ``mask`` is 1 with the residual inpainter.
 
     ``u = diffuse(f, mask) + (1 - mask) R(...)`` (see :class:`ResidualInpainter`):
@@ -308,6 +312,10 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
         Fraction of the known pixels held out for the calibration.
     generator : None, int or torch.Generator
         Which known pixels are held out (default seed 0: reproducible).
+    tile_size : int >= 16 or None
+        The network runs on tiles of this size with a margin wider than its receptive field
+        (:meth:`UNet.tiled <pdeflow.inpaint.learned.unet.UNet.tiled>`): the same result to round-off, with
+        memory for one tile instead of the image; None: in one piece.
 
     Returns
     -------
@@ -347,15 +355,16 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
         raise UserInputError(f"{who}: calibrate must be True or False, got {calibrate!r}")
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
         raise UserInputError(f"{who}: holdout must be a fraction in (0, 1) of the known pixels, got {holdout!r}")
+    check_tile_size(tile_size, who)
     with registry.evaluating(net) as dev:
         f64 = f4.to(device=dev, dtype=torch.float64)
         m64 = m.to(device=dev, dtype=torch.float64)
         if calibrate:
-            alpha = net.calibration(f64, m64, holdout=float(holdout), generator=generator)
-            u_diff = diffuse(f64, m64, tol=net.tol)
-            u = u_diff + alpha.view(-1, 1, 1, 1) * (1 - m64) * net.residual(u_diff, m64, f64)
+            alpha = net.calibration(f64, m64, holdout=float(holdout), generator=generator, tile_size=tile_size)
         else:
-            u = net(f64, m64)
+            alpha = torch.ones(B, dtype=f64.dtype, device=dev)
+        u_diff = diffuse(f64, m64, tol=net.tol)
+        u = u_diff + alpha.view(-1, 1, 1, 1) * (1 - m64) * net.residual(u_diff, m64, f64, tile_size=tile_size)
         u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
     u = u.to(device=f4.device, dtype=f4.dtype)
     return ops.unbatch(u, f.dim())
