@@ -196,10 +196,11 @@ class MaskNet(nn.Module):
         """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score.
 
         ``tile_size``, ``compute_dtype``, ``padding``: see :meth:`corrections`. ``scale`` (int >= 1): the
-        network reads the image reduced by this factor (mean of ``scale x scale`` blocks, the last partial ones included) and
-        its corrections are resized bilinearly to the image and added to the full-resolution maps:
-        ``scale**2`` times less network work (the quality it costs: docs/results/inpaint.md). ``strength``: both
-        corrections are multiplied by it (1: as trained; 0: the analytic maps); a pair ``(a, b)``: the
+        network reads the image reduced by this factor (mean of ``scale x scale`` blocks, the last partial
+        ones included) and its corrections are resized bilinearly to the image and added to the
+        full-resolution maps: ``scale**2`` times less network work (the quality it costs:
+        docs/results/inpaint.md). ``strength``: both corrections are multiplied by it (1: as trained; 0: the
+        analytic maps); a pair ``(a, b)``: the
         log-density's by ``a``, the snap score's by ``b``.
         """
         a, b = strength if isinstance(strength, (tuple, list)) else (strength, strength)
