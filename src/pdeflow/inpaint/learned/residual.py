@@ -37,7 +37,10 @@ hidden, the image is inpainted from the rest, and ``alpha`` is the least-squares
 weight of ``R``'s correction that best predicts the hidden pixels' values from
 diffusion's (clipped to [0, 1]). A correction that does not help on an image
 (e.g. a kind of photo unlike the training crops) is shrunk there; one that helps
-is kept (alpha near 1). It costs one more diffusion solve and ``R`` evaluation
+is kept (alpha near 1). The held-out pixels are the mask's own: an optimised mask puts them where
+diffusion errs most, so on images far from the training crops (photographs at their native
+resolution) the estimate can keep a correction that the unknown pixels do not want
+(docs/results/inpaint.md, "Masks at 4K"). It costs one more diffusion solve and ``R`` evaluation
 (about twice the time of ``calibrate=False``). It is the default because the
 uncalibrated correction, sized for the training photos, lost to diffusion on
 smooth nature photos at 20 % density, while the calibrated one beat diffusion
