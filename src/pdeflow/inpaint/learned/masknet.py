@@ -173,9 +173,11 @@ class MaskNet(nn.Module):
         ``padding``: what the network's convolutions see beyond the image's border. ``"zeros"``, as in
         training; ``"reflect"``, the image mirrored across its border (edge pixel not repeated, as the
         diffusion's reflecting boundary and the analytic density read it), as far as the receptive field
-        reaches (:attr:`UNet.margin <pdeflow.inpaint.learned.unet.UNet.margin>`), so a border pixel is read as an
-        interior one.
+        reaches (:attr:`UNet.margin <pdeflow.inpaint.learned.unet.UNet.margin>`), so a border pixel is read
+        as an interior one.
         """
+        if padding not in PADDINGS:
+            raise UserInputError(f"MaskNet: padding must be one of {', '.join(map(repr, PADDINGS))}, got {padding!r}")
         H, W = x.shape[-2:]
         ph = pw = 0
         if padding == "reflect":
@@ -200,8 +202,7 @@ class MaskNet(nn.Module):
         ones included) and its corrections are resized bilinearly to the image and added to the
         full-resolution maps: ``scale**2`` times less network work (the quality it costs:
         docs/results/inpaint.md). ``strength``: both corrections are multiplied by it (1: as trained; 0: the
-        analytic maps); a pair ``(a, b)``: the
-        log-density's by ``a``, the snap score's by ``b``.
+        analytic maps); a pair ``(a, b)``: the log-density's by ``a``, the snap score's by ``b``.
         """
         a, b = strength if isinstance(strength, (tuple, list)) else (strength, strength)
         logp0, s0, x = self._inputs(f, density)
@@ -241,6 +242,9 @@ class MaskNet(nn.Module):
         pk = k * torch.softmax(logp.flatten(1), 1).view_as(logp)           # density normalised to k points
         q = neighbour_mass(pk, s) if snap else pk
         return hard + (q - q.detach())
+
+
+# --------------------------------------------------------------------------- loading and the public function
 
 
 def load_masknet(spec, *, density: float | None = None, channels: int | None = None, device=None) -> MaskNet:
