@@ -134,7 +134,17 @@ class UNet(nn.Module):
 
 
 def check_tile_size(tile_size, who: str) -> None:
-    """Refuse a ``tile_size`` (of :meth:`UNet.tiled`) other than None or an int >= 16, naming ``who``."""
+    """Refuse a ``tile_size`` (of :meth:`UNet.tiled`) other than None or an int >= 16, naming ``who``.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.learned.unet import check_tile_size
+    >>> check_tile_size(512, "learned_mask")             # None or an int >= 16: nothing to say
+    >>> check_tile_size(8, "learned_mask")
+    Traceback (most recent call last):
+    ...
+    pdeflow.errors.UserInputError: learned_mask: tile_size must be None or an int >= 16 (pixels), got 8
+    """
     if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 16):
         raise UserInputError(f"{who}: tile_size must be None or an int >= 16 (pixels), got {tile_size!r}")
 
