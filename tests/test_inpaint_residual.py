@@ -189,7 +189,9 @@ def test_weighted_calibration_speaks_for_the_unknown_pixels():
     assert max(weighted) == 0.0
     assert sum(plain) / len(plain) > 0.4
     # and the image: the weighted calibration inpaints the unknown pixels better
-    err = lambda u: float((((u - f) * (1 - b)) ** 2).sum())
+    def err(u):
+        return float((((u - f) * (1 - b)) ** 2).sum())
+
     assert err(learned_inpaint(f, b, model=model, generator=1)) < err(diffuse(f, b)) + 1e-12
     u_plain = diffuse(f, b) + plain[1] * (1 - b) * model.residual(diffuse(f, b), b, f)
     assert err(learned_inpaint(f, b, model=model, generator=1)) < 0.5 * err(u_plain)
