@@ -39,11 +39,11 @@ diffusion's (clipped to [0, 1]). A correction that does not help on an image
 (e.g. a kind of photo unlike the training crops) is shrunk there; one that helps
 is kept (alpha near 1). The held-out pixels are the mask's own, and an optimised
 mask packs them where diffusion errs most: each counts for the unknown pixels it
-stands for, ``(1 - pi) / pi`` with ``pi`` the mask's local density (the
-weight of D. G. Horvitz and D. J. Thompson, "A generalization of sampling
-without replacement from a finite universe", 1952; unweighted, a 4K photograph kept the whole correction
-where its unknown pixels wanted almost none, docs/results/inpaint.md). It costs
-one more diffusion solve and ``R`` evaluation
+stands for, ``(1 - pi) / pi`` with ``pi`` the mask's local density (the weight of
+D. G. Horvitz and D. J. Thompson, "A generalization of sampling without
+replacement from a finite universe", 1952). Unweighted, a 4K photograph kept the
+whole correction where its unknown pixels wanted almost none
+(docs/results/inpaint.md). It costs one more diffusion solve and ``R`` evaluation
 (about twice the time of ``calibrate=False``). It is the default because the
 uncalibrated correction, sized for the training photos, lost to diffusion on
 smooth nature photos at 20 % density, while the calibrated one beat diffusion
