@@ -94,7 +94,8 @@ def make_mask(f, density, method, refine_rounds=2):
     """The mask of ``method``: a name of :data:`METHODS`, ``learned-bf16`` (the network in bfloat16;
     ``learned-bf16-wX``: with strength X),
     ``learned-sN`` (scale N), ``learned-wX`` (strength X), ``learned-wA,B`` (strength (A, B): the log-density's
-    and the snap score's corrections weighted apart; ``-reflect`` after either: ``padding="reflect"``)
+    and the snap score's corrections weighted apart; ``-reflect`` after either: ``padding="reflect"``; then
+    ``-sN``: scale N)
     or ``analytic-refine`` / ``learned-refine`` (``-tT``: on tiles of T; ``analytic-refineR`` / ``learned-refineR``:
     R rounds, 2 tile shifts)."""
     import torch
@@ -154,13 +155,11 @@ def make_mask(f, density, method, refine_rounds=2):
         return learned_mask(f, density, compute_dtype=torch.bfloat16)
     if method.startswith("learned-s"):
         return learned_mask(f, density, scale=int(method[len("learned-s"):]))
-    padding = "reflect" if method.endswith("-reflect") else "zeros"
-    weights = method.removesuffix("-reflect")
-    if weights.startswith("learned-w"):
-        return learned_mask(f, density, strength=parse_strength(weights[len("learned-w"):]), padding=padding)
-    if weights.startswith("learned-bf16-w"):
-        return learned_mask(f, density, strength=parse_strength(weights[len("learned-bf16-w"):]),
-                            compute_dtype=torch.bfloat16, padding=padding)
+    weighted = re.fullmatch(r"learned-(bf16-)?w([\d.,]+)(-reflect)?(?:-s(\d+))?", method)
+    if weighted:
+        return learned_mask(f, density, strength=parse_strength(weighted[2]),
+                            compute_dtype=torch.bfloat16 if weighted[1] else None,
+                            padding="reflect" if weighted[3] else "zeros", scale=int(weighted[4] or 1))
     raise ValueError(method)
 
 
@@ -181,7 +180,7 @@ def parse_strength(text: str):
 
 
 METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
-                            r"|learned-(untiled|bf16|s\d+|(bf16-)?w\d*\.?\d+(,\d*\.?\d+)?(-reflect)?)|learned\d+-ps(-refine-mse\d*)?")
+                            r"|learned-(untiled|bf16|s\d+|(bf16-)?w\d*\.?\d+(,\d*\.?\d+)?(-reflect)?(-s\d+)?)|learned\d+-ps(-refine-mse\d*)?")
 
 
 def method_arg(text: str) -> str:
@@ -280,6 +279,7 @@ def run_native(args, out):
         + [f"learned-w{w}" for w in args.strengths] \
         + ([f"learned-bf16-w{w}" for w in args.strengths] if args.bf16 else []) \
         + ([f"learned-w{w}-reflect" for w in args.strengths] if args.reflect else []) \
+        + [f"learned-w{w}-reflect-s{n}" for w in args.strengths for n in args.reflect_scales] \
         + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else [])
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
@@ -471,6 +471,8 @@ def main(argv=None):
                     help="native: each --strengths row also with the network in bfloat16 (learned-bf16-wX)")
     ap.add_argument("--reflect", action="store_true",
                     help="native: each --strengths row also with padding=\"reflect\" (learned-wX-reflect)")
+    ap.add_argument("--reflect-scales", nargs="*", type=int, default=[], metavar="N",
+                    help="native: each --strengths row also with padding=\"reflect\" and scale N")
     ap.add_argument("--candidate-strengths", nargs="+", type=float, default=[1.0],
                     help="native: the candidate networks at these strengths (default 1)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
