@@ -176,8 +176,7 @@ class MaskNet(nn.Module):
         reaches (:attr:`UNet.margin <pdeflow.inpaint.learned.unet.UNet.margin>`), so a border pixel is read
         as an interior one.
         """
-        if padding not in PADDINGS:
-            raise UserInputError(f"MaskNet: padding must be one of {', '.join(map(repr, PADDINGS))}, got {padding!r}")
+        _check_padding(padding, "MaskNet.corrections")
         H, W = x.shape[-2:]
         ph = pw = 0
         if padding == "reflect":
@@ -242,6 +241,11 @@ class MaskNet(nn.Module):
         pk = k * torch.softmax(logp.flatten(1), 1).view_as(logp)           # density normalised to k points
         q = neighbour_mass(pk, s) if snap else pk
         return hard + (q - q.detach())
+
+
+def _check_padding(padding, who: str) -> None:
+    if padding not in PADDINGS:
+        raise UserInputError(f"{who}: padding must be one of {', '.join(map(repr, PADDINGS))}, got {padding!r}")
 
 
 # --------------------------------------------------------------------------- loading and the public function
@@ -398,8 +402,7 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
     if compute_dtype not in (None, torch.bfloat16):
         raise UserInputError(f"{who}: compute_dtype must be None (the network's dtype) or torch.bfloat16, "
                              f"got {compute_dtype!r}")
-    if padding not in PADDINGS:
-        raise UserInputError(f"{who}: padding must be one of {', '.join(map(repr, PADDINGS))}, got {padding!r}")
+    _check_padding(padding, who)
     from ..masks.refine import refine_options
     opts = refine_options(refine, who)
     if model is None:
