@@ -11,14 +11,15 @@ Three parts (``--part``), each side by side in one run:
   ``analytic`` (``analytic_mask(f, d, sigma=analytic_sigma(d))``), ``learned``
   (``learned_mask(f, d)``: the shipped network, tiled), ``learned-untiled`` (``tile_size=None``, the
   network in one piece as before), ``learned-bf16`` (``compute_dtype=torch.bfloat16``: the network's
-  convolutions in bfloat16), ``learned-s2`` (``scale=2``) and, with ``--refine R``, the analytic
+  convolutions in bfloat16), ``learned-s2`` (``scale=2``), ``densify`` (``densify_mask(f, d)``: grown from
+  a sparse analytic mask at the inpainting error's maxima) and, with ``--refine R``, the analytic
   and the learned mask refined on the whole image (``refine={"rounds": R, "solver": "mg"}``:
   ``refine_mask``'s exchange rounds with multigrid solves) and on tiles (``refine={"rounds": R,
   "tile_size": T}``, ``--refine-tile T``, default 512, CG solves on each tile).
 * ``native``: every photo of ``--folder`` (default ``.data/photos/mate-nature``, never used in
   training) at its native resolution, grey, at each of ``--densities``: the same metrics for the
-  analytic mask and the learned ones (scale 1 and ``--scales``), with the mask CPU times; one
-  process. ``--crop N``: centre crops of N x N at native resolution instead (used on the ``lomiri``
+  analytic mask and the learned ones (scale 1 and ``--scales``; ``--native-methods``: more, e.g.
+  ``densify``), with the mask CPU times; one process. ``--crop N``: centre crops of N x N at native resolution instead (used on the ``lomiri``
   pool to choose the scale before the evaluation on ``mate-nature``).
 * ``ps``: centre crops of ``--crops`` px of the same photos: the analytic and learned masks against
   probabilistic sparsification (``probabilistic_sparsification(f, densities, metric='mse')``, one run
@@ -100,9 +101,11 @@ def make_mask(f, density, method, refine_rounds=2):
     R rounds, 2 tile shifts)."""
     import torch
 
-    from pdeflow.inpaint import analytic_mask, learned_mask
+    from pdeflow.inpaint import analytic_mask, densify_mask, learned_mask
     from pdeflow.inpaint.masks.analytic import analytic_sigma
 
+    if method == "densify":
+        return densify_mask(f, density)
     if method == "analytic":
         return analytic_mask(f, density, sigma=analytic_sigma(density))
     if method == "analytic-refine":
@@ -179,14 +182,14 @@ def parse_strength(text: str):
     return w[0] if len(w) == 1 else tuple(w)
 
 
-METHOD_PATTERN = re.compile(r"candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
+METHOD_PATTERN = re.compile(r"densify|candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
                             r"|learned-(untiled|bf16|s\d+|(bf16-)?w\d*\.?\d+(,\d*\.?\d+)?(-reflect)?(-s\d+)?)|learned\d+-ps(-refine-mse\d*)?")
 
 
 def method_arg(text: str) -> str:
     """``--methods``: a name :func:`make_mask` knows, checked before anything runs."""
     if not METHOD_PATTERN.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"expected analytic, learned, learned-untiled, learned-bf16, learned-sN, learned-wX or "
+        raise argparse.ArgumentTypeError(f"expected densify, analytic, learned, learned-untiled, learned-bf16, learned-sN, learned-wX or "
                                          f"(analytic|learned)-refine[R|-tT|-mse[R]|-net[R]] or learnedP-ps[-refine-mse[R]], "
                                          f"got {text!r}")
     return text
@@ -280,7 +283,8 @@ def run_native(args, out):
         + ([f"learned-bf16-w{w}" for w in args.strengths] if args.bf16 else []) \
         + ([f"learned-w{w}-reflect" for w in args.strengths] if args.reflect else []) \
         + [f"learned-w{w}-reflect-s{n}" for w in args.strengths for n in args.reflect_scales] \
-        + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else [])
+        + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else []) \
+        + args.native_methods
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
         f = load_grey(p)
@@ -462,6 +466,8 @@ def main(argv=None):
                          "evaluation's options (pdeflow.inpaint.evaluation.REFINE_MSE)")
     ap.add_argument("--ps-methods", nargs="+", type=method_arg, default=[], metavar="METHOD",
                     help="ps: more mask methods, e.g. learned-refine2000 learned-refine-mse2000")
+    ap.add_argument("--native-methods", nargs="+", type=method_arg, default=[], metavar="METHOD",
+                    help="native: more mask methods, e.g. densify")
     ap.add_argument("--reuse-ps", type=Path, help="ps: the PS-mse rows of the same photos, crops and densities "
                                                    "from this earlier run's ps-*.json instead of running PS again")
     ap.add_argument("--candidate", nargs="+", default=[], metavar="D=MODEL",

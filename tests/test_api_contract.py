@@ -157,6 +157,7 @@ INPAINT_TABLE = {
     "gan_mask": Entry(lambda x: inpaint.gan_mask(x, 0.1, _gan("pair"), seed=0), "f"),
     "dither": Entry(lambda x: inpaint.dither(x, 0.3), "p", names_too=("density",)),
     "analytic_mask": Entry(lambda x: inpaint.analytic_mask(x, 0.3), "f", min_size=2),
+    "densify_mask": Entry(lambda x: inpaint.densify_mask(x, 0.3), "f", min_size=2),
     "learned_mask": Entry(lambda x: inpaint.learned_mask(x, 0.1), "f", min_size=2),
     "learned_inpaint": Entry(lambda x: inpaint.learned_inpaint(x, _mask(x)), "f", min_size=2),
 }

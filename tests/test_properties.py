@@ -208,6 +208,17 @@ def test_analytic_mask_exact_count(data, h, w, b, snap):
 
 
 @settings(**SETTINGS)
+@given(data=st.data(), h=st.integers(3, 12), w=st.integers(3, 12), b=st.integers(1, 2))
+def test_densify_mask_exact_count(data, h, w, b):
+    density = data.draw(_densities(h, w))
+    f = data.draw(unit_images((b, 1, h, w)))
+    mask = inpaint.densify_mask(f, density, stages=3)
+    assert mask.shape == (b, 1, h, w)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(_counts(mask) == _count(h, w, density))
+
+
+@settings(**SETTINGS)
 @given(data=st.data(), h=st.integers(2, 12), w=st.integers(2, 12), b=st.integers(1, 2))
 def test_dither_exact_count(data, h, w, b):
     density = data.draw(_densities(h, w))
