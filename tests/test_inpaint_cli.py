@@ -280,13 +280,43 @@ def test_ps_from_a_start_mask(tmp_path, capsys):
     assert main(["mask", "--size", "16", "--density", "0.2", "--method", "analytic", "--out", str(other)]) == 0
     capsys.readouterr()
     for argv, word in (
-            (["--method", "analytic", "--start-mask", str(start / "mask.png")], "only for --method ps or nlpe"),
+            (["--method", "analytic", "--start-mask", str(start / "mask.png")], "only for --method ps, nlpe or densify"),
             (["--method", "ps", "--start-mask", str(small / "mask.png")], "fewer than"),
             (["--method", "ps", "--start-mask", str(other / "mask.png")], "16x16"),
             (["--method", "ps", "--start-mask", str(tmp_path / "none.png")], "no such file")):
         assert main(["mask", "--size", "24", "--density", "0.1", *argv, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--start-mask" in err[0] and word in err[0], err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_densify_is_the_library_function(tmp_path, capsys):
+    """--method densify writes densify_mask's mask (with --stages; from --start-mask, which it keeps); --stages
+    and a start mask denser than the density are refused in one line, nothing written."""
+    from pdeflow.inpaint import densify_mask
+    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 44), indexing="ij")
+    photo = write_image(tmp_path / "photo.png", (0.5 + 0.4 * torch.sin(7 * x * y) * (x > 0.3))[None])
+    out = tmp_path / "d"
+    assert main(["mask", str(photo), "--density", "0.1", "--method", "densify", "--stages", "4",
+                 "--out", str(out)]) == 0
+    assert "4 stages" in capsys.readouterr().out
+    f = read_image(photo)
+    assert torch.equal(read_image(out / "mask.png") > 0.5, densify_mask(f, 0.1, stages=4) > 0.5)
+    start = tmp_path / "m05"
+    assert main(["mask", "--size", "48", "--density", "0.05", "--method", "analytic", "--out", str(start)]) == 0
+    grown = tmp_path / "g"
+    assert main(["mask", "--size", "48", "--density", "0.1", "--method", "densify", "--start-mask",
+                 str(start / "mask.png"), "--out", str(grown)]) == 0
+    m, m0 = read_image(grown / "mask.png") > 0.5, read_image(start / "mask.png") > 0.5
+    assert int(m.sum()) == round(0.1 * 48 * 48) and bool((m >= m0).all())
+    dense = tmp_path / "m20"
+    assert main(["mask", "--size", "48", "--density", "0.2", "--method", "analytic", "--out", str(dense)]) == 0
+    capsys.readouterr()
+    for argv, word in ((["--stages", "3"], "argument --stages: only for --method densify"),
+                       (["--method", "densify", "--start-mask", str(dense / "mask.png")], "densify grows a mask")):
+        assert main(["mask", "--size", "48", "--density", "0.1", *argv, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0], err
         assert not (tmp_path / "bad").exists()
 
 

@@ -35,7 +35,7 @@ def test_exact_count_shape_and_dtype(shape, dtype):
 
 def test_keeps_the_starting_mask():
     f = _image()
-    start = analytic_mask(f, 0.3 * 0.1, sigma=analytic_sigma(0.3 * 0.1))
+    start = analytic_mask(f, 0.3 * 0.1, sigma=analytic_sigma(0.1))
     m = densify_mask(f, 0.1)
     assert bool((m >= start).all())                      # every starting point is still there
     given = torch.zeros_like(f[:, :1])

@@ -26,6 +26,7 @@ from ..inpaint.learned import gan
 from ..inpaint.learned.masknet import PADDINGS, learned_mask, load_masknet
 from ..inpaint.learned.residual import learned_inpaint, load_residual
 from ..inpaint.masks.analytic import analytic_mask, analytic_sigma
+from ..inpaint.masks.densification import densify_mask
 from ..inpaint.masks.sparsification import (
     nonlocal_pixel_exchange,
     probabilistic_sparsification,
@@ -55,7 +56,7 @@ DIFFUSE_TOL = inspect.signature(diffuse).parameters["tol"].default
 
 __all__ = ["add_parsers"]
 
-MASK_METHODS = ("analytic", "learned", "random", "ps", "nlpe", "gan")
+MASK_METHODS = ("analytic", "learned", "densify", "random", "ps", "nlpe", "gan")
 INPAINT_METHODS = ("diffusion", "learned", "wgan")
 #: PS / NLPE estimated to take longer than this (seconds) get a warning line before they start.
 SLOW_WARNING_S = 60.0
@@ -121,8 +122,8 @@ def add_output_args(p: argparse.ArgumentParser):
 def add_parsers(sub) -> None:
     """Register ``pdeflow mask`` and ``pdeflow inpaint``."""
     p = add_command(sub, "mask", _run_mask,
-                    help="choose the known pixels of a sparse inpainting mask (analytic, learned, random, PS, "
-                         "PS+NLPE, mask GAN)",
+                    help="choose the known pixels of a sparse inpainting mask (analytic, learned, densified, random, "
+                         "PS, PS+NLPE, mask GAN)",
                     examples=["pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/",
                               "pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method analytic "
                               "--refine 8 --out m/",
@@ -155,7 +156,10 @@ def add_parsers(sub) -> None:
                         "with --strength 0.3,0)")
     g.add_argument("--start-mask", metavar="MASK", default=None,
                    help="ps, nlpe: sparsify from the white pixels of this mask image (e.g. a learned mask of a "
-                        "few times the density) instead of from every pixel")
+                        "few times the density) instead of from every pixel; densify: grow from them (at most "
+                        "D of the pixels) instead of from a sparse analytic mask")
+    g.add_argument("--stages", type=positive_int, default=8, metavar="N",
+                   help="densify: inpaintings that add points where the error is largest (default 8)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=("mse", "mae"), default="mse",
                    help="error minimised by PS and NLPE (default mse)")
@@ -274,7 +278,8 @@ def _run_mask(args) -> int:
     """Choose a fraction D of the pixels of an image so that inpainting from them restores it: analytic
     (Belhachmi et al.'s density |laplacian(G_sigma f)|, dithered with blue noise, points snapped to local
     extrema; milliseconds), learned (a trained mask network that corrects the analytic density; milliseconds),
-    random (uniform), ps (probabilistic sparsification; minutes on a 128x128 image, growing with the image),
+    densify (grown from a sparse analytic mask by adding points where the diffusion inpainting errs most, a few
+    inpaintings: seconds for a 4K photograph, better than PS), random (uniform), ps (probabilistic sparsification; minutes on a 128x128 image, growing with the image),
     nlpe (PS, then non-local pixel exchange; slower still) or gan (a trained mask GAN). Default: learned where a
     mask network is shipped for D (grey images), else analytic. PS and NLPE print an estimate of their run time
     before they start. Writes mask.png (white = known), inpainted.png (diffusion inpainting; the GAN's own
@@ -301,12 +306,17 @@ def _run_mask(args) -> int:
                           ("--bfloat16", args.bfloat16), ("--padding", args.padding != "zeros")):
         if given and args.method != "learned":
             raise CLIError(f"argument {option}: only for --method learned, not {args.method}")
-    if args.start_mask is not None and args.method not in ("ps", "nlpe"):
-        raise CLIError(f"argument --start-mask: only for --method ps or nlpe, not {args.method}")
+    if args.stages != 8 and args.method != "densify":
+        raise CLIError(f"argument --stages: only for --method densify, not {args.method}")
+    if args.start_mask is not None and args.method not in ("ps", "nlpe", "densify"):
+        raise CLIError(f"argument --start-mask: only for --method ps, nlpe or densify, not {args.method}")
     start = None if args.start_mask is None else _read_mask(args.start_mask, "--start-mask", args.size, (H, W))
-    if start is not None and int(start.sum()) < k:
+    if start is not None and args.method != "densify" and int(start.sum()) < k:
         raise CLIError(f"argument --start-mask: it has {int(start.sum())} known pixels, fewer than the "
                        f"{k} of --density {args.density:g}")
+    if start is not None and args.method == "densify" and not 1 <= int(start.sum()) <= k:
+        raise CLIError(f"argument --start-mask: it has {int(start.sum())} known pixels; densify grows a mask of "
+                       f"1 to {k} (--density {args.density:g}) known pixels")
     if args.scale > 1 and min(H, W) < 2 * args.scale:
         raise CLIError(f"argument --scale: {args.scale} leaves less than 2 pixels a side of a {H}x{W} image")
     dev = args.device
@@ -349,6 +359,10 @@ def _run_mask(args) -> int:
                 notes.append(f"{args.padding} padding")
             if args.refine:
                 notes.append(f"{args.refine} refinement rounds")
+        elif args.method == "densify":
+            mask = densify_mask(x, args.density, stages=args.stages,
+                                mask=None if start is None else start.to(device=dev, dtype=x.dtype))
+            notes.append(f"{args.stages} stages" + ("" if start is None else ", from --start-mask"))
         elif args.method == "random":
             mask = random_mask((1, H, W), args.density, generator=args.seed, dtype=x.dtype, device=dev)
         elif args.method in ("ps", "nlpe"):

@@ -15,7 +15,8 @@ from ..reporting import Report, format_mean_std
 LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
           "ps-mse": "PS (MSE) + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
-          "analytic-refine": "analytic+refine + diffusion", "learned": "learned + diffusion",
+          "analytic-refine": "analytic+refine + diffusion", "densify": "densified + diffusion",
+          "learned": "learned + diffusion",
           "learned-refine": "learned+refine + diffusion", "learned-refine-mse": "learned+refine (MSE) + diffusion",
           "learned-residual": "learned + residual inpainter",
           "learned-residual-raw": "learned + residual inpainter, uncalibrated",
@@ -186,7 +187,7 @@ def report_markdown(results: dict) -> str:
               "|---" * (len(results["methods"]) + 1) + "|"]
     for d in dens:
         lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "density", 4) for m in results["methods"]) + " |")
-    timed = [m for m in ("ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "learned",
+    timed = [m for m in ("ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine", "densify", "learned",
                          "learned-refine", "learned-refine-mse") if m in results["methods"]]
     lines += ["", "## Seconds per mask, one image at a time (Table 4; the paper: 128x128, one i5-6600K core)", "",
               "| density | " + " | ".join(LABELS[m] for m in timed) + " | PS / MG | PS+NLPE / MG | paper PS | "

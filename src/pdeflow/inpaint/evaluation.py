@@ -22,6 +22,8 @@ For each test image and density ``D`` the methods are
   :func:`~pdeflow.inpaint.masks.analytic.analytic_sigma`), without / with test-time
   refinement (:func:`~pdeflow.inpaint.refine_mask`, ``refine`` options),
   diffusion inpainting;
+* ``densify`` -- the analytic mask at 30 % of the density grown by adding points at the maxima of the
+  inpainting's error (:func:`~pdeflow.inpaint.densify_mask`), diffusion inpainting;
 * ``learned`` / ``learned-refine`` -- the mask network's mask
   (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
   with the same refinement, diffusion inpainting;
@@ -106,7 +108,7 @@ __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "f
 # live in _eval_report; this module is the evaluation protocol itself.
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine",
-           "learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw", "joint",
+           "densify", "learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw", "joint",
            "joint-refine", "joint-refine-mse")
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-mse", "ps-nlpe")
@@ -362,6 +364,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     from .learned.masknet import learned_mask
     from .learned.residual import learned_inpaint
     from .masks.analytic import analytic_mask, analytic_sigma
+    from .masks.densification import densify_mask
     if models["wgan"] is None and "random-wgan" in methods:
         methods.remove("random-wgan")
 
@@ -428,6 +431,10 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=seeded(refine_at[d])))
                         u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
                         res["analytic-refine"] = (b, u, t_mask, t_inp)
+                if "densify" in todo:
+                    b, t_mask = _timed_cpu(lambda: densify_mask(f, d))
+                    u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                    res["densify"] = (b, u, t_mask, t_inp)
                 net = models.get("masknet", {}).get(d)
                 if net is not None and {"learned", "learned-refine", "learned-refine-mse", "learned-residual",
                                         "learned-residual-raw"} & todo:
