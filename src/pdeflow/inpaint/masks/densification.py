@@ -31,7 +31,7 @@ from ...errors import UserInputError
 from ..diffusion import diffuse
 from .analytic import analytic_mask, analytic_sigma
 from .blur import gaussian_blur
-from .dither import n_known
+from .dither import binary_mask, n_known
 
 __all__ = ["densify_mask"]
 
@@ -121,19 +121,12 @@ def _start_mask(f, f4: torch.Tensor, density: float, start: float, mask, k: int,
         # smoothed at the scale of the final mask's spacing, not the sparser start's: better masks on the
         # selection crops at 5, 10 and 20 %, and a shorter filter
         return analytic_mask(f4, d0, sigma=analytic_sigma(density))
-    want = (B, 1, H, W) if f.dim() == 4 else ((1, H, W) if f.dim() == 3 else (H, W))
-    mask = ops.check_tensor(mask, f"{who}: mask")
-    if tuple(mask.shape) != want:
-        raise UserInputError(f"{who}: mask must have shape {want} for f of shape {tuple(f.shape)}, got "
-                             f"{tuple(mask.shape)}")
-    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
-        raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
-    m = mask.reshape(B, 1, H, W).to(device=f4.device, dtype=f4.dtype)
+    m = binary_mask(mask, f, f4, who).to(f4.dtype)
     counts = m.flatten(1).sum(1)
     if bool((counts != counts[0]).any()) or not 1 <= int(counts[0]) <= k:
         raise UserInputError(f"{who}: mask must have the same number of known pixels in each image, between 1 "
                              f"and round(density H W) = {k}; got {[int(c) for c in counts]}")
-    return m.clone()
+    return m
 
 
 def _add_at_maxima(m: torch.Tensor, e: torch.Tensor, add: int) -> torch.Tensor:

@@ -43,7 +43,8 @@ from ... import ops
 from ...errors import UserInputError
 from ...rng import as_generator
 
-__all__ = ["blue_noise_tile", "threshold_map", "volume_thresholds", "dither", "n_known", "as_generator"]
+__all__ = ["blue_noise_tile", "threshold_map", "volume_thresholds", "dither", "n_known", "binary_mask",
+           "as_generator"]
 
 #: Standard deviation (pixels) of the Gaussian energy filter of void-and-cluster (Ulichney's 1.5).
 VC_SIGMA = 1.5
@@ -77,6 +78,35 @@ def n_known(density, n_pixels: int, who: str) -> int:
     if k >= n_pixels:
         raise UserInputError(f"{who}: density {density!r} keeps every pixel of a {n_pixels}-pixel image")
     return k
+
+
+def binary_mask(mask, f: torch.Tensor, f4: torch.Tensor, who: str) -> torch.Tensor:
+    """A mask argument of a mask function, checked, as ``(B, 1, H, W)`` bool on ``f4``'s device: it must have
+    the shape the mask functions return for ``f`` (``(B, 1, H, W)``, ``(1, H, W)`` or ``(H, W)``; ``f4`` is
+    ``f`` as a batch) and the values 0 and 1 (or be bool). A UserInputError naming ``mask`` otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.dither import binary_mask
+    >>> f = torch.zeros(6, 5)
+    >>> binary_mask(torch.eye(6, 5), f, f[None, None], "demo").shape
+    torch.Size([1, 1, 6, 5])
+    >>> try:
+    ...     binary_mask(torch.full((6, 5), 0.5), f, f[None, None], "demo")
+    ... except ValueError as e:
+    ...     print(e)
+    demo: mask must be binary (values 0 and 1, 1 = known pixel)
+    """
+    B, _, H, W = f4.shape
+    want = (B, 1, H, W) if f.dim() == 4 else ((1, H, W) if f.dim() == 3 else (H, W))
+    mask = ops.check_tensor(mask, f"{who}: mask")
+    if tuple(mask.shape) != want:
+        raise UserInputError(f"{who}: mask must have shape {want} for f of shape {tuple(f.shape)}, got "
+                             f"{tuple(mask.shape)}")
+    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
+    return mask.reshape(B, 1, H, W).to(f4.device).bool()
 
 
 # ---------------------------------------------------------------------------

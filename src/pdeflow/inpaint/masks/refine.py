@@ -91,7 +91,7 @@ from ._refine_search import (
     shift_candidates,
     single_path,
 )
-from .dither import as_generator, blue_noise_tile
+from .dither import as_generator, binary_mask, blue_noise_tile
 
 __all__ = ["refine_mask", "RefineResult", "image_loss", "refine_options", "REFINE_METRICS"]
 
@@ -174,16 +174,10 @@ def _check_map(x, name: str, who: str, B: int, H: int, W: int, *, nonneg: bool) 
 
 
 def _check_mask(mask, f, f4: torch.Tensor, who: str) -> torch.Tensor:
-    """The mask as (B, N) bool; its shape must be the one the mask functions return for ``f``."""
-    B, C, H, W = f4.shape
-    want = (B, 1, H, W) if f.dim() == 4 else ((1, H, W) if f.dim() == 3 else (H, W))
-    mask = ops.check_tensor(mask, f"{who}: mask")
-    if tuple(mask.shape) != want:
-        raise ValueError(f"{who}: mask must have shape {want} for f of shape {tuple(f.shape)}, got "
-                         f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
-    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"{who}: mask must be binary (values 0 and 1, 1 = known pixel)")
-    keep = mask.reshape(B, H * W).to(f4.device).bool()
+    """The mask as (B, N) bool (:func:`~pdeflow.inpaint.masks.dither.binary_mask`), with a known and an
+    unknown pixel in each image."""
+    B, _, H, W = f4.shape
+    keep = binary_mask(mask, f, f4, who).reshape(B, H * W)
     n = keep.sum(1)
     if bool((n == 0).any()) or bool((n == H * W).any()):
         raise ValueError(f"{who}: mask needs at least one known and one unknown pixel per image")
