@@ -24,7 +24,6 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 from inpaint_masks_4k import load_grey, quality  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
-
 from pdeflow.inpaint import analytic_mask, densify_mask, probabilistic_sparsification  # noqa: E402
 from pdeflow.inpaint.masks.analytic import analytic_sigma  # noqa: E402
 

@@ -280,7 +280,8 @@ def test_ps_from_a_start_mask(tmp_path, capsys):
     assert main(["mask", "--size", "16", "--density", "0.2", "--method", "analytic", "--out", str(other)]) == 0
     capsys.readouterr()
     for argv, word in (
-            (["--method", "analytic", "--start-mask", str(start / "mask.png")], "only for --method ps, nlpe or densify"),
+            (["--method", "analytic", "--start-mask", str(start / "mask.png")],
+             "only for --method ps, nlpe or densify"),
             (["--method", "ps", "--start-mask", str(small / "mask.png")], "fewer than"),
             (["--method", "ps", "--start-mask", str(other / "mask.png")], "16x16"),
             (["--method", "ps", "--start-mask", str(tmp_path / "none.png")], "no such file")):

@@ -158,7 +158,7 @@ def add_parsers(sub) -> None:
                    help="ps, nlpe: sparsify from the white pixels of this mask image (e.g. a learned mask of a "
                         "few times the density) instead of from every pixel; densify: grow from them (at most "
                         "D of the pixels) instead of from a sparse analytic mask")
-    g.add_argument("--stages", type=positive_int, default=8, metavar="N",
+    g.add_argument("--stages", type=positive_int, default=None, metavar="N",
                    help="densify: inpaintings that add points where the error is largest (default 8)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=("mse", "mae"), default="mse",
@@ -279,7 +279,8 @@ def _run_mask(args) -> int:
     (Belhachmi et al.'s density |laplacian(G_sigma f)|, dithered with blue noise, points snapped to local
     extrema; milliseconds), learned (a trained mask network that corrects the analytic density; milliseconds),
     densify (grown from a sparse analytic mask by adding points where the diffusion inpainting errs most, a few
-    inpaintings: seconds for a 4K photograph, better than PS), random (uniform), ps (probabilistic sparsification; minutes on a 128x128 image, growing with the image),
+    inpaintings: seconds for a 4K photograph, better than PS), random (uniform), ps (probabilistic
+    sparsification; minutes on a 128x128 image, growing with the image),
     nlpe (PS, then non-local pixel exchange; slower still) or gan (a trained mask GAN). Default: learned where a
     mask network is shipped for D (grey images), else analytic. PS and NLPE print an estimate of their run time
     before they start. Writes mask.png (white = known), inpainted.png (diffusion inpainting; the GAN's own
@@ -306,7 +307,7 @@ def _run_mask(args) -> int:
                           ("--bfloat16", args.bfloat16), ("--padding", args.padding != "zeros")):
         if given and args.method != "learned":
             raise CLIError(f"argument {option}: only for --method learned, not {args.method}")
-    if args.stages != 8 and args.method != "densify":
+    if args.stages is not None and args.method != "densify":
         raise CLIError(f"argument --stages: only for --method densify, not {args.method}")
     if args.start_mask is not None and args.method not in ("ps", "nlpe", "densify"):
         raise CLIError(f"argument --start-mask: only for --method ps, nlpe or densify, not {args.method}")
@@ -360,9 +361,10 @@ def _run_mask(args) -> int:
             if args.refine:
                 notes.append(f"{args.refine} refinement rounds")
         elif args.method == "densify":
-            mask = densify_mask(x, args.density, stages=args.stages,
+            stages = 8 if args.stages is None else args.stages
+            mask = densify_mask(x, args.density, stages=stages,
                                 mask=None if start is None else start.to(device=dev, dtype=x.dtype))
-            notes.append(f"{args.stages} stages" + ("" if start is None else ", from --start-mask"))
+            notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask"))
         elif args.method == "random":
             mask = random_mask((1, H, W), args.density, generator=args.seed, dtype=x.dtype, device=dev)
         elif args.method in ("ps", "nlpe"):

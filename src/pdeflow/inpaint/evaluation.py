@@ -108,8 +108,8 @@ __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "f
 # live in _eval_report; this module is the evaluation protocol itself.
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine",
-           "densify", "learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw", "joint",
-           "joint-refine", "joint-refine-mse")
+           "densify", "learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw",
+           "joint", "joint-refine", "joint-refine-mse")
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-mse", "ps-nlpe")
 #: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on selection crops,
