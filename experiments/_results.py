@@ -16,7 +16,9 @@ _spec.loader.exec_module(_impl)
 add_run_dirs_arg = _impl.add_run_dirs_arg
 check_out = _impl.check_out
 check_run_dirs = _impl.check_run_dirs
+maxrss_mb = _impl.maxrss_mb
 open_out = _impl.open_out
+run_child = _impl.run_child
 save_figure = _impl.save_figure
 write_file = _impl.write_file
 write_text = _impl.write_text

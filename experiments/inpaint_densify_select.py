@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "benchmarks"))
+sys.path.append(str(HERE.parent / "benchmarks"))   # after experiments/: _results is experiments/_results.py
+from _results import add_output_args, open_out, write_file  # noqa: E402  (experiments/_results.py)
 from inpaint_masks_4k import load_grey, quality  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
 from pdeflow.inpaint import analytic_mask, densify_mask, probabilistic_sparsification  # noqa: E402
 from pdeflow.inpaint.masks.analytic import analytic_sigma  # noqa: E402
@@ -56,8 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("--densities", nargs="+", type=float, default=[0.05, 0.1, 0.2])
     ap.add_argument("--variants", nargs="+", default=["0.3:8:0.7:full"], metavar="START:STAGES:SIGMA:SMOOTH")
     ap.add_argument("--ps-cache", type=Path, required=True, help="folder of PS's masks (written, then reused)")
-    ap.add_argument("--out", type=Path, required=True)
+    add_output_args(ap, "inpaint_densify_select", what="select-<crops>.md, .json, log.txt")
     args = ap.parse_args(argv)
+    out = open_out(args, argv)
     torch.set_num_threads(1)
     photos = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:args.limit]
     rows = []
@@ -89,10 +91,9 @@ def main(argv=None) -> int:
                         for k in ("mse", "mae", "ssim")]
                 lines.append(f"| {n} | {d:.0%} | {method} | {mean['mse']:.3f} | {mean['mae']:.4f} | {mean['ssim']:.5f} | "
                              + " | ".join(f"{x}/{len(rs)}" for x in wins) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
     tag = "select-" + "-".join(map(str, args.crops))
-    (args.out / f"{tag}.json").write_text(json.dumps({"argv": sys.argv, "rows": rows}, indent=1) + "\n")
-    (args.out / f"{tag}.md").write_text("\n".join(lines) + "\n")
+    write_file(out / f"{tag}.json", json.dumps({"argv": sys.argv, "rows": rows}, indent=1) + "\n")
+    write_file(out / f"{tag}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
