@@ -6,8 +6,10 @@ runs the other way in a handful of steps. It starts from the analytic mask
 (:func:`~pdeflow.inpaint.masks.analytic.analytic_mask`) at a fraction ``start`` of the density. Then, in
 ``stages`` steps whose point counts grow geometrically to ``k = round(density H W)``, it:
 
-1. inpaints with homogeneous diffusion (multigrid, warm-started from the previous step, to a loose tolerance:
-   only the error's shape is needed);
+1. inpaints with homogeneous diffusion (multigrid-preconditioned CG, warm-started from the previous step, to
+   a loose tolerance: only the error's shape is needed; the multigrid hierarchy is built every
+   ``REBUILD`` stages only, in between the last one preconditions the grown mask's system, see
+   :func:`_inpaint`);
 2. takes the squared error ``(u - f)^2``, summed over channels and smoothed by a Gaussian of ``sigma``
    pixels;
 3. adds the free pixels at the local maxima (3 x 3) of that map, largest first: one point per bump of the
@@ -28,12 +30,18 @@ import torch.nn.functional as F
 
 from ... import ops
 from ...errors import UserInputError
-from ..diffusion import diffuse
+from ...linalg import cg
+from ...multigrid import Multigrid
+from ...ops import laplacian
 from .analytic import analytic_mask, analytic_sigma
 from .blur import gaussian_blur
 from .dither import binary_mask, n_known
 
 __all__ = ["densify_mask"]
+
+#: Stages between two builds of the multigrid hierarchy (:func:`_inpaint`). Built every stage, its set-up was
+#: half of a 4K mask's time; every 4 stages the masks are as good and a 4K mask takes 40 % less.
+REBUILD = 4
 
 
 def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int = 8, sigma: float = 0.7,
@@ -100,17 +108,41 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     with torch.no_grad():
         m = _start_mask(f, f4, density, float(start), mask, k, who)
         k0 = int(m[0].sum())
-        u = None
+        u = mg = None
         for s in range(1, int(stages) + 1):
             add = round(k0 * (k / k0) ** (s / stages)) - int(m[0].sum())   # geometric counts, k at the end
             if add <= 0:
                 continue
-            u = diffuse(f4, m, tol=float(tol), x0=u)
+            fresh = mg is None or (s - 1) % REBUILD == 0
+            if fresh:
+                mg = None                   # the old hierarchy freed before the new one is built
+                mg = Multigrid(m)
+            u = _inpaint(f4, m, mg, fresh, u, float(tol))
             e = (u - f4).square().sum(1, keepdim=True)
             if sigma > 0:
                 e = gaussian_blur(e, float(sigma))
             m = _add_at_maxima(m, e, add)
     return ops.unbatch(m.to(f.dtype), f.dim())
+
+
+def _inpaint(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, fresh: bool, u0: torch.Tensor | None,
+             tol: float) -> torch.Tensor:
+    """Homogeneous diffusion inpainting of ``f4`` (B, C, H, W) from the binary mask ``m`` (B, 1, H, W): the unknowns
+    ``x`` (zero on the mask) solve ``-w L x = w L (m f)``, ``w = 1 - m`` (the system of
+    :func:`~pdeflow.inpaint.diffuse`, the channels of an image together), by CG from ``u0`` to the relative residual
+    ``tol``, preconditioned by one V-cycle of ``mg``: the hierarchy of ``m`` (``fresh``) or of a mask it contains.
+    Of a smaller mask, the V-cycle is that of ``-L`` on more unknowns: restricted to this mask's unknowns
+    (``w V w``) it is still symmetric positive definite, and close enough that CG takes one or two more
+    iterations, which cost less than a new hierarchy."""
+    # in place where it can be: on a 4K image every temporary is 33 MB of fresh pages
+    w = 1.0 - m
+    negw = m - 1.0
+    b = laplacian(m * f4).mul_(w)
+    x0 = None if u0 is None else u0 * w
+    # CG's residuals are zero on the mask (b's and A's rows are), so the V-cycle's input needs no masking
+    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=100,
+              precond=mg.precondition if fresh else (lambda r: mg.precondition(r).mul_(w)))
+    return x.mul_(w).addcmul_(m, f4)
 
 
 def _start_mask(f, f4: torch.Tensor, density: float, start: float, mask, k: int, who: str) -> torch.Tensor:
