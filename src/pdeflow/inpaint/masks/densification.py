@@ -8,8 +8,7 @@ runs the other way in a handful of steps. It starts from the analytic mask
 
 1. inpaints with homogeneous diffusion (multigrid-preconditioned CG, warm-started from the previous step, to
    a loose tolerance: only the error's shape is needed; the multigrid hierarchy is built every
-   ``REBUILD`` stages only, in between the last one preconditions the grown mask's system, see
-   :func:`_inpaint`);
+   ``REBUILD`` stages only, and in between the last one preconditions the grown mask's system);
 2. takes the squared error ``(u - f)^2``, summed over channels and smoothed by a Gaussian of ``sigma``
    pixels;
 3. adds the free pixels at the local maxima (3 x 3) of that map, largest first: one point per bump of the
@@ -39,8 +38,8 @@ from .dither import binary_mask, n_known
 
 __all__ = ["densify_mask"]
 
-#: Stages between two builds of the multigrid hierarchy (:func:`_inpaint`). Built every stage, its set-up was
-#: half of a 4K mask's time; every 4 stages the masks are as good and a 4K mask takes 40 % less.
+#: Stages between two builds of the multigrid hierarchy. Its set-up cost as much as a stage's warm-started solve;
+#: with a hierarchy of a smaller mask CG takes one or two more iterations, which cost less.
 REBUILD = 4
 
 
