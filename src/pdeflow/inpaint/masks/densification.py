@@ -139,7 +139,7 @@ def _inpaint(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, fresh: bool, u0: 
     b = laplacian(m * f4).mul_(w)
     x0 = None if u0 is None else u0 * w
     # CG's residuals are zero on the mask (b's and A's rows are), so the V-cycle's input needs no masking
-    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=100,
+    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=1000,
               precond=mg.precondition if fresh else (lambda r: mg.precondition(r).mul_(w)))
     return x.mul_(w).addcmul_(m, f4)
 
