@@ -19,8 +19,9 @@ Three parts (``--part``), each side by side in one run:
 * ``native``: every photo of ``--folder`` (default ``.data/photos/mate-nature``, never used in
   training) at its native resolution, grey, at each of ``--densities``: the same metrics for the
   analytic mask and the learned ones (scale 1 and ``--scales``; ``--native-methods``: more, e.g.
-  ``densify``), with the mask CPU times; one process. ``--crop N``: centre crops of N x N at native resolution instead (used on the ``lomiri``
-  pool to choose the scale before the evaluation on ``mate-nature``).
+  ``densify``), with the mask CPU times; one process. ``--crop N``: centre crops of N x N at native
+  resolution instead (used on the ``lomiri`` pool to choose the scale before the evaluation on
+  ``mate-nature``).
 * ``ps``: centre crops of ``--crops`` px of the same photos: the analytic and learned masks against
   probabilistic sparsification (``probabilistic_sparsification(f, densities, metric='mse')``, one run
   giving every density, timed once per crop) in the same metrics; ``--ps-refine R``: also the analytic

@@ -24,7 +24,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "benchmarks"))   # after experiments/: _results is experiments/_results.py
 from _results import add_output_args, open_out, write_file  # noqa: E402  (experiments/_results.py)
-from inpaint_masks_4k import load_grey, quality  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
+from inpaint_masks_4k import load_grey, quality, summary  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
 from pdeflow.inpaint import analytic_mask, densify_mask, probabilistic_sparsification  # noqa: E402
 from pdeflow.inpaint.masks.analytic import analytic_sigma  # noqa: E402
 
@@ -37,15 +37,18 @@ def variant_mask(f, d, spec):
 
 
 def ps_masks(f, densities, cache: Path, key: str):
+    """PS's masks for ``densities`` and its CPU seconds (NaN when cached by a run that did not record them)."""
     files = [cache / f"{key}-{d}.pt" for d in densities]
+    timing = cache / f"{key}.seconds"
     if all(p.exists() for p in files):
-        return [torch.load(p) for p in files], None
+        return [torch.load(p) for p in files], float(timing.read_text()) if timing.exists() else float("nan")
     t0 = time.process_time()
     masks = probabilistic_sparsification(f, list(densities), metric="mse", generator=0)
     seconds = time.process_time() - t0
     cache.mkdir(parents=True, exist_ok=True)
     for p, m in zip(files, masks):
         torch.save(m, p)
+    timing.write_text(f"{seconds}\n")
     return masks, seconds
 
 
@@ -72,25 +75,19 @@ def main(argv=None) -> int:
             for d, m_ps in zip(args.densities, ps):
                 base = {"crop": n, "photo": p.name, "density": d}
                 rows.append({**base, "method": "PS-mse", "mask_cpu_s": ps_s, **quality(f, m_ps.to(f.dtype))})
-                rows.append({**base, "method": "analytic", **quality(f, analytic_mask(f, d, sigma=analytic_sigma(d)))})
-                for spec in args.variants:
+                for method in ["analytic", *args.variants]:
                     t0 = time.process_time()
-                    m = variant_mask(f, d, spec)
-                    rows.append({**base, "method": spec, "mask_cpu_s": time.process_time() - t0, **quality(f, m)})
+                    m = analytic_mask(f, d, sigma=analytic_sigma(d)) if method == "analytic" else variant_mask(f, d, method)
+                    rows.append({**base, "method": method, "mask_cpu_s": time.process_time() - t0, **quality(f, m)})
             print(f"{n} px {p.name}: done", flush=True)
     lines = [f"# densify_mask settings against PS ({args.folder.name}, centre crops)", "",
-             "Means over the crops; MSE and MAE on the 0-255 scale; 'wins': crops where the row beats PS (MSE).", "",
-             "| crop | density | method | MSE | MAE | SSIM | wins MSE | wins MAE | wins SSIM |", "|---|---|---|---|---|---|---|---|---|"]
+             "Means over the crops; MSE and MAE on the 0-255 scale; 'wins': crops where the row beats PS.", ""]
     for n in args.crops:
-        for d in args.densities:
-            ps = {r["photo"]: r for r in rows if r["crop"] == n and r["density"] == d and r["method"] == "PS-mse"}
-            for method in ["PS-mse", "analytic", *args.variants]:
-                rs = [r for r in rows if r["crop"] == n and r["density"] == d and r["method"] == method]
-                mean = {k: sum(r[k] for r in rs) / len(rs) for k in ("mse", "mae", "ssim")}
-                wins = [sum((r[k] > ps[r["photo"]][k]) if k == "ssim" else (r[k] < ps[r["photo"]][k]) for r in rs)
-                        for k in ("mse", "mae", "ssim")]
-                lines.append(f"| {n} | {d:.0%} | {method} | {mean['mse']:.3f} | {mean['mae']:.4f} | {mean['ssim']:.5f} | "
-                             + " | ".join(f"{x}/{len(rs)}" for x in wins) + " |")
+        lines += [f"## {n} x {n}", "",
+                  "| density | method | mask CPU s | PSNR dB | MSE | MAE | SSIM | wins MSE | wins MAE | wins SSIM |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += summary([r for r in rows if r["crop"] == n], args.densities, ["PS-mse", "analytic", *args.variants],
+                         "photo", ref="PS-mse") + [""]
     tag = "select-" + "-".join(map(str, args.crops))
     write_file(out / f"{tag}.json", json.dumps({"argv": sys.argv, "rows": rows}, indent=1) + "\n")
     write_file(out / f"{tag}.md", "\n".join(lines) + "\n")

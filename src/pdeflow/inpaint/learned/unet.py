@@ -128,9 +128,8 @@ class UNet(nn.Module):
         skips.pop()
         for blk in self.up:
             s = skips.pop()
-            # the sides are multiples of the factor, so each level is exactly twice the one below; the same values
-            # as size=s.shape[-2:], and torch's CPU kernel for a scale factor was 5x faster on 64 channels-last
-            # channels
+            # the sides are multiples of the factor, so each level is exactly twice the one below: the same values
+            # as size=s.shape[-2:], and torch's CPU kernel for a scale factor was 5x faster on the 64-channel level
             x = blk[1:](_conv_concat(blk[0], F.interpolate(x, scale_factor=2, mode="bilinear",
                                                              align_corners=False), s))
         return self.out(x)[..., :H, :W].contiguous()
