@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pdeflow.errors import UserInputError
-from pdeflow.tvflownet import LGD, Ensemble, SemiResNet, UNet, flow
+from pdeflow.tvflownet import LGD, Ensemble, SemiResNet, UNet, flow, load
 from pdeflow.tvflownet.tiled import Tiled, receptive_radius, tiled_flow
 
 
@@ -15,6 +15,8 @@ def nets():
         "lgd": LGD(n_steps=4).double(),
         "unet": UNet().double(),
         "unet-refine-replicate": UNet(refine=4, pad_mode="replicate").double(),
+        # the normalised-gradient input with its own eps (the shipped default's members have input_eps 0.1)
+        "unet-input-eps": UNet(input_eps=0.1).double(),
         "ensemble": Ensemble([UNet(scales=3).double(), LGD(n_steps=2).double()], weights=[0.4, 0.6],
                              phi_weights=[0.7, 0.3]),
     }
@@ -60,6 +62,17 @@ def test_tiled_flow_equals_flow(symmetry):
     b = flow(u0, times, net, symmetry=symmetry, return_ut=True)
     for x, y in zip(a, b):
         assert x.shape == y.shape and float((x - y).abs().max()) < 1e-10
+
+
+def test_tiled_flow_of_the_shipped_default_equals_flow():
+    """The shipped default model (an ensemble whose members read the gradient with input_eps 0.1), as
+    tiled_flow and flow load it, on tiles that cut the image."""
+    u0 = torch.rand(1, 1, 70, 90, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    net = load().double()
+    a = tiled_flow(u0, [0.02, 0.2], net, tile=32, return_ut=True)
+    b = flow(u0, [0.02, 0.2], net, return_ut=True)
+    for x, y in zip(a, b):
+        assert float((x - y).abs().max()) < 1e-10
 
 
 def test_bad_arguments():

@@ -180,7 +180,7 @@ class Tiled(nn.Module):
         tau = time_image(t, u0)
         parts = [u0, tau]
         if net.phi_init_input:
-            parts.append(normalised_gradient(u0, net.eps, channelwise=net.channelwise).flatten(1, 2))
+            parts.append(normalised_gradient(u0, net.gradient_eps, channelwise=net.channelwise).flatten(1, 2))
         x = torch.cat(parts, dim=1)
         m = 2 ** (net.scales - 1)
         ph, pw = (-H) % m, (-W) % m
