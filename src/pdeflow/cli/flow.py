@@ -288,8 +288,11 @@ def _flow_figure(u0, stacks, times, scale, label, params):
 
 
 def _run_net_api(u0, args, times):
-    """A trained TVflowNET on ``scale * u0``; returns (stack (T, C, H, W), seconds, model name)."""
+    """A trained TVflowNET on ``scale * u0``; returns (stack (T, C, H, W), seconds, model name). The network
+    runs on tiles (:func:`pdeflow.tvflownet.tiled_flow`: the untiled flow to round-off, with the memory of one
+    tile), so a 4K photo fits in a few GB."""
     from ..tvflownet import api as net_api
+    from ..tvflownet.tiled import tiled_flow
 
     try:
         model = net_api.load(args.model, device=args.device)
@@ -299,7 +302,7 @@ def _run_net_api(u0, args, times):
     t0 = time.perf_counter()
     # unset: flow()'s own default
     chosen = {} if args.symmetry is None else {"symmetry": None if args.symmetry == "none" else args.symmetry}
-    u = net_api.flow(x, times, model, progress=sys.stderr.isatty(), **chosen)
+    u = tiled_flow(x, times, model, progress=sys.stderr.isatty(), **chosen)
     if x.is_cuda:
         torch.cuda.synchronize()
     return u.cpu(), time.perf_counter() - t0, args.model or net_api.DEFAULT_MODEL
