@@ -181,34 +181,25 @@ def _exported_residual(tmp_path, channels=1):
     return tmp_path / f"res{channels}.json"
 
 
-def test_mask_default_is_analytic_without_a_shipped_network(tmp_path, capsys):
-    from pdeflow.inpaint.masks.analytic import analytic_mask, analytic_sigma
+def test_mask_default_is_densify(tmp_path, capsys):
+    """Without --method an image gets densify_mask's mask (grey or colour, any density); a volume the analytic."""
+    from pdeflow.inpaint import densify_mask
     out = tmp_path / "a"
-    # 0.15: no network is shipped for it, whatever is shipped for 5, 10 and 20 %
     assert main(["mask", "--size", "32", "--density", "0.15", "--out", str(out)]) == 0
-    assert "method: analytic (default: no mask network is shipped for density 0.15)" in capsys.readouterr().out
+    assert "method: densify (the default)" in capsys.readouterr().out
     m = read_image(out / "mask.png") > 0.5
-    f = read_image(out / "inpainted.png")  # noqa: F841 (written)
     assert int(m.sum()) == round(0.15 * 32 * 32)
-    assert read_csv(out / "errors.csv")[0]["method"] == "analytic"
+    assert read_csv(out / "errors.csv")[0]["method"] == "densify"
     # the library's mask for the same crop
     import argparse
 
     from pdeflow.cli.inpaint import _load
     x, _, _ = _load(argparse.Namespace(image=None, size=32, grey=True))
-    ref = analytic_mask(x, 0.15, sigma=analytic_sigma(0.15)) > 0.5
-    assert torch.equal(m, ref)
-
-
-def test_mask_default_follows_the_shipped_networks(monkeypatch):
-    from pdeflow import models
-    from pdeflow.cli import inpaint as cli_inpaint
-    monkeypatch.setattr(models, "shipped_models", lambda pillar=None: ["masknet-10"])
-    assert cli_inpaint._default_mask_method(0.1, 1)[0] == "learned"
-    assert cli_inpaint._default_mask_method(0.1, 3)[0] == "analytic"      # the shipped networks are grey
-    assert cli_inpaint._default_mask_method(0.05, 1)[0] == "analytic"
-    monkeypatch.setattr(models, "shipped_models", lambda pillar=None: [])
-    assert cli_inpaint._default_mask_method(0.1, 1)[0] == "analytic"
+    assert torch.equal(m, densify_mask(x, 0.15) > 0.5)
+    # the learned-only options name the method they need
+    assert main(["mask", "--size", "32", "--density", "0.1", "--strength", "0.3", "--out", str(tmp_path / "b")]) == 2
+    assert "argument --strength: only for --method learned, not densify" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_mask_analytic_refine_does_not_increase_the_error(tmp_path):
@@ -313,7 +304,7 @@ def test_densify_is_the_library_function(tmp_path, capsys):
     dense = tmp_path / "m20"
     assert main(["mask", "--size", "48", "--density", "0.2", "--method", "analytic", "--out", str(dense)]) == 0
     capsys.readouterr()
-    for argv, word in ((["--stages", "3"], "argument --stages: only for --method densify"),
+    for argv, word in ((["--method", "analytic", "--stages", "3"], "argument --stages: only for --method densify"),
                        (["--method", "densify", "--start-mask", str(dense / "mask.png")], "densify grows a mask")):
         assert main(["mask", "--size", "48", "--density", "0.1", *argv, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
