@@ -251,8 +251,8 @@ def _announce_cost(args, x: torch.Tensor, start: torch.Tensor | None) -> None:
     print(f"estimated cost: {what}, one diffusion solve each: about {_duration(secs)} on this "
           f"{H}x{W} image (measured solve time x count; the solve time varies along the run)")
     if secs > SLOW_WARNING_S:
-        print(f"warning: --method {args.method} will take about {_duration(secs)}; --method analytic or learned "
-              "take well under a second, or choose a smaller --size", file=sys.stderr)
+        print(f"warning: --method {args.method} will take about {_duration(secs)}; --method densify (the default, "
+              "better than PS wherever measured) takes seconds, or choose a smaller --size", file=sys.stderr)
 
 
 def _duration(secs: float) -> str:
