@@ -25,6 +25,7 @@ from ..inpaint.learned import gan
 from ..inpaint.learned.masknet import PADDINGS, learned_mask, load_masknet
 from ..inpaint.learned.residual import learned_inpaint, load_residual
 from ..inpaint.masks.analytic import analytic_mask, analytic_sigma
+from ..inpaint.masks.densification import STAGES as DENSIFY_STAGES
 from ..inpaint.masks.densification import densify_mask
 from ..inpaint.masks.sparsification import (
     nonlocal_pixel_exchange,
@@ -158,7 +159,7 @@ def add_parsers(sub) -> None:
                         "few times the density) instead of from every pixel; densify: grow from them (at most "
                         "D of the pixels) instead of from a sparse analytic mask")
     g.add_argument("--stages", type=positive_int, default=None, metavar="N",
-                   help="densify: inpaintings that add points where the error is largest (default 8)")
+                   help=f"densify: inpaintings that add points where the error is largest (default {DENSIFY_STAGES})")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=("mse", "mae"), default="mse",
                    help="error minimised by PS and NLPE (default mse)")
@@ -349,7 +350,7 @@ def _run_mask(args) -> int:
             if args.refine:
                 notes.append(f"{args.refine} refinement rounds")
         elif args.method == "densify":
-            stages = 8 if args.stages is None else args.stages
+            stages = DENSIFY_STAGES if args.stages is None else args.stages
             mask = densify_mask(x, args.density, stages=stages,
                                 mask=None if start is None else start.to(device=dev, dtype=x.dtype))
             notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask"))

@@ -260,6 +260,10 @@ class TVflowNetModel(nn.Module):
     (0.0, True)
     """
 
+    #: Whether the network reads the normalised gradient of ``u0`` (:meth:`network_input`); architectures with
+    #: the option set it per instance.
+    phi_init_input = False
+
     arch: str = ""
 
     def __init__(self, *, in_channels: int = 1, eps: float = 1e-4, project: bool = True,
@@ -337,9 +341,12 @@ class TVflowNetModel(nn.Module):
         B, _, H, W = out.shape
         return out[:, :C], out[:, C:].reshape(B, C, 2, H, W)
 
-    def _input(self, u0: torch.Tensor, tau: torch.Tensor, with_phi_init: bool) -> torch.Tensor:
+    def network_input(self, u0: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """The network's input ``(B, C + 1 (+ 2C), H, W)``: ``u0``, the time image ``tau`` and, with
+        ``phi_init_input``, the normalised gradient of ``u0`` (with :attr:`gradient_eps`). The one assembly of
+        it: :class:`~pdeflow.tvflownet.tiled.Tiled` evaluates the U-Net from it too."""
         parts = [u0, tau]
-        if with_phi_init:
+        if self.phi_init_input:
             g = normalised_gradient(u0, self.gradient_eps, channelwise=self.channelwise)
             parts.append(g.flatten(1, 2))
         return torch.cat(parts, dim=1)
@@ -419,7 +426,7 @@ class SemiResNet(TVflowNetModel):
                             padding_mode=padding_mode, **self._input_eps_config())
 
     def _net(self, u0, tau):
-        x = self._input(u0, tau, self.phi_init_input)
+        x = self.network_input(u0, tau)
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):
             x = conv(x)
@@ -557,7 +564,7 @@ class UNet(TVflowNetModel):
         return x, (pad[2], pad[2] + H, pad[0], pad[0] + W)
 
     def _net(self, u0, tau):
-        x = self._input(u0, tau, self.phi_init_input)
+        x = self.network_input(u0, tau)
         x, crop = self._pad(x)
         xs = [_softplus(self.inc(x))]
         for d in self.down:

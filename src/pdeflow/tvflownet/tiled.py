@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import UserInputError
 from .api import flow, load
-from .models import LGD, Ensemble, SemiResNet, UNet, normalised_gradient, project_unit_ball, time_image, zero_border
+from .models import LGD, Ensemble, SemiResNet, UNet, project_unit_ball, time_image, zero_border
 
 __all__ = ["tiled_flow", "Tiled", "receptive_radius"]
 
@@ -177,11 +177,7 @@ class Tiled(nn.Module):
     def _unet(self, net: UNet, u0, t):
         """:class:`UNet`'s forward with the padding and the upsampling in global coordinates."""
         B, C, H, W = u0.shape
-        tau = time_image(t, u0)
-        parts = [u0, tau]
-        if net.phi_init_input:
-            parts.append(normalised_gradient(u0, net.gradient_eps, channelwise=net.channelwise).flatten(1, 2))
-        x = torch.cat(parts, dim=1)
+        x = net.network_input(u0, time_image(t, u0))
         m = 2 ** (net.scales - 1)
         ph, pw = (-H) % m, (-W) % m
         top, left = ph // 2, pw // 2

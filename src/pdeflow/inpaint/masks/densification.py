@@ -41,9 +41,11 @@ __all__ = ["densify_mask"]
 #: Stages between two builds of the multigrid hierarchy. Its set-up cost as much as a stage's warm-started solve;
 #: with a hierarchy of a smaller mask CG takes one or two more iterations, which cost less.
 REBUILD = 4
+#: Default number of stages (chosen on selection crops: experiments/inpaint_densify_select.py).
+STAGES = 8
 
 
-def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int = 8, sigma: float = 0.7,
+def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int = STAGES, sigma: float = 0.7,
                  tol: float = 1e-3, mask: torch.Tensor | None = None) -> torch.Tensor:
     """A mask for homogeneous diffusion inpainting by error-driven densification (see the module docstring).
 
