@@ -15,7 +15,9 @@ Three parts (``--part``), each side by side in one run:
   a sparse analytic mask at the inpainting error's maxima) and, with ``--refine R``, the analytic
   and the learned mask refined on the whole image (``refine={"rounds": R, "solver": "mg"}``:
   ``refine_mask``'s exchange rounds with multigrid solves) and on tiles (``refine={"rounds": R,
-  "tile_size": T}``, ``--refine-tile T``, default 512, CG solves on each tile).
+  "tile_size": T}``, ``--refine-tile T``, default 512, CG solves on each tile). ``--allocator default
+  retain``: each (size, method) also in a process that first calls
+  :func:`pdeflow.allocator.retain_freed_memory`, as the ``pdeflow`` command does.
 * ``native``: every photo of ``--folder`` (default ``.data/photos/mate-nature``, never used in
   training) at its native resolution, grey, at each of ``--densities``: the same metrics for the
   analytic mask and the learned ones (scale 1 and ``--scales``; ``--native-methods``: more, e.g.
@@ -218,9 +220,13 @@ def quality(f, m):
             "mae": float(metrics.mae(u * 255, f * 255)), "ssim": float(metrics.ssim(u, f, data_range=1.0))}
 
 
-def worker(photo, H, W, density, method, refine_rounds):
+def worker(photo, H, W, density, method, refine_rounds, allocator="default"):
     import torch
 
+    if allocator == "retain":
+        from pdeflow.allocator import retain_freed_memory
+        if not retain_freed_memory():
+            raise RuntimeError("retain_freed_memory() is not available here (glibc only)")
     torch.set_num_threads(1)
     f = load_grey(photo, (H, W))
     make_mask(f[:64, :64], density, method.replace("-untiled", ""))   # loads the network, the tile cache
@@ -241,12 +247,14 @@ def run_scale(args, out):
     for s in args.sizes:
         H, W = parse_size(s)
         for method in methods:
-            load = os.getloadavg()[0]
-            r = run_child(__file__, [str(args.photo), str(H), str(W), str(args.density), method,
-                                     str(args.refine)], args.timeout)
-            row = {"size": f"{W}x{H}", "pixels": H * W, "method": method, "load_before": load, **r}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for allocator in args.allocator:
+                load = os.getloadavg()[0]
+                r = run_child(__file__, [str(args.photo), str(H), str(W), str(args.density), method,
+                                         str(args.refine), allocator], args.timeout)
+                row = {"size": f"{W}x{H}", "pixels": H * W, "method": method, "allocator": allocator,
+                       "load_before": load, **r}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     write_file(out / "scale.json", json.dumps({"meta": meta(args), "rows": rows}, indent=1) + "\n")
     lines = [f"# Masks at {args.density:.0%} from {args.sizes[0]} to {args.sizes[-1]}", "",
              f"Photo `{Path(args.photo).name}` (grey, reduced to each size), one thread, each (size, method) "
@@ -254,15 +262,16 @@ def run_scale(args, out):
              "the part above the process before the call (Python, torch, the image, the loaded network); "
              "then diffusion inpainting from the mask (multigrid, tol 1e-6, not timed) and its quality "
              "(MSE, MAE on the 0-255 scale). Load = 1-min load average before the run "
-             f"({os.cpu_count()} CPUs).", "",
-             "| size | method | load | mask CPU s | peak MB | above MB | PSNR dB | MSE | MAE | SSIM |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"({os.cpu_count()} CPUs). Allocator `retain`: the process called "
+             "`pdeflow.allocator.retain_freed_memory()` first, as the `pdeflow` command does.", "",
+             "| size | method | allocator | load | mask CPU s | peak MB | above MB | PSNR dB | MSE | MAE | SSIM |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        head = f"| {r['size']} | {r['method']} | {r.get('allocator', 'default')} | {r['load_before']:.1f} |"
         if "error" in r:
-            lines.append(f"| {r['size']} | {r['method']} | {r['load_before']:.1f} | error: {r['error']} |"
-                         " | | | | | |")
+            lines.append(f"{head} error: {r['error']} | | | | | |")
             continue
-        lines.append(f"| {r['size']} | {r['method']} | {r['load_before']:.1f} | {r['mask_cpu_s']:.2f} | "
+        lines.append(f"{head} {r['mask_cpu_s']:.2f} | "
                      f"{r['peak_mb']:.0f} | {r['above_base_mb']:.0f} | {r['psnr']:.2f} | {r['mse']:.2f} | "
                      f"{r['mae']:.3f} | {r['ssim']:.4f} |")
     lines += ["", f"`uptime` at the end: {os.getloadavg()}", ""]
@@ -482,13 +491,15 @@ def main(argv=None):
                     help="native: each --strengths row also with padding=\"reflect\" and scale N")
     ap.add_argument("--candidate-strengths", nargs="+", type=float, default=[1.0],
                     help="native: the candidate networks at these strengths (default 1)")
+    ap.add_argument("--allocator", nargs="+", choices=["default", "retain"], default=["default"],
+                    help="scale: each row with the C allocator as it is, and/or after retain_freed_memory()")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     add_output_args(ap, "inpaint_masks_4k", what="<part>.json, <part>.md")
     args = ap.parse_args(argv)
     if args.child:
-        photo, H, W, density, method, rounds = args.child
-        print(json.dumps(worker(photo, int(H), int(W), float(density), method, int(rounds))))
+        photo, H, W, density, method, rounds, allocator = args.child
+        print(json.dumps(worker(photo, int(H), int(W), float(density), method, int(rounds), allocator)))
         return
     for spec in args.candidate:
         d, _, path = spec.partition("=")

@@ -1,11 +1,13 @@
 """The 5-point Laplacian by size: one convolution (the former ``ops.laplacian``) against shifted slices.
 
 ``pdeflow.ops.laplacian`` takes one convolution of the padded image for tensors of at most
-``LAPLACE_CONV_MAX_ELEMENTS`` elements and shifted slices above. This script times, side by side in one
-run and one thread:
+``LAPLACE_CONV_MAX_ELEMENTS`` elements and, above, adds the four shifted neighbours in place into ``-4 u``.
+This script times, side by side in one run and one thread:
 
-1. the operator alone, at image sizes 32-512 and a batch of 16 at 64 x 64, float32 and float64: the
-   convolution, the slices and ``laplacian`` as shipped (median of repeated calls, microseconds);
+1. the operator alone, at image sizes 32-512, 1024 and 4K (3840 x 2160) and a batch of 16 at 64 x 64,
+   float32 and float64: the convolution, the in-place slices, the former slices of a padded copy (a new
+   tensor per term, :func:`padded_slices`) and ``laplacian`` as shipped (median of repeated calls,
+   microseconds);
 2. whole solves that spend their time in it, with ``laplacian`` as shipped and with the convolution at
    every size (the former behaviour, ``LAPLACE_CONV_MAX_ELEMENTS`` set to infinity for that call):
    ``diffuse`` (multigrid, 5 % random mask) on one 256 x 256 and one 512 x 512 image, and plain CG on a
@@ -41,6 +43,15 @@ def conv_threshold(value: float):
         yield
     finally:
         ops.LAPLACE_CONV_MAX_ELEMENTS = shipped
+
+
+def padded_slices(u: torch.Tensor) -> torch.Tensor:
+    """The former large-tensor ``ops.laplacian``: shifted slices of the border-replicated copy, each sum a
+    new tensor."""
+    H, W = u.shape[-2:]
+    x = u.reshape(-1, 1, H, W)
+    p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    return (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * x).reshape(u.shape)
 
 
 def timed_with(value: float, fn) -> float:
@@ -91,10 +102,11 @@ def main(argv=None) -> int:
              f"Torch {torch.__version__}, one thread. `ops.LAPLACE_CONV_MAX_ELEMENTS` = "
              f"{ops.LAPLACE_CONV_MAX_ELEMENTS}.", "",
              "## The operator alone (median microseconds per call)", "",
-             "| dtype | shape | convolution | slices | `ops.laplacian` | convolution / shipped |",
-             "|---|---|---|---|---|---|"]
+             "| dtype | shape | convolution | slices in place | slices of a padded copy (former) | "
+             "`ops.laplacian` | convolution / shipped | former slices / shipped |",
+             "|---|---|---|---|---|---|---|---|"]
     shapes = [(1, 1, 32, 32), (1, 1, 64, 64), (1, 1, 128, 128), (1, 1, 256, 256), (1, 1, 512, 512),
-              (16, 1, 64, 64)]
+              (1, 1, 1024, 1024), (1, 1, 2160, 3840), (16, 1, 64, 64)]
     for dtype in (torch.float64, torch.float32):
         for shape in shapes:
             u = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
@@ -104,9 +116,12 @@ def main(argv=None) -> int:
             with conv_threshold(0):
                 by_slices = ops.laplacian(u)
             assert torch.allclose(by_conv, by_slices, atol=tol) and torch.allclose(ops.laplacian(u), by_slices, atol=tol)
+            assert torch.allclose(padded_slices(u), by_slices, atol=tol)
             tc, ts = (timed_with(v, lambda: ops.laplacian(u)) for v in (math.inf, 0))
+            tp = median_us(lambda: padded_slices(u))
             tl = median_us(lambda: ops.laplacian(u))
-            row = f"| {str(dtype).removeprefix('torch.')} | {shape} | {tc:.1f} | {ts:.1f} | {tl:.1f} | {tc / tl:.2f}x |"
+            row = (f"| {str(dtype).removeprefix('torch.')} | {shape} | {tc:.1f} | {ts:.1f} | {tp:.1f} | {tl:.1f} | "
+                   f"{tc / tl:.2f}x | {tp / tl:.2f}x |")
             print(row, flush=True)
             lines.append(row)
 

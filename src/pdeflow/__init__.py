@@ -87,7 +87,7 @@ from .errors import UserInputError  # noqa: E402  (torch-free)
 
 #: Subpackages and modules, imported on first attribute access (``pdeflow.tv``).
 _SUBMODULES = (
-    "datasets", "iel", "inpaint", "io", "linalg", "metrics", "ops", "progress", "reporting", "rng",
+    "allocator", "datasets", "iel", "inpaint", "io", "linalg", "metrics", "ops", "progress", "reporting", "rng",
     "threads", "training", "tv", "tvflownet", "viz",
 )
 #: The most-used functions, by the module that defines them (``pdeflow.rof is pdeflow.tv.rof``).

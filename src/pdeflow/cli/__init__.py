@@ -42,6 +42,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 
 from .. import __version__  # noqa: E402
+from ..allocator import retain_freed_memory  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
 from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet  # noqa: E402
 from ._common import PROG, CLIError, Outputs, subcommand_group  # noqa: E402
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run ``pdeflow`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    retain_freed_memory()      # large images: no page faults for every tensor freed and made again
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
