@@ -117,8 +117,11 @@ def make_mask(f, density, method, refine_rounds=2):
     if method == "learned":
         return learned_mask(f, density)
     if method.startswith("candidate"):
-        w = float(method[len("candidate-w"):]) if method.startswith("candidate-w") else 1.0
-        return learned_mask(f, density, model=CANDIDATES[density], strength=w)
+        reflect = method.endswith("-reflect")
+        name = method.removesuffix("-reflect")
+        w = float(name[len("candidate-w"):]) if name.startswith("candidate-w") else 1.0
+        return learned_mask(f, density, model=CANDIDATES[density], strength=w,
+                            padding="reflect" if reflect else "zeros")
     if method == "learned-refine":
         return learned_mask(f, density, refine={"rounds": refine_rounds, "solver": "mg"})
     if method.startswith(("analytic-refine-t", "learned-refine-t")):
@@ -185,7 +188,7 @@ def parse_strength(text: str):
     return w[0] if len(w) == 1 else tuple(w)
 
 
-METHOD_PATTERN = re.compile(r"densify|candidate(-w\d*\.?\d+)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
+METHOD_PATTERN = re.compile(r"densify|candidate(-w\d*\.?\d+)?(-reflect)?|(analytic|learned)(-refine(\d+|-t\d+|-mse\d*|-net\d*)?)?"
                             r"|learned-(untiled|bf16|s\d+|(bf16-)?w\d*\.?\d+(,\d*\.?\d+)?(-reflect)?(-s\d+)?)|learned\d+-ps(-refine-mse\d*)?")
 
 
@@ -293,7 +296,8 @@ def run_native(args, out):
         + ([f"learned-bf16-w{w}" for w in args.strengths] if args.bf16 else []) \
         + ([f"learned-w{w}-reflect" for w in args.strengths] if args.reflect else []) \
         + [f"learned-w{w}-reflect-s{n}" for w in args.strengths for n in args.reflect_scales] \
-        + ([f"candidate{'' if w == 1 else f'-w{w:g}'}" for w in args.candidate_strengths] if CANDIDATES else []) \
+        + ([f"candidate{'' if w == 1 else f'-w{w:g}'}{'-reflect' if args.reflect else ''}"
+            for w in args.candidate_strengths] if CANDIDATES else []) \
         + args.native_methods
     rows = []
     for p in photos(args.folder, args.limit, args.offset):
@@ -486,7 +490,8 @@ def main(argv=None):
     ap.add_argument("--bf16", action="store_true",
                     help="native: each --strengths row also with the network in bfloat16 (learned-bf16-wX)")
     ap.add_argument("--reflect", action="store_true",
-                    help="native: each --strengths row also with padding=\"reflect\" (learned-wX-reflect)")
+                    help="native: each --strengths row also with padding=\"reflect\" (learned-wX-reflect), the candidate rows "
+                         "with it instead of zeros")
     ap.add_argument("--reflect-scales", nargs="*", type=int, default=[], metavar="N",
                     help="native: each --strengths row also with padding=\"reflect\" and scale N")
     ap.add_argument("--candidate-strengths", nargs="+", type=float, default=[1.0],

@@ -207,6 +207,38 @@ def test_masknet_forward_exact_k_and_gradient(density):
     assert float(net.net.out.weight.grad.abs().sum()) > 0           # the adjoint reaches the network
 
 
+def test_feedback_network_starts_as_its_first_pass_and_then_follows_the_error():
+    f = _smooth_images(2, 32, 32).float()
+    net = MaskNet(1, 0.2, widths=(4, 8))
+    torch.nn.init.normal_(net.net.out.weight, std=0.3)              # a "trained" first pass
+    net.eval()
+    fb = net.with_feedback().eval()
+    assert fb.feedback and fb.with_feedback() is fb and fb.config["feedback"]
+    with torch.no_grad():
+        assert torch.equal(fb(f, 0.2), net(f, 0.2))                   # zero weights on the error: the same mask
+        first = net(f, 0.2)
+        fb.gamma.fill_(0.5)                                           # density raised where the first mask erred
+        second = fb(f, 0.2)
+    assert second.flatten(1).sum(1).tolist() == [round(0.2 * 1024)] * 2
+    moved = second != first
+    assert 0 < int(moved.sum()) < int(first.sum())                  # the same thresholds: most points stay
+    e = (dense_diffuse(f.double(), first.double()) - f.double()).square()
+    added, removed = moved & (second > 0.5), moved & (first > 0.5)
+    assert float(e[added].mean()) > float(e[removed].mean())         # points move towards the error
+
+
+def test_feedback_network_gradient_reaches_gamma_and_the_error_channel():
+    f = _smooth_images(2, 24, 24).float()
+    fb = MaskNet(1, 0.2, widths=(4, 8)).with_feedback()
+    torch.nn.init.normal_(fb.net.out.weight, std=0.1)
+    b = fb(f, 0.2, random=True, generator=0)
+    (dense_diffuse(f.double(), b.double()) - f.double()).square().mean().backward()
+    assert float(fb.gamma.grad.abs()) > 0
+    assert float(fb.net.down[0][0].weight.grad[:, -1].abs().sum()) > 0
+    with pytest.raises(ValueError, match="scale"):
+        fb.maps(f, 0.2, scale=2)
+
+
 def test_masknet_refuses_other_density():
     net = MaskNet(1, 0.05)
     with pytest.raises(ValueError, match="density"):
@@ -276,6 +308,16 @@ def test_train_from_a_trained_network_starts_from_its_weights_and_maps(photos, t
     assert json.loads(again.read_text())["provenance"]["init"]["model"] == str(first)
     with pytest.raises(ValueError, match="init.*widths"):
         train_masknet(_tiny(photos, init=str(first), widths=(4,)), tmp_path / "c", quiet=True)
+
+
+def test_train_feedback_from_a_trained_network_gives_its_masks_at_first(photos, tmp_path):
+    first = train_masknet(_tiny(photos), tmp_path / "a", quiet=True)
+    again = train_masknet(_tiny(photos, init=str(first), feedback=True, steps=1, lr=1e-30, val_every=1),
+                          tmp_path / "b", quiet=True)
+    a, b = load_masknet(first), load_masknet(again)
+    assert b.feedback and not a.feedback and abs(float(b.gamma.detach())) < 1e-20
+    f = _smooth_images(2, 16, 16).float()
+    assert torch.equal(learned_mask(f, 0.05, model=again), learned_mask(f, 0.05, model=first))
 
 
 def test_mse_weight_adds_the_batch_mse():

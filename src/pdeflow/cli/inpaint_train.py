@@ -63,7 +63,7 @@ _STAGE.add_argument("--stage", nargs="?")
 
 _MASKNET_LAYOUT = [
     ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
-    ("model", ["density", "channels", "widths", "init"]),
+    ("model", ["density", "channels", "widths", "init", "feedback", "feedback_gamma"]),
     ("data", ["data", "crop", "batch_size"]),
     ("objective", ["lr", "ssim_weight", "mse_weight"]),
     ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops"]),

@@ -29,6 +29,18 @@ matters: unbounded densities diverged after a few hundred steps.
 ``density_input``: the network also reads ``log(density)`` as a constant
 channel, so one network can serve several densities (``k`` is the only other
 thing that changes); a model trained for one density refuses others.
+
+``feedback``: the network runs twice. Its first mask is inpainted (homogeneous
+diffusion, loose tolerance) and the second pass also reads the log of that
+inpainting's squared error ``E`` (smoothed over ``FEEDBACK_SIGMA`` pixels,
+relative to its local mean); its log-density is ``log p0 + a2 + gamma log E``
+with ``a2`` the second pass's correction and ``gamma`` a learned scalar. It is
+dithered with the *same* thresholds as the first mask, so most points stay
+and the density moves towards where the first mask's inpainting erred. A
+density alone does not carry that: the error depends on where the dithered
+points fell, not only on the image (docs/results/inpaint.md). The extra input
+channel's weights and ``gamma`` start at zero, so a feedback network
+initialised from a trained one gives that network's mask.
 """
 from __future__ import annotations
 
@@ -42,7 +54,8 @@ from ... import models as registry
 from ... import ops
 from ...errors import UserInputError
 from ..masks.analytic import laplacian_density
-from ..masks.blur import box_mean
+from ..diffusion import diffuse
+from ..masks.blur import box_mean, gaussian_blur
 from ..masks.dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
 from ..masks.snapping import extremality, neighbour_mass, snap_to_extrema
 from .unet import TILE_SIZE, UNet, check_tile_size
@@ -54,6 +67,12 @@ MASKNET_MODELS = {s.density: name for name, s in registry.SHIPPED.items() if s.g
 KIND = "masknet"
 #: What the network may see beyond the image's border (:meth:`MaskNet.corrections`).
 PADDINGS = ("zeros", "reflect")
+#: ``feedback``: the first mask's squared inpainting error is smoothed by a Gaussian of this many pixels,
+#: divided by its local mean (the inputs' window) plus ``FEEDBACK_FLOOR``, and its log read by the second pass.
+FEEDBACK_SIGMA = 1.0
+FEEDBACK_FLOOR = 0.05
+#: ``feedback``: relative residual of the first mask's inpainting (only the error's shape is needed).
+FEEDBACK_TOL = 1e-3
 _HINT = "train one with pdeflow.inpaint.training.masknet and pass model=PATH"
 
 
@@ -84,6 +103,8 @@ class MaskNet(nn.Module):
         (:func:`~pdeflow.inpaint.masks.blur.box_mean`; an image no larger: its own mean), the side of
         its training crops (64 for the shipped networks), so that a large image's inputs have the
         statistics the network was trained on. None: minus the whole image's mean.
+    feedback : bool
+        Run twice, the second pass reading the first mask's inpainting error (see the module docstring).
 
     ``forward(f, density=None, *, random=False, generator=None, thresholds=None,
     snap=True, maps=None)`` returns the mask ``(B, 1, H, W)`` (binary values; in
@@ -103,7 +124,7 @@ class MaskNet(nn.Module):
 
     def __init__(self, channels: int = 1, density: float | None = 0.05, *, widths=(16, 32, 64), bound: float = 3.0,
                  sigma: float = 2.0, floor: float = 0.05, snap_sigma: float = 1.0, density_input: bool = True,
-                 tile: int = 64, norm_window: int | None = 64):
+                 tile: int = 64, norm_window: int | None = 64, feedback: bool = False):
         super().__init__()
         if channels not in (1, 3):
             raise UserInputError(f"MaskNet: channels must be 1 or 3, got {channels!r}")
@@ -119,12 +140,39 @@ class MaskNet(nn.Module):
         self.config = {"channels": int(channels), "density": density, "widths": list(widths),
                        "bound": float(bound), "sigma": float(sigma), "floor": float(floor),
                        "snap_sigma": float(snap_sigma), "density_input": bool(density_input), "tile": int(tile),
-                       "norm_window": norm_window}
+                       "norm_window": norm_window, "feedback": bool(feedback)}
         self.norm_window = norm_window
         self.channels, self.density, self.bound = int(channels), density, float(bound)
         self.sigma, self.floor, self.snap_sigma = float(sigma), float(floor), float(snap_sigma)
         self.density_input, self.tile = bool(density_input), int(tile)
-        self.net = UNet(channels + 2 + int(density_input), 2, widths)
+        self.feedback = bool(feedback)
+        self.net = UNet(channels + 2 + int(density_input) + int(self.feedback), 2, widths)
+        if self.feedback:
+            self.gamma = nn.Parameter(torch.zeros(()))     # the weight of log E in the second pass
+
+    def with_feedback(self, gamma: float = 0.0) -> MaskNet:
+        """A ``feedback`` copy of this network (``self`` if it is one): the extra input channel's weights are
+        zero and ``gamma`` is ``gamma``; with ``gamma=0`` its mask is this network's until it is trained.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from pdeflow.inpaint import MaskNet
+        >>> net = MaskNet(1, 0.1, widths=(4, 8)).eval()
+        >>> f = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(net.with_feedback().eval()(f), net(f))
+        True
+        """
+        if self.feedback:
+            return self
+        net = MaskNet(**{**self.config, "feedback": True}).to(next(self.parameters()).device)
+        state = dict(self.state_dict())
+        first = "net.down.0.0.weight"
+        state[first] = torch.cat([state[first], torch.zeros_like(state[first][:, :1])], 1)
+        state["gamma"] = torch.full((), float(gamma), dtype=state[first].dtype, device=state[first].device)
+        net.load_state_dict(state)
+        net.meta = getattr(self, "meta", {})
+        return net
 
     # ------------------------------------------------------------------ pieces
     def _density(self, density) -> float:
@@ -151,6 +199,8 @@ class MaskNet(nn.Module):
             parts = [f - 0.5, lp_in, s_in]
             if self.density_input:
                 parts.append(torch.full_like(lp_in, math.log(density)))
+            if self.feedback:
+                parts.append(torch.zeros_like(lp_in))      # the error channel: none in the first pass
             return logp0, s0, torch.cat(parts, 1)
 
     def _local_mean(self, m: torch.Tensor) -> torch.Tensor:
@@ -193,7 +243,7 @@ class MaskNet(nn.Module):
 
     def maps(self, f: torch.Tensor, density: float, *, tile_size: int | None = None, scale: int = 1,
              strength: float | tuple[float, float] = 1.0, compute_dtype: torch.dtype | None = None,
-             padding: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
+             padding: str = "zeros", thresholds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log p, s)`` ``(B, 1, H, W)`` each: the corrected log-density and pixel score.
 
         ``tile_size``, ``compute_dtype``, ``padding``: see :meth:`corrections`. ``scale`` (int >= 1): the
@@ -202,13 +252,47 @@ class MaskNet(nn.Module):
         full-resolution maps: ``scale**2`` times less network work (the quality it costs:
         docs/results/inpaint.md). ``strength``: both corrections are multiplied by it (1: as trained; 0: the
         analytic maps); a pair ``(a, b)``: the log-density's by ``a``, the snap score's by ``b``.
+        ``thresholds``: a ``feedback`` network's dithering thresholds of its first mask, those its final mask
+        is dithered with (default: the fixed tile); a ``feedback`` network needs ``scale`` 1.
         """
+        return self._maps(f, density, None if thresholds is None else torch.log(thresholds.double()),
+                          tile_size=tile_size, scale=scale, strength=strength, compute_dtype=compute_dtype,
+                          padding=padding)
+
+    def _log_thresholds(self, shape, thresholds, random: bool, generator, device) -> torch.Tensor:
+        if thresholds is not None:
+            return torch.log(thresholds.double())
+        # the log of the tile, repeated: one log per tile pixel, not per image pixel
+        return threshold_map(shape, tile=torch.log(blue_noise_tile(self.tile)), random=random,
+                             generator=as_generator(generator, "MaskNet"), device=device)
+
+    def _hard(self, logp: torch.Tensor, s: torch.Tensor, log_t: torch.Tensor, k: int, snap: bool) -> torch.Tensor:
+        """The binary mask of the maps: the top ``k`` of ``log p - log T``, snapped to ``s``'s extrema."""
+        with torch.no_grad():
+            hard = top_k_mask(logp.detach().double() - log_t, k)
+            return snap_to_extrema(hard, s.detach()) if snap else hard
+
+    def _maps(self, f, density, log_t, *, tile_size=None, scale=1, strength=1.0, compute_dtype=None,
+              padding="zeros"):
         a, b = strength if isinstance(strength, (tuple, list)) else (strength, strength)
         logp0, s0, x = self._inputs(f, density)
-        if a == 0 and b == 0:               # corrections weighted by 0: no network to run
+        if a == 0 and b == 0 and not self.feedback:     # corrections weighted by 0: no network to run
             return logp0, s0
+        run = dict(tile_size=tile_size, compute_dtype=compute_dtype, padding=padding)
+        if self.feedback:
+            if scale != 1:
+                raise UserInputError(f"MaskNet: a feedback network runs at scale 1, got scale {scale!r}")
+            out = self.corrections(x, **run)
+            logp, s = logp0 + a * out[:, :1], s0 + b * out[:, 1:]
+            if log_t is None:
+                log_t = self._log_thresholds(f.shape, None, False, None, f.device)
+            le = self._feedback_error(f, self._hard(logp, s, log_t, n_known(density, f.shape[-2] * f.shape[-1],
+                                                                            "MaskNet"), True))
+            x = torch.cat([x[:, :-1], le - self._local_mean(le)], 1)
+            out = self.corrections(x, **run)
+            return logp0 + a * out[:, :1] + self.gamma * le, s0 + b * out[:, 1:]
         if scale == 1:
-            out = self.corrections(x, tile_size=tile_size, compute_dtype=compute_dtype, padding=padding)
+            out = self.corrections(x, **run)
         else:
             H, W = f.shape[-2:]
             with torch.no_grad():
@@ -218,6 +302,14 @@ class MaskNet(nn.Module):
             out = F.interpolate(oc, size=(H, W), mode="bilinear", align_corners=False)
         return logp0 + a * out[:, :1], s0 + b * out[:, 1:]         # x * 1.0 is x: strength 1 adds as trained
 
+    def _feedback_error(self, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """``log E``: the log of the squared error of ``f``'s inpainting from ``m``, summed over channels,
+        smoothed, relative to its local mean (plus a floor, so that exact regions stay finite)."""
+        with torch.no_grad():
+            e = (diffuse(f, m.to(f.dtype), tol=FEEDBACK_TOL) - f).square().sum(1, keepdim=True)
+            e = gaussian_blur(e, FEEDBACK_SIGMA)
+            return torch.log(e / self._local_mean(e).clamp_min(torch.finfo(e.dtype).tiny) + FEEDBACK_FLOOR)
+
     def forward(self, f: torch.Tensor, density: float | None = None, *, random: bool = False, generator=None,
                 thresholds: torch.Tensor | None = None, snap: bool = True, maps=None) -> torch.Tensor:
         if not isinstance(f, torch.Tensor) or f.dim() != 4 or f.shape[1] != self.channels:
@@ -225,17 +317,10 @@ class MaskNet(nn.Module):
         density = self._density(density)
         B, _, H, W = f.shape
         k = n_known(density, H * W, "MaskNet")
-        logp, s = self.maps(f, density) if maps is None else maps   # maps: this f's (log p, s), computed once
-        if thresholds is None:      # the log of the tile, repeated: one log per tile pixel, not per image pixel
-            log_t = threshold_map(f.shape, tile=torch.log(blue_noise_tile(self.tile)), random=random,
-                                  generator=as_generator(generator, "MaskNet"), device=f.device)
-        else:
-            log_t = torch.log(thresholds.double())
-        with torch.no_grad():
-            hard = top_k_mask(logp.detach().double() - log_t, k)
-            if snap:
-                hard = snap_to_extrema(hard, s.detach())
-        hard = hard.to(f.dtype)
+        log_t = self._log_thresholds(f.shape, thresholds, random, generator, f.device)
+        # maps: this f's (log p, s), computed once (a feedback network's with these thresholds)
+        logp, s = self._maps(f, density, log_t) if maps is None else maps
+        hard = self._hard(logp, s, log_t, k, snap).to(f.dtype)
         if not torch.is_grad_enabled() or not (logp.requires_grad or s.requires_grad):
             return hard
         pk = k * torch.softmax(logp.flatten(1), 1).view_as(logp)           # density normalised to k points
@@ -315,7 +400,7 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
     from ..masks.refine import refine_mask
     x = f.to(dtype=next(net.parameters()).dtype)
     logp, s = net.maps(x, density, tile_size=tile_size, scale=scale, strength=strength, compute_dtype=compute_dtype,
-                       padding=padding)
+                       padding=padding, thresholds=thresholds)
     m = net(x, density, maps=(logp, s), thresholds=thresholds)
     if refine is None:
         return m

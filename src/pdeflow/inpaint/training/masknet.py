@@ -98,6 +98,11 @@ class MaskNetConfig:
     snap_sigma: float = 1.0              #: extremality |f - G_snap_sigma f|
     density_input: bool = True           #: log(density) as an input channel
     tile: int = 64                       #: blue-noise tile size
+    feedback: bool = option(False, "a second pass that reads the first mask's inpainting error (MaskNet's "
+                            "feedback; with --init, the starting network becomes its first pass)", flag=True)
+    feedback_gamma: float = option(0.0, "with --feedback and --init of a network without it: the starting weight "
+                                        "of the error's log in the second pass (default {default:g})",
+                                   type="nonneg_float", metavar="G")
     init: str | None = option(None, "a trained mask network to start from (shipped name such as masknet-10, "
                               "model.json or run directory; same widths; its analytic-map settings are "
                               "kept)", metavar="MODEL")
@@ -147,7 +152,8 @@ def check_config(cfg: MaskNetConfig) -> None:
     need.numbers("bound", "lr", "snap_sigma", "tol", "clip")
     need.numbers("sigma", "floor", "ssim_weight", "mse_weight", "lr_final", positive=False)
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a model name or path")
-    need.flags("density_input")
+    need.flags("density_input", "feedback")
+    need.numbers("feedback_gamma", positive=False)
     need(cfg.density is not None or cfg.density_input, "density_input", "True when density is None")
     need.tuple_of("data", "'builtin' and folders", lambda s: isinstance(s, str))
     need.fractions("val_fraction")
@@ -196,7 +202,7 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
     """
     return MaskNet(cfg.channels, cfg.density, widths=tuple(cfg.widths), bound=cfg.bound, sigma=cfg.sigma,
                    floor=cfg.floor, snap_sigma=cfg.snap_sigma, density_input=cfg.density_input, tile=cfg.tile,
-                   norm_window=cfg.crop)
+                   norm_window=cfg.crop, feedback=cfg.feedback)
 
 
 def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float, mse_weight: float = 0.0
@@ -282,6 +288,8 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
         if initial.config["widths"] != list(cfg.widths):
             raise UserInputError(f"init: {cfg.init} has widths {initial.config['widths']}, the run "
                                  f"{list(cfg.widths)}")
+        if cfg.feedback:
+            initial = initial.with_feedback(cfg.feedback_gamma)
         net = MaskNet(**{**initial.config, "density": cfg.density, "norm_window": cfg.crop})
         net.load_state_dict(initial.state_dict())
         init_info = {"model": str(cfg.init), "provenance": initial.meta.get("provenance", {})}
