@@ -57,7 +57,7 @@ ROOT = HERE.parent
 SIZES = ["512", "1024", "1920x1080", "3840x2160"]
 METHODS = ["analytic", "learned", "learned-bf16", "learned-s2", "learned-untiled"]
 PHOTO = ROOT / ".data" / "photos" / "lomiri" / "umang_by_Abhishek_Mudgal.jpg"
-#: ``--candidate D=MODEL``: mask networks (not shipped) that the ``candidate`` rows use, by density
+#: ``--candidate D=MODEL``: mask networks (a model.json, a run directory or a shipped name) that the ``candidate`` rows use
 CANDIDATES: dict[float, str] = {}
 FOLDER = ROOT / ".data" / "photos" / "mate-nature"
 

@@ -47,6 +47,22 @@ def test_shipped_mask_networks_give_exact_counts_and_refuse_other_densities(dens
         learned_mask(f.expand(3, 32, 32)[None], density)
 
 
+def test_shipped_feedback_network_moves_some_points_of_its_first_mask():
+    import copy
+    f = _crop(48)[None]
+    net = load_masknet("masknet-20-feedback", density=0.2)
+    assert net.feedback and float(net.gamma.detach()) > 0
+    m = learned_mask(f, 0.2, model=net, strength=0.3, padding="reflect")
+    assert int(m.sum()) == round(0.2 * 48 * 48)
+    blind = copy.deepcopy(net)                     # the error not read: the first pass's mask
+    with torch.no_grad():
+        blind.gamma.zero_()
+        blind.net.down[0][0].weight[:, -1].zero_()
+    first = learned_mask(f, 0.2, model=blind, strength=0.3, padding="reflect")
+    shared = int((m * first).sum())
+    assert round(0.2 * 48 * 48) > shared > 0.5 * round(0.2 * 48 * 48)
+
+
 def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion():
     f = _crop().double()
     m = analytic_mask(f, 0.1)

@@ -76,6 +76,9 @@ SHIPPED: dict[str, Shipped] = {
     "masknet-05": Shipped("inpaint", "masknet", "masknet", "mask network for 5% density (learned_mask)", 0.05),
     "masknet-10": Shipped("inpaint", "masknet", "masknet", "mask network for 10% density (learned_mask)", 0.1),
     "masknet-20": Shipped("inpaint", "masknet", "masknet", "mask network for 20% density (learned_mask)", 0.2),
+    "masknet-20-feedback": Shipped("inpaint", "masknet", "masknet-feedback",
+                                   "mask network for 20% density that reads its first mask's inpainting error "
+                                   "(learned_mask(f, 0.2, model='masknet-20-feedback'))", 0.2),
     "residual-inpainter": Shipped("inpaint", "residual-inpainter", "residual",
                                   "diffusion inpainting plus a learned correction, all densities "
                                   "(learned_inpaint)"),
