@@ -53,8 +53,8 @@ from torch import nn
 from ... import models as registry
 from ... import ops
 from ...errors import UserInputError
-from ..masks.analytic import laplacian_density
 from ..diffusion import diffuse
+from ..masks.analytic import laplacian_density
 from ..masks.blur import box_mean, gaussian_blur
 from ..masks.dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
 from ..masks.snapping import extremality, neighbour_mass, snap_to_extrema
