@@ -39,8 +39,9 @@ dithered with the *same* thresholds as the first mask, so most points stay
 and the density moves towards where the first mask's inpainting erred. A
 density alone does not carry that: the error depends on where the dithered
 points fell, not only on the image (docs/results/inpaint.md). The extra input
-channel's weights and ``gamma`` start at zero, so a feedback network
-initialised from a trained one gives that network's mask.
+channel's weights and ``gamma`` start at zero (:meth:`MaskNet.with_feedback`:
+``gamma`` as given), so a feedback network initialised from a trained one
+gives that network's mask.
 """
 from __future__ import annotations
 
@@ -251,8 +252,8 @@ class MaskNet(nn.Module):
         ones included) and its corrections are resized bilinearly to the image and added to the
         full-resolution maps: ``scale**2`` times less network work (the quality it costs:
         docs/results/inpaint.md). ``strength``: both corrections are multiplied by it (1: as trained; 0: the
-        analytic maps); a pair ``(a, b)``: the log-density's by ``a``, the snap score's by ``b``.
-        ``thresholds``: a ``feedback`` network's dithering thresholds of its first mask, those its final mask
+        analytic maps); a pair ``(a, b)``: the log-density's by ``a``, the snap score's by ``b`` (a ``feedback``
+        network's ``gamma log E`` is not weighted). ``thresholds``: a ``feedback`` network's dithering thresholds of its first mask, those its final mask
         is dithered with (default: the fixed tile); a ``feedback`` network needs ``scale`` 1.
         """
         return self._maps(f, density, None if thresholds is None else torch.log(thresholds.double()),
