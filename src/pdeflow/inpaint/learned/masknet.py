@@ -253,8 +253,9 @@ class MaskNet(nn.Module):
         full-resolution maps: ``scale**2`` times less network work (the quality it costs:
         docs/results/inpaint.md). ``strength``: both corrections are multiplied by it (1: as trained; 0: the
         analytic maps); a pair ``(a, b)``: the log-density's by ``a``, the snap score's by ``b`` (a ``feedback``
-        network's ``gamma log E`` is not weighted). ``thresholds``: a ``feedback`` network's dithering thresholds of its first mask, those its final mask
-        is dithered with (default: the fixed tile); a ``feedback`` network needs ``scale`` 1.
+        network's ``gamma log E`` is not weighted). ``thresholds``: a ``feedback`` network's dithering
+        thresholds of its first mask, those its final mask is dithered with (default: the fixed tile); a
+        ``feedback`` network needs ``scale`` 1.
         """
         return self._maps(f, density, None if thresholds is None else torch.log(thresholds.double()),
                           tile_size=tile_size, scale=scale, strength=strength, compute_dtype=compute_dtype,
