@@ -116,12 +116,10 @@ def make_mask(f, density, method, refine_rounds=2):
                              refine={"rounds": refine_rounds, "solver": "mg"})
     if method == "learned":
         return learned_mask(f, density)
-    if method.startswith("candidate"):
-        reflect = method.endswith("-reflect")
-        name = method.removesuffix("-reflect")
-        w = float(name[len("candidate-w"):]) if name.startswith("candidate-w") else 1.0
-        return learned_mask(f, density, model=CANDIDATES[density], strength=w,
-                            padding="reflect" if reflect else "zeros")
+    candidate = re.fullmatch(r"candidate(?:-w([\d.]+))?(-reflect)?", method)
+    if candidate:
+        return learned_mask(f, density, model=CANDIDATES[density], strength=float(candidate[1] or 1),
+                            padding="reflect" if candidate[2] else "zeros")
     if method == "learned-refine":
         return learned_mask(f, density, refine={"rounds": refine_rounds, "solver": "mg"})
     if method.startswith(("analytic-refine-t", "learned-refine-t")):
@@ -282,6 +280,13 @@ def run_scale(args, out):
     print("\n".join(lines))
 
 
+def centre_crop(f, n: int):
+    """The centre ``n x n`` of ``f`` (..., H, W), contiguous; a side shorter than ``n`` is kept whole."""
+    h, w = f.shape[-2:]
+    top, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
+    return f[..., top:top + n, left:left + n].contiguous()
+
+
 def photos(folder, limit, offset=0):
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[offset:]
     return files[:limit] if limit else files
@@ -303,9 +308,7 @@ def run_native(args, out):
     for p in photos(args.folder, args.limit, args.offset):
         f = load_grey(p)
         if args.crop:
-            h, w = f.shape
-            n = args.crop
-            f = f[max(0, (h - n) // 2):(h - n) // 2 + n, max(0, (w - n) // 2):(w - n) // 2 + n].contiguous()
+            f = centre_crop(f, args.crop)
         for d in args.densities:
             for method in methods:
                 t0 = time.process_time()
@@ -374,9 +377,8 @@ def run_ps(args, out):
                 reused[(r["photo"], r["crop"], r["density"])] = r
     for p in photos(args.folder, args.limit):
         full = load_grey(p)
-        h, w = full.shape
         for n in args.crops:
-            f = full[(h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n].contiguous()
+            f = centre_crop(full, n)
             old = {d: reused.get((p.name, n, d)) for d in args.densities}
             if not all(old.values()):
                 t0 = time.process_time()

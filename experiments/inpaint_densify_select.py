@@ -24,7 +24,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "benchmarks"))   # after experiments/: _results is experiments/_results.py
 from _results import add_output_args, open_out, write_file  # noqa: E402  (experiments/_results.py)
-from inpaint_masks_4k import load_grey, quality, summary  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
+from inpaint_masks_4k import centre_crop, load_grey, quality, summary  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
 from pdeflow.inpaint import analytic_mask, densify_mask, probabilistic_sparsification  # noqa: E402
 from pdeflow.inpaint.masks.analytic import analytic_sigma  # noqa: E402
 
@@ -68,9 +68,7 @@ def main(argv=None) -> int:
     rows = []
     for n in args.crops:
         for p in photos:
-            full = load_grey(p)
-            h, w = full.shape
-            f = full[(h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n].contiguous().double()
+            f = centre_crop(load_grey(p), n).double()
             ps, ps_s = ps_masks(f, args.densities, args.ps_cache, f"{p.name}-{n}")
             for d, m_ps in zip(args.densities, ps):
                 base = {"crop": n, "photo": p.name, "density": d}

@@ -23,7 +23,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "benchmarks"))   # after experiments/: _results is experiments/_results.py
 from _results import add_output_args, open_out, write_file  # noqa: E402  (experiments/_results.py)
-from inpaint_masks_4k import load_grey, photos, quality  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
+from inpaint_masks_4k import centre_crop, load_grey, photos, quality  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
 from pdeflow.inpaint import MaskNet, analytic_mask, learned_mask  # noqa: E402
 from pdeflow.inpaint.masks.analytic import analytic_sigma  # noqa: E402
 
@@ -45,10 +45,7 @@ def main(argv=None) -> int:
     base = MaskNet(1, d, sigma=analytic_sigma(d)).eval()          # untrained: the analytic mask
     rows = []
     for p in photos(args.folder, args.limit):
-        f = load_grey(p)
-        h, w = f.shape
-        n = args.crop
-        f = f[(h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n].contiguous()
+        f = centre_crop(load_grey(p), args.crop)
         # zero corrections: the analytic mask (computed in float32 here: a few ties of the dithering may differ)
         a = learned_mask(f, d, model=base)
         same = float((a * analytic_mask(f, d, sigma=analytic_sigma(d))).sum() / a.sum())

@@ -109,9 +109,8 @@ class _System:
         (with ``p f`` in the role of ``k f``).
         """
         if self.d is None:
-            if self.spacing3 is not None:
-                return self.w * self.lap(self.k * f4), None
-            return _lap_masked(self.k * f4, self.k), None
+            y = self.lap(self.k * f4)
+            return y.addcmul_(self.k, y, value=-1), None        # w L (k f), in place
         pf = (self.c > 0).to(f4.dtype) * f4
         w = self.w
         return w * self.lap(pf), w * pf
@@ -148,21 +147,6 @@ class _System:
         res = (b - self.apply_a(x)).flatten(1).norm(dim=1) / bn.clamp_min(torch.finfo(b.dtype).tiny)
         res = torch.where(bn > 0, res, torch.zeros_like(res))
         return x, iters, res
-
-
-def _lap_masked(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``(1 - k) laplacian(v)``, the Neumann Laplacian as the sum of the fluxes to the neighbours,
-    accumulated in place (no temporary of the image's size beyond the result)."""
-    y = torch.zeros_like(v)
-    y[..., 1:, :] += v[..., :-1, :]
-    y[..., 1:, :] -= v[..., 1:, :]
-    y[..., :-1, :] += v[..., 1:, :]
-    y[..., :-1, :] -= v[..., :-1, :]
-    y[..., :, 1:] += v[..., :, :-1]
-    y[..., :, 1:] -= v[..., :, 1:]
-    y[..., :, :-1] += v[..., :, 1:]
-    y[..., :, :-1] -= v[..., :, :-1]
-    return y.addcmul_(k, y, value=-1)
 
 
 def warn_max_iter(iters, res, tol, max_iter, what="diffuse"):

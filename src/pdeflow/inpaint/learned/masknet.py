@@ -257,9 +257,9 @@ class MaskNet(nn.Module):
         thresholds of its first mask, those its final mask is dithered with (default: the fixed tile); a
         ``feedback`` network needs ``scale`` 1.
         """
-        return self._maps(f, density, None if thresholds is None else torch.log(thresholds.double()),
-                          tile_size=tile_size, scale=scale, strength=strength, compute_dtype=compute_dtype,
-                          padding=padding)
+        log_t = None if thresholds is None else self._log_thresholds(f.shape, thresholds, False, None, f.device)
+        return self._maps(f, density, log_t, tile_size=tile_size, scale=scale, strength=strength,
+                          compute_dtype=compute_dtype, padding=padding)
 
     def _log_thresholds(self, shape, thresholds, random: bool, generator, device) -> torch.Tensor:
         if thresholds is not None:
