@@ -7,6 +7,10 @@ the device of the inputs, in the dtype they are computed in, as scikit-image
 computes: float32 and float64 inputs as they are (promoted to the wider of
 the two), float16 and bfloat16 in float32 (their products and sums overflow
 or lose digits in half precision), and integer or bool inputs in float64.
+:func:`ssim` is the exception in how it computes, not in what it returns: it
+computes in float64 whatever the input (its local variances cancel digits
+that float32 does not have) and returns the dtype above, so a float32 SSIM is
+the float64 SSIM of the same values, rounded to float32.
 :func:`psnr`, :func:`ssim` and :func:`mae` are differentiable, and
 :func:`dice` is differentiable for probability inputs (the soft Dice).
 
@@ -305,10 +309,13 @@ def ssim(
         ``window='uniform'``; the Gaussian window's size follows from
         ``win_sigma`` and ``truncate``.
     win_sigma : float, optional
-        Standard deviation of the Gaussian window, in pixels.
+        Standard deviation of the Gaussian window, in pixels, positive. Only
+        for ``window='gaussian'``: another value than the default with the
+        uniform window raises UserInputError.
     truncate : float, optional
-        Gaussian window radius in units of ``win_sigma`` (scikit-image always
-        uses 3.5).
+        Gaussian window radius in units of ``win_sigma``, positive
+        (scikit-image always uses 3.5). Only for ``window='gaussian'``, as
+        ``win_sigma``.
     sample_covariance : bool, optional
         Use the sample (``N / (N - 1)``) instead of the population covariance.
         Default: True for the uniform window, False for the Gaussian one (for
@@ -331,8 +338,16 @@ def ssim(
     -----
     Computed with two 1-D valid filters per statistic (:func:`pdeflow.ops.correlate1d`), which equal
     scipy's (reflect-padded) filtering on every pixel inside the cropped region,
-    so the border treatment never enters the result. Half-precision inputs are
-    computed in float32 and integer inputs in float64 (see the module docstring).
+    so the border treatment never enters the result. The statistics and the
+    mean are computed in float64 for every input dtype (on MPS, which has no
+    float64, in float32): each local variance is a difference of two nearly
+    equal second moments, which float32 resolves to a few significant digits
+    only. The result is then returned in the input's dtype (float32 for half
+    precision, float64 for integers; see the module docstring), so a float32
+    SSIM agrees with the float64 SSIM of the same values to float32 rounding.
+    Invalid window arguments (a non-positive ``win_sigma`` or ``truncate``, an
+    even ``win_size``, an argument of the other window) raise UserInputError
+    naming the argument, whichever window is chosen.
 
     Examples
     --------
@@ -346,21 +361,38 @@ def ssim(
     """
     in_dim = x.dim() if isinstance(x, torch.Tensor) else None
     x, y, batched = _check_pair("ssim", x, y)
+    out_dtype = x.dtype
+    # The local variances are differences of nearly equal second moments (E[x^2] - E[x]^2), which
+    # float32 resolves to only a few digits; float64 throughout makes the result that of the float64
+    # computation rounded once. MPS has no float64: there the computation stays in float32.
+    if x.dtype != torch.float64 and x.device.type != "mps":
+        x, y = x.double(), y.double()
     if data_range is None:
         data_range = _default_range("ssim", x, y)
     dr = _check_data_range("ssim", data_range, x.shape[0], x)
     for name, v in (("K1", K1), ("K2", K2)):
-        if not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
-            raise UserInputError(f"ssim: {name} must be a non-negative number, got {v}")
-    if window not in SSIM_WINDOWS:
+        if isinstance(v, bool) or not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
+            raise UserInputError(f"ssim: {name} must be a non-negative number, got {v!r}")
+    if not isinstance(window, str) or window not in SSIM_WINDOWS:
         raise UserInputError(f"ssim: window must be one of {SSIM_WINDOWS}, got {window!r}")
+    # Checked for either window, so a bad value never passes unnoticed because the window ignores it.
+    for name, v in (("win_sigma", win_sigma), ("truncate", truncate)):
+        if isinstance(v, bool) or not (isinstance(v, Real) and math.isfinite(v) and v > 0):
+            raise UserInputError(f"ssim: {name} must be a positive finite number, got {v!r}")
+    if win_size is not None and (isinstance(win_size, bool) or not isinstance(win_size, int)
+                                 or win_size < 3 or win_size % 2 == 0):
+        raise UserInputError(f"ssim: win_size must be an odd int >= 3, got {win_size!r}")
     if sample_covariance not in (None, True, False):
         raise UserInputError(f"ssim: sample_covariance must be True, False or None, got {sample_covariance!r}")
+    if not isinstance(full, bool):
+        raise UserInputError(f"ssim: full must be True or False, got {full!r}")
     if window == "uniform":
+        for name, v, default in (("win_sigma", win_sigma, 1.5), ("truncate", truncate, 3.5)):
+            if v != default:
+                raise UserInputError(f"ssim: {name} applies to window='gaussian'; the uniform window's size "
+                                     "is set by win_size")
         if win_size is None:
             win_size = 7
-        if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 3 or win_size % 2 == 0:
-            raise UserInputError(f"ssim: win_size must be an odd int >= 3, got {win_size!r}")
         win = torch.full((win_size,), 1.0 / win_size, dtype=x.dtype, device=x.device)
         what = f"win_size={win_size}"
         if sample_covariance is None:
@@ -379,28 +411,51 @@ def ssim(
             f"(window size {k}), got {H}x{W}"
         )
 
+    cov_norm = k * k / (k * k - 1) if sample_covariance else 1.0
+    if dr.dim():
+        dr = dr.view(-1, 1, 1, 1)
+    C1 = (K1 * dr) ** 2
+    C2 = (K2 * dr) ** 2
+    Hv, Wv = H - k + 1, W - k + 1
+    # On the CPU, bands of output rows whose statistics fit in the cache: float64 in bands is faster
+    # than one float32 pass over the whole image, whose five statistics stream through memory per tap.
+    # Other devices take the image in one piece (one kernel launch per tap).
+    rows = Hv if x.device.type != "cpu" else min(Hv, max(_SSIM_MIN_ROWS, _SSIM_BAND_PIXELS // (B * C * Wv)))
+    sums, maps = [], []
+    for r0 in range(0, Hv, rows):
+        r1 = min(Hv, r0 + rows)
+        band = _ssim_map(x[:, :, r0:r1 + k - 1], y[:, :, r0:r1 + k - 1], win, cov_norm, C1, C2)
+        sums.append(band.flatten(1).sum(1))
+        if full:
+            maps.append(band)
+    val = (torch.stack(sums).sum(0) / (C * Hv * Wv)).to(out_dtype)
+    if not full:
+        return _finish(val, batched)
+    smap = torch.cat(maps, dim=2).to(out_dtype)
+    smap = smap.reshape(smap.shape[4 - in_dim:]) if in_dim < 4 else smap
+    return _finish(val, batched), smap
+
+
+#: SSIM's row bands on the CPU: about this many output pixels (times 5 statistics) per band, at least
+#: this many rows (the filter reads ``k - 1`` rows more than it writes).
+_SSIM_BAND_PIXELS = 1 << 15
+_SSIM_MIN_ROWS = 16
+
+
+def _ssim_map(x, y, win, cov_norm, C1, C2):
+    """The SSIM map of ``(B, C, h, W)`` images over their valid region."""
+    B, C, H, W = x.shape
     # Five statistics through one separable filter (shifted sums: a 4K image's SSIM took 14 s as convolutions).
     stack = torch.stack([x, y, x * x, y * y, x * y], dim=2).reshape(B * C * 5, 1, H, W)
     stack = correlate1d(correlate1d(stack, win, 2), win, 3)
     Hv, Wv = stack.shape[-2:]
     ux, uy, uxx, uyy, uxy = stack.reshape(B, C, 5, Hv, Wv).unbind(2)
-
-    cov_norm = k * k / (k * k - 1) if sample_covariance else 1.0
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)
-    if dr.dim():
-        dr = dr.view(-1, 1, 1, 1)
-    C1 = (K1 * dr) ** 2
-    C2 = (K2 * dr) ** 2
     num = (2 * ux * uy + C1) * (2 * vxy + C2)
     den = (ux * ux + uy * uy + C1) * (vx + vy + C2)
-    smap = num / den
-    val = smap.flatten(1).mean(1)
-    if not full:
-        return _finish(val, batched)
-    smap = smap.reshape(smap.shape[4 - in_dim:]) if in_dim < 4 else smap
-    return _finish(val, batched), smap
+    return num / den
 
 
 # ---------------------------------------------------------------------------
