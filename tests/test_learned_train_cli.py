@@ -74,11 +74,12 @@ def test_train_inpainting_stage_picks_the_parser_of_its_options(tmp_path, capsys
     a = parse(["train", "inpainting", "--width", "0.5", "--stage", "mask", "--run-dir", "r"])
     assert (a.stage, a.width, a.run.__name__) == ("mask", 0.5, "_run_train") and not hasattr(a, "widths")
     assert parse(["train", "inpainting", "--run-dir", "r"]).stage == "wgan"
-    # another stage's option is refused (argparse names the top-level command for unrecognized arguments)
+    # another stage's option is refused, by the subcommand given
     assert main(["train", "inpainting", "--stage", "masknet", "--alpha", "0.5",
                  "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].endswith("error: unrecognized arguments: --alpha 0.5")
+    assert err.strip().splitlines()[-1].startswith("pdeflow train inpainting: error: unrecognized arguments: "
+                                                   "--alpha 0.5;")
     assert main(["train", "inpainting", "--stage", "masknet", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: pdeflow train inpainting") and "--widths" in out and "--width " not in out

@@ -20,7 +20,7 @@ adding function. The optional ``validate`` checks argument combinations after pa
 (call ``args.parser.error(...)``); raise :class:`CLIError` for user errors found later
 (one line, exit status 2); every command's ``args.parser`` is its own parser. All output files go through
 :class:`Outputs`, which gives the overwrite, same-as-input and no-partial-output
-rules for free.
+rules for free, and turns a failed write (a full disk) into one line and exit status 74.
 
 Import rule: nothing outside ``pdeflow.cli`` imports it; a module here imports
 :mod:`~pdeflow.cli._common` and the library, never a sibling.
@@ -37,6 +37,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -45,7 +46,7 @@ from .. import __version__  # noqa: E402
 from ..allocator import retain_freed_memory  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
 from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet  # noqa: E402
-from ._common import PROG, CLIError, Outputs, subcommand_group  # noqa: E402
+from ._common import PROG, ArgumentParser, CLIError, Outputs, OutputWriteError  # noqa: E402
 from ._common import Terminated as _Terminated  # noqa: E402
 
 __all__ = ["main", "build_parser", "Outputs", "CLIError"]
@@ -64,16 +65,47 @@ the reference solver. `train tvflownet` (--scale 5 by default) and `evaluate tvf
 paper's convention, to compare with its tables."""
 
 
+#: The exit status of a command whose output could not be written (a full disk): sysexits.h's EX_IOERR, apart
+#: from the 2 of bad input, since the same command may succeed once there is room.
+WRITE_ERROR_STATUS = 74
+#: Errors that only a write meets (a full disk, a quota, a read-only file system): outside
+#: :class:`Outputs` too (a training run's checkpoint), they are the file system's, not a bug.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+#: The exit statuses of every subcommand (``pdeflow --help``).
+EXIT_STATUS = f"""\
+Exit status: 0 done; 2 bad input (one line naming the argument); {WRITE_ERROR_STATUS} an output file could not
+be written (a full disk, say: one line naming the file and the reason; no partial output is left);
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
+
+
 def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,
+                     metavar: str, parser_class=ArgumentParser) -> argparse._SubParsersAction:
+    """Add command ``name`` with subcommands of its own to ``sub``; returns its subparsers (whose parsers are
+    of ``parser_class``)."""
+    p = sub.add_parser(name, help=help, description=description)
+    return p.add_subparsers(dest=dest, metavar=metavar, required=True, parser_class=parser_class)
+
+
+def _write_failed(prog: str, path, error: OSError, note: str = "") -> int:
+    """Print ``PROG: error: cannot write 'PATH': REASON (ERRNO NAME)`` and return :data:`WRITE_ERROR_STATUS`."""
+    name = errno.errorcode.get(error.errno) if error.errno is not None else None
+    reason = (error.strerror or str(error)) + (f" ({name})" if name else "")
+    target = f"'{path}'" if path is not None else "an output file"
+    print(f"{prog}: error: cannot write {target}: {reason}{note}", file=sys.stderr)
+    return WRITE_ERROR_STATUS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``pdeflow`` with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="pdeflow: image processing with evolution PDEs (TV flow, spectral TV, ...).\n\n" + CONVENTION,
-        epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.")
+        epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.\n\n" + EXIT_STATUS)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     denoise.add_parsers(sub)
@@ -120,6 +152,12 @@ def main(argv=None) -> int:
     except UserInputError as exc:  # CLIError included; any other exception is a bug: traceback
         print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    except OutputWriteError as exc:
+        return _write_failed(args.parser.prog, exc.path, exc.error, "; no partial output files were left")
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        return _write_failed(args.parser.prog, exc.filename, exc)
     except (KeyboardInterrupt, _Terminated) as exc:
         print(f"{args.parser.prog}: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; "
               "its partial output files were removed (a training run keeps its last checkpoint, to resume from)",

@@ -10,8 +10,8 @@ Every ``pdeflow.cli`` module imports this one and the library, never a sibling.
   [0, 1] for the solvers and written back in its own units.
 * What ``denoise`` and the flow commands share: :func:`time_labels`, :data:`SIZE_HELP`,
   :func:`check_nd_solver` (a 2-D-only solver refused for a volume or --spacing), :func:`print_spacing`.
-* :func:`add_command`: a subcommand, its description the docstring of the function that runs it;
-  :func:`subcommand_group`: a command with subcommands of its own (``pdeflow train NAME``).
+* :class:`ArgumentParser`: the parser of every subcommand (a usage error in one line).
+* :func:`add_command`: a subcommand, its description the docstring of the function that runs it.
 """
 from __future__ import annotations
 
@@ -50,6 +50,31 @@ class CLIError(UserInputError):
 
 class Terminated(BaseException):
     """SIGTERM turned into an exception, so that partial outputs are cleaned up."""
+
+
+class OutputWriteError(Exception):
+    """Output file ``path`` could not be written (a full disk): ``error`` is the OSError that said why."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(path, error)
+        self.path, self.error = path, error
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of ``pdeflow`` and of every subcommand: a usage error is one line that ends in a hint
+    (argparse's usage, many lines before it, would hide it)."""
+
+    def error(self, message: str):
+        """Print ``PROG: error: MESSAGE; see `PROG --help``` to stderr and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but unrecognized arguments are reported by the subcommand that was given (its
+        ``args.parser``), so that the hint names that subcommand's ``--help``."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            getattr(parsed, "parser", self).error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
 
 # ---------------------------------------------------------------------------
@@ -110,14 +135,6 @@ def ssim_size(text: str) -> int:
     return v
 
 
-def increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
-    vals = [float(v) for v in values]
-    bad = [(a, b) for a, b in zip(vals, vals[1:]) if b <= a]
-    if bad:
-        parser.error(f"argument {name}: values must be strictly increasing, got {' '.join(f'{v:g}' for v in vals)}")
-    return vals
-
-
 # ---------------------------------------------------------------------------
 # Output files: all or nothing
 # ---------------------------------------------------------------------------
@@ -133,7 +150,8 @@ class Outputs:
     together when the block ends without error. On any error (including Ctrl-C)
     the temporary files are removed, as is any target already renamed in this
     invocation and the output directory if this invocation created it and it is
-    left empty.
+    left empty. A file that cannot be written or committed (a full disk, no
+    permission) raises :class:`OutputWriteError` naming it.
     """
 
     def __init__(self, out_dir, names, *, overwrite: bool = False, inputs=()):
@@ -144,6 +162,7 @@ class Outputs:
         self.written: list[Path] = []
         self._stack: contextlib.ExitStack | None = None
         self._created: list[Path] = []
+        self._committing: Path | None = None
         check_writable_dir(self.dir, "--out")
         for inp in inputs:
             if inp is None:
@@ -178,40 +197,49 @@ class Outputs:
     def _staged(self, path: Path):
         with pio.atomic_path(path, overwrite=self.overwrite) as tmp:
             yield tmp
+            self._committing = path    # atomic_path's exit flushes and renames: a failure there is this file's
         self.written.append(path)  # reached only once atomic_path has renamed tmp onto path
 
-    def _tmp(self, name: str) -> Path:
+    @contextlib.contextmanager
+    def _tmp(self, name: str):
+        """The temporary file of ``name``; an OSError while writing it becomes an :class:`OutputWriteError`."""
         if self._stack is None:
             raise AssertionError("Outputs: write inside `with outputs:`")
         if name not in self.paths:
             raise AssertionError(f"Outputs: '{name}' was not planned")
-        return self._stack.enter_context(self._staged(self.paths[name]))
+        tmp = self._stack.enter_context(self._staged(self.paths[name]))
+        try:
+            yield tmp
+        except OSError as exc:
+            raise OutputWriteError(self.paths[name], exc) from None
 
     def image(self, name: str, img) -> None:
-        pio.write_image(self._tmp(name), img, overwrite=True)
+        with self._tmp(name) as tmp:
+            pio.write_image(tmp, img, overwrite=True)
 
     def figure(self, name: str, fig) -> None:
-        fig.savefig(self._tmp(name), format="png", dpi=fig.dpi)
+        with self._tmp(name) as tmp:
+            fig.savefig(tmp, format="png", dpi=fig.dpi)
 
     def volume(self, name: str, vol, spacing) -> None:
         """A volume ``(D, H, W)`` in the format of ``name``'s suffix (a ``.npy`` file holds no spacing)."""
         fmt = next(f for f, suffix in pio.VOLUME_FORMATS.items() if name.endswith(suffix))
-        pio.write_volume(self._tmp(name), vol, spacing=None if fmt == "npy" else spacing, overwrite=True,
-                         format=fmt)
+        with self._tmp(name) as tmp:
+            pio.write_volume(tmp, vol, spacing=None if fmt == "npy" else spacing, overwrite=True, format=fmt)
 
     def npy(self, name: str, array) -> None:
         arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-        with open(self._tmp(name), "wb") as fh:
+        with self._tmp(name) as tmp, open(tmp, "wb") as fh:
             np.save(fh, arr)
 
     def csv(self, name: str, header, rows) -> None:
-        with open(self._tmp(name), "w", newline="") as fh:
+        with self._tmp(name) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(header)
             w.writerows(rows)
 
     def raw(self, name: str, data: bytes) -> None:
-        with open(self._tmp(name), "wb") as fh:
+        with self._tmp(name) as tmp, open(tmp, "wb") as fh:
             fh.write(data)
 
     def report(self, rep) -> list[Path]:
@@ -228,6 +256,11 @@ class Outputs:
             self._cleanup()
             if exc_type is None:
                 raise CLIError(f"argument --out: {err}") from None
+            raise
+        except OSError as err:  # flushing or renaming a file failed (a full disk)
+            self._cleanup()
+            if exc_type is None:
+                raise OutputWriteError(self._committing, err) from None
             raise
         except BaseException:
             self._cleanup()
@@ -664,10 +697,3 @@ def add_command(sub, name: str, run, *, help: str, description: str | None = Non
     p.set_defaults(run=run, validate=validate, parser=p)
     return p
 
-
-def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,
-                     metavar: str, parser_class=argparse.ArgumentParser) -> argparse._SubParsersAction:
-    """Add command ``name`` with subcommands of its own to ``sub``; returns its subparsers (whose parsers are
-    of ``parser_class``)."""
-    p = sub.add_parser(name, help=help, description=description)
-    return p.add_subparsers(dest=dest, metavar=metavar, required=True, parser_class=parser_class)

@@ -44,7 +44,6 @@ from ._common import (
     check_compute,
     check_nd_solver,
     check_volume_args,
-    increasing,
     load_input,
     load_volume,
     nonneg_floats,
@@ -420,12 +419,19 @@ def _register_spectral(sub) -> None:
                   npy="bands.npy (m, C, H, W) and residual.npy (C, H, W) (a volume: (m, D, H, W), (D, H, W))")
 
 
+def _increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
+    vals = [float(v) for v in values]
+    if any(b <= a for a, b in zip(vals, vals[1:])):
+        parser.error(f"argument {name}: values must be strictly increasing, got {' '.join(f'{v:g}' for v in vals)}")
+    return vals
+
+
 def _check_bands(args, steps: int, dt: float) -> list[float]:
     if args.bands is None:
         return dyadic_band_edges(steps, dt)
     if len(args.bands) < 2:
         args.parser.error(f"argument --bands: need at least two edges, got {' '.join(f'{v:g}' for v in args.bands)}")
-    edges = increasing(args.bands, "--bands", args.parser)
+    edges = _increasing(args.bands, "--bands", args.parser)
     t = [k * dt for k in range(1, steps + 1)]
     for a, b in zip(edges, edges[1:]):
         if not any(a <= tk < b for tk in t):

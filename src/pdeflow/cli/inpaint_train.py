@@ -22,6 +22,7 @@ from ..inpaint.training import residual as tr
 from ..inpaint.training.wgan import TrainConfig, check_config, train
 from ..models import shipped_models
 from ._common import (
+    ArgumentParser,
     add_command,
     add_config_options,
     check_data_dir,
@@ -36,7 +37,7 @@ from ._common import (
 __all__ = ["add_train_parsers", "config_from_args", "StagedParser"]
 
 
-class StagedParser(argparse.ArgumentParser):
+class StagedParser(ArgumentParser):
     """An argument parser whose ``--stage`` may name a stage with a parser of its own (:attr:`stages`), which
     then parses the whole command line: ``pdeflow train inpainting --stage masknet ...`` takes the options of
     the mask network's trainer, ``--stage wgan`` those of the GANs. With no stages it is a plain parser (the
@@ -272,7 +273,7 @@ def _stage_parsers(prog: str) -> dict[str, argparse.ArgumentParser]:
     """The parsers of ``train inpainting --stage masknet|residual|joint``: the options of ``train masknet`` and
     ``train residual`` (whose own ``--stage`` is residual or joint) under the prog of ``train inpainting``."""
     def parser(run):
-        return argparse.ArgumentParser(prog=prog, description=" ".join(run.__doc__.split()))
+        return ArgumentParser(prog=prog, description=" ".join(run.__doc__.split()))
     masknet = parser(_run_masknet)
     masknet.add_argument("--stage", choices=["masknet"], help="masknet: train a mask network")
     _masknet_options(masknet)
