@@ -155,6 +155,9 @@ def warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
                       f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=4)
 
 
+# The solvers write in place into views of preallocated buffers (out= into slices), which torch.compile's
+# functionalisation cannot trace; under torch.compile they run eagerly (dynamo graph-breaks around them).
+@torch.compiler.disable
 def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     """(u, iterations, residual, system) for f4 (B, C, H, W) and a mask c (Bm, Cm, H, W) (volumes:
     (B, C, D, H, W) and ``spacing3`` = (dz, dy, dx))."""
@@ -232,6 +235,7 @@ def default_max_iter(solver: str, H: int, W: int) -> int:
     return 500 if solver == "mg" else 20 * (H + W)
 
 
+@torch.compiler.disable   # eager, as diffuse_unchecked
 def diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, adjoint_tol=None,
                       spacing3=None):
     """``diffuse`` as one autograd node, unchecked, for callers that solve many nearby problems.
