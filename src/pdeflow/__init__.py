@@ -83,7 +83,7 @@ _OPENMP_SPINS = (
 if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .errors import UserInputError  # noqa: E402  (torch-free)
+from .errors import InputDtypeError, InputFileNotFoundError, InputIsADirectoryError, UserInputError  # noqa: E402  (torch-free)
 
 #: Subpackages and modules, imported on first attribute access (``pdeflow.tv``).
 _SUBMODULES = (
@@ -105,7 +105,8 @@ _FUNCTIONS = {
     "ssim": "metrics",
 }
 
-__all__ = ["UserInputError", "__version__", *_FUNCTIONS]
+__all__ = ["UserInputError", "InputFileNotFoundError", "InputIsADirectoryError", "InputDtypeError", "__version__",
+           *_FUNCTIONS]
 
 
 def __getattr__(name: str):

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .errors import UserInputError
+from .errors import InputFileNotFoundError, UserInputError
 from .io import load_model, model_from_export, model_paths, save_model
 
 __all__ = ["WEIGHTS_DIRS", "SHIPPED", "Shipped", "shipped_models", "shipped_name", "resolve", "read", "load",
@@ -142,8 +142,9 @@ def resolve(spec, pillar: str, *, who: str = "load", hint: str = "") -> Path:
 
     Raises
     ------
-    FileNotFoundError
-        An unknown name (the message lists the shipped ones) or a path without both files.
+    pdeflow.errors.InputFileNotFoundError
+        An unknown name (the message lists the shipped ones) or a path without both files
+        (a :class:`~pdeflow.errors.UserInputError` and a FileNotFoundError).
 
     Examples
     --------
@@ -163,14 +164,14 @@ def resolve(spec, pillar: str, *, who: str = "load", hint: str = "") -> Path:
     if is_path or any(f.is_file() for f in pair):
         missing = [str(f) for f in pair if not f.is_file()]
         if missing:
-            raise FileNotFoundError(f"{who}: no model at {text!r}: missing {', '.join(missing)} (a model is a "
-                                    ".safetensors + .json pair written by save_model, or a run directory "
-                                    "holding model.safetensors + model.json)")
+            raise InputFileNotFoundError(f"{who}: no model at {text!r}: missing {', '.join(missing)} (a model is "
+                                         "a .safetensors + .json pair written by save_model, or a run directory "
+                                         "holding model.safetensors + model.json)")
         return stem
     names = shipped_models(pillar)
     have = f"shipped models: {', '.join(names)}" if names else "no model is shipped in this installation yet"
-    raise FileNotFoundError(f"{who}: the model {text!r} is not shipped in {folder} ({have})"
-                            + (f"; {hint}" if hint else ""))
+    raise InputFileNotFoundError(f"{who}: the model {text!r} is not shipped in {folder} ({have})"
+                                 + (f"; {hint}" if hint else ""))
 
 
 def read(spec, pillar: str, *, kinds=None, what: str = "a model", who: str = "load", hint: str = "",

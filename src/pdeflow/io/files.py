@@ -1,7 +1,8 @@
 """The one atomic write: every file the library writes goes through :func:`atomic_path` (a temporary file
 beside the target, then :func:`os.replace`), so a reader never sees a partial file.
 
-:func:`write_bytes` writes bytes that way; :func:`to_json` is the JSON text the library writes.
+:func:`write_bytes` writes bytes that way; :func:`to_json` is the JSON text the library writes;
+:func:`check_target` and :func:`input_path` are the checks of the paths the library writes and reads.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserInputError
+from ..errors import InputFileNotFoundError, InputIsADirectoryError, UserInputError
 
-__all__ = ["atomic_path", "atomic_write", "check_target", "write_bytes", "to_json"]
+__all__ = ["atomic_path", "atomic_write", "check_target", "input_path", "write_bytes", "to_json"]
 
 
 def _umask() -> int:
@@ -45,11 +46,44 @@ def check_target(path: Path, overwrite: bool, who: str) -> None:
     ...     check_target(Path(d) / "new.png", False, "example")      # nothing to refuse
     """
     if path.is_dir():
-        raise IsADirectoryError(f"{who}: path '{path}' is a directory")
+        raise InputIsADirectoryError(f"{who}: path '{path}' is a directory")
     if not overwrite and (path.exists() or path.is_symlink()):
         raise FileExistsError(f"{who}: '{path}' already exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{who}: directory '{path.parent}' does not exist")
+        raise InputFileNotFoundError(f"{who}: directory '{path.parent}' does not exist")
+
+
+def input_path(path, who: str, *, folder_ok: bool = False) -> Path:
+    """``path``, a file to read, as a :class:`~pathlib.Path`, checked: a str or path-like that exists, and
+    not a directory unless ``folder_ok``.
+
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        ``path`` is not a str or path-like; an :class:`~pdeflow.errors.InputFileNotFoundError` (also a
+        FileNotFoundError) when it does not exist, an :class:`~pdeflow.errors.InputIsADirectoryError`
+        (also an IsADirectoryError) when it is a directory and ``folder_ok`` is false. The message
+        starts with ``who``.
+
+    Examples
+    --------
+    >>> from pdeflow.io.files import input_path
+    >>> try:
+    ...     input_path(3, "read_image")
+    ... except ValueError as err:
+    ...     print(err)
+    read_image: path must be a str or path-like (a file name), got int 3
+    """
+    try:
+        p = Path(os.fspath(path))
+    except TypeError:
+        raise UserInputError(f"{who}: path must be a str or path-like (a file name), got {type(path).__name__} "
+                             f"{path!r}"[:300]) from None
+    if not p.exists():
+        raise InputFileNotFoundError(f"{who}: no such file{' or folder' if folder_ok else ''}: '{p}'")
+    if p.is_dir() and not folder_ok:
+        raise InputIsADirectoryError(f"{who}: '{p}' is a directory, not a file")
+    return p
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from .files import atomic_write, check_target
+from .files import atomic_write, check_target, input_path
 
 __all__ = ["read_image", "write_image", "image_files", "IMAGE_SUFFIXES", "LUMA_WEIGHTS", "DEFAULT_MAX_PIXELS",
            "minmax", "to_chw"]
@@ -461,12 +461,15 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        If the file is not a readable single image, has more than
-        ``max_pixels`` pixels, or its values have no known white level
-        (pass ``rescale='minmax'``). The message names the file.
+    pdeflow.errors.UserInputError
+        Every refusal (a ValueError), the message naming the file: ``path`` is
+        not a str or path-like; it does not exist
+        (:class:`~pdeflow.errors.InputFileNotFoundError`, also a
+        FileNotFoundError) or is a directory
+        (:class:`~pdeflow.errors.InputIsADirectoryError`, also an
+        IsADirectoryError); the file is not a readable single image, has more
+        than ``max_pixels`` pixels, or its values have no known white level
+        (pass ``rescale='minmax'``).
 
     Examples
     --------
@@ -478,7 +481,7 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
     >>> img.shape, round(float(img.mean()), 3)
     (torch.Size([1, 2, 3]), 0.502)
     """
-    path = Path(path)
+    path = input_path(path, "read_image")
     if rescale not in (None, "minmax"):
         raise UserInputError(f"read_image: rescale must be None or 'minmax', got {rescale!r}")
     if grey not in (None, True, False):
@@ -486,10 +489,6 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, Integral)
                                    or max_pixels < 1):
         raise UserInputError(f"read_image: max_pixels must be a positive int or None, got {max_pixels!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"read_image: no such file: '{path}'")
-    if path.is_dir():
-        raise IsADirectoryError(f"read_image: '{path}' is a directory, not an image file")
     with open(path, "rb") as fh:
         head = fh.read(132)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserInputError
+from ..errors import InputFileNotFoundError, UserInputError
 from .files import to_json, write_bytes
 
 __all__ = ["model_paths", "model_bytes", "save_model", "load_model", "model_from_export"]
@@ -144,7 +144,7 @@ def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     weights_path, meta_path = model_paths(path)
     for p in (weights_path, meta_path):
         if not p.is_file():
-            raise FileNotFoundError(f"load_model: missing {p} (a model is a .safetensors + .json pair)")
+            raise InputFileNotFoundError(f"load_model: missing {p} (a model is a .safetensors + .json pair)")
     try:
         meta = json.loads(meta_path.read_bytes())
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError

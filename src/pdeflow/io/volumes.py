@@ -50,7 +50,7 @@ import torch
 from ..errors import UserInputError
 from ._dicom import dicom_frames, read_dicom
 from ._volume_checks import EXPECTED, check_size, refuse
-from .files import atomic_path
+from .files import atomic_path, input_path
 
 __all__ = ["read_volume", "write_volume", "is_volume", "VOLUME_SUFFIXES", "VOLUME_FORMATS", "DEFAULT_MAX_VOXELS"]
 
@@ -79,12 +79,20 @@ def _check_spacing(spacing, who: str) -> tuple[float, float, float]:
     return h
 
 
-def _volume_shape(shape, axes, path, what: str) -> tuple[int, int, int]:
-    """The three non-singleton axes of ``shape``, or a refusal: 2-D (one image) or more than 3-D."""
+# Where a 2-D image held in a volume format is read instead: read_image takes TIFF, not .npy (an array has
+# no white level to map onto [0, 1], so it is loaded as it is and converted by the caller).
+_IMAGE_READER = {"npy": "load it with numpy.load and pass torch.from_numpy(array) as a floating-point image "
+                        "(pdeflow.io.read_image reads image files, not .npy arrays)",
+                 "tiff": "read it with pdeflow.io.read_image"}
+
+
+def _volume_shape(shape, axes, path, what: str, fmt: str) -> tuple[int, int, int]:
+    """The three non-singleton axes of ``shape``, or a refusal: 2-D (one image) or more than 3-D; ``fmt``
+    (a key of :data:`_IMAGE_READER`) says how to read a 2-D image instead."""
     kept = [(a, int(n)) for a, n in zip(axes, shape) if int(n) > 1]
     if len(kept) < 3:
         raise refuse(f"path '{path}' holds a 2-D image ({what} of shape {tuple(int(s) for s in shape)}), not a "
-                     "volume (read it with pdeflow.io.read_image)")
+                     f"volume ({_IMAGE_READER[fmt]})")
     if len(kept) > 3:
         raise refuse(f"path '{path}' holds a {len(kept)}-D array ({what} of shape {tuple(int(s) for s in shape)}"
                      f"{', axes ' + repr(''.join(axes)) if axes and not axes[0].isdigit() else ''}); expected one "
@@ -101,7 +109,7 @@ def _read_npy(path: Path, max_voxels):
         arr = np.load(path, mmap_mode="r", allow_pickle=False)   # the header only, until sliced
     except Exception as exc:
         raise refuse(f"could not read path '{path}' as a NumPy .npy array: {exc}") from None
-    shape = _volume_shape(arr.shape, [str(i) for i in range(arr.ndim)], path, "an array")
+    shape = _volume_shape(arr.shape, [str(i) for i in range(arr.ndim)], path, "an array", "npy")
     check_size(shape, max_voxels, path)
     return np.asarray(arr).reshape(shape), (None, None, None), "unknown", {"format": "NPY"}
 
@@ -136,7 +144,7 @@ def _read_tiff(path: Path, max_voxels):
                                  "samples or channels; expected one grey-value volume")
             if len(series) == 1:
                 s = series[0]
-                shape = _volume_shape(s.shape, s.axes, path, f"TIFF, axes '{s.axes}'")
+                shape = _volume_shape(s.shape, s.axes, path, f"TIFF, axes '{s.axes}'", "tiff")
                 check_size(shape, max_voxels, path)
                 arr = s.asarray().reshape(shape)
             else:   # pages written one by one: a stack if they are 2-D images of one size
@@ -336,8 +344,9 @@ def read_volume(path, *, spacing=None, rescale: str | None = None, max_voxels: i
 
     Raises
     ------
-    FileNotFoundError
-        ``path`` does not exist.
+    pdeflow.errors.InputFileNotFoundError
+        ``path`` does not exist (a :class:`~pdeflow.errors.UserInputError` and a
+        FileNotFoundError).
     pdeflow.errors.UserInputError
         What cannot be read as one volume on a uniform grid (see the module
         docstring), a bad argument, or nibabel missing for a NIfTI file; one
@@ -355,7 +364,7 @@ def read_volume(path, *, spacing=None, rescale: str | None = None, max_voxels: i
     (torch.Size([2, 3, 4]), torch.float32, 23.0, (2.5, 0.7, 0.7))
     """
     who = "read_volume"
-    path = Path(path)
+    path = input_path(path, who, folder_ok=True)
     override = None if spacing is None else _check_spacing(spacing, who)
     if rescale not in (None, "minmax"):
         raise UserInputError(f"{who}: rescale must be None or 'minmax', got {rescale!r}")
@@ -364,8 +373,6 @@ def read_volume(path, *, spacing=None, rescale: str | None = None, max_voxels: i
         raise UserInputError(f"{who}: max_voxels must be a positive int or None, got {max_voxels!r}")
     if dtype not in (torch.float32, torch.float64):
         raise UserInputError(f"{who}: dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"{who}: no such file or folder: '{path}'")
     if path.is_dir():
         arr, header, unit, info = read_dicom(path, max_voxels)
     else:

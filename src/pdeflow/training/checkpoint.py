@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputFileNotFoundError
 from ..io import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
@@ -57,5 +58,5 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: boo
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
+        raise InputFileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
     return torch.load(path, map_location=map_location, weights_only=weights_only)

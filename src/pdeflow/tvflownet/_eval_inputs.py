@@ -10,7 +10,7 @@ import torch
 
 from .. import datasets, ops
 from .. import io as pio
-from ..errors import UserInputError
+from ..errors import InputFileNotFoundError, UserInputError
 from .api import flow as network_flow
 
 #: A TVflowNET model as the evaluation takes it: ``model(u0, t) -> (u, phi)``.
@@ -124,7 +124,7 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
 def folder_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
+        raise InputFileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in pio.IMAGE_SUFFIXES)
     if not files:
         raise UserInputError(f"image folder '{folder}' holds no image file ({', '.join(pio.IMAGE_SUFFIXES)})")

@@ -61,7 +61,7 @@ from torch import nn
 
 from ... import models as registry
 from ... import ops
-from ...errors import UserInputError
+from ...errors import InputFileNotFoundError, UserInputError
 from ...rng import as_generator
 from ..diffusion import check_mask, diffuse
 from ..masks.blur import box_mean
@@ -249,8 +249,9 @@ def load_residual(spec=None, *, channels: int | None = None, device=None) -> Res
     if spec is None:
         spec = RESIDUAL_MODEL
         if spec is None or spec not in registry.shipped_models("inpaint"):
-            raise FileNotFoundError(f"{who}: model: no residual inpainter is shipped (see pdeflow.models.SHIPPED); "
-                                    + _HINT)
+            raise InputFileNotFoundError(f"{who}: model: no residual inpainter is shipped (see "
+                                         "pdeflow.models.SHIPPED); "
+                                         + _HINT)
     return registry.load(spec, "inpaint", ResidualInpainter, kinds=(KIND,), what="a residual-inpainter model",
                          who=who, channels=channels, hint=_HINT, device=device)
 
@@ -303,7 +304,7 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
     if spec is None:
         names = [registry.shipped_name(g, density) for g in ("joint-mask", "joint-inpainter")]
         if None in names or not set(names) <= set(registry.shipped_models("inpaint")):
-            raise FileNotFoundError(
+            raise InputFileNotFoundError(
                 f"{who}: density: no jointly trained pair is shipped for {float(density):g} (see "
                 "pdeflow.models.SHIPPED); train one with `pdeflow train residual --stage joint` and pass its "
                 "run directory")
@@ -314,8 +315,8 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
         mask_spec, inpainter_spec = f"{spec}-mask", f"{spec}-inpainter"
     for what in (mask_spec, inpainter_spec):
         if not Path(what + ".json").is_file() and not Path(what).is_dir():
-            raise FileNotFoundError(f"{who}: model: no {what}.json (a joint pair is a run directory of stage "
-                                    "joint, or the files STEM-mask.json and STEM-inpainter.json)")
+            raise InputFileNotFoundError(f"{who}: model: no {what}.json (a joint pair is a run directory of "
+                                         "stage joint, or the files STEM-mask.json and STEM-inpainter.json)")
     return (load_masknet(mask_spec, density=float(density), channels=channels, device=device),
             load_residual(inpainter_spec, channels=channels, device=device))
 
