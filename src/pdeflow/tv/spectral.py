@@ -117,12 +117,36 @@ class SpectralTV:
         Tensor, shape (m, *u0.shape)
             The bands; ``bands.sum(0) + residual`` is ``u0`` when the edges cover
             all times ``t_k``.
+
+        Raises
+        ------
+        pdeflow.errors.UserInputError
+            Fewer than two edges, edges not strictly increasing, or a band that
+            holds none of the computed times ``t_k = k dt``, ``k = 1..N`` (the
+            message names their range): such a band would be zero.
         """
-        edges = dyadic_band_edges(len(self.times), self.dt) if bands is None else [float(e) for e in bands]
+        edges = dyadic_band_edges(len(self.times), self.dt) if bands is None else _band_edges(bands)
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
             raise UserInputError(f"bands must be at least two strictly increasing time edges, got {edges}")
         t = self.times
-        return torch.stack([self.apply(((t >= lo) & (t < hi)).to(self.phi)) for lo, hi in zip(edges, edges[1:])])
+        held = [(t >= lo) & (t < hi) for lo, hi in zip(edges, edges[1:])]
+        empty = [i for i, h in enumerate(held) if not bool(h.any())]
+        if empty:
+            i = empty[0]
+            t1, tn = float(t[0]), float(t[-1])
+            raise UserInputError(f"bands: band {i}, t in [{edges[i]:g}, {edges[i + 1]:g}), holds none of the computed "
+                                 f"times t_k = k * dt ({len(t)} times, dt = {self.dt:g}, from {t1:g} to {tn:g}), "
+                                 f"so it would be zero; give edges within [{t1:g}, {tn:g}] that each hold a t_k, "
+                                 "or compute more steps (spectral_tv's n_steps or dt)")
+        return torch.stack([self.apply(h.to(self.phi)) for h in held])
+
+
+def _band_edges(bands) -> list[float]:
+    """``bands`` as a list of floats (the edges :meth:`SpectralTV.filter` takes)."""
+    try:
+        return [float(e) for e in bands]
+    except (TypeError, ValueError):
+        raise UserInputError(f"bands must be a sequence of time edges (floats), got {bands!r}") from None
 
 
 @auto_threads
