@@ -99,6 +99,7 @@ OPS_TABLE = {
     "unbatch": Entry(lambda x: ops.unbatch(ops.image_batch(x, "x"), 4), "x"),
     "check_tensor": Entry(lambda x: ops.check_tensor(x, "u"), "u"),
     "check_image": Entry(lambda x: ops.check_image(x, "u"), "u"),
+    "check_float": Entry(lambda x: ops.check_float(x, "u"), "u"),
     "image_batch": Entry(lambda x: ops.image_batch(x, "u"), "u"),
 }
 OPS_EXEMPT = {}

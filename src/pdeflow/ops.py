@@ -69,10 +69,10 @@ from numbers import Real
 
 import torch
 
-from .errors import UserInputError
+from .errors import InputDtypeError, UserInputError
 
 __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_sum", "as_batch", "unbatch",
-           "check_tensor", "check_image", "image_batch"]
+           "check_tensor", "check_float", "check_image", "image_batch"]
 
 
 def spatial_axes(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
@@ -438,7 +438,8 @@ def as_batch(u: torch.Tensor, name: str = "u", ndim: int = 2) -> tuple[torch.Ten
                              f"got {tuple(u.shape)}")
     if u.dim() in (2, 3, 4):
         return u[(None,) * (4 - u.dim())], u.dim()
-    raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}")
+    volume = "; a batch of volumes (B, C, D, H, W) needs ndim=3 (or a 3-element spacing)" if u.dim() == 5 else ""
+    raise UserInputError(f"{name} must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(u.shape)}{volume}")
 
 
 def unbatch(x: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -480,11 +481,57 @@ def correlate1d(x: torch.Tensor, weights, dim: int) -> torch.Tensor:
     return out
 
 
+# the dtypes 16-bit PNG and TIFF intensities arrive in (torch.uint16 exists from torch 2.3)
+_SIXTEEN_BIT = tuple(d for d in (torch.int16, getattr(torch, "uint16", None), torch.int32) if d is not None)
+
+
+def check_float(u: torch.Tensor, name: str = "u") -> torch.Tensor:
+    """The library's one rule for the dtype of images (and volumes, logits): floating point only.
+
+    Integer and bool image tensors are refused, never rescaled silently: whether 255 means white
+    (8-bit) or a value of 255 cannot be told from the tensor. The refusal is an
+    :class:`~pdeflow.errors.InputDtypeError` (a :class:`~pdeflow.errors.UserInputError` and a
+    TypeError) naming ``name`` and the dtype and saying how to convert: ``x.float() / 255`` for
+    8-bit intensities, or :func:`pdeflow.io.read_image`, which returns floats in [0, 1]. Masks and
+    label maps are not images and have their own checks. Returns ``u`` as :func:`check_tensor` makes
+    it (a NumPy array or a list of numbers becomes a tensor); constant time for a tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import check_float
+    >>> check_float(torch.zeros(2, 2), "f").dtype
+    torch.float32
+    >>> try:
+    ...     check_float(torch.zeros(2, 2, dtype=torch.uint8), "f")
+    ... except ValueError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    f must be a floating-point tensor (float32 or float64), got dtype torch.uint8: ...
+    """
+    u = check_tensor(u, name)
+    if u.is_floating_point():
+        return u
+    if u.dtype == torch.uint8:
+        how = "x.float() / 255 for 8-bit intensities"
+    elif u.dtype in _SIXTEEN_BIT:
+        how = "x.float() / 65535 for 16-bit intensities, or x.float() / m for a white level m"
+    elif u.dtype == torch.bool:
+        how = "x.float() for a 0/1 image"
+    elif u.is_complex():
+        how = "x.real or x.abs()"
+    else:
+        how = "x.float() / m for a white level m"
+    raise InputDtypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {u.dtype}: "
+                          f"integer and bool images are not rescaled silently; convert it first ({how}), or "
+                          "read files with pdeflow.io.read_image, which returns floats in [0, 1]")
+
+
 def check_image(u: torch.Tensor, name: str = "u") -> torch.Tensor:
     """The one image check: a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W)
     with finite values on a device that holds values (not ``meta``); a NumPy array or a list of numbers
-    is taken as ``torch.as_tensor`` makes it. Returns ``u`` as that tensor; a TypeError (an integer
-    dtype) or :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise.
+    is taken as ``torch.as_tensor`` makes it. Returns ``u`` as that tensor; a
+    :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise (for an integer or bool dtype the
+    :class:`~pdeflow.errors.InputDtypeError` of :func:`check_float`).
 
     Examples
     --------
@@ -499,8 +546,7 @@ def check_image(u: torch.Tensor, name: str = "u") -> torch.Tensor:
     """
     u = check_tensor(u, name)
     as_batch(u, name)
-    if not u.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {u.dtype}")
+    check_float(u, name)
     if not bool(torch.isfinite(u).all()):
         raise UserInputError(f"{name} contains NaN or infinite values")
     return u
@@ -517,9 +563,7 @@ def image_batch(u: torch.Tensor, name: str = "u", *, min_size: int = 1) -> torch
     >>> image_batch(torch.zeros(4, 5), "f", min_size=2).shape
     torch.Size([1, 1, 4, 5])
     """
-    u4 = as_batch(u, name)[0]
-    if not u4.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {u4.dtype}")
+    u4 = check_float(as_batch(u, name)[0], name)
     if u4.shape[-1] < min_size or u4.shape[-2] < min_size:
         raise UserInputError(f"{name} must be at least {min_size}x{min_size} pixels, got {tuple(u4.shape)}")
     return check_image(u4, name)

@@ -30,10 +30,10 @@ class ConvergenceWarning(RuntimeWarning):
 
 
 def as_image(f, name: str = "f") -> torch.Tensor:
-    """``f`` as a tensor (:func:`pdeflow.ops.check_tensor`: a NumPy array or a list of numbers is
-    converted; integers become float64 here, as the solvers work in floating point)."""
-    f = ops.check_tensor(f, name)
-    return f if f.is_floating_point() else f.double()
+    """``f`` as a floating-point tensor (:func:`pdeflow.ops.check_tensor`: a NumPy array or a list of
+    numbers is converted; an integer or bool dtype is refused by :func:`pdeflow.ops.check_float`, the
+    library's one rule for integer images)."""
+    return ops.check_float(f, name)
 
 
 def check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
@@ -41,8 +41,7 @@ def check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
     (volumes), every refusal a UserInputError naming ``name``."""
     f = ops.check_tensor(f, name)
     ops.as_batch(f, name, ndim)
-    if not f.is_floating_point():
-        raise UserInputError(f"{name} must be a floating-point tensor, got dtype {f.dtype}")
+    ops.check_float(f, name)
     if not bool(torch.isfinite(f).all()):
         raise UserInputError(f"{name} contains NaN or inf values")
 

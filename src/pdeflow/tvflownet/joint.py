@@ -197,9 +197,7 @@ def joint_optimise(
     (torch.Size([3, 1, 8, 8]), torch.Size([3, 1, 2, 8, 8]))
     """
     u0 = ops.check_tensor(u0, "u0")
-    x = ops.as_batch(u0, "u0")[0]
-    if not x.is_floating_point():
-        raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
+    x = ops.check_float(ops.as_batch(u0, "u0")[0], "u0")
     if not bool(torch.isfinite(x).all()):
         raise UserInputError("u0 contains NaN or infinite values")
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)

@@ -319,8 +319,7 @@ class TVflowNetModel(nn.Module):
         if x.shape[1] != self.in_channels:
             raise UserInputError(f"u0 has {x.shape[1]} channel(s) but the model was built with "
                                  f"in_channels={self.in_channels}")
-        if not x.is_floating_point():
-            raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
+        ops.check_float(x, "u0")
         if ndim < 4 and torch.is_tensor(t) and t.dim() == 1 and t.shape[0] == 1:
             t = t[0]
         tau = time_image(t, x)

@@ -151,9 +151,7 @@ def reference_flow(
     >>> u.shape, u.dtype, info["hits"], info["misses"]
     (torch.Size([3, 1, 1, 16, 16]), torch.float32, 1, 0)
     """
-    x = ops.as_batch(u0, "u0")[0]
-    if not x.is_floating_point():
-        raise TypeError(f"u0 must be a floating-point tensor, got {x.dtype}")
+    x = ops.check_float(ops.as_batch(u0, "u0")[0], "u0")
     if not bool(torch.isfinite(x).all()):
         raise UserInputError("u0 contains NaN or infinite values")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):

@@ -199,7 +199,9 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
 
 def _analytic_volume(f, density, sigma, floor, snap, tile, random, generator, refine, h, who):
     """:func:`analytic_mask` for volumes ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``."""
-    if not isinstance(f, torch.Tensor) or not f.is_floating_point() or f.dim() not in (3, 4, 5):
+    if isinstance(f, torch.Tensor):
+        ops.check_float(f, f"{who}: f")
+    if not isinstance(f, torch.Tensor) or f.dim() not in (3, 4, 5):
         raise UserInputError(f"{who}: f must be a floating-point tensor (D, H, W), (C, D, H, W) or "
                              f"(B, C, D, H, W) with ndim=3, got {getattr(f, 'shape', type(f).__name__)}")
     f5 = ops.as_batch(f, f"{who}: f", ndim=3)[0]

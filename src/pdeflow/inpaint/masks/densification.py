@@ -91,8 +91,6 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     """
     who = "densify_mask"
     f = ops.check_tensor(f, f"{who}: f")
-    if not f.is_floating_point():
-        raise UserInputError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape
     k = n_known(density, H * W, who)
