@@ -18,6 +18,8 @@ References
 from .layers import (
                      BOUNDARIES,
                      OPERATORS,
+                     STABLE_AMPLIFICATION,
+                     AmplificationWarning,
                      Heat,
                      InverseEvolution,
                      PeronaMalik,
@@ -33,4 +35,4 @@ from .unet import SegmentationUNet
 
 __all__ = ["BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator", "InverseEvolution",
            "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol", "block_noise", "window_noise",
-           "add_label_noise", "SegmentationUNet"]
+           "add_label_noise", "SegmentationUNet", "STABLE_AMPLIFICATION", "AmplificationWarning"]

@@ -52,6 +52,32 @@ eigenvectors are the DST-I modes ``sin(pi k (i+1) / (H+1)) ...`` with
 ``k = 1..H``, and every factor ``1 + dt * (4 sin^2(pi k / 2(H+1)) + ...)`` is
 strictly above 1. ``steps`` layers raise the factor to the power ``steps``.
 
+Stable range
+------------
+The highest frequency (the checkerboard) grows most: by at most
+``(1 + dt * k)^steps`` over the stack, with ``k`` the largest rate of the
+operator as the layer applies it: ``k = 4 n * scale`` for :class:`Heat` on
+``n`` spatial axes (8 for the 5-point stencil, 12 for the 7-point one),
+``4 n / eps`` for :class:`TVFlow` (its linearisation around a flat region is
+``laplacian / eps``) and ``4 n`` for :class:`PeronaMalik` (diffusivity <= 1).
+:class:`InverseEvolution` checks this amplification for the ready operators:
+
+* at most :data:`STABLE_AMPLIFICATION` (``10^3``): the stable range, used
+  without comment. It holds the paper's settings: dt 0.1 with the official
+  ``laplacian / 4`` kernel (``dt=0.025`` here, ``k = 8``) and 20, 30 or 35
+  layers amplify by 38, 237 and 590; dt 0.2 with 10 layers (``dt=0.05``
+  here) by 29.
+* above it, an :class:`AmplificationWarning` states the factor and a dt (for
+  the given ``steps``) and a number of layers (for the given ``dt``) inside
+  the range: the loss then sees logits scaled by up to that factor, and
+  training stalls or diverges (``dt=0.1, steps=30``, 4.6e7, gives losses of
+  order 1e6).
+* beyond the largest float32 (3.4e38), a
+  :class:`~pdeflow.errors.UserInputError`: the logits overflow to inf and the
+  loss is NaN (``dt=0.5, steps=60``).
+
+A custom callable operator is not checked (its rate is unknown).
+
 References
 ----------
 .. [1] C. Liu, Z. Qiao, C. Li, C.-B. Schönlieb, "Inverse evolution layers: physics-informed regularizers
@@ -60,6 +86,8 @@ References
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from numbers import Integral, Real
 from typing import Callable
 
@@ -73,9 +101,30 @@ from ..errors import UserInputError
 __all__ = [
     "BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator",
     "InverseEvolution", "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol",
+    "STABLE_AMPLIFICATION", "AmplificationWarning",
 ]
 
 BOUNDARIES = ("zero", "neumann")
+
+#: The largest amplification of the highest frequency, ``(1 + dt k)^steps``, that
+#: :class:`InverseEvolution` takes without a warning (see the module docstring, "Stable range").
+STABLE_AMPLIFICATION = 1e3
+
+
+class AmplificationWarning(UserWarning):
+    """Inverse evolution layers whose amplification of the highest frequency, ``(1 + dt k)^steps``, is beyond
+    :data:`STABLE_AMPLIFICATION`; the message states the factor and a stable ``dt`` and ``steps``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from pdeflow.iel import AmplificationWarning, InverseEvolution
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = InverseEvolution("heat", dt=0.1, steps=30)
+    >>> caught[0].category is AmplificationWarning
+    True
+    """
 
 
 def _check_u(u, who: str) -> torch.Tensor:
@@ -83,8 +132,7 @@ def _check_u(u, who: str) -> torch.Tensor:
     if u.dim() not in (4, 5):
         raise UserInputError(f"{who}: input must have shape (B, C, H, W) or (B, C, D, H, W) (a batch of logit "
                              f"maps or volumes), got shape {tuple(u.shape)}")
-    if not u.is_floating_point():
-        raise TypeError(f"{who}: input must be a floating tensor (logits), got dtype {u.dtype}")
+    ops.check_float(u, f"{who}: input (logits)")
     return u
 
 
@@ -98,6 +146,12 @@ def _positive(value, name: str, who: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise UserInputError(f"{who}: {name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def _positive_int(value, name: str, who: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise UserInputError(f"{who}: {name} must be an int >= 1, got {value!r}")
+    return int(value)
 
 
 def _padded(u: torch.Tensor, boundary: str, f: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -130,6 +184,11 @@ class _Operator:
     def __call__(self, u: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
         return _padded(u, boundary, self._f)
 
+    def max_rate(self, ndim: int = 2) -> float:
+        """An upper bound ``k`` of ``|F'(u)|`` on ``ndim`` spatial axes: one layer multiplies a
+        perturbation by at most ``1 + dt * k`` (the module docstring, "Stable range")."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.param}={getattr(self, self.param):g})"
 
@@ -161,6 +220,9 @@ class Heat(_Operator):
     def __init__(self, scale: float = 1.0):
         super().__init__(scale)
 
+    def max_rate(self, ndim: int = 2) -> float:
+        return 4.0 * ndim * self.scale          # the Laplacian's eigenvalues lie in (-4 ndim, 0]
+
     def _f(self, u: torch.Tensor) -> torch.Tensor:
         lap = ops.laplacian(u, ndim=_spatial_dims(u))
         return lap if self.scale == 1.0 else self.scale * lap
@@ -190,6 +252,9 @@ class TVFlow(_Operator):
 
     def __init__(self, eps: float = 0.1):
         super().__init__(eps)
+
+    def max_rate(self, ndim: int = 2) -> float:
+        return 4.0 * ndim / self.eps           # laplacian / eps, its linearisation around a flat region
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
         n = _spatial_dims(u)
@@ -222,6 +287,9 @@ class PeronaMalik(_Operator):
 
     def __init__(self, kappa: float = 1.0):
         super().__init__(kappa)
+
+    def max_rate(self, ndim: int = 2) -> float:
+        return 4.0 * ndim                       # the diffusivity is at most 1: heat's rate
 
     def _f(self, u: torch.Tensor) -> torch.Tensor:
         n = _spatial_dims(u)
@@ -272,6 +340,19 @@ class InverseEvolution(nn.Module):
     boundary : {"zero", "neumann"}
         Zero padding (the official code) or homogeneous Neumann (pdeflow.ops).
 
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        A bad argument, or a ready operator whose amplification of the highest
+        frequency, ``(1 + dt k)^steps`` (:meth:`amplification`), overflows float32.
+
+    Warns
+    -----
+    AmplificationWarning
+        That amplification is above :data:`STABLE_AMPLIFICATION` (``10^3``); the
+        message gives a ``dt`` and a number of layers inside it. The paper's
+        settings are inside (the module docstring, "Stable range").
+
     Notes
     -----
     The module is always active; to apply it in training only, wrap a network
@@ -301,23 +382,82 @@ class InverseEvolution(nn.Module):
                             f"{tuple(OPERATORS)}, got {type(operator).__name__}")
         self.operator = operator
         self.dt = _positive(dt, "dt", who)
-        if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-            raise UserInputError(f"{who}: steps must be an int >= 1, got {steps!r}")
-        self.steps = int(steps)
+        self.steps = _positive_int(steps, "steps", who)
         self.boundary = _check_boundary(boundary, who)
         self._takes_boundary = _takes_boundary(operator)
+        self._checked_ndim = {2}
+        self._check_amplification(2)
+
+    def amplification(self, ndim: int = 2) -> float | None:
+        """The largest factor by which the stack can multiply a perturbation of the logits on ``ndim``
+        spatial axes, ``(1 + dt k)^steps`` with ``k`` the operator's ``max_rate`` (``inf`` past the
+        float range); None for an operator without a ``max_rate`` (a custom callable).
+
+        Examples
+        --------
+        >>> from pdeflow.iel import InverseEvolution
+        >>> round(InverseEvolution("heat", dt=0.025, steps=30).amplification())  # 1.2 ** 30
+        237
+        """
+        rate = getattr(self.operator, "max_rate", None)
+        if rate is None:
+            return None
+        return _power(1.0 + self.dt * rate(ndim), self.steps)
+
+    def _check_amplification(self, ndim: int) -> None:
+        """Refuse an amplification that overflows float32, warn above the stable range."""
+        gain = self.amplification(ndim)
+        if gain is None or gain <= STABLE_AMPLIFICATION:
+            return
+        k = self.operator.max_rate(ndim)
+        dt_ok = _floor2((STABLE_AMPLIFICATION ** (1.0 / self.steps) - 1.0) / k)
+        steps_ok = int(math.log(STABLE_AMPLIFICATION) / math.log1p(self.dt * k))
+        where = f"dt <= {dt_ok:g} with steps={self.steps}" + (f", or steps <= {steps_ok} with dt={self.dt:g}"
+                                                             if steps_ok >= 1 else "")
+        text = (f"InverseEvolution: dt={self.dt:g} and steps={self.steps} amplify the highest frequency of the "
+                f"logits ({ndim}-D, {self.operator!r}) by (1 + {self.dt:g} * {k:g})^{self.steps} = {gain:.2g}")
+        stable = f"the stable range is an amplification <= {STABLE_AMPLIFICATION:g}: {where}"
+        if gain > torch.finfo(torch.float32).max:
+            raise UserInputError(f"{text}, more than float32 holds ({torch.finfo(torch.float32).max:.2g}): the "
+                                 f"logits overflow and the loss is NaN; {stable}")
+        warnings.warn(f"{text}, beyond the stable range: the loss sees logits scaled by up to that factor and "
+                      f"training stalls or diverges; {stable}", AmplificationWarning, stacklevel=_caller_level())
 
     def _apply_f(self, u: torch.Tensor) -> torch.Tensor:
         return self.operator(u, self.boundary) if self._takes_boundary else self.operator(u)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         u = _check_u(u, "InverseEvolution")
+        if _spatial_dims(u) not in self._checked_ndim:   # volumes: the 7-point operators' larger rate
+            self._checked_ndim.add(_spatial_dims(u))
+            self._check_amplification(_spatial_dims(u))
         for _ in range(self.steps):
             u = u - self.dt * self._apply_f(u)
         return u
 
     def extra_repr(self) -> str:
         return f"operator={self.operator!r}, dt={self.dt:g}, steps={self.steps}, boundary={self.boundary!r}"
+
+
+def _power(base: float, n: int) -> float:
+    try:
+        return base ** n
+    except OverflowError:
+        return math.inf
+
+
+def _floor2(x: float) -> float:
+    """``x`` > 0 rounded down to two significant digits (a bound that stays a bound when printed)."""
+    e = math.floor(math.log10(x)) - 1
+    return math.floor(x / 10.0 ** e) * 10.0 ** e
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning issued here that names the first frame outside this module."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _takes_boundary(f) -> bool:
@@ -359,6 +499,13 @@ def heat_iel_symbol(H: int, W: int, dt: float, steps: int = 1, boundary: str = "
     With ``depth=D`` the same for the 7-point Laplacian of a ``(D, H, W)``
     volume: entry ``(j, k, l)`` adds ``4 sin^2(pi j / 2d)`` with ``d = D`` or ``D + 1``.
 
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        ``H``, ``W``, ``steps`` or ``depth`` not an int >= 1, ``dt`` not a finite
+        number > 0, an unknown ``boundary`` or a non-floating ``dtype`` (the
+        message names the argument).
+
     Examples
     --------
     >>> from pdeflow.iel import heat_iel_symbol
@@ -366,7 +513,13 @@ def heat_iel_symbol(H: int, W: int, dt: float, steps: int = 1, boundary: str = "
     >>> g.shape, g[0, 0].item(), round(g[-1, -1].item(), 3)  # the mean passes, high frequencies grow
     (torch.Size([4, 4]), 1.0, 113.106)
     """
-    _check_boundary(boundary, "heat_iel_symbol")
+    who = "heat_iel_symbol"
+    _check_boundary(boundary, who)
+    for name, value in (("H", H), ("W", W), ("steps", steps)) + ((("depth", depth),) if depth is not None else ()):
+        _positive_int(value, name, who)
+    dt = _positive(dt, "dt", who)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise UserInputError(f"{who}: dtype must be a floating-point torch.dtype, got {dtype!r}")
     sizes = (H, W) if depth is None else (depth, H, W)
     lam = 0
     for axis, size in enumerate(sizes):
@@ -419,6 +572,16 @@ def with_iels(model: nn.Module, operator="heat", dt: float = 0.025, steps: int =
         Any segmentation network returning logits ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
     operator, dt, steps, boundary
         As :class:`InverseEvolution` (or pass an ``InverseEvolution`` as ``operator``).
+        The stack multiplies the highest frequency of the logits by up to
+        ``(1 + dt k)^steps``, with ``k = 8`` for ``"heat"`` on images (12 on
+        volumes; ``8 / eps`` for ``"tv"``, 8 for ``"perona-malik"``). The
+        stable range is an amplification of at most :data:`STABLE_AMPLIFICATION`
+        (``10^3``), e.g. ``dt=0.025`` with up to 37 layers or ``dt=0.05`` with
+        up to 20; it holds the paper's settings (official dt 0.1, i.e.
+        ``dt=0.025`` here, with 20-35 layers: 38-590; official dt 0.2 with 10
+        layers: 29). Above it an :class:`AmplificationWarning` gives a stable
+        ``dt`` and ``steps``; where it overflows float32 (e.g. ``dt=0.5,
+        steps=60``) a :class:`~pdeflow.errors.UserInputError` is raised.
 
     Returns
     -------
