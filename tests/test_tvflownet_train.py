@@ -447,7 +447,7 @@ def test_flow_applies_the_training_scale():
 def test_load_names_paths_and_missing_weights(tmp_path, monkeypatch):
     from pdeflow import models
     monkeypatch.setitem(models.WEIGHTS_DIRS, "tvflownet", tmp_path / "weights")
-    monkeypatch.setattr(api, "_DEFAULT_CACHE", {})
+    monkeypatch.setattr(api, "_MODEL_CACHE", {})
     with pytest.raises(FileNotFoundError, match="no model is shipped.*pdeflow train tvflownet"):
         load()
     with pytest.raises(FileNotFoundError, match="no model is shipped"):

@@ -306,14 +306,18 @@ def model_t_max(model) -> float | None:
     return _trained_with(model, "t_max")
 
 
-_DEFAULT_CACHE: dict[tuple[str, str], nn.Module] = {}
+_MODEL_CACHE: dict[tuple[str, str, int], nn.Module] = {}
 
 
-def _default_model(device: torch.device) -> nn.Module:
-    key = (str(_stem(None)), str(device))
-    if key not in _DEFAULT_CACHE:
-        _DEFAULT_CACHE[key] = load(None, device=device)
-    return _DEFAULT_CACHE[key]
+def _cached_model(name_or_path, device: torch.device) -> nn.Module:
+    """:func:`load` of a name or path, kept for later calls (keyed by the weights file and its
+    modification time, so a model retrained in place is read again)."""
+    stem = _stem(name_or_path)
+    weights = stem.with_suffix(".safetensors")
+    key = (str(stem), str(device), weights.stat().st_mtime_ns if weights.is_file() else 0)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load(name_or_path, device=device)
+    return _MODEL_CACHE[key]
 
 
 def _device_of(model) -> torch.device:
@@ -346,11 +350,14 @@ def flow(
     u0 : Tensor or ndarray, shape (H, W), (C, H, W) or (B, C, H, W)
         Images in their own intensities (``C`` = the model's ``in_channels``, 1
         for the paper's greyscale models). A NumPy array is taken as a tensor
-        (its float dtype, integers as float64), as :func:`pdeflow.tv.rof` does.
+        (its float dtype), as :func:`pdeflow.tv.rof` does; integer and bool
+        images are refused (:func:`pdeflow.ops.check_float`).
     times : sequence of float
         Non-decreasing, ``>= 0``, PDE time for ``u0`` as given (as ``tv_flow``).
-    model : nn.Module, optional
-        ``model(u0, t) -> (u, phi)``; default :func:`load` ``()`` (cached).
+    model : nn.Module, str or path, optional
+        ``model(u0, t) -> (u, phi)``, or what :func:`load` accepts (a shipped
+        name such as ``"unet"``, or a path), loaded onto ``u0``'s device and
+        kept for later calls; default :func:`load` ``()``.
     scale : float, optional
         The network sees ``scale * u0`` at time ``scale * t`` and ``u`` is divided
         by ``scale`` (one-homogeneity; see the module doc). Default: the model's
@@ -404,21 +411,20 @@ def flow(
     >>> u.shape, u.dtype
     (torch.Size([2, 1, 16, 16]), torch.float32)
     """
-    # A NumPy array or a list is taken as pdeflow.tv.rof takes it: as a tensor (its float dtype, integers as float64).
+    # A NumPy array or a list is taken as pdeflow.tv.rof takes it: as a tensor of its float dtype.
     if isinstance(u0, (list, tuple)):
         u0 = ops.check_tensor(u0, "u0")
-        u0 = u0 if u0.is_floating_point() else u0.double()
     kind = "NumPy array" if isinstance(u0, np.ndarray) else "tensor"
     if isinstance(u0, np.ndarray):
         try:
             u0 = torch.as_tensor(u0)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise UserInputError(f"u0: a NumPy array of dtype {u0.dtype} cannot become a tensor ({exc})") from None
-        u0 = u0 if u0.is_floating_point() else u0.double()
     if not torch.is_tensor(u0):
         raise UserInputError(f"u0 must be a torch.Tensor or a NumPy array of shape (H, W), (C, H, W) or "
                              f"(B, C, H, W), got {type(u0).__name__}")
-    if not u0.is_floating_point() or u0.dim() not in (2, 3, 4):
+    ops.check_float(u0, "u0")             # the library's one rule for integer images
+    if u0.dim() not in (2, 3, 4):
         raise UserInputError(f"u0 must be a floating-point tensor or NumPy array of shape (H, W), (C, H, W) or "
                              f"(B, C, H, W), got a {kind} of shape {tuple(u0.shape)}, dtype {u0.dtype}")
     ops.check_tensor(u0, "u0")            # refuses an empty batch or image, and a meta tensor (no values)
@@ -427,8 +433,11 @@ def flow(
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise UserInputError(f"batch_size must be an int >= 1, got {batch_size!r}")
     times_f = check_times(times)
-    if model is None:
-        model = _default_model(u0.device if u0.device.type != "meta" else torch.device("cpu"))
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = _cached_model(model, u0.device)
+    elif not isinstance(model, nn.Module):
+        raise UserInputError(f"model must be a TVflowNET (nn.Module), a shipped name ({', '.join(shipped_models())}) "
+                             f"or a path, got {type(model).__name__}")
     from .symmetry import DihedralMean, composes_in_time, flow_model
     if symmetry is not None and symmetry not in DihedralMean.GROUPS:
         raise UserInputError(f"symmetry must be None or one of {', '.join(map(repr, DihedralMean.GROUPS))}, "

@@ -20,6 +20,7 @@ elementwise or a transposition), around the tiled network.
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
@@ -238,7 +239,8 @@ def tiled_flow(u0: torch.Tensor, times: Sequence[float] | torch.Tensor, model: n
     u0, times, model
         As :func:`~pdeflow.tvflownet.flow`; ``model`` must be a bare network (or
         :class:`~pdeflow.tvflownet.Ensemble`) as :func:`~pdeflow.tvflownet.load`
-        returns, default the shipped default model.
+        returns, or what it accepts (a shipped name or a path), default the
+        shipped default model.
     tile, overlap
         See :class:`Tiled`.
     batch_size : int
@@ -258,6 +260,6 @@ def tiled_flow(u0: torch.Tensor, times: Sequence[float] | torch.Tensor, model: n
     >>> u.shape, float((u - flow(u0, [0.05, 0.2], net)).abs().max()) < 1e-12
     (torch.Size([2, 36, 44]), True)
     """
-    if model is None:
-        model = load()
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = load(model)
     return flow(u0, times, Tiled(model, tile=tile, overlap=overlap), batch_size=batch_size, **kwargs)
