@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .. import ops
@@ -126,16 +127,57 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
     return _fit_mask(mask, f4, who, 2, need_known=need_known, continuous=continuous)
 
 
-def _check_f(f, who: str) -> torch.Tensor:
+def _check_f(f, who: str, *, finite: bool = True) -> torch.Tensor:
     f = ops.check_tensor(f, f"{who}: f")
     if not f.is_floating_point():
         raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
     f4 = ops.as_batch(f, f"{who}: f")[0]
     if f4.shape[-1] < 2 or f4.shape[-2] < 2:
         raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
-    if not bool(torch.isfinite(f4).all()):
+    if finite and not bool(torch.isfinite(f4).all()):
         raise UserInputError(f"{who}: f contains NaN or infinite values")
     return f4
+
+
+def _masked_array(f, mask, who: str):
+    """``(f, mask)`` with a NumPy masked array ``f`` unwrapped: its masked entries are the missing pixels
+    when no ``mask`` is given. Refuses a missing ``mask`` for anything else, and a masked array with masked
+    entries together with a ``mask`` (two masks that could disagree)."""
+    if isinstance(f, np.ma.MaskedArray):
+        missing = np.ma.getmaskarray(f)
+        data = np.ma.getdata(f)
+        if mask is None:
+            return data, torch.from_numpy(~missing)
+        if missing.any():
+            raise UserInputError(
+                f"{who}: f is a NumPy masked array with masked entries and a mask is given as well; pass one: "
+                "the masked array alone (its masked entries are the missing pixels) or its data "
+                "(np.ma.getdata(f)) with mask (1 = known, 0 = missing)")
+        return data, mask
+    if mask is None:
+        hint = ""
+        if ((isinstance(f, torch.Tensor) and f.is_floating_point() and bool(torch.isnan(f).any()))
+                or (isinstance(f, np.ndarray) and f.dtype.kind == "f" and bool(np.isnan(f).any()))):
+            hint = ("; f has NaN values: NaN does not mark pixels as missing by itself, pass e.g. "
+                    "mask=~torch.isnan(f)")
+        raise UserInputError(f"{who}: mask is required (1 = known pixel, 0 = missing), unless f is a NumPy "
+                             f"masked array, whose masked entries are then the missing pixels{hint}")
+    return f, mask
+
+
+def _known_finite(f: torch.Tensor, c: torch.Tensor, who: str) -> torch.Tensor:
+    """``f`` with non-finite values at missing pixels (``c == 0``, where ``f`` is not used) set to 0, so
+    that they cannot reach the solver (``0 * nan`` is NaN); non-finite values at known pixels are refused."""
+    bad = ~torch.isfinite(f)
+    if not bool(bad.any()):
+        return f
+    at_known = bad & (c.detach() > 0)
+    if bool(at_known.any()):
+        raise UserInputError(
+            f"{who}: f has NaN or infinite values at {int(at_known.sum())} known pixels (mask > 0); only "
+            "the values at missing pixels may be NaN. Mark the missing pixels with mask (1 = known, "
+            "0 = missing), e.g. mask=~torch.isnan(f), or pass a NumPy masked array without mask")
+    return torch.where(bad, torch.zeros((), dtype=f.dtype, device=f.device), f)
 
 
 def _check_mask3(mask, f5: torch.Tensor, who: str, continuous: bool) -> torch.Tensor:
@@ -194,12 +236,10 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
         if min(f5.shape[-3:]) < 2:
             raise UserInputError(f"{who}: f must be at least 2x2x2 voxels, got {tuple(f.shape)}")
     else:
-        f5 = _check_f(f, who)[:, :, None]
+        f5 = _check_f(f, who, finite=False)[:, :, None]
     if f5.shape[0] == 0 or f5.shape[1] == 0:
         raise UserInputError(f"{who}: f must hold at least one volume and channel, got the empty batch of shape "
                              f"{tuple(f.shape)}")
-    if not bool(torch.isfinite(f5).all()):
-        raise UserInputError(f"{who}: f contains NaN or infinite values")
     out_dtype = f5.dtype
     if out_dtype in (torch.float16, torch.bfloat16):
         f5 = f5.float()
@@ -209,6 +249,7 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
     else:
         c = check_mask(mask, f5[:, :, 0], who, continuous=continuous)[:, :, None]
         spacing3 = (1.0,) + h
+    f5 = _known_finite(f5, c, who)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if solver not in SOLVERS:
@@ -237,7 +278,7 @@ def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, cont
 
 
 @auto_threads
-def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter: int | None = None,
+def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1e-6, max_iter: int | None = None,
             x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
             continuous: bool = False, ndim: int | None = None, spacing=None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
@@ -252,13 +293,23 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     ----------
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Image(s), floating point (float16 and bfloat16 are computed in
-        float32 and returned in their dtype), finite, at least one image.
-        Only the values on the mask (where ``c > 0``) are used.
-    mask : Tensor
-        Binary (bool or 0/1) mask, 1 = known pixel; with ``continuous=True``
-        any values in [0, 1]. Shape (H, W), (1, H, W), (B, 1, H, W) or
-        anything else that broadcasts to ``f`` along the batch and channel
-        axes. Each image needs at least one known pixel (one positive value).
+        float32 and returned in their dtype), at least one image. Only the
+        values on the mask (where ``c > 0``) are used: they must be finite,
+        while the missing pixels (mask 0) may hold anything, NaN included.
+        A NumPy array is taken as a tensor; a NumPy masked array
+        (``numpy.ma``) without ``mask`` is inpainted at its masked entries
+        (see ``mask``).
+    mask : Tensor, optional
+        Binary (bool or 0/1) mask, 1 = known pixel, 0 = missing; with
+        ``continuous=True`` any values in [0, 1]. Shape (H, W), (1, H, W),
+        (B, 1, H, W) or anything else that broadcasts to ``f`` along the batch
+        and channel axes. Each image needs at least one known pixel (one
+        positive value). Required, except for a NumPy masked array ``f``:
+        its masked entries (``numpy.ma``'s True = invalid) are then the
+        missing pixels, i.e. the mask is ``~numpy.ma.getmaskarray(f)``. A
+        masked array with masked entries and a ``mask`` as well is refused
+        (the two could disagree). NaN does not mark a pixel missing by
+        itself: ``mask=~torch.isnan(f)`` does.
     tol : float, optional
         Relative residual ``||b - A x|| / ||b||`` per image (see the module
         doc) at which the solver stops. Default 1e-6. The adjoint solve of
@@ -296,7 +347,8 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     Returns
     -------
     u : Tensor, shape and dtype of ``f``
-        Equal to ``f`` where the mask is 1 (exactly). A :class:`DiffuseResult`
+        Equal to ``f`` where the mask is 1 (exactly); a tensor also for a
+        NumPy (masked) array ``f``. A :class:`DiffuseResult`
         with ``full_output=True``.
 
     Notes
@@ -376,13 +428,23 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     >>> m[0] = m[-1] = 1
     >>> diffuse(v, m, spacing=(2.0, 1.0, 1.0), tol=1e-12)[:, 1, 1].round(decimals=8)
     tensor([0., 1., 2., 3.], dtype=torch.float64)
+
+    A NumPy masked array is inpainted at its masked entries (the result is a
+    tensor):
+
+    >>> import numpy as np
+    >>> a = np.ma.masked_invalid([[0.0, np.nan, np.nan, 3.0]] * 2)
+    >>> diffuse(a, tol=1e-12).round(decimals=8)
+    tensor([[0., 1., 2., 3.],
+            [0., 1., 2., 3.]], dtype=torch.float64)
     """
     who = "diffuse"
+    f, mask = _masked_array(f, mask, who)
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
     if nd == 3 or h is not None:
         return _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)
-    f4 = _check_f(f, who)
+    f4 = _check_f(f, who, finite=False)
     if f4.shape[0] == 0 or f4.shape[1] == 0:
         raise UserInputError(f"{who}: f must hold at least one image and channel, got the empty batch of shape "
                              f"{tuple(f.shape)}")
@@ -392,6 +454,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-6, max_iter:
     if not isinstance(continuous, bool):
         raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
     c = check_mask(mask, f4, who, continuous=continuous)
+    f4 = _known_finite(f4, c, who)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if solver not in SOLVERS:
