@@ -184,8 +184,9 @@ def add_parsers(sub) -> None:
                     validate=_check_inpaint)
     inputs = _add_image_args(p, optional=False, volume=True)
     p.add_argument("--mask", required=True, metavar="MASK",
-                   help="mask image of the size of IMAGE (after --size, which crops both): white = known pixel; "
-                        "for a volume IMAGE, a volume file of its shape: values > 0.5 known")
+                   help="mask image of the size of IMAGE (after --size, which crops both), black and white only "
+                        "(PNG; white = known pixel); for a volume IMAGE, a volume file of its shape of 0 and 1 "
+                        "(1 = known)")
     p.add_argument("--method", choices=INPAINT_METHODS, default="diffusion", help="inpainting (default diffusion)")
     p.add_argument("--model", default=None, metavar="PATH",
                    help="learned, wgan: a trained model (model.json or run directory; default: the shipped one, "
@@ -407,9 +408,27 @@ def _run_mask(args) -> int:
     return 0
 
 
+#: Lossy image formats: their compression turns a mask's 0 and 1 into other values (and blurs isolated pixels).
+_LOSSY = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
+
+
+def _check_binary(m: torch.Tensor, option: str, text: str, what: str = "an image") -> None:
+    """Refuse a mask with values other than 0 and 1 (black and white, 0 and 255 in an 8-bit file), as
+    :func:`~pdeflow.inpaint.diffuse` does: thresholding a photograph or a compressed mask would choose the
+    known pixels silently."""
+    other = ~(m.eq(0) | m.eq(1))
+    if bool(other.any()):
+        hint = ("; JPEG compression changes a mask's values: save it as PNG"
+                if Path(text).suffix.lower() in _LOSSY else "")
+        raise CLIError(f"argument {option}: '{text}' is not a binary mask: expected {what} of 0 and 1 only "
+                       f"(black and white; 1 = known), but {float(other.float().mean()):.1%} of its values are "
+                       f"neither{hint}")
+
+
 def _read_mask(text: str, option: str, size, shape) -> torch.Tensor:
-    """The mask image ``text`` of ``option`` as (1, H, W) of 0/1 (white, > 0.5: known), centre-cropped by
-    ``--size`` as IMAGE is; a clear error for a missing file, another size or no known pixel."""
+    """The mask image ``text`` of ``option`` as (1, H, W) of 0/1 (white: known), centre-cropped by ``--size``
+    as IMAGE is; a clear error for a missing file, values other than black and white, another size or no
+    known pixel."""
     path = Path(text)
     if not path.exists():
         raise CLIError(f"argument {option}: no such file: '{text}'")
@@ -421,19 +440,19 @@ def _read_mask(text: str, option: str, size, shape) -> torch.Tensor:
     if m.shape[-2:] != shape:
         raise CLIError(f"argument {option}: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
                        f"{shape[0]}x{shape[1]}")
-    m = (m > 0.5).to(torch.float32)
+    _check_binary(m, option, text)
     if not bool(m.any()):
-        raise CLIError(f"argument {option}: the mask has no known pixel (white, > 0.5)")
-    return m
+        raise CLIError(f"argument {option}: the mask has no known pixel (white)")
+    return m.to(torch.float32)
 
 
 def _run_inpaint(args) -> int:
-    """Reconstruct IMAGE from its pixels where MASK is white (> 0.5): homogeneous diffusion (Laplace equation,
-    Neumann boundary), learned (diffusion plus a small trained network's correction on the unknown pixels, the
-    residual inpainter) or a trained inpainting WGAN. Writes inpainted.png, inpaint_figure.png and errors.csv
-    (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1]). A volume IMAGE (with a MASK volume of its
-    shape) is inpainted by 3-D diffusion with its voxel spacing (--spacing): inpainted.EXT in the file's units
-    and format, inpaint_figure.png with three orthogonal slices, errors.csv (no SSIM)."""
+    """Reconstruct IMAGE from its pixels where MASK is white (a MASK with grey values is refused): homogeneous diffusion
+    (Laplace equation, Neumann boundary), learned (diffusion plus a small trained network's correction on the unknown
+    pixels, the residual inpainter) or a trained inpainting WGAN. Writes inpainted.png, inpaint_figure.png and
+    errors.csv (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1]). A volume IMAGE (with a MASK volume of
+    its shape) is inpainted by 3-D diffusion with its voxel spacing (--spacing): inpainted.EXT in the file's units and
+    format, inpaint_figure.png with three orthogonal slices, errors.csv (no SSIM)."""
     if args.calibrate is not None and args.method != "learned":
         flag = "--calibrate" if args.calibrate else "--no-calibrate"
         raise CLIError(f"argument {flag}: only for --method learned, not {args.method}")
@@ -561,7 +580,7 @@ def _run_mask_volume(args) -> int:
 
 def _run_inpaint_volume(args) -> int:
     """``pdeflow inpaint`` of a volume: 3-D diffusion inpainting (7-point Laplacian with the volume's spacing) from
-    the voxels where the MASK volume is > 0.5, on the volume min-max mapped to [0, 1]."""
+    the voxels where the MASK volume is 1 (0 elsewhere), on the volume min-max mapped to [0, 1]."""
     vin = load_volume(args)
     try:
         m = centre_crop(pio.read_volume(args.mask)[0], args.size, strict=False, ndim=3)
@@ -572,9 +591,10 @@ def _run_inpaint_volume(args) -> int:
     if m.shape != vin.data.shape:
         raise CLIError(f"argument --mask: the mask volume is {'x'.join(map(str, m.shape))} but IMAGE is "
                        f"{'x'.join(map(str, vin.data.shape))}" + (" (after --size)" if args.size else ""))
-    mask = (m > 0.5).to(torch.float32)
+    _check_binary(m, "--mask", args.mask, "a volume")
+    mask = m.to(torch.float32)
     if not bool(mask.any()):
-        raise CLIError("argument --mask: the mask has no known voxel (> 0.5)")
+        raise CLIError("argument --mask: the mask has no known voxel (1)")
     name = "inpainted" + vin.suffix
     out = Outputs(args.out, [name, "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
                   inputs=[vin.path, Path(args.mask)])

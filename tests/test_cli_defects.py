@@ -1,0 +1,156 @@
+"""The command line's answers to mistakes and to slow or failing work: usage errors in one line, a full disk,
+a mask that is not binary, long flows, the PS time estimate and warnings that name the command's flags."""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pdeflow.io
+from pdeflow.cli import build_parser, main
+
+#: A small, fast flow: the command every output test runs.
+FLOW = ["flow", "builtin:skimage/camera", "--size", "16", "--times", "0.01", "0.02"]
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "pdeflow"):
+    """``[(argv, prog)]`` for the command and every (nested) subcommand."""
+    found = [(name.split()[1:], parser.prog)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                found += _commands(sub, f"{name} {sub_name}")
+    return found
+
+
+@pytest.mark.parametrize("argv,prog", _commands(build_parser()), ids=lambda v: " ".join(v) if isinstance(v, list)
+                         else None)
+def test_a_usage_error_is_one_line_with_a_help_hint(capsys, argv, prog):
+    assert main([*argv, "--no-such-flag"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"{prog}: error: ") and err[0].endswith(f"; see `{prog} --help`"), err
+
+
+def test_a_bad_value_names_the_subcommand_and_its_help(capsys):
+    assert main(["flow", "--times", "x", "--out", "o"]) == 2
+    assert capsys.readouterr().err == ("pdeflow flow: error: argument --times: expected a number >= 0, got 'x' "
+                                       "(give IMAGE before the list); see `pdeflow flow --help`\n")
+
+
+# --------------------------------------------------------------------------- 2. a full disk
+
+def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def second_write_fails(path, *args, **kwargs):      # the first image is written, the second meets a full disk
+        calls.append(path)
+        if len(calls) == 2:
+            _no_space()
+        return write_image(path, *args, **kwargs)
+
+    write_image = pdeflow.io.write_image
+    monkeypatch.setattr(pdeflow.io, "write_image", second_write_fails)
+    out = tmp_path / "out"
+    assert main([*FLOW, "--out", str(out)]) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"pdeflow flow: error: cannot write '{out}/") and "Traceback" not in err[0]
+    assert "No space left on device (ENOSPC)" in err[0]
+    assert not out.exists()            # created by this run, so removed with every file in it
+
+
+def test_a_full_disk_when_committing_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(os, "fsync", _no_space)         # atomic_path flushes each file before its rename
+    assert main([*FLOW, "--out", str(out)]) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pdeflow flow: error: cannot write '{out}/"), err
+    assert "(ENOSPC)" in err[0]
+    assert os.listdir(out) == []       # no temporary file, no committed one
+
+
+def test_a_full_disk_outside_the_outputs_is_one_line(capsys, monkeypatch):
+    from pdeflow.cli import samples
+
+    def full(args):                     # as a training run's checkpoint write would meet it
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "run/checkpoint.pt")
+
+    monkeypatch.setattr(samples, "_run_samples", full)
+    assert main(["samples"]) == 74
+    assert capsys.readouterr().err == ("pdeflow samples: error: cannot write 'run/checkpoint.pt': "
+                                       "No space left on device (ENOSPC)\n")
+
+
+def test_the_exit_status_of_a_failed_write_is_documented():
+    assert "74 an output file could not" in build_parser().format_help()
+
+
+# --------------------------------------------------------------------------- 3. a mask that is not binary
+
+@pytest.fixture
+def image_and_mask(tmp_path):
+    """A 16x16 grey image and a binary mask PNG of it (0 and 255)."""
+    rng = np.random.default_rng(0)
+    image = tmp_path / "image.png"
+    Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(image)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.where(rng.random((16, 16)) < 0.3, 255, 0).astype(np.uint8)).save(mask)
+    return image, mask
+
+
+def test_inpaint_refuses_a_photograph_as_mask(tmp_path, image_and_mask, capsys):
+    image, _ = image_and_mask
+    out = tmp_path / "out"
+    assert main(["inpaint", str(image), "--mask", str(image), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pdeflow inpaint: error: argument --mask: '{image}' is not a "
+                                               "binary mask: expected an image of 0 and 1 only"), err
+    assert not out.exists()
+
+
+def test_inpaint_refuses_a_jpeg_mask_and_says_why(tmp_path, image_and_mask, capsys):
+    image, mask = image_and_mask
+    jpeg = tmp_path / "mask.jpg"
+    Image.open(mask).save(jpeg, quality=95)
+    assert main(["inpaint", str(image), "--mask", str(jpeg), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --mask" in err[0] and "save it as PNG" in err[0], err
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "RGB", "I;16"])
+def test_inpaint_takes_a_black_and_white_mask_in_any_png_mode(tmp_path, image_and_mask, capsys, mode):
+    image, mask = image_and_mask
+    converted = tmp_path / f"mask_{mode.replace(';', '')}.png"
+    with Image.open(mask) as m:
+        known = np.asarray(m) > 0
+        (Image.fromarray(known.astype(np.uint16) * 65535) if mode == "I;16" else m.convert(mode)).save(converted)
+    assert main(["inpaint", str(image), "--mask", str(converted), "--out", str(tmp_path / "out")]) == 0
+    assert f"mask density {known.mean():.4f}" in capsys.readouterr().out
+
+
+def test_a_start_mask_must_be_binary_too(tmp_path, image_and_mask, capsys):
+    image, _ = image_and_mask
+    assert main(["mask", str(image), "--density", "0.1", "--method", "ps", "--start-mask", str(image),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --start-mask" in err[0] and "not a binary mask" in err[0], err
+
+
+def test_inpaint_refuses_a_volume_mask_that_is_not_binary(tmp_path, capsys):
+    vol = np.random.default_rng(0).random((6, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "vol.npy", vol)
+    np.save(tmp_path / "soft.npy", vol)
+    assert main(["inpaint", str(tmp_path / "vol.npy"), "--mask", str(tmp_path / "soft.npy"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --mask" in err[0] and "volume of 0 and 1" in err[0], err
