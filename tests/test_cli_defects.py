@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import pdeflow.io
+from pdeflow import progress
 from pdeflow.cli import build_parser, main
+from pdeflow.cli import flow as cli_flow
 
 #: A small, fast flow: the command every output test runs.
 FLOW = ["flow", "builtin:skimage/camera", "--size", "16", "--times", "0.01", "0.02"]
@@ -154,3 +157,51 @@ def test_inpaint_refuses_a_volume_mask_that_is_not_binary(tmp_path, capsys):
                  "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "argument --mask" in err[0] and "volume of 0 and 1" in err[0], err
+
+
+# --------------------------------------------------------------------------- 4. long flows
+
+def test_a_flow_shows_a_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(progress, "_columns", lambda stream: 80, raising=False)
+    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "TV flow:" in err and "step/s" in err, err       # tqdm's bar
+
+
+def test_a_long_flow_writes_progress_lines_in_a_log(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_flow, "LONG_FLOW_STEPS", 10)             # FLOW's 13 steps count as long
+    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("TV flow: 100% (") and "ETA" in err[-1], err
+
+
+def test_a_short_flow_keeps_a_log_quiet(tmp_path, capsys):
+    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_terminal_of_unknown_width_gets_progress_lines(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "_isatty", lambda stream: True)
+    monkeypatch.setattr(progress, "_columns", lambda stream: 0)      # where tqdm would draw nothing
+    with progress.progress_bar(total=10, desc="work") as bar:
+        bar.update(10)
+    assert capsys.readouterr().err.startswith("work: 100% (10/10 it)")
+
+
+def test_a_long_flow_gets_a_hint_naming_dt(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_flow, "LONG_FLOW_STEPS", 10)             # FLOW's 13 steps count as long
+    monkeypatch.setattr(cli_flow, "_HINT_STEPS", 4)
+    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
+    hints = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert hints == ["note: t = 0.02 with --dt 0.0016 is about 13 implicit steps (one ROF solve each) on this "
+                     "16x16 image; a larger --dt takes fewer, coarser in time (--dt 0.005: 4 steps)"]
+
+
+def test_the_hint_of_the_reported_flow(capsys):
+    cli_flow._long_flow_hint(2.0, 0.0016, (477, 720))
+    assert capsys.readouterr().err == (
+        "note: t = 2 with --dt 0.0016 is about 1250 implicit steps (one ROF solve each) on this 477x720 image; "
+        "a larger --dt takes fewer, coarser in time (--dt 0.01: 200 steps)\n")
+    cli_flow._long_flow_hint(0.5, 0.0016, (477, 720))                 # 313 steps: no hint
+    assert capsys.readouterr().err == ""

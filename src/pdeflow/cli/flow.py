@@ -75,15 +75,44 @@ def _band_display(b: torch.Tensor, q: float = 1.0) -> torch.Tensor:
 _VOLUME_BAND_NOTE = "bands shown as 0.5 + b / (2 m), m the 99.5 % quantile of |b| of each, clipped (grey = 0)"
 
 
+#: A flow of at least this many implicit steps (its largest time / --dt, one ROF solve each) gets a hint that
+#: names --dt before it starts, and progress lines in a log (a terminal shows a bar for every flow).
+LONG_FLOW_STEPS = 1000
+#: The step count of the --dt that the hint suggests.
+_HINT_STEPS = 200
+
+
+def _implicit_steps(t_max: float, dt: float) -> int:
+    return math.ceil(t_max / dt - 1e-9)     # tv_flow's steps: full steps of dt, and a partial one to t_max
+
+
+def _progress(steps: int) -> bool:
+    """Whether a flow of ``steps`` implicit steps reports progress: on a terminal always (a bar, gone when
+    done), in a log only when the flow is long (short ones would fill it with lines)."""
+    return steps >= LONG_FLOW_STEPS or sys.stderr.isatty()
+
+
+def _long_flow_hint(t_max: float, dt: float, shape) -> None:
+    """One line on stderr before a flow of many implicit steps: their number and a --dt that takes fewer."""
+    steps = _implicit_steps(t_max, dt)
+    if steps < LONG_FLOW_STEPS:
+        return
+    coarser = float(f"{t_max / _HINT_STEPS:.1g}")
+    print(f"note: t = {t_max:g} with --dt {dt:g} is about {steps} implicit steps (one ROF solve each) on this "
+          f"{'x'.join(map(str, shape))} image; a larger --dt takes fewer, coarser in time "
+          f"(--dt {coarser:g}: {_implicit_steps(t_max, coarser)} steps)", file=sys.stderr)
+
+
 def _run_flow_api(u0, args, times, spacing=None):
     """tv_flow on ``scale * u0`` (a 3-element ``spacing``: u0 is a volume (D, H, W)); returns (stack (T, C, H, W)
     or (T, D, H, W), seconds)."""
     x = (u0 * args.scale).to(args.device)
     if not bool(torch.isfinite(x).all()):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
+    _long_flow_hint(max(times), args.dt, u0.shape[-3:] if spacing is not None and len(spacing) == 3 else u0.shape[-2:])
     t0 = time.perf_counter()
     u = tv_flow(x, times, dt=args.dt, tol=args.tol, solver=args.solver, compile=args.compile,
-                progress=sys.stderr.isatty(), spacing=spacing)
+                progress=_progress(_implicit_steps(max(times), args.dt)), spacing=spacing)
     return u.cpu(), time.perf_counter() - t0
 
 
@@ -93,7 +122,7 @@ def _run_spectral_api(u0, args, dt, steps, spacing=None):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
     t0 = time.perf_counter()
     s = spectral_tv(x, dt=dt, n_steps=steps, tol=args.tol, solver=args.solver, compile=args.compile,
-                    progress=sys.stderr.isatty(), spacing=spacing)
+                    progress=_progress(steps), spacing=spacing)
     return s, time.perf_counter() - t0
 
 
