@@ -478,8 +478,8 @@ def dice(
 
     For each class ``k`` the Dice coefficient is ``2 |P_k ∩ T_k| / (|P_k| + |T_k|)``
     (with products and sums of probabilities for soft inputs). **A class that
-    is absent from both ``pred`` and ``target`` in an image counts as 1.0** for
-    that image (a perfect, empty agreement). The class mean runs over classes
+    is absent from both inputs in an image counts as 1.0** for that image (a
+    perfect, empty agreement): absent from ``pred`` and from ``target``. The class mean runs over classes
     ``1..K-1`` when ``exclude_background`` (class 0 is the background), else
     over all ``K`` classes.
 

@@ -46,6 +46,9 @@ class _Up(nn.Module):
 class SegmentationUNet(nn.Module):
     """U-Net with InstanceNorm and LeakyReLU, returning logits.
 
+    Input ``(B, in_channels, H, W)`` with ``H, W`` divisible by
+    ``2**(depth-1)``; output ``(B, num_classes, H, W)`` logits.
+
     Parameters
     ----------
     in_channels : int
@@ -56,9 +59,6 @@ class SegmentationUNet(nn.Module):
         Channels of the first level; level ``k`` has ``width * 2**k`` (paper: 64).
     depth : int
         Number of levels, >= 2 (paper: 5).
-
-    Input ``(B, in_channels, H, W)`` with ``H, W`` divisible by
-    ``2**(depth-1)``; output ``(B, num_classes, H, W)`` logits.
 
     Examples
     --------

@@ -394,12 +394,12 @@ def flow(
     u, u_t, phi : Tensor
         As :func:`pdeflow.tv.tv_flow` returns ``u``, ``u_t`` and ``p`` (:func:`pdeflow.tv.flow_result`).
 
-    Computed on the model's device, in its dtype; the results have ``u0``'s
-    device and dtype. Differentiable with respect to ``u0`` when it requires
-    grad (autograd through the model and its wrappers; for the shipped
-    ``default``, whose normalised-gradient input has ``input_eps = 0.1``, a
-    gradient of the flow's accuracy, see :func:`~pdeflow.tvflownet.models.with_input_eps`);
-    otherwise run under ``torch.no_grad``.
+        Computed on the model's device, in its dtype; the results have ``u0``'s
+        device and dtype. Differentiable with respect to ``u0`` when it requires
+        grad (autograd through the model and its wrappers; for the shipped
+        ``default``, whose normalised-gradient input has ``input_eps = 0.1``, a
+        gradient of the flow's accuracy, see :func:`~pdeflow.tvflownet.models.with_input_eps`);
+        otherwise run under ``torch.no_grad``.
 
     Examples
     --------

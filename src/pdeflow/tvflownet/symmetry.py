@@ -86,6 +86,10 @@ class _Wrapper(nn.Module):
 class Equivariant(_Wrapper):
     """Wrap ``model(u0, t) -> (u, phi)`` to be exactly shift equivariant and one-homogeneous.
 
+    The forward pass takes the shapes and time forms of the TVflowNET models:
+    ``u0`` ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``), ``t`` a float, 0-d or
+    ``(B,)`` tensor, ``t >= 0``. Statistics are over each image's channels and pixels.
+
     Parameters
     ----------
     model : nn.Module
@@ -114,10 +118,6 @@ class Equivariant(_Wrapper):
         Cap on the number of composition stages.
     flat : float
         Relative contrast below which a composed image counts as flat (its mean).
-
-    The forward pass takes the shapes and time forms of the TVflowNET models:
-    ``u0`` ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``), ``t`` a float, 0-d or
-    ``(B,)`` tensor, ``t >= 0``. Statistics are over each image's channels and pixels.
 
     Examples
     --------

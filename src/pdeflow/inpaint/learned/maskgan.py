@@ -115,6 +115,11 @@ def binarise(z: torch.Tensor, density: float | None = None) -> tuple[torch.Tenso
 class MaskGenerator(nn.Module):
     """``m(r, f)``: a binary mask ``(B, 1, H, W)`` for images ``f`` ``(B, C, H, W)`` in [0, 1].
 
+    ``forward(f, r=None, generator=None, return_confidence=False)``: ``r``
+    defaults to ``U[0, 1)`` noise drawn from ``generator``. Returns ``b`` (and
+    the confidence ``c`` with ``return_confidence``); ``b`` is exactly 0 or 1
+    and carries the straight-through gradient.
+
     Parameters
     ----------
     channels : int
@@ -133,11 +138,6 @@ class MaskGenerator(nn.Module):
     exact_density : float in (0, 1), optional
         Choose exactly this fraction of pixels per image (the largest ``z``)
         instead of rounding; see the module docstring.
-
-    ``forward(f, r=None, generator=None, return_confidence=False)``: ``r``
-    defaults to ``U[0, 1)`` noise drawn from ``generator``. Returns ``b`` (and
-    the confidence ``c`` with ``return_confidence``); ``b`` is exactly 0 or 1
-    and carries the straight-through gradient.
 
     Examples
     --------

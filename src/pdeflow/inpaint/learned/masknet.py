@@ -80,6 +80,12 @@ _HINT = "train one with pdeflow.inpaint.training.masknet and pass model=PATH"
 class MaskNet(nn.Module):
     """The neuroexplicit mask network (see the module docstring).
 
+    ``net(f, density=None, *, random=False, generator=None, thresholds=None, snap=True, maps=None)``
+    returns the mask ``(B, 1, H, W)`` (binary values; in training mode with the
+    straight-through gradient to the expected mask); ``maps``: the
+    ``(log p, s)`` of :meth:`maps` for this ``f``, if already computed (the
+    network then does not run again).
+
     Parameters
     ----------
     channels : int
@@ -106,12 +112,6 @@ class MaskNet(nn.Module):
         statistics the network was trained on. None: minus the whole image's mean.
     feedback : bool
         Run twice, the second pass reading the first mask's inpainting error (see the module docstring).
-
-    ``forward(f, density=None, *, random=False, generator=None, thresholds=None,
-    snap=True, maps=None)`` returns the mask ``(B, 1, H, W)`` (binary values; in
-    training mode with the straight-through gradient to the expected mask);
-    ``maps``: the ``(log p, s)`` of :meth:`maps` for this ``f``, if already
-    computed (the network then does not run again).
 
     Examples
     --------

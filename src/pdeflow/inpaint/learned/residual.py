@@ -86,6 +86,13 @@ _HINT = "train one with pdeflow.inpaint.training.residual and pass model=PATH (i
 class ResidualInpainter(nn.Module):
     """Diffusion inpainting plus a learned, masked correction (see the module docstring).
 
+    ``forward(f, b, u_diff=None)``: ``f`` ``(B, C, H, W)`` (only its values on
+    the mask are used), ``b`` ``(B, 1, H, W)`` binary (or, in training, binary
+    values with a straight-through gradient); returns ``u`` of the shape and
+    dtype of ``f``. ``u_diff`` may be passed when it was computed already.
+    The network runs in its own dtype (float32 by default), the diffusion in
+    the dtype of ``f`` (float64 in training).
+
     Parameters
     ----------
     channels : int
@@ -100,13 +107,6 @@ class ResidualInpainter(nn.Module):
         ``R`` and scale ``R``'s output back (see the module docstring). False:
         ``R`` sees the intensities centred at 0.5 (models trained before it
         existed).
-
-    ``forward(f, b, u_diff=None)``: ``f`` ``(B, C, H, W)`` (only its values on
-    the mask are used), ``b`` ``(B, 1, H, W)`` binary (or, in training, binary
-    values with a straight-through gradient); returns ``u`` of the shape and
-    dtype of ``f``. ``u_diff`` may be passed when it was computed already.
-    The network runs in its own dtype (float32 by default), the diffusion in
-    the dtype of ``f`` (float64 in training).
 
     Examples
     --------

@@ -211,6 +211,10 @@ class Hourglass(nn.Module):
 class InpaintingGenerator(nn.Module):
     """The inpainting generator ``g(r, c, c f)``; see the module docstring.
 
+    ``forward(f, mask, noise=None, generator=None)`` returns the raw generator
+    output ``(B, C, H, W)`` in [0, 1]; :meth:`inpaint` returns the composited
+    result ``u`` that keeps the known pixels.
+
     Parameters
     ----------
     channels : int
@@ -219,10 +223,6 @@ class InpaintingGenerator(nn.Module):
         Channel multiplier (1 = Vasata et al.'s sizes).
     noise_std : float
         Standard deviation of the noise put into the missing pixels.
-
-    ``forward(f, mask, noise=None, generator=None)`` returns the raw generator
-    output ``(B, C, H, W)`` in [0, 1]; :meth:`inpaint` returns the composited
-    result ``u`` that keeps the known pixels.
 
     Examples
     --------

@@ -5,7 +5,7 @@ of :mod:`pdeflow.inpaint.masks.analytic`, the mask network of
 :mod:`pdeflow.inpaint.learned.masknet`), both keeping exactly the number of known
 pixels of each image:
 
-1. **Best of ``shifts`` tiles.** The density map is dithered again with
+1. **Best of several tiles** (``shifts``). The density map is dithered again with
    ``shifts - 1`` randomly shifted/flipped blue-noise threshold tiles
    (:func:`pdeflow.inpaint.masks.dither.threshold_map`) and snapped like the input
    (if a snap score is given); the input mask is candidate 0. All candidates
