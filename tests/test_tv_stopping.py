@@ -15,14 +15,18 @@ def _image(dtype=torch.float64, size=24):
 
 
 def test_tol_below_the_dtype_round_off_is_said_up_front():
+    # only where the solver iterates in float32 (precision="input"); by default it iterates in float64
     with pytest.warns(ConvergenceWarning, match=r"tol=1e-09 is below the round-off of torch.float32"):
+        rof(_image(torch.float32), 0.1, tol=1e-9, precision="input")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         rof(_image(torch.float32), 0.1, tol=1e-9)
 
 
 def test_stop_at_the_round_off_floor_warns_and_full_output_reports_it():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = rof(_image(torch.float32), 0.1, tol=2e-7, full_output=True)
+        r = rof(_image(torch.float32), 0.1, tol=2e-7, full_output=True, precision="input")
     ends = [w for w in caught if "short of tol" in str(w.message)]
     assert len(ends) == 1 and "round-off floor of torch.float32" in str(ends[0].message)
     assert not bool(r.converged.all()) and r.gap.max().item() > 2e-7
@@ -35,12 +39,12 @@ def test_converged_solves_are_marked_so():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_is_computed_in_float32(dtype):
+def test_half_precision_is_computed_in_float64(dtype):
     f = _image(dtype)
     ref = rof(f.double(), 0.1, tol=1e-8)
     u = rof(f, 0.1)
     assert u.dtype == dtype
-    # the float32 solve (tol 1e-6) rounded to the dtype: no more than its rounding off
+    # the float64 solve (tol 1e-6) rounded to the dtype: no more than its rounding off
     assert (u.double() - ref).abs().max() <= 2 * torch.finfo(dtype).eps + 1e-3
     flow = tv_flow(f, [0.05], dt=0.01)
     flow64 = tv_flow(f.double(), [0.05], dt=0.01, tol=1e-8)

@@ -46,6 +46,27 @@ def check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
         raise UserInputError(f"{name} contains NaN or inf values")
 
 
+#: ``precision=`` of the TV solvers: the dtype their iterates and duality gaps are computed in.
+PRECISIONS = ("float64", "input")
+
+
+def working_dtype(dtype: torch.dtype, precision: str) -> torch.dtype:
+    """The dtype a TV solver iterates in for input of ``dtype``.
+
+    ``"float64"`` (the solvers' default): always float64, the result returned in ``dtype``.  The
+    dual methods form ``u = f + lam div p``: the round-off of ``p`` enters ``u`` multiplied by
+    ``lam``, and the stopping rule (a relative duality gap) and the implicit derivative (which
+    pixels are flat) both read ``grad u``, so a float32 iterate can neither certify ``tol`` nor give
+    the right derivative.  ``"input"``: the input's dtype (float32 for half precisions), faster per
+    iteration where ``tol`` is loose.
+    """
+    if precision not in PRECISIONS:
+        raise UserInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "float64":
+        return torch.float64
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
     """A float or (B,) tensor as a (B, 1, 1, 1) tensor, checked to be finite and >= 0."""
     if isinstance(value, torch.Tensor):

@@ -8,8 +8,8 @@ warm-started from the previous step's dual field: implicit Euler (the default),
 gives the time derivative for free, ``(u_{k+1} - u_k) / h = div(p)`` (Euler) or
 ``(3 u_{k+1} - 4 u_k + u_{k-1}) / (2h) = div(p)`` (BDF2), with ``|p| <= 1``: it is
 the flux ``phi`` of the TV flow's characterisation used by TVflowNET.  An image flat
-enough to reach its mean within a step (range ``r`` with ``(H + W) sqrt(C) r <= h``)
-takes that step exactly, without the solver (its extinction step).
+enough to reach its mean within a step takes that step exactly, without iterating
+(the extinction of :func:`~pdeflow.tv.rof`).
 
 Two regularised schemes are offered for comparison only: ``"explicit"``
 (forward Euler on ``div(grad u / sqrt(|grad u|^2 + eps^2))``, with as many
@@ -34,7 +34,7 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
-from ._checks import ConvergenceWarning, as_image, check_image, check_tol, short_message
+from ._checks import ConvergenceWarning, as_image, check_image, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
 from .rof import ND_METHODS, ROF_METHODS, differentiable, solve
 
@@ -101,6 +101,7 @@ def tv_flow(
     compile: bool = False,
     ndim: int | None = None,
     spacing=None,
+    precision: str = "float64",
 ):
     """Evolve ``u0`` by the TV flow and return it at the requested times.
 
@@ -185,6 +186,11 @@ def tv_flow(
         the flow of the discrete TV ``prod(h) sum |grad_h u|`` (see
         :func:`~pdeflow.tv.rof`), with ``t`` in units of length (intensity
         falls as ``t`` times surface / volume).  ``method="implicit"`` only.
+    precision : {"float64", "input"}
+        The dtype the flow is computed in (see :func:`~pdeflow.tv.rof`):
+        float64 by default whatever the dtype of ``u0``, the result (and its
+        gradient) returned in ``u0``'s dtype; ``"input"``: ``u0``'s dtype
+        (float32 for half precisions).
 
     Returns
     -------
@@ -203,8 +209,7 @@ def tv_flow(
     size of the step that reaches it: off the grid, the final partial step; on
     the grid ``n dt``, the last step (the left derivative); at ``t = 0``, the
     ``u_t`` of a first step.  ``u_t`` has the value ``div(p)`` and the derivative
-    of the step's quotient; the flux ``p`` carries no gradient.  float16 and
-    bfloat16 are computed in float32 and returned in their dtype.
+    of the step's quotient; the flux ``p`` carries no gradient.
 
     Examples
     --------
@@ -228,12 +233,13 @@ def tv_flow(
     u0 = as_image(u0, "u0")
     grid = make_grid(ndim, spacing)
     check_image(u0, "u0", ndim=grid.ndim)
-    if u0.dtype in (torch.float16, torch.bfloat16):
-        # Half precisions cannot resolve the steps' gaps (bfloat16 was off by 0.025): float32 inside.
-        out = tv_flow(u0.float(), times, dt=dt, tol=tol, method=method, scheme=scheme, solver=solver,
+    work = working_dtype(u0.dtype, precision)
+    if work != u0.dtype:
+        # Computed in the working dtype (differentiably), returned in the input's.
+        out = tv_flow(u0.to(work), times, dt=dt, tol=tol, method=method, scheme=scheme, solver=solver,
                       max_iter=max_iter, check_every=check_every, eps=eps, channelwise=channelwise,
                       return_ut=return_ut, return_dual=return_dual, progress=progress, compile=compile,
-                      ndim=ndim, spacing=spacing)
+                      ndim=ndim, spacing=spacing, precision=precision)
         return out.to(u0.dtype) if isinstance(out, torch.Tensor) else tuple(o.to(u0.dtype) for o in out)
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
@@ -394,9 +400,8 @@ def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channel
     f, lam = _step_problem(u, h, prev)
     if solution is None:
         stats["steps"] += 1
-        v, q = _solve_implicit(f.detach() if grad else f, lam, p, tol=tol, solver=solver, max_iter=max_iter,
-                               check_every=check_every, channelwise=channelwise, stats=stats, compile=compile,
-                               grid=grid)
+        v, q = _solve_step(f.detach() if grad else f, lam, p, stats, tol=tol, solver=solver, max_iter=max_iter,
+                          check_every=check_every, channelwise=channelwise, compile=compile, grid=grid)
     else:
         v, q = solution
     if grad:
@@ -408,22 +413,6 @@ def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channel
     return v, q
 
 
-def _solve_implicit(f, lam, p, *, tol, solver, max_iter, check_every, channelwise, stats, compile, grid=PLAIN):
-    extinct = _extinct(f, lam, channelwise) if grid.plain else _extinct_nd(f, lam, channelwise, grid)
-    if not bool(extinct.any()):
-        return _solve_step(f, lam, p, stats, solver=solver, tol=tol, max_iter=max_iter, channelwise=channelwise,
-                           check_every=check_every, compile=compile, grid=grid)
-    v, q = torch.empty_like(f), torch.empty_like(p)
-    v[extinct], q[extinct] = (_extinction_step(f[extinct], lam) if grid.plain
-                              else _extinction_step_nd(f[extinct], lam, grid))
-    active = ~extinct
-    if bool(active.any()):
-        v[active], q[active] = _solve_step(f[active], lam, p[active], stats, solver=solver, tol=tol,
-                                           max_iter=max_iter, channelwise=channelwise, check_every=check_every,
-                                           compile=compile, grid=grid)
-    return v, q
-
-
 def _solve_step(f, lam, p, stats, **kw):
     # f is finite (u0 was checked, and steps keep it finite) and p feasible (the previous step's flux, or
     # zeros): no per-step checks.  The first gap check comes a few iterations before the previous step's
@@ -431,72 +420,14 @@ def _solve_step(f, lam, p, stats, **kw):
     last = stats.get("last")
     first = None if last is None else max(kw["check_every"], last - kw["check_every"])
     r, short = solve(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
-    stats["last"] = int(r.iterations.min())
+    iterated = r.iterations[r.iterations > 0]      # extinct images take no iteration
+    if iterated.numel():
+        stats["last"] = int(iterated.min())
     if bool(short.any()):
         stats["short"] += 1
         stats["at_max_iter"] += int(bool((r.iterations[short] >= kw["max_iter"]).any()))
         stats["gap"] = max(stats["gap"], r.gap[short].max().item())
     return r.u, r.p
-
-
-# Extinction.  rof(f, lam) is the mean of f (per channel) once lam reaches the extinction time, the dual
-# norm ||f - mean||_*.  A field q with div q = f - mean is built from cumulative sums (the rows' means
-# along H, each row's deviation from its mean along W), with |q| <= (H + W) r (per channel) or
-# (H + W) sqrt(C) r (channels coupled), r = max f - min f; so (H + W) [sqrt(C)] r <= lam means the step
-# ends at the mean, and the step returns it with the exact flux q / lam (|q / lam| <= 1) without the
-# solver.  This matters: the solver's stopping rule, a relative duality gap, cannot be met once the image
-# is flat to round-off (gap and objective are both round-off), so every later step would run to max_iter.
-
-def _extinct(f: torch.Tensor, lam: float, channelwise: bool) -> torch.Tensor:
-    """(B,) bool: the images of ``f`` (B, C, H, W) that the bound above proves extinct within ``lam``."""
-    B, C, H, W = f.shape
-    flat = f.reshape(B, -1)
-    bound = (H + W) * (1.0 if channelwise else math.sqrt(C))
-    return bound * (flat.amax(1) - flat.amin(1)) <= lam
-
-
-def _extinction_step(f: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean of f, p)`` with ``div(p) = (mean - f) / lam`` exactly (up to round-off), ``f`` (B, C, H, W)."""
-    mean = f.mean(dim=(-2, -1), keepdim=True)
-    g = (mean - f) / lam                                    # zero mean per channel
-    rows = g.mean(-1, keepdim=True)                         # (B, C, H, 1), sums to zero over H
-    q = f.new_zeros(*f.shape[:-2], 2, *f.shape[-2:])
-    q[..., 0, :-1, :] = torch.cumsum(rows, -2)[..., :-1, :]  # div along H gives the rows' means
-    q[..., 1, :, :-1] = torch.cumsum(g - rows, -1)[..., :, :-1]  # div along W each row's deviation
-    return mean.expand_as(f).clone(), q
-
-
-def _extinct_nd(f: torch.Tensor, lam: float, channelwise: bool, grid: Grid) -> torch.Tensor:
-    """:func:`_extinct` on any grid: the flux of :func:`_extinction_step_nd` has ``|q_k| <= 2^k N_k h_k r``
-    (the k-th stage's residual has range at most ``2^k r``, and its partial sums over ``N_k`` entries of zero
-    sum at most ``N_k`` times that), so ``sum_k 2^k N_k h_k [sqrt(C)] r <= lam`` bounds ``|q| / lam <= 1``."""
-    B, C = f.shape[:2]
-    flat = f.reshape(B, -1)
-    bound = sum(2 ** k * n * h for k, (n, h) in enumerate(zip(f.shape[2:], grid.spacing)))
-    bound *= 1.0 if channelwise else math.sqrt(C)
-    return bound * (flat.amax(1) - flat.amin(1)) <= lam
-
-
-def _extinction_step_nd(f: torch.Tensor, lam: float, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_extinction_step` on any grid: ``(mean of f, q)`` with ``grid.div(q) = (mean - f) / lam``.
-
-    Axis by axis: the residual's means over the later axes, summed cumulatively along axis ``k`` (times
-    ``h_k``), form ``q_k``, whose backward difference / ``h_k`` is those means (they sum to zero along the
-    axis); the residual then loses them and has zero mean over every slab of the next axis.
-    """
-    K = grid.ndim
-    axes = tuple(range(f.dim() - K, f.dim()))
-    mean = f.mean(dim=axes, keepdim=True)
-    res = (mean - f) / lam
-    q = f.new_zeros(*f.shape[:2], K, *f.shape[2:])
-    for k, h in enumerate(grid.spacing):
-        later = axes[k + 1:]
-        m = res.mean(dim=later, keepdim=True) if later else res
-        n = f.shape[axes[k]]
-        c = torch.cumsum(m, axes[k]).narrow(axes[k], 0, n - 1) * h
-        q.select(2, k).narrow(axes[k], 0, n - 1).copy_(c.expand(*c.shape[:axes[k] + 1], *f.shape[axes[k] + 1:]))
-        res = res - m
-    return mean.expand_as(f).clone(), q
 
 
 def _regularised_flux(u, eps, channelwise):

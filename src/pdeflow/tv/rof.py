@@ -26,7 +26,8 @@ import torch
 from ..errors import UserInputError
 from ..ops import div
 from ..threads import auto_threads
-from ._checks import ConvergenceWarning, as_image, check_image, check_tol, per_image, short_message
+from ._checks import ConvergenceWarning, as_image, check_image, check_tol, per_image, short_message, working_dtype
+from ._extinction import extinct, extinction_flux
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import apply_jacobian, backward_rtol, flat_threshold
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
@@ -126,6 +127,7 @@ def rof(
     compile: bool = False,
     ndim: int | None = None,
     spacing=None,
+    precision: str = "float64",
 ):
     """Solve ``argmin_u 1/2 ||u - f||^2 + lam * TV(u)`` for each image (or volume) of a batch.
 
@@ -149,11 +151,7 @@ def rof(
         the other three run, see ``ND_METHODS``).
     tol : float
         Stop each image when its relative duality gap ``(P - D) / P <= tol``.
-        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  Below float64 the
-        gap is evaluated in the working precision where a bound on its round-off
-        shows that to be accurate to within ``tol`` (``"fgp"``; the exact gap is
-        then at most ``2 * tol``: float32 decides ``tol`` down to about 2e-6 on
-        natural images), and re-evaluated in float64 where not.
+        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.
     max_iter : int
         Iteration cap per image; images that hit it are returned as they are
         (their final gap is reported in ``full_output``).
@@ -187,6 +185,16 @@ def rof(
         Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: the same on
         every axis), ``> 0``; default unit.  Enters the gradient as in
         :mod:`pdeflow.ops` (difference / ``h_k``); see Notes for the energy.
+    precision : {"float64", "input"}
+        The dtype of the iterations, the duality gap and the implicit
+        derivative.  ``"float64"`` (default): float64 whatever the dtype of
+        ``f``; the solution (and its gradient) is returned in ``f``'s dtype, so
+        a float32 image gets the float64 answer rounded to float32.  ``"input"``:
+        ``f``'s dtype (float32 for float16 and bfloat16), faster per iteration
+        but unable to certify small gaps: in float32 the round-off of the dual
+        field enters ``u = f + lam div p`` multiplied by ``lam``, and the gap
+        and the derivative read ``grad u`` (see the accuracy page of the
+        documentation for what float32 reaches).
 
     Returns
     -------
@@ -197,10 +205,10 @@ def rof(
     ConvergenceWarning
         Once per call, when any image stops at ``max_iter`` with its relative gap
         still above ``tol`` (how many, and the largest gap reached).
-        It also warns when images stop at the round-off floor of their dtype above
-        ``tol`` (``full_output``'s ``converged`` and ``gap`` say which and where),
-        and up front when ``tol`` is below a few units of the dtype's round-off.
-        float16 and bfloat16 inputs are solved in float32 and returned in their dtype.
+        With ``precision="input"`` it also warns when images stop at the round-off
+        floor of their dtype above ``tol`` (``full_output``'s ``converged`` and
+        ``gap`` say which and where), and up front when ``tol`` is below a few
+        units of the working dtype's round-off.
 
     Notes
     -----
@@ -219,6 +227,11 @@ def rof(
     with ``w = lam / h``.  The step sizes use ``||div||^2 <= 4 sum 1 / h_k^2``;
     the relative duality gap (the stopping rule) is that of ``E``, the voxel
     weight cancelling.
+
+    **Extinction.**  Where ``lam`` is large enough that an explicit dual
+    field proves the solution to be the constant mean of ``f`` (per channel),
+    that exact solution is returned without iterating (``iterations`` 0, gap
+    0); see :mod:`pdeflow.tv._extinction`.
 
     **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a
     float, or a 0-d or ``(B,)`` tensor with ``requires_grad``) by implicit
@@ -270,10 +283,10 @@ def rof(
     if not grid.plain and method not in ND_STEPS and method in METHODS:
         raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
                              f"spacing use one of {ND_METHODS}")
-    half = f.dtype in (torch.float16, torch.bfloat16)
-    x = f.float() if half else f      # half precisions cannot resolve the gap: solved in float32
-    if half and isinstance(p0, torch.Tensor):
-        p0 = p0.float()
+    work = working_dtype(f.dtype, precision)
+    x = f.to(work)                    # differentiable: the gradient comes back in f's dtype
+    if isinstance(p0, torch.Tensor):
+        p0 = p0.to(work)
     check_tol(tol, x.dtype, "rof")
     lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
     need_grad = torch.is_grad_enabled() and (x.requires_grad or lam_grad)
@@ -288,7 +301,7 @@ def rof(
     if need_grad:
         u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid,
                            gap=res.gap)
-    if half:
+    if work != f.dtype:
         u = u.to(f.dtype)
         res = RofResult(u=u, p=res.p.to(f.dtype), iterations=res.iterations, gap=res.gap, converged=res.converged)
     elif need_grad:
@@ -404,13 +417,24 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     short = torch.zeros(B, dtype=torch.bool, device=x.device)
     out_u = out_p = None  # allocated once images finish at different times (or lam = 0)
 
-    # lam = 0 is the identity (u = f); such images never enter the iteration.
+    # lam = 0 is the identity (u = f), and an image whose solution an explicit dual field proves to be its
+    # mean (extinction) takes that exact solution: neither enters the iteration.
     positive = lam_t.reshape(-1) > 0
-    whole = bool(positive.all())
-    active = torch.arange(B, device=x.device) if whole else torch.nonzero(positive).reshape(-1)
+    iterate = positive.clone()
+    if bool(positive.any()):
+        mean, q = extinction_flux(x, torch.where(lam_t > 0, lam_t, torch.ones_like(lam_t)), grid)
+        flat = extinct(q, channelwise) & positive
+        iterate &= ~flat
+    whole = bool(iterate.all())
+    active = torch.arange(B, device=x.device) if whole else torch.nonzero(iterate).reshape(-1)
     fa, lam_a = (x, lam_t) if whole else (x[active], lam_t[active])
     if not whole:
         out_u, out_p = x.clone(), p.clone()
+        if bool((positive & ~iterate).any()):
+            out_u[flat] = mean[flat]
+            out_p[flat] = project(q[flat], channelwise) if grid.plain else grid.project(q[flat], channelwise)
+    if bool(positive.any()):
+        del mean, q
     # Round-off floor of the gap as evaluated in the working precision: once u is
     # constant to round-off (an image that has flowed to its mean), P and the gap are
     # both round-off of size ~ eps |f| per pixel and their ratio never falls.

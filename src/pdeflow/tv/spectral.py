@@ -23,6 +23,7 @@ import torch
 from ..errors import UserInputError
 from ..ops import batch_sum
 from ..threads import auto_threads
+from ._checks import as_image, working_dtype
 from ._grid import make_grid
 from .flow import tv_flow
 
@@ -164,7 +165,7 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
         Number of bands ``N >= 1``; the flow runs to ``(N+1)*dt``.
     **flow_kwargs
         Passed to :func:`~pdeflow.tv.tv_flow` (``tol``, default 1e-6; ``scheme``, default
-        ``"euler"``; ``solver``, ``progress``, ...).
+        ``"euler"``; ``solver``, ``progress``, ``precision``, ...).
 
     Returns
     -------
@@ -173,8 +174,9 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     Notes
     -----
     Differentiable with respect to ``u0`` (through :func:`~pdeflow.tv.tv_flow`'s implicit steps): a loss
-    on the bands, the spectrum or the residual can be backpropagated to the image.  float16 and bfloat16
-    are computed in float32 and returned in their dtype.
+    on the bands, the spectrum or the residual can be backpropagated to the image.  The flow and the
+    transform are computed in float64 whatever the dtype of ``u0`` (``precision``, see
+    :func:`~pdeflow.tv.tv_flow`), the result returned in ``u0``'s dtype.
 
     Examples
     --------
@@ -205,16 +207,20 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     # peak); it keeps the solver tolerance it has always had unless told otherwise.
     flow_kwargs.setdefault("scheme", "euler")
     flow_kwargs.setdefault("tol", 1e-6)
-    half = isinstance(u0, torch.Tensor) and u0.dtype in (torch.float16, torch.bfloat16)
-    frames = tv_flow(u0.float() if half else u0, [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
+    u0 = as_image(u0, "u0")
+    dtype = u0.dtype
+    # The frames and their second differences in the working dtype (float64 by default: the
+    # differences of float32 frames lose the bands to cancellation), the result in u0's dtype.
+    work = working_dtype(dtype, flow_kwargs.get("precision", "float64"))
+    frames = tv_flow(u0.to(work), [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
     out = spectral_from_stack(frames, dt)     # differentiable in u0 wherever tv_flow is
     if frames.dim() == 5 and make_grid(flow_kwargs.get("ndim"), flow_kwargs.get("spacing")).ndim == 3:
         # one volume (C, D, H, W): its spectrum is (N,), not per channel
         out = SpectralTV(times=out.times, phi=out.phi, spectrum=out.spectrum.sum(1), residual=out.residual,
                          dt=out.dt)
-    if half:   # computed in float32 (second differences in half precision lose the bands), returned as given
-        out = SpectralTV(times=out.times, phi=out.phi.to(u0.dtype), spectrum=out.spectrum.to(u0.dtype),
-                         residual=out.residual.to(u0.dtype), dt=out.dt)
+    if work != dtype:
+        out = SpectralTV(times=out.times, phi=out.phi.to(dtype), spectrum=out.spectrum.to(dtype),
+                         residual=out.residual.to(dtype), dt=out.dt)
     return out
 
 
