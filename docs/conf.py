@@ -73,7 +73,10 @@ sphinx_gallery_conf = {
     "min_reported_time": 0,
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
-    "reset_modules": ("matplotlib",),
+    # warnings raised by an example are errors that fail it (and the build), as in the tests of the
+    # documented code; the exceptions are docs_warnings.ALLOWED
+    "reset_modules": ("matplotlib", "docs_warnings.gallery_warnings_as_errors"),
+    "reset_modules_order": "both",
     "thumbnail_size": (320, 240),
     # its summary page loads jQuery and DataTables from a CDN; each example page gives its own time
     "write_computation_times": False,

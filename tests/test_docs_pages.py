@@ -8,12 +8,17 @@
 - The user guide's Python blocks run: each page's ```` ```python ```` blocks in order, in one
   namespace, in a folder holding ``photo.png`` and ``my_photos/``. (Blocks meant only to be read are
   written as ```` ```{code-block} python ````; none are, today.)
+- The gallery examples run as ``make docs`` runs them (in ``docs/examples``).
+- The guide's blocks and the examples run with warnings as errors, but for the third-party warnings
+  listed in ``docs/_ext/docs_warnings.py`` (``make docs`` applies the same filters to the gallery).
 """
 import argparse
 import contextlib
 import io
 import re
+import runpy
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,9 @@ from pdeflow.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+sys.path.insert(0, str(DOCS / "_ext"))
+import docs_warnings  # noqa: E402  (docs/_ext: the one list of warnings the documented code may raise)
+
 GENERATED = {"guide/cli_reference.rst"}
 # Subcommands other branches are adding now; documented here before they land. A command that uses
 # one is checked as soon as the parser has it.
@@ -253,8 +261,51 @@ def test_guide_python_blocks_run(page, workdir):
     namespace = {"__name__": "__docs__"}
     for k, block in enumerate(blocks):
         code = compile(block, f"{page.relative_to(ROOT)} (block {k + 1})", "exec")
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), docs_warnings.as_errors():
             exec(code, namespace)
+
+
+EXAMPLES = sorted((DOCS / "examples").glob("plot_*.py"))
+#: Examples that take 8 CPU seconds or more on one thread: left to `make test-all` and to `make docs`,
+#: whose gallery runs every example with the same warning filters (docs/_ext/docs_warnings.py).
+SLOW_EXAMPLES = {"plot_06_tvflownet_vs_exact", "plot_08_train_tvflownet_folder", "plot_09_iel_unet",
+                 "plot_11_inpaint_masks", "plot_13_learned_inpaint", "plot_14_colour",
+                 "plot_15_batching_devices", "plot_17_cli_from_python", "plot_18_rof_solvers"}
+
+
+def test_slow_examples_exist():
+    assert SLOW_EXAMPLES <= {p.stem for p in EXAMPLES}
+
+
+@pytest.mark.parametrize("example", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_EXAMPLES else p
+                                     for p in EXAMPLES], ids=lambda p: p.stem)
+def test_gallery_example_runs(example, monkeypatch):
+    """As sphinx-gallery runs it: as __main__, from docs/examples, warnings as errors; then its figures'
+    signed maps (a diverging colormap) are centred on zero and have a colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(example.parent)
+    plt.close("all")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), docs_warnings.as_errors():
+            runpy.run_path(str(example), run_name="__main__")
+        for num in plt.get_fignums():
+            for ax in plt.figure(num).axes:
+                for im in ax.get_images():
+                    if im.get_cmap().name.removesuffix("_r") in DIVERGING:
+                        lo, hi = im.get_clim()
+                        assert lo == -hi, f"{example.name}: {ax.get_title()!r}: limits {lo}, {hi} not centred on 0"
+                        assert im.colorbar is not None, f"{example.name}: {ax.get_title()!r} has no colour bar"
+    finally:
+        plt.close("all")
+
+
+#: matplotlib's diverging colormaps (a signed quantity: its zero is the middle colour).
+DIVERGING = {"PiYG", "PRGn", "BrBG", "PuOr", "RdGy", "RdBu", "RdYlBu", "RdYlGn", "Spectral", "coolwarm", "bwr",
+             "seismic", "berlin", "managua", "vanimo"}
 
 
 def test_no_team_sentences_on_pages():

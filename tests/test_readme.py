@@ -7,12 +7,16 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+import docs_warnings  # noqa: E402  (docs/_ext: the one list of warnings the documented code may raise)
+
 #: What a reader brings to a snippet (nothing: the tour is self-contained). Kept for
 #: ``experiments/readme_tour.py``, which times the snippets as this test runs them.
 STANDINS = ""
@@ -46,10 +50,12 @@ def test_the_readme_is_one_page():
 
 
 def test_the_tour_runs_as_written(capsys):
+    """... and without a warning: a documented call that warns is a defect (docs/_ext/docs_warnings.py)."""
     ns: dict = {}
     exec(STANDINS, ns)
-    for i, code in enumerate(prepared_snippets()):
-        exec(compile(code, f"README snippet {i}", "exec"), ns)
+    with docs_warnings.as_errors():
+        for i, code in enumerate(prepared_snippets()):
+            exec(compile(code, f"README snippet {i}", "exec"), ns)
     printed = capsys.readouterr().out
     assert printed.count("tensor(") == 4            # the tour's prints: PSNR of noisy, denoised, network, inpainting
     # what the tour's comments claim: denoising helps; the network is close to the exact flow

@@ -31,9 +31,10 @@ ax.axis("off")
 for i in range(n):
     ax = fig.add_subplot(2, n + 1, i + 2)
     lim = float(bands[i].abs().max())
-    ax.imshow(bands[i, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    im = ax.imshow(bands[i, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)  # signed: centred on zero
     ax.set_title(f"band {i + 1}")
     ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 ax = fig.add_subplot(2, 1, 2)
 ax.plot(s.times, s.spectrum.reshape(len(s.times), -1).sum(1), "o-", ms=3)
 ax.set_xlabel("t (scale)")

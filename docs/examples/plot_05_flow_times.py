@@ -36,8 +36,9 @@ for k, t in enumerate(times):
     axes[0, k + 1].imshow(u[k, 0], cmap="gray", vmin=0, vmax=5)
     axes[0, k + 1].set_title(f"u(t = {t})")
     lim = float(ut[k].abs().max())
-    axes[1, k + 1].imshow(ut[k, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    im = axes[1, k + 1].imshow(ut[k, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)  # signed: centred on zero
     axes[1, k + 1].set_title(f"u_t(t = {t})")
+    fig.colorbar(im, ax=axes[1, k + 1], fraction=0.046, pad=0.04)
 for ax in axes.flat:
     if ax is not axes[1, 0]:
         ax.axis("off")

@@ -37,11 +37,17 @@ print(f"CPU seconds: exact {t_exact:.1f}, network {t_net:.1f}")
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
 k = times.index(0.5)
-for ax, img, title in zip(axes, (exact[k], net[k], net[k] - exact[k]),
-                          ("exact, t = 0.5", "TVflowNET, t = 0.5", "difference")):
-    ax.imshow(img[0], cmap="gray" if title != "difference" else "RdBu_r")
+for ax, img, title in zip(axes, (exact[k], net[k]), ("exact, t = 0.5", "TVflowNET, t = 0.5")):
+    ax.imshow(img[0], cmap="gray", vmin=0, vmax=5)  # one grey scale for both: [0, 5]
     ax.set_title(title)
     ax.axis("off")
+# the difference on a diverging map centred on zero, with its scale
+diff = (net[k] - exact[k])[0]
+lim = float(diff.abs().max())
+im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
+axes[2].set_title("TVflowNET - exact")
+axes[2].axis("off")
+fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04)
 axes[3].plot(times, psnr, "o-")
 axes[3].set_xlabel("t")
 axes[3].set_ylabel("PSNR (dB)")

@@ -21,7 +21,7 @@ from pdeflow.iel.datasets import synthetic_blobs
 data = synthetic_blobs(n_train=4, n_val=4, size=48, seed=0)
 x = torch.stack(data.train_images)                       # (4, 1, 48, 48)
 clean = torch.stack(data.train_labels)                   # (4, 48, 48)
-noisy = add_label_noise(clean, 2, "blocks", size=3, keep=0.8, seed=0)
+noisy = add_label_noise(clean, 2, "blocks", size=3, keep=0.8, generator=0)
 print(f"{(noisy != clean).float().mean():.1%} of the training labels changed")
 
 

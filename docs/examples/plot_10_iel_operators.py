@@ -32,14 +32,14 @@ print(f"heat, 30 layers of dt 0.025: checkerboard gain {float(gain.max()):.0f}x"
 
 # %%
 fig, axes = plt.subplots(1, 5, figsize=(13, 2.9))
-axes[0].imshow(logits[0, 0], cmap="RdBu_r")
-axes[0].set_title("logits")
-for ax, (name, v) in zip(axes[1:4], out.items()):
-    ax.imshow(v[0, 0], cmap="RdBu_r")
-    ax.set_title(f"{name} IELs")
-for ax in axes[:4]:
+# signed maps, each on its own scale centred on zero (the layers amplify the logits)
+for ax, (title, v) in zip(axes, [("logits", logits)] + [(f"{name} IELs", v) for name, v in out.items()]):
+    lim = float(v.abs().max())
+    im = ax.imshow(v[0, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(title)
     ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 im = axes[4].imshow(gain.log10(), cmap="viridis")
 axes[4].set_title("log10 heat gain per mode")
-fig.colorbar(im, ax=axes[4])
+fig.colorbar(im, ax=axes[4], fraction=0.046, pad=0.04)
 fig.tight_layout()

@@ -15,8 +15,8 @@ from pdeflow.iel import block_noise, window_noise
 
 yy, xx = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
 labels = (((xx - 40) ** 2 + (yy - 50) ** 2) < 30**2).long()
-blocks = block_noise(labels, 2, size=3, keep=0.8, seed=0)
-windows = window_noise(labels, 2, size=8, area=0.1, seed=0)
+blocks = block_noise(labels, 2, size=3, keep=0.8, generator=0)
+windows = window_noise(labels, 2, size=8, area=0.1, generator=0)
 for name, v in (("blocks", blocks), ("windows", windows)):
     print(f"{name}: {(v != labels).float().mean():.1%} of the pixels changed")
 
