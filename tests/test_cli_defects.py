@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import os
 import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import pdeflow.io
 from pdeflow import progress
 from pdeflow.cli import build_parser, main
 from pdeflow.cli import flow as cli_flow
+from pdeflow.inpaint.masks import sparsification
+from pdeflow.progress import WorkModel
 
 #: A small, fast flow: the command every output test runs.
 FLOW = ["flow", "builtin:skimage/camera", "--size", "16", "--times", "0.01", "0.02"]
@@ -205,3 +209,84 @@ def test_the_hint_of_the_reported_flow(capsys):
         "a larger --dt takes fewer, coarser in time (--dt 0.01: 200 steps)\n")
     cli_flow._long_flow_hint(0.5, 0.0016, (477, 720))                 # 313 steps: no hint
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- 5. the PS time estimate
+
+def _ps_run(size=128, density=0.1):
+    """The PS schedule of the CLI's default run (p = q = 0.02) and the step times of a synthetic cost model in
+    which a step costs in inverse proportion to the known fraction, as measured."""
+    n = size * size
+    schedule = sparsification.ps_schedule(n, [round(density * n)], 0.02, 0.02)
+    return n, schedule, [0.004 * n / c for c in schedule]
+
+
+def test_the_ps_estimate_is_exact_where_its_model_holds():
+    n, schedule, secs = _ps_run()
+    model = WorkModel(sparsification.ps_step_costs(schedule, n))
+    done = np.cumsum(secs)
+    for frac in (0.02, 0.1, 0.5, 0.9):
+        k = int(np.searchsorted(done, frac * done[-1])) + 1              # steps done by then
+        assert model.eta(k, done[k - 1]) == pytest.approx(done[-1] - done[k - 1], rel=1e-9)
+
+
+def test_the_old_estimate_by_removed_pixels_was_far_too_short():
+    n, schedule, secs = _ps_run()
+    done = np.cumsum(secs)
+    removed = n - np.array(schedule[1:] + [round(0.1 * n)])                 # pixels removed after each step
+    k = int(np.searchsorted(done, 0.1 * done[-1])) + 1
+    linear = done[k - 1] * (removed[-1] - removed[k - 1]) / removed[k - 1]
+    honest = WorkModel(sparsification.ps_step_costs(schedule, n)).eta(k, done[k - 1])
+    assert linear < 0.25 * (done[-1] - done[k - 1]) and honest == pytest.approx(done[-1] - done[k - 1])
+
+
+@pytest.mark.parametrize("exponent", [0.7, 1.4])
+def test_the_ps_estimate_errs_mildly_where_its_model_is_off(exponent):
+    n, schedule, _ = _ps_run()
+    secs = [(c / n) ** -exponent for c in schedule]                       # costs grow slower or faster
+    model = WorkModel(sparsification.ps_step_costs(schedule, n))
+    done = np.cumsum(secs)
+    for frac in (0.1, 0.5, 0.9):
+        k = int(np.searchsorted(done, frac * done[-1])) + 1
+        assert 0.5 < model.eta(k, done[k - 1]) / (done[-1] - done[k - 1]) < 1.6
+
+
+def test_ps_progress_lines_report_the_modelled_time_left(monkeypatch):
+    clock = [0.0]
+    diffuse = sparsification.diffuse
+
+    def costed(f, m, **kw):                     # each solve takes the model's time on a synthetic clock
+        clock[0] += float(m[0, 0].numel()) / float(m[0, 0].sum())
+        return diffuse(f, m, **kw)
+
+    monkeypatch.setattr(sparsification, "diffuse", costed)
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    f = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    sparsification.probabilistic_sparsification(f, 0.1, p=0.2, q=0.5, generator=0, progress=True)
+    lines = buf.getvalue().splitlines()
+    steps = sparsification.ps_steps(144, 0.1, 0.2, 0.5)
+    assert lines[0].startswith("PS: ") and f"/{steps} step)" in lines[0], lines
+    eta, total = float(lines[0].split("ETA ")[1].split(" s")[0]), clock[0]
+    elapsed = float(lines[0].split(", ")[1].split(" s")[0])
+    assert eta == pytest.approx(total - elapsed, abs=0.15 * total + 1), lines      # the linear one: far less
+
+
+def test_ps_cost_scales_one_solve_by_the_modelled_costs(monkeypatch):
+    clock = [0.0]
+    diffuse = sparsification.diffuse
+
+    def two_seconds(*args, **kwargs):           # every solve takes 2 s on a synthetic clock
+        clock[0] += 2.0
+        return diffuse(*args, **kwargs)
+
+    monkeypatch.setattr(sparsification, "diffuse", two_seconds)
+    monkeypatch.setattr(sparsification.time, "perf_counter", lambda: clock[0])
+    cost = sparsification.ps_cost(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)), 0.25, 0.1,
+                                  0.5, cycles=1)
+    schedule = sparsification.ps_schedule(256, [64], 0.1, 0.5)
+    relative = sum(sparsification.ps_step_costs(schedule, 256)) / (256 / 64)
+    assert cost["steps"] == len(schedule) and cost["exchanges"] == 64
+    assert cost["seconds"] == pytest.approx(2.0 * (relative + 64))
+    assert cost["seconds"] < 2.0 * (len(schedule) + 64)       # the old estimate: every step as dear as the last

@@ -251,7 +251,8 @@ def _announce_cost(args, x: torch.Tensor, start: torch.Tensor | None) -> None:
     secs = cost["seconds"]
     what = f"{cost['steps']} PS steps" + (f" + {cost['exchanges']} NLPE exchanges" if args.method == "nlpe" else "")
     print(f"estimated cost: {what}, one diffusion solve each: about {_duration(secs)} on this "
-          f"{H}x{W} image (measured solve time x count; the solve time varies along the run)")
+          f"{H}x{W} image (one solve measured at the final density; the earlier steps, on denser masks, scaled "
+          "down by their modelled cost)")
     if secs > SLOW_WARNING_S:
         print(f"warning: --method {args.method} will take about {_duration(secs)}; --method densify (the default, "
               "better than PS wherever measured) takes seconds, or choose a smaller --size", file=sys.stderr)

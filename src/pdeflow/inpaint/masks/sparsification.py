@@ -48,7 +48,7 @@ from ..diffusion import SOLVERS, check_mask, diffuse
 from .dither import n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
-           "ps_steps", "ps_cost"]
+           "ps_schedule", "ps_step_costs", "ps_steps", "ps_cost"]
 
 METRICS = ("mse", "mae")
 
@@ -252,6 +252,47 @@ def ps_step(count: int, target: int, p: float, q: float) -> tuple[int, int]:
     return max(nc, nr), nr
 
 
+#: The modelled cost of a PS step grows as the mask thins out: each step is one warm-started CG solve, whose
+#: iterations grow as the gaps between known pixels widen. With a fraction d of the pixels known, a step costs
+#: d ** -PS_COST_EXPONENT times one on the full mask: an inverse proportion matched the step times of PS on
+#: photographs at the CLI's default size closely enough for a time estimate (smaller images' costs grow a
+#: little slower, so their estimates err long).
+PS_COST_EXPONENT = 1.0
+
+
+def ps_schedule(count: int, targets, p: float, q: float) -> list[int]:
+    """The known pixels before each PS step, from ``count`` down through each of ``targets`` (one PS run passes
+    through every larger target on its way to the smallest): the schedule
+    :func:`probabilistic_sparsification` follows.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.sparsification import ps_schedule
+    >>> ps_schedule(1000, [700], 0.5, 0.5)
+    [1000, 750]
+    """
+    counts = []
+    for target in sorted(set(targets), reverse=True):
+        while count > target:
+            counts.append(count)
+            count -= ps_step(count, target, p, q)[1]
+    return counts
+
+
+def ps_step_costs(schedule, n: int) -> list[float]:
+    """The modelled cost of each step of a PS ``schedule`` (:func:`ps_schedule`) on ``n`` pixels, in units of a
+    step on the full mask (see :data:`PS_COST_EXPONENT`): what the estimate of PS's time left weighs its
+    steps by.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.masks.sparsification import ps_step_costs
+    >>> ps_step_costs([1000, 500, 250], 1000)
+    [1.0, 2.0, 4.0]
+    """
+    return [(c / n) ** -PS_COST_EXPONENT for c in schedule]
+
+
 def ps_steps(n: int, density: float, p: float, q: float, start: int | None = None) -> int:
     """The number of PS steps (one diffusion solve each) from all ``n`` pixels (or ``start`` of them: PS from
     a start mask) down to ``round(density n)``.
@@ -262,11 +303,7 @@ def ps_steps(n: int, density: float, p: float, q: float, start: int | None = Non
     >>> ps_steps(64 * 64, 0.1, 0.1, 0.5), ps_steps(64 * 64, 0.1, 0.1, 0.5, start=round(0.2 * 64 * 64))
     (45, 14)
     """
-    count, target, steps = n if start is None else start, round(density * n), 0
-    while count > target:
-        count -= ps_step(count, target, p, q)[1]
-        steps += 1
-    return steps
+    return len(ps_schedule(n if start is None else start, [round(density * n)], p, q))
 
 
 @auto_threads
@@ -306,7 +343,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
     progress : bool, optional
-        Show a progress bar (removed pixels); default False.
+        Show a progress bar (steps, its time left weighed by :func:`ps_step_costs`); default False.
     full_output : bool, optional
         Return a :class:`MaskResult` (mask, inpainting, error, ...).
 
@@ -360,7 +397,9 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     u = f4.clone()
     trace = []
     snapshots = {}
-    with progress_bar(total=N - min(targets), enabled=progress, desc="PS", unit="px") as bar:
+    schedule = ps_schedule(count, targets, p, q)
+    with progress_bar(total=len(schedule), costs=ps_step_costs(schedule, N), enabled=progress, desc="PS",
+                      unit="step") as bar:
         # Sparsification passes through every larger density on its way: one run serves all.
         for target in sorted(set(targets), reverse=True):
             while count > target:
@@ -373,7 +412,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
                 gone = cand.gather(1, (-err).topk(nr, dim=1).indices)  # the nr smallest errors
                 keep.scatter_(1, gone, False)
                 count -= nr
-                bar.update(nr)
+                bar.update(1)
             snapshots[target] = (keep.view(B, 1, H, W).to(f4.dtype), u, len(trace), time.perf_counter() - t0)
     results = []
     for target in targets:
@@ -523,8 +562,9 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
 def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int = 0, tol: float = 1e-6,
             generator=0, start: int | None = None) -> dict:
     """The cost of PS (and ``cycles`` of NLPE) on ``f``: its steps and exchanges, one diffusion solve each, and
-    the estimated seconds (that count times one measured warm-started solve at ``density``; the solve time
-    varies along a run). ``start``: the known pixels of PS's start mask (default: every pixel).
+    the estimated seconds: one warm-started solve measured at ``density``, for each PS step scaled by its
+    modelled cost (:func:`ps_step_costs`) and for each exchange as it is. ``start``: the known pixels of PS's
+    start mask (default: every pixel).
 
     Examples
     --------
@@ -535,8 +575,10 @@ def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int 
     (43, 0, True)
     """
     H, W = f.shape[-2:]
-    steps = ps_steps(H * W, density, p, q, start)
-    exchanges = cycles * round(density * H * W)
+    target = round(density * H * W)
+    schedule = ps_schedule(H * W if start is None else start, [target], p, q)
+    steps = len(schedule)
+    exchanges = cycles * target
     x = ops.as_batch(f, "f")[0][:1]
     m = random_mask((1, H, W), density, generator=generator, dtype=x.dtype, device=x.device)
     u = diffuse(x, m, tol=tol)
@@ -545,5 +587,7 @@ def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int 
     flat[known[: max(1, known.numel() // 200)]] = 0       # a few pixels removed, as one PS step does
     t0 = time.perf_counter()
     diffuse(x, flat.view_as(m), tol=tol, x0=u)
-    seconds = (steps + exchanges) * (time.perf_counter() - t0)
+    solve = time.perf_counter() - t0
+    relative = sum(ps_step_costs(schedule, H * W)) / ps_step_costs([target], H * W)[0]    # steps in final solves
+    seconds = (relative + exchanges) * solve
     return {"steps": steps, "exchanges": exchanges, "solves": steps + exchanges, "seconds": seconds}
