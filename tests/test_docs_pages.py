@@ -303,6 +303,26 @@ def test_gallery_example_runs(example, monkeypatch):
         plt.close("all")
 
 
+def test_make_docs_runs_the_gallery_with_warnings_as_errors():
+    import warnings
+
+    conf = (DOCS / "conf.py").read_text()
+    assert '"docs_warnings.gallery_warnings_as_errors"' in conf and '"reset_modules_order": "both"' in conf
+    hook = docs_warnings.gallery_warnings_as_errors
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hook({}, None, "before")                       # entering the gallery's folder: nothing changes
+        warnings.warn("between examples", UserWarning)
+        hook({}, "plot_x.py", "before")
+        with pytest.raises(UserWarning, match="in an example"):
+            warnings.warn("in an example", UserWarning)
+        for category, message, reason in docs_warnings.ALLOWED:
+            assert reason
+            warnings.warn_explicit(message.replace("\\", ""), category, "x.py", 1)  # let through
+        hook({}, "plot_x.py", "after")
+        warnings.warn("after the example", UserWarning)  # Sphinx's own filters again
+
+
 #: matplotlib's diverging colormaps (a signed quantity: its zero is the middle colour).
 DIVERGING = {"PiYG", "PRGn", "BrBG", "PuOr", "RdGy", "RdBu", "RdYlBu", "RdYlGn", "Spectral", "coolwarm", "bwr",
              "seismic", "berlin", "managua", "vanimo"}
