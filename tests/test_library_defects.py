@@ -190,6 +190,9 @@ _PUBLIC = {
     "inpainting_error": lambda f: inpaint.inpainting_error(f, f),
     "InverseEvolution": lambda f: InverseEvolution("heat", 0.01, 2)(f),
     "tvflownet.flow": lambda f: tvflownet.flow(f, [0.1]),
+    "ops.grad": lambda f: ops.grad(f),                  # uint8 differences wrapped around (0 - 1 = 255)
+    "ops.laplacian": lambda f: ops.laplacian(f),
+    "ops.tv": lambda f: ops.tv(f),
 }
 
 

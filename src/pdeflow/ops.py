@@ -183,7 +183,7 @@ def grad(u: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int |
              [1., 2., 0.]]])
     """
     n, h = spatial_axes(ndim, spacing, "grad")
-    u = check_tensor(u, "grad: u")
+    u = check_float(u, "grad: u")   # integers would wrap around (uint8) or truncate
     if n == 2:
         if u.dim() < 2:
             raise UserInputError(f"grad: u must have at least 2 dimensions (..., H, W), got shape {tuple(u.shape)}")
@@ -240,7 +240,7 @@ def div(p: torch.Tensor, *, zero_edges: bool = False, spacing=None, ndim: int | 
     True
     """
     n, h = spatial_axes(ndim, spacing, "div")
-    p = check_tensor(p, "div: p")
+    p = check_float(p, "div: p")   # integers would wrap around (uint8) or truncate
     if n == 3:
         return _div3(p, zero_edges, h)
     if p.dim() < 3 or p.shape[-3] != 2:
@@ -315,7 +315,7 @@ def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torc
             [ 0.,  1.,  0.]])
     """
     n, h = spatial_axes(ndim, spacing, "laplacian")
-    u = check_tensor(u, "laplacian: u")
+    u = check_float(u, "laplacian: u")   # integers would wrap around (uint8) or truncate
     if n == 3 or h is not None:
         return _laplacian_weighted(u, n, h)
     if u.dim() < 2:
@@ -396,7 +396,7 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
               [3., 0.]]]])
     """
     n, _ = spatial_axes(ndim, None, "gradient_norm")
-    g = check_tensor(g, "gradient_norm: g")
+    g = check_float(g, "gradient_norm: g")   # integers would wrap around (uint8) or truncate
     if g.dim() < n + 2 or g.shape[-n - 1] != n:
         raise UserInputError(f"gradient_norm: g must have shape (..., C, {n}, {', '.join('DHW'[3 - n:])}) "
                              f"(a gradient field of a (C, ...) image), got {tuple(g.shape)}")
@@ -622,7 +622,7 @@ def tv_eps(u: torch.Tensor, eps: float, *, channelwise: bool = False, zero_edges
     tensor([8.])
     """
     n, h = spatial_axes(ndim, spacing, "tv")
-    x, nd = as_batch(u, ndim=n)
+    x, nd = as_batch(check_float(u), ndim=n)
     out = batch_sum(gradient_norm(grad(x, zero_edges=zero_edges, spacing=h, ndim=n), channelwise=channelwise,
                                   eps=eps, ndim=n))
     if h is not None:
