@@ -365,11 +365,10 @@ def ssim(
     # The local variances are differences of nearly equal second moments (E[x^2] - E[x]^2), which
     # float32 resolves to only a few digits; float64 throughout makes the result that of the float64
     # computation rounded once. MPS has no float64: there the computation stays in float32.
-    if x.dtype != torch.float64 and x.device.type != "mps":
-        x, y = x.double(), y.double()
+    work = torch.float64 if x.device.type != "mps" else x.dtype
     if data_range is None:
         data_range = _default_range("ssim", x, y)
-    dr = _check_data_range("ssim", data_range, x.shape[0], x)
+    dr = _check_data_range("ssim", data_range, x.shape[0], torch.empty(0, dtype=work, device=x.device))
     for name, v in (("K1", K1), ("K2", K2)):
         if isinstance(v, bool) or not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
             raise UserInputError(f"ssim: {name} must be a non-negative number, got {v!r}")
@@ -393,7 +392,7 @@ def ssim(
                                      "is set by win_size")
         if win_size is None:
             win_size = 7
-        win = torch.full((win_size,), 1.0 / win_size, dtype=x.dtype, device=x.device)
+        win = torch.full((win_size,), 1.0 / win_size, dtype=work, device=x.device)
         what = f"win_size={win_size}"
         if sample_covariance is None:
             sample_covariance = True
@@ -401,7 +400,7 @@ def ssim(
         if win_size is not None:
             raise UserInputError("ssim: win_size applies to window='uniform'; the Gaussian window's size "
                              "is set by win_sigma and truncate")
-        win = gaussian_window(win_sigma, truncate, dtype=x.dtype, device=x.device)
+        win = gaussian_window(win_sigma, truncate, dtype=work, device=x.device)
         what = f"win_sigma={win_sigma}, truncate={truncate}"
     k = win.numel()
     B, C, H, W = x.shape
@@ -424,7 +423,8 @@ def ssim(
     sums, maps = [], []
     for r0 in range(0, Hv, rows):
         r1 = min(Hv, r0 + rows)
-        band = _ssim_map(x[:, :, r0:r1 + k - 1], y[:, :, r0:r1 + k - 1], win, cov_norm, C1, C2)
+        # each band converted on its own: no float64 copy of the whole image
+        band = _ssim_map(x[:, :, r0:r1 + k - 1].to(work), y[:, :, r0:r1 + k - 1].to(work), win, cov_norm, C1, C2)
         sums.append(band.flatten(1).sum(1))
         if full:
             maps.append(band)
