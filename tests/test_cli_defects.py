@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -290,3 +291,85 @@ def test_ps_cost_scales_one_solve_by_the_modelled_costs(monkeypatch):
     assert cost["steps"] == len(schedule) and cost["exchanges"] == 64
     assert cost["seconds"] == pytest.approx(2.0 * (relative + 64))
     assert cost["seconds"] < 2.0 * (len(schedule) + 64)       # the old estimate: every step as dear as the last
+
+
+# --------------------------------------------------------------------------- 6. warnings name the flags
+
+@pytest.fixture
+def shown_warnings():
+    """Warnings shown the standard way, formatted by ``warnings.formatwarning`` onto stderr (pytest records
+    them instead)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        yield
+
+
+def test_a_flows_convergence_warning_names_its_flags(tmp_path, capsys, monkeypatch, shown_warnings):
+    tv_flow = cli_flow.tv_flow
+
+    def capped(*args, **kwargs):                    # the real solver, stopped at an iteration cap of 2
+        return tv_flow(*args, max_iter=2, **kwargs)
+
+    monkeypatch.setattr(cli_flow, "tv_flow", capped)
+    assert main([*FLOW, "--tol", "1e-5", "--out", str(tmp_path / "out")]) == 0
+    shown = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(shown) == 1 and shown[0].startswith("pdeflow flow: warning: tv_flow: "), shown
+    assert "the iteration cap 2 short of --tol 1e-05" in shown[0] and "raise the iteration cap or --tol" in shown[0]
+    assert "max_iter" not in shown[0] and "tol=" not in shown[0]
+
+
+def test_an_inpaintings_solver_warning_names_tol(tmp_path, image_and_mask, capsys, monkeypatch, shown_warnings):
+    from pdeflow.cli import inpaint as cli_inpaint
+
+    diffuse = cli_inpaint.diffuse
+    monkeypatch.setattr(cli_inpaint, "diffuse", lambda *a, **kw: diffuse(*a, max_iter=1, **kw))
+    image, mask = image_and_mask
+    assert main(["inpaint", str(image), "--mask", str(mask), "--tol", "1e-8", "--out", str(tmp_path / "o")]) == 0
+    shown = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert shown and shown[0].startswith("pdeflow inpaint: warning: diffuse: the iteration cap 1 reached before "
+                                         "--tol 1e-08"), shown
+
+
+def _train_args(*extra):
+    return build_parser().parse_args(["train", "tvflownet", "--run-dir", "r", "--ref-tol", "0.002", *extra])
+
+
+@pytest.mark.parametrize("message,worded", [
+    ("tv_flow: 1 of 4 implicit steps stopped at max_iter=50 short of tol=0.002; raise max_iter or tol",
+     "tv_flow: 1 of 4 implicit steps stopped at --ref-max-iter 50 short of --ref-tol 0.002; "
+     "raise --ref-max-iter or --ref-tol"),
+    ("tv_flow: 2 of 9 implicit steps stopped at max_iter=1000 short of tol=0.0001; raise max_iter or tol",
+     "tv_flow: 2 of 9 implicit steps stopped at --val-max-iter 1000 short of --val-tol 0.0001; "
+     "raise --val-max-iter or --val-tol"),
+    ("tv_flow: tol=1e-05 is below the round-off", "tv_flow: --grad-ref-tol 1e-05 is below the round-off"),
+    ("rof: atol=1 rtol=2 stays", "rof: atol=1 rtol=2 stays"),          # only whole names are the library's
+])
+def test_train_tvflownet_words_warnings_with_the_option_whose_value_they_quote(message, worded):
+    from pdeflow.cli import cli_wording
+
+    assert cli_wording(message, _train_args()) == worded
+
+
+def test_a_training_runs_warning_summary_names_the_flags(tmp_path, capsys, monkeypatch):
+    from pdeflow.cli import tvflownet as cli_tvflownet
+    from pdeflow.training import Run
+    from pdeflow.tv import ConvergenceWarning
+
+    def train(cfg, run_dir, **kwargs):              # a trainer whose supervised reference stops at its cap
+        w = torch.nn.Parameter(torch.zeros(()))
+        run = Run(run_dir, cfg, models={"w": torch.nn.ParameterList([w])},
+                  optimizers={"opt": torch.optim.SGD([w], lr=0.1)}, ckpt_every=100, progress_every=100)
+        for _ in run.steps(run.resume(), 2):
+            warnings.warn(f"tv_flow: 1 of 4 implicit steps stopped at max_iter={cfg.ref_max_iter} short of "
+                          f"tol={cfg.ref_tol:g}; raise max_iter or tol", ConvergenceWarning)
+        run.finish()
+        return run_dir / "none.json"
+
+    monkeypatch.setattr(cli_tvflownet, "train", train)
+    assert main(["train", "tvflownet", "--run-dir", str(tmp_path / "r"), "--ref-tol", "0.002", "--steps", "2"]) == 0
+    summary = [line for line in capsys.readouterr().err.splitlines() if "raised" in line]
+    assert summary == ["r: ConvergenceWarning raised 2 times during training (first in step 1): tv_flow: 1 of 4 "
+                       "implicit steps stopped at --ref-max-iter 50 short of --ref-tol 0.002; raise --ref-max-iter "
+                       "or --ref-tol"]

@@ -21,6 +21,9 @@ adding function. The optional ``validate`` checks argument combinations after pa
 (one line, exit status 2); every command's ``args.parser`` is its own parser. All output files go through
 :class:`Outputs`, which gives the overwrite, same-as-input and no-partial-output
 rules for free, and turns a failed write (a full disk) into one line and exit status 74.
+A warning raised while a subcommand runs is shown as one line that names the subcommand's options
+where the library's message names its arguments (``max_iter``, ``tol``): a subcommand declares them
+with ``set_defaults(warning_flags=[(argument, dest, flag), ...])`` (:func:`cli_wording`).
 
 Import rule: nothing outside ``pdeflow.cli`` imports it; a module here imports
 :mod:`~pdeflow.cli._common` and the library, never a sibling.
@@ -37,14 +40,19 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import errno  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+import warnings  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..allocator import retain_freed_memory  # noqa: E402
 from ..errors import UserInputError  # noqa: E402
+from ..training import WARNING_WORDING  # noqa: E402
 from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet  # noqa: E402
 from ._common import PROG, ArgumentParser, CLIError, Outputs, OutputWriteError  # noqa: E402
 from ._common import Terminated as _Terminated  # noqa: E402
@@ -89,6 +97,59 @@ def subcommand_group(sub, name: str, *, help: str, description: str, dest: str,
     of ``parser_class``)."""
     p = sub.add_parser(name, help=help, description=description)
     return p.add_subparsers(dest=dest, metavar=metavar, required=True, parser_class=parser_class)
+
+
+#: The library's arguments that its warnings name (``raise max_iter or tol``), and how a warning words one that
+#: the subcommand has no option for.
+_NO_OPTION = {"max_iter": "the iteration cap", "tol": "the tolerance"}
+_ARGUMENT = re.compile(r"\b(max_iter|tol)\b(?:=([^\s,;)]+))?")
+
+
+def _same_value(text: str, value) -> bool:
+    try:
+        return math.isclose(float(text), float(value), rel_tol=1e-4)
+    except (TypeError, ValueError):
+        return False
+
+
+def cli_wording(text: str, args) -> str:
+    """``text``, a library warning, with the arguments it names in the subcommand's options.
+
+    A subcommand declares its options with ``set_defaults(warning_flags=[(argument, dest, flag), ...])``:
+    ``tol=1e-05`` becomes ``--tol 1e-05``. Where several options set one argument (``train tvflownet``:
+    ``--ref-tol``, ``--val-tol``), the one whose value the text quotes is named, and a later bare ``tol`` in
+    the text means the same; an argument the subcommand has no option for is described
+    (``the iteration cap``).
+    """
+    flags = getattr(args, "warning_flags", ())
+    named: dict[str, str] = {}
+
+    def option(match: re.Match) -> str:
+        name, value = match.groups()
+        choices = [(flag, getattr(args, dest, None)) for arg, dest, flag in flags if arg == name]
+        quoted = [flag for flag, v in choices if value is not None and _same_value(value, v)]
+        if quoted:
+            named[name] = quoted[0]
+        flag = named.get(name) or (choices[0][0] if choices else None)
+        return (flag or _NO_OPTION[name]) + ("" if value is None else f" {value}")
+
+    return _ARGUMENT.sub(option, text)
+
+
+@contextlib.contextmanager
+def _warnings_worded_for(args):
+    """While a subcommand runs, a warning is shown as one line, ``PROG: warning: TEXT``, that names the
+    subcommand's options (:func:`cli_wording`), as is a training run's summary of them."""
+    def one_line(message, category, filename, lineno, line=None):
+        return f"{args.parser.prog}: warning: {cli_wording(' '.join(str(message).split()), args)}\n"
+
+    previous, warnings.formatwarning = warnings.formatwarning, one_line
+    token = WARNING_WORDING.set(lambda text: cli_wording(text, args))
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+        WARNING_WORDING.reset(token)
 
 
 def _write_failed(prog: str, path, error: OSError, note: str = "") -> int:
@@ -148,7 +209,8 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return int(args.run(args) or 0)
+        with _warnings_worded_for(args):
+            return int(args.run(args) or 0)
     except UserInputError as exc:  # CLIError included; any other exception is a bug: traceback
         print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -83,6 +83,7 @@ def _register_denoise(sub) -> None:
     g.add_argument("--max-iter", type=positive_int, default=DENOISE["max_iter"],
                    help=f"iteration cap per lambda (default {DENOISE['max_iter']})")
     add_compute_args(p)
+    p.set_defaults(warning_flags=[("max_iter", "max_iter", "--max-iter"), ("tol", "tol", "--tol")])
     add_volume_args(inputs, add_output_args(p))
 
 

@@ -213,6 +213,7 @@ def _add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, tol: float, 
     """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver, computation, output, and
     ``--save-npy`` writing ``npy`` (the raw arrays, in scaled units)."""
     _add_solver_args(p, dt=dt, tol=tol)
+    p.set_defaults(warning_flags=[("tol", "tol", "--tol")])     # the solver's max_iter has no option
     add_compute_args(p)
     out = add_output_args(p)
     out.add_argument("--save-npy", action="store_true", help=f"also write {npy}, in scaled units")

@@ -104,6 +104,7 @@ def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool 
 
 
 def add_compute_args(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(warning_flags=[("tol", "tol", "--tol")])
     g = p.add_argument_group("computation")
     g.add_argument("--tol", type=positive_float, default=DIFFUSE_TOL,
                    help="relative residual of each diffusion inpainting (default "

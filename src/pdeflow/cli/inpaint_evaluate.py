@@ -80,6 +80,7 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help=f"NLPE candidates (default {d['nlpe_candidates']})")
     g.add_argument("--metric", choices=("mae", "mse"), default=d["metric"],
                    help=f"error PS and NLPE minimise (default {d['metric']}, as the paper)")
+    p.set_defaults(warning_flags=[("tol", "tol", "--tol")])
     g.add_argument("--tol", type=positive_float, default=d["tol"],
                    help=f"diffusion solver tolerance (default {d['tol']:g})".replace("e-0", "e-"))
     o = p.add_argument_group("computation and output")

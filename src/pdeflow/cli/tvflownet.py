@@ -97,6 +97,7 @@ def add_train_parser(train_sub) -> None:
                     validate=_check_train)
     extra = trainer_options("torch device (default: cuda:LOCAL_RANK if CUDA is available, else cpu)")
     add_config_options(p, TrainConfig, _TRAIN_LAYOUT, types={"crop": _crop, "json": _kwargs}, extra=extra)
+    p.set_defaults(warning_flags=_TRAIN_WARNING_FLAGS)
 
 
 def config_from_args(args):
@@ -250,6 +251,12 @@ def _table(text: str) -> int:
     return v
 
 
+#: The reference solves of ``train tvflownet`` (supervised, validation, gradient) and their options, for warnings.
+_TRAIN_WARNING_FLAGS = [("max_iter", "ref_max_iter", "--ref-max-iter"), ("tol", "ref_tol", "--ref-tol"),
+                        ("max_iter", "val_max_iter", "--val-max-iter"), ("tol", "val_tol", "--val-tol"),
+                        ("tol", "grad_ref_tol", "--grad-ref-tol")]
+
+
 def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     """Register ``tvflownet`` on the subparsers of ``pdeflow evaluate``; returns its parser."""
     p = add_command(evaluate_sub, "tvflownet", _run_evaluate,
@@ -311,6 +318,7 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
                         "exact for the discrete flow) or 'square' (8 flips and quarter turns)")
     r = p.add_argument_group("reference solver")
     r.add_argument("--dt", type=positive_float, default=0.01, help="implicit Euler step (default 0.01)")
+    p.set_defaults(warning_flags=[("tol", "tol", "--tol")])
     r.add_argument("--tol", type=positive_float, default=1e-5,
                    help="relative duality gap of each ROF step (default 1e-5)")
     r.add_argument("--solver", default="fgp", help="ROF method (default fgp)")

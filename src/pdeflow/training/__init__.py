@@ -108,6 +108,7 @@ from .distributed import (
     wrap_ddp,
 )
 from .run import (
+    WARNING_WORDING,
     CpuClock,
     Run,
     RunConfigError,
@@ -132,5 +133,5 @@ __all__ = [
     "get_rank", "get_world_size", "broadcast_object",
     # loop helpers
     "clip_gradients", "check_finite", "cosine_factor", "Run", "RunConfigError", "CpuClock", "invoked_command",
-    "provenance",
+    "provenance", "WARNING_WORDING",
 ]

@@ -10,7 +10,8 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,12 @@ from .distributed import broadcast_object, gather_object, get_rank, get_world_si
 from .seeding import rng_state, set_rng_state
 
 __all__ = ["clip_gradients", "check_finite", "cosine_factor", "Run", "RunConfigError", "CpuClock", "invoked_command",
-           "provenance"]
+           "provenance", "WARNING_WORDING"]
+
+#: How the warnings summarised at the end of :meth:`Run.steps` are worded: ``None`` (as raised) or a function of
+#: the message text. The ``pdeflow train`` commands set it, so that a warning names their options where the
+#: library names its arguments (``--ref-max-iter`` for ``max_iter``).
+WARNING_WORDING: ContextVar[Callable[[str], str] | None] = ContextVar("WARNING_WORDING", default=None)
 
 # The loop's helpers (clipping, the learning-rate factor, the divergence check, the CPU clock, provenance) live in
 # _loop_helpers; this module is the run directory.
@@ -519,9 +525,11 @@ class _Report:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
 
+            wording = WARNING_WORDING.get() or str
+
             def count(message, category, filename, lineno, file=None, line=None):
                 entry = self.warnings.setdefault((category.__name__, filename, lineno),
-                                                 [0, self.step, " ".join(str(message).split())])
+                                                 [0, self.step, wording(" ".join(str(message).split()))])
                 entry[0] += 1
 
             warnings.showwarning = count
