@@ -19,7 +19,7 @@ DIFFERENTIABLE = [k for k, e in REGISTRY.items() if e.wrt or e.params]
 WITH_IMAGE = [k for k, e in REGISTRY.items() if e.image]
 
 
-def _settings(n, shrink=True):
+def _settings(n, shrink=False):
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
     return settings(max_examples=n, deadline=None, derandomize=True, database=None, print_blob=False,
                     suppress_health_check=list(HealthCheck), phases=phases)

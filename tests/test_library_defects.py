@@ -214,8 +214,6 @@ def test_integer_numpy_images_are_refused_as_tensors_are():
         tvflownet.flow(np.zeros((8, 8), dtype=np.uint8), [0.1])
 
 
-@pytest.mark.xfail(strict=True, reason="diffuse checks f in pdeflow/inpaint/diffusion.py (_check_f, "
-                                       "_diffuse_volume), which should call ops.check_float")
 def test_diffuse_refuses_integer_images_by_the_one_rule():
     with pytest.raises(InputDtypeError, match="x.float"):
         pdeflow.diffuse(_U8, _mask(_U8.shape))

@@ -30,7 +30,10 @@ def _rand_u8(rng, n):
 
 
 def t(a):
-    return torch.from_numpy(np.ascontiguousarray(a))
+    """A NumPy image as pdeflow takes it: integer images converted to float64 on their own scale (pdeflow
+    refuses integer tensors; scikit-image computes them in float64 on that scale, so the values agree)."""
+    x = torch.from_numpy(np.ascontiguousarray(a))
+    return x if x.is_floating_point() else x.double()
 
 
 # --- ported ----------------------------------------------------------------------------------------
@@ -79,8 +82,10 @@ def test_dtype(dtype):
     if dtype in (torch.uint8, torch.int32):
         X = (X * 255).to(dtype)
         Y = (Y * 255).to(dtype)
-        S1 = ssim(X, Y, 255, window="uniform")
-        assert S1.dtype == torch.float64                          # integers computed in float64
+        with pytest.raises(UserInputError, match="floating-point"):   # pdeflow's one rule for integer images
+            ssim(X, Y, 255, window="uniform")
+        S1 = ssim(X.double(), Y.double(), 255, window="uniform")
+        assert S1.dtype == torch.float64
     else:
         S1 = ssim(X.to(dtype), Y.to(dtype), window="uniform")
         assert S1.dtype == (torch.float32 if dtype == torch.float16 else dtype)
@@ -130,7 +135,7 @@ def test_mssim_mixed_dtype(cam_pair):
     cam, noisy = cam_pair
     mssim = ssim(t(cam), t(noisy), 255, window="uniform")
     mixed = ssim(t(cam), t(noisy.astype(np.float32)), 255, window="uniform")
-    assert mixed.dtype == torch.float64                            # uint8 with float32: float64
+    assert mixed.dtype == torch.float64                            # float64 with float32: float64
     assert mixed.item() == pytest.approx(mssim.item(), abs=1e-7)
 
 

@@ -5,6 +5,7 @@ import torch
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from pdeflow.errors import UserInputError
 from pdeflow.metrics import mae, mse, psnr, ssim
 
 
@@ -136,11 +137,15 @@ def test_bfloat16_is_computed_in_float32(camera):
     assert abs(got.item() - ssim(x.double(), y.double()).item()) < 1e-5
 
 
-def test_integer_input_is_float64_as_skimage():
+def test_integer_input_is_refused_and_its_float64_matches_skimage():
     g = np.random.default_rng(10)
     a = g.integers(0, 256, (40, 44), dtype=np.uint8)
     b = np.clip(a.astype(int) + g.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
     x, y = torch.from_numpy(a), torch.from_numpy(b)
+    for metric in (ssim, psnr, mse, mae):
+        with pytest.raises(UserInputError, match="floating-point"):   # the library's one rule
+            metric(x, y)
+    x, y = x.double(), y.double()     # what the refusal tells a user to do, on the 0..255 scale
     for window, kw in (("gaussian", dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)),
                        ("uniform", {})):
         got = ssim(x, y, 255.0, window=window)
@@ -148,9 +153,6 @@ def test_integer_input_is_float64_as_skimage():
         assert abs(got.item() - sk(a, b, data_range=255, **kw)) < 1e-12
     p = psnr(x, y, 255.0)
     assert p.dtype == torch.float64 and abs(p.item() - peak_signal_noise_ratio(a, b, data_range=255)) < 1e-10
-    assert mse(x, y).dtype == torch.float64
-    assert psnr(x, y.double(), 255.0).dtype == torch.float64
-    assert psnr(x, y.float(), 255.0).dtype == torch.float64  # as numpy's uint8 + float32 -> float64
 
 
 def test_window_argument_errors():

@@ -6,7 +6,9 @@ shape ``(B,)``, and a 2-D or 3-D input gives a 0-d tensor. The result is on
 the device of the inputs, in the dtype they are computed in, as scikit-image
 computes: float32 and float64 inputs as they are (promoted to the wider of
 the two), float16 and bfloat16 in float32 (their products and sums overflow
-or lose digits in half precision), and integer or bool inputs in float64.
+or lose digits in half precision).  Integer and bool images are refused, as
+everywhere in pdeflow (:func:`pdeflow.ops.check_float`): convert them first,
+e.g. ``x.double()`` with ``data_range=255`` on the 8-bit scale.
 :func:`ssim` is the exception in how it computes, not in what it returns: it
 computes in float64 whatever the input (its local variances cancel digits
 that float32 does not have) and returns the dtype above, so a float32 SSIM is
@@ -38,6 +40,7 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
+from . import ops
 from .errors import UserInputError
 from .ops import correlate1d
 
@@ -61,6 +64,7 @@ def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
     whether the input was batched (4-D)."""
     x, y = _as_tensor(name, "x", x), _as_tensor(name, "y", y)
     for arg, t in (("x", x), ("y", y)):
+        ops.check_float(t, f"{name}: {arg}")      # the library's one rule for integer images
         if t.device.type == "meta":
             raise UserInputError(f"{name}: {arg} is on the 'meta' device, which holds no values")
         if t.dim() not in (2, 3, 4):
@@ -343,7 +347,7 @@ def ssim(
     float64, in float32): each local variance is a difference of two nearly
     equal second moments, which float32 resolves to a few significant digits
     only. The result is then returned in the input's dtype (float32 for half
-    precision, float64 for integers; see the module docstring), so a float32
+    precision; see the module docstring), so a float32
     SSIM agrees with the float64 SSIM of the same values to float32 rounding.
     Invalid window arguments (a non-positive ``win_sigma`` or ``truncate``, an
     even ``win_size``, an argument of the other window) raise UserInputError

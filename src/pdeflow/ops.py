@@ -373,7 +373,7 @@ def batch_sum(x: torch.Tensor, keep: int = 1) -> torch.Tensor:
     >>> batch_sum(torch.ones(2, 3, 4, 5))
     tensor([60., 60.])
     """
-    x = check_tensor(x, "batch_sum: x")
+    x = check_float(x, "batch_sum: x")
     return x.reshape(*x.shape[:keep], -1).sum(-1) if x.dim() > keep else x
 
 
@@ -385,6 +385,9 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     ``(B, 1, H, W)``; otherwise ``(B, C, H, W)``. With ``ndim=3`` the field is
     ``(B, C, 3, D, H, W)`` and the result ``(B, 1 or C, D, H, W)``. The field is
     taken as it is (a :func:`grad` with ``spacing`` has already divided by it).
+    Differentiable; with ``eps = 0`` the derivative at a zero gradient is taken
+    as 0 (the subgradient of least norm), so :func:`tv` has a finite gradient
+    on images with flat regions.
 
     Examples
     --------
@@ -403,7 +406,14 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     sq = (g * g).sum(-n - 1)
     if not channelwise:
         sq = sq.sum(-n - 1, keepdim=True)
-    return torch.sqrt(sq + eps * eps) if eps else torch.sqrt(sq)
+    if eps:
+        return torch.sqrt(sq + eps * eps)
+    if sq.requires_grad:
+        # |g| is not differentiable at g = 0: take the subgradient of least norm, 0 (sqrt's derivative there is
+        # inf, and inf * 0 would make the whole gradient NaN)
+        pos = sq > 0
+        return torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+    return torch.sqrt(sq)
 
 
 def as_batch(u: torch.Tensor, name: str = "u", ndim: int = 2) -> tuple[torch.Tensor, int]:

@@ -203,6 +203,8 @@ def _write_combined(args, combine, sources_key: str) -> int:
     outputs = Outputs(stem.parent, names, overwrite=args.overwrite)
     try:
         model = combine(args.models, args.weights)
+    except FileNotFoundError as exc:        # a model file that is not there (also a UserInputError)
+        raise CLIError(f"argument MODEL: cannot load: {exc}") from None
     except UserInputError:
         raise                               # names its argument (models, weights)
     except LOAD_ERRORS as exc:              # a model that does not load

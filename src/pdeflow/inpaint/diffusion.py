@@ -128,9 +128,7 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
 
 
 def _check_f(f, who: str, *, finite: bool = True) -> torch.Tensor:
-    f = ops.check_tensor(f, f"{who}: f")
-    if not f.is_floating_point():
-        raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
+    f = ops.check_float(f, f"{who}: f")     # the library's one rule for integer images
     f4 = ops.as_batch(f, f"{who}: f")[0]
     if f4.shape[-1] < 2 or f4.shape[-2] < 2:
         raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
@@ -226,9 +224,7 @@ def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool
 def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous):
     """:func:`diffuse` for volumes (``nd = 3``) and for images with a non-unit spacing (as volumes of depth 1)."""
     who = "diffuse"
-    f = ops.check_tensor(f, f"{who}: f")
-    if not f.is_floating_point():
-        raise TypeError(f"{who}: f must be a floating-point tensor (float32 or float64), got {f.dtype}")
+    f = ops.check_float(f, f"{who}: f")     # the library's one rule for integer images
     if not isinstance(continuous, bool):
         raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
     if nd == 3:

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 from ..ops import batch_sum
 from ..threads import auto_threads
@@ -257,7 +258,7 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
             u = torch.as_tensor(u)
         except (TypeError, ValueError, RuntimeError):
             raise UserInputError(f"u must be a tensor of frames (T, ...), got {type(u).__name__}") from None
-        u = u if u.is_floating_point() else u.double()
+    u = ops.check_float(u, "u")      # the library's one rule for integer images
     if u.device.type == "meta":
         raise UserInputError("u is on the 'meta' device, which holds no values")
     if u.numel() == 0:

@@ -232,7 +232,7 @@ def time_derivative(
     >>> u_t.unique()
     tensor([-1.])
     """
-    u0 = ops.check_tensor(u0, "u0")
+    u0 = ops.check_float(u0, "u0")
     if u0.dim() != 4:
         raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
     tt = _as_time_tensor(t, u0)

@@ -134,7 +134,7 @@ def time_image(t, u0: torch.Tensor) -> torch.Tensor:
     >>> tau.shape, tau[:, 0, 0, 0]
     (torch.Size([2, 1, 4, 5]), tensor([0.1000, 0.7000]))
     """
-    u0 = ops.check_tensor(u0, "u0")
+    u0 = ops.check_float(u0, "u0")
     if u0.dim() != 4:
         raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
     B, _, H, W = u0.shape
@@ -220,7 +220,7 @@ def zero_border(phi: torch.Tensor, width: int = 1) -> torch.Tensor:
             [0., 1., 1., 0.],
             [0., 0., 0., 0.]])
     """
-    phi = ops.check_tensor(phi, "phi")
+    phi = ops.check_float(phi, "phi")
     if width <= 0:
         return phi
     return phi * _border_mask(phi.shape[-2], phi.shape[-1], width, phi)
