@@ -93,13 +93,13 @@ def check_tol(tol, dtype: torch.dtype, who: str) -> None:
     but the iterate itself carries float32 round-off)."""
     if isinstance(tol, (int, float)) and 0 < tol < 4 * torch.finfo(dtype).eps:
         warnings.warn(f"{who}: tol={tol:g} is below the round-off of {dtype} (eps {torch.finfo(dtype).eps:.2g}); "
-                      f"the solve will stop at its round-off floor above tol (solve in float64 for tighter gaps)",
+                      f"the solve will stop at its round-off floor above tol (precision='float64' iterates in float64)",
                       ConvergenceWarning, stacklevel=4)
 
 
 def short_message(who: str, n: int, total: int, what: str, gap: float, tol: float, max_iter: int,
                    dtype: torch.dtype, at_max_iter: int | None = None) -> str:
-    hint = "" if dtype == torch.float64 else ", or solve in float64 (lower precisions may not resolve such gaps)"
+    hint = "" if dtype == torch.float64 else ", or precision='float64' (float32 iterations may not resolve such gaps)"
     at_max_iter = n if at_max_iter is None else at_max_iter
     if at_max_iter == n:
         where = f"stopped at max_iter={max_iter}"
@@ -107,5 +107,8 @@ def short_message(who: str, n: int, total: int, what: str, gap: float, tol: floa
         where = f"stopped at the round-off floor of {dtype}"
     else:
         where = f"stopped at max_iter={max_iter} ({at_max_iter}) or at the round-off floor of {dtype}"
+    # ||u - u*|| <= sqrt(2 gap P): a gap g instead of tol loosens that bound by sqrt(g / tol)
+    factor = (gap / tol) ** 0.5 if tol > 0 and gap == gap else float("nan")
     return (f"{who}: {n} of {total} {what} {where} short of tol={tol:g} "
-            f"(largest relative duality gap reached: {gap:.2g}); raise max_iter or tol{hint}")
+            f"(largest relative duality gap reached: {gap:.2g}, so the error bound is up to {factor:.2g}x the "
+            f"one tol gives); raise max_iter or tol{hint}")

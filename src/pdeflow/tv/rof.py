@@ -193,8 +193,8 @@ def rof(
         ``f``'s dtype (float32 for float16 and bfloat16), faster per iteration
         but unable to certify small gaps: in float32 the round-off of the dual
         field enters ``u = f + lam div p`` multiplied by ``lam``, and the gap
-        and the derivative read ``grad u`` (see the accuracy page of the
-        documentation for what float32 reaches).
+        and the derivative read ``grad u`` (the results page "Accuracy in
+        float32" says what float32 reaches).
 
     Returns
     -------
