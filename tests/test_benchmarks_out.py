@@ -129,3 +129,13 @@ def test_the_experiments_helper_names_its_folder_in_command_txt(tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "command.txt").read_text() == "python experiments/probe.py --x 1\n"
+
+
+def test_float32_accuracy_benchmark_runs_at_smoke_size(tmp_path):
+    # maintained: float32 against float64 for the TV solvers, values and gradients (its exit status is 1 when
+    # the float32 and float64 gradients disagree)
+    r = subprocess.run([sys.executable, str(BENCH / "float32_accuracy.py"), "--smoke", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=BENCH, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = (tmp_path / "o" / "float32_accuracy.md").read_text()
+    assert "| rof | fgp lam=1e+06 |" in table and "| tv_flow |" in table and "ok/ok" in table
