@@ -268,3 +268,22 @@ def test_compiled_flow_matches_the_uncompiled_one(natural, monkeypatch, channels
         pytest.skip("torch.compile does not work here")
     ref = tv_flow(x, [0.05, 0.1], dt=0.01, tol=1e-6, channelwise=channelwise)
     assert (u - ref).abs().max() < 1e-4  # same iterates up to float32 round-off (stops may move by a check)
+
+
+@pytest.mark.parametrize("method", ["explicit", "lagged"])
+def test_times_requiring_grad_are_refused_where_the_scheme_gives_no_gradient(method):
+    # the implicit flow differentiates with respect to the times; the regularised schemes dropped that gradient
+    from pdeflow.errors import UserInputError
+    t = torch.tensor([0.05], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(UserInputError, match=r"^times requires grad, but method="):
+        tv_flow(torch.rand(1, 1, 8, 8, dtype=torch.float64, requires_grad=True), t, dt=0.01, method=method)
+
+
+def test_times_gradient_of_a_float32_flow_is_the_float64_one():
+    u0 = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    grads = []
+    for dtype in (torch.float32, torch.float64):
+        t = torch.tensor([0.055], dtype=dtype, requires_grad=True)   # exact in float32, off the step grid
+        u = tv_flow(u0.to(dtype), t, dt=0.01)
+        grads.append(float(torch.autograd.grad((u.double() * u0).sum(), t)[0]))
+    assert grads[1] != 0 and abs(grads[0] - grads[1]) <= 1e-4 * abs(grads[1])

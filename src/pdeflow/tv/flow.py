@@ -262,6 +262,11 @@ def tv_flow(
     if times_t is not None and times_t.device.type == "meta":
         raise UserInputError("times is on the 'meta' device, which holds no values")
     need_grad = torch.is_grad_enabled() and (u0.requires_grad or times_t is not None)
+    if times_t is not None and method != "implicit":
+        # the times enter through the sizes of the implicit steps; the regularised schemes would drop their
+        # gradient silently
+        raise UserInputError(f"times requires grad, but method={method!r} is not differentiable with respect to "
+                             "the times; use method='implicit', or pass the times as floats")
     if need_grad and method == "lagged":
         raise UserInputError("method='lagged' is not differentiable (its CG solve is not); use 'implicit' "
                              "(implicit differentiation) or 'explicit'")
