@@ -4,7 +4,7 @@ The shipped mask networks' masks of ``--n`` crops of the built-in TEST photos (c
 benchmark's other crops) are refined one crop per call, as the evaluation does
 (``learned_mask(f, d, refine={"shifts": S, "rounds": R, "generator": 0})``; the fixed tile-shift seed
 makes the masks reproducible, so two versions of the package can be compared mask for mask). Every
-solve of ``pdeflow.inpaint._diffusion_solver`` is timed (CPU seconds, this single-threaded process) and
+solve of ``pdeflow.inpaint.diffusion_system`` is timed (CPU seconds, this single-threaded process) and
 classified as a probe (tol >= 1e-2), a forward or an adjoint solve (inside the autograd backward), cold
 or warm-started.
 
@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import add_output_args, open_out  # noqa: E402
-from pdeflow.inpaint import _diffusion_solver as diffusion  # noqa: E402
+from pdeflow.inpaint import diffusion_system as diffusion  # noqa: E402
 from pdeflow.inpaint.evaluation import test_images  # noqa: E402
 from pdeflow.inpaint.learned.masknet import learned_mask, load_masknet  # noqa: E402
 
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     stats = collections.defaultdict(lambda: [0, 0, 0.0])
     in_backward = [False]
-    solve0, backward0 = diffusion._System.solve, diffusion._DiffuseFunction.backward
+    solve0, backward0 = diffusion.DiffusionSystem.solve, diffusion._DiffuseFunction.backward
 
     def solve(self, b, start, tol, max_iter):
         c0 = time.process_time()
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         finally:
             in_backward[0] = False
 
-    diffusion._System.solve = solve
+    diffusion.DiffusionSystem.solve = solve
     diffusion._DiffuseFunction.backward = staticmethod(backward)
     refine = {"shifts": args.shifts, "rounds": args.rounds, "generator": 0}
     f_all, _ = test_images(args.n, 64, seed=1)

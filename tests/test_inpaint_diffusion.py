@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from _sparse_reference import spsolve_inpaint
-from pdeflow.inpaint import _diffusion_solver as dmod
 from pdeflow.inpaint import diffuse, inpainting_error, random_mask
+from pdeflow.inpaint import diffusion_system as dmod
 from pdeflow.inpaint.diffusion import SOLVERS
 from pdeflow.ops import laplacian
 
@@ -198,7 +198,7 @@ def test_cg_operator_is_the_masked_laplacian(dtype):
     m = (torch.rand(2, 1, 17, 23, generator=g) < 0.2).double()
     c = torch.where(m > 0, torch.ones_like(m), 0.9 * torch.rand(2, 1, 17, 23, generator=g, dtype=torch.float64))
     for mask, binary in ((m, True), (c, False)):
-        s = dmod._System(mask.to(dtype), "cg", binary)
+        s = dmod.DiffusionSystem(mask.to(dtype), "cg", binary)
         w = 1 - s.k.double()
         xw = x * w                                            # CG vectors are zero on the known pixels
         ref = w * (-laplacian(w * xw)) + s.k.double() * xw + (0 if binary else s.d.double() * xw)
@@ -218,7 +218,7 @@ def test_single_image_matrix_path_matches_the_batched_solver(binary):
     x = torch.randn(29, 41, generator=g, dtype=torch.float64)
     assert torch.allclose(torch.from_numpy(lap @ x.reshape(-1).numpy()).view(29, 41), laplacian(x), atol=1e-13)
     for i in range(3):   # the operator of the matrix path is apply_a on vectors zero on the mask
-        s = dmod._System(c[i:i + 1], "cg", binary)
+        s = dmod.DiffusionSystem(c[i:i + 1], "cg", binary)
         xw = s.w * x
         assert np.allclose(s.matrix(np.float64) @ xw.reshape(-1).numpy(), s.apply_a(xw).reshape(-1).numpy(),
                            rtol=0, atol=1e-12)

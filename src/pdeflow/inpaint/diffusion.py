@@ -31,7 +31,7 @@ Solvers (``solver``):
 Both run batched on the device and dtype of ``f`` (float16 and bfloat16 are
 computed in float32 and returned in their dtype). Plain CG
 (:func:`pdeflow.linalg.cg`) on a single CPU image of up to
-:data:`~pdeflow.inpaint._diffusion_solver.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
+:data:`~pdeflow.inpaint.diffusion_system.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
 Laplacian's sparse matrix instead
 (same iterates, 1.6-2.8x faster on one thread: a small tensor operation's
 dispatch costs more than its arithmetic).
@@ -56,7 +56,7 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..threads import auto_threads
-from ._diffusion_solver import default_max_iter, diffuse_recorded, diffuse_unchecked
+from .diffusion_system import default_max_iter, diffuse_recorded, diffuse_unchecked
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 

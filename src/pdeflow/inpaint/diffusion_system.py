@@ -1,7 +1,18 @@
-"""The linear system of homogeneous diffusion inpainting and its solvers (:func:`pdeflow.inpaint.diffuse`,
-whose module doc states the system): the operator for a mask, CG or multigrid-preconditioned CG on it, and
-the solve as an autograd node with the adjoint backward.  Unchecked: :func:`~pdeflow.inpaint.diffuse` checks
-its inputs; mask refinement calls these directly for its many nearby solves."""
+"""The one linear system of homogeneous diffusion inpainting (:func:`pdeflow.inpaint.diffuse`, whose module doc
+states it), its solvers and what mask methods read from it.
+
+* :class:`DiffusionSystem`: the masked Laplacian for a mask (binary or continuous), its right-hand side, CG or
+  multigrid-preconditioned CG on it, and its NumPy operator (:class:`MaskedLaplacian`) for single images;
+* :func:`diffuse_unchecked` (a solve) and :func:`diffuse_recorded` (a solve as one autograd node whose backward
+  is the adjoint solve, :func:`pdeflow.inpaint.diffuse`'s Notes);
+* :func:`binary_hierarchy` and :func:`diffuse_with_hierarchy`: a binary mask's solve preconditioned by a given
+  multigrid hierarchy, possibly that of a smaller mask (mask densification);
+* :class:`SingleImageSystem`: the forward and adjoint solves of one grey image on NumPy vectors (mask
+  refinement's many nearby solves);
+* :func:`error_map`: the squared error summed over channels, the map that densification and refinement read.
+
+Unchecked: :func:`~pdeflow.inpaint.diffuse` checks its inputs; the mask methods call these directly.
+No other module builds the masked Laplacian."""
 from __future__ import annotations
 
 import functools
@@ -23,7 +34,7 @@ MATRIX_PATH_MAX_PIXELS = 128 * 128
 
 class MaskedLaplacian:
     """``A v = -w (L v) + d v`` for vectors ``v`` (N,) that are zero on the mask: the system of
-    :class:`_System` on one image, for :func:`pdeflow.linalg.cg_matrix`.
+    :class:`DiffusionSystem` on one image, for :func:`pdeflow.linalg.cg_matrix`.
 
     The Laplacian's CSR matrix is built once per image size (:func:`laplacian_csr`), and
     the mask enters as two vectors: building a CSR matrix per mask cost more than the
@@ -42,7 +53,7 @@ class MaskedLaplacian:
         return y
 
 
-class _System:
+class DiffusionSystem:
     """The SPD system of one call: operator, preconditioner and right-hand side, for a mask
     ``c`` (Bm, Cm, H, W) with values in [0, 1] (binary: the operator of the module doc).
 
@@ -150,6 +161,7 @@ class _System:
 
 
 def warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
+    """Warn when a solve stopped at ``max_iter`` with a residual above ``tol``."""
     if bool((iters >= max_iter).any()) and bool((res > tol).any()):
         warnings.warn(f"{what}: max_iter={max_iter} reached before tol={tol:g} "
                       f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=4)
@@ -162,7 +174,7 @@ def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     """(u, iterations, residual, system) for f4 (B, C, H, W) and a mask c (Bm, Cm, H, W) (volumes:
     (B, C, D, H, W) and ``spacing3`` = (dz, dy, dx))."""
     shape = f4.shape
-    sysm = _System(c, method, binary, spacing3)
+    sysm = DiffusionSystem(c, method, binary, spacing3)
     b, z = sysm.rhs(f4)
     b = b.expand(shape).contiguous()
     start = None
@@ -249,3 +261,82 @@ def diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, 
     """
     info = {"adjoint_x0": adjoint_x0, "adjoint_tol": adjoint_tol, "spacing3": spacing3}
     return _DiffuseFunction.apply(f4, c, binary, tol, max_iter, x0, solver, info), info
+
+
+def binary_hierarchy(m: torch.Tensor) -> Multigrid:
+    """The multigrid hierarchy of the binary mask ``m`` (B, 1, H, W), for :func:`diffuse_with_hierarchy`."""
+    return Multigrid(m)
+
+
+def diffuse_with_hierarchy(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, fresh: bool, u0: torch.Tensor | None,
+                           tol: float, max_iter: int = 1000) -> torch.Tensor:
+    """Homogeneous diffusion inpainting of ``f4`` (B, C, H, W) from the binary mask ``m`` (B, 1, H, W), CG
+    preconditioned by one V-cycle of a given hierarchy ``mg``.
+
+    The unknowns ``x`` (zero on the mask) solve ``-w L x = w L (m f)``, ``w = 1 - m`` (the binary system of
+    :class:`DiffusionSystem`, the channels of an image together), from ``u0`` to the relative residual ``tol``.
+    ``mg`` is the hierarchy of ``m`` (``fresh``) or of a mask that ``m`` contains: its V-cycle is then that of
+    ``-L`` on more unknowns, and restricted to this mask's unknowns (``w V w``) it is still symmetric positive
+    definite, so a mask that grows in steps can keep one hierarchy for several of them.
+    """
+    # in place where it can be: on a 4K image every temporary is 33 MB of fresh pages
+    w = 1.0 - m
+    negw = m - 1.0
+    b = laplacian(m * f4).mul_(w)
+    x0 = None if u0 is None else u0 * w
+    # CG's residuals are zero on the mask (b's and A's rows are), so the V-cycle's input needs no masking
+    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=max_iter,
+              precond=mg.precondition if fresh else (lambda r: mg.precondition(r).mul_(w)))
+    return x.mul_(w).addcmul_(m, f4)
+
+
+def error_map(u: torch.Tensor, f4: torch.Tensor) -> torch.Tensor:
+    """The squared error ``(u - f)^2`` of an inpainting ``u`` of ``f4`` (B, C, H, W), summed over channels:
+    (B, 1, H, W)."""
+    return (u - f4).square().sum(1, keepdim=True)
+
+
+class SingleImageSystem:
+    """The systems of :class:`DiffusionSystem` for binary masks of one grey image ``f`` (1, 1, H, W), on flat
+    float64 NumPy vectors: plain CG on the Laplacian's cached CSR matrix (:func:`pdeflow.linalg.cg_matrix`),
+    without the tensor set-up around each solve (the mask as tensors, the right-hand side by a convolution,
+    autograd's node), which costs more than the few warm-started iterations of a mask search's solves.
+
+    :meth:`solve` is :func:`diffuse_unchecked` with ``solver='cg'``; :meth:`mask_gradient` is the adjoint of
+    :func:`diffuse_recorded`'s backward for a binary mask.
+    """
+
+    def __init__(self, f: torch.Tensor):
+        _, _, H, W = f.shape
+        self.H, self.W, self.N = H, W, H * W
+        self.f = f.reshape(-1).numpy()
+        self.lap = laplacian_csr(H, W, "float64")
+        self.max_iter = default_max_iter("cg", H, W)
+
+    def laplacian(self, v: np.ndarray) -> np.ndarray:
+        """The Neumann Laplacian of a flat image ``v`` (N,)."""
+        return csr_matvec(self.lap, v)
+
+    def solve(self, keep: np.ndarray, tol: float, x0: np.ndarray | None = None):
+        """``(u, system)``: the inpainting from the mask ``keep`` (N,) bool, warm-started from ``x0`` (N,);
+        ``system`` is what :meth:`mask_gradient` reuses."""
+        k = keep.astype(np.float64)
+        w = 1.0 - k
+        a = MaskedLaplacian(self.lap, -w, None)
+        b = w * self.laplacian(k * self.f)
+        x, it, res = cg_matrix(a, b, None if x0 is None else w * x0, tol=tol, max_iter=self.max_iter,
+                               return_residual=True)
+        if it >= self.max_iter and res > tol:
+            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter)
+        return x + k * self.f, (k, w, a)
+
+    def mask_gradient(self, u: np.ndarray, system, grad_u: np.ndarray, tol: float, nu0: np.ndarray | None):
+        """``(dl/dc (N,), nu)`` for ``grad_u = dl/du`` at the inpainting ``u`` of ``system``: the adjoint solve
+        (warm-started from a previous ``nu0``) and the mask derivative ``lam (f - u - L u)``."""
+        k, w, a = system
+        nu, it, res = cg_matrix(a, w * grad_u, None if nu0 is None else w * nu0, tol=tol, max_iter=self.max_iter,
+                                return_residual=True)
+        if it >= self.max_iter and res > tol:
+            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter, what="diffuse (adjoint solve)")
+        lam = nu + k * (grad_u + self.laplacian(nu))
+        return lam * (self.f - u - self.laplacian(u)), nu

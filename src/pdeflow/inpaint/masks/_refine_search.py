@@ -9,14 +9,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...linalg import cg_matrix, csr_matvec, laplacian_csr
-from .._diffusion_solver import (
+from ..diffusion_system import (
     MATRIX_PATH_MAX_PIXELS,
-    MaskedLaplacian,
+    SingleImageSystem,
     default_max_iter,
     diffuse_recorded,
     diffuse_unchecked,
-    warn_max_iter,
+    error_map,
 )
 from ._refine_loss import EPS, SSIM_WEIGHT, Loss, ssim_map
 from .dither import threshold_map, top_k_mask
@@ -99,7 +98,7 @@ def probe_costs(f, u, keep, tol, solver, tile, r, probe_tol=None):
     score = torch.where(keep, score, -1.0)
     probe = keep & (score == max3x3(score.view(B, H, W)).view(B, H * W))
     up = solve(f, keep & ~probe, max(tol, PROBE_TOL if probe_tol is None else probe_tol), solver, x0=u)
-    err = ((up - f) ** 2).sum(1).view(B, H * W)
+    err = error_map(up, f).view(B, H * W)
     return torch.where(probe, err, torch.full_like(err, math.inf))
 
 
@@ -179,42 +178,23 @@ def _np_top(v: np.ndarray, s: int):
 
 
 class _Single:
-    """The diffusion solves of :func:`refine_mask` for one grey image on flat NumPy vectors.
-
-    The same systems as :func:`~pdeflow.inpaint._diffusion_solver.diffuse_unchecked` and the adjoint of its
-    backward (binary mask, plain CG on the Laplacian's cached CSR matrix,
-    :func:`pdeflow.linalg.cg_matrix`), without the tensor set-up around each solve (the mask
-    as tensors, the right-hand side by a convolution, autograd's node): at 64 x 64 that
-    set-up cost more than the few warm-started CG iterations of a round's solves.
-    """
+    """:func:`refine_mask`'s solves and errors for one grey image on flat NumPy vectors: the diffusion system's
+    :class:`~pdeflow.inpaint.diffusion_system.SingleImageSystem` and the error of :class:`Loss` in NumPy."""
 
     def __init__(self, x: torch.Tensor, loss: "Loss"):
         _, _, H, W = x.shape
+        self.system = SingleImageSystem(x)
         self.H, self.W, self.N = H, W, H * W
-        self.x4 = x
-        self.f = x.reshape(-1).numpy()
-        self.lap = laplacian_csr(H, W, "float64")
-        self.max_iter = default_max_iter("cg", H, W)
+        self.f = self.system.f
         self.loss = loss
         if loss.metric == "masknet":   # the SSIM statistics of f and the window's band matrices, as NumPy arrays
             self.gv, self.gh = loss.gv.numpy(), loss.gh.numpy()
             self.uy, self.vy = loss.uy[0, 0].numpy(), loss.vy[0, 0].numpy()
             self.f2 = self.f.reshape(H, W)
 
-    def lmul(self, v: np.ndarray) -> np.ndarray:
-        return csr_matvec(self.lap, v)
-
     def forward(self, keep: np.ndarray, tol: float, x0: np.ndarray | None = None):
         """``(u, system)``: inpainting of the mask ``keep`` (N,) bool, warm-started from ``x0`` (N,)."""
-        k = keep.astype(np.float64)
-        w = 1.0 - k
-        a = MaskedLaplacian(self.lap, -w, None)
-        b = w * self.lmul(k * self.f)
-        x, it, res = cg_matrix(a, b, None if x0 is None else w * x0, tol=tol, max_iter=self.max_iter,
-                               return_residual=True)
-        if it >= self.max_iter and res > tol:
-            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter)
-        return x + k * self.f, (k, w, a)
+        return self.system.solve(keep, tol, x0)
 
     def error(self, u: np.ndarray):
         """``(error, dl/du function)`` of the inpainting ``u`` (N,)."""
@@ -243,15 +223,8 @@ class _Single:
         return err, gradient
 
     def gradient(self, u: np.ndarray, system, grad_u: np.ndarray, tol: float, nu0: np.ndarray | None):
-        """``(dl/dc (N,), nu)``: the adjoint solve (warm-started from ``nu0``) and the mask derivative,
-        as :class:`~pdeflow.inpaint._diffusion_solver._DiffuseFunction`'s backward for a binary mask."""
-        k, w, a = system
-        nu, it, res = cg_matrix(a, w * grad_u, None if nu0 is None else w * nu0, tol=tol, max_iter=self.max_iter,
-                                return_residual=True)
-        if it >= self.max_iter and res > tol:
-            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter, what="diffuse (adjoint solve)")
-        lam = nu + k * (grad_u + self.lmul(nu))
-        return lam * (self.f - u - self.lmul(u)), nu
+        """``(dl/dc (N,), nu)``: the adjoint solve (warm-started from ``nu0``) and the mask derivative."""
+        return self.system.mask_gradient(u, system, grad_u, tol, nu0)
 
     def probe_costs(self, u: np.ndarray, keep: np.ndarray, tol: float, score: np.ndarray,
                     probe_tol: float | None = None) -> np.ndarray:

@@ -29,9 +29,7 @@ import torch.nn.functional as F
 
 from ... import ops
 from ...errors import UserInputError
-from ...linalg import cg
-from ...multigrid import Multigrid
-from ...ops import laplacian
+from ..diffusion_system import binary_hierarchy, diffuse_with_hierarchy, error_map
 from .analytic import analytic_mask, analytic_sigma
 from .blur import gaussian_blur
 from .dither import binary_mask, n_known
@@ -115,33 +113,13 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
             fresh = mg is None or (s - 1) % REBUILD == 0
             if fresh:
                 mg = None                   # the old hierarchy freed before the new one is built
-                mg = Multigrid(m)
-            u = _inpaint(f4, m, mg, fresh, u, float(tol))
-            e = (u - f4).square().sum(1, keepdim=True)
+                mg = binary_hierarchy(m)
+            u = diffuse_with_hierarchy(f4, m, mg, fresh, u, float(tol))
+            e = error_map(u, f4)
             if sigma > 0:
                 e = gaussian_blur(e, float(sigma))
             m = _add_at_maxima(m, e, add)
     return ops.unbatch(m.to(f.dtype), f.dim())
-
-
-def _inpaint(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, fresh: bool, u0: torch.Tensor | None,
-             tol: float) -> torch.Tensor:
-    """Homogeneous diffusion inpainting of ``f4`` (B, C, H, W) from the binary mask ``m`` (B, 1, H, W): the unknowns
-    ``x`` (zero on the mask) solve ``-w L x = w L (m f)``, ``w = 1 - m`` (the system of
-    :func:`~pdeflow.inpaint.diffuse`, the channels of an image together), by CG from ``u0`` to the relative residual
-    ``tol``, preconditioned by one V-cycle of ``mg``: the hierarchy of ``m`` (``fresh``) or of a mask it contains.
-    Of a smaller mask, the V-cycle is that of ``-L`` on more unknowns: restricted to this mask's unknowns
-    (``w V w``) it is still symmetric positive definite, and close enough that CG takes one or two more
-    iterations, which cost less than a new hierarchy."""
-    # in place where it can be: on a 4K image every temporary is 33 MB of fresh pages
-    w = 1.0 - m
-    negw = m - 1.0
-    b = laplacian(m * f4).mul_(w)
-    x0 = None if u0 is None else u0 * w
-    # CG's residuals are zero on the mask (b's and A's rows are), so the V-cycle's input needs no masking
-    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=1000,
-              precond=mg.precondition if fresh else (lambda r: mg.precondition(r).mul_(w)))
-    return x.mul_(w).addcmul_(m, f4)
 
 
 def _start_mask(f, f4: torch.Tensor, density: float, start: float, mask, k: int, who: str) -> torch.Tensor:
