@@ -24,7 +24,7 @@ import torch
 
 from _results import add_output_args, open_out  # benchmarks/_results.py
 from pdeflow.tv.rof import ConvergenceWarning
-from pdeflow.tvflownet.models import build_model
+from pdeflow.tvflownet.architectures import build_model
 from pdeflow.tvflownet.train import (
     TrainConfig,
     open_data,

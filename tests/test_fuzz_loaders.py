@@ -166,7 +166,7 @@ def test_read_image_damaged_files(workdir, data):
 @functools.lru_cache(maxsize=None)
 def model_seeds() -> dict:
     """Tiny exported models: {kind: (safetensors bytes, json bytes, json bytes without the checksum)}."""
-    from pdeflow.tvflownet.models import build_model
+    from pdeflow.tvflownet.architectures import build_model
 
     d = Path(tempfile.mkdtemp(prefix="pdeflow-fuzz-models-"))
     torch.manual_seed(0)

@@ -25,7 +25,7 @@ def _child(code: str, **env_changes) -> dict:
 
 
 REPORT = ("import json, os, pdeflow; print(json.dumps({'policy': os.environ.get('OMP_WAIT_POLICY'), "
-          "'spins': pdeflow._OPENMP_SPINS}))")
+          "'spins': pdeflow.threads.SPINS_AT_IMPORT}))")
 
 
 def test_pdeflow_first_sets_passive_policy():
@@ -57,7 +57,7 @@ def test_other_running_threads_counts_a_spinning_process():
 
 @pytest.fixture
 def spinning(monkeypatch):
-    monkeypatch.setattr(pdeflow, "_OPENMP_SPINS", True)
+    monkeypatch.setattr(threads, "SPINS_AT_IMPORT", True)
     monkeypatch.delenv("PDEFLOW_AUTO_THREADS", raising=False)
     before = torch.get_num_threads()
     torch.set_num_threads(4)
@@ -95,7 +95,7 @@ def test_idle_machine_or_switch_off_keeps_threads(spinning, monkeypatch):
     monkeypatch.setattr(threads, "free_cores", lambda: 1)
     monkeypatch.setenv("PDEFLOW_AUTO_THREADS", "0")
     rof(torch.rand(16, 16, dtype=torch.float64), 0.1)
-    monkeypatch.setattr(pdeflow, "_OPENMP_SPINS", False)
+    monkeypatch.setattr(threads, "SPINS_AT_IMPORT", False)
     monkeypatch.delenv("PDEFLOW_AUTO_THREADS")
     rof(torch.rand(16, 16, dtype=torch.float64), 0.1)
     assert seen == [4, 4, 4]

@@ -26,7 +26,18 @@ def _python(code: str, env: dict | None = None) -> str:
 def test_import_pdeflow_imports_neither_torch_nor_a_subpackage():
     out = _python("import sys, json, pdeflow; "
                   "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('pdeflow', 'torch', 'numpy')))))")
-    assert json.loads(out) == ["pdeflow", "pdeflow.errors"]
+    assert json.loads(out) == ["pdeflow", "pdeflow.errors", "pdeflow.threads"]
+
+
+def test_every_public_module_is_an_attribute_of_a_fresh_import():
+    """``import pdeflow; pdeflow.models`` works for every public module and subpackage (not the command)."""
+    root = os.path.dirname(os.path.abspath(pdeflow.__file__))
+    names = sorted(n.removesuffix(".py") for n in os.listdir(root)
+                   if not n.startswith(("_", ".")) and (n.endswith(".py") or os.path.isdir(os.path.join(root, n)))
+                   and n != "cli")
+    assert {"models", "multigrid", "tv"} <= set(names)
+    out = _python(f"import pdeflow; print([getattr(pdeflow, n).__name__ for n in {names!r}])")
+    assert out.strip() == repr([f"pdeflow.{n}" for n in names])
 
 
 def test_first_use_imports_the_subpackage():

@@ -52,7 +52,7 @@ def test_border_convention_and_the_reference_flux():
     """The reference flow's flux p has div(p) = u_t up to the edge; zeroing a 1-pixel border of it
     (edge_width=1, the paper's) loses u_t on the border rows and columns, edge_width=0 keeps it exact."""
     from pdeflow.tv import tv_flow
-    from pdeflow.tvflownet.models import zero_border
+    from pdeflow.tvflownet.architectures import zero_border
     torch.manual_seed(1)
     u0 = 5 * torch.rand(1, 1, 12, 12, dtype=torch.float64)
     _, ut, p = tv_flow(u0, [0.1], dt=0.05, tol=1e-9, max_iter=20000, return_ut=True, return_dual=True)

@@ -60,35 +60,24 @@ Images in and out, and the one error class for bad input:
 refused
 """
 import importlib as _importlib
-import os as _os
-import sys as _sys
 
 __version__ = "0.2.0"
 
-# OpenMP's default wait policy lets torch's worker threads spin between
-# parallel regions; on a busy machine (more runnable threads than cores) the
-# spinning steals the cores that torch's main thread needs and pdeflow's many
-# small per-pixel kernels run 5-20x slower. The OpenMP runtime reads
-# OMP_WAIT_POLICY once, when torch loads it, so the passive policy is set here
-# only if torch is not loaded yet (the user's own setting wins). If torch came
-# first, the policy can no longer change and `pdeflow.threads` lowers torch's
-# thread count during pdeflow's solvers instead, when the machine is busy.
-# This is one reason `import pdeflow` must not import torch itself (the names
-# below load on first use).
-_OPENMP_SPINS = (
-    "torch" in _sys.modules
-    and "OMP_WAIT_POLICY" not in _os.environ
-    and "GOMP_SPINCOUNT" not in _os.environ
-)
-if "torch" not in _sys.modules:
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's default wait policy lets torch's idle worker threads spin, which slows pdeflow's many
+# small kernels down on a busy machine; the runtime reads OMP_WAIT_POLICY once, when torch loads it.
+# So the passive policy is set here, before anything imports torch (the user's setting wins), and
+# `pdeflow.threads` adapts torch's thread count where torch came first. This is one reason
+# `import pdeflow` must not import torch itself (the names below load on first use).
+from .threads import set_wait_policy as _set_wait_policy  # noqa: E402  (torch-free)
 
-from .errors import InputDtypeError, InputFileNotFoundError, InputIsADirectoryError, UserInputError  # noqa: E402  (torch-free)
+_set_wait_policy()
+
+from .errors import InputDtypeError, InputFileNotFoundError, InputIsADirectoryError, UserInputError  # noqa: E402
 
 #: Subpackages and modules, imported on first attribute access (``pdeflow.tv``).
 _SUBMODULES = (
-    "allocator", "datasets", "iel", "inpaint", "io", "linalg", "metrics", "ops", "progress", "reporting", "rng",
-    "threads", "training", "tv", "tvflownet", "viz",
+    "allocator", "datasets", "iel", "inpaint", "io", "linalg", "metrics", "models", "multigrid", "ops", "progress",
+    "reporting", "rng", "threads", "training", "tv", "tvflownet", "viz",
 )
 #: The most-used functions, by the module that defines them (``pdeflow.rof is pdeflow.tv.rof``).
 _FUNCTIONS = {

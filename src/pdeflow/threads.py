@@ -42,13 +42,47 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import sys
 import threading
 
-import torch
+# torch is imported inside the functions: `import pdeflow` runs `set_wait_policy` from here, and the
+# policy only takes effect if torch is not loaded yet.
 
-__all__ = ["openmp_spins", "other_running_threads", "free_cores", "auto_threads"]
+__all__ = ["set_wait_policy", "SPINS_AT_IMPORT", "openmp_spins", "other_running_threads", "free_cores",
+           "auto_threads"]
 
 _local = threading.local()
+
+#: Whether torch's OpenMP threads spin while waiting: torch was imported before pdeflow, with neither
+#: ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT`` set. Recorded once, by :func:`set_wait_policy`.
+SPINS_AT_IMPORT = False
+
+
+def set_wait_policy() -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` if torch is not loaded yet, and record whether its threads spin.
+
+    ``import pdeflow`` calls it once. The user's own ``OMP_WAIT_POLICY`` wins. If torch is already
+    loaded the OpenMP runtime has read the policy, so nothing is set and :data:`SPINS_AT_IMPORT`
+    records that the pool spins (unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` was set).
+
+    Returns
+    -------
+    bool
+        :data:`SPINS_AT_IMPORT`.
+
+    Examples
+    --------
+    >>> from pdeflow import threads
+    >>> isinstance(threads.SPINS_AT_IMPORT, bool)    # recorded by ``import pdeflow``
+    True
+    """
+    global SPINS_AT_IMPORT
+    torch_loaded = "torch" in sys.modules
+    SPINS_AT_IMPORT = (torch_loaded and "OMP_WAIT_POLICY" not in os.environ
+                       and "GOMP_SPINCOUNT" not in os.environ)
+    if not torch_loaded:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return SPINS_AT_IMPORT
 
 
 def openmp_spins() -> bool:
@@ -64,9 +98,7 @@ def openmp_spins() -> bool:
     >>> isinstance(openmp_spins(), bool)
     True
     """
-    import pdeflow
-
-    return bool(getattr(pdeflow, "_OPENMP_SPINS", False)) and os.environ.get("PDEFLOW_AUTO_THREADS", "1") != "0"
+    return SPINS_AT_IMPORT and os.environ.get("PDEFLOW_AUTO_THREADS", "1") != "0"
 
 
 def other_running_threads() -> int | None:
@@ -139,6 +171,8 @@ def auto_threads(fn):
     def wrapper(*args, **kwargs):
         if getattr(_local, "active", False) or not openmp_spins():
             return fn(*args, **kwargs)
+        import torch
+
         before = torch.get_num_threads()
         n = before
         if before > 1:

@@ -30,32 +30,23 @@ Import rule: nothing outside ``pdeflow.cli`` imports it; a module here imports
 """
 from __future__ import annotations
 
-import os
+import argparse
+import contextlib
+import errno
+import math
+import re
+import signal
+import sys
+import threading
+import warnings
 
-# With an OpenMP thread pool that spins while waiting, a busy machine (another
-# process on the same cores) slows torch's small per-pixel kernels down by
-# orders of magnitude; a passive wait costs little. This only takes effect if
-# torch has not been imported yet (as when run as the `pdeflow` command, since
-# `pdeflow/__init__.py` does not import torch); the user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import errno  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import warnings  # noqa: E402
-
-from .. import __version__  # noqa: E402
-from ..allocator import retain_freed_memory  # noqa: E402
-from ..errors import UserInputError  # noqa: E402
-from ..training import WARNING_WORDING  # noqa: E402
-from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet  # noqa: E402
-from ._common import PROG, ArgumentParser, CLIError, Outputs, OutputWriteError  # noqa: E402
-from ._common import Terminated as _Terminated  # noqa: E402
+from .. import __version__
+from ..allocator import retain_freed_memory
+from ..errors import UserInputError
+from ..training import WARNING_WORDING
+from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet
+from ._common import PROG, ArgumentParser, CLIError, Outputs, OutputWriteError
+from ._common import Terminated as _Terminated
 
 __all__ = ["main", "build_parser", "Outputs", "CLIError"]
 

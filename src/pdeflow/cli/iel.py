@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..iel.experiment import ExperimentSpec, RunConfig, check_spec, run_experiment
+from ..iel.experiment import PRESETS, ExperimentSpec, RunConfig, check_spec, run_experiment
 from ..training import RunConfigError
 from ._common import (
     CLIError,
@@ -25,15 +25,6 @@ from ._common import (
 )
 
 __all__ = ["add_parsers", "PRESETS", "spec_from_args"]
-
-#: Settings of the two presets; flags given on the command line win.
-PRESETS = {
-    # minutes on one CPU core: a check that everything works, not a result
-    "small": dict(width=8, depth=5, crop=64, batch_size=8, epochs=30, steps_per_epoch=None),
-    # the runs whose results are committed (CPU-hours; minutes on a GPU)
-    "full": dict(width=16, depth=5, crop=128, batch_size=4, epochs=60, steps_per_epoch=10),
-}
-
 
 def _shard(text: str) -> tuple[int, int]:
     try:

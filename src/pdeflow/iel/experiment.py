@@ -63,7 +63,7 @@ from ..training import option
 from ._run import RESULT_FILE, RunConfig, boundary_ratio, check_config, evaluate, prepare_data, train_run, write_json
 from .datasets import SegmentationData, load_dataset
 
-__all__ = ["RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "boundary_ratio",
+__all__ = ["PRESETS", "RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "boundary_ratio",
            "ExperimentSpec", "check_spec", "plan_runs", "run_experiment", "aggregate", "RESULT_FILE"]
 
 # One run (its config, data, loop and evaluation) lives in _run; this module is the experiments: grids of runs,
@@ -84,6 +84,13 @@ def _spec_diff(saved: dict, given: dict, prefix: str = "") -> list[str]:
         fmt = lambda v: "<absent>" if v is missing else json.dumps(v)  # noqa: E731
         items.append(f"{prefix}{key}: saved {fmt(a)}, given {fmt(b)}")
     return items
+
+#: Network and training sizes of the two presets (:class:`RunConfig` fields): ``small`` is a check that
+#: everything works in minutes on one CPU core, not a result; ``full`` the setting of the committed runs.
+PRESETS = {
+    "small": dict(width=8, depth=5, crop=64, batch_size=8, epochs=30, steps_per_epoch=None),
+    "full": dict(width=16, depth=5, crop=128, batch_size=4, epochs=60, steps_per_epoch=10),
+}
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A model maps ``(u0, t)`` to ``(u, phi)`` with ``u`` the shape of ``u0``
 ``(B, C, H, W)`` and ``phi`` ``(B, C, 2, H, W)``, so that ``pdeflow.ops.div(phi)``
-has the shape of ``u`` and approximates ``u_t``.  See :mod:`.models` and
+has the shape of ``u`` and approximates ``u_t``.  See :mod:`.architectures` and
 :mod:`.loss`; :mod:`.train` trains one (``pdeflow train tvflownet``),
 :func:`load` and :func:`flow` (:mod:`.api`) use a trained one, :func:`average` and
 :func:`ensemble` combine trained ones (their weights, or their outputs: the shipped
@@ -15,11 +15,11 @@ References
 .. [1] T. G. Grossmann, S. Dittmer, Y. Korolev, C.-B. Schönlieb, "Unsupervised learning of the total
        variation flow", arXiv:2206.04406, 2022.
 """
-from . import models
+from . import architectures
 from .api import average, ensemble, flow, load, shipped_models
+from .architectures import *  # noqa: F403  (the package re-exports architectures.__all__)
 from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
-from .models import *  # noqa: F403  (the package re-exports models.__all__)
 from .symmetry import Equivariant
 from .tiled import Tiled, tiled_flow
 
@@ -35,7 +35,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    *models.__all__,
+    *architectures.__all__,
     "TVFlowLoss",
     "loss_terms",
     "time_derivative",

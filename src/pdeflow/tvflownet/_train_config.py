@@ -34,7 +34,8 @@ class TrainConfig:
                                      "config without 'arch')",
                        choices=("semiresnet", "unet", "lgd", "ensemble"))
     arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
-                               help="constructor arguments, e.g. '{{\"width\": 8}}' (see pdeflow.tvflownet.models)")
+                               help="constructor arguments, e.g. '{{\"width\": 8}}' "
+                                    "(see pdeflow.tvflownet.architectures)")
     # data
     data: str | tuple = option(("builtin",), nargs="+", metavar="DIR|builtin",
                                help="training photos, one or more sources: 'builtin' (every built-in photo of the "
@@ -209,7 +210,7 @@ def check_config(cfg: TrainConfig) -> None:
     need(isinstance(cfg.arch, str) and cfg.arch.lower().replace("-", "").replace("_", "")
          in ("semiresnet", "unet", "lgd", "ensemble"), "arch", "'semiresnet', 'unet', 'lgd' or 'ensemble'")
     need(isinstance(cfg.arch_kwargs, dict), "arch_kwargs", "a dict of constructor arguments")
-    from .models import ARCHITECTURES, Ensemble
+    from .architectures import ARCHITECTURES, Ensemble
     key = cfg.arch.lower().replace("-", "").replace("_", "")
     cls = Ensemble if key == Ensemble.arch else ARCHITECTURES[key]   # an ensemble: fine-tuned end to end
     params = [p for p in inspect.signature(cls).parameters if p != "in_channels"]

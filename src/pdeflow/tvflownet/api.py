@@ -52,7 +52,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
-from .models import Ensemble, build_model, normalised_weights, with_input_eps
+from .architectures import Ensemble, build_model, normalised_weights, with_input_eps
 
 __all__ = ["load", "average", "ensemble", "flow", "shipped_models", "DEFAULT_MODEL", "model_scale",
            "model_t_max"]
@@ -97,7 +97,7 @@ def load(name_or_path=None, *, device: str | torch.device = "cpu") -> nn.Module:
     Returns
     -------
     nn.Module
-        ``model(u0, t) -> (u, phi)`` (see :mod:`pdeflow.tvflownet.models`), with
+        ``model(u0, t) -> (u, phi)`` (see :mod:`pdeflow.tvflownet.architectures`), with
         ``model.meta`` the JSON (``config`` with ``scale`` and ``t_max``, and
         ``provenance``). The weights are checked against the JSON's checksum.
 
@@ -171,7 +171,7 @@ def average(models: Sequence, weights: Sequence[float] | None = None, *,
         (default: equal weights).
     input_eps : float, optional
         The scale of the averaged model's normalised-gradient input, as
-        :func:`~pdeflow.tvflownet.models.with_input_eps` sets it (default: the
+        :func:`~pdeflow.tvflownet.architectures.with_input_eps` sets it (default: the
         sources' own), recorded in the provenance.
     device : torch device
 
@@ -220,7 +220,7 @@ def _with_input_eps(model: nn.Module, input_eps: float | None) -> nn.Module:
 def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
              phi_weights: Sequence[float] | None = None, input_eps: float | None = None,
              device: str | torch.device = "cpu") -> nn.Module:
-    """A weighted mean of trained TVflowNETs' outputs (an :class:`~pdeflow.tvflownet.models.Ensemble`).
+    """A weighted mean of trained TVflowNETs' outputs (an :class:`~pdeflow.tvflownet.architectures.Ensemble`).
 
     Unlike :func:`average`, the models may be of different architectures: each runs,
     and ``u`` and ``phi`` are the weighted means of theirs (one network call per
@@ -239,7 +239,7 @@ def ensemble(models: Sequence, weights: Sequence[float] | None = None, *,
         ``u`` on ``weights`` only, so each can be chosen on its own tables.
     input_eps : float, optional
         The scale of every member's normalised-gradient input, as
-        :func:`~pdeflow.tvflownet.models.with_input_eps` sets it (default: the
+        :func:`~pdeflow.tvflownet.architectures.with_input_eps` sets it (default: the
         members' own), recorded in the provenance.
     device : torch device
 
@@ -398,7 +398,7 @@ def flow(
         device and dtype. Differentiable with respect to ``u0`` when it requires
         grad (autograd through the model and its wrappers; for the shipped
         ``default``, whose normalised-gradient input has ``input_eps = 0.1``, a
-        gradient of the flow's accuracy, see :func:`~pdeflow.tvflownet.models.with_input_eps`);
+        gradient of the flow's accuracy, see :func:`~pdeflow.tvflownet.architectures.with_input_eps`);
         otherwise run under ``torch.no_grad``.
 
     Examples

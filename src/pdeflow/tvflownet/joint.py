@@ -38,8 +38,8 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
+from .architectures import normalised_gradient, zero_border
 from .loss import loss_terms
-from .models import normalised_gradient, zero_border
 
 __all__ = ["joint_optimise", "paper_iterations", "time_difference", "PAPER_ITERATIONS"]
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import UserInputError
 from .api import flow, load
-from .models import LGD, Ensemble, SemiResNet, UNet, project_unit_ball, time_image, zero_border
+from .architectures import LGD, Ensemble, SemiResNet, UNet, project_unit_ball, time_image, zero_border
 
 __all__ = ["tiled_flow", "Tiled", "receptive_radius"]
 

@@ -196,8 +196,8 @@ from ._train_loss import (
     supervised_steps,
     unsupervised_loss_fn,
 )
+from .architectures import build_model
 from .evaluate import PSNR_CAP
-from .models import build_model
 
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
            "flowed_inputs", "synthetic_images", "augment", "supervised_reference", "supervised_loss",
