@@ -13,8 +13,8 @@ Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module 
 
 Adding a subcommand: in the pillar's module, a function adds it with
 ``add_command(sub, NAME, _run_NAME, help=..., examples=[...], validate=_check_NAME)``
-(:func:`pdeflow.cli._common.add_command`) and its options (with the shared option
-groups of :mod:`pdeflow.cli._common`); ``_run_NAME(args) -> int`` calls the library and
+(:func:`pdeflow.cli._arguments.add_command`) and its options (with the shared option
+groups of :mod:`pdeflow.cli._arguments`); ``_run_NAME(args) -> int`` calls the library and
 its docstring is the command's ``--help`` description; :func:`build_parser` calls the
 adding function. The optional ``validate`` checks argument combinations after parsing
 (call ``args.parser.error(...)``); raise :class:`CLIError` for user errors found later
@@ -25,8 +25,10 @@ A warning raised while a subcommand runs is shown as one line that names the sub
 where the library's message names its arguments (``max_iter``, ``tol``): a subcommand declares them
 with ``set_defaults(warning_flags=[(argument, dest, flag), ...])`` (:func:`cli_wording`).
 
-Import rule: nothing outside ``pdeflow.cli`` imports it; a module here imports
-:mod:`~pdeflow.cli._common` and the library, never a sibling.
+Import rule: nothing outside ``pdeflow.cli`` imports it; a subcommand module imports the shared
+plumbing (the private modules here, one per concept: ``_errors``, ``_arguments``, ``_outputs``,
+``_inputs``, ``_training``) and the library, never another subcommand module; the plumbing imports no
+subcommand module.
 """
 from __future__ import annotations
 
@@ -45,8 +47,10 @@ from ..allocator import retain_freed_memory
 from ..errors import UserInputError
 from ..training import WARNING_WORDING
 from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet
-from ._common import PROG, ArgumentParser, CLIError, Outputs, OutputWriteError
-from ._common import Terminated as _Terminated
+from ._arguments import ArgumentParser
+from ._errors import PROG, CLIError, OutputWriteError
+from ._errors import Terminated as _Terminated
+from ._outputs import Outputs
 
 __all__ = ["main", "build_parser", "Outputs", "CLIError"]
 

@@ -17,27 +17,27 @@ import torch
 
 from .. import viz
 from ..tv import ConvergenceWarning, rof
-from ._common import (
-    PROG,
-    SIZE_HELP,
-    VOLUME_HELP,
-    Outputs,
+from ._arguments import (
     add_command,
     add_compute_args,
     add_output_args,
-    add_volume_args,
     check_compute,
+    positive_float,
+    positive_int,
+    setup_compute,
+)
+from ._errors import PROG
+from ._inputs import (
+    SIZE_HELP,
+    VOLUME_HELP,
+    add_volume_args,
     check_nd_solver,
     check_volume_args,
     load_input,
     load_volume,
-    positive_float,
-    positive_int,
     print_spacing,
-    report_written,
-    setup_compute,
-    time_labels,
 )
+from ._outputs import Outputs, report_written, time_labels
 
 __all__ = ["add_parsers", "DENOISE"]
 

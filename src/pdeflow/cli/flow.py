@@ -30,30 +30,29 @@ from ..errors import UserInputError
 from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
 from ..tv.flow import check_times
 from ..tvflownet.symmetry import DihedralMean
-from ._common import (
-    DEFAULT_BUILTIN,
-    PROG,
-    SIZE_HELP,
-    VOLUME_HELP,
-    CLIError,
-    Outputs,
+from ._arguments import (
     add_command,
     add_compute_args,
     add_output_args,
-    add_volume_args,
     check_compute,
+    nonneg_floats,
+    positive_float,
+    positive_int,
+    setup_compute,
+)
+from ._errors import PROG, CLIError
+from ._inputs import (
+    DEFAULT_BUILTIN,
+    SIZE_HELP,
+    VOLUME_HELP,
+    add_volume_args,
     check_nd_solver,
     check_volume_args,
     load_input,
     load_volume,
-    nonneg_floats,
-    positive_float,
-    positive_int,
     print_spacing,
-    report_written,
-    setup_compute,
-    time_labels,
 )
+from ._outputs import Outputs, report_written, time_labels
 
 __all__ = ["add_parsers", "add_demo_parser", "DEMO"]
 

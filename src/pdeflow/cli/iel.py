@@ -13,16 +13,9 @@ import torch
 from ..errors import UserInputError
 from ..iel.experiment import PRESETS, ExperimentSpec, RunConfig, check_spec, run_experiment
 from ..training import RunConfigError
-from ._common import (
-    CLIError,
-    add_command,
-    add_config_options,
-    check_device,
-    check_writable_dir,
-    config_kwargs,
-    nonneg_float,
-    positive_int,
-)
+from ._arguments import add_command, add_config_options, check_device, config_kwargs, nonneg_float, positive_int
+from ._errors import CLIError
+from ._outputs import check_writable_dir
 
 __all__ = ["add_parsers", "PRESETS", "spec_from_args"]
 

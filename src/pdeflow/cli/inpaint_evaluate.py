@@ -15,7 +15,9 @@ import torch
 from ..inpaint.evaluation import METHODS, evaluate, report
 from ..inpaint.learned import gan
 from ..inpaint.masks.refine import refine_options
-from ._common import CLIError, Outputs, add_command, density, positive_float, positive_int, ssim_size
+from ._arguments import add_command, density, positive_float, positive_int, ssim_size
+from ._errors import CLIError
+from ._outputs import Outputs
 
 __all__ = ["add_evaluate_parser"]
 

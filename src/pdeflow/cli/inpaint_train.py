@@ -21,18 +21,8 @@ from ..inpaint.training import masknet as tm
 from ..inpaint.training import residual as tr
 from ..inpaint.training.wgan import TrainConfig, check_config, train
 from ..models import shipped_models
-from ._common import (
-    ArgumentParser,
-    add_command,
-    add_config_options,
-    check_data_dir,
-    check_device,
-    check_trainer_args,
-    config_error_as_argument,
-    config_kwargs,
-    run_trainer,
-    trainer_options,
-)
+from ._arguments import ArgumentParser, add_command, add_config_options, check_data_dir, check_device, config_kwargs
+from ._training import check_trainer_args, config_error_as_argument, run_trainer, trainer_options
 
 __all__ = ["add_train_parsers", "config_from_args", "StagedParser"]
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .. import models as registry
-from ._common import add_command
+from ._arguments import add_command
 
 __all__ = ["add_parsers"]
 

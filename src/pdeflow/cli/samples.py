@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from .. import datasets, viz
-from ._common import Outputs, add_command, add_output_args, report_written
+from ._arguments import add_command, add_output_args
+from ._outputs import Outputs, report_written
 
 __all__ = ["add_parsers"]
 

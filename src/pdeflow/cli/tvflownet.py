@@ -29,21 +29,18 @@ from ..tvflownet.evaluate import evaluate, paper_times
 from ..tvflownet.report import report
 from ..tvflownet.symmetry import DihedralMean, flow_model
 from ..tvflownet.train import TrainConfig, check_config, data_sources, train
-from ._common import (
-    CLIError,
-    Outputs,
+from ._arguments import (
     add_command,
     add_config_options,
     check_device,
-    check_trainer_args,
-    check_writable_dir,
     config_kwargs,
     positive_float,
     positive_int,
-    run_trainer,
     ssim_size,
-    trainer_options,
 )
+from ._errors import CLIError
+from ._outputs import Outputs, check_writable_dir
+from ._training import check_trainer_args, run_trainer, trainer_options
 
 __all__ = ["add_train_parser", "add_average_parser", "add_evaluate_parser", "config_from_args"]
 
