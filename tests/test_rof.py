@@ -222,3 +222,27 @@ def test_float32_decides_ordinary_tolerances_without_float64(crop, monkeypatch):
     assert (g64 / p64).item() <= 2e-5  # tol met, to within the 2x the bound allows
     rof(f, 0.01, tol=1e-8)  # beyond what float32 resolves: verified in float64
     assert calls
+
+
+def test_float32_gradient_is_the_float64_one_on_a_camera_crop():
+    # float32 iterations gave dL/dlam = +489 against -62.08 here (wrong sign) and x.grad 8x off
+    from pdeflow.datasets import builtin_image
+    f = builtin_image("skimage/camera")[:, 200:264, 200:264].contiguous()
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        x = f.to(dtype).clone().requires_grad_(True)
+        lam = torch.tensor(0.1, dtype=torch.float32).to(dtype).requires_grad_(True)   # the same lam in both
+        (0.5 * (rof(x, lam) - 0.5).square().sum()).backward()
+        grads[dtype] = (float(lam.grad), x.grad.double())
+    (l32, g32), (l64, g64) = grads[torch.float32], grads[torch.float64]
+    assert l64 < 0 and abs(l32 - l64) <= 1e-4 * abs(l64)
+    assert float((g32 - g64).abs().max()) <= 1e-4 * float(g64.abs().max())
+
+
+def test_float32_rof_beyond_extinction_is_the_mean():
+    from pdeflow.datasets import builtin_image
+    g = builtin_image("skimage/camera")[:, 200:248, 200:248].contiguous()
+    for lam in (1e2, 1e4, 1e6):
+        r = rof(g, lam, full_output=True)
+        assert r.u.dtype == torch.float32 and int(r.iterations[0]) == 0
+        assert float((r.u.double() - g.double().mean()).abs().max()) <= 1e-7
