@@ -5,8 +5,8 @@ memory mapping and unmaps it again when it is freed. A 4K image in float32 (33 M
 threshold, one in float64 or a batch of images above it. pdeflow's iterative solvers create and free
 such tensors in every iteration (CG's search direction, the multigrid V-cycle's layouts, each operator's
 result), and every fresh mapping costs the kernel one page fault per 4 KiB page when it is first
-written. On a 4K image that is a third or more of the CPU time: `pdeflow mask`'s default (densify)
-spent 3.0 of its 7.5 CPU seconds in the kernel (docs/install.md measures it).
+written. On a 4K image that is a large share of the CPU time, spent in the kernel (docs/install.md
+shows how to see it).
 
 :func:`retain_freed_memory` has glibc serve every allocation from its heap and keep freed memory for the
 next one, so the pages are faulted in once. The cost: the process's resident memory stays at its peak

@@ -221,8 +221,8 @@ def cg_matrix(a, b: np.ndarray, x0: np.ndarray | None = None, *, tol: float = 1e
     same iterates (up to the summation order of the dot products) and stopping
     rule. For small images an iteration of :func:`cg` is about ten tensor
     operations of a few microseconds of dispatch each; here it is one SciPy
-    sparse product and four BLAS level-1 calls, about half the time at 64 x 64
-    (``experiments/inpaint_refine_profile.py``).
+    sparse product and four BLAS level-1 calls, which pays on small images where
+    dispatch dominates.
 
     Parameters
     ----------

@@ -473,8 +473,8 @@ def correlate1d(x: torch.Tensor, weights, dim: int) -> torch.Tensor:
     and the mask methods).
 
     A weighted sum of shifted slices rather than a convolution: a one-channel convolution with a 1-D kernel
-    of 9-17 taps is a slow case for the CPU convolution kernels (about 10x slower on a 4K image), while the
-    shifted sum streams through memory once per tap.
+    of 9-17 taps is a slow case for the CPU convolution kernels, while the shifted sum streams through memory
+    once per tap.
 
     Examples
     --------

@@ -5,8 +5,9 @@ Under OpenMP's default wait policy the pool's threads *spin* for a while after
 each parallel region instead of sleeping; pdeflow's solvers run many small
 per-pixel kernels, so the pool spins nearly all the time. When other processes
 also want the cores, the spinning threads take the cores that torch's main
-thread needs, and a solve runs 5-20x slower than with the passive policy
-(``benchmarks/omp_wait_policy.py`` measures it).
+thread needs, and a solve runs many times slower than with the passive
+policy (see the results page "Speed and accuracy of the solvers", section
+"Busy machines: OpenMP's wait policy").
 
 The runtime reads ``OMP_WAIT_POLICY`` once, when torch loads it. So:
 

@@ -126,7 +126,8 @@ def tv_flow(
         (intensity units) at ``t = 1`` on natural images in [0, 5], so about
         9e-4 with the defaults (README, "Accuracy and speed of the reference").
         Uniform steps are the right ones: the error is made at every step and
-        carried on, and graded steps did no better (``benchmarks/RESULTS.md``).
+        carried on, so graded steps do not help (see the results page "Speed and
+        accuracy of the solvers").
     tol : float
         Relative duality gap of each implicit step (see :func:`~pdeflow.tv.rof`);
         for ``"lagged"`` the relative CG residual.  An inexact step lags behind
@@ -145,9 +146,9 @@ def tv_flow(
         final partial step; the first step is implicit Euler).  Both keep the
         mean, are one-homogeneous and give ``u_t = div(p)`` with ``|p| <= 1``;
         BDF2 is exact wherever the trajectory is linear in time (eigenfunctions)
-        and its steps converge in fewer iterations, but its max error on natural
-        images was 0.6x Euler's at the same ``dt`` on a 64x64 crop and 1.5-2.2x
-        on a 256x256 one (``benchmarks/flow_speed.py``): it is not the default.
+        and its steps converge in fewer iterations, but on natural images its max
+        error is not reliably below Euler's at the same ``dt`` (see the results page
+        "Speed and accuracy of the solvers"): it is not the default.
     solver : str
         ROF method of the implicit steps (one of ``ROF_METHODS``).
     max_iter : int

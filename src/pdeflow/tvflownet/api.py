@@ -27,13 +27,10 @@ For images in [0, 1] and the paper's ``s = 5, T = 1`` the trained range is
 :class:`~pdeflow.tvflownet.symmetry.Equivariant`, which :func:`flow` does by
 default (``equivariant=True``; it also maps each image's range onto the
 training intensities ``[0, s]``, which makes the result exactly shift
-equivariant and one-homogeneous). With the default ensemble on the
-validation crops at the paper's protocol (50 times in [0, 0.98], images x5,
-both with the transposition mean) that took u from 48.2 / 51.6 dB (without
-the wrapper) to 54.2 / 56.5 at 32 / 96 px; ``div phi`` went from 34.1 / 35.9
-to 36.3 / 34.9. On test, ``equivariant=False`` was 0.2-0.8 dB closer in
-``div phi`` at every size: call it so for ``div phi`` (README, "The
-shift-and-contrast wrapper").
+equivariant and one-homogeneous). The wrapper makes ``u`` more accurate;
+for ``div phi`` the bare network (``equivariant=False``) is the closer one,
+so call it so where ``div phi`` is what you need (see the results page
+"TVflowNET: the paper's Tables 1-9").
 """
 from __future__ import annotations
 
@@ -374,12 +371,10 @@ def flow(
         Average the network over a group of symmetries of the grid
         (:class:`~pdeflow.tvflownet.symmetry.DihedralMean`): ``"transpose"``
         (default), the discrete flow's own symmetry (2 network calls per
-        query; with the shipped default it raised every PSNR column of the
-        paper's Tables 2, 4, 5 and 7 by 0.3-1.4 dB on test), or ``"square"``,
-        all 8 flips and quarter turns (8 calls; with an earlier default better
-        on photos, 4-7 dB worse on flat shapes, whose discrete flow is not flip
-        symmetric). ``None``:
-        the network alone, one call.
+        query), or ``"square"``, all 8 flips and quarter turns (8 calls; the
+        discrete flow is not flip symmetric, so on flat shapes this average is
+        the less accurate one). ``None``: the network alone, one call. The
+        results page "TVflowNET: the paper's Tables 1-9" compares them.
     batch_size : int
         (image, time) pairs per network call.
     return_ut : bool

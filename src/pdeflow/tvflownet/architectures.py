@@ -36,8 +36,8 @@ Common to all three (Grossmann et al. (2022) and the official constructor facts)
   discrete Dirichlet condition of the staggered dual field (it ignores
   ``phi[0]`` on the last row and ``phi[1]`` on the last column), so
   ``edge_width=0`` is the choice consistent with :mod:`pdeflow.tv`, and the
-  shipped default uses it: with ``edge_width=1`` the one-pixel border (12 %
-  of a 32x32 image) held 42 % of the U-Net's ``div phi`` error on validation;
+  shipped default uses it: with ``edge_width=1`` the one-pixel border carries
+  a share of the ``div phi`` error far above its share of the pixels;
 * for colour (``in_channels=C > 1``) the norm of ``phi`` couples the channels
   (vectorial TV, as :func:`pdeflow.ops.tv`) unless ``channelwise=True``.
 
@@ -51,8 +51,9 @@ the official constructors take an ``eps = 1e-4`` that has no other use in them.
 With that ``eps`` the input is a unit vector wherever ``u0`` is not exactly flat and jumps to zero
 where it is: its derivative is of order ``1 / eps`` at flat pixels, and so is the model's derivative
 with respect to ``u0``: autograd through a shipped model gives a gradient far larger than the
-flow's, which is nonexpansive (``benchmarks/results/tvflownet_workloads/``). ``input_eps`` (every architecture; default
-``None``: ``eps``, as the shipped weights were trained) sets the input's scale on its own: at the
+flow's, which is nonexpansive (see the results page "Speed and accuracy of the solvers").
+``input_eps`` (every architecture; default ``None``: ``eps``, as the shipped weights were trained)
+sets the input's scale on its own: at the
 scale of the intensities' differences (0.03 to 0.3 on the x5 scale) the input is a smooth
 saturation of ``grad u0`` and autograd gives the exact derivative of a model that varies on the
 image's scale. :func:`with_input_eps` makes such a copy of a trained model; the shipped ``default`` is its
@@ -776,7 +777,8 @@ def with_input_eps(model: nn.Module, input_eps: float | None) -> nn.Module:
     and is of no use, although the flow it learns is 1-Lipschitz in ``u0``. An ``input_eps`` at the
     scale of the intensities' quantisation (about 0.03 to 0.3 on the x5 scale of the shipped models)
     keeps the exact derivative of a function that varies on the scale of the image instead; the
-    forward output changes with it (``benchmarks/results/tvflownet_workloads/``). ``None``: back to ``eps``,
+    forward output changes with it (see the results page "Speed and accuracy of the solvers"). ``None``: back
+    to ``eps``,
     the behaviour the model was built with when the option did not exist. The weights, ``meta`` and
     device are copied; ``model`` is not changed.
 

@@ -49,10 +49,9 @@ stages join (a network is not an exact semigroup). Forward-mode autodiff in
 ``t`` misses those jumps, so spectral quantities (``phi(t) = t u_tt``) through
 a composing wrapper must be taken by finite differences, which see them
 (:func:`composes_in_time` tells; Table 7 of ``pdeflow evaluate tvflownet
---equivariant`` reports finite differences only). Reconstruction of ``u0``
-from the spectral transform (``lgd``, 3 test crops of 64 px): 16.5 dB by
-autodiff through the composing wrapper, 49.4 dB by finite differences through
-it, 49.2 dB by autodiff with ``compose=False`` and 48.5 dB by autodiff bare.
+--equivariant`` reports finite differences only): the reconstruction of ``u0``
+from the spectral transform by autodiff through a composing wrapper is far off,
+by finite differences through it as close as autodiff with ``compose=False``.
 
 References
 ----------
@@ -100,13 +99,9 @@ class Equivariant(_Wrapper):
         exactly the intensities it was trained on, ``[0, S]``. ``"std"``: the
         mean and ``4 * std``, which leave the extreme values of a skewed image
         (a few bright pixels on a dark ground) outside ``[0, S]``; the LGD
-        models fail there. Measured on 16 validation crops (64x64, x5) against
-        the reference flow, mean crop PSNR of ``u`` at network times 0.1-1
-        (``experiments/tvflownet_wrapper_contrast.py``): the default ensemble
-        58.9-54.5 dB with ``"range"``, 49.4-46.1 with ``"std"``, 54.8-46.7 bare
-        (its ``div phi`` 32.2-40.7, 28.8-38.5 and 30.9-40.8). ``"range"`` is
-        above ``"std"`` for every shipped model but the Semi-ResNet (0.3-1.2 dB
-        under it at these times).
+        models fail there. ``"range"`` is the more accurate for every shipped
+        model but the Semi-ResNet (see the results page "TVflowNET: the paper's
+        Tables 1-9").
     scale : float, optional
         The training intensity scale ``S``; default from the model's JSON
         (``model.meta``), else 5 (the paper's).

@@ -25,10 +25,8 @@ What a step does
    images times 5), and one flow time per crop, ``t = t_max U^t_power`` with
    ``U ~ U[0, 1)`` (uniform for the default ``t_power = 1``; a larger power
    samples the early times more often, where ``u_t`` is largest and most of
-   Table 4's ``div phi`` error lies: 54-72 % of it before t = 0.2 at 32 and
-   96 px; yet a cool-down with ``t_power = 2`` scored below the same with 1 on
-   validation in every column but Table 7's finite differences, div phi by
-   0.4-0.5 dB, ``benchmarks/results/tvflownet/dt01-c1p2/``).
+   Table 4's ``div phi`` error lies; see the results page "TVflowNET: the
+   paper's Tables 1-9" for how the shipped models were trained).
    With ``times_per_image = k > 1`` the batch holds ``batch_size / k`` crops,
    each at ``k`` times of which the first is ``t = 0`` (the official code's
    mode that replicates one image over a batch of times: ``k = batch_size``).
@@ -37,9 +35,7 @@ What a step does
    generator of its first step, their reference flow is solved once, and the
    ``R`` steps take its crop-time pairs in a shuffled order
    (:func:`reused_reference_batch`). The reference is most of a step's cost, and
-   one flow to a crop's latest time serves all its times: a step of the LGD on
-   32 px crops costs 0.20 s with ``R = 4`` against 0.47 s
-   (``benchmarks/tvflownet_ref_reuse.py``).
+   one flow to a crop's latest time serves all its times, so a step costs less.
 2. The loss of the step's phase:
 
    * ``unsupervised`` -- Grossmann et al. (2022) eq. (12) (:class:`~pdeflow.tvflownet.TVFlowLoss`):
@@ -93,37 +89,25 @@ The reference is :func:`~pdeflow.tv.tv_flow` of ``scale * crops`` at
 once per run and cached in ``<run_dir>/val_reference.pt`` (written atomically;
 recomputed if the validation settings change). The metric is the PSNR of
 ``u / scale`` against ``u_ref / scale`` with data range 1 (the paper's
-convention), over each crop's whole stack of times, capped at 100 dB (as the
+convention), over each crop's whole stack of times, capped at a PSNR of 100 (as the
 evaluation's: a flat crop stays flat, and its identity answer is exact), averaged
 over the crops.
 The exported JSON also records ``val_psnr_identity``, the PSNR of the trivial
-answer ``u(t) = u0`` on the same set (22.6 dB for the default set, whose held-out
-photo is scikit-image's page of text; 34.3 dB with ``.data/photos/opencv`` added): the
-baseline a network has to beat.
+answer ``u(t) = u0`` on the same set: the baseline a network has to beat.
 
 Reference step and iteration caps: ``ref_dt`` sets the accuracy of the
 ``u_t`` target more than anything else. ``u_t`` is the last implicit step's
 difference quotient, an average over up to ``ref_dt`` of a velocity that
 jumps whenever a level set of the image vanishes, which happens most often
-early in the flow. Measured with the evaluation's metric (the PSNR of each
-crop's stack at the paper's 50 times; 16 crops of the test photos,
-``experiments/tvflownet_targets.py --stack``), the ``u_t`` target is
-
-* 32.5 dB (32 px) and 32.9 dB (96 px) from the evaluation's reference with
-  steps of 0.05,
-* 47.2 and 45.4 dB with steps of 0.01,
-
-both at tol 1e-3 and 25 iterations per step, for at most twice the CPU time
-per crop (equal at 96 px: the smaller steps start closer to their solution). A network can hardly
-beat its target, and the tables ask for div phi >= 32 dB: hence the default
-``ref_dt = 0.01`` (it was 0.05 before; the JSON of every shipped model
-records the value it was trained with). Steps of 0.01 are
-also closer to the continuous flow, not only to the evaluation's grid:
-against steps of 0.0025, at 32 px, they score 36.9 dB, steps of 0.05 score
-29.8 dB, and the evaluation's reference itself 38.2 dB. (On flat shapes,
-whose velocity changes rarely, both steps are equally close, within the
-solver's tolerance: ``tests/test_tvflownet_train.py``.) ``u`` is accurate
-either way (64-76 dB). ``ref_max_iter``/``val_max_iter`` bound the
+early in the flow. A network can hardly beat its target, so the default
+``ref_dt = 0.01`` is finer than the evaluation's reference steps (0.05): its
+``u_t`` is closer both to the evaluation's grid and to the continuous flow,
+for at most twice the CPU time per crop (the smaller steps start closer to
+their solution). On flat shapes, whose velocity changes rarely, both steps
+are equally close, within the solver's tolerance; ``u`` is accurate with
+either. The JSON of every shipped model records the ``ref_dt`` it was
+trained with, and the results page "TVflowNET: the paper's Tables 1-9" gives
+the targets' accuracy. ``ref_max_iter``/``val_max_iter`` bound the
 iterations of each implicit step; an uncapped solve costs about twice as much
 for the same accuracy.
 
@@ -260,7 +244,7 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
 
     Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units,
     "replaced"}``; ``replaced`` is True where the cache held another set (other images: the run's earlier
-    validations measured something else). Rank 0 computes or reads it; other ranks receive it.
+    validations scored another set). Rank 0 computes or reads it; other ranks receive it.
 
     Examples
     --------

@@ -1,0 +1,124 @@
+"""Docstrings state behaviour: what a function does, its parameters, limits and references.
+
+Measurements, dated findings and the history of a decision belong to the results pages (``docs/results/``),
+which a docstring may name ("see the results page "Speed""). Every docstring in ``src/pdeflow`` is read
+with :mod:`ast` and searched for the marks of a result: a speed-up, a duration, decibels, a memory size, a
+date, the word "measured", a past comparison, a percentage gain, a path into ``benchmarks/`` or
+``experiments/``. Parameter ranges and defaults (``default 1e-6``, ``10 % known pixels``) do not match.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pdeflow
+
+ROOT = Path(pdeflow.__file__).resolve().parent
+
+#: The marks of a result or of history in a docstring, by what they find.
+PATTERNS = {
+    "a speed-up": r"\d(?:\.\d+)?(?:\s*-\s*\d+(?:\.\d+)?)?\s*x\s+(?:faster|slower|less|more|fewer|cheaper|quicker)\b",
+    "a duration": r"\d(?:\.\d+)?\s*(?:CPU[- ]|GPU[- ]|wall[- ])?(?:s|ms|seconds|minutes|hours)\b(?![-_\[(`])",
+    "decibels": r"\d(?:\.\d+)?\s*dB\b",
+    "a memory size": r"\d(?:\.\d+)?\s*[KMGT]i?B\b",
+    "a date": r"\b20\d\d-[01]\d\b",
+    "a measurement": r"\b[Mm]easured\b|\bmeasurements?\b",
+    "a past comparison": r"\bwas\b[^.]{0,60}\b(?:faster|slower|better|worse)\b|\bdid (?:no )?(?:better|worse)\b",
+    "a percentage gain": r"\d\s*%\s+(?:less|more|faster|slower|lower|higher|better|worse)\b|\bheld \d+\s*%",
+    "a results file": r"RESULTS\.md|\bbenchmarks/|\bexperiments/",
+}
+_RX = re.compile("|".join(f"(?P<g{i}>{p})" for i, p in enumerate(PATTERNS.values())))
+
+#: Docstrings that match a pattern but state behaviour, with the reason ("path::qualified name").
+BEHAVIOUR = {
+    "allocator.py::<module>": "glibc's allocation thresholds and page size: what the allocator does",
+    "allocator.py::retain_freed_memory": "the M_TRIM_THRESHOLD it sets",
+    "progress.py::WorkModel": "a worked example of the estimate (10 s of elapsed time)",
+    "training/_loop_helpers.py::_cpu_seconds": "the rounding rule of a printed duration",
+    "inpaint/_eval_report.py::errors_text": "one bit of precision is 6.02 dB: the scale of the table",
+}
+
+#: Docstrings of the modules another change of issue 62 (items 1 and 2) rewrites; they move out with it.
+ISSUE_62 = "moves with issue 62 item 1/2"
+PENDING = {key: ISSUE_62 for key in (
+    "inpaint/diffusion.py::<module>",
+    "inpaint/diffusion.py::diffuse",
+    "inpaint/learned/maskgan.py::<module>",
+    "inpaint/learned/residual.py::<module>",
+    "inpaint/masks/_refine_loss.py::Loss",
+    "inpaint/masks/_refine_loss.py::Loss._filter_t",
+    "inpaint/masks/_refine_search.py::max3x3",
+    "inpaint/masks/_refine_search.py::probe_costs",
+    "inpaint/masks/_refine_search.py::refine_single",
+    "inpaint/masks/blur.py::_cumsum_",
+    "inpaint/masks/densification.py::<module>",
+    "inpaint/masks/densification.py::_max3x3",
+    "inpaint/masks/dither.py::<module>",
+    "inpaint/masks/refine.py::<module>",
+    "inpaint/masks/refine.py::refine_mask",
+    "inpaint/masks/snapping.py::_point_neighbours",
+    "inpaint/masks/sparsification.py::nonlocal_pixel_exchange",
+    "inpaint/masks/sparsification.py::ps_cost",
+    "inpaint/training/wgan.py::<module>",
+)}
+
+
+def _docstrings(path: Path):
+    """``(qualified name, docstring)`` of the module and every class and function in ``path``."""
+    tree = ast.parse(path.read_text(), str(path))
+
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                doc = ast.get_docstring(child, clean=False)
+                if doc:
+                    yield name, doc
+                yield from walk(child, name + ".")
+
+    doc = ast.get_docstring(tree, clean=False)
+    if doc:
+        yield "<module>", doc
+    yield from walk(tree, "")
+
+
+def _marks(doc: str) -> list[str]:
+    names = list(PATTERNS)
+    return [f"{names[int(m.lastgroup[1:])]} ({m.group(0)!r})" for m in _RX.finditer(doc)]
+
+
+def offending() -> dict[str, list[str]]:
+    """``{"path::qualified name": [marks]}`` for every docstring in the package with a mark of a result."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        for name, doc in _docstrings(path):
+            marks = _marks(doc)
+            if marks:
+                found[f"{rel}::{name}"] = marks
+    return found
+
+
+def test_the_patterns_catch_results_and_history_but_not_parameters():
+    for text in ("runs 2.5x faster than PDHG", "costs 0.47 s per step", "12 CPU seconds", "PSNR 32.1 dB",
+                 "a 4K image (33 MB)", "found on 2026-03-02", "measured on one core", "was 3x slower",
+                 "graded steps did no better", "15 % less time", "(benchmarks/flow_speed.py)", "see RESULTS.md"):
+        assert _marks(text), text
+    for text in ("tol : float, default 1e-6", "10 % known pixels", "the 1-99 % range of the values", "``42s``",
+                 "steps of 2h", "dt 0.01 (the paper's)", "in [0, 1] times 5", "see the results page \"Speed\"",
+                 "x_new = x - dt * F(x)", "3 x 3 window", "time in s"):
+        assert not _marks(text), text
+
+
+def test_docstrings_state_behaviour_not_results():
+    found = offending()
+    bad = [f"{key}: {', '.join(marks)}" for key, marks in found.items() if key not in BEHAVIOUR and key not in PENDING]
+    assert not bad, ("docstrings with measurements or history (move them to docs/results/, or say why they "
+                     "state behaviour in BEHAVIOUR):\n" + "\n".join(bad))
+
+
+def test_the_exemptions_still_apply():
+    """An exemption for behaviour names a docstring that still matches (so that the list does not rot)."""
+    found = offending()
+    assert not [key for key in BEHAVIOUR if key not in found and not key.startswith(("inpaint/", "cli/inpaint.py"))]
