@@ -29,6 +29,10 @@ fresh process) and the README tour line.
 
 Writes ``flow_speed.md`` and ``flow_speed.json`` to ``--out`` (default a fresh folder under
 ``runs/benchmarks/``); ``benchmarks/RESULTS.md`` is only rewritten with ``--results``.
+
+Historical. It chose tv_flow's solver against the one before it (benchmarks/_tv_flow_before.py); even --quick
+takes minutes, far over a smoke run. Its results are kept for the record; it is not expected to run against
+today's API. It still imported and parsed its options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ here, and in tests/test_iel_layers.py). Timed: forward + backward of 30 layers o
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_layers.py [--size 128] [--batch 8] [--repeat 5]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/iel_layers.py --smoke   # 8 px, 2 layers: seconds
+
+Maintained. It times today's ``pdeflow.iel`` against the official layers; the test suite runs it with
+``--smoke``.
 """
 from __future__ import annotations
 
@@ -49,9 +53,12 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--smoke", action="store_true", help="8 px, batch 1, 2 layers, 1 repeat: a check that it runs")
     add_output_args(p, "iel_layers", what="log.txt")
     a = p.parse_args(argv)
     open_out(a, argv)
+    if a.smoke:
+        a.size, a.batch, a.steps, a.repeat = 8, 1, 2, 1
     torch.set_num_threads(a.threads)
     x = torch.randn(a.batch, 2, a.size, a.size, generator=torch.Generator().manual_seed(0))
     iel = official_heat_iel(0.1, a.steps)

@@ -26,6 +26,10 @@ multigrid level below the finest) for a binary, a continuous and a mixed mask.
 
 Writes ``adjoint_cost.md`` to ``--out`` (default a fresh folder under runs/benchmarks/; the committed one:
 ``--out benchmarks/results/inpaint --overwrite``).
+
+Historical. It sized the cost of diffusion inpainting's gradient when the adjoint solve was added. Its results
+are kept for the record; it is not expected to run against today's API. It still imported and parsed its
+options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ on 64 x 64 crops: the baseline of the learned masks' speed claims gets faster wi
     OMP_NUM_THREADS=1 python benchmarks/inpaint_cg_single.py --out benchmarks/results/inpaint/cg_single --overwrite
 
 Writes report.md and results.json. CPU seconds of this process (median of the repeats).
+
+Historical. It chose the NumPy/SciPy loop of pdeflow.linalg.cg_matrix over the tensor loop. Its results are
+kept for the record; it is not expected to run against today's API. It still imported and parsed its options
+against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -18,6 +18,10 @@ runs/benchmarks/). Example::
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_learned_masks.py --sets test mate --n-images 32 \\
         --models 0.05=/work/runs/inpaint/masknet-05 --ps --out benchmarks/results/inpaint/learned_masks
+
+Historical. The comparison behind shipping the mask networks; it evaluates on two photo sets for minutes. Its
+results are kept for the record; it is not expected to run against today's API. It still imported and parsed
+its options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -18,6 +18,10 @@ architecture at each ``--widths`` (the published size is width 1) and says so.
 
 Results are printed and written to ``inpaint_maskgan_speed.md`` in ``--out`` (default a fresh folder under
 runs/benchmarks/; the committed one: ``--out benchmarks/results --overwrite``).
+
+Historical. It timed the mask GAN against PS when the GAN was added. Its results are kept for the record; it
+is not expected to run against today's API. It still imported and parsed its options against today's API when
+it was marked.
 """
 from __future__ import annotations
 

@@ -20,6 +20,10 @@ optimised together, batched).
 
 Writes masks_<size>.json, .md and .png to ``--out`` (default a fresh folder under runs/benchmarks/; the
 committed ones: ``--out benchmarks/results/inpaint --overwrite``).
+
+Historical. The first reproduction of Peter (2022)'s mask tables; the results page "Sparse inpainting" holds
+today's. Its results are kept for the record; it is not expected to run against today's API. It still imported
+and parsed its options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -31,6 +31,10 @@ fully) and the time is the mean over the crops; ``pdeflow.inpaint.evaluate.REFIN
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py                 # a fresh runs/benchmarks/ folder
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/inpaint_refine.py --out benchmarks/results/inpaint/refine \
         --overwrite                                                               # the committed results
+
+Historical. It chose the settings of test-time mask refinement. Its results are kept for the record; it is not
+expected to run against today's API. It still imported and parsed its options against today's API when it was
+marked.
 """
 from __future__ import annotations
 

@@ -10,6 +10,10 @@ written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/)::
 
     OMP_NUM_THREADS=1 python benchmarks/inpaint_residual_eval.py --model /work/runs/inpaint/residual/r0 \\
         --sets eval mate --n 32
+
+Historical. The evaluation behind shipping the residual inpainter. Its results are kept for the record; it is
+not expected to run against today's API. It still imported and parsed its options against today's API when it
+was marked.
 """
 from __future__ import annotations
 

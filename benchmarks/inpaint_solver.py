@@ -20,6 +20,10 @@ runs after one warm-up run. Ratios printed: cg / mg and spsolve / mg.
 
 Writes solver_<dtype>.json and .md to ``--out`` (default a fresh folder under runs/benchmarks/; the
 committed ones: ``--out benchmarks/results/inpaint --overwrite``).
+
+Historical. It chose multigrid-preconditioned CG as diffuse's solver. Its results are kept for the record; it
+is not expected to run against today's API. It still imported and parsed its options against today's API when
+it was marked.
 """
 from __future__ import annotations
 

@@ -26,6 +26,10 @@ Usage::
 
     python benchmarks/omp_wait_policy.py          # writes omp_wait_policy.md to a fresh runs/benchmarks/ folder
     python benchmarks/omp_wait_policy.py --timeout 90 --out benchmarks/results/omp_wait_policy --overwrite
+
+Historical. It measured the wait-policy fix of pdeflow.threads; it needs a busy machine and minutes. Its
+results are kept for the record; it is not expected to run against today's API. It still imported and parsed
+its options against today's API when it was marked.
 """
 from __future__ import annotations
 

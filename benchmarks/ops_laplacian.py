@@ -14,6 +14,10 @@ This script times, side by side in one run and one thread:
    batch of 16 crops of 64 x 64 in float64 (the batched path of mask training and refinement).
 
     OMP_NUM_THREADS=1 python benchmarks/ops_laplacian.py --out benchmarks/results/ops_laplacian
+
+Historical. It chose shifted slices over one convolution for the Laplacian of large images. Its results are
+kept for the record; it is not expected to run against today's API. It still imported and parsed its options
+against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -27,6 +27,11 @@ Run ``python benchmarks/reference.py`` (about 10 minutes on 2 cores) or ``--quic
 2 minutes).  Results are printed and written to ``--out`` (reference.md; default a fresh folder under
 runs/benchmarks/); ``--results benchmarks/RESULTS.md`` also writes them there (between markers, the
 rest of the file is left alone).
+
+Historical. The comparison with scikit-image at matched accuracy behind the results page "Speed and accuracy
+of the solvers"; even --quick takes minutes, far over a smoke run. Its results are kept for the record; it is
+not expected to run against today's API. It still imported and parsed its options against today's API when it
+was marked.
 """
 from __future__ import annotations
 

@@ -13,6 +13,10 @@ is conserved and TV non-increasing.
 Usage::
 
     python benchmarks/tv_3d_ball.py --out benchmarks/results/tv_3d_ball
+
+Historical. It validated the 3-D TV flow on the ball eigenfunction when ndim=3 was added. Its results are kept
+for the record; it is not expected to run against today's API. It still imported and parsed its options
+against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -9,6 +9,10 @@ with one duality-gap check at the end, ``check_every = max_iter``); the per-iter
 Usage::
 
     python benchmarks/tv_3d_iteration.py --sizes 64 128 --out benchmarks/results/tv_3d/iteration
+
+Historical. It timed 3-D ROF iterations against scikit-image when ndim=3 was added. Its results are kept for
+the record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -23,6 +23,10 @@ Usage::
 
     python benchmarks/tv_3d_skimage.py --sizes 64 256 --ref-tol 1e-8 1e-5 --sk-tight-iter 1000 300 \
         --calib-tol 1e-5 --out benchmarks/results/tv_3d
+
+Historical. It compared 3-D ROF with scikit-image when ndim=3 was added. Its results are kept for the record;
+it is not expected to run against today's API. It still imported and parsed its options against today's API
+when it was marked.
 """
 from __future__ import annotations
 

@@ -15,6 +15,10 @@ Usage::
 
 512 x 512 is measured for the implicit gradient (forward, backward, memory) and for unrolling up to the
 time cap; its float64 reference is one tight solve (counted in the cap).
+
+Historical. It sized rof's implicit backward pass against unrolled autograd when it was added. Its results are
+kept for the record; it is not expected to run against today's API. It still imported and parsed its options
+against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ transposition mean of ``tvflownet.flow`` doubles every row). The models are time
 call is printed with its ratio to the first model's.
 
     python benchmarks/tvflownet_call_cost.py unet lgd10 default --size 256 --out DIR
+
+Historical. It compared the cost of one call of each TVflowNET model when choosing the shipped default. Its
+results are kept for the record; it is not expected to run against today's API. It still imported and parsed
+its options against today's API when it was marked.
 """
 from __future__ import annotations
 

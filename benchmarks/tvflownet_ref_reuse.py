@@ -13,6 +13,9 @@ over two rounds and the lesser time kept, and prints each setting's CPU seconds 
 speed-up over ``R = 1`` (the baseline: the trainer's default) beside it. The config is the shipped
 runs': 16 crops of the training photos (a quarter generated), ``--ref-dt 0.01``,
 ``--ref-max-iter 25``, ``--phi-weight 0.1``. Printed, and written to ``--out`` (log.txt).
+
+Historical. It chose the trainer's ref_reuse option. Its results are kept for the record; it is not expected
+to run against today's API. It still imported and parsed its options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -21,6 +21,10 @@ scale, the "model-driven" reference = implicit Euler steps of dt = 0.02 solved t
 
 Results are printed and written to ``--out`` (tvflownet_speed.md; default a fresh folder under
 runs/benchmarks/); ``--results benchmarks/RESULTS.md`` also writes them there between markers.
+
+Historical. It timed TVflowNET against the reference solver for the paper's speed claim; minutes. Its results
+are kept for the record; it is not expected to run against today's API. It still imported and parsed its
+options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ image. This measures how much that is at the default step (dt 0.0016, tol 3e-6):
 crops x5, float32, consecutive steps at a few times; the fraction of pixels where |p_{n+1} - p_n|
 exceeds a threshold, and of ``tile`` x ``tile`` tiles holding any such pixel (what a tiled solver
 would still have to iterate). Printed, and written to ``--out`` (log.txt).
+
+Historical. A one-off question about a tiled or sparse TV-flow solver, answered. Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -18,6 +18,10 @@ a fresh folder under runs/benchmarks/iel_experiment/; committing them is explici
     ... NAME --shard 0/2 and NAME --shard 1/2 in two processes split a grid; --device cuda on a GPU.
 
 `--list` prints the commands without running them.
+
+Historical. The driver of the committed IEL results; its smallest experiment takes about ten minutes, far over
+a smoke run. Its results are kept for the record; it is not expected to run against today's API. It still
+imported and parsed its options against today's API when it was marked.
 """
 from __future__ import annotations
 

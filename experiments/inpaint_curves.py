@@ -10,6 +10,10 @@ the same masks (``val_diff_*`` of a residual or joint run; a joint run's masks c
 its line is the last validation's). Prints the best validation row of each run.
 Writes ``training_curves.png`` to ``--out`` (default a fresh folder under runs/benchmarks/; the committed
 figure: ``--out benchmarks/results/inpaint/curves --overwrite``).
+
+Historical. It plotted the validation curves of the learned-inpainting training runs. Its results are kept for
+the record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

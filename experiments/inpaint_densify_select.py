@@ -10,6 +10,9 @@ stages with the error smoothed by ``SIGMA`` px. Prints, per crop size and densit
 
     OMP_NUM_THREADS=1 python experiments/inpaint_densify_select.py --crops 128 --limit 8 \\
         --variants 0.3:8:0.7:full 0.3:8:0.7:start 0.3:6:0.7:full 0.2:8:0.7:full 0.3:8:1.0:full --out DIR
+
+Historical. It chose densify_mask's settings. Its results are kept for the record; it is not expected to run
+against today's API. It still imported and parsed its options against today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ own fixed validation crops: the density; the share of mask pixels that are still
 random start [r < D]; the overlap of the masks of two different images (input dependence); the
 share on the 2-pixel image border against that border's share of the area; and the mean
 horizontal gradient magnitude at mask pixels against the image mean (do the masks sit on edges?).
+
+Historical. It diagnosed where a mask-stage run puts its pixels. Its results are kept for the record; it is
+not expected to run against today's API. It still imported and parsed its options against today's API when it
+was marked.
 """
 from __future__ import annotations
 

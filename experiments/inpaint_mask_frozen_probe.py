@@ -7,6 +7,10 @@ The README's "What the mask stage does on this CPU": with Peter's (2022) loss (r
 loss, beta 1) the mask network hardly moves ("net std": the spread of its output around the
 random-start prior); with beta 20 the density runs away; with --exact-density it moves and the
 validation MAE rises. Density 5 %, 64x64 crops, batch 16, one thread.
+
+Historical. A probe of mask training against a frozen generator, answered. Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

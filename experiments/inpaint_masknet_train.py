@@ -10,6 +10,10 @@ finished ones (raise ``--steps`` to extend them). Single-threaded (a shared CPU)
 
 Never pass the evaluation's held-out photo pools (the built-in TEST split, ``.data/photos/mate-nature``)
 as ``--data``: ``builtin`` means the built-in TRAIN split.
+
+Historical. The driver that trained the shipped mask networks (CPU-hours). Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

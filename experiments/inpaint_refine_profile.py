@@ -11,6 +11,10 @@ or warm-started.
     OMP_NUM_THREADS=1 nice -n 5 python experiments/inpaint_refine_profile.py --n 8 [--save-masks]
 
 Writes log.txt (the table printed) and, with --save-masks, masks.pt to --out.
+
+Historical. It profiled one refined mask to decide where to speed refinement up. Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

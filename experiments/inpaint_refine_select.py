@@ -12,6 +12,10 @@ search, for comparison). Quality: MAE (0-255) / SSIM of ``diffuse(f, mask, tol=1
     OMP_NUM_THREADS=1 python experiments/inpaint_refine_select.py --set builtin --seed 1 --density 0.2 --ps-inline \\
         --configs '[{"refine": {"shifts": 2, "rounds": 18, "metric": "mae"}}]' --out DIR     # DIR/results.json
     ... --set nature --image-dir .data/photos/mate-nature ...
+
+Historical. It chose the refinement settings against PS. Its results are kept for the record; it is not
+expected to run against today's API. It still imported and parsed its options against today's API when it was
+marked.
 """
 import argparse
 import json

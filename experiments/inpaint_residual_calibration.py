@@ -13,6 +13,10 @@ calibration.json, log.txt)::
     OMP_NUM_THREADS=1 python experiments/inpaint_residual_calibration.py --photo P.jpg --mask m/mask.png
     OMP_NUM_THREADS=1 python experiments/inpaint_residual_calibration.py --folder .data/photos/mate-nature \\
         --densities 0.05 0.1 0.2
+
+Historical. It checked what the residual inpainter's calibration chooses. Its results are kept for the record;
+it is not expected to run against today's API. It still imported and parsed its options against today's API
+when it was marked.
 """
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ and the ratio R / diffusion (also written to ``--out``: log.txt, default a fresh
 runs/benchmarks/)::
 
     OMP_NUM_THREADS=1 python experiments/inpaint_residual_cost.py
+
+Historical. It chose the width of the residual inpainter's network. Its results are kept for the record; it is
+not expected to run against today's API. It still imported and parsed its options against today's API when it
+was marked.
 """
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ finished run). Single-threaded (a shared CPU)::
 Never pass the evaluation's held-out photo pools (the built-in TEST split, ``.data/photos/mate-nature``)
 as ``--data``: ``builtin`` means the built-in TRAIN split; validation crops come from the TEST split
 outside the crops the evaluation reports.
+
+Historical. The driver that trained the shipped residual inpainter (CPU-hours). Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

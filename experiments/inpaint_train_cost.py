@@ -11,6 +11,10 @@ on a machine shared with other jobs the CPU time is the one that predicts CPU-ho
 
 Results are printed and written to ``inpaint_train_cost_bBATCH_cCROP.md`` in ``--out`` (default a fresh folder
 under runs/benchmarks/; the committed ones: ``--out benchmarks/results --overwrite``).
+
+Historical. It sized one training step of the inpainting GANs, to plan the runs. Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -9,6 +9,10 @@ image (``pdeflow.iel``; in training they act on a network's logits); the shipped
 the diffusion inpainting from it (``pdeflow.inpaint.diffuse``, its PSNR). Writes ``readme.png``
 (a paletted PNG of about 100 KB) into ``--out``; the README shows ``docs/_static/readme.png``,
 a copy of it.
+
+Historical. It drew the README's figure; rerun by hand when the figure changes (a learned mask and flows take
+longer than a smoke run). Its results are kept for the record; it is not expected to run against today's API.
+It still imported and parsed its options against today's API when it was marked.
 """
 from __future__ import annotations
 

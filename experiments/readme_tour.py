@@ -15,6 +15,10 @@ Writes ``tour.md`` (table), ``tour.json`` and ``tour.png`` (seconds per snippet)
 
     python experiments/readme_tour.py                                      # a fresh runs/benchmarks/ folder
     python experiments/readme_tour.py --out benchmarks/results/readme_tour  # the committed result
+
+Historical. It timed the README's tour on a loaded machine. Its results are kept for the record; it is not
+expected to run against today's API. It still imported and parsed its options against today's API when it was
+marked.
 """
 from __future__ import annotations
 

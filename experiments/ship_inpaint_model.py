@@ -8,6 +8,10 @@ JSON with its training provenance (command, steps, CPU seconds, validation numbe
 ``provenance.shipped`` (source run, why this model was chosen, when). Shipping is explicit: without
 ``--out src/pdeflow/inpaint/weights`` (the package's weights) the pair goes to a fresh folder under
 runs/benchmarks/ to look at first. The run's own files are not modified.
+
+Historical. It copied the trained inpainting models into the package's weights. Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

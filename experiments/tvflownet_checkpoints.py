@@ -8,6 +8,10 @@ run's held-out crops, dB) and whether averaging the checkpoints' weights helps (
 cool-down). RUN_DIR supplies the config and the cached validation set (``val_reference.pt``); the
 checkpoints (``last.pt``/``best.pt`` of that run, or copies) must hold the same architecture.
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
+
+Historical. It scored TVflowNET checkpoints and their average when choosing the shipped models. Its results
+are kept for the record; it is not expected to run against today's API. It still imported and parsed its
+options against today's API when it was marked.
 """
 from __future__ import annotations
 

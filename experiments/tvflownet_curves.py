@@ -8,6 +8,10 @@ from the run's exported model.json) as a dashed line when known. Prints the
 best validation PSNR of each run with its step and wall time. Writes ``training_curves.png`` to
 ``--out`` (default a fresh folder under runs/benchmarks/; the committed figure:
 ``--out benchmarks/results/tvflownet --overwrite``).
+
+Historical. It plotted the TVflowNET training runs' validation curves. Its results are kept for the record; it
+is not expected to run against today's API. It still imported and parsed its options against today's API when
+it was marked.
 """
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ dt 0.01, tol 1e-6, float64). Prints PSNR (data range 1) at each time, and at
 the last time the error at the disk's centre and the largest error (which
 sits on its boundary). Printed, and written to ``--out`` (log.txt; default a fresh folder under
 runs/benchmarks/).
+
+Historical. It located a TVflowNET model's error on a flat disk. Its results are kept for the record; it is
+not expected to run against today's API. It still imported and parsed its options against today's API when it
+was marked.
 """
 from __future__ import annotations
 

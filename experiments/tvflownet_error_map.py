@@ -38,6 +38,10 @@ from: each photo's mean PSNR, the PSNR a model that output div phi = 0 would get
 energy: how fast that photo's content moves early in the flow), and the mean over the crops of the other photos
 (what the table would read without that photo).
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
+
+Historical. It located TVflowNET's div phi error (border or inside, early or late). Its results are kept for
+the record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -21,6 +21,10 @@ standard deviation over images.
 grids 2x and 4x finer (steps of 0.01 and 0.005, to the same T = 0.98). For a network smooth in time the
 autodiff reconstruction tends to its ``u(0)`` (the finite-difference column) as the grid is refined; how far
 and which way it moves on the way shows how much of a score on the paper's grid is quadrature error. Printed, and written to ``--out`` (log.txt).
+
+Historical. It asked what Table 7's autodiff column measures, and answered. Its results are kept for the
+record; it is not expected to run against today's API. It still imported and parsed its options against
+today's API when it was marked.
 """
 from __future__ import annotations
 

@@ -23,6 +23,10 @@ PSNR of each crop's stack, averaged over crops): the ceiling a network trained o
 the table. Pooled and per-crop scores of single times hide it, because u_t's error concentrates at early
 times (events of the flow within one ``ref_dt``) and in a few crops.
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
+
+Historical. It chose the supervised trainer's reference step (ref_dt). Its results are kept for the record; it
+is not expected to run against today's API. It still imported and parsed its options against today's API when
+it was marked.
 """
 from __future__ import annotations
 

@@ -17,6 +17,10 @@ each averaged over the transposition (``flow``'s default symmetry), and scored a
 reference flow (implicit Euler, dt 0.01): the mean over crops of each crop's PSNR (data range 1 on the [0, 1]
 scale) of u and of div phi at each time. Printed, and written to ``--out`` (results.md, results.json,
 command.txt, log.txt; default a fresh folder under runs/benchmarks/).
+
+Historical. It chose the shift-and-contrast wrapper's per-image contrast. Its results are kept for the record;
+it is not expected to run against today's API. It still imported and parsed its options against today's API
+when it was marked.
 """
 from __future__ import annotations
 

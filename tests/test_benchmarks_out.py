@@ -5,6 +5,8 @@ refuses a non-empty folder unless ``--overwrite``; committing is explicit."""
 from __future__ import annotations
 
 import ast
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,96 @@ def test_float32_accuracy_benchmark_runs_at_smoke_size(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     table = (tmp_path / "o" / "float32_accuracy.md").read_text()
     assert "| rof | fgp lam=1e+06 |" in table and "| tv_flow |" in table and "ok/ok" in table
+
+
+# ---------------------------------------------------------------------------
+# Maintained or historical: every script says which; every maintained one runs here at a smoke size
+# ---------------------------------------------------------------------------
+
+#: Every script a reader might run (the training drivers too); helpers start with ``_``.
+EVERY_SCRIPT = sorted(p for p in [*BENCH.glob("*.py"), *EXPERIMENTS.glob("*.py")] if not p.name.startswith("_"))
+
+
+def _status(script: Path) -> str | None:
+    """"Maintained" or "Historical": how a paragraph of the module docstring starts (the first such), else
+    None."""
+    doc = ast.get_docstring(ast.parse(script.read_text())) or ""
+    starts = [p.lstrip() for p in doc.split("\n\n")]
+    return next((s for p in starts for s in ("Maintained", "Historical") if p.startswith(s + ".")), None)
+
+
+MAINTAINED = [p for p in EVERY_SCRIPT if _status(p) == "Maintained"]
+
+
+@pytest.mark.parametrize("script", EVERY_SCRIPT, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_script_says_whether_it_is_maintained_or_historical(script):
+    """A paragraph of the module docstring starts with "Maintained." (it runs at a smoke size in
+    this file and must keep working) or "Historical." (the results of a past decision, kept for the record,
+    not expected to run against today's API), and says why."""
+    assert _status(script), f"{script.name}: say 'Maintained.' or 'Historical.' in a paragraph of its docstring"
+
+
+def test_the_maintained_scripts_are_the_ones_smoke_tested():
+    names = {p.name for p in MAINTAINED}
+    assert {"float32_accuracy.py", "flow_accuracy.py", "iel_layers.py"} <= names
+    for script in MAINTAINED:
+        assert '"--smoke"' in script.read_text(), f"{script.name} is maintained but has no --smoke option"
+
+
+@pytest.mark.parametrize("script", [p for p in MAINTAINED if p.name != "float32_accuracy.py"],
+                         ids=lambda p: p.name)
+def test_a_maintained_script_runs_at_smoke_size(script, tmp_path):
+    """``SCRIPT --smoke --out DIR`` finishes in seconds on one core and writes its files; a script that stops
+    working against today's API fails here (float32_accuracy.py has its own test above)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    r = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path / "o")], capture_output=True,
+                       text=True, cwd=script.parent, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    written = {p.name for p in (tmp_path / "o").iterdir()}
+    assert "command.txt" in written and len(written) >= 2, written
+
+
+# ---------------------------------------------------------------------------
+# The generated blocks of benchmarks/RESULTS.md
+# ---------------------------------------------------------------------------
+
+_MARKER = re.compile(r"<!-- (\S+):(begin|end) -->")
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """``{script name: text between its markers}``; an unbalanced, nested or repeated marker fails."""
+    blocks, open_name, start = {}, None, 0
+    for m in _MARKER.finditer(text):
+        name, kind = m.groups()
+        if kind == "begin":
+            assert open_name is None, f"{name}: begins inside the block of {open_name}"
+            assert name not in blocks, f"{name}: a second block"
+            open_name, start = name, m.end()
+        else:
+            assert open_name == name, f"{name}: ends without its begin (open: {open_name})"
+            blocks[name], open_name = text[start:m.start()], None
+    assert open_name is None, f"{open_name}: begins and never ends"
+    return blocks
+
+
+def test_the_results_blocks_are_balanced_and_hold_only_their_script_s_output():
+    """Rerunning a script with ``--results benchmarks/RESULTS.md`` replaces its block: the block must hold what
+    that script generates (one section, headed with the script's path) and nothing written by hand."""
+    blocks = _blocks((BENCH / "RESULTS.md").read_text())
+    assert {"flow_accuracy.py", "reference.py"} <= set(blocks)
+    for name, body in blocks.items():
+        script = BENCH / name
+        assert script.exists() and "write_block(" in script.read_text(), f"{name}: no script writes this block"
+        headings = [line for line in body.splitlines() if line.startswith("## ")]
+        assert len(headings) == 1 and f"benchmarks/{name}" in headings[0], f"{name}: block holds {headings}"
+        assert body.lstrip().startswith("## "), f"{name}: text before the generated heading"
+
+
+def test_the_marker_check_finds_a_hand_written_section_inside_a_block():
+    text = "<!-- a.py:begin -->\n## By hand\n\n## Generated (`benchmarks/a.py`)\n<!-- a.py:end -->\n"
+    headings = [line for line in _blocks(text)["a.py"].splitlines() if line.startswith("## ")]
+    assert len(headings) == 2
+    with pytest.raises(AssertionError):
+        _blocks("<!-- a.py:begin -->\n<!-- b.py:begin -->\n<!-- b.py:end -->\n<!-- a.py:end -->\n")
+    with pytest.raises(AssertionError):
+        _blocks("<!-- a.py:begin -->\n")
