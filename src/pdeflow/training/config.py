@@ -40,7 +40,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factor
     library does not import it); ``flag=True`` makes a boolean a store-true switch, ``negate="--no-x"`` a
     store-false switch of that name; ``nargs="+"`` a list (a tuple in the config); ``name="--x"`` the
     option's name where it is not ``--field-name`` (a list field ``dts`` given as ``--dt``). The command line
-    builds its options from this metadata (:func:`pdeflow.cli._common.add_config_option`).
+    builds its options from this metadata (:func:`pdeflow.cli._arguments.add_config_options`).
 
     Examples
     --------
