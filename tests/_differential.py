@@ -623,6 +623,10 @@ EXCLUDED = {
     "iel.add_label_noise": "takes and returns integer label maps (no float arithmetic on images)",
     # inpaint
     "inpaint.random_mask": "a random mask of a given shape, no image",
+    "inpaint.make_mask": "dispatches by name to the mask methods, each registered here under its own name",
+    "inpaint.inpaint": "dispatches by name to the inpainting methods, each registered here under its own name",
+    "inpaint.analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",
+    "inpaint.Method": "a table entry record (a method's function, options and needs)",
     "inpaint.DiffuseResult": "a result record (diffuse's full output)",
     "inpaint.MaskResult": "a result record (a mask method's full output)",
     "inpaint.RefineResult": "a result record (refine_mask's full output)",

@@ -161,8 +161,12 @@ INPAINT_TABLE = {
     "densify_mask": Entry(lambda x: inpaint.densify_mask(x, 0.3), "f", min_size=2),
     "learned_mask": Entry(lambda x: inpaint.learned_mask(x, 0.1), "f", min_size=2),
     "learned_inpaint": Entry(lambda x: inpaint.learned_inpaint(x, _mask(x)), "f", min_size=2),
+    # the entry points of the tables of methods: their defaults (densify, diffusion)
+    "make_mask": Entry(lambda x: inpaint.make_mask(x, 0.3), "f", min_size=2),
+    "inpaint": Entry(lambda x: inpaint.inpaint(x, _mask(x), tol=1e-10), "f"),
 }
 INPAINT_EXEMPT = {
+    "analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",
     "random_mask": "a random mask of a given shape, no image",
     "load_inpainting_model": "loads a model by name or path, no image",
     "load_mask_model": "loads a model by density or path, no image",

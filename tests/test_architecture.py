@@ -13,6 +13,11 @@ imports included (see README, "Layout").
 5. No import cycles, function-level imports included.
 6. No module over :data:`MAX_LINES` lines, except those named in :data:`LONG_MODULES` with the reason each
    holds one concept.
+7. The inpainting pillar owns its methods: ``pdeflow mask``/``inpaint`` (``cli/inpaint.py``) and the evaluation
+   (``inpaint/evaluation.py``) dispatch through the tables of ``pdeflow.inpaint.methods`` (they import no
+   module of a method and call no method's function by name); no ``cli`` module imports a private name or a
+   private module of the library; one diffusion system: only ``inpaint/diffusion_system.py`` builds the
+   masked Laplacian (imports the linear solvers, the multigrid or the Laplacian's matrix).
 """
 from __future__ import annotations
 
@@ -293,3 +298,84 @@ def test_rule_6_no_module_over_700_lines_unless_named_with_its_reason():
     stale = sorted(m for m in LONG_MODULES if m not in long)
     assert not stale, f"no longer over {MAX_LINES} lines (remove from LONG_MODULES): {stale}"
     assert all(len(reason) > 20 for reason in LONG_MODULES.values())
+
+
+# ---------------------------------------------------------------- rule 7: methods by table, one diffusion system
+
+#: What cli/inpaint.py may import from pdeflow.inpaint: the package's public names, and the evaluation module's
+#: errors and figure of one result (reporting, not a method).
+CLI_INPAINT_IMPORTS = {"pdeflow.inpaint", "pdeflow.inpaint.evaluation"}
+#: What inpaint/evaluation.py may import from pdeflow.inpaint: the tables, its report, and the loaders of the
+#: jointly trained pairs (a mask network and an inpainter together, which no single table entry is).
+EVALUATION_IMPORTS = {("pdeflow.inpaint.methods", None), ("pdeflow.inpaint._eval_report", None),
+                      ("pdeflow.inpaint.learned.residual", "load_joint"),
+                      ("pdeflow.inpaint.learned.residual", "load_joint_refined")}
+
+
+def _method_function_names() -> set[str]:
+    """The public names of the functions behind the tables' entries (what a dispatcher would call by name)."""
+    from pdeflow.inpaint import INPAINT_METHODS, MASK_METHODS
+
+    names = set()
+    for entry in (*MASK_METHODS.values(), *INPAINT_METHODS.values()):
+        for fn in (entry.function, *entry.option_sources):
+            if not fn.__name__.startswith("_"):
+                names.add(fn.__name__)
+    return names
+
+
+def _calls(path: Path) -> set[str]:
+    """The names called as plain functions (``name(...)``) in ``path``."""
+    return {n.func.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)}
+
+
+def test_rule_7_cli_and_evaluation_dispatch_through_the_tables():
+    cli = ROOT / "cli" / "inpaint.py"
+    bad = [f"cli/inpaint.py imports {m}" for m, _ in _import_nodes(cli)
+           if m.startswith("pdeflow.inpaint") and m not in CLI_INPAINT_IMPORTS]
+    evaluation = ROOT / "inpaint" / "evaluation.py"
+    for mod, name in _import_nodes(evaluation):
+        if mod.startswith("pdeflow.inpaint") and (mod, None) not in EVALUATION_IMPORTS \
+                and (mod, name) not in EVALUATION_IMPORTS:
+            bad.append(f"inpaint/evaluation.py imports {mod}.{name}")
+    functions = _method_function_names()
+    assert {"diffuse", "densify_mask", "probabilistic_sparsification"} <= functions
+    for path in (cli, evaluation):
+        bad += [f"{path.relative_to(ROOT)} calls {name} by name (use make_mask / inpaint)"
+                for name in sorted(_calls(path) & functions)]
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_7_cli_imports_no_private_name_or_module_of_the_library():
+    bad = []
+    for path in sorted((ROOT / "cli").glob("*.py")):
+        for mod, name in _import_nodes(path):
+            if not mod.startswith("pdeflow") or mod.startswith("pdeflow.cli"):
+                continue
+            private_module = any(part.startswith("_") for part in mod.split("."))
+            if private_module or (name and name.startswith("_") and not name.startswith("__")):
+                bad.append(f"cli/{path.name} imports {mod}.{name}")
+    assert not bad, "\n".join(bad)
+
+
+#: The one module that builds the masked Laplacian system of diffusion inpainting.
+DIFFUSION_SYSTEM = "pdeflow.inpaint.diffusion_system"
+#: What building or solving that system takes: the linear solvers, the Laplacian's matrix and the multigrid.
+SYSTEM_PARTS = {("pdeflow.linalg", n) for n in ("cg", "cg_matrix", "laplacian_csr", "csr_matvec")} | {
+    ("pdeflow.multigrid", None)}
+
+
+def test_rule_7_one_diffusion_system():
+    bad = []
+    for path in sorted((ROOT / "inpaint").rglob("*.py")):
+        me = _module_name(path)
+        if me == DIFFUSION_SYSTEM:
+            continue
+        for mod, name in _import_nodes(path):
+            if (mod, name) in SYSTEM_PARTS or mod.startswith("pdeflow.multigrid") \
+                    or (mod == "pdeflow" and name in ("linalg", "multigrid")):
+                bad.append(f"{me} imports {mod}.{name}")
+        text = path.read_text()
+        bad += [f"{me} defines {cls}" for cls in ("class MaskedLaplacian", "class DiffusionSystem") if cls in text]
+    assert not bad, "\n".join(bad)

@@ -321,10 +321,14 @@ def test_a_flows_convergence_warning_names_its_flags(tmp_path, capsys, monkeypat
 
 
 def test_an_inpaintings_solver_warning_names_tol(tmp_path, image_and_mask, capsys, monkeypatch, shown_warnings):
-    from pdeflow.cli import inpaint as cli_inpaint
+    import dataclasses
 
-    diffuse = cli_inpaint.diffuse
-    monkeypatch.setattr(cli_inpaint, "diffuse", lambda *a, **kw: diffuse(*a, max_iter=1, **kw))
+    from pdeflow.inpaint import INPAINT_METHODS, diffuse
+
+    # the command inpaints through the library's table of methods: its diffusion entry capped at one iteration
+    capped = dataclasses.replace(INPAINT_METHODS["diffusion"], function=lambda *a, **kw: diffuse(*a, max_iter=1, **kw),
+                                 option_sources=(diffuse,))
+    monkeypatch.setitem(INPAINT_METHODS, "diffusion", capped)
     image, mask = image_and_mask
     assert main(["inpaint", str(image), "--mask", str(mask), "--tol", "1e-8", "--out", str(tmp_path / "o")]) == 0
     shown = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]

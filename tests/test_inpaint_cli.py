@@ -272,7 +272,7 @@ def test_ps_from_a_start_mask(tmp_path, capsys):
     capsys.readouterr()
     for argv, word in (
             (["--method", "analytic", "--start-mask", str(start / "mask.png")],
-             "only for --method ps, nlpe or densify"),
+             "only for --method densify, ps or nlpe"),
             (["--method", "ps", "--start-mask", str(small / "mask.png")], "fewer than"),
             (["--method", "ps", "--start-mask", str(other / "mask.png")], "16x16"),
             (["--method", "ps", "--start-mask", str(tmp_path / "none.png")], "no such file")):

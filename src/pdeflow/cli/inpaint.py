@@ -1,15 +1,15 @@
 """``pdeflow mask`` and ``inpaint`` (``evaluate inpainting``: :mod:`.inpaint_evaluate`; ``train inpainting``:
 :mod:`.inpaint_train`).
 
-:func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``. The GAN
-methods go through :mod:`pdeflow.inpaint.learned.gan` (trained models); without a trained model they exit
-with a one-line error that says how to get one. The methods and their references (Peter, 2022, and the
-others) are in :mod:`pdeflow.inpaint`.
+:func:`add_parsers` registers ``mask`` and ``inpaint`` on the top-level subparsers of ``pdeflow``. Both dispatch
+through the library's tables of methods (:data:`pdeflow.inpaint.MASK_METHODS`, :data:`pdeflow.inpaint.INPAINT_METHODS`:
+:func:`~pdeflow.inpaint.make_mask`, :func:`~pdeflow.inpaint.inpaint`): a flag sets the option of that name where
+the chosen method takes it. Methods that run a trained model exit, without one, with a one-line error that says
+how to get one. The methods and their references (Peter, 2022, and the others) are in :mod:`pdeflow.inpaint`.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import sys
 import time
@@ -19,20 +19,8 @@ import torch
 
 from .. import io as pio
 from ..errors import UserInputError
-from ..inpaint.diffusion import diffuse
+from ..inpaint import INPAINT_METHODS, MASK_METHODS, analytic_sigma, inpaint, make_mask
 from ..inpaint.evaluation import errors_text, result_errors, result_figure
-from ..inpaint.learned import gan
-from ..inpaint.learned.masknet import PADDINGS, learned_mask, load_masknet
-from ..inpaint.learned.residual import learned_inpaint, load_residual
-from ..inpaint.masks.analytic import analytic_mask, analytic_sigma
-from ..inpaint.masks.densification import STAGES as DENSIFY_STAGES
-from ..inpaint.masks.densification import densify_mask
-from ..inpaint.masks.sparsification import (
-    nonlocal_pixel_exchange,
-    probabilistic_sparsification,
-    ps_cost,
-    random_mask,
-)
 from ._common import (
     VOLUME_HELP,
     CLIError,
@@ -52,12 +40,12 @@ from ._common import (
 )
 
 #: ``diffuse``'s default tolerance, read from the library (declared there once).
-DIFFUSE_TOL = inspect.signature(diffuse).parameters["tol"].default
+DIFFUSE_TOL = INPAINT_METHODS["diffusion"].default("tol")
 
 __all__ = ["add_parsers"]
 
-MASK_METHODS = ("analytic", "learned", "densify", "random", "ps", "nlpe", "gan")
-INPAINT_METHODS = ("diffusion", "learned", "wgan")
+#: The densify method's default number of stages (for --help and the report).
+DENSIFY_STAGES = MASK_METHODS["densify"].default("stages")
 #: PS / NLPE estimated to take longer than this (seconds) get a warning line before they start.
 SLOW_WARNING_S = 60.0
 #: Built-in images are centre-cropped to this size unless --size says otherwise (PS is slow on large images).
@@ -135,7 +123,7 @@ def add_parsers(sub) -> None:
     g = p.add_argument_group("mask")
     g.add_argument("--density", type=density, required=True, metavar="D",
                    help="fraction of known pixels, in (0, 1)")
-    g.add_argument("--method", choices=MASK_METHODS, default=None,
+    g.add_argument("--method", choices=tuple(MASK_METHODS), default=None,
                    help="how to choose them (default: densify for an image, better than analytic, learned and ps "
                         "in MSE, MAE and SSIM wherever measured; analytic for a volume)")
     g.add_argument("--refine", type=nonneg_int, default=0, metavar="N",
@@ -151,7 +139,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--bfloat16", action="store_true",
                    help="learned: the network's convolutions in bfloat16 (faster on CPUs with bfloat16 "
                         "instructions and on GPUs; a few percent of the points move)")
-    g.add_argument("--padding", choices=PADDINGS, default="zeros",
+    g.add_argument("--padding", choices=MASK_METHODS["learned"].choices["padding"], default="zeros",
                    help="learned: what the network sees beyond the image's border (default zeros: as in "
                         "training; reflect: the image mirrored, for photographs at their native resolution "
                         "with --strength 0.3,0)")
@@ -162,7 +150,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--stages", type=positive_int, default=None, metavar="N",
                    help=f"densify: inpaintings that add points where the error is largest (default {DENSIFY_STAGES})")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    g.add_argument("--metric", choices=("mse", "mae"), default="mse",
+    g.add_argument("--metric", choices=MASK_METHODS["ps"].choices["metric"], default="mse",
                    help="error minimised by PS and NLPE (default mse)")
     g.add_argument("--p", type=_fraction, default=0.02, help="PS: fraction of mask pixels drawn as candidates "
                                                              "per step (default 0.02)")
@@ -188,7 +176,8 @@ def add_parsers(sub) -> None:
                    help="mask image of the size of IMAGE (after --size, which crops both), black and white only "
                         "(PNG; white = known pixel); for a volume IMAGE, a volume file of its shape of 0 and 1 "
                         "(1 = known)")
-    p.add_argument("--method", choices=INPAINT_METHODS, default="diffusion", help="inpainting (default diffusion)")
+    p.add_argument("--method", choices=tuple(INPAINT_METHODS), default="diffusion",
+                   help="inpainting (default diffusion)")
     p.add_argument("--model", default=None, metavar="PATH",
                    help="learned, wgan: a trained model (model.json or run directory; default: the shipped one, "
                         "an error if none is shipped)")
@@ -206,7 +195,7 @@ def _check(args) -> None:
 
 
 #: The mask methods for volumes (the others are 2-D).
-VOLUME_MASK_METHODS = ("analytic", "random")
+VOLUME_MASK_METHODS = tuple(m for m, entry in MASK_METHODS.items() if entry.volumes)
 
 
 def _check_mask(args) -> None:
@@ -226,7 +215,7 @@ def _check_mask(args) -> None:
 def _check_inpaint(args) -> None:
     _check(args)
     check_volume_args(args)
-    if (args.volume or args.spacing is not None) and args.method != "diffusion":
+    if (args.volume or args.spacing is not None) and not INPAINT_METHODS[args.method].volumes:
         why = f"IMAGE '{args.image}' is a volume" if args.volume else "--spacing is given"
         args.parser.error(f"argument --method: {args.method} is for 2-D images on unit pixels and {why}; use "
                           "--method diffusion")
@@ -247,8 +236,9 @@ def _load(args) -> tuple[torch.Tensor, str, Path | None]:
 def _announce_cost(args, x: torch.Tensor, start: torch.Tensor | None) -> None:
     """Print the estimated run time of PS (and NLPE) on this image before starting; warn when it is long."""
     H, W = x.shape[-2:]
-    cost = ps_cost(x, args.density, args.p, args.q, cycles=args.cycles if args.method == "nlpe" else 0,
-                   tol=args.tol, generator=args.seed, start=None if start is None else int(start.sum()))
+    cost = MASK_METHODS[args.method].cost(x, args.density, args.p, args.q,
+                                          cycles=args.cycles if args.method == "nlpe" else 0, tol=args.tol,
+                                          generator=args.seed, start=None if start is None else int(start.sum()))
     secs = cost["seconds"]
     what = f"{cost['steps']} PS steps" + (f" + {cost['exchanges']} NLPE exchanges" if args.method == "nlpe" else "")
     print(f"estimated cost: {what}, one diffusion solve each: about {_duration(secs)} on this "
@@ -293,16 +283,11 @@ def _run_mask(args) -> int:
     chosen = args.method is None
     if chosen:      # the best mask measured on every set (docs/results/inpaint.md), grey or colour
         args.method = "densify"
-    if args.refine and args.method not in ("analytic", "learned"):
-        raise CLIError(f"argument --refine: only for --method analytic or learned, not {args.method}")
-    for option, given in (("--strength", args.strength != 1.0), ("--scale", args.scale != 1),
-                          ("--bfloat16", args.bfloat16), ("--padding", args.padding != "zeros")):
-        if given and args.method != "learned":
-            raise CLIError(f"argument {option}: only for --method learned, not {args.method}")
-    if args.stages is not None and args.method != "densify":
-        raise CLIError(f"argument --stages: only for --method densify, not {args.method}")
-    if args.start_mask is not None and args.method not in ("ps", "nlpe", "densify"):
-        raise CLIError(f"argument --start-mask: only for --method ps, nlpe or densify, not {args.method}")
+    method = MASK_METHODS[args.method]
+    for flag, option in _given_method_flags(args):
+        if option not in method.options:
+            takers = [m for m, entry in MASK_METHODS.items() if option in entry.options]
+            raise CLIError(f"argument {flag}: only for --method {_either(takers)}, not {args.method}")
     start = None if args.start_mask is None else _read_mask(args.start_mask, "--start-mask", args.size, (H, W))
     if start is not None and args.method != "densify" and int(start.sum()) < k:
         raise CLIError(f"argument --start-mask: it has {int(start.sum())} known pixels, fewer than the "
@@ -313,84 +298,50 @@ def _run_mask(args) -> int:
     if args.scale > 1 and min(H, W) < 2 * args.scale:
         raise CLIError(f"argument --scale: {args.scale} leaves less than 2 pixels a side of a {H}x{W} image")
     dev = args.device
-    net = None
-    if args.method == "learned":
-        try:
-            net = load_masknet(args.model if args.model is not None else float(args.density),
-                               density=float(args.density), channels=C, device=dev)
-        except (FileNotFoundError, ValueError) as exc:
-            raise CLIError(f"argument {'--model' if args.model is not None else '--method learned'}: "
-                           f"{exc}") from None
+    model = _load_model(method, args, channels=C)
     out = Outputs(args.out, ["mask.png", "inpainted.png", "mask_figure.png", "errors.csv"],
                   overwrite=args.overwrite, inputs=[path])
     x = f.to(dev)
-    progress = True  # a bar on a terminal, a line per 10 % with ETA in a log
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]")
     if chosen:
         print(f"method: {args.method} (the default)")
-    if args.method in ("ps", "nlpe"):
+    if method.cost is not None:
         _announce_cost(args, x, start)
+    options = _mask_options(args, method, x, start, model)
     with out:
         t0 = time.perf_counter()
-        notes = []
-        if args.method == "analytic":
-            sigma = analytic_sigma(args.density)
-            mask = analytic_mask(x, args.density, sigma=sigma, refine=args.refine)
-            notes.append(f"sigma {sigma:g}" + (f", {args.refine} refinement rounds" if args.refine else ""))
-        elif args.method == "learned":
-            mask = learned_mask(x, args.density, model=net, refine=args.refine, strength=args.strength,
-                                scale=args.scale, compute_dtype=torch.bfloat16 if args.bfloat16 else None,
-                                padding=args.padding)
-            if args.strength != 1.0:
-                a, b = args.strength if isinstance(args.strength, tuple) else (args.strength,) * 2
-                notes.append(f"strength {a:g}, {b:g}")
-            if args.scale > 1:
-                notes.append(f"network at 1/{args.scale} scale")
-            if args.bfloat16:
-                notes.append("bfloat16 network")
-            if args.padding != "zeros":
-                notes.append(f"{args.padding} padding")
-            if args.refine:
-                notes.append(f"{args.refine} refinement rounds")
-        elif args.method == "densify":
-            stages = DENSIFY_STAGES if args.stages is None else args.stages
-            mask = densify_mask(x, args.density, stages=stages,
-                                mask=None if start is None else start.to(device=dev, dtype=x.dtype))
-            notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask"))
-        elif args.method == "random":
-            mask = random_mask((1, H, W), args.density, generator=args.seed, dtype=x.dtype, device=dev)
-        elif args.method in ("ps", "nlpe"):
-            mask = probabilistic_sparsification(x, args.density, p=args.p, q=args.q, metric=args.metric,
-                                                tol=args.tol, generator=args.seed, progress=progress,
-                                                mask=None if start is None else start.to(dev))
+        notes = _mask_notes(args, start)
+        if args.method == "nlpe":   # PS and NLPE timed apart: the report gives both
+            ps_options = {k: v for k, v in options.items() if k in MASK_METHODS["ps"].options}
+            mask = make_mask(x, args.density, "ps", **ps_options)
             notes.append(f"PS (p={args.p:g}, q={args.q:g}{'' if start is None else ', from --start-mask'}) "
                          f"{time.perf_counter() - t0:.2f} s")
-            if args.method == "nlpe":
-                t1 = time.perf_counter()
-                mask = nonlocal_pixel_exchange(x, mask, candidates=args.candidates, exchanges=args.exchanges,
-                                               cycles=args.cycles, parallel=args.parallel, metric=args.metric,
-                                               tol=args.tol, generator=args.seed + 1, progress=progress)
-                notes.append(f"NLPE ({args.cycles} cycles, {args.candidates} candidates, "
-                             f"{args.exchanges} exchange(s)) {time.perf_counter() - t1:.2f} s")
+            t1 = time.perf_counter()
+            mask = make_mask(x, args.density, "nlpe", sparsified=mask, exchange_generator=args.seed + 1,
+                             **{k: v for k, v in options.items() if k not in ("p", "q", "mask")})
+            notes.append(f"NLPE ({args.cycles} cycles, {args.candidates} candidates, "
+                         f"{args.exchanges} exchange(s)) {time.perf_counter() - t1:.2f} s")
         else:
             try:
-                model = gan.load_mask_model(args.model if args.model is not None else args.density, device=dev)
+                mask = make_mask(x, args.density, args.method, **options)
             except (FileNotFoundError, ValueError) as exc:
-                raise CLIError(f"argument --model: {exc}") from None
-            try:
-                mask = gan.gan_mask(x, args.density, model, generator=args.seed)
-            except (FileNotFoundError, ValueError) as exc:
-                raise CLIError(f"argument --method gan: {exc}") from None
+                if not method.needs_model:
+                    raise
+                raise CLIError(f"argument --method {args.method}: {exc}") from None
+            if args.method == "ps":
+                notes.append(f"PS (p={args.p:g}, q={args.q:g}{'' if start is None else ', from --start-mask'}) "
+                             f"{time.perf_counter() - t0:.2f} s")
         secs_mask = time.perf_counter() - t0
         if not bool(mask.any()):
             raise CLIError("argument --method: the mask has no known pixel")
         t1 = time.perf_counter()
-        if args.method == "gan":
-            u = gan.gan_inpaint(x, mask, model, generator=args.seed)
-            how = "the mask GAN's inpainting"
+        inpainter = INPAINT_METHODS[method.inpaint_with]
+        if inpainter.needs_model:    # the mask method's own model inpaints (the mask GAN's generator)
+            u = inpaint(x, mask, inpainter.name, model=model, generator=args.seed)
+            how = f"the mask {args.method.upper()}'s inpainting"
         else:
-            u = diffuse(x, mask, tol=args.tol)
-            how = "diffusion inpainting"
+            u = inpaint(x, mask, inpainter.name, tol=args.tol)
+            how = f"{inpainter.name} inpainting"
         secs_inp = time.perf_counter() - t1
         f_c, m_c, u_c = f, mask.cpu(), u.cpu()
         e = result_errors(f_c, u_c)
@@ -408,6 +359,83 @@ def _run_mask(args) -> int:
                   f"{e['ssim']:.6f}", f"{secs_mask:.3f}", f"{secs_inp:.3f}"]])
     report_written(out)
     return 0
+
+
+#: The flags of `pdeflow mask` that set one option of some mask methods, with the option's name.
+_METHOD_FLAGS = (("--refine", "refine"), ("--strength", "strength"), ("--scale", "scale"),
+                 ("--bfloat16", "compute_dtype"), ("--padding", "padding"), ("--stages", "stages"),
+                 ("--start-mask", "mask"))
+
+
+def _given_method_flags(args):
+    """``(flag, option)`` of the :data:`_METHOD_FLAGS` given on the command line (not at their defaults)."""
+    given = {"--refine": args.refine, "--strength": args.strength != 1.0, "--scale": args.scale != 1,
+             "--bfloat16": args.bfloat16, "--padding": args.padding != "zeros", "--stages": args.stages is not None,
+             "--start-mask": args.start_mask is not None}
+    return [(flag, option) for flag, option in _METHOD_FLAGS if given[flag]]
+
+
+def _either(names) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _load_model(method, args, *, channels: int):
+    """The trained model of a method that runs one (``--model`` or the shipped one), else None."""
+    if not method.needs_model:
+        return None
+    try:
+        return method.load_model(args.model, density=getattr(args, "density", None), channels=channels,
+                                 device=args.device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(f"argument --model: {exc}") from None
+
+
+def _mask_options(args, method, x: torch.Tensor, start, model) -> dict:
+    """The options of the mask ``method`` that the command line sets: each flag's option where the method takes
+    it; ``--seed`` for methods that draw at random, ``--tol`` where it is the diffusion solves' tolerance."""
+    values = {"refine": args.refine, "strength": args.strength, "scale": args.scale,
+              "compute_dtype": torch.bfloat16 if args.bfloat16 else None, "padding": args.padding,
+              "stages": args.stages, "mask": None if start is None else start.to(device=x.device),
+              "model": model, "p": args.p, "q": args.q, "metric": args.metric, "candidates": args.candidates,
+              "exchanges": args.exchanges, "cycles": args.cycles, "parallel": args.parallel,
+              "progress": True}   # a bar on a terminal, a line per 10 % with ETA in a log
+    if method.random:
+        values["generator"] = args.seed
+    if method.diffusion_tol:
+        values["tol"] = args.tol
+    if args.method == "densify" and start is not None:
+        values["mask"] = start.to(device=x.device, dtype=x.dtype)
+    options = {k: v for k, v in values.items() if k in method.options}
+    for unset in ("stages", "mask"):      # not given: the method's default
+        if options.get(unset, 0) is None:
+            del options[unset]
+    return options
+
+
+def _mask_notes(args, start) -> list[str]:
+    """What the report says about the chosen method's settings (PS and NLPE add their times as they run)."""
+    notes = []
+    if args.method == "analytic":
+        notes.append(f"sigma {analytic_sigma(args.density):g}"
+                     + (f", {args.refine} refinement rounds" if args.refine else ""))
+    elif args.method == "learned":
+        if args.strength != 1.0:
+            a, b = args.strength if isinstance(args.strength, tuple) else (args.strength,) * 2
+            notes.append(f"strength {a:g}, {b:g}")
+        if args.scale > 1:
+            notes.append(f"network at 1/{args.scale} scale")
+        if args.bfloat16:
+            notes.append("bfloat16 network")
+        if args.padding != "zeros":
+            notes.append(f"{args.padding} padding")
+        if args.refine:
+            notes.append(f"{args.refine} refinement rounds")
+    elif args.method == "densify":
+        stages = DENSIFY_STAGES if args.stages is None else args.stages
+        notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask"))
+    return notes
 
 
 #: Lossy image formats: their compression turns a mask's 0 and 1 into other values (and blurs isolated pixels).
@@ -465,33 +493,24 @@ def _run_inpaint(args) -> int:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
     mask = _read_mask(args.mask, "--mask", args.size, (H, W))
-    net = None
-    if args.method == "learned":
-        try:
-            net = load_residual(args.model, channels=C, device=args.device)
-        except (FileNotFoundError, ValueError) as exc:
-            raise CLIError(f"argument {'--model' if args.model is not None else '--method learned'}: "
-                           f"{exc}") from None
+    method = INPAINT_METHODS[args.method]
+    model = _load_model(method, args, channels=C)
     out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
                   inputs=[path, Path(args.mask)])
     dev = args.device
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]; mask density "
           f"{float(mask.mean()):.4f}")
+    values = {"tol": args.tol if method.diffusion_tol else None, "spacing": args.spacing, "model": model,
+              "calibrate": args.calibrate is not False, "generator": args.seed if method.random else None}
+    options = {k: v for k, v in values.items() if k in method.options and (v is not None or k == "spacing")}
     with out:
         t0 = time.perf_counter()
-        if args.method == "diffusion":
-            u = diffuse(f.to(dev), mask.to(dev), tol=args.tol, spacing=args.spacing)
-        elif args.method == "learned":
-            u = learned_inpaint(f.to(dev), mask.to(dev), model=net, calibrate=args.calibrate is not False)
-        else:
-            try:
-                model = gan.load_inpainting_model(args.model, device=dev)
-            except (FileNotFoundError, ValueError) as exc:
-                raise CLIError(f"argument --model: {exc}") from None
-            try:
-                u = gan.gan_inpaint(f.to(dev), mask.to(dev), model, generator=args.seed)
-            except (FileNotFoundError, ValueError) as exc:
-                raise CLIError(f"argument --method wgan: {exc}") from None
+        try:
+            u = inpaint(f.to(dev), mask.to(dev), args.method, **options)
+        except (FileNotFoundError, ValueError) as exc:
+            if not method.needs_model:     # a trained model's refusal names the method that ran it
+                raise
+            raise CLIError(f"argument --method {args.method}: {exc}") from None
         secs = time.perf_counter() - t0
         u = u.cpu()
         e = result_errors(f, u)
@@ -526,13 +545,6 @@ def _volume_figure(vin, mask, u, title: str):
     return viz.slices_figure(panels, vin.spacing, title=f"{title}\n{vin.window_note()}")
 
 
-def _volume_sigma(density: float, spacing) -> float:
-    """The analytic mask's smoothing for a volume: as in 2-D (:func:`analytic_sigma`, about 0.45 times the distance
-    between known pixels), 0.45 times the mean distance between known voxels, (dz dy dx / density)^(1/3), in the
-    unit of the spacing."""
-    return round(0.45 * (math.prod(spacing) / density) ** (1.0 / 3.0), 4)
-
-
 def _run_mask_volume(args) -> int:
     """``pdeflow mask`` of a volume: an analytic or random mask of exactly round(D * voxels) voxels, and its 3-D
     diffusion inpainting."""
@@ -552,16 +564,15 @@ def _run_mask_volume(args) -> int:
     f, dev = vin.data, args.device
     with out:
         t0 = time.perf_counter()
-        if method == "analytic":
-            sigma = _volume_sigma(args.density, vin.spacing)
-            mask = analytic_mask(f.to(dev), args.density, sigma=sigma, spacing=vin.spacing).cpu()
-            how = f"analytic (sigma {sigma:g} in the spacing's unit)"
+        if MASK_METHODS[method].random:   # drawn on the CPU, whatever the device: the same mask everywhere
+            mask = make_mask(f, args.density, method, generator=args.seed, spacing=vin.spacing)
+            how = f"{method} (seed {args.seed})"
         else:
-            mask = random_mask(tuple(f.shape), args.density, generator=args.seed, spacing=vin.spacing).cpu()
-            how = f"random (seed {args.seed})"
+            mask = make_mask(f.to(dev), args.density, method, spacing=vin.spacing).cpu()
+            how = f"{method} (sigma {analytic_sigma(args.density, spacing=vin.spacing):g} in the spacing's unit)"
         secs_mask = time.perf_counter() - t0
         t1 = time.perf_counter()
-        u = diffuse(f.to(dev), mask.to(dev, f.dtype), tol=args.tol, spacing=vin.spacing).cpu()
+        u = inpaint(f.to(dev), mask.to(dev, f.dtype), "diffusion", tol=args.tol, spacing=vin.spacing).cpu()
         secs_inp = time.perf_counter() - t1
         e, text = _volume_errors(f, u)
         dens = float(mask.float().mean())
@@ -607,7 +618,7 @@ def _run_inpaint_volume(args) -> int:
     print(f"mask: {args.mask}, density {dens:.4f} ({int(mask.sum())} of {mask.numel()} voxels known)")
     with out:
         t0 = time.perf_counter()
-        u = diffuse(f.to(args.device), mask.to(args.device), tol=args.tol, spacing=vin.spacing).cpu()
+        u = inpaint(f.to(args.device), mask.to(args.device), args.method, tol=args.tol, spacing=vin.spacing).cpu()
         secs = time.perf_counter() - t0
         e, text = _volume_errors(f, u)
         print(f"diffusion inpainting (3-D): {secs:.2f} s; against IMAGE: {text}")

@@ -1,5 +1,10 @@
 """Sparse inpainting and spatial optimisation (Peter, 2022).
 
+By name: :func:`make_mask` makes a mask by any method of :data:`MASK_METHODS` (``'densify'``,
+``'analytic'``, ``'learned'``, ``'random'``, ``'ps'``, ``'nlpe'``, ``'gan'``) and :func:`inpaint` inpaints by
+any of :data:`INPAINT_METHODS` (``'diffusion'``, ``'learned'``, ``'wgan'``); the command line and the evaluation
+dispatch through these tables (:mod:`~pdeflow.inpaint.methods`).
+
 Model-based part:
 
 * :func:`diffuse`: homogeneous diffusion inpainting (Laplace equation on the
@@ -16,7 +21,9 @@ Model-based part:
   several blue-noise tile shifts, exchanges with adjoint-guided reveals and probed hides), a fraction of a
   second per 64 x 64 mask.
 
-Rooms: :mod:`~pdeflow.inpaint.diffusion` (the solver and its adjoint), :mod:`~pdeflow.inpaint.masks.sparsification`
+Rooms: :mod:`~pdeflow.inpaint.methods` (the tables of methods), :mod:`~pdeflow.inpaint.diffusion` (the
+solver's entry point), :mod:`~pdeflow.inpaint.diffusion_system` (the one linear system: build, solve, adjoint,
+error maps), :mod:`~pdeflow.inpaint.masks.sparsification`
 (random, PS/NLPE, dithering, analytic, snapping, refinement), :mod:`~pdeflow.inpaint.learned.masknet` (mask
 network, residual inpainter, WGANs), :mod:`~pdeflow.inpaint.training` (their trainers) and
 :mod:`~pdeflow.inpaint.evaluation` (the paper's comparison).
@@ -55,13 +62,19 @@ from .learned.maskgan import MaskGAN, MaskGenerator
 from .learned.masknet import MaskNet, learned_mask, load_masknet
 from .learned.residual import ResidualInpainter, learned_inpaint, load_joint, load_residual
 from .learned.wgan import Critic, InpaintingGenerator
-from .masks.analytic import analytic_mask
+from .masks.analytic import analytic_mask, analytic_sigma
 from .masks.densification import densify_mask
 from .masks.dither import blue_noise_tile, dither
 from .masks.refine import RefineResult, refine_mask
 from .masks.sparsification import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
+from .methods import INPAINT_METHODS, MASK_METHODS, Method, inpaint, make_mask
 
 __all__ = [
+    "make_mask",
+    "inpaint",
+    "MASK_METHODS",
+    "INPAINT_METHODS",
+    "Method",
     "diffuse",
     "DiffuseResult",
     "inpainting_error",
@@ -83,6 +96,7 @@ __all__ = [
     "blue_noise_tile",
     "dither",
     "analytic_mask",
+    "analytic_sigma",
     "learned_mask",
     "load_masknet",
     "MaskNet",

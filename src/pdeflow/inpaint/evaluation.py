@@ -100,6 +100,7 @@ from ._eval_report import (
     result_errors,
     result_figure,
 )
+from .methods import INPAINT_METHODS, MASK_METHODS, inpaint, make_mask
 
 __all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure", "result_errors",
            "errors_text", "marked", "result_figure"]
@@ -218,18 +219,17 @@ def _timed_cpu(fn):
 def _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models=None, residual_model=None,
                  channels=1, joint_models=None):
     """The models the methods need; methods that cannot run are removed with a note."""
-    from .learned import gan
     loaded = {"wgan": None, "mask": {}}
     if "random-wgan" in methods:
         try:
-            loaded["wgan"] = gan.load_inpainting_model(inpainting_model)
+            loaded["wgan"] = INPAINT_METHODS["wgan"].load_model(inpainting_model)
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"random + WGAN skipped: {e}")
     if "maskgan" in methods:
         for d in densities:
             spec = (mask_models or {}).get(d, d)
             try:
-                model = gan.load_mask_model(spec)
+                model = MASK_METHODS["gan"].load_model(spec, density=d)
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"mask GAN at {d:g} skipped: {e}")
                 continue
@@ -238,18 +238,16 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 continue
             loaded["mask"][d] = model
     if {"learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw"} & set(methods):
-        from .learned.masknet import load_masknet
         loaded["masknet"] = {}
         for d in densities:
             spec = (masknet_models or {}).get(d, d)
             try:
-                loaded["masknet"][d] = load_masknet(spec, density=d, channels=channels)
+                loaded["masknet"][d] = MASK_METHODS["learned"].load_model(spec, density=d, channels=channels)
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"learned masks at {d:g} skipped: {e}")
     if {"learned-residual", "learned-residual-raw"} & set(methods):
-        from .learned.residual import load_residual
         try:
-            loaded["residual"] = load_residual(residual_model, channels=channels)
+            loaded["residual"] = INPAINT_METHODS["learned"].load_model(residual_model, channels=channels)
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"learned + residual inpainter skipped: {e}")
     if {"joint", "joint-refine", "joint-refine-mse"} & set(methods):
@@ -354,21 +352,14 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         raise UserInputError(f"n_images: must be a positive int, got {n_images!r}")
     notes: list[str] = []
     methods = list(methods)
-    from .diffusion import diffuse
-    from .masks.sparsification import nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 
     models = _load_models(methods, densities, inpainting_model, mask_models, notes, masknet_models, residual_model,
                           channels, joint_models)
     refine_at = {d: refine_setting(d, refine) for d in densities}
     refine_mse_at = {d: refine_setting(d, refine_mse, REFINE_MSE) for d in densities}
-    from .learned.masknet import learned_mask
-    from .learned.residual import learned_inpaint
-    from .masks.analytic import analytic_mask, analytic_sigma
-    from .masks.densification import densify_mask
     if models["wgan"] is None and "random-wgan" in methods:
         methods.remove("random-wgan")
 
-    from .learned.gan import gan_inpaint, gan_mask
     f_all, names = test_images(n_images, size, seed=seed, channels=channels, image_dir=image_dir)
     settings = {"densities": densities, "n_images": n_images, "size": size, "seed": seed, "channels": channels,
                 "images": names, "image_dir": None if image_dir is None else str(image_dir),
@@ -389,13 +380,13 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                 seeded = functools.partial(_seeded, seed=seed * 1000 + i * 10 + j)
                 todo = {m for m in methods if d in run[m]}
                 if {"random-diffusion", "random-wgan"} & todo:
-                    mask, t_mask = _timed(lambda: random_mask((1, 1, size, size), d, generator=seed * 1000 + i * 10 + j,
-                                                              dtype=f.dtype))
+                    mask, t_mask = _timed(lambda: make_mask(f, d, "random", generator=seed * 1000 + i * 10 + j))
                     if "random-diffusion" in todo:
-                        u, t_inp = _timed(lambda: diffuse(f, mask, tol=tol))
+                        u, t_inp = _timed(lambda: inpaint(f, mask, "diffusion", tol=tol))
                         res["random-diffusion"] = (mask, u, t_mask, t_inp)
                     if "random-wgan" in todo:
-                        u, t_inp = _timed(lambda: gan_inpaint(f.float(), mask.float(), models["wgan"], generator=i))
+                        u, t_inp = _timed(lambda: inpaint(f.float(), mask.float(), "wgan", model=models["wgan"],
+                                                          generator=i))
                         res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
                 # PS per metric it minimises: `metric` for ps and ps-nlpe, the MSE for ps-mse
                 ps_runs = {}
@@ -406,67 +397,69 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         ps_runs[met] = next(iter(ps_runs.values()))
                         continue
                     ps_runs[met] = _timed_cpu(functools.partial(
-                        probabilistic_sparsification, f, d, p=ps_p, q=ps_q, metric=met, tol=tol,
+                        make_mask, f, d, "ps", p=ps_p, q=ps_q, metric=met, tol=tol,
                         generator=seed * 1000 + i * 10 + j, progress=False))
                 for m, met in (("ps", metric), ("ps-mse", "mse")):
                     if m in todo:
                         ps_mask, t_ps = ps_runs[met]
                         same = next((r for r in res.values() if r[0] is ps_mask), None)
-                        u, t_inp = same[1:4:2] if same else _timed(lambda: diffuse(f, ps_mask, tol=tol))
+                        u, t_inp = same[1:4:2] if same else _timed(lambda: inpaint(f, ps_mask, "diffusion", tol=tol))
                         res[m] = (ps_mask, u, t_ps, t_inp)
                 if "ps-nlpe" in todo:
                     ps_mask, t_ps = ps_runs[metric]
-                    nl_mask, t_nl = _timed_cpu(lambda: nonlocal_pixel_exchange(
-                        f, ps_mask, candidates=nlpe_candidates, cycles=nlpe_cycles, metric=metric, tol=tol,
-                        generator=seed * 1000 + i * 10 + j, progress=False))
-                    u, t_inp = _timed(lambda: diffuse(f, nl_mask, tol=tol))
+                    nl_mask, t_nl = _timed_cpu(lambda: make_mask(
+                        f, d, "nlpe", sparsified=ps_mask, candidates=nlpe_candidates, cycles=nlpe_cycles,
+                        metric=metric, tol=tol, generator=seed * 1000 + i * 10 + j, progress=False))
+                    u, t_inp = _timed(lambda: inpaint(f, nl_mask, "diffusion", tol=tol))
                     res["ps-nlpe"] = (nl_mask, u, _Seconds.total(t_ps, t_nl), t_inp)
                 if {"analytic", "analytic-refine"} & todo:
-                    sig = analytic_sigma(d)
                     if "analytic" in todo:
-                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig))
-                        u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                        b, t_mask = _timed_cpu(lambda: make_mask(f, d, "analytic"))
+                        u, t_inp = _timed(lambda: inpaint(f, b, "diffusion", tol=tol))
                         res["analytic"] = (b, u, t_mask, t_inp)
                     if "analytic-refine" in todo:
-                        b, t_mask = _timed_cpu(lambda: analytic_mask(f, d, sigma=sig, refine=seeded(refine_at[d])))
-                        u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                        b, t_mask = _timed_cpu(lambda: make_mask(f, d, "analytic", refine=seeded(refine_at[d])))
+                        u, t_inp = _timed(lambda: inpaint(f, b, "diffusion", tol=tol))
                         res["analytic-refine"] = (b, u, t_mask, t_inp)
                 if "densify" in todo:
-                    b, t_mask = _timed_cpu(lambda: densify_mask(f, d))
-                    u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                    b, t_mask = _timed_cpu(lambda: make_mask(f, d, "densify"))
+                    u, t_inp = _timed(lambda: inpaint(f, b, "diffusion", tol=tol))
                     res["densify"] = (b, u, t_mask, t_inp)
                 net = models.get("masknet", {}).get(d)
                 if net is not None and {"learned", "learned-refine", "learned-refine-mse", "learned-residual",
                                         "learned-residual-raw"} & todo:
-                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=net))
+                    b, t_mask = _timed_cpu(lambda: make_mask(f.float(), d, "learned", model=net))
                     b = b.double()
                     if "learned" in todo:
-                        u, t_inp = _timed(lambda: diffuse(f, b, tol=tol))
+                        u, t_inp = _timed(lambda: inpaint(f, b, "diffusion", tol=tol))
                         res["learned"] = (b, u, t_mask, t_inp)
                     for m, cal in (("learned-residual", True), ("learned-residual-raw", False)):
                         if m in todo and models.get("residual") is not None:
-                            u, t_inp = _timed(lambda: learned_inpaint(f, b, model=models["residual"], calibrate=cal))
+                            u, t_inp = _timed(lambda: inpaint(f, b, "learned", model=models["residual"],
+                                                              calibrate=cal))
                             res[m] = (b, u, t_mask, t_inp)
                     for m, opts in (("learned-refine", refine_at[d]), ("learned-refine-mse", refine_mse_at[d])):
                         if m in todo:
-                            br, t_r = _timed_cpu(lambda: learned_mask(f.float(), d, model=net, refine=seeded(opts)))
+                            br, t_r = _timed_cpu(lambda: make_mask(f.float(), d, "learned", model=net,
+                                                                   refine=seeded(opts)))
                             br = br.double()
-                            u, t_inp = _timed(lambda: diffuse(f, br, tol=tol))
+                            u, t_inp = _timed(lambda: inpaint(f, br, "diffusion", tol=tol))
                             res[m] = (br, u, t_r, t_inp)
                 pair = models.get("joint", {}).get(d)
                 for m, opts in (("joint", 0), ("joint-refine", seeded(refine_at[d])),
                                 ("joint-refine-mse", seeded(refine_mse_at[d]))):
                     if pair is None or m not in todo:
                         continue
-                    b, t_mask = _timed_cpu(lambda: learned_mask(f.float(), d, model=pair[0], refine=opts))
+                    b, t_mask = _timed_cpu(lambda: make_mask(f.float(), d, "learned", model=pair[0], refine=opts))
                     b = b.double()
                     inpainter = models.get("joint_refined", {}).get(d, pair[1]) if opts else pair[1]
-                    u, t_inp = _timed(lambda: learned_inpaint(f, b, model=inpainter))
+                    u, t_inp = _timed(lambda: inpaint(f, b, "learned", model=inpainter))
                     res[m] = (b, u, t_mask, t_inp)
                 if "maskgan" in todo and d in models["mask"]:
                     model = models["mask"][d]
-                    b, t_mask = _timed(lambda: gan_mask(f.float(), d, model, generator=i))
-                    u, t_inp = _timed(lambda: gan_inpaint(f.float(), b, model, generator=i))
+                    b, t_mask = _timed(lambda: make_mask(f.float(), d, "gan", model=model, generator=i))
+                    u, t_inp = _timed(lambda: inpaint(f.float(), b, MASK_METHODS["gan"].inpaint_with, model=model,
+                                                      generator=i))
                     res["maskgan"] = (b.double(), u.double(), t_mask, t_inp)
                 for m, (mask, u, t_mask, t_inp) in res.items():
                     u = u.clamp(0, 1)

@@ -77,16 +77,21 @@ def _check_number(x, name: str, who: str, *, minimum: float = 0.0, open_low: boo
     return float(x)
 
 
-def analytic_sigma(density: float) -> float:
+def analytic_sigma(density: float, spacing=None) -> float:
     """Smoothing of the analytic density for a mask density: ``0.45 / sqrt(density)`` pixels (~0.45 x the point
     spacing), rounded to 0.01; what the mask networks, the residual inpainter's training and ``pdeflow mask`` use.
+
+    For a volume with voxel ``spacing`` ``(dz, dy, dx)``: 0.45 times the mean distance between known voxels,
+    ``0.45 (dz dy dx / density)^(1/3)`` in the unit of the spacing, rounded to 1e-4.
 
     Examples
     --------
     >>> from pdeflow.inpaint.masks.analytic import analytic_sigma
-    >>> analytic_sigma(0.1), analytic_sigma(0.05)
-    (1.42, 2.01)
+    >>> analytic_sigma(0.1), analytic_sigma(0.05), analytic_sigma(0.1, spacing=(2.0, 1.0, 1.0))
+    (1.42, 2.01, 1.2215)
     """
+    if spacing is not None:
+        return round(0.45 * (math.prod(spacing) / density) ** (1.0 / 3.0), 4)
     return round(0.45 / math.sqrt(density), 2)
 
 
