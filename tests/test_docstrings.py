@@ -42,18 +42,12 @@ BEHAVIOUR = {
 #: Docstrings of the modules another change of issue 62 (items 1 and 2) rewrites; they move out with it.
 ISSUE_62 = "moves with issue 62 item 1/2"
 PENDING = {key: ISSUE_62 for key in (
-    "inpaint/diffusion.py::<module>",
     "inpaint/diffusion.py::diffuse",
     "inpaint/learned/maskgan.py::<module>",
     "inpaint/learned/residual.py::<module>",
     "inpaint/masks/_refine_loss.py::Loss",
     "inpaint/masks/_refine_loss.py::Loss._filter_t",
-    "inpaint/masks/_refine_search.py::max3x3",
-    "inpaint/masks/_refine_search.py::probe_costs",
-    "inpaint/masks/_refine_search.py::refine_single",
     "inpaint/masks/blur.py::_cumsum_",
-    "inpaint/masks/densification.py::<module>",
-    "inpaint/masks/densification.py::_max3x3",
     "inpaint/masks/dither.py::<module>",
     "inpaint/masks/refine.py::<module>",
     "inpaint/masks/refine.py::refine_mask",

@@ -33,8 +33,8 @@ computed in float32 and returned in their dtype). Plain CG
 (:func:`pdeflow.linalg.cg`) on a single CPU image of up to
 :data:`~pdeflow.inpaint.diffusion_system.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
 Laplacian's sparse matrix instead
-(same iterates, 1.6-2.8x faster on one thread: a small tensor operation's
-dispatch costs more than its arithmetic).
+(same iterates, faster on one thread: a small tensor operation's dispatch
+costs more than its arithmetic; the results page "Speed" has the timing).
 
 Volumes ``(B, C, D, H, W)`` (``ndim=3``, or a ``spacing`` of length 3, as in
 :mod:`pdeflow.ops`) use the 7-point Laplacian (anisotropic with ``spacing``) and

@@ -74,14 +74,15 @@ def evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None, adjoint
 
 def max3x3(x: torch.Tensor) -> torch.Tensor:
     """The maximum over each pixel's 3 x 3 neighbourhood of ``x`` (B, N) viewed as (B, H, W); as
-    ``max_pool2d(x, 3, 1, 1)``, but as shifted maxima: 2.7x faster in float64 at 64 x 64."""
+    ``max_pool2d(x, 3, 1, 1)``, but as shifted maxima (torch's CPU max pooling is slow with stride 1)."""
     p = F.pad(x, (1, 1, 1, 1), value=-math.inf)
     rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
     return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
 
 def probe_costs(f, u, keep, tol, solver, tile, r, probe_tol=None):
-    """Measured cost of hiding known pixels (B, N) in round ``r``: ``inf`` where not probed.
+    """The cost of hiding known pixels (B, N) in round ``r``, by inpainting without them: ``inf`` where not
+    probed.
 
     Hides a subset of the known pixels at once, inpaints once, and takes each
     probed pixel's squared error there: the local error of probabilistic
@@ -254,7 +255,7 @@ def refine_single(x, keep0, loss, rounds, shifts, p, score, swaps, hide, tol, fi
 
     The same steps and decisions as the batched search (up to rounding and the order of ties);
     returns ``(keep (1, N) bool, u (1, 1, H, W), error (1,), trace (1, 2 + rounds), shift, accepted, swapped,
-    reverted)``, ``reverted`` (1,) bool: the search's result was no better than the input at ``final_tol``.
+    reverted)``, ``reverted`` (1,) bool: the search's result did not improve on the input at ``final_tol``.
     """
     _, C, H, W = x.shape
     one = _Single(x, loss)
