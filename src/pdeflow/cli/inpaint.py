@@ -397,7 +397,7 @@ def _mask_options(args, method, x: torch.Tensor, start, model) -> dict:
     it; ``--seed`` for methods that draw at random, ``--tol`` where it is the diffusion solves' tolerance."""
     values = {"refine": args.refine, "strength": args.strength, "scale": args.scale,
               "compute_dtype": torch.bfloat16 if args.bfloat16 else None, "padding": args.padding,
-              "stages": args.stages, "mask": None if start is None else start.to(device=x.device),
+              "stages": args.stages, "mask": None if start is None else start.to(device=x.device, dtype=x.dtype),
               "model": model, "p": args.p, "q": args.q, "metric": args.metric, "candidates": args.candidates,
               "exchanges": args.exchanges, "cycles": args.cycles, "parallel": args.parallel,
               "progress": True}   # a bar on a terminal, a line per 10 % with ETA in a log
@@ -405,8 +405,6 @@ def _mask_options(args, method, x: torch.Tensor, start, model) -> dict:
         values["generator"] = args.seed
     if method.diffusion_tol:
         values["tol"] = args.tol
-    if args.method == "densify" and start is not None:
-        values["mask"] = start.to(device=x.device, dtype=x.dtype)
     options = {k: v for k, v in values.items() if k in method.options}
     for unset in ("stages", "mask"):      # not given: the method's default
         if options.get(unset, 0) is None:
