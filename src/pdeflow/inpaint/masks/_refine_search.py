@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..diffusion_system import (
     MATRIX_PATH_MAX_PIXELS,
@@ -18,6 +17,7 @@ from ..diffusion_system import (
     error_map,
 )
 from ._refine_loss import EPS, SSIM_WEIGHT, Loss, ssim_map
+from .blur import max3x3
 from .dither import threshold_map, top_k_mask
 from .snapping import snap_to_extrema
 
@@ -70,14 +70,6 @@ def evaluate_graph(f, keep, loss, tol, solver, x0=None, adjoint_x0=None, adjoint
         return g.reshape(B, H * W), info["adjoint"]
 
     return u.detach(), err, gradient
-
-
-def max3x3(x: torch.Tensor) -> torch.Tensor:
-    """The maximum over each pixel's 3 x 3 neighbourhood of ``x`` (B, N) viewed as (B, H, W); as
-    ``max_pool2d(x, 3, 1, 1)``, but as shifted maxima (torch's CPU max pooling is slow with stride 1)."""
-    p = F.pad(x, (1, 1, 1, 1), value=-math.inf)
-    rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
-    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
 
 def probe_costs(f, u, keep, tol, solver, tile, r, probe_tol=None):

@@ -1,14 +1,18 @@
-"""The smoothing of the mask methods: the Gaussian of the analytic density's ``G_sigma * f`` and of the snapping
-score's local mean, and the box mean that standardises the mask network's inputs (mirrored boundary, as the
-density of Belhachmi et al. 2009 is defined on the image domain)."""
+"""The local filters of the mask methods: the Gaussian of the analytic density's ``G_sigma * f`` and of the
+snapping score's local mean, the box mean that standardises the mask network's inputs (mirrored boundary, as the
+density of Belhachmi et al. 2009 is defined on the image domain), and the 3 x 3 maximum by which densification
+and refinement find local maxima."""
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from ...metrics import gaussian_window
 from ...ops import correlate1d
 
-__all__ = ["gaussian_blur", "box_mean"]
+__all__ = ["gaussian_blur", "box_mean", "max3x3"]
 
 
 def gaussian_blur(f: torch.Tensor, sigma) -> torch.Tensor:
@@ -101,3 +105,24 @@ def _mirror(x: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
     """``x`` extended by ``lo`` and ``hi`` mirrored samples before and after along ``dim`` (edge not repeated)."""
     n = x.shape[dim]
     return torch.cat([x.narrow(dim, 1, lo).flip(dim), x, x.narrow(dim, n - 1 - hi, hi).flip(dim)], dim)
+
+
+def max3x3(x: torch.Tensor) -> torch.Tensor:
+    """The maximum over each pixel's 3 x 3 neighbourhood of ``x`` (..., H, W), the outside of the image ignored:
+    the values of ``F.max_pool2d(x, 3, stride=1, padding=1)``, as two separable passes of shifted maxima
+    (torch's CPU max pooling is slow with stride 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.masks.blur import max3x3
+    >>> x = torch.zeros(1, 1, 3, 4)
+    >>> x[0, 0, 0, 0] = 1.0
+    >>> max3x3(x)
+    tensor([[[[1., 1., 0., 0.],
+              [1., 1., 0., 0.],
+              [0., 0., 0., 0.]]]])
+    """
+    p = F.pad(x, (1, 1, 1, 1), value=-math.inf)
+    rows = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 1:-1]), p[..., :, 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])

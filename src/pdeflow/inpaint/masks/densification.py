@@ -25,13 +25,12 @@ import math
 from numbers import Integral, Real
 
 import torch
-import torch.nn.functional as F
 
 from ... import ops
 from ...errors import UserInputError
 from ..diffusion_system import binary_hierarchy, diffuse_with_hierarchy, error_map
 from .analytic import analytic_mask, analytic_sigma
-from .blur import gaussian_blur
+from .blur import gaussian_blur, max3x3
 from .dither import binary_mask, n_known
 
 __all__ = ["densify_mask"]
@@ -142,7 +141,7 @@ def _add_at_maxima(m: torch.Tensor, e: torch.Tensor, add: int) -> torch.Tensor:
     """``m`` with ``add`` more points per image: the free pixels at the positive local maxima (3 x 3) of ``e``,
     largest first, then (if there are too few of them) the other free pixels, largest first."""
     free = m < 0.5
-    peak = (e >= _max3x3(e)) & (e > 0) & free
+    peak = (e >= max3x3(e)) & (e > 0) & free
     flat_e, flat_m = e.flatten(1), m.flatten(1).clone()
     for b in range(m.shape[0]):
         # the maxima are a few percent of the pixels: the top-k among them only (a 4K image: 8x faster)
@@ -154,11 +153,3 @@ def _add_at_maxima(m: torch.Tensor, e: torch.Tensor, add: int) -> torch.Tensor:
             pick = torch.cat([cand, rest.topk(add - cand.numel()).indices])
         flat_m[b, pick] = 1.0
     return flat_m.view_as(m)
-
-
-def _max3x3(e: torch.Tensor) -> torch.Tensor:
-    """``F.max_pool2d(e, 3, stride=1, padding=1)`` as two separable passes of shifted maxima: the same values,
-    without torch's CPU max pooling, which is slow with stride 1 on large images."""
-    p = F.pad(e, (1, 1, 1, 1), value=-math.inf)
-    rows = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 1:-1]), p[..., :, 2:])
-    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
