@@ -158,4 +158,5 @@ def test_backward_memory_does_not_keep_iterations():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         r = rof(f, 0.1, tol=1e-10, full_output=True)
     assert r.iterations.item() > 50
-    assert sum(sizes) <= 4 * f.numel() + 16
+    # u, div p and the dual field p (two components: it tells edges from flat pixels)
+    assert sum(sizes) <= 5 * f.numel() + 16

@@ -236,7 +236,7 @@ def rof(
     **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a
     float, or a 0-d or ``(B,)`` tensor with ``requires_grad``) by implicit
     differentiation at the computed solution, for every method: nothing of the
-    iterations is kept (memory of a few images), and the backward pass solves a
+    iterations is kept (memory of five images: ``u``, ``div p`` and ``p``), and the backward pass solves a
     linear system by projected conjugate gradients, each image stopping on its own
     at a relative residual ``max(tol, 50 eps)`` (``max_iter`` iterations at most;
     :class:`ConvergenceWarning` otherwise).  With ``D = grad``, the solution
@@ -246,9 +246,15 @@ def rof(
     element of the generalised Jacobian returned everywhere is the derivative
     with the structure held fixed: **flat regions stay tied** (the derivative is
     constant on every connected component of pixels of zero gradient, each flat
-    pixel tied to its right and lower neighbours; pixels count as flat where
-    ``|grad u|`` is at most ``max(0.1 sqrt(tol), 100 eps)`` times the range of
-    ``u``), and on ``I`` the derivative of ``grad u / |grad u|`` enters.  This is
+    pixel tied to its right and lower neighbours; a pixel counts as on an edge
+    where ``|grad u|`` is above ``max(min(0.1 sqrt(tol), 1e-6), 100 eps)`` times
+    the range of ``u`` and the computed dual field points along it,
+    ``<grad u, p> >= 0.97 |grad u|``, as the optimality condition requires,
+    and as flat elsewhere), and on ``I`` the derivative of ``grad u / |grad u|``
+    enters.  Its accuracy rests on that classification: at the default ``tol``
+    a pixel of a small edge or a flat pixel's noise can be misread, and the
+    gradient then differs from finite differences (see the results page
+    "Accuracy in float32"); a smaller ``tol`` narrows the difference.  This is
     the Jacobian of the map wherever the structure is stable under small
     perturbations (almost every input), and there it matches finite differences
     (``tests/test_tv_autograd.py``).  It is symmetric in ``f``; ``d u / d lam``
@@ -325,7 +331,8 @@ def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, to
     rtol = backward_rtol(tol, x.dtype, gap)
     if isinstance(rtol, torch.Tensor):
         rtol = rtol.reshape(-1).expand(B)
-    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), divp, (tol, max_iter, channelwise, grid, rtol))
+    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), divp, p.detach(),
+                         (tol, max_iter, channelwise, grid, rtol))
     return out.reshape(f.shape)
 
 
@@ -334,17 +341,17 @@ class _RofGrad(torch.autograd.Function):
     implicitly at the solution (memory: a few images, whatever the iteration count)."""
 
     @staticmethod
-    def forward(ctx, f, lam, u, divp, cfg):
+    def forward(ctx, f, lam, u, divp, p, cfg):
         # the flat threshold from the range of f, which holds that of u (and is not 0 where u is one
-        # flat region whose computed gradients are round-off)
-        ctx.save_for_backward(u, divp, lam, flat_threshold(f.detach(), cfg[0]))
+        # flat region whose computed gradients are round-off); the dual field tells edges from noise
+        ctx.save_for_backward(u, divp, p, lam, flat_threshold(f.detach(), cfg[0], aligned=True))
         ctx.cfg = cfg
         return u.clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        u, divp, lam, threshold = ctx.saved_tensors
+        u, divp, p, lam, threshold = ctx.saved_tensors
         tol, max_iter, channelwise, grid, rtol = ctx.cfg
         g = g.contiguous()
         w = g.clone()
@@ -353,7 +360,7 @@ class _RofGrad(torch.autograd.Function):
             rtol_pos = rtol[pos] if isinstance(rtol, torch.Tensor) else rtol
             up = u[pos]
             w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
-                                            threshold=threshold[pos], rtol=rtol_pos,
+                                            threshold=threshold[pos], rtol=rtol_pos, dual=p[pos],
                                             max_iter=max_iter, grid=None if grid.plain else grid)
             w[pos] = w_pos
             if not bool(conv.all()):
@@ -362,7 +369,7 @@ class _RofGrad(torch.autograd.Function):
                               f"{float(torch.as_tensor(rtol_pos).min()):g}", ConvergenceWarning, stacklevel=2)
         grad_f = w if ctx.needs_input_grad[0] else None
         grad_lam = bdot(w, divp) if ctx.needs_input_grad[1] else None
-        return grad_f, grad_lam, None, None, None
+        return grad_f, grad_lam, None, None, None, None
 
 
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
