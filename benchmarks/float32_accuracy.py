@@ -172,20 +172,19 @@ def gradient_rows(sizes, noisy_options, tight_tol, cd_max_size=128, cd_max_iter=
 
 
 def markdown(values, grads) -> str:
-    out = ["| function | parameter | size | scale | max err / range, before | after | warnings before | after "
-           "| CPU s before | after | float64 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| function | parameter | px | scale | error before | after | warnings | CPU s before | after "
+           "| float64 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in values:
         out.append(f"| {r['function']} | {r['param']} | {r['size']} | {r['scale']:g} | {r['err_before']:.1e} | "
-                   f"{r['err_after']:.1e} | {r['warnings_before']} | {r['warnings_after']} | "
+                   f"{r['err_after']:.1e} | {r['warnings_before']} -> {r['warnings_after']} | "
                    f"{r['cpu_before_s']:.3f} | {r['cpu_after_s']:.3f} | {r['cpu_float64_s']:.3f} |")
-    out += ["", "| function | parameter | size | image | float32 vs float64: df | dlam/dt | against central "
-            "differences: df float32 | df float64 | dlam/dt float32 | dlam/dt float64 | signs (32/64) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "| function | parameter | px | image | f32 vs f64: d/df | d/dlam, d/dt | vs central differences: "
+            "d/df f32 | f64 | d/dlam, d/dt f32 | f64 | signs |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in grads:
         out.append(f"| {r['function']} | {r['param']} | {r['size']} | {'noisy' if r['noisy'] else 'camera'} | "
                    f"{r['vs64_f_32']:.1e} | {_fmt(r['vs64_s_32'])} | {_fmt(r['relerr_f_32'])} | "
                    f"{_fmt(r['relerr_f_64'])} | {_fmt(r['relerr_s_32'])} | {_fmt(r['relerr_s_64'])} | "
-                   f"{'ok' if r['sign_ok_32'] else 'WRONG'}/{'ok' if r['sign_ok_64'] else 'WRONG'} |")
+                   f"{'ok' if r['sign_ok_32'] and r['sign_ok_64'] else 'WRONG'} |")
     return "\n".join(out) + "\n"
 
 
