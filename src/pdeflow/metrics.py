@@ -54,9 +54,7 @@ __all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window", "SSIM_WINDOW
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
     """float32/float64 as they are, half precision in float32, integers and
     bool in float64 (as scikit-image)."""
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return torch.float32
-    return t.dtype if t.is_floating_point() else torch.float64
+    return ops.compute_dtype(t.dtype) if t.is_floating_point() else torch.float64
 
 
 def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:

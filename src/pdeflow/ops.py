@@ -536,12 +536,17 @@ def check_float(u: torch.Tensor, name: str = "u") -> torch.Tensor:
                           "read files with pdeflow.io.read_image, which returns floats in [0, 1]")
 
 
-def check_image(u: torch.Tensor, name: str = "u") -> torch.Tensor:
-    """The one image check: a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W)
-    with finite values on a device that holds values (not ``meta``); a NumPy array or a list of numbers
-    is taken as ``torch.as_tensor`` makes it. Returns ``u`` as that tensor; a
-    :class:`~pdeflow.errors.UserInputError` naming ``name`` otherwise (for an integer or bool dtype the
-    :class:`~pdeflow.errors.InputDtypeError` of :func:`check_float`).
+def check_image(u: torch.Tensor, name: str = "u", *, ndim: int = 2, finite: bool = True,
+                min_size: int = 1) -> torch.Tensor:
+    """The one check of an image (``ndim=2``) or a volume (``ndim=3``), used by every public function.
+
+    Accepts a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W) (volumes:
+    (D, H, W), (C, D, H, W) or (B, C, D, H, W)) on a device that holds values (not ``meta``), at least
+    ``min_size`` samples along every spatial axis, with finite values unless ``finite=False`` (for
+    callers that read only some of the values and check those); a NumPy array or a list of numbers is
+    taken as ``torch.as_tensor`` makes it. Returns ``u`` as that tensor, in the shape it was given.
+    Refuses anything else with a :class:`~pdeflow.errors.UserInputError` naming ``name`` (an integer or
+    bool dtype with the :class:`~pdeflow.errors.InputDtypeError` of :func:`check_float`).
 
     Examples
     --------
@@ -553,11 +558,17 @@ def check_image(u: torch.Tensor, name: str = "u") -> torch.Tensor:
     Traceback (most recent call last):
     ...
     pdeflow.errors.UserInputError: f contains NaN or infinite values
+    >>> check_image(torch.zeros(3, 1, 4), "f", ndim=3, min_size=2)
+    Traceback (most recent call last):
+    ...
+    pdeflow.errors.UserInputError: f must be at least 2x2x2 voxels, got (3, 1, 4)
     """
-    u = check_tensor(u, name)
-    as_batch(u, name)
-    check_float(u, name)
-    if not bool(torch.isfinite(u).all()):
+    u = check_float(u, name)
+    ub = as_batch(u, name, ndim)[0]
+    if min_size > 1 and min(ub.shape[2:]) < min_size:
+        what = f"{min_size}x{min_size} pixels" if ndim == 2 else f"{min_size}x{min_size}x{min_size} voxels"
+        raise UserInputError(f"{name} must be at least {what}, got {tuple(u.shape)}")
+    if finite and not bool(torch.isfinite(u).all()):
         raise UserInputError(f"{name} contains NaN or infinite values")
     return u
 
@@ -573,10 +584,43 @@ def image_batch(u: torch.Tensor, name: str = "u", *, min_size: int = 1) -> torch
     >>> image_batch(torch.zeros(4, 5), "f", min_size=2).shape
     torch.Size([1, 1, 4, 5])
     """
-    u4 = check_float(as_batch(u, name)[0], name)
-    if u4.shape[-1] < min_size or u4.shape[-2] < min_size:
-        raise UserInputError(f"{name} must be at least {min_size}x{min_size} pixels, got {tuple(u4.shape)}")
-    return check_image(u4, name)
+    return as_batch(check_image(u, name, min_size=min_size), name)[0]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the library computes in for data of ``dtype``: float32 for floating-point dtypes narrower
+    than float32 (float16, bfloat16, the float8 types), whose sums and differences lose the digits the
+    numerical methods need; ``dtype`` itself otherwise. The one place half precision is promoted; the
+    functions that promote return their results in the input's dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import compute_dtype
+    >>> compute_dtype(torch.bfloat16), compute_dtype(torch.float64)
+    (torch.float32, torch.float64)
+    """
+    if dtype.is_floating_point and torch.finfo(dtype).bits < 32:
+        return torch.float32
+    return dtype
+
+
+def promote_half(u: torch.Tensor) -> torch.Tensor:
+    """``u`` in :func:`compute_dtype` of its dtype: a float32 copy of a half-precision tensor (autograd
+    kept), ``u`` itself otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.ops import promote_half
+    >>> promote_half(torch.zeros(2, dtype=torch.float16)).dtype
+    torch.float32
+    >>> x = torch.zeros(2)
+    >>> promote_half(x) is x
+    True
+    """
+    dtype = compute_dtype(u.dtype)
+    return u if dtype == u.dtype else u.to(dtype)
 
 
 def tv(u: torch.Tensor, *, channelwise: bool = False, spacing=None, ndim: int | None = None) -> torch.Tensor:

@@ -56,7 +56,7 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..threads import auto_threads
-from .diffusion_system import default_max_iter, diffuse_recorded, diffuse_unchecked
+from .diffusion_system import default_max_iter, solve_checked
 
 __all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
 
@@ -103,14 +103,16 @@ class DiffuseResult:
 # ---------------------------------------------------------------------------
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
-               continuous: bool = False) -> torch.Tensor:
-    """``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
+               continuous: bool = False, ndim: int = 2) -> torch.Tensor:
+    """The one mask check: ``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
 
     The mask may be bool or numeric with values in {0, 1} (with ``continuous``:
     any values in [0, 1]); it may have fewer dimensions than ``f`` and size 1
     along the batch and channel axes. Each image (and channel, if the mask has
     several) must have at least one known pixel (a positive value) when
     ``need_known``. The conversion to the dtype of ``f4`` keeps autograd.
+    ``ndim=3``: the same for volumes, ``f4`` (B, C, D, H, W) and a mask of
+    shape (D, H, W), (1, D, H, W) or (B, 1, D, H, W).
 
     Examples
     --------
@@ -124,17 +126,7 @@ def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
     ...
     pdeflow.errors.UserInputError: example: mask has no known pixel in image 0; ...
     """
-    return _fit_mask(mask, f4, who, 2, need_known=need_known, continuous=continuous)
-
-
-def _check_f(f, who: str, *, finite: bool = True) -> torch.Tensor:
-    f = ops.check_float(f, f"{who}: f")     # the library's one rule for integer images
-    f4 = ops.as_batch(f, f"{who}: f")[0]
-    if f4.shape[-1] < 2 or f4.shape[-2] < 2:
-        raise UserInputError(f"{who}: f must be at least 2x2 pixels, got {tuple(f.shape)}")
-    if finite and not bool(torch.isfinite(f4).all()):
-        raise UserInputError(f"{who}: f contains NaN or infinite values")
-    return f4
+    return _fit_mask(mask, f4, who, ndim, need_known=need_known, continuous=continuous)
 
 
 def _masked_array(f, mask, who: str):
@@ -178,11 +170,6 @@ def _known_finite(f: torch.Tensor, c: torch.Tensor, who: str) -> torch.Tensor:
     return torch.where(bad, torch.zeros((), dtype=f.dtype, device=f.device), f)
 
 
-def _check_mask3(mask, f5: torch.Tensor, who: str, continuous: bool) -> torch.Tensor:
-    """:func:`check_mask` for volumes: ``mask`` broadcastable to ``f5`` (B, C, D, H, W)."""
-    return _fit_mask(mask, f5, who, 3, need_known=True, continuous=continuous)
-
-
 def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool, continuous: bool) -> torch.Tensor:
     """The checks of :func:`check_mask` for ``spatial`` = 2 (images, ``f`` (B, C, H, W)) or 3 (volumes,
     ``f`` (B, C, D, H, W)): shape, dtype, values, and at least one known site per image."""
@@ -221,53 +208,39 @@ def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool
     return m
 
 
-def _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous):
-    """:func:`diffuse` for volumes (``nd = 3``) and for images with a non-unit spacing (as volumes of depth 1)."""
+def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_output, continuous):
+    """:func:`diffuse` on a checked ``f`` (shape, dtype, size): the checks of the other arguments and the
+    solve, shared by images (``nd = 2``, ``h`` None), volumes (``nd = 3``) and images with a non-unit
+    spacing ``h`` (solved as volumes of depth 1)."""
     who = "diffuse"
-    f = ops.check_float(f, f"{who}: f")     # the library's one rule for integer images
     if not isinstance(continuous, bool):
         raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
-    if nd == 3:
-        f5 = ops.as_batch(f, f"{who}: f", ndim=3)[0]
-        if min(f5.shape[-3:]) < 2:
-            raise UserInputError(f"{who}: f must be at least 2x2x2 voxels, got {tuple(f.shape)}")
+    fb = ops.promote_half(ops.as_batch(f, f"{who}: f", nd)[0])   # returned in the dtype of f
+    if nd == 2 and h is not None:
+        c = check_mask(mask, fb, who, continuous=continuous)[:, :, None]
+        fb, spacing3 = fb[:, :, None], (1.0,) + h
     else:
-        f5 = _check_f(f, who, finite=False)[:, :, None]
-    if f5.shape[0] == 0 or f5.shape[1] == 0:
-        raise UserInputError(f"{who}: f must hold at least one volume and channel, got the empty batch of shape "
-                             f"{tuple(f.shape)}")
-    out_dtype = f5.dtype
-    if out_dtype in (torch.float16, torch.bfloat16):
-        f5 = f5.float()
-    if nd == 3:
-        c = _check_mask3(mask, f5, who, continuous)
-        spacing3 = (1.0, 1.0, 1.0) if h is None else h
-    else:
-        c = check_mask(mask, f5[:, :, 0], who, continuous=continuous)[:, :, None]
-        spacing3 = (1.0,) + h
-    f5 = _known_finite(f5, c, who)
+        c = check_mask(mask, fb, who, continuous=continuous, ndim=nd)
+        spacing3 = None if nd == 2 else ((1.0, 1.0, 1.0) if h is None else h)
+    fb = _known_finite(fb, c, who)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if solver not in SOLVERS:
         raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
     if max_iter is None:
-        max_iter = 500 if solver == "mg" else 20 * sum(f5.shape[-3:])
+        max_iter = default_max_iter(solver, *fb.shape[2:])
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if x0 is not None:
         if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
             raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
                                  f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = x0.detach().to(device=f5.device, dtype=f5.dtype).reshape(f5.shape)
+        x0 = x0.detach().to(device=fb.device, dtype=fb.dtype).reshape(fb.shape)
         if not bool(torch.isfinite(x0).all()):
             raise UserInputError(f"{who}: x0 contains NaN or infinite values")
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
-    if torch.is_grad_enabled() and (f5.requires_grad or c.requires_grad):
-        u, info = diffuse_recorded(f5, c, binary, tol, max_iter, x0, solver, spacing3=spacing3)
-        iters, res = info["iterations"], info["residual"]
-    else:
-        u, iters, res, _ = diffuse_unchecked(f5, c, binary, tol, max_iter, x0, solver, spacing3)
-    u = u.reshape(f.shape).to(out_dtype)
+    u, iters, res = solve_checked(fb, c, binary, tol, max_iter, x0, solver, spacing3)
+    u = u.reshape(f.shape).to(f.dtype)
     if full_output:
         return DiffuseResult(u=u, iterations=iters, residual=res)
     return u
@@ -360,10 +333,9 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
     pixels with ``c > 0``, so that the large diagonal entries (``c`` near 1)
     drop out of the right-hand side and the relative-residual rule ``tol``
     measures the Laplace rows as for a binary mask. A solve costs what a
-    binary one costs per iteration, plus a few elementwise operations;
-    measured at 96x80 with 5 % of the pixels near 1: 5-9 iterations for ``c``
-    in [0, 0.5] (binary: 6-8), up to about twice the binary count when ``c``
-    is within 1e-6 of 1. A mask that happens to be binary takes the binary
+    binary one costs per iteration, plus a few elementwise operations; the
+    iteration count is about the binary one and grows as ``c`` approaches 1
+    (the counts are on the results page "Sparse inpainting"). A mask that happens to be binary takes the binary
     path whatever ``continuous`` says, so binary results are bit for bit
     those of the binary solver.
 
@@ -438,46 +410,9 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
     f, mask = _masked_array(f, mask, who)
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
-    if nd == 3 or h is not None:
-        return _diffuse_volume(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)
-    f4 = _check_f(f, who, finite=False)
-    if f4.shape[0] == 0 or f4.shape[1] == 0:
-        raise UserInputError(f"{who}: f must hold at least one image and channel, got the empty batch of shape "
-                             f"{tuple(f.shape)}")
-    out_dtype = f4.dtype
-    if out_dtype in (torch.float16, torch.bfloat16):   # computed in float32, returned in the dtype of f
-        f4 = f4.float()
-    if not isinstance(continuous, bool):
-        raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
-    c = check_mask(mask, f4, who, continuous=continuous)
-    f4 = _known_finite(f4, c, who)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
-        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if solver not in SOLVERS:
-        raise UserInputError(f"{who}: solver must be one of {SOLVERS}, got {solver!r}")
-    B, C, H, W = f4.shape
-    if max_iter is None:
-        max_iter = default_max_iter(solver, H, W)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
-    if x0 is not None:
-        if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-            raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
-                             f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = ops.as_batch(x0.detach().to(device=f4.device, dtype=f4.dtype), f"{who}: x0")[0]
-        if not bool(torch.isfinite(x0).all()):
-            raise UserInputError(f"{who}: x0 contains NaN or infinite values")
-    binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
-
-    if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
-        u, info = diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver)
-        iters, res = info["iterations"], info["residual"]
-    else:
-        u, iters, res, _ = diffuse_unchecked(f4, c, binary, tol, max_iter, x0, solver)
-    u = u.reshape(f.shape).to(out_dtype)
-    if full_output:
-        return DiffuseResult(u=u, iterations=iters, residual=res)
-    return u
+    # finite=False: the values at missing pixels are never read (_known_finite checks the known ones)
+    ops.check_image(f, f"{who}: f", ndim=nd, finite=False, min_size=2)
+    return _diffuse(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)
 
 
 def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -> torch.Tensor:

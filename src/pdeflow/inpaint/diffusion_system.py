@@ -24,6 +24,7 @@ import torch
 from ..linalg import cg, cg_matrix, csr_matvec, laplacian_csr
 from ..multigrid import Multigrid, Multigrid3d
 from ..ops import laplacian
+from ..threads import auto_threads
 
 #: Largest image (pixels) whose single-image plain-CG solves run cg_matrix on the Laplacian's CSR matrix. On one
 #: thread that loop was 1.7-2.8x faster than the tensor loop from 32 x 32 to 128 x 128 (and 1.6-2.8x at 256
@@ -242,9 +243,10 @@ class _DiffuseFunction(torch.autograd.Function):
         return grad_f, grad_c, None, None, None, None, None, None
 
 
-def default_max_iter(solver: str, H: int, W: int) -> int:
-    """:func:`diffuse`'s iteration limit when none is given: 500 for 'mg', ``20 (H + W)`` for 'cg'."""
-    return 500 if solver == "mg" else 20 * (H + W)
+def default_max_iter(solver: str, *sizes: int) -> int:
+    """:func:`diffuse`'s iteration limit when none is given: 500 for 'mg', 20 times the sum of the spatial
+    sizes (``20 (H + W)``, volumes ``20 (D + H + W)``) for 'cg'."""
+    return 500 if solver == "mg" else 20 * sum(sizes)
 
 
 @torch.compiler.disable   # eager, as diffuse_unchecked
@@ -340,3 +342,17 @@ class SingleImageSystem:
             warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter, what="diffuse (adjoint solve)")
         lam = nu + k * (grad_u + self.laplacian(nu))
         return lam * (self.f - u - self.laplacian(u)), nu
+
+
+@auto_threads   # as diffuse: its callers need not set the thread count
+def solve_checked(f4, c, binary, tol, max_iter, x0, solver, spacing3=None):
+    """:func:`~pdeflow.inpaint.diffuse`'s solve on arguments it has checked, for the library's functions that
+    checked their image once on entry: ``(u, iterations, residual)``. ``f4`` (B, C, H, W) float32 or
+    float64 with finite values where ``c > 0``, ``c`` a mask from :func:`~pdeflow.inpaint.diffusion.check_mask`;
+    volumes (B, C, D, H, W) with ``spacing3`` = (dz, dy, dx). Recorded as one autograd node (the adjoint
+    method) when grad mode is on and ``f4`` or ``c`` requires grad; nothing is recorded otherwise."""
+    if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
+        u, info = diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, spacing3=spacing3)
+        return u, info["iterations"], info["residual"]
+    u, iters, res, _ = diffuse_unchecked(f4, c, binary, tol, max_iter, x0, solver, spacing3)
+    return u, iters, res

@@ -1,5 +1,6 @@
-"""Checks of the inputs of the TV solvers, and their convergence warning (shared by :func:`~pdeflow.tv.rof`,
-:func:`~pdeflow.tv.tv_flow` and :func:`~pdeflow.tv.spectral_tv`)."""
+"""Checks of the TV solvers' own arguments, and their convergence warning (shared by :func:`~pdeflow.tv.rof`,
+:func:`~pdeflow.tv.tv_flow` and :func:`~pdeflow.tv.spectral_tv`); their images are checked by
+:func:`pdeflow.ops.check_image`."""
 from __future__ import annotations
 
 import warnings
@@ -29,23 +30,6 @@ class ConvergenceWarning(RuntimeWarning):
 """
 
 
-def as_image(f, name: str = "f") -> torch.Tensor:
-    """``f`` as a floating-point tensor (:func:`pdeflow.ops.check_tensor`: a NumPy array or a list of
-    numbers is converted; an integer or bool dtype is refused by :func:`pdeflow.ops.check_float`, the
-    library's one rule for integer images)."""
-    return ops.check_float(f, name)
-
-
-def check_image(f: torch.Tensor, name: str = "f", ndim: int = 2) -> None:
-    """The solvers' image check: :func:`pdeflow.ops.check_image`'s rules for ``ndim`` = 2 (images) or 3
-    (volumes), every refusal a UserInputError naming ``name``."""
-    f = ops.check_tensor(f, name)
-    ops.as_batch(f, name, ndim)
-    ops.check_float(f, name)
-    if not bool(torch.isfinite(f).all()):
-        raise UserInputError(f"{name} contains NaN or inf values")
-
-
 #: ``precision=`` of the TV solvers: the dtype their iterates and duality gaps are computed in.
 PRECISIONS = ("float64", "input")
 
@@ -64,7 +48,7 @@ def working_dtype(dtype: torch.dtype, precision: str) -> torch.dtype:
         raise UserInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "float64":
         return torch.float64
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    return ops.compute_dtype(dtype)
 
 
 def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:

@@ -29,12 +29,13 @@ from typing import Sequence
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
-from ._checks import ConvergenceWarning, as_image, check_image, check_tol, short_message, working_dtype
+from ._checks import ConvergenceWarning, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
 from .rof import ND_METHODS, ROF_METHODS, differentiable, solve
 
@@ -231,17 +232,10 @@ def tv_flow(
     >>> tv_flow(v, [0.5], dt=0.25, spacing=(2.0, 1.0, 1.0), tol=1e-12)[0, :, 0, 0]
     tensor([0.8750, 0.8750, 0.1250, 0.1250], dtype=torch.float64)
     """
-    u0 = as_image(u0, "u0")
     grid = make_grid(ndim, spacing)
-    check_image(u0, "u0", ndim=grid.ndim)
-    work = working_dtype(u0.dtype, precision)
-    if work != u0.dtype:
-        # Computed in the working dtype (differentiably), returned in the input's.
-        out = tv_flow(u0.to(work), times, dt=dt, tol=tol, method=method, scheme=scheme, solver=solver,
-                      max_iter=max_iter, check_every=check_every, eps=eps, channelwise=channelwise,
-                      return_ut=return_ut, return_dual=return_dual, progress=progress, compile=compile,
-                      ndim=ndim, spacing=spacing, precision=precision)
-        return out.to(u0.dtype) if isinstance(out, torch.Tensor) else tuple(o.to(u0.dtype) for o in out)
+    u0 = ops.check_image(u0, "u0", ndim=grid.ndim)
+    in_dtype = u0.dtype
+    u0 = u0.to(working_dtype(in_dtype, precision))   # computed in the working dtype (differentiably)
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     if method not in FLOW_METHODS:
@@ -298,7 +292,10 @@ def tv_flow(
         warnings.warn(short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
                                      tol, max_iter, u0.dtype, at_max_iter=stats["at_max_iter"]),
                       ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
-    return flow_result(us, tuple(u0.shape), uts, ps, ndim=grid.ndim)
+    out = flow_result(us, tuple(u0.shape), uts, ps, ndim=grid.ndim)
+    if u0.dtype == in_dtype:
+        return out
+    return out.to(in_dtype) if isinstance(out, torch.Tensor) else tuple(o.to(in_dtype) for o in out)   # as given
 
 
 def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, times_t=None):

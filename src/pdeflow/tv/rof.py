@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import ops
 from ..errors import UserInputError
 from ..ops import div
 from ..threads import auto_threads
-from ._checks import ConvergenceWarning, as_image, check_image, check_tol, per_image, short_message, working_dtype
+from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import apply_jacobian, backward_rtol, flat_threshold
@@ -98,11 +99,11 @@ def duality_gap(f, u, p, lam, *, channelwise=False):
     >>> bool(gap <= 1e-12 * primal), primal
     (True, tensor([0.8750], dtype=torch.float64))
     """
-    f, u, p = as_image(f, "f"), as_image(u, "u"), as_image(p, "p")
+    f, u, p = ops.check_float(f, "f"), ops.check_float(u, "u"), ops.check_float(p, "p")
     for name, t in (("f", f), ("u", u)):
         if t.dim() != 4:
             raise UserInputError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
-        check_image(t, name)
+        ops.check_image(t, name)
     if u.shape != f.shape:
         raise UserInputError(f"u must have the shape of f {tuple(f.shape)}, got {tuple(u.shape)}")
     if p.shape != (*f.shape[:2], 2, *f.shape[2:]):
@@ -238,7 +239,8 @@ def rof(
     differentiation at the computed solution, for every method: nothing of the
     iterations is kept (memory of five images: ``u``, ``div p`` and ``p``), and the backward pass solves a
     linear system by projected conjugate gradients, each image stopping on its own
-    at a relative residual ``max(tol, 50 eps)`` (``max_iter`` iterations at most;
+    at a relative residual of ``1e-3 sqrt(gap)`` with ``gap`` the relative gap its
+    forward reached, at least ``50 eps`` (``max_iter`` iterations at most;
     :class:`ConvergenceWarning` otherwise).  With ``D = grad``, the solution
     satisfies ``u = f + lam div p`` with ``p = grad u / |grad u|`` where
     ``grad u != 0`` (set ``I``) and ``|p| <= 1`` on the flat pixels (set ``J``).
@@ -283,12 +285,9 @@ def rof(
     >>> rof(v, 0.25, spacing=(2.0, 1.0, 1.0), tol=1e-12)[:, 0, 0]
     tensor([0.9375, 0.9375, 0.0625, 0.0625], dtype=torch.float64)
     """
-    f = as_image(f)
     grid = make_grid(ndim, spacing)
-    check_image(f, ndim=grid.ndim)
-    if not grid.plain and method not in ND_STEPS and method in METHODS:
-        raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
-                             f"spacing use one of {ND_METHODS}")
+    f = ops.check_image(f, "f", ndim=grid.ndim)
+    check_method(method, grid)
     work = working_dtype(f.dtype, precision)
     x = f.to(work)                    # differentiable: the gradient comes back in f's dtype
     if isinstance(p0, torch.Tensor):
@@ -297,7 +296,8 @@ def rof(
     lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
     need_grad = torch.is_grad_enabled() and (x.requires_grad or lam_grad)
     res, short = solve(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
-                        channelwise=channelwise, check_every=check_every, compile=compile, grid=grid)
+                        channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
+                        checked=True)
     if bool(short.any()):
         warnings.warn(short_message("rof", int(short.sum()), short.numel(), "image(s)",
                                      res.gap[short].max().item(), tol, max_iter, x.dtype,
@@ -372,25 +372,33 @@ class _RofGrad(torch.autograd.Function):
         return grad_f, grad_lam, None, None, None, None
 
 
+def check_method(method, grid: Grid) -> None:
+    """Refuse a ``method`` that is not one of rof's, or that does not run on ``grid`` (volumes and spacings
+    run the methods of ``ND_METHODS``)."""
+    if method not in METHODS:
+        raise UserInputError(f"method must be one of {ROF_METHODS}, got {method!r}")
+    if not grid.plain and method not in ND_STEPS:
+        raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
+                             f"spacing use one of {ND_METHODS}")
+
+
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
-           compile=False, grid: Grid = PLAIN):
+           checked=False, compile=False, grid: Grid = PLAIN):
     """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
     marking the images that stopped at ``max_iter`` short of ``tol``.
 
     ``first_check``: iterations before the first gap evaluation (default ``check_every``), for callers
     that know about how many a solve takes (the steps of :func:`~pdeflow.tv.tv_flow`).  ``trusted``: the
     caller has checked ``f`` (finite, 4-D) and ``p0`` (feasible, of the right shape and dtype), as
-    :func:`~pdeflow.tv.tv_flow` does once per call instead of once per step.  ``grid``: the spatial
+    :func:`~pdeflow.tv.tv_flow` does once per call instead of once per step.  ``checked``: the caller
+    has checked ``f`` and ``method`` (:func:`rof` does, once per call).  ``grid``: the spatial
     grid (:mod:`pdeflow.tv._grid`); other than the 2-D unit grid, ``f`` has ``grid.ndim`` spatial axes
     and the methods of ``ND_METHODS`` run (uncompiled).
     """
-    if not trusted:
-        check_image(f, ndim=grid.ndim)
-    if method not in METHODS:
-        raise UserInputError(f"method must be one of {ROF_METHODS}, got {method!r}")
-    if not grid.plain and method not in ND_STEPS:
-        raise UserInputError(f"method={method!r} runs on 2-D images with unit spacing only; for ndim=3 or a "
-                             f"spacing use one of {ND_METHODS}")
+    if not (trusted or checked):
+        ops.check_image(f, "f", ndim=grid.ndim)
+    if not checked:
+        check_method(method, grid)
     if not (tol > 0):
         raise UserInputError(f"tol must be > 0, got {tol}")
     if int(max_iter) < 1:

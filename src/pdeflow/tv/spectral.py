@@ -24,7 +24,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..ops import batch_sum
 from ..threads import auto_threads
-from ._checks import as_image, working_dtype
+from ._checks import working_dtype
 from ._grid import make_grid
 from .flow import tv_flow
 
@@ -208,7 +208,7 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     # peak); it keeps the solver tolerance it has always had unless told otherwise.
     flow_kwargs.setdefault("scheme", "euler")
     flow_kwargs.setdefault("tol", 1e-6)
-    u0 = as_image(u0, "u0")
+    u0 = ops.check_float(u0, "u0")
     dtype = u0.dtype
     # The frames and their second differences in the working dtype (float64 by default: the
     # differences of float32 frames lose the bands to cancellation), the result in u0's dtype.
@@ -268,9 +268,9 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
                              f"(T, B, C, D, H, W), got {tuple(u.shape)}")
     if u.shape[0] < 3:
         raise UserInputError(f"need at least 3 times, got {u.shape[0]}")
-    if u.dtype in (torch.float16, torch.bfloat16):
+    if ops.compute_dtype(u.dtype) != u.dtype:
         # second differences lose the bands in half precision: float32 inside, the result as given
-        s = spectral_from_stack(u.float(), dt)
+        s = spectral_from_stack(ops.promote_half(u), dt)
         return SpectralTV(times=s.times, phi=s.phi.to(u.dtype), spectrum=s.spectrum.to(u.dtype),
                           residual=s.residual.to(u.dtype), dt=s.dt)
     n = u.shape[0] - 2

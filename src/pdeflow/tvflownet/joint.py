@@ -220,8 +220,7 @@ def joint_optimise(
     B, C, H, W = x.shape
     x = x.detach()
     out_dtype = x.dtype
-    if out_dtype in (torch.float16, torch.bfloat16):
-        x = x.float()       # Adam's moments underflow in half precision: optimised in float32, returned in u0's dtype
+    x = ops.promote_half(x)     # Adam's moments underflow in half precision: float32 inside, u0's dtype out
     t = t.to(device=x.device)
 
     if u_init is None:

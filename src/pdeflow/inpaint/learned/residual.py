@@ -6,8 +6,8 @@
     u      = u_diff + (1 - b) * R(u_diff, b, b * f)
 
 with ``R`` a small U-Net (by default 16/32/64 channels, ~0.12 M parameters;
-the width was chosen by its cost at 64x64, batch 16, one CPU thread, see
-``experiments/inpaint_residual_cost.py``) whose last layer starts at zero. So:
+the width and its cost are on the results page "Sparse inpainting") whose last
+layer starts at zero. So:
 
 * the untrained model **is** diffusion inpainting, exactly (bit for bit);
 * the known pixels (``b = 1``) keep their values exactly, whatever ``R`` does;
@@ -17,8 +17,8 @@ the width was chosen by its cost at 64x64, batch 16, one CPU thread, see
   image with the mean and standard deviation of its known pixels mapped to
   fixed values and its output is scaled back. A correction learnt on
   contrasty photos then shrinks with the contrast of a smooth one instead of
-  adding its errors at full size (measured: the unnormalised model lost MAE
-  to diffusion on the low-contrast nature photos at every density).
+  adding its errors at full size (the comparison with an unnormalised model
+  is on the results page "Sparse inpainting").
 
 This is the CPU-sized counterpart of the joint learning of masks and
 inpainting of P. Peter, "A Wasserstein GAN for joint learning of inpainting
@@ -64,6 +64,7 @@ from ... import ops
 from ...errors import InputFileNotFoundError, UserInputError
 from ...rng import as_generator
 from ..diffusion import check_mask, diffuse
+from ..diffusion_system import default_max_iter, solve_checked
 from ..masks.blur import box_mean
 from .unet import TILE_SIZE, UNet, check_tile_size
 
@@ -192,13 +193,19 @@ class ResidualInpainter(nn.Module):
         (``weighted=False``, the estimate before) those pixels outvote the sparse, smooth regions where
         most unknown pixels lie.
         """
+        return self._calibration(f, b, holdout, generator, tile_size, weighted, checked=False)
+
+    def _calibration(self, f, b, holdout, generator, tile_size, weighted, *, checked: bool) -> torch.Tensor:
+        """:meth:`calibration`; ``checked``: ``f`` (float32 or float64, finite) and ``b`` (a binary mask of
+        :func:`~pdeflow.inpaint.diffusion.check_mask`) were checked by the caller (:func:`learned_inpaint`),
+        so the diffusion solve skips :func:`~pdeflow.inpaint.diffuse`'s checks."""
         b = b.to(f.dtype)
         g = as_generator(generator, "ResidualInpainter.calibration")
         held = b * (torch.rand(b.shape, generator=g, dtype=f.dtype).to(b.device) < holdout).to(f.dtype)
         rest = b - held
         ok = (rest.flatten(1).sum(1) > 0) & (held.flatten(1).sum(1) > 0)
         rest = torch.where(ok.view(-1, 1, 1, 1), rest, b)        # nothing to hold out: alpha = 1 below
-        v = diffuse(f, rest, tol=self.tol)
+        v = _diffuse(f, rest, self.tol) if checked else diffuse(f, rest, tol=self.tol)
         r = (1 - rest) * self.residual(v, rest, f, tile_size=tile_size)
         w = held
         if weighted:
@@ -208,6 +215,11 @@ class ResidualInpainter(nn.Module):
         rr = (w * r * r).flatten(1).sum(1)
         alpha = (num / torch.where(rr > 0, rr, torch.ones_like(rr))).clamp(0, 1)
         return torch.where(ok & (rr > 0), alpha, torch.ones_like(alpha))
+
+
+def _diffuse(f: torch.Tensor, b: torch.Tensor, tol: float) -> torch.Tensor:
+    """``diffuse(f, b, tol=tol)`` for an image and a binary mask checked once on entry to the public call."""
+    return solve_checked(f, b, True, tol, default_max_iter("mg", *f.shape[2:]), None, "mg")[0]
 
 
 def _local_density(b: torch.Tensor, spacings: float) -> torch.Tensor:
@@ -394,10 +406,10 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
         f64 = f4.to(device=dev, dtype=torch.float64)
         m64 = m.to(device=dev, dtype=torch.float64)
         if calibrate:
-            alpha = net.calibration(f64, m64, holdout=float(holdout), generator=generator, tile_size=tile_size)
+            alpha = net._calibration(f64, m64, float(holdout), generator, tile_size, True, checked=True)
         else:
             alpha = torch.ones(B, dtype=f64.dtype, device=dev)
-        u_diff = diffuse(f64, m64, tol=net.tol)
+        u_diff = _diffuse(f64, m64, net.tol)
         u = u_diff + alpha.view(-1, 1, 1, 1) * (1 - m64) * net.residual(u_diff, m64, f64, tile_size=tile_size)
         u = torch.where(m.to(dev) > 0, f64, u)       # known pixels: f itself (already so; made explicit)
     u = u.to(device=f4.device, dtype=f4.dtype)

@@ -184,6 +184,17 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
     snap_sigma = _check_number(snap_sigma, "snap_sigma", who)
     if not isinstance(snap, bool):
         raise UserInputError(f"{who}: snap must be True or False, got {snap!r}")
+    m = analytic_mask_checked(f4, density, sigma=sigma, floor=floor, snap=snap, snap_sigma=snap_sigma, tile=tile,
+                              random=random, generator=generator, refine=refine)
+    return ops.unbatch(m, f.dim())
+
+
+def analytic_mask_checked(f4: torch.Tensor, density: float, *, sigma: float = 2.0, floor: float = 0.05,
+                          snap: bool = True, snap_sigma: float = 1.0, tile=None, random: bool = False,
+                          generator=None, refine=0) -> torch.Tensor:
+    """:func:`analytic_mask` of a checked image ``f4`` (B, C, H, W) with checked options, for the library's
+    functions that checked their image once on entry (densification's start mask): the mask
+    (B, 1, H, W) in the dtype of ``f4``."""
     with torch.no_grad():
         x = f4.to(torch.float64)
         p = laplacian_density(x, sigma, floor)
@@ -193,13 +204,12 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
             m = snap_to_extrema(m, extremality(x, snap_sigma))
     # test-time refinement (pdeflow.inpaint.masks.refine)
     from .refine import refine_mask, refine_options
-    opts = refine_options(refine, who)
+    opts = refine_options(refine, "analytic_mask")
     if opts is not None:
         opts.setdefault("generator", generator)
         m = refine_mask(x, m, density_map=p, snap_score=extremality(x, snap_sigma) if snap else None,
                         tile=tile if tile is not None else blue_noise_tile(64), **opts)
-    m = m.to(f4.dtype)
-    return ops.unbatch(m, f.dim())
+    return m.to(f4.dtype)
 
 
 def _analytic_volume(f, density, sigma, floor, snap, tile, random, generator, refine, h, who):

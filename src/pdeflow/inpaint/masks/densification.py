@@ -29,7 +29,7 @@ import torch
 from ... import ops
 from ...errors import UserInputError
 from ..diffusion_system import binary_hierarchy, diffuse_with_hierarchy, error_map
-from .analytic import analytic_mask, analytic_sigma
+from .analytic import analytic_mask_checked, analytic_sigma
 from .blur import gaussian_blur, max3x3
 from .dither import binary_mask, n_known
 
@@ -99,8 +99,7 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
         raise UserInputError(f"{who}: sigma must be a number >= 0 (pixels), got {sigma!r}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if f4.dtype not in (torch.float32, torch.float64):
-        f4 = f4.float()                     # half precision: the inpaintings' errors in float32
+    f4 = ops.promote_half(f4)               # half precision: the inpaintings' errors in float32
     with torch.no_grad():
         m = _start_mask(f, f4, density, float(start), mask, k, who)
         k0 = int(m[0].sum())
@@ -128,7 +127,7 @@ def _start_mask(f, f4: torch.Tensor, density: float, start: float, mask, k: int,
         d0 = max(start * density, 1.0 / (H * W))          # at least one point: diffusion needs one
         # smoothed at the scale of the final mask's spacing, not the sparser start's: better masks on the
         # selection crops at 5, 10 and 20 %, and a shorter filter
-        return analytic_mask(f4, d0, sigma=analytic_sigma(density))
+        return analytic_mask_checked(f4, d0, sigma=analytic_sigma(density))   # f4 checked by densify_mask
     m = binary_mask(mask, f, f4, who).to(f4.dtype)
     counts = m.flatten(1).sum(1)
     if bool((counts != counts[0]).any()) or not 1 <= int(counts[0]) <= k:

@@ -368,8 +368,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     who = "probabilistic_sparsification"
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
-    if f4.dtype in (torch.float16, torch.bfloat16):
-        f4 = f4.float()     # half precisions cannot rank the local errors: computed in float32, returned in f's dtype
+    f4 = ops.promote_half(f4)   # half precisions cannot rank the local errors; the mask returned in f's dtype
     B, C, H, W = f4.shape
     N = H * W
     several = isinstance(density, (list, tuple))
@@ -458,10 +457,8 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
         kept if it lowers the error (default 1: the classical algorithm).
         The number of attempts, ``cycles * |mask|``, does not depend on it,
         so larger values are faster per attempt but keep at most one exchange
-        per ``parallel`` attempts. Measured on one CPU thread (64x64, 10 %,
-        ``benchmarks/inpaint_masks.py --parallel-study``) the error reached in
-        a given time is about the same for 1, 4 and 8: slightly worse early,
-        slightly better once few exchanges succeed.
+        per ``parallel`` attempts; the error reached in a given time depends
+        little on it (the results page "Sparse inpainting").
     metric : {'mse', 'mae'}, optional
         Local and global error.
     tol : float, optional
@@ -495,8 +492,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     who = "nonlocal_pixel_exchange"
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
-    if f4.dtype in (torch.float16, torch.bfloat16):
-        f4 = f4.float()     # half precisions cannot rank the local errors: computed in float32, returned in f's dtype
+    f4 = ops.promote_half(f4)   # half precisions cannot rank the local errors; the mask returned in f's dtype
     B, C, H, W = f4.shape
     N = H * W
     keep = _known(mask, f4, who)
@@ -562,7 +558,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
 def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int = 0, tol: float = 1e-6,
             generator=0, start: int | None = None) -> dict:
     """The cost of PS (and ``cycles`` of NLPE) on ``f``: its steps and exchanges, one diffusion solve each, and
-    the estimated seconds: one warm-started solve measured at ``density``, for each PS step scaled by its
+    the estimated seconds: one warm-started solve timed at ``density``, for each PS step scaled by its
     modelled cost (:func:`ps_step_costs`) and for each exchange as it is. ``start``: the known pixels of PS's
     start mask (default: every pixel).
 
