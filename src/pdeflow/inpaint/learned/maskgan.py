@@ -29,8 +29,8 @@ density loss is then 0 and the mask network is trained by the inpainting
 loss alone. Why it exists: with Peter's (2022) soft density term the per-pixel
 gradient of ``|mean(b) - D|`` (``1 / (B H W)``, its sign flipping from batch
 to batch) is about 20 times that of the MAE (``|f - u| / (B H W)``), so on a
-CPU budget the mask network hardly moves from its start (measured: the
-network's output varied by 3e-4 after 100 steps against a frozen inpainter).
+CPU budget the mask network hardly moves from its start (the results page
+"Sparse inpainting" has the numbers).
 It does not make the CPU runs succeed either: the straight-through gradient
 ("reveal where the inpainting is worst") then moved the masks to the image
 border and to edges, where a generator trained on random masks does worse

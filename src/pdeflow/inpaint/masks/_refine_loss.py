@@ -65,8 +65,8 @@ class Loss:
     SSIM windows are filtered once, an evaluation filters three maps instead of
     five (the separable window as two band-matrix products), and the gradient
     is the closed form of Wang et al.'s SSIM (the transposed filter on three
-    maps) instead of an autograd graph of about forty nodes: 0.4 instead of
-    1.3 ms per evaluation and gradient at 64 x 64. Equal to :func:`image_loss` and its autograd gradient to rounding
+    maps) instead of an autograd graph of about forty nodes (the timing is on the
+    results page "Sparse inpainting"). Equal to :func:`image_loss` and its autograd gradient to rounding
     (``tests/test_inpaint_refine.py``).
     """
 
@@ -96,7 +96,8 @@ class Loss:
         return self.gv @ stack @ self.gh.T
 
     def _filter_t(self, stack: torch.Tensor) -> torch.Tensor:
-        """The transpose of :meth:`_filter`: (..., H', W') -> (..., H, W) (4x faster than conv_transpose2d)."""
+        """The transpose of :meth:`_filter`: (..., H', W') -> (..., H, W), as band-matrix products (cheaper than
+        conv_transpose2d at these sizes)."""
         return self.gv.T @ stack @ self.gh
 
     def __call__(self, u: torch.Tensor):

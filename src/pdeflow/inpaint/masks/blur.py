@@ -93,7 +93,8 @@ def box_mean(f: torch.Tensor, width: int) -> torch.Tensor:
 
 def _cumsum_(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``x.cumsum(dim)``. Along an axis other than the last, a running sum of whole slices, in place: torch's
-    CPU cumsum along a strided axis was 3-4x slower than along the contiguous one on a 4K image."""
+    CPU cumsum along a strided axis is slower than along the contiguous one (the results page "Sparse
+    inpainting" has the timing at 4K)."""
     if dim == x.dim() - 1 or x.shape[dim] < 2:
         return x.cumsum(dim)
     for i in range(1, x.shape[dim]):

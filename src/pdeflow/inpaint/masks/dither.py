@@ -16,13 +16,14 @@
   pixels pass is the top-``k`` of ``p / T``.
 * Volumes ``(B, 1, D, H, W)``: :func:`volume_thresholds` repeats a 16^3
   void-and-cluster tile (the same algorithm on the 3-D torus, kept in memory
-  only: it takes ~0.2 s) and :func:`dither` keeps exactly ``round(density D H W)``
+  only: it is recomputed once per process) and :func:`dither` keeps exactly ``round(density D H W)``
   voxels per volume.
 
 Tiles are computed once per (size, seed) and cached in memory and in a small
 ``.npy`` file under the user's cache directory (``$XDG_CACHE_HOME/pdeflow`` or
 ``~/.cache/pdeflow``; set ``PDEFLOW_CACHE_DIR`` to move it); an unreadable or
-unwritable cache only costs the recomputation (a 64 x 64 tile takes ~0.5 s).
+unwritable cache only costs the recomputation (its time is on the results page
+"Sparse inpainting").
 
 Randomness: every function that draws random numbers takes
 ``generator: None | int | torch.Generator`` (None: torch's global generator; an

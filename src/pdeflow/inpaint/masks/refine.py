@@ -37,20 +37,18 @@ pixels of each image:
    as it was), so a round costs a probe and a forward solve, and an adjoint
    solve when its swap is kept.
 
-   Measured on 16 crops of 64 x 64 (built-in TEST photos, crop seed 1), 12
-   rounds from the analytic mask at 20 % density: probing takes MAE (0-255) /
-   SSIM from 3.38 / 0.922 (linearised hiding, 65 CPU-ms per mask) to 3.05 /
-   0.945 (103 CPU-ms); ``benchmarks/inpaint_refine.py --hide probe|adjoint``
-   gives whole quality/time curves.
+   Probing costs more per round than the linearised hiding (``hide='adjoint'``)
+   and finds better masks; the comparison is on the results page "Sparse
+   inpainting".
 
 The error ``l`` per image (``metric``): ``'masknet'`` (default), the loss the
 mask network trains on, ``charbonnier + 0.3 (1 - SSIM)``
 (:mod:`pdeflow.inpaint.training.masknet`), ``'mse'`` or ``'mae'``. The search
 compares masks by errors from loose solves (``tol``, warm-started): its
-decisions only need the ranking, and tol 3e-3 found masks as good as 1e-5 in
-about 15 % less time -- where the errors are not small against the grey values:
-on nearly flat photos loose solves cannot tell masks apart, and ``tol`` (and
-``probe_tol``) must be tighter (docs/results/inpaint.md). The input and the result are then solved to
+decisions only need the ranking, which a loose ``tol`` keeps where the errors
+are not small against the grey values: on nearly flat photos loose solves
+cannot tell masks apart, and ``tol`` (and ``probe_tol``) must be tighter (the
+results page "Sparse inpainting"). The input and the result are then solved to
 ``final_tol``, and the input is returned if the result is not better there; so
 the error of the result, at that accuracy, is never larger than that of the
 input mask, and the search's errors never increase from one round to the next.
@@ -61,11 +59,10 @@ time) runs the same search on flat NumPy vectors (:func:`refine_single`,
 :func:`pdeflow.linalg.cg_matrix` on the Laplacian's cached CSR matrix, the
 right-hand side a sparse product, the adjoint solve and the mask derivative
 written out instead of an autograd node, and the loss (SSIM included), the
-probes and the proposals NumPy arrays. At 64 x 64 the tensor set-up around each
-solve cost more than its few warm-started CG iterations: a round of the search
-now takes about a third of the time (2 x 6 rounds at 20 %: 26 instead of 59
-CPU-ms per mask, network included, on a loaded machine), with the same
-decisions (``tests/test_inpaint_refine.py``; up to rounding and the order of ties).
+probes and the proposals NumPy arrays: on small images the tensor set-up around each
+solve costs more than its few warm-started CG iterations (the timing is on the
+results page "Sparse inpainting"). It makes the same decisions as the tensor path
+(``tests/test_inpaint_refine.py``; up to rounding and the order of ties).
 
 Randomness: ``generator: None | int | torch.Generator`` (tile shifts only; the
 exchanges and probes are deterministic).
@@ -233,7 +230,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         pixels (at least 1); halved per image after a rejected round.
     hide : {'probe', 'adjoint'}
         How a round ranks the known pixels to hide. ``'probe'`` (default):
-        by their measured cost, the squared error at a pixel when a random
+        by their probed cost, the squared error at a pixel when a random
         subset of non-touching known pixels is hidden at once (one more
         forward solve per round; only probed pixels are hidden that round).
         ``'adjoint'``: by the linearised cost ``-g``, which is free but
@@ -300,7 +297,7 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         When the masks the search found are no better than the input once
         solved to ``final_tol`` (the input is then returned): the search's
         solves to ``tol`` were too loose for the image's inpainting errors
-        (nearly flat images; photos at 45-60 dB), and a smaller ``tol`` refines them.
+        (nearly flat images, whose inpainting errors are tiny), and a smaller ``tol`` refines them.
 
     Examples
     --------

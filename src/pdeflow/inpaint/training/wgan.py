@@ -28,12 +28,11 @@ What a step does
    steps every network once; then every critic kernel is clipped to L2 norm 1.
    During the first ``warmup`` steps (default 0, the paper) the generator (and
    mask generator) learn from their losses with ``alpha = 0`` and the critic
-   is not trained; it starts learning with the adversarial term. Measured at
-   width 0.25, batch 16, lr 1e-3 (one seed): the full loss from step 0 kept the
-   generator on the plateau of a near-constant fill (training MAE ~0.14 after
-   200 steps); the MAE alone left it after ~100 steps (0.08 at 400); a critic
-   trained during the warm-up was so far ahead when ``alpha`` switched on that
-   the MAE jumped from 0.10 to 0.31, while a fresh critic let it keep falling.
+   is not trained; it starts learning with the adversarial term. The warm-up
+   lets the generator leave the plateau of a near-constant fill that the full
+   loss from step 0 can hold it on; the critic starts fresh, since one trained
+   during the warm-up is far ahead when ``alpha`` switches on (the runs are on
+   the results page "Sparse inpainting").
 4. Every ``val_every`` steps and after the last: validation (below); a new
    best writes ``best.pt`` and exports the model.
 
