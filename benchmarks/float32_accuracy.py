@@ -191,6 +191,8 @@ def markdown(values, grads) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="a few small cases (seconds)")
+    ap.add_argument("--gradients-only", action="store_true",
+                    help="measure the gradients only, keeping the values.json that --out already holds")
     add_output_args(ap, "float32_accuracy", what="values.json, gradients.json, float32_accuracy.md")
     args = ap.parse_args(argv)
     out = open_out(args, argv)
@@ -200,7 +202,11 @@ def main(argv=None) -> int:
         (out / "gradients.json").write_text(json.dumps(grads, indent=1))
         (out / "float32_accuracy.md").write_text(markdown(values, grads))
 
-    if args.smoke:
+    if args.gradients_only:
+        values = json.loads((out / "values.json").read_text()) if (out / "values.json").is_file() else []
+        grads = gradient_rows((64, 128, 512), (False, True), 1e-12, cd_max_size=128,
+                              done=lambda g: save(values, g))
+    elif args.smoke:
         values = value_rows((16,), (0.1, 1e6), ("fgp",), (0.1,), (1.0,))
         grads = gradient_rows((16,), (False,), 1e-12, done=lambda g: save(values, g))
     else:

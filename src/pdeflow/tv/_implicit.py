@@ -64,21 +64,26 @@ def flat_threshold(u: torch.Tensor, tol: float, aligned: bool = False) -> torch.
     return rng * max(min(rel, 1e-6) if aligned else rel, 100 * eps)
 
 
+#: The backward's relative residual as a fraction of ``sqrt(gap)`` (:func:`backward_rtol`).
+BACKWARD_FRACTION = 1e-3
+
+
 def backward_rtol(tol: float, dtype: torch.dtype, gap: torch.Tensor | None = None):
     """The relative residual at which :func:`apply_jacobian` stops, for a forward solved to ``tol``.
 
     A solve to a relative duality gap ``g`` leaves an error of relative size about ``sqrt(g)`` in ``u``
-    (:func:`flat_threshold`), and the Jacobian taken at that ``u`` is no more accurate: a tenth of it
-    keeps the conjugate-gradient error well below the one the forward's accuracy allows, and no less
-    than round-off.  ``gap``: the gaps ``(B,)`` the forward reached (at most ``tol`` counts: a solve
-    that stopped short is not a reason to solve its linearisation more loosely); returns a float
-    (from ``tol``) or a ``(B,)`` tensor (from ``gap``).
+    (:func:`flat_threshold`).  The system is ill-conditioned (its error can be far above its residual),
+    so the residual is taken to a thousandth of that (:data:`BACKWARD_FRACTION`), and no less than
+    round-off: then the gradient no longer depends on where the conjugate gradients stop (a float32
+    and a float64 cotangent give the same gradient).  ``gap``: the gaps ``(B,)`` the forward reached
+    (at most ``tol`` counts: a solve that stopped short is not a reason to solve its linearisation
+    more loosely); returns a float (from ``tol``) or a ``(B,)`` tensor (from ``gap``).
     """
     floor = 50 * torch.finfo(dtype).eps
     if gap is None:
-        return max(tol ** 0.5 * 0.1, floor)
+        return max(tol ** 0.5 * BACKWARD_FRACTION, floor)
     g = torch.nan_to_num(gap.detach().to(dtype), nan=tol).clamp(0.0, tol)
-    return (g.sqrt() * 0.1).clamp_min(floor)
+    return (g.sqrt() * BACKWARD_FRACTION).clamp_min(floor)
 
 
 def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, channelwise: bool,
