@@ -44,24 +44,21 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 ALIGNMENT = 0.03
 
 
-def flat_threshold(u: torch.Tensor, tol: float, aligned: bool = False) -> torch.Tensor:
+def flat_threshold(u: torch.Tensor, tol: float) -> torch.Tensor:
     """Per image ``(B,)``: gradient norms at most this count as zero (flat) in :func:`apply_jacobian`.
 
     The computed ``u`` is within the solver's accuracy of the exact solution, whose flat pixels have an
-    exactly zero gradient: ``sqrt(tol)`` times the image's range (the scale of the error of a solve to
-    a relative duality gap ``tol``), and no less than round-off.  Pass the data ``f``: its range holds
-    the solution's, and is not zero where the whole solution is one flat region (whose computed
-    gradients are round-off, not zero).
-
-    ``aligned``: the threshold for a classification that also reads the dual field (:data:`ALIGNMENT`),
-    which tells a small edge from a flat pixel's noise: then at most a millionth of the range.
+    exactly zero gradient.  Above this threshold the dual field decides (:data:`ALIGNMENT`), which tells
+    a small edge from a flat pixel's noise, so the threshold is low: ``0.1 sqrt(tol)`` times the image's
+    range (the scale of the error of a solve to a relative duality gap ``tol``), at most a millionth of
+    it, and no less than round-off.  Pass the data ``f``: its range holds the solution's, and is not
+    zero where the whole solution is one flat region (whose computed gradients are round-off, not zero).
     """
     B = u.shape[0]
     flat = u.reshape(B, -1)
     rng = (flat.amax(1) - flat.amin(1)).clamp_min(torch.finfo(u.dtype).tiny)
     eps = torch.finfo(u.dtype).eps
-    rel = tol ** 0.5 * 0.1
-    return rng * max(min(rel, 1e-6) if aligned else rel, 100 * eps)
+    return rng * max(min(tol ** 0.5 * 0.1, 1e-6), 100 * eps)
 
 
 #: The backward's relative residual as a fraction of ``sqrt(gap)`` (:func:`backward_rtol`).
@@ -87,16 +84,15 @@ def backward_rtol(tol: float, dtype: torch.dtype, gap: torch.Tensor | None = Non
 
 
 def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, channelwise: bool,
-                   threshold: torch.Tensor, rtol: float, max_iter: int, grid=None, dual=None):
+                   threshold: torch.Tensor, rtol: float, max_iter: int, dual: torch.Tensor, grid=None):
     """``du = r + div q(r)`` (the module docstring) for a batch ``(B, C, H, W)``.
 
     ``lam`` is ``(B,)`` (positive), ``threshold`` ``(B,)`` (:func:`flat_threshold`).  Each image stops
     once its residual is at most ``rtol`` (a float or ``(B,)``) times its right-hand side.  Returns ``(du, iterations,
     converged)``, the last two ``(B,)``.  ``grid``: a :class:`~pdeflow.tv._grid.Grid` for volumes and
     spacings (``u`` then ``(B, C, *spatial)``); None: the 2-D unit grid of :mod:`pdeflow.ops`.
-    ``dual``: the solve's dual field ``p`` (the shape of ``grad u``); a pixel is then flat unless its
-    gradient is above ``threshold`` (``flat_threshold(..., aligned=True)``) and ``p`` points along it
-    (:data:`ALIGNMENT`).
+    ``dual``: the solve's dual field ``p`` (the shape of ``grad u``); a pixel is flat unless its
+    gradient is above ``threshold`` and ``p`` points along it (:data:`ALIGNMENT`).
     """
     grid = PLAIN if grid is None else grid
     u = u.contiguous()
@@ -106,13 +102,12 @@ def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, chann
     gn = _pixel_norm(g, channelwise)
     per = (B,) + (1,) * (g.dim() - 1)          # a per-image value shaped for a field
     active = gn > threshold.reshape(per)
-    if dual is not None:
-        # an edge pixel's dual field is its unit normal: a gradient the dual does not follow is a flat pixel's noise
-        along = (g * dual).sum(2, keepdim=True)
-        if not channelwise:
-            along = along.sum(1, keepdim=True)
-        active &= along >= (1.0 - ALIGNMENT) * gn
-        del along
+    # an edge pixel's dual field is its unit normal: a gradient the dual does not follow is a flat pixel's noise
+    along = (g * dual).sum(2, keepdim=True)
+    if not channelwise:
+        along = along.sum(1, keepdim=True)
+    active &= along >= (1.0 - ALIGNMENT) * gn
+    del along
     n = torch.where(active, g / torch.where(active, gn, torch.ones_like(gn)), torch.zeros_like(g))
     c = torch.where(active, gn / lam.reshape(per), torch.zeros_like(gn))
     minv = 1.0 / (2.0 + c)

@@ -237,7 +237,7 @@ def rof(
     **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a
     float, or a 0-d or ``(B,)`` tensor with ``requires_grad``) by implicit
     differentiation at the computed solution, for every method: nothing of the
-    iterations is kept (memory of five images: ``u``, ``div p`` and ``p``), and the backward pass solves a
+    iterations is kept (memory of ``u`` and ``p``, three images), and the backward pass solves a
     linear system by projected conjugate gradients, each image stopping on its own
     at a relative residual of ``1e-3 sqrt(gap)`` with ``gap`` the relative gap its
     forward reached, at least ``50 eps`` (``max_iter`` iterations at most;
@@ -327,12 +327,10 @@ def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, to
         lam_b = lam.to(x.dtype).reshape(-1).expand(B)
     else:
         lam_b = torch.full((B,), float(lam), dtype=x.dtype, device=x.device)
-    divp = div(p.detach()) if grid.plain else grid.div(p.detach())
     rtol = backward_rtol(tol, x.dtype, gap)
     if isinstance(rtol, torch.Tensor):
         rtol = rtol.reshape(-1).expand(B)
-    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), divp, p.detach(),
-                         (tol, max_iter, channelwise, grid, rtol))
+    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), p.detach(), (tol, max_iter, channelwise, grid, rtol))
     return out.reshape(f.shape)
 
 
@@ -341,17 +339,17 @@ class _RofGrad(torch.autograd.Function):
     implicitly at the solution (memory: a few images, whatever the iteration count)."""
 
     @staticmethod
-    def forward(ctx, f, lam, u, divp, p, cfg):
+    def forward(ctx, f, lam, u, p, cfg):
         # the flat threshold from the range of f, which holds that of u (and is not 0 where u is one
         # flat region whose computed gradients are round-off); the dual field tells edges from noise
-        ctx.save_for_backward(u, divp, p, lam, flat_threshold(f.detach(), cfg[0], aligned=True))
+        ctx.save_for_backward(u, p, lam, flat_threshold(f.detach(), cfg[0]))
         ctx.cfg = cfg
         return u.clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        u, divp, p, lam, threshold = ctx.saved_tensors
+        u, p, lam, threshold = ctx.saved_tensors
         tol, max_iter, channelwise, grid, rtol = ctx.cfg
         g = g.contiguous()
         w = g.clone()
@@ -368,8 +366,9 @@ class _RofGrad(torch.autograd.Function):
                               f"max_iter={max_iter} before the implicit-gradient solve reached rtol "
                               f"{float(torch.as_tensor(rtol_pos).min()):g}", ConvergenceWarning, stacklevel=2)
         grad_f = w if ctx.needs_input_grad[0] else None
-        grad_lam = bdot(w, divp) if ctx.needs_input_grad[1] else None
-        return grad_f, grad_lam, None, None, None, None
+        # d u / d lam is the Jacobian applied to div p, and the Jacobian is symmetric
+        grad_lam = bdot(w, div(p) if grid.plain else grid.div(p)) if ctx.needs_input_grad[1] else None
+        return grad_f, grad_lam, None, None, None
 
 
 def check_method(method, grid: Grid) -> None:
