@@ -1,0 +1,1 @@
+"""Inpainting operators beyond homogeneous diffusion: biharmonic, edge-enhancing (EED) and total variation."""
