@@ -4,8 +4,9 @@ imports included (see README, "Layout").
 1. Nothing outside ``pdeflow.cli`` imports ``pdeflow.cli``; a ``cli`` module imports the command's shared
    plumbing (its private modules, ``cli._arguments`` ...) and the library, never another subcommand module
    (``cli/__init__`` assembles them); the plumbing imports no subcommand module.
-2. A pillar (``tv``, ``tvflownet``, ``iel``, ``inpaint``) imports the shared layer, plus ``tv`` for
-   ``tvflownet``; the shared layer imports no pillar.
+2. A pillar (``tv``, ``tvflownet``, ``iel``, ``inpaint``, ``codec``) imports the shared layer, plus ``tv`` for
+   ``tvflownet`` and ``inpaint`` for ``codec`` (its encoder optimises masks, its decoder inpaints); the shared layer
+   imports no pillar.
 3. Inference does not import the training toolkit: after ``import pdeflow.tvflownet`` (or
    ``pdeflow.inpaint``) neither ``pdeflow.training`` nor a trainer module is in ``sys.modules``; no loader of
    a shipped model imports a GAN module.
@@ -17,7 +18,8 @@ imports included (see README, "Layout").
    (``inpaint/evaluation.py``) dispatch through the tables of ``pdeflow.inpaint.methods`` (they import no
    module of a method and call no method's function by name); no ``cli`` module imports a private name or a
    private module of the library; one diffusion system: only ``inpaint/diffusion_system.py`` builds the
-   masked Laplacian (imports the linear solvers, the multigrid or the Laplacian's matrix).
+   masked Laplacian (imports the linear solvers, the multigrid or the Laplacian's matrix); the other operators'
+   systems (biharmonic, EED, TV) live in ``inpaint/operators/``, which may use the solvers for them.
 """
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ from pathlib import Path
 import pdeflow
 
 ROOT = Path(pdeflow.__file__).resolve().parent
-PILLARS = {"tv", "tvflownet", "iel", "inpaint"}
+PILLARS = {"tv", "tvflownet", "iel", "inpaint", "codec"}
 #: Pillars a pillar may import besides the shared layer.
-ALLOWED = {"tv": set(), "tvflownet": {"tv"}, "iel": set(), "inpaint": set()}
+ALLOWED = {"tv": set(), "tvflownet": {"tv"}, "iel": set(), "inpaint": set(), "codec": {"inpaint"}}
 
 
 def _module_name(path: Path) -> str:
@@ -360,6 +362,8 @@ def _cli_private_imports() -> list[str]:
 
 #: The one module that builds the masked Laplacian system of diffusion inpainting.
 DIFFUSION_SYSTEM = "pdeflow.inpaint.diffusion_system"
+#: The package of the other inpainting operators, whose own systems use the solvers too.
+OPERATORS = "pdeflow.inpaint.operators"
 #: What building or solving that system takes: the linear solvers, the Laplacian's matrix and the multigrid.
 SYSTEM_PARTS = {("pdeflow.linalg", n) for n in ("cg", "cg_matrix", "laplacian_csr", "csr_matvec")}
 
@@ -368,7 +372,7 @@ def _diffusion_systems() -> list[str]:
     bad = []
     for path in sorted((ROOT / "inpaint").rglob("*.py")):
         me = _module_name(path)
-        if me == DIFFUSION_SYSTEM:
+        if me == DIFFUSION_SYSTEM or me.startswith(OPERATORS + "."):
             continue
         for mod, name in _import_nodes(path):
             if (mod, name) in SYSTEM_PARTS or mod.startswith("pdeflow.multigrid") \
