@@ -20,6 +20,7 @@ import torch
 from .. import io as pio
 from ..errors import UserInputError
 from ..inpaint import INPAINT_METHODS, MASK_METHODS, analytic_sigma, inpaint, make_mask
+from ..inpaint.operators import OPERATORS
 from ..inpaint.evaluation import errors_text, result_errors, result_figure
 from ._common import (
     VOLUME_HELP,
@@ -149,6 +150,9 @@ def add_parsers(sub) -> None:
                         "D of the pixels) instead of from a sparse analytic mask")
     g.add_argument("--stages", type=positive_int, default=None, metavar="N",
                    help=f"densify: inpaintings that add points where the error is largest (default {DENSIFY_STAGES})")
+    g.add_argument("--operator", choices=tuple(OPERATORS), default=None,
+                   help="densify: the inpainting operator the mask is made for, whose errors place the points and "
+                        "which inpaints from it here (default diffusion)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     g.add_argument("--metric", choices=MASK_METHODS["ps"].choices["metric"], default="mse",
                    help="error minimised by PS and NLPE (default mse)")
@@ -172,10 +176,14 @@ def add_parsers(sub) -> None:
                     epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/",
                     validate=_check_inpaint)
     inputs = _add_image_args(p, optional=False, volume=True)
-    p.add_argument("--mask", required=True, metavar="MASK",
-                   help="mask image of the size of IMAGE (after --size, which crops both), black and white only "
-                        "(PNG; white = known pixel); for a volume IMAGE, a volume file of its shape of 0 and 1 "
-                        "(1 = known)")
+    known = p.add_mutually_exclusive_group(required=True)
+    known.add_argument("--mask", metavar="MASK",
+                       help="sparse data: a mask image of the size of IMAGE (after --size, which crops both), black "
+                            "and white only (PNG; white = known pixel); for a volume IMAGE, a volume file of its shape "
+                            "of 0 and 1 (1 = known)")
+    known.add_argument("--holes", metavar="HOLES",
+                       help="holes: an image of the size of IMAGE, black and white only (PNG; white = missing: "
+                            "scratches, text, objects to remove); every other pixel of IMAGE is known")
     p.add_argument("--method", choices=tuple(INPAINT_METHODS), default="diffusion",
                    help="inpainting (default diffusion)")
     p.add_argument("--model", default=None, metavar="PATH",
@@ -215,6 +223,8 @@ def _check_mask(args) -> None:
 def _check_inpaint(args) -> None:
     _check(args)
     check_volume_args(args)
+    if args.holes is not None and (args.volume or args.spacing is not None):
+        args.parser.error("argument --holes: for 2-D images; a volume IMAGE takes --mask (1 = known voxel)")
     if (args.volume or args.spacing is not None) and not INPAINT_METHODS[args.method].volumes:
         why = f"IMAGE '{args.image}' is a volume" if args.volume else "--spacing is given"
         args.parser.error(f"argument --method: {args.method} is for 2-D images on unit pixels and {why}; use "
@@ -335,12 +345,12 @@ def _run_mask(args) -> int:
         if not bool(mask.any()):
             raise CLIError("argument --method: the mask has no known pixel")
         t1 = time.perf_counter()
-        inpainter = INPAINT_METHODS[method.inpaint_with]
+        inpainter = INPAINT_METHODS[args.operator or method.inpaint_with]
         if inpainter.needs_model:    # the mask method's own model inpaints (the mask GAN's generator)
             u = inpaint(x, mask, inpainter.name, model=model, generator=args.seed)
             how = f"the mask {args.method.upper()}'s inpainting"
         else:
-            u = inpaint(x, mask, inpainter.name, tol=args.tol)
+            u = inpaint(x, mask, inpainter.name, **({"tol": args.tol} if inpainter.diffusion_tol else {}))
             how = f"{inpainter.name} inpainting"
         secs_inp = time.perf_counter() - t1
         f_c, m_c, u_c = f, mask.cpu(), u.cpu()
@@ -364,14 +374,14 @@ def _run_mask(args) -> int:
 #: The flags of `pdeflow mask` that set one option of some mask methods, with the option's name.
 _METHOD_FLAGS = (("--refine", "refine"), ("--strength", "strength"), ("--scale", "scale"),
                  ("--bfloat16", "compute_dtype"), ("--padding", "padding"), ("--stages", "stages"),
-                 ("--start-mask", "mask"))
+                 ("--start-mask", "mask"), ("--operator", "operator"))
 
 
 def _given_method_flags(args):
     """``(flag, option)`` of the :data:`_METHOD_FLAGS` given on the command line (not at their defaults)."""
     given = {"--refine": args.refine, "--strength": args.strength != 1.0, "--scale": args.scale != 1,
              "--bfloat16": args.bfloat16, "--padding": args.padding != "zeros", "--stages": args.stages is not None,
-             "--start-mask": args.start_mask is not None}
+             "--start-mask": args.start_mask is not None, "--operator": args.operator is not None}
     return [(flag, option) for flag, option in _METHOD_FLAGS if given[flag]]
 
 
@@ -400,13 +410,14 @@ def _mask_options(args, method, x: torch.Tensor, start, model) -> dict:
               "stages": args.stages, "mask": None if start is None else start.to(device=x.device, dtype=x.dtype),
               "model": model, "p": args.p, "q": args.q, "metric": args.metric, "candidates": args.candidates,
               "exchanges": args.exchanges, "cycles": args.cycles, "parallel": args.parallel,
+              "operator": args.operator,
               "progress": True}   # a bar on a terminal, a line per 10 % with ETA in a log
     if method.random:
         values["generator"] = args.seed
     if method.diffusion_tol:
         values["tol"] = args.tol
     options = {k: v for k, v in values.items() if k in method.options}
-    for unset in ("stages", "mask"):      # not given: the method's default
+    for unset in ("stages", "mask", "operator"):      # not given: the method's default
         if options.get(unset, 0) is None:
             del options[unset]
     return options
@@ -432,7 +443,8 @@ def _mask_notes(args, start) -> list[str]:
             notes.append(f"{args.refine} refinement rounds")
     elif args.method == "densify":
         stages = DENSIFY_STAGES if args.stages is None else args.stages
-        notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask"))
+        notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask")
+                     + ("" if args.operator is None else f", for {args.operator} inpainting"))
     return notes
 
 
@@ -440,7 +452,7 @@ def _mask_notes(args, start) -> list[str]:
 _LOSSY = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
 
 
-def _check_binary(m: torch.Tensor, option: str, text: str, what: str = "an image") -> None:
+def _check_binary(m: torch.Tensor, option: str, text: str, what: str = "an image", one: str = "known") -> None:
     """Refuse a mask with values other than 0 and 1 (black and white, 0 and 255 in an 8-bit file), as
     :func:`~pdeflow.inpaint.diffuse` does: thresholding a photograph or a compressed mask would choose the
     known pixels silently."""
@@ -449,14 +461,14 @@ def _check_binary(m: torch.Tensor, option: str, text: str, what: str = "an image
         hint = ("; JPEG compression changes a mask's values: save it as PNG"
                 if Path(text).suffix.lower() in _LOSSY else "")
         raise CLIError(f"argument {option}: '{text}' is not a binary mask: expected {what} of 0 and 1 only "
-                       f"(black and white; 1 = known), but {float(other.float().mean()):.1%} of its values are "
+                       f"(black and white; 1 = {one}), but {float(other.float().mean()):.1%} of its values are "
                        f"neither{hint}")
 
 
-def _read_mask(text: str, option: str, size, shape) -> torch.Tensor:
-    """The mask image ``text`` of ``option`` as (1, H, W) of 0/1 (white: known), centre-cropped by ``--size``
+def _read_mask(text: str, option: str, size, shape, *, holes: bool = False) -> torch.Tensor:
+    """The mask image ``text`` of ``option`` as (1, H, W) of 0/1 (1: known), centre-cropped by ``--size``
     as IMAGE is; a clear error for a missing file, values other than black and white, another size or no
-    known pixel."""
+    known pixel. White is known, or with ``holes`` missing (the mask is then its negative)."""
     path = Path(text)
     if not path.exists():
         raise CLIError(f"argument {option}: no such file: '{text}'")
@@ -468,6 +480,12 @@ def _read_mask(text: str, option: str, size, shape) -> torch.Tensor:
     if m.shape[-2:] != shape:
         raise CLIError(f"argument {option}: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
                        f"{shape[0]}x{shape[1]}")
+    if holes:
+        _check_binary(m, option, text, one="missing")
+        m = 1.0 - m
+        if not bool(m.any()):
+            raise CLIError(f"argument {option}: the holes cover the whole image: no known pixel (black) is left")
+        return m.to(torch.float32)
     _check_binary(m, option, text)
     if not bool(m.any()):
         raise CLIError(f"argument {option}: the mask has no known pixel (white)")
@@ -490,11 +508,13 @@ def _run_inpaint(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
-    mask = _read_mask(args.mask, "--mask", args.size, (H, W))
+    given = args.mask if args.holes is None else args.holes
+    mask = _read_mask(given, "--mask" if args.holes is None else "--holes", args.size, (H, W),
+                      holes=args.holes is not None)
     method = INPAINT_METHODS[args.method]
     model = _load_model(method, args, channels=C)
     out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
-                  inputs=[path, Path(args.mask)])
+                  inputs=[path, Path(given)])
     dev = args.device
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]; mask density "
           f"{float(mask.mean()):.4f}")

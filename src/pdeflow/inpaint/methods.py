@@ -73,7 +73,7 @@ class Method:
     >>> from pdeflow.inpaint import MASK_METHODS
     >>> entry = MASK_METHODS["densify"]
     >>> entry.options, entry.needs_model, entry.start_mask
-    (('start', 'stages', 'sigma', 'tol', 'mask'), False, True)
+    (('start', 'stages', 'sigma', 'tol', 'mask', 'operator'), False, True)
     >>> entry.default("stages")
     8
     """

@@ -1,5 +1,9 @@
 """Masks by error-driven densification: start sparse, then add points where the inpainting errs most.
 
+The inpainting is homogeneous diffusion unless told otherwise: ``operator`` names another one of
+:data:`~pdeflow.inpaint.operators.OPERATORS`, whose errors then place the points (each step its solve, warm-started
+from the previous step's inpainting, instead of the diffusion solve of step 1 below).
+
 Probabilistic sparsification (PS, :mod:`~pdeflow.inpaint.masks.sparsification`) starts from every pixel and
 removes a few at a time, one inpainting per step: thousands of steps, minutes at 512 pixels. Densification
 runs the other way in a handful of steps. It starts from the analytic mask
@@ -29,6 +33,7 @@ import torch
 from ... import ops
 from ...errors import UserInputError
 from ..diffusion_system import binary_hierarchy, diffuse_with_hierarchy, error_map
+from ..operators import OPERATORS
 from .analytic import analytic_mask_checked, analytic_sigma
 from .blur import gaussian_blur, max3x3
 from .dither import binary_mask, n_known
@@ -43,8 +48,9 @@ STAGES = 8
 
 
 def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int = STAGES, sigma: float = 0.7,
-                 tol: float = 1e-3, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """A mask for homogeneous diffusion inpainting by error-driven densification (see the module docstring).
+                 tol: float = 1e-3, mask: torch.Tensor | None = None, operator: str = "diffusion") -> torch.Tensor:
+    """A mask for inpainting by ``operator`` (homogeneous diffusion by default) by error-driven densification (see
+    the module docstring).
 
     Parameters
     ----------
@@ -61,10 +67,15 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     sigma : float >= 0
         Smoothing of the squared error before its local maxima are taken, pixels (0: none).
     tol : float in (0, 1)
-        Relative residual of each step's inpainting (:func:`~pdeflow.inpaint.diffuse`).
+        Tolerance of each step's inpainting: the relative residual of :func:`~pdeflow.inpaint.diffuse`, or of the
+        operator's solve.
     mask : Tensor, optional
         Start from this binary mask instead (the shape this function returns for ``f``, the same number of
         known pixels in each image, at most ``round(density H W)``); all its points are kept.
+    operator : str, optional
+        The inpainting operator whose errors place the points, a key of
+        :data:`~pdeflow.inpaint.operators.OPERATORS` (``'diffusion'``, ``'biharmonic'``, ``'eed'``, ``'tv'``):
+        a mask is best for the operator that will inpaint from it.
 
     Returns
     -------
@@ -99,6 +110,8 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
         raise UserInputError(f"{who}: sigma must be a number >= 0 (pixels), got {sigma!r}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+    if not isinstance(operator, str) or operator not in OPERATORS:
+        raise UserInputError(f"{who}: operator must be one of {', '.join(map(repr, OPERATORS))}, got {operator!r}")
     f4 = ops.promote_half(f4)               # half precision: the inpaintings' errors in float32
     with torch.no_grad():
         m = _start_mask(f, f4, density, float(start), mask, k, who)
@@ -108,11 +121,14 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
             add = round(k0 * (k / k0) ** (s / stages)) - int(m[0].sum())   # geometric counts, k at the end
             if add <= 0:
                 continue
-            fresh = mg is None or (s - 1) % REBUILD == 0
-            if fresh:
-                mg = None                   # the old hierarchy freed before the new one is built
-                mg = binary_hierarchy(m)
-            u = diffuse_with_hierarchy(f4, m, mg, fresh, u, float(tol))
+            if operator == "diffusion":
+                fresh = mg is None or (s - 1) % REBUILD == 0
+                if fresh:
+                    mg = None                   # the old hierarchy freed before the new one is built
+                    mg = binary_hierarchy(m)
+                u = diffuse_with_hierarchy(f4, m, mg, fresh, u, float(tol))
+            else:
+                u = OPERATORS[operator].solve(f4, m, u0=u, tol=float(tol))
             e = error_map(u, f4)
             if sigma > 0:
                 e = gaussian_blur(e, float(sigma))
