@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --upgrade pip
 	# The pin first: an unpinned torch requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install "$(TORCH_PIN)"
-	$(PY) -m pip install -e ".[test,volumes]"
+	# baselines: the benchmarks' comparisons (OpenCV, imagecodecs), run at a smoke size by the tests
+	$(PY) -m pip install -e ".[test,volumes,baselines]"
 	# Data files only (the DSB2018 nuclei image + mask of the IEL experiment); its deps are not needed.
 	$(PY) -m pip install --no-deps stardist
 	touch $(STAMP)
