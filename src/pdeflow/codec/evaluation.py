@@ -1,0 +1,697 @@
+"""Rate-distortion evaluation of pdeflow's codec against JPEG, JPEG 2000, WebP, AVIF and JPEG XL.
+
+* :data:`CODECS`, :func:`get_codec`: the codecs by name, each a :class:`Codec` that fits an image to byte
+  budgets and decodes; JPEG, JPEG 2000 and WebP through Pillow, AVIF and JPEG XL through the optional package
+  ``imagecodecs`` (``pip install 'pdeflow[codec-bench]'``); a codec whose package is missing is refused with
+  a message naming it.
+* The budget: ``floor(bpp * H * W / 8)`` bytes, the whole file counted (headers included). A baseline codec
+  is fitted by bisection over its quality setting (:func:`fit_budget`): the largest file of the settings
+  tried that is within the budget. A codec that cannot meet a budget loses that image at that rate: the
+  row is kept, marked as not fitting.
+* :func:`evaluate`: every codec on every image of some image sets at every rate; PSNR and SSIM
+  (:mod:`pdeflow.metrics`, on [0, 1]) of the decoded image on 8-bit levels against the 8-bit image.
+* :func:`bd_rate`: the Bjøntegaard delta rate, the piecewise-cubic variant.
+* :func:`report`: the tables (Markdown), ``results.json`` and the figure (PSNR and SSIM against bpp).
+* Image sets: :func:`photo_set` (a folder of photographs), :func:`builtin_set` (the built-in TEST photos),
+  :func:`smooth_set` (synthetic piecewise-smooth scenes), each image reduced to a square of ``size`` pixels.
+
+References
+----------
+G. Bjøntegaard, "Calculation of average PSNR differences between RD-curves", ITU-T SG16 VCEG-M33, 2001.
+C. Herglotz, H. Och, A. Meyer, G. Ramasubbu, L. Eichermüller, M. Kränzler, F. Brand, K. Fischer,
+D. T. Nguyen, A. Regensky, A. Kaup, "The Bjøntegaard Bible: why your way of comparing video codecs may be
+wrong", IEEE Trans. Image Process. 33, 2024.
+F. N. Fritsch and R. E. Carlson, "Monotone piecewise cubic interpolation", SIAM J. Numer. Anal. 17(2), 1980.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import datasets, viz
+from .. import io as pio
+from ..errors import UserInputError
+from ..metrics import psnr, ssim
+from ..reporting import Report, jsonable, md_table
+
+__all__ = ["Codec", "CODECS", "ANCHORS", "RATES", "get_codec", "budget_bytes", "fit_budget", "bd_rate",
+           "evaluate", "summary", "tables", "report", "rd_figure", "photo_set", "builtin_set", "smooth_set", "square"]
+
+#: The rates of the evaluation (bits per pixel).
+RATES = (0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+#: The codecs the others are compared with (BD-rate, pairwise PSNR).
+ANCHORS = ("jpeg", "jpeg2000")
+#: What the optional codecs need.
+EXTRA = "pip install 'pdeflow[codec-bench]' (or pip install imagecodecs)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+    """A codec of the evaluation.
+
+    ``fit(image, budgets)`` takes an image ``(C, H, W)`` in [0, 1] on 8-bit levels and byte budgets and returns,
+    per budget, ``(data, setting, note)``: the encoded bytes (``None`` where the codec cannot meet the budget,
+    ``note`` saying why) and the setting that gave them. ``decode(data, channels)`` returns ``(C, H, W)``
+    float in [0, 1]. ``check()`` returns ``None`` when the codec can run here, else the reason.
+    """
+
+    name: str
+    label: str
+    fit: Callable
+    decode: Callable
+    about: Callable = lambda: ""
+    check: Callable = lambda: None
+
+
+def budget_bytes(bpp: float, height: int, width: int) -> int:
+    """The byte budget of ``bpp`` bits per pixel on an image of ``height`` x ``width`` pixels: the whole file.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import budget_bytes
+    >>> budget_bytes(0.1, 256, 256)
+    819
+    """
+    return int(math.floor(bpp * height * width / 8 + 1e-9))
+
+
+def _u8(image: torch.Tensor) -> np.ndarray:
+    """``(C, H, W)`` in [0, 1] as uint8 ``(H, W)`` or ``(H, W, 3)``."""
+    a = np.rint(image.detach().cpu().double().clamp(0, 1).numpy() * 255).astype(np.uint8)
+    return a[0] if a.shape[0] == 1 else np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+def _from_u8(a: np.ndarray, channels: int) -> torch.Tensor:
+    a = np.asarray(a)
+    if a.ndim == 3 and channels == 1:
+        a = a[..., 0]
+    t = torch.from_numpy(np.ascontiguousarray(a).astype(np.float32) / 255)
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def fit_budget(encode_at: Callable, settings, budgets) -> list:
+    """For each budget, the largest encoding within it among the settings that bisection tries.
+
+    Parameters
+    ----------
+    encode_at : callable
+        ``encode_at(setting) -> bytes``.
+    settings : sequence
+        The settings, in the order in which the file grows (the first is the smallest file).
+    budgets : sequence of int
+        Byte budgets.
+
+    Returns
+    -------
+    list of (bytes or None, setting or None)
+        Per budget; ``(None, None)`` where even the first setting's file is over it. Encodings are shared
+        between the budgets; the answer is the largest file within the budget of every setting tried, so a
+        file size that does not grow monotonically cannot make it worse than bisection's last step.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import fit_budget
+    >>> [r[1] for r in fit_budget(lambda q: bytes(10 * q), range(1, 11), [5, 35, 1000])]
+    [None, 3, 10]
+    """
+    settings = list(settings)
+    if not settings:
+        raise UserInputError("fit_budget: settings is empty")
+    tried: dict[int, bytes] = {}
+
+    def size(i: int) -> int:
+        if i not in tried:
+            tried[i] = encode_at(settings[i])
+        return len(tried[i])
+
+    out = []
+    for budget in budgets:
+        if size(0) > budget:
+            out.append((None, None))
+            continue
+        lo, hi = 0, len(settings) - 1
+        if size(hi) <= budget:
+            lo = hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if size(mid) <= budget else (lo, mid)
+        best = max((i for i, d in tried.items() if len(d) <= budget), key=lambda i: (len(tried[i]), i))
+        out.append((tried[best], settings[best]))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The baselines
+# ---------------------------------------------------------------------------
+
+def _pillow_fit(fmt: str, param: str, settings, **options) -> Callable:
+    from PIL import Image
+
+    def fit(image, budgets):
+        img = Image.fromarray(_u8(image))
+
+        def encode_at(s):
+            buf = io.BytesIO()
+            img.save(buf, fmt, **{param: [s] if param == "quality_layers" else s}, **options)
+            return buf.getvalue()
+        return _fitted(encode_at, settings, budgets)
+    return fit
+
+
+def _fitted(encode_at, settings, budgets) -> list:
+    return [(d, s, None if d is not None else "its smallest file is over the budget")
+            for d, s in fit_budget(encode_at, settings, budgets)]
+
+
+def _pillow_decode(data: bytes, channels: int) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return _from_u8(np.asarray(im.convert("L" if channels == 1 else "RGB")), channels)
+
+
+def _geometric(start: float, stop: float, step: float) -> list[float]:
+    """``start``, ``start * step``, ... up to ``stop``, rounded to 4 significant digits."""
+    n = int(math.floor(math.log(stop / start) / math.log(step))) + 1
+    return [float(f"{start * step ** k:.4g}") for k in range(n)]
+
+
+def _imagecodecs_check(codec: str) -> Callable:
+    def check():
+        try:
+            ic = importlib.import_module("imagecodecs")
+        except ImportError:
+            return f"needs the optional package imagecodecs: {EXTRA}"
+        if not getattr(ic, codec).available:
+            return f"the installed imagecodecs has no {codec} codec: {EXTRA}"
+        return None
+    return check
+
+
+def _avif_fit(image, budgets):
+    import imagecodecs as ic
+
+    a = _u8(image)
+    grey = a.ndim == 2
+    rgb = np.repeat(a[..., None], 3, axis=2) if grey else a     # monochrome AVIF (YUV 4:0:0) for grey
+
+    def encode_at(q):
+        return ic.avif_encode(rgb, level=q, speed=AVIF_SPEED, numthreads=1, pixelformat=4 if grey else None)
+    return _fitted(encode_at, range(0, 100), budgets)
+
+
+def _jxl_fit(image, budgets):
+    import imagecodecs as ic
+
+    a = _u8(image)
+    return _fitted(lambda d: ic.jpegxl_encode(a, distance=d, effort=JXL_EFFORT, numthreads=1),
+                   _geometric(25.0, 0.05, 1 / 1.02), budgets)
+
+
+def _imagecodecs_decode(name: str) -> Callable:
+    def decode(data, channels):
+        import imagecodecs as ic
+
+        return _from_u8(getattr(ic, name)(data), channels)
+    return decode
+
+
+def _pillow_about(feature: str, settings: str) -> Callable:
+    def about():
+        import PIL
+        from PIL import features
+
+        return f"Pillow {PIL.__version__} ({feature} {features.version(feature.split()[0].lower())}); {settings}"
+    return about
+
+
+def _imagecodecs_about(library: str, settings: str) -> Callable:
+    def about():
+        import imagecodecs as ic
+
+        lib = next((v for v in ic.version().split(", ") if v.startswith(library)), library)
+        return f"imagecodecs {ic.__version__} ({lib}); {settings}"
+    return about
+
+
+#: AVIF's encoder speed (0 slowest and best, 10 fastest) and JPEG XL's effort (1 fastest, 9 slowest).
+AVIF_SPEED, JXL_EFFORT = 4, 7
+_J2K_RATIOS = _geometric(4000.0, 2.0, 1 / 1.02)
+
+
+def _pdeflow_codec():
+    try:
+        return importlib.import_module("pdeflow.codec")
+    except ImportError:       # pragma: no cover - the package is this module's own
+        return None
+
+
+def _pdeflow_check():
+    mod = _pdeflow_codec()
+    return None if mod is not None and hasattr(mod, "encode") else "pdeflow.codec.encode is not available"
+
+
+def _pdeflow_fit(image, budgets):
+    mod = _pdeflow_codec()
+    out = []
+    for b in budgets:
+        try:
+            out.append((mod.encode(image, size=b), None, None))
+        except UserInputError as exc:     # CodecError: this budget is too small for this image
+            out.append((None, None, " ".join(str(exc).split())))
+    return out
+
+
+def _pdeflow_decode(data, channels):
+    return _pdeflow_codec().decode(data)
+
+
+def _pdeflow_about():
+    from .. import __version__
+
+    return f"pdeflow {__version__}; encode(image, size=budget)"
+
+
+#: The codecs by name: pdeflow's and the baselines.
+CODECS: dict[str, Codec] = {
+    "pdeflow": Codec("pdeflow", "pdeflow", _pdeflow_fit, _pdeflow_decode, _pdeflow_about, _pdeflow_check),
+    "jpeg": Codec("jpeg", "JPEG", _pillow_fit("JPEG", "quality", range(1, 101), optimize=True),
+                  _pillow_decode, _pillow_about("JPG", "baseline, optimize=True, quality searched in 1-100, "
+                                                       "4:2:0 chroma for colour")),
+    "jpeg2000": Codec("jpeg2000", "JPEG 2000",
+                      _pillow_fit("JPEG2000", "quality_layers", _J2K_RATIOS, quality_mode="rates",
+                                  irreversible=True, no_jp2=True),
+                      _pillow_decode, _pillow_about("JPG_2000 (OpenJPEG)", "codestream (no JP2 box), irreversible "
+                                                    "9/7 wavelet, one layer, its compression ratio searched")),
+    "webp": Codec("webp", "WebP", _pillow_fit("WEBP", "quality", range(0, 101), method=6), _pillow_decode,
+                  _pillow_about("WEBP", "lossy, method=6, quality searched in 0-100")),
+    "avif": Codec("avif", "AVIF", _avif_fit, _imagecodecs_decode("avif_decode"),
+                  _imagecodecs_about("libavif", f"speed {AVIF_SPEED}, quality searched in 0-99, monochrome (4:0:0) "
+                                                "for grey, the library's default chroma for colour"),
+                  _imagecodecs_check("AVIF")),
+    "jpegxl": Codec("jpegxl", "JPEG XL", _jxl_fit, _imagecodecs_decode("jpegxl_decode"),
+                    _imagecodecs_about("libjxl", f"effort {JXL_EFFORT}, distance searched in 0.05-25"),
+                    _imagecodecs_check("JPEGXL")),
+}
+
+
+def get_codec(name) -> Codec:
+    """The codec ``name`` (a key of :data:`CODECS`, or a :class:`Codec`), checked that it can run here.
+
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        An unknown name, or a codec whose package is missing (the message names it and how to install it).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import get_codec
+    >>> get_codec("jpeg").label
+    'JPEG'
+    """
+    if isinstance(name, Codec):
+        codec = name
+    elif name not in CODECS:
+        raise UserInputError(f"get_codec: unknown codec {name!r}; expected one of {', '.join(CODECS)}")
+    else:
+        codec = CODECS[name]
+    why = codec.check()
+    if why is not None:
+        raise UserInputError(f"codec {codec.name!r} ({codec.label}) {why}")
+    return codec
+
+
+# ---------------------------------------------------------------------------
+# Image sets
+# ---------------------------------------------------------------------------
+
+def square(image: torch.Tensor, size: int) -> torch.Tensor | None:
+    """``image`` ``(C, H, W)`` reduced (Lanczos, by Pillow) so that its shorter side is ``size``, its centre
+    ``size`` x ``size`` square, on 8-bit levels; ``None`` for an image whose shorter side is under ``size``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec.evaluation import square
+    >>> square(torch.rand(1, 40, 60), 20).shape
+    torch.Size([1, 20, 20])
+    """
+    from PIL import Image
+
+    C, H, W = image.shape
+    if min(H, W) < size:
+        return None
+    if min(H, W) > size:
+        s = size / min(H, W)
+        w, h = max(size, round(W * s)), max(size, round(H * s))
+        a = image.detach().cpu().float().numpy()
+        a = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((w, h), Image.LANCZOS)) for c in a])
+        image, H, W = torch.from_numpy(a), h, w
+    top, left = (H - size) // 2, (W - size) // 2
+    u = image[:, top:top + size, left:left + size].double().clamp(0, 1)
+    return (torch.round(u * 255) / 255).float().contiguous()
+
+
+def _squares(named, size: int, limit: int | None) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, u in named:
+        s = square(u, size)
+        if s is not None:
+            out[name] = s
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def photo_set(folder, *, size: int = 256, channels: int = 1, limit: int | None = None) -> dict[str, torch.Tensor]:
+    """The image files of ``folder`` (sorted by name, :func:`pdeflow.io.image_files`) as :func:`square` images
+    (those smaller than ``size`` left out); at most ``limit``. ``channels``: 1 grey (luminance), 3 colour."""
+    folder = Path(folder)
+    files = pio.image_files(folder, "photo_set")
+    return _squares(((p.stem, pio.read_image(p, grey=channels == 1)) for p in files), size, limit)
+
+
+def builtin_set(*, size: int = 256, channels: int = 1, limit: int | None = None) -> dict[str, torch.Tensor]:
+    """The built-in TEST photographs (:func:`pdeflow.datasets.builtin_pool`) as :func:`square` images."""
+    pool = datasets.builtin_pool("test", grey=channels == 1, kind="photo")
+    return _squares(pool.items(), size, limit)
+
+
+def smooth_set(n: int, *, size: int = 256, seed: int = 0, shapes: int = 5) -> dict[str, torch.Tensor]:
+    """``n`` synthetic piecewise-smooth scenes (:func:`pdeflow.datasets.piecewise_smooth`, ``shapes`` shapes
+    each, drawn from ``seed``), grey, on 8-bit levels.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import smooth_set
+    >>> sorted(smooth_set(2, size=32))
+    ['smooth-0', 'smooth-1']
+    """
+    u = datasets.piecewise_smooth(size, shapes, seed=seed, batch=n).double()
+    return {f"smooth-{i}": (torch.round(u[i] * 255) / 255).float() for i in range(n)}
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------
+
+def evaluate(sets, *, rates=RATES, codecs=tuple(CODECS), progress: bool = False) -> dict:
+    """Every codec on every image of ``sets`` at every rate.
+
+    Parameters
+    ----------
+    sets : mapping
+        Set name -> mapping image name -> image ``(C, H, W)`` in [0, 1] (``C`` 1 or 3), on 8-bit levels
+        (:func:`square`, :func:`smooth_set`); any other value is rounded to them first.
+    rates : sequence of float
+        Bits per pixel; each gives the byte budget :func:`budget_bytes`.
+    codecs : sequence of str or Codec
+        Codecs (:data:`CODECS`); each is checked first (:func:`get_codec`).
+    progress : bool
+        Print a line per image and codec.
+
+    Returns
+    -------
+    dict
+        ``rates``; ``codecs`` (name -> label and ``about``: library, version, settings); ``sets`` (name ->
+        image names, size, channels); ``rows``: one per set, image, codec and rate, with ``budget`` (bytes),
+        ``fits``, and where it fits ``bytes``, ``bpp``, ``setting``, ``psnr``, ``ssim`` and the seconds
+        ``encode_s`` (for a baseline, the whole search) and ``decode_s``; where it does not, ``note``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec.evaluation import evaluate, smooth_set
+    >>> res = evaluate({"s": smooth_set(1, size=64)}, rates=[0.5, 2.0], codecs=["jpeg"])
+    >>> [r["fits"] for r in res["rows"]]
+    [False, True]
+    """
+    rates = [float(r) for r in rates]
+    if not rates or any(not (math.isfinite(r) and r > 0) for r in rates):
+        raise UserInputError(f"evaluate: rates must be numbers > 0, got {rates!r}")
+    chosen = [get_codec(c) for c in codecs]
+    if len({c.name for c in chosen}) != len(chosen):
+        raise UserInputError("evaluate: codecs must differ")
+    res = {"rates": rates, "codecs": {c.name: {"label": c.label, "about": c.about()} for c in chosen},
+           "sets": {}, "rows": []}
+    for set_name, images in sets.items():
+        if not images:
+            raise UserInputError(f"evaluate: image set {set_name!r} is empty")
+        shapes = {tuple(u.shape) for u in images.values()}
+        C, H, W = next(iter(shapes))
+        res["sets"][set_name] = {"images": list(images), "size": [H, W] if len(shapes) == 1 else None,
+                                 "channels": C}
+        for name, u in images.items():
+            if u.dim() != 3 or u.shape[0] not in (1, 3):
+                raise UserInputError(f"evaluate: image {set_name}/{name} must be (C, H, W) with C = 1 or 3, "
+                                     f"got shape {tuple(u.shape)}")
+            ref = (torch.round(u.detach().cpu().double().clamp(0, 1) * 255) / 255)
+            h, w = ref.shape[-2:]
+            budgets = [budget_bytes(r, h, w) for r in rates]
+            for codec in chosen:
+                t0 = time.perf_counter()
+                fitted = codec.fit(ref.float(), budgets)
+                enc_s = (time.perf_counter() - t0) / len(budgets)
+                for rate, budget, (data, setting, note) in zip(rates, budgets, fitted):
+                    row = {"set": set_name, "image": name, "codec": codec.name, "rate": rate, "budget": budget,
+                           "fits": data is not None and len(data) <= budget}
+                    if data is not None and len(data) > budget:
+                        note = f"{len(data)} bytes, over the budget"
+                    if not row["fits"]:
+                        res["rows"].append({**row, "note": note or "does not fit"})
+                        continue
+                    t1 = time.perf_counter()
+                    dec = codec.decode(data, ref.shape[0])
+                    dec_s = time.perf_counter() - t1
+                    dec = torch.round(dec.detach().cpu().double().clamp(0, 1) * 255) / 255   # as written: 8 bits
+                    row.update(bytes=len(data), bpp=8 * len(data) / (h * w), setting=setting,
+                               psnr=float(psnr(dec, ref, data_range=1.0)), ssim=float(ssim(dec, ref, data_range=1.0)),
+                               encode_s=enc_s, decode_s=dec_s)
+                    res["rows"].append(row)
+                if progress:
+                    got = [r for r in res["rows"][-len(rates):] if r["fits"]]
+                    print(f"{set_name}/{name} {codec.name}: {len(got)}/{len(rates)} rates fit"
+                          + (f", PSNR {got[0]['psnr']:.2f}-{got[-1]['psnr']:.2f}" if got else ""), flush=True)
+    return res
+
+
+def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float | None:
+    """The Bjøntegaard delta rate of curve B against curve A: the mean relative rate difference at equal PSNR.
+
+    Each curve's logarithm of the rate is interpolated as a function of PSNR by the piecewise cubic Hermite
+    interpolant of Fritsch and Carlson (PCHIP; the piecewise-cubic variant of Herglotz et al. rather than
+    Bjøntegaard's cubic polynomial fit) and integrated over the PSNR interval both curves cover; the mean
+    difference ``d`` of the log-rates gives ``exp(d) - 1``. Points are taken in order of rate; a point
+    whose PSNR is not above that of the point before it is dropped (the interpolant needs PSNR increasing).
+
+    Parameters
+    ----------
+    rate_a, psnr_a, rate_b, psnr_b : sequence of float
+        The rates (any unit, the same for both) and PSNRs of the anchor A and the tested curve B.
+
+    Returns
+    -------
+    float or None
+        The BD-rate as a fraction (``-0.2``: B needs a fifth less rate than A for the same PSNR); ``None`` when a
+        curve has fewer than two points or the PSNR intervals do not overlap.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import bd_rate
+    >>> round(bd_rate([1, 2, 4], [30, 33, 36], [0.5, 1, 2], [30, 33, 36]), 6)
+    -0.5
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    curves = []
+    for r, p in ((rate_a, psnr_a), (rate_b, psnr_b)):
+        pts = sorted((float(x), float(y)) for x, y in zip(r, p) if x > 0 and math.isfinite(y))
+        kept = []
+        for x, y in pts:
+            if not kept or y > kept[-1][1]:
+                kept.append((x, y))
+        if len(kept) < 2:
+            return None
+        curves.append(kept)
+    lo = max(c[0][1] for c in curves)
+    hi = min(c[-1][1] for c in curves)
+    if not hi > lo:
+        return None
+    ints = [PchipInterpolator([y for _, y in c], [math.log(x) for x, _ in c]).integrate(lo, hi) for c in curves]
+    return float(math.exp((ints[1] - ints[0]) / (hi - lo)) - 1)
+
+
+def _mean(v):
+    return float(np.mean(v)) if len(v) else None
+
+
+def summary(res: dict) -> dict:
+    """Per set: per codec and rate the mean PSNR, SSIM and bpp over the images it fits (``n`` of them); for
+    pdeflow against each anchor per rate the mean PSNR difference over the images both fit and the wins (an
+    image where pdeflow fits and the anchor does not, or both fit and pdeflow's PSNR is higher); per codec
+    against each anchor the BD-rate (:func:`bd_rate`, on each image's achieved bpp and PSNR) averaged over
+    the images where it is defined."""
+    out = {}
+    for s, info in res["sets"].items():
+        rows = [r for r in res["rows"] if r["set"] == s]
+        at = {(r["codec"], r["image"], r["rate"]): r for r in rows}
+        curves = {}
+        for c in res["codecs"]:
+            for rate in res["rates"]:
+                fit = [at[c, i, rate] for i in info["images"] if at[c, i, rate]["fits"]]
+                curves.setdefault(c, {})[str(rate)] = {
+                    "n": len(fit), "psnr": _mean([r["psnr"] for r in fit]), "ssim": _mean([r["ssim"] for r in fit]),
+                    "bpp": _mean([r["bpp"] for r in fit])}
+        pairs, bd = {}, {}
+        for a in (a for a in ANCHORS if a in res["codecs"]):
+            if "pdeflow" in res["codecs"]:
+                for rate in res["rates"]:
+                    both, wins = [], 0
+                    for i in info["images"]:
+                        p, q = at["pdeflow", i, rate], at[a, i, rate]
+                        if p["fits"] and q["fits"]:
+                            both.append(p["psnr"] - q["psnr"])
+                        wins += p["fits"] and (not q["fits"] or p["psnr"] > q["psnr"])
+                    pairs.setdefault(a, {})[str(rate)] = {"n": len(both), "dpsnr": _mean(both), "wins": wins,
+                                                         "images": len(info["images"])}
+            for c in res["codecs"]:
+                if c == a:
+                    continue
+                vals = []
+                for i in info["images"]:
+                    pa = [at[a, i, r] for r in res["rates"] if at[a, i, r]["fits"]]
+                    pc = [at[c, i, r] for r in res["rates"] if at[c, i, r]["fits"]]
+                    v = bd_rate([r["bpp"] for r in pa], [r["psnr"] for r in pa],
+                                [r["bpp"] for r in pc], [r["psnr"] for r in pc])
+                    if v is not None:
+                        vals.append(v)
+                bd.setdefault(a, {})[c] = {"mean": _mean(vals), "median": float(np.median(vals)) if vals else None,
+                                           "n": len(vals), "images": len(info["images"])}
+        out[s] = {"curves": curves, "pairs": pairs, "bd_rate": bd}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def _cell(v, n, total, digits):
+    if v is None:
+        return "—"
+    return f"{v:.{digits}f}" + ("" if n == total else f" ({n}/{total})")
+
+
+def _set_title(s: str, info: dict) -> str:
+    size = "x".join(map(str, info["size"])) if info["size"] else "mixed sizes"
+    return f"{s}: {len(info['images'])} images, {size}, {'grey' if info['channels'] == 1 else 'colour'}"
+
+
+def tables(res: dict, summ: dict | None = None) -> str:
+    """The Markdown tables of :func:`evaluate`'s results, per set (see :func:`report`)."""
+    summ = summary(res) if summ is None else summ
+    labels = {c: v["label"] for c, v in res["codecs"].items()}
+    rate_cols = [f"{r:g} bpp" for r in res["rates"]]
+    parts = []
+    for s, info in res["sets"].items():
+        n, sm = len(info["images"]), summ[s]
+        parts.append(f"## {_set_title(s, info)}\n")
+        for key, what, digits in (("psnr", "PSNR (dB)", 2), ("ssim", "SSIM", 4)):
+            rows = [[labels[c]] + [_cell(sm["curves"][c][str(r)][key], sm["curves"][c][str(r)]["n"], n, digits)
+                                   for r in res["rates"]] for c in res["codecs"]]
+            parts.append(f"{what}, mean over the images each codec fits (fitted/all where some do not fit):\n\n"
+                         + md_table(["codec"] + rate_cols, rows) + "\n")
+        if sm["pairs"]:
+            head, rows = ["rate"], []
+            for a in sm["pairs"]:
+                head += [f"ΔPSNR vs {labels[a]} (dB)", f"wins vs {labels[a]}"]
+            for r in res["rates"]:
+                row = [f"{r:g} bpp"]
+                for a, per in sm["pairs"].items():
+                    p = per[str(r)]
+                    row += [_cell(p["dpsnr"], p["n"], n, 2).replace("(", "(both fit ") if p["dpsnr"] is not None
+                            else "—", f"{p['wins']}/{p['images']}"]
+                rows.append(row)
+            parts.append("pdeflow against the anchors: mean PSNR difference over the images both fit; wins: "
+                         "pdeflow fits and is ahead in PSNR, or fits where the anchor does not:\n\n"
+                         + md_table(head, rows) + "\n")
+        if sm["bd_rate"]:
+            anchors = list(sm["bd_rate"])
+            rows = []
+            for c in res["codecs"]:
+                row = [labels[c]]
+                for a in anchors:
+                    b = sm["bd_rate"][a].get(c)
+                    row.append("—" if b is None or b["mean"] is None else
+                               f"{100 * b['mean']:+.1f} % (median {100 * b['median']:+.1f} %, {b['n']}/{b['images']})")
+                rows.append(row)
+            parts.append("BD-rate (PCHIP on log-rate against PSNR, per image, mean over the images where both "
+                         "curves overlap; negative: fewer bits for the same PSNR):\n\n"
+                         + md_table(["codec"] + [f"vs {labels[a]}" for a in anchors], rows) + "\n")
+    return "\n".join(parts)
+
+
+def _failures(res: dict) -> list[str]:
+    lost = {}
+    for r in res["rows"]:
+        if not r["fits"]:
+            lost.setdefault((r["set"], r["codec"], r["rate"]), []).append(r["image"])
+    return [f"{s}, {res['codecs'][c]['label']} at {rate:g} bpp: {len(v)} image(s) do not fit ({', '.join(v)})"
+            for (s, c, rate), v in sorted(lost.items())]
+
+
+def rd_figure(res: dict, summ: dict | None = None):
+    """PSNR and SSIM against the mean achieved bpp, one row of two panels per set; a hollow marker where
+    the mean is over fewer than all the set's images (some did not fit)."""
+    summ = summary(res) if summ is None else summ
+    sets = list(res["sets"])
+    fig = viz.figure(10, 3.4 * len(sets))
+    axes = fig.subplots(len(sets), 2, squeeze=False)
+    for k, s in enumerate(sets):
+        n = len(res["sets"][s]["images"])
+        for j, (key, what) in enumerate((("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
+            ax = axes[k, j]
+            for c, info in res["codecs"].items():
+                pts = [summ[s]["curves"][c][str(r)] for r in res["rates"]]
+                pts = [p for p in pts if p[key] is not None]
+                if not pts:
+                    continue
+                line, = ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "-", label=info["label"],
+                                lw=2.2 if c == "pdeflow" else 1.2)
+                for p in pts:
+                    ax.plot(p["bpp"], p[key], "o", color=line.get_color(), ms=4,
+                            mfc=line.get_color() if p["n"] == n else "white")
+            ax.set_xlabel("bits per pixel")
+            ax.set_ylabel(what)
+            ax.set_title(_set_title(s, res["sets"][s]), fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[k, 0].legend(fontsize=7)
+    return fig
+
+
+def report(res: dict) -> Report:
+    """``report.md`` (the settings, :func:`tables`, the budgets not met), ``results.json`` (the results and
+    :func:`summary`) and ``rd.png`` (:func:`rd_figure`)."""
+    summ = summary(res)
+    codecs = "\n".join(f"- {v['label']}: {v['about']}" for v in res["codecs"].values())
+    fails = _failures(res)
+    text = ("# Rate-distortion evaluation\n\n"
+            f"Rates: {', '.join(f'{r:g}' for r in res['rates'])} bits per pixel; the budget is floor(bpp H W / 8) "
+            "bytes for the whole file. A baseline's quality setting is searched (bisection) for the largest file "
+            "within the budget. A codec that cannot meet a budget loses that image at that rate. PSNR and SSIM "
+            "(Gaussian window) on [0, 1], decoded images on 8-bit levels against the 8-bit originals.\n\n"
+            f"Codecs:\n\n{codecs}\n\n" + tables(res, summ)
+            + "\n## Budgets not met\n\n" + ("\n".join(f"- {f}" for f in fails) if fails else "none") + "\n"
+            + ("\n## Notes\n\n" + "\n".join(f"- {n}" for n in res["notes"]) + "\n" if res.get("notes") else ""))
+    rep = Report()
+    rep.add_text("report.md", text)
+    rep.add_json("results.json", jsonable({**res, "summary": summ}))
+    rep.add_figure("rd.png", rd_figure(res, summ))
+    return rep
