@@ -623,6 +623,7 @@ EXCLUDED = {
     "iel.add_label_noise": "takes and returns integer label maps (no float arithmetic on images)",
     # inpaint
     "inpaint.random_mask": "a random mask of a given shape, no image",
+    "inpaint.hole_mask": "a random hole mask of a given shape, no image",
     "inpaint.make_mask": "dispatches by name to the mask methods, each registered here under its own name",
     "inpaint.inpaint": "dispatches by name to the inpainting methods, each registered here under its own name",
     "inpaint.analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",

@@ -57,6 +57,7 @@ References
        PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
 from .diffusion import DiffuseResult, diffuse, inpainting_error
+from .holes import HOLE_KINDS, hole_mask
 from .learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .learned.maskgan import MaskGAN, MaskGenerator
 from .learned.masknet import MaskNet, learned_mask, load_masknet
@@ -78,6 +79,8 @@ __all__ = [
     "diffuse",
     "DiffuseResult",
     "inpainting_error",
+    "hole_mask",
+    "HOLE_KINDS",
     "random_mask",
     "probabilistic_sparsification",
     "nonlocal_pixel_exchange",
