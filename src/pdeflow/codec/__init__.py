@@ -1,0 +1,56 @@
+"""Image compression by sparse inpainting: store a few pixels, inpaint the rest.
+
+The encoder (:func:`encode`) chooses the pixels (error-driven densification), optimises their values for
+the inpainting and for the quantisation levels that will be stored (:func:`pdeflow.inpaint.tonal.optimise_tonal`),
+and entropy-codes positions and values with context-adaptive models and a range coder (constriction);
+the number of pixels is chosen to meet a byte budget. The decoder (:func:`decode`) reads the header,
+decodes mask and values, and inpaints with the operator the header names (homogeneous diffusion;
+edge-enhancing diffusion is reserved as operator 1). Colour images are coded in an orthonormal
+luma-chroma basis with one shared mask; 16-bit grey images record their depth.
+
+* :func:`encode`, :func:`decode`: bytes in memory; :func:`save`, :func:`load`: files.
+* :class:`CodecError`: any malformed data (a :class:`~pdeflow.errors.UserInputError`, one line).
+* The file format: :mod:`pdeflow.codec.format` (versioned header, checksum, pixel limit
+  :data:`MAX_PIXELS`); the entropy coding: :mod:`pdeflow.codec.entropy`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputFileNotFoundError, InputIsADirectoryError
+from .decoder import decode
+from .encoder import EncodeResult, encode
+from .format import FORMAT_VERSION, MAX_PIXELS, CodecError
+
+__all__ = ["encode", "decode", "save", "load", "CodecError", "EncodeResult", "MAX_PIXELS", "FORMAT_VERSION",
+           "SUFFIX"]
+
+#: The file suffix that :func:`save` suggests (any name is accepted).
+SUFFIX = ".pdc"
+
+
+def save(path, image, **encode_options) -> Path:
+    """Encode ``image`` (:func:`encode`, with its options: ``bpp`` or ``size``, ...) and write the file
+    atomically; returns its path.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.codec import load, save
+    >>> f = torch.linspace(0, 1, 32 * 32).reshape(32, 32)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     load(save(f"{d}/a.pdc", f, bpp=0.5)).shape
+    torch.Size([1, 32, 32])
+    """
+    from ..io import write_bytes
+    return write_bytes(path, encode(image, **encode_options))
+
+
+def load(path, *, max_pixels: int | None = MAX_PIXELS):
+    """Read and decode a file written by :func:`save` (:func:`decode`): (C, H, W) float32 in [0, 1]."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputIsADirectoryError(f"load: {str(p)!r} is a directory")
+    if not p.exists():
+        raise InputFileNotFoundError(f"load: no such file: {str(p)!r}")
+    return decode(p.read_bytes(), max_pixels=max_pixels)

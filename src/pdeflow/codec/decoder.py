@@ -1,0 +1,126 @@
+"""The decoder: header, mask and values from the file, then the inpainting that the header names.
+
+Decoding is deterministic: the same bytes give the same image bit for bit. The entropy models are built
+from integers (:mod:`pdeflow.codec.entropy`), the stored values by one float64 formula
+(:func:`level_values`), and the inpainting runs in float64 with torch's thread count set to one for the
+call (a parallel reduction could sum in another order), then is rounded to float32.
+"""
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import numpy as np
+import torch
+
+from .colour import from_luma_chroma
+from .entropy import RangeReader, decode_mask, decode_values, value_contexts
+from .format import MAX_PIXELS, OPERATORS, VALUE_UNIT, CodecError, Header, read_header
+
+__all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct"]
+
+
+def level_values(idx, q: int, lo: int, hi: int) -> np.ndarray:
+    """The stored values of level indices ``idx`` for ``q`` levels on ``[lo, hi] / VALUE_UNIT``."""
+    lo_f, hi_f = lo / VALUE_UNIT, hi / VALUE_UNIT
+    return lo_f + np.asarray(idx, dtype=np.float64) * ((hi_f - lo_f) / (q - 1))
+
+
+def operator_params(name: str, **options) -> bytes:
+    """The header's parameter bytes of an operator: none for homogeneous diffusion; for EED the contrast
+    (unsigned 16 bit, units of 1/65535) and the presmoothing sigma (unsigned 16 bit, units of 1/256 pixel)."""
+    if name == "homogeneous":
+        return b""
+    contrast = options.get("contrast")
+    sigma = options.get("sigma")
+    return struct.pack("<HH", int(round(contrast * 65535)), int(round(sigma * 256)))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Tensor:
+    """The inpainting named by the header of stored values ``g`` (C, H, W) float64 on the mask ``m`` (H, W)."""
+    name = OPERATORS[header.operator]
+    tol = 10.0 ** -header.tol_exponent
+    if name == "homogeneous":
+        if header.operator_params:
+            raise CodecError("decode: homogeneous diffusion takes no operator parameters")
+        from ..inpaint import diffuse
+        return diffuse(g, m, tol=tol)
+    if len(header.operator_params) != 4:
+        raise CodecError("decode: edge-enhancing diffusion needs 4 operator parameter bytes")
+    contrast, sigma = struct.unpack("<HH", header.operator_params)
+    if contrast == 0:
+        raise CodecError("decode: edge-enhancing diffusion with zero contrast")
+    try:
+        from ..inpaint.operators.eed import eed_inpaint
+    except ImportError:   # an installation without the operator
+        raise CodecError("decode: this installation cannot decode edge-enhancing diffusion (operator 1)") from None
+    return eed_inpaint(g, m, contrast=contrast / 65535, sigma=sigma / 256, tol=tol)
+
+
+def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torch.Tensor:
+    """The decoded image (C, H, W) float32 in [0, 1] from the known pixels ``(y, x)`` and each channel's
+    level indices."""
+    C, H, W = header.channels, header.height, header.width
+    g = torch.zeros(C, H, W, dtype=torch.float64)
+    m = torch.zeros(H, W, dtype=torch.float64)
+    yt, xt = torch.from_numpy(y), torch.from_numpy(x)
+    m[yt, xt] = 1.0
+    for c in range(C):
+        g[c, yt, xt] = torch.from_numpy(level_values(idx[c], header.q[c], header.lo[c], header.hi[c]))
+    with _one_thread():
+        u = inpaint_stored(g, m, header)
+        if header.transform == 1:
+            u = from_luma_chroma(u)
+    return u.clamp_(0, 1).to(torch.float32)
+
+
+def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
+    """Decode a pdeflow codec file's bytes to an image.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content (:func:`pdeflow.codec.encode`).
+    max_pixels : int or None, optional
+        Largest image (``H W``) accepted, checked in the header before anything is allocated. Default
+        :data:`~pdeflow.codec.format.MAX_PIXELS`; None lifts the limit.
+
+    Returns
+    -------
+    Tensor, shape (C, H, W), float32
+        The image, values in [0, 1].
+
+    Raises
+    ------
+    CodecError
+        The data is not a valid file (a :class:`~pdeflow.errors.UserInputError`, one line).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec import decode, encode
+    >>> f = torch.linspace(0, 1, 32 * 32).reshape(32, 32)
+    >>> decode(encode(f, bpp=0.5)).shape
+    torch.Size([1, 32, 32])
+    """
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                   or max_pixels < 4):
+        raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
+    header, payload = read_header(data, max_pixels)
+    reader = RangeReader(payload)
+    gh, gw = header.grid
+    cy, cx = decode_mask(reader, gh, gw, header.known)
+    ctx = value_contexts(cy, cx, gh * gw)
+    idx = [decode_values(reader, header.q[c], ctx) for c in range(header.channels)]
+    s = header.lattice
+    return reconstruct(header, cy * s, cx * s, idx)

@@ -1,0 +1,245 @@
+"""The encoder: a mask, the values to store on it, their coding, and the density that meets a byte budget.
+
+For a number ``K`` of known pixels the encoder
+
+1. grows a mask of ``K`` pixels by error-driven densification (:func:`~pdeflow.inpaint.densify_mask`, one
+   mask for all channels);
+2. optimises the stored values for it (:func:`~pdeflow.inpaint.tonal.optimise_tonal`, per channel of the
+   luma-chroma transform for colour) and quantises them to ``q`` levels on the range they span;
+3. codes the mask and the level indices (:mod:`pdeflow.codec.entropy`) behind the header
+   (:mod:`pdeflow.codec.format`).
+
+Rate control: the size grows with ``K`` at a nearly constant cost per known pixel, so ``K`` is found by a
+few secant steps on that cost (sizes measured by coding, with the image's own values, which is cheap), and
+the final coding with optimised values is shrunk until it fits the budget.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import ops
+from ..errors import UserInputError
+from .colour import channel_ranges, to_luma_chroma
+from .decoder import level_values, operator_params, reconstruct
+from .entropy import RangeWriter, encode_mask, encode_values, morton_order, value_contexts
+from .format import VALUE_UNIT, Header, write_header
+
+__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "DEFAULT_LEVELS"]
+
+#: Quantisation levels of grey images and of the luma and chroma channels of colour ones (chosen on
+#: selection photos, see benchmarks/codec_core.py).
+DEFAULT_LEVELS = {1: (32,), 3: (32, 16, 16)}
+#: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``).
+TOL_EXPONENT = 6
+#: Settings of the tonal optimisation inside the encoder (CGLS iterations, its tolerance, the solves').
+TONAL = {"tol": 1e-3, "max_iter": 20, "solve_tol": 1e-3}
+
+
+@dataclass
+class EncodeResult:
+    """The coded file and what the encoder knows about it.
+
+    Attributes
+    ----------
+    data : bytes
+        The file.
+    known : int
+        Known pixels.
+    mask_bytes, value_bytes : float
+        The payload's share of the mask and of the values (bytes; the range coder's words are shared).
+    reconstruction : Tensor
+        What :func:`~pdeflow.codec.decode` returns for ``data``.
+    """
+
+    data: bytes
+    known: int
+    mask_bytes: float
+    value_bytes: float
+    reconstruction: torch.Tensor
+
+
+def prepare_image(image, who: str = "encode") -> tuple[torch.Tensor, int]:
+    """``(f, bit_depth)``: the image as float64 (C, H, W) in [0, 1] with C = 1 or 3, and 8 or 16 bits.
+
+    Float tensors and arrays (H, W) or (C, H, W) must lie in [0, 1]; uint8 and uint16 NumPy arrays are
+    divided by 255 and 65535 (bit depth 8 and 16)."""
+    depth = 8
+    if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
+        depth = 8 if image.dtype == np.uint8 else 16
+        image = torch.from_numpy(image.astype(np.float64) / (255.0 if depth == 8 else 65535.0))
+    f = ops.check_tensor(image, f"{who}: image")
+    ops.check_image(f, f"{who}: image", min_size=2)
+    if f.dim() == 2:
+        f = f[None]
+    if f.dim() != 3 or f.shape[0] not in (1, 3):
+        raise UserInputError(f"{who}: image must have shape (H, W) or (C, H, W) with C = 1 or 3, got "
+                             f"{tuple(image.shape)}")
+    if max(f.shape[1:]) > 65535:
+        raise UserInputError(f"{who}: image sides must be at most 65535 pixels, got {tuple(f.shape[1:])}")
+    f = f.detach().to(torch.float64).cpu()
+    if float(f.min()) < 0 or float(f.max()) > 1:
+        raise UserInputError(f"{who}: image values must lie in [0, 1], got [{float(f.min()):.4g}, "
+                             f"{float(f.max()):.4g}]")
+    return f, depth
+
+
+def _range_units(v: np.ndarray, allowed: tuple[float, float]) -> tuple[int, int]:
+    """The value range ``(lo, hi)`` in header units that covers ``v``, within ``allowed`` widened by a
+    quarter of its span (optimised values overshoot the image's range a little)."""
+    span = allowed[1] - allowed[0]
+    a, b = allowed[0] - span / 4, allowed[1] + span / 4
+    lo = math.floor(max(a, float(v.min())) * VALUE_UNIT)
+    hi = math.ceil(min(b, float(v.max())) * VALUE_UNIT)
+    return lo, max(hi, lo + 1)
+
+
+def code_image(f: torch.Tensor, depth: int, mask: np.ndarray, levels, *, tonal: bool = True,
+               operator: str = "homogeneous") -> EncodeResult:
+    """Code ``f`` (C, H, W) float64 RGB or grey with the binary ``mask`` (H, W) and ``levels`` per channel."""
+    C, H, W = f.shape
+    store = to_luma_chroma(f) if C == 3 else f
+    m = torch.from_numpy(mask.astype(np.float64))
+    if tonal:
+        from ..inpaint.tonal import optimise_tonal
+        store = optimise_tonal(store, m, **TONAL)
+    y, x = np.nonzero(mask)
+    order = morton_order(y, x)
+    y, x = y[order], x[order]
+    K = len(y)
+    header = Header(H, W, C, depth, 0 if C == 1 else 1, 0 if operator == "homogeneous" else 1,
+                    operator_params(operator), TOL_EXPONENT, 1, K)
+    alone = RangeWriter()              # the mask's share, for the report (coded again below)
+    encode_mask(alone, mask)
+    mask_words = len(alone.words())
+    w = RangeWriter()
+    encode_mask(w, mask)
+    ctx = value_contexts(y, x, H * W)
+    idx = []
+    vals = store[:, torch.from_numpy(y), torch.from_numpy(x)].numpy()
+    for c, allowed in enumerate(channel_ranges(C)):
+        q = int(levels[c])
+        lo, hi = _range_units(vals[c], allowed)
+        step = (hi - lo) / VALUE_UNIT / (q - 1)
+        i = np.clip(np.rint((vals[c] - lo / VALUE_UNIT) / step), 0, q - 1).astype(np.int64)
+        # the nearest level by the decoder's own formula (rint's choice can miss it by round-off)
+        lv = level_values(i, q, lo, hi)
+        up = np.minimum(i + 1, q - 1)
+        dn = np.maximum(i - 1, 0)
+        for j in (up, dn):
+            better = np.abs(level_values(j, q, lo, hi) - vals[c]) < np.abs(lv - vals[c])
+            i = np.where(better, j, i)
+            lv = level_values(i, q, lo, hi)
+        header.q.append(q), header.lo.append(lo), header.hi.append(hi)
+        encode_values(w, i, q, ctx)
+        idx.append(i)
+    payload = w.words()
+    data = write_header(header, payload)
+    rec = reconstruct(header, y, x, idx)
+    return EncodeResult(data, K, mask_words, len(payload) - mask_words, rec)
+
+
+def _mask(f: torch.Tensor, K: int) -> np.ndarray:
+    from ..inpaint import densify_mask
+    H, W = f.shape[1:]
+    return densify_mask(f, K / (H * W)).reshape(H, W).numpy() > 0.5
+
+
+def _levels(levels, C: int, who: str):
+    if levels is None:
+        return DEFAULT_LEVELS[C]
+    lv = (levels,) * C if isinstance(levels, int) and not isinstance(levels, bool) else tuple(levels)
+    if len(lv) != C or any(isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 65535 for v in lv):
+        raise UserInputError(f"{who}: levels must be an int or {C} ints in [2, 65535], got {levels!r}")
+    return lv
+
+
+def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, tonal: bool = True,
+           full_output: bool = False):
+    """Compress an image by sparse inpainting: a few pixels, their optimised values, and the inpainting.
+
+    Parameters
+    ----------
+    image : Tensor or ndarray
+        (H, W) or (C, H, W), C = 1 (grey) or 3 (RGB): floating point in [0, 1], or a uint8 or uint16 NumPy
+        array (8 or 16 bits; a 16-bit image records its depth in the file).
+    bpp : float, optional
+        Budget in bits per pixel: the file has at most ``bpp H W / 8`` bytes.
+    size : int, optional
+        Budget in bytes (instead of ``bpp``).
+    levels : int or sequence of int, optional
+        Quantisation levels of the stored values (per channel of the luma-chroma transform for colour).
+        Default :data:`DEFAULT_LEVELS`.
+    tonal : bool, optional
+        Optimise the stored values (default True) instead of storing the image's own.
+    full_output : bool, optional
+        Return an :class:`EncodeResult` instead of the bytes.
+
+    Returns
+    -------
+    bytes
+        The file (format: :mod:`pdeflow.codec.format`); an :class:`EncodeResult` with ``full_output``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec import encode
+    >>> f = torch.linspace(0, 1, 64 * 64).reshape(64, 64)
+    >>> len(encode(f, bpp=0.1)) <= 0.1 * 64 * 64 / 8
+    True
+    """
+    who = "encode"
+    f, depth = prepare_image(image, who)
+    C, H, W = f.shape
+    budget = _budget(bpp, size, H * W, who)
+    lv = _levels(levels, C, who)
+    if not isinstance(tonal, bool):
+        raise UserInputError(f"{who}: tonal must be True or False, got {tonal!r}")
+    N = H * W
+    small = code_image(f, depth, _single(H, W), lv, tonal=False)
+    overhead = len(small.data) - 2   # header and the smallest payload, about
+    if len(small.data) > budget:
+        raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image: the smallest "
+                             f"file has {len(small.data)} bytes")
+    # secant steps on the cost per known pixel, with the image's own values (cheap)
+    K = max(1, min(N, int((budget - overhead) * 8 / (12 * C ** 0.5))))
+    best = None
+    for _ in range(6):
+        r = code_image(f, depth, _mask(f, K), lv, tonal=False)
+        per = max(len(r.data) - overhead, 1) / K
+        if len(r.data) <= budget and (best is None or K > best):
+            best = K
+        K_new = max(1, min(N, int((budget - overhead) / per * 0.99)))
+        if abs(K_new - K) <= max(2, K // 100):
+            break
+        K = K_new
+    K = best if best is not None and best > K_new else K_new
+    result = small
+    for _ in range(8):
+        r = code_image(f, depth, _mask(f, K), lv, tonal=tonal)
+        if len(r.data) <= budget:
+            result = r
+            break
+        K = max(1, int(K * (budget - overhead) / max(len(r.data) - overhead, 1) * 0.99))
+    return result if full_output else result.data
+
+
+def _single(H: int, W: int) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[H // 2, W // 2] = True
+    return m
+
+
+def _budget(bpp, size, N: int, who: str) -> int:
+    if (bpp is None) == (size is None):
+        raise UserInputError(f"{who}: give exactly one of bpp and size")
+    if bpp is not None:
+        if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not (0 < bpp <= 64):
+            raise UserInputError(f"{who}: bpp must be a number in (0, 64], got {bpp!r}")
+        return int(math.floor(bpp * N / 8))
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UserInputError(f"{who}: size must be a positive int (bytes), got {size!r}")
+    return size

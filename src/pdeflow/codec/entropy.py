@@ -1,0 +1,285 @@
+"""Entropy coding of the mask and the quantised values with constriction's range coder.
+
+Both coders are context-adaptive and vectorised: symbols are coded in batches (one call of the range
+coder per batch), and the adaptive models are updated between batches, so encoding and decoding cost
+``O(K log N)`` array operations for ``K`` known pixels of ``N``, never a Python loop over pixels.
+
+**Mask.** A k-d tree of the lattice grid: the root is the whole grid with its ``K`` known pixels (from the
+header); a node that is neither a single pixel nor full is cut in two halves across its longer side
+(rows first on a tie), and the count ``c`` of known pixels in the first half is coded, given the node's
+count ``n`` and the two halves' sizes (which bound ``c``). The tree is coded breadth first, one depth per
+batch. For ``n <= SMALL`` the model is an adaptive table of counts per ``(n, halves equal)``, updated after
+each depth; it learns how evenly the mask's points split (an optimised mask spreads its points more
+evenly than a random one, and the rate is adaptive to it). Larger counts use a fixed bell-shaped model
+around ``n a1 / (a1 + a2)`` with the binomial spread. Under a uniformly random mask this code costs about
+``log2 binom(N, K)`` bits, the uniform code.
+
+**Values.** The known pixels in Morton (Z) order, each channel's level indices ``v`` coded as residuals
+of the previous pixel's level modulo ``q`` (``(v_i - v_{i-1} + q // 2) mod q``), with one adaptive table
+per context, the context being how far the previous pixel is (near, middle, far, in units of the mask's
+mean spacing): far jumps are less predictable. The tables are updated after each batch of
+:data:`CHUNK` symbols.
+
+Determinism: every model is a table of integer counts (or of values computed with the four basic
+floating-point operations and ``sqrt``, which IEEE 754 rounds exactly), so the encoder and the decoder
+build bit-identical models on any machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .format import CodecError
+
+__all__ = ["RangeWriter", "RangeReader", "encode_mask", "decode_mask", "encode_values", "decode_values",
+           "morton_order"]
+
+#: Largest count coded by the adaptive split tables.
+SMALL = 15
+#: Symbols per batch of the value coder (the adaptive tables are updated between batches).
+CHUNK = 256
+#: Weight of one observation in the adaptive tables (the priors have comparable weights).
+STEP = 4
+
+
+def _constriction():
+    import constriction
+    return constriction.stream
+
+
+class RangeWriter:
+    """constriction's range encoder, with categorical models given as 2-D tables (one row per symbol)."""
+
+    def __init__(self):
+        cs = _constriction()
+        self._enc = cs.queue.RangeEncoder()
+        self._family = cs.model.Categorical(perfect=False)
+
+    def write(self, symbols: np.ndarray, table: np.ndarray) -> None:
+        if len(symbols):
+            self._enc.encode(np.ascontiguousarray(symbols, dtype=np.int32), self._family,
+                             np.ascontiguousarray(table, dtype=np.float64))
+
+    def words(self) -> bytes:
+        w = self._enc.get_compressed()
+        if len(w) == 0:
+            w = np.zeros(1, np.uint32)
+        return np.ascontiguousarray(w, dtype="<u4").tobytes()
+
+
+class RangeReader:
+    """The decoder of :class:`RangeWriter`; any failure of the range coder becomes a :class:`CodecError`."""
+
+    def __init__(self, payload: bytes):
+        cs = _constriction()
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        try:
+            self._dec = cs.queue.RangeDecoder(words)
+        except Exception as err:   # constriction's own errors (ValueError, AssertionError, ...)
+            raise CodecError(f"decode: the payload cannot be decoded ({type(err).__name__})") from None
+        self._family = cs.model.Categorical(perfect=False)
+
+    def read(self, table: np.ndarray) -> np.ndarray:
+        if table.shape[0] == 0:
+            return np.zeros(0, np.int64)
+        try:
+            out = self._dec.decode(self._family, np.ascontiguousarray(table, dtype=np.float64))
+        except Exception as err:
+            raise CodecError(f"decode: the payload cannot be decoded ({type(err).__name__})") from None
+        return np.asarray(out, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------------ mask
+
+def _split_prior() -> np.ndarray:
+    """Prior counts ``(SMALL + 1, 2, SMALL + 1)`` of the split tables: binomial(n, 1/2) in integers."""
+    from math import comb
+    t = np.zeros((SMALL + 1, 2, SMALL + 1), np.float64)
+    for n in range(1, SMALL + 1):
+        for c in range(n + 1):
+            t[n, :, c] = 1 + (16 * STEP * comb(n, c)) // (2 ** n)
+    return t
+
+
+def _bell_table(n: np.ndarray, a1: np.ndarray, a2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Rows ``P(c) ~ 1 / (1 + z^2)^2`` on ``[lo, hi]`` (zero outside), ``z = (c - mean) / spread``: a
+    heavy-tailed bell at the binomial mean and spread of a split of ``n`` into areas ``a1``, ``a2``."""
+    width = int((hi - lo).max()) + 1
+    nf = n.astype(np.float64)
+    p = a1.astype(np.float64) / (a1 + a2).astype(np.float64)
+    mean = nf * p - lo
+    spread = np.sqrt(nf * p * (1.0 - p)) + 0.5
+    c = np.arange(width, dtype=np.float64)[None, :]
+    z = (c - mean[:, None]) / spread[:, None]
+    t = 1.0 / np.square(1.0 + z * z)
+    t[c > (hi - lo)[:, None]] = 0.0
+    return t
+
+
+def _halves(y, x, h, w):
+    """First-half sizes and areas of the k-d cut of each node (rows when ``h >= w``)."""
+    rows = h >= w
+    a = np.where(rows, h // 2, w // 2)
+    area1 = np.where(rows, a * w, h * a)
+    return rows, a, area1, h * w - area1
+
+
+def _children(y, x, h, w, rows, a):
+    y2 = np.where(rows, y + a, y)
+    x2 = np.where(rows, x, x + a)
+    h1 = np.where(rows, a, h)
+    w1 = np.where(rows, w, a)
+    h2 = np.where(rows, h - a, h)
+    w2 = np.where(rows, w, w - a)
+    return (y, x, h1, w1), (y2, x2, h2, w2)
+
+
+def _code_splits(io, n, area1, area2, c, tables):
+    """Code (``io`` a writer, ``c`` given) or decode (``c`` None) one depth's split counts."""
+    lo = np.maximum(0, n - area2)
+    hi = np.minimum(n, area1)
+    out = np.zeros(len(n), np.int64) if c is None else c
+    small = n <= SMALL
+    eq = (area1 == area2).astype(np.int64)
+    # the small counts in one batch; the large ones (symbols c - lo) in batches of similar range widths
+    bucket = np.where(small, -1, np.frexp((hi - lo + 1).astype(np.float64))[1].astype(np.int64))   # exact
+    for b in np.unique(bucket):
+        idx = np.nonzero(bucket == b)[0]
+        if b < 0:
+            t = tables[n[idx], eq[idx]].copy()
+            cc = np.arange(SMALL + 1)[None, :]
+            t[(cc < lo[idx, None]) | (cc > hi[idx, None])] = 0.0
+            shift = 0
+        else:
+            t = _bell_table(n[idx], area1[idx], area2[idx], lo[idx], hi[idx])
+            shift = lo[idx]
+        if c is None:
+            got = io.read(t) + shift
+            if bool(((got < lo[idx]) | (got > hi[idx])).any()):
+                raise CodecError("decode: damaged mask code (a split count out of range)")
+            out[idx] = got
+        else:
+            io.write(c[idx] - shift, t)
+    # adapt the small tables after the depth (the same update on both sides)
+    idx = np.nonzero(small)[0]
+    np.add.at(tables, (n[idx], eq[idx], out[idx]), STEP)
+    return out
+
+
+def _tree(io, gh: int, gw: int, K: int, grid: np.ndarray | None):
+    """The k-d tree walk shared by the coder (``grid`` given) and the decoder: returns the known cells'
+    ``(y, x)``."""
+    tables = _split_prior()
+    if grid is not None:
+        S = np.zeros((gh + 1, gw + 1), np.int64)
+        S[1:, 1:] = grid.astype(np.int64).cumsum(0).cumsum(1)
+
+        def count(y, x, h, w):
+            return S[y + h, x + w] - S[y, x + w] - S[y + h, x] + S[y, x]
+    y = np.zeros(1, np.int64)
+    x = np.zeros(1, np.int64)
+    h = np.full(1, gh, np.int64)
+    w = np.full(1, gw, np.int64)
+    n = np.full(1, K, np.int64)
+    ys, xs = [], []
+    max_depth = 2 * (max(gh, gw).bit_length() + 1)
+    for _ in range(max_depth + 1):
+        if len(n) == 0:
+            break
+        leaf = h * w == 1
+        full = (n == h * w) & ~leaf
+        ys.append(y[leaf])
+        xs.append(x[leaf])
+        for i in np.nonzero(full)[0]:          # a full node: every cell known (rare; bounded by K)
+            yy, xx = np.mgrid[y[i]:y[i] + h[i], x[i]:x[i] + w[i]]
+            ys.append(yy.ravel())
+            xs.append(xx.ravel())
+        s = ~leaf & ~full
+        y, x, h, w, n = y[s], x[s], h[s], w[s], n[s]
+        rows, a, area1, area2 = _halves(y, x, h, w)
+        first, second = _children(y, x, h, w, rows, a)
+        c = count(*first) if grid is not None else None
+        c = _code_splits(io, n, area1, area2, c, tables)
+        parts = [(first, c), (second, n - c)]
+        keep = [cnt > 0 for _, cnt in parts]
+        y = np.concatenate([p[0][0][k] for p, k in zip(parts, keep)])
+        x = np.concatenate([p[0][1][k] for p, k in zip(parts, keep)])
+        h = np.concatenate([p[0][2][k] for p, k in zip(parts, keep)])
+        w = np.concatenate([p[0][3][k] for p, k in zip(parts, keep)])
+        n = np.concatenate([p[1][k] for p, k in zip(parts, keep)])
+    if len(n):
+        raise CodecError("decode: damaged mask code (the tree does not end)")
+    return np.concatenate(ys), np.concatenate(xs)
+
+
+def encode_mask(writer: RangeWriter, grid: np.ndarray) -> None:
+    """Code the binary lattice mask ``grid`` (gh, gw); its count goes in the header."""
+    gh, gw = grid.shape
+    _tree(writer, gh, gw, int(grid.sum()), grid)
+
+
+def decode_mask(reader: RangeReader, gh: int, gw: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """The known cells ``(y, x)`` of a mask coded by :func:`encode_mask`, in Morton order."""
+    y, x = _tree(reader, gh, gw, K, None)
+    if len(y) != K:
+        raise CodecError("decode: damaged mask code (wrong number of known pixels)")
+    order = morton_order(y, x)
+    return y[order], x[order]
+
+
+def morton_order(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The permutation that sorts cells ``(y, x)`` (< 2**16) along the Morton (Z) curve."""
+    def spread(v):
+        v = v.astype(np.uint64) & np.uint64(0xFFFF)
+        v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+        v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+        v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+        v = (v | (v << np.uint64(1))) & np.uint64(0x55555555)
+        return v
+    return np.argsort((spread(y) << np.uint64(1)) | spread(x), kind="stable")
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+def value_contexts(y: np.ndarray, x: np.ndarray, cells: int) -> np.ndarray:
+    """Context (0 near, 1 middle, 2 far) of each known cell in Morton order: the squared distance to the
+    previous one against the mean spacing ``cells / K`` (integer arithmetic)."""
+    K = len(y)
+    d2 = np.zeros(K, np.int64)
+    d2[1:] = (y[1:] - y[:-1]) ** 2 + (x[1:] - x[:-1]) ** 2
+    spacing2 = max(cells // max(K, 1), 1)
+    ctx = (d2 > spacing2).astype(np.int64) + (d2 > 4 * spacing2)
+    ctx[0] = 2
+    return ctx
+
+
+def _value_prior(q: int) -> np.ndarray:
+    """Prior counts ``(3, q)`` over the centred residual ``r - q // 2``: a peak at 0, integer arithmetic."""
+    r = np.abs(np.arange(q, dtype=np.int64) - q // 2)
+    base = 1 + (16 * STEP * 8) // (8 + r * max(1, 64 // q))
+    return np.repeat(base[None, :].astype(np.float64), 3, axis=0)
+
+
+def encode_values(writer: RangeWriter, v: np.ndarray, q: int, ctx: np.ndarray) -> None:
+    """Code level indices ``v`` (K,) in [0, q) in the order given, with contexts ``ctx`` (K,)."""
+    prev = np.concatenate([[q // 2], v[:-1]])
+    s = (v - prev + q // 2) % q
+    tables = _value_prior(q)
+    for i in range(0, len(v), CHUNK):
+        sl = slice(i, i + CHUNK)
+        writer.write(s[sl], tables[ctx[sl]])
+        np.add.at(tables, (ctx[sl], s[sl]), STEP)
+
+
+def decode_values(reader: RangeReader, q: int, ctx: np.ndarray) -> np.ndarray:
+    """The level indices coded by :func:`encode_values`."""
+    K = len(ctx)
+    tables = _value_prior(q)
+    s = np.zeros(K, np.int64)
+    for i in range(0, K, CHUNK):
+        sl = slice(i, i + CHUNK)
+        got = reader.read(tables[ctx[sl]])
+        if bool(((got < 0) | (got >= q)).any()):
+            raise CodecError("decode: damaged value code (a level out of range)")
+        s[sl] = got
+        np.add.at(tables, (ctx[sl], got), STEP)
+    return (np.cumsum(s - q // 2) + q // 2) % q

@@ -1,0 +1,195 @@
+"""The codec's file format, version 1: a fixed header, then the range coder's words.
+
+All integers are little-endian and unsigned unless marked signed. Offsets are in bytes.
+
+========  ======  ==================================================================================
+offset    size    field
+========  ======  ==================================================================================
+0         4       magic ``b"PDFc"``
+4         1       format version (1)
+5         4       CRC-32 (:func:`zlib.crc32`) of every byte from offset 9 to the end of the file
+9         2       height ``H`` (at least 2)
+11        2       width ``W`` (at least 2)
+13        1       channels ``C``: 1 (grey) or 3 (colour)
+14        1       bit depth of the source image: 8 or 16
+15        1       colour transform: 0 none (``C = 1``), 1 the orthonormal luma-chroma transform of
+                  :mod:`pdeflow.codec.colour` (``C = 3``)
+16        1       inpainting operator: 0 homogeneous diffusion; other values are reserved for later
+                  operators (1: edge-enhancing diffusion), each with its own parameter bytes
+17        1       ``P``: number of operator parameter bytes (at most :data:`MAX_OPERATOR_BYTES`)
+18        P       operator parameters (none for homogeneous diffusion)
+18+P      1       solver tolerance exponent ``t``: the decoder solves to relative residual ``10**-t``
+                  (1 to 12)
+19+P      1       lattice step ``s`` (1 to 16): known pixels lie on the rows and columns that are
+                  multiples of ``s``; the mask is coded on the lattice grid ``ceil(H/s) x ceil(W/s)``
+20+P      4       ``K``: number of known pixels (1 to the lattice grid's size)
+24+P      6 C     per channel: ``q`` (2 to 65535 quantisation levels), ``lo``, ``hi`` (signed,
+                  units of 1/8192, ``lo < hi``): the stored value of level ``i`` is
+                  ``lo + i (hi - lo) / (q - 1)``, in the channel's units (see the colour transform)
+24+P+6C   4 n     payload: ``n >= 1`` 32-bit words of a range coder (constriction's ``RangeEncoder``)
+========  ======  ==================================================================================
+
+The payload codes, in this order, the mask (:func:`pdeflow.codec.entropy.encode_mask`: the counts of a
+k-d tree of the lattice grid, context-adaptive) and then each channel's quantised values in the mask's
+Morton order (:func:`pdeflow.codec.entropy.encode_values`: residuals of a prediction from the values
+decoded before, context-adaptive).
+
+Robustness. :func:`read_header` checks every field against the limits above and the decoder's pixel
+limit (``H W <= max_pixels``, default :data:`MAX_PIXELS`) before anything is allocated; the CRC
+catches accidental damage; everything the decoder allocates is bounded by ``H W`` and ``K``, and every
+loop by the tree depth (``2 log2`` of the grid's side) or ``K``.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from ..errors import UserInputError
+
+__all__ = ["CodecError", "Header", "MAGIC", "FORMAT_VERSION", "MAX_PIXELS", "MAX_OPERATOR_BYTES", "OPERATORS",
+           "write_header", "read_header"]
+
+MAGIC = b"PDFc"
+FORMAT_VERSION = 1
+#: Default pixel limit of the decoder (``H W``): a header that claims more is refused before any allocation
+#: (as the image reader's decompression-bomb guard, :data:`pdeflow.io.DEFAULT_MAX_PIXELS`).
+MAX_PIXELS = 1 << 25
+#: Largest number of operator parameter bytes a header may declare.
+MAX_OPERATOR_BYTES = 32
+#: Operator ids of the header: the inpainting that reconstructs the image from the stored pixels.
+OPERATORS = {0: "homogeneous", 1: "eed"}
+#: Units of the value range ``lo``/``hi`` (signed 16-bit): ``1 / VALUE_UNIT``.
+VALUE_UNIT = 8192
+_FIXED = struct.Struct("<HHBBBBB")          # H, W, C, depth, transform, operator, P
+_TAIL = struct.Struct("<BBI")               # t, s, K
+_CHANNEL = struct.Struct("<Hhh")            # q, lo, hi
+
+
+class CodecError(UserInputError):
+    """Data that is not a valid pdeflow codec file (truncated, damaged, or from another program); the
+    message says what is wrong, in one line.
+
+    Examples
+    --------
+    >>> from pdeflow.codec import CodecError, decode
+    >>> try:
+    ...     decode(b"not an image")
+    ... except CodecError as err:
+    ...     print(err)
+    decode: not a pdeflow codec file (bad magic bytes)
+    """
+
+
+@dataclass
+class Header:
+    """The header's fields (see the module doc); ``q``, ``lo`` and ``hi`` have one entry per channel."""
+
+    height: int
+    width: int
+    channels: int
+    bit_depth: int
+    transform: int
+    operator: int
+    operator_params: bytes
+    tol_exponent: int
+    lattice: int
+    known: int
+    q: list = field(default_factory=list)
+    lo: list = field(default_factory=list)
+    hi: list = field(default_factory=list)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The lattice grid ``(ceil(H / s), ceil(W / s))``."""
+        s = self.lattice
+        return -(-self.height // s), -(-self.width // s)
+
+
+def _err(msg: str) -> CodecError:
+    return CodecError(f"decode: {msg}")
+
+
+def check_header(h: Header, max_pixels: int | None = MAX_PIXELS) -> Header:
+    """Every field of ``h`` within its limits (module doc), else :class:`CodecError`."""
+    if not (2 <= h.height <= 65535 and 2 <= h.width <= 65535):
+        raise _err(f"image size {h.height} x {h.width} out of range (2 to 65535 per side)")
+    if max_pixels is not None and h.height * h.width > max_pixels:
+        raise _err(f"header claims {h.height} x {h.width} = {h.height * h.width} pixels, more than "
+                   f"max_pixels={max_pixels} (decode(data, max_pixels=...) accepts larger images)")
+    if h.channels not in (1, 3):
+        raise _err(f"channels must be 1 or 3, got {h.channels}")
+    if h.bit_depth not in (8, 16):
+        raise _err(f"bit depth must be 8 or 16, got {h.bit_depth}")
+    if h.transform != (0 if h.channels == 1 else 1):
+        raise _err(f"colour transform {h.transform} does not fit {h.channels} channel(s)")
+    if h.operator not in OPERATORS:
+        raise _err(f"unknown inpainting operator {h.operator} (known: {sorted(OPERATORS)})")
+    if len(h.operator_params) > MAX_OPERATOR_BYTES:
+        raise _err(f"{len(h.operator_params)} operator parameter bytes, at most {MAX_OPERATOR_BYTES}")
+    if not 1 <= h.tol_exponent <= 12:
+        raise _err(f"solver tolerance exponent {h.tol_exponent} out of range (1 to 12)")
+    if not 1 <= h.lattice <= 16:
+        raise _err(f"lattice step {h.lattice} out of range (1 to 16)")
+    gh, gw = h.grid
+    if not 1 <= h.known <= gh * gw:
+        raise _err(f"{h.known} known pixels, expected 1 to {gh * gw}")
+    if not (len(h.q) == len(h.lo) == len(h.hi) == h.channels):
+        raise _err("one quantisation per channel expected")
+    for c in range(h.channels):
+        if not 2 <= h.q[c] <= 65535:
+            raise _err(f"channel {c}: {h.q[c]} quantisation levels, expected 2 to 65535")
+        if not h.lo[c] < h.hi[c]:
+            raise _err(f"channel {c}: empty value range [{h.lo[c]}, {h.hi[c]}]")
+    return h
+
+
+def write_header(h: Header, payload: bytes) -> bytes:
+    """The file: the header of ``h`` (checked), ``payload`` and the CRC."""
+    check_header(h, None)
+    body = bytearray(_FIXED.pack(h.height, h.width, h.channels, h.bit_depth, h.transform, h.operator,
+                                 len(h.operator_params)))
+    body += h.operator_params
+    body += _TAIL.pack(h.tol_exponent, h.lattice, h.known)
+    for c in range(h.channels):
+        body += _CHANNEL.pack(h.q[c], h.lo[c], h.hi[c])
+    body += payload
+    return MAGIC + bytes([FORMAT_VERSION]) + struct.pack("<I", zlib.crc32(body)) + bytes(body)
+
+
+def read_header(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, bytes]:
+    """``(header, payload)`` of a file's bytes, every field checked; :class:`CodecError` otherwise."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"decode: data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise _err("not a pdeflow codec file (bad magic bytes)")
+    if len(data) < 9:
+        raise _err(f"truncated file ({len(data)} bytes)")
+    if data[4] != FORMAT_VERSION:
+        raise _err(f"format version {data[4]} is not supported (this version reads {FORMAT_VERSION})")
+    (crc,) = struct.unpack_from("<I", data, 5)
+    body = data[9:]
+    if zlib.crc32(body) != crc:
+        raise _err("checksum mismatch: the file is damaged or truncated")
+    try:
+        H, W, C, depth, transform, op, P = _FIXED.unpack_from(body, 0)
+        pos = _FIXED.size
+        params = body[pos:pos + P]
+        if len(params) != P:
+            raise struct.error("short")
+        pos += P
+        t, s, K = _TAIL.unpack_from(body, pos)
+        pos += _TAIL.size
+        q, lo, hi = [], [], []
+        for _ in range(C if C in (1, 3) else 0):
+            a, b, c = _CHANNEL.unpack_from(body, pos)
+            pos += _CHANNEL.size
+            q.append(a), lo.append(b), hi.append(c)
+    except struct.error:
+        raise _err("truncated header") from None
+    h = check_header(Header(H, W, C, depth, transform, op, params, t, s, K, q, lo, hi), max_pixels)
+    payload = body[pos:]
+    if len(payload) < 4 or len(payload) % 4:
+        raise _err(f"payload of {len(payload)} bytes, expected a positive multiple of 4")
+    return h, payload

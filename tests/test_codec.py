@@ -1,0 +1,205 @@
+"""pdeflow.codec: round trips, budgets, the file format's checks, and the decoder against damaged data."""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from pdeflow.codec import CodecError, decode, encode, load, save
+from pdeflow.codec.format import MAGIC, MAX_PIXELS, read_header
+from pdeflow.errors import UserInputError
+
+
+def _image(size=48, colour=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size, dtype=torch.float64),
+                          torch.linspace(0, 1, size, dtype=torch.float64), indexing="ij")
+    base = 0.5 + 0.3 * torch.sin(5 * x + 3 * y) * torch.cos(4 * y)
+    base = base + (x > 0.6).double() * 0.15 + 0.02 * torch.rand(size, size, dtype=torch.float64, generator=g)
+    base = base.clamp(0, 1)
+    if not colour:
+        return base
+    return torch.stack([base, (1 - base) * 0.8 + 0.1, (0.3 + 0.5 * x).clamp(0, 1)])
+
+
+def _psnr(u, f):
+    return 10 * math.log10(1 / float((u.double() - f).square().mean()))
+
+
+@pytest.fixture(scope="module")
+def grey_file():
+    f = _image()
+    return f, encode(f, bpp=0.5)
+
+
+def test_round_trip_grey_meets_budget_and_beats_mean(grey_file):
+    f, data = grey_file
+    assert len(data) <= 0.5 * 48 * 48 / 8
+    u = decode(data)
+    assert u.shape == (1, 48, 48) and u.dtype == torch.float32
+    assert 0 <= float(u.min()) and float(u.max()) <= 1
+    # far better than the flat image at the mean
+    assert _psnr(u[0], f) > _psnr(torch.full_like(f, float(f.mean())), f) + 8
+
+
+def test_size_budget_and_full_output():
+    f = _image(40)
+    r = encode(f, size=150, full_output=True)
+    assert len(r.data) <= 150 and r.known >= 1
+    assert torch.equal(decode(r.data), r.reconstruction)     # the encoder knows what the decoder gives
+
+
+def test_colour_and_16_bit():
+    f = _image(40, colour=True)
+    data = encode(f, bpp=1.0)
+    u = decode(data)
+    assert u.shape == (3, 40, 40)
+    assert _psnr(u, f) > 22
+    a16 = (_image(40).numpy() * 65535).round().astype(np.uint16)
+    d16 = encode(a16, bpp=0.5)
+    assert read_header(d16)[0].bit_depth == 16
+    assert _psnr(decode(d16)[0], torch.from_numpy(a16 / 65535.0)) > 22
+    a8 = (_image(40).numpy() * 255).round().astype(np.uint8)
+    assert read_header(encode(a8, bpp=0.5))[0].bit_depth == 8
+
+
+def test_save_load(tmp_path):
+    f = _image(32)
+    p = save(tmp_path / "x.pdc", f, bpp=0.5)
+    assert torch.equal(load(p), decode(p.read_bytes()))
+    with pytest.raises(UserInputError):
+        load(tmp_path / "missing.pdc")
+    with pytest.raises(UserInputError):
+        load(tmp_path)
+
+
+def test_deterministic_across_thread_counts(grey_file):
+    _, data = grey_file
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = decode(data)
+        torch.set_num_threads(2)
+        b = decode(data)
+    finally:
+        torch.set_num_threads(n)
+    assert torch.equal(a, b) and torch.equal(a, decode(data))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "exactly one of bpp and size"),
+    ({"bpp": 0.1, "size": 10}, "exactly one"),
+    ({"bpp": -1}, "bpp must be"),
+    ({"size": 0}, "size must be"),
+    ({"size": 5}, "too small"),
+    ({"bpp": 0.5, "levels": 1}, "levels"),
+    ({"bpp": 0.5, "tonal": 1}, "tonal"),
+])
+def test_encode_refuses_bad_options(kwargs, match):
+    with pytest.raises(UserInputError, match=match):
+        encode(_image(16), **kwargs)
+
+
+def test_encode_refuses_bad_images():
+    with pytest.raises(UserInputError, match=r"\[0, 1\]"):
+        encode(_image(16) * 2, bpp=1)
+    with pytest.raises(UserInputError, match="shape"):
+        encode(torch.zeros(2, 16, 16), bpp=1)
+    with pytest.raises(UserInputError):
+        encode(torch.zeros(16, 16, dtype=torch.int64), bpp=1)
+
+
+def _rewrite(data: bytes, offset: int, fmt: str, value) -> bytes:
+    """``data`` with a header field replaced and the CRC recomputed (a crafted file, not a damaged one)."""
+    b = bytearray(data)
+    struct.pack_into(fmt, b, offset, value)
+    struct.pack_into("<I", b, 5, zlib.crc32(bytes(b[9:])))
+    return bytes(b)
+
+
+@pytest.mark.parametrize("offset, fmt, value, match", [
+    (4, "<B", 9, "version"),
+    (9, "<H", 1, "size"),
+    (13, "<B", 2, "channels"),
+    (14, "<B", 12, "bit depth"),
+    (15, "<B", 1, "colour transform"),
+    (16, "<B", 7, "operator"),
+    (17, "<B", 200, "operator parameter|truncated"),
+    (18, "<B", 0, "tolerance"),
+    (19, "<B", 0, "lattice"),
+    (20, "<I", 0, "known pixels"),
+    (20, "<I", 10 ** 9, "known pixels"),
+    (24, "<H", 1, "quantisation levels"),
+    (26, "<h", 30000, "value range"),
+])
+def test_crafted_headers_are_refused(grey_file, offset, fmt, value, match):
+    _, data = grey_file
+    bad = _rewrite(data, offset, fmt, value)
+    if offset == 4:        # the version byte is read before the CRC
+        bad = data[:4] + bytes([value]) + data[5:]
+    with pytest.raises(CodecError, match=match):
+        decode(bad)
+
+
+def test_pixel_limit_is_checked_before_allocating(grey_file):
+    _, data = grey_file
+    big = _rewrite(_rewrite(data, 9, "<H", 65535), 11, "<H", 65535)
+    with pytest.raises(CodecError, match="max_pixels"):
+        decode(big)
+    assert 65535 * 65535 > MAX_PIXELS
+    with pytest.raises(CodecError, match="max_pixels"):
+        decode(data, max_pixels=100)
+
+
+def test_not_a_file():
+    for bad in (b"", b"PD", b"\x89PNG\r\n\x1a\n", MAGIC, MAGIC + b"\x01", MAGIC + b"\x01" + b"\0" * 30):
+        with pytest.raises(CodecError):
+            decode(bad)
+    with pytest.raises(CodecError, match="bytes"):
+        decode("a string")
+
+
+def _one_line(err):
+    return "\n" not in str(err) and str(err).startswith("decode:")
+
+
+def test_fuzz_truncated_flipped_random_and_crafted(grey_file):
+    """Hundreds of damaged files: every one is refused with one line (or, for a crafted file with a valid
+    CRC, decodes to an image of the declared shape); nothing else is raised."""
+    _, data = grey_file
+    rng = np.random.default_rng(0)
+    outcomes = {"refused": 0, "decoded": 0}
+
+    def attempt(bad, crafted=False):
+        try:
+            u = decode(bad)
+        except CodecError as err:
+            assert _one_line(err), str(err)
+            outcomes["refused"] += 1
+            return
+        assert crafted, "a damaged file decoded without an error"
+        assert u.dtype == torch.float32 and bool(torch.isfinite(u).all())
+        outcomes["decoded"] += 1
+
+    for n in range(0, len(data), max(1, len(data) // 60)):          # truncations
+        attempt(data[:n])
+    for _ in range(150):                                              # bit flips (the CRC catches them)
+        b = bytearray(data)
+        i = int(rng.integers(len(b)))
+        b[i] ^= 1 << int(rng.integers(8))
+        attempt(bytes(b))
+    for _ in range(100):                                              # random bytes, with and without magic
+        attempt(rng.bytes(int(rng.integers(1, 200))))
+        attempt(MAGIC + b"\x01" + rng.bytes(int(rng.integers(1, 200))))
+    for _ in range(100):                                              # crafted: random payload, valid CRC
+        b = bytearray(data)
+        start = 30
+        b[start:] = rng.bytes(len(b) - start)
+        struct.pack_into("<I", b, 5, zlib.crc32(bytes(b[9:])))
+        attempt(bytes(b), crafted=True)
+    assert sum(outcomes.values()) >= 500
+    assert outcomes["refused"] >= 400
