@@ -1,0 +1,434 @@
+"""Nonlinear diffusion inpainting by lagged diffusivity: the machinery shared by EED and TV inpainting.
+
+Both :func:`~pdeflow.inpaint.operators.eed.eed_inpaint` and :func:`~pdeflow.inpaint.operators.tv.tv_inpaint` seek
+the steady state of ``div(D grad u) = 0`` on the unknown pixels, ``u = f`` on the known ones, with a 2 x 2 diffusion
+tensor ``D`` per pixel that depends on ``u``.
+
+The discretisation. For a field of symmetric positive definite tensors ``D_i`` the linear operator is that of the
+energy
+
+    E(u) = 1/4 sum_i sum_(a, b) grad_ab u_i^T D_i grad_ab u_i,
+
+the mean over the four one-sided gradients ``grad_ab`` (forward or backward differences along each axis, zero
+across the image boundary: Neumann). Each of the four terms is a sum of squares ``|D^(1/2) grad_ab u|^2``, so the
+operator ``A = sum G_ab^T D G_ab / 4`` is symmetric positive semi-definite, and its null space is the constants
+(the forward differences alone vanish only there): on the unknowns of an image with one known pixel it is
+positive definite, with no checkerboard mode (which a cell-centred gradient would have). Expanded, it is the
+classic 3 x 3 stencil in flux form: with the differences ``e_y`` and ``e_x`` across the pixel edges,
+
+    F_y = a_y e_y + mean_y(d_01 c_x),   F_x = a_x e_x + mean_x(d_01 c_y),   A u = G^T F,
+
+where ``a_y`` (``a_x``) is the mean of ``d_00`` (``d_11``) of the edge's two pixels, ``c`` the central difference
+(half the sum of the forward and the backward one) and ``mean_y`` the mean of two neighbouring pixels. The mean over
+the four one-sided gradients makes the operator commute with rotations by 90 degrees and with flips, as the
+continuous one does.
+
+The steady state by lagged diffusivity (Vogel and Oman 1996): freeze ``D`` at the current ``u``, solve the linear
+symmetric positive definite system on the unknowns, repeat. Each linear step solves for the correction ``delta``
+from the nonlinear residual ``r = -w A(u) u`` (``w`` = 1 on the unknowns) by conjugate gradients preconditioned with
+one V-cycle of the homogeneous multigrid of the mask (:class:`pdeflow.multigrid.Multigrid`, built once per call),
+to a relative residual ``inner_rtol``: the linear steps are loose, and tighten with the outer residual, since the
+tolerance is relative to ``||r||``. The preconditioner may be scaled by the inverse square root of each pixel's
+mean diffusivity (``scale=True``), which follows coefficients that vary by orders of magnitude (TV's
+``1 / |grad u|``). The iteration starts from homogeneous diffusion inpainting (cheap, the same hierarchy) or a
+given warm start and stops per image when the nonlinear residual ``||w A(u) u|| / ||w A(u) (m f)||`` is at most
+``tol`` (the rule of :func:`pdeflow.inpaint.diffuse`: ``A(u)`` frozen at ``u``, unknowns ``x = w u``, residual
+``||b - A x|| / ||b||`` with ``b = -w A(u) (m f)``).
+
+Why lagged diffusivity rather than an explicit scheme (fast explicit diffusion): the steady state of sparse
+inpainting needs diffusion times of the order of the squared distance between known pixels, and an explicit scheme
+needs time steps of the order of the smallest diffusivity's inverse; the implicit steps reuse the multigrid that
+makes homogeneous diffusion inpainting cheap, and for TV the lagged scheme decreases the convex energy
+monotonically, which gives a stopping rule.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ... import ops
+from ...errors import UserInputError
+from ...linalg import cg
+from ...metrics import gaussian_window
+from ...multigrid import Multigrid
+from ...ops import correlate1d
+from ..diffusion import check_mask
+from ..diffusion_system import diffuse_with_hierarchy, warn_max_iter
+
+__all__ = ["TensorOperator", "LaggedResult", "lagged_diffusivity", "homogeneous_start", "gaussian",
+           "central_differences", "pixel_sum", "edge_sum", "grad_transpose", "check_call", "check_positive",
+           "known_range"]
+
+
+@dataclass
+class LaggedResult:
+    """Output of the lagged-diffusivity solvers with ``full_output=True``.
+
+    Attributes
+    ----------
+    u : Tensor
+        The inpainted image, shape of ``f``.
+    outer_iterations : Tensor of int64, shape (B,)
+        Lagged-diffusivity steps (linear solves) per image.
+    inner_iterations : Tensor of int64, shape (B,)
+        Conjugate-gradient iterations per image, summed over the steps (each one V-cycle and one operator
+        product).
+    residual : Tensor, shape (B,)
+        The nonlinear relative residual ``||w A(u) u|| / ||w A(u) (m f)||`` of the returned ``u``.
+    energy : Tensor or None, shape (B, outer_iterations + 1)
+        The energy after each step (the start first) where the operator minimises one (TV; NaN after an
+        image's last step), else None.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import LaggedResult
+    >>> r = LaggedResult(torch.zeros(2, 2), torch.ones(1, dtype=torch.long), torch.ones(1, dtype=torch.long),
+    ...                  torch.zeros(1), None)
+    >>> r.u.shape
+    torch.Size([2, 2])
+    """
+
+    u: torch.Tensor
+    outer_iterations: torch.Tensor
+    inner_iterations: torch.Tensor
+    residual: torch.Tensor
+    energy: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------------
+# Differences on the pixel grid
+# ---------------------------------------------------------------------------
+
+def pixel_sum(e: torch.Tensor, dim: int) -> torch.Tensor:
+    """The sum of the (at most two) edge values ``e`` (one shorter along ``dim``, -1 or -2) next to each pixel.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import pixel_sum
+    >>> pixel_sum(torch.tensor([1.0, 2.0]), 0)
+    tensor([1., 3., 2.])
+    """
+    pad = (1, 0) if dim in (-1, e.dim() - 1) else (0, 0, 1, 0)   # along W or along H
+    return F.pad(e, pad) + F.pad(e, pad[::-1] if len(pad) == 2 else (0, 0, 0, 1))
+
+
+def edge_sum(p: torch.Tensor, dim: int) -> torch.Tensor:
+    """The sum of the two pixel values ``p`` on each edge along ``dim`` (one shorter).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import edge_sum
+    >>> edge_sum(torch.tensor([1.0, 2.0, 4.0]), 0)
+    tensor([3., 6.])
+    """
+    n = p.shape[dim]
+    return p.narrow(dim, 0, n - 1) + p.narrow(dim, 1, n - 1)
+
+
+def grad_transpose(fy: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+    """``G^T F`` for edge fluxes ``fy`` (..., H - 1, W) and ``fx`` (..., H, W - 1): ``-div F``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import grad_transpose
+    >>> grad_transpose(torch.ones(1, 2), torch.zeros(2, 1))
+    tensor([[-1., -1.],
+            [ 1.,  1.]])
+    """
+    H, W = fy.shape[-2] + 1, fx.shape[-1] + 1
+    out = fy.new_empty(*fy.shape[:-2], H, W)
+    # (G^T F)_i = F_(i-1) - F_i, with no flux across the image boundary
+    torch.neg(fy[..., 0, :], out=out[..., 0, :])
+    out[..., H - 1, :] = fy[..., H - 2, :]
+    if H > 2:
+        torch.sub(fy[..., :-1, :], fy[..., 1:, :], out=out[..., 1:H - 1, :])
+    out[..., :, 0].sub_(fx[..., :, 0])
+    out[..., :, W - 1].add_(fx[..., :, W - 2])
+    if W > 2:
+        out[..., :, 1:W - 1].add_(fx[..., :, :-1]).sub_(fx[..., :, 1:])
+    return out
+
+
+def central_differences(u: torch.Tensor):
+    """``(c_y, c_x)``: half the sum of the forward and the backward difference at each pixel along H and W
+    (the central difference inside, half the one-sided one on the boundary: the mirror of the pixel edge).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import central_differences
+    >>> cy, cx = central_differences(torch.tensor([[0.0, 1.0, 4.0]]))
+    >>> cx
+    tensor([[0.5000, 2.0000, 1.5000]])
+    """
+    return 0.5 * pixel_sum(torch.diff(u, dim=-2), -2), 0.5 * pixel_sum(torch.diff(u, dim=-1), -1)
+
+
+def gaussian(u: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``G_sigma * u`` per channel of ``(..., H, W)``: separable Gaussian of radius ``int(3.5 sigma + 0.5)``
+    (:func:`pdeflow.metrics.gaussian_window`), mirrored boundary (edge pixel not repeated; the window cut to the
+    image along a short axis); ``sigma = 0`` returns ``u``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import gaussian
+    >>> u = torch.zeros(9, 9, dtype=torch.float64)
+    >>> u[4, 4] = 1.0
+    >>> round(float(gaussian(u, 1.0).sum()), 6)
+    1.0
+    """
+    if sigma <= 0:
+        return u
+    win = gaussian_window(sigma, dtype=u.dtype, device=u.device)
+    r = win.numel() // 2
+    x = u
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        if n < 2:
+            continue
+        ra = min(r, n - 1)
+        w = win[r - ra:r + ra + 1] / win[r - ra:r + ra + 1].sum()
+        ext = torch.cat([x.narrow(dim, 1, ra).flip(dim), x, x.narrow(dim, n - 1 - ra, ra).flip(dim)], dim)
+        x = correlate1d(ext, w, dim)
+    return x
+
+
+# ---------------------------------------------------------------------------
+# The frozen linear operator
+# ---------------------------------------------------------------------------
+
+class TensorOperator:
+    """The operator ``A = G^T D G`` of a frozen tensor field (see the module doc), restricted to the unknowns.
+
+    Parameters
+    ----------
+    a_y : Tensor, shape (B, 1, H - 1, W)
+        Edge weights along H: the mean of ``d_00`` of the two pixels of each edge.
+    a_x : Tensor, shape (B, 1, H, W - 1)
+        Edge weights along W: the mean of ``d_11``.
+    d01 : Tensor or None, shape (B, 1, H, W)
+        The off-diagonal entry per pixel (None: an isotropic field).
+    w : Tensor, shape (Bm, Cm, H, W)
+        1 on the unknown pixels, 0 on the known ones.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator
+    >>> from pdeflow.ops import laplacian
+    >>> u = torch.randn(1, 1, 5, 6, dtype=torch.float64)
+    >>> op = TensorOperator(torch.ones(1, 1, 4, 6, dtype=torch.float64),
+    ...                     torch.ones(1, 1, 5, 5, dtype=torch.float64), None, torch.ones_like(u))
+    >>> bool(torch.allclose(op.apply(u), -laplacian(u)))     # D = I: the negative Laplacian
+    True
+    """
+
+    def __init__(self, a_y: torch.Tensor, a_x: torch.Tensor, d01: torch.Tensor | None, w: torch.Tensor):
+        self.a_y, self.a_x, self.w = a_y, a_x, w
+        # d01 enters as d01 c with c half the sum of two differences, then averaged over two pixels: a quarter
+        self.q = None if d01 is None else 0.25 * d01
+
+    @classmethod
+    def from_tensor(cls, d00: torch.Tensor, d01: torch.Tensor | None, d11: torch.Tensor, w: torch.Tensor):
+        """The operator of the pixel tensors ``[[d00, d01], [d01, d11]]`` (each (B, 1, H, W))."""
+        return cls(0.5 * edge_sum(d00, -2), 0.5 * edge_sum(d11, -1), d01, w)
+
+    def flux(self, u: torch.Tensor):
+        """The edge fluxes ``(F_y, F_x)`` of ``u`` (B, C, H, W)."""
+        ey, ex = torch.diff(u, dim=-2), torch.diff(u, dim=-1)
+        fy, fx = ey.mul_(self.a_y), ex.mul_(self.a_x)
+        if self.q is not None:
+            ey, ex = torch.diff(u, dim=-2), torch.diff(u, dim=-1)
+            qx = pixel_sum(ex, -1).mul_(self.q)
+            qy = pixel_sum(ey, -2).mul_(self.q)
+            fy.add_(edge_sum(qx, -2))
+            fx.add_(edge_sum(qy, -1))
+        return fy, fx
+
+    def apply(self, u: torch.Tensor) -> torch.Tensor:
+        """``A u = G^T F(u)`` on every pixel (the rows of the known ones included)."""
+        return grad_transpose(*self.flux(u))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``w A x``: the operator on the unknowns, for conjugate gradients."""
+        return self.apply(x).mul_(self.w)
+
+    def diagonal(self) -> torch.Tensor:
+        """The sum of each pixel's edge weights (B, 1, H, W): the diagonal of the 5-point part of ``A``."""
+        return pixel_sum(self.a_y, -2) + pixel_sum(self.a_x, -1)
+
+    def pixel_weight(self) -> torch.Tensor:
+        """The mean weight of each pixel's edges (B, 1, H, W): the preconditioner's scaling."""
+        deg = pixel_sum(torch.ones_like(self.a_y), -2) + pixel_sum(torch.ones_like(self.a_x), -1)
+        return self.diagonal() / deg
+
+
+# ---------------------------------------------------------------------------
+# The lagged-diffusivity loop
+# ---------------------------------------------------------------------------
+
+def _norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-image Euclidean norms in float64, shape (B,)."""
+    return x.flatten(1).double().norm(dim=1)
+
+
+def homogeneous_start(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, u0: torch.Tensor | None) -> torch.Tensor:
+    """The iteration's start: ``u0`` with ``f`` on the known pixels, or homogeneous diffusion inpainting (to a
+    relative residual of 1e-3, with the hierarchy ``mg`` of ``m``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.multigrid import Multigrid
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import homogeneous_start
+    >>> f = torch.arange(16.0, dtype=torch.float64).reshape(1, 1, 4, 4)
+    >>> m = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    >>> m[..., 0, 0] = 1
+    >>> homogeneous_start(f, m, Multigrid(m), None).unique().tolist()
+    [0.0]
+    """
+    if u0 is not None:
+        return torch.addcmul(u0 * (1.0 - m), m, f4)
+    return diffuse_with_hierarchy(f4, m, mg, True, None, 1e-3)
+
+
+def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0: torch.Tensor | None, tol: float,
+                       max_iter: int, inner_rtol: float, inner_max_iter: int, scale: bool, what: str,
+                       energy: Callable | None = None) -> LaggedResult:
+    """The steady state of ``div(D(u) grad u) = 0`` off the mask by lagged diffusivity (see the module doc).
+
+    Parameters
+    ----------
+    f4 : Tensor (B, C, H, W)
+        Float32 or float64, finite on the known pixels (and zero elsewhere or anything finite).
+    m : Tensor (Bm, Cm, H, W)
+        The binary mask (1 = known) in the dtype of ``f4``, one known pixel per image at least.
+    build : callable
+        ``u -> TensorOperator``: the operator with ``D`` frozen at ``u`` (its ``w`` the mask's complement).
+    u0 : Tensor or None
+        Warm start (shape of ``f4``); None: homogeneous diffusion inpainting.
+    tol : float
+        Nonlinear relative residual to stop at, per image.
+    max_iter : int
+        Lagged-diffusivity steps at most; a RuntimeWarning when reached before ``tol``.
+    inner_rtol, inner_max_iter : float, int
+        Each step's CG: relative residual of the correction system and iteration cap.
+    scale : bool
+        Scale the V-cycle by each pixel's mean diffusivity (``s V s``, ``s = pixel_weight ** -1/2``).
+    what : str
+        The function's name, for the warning.
+    energy : callable, optional
+        ``u -> (B,)``: an energy recorded after each step.
+
+    Returns
+    -------
+    LaggedResult
+        With ``u`` (B, C, H, W).
+    """
+    B = f4.shape[0]
+    view = (B,) + (1,) * (f4.dim() - 1)
+    mg = Multigrid(m)
+    w = 1.0 - m
+    with torch.no_grad():
+        u = homogeneous_start(f4, m, mg, u0)
+        known = (m * f4).expand_as(f4)
+        outer = torch.zeros(B, dtype=torch.long, device=f4.device)
+        inner = torch.zeros(B, dtype=torch.long, device=f4.device)
+        energies = [energy(u)] if energy is not None else None
+        tiny = torch.finfo(torch.float64).tiny
+        it = 0
+        while True:
+            op = build(u)
+            r = op(u).neg_()
+            dg = op.diagonal()
+            bn = _norms(op(known).div_(dg))
+            rn = _norms(r / dg)
+            rel = torch.where(bn > 0, rn / bn.clamp_min(tiny), rn)
+            active = rel > tol
+            if it >= max_iter or not bool(active.any()):
+                break
+            if not bool(active.all()):
+                r.mul_(active.to(r.dtype).view(view))    # converged images: a zero right-hand side, untouched
+            if scale:
+                s = op.pixel_weight().rsqrt_().mul_(w)
+
+                def precond(v, s=s):
+                    return mg.precondition(v * s).mul_(s)
+            else:
+                precond = mg.precondition
+            delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond)
+            u = u.add_(delta.mul_(w))
+            outer += active.long()
+            inner += iters
+            it += 1
+            if energies is not None:
+                e = energy(u)
+                energies.append(torch.where(active, e, torch.full_like(e, math.nan)))
+    warn_max_iter(outer, rel, tol, max_iter, what=what)
+    return LaggedResult(u=u, outer_iterations=outer, inner_iterations=inner, residual=rel.to(f4.dtype),
+                        energy=None if energies is None else torch.stack(energies, 1))
+
+
+# ---------------------------------------------------------------------------
+# The checks both public functions share
+# ---------------------------------------------------------------------------
+
+def check_call(f, mask, who: str, tol, max_iter):
+    """``(f4, m, ndim)``: the checked image as (B, C, H, W) in its compute dtype (half precision promoted; values
+    at missing pixels that are not finite set to zero), the binary mask of :func:`~pdeflow.inpaint.diffusion.
+    check_mask` in that dtype, and the number of dimensions of ``f``; refuses a bad ``tol`` or ``max_iter``."""
+    f = ops.check_tensor(f, f"{who}: f")
+    ops.check_image(f, f"{who}: f", finite=False, min_size=2)
+    fb, nd = ops.as_batch(f, f"{who}: f")
+    fb = ops.promote_half(fb)
+    m = check_mask(mask, fb, who)
+    bad = ~torch.isfinite(fb)
+    if bool(bad.any()):
+        at_known = bad & (m > 0)
+        if bool(at_known.any()):
+            raise UserInputError(f"{who}: f has NaN or infinite values at {int(at_known.sum())} known pixels "
+                                 "(mask 1); only the values at missing pixels may be NaN")
+        fb = torch.where(bad, torch.zeros((), dtype=fb.dtype, device=fb.device), fb)
+    if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
+        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
+        raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
+    return fb, m, nd
+
+
+def check_positive(value, name: str, who: str, *, zero: bool = False) -> float:
+    """``value`` as a float, refused unless a finite number > 0 (``zero``: >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or not (value >= 0 if zero else value > 0):
+        raise UserInputError(f"{who}: {name} must be a finite number {'>= 0' if zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def known_range(f4: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The range ``max - min`` of each image's known values over all channels, shape (B,); 1 where it is 0 (a
+    constant image), so that parameters relative to it stay positive.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import known_range
+    >>> f = torch.tensor([[[[0.2, 0.9], [0.5, 5.0]]]])
+    >>> m = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
+    >>> known_range(f, m)
+    tensor([0.7000])
+    """
+    k = (m > 0).expand_as(f4)
+    hi = torch.where(k, f4, torch.full_like(f4, -math.inf)).flatten(1).amax(1)
+    lo = torch.where(k, f4, torch.full_like(f4, math.inf)).flatten(1).amin(1)
+    r = hi - lo
+    return torch.where(r > 0, r, torch.ones_like(r))
