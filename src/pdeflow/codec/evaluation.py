@@ -2,7 +2,7 @@
 
 * :data:`CODECS`, :func:`get_codec`: the codecs by name, each a :class:`Codec` that fits an image to byte
   budgets and decodes; JPEG, JPEG 2000 and WebP through Pillow, AVIF and JPEG XL through the optional package
-  ``imagecodecs`` (``pip install 'pdeflow[codec-bench]'``); a codec whose package is missing is refused with
+  ``imagecodecs`` (``pip install 'pdeflow[baselines]'``); a codec whose package is missing is refused with
   a message naming it.
 * The budget: ``floor(bpp * H * W / 8)`` bytes, the whole file counted (headers included). A baseline codec
   is fitted by bisection over its quality setting (:func:`fit_budget`): the largest file of the settings
@@ -50,7 +50,7 @@ RATES = (0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 #: The codecs the others are compared with (BD-rate, pairwise PSNR).
 ANCHORS = ("jpeg", "jpeg2000")
 #: What the optional codecs need.
-EXTRA = "pip install 'pdeflow[codec-bench]' (or pip install imagecodecs)"
+EXTRA = "pip install 'pdeflow[baselines]' (or pip install imagecodecs)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,12 +224,12 @@ def _imagecodecs_decode(name: str) -> Callable:
     return decode
 
 
-def _pillow_about(feature: str, settings: str) -> Callable:
+def _pillow_about(library: str, feature: str, settings: str) -> Callable:
     def about():
         import PIL
         from PIL import features
 
-        return f"Pillow {PIL.__version__} ({feature} {features.version(feature.split()[0].lower())}); {settings}"
+        return f"Pillow {PIL.__version__} ({library} {features.version(feature)}); {settings}"
     return about
 
 
@@ -284,15 +284,15 @@ def _pdeflow_about():
 CODECS: dict[str, Codec] = {
     "pdeflow": Codec("pdeflow", "pdeflow", _pdeflow_fit, _pdeflow_decode, _pdeflow_about, _pdeflow_check),
     "jpeg": Codec("jpeg", "JPEG", _pillow_fit("JPEG", "quality", range(1, 101), optimize=True),
-                  _pillow_decode, _pillow_about("JPG", "baseline, optimize=True, quality searched in 1-100, "
-                                                       "4:2:0 chroma for colour")),
+                  _pillow_decode, _pillow_about("libjpeg-turbo", "libjpeg_turbo", "baseline, optimize=True, quality "
+                                                "searched in 1-100, 4:2:0 chroma for colour")),
     "jpeg2000": Codec("jpeg2000", "JPEG 2000",
                       _pillow_fit("JPEG2000", "quality_layers", _J2K_RATIOS, quality_mode="rates",
                                   irreversible=True, no_jp2=True),
-                      _pillow_decode, _pillow_about("JPG_2000 (OpenJPEG)", "codestream (no JP2 box), irreversible "
+                      _pillow_decode, _pillow_about("OpenJPEG", "jpg_2000", "codestream (no JP2 box), irreversible "
                                                     "9/7 wavelet, one layer, its compression ratio searched")),
     "webp": Codec("webp", "WebP", _pillow_fit("WEBP", "quality", range(0, 101), method=6), _pillow_decode,
-                  _pillow_about("WEBP", "lossy, method=6, quality searched in 0-100")),
+                  _pillow_about("libwebp", "webp", "lossy, method=6, quality searched in 0-100")),
     "avif": Codec("avif", "AVIF", _avif_fit, _imagecodecs_decode("avif_decode"),
                   _imagecodecs_about("libavif", f"speed {AVIF_SPEED}, quality searched in 0-99, monochrome (4:0:0) "
                                                 "for grey, the library's default chroma for colour"),

@@ -1,0 +1,150 @@
+"""Rate-distortion curves of pdeflow's codec against JPEG, JPEG 2000, WebP, AVIF and JPEG XL (issue 64).
+
+Maintained. The evaluation is the library's (pdeflow.codec.evaluation, also `pdeflow evaluate codec`): for
+every rate the budget is floor(bpp H W / 8) bytes for the whole file; each baseline's quality setting is
+searched by bisection for the largest file within it (JPEG: Pillow/libjpeg-turbo, optimize=True; JPEG 2000:
+Pillow/OpenJPEG, irreversible, compression ratio; WebP: Pillow, method 6; AVIF and JPEG XL: imagecodecs); a
+codec that cannot meet a budget loses that image at that rate (listed in the report). PSNR and SSIM of the
+decoded image on 8-bit levels against the 8-bit image; BD-rate (PCHIP on log-rate against PSNR, per image)
+against JPEG and JPEG 2000.
+
+Image sets, every image reduced (Lanczos) so that its shorter side is the size, then its centre square:
+
+* photos: the held-out photographs (--photos, default .data/photos/mate-nature, `make photos`), grey, 256 px;
+* photos-512: the first --n-512 of them at 512 px;
+* builtin: pdeflow's built-in TEST photographs, grey, 256 px;
+* smooth: --smooth synthetic piecewise-smooth scenes (pdeflow.datasets.piecewise_smooth, 5 shapes, seed 0);
+* cartoon: real piecewise-smooth images: the ROF cartoons (pdeflow.tv.rof, lam --cartoon-lam) of the
+  built-in TEST photographs;
+* colour: the held-out photographs in colour, 256 px, at 0.1-0.3 bpp (a second report).
+
+Files: codec_rd.md / .json / .png (grey sets, 0.05-0.5 bpp) and codec_rd_colour.md / .json / .png. Runs
+single-threaded. `--reuse DIR` takes the rows of the codecs not given in --codecs from DIR's JSON files (same
+rates and the same images, checked by their digests), so the baselines need not run again when only pdeflow's
+codec changed.
+
+    python benchmarks/codec_rd.py --out benchmarks/results/codec_rd --overwrite
+    python benchmarks/codec_rd.py --codecs pdeflow --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
+    python benchmarks/codec_rd.py --smoke
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from _results import add_output_args, open_out, save_figure, write_text
+from pdeflow.codec import evaluation as ev
+from pdeflow.reporting import jsonable, md_table
+from pdeflow.tv import rof
+
+COLOUR_RATES = (0.1, 0.15, 0.2, 0.3)
+PHOTOS = Path(__file__).resolve().parent.parent / ".data" / "photos" / "mate-nature"
+
+
+def _digests(sets) -> dict:
+    return {s: {i: hashlib.sha1(u.contiguous().numpy().tobytes()).hexdigest()[:16] for i, u in imgs.items()}
+            for s, imgs in sets.items()}
+
+
+def _merge(res: dict, old_path: Path) -> None:
+    """Add to ``res`` the rows of ``old_path``'s codecs that ``res`` did not compute, on the same images."""
+    old = json.loads(old_path.read_text())
+    if [float(r) for r in old["rates"]] != res["rates"]:
+        sys.exit(f"--reuse: {old_path} has rates {old['rates']}, not {res['rates']}")
+    for s, d in res["digests"].items():
+        if old.get("digests", {}).get(s) != d:
+            sys.exit(f"--reuse: {old_path}: the images of set {s!r} differ (or are missing)")
+    extra = [c for c in old["codecs"] if c not in res["codecs"]]
+    res["rows"] += [r for r in old["rows"] if r["codec"] in extra and r["set"] in res["sets"]]
+    codecs = {**res["codecs"], **{c: old["codecs"][c] for c in extra}}
+    res["codecs"] = {c: codecs[c] for c in sorted(codecs, key=list(ev.CODECS).index)}
+    res["reused"] = {"from": str(old_path), "codecs": extra}
+
+
+def _times(res: dict) -> str:
+    """Mean seconds per image and rate: encoding (for a baseline, its whole budget search) and decoding."""
+    rows = []
+    for s in res["sets"]:
+        for c, info in res["codecs"].items():
+            fit = [r for r in res["rows"] if r["set"] == s and r["codec"] == c and r["fits"]]
+            if fit and "encode_s" in fit[0]:
+                rows.append([s, info["label"], f"{sum(r['encode_s'] for r in fit) / len(fit):.3f}",
+                             f"{sum(r['decode_s'] for r in fit) / len(fit):.3f}"])
+    return ("Seconds per image and rate, one thread (a baseline's encoding is its whole budget search):\n\n"
+            + md_table(["set", "codec", "encode s", "decode s"], rows) + "\n")
+
+
+def _part(name: str, sets: dict, rates, codecs, args, out: Path, meta: dict) -> dict:
+    t0 = time.perf_counter()
+    print(f"{name}: " + ", ".join(f"{k} ({len(v)} images)" for k, v in sets.items()), flush=True)
+    res = ev.evaluate(sets, rates=rates, codecs=codecs, progress=True)
+    res["digests"] = _digests(sets)
+    if args.reuse is not None:
+        _merge(res, Path(args.reuse) / f"{name}.json")
+    res["meta"] = {**meta, "seconds": time.perf_counter() - t0}
+    rep = ev.report(res)
+    text = rep.text("report.md").replace("# Rate-distortion evaluation", f"# Rate-distortion evaluation ({name})", 1)
+    write_text(out / f"{name}.md", text + "\n" + _times(res))
+    write_text(out / f"{name}.json", json.dumps(jsonable({**res, "summary": ev.summary(res)}), indent=1) + "\n")
+    save_figure(ev.rd_figure(res), out / f"{name}.png", dpi=100)
+    print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", type=Path, default=PHOTOS,
+                    help="the held-out photographs (default: the repository's .data/photos/mate-nature)")
+    ap.add_argument("--size", type=int, default=256, help="side of the images (default 256)")
+    ap.add_argument("--n-512", type=int, default=3, help="photographs also at 512 px (default 3)")
+    ap.add_argument("--smooth", type=int, default=8, help="synthetic piecewise-smooth scenes (default 8)")
+    ap.add_argument("--cartoon-lam", type=float, default=0.05, help="ROF weight of the cartoons (default 0.05)")
+    ap.add_argument("--codecs", nargs="+", choices=tuple(ev.CODECS), default=list(ev.CODECS),
+                    help="codecs to run (default all)")
+    ap.add_argument("--reuse", default=None, metavar="DIR",
+                    help="take the other codecs' rows from DIR/codec_rd.json and DIR/codec_rd_colour.json")
+    ap.add_argument("--no-colour", dest="colour", action="store_false", help="skip the colour part")
+    ap.add_argument("--smoke", action="store_true", help="tiny images, one per set, two rates (seconds)")
+    add_output_args(ap, "codec_rd", what="codec_rd.md/.json/.png, codec_rd_colour.md/.json/.png")
+    args = ap.parse_args(argv)
+    photos = args.photos.is_dir()
+    if not photos and not args.smoke:
+        ap.error(f"--photos: {args.photos} is not a folder (run `make photos`)")
+    codecs = [c for c in args.codecs if ev.CODECS[c].check() is None]
+    for c in set(args.codecs) - set(codecs):
+        print(f"note: {c} left out: {ev.CODECS[c].check()}")
+    out = open_out(args, argv)
+    torch.set_num_threads(1)
+    size, n512, limit = args.size, args.n_512, None
+    rates, colour_rates = ev.RATES, COLOUR_RATES
+    if args.smoke:
+        size, n512, limit, rates, colour_rates = 48, 0, 1, (1.0, 4.0), (2.0,)
+        args.smooth = 1
+    builtin = ev.builtin_set(size=size, limit=limit)
+    sets = {"photos": ev.photo_set(args.photos, size=size, limit=limit)} if photos else {}
+    if n512 and photos:
+        sets["photos-512"] = ev.photo_set(args.photos, size=2 * size, limit=n512)
+    sets["builtin"] = builtin
+    sets["smooth"] = ev.smooth_set(args.smooth, size=size, seed=0)
+    cartoons = {k: rof(u.double(), args.cartoon_lam).float() for k, u in builtin.items()}
+    sets["cartoon"] = {k: torch.round(u.clamp(0, 1) * 255) / 255 for k, u in cartoons.items()}
+    import pdeflow
+    meta = {"torch": torch.__version__, "pdeflow": pdeflow.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "threads": torch.get_num_threads(), "photos": str(args.photos),
+            "cartoon_lam": args.cartoon_lam, "smoke": args.smoke}
+    _part("codec_rd", sets, rates, codecs, args, out, meta)
+    if args.colour and photos:
+        colour = {"photos-colour": ev.photo_set(args.photos, size=size, channels=3, limit=limit)}
+        _part("codec_rd_colour", colour, colour_rates, codecs, args, out, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""``pdeflow compress``, ``decompress`` and ``evaluate codec``: the round trip through a file, the budget flags,
+one-line errors (exit status 2) that leave no file behind, a damaged file refused, the evaluation's report."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pdeflow import cli
+from pdeflow.cli import codec as codec_cli
+from pdeflow.codec import evaluation as ev
+from pdeflow.io import read_image, write_image
+from pdeflow.metrics import psnr
+
+REAL_CODEC = ev.CODECS["pdeflow"].check() is None
+needs_codec = pytest.mark.skipif(not REAL_CODEC, reason="pdeflow.codec.encode does not exist yet")
+
+
+def _registered() -> bool:
+    sub = cli.build_parser()._subparsers._group_actions[0]
+    return "compress" in sub.choices
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """``run(*argv) -> (status, stdout, stderr)`` through ``pdeflow.cli.main``. While cli/__init__.py does not
+    register the codec's commands yet, they are added to its parser here (argparse's subparsers actions)."""
+    if not _registered():
+        build = cli.build_parser
+
+        def with_codec():
+            parser = build()
+            sub = parser._subparsers._group_actions[0]
+            codec_cli.add_parsers(sub)
+            codec_cli.add_evaluate_parser(sub.choices["evaluate"]._subparsers._group_actions[0])
+            return parser
+        monkeypatch.setattr(cli, "build_parser", with_codec)
+
+    def go(*argv):
+        status = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+    return go
+
+
+def test_the_codec_commands_are_registered():
+    assert _registered(), "cli/__init__.py: register codec.add_parsers(sub) and codec.add_evaluate_parser(evaluate)"
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A 48 x 64 grey piecewise-smooth PNG."""
+    u = ev.smooth_set(1, size=64, seed=4)["smooth-0"][:, :48]
+    path = tmp_path / "in.png"
+    write_image(path, u)
+    return path, read_image(path)
+
+
+@needs_codec
+def test_compress_and_decompress_round_trip_within_the_budget(run, image, tmp_path):
+    path, u = image
+    status, out, err = run("compress", path, "--bpp", 1.0, "--out", tmp_path / "c" / "x.pdfc")
+    assert status == 0, err
+    data = (tmp_path / "c" / "x.pdfc").read_bytes()
+    assert 0 < len(data) <= 48 * 64 / 8 and f"{len(data)} bytes" in out
+    status, out, err = run("decompress", tmp_path / "c" / "x.pdfc", "--out", tmp_path / "d" / "y.png")
+    assert status == 0, err
+    v = read_image(tmp_path / "d" / "y.png")
+    assert v.shape == u.shape
+    flat = torch.full_like(u, float(u.mean()))
+    assert float(psnr(v, u, data_range=1.0)) > float(psnr(flat, u, data_range=1.0)) + 3
+    status, _, err = run("decompress", tmp_path / "c" / "x.pdfc", "--out", tmp_path / "d" / "y16.tif", "--bits", 16)
+    assert status == 0, err and read_image(tmp_path / "d" / "y16.tif").shape == u.shape
+
+
+@needs_codec
+def test_compress_meets_a_budget_in_bytes_and_keeps_colour(run, tmp_path):
+    grey = ev.smooth_set(3, size=48, seed=2)
+    path = tmp_path / "rgb.png"
+    write_image(path, torch.cat(list(grey.values())))
+    status, _, err = run("compress", path, "--size", 900, "--out", tmp_path / "x.pdfc")
+    assert status == 0, err
+    assert len((tmp_path / "x.pdfc").read_bytes()) <= 900
+    assert run("decompress", tmp_path / "x.pdfc", "--out", tmp_path / "y.png")[0] == 0
+    assert read_image(tmp_path / "y.png").shape == (3, 48, 48)
+    status, _, err = run("compress", path, "--size", 600, "--grey", "--out", tmp_path / "g.pdfc")
+    assert status == 0, err
+    assert run("decompress", tmp_path / "g.pdfc", "--out", tmp_path / "g.png")[0] == 0
+    assert read_image(tmp_path / "g.png").shape == (1, 48, 48)
+
+
+def _one_line_error(status, err, *words):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0], err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.mark.parametrize("flags, words", [
+    ([], ["--bpp", "--size", "required"]),
+    (["--bpp", "0.1", "--size", "100"], ["--size", "not allowed with", "--bpp"]),
+    (["--bpp", "0"], ["--bpp", "> 0"]),
+    (["--bpp", "x"], ["--bpp"]),
+    (["--size", "-3"], ["--size"]),
+    (["--size", "2.5"], ["--size", "integer"]),
+])
+def test_the_budget_flags(run, image, tmp_path, flags, words):
+    status, _, err = run("compress", image[0], *flags, "--out", tmp_path / "x.pdfc")
+    _one_line_error(status, err, *words)
+    assert not (tmp_path / "x.pdfc").exists()
+
+
+def test_compress_refuses_a_missing_image_and_a_folder_as_out(run, image, tmp_path):
+    _one_line_error(*run("compress", tmp_path / "none.png", "--bpp", 1, "--out", tmp_path / "x.pdfc")[::2],
+                    "IMAGE", "no such file")
+    _one_line_error(*run("compress", image[0], "--bpp", 1, "--out", f"{tmp_path}/")[::2], "--out")
+
+
+@needs_codec
+def test_compress_refuses_an_impossible_budget_and_an_existing_file(run, image, tmp_path):
+    target = tmp_path / "x.pdfc"
+    status, _, err = run("compress", image[0], "--size", 4, "--out", target)
+    _one_line_error(status, err, "--size")
+    assert not target.exists() and not list(tmp_path.glob(".*"))              # no partial file
+    assert run("compress", image[0], "--bpp", 1, "--out", target)[0] == 0
+    before = target.read_bytes()
+    _one_line_error(*run("compress", image[0], "--bpp", 2, "--out", target)[::2], "--out", "--overwrite")
+    assert target.read_bytes() == before
+    assert run("compress", image[0], "--bpp", 2, "--out", target, "--overwrite")[0] == 0
+
+
+def test_decompress_refuses_a_file_that_is_not_a_codec_file(run, tmp_path):
+    bad = tmp_path / "bad.pdfc"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    status, out, err = run("decompress", bad, "--out", tmp_path / "o" / "y.png")
+    _one_line_error(status, err, "FILE", "bad.pdfc")
+    assert not (tmp_path / "o").exists()
+    _one_line_error(*run("decompress", tmp_path / "none.pdfc", "--out", tmp_path / "y.png")[::2], "FILE",
+                    "no such file")
+    _one_line_error(*run("decompress", bad, "--out", tmp_path / "y.jpg")[::2], "--out", ".png")
+
+
+@needs_codec
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "header only", "empty"])
+def test_decompress_refuses_a_damaged_file_with_one_line(run, image, tmp_path, damage):
+    good = tmp_path / "x.pdfc"
+    assert run("compress", image[0], "--bpp", 1, "--out", good)[0] == 0
+    data = bytearray(good.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) * 2 // 3]
+    elif damage == "flipped":
+        data[len(data) // 2] ^= 0x40
+    elif damage == "header only":
+        data = data[:12]
+    else:
+        data = b""
+    bad = tmp_path / "bad.pdfc"
+    bad.write_bytes(bytes(data))
+    status, _, err = run("decompress", bad, "--out", tmp_path / "y.png")
+    _one_line_error(status, err, "FILE")
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_evaluate_codec_on_two_tiny_images_with_the_builtin_baselines(run, tmp_path):
+    status, out, err = run("evaluate", "codec", "--no-builtin", "--smooth", 2, "--size", 64,
+                           "--codecs", "jpeg", "jpeg2000", "--rates", 0.3, 2, "--out", tmp_path / "e")
+    assert status == 0, err
+    names = sorted(p.name for p in (tmp_path / "e").iterdir())
+    assert names == ["rd.png", "report.md", "results.json"]
+    res = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert len(res["rows"]) == 2 * 2 * 2 and set(res["sets"]) == {"smooth"}
+    text = (tmp_path / "e" / "report.md").read_text()
+    assert "JPEG at 0.3 bpp: 2 image(s) do not fit" in text          # 153 bytes: less than JPEG's headers
+    assert "| JPEG 2000 |" in text and "BD-rate" in text
+    status, _, err = run("evaluate", "codec", "--no-builtin", "--smooth", 2, "--size", 64, "--codecs", "jpeg",
+                         "--out", tmp_path / "e")
+    _one_line_error(status, err, "--out", "--overwrite")
+
+
+def test_evaluate_codec_argument_errors(run, tmp_path, monkeypatch):
+    _one_line_error(*run("evaluate", "codec", "--image-dir", tmp_path / "none", "--out", tmp_path / "e")[::2],
+                    "--image-dir")
+    _one_line_error(*run("evaluate", "codec", "--no-builtin", "--smooth", 0, "--out", tmp_path / "e")[::2],
+                    "no image set")
+    _one_line_error(*run("evaluate", "codec", "--colour", "--smooth", 3, "--out", tmp_path / "e")[::2], "--smooth")
+    _one_line_error(*run("evaluate", "codec", "--codecs", "png", "--out", tmp_path / "e")[::2], "--codecs")
+    _one_line_error(*run("evaluate", "codec", "--rates", 0.1, 0.1, "--out", tmp_path / "e")[::2], "--rates")
+    monkeypatch.setitem(__import__("sys").modules, "imagecodecs", None)       # the optional package missing
+    status, _, err = run("evaluate", "codec", "--no-builtin", "--smooth", 1, "--size", 32, "--codecs", "jpeg",
+                         "avif", "--out", tmp_path / "e")
+    _one_line_error(status, err, "--codecs", "imagecodecs", "pip install")
+    assert not (tmp_path / "e").exists()
