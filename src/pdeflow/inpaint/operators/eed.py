@@ -11,8 +11,9 @@ diffusion tensor
 exceeds the contrast ``lambda``. It is written ``D = I - h(s^2) J`` with ``J = grad u_sigma grad u_sigma^T``,
 ``s^2 = trace J`` and ``h = (1 - g) / s^2``, which is smooth at ``s = 0`` (``h -> 1 / (2 lambda^2)``).
 
-Colour images share one tensor: ``J`` is the sum of the channels' outer products (the joint structure, without an
-integration scale) and ``s^2`` its trace. Where the channels' gradients are parallel (as at an edge) this is EED
+Colour images share one tensor: ``J`` is the mean of the channels' outer products (the joint structure, without
+an integration scale) and ``s^2`` its trace, so a grey image repeated in every channel is inpainted as the grey
+one, with the same contrast. Where the channels' gradients are parallel (as at an edge) this is EED
 with the joint gradient magnitude; elsewhere the damping spreads over both eigenvectors of ``J`` (eigenvalues
 ``1 - (1 - g) mu_k / s^2``, all at least ``g``), so ``D`` stays positive definite and smooth in ``u``.
 
@@ -70,9 +71,9 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     True
     """
     cy, cx = central_differences(gaussian(u, sigma))
-    j11 = (cy * cy).sum(1, keepdim=True)
-    j12 = (cy * cx).sum(1, keepdim=True)
-    j22 = (cx * cx).sum(1, keepdim=True)
+    j11 = (cy * cy).mean(1, keepdim=True)
+    j12 = (cy * cx).mean(1, keepdim=True)
+    j22 = (cx * cx).mean(1, keepdim=True)
     lam2 = lam2.view(-1, 1, 1, 1)
     r = (j11 + j22).div_(lam2).add_(1).sqrt_()
     h = (r + 1).mul_(r).mul_(lam2).reciprocal_()       # (1 - g) / s^2 = 1 / (lambda^2 r (r + 1)), r = 1 / g
