@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .colour import from_luma_chroma
-from .entropy import RangeReader, decode_mask, decode_values, value_contexts
+from .entropy import RangeReader, decode_mask, decode_values
 from .format import MAX_PIXELS, OPERATORS, VALUE_UNIT, CodecError, Header, read_header
 
 __all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct"]
@@ -120,7 +120,6 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     reader = RangeReader(payload)
     gh, gw = header.grid
     cy, cx = decode_mask(reader, gh, gw, header.known)
-    ctx = value_contexts(cy, cx, gh * gw)
-    idx = [decode_values(reader, header.q[c], ctx) for c in range(header.channels)]
+    idx = [decode_values(reader, header.q[c], header.known) for c in range(header.channels)]
     s = header.lattice
     return reconstruct(header, cy * s, cx * s, idx)

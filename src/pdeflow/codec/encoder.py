@@ -25,8 +25,9 @@ from .. import ops
 from ..errors import UserInputError
 from .colour import channel_ranges, to_luma_chroma
 from .decoder import level_values, operator_params, reconstruct
-from .entropy import RangeWriter, encode_mask, encode_values, morton_order, value_contexts
+from .entropy import RangeWriter, encode_mask, encode_values, morton_order
 from .format import VALUE_UNIT, Header, write_header
+from .spatial import lattice_mask, lattice_to_pixels
 
 __all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "DEFAULT_LEVELS"]
 
@@ -37,6 +38,10 @@ DEFAULT_LEVELS = {1: (32,), 3: (32, 16, 16)}
 TOL_EXPONENT = 6
 #: Settings of the tonal optimisation inside the encoder (CGLS iterations, its tolerance, the solves').
 TONAL = {"tol": 1e-3, "max_iter": 20, "solve_tol": 1e-3}
+#: Default lattice step of the known pixels (chosen on selection photos, see benchmarks/codec_core.py).
+LATTICE = 1
+#: Default number of densification stages with tonally optimised values.
+TONAL_STAGES = 0
 
 
 @dataclass
@@ -97,27 +102,29 @@ def _range_units(v: np.ndarray, allowed: tuple[float, float]) -> tuple[int, int]
     return lo, max(hi, lo + 1)
 
 
-def code_image(f: torch.Tensor, depth: int, mask: np.ndarray, levels, *, tonal: bool = True,
+def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice: int = 1, tonal: bool = True,
                operator: str = "homogeneous") -> EncodeResult:
-    """Code ``f`` (C, H, W) float64 RGB or grey with the binary ``mask`` (H, W) and ``levels`` per channel."""
+    """Code ``f`` (C, H, W) float64 RGB or grey with the lattice mask ``grid`` (ceil(H/s), ceil(W/s)) of step
+    ``lattice`` and ``levels`` per channel."""
     C, H, W = f.shape
+    s = lattice
     store = to_luma_chroma(f) if C == 3 else f
-    m = torch.from_numpy(mask.astype(np.float64))
     if tonal:
         from ..inpaint.tonal import optimise_tonal
+        m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
         store = optimise_tonal(store, m, **TONAL)
-    y, x = np.nonzero(mask)
-    order = morton_order(y, x)
-    y, x = y[order], x[order]
+    cy, cx = np.nonzero(grid)
+    order = morton_order(cy, cx)
+    cy, cx = cy[order], cx[order]
+    y, x = cy * s, cx * s
     K = len(y)
     header = Header(H, W, C, depth, 0 if C == 1 else 1, 0 if operator == "homogeneous" else 1,
-                    operator_params(operator), TOL_EXPONENT, 1, K)
+                    operator_params(operator), TOL_EXPONENT, s, K)
     alone = RangeWriter()              # the mask's share, for the report (coded again below)
-    encode_mask(alone, mask)
+    encode_mask(alone, grid)
     mask_words = len(alone.words())
     w = RangeWriter()
-    encode_mask(w, mask)
-    ctx = value_contexts(y, x, H * W)
+    encode_mask(w, grid)
     idx = []
     vals = store[:, torch.from_numpy(y), torch.from_numpy(x)].numpy()
     for c, allowed in enumerate(channel_ranges(C)):
@@ -127,14 +134,12 @@ def code_image(f: torch.Tensor, depth: int, mask: np.ndarray, levels, *, tonal: 
         i = np.clip(np.rint((vals[c] - lo / VALUE_UNIT) / step), 0, q - 1).astype(np.int64)
         # the nearest level by the decoder's own formula (rint's choice can miss it by round-off)
         lv = level_values(i, q, lo, hi)
-        up = np.minimum(i + 1, q - 1)
-        dn = np.maximum(i - 1, 0)
-        for j in (up, dn):
+        for j in (np.minimum(i + 1, q - 1), np.maximum(i - 1, 0)):
             better = np.abs(level_values(j, q, lo, hi) - vals[c]) < np.abs(lv - vals[c])
             i = np.where(better, j, i)
             lv = level_values(i, q, lo, hi)
         header.q.append(q), header.lo.append(lo), header.hi.append(hi)
-        encode_values(w, i, q, ctx)
+        encode_values(w, i, q)
         idx.append(i)
     payload = w.words()
     data = write_header(header, payload)
@@ -142,10 +147,12 @@ def code_image(f: torch.Tensor, depth: int, mask: np.ndarray, levels, *, tonal: 
     return EncodeResult(data, K, mask_words, len(payload) - mask_words, rec)
 
 
-def _mask(f: torch.Tensor, K: int) -> np.ndarray:
-    from ..inpaint import densify_mask
-    H, W = f.shape[1:]
-    return densify_mask(f, K / (H * W)).reshape(H, W).numpy() > 0.5
+def _mask(f: torch.Tensor, K: int, s: int, method: str, tonal_stages: int) -> np.ndarray:
+    if method == "densify" and s == 1:
+        from ..inpaint import densify_mask
+        H, W = f.shape[1:]
+        return densify_mask(f, K / (H * W)).reshape(H, W).numpy() > 0.5
+    return lattice_mask(f, K, s, tonal_stages=tonal_stages)
 
 
 def _levels(levels, C: int, who: str):
@@ -157,7 +164,8 @@ def _levels(levels, C: int, who: str):
     return lv
 
 
-def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, tonal: bool = True,
+def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, lattice: int | None = None,
+           tonal: bool = True, mask_method: str = "lattice", tonal_stages: int | None = None,
            full_output: bool = False):
     """Compress an image by sparse inpainting: a few pixels, their optimised values, and the inpainting.
 
@@ -173,8 +181,16 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     levels : int or sequence of int, optional
         Quantisation levels of the stored values (per channel of the luma-chroma transform for colour).
         Default :data:`DEFAULT_LEVELS`.
+    lattice : int, optional
+        Step of the lattice the known pixels lie on (1: any pixel). Default :data:`LATTICE`.
     tonal : bool, optional
         Optimise the stored values (default True) instead of storing the image's own.
+    mask_method : {'lattice', 'densify'}, optional
+        The mask: :func:`~pdeflow.codec.spatial.lattice_mask` (default) or, with ``lattice=1``,
+        :func:`~pdeflow.inpaint.densify_mask`.
+    tonal_stages : int, optional
+        Densification stages that measure the error of the tonally optimised inpainting (default
+        :data:`TONAL_STAGES`; 0: the image's own values).
     full_output : bool, optional
         Return an :class:`EncodeResult` instead of the bytes.
 
@@ -198,39 +214,47 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     lv = _levels(levels, C, who)
     if not isinstance(tonal, bool):
         raise UserInputError(f"{who}: tonal must be True or False, got {tonal!r}")
-    N = H * W
-    small = code_image(f, depth, _single(H, W), lv, tonal=False)
+    s = LATTICE if lattice is None else lattice
+    if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 16:
+        raise UserInputError(f"{who}: lattice must be an int in [1, 16], got {lattice!r}")
+    s = min(s, H, W)
+    if mask_method not in ("lattice", "densify") or (mask_method == "densify" and s != 1):
+        raise UserInputError(f"{who}: mask_method must be 'lattice' or, with lattice=1, 'densify'; got "
+                             f"{mask_method!r}")
+    ts = TONAL_STAGES if tonal_stages is None else tonal_stages
+    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
+        raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
+    ts = ts if tonal else 0
+    gh, gw = -(-H // s), -(-W // s)
+    N = gh * gw
+    single = np.zeros((gh, gw), bool)
+    single[gh // 2, gw // 2] = True
+    small = code_image(f, depth, single, lv, lattice=s, tonal=False)
     overhead = len(small.data) - 2   # header and the smallest payload, about
     if len(small.data) > budget:
         raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image: the smallest "
                              f"file has {len(small.data)} bytes")
     # secant steps on the cost per known pixel, with the image's own values (cheap)
     K = max(1, min(N, int((budget - overhead) * 8 / (12 * C ** 0.5))))
-    best = None
+    best = 0
     for _ in range(6):
-        r = code_image(f, depth, _mask(f, K), lv, tonal=False)
+        r = code_image(f, depth, _mask(f, K, s, mask_method, 0), lv, lattice=s, tonal=False)
         per = max(len(r.data) - overhead, 1) / K
-        if len(r.data) <= budget and (best is None or K > best):
-            best = K
+        if len(r.data) <= budget:
+            best = max(best, K)
         K_new = max(1, min(N, int((budget - overhead) / per * 0.99)))
         if abs(K_new - K) <= max(2, K // 100):
             break
         K = K_new
-    K = best if best is not None and best > K_new else K_new
+    K = max(best, min(K, K_new))
     result = small
     for _ in range(8):
-        r = code_image(f, depth, _mask(f, K), lv, tonal=tonal)
+        r = code_image(f, depth, _mask(f, K, s, mask_method, ts), lv, lattice=s, tonal=tonal)
         if len(r.data) <= budget:
             result = r
             break
         K = max(1, int(K * (budget - overhead) / max(len(r.data) - overhead, 1) * 0.99))
     return result if full_output else result.data
-
-
-def _single(H: int, W: int) -> np.ndarray:
-    m = np.zeros((H, W), bool)
-    m[H // 2, W // 2] = True
-    return m
 
 
 def _budget(bpp, size, N: int, who: str) -> int:
