@@ -19,8 +19,8 @@ with the joint gradient magnitude; elsewhere the damping spreads over both eigen
 
 The contrast is relative: ``lambda = contrast * (max - min)`` of the image's known values, so the result follows
 an affine change of the intensities (``eed_inpaint(a f + c) = a eed_inpaint(f) + c``) and the default fits images
-in any range. The defaults of ``contrast`` and ``sigma`` were chosen on selection photos at 5 % masks
-(``experiments/inpaint_eed_select.py``; the held-out photos were not used).
+in any range. The defaults of ``contrast`` and ``sigma`` are those of the best mean PSNR on selection photos
+(never the held-out ones) at 5 % masks densified for EED.
 
 The discretisation and the solver are those of :mod:`~pdeflow.inpaint.operators.tensor_diffusion` (positive
 definite on the unknowns, commutes with rotations by 90 degrees and flips; lagged diffusivity, each step a
@@ -48,12 +48,13 @@ from .tensor_diffusion import (
 
 __all__ = ["eed_inpaint", "solve_unchecked", "eed_tensor", "CONTRAST", "SIGMA"]
 
+# chosen by experiments/inpaint_eed_select.py (selection photos only)
 #: Default contrast, relative to the range of the known values.
 CONTRAST = 0.02
 #: Default presmoothing (pixels).
 SIGMA = 1.0
 #: Relative residual of each lagged-diffusivity step's CG solve, and its iteration cap.
-INNER_RTOL = 0.1
+INNER_RTOL = 0.3
 INNER_MAX_ITER = 50
 
 

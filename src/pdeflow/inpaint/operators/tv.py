@@ -55,7 +55,7 @@ __all__ = ["tv_inpaint", "solve_unchecked", "tv_energy", "EPS"]
 #: Default smoothing of the TV, relative to the range of the known values.
 EPS = 1e-2
 #: Relative residual of each lagged-diffusivity step's CG solve, and its iteration cap.
-INNER_RTOL = 0.1
+INNER_RTOL = 0.3
 INNER_MAX_ITER = 50
 
 
