@@ -25,6 +25,7 @@ codec changed.
 
     python benchmarks/codec_rd.py --out benchmarks/results/codec_rd --overwrite
     python benchmarks/codec_rd.py --codecs pdeflow --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
+    python benchmarks/codec_rd.py --codecs --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
     python benchmarks/codec_rd.py --smoke
 """
 from __future__ import annotations
@@ -106,14 +107,16 @@ def main(argv=None) -> int:
     ap.add_argument("--n-512", type=int, default=3, help="photographs also at 512 px (default 3)")
     ap.add_argument("--smooth", type=int, default=8, help="synthetic piecewise-smooth scenes (default 8)")
     ap.add_argument("--cartoon-lam", type=float, default=0.05, help="ROF weight of the cartoons (default 0.05)")
-    ap.add_argument("--codecs", nargs="+", choices=tuple(ev.CODECS), default=list(ev.CODECS),
-                    help="codecs to run (default all)")
+    ap.add_argument("--codecs", nargs="*", choices=tuple(ev.CODECS), default=list(ev.CODECS),
+                    help="codecs to run (default all; none, with --reuse: only rewrite the tables and figures)")
     ap.add_argument("--reuse", default=None, metavar="DIR",
                     help="take the other codecs' rows from DIR/codec_rd.json and DIR/codec_rd_colour.json")
     ap.add_argument("--no-colour", dest="colour", action="store_false", help="skip the colour part")
     ap.add_argument("--smoke", action="store_true", help="tiny images, one per set, two rates (seconds)")
     add_output_args(ap, "codec_rd", what="codec_rd.md/.json/.png, codec_rd_colour.md/.json/.png")
     args = ap.parse_args(argv)
+    if not args.codecs and args.reuse is None:
+        ap.error("--codecs: give at least one, or --reuse DIR to rewrite its tables and figures")
     photos = args.photos.is_dir()
     if not photos and not args.smoke:
         ap.error(f"--photos: {args.photos} is not a folder (run `make photos`)")

@@ -158,8 +158,6 @@ def test_the_image_sets(tmp_path):
 
 
 def test_the_real_codec_is_evaluated_within_its_budget():
-    if ev.CODECS["pdeflow"].check() is not None:
-        pytest.skip("pdeflow.codec.encode does not exist yet")
     u = ev.smooth_set(1, size=64, seed=2)
     res = ev.evaluate({"s": u}, rates=[1.0], codecs=["pdeflow"])
     row, = res["rows"]

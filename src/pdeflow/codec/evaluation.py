@@ -41,6 +41,7 @@ from .. import io as pio
 from ..errors import UserInputError
 from ..metrics import psnr, ssim
 from ..reporting import Report, jsonable, md_table
+from . import decode, encode
 
 __all__ = ["Codec", "CODECS", "ANCHORS", "RATES", "get_codec", "budget_bytes", "fit_budget", "bd_rate",
            "evaluate", "summary", "tables", "report", "rd_figure", "photo_set", "builtin_set", "smooth_set", "square"]
@@ -247,31 +248,14 @@ AVIF_SPEED, JXL_EFFORT = 4, 7
 _J2K_RATIOS = _geometric(4000.0, 2.0, 1 / 1.02)
 
 
-def _pdeflow_codec():
-    try:
-        return importlib.import_module("pdeflow.codec")
-    except ImportError:       # pragma: no cover - the package is this module's own
-        return None
-
-
-def _pdeflow_check():
-    mod = _pdeflow_codec()
-    return None if mod is not None and hasattr(mod, "encode") else "pdeflow.codec.encode is not available"
-
-
 def _pdeflow_fit(image, budgets):
-    mod = _pdeflow_codec()
     out = []
     for b in budgets:
         try:
-            out.append((mod.encode(image, size=b), None, None))
-        except UserInputError as exc:     # CodecError: this budget is too small for this image
+            out.append((encode(image, size=b), None, None))
+        except UserInputError as exc:     # this budget is too small for this image
             out.append((None, None, " ".join(str(exc).split())))
     return out
-
-
-def _pdeflow_decode(data, channels):
-    return _pdeflow_codec().decode(data)
 
 
 def _pdeflow_about():
@@ -282,7 +266,7 @@ def _pdeflow_about():
 
 #: The codecs by name: pdeflow's and the baselines.
 CODECS: dict[str, Codec] = {
-    "pdeflow": Codec("pdeflow", "pdeflow", _pdeflow_fit, _pdeflow_decode, _pdeflow_about, _pdeflow_check),
+    "pdeflow": Codec("pdeflow", "pdeflow", _pdeflow_fit, lambda data, channels: decode(data), _pdeflow_about),
     "jpeg": Codec("jpeg", "JPEG", _pillow_fit("JPEG", "quality", range(1, 101), optimize=True),
                   _pillow_decode, _pillow_about("libjpeg-turbo", "libjpeg_turbo", "baseline, optimize=True, quality "
                                                 "searched in 1-100, 4:2:0 chroma for colour")),
@@ -648,8 +632,8 @@ def _failures(res: dict) -> list[str]:
 
 
 def rd_figure(res: dict, summ: dict | None = None):
-    """PSNR and SSIM against the mean achieved bpp, one row of two panels per set; a hollow marker where
-    the mean is over fewer than all the set's images (some did not fit)."""
+    """PSNR and SSIM against the mean achieved bpp, one row of two panels per set: lines join the means over
+    every image of the set; a hollow marker, not joined, is a mean over fewer images (some did not fit)."""
     summ = summary(res) if summ is None else summ
     sets = list(res["sets"])
     fig = viz.figure(10, 3.4 * len(sets))
@@ -663,11 +647,12 @@ def rd_figure(res: dict, summ: dict | None = None):
                 pts = [p for p in pts if p[key] is not None]
                 if not pts:
                     continue
-                line, = ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "-", label=info["label"],
+                full = [p for p in pts if p["n"] == n]       # the line joins the means over every image
+                line, = ax.plot([p["bpp"] for p in full], [p[key] for p in full], "o-", label=info["label"], ms=4,
                                 lw=2.2 if c == "pdeflow" else 1.2)
-                for p in pts:
-                    ax.plot(p["bpp"], p[key], "o", color=line.get_color(), ms=4,
-                            mfc=line.get_color() if p["n"] == n else "white")
+                part = [p for p in pts if p["n"] < n]
+                ax.plot([p["bpp"] for p in part], [p[key] for p in part], "o", color=line.get_color(), ms=4,
+                        mfc="white")
             ax.set_xlabel("bits per pixel")
             ax.set_ylabel(what)
             ax.set_title(_set_title(s, res["sets"][s]), fontsize=9)
