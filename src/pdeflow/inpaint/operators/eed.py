@@ -50,9 +50,9 @@ __all__ = ["eed_inpaint", "solve_unchecked", "eed_tensor", "CONTRAST", "SIGMA"]
 
 # chosen by experiments/inpaint_eed_select.py (selection photos only)
 #: Default contrast, relative to the range of the known values.
-CONTRAST = 0.02
+CONTRAST = 0.01
 #: Default presmoothing (pixels).
-SIGMA = 1.0
+SIGMA = 1.5
 #: Relative residual of each lagged-diffusivity step's CG solve, and its iteration cap.
 INNER_RTOL = 0.3
 INNER_MAX_ITER = 50
@@ -153,13 +153,14 @@ def eed_inpaint(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
     Examples
     --------
     >>> import torch
+    >>> from pdeflow.inpaint import diffuse
     >>> from pdeflow.inpaint.operators.eed import eed_inpaint
     >>> f = torch.zeros(16, 16, dtype=torch.float64)
-    >>> f[:, 8:] = 1.0                               # a vertical edge
+    >>> f[:, 8:] = 1.0                                   # a vertical edge
     >>> mask = torch.zeros(16, 16)
-    >>> mask[::5, ::5] = mask[::5, 7::5] = 1          # sparse columns on both sides
-    >>> u = eed_inpaint(f, mask, tol=1e-6)
-    >>> bool((u[:, :7] < 0.1).all()), bool((u[:, 9:] > 0.9).all())
+    >>> mask[::5, 0] = mask[::5, 7] = mask[::5, 8] = mask[::5, 15] = 1     # on every fifth row
+    >>> err = lambda u: float((u - f).abs().max())
+    >>> err(eed_inpaint(f, mask, tol=1e-6)) < 0.15, err(diffuse(f, mask)) > 0.35    # EED keeps the edge
     (True, True)
     """
     who = "eed_inpaint"

@@ -182,8 +182,8 @@ def gaussian(u: torch.Tensor, sigma: float) -> torch.Tensor:
     --------
     >>> import torch
     >>> from pdeflow.inpaint.operators.tensor_diffusion import gaussian
-    >>> u = torch.zeros(9, 9, dtype=torch.float64)
-    >>> u[4, 4] = 1.0
+    >>> u = torch.zeros(15, 15, dtype=torch.float64)
+    >>> u[7, 7] = 1.0                                   # far enough from the boundary
     >>> round(float(gaussian(u, 1.0).sum()), 6)
     1.0
     """
