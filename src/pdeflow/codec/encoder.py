@@ -27,7 +27,7 @@ from .colour import channel_ranges, to_luma_chroma
 from .decoder import level_values, operator_params, reconstruct
 from .entropy import RangeWriter, encode_mask, encode_values, morton_order
 from .format import VALUE_UNIT, Header, write_header
-from .spatial import lattice_mask, lattice_to_pixels
+from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
 __all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "DEFAULT_LEVELS"]
 
@@ -58,6 +58,8 @@ class EncodeResult:
         The payload's share of the mask and of the values (bytes; the range coder's words are shared).
     reconstruction : Tensor
         What :func:`~pdeflow.codec.decode` returns for ``data``.
+    values : Tensor
+        The stored channels before quantisation (C, H, W) float64: the optimised values on the mask.
     """
 
     data: bytes
@@ -65,6 +67,7 @@ class EncodeResult:
     mask_bytes: float
     value_bytes: float
     reconstruction: torch.Tensor
+    values: torch.Tensor
 
 
 def prepare_image(image, who: str = "encode") -> tuple[torch.Tensor, int]:
@@ -103,7 +106,7 @@ def _range_units(v: np.ndarray, allowed: tuple[float, float]) -> tuple[int, int]
 
 
 def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice: int = 1, tonal: bool = True,
-               operator: str = "homogeneous") -> EncodeResult:
+               operator: str = "homogeneous", values0=None, reconstruct_image: bool = True) -> EncodeResult:
     """Code ``f`` (C, H, W) float64 RGB or grey with the lattice mask ``grid`` (ceil(H/s), ceil(W/s)) of step
     ``lattice`` and ``levels`` per channel."""
     C, H, W = f.shape
@@ -112,7 +115,8 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     if tonal:
         from ..inpaint.tonal import optimise_tonal
         m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
-        store = optimise_tonal(store, m, **TONAL)
+        start = None if values0 is None else torch.where(m > 0, values0, store)
+        store = optimise_tonal(store, m, values0=start, **TONAL)
     cy, cx = np.nonzero(grid)
     order = morton_order(cy, cx)
     cy, cx = cy[order], cx[order]
@@ -143,16 +147,8 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
         idx.append(i)
     payload = w.words()
     data = write_header(header, payload)
-    rec = reconstruct(header, y, x, idx)
-    return EncodeResult(data, K, mask_words, len(payload) - mask_words, rec)
-
-
-def _mask(f: torch.Tensor, K: int, s: int, method: str, tonal_stages: int) -> np.ndarray:
-    if method == "densify" and s == 1:
-        from ..inpaint import densify_mask
-        H, W = f.shape[1:]
-        return densify_mask(f, K / (H * W)).reshape(H, W).numpy() > 0.5
-    return lattice_mask(f, K, s, tonal_stages=tonal_stages)
+    rec = reconstruct(header, y, x, idx) if reconstruct_image else None
+    return EncodeResult(data, K, mask_words, len(payload) - mask_words, rec, store)
 
 
 def _levels(levels, C: int, who: str):
@@ -165,7 +161,7 @@ def _levels(levels, C: int, who: str):
 
 
 def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, lattice: int | None = None,
-           tonal: bool = True, mask_method: str = "lattice", tonal_stages: int | None = None,
+           tonal: bool = True, tonal_stages: int | None = None,
            full_output: bool = False):
     """Compress an image by sparse inpainting: a few pixels, their optimised values, and the inpainting.
 
@@ -185,9 +181,6 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         Step of the lattice the known pixels lie on (1: any pixel). Default :data:`LATTICE`.
     tonal : bool, optional
         Optimise the stored values (default True) instead of storing the image's own.
-    mask_method : {'lattice', 'densify'}, optional
-        The mask: :func:`~pdeflow.codec.spatial.lattice_mask` (default) or, with ``lattice=1``,
-        :func:`~pdeflow.inpaint.densify_mask`.
     tonal_stages : int, optional
         Densification stages that measure the error of the tonally optimised inpainting (default
         :data:`TONAL_STAGES`; 0: the image's own values).
@@ -218,9 +211,6 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 16:
         raise UserInputError(f"{who}: lattice must be an int in [1, 16], got {lattice!r}")
     s = min(s, H, W)
-    if mask_method not in ("lattice", "densify") or (mask_method == "densify" and s != 1):
-        raise UserInputError(f"{who}: mask_method must be 'lattice' or, with lattice=1, 'densify'; got "
-                             f"{mask_method!r}")
     ts = TONAL_STAGES if tonal_stages is None else tonal_stages
     if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
         raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
@@ -230,31 +220,51 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     single = np.zeros((gh, gw), bool)
     single[gh // 2, gw // 2] = True
     small = code_image(f, depth, single, lv, lattice=s, tonal=False)
-    overhead = len(small.data) - 2   # header and the smallest payload, about
     if len(small.data) > budget:
         raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image: the smallest "
                              f"file has {len(small.data)} bytes")
-    # secant steps on the cost per known pixel, with the image's own values (cheap)
-    K = max(1, min(N, int((budget - overhead) * 8 / (12 * C ** 0.5))))
-    best = 0
+    overhead = len(small.data)
+    # one densification a little beyond the budget's estimate; its prefixes are the masks of fewer points
+    K_hi = min(N, int(1.3 * _estimate(budget - overhead, N, C)) + 8)
+    grid, rank = lattice_mask(f, K_hi, s, tonal_stages=ts)
+    K_hi = int(grid.sum())
+
+    def fits(k, tonal_values, values0=None):
+        return code_image(f, depth, prefix_mask(rank, k), lv, lattice=s, tonal=tonal_values, values0=values0)
+
+    # the largest prefix that fits with the image's own values (no solve: sizes only)
+    lo, hi = 1, K_hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(code_image(f, depth, prefix_mask(rank, mid), lv, lattice=s, tonal=False,
+                          reconstruct_image=False).data) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    K = lo
+    result, values0 = small, None
     for _ in range(6):
-        r = code_image(f, depth, _mask(f, K, s, mask_method, 0), lv, lattice=s, tonal=False)
-        per = max(len(r.data) - overhead, 1) / K
-        if len(r.data) <= budget:
-            best = max(best, K)
-        K_new = max(1, min(N, int((budget - overhead) / per * 0.99)))
-        if abs(K_new - K) <= max(2, K // 100):
-            break
-        K = K_new
-    K = max(best, min(K, K_new))
-    result = small
-    for _ in range(8):
-        r = code_image(f, depth, _mask(f, K, s, mask_method, ts), lv, lattice=s, tonal=tonal)
+        r = fits(K, tonal, values0)
+        values0 = r.values
         if len(r.data) <= budget:
             result = r
             break
-        K = max(1, int(K * (budget - overhead) / max(len(r.data) - overhead, 1) * 0.99))
+        K = max(1, int(K * (budget - overhead) / max(len(r.data) - overhead, 1)) - 1)
     return result if full_output else result.data
+
+
+def _estimate(payload: int, N: int, C: int) -> int:
+    """Known pixels whose coded size is about ``payload`` bytes: positions at the uniform code's cost and
+    about four bits per stored value."""
+    lo, hi = 1, N
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        bits = (math.lgamma(N + 1) - math.lgamma(mid + 1) - math.lgamma(N - mid + 1)) / math.log(2) + 4 * C * mid
+        if bits <= 8 * payload:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _budget(bpp, size, N: int, who: str) -> int:

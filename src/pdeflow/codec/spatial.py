@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["lattice_mask", "lattice_to_pixels"]
+__all__ = ["lattice_mask", "lattice_to_pixels", "prefix_mask"]
 
 
 def lattice_to_pixels(grid: np.ndarray, s: int, H: int, W: int) -> np.ndarray:
@@ -42,12 +42,14 @@ def _cell_scores(e: torch.Tensor, s: int, gh: int, gw: int) -> torch.Tensor:
 
 
 def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: float = 0.3, sigma: float = 0.7,
-                 tonal_stages: int = 0, tol: float = 1e-3) -> np.ndarray:
-    """A lattice mask (gh, gw) bool with ``K`` known points for ``f`` (C, H, W) float64 in [0, 1].
+                 tonal_stages: int = 0, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """A lattice mask (gh, gw) bool with ``K`` known points for ``f`` (C, H, W) float64 in [0, 1], and the
+    rank (gh, gw) int64 of each point in the order they were added (the start mask first, then each stage's
+    points, largest error first; cells not in the mask rank last): the ``k`` points of smallest rank are a
+    mask of ``k`` points, as a densification stopped there would have grown it, nearly.
 
-    ``store`` is the image in the channels that will be stored (for the tonal stages); with one shared mask
-    the error is summed over channels."""
-    from ..inpaint import analytic_mask, diffuse
+    With one shared mask the error is summed over channels."""
+    from ..inpaint import analytic_mask, analytic_sigma, diffuse
     from ..inpaint.masks.blur import gaussian_blur, max3x3
     from ..inpaint.tonal import optimise_tonal
 
@@ -55,11 +57,14 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
     gh, gw = -(-H // s), -(-W // s)
     K = max(1, min(K, gh * gw))
     k0 = max(1, round(start * K))
-    m0 = analytic_mask(f, k0 / (H * W)).reshape(H, W) > 0.5
+    m0 = analytic_mask(f, k0 / (H * W), sigma=analytic_sigma(K / (H * W))).reshape(H, W) > 0.5
     y, x = np.nonzero(m0.numpy())
     grid = np.zeros((gh, gw), bool)
     grid[np.minimum(np.rint(y / s).astype(np.int64), gh - 1), np.minimum(np.rint(x / s).astype(np.int64), gw - 1)] = True
     k0 = int(grid.sum())
+    rank = np.full(gh * gw, gh * gw, np.int64)
+    rank[np.flatnonzero(grid)] = 0
+    placed = k0
     u = None
     for st in range(1, stages + 1):
         add = round(k0 * (K / k0) ** (st / stages)) - int(grid.sum())
@@ -84,6 +89,17 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
             rest = flat.masked_fill(~free.flatten() | peak.flatten(), -math.inf)
             pick = torch.cat([cand, rest.topk(min(add - cand.numel(), int(free.sum()) - cand.numel())).indices])
         g = grid.reshape(-1)
-        g[pick.numpy()] = True
+        pick = pick.numpy()
+        g[pick] = True
+        rank[pick] = placed + np.arange(len(pick))
+        placed += len(pick)
         grid = g.reshape(gh, gw)
-    return grid
+    return grid, rank.reshape(gh, gw)
+
+
+def prefix_mask(rank: np.ndarray, k: int) -> np.ndarray:
+    """The mask of the ``k`` points of smallest rank (:func:`lattice_mask`)."""
+    flat = rank.reshape(-1)
+    keep = np.zeros(flat.shape, bool)
+    keep[np.argsort(flat, kind="stable")[:k]] = True
+    return keep.reshape(rank.shape)

@@ -168,7 +168,8 @@ def _check_levels(levels, f4: torch.Tensor, who: str):
 
 @auto_threads
 def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: float = 1e-3, max_iter: int = 100,
-                   solve_tol: float = 1e-6, rounds: int = ROUNDS, full_output: bool = False):
+                   solve_tol: float = 1e-6, rounds: int = ROUNDS, values0: torch.Tensor | None = None,
+                   full_output: bool = False):
     """The values to store on ``mask`` whose homogeneous diffusion inpainting is closest to ``f``.
 
     Minimises ``||diffuse(g, mask) - f||^2`` over the values ``g`` on the mask (least squares by CGLS, see
@@ -194,6 +195,9 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
     rounds : int >= 1, optional
         With ``levels``: the rounds that fix half of the free values each (nearest to a level first) and
         re-optimise the others; 1 rounds the optimum at once.
+    values0 : Tensor, optional
+        Start values (shape of ``f``; those on the mask are used), e.g. the optimum for a nearby mask.
+        Default: ``f``.
     full_output : bool, optional
         Return a :class:`TonalResult`.
 
@@ -240,7 +244,14 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
         f4 = f4.detach()
         op = _Map(m, f4.shape, float(solve_tol))
         known = m.expand(f4.shape) > 0
-        g = torch.where(known, f4, torch.zeros_like(f4))
+        start = f4
+        if values0 is not None:
+            if not isinstance(values0, torch.Tensor) or values0.shape != f.shape:
+                raise UserInputError(f"{who}: values0 must be a tensor of the shape of f {tuple(f.shape)}")
+            start = values0.detach().to(f4).reshape(f4.shape)
+            if not bool(torch.isfinite(start[known]).all()):
+                raise UserInputError(f"{who}: values0 has NaN or infinite values on the mask")
+        g = torch.where(known, start, torch.zeros_like(f4))
         g, u, iters = _cgls(op, f4, g, m.expand(f4.shape), float(tol), int(max_iter))
         if lv is not None:
             g, u, more = _quantised(op, f4, g, known, lv, float(tol), int(max_iter), int(rounds))

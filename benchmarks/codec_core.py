@@ -1,0 +1,298 @@
+"""The codec's core: tonal optimisation, the mask code, speed and memory, and the decoder against damaged files.
+
+Maintained. It measures what issue 64 asks of the codec's core (pdeflow.codec, pdeflow.inpaint.tonal) and
+runs at a smoke size in the test suite (``--smoke``).
+
+Parts (``--parts``, default all):
+
+* ``tonal``: held-out photos (``--folder``, default ``.data/photos/mate-nature``), grey centre crops of
+  ``--crop`` px; for each density of ``--densities`` a mask by ``densify_mask``; PSNR of homogeneous diffusion
+  inpainting from the image's own values, from the optimised values (``optimise_tonal``, unquantised), and from
+  optimised values on the coded levels (``q`` of ``--levels`` equally spaced on the range the optimum spans):
+  rounded, and quantisation-aware (``optimise_tonal(levels=...)``). Gain = tonal - original; loss =
+  unquantised - quantised.
+* ``rate``: the same crops encoded at each of ``--rates`` bpp (``pdeflow.codec.encode``): PSNR, known pixels,
+  the mask code's bits per known pixel against the uniform code ``log2 binom(N, K) / K`` (``N = H W``; and
+  against the uniform code on the lattice's points, ``N / s^2``), the values' bits per known pixel.
+* ``speed``: encode and decode at 0.1 bpp of the first photo resized to each of ``--sizes`` (256 px, 1 Mpx,
+  4K), each in a fresh single-threaded process: CPU time and peak resident memory.
+* ``fuzz``: ``--fuzz`` damaged files made from encoded crops (truncations, bit flips, random bytes, random
+  bytes after a valid magic, and crafted files: a valid header and CRC over a random payload) decoded one by
+  one: refusals (CodecError), crafted files that decode to an image, crashes (any other exception), hangs
+  (a decode over ``--hang`` seconds), the slowest decode, and the peak memory of the fuzzing process above
+  its level after one valid decode.
+
+Held-out photos are only measured here; the codec's settings were chosen on the selection photos
+(``.data/photos/opencv``, ``.data/photos/lomiri``).
+
+    OMP_NUM_THREADS=1 python benchmarks/codec_core.py --out benchmarks/results/codec_core --overwrite
+    OMP_NUM_THREADS=1 python benchmarks/codec_core.py --smoke --out /tmp/cc
+
+Writes ``<part>.json`` and ``<part>.md`` for each part, ``command.txt`` and ``log.txt``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from _results import add_output_args, open_out, run_child, write_file  # benchmarks/_results.py
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def _torch():
+    import torch
+    torch.set_num_threads(1)
+    return torch
+
+
+def _photos(folder: Path, n: int):
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return files[:n]
+
+
+def _crop(path: Path, size: int):
+    from pdeflow.io import read_image
+    im = read_image(path, grey=True)[0].double()
+    H, W = im.shape
+    s = min(size, H, W)
+    return im[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s].contiguous()
+
+
+def _psnr(u, f) -> float:
+    mse = float((u.double().clamp(0, 1) - f).square().mean())
+    return 10 * math.log10(1 / max(mse, 1e-20))
+
+
+def _md(rows, cols) -> str:
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    return head + "".join("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |\n" for r in rows)
+
+
+def part_tonal(args, out: Path):
+    torch = _torch()
+    from pdeflow.inpaint import densify_mask, diffuse
+    from pdeflow.inpaint.tonal import optimise_tonal, quantise_levels
+    rows = []
+    for path in _photos(args.folder, args.photos):
+        f = _crop(path, args.crop)
+        for d in args.densities:
+            m = densify_mask(f, d)
+            base = _psnr(diffuse(f, m), f)
+            t = time.process_time()
+            g = optimise_tonal(f, m)
+            t_tonal = time.process_time() - t
+            opt = _psnr(diffuse(g, m), f)
+            on = g[m > 0]
+            row = {"photo": path.stem, "density": d, "original": round(base, 2), "tonal": round(opt, 2),
+                   "gain": round(opt - base, 2), "tonal_cpu_s": round(t_tonal, 2)}
+            for q in args.levels:
+                levels = torch.linspace(float(on.min()), float(on.max()), q, dtype=f.dtype)
+                rounded = torch.where(m > 0, quantise_levels(g, levels), g)
+                aware = optimise_tonal(f, m, levels=levels)
+                row[f"q{q}_rounded"] = round(_psnr(diffuse(rounded, m), f), 2)
+                row[f"q{q}_aware"] = round(_psnr(diffuse(aware, m), f), 2)
+                row[f"q{q}_loss"] = round(opt - max(row[f"q{q}_rounded"], row[f"q{q}_aware"]), 2)
+            rows.append(row)
+            print(row, flush=True)
+    summary = []
+    for d in args.densities:
+        sel = [r for r in rows if r["density"] == d]
+        s = {"density": d, "photos": len(sel), "mean_gain_dB": round(sum(r["gain"] for r in sel) / len(sel), 2),
+             "min_gain_dB": round(min(r["gain"] for r in sel), 2)}
+        for q in args.levels:
+            s[f"q{q}_mean_loss_dB"] = round(sum(r[f"q{q}_loss"] for r in sel) / len(sel), 2)
+            s[f"q{q}_aware_minus_rounded_dB"] = round(
+                sum(r[f"q{q}_aware"] - r[f"q{q}_rounded"] for r in sel) / len(sel), 3)
+        summary.append(s)
+    write_file(out / "tonal.json", json.dumps({"rows": rows, "summary": summary}, indent=1))
+    write_file(out / "tonal.md", "## Tonal gain and quantisation loss per density\n\n" + _md(summary, list(summary[0]))
+               + "\n### Per photo\n\n" + _md(rows, list(rows[0])))
+
+
+def _lbinom(n: int, k: int) -> float:
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(2)
+
+
+def part_rate(args, out: Path):
+    _torch()
+    from pdeflow.codec import encode
+    from pdeflow.codec.format import read_header
+    rows = []
+    for path in _photos(args.folder, args.photos):
+        f = _crop(path, args.crop)
+        N = f.numel()
+        for bpp in args.rates:
+            t = time.process_time()
+            r = encode(f, bpp=bpp, full_output=True)
+            cpu = time.process_time() - t
+            h = read_header(r.data)[0]
+            gh, gw = h.grid
+            K = r.known
+            rows.append({"photo": path.stem, "bpp": bpp, "bytes": len(r.data), "psnr": round(_psnr(r.reconstruction[0], f), 2),
+                         "known": K, "lattice": h.lattice,
+                         "mask_bits_per_known": round(8 * r.mask_bytes / K, 3),
+                         "uniform_bits_per_known": round(_lbinom(N, K) / K, 3),
+                         "uniform_lattice_bits_per_known": round(_lbinom(gh * gw, K) / K, 3),
+                         "value_bits_per_known": round(8 * r.value_bytes / K, 3), "encode_cpu_s": round(cpu, 1)})
+            print(rows[-1], flush=True)
+    summary = []
+    for bpp in args.rates:
+        sel = [r for r in rows if r["bpp"] == bpp]
+        mb = sum(r["mask_bits_per_known"] for r in sel) / len(sel)
+        ub = sum(r["uniform_bits_per_known"] for r in sel) / len(sel)
+        summary.append({"bpp": bpp, "photos": len(sel), "mean_psnr": round(sum(r["psnr"] for r in sel) / len(sel), 2),
+                        "mean_known": round(sum(r["known"] for r in sel) / len(sel)),
+                        "mask_bits_per_known": round(mb, 2), "uniform_bits_per_known": round(ub, 2),
+                        "mask_saving_vs_uniform_%": round(100 * (1 - mb / ub), 1),
+                        "uniform_lattice_bits_per_known": round(
+                            sum(r["uniform_lattice_bits_per_known"] for r in sel) / len(sel), 2),
+                        "value_bits_per_known": round(sum(r["value_bits_per_known"] for r in sel) / len(sel), 2)})
+    write_file(out / "rate.json", json.dumps({"rows": rows, "summary": summary}, indent=1))
+    write_file(out / "rate.md", "## Rates: PSNR, mask code against the uniform code\n\n" + _md(summary, list(summary[0]))
+               + "\n### Per photo\n\n" + _md(rows, list(rows[0])))
+
+
+def child(argv):
+    """``--child SIZE_H SIZE_W PHOTO BPP``: encode then decode in this process; prints one JSON line."""
+    torch = _torch()
+    H, W, photo, bpp = int(argv[0]), int(argv[1]), Path(argv[2]), float(argv[3])
+    from pdeflow.codec import decode, encode
+    from pdeflow.io import read_image
+    im = read_image(photo, grey=True)[None].double()
+    f = torch.nn.functional.interpolate(im, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
+    f = f[0, 0].clamp(0, 1).contiguous()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.process_time()
+    data = encode(f, bpp=bpp)
+    enc = time.process_time() - t
+    peak_enc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.process_time()
+    u = decode(data)
+    dec = time.process_time() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"H": H, "W": W, "bytes": len(data), "psnr": round(_psnr(u[0], f), 2),
+                      "encode_cpu_s": round(enc, 2), "decode_cpu_s": round(dec, 2),
+                      "rss_before_MB": round(base), "peak_encode_MB": round(peak_enc), "peak_MB": round(peak)}))
+
+
+def part_speed(args, out: Path):
+    photo = _photos(args.folder, 1)[0]
+    rows = []
+    for size in args.sizes:
+        H, W = (int(v) for v in size.split("x"))
+        r = run_child(__file__, [str(H), str(W), str(photo), "0.1"], timeout=3600)
+        r.setdefault("H", H), r.setdefault("W", W)
+        rows.append(r)
+        print(r, flush=True)
+    cols = ["H", "W", "bytes", "psnr", "encode_cpu_s", "decode_cpu_s", "rss_before_MB", "peak_encode_MB", "peak_MB",
+            "error"]
+    write_file(out / "speed.json", json.dumps({"photo": photo.name, "bpp": 0.1, "rows": rows}, indent=1))
+    write_file(out / "speed.md", f"## Encode and decode at 0.1 bpp, one thread ({photo.name} resized)\n\n"
+               + _md(rows, [c for c in cols if any(c in r for r in rows)]))
+
+
+def part_fuzz(args, out: Path):
+    torch = _torch()
+    import numpy as np
+    from pdeflow.codec import CodecError, decode, encode
+    from pdeflow.codec.format import MAGIC
+    rng = np.random.default_rng(0)
+    sources = [encode(_crop(p, args.fuzz_crop), bpp=0.3) for p in _photos(args.folder, 3)]
+    colour = torch.rand(3, args.fuzz_crop, args.fuzz_crop, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(0))
+    sources.append(encode(colour, bpp=2.0))
+    decode(sources[0])
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts = {"files": 0, "refused": 0, "crafted_decoded": 0, "crashes": 0, "hangs": 0}
+    slowest = 0.0
+    crashes = []
+
+    def attempt(bad, kind):
+        nonlocal slowest
+        counts["files"] += 1
+        t = time.perf_counter()
+        try:
+            decode(bad)
+            ok = kind == "crafted"
+            counts["crafted_decoded" if ok else "crashes"] += 1
+            if not ok:
+                crashes.append(f"{kind}: decoded without error")
+        except CodecError as err:
+            counts["refused"] += 1
+            if "\n" in str(err):
+                crashes.append(f"{kind}: multi-line message")
+        except Exception as err:   # a crash: anything but CodecError
+            counts["crashes"] += 1
+            crashes.append(f"{kind}: {type(err).__name__}: {err}")
+        dt = time.perf_counter() - t
+        slowest = max(slowest, dt)
+        if dt > args.hang:
+            counts["hangs"] += 1
+
+    per = max(1, args.fuzz // (5 * len(sources)))
+    for data in sources:
+        for n in np.linspace(0, len(data) - 1, per).astype(int):
+            attempt(data[:n], "truncated")
+        for _ in range(per):
+            b = bytearray(data)
+            for _ in range(int(rng.integers(1, 4))):
+                i = int(rng.integers(len(b)))
+                b[i] ^= 1 << int(rng.integers(8))
+            attempt(bytes(b), "bit flip")
+        for _ in range(per):
+            attempt(rng.bytes(int(rng.integers(0, 400))), "random")
+            attempt(MAGIC + b"\x01" + rng.bytes(int(rng.integers(0, 400))), "random after magic")
+        for _ in range(per):
+            b = bytearray(data)
+            b[30:] = rng.bytes(len(b) - 30)
+            struct.pack_into("<I", b, 5, zlib.crc32(bytes(b[9:])))
+            attempt(bytes(b), "crafted")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res = {**counts, "slowest_decode_s": round(slowest, 3), "hang_limit_s": args.hang,
+           "peak_MB_above_one_valid_decode": round(peak - base, 1), "crash_examples": crashes[:10]}
+    print(res, flush=True)
+    write_file(out / "fuzz.json", json.dumps(res, indent=1))
+    write_file(out / "fuzz.md", "## Fuzzing the decoder\n\n" + _md([res], [k for k in res if k != "crash_examples"]))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_output_args(ap, "codec_core", what="tonal, rate, speed, fuzz (json, md)")
+    ap.add_argument("--parts", nargs="+", default=["tonal", "rate", "speed", "fuzz"],
+                    choices=["tonal", "rate", "speed", "fuzz"])
+    ap.add_argument("--folder", type=Path, default=ROOT / ".data" / "photos" / "mate-nature")
+    ap.add_argument("--photos", type=int, default=12, help="photos of --folder (sorted), at most")
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--densities", type=float, nargs="+", default=[0.02, 0.03, 0.05])
+    ap.add_argument("--levels", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.1, 0.2])
+    ap.add_argument("--sizes", nargs="+", default=["256x256", "1024x1024", "2160x3840"])
+    ap.add_argument("--fuzz", type=int, default=600, help="damaged files, about")
+    ap.add_argument("--fuzz-crop", type=int, default=96)
+    ap.add_argument("--hang", type=float, default=10.0, help="seconds after which a decode counts as a hang")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: seconds")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.photos, args.crop, args.densities, args.levels, args.rates = 1, 48, [0.05], [32], [0.3]
+        args.sizes, args.fuzz, args.fuzz_crop = ["48x64"], 40, 32
+    out = open_out(args, argv)
+    for part in args.parts:
+        t = time.time()
+        {"tonal": part_tonal, "rate": part_rate, "speed": part_speed, "fuzz": part_fuzz}[part](args, out)
+        print(f"{part}: {time.time() - t:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
