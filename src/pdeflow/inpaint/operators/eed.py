@@ -127,8 +127,8 @@ def eed_inpaint(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
     sigma : float, optional
         Presmoothing of ``u`` before its gradient, pixels (0: none).
     tol : float, optional
-        Nonlinear relative residual ``||w A(u) u|| / ||w A(u) (m f)||`` at which the iteration stops, per image
-        (:mod:`~pdeflow.inpaint.operators.tensor_diffusion`).
+        Nonlinear relative residual (diagonally scaled ``||w A(u) u|| / ||w A(u) (m f)||``, see
+        :mod:`~pdeflow.inpaint.operators.tensor_diffusion`) at which the iteration stops, per image.
     max_iter : int, optional
         Lagged-diffusivity steps at most (each one a linear solve); a RuntimeWarning when reached first.
     full_output : bool, optional

@@ -31,9 +31,15 @@ to a relative residual ``inner_rtol``: the linear steps are loose, and tighten w
 tolerance is relative to ``||r||``. The preconditioner may be scaled by the inverse square root of each pixel's
 mean diffusivity (``scale=True``), which follows coefficients that vary by orders of magnitude (TV's
 ``1 / |grad u|``). The iteration starts from homogeneous diffusion inpainting (cheap, the same hierarchy) or a
-given warm start and stops per image when the nonlinear residual ``||w A(u) u|| / ||w A(u) (m f)||`` is at most
-``tol`` (the rule of :func:`pdeflow.inpaint.diffuse`: ``A(u)`` frozen at ``u``, unknowns ``x = w u``, residual
-``||b - A x|| / ||b||`` with ``b = -w A(u) (m f)``).
+given warm start and stops per image when the nonlinear residual
+
+    ||S^-1 w A(u) u|| / ||S^-1 w A(u) (m f)||  <=  tol
+
+holds, ``S`` the diagonal of the operator's 5-point part (each pixel's sum of edge weights). This is the rule of
+:func:`pdeflow.inpaint.diffuse` (``A(u)`` frozen at ``u``, unknowns ``x = w u``, ``||b - A x|| / ||b||`` with
+``b = -w A(u) (m f)``) for the diagonally scaled system: the scaling makes the residual a change of intensity
+(a Jacobi step's), so that large diffusivities (TV's ``1 / eps`` on flat parts) do not make ``||b||`` large and the
+rule loose.
 
 Why lagged diffusivity rather than an explicit scheme (fast explicit diffusion): the steady state of sparse
 inpainting needs diffusion times of the order of the squared distance between known pixels, and an explicit scheme
@@ -79,7 +85,8 @@ class LaggedResult:
         Conjugate-gradient iterations per image, summed over the steps (each one V-cycle and one operator
         product).
     residual : Tensor, shape (B,)
-        The nonlinear relative residual ``||w A(u) u|| / ||w A(u) (m f)||`` of the returned ``u``.
+        The nonlinear relative residual ``||S^-1 w A(u) u|| / ||S^-1 w A(u) (m f)||`` (see the module doc) of the
+        returned ``u``.
     energy : Tensor or None, shape (B, outer_iterations + 1)
         The energy after each step (the start first) where the operator minimises one (TV; NaN after an
         image's last step), else None.

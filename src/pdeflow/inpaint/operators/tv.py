@@ -16,6 +16,11 @@ minimiser is unique; its gradient is ``A(u) u`` with ``A(u)`` the operator of
 ``eps`` is relative: ``eps * (max - min)`` of the image's known values, so the result follows an affine change
 of the intensities (``tv_inpaint(a f + c) = a tv_inpaint(f) + c``).
 
+TV inpainting suits holes (scratches, text, removed objects), whose boundary it continues with straight level
+lines. From isolated known points it does not interpolate: a point has no perimeter to pay for, so the minimiser
+is nearly flat with the known values as small plateaus or spikes (in the continuum a point has zero capacity for
+TV); sparse data call for diffusion or EED.
+
 The solver: lagged diffusivity (Vogel and Oman 1996), each step the linear solve with ``g`` frozen, started from
 homogeneous diffusion inpainting. Each step minimises the quadratic majorant of ``J`` at the current ``u`` (the
 tangent of the concave ``s -> sqrt(s + eps^2)``), and CG from the current ``u`` decreases that quadratic at every
@@ -225,8 +230,9 @@ def tv_inpaint(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: fl
         Smoothing of the TV, relative to the range (max - min) of the image's known values; smaller is closer
         to exact TV and takes more iterations.
     tol : float, optional
-        Nonlinear relative residual ``||w A(u) u|| / ||w A(u) (m f)||`` (``A(u) u`` the energy's gradient) at
-        which the iteration stops, per image.
+        Nonlinear relative residual (diagonally scaled ``||w A(u) u|| / ||w A(u) (m f)||``, ``A(u) u`` the
+        energy's gradient; see :mod:`~pdeflow.inpaint.operators.tensor_diffusion`) at which the iteration stops,
+        per image.
     max_iter : int, optional
         Lagged-diffusivity steps at most; a RuntimeWarning when reached first.
     full_output : bool, optional
