@@ -56,17 +56,17 @@ def image(tmp_path):
 
 def test_compress_and_decompress_round_trip_within_the_budget(run, image, tmp_path):
     path, u = image
-    status, out, err = run("compress", path, "--bpp", 1.0, "--out", tmp_path / "c" / "x.pdfc")
+    status, out, err = run("compress", path, "--bpp", 1.0, "--out", tmp_path / "c" / "x.pdc")
     assert status == 0, err
-    data = (tmp_path / "c" / "x.pdfc").read_bytes()
+    data = (tmp_path / "c" / "x.pdc").read_bytes()
     assert 0 < len(data) <= 48 * 64 / 8 and f"{len(data)} bytes" in out
-    status, out, err = run("decompress", tmp_path / "c" / "x.pdfc", "--out", tmp_path / "d" / "y.png")
+    status, out, err = run("decompress", tmp_path / "c" / "x.pdc", "--out", tmp_path / "d" / "y.png")
     assert status == 0, err
     v = read_image(tmp_path / "d" / "y.png")
     assert v.shape == u.shape
     flat = torch.full_like(u, float(u.mean()))
     assert float(psnr(v, u, data_range=1.0)) > float(psnr(flat, u, data_range=1.0)) + 3
-    status, _, err = run("decompress", tmp_path / "c" / "x.pdfc", "--out", tmp_path / "d" / "y16.tif", "--bits", 16)
+    status, _, err = run("decompress", tmp_path / "c" / "x.pdc", "--out", tmp_path / "d" / "y16.tif", "--bits", 16)
     assert status == 0, err and read_image(tmp_path / "d" / "y16.tif").shape == u.shape
 
 
@@ -74,14 +74,14 @@ def test_compress_meets_a_budget_in_bytes_and_keeps_colour(run, tmp_path):
     grey = ev.smooth_set(3, size=48, seed=2)
     path = tmp_path / "rgb.png"
     write_image(path, torch.cat(list(grey.values())))
-    status, _, err = run("compress", path, "--size", 900, "--out", tmp_path / "x.pdfc")
+    status, _, err = run("compress", path, "--size", 900, "--out", tmp_path / "x.pdc")
     assert status == 0, err
-    assert len((tmp_path / "x.pdfc").read_bytes()) <= 900
-    assert run("decompress", tmp_path / "x.pdfc", "--out", tmp_path / "y.png")[0] == 0
+    assert len((tmp_path / "x.pdc").read_bytes()) <= 900
+    assert run("decompress", tmp_path / "x.pdc", "--out", tmp_path / "y.png")[0] == 0
     assert read_image(tmp_path / "y.png").shape == (3, 48, 48)
-    status, _, err = run("compress", path, "--size", 600, "--grey", "--out", tmp_path / "g.pdfc")
+    status, _, err = run("compress", path, "--size", 600, "--grey", "--out", tmp_path / "g.pdc")
     assert status == 0, err
-    assert run("decompress", tmp_path / "g.pdfc", "--out", tmp_path / "g.png")[0] == 0
+    assert run("decompress", tmp_path / "g.pdc", "--out", tmp_path / "g.png")[0] == 0
     assert read_image(tmp_path / "g.png").shape == (1, 48, 48)
 
 
@@ -102,19 +102,19 @@ def _one_line_error(status, err, *words):
     (["--size", "2.5"], ["--size", "integer"]),
 ])
 def test_the_budget_flags(run, image, tmp_path, flags, words):
-    status, _, err = run("compress", image[0], *flags, "--out", tmp_path / "x.pdfc")
+    status, _, err = run("compress", image[0], *flags, "--out", tmp_path / "x.pdc")
     _one_line_error(status, err, *words)
-    assert not (tmp_path / "x.pdfc").exists()
+    assert not (tmp_path / "x.pdc").exists()
 
 
 def test_compress_refuses_a_missing_image_and_a_folder_as_out(run, image, tmp_path):
-    _one_line_error(*run("compress", tmp_path / "none.png", "--bpp", 1, "--out", tmp_path / "x.pdfc")[::2],
+    _one_line_error(*run("compress", tmp_path / "none.png", "--bpp", 1, "--out", tmp_path / "x.pdc")[::2],
                     "IMAGE", "no such file")
     _one_line_error(*run("compress", image[0], "--bpp", 1, "--out", f"{tmp_path}/")[::2], "--out")
 
 
 def test_compress_refuses_an_impossible_budget_and_an_existing_file(run, image, tmp_path):
-    target = tmp_path / "x.pdfc"
+    target = tmp_path / "x.pdc"
     status, _, err = run("compress", image[0], "--size", 4, "--out", target)
     _one_line_error(status, err, "--size")
     assert not target.exists() and not list(tmp_path.glob(".*"))              # no partial file
@@ -126,19 +126,19 @@ def test_compress_refuses_an_impossible_budget_and_an_existing_file(run, image, 
 
 
 def test_decompress_refuses_a_file_that_is_not_a_codec_file(run, tmp_path):
-    bad = tmp_path / "bad.pdfc"
+    bad = tmp_path / "bad.pdc"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
     status, out, err = run("decompress", bad, "--out", tmp_path / "o" / "y.png")
-    _one_line_error(status, err, "FILE", "bad.pdfc")
+    _one_line_error(status, err, "FILE", "bad.pdc")
     assert not (tmp_path / "o").exists()
-    _one_line_error(*run("decompress", tmp_path / "none.pdfc", "--out", tmp_path / "y.png")[::2], "FILE",
+    _one_line_error(*run("decompress", tmp_path / "none.pdc", "--out", tmp_path / "y.png")[::2], "FILE",
                     "no such file")
     _one_line_error(*run("decompress", bad, "--out", tmp_path / "y.jpg")[::2], "--out", ".png")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "header only", "empty"])
 def test_decompress_refuses_a_damaged_file_with_one_line(run, image, tmp_path, damage):
-    good = tmp_path / "x.pdfc"
+    good = tmp_path / "x.pdc"
     assert run("compress", image[0], "--bpp", 1, "--out", good)[0] == 0
     data = bytearray(good.read_bytes())
     if damage == "truncated":
@@ -149,7 +149,7 @@ def test_decompress_refuses_a_damaged_file_with_one_line(run, image, tmp_path, d
         data = data[:12]
     else:
         data = b""
-    bad = tmp_path / "bad.pdfc"
+    bad = tmp_path / "bad.pdc"
     bad.write_bytes(bytes(data))
     status, _, err = run("decompress", bad, "--out", tmp_path / "y.png")
     _one_line_error(status, err, "FILE")

@@ -35,8 +35,8 @@ def add_parsers(sub) -> None:
     """Register ``pdeflow compress`` and ``pdeflow decompress``."""
     p = add_command(sub, "compress", _run_compress,
                     help="compress an image to a byte budget with pdeflow's codec (sparse pixels + inpainting)",
-                    examples=["pdeflow compress photo.png --bpp 0.1 --out photo.pdfc",
-                              "pdeflow compress builtin:skimage/camera --size 2000 --out camera.pdfc"])
+                    examples=["pdeflow compress photo.png --bpp 0.1 --out photo.pdc",
+                              "pdeflow compress builtin:skimage/camera --size 2000 --out camera.pdc"])
     g = p.add_argument_group("input")
     g.add_argument("image", metavar="IMAGE",
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME (a built-in image, centre 256x256 "
@@ -54,7 +54,7 @@ def add_parsers(sub) -> None:
 
     p = add_command(sub, "decompress", _run_decompress,
                     help="decode a file of `pdeflow compress` to an image",
-                    examples=["pdeflow decompress photo.pdfc --out photo.png"], validate=_check_decompress)
+                    examples=["pdeflow decompress photo.pdc --out photo.png"], validate=_check_decompress)
     p.add_argument("file", metavar="FILE", help="a file written by `pdeflow compress`")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="IMAGE", required=True,
