@@ -15,7 +15,7 @@ counts recorded). The default is the grid point of the best mean ``eed_own``. Wr
 
     OMP_NUM_THREADS=1 python experiments/inpaint_eed_select.py --crop 128 --limit 6 --out DIR
 
-``--time N`` instead times EED against homogeneous diffusion (:func:`pdeflow.inpaint.diffuse`, default settings)
+``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion (:func:`pdeflow.inpaint.diffuse`, default settings)
 at ``N x N`` on one thread, from the same 5 % diffusion-densified mask and from an EED-densified one, on the
 selection photo ``--time-photo`` (best of ``--repeats`` runs each, in one process), and writes ``timing.md`` and
 ``timing.json``::
@@ -46,7 +46,7 @@ from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.inpaint import densify_mask, diffuse  # noqa: E402
 from pdeflow.inpaint import operators  # noqa: E402
-from pdeflow.inpaint.operators import eed  # noqa: E402
+from pdeflow.inpaint.operators import eed, tv  # noqa: E402
 
 
 def selection_images(limit: int, crop: int) -> dict:
@@ -85,18 +85,23 @@ def timing(args, out: Path) -> int:
         m = densify_mask(f, args.density, operator=kind)
         u_hd, t_hd = best_of(lambda: diffuse(f, m), args.repeats)
         r, t_eed = best_of(lambda: eed.eed_inpaint(f, m, full_output=True), args.repeats)
+        rt, t_tv = best_of(lambda: tv.tv_inpaint(f, m, full_output=True), 1)
         row = {"mask": kind, "size": n, "diffuse_s": t_hd, "eed_s": t_eed, "ratio": t_eed / t_hd,
                "eed_outer": int(r.outer_iterations), "eed_inner": int(r.inner_iterations),
-               "eed_residual": float(r.residual), "psnr_diffuse": psnr(u_hd, f), "psnr_eed": psnr(r.u, f)}
+               "eed_residual": float(r.residual), "psnr_diffuse": psnr(u_hd, f), "psnr_eed": psnr(r.u, f),
+               "tv_s": t_tv, "tv_outer": int(rt.outer_iterations), "tv_inner": int(rt.inner_iterations),
+               "psnr_tv": psnr(rt.u, f)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     lines = [f"# EED against homogeneous diffusion at {n} x {n} ({args.time_photo.name}, one thread, "
              f"density {args.density}, best of {args.repeats})", "",
              "| mask densified for | diffuse (s) | eed_inpaint (s) | ratio | EED outer / inner iterations | "
-             "PSNR diffuse | PSNR EED |", "|---|---|---|---|---|---|---|"]
+             "PSNR diffuse | PSNR EED | tv_inpaint (s, one run) | TV outer / inner | PSNR TV |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mask']} | {r['diffuse_s']:.3f} | {r['eed_s']:.3f} | {r['ratio']:.1f} | "
-                     f"{r['eed_outer']} / {r['eed_inner']} | {r['psnr_diffuse']:.2f} | {r['psnr_eed']:.2f} |")
+                     f"{r['eed_outer']} / {r['eed_inner']} | {r['psnr_diffuse']:.2f} | {r['psnr_eed']:.2f} | "
+                     f"{r['tv_s']:.3f} | {r['tv_outer']} / {r['tv_inner']} | {r['psnr_tv']:.2f} |")
     write_text(out / "timing.md", "\n".join(lines) + "\n")
     write_text(out / "timing.json", json.dumps(rows, indent=1))
     return 0
