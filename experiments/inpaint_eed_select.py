@@ -44,8 +44,7 @@ from _results import add_output_args, open_out, write_text  # noqa: E402  (exper
 from inpaint_masks_4k import centre_crop, load_grey  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
 from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
-from pdeflow.inpaint import densify_mask, diffuse  # noqa: E402
-from pdeflow.inpaint import operators  # noqa: E402
+from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
 from pdeflow.inpaint.operators import eed, tv  # noqa: E402
 
 
