@@ -156,8 +156,8 @@ def test_float32_within_tolerance_of_float64():
     u64 = tv_inpaint(f, m, tol=1e-5)
     u32 = tv_inpaint(f.float(), m, tol=1e-5)
     assert u32.dtype == torch.float32
-    # stated tolerance: 1e-3 of the range
-    assert float((u32.double() - u64).abs().max()) < 1e-3
+    # stated tolerance: 1e-4 of the range (the two may stop a step apart; a step at this residual moves u less)
+    assert float((u32.double() - u64).abs().max()) < 1e-4
     u16 = tv_inpaint(f.bfloat16(), m, tol=1e-5)
     assert u16.dtype == torch.bfloat16
 
