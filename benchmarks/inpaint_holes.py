@@ -54,8 +54,9 @@ import torch.nn.functional as F
 import pdeflow
 from _results import add_output_args, open_out, save_figure, write_file  # benchmarks/_results.py
 from pdeflow import datasets, metrics
-from pdeflow.inpaint import INPAINT_METHODS, inpaint
+from pdeflow.inpaint import INPAINT_METHODS
 from pdeflow.inpaint.holes import HOLE_KINDS, hole_mask
+from pdeflow.inpaint.operators import OPERATORS as REGISTERED
 from pdeflow.io import image_files, read_image
 
 OPERATORS = ("diffusion", "biharmonic", "eed", "tv")
@@ -113,8 +114,8 @@ def available(requested, notes: list) -> list[str]:
     """The requested methods that can run here; a note for each that cannot."""
     out = []
     for m in requested:
-        if m in OPERATORS and m not in INPAINT_METHODS:
-            notes.append(f"{m}: not in pdeflow.inpaint.INPAINT_METHODS in this checkout, skipped")
+        if m in OPERATORS and (m not in INPAINT_METHODS or m not in REGISTERED):
+            notes.append(f"{m}: not in pdeflow.inpaint.operators.OPERATORS in this checkout, skipped")
             continue
         if m.startswith("opencv"):
             try:
@@ -127,16 +128,21 @@ def available(requested, notes: list) -> list[str]:
     return out
 
 
-def run(method: str, f: np.ndarray, holes: np.ndarray, warned: list | None = None) -> np.ndarray:
-    """``method``'s inpainting of ``f`` (H, W) float32 at ``holes`` (H, W) bool (True = missing)."""
+def run(method: str, f: np.ndarray, holes: np.ndarray, warned: list | None = None,
+        info: dict | None = None) -> np.ndarray:
+    """``method``'s inpainting of ``f`` (H, W) float32 at ``holes`` (H, W) bool (True = missing); ``info`` gets a
+    pdeflow operator's ``iterations`` (the outer ones of EED and TV)."""
     g = np.where(holes, np.float32(0), f).astype(np.float32)
     if method in OPERATORS:
+        # the registered function of pdeflow.inpaint.inpaint(method=...), with its iteration counts
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            u = inpaint(torch.from_numpy(g), torch.from_numpy(~holes), method=method)
+            res = REGISTERED[method].function(torch.from_numpy(g), torch.from_numpy(~holes), full_output=True)
         if warned is not None:
             warned.extend(f"{method}: {w.category.__name__}: {w.message}" for w in caught)
-        return u.numpy()
+        if info is not None:
+            info["iterations"] = int(getattr(res, "outer_iterations", getattr(res, "iterations", None)).max())
+        return res.u.numpy()
     if method.startswith("opencv"):
         import cv2
         flag = cv2.INPAINT_TELEA if method == "opencv-telea" else cv2.INPAINT_NS
@@ -149,12 +155,12 @@ def run(method: str, f: np.ndarray, holes: np.ndarray, warned: list | None = Non
     raise ValueError(method)
 
 
-def timed(method, f, holes, repeats: int = 1, warned=None):
+def timed(method, f, holes, repeats: int = 1, warned=None, info=None):
     """``(u, best CPU seconds, wall seconds of that call)`` over ``repeats`` calls."""
     best = (math.inf, math.inf)
     for _ in range(repeats):
         c0, t0 = time.process_time(), time.perf_counter()
-        u = run(method, f, holes, warned)
+        u = run(method, f, holes, warned, info)
         best = min(best, (time.process_time() - c0, time.perf_counter() - t0))
     return u, best[0], best[1]
 
@@ -263,6 +269,18 @@ def goal_lines(rows, methods) -> list[str]:
     return lines + [""]
 
 
+def start_lines(rows, methods) -> list[str]:
+    """How often EED and TV stopped at their start (no outer iteration: the tolerance met by the homogeneous
+    diffusion start they begin from)."""
+    out = []
+    for m in ("eed", "tv"):
+        its = [r["iterations"] for r in rows if r["method"] == m and "iterations" in r]
+        if its:
+            out.append(f"{LABELS[m]}: no outer iteration (its start met the tolerance) in {its.count(0)} of "
+                       f"{len(its)} cases, median {int(np.median(its))} outer iterations.")
+    return [" ".join(out), ""] if out else []
+
+
 def timing_table(trows, methods) -> list[str]:
     if not trows:
         return []
@@ -364,9 +382,10 @@ def main(argv=None) -> int:
                     holes = hole_mask(f.shape, kind, cov, generator=seed).numpy()
                     line = []
                     for m in methods:
-                        u, cpu, wall = timed(m, f, holes, warned=warned)
+                        info = {}
+                        u, cpu, wall = timed(m, f, holes, warned=warned, info=info)
                         r = {"photo": name, "size": size, "kind": kind, "coverage": cov, "method": m,
-                             "cpu_s": cpu, "wall_s": wall, **scores(f, u, holes)}
+                             "cpu_s": cpu, "wall_s": wall, **info, **scores(f, u, holes)}
                         rows.append(r)
                         line.append(f"{m} {r['psnr_hole']:.2f}/{r['ssim_hole']:.3f} {cpu:.2f}s")
                         if p == shown and size == args.sizes[0] and math.isclose(cov, args.coverages[
@@ -384,10 +403,11 @@ def main(argv=None) -> int:
             for ki, kind in enumerate(args.kinds):
                 holes = hole_mask(f.shape, kind, args.timing_coverage, generator=args.seed + 7 + 10 * ki + p).numpy()
                 for m in methods:
-                    u, cpu, wall = timed(m, f, holes, repeats=args.repeats, warned=warned)
+                    info = {}
+                    u, cpu, wall = timed(m, f, holes, repeats=args.repeats, warned=warned, info=info)
                     trows.append({"photo": name, "size": args.timing_size, "kind": kind,
                                   "coverage": args.timing_coverage, "method": m, "cpu_s": cpu, "wall_s": wall,
-                                  "repeats": args.repeats, **scores(f, u, holes)})
+                                  "repeats": args.repeats, **info, **scores(f, u, holes)})
                     print(f"timing {args.timing_size} {name} {kind} {m}: {cpu:.3f} CPU s, "
                           f"{trows[-1]['psnr_hole']:.2f} dB", flush=True)
 
@@ -406,6 +426,7 @@ def main(argv=None) -> int:
     for size in args.sizes:
         md += quality_table(rows, methods, size)
     md += goal_lines(rows, methods)
+    md += start_lines(rows + trows, methods)
     md += [f"Largest change of a known pixel by any method: {changed:.1e}. " + " ".join(notes)]
     if warned:
         md += ["", "Warnings: " + "; ".join(sorted(set(warned)))]

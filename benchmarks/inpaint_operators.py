@@ -181,9 +181,12 @@ def main(argv=None) -> int:
                     masks[o] = mask
                     if o not in ops:                               # diffusion's mask only, for the others
                         continue
-                    u, inp_s = cpu_timed(lambda o=o: inpaint(f, mask, method=o), warned, o)
+                    # the registered function of inpaint(method=o), with its iteration counts
+                    res, inp_s = cpu_timed(lambda o=o: REGISTERED[o].function(f, mask, full_output=True), warned, o)
+                    u = res.u
+                    its = int(getattr(res, "outer_iterations", getattr(res, "iterations", None)).max())
                     r = {"photo": name, "size": size, "density": d, "operator": o, "known": int(mask.sum()),
-                         "mask_s": mask_s, "inpaint_s": inp_s, **scores(f, u)}
+                         "mask_s": mask_s, "inpaint_s": inp_s, "iterations": its, **scores(f, u)}
                     ud = u if o == "diffusion" else inpaint(f, masks["diffusion"], method=o)
                     r["psnr_dmask"] = scores(f, ud)["psnr"]
                     rows.append(r)
@@ -206,6 +209,12 @@ def main(argv=None) -> int:
     for size in args.sizes:
         md += table(rows, ops, size)
     md += eed_lines(rows, ops)
+    for o in ("eed", "tv"):
+        its = [r["iterations"] for r in rows if r["operator"] == o]
+        if its:
+            md.append(f"{LABELS[o]}: no outer iteration (its start met the tolerance) on {its.count(0)} of "
+                      f"{len(its)} crops, median {int(np.median(its))} outer iterations.")
+    md.append("")
     if notes:
         md += [" ".join(notes)]
     if warned:
