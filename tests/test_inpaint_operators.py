@@ -46,15 +46,16 @@ def test_known_pixels_are_kept_and_a_constant_is_reproduced(name):
     known = m.expand_as(f) > 0
     assert torch.equal(u[known], f[known])
     c = torch.full_like(f, 0.37)
-    assert torch.allclose(inpaint(c, m, method=name), c, atol=1e-8)
+    assert torch.allclose(inpaint(c, m, method=name), c, atol=1e-3)            # at the default tolerance
+    assert torch.allclose(inpaint(c, m, method=name, tol=1e-9), c, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_unchecked_solve_is_the_public_function(name):
     f, m = _scene(), _mask()
-    u = inpaint(f, m, method=name)
-    v = OPERATORS[name].solve(f, m, u0=None, tol=1e-8)
-    assert float((u - v).abs().max()) < 1e-3
+    u = inpaint(f, m, method=name, tol=1e-7)
+    v = OPERATORS[name].solve(f, m, u0=None, tol=1e-7)
+    assert float((u - v).abs().max()) < 1e-5
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -23,6 +23,7 @@ from .learned.residual import learned_inpaint, load_residual
 from .masks.analytic import analytic_mask, analytic_sigma
 from .masks.densification import densify_mask
 from .masks.sparsification import nonlocal_pixel_exchange, probabilistic_sparsification, ps_cost, random_mask
+from .operators import OPERATORS
 
 __all__ = ["Method", "MASK_METHODS", "INPAINT_METHODS", "make_mask", "inpaint"]
 
@@ -205,10 +206,13 @@ MASK_METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gan", _gan_mask, "a trained mask GAN", load_model=_load_mask_gan, random=True, inpaint_with="wgan"),
 )}
 
-#: The inpainting methods by name.
+#: The inpainting methods by name: the operators of :data:`~pdeflow.inpaint.operators.OPERATORS` (homogeneous
+#: diffusion first), then the learned methods.
 INPAINT_METHODS: dict[str, Method] = {m.name: m for m in (
     Method("diffusion", diffuse, "homogeneous diffusion inpainting (Laplace equation, Neumann boundary)",
            volumes=True, diffusion_tol=True),
+    *(Method(op.name, op.function, op.summary, volumes=op.volumes) for op in OPERATORS.values()
+      if op.name != "diffusion"),
     Method("learned", learned_inpaint, "diffusion inpainting plus a trained network's correction (the residual "
            "inpainter)", load_model=_load_residual),
     Method("wgan", _gan_inpaint, "a trained inpainting WGAN", load_model=_load_inpainting_gan, random=True),
@@ -292,6 +296,9 @@ def inpaint(f: torch.Tensor, mask: torch.Tensor, method: str = "diffusion", **op
     Dispatches to the function of ``method`` in :data:`INPAINT_METHODS`:
 
     * ``'diffusion'`` (default): :func:`~pdeflow.inpaint.diffuse` (its options but ``full_output``);
+    * ``'biharmonic'``, ``'eed'``, ``'tv'``: the operators of :data:`~pdeflow.inpaint.operators.OPERATORS`
+      (:func:`~pdeflow.inpaint.operators.biharmonic.biharmonic_inpaint`,
+      :func:`~pdeflow.inpaint.operators.eed.eed_inpaint`, :func:`~pdeflow.inpaint.operators.tv.tv_inpaint`);
     * ``'learned'``: :func:`~pdeflow.inpaint.learned_inpaint` (option ``model``: default the shipped residual
       inpainter);
     * ``'wgan'``: :func:`~pdeflow.inpaint.gan_inpaint` (option ``model``).

@@ -16,6 +16,7 @@ import torch
 
 from ..diffusion import diffuse
 from ..diffusion_system import default_max_iter, diffuse_unchecked
+from . import biharmonic, eed, tv
 
 __all__ = ["Operator", "OPERATORS"]
 
@@ -61,4 +62,11 @@ def _diffusion_solve(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | No
 OPERATORS: dict[str, Operator] = {op.name: op for op in (
     Operator("diffusion", diffuse, _diffusion_solve, "homogeneous diffusion: the Laplace equation on the unknown "
              "pixels", "f and mask", volumes=True),
+    Operator("biharmonic", biharmonic.biharmonic_inpaint, biharmonic.solve_unchecked, "biharmonic: the "
+             "bi-Laplace equation on the unknown pixels (scikit-image's inpaint_biharmonic)", "f and mask",
+             volumes=True),
+    Operator("eed", eed.eed_inpaint, eed.solve_unchecked, "edge-enhancing diffusion: smoothing along edges, not "
+             "across them (R-EED's steady state)", ""),
+    Operator("tv", tv.tv_inpaint, tv.solve_unchecked, "total variation: the least total variation that keeps the "
+             "known pixels", "f"),
 )}
