@@ -160,6 +160,14 @@ def test_float32_within_tolerance_of_float64():
     assert float((u32.double() - u64).abs().max()) < 1e-4
     u16 = tv_inpaint(f.bfloat16(), m, tol=1e-5)
     assert u16.dtype == torch.bfloat16
+    # the implicit gradient in float32: within 1e-4 of float64's, relative to its largest entry
+    wts = torch.randn(40, 40, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        x = f.to(dtype).requires_grad_()
+        (tv_inpaint(x, m, tol=1e-5) * wts.to(dtype)).sum().backward()
+        grads.append(x.grad.double())
+    assert float((grads[1] - grads[0]).abs().max()) < 1e-4 * float(grads[0].abs().max())
 
 
 def test_batch_equals_loop_and_colour_coupling():
