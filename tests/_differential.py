@@ -448,6 +448,18 @@ def _inpaint():
         "inpaint.diffuse": Diff(masked(), diffuse_call, 1e-5, "float32 CG to a 1e-8 residual: the solution to "
                                 "1e-5 of the range", wrt=("x", "mask"), no_fd=("mask",), grad_tol=1e-4, fd_tol=1e-4,
                                 examples=25, grad_examples=4),
+        "inpaint.biharmonic_inpaint": Diff(
+            masked(), lambda c: {"u": ip.biharmonic_inpaint(c["x"], c["mask"], tol=1e-9)}, 1e-4,
+            "float32 on the squared Laplacian (its condition number squared): the solution to 1e-4 of the range",
+            wrt=("x", "mask"), no_fd=("mask",), grad_tol=1e-3, fd_tol=1e-4, examples=15, grad_examples=3),
+        "inpaint.eed_inpaint": Diff(
+            masked(min_size=6), lambda c: {"u": ip.eed_inpaint(c["x"], c["mask"], tol=1e-7, max_iter=500)}, 1e-4,
+            "a lagged-diffusivity fixed point to 1e-7, its tensor from float32 gradients: 1e-4 of the range "
+            "(not differentiable)", examples=10),
+        "inpaint.tv_inpaint": Diff(
+            masked(min_size=6), lambda c: {"u": ip.tv_inpaint(c["x"], c["mask"], tol=1e-7, max_iter=500)}, 1e-4,
+            "a lagged-diffusivity minimiser to 1e-7 with diffusivities up to 1/eps: 1e-4 of the range",
+            wrt=("x",), grad_tol=1e-3, fd_tol=1e-3, examples=10, grad_examples=3),
         "inpaint.inpainting_error": Diff(err_case(), err_call, 5e-6, "a float32 mean: a few roundings, relative",
                                          scale=relative, wrt=("x",), grad_tol=1e-5, examples=15,
                                          grad_examples=3),
@@ -624,6 +636,7 @@ EXCLUDED = {
     # inpaint
     "inpaint.random_mask": "a random mask of a given shape, no image",
     "inpaint.hole_mask": "a random hole mask of a given shape, no image",
+    "inpaint.Operator": "a record of the table of operators",
     "inpaint.make_mask": "dispatches by name to the mask methods, each registered here under its own name",
     "inpaint.inpaint": "dispatches by name to the inpainting methods, each registered here under its own name",
     "inpaint.analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",

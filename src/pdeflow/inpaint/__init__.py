@@ -2,8 +2,13 @@
 
 By name: :func:`make_mask` makes a mask by any method of :data:`MASK_METHODS` (``'densify'``,
 ``'analytic'``, ``'learned'``, ``'random'``, ``'ps'``, ``'nlpe'``, ``'gan'``) and :func:`inpaint` inpaints by
-any of :data:`INPAINT_METHODS` (``'diffusion'``, ``'learned'``, ``'wgan'``); the command line and the evaluation
-dispatch through these tables (:mod:`~pdeflow.inpaint.methods`).
+any of :data:`INPAINT_METHODS` (``'diffusion'``, ``'biharmonic'``, ``'eed'``, ``'tv'``, ``'learned'``,
+``'wgan'``); the command line and the evaluation dispatch through these tables (:mod:`~pdeflow.inpaint.methods`).
+
+Operators (:data:`OPERATORS`, :mod:`~pdeflow.inpaint.operators`): homogeneous diffusion (:func:`diffuse`),
+:func:`biharmonic_inpaint` (scikit-image's system, multigrid or a sparse factorisation, images and volumes),
+:func:`eed_inpaint` (edge-enhancing diffusion) and :func:`tv_inpaint` (total variation), for sparse data and for
+holes (:func:`hole_mask` draws scratches, text or blobs); :func:`densify_mask` grows a mask for any of them.
 
 Model-based part:
 
@@ -69,6 +74,10 @@ from .masks.dither import blue_noise_tile, dither
 from .masks.refine import RefineResult, refine_mask
 from .masks.sparsification import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
 from .methods import INPAINT_METHODS, MASK_METHODS, Method, inpaint, make_mask
+from .operators import OPERATORS, Operator
+from .operators.biharmonic import biharmonic_inpaint
+from .operators.eed import eed_inpaint
+from .operators.tv import tv_inpaint
 
 __all__ = [
     "make_mask",
@@ -76,6 +85,11 @@ __all__ = [
     "MASK_METHODS",
     "INPAINT_METHODS",
     "Method",
+    "OPERATORS",
+    "Operator",
+    "biharmonic_inpaint",
+    "eed_inpaint",
+    "tv_inpaint",
     "diffuse",
     "DiffuseResult",
     "inpainting_error",
