@@ -3,9 +3,9 @@ Removing text and scratches: hole inpainting with every operator
 ================================================================
 
 Inpainting restores the pixels of a region from the pixels around it. Here the regions are holes, not sparse
-data: overlaid words and thin scratches drawn by :func:`pdeflow.inpaint.holes.hole_mask` (``True`` where a pixel
+data: overlaid words and thin scratches drawn by :func:`pdeflow.inpaint.hole_mask` (``True`` where a pixel
 is missing, covering an exact fraction of the image, reproducible from a seed). Every inpainting operator of
-:data:`pdeflow.inpaint.operators.OPERATORS` fills them in -- homogeneous diffusion, and where registered the
+:data:`pdeflow.inpaint.OPERATORS` fills them in -- homogeneous diffusion, and where registered the
 biharmonic, edge-enhancing diffusion (EED) and total variation operators -- through the one entry point
 :func:`pdeflow.inpaint.inpaint`, whose mask is 1 on *known* pixels: the complement ``~holes``. Nothing here
 needs OpenCV; the results page "Inpainting operators" compares the same operators with OpenCV's ``cv2.inpaint``.
@@ -15,12 +15,9 @@ import math
 import time
 
 import matplotlib.pyplot as plt
-import torch
 
 from pdeflow import datasets, metrics
-from pdeflow.inpaint import inpaint
-from pdeflow.inpaint.holes import hole_mask
-from pdeflow.inpaint.operators import OPERATORS
+from pdeflow.inpaint import OPERATORS, hole_mask, inpaint
 
 f = datasets.builtin_image("skimage/astronaut")[None, :, 30:158, 140:268]   # (1, 1, 128, 128) in [0, 1]
 damage = {kind: hole_mask(f.shape, kind, 0.06, generator=1) for kind in ("text", "scratches")}

@@ -3,7 +3,7 @@ Sparse data: diffusion, biharmonic, EED and TV inpainting from 5 % of the pixels
 ================================================================================
 
 With only a few known pixels, what fills the rest matters as much as which pixels are kept. Each inpainting
-operator of :data:`pdeflow.inpaint.operators.OPERATORS` gets its own mask here:
+operator of :data:`pdeflow.inpaint.OPERATORS` gets its own mask here:
 :func:`pdeflow.inpaint.densify_mask` with ``operator=name`` grows the mask from a sparse analytic one by adding
 points where *that* operator's inpainting errs most, so every operator is shown at its best for the same number
 of known pixels. Homogeneous diffusion fills smoothly but leaves singularities at isolated points; the biharmonic
@@ -18,8 +18,7 @@ import time
 import matplotlib.pyplot as plt
 
 from pdeflow import datasets, metrics
-from pdeflow.inpaint import densify_mask, inpaint
-from pdeflow.inpaint.operators import OPERATORS
+from pdeflow.inpaint import OPERATORS, densify_mask, inpaint
 
 f = datasets.builtin_image("skimage/camera")[None, :, 90:186, 200:296]   # (1, 1, 96, 96) in [0, 1]
 density = 0.05
