@@ -19,6 +19,14 @@ The defaults were chosen by that command with ``--contrast 0.005 0.01 0.02 0.04 
 point and ``--skip N`` (the images after the first N of each source) the same table checks the chosen defaults
 on selection images the choice did not see.
 
+The grid also spans the rest of the EED pipeline (each option takes several values; every combination is run):
+the densification of the EED mask (``--stages``, ``--start``, ``--dsigma``: its error smoothing, ``--dtol``: the
+tolerance of its EED solves), the relative residual of each lagged-diffusivity step's CG (``--inner-rtol``, in
+the densification and the final inpainting) and the diffusivity (``--diffusivity``: ``charbonnier``, the
+module's, or ``pm``, Perona and Malik's ``1 / (1 + s^2 / lambda^2)``, or ``weickert``, the exponential one of
+Galic et al. 2008, for this script's run only). ``--density`` takes several densities; ``--masks own`` skips the
+diffusion-densified and random masks. The diffusion baseline ``hd_own`` always uses ``densify_mask``'s defaults.
+
 ``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion (:func:`pdeflow.inpaint.diffuse`, default settings)
 at ``N x N`` on one thread, from the same 5 % diffusion-densified mask and from an EED-densified one, on the
 selection photo ``--time-photo`` (best of ``--repeats`` runs each, in one process), and writes ``timing.md`` and
@@ -34,6 +42,7 @@ Maintained.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -49,7 +58,37 @@ from inpaint_masks_4k import centre_crop, load_grey  # noqa: E402  (benchmarks/i
 from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
+from pdeflow.inpaint.masks import densification  # noqa: E402
 from pdeflow.inpaint.operators import eed, tv  # noqa: E402
+from pdeflow.inpaint.operators.tensor_diffusion import (  # noqa: E402
+    TensorOperator, central_differences, gaussian)
+
+#: The pipeline options of the grid: (name, argparse type, default values).
+PIPELINE = (("contrast", float, [0.005, 0.01, 0.02, 0.04]), ("sigma", float, [0.5, 1.0, 1.5, 2.0]),
+            ("stages", int, [densification.STAGES]), ("start", float, [0.3]), ("dsigma", float, [0.7]),
+            ("dtol", float, [1e-3]), ("inner_rtol", float, [eed.INNER_RTOL]),
+            ("diffusivity", str, ["charbonnier"]))
+
+
+def eed_tensor_with(diffusivity: str):
+    """A stand-in for :func:`eed.eed_tensor` with another diffusivity ``g`` (``h = (1 - g) / s^2``)."""
+    if diffusivity == "charbonnier":
+        return eed.eed_tensor
+
+    def tensor(u, lam2, sigma, w):
+        cy, cx = central_differences(gaussian(u, sigma))
+        j11 = (cy * cy).mean(1, keepdim=True)
+        j12 = (cy * cx).mean(1, keepdim=True)
+        j22 = (cx * cx).mean(1, keepdim=True)
+        lam2 = lam2.view(-1, 1, 1, 1)
+        s2 = j11 + j22
+        if diffusivity == "pm":
+            h = (s2 + lam2).reciprocal()                  # g = 1 / (1 + s^2 / lambda^2)
+        else:                                             # Weickert: g = 1 - exp(-3.31488 / (s / lambda)^8)
+            q = (s2 / lam2).clamp_min(1e-30)
+            h = torch.exp(-3.31488 / q.pow(4)) / (s2 + 1e-300)   # -> 0 as s -> 0: g = 1 there
+        return TensorOperator.from_tensor(1 - h * j11, -h * j12, 1 - h * j22, w)
+    return tensor
 
 
 def selection_images(limit: int, crop: int, skip: int = 0) -> dict:
@@ -111,15 +150,42 @@ def timing(args, out: Path) -> int:
     return 0
 
 
+def run_eed(f, density: float, cfg: dict, masks: dict, kinds) -> dict:
+    """EED from each mask of ``kinds`` (``eed_own``: densified here, for EED with ``cfg``), with the pipeline
+    settings ``cfg``: PSNR, iteration counts and CPU seconds."""
+    saved = (eed.CONTRAST, eed.SIGMA, eed.INNER_RTOL, eed.eed_tensor)
+    # densify_mask's EED solves (solve_unchecked) read the module's defaults
+    eed.CONTRAST, eed.SIGMA, eed.INNER_RTOL = cfg["contrast"], cfg["sigma"], cfg["inner_rtol"]
+    eed.eed_tensor = eed_tensor_with(cfg["diffusivity"])
+    row = {}
+    try:
+        t0 = time.process_time()
+        masks = dict(masks, eed_own=densify_mask(f, density, operator="eed", stages=cfg["stages"],
+                                                  start=cfg["start"], sigma=cfg["dsigma"], tol=cfg["dtol"]))
+        row["eed_mask_cpu_s"] = time.process_time() - t0
+        for key in kinds:
+            t0 = time.process_time()
+            r = eed.eed_inpaint(f, masks[key], contrast=cfg["contrast"], sigma=cfg["sigma"], tol=1e-4,
+                                max_iter=200, full_output=True)
+            row.update({key: psnr(r.u, f), f"{key}_outer": int(r.outer_iterations),
+                        f"{key}_inner": int(r.inner_iterations), f"{key}_residual": float(r.residual),
+                        f"{key}_cpu_s": time.process_time() - t0})
+    finally:
+        eed.CONTRAST, eed.SIGMA, eed.INNER_RTOL, eed.eed_tensor = saved
+    return row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--limit", type=int, default=6, help="N images of each source (sorted)")
     ap.add_argument("--skip", type=int, default=0, help="after the first SKIP of each source (a check on images "
                     "the selection did not see)")
-    ap.add_argument("--density", type=float, default=0.05)
-    ap.add_argument("--contrast", nargs="+", type=float, default=[0.005, 0.01, 0.02, 0.04])
-    ap.add_argument("--sigma", nargs="+", type=float, default=[0.5, 1.0, 1.5, 2.0])
+    ap.add_argument("--density", nargs="+", type=float, default=[0.05])
+    for key, typ, default in PIPELINE:
+        ap.add_argument("--" + key.replace("_", "-"), nargs="+", type=typ, default=default)
+    ap.add_argument("--masks", choices=("all", "own"), default="all",
+                    help="own: EED from its own densified mask only (no eed_hd, eed_random)")
     ap.add_argument("--smoke", action="store_true", help="two images of 48 px, a 2 x 1 grid")
     ap.add_argument("--time", type=int, default=0, metavar="N", help="time EED against diffusion at N x N instead")
     ap.add_argument("--time-photo", type=Path,
@@ -129,62 +195,67 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.smoke:
         args.crop, args.limit, args.contrast, args.sigma = 48, 1, args.contrast[:2], args.sigma[:1]
+        args.density = args.density[:1]
     out = open_out(args, argv)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)   # iteration caps are recorded in the rows instead
     if "eed" not in operators.OPERATORS:
         operators.OPERATORS["eed"] = operators.Operator("eed", eed.eed_inpaint, eed.solve_unchecked, "EED", "")
     if args.time:
+        args.density = args.density[0]
         return timing(args, out)
     images = selection_images(args.limit, args.crop, args.skip)
     if args.smoke:
         images = dict(list(images.items())[:2])
+    keys = [k for k, _, _ in PIPELINE]
+    grid = [dict(zip(keys, values)) for values in itertools.product(*(getattr(args, k) for k in keys))]
+    kinds = ("eed_own", "eed_hd", "eed_random") if args.masks == "all" else ("eed_own",)
     rows = []
-    defaults = (eed.CONTRAST, eed.SIGMA)
     for name, f in images.items():
-        gen = torch.Generator().manual_seed(0)
-        m_rand = (torch.rand(f.shape, generator=gen, dtype=f.dtype) < args.density).to(f.dtype)
-        m_hd = densify_mask(f, args.density)
-        hd_own, hd_random = psnr(diffuse(f, m_hd, tol=1e-6), f), psnr(diffuse(f, m_rand, tol=1e-6), f)
-        for c in args.contrast:
-            for s in args.sigma:
-                eed.CONTRAST, eed.SIGMA = c, s   # densify_mask's EED solves use the module's defaults
-                try:
-                    t0 = time.process_time()
-                    m_eed = densify_mask(f, args.density, operator="eed")
-                    mask_s = time.process_time() - t0
-                finally:
-                    eed.CONTRAST, eed.SIGMA = defaults
-                row = {"image": name, "contrast": c, "sigma": s, "hd_own": hd_own, "hd_random": hd_random,
-                       "eed_mask_cpu_s": mask_s}
-                for key, m in (("eed_own", m_eed), ("eed_hd", m_hd), ("eed_random", m_rand)):
-                    t0 = time.process_time()
-                    r = eed.eed_inpaint(f, m, contrast=c, sigma=s, tol=1e-4, max_iter=200, full_output=True)
-                    row.update({key: psnr(r.u, f), f"{key}_outer": int(r.outer_iterations),
-                                f"{key}_inner": int(r.inner_iterations), f"{key}_cpu_s": time.process_time() - t0})
+        for d in args.density:
+            gen = torch.Generator().manual_seed(0)
+            m_rand = (torch.rand(f.shape, generator=gen, dtype=f.dtype) < d).to(f.dtype)
+            m_hd = densify_mask(f, d)
+            hd_own, hd_random = psnr(diffuse(f, m_hd, tol=1e-6), f), psnr(diffuse(f, m_rand, tol=1e-6), f)
+            for cfg in grid:
+                row = {"image": name, "density": d, **cfg, "hd_own": hd_own, "hd_random": hd_random}
+                row.update(run_eed(f, d, cfg, {"eed_own": None, "eed_hd": m_hd, "eed_random": m_rand}, kinds))
                 rows.append(row)
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
                       flush=True)
-    lines = [f"# EED parameter selection ({len(images)} selection images, {args.crop} px crops, "
-             f"density {args.density})", "",
-             "Mean PSNR (dB) over the images; gain = EED minus homogeneous diffusion, each from the mask named.", "",
-             "| contrast | sigma | eed_own | hd_own | gain own masks | eed_hd | gain HD mask | eed_random | "
-             "hd_random | gain random | mean outer (own) | mean inner (own) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    best = None
-    for c in args.contrast:
-        for s in args.sigma:
-            sel = [r for r in rows if r["contrast"] == c and r["sigma"] == s]
-            mean = {k: sum(r[k] for r in sel) / len(sel) for k in sel[0] if isinstance(sel[0][k], (int, float))}
-            lines.append(f"| {c:g} | {s:g} | {mean['eed_own']:.2f} | {mean['hd_own']:.2f} | "
-                         f"{mean['eed_own'] - mean['hd_own']:+.2f} | {mean['eed_hd']:.2f} | "
-                         f"{mean['eed_hd'] - mean['hd_own']:+.2f} | {mean['eed_random']:.2f} | "
-                         f"{mean['hd_random']:.2f} | {mean['eed_random'] - mean['hd_random']:+.2f} | "
-                         f"{mean['eed_own_outer']:.1f} | {mean['eed_own_inner']:.1f} |")
-            if best is None or mean["eed_own"] > best[0]:
-                best = (mean["eed_own"], c, s)
-    lines += ["", f"Best mean eed_own: contrast {best[1]:g}, sigma {best[2]:g} ({best[0]:.2f} dB).", "",
-              "Images: " + ", ".join(images)]
+    lines = [f"# EED parameter selection ({len(images)} selection images, {args.crop} px crops)", "",
+             "Mean PSNR (dB) over the images; gain = EED minus homogeneous diffusion, each from the mask named "
+             "(own: densified for the operator; hd_own with densify_mask's defaults). Wins: images where EED "
+             "from its own mask beats diffusion from its own.", "",
+             "| density | " + " | ".join(keys) + " | eed_own | hd_own | gain own masks | min / max gain | wins | "
+             + ("eed_hd | gain HD mask | eed_random | hd_random | gain random | " if args.masks == "all" else "")
+             + "mean outer (own) | mean inner (own) | mask CPU s |",
+             "|" + "---|" * (len(keys) + (13 if args.masks == "all" else 8))]
+    best = {}
+    for d in args.density:
+        for cfg in grid:
+            sel = [r for r in rows if r["density"] == d and all(r[k] == cfg[k] for k in keys)]
+            mean = {k: sum(r[k] for r in sel) / len(sel) for k in sel[0]
+                    if isinstance(sel[0][k], (int, float)) and k not in keys}
+            gains = [r["eed_own"] - r["hd_own"] for r in sel]
+            line = (f"| {d:g} | " + " | ".join(f"{cfg[k]:g}" if not isinstance(cfg[k], str) else cfg[k]
+                                                for k in keys)
+                    + f" | {mean['eed_own']:.2f} | {mean['hd_own']:.2f} | {mean['eed_own'] - mean['hd_own']:+.2f} | "
+                    f"{min(gains):+.2f} / {max(gains):+.2f} | {sum(g > 0 for g in gains)}/{len(gains)} | ")
+            if args.masks == "all":
+                line += (f"{mean['eed_hd']:.2f} | {mean['eed_hd'] - mean['hd_own']:+.2f} | "
+                         f"{mean['eed_random']:.2f} | {mean['hd_random']:.2f} | "
+                         f"{mean['eed_random'] - mean['hd_random']:+.2f} | ")
+            line += (f"{mean['eed_own_outer']:.1f} | {mean['eed_own_inner']:.1f} | "
+                     f"{mean['eed_mask_cpu_s']:.2f} |")
+            lines.append(line)
+            if d not in best or mean["eed_own"] > best[d][0]:
+                best[d] = (mean["eed_own"], cfg)
+    lines.append("")
+    for d, (v, cfg) in best.items():
+        lines.append(f"Best mean eed_own at density {d:g}: " + ", ".join(f"{k} {cfg[k]}" for k in keys)
+                     + f" ({v:.2f} dB).")
+    lines += ["", "Images: " + ", ".join(images)]
     write_text(out / "select.md", "\n".join(lines) + "\n")
     write_text(out / "select.json", json.dumps({"args": {k: v for k, v in vars(args).items()
                                                          if not k.startswith("_") and k != "out"},

@@ -81,11 +81,11 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     return TensorOperator.from_tensor(1 - h * j11, -h * j12, 1 - h * j22, w)
 
 
-def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None, inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER):
+def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None):
     lam2 = (contrast * known_range(f4, m)).square()
     w = 1.0 - m
     return lagged_diffusivity(f4, m, lambda u: eed_tensor(u, lam2, sigma, w), u0=u0, tol=tol, max_iter=max_iter,
-                              inner_rtol=inner_rtol, inner_max_iter=inner_max_iter, scale=False, what="eed_inpaint")
+                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=False, what="eed_inpaint")
 
 
 def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | None = None,
