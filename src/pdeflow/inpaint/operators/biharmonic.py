@@ -186,25 +186,22 @@ class _System:
     for the forward and the adjoint solve."""
 
     def __init__(self, m: torch.Tensor, solver: str, spacing3=None):
-        self.m = m.detach()
-        self.known = self.m > 0      # a byte per pixel: A's rows are masked with it
+        # the mask as bools (a byte per pixel): A's rows are masked with it
+        self.known = m.detach() if m.dtype == torch.bool else m.detach() > 0
+        self.missing = ~self.known
         self.lap = _lap_fn(spacing3)
         self.mg = None
         self.factors = None
         if solver == "mg":
             # the hierarchy in float32 whatever the system's dtype: a preconditioner needs no more precision,
             # and the hierarchy and the V-cycle's work arrays are the largest part of the memory
-            m32 = self.m.float()
+            m32 = self.known.float()
             self.mg = Multigrid(m32) if spacing3 is None else Multigrid3d(m32, spacing=spacing3)
         else:
             coef = (1.0, 1.0) if spacing3 is None else tuple(1.0 / (v * v) for v in spacing3)
             known = self.known.cpu().numpy()
             self.factors = {(i, j): _Factor(known[i, j], coef)
                             for i in range(known.shape[0]) for j in range(known.shape[1])}
-
-    @property
-    def w(self) -> torch.Tensor:
-        return 1.0 - self.m
 
     def l2(self, x: torch.Tensor) -> torch.Tensor:
         """``L (L x)``."""
@@ -222,7 +219,7 @@ class _System:
 
     def rhs(self, f4: torch.Tensor, shape) -> torch.Tensor:
         """``b = -w L (L (m f))`` of the shape ``shape`` of the batch (a new tensor)."""
-        b = self.l2(self.m * f4).neg_().masked_fill_(self.known, 0.0)
+        b = self.l2(f4.masked_fill(self.missing, 0.0)).neg_().masked_fill_(self.known, 0.0)
         return b if b.shape == shape else b.expand(shape).contiguous()
 
     def solve(self, make_b, start, tol: float, max_iter: int):
@@ -242,7 +239,7 @@ class _System:
     def _direct(self, b: torch.Tensor):
         """The factorisations' solves for every image and channel of ``b``, on the CPU in float64."""
         B, C = b.shape[:2]
-        Bm, Cm = self.m.shape[:2]
+        Bm, Cm = self.known.shape[:2]
         bn = b.detach().to("cpu", torch.float64).reshape(B, C, -1).numpy()
         x = torch.zeros(b.shape, dtype=b.dtype, device=b.device).reshape(B, C, -1)
         rn2 = np.zeros(B)
@@ -338,7 +335,7 @@ def _forward(f4, m, tol, max_iter, x0, solver, spacing3):
     shape = f4.shape
     start = None if x0 is None else x0.expand(shape)
     x, iters, res = sysm.solve(lambda: sysm.rhs(f4, shape), start, tol, max_iter)
-    u = x.addcmul_(m, f4)
+    u = torch.where(sysm.known, f4, x, out=x)   # x is a fresh tensor of the batch's shape
     _warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint")
     return u, iters, res, sysm
 
@@ -397,7 +394,7 @@ def _solve(f4, m, tol, max_iter, x0, solver, spacing3):
         u = _BiharmonicFunction.apply(f4, m, tol, max_iter, x0, solver, spacing3, info)
         return u, info["iterations"], info["residual"], solver
     with torch.no_grad():
-        u, iters, res, _ = _forward(f4, m, tol, max_iter, x0, solver, spacing3)
+        u, iters, res, _ = _forward(f4, m > 0, tol, max_iter, x0, solver, spacing3)
     return u, iters, res, solver
 
 
@@ -443,13 +440,15 @@ def _known_finite(f: torch.Tensor, m: torch.Tensor, who: str) -> torch.Tensor:
 
 
 def _clip(u: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``u`` clipped to the range of the known values of ``f``, per image and channel."""
-    known = (m.detach() > 0).expand(f.shape)
-    inf = torch.tensor(float("inf"), dtype=f.dtype, device=f.device)
-    lo = torch.where(known, f, inf).flatten(2).amin(-1)
-    hi = torch.where(known, f, -inf).flatten(2).amax(-1)
+    """``u`` clipped to the range of the known values of ``f``, per image and channel (in place unless
+    autograd records ``u``)."""
+    missing = m.detach() == 0
+    with torch.no_grad():
+        lo = f.masked_fill(missing, float("inf")).flatten(2).amin(-1)
+        hi = f.masked_fill(missing, float("-inf")).flatten(2).amax(-1)
     view = lo.shape + (1,) * (f.dim() - 2)
-    return torch.minimum(torch.maximum(u, lo.view(view)), hi.view(view))
+    lo, hi = lo.view(view), hi.view(view)
+    return torch.clamp(u, lo, hi) if u.requires_grad else u.clamp_(lo, hi)
 
 
 @auto_threads
@@ -546,6 +545,8 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
         m = check_mask(mask, fb, who, ndim=nd)
         spacing3 = None if nd == 2 else ((1.0, 1.0, 1.0) if h is None else h)
     fb = _known_finite(fb, m, who)
+    if not (torch.is_grad_enabled() and (fb.requires_grad or m.requires_grad)):
+        m = m > 0   # bools: a float mask of the image's size less to hold during the solve
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if solver not in SOLVERS:
