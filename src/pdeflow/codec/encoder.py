@@ -33,15 +33,20 @@ __all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "DEFAULT_LEV
 
 #: Quantisation levels of grey images and of the luma and chroma channels of colour ones (chosen on
 #: selection photos, see benchmarks/codec_core.py).
-DEFAULT_LEVELS = {1: (32,), 3: (32, 16, 16)}
+DEFAULT_LEVELS = {1: (16,), 3: (16, 8, 8)}
 #: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``).
 TOL_EXPONENT = 6
 #: Settings of the tonal optimisation inside the encoder (CGLS iterations, its tolerance, the solves').
 TONAL = {"tol": 1e-3, "max_iter": 20, "solve_tol": 1e-3}
-#: Default lattice step of the known pixels (chosen on selection photos, see benchmarks/codec_core.py).
-LATTICE = 1
+#: The automatic lattice step is the expected spacing of the known pixels, ``sqrt(H W / K)``, over this
+#: (chosen on selection photos: steps 1 to 4 at 0.05, 0.1 and 0.2 bpp on 256 px crops).
+LATTICE_SPACING = 3.5
+#: Unused share of the budget above which the encoder tries once more with more points.
+SLACK = 0.015
 #: Default number of densification stages with tonally optimised values.
 TONAL_STAGES = 0
+#: Rounds of the quantisation-aware tonal optimisation (1: the optimum rounded to the levels).
+TONAL_ROUNDS = 2
 
 
 @dataclass
@@ -112,11 +117,18 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     C, H, W = f.shape
     s = lattice
     store = to_luma_chroma(f) if C == 3 else f
+    m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
     if tonal:
         from ..inpaint.tonal import optimise_tonal
-        m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
         start = None if values0 is None else torch.where(m > 0, values0, store)
         store = optimise_tonal(store, m, values0=start, **TONAL)
+    ranges = [_range_units(store[c][m > 0].numpy(), allowed) for c, allowed in enumerate(channel_ranges(C))]
+    if tonal and TONAL_ROUNDS > 1:
+        # quantisation-aware: the values fixed to the levels in rounds, the free ones re-optimised
+        lv = [torch.from_numpy(level_values(np.arange(int(levels[c])), int(levels[c]), *ranges[c]))
+              for c in range(C)]
+        store = optimise_tonal(f if C == 1 else to_luma_chroma(f), m, levels=lv, values0=store,
+                               rounds=TONAL_ROUNDS, **TONAL)
     cy, cx = np.nonzero(grid)
     order = morton_order(cy, cx)
     cy, cx = cy[order], cx[order]
@@ -133,7 +145,7 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     vals = store[:, torch.from_numpy(y), torch.from_numpy(x)].numpy()
     for c, allowed in enumerate(channel_ranges(C)):
         q = int(levels[c])
-        lo, hi = _range_units(vals[c], allowed)
+        lo, hi = ranges[c]
         step = (hi - lo) / VALUE_UNIT / (q - 1)
         i = np.clip(np.rint((vals[c] - lo / VALUE_UNIT) / step), 0, q - 1).astype(np.int64)
         # the nearest level by the decoder's own formula (rint's choice can miss it by round-off)
@@ -178,7 +190,8 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         Quantisation levels of the stored values (per channel of the luma-chroma transform for colour).
         Default :data:`DEFAULT_LEVELS`.
     lattice : int, optional
-        Step of the lattice the known pixels lie on (1: any pixel). Default :data:`LATTICE`.
+        Step of the lattice the known pixels lie on (1: any pixel). Default: the expected spacing of the
+        known pixels for the budget over :data:`LATTICE_SPACING` (sparser masks on coarser lattices).
     tonal : bool, optional
         Optimise the stored values (default True) instead of storing the image's own.
     tonal_stages : int, optional
@@ -207,10 +220,10 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     lv = _levels(levels, C, who)
     if not isinstance(tonal, bool):
         raise UserInputError(f"{who}: tonal must be True or False, got {tonal!r}")
-    s = LATTICE if lattice is None else lattice
-    if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 16:
-        raise UserInputError(f"{who}: lattice must be an int in [1, 16], got {lattice!r}")
-    s = min(s, H, W)
+    if lattice is not None and (isinstance(lattice, bool) or not isinstance(lattice, int)
+                                or not 1 <= lattice <= 16):
+        raise UserInputError(f"{who}: lattice must be an int in [1, 16] or None, got {lattice!r}")
+    s = min(_auto_lattice(budget, H, W, C) if lattice is None else lattice, H, W)
     ts = TONAL_STAGES if tonal_stages is None else tonal_stages
     if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
         raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
@@ -219,7 +232,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     N = gh * gw
     single = np.zeros((gh, gw), bool)
     single[gh // 2, gw // 2] = True
-    small = code_image(f, depth, single, lv, lattice=s, tonal=False)
+    small = code_image(f, depth, single, lv, lattice=s, tonal=False, reconstruct_image=False)
     if len(small.data) > budget:
         raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image: the smallest "
                              f"file has {len(small.data)} bytes")
@@ -242,15 +255,42 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         else:
             hi = mid - 1
     K = lo
-    result, values0 = small, None
+    result, values0, grown = small, None, False
     for _ in range(6):
-        r = fits(K, tonal, values0)
+        r = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=tonal, values0=values0,
+                       reconstruct_image=False)
         values0 = r.values
+        per = max(len(r.data) - overhead, 1) / K
         if len(r.data) <= budget:
             result = r
+            # a file well under the budget (optimised values cost more or less than the image's own): one
+            # more try with the points the slack pays for
+            more = min(K_hi, int(K + (budget - len(r.data)) / per) - 1)
+            if grown or len(r.data) > budget * (1 - SLACK) or more <= K:
+                break
+            K, grown = more, True
+            continue
+        if grown:
             break
         K = max(1, int(K * (budget - overhead) / max(len(r.data) - overhead, 1)) - 1)
+    if full_output:
+        result.reconstruction = _reconstruction(result.data)
     return result if full_output else result.data
+
+
+def _reconstruction(data: bytes) -> torch.Tensor:
+    from .decoder import decode
+    return decode(data, max_pixels=None)
+
+
+def _auto_lattice(budget: int, H: int, W: int, C: int) -> int:
+    """The lattice step for a budget: the expected spacing of the known pixels over :data:`LATTICE_SPACING`
+    (a few fixed-point steps: the step changes the positions' cost and so the count)."""
+    s = 1
+    for _ in range(4):
+        K = _estimate(max(budget - 30, 1), -(-H // s) * -(-W // s), C)
+        s = int(min(16, max(1, round(math.sqrt(H * W / K) / LATTICE_SPACING))))
+    return s
 
 
 def _estimate(payload: int, N: int, C: int) -> int:

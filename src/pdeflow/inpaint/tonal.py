@@ -107,15 +107,15 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum((-2, -1), keepdim=True)
 
 
-def _cgls(op: _Map, f4, g, free, tol, max_iter):
-    """CGLS on ``min ||M g - f||`` over the values of ``g`` where ``free`` is 1 (the others fixed); returns
-    ``(g, u, iterations)``."""
+def _cgls(op: _Map, f4, g, free, tol, max_iter, ref):
+    """CGLS on ``min ||M g - f||`` over the values of ``g`` where ``free`` is 1 (the others fixed), until the
+    gradient's squared norm is below ``tol**2 ref`` (per image and channel); returns ``(g, u, iterations)``."""
     u = op.forward(g)
     r = f4 - u
     s = op.adjoint(r).mul_(free)
     p = s.clone()
     gamma = _dot(s, s)
-    stop = gamma * tol ** 2
+    stop = ref * tol ** 2
     it = 0
     tiny = torch.finfo(f4.dtype).tiny
     for it in range(1, max_iter + 1):
@@ -152,18 +152,33 @@ def quantise_levels(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
 
 
 def _check_levels(levels, f4: torch.Tensor, who: str):
+    """Levels as a list of 1-D tensors, one per channel of ``f4``, or None."""
     if levels is None:
         return None
+    C = f4.shape[1]
     if isinstance(levels, Integral) and not isinstance(levels, bool):
         if levels < 2:
             raise UserInputError(f"{who}: levels must be at least 2, got {levels}")
-        return torch.linspace(0, 1, int(levels), dtype=f4.dtype, device=f4.device)
-    t = ops.check_tensor(levels, f"{who}: levels")
-    if t.dim() != 1 or t.numel() < 2 or not t.is_floating_point() or not bool(torch.isfinite(t).all()) \
-            or not bool((t[1:] > t[:-1]).all()):
-        raise UserInputError(f"{who}: levels must be an int >= 2 or a 1-D increasing float sequence of at least "
-                             f"2 finite values, got {tuple(t.shape)} {t.dtype}")
-    return t.to(device=f4.device, dtype=f4.dtype)
+        return [torch.linspace(0, 1, int(levels), dtype=f4.dtype, device=f4.device)] * C
+    if isinstance(levels, (list, tuple)) and len(levels) and all(isinstance(v, torch.Tensor) for v in levels):
+        rows = list(levels)
+    else:
+        t = ops.check_tensor(levels, f"{who}: levels")
+        rows = [t] * C if t.dim() == 1 else list(t)
+    msg = (f"{who}: levels must be an int >= 2, a 1-D increasing float sequence of at least 2 finite values, "
+           f"or one such sequence per channel ({C})")
+    if len(rows) != C:
+        raise UserInputError(msg + f"; got {len(rows)} sequences")
+    for t in rows:
+        if t.dim() != 1 or t.numel() < 2 or not t.is_floating_point() or not bool(torch.isfinite(t).all()) \
+                or not bool((t[1:] > t[:-1]).all()):
+            raise UserInputError(msg + f"; got {tuple(t.shape)} {t.dtype}")
+    return [t.to(device=f4.device, dtype=f4.dtype) for t in rows]
+
+
+def _quantise_channels(g: torch.Tensor, levels: list) -> torch.Tensor:
+    """:func:`quantise_levels` of each channel of ``g`` (B, C, H, W) with its levels."""
+    return torch.stack([quantise_levels(g[:, c], levels[c]) for c in range(g.shape[1])], 1)
 
 
 @auto_threads
@@ -182,12 +197,13 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
     mask : Tensor
         Binary mask (1 = known pixel), broadcastable to ``f`` as for :func:`~pdeflow.inpaint.diffuse`, at
         least one known pixel per image.
-    levels : int or 1-D sequence of float, optional
-        The values that may be stored: an int ``q`` for ``q`` equally spaced levels on [0, 1], or an
-        increasing sequence. None (default): any value.
+    levels : int, sequence of float, or list of 1-D Tensors, optional
+        The values that may be stored: an int ``q`` for ``q`` equally spaced levels on [0, 1], an
+        increasing sequence, or one increasing sequence per channel of ``f`` (a list of tensors, or a
+        2-D tensor with a row per channel). None (default): any value.
     tol : float in (0, 1), optional
-        CGLS stops when the gradient of the squared error (``M^T`` of the residual) has shrunk by this
-        factor, per image and channel.
+        CGLS stops when the gradient of the squared error (``M^T`` of the residual) is this fraction of its
+        value at zero values (``M^T f``), per image and channel.
     max_iter : int, optional
         CGLS iterations at most (per round with ``levels``).
     solve_tol : float in (0, 1), optional
@@ -252,9 +268,13 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
             if not bool(torch.isfinite(start[known]).all()):
                 raise UserInputError(f"{who}: values0 has NaN or infinite values on the mask")
         g = torch.where(known, start, torch.zeros_like(f4))
-        g, u, iters = _cgls(op, f4, g, m.expand(f4.shape), float(tol), int(max_iter))
+        # the stopping rule is relative to the gradient at zero values (M^T f), so that a warm start from
+        # nearly optimal values stops early
+        mt_f = op.adjoint(f4)
+        ref = _dot(mt_f, mt_f)
+        g, u, iters = _cgls(op, f4, g, m.expand(f4.shape), float(tol), int(max_iter), ref)
         if lv is not None:
-            g, u, more = _quantised(op, f4, g, known, lv, float(tol), int(max_iter), int(rounds))
+            g, u, more = _quantised(op, f4, g, known, lv, float(tol), int(max_iter), int(rounds), ref)
             iters += more
         values = torch.where(known, g, f4)
     values = ops.unbatch(values.to(f.dtype), f.dim())
@@ -264,12 +284,12 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
     return TonalResult(values=values, u=ops.unbatch(u.to(f.dtype), f.dim()), mse=mse, iterations=iters)
 
 
-def _quantised(op: _Map, f4, g, known, levels, tol, max_iter, rounds):
+def _quantised(op: _Map, f4, g, known, levels, tol, max_iter, rounds, ref):
     """Fix the values to ``levels`` in ``rounds`` (module doc); returns ``(g, u, iterations)``."""
     free = known.clone()
     iters = 0
     for r in range(rounds):
-        qg = quantise_levels(g, levels)
+        qg = _quantise_channels(g, levels)
         if r == rounds - 1:
             g = torch.where(free, qg, g)
             free.zero_()
@@ -286,7 +306,7 @@ def _quantised(op: _Map, f4, g, known, levels, tol, max_iter, rounds):
         free &= ~fix
         if not bool(free.any()):
             break
-        g, _, it = _cgls(op, f4, g, free.to(g.dtype), tol, max_iter)
+        g, _, it = _cgls(op, f4, g, free.to(g.dtype), tol, max_iter, ref)
         iters += it
     u = op.forward(g)
     return g, u, iters
