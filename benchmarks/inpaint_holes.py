@@ -3,13 +3,15 @@ inpaint_biharmonic, on held-out photos with scratches, text and blobs (issue 63)
 
 Maintained. Runs every operator of ``pdeflow.inpaint.INPAINT_METHODS`` among diffusion, biharmonic, EED and TV
 (those not registered yet are skipped with a note), with their default options through
-``pdeflow.inpaint.inpaint(f, ~holes, method=name)``, and the baselines: ``cv2.inpaint`` with ``INPAINT_TELEA``
-and ``INPAINT_NS``, radius 3 (the value of OpenCV's own sample), and ``skimage.restoration.inpaint_biharmonic``.
-Every method gets the same float32 grey image, its missing pixels set to 0 (no method sees them); OpenCV gets it
-scaled to 0-255, still float32 (its Telea implementation assumes that range), and its result is scaled back.
+``pdeflow.inpaint.inpaint(f, ~holes, method=name)`` (its registered function, for the iteration counts;
+``--option NAME:KEY=VALUE`` passes an option to one operator, none by default), and the baselines:
+``cv2.inpaint`` with ``INPAINT_TELEA`` and ``INPAINT_NS``, radius 3 (the value of OpenCV's own sample), and
+``skimage.restoration.inpaint_biharmonic``. Every method gets the same float32 grey image, its missing pixels set
+to 0 (no method sees them); OpenCV gets it scaled to 0-255, still float32 (its Telea implementation assumes that
+range), and its result is scaled back.
 
-Images: the held-out photos of ``--photos`` (default the repository's ``.data/photos/mate-nature``, made by ``make photos``;
-the built-in TEST photos when that folder is missing), grey, each scaled (area average) to a shorter side of
+Images: the held-out photos of ``--photos`` (default the repository's ``.data/photos/mate-nature``, made by
+``make photos``; the built-in TEST photos when that folder is missing), grey, each scaled (area average) to a shorter side of
 twice the crop size, one seeded random crop per photo: a crop holds a quarter of the scene's extent, not a
 flat patch of a wallpaper. Holes: ``pdeflow.inpaint.holes.hole_mask`` of each kind (scratches, text, blobs)
 at each coverage (default 2, 5 and 10 %), a different seeded mask per photo.
@@ -42,6 +44,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 import warnings
@@ -110,6 +113,27 @@ def photo_crops(folder: Path | None, size: int, *, n: int | None = None, seed: i
 # Methods
 # ---------------------------------------------------------------------------
 
+#: Options of the pdeflow operators (``--option NAME:KEY=VALUE``), ``{name: {key: value}}``; none by default.
+OPTIONS: dict = {}
+
+
+def parse_options(ap, items) -> dict:
+    """``--option eed:tol=1e-5`` ... as ``{'eed': {'tol': 1e-05}}`` (values as Python literals where they parse)."""
+    import ast
+
+    out = {}
+    for item in items or []:
+        m = re.fullmatch(r"(\w+):(\w+)=(.+)", item)
+        if not m or m.group(1) not in OPERATORS:
+            ap.error(f"--option: expected NAME:KEY=VALUE with NAME one of {', '.join(OPERATORS)}, got {item!r}")
+        try:
+            value = ast.literal_eval(m.group(3))
+        except (ValueError, SyntaxError):
+            value = m.group(3)
+        out.setdefault(m.group(1), {})[m.group(2)] = value
+    return out
+
+
 def available(requested, notes: list) -> list[str]:
     """The requested methods that can run here; a note for each that cannot."""
     out = []
@@ -137,7 +161,8 @@ def run(method: str, f: np.ndarray, holes: np.ndarray, warned: list | None = Non
         # the registered function of pdeflow.inpaint.inpaint(method=...), with its iteration counts
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = REGISTERED[method].function(torch.from_numpy(g), torch.from_numpy(~holes), full_output=True)
+            res = REGISTERED[method].function(torch.from_numpy(g), torch.from_numpy(~holes), full_output=True,
+                                              **OPTIONS.get(method, {}))
         if warned is not None:
             warned.extend(f"{method}: {w.category.__name__}: {w.message}" for w in caught)
         if info is not None:
@@ -352,6 +377,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timing-coverage", type=float, default=0.05)
     ap.add_argument("--repeats", type=int, default=3, help="timing runs of the 1 Mpx case (the best is kept)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--option", action="append", metavar="NAME:KEY=VALUE",
+                    help="an option of a pdeflow operator, e.g. eed:tol=1e-5 (repeatable; default: none)")
     ap.add_argument("--smoke", action="store_true", help="one 64 px crop, one coverage, a 96 px timing case")
     add_output_args(ap, "inpaint_holes", what="results.json, holes.md, timing.md, examples.png")
     args = ap.parse_args(argv)
@@ -360,6 +387,7 @@ def main(argv=None) -> int:
         args.timing_size, args.timing_photos, args.repeats = 96, 1, 1
     if len(args.n_photos) != len(args.sizes):
         ap.error("--n-photos: one number per --sizes")
+    OPTIONS.update(parse_options(ap, args.option))
     out = open_out(args, argv)
     torch.set_num_threads(1)
     notes: list[str] = []
@@ -413,6 +441,7 @@ def main(argv=None) -> int:
 
     changed = max((r["known_changed"] for r in rows + trows), default=0.0)
     meta = {"photos": str(args.photos), "sizes": args.sizes, "n_photos": args.n_photos, "kinds": args.kinds,
+            "options": OPTIONS,
             "coverages": args.coverages, "methods": methods, "cv2_radius": CV2_RADIUS, "seed": args.seed,
             "timing": {"size": args.timing_size, "photos": args.timing_photos, "coverage": args.timing_coverage,
                        "repeats": args.repeats},

@@ -4,8 +4,8 @@ variation, each from a mask densified for it, at 5, 10 and 20 % known pixels, on
 Maintained. For each crop, density and operator of ``pdeflow.inpaint.operators.OPERATORS`` (those not
 registered yet are skipped with a note): the mask ``densify_mask(f, density, operator=name)`` (error-driven
 densification with that operator's inpaintings, default settings), then ``inpaint(f, mask, method=name)`` with
-the operator's default options. Beside it, each operator inpaints diffusion's densified mask too, which
-separates what the operator gains from what its own mask gains.
+the operator's default options (``--option NAME:KEY=VALUE`` sets one). Beside it, each operator inpaints
+diffusion's densified mask too, which separates what the operator gains from what its own mask gains.
 
 Images: as ``benchmarks/inpaint_holes.py``: the held-out photos of ``--photos`` (default the repository's
 ``.data/photos/mate-nature``, from ``make photos``; the built-in TEST photos when it is missing), grey, float32,
@@ -42,7 +42,7 @@ import torch
 
 import pdeflow
 from _results import add_output_args, open_out, save_figure, write_file  # benchmarks/_results.py
-from inpaint_holes import DEFAULT_PHOTOS, photo_crops  # benchmarks/inpaint_holes.py: the same crops
+from inpaint_holes import DEFAULT_PHOTOS, parse_options, photo_crops  # benchmarks/inpaint_holes.py: the same crops
 from pdeflow import metrics
 from pdeflow.inpaint import densify_mask, inpaint
 from pdeflow.inpaint.operators import OPERATORS as REGISTERED
@@ -150,6 +150,9 @@ def main(argv=None) -> int:
     ap.add_argument("--densities", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--operators", nargs="+", choices=OPERATORS, default=list(OPERATORS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--option", action="append", metavar="NAME:KEY=VALUE",
+                    help="an option of an operator's inpainting (not of its densification), e.g. eed:tol=1e-5 "
+                         "(repeatable; default: none)")
     ap.add_argument("--smoke", action="store_true", help="one 64 px crop at 10 %%")
     add_output_args(ap, "inpaint_operators", what="results.json, operators.md, examples.png")
     args = ap.parse_args(argv)
@@ -157,6 +160,7 @@ def main(argv=None) -> int:
         args.sizes, args.n_photos, args.densities = [64], [1], [0.1]
     if len(args.n_photos) != len(args.sizes):
         ap.error("--n-photos: one number per --sizes")
+    opts = parse_options(ap, args.option)
     out = open_out(args, argv)
     torch.set_num_threads(1)
     notes: list[str] = []
@@ -182,12 +186,13 @@ def main(argv=None) -> int:
                     if o not in ops:                               # diffusion's mask only, for the others
                         continue
                     # the registered function of inpaint(method=o), with its iteration counts
-                    res, inp_s = cpu_timed(lambda o=o: REGISTERED[o].function(f, mask, full_output=True), warned, o)
+                    res, inp_s = cpu_timed(
+                        lambda o=o: REGISTERED[o].function(f, mask, full_output=True, **opts.get(o, {})), warned, o)
                     u = res.u
                     its = int(getattr(res, "outer_iterations", getattr(res, "iterations", None)).max())
                     r = {"photo": name, "size": size, "density": d, "operator": o, "known": int(mask.sum()),
                          "mask_s": mask_s, "inpaint_s": inp_s, "iterations": its, **scores(f, u)}
-                    ud = u if o == "diffusion" else inpaint(f, masks["diffusion"], method=o)
+                    ud = u if o == "diffusion" else inpaint(f, masks["diffusion"], method=o, **opts.get(o, {}))
                     r["psnr_dmask"] = scores(f, ud)["psnr"]
                     rows.append(r)
                     line.append(f"{o} {r['psnr']:.2f} dB ({r['psnr_dmask']:.2f}) {mask_s:.2f}+{inp_s:.2f} s")
@@ -197,7 +202,7 @@ def main(argv=None) -> int:
                 print(f"{size} {name} {d:g}: " + ", ".join(line), flush=True)
 
     meta = {"photos": str(args.photos), "sizes": args.sizes, "n_photos": args.n_photos,
-            "densities": args.densities, "operators": ops, "seed": args.seed, "dtype": "float32",
+            "densities": args.densities, "operators": ops, "options": opts, "seed": args.seed, "dtype": "float32",
             "versions": {"pdeflow": pdeflow.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "threads": torch.get_num_threads(), "machine": platform.machine(), "cpus": os.cpu_count(),
