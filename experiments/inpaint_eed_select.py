@@ -9,8 +9,8 @@ of the grid, at ``--density`` (default 5 %):
 * ``eed_hd``: EED from the diffusion-densified mask, and ``eed_random``: EED from a uniformly random mask (against
   ``hd_random``: diffusion from it).
 
-PSNR of the inpaintings clipped to [0, 1]; EED to a nonlinear residual of 1e-4 (its outer and inner iteration
-counts recorded). The default is the grid point of the best mean ``eed_own``. Writes ``select.json`` and
+PSNR of the inpaintings clipped to [0, 1]; EED to a nonlinear residual of ``--eval-tol`` (1e-4; its outer and
+inner iteration counts recorded). The default is the grid point of the best mean ``eed_own``. Writes ``select.json`` and
 ``select.md`` to ``--out``::
 
     OMP_NUM_THREADS=1 python experiments/inpaint_eed_select.py --crop 128 --limit 4 --out DIR
@@ -150,7 +150,7 @@ def timing(args, out: Path) -> int:
     return 0
 
 
-def run_eed(f, density: float, cfg: dict, masks: dict, kinds) -> dict:
+def run_eed(f, density: float, cfg: dict, masks: dict, kinds, eval_tol: float = 1e-4) -> dict:
     """EED from each mask of ``kinds`` (``eed_own``: densified here, for EED with ``cfg``), with the pipeline
     settings ``cfg``: PSNR, iteration counts and CPU seconds."""
     saved = (eed.CONTRAST, eed.SIGMA, eed.INNER_RTOL, eed.eed_tensor)
@@ -165,8 +165,8 @@ def run_eed(f, density: float, cfg: dict, masks: dict, kinds) -> dict:
         row["eed_mask_cpu_s"] = time.process_time() - t0
         for key in kinds:
             t0 = time.process_time()
-            r = eed.eed_inpaint(f, masks[key], contrast=cfg["contrast"], sigma=cfg["sigma"], tol=1e-4,
-                                max_iter=200, full_output=True)
+            r = eed.eed_inpaint(f, masks[key], contrast=cfg["contrast"], sigma=cfg["sigma"], tol=eval_tol,
+                                max_iter=500, full_output=True)
             row.update({key: psnr(r.u, f), f"{key}_outer": int(r.outer_iterations),
                         f"{key}_inner": int(r.inner_iterations), f"{key}_residual": float(r.residual),
                         f"{key}_cpu_s": time.process_time() - t0})
@@ -184,6 +184,7 @@ def main(argv=None) -> int:
     ap.add_argument("--density", nargs="+", type=float, default=[0.05])
     for key, typ, default in PIPELINE:
         ap.add_argument("--" + key.replace("_", "-"), nargs="+", type=typ, default=default)
+    ap.add_argument("--eval-tol", type=float, default=1e-4, help="tolerance of the evaluated EED inpaintings")
     ap.add_argument("--masks", choices=("all", "own"), default="all",
                     help="own: EED from its own densified mask only (no eed_hd, eed_random)")
     ap.add_argument("--smoke", action="store_true", help="two images of 48 px, a 2 x 1 grid")
@@ -219,7 +220,8 @@ def main(argv=None) -> int:
             hd_own, hd_random = psnr(diffuse(f, m_hd, tol=1e-6), f), psnr(diffuse(f, m_rand, tol=1e-6), f)
             for cfg in grid:
                 row = {"image": name, "density": d, **cfg, "hd_own": hd_own, "hd_random": hd_random}
-                row.update(run_eed(f, d, cfg, {"eed_own": None, "eed_hd": m_hd, "eed_random": m_rand}, kinds))
+                row.update(run_eed(f, d, cfg, {"eed_own": None, "eed_hd": m_hd, "eed_random": m_rand}, kinds,
+                                   args.eval_tol))
                 rows.append(row)
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
                       flush=True)
