@@ -15,11 +15,11 @@ around ``n a1 / (a1 + a2)`` with the binomial spread. Under a uniformly random m
 ``log2 binom(N, K)`` bits, the uniform code.
 
 **Values.** Each channel's level indices, in the mask's Morton (Z) order, with an adaptive histogram
-updated after each batch (batches of 16, 16, 32, ... :data:`CHUNK` values). Optimised values are nearly
-uncorrelated with their neighbours' (the optimisation over- and undershoots around edges, and the points of
-an optimised mask sit on both sides of edges): on selection photos the residuals of a prediction from
-decoded neighbours (previous in Morton order, interpolated along it, or inverse-distance weighted in 2-D)
-had a larger empirical entropy than the levels themselves, so the levels are coded directly.
+updated after each batch (batches of 16, 16, 32, ... :data:`CHUNK` values). The levels are coded directly,
+not as residuals of a prediction from decoded neighbours: optimised values are nearly uncorrelated with
+their neighbours' (the optimisation over- and undershoots around edges, and the points of an optimised
+mask sit on both sides of edges), so a prediction's residuals spread wider than the levels (the
+comparison is on the guide page "Image compression by sparse inpainting").
 
 Determinism: every model is a table of integer counts (or of values computed with the four basic
 floating-point operations and ``sqrt``, which IEEE 754 rounds exactly), so the encoder and the decoder
@@ -92,22 +92,24 @@ class RangeReader:
 # ------------------------------------------------------------------------------------------------ mask
 
 def _split_prior() -> np.ndarray:
-    """Prior counts ``(SMALL + 1, 2, SMALL + 1)`` of the split tables: binomial(n, 1/2) in integers."""
+    """Prior counts ``(SMALL + 1, 2, 3, SMALL + 1)`` of the split tables (count, halves equal, neighbour
+    context): binomial(n, 1/2) in integers."""
     from math import comb
-    t = np.zeros((SMALL + 1, 2, SMALL + 1), np.float64)
+    t = np.zeros((SMALL + 1, 2, 3, SMALL + 1), np.float64)
     for n in range(1, SMALL + 1):
         for c in range(n + 1):
-            t[n, :, c] = 1 + (16 * STEP * comb(n, c)) // (2 ** n)
+            t[n, :, :, c] = 1 + (16 * STEP * comb(n, c)) // (2 ** n)
     return t
 
 
-def _bell_table(n: np.ndarray, a1: np.ndarray, a2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Rows ``P(c) ~ 1 / (1 + z^2)^2`` on ``[lo, hi]`` (zero outside), ``z = (c - mean) / spread``: a
-    heavy-tailed bell at the binomial mean and spread of a split of ``n`` into areas ``a1``, ``a2``."""
+def _bell_table(n, a1, a2, lo, hi, shift) -> np.ndarray:
+    """Rows ``P(c) ~ 1 / (1 + z^2)^2`` on ``[lo, hi]`` (as ``c - lo``; zero outside), ``z = (c - mean) /
+    spread``: a heavy-tailed bell at the binomial mean of a split of ``n`` into areas ``a1``, ``a2``, moved by
+    ``shift``, with the binomial spread."""
     width = int((hi - lo).max()) + 1
     nf = n.astype(np.float64)
     p = a1.astype(np.float64) / (a1 + a2).astype(np.float64)
-    mean = nf * p - lo
+    mean = np.clip(nf * p + shift, lo, hi) - lo
     spread = np.sqrt(nf * p * (1.0 - p)) + 0.5
     c = np.arange(width, dtype=np.float64)[None, :]
     z = (c - mean[:, None]) / spread[:, None]
@@ -116,100 +118,117 @@ def _bell_table(n: np.ndarray, a1: np.ndarray, a2: np.ndarray, lo: np.ndarray, h
     return t
 
 
-def _halves(y, x, h, w):
-    """First-half sizes and areas of the k-d cut of each node (rows when ``h >= w``)."""
-    rows = h >= w
-    a = np.where(rows, h // 2, w // 2)
-    area1 = np.where(rows, a * w, h * a)
-    return rows, a, area1, h * w - area1
-
-
-def _children(y, x, h, w, rows, a):
-    y2 = np.where(rows, y + a, y)
-    x2 = np.where(rows, x, x + a)
-    h1 = np.where(rows, a, h)
-    w1 = np.where(rows, w, a)
-    h2 = np.where(rows, h - a, h)
-    w2 = np.where(rows, w, w - a)
-    return (y, x, h1, w1), (y2, x2, h2, w2)
-
-
-def _code_splits(io, n, area1, area2, c, tables):
-    """Code (``io`` a writer, ``c`` given) or decode (``c`` None) one depth's split counts."""
+def _code_splits(io, n, area1, area2, before, after, c, tables):
+    """Code (``io`` a writer, ``c`` given) or decode (``c`` None) one depth's split counts; ``before`` and
+    ``after`` are the counts of the nodes next to each one along the cut's axis (-1: none)."""
     lo = np.maximum(0, n - area2)
     hi = np.minimum(n, area1)
-    out = np.zeros(len(n), np.int64) if c is None else c
+    out = lo.copy() if c is None else c
+    coded = lo < hi
     small = n <= SMALL
     eq = (area1 == area2).astype(np.int64)
+    both = (before >= 0) & (after >= 0)
+    ctx = np.where(both, np.sign(before - after), 0) + 1
+    # the density's slope across the node moves the large counts' expected split
+    shift = np.where(both, (before - after).astype(np.float64) / 8.0, 0.0)
     # the small counts in one batch; the large ones (symbols c - lo) in batches of similar range widths
     bucket = np.where(small, -1, np.frexp((hi - lo + 1).astype(np.float64))[1].astype(np.int64))   # exact
+    bucket = np.where(coded, bucket, -2)
     for b in np.unique(bucket):
+        if b == -2:
+            continue
         idx = np.nonzero(bucket == b)[0]
         if b < 0:
-            t = tables[n[idx], eq[idx]].copy()
+            t = tables[n[idx], eq[idx], ctx[idx]].copy()
             cc = np.arange(SMALL + 1)[None, :]
             t[(cc < lo[idx, None]) | (cc > hi[idx, None])] = 0.0
-            shift = 0
+            off = 0
         else:
-            t = _bell_table(n[idx], area1[idx], area2[idx], lo[idx], hi[idx])
-            shift = lo[idx]
+            t = _bell_table(n[idx], area1[idx], area2[idx], lo[idx], hi[idx], shift[idx])
+            off = lo[idx]
         if c is None:
-            got = io.read(t) + shift
+            got = io.read(t) + off
             if bool(((got < lo[idx]) | (got > hi[idx])).any()):
                 raise CodecError("decode: damaged mask code (a split count out of range)")
             out[idx] = got
         else:
-            io.write(c[idx] - shift, t)
+            io.write(c[idx] - off, t)
     # adapt the small tables after the depth (the same update on both sides)
-    idx = np.nonzero(small)[0]
-    np.add.at(tables, (n[idx], eq[idx], out[idx]), STEP)
+    idx = np.nonzero(small & coded)[0]
+    np.add.at(tables, (n[idx], eq[idx], ctx[idx], out[idx]), STEP)
     return out
+
+
+def _split_intervals(starts: np.ndarray, lengths: np.ndarray):
+    """Each interval cut in two (first half ``length // 2``): the new starts and lengths, interleaved."""
+    a = lengths // 2
+    return np.stack([starts, starts + a], 1).reshape(-1), np.stack([a, lengths - a], 1).reshape(-1)
 
 
 def _tree(io, gh: int, gw: int, K: int, grid: np.ndarray | None):
     """The k-d tree walk shared by the coder (``grid`` given) and the decoder: returns the known cells'
-    ``(y, x)``."""
+    ``(y, x)``.
+
+    Every depth cuts all nodes across the same axis (the one whose longest interval is longer), so the
+    nodes of a depth are the cells of a product of row and column intervals; the nodes with known points
+    are kept as their (row interval, column interval) indices, sorted, so that a node's neighbours along
+    the cut are found by binary search (a node not kept has no point)."""
     tables = _split_prior()
     if grid is not None:
         S = np.zeros((gh + 1, gw + 1), np.int64)
         S[1:, 1:] = grid.astype(np.int64).cumsum(0).cumsum(1)
-
-        def count(y, x, h, w):
-            return S[y + h, x + w] - S[y, x + w] - S[y + h, x] + S[y, x]
-    y = np.zeros(1, np.int64)
-    x = np.zeros(1, np.int64)
-    h = np.full(1, gh, np.int64)
-    w = np.full(1, gw, np.int64)
+    rs, rl = np.zeros(1, np.int64), np.full(1, gh, np.int64)     # row intervals: starts, lengths
+    cs, cl = np.zeros(1, np.int64), np.full(1, gw, np.int64)     # column intervals
+    i = np.zeros(1, np.int64)                                     # the kept nodes: row and column interval
+    j = np.zeros(1, np.int64)
     n = np.full(1, K, np.int64)
-    ys, xs = [], []
     max_depth = 2 * (max(gh, gw).bit_length() + 1)
     for _ in range(max_depth + 1):
-        if len(n) == 0:
+        if int(rl.max()) <= 1 and int(cl.max()) <= 1:
             break
-        leaf = h * w == 1
-        full = (n == h * w) & ~leaf
-        ys.append(y[leaf])
-        xs.append(x[leaf])
-        for i in np.nonzero(full)[0]:          # a full node: every cell known (rare; bounded by K)
-            yy, xx = np.mgrid[y[i]:y[i] + h[i], x[i]:x[i] + w[i]]
-            ys.append(yy.ravel())
-            xs.append(xx.ravel())
-        s = ~leaf & ~full
-        y, x, h, w, n = y[s], x[s], h[s], w[s], n[s]
-        rows, a, area1, area2 = _halves(y, x, h, w)
-        first, second = _children(y, x, h, w, rows, a)
-        c = count(*first) if grid is not None else None
-        c = _code_splits(io, n, area1, area2, c, tables)
-        parts = [(first, c), (second, n - c)]
-        keep = [cnt > 0 for _, cnt in parts]
-        y = np.concatenate([p[0][0][k] for p, k in zip(parts, keep)])
-        x = np.concatenate([p[0][1][k] for p, k in zip(parts, keep)])
-        h = np.concatenate([p[0][2][k] for p, k in zip(parts, keep)])
-        w = np.concatenate([p[0][3][k] for p, k in zip(parts, keep)])
-        n = np.concatenate([p[1][k] for p, k in zip(parts, keep)])
-    if len(n):
+        rows = int(rl.max()) >= int(cl.max())
+        if rows:
+            first_len, second_len = rl[i] // 2, rl[i] - rl[i] // 2
+            area1, area2 = first_len * cl[j], second_len * cl[j]
+            key, stride, along = i * len(cl) + j, len(cl), i
+            span = len(rl)
+        else:
+            first_len, second_len = cl[j] // 2, cl[j] - cl[j] // 2
+            area1, area2 = rl[i] * first_len, rl[i] * second_len
+            key, stride, along = i * len(cl) + j, 1, j
+            span = len(cl)
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+
+        def lookup(k, valid):
+            pos = np.clip(np.searchsorted(skey, k), 0, len(skey) - 1)
+            found = valid & (skey[pos] == k)
+            return np.where(valid, np.where(found, n[order][pos], 0), -1)
+        before = lookup(key - stride, along > 0)
+        after = lookup(key + stride, along < span - 1)
+        c = None
+        if grid is not None:
+            y0, x0 = rs[i], cs[j]
+            h1 = first_len if rows else rl[i]
+            w1 = cl[j] if rows else first_len
+            c = S[y0 + h1, x0 + w1] - S[y0, x0 + w1] - S[y0 + h1, x0] + S[y0, x0]
+        c = _code_splits(io, n, area1, area2, before, after, c, tables)
+        if rows:
+            rs, rl = _split_intervals(rs, rl)
+            i = np.concatenate([2 * i, 2 * i + 1])
+            j = np.concatenate([j, j])
+        else:
+            cs, cl = _split_intervals(cs, cl)
+            j = np.concatenate([2 * j, 2 * j + 1])
+            i = np.concatenate([i, i])
+        n = np.concatenate([c, n - c])
+        keep = n > 0
+        i, j, n = i[keep], j[keep], n[keep]
+    else:
         raise CodecError("decode: damaged mask code (the tree does not end)")
-    return np.concatenate(ys), np.concatenate(xs)
+    if bool((n != 1).any()) or bool(((rl[i] != 1) | (cl[j] != 1)).any()):
+        raise CodecError("decode: damaged mask code (a cell with more than one point)")
+    return rs[i], cs[j]
 
 
 def encode_mask(writer: RangeWriter, grid: np.ndarray) -> None:
