@@ -11,7 +11,7 @@ count ``n`` and the two halves' sizes (which bound ``c``). The tree is coded bre
 batch. For ``n <= SMALL`` the model is an adaptive table of counts per ``(n, halves equal)``, updated after
 each depth; it learns how evenly the mask's points split (an optimised mask spreads its points more
 evenly than a random one, and the rate is adaptive to it). Larger counts use a fixed bell-shaped model
-around ``n a1 / (a1 + a2)`` with the binomial spread. Under a uniformly random mask this code costs about
+around ``n a1 / (a1 + a2)`` with the hypergeometric spread. Under a uniformly random mask this code costs about
 ``log2 binom(N, K)`` bits, the uniform code.
 
 **Values.** Each channel's level indices, in the mask's Morton (Z) order, with an adaptive histogram
@@ -105,12 +105,14 @@ def _split_prior() -> np.ndarray:
 def _bell_table(n, a1, a2, lo, hi, shift) -> np.ndarray:
     """Rows ``P(c) ~ 1 / (1 + z^2)^2`` on ``[lo, hi]`` (as ``c - lo``; zero outside), ``z = (c - mean) /
     spread``: a heavy-tailed bell at the binomial mean of a split of ``n`` into areas ``a1``, ``a2``, moved by
-    ``shift``, with the binomial spread."""
+    ``shift``, with the hypergeometric spread."""
     width = int((hi - lo).max()) + 1
     nf = n.astype(np.float64)
     p = a1.astype(np.float64) / (a1 + a2).astype(np.float64)
     mean = np.clip(nf * p + shift, lo, hi) - lo
-    spread = np.sqrt(nf * p * (1.0 - p)) + 0.5
+    area = (a1 + a2).astype(np.float64)
+    # the hypergeometric spread: n points among a1 + a2 cells, without repetition
+    spread = np.sqrt(nf * p * (1.0 - p) * (area - nf) / np.maximum(area - 1.0, 1.0)) + 0.5
     c = np.arange(width, dtype=np.float64)[None, :]
     z = (c - mean[:, None]) / spread[:, None]
     t = 1.0 / np.square(1.0 + z * z)
