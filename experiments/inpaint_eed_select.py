@@ -25,7 +25,8 @@ tolerance of its EED solves), the relative residual of each lagged-diffusivity s
 the densification and the final inpainting) and the diffusivity (``--diffusivity``: ``charbonnier``, the
 module's, or ``pm``, Perona and Malik's ``1 / (1 + s^2 / lambda^2)``, or ``weickert``, the exponential one of
 Galic et al. 2008, for this script's run only). ``--density`` takes several densities; ``--masks own`` skips the
-diffusion-densified and random masks. The diffusion baseline ``hd_own`` always uses ``densify_mask``'s defaults.
+diffusion-densified and random masks. The diffusion baseline ``hd_own`` uses ``densify_mask``'s defaults unless
+``--hd-stages`` or ``--hd-dsigma`` say otherwise.
 
 ``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion (:func:`pdeflow.inpaint.diffuse`, default settings)
 at ``N x N`` on one thread, from the same 5 % diffusion-densified mask and from an EED-densified one, on the
@@ -184,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--density", nargs="+", type=float, default=[0.05])
     for key, typ, default in PIPELINE:
         ap.add_argument("--" + key.replace("_", "-"), nargs="+", type=typ, default=default)
+    ap.add_argument("--hd-stages", type=int, default=densification.STAGES,
+                    help="densify_mask's stages for the diffusion masks (a check that the baseline is not held back)")
+    ap.add_argument("--hd-dsigma", type=float, default=0.7, help="densify_mask's sigma for the diffusion masks")
     ap.add_argument("--eval-tol", type=float, default=1e-4, help="tolerance of the evaluated EED inpaintings")
     ap.add_argument("--masks", choices=("all", "own"), default="all",
                     help="own: EED from its own densified mask only (no eed_hd, eed_random)")
@@ -216,7 +220,7 @@ def main(argv=None) -> int:
         for d in args.density:
             gen = torch.Generator().manual_seed(0)
             m_rand = (torch.rand(f.shape, generator=gen, dtype=f.dtype) < d).to(f.dtype)
-            m_hd = densify_mask(f, d)
+            m_hd = densify_mask(f, d, stages=args.hd_stages, sigma=args.hd_dsigma)
             hd_own, hd_random = psnr(diffuse(f, m_hd, tol=1e-6), f), psnr(diffuse(f, m_rand, tol=1e-6), f)
             for cfg in grid:
                 row = {"image": name, "density": d, **cfg, "hd_own": hd_own, "hd_random": hd_random}
@@ -225,7 +229,8 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
                       flush=True)
-    lines = [f"# EED parameter selection ({len(images)} selection images, {args.crop} px crops)", "",
+    lines = [f"# EED parameter selection ({len(images)} selection images, {args.crop} px crops; diffusion masks: "
+             f"stages {args.hd_stages}, sigma {args.hd_dsigma})", "",
              "Mean PSNR (dB) over the images; gain = EED minus homogeneous diffusion, each from the mask named "
              "(own: densified for the operator; hd_own with densify_mask's defaults). Wins: images where EED "
              "from its own mask beats diffusion from its own.", "",
