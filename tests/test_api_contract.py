@@ -164,10 +164,14 @@ INPAINT_TABLE = {
     # the entry points of the tables of methods: their defaults (densify, diffusion)
     "make_mask": Entry(lambda x: inpaint.make_mask(x, 0.3), "f", min_size=2),
     "inpaint": Entry(lambda x: inpaint.inpaint(x, _mask(x), tol=1e-10), "f"),
+    "biharmonic_inpaint": Entry(lambda x: inpaint.biharmonic_inpaint(x, _mask(x), tol=1e-10), "f"),
+    "eed_inpaint": Entry(lambda x: inpaint.eed_inpaint(x, _mask(x), tol=1e-8), "f"),
+    "tv_inpaint": Entry(lambda x: inpaint.tv_inpaint(x, _mask(x), tol=1e-8), "f"),
 }
 INPAINT_EXEMPT = {
     "analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",
     "random_mask": "a random mask of a given shape, no image",
+    "hole_mask": "a random hole mask of a given shape, no image",
     "load_inpainting_model": "loads a model by name or path, no image",
     "load_mask_model": "loads a model by density or path, no image",
     "blue_noise_tile": "a threshold tile of a given size, no image",
