@@ -38,6 +38,13 @@ __all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "DEFAULT_LEV
 #: Quantisation levels of grey images and of the luma and chroma channels of colour ones (chosen on
 #: selection photos, see benchmarks/codec_core.py).
 DEFAULT_LEVELS = {1: (16,), 3: (16, 8, 8)}
+#: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
+#: inpainting from the image's own values: the values' rounding error (``step^2 / 12``) a fixed share of the
+#: inpainting's error (the share implied by 16 levels on selection crops, about 0.1 to 1.4, geometric mean
+#: about 0.17), so that smooth images get finer levels and textured ones coarser.
+STEP_RATIO = 0.15
+#: Most levels per channel with the automatic step.
+MAX_LEVELS = 1024
 #: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``).
 TOL_EXPONENT = 6
 #: Settings of the tonal optimisation inside the encoder (CGLS iterations, its tolerance, the solves').
@@ -128,6 +135,9 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
         start = None if values0 is None else torch.where(m > 0, values0, store)
         store = optimise_tonal(store, m, values0=start, **TONAL)
     ranges = [_range_units(store[c][m > 0].numpy(), allowed) for c, allowed in enumerate(channel_ranges(C))]
+    if isinstance(levels, float):      # a quantisation step: the levels that span each channel's range
+        levels = tuple(int(min(MAX_LEVELS, max(4, round((hi - lo) / VALUE_UNIT / levels) + 1)))
+                       for lo, hi in ranges)
     if tonal and TONAL_ROUNDS > 1:
         # quantisation-aware: the values fixed to the levels in rounds, the free ones re-optimised
         lv = [torch.from_numpy(level_values(np.arange(int(levels[c])), int(levels[c]), *ranges[c]))
@@ -193,7 +203,8 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         Budget in bytes (instead of ``bpp``).
     levels : int or sequence of int, optional
         Quantisation levels of the stored values (per channel of the luma-chroma transform for colour).
-        Default :data:`DEFAULT_LEVELS`.
+        Default: levels one step apart spanning each channel's values, the step from the inpainting's
+        error (:data:`STEP_RATIO`).
     lattice : int, optional
         Step of the lattice the known pixels lie on (1: any pixel). Default: the expected spacing of the
         known pixels for the budget over :data:`LATTICE_SPACING` (sparser masks on coarser lattices).
@@ -222,7 +233,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     f, depth = prepare_image(image, who)
     C, H, W = f.shape
     budget = _budget(bpp, size, H * W, who)
-    lv = _levels(levels, C, who)
+    lv = None if levels is None else _levels(levels, C, who)
     if not isinstance(tonal, bool):
         raise UserInputError(f"{who}: tonal must be True or False, got {tonal!r}")
     if lattice is not None and (isinstance(lattice, bool) or not isinstance(lattice, int)
@@ -237,7 +248,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     N = gh * gw
     single = np.zeros((gh, gw), bool)
     single[gh // 2, gw // 2] = True
-    small = code_image(f, depth, single, lv, lattice=s, tonal=False, reconstruct_image=False)
+    small = code_image(f, depth, single, lv or (4,) * C, lattice=s, tonal=False, reconstruct_image=False)
     if len(small.data) > budget:
         raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image: the smallest "
                              f"file has {len(small.data)} bytes")
@@ -246,6 +257,8 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     K_hi = min(N, int(1.3 * _estimate(budget - overhead, N, C)) + 8)
     grid, rank = lattice_mask(f, K_hi, s, tonal_stages=ts)
     K_hi = int(grid.sum())
+    if lv is None:   # the quantisation step from the error of the inpainting at the estimated count
+        lv = _auto_step(f, prefix_mask(rank, max(1, int(K_hi / 1.3))), s)
 
     def fits(k, tonal_values, values0=None):
         return code_image(f, depth, prefix_mask(rank, k), lv, lattice=s, tonal=tonal_values, values0=values0)
@@ -286,6 +299,14 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
 def _reconstruction(data: bytes) -> torch.Tensor:
     from .decoder import decode
     return decode(data, max_pixels=None)
+
+
+def _auto_step(f: torch.Tensor, grid: np.ndarray, s: int) -> float:
+    from ..inpaint import diffuse
+    C, H, W = f.shape
+    m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
+    mse = float((diffuse(f, m, tol=1e-3) - f).square().mean())
+    return math.sqrt(12 * STEP_RATIO * max(mse, 1e-12))
 
 
 def _auto_lattice(budget: int, H: int, W: int, C: int) -> int:
