@@ -9,7 +9,8 @@ Parts (``--parts``, default all):
   ``--crop`` px; for each density of ``--densities`` a mask by ``densify_mask``; PSNR of homogeneous diffusion
   inpainting from the image's own values, from the optimised values (``optimise_tonal``, unquantised), and from
   optimised values on the coded levels (``q`` of ``--levels`` equally spaced on the range the optimum spans):
-  rounded, and quantisation-aware (``optimise_tonal(levels=...)``). Gain = tonal - original; loss =
+  rounded, and quantisation-aware (``optimise_tonal(levels=...)``); and on the codec's own levels (one
+  automatic step apart, ``pdeflow.codec.encoder.STEP_RATIO``), rounded. Gain = tonal - original; loss =
   unquantised - quantised.
 * ``rate``: the same crops encoded at each of ``--rates`` bpp (``pdeflow.codec.encode``): PSNR, known pixels,
   the mask code's bits per known pixel against the uniform code ``log2 binom(N, K) / K`` (``N = H W``; and
@@ -80,6 +81,7 @@ def _md(rows, cols) -> str:
 def part_tonal(args, out: Path):
     torch = _torch()
     from pdeflow.inpaint import densify_mask, diffuse
+    from pdeflow.codec.encoder import MAX_LEVELS, STEP_RATIO
     from pdeflow.inpaint.tonal import optimise_tonal, quantise_levels
     rows = []
     for path in _photos(args.folder, args.photos):
@@ -94,6 +96,12 @@ def part_tonal(args, out: Path):
             on = g[m > 0]
             row = {"photo": path.stem, "density": d, "original": round(base, 2), "tonal": round(opt, 2),
                    "gain": round(opt - base, 2), "tonal_cpu_s": round(t_tonal, 2)}
+            # the codec's own levels: one step apart, the step from the inpainting's error (STEP_RATIO)
+            step = math.sqrt(12 * STEP_RATIO * float((diffuse(f, m) - f).square().mean()))
+            q_auto = int(min(MAX_LEVELS, max(4, round(float(on.max() - on.min()) / step) + 1)))
+            levels = torch.linspace(float(on.min()), float(on.max()), q_auto, dtype=f.dtype)
+            auto = _psnr(diffuse(torch.where(m > 0, quantise_levels(g, levels), g), m), f)
+            row.update({"auto_q": q_auto, "auto_rounded": round(auto, 2), "auto_loss": round(opt - auto, 2)})
             for q in args.levels:
                 levels = torch.linspace(float(on.min()), float(on.max()), q, dtype=f.dtype)
                 rounded = torch.where(m > 0, quantise_levels(g, levels), g)
@@ -107,7 +115,9 @@ def part_tonal(args, out: Path):
     for d in args.densities:
         sel = [r for r in rows if r["density"] == d]
         s = {"density": d, "photos": len(sel), "mean_gain_dB": round(sum(r["gain"] for r in sel) / len(sel), 2),
-             "min_gain_dB": round(min(r["gain"] for r in sel), 2)}
+             "min_gain_dB": round(min(r["gain"] for r in sel), 2),
+             "auto_mean_q": round(sum(r["auto_q"] for r in sel) / len(sel), 1),
+             "auto_mean_loss_dB": round(sum(r["auto_loss"] for r in sel) / len(sel), 2)}
         for q in args.levels:
             s[f"q{q}_mean_loss_dB"] = round(sum(r[f"q{q}_loss"] for r in sel) / len(sel), 2)
             s[f"q{q}_aware_minus_rounded_dB"] = round(

@@ -109,13 +109,14 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _cgls(op: _Map, f4, g, free, tol, max_iter, ref):
     """CGLS on ``min ||M g - f||`` over the values of ``g`` where ``free`` is 1 (the others fixed), until the
-    gradient's squared norm is below ``tol**2 ref`` (per image and channel); returns ``(g, u, iterations)``."""
+    gradient's squared norm is below ``tol**2 ref`` (per image and channel; ``ref`` None: the gradient's at
+    the start); returns ``(g, u, iterations)``."""
     u = op.forward(g)
     r = f4 - u
     s = op.adjoint(r).mul_(free)
     p = s.clone()
     gamma = _dot(s, s)
-    stop = ref * tol ** 2
+    stop = (gamma if ref is None else ref) * tol ** 2
     it = 0
     tiny = torch.finfo(f4.dtype).tiny
     for it in range(1, max_iter + 1):
@@ -203,7 +204,7 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
         2-D tensor with a row per channel). None (default): any value.
     tol : float in (0, 1), optional
         CGLS stops when the gradient of the squared error (``M^T`` of the residual) is this fraction of its
-        value at zero values (``M^T f``), per image and channel.
+        value at the image's own values, per image and channel.
     max_iter : int, optional
         CGLS iterations at most (per round with ``levels``).
     solve_tol : float in (0, 1), optional
@@ -268,10 +269,12 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
             if not bool(torch.isfinite(start[known]).all()):
                 raise UserInputError(f"{who}: values0 has NaN or infinite values on the mask")
         g = torch.where(known, start, torch.zeros_like(f4))
-        # the stopping rule is relative to the gradient at zero values (M^T f), so that a warm start from
-        # nearly optimal values stops early
-        mt_f = op.adjoint(f4)
-        ref = _dot(mt_f, mt_f)
+        # the stopping rule is relative to the gradient at the image's own values, also for a warm start
+        # (which then stops early when it is nearly optimal already)
+        ref = None
+        if values0 is not None:
+            s0 = op.adjoint(f4 - op.forward(torch.where(known, f4, torch.zeros_like(f4)))).mul_(m)
+            ref = _dot(s0, s0)
         g, u, iters = _cgls(op, f4, g, m.expand(f4.shape), float(tol), int(max_iter), ref)
         if lv is not None:
             g, u, more = _quantised(op, f4, g, known, lv, float(tol), int(max_iter), int(rounds), ref)
