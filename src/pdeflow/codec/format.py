@@ -52,9 +52,12 @@ __all__ = ["CodecError", "Header", "MAGIC", "FORMAT_VERSION", "MAX_PIXELS", "MAX
 
 MAGIC = b"PDFc"
 FORMAT_VERSION = 1
-#: Default pixel limit of the decoder (``H W``): a header that claims more is refused before any allocation
-#: (as the image reader's decompression-bomb guard, :data:`pdeflow.io.DEFAULT_MAX_PIXELS`).
-MAX_PIXELS = 1 << 25
+#: Default pixel limit of the decoder (``H W``, 2^24: a 4K image fits twice): a header that claims more is
+#: refused before any allocation (as the image reader's decompression-bomb guard,
+#: :data:`pdeflow.io.DEFAULT_MAX_PIXELS`). The decoder's memory grows with ``H W`` and with the known pixels
+#: ``K <= H W`` (the image in float64 per channel, the multigrid hierarchy, and the k-d tree's arrays of
+#: the known pixels), so a header within the limit bounds it.
+MAX_PIXELS = 1 << 24
 #: Largest number of operator parameter bytes a header may declare.
 MAX_OPERATOR_BYTES = 32
 #: Operator ids of the header: the inpainting that reconstructs the image from the stored pixels.
