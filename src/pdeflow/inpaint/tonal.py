@@ -20,8 +20,9 @@ nearest to a level first (half of the free values per round), and the values sti
 after each round with the fixed ones as data, so they compensate the rounding errors of their neighbours.
 The last round rounds the rest.
 
-Everything is batched over images and channels and runs on the device and dtype of ``f`` (half precision
-in float32).
+Everything is batched over images and channels and runs on the device of ``f``, in float64 (least squares
+squares the condition number of the inpainting; on Apple's MPS, which has no float64, in float32) and
+returned in the dtype of ``f``.
 
 References
 ----------
@@ -249,6 +250,9 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, levels=None, tol: flo
     f = ops.check_tensor(f, f"{who}: f")
     ops.check_image(f, f"{who}: f", min_size=2)
     f4 = ops.promote_half(ops.as_batch(f, f"{who}: f")[0])
+    if f4.device.type != "mps":
+        # least squares squares the condition number: solved in float64 (returned in the dtype of f)
+        f4 = f4.to(torch.float64)
     m = check_mask(mask, f4, who)
     for name, v in (("tol", tol), ("solve_tol", solve_tol)):
         if isinstance(v, bool) or not isinstance(v, Real) or not 0 < v < 1:
