@@ -33,11 +33,8 @@ from .entropy import RangeWriter, encode_mask, encode_values, morton_order
 from .format import VALUE_UNIT, Header, write_header
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
-__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "DEFAULT_LEVELS"]
+__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "STEP_RATIO", "LATTICE_SPACING"]
 
-#: Quantisation levels of grey images and of the luma and chroma channels of colour ones (chosen on
-#: selection photos, see benchmarks/codec_core.py).
-DEFAULT_LEVELS = {1: (16,), 3: (16, 8, 8)}
 #: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
 #: inpainting from the image's own values: the values' rounding error (``step^2 / 12``) a fixed share of the
 #: inpainting's error (the share implied by 16 levels on selection crops, about 0.1 to 1.4, geometric mean
@@ -123,9 +120,10 @@ def _range_units(v: np.ndarray, allowed: tuple[float, float]) -> tuple[int, int]
 
 
 def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice: int = 1, tonal: bool = True,
-               operator: str = "homogeneous", values0=None, reconstruct_image: bool = True) -> EncodeResult:
+               values0=None, reconstruct_image: bool = True) -> EncodeResult:
     """Code ``f`` (C, H, W) float64 RGB or grey with the lattice mask ``grid`` (ceil(H/s), ceil(W/s)) of step
-    ``lattice`` and ``levels`` per channel."""
+    ``lattice`` for homogeneous diffusion: ``levels`` per channel (ints), or a quantisation step (float)
+    from which each channel's levels follow; ``values0``: a warm start of the tonal optimisation."""
     C, H, W = f.shape
     s = lattice
     store = to_luma_chroma(f) if C == 3 else f
@@ -149,8 +147,7 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     cy, cx = cy[order], cx[order]
     y, x = cy * s, cx * s
     K = len(y)
-    header = Header(H, W, C, depth, 0 if C == 1 else 1, 0 if operator == "homogeneous" else 1,
-                    operator_params(operator), TOL_EXPONENT, s, K)
+    header = Header(H, W, C, depth, 0 if C == 1 else 1, 0, operator_params("homogeneous"), TOL_EXPONENT, s, K)
     alone = RangeWriter()              # the mask's share, for the report (coded again below)
     encode_mask(alone, grid)
     mask_words = len(alone.words())
@@ -179,8 +176,6 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
 
 
 def _levels(levels, C: int, who: str):
-    if levels is None:
-        return DEFAULT_LEVELS[C]
     lv = (levels,) * C if isinstance(levels, int) and not isinstance(levels, bool) else tuple(levels)
     if len(lv) != C or any(isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 65535 for v in lv):
         raise UserInputError(f"{who}: levels must be an int or {C} ints in [2, 65535], got {levels!r}")
