@@ -1,8 +1,10 @@
-"""Choose EED inpainting's default contrast and presmoothing on selection photos (never the held-out mate-nature ones).
+"""Choose EED inpainting's pipeline (contrast, presmoothing, its mask's densification) on selection photos only.
+
+Never on the held-out mate-nature photos.
 
 Grey centre crops (``--crop`` px) of the selection photos: ``.data/photos/opencv``, ``.data/photos/lomiri`` and
-pdeflow's built-in TRAIN photos (the first ``--limit`` of each source, sorted). For every ``contrast`` x ``sigma``
-of the grid, at ``--density`` (default 5 %):
+pdeflow's built-in TRAIN photos (the first ``--limit`` of each source, sorted). For every point of the grid (below),
+at each ``--density`` (default 5 %):
 
 * ``eed_own``: EED from a mask densified for EED (``densify_mask(..., operator='eed')`` with these parameters),
   the setting of the issue's goal, against ``hd_own``: homogeneous diffusion from its own densified mask;
@@ -10,14 +12,15 @@ of the grid, at ``--density`` (default 5 %):
   ``hd_random``: diffusion from it).
 
 PSNR of the inpaintings clipped to [0, 1]; EED to a nonlinear residual of ``--eval-tol`` (1e-4; its outer and
-inner iteration counts recorded). The default is the grid point of the best mean ``eed_own``. Writes ``select.json`` and
-``select.md`` to ``--out``::
+inner iteration counts recorded). The choice is the grid point of the best mean ``eed_own``. Writes
+``select.json`` and ``select.md`` to ``--out``::
 
-    OMP_NUM_THREADS=1 python experiments/inpaint_eed_select.py --crop 128 --limit 4 --out DIR
+    OMP_NUM_THREADS=1 python experiments/inpaint_eed_select.py --crop 256 --limit 4 --masks own --out DIR
 
-The defaults were chosen by that command with ``--contrast 0.005 0.01 0.02 0.04 --sigma 1 1.5 2 3``. With one grid
-point and ``--skip N`` (the images after the first N of each source) the same table checks the chosen defaults
-on selection images the choice did not see.
+The defaults were chosen on the first 4 images of each source (``--limit 4``) at 256 px, a few options at a time
+(the commands are the ``command.txt`` of ``benchmarks/results/inpaint_eed_select/choose_*``). With one grid
+point and ``--skip N`` (the images after the first N of each source) the same table checks the choice on
+selection images it did not see (``confirm_*``).
 
 The grid also spans the rest of the EED pipeline (each option takes several values; every combination is run):
 the densification of the EED mask (``--stages``, ``--start``, ``--dsigma``: its error smoothing, ``--dtol``: the
@@ -28,10 +31,10 @@ Galic et al. 2008, for this script's run only). ``--density`` takes several dens
 diffusion-densified and random masks. The diffusion baseline ``hd_own`` uses ``densify_mask``'s defaults unless
 ``--hd-stages`` or ``--hd-dsigma`` say otherwise.
 
-``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion (:func:`pdeflow.inpaint.diffuse`, default settings)
-at ``N x N`` on one thread, from the same 5 % diffusion-densified mask and from an EED-densified one, on the
-selection photo ``--time-photo`` (best of ``--repeats`` runs each, in one process), and writes ``timing.md`` and
-``timing.json``::
+``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion
+(:func:`pdeflow.inpaint.diffuse`, default settings) at ``N x N`` on one thread, from the same 5 %
+diffusion-densified mask and from an EED-densified one, on the selection photo ``--time-photo`` (best of
+``--repeats`` runs each, in one process), and writes ``timing.md`` and ``timing.json``::
 
     OMP_NUM_THREADS=1 python experiments/inpaint_eed_select.py --time 1024 --out DIR
 
