@@ -231,3 +231,28 @@ def test_fuzz_truncated_flipped_random_and_crafted(grey_file, colour_file):
     assert outcomes["refused"] >= 350
     assert slowest < 10, slowest
     assert peak < 32 * 2 ** 20, peak
+
+
+def test_the_operator_field_selects_the_inpainting(grey_file):
+    """Operator 1 (edge-enhancing diffusion, its contrast and presmoothing in the parameter bytes) decodes the
+    same stored pixels with that operator; homogeneous diffusion refuses parameter bytes."""
+    from pdeflow.codec.decoder import operator_params
+    from pdeflow.codec.entropy import RangeReader, decode_mask
+    from pdeflow.codec.format import write_header
+    from pdeflow.inpaint.operators.eed import eed_inpaint
+
+    _, data = grey_file
+    h, payload = read_header(data)
+    cy, cx = decode_mask(RangeReader(payload), *h.grid, h.known)
+    m = torch.zeros(48, 48, dtype=torch.float64)
+    m[torch.from_numpy(cy * h.lattice), torch.from_numpy(cx * h.lattice)] = 1
+    plain = decode(data)
+    g = torch.where(m > 0, plain[0].double(), torch.zeros_like(m))   # homogeneous diffusion keeps the stored values
+    h.operator, h.operator_params = 1, operator_params("eed", contrast=0.02, sigma=1.0)
+    u = decode(write_header(h, payload))
+    ref = eed_inpaint(g, m, contrast=round(0.02 * 65535) / 65535, sigma=1.0, tol=1e-6).clamp(0, 1)
+    assert torch.allclose(u[0].double(), ref, atol=1e-5)
+    assert not torch.equal(u, plain)
+    h.operator, h.operator_params = 0, b"\x01\x02\x03\x04"
+    with pytest.raises(CodecError, match="no operator parameters"):
+        decode(write_header(h, payload))
