@@ -29,7 +29,8 @@ the densification and the final inpainting) and the diffusivity (``--diffusivity
 module's, or ``pm``, Perona and Malik's ``1 / (1 + s^2 / lambda^2)``, or ``weickert``, the exponential one of
 Galic et al. 2008, for this script's run only). ``--density`` takes several densities; ``--masks own`` skips the
 diffusion-densified and random masks. The diffusion baseline ``hd_own`` uses ``densify_mask``'s defaults unless
-``--hd-stages`` or ``--hd-dsigma`` say otherwise.
+``--hd-stages`` or ``--hd-dsigma`` say otherwise. ``--dsigma-per-spacing`` gives ``--dsigma`` in units of the
+mask's mean spacing ``1 / sqrt(density)`` instead of pixels.
 
 ``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion
 (:func:`pdeflow.inpaint.diffuse`, default settings) at ``N x N`` on one thread, from the same 5 %
@@ -154,9 +155,12 @@ def timing(args, out: Path) -> int:
     return 0
 
 
-def run_eed(f, density: float, cfg: dict, masks: dict, kinds, eval_tol: float = 1e-4) -> dict:
+def run_eed(f, density: float, cfg: dict, masks: dict, kinds, eval_tol: float = 1e-4,
+            per_spacing: bool = False) -> dict:
     """EED from each mask of ``kinds`` (``eed_own``: densified here, for EED with ``cfg``), with the pipeline
-    settings ``cfg``: PSNR, iteration counts and CPU seconds."""
+    settings ``cfg``: PSNR, iteration counts and CPU seconds. ``per_spacing``: ``cfg['dsigma']`` is in units of
+    the mask's mean spacing ``1 / sqrt(density)``."""
+    dsigma = cfg["dsigma"] / density ** 0.5 if per_spacing else cfg["dsigma"]
     saved = (eed.CONTRAST, eed.SIGMA, eed.INNER_RTOL, eed.eed_tensor)
     # densify_mask's EED solves (solve_unchecked) read the module's defaults
     eed.CONTRAST, eed.SIGMA, eed.INNER_RTOL = cfg["contrast"], cfg["sigma"], cfg["inner_rtol"]
@@ -165,7 +169,7 @@ def run_eed(f, density: float, cfg: dict, masks: dict, kinds, eval_tol: float = 
     try:
         t0 = time.process_time()
         masks = dict(masks, eed_own=densify_mask(f, density, operator="eed", stages=cfg["stages"],
-                                                  start=cfg["start"], sigma=cfg["dsigma"], tol=cfg["dtol"]))
+                                                  start=cfg["start"], sigma=dsigma, tol=cfg["dtol"]))
         row["eed_mask_cpu_s"] = time.process_time() - t0
         for key in kinds:
             t0 = time.process_time()
@@ -191,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--hd-stages", type=int, default=densification.STAGES,
                     help="densify_mask's stages for the diffusion masks (a check that the baseline is not held back)")
     ap.add_argument("--hd-dsigma", type=float, default=0.7, help="densify_mask's sigma for the diffusion masks")
+    ap.add_argument("--dsigma-per-spacing", action="store_true",
+                    help="--dsigma in units of the mask's mean spacing 1 / sqrt(density) (pixels otherwise)")
     ap.add_argument("--eval-tol", type=float, default=1e-4, help="tolerance of the evaluated EED inpaintings")
     ap.add_argument("--masks", choices=("all", "own"), default="all",
                     help="own: EED from its own densified mask only (no eed_hd, eed_random)")
@@ -228,15 +234,16 @@ def main(argv=None) -> int:
             for cfg in grid:
                 row = {"image": name, "density": d, **cfg, "hd_own": hd_own, "hd_random": hd_random}
                 row.update(run_eed(f, d, cfg, {"eed_own": None, "eed_hd": m_hd, "eed_random": m_rand}, kinds,
-                                   args.eval_tol))
+                                   args.eval_tol, args.dsigma_per_spacing))
                 rows.append(row)
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
                       flush=True)
     lines = [f"# EED parameter selection ({len(images)} selection images, {args.crop} px crops; diffusion masks: "
              f"stages {args.hd_stages}, sigma {args.hd_dsigma})", "",
              "Mean PSNR (dB) over the images; gain = EED minus homogeneous diffusion, each from the mask named "
-             "(own: densified for the operator; hd_own with densify_mask's defaults). Wins: images where EED "
-             "from its own mask beats diffusion from its own.", "",
+             "(own: densified for the operator; hd_own with the diffusion masks' settings of the title). Wins: "
+             "images where EED from its own mask beats diffusion from its own."
+             + (" dsigma in units of the mean spacing 1 / sqrt(density)." if args.dsigma_per_spacing else ""), "",
              "| density | " + " | ".join(keys) + " | eed_own | hd_own | gain own masks | min / max gain | wins | "
              + ("eed_hd | gain HD mask | eed_random | hd_random | gain random | " if args.masks == "all" else "")
              + "mean outer (own) | mean inner (own) | mask CPU s |",
