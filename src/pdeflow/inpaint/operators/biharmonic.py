@@ -264,8 +264,8 @@ class _System:
 def _pcg(apply_a, precond, r: torch.Tensor, x0, tol: float, max_iter: int, known: torch.Tensor):
     """Preconditioned CG for ``A x = b`` per image (its channels together), ``b`` given as ``r`` and
     overwritten by the residual; the vectors in place (``x``, ``r``, ``d``), the products and the
-    preconditioned residual new (freed before the next). Returns ``x``, the iterations (B,) and the relative
-    residual ``||b - A x|| / ||b||`` (B,), recomputed from ``x``."""
+    preconditioned residual new (freed before the next). Returns ``x`` (zero on the known pixels), the
+    iterations (B,) and ``||b||`` (B,, float64)."""
     B = r.shape[0]
     view = (B,) + (1,) * (r.dim() - 1)
 
