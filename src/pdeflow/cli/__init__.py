@@ -10,6 +10,7 @@ Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module 
 * :mod:`pdeflow.cli.inpaint`: ``mask``, ``inpaint``.
 * :mod:`pdeflow.cli.inpaint_evaluate`: ``evaluate inpainting``.
 * :mod:`pdeflow.cli.inpaint_train`: ``train inpainting``, ``train masknet``, ``train residual``.
+* :mod:`pdeflow.cli.codec`: ``compress``, ``decompress``, ``evaluate codec``.
 
 Adding a subcommand: in the pillar's module, a function adds it with
 ``add_command(sub, NAME, _run_NAME, help=..., examples=[...], validate=_check_NAME)``
@@ -46,7 +47,7 @@ from .. import __version__
 from ..allocator import retain_freed_memory
 from ..errors import UserInputError
 from ..training import WARNING_WORDING
-from . import denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet
+from . import codec, denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet
 from ._arguments import ArgumentParser
 from ._errors import PROG, CLIError, OutputWriteError
 from ._errors import Terminated as _Terminated
@@ -182,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     iel.add_parsers(sub)
     inpaint_train.add_train_parsers(train)
     inpaint_evaluate.add_evaluate_parser(evaluate)
+    codec.add_evaluate_parser(evaluate)
     inpaint.add_parsers(sub)
+    codec.add_parsers(sub)
     models.add_parsers(sub)
     return parser
 

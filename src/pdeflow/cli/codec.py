@@ -26,7 +26,7 @@ from ._outputs import Outputs
 __all__ = ["add_parsers", "add_evaluate_parser"]
 
 #: What ``decompress`` writes: the suffixes of :func:`pdeflow.io.write_image`.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = pio.WRITE_SUFFIXES
 #: The default number of synthetic piecewise-smooth scenes of ``evaluate codec`` (grey only).
 SMOOTH_SCENES = 8
 

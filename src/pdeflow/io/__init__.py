@@ -16,7 +16,15 @@
 Nothing here downloads anything.
 """
 from .files import atomic_path, atomic_write, to_json, write_bytes
-from .images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, LUMA_WEIGHTS, image_files, read_image, write_image
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    LUMA_WEIGHTS,
+    WRITE_SUFFIXES,
+    image_files,
+    read_image,
+    write_image,
+)
 from .model_files import load_model, model_bytes, model_from_export, model_paths, save_model
 from .volumes import DEFAULT_MAX_VOXELS, VOLUME_FORMATS, VOLUME_SUFFIXES, is_volume, read_volume, write_volume
 
@@ -25,6 +33,7 @@ __all__ = [
     "write_image",
     "image_files",
     "IMAGE_SUFFIXES",
+    "WRITE_SUFFIXES",
     "atomic_write",
     "atomic_path",
     "save_model",

@@ -22,8 +22,8 @@ import torch
 from ..errors import UserInputError
 from .files import atomic_write, check_target, input_path
 
-__all__ = ["read_image", "write_image", "image_files", "IMAGE_SUFFIXES", "LUMA_WEIGHTS", "DEFAULT_MAX_PIXELS",
-           "minmax", "to_chw"]
+__all__ = ["read_image", "write_image", "image_files", "IMAGE_SUFFIXES", "WRITE_SUFFIXES", "LUMA_WEIGHTS",
+           "DEFAULT_MAX_PIXELS", "minmax", "to_chw"]
 
 #: ITU-R BT.601 luma weights used for colour to grey conversion.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -580,7 +580,7 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".png", ".tif", ".tiff"):
+    if suffix not in WRITE_SUFFIXES:
         raise UserInputError(f"write_image: path must end in .png, .tif or .tiff, got '{path}'")
     if bits not in (8, 16):
         raise UserInputError(f"write_image: bits must be 8 or 16, got {bits!r}")
@@ -622,6 +622,8 @@ def write_image(path, img, *, bits: int = 8, overwrite: bool = False) -> Path:
 
 #: Suffixes of the image files that :func:`image_files` finds.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
+#: The file suffixes :func:`write_image` writes (lossless formats only).
+WRITE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
 def image_files(folder, who: str = "data") -> list[Path]:
