@@ -341,6 +341,21 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
     -------
     LaggedResult
         With ``u`` (B, C, H, W).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator, lagged_diffusivity
+    >>> f = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> f[..., :, 4:] = 1.0
+    >>> m = torch.zeros_like(f)
+    >>> m[..., :, 0] = m[..., :, 7] = 1
+    >>> ones_y, ones_x = torch.ones(1, 1, 7, 8, dtype=f.dtype), torch.ones(1, 1, 8, 7, dtype=f.dtype)
+    >>> build = lambda u: TensorOperator(ones_y, ones_x, None, 1 - m)     # D = I: homogeneous diffusion
+    >>> r = lagged_diffusivity(f, m, build, u0=None, tol=1e-8, max_iter=20, inner_rtol=1e-10,
+    ...                        inner_max_iter=100, scale=False, what="example")
+    >>> [round(v, 3) for v in r.u[0, 0, 0].tolist()]           # linear between the two known columns
+    [0.0, 0.143, 0.286, 0.429, 0.571, 0.714, 0.857, 1.0]
     """
     B = f4.shape[0]
     view = (B,) + (1,) * (f4.dim() - 1)
@@ -393,7 +408,16 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
 def check_call(f, mask, who: str, tol, max_iter):
     """``(f4, m, ndim)``: the checked image as (B, C, H, W) in its compute dtype (half precision promoted; values
     at missing pixels that are not finite set to zero), the binary mask of :func:`~pdeflow.inpaint.diffusion.
-    check_mask` in that dtype, and the number of dimensions of ``f``; refuses a bad ``tol`` or ``max_iter``."""
+    check_mask` in that dtype, and the number of dimensions of ``f``; refuses a bad ``tol`` or ``max_iter``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import check_call
+    >>> f4, m, nd = check_call(torch.rand(5, 6), torch.ones(5, 6), "example", 1e-3, 10)
+    >>> f4.shape, m.shape, nd
+    (torch.Size([1, 1, 5, 6]), torch.Size([1, 1, 5, 6]), 2)
+    """
     f = ops.check_tensor(f, f"{who}: f")
     ops.check_image(f, f"{who}: f", finite=False, min_size=2)
     fb, nd = ops.as_batch(f, f"{who}: f")
@@ -414,7 +438,14 @@ def check_call(f, mask, who: str, tol, max_iter):
 
 
 def check_positive(value, name: str, who: str, *, zero: bool = False) -> float:
-    """``value`` as a float, refused unless a finite number > 0 (``zero``: >= 0)."""
+    """``value`` as a float, refused unless a finite number > 0 (``zero``: >= 0).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import check_positive
+    >>> check_positive(2, "contrast", "example"), check_positive(0, "sigma", "example", zero=True)
+    (2.0, 0.0)
+    """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
             or not (value >= 0 if zero else value > 0):
         raise UserInputError(f"{who}: {name} must be a finite number {'>= 0' if zero else '> 0'}, got {value!r}")
