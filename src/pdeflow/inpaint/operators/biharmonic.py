@@ -53,7 +53,6 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
-from ...linalg import cg
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
 from ..diffusion import check_mask
