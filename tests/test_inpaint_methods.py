@@ -98,7 +98,7 @@ def test_the_tables_say_what_each_method_needs():
     assert all("mask" in e.options for e in MASK_METHODS.values() if e.start_mask)
     assert all("model" in e.options for e in (*MASK_METHODS.values(), *INPAINT_METHODS.values()) if e.needs_model)
     assert all(e.inpaint_with in INPAINT_METHODS for e in MASK_METHODS.values())
-    assert MASK_METHODS["densify"].default("stages") == 8
+    assert MASK_METHODS["densify"].default("stages") is None and ip.default_stages() == 8  # per operator
 
 
 def test_unknown_methods_and_options_are_refused_by_name():

@@ -19,7 +19,7 @@ import torch
 
 from .. import io as pio
 from ..errors import UserInputError
-from ..inpaint import INPAINT_METHODS, MASK_METHODS, OPERATORS, analytic_sigma, inpaint, make_mask
+from ..inpaint import INPAINT_METHODS, MASK_METHODS, OPERATORS, analytic_sigma, default_stages, inpaint, make_mask
 from ..inpaint.evaluation import errors_text, result_errors, result_figure
 from ._common import (
     VOLUME_HELP,
@@ -45,7 +45,7 @@ DIFFUSE_TOL = INPAINT_METHODS["diffusion"].default("tol")
 __all__ = ["add_parsers"]
 
 #: The densify method's default number of stages (for --help and the report).
-DENSIFY_STAGES = MASK_METHODS["densify"].default("stages")
+DENSIFY_STAGES = default_stages()
 #: PS / NLPE estimated to take longer than this (seconds) get a warning line before they start.
 SLOW_WARNING_S = 60.0
 #: Built-in images are centre-cropped to this size unless --size says otherwise (PS is slow on large images).
@@ -148,7 +148,8 @@ def add_parsers(sub) -> None:
                         "few times the density) instead of from every pixel; densify: grow from them (at most "
                         "D of the pixels) instead of from a sparse analytic mask")
     g.add_argument("--stages", type=positive_int, default=None, metavar="N",
-                   help=f"densify: inpaintings that add points where the error is largest (default {DENSIFY_STAGES})")
+                   help=f"densify: inpaintings that add points where the error is largest (default {DENSIFY_STAGES}; "
+                        f"{default_stages('eed')} for --operator eed)")
     g.add_argument("--operator", choices=tuple(OPERATORS), default=None,
                    help="densify: the inpainting operator the mask is made for, whose errors place the points and "
                         "which inpaints from it here (default diffusion)")
@@ -441,7 +442,7 @@ def _mask_notes(args, start) -> list[str]:
         if args.refine:
             notes.append(f"{args.refine} refinement rounds")
     elif args.method == "densify":
-        stages = DENSIFY_STAGES if args.stages is None else args.stages
+        stages = default_stages(args.operator or "diffusion") if args.stages is None else args.stages
         notes.append(f"{stages} stages" + ("" if start is None else ", from --start-mask")
                      + ("" if args.operator is None else f", for {args.operator} inpainting"))
     return notes

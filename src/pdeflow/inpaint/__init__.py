@@ -69,7 +69,7 @@ from .learned.masknet import MaskNet, learned_mask, load_masknet
 from .learned.residual import ResidualInpainter, learned_inpaint, load_joint, load_residual
 from .learned.wgan import Critic, InpaintingGenerator
 from .masks.analytic import analytic_mask, analytic_sigma
-from .masks.densification import densify_mask
+from .masks.densification import default_stages, densify_mask
 from .masks.dither import blue_noise_tile, dither
 from .masks.refine import RefineResult, refine_mask
 from .masks.sparsification import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
@@ -99,6 +99,7 @@ __all__ = [
     "probabilistic_sparsification",
     "nonlocal_pixel_exchange",
     "densify_mask",
+    "default_stages",
     "MaskResult",
     "refine_mask",
     "RefineResult",

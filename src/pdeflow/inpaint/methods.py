@@ -75,8 +75,8 @@ class Method:
     >>> entry = MASK_METHODS["densify"]
     >>> entry.options, entry.needs_model, entry.start_mask
     (('start', 'stages', 'sigma', 'tol', 'mask', 'operator'), False, True)
-    >>> entry.default("stages")
-    8
+    >>> entry.default("sigma")
+    0.7
     """
 
     name: str

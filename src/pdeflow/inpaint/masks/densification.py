@@ -38,16 +38,31 @@ from .analytic import analytic_mask_checked, analytic_sigma
 from .blur import gaussian_blur, max3x3
 from .dither import binary_mask, n_known
 
-__all__ = ["densify_mask"]
+__all__ = ["densify_mask", "default_stages"]
 
 #: Stages between two builds of the multigrid hierarchy. Its set-up cost as much as a stage's warm-started solve;
 #: with a hierarchy of a smaller mask CG takes one or two more iterations, which cost less.
 REBUILD = 4
 #: Default number of stages (chosen on selection crops: experiments/inpaint_densify_select.py).
 STAGES = 8
+#: Default stages of the operators whose own selection chose otherwise (EED: experiments/inpaint_eed_select.py,
+#: on selection crops; its masks gain from twice the stages, homogeneous diffusion's do not).
+OPERATOR_STAGES = {"eed": 16}
 
 
-def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int = STAGES, sigma: float = 0.7,
+def default_stages(operator: str = "diffusion") -> int:
+    """:func:`densify_mask`'s number of stages when none is given, for masks made for ``operator``.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import default_stages
+    >>> default_stages(), default_stages("eed")
+    (8, 16)
+    """
+    return OPERATOR_STAGES.get(operator, STAGES)
+
+
+def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int | None = None, sigma: float = 0.7,
                  tol: float = 1e-3, mask: torch.Tensor | None = None, operator: str = "diffusion") -> torch.Tensor:
     """A mask for inpainting by ``operator`` (homogeneous diffusion by default) by error-driven densification (see
     the module docstring).
@@ -62,8 +77,9 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     start : float in (0, 1]
         The starting mask: the analytic mask at ``start * density`` (smoothed by
         :func:`~pdeflow.inpaint.masks.analytic.analytic_sigma` of ``density``). 1: the analytic mask itself.
-    stages : int >= 1
-        Densification steps, each one inpainting; more are slower and not better past about 8.
+    stages : int >= 1, optional
+        Densification steps, each one inpainting; more are slower and not better past about 8 (16 for EED).
+        Default: :data:`OPERATOR_STAGES` of ``operator``, else :data:`STAGES`.
     sigma : float >= 0
         Smoothing of the squared error before its local maxima are taken, pixels (0: none).
     tol : float in (0, 1)
@@ -104,14 +120,16 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     k = n_known(density, H * W, who)
     if isinstance(start, bool) or not isinstance(start, Real) or not 0 < start <= 1:
         raise UserInputError(f"{who}: start must be a number in (0, 1] (a fraction of density), got {start!r}")
-    if isinstance(stages, bool) or not isinstance(stages, Integral) or stages < 1:
-        raise UserInputError(f"{who}: stages must be an int >= 1, got {stages!r}")
     if isinstance(sigma, bool) or not isinstance(sigma, Real) or not (math.isfinite(sigma) and sigma >= 0):
         raise UserInputError(f"{who}: sigma must be a number >= 0 (pixels), got {sigma!r}")
     if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if not isinstance(operator, str) or operator not in OPERATORS:
         raise UserInputError(f"{who}: operator must be one of {', '.join(map(repr, OPERATORS))}, got {operator!r}")
+    if stages is None:
+        stages = default_stages(operator)
+    if isinstance(stages, bool) or not isinstance(stages, Integral) or stages < 1:
+        raise UserInputError(f"{who}: stages must be an int >= 1, got {stages!r}")
     f4 = ops.promote_half(f4)               # half precision: the inpaintings' errors in float32
     with torch.no_grad():
         m = _start_mask(f, f4, density, float(start), mask, k, who)
