@@ -190,7 +190,7 @@ def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     return u, iters, res, sysm
 
 
-def _sum_to(t: torch.Tensor, shape) -> torch.Tensor:
+def sum_to(t: torch.Tensor, shape) -> torch.Tensor:
     """Sum ``t`` over the axes along which ``shape`` was broadcast (the adjoint of expand)."""
     dims = [i for i, (a, b) in enumerate(zip(shape, t.shape)) if a == 1 and b != 1]
     return t.sum(dim=dims, keepdim=True) if dims else t
@@ -239,7 +239,7 @@ class _DiffuseFunction(torch.autograd.Function):
         if need_f:
             grad_f = c * lam
         if need_c:
-            grad_c = _sum_to(lam * (f4 - u - sysm.lap(u)), c.shape)
+            grad_c = sum_to(lam * (f4 - u - sysm.lap(u)), c.shape)
         return grad_f, grad_c, None, None, None, None, None, None
 
 

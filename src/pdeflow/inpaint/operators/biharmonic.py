@@ -43,7 +43,6 @@ binary mask (as for :func:`pdeflow.inpaint.diffuse`).
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +55,7 @@ from ...errors import UserInputError
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
 from ..diffusion import check_mask
+from ..diffusion_system import sum_to, warn_max_iter
 
 __all__ = ["biharmonic_inpaint", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
 
@@ -335,20 +335,8 @@ def _forward(f4, m, tol, max_iter, x0, solver, spacing3):
     start = None if x0 is None else x0.expand(shape)
     x, iters, res = sysm.solve(lambda: sysm.rhs(f4, shape), start, tol, max_iter)
     u = torch.where(sysm.known, f4, x, out=x)   # x is a fresh tensor of the batch's shape
-    _warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint")
+    warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint")
     return u, iters, res, sysm
-
-
-def _warn_max_iter(iters, res, tol, max_iter, what):
-    if bool((iters >= max_iter).any()) and bool((res > tol).any()):
-        warnings.warn(f"{what}: max_iter={max_iter} reached before tol={tol:g} "
-                      f"(largest relative residual {float(res.max()):.3g})", RuntimeWarning, stacklevel=4)
-
-
-def _sum_to(t: torch.Tensor, shape) -> torch.Tensor:
-    """Sum ``t`` over the axes along which ``shape`` was broadcast (the adjoint of expand)."""
-    dims = [i for i, (a, b) in enumerate(zip(shape, t.shape)) if a == 1 and b != 1]
-    return t.sum(dim=dims, keepdim=True) if dims else t
 
 
 class _BiharmonicFunction(torch.autograd.Function):
@@ -372,14 +360,14 @@ class _BiharmonicFunction(torch.autograd.Function):
             return (None,) * 8
         nu, iters, res = sysm.solve(lambda: g.masked_fill(sysm.known, 0.0).expand(u.shape).contiguous(), None,
                                     tol, max_iter)
-        _warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint (adjoint solve)")
+        warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint (adjoint solve)")
         lam_k = g - sysm.l2(nu)            # lam on the known pixels
         grad_f = grad_m = None
         if need_f:
             grad_f = m * lam_k
         if need_m:
             lam = torch.addcmul(nu, m, lam_k)
-            grad_m = _sum_to(lam * (f4 - u + sysm.l2(u)), m.shape)
+            grad_m = sum_to(lam * (f4 - u + sysm.l2(u)), m.shape)
         return grad_f, grad_m, None, None, None, None, None, None
 
 
