@@ -65,8 +65,7 @@ from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
 from pdeflow.inpaint.masks import densification  # noqa: E402
 from pdeflow.inpaint.operators import eed, tv  # noqa: E402
-from pdeflow.inpaint.operators.tensor_diffusion import (  # noqa: E402
-    TensorOperator, central_differences, gaussian)
+from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator, central_differences, gaussian  # noqa: E402
 
 #: The pipeline options of the grid: (name, argparse type, default values).
 PIPELINE = (("contrast", float, [0.005, 0.01, 0.02, 0.04]), ("sigma", float, [0.5, 1.0, 1.5, 2.0]),
