@@ -256,3 +256,22 @@ def test_the_operator_field_selects_the_inpainting(grey_file):
     h.operator, h.operator_params = 0, b"\x01\x02\x03\x04"
     with pytest.raises(CodecError, match="no operator parameters"):
         decode(write_header(h, payload))
+
+
+def test_rate_control_falls_back_to_the_images_own_values(monkeypatch):
+    """Optimised values that never fit the budget: the file stores the image's own values at the count that
+    fits (not a single point)."""
+    import dataclasses
+
+    import pdeflow.codec.encoder as enc
+    code = enc.code_image
+
+    def too_big(*args, **kwargs):
+        r = code(*args, **kwargs)
+        return dataclasses.replace(r, data=r.data + bytes(10_000)) if kwargs.get("tonal") else r
+
+    monkeypatch.setattr(enc, "code_image", too_big)
+    f = _image(48)
+    r = encode(f, bpp=0.5, full_output=True)
+    assert len(r.data) <= 0.5 * 48 * 48 / 8 and r.known > 20
+    assert _psnr(decode(r.data)[0], f) > 20

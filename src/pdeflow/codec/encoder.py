@@ -14,8 +14,10 @@ For a number ``K`` of known pixels the encoder
 Rate control: one densification to a little more points than the budget's estimate records the order in
 which the points were added, and its prefixes are the masks of fewer points. The largest prefix that fits
 with the image's own values is found by bisection (coding only, no solve); then the values are optimised
-and the count is shrunk (or, once, grown into a slack of more than :data:`SLACK`) by the cost per point
-until the file fits, each optimisation warm-started from the previous one.
+and the count is shrunk (by the cost per point, at least 2 % a step; or, once, grown into a slack of more
+than :data:`SLACK`) until the file fits, each optimisation warm-started from the previous one. Should the
+optimised values not fit in a few steps, the file stores the image's own values at the bisection's count,
+which fit.
 """
 from __future__ import annotations
 
@@ -268,7 +270,9 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         else:
             hi = mid - 1
     K = lo
-    result, values0, grown = small, None, False
+    # the image's own values at that count fit: the file if the optimised values never do
+    own = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=False, reconstruct_image=False)
+    result, values0, grown = (own if len(own.data) <= budget else small), None, False
     for _ in range(6):
         r = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=tonal, values0=values0,
                        reconstruct_image=False)
@@ -285,7 +289,8 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
             continue
         if grown:
             break
-        K = max(1, int(K * (budget - overhead) / max(len(r.data) - overhead, 1)) - 1)
+        # by the cost per point, and at least 2 % (the size is not exactly monotone in the count)
+        K = max(1, min(int(K * (budget - overhead) / max(len(r.data) - overhead, 1)) - 1, int(K * 0.98)))
     if full_output:
         result.reconstruction = _reconstruction(result.data)
     return result if full_output else result.data
