@@ -80,8 +80,8 @@ def _md(rows, cols) -> str:
 
 def part_tonal(args, out: Path):
     torch = _torch()
-    from pdeflow.inpaint import densify_mask, diffuse
     from pdeflow.codec.encoder import MAX_LEVELS, STEP_RATIO
+    from pdeflow.inpaint import densify_mask, diffuse
     from pdeflow.inpaint.tonal import optimise_tonal, quantise_levels
     rows = []
     for path in _photos(args.folder, args.photos):
@@ -213,6 +213,7 @@ def part_speed(args, out: Path):
 def part_fuzz(args, out: Path):
     torch = _torch()
     import numpy as np
+
     from pdeflow.codec import CodecError, decode, encode
     from pdeflow.codec.format import MAGIC
     rng = np.random.default_rng(0)

@@ -460,6 +460,11 @@ def _inpaint():
             masked(min_size=6), lambda c: {"u": ip.tv_inpaint(c["x"], c["mask"], tol=1e-7, max_iter=500)}, 1e-4,
             "a lagged-diffusivity minimiser to 1e-7 with diffusivities up to 1/eps: 1e-4 of the range",
             wrt=("x",), grad_tol=1e-3, fd_tol=1e-3, examples=10, grad_examples=3),
+        "inpaint.optimise_tonal": Diff(
+            masked(min_size=6, density=(0.05, 0.5)),
+            lambda c: {"values": ip.optimise_tonal(c["x"], c["mask"], tol=1e-9, solve_tol=1e-11, max_iter=500)},
+            1e-4, "computed in float64 (documented) from the float32 image: least squares whose conditioning "
+            "amplifies the input's rounding", examples=8),
         "inpaint.inpainting_error": Diff(err_case(), err_call, 5e-6, "a float32 mean: a few roundings, relative",
                                          scale=relative, wrt=("x",), grad_tol=1e-5, examples=15,
                                          grad_examples=3),
@@ -638,6 +643,7 @@ EXCLUDED = {
     "inpaint.hole_mask": "a random hole mask of a given shape, no image",
     "inpaint.default_stages": "a number of stages from an operator's name, no image",
     "inpaint.Operator": "a record of the table of operators",
+    "inpaint.TonalResult": "a result record (optimise_tonal's full output)",
     "inpaint.make_mask": "dispatches by name to the mask methods, each registered here under its own name",
     "inpaint.inpaint": "dispatches by name to the inpainting methods, each registered here under its own name",
     "inpaint.analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",

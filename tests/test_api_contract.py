@@ -167,6 +167,8 @@ INPAINT_TABLE = {
     "biharmonic_inpaint": Entry(lambda x: inpaint.biharmonic_inpaint(x, _mask(x), tol=1e-10), "f"),
     "eed_inpaint": Entry(lambda x: inpaint.eed_inpaint(x, _mask(x), tol=1e-8), "f"),
     "tv_inpaint": Entry(lambda x: inpaint.tv_inpaint(x, _mask(x), tol=1e-8), "f"),
+    "optimise_tonal": Entry(lambda x: inpaint.optimise_tonal(x, _mask(x), tol=1e-9, solve_tol=1e-11, max_iter=500),
+                            "f"),
 }
 INPAINT_EXEMPT = {
     "analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",

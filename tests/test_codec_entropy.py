@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from pdeflow.codec import CodecError
-from pdeflow.codec.entropy import (RangeReader, RangeWriter, decode_mask, decode_values, encode_mask,
-                                   encode_values, morton_order)
+from pdeflow.codec.entropy import (
+    RangeReader,
+    RangeWriter,
+    decode_mask,
+    decode_values,
+    encode_mask,
+    encode_values,
+    morton_order,
+)
 
 
 def _lbinom(n, k):

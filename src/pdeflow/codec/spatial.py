@@ -60,7 +60,9 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
     m0 = analytic_mask(f, k0 / (H * W), sigma=analytic_sigma(K / (H * W))).reshape(H, W) > 0.5
     y, x = np.nonzero(m0.numpy())
     grid = np.zeros((gh, gw), bool)
-    grid[np.minimum(np.rint(y / s).astype(np.int64), gh - 1), np.minimum(np.rint(x / s).astype(np.int64), gw - 1)] = True
+    gy = np.minimum(np.rint(y / s).astype(np.int64), gh - 1)
+    gx = np.minimum(np.rint(x / s).astype(np.int64), gw - 1)
+    grid[gy, gx] = True
     k0 = int(grid.sum())
     rank = np.full(gh * gw, gh * gw, np.int64)
     rank[np.flatnonzero(grid)] = 0

@@ -10,6 +10,10 @@ Operators (:data:`OPERATORS`, :mod:`~pdeflow.inpaint.operators`): homogeneous di
 :func:`eed_inpaint` (edge-enhancing diffusion) and :func:`tv_inpaint` (total variation), for sparse data and for
 holes (:func:`hole_mask` draws scratches, text or blobs); :func:`densify_mask` grows a mask for any of them.
 
+Tonal optimisation: :func:`optimise_tonal`, the values to store on a mask that minimise the inpainting error
+(least squares through the diffusion solver and its adjoint), optionally on given quantisation levels; the codec
+(:mod:`pdeflow.codec`) stores them.
+
 Model-based part:
 
 * :func:`diffuse`: homogeneous diffusion inpainting (Laplace equation on the
@@ -78,6 +82,7 @@ from .operators import OPERATORS, Operator
 from .operators.biharmonic import biharmonic_inpaint
 from .operators.eed import eed_inpaint
 from .operators.tv import tv_inpaint
+from .tonal import TonalResult, optimise_tonal
 
 __all__ = [
     "make_mask",
@@ -90,6 +95,8 @@ __all__ = [
     "biharmonic_inpaint",
     "eed_inpaint",
     "tv_inpaint",
+    "optimise_tonal",
+    "TonalResult",
     "diffuse",
     "DiffuseResult",
     "inpainting_error",
