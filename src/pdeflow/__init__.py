@@ -5,7 +5,8 @@ Three pillars share one discrete calculus, one data layer and one training toolk
 * classical TV: :func:`rof`, :func:`tv_flow`, :func:`spectral_tv` (:mod:`pdeflow.tv`) and the
   learned TV flow TVflowNET (:mod:`pdeflow.tvflownet`);
 * inverse evolution layers (:mod:`pdeflow.iel`, e.g. :func:`with_iels`);
-* sparse inpainting: :func:`diffuse`, masks and learned inpainting (:mod:`pdeflow.inpaint`).
+* sparse inpainting: :func:`diffuse` and the other inpainting operators, masks and learned inpainting
+  (:mod:`pdeflow.inpaint`), and the codec built on them (:mod:`pdeflow.codec`).
 
 ``import pdeflow`` is light: the subpackages and the functions listed here are imported (with
 torch) the first time they are used, e.g. ``pdeflow.tv.rof`` or ``pdeflow.rof``.
@@ -76,8 +77,8 @@ from .errors import InputDtypeError, InputFileNotFoundError, InputIsADirectoryEr
 
 #: Subpackages and modules, imported on first attribute access (``pdeflow.tv``).
 _SUBMODULES = (
-    "allocator", "datasets", "iel", "inpaint", "io", "linalg", "metrics", "models", "multigrid", "ops", "progress",
-    "reporting", "rng", "threads", "training", "tv", "tvflownet", "viz",
+    "allocator", "codec", "datasets", "iel", "inpaint", "io", "linalg", "metrics", "models", "multigrid", "ops",
+    "progress", "reporting", "rng", "threads", "training", "tv", "tvflownet", "viz",
 )
 #: The most-used functions, by the module that defines them (``pdeflow.rof is pdeflow.tv.rof``).
 _FUNCTIONS = {

@@ -41,6 +41,20 @@ class Operator:
         What autograd gives: ``'f and mask'``, ``'f'`` or ``''`` (not differentiable).
     volumes : bool
         Whether it also inpaints volumes (B, C, D, H, W).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint import OPERATORS
+    >>> op = OPERATORS["eed"]
+    >>> op.differentiable == "", op.volumes
+    (True, False)
+    >>> f = torch.linspace(0, 1, 64, dtype=torch.float64).reshape(1, 1, 8, 8)
+    >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> m[..., ::3, ::3] = 1
+    >>> u = op.solve(f, m, tol=1e-8)
+    >>> bool(torch.equal(u[m.expand_as(u) > 0], f[m > 0]))   # the known pixels are kept
+    True
     """
 
     name: str
