@@ -47,7 +47,20 @@ def save(path, image, **encode_options) -> Path:
 
 
 def load(path, *, max_pixels: int | None = MAX_PIXELS):
-    """Read and decode a file written by :func:`save` (:func:`decode`): (C, H, W) float32 in [0, 1]."""
+    """Read and decode a file written by :func:`save` (:func:`decode`): (C, H, W) float32 in [0, 1].
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.codec import load, save
+    >>> f = torch.linspace(0, 1, 32 * 32).reshape(32, 32)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     u = load(save(f"{d}/a.pdc", f, bpp=0.5))
+    >>> u.shape, u.dtype
+    (torch.Size([1, 32, 32]), torch.float32)
+    >>> bool(u.min() >= 0 and u.max() <= 1)
+    True
+    """
     p = Path(path)
     if p.is_dir():
         raise InputIsADirectoryError(f"load: {str(p)!r} is a directory")

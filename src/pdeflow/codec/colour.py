@@ -39,12 +39,30 @@ def to_luma_chroma(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def from_luma_chroma(ych: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`to_luma_chroma` (the transpose)."""
+    """The inverse of :func:`to_luma_chroma` (the transpose).
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from pdeflow.codec.colour import from_luma_chroma
+    >>> ych = torch.tensor([math.sqrt(3), 0.0, 0.0], dtype=torch.float64).reshape(3, 1, 1)
+    >>> from_luma_chroma(ych).flatten()   # luma alone: grey
+    tensor([1., 1., 1.], dtype=torch.float64)
+    """
     return torch.einsum("kc,khw->chw", _basis(ych), ych)
 
 
 def channel_ranges(channels: int) -> list[tuple[float, float]]:
-    """The range of each stored channel for RGB in [0, 1] (grey: [0, 1])."""
+    """The range of each stored channel for RGB in [0, 1] (grey: [0, 1]).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.colour import channel_ranges
+    >>> channel_ranges(1)
+    [(0.0, 1.0)]
+    >>> [(round(lo, 4), round(hi, 4)) for lo, hi in channel_ranges(3)]
+    [(0.0, 1.7321), (-0.7071, 0.7071), (-0.8165, 0.8165)]
+    """
     if channels == 1:
         return [(0.0, 1.0)]
     return [(sum(min(0.0, v) for v in b), sum(max(0.0, v) for v in b)) for b in BASIS]

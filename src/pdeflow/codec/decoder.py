@@ -21,14 +21,31 @@ __all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "recon
 
 
 def level_values(idx, q: int, lo: int, hi: int) -> np.ndarray:
-    """The stored values of level indices ``idx`` for ``q`` levels on ``[lo, hi] / VALUE_UNIT``."""
+    """The stored values of level indices ``idx`` for ``q`` levels on ``[lo, hi] / VALUE_UNIT``.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.decoder import level_values
+    >>> from pdeflow.codec.format import VALUE_UNIT
+    >>> level_values([0, 1, 2], 3, 0, VALUE_UNIT)
+    array([0. , 0.5, 1. ])
+    """
     lo_f, hi_f = lo / VALUE_UNIT, hi / VALUE_UNIT
     return lo_f + np.asarray(idx, dtype=np.float64) * ((hi_f - lo_f) / (q - 1))
 
 
 def operator_params(name: str, **options) -> bytes:
     """The header's parameter bytes of an operator: none for homogeneous diffusion; for EED the contrast
-    (unsigned 16 bit, units of 1/65535) and the presmoothing sigma (unsigned 16 bit, units of 1/256 pixel)."""
+    (unsigned 16 bit, units of 1/65535) and the presmoothing sigma (unsigned 16 bit, units of 1/256 pixel).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.decoder import operator_params
+    >>> operator_params("homogeneous")
+    b''
+    >>> operator_params("eed", contrast=0.5, sigma=1.0).hex()
+    '00800001'
+    """
     if name == "homogeneous":
         return b""
     contrast = options.get("contrast")
@@ -47,7 +64,22 @@ def _one_thread():
 
 
 def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Tensor:
-    """The inpainting named by the header of stored values ``g`` (C, H, W) float64 on the mask ``m`` (H, W)."""
+    """The inpainting named by the header of stored values ``g`` (C, H, W) float64 on the mask ``m`` (H, W).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec.decoder import inpaint_stored
+    >>> from pdeflow.codec.format import Header
+    >>> h = Header(4, 4, 1, 8, 0, 0, b"", 6, 1, 2)   # 4x4 grey, homogeneous diffusion, 2 known
+    >>> g = torch.zeros(1, 4, 4, dtype=torch.float64)
+    >>> m = torch.zeros(4, 4, dtype=torch.float64)
+    >>> m[0, 0] = m[3, 3] = 1.0
+    >>> g[0, 0, 0] = g[0, 3, 3] = 0.25
+    >>> u = inpaint_stored(g, m, h)
+    >>> u.shape, bool(torch.allclose(u, torch.full_like(u, 0.25)))
+    (torch.Size([1, 4, 4]), True)
+    """
     name = OPERATORS[header.operator]
     tol = 10.0 ** -header.tol_exponent
     if name == "homogeneous":
@@ -69,7 +101,18 @@ def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Te
 
 def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torch.Tensor:
     """The decoded image (C, H, W) float32 in [0, 1] from the known pixels ``(y, x)`` and each channel's
-    level indices."""
+    level indices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.codec.decoder import reconstruct
+    >>> from pdeflow.codec.format import VALUE_UNIT, Header
+    >>> h = Header(4, 4, 1, 8, 0, 0, b"", 6, 1, 2, q=[3], lo=[0], hi=[VALUE_UNIT])
+    >>> u = reconstruct(h, np.array([0, 3]), np.array([0, 3]), [np.array([1, 1])])   # level 1 of 3: 0.5
+    >>> u.shape, u.dtype, u.unique().tolist()
+    (torch.Size([1, 4, 4]), torch.float32, [0.5])
+    """
     C, H, W = header.channels, header.height, header.width
     g = torch.zeros(C, H, W, dtype=torch.float64)
     m = torch.zeros(H, W, dtype=torch.float64)

@@ -76,6 +76,19 @@ class EncodeResult:
         What :func:`~pdeflow.codec.decode` returns for ``data``.
     values : Tensor
         The stored channels before quantisation (C, H, W) float64: the optimised values on the mask.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec import decode, encode
+    >>> f = torch.linspace(0, 1, 32 * 32).reshape(32, 32)
+    >>> r = encode(f, bpp=0.5, full_output=True)
+    >>> len(r.data) <= 0.5 * 32 * 32 / 8, r.known > 0, r.mask_bytes + r.value_bytes <= len(r.data)
+    (True, True, True)
+    >>> r.reconstruction.shape, r.values.shape
+    (torch.Size([1, 32, 32]), torch.Size([1, 32, 32]))
+    >>> bool(torch.equal(r.reconstruction, decode(r.data)))
+    True
     """
 
     data: bytes
@@ -90,7 +103,18 @@ def prepare_image(image, who: str = "encode") -> tuple[torch.Tensor, int]:
     """``(f, bit_depth)``: the image as float64 (C, H, W) in [0, 1] with C = 1 or 3, and 8 or 16 bits.
 
     Float tensors and arrays (H, W) or (C, H, W) must lie in [0, 1]; uint8 and uint16 NumPy arrays are
-    divided by 255 and 65535 (bit depth 8 and 16)."""
+    divided by 255 and 65535 (bit depth 8 and 16).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from pdeflow.codec.encoder import prepare_image
+    >>> f, depth = prepare_image(np.full((4, 5), 65535, np.uint16))
+    >>> f.shape, f.dtype, depth, float(f.max())
+    (torch.Size([1, 4, 5]), torch.float64, 16, 1.0)
+    >>> prepare_image(torch.zeros(3, 4, 5))[0].shape
+    torch.Size([3, 4, 5])
+    """
     depth = 8
     if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
         depth = 8 if image.dtype == np.uint8 else 16
@@ -125,7 +149,22 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
                values0=None, reconstruct_image: bool = True) -> EncodeResult:
     """Code ``f`` (C, H, W) float64 RGB or grey with the lattice mask ``grid`` (ceil(H/s), ceil(W/s)) of step
     ``lattice`` for homogeneous diffusion: ``levels`` per channel (ints), or a quantisation step (float)
-    from which each channel's levels follow; ``values0``: a warm start of the tonal optimisation."""
+    from which each channel's levels follow; ``values0``: a warm start of the tonal optimisation.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from pdeflow.codec import decode
+    >>> from pdeflow.codec.encoder import code_image, prepare_image
+    >>> f, depth = prepare_image(torch.linspace(0, 1, 32 * 32).reshape(32, 32))
+    >>> grid = np.zeros((8, 8), bool)   # lattice step 4: an (8, 8) grid
+    >>> grid[::2, ::2] = True
+    >>> r = code_image(f, depth, grid, (16,), lattice=4)
+    >>> r.known, r.reconstruction.shape
+    (16, torch.Size([1, 32, 32]))
+    >>> bool(torch.equal(r.reconstruction, decode(r.data)))
+    True
+    """
     C, H, W = f.shape
     s = lattice
     store = to_luma_chroma(f) if C == 3 else f
