@@ -86,7 +86,16 @@ class CodecError(UserInputError):
 
 @dataclass
 class Header:
-    """The header's fields (see the module doc); ``q``, ``lo`` and ``hi`` have one entry per channel."""
+    """The header's fields (see the module doc); ``q``, ``lo`` and ``hi`` have one entry per channel.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.format import Header
+    >>> h = Header(height=5, width=7, channels=1, bit_depth=8, transform=0, operator=0, operator_params=b"",
+    ...            tol_exponent=3, lattice=2, known=4, q=[16], lo=[0], hi=[8192])
+    >>> h.grid
+    (3, 4)
+    """
 
     height: int
     width: int
@@ -148,7 +157,17 @@ def check_header(h: Header, max_pixels: int | None = MAX_PIXELS) -> Header:
 
 
 def write_header(h: Header, payload: bytes) -> bytes:
-    """The file: the header of ``h`` (checked), ``payload`` and the CRC."""
+    """The file: the header of ``h`` (checked), ``payload`` and the CRC.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.format import Header, write_header
+    >>> h = Header(height=5, width=7, channels=1, bit_depth=8, transform=0, operator=0, operator_params=b"",
+    ...            tol_exponent=3, lattice=2, known=4, q=[16], lo=[0], hi=[8192])
+    >>> data = write_header(h, bytes(4))
+    >>> data[:4], data[4], len(data)
+    (b'PDFc', 1, 34)
+    """
     check_header(h, None)
     body = bytearray(_FIXED.pack(h.height, h.width, h.channels, h.bit_depth, h.transform, h.operator,
                                  len(h.operator_params)))
@@ -161,7 +180,17 @@ def write_header(h: Header, payload: bytes) -> bytes:
 
 
 def read_header(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, bytes]:
-    """``(header, payload)`` of a file's bytes, every field checked; :class:`CodecError` otherwise."""
+    """``(header, payload)`` of a file's bytes, every field checked; :class:`CodecError` otherwise.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.format import Header, read_header, write_header
+    >>> h = Header(height=5, width=7, channels=1, bit_depth=8, transform=0, operator=0, operator_params=b"",
+    ...            tol_exponent=3, lattice=2, known=4, q=[16], lo=[0], hi=[8192])
+    >>> back, payload = read_header(write_header(h, bytes(4)))
+    >>> back == h, payload == bytes(4)
+    (True, True)
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"decode: data must be bytes, got {type(data).__name__}")
     data = bytes(data)

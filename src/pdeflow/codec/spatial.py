@@ -25,7 +25,18 @@ __all__ = ["lattice_mask", "lattice_to_pixels", "prefix_mask"]
 
 
 def lattice_to_pixels(grid: np.ndarray, s: int, H: int, W: int) -> np.ndarray:
-    """The pixel mask (H, W) of a lattice mask ``grid`` (ceil(H/s), ceil(W/s))."""
+    """The pixel mask (H, W) of a lattice mask ``grid`` (ceil(H/s), ceil(W/s)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.codec.spatial import lattice_to_pixels
+    >>> grid = np.array([[True, False], [False, True]])
+    >>> lattice_to_pixels(grid, 2, 3, 4).astype(int)
+    array([[1, 0, 0, 0],
+           [0, 0, 0, 0],
+           [0, 0, 1, 0]])
+    """
     m = np.zeros((H, W), bool)
     m[::s, ::s] = grid
     return m
@@ -48,7 +59,19 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
     points, largest error first; cells not in the mask rank last): the ``k`` points of smallest rank are a
     mask of ``k`` points, as a densification stopped there would have grown it, nearly.
 
-    With one shared mask the error is summed over channels."""
+    With one shared mask the error is summed over channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.codec.spatial import lattice_mask, prefix_mask
+    >>> f = torch.linspace(0, 1, 16 * 16, dtype=torch.float64).reshape(1, 16, 16)
+    >>> grid, rank = lattice_mask(f, 6, 2)
+    >>> grid.shape, int(grid.sum())
+    ((8, 8), 6)
+    >>> bool((prefix_mask(rank, 6) == grid).all())
+    True
+    """
     from ..inpaint import analytic_mask, analytic_sigma, diffuse
     from ..inpaint.masks.blur import gaussian_blur, max3x3
     from ..inpaint.tonal import optimise_tonal
@@ -100,7 +123,17 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
 
 
 def prefix_mask(rank: np.ndarray, k: int) -> np.ndarray:
-    """The mask of the ``k`` points of smallest rank (:func:`lattice_mask`)."""
+    """The mask of the ``k`` points of smallest rank (:func:`lattice_mask`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.codec.spatial import prefix_mask
+    >>> rank = np.array([[0, 3], [1, 2]])
+    >>> prefix_mask(rank, 2)
+    array([[ True, False],
+           [ True, False]])
+    """
     flat = rank.reshape(-1)
     keep = np.zeros(flat.shape, bool)
     keep[np.argsort(flat, kind="stable")[:k]] = True
