@@ -1,26 +1,23 @@
 """Rate-distortion evaluation of pdeflow's codec against JPEG, JPEG 2000, WebP, AVIF and JPEG XL.
 
-* :data:`CODECS`, :func:`get_codec`: the codecs by name, each a :class:`Codec` that fits an image to byte
-  budgets and decodes; JPEG, JPEG 2000 and WebP through Pillow, AVIF and JPEG XL through the optional package
-  ``imagecodecs`` (``pip install 'pdeflow[baselines]'``); a codec whose package is missing is refused with
-  a message naming it.
-* The budget: ``floor(bpp * H * W / 8)`` bytes, the whole file counted (headers included). A baseline codec
-  is fitted by bisection over its quality setting (:func:`fit_budget`): the largest file of the settings
-  tried that is within the budget. A codec that cannot meet a budget loses that image at that rate: the
-  row is kept, marked as not fitting.
+* :data:`CODECS`, :func:`get_codec`: the codecs by name, each a :class:`Codec` that fits an image to byte budgets
+  and decodes; JPEG, JPEG 2000 and WebP through Pillow, AVIF and JPEG XL through the optional package
+  ``imagecodecs`` (``pip install 'pdeflow[baselines]'``); a codec whose package is missing is refused, named.
+* The budget: ``floor(bpp * H * W / 8)`` bytes, the whole file; a baseline is fitted by bisection over its quality
+  setting (:func:`fit_budget`); a codec that cannot meet a budget loses that image at that rate (marked so).
 * :func:`evaluate`: every codec on every image of some image sets at every rate; PSNR and SSIM
   (:mod:`pdeflow.metrics`, on [0, 1]) of the decoded image on 8-bit levels against the 8-bit image.
-* :func:`bd_rate`: the Bjøntegaard delta rate, the piecewise-cubic variant.
-* :func:`report`: the tables (Markdown), ``results.json`` and the figure (PSNR and SSIM against bpp).
+  :func:`bd_rate`: the Bjøntegaard delta rate, the piecewise-cubic variant. :func:`report`: the tables
+  (Markdown), ``results.json`` and the figure (PSNR and SSIM against bpp).
 * Image sets: :func:`photo_set` (a folder of photographs), :func:`builtin_set` (the built-in TEST photos),
   :func:`smooth_set` (synthetic piecewise-smooth scenes), each image reduced to a square of ``size`` pixels.
 
 References
 ----------
 G. Bjøntegaard, "Calculation of average PSNR differences between RD-curves", ITU-T SG16 VCEG-M33, 2001.
-C. Herglotz, H. Och, A. Meyer, G. Ramasubbu, L. Eichermüller, M. Kränzler, F. Brand, K. Fischer,
-D. T. Nguyen, A. Regensky, A. Kaup, "The Bjøntegaard Bible: why your way of comparing video codecs may be
-wrong", IEEE Trans. Image Process. 33, 2024.
+C. Herglotz, H. Och, A. Meyer, G. Ramasubbu, L. Eichermüller, M. Kränzler, F. Brand, K. Fischer, D. T. Nguyen,
+A. Regensky, A. Kaup, "The Bjøntegaard Bible: why your way of comparing video codecs may be wrong", IEEE Trans.
+Image Process. 33, 2024.
 F. N. Fritsch and R. E. Carlson, "Monotone piecewise cubic interpolation", SIAM J. Numer. Anal. 17(2), 1980.
 """
 from __future__ import annotations
@@ -58,10 +55,16 @@ EXTRA = "pip install 'pdeflow[baselines]' (or pip install imagecodecs)"
 class Codec:
     """A codec of the evaluation.
 
-    ``fit(image, budgets)`` takes an image ``(C, H, W)`` in [0, 1] on 8-bit levels and byte budgets and returns,
-    per budget, ``(data, setting, note)``: the encoded bytes (``None`` where the codec cannot meet the budget,
-    ``note`` saying why) and the setting that gave them. ``decode(data, channels)`` returns ``(C, H, W)``
-    float in [0, 1]. ``check()`` returns ``None`` when the codec can run here, else the reason.
+    ``fit(image, budgets)``: an image ``(C, H, W)`` in [0, 1] on 8-bit levels and byte budgets -> per budget ``(data,
+    setting, note)``: the bytes (``None`` where over the budget, ``note`` saying why) and the setting; ``decode(data,
+    channels)`` -> ``(C, H, W)`` in [0, 1]; ``check()`` -> ``None`` if the codec can run here, else why.
+
+    Examples
+    --------
+    >>> import torch; from pdeflow.codec.evaluation import CODECS
+    >>> jpeg = CODECS["jpeg"]; [(data, quality, note)] = jpeg.fit(torch.full((1, 16, 16), 0.5), [1000])
+    >>> jpeg.check() is None, note, jpeg.decode(data, 1).shape
+    (True, None, torch.Size([1, 16, 16]))
     """
 
     name: str
@@ -101,21 +104,10 @@ def _from_u8(a: np.ndarray, channels: int) -> torch.Tensor:
 def fit_budget(encode_at: Callable, settings, budgets) -> list:
     """For each budget, the largest encoding within it among the settings that bisection tries.
 
-    Parameters
-    ----------
-    encode_at : callable
-        ``encode_at(setting) -> bytes``.
-    settings : sequence
-        The settings, in the order in which the file grows (the first is the smallest file).
-    budgets : sequence of int
-        Byte budgets.
-
-    Returns
-    -------
-    list of (bytes or None, setting or None)
-        Per budget; ``(None, None)`` where even the first setting's file is over it. Encodings are shared
-        between the budgets; the answer is the largest file within the budget of every setting tried, so a
-        file size that does not grow monotonically cannot make it worse than bisection's last step.
+    ``encode_at(setting) -> bytes``; ``settings`` in the order in which the file grows; ``budgets`` in bytes. Returns
+    per budget ``(bytes, setting)``, or ``(None, None)`` where even the first setting's file is over it. Encodings are
+    shared between the budgets; the answer is the largest file within the budget of all settings tried, so a file size
+    that does not grow monotonically cannot make it worse than bisection's last step.
 
     Examples
     --------
@@ -288,12 +280,8 @@ CODECS: dict[str, Codec] = {
 
 
 def get_codec(name) -> Codec:
-    """The codec ``name`` (a key of :data:`CODECS`, or a :class:`Codec`), checked that it can run here.
-
-    Raises
-    ------
-    pdeflow.errors.UserInputError
-        An unknown name, or a codec whose package is missing (the message names it and how to install it).
+    """The codec ``name`` (a key of :data:`CODECS`, or a :class:`Codec`), checked that it can run here: a
+    :class:`~pdeflow.errors.UserInputError` names an unknown codec, or a missing package and how to install it.
 
     Examples
     --------
@@ -357,14 +345,30 @@ def _squares(named, size: int, limit: int | None) -> dict[str, torch.Tensor]:
 
 def photo_set(folder, *, size: int = 256, channels: int = 1, limit: int | None = None) -> dict[str, torch.Tensor]:
     """The image files of ``folder`` (sorted by name, :func:`pdeflow.io.image_files`) as :func:`square` images
-    (those smaller than ``size`` left out); at most ``limit``. ``channels``: 1 grey (luminance), 3 colour."""
+    (those smaller than ``size`` left out); at most ``limit``. ``channels``: 1 grey (luminance), 3 colour.
+
+    Examples
+    --------
+    >>> import tempfile, torch; from pdeflow.io import write_image; from pdeflow.codec.evaluation import photo_set
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write_image(f"{d}/a.png", torch.rand(1, 40, 48))
+    ...     {k: u.shape for k, u in photo_set(d, size=32).items()}
+    {'a': torch.Size([1, 32, 32])}
+    """
     folder = Path(folder)
     files = pio.image_files(folder, "photo_set")
     return _squares(((p.stem, pio.read_image(p, grey=channels == 1)) for p in files), size, limit)
 
 
 def builtin_set(*, size: int = 256, channels: int = 1, limit: int | None = None) -> dict[str, torch.Tensor]:
-    """The built-in TEST photographs (:func:`pdeflow.datasets.builtin_pool`) as :func:`square` images."""
+    """The built-in TEST photographs (:func:`pdeflow.datasets.builtin_pool`) as :func:`square` images.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import builtin_set
+    >>> [u.shape for u in builtin_set(size=32, limit=1).values()]
+    [torch.Size([1, 32, 32])]
+    """
     pool = datasets.builtin_pool("test", grey=channels == 1, kind="photo")
     return _squares(pool.items(), size, limit)
 
@@ -390,33 +394,22 @@ def smooth_set(n: int, *, size: int = 256, seed: int = 0, shapes: int = 5) -> di
 def evaluate(sets, *, rates=RATES, codecs=tuple(CODECS), progress: bool = False) -> dict:
     """Every codec on every image of ``sets`` at every rate.
 
-    Parameters
-    ----------
-    sets : mapping
-        Set name -> mapping image name -> image ``(C, H, W)`` in [0, 1] (``C`` 1 or 3), on 8-bit levels
-        (:func:`square`, :func:`smooth_set`); any other value is rounded to them first.
-    rates : sequence of float
-        Bits per pixel; each gives the byte budget :func:`budget_bytes`.
-    codecs : sequence of str or Codec
-        Codecs (:data:`CODECS`); each is checked first (:func:`get_codec`).
-    progress : bool
-        Print a line per image and codec.
+    ``sets``: set name -> mapping image name -> image ``(C, H, W)`` in [0, 1] (``C`` 1 or 3) on 8-bit levels
+    (:func:`square`, :func:`smooth_set`; other values are rounded to them first); ``rates``: bits per pixel, each
+    giving the byte budget :func:`budget_bytes`; ``codecs``: names or :class:`Codec` (:data:`CODECS`), each
+    checked first (:func:`get_codec`); ``progress``: print a line per image and codec.
 
-    Returns
-    -------
-    dict
-        ``rates``; ``codecs`` (name -> label and ``about``: library, version, settings); ``sets`` (name ->
-        image names, size, channels); ``rows``: one per set, image, codec and rate, with ``budget`` (bytes),
-        ``fits``, and where it fits ``bytes``, ``bpp``, ``setting``, ``psnr``, ``ssim`` and the seconds
-        ``encode_s`` (for a baseline, the whole search) and ``decode_s``; where it does not, ``note``.
+    Returns a dict: ``rates``; ``codecs`` (name -> label and ``about``: library, version, settings); ``sets``
+    (name -> image names, size, channels); ``rows``: one per set, image, codec and rate, with ``budget`` (bytes),
+    ``fits``, where it fits ``bytes``, ``bpp``, ``setting``, ``psnr``, ``ssim`` and the seconds ``encode_s`` (for
+    a baseline, the whole search) and ``decode_s``; where it does not, ``note``.
 
     Examples
     --------
-    >>> import torch
     >>> from pdeflow.codec.evaluation import evaluate, smooth_set
-    >>> res = evaluate({"s": smooth_set(1, size=64)}, rates=[0.5, 2.0], codecs=["jpeg"])
-    >>> [r["fits"] for r in res["rows"]]
-    [False, True]
+    >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
+    >>> [(r["budget"], r["fits"]) for r in res["rows"]]
+    [(6, False), (256, True)]
     """
     rates = [float(r) for r in rates]
     if not rates or any(not (math.isfinite(r) and r > 0) for r in rates):
@@ -471,21 +464,13 @@ def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float | None:
     """The Bjøntegaard delta rate of curve B against curve A: the mean relative rate difference at equal PSNR.
 
     Each curve's logarithm of the rate is interpolated as a function of PSNR by the piecewise cubic Hermite
-    interpolant of Fritsch and Carlson (PCHIP; the piecewise-cubic variant of Herglotz et al. rather than
-    Bjøntegaard's cubic polynomial fit) and integrated over the PSNR interval both curves cover; the mean
-    difference ``d`` of the log-rates gives ``exp(d) - 1``. Points are taken in order of rate; a point
-    whose PSNR is not above that of the point before it is dropped (the interpolant needs PSNR increasing).
-
-    Parameters
-    ----------
-    rate_a, psnr_a, rate_b, psnr_b : sequence of float
-        The rates (any unit, the same for both) and PSNRs of the anchor A and the tested curve B.
-
-    Returns
-    -------
-    float or None
-        The BD-rate as a fraction (``-0.2``: B needs a fifth less rate than A for the same PSNR); ``None`` when a
-        curve has fewer than two points or the PSNR intervals do not overlap.
+    interpolant of Fritsch and Carlson (PCHIP; the piecewise-cubic variant of Herglotz et al. rather than Bjøntegaard's
+    cubic polynomial fit) and integrated over the PSNR interval both curves cover; the mean difference ``d`` of the
+    log-rates gives ``exp(d) - 1``. Points are taken in order of rate; a point whose PSNR is not above that of the
+    point before it is dropped (the interpolant needs PSNR increasing). ``rate_a``, ``psnr_a``, ``rate_b``,
+    ``psnr_b``: the rates (any unit, the same for both) and PSNRs of the anchor A and the tested curve B. Returns the
+    BD-rate as a fraction (``-0.2``: B needs a fifth less rate than A for the same PSNR); ``None`` when a curve has
+    fewer than two points or the PSNR intervals do not overlap.
 
     Examples
     --------
@@ -518,11 +503,18 @@ def _mean(v):
 
 
 def summary(res: dict) -> dict:
-    """Per set: per codec and rate the mean PSNR, SSIM and bpp over the images it fits (``n`` of them); for
-    pdeflow against each anchor per rate the mean PSNR difference over the images both fit and the wins (an
-    image where pdeflow fits and the anchor does not, or both fit and pdeflow's PSNR is higher); per codec
-    against each anchor the BD-rate (:func:`bd_rate`, on each image's achieved bpp and PSNR) averaged over
-    the images where it is defined."""
+    """Per set: per codec and rate the mean PSNR, SSIM and bpp over the images it fits (``n`` of them); for pdeflow
+    against each anchor per rate the mean PSNR difference over the images both fit and the wins (an image where pdeflow
+    fits and the anchor does not, or both fit and pdeflow's PSNR is higher); per codec against each anchor the BD-rate
+    (:func:`bd_rate`, on each image's achieved bpp and PSNR) averaged over the images where it is defined.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import evaluate, smooth_set, summary
+    >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
+    >>> s = summary(res)["s"]; sorted(s), [c["n"] for c in s["curves"]["jpeg"].values()]
+    (['bd_rate', 'curves', 'pairs'], [0, 1])
+    """
     out = {}
     for s, info in res["sets"].items():
         rows = [r for r in res["rows"] if r["set"] == s]
@@ -579,7 +571,15 @@ def _set_title(s: str, info: dict) -> str:
 
 
 def tables(res: dict, summ: dict | None = None) -> str:
-    """The Markdown tables of :func:`evaluate`'s results, per set (see :func:`report`)."""
+    """The Markdown tables of :func:`evaluate`'s results, per set (see :func:`report`).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import evaluate, smooth_set, tables
+    >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
+    >>> tables(res).splitlines()[0]
+    '## s: 1 images, 32x32, grey'
+    """
     summ = summary(res) if summ is None else summ
     labels = {c: v["label"] for c, v in res["codecs"].items()}
     rate_cols = [f"{r:g} bpp" for r in res["rates"]]
@@ -633,7 +633,15 @@ def _failures(res: dict) -> list[str]:
 
 def rd_figure(res: dict, summ: dict | None = None):
     """PSNR and SSIM against the mean achieved bpp, one row of two panels per set: lines join the means over
-    every image of the set; a hollow marker, not joined, is a mean over fewer images (some did not fit)."""
+    every image of the set; a hollow marker, not joined, is a mean over fewer images (some did not fit).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.evaluation import evaluate, rd_figure, smooth_set
+    >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
+    >>> len(rd_figure(res).axes)
+    2
+    """
     summ = summary(res) if summ is None else summ
     sets = list(res["sets"])
     fig = viz.figure(10, 3.4 * len(sets))
@@ -663,7 +671,15 @@ def rd_figure(res: dict, summ: dict | None = None):
 
 def report(res: dict) -> Report:
     """``report.md`` (the settings, :func:`tables`, the budgets not met), ``results.json`` (the results and
-    :func:`summary`) and ``rd.png`` (:func:`rd_figure`)."""
+    :func:`summary`) and ``rd.png`` (:func:`rd_figure`).
+
+    Examples
+    --------
+    >>> import tempfile; from pdeflow.codec.evaluation import evaluate, report, smooth_set
+    >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
+    >>> with tempfile.TemporaryDirectory() as d: sorted(path.name for path in report(res).write(d))
+    ['rd.png', 'report.md', 'results.json']
+    """
     summ = summary(res)
     codecs = "\n".join(f"- {v['label']}: {v['about']}" for v in res["codecs"].values())
     fails = _failures(res)
