@@ -11,23 +11,12 @@ import scipy.sparse
 import scipy.sparse.linalg
 import torch
 
+from _operator_data import edge_image, random_known
 from pdeflow.errors import InputDtypeError, UserInputError
 from pdeflow.inpaint.operators.eed import eed_inpaint, solve_unchecked
 from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator
 
-
-def _image(shape, seed=0, dtype=torch.float64):
-    """A smooth random image with an edge: low-pass noise plus a step."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(*shape, generator=g, dtype=torch.float64)
-    x = torch.from_numpy(scipy.ndimage.gaussian_filter(x.numpy(), 1.5, axes=(-2, -1)))
-    x[..., :, shape[-1] // 2:] += 0.5
-    return x.to(dtype)
-
-
-def _mask(shape, density, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(*shape, generator=g) < density).double()
+_image, _mask = edge_image, random_known
 
 
 # ---------------------------------------------------------------------------
