@@ -394,6 +394,21 @@ def _inpaint():
             m[..., 0, 0] = 1
         return dict(x=x, mask=m, density=d, seed=seed % 1000)
 
+    @st.composite
+    def eed_case(draw):
+        """EED over its documented range: contrast 0.005-0.2 of the range, presmoothing 0-3 pixels."""
+        c = draw(masked(min_size=6))
+        c["contrast"] = f32(draw(st.floats(0.005, 0.2)))
+        c["sigma"] = f32(draw(st.floats(0.0, 3.0)))
+        return c
+
+    @st.composite
+    def tv_case(draw):
+        """TV over its documented range: eps 1e-3 to 0.1 of the range."""
+        c = draw(masked(min_size=6))
+        c["eps"] = f32(10 ** draw(st.floats(-3.0, -1.0)))
+        return c
+
     def diffuse_call(c):
         return {"u": ip.diffuse(c["x"], c["mask"], tol=1e-8, max_iter=2000)}
 
@@ -412,6 +427,13 @@ def _inpaint():
         # the shipped mask networks' densities, for learned_mask
         return dict(x=x, density=f32(d), shipped=draw(st.sampled_from([0.05, 0.1, 0.2])),
                     seed=draw(st.integers(0, 999)))
+
+    @st.composite
+    def operator_case(draw):
+        """A density case and the operator the mask is made for."""
+        c = draw(density_case(max_size=16, unit=True))
+        c["operator"] = draw(st.sampled_from(sorted(ip.OPERATORS)))
+        return c
 
     @st.composite
     def dither_case(draw):
@@ -453,13 +475,14 @@ def _inpaint():
             "float32 on the squared Laplacian (its condition number squared): the solution to 1e-4 of the range",
             wrt=("x", "mask"), no_fd=("mask",), grad_tol=1e-3, fd_tol=1e-4, examples=15, grad_examples=3),
         "inpaint.eed_inpaint": Diff(
-            masked(min_size=6), lambda c: {"u": ip.eed_inpaint(c["x"], c["mask"], tol=1e-7, max_iter=500)}, 1e-4,
+            eed_case(), lambda c: {"u": ip.eed_inpaint(c["x"], c["mask"], contrast=c["contrast"], sigma=c["sigma"],
+                                                        tol=1e-7, max_iter=500)}, 1e-4,
             "a lagged-diffusivity fixed point to 1e-7, its tensor from float32 gradients: 1e-4 of the range "
-            "(not differentiable)", examples=10),
+            "(not differentiable)", examples=12),
         "inpaint.tv_inpaint": Diff(
-            masked(min_size=6), lambda c: {"u": ip.tv_inpaint(c["x"], c["mask"], tol=1e-7, max_iter=500)}, 1e-4,
+            tv_case(), lambda c: {"u": ip.tv_inpaint(c["x"], c["mask"], eps=c["eps"], tol=1e-7, max_iter=500)}, 1e-4,
             "a lagged-diffusivity minimiser to 1e-7 with diffusivities up to 1/eps: 1e-4 of the range",
-            wrt=("x",), grad_tol=1e-3, fd_tol=1e-3, examples=10, grad_examples=3),
+            wrt=("x",), grad_tol=1e-3, fd_tol=1e-3, examples=12, grad_examples=3),
         "inpaint.optimise_tonal": Diff(
             masked(min_size=6, density=(0.05, 0.5)),
             lambda c: {"values": ip.optimise_tonal(c["x"], c["mask"], tol=1e-9, solve_tol=1e-11, max_iter=500)},
@@ -485,8 +508,8 @@ def _inpaint():
             lambda c: masks_out(ip.refine_mask(c["x"], c["mask"], rounds=2, generator=0)),
             **mask_tol("worked on in float64 (documented): the same search", examples=6)),
         "inpaint.densify_mask": Diff(
-            density_case(max_size=16, unit=True),
-            lambda c: masks_out(ip.densify_mask(c["x"], c["density"], stages=3)),
+            operator_case(),
+            lambda c: masks_out(ip.densify_mask(c["x"], c["density"], stages=3, operator=c["operator"])),
             **mask_tol("error-driven choices from 1e-3 solves: the same points but for near-ties", examples=8)),
         "inpaint.dither": Diff(
             dither_case(), lambda c: masks_out(ip.dither(c["x"], c["density"])),

@@ -275,3 +275,12 @@ def test_rate_control_falls_back_to_the_images_own_values(monkeypatch):
     r = encode(f, bpp=0.5, full_output=True)
     assert len(r.data) <= 0.5 * 48 * 48 / 8 and r.known > 20
     assert _psnr(decode(r.data)[0], f) > 20
+
+
+def test_float32_and_float64_images_of_the_same_values_give_the_same_file():
+    """The encoder works in float64 whatever the input's dtype (documented), so a float32 image and the same
+    values in float64 give the same bytes, and the decoder's float32 output is its float64 result rounded."""
+    f32 = _image(32).float()
+    assert encode(f32, bpp=0.5) == encode(f32.double(), bpp=0.5)
+    f16 = f32.half()
+    assert encode(f16, bpp=0.5) == encode(f16.double(), bpp=0.5)

@@ -124,9 +124,10 @@ def eed_inpaint(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
         broadcasts to ``f`` along the batch and channel axes (channels may have their own masks); at least one
         known pixel per image.
     contrast : float, optional
-        The Charbonnier contrast ``lambda`` relative to the range (max - min) of the image's known values.
+        The Charbonnier contrast ``lambda`` relative to the range (max - min) of the image's known values; the
+        supported range is 0.005 to 0.2 (smaller contrasts may stall before ``tol``).
     sigma : float, optional
-        Presmoothing of ``u`` before its gradient, pixels (0: none).
+        Presmoothing of ``u`` before its gradient, pixels (0: none); supported 0 to 3.
     tol : float, optional
         Nonlinear relative residual (diagonally scaled ``||w A(u) u|| / ||w A(u) (m f)||``, see
         :mod:`~pdeflow.inpaint.operators.tensor_diffusion`) at which the iteration stops, per image.

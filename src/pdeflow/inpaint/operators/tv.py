@@ -228,7 +228,7 @@ def tv_inpaint(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: fl
         differentiated.
     eps : float, optional
         Smoothing of the TV, relative to the range (max - min) of the image's known values; smaller is closer
-        to exact TV and takes more iterations.
+        to exact TV and takes more iterations; supported 1e-3 to 0.1.
     tol : float, optional
         Nonlinear relative residual (diagonally scaled ``||w A(u) u|| / ||w A(u) (m f)||``, ``A(u) u`` the
         energy's gradient; see :mod:`~pdeflow.inpaint.operators.tensor_diffusion`) at which the iteration stops,
