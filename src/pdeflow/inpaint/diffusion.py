@@ -58,7 +58,7 @@ from ..errors import UserInputError
 from ..threads import auto_threads
 from .diffusion_system import default_max_iter, solve_checked
 
-__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask"]
+__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask", "known_finite"]
 
 #: The linear solvers of :func:`diffuse`.
 SOLVERS = ("mg", "cg")
@@ -155,9 +155,23 @@ def _masked_array(f, mask, who: str):
     return f, mask
 
 
-def _known_finite(f: torch.Tensor, c: torch.Tensor, who: str) -> torch.Tensor:
+def known_finite(f: torch.Tensor, c: torch.Tensor, who: str) -> torch.Tensor:
     """``f`` with non-finite values at missing pixels (``c == 0``, where ``f`` is not used) set to 0, so
-    that they cannot reach the solver (``0 * nan`` is NaN); non-finite values at known pixels are refused."""
+    that they cannot reach the solver (``0 * nan`` is NaN); non-finite values at known pixels are refused.
+    The one rule of every inpainting operator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.diffusion import known_finite
+    >>> f = torch.tensor([[1.0, float("nan")]])
+    >>> known_finite(f, torch.tensor([[1.0, 0.0]]), "demo")
+    tensor([[1., 0.]])
+    >>> known_finite(f, torch.tensor([[0.0, 1.0]]), "demo")    # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pdeflow.errors.UserInputError: demo: f has NaN or infinite values at 1 known pixels (mask > 0); ...
+    """
     bad = ~torch.isfinite(f)
     if not bool(bad.any()):
         return f
@@ -222,7 +236,7 @@ def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_
     else:
         c = check_mask(mask, fb, who, continuous=continuous, ndim=nd)
         spacing3 = None if nd == 2 else ((1.0, 1.0, 1.0) if h is None else h)
-    fb = _known_finite(fb, c, who)
+    fb = known_finite(fb, c, who)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if solver not in SOLVERS:
@@ -410,7 +424,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
     f, mask = _masked_array(f, mask, who)
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
-    # finite=False: the values at missing pixels are never read (_known_finite checks the known ones)
+    # finite=False: the values at missing pixels are never read (known_finite checks the known ones)
     ops.check_image(f, f"{who}: f", ndim=nd, finite=False, min_size=2)
     return _diffuse(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)
 

@@ -54,7 +54,7 @@ from ... import ops
 from ...errors import UserInputError
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
-from ..diffusion import check_mask
+from ..diffusion import check_mask, known_finite
 from ..diffusion_system import sum_to, warn_max_iter
 
 __all__ = ["biharmonic_inpaint", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
@@ -413,19 +413,6 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
 # The public function
 # ---------------------------------------------------------------------------
 
-def _known_finite(f: torch.Tensor, m: torch.Tensor, who: str) -> torch.Tensor:
-    """``f`` with non-finite values at missing pixels set to 0 (they are never used, but ``0 * nan`` is NaN);
-    non-finite values at known pixels are refused."""
-    bad = ~torch.isfinite(f)
-    if not bool(bad.any()):
-        return f
-    at_known = bad & (m.detach() > 0)
-    if bool(at_known.any()):
-        raise UserInputError(f"{who}: f has NaN or infinite values at {int(at_known.sum())} known pixels "
-                             "(mask 1); only the values at missing pixels may be NaN")
-    return torch.where(bad, torch.zeros((), dtype=f.dtype, device=f.device), f)
-
-
 def _clip(u: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """``u`` clipped to the range of the known values of ``f``, per image and channel (in place unless
     autograd records ``u``)."""
@@ -531,7 +518,7 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
     else:
         m = check_mask(mask, fb, who, ndim=nd)
         spacing3 = None if nd == 2 else ((1.0, 1.0, 1.0) if h is None else h)
-    fb = _known_finite(fb, m, who)
+    fb = known_finite(fb, m, who)
     if not (torch.is_grad_enabled() and (fb.requires_grad or m.requires_grad)):
         m = m > 0   # bools: a float mask of the image's size less to hold during the solve
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):

@@ -36,12 +36,12 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
+from ..masks.blur import gaussian_blur
 from .tensor_diffusion import (
     TensorOperator,
     central_differences,
     check_call,
     check_positive,
-    gaussian,
     known_range,
     lagged_diffusivity,
 )
@@ -72,7 +72,7 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     >>> bool((op.a_y == 1).all())     # no gradient: D = I
     True
     """
-    cy, cx = central_differences(gaussian(u, sigma))
+    cy, cx = central_differences(gaussian_blur(u, sigma))
     j11 = (cy * cy).mean(1, keepdim=True)
     j12 = (cy * cx).mean(1, keepdim=True)
     j22 = (cx * cx).mean(1, keepdim=True)

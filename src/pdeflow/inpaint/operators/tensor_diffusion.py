@@ -60,13 +60,11 @@ import torch.nn.functional as F
 from ... import ops
 from ...errors import UserInputError
 from ...linalg import cg
-from ...metrics import gaussian_window
 from ...multigrid import Multigrid
-from ...ops import correlate1d
-from ..diffusion import check_mask
+from ..diffusion import check_mask, known_finite
 from ..diffusion_system import diffuse_with_hierarchy, warn_max_iter
 
-__all__ = ["TensorOperator", "LaggedResult", "lagged_diffusivity", "homogeneous_start", "gaussian",
+__all__ = ["TensorOperator", "LaggedResult", "lagged_diffusivity", "homogeneous_start",
            "central_differences", "pixel_sum", "edge_sum", "grad_transpose", "check_call", "check_positive",
            "known_range"]
 
@@ -178,36 +176,6 @@ def central_differences(u: torch.Tensor):
     tensor([[0.5000, 2.0000, 1.5000]])
     """
     return 0.5 * pixel_sum(torch.diff(u, dim=-2), -2), 0.5 * pixel_sum(torch.diff(u, dim=-1), -1)
-
-
-def gaussian(u: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``G_sigma * u`` per channel of ``(..., H, W)``: separable Gaussian of radius ``int(3.5 sigma + 0.5)``
-    (:func:`pdeflow.metrics.gaussian_window`), mirrored boundary (edge pixel not repeated; the window cut to the
-    image along a short axis); ``sigma = 0`` returns ``u``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.inpaint.operators.tensor_diffusion import gaussian
-    >>> u = torch.zeros(15, 15, dtype=torch.float64)
-    >>> u[7, 7] = 1.0                                   # far enough from the boundary
-    >>> round(float(gaussian(u, 1.0).sum()), 6)
-    1.0
-    """
-    if sigma <= 0:
-        return u
-    win = gaussian_window(sigma, dtype=u.dtype, device=u.device)
-    r = win.numel() // 2
-    x = u
-    for dim in (-2, -1):
-        n = x.shape[dim]
-        if n < 2:
-            continue
-        ra = min(r, n - 1)
-        w = win[r - ra:r + ra + 1] / win[r - ra:r + ra + 1].sum()
-        ext = torch.cat([x.narrow(dim, 1, ra).flip(dim), x, x.narrow(dim, n - 1 - ra, ra).flip(dim)], dim)
-        x = correlate1d(ext, w, dim)
-    return x
 
 
 # ---------------------------------------------------------------------------
@@ -423,13 +391,7 @@ def check_call(f, mask, who: str, tol, max_iter):
     fb, nd = ops.as_batch(f, f"{who}: f")
     fb = ops.promote_half(fb)
     m = check_mask(mask, fb, who)
-    bad = ~torch.isfinite(fb)
-    if bool(bad.any()):
-        at_known = bad & (m > 0)
-        if bool(at_known.any()):
-            raise UserInputError(f"{who}: f has NaN or infinite values at {int(at_known.sum())} known pixels "
-                                 "(mask 1); only the values at missing pixels may be NaN")
-        fb = torch.where(bad, torch.zeros((), dtype=fb.dtype, device=fb.device), fb)
+    fb = known_finite(fb, m, who)
     if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
         raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
