@@ -58,7 +58,7 @@ from ..errors import UserInputError
 from ..threads import auto_threads
 from .diffusion_system import default_max_iter, solve_checked
 
-__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask", "known_finite"]
+__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask", "known_finite", "check_start"]
 
 #: The linear solvers of :func:`diffuse`.
 SOLVERS = ("mg", "cg")
@@ -184,6 +184,29 @@ def known_finite(f: torch.Tensor, c: torch.Tensor, who: str) -> torch.Tensor:
     return torch.where(bad, torch.zeros((), dtype=f.dtype, device=f.device), f)
 
 
+def check_start(x0, f, fb: torch.Tensor, who: str):
+    """A warm start ``x0`` of the shape of ``f``, as ``fb`` (the checked batch) is: detached, in its dtype and
+    device, reshaped like it; None stays None. Refuses another shape and non-finite values.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.diffusion import check_start
+    >>> f = torch.zeros(4, 5)
+    >>> check_start(torch.ones(4, 5), f, f[None, None].double(), "demo").shape
+    torch.Size([1, 1, 4, 5])
+    """
+    if x0 is None:
+        return None
+    if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
+        raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
+                             f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
+    x0 = x0.detach().to(device=fb.device, dtype=fb.dtype).reshape(fb.shape)
+    if not bool(torch.isfinite(x0).all()):
+        raise UserInputError(f"{who}: x0 contains NaN or infinite values")
+    return x0
+
+
 def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool, continuous: bool) -> torch.Tensor:
     """The checks of :func:`check_mask` for ``spatial`` = 2 (images, ``f`` (B, C, H, W)) or 3 (volumes,
     ``f`` (B, C, D, H, W)): shape, dtype, values, and at least one known site per image."""
@@ -245,13 +268,7 @@ def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_
         max_iter = default_max_iter(solver, *fb.shape[2:])
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
-    if x0 is not None:
-        if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-            raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
-                                 f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = x0.detach().to(device=fb.device, dtype=fb.dtype).reshape(fb.shape)
-        if not bool(torch.isfinite(x0).all()):
-            raise UserInputError(f"{who}: x0 contains NaN or infinite values")
+    x0 = check_start(x0, f, fb, who)
     binary = (not continuous) or mask.dtype == torch.bool or bool(((c == 0) | (c == 1)).all())
     u, iters, res = solve_checked(fb, c, binary, tol, max_iter, x0, solver, spacing3)
     u = u.reshape(f.shape).to(f.dtype)

@@ -54,7 +54,7 @@ from ... import ops
 from ...errors import UserInputError
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
-from ..diffusion import check_mask, known_finite
+from ..diffusion import check_mask, check_start, known_finite
 from ..diffusion_system import sum_to, warn_max_iter
 
 __all__ = ["biharmonic_inpaint", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
@@ -531,13 +531,7 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
         raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
     if not isinstance(clip, bool):
         raise UserInputError(f"{who}: clip must be True or False, got {clip!r}")
-    if x0 is not None:
-        if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-            raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, got "
-                                 f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-        x0 = x0.detach().to(device=fb.device, dtype=fb.dtype).reshape(fb.shape)
-        if not bool(torch.isfinite(x0).all()):
-            raise UserInputError(f"{who}: x0 contains NaN or infinite values")
+    x0 = check_start(x0, f, fb, who)
     u, iters, res, ran = _solve(fb, m, tol, max_iter, x0, solver, spacing3)
     if clip:
         u = _clip(u, fb, m)
