@@ -4,8 +4,9 @@ The encoder (:func:`encode`) chooses the pixels (error-driven densification), op
 the inpainting and for the quantisation levels that will be stored (:func:`pdeflow.inpaint.tonal.optimise_tonal`),
 and entropy-codes positions and values with context-adaptive models and a range coder (constriction);
 the number of pixels is chosen to meet a byte budget. The decoder (:func:`decode`) reads the header,
-decodes mask and values, and inpaints with the operator the header names (homogeneous diffusion;
-edge-enhancing diffusion is reserved as operator 1). Colour images are coded in an orthonormal
+decodes mask and values, and inpaints with the operator the header names, through the table of
+:data:`pdeflow.inpaint.OPERATORS` (the encoder writes homogeneous diffusion; edge-enhancing diffusion, operator 1,
+decodes too). Colour images are coded in an orthonormal
 luma-chroma basis with one shared mask; 16-bit grey images record their depth.
 
 * :func:`encode`, :func:`decode`: bytes in memory; :func:`save`, :func:`load`: files.

@@ -13,6 +13,7 @@ import struct
 import numpy as np
 import torch
 
+from ..inpaint import inpaint
 from .colour import from_luma_chroma
 from .entropy import RangeReader, decode_mask, decode_values
 from .format import MAX_PIXELS, OPERATORS, VALUE_UNIT, CodecError, Header, read_header
@@ -41,12 +42,12 @@ def operator_params(name: str, **options) -> bytes:
     Examples
     --------
     >>> from pdeflow.codec.decoder import operator_params
-    >>> operator_params("homogeneous")
+    >>> operator_params("diffusion")
     b''
     >>> operator_params("eed", contrast=0.5, sigma=1.0).hex()
     '00800001'
     """
-    if name == "homogeneous":
+    if name == "diffusion":
         return b""
     contrast = options.get("contrast")
     sigma = options.get("sigma")
@@ -80,23 +81,20 @@ def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Te
     >>> u.shape, bool(torch.allclose(u, torch.full_like(u, 0.25)))
     (torch.Size([1, 4, 4]), True)
     """
-    name = OPERATORS[header.operator]
+    name = OPERATORS[header.operator]      # a name of pdeflow.inpaint's table of operators
     tol = 10.0 ** -header.tol_exponent
-    if name == "homogeneous":
+    options = {}
+    if name == "diffusion":
         if header.operator_params:
             raise CodecError("decode: homogeneous diffusion takes no operator parameters")
-        from ..inpaint import diffuse
-        return diffuse(g, m, tol=tol)
-    if len(header.operator_params) != 4:
-        raise CodecError("decode: edge-enhancing diffusion needs 4 operator parameter bytes")
-    contrast, sigma = struct.unpack("<HH", header.operator_params)
-    if contrast == 0:
-        raise CodecError("decode: edge-enhancing diffusion with zero contrast")
-    try:
-        from ..inpaint.operators.eed import eed_inpaint
-    except ImportError:   # an installation without the operator
-        raise CodecError("decode: this installation cannot decode edge-enhancing diffusion (operator 1)") from None
-    return eed_inpaint(g, m, contrast=contrast / 65535, sigma=sigma / 256, tol=tol)
+    else:
+        if len(header.operator_params) != 4:
+            raise CodecError("decode: edge-enhancing diffusion needs 4 operator parameter bytes")
+        contrast, sigma = struct.unpack("<HH", header.operator_params)
+        if contrast == 0:
+            raise CodecError("decode: edge-enhancing diffusion with zero contrast")
+        options = {"contrast": contrast / 65535, "sigma": sigma / 256}
+    return inpaint(g, m, method=name, tol=tol, **options)
 
 
 def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torch.Tensor:

@@ -188,7 +188,7 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     cy, cx = cy[order], cx[order]
     y, x = cy * s, cx * s
     K = len(y)
-    header = Header(H, W, C, depth, 0 if C == 1 else 1, 0, operator_params("homogeneous"), TOL_EXPONENT, s, K)
+    header = Header(H, W, C, depth, 0 if C == 1 else 1, 0, operator_params("diffusion"), TOL_EXPONENT, s, K)
     alone = RangeWriter()              # the mask's share, for the report (coded again below)
     encode_mask(alone, grid)
     mask_words = len(alone.words())

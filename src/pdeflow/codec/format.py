@@ -14,8 +14,9 @@ offset    size    field
 14        1       bit depth of the source image: 8 or 16
 15        1       colour transform: 0 none (``C = 1``), 1 the orthonormal luma-chroma transform of
                   :mod:`pdeflow.codec.colour` (``C = 3``)
-16        1       inpainting operator: 0 homogeneous diffusion; other values are reserved for later
-                  operators (1: edge-enhancing diffusion), each with its own parameter bytes
+16        1       inpainting operator (:data:`OPERATORS`, names of :data:`pdeflow.inpaint.OPERATORS`): 0
+                  homogeneous diffusion, 1 edge-enhancing diffusion; a later operator gets the next id and its
+                  own parameter bytes
 17        1       ``P``: number of operator parameter bytes (at most :data:`MAX_OPERATOR_BYTES`)
 18        P       operator parameters (none for homogeneous diffusion)
 18+P      1       solver tolerance exponent ``t``: the decoder solves to relative residual ``10**-t``
@@ -61,7 +62,7 @@ MAX_PIXELS = 1 << 24
 #: Largest number of operator parameter bytes a header may declare.
 MAX_OPERATOR_BYTES = 32
 #: Operator ids of the header: the inpainting that reconstructs the image from the stored pixels.
-OPERATORS = {0: "homogeneous", 1: "eed"}
+OPERATORS = {0: "diffusion", 1: "eed"}
 #: Units of the value range ``lo``/``hi`` (signed 16-bit): ``1 / VALUE_UNIT``.
 VALUE_UNIT = 8192
 _FIXED = struct.Struct("<HHBBBBB")          # H, W, C, depth, transform, operator, P
