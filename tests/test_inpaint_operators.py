@@ -138,3 +138,21 @@ def test_cli_mask_operator_densifies_for_the_operator(hole_files, capsys):
     assert main(["mask", str(hole_files / "im.png"), "--density", "0.1", "--method", "analytic", "--operator",
                  NAMES[-1], "--out", str(hole_files / "m2")]) == 2
     assert "only for --method densify" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cli_tol_is_the_methods_own_tolerance(hole_files, name, monkeypatch, capsys):
+    """``pdeflow inpaint --tol`` reaches every operator; without it each runs at its own default."""
+    import pdeflow.cli.inpaint as cli_inpaint
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("tol"))
+        return inpaint(*args, **kwargs)
+
+    monkeypatch.setattr(cli_inpaint, "inpaint", recording)
+    common = ["inpaint", str(hole_files / "im.png"), "--holes", str(hole_files / "holes.png"), "--method", name]
+    assert main(common + ["--tol", "1e-7", "--out", str(hole_files / f"t_{name}")]) == 0
+    assert main(common + ["--out", str(hole_files / f"d_{name}")]) == 0
+    assert seen == [1e-7, None]

@@ -91,12 +91,19 @@ def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool 
     return g
 
 
-def add_compute_args(p: argparse.ArgumentParser) -> None:
+def add_compute_args(p: argparse.ArgumentParser, *, method_tol: bool = False) -> None:
+    """The computation group; ``method_tol``: ``--tol`` is the chosen inpainting method's own tolerance (default:
+    the method's), else that of each diffusion inpainting."""
     p.set_defaults(warning_flags=[("tol", "tol", "--tol")])
     g = p.add_argument_group("computation")
-    g.add_argument("--tol", type=positive_float, default=DIFFUSE_TOL,
-                   help="relative residual of each diffusion inpainting (default "
-                        f"{DIFFUSE_TOL:g})".replace("e-0", "e-"))
+    if method_tol:
+        g.add_argument("--tol", type=positive_float, default=None,
+                       help="the tolerance of the method's solve, a relative residual (default: the method's own; "
+                            f"{DIFFUSE_TOL:g} for diffusion)".replace("e-0", "e-"))
+    else:
+        g.add_argument("--tol", type=positive_float, default=DIFFUSE_TOL,
+                       help="relative residual of each diffusion inpainting (default "
+                            f"{DIFFUSE_TOL:g})".replace("e-0", "e-"))
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
@@ -194,7 +201,7 @@ def add_parsers(sub) -> None:
                    help="learned: weight the network's correction per image by cross-validation on the known pixels "
                         "(default on: one more solve; see pdeflow.inpaint.learned_inpaint); --no-calibrate applies it "
                         "as trained")
-    add_compute_args(p)
+    add_compute_args(p, method_tol=True)
     add_volume_args(inputs, add_output_args(p))
 
 
@@ -518,7 +525,7 @@ def _run_inpaint(args) -> int:
     dev = args.device
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]; mask density "
           f"{float(mask.mean()):.4f}")
-    values = {"tol": args.tol if method.diffusion_tol else None, "spacing": args.spacing, "model": model,
+    values = {"tol": args.tol, "spacing": args.spacing, "model": model,
               "calibrate": args.calibrate is not False, "generator": args.seed if method.random else None}
     options = {k: v for k, v in values.items() if k in method.options and (v is not None or k == "spacing")}
     with out:
@@ -636,13 +643,14 @@ def _run_inpaint_volume(args) -> int:
     print(f"mask: {args.mask}, density {dens:.4f} ({int(mask.sum())} of {mask.numel()} voxels known)")
     with out:
         t0 = time.perf_counter()
-        u = inpaint(f.to(args.device), mask.to(args.device), args.method, tol=args.tol, spacing=vin.spacing).cpu()
+        tol = {} if args.tol is None else {"tol": args.tol}
+        u = inpaint(f.to(args.device), mask.to(args.device), args.method, spacing=vin.spacing, **tol).cpu()
         secs = time.perf_counter() - t0
         e, text = _volume_errors(f, u)
-        print(f"diffusion inpainting (3-D): {secs:.2f} s; against IMAGE: {text}")
+        print(f"{args.method} inpainting (3-D): {secs:.2f} s; against IMAGE: {text}")
         out.volume(name, vin.in_units(u).float(), vin.spacing)
         out.figure("inpaint_figure.png", _volume_figure(
-            vin, mask, u, f"diffusion inpainting (3-D) of {vin.label}, {secs:.2f} s\n{text}"))
+            vin, mask, u, f"{args.method} inpainting (3-D) of {vin.label}, {secs:.2f} s\n{text}"))
         out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "seconds"],
                 [[args.method, f"{dens:.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}", f"{e['mae']:.6g}", "",
                   f"{secs:.3f}"]])
