@@ -64,8 +64,9 @@ from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
 from pdeflow.inpaint.masks import densification  # noqa: E402
+from pdeflow.inpaint.masks.blur import gaussian_blur  # noqa: E402
 from pdeflow.inpaint.operators import eed, tv  # noqa: E402
-from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator, central_differences, gaussian  # noqa: E402
+from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator, central_differences  # noqa: E402
 
 #: The pipeline options of the grid: (name, argparse type, default values).
 PIPELINE = (("contrast", float, [0.005, 0.01, 0.02, 0.04]), ("sigma", float, [0.5, 1.0, 1.5, 2.0]),
@@ -80,7 +81,7 @@ def eed_tensor_with(diffusivity: str):
         return eed.eed_tensor
 
     def tensor(u, lam2, sigma, w):
-        cy, cx = central_differences(gaussian(u, sigma))
+        cy, cx = central_differences(gaussian_blur(u, sigma))
         j11 = (cy * cy).mean(1, keepdim=True)
         j12 = (cy * cx).mean(1, keepdim=True)
         j22 = (cx * cx).mean(1, keepdim=True)
