@@ -55,14 +55,36 @@ def _torch():
     return torch
 
 
-def _photos(folder: Path, n: int):
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+BUILTIN = "builtin:"
+
+
+def _photos(folder: Path, n: int) -> list[str]:
+    """The first ``n`` photos of ``folder`` (sorted) as paths, or, when the folder is missing (no ``make photos``
+    yet), the built-in TEST photos as ``builtin:NAME``."""
+    if folder.is_dir():
+        files = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    else:
+        print(f"{folder} not found: the built-in TEST photos instead (run `make photos`)", flush=True)
+        from pdeflow.datasets import builtin_pool
+        files = [BUILTIN + k for k in builtin_pool("test", grey=True, kind="photo")]
     return files[:n]
 
 
-def _crop(path: Path, size: int):
+def _name(photo: str) -> str:
+    return photo[len(BUILTIN):] if photo.startswith(BUILTIN) else Path(photo).stem
+
+
+def _load(photo: str):
+    """Grey (H, W) float64 image of a photo from :func:`_photos`."""
+    if photo.startswith(BUILTIN):
+        from pdeflow.datasets import builtin_pool
+        return builtin_pool("test", grey=True, kind="photo")[photo[len(BUILTIN):]][0].double()
     from pdeflow.io import read_image
-    im = read_image(path, grey=True)[0].double()
+    return read_image(Path(photo), grey=True)[0].double()
+
+
+def _crop(photo: str, size: int):
+    im = _load(photo)
     H, W = im.shape
     s = min(size, H, W)
     return im[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s].contiguous()
@@ -94,7 +116,7 @@ def part_tonal(args, out: Path):
             t_tonal = time.process_time() - t
             opt = _psnr(diffuse(g, m), f)
             on = g[m > 0]
-            row = {"photo": path.stem, "density": d, "original": round(base, 2), "tonal": round(opt, 2),
+            row = {"photo": _name(path), "density": d, "original": round(base, 2), "tonal": round(opt, 2),
                    "gain": round(opt - base, 2), "tonal_cpu_s": round(t_tonal, 2)}
             # the codec's own levels: one step apart, the step from the inpainting's error (STEP_RATIO)
             step = math.sqrt(12 * STEP_RATIO * float((diffuse(f, m) - f).square().mean()))
@@ -147,7 +169,7 @@ def part_rate(args, out: Path):
             h = read_header(r.data)[0]
             gh, gw = h.grid
             K = r.known
-            rows.append({"photo": path.stem, "bpp": bpp, "bytes": len(r.data), "psnr": round(_psnr(r.reconstruction[0], f), 2),
+            rows.append({"photo": _name(path), "bpp": bpp, "bytes": len(r.data), "psnr": round(_psnr(r.reconstruction[0], f), 2),
                          "known": K, "lattice": h.lattice,
                          "mask_bits_per_known": round(8 * r.mask_bytes / K, 3),
                          "uniform_bits_per_known": round(_lbinom(N, K) / K, 3),
@@ -174,10 +196,9 @@ def part_rate(args, out: Path):
 def child(argv):
     """``--child SIZE_H SIZE_W PHOTO BPP``: encode then decode in this process; prints one JSON line."""
     torch = _torch()
-    H, W, photo, bpp = int(argv[0]), int(argv[1]), Path(argv[2]), float(argv[3])
+    H, W, photo, bpp = int(argv[0]), int(argv[1]), argv[2], float(argv[3])
     from pdeflow.codec import decode, encode
-    from pdeflow.io import read_image
-    im = read_image(photo, grey=True)[None].double()
+    im = _load(photo)[None, None]
     f = torch.nn.functional.interpolate(im, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
     f = f[0, 0].clamp(0, 1).contiguous()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -205,8 +226,8 @@ def part_speed(args, out: Path):
         print(r, flush=True)
     cols = ["H", "W", "bytes", "psnr", "encode_cpu_s", "decode_cpu_s", "rss_before_MB", "peak_encode_MB", "peak_MB",
             "error"]
-    write_file(out / "speed.json", json.dumps({"photo": photo.name, "bpp": 0.1, "rows": rows}, indent=1))
-    write_file(out / "speed.md", f"## Encode and decode at 0.1 bpp, one thread ({photo.name} resized)\n\n"
+    write_file(out / "speed.json", json.dumps({"photo": _name(photo), "bpp": 0.1, "rows": rows}, indent=1))
+    write_file(out / "speed.md", f"## Encode and decode at 0.1 bpp, one thread ({_name(photo)} resized)\n\n"
                + _md(rows, [c for c in cols if any(c in r for r in rows)]))
 
 

@@ -98,10 +98,13 @@ def eed_tensor_with(diffusivity: str):
 
 def selection_images(limit: int, crop: int, skip: int = 0) -> dict:
     """Name -> grey (H, W) float64 crop of the selection photos: of each source the ``limit`` after the first
-    ``skip``."""
+    ``skip``. A source folder that is missing (no ``make photos`` yet) is left out, with a note."""
     out = {}
     for folder in ("opencv", "lomiri"):
         d = HERE.parent / ".data" / "photos" / folder
+        if not d.is_dir():
+            print(f"{d} not found: left out of the selection photos (run `make photos`)", flush=True)
+            continue
         files = sorted(p for p in d.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[skip:skip + limit]
         for p in files:
             out[f"{folder}/{p.name}"] = centre_crop(load_grey(p), crop).double()
