@@ -27,7 +27,11 @@ codec changed.
     python benchmarks/codec_rd.py --out benchmarks/results/codec_rd --overwrite
     python benchmarks/codec_rd.py --codecs pdeflow --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
     python benchmarks/codec_rd.py --codecs --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
+    python benchmarks/codec_rd.py --sets photos --rates 0.05 0.1 0.15 0.2 --no-colour \
+        --codecs pdeflow pdeflow-eed jpeg jpeg2000 --out benchmarks/results/codec_rd_eed --overwrite
     python benchmarks/codec_rd.py --smoke
+
+The third line compares the decoders (homogeneous diffusion and EED) on the held-out photos.
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ from pdeflow.reporting import jsonable, md_table
 from pdeflow.tv import rof
 
 COLOUR_RATES = (0.1, 0.15, 0.2, 0.3)
+#: The grey image sets (module doc).
+SETS = ("photos", "photos-512", "builtin", "smooth", "cartoon")
 PHOTOS = Path(__file__).resolve().parent.parent / ".data" / "photos" / "mate-nature"
 
 
@@ -142,8 +148,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-512", type=int, default=3, help="photographs also at 512 px (default 3)")
     ap.add_argument("--smooth", type=int, default=8, help="synthetic piecewise-smooth scenes (default 8)")
     ap.add_argument("--cartoon-lam", type=float, default=0.05, help="ROF weight of the cartoons (default 0.05)")
-    ap.add_argument("--codecs", nargs="*", choices=tuple(ev.CODECS), default=list(ev.CODECS),
-                    help="codecs to run (default all; none, with --reuse: only rewrite the tables and figures)")
+    ap.add_argument("--codecs", nargs="*", choices=tuple(ev.CODECS), default=list(ev.DEFAULT_CODECS),
+                    help="codecs to run (default all but pdeflow-eed; none, with --reuse: only rewrite the tables "
+                         "and figures)")
+    ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS),
+                    help="image sets of the grey part (default all)")
+    ap.add_argument("--rates", type=float, nargs="+", default=list(ev.RATES), help="bits per pixel (grey part)")
     ap.add_argument("--reuse", default=None, metavar="DIR",
                     help="take the other codecs' rows from DIR/codec_rd.json and DIR/codec_rd_colour.json")
     ap.add_argument("--no-colour", dest="colour", action="store_false", help="skip the colour part")
@@ -161,7 +171,7 @@ def main(argv=None) -> int:
     out = open_out(args, argv)
     torch.set_num_threads(1)
     size, n512, limit = args.size, args.n_512, None
-    rates, colour_rates = ev.RATES, COLOUR_RATES
+    rates, colour_rates = tuple(args.rates), COLOUR_RATES
     if args.smoke:
         size, n512, limit, rates, colour_rates = 48, 0, 1, (1.0, 4.0), (2.0,)
         args.smooth = 1
@@ -173,6 +183,7 @@ def main(argv=None) -> int:
     sets["smooth"] = ev.smooth_set(args.smooth, size=size, seed=0)
     cartoons = {k: rof(u.double(), args.cartoon_lam).float() for k, u in builtin.items()}
     sets["cartoon"] = {k: torch.round(u.clamp(0, 1) * 255) / 255 for k, u in cartoons.items()}
+    sets = {k: v for k, v in sets.items() if k in args.sets}
     import pdeflow
     meta = {"torch": torch.__version__, "pdeflow": pdeflow.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "threads": torch.get_num_threads(), "photos": str(args.photos),

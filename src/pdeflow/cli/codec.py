@@ -157,8 +157,8 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="colour (RGB) photographs (default: grey, their luminance)")
     g = p.add_argument_group("codecs and rates")
     g.add_argument("--codecs", nargs="+", choices=tuple(evaluation.CODECS), default=None, metavar="NAME",
-                   help=f"among {' '.join(evaluation.CODECS)} (default: every one that can run here; a named "
-                        "one whose package is missing is an error)")
+                   help=f"among {' '.join(evaluation.CODECS)} (default: every one that can run here but "
+                        "pdeflow-eed, whose encoder is slow; a named one whose package is missing is an error)")
     g.add_argument("--rates", type=positive_float, nargs="+", default=list(evaluation.RATES), metavar="B",
                    help=f"bits per pixel (default {rates})")
     o = p.add_argument_group("computation and output")
@@ -195,9 +195,9 @@ def _run_evaluate(args) -> int:
         torch.set_num_threads(args.threads)
     names, notes = args.codecs, []
     if names is None:
-        names = [c for c, entry in evaluation.CODECS.items() if entry.check() is None]
-        notes = [f"{entry.label} left out: {entry.check()}" for entry in evaluation.CODECS.values()
-                 if entry.check() is not None]
+        default = [evaluation.CODECS[c] for c in evaluation.DEFAULT_CODECS]
+        names = [entry.name for entry in default if entry.check() is None]
+        notes = [f"{entry.label} left out: {entry.check()}" for entry in default if entry.check() is not None]
     try:
         codecs = [evaluation.get_codec(c) for c in names]
     except UserInputError as exc:

@@ -37,7 +37,9 @@ import torch
 from ... import ops
 from ...errors import UserInputError
 from ..masks.blur import gaussian_blur
+from ...multigrid import Multigrid
 from .tensor_diffusion import (
+    FrozenInpainting,
     TensorOperator,
     central_differences,
     check_call,
@@ -46,7 +48,7 @@ from .tensor_diffusion import (
     lagged_diffusivity,
 )
 
-__all__ = ["eed_inpaint", "solve_unchecked", "eed_tensor", "CONTRAST", "SIGMA"]
+__all__ = ["eed_inpaint", "solve_unchecked", "eed_tensor", "linearised", "CONTRAST", "SIGMA"]
 
 # chosen by experiments/inpaint_eed_select.py on 256 px selection crops (never the held-out photos), confirmed on
 # other selection crops: benchmarks/results/inpaint_eed_select/
@@ -80,6 +82,28 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     r = (j11 + j22).div_(lam2).add_(1).sqrt_()
     h = (r + 1).mul_(r).mul_(lam2).reciprocal_()       # (1 - g) / s^2 = 1 / (lambda^2 r (r + 1)), r = 1 / g
     return TensorOperator.from_tensor(1 - h * j11, -h * j12, 1 - h * j22, w)
+
+
+def linearised(g4: torch.Tensor, m: torch.Tensor, u: torch.Tensor, *, solve_tol: float,
+               hierarchy: Multigrid | None = None) -> FrozenInpainting:
+    """EED inpainting of stored values near ``g4`` (B, C, H, W) on the mask ``m`` (Bm, 1, H, W) as a linear map,
+    its tensor frozen at ``u`` (their inpainting): the default parameters, the contrast relative to the range of
+    ``g4`` on the mask as in :func:`solve_unchecked`. ``hierarchy``: the multigrid of ``m`` from an earlier call.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.eed import linearised, solve_unchecked
+    >>> g = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> m = torch.zeros(1, 1, 16, 16, dtype=torch.float64)
+    >>> m[..., 1::4, 1::4] = 1
+    >>> u = solve_unchecked(g, m, tol=1e-10)
+    >>> bool(torch.allclose(linearised(g, m, u, solve_tol=1e-12).forward(g), u, atol=1e-8))   # exact at u
+    True
+    """
+    lam2 = (CONTRAST * known_range(g4, m)).square()
+    op = eed_tensor(u, lam2, SIGMA, 1.0 - m)
+    return FrozenInpainting(op, m, Multigrid(m) if hierarchy is None else hierarchy, solve_tol, 10 * INNER_MAX_ITER)
 
 
 def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None):

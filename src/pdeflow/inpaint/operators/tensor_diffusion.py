@@ -64,7 +64,7 @@ from ...multigrid import Multigrid
 from ..diffusion import check_mask, known_finite
 from ..diffusion_system import diffuse_with_hierarchy, warn_max_iter
 
-__all__ = ["TensorOperator", "LaggedResult", "lagged_diffusivity", "homogeneous_start",
+__all__ = ["TensorOperator", "FrozenInpainting", "LaggedResult", "lagged_diffusivity", "homogeneous_start",
            "central_differences", "pixel_sum", "edge_sum", "grad_transpose", "check_call", "check_positive",
            "known_range"]
 
@@ -246,6 +246,66 @@ class TensorOperator:
         """The mean weight of each pixel's edges (B, 1, H, W): the preconditioner's scaling."""
         deg = pixel_sum(torch.ones_like(self.a_y), -2) + pixel_sum(torch.ones_like(self.a_x), -1)
         return self.diagonal() / deg
+
+
+class FrozenInpainting:
+    """The inpainting with a frozen tensor field as a linear map of the stored values, and its adjoint.
+
+    With ``A`` frozen, the inpainting of values ``g`` (used on the mask ``m`` only) is ``M g = m g + x``,
+    ``w A x = -w A (m g)`` on the unknowns, so ``M = m - w S^-1 w A m`` with ``S = w A w``; ``A`` is symmetric,
+    so ``M^T r = m (r - A nu)`` with ``S nu = w r``. Both solves are CG preconditioned by the homogeneous
+    multigrid of the mask, to the relative residual ``tol``. At the steady state ``u`` of a nonlinear
+    inpainting of ``g``, the operator frozen at ``u`` gives ``M g = u``: the map is the inpainting linearised
+    with its tensor held fixed (what tonal optimisation for EED uses, :func:`pdeflow.inpaint.optimise_tonal`).
+
+    Parameters
+    ----------
+    op : TensorOperator
+        The frozen operator (its ``w`` the mask's complement).
+    m : Tensor (Bm, 1, H, W)
+        The binary mask in the dtype of the values.
+    mg : Multigrid
+        The hierarchy of ``m`` (built once per mask and shared between linearisations).
+    tol : float
+        Relative residual of each solve.
+    max_iter : int
+        CG iterations per solve at most.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.multigrid import Multigrid
+    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import FrozenInpainting, TensorOperator
+    >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> m[..., ::3, ::3] = 1
+    >>> ones_y, ones_x = torch.ones(1, 1, 7, 8, dtype=m.dtype), torch.ones(1, 1, 8, 7, dtype=m.dtype)
+    >>> M = FrozenInpainting(TensorOperator(ones_y, ones_x, None, 1 - m), m, Multigrid(m), 1e-12, 100)
+    >>> g = torch.rand(1, 1, 8, 8, dtype=m.dtype, generator=torch.Generator().manual_seed(0))
+    >>> bool(torch.allclose(M.forward(g), diffuse(g, m, tol=1e-12)))      # D = I: homogeneous diffusion
+    True
+    >>> r = torch.rand_like(g)
+    >>> bool(torch.isclose((M.forward(g) * r).sum(), (g * M.adjoint(r)).sum()))
+    True
+    """
+
+    def __init__(self, op: TensorOperator, m: torch.Tensor, mg: Multigrid, tol: float, max_iter: int):
+        self.op, self.m, self.w, self.mg = op, m, 1.0 - m, mg
+        self.tol, self.max_iter = tol, max_iter
+
+    def _solve(self, b: torch.Tensor) -> torch.Tensor:
+        x, _ = cg(self.op, b, None, tol=self.tol, max_iter=self.max_iter, precond=self.mg.precondition)
+        return x.mul_(self.w)
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        """``M g``: the inpainting of the values ``g`` on the mask."""
+        known = self.m * g
+        return self._solve(self.op(known).neg_()).add_(known)
+
+    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
+        """``M^T r`` (zero off the mask)."""
+        nu = self._solve(self.w * r)
+        return (r - self.op.apply(nu)).mul_(self.m)
 
 
 # ---------------------------------------------------------------------------
