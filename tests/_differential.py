@@ -403,6 +403,13 @@ def _inpaint():
         return c
 
     @st.composite
+    def tonal_case(draw):
+        """Tonal optimisation for each operator it serves (homogeneous diffusion, EED)."""
+        c = draw(masked(min_size=6, density=(0.05, 0.5)))
+        c["operator"] = draw(st.sampled_from(("diffusion", "eed")))
+        return c
+
+    @st.composite
     def tv_case(draw):
         """TV over its documented range: eps 1e-3 to 0.1 of the range."""
         c = draw(masked(min_size=6))
@@ -484,10 +491,11 @@ def _inpaint():
             "a lagged-diffusivity minimiser to 1e-7 with diffusivities up to 1/eps: 1e-4 of the range",
             wrt=("x",), grad_tol=1e-3, fd_tol=1e-3, examples=12, grad_examples=3),
         "inpaint.optimise_tonal": Diff(
-            masked(min_size=6, density=(0.05, 0.5)),
-            lambda c: {"values": ip.optimise_tonal(c["x"], c["mask"], tol=1e-9, solve_tol=1e-11, max_iter=500)},
+            tonal_case(),
+            lambda c: {"values": ip.optimise_tonal(c["x"], c["mask"], operator=c["operator"], tol=1e-9,
+                                                   solve_tol=1e-11, max_iter=500)},
             1e-4, "computed in float64 (documented) from the float32 image: least squares whose conditioning "
-            "amplifies the input's rounding", examples=8),
+            "amplifies the input's rounding (for EED also its tensor's)", examples=10),
         "inpaint.inpainting_error": Diff(err_case(), err_call, 5e-6, "a float32 mean: a few roundings, relative",
                                          scale=relative, wrt=("x",), grad_tol=1e-5, examples=15,
                                          grad_examples=3),

@@ -10,6 +10,7 @@ import torch
 from pdeflow import cli
 from pdeflow.cli import codec as codec_cli
 from pdeflow.codec import evaluation as ev
+from pdeflow.codec.format import read_header
 from pdeflow.io import read_image, write_image
 from pdeflow.metrics import psnr
 
@@ -68,6 +69,17 @@ def test_compress_and_decompress_round_trip_within_the_budget(run, image, tmp_pa
     assert float(psnr(v, u, data_range=1.0)) > float(psnr(flat, u, data_range=1.0)) + 3
     status, _, err = run("decompress", tmp_path / "c" / "x.pdc", "--out", tmp_path / "d" / "y16.tif", "--bits", 16)
     assert status == 0, err and read_image(tmp_path / "d" / "y16.tif").shape == u.shape
+
+
+def test_compress_with_eed_records_it_and_decompresses(run, image, tmp_path):
+    path, u = image
+    status, out, err = run("compress", path, "--bpp", 1.0, "--operator", "eed", "--out", tmp_path / "e.pdc")
+    assert status == 0, err
+    assert "eed" in out and read_header((tmp_path / "e.pdc").read_bytes())[0].operator == 1
+    status, _, err = run("decompress", tmp_path / "e.pdc", "--out", tmp_path / "e.png")
+    assert status == 0, err and read_image(tmp_path / "e.png").shape == u.shape
+    status, _, err = run("compress", path, "--bpp", 1.0, "--operator", "tv", "--out", tmp_path / "t.pdc")
+    assert status == 2 and "--operator" in err and "invalid choice" in err and not (tmp_path / "t.pdc").exists()
 
 
 def test_compress_meets_a_budget_in_bytes_and_keeps_colour(run, tmp_path):

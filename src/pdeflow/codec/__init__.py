@@ -5,9 +5,10 @@ the inpainting and for the quantisation levels that will be stored (:func:`pdefl
 and entropy-codes positions and values with context-adaptive models and a range coder (constriction);
 the number of pixels is chosen to meet a byte budget. The decoder (:func:`decode`) reads the header,
 decodes mask and values, and inpaints with the operator the header names, through the table of
-:data:`pdeflow.inpaint.OPERATORS` (the encoder writes homogeneous diffusion; edge-enhancing diffusion, operator 1,
-decodes too). Colour images are coded in an orthonormal
-luma-chroma basis with one shared mask; 16-bit grey images record their depth.
+:data:`pdeflow.inpaint.OPERATORS`: homogeneous diffusion (the default, fastest) or edge-enhancing diffusion
+(``encode(..., operator="eed")``, :data:`OPERATORS`), for which the encoder also chooses the mask and the values.
+Colour images are coded in an orthonormal luma-chroma basis with one shared mask; 16-bit grey images record
+their depth.
 
 * :func:`encode`, :func:`decode`: bytes in memory; :func:`save`, :func:`load`: files.
 * :class:`CodecError`: any malformed data (a :class:`~pdeflow.errors.UserInputError`, one line).
@@ -20,11 +21,11 @@ from pathlib import Path
 
 from ..errors import InputFileNotFoundError, InputIsADirectoryError
 from .decoder import decode
-from .encoder import EncodeResult, encode
+from .encoder import OPERATORS, EncodeResult, encode
 from .format import FORMAT_VERSION, MAX_PIXELS, CodecError
 
 __all__ = ["encode", "decode", "save", "load", "CodecError", "EncodeResult", "MAX_PIXELS", "FORMAT_VERSION",
-           "SUFFIX"]
+           "SUFFIX", "OPERATORS"]
 
 #: The file suffix that :func:`save` suggests (any name is accepted).
 SUFFIX = ".pdc"

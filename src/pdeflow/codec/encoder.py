@@ -29,10 +29,10 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
+from ..inpaint.operators import eed
 from .colour import channel_ranges, to_luma_chroma
 from .decoder import level_values, operator_params, reconstruct
 from .entropy import RangeWriter, encode_mask, encode_values, morton_order
-from ..inpaint.operators import eed
 from .format import OPERATORS as FORMAT_OPERATORS
 from .format import VALUE_UNIT, Header, write_header
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask

@@ -40,15 +40,15 @@ from ..metrics import psnr, ssim
 from ..reporting import Report, jsonable, md_table
 from . import decode, encode
 
-__all__ = ["Codec", "CODECS", "DEFAULT_CODECS", "ANCHORS", "RATES", "get_codec", "budget_bytes", "fit_budget", "bd_rate",
-           "evaluate", "summary", "tables", "report", "rd_figure", "photo_set", "builtin_set", "smooth_set", "square"]
+__all__ = ["Codec", "CODECS", "DEFAULT_CODECS", "ANCHORS", "RATES", "get_codec", "budget_bytes", "fit_budget",
+           "bd_rate", "evaluate", "summary", "tables", "report", "rd_figure", "photo_set", "builtin_set", "smooth_set",
+           "square"]
 
 #: The rates of the evaluation (bits per pixel).
 RATES = (0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 #: The codecs the others are compared with (BD-rate, pairwise PSNR).
 ANCHORS = ("jpeg", "jpeg2000")
-#: What the optional codecs need.
-EXTRA = "pip install 'pdeflow[baselines]' (or pip install imagecodecs)"
+EXTRA = "pip install 'pdeflow[baselines]' (or pip install imagecodecs)"    # what the optional codecs need
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +94,7 @@ def _u8(image: torch.Tensor) -> np.ndarray:
 
 
 def _from_u8(a: np.ndarray, channels: int) -> torch.Tensor:
-    a = np.asarray(a)
-    if a.ndim == 3 and channels == 1:
-        a = a[..., 0]
+    a = np.asarray(a)[..., 0] if np.ndim(a) == 3 and channels == 1 else np.asarray(a)
     t = torch.from_numpy(np.ascontiguousarray(a).astype(np.float32) / 255)
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
@@ -240,32 +238,25 @@ AVIF_SPEED, JXL_EFFORT = 4, 7
 _J2K_RATIOS = _geometric(4000.0, 2.0, 1 / 1.02)
 
 
-def _pdeflow_fit(operator: str):
-    def fit(image, budgets):
-        out = []
-        for b in budgets:
-            try:
-                out.append((encode(image, size=b, operator=operator), None, None))
-            except UserInputError as exc:     # this budget is too small for this image
-                out.append((None, None, " ".join(str(exc).split())))
-        return out
-    return fit
+def _pdeflow(name: str, label: str, operator: str) -> Codec:
+    """pdeflow's codec with the decoder's ``operator`` as an entry of :data:`CODECS`."""
+    def fit_one(image, b):
+        try:
+            return encode(image, size=b, operator=operator), None, None
+        except UserInputError as exc:     # this budget is too small for this image
+            return None, None, " ".join(str(exc).split())
 
-
-def _pdeflow_about(operator: str):
     def about():
         from .. import __version__
-
         return f"pdeflow {__version__}; encode(image, size=budget, operator={operator!r})"
-    return about
+    return Codec(name, label, lambda image, budgets: [fit_one(image, b) for b in budgets],
+                 lambda data, channels: decode(data), about)
 
 
 #: The codecs by name: pdeflow's and the baselines.
 CODECS: dict[str, Codec] = {
-    "pdeflow": Codec("pdeflow", "pdeflow", _pdeflow_fit("diffusion"), lambda data, channels: decode(data),
-                     _pdeflow_about("diffusion")),
-    "pdeflow-eed": Codec("pdeflow-eed", "pdeflow (EED)", _pdeflow_fit("eed"), lambda data, channels: decode(data),
-                         _pdeflow_about("eed")),
+    "pdeflow": _pdeflow("pdeflow", "pdeflow", "diffusion"),
+    "pdeflow-eed": _pdeflow("pdeflow-eed", "pdeflow (EED)", "eed"),
     "jpeg": Codec("jpeg", "JPEG", _pillow_fit("JPEG", "quality", range(1, 101), optimize=True),
                   _pillow_decode, _pillow_about("libjpeg-turbo", "libjpeg_turbo", "baseline, optimize=True, quality "
                                                 "searched in 1-100, 4:2:0 chroma for colour")),
@@ -286,8 +277,7 @@ CODECS: dict[str, Codec] = {
 }
 
 
-#: The codecs an evaluation runs when none are named: all but pdeflow's EED variant, whose encoder takes several
-#: times as long (name it to run it).
+#: The codecs an evaluation runs when none are named: all but pdeflow's slow EED variant (name it to run it).
 DEFAULT_CODECS = tuple(c for c in CODECS if c != "pdeflow-eed")
 
 

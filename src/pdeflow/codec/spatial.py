@@ -53,7 +53,8 @@ def _cell_scores(e: torch.Tensor, s: int, gh: int, gw: int) -> torch.Tensor:
 
 
 def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: float = 0.3, sigma: float = 0.7,
-                 tonal_stages: int = 0, tol: float = 1e-3, operator: str = "diffusion") -> tuple[np.ndarray, np.ndarray]:
+                 tonal_stages: int = 0, tol: float = 1e-3,
+                 operator: str = "diffusion") -> tuple[np.ndarray, np.ndarray]:
     """A lattice mask (gh, gw) bool with ``K`` known points for ``f`` (C, H, W) float64 in [0, 1], and the
     rank (gh, gw) int64 of each point in the order they were added (the start mask first, then each stage's
     points, largest error first; cells not in the mask rank last): the ``k`` points of smallest rank are a

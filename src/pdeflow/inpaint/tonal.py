@@ -124,9 +124,9 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _cgls(op, f4, g, free, tol, max_iter, ref):
-    """CGLS on ``min ||M g - f||`` (``op``: ``forward`` and ``adjoint`` of ``M``) over the values of ``g`` where ``free`` is 1 (the others fixed), until the
-    gradient's squared norm is below ``tol**2 ref`` (per image and channel; ``ref`` None: the gradient's at
-    the start); returns ``(g, u, iterations)``."""
+    """CGLS on ``min ||M g - f||`` (``op``: ``forward`` and ``adjoint`` of ``M``) over the values of ``g`` where
+    ``free`` is 1 (the others fixed), until the gradient's squared norm is below ``tol**2 ref`` (per image and
+    channel; ``ref`` None: the gradient's at the start); returns ``(g, u, iterations)``."""
     u = op.forward(g)
     r = f4 - u
     s = op.adjoint(r).mul_(free)

@@ -36,8 +36,8 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
-from ..masks.blur import gaussian_blur
 from ...multigrid import Multigrid
+from ..masks.blur import gaussian_blur
 from .tensor_diffusion import (
     FrozenInpainting,
     TensorOperator,
