@@ -55,8 +55,9 @@ OPERATORS = {"diffusion": operator_params("diffusion"),
              "eed": operator_params("eed", contrast=eed.CONTRAST, sigma=eed.SIGMA)}
 OPERATOR_IDS = {name: i for i, name in FORMAT_OPERATORS.items()}
 #: Settings of the tonal optimisation inside the encoder per operator (CGLS iterations, its tolerance, the
-#: solves'; for EED the iterations are per linearisation, and fewer, since each costs several times more).
-TONAL = {"diffusion": {"tol": 1e-3, "max_iter": 20, "solve_tol": 1e-3},
+#: solves'; for EED the iterations are per linearisation). 10 preconditioned CGLS iterations gave the mean PSNR
+#: of 20 to 0.001 dB on selection crops at 0.05-0.2 bpp in two thirds of the encoding time.
+TONAL = {"diffusion": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3},
          "eed": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3}}
 #: The automatic lattice step is the expected spacing of the known pixels, ``sqrt(H W / K)``, over this
 #: (chosen on selection photos: steps 1 to 4 at 0.05, 0.1 and 0.2 bpp on 256 px crops).

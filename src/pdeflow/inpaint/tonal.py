@@ -12,7 +12,8 @@ low densities (Mainberger, Hoffmann, Weickert, Tang, Johannsen, Neumann, Wenger 
 normal equations ``M^T M g = M^T f``, here by CGLS (conjugate gradients on the normal equations, in the
 form that never builds ``M^T M``): every iteration is one forward solve (``M p``) and one adjoint solve
 (``M^T r = m (r + L nu)``, ``A nu = w r``), both multigrid-preconditioned CG on the one hierarchy that the
-mask's system builds once.
+mask's system builds once. CGLS itself is preconditioned on the right by each known pixel's inverse square
+root of the area it governs (its Voronoi cell), which equilibrates the columns of ``M``.
 
 Quantisation-aware values (``levels``): a codec stores the values on a few levels. Rounding the optimum to
 the nearest level loses part of the gain; here the values are fixed to levels in rounds instead, the ones
@@ -46,6 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 from .. import ops
@@ -123,13 +125,14 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum((-2, -1), keepdim=True)
 
 
-def _cgls(op, f4, g, free, tol, max_iter, ref):
+def _cgls(op, f4, g, weight, tol, max_iter, ref):
     """CGLS on ``min ||M g - f||`` (``op``: ``forward`` and ``adjoint`` of ``M``) over the values of ``g`` where
-    ``free`` is 1 (the others fixed), until the gradient's squared norm is below ``tol**2 ref`` (per image and
-    channel; ``ref`` None: the gradient's at the start); returns ``(g, u, iterations)``."""
+    ``weight`` is positive (the others fixed), right-preconditioned by the diagonal ``weight`` (the free values'
+    :func:`_cell_weights`), until the preconditioned gradient's squared norm is below ``tol**2 ref`` (per image
+    and channel; ``ref`` None: its value at the start); returns ``(g, u, iterations)``."""
     u = op.forward(g)
     r = f4 - u
-    s = op.adjoint(r).mul_(free)
+    s = op.adjoint(r).mul_(weight)
     p = s.clone()
     gamma = _dot(s, s)
     stop = (gamma if ref is None else ref) * tol ** 2
@@ -139,17 +142,50 @@ def _cgls(op, f4, g, free, tol, max_iter, ref):
         if bool((gamma <= stop).all()):
             it -= 1
             break
-        qv = op.forward(p)
+        step = p * weight                   # the step in the values: g = g0 + D y, p the direction in y
+        qv = op.forward(step)
         alpha = gamma / _dot(qv, qv).clamp_min(tiny)
         alpha = torch.where(gamma <= stop, torch.zeros_like(alpha), alpha)   # converged channels stay
-        g = g.addcmul(alpha, p)
+        g = g.addcmul(alpha, step)
         u = u.addcmul(alpha, qv)
         r = r.addcmul(alpha, qv, value=-1)
-        s = op.adjoint(r).mul_(free)
+        s = op.adjoint(r).mul_(weight)
         new = _dot(s, s)
         p = s + (new / gamma.clamp_min(tiny)) * p
         gamma = new
     return g, u, it
+
+
+def _cell_weights(m: torch.Tensor) -> torch.Tensor:
+    """The preconditioner of CGLS, ``a^(-1/2)`` on each known pixel of ``m`` (Bm, Cm, H, W), ``a`` the number of
+    pixels nearer to it than to any other known pixel (its Voronoi cell, ties broken by the distance
+    transform), scaled to mean 1 over the known pixels; 0 elsewhere.
+
+    The column of ``M`` for a known pixel is the inpainting of a unit value there, a bump over about its cell,
+    so its squared norm grows with the cell's area: the weights equilibrate the columns (approximately Jacobi
+    on ``M^T M``), which on photographs' densified masks reaches the optimum's PSNR in about 2.5 times fewer
+    iterations. Computed on the CPU (SciPy's Euclidean distance transform), once per mask.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.tonal import _cell_weights
+    >>> m = torch.zeros(1, 1, 1, 8, dtype=torch.float64)
+    >>> m[..., 0] = m[..., 2] = 1        # cells of 2 and 6 pixels
+    >>> [round(v, 3) for v in _cell_weights(m)[0, 0, 0, [0, 2]].tolist()]
+    [1.268, 0.732]
+    """
+    from scipy import ndimage
+
+    known = (m > 0).cpu().numpy()
+    out = np.zeros(known.shape)
+    for i in np.ndindex(*known.shape[:2]):
+        k = known[i]
+        _, (iy, ix) = ndimage.distance_transform_edt(~k, return_indices=True)
+        area = np.bincount((iy * k.shape[1] + ix).ravel(), minlength=k.size).reshape(k.shape)
+        w = np.where(k, 1.0 / np.sqrt(np.maximum(area, 1)), 0.0)
+        out[i] = w / w[k].mean()
+    return torch.from_numpy(out).to(m)
 
 
 def quantise_levels(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -296,19 +332,20 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
             if not bool(torch.isfinite(start[known]).all()):
                 raise UserInputError(f"{who}: values0 has NaN or infinite values on the mask")
         g = torch.where(known, start, torch.zeros_like(f4))
+        weight = _cell_weights(m).expand(f4.shape)
         if operator == "eed":
-            g, u, iters = _eed(f4, m, g, known, lv, float(tol), int(max_iter), float(solve_tol), int(rounds))
+            g, u, iters = _eed(f4, m, g, weight, lv, float(tol), int(max_iter), float(solve_tol), int(rounds))
             values = torch.where(known, g, f4)
             return _result(values, u, f4, f, iters, full_output)
         # the stopping rule is relative to the gradient at the image's own values, also for a warm start
         # (which then stops early when it is nearly optimal already)
         ref = None
         if values0 is not None:
-            s0 = op.adjoint(f4 - op.forward(torch.where(known, f4, torch.zeros_like(f4)))).mul_(m)
+            s0 = op.adjoint(f4 - op.forward(torch.where(known, f4, torch.zeros_like(f4)))).mul_(weight)
             ref = _dot(s0, s0)
-        g, u, iters = _cgls(op, f4, g, m.expand(f4.shape), float(tol), int(max_iter), ref)
+        g, u, iters = _cgls(op, f4, g, weight, float(tol), int(max_iter), ref)
         if lv is not None:
-            g, u, more = _quantised(op, f4, g, known, lv, float(tol), int(max_iter), int(rounds), ref)
+            g, u, more = _quantised(op, f4, g, weight, lv, float(tol), int(max_iter), int(rounds), ref)
             iters += more
         values = torch.where(known, g, f4)
     return _result(values, u, f4, f, iters, full_output)
@@ -322,7 +359,7 @@ def _result(values, u, f4, f, iters, full_output):
     return TonalResult(values=values, u=ops.unbatch(u.to(f.dtype), f.dim()), mse=mse, iterations=iters)
 
 
-def _eed(f4, m, g, known, levels, tol, max_iter, solve_tol, rounds):
+def _eed(f4, m, g, weight, levels, tol, max_iter, solve_tol, rounds):
     """Tonal optimisation for EED inpainting (module doc); returns ``(g, u, iterations)``."""
     solve_tol = min(solve_tol, 1e-4)
 
@@ -338,7 +375,7 @@ def _eed(f4, m, g, known, levels, tol, max_iter, solve_tol, rounds):
     lin, iters = None, 0
     for _ in range(EED_LINEARISATIONS):
         lin = eed.linearised(g, m, u, solve_tol=solve_tol, hierarchy=None if lin is None else lin.mg)
-        g, _, it = _cgls(lin, f4, g, m.expand(f4.shape), tol, max_iter, None)
+        g, _, it = _cgls(lin, f4, g, weight, tol, max_iter, None)
         iters += it
         u = inpaint(g, u)
         e = error(u)
@@ -354,15 +391,16 @@ def _eed(f4, m, g, known, levels, tol, max_iter, solve_tol, rounds):
     g, u = best_g, best_u
     if levels is not None:
         lin = eed.linearised(g, m, u, solve_tol=solve_tol, hierarchy=lin.mg if lin is not None else None)
-        g, _, more = _quantised(lin, f4, g, known, levels, tol, max_iter, rounds, None)
+        g, _, more = _quantised(lin, f4, g, weight, levels, tol, max_iter, rounds, None)
         iters += more
         u = inpaint(g, u)
     return g, u, iters
 
 
-def _quantised(op, f4, g, known, levels, tol, max_iter, rounds, ref):
-    """Fix the values to ``levels`` in ``rounds`` (module doc); returns ``(g, u, iterations)``."""
-    free = known.clone()
+def _quantised(op, f4, g, weight, levels, tol, max_iter, rounds, ref):
+    """Fix the values to ``levels`` in ``rounds`` (module doc; ``weight`` the known values' preconditioner);
+    returns ``(g, u, iterations)``."""
+    free = weight > 0
     iters = 0
     for r in range(rounds):
         qg = _quantise_channels(g, levels)
@@ -382,7 +420,7 @@ def _quantised(op, f4, g, known, levels, tol, max_iter, rounds, ref):
         free &= ~fix
         if not bool(free.any()):
             break
-        g, _, it = _cgls(op, f4, g, free.to(g.dtype), tol, max_iter, ref)
+        g, _, it = _cgls(op, f4, g, weight * free, tol, max_iter, ref)
         iters += it
     u = op.forward(g)
     return g, u, iters
