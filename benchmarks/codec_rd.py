@@ -27,11 +27,12 @@ codec changed.
     python benchmarks/codec_rd.py --out benchmarks/results/codec_rd --overwrite
     python benchmarks/codec_rd.py --codecs pdeflow --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
     python benchmarks/codec_rd.py --codecs --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
-    python benchmarks/codec_rd.py --sets photos --rates 0.05 0.1 0.15 0.2 --no-colour \
+    python benchmarks/codec_rd.py --sets photos smooth cartoon --rates 0.05 0.1 0.15 0.2 --no-colour \
         --codecs pdeflow pdeflow-eed jpeg jpeg2000 --out benchmarks/results/codec_rd_eed --overwrite
     python benchmarks/codec_rd.py --smoke
 
-The third line compares the decoders (homogeneous diffusion and EED) on the held-out photos.
+The third line compares the decoders (homogeneous diffusion and EED) on the held-out photos and the
+piecewise-smooth sets.
 """
 from __future__ import annotations
 

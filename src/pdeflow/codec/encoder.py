@@ -66,6 +66,9 @@ LATTICE_SPACING = 3.5
 SLACK = 0.015
 #: Default number of densification stages with tonally optimised values.
 TONAL_STAGES = 0
+#: CGLS iterations of a tonal optimisation warm-started from the values of a nearby count (rate control's later
+#: steps): 5 lost 0.004 dB of mean PSNR against 10 on selection crops at 0.05-0.2 bpp, in 16 % less time.
+WARM_ITER = 5
 #: Rounds of the quantisation-aware tonal optimisation (1: the optimum rounded to the levels; the rounds
 #: gained nothing in rate and distortion on selection crops and double the tonal optimisation's time).
 TONAL_ROUNDS = 1
@@ -184,7 +187,8 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     if tonal:
         from ..inpaint.tonal import optimise_tonal
         start = None if values0 is None else torch.where(m > 0, values0, store)
-        store = optimise_tonal(store, m, operator=operator, values0=start, **TONAL[operator])
+        settings = TONAL[operator] if values0 is None else {**TONAL[operator], "max_iter": WARM_ITER}
+        store = optimise_tonal(store, m, operator=operator, values0=start, **settings)
     ranges = [_range_units(store[c][m > 0].numpy(), allowed) for c, allowed in enumerate(channel_ranges(C))]
     if isinstance(levels, float):      # a quantisation step: the levels that span each channel's range
         levels = tuple(int(min(MAX_LEVELS, max(4, round((hi - lo) / VALUE_UNIT / levels) + 1)))
