@@ -286,6 +286,24 @@ def test_an_eed_file_records_its_operator_meets_the_budget_and_beats_the_same_ma
     assert mse(r.reconstruction[0]) < 0.8 * mse(own)
 
 
+def test_the_full_pixel_grid_replaces_a_lattice_of_step_2_where_it_inpaints_better():
+    """A piecewise-smooth scene at 0.2 bpp (automatic lattice step 2): the encoder codes on the full grid, whose
+    points can sit on both sides of the edges, and beats the file forced onto the lattice."""
+    from pdeflow.codec.encoder import _auto_lattice
+    from pdeflow.codec.evaluation import smooth_set
+
+    f = smooth_set(1, size=256, seed=0)["smooth-0"].double()
+    budget = int(0.2 * 256 * 256 / 8)
+    assert _auto_lattice(budget, 256, 256, 1) == 2
+    free, forced = encode(f, size=budget, full_output=True), encode(f, size=budget, lattice=2, full_output=True)
+    assert read_header(free.data)[0].lattice == 1 and read_header(forced.data)[0].lattice == 2
+
+    def mse(r):
+        return float((r.reconstruction.double() - f).square().mean())
+
+    assert mse(free) < mse(forced)
+
+
 def test_rate_control_falls_back_to_the_images_own_values(monkeypatch):
     """Optimised values that never fit the budget: the file stores the image's own values at the count that
     fits (not a single point)."""
