@@ -38,7 +38,8 @@ from .format import OPERATORS as FORMAT_OPERATORS
 from .format import VALUE_UNIT, Header, write_header
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
-__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "STEP_RATIO", "LATTICE_SPACING", "OPERATORS"]
+__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
+           "OPERATORS"]
 
 #: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
 #: inpainting from the image's own values: the values' rounding error (``step^2 / 12``) a fixed share of the
@@ -47,8 +48,8 @@ __all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "STEP_RATIO"
 STEP_RATIO = 0.15
 #: Most levels per channel with the automatic step.
 MAX_LEVELS = 1024
-#: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``; 1e-4 and 1e-6 gave the
-#: same PSNR to 0.01 dB at 1 Mpx and 4K, and 1e-4 decodes about a third faster).
+#: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``; the loosest that keeps the
+#: PSNR of tighter solves: experiments/codec_settings.py, docs/results/codec.md).
 TOL_EXPONENT = 4
 #: The inpainting operators the encoder can write, with their header parameters: EED with the defaults of
 #: :func:`pdeflow.inpaint.eed_inpaint` (the contrast to 1/65535, the presmoothing to 1/256 pixel).
@@ -56,8 +57,8 @@ OPERATORS = {"diffusion": operator_params("diffusion"),
              "eed": operator_params("eed", contrast=eed.CONTRAST, sigma=eed.SIGMA)}
 OPERATOR_IDS = {name: i for i, name in FORMAT_OPERATORS.items()}
 #: Settings of the tonal optimisation inside the encoder per operator (CGLS iterations, its tolerance, the
-#: solves'; for EED the iterations are per linearisation). 10 preconditioned CGLS iterations gave the mean PSNR
-#: of 20 to 0.001 dB on selection crops at 0.05-0.2 bpp in two thirds of the encoding time.
+#: solves'; for EED the iterations are per linearisation); chosen on selection crops by
+#: experiments/codec_settings.py (docs/results/codec.md, "Encoder settings").
 TONAL = {"diffusion": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3},
          "eed": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3}}
 #: The automatic lattice step is the expected spacing of the known pixels, ``sqrt(H W / K)``, over this
@@ -68,7 +69,7 @@ SLACK = 0.015
 #: Default number of densification stages with tonally optimised values.
 TONAL_STAGES = 0
 #: CGLS iterations of a tonal optimisation warm-started from the values of a nearby count (rate control's later
-#: steps): 5 lost 0.004 dB of mean PSNR against 10 on selection crops at 0.05-0.2 bpp, in 16 % less time.
+#: steps; chosen as TONAL).
 WARM_ITER = 5
 #: Rounds of the quantisation-aware tonal optimisation (1: the optimum rounded to the levels; the rounds
 #: gained nothing in rate and distortion on selection crops and double the tonal optimisation's time).
@@ -298,7 +299,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     if lattice is not None and (isinstance(lattice, bool) or not isinstance(lattice, int)
                                 or not 1 <= lattice <= 16):
         raise UserInputError(f"{who}: lattice must be an int in [1, 16] or None, got {lattice!r}")
-    s = min(_auto_lattice(budget, H, W, C) if lattice is None else lattice, H, W)
+    s = min(auto_lattice(budget, H, W, C) if lattice is None else lattice, H, W)
     if operator not in OPERATORS:
         raise UserInputError(f"{who}: operator must be one of {', '.join(map(repr, OPERATORS))}, got {operator!r}")
     ts = TONAL_STAGES if tonal_stages is None else tonal_stages
@@ -306,13 +307,12 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
     ts = ts if tonal else 0
     # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if that inpaints the image better
-    # with its own values at the count that fits: edges of piecewise-smooth images need points on both sides
-    # (5 dB more on synthetic scenes at 0.2 bpp). Coarser automatic steps are kept: step 1 costs too many bits per
-    # position there, and lost on every selection crop and synthetic scene at 0.05 and 0.1 bpp.
+    # with its own values at the count that fits: edges of piecewise-smooth images need points on both sides.
+    # Coarser automatic steps are kept: step 1 costs too many bits per position there (experiments/codec_settings.py)
     plans = [_plan(f, depth, budget, s, lv, ts, operator, who)]
     if lattice is None and s == 2:
         plans.append(_plan(f, depth, budget, 1, lv, ts, operator, who))
-    p = min(plans, key=lambda q: q.error)
+    p = min(plans, key=lambda q: _own_mse(f, prefix_mask(q.rank, q.K), q.lattice, operator))
     s, rank, K_hi, K, lv, overhead = p.lattice, p.rank, p.K_hi, p.K, p.levels, p.overhead
     own, small = p.own, p.small
     result, values0, grown = (own if len(own.data) <= budget else small), None, False
@@ -351,13 +351,10 @@ class _Plan:
     overhead: int
     small: EncodeResult
     own: EncodeResult
-    error: float
 
 
 def _plan(f, depth, budget, s, lv, ts, operator, who) -> _Plan:
-    """Densify on the lattice of step ``s`` and find the largest prefix that fits (sizes only); ``error``: the mean
-    squared error of its inpainting with the image's own values."""
-    from ..inpaint import inpaint
+    """Densify on the lattice of step ``s`` and find the largest prefix that fits (sizes only)."""
     C, H, W = f.shape
     gh, gw = -(-H // s), -(-W // s)
     N = gh * gw
@@ -389,9 +386,7 @@ def _plan(f, depth, budget, s, lv, ts, operator, who) -> _Plan:
     # the image's own values at that count fit: the file if the optimised values never do
     own = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=False, reconstruct_image=False,
                      operator=operator)
-    m = torch.from_numpy(lattice_to_pixels(prefix_mask(rank, K), s, H, W).astype(np.float64))
-    error = float((inpaint(f, m, method=operator, tol=1e-3) - f).square().mean())
-    return _Plan(s, rank, K_hi, K, lv, overhead, small, own, error)
+    return _Plan(s, rank, K_hi, K, lv, overhead, small, own)
 
 
 def _reconstruction(data: bytes) -> torch.Tensor:
@@ -399,17 +394,29 @@ def _reconstruction(data: bytes) -> torch.Tensor:
     return decode(data, max_pixels=None)
 
 
-def _auto_step(f: torch.Tensor, grid: np.ndarray, s: int, operator: str) -> float:
+def _own_mse(f: torch.Tensor, grid: np.ndarray, s: int, operator: str) -> float:
+    """Mean squared error of the inpainting of ``f`` from its own values on the lattice mask ``grid``."""
     from ..inpaint import inpaint
     C, H, W = f.shape
     m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
-    mse = float((inpaint(f, m, method=operator, tol=1e-3) - f).square().mean())
-    return math.sqrt(12 * STEP_RATIO * max(mse, 1e-12))
+    return float((inpaint(f, m, method=operator, tol=1e-3) - f).square().mean())
 
 
-def _auto_lattice(budget: int, H: int, W: int, C: int) -> int:
-    """The lattice step for a budget: the expected spacing of the known pixels over :data:`LATTICE_SPACING`
-    (a few fixed-point steps: the step changes the positions' cost and so the count)."""
+def _auto_step(f: torch.Tensor, grid: np.ndarray, s: int, operator: str) -> float:
+    return math.sqrt(12 * STEP_RATIO * max(_own_mse(f, grid, s, operator), 1e-12))
+
+
+def auto_lattice(budget: int, H: int, W: int, C: int) -> int:
+    """The automatic lattice step for a budget of ``budget`` bytes on an (C, H, W) image: the expected spacing of
+    the known pixels over :data:`LATTICE_SPACING` (a few fixed-point steps: the step changes the positions' cost
+    and so the count). :func:`encode` may replace a step of 2 by the full pixel grid.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.encoder import auto_lattice
+    >>> auto_lattice(409, 256, 256, 1), auto_lattice(1638, 256, 256, 1)     # 0.05 and 0.2 bpp
+    (4, 2)
+    """
     s = 1
     for _ in range(4):
         K = _estimate(max(budget - 30, 1), -(-H // s) * -(-W // s), C)

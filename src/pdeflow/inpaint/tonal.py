@@ -63,9 +63,12 @@ __all__ = ["optimise_tonal", "TonalResult", "quantise_levels"]
 ROUNDS = 4
 #: The inpaintings tonal optimisation serves.
 OPERATORS = ("diffusion", "eed")
-#: Gauss-Newton steps for EED: linearisations, each followed by CGLS on it (the gain of a fourth was below
-#: 0.05 dB on selection crops).
+#: Gauss-Newton steps for EED: linearisations, each followed by CGLS on it (chosen on selection crops by
+#: experiments/codec_settings.py).
 EED_LINEARISATIONS = 3
+#: Lagged-diffusivity steps of each EED inpainting inside the tonal optimisation: more than eed_inpaint's default,
+#: since tight tolerances (the default solve_tol) converge slowly.
+EED_MAX_ITER = 500
 
 
 @dataclass
@@ -163,8 +166,8 @@ def _cell_weights(m: torch.Tensor) -> torch.Tensor:
 
     The column of ``M`` for a known pixel is the inpainting of a unit value there, a bump over about its cell,
     so its squared norm grows with the cell's area: the weights equilibrate the columns (approximately Jacobi
-    on ``M^T M``), which on photographs' densified masks reaches the optimum's PSNR in about 2.5 times fewer
-    iterations. Computed on the CPU (SciPy's Euclidean distance transform), once per mask.
+    on ``M^T M``), so that CGLS needs fewer iterations. Computed on the CPU (SciPy's Euclidean distance
+    transform), once per mask.
 
     Examples
     --------
@@ -265,8 +268,8 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     max_iter : int, optional
         CGLS iterations at most (per round with ``levels``; per linearisation for EED).
     solve_tol : float in (0, 1), optional
-        Relative residual of every forward and adjoint solve (for EED also the nonlinear residual of its
-        inpaintings, at least 1e-4).
+        Relative residual of every forward and adjoint solve (for EED at most 1e-4, also the nonlinear
+        residual of its inpaintings, each at most :data:`EED_MAX_ITER` lagged-diffusivity steps).
     rounds : int >= 1, optional
         With ``levels``: the rounds that fix half of the free values each (nearest to a level first) and
         re-optimise the others; 1 rounds the optimum at once.
@@ -364,7 +367,7 @@ def _eed(f4, m, g, weight, levels, tol, max_iter, solve_tol, rounds):
     solve_tol = min(solve_tol, 1e-4)
 
     def inpaint(v, u0):
-        return eed.solve_unchecked(v, m, u0=u0, tol=solve_tol)
+        return eed.solve_unchecked(v, m, u0=u0, tol=solve_tol, max_iter=EED_MAX_ITER)
 
     def error(u):
         return (u - f4).square().flatten(1).sum(1)

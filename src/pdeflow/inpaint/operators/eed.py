@@ -114,11 +114,12 @@ def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None):
 
 
 def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | None = None,
-                    tol: float = 1e-3) -> torch.Tensor:
+                    tol: float = 1e-3, max_iter: int = 100) -> torch.Tensor:
     """EED inpainting with the default parameters, unchecked (the mask methods' solve).
 
     ``f4`` (B, C, H, W) float32 or float64, ``m`` (B, 1, H, W) binary in its dtype with a known pixel per image,
-    ``u0`` a warm start of ``f4``'s shape or None (homogeneous diffusion); returns ``u`` (B, C, H, W).
+    ``u0`` a warm start of ``f4``'s shape or None (homogeneous diffusion), ``max_iter`` the lagged-diffusivity steps
+    at most; returns ``u`` (B, C, H, W).
 
     Examples
     --------
@@ -130,7 +131,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     >>> bool(torch.allclose(solve_unchecked(f, m), f))
     True
     """
-    return _solve(f4, m, CONTRAST, SIGMA, tol, 100, u0=u0).u
+    return _solve(f4, m, CONTRAST, SIGMA, tol, max_iter, u0=u0).u
 
 
 def eed_inpaint(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRAST, sigma: float = SIGMA,
