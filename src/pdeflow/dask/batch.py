@@ -1,0 +1,487 @@
+"""Batch runs over many files: one task per file, on a Dask cluster or in this process.
+
+* :func:`batch_files`: the ``(source, target)`` pairs of a batch, from folders, glob patterns and files.
+* :class:`FileTask`: what one task does to one file: read it (an image or bytes), apply a function, write
+  the result atomically (:func:`pdeflow.io.write_image`, :func:`pdeflow.io.atomic_write`).
+* :func:`run_batch`: run a task over the pairs: on the Dask cluster at ``scheduler``, on a local cluster of
+  ``workers`` processes (:class:`distributed.LocalCluster`), or, with neither, one file after another in this
+  process. Resumable (a target that exists is skipped), a progress bar, one line per failed file while
+  the others go on, a :class:`BatchResult` with the summary at the end.
+
+Dask is the engine (``client.submit`` and ``as_completed``; a task whose worker dies is run again on
+another worker by Dask's scheduler); nothing here schedules work itself. dask.distributed is imported only
+when a cluster is used (``pip install 'pdeflow[dask]'``).
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import glob
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from .. import io as pio
+from ..errors import InputFileNotFoundError, UserInputError
+from ..progress import progress_bar
+
+__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch"]
+
+#: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
+#: million files does not hold a million futures.
+IN_FLIGHT_PER_THREAD = 4
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _is_pattern(spec: str) -> bool:
+    return any(c in spec for c in _GLOB_CHARS) and not Path(spec).exists()
+
+
+def _pattern_base(spec: str) -> Path:
+    """The folder a glob pattern's matches are named relative to: its leading parts without a wildcard."""
+    parts = []
+    for part in Path(spec).parts:
+        if any(c in part for c in _GLOB_CHARS):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def _expand(spec: str, suffixes: tuple[str, ...], who: str) -> list[tuple[Path, Path]]:
+    """``(file, name relative to its folder or pattern)`` for one input."""
+    if _is_pattern(spec):
+        base = _pattern_base(spec)
+        found = [Path(p) for p in sorted(glob.glob(spec, recursive=True))]
+        found = [p for p in found if p.is_file() and p.suffix.lower() in suffixes]
+        if not found:
+            raise InputFileNotFoundError(f"{who}: the pattern '{spec}' matches no {'/'.join(suffixes)} file")
+        return [(p, p.relative_to(base)) for p in found]
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        if not found:
+            raise InputFileNotFoundError(f"{who}: the folder '{spec}' holds no {'/'.join(suffixes)} file")
+        return [(p, p.relative_to(path)) for p in found]
+    if path.is_file():
+        return [(path, Path(path.name))]
+    raise InputFileNotFoundError(f"{who}: no such file, folder or pattern: '{spec}'")
+
+
+def batch_files(inputs, out, *, suffix: str, tag: str = "", suffixes: Sequence[str] = pio.IMAGE_SUFFIXES,
+                who: str = "inputs") -> list[tuple[Path, Path]]:
+    """The ``(source, target)`` pairs of a batch: every file of ``inputs`` and where its result goes.
+
+    Each input is a folder (its files with one of ``suffixes``, searched recursively), a glob pattern
+    (``**`` matches folders at any depth) or a file. A file's target is ``out`` / its path relative to its
+    folder (or to the pattern's folder part; a named file: its name) with the suffix replaced by ``tag`` +
+    ``suffix``, so a folder's layout is kept.
+
+    Parameters
+    ----------
+    inputs : str, path-like or sequence of them
+        Folders, patterns and files.
+    out : str or path-like
+        The output folder (need not exist).
+    suffix : str
+        The targets' suffix, such as ``".png"``.
+    tag : str, optional
+        Added to each target's stem (``"_lam0.10"``), for batches of several results per file.
+    suffixes : sequence of str, optional
+        The suffixes (lower case) of the files taken from folders and patterns; default
+        :data:`pdeflow.io.IMAGE_SUFFIXES`.
+    who : str, optional
+        The argument's name in error messages.
+
+    Returns
+    -------
+    list of (pathlib.Path, pathlib.Path)
+        Absolute paths, sorted within each input, a file named twice kept once.
+
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        An input that does not exist or holds no file; two files whose results would be written to one
+        target (``a.png`` and ``a.tif``); a target that is one of the inputs.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.dask.batch import batch_files
+    >>> from pdeflow.io import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (Path(d) / "in" / "b").mkdir(parents=True)
+    ...     _ = write_image(Path(d) / "in" / "b" / "two.png", torch.zeros(4, 4))
+    ...     pairs = batch_files(Path(d) / "in", Path(d) / "out", suffix=".pdc")
+    ...     print([str(t.relative_to(d)) for _, t in pairs])
+    ['out/b/two.pdc']
+    """
+    specs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not specs:
+        raise UserInputError(f"{who}: no input given")
+    suffixes = tuple(s.lower() for s in suffixes)
+    out = Path(out).absolute()
+    pairs, by_target, sources = [], {}, set()
+    for spec in specs:
+        for src, rel in _expand(os.fspath(spec), suffixes, who):
+            src = src.absolute()
+            if src in sources:
+                continue
+            sources.add(src)
+            target = out / rel.parent / f"{rel.stem}{tag}{suffix}"
+            if target in by_target:
+                raise UserInputError(f"{who}: '{by_target[target]}' and '{src}' would both be written to "
+                                     f"'{target}'; give them in separate batches")
+            by_target[target] = src
+            pairs.append((src, target))
+    clash = sorted(t for t in by_target if t in sources)
+    if clash:
+        raise UserInputError(f"{who}: the result of '{by_target[clash[0]]}' would overwrite the input "
+                             f"'{clash[0]}'; choose another output folder")
+    return pairs
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (UserInputError, OSError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class FileTask:
+    """One file of a batch: read ``source``, apply ``fn``, write ``target`` atomically.
+
+    An instance is sent to Dask's workers (pickled), so ``fn`` must be picklable: a module-level function or
+    a :func:`functools.partial` of one, with its settings bound (``partial(rof, lam=0.1)``).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x)``: the result for ``x``, what was read.
+    read : {"image", "bytes"}
+        ``"image"``: ``x`` is the image as :func:`pdeflow.io.read_image` reads it (``(C, H, W)``, float32 in
+        [0, 1], refused if not finite); ``"bytes"``: the file's bytes.
+    write : {"image", "bytes"}
+        ``"image"``: the result, a tensor ``(C, H, W)`` in [0, 1], written by :func:`pdeflow.io.write_image`
+        with ``bits`` per sample (clipped to [0, 1]); ``"bytes"``: written as they are.
+    grey : bool or None
+        ``read_image``'s ``grey`` (``True``: luminance, ``None``: the stored channels).
+    bits : {8, 16}
+        Bits per sample of written images.
+
+    Calling it, ``task(source, target, overwrite=False)`` returns ``(status, message, notes, cpu_seconds)``:
+    status ``"written"``, ``"skipped"`` (the target exists and not ``overwrite``) or ``"failed"`` (the
+    message says why, in one line: the error is caught, so that the batch goes on); notes are the warnings
+    the work raised, one line each; cpu_seconds the task's CPU time in its process.
+
+    Examples
+    --------
+    >>> import functools, tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.dask.batch import FileTask
+    >>> from pdeflow.io import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write_image(Path(d) / "a.png", torch.full((4, 4), 0.25))
+    ...     task = FileTask(functools.partial(torch.mul, other=2.0))
+    ...     print(task(Path(d) / "a.png", Path(d) / "b.png")[:2])
+    ('written', '')
+    """
+
+    fn: Callable
+    read: str = "image"
+    write: str = "image"
+    grey: bool | None = True
+    bits: int = 8
+
+    def __post_init__(self):
+        if not callable(self.fn):
+            raise UserInputError(f"FileTask: fn must be callable, got {type(self.fn).__name__}")
+        for name in ("read", "write"):
+            if getattr(self, name) not in ("image", "bytes"):
+                raise UserInputError(f"FileTask: {name} must be 'image' or 'bytes', got {getattr(self, name)!r}")
+        if self.bits not in (8, 16):
+            raise UserInputError(f"FileTask: bits must be 8 or 16, got {self.bits!r}")
+
+    def _load(self, source: Path):
+        if self.read == "bytes":
+            return source.read_bytes()
+        x = pio.read_image(source, grey=self.grey)
+        if not bool(torch.isfinite(x).all()):
+            raise UserInputError(f"'{source}' contains NaN or infinite values")
+        return x
+
+    def _save(self, target: Path, y, overwrite: bool) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.write == "image":
+            if not isinstance(y, torch.Tensor):
+                raise TypeError(f"FileTask: fn returned {type(y).__name__}, not an image tensor")
+            pio.write_image(target, y.detach().cpu(), bits=self.bits, overwrite=overwrite)
+        else:
+            if not isinstance(y, (bytes, bytearray)):
+                raise TypeError(f"FileTask: fn returned {type(y).__name__}, not bytes")
+            pio.atomic_write(target, lambda tmp: tmp.write_bytes(y), overwrite=overwrite)
+
+    def __call__(self, source, target, overwrite: bool = False) -> tuple[str, str, tuple[str, ...], float]:
+        source, target = Path(source), Path(target)
+        t0 = time.process_time()
+        if not overwrite and target.exists():
+            return "skipped", "", (), 0.0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                self._save(target, self.fn(self._load(source)), overwrite)
+            except Exception as exc:        # one line per failed file; the batch goes on
+                status, message = "failed", _one_line(exc)
+            else:
+                status, message = "written", ""
+        notes = tuple(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+        return status, message, notes, time.process_time() - t0
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """What :func:`run_batch` did.
+
+    Attributes
+    ----------
+    written : list of pathlib.Path
+        The targets written by this run (or by another process while it ran).
+    skipped : list of pathlib.Path
+        The targets that existed already (finished by an earlier run) and were left as they were.
+    failed : list of (pathlib.Path, str)
+        The sources that failed, each with its one-line reason.
+    seconds : float
+        Wall-clock time of the run, cluster start included.
+    cpu_seconds : float
+        The CPU time of the tasks, summed over the processes that ran them.
+    workers : int
+        Worker threads of the cluster; 0: the files ran in this process.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.batch import BatchResult
+    >>> BatchResult(written=[], skipped=[], failed=[], seconds=0.0, cpu_seconds=0.0, workers=0).ok
+    True
+    """
+
+    written: list
+    skipped: list
+    failed: list
+    seconds: float
+    cpu_seconds: float
+    workers: int
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line: files written, skipped and failed, time and throughput."""
+        n = len(self.written)
+        where = f"{self.workers} Dask worker thread{'s' if self.workers != 1 else ''}" if self.workers \
+            else "this process"
+        rate = f", {n / self.seconds:.3g} files/s" if n and self.seconds > 0 else ""
+        return (f"{n} written, {len(self.skipped)} skipped (already there), {len(self.failed)} failed; "
+                f"{self.seconds:.1f} s{rate} on {where} (task CPU time {self.cpu_seconds:.1f} s)")
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int | None):
+    """A dask.distributed Client of the cluster at ``scheduler``, or of a new local cluster of ``workers``
+    single-threaded worker processes (closed on exit)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UserInputError("run_batch: a Dask cluster needs dask.distributed; install it with "
+                             "pip install 'pdeflow[dask]'") from None
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserInputError(f"run_batch: cannot reach the Dask scheduler at {scheduler!r}: "
+                                 f"{_one_line(exc)}") from None
+        with client:
+            yield client
+        return
+    # one thread per worker process: the solvers are single images, the processes give the parallelism
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _remove_leftovers(targets) -> None:
+    """Remove the temporary files that an atomic write of one of ``targets`` left behind when its worker
+    was killed mid-write (:func:`pdeflow.io.atomic_path` names them ``.NAME.XXXXXXXX.tmpSUFFIX``)."""
+    by_dir = collections.defaultdict(set)
+    for t in targets:
+        by_dir[t.parent].add(t.name)
+    for folder, names in by_dir.items():
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for e in entries:
+                if e.name.startswith(".") and ".tmp" in e.name:
+                    name = e.name[1:].rsplit(".tmp", 1)[0].rsplit(".", 1)[0]
+                    if name in names and e.name.endswith(".tmp" + Path(name).suffix):
+                        with contextlib.suppress(OSError):
+                            os.unlink(e.path)
+
+
+def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: int | None = None,
+              overwrite: bool = False, progress: bool = False, log: Callable[[str], object] | None = None,
+              desc: str = "batch") -> BatchResult:
+    """Run ``task`` on every ``(source, target)`` pair of ``jobs``, on a Dask cluster or in this process.
+
+    A pair whose target exists is skipped (finished by an earlier run: a killed batch resumes where it
+    stopped) unless ``overwrite``. Each task writes its target atomically, so a target is complete or
+    absent. A file that fails gives one line (``log``) and the batch goes on; a task whose worker process
+    dies is run again on another worker by Dask's scheduler (up to its ``allowed-failures`` setting, then
+    that file fails).
+
+    Parameters
+    ----------
+    task : callable
+        ``task(source, target, overwrite)`` returning ``(status, message, notes, cpu_seconds)`` as a
+        :class:`FileTask` does; picklable when a cluster runs it.
+    jobs : sequence of (path, path)
+        Sources and targets, as :func:`batch_files` gives them. With a cluster elsewhere, the paths must
+        name the same files on its workers (a shared file system).
+    scheduler : str, optional
+        The address of a running Dask scheduler (``tcp://host:8786``).
+    workers : int, optional
+        Start a local Dask cluster of this many single-threaded worker processes for the batch.
+        With neither ``scheduler`` nor ``workers`` the files run one after another in this process.
+    overwrite : bool, optional
+        Run every pair and replace existing targets.
+    progress : bool, optional
+        Show a progress bar (stderr).
+    log : callable, optional
+        Called with one line per failed file (``SOURCE: REASON``) and per warning a task raised
+        (``SOURCE: warning: TEXT``), as they happen.
+    desc : str, optional
+        The progress bar's label.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        ``scheduler`` and ``workers`` both given, ``workers`` not a positive integer, a scheduler that
+        cannot be reached, or a cluster asked for without dask.distributed installed.
+
+    Examples
+    --------
+    >>> import functools, tempfile, torch
+    >>> from pathlib import Path
+    >>> from pdeflow.dask.batch import FileTask, batch_files, run_batch
+    >>> from pdeflow.io import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (Path(d) / "in").mkdir()
+    ...     for name in ("a", "b"):
+    ...         _ = write_image(Path(d) / "in" / f"{name}.png", torch.zeros(4, 4))
+    ...     jobs = batch_files(Path(d) / "in", Path(d) / "out", suffix=".png")
+    ...     task = FileTask(functools.partial(torch.add, other=0.5))
+    ...     print(len(run_batch(task, jobs).written), len(run_batch(task, jobs).skipped))
+    2 2
+    """
+    if scheduler is not None and workers is not None:
+        raise UserInputError("run_batch: give scheduler or workers, not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UserInputError(f"run_batch: workers must be a positive integer, got {workers!r}")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise UserInputError(f"run_batch: scheduler must be an address (a str), got {type(scheduler).__name__}")
+    t0 = time.perf_counter()
+    jobs = [(Path(s), Path(t)) for s, t in jobs]
+    todo = [j for j in jobs if overwrite or not j[1].exists()]
+    result = BatchResult(written=[], skipped=[t for _, t in jobs if not overwrite and t.exists()], failed=[],
+                         seconds=0.0, cpu_seconds=0.0, workers=0)
+    say = log if log is not None else (lambda line: None)
+    with progress_bar(total=len(todo), enabled=progress and bool(todo), desc=desc, unit="file") as bar:
+
+        def record(source: Path, target: Path, outcome) -> None:
+            status, message, notes, cpu = outcome
+            result.cpu_seconds += cpu
+            lines = [f"{source}: warning: {n}" for n in notes]
+            if status in ("written", "skipped"):
+                # "skipped" here: the target appeared after the batch was planned, as when a worker wrote it
+                # and died before its result arrived and Dask ran the task again
+                result.written.append(target)
+            else:
+                result.failed.append((source, message))
+                lines.append(f"{source}: {message}")
+            if lines:
+                with _outside(bar):
+                    for line in lines:
+                        say(line)
+            bar.update(1)
+
+        try:
+            if not todo:
+                pass
+            elif scheduler is None and workers is None:
+                for source, target in todo:
+                    record(source, target, task(source, target, overwrite))
+            else:
+                with _client(scheduler, workers) as client:
+                    result.workers = sum(client.nthreads().values())
+                    _run_on(client, task, todo, overwrite, record)
+        finally:
+            _remove_leftovers([t for _, t in todo])
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _outside(bar):
+    """A context in which lines printed to stderr do not garble a tqdm bar."""
+    write_mode = getattr(type(bar), "external_write_mode", None)
+    return write_mode(file=sys.stderr) if write_mode is not None else contextlib.nullcontext()
+
+
+def _run_on(client, task, todo, overwrite: bool, record) -> None:
+    """Submit the tasks to ``client`` a window at a time (as one finishes, the next is submitted) and record
+    each outcome as it arrives."""
+    from distributed import as_completed
+
+    width = max(1, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+    pending = iter(todo)
+    owner = {}
+
+    def submit(job) -> object:
+        future = client.submit(task, str(job[0]), str(job[1]), overwrite, pure=False)
+        owner[future.key] = job
+        return future
+
+    stream = as_completed([submit(j) for j in _take(pending, width)])
+    try:
+        for future in stream:
+            source, target = owner.pop(future.key)
+            try:
+                outcome = future.result()
+            except Exception as exc:     # the worker died too often (KilledWorker), or the task could not run
+                outcome = ("failed", f"the task could not run: {_one_line(exc)}", (), 0.0)
+            record(source, target, outcome)
+            future.release()
+            for job in _take(pending, 1):
+                stream.add(submit(job))
+    except BaseException:
+        for f in list(stream.futures):
+            f.cancel()
+        raise
+
+
+def _take(iterator, n: int) -> list:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out

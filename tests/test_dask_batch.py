@@ -1,0 +1,168 @@
+"""Batch runs over many files (pdeflow.dask.batch and the batch options of the commands) on a real
+dask.distributed LocalCluster whose worker processes the tests start: outputs equal to the single-image
+results, resumable, one line per failed file, a worker killed mid-batch."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pdeflow.dask.batch import BatchResult, FileTask, batch_files, run_batch
+from pdeflow.errors import UserInputError
+from pdeflow.io import read_image, write_image
+from pdeflow.tv import rof
+
+distributed = pytest.importorskip("distributed")
+
+ROF = functools.partial(rof, lam=0.1, tol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two single-threaded worker processes (with nannies, which restart a killed worker)."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as c:
+        yield c
+
+
+def _images(folder: Path, n: int = 4, size: int = 24) -> list[Path]:
+    """``n`` small noisy grey PNGs (of different sizes) in ``folder``, and one in a subfolder."""
+    gen = torch.Generator().manual_seed(1)
+    paths = []
+    for i in range(n):
+        h = size + 2 * i
+        y = torch.linspace(0, 1, h)[:, None]
+        img = (0.5 + 0.3 * torch.sin(6 * y + i) + 0.1 * torch.randn(h, size, generator=gen)).clamp(0, 1)
+        p = folder / ("sub" if i == n - 1 else "") / f"im{i}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        paths.append(write_image(p, img[None]))
+    return paths
+
+
+def _pixels(path: Path) -> np.ndarray:
+    return read_image(path).numpy()
+
+
+# --- batch_files --------------------------------------------------------------------------------------------
+
+def test_batch_files_keeps_the_layout_and_takes_patterns(tmp_path):
+    _images(tmp_path / "in")
+    pairs = batch_files(tmp_path / "in", tmp_path / "out", suffix=".pdc")
+    rel = [str(t.relative_to(tmp_path / "out")) for _, t in pairs]
+    assert rel == ["im0.pdc", "im1.pdc", "im2.pdc", "sub/im3.pdc"]
+    pairs = batch_files([str(tmp_path / "in" / "im[01].png"), str(tmp_path / "in" / "**" / "im3.png")],
+                        tmp_path / "out", suffix=".png", tag="_lam0.10")
+    assert [str(t.relative_to(tmp_path / "out")) for _, t in pairs] == ["im0_lam0.10.png", "im1_lam0.10.png",
+                                                                        "sub/im3_lam0.10.png"]
+    # a file named twice is one job
+    one = tmp_path / "in" / "im0.png"
+    assert len(batch_files([one, one, str(tmp_path / "in" / "im0.*")], tmp_path / "o", suffix=".png")) == 1
+
+
+def test_batch_files_refuses_what_it_cannot_do(tmp_path):
+    _images(tmp_path / "in")
+    with pytest.raises(UserInputError, match="no such file, folder or pattern"):
+        batch_files(tmp_path / "nothing", tmp_path / "out", suffix=".png")
+    with pytest.raises(UserInputError, match="matches no"):
+        batch_files(str(tmp_path / "in" / "*.jpg"), tmp_path / "out", suffix=".png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="holds no"):
+        batch_files(tmp_path / "empty", tmp_path / "out", suffix=".png")
+    write_image(tmp_path / "in" / "im0.tif", torch.zeros(4, 4))
+    with pytest.raises(UserInputError, match="would both be written to"):
+        batch_files(tmp_path / "in", tmp_path / "out", suffix=".png")
+    with pytest.raises(UserInputError, match="would overwrite the input"):
+        batch_files(tmp_path / "in" / "im1.png", tmp_path / "in", suffix=".png")
+
+
+def test_run_batch_checks_its_arguments(tmp_path):
+    task = FileTask(ROF)
+    with pytest.raises(UserInputError, match="not both"):
+        run_batch(task, [], scheduler="tcp://127.0.0.1:1", workers=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(UserInputError, match="workers must be a positive integer"):
+            run_batch(task, [], workers=bad)
+    with pytest.raises(UserInputError, match="read must be"):
+        FileTask(ROF, read="text")
+
+
+# --- run_batch on the cluster ---------------------------------------------------------------------------------
+
+def test_cluster_batch_equals_the_loop_resumes_and_reports_failures(tmp_path, cluster):
+    _images(tmp_path / "in")
+    (tmp_path / "in" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    task = FileTask(ROF)
+    # the plain loop in this process: the reference
+    ref = run_batch(task, batch_files(tmp_path / "in", tmp_path / "ref", suffix=".png"))
+    jobs = batch_files(tmp_path / "in", tmp_path / "out", suffix=".png")
+    lines = []
+    res = run_batch(task, jobs, scheduler=cluster.scheduler_address, log=lines.append)
+    assert isinstance(res, BatchResult) and res.workers == 2
+    assert len(res.written) == 4 and not res.skipped and not res.ok
+    assert [str(s.name) for s, _ in res.failed] == ["corrupt.png"]
+    assert len(lines) == 1 and lines[0].startswith(str(tmp_path / "in" / "corrupt.png") + ": ")
+    assert "could not read" in lines[0] and "\n" not in lines[0]
+    summary = res.summary()
+    assert "4 written, 0 skipped" in summary and "1 failed" in summary and "2 Dask worker threads" in summary
+    for (_, t), (_, r) in zip(jobs, batch_files(tmp_path / "in", tmp_path / "ref", suffix=".png")):
+        if t.name != "corrupt.png":
+            np.testing.assert_array_equal(_pixels(t), _pixels(r))
+    assert len(ref.written) == 4 and len(ref.failed) == 1
+    # the ROF result, not a copy: it is smoother than its input
+    source, target = next(j for j in jobs if j[0].name == "im0.png")
+    assert float(torch.from_numpy(_pixels(target)).diff(dim=-1).abs().sum()) < \
+        float(read_image(source).diff(dim=-1).abs().sum())
+    # resumable: the finished outputs are skipped and left alone; a missing one is made again
+    stamp = {t: t.stat().st_mtime_ns for t in res.written}
+    target.unlink()
+    again = run_batch(task, jobs, scheduler=cluster.scheduler_address)
+    assert again.written == [target] and len(again.skipped) == 3 and len(again.failed) == 1
+    assert all(t.stat().st_mtime_ns == stamp[t] for t in again.skipped)
+    # overwrite: every job runs again
+    assert len(run_batch(task, jobs, scheduler=cluster.scheduler_address, overwrite=True).written) == 4
+    assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
+
+
+def test_bytes_in_and_out(tmp_path, cluster):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.bin").write_bytes(bytes([i]) * 5)
+    jobs = batch_files(src, tmp_path / "out", suffix=".rev", suffixes=(".bin",))
+    res = run_batch(FileTask(bytes.upper, read="bytes", write="bytes"), jobs, scheduler=cluster.scheduler_address)
+    assert len(res.written) == 3
+    assert (tmp_path / "out" / "f2.rev").read_bytes() == bytes([2]) * 5
+
+
+def _kill_on_call(x, *, counter: str, at: int):
+    """ROF of ``x``, but the process dies (SIGKILL, no cleanup) on the ``at``-th call of all, counted in a file."""
+    with open(counter, "a") as fh:
+        fh.write("x")
+    if os.path.getsize(counter) == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return ROF(x)
+
+
+def test_a_worker_killed_mid_batch_and_the_batch_completes(tmp_path, cluster):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])     # the workers cannot import this test module
+    _images(tmp_path / "in", n=6)
+    counter = tmp_path / "calls"
+    task = FileTask(functools.partial(_kill_on_call, counter=str(counter), at=3))
+    jobs = batch_files(tmp_path / "in", tmp_path / "out", suffix=".png")
+    lines = []
+    res = run_batch(task, jobs, scheduler=cluster.scheduler_address, log=lines.append)
+    assert counter.stat().st_size == 7            # six files and the one run again after its worker died
+    assert res.ok and not lines and len(res.written) == 6
+    ref = run_batch(FileTask(ROF), batch_files(tmp_path / "in", tmp_path / "ref", suffix=".png"))
+    for (_, t), r in zip(jobs, ref.written):
+        np.testing.assert_array_equal(_pixels(t), _pixels(r))
+    assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
