@@ -49,7 +49,7 @@ docs: $(DOCS_STAMP)
 	$(PY) docs/_scripts/check_offline.py docs/_build/html
 
 bench: $(STAMP)
-	$(PY) benchmarks/reference.py
+	$(PY) benchmarks/flow_accuracy.py --quick
 
 # Optional data, offline afterwards: Debian packages are downloaded and unpacked into .data/ (nothing
 # is installed system-wide). Debian/Ubuntu only.

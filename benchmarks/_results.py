@@ -6,22 +6,19 @@ Every script in ``benchmarks/`` and ``experiments/`` writes its files into one f
   (``runs/`` is ignored by git), so running a benchmark never touches a committed file;
 * a folder that exists and is not empty is refused (exit status 2, before any work) unless
   ``--overwrite`` is given;
-* committing results is explicit: ``--out benchmarks/results/NAME`` (plus ``--overwrite`` to
-  replace files there), and, for the scripts that keep a block in ``benchmarks/RESULTS.md``,
-  ``--results benchmarks/RESULTS.md`` (the block between the script's markers is replaced).
+* raw output stays out of git; what a results page shows is a small summary (a Markdown table, a
+  figure, the JSON of the plotted numbers) copied by hand into ``docs/results/data/``.
 
 Besides its own files, a script's folder gets ``command.txt`` (the command line) and ``log.txt``
-(everything it printed), except where the folder is the package's (``experiments/ship_inpaint_model.py``). Usage in a script::
+(everything it printed). Usage in a script::
 
     from _results import add_output_args, open_out   # benchmarks/_results.py
-    add_output_args(ap, "flow_speed")                 # --out, --overwrite (and --results FILE)
+    add_output_args(ap, "flow_accuracy")              # --out, --overwrite
     args = ap.parse_args(argv)
     out = open_out(args, argv)                        # checked and created before any work
 
 The experiment scripts (``experiments/``) use the same convention through
-``experiments/_results.py``. Its training drivers (``inpaint_masknet_train.py``,
-``inpaint_residual_train.py``) are the exception: like ``pdeflow train --run-dir`` they take a run directory that must be given and
-that a second call resumes.
+``experiments/_results.py``.
 """
 from __future__ import annotations
 
@@ -41,32 +38,27 @@ from pathlib import Path
 from pdeflow.io import write_bytes
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 #: Default parent of the output folders, relative to the working directory (git ignores ``runs/``).
 DEFAULT_ROOT = Path("runs") / "benchmarks"
 
 
-def add_output_args(ap, name: str, *, results_block: bool = False, what: str = "") -> None:
-    """Add ``--out DIR`` and ``--overwrite`` (and ``--results FILE`` with ``results_block``) to ``ap``.
+def add_output_args(ap, name: str, *, what: str = "") -> None:
+    """Add ``--out DIR`` and ``--overwrite`` to ``ap``.
 
     Parameters
     ----------
     ap : argparse.ArgumentParser
     name : str
         The script's name: the default folder is ``runs/benchmarks/NAME/TIMESTAMP``.
-    results_block : bool
-        The script can also replace its block in a results file (``benchmarks/RESULTS.md``).
     what : str
         The files the script writes, for the help text.
     """
     ap.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help=f"folder for the results{' (' + what + ')' if what else ''}; default: a fresh "
-                         f"{DEFAULT_ROOT / name}/TIMESTAMP (not committed). Committing is explicit, e.g. "
-                         f"--out benchmarks/results/{name}")
+                         f"{DEFAULT_ROOT / name}/TIMESTAMP (ignored by git; a results page's summary is copied "
+                         f"into docs/results/data/ by hand)")
     ap.add_argument("--overwrite", action="store_true", help="write into --out even if it is not empty")
     ap.set_defaults(_bench_name=name)
-    if results_block:
-        add_results_option(ap)
 
 
 def add_run_dirs_arg(ap: argparse.ArgumentParser) -> None:
@@ -79,13 +71,6 @@ def check_run_dirs(ap: argparse.ArgumentParser, runs) -> None:
     missing = [r for r in runs if not (Path(r) / "log.csv").is_file()]
     if missing:
         ap.error(f"argument runs: {missing[0]}: no log.csv (not a pdeflow training run directory)")
-
-
-def add_results_option(ap: argparse.ArgumentParser) -> None:
-    """``--results FILE``: also write the script's results block into FILE (committing results is explicit)."""
-    ap.add_argument("--results", default="", metavar="FILE",
-                    help="also replace this script's block in FILE (default: none); committing it is "
-                         f"explicit: --results {RESULTS.relative_to(HERE.parent)}")
 
 
 def default_out(name: str) -> Path:
@@ -185,19 +170,6 @@ def tee_stdout(path: Path) -> None:
     sys.stdout = _Tee(sys.stdout, log)
     atexit.register(log.close)
     atexit.register(sys.stdout.flush)
-
-
-def write_block(path: Path, name: str, text: str) -> None:
-    """Replace the block between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``
-    (append it if absent; create the file if missing), atomically."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = f"{begin}\n{text.rstrip()}\n{end}\n"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    if begin in old and end in old:
-        new = old[: old.index(begin)] + block + old[old.index(end) + len(end):].lstrip("\n")
-    else:
-        new = old.rstrip() + "\n\n" + block
-    write_file(path, new)
 
 
 def maxrss_mb() -> float:

@@ -23,7 +23,7 @@ with its defaults (``solver='auto'``) and any other ``--solvers``.
 
 Usage::
 
-    python benchmarks/biharmonic_skimage.py --out benchmarks/results/biharmonic --overwrite
+    python benchmarks/biharmonic_skimage.py --out runs/benchmarks/biharmonic --overwrite
 
 Maintained. It compares today's ``pdeflow.inpaint.operators.biharmonic.biharmonic_inpaint`` with
 scikit-image; the test suite runs it with ``--smoke`` (48 px images and a 12^3 volume, a 60 s cap).

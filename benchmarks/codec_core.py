@@ -26,7 +26,7 @@ Parts (``--parts``, default all):
 Held-out photos are only measured here; the codec's settings were chosen on the selection photos
 (``.data/photos/opencv``, ``.data/photos/lomiri``).
 
-    OMP_NUM_THREADS=1 python benchmarks/codec_core.py --out benchmarks/results/codec_core --overwrite
+    OMP_NUM_THREADS=1 python benchmarks/codec_core.py --out runs/benchmarks/codec_core --overwrite
     OMP_NUM_THREADS=1 python benchmarks/codec_core.py --smoke --out /tmp/cc
 
 Writes ``<part>.json`` and ``<part>.md`` for each part, ``command.txt`` and ``log.txt``.

@@ -24,11 +24,11 @@ single-threaded. `--reuse DIR` takes the rows of the codecs not given in --codec
 rates and the same images, checked by their digests), so the baselines need not run again when only pdeflow's
 codec changed.
 
-    python benchmarks/codec_rd.py --out benchmarks/results/codec_rd --overwrite
-    python benchmarks/codec_rd.py --codecs pdeflow --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
-    python benchmarks/codec_rd.py --codecs --reuse benchmarks/results/codec_rd --out benchmarks/results/codec_rd --overwrite
+    python benchmarks/codec_rd.py --out runs/benchmarks/codec_rd --overwrite
+    python benchmarks/codec_rd.py --codecs pdeflow --reuse runs/benchmarks/codec_rd --out runs/benchmarks/codec_rd --overwrite
+    python benchmarks/codec_rd.py --codecs --reuse runs/benchmarks/codec_rd --out runs/benchmarks/codec_rd --overwrite
     python benchmarks/codec_rd.py --sets photos smooth cartoon --rates 0.05 0.1 0.15 0.2 --no-colour \
-        --codecs pdeflow pdeflow-eed jpeg jpeg2000 --out benchmarks/results/codec_rd_eed --overwrite
+        --codecs pdeflow pdeflow-eed jpeg jpeg2000 --out runs/benchmarks/codec_rd_eed --overwrite
     python benchmarks/codec_rd.py --smoke
 
 The third line compares the decoders (homogeneous diffusion and EED) on the held-out photos and the

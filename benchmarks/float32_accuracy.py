@@ -13,7 +13,7 @@ Single-threaded, one run; CPU time from ``time.process_time``.
 
 Usage::
 
-    python benchmarks/float32_accuracy.py --out benchmarks/results/float32_accuracy --overwrite
+    python benchmarks/float32_accuracy.py --out runs/benchmarks/float32_accuracy --overwrite
     python benchmarks/float32_accuracy.py --smoke          # a few small cases (the test suite runs this)
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ error (``tol``) at a fixed ``dt``:
     python benchmarks/flow_accuracy.py --smoke    # one 16 px crop, the default tol: seconds, numbers meaningless
 
 Results are printed and written to ``--out`` (``flow_accuracy.md``; default a fresh folder under
-``runs/benchmarks/``); ``--results benchmarks/RESULTS.md`` also writes them there between markers.
+``runs/benchmarks/``).
 
 Maintained. It measures the defaults of today's ``tv_flow``; the test suite runs it with ``--smoke``.
 """
@@ -27,11 +27,10 @@ import datetime
 import inspect
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from _results import add_output_args, open_out, write_block, write_file  # benchmarks/_results.py
+from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
@@ -54,7 +53,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="2 crops")
     ap.add_argument("--smoke", action="store_true",
                     help="one 16 px crop, two times, the default tol, a loose reference: a check that it runs")
-    add_output_args(ap, "flow_accuracy", results_block=True, what="flow_accuracy.md")
+    add_output_args(ap, "flow_accuracy", what="flow_accuracy.md")
     args = ap.parse_args(argv)
     out = open_out(args, argv)
     if args.quick:
@@ -141,9 +140,6 @@ def main(argv=None):
         md.append(f"| {name} | {a:g} -> {b:g} | {tol:g} | {pm:.1f} ({pmin:.1f}) | {ch:.1e} |")
     print("\n".join(md))
     write_file(out / "flow_accuracy.md", "\n".join(md) + "\n")
-    if args.results:
-        write_block(Path(args.results), "flow_accuracy.py", "\n".join(md))
-        print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ OpenCV's is the issue's "time ratio at 1 Mpx".
 Usage (from the repository root)::
 
     make photos
-    OMP_NUM_THREADS=1 python benchmarks/inpaint_holes.py --out benchmarks/results/inpaint_holes --overwrite
+    OMP_NUM_THREADS=1 python benchmarks/inpaint_holes.py --out runs/benchmarks/inpaint_holes --overwrite
     python benchmarks/inpaint_holes.py --smoke      # one 64 px crop per kind, seconds (the test suite runs this)
 
 Writes ``results.json`` (every case), ``holes.md`` (means per kind and coverage), ``timing.md`` (the 1 Mpx case)

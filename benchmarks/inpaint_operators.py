@@ -19,7 +19,7 @@ Scores: PSNR (dB, data range 1), MAE on the 0-255 scale and SSIM (scikit-image's
 Usage (from the repository root)::
 
     make photos
-    OMP_NUM_THREADS=1 python benchmarks/inpaint_operators.py --out benchmarks/results/inpaint_operators --overwrite
+    OMP_NUM_THREADS=1 python benchmarks/inpaint_operators.py --out runs/benchmarks/inpaint_operators --overwrite
     python benchmarks/inpaint_operators.py --smoke      # one 64 px crop at 10 % (the test suite runs this)
 
 Writes ``results.json`` (every crop), ``operators.md`` (means per size and density, EED against diffusion) and

@@ -12,7 +12,7 @@ is conserved and TV non-increasing.
 
 Usage::
 
-    python benchmarks/tv_3d_ball.py --out benchmarks/results/tv_3d_ball
+    python benchmarks/tv_3d_ball.py --out runs/benchmarks/tv_3d_ball
     python benchmarks/tv_3d_ball.py --smoke      # a ball of radius 3, two windows: seconds
 
 Maintained. It validates today's ``tv_flow`` in 3-D against the eigenfunction; the test suite runs it with

@@ -11,7 +11,7 @@ single-threaded, CPU time (``time.process_time``):
 
 Usage::
 
-    python benchmarks/tv_backward.py --out benchmarks/results/tv_backward --overwrite --cap 300
+    python benchmarks/tv_backward.py --out runs/benchmarks/tv_backward --overwrite --cap 300
 
 512 x 512 is measured for the implicit gradient (forward, backward, memory) and for unrolling up to the
 time cap; its float64 reference is one tight solve (counted in the cap).

@@ -40,7 +40,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "DESIGN.md", "REFERENCES.md", "**/README.md", "_ext", "_scripts",
+exclude_patterns = ["_build", "DESIGN.md", "REFERENCES.md", "**/README.md", "_ext", "_scripts", "results/data",
                     "examples/README.rst", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip"]
 templates_path = []

@@ -18,7 +18,7 @@ the encoder's CPU time:
 
 Without the selection photos (no ``make photos``) the built-in TRAIN photos are used, with a note.
 
-    OMP_NUM_THREADS=1 python experiments/codec_settings.py --out benchmarks/results/codec_settings --overwrite
+    OMP_NUM_THREADS=1 python experiments/codec_settings.py --out runs/benchmarks/codec_settings --overwrite
     OMP_NUM_THREADS=1 python experiments/codec_settings.py --smoke --out /tmp/cs
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ inner iteration counts recorded). The choice is the grid point of the best mean 
     OMP_NUM_THREADS=1 python experiments/inpaint_eed_select.py --crop 256 --limit 4 --masks own --out DIR
 
 The defaults were chosen on the first 4 images of each source (``--limit 4``) at 256 px, a few options at a time
-(the commands are the ``command.txt`` of ``benchmarks/results/inpaint_eed_select/choose_*``). With one grid
+(the commands are the ``command.txt`` of ``e9512d6:benchmarks/results/inpaint_eed_select/choose_*`` in git history). With one grid
 point and ``--skip N`` (the images after the first N of each source) the same table checks the choice on
 selection images it did not see (``confirm_*``).
 
@@ -54,12 +54,11 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.append(str(HERE.parent / "benchmarks"))   # after experiments/: _results is experiments/_results.py
 from _results import add_output_args, open_out, write_text  # noqa: E402  (experiments/_results.py)
-from inpaint_masks_4k import centre_crop, load_grey  # noqa: E402  (benchmarks/inpaint_masks_4k.py)
 from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
@@ -67,6 +66,35 @@ from pdeflow.inpaint.masks import densification  # noqa: E402
 from pdeflow.inpaint.masks.blur import gaussian_blur  # noqa: E402
 from pdeflow.inpaint.operators import eed, tv  # noqa: E402
 from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator, central_differences  # noqa: E402
+
+
+def load_grey(path, size=None):
+    """A grey float32 tensor (H, W) in [0, 1] of the photo at ``path``; ``size`` (H, W): centre-cropped
+    to that aspect ratio, then reduced (area average)."""
+    import torch.nn.functional as F
+    from PIL import Image
+
+    f = torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0)
+    if size is None:
+        return f.contiguous()
+    H, W = size
+    h, w = f.shape
+    if h * W > w * H:           # too tall: crop rows
+        hh = w * H // W
+        f = f[(h - hh) // 2:(h - hh) // 2 + hh]
+    else:
+        ww = h * W // H
+        f = f[:, (w - ww) // 2:(w - ww) // 2 + ww]
+    f = F.interpolate(f[None, None], size=(H, W), mode="area")[0, 0]
+    return f.clamp(0, 1).contiguous()
+
+
+def centre_crop(f, n: int):
+    """The centre ``n x n`` of ``f`` (..., H, W), contiguous; a side shorter than ``n`` is kept whole."""
+    h, w = f.shape[-2:]
+    top, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
+    return f[..., top:top + n, left:left + n].contiguous()
+
 
 #: The pipeline options of the grid: (name, argparse type, default values).
 PIPELINE = (("contrast", float, [0.005, 0.01, 0.02, 0.04]), ("sigma", float, [0.5, 1.0, 1.5, 2.0]),

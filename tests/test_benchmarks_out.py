@@ -1,12 +1,13 @@
 """The output convention of the benchmark and experiment scripts (benchmarks/_results.py, loaded by
 experiments/_results.py): every script writes to
 ``--out DIR``, by default a fresh folder under ``runs/benchmarks/`` (never a committed file), and
-refuses a non-empty folder unless ``--overwrite``; committing is explicit."""
+refuses a non-empty folder unless ``--overwrite``; raw output never enters git (a results page's summary is
+copied into ``docs/results/data/`` by hand). Every script is maintained and runs here at a smoke size; one-off
+studies are removed once they have decided (git history keeps them)."""
 from __future__ import annotations
 
 import ast
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 EXPERIMENTS = BENCH.parent / "experiments"
-#: Training drivers: like ``pdeflow train --run-dir`` they take a required, resumable run directory.
-TRAINING_DRIVERS = {"inpaint_masknet_train.py", "inpaint_residual_train.py"}
 BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-SCRIPTS = BENCHMARKS + sorted(p for p in EXPERIMENTS.glob("*.py")
-                              if not p.name.startswith("_") and p.name not in TRAINING_DRIVERS)
+SCRIPTS = BENCHMARKS + sorted(p for p in EXPERIMENTS.glob("*.py") if not p.name.startswith("_"))
 ALL = [p for p in [*BENCH.glob("*.py"), *EXPERIMENTS.glob("*.py")] if p.name != "_results.py"]
 
 
@@ -42,7 +40,7 @@ def _calls(path: Path) -> set[str]:
 
 
 def test_there_are_benchmark_and_experiment_scripts():
-    assert len(BENCHMARKS) >= 15 and len(SCRIPTS) >= 30
+    assert len(BENCHMARKS) >= 10 and len(SCRIPTS) >= 12
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -115,14 +113,6 @@ def test_a_script_writes_its_folder_and_refuses_it_the_second_time(tmp_path):
     assert {p.name: p.read_text() for p in (tmp_path / "o").iterdir()} == before
 
 
-def test_an_experiment_script_records_its_own_folder(tmp_path):
-    """experiments/_results.py is benchmarks/_results.py with ``experiments/`` in command.txt."""
-    cmd = [sys.executable, str(EXPERIMENTS / "inpaint_curves.py"), str(tmp_path / "none"), "--out", "o"]
-    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "no log.csv" in r.stderr          # refused before any output
-    assert not (tmp_path / "o").exists()
-
-
 def test_the_experiments_helper_names_its_folder_in_command_txt(tmp_path):
     code = ("import argparse, sys; sys.path.insert(0, sys.argv[1]); import _results; "
             "ap = argparse.ArgumentParser(); _results.add_output_args(ap, 'probe'); "
@@ -144,41 +134,34 @@ def test_float32_accuracy_benchmark_runs_at_smoke_size(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Maintained or historical: every script says which; every maintained one runs here at a smoke size
+# Every script is maintained: it says so, and it runs here at a smoke size
 # ---------------------------------------------------------------------------
 
-#: Every script a reader might run (the training drivers too); helpers start with ``_``.
+#: Every script a reader might run; helpers start with ``_``.
 EVERY_SCRIPT = sorted(p for p in [*BENCH.glob("*.py"), *EXPERIMENTS.glob("*.py")] if not p.name.startswith("_"))
 
 
-def _status(script: Path) -> str | None:
-    """"Maintained" or "Historical": how a paragraph of the module docstring starts (the first such), else
-    None."""
+def _maintained(script: Path) -> bool:
+    """A paragraph of the module docstring starts with "Maintained." (and says what keeps it working)."""
     doc = ast.get_docstring(ast.parse(script.read_text())) or ""
-    starts = [p.lstrip() for p in doc.split("\n\n")]
-    return next((s for p in starts for s in ("Maintained", "Historical") if p.startswith(s + ".")), None)
-
-
-MAINTAINED = [p for p in EVERY_SCRIPT if _status(p) == "Maintained"]
+    return any(p.lstrip().startswith("Maintained.") for p in doc.split("\n\n"))
 
 
 @pytest.mark.parametrize("script", EVERY_SCRIPT, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_script_says_whether_it_is_maintained_or_historical(script):
-    """A paragraph of the module docstring starts with "Maintained." (it runs at a smoke size in
-    this file and must keep working) or "Historical." (the results of a past decision, kept for the record,
-    not expected to run against today's API), and says why."""
-    assert _status(script), f"{script.name}: say 'Maintained.' or 'Historical.' in a paragraph of its docstring"
+def test_every_script_is_maintained_and_has_a_smoke_size(script):
+    """A one-off study that has decided leaves the tree (git history keeps it); what stays says "Maintained."
+    in its docstring and takes ``--smoke``."""
+    assert _maintained(script), f"{script.name}: say 'Maintained.' in a paragraph of its docstring"
+    assert '"--smoke"' in script.read_text(), f"{script.name} is maintained but has no --smoke option"
 
 
-def test_the_maintained_scripts_are_the_ones_smoke_tested():
-    names = {p.name for p in MAINTAINED}
-    assert {"float32_accuracy.py", "flow_accuracy.py", "iel_layers.py"} <= names
-    for script in MAINTAINED:
-        assert '"--smoke"' in script.read_text(), f"{script.name} is maintained but has no --smoke option"
+def test_the_maintained_check_sees_a_script_without_the_word(tmp_path):
+    (tmp_path / "a.py").write_text('"""Times a thing.\n\nHistorical. Kept for the record."""\n')
+    (tmp_path / "b.py").write_text('"""Times a thing.\n\nMaintained. Runs with --smoke here."""\n')
+    assert not _maintained(tmp_path / "a.py") and _maintained(tmp_path / "b.py")
 
 
-@pytest.mark.parametrize("script", [p for p in MAINTAINED if p.name != "float32_accuracy.py"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [p for p in EVERY_SCRIPT if p.name != "float32_accuracy.py"], ids=lambda p: p.name)
 def test_a_maintained_script_runs_at_smoke_size(script, tmp_path):
     """``SCRIPT --smoke --out DIR`` finishes in seconds on one core and writes its files; a script that stops
     working against today's API fails here (float32_accuracy.py has its own test above)."""
@@ -188,49 +171,3 @@ def test_a_maintained_script_runs_at_smoke_size(script, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     written = {p.name for p in (tmp_path / "o").iterdir()}
     assert "command.txt" in written and len(written) >= 2, written
-
-
-# ---------------------------------------------------------------------------
-# The generated blocks of benchmarks/RESULTS.md
-# ---------------------------------------------------------------------------
-
-_MARKER = re.compile(r"<!-- (\S+):(begin|end) -->")
-
-
-def _blocks(text: str) -> dict[str, str]:
-    """``{script name: text between its markers}``; an unbalanced, nested or repeated marker fails."""
-    blocks, open_name, start = {}, None, 0
-    for m in _MARKER.finditer(text):
-        name, kind = m.groups()
-        if kind == "begin":
-            assert open_name is None, f"{name}: begins inside the block of {open_name}"
-            assert name not in blocks, f"{name}: a second block"
-            open_name, start = name, m.end()
-        else:
-            assert open_name == name, f"{name}: ends without its begin (open: {open_name})"
-            blocks[name], open_name = text[start:m.start()], None
-    assert open_name is None, f"{open_name}: begins and never ends"
-    return blocks
-
-
-def test_the_results_blocks_are_balanced_and_hold_only_their_script_s_output():
-    """Rerunning a script with ``--results benchmarks/RESULTS.md`` replaces its block: the block must hold what
-    that script generates (one section, headed with the script's path) and nothing written by hand."""
-    blocks = _blocks((BENCH / "RESULTS.md").read_text())
-    assert {"flow_accuracy.py", "reference.py"} <= set(blocks)
-    for name, body in blocks.items():
-        script = BENCH / name
-        assert script.exists() and "write_block(" in script.read_text(), f"{name}: no script writes this block"
-        headings = [line for line in body.splitlines() if line.startswith("## ")]
-        assert len(headings) == 1 and f"benchmarks/{name}" in headings[0], f"{name}: block holds {headings}"
-        assert body.lstrip().startswith("## "), f"{name}: text before the generated heading"
-
-
-def test_the_marker_check_finds_a_hand_written_section_inside_a_block():
-    text = "<!-- a.py:begin -->\n## By hand\n\n## Generated (`benchmarks/a.py`)\n<!-- a.py:end -->\n"
-    headings = [line for line in _blocks(text)["a.py"].splitlines() if line.startswith("## ")]
-    assert len(headings) == 2
-    with pytest.raises(AssertionError):
-        _blocks("<!-- a.py:begin -->\n<!-- b.py:begin -->\n<!-- b.py:end -->\n<!-- a.py:end -->\n")
-    with pytest.raises(AssertionError):
-        _blocks("<!-- a.py:begin -->\n")

@@ -41,7 +41,8 @@ def _pages():
     out = []
     for p in sorted(DOCS.rglob("*")):
         rel = p.relative_to(DOCS).as_posix()
-        if p.suffix not in (".md", ".rst", ".py") or rel.startswith(("_build/", "api/", "auto_examples/", "_")):
+        skipped = ("_build/", "api/", "auto_examples/", "_", "results/data/")  # results/data: generated tables
+        if p.suffix not in (".md", ".rst", ".py") or rel.startswith(skipped):
             continue
         if rel in GENERATED or rel in ("conf.py", "DESIGN.md", "REFERENCES.md"):
             continue

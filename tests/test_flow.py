@@ -212,8 +212,8 @@ def test_extinction_step_is_exact_and_agrees_with_the_solver():
 def test_error_shrinks_with_dt_at_about_first_order(natural):
     # The change of u(0.5) when dt halves (x5 crop, tight solves) falls by a factor near 2 each time
     # (measured 1.85 and 1.41 in the mean; the max norm is erratic on one small crop: events): implicit
-    # Euler's error is O(dt), the defaults' accuracy rests on it (README table; benchmarks/flow_speed.py
-    # measures the max error on 256x256 crops against a converged flow).
+    # Euler's error is O(dt), the defaults' accuracy rests on it (README table; benchmarks/flow_accuracy.py
+    # measures the defaults' error against a converged flow).
     u = [tv_flow(5 * natural, [0.5], dt=dt, tol=1e-7) for dt in (0.04, 0.02, 0.01)]
     d = [(a - b).abs().mean().item() for a, b in zip(u, u[1:])]
     assert d[0] > d[1] > 0, d

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 import docs_warnings  # noqa: E402  (docs/_ext: the one list of warnings the documented code may raise)
 
 #: What a reader brings to a snippet (nothing: the tour is self-contained). Kept for
-#: ``experiments/readme_tour.py``, which times the snippets as this test runs them.
+#: the timing script of commit e9512d6 (``experiments/readme_tour.py``, since removed), which timed the snippets.
 STANDINS = ""
 
 

@@ -1,9 +1,9 @@
-"""Validation Dice over epochs, DSB2018, 240 epochs, 3 seeds (benchmarks/results/iel/dsb-240/)."""
+"""Validation Dice over epochs, DSB2018, 240 epochs, 3 seeds (docs/results/data/iel/dsb-240-curves.json)."""
 import json
 import matplotlib.pyplot as plt
 import numpy as np
 
-rows = json.load(open("benchmarks/results/iel/dsb-240/summary.json"))["rows"]
+rows = json.load(open("docs/results/data/iel/dsb-240-curves.json"))["rows"]
 fig, axes = plt.subplots(1, 2, sharey=True)
 for ax, labels in zip(axes, ("clean", "noisy")):
     for row in (r for r in rows if r["labels"] == labels):

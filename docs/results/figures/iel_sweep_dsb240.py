@@ -1,13 +1,13 @@
-"""Final validation Dice over dt x layers, DSB2018, noisy labels (benchmarks/results/iel/sweep-dsb-240/)."""
+"""Final validation Dice over dt x layers, DSB2018, noisy labels (docs/results/data/iel/sweep-dsb-240.json)."""
 import json
 import matplotlib.pyplot as plt
 import numpy as np
 
-d = json.load(open("benchmarks/results/iel/sweep-dsb-240/summary.json"))
+d = json.load(open("docs/results/data/iel/sweep-dsb-240.json"))
 grid = np.full((len(d["layers"]), len(d["dts"])), np.nan)
 for r in d["rows"]:
     if r["method"] == "iel":
-        grid[d["layers"].index(r["layers"]), d["dts"].index(r["dt"])] = r["final_dice"]["mean"]
+        grid[d["layers"].index(r["layers"]), d["dts"].index(r["dt"])] = r["final_dice_mean"]
 fig, ax = plt.subplots(figsize=(4.6, 3.4))
 im = ax.imshow(grid, cmap="viridis", origin="lower")
 ax.set_xticks(range(len(d["dts"])), [str(v) for v in d["dts"]])

@@ -1,19 +1,19 @@
-"""MAE of diffusion inpainting against CPU time per mask (benchmarks/results/inpaint/evaluation_64_onerun/)."""
+"""MAE of diffusion inpainting against CPU time per mask (docs/results/data/inpaint_quality_time.json)."""
 import json
 
 import matplotlib.pyplot as plt
 
-ROOT = "benchmarks/results/inpaint/evaluation_64_onerun"
+DATA = json.load(open("docs/results/data/inpaint_quality_time.json"))["sets"]
 METHODS = {"random-diffusion": "random", "ps": "PS", "analytic": "analytic", "analytic-refine": "analytic + refine",
            "learned": "learned", "learned-refine": "learned + refine"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
 for ax, (folder, title) in zip(axes, (("builtin", "built-in TEST crops"), ("mate", "held-out nature photos"))):
-    summary = json.load(open(f"{ROOT}/{folder}/results.json"))["summary"]
+    summary = DATA[folder]
     for method, label in METHODS.items():
         rows = summary[method]
         dens = sorted(rows, key=float)
-        t = [max(rows[d].get("mask_cpu_s", rows[d]["mask_s"])["mean"], 1e-5) for d in dens]  # CPU time where recorded
-        mae = [rows[d]["mae255"]["mean"] for d in dens]
+        t = [max(rows[d]["mask_cpu_s"], 1e-5) for d in dens]
+        mae = [rows[d]["mae255"] for d in dens]
         ax.plot(t, mae, "o-", label=label)
         for x, y, d in zip(t, mae, dens):
             ax.annotate(f"{100 * float(d):.0f}%", (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
