@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from typing import Callable
 
 import numpy as np
@@ -18,12 +19,51 @@ import torch
 
 from .ops import batch_sum
 
-__all__ = ["cg", "cg_matrix", "laplacian_csr", "csr_matvec"]
+__all__ = ["cg", "cg_matrix", "laplacian_csr", "csr_matvec", "eager"]
 
 try:   # SciPy's CSR product kernel (private; ``@`` is the fallback)
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
 except ImportError:   # pragma: no cover
     _csr_matvec = None
+
+
+def eager(fn: Callable) -> Callable:
+    """``fn``, run eagerly (uncompiled) when a function compiled by ``torch.compile`` calls it.
+
+    The solvers write in place into views of preallocated buffers, which torch.compile's functionalisation
+    cannot trace, so dynamo must break the graph around them. ``torch.compiler.disable`` would do that, but
+    as a decorator it imports ``torch._dynamo`` (seconds) when the decorated module is imported; this
+    applies it at the first call made once ``torch._dynamo`` is loaded (whoever compiles has loaded it),
+    and until then calls ``fn`` directly.
+
+    Parameters
+    ----------
+    fn : callable
+        The function.
+
+    Returns
+    -------
+    callable
+        A wrapper with ``fn``'s name and docstring.
+
+    Examples
+    --------
+    >>> double = eager(lambda x: 2 * x)
+    >>> double(3)
+    6
+    """
+    disabled: list[Callable] = []
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "torch._dynamo" not in sys.modules:   # nothing has compiled in this process
+            return fn(*args, **kwargs)
+        if not disabled:
+            disabled.append(torch.compiler.disable(fn))
+        return disabled[0](*args, **kwargs)
+
+    wrapper._torchdynamo_disable = True   # dynamo does not inline the wrapper into a compiled caller
+    return wrapper
 
 
 @functools.lru_cache(maxsize=16)

@@ -13,11 +13,14 @@ Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module 
 * :mod:`pdeflow.cli.codec`: ``compress``, ``decompress``, ``evaluate codec``.
 
 Adding a subcommand: in the pillar's module, a function adds it with
-``add_command(sub, NAME, _run_NAME, help=..., examples=[...], validate=_check_NAME)``
+``add_command(sub, NAME, _run_NAME, examples=[...], validate=_check_NAME)``
 (:func:`pdeflow.cli._arguments.add_command`) and its options (with the shared option
 groups of :mod:`pdeflow.cli._arguments`); ``_run_NAME(args) -> int`` calls the library and
-its docstring is the command's ``--help`` description; :func:`build_parser` calls the
-adding function. The optional ``validate`` checks argument combinations after parsing
+its docstring is the command's ``--help`` description; a row of ``_commands.ADDERS`` names the
+module, the adding function and the command's help line, and :func:`build_parser` calls the
+adding function only when the command line names the command (or to build every subcommand): the
+other subcommands' modules, and the parts of the library behind them, are not imported.
+The optional ``validate`` checks argument combinations after parsing
 (call ``args.parser.error(...)``); raise :class:`CLIError` for user errors found later
 (one line, exit status 2); every command's ``args.parser`` is its own parser. All output files go through
 :class:`Outputs`, which gives the overwrite, same-as-input and no-partial-output
@@ -28,7 +31,7 @@ with ``set_defaults(warning_flags=[(argument, dest, flag), ...])`` (:func:`cli_w
 
 Import rule: nothing outside ``pdeflow.cli`` imports it; a subcommand module imports the shared
 plumbing (the private modules here, one per concept: ``_errors``, ``_arguments``, ``_outputs``,
-``_inputs``, ``_training``) and the library, never another subcommand module; the plumbing imports no
+``_inputs``, ``_training``, ``_commands``) and the library, never another subcommand module; the plumbing imports no
 subcommand module.
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import math
 import re
 import signal
@@ -47,8 +51,8 @@ from .. import __version__
 from ..allocator import retain_freed_memory
 from ..errors import UserInputError
 from ..training import WARNING_WORDING
-from . import codec, denoise, flow, iel, inpaint, inpaint_evaluate, inpaint_train, models, samples, tvflownet
-from ._arguments import ArgumentParser
+from ._arguments import ArgumentParser, StagedParser
+from ._commands import ADDERS, GROUPS, requested
 from ._errors import PROG, CLIError, OutputWriteError
 from ._errors import Terminated as _Terminated
 from ._outputs import Outputs
@@ -157,44 +161,39 @@ def _write_failed(prog: str, path, error: OSError, note: str = "") -> int:
     return WRITE_ERROR_STATUS
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``pdeflow`` with every subcommand."""
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser of ``pdeflow``.
+
+    With ``argv`` (a command line) only the subcommand that it names is built in full, from its module; the
+    others are their names and help lines (:data:`~pdeflow.cli._commands.ADDERS`), so that parsing imports no
+    other subcommand module and ``pdeflow --version``, ``--help`` or a usage error none. Without, every
+    subcommand is built in full (the documentation's, the help snapshot's parser).
+    """
+    wanted = requested(argv) if argv is not None else None
     parser = ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="pdeflow: image processing with evolution PDEs (TV flow, spectral TV, ...).\n\n" + CONVENTION,
         epilog=f"`{PROG} SUBCOMMAND --help` describes each subcommand.\n\n" + EXIT_STATUS)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    denoise.add_parsers(sub)
-    flow.add_parsers(sub)
-    samples.add_parsers(sub)
-    flow.add_demo_parser(sub)
-    train = subcommand_group(
-        sub, "train", help="train a network (tvflownet, ...)",
-        description="Train a network. Runs are resumable: the same command again continues a killed run "
-                    "from its last checkpoint. Under torchrun every process runs the same loop (DDP).",
-        dest="model", metavar="MODEL", parser_class=inpaint_train.StagedParser)   # train inpainting --stage
-    evaluate = subcommand_group(
-        sub, "evaluate", help="reproduce a paper's evaluation (tables and figures)",
-        description="Reproduce the evaluation protocol of a paper.", dest="evaluate_what", metavar="WHAT")
-    tvflownet.add_train_parser(train)
-    tvflownet.add_average_parser(train)
-    tvflownet.add_evaluate_parser(evaluate)
-    iel.add_parsers(sub)
-    inpaint_train.add_train_parsers(train)
-    inpaint_evaluate.add_evaluate_parser(evaluate)
-    codec.add_evaluate_parser(evaluate)
-    inpaint.add_parsers(sub)
-    codec.add_parsers(sub)
-    models.add_parsers(sub)
+    subs = {"": parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)}
+    for group, module, adder, commands in ADDERS:
+        if group not in subs:
+            help_text, description, dest, metavar = GROUPS[group]
+            subs[group] = subcommand_group(subs[""], group, help=help_text, description=description, dest=dest,
+                                           metavar=metavar, parser_class=StagedParser)   # train inpainting --stage
+        if argv is None or wanted in ((group, c) for c in commands):
+            getattr(importlib.import_module(f"{__name__}.{module}"), adder)(subs[group])
+        else:
+            for name, help_text in commands.items():   # only listed: this command line does not run it
+                subs[group].add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv=None) -> int:
     """Run ``pdeflow`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     retain_freed_memory()      # large images: no page faults for every tensor freed and made again
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
         validate = getattr(args, "validate", None)

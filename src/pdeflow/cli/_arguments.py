@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..training.config import config_defaults
+from ._commands import help_line
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,6 +36,32 @@ class ArgumentParser(argparse.ArgumentParser):
         if extra:
             getattr(parsed, "parser", self).error(f"unrecognized arguments: {' '.join(extra)}")
         return parsed
+
+
+class StagedParser(ArgumentParser):
+    """An argument parser whose ``--stage`` may name a stage with a parser of its own (:attr:`stages`), which
+    then parses the whole command line: ``pdeflow train inpainting --stage masknet ...`` takes the options of
+    the mask network's trainer, ``--stage wgan`` those of the GANs. With no stages it is a plain parser (the
+    class of every ``pdeflow train`` subcommand's parser)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stages: dict[str, argparse.ArgumentParser] = {}
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.stages:
+            try:
+                stage = _STAGE.parse_known_args(args)[0].stage
+            except argparse.ArgumentError:      # left to this parser to report
+                stage = None
+            if stage in self.stages:
+                return self.stages[stage].parse_known_args(args, namespace)
+        return super().parse_known_args(args, namespace)
+
+
+# Reads --stage alone (anything else is left for the stage's parser); never exits.
+_STAGE = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+_STAGE.add_argument("--stage", nargs="?")
 
 
 def _number(kind: str, *, positive: bool = False, nonneg: bool = False, hint: str = ""):
@@ -192,12 +219,13 @@ def config_kwargs(cls, args) -> dict:
             for f in dataclasses.fields(cls) if "cli" in f.metadata}
 
 
-def add_command(sub, name: str, run, *, help: str, description: str | None = None, examples=(),
+def add_command(sub, name: str, run, *, description: str | None = None, examples=(),
                 note: str | None = None, epilog: str | None = None, validate=None) -> argparse.ArgumentParser:
     """Add subcommand ``name`` to ``sub`` (the subparsers of ``pdeflow`` or of a command group), run by
     ``run(args) -> int``; returns its parser, for the options.
 
-    ``--help`` shows ``help`` in the list of subcommands, then as the description ``run``'s docstring (one
+    ``--help`` shows the command's line of :data:`pdeflow.cli._commands.ADDERS` in the list of subcommands (the
+    table that lets ``pdeflow --help`` import no subcommand module), then as the description ``run``'s docstring (one
     paragraph: what the command does and writes) unless ``description`` is given, and after the options
     the ``examples`` (command lines, shown as written) followed by ``note``; or a free-form ``epilog``.
     ``validate(args)`` checks argument combinations after parsing (``args.parser.error(...)``).
@@ -209,6 +237,7 @@ def add_command(sub, name: str, run, *, help: str, description: str | None = Non
         epilog = (f"example{'s' if len(examples) > 1 else ''}:\n" + "\n".join("  " + e for e in examples)
                   + (f"\n{note}" if note else ""))
         kw["formatter_class"] = argparse.RawDescriptionHelpFormatter   # the examples as written
-    p = sub.add_parser(name, help=help, description=description, epilog=epilog, **kw)
+    group = sub._prog_prefix.partition(" ")[2]    # "" for pdeflow itself, "train" for `pdeflow train`
+    p = sub.add_parser(name, help=help_line(group, name), description=description, epilog=epilog, **kw)
     p.set_defaults(run=run, validate=validate, parser=p)
     return p

@@ -34,7 +34,6 @@ SMOOTH_SCENES = 8
 def add_parsers(sub) -> None:
     """Register ``pdeflow compress`` and ``pdeflow decompress``."""
     p = add_command(sub, "compress", _run_compress,
-                    help="compress an image to a byte budget with pdeflow's codec (sparse pixels + inpainting)",
                     examples=["pdeflow compress photo.png --bpp 0.1 --out photo.pdc",
                               "pdeflow compress builtin:skimage/camera --size 2000 --out camera.pdc",
                               "pdeflow compress photo.png --bpp 0.05 --operator eed --out photo-eed.pdc"])
@@ -57,7 +56,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
     p = add_command(sub, "decompress", _run_decompress,
-                    help="decode a file of `pdeflow compress` to an image",
                     examples=["pdeflow decompress photo.pdc --out photo.png"], validate=_check_decompress)
     p.add_argument("file", metavar="FILE", help="a file written by `pdeflow compress`")
     o = p.add_argument_group("output")
@@ -140,7 +138,6 @@ def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``codec`` on the subparsers of ``pdeflow evaluate``."""
     rates = " ".join(f"{r:g}" for r in evaluation.RATES)
     p = add_command(evaluate_sub, "codec", _run_evaluate,
-                    help="rate-distortion curves of pdeflow's codec against JPEG, JPEG 2000, WebP, AVIF and JPEG XL",
                     examples=["pdeflow evaluate codec --image-dir photos/ --out codec-eval/",
                               "pdeflow evaluate codec --codecs pdeflow jpeg jpeg2000 --rates 0.1 0.2 --out e/"],
                     validate=_check_evaluate)

@@ -49,7 +49,6 @@ DENOISE = dict(tol=1e-4, max_iter=20000, seed=0)
 
 def _register_denoise(sub) -> None:
     p = add_command(sub, "denoise", _run_denoise,
-                    help="TV denoising (ROF) of an image for one or more weights lambda",
                     examples=[f"{PROG} denoise photo.png --lam 0.05 0.1 0.2 --out den/",
                               f"{PROG} denoise builtin:skimage/camera --noise 0.1 --lam 0.03 0.06 0.12 0.25 "
                               "--out den/"],

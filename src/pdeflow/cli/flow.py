@@ -231,7 +231,6 @@ def _volume_scale_note(scale: float) -> str:
 
 def _register_flow(sub) -> None:
     p = add_command(sub, "flow", _run_flow,
-                    help="TV flow of an image at given times",
                     epilog=f"example: {PROG} flow photo.png --times 0.1 0.5 2 --out results/",
                     validate=_check_flow)
     inputs = _add_input_args(p)
@@ -433,7 +432,6 @@ def _run_flow_volume(args) -> int:
 
 def _register_spectral(sub) -> None:
     p = add_command(sub, "spectral", _run_spectral,
-                    help="spectral TV decomposition: bands, residual, spectrum",
                     epilog=f"example: {PROG} spectral builtin:skimage/coins --dt 0.04 --steps 50 "
                            "--bands 0.02 0.1 0.5 2.04 --out spec/",
                     validate=_check_spectral)
@@ -585,7 +583,6 @@ DEMO = dict(image="skimage/camera", size=256, times=[0.05, 0.2, 1.0], flow_dt=0.
 def _register_demo(sub) -> None:
     d = DEMO
     p = add_command(sub, "demo", _run_demo,
-                    help="TV flow and spectral TV of the camera image (what `make run` runs)",
                     description=f"On builtin:{d['image']} ({d['size']}x{d['size']} centre crop, grey, in [0, 1]): "
                                 f"the TV flow at t = {', '.join(f'{t:g}' for t in d['times'])} "
                                 f"(dt={d['flow_dt']:g}) and the spectral TV decomposition (dt={d['spec_dt']:g}, "

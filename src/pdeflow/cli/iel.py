@@ -72,7 +72,6 @@ def _extra_options() -> dict:
 def add_parsers(sub) -> None:
     """Register ``pdeflow iel-experiment``."""
     p = add_command(sub, "iel-experiment", _run,
-                    help="noisy-label segmentation with and without inverse evolution layers (Liu et al., 2023)",
                     examples=["pdeflow iel-experiment --preset small --dataset dsb2018 --seeds 0 1 2 --out "
                               "out/iel-small",
                               "pdeflow iel-experiment --dataset mricron --noise blocks --dt 0.025 --layers 30 --out "

@@ -118,8 +118,6 @@ def add_output_args(p: argparse.ArgumentParser):
 def add_parsers(sub) -> None:
     """Register ``pdeflow mask`` and ``pdeflow inpaint``."""
     p = add_command(sub, "mask", _run_mask,
-                    help="choose the known pixels of a sparse inpainting mask (analytic, learned, densified, random, "
-                         "PS, PS+NLPE, mask GAN)",
                     examples=["pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --out m/",
                               "pdeflow mask builtin:skimage/camera --size 64 --density 0.1 --method analytic "
                               "--refine 8 --out m/",
@@ -179,7 +177,6 @@ def add_parsers(sub) -> None:
     add_volume_args(inputs, add_output_args(p))
 
     p = add_command(sub, "inpaint", _run_inpaint,
-                    help="inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)",
                     epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/",
                     validate=_check_inpaint)
     inputs = _add_image_args(p, optional=False, volume=True)

@@ -28,8 +28,6 @@ EVALUATE_DEFAULTS = {k: v.default for k, v in inspect.signature(evaluate).parame
 def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow evaluate``."""
     p = add_command(evaluate_sub, "inpainting", _run_evaluate,
-                    help="masks and inpainting of Peter (2022): random, PS, PS+NLPE, inpainting WGAN, mask GAN "
-                         "(Tables 2-4); analytic and learned masks, residual inpainter",
                     validate=_check_evaluate)
     g = p.add_argument_group("protocol")
     g.add_argument("--densities", type=density, nargs="+", default=[0.05, 0.1, 0.2], metavar="D",

@@ -7,8 +7,8 @@ Each command's options are generated from its config dataclass
 :class:`~pdeflow.inpaint.training.residual.ResidualConfig`; fields declared with
 :func:`pdeflow.training.option`); fields without option metadata keep their defaults.
 ``train inpainting --stage S`` trains the GANs (``wgan``, ``mask``) or a stage of the learned masks
-(``masknet``, ``residual``, ``joint``): its parser (:class:`StagedParser`) hands the command line to the
-stage's own parser, whose options are those of ``train masknet`` / ``train residual``.
+(``masknet``, ``residual``, ``joint``): its parser (``StagedParser``, of the shared plumbing) hands the
+command line to the stage's own parser, whose options are those of ``train masknet`` / ``train residual``.
 """
 from __future__ import annotations
 
@@ -24,33 +24,8 @@ from ..models import shipped_models
 from ._arguments import ArgumentParser, add_command, add_config_options, check_data_dir, check_device, config_kwargs
 from ._training import check_trainer_args, config_error_as_argument, run_trainer, trainer_options
 
-__all__ = ["add_train_parsers", "config_from_args", "StagedParser"]
+__all__ = ["add_train_parsers", "config_from_args"]
 
-
-class StagedParser(ArgumentParser):
-    """An argument parser whose ``--stage`` may name a stage with a parser of its own (:attr:`stages`), which
-    then parses the whole command line: ``pdeflow train inpainting --stage masknet ...`` takes the options of
-    the mask network's trainer, ``--stage wgan`` those of the GANs. With no stages it is a plain parser (the
-    class of every ``pdeflow train`` subcommand's parser)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stages: dict[str, argparse.ArgumentParser] = {}
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self.stages:
-            try:
-                stage = _STAGE.parse_known_args(args)[0].stage
-            except argparse.ArgumentError:      # left to this parser to report
-                stage = None
-            if stage in self.stages:
-                return self.stages[stage].parse_known_args(args, namespace)
-        return super().parse_known_args(args, namespace)
-
-
-# Reads --stage alone (anything else is left for the stage's parser); never exits.
-_STAGE = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-_STAGE.add_argument("--stage", nargs="?")
 
 _MASKNET_LAYOUT = [
     ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
@@ -177,7 +152,6 @@ def _add_inpainting_parser(train_sub) -> None:
     """Register ``inpainting`` on the subparsers of ``pdeflow train``: the GANs' options, and the parsers of the
     learned masks' stages (:class:`StagedParser`)."""
     p = add_command(train_sub, "inpainting", _run_train,
-                    help="train the inpainting GANs (Peter, 2022), or a stage of the learned masks",
                     examples=["pdeflow train inpainting --stage wgan --width 0.25 --steps 3000 --run-dir runs/wgan",
                               "pdeflow train inpainting --stage mask --density 0.05 --init runs/wgan --width 0.25 "
                               "--steps 3000 --run-dir runs/mask05",
@@ -277,13 +251,10 @@ def add_train_parsers(train_sub) -> None:
     ``parser_class=StagedParser``)."""
     _add_inpainting_parser(train_sub)
     p = add_command(train_sub, "masknet", _run_masknet,
-                    help="train a mask network (learned correction of the analytic mask density)",
                     examples=["pdeflow train masknet --density 0.05 --steps 3000 --run-dir runs/masknet05"])
     _masknet_options(p)
 
     p = add_command(train_sub, "residual", _run_residual,
-                    help="train the residual inpainter (diffusion plus a learned correction), or fine-tune a mask "
-                         "network with it",
                     examples=["pdeflow train residual --steps 3000 --run-dir runs/residual",
                               "pdeflow train residual --stage joint --mask-models runs/masknet05 --densities 0.05 "
                               "--init runs/residual --run-dir runs/joint05"])

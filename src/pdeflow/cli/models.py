@@ -30,7 +30,6 @@ def _run_models(args) -> int:
 
 def add_parsers(sub) -> None:
     """Add ``pdeflow models`` to the top-level subparsers ``sub``."""
-    p = add_command(sub, "models", _run_models, help="list the shipped models (name, pillar, size, provenance)",
-                    examples=["pdeflow models", "pdeflow models --pillar inpaint"])
+    p = add_command(sub, "models", _run_models, examples=["pdeflow models", "pdeflow models --pillar inpaint"])
     p.add_argument("--pillar", choices=sorted(registry.WEIGHTS_DIRS), default=None,
                    help="only the models of this pillar (default: all)")

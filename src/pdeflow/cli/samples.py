@@ -14,7 +14,7 @@ __all__ = ["add_parsers"]
 
 
 def _register_samples(sub) -> None:
-    p = add_command(sub, "samples", _run_samples, help="list the built-in images")
+    p = add_command(sub, "samples", _run_samples)
     add_output_args(p, required=False)
 
 

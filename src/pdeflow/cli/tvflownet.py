@@ -84,7 +84,6 @@ _TRAIN_LAYOUT = [
 def add_train_parser(train_sub) -> None:
     """Register ``tvflownet`` on the subparsers of ``pdeflow train``."""
     p = add_command(train_sub, "tvflownet", _run_train,
-                    help="train TVflowNET, the network that learns the TV flow (Grossmann et al., 2022)",
                     examples=["pdeflow train tvflownet --arch semiresnet --crop 32 --steps 20000 --run-dir runs/sr32",
                               "pdeflow train tvflownet --arch unet --crop mixed --data builtin ~/food101/train "
                               "--synthetic 0.25 --aug-scale 0.5 --aug-dihedral --run-dir runs/unet",
@@ -148,15 +147,13 @@ def _run_train(args) -> int:
 def add_average_parser(train_sub) -> None:
     """Register ``tvflownet-average`` (weights) and ``tvflownet-ensemble`` (outputs) on ``pdeflow train``."""
     commands = [
-        ("tvflownet-average", _run_average, "average the weights of trained TVflowNETs of one architecture "
-         "(a model soup)", "two or more models of one architecture",
+        ("tvflownet-average", _run_average, "two or more models of one architecture",
          "pdeflow train tvflownet-average runs/a runs/b --weights 0.3 0.7 --out runs/soup/model"),
-        ("tvflownet-ensemble", _run_ensemble, "average the outputs of trained TVflowNETs, of any architectures "
-         "(an ensemble: one network call per model)", "two or more models trained on one intensity scale and "
+        ("tvflownet-ensemble", _run_ensemble, "two or more models trained on one intensity scale and "
          "time interval", "pdeflow train tvflownet-ensemble default runs/lgd/model.json --out runs/ensemble/model"),
     ]
-    for name, run, help_text, models_help, example in commands:
-        p = add_command(train_sub, name, run, help=help_text, examples=[example],
+    for name, run, models_help, example in commands:
+        p = add_command(train_sub, name, run, examples=[example],
                         note="Each MODEL as `pdeflow evaluate tvflownet` takes it: a shipped name, a run directory "
                              "or a .safetensors/.json path.",
                         validate=_check_average)
@@ -259,7 +256,6 @@ _TRAIN_WARNING_FLAGS = [("max_iter", "ref_max_iter", "--ref-max-iter"), ("tol", 
 def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
     """Register ``tvflownet`` on the subparsers of ``pdeflow evaluate``; returns its parser."""
     p = add_command(evaluate_sub, "tvflownet", _run_evaluate,
-                    help="TVflowNET models vs the reference TV flow: the paper's Tables 1-7 and 9",
                     validate=_check_evaluate)
     p.add_argument("models", metavar="MODEL", nargs="*",
                    help="shipped model name or path to a .safetensors/.json pair (none: only Table 1 and the "

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..linalg import cg, cg_matrix, csr_matvec, laplacian_csr
+from ..linalg import cg, cg_matrix, csr_matvec, eager, laplacian_csr
 from ..multigrid import Multigrid, Multigrid3d
 from ..ops import laplacian
 from ..threads import auto_threads
@@ -170,7 +170,7 @@ def warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
 
 # The solvers write in place into views of preallocated buffers (out= into slices), which torch.compile's
 # functionalisation cannot trace; under torch.compile they run eagerly (dynamo graph-breaks around them).
-@torch.compiler.disable
+@eager
 def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     """(u, iterations, residual, system) for f4 (B, C, H, W) and a mask c (Bm, Cm, H, W) (volumes:
     (B, C, D, H, W) and ``spacing3`` = (dz, dy, dx))."""
@@ -249,7 +249,7 @@ def default_max_iter(solver: str, *sizes: int) -> int:
     return 500 if solver == "mg" else 20 * sum(sizes)
 
 
-@torch.compiler.disable   # eager, as diffuse_unchecked
+@eager   # as diffuse_unchecked
 def diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, adjoint_tol=None,
                       spacing3=None):
     """``diffuse`` as one autograd node, unchecked, for callers that solve many nearby problems.

@@ -52,6 +52,7 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
+from ...linalg import eager
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
 from ..diffusion import check_mask, check_start, known_finite
@@ -371,7 +372,7 @@ class _BiharmonicFunction(torch.autograd.Function):
         return grad_f, grad_m, None, None, None, None, None, None
 
 
-@torch.compiler.disable   # the solvers run eagerly (SciPy, in-place buffers)
+@eager   # the solvers run eagerly (SciPy, in-place buffers)
 def _solve(f4, m, tol, max_iter, x0, solver, spacing3):
     """``(u, iterations, residual, solver)`` on checked arguments; one autograd node when ``f4`` or ``m``
     requires grad and grad mode is on."""

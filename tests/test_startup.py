@@ -1,0 +1,86 @@
+"""Start-up work, measured by what is imported (not by the clock): ``import pdeflow`` and its subpackages do not
+load ``torch._dynamo`` (seconds of CPU), and ``pdeflow --version``, ``--help`` and a usage error import no
+subcommand module; a subcommand imports its own module only. ``benchmarks/startup.py`` states the times."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import pdeflow
+from pdeflow.cli import build_parser
+from pdeflow.cli._commands import ADDERS
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(pdeflow.__file__)))
+#: The subcommand modules of the command (cli/codec.py, ...): the plumbing's names start with "_".
+SUBCOMMAND_MODULES = sorted({f"pdeflow.cli.{module}" for _, module, _, _ in ADDERS})
+
+
+def _python(code: str) -> str:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_importing_every_subpackage_does_not_load_torch_dynamo():
+    """``torch.compiler.disable`` as a decorator imports ``torch._dynamo`` when its module is imported; the
+    solvers that must run eagerly under torch.compile use :func:`pdeflow.linalg.eager` instead."""
+    names = [n for n in pdeflow._SUBMODULES]
+    out = _python(f"import sys, json, importlib\nfor n in {names!r}: importlib.import_module('pdeflow.' + n)\n"
+                  "print(json.dumps(sorted(m for m in sys.modules if m.startswith('torch._dynamo'))))")
+    assert json.loads(out) == []
+
+
+def _run_cli(argv: list[str]) -> tuple[int, list[str]]:
+    """``pdeflow ARGV`` in a fresh interpreter: its exit status and the pdeflow.cli modules it imported."""
+    out = _python("import sys, json, contextlib, io\nfrom pdeflow.cli import main\n"
+                  "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+                  f"    rc = main({argv!r})\n"
+                  "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith(('pdeflow.cli.', "
+                  "'torch._dynamo')))]))")
+    rc, modules = json.loads(out)
+    return rc, modules
+
+
+@pytest.mark.parametrize("argv, status, imported", [
+    (["--version"], 0, []),
+    (["--help"], 0, []),
+    (["train", "--help"], 0, []),
+    (["compres", "photo.png"], 2, []),                                      # a typo: a usage error
+    (["decompress", "--help"], 0, ["pdeflow.cli.codec"]),
+    (["compress", "photo.png", "--bpp", "-1", "--out", "x.pdc"], 2, ["pdeflow.cli.codec"]),
+    (["train", "tvflownet", "--steps", "0"], 2, ["pdeflow.cli.tvflownet"]),
+])
+def test_the_command_imports_only_the_subcommand_it_runs(argv, status, imported):
+    rc, modules = _run_cli(argv)
+    assert rc == status
+    assert [m for m in modules if m in SUBCOMMAND_MODULES or m.startswith("torch._dynamo")] == imported
+
+
+def _help_texts(parser: argparse.ArgumentParser, name: str = "pdeflow") -> dict[str, str]:
+    out = {name: parser.format_help()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                out.update(_help_texts(sub, f"{name} {sub_name}"))
+    return out
+
+
+def test_the_parser_built_for_a_command_line_is_the_full_parser_for_that_command(monkeypatch):
+    """Built for one command line, the parser's help of ``pdeflow``, of the command groups and of the command
+    that the line names is that of the full parser (``tests/test_cli_help.py`` keeps the full one's)."""
+    monkeypatch.setenv("COLUMNS", "100")
+    full = _help_texts(build_parser())
+    for group, _, _, commands in ADDERS:
+        for name in commands:
+            argv = [w for w in (group, name) if w] + ["--help"]
+            lazy = _help_texts(build_parser(argv))
+            path = " ".join(["pdeflow", *argv[:-1]])
+            for key in ("pdeflow", "pdeflow train", "pdeflow evaluate", path):
+                assert lazy[key] == full[key], key
