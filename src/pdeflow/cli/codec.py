@@ -8,6 +8,7 @@ on the command line, and its rate-distortion evaluation against JPEG, JPEG 2000,
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -16,8 +17,8 @@ import torch
 
 from .. import codec
 from .. import io as pio
-from ..codec import evaluation
 from ..errors import UserInputError
+from ..codec import evaluation
 from ._arguments import add_command, nonneg_int, positive_float, positive_int, ssim_size
 from ._errors import CLIError
 from ._inputs import load_input
@@ -27,6 +28,12 @@ __all__ = ["add_parsers", "add_evaluate_parser"]
 
 #: What ``decompress`` writes: the suffixes of :func:`pdeflow.io.write_image`.
 IMAGE_SUFFIXES = pio.WRITE_SUFFIXES
+#: The help of ``--max-pixels``, on both sides.
+MAX_PIXELS_HELP = f"largest image, height x width in pixels (default {codec.MAX_PIXELS}, a 4K image twice)"
+#: Images of at least this many pixels show the encoder's progress (a bar on a terminal, lines in a log).
+PROGRESS_PIXELS = 1 << 20
+#: The encoder's arguments and the options that set them, for its errors.
+ENCODE_ARGUMENTS = {"image": "IMAGE", "bpp": "--bpp", "size": "--size", "max_pixels": "--max-pixels"}
 #: The default number of synthetic piecewise-smooth scenes of ``evaluate codec`` (grey only).
 SMOOTH_SCENES = 8
 
@@ -50,6 +57,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--operator", choices=tuple(codec.OPERATORS), default="diffusion",
                    help="the decoder's inpainting, recorded in FILE: diffusion (homogeneous, default, fastest) or eed "
                         "(edge-enhancing: sharper edges at the same size; encoding takes several times as long)")
+    p.add_argument("--max-pixels", type=positive_int, default=codec.MAX_PIXELS, metavar="N",
+                   help=MAX_PIXELS_HELP + "; a larger IMAGE is refused before any work (its FILE then needs "
+                        "`pdeflow decompress --max-pixels` as large)")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="FILE", required=True, help="the compressed file (its folder is created)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
@@ -63,6 +73,9 @@ def add_parsers(sub) -> None:
                    help="the decoded image: .png, .tif or .tiff (its folder is created)")
     o.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per sample of IMAGE (default 8)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing IMAGE")
+    p.add_argument("--max-pixels", type=positive_int, default=codec.MAX_PIXELS, metavar="N",
+                   help=MAX_PIXELS_HELP + "; a FILE whose header claims more is refused before anything is "
+                        "allocated")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
@@ -98,14 +111,27 @@ def _run_compress(args) -> int:
     with out:
         t0 = time.perf_counter()
         try:
-            data = codec.encode(u, bpp=args.bpp, size=args.size, operator=args.operator)
-        except UserInputError as exc:      # the budget cannot be met, or the image cannot be coded
-            raise CLIError(f"argument {flag}: {_one_line(exc).removeprefix('encode: ')}") from None
+            data = codec.encode(u, bpp=args.bpp, size=args.size, operator=args.operator, max_pixels=args.max_pixels,
+                                progress=H * W >= PROGRESS_PIXELS)
+        except UserInputError as exc:
+            raise CLIError(_encode_error(exc, flag)) from None
         secs = time.perf_counter() - t0
         out.raw(name, data)
     print(f"compressed {label}, {'grey' if C == 1 else 'colour'}, {args.operator}, to {len(data)} bytes = "
           f"{8 * len(data) / (H * W):.4f} bpp (budget {budget}) in {secs:.1f} s; wrote {out.paths[name]}")
     return 0
+
+
+def _encode_error(exc: UserInputError, flag: str) -> str:
+    """An error of :func:`pdeflow.codec.encode` as ``argument OPTION: ...``, the option the one that the message's
+    argument comes from (the budget's for "a budget of ... is too small")."""
+    text = _one_line(exc).removeprefix("encode: ")
+    first = text.split()[0] if text else ""
+    option = ENCODE_ARGUMENTS.get(first, flag if text.startswith("a budget") else "IMAGE")
+    text = re.sub(r"\bmax_pixels=(\d+)", r"--max-pixels \1", text)
+    text = text.replace("pass a larger max_pixels, or None, to encode and to decode",
+                        "pass a larger --max-pixels, to compress and to decompress")
+    return f"argument {option}: {text}"
 
 
 def _run_decompress(args) -> int:
@@ -121,15 +147,18 @@ def _run_decompress(args) -> int:
     with out:
         t0 = time.perf_counter()
         try:
-            img = codec.decode(data)
+            img = codec.decode(data, max_pixels=args.max_pixels)
         except UserInputError as exc:      # CodecError: not a codec file, or damaged
-            raise CLIError(f"argument FILE: '{args.file}' cannot be decoded: {_one_line(exc)}") from None
+            text = _one_line(exc).replace("(decode(data, max_pixels=...) accepts larger images)",
+                                          "(--max-pixels accepts larger images)")
+            text = re.sub(r"\bmax_pixels=(\d+)", r"--max-pixels \1", text)
+            raise CLIError(f"argument FILE: '{args.file}' cannot be decoded: {text}") from None
         secs = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:      # the image's bytes, staged by Outputs as one file
             png = pio.write_image(Path(tmp) / f"image{Path(name).suffix.lower()}", img, bits=args.bits)
             out.raw(name, png.read_bytes())
     C, H, W = img.shape
-    print(f"decoded {args.file} ({len(data)} bytes = {8 * len(data) / (H * W):.4f} bpp): {W}x{H}, "
+    print(f"decoded {args.file} ({len(data)} bytes = {8 * len(data) / (H * W):.4f} bpp): {H}x{W}, "
           f"{'grey' if C == 1 else 'colour'}, in {secs:.1f} s; wrote {out.paths[name]}")
     return 0
 

@@ -31,11 +31,12 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..inpaint.operators import eed
+from ..progress import progress_bar
 from .colour import channel_ranges, to_luma_chroma
 from .decoder import level_values, operator_params, reconstruct
 from .entropy import RangeWriter, encode_mask, encode_values, morton_order
+from .format import MAX_PIXELS, VALUE_UNIT, Header, write_header
 from .format import OPERATORS as FORMAT_OPERATORS
-from .format import VALUE_UNIT, Header, write_header
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
 __all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
@@ -115,11 +116,14 @@ class EncodeResult:
     values: torch.Tensor
 
 
-def prepare_image(image, who: str = "encode") -> tuple[torch.Tensor, int]:
+def prepare_image(image, who: str = "encode", *, max_pixels: int | None = None) -> tuple[torch.Tensor, int]:
     """``(f, bit_depth)``: the image as float64 (C, H, W) in [0, 1] with C = 1 or 3, and 8 or 16 bits.
 
     Float tensors and arrays (H, W) or (C, H, W) must lie in [0, 1]; uint8 and uint16 NumPy arrays are
-    divided by 255 and 65535 (bit depth 8 and 16).
+    divided by 255 and 65535 (bit depth 8 and 16). A NumPy array (H, W, 3), channels last as
+    ``np.asarray(PIL.Image.open(path))`` gives it, is taken as RGB (an array whose first and last axes both
+    have 3 entries is (C, H, W)); an alpha channel (H, W, 4) is refused: composite or drop it first. An image
+    of more than ``max_pixels`` pixels (``H W``; None: any) is refused before it is converted.
 
     Examples
     --------
@@ -130,8 +134,23 @@ def prepare_image(image, who: str = "encode") -> tuple[torch.Tensor, int]:
     (torch.Size([1, 4, 5]), torch.float64, 16, 1.0)
     >>> prepare_image(torch.zeros(3, 4, 5))[0].shape
     torch.Size([3, 4, 5])
+    >>> prepare_image(np.zeros((4, 5, 3), np.uint8))[0].shape     # channels last (PIL's layout)
+    torch.Size([3, 4, 5])
     """
     depth = 8
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] != 3:
+        if image.shape[-1] == 4:
+            raise UserInputError(f"{who}: image of shape {image.shape} has an alpha channel (H, W, 4), which the "
+                                 "codec does not store; drop it (image[..., :3]) or composite it first")
+        if image.shape[-1] == 3:     # (H, W, 3): channels last, as NumPy holds a PIL image
+            image = np.moveaxis(image, -1, 0)
+    _check_max_pixels(max_pixels, who)
+    shape = tuple(getattr(image, "shape", ()))
+    if max_pixels is not None and len(shape) >= 2 and shape[-2] * shape[-1] > max_pixels:
+        H, W = shape[-2:]
+        raise UserInputError(f"{who}: image of {H} x {W} = {H * W} pixels is larger than max_pixels={max_pixels} "
+                             "(by default the decoder's limit, MAX_PIXELS): pass a larger max_pixels, or None, to "
+                             "encode and to decode")
     if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
         depth = 8 if image.dtype == np.uint8 else 16
         image = torch.from_numpy(image.astype(np.float64) / (255.0 if depth == 8 else 65535.0))
@@ -244,14 +263,15 @@ def _levels(levels, C: int, who: str):
 
 def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, lattice: int | None = None,
            tonal: bool = True, tonal_stages: int | None = None, operator: str = "diffusion",
-           full_output: bool = False):
+           max_pixels: int | None = MAX_PIXELS, progress: bool = False, full_output: bool = False):
     """Compress an image by sparse inpainting: a few pixels, their optimised values, and the inpainting.
 
     Parameters
     ----------
     image : Tensor or ndarray
         (H, W) or (C, H, W), C = 1 (grey) or 3 (RGB): floating point in [0, 1], or a uint8 or uint16 NumPy
-        array (8 or 16 bits; a 16-bit image records its depth in the file).
+        array (8 or 16 bits; a 16-bit image records its depth in the file). A NumPy array may also be
+        (H, W, 3), channels last, as ``np.asarray(PIL.Image.open(path))`` gives it (:func:`prepare_image`).
     bpp : float, optional
         Budget in bits per pixel: the file has at most ``bpp H W / 8`` bytes.
     size : int, optional
@@ -273,6 +293,13 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         edge-enhancing diffusion (:func:`pdeflow.inpaint.eed_inpaint`: sharper edges at the same size, and
         the mask and the values chosen for it; the encoder takes several times as long, the decoder about
         twice).
+    max_pixels : int or None, optional
+        Largest image (``H W``) accepted, checked before any work: by default
+        :data:`~pdeflow.codec.format.MAX_PIXELS`, the limit of :func:`~pdeflow.codec.decode`, so that no file is
+        written that the decoder refuses by default; None lifts it (decode such a file with the same
+        ``max_pixels``).
+    progress : bool, optional
+        Report progress on stderr (the densification and the rate control's steps); default False.
     full_output : bool, optional
         Return an :class:`EncodeResult` instead of the bytes.
 
@@ -290,7 +317,9 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     True
     """
     who = "encode"
-    f, depth = prepare_image(image, who)
+    if not isinstance(progress, bool):
+        raise UserInputError(f"{who}: progress must be True or False, got {progress!r}")
+    f, depth = prepare_image(image, who, max_pixels=max_pixels)
     C, H, W = f.shape
     budget = _budget(bpp, size, H * W, who)
     lv = None if levels is None else _levels(levels, C, who)
@@ -309,16 +338,33 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if that inpaints the image better
     # with its own values at the count that fits: edges of piecewise-smooth images need points on both sides.
     # Coarser automatic steps are kept: step 1 costs too many bits per position there (experiments/codec_settings.py)
-    plans = [_plan(f, depth, budget, s, lv, ts, operator, who)]
-    if lattice is None and s == 2:
-        plans.append(_plan(f, depth, budget, 1, lv, ts, operator, who))
+    lattices = [s, 1] if lattice is None and s == 2 else [s]
+    with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=progress, desc="encode", unit="step") as bar:
+        result = _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar)
+    if full_output:
+        result.reconstruction = _reconstruction(result.data)
+    return result if full_output else result.data
+
+
+#: Most tonal optimisations of the rate control (each may shrink or, once, grow the count).
+RATE_STEPS = 6
+
+
+def _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar) -> EncodeResult:
+    """:func:`encode` on checked arguments: a plan per lattice, the better one, then the rate control."""
+    plans = []
+    for step in lattices:
+        plans.append(_plan(f, depth, budget, step, lv, ts, operator, who))
+        bar.update(1)
     p = min(plans, key=lambda q: _own_mse(f, prefix_mask(q.rank, q.K), q.lattice, operator))
+    bar.update(1)
     s, rank, K_hi, K, lv, overhead = p.lattice, p.rank, p.K_hi, p.K, p.levels, p.overhead
     own, small = p.own, p.small
     result, values0, grown = (own if len(own.data) <= budget else small), None, False
-    for _ in range(6):
+    for done in range(RATE_STEPS):
         r = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=tonal, values0=values0,
                        reconstruct_image=False, operator=operator)
+        bar.update(1)
         values0 = r.values
         per = max(len(r.data) - overhead, 1) / K
         if len(r.data) <= budget:
@@ -334,9 +380,14 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
             break
         # by the cost per point, and at least 2 % (the size is not exactly monotone in the count)
         K = max(1, min(int(K * (budget - overhead) / max(len(r.data) - overhead, 1)) - 1, int(K * 0.98)))
-    if full_output:
-        result.reconstruction = _reconstruction(result.data)
-    return result if full_output else result.data
+    bar.update(RATE_STEPS - 1 - done)        # the steps the rate control did not need
+    return result
+
+
+def _check_max_pixels(max_pixels, who: str) -> None:
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                   or max_pixels < 4):
+        raise UserInputError(f"{who}: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
 
 
 @dataclass

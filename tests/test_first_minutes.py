@@ -1,0 +1,86 @@
+"""What a new user meets in the first minutes (issue "The first minutes, again"): the codec's encoder refuses up
+front what its decoder would refuse (``max_pixels`` / ``--max-pixels`` on both sides) and shows progress on
+large images; encode's errors name the option they come from; ``decompress`` prints H x W; encode takes the
+(H, W, 3) arrays that ``np.asarray(PIL.Image)`` gives."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pdeflow import cli
+from pdeflow.codec import MAX_PIXELS, decode, encode
+from pdeflow.errors import UserInputError
+from pdeflow.io import read_image, write_image
+
+
+def _run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _smooth(h: int, w: int) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return (0.5 + 0.4 * torch.sin(3 * x) * torch.cos(2 * y))[None]
+
+
+# ------------------------------------------------------------------ the encoder refuses what the decoder refuses
+
+def test_encode_refuses_an_image_larger_than_the_decoders_limit_before_any_work():
+    side = int(MAX_PIXELS ** 0.5) + 1           # one pixel more per side than the decoder's default accepts
+    image = torch.empty(side, side)             # uninitialised: refused before its values are read
+    with pytest.raises(UserInputError, match=rf"encode: image of {side} x {side} = {side * side} pixels is larger "
+                                             rf"than max_pixels={MAX_PIXELS}"):
+        encode(image, bpp=0.1)
+    with pytest.raises(UserInputError, match="max_pixels must be an int >= 4 or None"):
+        encode(torch.rand(8, 8), bpp=1.0, max_pixels=2.5)
+
+
+def test_max_pixels_on_both_sides_of_the_command(tmp_path, capsys):
+    write_image(tmp_path / "in.png", _smooth(40, 64))
+    f = tmp_path / "x.pdc"
+    status, _, err = _run(capsys, "compress", tmp_path / "in.png", "--bpp", 1, "--max-pixels", 2000, "--out", f)
+    assert status == 2 and not f.exists()
+    assert err.strip() == ("pdeflow compress: error: argument IMAGE: image of 40 x 64 = 2560 pixels is larger than "
+                           "--max-pixels 2000 (by default the decoder's limit, MAX_PIXELS): pass a larger "
+                           "--max-pixels, to compress and to decompress")
+    assert _run(capsys, "compress", tmp_path / "in.png", "--bpp", 1, "--max-pixels", 2560, "--out", f)[0] == 0
+    status, _, err = _run(capsys, "decompress", f, "--max-pixels", 2559, "--out", tmp_path / "y.png")
+    assert status == 2 and not (tmp_path / "y.png").exists()
+    assert "more than --max-pixels 2559 (--max-pixels accepts larger images)" in err
+    status, out, _ = _run(capsys, "decompress", f, "--max-pixels", 2560, "--out", tmp_path / "y.png")
+    assert status == 0
+    assert "): 40x64, grey," in out                          # H x W, as every other command prints it
+    assert read_image(tmp_path / "y.png").shape == (1, 40, 64)
+
+
+def test_encode_reports_progress_when_asked(capsys):
+    encode(_smooth(32, 32), bpp=0.5, progress=True)
+    err = capsys.readouterr().err
+    assert "encode: 100%" in err
+    encode(_smooth(32, 32), bpp=0.5)
+    assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ encode's errors name their own option
+
+def test_a_one_pixel_image_is_blamed_on_image_not_on_the_budget(tmp_path, capsys):
+    write_image(tmp_path / "one.png", torch.zeros(1, 1, 1))
+    for budget in (["--bpp", 1], ["--size", 100]):
+        status, _, err = _run(capsys, "compress", tmp_path / "one.png", *budget, "--out", tmp_path / "o.pdc")
+        assert status == 2
+        assert err.startswith("pdeflow compress: error: argument IMAGE: image must be at least 2x2 pixels"), err
+    status, _, err = _run(capsys, "compress", "builtin:skimage/camera", "--size", 5, "--out", tmp_path / "o.pdc")
+    assert status == 2 and err.startswith("pdeflow compress: error: argument --size: a budget of 5 bytes"), err
+
+
+# ------------------------------------------------------------------ channels last
+
+def test_encode_takes_channels_last_arrays_as_pil_gives_them():
+    rgb = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)       # np.asarray(PIL.Image)
+    data = encode(rgb, bpp=2.0)
+    assert data == encode(np.ascontiguousarray(np.moveaxis(rgb, -1, 0)), bpp=2.0)
+    assert decode(data).shape == (3, 24, 40)
+    with pytest.raises(UserInputError, match=r"alpha channel \(H, W, 4\).*image\[\.\.\., :3\]"):
+        encode(np.zeros((24, 40, 4), np.uint8), bpp=2.0)
