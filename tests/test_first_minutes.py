@@ -84,3 +84,42 @@ def test_encode_takes_channels_last_arrays_as_pil_gives_them():
     assert decode(data).shape == (3, 24, 40)
     with pytest.raises(UserInputError, match=r"alpha channel \(H, W, 4\).*image\[\.\.\., :3\]"):
         encode(np.zeros((24, 40, 4), np.uint8), bpp=2.0)
+
+
+# ------------------------------------------------------------------ inpaint --holes, --method wgan
+
+def test_inpainting_holes_writes_no_errors_against_the_damaged_image(tmp_path, capsys):
+    damaged = _smooth(32, 40)
+    holes = torch.zeros(1, 32, 40)
+    holes[:, 10:13, 5:35] = 1                    # a scratch (white = missing)
+    damaged[holes > 0] = 1.0                     # painted over the photo, as a scratch is
+    write_image(tmp_path / "damaged.png", damaged)
+    write_image(tmp_path / "holes.png", holes)
+    status, out, _ = _run(capsys, "inpaint", tmp_path / "damaged.png", "--holes", tmp_path / "holes.png",
+                          "--out", tmp_path / "o")
+    assert status == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["inpaint_figure.png", "inpainted.png"]
+    assert "no errors: IMAGE is the damaged image" in out and "PSNR" not in out
+    u = read_image(tmp_path / "o" / "inpainted.png")
+    assert float(u[holes > 0].max()) < 0.95      # the scratch is filled from its surroundings
+
+
+def test_wgan_without_a_model_blames_the_method_and_its_help_says_none_is_shipped(tmp_path, capsys):
+    from pdeflow.inpaint import INPAINT_METHODS
+
+    try:
+        INPAINT_METHODS["wgan"].load_model(None)
+    except (FileNotFoundError, ValueError):
+        pass
+    else:
+        pytest.skip("an inpainting WGAN is shipped")
+    write_image(tmp_path / "in.png", _smooth(16, 16))
+    write_image(tmp_path / "m.png", (torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0)) < 0.3).float())
+    status, _, err = _run(capsys, "inpaint", tmp_path / "in.png", "--mask", tmp_path / "m.png", "--method", "wgan",
+                          "--out", tmp_path / "o")
+    assert status == 2 and err.startswith("pdeflow inpaint: error: argument --method wgan: "), err
+    assert "no inpainting WGAN is shipped" in err and not (tmp_path / "o").exists()
+    status, out, _ = _run(capsys, "inpaint", "--help")
+    assert status == 0 and "none is shipped" in " ".join(out.split())
+    status, out, _ = _run(capsys, "--help")
+    assert "WGAN from a model you trained" in " ".join(out.split())

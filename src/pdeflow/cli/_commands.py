@@ -47,7 +47,8 @@ ADDERS: list[tuple[str, str, str, dict[str, str]]] = [
     ("", "inpaint", "add_parsers",
      {"mask": "choose the known pixels of a sparse inpainting mask (analytic, learned, densified, random, PS, "
               "PS+NLPE, mask GAN)",
-      "inpaint": "inpaint an image from the known pixels of a mask (diffusion, learned or WGAN)"}),
+      "inpaint": "inpaint an image from the known pixels of a mask, or fill holes (diffusion and the other PDE "
+                 "operators, learned; WGAN from a model you trained)"}),
     ("", "codec", "add_parsers", {"compress": "compress an image to a byte budget with pdeflow's codec (sparse pixels "
                                               "+ inpainting)",
                                   "decompress": "decode a file of `pdeflow compress` to an image"}),

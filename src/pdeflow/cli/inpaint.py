@@ -189,7 +189,9 @@ def add_parsers(sub) -> None:
                        help="holes: an image of the size of IMAGE, black and white only (PNG; white = missing: "
                             "scratches, text, objects to remove); every other pixel of IMAGE is known")
     p.add_argument("--method", choices=tuple(INPAINT_METHODS), default="diffusion",
-                   help="inpainting (default diffusion)")
+                   help="inpainting (default diffusion): the PDE operators, learned (the shipped residual inpainter), "
+                        "or wgan, an inpainting WGAN that you trained (`pdeflow train inpainting`; none is shipped), "
+                        "given with --model")
     p.add_argument("--model", default=None, metavar="PATH",
                    help="learned, wgan: a trained model (model.json or run directory; default: the shipped one, "
                         "an error if none is shipped)")
@@ -402,8 +404,9 @@ def _load_model(method, args, *, channels: int):
     try:
         return method.load_model(args.model, density=getattr(args, "density", None), channels=channels,
                                  device=args.device)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(f"argument --model: {exc}") from None
+    except (FileNotFoundError, ValueError) as exc:    # no --model: the method asked for the shipped one
+        flag = "--model" if args.model is not None else f"--method {method.name}"
+        raise CLIError(f"argument {flag}: {exc}") from None
 
 
 def _mask_options(args, method, x: torch.Tensor, start, model) -> dict:
@@ -498,11 +501,14 @@ def _read_mask(text: str, option: str, size, shape, *, holes: bool = False) -> t
 
 def _run_inpaint(args) -> int:
     """Reconstruct IMAGE from its pixels where MASK is white (a MASK with grey values is refused): homogeneous diffusion
-    (Laplace equation, Neumann boundary), learned (diffusion plus a small trained network's correction on the unknown
-    pixels, the residual inpainter) or a trained inpainting WGAN. Writes inpainted.png, inpaint_figure.png and
-    errors.csv (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1]). A volume IMAGE (with a MASK volume of
-    its shape) is inpainted by 3-D diffusion with its voxel spacing (--spacing): inpainted.EXT in the file's units and
-    format, inpaint_figure.png with three orthogonal slices, errors.csv (no SSIM)."""
+    (Laplace equation, Neumann boundary) or another PDE operator, learned (diffusion plus a small trained network's
+    correction on the unknown pixels, the residual inpainter) or an inpainting WGAN that you trained. Writes
+    inpainted.png, inpaint_figure.png and errors.csv (MSE, PSNR, MAE, SSIM of the result against IMAGE, on [0, 1]:
+    how well the known pixels of MASK restore an image you have). With --holes, IMAGE is the damaged image and there
+    is nothing to compare with: no errors.csv, and the figure shows the input, the holes and the result. A volume
+    IMAGE (with a MASK volume of its shape) is inpainted by 3-D diffusion with its voxel spacing (--spacing):
+    inpainted.EXT in the file's units and format, inpaint_figure.png with three orthogonal slices, errors.csv (no
+    SSIM)."""
     if args.calibrate is not None and args.method != "learned":
         flag = "--calibrate" if args.calibrate else "--no-calibrate"
         raise CLIError(f"argument {flag}: only for --method learned, not {args.method}")
@@ -517,8 +523,9 @@ def _run_inpaint(args) -> int:
                       holes=args.holes is not None)
     method = INPAINT_METHODS[args.method]
     model = _load_model(method, args, channels=C)
-    out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png", "errors.csv"], overwrite=args.overwrite,
-                  inputs=[path, Path(given)])
+    holes = args.holes is not None      # IMAGE is the damaged image: no reference to measure errors against
+    out = Outputs(args.out, ["inpainted.png", "inpaint_figure.png"] + ([] if holes else ["errors.csv"]),
+                  overwrite=args.overwrite, inputs=[path, Path(given)])
     dev = args.device
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]; mask density "
           f"{float(mask.mean()):.4f}")
@@ -535,16 +542,39 @@ def _run_inpaint(args) -> int:
             raise CLIError(f"argument --method {args.method}: {exc}") from None
         secs = time.perf_counter() - t0
         u = u.cpu()
-        e = result_errors(f, u)
-        print(f"{args.method} inpainting: {secs:.2f} s; against IMAGE: {errors_text(e)}")
         out.image("inpainted.png", u.clamp(0, 1))
-        out.figure("inpaint_figure.png", result_figure(
-            f, mask, u, f"{label}: {args.method} inpainting, {secs:.2f} s; {errors_text(e)}"))
-        out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "seconds"],
-                [[args.method, f"{float(mask.mean()):.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}",
-                  f"{e['mae']:.6g}", f"{e['ssim']:.6f}", f"{secs:.3f}"]])
+        if holes:
+            print(f"{args.method} inpainting of the holes: {secs:.2f} s (no errors: IMAGE is the damaged image)")
+            out.figure("inpaint_figure.png", _holes_figure(f, mask, u, f"{label}: {args.method} inpainting of "
+                                                                        f"the holes, {secs:.2f} s"))
+        else:
+            _write_errors(out, args, f, mask, u, secs, label)
     report_written(out)
     return 0
+
+
+def _write_errors(out, args, f, mask, u, secs: float, label: str) -> None:
+    """The errors of the inpainting ``u`` against IMAGE ``f``: printed, in the figure and in errors.csv."""
+    e = result_errors(f, u)
+    print(f"{args.method} inpainting: {secs:.2f} s; against IMAGE: {errors_text(e)}")
+    out.figure("inpaint_figure.png", result_figure(
+        f, mask, u, f"{label}: {args.method} inpainting, {secs:.2f} s; {errors_text(e)}"))
+    out.csv("errors.csv", ["method", "density", "mse", "psnr", "mae", "ssim", "seconds"],
+            [[args.method, f"{float(mask.mean()):.6f}", f"{e['mse']:.6g}", f"{e['psnr']:.4f}",
+              f"{e['mae']:.6g}", f"{e['ssim']:.6f}", f"{secs:.3f}"]])
+
+
+def _holes_figure(f: torch.Tensor, mask: torch.Tensor, u: torch.Tensor, title: str):
+    """The damaged input, its holes and the inpainting, side by side (no error: there is no reference)."""
+    from .. import viz
+
+    panels = [(f, "input (damaged)"), (1 - mask.expand(1, *mask.shape[-2:]).float(), "holes (white)"),
+              (u.clamp(0, 1), "inpainted")]
+    fig = viz.figure(2.7 * len(panels), 3.2)
+    viz.image_grid(fig, panels, len(panels))
+    fig.suptitle(title, fontsize=9)
+    return fig
+
 
 def _volume_errors(f: torch.Tensor, u: torch.Tensor) -> tuple[dict, str]:
     """MSE, PSNR and MAE of a volume's inpainting on the [0, 1] scale, over all voxels (not clipped, as written),
