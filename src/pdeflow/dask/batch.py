@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from .. import io as pio
+from ..allocator import retain_freed_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from ..progress import progress_bar
 
@@ -38,6 +39,8 @@ __all__ = ["batch_files", "FileTask", "BatchResult", "run_batch"]
 #: million files does not hold a million futures.
 IN_FLIGHT_PER_THREAD = 4
 _GLOB_CHARS = frozenset("*?[")
+#: Whether this process's allocator was set for large images (:class:`FileTask`).
+_ALLOCATOR_SET = False
 
 
 def _is_pattern(spec: str) -> bool:
@@ -177,6 +180,11 @@ class FileTask:
     bits : {8, 16}
         Bits per sample of written images.
 
+    The first call in a process applies :func:`pdeflow.allocator.retain_freed_memory` to it, as the ``pdeflow``
+    command does to its own: Dask's worker processes start with glibc told to return freed memory at once
+    (``MALLOC_TRIM_THRESHOLD_``), which makes the solvers' large temporary tensors fault their pages in again and
+    again.
+
     Calling it, ``task(source, target, overwrite=False)`` returns ``(status, message, notes, cpu_seconds)``:
     status ``"written"``, ``"skipped"`` (the target exists and not ``overwrite``) or ``"failed"`` (the
     message says why, in one line: the error is caught, so that the batch goes on); notes are the warnings
@@ -230,6 +238,10 @@ class FileTask:
             pio.atomic_write(target, lambda tmp: tmp.write_bytes(y), overwrite=overwrite)
 
     def __call__(self, source, target, overwrite: bool = False) -> tuple[str, str, tuple[str, ...], float]:
+        global _ALLOCATOR_SET
+        if not _ALLOCATOR_SET:
+            _ALLOCATOR_SET = True
+            retain_freed_memory()
         source, target = Path(source), Path(target)
         t0 = time.process_time()
         if not overwrite and target.exists():
@@ -312,8 +324,9 @@ def _client(scheduler: str | None, workers: int | None):
         with client:
             yield client
         return
-    # one thread per worker process: the solvers are single images, the processes give the parallelism
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    # one thread per worker process: the processes give the parallelism; the scheduler's web page (always
+    # served) on a free port, not the default one that another cluster may hold
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 
@@ -350,8 +363,9 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
     task : callable
         ``task(source, target, overwrite)`` returning ``(status, message, notes, cpu_seconds)`` as a
         :class:`FileTask` does; picklable when a cluster runs it.
-    jobs : sequence of (path, path)
-        Sources and targets, as :func:`batch_files` gives them. With a cluster elsewhere, the paths must
+    jobs : sequence of (path, path) or (path, path, task)
+        Sources and targets, as :func:`batch_files` gives them; a third item is that pair's own task (one
+        batch of several tasks, such as one per parameter value). With a cluster elsewhere, the paths must
         name the same files on its workers (a shared file system).
     scheduler : str, optional
         The address of a running Dask scheduler (``tcp://host:8786``).
@@ -400,9 +414,11 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
     if scheduler is not None and not isinstance(scheduler, str):
         raise UserInputError(f"run_batch: scheduler must be an address (a str), got {type(scheduler).__name__}")
     t0 = time.perf_counter()
-    jobs = [(Path(s), Path(t)) for s, t in jobs]
+    jobs = [(Path(j[0]), Path(j[1]), j[2] if len(j) > 2 else task) for j in jobs]
+    if any(not callable(j[2]) for j in jobs):
+        raise UserInputError("run_batch: task must be callable (or every job must give its own task)")
     todo = [j for j in jobs if overwrite or not j[1].exists()]
-    result = BatchResult(written=[], skipped=[t for _, t in jobs if not overwrite and t.exists()], failed=[],
+    result = BatchResult(written=[], skipped=[t for _, t, _ in jobs if not overwrite and t.exists()], failed=[],
                          seconds=0.0, cpu_seconds=0.0, workers=0)
     say = log if log is not None else (lambda line: None)
     with progress_bar(total=len(todo), enabled=progress and bool(todo), desc=desc, unit="file") as bar:
@@ -428,14 +444,14 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
             if not todo:
                 pass
             elif scheduler is None and workers is None:
-                for source, target in todo:
-                    record(source, target, task(source, target, overwrite))
+                for source, target, job_task in todo:
+                    record(source, target, job_task(source, target, overwrite))
             else:
                 with _client(scheduler, workers) as client:
                     result.workers = sum(client.nthreads().values())
-                    _run_on(client, task, todo, overwrite, record)
+                    _run_on(client, todo, overwrite, record)
         finally:
-            _remove_leftovers([t for _, t in todo])
+            _remove_leftovers([t for _, t, _ in todo])
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -446,7 +462,7 @@ def _outside(bar):
     return write_mode(file=sys.stderr) if write_mode is not None else contextlib.nullcontext()
 
 
-def _run_on(client, task, todo, overwrite: bool, record) -> None:
+def _run_on(client, todo, overwrite: bool, record) -> None:
     """Submit the tasks to ``client`` a window at a time (as one finishes, the next is submitted) and record
     each outcome as it arrives."""
     from distributed import as_completed
@@ -456,14 +472,14 @@ def _run_on(client, task, todo, overwrite: bool, record) -> None:
     owner = {}
 
     def submit(job) -> object:
-        future = client.submit(task, str(job[0]), str(job[1]), overwrite, pure=False)
+        future = client.submit(job[2], str(job[0]), str(job[1]), overwrite, pure=False)
         owner[future.key] = job
         return future
 
     stream = as_completed([submit(j) for j in _take(pending, width)])
     try:
         for future in stream:
-            source, target = owner.pop(future.key)
+            source, target, _ = owner.pop(future.key)
             try:
                 outcome = future.result()
             except Exception as exc:     # the worker died too often (KilledWorker), or the task could not run

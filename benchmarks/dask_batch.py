@@ -1,0 +1,100 @@
+"""Batch throughput: N images through ``pdeflow denoise``'s batch task (ROF, FGP, tol 1e-4) as the plain
+per-file loop in this process and on a local Dask cluster of 1 and 2 worker processes
+(:func:`pdeflow.dask.batch.run_batch`), images per second and the ratio to the loop.
+
+Each configuration writes its own folder of results (all equal to the loop's, checked). The cluster's
+start and stop (worker processes importing torch and pdeflow) is timed apart, by a batch of one image,
+and the rate is given with and without it. CPU time: this process's plus the tasks' (summed over the
+worker processes). Wall-clock ratios on a shared machine move with its load: the load average is printed.
+
+    python benchmarks/dask_batch.py --n 40 --size 128
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _results import add_output_args, open_out, write_text
+from pdeflow.dask.batch import FileTask, batch_files, run_batch
+from pdeflow.io import read_image, write_image
+from pdeflow.tv import rof
+
+
+def _make_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
+    """``n`` noisy smooth grey scenes of ``size`` x ``size`` (sinusoids of different frequencies plus noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        fx, fy = rng.uniform(1, 4, size=2)
+        img = 0.5 + 0.3 * np.sin(2 * np.pi * fx * x) * np.cos(2 * np.pi * fy * y) + 0.1 * rng.standard_normal(x.shape)
+        write_image(folder / f"img{k:05d}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
+
+
+def _run(task, inputs: Path, out: Path, workers: int | None) -> dict:
+    jobs = batch_files(inputs, out, suffix=".png")
+    cpu0 = time.process_time()
+    res = run_batch(task, jobs, workers=workers)
+    cpu = time.process_time() - cpu0
+    assert res.ok and len(res.written) == len(jobs), res.summary()
+    return {"seconds": res.seconds, "cpu_here": cpu, "cpu_tasks": res.cpu_seconds, "n": len(jobs)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1000, help="images in the batch (default 1000)")
+    ap.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    ap.add_argument("--lam", type=float, default=0.1, help="ROF weight (default 0.1)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes (default 1 2)")
+    add_output_args(ap, "dask_batch", what="results.md, results.json; the images and results under work/")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
+    torch.set_num_threads(1)        # the loop on one thread, as each worker process runs
+    work = out / "work"
+    _make_images(work / "in", args.n, args.size)
+    _make_images(work / "one", 1, args.size, seed=1)
+    task = FileTask(functools.partial(rof, lam=args.lam, method="fgp", tol=1e-4, max_iter=20000))
+    print(f"{args.n} images of {args.size}x{args.size}, ROF lam={args.lam}; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs", flush=True)
+
+    rows = {"loop": _run(task, work / "in", work / "loop", None)}
+    rows["loop"]["start"] = 0.0
+    for w in args.workers:
+        start = _run(task, work / "one", work / f"one-w{w}", w)["seconds"]
+        rows[f"workers={w}"] = {**_run(task, work / "in", work / f"w{w}", w), "start": start}
+    # every configuration's results are the loop's
+    ref = sorted((work / "loop").glob("*.png"))
+    for name in rows:
+        if name != "loop":
+            for r in ref:
+                np.testing.assert_array_equal(read_image(work / f"w{name.split('=')[1]}" / r.name).numpy(),
+                                              read_image(r).numpy())
+    base = rows["loop"]["n"] / rows["loop"]["seconds"]
+    lines = ["| run | wall s | images/s | ratio to loop | start+stop s | images/s without it | ratio | "
+             "CPU s (tasks + here) |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        rate = r["n"] / r["seconds"]
+        rest = r["seconds"] - r["start"]
+        rate2 = r["n"] / rest if rest > 0 else float("nan")
+        r.update(rate=rate, rate_without_start=rate2, ratio=rate / base, ratio_without_start=rate2 / base)
+        lines.append(f"| {name} | {r['seconds']:.1f} | {rate:.2f} | {rate / base:.2f} | {r['start']:.1f} | "
+                     f"{rate2:.2f} | {rate2 / base:.2f} | {r['cpu_tasks']:.1f} + {r['cpu_here']:.1f} |")
+    table = "\n".join(lines)
+    print(table)
+    print("outputs identical to the loop's: yes")
+    write_text(out / "results.md", f"{args.n} images of {args.size}x{args.size}, ROF lam={args.lam}\n\n{table}\n")
+    write_text(out / "results.json", json.dumps({"n": args.n, "size": args.size, "lam": args.lam,
+                                                 "load": os.getloadavg(), "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
