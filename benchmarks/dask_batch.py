@@ -7,7 +7,10 @@ start and stop (worker processes importing torch and pdeflow) is timed apart, by
 and the rate is given with and without it. CPU time: this process's plus the tasks' (summed over the
 worker processes). Wall-clock ratios on a shared machine move with its load: the load average is printed.
 
-    python benchmarks/dask_batch.py --n 40 --size 128
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_batch.py --n 100 --size 256
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_batch.py --smoke     # 4 images of 32 px, 1 worker
+
+Maintained. It times today's ``pdeflow.dask.batch``; the test suite runs it with ``--smoke``.
 """
 from __future__ import annotations
 
@@ -54,9 +57,12 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     ap.add_argument("--lam", type=float, default=0.1, help="ROF weight (default 0.1)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes (default 1 2)")
+    ap.add_argument("--smoke", action="store_true", help="4 images of 32x32, 1 worker: a check that it runs")
     add_output_args(ap, "dask_batch", what="results.md, results.json; the images and results under work/")
     args = ap.parse_args(argv)
     out = open_out(args, argv)
+    if args.smoke:
+        args.n, args.size, args.workers = 4, 32, [1]
     torch.set_num_threads(1)        # the loop on one thread, as each worker process runs
     work = out / "work"
     _make_images(work / "in", args.n, args.size)
