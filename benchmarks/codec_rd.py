@@ -1,6 +1,6 @@
 """Rate-distortion curves of pdeflow's codec against JPEG, JPEG 2000, WebP, AVIF and JPEG XL (issue 64).
 
-Maintained. The evaluation is the library's (pdeflow.codec.evaluation, also `pdeflow evaluate codec`): for
+Maintained. The evaluation is the library's (pdeflow.evaluate.codec, also `pdeflow evaluate codec`): for
 every rate the budget is floor(bpp H W / 8) bytes for the whole file; each baseline's quality setting is
 searched by bisection for the largest file within it (JPEG: Pillow/libjpeg-turbo, optimize=True; JPEG 2000:
 Pillow/OpenJPEG, irreversible, compression ratio; WebP: Pillow, method 6; AVIF and JPEG XL: imagecodecs); a
@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 from _results import add_output_args, open_out, save_figure, write_text
-from pdeflow.codec import evaluation as ev
+from pdeflow.evaluate import codec as ev
 from pdeflow.reporting import jsonable, md_table
 from pdeflow.tv import rof
 

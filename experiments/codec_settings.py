@@ -41,9 +41,9 @@ from pdeflow.codec import decode, encode, encoder  # noqa: E402
 from pdeflow.codec.decoder import reconstruct  # noqa: E402
 from pdeflow.codec.encoder import auto_lattice  # noqa: E402
 from pdeflow.codec.entropy import RangeReader, decode_mask, decode_values  # noqa: E402
-from pdeflow.codec.evaluation import smooth_set  # noqa: E402
 from pdeflow.codec.format import read_header  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
+from pdeflow.evaluate.codec import smooth_set  # noqa: E402
 from pdeflow.inpaint import densify_mask, eed_inpaint, optimise_tonal, tonal  # noqa: E402
 from pdeflow.io import read_image  # noqa: E402
 from pdeflow.reporting import md_table  # noqa: E402

@@ -1,12 +1,13 @@
 """The package's dependency rules, checked on the source: every import of every module, function-level
-imports included (see README, "Layout").
+imports included (the rules of docs/DESIGN.md, "Layout"; tests/test_design_map.py checks that layout against the
+tree).
 
 1. Nothing outside ``pdeflow.cli`` imports ``pdeflow.cli``; a ``cli`` module imports the command's shared
    plumbing (its private modules, ``cli._arguments`` ...) and the library, never another subcommand module
    (``cli/__init__`` assembles them); the plumbing imports no subcommand module.
 2. A pillar (``tv``, ``tvflownet``, ``iel``, ``inpaint``, ``codec``) imports the shared layer, plus ``tv`` for
    ``tvflownet`` and ``inpaint`` for ``codec`` (its encoder optimises masks, its decoder inpaints); the shared layer
-   imports no pillar.
+   imports no pillar. The papers' evaluations (``evaluate``) sit above the pillars and may import any of them.
 3. Inference does not import the training toolkit: after ``import pdeflow.tvflownet`` (or
    ``pdeflow.inpaint``) neither ``pdeflow.training`` nor a trainer module is in ``sys.modules``; no loader of
    a shipped model imports a GAN module.
@@ -15,11 +16,14 @@ imports included (see README, "Layout").
 6. No module over :data:`MAX_LINES` lines, except those named in :data:`LONG_MODULES` with the reason each
    holds one concept.
 7. The inpainting pillar owns its methods: ``pdeflow mask``/``inpaint`` (``cli/inpaint.py``) and the evaluation
-   (``inpaint/evaluation.py``) dispatch through the tables of ``pdeflow.inpaint.methods`` (they import no
+   (``evaluate/inpaint.py``) dispatch through the tables of ``pdeflow.inpaint.methods`` (they import no
    module of a method and call no method's function by name); no ``cli`` module imports a private name or a
    private module of the library; one diffusion system: only ``inpaint/diffusion_system.py`` builds the
    masked Laplacian (imports the linear solvers, the multigrid or the Laplacian's matrix); the other operators'
    systems (biharmonic, EED, TV) live in ``inpaint/operators/``, which may use the solvers for them.
+8. The papers' evaluations live beside the library (``pdeflow.evaluate``): only ``cli`` imports them; a pillar or
+   shared module imports neither an evaluation nor the report module (``pdeflow.reporting``), and imports the
+   figure module (``pdeflow.viz``) only where :data:`FIGURE_IMPORTS` names it with its reason.
 """
 from __future__ import annotations
 
@@ -112,7 +116,7 @@ def test_rule_2_pillars_import_the_shared_layer_only():
     bad = []
     for mod, imports in _modules().items():
         top = _top(mod)
-        if top == "cli" or top is None or mod == "pdeflow.__main__":
+        if top in ("cli", "evaluate") or top is None or mod == "pdeflow.__main__":
             continue
         allowed = ALLOWED.get(top, set()) | ({top} if top in PILLARS else set())
         for m in imports:
@@ -304,12 +308,15 @@ def test_rule_6_no_module_over_700_lines_unless_named_with_its_reason():
 
 # ---------------------------------------------------------------- rule 7: methods by table, one diffusion system
 
-#: What cli/inpaint.py may import from pdeflow.inpaint: the package's public names, and the evaluation module's
-#: errors and figure of one result (reporting, not a method).
-CLI_INPAINT_IMPORTS = {"pdeflow.inpaint", "pdeflow.inpaint.evaluation"}
-#: What inpaint/evaluation.py may import from pdeflow.inpaint: the tables, its report, and the loaders of the
-#: jointly trained pairs (a mask network and an inpainter together, which no single table entry is).
-EVALUATION_IMPORTS = {("pdeflow.inpaint.methods", None), ("pdeflow.inpaint._eval_report", None),
+#: What cli/inpaint.py may import from pdeflow.inpaint: the package's public names, and the errors and figure of
+#: one result (pdeflow.inpaint.result: what the command prints and draws, not a method).
+CLI_INPAINT_IMPORTS = {"pdeflow.inpaint", "pdeflow.inpaint.result"}
+#: What evaluate/inpaint.py may import from pdeflow.inpaint: the tables, the refinement settings of its *-refine
+#: rows, and the loaders of the jointly trained pairs (a mask network and an inpainter together, which no single
+#: table entry is).
+EVALUATION_IMPORTS = {("pdeflow.inpaint.methods", None),
+                      ("pdeflow.inpaint.masks.refine", "REFINE_MSE"),
+                      ("pdeflow.inpaint.masks.refine", "refine_setting"),
                       ("pdeflow.inpaint.learned.residual", "load_joint"),
                       ("pdeflow.inpaint.learned.residual", "load_joint_refined")}
 
@@ -336,11 +343,11 @@ def _dispatch_violations() -> list[str]:
     cli = ROOT / "cli" / "inpaint.py"
     bad = [f"cli/inpaint.py imports {m}" for m, _ in _import_nodes(cli)
            if m.startswith("pdeflow.inpaint") and m not in CLI_INPAINT_IMPORTS]
-    evaluation = ROOT / "inpaint" / "evaluation.py"
+    evaluation = ROOT / "evaluate" / "inpaint.py"
     for mod, name in _import_nodes(evaluation):
         if mod.startswith("pdeflow.inpaint") and (mod, None) not in EVALUATION_IMPORTS \
                 and (mod, name) not in EVALUATION_IMPORTS:
-            bad.append(f"inpaint/evaluation.py imports {mod}.{name}")
+            bad.append(f"evaluate/inpaint.py imports {mod}.{name}")
     functions = _method_function_names()
     for path in (cli, evaluation):
         bad += [f"{path.relative_to(ROOT)} calls {name} by name (use make_mask / inpaint)"
@@ -403,18 +410,83 @@ def test_rule_7_sees_what_it_checks(tmp_path, monkeypatch):
     """The checkers find a CLI that calls a method by name from its module, a private import in cli/, and a
     second module that builds the diffusion system."""
     pkg = tmp_path / "pdeflow"
-    for sub in ("cli", "inpaint/masks"):
+    for sub in ("cli", "inpaint/masks", "evaluate"):
         (pkg / sub).mkdir(parents=True)
     (pkg / "cli" / "inpaint.py").write_text(
         "from ..inpaint.masks.densification import densify_mask\nfrom ..inpaint._eval_report import figure\n"
         "densify_mask(1, 2)\n")
-    (pkg / "inpaint" / "evaluation.py").write_text("from .methods import make_mask\n")
+    (pkg / "evaluate" / "inpaint.py").write_text("from ..inpaint.methods import make_mask\n"
+                                                 "from ..inpaint.masks.refine import refine_mask\n")
     (pkg / "inpaint" / "masks" / "grow.py").write_text("from ...linalg import cg\nfrom ...multigrid import Multigrid\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", pkg)
     assert _dispatch_violations() == [
         "cli/inpaint.py imports pdeflow.inpaint.masks.densification",
         "cli/inpaint.py imports pdeflow.inpaint._eval_report",
+        "evaluate/inpaint.py imports pdeflow.inpaint.masks.refine.refine_mask",
         "cli/inpaint.py calls densify_mask by name (use make_mask / inpaint)"]
     assert _cli_private_imports() == ["cli/inpaint.py imports pdeflow.inpaint._eval_report.figure"]
     assert _diffusion_systems() == ["pdeflow.inpaint.masks.grow imports pdeflow.linalg.cg",
                                     "pdeflow.inpaint.masks.grow imports pdeflow.multigrid.Multigrid"]
+
+
+# ---------------------------------------------------------------- rule 8: evaluations beside the library
+
+EVALUATE = "pdeflow.evaluate"
+#: Library modules that may import the figure module, each with why (a figure a user asks for, not a report).
+FIGURE_IMPORTS = {
+    "pdeflow.inpaint.result": "the figure of one inpainting result that pdeflow mask and pdeflow inpaint draw",
+    "pdeflow.iel.experiment": "the IEL experiment grid's curves (pdeflow iel-experiment, the pillar's own command)",
+}
+#: Library modules that may import the report module, each with why (only the IEL experiment grid, the pillar's
+#: own command, `pdeflow iel-experiment`).
+REPORT_IMPORTS = {
+    "pdeflow.iel.experiment": "the IEL experiment grid's mean +- std table (pdeflow iel-experiment)",
+}
+
+
+def _evaluation_violations() -> list[str]:
+    bad = []
+    for mod, imports in _modules().items():
+        top = _top(mod)
+        if top in ("cli", "evaluate") or mod == "pdeflow.__main__":
+            continue
+        for m in sorted(imports):
+            if m == EVALUATE or m.startswith(EVALUATE + "."):
+                bad.append(f"{mod} imports {m}")
+            elif _top(m) == "reporting" and mod not in REPORT_IMPORTS and mod != "pdeflow.reporting":
+                bad.append(f"{mod} imports {m}")
+            elif _top(m) == "viz" and mod not in FIGURE_IMPORTS and mod != "pdeflow.viz":
+                bad.append(f"{mod} imports {m}")
+    for mod, imports in _modules().items():
+        if _top(mod) == "evaluate":
+            bad += [f"{mod} imports {m}" for m in sorted(imports) if _top(m) == "cli"]
+    return bad
+
+
+def test_rule_8_evaluations_live_beside_the_library():
+    assert {"pdeflow.evaluate.codec", "pdeflow.evaluate.inpaint", "pdeflow.evaluate.tvflownet"} <= set(_modules())
+    assert set(FIGURE_IMPORTS) | set(REPORT_IMPORTS) <= set(_modules())
+    bad = _evaluation_violations()
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_8_sees_what_it_checks(tmp_path, monkeypatch):
+    """Planted: a pillar that imports an evaluation, one that imports the report module, a shared module that
+    draws a figure, and an evaluation that imports the CLI; the CLI importing an evaluation is allowed."""
+    pkg = tmp_path / "pdeflow"
+    for sub in ("codec", "inpaint", "evaluate", "cli"):
+        (pkg / sub).mkdir(parents=True)
+    (pkg / "codec" / "encoder.py").write_text("from ..evaluate.codec import budget_bytes\n")
+    (pkg / "inpaint" / "holes.py").write_text("def f():\n    from ..reporting import Report\n")
+    (pkg / "metrics.py").write_text("from . import viz\n")
+    (pkg / "evaluate" / "codec.py").write_text("from ..cli import main\nfrom ..codec import encode\n")
+    (pkg / "cli" / "codec.py").write_text("from ..evaluate import codec\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", pkg)
+    assert sorted(_evaluation_violations()) == sorted([
+        "pdeflow.codec.encoder imports pdeflow.evaluate.codec",
+        "pdeflow.codec.encoder imports pdeflow.evaluate.codec.budget_bytes",
+        "pdeflow.inpaint.holes imports pdeflow.reporting",
+        "pdeflow.inpaint.holes imports pdeflow.reporting.Report",
+        "pdeflow.metrics imports pdeflow.viz",
+        "pdeflow.evaluate.codec imports pdeflow.cli",
+        "pdeflow.evaluate.codec imports pdeflow.cli.main"])

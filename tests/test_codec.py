@@ -289,7 +289,7 @@ def test_an_eed_file_records_its_operator_meets_the_budget_and_beats_the_same_ma
 def test_the_full_pixel_grid_replaces_a_lattice_of_step_2_where_it_inpaints_better():
     """A piecewise-smooth scene at 0.2 bpp (automatic lattice step 2): the encoder codes on the full grid, whose
     points can sit on both sides of the edges, and beats the file forced onto the lattice."""
-    from pdeflow.codec.evaluation import smooth_set
+    from pdeflow.evaluate.codec import smooth_set
 
     f = smooth_set(1, size=256, seed=0)["smooth-0"].double()
     budget = int(0.2 * 256 * 256 / 8)

@@ -9,8 +9,8 @@ import torch
 
 from pdeflow import cli
 from pdeflow.cli import codec as codec_cli
-from pdeflow.codec import evaluation as ev
 from pdeflow.codec.format import read_header
+from pdeflow.evaluate import codec as ev
 from pdeflow.io import read_image, write_image
 from pdeflow.metrics import psnr
 

@@ -1,4 +1,4 @@
-"""The rate-distortion evaluation of the codec (pdeflow.codec.evaluation): the budget search, the baselines'
+"""The rate-distortion evaluation of the codec (pdeflow.evaluate.codec): the budget search, the baselines'
 registry, BD-rate, the losses recorded where a codec cannot meet a budget, the report."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pdeflow.codec import evaluation as ev
 from pdeflow.errors import UserInputError
+from pdeflow.evaluate import codec as ev
 
 
 def _jpeg_size(image: torch.Tensor, quality: int) -> int:

@@ -32,14 +32,14 @@ def test_format_mean_std_signed_and_digits():
 
 @pytest.fixture(scope="module")
 def one_image_evaluation():
-    from pdeflow.inpaint.evaluation import evaluate
+    from pdeflow.evaluate.inpaint import evaluate
 
     return evaluate((0.1, 0.2), n_images=1, size=32, methods=("random-diffusion", "analytic"))
 
 
 def test_inpainting_table_of_one_image_has_no_spread(one_image_evaluation):
-    from pdeflow.inpaint._eval_report import report_markdown
-    from pdeflow.inpaint.evaluation import evaluate
+    from pdeflow.evaluate._inpaint_report import report_markdown
+    from pdeflow.evaluate.inpaint import evaluate
 
     text = report_markdown(one_image_evaluation)
     assert "| 0.1 |" in text and "±" not in text.split("## PSNR")[1]
@@ -82,7 +82,7 @@ def _stretched_panels(fig):
 
 
 def test_evaluation_figure_has_stretched_zoomed_crops_with_the_stretch_stated(one_image_evaluation):
-    from pdeflow.inpaint.evaluation import figure
+    from pdeflow.evaluate.inpaint import figure
 
     res = one_image_evaluation
     fig = figure(res)
@@ -110,7 +110,7 @@ def test_evaluation_figure_has_stretched_zoomed_crops_with_the_stretch_stated(on
 
 def test_inpaint_command_figure_has_stretched_zoomed_crops(tmp_path):
     from pdeflow.inpaint import diffuse, random_mask
-    from pdeflow.inpaint.evaluation import result_figure
+    from pdeflow.inpaint.result import result_figure
 
     f = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.3 + 0.2   # a low-contrast image
     m = random_mask((1, 32, 32), 0.1, generator=1)
@@ -159,7 +159,7 @@ def test_robust_range_and_stretch():
 
 
 def test_tvflownet_flow_figure_has_colour_bars_on_error_div_and_ut_rows():
-    from pdeflow.tvflownet.report import _flow_figure
+    from pdeflow.evaluate.tvflownet_report import _flow_figure
 
     T, H = 9, 12
     g = torch.Generator().manual_seed(0)

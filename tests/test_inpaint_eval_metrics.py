@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pdeflow.cli import main
+from pdeflow.evaluate._inpaint_report import against_ps, ps_reference, report_markdown
+from pdeflow.evaluate.inpaint import evaluate
 from pdeflow.inpaint import diffuse, probabilistic_sparsification, refine_mask
-from pdeflow.inpaint._eval_report import against_ps, ps_reference, report_markdown
-from pdeflow.inpaint.evaluation import evaluate
 from pdeflow.inpaint.masks.analytic import analytic_mask, laplacian_density
 from pdeflow.inpaint.masks.refine import refine_options
 

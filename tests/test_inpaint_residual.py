@@ -9,9 +9,9 @@ import torch
 from _dense_diffuse import dense_diffuse
 from _training_logs import log_rows
 from pdeflow import datasets as pdata
+from pdeflow.evaluate.inpaint import test_images as eval_test_images
 from pdeflow.inpaint import learned_inpaint
 from pdeflow.inpaint.diffusion import diffuse
-from pdeflow.inpaint.evaluation import test_images as eval_test_images
 from pdeflow.inpaint.learned.losses import charbonnier
 from pdeflow.inpaint.learned.masknet import MaskNet, load_masknet
 from pdeflow.inpaint.learned.residual import ResidualInpainter, load_residual
@@ -450,8 +450,8 @@ def test_residual_stage_on_a_mask_networks_masks_leaves_it_alone(photos, tmp_pat
 
 
 def test_refined_training_masks_are_the_refined_rows_masks(photos, tmp_path, dense):
-    from pdeflow.inpaint.evaluation import refine_setting
     from pdeflow.inpaint.learned.masknet import learned_mask
+    from pdeflow.inpaint.masks.refine import refine_setting
     from pdeflow.inpaint.training.residual import _masks
     net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
     torch.nn.init.normal_(net.net.out.weight, std=0.1)
@@ -474,7 +474,7 @@ def test_refined_training_masks_are_the_refined_rows_masks(photos, tmp_path, den
 
 
 def test_the_shipped_refined_row_uses_the_pairs_inpainter_for_refined_masks():
-    from pdeflow.inpaint.evaluation import _load_models
+    from pdeflow.evaluate.inpaint import _load_models
     from pdeflow.inpaint.learned.residual import load_joint_refined
     notes = []
     loaded = _load_models(["joint", "joint-refine"], [0.05, 0.2], None, None, notes)

@@ -20,7 +20,7 @@ JOINTS = sorted(s.density for s in models.SHIPPED.values() if s.group == "joint-
 
 
 def _crop(size=32):
-    from pdeflow.inpaint.evaluation import test_images
+    from pdeflow.evaluate.inpaint import test_images
     return test_images(1, size, seed=5)[0][0]       # (1, size, size)
 
 

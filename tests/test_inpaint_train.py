@@ -289,7 +289,7 @@ def test_evaluate_cli_on_exported_models(tmp_path, capsys):
 
 
 def test_evaluation_figure_shows_the_most_textured_crop():
-    from pdeflow.inpaint.evaluation import evaluate, figure, test_images
+    from pdeflow.evaluate.inpaint import evaluate, figure, test_images
     res = evaluate((0.2,), n_images=3, size=16, methods=("random-diffusion",))
     crops, _ = test_images(3, 16)
     k = res["settings"]["figure_image"]

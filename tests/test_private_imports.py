@@ -18,18 +18,18 @@ INTERNALS = {
     ("test_diffuse_3d.py", "pdeflow.multigrid._multigrid3d"): "the 3-D multigrid's dense operator, the reference",
     ("test_figures_and_tables.py", "pdeflow.iel.experiment"): "the experiment's table and sweep figure, drawn "
                                                                "from a hand-made summary",
-    ("test_figures_and_tables.py", "pdeflow.inpaint._eval_report"): "the evaluation's report from hand-made rows",
-    ("test_figures_and_tables.py", "pdeflow.tvflownet.report"): "the evaluation's flow figure from hand-made data",
+    ("test_figures_and_tables.py", "pdeflow.evaluate._inpaint_report"): "the evaluation's report from hand-made rows",
+    ("test_figures_and_tables.py", "pdeflow.evaluate.tvflownet_report"): "the evaluation's flow figure, hand-made data",
     ("test_iel_experiment.py", "pdeflow.iel"): "one run's internals (_run), below the experiment grid",
     ("test_inpaint_cli.py", "pdeflow.cli.inpaint"): "the command's image loader, without a subprocess",
-    ("test_inpaint_eval_metrics.py", "pdeflow.inpaint._eval_report"): "the PS comparison rows of the report",
+    ("test_inpaint_eval_metrics.py", "pdeflow.evaluate._inpaint_report"): "the PS comparison rows of the report",
     ("test_inpaint_eval_metrics.py", "pdeflow.inpaint.masks._refine_search"): "the probe costs the report uses",
     ("test_inpaint_mask_tiles.py", "pdeflow.inpaint.learned.unet"): "the tile side of the tiled mask network",
     ("test_inpaint_refine.py", "pdeflow.inpaint.masks._refine_loss"): "the refinement loss against finite "
                                                                        "differences",
     ("test_inpaint_refine.py", "pdeflow.inpaint.masks._refine_search"): "the search's graph evaluation against "
                                                                          "one diffusion per candidate",
-    ("test_inpaint_residual.py", "pdeflow.inpaint.evaluation"): "the evaluator's model loading",
+    ("test_inpaint_residual.py", "pdeflow.evaluate.inpaint"): "the evaluator's model loading",
     ("test_inpaint_residual.py", "pdeflow.inpaint.training.residual"): "the trainer's mask draw",
     ("test_multigrid.py", "pdeflow.multigrid._grid2d"): "the 2-D grid transfers (phases, coarsening) against "
                                                         "dense operators",
@@ -37,7 +37,7 @@ INTERNALS = {
     ("test_tv_3d.py", "pdeflow.tv._grid"): "the grid kernels of the 3-D solvers against the generic operators",
     ("test_tv_grid_kernels.py", "pdeflow.tv._grid"): "the fused grid kernels against ops.grad and ops.div",
     ("test_tvflownet_eval.py", "pdeflow.cli.tvflownet"): "the command's test-time wrapper choice",
-    ("test_tvflownet_eval.py", "pdeflow.tvflownet"): "the evaluation's metrics module (_eval_metrics)",
+    ("test_tvflownet_eval.py", "pdeflow.evaluate"): "the evaluation's metrics module (_tvflownet_metrics)",
 }
 
 

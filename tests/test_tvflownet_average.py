@@ -9,9 +9,9 @@ import torch
 from pdeflow import tvflownet
 from pdeflow.cli import main
 from pdeflow.errors import UserInputError
+from pdeflow.evaluate import tvflownet as E
 from pdeflow.io import save_model
 from pdeflow.tvflownet import build_model
-from pdeflow.tvflownet import evaluate as E
 
 TINY = {"width": 4, "depth": 2}
 

@@ -10,10 +10,11 @@ from torch import nn
 from pdeflow import datasets, metrics
 from pdeflow.cli import build_parser
 from pdeflow.cli.tvflownet import _test_time_wrapper
+from pdeflow.evaluate import _tvflownet_metrics as _eval_metrics
+from pdeflow.evaluate import tvflownet as ev
 from pdeflow.reporting import Report
 from pdeflow.tv import spectral_from_stack, tv_flow
-from pdeflow.tvflownet import _eval_metrics, build_model, load
-from pdeflow.tvflownet import evaluate as ev
+from pdeflow.tvflownet import build_model, load
 from pdeflow.tvflownet.joint import joint_optimise, paper_iterations, time_difference
 from pdeflow.tvflownet.symmetry import DihedralMean, Equivariant, composes_in_time
 
@@ -141,7 +142,7 @@ def test_table_7_takes_a_model_that_composes_in_time_by_finite_differences_only(
     t7 = res["table7"]["models"]
     assert t7["composing"]["autodiff"] is None and math.isfinite(t7["composing"]["fd"]["psnr"][0])
     assert all(math.isfinite(t7[n]["autodiff"]["psnr"][0]) for n in ("bare", "not composing"))
-    from pdeflow.tvflownet.report import report
+    from pdeflow.evaluate.tvflownet_report import report
     text = report(res).text("report.md")
     table_7 = text.split("## Table 7", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip(): line for line in table_7.splitlines() if line.startswith("| ")}
@@ -239,7 +240,7 @@ def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
     assert res["models"]["semiresnet-32"]["paper_row"] == ["semiresnet", "32"]
     assert res["models"]["tiny-lgd"]["paper_row"] is None
 
-    from pdeflow.tvflownet.report import report
+    from pdeflow.evaluate.tvflownet_report import report
     rep = report(res)
     assert set(rep.names) == {"report.md", "results.json", "flow_example.png", "joint_flow.png", "spectra.png"}
     rep.write(tmp_path / "out")
@@ -441,7 +442,7 @@ def test_cli_evaluate_reports_a_second_held_out_folder_beside_the_test_photos(tm
                            times=ev.paper_times(3, 0.04), tables=(2,), tol=1e-4, cache_dir=tmp_path / "cache",
                            heldout_dir=folder)
     assert res2["heldout"]["used_by"] == ["leaky"]
-    from pdeflow.tvflownet.report import report
+    from pdeflow.evaluate.tvflownet_report import report
     assert "**Not held out for leaky**" in report(res2).text("report.md")
     with pytest.raises(Exception, match="--heldout-dir"):
         missing = [str(tmp_path / "missing") if a == str(folder) else a for a in argv]

@@ -275,7 +275,7 @@ def evaluating(*nets: torch.nn.Module | None):
     >>> net.training
     True
     """
-    # only nets in training mode are switched (train()/eval() walk every submodule: ~1 ms a call)
+    # only nets in training mode are switched (train()/eval() walk every submodule, which is not free)
     switched = [n for n in nets if n is not None and n.training]
     for n in switched:
         n.eval()

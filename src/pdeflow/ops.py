@@ -280,9 +280,8 @@ def _div3(p: torch.Tensor, zero_edges: bool, h) -> torch.Tensor:
 
 
 _LAPLACE_KERNELS: dict = {}
-#: Largest tensor (elements) whose Laplacian is one convolution; larger ones take shifted slices. On one
-#: CPU thread the convolution was about as fast up to 64 x 64 and 1.6-7x slower from 256 x 256 or a
-#: batch of 16 at 64 x 64 (benchmarks/results/ops_laplacian/).
+#: Largest tensor (elements) whose Laplacian is one convolution; larger ones take shifted slices, which are
+#: faster there on a CPU (results page "Speed", "Smaller choices in the code").
 LAPLACE_CONV_MAX_ELEMENTS = 8192
 
 
@@ -331,7 +330,7 @@ def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torc
                                                      dtype=u.dtype, device=u.device).view(1, 1, 3, 3)
         return torch.nn.functional.conv2d(p, k).view(u.shape)
     # -4 u, then each neighbour added in place (a border pixel's missing neighbour is itself: the replicated
-    # ghost). One new tensor instead of a padded copy and five temporaries (benchmarks/ops_laplacian.py).
+    # ghost). One new tensor instead of a padded copy and five temporaries.
     out = u.mul(-4)
     for axis in (-2, -1):
         n = u.shape[axis]

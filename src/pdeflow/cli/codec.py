@@ -1,6 +1,6 @@
 """``pdeflow compress``, ``decompress`` and ``evaluate codec``: pdeflow's image codec (:mod:`pdeflow.codec`)
 on the command line, and its rate-distortion evaluation against JPEG, JPEG 2000, WebP, AVIF and JPEG XL
-(:mod:`pdeflow.codec.evaluation`).
+(:mod:`pdeflow.evaluate.codec`).
 
 :func:`add_parsers` registers ``compress`` and ``decompress`` on the top-level subparsers of ``pdeflow``;
 :func:`add_evaluate_parser` registers ``codec`` on the subparsers of ``pdeflow evaluate``.
@@ -18,7 +18,7 @@ import torch
 from .. import codec
 from .. import io as pio
 from ..errors import UserInputError
-from ..codec import evaluation
+from ..evaluate import codec as evaluation
 from ._arguments import add_command, nonneg_int, positive_float, positive_int, ssim_size
 from ._errors import CLIError
 from ._inputs import load_input

@@ -20,7 +20,7 @@ import torch
 from .. import io as pio
 from ..errors import UserInputError
 from ..inpaint import INPAINT_METHODS, MASK_METHODS, OPERATORS, analytic_sigma, default_stages, inpaint, make_mask
-from ..inpaint.evaluation import errors_text, result_errors, result_figure
+from ..inpaint.result import errors_text, result_errors, result_figure
 from ._common import (
     VOLUME_HELP,
     CLIError,

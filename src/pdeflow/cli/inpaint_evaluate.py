@@ -1,4 +1,4 @@
-"""``pdeflow evaluate inpainting``: the evaluation of :mod:`pdeflow.inpaint.evaluation` (Peter, 2022, Tables 2-4,
+"""``pdeflow evaluate inpainting``: the evaluation of :mod:`pdeflow.evaluate.inpaint` (Peter, 2022, Tables 2-4,
 and pdeflow's analytic and learned masks and inpainters) on held-out photos.
 
 :func:`add_evaluate_parser` adds ``inpainting`` to the subparsers of ``pdeflow evaluate``.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..inpaint.evaluation import METHODS, evaluate, report
-from ..inpaint.learned import gan
+from ..evaluate.inpaint import METHODS, evaluate, report
+from ..inpaint import load_inpainting_model, load_mask_model
 from ..inpaint.masks.refine import refine_options
 from ._arguments import add_command, density, positive_float, positive_int, ssim_size
 from ._errors import CLIError
@@ -61,10 +61,10 @@ def add_evaluate_parser(evaluate_sub) -> None:
     g.add_argument("--refine", default=None, metavar="JSON",
                    help="refine_mask options of the *-refine rows: a JSON object of options for every density "
                         "(e.g. '{\"shifts\": 2, \"rounds\": 400, \"metric\": \"mse\"}') or of density -> "
-                        "options (default: pdeflow.inpaint.evaluation.REFINE, in the report)")
+                        "options (default: pdeflow.inpaint.masks.refine.REFINE, in the report)")
     g.add_argument("--refine-mse", default=None, metavar="JSON",
                    help="the same for the *-refine-mse rows, whose refinement minimises the MSE (default: "
-                        "pdeflow.inpaint.evaluation.REFINE_MSE, in the report)")
+                        "pdeflow.inpaint.masks.refine.REFINE_MSE, in the report)")
     g.add_argument("--reuse", default=None, metavar="JSON",
                    help="an earlier run's results.json: its random, PS and PS+NLPE rows are reused when its crops "
                         "and settings are the same (the report says so), instead of recomputed")
@@ -150,7 +150,7 @@ def _run_evaluate(args) -> int:
             if spec is None:
                 continue
             try:
-                (gan.load_inpainting_model if flag == "--inpainting-model" else gan.load_mask_model)(spec)
+                (load_inpainting_model if flag == "--inpainting-model" else load_mask_model)(spec)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument {flag}: {exc}") from None
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None

@@ -2,7 +2,7 @@
 
 ``train tvflownet`` is the command line of :func:`pdeflow.tvflownet.train.train`;
 ``evaluate tvflownet MODEL...`` is the paper's evaluation protocol, a thin wrapper over
-:func:`pdeflow.tvflownet.evaluate.evaluate` and :func:`pdeflow.tvflownet.report.report`
+:func:`pdeflow.evaluate.tvflownet.evaluate` and :func:`pdeflow.evaluate.tvflownet_report.report`
 (``report.md``, ``results.json`` and PNG figures in ``--out``). MODEL is a shipped model's name or a
 path to a ``.safetensors``/``.json`` pair (either file or their common stem), loaded with
 :func:`pdeflow.tvflownet.load`. The method (Grossmann et al., 2022) and its full reference are in
@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
+from ..evaluate.tvflownet import evaluate
+from ..evaluate.tvflownet_report import report
 from ..io import model_bytes
 from ..training import invoked_command
 from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
-from ..tvflownet.evaluate import evaluate, paper_times
-from ..tvflownet.report import report
+from ..tvflownet.paper import paper_times
 from ..tvflownet.symmetry import DihedralMean, flow_model
 from ..tvflownet.train import TrainConfig, check_config, data_sources, train
 from ._arguments import (

@@ -35,7 +35,8 @@ solver's entry point), :mod:`~pdeflow.inpaint.diffusion_system` (the one linear 
 error maps), :mod:`~pdeflow.inpaint.masks.sparsification`
 (random, PS/NLPE, dithering, analytic, snapping, refinement), :mod:`~pdeflow.inpaint.learned.masknet` (mask
 network, residual inpainter, WGANs), :mod:`~pdeflow.inpaint.training` (their trainers) and
-:mod:`~pdeflow.inpaint.evaluation` (the paper's comparison).
+:mod:`~pdeflow.inpaint.result` (the errors and figure of one result). The paper's comparison lives beside the
+pillar, in :mod:`pdeflow.evaluate.inpaint`.
 
 Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.learned.wgan`, :mod:`~pdeflow.inpaint.learned.maskgan`,
 training in :mod:`~pdeflow.inpaint.training.wgan`, ``pdeflow train inpainting``):

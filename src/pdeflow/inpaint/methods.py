@@ -3,7 +3,7 @@
 
 A table entry (:class:`Method`) holds the function, the options it takes, what it needs (a trained model, a
 start mask) and whether it also works on volumes. ``pdeflow mask``, ``pdeflow inpaint`` and
-:func:`~pdeflow.inpaint.evaluation.evaluate` choose their methods here, so a method registered in a table is
+:func:`pdeflow.evaluate.inpaint.evaluate` choose their methods here, so a method registered in a table is
 offered by all three.
 """
 from __future__ import annotations

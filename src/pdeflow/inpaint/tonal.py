@@ -63,8 +63,8 @@ __all__ = ["optimise_tonal", "TonalResult", "quantise_levels"]
 ROUNDS = 4
 #: The inpaintings tonal optimisation serves.
 OPERATORS = ("diffusion", "eed")
-#: Gauss-Newton steps for EED: linearisations, each followed by CGLS on it (chosen on selection crops by
-#: experiments/codec_settings.py).
+#: Gauss-Newton steps for EED: linearisations, each followed by CGLS on it (chosen on selection crops: results
+#: page "Image compression", "Encoder settings").
 EED_LINEARISATIONS = 3
 #: Lagged-diffusivity steps of each EED inpainting inside the tonal optimisation: more than eed_inpaint's default,
 #: since tight tolerances (the default solve_tol) converge slowly.

@@ -41,7 +41,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = deterministic
-    if torch.are_deterministic_algorithms_enabled() != deterministic:   # the call imports inductor (~2 s)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:   # the call imports inductor (slow)
         torch.use_deterministic_algorithms(deterministic)
 
 

@@ -23,8 +23,8 @@ from .loss import TVFlowLoss, loss_terms, time_derivative
 from .symmetry import Equivariant
 from .tiled import Tiled, tiled_flow
 
-# train() and evaluate() live in modules of the same name (pdeflow.tvflownet.train.train,
-# pdeflow.tvflownet.evaluate.evaluate); exporting them here would shadow the modules. Inference
+# train() lives in the module of the same name (pdeflow.tvflownet.train.train); exporting it here would shadow
+# the module. The paper's evaluation and its report live beside the pillar (pdeflow.evaluate.tvflownet). Inference
 # (load, flow) does not import the training toolkit: TrainConfig is imported on first use.
 
 

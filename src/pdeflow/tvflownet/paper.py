@@ -28,7 +28,7 @@ def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.evaluate import paper_times
+    >>> from pdeflow.tvflownet.paper import paper_times
     >>> times = paper_times()
     >>> len(times), times[:3], times[-1]
     (50, [0.0, 0.02, 0.04], 0.98)
@@ -260,7 +260,7 @@ def paper_key(name: str, model=None) -> tuple[str, str] | None:
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import paper_key
+    >>> from pdeflow.tvflownet.paper import paper_key
     >>> paper_key("semiresnet", load("semiresnet")), paper_key("unet-96"), paper_key("mine")
     (('semiresnet', '32'), ('unet', '96'), None)
     """

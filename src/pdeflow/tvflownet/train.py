@@ -181,7 +181,7 @@ from ._train_loss import (
     unsupervised_loss_fn,
 )
 from .architectures import build_model
-from .evaluate import PSNR_CAP
+from .paper import PSNR_CAP
 
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
            "flowed_inputs", "synthetic_images", "augment", "supervised_reference", "supervised_loss",

@@ -194,7 +194,7 @@ class MaskNet(nn.Module):
             s0 = torch.log(extremality(f, self.snap_sigma) + 1e-3)
             # inputs standardised (the corrections are added to the raw maps) by their mean over the window
             # of the training crops: an image larger than those sees its neighbourhood's statistics, as in
-            # training, rather than the whole image's (which cost the shipped networks 1-2 dB at 4K)
+            # training, rather than the whole image's (results page "Sparse inpainting", "Implementation choices")
             lp_in = logp0 - self._local_mean(logp0)
             s_in = s0 - self._local_mean(s0)
             parts = [f - 0.5, lp_in, s_in]

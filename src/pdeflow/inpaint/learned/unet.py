@@ -48,8 +48,8 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.factor = 2 ** (len(widths) - 1)
-        # channels-last weights and activations: the CPU convolutions of one 64 x 64 image ran 1.4-1.6x
-        # faster (loading a state dict keeps the layout; save_model stores contiguous copies)
+        # channels-last weights and activations: faster CPU convolutions (results page "Sparse inpainting",
+        # "Implementation choices"); loading a state dict keeps the layout; save_model stores contiguous copies
         self.to(memory_format=torch.channels_last)
 
     @property
@@ -129,7 +129,8 @@ class UNet(nn.Module):
         for blk in self.up:
             s = skips.pop()
             # the sides are multiples of the factor, so each level is exactly twice the one below: the same values
-            # as size=s.shape[-2:], and torch's CPU kernel for a scale factor was 5x faster on the 64-channel level
+            # as size=s.shape[-2:], and torch's CPU kernel for a scale factor is the faster one (results page
+            # "Sparse inpainting", "Implementation choices")
             x = blk[1:](_conv_concat(blk[0], F.interpolate(x, scale_factor=2, mode="bilinear",
                                                              align_corners=False), s))
         return self.out(x)[..., :H, :W].contiguous()

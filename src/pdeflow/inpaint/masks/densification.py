@@ -43,10 +43,10 @@ __all__ = ["densify_mask", "default_stages"]
 #: Stages between two builds of the multigrid hierarchy. Its set-up cost as much as a stage's warm-started solve;
 #: with a hierarchy of a smaller mask CG takes one or two more iterations, which cost less.
 REBUILD = 4
-#: Default number of stages (chosen on selection crops: experiments/inpaint_densify_select.py).
+#: Default number of stages (chosen on selection crops: results page "Sparse inpainting", "Masks at 4K").
 STAGES = 8
-#: Default stages of the operators whose own selection chose otherwise (EED: experiments/inpaint_eed_select.py,
-#: on selection crops; its masks gain from twice the stages, homogeneous diffusion's do not).
+#: Default stages of the operators whose own selection chose otherwise (EED, on selection crops: its masks gain
+#: from twice the stages, homogeneous diffusion's do not; results page "Inpainting operators").
 OPERATOR_STAGES = {"eed": 16}
 
 
@@ -177,7 +177,7 @@ def _add_at_maxima(m: torch.Tensor, e: torch.Tensor, add: int) -> torch.Tensor:
     peak = (e >= max3x3(e)) & (e > 0) & free
     flat_e, flat_m = e.flatten(1), m.flatten(1).clone()
     for b in range(m.shape[0]):
-        # the maxima are a few percent of the pixels: the top-k among them only (a 4K image: 8x faster)
+        # the maxima are a few percent of the pixels: the top-k among them only (the full top-k is far slower at 4K)
         cand = peak[b].flatten().nonzero().squeeze(1)
         if cand.numel() >= add:
             pick = cand[flat_e[b, cand].topk(add).indices]

@@ -433,7 +433,7 @@ def dither(p: torch.Tensor, density: float, *, tile=None, random: bool = False, 
 _SLICE_SHIFT = ((math.sqrt(5) - 1) / 2, (3 - math.sqrt(5)) / 2)
 
 
-#: Side of the default 3-D blue-noise tile of :func:`volume_thresholds` (16^3 voxels, computed in ~0.2 s).
+#: Side of the default 3-D blue-noise tile of :func:`volume_thresholds` (16^3 voxels, computed once per process).
 VOLUME_TILE = 16
 
 

@@ -50,8 +50,8 @@ from .tensor_diffusion import (
 
 __all__ = ["eed_inpaint", "solve_unchecked", "eed_tensor", "linearised", "CONTRAST", "SIGMA"]
 
-# chosen by experiments/inpaint_eed_select.py on 256 px selection crops (never the held-out photos), confirmed on
-# other selection crops: benchmarks/results/inpaint_eed_select/
+# chosen on 256 px selection crops (never the held-out photos), confirmed on other selection crops (results page
+# "Inpainting operators")
 #: Default contrast, relative to the range of the known values.
 CONTRAST = 0.01
 #: Default presmoothing (pixels).

@@ -53,7 +53,7 @@ A step
 
 Validation: ``val_crops`` fixed ``crop x crop`` crops (seed ``val_seed``) of
 the built-in TEST photos (never trained on) that do not overlap the crops the
-evaluation reports (:func:`pdeflow.inpaint.evaluation.test_images`, seed 0, at
+evaluation reports (:func:`pdeflow.evaluate.inpaint.test_images`, seed 0, at
 the sizes and counts in ``avoid_eval``), or of a folder ``val_data``. Masks:
 the fixed (unshifted) tile, per density of ``densities`` (stage
 ``residual`` on analytic masks), or the mask networks' masks (with ``refine``:
@@ -87,7 +87,6 @@ from ...training import (
     val_every_option,
 )
 from ..diffusion import diffuse
-from ..evaluation import refine_setting
 from ..learned.losses import loss_scores, reconstruction_loss
 from ..learned.masknet import KIND as MASK_KIND
 from ..learned.masknet import MaskNet, load_masknet, network_mask
@@ -96,6 +95,7 @@ from ..learned.wgan import Critic, critic_loss
 from ..masks.analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from ..masks.blur import gaussian_blur
 from ..masks.dither import blue_noise_tile, threshold_map
+from ..masks.refine import refine_setting
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
            "open_training_photos", "analytic_sigma", "STAGES"]
@@ -129,7 +129,7 @@ class ResidualConfig:
                               type="density", nargs="+", metavar="D")
     density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
     refine: bool = option(False, "stage residual: train and validate on the mask networks' masks refined as the "
-                                 "evaluation's *-refine rows refine them (pdeflow.inpaint.evaluation.REFINE at each "
+                                 "evaluation's *-refine rows refine them (pdeflow.inpaint.masks.refine.REFINE at each "
                                  "network's density), the masks those rows inpaint", flag=True)
     init: str | None = option(None, "the residual inpainter (run directory or model.json) to start from; stage "
                                     "joint: the one to fine-tune (default: none, i.e. plain diffusion)",
@@ -227,7 +227,7 @@ def open_training_photos(cfg: ResidualConfig) -> pdata.ImageSet:
 
 
 def evaluation_boxes(size: int, n: int, *, seed: int = 0) -> list[tuple[str, int, int]]:
-    """``(photo, top, left)`` of the first ``n`` crops of :func:`pdeflow.inpaint.evaluation.test_images`
+    """``(photo, top, left)`` of the first ``n`` crops of :func:`pdeflow.evaluate.inpaint.test_images`
     at ``size`` (built-in TEST split): the same draws, made on images of pixel coordinates.
 
     Examples

@@ -1,4 +1,7 @@
-"""Library defects of issue 61: each test failed before its fix."""
+"""What the library does with inputs it cannot take or that misled before: a model name or path for
+``tvflownet.flow``, ``diffuse`` under ``torch.compile``, unstable IELs, argument messages, a 2-D ``.npy`` given
+to ``read_volume``, 5-D tensors without ``ndim``, missing files, spectral bands past the computed times, integer
+images. Each test failed before its fix."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Table 9 of the TVflowNET evaluation (:mod:`pdeflow.tvflownet.evaluate`): the inference time of each
+"""Table 9 of the TVflowNET evaluation (:mod:`pdeflow.evaluate.tvflownet`): the inference time of each
 model beside the reference solver's, the one table that measures cost rather than accuracy."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from ..progress import progress_bar
-from ._eval_inputs import Model, model_device, model_dtype, natural_images, scaled
-from .paper import PAPER_SCALE, paper_times
-from .reference import grid_indices, reference_solve
+from ..tvflownet.paper import PAPER_SCALE, paper_times
+from ._tvflownet_inputs import Model, model_device, model_dtype, natural_images, scaled
+from .tvflownet_reference import grid_indices, reference_solve
 
 
 def _sync(device):
@@ -45,7 +45,7 @@ def evaluate_timing(models: Mapping[str, Model], *, sizes=(96, 256), times=None,
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_timing
+    >>> from pdeflow.evaluate.tvflownet import evaluate_timing
     >>> out = evaluate_timing({"semiresnet": load("semiresnet")}, sizes=(16,), times=[0.0, 0.1], devices=["cpu"],
     ...                       repeats=1, ref_kwargs={"dt": 0.1, "tol": 1e-4})
     >>> sorted(out["models"]["semiresnet"]["cpu"][16]), sorted(out["reference"]["cpu"][16])   # seconds

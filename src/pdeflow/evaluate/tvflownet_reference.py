@@ -32,7 +32,7 @@ def default_cache_dir() -> Path:
     --------
     >>> import os
     >>> from unittest import mock
-    >>> from pdeflow.tvflownet.evaluate import default_cache_dir
+    >>> from pdeflow.evaluate.tvflownet import default_cache_dir
     >>> with mock.patch.dict(os.environ, {"PDEFLOW_CACHE": "/somewhere"}):
     ...     print(default_cache_dir().as_posix())
     /somewhere/tvflow_reference
@@ -51,7 +51,7 @@ def grid_indices(times: Sequence[float], dt: float) -> list[int]:
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.reference import grid_indices
+    >>> from pdeflow.evaluate.tvflownet_reference import grid_indices
     >>> grid_indices([0.0, 0.1, 0.25], dt=0.05)
     [0, 2, 5]
     """
@@ -76,7 +76,7 @@ def reference_solve(x: torch.Tensor, idx: list[int], dt: float, tol: float, solv
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.tvflownet.reference import reference_solve
+    >>> from pdeflow.evaluate.tvflownet_reference import reference_solve
     >>> x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
     >>> x[..., 2:6, 2:6] = 1.0                               # a square
     >>> u, u_t = reference_solve(x, [0, 1, 2], dt=0.1, tol=1e-6, solver="fgp", max_iter=2000)
@@ -143,7 +143,7 @@ def reference_flow(
     Examples
     --------
     >>> import tempfile
-    >>> from pdeflow.tvflownet.evaluate import natural_images, reference_flow
+    >>> from pdeflow.evaluate.tvflownet import natural_images, reference_flow
     >>> x = 5 * natural_images(16, 1)                        # the paper's scale
     >>> with tempfile.TemporaryDirectory() as cache:
     ...     u, u_t = reference_flow(x, [0.0, 0.1, 0.2], dt=0.1, cache_dir=cache)

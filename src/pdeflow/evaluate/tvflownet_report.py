@@ -1,6 +1,6 @@
 """The report of the TVflowNET evaluation: the paper's tables beside ours, figures, JSON.
 
-:func:`report` turns the results of :func:`pdeflow.tvflownet.evaluate.evaluate` into a
+:func:`report` turns the results of :func:`pdeflow.evaluate.tvflownet.evaluate` into a
 :class:`~pdeflow.reporting.Report` (``report.md``, ``results.json``, PNG figures); the
 caller writes it (``pdeflow evaluate tvflownet`` writes it into ``--out``, all files or none).
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from .. import viz
 from ..reporting import Report, format_mean_std, jsonable, md_table
-from .evaluate import METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
-from .paper import ARCH_LABEL as _ARCH_LABEL
+from ..tvflownet.paper import ARCH_LABEL as _ARCH_LABEL
+from .tvflownet import METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
 
 __all__ = ["report"]
 
@@ -188,18 +188,18 @@ def _heldout_section(lines: list[str], t24: dict, held: dict) -> None:
 
 
 def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
-    """The report of :func:`~pdeflow.tvflownet.evaluate.evaluate`'s results: ``report.md``, PNG figures and
+    """The report of :func:`~pdeflow.evaluate.tvflownet.evaluate`'s results: ``report.md``, PNG figures and
     ``results.json``, as a :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``, all or none).
 
     ``report.md`` has the paper's tables (1-7, 9) for what ``evaluate``
     ran, ours beside the paper's numbers for the matching row (architecture and
-    training size, see :func:`~pdeflow.tvflownet.evaluate.paper_key`).
+    training size, see :func:`~pdeflow.evaluate.tvflownet.paper_key`).
 
     Examples
     --------
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from pdeflow.tvflownet.report import report
+    >>> from pdeflow.evaluate.tvflownet_report import report
     >>> rep = report({"config": {}, "models": {}})
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = rep.write(d)

@@ -41,7 +41,7 @@ For each test image and density ``D`` the methods are
   by ``pdeflow train residual --refine``) where the shipped pair has one, else
   by its residual inpainter;
 * ``learned-refine-mse`` / ``joint-refine-mse`` -- the same with the refinement
-  minimising the MSE (``refine_mse`` options, :data:`REFINE_MSE`): the rows the
+  minimising the MSE (``refine_mse`` options, :data:`~pdeflow.inpaint.masks.refine.REFINE_MSE`): the rows the
   PSNR and MSE compare with ``ps-mse``, as the ``*-refine`` rows (the mask
   network's loss, or the MAE) are those the MAE and SSIM compare with ``ps``.
 
@@ -77,7 +77,6 @@ import json
 import math
 import platform
 import time
-from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -86,58 +85,25 @@ import torch
 from .. import datasets
 from .. import io as pio
 from ..errors import UserInputError
+from ..inpaint.masks.refine import REFINE_MSE, refine_setting
+from ..inpaint.methods import INPAINT_METHODS, MASK_METHODS, inpaint, make_mask
 from ..metrics import mae as mae_metric
 from ..metrics import mse as mse_metric
 from ..metrics import psnr, ssim
 from ..progress import progress_bar
-from ._eval_report import (
-    LABELS,
-    PAPER,
-    errors_text,
-    figure,
-    marked,
-    report,
-    result_errors,
-    result_figure,
-)
-from .methods import INPAINT_METHODS, MASK_METHODS, inpaint, make_mask
+from ._inpaint_report import LABELS, PAPER, figure, report
 
-__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure", "result_errors",
-           "errors_text", "marked", "result_figure"]
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
 
-# The report (the paper's numbers, the tables beside them, the figure) and the errors and figure of one result
-# live in _eval_report; this module is the evaluation protocol itself.
+# The report (the paper's numbers, the tables beside them, the figure) lives in _inpaint_report; this module is
+# the evaluation protocol itself. The refinement settings of the *-refine rows are the pillar's
+# (pdeflow.inpaint.masks.refine.REFINE): its trainer refines the masks it learns from with them too.
 
 METHODS = ("random-diffusion", "random-wgan", "ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine",
            "densify", "learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw",
            "joint", "joint-refine", "joint-refine-mse")
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-mse", "ps-nlpe")
-#: Test-time refinement of the ``*-refine`` rows per density (refine_mask options), chosen on selection crops,
-#: never the evaluation's: 32 other crops of the built-in TEST photos and 32 other crops of the mate-nature photos
-#: (crop seed 1 for both), refined one crop at a time as here, against PS timed in the same run
-#: (experiments/inpaint_refine_select.py, benchmarks/results/inpaint/refine_select/). One image runs the search on
-#: NumPy vectors (pdeflow.inpaint.masks.refine.SINGLE_IMAGE_PATH): a round costs about a third of what it did, so 2 x 18
-#: rounds at 20 % take about the time of the previous 2 x 6. The setting: the most rounds that beat PS in MAE and SSIM
-#: on both selection sets at more than 100x PS's speed in a run on a heavily loaded machine (load average ~4 on 2
-#: cores; 103-116x there, where the previous setting, 2 x 5 / 2 x 5 / 2 x 6, measured 65-80x; 95-128x in the last
-#: evaluation), except at 20 %: 2 x 18 rounds measured 100-107x on the built-in selection crops but 94x in the
-#: evaluation, so 20 % keeps a margin for that run-to-run spread, 2 x 14 (107-114x on the built-in selection crops,
-#: 115-122x on the nature ones). At 20 % the refinement minimises the MAE instead of the mask network's loss: PS's
-#: SSIM is beaten by a wide margin there and its MAE is not.
-REFINE = {0.05: {"shifts": 2, "rounds": 10}, 0.1: {"shifts": 2, "rounds": 12},
-          0.2: {"shifts": 2, "rounds": 14, "metric": "mae"}}
-#: The refinement of the ``*-refine-mse`` rows: minimising the MSE, chosen on the selection crops above (8 per set
-#: and density, against PS on the same crops; benchmarks/results/inpaint/evaluation_64_mse/selection.md). The search
-#: solves to 1e-5 (not 3e-3): on the nature photos the errors are small against the grey values (PSNR 45-67 dB) and a
-#: loose solve cannot tell masks apart there. At 20 % the probe solves too (probe_tol 1e-4): on nearly flat crops the
-#: default 1e-2 measured nothing; at 5 and 10 % 1e-2 ranked better on both sets. Rounds: the selection's quality
-#: grew with every round up to the 600-1000 tried, so as many as keep a mask near a second of CPU time (PS: 3-5 s).
-REFINE_MSE = {0.05: {"shifts": 2, "rounds": 600, "metric": "mse", "tol": 1e-5},
-              0.1: {"shifts": 2, "rounds": 800, "metric": "mse", "tol": 1e-5},
-              0.2: {"shifts": 2, "rounds": 800, "metric": "mse", "tol": 1e-5, "probe_tol": 1e-4}}
-
-
 def _seeded(opts, seed: int):
     """The refine options ``opts`` with their tile shifts drawn from ``seed`` (so refined rows are reproducible,
     as PS's are), unless they name a generator themselves."""
@@ -146,26 +112,13 @@ def _seeded(opts, seed: int):
     return {**opts, "generator": seed}
 
 
-def refine_setting(density: float, refine: dict | None = None, default: dict | None = None) -> dict:
-    """The :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows at ``density``.
-
-    ``refine``: a dict of options for every density, or a dict ``density -> options``
-    (default ``default``, else :data:`REFINE`; the ``*-refine-mse`` rows: :data:`REFINE_MSE`); a density it
-    does not list takes the options of the nearest one it lists.
-    """
-    table = refine if refine is not None else (REFINE if default is None else default)
-    if not all(isinstance(k, Real) and not isinstance(k, bool) for k in table):
-        return dict(table)                      # one setting for every density
-    nearest = min(table, key=lambda k: abs(math.log(float(k)) - math.log(float(density))))
-    return dict(table[nearest])
-
 def test_images(n_images: int, size: int, *, seed: int = 0, channels: int = 1,
                 image_dir=None) -> tuple[torch.Tensor, list[str]]:
     """``n_images`` crops ``(n, C, size, size)`` in [0, 1] and their source names (see the module doc).
 
     Examples
     --------
-    >>> from pdeflow.inpaint.evaluation import test_images
+    >>> from pdeflow.evaluate.inpaint import test_images
     >>> f, names = test_images(2, 16)                    # crops of the built-in TEST photos
     >>> f.shape, names
     (torch.Size([2, 1, 16, 16]), ['matplotlib/grace_hopper', 'pywt/aero'])
@@ -251,7 +204,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
         except (FileNotFoundError, ValueError) as e:
             notes.append(f"learned + residual inpainter skipped: {e}")
     if {"joint", "joint-refine", "joint-refine-mse"} & set(methods):
-        from .learned.residual import load_joint, load_joint_refined
+        from ..inpaint.learned.residual import load_joint, load_joint_refined
         loaded["joint"] = {}
         for d in densities:
             try:
@@ -323,16 +276,17 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
         default: the shipped ones).
     refine : dict, optional
         :func:`~pdeflow.inpaint.refine_mask` options of the ``*-refine`` rows, for every density or per
-        density (see :func:`refine_setting`; default :data:`REFINE`).
+        density (see :func:`~pdeflow.inpaint.masks.refine.refine_setting`; default
+        :data:`~pdeflow.inpaint.masks.refine.REFINE`).
     refine_mse : dict, optional
-        The same for the ``*-refine-mse`` rows (default :data:`REFINE_MSE`).
+        The same for the ``*-refine-mse`` rows (default :data:`~pdeflow.inpaint.masks.refine.REFINE_MSE`).
     reuse : str, path or dict, optional
         An earlier run's ``results.json`` (or its dict): rows of :data:`REUSABLE` methods are copied from it
         when its crops and settings are the same (see the module doc).
 
     Examples
     --------
-    >>> from pdeflow.inpaint.evaluation import evaluate
+    >>> from pdeflow.evaluate.inpaint import evaluate
     >>> res = evaluate((0.1,), n_images=1, size=16, methods=("random-diffusion", "analytic"))
     >>> res["methods"], sorted(res["summary"]["analytic"]["0.1"])[:4]
     (['random-diffusion', 'analytic'], ['density', 'inpaint_s', 'mae255', 'mask_cpu_s'])

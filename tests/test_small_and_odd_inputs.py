@@ -1,4 +1,6 @@
-"""The confusing cases of issue 45 item 7: each reproduced, each with the behaviour that replaced it."""
+"""Small and odd inputs that confused users: ``pdeflow flow --method both`` on an 8 px image, a NumPy array for
+``tvflownet.flow``, repeated times, training images smaller than the crop, an unreadable training image. Each
+reproduced, each with the behaviour that replaced it."""
 import warnings
 
 import numpy as np

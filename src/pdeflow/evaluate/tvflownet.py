@@ -31,7 +31,7 @@ Reference flows are the expensive part on a CPU; :func:`reference_flow`
 caches each image's flow on disk, keyed by a hash of the image and of the
 times, ``dt``, ``tol`` and solver, written atomically.
 
-Entry points: :func:`evaluate` (all tables) and :func:`pdeflow.tvflownet.report.report`
+Entry points: :func:`evaluate` (all tables) and :func:`pdeflow.evaluate.tvflownet_report.report`
 (``report.md`` with the paper's numbers beside ours, ``results.json`` and PNG
 figures, as a :class:`~pdeflow.reporting.Report`).  Each table also has its own function.  Models are any
 ``nn.Module``/callable ``model(u0, t) -> (u, phi)`` with ``u0`` ``(B, C, H, W)``,
@@ -57,7 +57,18 @@ from .. import datasets, ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv.spectral import spectral_from_stack
-from ._eval_inputs import (
+from ..tvflownet.joint import joint_optimise, paper_iterations
+from ..tvflownet.paper import (
+    PAPER,
+    PAPER_SCALE,
+    PSNR_CAP,
+    paper_key,
+    paper_times,
+    source_provenances,
+    unwrap_model,
+)
+from ..tvflownet.symmetry import composes_in_time
+from ._tvflownet_inputs import (
     Model,
     folder_files,
     model_dtype,
@@ -67,7 +78,7 @@ from ._eval_inputs import (
     time_derivatives,
     type_images,
 )
-from ._eval_metrics import (
+from ._tvflownet_metrics import (
     METRICS,
     PAPER_METRICS,
     SSIM_VARIANTS,
@@ -78,19 +89,8 @@ from ._eval_metrics import (
     metric_values,
     stack_psnr,
 )
-from ._eval_timing import evaluate_timing
-from .joint import joint_optimise, paper_iterations
-from .paper import (
-    PAPER,
-    PAPER_SCALE,
-    PSNR_CAP,
-    paper_key,
-    paper_times,
-    source_provenances,
-    unwrap_model,
-)
-from .reference import default_cache_dir, reference_flow
-from .symmetry import composes_in_time
+from ._tvflownet_timing import evaluate_timing
+from .tvflownet_reference import default_cache_dir, reference_flow
 
 __all__ = [
     "PAPER_SCALE",
@@ -120,8 +120,8 @@ __all__ = [
     "evaluate",
 ]
 
-# The metrics (_eval_metrics), the test images and model flows (_eval_inputs) the tables are made of, and
-# Table 9's timing (_eval_timing) live in modules of their own.
+# The metrics (_tvflownet_metrics), the test images and model flows (_tvflownet_inputs) the tables are made of,
+# and Table 9's timing (_tvflownet_timing) live in modules of their own.
 
 # =========================================================================== tables
 
@@ -138,7 +138,7 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_sizes
+    >>> from pdeflow.evaluate.tvflownet import evaluate_sizes
     >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}   # a coarse reference, not cached
     >>> out = evaluate_sizes({"semiresnet": load("semiresnet")}, sizes=(16,), n_images=1, times=[0.0, 0.1, 0.2],
     ...                      ref_kwargs=ref)
@@ -207,7 +207,7 @@ def evaluate_heldout(models: Mapping[str, Model], folder, *, sizes=(32, 96, 256)
     >>> from pathlib import Path
     >>> from pdeflow.io import write_image
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_heldout, natural_images
+    >>> from pdeflow.evaluate.tvflownet import evaluate_heldout, natural_images
     >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     _ = write_image(Path(folder) / "a.png", natural_images(24, 1)[0])
@@ -239,7 +239,7 @@ def evaluate_types(models: Mapping[str, Model], *, size: int = 96, n_images: int
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_types
+    >>> from pdeflow.evaluate.tvflownet import evaluate_types
     >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
     >>> out = evaluate_types({"semiresnet": load("semiresnet")}, size=16, n_images=1, times=[0.0, 0.1], ref_kwargs=ref)
     >>> sorted(out["models"]["semiresnet"])
@@ -271,7 +271,7 @@ def with_wrapped(models: Mapping[str, Model], wrapper: Callable[[Model], Model] 
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import with_wrapped
+    >>> from pdeflow.evaluate.tvflownet import with_wrapped
     >>> from pdeflow.tvflownet.symmetry import Equivariant
     >>> list(with_wrapped({"semiresnet": load("semiresnet")}, Equivariant))
     ['semiresnet', 'semiresnet + Equivariant']
@@ -302,7 +302,7 @@ def evaluate_homogeneity(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_homogeneity
+    >>> from pdeflow.evaluate.tvflownet import evaluate_homogeneity
     >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
     >>> out = evaluate_homogeneity({"semiresnet": load("semiresnet")}, sizes=(16,), n_images=1, times=[0.0, 0.1],
     ...                            ref_kwargs=ref)
@@ -376,7 +376,7 @@ def evaluate_spectral(models: Mapping[str, Model], *, size: int = 96, n_images: 
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate_spectral
+    >>> from pdeflow.evaluate.tvflownet import evaluate_spectral
     >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
     >>> out = evaluate_spectral({"semiresnet": load("semiresnet")}, size=16, n_images=1, times=[0.0, 0.1, 0.2],
     ...                         ref_kwargs=ref)
@@ -432,7 +432,7 @@ def evaluate_joint(*, sizes=(32,), n_images: int = 1, iterations=None, times=Non
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.evaluate import evaluate_joint
+    >>> from pdeflow.evaluate.tvflownet import evaluate_joint
     >>> ref = {"dt": 0.1, "tol": 1e-4, "cache_dir": False}
     >>> out = evaluate_joint(sizes=(16,), iterations=2, times=[0.0, 0.1, 0.2], ref_kwargs=ref)
     >>> out["iterations"], sorted(out["results"][16])[:2]
@@ -560,13 +560,13 @@ def evaluate(
         ``config``, ``models`` (architecture, parameters, paper row), and one entry
         per table run (``table1``, ``table2_4``, ``heldout``, ``table5``, ``table6``, ``table7``,
         ``table9``), plus ``seconds`` per part.  JSON-ready except the
-        ``example`` entries (tensors for the figures), which :func:`pdeflow.tvflownet.report.report`
+        ``example`` entries (tensors for the figures), which :func:`pdeflow.evaluate.tvflownet_report.report`
         turns into PNGs.
 
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import evaluate
+    >>> from pdeflow.evaluate.tvflownet import evaluate
     >>> res = evaluate({"semiresnet": load("semiresnet")}, sizes=(16,), n_images=1, tables=(2,), times=[0.0, 0.1],
     ...                dt=0.1, tol=1e-4, cache_dir=False)
     >>> sorted(res), res["models"]["semiresnet"]["paper_row"]

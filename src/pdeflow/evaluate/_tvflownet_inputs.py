@@ -1,4 +1,4 @@
-"""The inputs of the TVflowNET evaluation (:mod:`pdeflow.tvflownet.evaluate`): the held-out natural and
+"""The inputs of the TVflowNET evaluation (:mod:`pdeflow.evaluate.tvflownet`): the held-out natural and
 typed test images, and a model's flow and time derivative at given times."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from .. import datasets, ops
 from .. import io as pio
 from ..errors import InputFileNotFoundError, UserInputError
-from .api import flow as network_flow
+from ..tvflownet.api import flow as network_flow
 
 #: A TVflowNET model as the evaluation takes it: ``model(u0, t) -> (u, phi)``.
 Model = Callable[[torch.Tensor, torch.Tensor], tuple]
@@ -43,7 +43,7 @@ def model_flow(model: Model, u0: torch.Tensor, times: Sequence[float]) -> tuple[
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.evaluate import model_flow, natural_images
+    >>> from pdeflow.evaluate.tvflownet import model_flow, natural_images
     >>> u, div_phi = model_flow(load("semiresnet"), 5 * natural_images(16, 2), [0.0, 0.1, 0.2])
     >>> u.shape, div_phi.shape, u.dtype
     (torch.Size([3, 2, 1, 16, 16]), torch.Size([3, 2, 1, 16, 16]), torch.float32)
@@ -78,7 +78,7 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.tvflownet.evaluate import time_derivatives
+    >>> from pdeflow.evaluate.tvflownet import time_derivatives
     >>> def decay(u0, t):                                    # u = exp(-t) u0: u_t = -u, u_tt = u
     ...     return u0 * torch.exp(-t).view(-1, 1, 1, 1), None
     >>> u0 = torch.ones(2, 1, 4, 4, dtype=torch.float64)
@@ -145,7 +145,7 @@ def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_s
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.evaluate import natural_images
+    >>> from pdeflow.evaluate.tvflownet import natural_images
     >>> crops, names = natural_images(16, 2, return_sources=True)
     >>> crops.shape, names
     (torch.Size([2, 1, 16, 16]), ['pywt/aero', 'skimage/camera'])
@@ -171,7 +171,7 @@ def type_images(kind: str, size: int, n: int, *, seed: int = 0, medical_split: s
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.evaluate import type_images
+    >>> from pdeflow.evaluate.tvflownet import type_images
     >>> [tuple(type_images(kind, 16, 2).shape) for kind in ("disks", "ellipses", "medical")]
     [(2, 1, 16, 16), (2, 1, 16, 16), (2, 1, 16, 16)]
     """

@@ -35,10 +35,10 @@ import torch
 
 from .. import datasets, viz
 from .. import io as pio
+from ..codec import decode, encode
 from ..errors import UserInputError
 from ..metrics import psnr, ssim
 from ..reporting import Report, jsonable, md_table
-from . import decode, encode
 
 __all__ = ["Codec", "CODECS", "DEFAULT_CODECS", "ANCHORS", "RATES", "get_codec", "budget_bytes", "fit_budget",
            "bd_rate", "evaluate", "summary", "tables", "report", "rd_figure", "photo_set", "builtin_set", "smooth_set",
@@ -61,7 +61,7 @@ class Codec:
 
     Examples
     --------
-    >>> import torch; from pdeflow.codec.evaluation import CODECS
+    >>> import torch; from pdeflow.evaluate.codec import CODECS
     >>> jpeg = CODECS["jpeg"]; [(data, quality, note)] = jpeg.fit(torch.full((1, 16, 16), 0.5), [1000])
     >>> jpeg.check() is None, note, jpeg.decode(data, 1).shape
     (True, None, torch.Size([1, 16, 16]))
@@ -80,7 +80,7 @@ def budget_bytes(bpp: float, height: int, width: int) -> int:
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import budget_bytes
+    >>> from pdeflow.evaluate.codec import budget_bytes
     >>> budget_bytes(0.1, 256, 256)
     819
     """
@@ -109,7 +109,7 @@ def fit_budget(encode_at: Callable, settings, budgets) -> list:
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import fit_budget
+    >>> from pdeflow.evaluate.codec import fit_budget
     >>> [r[1] for r in fit_budget(lambda q: bytes(10 * q), range(1, 11), [5, 35, 1000])]
     [None, 3, 10]
     """
@@ -287,7 +287,7 @@ def get_codec(name) -> Codec:
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import get_codec
+    >>> from pdeflow.evaluate.codec import get_codec
     >>> get_codec("jpeg").label
     'JPEG'
     """
@@ -314,7 +314,7 @@ def square(image: torch.Tensor, size: int) -> torch.Tensor | None:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.codec.evaluation import square
+    >>> from pdeflow.evaluate.codec import square
     >>> square(torch.rand(1, 40, 60), 20).shape
     torch.Size([1, 20, 20])
     """
@@ -351,7 +351,7 @@ def photo_set(folder, *, size: int = 256, channels: int = 1, limit: int | None =
 
     Examples
     --------
-    >>> import tempfile, torch; from pdeflow.io import write_image; from pdeflow.codec.evaluation import photo_set
+    >>> import tempfile, torch; from pdeflow.io import write_image; from pdeflow.evaluate.codec import photo_set
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = write_image(f"{d}/a.png", torch.rand(1, 40, 48))
     ...     {k: u.shape for k, u in photo_set(d, size=32).items()}
@@ -367,7 +367,7 @@ def builtin_set(*, size: int = 256, channels: int = 1, limit: int | None = None)
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import builtin_set
+    >>> from pdeflow.evaluate.codec import builtin_set
     >>> [u.shape for u in builtin_set(size=32, limit=1).values()]
     [torch.Size([1, 32, 32])]
     """
@@ -381,7 +381,7 @@ def smooth_set(n: int, *, size: int = 256, seed: int = 0, shapes: int = 5) -> di
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import smooth_set
+    >>> from pdeflow.evaluate.codec import smooth_set
     >>> sorted(smooth_set(2, size=32))
     ['smooth-0', 'smooth-1']
     """
@@ -408,7 +408,7 @@ def evaluate(sets, *, rates=RATES, codecs=DEFAULT_CODECS, progress: bool = False
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import evaluate, smooth_set
+    >>> from pdeflow.evaluate.codec import evaluate, smooth_set
     >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
     >>> [(r["budget"], r["fits"]) for r in res["rows"]]
     [(6, False), (256, True)]
@@ -476,7 +476,7 @@ def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float | None:
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import bd_rate
+    >>> from pdeflow.evaluate.codec import bd_rate
     >>> round(bd_rate([1, 2, 4], [30, 33, 36], [0.5, 1, 2], [30, 33, 36]), 6)
     -0.5
     """
@@ -512,7 +512,7 @@ def summary(res: dict) -> dict:
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import evaluate, smooth_set, summary
+    >>> from pdeflow.evaluate.codec import evaluate, smooth_set, summary
     >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
     >>> s = summary(res)["s"]; sorted(s), [c["n"] for c in s["curves"]["jpeg"].values()]
     (['bd_rate', 'curves', 'pairs'], [0, 1])
@@ -577,7 +577,7 @@ def tables(res: dict, summ: dict | None = None) -> str:
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import evaluate, smooth_set, tables
+    >>> from pdeflow.evaluate.codec import evaluate, smooth_set, tables
     >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
     >>> tables(res).splitlines()[0]
     '## s: 1 images, 32x32, grey'
@@ -639,7 +639,7 @@ def rd_figure(res: dict, summ: dict | None = None):
 
     Examples
     --------
-    >>> from pdeflow.codec.evaluation import evaluate, rd_figure, smooth_set
+    >>> from pdeflow.evaluate.codec import evaluate, rd_figure, smooth_set
     >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
     >>> len(rd_figure(res).axes)
     2
@@ -677,7 +677,7 @@ def report(res: dict) -> Report:
 
     Examples
     --------
-    >>> import tempfile; from pdeflow.codec.evaluation import evaluate, report, smooth_set
+    >>> import tempfile; from pdeflow.evaluate.codec import evaluate, report, smooth_set
     >>> res = evaluate({"s": smooth_set(1, size=32)}, rates=[0.05, 2.0], codecs=["jpeg"])
     >>> with tempfile.TemporaryDirectory() as d: sorted(path.name for path in report(res).write(d))
     ['rd.png', 'report.md', 'results.json']

@@ -1,4 +1,4 @@
-"""The metrics of the TVflowNET evaluation (:mod:`pdeflow.tvflownet.evaluate`): the paper's PSNR of a
+"""The metrics of the TVflowNET evaluation (:mod:`pdeflow.evaluate.tvflownet`): the paper's PSNR of a
 stack of frames and SSIM of each frame, the two reported beside them, and their statistics per table."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 from .. import metrics
 from ..errors import UserInputError
-from .paper import PSNR_CAP
+from ..tvflownet.paper import PSNR_CAP
 
 #: How each metric is computed: the one place that decides it.  Every column compared with the
 #: paper's numbers uses :data:`PAPER_METRICS`, the official test code's (``eval_all.py``): the PSNR of
@@ -55,7 +55,7 @@ def frame_metrics(x: torch.Tensor, y: torch.Tensor, *, ssim: str = "ssim",
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.tvflownet.evaluate import frame_metrics
+    >>> from pdeflow.evaluate.tvflownet import frame_metrics
     >>> x = torch.zeros(3, 2, 1, 16, 16)                     # (T, B, C, H, W)
     >>> psnr, ssim = frame_metrics(x + 0.1, x)
     >>> psnr.shape, round(float(psnr[0, 0]), 4)
@@ -86,7 +86,7 @@ def stack_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.tvflownet.evaluate import stack_psnr
+    >>> from pdeflow.evaluate.tvflownet import stack_psnr
     >>> x = torch.zeros(3, 2, 1, 16, 16)
     >>> y = x.clone()
     >>> y[0, 1] = 0.1                                        # image 1 differs at the first time
