@@ -32,8 +32,8 @@ offset    size    field
 
 The payload codes, in this order, the mask (:func:`pdeflow.codec.entropy.encode_mask`: the counts of a
 k-d tree of the lattice grid, context-adaptive) and then each channel's quantised values in the mask's
-Morton order (:func:`pdeflow.codec.entropy.encode_values`: residuals of a prediction from the values
-decoded before, context-adaptive).
+Morton order (:func:`pdeflow.codec.entropy.encode_values`: the level indices themselves, with an adaptive
+histogram; not residuals of a prediction, see :mod:`pdeflow.codec.entropy`).
 
 Robustness. :func:`read_header` checks every field against the limits above and the decoder's pixel
 limit (``H W <= max_pixels``, default :data:`MAX_PIXELS`) before anything is allocated; the CRC

@@ -32,11 +32,14 @@ Model-based part:
 
 Rooms: :mod:`~pdeflow.inpaint.methods` (the tables of methods), :mod:`~pdeflow.inpaint.diffusion` (the
 solver's entry point), :mod:`~pdeflow.inpaint.diffusion_system` (the one linear system: build, solve, adjoint,
-error maps), :mod:`~pdeflow.inpaint.masks.sparsification`
-(random, PS/NLPE, dithering, analytic, snapping, refinement), :mod:`~pdeflow.inpaint.learned.masknet` (mask
-network, residual inpainter, WGANs), :mod:`~pdeflow.inpaint.training` (their trainers) and
-:mod:`~pdeflow.inpaint.result` (the errors and figure of one result). The paper's comparison lives beside the
-pillar, in :mod:`pdeflow.evaluate.inpaint`.
+error maps), :mod:`~pdeflow.inpaint.operators` (biharmonic, EED, TV), :mod:`~pdeflow.inpaint.masks` (one module
+per kind of mask: :mod:`~pdeflow.inpaint.masks.sparsification` random, PS and NLPE,
+:mod:`~pdeflow.inpaint.masks.dither`, :mod:`~pdeflow.inpaint.masks.analytic`,
+:mod:`~pdeflow.inpaint.masks.snapping`, :mod:`~pdeflow.inpaint.masks.densification`,
+:mod:`~pdeflow.inpaint.masks.refine`), :mod:`~pdeflow.inpaint.learned` (one module per network: mask network,
+residual inpainter, WGANs), :mod:`~pdeflow.inpaint.training` (their trainers), :mod:`~pdeflow.inpaint.tonal`,
+:mod:`~pdeflow.inpaint.holes` and :mod:`~pdeflow.inpaint.result` (the errors and figure of one result). The
+paper's comparison lives beside the pillar, in :mod:`pdeflow.evaluate.inpaint`.
 
 Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.learned.wgan`, :mod:`~pdeflow.inpaint.learned.maskgan`,
 training in :mod:`~pdeflow.inpaint.training.wgan`, ``pdeflow train inpainting``):
