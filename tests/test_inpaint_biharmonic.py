@@ -408,3 +408,19 @@ def test_bad_image_values():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert bool(torch.isfinite(biharmonic_inpaint(f, known)).all())
+
+
+def test_gradcheck_with_clipping_follows_the_known_value_that_bounds_a_clipped_pixel():
+    """A pixel clipped to the largest known value moves with it: du/df = 1 there, not 0 (the bounds are
+    differentiated). A noisy step with 41 known pixels overshoots on both sides, so some pixels are clipped."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.zeros(1, 12, 12, dtype=torch.float64)
+    f[..., 6:] = 1
+    f = f + 0.05 * torch.rand(1, 12, 12, generator=g, dtype=torch.float64)
+    m = torch.zeros(1, 12, 12, dtype=torch.float64)
+    m.view(-1)[torch.randperm(144, generator=g)[:41]] = 1
+    u = biharmonic_inpaint(f, m, solver="direct")
+    known = f[m > 0]
+    assert int(((u < known.min()) | (u > known.max())).sum()) > 0        # clipping happens
+    torch.autograd.gradcheck(lambda x: biharmonic_inpaint(x, m, solver="direct", clip=True),
+                             (f.clone().requires_grad_(),), eps=1e-6, atol=1e-5)

@@ -416,11 +416,11 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
 
 def _clip(u: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """``u`` clipped to the range of the known values of ``f``, per image and channel (in place unless
-    autograd records ``u``)."""
+    autograd records ``u``). The bounds are differentiated too: a pixel clipped to the largest known value
+    moves with it (``du/df = 1`` there)."""
     missing = m.detach() == 0
-    with torch.no_grad():
-        lo = f.masked_fill(missing, float("inf")).flatten(2).amin(-1)
-        hi = f.masked_fill(missing, float("-inf")).flatten(2).amax(-1)
+    lo = f.masked_fill(missing, float("inf")).flatten(2).amin(-1)
+    hi = f.masked_fill(missing, float("-inf")).flatten(2).amax(-1)
     view = lo.shape + (1,) * (f.dim() - 2)
     lo, hi = lo.view(view), hi.view(view)
     return torch.clamp(u, lo, hi) if u.requires_grad else u.clamp_(lo, hi)
@@ -488,7 +488,8 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
     The gradient with respect to the mask is that of the continuous-mask problem at the binary mask
     (the module doc); gradients of a broadcast mask are summed over the broadcast axes. Only first
     derivatives are supported. With ``clip`` the gradient flows through the clipping as through
-    :func:`torch.clamp`.
+    :func:`torch.clamp` with the known range as its bounds: a clipped pixel follows the known value that
+    bounds it.
 
     References
     ----------
