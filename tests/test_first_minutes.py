@@ -123,3 +123,64 @@ def test_wgan_without_a_model_blames_the_method_and_its_help_says_none_is_shippe
     assert status == 0 and "none is shipped" in " ".join(out.split())
     status, out, _ = _run(capsys, "--help")
     assert "WGAN from a model you trained" in " ".join(out.split())
+
+
+# ------------------------------------------------------------------ rate control: the budget is used
+
+@pytest.mark.parametrize("grey, size", [(None, 500), (True, 500)])
+def test_rate_control_uses_the_budget_in_colour_and_grey(grey, size):
+    """The colour astronaut at 500 B used 414 B: the one densification, sized by an estimate that colour's cheap
+    chroma values beat, ended before the budget did; it is now extended while all its points fit."""
+    from pdeflow import datasets
+
+    f = datasets.builtin_image("skimage/astronaut", grey=grey)
+    data = encode(f, size=size)
+    assert 0.95 * size <= len(data) <= size
+
+
+# ------------------------------------------------------------------ small things
+
+def test_an_out_path_under_a_folder_that_takes_no_files_names_what_cannot_be_created(tmp_path, capsys):
+    from pathlib import Path
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc, a folder that takes no new files (even from root)")
+    status, _, err = _run(capsys, "compress", "builtin:skimage/camera", "--size", 2000, "--out", "/proc/x/o.pdc")
+    assert status == 2
+    assert err.startswith("pdeflow compress: error: argument --out: cannot create '/proc/x' ('/proc' takes no new "
+                          "files): "), err
+
+
+def test_interrupting_a_command_that_is_not_training_does_not_mention_checkpoints(tmp_path, capsys, monkeypatch):
+    import pdeflow.codec
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pdeflow.codec, "encode", interrupted)
+    status, _, err = _run(capsys, "compress", "builtin:skimage/camera", "--size", 2000, "--out", tmp_path / "o.pdc")
+    assert status == 130 and not (tmp_path / "o.pdc").exists()
+    assert err.strip() == "pdeflow compress: interrupted; its partial output files were removed"
+
+
+def test_codec_save_refuses_to_overwrite_unless_asked(tmp_path):
+    from pdeflow.codec import load, save
+
+    f = _smooth(32, 32)
+    path = save(tmp_path / "a.pdc", f, bpp=0.5)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match=r"save: .*a\.pdc' already exists \(pass overwrite=True"):
+        save(path, 1 - f, bpp=0.5)
+    assert path.read_bytes() == before
+    save(path, 1 - f, bpp=0.5, overwrite=True)
+    assert path.read_bytes() != before and load(path).shape == (1, 32, 32)
+
+
+def test_the_inpainting_guide_prints_the_densify_options_as_they_are():
+    import re
+    from pathlib import Path
+
+    from pdeflow.inpaint import MASK_METHODS
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "inpaint.md").read_text()
+    shown = re.search(r'print\(MASK_METHODS\["densify"\]\.options\)\s*# (\(.*\))', guide).group(1)
+    assert shown == repr(MASK_METHODS["densify"].options)

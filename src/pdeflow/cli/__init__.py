@@ -218,9 +218,10 @@ def main(argv=None) -> int:
             raise
         return _write_failed(args.parser.prog, exc.filename, exc)
     except (KeyboardInterrupt, _Terminated) as exc:
+        # only a training run (--run-dir) has checkpoints to keep
+        keeps = " (a training run keeps its last checkpoint, to resume from)" if hasattr(args, "run_dir") else ""
         print(f"{args.parser.prog}: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; "
-              "its partial output files were removed (a training run keeps its last checkpoint, to resume from)",
-              file=sys.stderr)
+              f"its partial output files were removed{keeps}", file=sys.stderr)
         return 143 if isinstance(exc, _Terminated) else 130
     finally:
         if previous is not None:

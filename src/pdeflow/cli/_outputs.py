@@ -180,7 +180,9 @@ def check_writable_dir(path, name: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".pdeflow-write-test-", dir=probe)
     except OSError as exc:
-        raise CLIError(f"argument {name}: cannot write to '{probe}': {exc.strerror or exc}") from None
+        what = (f"cannot write to '{probe}'" if probe == path else
+                f"cannot create '{path}' ('{probe}' takes no new files)")   # not the ancestor's own fault
+        raise CLIError(f"argument {name}: {what}: {exc.strerror or exc}") from None
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(tmp)

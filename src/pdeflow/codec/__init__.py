@@ -31,9 +31,12 @@ __all__ = ["encode", "decode", "save", "load", "CodecError", "EncodeResult", "MA
 SUFFIX = ".pdc"
 
 
-def save(path, image, **encode_options) -> Path:
+def save(path, image, *, overwrite: bool = False, **encode_options) -> Path:
     """Encode ``image`` (:func:`encode`, with its options: ``bpp`` or ``size``, ...) and write the file
-    atomically; returns its path.
+    atomically (its folder is created); returns its path.
+
+    An existing file is refused before any work (FileExistsError, as :func:`pdeflow.io.write_image`) unless
+    ``overwrite=True``.
 
     Examples
     --------
@@ -44,8 +47,15 @@ def save(path, image, **encode_options) -> Path:
     ...     load(save(f"{d}/a.pdc", f, bpp=0.5)).shape
     torch.Size([1, 32, 32])
     """
-    from ..io import write_bytes
-    return write_bytes(path, encode(image, **encode_options))
+    from ..io import atomic_write
+    from ..io.files import check_target
+
+    path = Path(path)
+    if path.parent.is_dir():
+        check_target(path, overwrite, "save")
+    data = encode(image, **encode_options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
 
 
 def load(path, *, max_pixels: int | None = MAX_PIXELS):

@@ -67,6 +67,8 @@ TONAL = {"diffusion": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3},
 LATTICE_SPACING = 3.5
 #: Unused share of the budget above which the encoder tries once more with more points.
 SLACK = 0.015
+#: Most densifications per lattice: the first to the budget's estimate, again (further) while all its points fit.
+DENSIFY_TRIES = 3
 #: Default number of densification stages with tonally optimised values.
 TONAL_STAGES = 0
 #: CGLS iterations of a tonal optimisation warm-started from the values of a nearby count (rate control's later
@@ -419,10 +421,19 @@ def _plan(f, depth, budget, s, lv, ts, operator, who) -> _Plan:
     overhead = len(small.data)
     # one densification a little beyond the budget's estimate; its prefixes are the masks of fewer points
     K_hi = min(N, int(1.3 * _estimate(budget - overhead, N, C)) + 8)
-    grid, rank = lattice_mask(f, K_hi, s, tonal_stages=ts, operator=operator)
-    K_hi = int(grid.sum())
-    if lv is None:   # the quantisation step from the error of the inpainting at the estimated count
-        lv = _auto_step(f, prefix_mask(rank, max(1, int(K_hi / 1.3))), s, operator)
+    step = lv
+    for _ in range(DENSIFY_TRIES):
+        grid, rank = lattice_mask(f, K_hi, s, tonal_stages=ts, operator=operator)
+        K_hi = int(grid.sum())
+        if step is None:   # the quantisation step from the error of the inpainting at the estimated count
+            lv = _auto_step(f, prefix_mask(rank, max(1, int(K_hi / 1.3))), s, operator)
+        full = len(code_image(f, depth, grid, lv, lattice=s, tonal=False, reconstruct_image=False,
+                              operator=operator).data)
+        if full > budget or K_hi >= N:
+            break
+        # every point fits: the estimate was short (colour's chroma values cost less than it assumes), so
+        # densify again to the count that the cost per point so far extrapolates to, with the same margin
+        K_hi = min(N, int(1.3 * K_hi * (budget - overhead) / max(full - overhead, 1)) + 8)
 
     # the largest prefix that fits with the image's own values (no solve: sizes only)
     lo, hi = 1, K_hi
