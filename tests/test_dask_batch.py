@@ -27,7 +27,7 @@ ROF = functools.partial(rof, lam=0.1, tol=1e-4)
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes (with nannies, which restart a killed worker)."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as c:
         yield c
 
@@ -166,3 +166,101 @@ def test_a_worker_killed_mid_batch_and_the_batch_completes(tmp_path, cluster):
     for (_, t), r in zip(jobs, ref.written):
         np.testing.assert_array_equal(_pixels(t), _pixels(r))
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
+
+
+# --- the commands' batches ------------------------------------------------------------------------------------
+
+def _main(argv, capsys):
+    from pdeflow.cli import main
+
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_denoise_batch_equals_the_single_image_command(tmp_path, cluster, capsys):
+    images = _images(tmp_path / "in")
+    (tmp_path / "in" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    out = tmp_path / "out"
+    argv = ["denoise", tmp_path / "in", "--lam", "0.1", "0.2", "--out", out, "--scheduler", cluster.scheduler_address]
+    status, stdout, err = _main(argv, capsys)
+    assert status == 1                                         # a file failed; the others were written
+    failed = [line for line in err.splitlines() if "corrupt.png" in line]
+    assert len(failed) == 1 and failed[0].startswith("pdeflow denoise: ") and "Traceback" not in err
+    assert "8 written, 0 skipped (already there), 2 failed" in stdout
+    for img in images:
+        single = tmp_path / "single" / img.stem
+        assert _main(["denoise", img, "--lam", "0.1", "0.2", "--out", single], capsys)[0] == 0
+        rel = img.relative_to(tmp_path / "in").with_suffix("")
+        for lab in ("0.10", "0.20"):
+            np.testing.assert_array_equal(_pixels(out / f"{rel}_lam{lab}.png"), _pixels(single / f"u_lam{lab}.png"))
+    # the same command again: every finished result skipped, the corrupt file tried (and failing) again
+    status, stdout, _ = _main(argv, capsys)
+    assert status == 1 and "0 written, 8 skipped (already there), 2 failed" in stdout
+    # one lambda: the result keeps the input's name; the plain loop in this process
+    status, stdout, _ = _main(["denoise", *images[:2], "--lam", "0.1", "--out", tmp_path / "one"], capsys)
+    assert status == 0 and "2 written" in stdout and "this process" in stdout
+    np.testing.assert_array_equal(_pixels(tmp_path / "one" / "im0.png"), _pixels(out / "im0_lam0.10.png"))
+
+
+def test_codec_batches_equal_the_single_commands(tmp_path, cluster, capsys):
+    images = _images(tmp_path / "in", n=2, size=32)
+    addr = ["--scheduler", cluster.scheduler_address]
+    assert _main(["compress", str(tmp_path / "in" / "*.png"), "--bpp", "1", "--out", tmp_path / "pdc", *addr],
+                 capsys)[0] == 0
+    assert _main(["compress", images[0], "--bpp", "1", "--out", tmp_path / "one.pdc"], capsys)[0] == 0
+    assert (tmp_path / "pdc" / "im0.pdc").read_bytes() == (tmp_path / "one.pdc").read_bytes()
+    assert not (tmp_path / "pdc" / "sub").exists()             # the pattern named the top folder's files only
+    status, stdout, _ = _main(["decompress", tmp_path / "pdc", "--bits", "16", "--out", tmp_path / "dec", *addr],
+                              capsys)
+    assert status == 0 and "1 written" in stdout
+    assert _main(["decompress", tmp_path / "one.pdc", "--bits", "16", "--out", tmp_path / "one.png"], capsys)[0] == 0
+    assert (tmp_path / "dec" / "im0.png").read_bytes() == (tmp_path / "one.png").read_bytes()
+
+
+def test_inpaint_batch_with_one_mask_on_a_local_cluster_it_starts(tmp_path, capsys):
+    gen = torch.Generator().manual_seed(3)
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        write_image(tmp_path / "in" / f"im{i}.png", torch.rand(1, 20, 20, generator=gen))
+    write_image(tmp_path / "in" / "small.png", torch.rand(1, 10, 10, generator=gen))
+    mask = (torch.rand(1, 20, 20, generator=gen) < 0.3).float()
+    write_image(tmp_path / "mask.png", mask)
+    status, stdout, err = _main(["inpaint", tmp_path / "in", "--mask", tmp_path / "mask.png", "--out", tmp_path / "o",
+                                 "--workers", "1"], capsys)
+    assert status == 1 and "2 written" in stdout and "1 failed" in stdout and "1 worker process" in stdout
+    assert len([line for line in err.splitlines() if "small.png" in line]) == 1
+    assert _main(["inpaint", tmp_path / "in" / "im1.png", "--mask", tmp_path / "mask.png", "--out", tmp_path / "s"],
+                 capsys)[0] == 0
+    np.testing.assert_array_equal(_pixels(tmp_path / "o" / "im1.png"), _pixels(tmp_path / "s" / "inpainted.png"))
+
+
+def test_batch_usage_errors(tmp_path, capsys):
+    _images(tmp_path / "in", n=2)
+    cases = [
+        (["denoise", tmp_path / "in", "--lam", "0.1", "--out", tmp_path / "o", "--workers", "2", "--scheduler", "x"],
+         "not allowed with argument"),
+        (["denoise", tmp_path / "in", "builtin:skimage/camera", "--lam", "0.1", "--out", tmp_path / "o"],
+         "argument IMAGE: a batch takes files"),
+        (["denoise", tmp_path / "in", "--lam", "0.1", "--noise", "0.1", "--out", tmp_path / "o"],
+         "argument --noise: not for a batch"),
+        (["denoise", tmp_path / "in", "--lam", "0.1", "--out", tmp_path / "o", "--workers", "0"],
+         "argument --workers"),
+        (["denoise", str(tmp_path / "in" / "*.jpg"), "--lam", "0.1", "--out", tmp_path / "o"], "matches no"),
+        (["denoise", tmp_path / "in", "--lam", "0.1", "--out", tmp_path / "in"], "would overwrite the input"),
+    ]
+    for argv, message in cases:
+        status, _, err = _main(argv, capsys)
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_command_line_does_not_import_dask_until_a_batch_runs():
+    import subprocess
+    import sys
+
+    code = ("import sys; from pdeflow.cli import build_parser; "
+            "p = build_parser(); p.parse_args(['denoise', 'a', 'b', '--lam', '0.1', '--out', 'o', '--workers', '2']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -8,6 +8,7 @@ on the command line, and its rate-distortion evaluation against JPEG, JPEG 2000,
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import tempfile
 import time
@@ -20,6 +21,7 @@ from .. import io as pio
 from ..errors import UserInputError
 from ..evaluate import codec as evaluation
 from ._arguments import add_command, nonneg_int, positive_float, positive_int, ssim_size
+from ._batch import add_batch_args, check_batch, file_task, run_batch_command
 from ._errors import CLIError
 from ._inputs import load_input
 from ._outputs import Outputs
@@ -43,11 +45,14 @@ def add_parsers(sub) -> None:
     p = add_command(sub, "compress", _run_compress,
                     examples=["pdeflow compress photo.png --bpp 0.1 --out photo.pdc",
                               "pdeflow compress builtin:skimage/camera --size 2000 --out camera.pdc",
-                              "pdeflow compress photo.png --bpp 0.05 --operator eed --out photo-eed.pdc"])
+                              "pdeflow compress photo.png --bpp 0.05 --operator eed --out photo-eed.pdc",
+                              "pdeflow compress photos/ --bpp 0.1 --workers 2 --out compressed/"],
+                    validate=_check_compress)
     g = p.add_argument_group("input")
-    g.add_argument("image", metavar="IMAGE",
+    g.add_argument("image", metavar="IMAGE", nargs="+",
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME (a built-in image, centre 256x256 "
-                        "crop); `pdeflow samples` lists the built-in names")
+                        "crop); `pdeflow samples` lists the built-in names; or several files, folders or patterns: "
+                        "a batch (below), FILE then a folder")
     g.add_argument("--grey", "--gray", dest="grey", action="store_true",
                    help="convert a colour image to grey (luminance) first (default: keep its channels)")
     b = p.add_argument_group("budget (exactly one)").add_mutually_exclusive_group(required=True)
@@ -64,10 +69,15 @@ def add_parsers(sub) -> None:
     o.add_argument("--out", metavar="FILE", required=True, help="the compressed file (its folder is created)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    add_batch_args(p)
 
     p = add_command(sub, "decompress", _run_decompress,
-                    examples=["pdeflow decompress photo.pdc --out photo.png"], validate=_check_decompress)
-    p.add_argument("file", metavar="FILE", help="a file written by `pdeflow compress`")
+                    examples=["pdeflow decompress photo.pdc --out photo.png",
+                              "pdeflow decompress compressed/ --workers 2 --out decoded/"],
+                    validate=_check_decompress)
+    p.add_argument("file", metavar="FILE", nargs="+",
+                   help=f"a file written by `pdeflow compress`; or several files, folders (of {codec.SUFFIX} files) or "
+                        "patterns: a batch (below), IMAGE then a folder")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="IMAGE", required=True,
                    help="the decoded image: .png, .tif or .tiff (its folder is created)")
@@ -77,9 +87,16 @@ def add_parsers(sub) -> None:
                    help=MAX_PIXELS_HELP + "; a FILE whose header claims more is refused before anything is "
                         "allocated")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    add_batch_args(p, what="the files")
+
+
+def _check_compress(args) -> None:
+    check_batch(args, volumes=False)
 
 
 def _check_decompress(args) -> None:
+    if check_batch(args, dest="file", volumes=False):
+        return
     if Path(args.out).suffix.lower() not in IMAGE_SUFFIXES:
         args.parser.error(f"argument --out: '{args.out}' must end in {', '.join(IMAGE_SUFFIXES)}")
 
@@ -100,9 +117,15 @@ def _run_compress(args) -> int:
     """Compress IMAGE with pdeflow's codec to at most --bpp bits per pixel (B H W / 8 bytes) or --size bytes,
     headers included: a sparse set of known pixels chosen by the encoder, their values quantised and entropy
     coded; the decoder inpaints the rest (see pdeflow.codec). Writes FILE; `pdeflow decompress FILE --out
-    IMAGE` decodes it."""
+    IMAGE` decodes it. Several files, folders or patterns are a batch: each file's FILE is written as
+    --out/NAME.pdc, NAME its path in its folder."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.batch is not None:
+        fn = functools.partial(codec.encode, bpp=args.bpp, size=args.size, operator=args.operator,
+                               max_pixels=args.max_pixels)
+        task = file_task(fn, write="bytes", grey=True if args.grey else None)
+        return run_batch_command(args, [(task, "")], suffix=codec.SUFFIX, what="images")
     u, label, path = load_input(argparse.Namespace(image=args.image, size=None, grey=True if args.grey else None))
     C, H, W = u.shape
     out, name = _file_outputs(args.out, args.overwrite, inputs=[path])
@@ -136,9 +159,13 @@ def _encode_error(exc: UserInputError, flag: str) -> str:
 
 def _run_decompress(args) -> int:
     """Decode FILE, written by `pdeflow compress`, and write the image (PNG or TIFF, --bits per sample). A file
-    that is not a pdeflow codec file, or is damaged, is refused with one line (exit status 2)."""
+    that is not a pdeflow codec file, or is damaged, is refused with one line (exit status 2). Several files,
+    folders or patterns are a batch: each file's IMAGE is written as --out/NAME.png, NAME its path in its folder."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.batch is not None:
+        task = file_task(functools.partial(codec.decode, max_pixels=args.max_pixels), read="bytes", bits=args.bits)
+        return run_batch_command(args, [(task, "")], suffix=".png", suffixes=(codec.SUFFIX,), what="files")
     src = Path(args.file)
     if not src.is_file():
         raise CLIError(f"argument FILE: {'not a file' if src.exists() else 'no such file'}: '{args.file}'")

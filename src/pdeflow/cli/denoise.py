@@ -26,6 +26,7 @@ from ._arguments import (
     positive_int,
     setup_compute,
 )
+from ._batch import add_batch_args, check_batch, file_task, run_batch_command
 from ._errors import PROG
 from ._inputs import (
     SIZE_HELP,
@@ -56,9 +57,10 @@ def _register_denoise(sub) -> None:
                          "image: the lambda to pick is the one with the highest PSNR.",
                     validate=_check_denoise)
     inputs = g = p.add_argument_group("input")
-    g.add_argument("image", metavar="IMAGE",
+    g.add_argument("image", metavar="IMAGE", nargs="+",
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME, read in [0, 1] and used as it is; "
-                        + VOLUME_HELP + ", min-max mapped to [0, 1]")
+                        + VOLUME_HELP + ", min-max mapped to [0, 1]; or several files, folders or patterns: a batch "
+                        "(below)")
     g.add_argument("--size", type=positive_int, default=None, help=SIZE_HELP)
     c = g.add_mutually_exclusive_group()
     c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
@@ -84,6 +86,7 @@ def _register_denoise(sub) -> None:
     add_compute_args(p)
     p.set_defaults(warning_flags=[("max_iter", "max_iter", "--max-iter"), ("tol", "tol", "--tol")])
     add_volume_args(inputs, add_output_args(p))
+    add_batch_args(p)
 
 
 def _check_denoise(args) -> None:
@@ -94,6 +97,13 @@ def _check_denoise(args) -> None:
     if args.seed is not None and args.noise is None:
         args.parser.error("argument --seed: only used with --noise")
     args.seed = DENOISE["seed"] if args.seed is None else args.seed
+    if check_batch(args, refuse=[("--noise", args.noise is not None), ("--size", args.size is not None),
+                                 ("--spacing", args.spacing is not None),
+                                 ("--volume-format", args.volume_format is not None),
+                                 ("--device", args.device != "cpu")]):
+        args.volume = False
+        check_compute(args)
+        return
     check_volume_args(args)
     check_nd_solver(args, "--method", args.method)
     check_compute(args)
@@ -124,7 +134,10 @@ def _run_denoise(args) -> int:
     the clean image). Results are shown clipped to [0, 1]. A volume IMAGE is denoised in 3-D with its voxel spacing
     (--spacing) after a min-max map to [0, 1]: it writes (noisy.EXT and) u_lamL.EXT per lambda, in the file's
     units and format (EXT: .npy, .tif, .nii or .nii.gz; --volume-format), and a figure of three orthogonal slices
-    per result (denoise.png)."""
+    per result (denoise.png). Several files, folders or patterns are a batch: each file's u_lamL.png is written as
+    --out/NAME.png (NAME_lamL.png for several lambdas), NAME its path in its folder."""
+    if args.batch is not None:
+        return _run_denoise_batch(args)
     if args.volume:
         return _run_denoise_volume(args)
     from ..metrics import psnr
@@ -184,6 +197,18 @@ def _denoise_rows(args, lams, iters, gaps, tvs, scores):
     rows = [[lams[i], args.method, iters[i], f"{gaps[i]:.3g}", f"{tvs[i]:.8g}"]
             + ([f"{scores[i]:.4f}", args.noise, args.seed] if noisy else []) for i in range(len(lams))]
     return header, rows
+
+
+def _run_denoise_batch(args) -> int:
+    """``pdeflow denoise`` of a batch: one task per file and lambda, the ROF of the one-image command."""
+    import functools
+
+    setup_compute(args)
+    several = len(args.lam) > 1
+    tasks = [(file_task(functools.partial(rof, lam=lam, method=args.method, tol=args.tol, max_iter=args.max_iter),
+                        grey=args.grey), f"_lam{lab}" if several else "")
+             for lam, lab in zip(args.lam, time_labels(args.lam))]
+    return run_batch_command(args, tasks, suffix=".png", what="results")
 
 
 def _run_denoise_volume(args) -> int:

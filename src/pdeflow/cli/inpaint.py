@@ -21,6 +21,7 @@ from .. import io as pio
 from ..errors import UserInputError
 from ..inpaint import INPAINT_METHODS, MASK_METHODS, OPERATORS, analytic_sigma, default_stages, inpaint, make_mask
 from ..inpaint.result import errors_text, result_errors, result_figure
+from ._batch import add_batch_args, check_batch, file_task, run_batch_command
 from ._common import (
     VOLUME_HELP,
     CLIError,
@@ -38,6 +39,7 @@ from ._common import (
     positive_int,
     report_written,
 )
+from ._masks import check_binary, read_mask
 
 #: ``diffuse``'s default tolerance, read from the library (declared there once).
 DIFFUSE_TOL = INPAINT_METHODS["diffusion"].default("tol")
@@ -73,13 +75,14 @@ def _strength(text: str):
     return w[0] if len(w) == 1 else w
 
 
-def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool = False):
-    """The input group (returned); ``volume``: IMAGE may be a volume."""
+def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool = False, many: bool = False):
+    """The input group (returned); ``volume``: IMAGE may be a volume; ``many``: or a batch."""
     g = p.add_argument_group("input")
-    g.add_argument("image", metavar="IMAGE", nargs="?" if optional else None, default=None,
+    g.add_argument("image", metavar="IMAGE", nargs="?" if optional else ("+" if many else None), default=None,
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME"
                         + (" (default: builtin:skimage/camera)" if optional else "")
-                        + "; `pdeflow samples` lists the built-in names" + (f"; {VOLUME_HELP}" if volume else ""))
+                        + "; `pdeflow samples` lists the built-in names" + (f"; {VOLUME_HELP}" if volume else "")
+                        + ("; or several files, folders or patterns: a batch (below)" if many else ""))
     g.add_argument("--size", type=positive_int, default=None,
                    help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_SIZE}"
                         + ("; a volume: each axis to at most SIZE)" if volume else ")"))
@@ -179,7 +182,7 @@ def add_parsers(sub) -> None:
     p = add_command(sub, "inpaint", _run_inpaint,
                     epilog="example: pdeflow inpaint photo.png --mask m/mask.png --out rec/",
                     validate=_check_inpaint)
-    inputs = _add_image_args(p, optional=False, volume=True)
+    inputs = _add_image_args(p, optional=False, volume=True, many=True)
     known = p.add_mutually_exclusive_group(required=True)
     known.add_argument("--mask", metavar="MASK",
                        help="sparse data: a mask image of the size of IMAGE (after --size, which crops both), black "
@@ -202,6 +205,7 @@ def add_parsers(sub) -> None:
                         "as trained")
     add_compute_args(p, method_tol=True)
     add_volume_args(inputs, add_output_args(p))
+    add_batch_args(p)
 
 
 def _check(args) -> None:
@@ -228,6 +232,11 @@ def _check_mask(args) -> None:
 
 def _check_inpaint(args) -> None:
     _check(args)
+    if check_batch(args, refuse=[("--size", args.size is not None), ("--spacing", args.spacing is not None),
+                                 ("--volume-format", args.volume_format is not None),
+                                 ("--device", args.device.type != "cpu")]):
+        args.volume = False
+        return
     check_volume_args(args)
     if args.holes is not None and (args.volume or args.spacing is not None):
         args.parser.error("argument --holes: for 2-D images; a volume IMAGE takes --mask (1 = known voxel)")
@@ -304,7 +313,7 @@ def _run_mask(args) -> int:
         if option not in method.options:
             takers = [m for m, entry in MASK_METHODS.items() if option in entry.options]
             raise CLIError(f"argument {flag}: only for --method {_either(takers)}, not {args.method}")
-    start = None if args.start_mask is None else _read_mask(args.start_mask, "--start-mask", args.size, (H, W))
+    start = None if args.start_mask is None else read_mask(args.start_mask, "--start-mask", args.size, (H, W))
     if start is not None and args.method != "densify" and int(start.sum()) < k:
         raise CLIError(f"argument --start-mask: it has {int(start.sum())} known pixels, fewer than the "
                        f"{k} of --density {args.density:g}")
@@ -455,50 +464,6 @@ def _mask_notes(args, start) -> list[str]:
     return notes
 
 
-#: Lossy image formats: their compression turns a mask's 0 and 1 into other values (and blurs isolated pixels).
-_LOSSY = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
-
-
-def _check_binary(m: torch.Tensor, option: str, text: str, what: str = "an image", one: str = "known") -> None:
-    """Refuse a mask with values other than 0 and 1 (black and white, 0 and 255 in an 8-bit file), as
-    :func:`~pdeflow.inpaint.diffuse` does: thresholding a photograph or a compressed mask would choose the
-    known pixels silently."""
-    other = ~(m.eq(0) | m.eq(1))
-    if bool(other.any()):
-        hint = ("; JPEG compression changes a mask's values: save it as PNG"
-                if Path(text).suffix.lower() in _LOSSY else "")
-        raise CLIError(f"argument {option}: '{text}' is not a binary mask: expected {what} of 0 and 1 only "
-                       f"(black and white; 1 = {one}), but {float(other.float().mean()):.1%} of its values are "
-                       f"neither{hint}")
-
-
-def _read_mask(text: str, option: str, size, shape, *, holes: bool = False) -> torch.Tensor:
-    """The mask image ``text`` of ``option`` as (1, H, W) of 0/1 (1: known), centre-cropped by ``--size``
-    as IMAGE is; a clear error for a missing file, values other than black and white, another size or no
-    known pixel. White is known, or with ``holes`` missing (the mask is then its negative)."""
-    path = Path(text)
-    if not path.exists():
-        raise CLIError(f"argument {option}: no such file: '{text}'")
-    try:
-        m = pio.read_image(path, grey=True)
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"argument {option}: {exc}") from None
-    m = centre_crop(m, size, strict=False)       # a mask smaller than --size: the size error below names it
-    if m.shape[-2:] != shape:
-        raise CLIError(f"argument {option}: the mask is {m.shape[-2]}x{m.shape[-1]} but IMAGE is "
-                       f"{shape[0]}x{shape[1]}")
-    if holes:
-        _check_binary(m, option, text, one="missing")
-        m = 1.0 - m
-        if not bool(m.any()):
-            raise CLIError(f"argument {option}: the holes cover the whole image: no known pixel (black) is left")
-        return m.to(torch.float32)
-    _check_binary(m, option, text)
-    if not bool(m.any()):
-        raise CLIError(f"argument {option}: the mask has no known pixel (white)")
-    return m.to(torch.float32)
-
-
 def _run_inpaint(args) -> int:
     """Reconstruct IMAGE from its pixels where MASK is white (a MASK with grey values is refused): homogeneous diffusion
     (Laplace equation, Neumann boundary) or another PDE operator, learned (diffusion plus a small trained network's
@@ -508,10 +473,13 @@ def _run_inpaint(args) -> int:
     is nothing to compare with: no errors.csv, and the figure shows the input, the holes and the result. A volume
     IMAGE (with a MASK volume of its shape) is inpainted by 3-D diffusion with its voxel spacing (--spacing):
     inpainted.EXT in the file's units and format, inpaint_figure.png with three orthogonal slices, errors.csv (no
-    SSIM)."""
+    SSIM). Several files, folders or patterns are a batch, inpainted from the one MASK (or HOLES): each file's
+    inpainted.png is written as --out/NAME.png, NAME its path in its folder."""
     if args.calibrate is not None and args.method != "learned":
         flag = "--calibrate" if args.calibrate else "--no-calibrate"
         raise CLIError(f"argument {flag}: only for --method learned, not {args.method}")
+    if args.batch is not None:
+        return _run_inpaint_batch(args)
     if args.volume:
         return _run_inpaint_volume(args)
     f, label, path = _load(args)  # the same default crop of built-in images as `pdeflow mask`
@@ -519,7 +487,7 @@ def _run_inpaint(args) -> int:
         torch.set_num_threads(args.threads)
     C, H, W = f.shape
     given = args.mask if args.holes is None else args.holes
-    mask = _read_mask(given, "--mask" if args.holes is None else "--holes", args.size, (H, W),
+    mask = read_mask(given, "--mask" if args.holes is None else "--holes", args.size, (H, W),
                       holes=args.holes is not None)
     method = INPAINT_METHODS[args.method]
     model = _load_model(method, args, channels=C)
@@ -529,9 +497,7 @@ def _run_inpaint(args) -> int:
     dev = args.device
     print(f"image: {label}, {'grey' if C == 1 else 'colour'}, intensities in [0, 1]; mask density "
           f"{float(mask.mean()):.4f}")
-    values = {"tol": args.tol, "spacing": args.spacing, "model": model,
-              "calibrate": args.calibrate is not False, "generator": args.seed if method.random else None}
-    options = {k: v for k, v in values.items() if k in method.options and (v is not None or k == "spacing")}
+    options = _inpaint_options(args, method, model)
     with out:
         t0 = time.perf_counter()
         try:
@@ -551,6 +517,28 @@ def _run_inpaint(args) -> int:
             _write_errors(out, args, f, mask, u, secs, label)
     report_written(out)
     return 0
+
+
+def _inpaint_options(args, method, model) -> dict:
+    """The options of :func:`~pdeflow.inpaint.inpaint` that ``method`` takes, from the command line."""
+    values = {"tol": args.tol, "spacing": args.spacing, "model": model,
+              "calibrate": args.calibrate is not False, "generator": args.seed if method.random else None}
+    return {k: v for k, v in values.items() if k in method.options and (v is not None or k == "spacing")}
+
+
+def _run_inpaint_batch(args) -> int:
+    """``pdeflow inpaint`` of a batch: one task per file, inpainted from the one MASK (or HOLES) as the one-image
+    command does (a file of another size than MASK fails with its line)."""
+    import functools
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    given, flag = (args.mask, "--mask") if args.holes is None else (args.holes, "--holes")
+    mask = read_mask(given, flag, None, None, holes=args.holes is not None)
+    method = INPAINT_METHODS[args.method]
+    model = _load_model(method, args, channels=3 if args.grey is False else 1)
+    fn = functools.partial(inpaint, mask=mask, method=args.method, **_inpaint_options(args, method, model))
+    return run_batch_command(args, [(file_task(fn, grey=args.grey), "")], suffix=".png", what="images")
 
 
 def _write_errors(out, args, f, mask, u, secs: float, label: str) -> None:
@@ -656,7 +644,7 @@ def _run_inpaint_volume(args) -> int:
     if m.shape != vin.data.shape:
         raise CLIError(f"argument --mask: the mask volume is {'x'.join(map(str, m.shape))} but IMAGE is "
                        f"{'x'.join(map(str, vin.data.shape))}" + (" (after --size)" if args.size else ""))
-    _check_binary(m, "--mask", args.mask, "a volume")
+    check_binary(m, "--mask", args.mask, "a volume")
     mask = m.to(torch.float32)
     if not bool(mask.any()):
         raise CLIError("argument --mask: the mask has no known voxel (1)")
