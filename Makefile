@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --upgrade pip
 	# The pin first: an unpinned torch requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install "$(TORCH_PIN)"
-	# baselines: the benchmarks' comparisons (OpenCV, imagecodecs), run at a smoke size by the tests
-	$(PY) -m pip install -e ".[test,volumes,baselines]"
+	# baselines: the benchmarks' comparisons (OpenCV, imagecodecs), run at a smoke size by the tests; dask:
+	# pdeflow.dask (dask, distributed, zarr), tested on local clusters
+	$(PY) -m pip install -e ".[test,volumes,baselines,dask]"
 	# Data files only (the DSB2018 nuclei image + mask of the IEL experiment); its deps are not needed.
 	$(PY) -m pip install --no-deps stardist
 	touch $(STAMP)
