@@ -12,6 +12,9 @@
 * :mod:`~pdeflow.io.volumes`: :func:`read_volume` / :func:`write_volume`: 3-D volumes (TIFF stacks, DICOM
   series and multi-frame files, NIfTI with the ``volumes`` extra, ``.npy``) with their voxel spacing;
   :func:`is_volume` tells a volume's path from an image's.
+* :mod:`~pdeflow.io.zarr_arrays`: :func:`read_zarr` / :func:`write_zarr`: arrays larger than memory, zarr
+  stores as lazy dask arrays and dask arrays written to zarr atomically (the ``dask`` extra;
+  :mod:`pdeflow.dask` computes on them).
 
 Nothing here downloads anything.
 """
@@ -27,6 +30,7 @@ from .images import (
 )
 from .model_files import load_model, model_bytes, model_from_export, model_paths, save_model
 from .volumes import DEFAULT_MAX_VOXELS, VOLUME_FORMATS, VOLUME_SUFFIXES, is_volume, read_volume, write_volume
+from .zarr_arrays import read_zarr, write_zarr
 
 __all__ = [
     "read_image",
@@ -51,4 +55,6 @@ __all__ = [
     "VOLUME_FORMATS",
     "is_volume",
     "DEFAULT_MAX_VOXELS",
+    "read_zarr",
+    "write_zarr",
 ]
