@@ -108,10 +108,10 @@ def run_batch_command(args, tasks, *, suffix: str, suffixes=pio.IMAGE_SUFFIXES, 
     jobs = [(source, target, task) for task, tag in tasks
             for source, target in batch_files(args.batch, args.out, suffix=suffix, tag=tag, suffixes=suffixes,
                                               who="argument IMAGE")]
-    where = (f"the Dask cluster at {args.scheduler}" if args.scheduler is not None
-             else f"a local Dask cluster of {args.workers} worker process{'es' if args.workers > 1 else ''}"
-             if args.workers is not None else "this process")
-    print(f"{prog}: {len(jobs)} {what} to {Path(args.out)}/ ({suffix}), on {where}", flush=True)
+    where = (f"on the Dask cluster at {args.scheduler}" if args.scheduler is not None
+             else f"on a local Dask cluster of {args.workers} worker process{'es' if args.workers > 1 else ''}"
+             if args.workers is not None else "in this process")
+    print(f"{prog}: {len(jobs)} {what} to {Path(args.out)}/ ({suffix}), {where}", flush=True)
     flag = "--scheduler" if args.scheduler is not None else "--workers"
     said = set()
 

@@ -299,11 +299,11 @@ class BatchResult:
     def summary(self) -> str:
         """One line: files written, skipped and failed, time and throughput."""
         n = len(self.written)
-        where = f"{self.workers} Dask worker thread{'s' if self.workers != 1 else ''}" if self.workers \
-            else "this process"
+        where = f"on {self.workers} Dask worker thread{'s' if self.workers != 1 else ''}" if self.workers \
+            else "in this process"
         rate = f", {n / self.seconds:.3g} files/s" if n and self.seconds > 0 else ""
         return (f"{n} written, {len(self.skipped)} skipped (already there), {len(self.failed)} failed; "
-                f"{self.seconds:.1f} s{rate} on {where} (task CPU time {self.cpu_seconds:.1f} s)")
+                f"{self.seconds:.1f} s{rate} {where} (task CPU time {self.cpu_seconds:.1f} s)")
 
 
 @contextlib.contextmanager
@@ -421,7 +421,7 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
     result = BatchResult(written=[], skipped=[t for _, t, _ in jobs if not overwrite and t.exists()], failed=[],
                          seconds=0.0, cpu_seconds=0.0, workers=0)
     say = log if log is not None else (lambda line: None)
-    with progress_bar(total=len(todo), enabled=progress and bool(todo), desc=desc, unit="file") as bar:
+    with progress_bar(total=len(todo), enabled=progress and bool(todo), desc=desc, unit="files") as bar:
 
         def record(source: Path, target: Path, outcome) -> None:
             status, message, notes, cpu = outcome
