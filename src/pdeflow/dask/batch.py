@@ -324,10 +324,15 @@ def _client(scheduler: str | None, workers: int | None):
         with client:
             yield client
         return
+    import dask
+
     # one thread per worker process: the processes give the parallelism; the scheduler's web page (always
-    # served) on a free port, not the default one that another cluster may hold
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    # served) on a free port, not the default one that another cluster may hold; no statistical profiler in
+    # the workers (it samples their threads every few milliseconds, CPU time taken from the tasks)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.CRITICAL)
+    with cluster, Client(cluster) as client:
         yield client
 
 
