@@ -38,6 +38,8 @@ ROOT = Path(pdeflow.__file__).resolve().parent
 PILLARS = {"tv", "tvflownet", "iel", "inpaint", "codec"}
 #: Pillars a pillar may import besides the shared layer.
 ALLOWED = {"tv": set(), "tvflownet": {"tv"}, "iel": set(), "inpaint": set(), "codec": {"inpaint"}}
+#: Layers above the pillars: they may import every pillar, and only ``cli`` (and they themselves) import them.
+ABOVE = {"dask": PILLARS}
 
 
 def _module_name(path: Path) -> str:
@@ -118,11 +120,19 @@ def test_rule_2_pillars_import_the_shared_layer_only():
         top = _top(mod)
         if top in ("cli", "evaluate") or top is None or mod == "pdeflow.__main__":
             continue
-        allowed = ALLOWED.get(top, set()) | ({top} if top in PILLARS else set())
+        allowed = ALLOWED.get(top, set()) | ABOVE.get(top, set()) | ({top} if top in PILLARS else set())
         for m in imports:
             t = _top(m)
             if t in PILLARS and t not in allowed:
                 bad.append(f"{mod} imports {m}")
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_2_layers_above_the_pillars_are_imported_by_cli_only():
+    mods = _modules()
+    assert "pdeflow.dask" in mods
+    bad = [f"{mod} imports {m}" for mod, imports in mods.items() for m in imports
+           if _top(m) in ABOVE and _top(mod) not in {"cli", _top(m)}]
     assert not bad, "\n".join(bad)
 
 
