@@ -13,6 +13,7 @@ Dask is imported only when a batch runs on a cluster, never when the command lin
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 from .. import io as pio
@@ -23,20 +24,26 @@ from ._errors import CLIError
 #: The exit status of a batch in which some files failed (each named on its own line); the others were written.
 FAILED_STATUS = 1
 
-#: The batch options' help, with the rules for what is a batch.
-BATCH_HELP = ("IMAGE may be several files, folders (searched recursively; a folder of DICOM files only is read as "
-              "one volume unless --workers or --scheduler is given) or glob patterns ('photos/**/*.png', quoted): "
-              "one result per file in --out, keeping the folders' layout. A batch resumes: results already in "
-              "--out are kept and skipped (--overwrite replaces them). Each result is written atomically; a file "
-              "that fails gives one line and the others go on; a summary ends the run. Exit status "
-              f"{FAILED_STATUS} if a file failed.")
+
+
+def batch_help(inputs: str = "IMAGE", volumes: bool = True, pattern: str = "photos/**/*.png") -> str:
+    """The batch options' help (wrapped), with the rules for what is a batch of ``inputs``."""
+    dicom = "; a folder of DICOM files only is one volume unless --workers or --scheduler is given" if volumes else ""
+    text = (f"{inputs} may be several files, folders (searched recursively{dicom}) or glob patterns "
+            f"('{pattern}', quoted): one result per file in the folder --out, keeping the folders' layout. "
+            "A batch resumes: results already in --out are kept and skipped (--overwrite replaces them). Each "
+            "result is written atomically; a file that fails gives one line and the others go on; a summary ends "
+            f"the run. Exit status {FAILED_STATUS} if a file failed.")
+    return textwrap.fill(text, 100)
 
 _NOT_DICOM = tuple(s for s in pio.IMAGE_SUFFIXES if s != ".dcm")
 
 
-def add_batch_args(p, *, what: str = "the images") -> None:
-    """The ``batch`` group of options: ``--workers N`` and ``--scheduler ADDRESS`` (either)."""
-    g = p.add_argument_group("batch (several files, folders or glob patterns)", BATCH_HELP)
+def add_batch_args(p, *, what: str = "the images", inputs: str = "IMAGE", volumes: bool = True,
+                   pattern: str = "photos/**/*.png") -> None:
+    """The ``batch`` group of options: ``--workers N`` and ``--scheduler ADDRESS`` (either); ``inputs``, ``volumes``,
+    ``pattern``: the positional argument's name, whether it takes volumes, an example (:func:`batch_help`)."""
+    g = p.add_argument_group("batch (several files, folders or glob patterns)", batch_help(inputs, volumes, pattern))
     x = g.add_mutually_exclusive_group()
     x.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help=f"run {what} on a local Dask cluster of N worker processes (default: one after another in "

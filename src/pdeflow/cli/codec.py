@@ -69,7 +69,7 @@ def add_parsers(sub) -> None:
     o.add_argument("--out", metavar="FILE", required=True, help="the compressed file (its folder is created)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    add_batch_args(p)
+    add_batch_args(p, volumes=False)
 
     p = add_command(sub, "decompress", _run_decompress,
                     examples=["pdeflow decompress photo.pdc --out photo.png",
@@ -87,7 +87,7 @@ def add_parsers(sub) -> None:
                    help=MAX_PIXELS_HELP + "; a FILE whose header claims more is refused before anything is "
                         "allocated")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    add_batch_args(p, what="the files")
+    add_batch_args(p, what="the files", inputs="FILE", volumes=False, pattern=f"compressed/**/*{codec.SUFFIX}")
 
 
 def _check_compress(args) -> None:
