@@ -4,6 +4,8 @@ large images; encode's errors name the option they come from; ``decompress`` pri
 (H, W, 3) arrays that ``np.asarray(PIL.Image)`` gives."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,63 @@ def test_the_inpainting_guide_prints_the_densify_options_as_they_are():
     guide = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "inpaint.md").read_text()
     shown = re.search(r'print\(MASK_METHODS\["densify"\]\.options\)\s*# (\(.*\))', guide).group(1)
     assert shown == repr(MASK_METHODS["densify"].options)
+
+
+# ------------------------------------------------------------------ one colour rule
+
+def _colour_photo(tmp_path, alpha: bool = False):
+    u = _smooth(24, 32)
+    rgb = torch.cat([u, u.flip(-1), 1 - u])                          # three different channels
+    path = tmp_path / ("rgba.png" if alpha else "rgb.png")
+    if alpha:
+        from PIL import Image
+        a = (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(np.dstack([a, np.full(a.shape[:2], 128, np.uint8)]), "RGBA").save(path)
+    else:
+        write_image(path, rgb)
+    return path
+
+
+def test_every_image_command_keeps_colour_unless_grey_is_given(tmp_path, capsys):
+    photo = _colour_photo(tmp_path)
+    mask = tmp_path / "m.png"
+    write_image(mask, (torch.rand(1, 24, 32, generator=torch.Generator().manual_seed(1)) < 0.3).float())
+    assert _run(capsys, "inpaint", photo, "--mask", mask, "--out", tmp_path / "i")[0] == 0
+    assert read_image(tmp_path / "i" / "inpainted.png").shape[0] == 3
+    assert _run(capsys, "inpaint", photo, "--mask", mask, "--grey", "--out", tmp_path / "g")[0] == 0
+    assert read_image(tmp_path / "g" / "inpainted.png").shape[0] == 1
+    assert _run(capsys, "denoise", photo, "--lam", 0.05, "--out", tmp_path / "d")[0] == 0
+    assert all(read_image(p).shape[0] == 3 for p in (tmp_path / "d").glob("*lam*.png"))
+    status, out, _ = _run(capsys, "mask", photo, "--density", 0.1, "--method", "random", "--out", tmp_path / "k")
+    assert status == 0 and "colour" in out
+    status, _, err = _run(capsys, "flow", photo, "--method", "net", "--times", 0.1, "--out", tmp_path / "f")
+    assert status == 2 and "is colour and TVflowNET models are greyscale: pass --grey" in err, err
+
+
+def test_an_alpha_channel_is_dropped_with_a_note(tmp_path, capsys):
+    status, _, err = _run(capsys, "denoise", _colour_photo(tmp_path, alpha=True), "--lam", 0.05,
+                          "--out", tmp_path / "d")
+    assert status == 0
+    assert "has an alpha channel (transparency); it is dropped" in err
+    assert read_image(_colour_photo(tmp_path, alpha=True), return_info=True)[1]["alpha"] is True
+
+
+# ------------------------------------------------------------------ a volume given without ndim=3
+
+@pytest.mark.parametrize("name", ["biharmonic_inpaint", "diffuse"])
+def test_a_volume_like_array_without_ndim_is_taken_as_channels_with_a_notice(name):
+    from pdeflow.inpaint import diffuse
+    from pdeflow.inpaint.diffusion import ChannelsWarning
+    from pdeflow.inpaint.operators.biharmonic import biharmonic_inpaint
+
+    fn = {"biharmonic_inpaint": biharmonic_inpaint, "diffuse": diffuse}[name]
+    vol = torch.rand(6, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    m = torch.zeros(6, 10, 10)
+    m[:, ::3, ::3] = 1
+    with pytest.warns(ChannelsWarning, match=rf"{name}: f of shape \(6, 10, 10\) is taken as 6 channels of a 2-D "
+                                             r"image \(C, H, W\); pass ndim=3 for a volume"):
+        fn(vol, m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChannelsWarning)
+        fn(vol, m, ndim=3)                                        # said: a volume
+        fn(vol[:3], m[:3])                                        # three channels: an RGB image

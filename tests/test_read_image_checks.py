@@ -87,11 +87,11 @@ def test_info_reports_the_scaling(tmp_path):
     a8 = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
     Image.fromarray(a8).save(tmp_path / "g.png")
     _, info = read_image(tmp_path / "g.png", return_info=True)
-    assert info == {"format": "PNG", "scaling": "white", "white": 255.0, "range": None}
+    assert info == {"format": "PNG", "scaling": "white", "white": 255.0, "range": None, "alpha": False}
     f = np.linspace(0.1, 0.9, 12).reshape(3, 4)
     tifffile.imwrite(tmp_path / "f.tif", f)
     _, info = read_image(tmp_path / "f.tif", return_info=True)
-    assert info == {"format": "TIFF", "scaling": "float", "white": None, "range": None}
+    assert info == {"format": "TIFF", "scaling": "float", "white": None, "range": None, "alpha": False}
     tifffile.imwrite(tmp_path / "big.tif", 10 * f - 3)
     y, info = read_image(tmp_path / "big.tif", rescale="minmax", return_info=True)
     assert info["scaling"] == "minmax" and info["range"] == pytest.approx((-2.0, 6.0))
@@ -117,7 +117,8 @@ def test_dicom_scaling_is_reported(pydicom_file):
     ds = pydicom.dcmread(p)
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     y, info = read_image(p, return_info=True)
-    assert info == {"format": "DICOM", "scaling": "minmax", "white": None, "range": (hu.min(), hu.max())}
+    assert info == {"format": "DICOM", "scaling": "minmax", "white": None, "range": (hu.min(), hu.max()),
+                    "alpha": False}
     assert torch.allclose(y[0], torch.from_numpy((hu - hu.min()) / (hu.max() - hu.min())).float())
     with pytest.raises(ValueError, match=r"CT_small\.dcm' is 128x128 pixels"):
         read_image(p, max_pixels=128 * 128 - 1)

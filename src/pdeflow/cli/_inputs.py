@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from pathlib import Path
 
 import torch
@@ -58,13 +59,16 @@ def load_input(args) -> tuple[torch.Tensor, str, Path | None]:
         hint = f"; did you mean builtin:{spec}?" if spec in datasets.builtin_names() else ""
         raise CLIError(f"argument IMAGE: no such file: '{spec}'{hint}")
     try:
-        u = pio.read_image(path, grey=grey)
+        u, info = pio.read_image(path, grey=grey, return_info=True)
     except (ValueError, OSError) as exc:
         msg = str(exc)
         msg = msg[len("read_image: "):] if msg.startswith("read_image: ") else msg
         raise CLIError(f"argument IMAGE: {msg}") from None
     if not bool(torch.isfinite(u).all()):
         raise CLIError(f"argument IMAGE: '{spec}' contains NaN or infinite values")
+    if info.get("alpha"):   # transparency has no place in [0, 1] intensities: said, not silently lost
+        print(f"{PROG}: note: IMAGE '{spec}' has an alpha channel (transparency); it is dropped: transparent "
+              "pixels keep their stored colour", file=sys.stderr)
     u = centre_crop(u, args.size, strict=True)
     return u, f"{spec} ({u.shape[-2]}x{u.shape[-1]})", path
 
@@ -107,7 +111,7 @@ def check_volume_args(args) -> None:
             what = f"IMAGE '{spec}' is a volume" if args.volume else "IMAGE is a 2-D image"
             args.parser.error(f"argument --spacing: {what}: give {want} values ({names}), got {len(spacing)}")
         args.spacing = tuple(float(h) for h in spacing)
-    if args.volume and not getattr(args, "grey", True):
+    if args.volume and getattr(args, "grey", None) is False:
         args.parser.error("argument --colour: a volume is read as one grey-value channel")
     if not args.volume and getattr(args, "volume_format", None) is not None:
         args.parser.error("argument --volume-format: only for a volume IMAGE")

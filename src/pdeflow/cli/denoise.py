@@ -63,10 +63,11 @@ def _register_denoise(sub) -> None:
                         "(below)")
     g.add_argument("--size", type=positive_int, default=None, help=SIZE_HELP)
     c = g.add_mutually_exclusive_group()
-    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
-                   help="convert to grey (luminance) (default)")
+    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=None,
+                   help="convert a colour image to grey (luminance) first (default: keep its colour)")
     c.add_argument("--colour", "--color", dest="grey", action="store_false",
-                   help="keep colour (3 channels, coupled vectorial TV)")
+                   help="keep colour (the default for a colour image: 3 channels, coupled vectorial TV; a grey "
+                        "image gets 3 equal channels)")
     g.add_argument("--noise", metavar="SIGMA", type=positive_float, default=None,
                    help="add Gaussian noise of standard deviation SIGMA (in [0, 1] units, not clipped) first, "
                         "and report the PSNR of each result against the clean image")

@@ -187,10 +187,11 @@ def _add_input_args(p: argparse.ArgumentParser):
                         + VOLUME_HELP)
     g.add_argument("--size", type=positive_int, default=None, help=SIZE_HELP)
     c = g.add_mutually_exclusive_group()  # inside the "input" group
-    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
-                   help="convert to grey (luminance) (default)")
+    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=None,
+                   help="convert a colour image to grey (luminance) first (default: keep its colour)")
     c.add_argument("--colour", "--color", dest="grey", action="store_false",
-                   help="keep colour (3 channels, coupled vectorial TV)")
+                   help="keep colour (the default for a colour image: 3 channels, coupled vectorial TV; a grey "
+                        "image gets 3 equal channels)")
     g.add_argument("--scale", metavar="S", type=positive_float, default=1.0,
                    help="multiply the [0, 1] image by S before the flow (default 1; the TVflowNET paper uses 5)")
     return g
@@ -266,7 +267,7 @@ def _check_flow(args) -> None:
         args.parser.error("argument --model: only used with --method net or both")
     if args.symmetry is not None and args.method == "reference":
         args.parser.error("argument --symmetry: only used with --method net or both")
-    if args.method != "reference" and not args.grey:
+    if args.method != "reference" and args.grey is False:
         args.parser.error("argument --colour: TVflowNET models are greyscale; use --method reference for colour")
     check_volume_args(args)
     if args.method != "reference" and args.volume:
@@ -349,6 +350,9 @@ def _run_flow(args) -> int:
     from ..metrics import psnr, ssim
 
     u0, label, path = load_input(args)
+    if args.method != "reference" and u0.shape[0] != 1:
+        raise CLIError(f"argument IMAGE: {label} is colour and TVflowNET models are greyscale: pass --grey, or use "
+                       "--method reference for colour")
     out = Outputs(args.out, _flow_names(args.times, args.save_npy, args.method), overwrite=args.overwrite,
                   inputs=[path])
     setup_compute(args)

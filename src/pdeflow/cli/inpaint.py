@@ -87,10 +87,11 @@ def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool 
                    help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_SIZE}"
                         + ("; a volume: each axis to at most SIZE)" if volume else ")"))
     c = g.add_mutually_exclusive_group()
-    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=True,
-                   help="convert to grey (luminance) (default)")
+    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=None,
+                   help="convert a colour image to grey (luminance) first (default: keep its colour)")
     c.add_argument("--colour", "--color", dest="grey", action="store_false",
-                   help="keep colour (one mask for the three channels)")
+                   help="keep colour (the default for a colour image: one mask for the three channels; a grey "
+                        "image gets 3 equal channels)")
     return g
 
 
@@ -413,9 +414,11 @@ def _load_model(method, args, *, channels: int):
     try:
         return method.load_model(args.model, density=getattr(args, "density", None), channels=channels,
                                  device=args.device)
-    except (FileNotFoundError, ValueError) as exc:    # no --model: the method asked for the shipped one
-        flag = "--model" if args.model is not None else f"--method {method.name}"
-        raise CLIError(f"argument {flag}: {exc}") from None
+    except (FileNotFoundError, ValueError) as exc:
+        if args.model is not None:
+            raise CLIError(f"argument --model: {exc}") from None
+        # no --model: the method asked for the shipped one, which is missing
+        raise CLIError(f"argument --method {method.name}: {exc} (give it with --model)") from None
 
 
 def _mask_options(args, method, x: torch.Tensor, start, model) -> dict:

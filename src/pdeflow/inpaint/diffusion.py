@@ -48,6 +48,7 @@ operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,8 @@ from ..errors import UserInputError
 from ..threads import auto_threads
 from .diffusion_system import default_max_iter, solve_checked
 
-__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask", "known_finite", "check_start"]
+__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask", "known_finite", "check_start",
+           "volume_notice", "ChannelsWarning"]
 
 #: The linear solvers of :func:`diffuse`.
 SOLVERS = ("mg", "cg")
@@ -101,6 +103,43 @@ class DiffuseResult:
 # ---------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------
+
+#: Most channels of an image: a 3-D array with more leading entries, taken as (C, H, W) because the call gave no
+#: ``ndim=3``, is probably a volume (D, H, W), and :func:`volume_notice` says so.
+MAX_IMAGE_CHANNELS = 4
+
+
+class ChannelsWarning(UserWarning):
+    """A 3-D array that looks like a volume was taken as the channels of a 2-D image (no ``ndim=3`` given).
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.diffusion import ChannelsWarning
+    >>> issubclass(ChannelsWarning, UserWarning)
+    True
+    """
+
+
+def volume_notice(u, ndim, spacing, who: str, name: str = "f") -> None:
+    """Warn (:class:`ChannelsWarning`) when ``u`` is 3-D with more than :data:`MAX_IMAGE_CHANNELS` leading entries
+    and neither ``ndim`` nor ``spacing`` makes the call 3-D. pdeflow's rule (:mod:`pdeflow.ops`: a tensor is 3-D
+    only when the call says so) takes it as (C, H, W), its channels inpainted one by one, where scikit-image's
+    inpainting would see a volume (D, H, W).
+
+    Examples
+    --------
+    >>> import warnings, torch
+    >>> from pdeflow.inpaint.diffusion import volume_notice
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     volume_notice(torch.zeros(8, 5, 5), None, None, "example")
+    >>> print(w[0].message)
+    example: f of shape (8, 5, 5) is taken as 8 channels of a 2-D image (C, H, W); pass ndim=3 for a volume (D, H, W)
+    """
+    if ndim is None and spacing is None and getattr(u, "ndim", 0) == 3 and u.shape[0] > MAX_IMAGE_CHANNELS:
+        warnings.warn(f"{who}: {name} of shape {tuple(u.shape)} is taken as {u.shape[0]} channels of a 2-D image "
+                      "(C, H, W); pass ndim=3 for a volume (D, H, W)", ChannelsWarning, stacklevel=3)
+
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
                continuous: bool = False, ndim: int = 2) -> torch.Tensor:
@@ -441,6 +480,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
     f, mask = _masked_array(f, mask, who)
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
+    volume_notice(f, ndim, spacing, who)
     # finite=False: the values at missing pixels are never read (known_finite checks the known ones)
     ops.check_image(f, f"{who}: f", ndim=nd, finite=False, min_size=2)
     return _diffuse(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)

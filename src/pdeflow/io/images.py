@@ -457,7 +457,8 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
         ``scaling`` (``'white'``: divided by the type's maximum ``white``;
         ``'float'``: taken as stored; ``'minmax'``: the values ``range = (lo,
         hi)`` mapped onto [0, 1], for DICOM after the rescale slope and
-        intercept), ``white`` (float or None) and ``range`` (tuple or None).
+        intercept), ``white`` (float or None), ``range`` (tuple or None) and ``alpha`` (whether the file had
+        an alpha channel, which was dropped).
 
     Raises
     ------
@@ -537,6 +538,7 @@ def read_image(path, *, grey: bool | None = None, rescale: str | None = None,
                                  "onto [0, 1] first (in Python: read_image(path, rescale='minmax'))")
             arr = np.clip(arr, 0.0, 1.0)
             info["scaling"] = "float"
+    info["alpha"] = arr.ndim == 3 and arr.shape[-1] in (2, 4)
     out = to_chw(arr, grey, "read_image")
     return (out, info) if return_info else out
 

@@ -55,7 +55,7 @@ from ...errors import UserInputError
 from ...linalg import eager
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
-from ..diffusion import check_mask, check_start, known_finite
+from ..diffusion import check_mask, check_start, known_finite, volume_notice
 from ..diffusion_system import sum_to, warn_max_iter
 
 __all__ = ["biharmonic_inpaint", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
@@ -510,6 +510,7 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
     who = "biharmonic_inpaint"
     f = ops.check_tensor(f, f"{who}: f")
     nd, h = ops.spatial_axes(ndim, spacing, who)
+    volume_notice(f, ndim, spacing, who)
     ops.check_image(f, f"{who}: f", ndim=nd, finite=False, min_size=2)
     fb = ops.promote_half(ops.as_batch(f, f"{who}: f", nd)[0])
     if mask is None:
