@@ -12,7 +12,7 @@ biharmonic equation ``L^2 u = 0`` on ``U``. ``A`` is symmetric positive definite
 one known pixel (the null space of ``L`` is the constants). This is exactly the system of scikit-image's
 ``skimage.restoration.inpaint_biharmonic``, whose row for an unknown pixel is ``laplace(laplace(e_p))`` of
 ``scipy.ndimage`` with mode ``'reflect'`` (the Neumann boundary) on the pixel's neighbourhood; scikit-image
-then clips its result to the range of the known values, which ``clip=True`` does as well.
+then clips its result to the range of the known values, which ``clip=True`` (the default) does as well.
 
 Solvers (``solver``):
 
@@ -394,8 +394,8 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     For the library's mask methods, which call it many times on checked inputs: ``f4`` float32 or float64
     with finite values, ``m`` of its dtype and device with values 0 and 1 and a known pixel per image,
     ``u0`` a warm start of ``f4``'s shape (the multigrid solver) or None. The solver is chosen as by
-    ``solver='auto'`` of :func:`biharmonic_inpaint`, with ``tol`` its relative residual; differentiable
-    like it.
+    ``solver='auto'`` of :func:`biharmonic_inpaint`, with ``tol`` its relative residual, and the result
+    clipped to the range of the known values as by its default ``clip=True``; differentiable like it.
 
     Examples
     --------
@@ -407,7 +407,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     >>> solve_unchecked(f4, m, tol=1e-12)[0, 0, :, 0].round(decimals=8)   # the straight line
     tensor([0., 1., 2., 3., 4., 5.], dtype=torch.float64)
     """
-    return _solve(f4, m, tol, DEFAULT_MAX_ITER, u0, "auto", None)[0]
+    return _clip(_solve(f4, m, tol, DEFAULT_MAX_ITER, u0, "auto", None)[0], f4, m)   # as the default clip=True
 
 
 # ---------------------------------------------------------------------------
@@ -428,7 +428,7 @@ def _clip(u: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 @auto_threads
 def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None,
-                       solver: str = "auto", x0: torch.Tensor | None = None, clip: bool = False,
+                       solver: str = "auto", x0: torch.Tensor | None = None, clip: bool = True,
                        ndim: int | None = None, spacing=None, full_output: bool = False):
     """Biharmonic inpainting of ``f`` from the pixels where ``mask`` is 1.
 
@@ -466,7 +466,9 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
         solver. Not differentiated through.
     clip : bool, optional
         Clip the result to the range of the known values of each image and channel, as scikit-image does
-        (default False: the minimiser itself, which may overshoot near steep edges).
+        (default True: the minimiser overshoots near steep edges and in texture, out of the range of the data,
+        where no pixel of the image lies; the results page "Inpainting operators" measures what clipping
+        changes). False returns the minimiser itself.
     ndim : {2, 3}, optional
         Number of spatial axes: 2 (default) for images, 3 for volumes ``(D, H, W)``, ``(C, D, H, W)`` or
         ``(B, C, D, H, W)`` (the mask ``(D, H, W)``, ``(1, D, H, W)`` or ``(B, 1, D, H, W)``), solved with
