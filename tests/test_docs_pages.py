@@ -270,7 +270,8 @@ EXAMPLES = sorted((DOCS / "examples").glob("plot_*.py"))
 #: Examples that take about 5 CPU seconds or more here on one thread: left to `make test-all` and to
 #: `make docs`, whose gallery runs every example with the same warning filters (docs/_ext/docs_warnings.py).
 SLOW_EXAMPLES = {"plot_08_train_tvflownet_folder", "plot_09_iel_unet", "plot_11_inpaint_masks",
-                 "plot_15_batching_devices", "plot_17_cli_from_python", "plot_26_codec_eed"}
+                 "plot_15_batching_devices", "plot_17_cli_from_python", "plot_26_codec_eed",
+                 "plot_27_dask_large_images"}
 
 
 def test_slow_examples_exist():

@@ -8,7 +8,8 @@ operator's stencil: 1 for diffusion and TV, 2 for biharmonic and EED), marks the
 block as known pixels holding the current iterate (a Dirichlet condition where a neighbour is; the image's own
 border keeps the operator's boundary condition), inpaints the grown block with the operator's own solver
 (``OPERATORS[name].solve``, warm-started from the current iterate; with options, the checked public function) and
-keeps the chunk's own pixels: restricted additive Schwarz (Cai and Sarkis, "A restricted additive Schwarz
+keeps the chunk's own pixels (biharmonic: unclipped; the result is clipped to the whole image's known range
+once, after the sweeps, as :func:`pdeflow.inpaint.biharmonic_inpaint` clips): restricted additive Schwarz (Cai and Sarkis, "A restricted additive Schwarz
 preconditioner for general sparse linear systems", 1999), which converges for the diffusion system (an M-matrix:
 Frommer and Szyld, "An algebraic convergence theory for restricted additive Schwarz methods using weighted max
 norms", 2001). For the linear operators the global solution is the fixed point: a grown block's equations are
@@ -83,8 +84,12 @@ def _solve_task(xb, mb, ub, *, faces, name, reach, tol, options, first):
     if not bool((mk.flatten(1).sum(1) > 0).all()):     # a grown block without a known pixel: keep the iterate
         return ub
     f = torch.where(known.expand_as(x), x, torch.zeros((), dtype=dtype))
-    if options or x.dim() == 5:
-        out = op.function(f, mk, tol=tol, **({"ndim": 3} if x.dim() == 5 else {}), **options)
+    vol = {"ndim": 3} if x.dim() == 5 else {}
+    if name == "biharmonic":       # clipped once, to the whole image's known range, after the sweeps
+        out = op.function(f, mk, tol=tol, clip=False, x0=None if first else u, **vol,
+                          **{k: v for k, v in options.items() if k != "clip"})
+    elif options or vol:
+        out = op.function(f, mk, tol=tol, **vol, **options)
     else:
         out = op.solve(f, mk, u0=None if first else u, tol=tol)
     return out.numpy().astype(xb.dtype, copy=False)
@@ -233,5 +238,9 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
         crit = da.where(done, crit, measure)
         done = crit <= tol
         u4 = new
+    if method == "biharmonic" and options.get("clip", True):
+        axes = tuple(range(2, x4.ndim))
+        lo, hi = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)
+        u4 = da.minimum(da.maximum(u4, lo), hi)
     u = from_batched(u4, lead)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
