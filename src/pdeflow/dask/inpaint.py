@@ -9,13 +9,15 @@ block as known pixels holding the current iterate (a Dirichlet condition where a
 border keeps the operator's boundary condition), inpaints the grown block with the operator's own solver
 (``OPERATORS[name].solve``, warm-started from the current iterate; with options, the checked public function) and
 keeps the chunk's own pixels (biharmonic: unclipped; the result is clipped to the whole image's known range
-once, after the sweeps, as :func:`pdeflow.inpaint.biharmonic_inpaint` clips): restricted additive Schwarz (Cai and Sarkis, "A restricted additive Schwarz
-preconditioner for general sparse linear systems", 1999), which converges for the diffusion system (an M-matrix:
+once, after the sweeps, as :func:`pdeflow.inpaint.biharmonic_inpaint` clips): restricted additive Schwarz
+(Cai and Sarkis, "A restricted additive Schwarz preconditioner for general sparse linear systems", 1999),
+which converges for the diffusion system (an M-matrix:
 Frommer and Szyld, "An algebraic convergence theory for restricted additive Schwarz methods using weighted max
 norms", 2001). For the linear operators the global solution is the fixed point: a grown block's equations are
 the global ones, given the ring. EED presmooths the image that steers its diffusion tensor with a Gaussian,
 which reaches past the ring, so its fixed point differs from the single-array answer by what that Gaussian sees
-of the block's border (the table on the guide's page measures it). The first sweep inpaints every grown block
+of the block's border, and EED and TV run capped lagged-diffusivity iterations in every subdomain (the table on
+the guide's page measures the difference). The first sweep inpaints every grown block
 with the operator's own boundary condition on its faces (no neighbour data yet).
 
 **Convergence.** After every sweep a dask reduction computes the stopping measure: for homogeneous diffusion the
