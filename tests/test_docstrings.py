@@ -128,8 +128,6 @@ COMMENT_PENDING = {
     "codec/encoder.py::chosen on selection crops by experiments/codec_settings.py": "issue 71's edit of the encoder",
     "codec/encoder.py::(experiments/codec_settings.py)": "issue 71's edit of the encoder",
     "inpaint/diffusion_system.py::1.7-2.8x faster": "issue 71's edit of the diffusion system",
-    "tv/_rof_methods.py::about 5x less overhead": "the TV solver work in tv/ now",
-    "tv/flow.py::1.15-1.45x faster": "the TV solver work in tv/ now",
 }
 
 

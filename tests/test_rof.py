@@ -215,12 +215,12 @@ def test_float32_decides_ordinary_tolerances_without_float64(crop, monkeypatch):
     unchecked = R.gap_and_primal    # what the solver calls (duality_gap is its checked public form)
     monkeypatch.setattr(R, "gap_and_primal", lambda *a, **k: calls.append(1) or unchecked(*a, **k))
     f = (5 * crop).float()
-    r = rof(f, 0.01, tol=1e-5, full_output=True)
+    r = rof(f, 0.01, tol=1e-5, full_output=True, precision="input")
     assert not calls  # decided on the float32 gap and its bound
     g64, p64 = duality_gap(f.double()[None, None], r.u.double()[None, None], r.p.double(),
                            torch.full((1, 1, 1, 1), 0.01, dtype=torch.float64))
     assert (g64 / p64).item() <= 2e-5  # tol met, to within the 2x the bound allows
-    rof(f, 0.01, tol=1e-8)  # beyond what float32 resolves: verified in float64
+    rof(f, 0.01, tol=1e-8, precision="input")  # beyond what float32 resolves: verified in float64
     assert calls
 
 

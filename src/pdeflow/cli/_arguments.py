@@ -105,6 +105,18 @@ def density(text: str) -> float:
     return v
 
 
+def accuracy(text: str) -> float:
+    """argparse type: an RMS error as a fraction of the image's range, in (0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) (an RMS error as a fraction of the image's "
+                                         f"range), got {text!r}")
+    return v
+
+
 def density_or_all(text: str) -> float | None:
     """argparse type: a fraction of known pixels in (0, 1), or 'all' (None: one model for every density)."""
     return None if text == "all" else density(text)
@@ -241,3 +253,10 @@ def add_command(sub, name: str, run, *, description: str | None = None, examples
     p = sub.add_parser(name, help=help_line(group, name), description=description, epilog=epilog, **kw)
     p.set_defaults(run=run, validate=validate, parser=p)
     return p
+
+
+def stopping_rule(args) -> str:
+    """The TV solvers' stopping rule of a command line in words (``--tol``, else ``--accuracy``)."""
+    if args.tol is not None:
+        return f"tol {args.tol:g}"
+    return f"accuracy {args.accuracy:g}"

@@ -31,6 +31,7 @@ from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
 from ..tv.flow import check_times
 from ..tvflownet.symmetry import DihedralMean
 from ._arguments import (
+    accuracy,
     add_command,
     add_compute_args,
     add_output_args,
@@ -39,6 +40,7 @@ from ._arguments import (
     positive_float,
     positive_int,
     setup_compute,
+    stopping_rule,
 )
 from ._errors import PROG, CLIError
 from ._inputs import (
@@ -110,7 +112,7 @@ def _run_flow_api(u0, args, times, spacing=None):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
     _long_flow_hint(max(times), args.dt, u0.shape[-3:] if spacing is not None and len(spacing) == 3 else u0.shape[-2:])
     t0 = time.perf_counter()
-    u = tv_flow(x, times, dt=args.dt, tol=args.tol, solver=args.solver, compile=args.compile,
+    u = tv_flow(x, times, dt=args.dt, tol=args.tol, accuracy=args.accuracy, solver=args.solver, compile=args.compile,
                 progress=_progress(_implicit_steps(max(times), args.dt)), spacing=spacing)
     return u.cpu(), time.perf_counter() - t0
 
@@ -120,7 +122,8 @@ def _run_spectral_api(u0, args, dt, steps, spacing=None):
     if not bool(torch.isfinite(x).all()):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
     t0 = time.perf_counter()
-    s = spectral_tv(x, dt=dt, n_steps=steps, tol=args.tol, solver=args.solver, compile=args.compile,
+    s = spectral_tv(x, dt=dt, n_steps=steps, tol=args.tol, accuracy=args.accuracy, solver=args.solver,
+                    compile=args.compile,
                     progress=_progress(steps), spacing=spacing)
     return s, time.perf_counter() - t0
 
@@ -174,8 +177,8 @@ def _recon_report(s, u0s, bands, edges) -> str:
             f"(max {err:.3g}); the full decomposition reconstructs u0 to max error {full:.3g}")
 
 
-#: tv_flow's own dt and tol: `pdeflow flow` uses the library's defaults.
-_FLOW_DEFAULTS = {k: inspect.signature(tv_flow).parameters[k].default for k in ("dt", "tol")}
+#: tv_flow's own dt, tol and accuracy: `pdeflow flow` and `pdeflow spectral` use the library's defaults.
+_FLOW_DEFAULTS = {k: inspect.signature(tv_flow).parameters[k].default for k in ("dt", "tol", "accuracy")}
 
 
 def _add_input_args(p: argparse.ArgumentParser):
@@ -197,11 +200,15 @@ def _add_input_args(p: argparse.ArgumentParser):
     return g
 
 
-def _add_solver_args(p: argparse.ArgumentParser, dt: float, tol: float) -> None:
+def _add_solver_args(p: argparse.ArgumentParser, dt: float) -> None:
     g = p.add_argument_group("solver")
     g.add_argument("--dt", type=positive_float, default=dt, help=f"implicit time step (default {dt:g})")
-    g.add_argument("--tol", type=positive_float, default=tol,
-                   help=f"relative duality gap of each implicit step (default {tol:g})")
+    acc = _FLOW_DEFAULTS["accuracy"]
+    g.add_argument("--accuracy", type=accuracy, default=acc,
+                   help=f"stop each implicit step so that the RMS error of every result against the exact implicit "
+                        f"scheme is certified to be at most this fraction of the image's range (default {acc:g})")
+    g.add_argument("--tol", type=positive_float, default=None,
+                   help="relative duality gap of each implicit step instead of --accuracy (1e-6: exact)")
     g.add_argument("--solver", choices=ROF_METHODS, default="fgp", help="ROF solver of each step (default fgp)")
     g.add_argument("--compile", action="store_true",
                    help="run the fgp iterations as kernels compiled by torch.compile: about 2x faster per "
@@ -209,10 +216,10 @@ def _add_solver_args(p: argparse.ArgumentParser, dt: float, tol: float) -> None:
                         "it warns and runs them uncompiled)")
 
 
-def _add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, tol: float, npy: str) -> None:
+def _add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, npy: str) -> None:
     """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver, computation, output, and
     ``--save-npy`` writing ``npy`` (the raw arrays, in scaled units)."""
-    _add_solver_args(p, dt=dt, tol=tol)
+    _add_solver_args(p, dt=dt)
     p.set_defaults(warning_flags=[("tol", "tol", "--tol")])     # the solver's max_iter has no option
     add_compute_args(p)
     out = add_output_args(p)
@@ -249,7 +256,7 @@ def _register_flow(sub) -> None:
                    help="--method net/both: average the network over the image and its transpose (the default: "
                         "2 network calls, an exact symmetry of the discrete flow), over all 8 flips and quarter "
                         "turns (8 calls), or none (1 call)")
-    _add_run_args(p, inputs, dt=_FLOW_DEFAULTS["dt"], tol=_FLOW_DEFAULTS["tol"],
+    _add_run_args(p, inputs, dt=_FLOW_DEFAULTS["dt"],
                   npy="u.npy (reference) / net.npy (network): the flow, shape (len(times), C, H, W) (a volume: "
                       "(len(times), D, H, W)), float32")
 
@@ -362,7 +369,7 @@ def _run_flow(args) -> int:
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
     labels = time_labels(args.times)
-    solver = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}"
+    solver = f"dt={args.dt:g}, {stopping_rule(args)}, solver={args.solver}"
     stacks, params = {}, []
     with out:
         if args.method in ("reference", "both"):
@@ -413,7 +420,7 @@ def _run_flow_volume(args) -> int:
     print(_volume_scale_note(args.scale))
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
-    solver = f"dt={args.dt:g}, tol={args.tol:g}, solver={args.solver}"
+    solver = f"dt={args.dt:g}, {stopping_rule(args)}, solver={args.solver}"
     with out:
         stack, secs = _run_flow_api(vin.data, args, args.times, vin.spacing)     # (T, D, H, W), scaled
         print(f"TV flow (3-D) to t = {', '.join(labels)} ({solver}): {secs:.2f} s")
@@ -446,7 +453,7 @@ def _register_spectral(sub) -> None:
     g.add_argument("--bands", type=nonneg_floats, nargs="+", default=None, metavar="E",
                    help="band edges in flow time, >= 0, strictly increasing, at least two; each band "
                         "[e_i, e_i+1) must hold a time k*dt (default: dyadic bands k in [1,2), [2,4), ...)")
-    _add_run_args(p, inputs, dt=0.04, tol=1e-4,
+    _add_run_args(p, inputs, dt=0.04,
                   npy="bands.npy (m, C, H, W) and residual.npy (C, H, W) (a volume: (m, D, H, W), (D, H, W))")
 
 
@@ -521,7 +528,7 @@ def _run_spectral(args) -> int:
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
     print(_scale_note(args.scale))
     print_spacing(args)
-    params = f"dt={args.dt:g}, N={args.steps}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
+    params = f"dt={args.dt:g}, N={args.steps}, {stopping_rule(args)}, solver={args.solver}, scale={args.scale:g}"
     with out:
         s, secs = _run_spectral_api(u0, args, args.dt, args.steps, args.spacing)
         print(f"spectral TV ({params}; flow to t = {(args.steps + 1) * args.dt:g}): {secs:.2f} s")
@@ -550,7 +557,7 @@ def _run_spectral_volume(args) -> int:
     setup_compute(args)
     print(vin.about)
     print(_volume_scale_note(args.scale))
-    params = f"dt={args.dt:g}, N={args.steps}, tol={args.tol:g}, solver={args.solver}, scale={args.scale:g}"
+    params = f"dt={args.dt:g}, N={args.steps}, {stopping_rule(args)}, solver={args.solver}, scale={args.scale:g}"
     with out:
         s, secs = _run_spectral_api(vin.data, args, args.dt, args.steps, vin.spacing)
         print(f"spectral TV (3-D; {params}; flow to t = {(args.steps + 1) * args.dt:g}): {secs:.2f} s")
@@ -581,7 +588,7 @@ def _run_spectral_volume(args) -> int:
 # ---------------------------------------------------------------------------
 
 DEMO = dict(image="skimage/camera", size=256, times=[0.05, 0.2, 1.0], flow_dt=0.05,
-            spec_dt=0.05, steps=40, tol=1e-4, solver="fgp", scale=1.0)
+            spec_dt=0.05, steps=40, tol=None, accuracy=_FLOW_DEFAULTS["accuracy"], solver="fgp", scale=1.0)
 
 
 def _register_demo(sub) -> None:
@@ -590,7 +597,9 @@ def _register_demo(sub) -> None:
                     description=f"On builtin:{d['image']} ({d['size']}x{d['size']} centre crop, grey, in [0, 1]): "
                                 f"the TV flow at t = {', '.join(f'{t:g}' for t in d['times'])} "
                                 f"(dt={d['flow_dt']:g}) and the spectral TV decomposition (dt={d['spec_dt']:g}, "
-                                f"N={d['steps']}, dyadic bands), both with tol={d['tol']:g}, solver={d['solver']}. "
+                                f"N={d['steps']}, dyadic bands), both at accuracy {d['accuracy']:g} (certified RMS "
+                                "error of each frame against the exact implicit scheme, as a fraction of the range), "
+                                f"solver={d['solver']}. "
                                 "Writes input.png, u_t*.png, band_*.png, residual.png, spectrum.csv and the combined "
                                 "figure demo.png.",
                     validate=check_compute)
@@ -604,7 +613,8 @@ def _run_demo(args) -> int:
     d = DEMO
     t_start = time.perf_counter()
     ns = argparse.Namespace(image=f"builtin:{d['image']}", size=d["size"], grey=True, scale=d["scale"],
-                            dt=d["flow_dt"], tol=d["tol"], solver=d["solver"], compile=False, device=args.device)
+                            dt=d["flow_dt"], tol=d["tol"], accuracy=d["accuracy"], solver=d["solver"], compile=False,
+                            device=args.device)
     u0, label, _ = load_input(ns)
     edges = dyadic_band_edges(d["steps"], d["spec_dt"])
     m = len(edges) - 1
@@ -614,8 +624,8 @@ def _run_demo(args) -> int:
     setup_compute(args)
     print(f"pdeflow demo on {label}, grey, device {args.device}, {torch.get_num_threads()} torch thread(s)")
     print(_scale_note(d["scale"]))
-    flow_params = f"dt={d['flow_dt']:g}, tol={d['tol']:g}, solver={d['solver']}"
-    spec_params = f"dt={d['spec_dt']:g}, N={d['steps']}, tol={d['tol']:g}, solver={d['solver']}"
+    flow_params = f"dt={d['flow_dt']:g}, {stopping_rule(ns)}, solver={d['solver']}"
+    spec_params = f"dt={d['spec_dt']:g}, N={d['steps']}, {stopping_rule(ns)}, solver={d['solver']}"
     with out:
         out.image("input.png", u0)
         stack, secs_f = _run_flow_api(u0, ns, d["times"])

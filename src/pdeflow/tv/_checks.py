@@ -31,7 +31,7 @@ class ConvergenceWarning(RuntimeWarning):
 
 
 #: ``precision=`` of the TV solvers: the dtype their iterates and duality gaps are computed in.
-PRECISIONS = ("float64", "input")
+PRECISIONS = ("auto", "float64", "input")
 
 
 def working_dtype(dtype: torch.dtype, precision: str) -> torch.dtype:
@@ -46,7 +46,7 @@ def working_dtype(dtype: torch.dtype, precision: str) -> torch.dtype:
     """
     if precision not in PRECISIONS:
         raise UserInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "float64":
+    if precision in ("float64", "auto"):       # auto: float64 data and result, float32 iterations
         return torch.float64
     return ops.compute_dtype(dtype)
 

@@ -179,7 +179,7 @@ def gap_terms(lam, tv_u, slack, div_sq, af, C: int, N: int, r: float):
 
 def _gap_and_bound(s, f, lam, tv_u, slack, div_sq):
     """:func:`gap_terms` of the eager dual methods' sums, as float64 tensors on ``f``'s device."""
-    # On B numbers per check: NumPy float64 on the host, about 5x less overhead than as many tiny torch ops.
+    # On B numbers per check: NumPy float64 on the host, with less overhead than as many tiny torch ops.
     host = [None if x is None else x.detach().reshape(-1).to("cpu", torch.float64).numpy()
             for x in (lam, tv_u, slack, div_sq, s.get("af"))]
     terms = gap_terms(*host, f.shape[1], f[0, 0].numel(), torch.finfo(f.dtype).eps / 2)

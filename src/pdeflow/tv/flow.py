@@ -35,18 +35,21 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
+from ._accuracy import check_accuracy, gap_targets
 from ._checks import ConvergenceWarning, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
-from .rof import ND_METHODS, ROF_METHODS, differentiable, solve
+from .rof import FLOW_ACCURACY, ND_METHODS, ROF_METHODS, differentiable, solve, solve_auto
 
-__all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "check_times", "flow_result"]
+__all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "FLOW_TOL", "check_times", "flow_result"]
 
 FLOW_METHODS = ("implicit", "explicit", "lagged")
 FLOW_SCHEMES = ("euler", "bdf2")
 #: tv_flow evolves images of at least this many values (C H W: 256 x 256 grey) one at a time, smaller ones as
-#: one batch: five 256 x 256 crops flowed 1.15-1.45x faster one by one, sixteen 96 x 96 ones 1.5x slower in
-#: chunks of seven than in one batch (per-step overhead; RESULTS.md, "Speed levers of tv_flow").
+#: one batch (the results page "Speed and accuracy of the solvers", "Smaller choices in the code", says why).
 ALONE_ELEMENTS = 65536
+#: The relative duality gap of each implicit step where ``tol`` is not given and a derivative is asked for
+#: (the implicit derivative reads which pixels are flat), and the relative CG residual of ``"lagged"``.
+FLOW_TOL = 3e-6
 
 
 def check_times(times) -> list[float]:
@@ -88,7 +91,8 @@ def tv_flow(
     times: Sequence[float] | torch.Tensor,
     *,
     dt: float = 0.0016,
-    tol: float = 3e-6,
+    tol: float | None = None,
+    accuracy: float = FLOW_ACCURACY,
     method: str = "implicit",
     scheme: str = "euler",
     solver: str = "fgp",
@@ -102,7 +106,7 @@ def tv_flow(
     compile: bool = False,
     ndim: int | None = None,
     spacing=None,
-    precision: str = "float64",
+    precision: str = "auto",
 ):
     """Evolve ``u0`` by the TV flow and return it at the requested times.
 
@@ -129,14 +133,26 @@ def tv_flow(
         Uniform steps are the right ones: the error is made at every step and
         carried on, so graded steps do not help (see the results page "Speed and
         accuracy of the solvers").
-    tol : float
+    tol : float, optional
         Relative duality gap of each implicit step (see :func:`~pdeflow.tv.rof`);
-        for ``"lagged"`` the relative CG residual.  An inexact step lags behind
+        for ``"lagged"`` the relative CG residual (default there 3e-6).  Default
+        None: each implicit step stops at a gap set by ``accuracy``; with
+        ``u0`` requiring grad, at 3e-6.  An inexact step lags behind
         its warm start (the previous step's flux), and that error adds to the
         time step's and grows as ``dt`` shrinks (more steps, each solved to a
         gap relative to a smaller objective): 3e-6 costs no accuracy at the
         default ``dt`` (5e-6 costs up to 2e-4, 1e-5 up to 7e-4); 1e-5 suffices
         for ``dt >= 0.005``.  About ``2e-3 * dt`` for images in [0, 5].
+    accuracy : float
+        Used when ``tol`` is None (the default), for ``method="implicit"``: the
+        certified root-mean-square error of ``u`` at every requested time
+        against the exact implicit scheme with these steps, as a fraction of
+        the range of ``u0`` (default 1e-3).  Each of the ``n`` steps is solved
+        to a duality gap that certifies an RMS error of ``accuracy / n`` times
+        the range (:func:`~pdeflow.tv.rof`'s rule): an implicit step is a
+        proximal map, which is non-expansive, so the errors of the steps add up
+        at most.  This is the solver's error only; the time step's own error
+        (see ``dt``) comes on top.
     method : {"implicit", "explicit", "lagged"}
         ``"implicit"`` is the reference; the others regularise with ``eps``.
     scheme : {"euler", "bdf2"}
@@ -188,11 +204,13 @@ def tv_flow(
         the flow of the discrete TV ``prod(h) sum |grad_h u|`` (see
         :func:`~pdeflow.tv.rof`), with ``t`` in units of length (intensity
         falls as ``t`` times surface / volume).  ``method="implicit"`` only.
-    precision : {"float64", "input"}
+    precision : {"auto", "float64", "input"}
         The dtype the flow is computed in (see :func:`~pdeflow.tv.rof`):
-        float64 by default whatever the dtype of ``u0``, the result (and its
-        gradient) returned in ``u0``'s dtype; ``"input"``: ``u0``'s dtype
-        (float32 for half precisions).
+        ``"auto"`` (default), the trajectory held in float64 and each step
+        iterated in float32 and certified in float64; ``"float64"``: every
+        iteration in float64; the result (and its gradient) returned in
+        ``u0``'s dtype; ``"input"``: ``u0``'s dtype (float32 for half
+        precisions).
 
     Returns
     -------
@@ -265,8 +283,11 @@ def tv_flow(
     if need_grad and method == "lagged":
         raise UserInputError("method='lagged' is not differentiable (its CG solve is not); use 'implicit' "
                              "(implicit differentiation) or 'explicit'")
-    if method == "implicit":
-        check_tol(tol, u0.dtype, "tv_flow")
+    accuracy = check_accuracy(accuracy)
+    if tol is None and (need_grad or method != "implicit"):
+        tol = FLOW_TOL
+    if method == "implicit" and tol is not None:
+        check_tol(tol, torch.float64 if precision == "auto" else u0.dtype, "tv_flow")
     schedule = _step_schedule(times_f, dt)
 
     x = u0.reshape((1,) * (grid.ndim + 2 - u0.dim()) + tuple(u0.shape))
@@ -274,7 +295,8 @@ def tv_flow(
     step = _STEPPERS[method]
     stats = {"steps": 0, "short": 0, "gap": 0.0, "at_max_iter": 0}
     opts = dict(tol=tol, solver=solver, max_iter=max_iter, check_every=check_every, eps=eps,
-                channelwise=channelwise, stats=stats, compile=compile, grad=need_grad, grid=grid)
+                channelwise=channelwise, stats=stats, compile=compile, grad=need_grad, grid=grid,
+                auto=precision == "auto")
     bdf2 = method == "implicit" and scheme == "bdf2"
 
     # Large images one at a time: each step's arrays then stay in cache, and no image waits for (or is
@@ -283,15 +305,24 @@ def tv_flow(
     starts = range(0, B, per_chunk)
     n_steps = schedule[-1][0] + sum(1 for _, r in schedule if r > 0)
     with progress_bar(total=n_steps * len(starts), enabled=progress, desc="TV flow", unit="step") as bar:
-        parts = [_evolve(x[i:i + per_chunk], schedule, step, dt, bdf2, return_ut, return_dual, opts, bar,
-                         times_t=None if times_t is None else times_t.to(x.dtype).reshape(-1))
-                 for i in starts]
+        parts = []
+        for i in starts:
+            if tol is None:     # each step's share of the accuracy, from the chunk's range (the flow keeps it)
+                opts["atol"] = gap_targets(x[i:i + per_chunk], accuracy / max(n_steps, 1))
+            parts.append(_evolve(x[i:i + per_chunk], schedule, step, dt, bdf2, return_ut, return_dual, opts, bar,
+                                 times_t=None if times_t is None else times_t.to(x.dtype).reshape(-1)))
     us, uts, ps = (None if parts[0][j] is None else torch.cat([q[j] for q in parts], 1) for j in range(3))
 
     if stats["short"]:
-        warnings.warn(short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"],
-                                     tol, max_iter, u0.dtype, at_max_iter=stats["at_max_iter"]),
-                      ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
+        if tol is None:
+            message = (f"tv_flow: {stats['short']} of {stats['steps']} implicit steps stopped at max_iter={max_iter} "
+                       f"short of accuracy={accuracy:g} (largest relative duality gap reached: {stats['gap']:.2g}); "
+                       "raise max_iter or accuracy")
+        else:
+            message = short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"], tol,
+                                    max_iter, torch.float64 if precision == "auto" else u0.dtype,
+                                    at_max_iter=stats["at_max_iter"])
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     out = flow_result(us, tuple(u0.shape), uts, ps, ndim=grid.ndim)
     if u0.dtype == in_dtype:
         return out
@@ -399,12 +430,13 @@ def _step_problem(u, h, prev):
 
 
 def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channelwise, stats, compile, grad=False,
-                   h_t=None, solution=None, grid: Grid = PLAIN, **_):
+                   h_t=None, solution=None, grid: Grid = PLAIN, atol=None, auto=False, **_):
     f, lam = _step_problem(u, h, prev)
     if solution is None:
         stats["steps"] += 1
         v, q = _solve_step(f.detach() if grad else f, lam, p, stats, tol=tol, solver=solver, max_iter=max_iter,
-                          check_every=check_every, channelwise=channelwise, compile=compile, grid=grid)
+                          check_every=check_every, channelwise=channelwise, compile=compile, grid=grid,
+                          atol=None if tol is not None else atol, auto=auto)
     else:
         v, q = solution
     if grad:
@@ -422,7 +454,8 @@ def _solve_step(f, lam, p, stats, **kw):
     # count (successive steps take about as many), instead of every check_every from the start.
     last = stats.get("last")
     first = None if last is None else max(kw["check_every"], last - kw["check_every"])
-    r, short = solve(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
+    run = solve_auto if kw.pop("auto") else solve
+    r, short = run(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
     iterated = r.iterations[r.iterations > 0]      # extinct images take no iteration
     if iterated.numel():
         stats["last"] = int(iterated.min())

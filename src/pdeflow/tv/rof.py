@@ -27,6 +27,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..ops import div
 from ..threads import auto_threads
+from ._accuracy import check_accuracy, gap_targets
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux
 from ._grid import PLAIN, Grid, make_grid
@@ -34,11 +35,27 @@ from ._implicit import apply_jacobian, backward_rtol, flat_threshold
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
 from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, bdot, gap_and_primal, nd_gap, project
 
-__all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "duality_gap", "ConvergenceWarning", "CompileWarning"]
+__all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "ACCURACY", "FLOW_ACCURACY", "duality_gap",
+           "ConvergenceWarning", "CompileWarning"]
 
 #: The solvers of :func:`rof` (``method=``), and those that also run on volumes and with a spacing.
 ROF_METHODS = tuple(METHODS)
 ND_METHODS = tuple(ND_STEPS)
+
+#: Default ``accuracy`` of :func:`rof`: the certified root-mean-square error of the answer, as a fraction
+#: of the data's range (a sixteenth of an 8-bit quantisation step), which keeps the largest error of a
+#: pixel below 1e-3 of the range on the benchmark photographs (results page "Accuracy and speed of the
+#: defaults").
+ACCURACY = 2.5e-4
+
+#: Default ``accuracy`` of :func:`~pdeflow.tv.tv_flow` and :func:`~pdeflow.tv.spectral_tv`: the certified
+#: RMS error of every frame (a quarter of an 8-bit step); their certificate adds up the steps' errors,
+#: so it is looser than rof's and the same largest error takes a larger value here.
+FLOW_ACCURACY = 1e-3
+
+#: The relative duality gap a default call solves to where a derivative is asked for: the implicit
+#: derivative reads which pixels are flat, and a looser solve misreads them.
+GRAD_TOL = 1e-6
 
 
 @dataclass
@@ -119,7 +136,8 @@ def rof(
     lam,
     *,
     method: str = "fgp",
-    tol: float = 1e-6,
+    tol: float | None = None,
+    accuracy: float = ACCURACY,
     max_iter: int = 20000,
     p0: torch.Tensor | None = None,
     channelwise: bool = False,
@@ -128,7 +146,7 @@ def rof(
     compile: bool = False,
     ndim: int | None = None,
     spacing=None,
-    precision: str = "float64",
+    precision: str = "auto",
 ):
     """Solve ``argmin_u 1/2 ||u - f||^2 + lam * TV(u)`` for each image (or volume) of a batch.
 
@@ -150,9 +168,18 @@ def rof(
         ``"admm"``: split Bregman with an exact DCT solve (independent cross-check;
         2-D with unit spacing only: on volumes or with ``spacing`` it is refused,
         the other three run, see ``ND_METHODS``).
-    tol : float
+    tol : float, optional
         Stop each image when its relative duality gap ``(P - D) / P <= tol``.
-        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.
+        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  For the exact
+        answer, ``tol=1e-6`` or tighter.  Default None: stop at ``accuracy``.
+    accuracy : float
+        Used when ``tol`` is None (the default): stop each image once its
+        root-mean-square error against the exact minimiser is certified to
+        be at most ``accuracy`` times the image's range (``max(f) - min(f)``;
+        the duality gap bounds it, see Notes).  The default 2.5e-4 is a
+        sixteenth of an 8-bit quantisation step.  Where ``f`` or ``lam`` requires grad,
+        a call without ``tol`` solves to ``tol=1e-6`` instead (the derivative
+        reads which pixels are flat).
     max_iter : int
         Iteration cap per image; images that hit it are returned as they are
         (their final gap is reported in ``full_output``).
@@ -186,11 +213,18 @@ def rof(
         Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: the same on
         every axis), ``> 0``; default unit.  Enters the gradient as in
         :mod:`pdeflow.ops` (difference / ``h_k``); see Notes for the energy.
-    precision : {"float64", "input"}
+    precision : {"auto", "float64", "input"}
         The dtype of the iterations, the duality gap and the implicit
-        derivative.  ``"float64"`` (default): float64 whatever the dtype of
-        ``f``; the solution (and its gradient) is returned in ``f``'s dtype, so
-        a float32 image gets the float64 answer rounded to float32.  ``"input"``:
+        derivative.  ``"auto"`` (default): mixed precision; the iterations
+        run in float32, their gap is re-evaluated in float64 where float32
+        cannot resolve it, and the result is formed and certified in float64
+        (``u = f + lam div p`` from the float32 dual field, its gap against
+        the float64 data); an image whose float32 iterations stall at their
+        round-off floor short of the target (a tight ``tol``, a large
+        ``lam``) continues in float64.  The result (and its gradient) is
+        returned in ``f``'s dtype: a float32 image gets the float64 answer
+        rounded to float32.  ``"float64"``: every iteration in float64 whatever
+        the dtype of ``f``.  ``"input"``:
         ``f``'s dtype (float32 for float16 and bfloat16), faster per iteration
         but unable to certify small gaps: in float32 the round-off of the dual
         field enters ``u = f + lam div p`` multiplied by ``lam``, and the gap
@@ -213,6 +247,15 @@ def rof(
 
     Notes
     -----
+    **Accuracy.**  The energy ``P`` is 1-strongly convex, so any feasible dual
+    field ``p`` certifies ``||u - u*||_2^2 <= 2 (P(u) - D(p))``.  The default
+    stopping rule asks for ``P(u) - D(p) <= 1/2 (accuracy * range)^2 * n`` (``n``
+    values per image), which bounds the RMS error by ``accuracy * range``: a
+    certificate, not an estimate.  The largest error of a pixel is not
+    certified; at the default it stays below 1e-3 of the range on the
+    benchmark photographs (the results page "Accuracy and speed of the
+    defaults").
+
     **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the
     energy is the Riemann sum of the continuum one over the voxel cells,
     ``E(u) = prod(h) * [1/2 sum (u - f)^2 + lam * sum |grad_h u|]`` with
@@ -288,21 +331,35 @@ def rof(
     grid = make_grid(ndim, spacing)
     f = ops.check_image(f, "f", ndim=grid.ndim)
     check_method(method, grid)
+    accuracy = check_accuracy(accuracy)
     work = working_dtype(f.dtype, precision)
     x = f.to(work)                    # differentiable: the gradient comes back in f's dtype
     if isinstance(p0, torch.Tensor):
         p0 = p0.to(work)
-    check_tol(tol, x.dtype, "rof")
     lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
     need_grad = torch.is_grad_enabled() and (x.requires_grad or lam_grad)
-    res, short = solve(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
-                        channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                        checked=True)
+    if tol is None and need_grad:
+        tol = GRAD_TOL
+    atol = None
+    if tol is None:
+        atol = gap_targets(x.reshape((1,) * (grid.ndim + 2 - x.dim()) + tuple(x.shape)), accuracy)
+    else:
+        check_tol(tol, torch.float64 if precision == "auto" else x.dtype, "rof")
+    run = solve_auto if precision == "auto" else solve
+    res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
+                     channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
+                     checked=True, atol=atol)
     if bool(short.any()):
-        warnings.warn(short_message("rof", int(short.sum()), short.numel(), "image(s)",
-                                     res.gap[short].max().item(), tol, max_iter, x.dtype,
-                                     at_max_iter=int((res.iterations[short] >= max_iter).sum())),
-                      ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
+        at_max = int((res.iterations[short] >= max_iter).sum())
+        if tol is None:
+            message = (f"rof: {int(short.sum())} of {short.numel()} image(s) stopped at max_iter={max_iter} short "
+                       f"of accuracy={accuracy:g} (largest relative duality gap reached: "
+                       f"{res.gap[short].max().item():.2g}); raise max_iter or accuracy")
+        else:
+            message = short_message("rof", int(short.sum()), short.numel(), "image(s)", res.gap[short].max().item(),
+                                    tol, max_iter, x.dtype if precision != "auto" else torch.float64,
+                                    at_max_iter=at_max)
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
     u = res.u
     if need_grad:
         u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid,
@@ -382,7 +439,7 @@ def check_method(method, grid: Grid) -> None:
 
 
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
-           checked=False, compile=False, grid: Grid = PLAIN):
+           checked=False, compile=False, grid: Grid = PLAIN, atol=None):
     """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
     marking the images that stopped at ``max_iter`` short of ``tol``.
 
@@ -392,13 +449,15 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     :func:`~pdeflow.tv.tv_flow` does once per call instead of once per step.  ``checked``: the caller
     has checked ``f`` and ``method`` (:func:`rof` does, once per call).  ``grid``: the spatial
     grid (:mod:`pdeflow.tv._grid`); other than the 2-D unit grid, ``f`` has ``grid.ndim`` spatial axes
-    and the methods of ``ND_METHODS`` run (uncompiled).
+    and the methods of ``ND_METHODS`` run (uncompiled).  ``atol``: per-image absolute duality gaps
+    ``(B,)`` (float64) to stop at instead of the relative ``tol`` (which is then None; see
+    :func:`gap_targets`).
     """
     if not (trusted or checked):
         ops.check_image(f, "f", ndim=grid.ndim)
     if not checked:
         check_method(method, grid)
-    if not (tol > 0):
+    if atol is None and not (tol > 0):
         raise UserInputError(f"tol must be > 0, got {tol}")
     if int(max_iter) < 1:
         raise UserInputError(f"max_iter must be >= 1, got {max_iter}")
@@ -442,6 +501,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     whole = bool(iterate.all())
     active = torch.arange(B, device=x.device) if whole else torch.nonzero(iterate).reshape(-1)
     fa, lam_a = (x, lam_t) if whole else (x[active], lam_t[active])
+    atol_a = None if atol is None else atol.to(torch.float64).reshape(-1).expand(B)[active]
     if not whole:
         out_u, out_p = x.clone(), p.clone()
         if bool((positive & ~iterate).any()):
@@ -475,10 +535,11 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         it += n
         # (u, p) of the iterate; the compiled gap leaves them in the state, formed below only where needed
         u, pa, gap, primal, bound = evaluate(state, fa, lam_a, channelwise)
-        target = tol * primal
+        target = tol * primal if atol_a is None else atol_a
         rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
+        met = gap <= target
         if exact:
-            converged = (rel <= tol) | (gap <= floor_a)
+            converged = met | (gap <= floor_a)
             verify = None
         elif bound is not None:
             # The gap is known to within +-bound.  Where that is at most the tolerance the working
@@ -486,12 +547,12 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             # tol are re-evaluated in float64 (every fourth check where the gap is all round-off).
             resolved = bound <= target
             converged = (gap <= target) & resolved
-            verify = ~resolved & (gap - bound <= target) & ((gap > bound) | (rel <= tol) | (checks % 4 == 0))
+            verify = ~resolved & (gap - bound <= target) & ((gap > bound) | met | (checks % 4 == 0))
         else:
-            converged = rel <= tol
+            converged = met.clone()
             # Verify in float64 only where it can decide something: where float32 claims
             # convergence, or, every fourth check, where float32 cannot resolve the gap.
-            verify = (gap <= floor_a) & ((rel <= tol) | (checks % 4 == 0))
+            verify = (gap <= floor_a) & (met | (checks % 4 == 0))
         checks += 1
         if verify is not None and bool(verify.any()):
             if pa is None:
@@ -501,13 +562,14 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             div64 = div(p64) if grid.plain else grid.div(p64)
             gap64, primal64 = gap_and_primal(f64, f64 + lam64 * div64, p64, lam64, channelwise, grid)
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
-            converged[j] = (rel[j] <= tol) | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
+            met[j] = gap64 <= (tol * primal64 if atol_a is None else atol_a[j])
+            converged[j] = met[j] | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
         done = converged | (it >= max_iter)
         if pa is None and bool(done.any()):
             u, pa = compiled_result(state, fa, lam_a)
         if bool(done.all()) and out_u is None:
             # Every image finishes at this check: the state's tensors are the results.
-            iterations[:], gaps[:], short[:] = it, rel, (rel > tol) & (primal > floor_a)
+            iterations[:], gaps[:], short[:] = it, rel, ~met & (primal > floor_a)
             return RofResult(u=u.reshape(f.shape), p=pa, iterations=iterations, gap=gaps, converged=~short), short
         if bool(done.any()):
             if out_u is None:
@@ -517,12 +579,106 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             iterations[idx], gaps[idx] = it, rel[done]
             # Short: above tol, at max_iter or at the round-off floor (an image constant to round-off, whose
             # objective is round-off itself, has met any tol).
-            short[idx] = ((rel > tol) & (primal > floor_a))[done]
+            short[idx] = (~met & (primal > floor_a))[done]
             keep = ~done
             active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
+            atol_a = None if atol_a is None else atol_a[keep]
             floor_a, floor64_a = floor_a[keep], floor64_a[keep]
             state = {k: (v if k in SHARED_STATE else v[keep]) for k, v in state.items()}
 
     if out_u is None:  # no image entered the iteration (all lam = 0)
         out_u, out_p = x.clone(), p.clone()
     return RofResult(u=out_u.reshape(f.shape), p=out_p, iterations=iterations, gap=gaps, converged=~short), short
+
+
+
+#: Relative duality gaps below this go to float64 iterations at once: float32 iterations stall above them
+#: (their round-off floor), and a warm start near the solution would lose its digits in float32.
+FLOAT32_TOL = 1e-7
+
+#: The methods :func:`solve_auto` iterates in float32: those whose gap evaluation bounds its own round-off
+#: and so detects where float32 stalls (the others run in float64).
+MIXED_METHODS = ("fgp",)
+
+
+def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="fgp", first_check=None,
+               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None):
+    """:func:`solve` in mixed precision: ``(RofResult, short)`` for float64 data ``f``.
+
+    The iterations run in float32 (half the memory traffic of float64, and the precision GPUs are
+    fast in), their duality gap re-evaluated in float64 where float32 cannot resolve it; the result
+    is formed in float64 from the float32 dual field, ``u = f + lam div p``, and its gap is
+    evaluated in float64 against the float64 data, which certifies it.  Images whose float32
+    iterations stall at their round-off floor short of the target (a tight ``tol``, a large ``lam``)
+    continue in float64 from there.  Methods other than :data:`MIXED_METHODS` run in float64.
+    """
+    K = grid.ndim
+    x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
+    B = x.shape[0]
+    lam_t = per_image(lam, B, x, "lam").reshape((B,) + (1,) * (K + 1))
+    opts = dict(method=method, max_iter=max_iter, channelwise=channelwise, check_every=check_every,
+                compile=compile, grid=grid, checked=checked)
+    if atol is not None:
+        atol = atol.to(device=x.device, dtype=torch.float64).reshape(-1).expand(B)
+    if method not in MIXED_METHODS or (tol is not None and tol < FLOAT32_TOL):
+        return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
+    x32, lam32 = x.float(), lam_t.reshape(-1).float()
+    if p0 is None and grid.plain and min(x.shape[-2:]) >= 2 * COARSEST:
+        p0, trusted = coarse_start(x32, lam32, channelwise), True
+    r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(),
+                         first_check=first_check, trusted=trusted, atol=atol, **opts)
+    # feasible in float64 (float32 rounding can leave |p| above 1 by an ulp), so the gap certifies
+    p = project(r32.p.double(), channelwise) if grid.plain else grid.project(r32.p.double(), channelwise)
+    u = x + lam_t * (div(p) if grid.plain else grid.div(p))
+    gap, primal = gap_and_primal(x, u, p, lam_t, channelwise, grid)
+    target = tol * primal if atol is None else atol
+    positive = lam_t.reshape(-1) > 0
+    # float32 data is f rounded: where that alone leaves the float64 gap above the target, or where the
+    # float32 iterations stopped at their round-off floor, continue in float64 (max_iter: stopped there)
+    redo = positive & (gap > target) & (r32.iterations < max_iter)
+    iterations = r32.iterations.clone()
+    rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
+    rel = torch.where(positive, rel, torch.zeros_like(rel))
+    short = short32 & ~(gap <= target)
+    if bool(redo.any()):
+        j = redo.nonzero().reshape(-1)
+        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j], first_check=check_every,
+                             trusted=True, atol=None if atol is None else atol[j],
+                             **{**opts, "max_iter": max(1, max_iter - int(iterations[j].max()))})
+        u[j], p[j] = r64.u.reshape(u[j].shape), r64.p
+        iterations[j] += r64.iterations
+        rel[j], short[j] = r64.gap, short64
+    converged = ~short
+    return RofResult(u=u.reshape(f.shape), p=p, iterations=iterations, gap=rel, converged=converged), short
+
+
+#: Images at least twice this size on each side start from the dual field of the half-size problem.
+COARSEST = 32
+
+#: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
+COARSE_TOL = 1e-3
+
+
+def coarse_start(f: torch.Tensor, lam: torch.Tensor, channelwise: bool) -> torch.Tensor:
+    """A dual field for the ROF problem of ``(f, lam)`` (``(B, C, H, W)``, ``lam`` ``(B,)``) from the
+    problem on the grid twice as coarse, solved the same way (recursively) to :data:`COARSE_TOL`.
+
+    The dual field is the unit normal of the level lines, which does not change with the grid, and
+    ``lam`` is a length: on the coarse grid (2 x 2 means of ``f``) it is ``lam / 2``.  The coarse field
+    is repeated onto the fine grid and made feasible there.  FGP needs most of its iterations to carry
+    information across large flat regions, which the coarse grid does at a quarter of the cost.
+    """
+    H, W = f.shape[-2:]
+    even = torch.nn.functional.pad(f, (0, W % 2, 0, H % 2), mode="replicate")
+    fc = torch.nn.functional.avg_pool2d(even, 2)
+    lc = lam / 2
+    p0 = coarse_start(fc, lc, channelwise) if min(fc.shape[-2:]) >= 2 * COARSEST else None
+    rc, _ = solve(fc, lc, method="fgp", tol=COARSE_TOL, max_iter=20000, p0=p0, channelwise=channelwise,
+                  check_every=5, trusted=p0 is not None, checked=True)
+    pc = rc.p
+    B, C, K = pc.shape[:3]
+    q = pc.reshape(B, C * K, *pc.shape[-2:]).repeat_interleave(2, -2).repeat_interleave(2, -1)
+    q = q[..., :H, :W].reshape(B, C, K, H, W).contiguous()
+    q[:, :, 0, -1, :] = 0     # the entries div never reads (the solvers' layout)
+    q[:, :, 1, :, -1] = 0
+    return project(q, channelwise)

@@ -165,7 +165,8 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     n_steps : int
         Number of bands ``N >= 1``; the flow runs to ``(N+1)*dt``.
     **flow_kwargs
-        Passed to :func:`~pdeflow.tv.tv_flow` (``tol``, default 1e-6; ``scheme``, default
+        Passed to :func:`~pdeflow.tv.tv_flow` (``accuracy``, default 1e-3: the certified RMS error of
+        every frame ``u(t_k)`` as a fraction of the range of ``u0``; ``tol``; ``scheme``, default
         ``"euler"``; ``solver``, ``progress``, ``precision``, ...).
 
     Returns
@@ -175,9 +176,15 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     Notes
     -----
     Differentiable with respect to ``u0`` (through :func:`~pdeflow.tv.tv_flow`'s implicit steps): a loss
-    on the bands, the spectrum or the residual can be backpropagated to the image.  The flow and the
-    transform are computed in float64 whatever the dtype of ``u0`` (``precision``, see
+    on the bands, the spectrum or the residual can be backpropagated to the image.  The frames and the
+    transform are held in float64 whatever the dtype of ``u0`` (``precision``, see
     :func:`~pdeflow.tv.tv_flow`), the result returned in ``u0``'s dtype.
+
+    **Accuracy.**  The default certifies the frames (``accuracy``, see :func:`~pdeflow.tv.tv_flow`).  A
+    band ``phi_k dt`` is ``k`` times a second difference of frames, so its worst-case error is up to
+    ``4 k^2`` times a frame's; the errors of the bands at the default are on the results page "Accuracy and
+    speed of the defaults".  For bands certified to the same level, pass a smaller ``accuracy`` or
+    ``tol=1e-6``.
 
     Examples
     --------
@@ -204,15 +211,13 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     n = int(n_steps)
     flow_kwargs.pop("return_ut", None)
     flow_kwargs.pop("return_dual", None)
-    # The transform is defined on the implicit Euler trajectory (an eigenfunction gives one
-    # peak); it keeps the solver tolerance it has always had unless told otherwise.
+    # The transform is defined on the implicit Euler trajectory (an eigenfunction gives one peak).
     flow_kwargs.setdefault("scheme", "euler")
-    flow_kwargs.setdefault("tol", 1e-6)
     u0 = ops.check_float(u0, "u0")
     dtype = u0.dtype
     # The frames and their second differences in the working dtype (float64 by default: the
     # differences of float32 frames lose the bands to cancellation), the result in u0's dtype.
-    work = working_dtype(dtype, flow_kwargs.get("precision", "float64"))
+    work = working_dtype(dtype, flow_kwargs.get("precision", "auto"))
     frames = tv_flow(u0.to(work), [k * dt for k in range(n + 2)], dt=dt, **flow_kwargs)
     out = spectral_from_stack(frames, dt)     # differentiable in u0 wherever tv_flow is
     if frames.dim() == 5 and make_grid(flow_kwargs.get("ndim"), flow_kwargs.get("spacing")).ndim == 3:

@@ -1,0 +1,122 @@
+"""ROF at its default accuracy and exactly, against scikit-image's ``denoise_tv_chambolle``, side by side.
+
+Maintained.  Noisy photographs (a grey photograph resized to the size, Gaussian noise of sigma 0.08,
+float32) for each size and ``lam``:
+
+* ``pdeflow default``: ``rof(g, lam)`` (certified RMS error <= 1e-3 of the range, mixed precision);
+* ``pdeflow exact``: ``rof(g, lam, tol=1e-6)``;
+* ``before: default``: the previous release's default call, ``rof(g, lam, tol=1e-6, precision="float64")``;
+* ``before: input``: ``rof(g, lam, tol=1e-6, precision="input")``;
+* ``skimage default``: ``denoise_tv_chambolle(g, weight=lam)``;
+* ``skimage to pdeflow's accuracy``: ``denoise_tv_chambolle(g, weight=lam, eps=0, max_num_iter=n)``
+  with ``n`` doubled from 200 until its max error is at most that of pdeflow's default (up to
+  ``--skimage-cap`` iterations; the row says when the cap was hit).
+
+Errors are the largest absolute difference to a converged float64 reference (``rof`` at a relative
+duality gap of 1e-9), divided by the range of the noisy image.  CPU time from ``time.process_time``,
+single-threaded, one run each.
+
+Usage::
+
+    python benchmarks/rof_defaults.py --sizes 256 512 --lams 0.02 0.1 0.5
+    python benchmarks/rof_defaults.py --smoke          # one small case (the test suite runs this)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from skimage.restoration import denoise_tv_chambolle
+from skimage.transform import resize
+
+from _results import add_output_args, open_out
+from pdeflow.datasets import builtin_image
+from pdeflow.tv import rof
+
+SIGMA = 0.08
+
+
+def noisy_photo(n: int, seed: int = 0) -> np.ndarray:
+    """A grey photograph resized to ``n x n`` with Gaussian noise of sigma 0.08, float32."""
+    f = builtin_image("skimage/astronaut").mean(0).numpy().astype(np.float64)
+    f = resize(f, (n, n), anti_aliasing=n < f.shape[0], order=1)
+    g = f + SIGMA * np.random.default_rng(seed).standard_normal(f.shape)
+    return g.astype(np.float32)
+
+
+def timed(fn):
+    t = time.process_time()
+    out = fn()
+    return out, time.process_time() - t
+
+
+def case(n: int, lam: float, skimage_cap: int, before: bool) -> dict:
+    g = noisy_photo(n)
+    g32 = torch.from_numpy(g)
+    rng = float(g.max() - g.min())
+    ref = rof(g32.double(), lam, tol=1e-9, max_iter=10 ** 6)
+    refn = ref.numpy()
+
+    def err(u):
+        return float(np.abs(np.asarray(u, dtype=np.float64) - refn).max()) / rng
+
+    row = {"size": n, "lam": lam}
+    runs = {"pdeflow default": lambda: rof(g32, lam), "pdeflow exact": lambda: rof(g32, lam, tol=1e-6)}
+    if before:
+        runs["before: default"] = lambda: rof(g32, lam, tol=1e-6, precision="float64")
+        runs["before: input"] = lambda: rof(g32, lam, tol=1e-6, precision="input")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # "before: input" may stop at float32's floor
+        for name, fn in runs.items():
+            u, secs = timed(fn)
+            row[name] = (secs, err(u))
+    u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
+    row["skimage default"] = (secs, err(u))
+    goal, iters = row["pdeflow default"][1], 200
+    while True:
+        u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam, eps=0.0, max_num_iter=iters))
+        e = err(u)
+        if e <= goal or iters >= skimage_cap:
+            break
+        iters *= 2
+    row["skimage to pdeflow's accuracy"] = (secs, e)
+    row["skimage iterations"] = iters
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 2048])
+    ap.add_argument("--lams", type=float, nargs="+", default=[0.02, 0.1, 0.5])
+    ap.add_argument("--skimage-cap", type=int, default=6400, help="most iterations for skimage to reach pdeflow")
+    ap.add_argument("--no-before", action="store_true", help="skip the previous release's calls (slow)")
+    ap.add_argument("--smoke", action="store_true", help="one small case")
+    add_output_args(ap, "rof_defaults")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
+    torch.set_num_threads(1)
+    if args.smoke:
+        args.sizes, args.lams, args.skimage_cap = [48], [0.1], 400
+    rows = []
+    cols = ["pdeflow default", "pdeflow exact", "before: default", "before: input", "skimage default",
+            "skimage to pdeflow's accuracy"]
+    print("| size | lam | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 2) + "|")
+    for n in args.sizes:
+        for lam in args.lams:
+            r = case(n, lam, args.skimage_cap, not args.no_before)
+            rows.append(r)
+            cells = [f"{r[c][0]:.3f} s, {r[c][1]:.1e}" if c in r else "" for c in cols]
+            cells[-1] += f" ({r['skimage iterations']} it)"
+            print(f"| {n} | {lam:g} | " + " | ".join(cells) + " |", flush=True)
+    (out / "rof_defaults.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The TV solvers' default stopping rule: an accuracy in the data's units, certified by the duality gap."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserInputError
+
+
+def check_accuracy(accuracy) -> float:
+    """``accuracy`` as a float in (0, 1), or :class:`UserInputError`."""
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not (0 < accuracy < 1):
+        raise UserInputError(f"accuracy must be a number in (0, 1) (an RMS error as a fraction of the data's "
+                             f"range), got {accuracy!r}")
+    return float(accuracy)
+
+
+def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
+    """Per image of ``f`` ``(B, C, ...)``: the absolute duality gap that certifies a root-mean-square
+    error of at most ``accuracy`` times the image's range, as float64 ``(B,)``.
+
+    The ROF energy is 1-strongly convex, so ``||u - u*||^2 <= 2 (P(u) - D(p))``: a gap of
+    ``1/2 (accuracy * range)^2 * n`` (``n`` values per image) bounds the RMS error by
+    ``accuracy * range``.  The range is that of the data (the solution's lies inside it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv.rof import gap_targets
+    >>> gap_targets(torch.zeros(1, 1, 10, 10).index_fill_(2, torch.tensor([0]), 2.0), 1e-3)
+    tensor([0.0002], dtype=torch.float64)
+    """
+    flat = f.detach().reshape(f.shape[0], -1)
+    rng = (flat.amax(1) - flat.amin(1)).double()
+    return 0.5 * (accuracy * rng) ** 2 * flat.shape[1]
