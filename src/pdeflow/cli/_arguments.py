@@ -94,27 +94,26 @@ positive_int = _number("int", positive=True)
 nonneg_int = _number("int", nonneg=True)
 
 
-def density(text: str) -> float:
-    """argparse type: a fraction of known pixels, in (0, 1)."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) (a fraction of known pixels), got {text!r}")
-    return v
+def _fraction(what: str):
+    """argparse type: a number in (0, 1), ``what`` saying of what in its message."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not 0.0 < v < 1.0:
+            raise argparse.ArgumentTypeError(f"expected a number in (0, 1) ({what}), got {text!r}")
+        return v
+
+    parse.__name__ = "float"
+    return parse
 
 
-def accuracy(text: str) -> float:
-    """argparse type: an RMS error as a fraction of the image's range, in (0, 1)."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) (an RMS error as a fraction of the image's "
-                                         f"range), got {text!r}")
-    return v
+#: argparse type: a fraction of known pixels, in (0, 1).
+density = _fraction("a fraction of known pixels")
+#: argparse type: an RMS error as a fraction of the image's range, in (0, 1).
+accuracy = _fraction("an RMS error as a fraction of the image's range")
 
 
 def density_or_all(text: str) -> float | None:
