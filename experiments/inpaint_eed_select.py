@@ -61,10 +61,13 @@ HERE = Path(__file__).resolve().parent
 from _results import add_output_args, open_out, write_text  # noqa: E402  (experiments/_results.py)
 from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
+from pdeflow.filters import gaussian_blur  # noqa: E402
 from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
-from pdeflow.inpaint.masks import densification  # noqa: E402
-from pdeflow.inpaint.masks.blur import gaussian_blur  # noqa: E402
-from pdeflow.inpaint.operators import eed, tv  # noqa: E402
+from pdeflow.inpaint.operators import (  # noqa: E402
+    STAGES,  # noqa: E402
+    eed,
+    tv,
+)
 from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator, central_differences  # noqa: E402
 
 
@@ -98,7 +101,7 @@ def centre_crop(f, n: int):
 
 #: The pipeline options of the grid: (name, argparse type, default values).
 PIPELINE = (("contrast", float, [0.005, 0.01, 0.02, 0.04]), ("sigma", float, [0.5, 1.0, 1.5, 2.0]),
-            ("stages", int, [densification.STAGES]), ("start", float, [0.3]), ("dsigma", float, [0.7]),
+            ("stages", int, [STAGES]), ("start", float, [0.3]), ("dsigma", float, [0.7]),
             ("dtol", float, [1e-3]), ("inner_rtol", float, [eed.INNER_RTOL]),
             ("diffusivity", str, ["charbonnier"]))
 
@@ -223,7 +226,7 @@ def main(argv=None) -> int:
     ap.add_argument("--density", nargs="+", type=float, default=[0.05])
     for key, typ, default in PIPELINE:
         ap.add_argument("--" + key.replace("_", "-"), nargs="+", type=typ, default=default)
-    ap.add_argument("--hd-stages", type=int, default=densification.STAGES,
+    ap.add_argument("--hd-stages", type=int, default=STAGES,
                     help="densify_mask's stages for the diffusion masks (a check that the baseline is not held back)")
     ap.add_argument("--hd-dsigma", type=float, default=0.7, help="densify_mask's sigma for the diffusion masks")
     ap.add_argument("--dsigma-per-spacing", action="store_true",

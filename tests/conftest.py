@@ -32,7 +32,7 @@ def dense(monkeypatch):
     import importlib
 
     from _dense_diffuse import dense_diffuse
-    from pdeflow.inpaint.diffusion import diffuse
+    from pdeflow.inpaint.operators.diffusion import diffuse
 
     calls = []
 
@@ -40,8 +40,9 @@ def dense(monkeypatch):
         calls.append(1)
         return dense_diffuse(*args, **kwargs)
 
-    for name in ("pdeflow.inpaint.diffusion", "pdeflow.inpaint.learned.residual", "pdeflow.inpaint.training.masknet",
-                 "pdeflow.inpaint.training.residual", "pdeflow.inpaint.training.wgan"):
+    for name in ("pdeflow.inpaint.operators.diffusion", "pdeflow.inpaint.learned.residual",
+                 "pdeflow.inpaint.training.masknet", "pdeflow.inpaint.training.residual",
+                 "pdeflow.inpaint.training.wgan"):
         module = importlib.import_module(name)
         if getattr(module, "diffuse", None) is diffuse:
             monkeypatch.setattr(module, "diffuse", counted)

@@ -24,6 +24,11 @@ tree).
 8. The papers' evaluations live beside the library (``pdeflow.evaluate``): only ``cli`` imports them; a pillar or
    shared module imports neither an evaluation nor the report module (``pdeflow.reporting``), and imports the
    figure module (``pdeflow.viz``) only where :data:`FIGURE_IMPORTS` names it with its reason.
+9. One concept of an operator: ``inpaint/operators/`` holds every inpainting operator and the one table
+   (``OPERATORS``), and imports neither the mask methods (``inpaint/masks/``) nor tonal optimisation; the codec
+   imports only ``pdeflow.inpaint`` (the package's public names), its own modules and the shared layer; no
+   operator's name is compared anywhere but in the two tables (``inpaint/operators/__init__.py``,
+   ``codec/operators.py``): what differs between operators is a field of their entry.
 """
 from __future__ import annotations
 
@@ -378,7 +383,7 @@ def _cli_private_imports() -> list[str]:
 
 
 #: The one module that builds the masked Laplacian system of diffusion inpainting.
-DIFFUSION_SYSTEM = "pdeflow.inpaint.diffusion_system"
+DIFFUSION_SYSTEM = "pdeflow.inpaint.operators.diffusion_system"
 #: The package of the other inpainting operators, whose own systems use the solvers too.
 OPERATORS = "pdeflow.inpaint.operators"
 #: What building or solving that system takes: the linear solvers, the Laplacian's matrix and the multigrid.
@@ -500,3 +505,100 @@ def test_rule_8_sees_what_it_checks(tmp_path, monkeypatch):
         "pdeflow.metrics imports pdeflow.viz",
         "pdeflow.evaluate.codec imports pdeflow.cli",
         "pdeflow.evaluate.codec imports pdeflow.cli.main"])
+
+
+# ---------------------------------------------------------------- rule 9: one concept of an operator
+
+#: The two tables of operators: the only modules that may name an operator in a comparison.
+OPERATOR_TABLES = {"pdeflow.inpaint.operators", "pdeflow.codec.operators"}
+#: Modules that still compare operator names, each with why (a new one fails).
+NAME_BRANCHES = {
+    "pdeflow.dask.inpaint": "pdeflow.dask's domain decomposition: biharmonic's clipping to the whole image's known "
+                            "range and diffusion's path, written before the table carried them (to move onto it)",
+}
+
+
+def _operator_imports() -> list[str]:
+    """Imports that break rule 9's layering: operators/ importing masks/ or tonal, codec/ importing anything of
+    pdeflow but the package pdeflow.inpaint, its own modules and the shared layer."""
+    bad = []
+    ops_pkg, codec_pkg = "pdeflow.inpaint.operators", "pdeflow.codec"
+    for path in sorted(ROOT.rglob("*.py")):
+        me = _module_name(path)
+        for mod, name in _import_nodes(path):
+            if not mod or not (mod == "pdeflow" or mod.startswith("pdeflow.")):
+                continue
+            full = f"{mod}.{name}" if name else mod
+            if me == ops_pkg or me.startswith(ops_pkg + "."):
+                target = full if mod in ("pdeflow", "pdeflow.inpaint") else mod
+                if target.startswith("pdeflow.inpaint.masks") or target.startswith("pdeflow.inpaint.tonal"):
+                    bad.append(f"{me} imports {full}")
+            elif me == codec_pkg or me.startswith(codec_pkg + "."):
+                target = full if mod == "pdeflow" else mod
+                top = _top(target)
+                if target == "pdeflow.inpaint" or target.startswith(codec_pkg) or top is None \
+                        or top not in PILLARS | set(ABOVE) | {"cli", "evaluate"}:
+                    continue
+                bad.append(f"{me} imports {full}")
+    return bad
+
+
+def _name_branches(names) -> list[str]:
+    """Comparisons with an operator's name (``x == "eed"``, ``x in ("eed", ...)``) outside the two tables."""
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        me = _module_name(path)
+        if me in OPERATOR_TABLES or me in NAME_BRANCHES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Compare):
+                continue
+            consts = []
+            for side in (node.left, *node.comparators):
+                elts = side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]
+                consts += [e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            bad += [f"{me}:{node.lineno} compares an operator's name ({n!r})" for n in sorted(set(consts) & names)]
+    return bad
+
+
+def _operator_names() -> set[str]:
+    from pdeflow.inpaint import OPERATORS as INPAINT_OPERATORS
+
+    return set(INPAINT_OPERATORS)
+
+
+def test_rule_9_operators_and_codec_layering():
+    bad = _operator_imports()
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_9_no_operator_name_compared_outside_the_tables():
+    assert set(NAME_BRANCHES) <= set(_modules()) and OPERATOR_TABLES <= set(_modules())
+    bad = _name_branches(_operator_names())
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_9_sees_what_it_checks(tmp_path, monkeypatch):
+    """Planted: an operator that imports a mask module and tonal optimisation, a codec module that imports a
+    submodule of the inpainting pillar and another pillar (its public package, its own modules and the shared layer
+    are allowed), and branches on operator names outside the tables (a comparison inside a table is allowed)."""
+    pkg = tmp_path / "pdeflow"
+    for sub in ("inpaint/operators", "codec"):
+        (pkg / sub).mkdir(parents=True)
+    (pkg / "inpaint" / "operators" / "eed.py").write_text(
+        "from ..masks.blur import gaussian_blur\nfrom .. import tonal\nfrom ...filters import max3x3\n")
+    (pkg / "codec" / "spatial.py").write_text(
+        "from ..inpaint import OPERATORS\nfrom ..inpaint.tonal import optimise_tonal\nfrom ..tv import rof\n"
+        "from ..ops import laplacian\nfrom .format import Header\nfrom .. import inpaint\n")
+    (pkg / "inpaint" / "methods.py").write_text(
+        "def f(op, name):\n    if op.name != 'diffusion':\n        pass\n    return name in ('eed', 'other')\n")
+    (pkg / "inpaint" / "operators" / "__init__.py").write_text("def f(name):\n    return name == 'eed'\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", pkg)
+    assert _operator_imports() == [
+        "pdeflow.codec.spatial imports pdeflow.inpaint.tonal.optimise_tonal",
+        "pdeflow.codec.spatial imports pdeflow.tv.rof",
+        "pdeflow.inpaint.operators.eed imports pdeflow.inpaint.masks.blur.gaussian_blur",
+        "pdeflow.inpaint.operators.eed imports pdeflow.inpaint.tonal"]
+    assert _name_branches({"diffusion", "eed", "tv"}) == [
+        "pdeflow.inpaint.methods:2 compares an operator's name ('diffusion')",
+        "pdeflow.inpaint.methods:4 compares an operator's name ('eed')"]

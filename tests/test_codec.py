@@ -109,7 +109,7 @@ def test_deterministic_across_thread_counts(grey_file):
     ({"size": 5}, "too small"),
     ({"bpp": 0.5, "levels": 1}, "levels"),
     ({"bpp": 0.5, "tonal": 1}, "tonal"),
-    ({"bpp": 0.5, "operator": "tv"}, "operator must be one of 'diffusion', 'eed', got 'tv'"),
+    ({"bpp": 0.5, "operator": "tv"}, "operator must be one of 'diffusion', 'eed', 'shepard', got 'tv'"),
 ])
 def test_encode_refuses_bad_options(kwargs, match):
     with pytest.raises(UserInputError, match=match):

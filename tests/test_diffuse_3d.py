@@ -11,7 +11,7 @@ import torch
 from pdeflow import ops
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import diffuse
-from pdeflow.inpaint.diffusion import SOLVERS
+from pdeflow.inpaint.operators.diffusion import SOLVERS
 from pdeflow.multigrid import Multigrid3d, prolong3, restrict3
 
 

@@ -114,7 +114,7 @@ COMMENT_BEHAVIOUR = {
     "io/volumes.py::4 GB as float32": "the memory a default-limit volume takes, arithmetic",
     "multigrid/_galerkin.py::(8 MiB)": "a setting: the strip size of the residual check",
     "multigrid/_grid2d.py::~ 10 MB": "a setting: the strip size of the coarse stencil",
-    "inpaint/diffusion_system.py::every temporary is 33 MB": "the size of a 4K float64 temporary, arithmetic",
+    "inpaint/operators/diffusion_system.py::every temporary is 33 MB": "the size of a 4K float64 temporary, arithmetic",
     "progress.py::nothing measured yet": "the estimator's state (no step timed yet)",
     "training/run.py::at which it was measured": "the field holding the step of the best validation",
     "tvflownet/train.py::was measured on the old set": "why checkpoint selection restarts on a new validation set",
@@ -125,9 +125,8 @@ COMMENT_BEHAVIOUR = {
 #: is editing now, moved to the results pages when it lands.
 COMMENT_PENDING = {
     "codec/encoder.py::experiments/codec_settings.py, docs/results/codec.md": "issue 71's edit of the encoder",
-    "codec/encoder.py::chosen on selection crops by experiments/codec_settings.py": "issue 71's edit of the encoder",
     "codec/encoder.py::(experiments/codec_settings.py)": "issue 71's edit of the encoder",
-    "inpaint/diffusion_system.py::1.7-2.8x faster": "issue 71's edit of the diffusion system",
+    "inpaint/operators/diffusion_system.py::1.7-2.8x faster": "issue 71's edit of the diffusion system",
 }
 
 

@@ -232,7 +232,7 @@ def test_an_alpha_channel_is_dropped_with_a_note(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["biharmonic_inpaint", "diffuse"])
 def test_a_volume_like_array_without_ndim_is_taken_as_channels_with_a_notice(name):
     from pdeflow.inpaint import diffuse
-    from pdeflow.inpaint.diffusion import ChannelsWarning
+    from pdeflow.inpaint.checks import ChannelsWarning
     from pdeflow.inpaint.operators.biharmonic import biharmonic_inpaint
 
     fn = {"biharmonic_inpaint": biharmonic_inpaint, "diffuse": diffuse}[name]

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from pdeflow.datasets import builtin_image
 from pdeflow.errors import UserInputError
+from pdeflow.filters import gaussian_blur
 from pdeflow.inpaint import analytic_mask, densify_mask, diffuse
 from pdeflow.inpaint.masks.analytic import analytic_sigma
-from pdeflow.inpaint.masks.blur import gaussian_blur
 
 
 def _image(h=48, w=40, c=1, b=1, seed=0):

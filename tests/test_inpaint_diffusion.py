@@ -6,8 +6,8 @@ import torch
 
 from _sparse_reference import spsolve_inpaint
 from pdeflow.inpaint import diffuse, inpainting_error, random_mask
-from pdeflow.inpaint import diffusion_system as dmod
-from pdeflow.inpaint.diffusion import SOLVERS
+from pdeflow.inpaint.operators import diffusion_system as dmod
+from pdeflow.inpaint.operators.diffusion import SOLVERS
 from pdeflow.ops import laplacian
 
 

@@ -10,8 +10,8 @@ import torch
 
 from _sparse_reference import neumann_laplacian
 from pdeflow.inpaint import diffuse, random_mask
-from pdeflow.inpaint import diffusion_system as dmod
-from pdeflow.inpaint.diffusion import SOLVERS
+from pdeflow.inpaint.operators import diffusion_system as dmod
+from pdeflow.inpaint.operators.diffusion import SOLVERS
 from pdeflow.multigrid import Multigrid
 
 TOL = 1e-13  # solver tolerance of the gradient tests
@@ -311,7 +311,7 @@ def test_float32_straight_through_and_warm_start():
 def test_adjoint_warm_start_gives_the_same_gradient_in_fewer_iterations():
     """The private warm start of the adjoint solve (mask refinement solves nearby masks):
     same gradient to the solve tolerance, fewer CG iterations from the previous adjoint."""
-    import pdeflow.inpaint.diffusion_system as D
+    import pdeflow.inpaint.operators.diffusion_system as D
     g = torch.Generator().manual_seed(0)
     f = torch.rand(2, 1, 24, 20, generator=g, dtype=torch.float64)
     m1 = (torch.rand(2, 1, 24, 20, generator=g) < 0.15).to(torch.float64)

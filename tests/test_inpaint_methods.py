@@ -109,7 +109,7 @@ def test_unknown_methods_and_options_are_refused_by_name():
                                              r"start, stages, sigma, tol, mask"):
         make_mask(f, DENSITY, "densify", rounds=3)
     with pytest.raises(UserInputError, match=r"inpaint: method must be one of 'diffusion', 'biharmonic', 'eed', 'tv', "
-                                             r"'learned', 'wgan'"):
+                                             r"'shepard', 'learned', 'wgan'"):
         inpaint(f, torch.ones(16, 16), "telea")
     with pytest.raises(UserInputError, match=r"inpaint: method 'diffusion' takes no option 'full_output'"):
         inpaint(f, torch.ones(16, 16), full_output=True)

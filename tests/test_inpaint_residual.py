@@ -11,11 +11,11 @@ from _training_logs import log_rows
 from pdeflow import datasets as pdata
 from pdeflow.evaluate.inpaint import test_images as eval_test_images
 from pdeflow.inpaint import learned_inpaint
-from pdeflow.inpaint.diffusion import diffuse
 from pdeflow.inpaint.learned.losses import charbonnier
 from pdeflow.inpaint.learned.masknet import MaskNet, load_masknet
 from pdeflow.inpaint.learned.residual import ResidualInpainter, load_residual
 from pdeflow.inpaint.masks.analytic import analytic_mask
+from pdeflow.inpaint.operators.diffusion import diffuse
 from pdeflow.inpaint.training.residual import (
     ResidualConfig,
     check_config,
@@ -392,7 +392,7 @@ def test_joint_stage_trains_the_mask_network_and_exports_it(photos, tmp_path, de
 
 
 def test_blur_augmentation_replaces_the_drawn_fraction_by_8_bit_blurred_copies():
-    from pdeflow.inpaint.masks.blur import gaussian_blur
+    from pdeflow.filters import gaussian_blur
     from pdeflow.inpaint.training.residual import blur_some
     f = torch.round(_images(64, 16, 16, seed=5).float() * 255) / 255
     g = torch.Generator().manual_seed(0)

@@ -163,5 +163,5 @@ def test_eed_values_on_levels_and_batches_equal_single_calls():
 
 def test_an_unknown_operator_is_refused_by_name():
     f, mask = _case()
-    with pytest.raises(UserInputError, match="operator must be one of 'diffusion', 'eed', got 'tv'"):
+    with pytest.raises(UserInputError, match="operator must be one of 'diffusion', 'eed', 'shepard', got 'tv'"):
         optimise_tonal(f, mask, operator="tv")

@@ -25,7 +25,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from pdeflow import inpaint  # noqa: E402
-from pdeflow.inpaint.diffusion import SOLVERS  # noqa: E402
+from pdeflow.inpaint.operators.diffusion import SOLVERS  # noqa: E402
 from pdeflow.ops import div, grad, tv  # noqa: E402
 from pdeflow.tv import tv_flow  # noqa: E402
 

@@ -19,7 +19,6 @@ import torch
 from .. import codec
 from .. import io as pio
 from ..errors import UserInputError
-from ..evaluate import codec as evaluation
 from ._arguments import add_command, nonneg_int, positive_float, positive_int, ssim_size
 from ._batch import add_batch_args, check_batch, file_task, run_batch_command
 from ._errors import CLIError
@@ -60,8 +59,9 @@ def add_parsers(sub) -> None:
                    help="bits per pixel: the file has at most B H W / 8 bytes")
     b.add_argument("--size", type=positive_int, metavar="BYTES", help="the file has at most BYTES bytes")
     p.add_argument("--operator", choices=tuple(codec.OPERATORS), default="diffusion",
-                   help="the decoder's inpainting, recorded in FILE: diffusion (homogeneous, default, fastest) or eed "
-                        "(edge-enhancing: sharper edges at the same size; encoding takes several times as long)")
+                   help="the decoder's inpainting, recorded in FILE: diffusion (homogeneous, default), eed "
+                        "(edge-enhancing: sharper edges at the same size; encoding takes several times as long) or "
+                        "shepard (Gaussian-weighted Shepard interpolation: no equation solved)")
     p.add_argument("--max-pixels", type=positive_int, default=codec.MAX_PIXELS, metavar="N",
                    help=MAX_PIXELS_HELP + "; a larger IMAGE is refused before any work (its FILE then needs "
                         "`pdeflow decompress --max-pixels` as large)")
@@ -129,7 +129,7 @@ def _run_compress(args) -> int:
     u, label, path = load_input(argparse.Namespace(image=args.image, size=None, grey=True if args.grey else None))
     C, H, W = u.shape
     out, name = _file_outputs(args.out, args.overwrite, inputs=[path])
-    flag, budget = (("--bpp", f"{args.bpp:g} bpp ({evaluation.budget_bytes(args.bpp, H, W)} bytes)")
+    flag, budget = (("--bpp", f"{args.bpp:g} bpp ({codec.budget_bytes(args.bpp, H, W)} bytes)")
                     if args.bpp is not None else ("--size", f"{args.size} bytes"))
     with out:
         t0 = time.perf_counter()
@@ -192,6 +192,8 @@ def _run_decompress(args) -> int:
 
 def add_evaluate_parser(evaluate_sub) -> None:
     """Register ``codec`` on the subparsers of ``pdeflow evaluate``."""
+    from ..evaluate import codec as evaluation  # the evaluation and its report modules: for this command only
+
     rates = " ".join(f"{r:g}" for r in evaluation.RATES)
     p = add_command(evaluate_sub, "codec", _run_evaluate,
                     examples=["pdeflow evaluate codec --image-dir photos/ --out codec-eval/",
@@ -248,6 +250,8 @@ def _run_evaluate(args) -> int:
     budget loses that image at that rate (listed in the report). PSNR and SSIM against bits per pixel, the
     PSNR differences and wins of pdeflow against JPEG and JPEG 2000, BD-rates. Writes report.md, results.json
     and rd.png into --out."""
+    from ..evaluate import codec as evaluation
+
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     names, notes = args.codecs, []

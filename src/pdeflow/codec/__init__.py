@@ -5,8 +5,11 @@ the inpainting and for the quantisation levels that will be stored (:func:`pdefl
 and entropy-codes positions and values with context-adaptive models and a range coder (constriction);
 the number of pixels is chosen to meet a byte budget. The decoder (:func:`decode`) reads the header,
 decodes mask and values, and inpaints with the operator the header names, through the table of
-:data:`pdeflow.inpaint.OPERATORS`: homogeneous diffusion (the default, fastest) or edge-enhancing diffusion
-(``encode(..., operator="eed")``, :data:`OPERATORS`), for which the encoder also chooses the mask and the values.
+:data:`pdeflow.inpaint.OPERATORS`: homogeneous diffusion (the default), edge-enhancing diffusion
+(``encode(..., operator="eed")``) or Gaussian-weighted Shepard interpolation (``operator="shepard"``, no
+equation solved); the encoder chooses the mask and the values for it. The codec's own table of them,
+:data:`OPERATORS` (:mod:`pdeflow.codec.operators`), gives each its id in the file and how its parameters are packed;
+:func:`budget_bytes` is the one formula from bits per pixel to bytes.
 Colour images are coded in an orthonormal luma-chroma basis with one shared mask; 16-bit grey images record
 their depth.
 
@@ -21,11 +24,12 @@ from pathlib import Path
 
 from ..errors import InputFileNotFoundError, InputIsADirectoryError
 from .decoder import decode
-from .encoder import OPERATORS, EncodeResult, encode
-from .format import FORMAT_VERSION, MAX_PIXELS, CodecError
+from .encoder import EncodeResult, encode
+from .format import FORMAT_VERSION, MAX_PIXELS, CodecError, budget_bytes
+from .operators import OPERATORS
 
 __all__ = ["encode", "decode", "save", "load", "CodecError", "EncodeResult", "MAX_PIXELS", "FORMAT_VERSION",
-           "SUFFIX", "OPERATORS"]
+           "SUFFIX", "OPERATORS", "budget_bytes"]
 
 #: The file suffix that :func:`save` suggests (any name is accepted).
 SUFFIX = ".pdc"

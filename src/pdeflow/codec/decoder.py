@@ -8,7 +8,6 @@ call (a parallel reduction could sum in another order), then is rounded to float
 from __future__ import annotations
 
 import contextlib
-import struct
 
 import numpy as np
 import torch
@@ -16,7 +15,8 @@ import torch
 from ..inpaint import inpaint
 from .colour import from_luma_chroma
 from .entropy import RangeReader, decode_mask, decode_values
-from .format import MAX_PIXELS, OPERATORS, VALUE_UNIT, CodecError, Header, read_header
+from .format import MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_header
+from .operators import BY_ID, OPERATORS
 
 __all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct"]
 
@@ -36,8 +36,9 @@ def level_values(idx, q: int, lo: int, hi: int) -> np.ndarray:
 
 
 def operator_params(name: str, **options) -> bytes:
-    """The header's parameter bytes of an operator: none for homogeneous diffusion; for EED the contrast
-    (unsigned 16 bit, units of 1/65535) and the presmoothing sigma (unsigned 16 bit, units of 1/256 pixel).
+    """The header's parameter bytes of the operator ``name`` of :data:`~pdeflow.codec.operators.OPERATORS` (its
+    defaults for the options not given): none for homogeneous diffusion; for EED the contrast (unsigned 16 bit,
+    units of 1/65535) and the presmoothing sigma (unsigned 16 bit, units of 1/256 pixel).
 
     Examples
     --------
@@ -47,11 +48,7 @@ def operator_params(name: str, **options) -> bytes:
     >>> operator_params("eed", contrast=0.5, sigma=1.0).hex()
     '00800001'
     """
-    if name == "diffusion":
-        return b""
-    contrast = options.get("contrast")
-    sigma = options.get("sigma")
-    return struct.pack("<HH", int(round(contrast * 65535)), int(round(sigma * 256)))
+    return OPERATORS[name].pack(**options)
 
 
 @contextlib.contextmanager
@@ -81,20 +78,11 @@ def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Te
     >>> u.shape, bool(torch.allclose(u, torch.full_like(u, 0.25)))
     (torch.Size([1, 4, 4]), True)
     """
-    name = OPERATORS[header.operator]      # a name of pdeflow.inpaint's table of operators
-    tol = 10.0 ** -header.tol_exponent
-    options = {}
-    if name == "diffusion":
-        if header.operator_params:
-            raise CodecError("decode: homogeneous diffusion takes no operator parameters")
-    else:
-        if len(header.operator_params) != 4:
-            raise CodecError("decode: edge-enhancing diffusion needs 4 operator parameter bytes")
-        contrast, sigma = struct.unpack("<HH", header.operator_params)
-        if contrast == 0:
-            raise CodecError("decode: edge-enhancing diffusion with zero contrast")
-        options = {"contrast": contrast / 65535, "sigma": sigma / 256}
-    return inpaint(g, m, method=name, tol=tol, **options)
+    entry = BY_ID.get(header.operator)      # its name is one of pdeflow.inpaint's table of operators
+    if entry is None:
+        raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")
+    options = entry.unpack(header.operator_params)
+    return inpaint(g, m, method=entry.name, tol=10.0 ** -header.tol_exponent, **options)
 
 
 def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torch.Tensor:

@@ -30,17 +30,15 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
-from ..inpaint.operators import eed
 from ..progress import progress_bar
 from .colour import channel_ranges, to_luma_chroma
-from .decoder import level_values, operator_params, reconstruct
+from .decoder import level_values, reconstruct
 from .entropy import RangeWriter, encode_mask, encode_values, morton_order
-from .format import MAX_PIXELS, VALUE_UNIT, Header, write_header
-from .format import OPERATORS as FORMAT_OPERATORS
+from .format import MAX_PIXELS, VALUE_UNIT, Header, budget_bytes, write_header
+from .operators import OPERATORS
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
-__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
-           "OPERATORS"]
+__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING"]
 
 #: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
 #: inpainting from the image's own values: the values' rounding error (``step^2 / 12``) a fixed share of the
@@ -52,16 +50,6 @@ MAX_LEVELS = 1024
 #: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``; the loosest that keeps the
 #: PSNR of tighter solves: experiments/codec_settings.py, docs/results/codec.md).
 TOL_EXPONENT = 4
-#: The inpainting operators the encoder can write, with their header parameters: EED with the defaults of
-#: :func:`pdeflow.inpaint.eed_inpaint` (the contrast to 1/65535, the presmoothing to 1/256 pixel).
-OPERATORS = {"diffusion": operator_params("diffusion"),
-             "eed": operator_params("eed", contrast=eed.CONTRAST, sigma=eed.SIGMA)}
-OPERATOR_IDS = {name: i for i, name in FORMAT_OPERATORS.items()}
-#: Settings of the tonal optimisation inside the encoder per operator (CGLS iterations, its tolerance, the
-#: solves'; for EED the iterations are per linearisation); chosen on selection crops by
-#: experiments/codec_settings.py (docs/results/codec.md, "Encoder settings").
-TONAL = {"diffusion": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3},
-         "eed": {"tol": 1e-3, "max_iter": 10, "solve_tol": 1e-3}}
 #: The automatic lattice step is the expected spacing of the known pixels, ``sqrt(H W / K)``, over this
 #: (chosen on selection photos: steps 1 to 4 at 0.05, 0.1 and 0.2 bpp on 256 px crops).
 LATTICE_SPACING = 3.5
@@ -72,7 +60,7 @@ DENSIFY_TRIES = 3
 #: Default number of densification stages with tonally optimised values.
 TONAL_STAGES = 0
 #: CGLS iterations of a tonal optimisation warm-started from the values of a nearby count (rate control's later
-#: steps; chosen as TONAL).
+#: steps; chosen as :data:`~pdeflow.codec.operators.TONAL`).
 WARM_ITER = 5
 #: Rounds of the quantisation-aware tonal optimisation (1: the optimum rounded to the levels; the rounds
 #: gained nothing in rate and distortion on selection crops and double the tonal optimisation's time).
@@ -208,9 +196,10 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     store = to_luma_chroma(f) if C == 3 else f
     m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
     if tonal:
-        from ..inpaint.tonal import optimise_tonal
+        from ..inpaint import optimise_tonal
         start = None if values0 is None else torch.where(m > 0, values0, store)
-        settings = TONAL[operator] if values0 is None else {**TONAL[operator], "max_iter": WARM_ITER}
+        own = OPERATORS[operator].tonal
+        settings = own if values0 is None else {**own, "max_iter": WARM_ITER}
         store = optimise_tonal(store, m, operator=operator, values0=start, **settings)
     ranges = [_range_units(store[c][m > 0].numpy(), allowed) for c, allowed in enumerate(channel_ranges(C))]
     if isinstance(levels, float):      # a quantisation step: the levels that span each channel's range
@@ -221,13 +210,13 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
         lv = [torch.from_numpy(level_values(np.arange(int(levels[c])), int(levels[c]), *ranges[c]))
               for c in range(C)]
         store = optimise_tonal(f if C == 1 else to_luma_chroma(f), m, operator=operator, levels=lv, values0=store,
-                               rounds=TONAL_ROUNDS, **TONAL[operator])
+                               rounds=TONAL_ROUNDS, **OPERATORS[operator].tonal)
     cy, cx = np.nonzero(grid)
     order = morton_order(cy, cx)
     cy, cx = cy[order], cx[order]
     y, x = cy * s, cx * s
     K = len(y)
-    header = Header(H, W, C, depth, 0 if C == 1 else 1, OPERATOR_IDS[operator], OPERATORS[operator],
+    header = Header(H, W, C, depth, 0 if C == 1 else 1, OPERATORS[operator].id, OPERATORS[operator].pack(),
                     TOL_EXPONENT, s, K)
     alone = RangeWriter()              # the mask's share, for the report (coded again below)
     encode_mask(alone, grid)
@@ -290,11 +279,12 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     tonal_stages : int, optional
         Densification stages that measure the error of the tonally optimised inpainting (default
         :data:`TONAL_STAGES`; 0: the image's own values).
-    operator : {"diffusion", "eed"}, optional
-        The decoder's inpainting, recorded in the file: homogeneous diffusion (default; fastest) or
-        edge-enhancing diffusion (:func:`pdeflow.inpaint.eed_inpaint`: sharper edges at the same size, and
-        the mask and the values chosen for it; the encoder takes several times as long, the decoder about
-        twice).
+    operator : {"diffusion", "eed", "shepard"}, optional
+        The decoder's inpainting, recorded in the file (:data:`pdeflow.codec.OPERATORS`): homogeneous diffusion
+        (default), edge-enhancing diffusion (:func:`pdeflow.inpaint.eed_inpaint`: sharper edges at the same size,
+        and the mask and the values chosen for it; the encoder takes several times as long, the decoder about
+        twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.shepard_inpaint`: no equation
+        solved).
     max_pixels : int or None, optional
         Largest image (``H W``) accepted, checked before any work: by default
         :data:`~pdeflow.codec.format.MAX_PIXELS`, the limit of :func:`~pdeflow.codec.decode`, so that no file is
@@ -323,7 +313,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         raise UserInputError(f"{who}: progress must be True or False, got {progress!r}")
     f, depth = prepare_image(image, who, max_pixels=max_pixels)
     C, H, W = f.shape
-    budget = _budget(bpp, size, H * W, who)
+    budget = _budget(bpp, size, H, W, who)
     lv = None if levels is None else _levels(levels, C, who)
     if not isinstance(tonal, bool):
         raise UserInputError(f"{who}: tonal must be True or False, got {tonal!r}")
@@ -500,13 +490,13 @@ def _estimate(payload: int, N: int, C: int) -> int:
     return lo
 
 
-def _budget(bpp, size, N: int, who: str) -> int:
+def _budget(bpp, size, H: int, W: int, who: str) -> int:
     if (bpp is None) == (size is None):
         raise UserInputError(f"{who}: give exactly one of bpp and size")
     if bpp is not None:
         if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not (0 < bpp <= 64):
             raise UserInputError(f"{who}: bpp must be a number in (0, 64], got {bpp!r}")
-        return int(math.floor(bpp * N / 8))
+        return budget_bytes(bpp, H, W)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UserInputError(f"{who}: size must be a positive int (bytes), got {size!r}")
     return size

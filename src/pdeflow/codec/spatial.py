@@ -74,9 +74,10 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
     >>> bool((prefix_mask(rank, 6) == grid).all())
     True
     """
-    from ..inpaint import analytic_mask, analytic_sigma, diffuse, inpaint
-    from ..inpaint.masks.blur import gaussian_blur, max3x3
-    from ..inpaint.tonal import optimise_tonal
+    from ..filters import gaussian_blur, max3x3
+    from ..inpaint import OPERATORS, analytic_mask, analytic_sigma, optimise_tonal
+
+    solve = OPERATORS[operator].solve
 
     C, H, W = f.shape
     gh, gw = -(-H // s), -(-W // s)
@@ -100,10 +101,8 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
         m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
         if st > stages - tonal_stages:
             u = optimise_tonal(f, m, operator=operator, tol=1e-2, max_iter=10, solve_tol=tol, full_output=True).u
-        elif operator == "diffusion":
-            u = diffuse(f, m, tol=tol, x0=u)
-        else:
-            u = inpaint(f, m, method=operator, tol=tol)
+        else:    # warm-started from the previous stage's inpainting
+            u = solve(f[None], m[None, None], u0=None if u is None else u[None], tol=tol)[0]
         e = (u - f).square().sum(0)[None, None]
         if sigma > 0:
             e = gaussian_blur(e, sigma)

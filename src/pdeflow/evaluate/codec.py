@@ -35,7 +35,7 @@ import torch
 
 from .. import datasets, viz
 from .. import io as pio
-from ..codec import decode, encode
+from ..codec import budget_bytes, decode, encode
 from ..errors import UserInputError
 from ..metrics import psnr, ssim
 from ..reporting import Report, jsonable, md_table
@@ -73,18 +73,6 @@ class Codec:
     decode: Callable
     about: Callable = lambda: ""
     check: Callable = lambda: None
-
-
-def budget_bytes(bpp: float, height: int, width: int) -> int:
-    """The byte budget of ``bpp`` bits per pixel on an image of ``height`` x ``width`` pixels: the whole file.
-
-    Examples
-    --------
-    >>> from pdeflow.evaluate.codec import budget_bytes
-    >>> budget_bytes(0.1, 256, 256)
-    819
-    """
-    return int(math.floor(bpp * height * width / 8 + 1e-9))
 
 
 def _u8(image: torch.Tensor) -> np.ndarray:

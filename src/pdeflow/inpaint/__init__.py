@@ -30,8 +30,8 @@ Model-based part:
   several blue-noise tile shifts, exchanges with adjoint-guided reveals and probed hides), a fraction of a
   second per 64 x 64 mask.
 
-Rooms: :mod:`~pdeflow.inpaint.methods` (the tables of methods), :mod:`~pdeflow.inpaint.diffusion` (the
-solver's entry point), :mod:`~pdeflow.inpaint.diffusion_system` (the one linear system: build, solve, adjoint,
+Rooms: :mod:`~pdeflow.inpaint.methods` (the tables of methods), :mod:`~pdeflow.inpaint.operators.diffusion` (the
+solver's entry point), :mod:`~pdeflow.inpaint.operators.diffusion_system` (the one linear system: build, solve, adjoint,
 error maps), :mod:`~pdeflow.inpaint.operators` (biharmonic, EED, TV), :mod:`~pdeflow.inpaint.masks` (one module
 per kind of mask: :mod:`~pdeflow.inpaint.masks.sparsification` random, PS and NLPE,
 :mod:`~pdeflow.inpaint.masks.dither`, :mod:`~pdeflow.inpaint.masks.analytic`,
@@ -69,7 +69,6 @@ References
 .. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
        PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
-from .diffusion import DiffuseResult, diffuse, inpainting_error
 from .holes import HOLE_KINDS, hole_mask
 from .learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .learned.maskgan import MaskGAN, MaskGenerator
@@ -84,7 +83,9 @@ from .masks.sparsification import MaskResult, nonlocal_pixel_exchange, probabili
 from .methods import INPAINT_METHODS, MASK_METHODS, Method, inpaint, make_mask
 from .operators import OPERATORS, Operator
 from .operators.biharmonic import biharmonic_inpaint
+from .operators.diffusion import DiffuseResult, diffuse, inpainting_error
 from .operators.eed import eed_inpaint
+from .operators.shepard import shepard_inpaint
 from .operators.tv import tv_inpaint
 from .tonal import TonalResult, optimise_tonal
 
@@ -99,6 +100,7 @@ __all__ = [
     "biharmonic_inpaint",
     "eed_inpaint",
     "tv_inpaint",
+    "shepard_inpaint",
     "optimise_tonal",
     "TonalResult",
     "diffuse",

@@ -16,7 +16,6 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
-from .diffusion import diffuse
 from .learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
 from .learned.masknet import PADDINGS, learned_mask, load_masknet
 from .learned.residual import learned_inpaint, load_residual
@@ -209,10 +208,8 @@ MASK_METHODS: dict[str, Method] = {m.name: m for m in (
 #: The inpainting methods by name: the operators of :data:`~pdeflow.inpaint.operators.OPERATORS` (homogeneous
 #: diffusion first), then the learned methods.
 INPAINT_METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("diffusion", diffuse, "homogeneous diffusion inpainting (Laplace equation, Neumann boundary)",
-           volumes=True, diffusion_tol=True),
-    *(Method(op.name, op.function, op.summary, volumes=op.volumes) for op in OPERATORS.values()
-      if op.name != "diffusion"),
+    *(Method(op.name, op.function, op.summary, volumes=op.volumes, diffusion_tol=op.diffusion_tol)
+      for op in OPERATORS.values()),
     Method("learned", learned_inpaint, "diffusion inpainting plus a trained network's correction (the residual "
            "inpainter)", load_model=_load_residual),
     Method("wgan", _gan_inpaint, "a trained inpainting WGAN", load_model=_load_inpainting_gan, random=True),
@@ -296,9 +293,10 @@ def inpaint(f: torch.Tensor, mask: torch.Tensor, method: str = "diffusion", **op
     Dispatches to the function of ``method`` in :data:`INPAINT_METHODS`:
 
     * ``'diffusion'`` (default): :func:`~pdeflow.inpaint.diffuse` (its options but ``full_output``);
-    * ``'biharmonic'``, ``'eed'``, ``'tv'``: the operators of :data:`~pdeflow.inpaint.operators.OPERATORS`
-      (:func:`~pdeflow.inpaint.operators.biharmonic.biharmonic_inpaint`,
-      :func:`~pdeflow.inpaint.operators.eed.eed_inpaint`, :func:`~pdeflow.inpaint.operators.tv.tv_inpaint`);
+    * ``'biharmonic'``, ``'eed'``, ``'tv'``, ``'shepard'``: the other operators of
+      :data:`~pdeflow.inpaint.operators.OPERATORS` (:func:`~pdeflow.inpaint.biharmonic_inpaint`,
+      :func:`~pdeflow.inpaint.eed_inpaint`, :func:`~pdeflow.inpaint.tv_inpaint`,
+      :func:`~pdeflow.inpaint.shepard_inpaint`);
     * ``'learned'``: :func:`~pdeflow.inpaint.learned_inpaint` (option ``model``: default the shipped residual
       inpainter);
     * ``'wgan'``: :func:`~pdeflow.inpaint.gan_inpaint` (option ``model``).

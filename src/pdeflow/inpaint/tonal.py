@@ -5,7 +5,8 @@ binary mask ``m`` fixed, the inpainting of values ``g`` (used on the mask only) 
 
     M g = m g + x,     A x = w L (m g),
 
-with ``A`` the masked Laplacian of :class:`~pdeflow.inpaint.diffusion_system.DiffusionSystem` and ``w = 1 - m``.
+with ``A`` the masked Laplacian of :class:`~pdeflow.inpaint.operators.diffusion_system.DiffusionSystem` and
+``w = 1 - m``.
 Storing the image's own values (``g = f``) is not the best choice: the values that minimise the squared
 error ``||M g - f||^2`` pull the inpainting towards the image between the known pixels, which gains most at
 low densities (Mainberger, Hoffmann, Weickert, Tang, Johannsen, Neumann, Wenger 2011). They solve the
@@ -21,6 +22,11 @@ nearest to a level first (half of the free values per round), and the values sti
 after each round with the fixed ones as data, so they compensate the rounding errors of their neighbours.
 The last round rounds the rest.
 
+Any other operator of :data:`~pdeflow.inpaint.OPERATORS` that is linear in the stored values and gives its map
+(:attr:`~pdeflow.inpaint.Operator.linear_map`: forward and adjoint) is optimised the same way; Gaussian-weighted
+Shepard interpolation (:func:`~pdeflow.inpaint.shepard_inpaint`) is one.
+
+A nonlinear operator gives a linearisation instead (:attr:`~pdeflow.inpaint.Operator.linearise`).
 EED inpainting (:func:`~pdeflow.inpaint.eed_inpaint`) is not linear in the stored values: its diffusion
 tensor follows the inpainting. With the tensor frozen at the inpainting ``u`` of the current values it is
 (:class:`~pdeflow.inpaint.operators.tensor_diffusion.FrozenInpainting`, whose map gives back ``u`` at those
@@ -53,16 +59,13 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..threads import auto_threads
-from .diffusion import check_mask
-from .diffusion_system import DiffusionSystem, default_max_iter
-from .operators import eed
+from .checks import check_mask
+from .operators import OPERATORS
 
 __all__ = ["optimise_tonal", "TonalResult", "quantise_levels"]
 
 #: Rounds of the quantisation-aware optimisation before the last values are rounded.
 ROUNDS = 4
-#: The inpaintings tonal optimisation serves.
-OPERATORS = ("diffusion", "eed")
 #: Gauss-Newton steps for EED: linearisations, each followed by CGLS on it (chosen on selection crops: results
 #: page "Image compression", "Encoder settings").
 EED_LINEARISATIONS = 3
@@ -103,24 +106,6 @@ class TonalResult:
     u: torch.Tensor
     mse: torch.Tensor
     iterations: int
-
-
-class _Map:
-    """The linear map ``g -> M g`` of one mask and its adjoint, on one multigrid hierarchy."""
-
-    def __init__(self, m: torch.Tensor, shape, solve_tol: float):
-        self.sys = DiffusionSystem(m, "mg", True)
-        self.m, self.shape, self.tol = m, shape, solve_tol
-        self.max_iter = default_max_iter("mg", *shape[-2:])
-
-    def forward(self, g: torch.Tensor) -> torch.Tensor:
-        b, _ = self.sys.rhs(g)
-        x, _, _ = self.sys.solve(b.expand(self.shape).contiguous(), None, self.tol, self.max_iter)
-        return x.addcmul_(self.m, g)
-
-    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
-        nu, _, _ = self.sys.solve((self.sys.w * r).expand(self.shape).contiguous(), None, self.tol, self.max_iter)
-        return (r + self.sys.lap(nu)).mul_(self.m)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -255,9 +240,11 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     mask : Tensor
         Binary mask (1 = known pixel), broadcastable to ``f`` as for :func:`~pdeflow.inpaint.diffuse`, at
         least one known pixel per image.
-    operator : {"diffusion", "eed"}, optional
-        The inpainting the values are for: :func:`~pdeflow.inpaint.diffuse` (default) or
-        :func:`~pdeflow.inpaint.eed_inpaint` with its default contrast and presmoothing.
+    operator : str, optional
+        The inpainting the values are for, an operator of :data:`~pdeflow.inpaint.OPERATORS` with a linear map or
+        a linearisation: ``"diffusion"`` (:func:`~pdeflow.inpaint.diffuse`, default), ``"eed"``
+        (:func:`~pdeflow.inpaint.eed_inpaint` with its default contrast and presmoothing) or ``"shepard"``
+        (:func:`~pdeflow.inpaint.shepard_inpaint` with its default scale).
     levels : int, sequence of float, or list of 1-D Tensors, optional
         The values that may be stored: an int ``q`` for ``q`` equally spaced levels on [0, 1], an
         increasing sequence, or one increasing sequence per channel of ``f`` (a list of tensors, or a
@@ -317,15 +304,16 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     for name, v in (("tol", tol), ("solve_tol", solve_tol)):
         if isinstance(v, bool) or not isinstance(v, Real) or not 0 < v < 1:
             raise UserInputError(f"{who}: {name} must be a number in (0, 1), got {v!r}")
-    if operator not in OPERATORS:
-        raise UserInputError(f"{who}: operator must be one of {', '.join(map(repr, OPERATORS))}, got {operator!r}")
+    served = tuple(name for name, entry in OPERATORS.items() if entry.tonal)
+    if operator not in served:
+        raise UserInputError(f"{who}: operator must be one of {', '.join(map(repr, served))}, got {operator!r}")
     for name, v in (("max_iter", max_iter), ("rounds", rounds)):
         if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
             raise UserInputError(f"{who}: {name} must be an int >= 1, got {v!r}")
     lv = _check_levels(levels, f4, who)
     with torch.no_grad():
         f4 = f4.detach()
-        op = _Map(m, f4.shape, float(solve_tol))
+        entry = OPERATORS[operator]
         known = m.expand(f4.shape) > 0
         start = f4
         if values0 is not None:
@@ -336,10 +324,12 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
                 raise UserInputError(f"{who}: values0 has NaN or infinite values on the mask")
         g = torch.where(known, start, torch.zeros_like(f4))
         weight = _cell_weights(m).expand(f4.shape)
-        if operator == "eed":
-            g, u, iters = _eed(f4, m, g, weight, lv, float(tol), int(max_iter), float(solve_tol), int(rounds))
+        if entry.linearise is not None:
+            g, u, iters = _gauss_newton(entry, f4, m, g, weight, lv, float(tol), int(max_iter), float(solve_tol),
+                                        int(rounds))
             values = torch.where(known, g, f4)
             return _result(values, u, f4, f, iters, full_output)
+        op = entry.linear_map(m, f4.shape, float(solve_tol))
         # the stopping rule is relative to the gradient at the image's own values, also for a warm start
         # (which then stops early when it is nearly optimal already)
         ref = None
@@ -362,12 +352,13 @@ def _result(values, u, f4, f, iters, full_output):
     return TonalResult(values=values, u=ops.unbatch(u.to(f.dtype), f.dim()), mse=mse, iterations=iters)
 
 
-def _eed(f4, m, g, weight, levels, tol, max_iter, solve_tol, rounds):
-    """Tonal optimisation for EED inpainting (module doc); returns ``(g, u, iterations)``."""
+def _gauss_newton(entry, f4, m, g, weight, levels, tol, max_iter, solve_tol, rounds):
+    """Tonal optimisation for a nonlinear operator ``entry`` of the table, EED (module doc), by Gauss-Newton steps
+    on its linearisation; returns ``(g, u, iterations)``."""
     solve_tol = min(solve_tol, 1e-4)
 
     def inpaint(v, u0):
-        return eed.solve_unchecked(v, m, u0=u0, tol=solve_tol, max_iter=EED_MAX_ITER)
+        return entry.solve(v, m, u0=u0, tol=solve_tol, max_iter=EED_MAX_ITER)
 
     def error(u):
         return (u - f4).square().flatten(1).sum(1)
@@ -377,7 +368,7 @@ def _eed(f4, m, g, weight, levels, tol, max_iter, solve_tol, rounds):
     view = (-1,) + (1,) * (f4.dim() - 1)
     lin, iters = None, 0
     for _ in range(EED_LINEARISATIONS):
-        lin = eed.linearised(g, m, u, solve_tol=solve_tol, hierarchy=None if lin is None else lin.mg)
+        lin = entry.linearise(g, m, u, solve_tol=solve_tol, hierarchy=None if lin is None else lin.mg)
         g, _, it = _cgls(lin, f4, g, weight, tol, max_iter, None)
         iters += it
         u = inpaint(g, u)
@@ -393,7 +384,7 @@ def _eed(f4, m, g, weight, levels, tol, max_iter, solve_tol, rounds):
         g, u = best_g, best_u
     g, u = best_g, best_u
     if levels is not None:
-        lin = eed.linearised(g, m, u, solve_tol=solve_tol, hierarchy=lin.mg if lin is not None else None)
+        lin = entry.linearise(g, m, u, solve_tol=solve_tol, hierarchy=lin.mg if lin is not None else None)
         g, _, more = _quantised(lin, f4, g, weight, levels, tol, max_iter, rounds, None)
         iters += more
         u = inpaint(g, u)

@@ -54,11 +54,11 @@ from torch import nn
 from ... import models as registry
 from ... import ops
 from ...errors import UserInputError
-from ..diffusion import diffuse
+from ...filters import box_mean, gaussian_blur
 from ..masks.analytic import laplacian_density
-from ..masks.blur import box_mean, gaussian_blur
 from ..masks.dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
 from ..masks.snapping import extremality, neighbour_mass, snap_to_extrema
+from ..operators.diffusion import diffuse
 from .unet import TILE_SIZE, UNet, check_tile_size
 
 __all__ = ["MaskNet", "learned_mask", "load_masknet", "network_mask", "MASKNET_MODELS", "KIND"]
@@ -107,7 +107,7 @@ class MaskNet(nn.Module):
         Size of the blue-noise threshold tile.
     norm_window : int or None
         The network reads its log-maps minus their mean over a window of this many pixels a side
-        (:func:`~pdeflow.inpaint.masks.blur.box_mean`; an image no larger: its own mean), the side of
+        (:func:`~pdeflow.filters.box_mean`; an image no larger: its own mean), the side of
         its training crops (64 for the shipped networks), so that a large image's inputs have the
         statistics the network was trained on. None: minus the whole image's mean.
     feedback : bool

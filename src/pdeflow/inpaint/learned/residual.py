@@ -62,10 +62,11 @@ from torch import nn
 from ... import models as registry
 from ... import ops
 from ...errors import InputFileNotFoundError, UserInputError
+from ...filters import box_mean
 from ...rng import as_generator
-from ..diffusion import check_mask, diffuse
-from ..diffusion_system import default_max_iter, solve_checked
-from ..masks.blur import box_mean
+from ..checks import check_mask
+from ..operators.diffusion import diffuse
+from ..operators.diffusion_system import default_max_iter, solve_checked
 from .unet import TILE_SIZE, UNet, check_tile_size
 
 __all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "load_joint_refined",
@@ -197,7 +198,7 @@ class ResidualInpainter(nn.Module):
 
     def _calibration(self, f, b, holdout, generator, tile_size, weighted, *, checked: bool) -> torch.Tensor:
         """:meth:`calibration`; ``checked``: ``f`` (float32 or float64, finite) and ``b`` (a binary mask of
-        :func:`~pdeflow.inpaint.diffusion.check_mask`) were checked by the caller (:func:`learned_inpaint`),
+        :func:`~pdeflow.inpaint.checks.check_mask`) were checked by the caller (:func:`learned_inpaint`),
         so the diffusion solve skips :func:`~pdeflow.inpaint.diffuse`'s checks."""
         b = b.to(f.dtype)
         g = as_generator(generator, "ResidualInpainter.calibration")

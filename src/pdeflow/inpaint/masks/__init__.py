@@ -6,6 +6,6 @@
 * :mod:`~pdeflow.inpaint.masks.dither`: void-and-cluster tiles and ordered dithering to exact counts;
 * :mod:`~pdeflow.inpaint.masks.analytic`: Belhachmi et al.'s density, dithered;
 * :mod:`~pdeflow.inpaint.masks.snapping`: snapping points to local extrema (and its expectation);
-* :mod:`~pdeflow.inpaint.masks.blur`: the Gaussian smoothing they share;
+* (their Gaussian smoothing and 3 x 3 maximum are the shared :mod:`pdeflow.filters`);
 * :mod:`~pdeflow.inpaint.masks.refine`: test-time refinement of a mask at fixed density.
 """

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import torch
 
-from ..diffusion_system import (
+from ...filters import max3x3
+from ..operators.diffusion_system import (
     MATRIX_PATH_MAX_PIXELS,
     SingleImageSystem,
     default_max_iter,
@@ -17,7 +18,6 @@ from ..diffusion_system import (
     error_map,
 )
 from ._refine_loss import EPS, SSIM_WEIGHT, Loss, ssim_map
-from .blur import max3x3
 from .dither import threshold_map, top_k_mask
 from .snapping import snap_to_extrema
 
@@ -172,7 +172,7 @@ def _np_top(v: np.ndarray, s: int):
 
 class _Single:
     """:func:`refine_mask`'s solves and errors for one grey image on flat NumPy vectors: the diffusion system's
-    :class:`~pdeflow.inpaint.diffusion_system.SingleImageSystem` and the error of :class:`Loss` in NumPy."""
+    :class:`~pdeflow.inpaint.operators.diffusion_system.SingleImageSystem` and the error of :class:`Loss` in NumPy."""
 
     def __init__(self, x: torch.Tensor, loss: "Loss"):
         _, _, H, W = x.shape

@@ -24,8 +24,8 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
+from ...filters import gaussian_blur
 from ...ops import laplacian
-from .blur import gaussian_blur
 from .dither import blue_noise_tile, dither, n_known
 from .snapping import extremality, snap_to_extrema
 

@@ -12,7 +12,8 @@ runs the other way in a handful of steps. It starts from the analytic mask
 
 1. inpaints with homogeneous diffusion (multigrid-preconditioned CG, warm-started from the previous step, to
    a loose tolerance: only the error's shape is needed; the multigrid hierarchy is built every
-   ``REBUILD`` stages only, and in between the last one preconditions the grown mask's system);
+   :data:`~pdeflow.inpaint.operators.diffusion.REBUILD` stages only, and in between the last one preconditions
+   the grown mask's system);
 2. takes the squared error ``(u - f)^2``, summed over channels and smoothed by a Gaussian of ``sigma``
    pixels;
 3. adds the free pixels at the local maxima (3 x 3) of that map, largest first: one point per bump of the
@@ -32,22 +33,14 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
-from ..diffusion_system import binary_hierarchy, diffuse_with_hierarchy, error_map
+from ...filters import gaussian_blur, max3x3
 from ..operators import OPERATORS
+from ..operators.diffusion_system import error_map
 from .analytic import analytic_mask_checked, analytic_sigma
-from .blur import gaussian_blur, max3x3
 from .dither import binary_mask, n_known
 
 __all__ = ["densify_mask", "default_stages"]
 
-#: Stages between two builds of the multigrid hierarchy. Its set-up cost as much as a stage's warm-started solve;
-#: with a hierarchy of a smaller mask CG takes one or two more iterations, which cost less.
-REBUILD = 4
-#: Default number of stages (chosen on selection crops: results page "Sparse inpainting", "Masks at 4K").
-STAGES = 8
-#: Default stages of the operators whose own selection chose otherwise (EED, on selection crops: its masks gain
-#: from twice the stages, homogeneous diffusion's do not; results page "Inpainting operators").
-OPERATOR_STAGES = {"eed": 16}
 
 
 def default_stages(operator: str = "diffusion") -> int:
@@ -59,7 +52,7 @@ def default_stages(operator: str = "diffusion") -> int:
     >>> default_stages(), default_stages("eed")
     (8, 16)
     """
-    return OPERATOR_STAGES.get(operator, STAGES)
+    return OPERATORS[operator].stages
 
 
 def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int | None = None, sigma: float = 0.7,
@@ -79,7 +72,7 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
         :func:`~pdeflow.inpaint.masks.analytic.analytic_sigma` of ``density``). 1: the analytic mask itself.
     stages : int >= 1, optional
         Densification steps, each one inpainting; more are slower and not better past about 8 (16 for EED).
-        Default: :data:`OPERATOR_STAGES` of ``operator``, else :data:`STAGES`.
+        Default: the operator's :attr:`~pdeflow.inpaint.Operator.stages` (:func:`default_stages`).
     sigma : float >= 0
         Smoothing of the squared error before its local maxima are taken, pixels (0: none).
     tol : float in (0, 1)
@@ -90,8 +83,8 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
         known pixels in each image, at most ``round(density H W)``); all its points are kept.
     operator : str, optional
         The inpainting operator whose errors place the points, a key of
-        :data:`~pdeflow.inpaint.operators.OPERATORS` (``'diffusion'``, ``'biharmonic'``, ``'eed'``, ``'tv'``):
-        a mask is best for the operator that will inpaint from it.
+        :data:`~pdeflow.inpaint.operators.OPERATORS` (``'diffusion'``, ``'biharmonic'``, ``'eed'``, ``'tv'``,
+        ``'shepard'``): a mask is best for the operator that will inpaint from it.
 
     Returns
     -------
@@ -134,19 +127,13 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     with torch.no_grad():
         m = _start_mask(f, f4, density, float(start), mask, k, who)
         k0 = int(m[0].sum())
-        u = mg = None
+        u = None
+        step = OPERATORS[operator].sequence()       # warm-started from the previous stage's inpainting
         for s in range(1, int(stages) + 1):
             add = round(k0 * (k / k0) ** (s / stages)) - int(m[0].sum())   # geometric counts, k at the end
             if add <= 0:
                 continue
-            if operator == "diffusion":
-                fresh = mg is None or (s - 1) % REBUILD == 0
-                if fresh:
-                    mg = None                   # the old hierarchy freed before the new one is built
-                    mg = binary_hierarchy(m)
-                u = diffuse_with_hierarchy(f4, m, mg, fresh, u, float(tol))
-            else:
-                u = OPERATORS[operator].solve(f4, m, u0=u, tol=float(tol))
+            u = step(f4, m, u, float(tol), s - 1)
             e = error_map(u, f4)
             if sigma > 0:
                 e = gaussian_blur(e, float(sigma))

@@ -78,7 +78,7 @@ from numbers import Integral, Real
 import torch
 
 from ... import ops
-from ..diffusion import SOLVERS
+from ..operators.diffusion import SOLVERS
 from ._refine_loss import REFINE_METRICS, Loss, image_loss
 from ._refine_search import (
     evaluate,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blur import gaussian_blur
+from ...filters import gaussian_blur
 
 __all__ = ["extremality", "snap_to_extrema", "neighbour_mass"]
 

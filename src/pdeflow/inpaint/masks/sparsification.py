@@ -44,7 +44,8 @@ from ...errors import UserInputError
 from ...progress import progress_bar
 from ...rng import as_generator
 from ...threads import auto_threads
-from ..diffusion import SOLVERS, check_mask, diffuse
+from ..checks import check_mask
+from ..operators.diffusion import SOLVERS, diffuse
 from .dither import n_known
 
 __all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",

@@ -55,8 +55,8 @@ from ...errors import UserInputError
 from ...linalg import eager
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
-from ..diffusion import check_mask, check_start, known_finite, volume_notice
-from ..diffusion_system import sum_to, warn_max_iter
+from ..checks import check_mask, check_start, known_finite, volume_notice
+from .diffusion_system import sum_to, warn_max_iter
 
 __all__ = ["biharmonic_inpaint", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
 

@@ -36,14 +36,13 @@ import torch
 
 from ... import ops
 from ...errors import UserInputError
+from ...filters import gaussian_blur
 from ...multigrid import Multigrid
-from ..masks.blur import gaussian_blur
+from ..checks import check_call, check_positive
 from .tensor_diffusion import (
     FrozenInpainting,
     TensorOperator,
     central_differences,
-    check_call,
-    check_positive,
     known_range,
     lagged_diffusivity,
 )

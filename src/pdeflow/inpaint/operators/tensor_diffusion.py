@@ -51,22 +51,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ... import ops
-from ...errors import UserInputError
 from ...linalg import cg
 from ...multigrid import Multigrid
-from ..diffusion import check_mask, known_finite
-from ..diffusion_system import diffuse_with_hierarchy, warn_max_iter
+from .diffusion_system import diffuse_with_hierarchy, warn_max_iter
 
 __all__ = ["TensorOperator", "FrozenInpainting", "LaggedResult", "lagged_diffusivity", "homogeneous_start",
-           "central_differences", "pixel_sum", "edge_sum", "grad_transpose", "check_call", "check_positive",
-           "known_range"]
+           "central_differences", "pixel_sum", "edge_sum", "grad_transpose", "known_range"]
 
 
 @dataclass
@@ -432,47 +427,6 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
 # ---------------------------------------------------------------------------
 # The checks both public functions share
 # ---------------------------------------------------------------------------
-
-def check_call(f, mask, who: str, tol, max_iter):
-    """``(f4, m, ndim)``: the checked image as (B, C, H, W) in its compute dtype (half precision promoted; values
-    at missing pixels that are not finite set to zero), the binary mask of :func:`~pdeflow.inpaint.diffusion.
-    check_mask` in that dtype, and the number of dimensions of ``f``; refuses a bad ``tol`` or ``max_iter``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.inpaint.operators.tensor_diffusion import check_call
-    >>> f4, m, nd = check_call(torch.rand(5, 6), torch.ones(5, 6), "example", 1e-3, 10)
-    >>> f4.shape, m.shape, nd
-    (torch.Size([1, 1, 5, 6]), torch.Size([1, 1, 5, 6]), 2)
-    """
-    f = ops.check_tensor(f, f"{who}: f")
-    ops.check_image(f, f"{who}: f", finite=False, min_size=2)
-    fb, nd = ops.as_batch(f, f"{who}: f")
-    fb = ops.promote_half(fb)
-    m = check_mask(mask, fb, who)
-    fb = known_finite(fb, m, who)
-    if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
-        raise UserInputError(f"{who}: tol must be a number in (0, 1), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
-        raise UserInputError(f"{who}: max_iter must be a positive int, got {max_iter!r}")
-    return fb, m, nd
-
-
-def check_positive(value, name: str, who: str, *, zero: bool = False) -> float:
-    """``value`` as a float, refused unless a finite number > 0 (``zero``: >= 0).
-
-    Examples
-    --------
-    >>> from pdeflow.inpaint.operators.tensor_diffusion import check_positive
-    >>> check_positive(2, "contrast", "example"), check_positive(0, "sigma", "example", zero=True)
-    (2.0, 0.0)
-    """
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
-            or not (value >= 0 if zero else value > 0):
-        raise UserInputError(f"{who}: {name} must be a finite number {'>= 0' if zero else '> 0'}, got {value!r}")
-    return float(value)
-
 
 def known_range(f4: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """The range ``max - min`` of each image's known values over all channels, shape (B,); 1 where it is 0 (a

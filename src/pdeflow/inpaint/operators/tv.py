@@ -44,10 +44,9 @@ import torch
 from ... import ops
 from ...linalg import cg
 from ...multigrid import Multigrid
+from ..checks import check_call, check_positive
 from .tensor_diffusion import (
     TensorOperator,
-    check_call,
-    check_positive,
     edge_sum,
     grad_transpose,
     known_range,

@@ -63,11 +63,11 @@ from ...training import (
     step_generator,
     val_every_option,
 )
-from ..diffusion import diffuse
 from ..learned.losses import loss_scores, reconstruction_loss
 from ..learned.masknet import KIND, MaskNet, load_masknet
 from ..masks.analytic import analytic_mask
 from ..masks.dither import blue_noise_tile, threshold_map
+from ..operators.diffusion import diffuse
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 

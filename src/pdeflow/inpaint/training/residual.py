@@ -69,6 +69,7 @@ import torch
 from ... import datasets as pdata
 from ... import io as pio
 from ...errors import UserInputError
+from ...filters import gaussian_blur
 from ...io import save_model as export_model
 from ...models import evaluating
 from ...training import (
@@ -86,16 +87,15 @@ from ...training import (
     step_generator,
     val_every_option,
 )
-from ..diffusion import diffuse
 from ..learned.losses import loss_scores, reconstruction_loss
 from ..learned.masknet import KIND as MASK_KIND
 from ..learned.masknet import MaskNet, load_masknet, network_mask
 from ..learned.residual import KIND, ResidualInpainter, load_residual
 from ..learned.wgan import Critic, critic_loss
 from ..masks.analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
-from ..masks.blur import gaussian_blur
 from ..masks.dither import blue_noise_tile, threshold_map
 from ..masks.refine import refine_setting
+from ..operators.diffusion import diffuse
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
            "open_training_photos", "analytic_sigma", "STAGES"]

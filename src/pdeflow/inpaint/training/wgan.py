@@ -340,7 +340,7 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
 
 def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
     """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan)."""
-    from ..diffusion import diffuse
+    from ..operators.diffusion import diffuse
 
     try:
         out = {}

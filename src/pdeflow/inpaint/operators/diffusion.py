@@ -31,7 +31,7 @@ Solvers (``solver``):
 Both run batched on the device and dtype of ``f`` (float16 and bfloat16 are
 computed in float32 and returned in their dtype). Plain CG
 (:func:`pdeflow.linalg.cg`) on a single CPU image of up to
-:data:`~pdeflow.inpaint.diffusion_system.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
+:data:`~pdeflow.inpaint.operators.diffusion_system.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
 Laplacian's sparse matrix instead
 (same iterates, faster on one thread: a small tensor operation's dispatch
 costs more than its arithmetic; the results page "Speed" has the timing).
@@ -48,19 +48,25 @@ operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .. import ops
-from ..errors import UserInputError
-from ..threads import auto_threads
-from .diffusion_system import default_max_iter, solve_checked
+from ... import ops
+from ...errors import UserInputError
+from ...threads import auto_threads
+from ..checks import check_mask, check_start, known_finite, volume_notice
+from .diffusion_system import (
+    DiffusionSystem,
+    binary_hierarchy,
+    default_max_iter,
+    diffuse_unchecked,
+    diffuse_with_hierarchy,
+    solve_checked,
+)
 
-__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "check_mask", "known_finite", "check_start",
-           "volume_notice", "ChannelsWarning"]
+__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "SOLVERS", "solve_unchecked", "warm_start", "DiffusionMap"]
 
 #: The linear solvers of :func:`diffuse`.
 SOLVERS = ("mg", "cg")
@@ -100,74 +106,6 @@ class DiffuseResult:
     residual: torch.Tensor
 
 
-# ---------------------------------------------------------------------------
-# Input checks
-# ---------------------------------------------------------------------------
-
-#: Most channels of an image: a 3-D array with more leading entries, taken as (C, H, W) because the call gave no
-#: ``ndim=3``, is probably a volume (D, H, W), and :func:`volume_notice` says so.
-MAX_IMAGE_CHANNELS = 4
-
-
-class ChannelsWarning(UserWarning):
-    """A 3-D array that looks like a volume was taken as the channels of a 2-D image (no ``ndim=3`` given).
-
-    Examples
-    --------
-    >>> from pdeflow.inpaint.diffusion import ChannelsWarning
-    >>> issubclass(ChannelsWarning, UserWarning)
-    True
-    """
-
-
-def volume_notice(u, ndim, spacing, who: str, name: str = "f") -> None:
-    """Warn (:class:`ChannelsWarning`) when ``u`` is 3-D with more than :data:`MAX_IMAGE_CHANNELS` leading entries
-    and neither ``ndim`` nor ``spacing`` makes the call 3-D. pdeflow's rule (:mod:`pdeflow.ops`: a tensor is 3-D
-    only when the call says so) takes it as (C, H, W), its channels inpainted one by one, where scikit-image's
-    inpainting would see a volume (D, H, W).
-
-    Examples
-    --------
-    >>> import warnings, torch
-    >>> from pdeflow.inpaint.diffusion import volume_notice
-    >>> with warnings.catch_warnings(record=True) as w:
-    ...     warnings.simplefilter("always")
-    ...     volume_notice(torch.zeros(8, 5, 5), None, None, "example")
-    >>> print(w[0].message)
-    example: f of shape (8, 5, 5) is taken as 8 channels of a 2-D image (C, H, W); pass ndim=3 for a volume (D, H, W)
-    """
-    if ndim is None and spacing is None and getattr(u, "ndim", 0) == 3 and u.shape[0] > MAX_IMAGE_CHANNELS:
-        warnings.warn(f"{who}: {name} of shape {tuple(u.shape)} is taken as {u.shape[0]} channels of a 2-D image "
-                      "(C, H, W); pass ndim=3 for a volume (D, H, W)", ChannelsWarning, stacklevel=3)
-
-
-def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
-               continuous: bool = False, ndim: int = 2) -> torch.Tensor:
-    """The one mask check: ``mask`` as a binary float tensor broadcastable to ``f4`` (B, C, H, W).
-
-    The mask may be bool or numeric with values in {0, 1} (with ``continuous``:
-    any values in [0, 1]); it may have fewer dimensions than ``f`` and size 1
-    along the batch and channel axes. Each image (and channel, if the mask has
-    several) must have at least one known pixel (a positive value) when
-    ``need_known``. The conversion to the dtype of ``f4`` keeps autograd.
-    ``ndim=3``: the same for volumes, ``f4`` (B, C, D, H, W) and a mask of
-    shape (D, H, W), (1, D, H, W) or (B, 1, D, H, W).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.inpaint.diffusion import check_mask
-    >>> f4 = torch.zeros(2, 3, 4, 5)
-    >>> check_mask(torch.ones(4, 5, dtype=torch.bool), f4, "example").shape   # broadcasts over (B, C)
-    torch.Size([1, 1, 4, 5])
-    >>> check_mask(torch.zeros(4, 5), f4, "example")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    pdeflow.errors.UserInputError: example: mask has no known pixel in image 0; ...
-    """
-    return _fit_mask(mask, f4, who, ndim, need_known=need_known, continuous=continuous)
-
-
 def _masked_array(f, mask, who: str):
     """``(f, mask)`` with a NumPy masked array ``f`` unwrapped: its masked entries are the missing pixels
     when no ``mask`` is given. Refuses a missing ``mask`` for anything else, and a masked array with masked
@@ -192,96 +130,6 @@ def _masked_array(f, mask, who: str):
         raise UserInputError(f"{who}: mask is required (1 = known pixel, 0 = missing), unless f is a NumPy "
                              f"masked array, whose masked entries are then the missing pixels{hint}")
     return f, mask
-
-
-def known_finite(f: torch.Tensor, c: torch.Tensor, who: str) -> torch.Tensor:
-    """``f`` with non-finite values at missing pixels (``c == 0``, where ``f`` is not used) set to 0, so
-    that they cannot reach the solver (``0 * nan`` is NaN); non-finite values at known pixels are refused.
-    The one rule of every inpainting operator.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.inpaint.diffusion import known_finite
-    >>> f = torch.tensor([[1.0, float("nan")]])
-    >>> known_finite(f, torch.tensor([[1.0, 0.0]]), "demo")
-    tensor([[1., 0.]])
-    >>> known_finite(f, torch.tensor([[0.0, 1.0]]), "demo")    # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    pdeflow.errors.UserInputError: demo: f has NaN or infinite values at 1 known pixels (mask > 0); ...
-    """
-    bad = ~torch.isfinite(f)
-    if not bool(bad.any()):
-        return f
-    at_known = bad & (c.detach() > 0)
-    if bool(at_known.any()):
-        raise UserInputError(
-            f"{who}: f has NaN or infinite values at {int(at_known.sum())} known pixels (mask > 0); only "
-            "the values at missing pixels may be NaN. Mark the missing pixels with mask (1 = known, "
-            "0 = missing), e.g. mask=~torch.isnan(f), or pass a NumPy masked array without mask")
-    return torch.where(bad, torch.zeros((), dtype=f.dtype, device=f.device), f)
-
-
-def check_start(x0, f, fb: torch.Tensor, who: str):
-    """A warm start ``x0`` of the shape of ``f``, as ``fb`` (the checked batch) is: detached, in its dtype and
-    device, reshaped like it; None stays None. Refuses another shape and non-finite values.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow.inpaint.diffusion import check_start
-    >>> f = torch.zeros(4, 5)
-    >>> check_start(torch.ones(4, 5), f, f[None, None].double(), "demo").shape
-    torch.Size([1, 1, 4, 5])
-    """
-    if x0 is None:
-        return None
-    if not isinstance(x0, torch.Tensor) or x0.shape != f.shape:
-        raise UserInputError(f"{who}: x0 must be a tensor of the shape of f {tuple(f.shape)}, "
-                             f"got {tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
-    x0 = x0.detach().to(device=fb.device, dtype=fb.dtype).reshape(fb.shape)
-    if not bool(torch.isfinite(x0).all()):
-        raise UserInputError(f"{who}: x0 contains NaN or infinite values")
-    return x0
-
-
-def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool, continuous: bool) -> torch.Tensor:
-    """The checks of :func:`check_mask` for ``spatial`` = 2 (images, ``f`` (B, C, H, W)) or 3 (volumes,
-    ``f`` (B, C, D, H, W)): shape, dtype, values, and at least one known site per image."""
-    site, item = ("pixel", "image") if spatial == 2 else ("voxel", "volume")
-    axes = "(H, W)" if spatial == 2 else "(D, H, W)"
-    mask = ops.check_tensor(mask, f"{who}: mask")
-    if not spatial <= mask.dim() <= spatial + 2:
-        raise UserInputError(f"{who}: mask must have shape {axes}, (1, {axes[1:]} or (B, 1, {axes[1:]} matching f "
-                             f"{tuple(f.shape)}, got {tuple(mask.shape)}")
-    m = mask
-    while m.dim() < spatial + 2:
-        m = m[None]
-    B, C = f.shape[:2]
-    if m.shape[2:] != f.shape[2:] or m.shape[0] not in (1, B) or m.shape[1] not in (1, C):
-        raise UserInputError(f"{who}: mask of shape {tuple(mask.shape)} does not fit f of shape {tuple(f.shape)} "
-                             f"(expected {axes} = {tuple(f.shape[2:])}, with batch 1 or {B} and channels 1 or {C})")
-    if m.is_complex():
-        raise TypeError(f"{who}: mask must be bool or real, got {m.dtype}")
-    if m.dtype != torch.bool:
-        if continuous:
-            if not bool(((m >= 0) & (m <= 1)).all()):
-                raise UserInputError(f"{who}: mask must have values in [0, 1] (1 = known {site}), "
-                                     f"got values in [{float(m.min())}, {float(m.max())}]")
-        elif not bool(m.eq(0).logical_or_(m.eq(1)).all()):
-            raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known {site})"
-                                 + ("; pass continuous=True for a mask with values in [0, 1]"
-                                    if who == "diffuse" else ""))
-    m = m.to(device=f.device, dtype=f.dtype)
-    if need_known:
-        known = m.detach().flatten(2).amax(-1)  # (Bm, Cm); values are in [0, 1]
-        if bool((known == 0).any()):
-            bad = (known == 0).nonzero()[0].tolist()
-            raise UserInputError(f"{who}: mask has no known {site} in {item} {bad[0]}"
-                                 + (f", channel {bad[1]}" if m.shape[1] > 1 else "")
-                                 + f"; at least one {site} per {item} must be known")
-    return m
 
 
 def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_output, continuous):
@@ -499,7 +347,7 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
     >>> inpainting_error(f, torch.full((2, 2), 0.5)), inpainting_error(f, torch.zeros(2, 2), metric="mae")
     (tensor(0.2500), tensor(0.5000))
     """
-    from .. import metrics
+    from ... import metrics
 
     f = ops.check_image(f, "inpainting_error: f")
     u = ops.check_image(u, "inpainting_error: u")
@@ -508,3 +356,98 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
     if metric == "mae":
         return metrics.mae(f, u)
     raise UserInputError(f"inpainting_error: metric must be 'mse' or 'mae', got {metric!r}")
+
+
+# ---------------------------------------------------------------------------
+# What the table of operators asks of homogeneous diffusion (operators/__init__.py)
+# ---------------------------------------------------------------------------
+
+#: Densification stages between two builds of the multigrid hierarchy in :func:`warm_start`. Its set-up costs as
+#: much as a stage's warm-started solve; with a hierarchy of a smaller mask CG takes one or two more iterations,
+#: which cost less.
+REBUILD = 4
+
+
+def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | None = None,
+                    tol: float = 1e-3) -> torch.Tensor:
+    """Homogeneous diffusion inpainting, unchecked (multigrid-preconditioned CG): ``f4`` (B, C, H, W), ``m``
+    (B, 1, H, W) binary in its dtype with a known pixel per image, ``u0`` a warm start or None.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.diffusion import solve_unchecked
+    >>> f = torch.full((1, 1, 8, 8), 0.5, dtype=torch.float64)
+    >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> m[..., 3, 3] = 1
+    >>> bool(torch.allclose(solve_unchecked(f, m, tol=1e-10), f))
+    True
+    """
+    H, W = f4.shape[-2:]
+    return diffuse_unchecked(f4, m, True, tol, default_max_iter("mg", H, W), u0, "mg")[0]
+
+
+def warm_start():
+    """A solve for a sequence of growing masks (densification's stages): ``step(f4, m, u, tol, stage) -> u``,
+    warm-started from the previous result ``u`` and preconditioned by a multigrid hierarchy rebuilt every
+    :data:`REBUILD` stages (``stage`` counts from 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.diffusion import warm_start
+    >>> f = torch.full((1, 1, 8, 8), 0.5, dtype=torch.float64)
+    >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> m[..., 3, 3] = 1
+    >>> step = warm_start()
+    >>> u = step(f, m, None, 1e-8, 0)
+    >>> m[..., 6, 6] = 1
+    >>> bool(torch.allclose(step(f, m, u, 1e-8, 1), f))
+    True
+    """
+    state = {"mg": None}
+
+    def step(f4, m, u, tol, stage):
+        fresh = state["mg"] is None or stage % REBUILD == 0
+        if fresh:
+            state["mg"] = None                  # the old hierarchy freed before the new one is built
+            state["mg"] = binary_hierarchy(m)
+        return diffuse_with_hierarchy(f4, m, state["mg"], fresh, u, float(tol))
+
+    return step
+
+
+class DiffusionMap:
+    """The linear map ``g -> M g`` of stored values ``g`` to their homogeneous diffusion inpainting on one binary
+    mask ``m`` (Bm, 1, H, W), and its adjoint, on one multigrid hierarchy (tonal optimisation's map):
+
+        M g = m g + x,   A x = w L (m g);      M^T r = m (r + L nu),   A nu = w r,
+
+    with ``A`` the masked Laplacian of :class:`~pdeflow.inpaint.operators.diffusion_system.DiffusionSystem` and
+    ``w = 1 - m``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.diffusion import DiffusionMap
+    >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    >>> m[..., ::3, ::3] = 1
+    >>> M = DiffusionMap(m, (1, 1, 8, 8), 1e-12)
+    >>> g, r = torch.rand(2, 1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> bool(torch.isclose((M.forward(g) * r).sum(), (g * M.adjoint(r)).sum()))   # <M g, r> = <g, M^T r>
+    True
+    """
+
+    def __init__(self, m: torch.Tensor, shape, solve_tol: float):
+        self.sys = DiffusionSystem(m, "mg", True)
+        self.m, self.shape, self.tol = m, shape, solve_tol
+        self.max_iter = default_max_iter("mg", *shape[-2:])
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        b, _ = self.sys.rhs(g)
+        x, _, _ = self.sys.solve(b.expand(self.shape).contiguous(), None, self.tol, self.max_iter)
+        return x.addcmul_(self.m, g)
+
+    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
+        nu, _, _ = self.sys.solve((self.sys.w * r).expand(self.shape).contiguous(), None, self.tol, self.max_iter)
+        return (r + self.sys.lap(nu)).mul_(self.m)

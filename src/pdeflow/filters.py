@@ -1,7 +1,8 @@
-"""The local filters of the mask methods: the Gaussian of the analytic density's ``G_sigma * f`` and of the
-snapping score's local mean, the box mean that standardises the mask network's inputs (mirrored boundary, as the
-density of Belhachmi et al. 2009 is defined on the image domain), and the 3 x 3 maximum by which densification
-and refinement find local maxima."""
+"""Small local filters shared by the inpainting operators, the mask methods and the codec: the Gaussian
+``G_sigma * f`` (EED's presmoothing, the analytic density, the snapping score's local mean, the error maps of
+densification), the box mean that standardises the mask network's inputs (mirrored boundary, as the density of
+Belhachmi et al. 2009 is defined on the image domain), and the 3 x 3 maximum by which densification and
+refinement find local maxima."""
 from __future__ import annotations
 
 import math
@@ -9,8 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ...metrics import gaussian_window
-from ...ops import correlate1d
+from .metrics import gaussian_window
+from .ops import correlate1d
 
 __all__ = ["gaussian_blur", "box_mean", "max3x3"]
 
@@ -25,7 +26,7 @@ def gaussian_blur(f: torch.Tensor, sigma) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint.masks.blur import gaussian_blur
+    >>> from pdeflow.filters import gaussian_blur
     >>> f = torch.zeros(1, 1, 15, 15, dtype=torch.float64)
     >>> f[0, 0, 7, 7] = 1.0                              # far enough from the boundary
     >>> g = gaussian_blur(f, 1.0)
@@ -68,7 +69,7 @@ def box_mean(f: torch.Tensor, width: int) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint.masks.blur import box_mean
+    >>> from pdeflow.filters import box_mean
     >>> f = torch.arange(12.0).reshape(1, 1, 3, 4)
     >>> bool(torch.equal(box_mean(f, 4), f.mean().expand_as(f)))     # no side above the window: the mean
     True
@@ -116,7 +117,7 @@ def max3x3(x: torch.Tensor) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint.masks.blur import max3x3
+    >>> from pdeflow.filters import max3x3
     >>> x = torch.zeros(1, 1, 3, 4)
     >>> x[0, 0, 0, 0] = 1.0
     >>> max3x3(x)

@@ -21,10 +21,10 @@ import warnings
 import numpy as np
 import torch
 
-from ..linalg import cg, cg_matrix, csr_matvec, eager, laplacian_csr
-from ..multigrid import Multigrid, Multigrid3d
-from ..ops import laplacian
-from ..threads import auto_threads
+from ...linalg import cg, cg_matrix, csr_matvec, eager, laplacian_csr
+from ...multigrid import Multigrid, Multigrid3d
+from ...ops import laplacian
+from ...threads import auto_threads
 
 #: Largest image (pixels) whose single-image plain-CG solves run cg_matrix on the Laplacian's CSR matrix. On one
 #: thread that loop was 1.7-2.8x faster than the tensor loop from 32 x 32 to 128 x 128 (and 1.6-2.8x at 256
@@ -348,7 +348,7 @@ class SingleImageSystem:
 def solve_checked(f4, c, binary, tol, max_iter, x0, solver, spacing3=None):
     """:func:`~pdeflow.inpaint.diffuse`'s solve on arguments it has checked, for the library's functions that
     checked their image once on entry: ``(u, iterations, residual)``. ``f4`` (B, C, H, W) float32 or
-    float64 with finite values where ``c > 0``, ``c`` a mask from :func:`~pdeflow.inpaint.diffusion.check_mask`;
+    float64 with finite values where ``c > 0``, ``c`` a mask from :func:`~pdeflow.inpaint.checks.check_mask`;
     volumes (B, C, D, H, W) with ``spacing3`` = (dz, dy, dx). Recorded as one autograd node (the adjoint
     method) when grad mode is on and ``f4`` or ``c`` requires grad; nothing is recorded otherwise."""
     if torch.is_grad_enabled() and (f4.requires_grad or c.requires_grad):
