@@ -194,3 +194,14 @@ def test_bad_input_names_the_argument():
         pdd.iel(x, "heat", steps=20)
     with pytest.raises(UserInputError, match="times"):
         pdd.tv_flow(x, [-1.0])
+
+
+def test_inpaint_volumes(client):
+    rng = np.random.default_rng(4)
+    v = rng.random((12, 16, 16))
+    m = (rng.random(v.shape) < 0.1).astype(float)
+    for name in ("diffusion", "biharmonic"):
+        ref = OPERATORS[name].function(torch.from_numpy(v), torch.from_numpy(m), tol=1e-10, ndim=3).numpy()
+        u = pdd.inpaint(da.from_array(v, chunks=8), m, name, overlap=2, tol=1e-9 if name == "diffusion" else 1e-7,
+                        ndim=3).compute()
+        assert np.abs(u - ref).max() <= 1e-6, name

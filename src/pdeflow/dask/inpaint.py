@@ -9,7 +9,7 @@ block as known pixels holding the current iterate (a Dirichlet condition where a
 border keeps the operator's boundary condition), inpaints the grown block with the operator's own solver
 (``OPERATORS[name].solve``, warm-started from the current iterate; with options, the checked public function) and
 keeps the chunk's own pixels (biharmonic: unclipped; the result is clipped to the whole image's known range
-once, after the sweeps, as :func:`pdeflow.inpaint.biharmonic_inpaint` clips): restricted additive Schwarz
+once, after the sweeps, as :func:`pdeflow.inpaint.inpaint_biharmonic` clips): restricted additive Schwarz
 (Cai and Sarkis, "A restricted additive Schwarz preconditioner for general sparse linear systems", 1999),
 which converges for the diffusion system (an M-matrix:
 Frommer and Szyld, "An algebraic convergence theory for restricted additive Schwarz methods using weighted max
@@ -22,8 +22,8 @@ with the operator's own boundary condition on its faces (no neighbour data yet).
 
 **Convergence.** After every sweep a dask reduction computes the stopping measure: for homogeneous diffusion the
 relative residual of the global system, ``||(1 - m) laplacian(u)|| / ||(1 - m) laplacian(m f)||`` (the measure of
-:func:`pdeflow.inpaint.diffuse`'s ``tol``); for the others the largest change of the sweep, relative to the range
-of the known values. The graph stops sweeping (later sweeps pass their chunks through) once it is at most
+:func:`pdeflow.inpaint.inpaint_diffusion`'s ``tol``); for the others the largest change of the sweep, relative to the
+range of the known values. The graph stops sweeping (later sweeps pass their chunks through) once it is at most
 ``tol``. No coarse space: with sparse data every unknown pixel is near a known one and the sweeps needed stay
 few; a hole that spans several chunks needs about as many sweeps as chunks across it.
 """
@@ -168,7 +168,8 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     x : dask array, shape (H, W), (C, H, W) or (B, C, H, W); volumes with ``ndim=3`` (diffusion and biharmonic)
         The image; only its values on the mask are read (the others may be NaN). float32 or float64.
     mask : dask or NumPy array, shape (H, W), (1, H, W) or (B, 1, H, W) (volumes: with D)
-        1 (or True) = known pixel, 0 = missing; rechunked to the chunks of ``x``.
+        1 (or True) = known pixel, 0 = missing (any value > 0 counts as known: a lazy mask is not checked for
+        being binary); rechunked to the chunks of ``x``.
     method : str
         A name of :data:`pdeflow.inpaint.OPERATORS`: ``"diffusion"``, ``"biharmonic"``, ``"eed"``, ``"tv"``.
     tol : float
@@ -196,11 +197,11 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     --------
     >>> import dask.array as da, numpy as np, torch
     >>> import pdeflow.dask
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> rng = np.random.default_rng(0)
     >>> x, m = rng.random((32, 32)), (rng.random((32, 32)) < 0.1).astype(float)
     >>> u = pdeflow.dask.inpaint(da.from_array(x, chunks=16), m, "diffusion", overlap=4, tol=1e-9)
-    >>> ref = diffuse(torch.from_numpy(x), torch.from_numpy(m), tol=1e-12).numpy()
+    >>> ref = inpaint_diffusion(torch.from_numpy(x), torch.from_numpy(m), tol=1e-12).numpy()
     >>> bool(abs(u.compute(scheduler="sync") - ref).max() < 1e-6)
     True
     """

@@ -264,11 +264,11 @@ def _chunk_sums(task, arrays, depth, done, **kwargs):
     return sums.sum(axis=tuple(range(2, grown[0].ndim)))
 
 
-def _check_common(f, lam, tol, max_sweeps, ndim, who):
+def _check_common(f, lam, tol, max_sweeps, ndim, who, *, names=("f", "lam")):
     da = import_dask()
     nd = check_ndim(ndim)
-    f4, lead = as_batched(f, "f", nd, who)
-    lam = check_positive(lam, "lam", who, zero=True)
+    f4, lead = as_batched(f, names[0], nd, who)
+    lam = check_positive(lam, names[1], who, zero=True)
     tol = check_positive(tol, "tol", who)
     max_sweeps = check_max_sweeps(max_sweeps, who)
     return da, nd, f4, lead, lam, tol, max_sweeps
@@ -414,7 +414,8 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     True
     """
     who = "pdeflow.dask.tv_flow"
-    da, nd, f4, lead, dt, tol, max_sweeps = _check_common(u0, dt, tol, max_sweeps, ndim, who)
+    da, nd, f4, lead, dt, tol, max_sweeps = _check_common(u0, dt, tol, max_sweeps, ndim, who,
+                                                                  names=("u0", "dt"))
     if dt == 0.0:
         raise UserInputError(f"{who}: dt must be > 0, got 0")
     try:
