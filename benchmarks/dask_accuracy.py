@@ -2,7 +2,7 @@
 answer (in units of the image's range), sweeps, time; and the peak memory of the worker processes.
 
 A photograph (scikit-image's camera, resampled to ``--size``) goes through ``pdeflow.dask.rof`` (noise 0.1,
-lam 0.1), diffusion, biharmonic and TV inpainting from 5 % random pixels, and EED hole filling (scratches), on a
+lam 0.1), diffusion, biharmonic, TV and Shepard inpainting from 5 % random pixels, and EED hole filling (scratches), on a
 local Dask cluster of ``--workers`` worker processes (one thread each), and through the single-array functions
 (pdeflow.tv.rof at tol 1e-9, the operators at their tightest tolerance) in this process. CPU time: this
 process's for the single array; the workers' (summed, from their resource usage) for the decomposed solve.
@@ -28,7 +28,7 @@ import torch
 
 from _results import add_output_args, open_out, write_text
 
-OPS = ("rof", "diffusion", "biharmonic", "eed", "tv")
+OPS = ("rof", "diffusion", "biharmonic", "eed", "tv", "shepard")
 
 
 def _photo(size: int) -> np.ndarray:
@@ -60,6 +60,8 @@ def _single(op: str, f, m):
     t = time.process_time()
     if op == "rof":
         u = rof(torch.from_numpy(f), 0.1, tol=1e-9, max_iter=200000)
+    elif op == "shepard":
+        u = OPERATORS[op].function(torch.from_numpy(f), torch.from_numpy(m))
     elif op in ("diffusion", "biharmonic"):
         u = OPERATORS[op].function(torch.from_numpy(f), torch.from_numpy(m), tol=1e-10)
     else:

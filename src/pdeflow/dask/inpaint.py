@@ -23,7 +23,9 @@ with the operator's own boundary condition on its faces (no neighbour data yet).
 **Convergence.** After every sweep a dask reduction computes the stopping measure: for homogeneous diffusion the
 relative residual of the global system, ``||(1 - m) laplacian(u)|| / ||(1 - m) laplacian(m f)||`` (the measure of
 :func:`pdeflow.inpaint.inpaint_diffusion`'s ``tol``); for the others the largest change of the sweep, relative to the
-range of the known values. The graph stops sweeping (later sweeps pass their chunks through) once it is at most
+range of the known values. Shepard interpolation (:data:`LOCAL`) solves no equation: it is one pass over chunks grown by
+``overlap``, exact wherever the Gaussian's reach (its scale doubles in large holes) stays inside the overlap. The
+graph stops sweeping (later sweeps pass their chunks through) once it is at most
 ``tol``. No coarse space: with sparse data every unknown pixel is near a known one and the sweeps needed stay
 few; a hole that spans several chunks needs about as many sweeps as chunks across it.
 """
@@ -48,10 +50,12 @@ from .arrays import (
 )
 from .tv import SchwarzResult
 
-__all__ = ["inpaint", "REACH", "LOCAL_TOL"]
+__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL"]
 
 #: Slabs of the Dirichlet ring per operator (the reach of its stencil).
 REACH = {"diffusion": 1, "biharmonic": 2, "eed": 2, "tv": 1}
+#: Operators that solve no equation (a normalised convolution): one pass with the overlap as a halo, no sweeps.
+LOCAL = {"shepard"}
 #: The tolerance of each subdomain solve (the operator's own ``tol``).
 LOCAL_TOL = {"diffusion": 1e-9, "biharmonic": 1e-9, "eed": 1e-6, "tv": 1e-6}
 
@@ -227,6 +231,11 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     known = da.where(m4 > 0, f4, np.nan)
     scale = da.maximum(da.nanmax(known) - da.nanmin(known), np.finfo(np.float64).tiny)
     kw = dict(name=method, reach=reach, tol=ltol, options=options)
+    if method in LOCAL:       # a filter, not an equation: the halo makes it exact where it reaches far enough
+        u4 = sweep(_solve_task, [f4, m4, f4], spatial_depth(x4, int(overlap)), False, dtype=x4.dtype, like=2,
+                   first=True, **kw)
+        u = from_batched(u4, lead)
+        return SchwarzResult(u, da.asarray(1), da.asarray(0.0), da.asarray(True)) if full_output else u
     u4 = sweep(_solve_task, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, **kw)
     done, sweeps, crit = da.asarray(False), da.asarray(1), da.asarray(np.inf)
     for _ in range(max_sweeps - 1):
