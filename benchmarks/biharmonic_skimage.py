@@ -1,4 +1,4 @@
-"""Biharmonic inpainting: pdeflow's ``biharmonic_inpaint`` against scikit-image's ``inpaint_biharmonic``.
+"""Biharmonic inpainting: pdeflow's ``inpaint_biharmonic`` against scikit-image's ``inpaint_biharmonic``.
 
 Both solve the same discrete system (the rows of ``L^2`` on the missing pixels, ``L`` the Neumann 5-point
 Laplacian, 7-point in 3-D) and scikit-image clips its result to the range of the known values, so pdeflow runs
@@ -25,7 +25,7 @@ Usage::
 
     python benchmarks/biharmonic_skimage.py --out runs/benchmarks/biharmonic --overwrite
 
-Maintained. It compares today's ``pdeflow.inpaint.operators.biharmonic.biharmonic_inpaint`` with
+Maintained. It compares today's ``pdeflow.inpaint.operators.biharmonic.inpaint_biharmonic`` with
 scikit-image; the test suite runs it with ``--smoke`` (48 px images and a 12^3 volume, a 60 s cap).
 """
 from __future__ import annotations
@@ -127,13 +127,13 @@ def child(method: str, case: Path, solver: str, mem_gb: float, warm: bool = True
     else:
         import torch
 
-        from pdeflow.inpaint.operators.biharmonic import biharmonic_inpaint
+        from pdeflow.inpaint.operators.biharmonic import inpaint_biharmonic
 
         torch.set_num_threads(1)
         ft, mt = torch.from_numpy(f), torch.from_numpy(known)
 
         def run(ft=ft, mt=mt):
-            r = biharmonic_inpaint(ft, mt, solver=solver, clip=True, ndim=ft.dim(), full_output=True)
+            r = inpaint_biharmonic(ft, mt, solver=solver, clip=True, ndim=ft.dim(), full_output=True)
             return r.u.numpy(), {"solver": r.solver, "iterations": int(r.iterations.max()),
                                  "residual": float(r.residual.max())}
     if warm:   # the library code loaded and initialised by a call on a small input of the same kind
@@ -211,7 +211,7 @@ def report(meta: dict) -> str:
     head = [
         "# Biharmonic inpainting: pdeflow against scikit-image",
         "",
-        "pdeflow's `biharmonic_inpaint(f, mask, clip=True)` (default `solver='auto'`, `tol=1e-8`; `mg` also run "
+        "pdeflow's `inpaint_biharmonic(f, mask, clip=True)` (default `solver='auto'`, `tol=1e-8`; `mg` also run "
         "where `auto` chose `direct`) against `skimage.restoration.inpaint_biharmonic(f, ~mask)`: the same "
         "discrete system, float64, one thread (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`), each in a child "
         "process after a warm-up call on a small crop. Images: the camera image resized (bilinear); volume: "

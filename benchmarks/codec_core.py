@@ -103,33 +103,33 @@ def _md(rows, cols) -> str:
 def part_tonal(args, out: Path):
     torch = _torch()
     from pdeflow.codec.encoder import MAX_LEVELS, STEP_RATIO
-    from pdeflow.inpaint import densify_mask, diffuse
+    from pdeflow.inpaint import densify_mask, inpaint_diffusion
     from pdeflow.inpaint.tonal import optimise_tonal, quantise_levels
     rows = []
     for path in _photos(args.folder, args.photos):
         f = _crop(path, args.crop)
         for d in args.densities:
             m = densify_mask(f, d)
-            base = _psnr(diffuse(f, m), f)
+            base = _psnr(inpaint_diffusion(f, m), f)
             t = time.process_time()
             g = optimise_tonal(f, m)
             t_tonal = time.process_time() - t
-            opt = _psnr(diffuse(g, m), f)
+            opt = _psnr(inpaint_diffusion(g, m), f)
             on = g[m > 0]
             row = {"photo": _name(path), "density": d, "original": round(base, 2), "tonal": round(opt, 2),
                    "gain": round(opt - base, 2), "tonal_cpu_s": round(t_tonal, 2)}
             # the codec's own levels: one step apart, the step from the inpainting's error (STEP_RATIO)
-            step = math.sqrt(12 * STEP_RATIO * float((diffuse(f, m) - f).square().mean()))
+            step = math.sqrt(12 * STEP_RATIO * float((inpaint_diffusion(f, m) - f).square().mean()))
             q_auto = int(min(MAX_LEVELS, max(4, round(float(on.max() - on.min()) / step) + 1)))
             levels = torch.linspace(float(on.min()), float(on.max()), q_auto, dtype=f.dtype)
-            auto = _psnr(diffuse(torch.where(m > 0, quantise_levels(g, levels), g), m), f)
+            auto = _psnr(inpaint_diffusion(torch.where(m > 0, quantise_levels(g, levels), g), m), f)
             row.update({"auto_q": q_auto, "auto_rounded": round(auto, 2), "auto_loss": round(opt - auto, 2)})
             for q in args.levels:
                 levels = torch.linspace(float(on.min()), float(on.max()), q, dtype=f.dtype)
                 rounded = torch.where(m > 0, quantise_levels(g, levels), g)
                 aware = optimise_tonal(f, m, levels=levels)
-                row[f"q{q}_rounded"] = round(_psnr(diffuse(rounded, m), f), 2)
-                row[f"q{q}_aware"] = round(_psnr(diffuse(aware, m), f), 2)
+                row[f"q{q}_rounded"] = round(_psnr(inpaint_diffusion(rounded, m), f), 2)
+                row[f"q{q}_aware"] = round(_psnr(inpaint_diffusion(aware, m), f), 2)
                 row[f"q{q}_loss"] = round(opt - max(row[f"q{q}_rounded"], row[f"q{q}_aware"]), 2)
             rows.append(row)
             print(row, flush=True)

@@ -28,7 +28,7 @@ import torch
 
 from _results import add_output_args, open_out
 from pdeflow.datasets import builtin_image
-from pdeflow.inpaint import diffuse
+from pdeflow.inpaint import inpaint_diffusion
 from pdeflow.tv import rof, spectral_tv, tv_flow
 
 LAMS = (1e-4, 1e-2, 0.1, 1.0, 10.0, 1e3, 1e6)
@@ -85,9 +85,9 @@ def value_rows(sizes, lams, methods, flow_times, scales):
         f = crop(n)
         for density in (0.05, 0.2):
             m = (torch.rand(f.shape, generator=torch.Generator().manual_seed(1)) < density).float()
-            # diffuse has no precision switch: before = after (its own dtype); reported for the table
-            rows.append(value_row("diffuse", f"density={density:g}", f,
-                                  lambda x, p, m=m: diffuse(x[None], m[None].to(x.dtype))[0]))
+            # inpaint_diffusion has no precision switch: before = after (its own dtype); reported for the table
+            rows.append(value_row("inpaint_diffusion", f"density={density:g}", f,
+                                  lambda x, p, m=m: inpaint_diffusion(x[None], m[None].to(x.dtype))[0]))
     return rows
 
 

@@ -140,9 +140,11 @@ def write_api(outdir):
                  _title(f"``{mod}``"),
                  f".. automodule:: {mod}\n" + ("   :no-index:\n" if clash else "")]
         own = []
-        if names:
+        for title, group in pdeflow_api.groups(mod) if names else []:
+            if title:
+                lines.append(f".. rubric:: {title}\n")
             lines.append(".. list-table::\n   :widths: 35 65\n   :class: api-table\n")
-            for name, obj in names:
+            for name, obj in group:
                 full = canon[(mod, name)]
                 role = {"class": "class", "function": "func"}.get(pdeflow_api.kind(obj), "data")
                 summary = rst_escape.escape([pdeflow_api.first_line(obj)])[0]

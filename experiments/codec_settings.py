@@ -45,7 +45,7 @@ from pdeflow.codec.entropy import RangeReader, decode_mask, decode_values  # noq
 from pdeflow.codec.format import read_header  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.evaluate.codec import smooth_set  # noqa: E402
-from pdeflow.inpaint import densify_mask, eed_inpaint, optimise_tonal, tonal  # noqa: E402
+from pdeflow.inpaint import densify_mask, inpaint_eed, optimise_tonal, tonal  # noqa: E402
 from pdeflow.io import read_image  # noqa: E402
 from pdeflow.reporting import md_table  # noqa: E402
 
@@ -124,7 +124,7 @@ def part_linearisations(args, images):
     rows, default = [], tonal.EED_LINEARISATIONS
     for d in args.densities:
         masks = {k: densify_mask(f, d, operator="eed") for k, f in images.items()}
-        own = [psnr(eed_inpaint(f, masks[k], tol=1e-4), f) for k, f in images.items()]
+        own = [psnr(inpaint_eed(f, masks[k], tol=1e-4), f) for k, f in images.items()]
         rows.append({"density": d, "linearisations": 0, "mean_psnr": round(sum(own) / len(own), 3), "cpu_s": 0.0})
         for n in args.linearisations:
             tonal.EED_LINEARISATIONS = n

@@ -33,7 +33,7 @@ diffusion-densified and random masks. The diffusion baseline ``hd_own`` uses ``d
 mask's mean spacing ``1 / sqrt(density)`` instead of pixels.
 
 ``--time N`` instead times EED (and, once, TV inpainting) against homogeneous diffusion
-(:func:`pdeflow.inpaint.diffuse`, default settings) at ``N x N`` on one thread, from the same 5 %
+(:func:`pdeflow.inpaint.inpaint_diffusion`, default settings) at ``N x N`` on one thread, from the same 5 %
 diffusion-densified mask and from an EED-densified one, on the selection photo ``--time-photo`` (best of
 ``--repeats`` runs each, in one process), and writes ``timing.md`` and ``timing.json``::
 
@@ -62,7 +62,7 @@ from _results import add_output_args, open_out, write_text  # noqa: E402  (exper
 from pdeflow import metrics  # noqa: E402
 from pdeflow.datasets import builtin_pool  # noqa: E402
 from pdeflow.filters import gaussian_blur  # noqa: E402
-from pdeflow.inpaint import densify_mask, diffuse, operators  # noqa: E402
+from pdeflow.inpaint import densify_mask, inpaint_diffusion, operators  # noqa: E402
 from pdeflow.inpaint.operators import (  # noqa: E402
     STAGES,  # noqa: E402
     eed,
@@ -165,9 +165,9 @@ def timing(args, out: Path) -> int:
     rows = []
     for kind in ("diffusion", "eed"):
         m = densify_mask(f, args.density, operator=kind)
-        u_hd, t_hd = best_of(lambda: diffuse(f, m), args.repeats)
-        r, t_eed = best_of(lambda: eed.eed_inpaint(f, m, full_output=True), args.repeats)
-        rt, t_tv = best_of(lambda: tv.tv_inpaint(f, m, full_output=True), 1)
+        u_hd, t_hd = best_of(lambda: inpaint_diffusion(f, m), args.repeats)
+        r, t_eed = best_of(lambda: eed.inpaint_eed(f, m, full_output=True), args.repeats)
+        rt, t_tv = best_of(lambda: tv.inpaint_tv(f, m, full_output=True), 1)
         row = {"mask": kind, "size": n, "diffuse_s": t_hd, "eed_s": t_eed, "ratio": t_eed / t_hd,
                "eed_outer": int(r.outer_iterations), "eed_inner": int(r.inner_iterations),
                "eed_residual": float(r.residual), "psnr_diffuse": psnr(u_hd, f), "psnr_eed": psnr(r.u, f),
@@ -177,8 +177,8 @@ def timing(args, out: Path) -> int:
         print(json.dumps(row), flush=True)
     lines = [f"# EED against homogeneous diffusion at {n} x {n} ({args.time_photo.name}, one thread, "
              f"density {args.density}, best of {args.repeats})", "",
-             "| mask densified for | diffuse (s) | eed_inpaint (s) | ratio | EED outer / inner iterations | "
-             "PSNR diffuse | PSNR EED | tv_inpaint (s, one run) | TV outer / inner | PSNR TV |",
+             "| mask densified for | inpaint_diffusion (s) | inpaint_eed (s) | ratio | EED outer / inner iterations | "
+             "PSNR inpaint_diffusion | PSNR EED | inpaint_tv (s, one run) | TV outer / inner | PSNR TV |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mask']} | {r['diffuse_s']:.3f} | {r['eed_s']:.3f} | {r['ratio']:.1f} | "
@@ -207,7 +207,7 @@ def run_eed(f, density: float, cfg: dict, masks: dict, kinds, eval_tol: float = 
         row["eed_mask_cpu_s"] = time.process_time() - t0
         for key in kinds:
             t0 = time.process_time()
-            r = eed.eed_inpaint(f, masks[key], contrast=cfg["contrast"], sigma=cfg["sigma"], tol=eval_tol,
+            r = eed.inpaint_eed(f, masks[key], contrast=cfg["contrast"], sigma=cfg["sigma"], tol=eval_tol,
                                 max_iter=500, full_output=True)
             row.update({key: psnr(r.u, f), f"{key}_outer": int(r.outer_iterations),
                         f"{key}_inner": int(r.inner_iterations), f"{key}_residual": float(r.residual),
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)   # iteration caps are recorded in the rows instead
     if "eed" not in operators.OPERATORS:
-        operators.OPERATORS["eed"] = operators.Operator("eed", eed.eed_inpaint, eed.solve_unchecked, "EED", "")
+        operators.OPERATORS["eed"] = operators.Operator("eed", eed.inpaint_eed, eed.solve_unchecked, "EED", "")
     if args.time:
         args.density = args.density[0]
         return timing(args, out)
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
             gen = torch.Generator().manual_seed(0)
             m_rand = (torch.rand(f.shape, generator=gen, dtype=f.dtype) < d).to(f.dtype)
             m_hd = densify_mask(f, d, stages=args.hd_stages, sigma=args.hd_dsigma)
-            hd_own, hd_random = psnr(diffuse(f, m_hd, tol=1e-6), f), psnr(diffuse(f, m_rand, tol=1e-6), f)
+            hd_own, hd_random = psnr(inpaint_diffusion(f, m_hd, tol=1e-6), f), psnr(inpaint_diffusion(f, m_rand, tol=1e-6), f)
             for cfg in grid:
                 row = {"image": name, "density": d, **cfg, "hd_own": hd_own, "hd_random": hd_random}
                 row.update(run_eed(f, d, cfg, {"eed_own": None, "eed_hd": m_hd, "eed_random": m_rand}, kinds,

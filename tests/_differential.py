@@ -417,7 +417,7 @@ def _inpaint():
         return c
 
     def diffuse_call(c):
-        return {"u": ip.diffuse(c["x"], c["mask"], tol=1e-8, max_iter=2000)}
+        return {"u": ip.inpaint_diffusion(c["x"], c["mask"], tol=1e-8, max_iter=2000)}
 
     def unit(c, out):
         return {k: 1.0 for k in out}
@@ -466,30 +466,34 @@ def _inpaint():
     def gan(which):
         if which not in small_nets:
             torch.manual_seed(0)
-            small_nets["pair"] = ip.MaskGAN(1, width=0.1, density=0.1).eval()
-            small_nets["inpainter"] = ip.InpaintingGenerator(1, width=0.1).eval()
+            small_nets["pair"] = ip.learned.maskgan.MaskGAN(1, width=0.1, density=0.1).eval()
+            small_nets["inpainter"] = ip.learned.wgan.InpaintingGenerator(1, width=0.1).eval()
         return small_nets[which]
 
     def mask_tol(reason, examples=10, **kw):
         return dict(tol=0.01, reason=reason, scale=unit, share=True, examples=examples, **kw)
 
     return {
-        "inpaint.diffuse": Diff(masked(), diffuse_call, 1e-5, "float32 CG to a 1e-8 residual: the solution to "
-                                "1e-5 of the range", wrt=("x", "mask"), no_fd=("mask",), grad_tol=1e-4, fd_tol=1e-4,
-                                examples=25, grad_examples=4),
-        "inpaint.biharmonic_inpaint": Diff(
-            masked(), lambda c: {"u": ip.biharmonic_inpaint(c["x"], c["mask"], tol=1e-9)}, 1e-4,
+        "inpaint.inpaint_diffusion": Diff(
+            masked(), diffuse_call, 1e-5, "float32 CG to a 1e-8 residual: the solution to 1e-5 of the range",
+            wrt=("x", "mask"), no_fd=("mask",), grad_tol=1e-4, fd_tol=1e-4, examples=25, grad_examples=4),
+        "inpaint.inpaint_biharmonic": Diff(
+            masked(), lambda c: {"u": ip.inpaint_biharmonic(c["x"], c["mask"], tol=1e-9)}, 1e-4,
             "float32 on the squared Laplacian (its condition number squared): the solution to 1e-4 of the range",
             wrt=("x", "mask"), no_fd=("mask",), grad_tol=1e-3, fd_tol=1e-4, examples=15, grad_examples=3),
-        "inpaint.eed_inpaint": Diff(
-            eed_case(), lambda c: {"u": ip.eed_inpaint(c["x"], c["mask"], contrast=c["contrast"], sigma=c["sigma"],
+        "inpaint.inpaint_eed": Diff(
+            eed_case(), lambda c: {"u": ip.inpaint_eed(c["x"], c["mask"], contrast=c["contrast"], sigma=c["sigma"],
                                                         tol=1e-7, max_iter=500)}, 1e-4,
             "a lagged-diffusivity fixed point to 1e-7, its tensor from float32 gradients: 1e-4 of the range "
             "(not differentiable)", examples=12),
-        "inpaint.tv_inpaint": Diff(
-            tv_case(), lambda c: {"u": ip.tv_inpaint(c["x"], c["mask"], eps=c["eps"], tol=1e-7, max_iter=500)}, 1e-4,
+        "inpaint.inpaint_tv": Diff(
+            tv_case(), lambda c: {"u": ip.inpaint_tv(c["x"], c["mask"], eps=c["eps"], tol=1e-7, max_iter=500)}, 1e-4,
             "a lagged-diffusivity minimiser to 1e-7 with diffusivities up to 1/eps: 1e-4 of the range",
             wrt=("x",), grad_tol=1e-3, fd_tol=1e-3, examples=12, grad_examples=3),
+        "inpaint.inpaint_shepard": Diff(
+            masked(), lambda c: {"u": ip.inpaint_shepard(c["x"], c["mask"])}, 1e-5,
+            "float32 Gaussian filters and their quotient, no iteration: the result to 1e-5 of the range",
+            wrt=("x",), grad_tol=1e-4, fd_tol=1e-4, examples=12, grad_examples=3),
         "inpaint.optimise_tonal": Diff(
             tonal_case(),
             lambda c: {"values": ip.optimise_tonal(c["x"], c["mask"], operator=c["operator"], tol=1e-9,
@@ -499,15 +503,15 @@ def _inpaint():
         "inpaint.inpainting_error": Diff(err_case(), err_call, 5e-6, "a float32 mean: a few roundings, relative",
                                          scale=relative, wrt=("x",), grad_tol=1e-5, examples=15,
                                          grad_examples=3),
-        "inpaint.probabilistic_sparsification": Diff(
+        "inpaint.ps_mask": Diff(
             density_case(max_size=12, lo=0.1, hi=0.6),
-            lambda c: masks_out(ip.probabilistic_sparsification(c["x"], c["density"], p=0.3, q=0.3, generator=0,
+            lambda c: masks_out(ip.ps_mask(c["x"], c["density"], p=0.3, q=0.3, generator=0,
                                                                 tol=1e-8)),
             **mask_tol("same draws, and float32 solves to 1e-8: the same greedy choices but for near-ties",
                        examples=6)),
-        "inpaint.nonlocal_pixel_exchange": Diff(
+        "inpaint.nlpe_mask": Diff(
             masked(max_size=12, density=(0.1, 0.5)),
-            lambda c: masks_out(ip.nonlocal_pixel_exchange(c["x"], c["mask"], candidates=4, cycles=1, generator=0,
+            lambda c: masks_out(ip.nlpe_mask(c["x"], c["mask"], candidates=4, cycles=1, generator=0,
                                                            tol=1e-8)),
             **mask_tol("same draws, and float32 solves to 1e-8: the same exchanges but for near-ties",
                        examples=6)),
@@ -534,13 +538,13 @@ def _inpaint():
             density_case(min_size=8, max_size=16, lo=0.1, hi=0.1, unit=True),
             lambda c: masks_out(ip.gan_mask(c["x"][:, :1], 0.1, gan("pair"), generator=0)),
             **mask_tol("a thresholded network output: the same points but for near-ties", examples=5)),
-        "inpaint.gan_inpaint": Diff(
+        "inpaint.inpaint_wgan": Diff(
             masked(min_size=8, max_size=16, channels=(1,), scale=(1.0, 1.0)),
-            lambda c: {"u": ip.gan_inpaint(c["x"], c["mask"], gan("inpainter"), generator=0)},
+            lambda c: {"u": ip.inpaint_wgan(c["x"], c["mask"], gan("inpainter"), generator=0)},
             1e-5, "a small convolutional network: float32 convolutions to 1e-5 of the range", examples=5),
-        "inpaint.learned_inpaint": Diff(
+        "inpaint.inpaint_learned": Diff(
             masked(min_size=8, max_size=16, density=(0.05, 0.5), channels=(1,), scale=(1.0, 1.0)),
-            lambda c: {"u": ip.learned_inpaint(c["x"], c["mask"])},
+            lambda c: {"u": ip.inpaint_learned(c["x"], c["mask"])},
             1e-5, "diffusion (float32 CG) plus a float32 network correction: 1e-5 of the range", examples=5),
     }
 
@@ -673,23 +677,11 @@ EXCLUDED = {
     "inpaint.random_mask": "a random mask of a given shape, no image",
     "inpaint.hole_mask": "a random hole mask of a given shape, no image",
     "inpaint.default_stages": "a number of stages from an operator's name, no image",
-    "inpaint.Operator": "a record of the table of operators",
-    "inpaint.TonalResult": "a result record (optimise_tonal's full output)",
     "inpaint.make_mask": "dispatches by name to the mask methods, each registered here under its own name",
     "inpaint.inpaint": "dispatches by name to the inpainting methods, each registered here under its own name",
     "inpaint.analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",
-    "inpaint.Method": "a table entry record (a method's function, options and needs)",
-    "inpaint.DiffuseResult": "a result record (diffuse's full output)",
-    "inpaint.MaskResult": "a result record (a mask method's full output)",
-    "inpaint.RefineResult": "a result record (refine_mask's full output)",
-    "inpaint.InpaintingGenerator": "a model class (run by gan_inpaint, its entry)",
-    "inpaint.Critic": "a model class (training only)",
-    "inpaint.MaskGenerator": "a model class (run by gan_mask, its entry)",
-    "inpaint.MaskGAN": "a model class (run by gan_mask and gan_inpaint, their entries)",
-    "inpaint.MaskNet": "a model class (run by learned_mask, its entry)",
-    "inpaint.ResidualInpainter": "a model class (run by learned_inpaint, its entry)",
-    "inpaint.load_inpainting_model": "loads a model by name or path, no image",
-    "inpaint.load_mask_model": "loads a model by density or path, no image",
+    "inpaint.load_wgan": "loads a model by name or path, no image",
+    "inpaint.load_mask_gan": "loads a model by density or path, no image",
     "inpaint.blue_noise_tile": "a threshold tile of a given size, no image",
     "inpaint.load_masknet": "loads a model by name or path, no image",
     "inpaint.load_residual": "loads a model by name or path, no image",

@@ -28,11 +28,11 @@ def smooth_photos(tmp_path_factory):
 @pytest.fixture
 def dense(monkeypatch):
     """Diffusion inpainting by a dense direct solve (tests/_dense_diffuse.py) inside the trainers: every module
-    that holds ``diffuse`` (bound at its import) gets the dense solve; a test that never reaches it fails."""
+    that holds ``inpaint_diffusion`` (bound at its import) gets the dense solve; a test that never reaches it fails."""
     import importlib
 
     from _dense_diffuse import dense_diffuse
-    from pdeflow.inpaint.operators.diffusion import diffuse
+    from pdeflow.inpaint.operators.diffusion import inpaint_diffusion
 
     calls = []
 
@@ -44,10 +44,11 @@ def dense(monkeypatch):
                  "pdeflow.inpaint.training.masknet", "pdeflow.inpaint.training.residual",
                  "pdeflow.inpaint.training.wgan"):
         module = importlib.import_module(name)
-        if getattr(module, "diffuse", None) is diffuse:
-            monkeypatch.setattr(module, "diffuse", counted)
+        if getattr(module, "inpaint_diffusion", None) is inpaint_diffusion:
+            monkeypatch.setattr(module, "inpaint_diffusion", counted)
     yield
-    assert calls, "the dense diffusion fixture was never called (a module binds diffuse where it is not patched)"
+    assert calls, ("the dense diffusion fixture was never called (a module binds inpaint_diffusion where it is not "
+                   "patched)")
 
 
 @pytest.fixture

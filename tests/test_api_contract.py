@@ -138,35 +138,36 @@ IEL_EXEMPT = {
 def _gan(which):
     if which not in _SMALL_NET:
         torch.manual_seed(0)
-        _SMALL_NET["pair"] = inpaint.MaskGAN(1, width=0.1, density=0.1).eval()
-        _SMALL_NET["inpainter"] = inpaint.InpaintingGenerator(1, width=0.1).eval()
+        _SMALL_NET["pair"] = inpaint.learned.maskgan.MaskGAN(1, width=0.1, density=0.1).eval()
+        _SMALL_NET["inpainter"] = inpaint.learned.wgan.InpaintingGenerator(1, width=0.1).eval()
     return _SMALL_NET[which]
 
 
 INPAINT_TABLE = {
-    "diffuse": Entry(lambda x: inpaint.diffuse(x, _mask(x), tol=1e-10), "f"),
+    "inpaint_diffusion": Entry(lambda x: inpaint.inpaint_diffusion(x, _mask(x), tol=1e-10), "f"),
     "inpainting_error": Entry(lambda x: inpaint.inpainting_error(x, _y(x)), "f"),
-    "probabilistic_sparsification": Entry(
-        lambda x: inpaint.probabilistic_sparsification(x, 0.3, p=0.3, q=0.3, generator=0, tol=1e-10), "f",
+    "ps_mask": Entry(
+        lambda x: inpaint.ps_mask(x, 0.3, p=0.3, q=0.3, generator=0, tol=1e-10), "f",
         min_size=2),
-    "nonlocal_pixel_exchange": Entry(
-        lambda x: inpaint.nonlocal_pixel_exchange(x, _mask(x), candidates=4, cycles=1, generator=0, tol=1e-10),
+    "nlpe_mask": Entry(
+        lambda x: inpaint.nlpe_mask(x, _mask(x), candidates=4, cycles=1, generator=0, tol=1e-10),
         "f", min_size=2),
     "refine_mask": Entry(lambda x: inpaint.refine_mask(x, _mask(x), rounds=1, generator=0), "f", min_size=2),
     # no GAN is shipped: small untrained ones (the contract is about the inputs, not the weights)
-    "gan_inpaint": Entry(lambda x: inpaint.gan_inpaint(x, _mask(x), _gan("inpainter"), seed=0), "f"),
+    "inpaint_wgan": Entry(lambda x: inpaint.inpaint_wgan(x, _mask(x), _gan("inpainter"), seed=0), "f"),
     "gan_mask": Entry(lambda x: inpaint.gan_mask(x, 0.1, _gan("pair"), seed=0), "f"),
     "dither": Entry(lambda x: inpaint.dither(x, 0.3), "p", names_too=("density",)),
     "analytic_mask": Entry(lambda x: inpaint.analytic_mask(x, 0.3), "f", min_size=2),
     "densify_mask": Entry(lambda x: inpaint.densify_mask(x, 0.3), "f", min_size=2),
     "learned_mask": Entry(lambda x: inpaint.learned_mask(x, 0.1), "f", min_size=2),
-    "learned_inpaint": Entry(lambda x: inpaint.learned_inpaint(x, _mask(x)), "f", min_size=2),
+    "inpaint_learned": Entry(lambda x: inpaint.inpaint_learned(x, _mask(x)), "f", min_size=2),
     # the entry points of the tables of methods: their defaults (densify, diffusion)
     "make_mask": Entry(lambda x: inpaint.make_mask(x, 0.3), "f", min_size=2),
     "inpaint": Entry(lambda x: inpaint.inpaint(x, _mask(x), tol=1e-10), "f"),
-    "biharmonic_inpaint": Entry(lambda x: inpaint.biharmonic_inpaint(x, _mask(x), tol=1e-10), "f"),
-    "eed_inpaint": Entry(lambda x: inpaint.eed_inpaint(x, _mask(x), tol=1e-8), "f"),
-    "tv_inpaint": Entry(lambda x: inpaint.tv_inpaint(x, _mask(x), tol=1e-8), "f"),
+    "inpaint_biharmonic": Entry(lambda x: inpaint.inpaint_biharmonic(x, _mask(x), tol=1e-10), "f"),
+    "inpaint_eed": Entry(lambda x: inpaint.inpaint_eed(x, _mask(x), tol=1e-8), "f"),
+    "inpaint_tv": Entry(lambda x: inpaint.inpaint_tv(x, _mask(x), tol=1e-8), "f"),
+    "inpaint_shepard": Entry(lambda x: inpaint.inpaint_shepard(x, _mask(x)), "f"),
     "optimise_tonal": Entry(lambda x: inpaint.optimise_tonal(x, _mask(x), tol=1e-9, solve_tol=1e-11, max_iter=500),
                             "f"),
 }
@@ -175,8 +176,8 @@ INPAINT_EXEMPT = {
     "random_mask": "a random mask of a given shape, no image",
     "hole_mask": "a random hole mask of a given shape, no image",
     "default_stages": "a number of stages from an operator's name, no image",
-    "load_inpainting_model": "loads a model by name or path, no image",
-    "load_mask_model": "loads a model by density or path, no image",
+    "load_wgan": "loads a model by name or path, no image",
+    "load_mask_gan": "loads a model by density or path, no image",
     "blue_noise_tile": "a threshold tile of a given size, no image",
     "load_masknet": "loads a model by name or path, no image",
     "load_residual": "loads a model by name or path, no image",

@@ -143,7 +143,7 @@ def test_rule_2_layers_above_the_pillars_are_imported_by_cli_only():
 
 def test_rule_3_inference_does_not_import_training():
     code = ("import sys, pdeflow.tvflownet, pdeflow.inpaint; "
-            "pdeflow.tvflownet.load; pdeflow.inpaint.load_inpainting_model; "
+            "pdeflow.tvflownet.load; pdeflow.inpaint.load_wgan; "
             "print(sorted(m for m in sys.modules if m.startswith('pdeflow.training') or m.endswith('.train')"
             " or m.startswith('pdeflow.inpaint.training') or m.startswith('pdeflow.cli')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -406,7 +406,7 @@ def _diffusion_systems() -> list[str]:
 
 
 def test_rule_7_cli_and_evaluation_dispatch_through_the_tables():
-    assert {"diffuse", "densify_mask", "probabilistic_sparsification"} <= _method_function_names()
+    assert {"inpaint_diffusion", "densify_mask", "ps_mask"} <= _method_function_names()
     bad = _dispatch_violations()
     assert not bad, "\n".join(bad)
 

@@ -254,18 +254,18 @@ def test_the_ps_estimate_errs_mildly_where_its_model_is_off(exponent):
 
 def test_ps_progress_lines_report_the_modelled_time_left(monkeypatch):
     clock = [0.0]
-    diffuse = sparsification.diffuse
+    inpaint_diffusion = sparsification.inpaint_diffusion
 
     def costed(f, m, **kw):                     # each solve takes the model's time on a synthetic clock
         clock[0] += float(m[0, 0].numel()) / float(m[0, 0].sum())
-        return diffuse(f, m, **kw)
+        return inpaint_diffusion(f, m, **kw)
 
-    monkeypatch.setattr(sparsification, "diffuse", costed)
+    monkeypatch.setattr(sparsification, "inpaint_diffusion", costed)
     monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
     buf = io.StringIO()
     monkeypatch.setattr(sys, "stderr", buf)
     f = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(0))
-    sparsification.probabilistic_sparsification(f, 0.1, p=0.2, q=0.5, generator=0, progress=True)
+    sparsification.ps_mask(f, 0.1, p=0.2, q=0.5, generator=0, progress=True)
     lines = buf.getvalue().splitlines()
     steps = sparsification.ps_steps(144, 0.1, 0.2, 0.5)
     assert lines[0].startswith("PS: ") and f"/{steps} step)" in lines[0], lines
@@ -276,13 +276,13 @@ def test_ps_progress_lines_report_the_modelled_time_left(monkeypatch):
 
 def test_ps_cost_scales_one_solve_by_the_modelled_costs(monkeypatch):
     clock = [0.0]
-    diffuse = sparsification.diffuse
+    inpaint_diffusion = sparsification.inpaint_diffusion
 
     def two_seconds(*args, **kwargs):           # every solve takes 2 s on a synthetic clock
         clock[0] += 2.0
-        return diffuse(*args, **kwargs)
+        return inpaint_diffusion(*args, **kwargs)
 
-    monkeypatch.setattr(sparsification, "diffuse", two_seconds)
+    monkeypatch.setattr(sparsification, "inpaint_diffusion", two_seconds)
     monkeypatch.setattr(sparsification.time, "perf_counter", lambda: clock[0])
     cost = sparsification.ps_cost(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)), 0.25, 0.1,
                                   0.5, cycles=1)
@@ -323,17 +323,18 @@ def test_a_flows_convergence_warning_names_its_flags(tmp_path, capsys, monkeypat
 def test_an_inpaintings_solver_warning_names_tol(tmp_path, image_and_mask, capsys, monkeypatch, shown_warnings):
     import dataclasses
 
-    from pdeflow.inpaint import INPAINT_METHODS, diffuse
+    from pdeflow.inpaint import INPAINT_METHODS, inpaint_diffusion
 
     # the command inpaints through the library's table of methods: its diffusion entry capped at one iteration
-    capped = dataclasses.replace(INPAINT_METHODS["diffusion"], function=lambda *a, **kw: diffuse(*a, max_iter=1, **kw),
-                                 option_sources=(diffuse,))
+    capped = dataclasses.replace(INPAINT_METHODS["diffusion"],
+                                 function=lambda *a, **kw: inpaint_diffusion(*a, max_iter=1, **kw),
+                                 option_sources=(inpaint_diffusion,))
     monkeypatch.setitem(INPAINT_METHODS, "diffusion", capped)
     image, mask = image_and_mask
     assert main(["inpaint", str(image), "--mask", str(mask), "--tol", "1e-8", "--out", str(tmp_path / "o")]) == 0
     shown = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert shown and shown[0].startswith("pdeflow inpaint: warning: diffuse: the iteration cap 1 reached before "
-                                         "--tol 1e-08"), shown
+    assert shown and shown[0].startswith(
+        "pdeflow inpaint: warning: inpaint_diffusion: the iteration cap 1 reached before --tol 1e-08"), shown
 
 
 def _train_args(*extra):

@@ -14,7 +14,7 @@ import torch
 from pdeflow.cli import main
 from pdeflow.datasets import ball, shepp_logan_3d
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import diffuse, random_mask
+from pdeflow.inpaint import inpaint_diffusion, random_mask
 from pdeflow.io import is_volume, read_volume, write_image, write_volume
 from pdeflow.tv import rof, tv_flow
 
@@ -154,7 +154,7 @@ def test_inpaint_volume_keeps_known_voxels_and_fills_by_3d_diffusion(tmp_path, p
     assert spacing == SPACING
     known = m > 0
     assert (u[known] - phantom[known]).abs().max() <= 1e-3
-    want = _units(diffuse(_unit(phantom).double(), m.double(), spacing=SPACING, tol=1e-10), phantom)
+    want = _units(inpaint_diffusion(_unit(phantom).double(), m.double(), spacing=SPACING, tol=1e-10), phantom)
     assert (u.double() - want).abs().max() <= 1e-2
     row = _rows(out / "errors.csv")[0]
     assert row["method"] == "diffusion" and abs(float(row["density"]) - float(m.mean())) < 1e-6

@@ -240,7 +240,7 @@ def test_the_operator_field_selects_the_inpainting(grey_file):
     from pdeflow.codec.decoder import operator_params
     from pdeflow.codec.entropy import RangeReader, decode_mask
     from pdeflow.codec.format import write_header
-    from pdeflow.inpaint.operators.eed import eed_inpaint
+    from pdeflow.inpaint.operators.eed import inpaint_eed
 
     _, data = grey_file
     h, payload = read_header(data)
@@ -251,7 +251,7 @@ def test_the_operator_field_selects_the_inpainting(grey_file):
     g = torch.where(m > 0, plain[0].double(), torch.zeros_like(m))   # homogeneous diffusion keeps the stored values
     h.operator, h.operator_params = 1, operator_params("eed", contrast=0.02, sigma=1.0)
     u = decode(write_header(h, payload))
-    ref = eed_inpaint(g, m, contrast=round(0.02 * 65535) / 65535, sigma=1.0, tol=10.0 ** -h.tol_exponent).clamp(0, 1)
+    ref = inpaint_eed(g, m, contrast=round(0.02 * 65535) / 65535, sigma=1.0, tol=10.0 ** -h.tol_exponent).clamp(0, 1)
     assert torch.allclose(u[0].double(), ref, atol=1e-5)
     assert not torch.equal(u, plain)
     h.operator, h.operator_params = 0, b"\x01\x02\x03\x04"
@@ -263,7 +263,7 @@ def test_an_eed_file_records_its_operator_meets_the_budget_and_beats_the_same_ma
     """encode(operator="eed"): the header names EED with the library's defaults, the decoder is EED on the stored
     values, and the encoder's values (optimised for EED) beat the image's own on the same mask."""
     from pdeflow.codec.entropy import RangeReader, decode_mask
-    from pdeflow.inpaint.operators.eed import CONTRAST, SIGMA, eed_inpaint
+    from pdeflow.inpaint.operators.eed import CONTRAST, SIGMA, inpaint_eed
 
     y, x = torch.meshgrid(torch.linspace(0, 1, 48, dtype=torch.float64),
                           torch.linspace(0, 1, 48, dtype=torch.float64), indexing="ij")
@@ -278,7 +278,7 @@ def test_an_eed_file_records_its_operator_meets_the_budget_and_beats_the_same_ma
     cy, cx = decode_mask(RangeReader(payload), *h.grid, h.known)
     m = torch.zeros(48, 48, dtype=torch.float64)
     m[torch.from_numpy(cy * h.lattice), torch.from_numpy(cx * h.lattice)] = 1
-    own = eed_inpaint(f[0], m, tol=1e-4).clamp(0, 1)
+    own = inpaint_eed(f[0], m, tol=1e-4).clamp(0, 1)
 
     def mse(u):
         return float((u.double() - f[0]).square().mean())

@@ -159,6 +159,6 @@ def test_a_package_docstring_names_what_exists(package):
 
 
 def test_the_docstring_check_sees_a_stale_name():
-    assert resolves("diffuse", "pdeflow.inpaint") and resolves("pdeflow.inpaint.methods", "pdeflow")
+    assert resolves("inpaint_diffusion", "pdeflow.inpaint") and resolves("pdeflow.inpaint.methods", "pdeflow")
     assert not resolves("pdeflow.inpaint.evaluation", "pdeflow")
     assert not resolves("evaluation.evaluate", "pdeflow.inpaint")

@@ -1,5 +1,6 @@
-"""Diffusion inpainting of volumes (pdeflow.inpaint.diffuse with ndim=3 / spacing, pdeflow.multigrid.Multigrid3d):
-the solution against scipy's sparse direct solve of the same 7-point system (built here independently of
+"""Diffusion inpainting of volumes (pdeflow.inpaint.inpaint_diffusion with ndim=3 / spacing,
+pdeflow.multigrid.Multigrid3d): the solution against scipy's sparse direct solve of the same 7-point system (built here
+independently of
 pdeflow.ops), the known voxels bit for bit, a volume constant along D against the 2-D solver, and the adjoint
 backward against finite differences (gradcheck) in float64."""
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from pdeflow import ops
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import diffuse
+from pdeflow.inpaint import inpaint_diffusion
 from pdeflow.inpaint.operators.diffusion import SOLVERS
 from pdeflow.multigrid import Multigrid3d, prolong3, restrict3
 
@@ -51,7 +52,7 @@ def gen(seed):
 def test_against_spsolve(shape, spacing, density, solver):
     f = torch.rand(shape, generator=gen(1), dtype=torch.float64)
     m = (torch.rand(shape, generator=gen(2)) < density).double()
-    u = diffuse(f, m, spacing=spacing, tol=1e-12, solver=solver)
+    u = inpaint_diffusion(f, m, spacing=spacing, tol=1e-12, solver=solver)
     ref = direct(f.numpy(), m.numpy(), spacing)
     assert u.shape == f.shape and u.dtype == f.dtype
     np.testing.assert_allclose(u.numpy(), ref, rtol=0, atol=1e-8)
@@ -64,7 +65,7 @@ def test_structured_masks_and_batch_with_different_masks():
     m[0, 0, ::4, ::4, ::4] = 1                      # a regular lattice
     m[1, 0, :, 6, :] = 1                            # one plane
     m[2, 0] = (torch.rand(shape, generator=gen(4)) < 0.1).double()   # random
-    r = diffuse(f, m, ndim=3, tol=1e-12, full_output=True)
+    r = inpaint_diffusion(f, m, ndim=3, tol=1e-12, full_output=True)
     for b in range(3):
         for c in range(2):
             ref = direct(f[b, c].numpy(), m[b, 0].numpy())
@@ -77,11 +78,11 @@ def test_per_volume_stopping():
     f = torch.rand(2, 1, *shape, generator=gen(5), dtype=torch.float64)
     f[1] = 0.0                                       # b = 0: nothing to do for the second volume
     m = (torch.rand(shape, generator=gen(6)) < 0.05).double()
-    r = diffuse(f, m, ndim=3, tol=1e-10, full_output=True)
+    r = inpaint_diffusion(f, m, ndim=3, tol=1e-10, full_output=True)
     assert int(r.iterations[0]) > 0 and int(r.iterations[1]) == 0
     assert bool((r.u[1] == 0).all())
     # the first volume is solved as if it were alone
-    alone = diffuse(f[:1], m, ndim=3, tol=1e-10)
+    alone = inpaint_diffusion(f[:1], m, ndim=3, tol=1e-10)
     torch.testing.assert_close(r.u[:1], alone, rtol=0, atol=1e-9)
 
 
@@ -90,7 +91,7 @@ def test_per_volume_stopping():
 def test_known_voxels_bit_for_bit(dtype, solver):
     f = torch.rand(2, 1, 12, 9, 14, generator=gen(7), dtype=dtype) * 100 - 30
     m = torch.rand(2, 1, 12, 9, 14, generator=gen(8)) < 0.07
-    u = diffuse(f, m, ndim=3, solver=solver)
+    u = inpaint_diffusion(f, m, ndim=3, solver=solver)
     assert u.dtype == dtype
     assert torch.equal(u[m], f[m])
 
@@ -99,7 +100,7 @@ def test_residual_of_the_laplace_equation_float32():
     f = torch.rand(1, 1, 24, 20, 18, generator=gen(9))
     m = (torch.rand(1, 1, 24, 20, 18, generator=gen(10)) < 0.05).float()
     h = (2.0, 0.8, 0.8)
-    r = diffuse(f, m, spacing=h, full_output=True)
+    r = inpaint_diffusion(f, m, spacing=h, full_output=True)
     assert float(r.residual) <= 1e-6
     # checked independently in float64: w L u = 0 relative to w L (m f)
     u64, f64, m64 = r.u.double(), f.double(), m.double()
@@ -111,12 +112,12 @@ def test_residual_of_the_laplace_equation_float32():
 def test_constant_along_depth_equals_the_2d_solve():
     f2 = torch.rand(2, 1, 17, 23, generator=gen(11), dtype=torch.float64)
     m2 = (torch.rand(2, 1, 17, 23, generator=gen(12)) < 0.08).double()
-    u2 = diffuse(f2, m2, tol=1e-12)
+    u2 = inpaint_diffusion(f2, m2, tol=1e-12)
     D = 6
     f3 = f2[:, :, None].expand(-1, -1, D, -1, -1).contiguous()
     m3 = m2[:, :, None].expand(-1, -1, D, -1, -1).contiguous()
     for h in (None, (3.0, 1.0, 1.0)):   # the spacing along D does not matter
-        u3 = diffuse(f3, m3, ndim=3, spacing=h, tol=1e-12)
+        u3 = inpaint_diffusion(f3, m3, ndim=3, spacing=h, tol=1e-12)
         for d in range(D):
             torch.testing.assert_close(u3[:, :, d], u2, rtol=0, atol=1e-9)
 
@@ -124,19 +125,19 @@ def test_constant_along_depth_equals_the_2d_solve():
 def test_2d_with_spacing_against_spsolve():
     f = torch.rand(15, 22, generator=gen(13), dtype=torch.float64)
     m = (torch.rand(15, 22, generator=gen(14)) < 0.08).double()
-    u = diffuse(f, m, spacing=(2.0, 0.5), tol=1e-12)
+    u = inpaint_diffusion(f, m, spacing=(2.0, 0.5), tol=1e-12)
     ref = direct(f.numpy()[None], m.numpy()[None], (1.0, 2.0, 0.5))[0]
     np.testing.assert_allclose(u.numpy(), ref, rtol=0, atol=1e-8)
     # unit spacing given explicitly is the 2-D solver, bit for bit
-    assert torch.equal(diffuse(f, m, spacing=(1.0, 1.0)), diffuse(f, m))
+    assert torch.equal(inpaint_diffusion(f, m, spacing=(1.0, 1.0)), inpaint_diffusion(f, m))
 
 
 def test_shapes_and_broadcast_masks():
     f = torch.rand(7, 8, 9, generator=gen(15), dtype=torch.float64)
     m = (torch.rand(7, 8, 9, generator=gen(16)) < 0.1).double()
-    u = diffuse(f, m, ndim=3, tol=1e-12)
+    u = inpaint_diffusion(f, m, ndim=3, tol=1e-12)
     assert u.shape == (7, 8, 9)
-    u4 = diffuse(f[None].expand(3, -1, -1, -1), m, ndim=3, tol=1e-12)
+    u4 = inpaint_diffusion(f[None].expand(3, -1, -1, -1), m, ndim=3, tol=1e-12)
     assert u4.shape == (3, 7, 8, 9)
     for c in range(3):
         torch.testing.assert_close(u4[c], u, rtol=0, atol=1e-9)
@@ -145,10 +146,10 @@ def test_shapes_and_broadcast_masks():
 def test_warm_start_and_half_precision():
     f = torch.rand(1, 1, 20, 20, 20, generator=gen(17))
     m = (torch.rand(1, 1, 20, 20, 20, generator=gen(18)) < 0.05).float()
-    r = diffuse(f, m, ndim=3, full_output=True)
-    r2 = diffuse(f, m, ndim=3, x0=r.u, full_output=True)
+    r = inpaint_diffusion(f, m, ndim=3, full_output=True)
+    r2 = inpaint_diffusion(f, m, ndim=3, x0=r.u, full_output=True)
     assert int(r2.iterations) < int(r.iterations)
-    uh = diffuse(f.half(), m, ndim=3)
+    uh = inpaint_diffusion(f.half(), m, ndim=3)
     assert uh.dtype == torch.float16 and uh.shape == f.shape
 
 
@@ -157,21 +158,21 @@ def test_bad_input():
     m = torch.zeros(6, 7, 8)
     m[0, 0, 0] = 1
     with pytest.raises(UserInputError, match="spacing"):
-        diffuse(f, m, ndim=2, spacing=(1.0, 1.0, 2.0))
+        inpaint_diffusion(f, m, ndim=2, spacing=(1.0, 1.0, 2.0))
     with pytest.raises(UserInputError, match="spacing"):
-        diffuse(f, m, spacing=(1.0, -1.0, 2.0))
+        inpaint_diffusion(f, m, spacing=(1.0, -1.0, 2.0))
     with pytest.raises(UserInputError, match="ndim"):
-        diffuse(f, m, ndim=4)
+        inpaint_diffusion(f, m, ndim=4)
     with pytest.raises(UserInputError, match="mask"):
-        diffuse(f, m[:, :, :-1], ndim=3)
+        inpaint_diffusion(f, m[:, :, :-1], ndim=3)
     with pytest.raises(UserInputError, match="no known voxel"):
-        diffuse(f, torch.zeros(6, 7, 8), ndim=3)
+        inpaint_diffusion(f, torch.zeros(6, 7, 8), ndim=3)
     with pytest.raises(UserInputError, match="binary"):
-        diffuse(f, m * 0.5 + 0.25, ndim=3)
+        inpaint_diffusion(f, m * 0.5 + 0.25, ndim=3)
     with pytest.raises(UserInputError, match=r"\(D, H, W\)"):
-        diffuse(torch.rand(6, 7), torch.ones(6, 7), ndim=3)
+        inpaint_diffusion(torch.rand(6, 7), torch.ones(6, 7), ndim=3)
     with pytest.raises(UserInputError, match="empty batch"):
-        diffuse(torch.rand(0, 1, 6, 7, 8), m, ndim=3)
+        inpaint_diffusion(torch.rand(0, 1, 6, 7, 8), m, ndim=3)
 
 
 @pytest.mark.parametrize("spacing", [None, (2.5, 0.7, 0.7), (1.0, 1.0, 3.0)])
@@ -181,7 +182,7 @@ def test_iterations_stay_flat(spacing):
     for n in (16, 40):
         f = torch.rand(1, 1, n, n, n, generator=gen(19))
         m = (torch.rand(1, 1, n, n, n, generator=gen(20)) < 0.05).float()
-        its.append(int(diffuse(f, m, spacing=spacing, ndim=3, full_output=True).iterations))
+        its.append(int(inpaint_diffusion(f, m, spacing=spacing, ndim=3, full_output=True).iterations))
     assert its[1] <= its[0] + 2 and its[1] <= 12
 
 
@@ -191,7 +192,7 @@ def test_gradcheck_data_and_continuous_mask():
     shape = (1, 1, 4, 5, 3)
     f = torch.rand(shape, generator=gen(21), dtype=torch.float64, requires_grad=True)
     c = (0.15 + 0.7 * torch.rand(shape, generator=gen(22), dtype=torch.float64)).requires_grad_()
-    fun = lambda f_, c_: diffuse(f_, c_, spacing=(2.0, 1.0, 0.5), continuous=True, tol=1e-13)  # noqa: E731
+    fun = lambda f_, c_: inpaint_diffusion(f_, c_, spacing=(2.0, 1.0, 0.5), continuous=True, tol=1e-13)  # noqa: E731
     assert torch.autograd.gradcheck(fun, (f, c), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
@@ -205,10 +206,10 @@ def test_gradient_binary_mask_against_finite_differences():
     h = (1.5, 1.0, 0.7)
 
     def loss(f_, c_):
-        return float((diffuse(f_, c_, spacing=h, continuous=True, tol=1e-13) * g).sum())
+        return float((inpaint_diffusion(f_, c_, spacing=h, continuous=True, tol=1e-13) * g).sum())
 
     fr, mr = f.clone().requires_grad_(), m.clone().requires_grad_()
-    (diffuse(fr, mr, spacing=h, tol=1e-13) * g).sum().backward()
+    (inpaint_diffusion(fr, mr, spacing=h, tol=1e-13) * g).sum().backward()
     eps = 1e-6
     for idx in [(0, 0, 0), (2, 1, 3), (4, 3, 5), (1, 2, 2)]:
         e = torch.zeros(shape, dtype=torch.float64)
@@ -253,8 +254,8 @@ def test_cuda_if_available():
         pytest.skip("needs CUDA")
     f = torch.rand(2, 1, 24, 20, 22, generator=gen(30))
     m = (torch.rand(2, 1, 24, 20, 22, generator=gen(31)) < 0.05).float()
-    u_cpu = diffuse(f, m, ndim=3, tol=1e-6)
-    u_gpu = diffuse(f.cuda(), m.cuda(), ndim=3, tol=1e-6)
+    u_cpu = inpaint_diffusion(f, m, ndim=3, tol=1e-6)
+    u_gpu = inpaint_diffusion(f.cuda(), m.cuda(), ndim=3, tol=1e-6)
     assert u_gpu.device.type == "cuda"
     torch.testing.assert_close(u_gpu.cpu(), u_cpu, rtol=0, atol=1e-4)
 
@@ -284,7 +285,7 @@ def test_continuous_mask_against_spsolve():
     f = torch.rand(shape, generator=gen(33), dtype=torch.float64)
     c = torch.rand(shape, generator=gen(34), dtype=torch.float64) * 0.6
     c[torch.rand(shape, generator=gen(35)) < 0.05] = 1.0
-    u = diffuse(f, c, spacing=h, continuous=True, tol=1e-12)
+    u = inpaint_diffusion(f, c, spacing=h, continuous=True, tol=1e-12)
     cf = c.reshape(-1).numpy()
     M = (sp.diags(cf) - sp.diags(1.0 - cf) @ neumann_laplacian_3d(shape, h)).tocsc()
     ref = spl.spsolve(M, cf * f.reshape(-1).numpy()).reshape(shape)

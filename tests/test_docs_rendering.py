@@ -89,7 +89,7 @@ def _entries_by_hand(doc):
 
 def test_the_scan_covers_the_reference():
     names = {n for n, _ in DOCUMENTED}
-    assert {"pdeflow.ssim", "pdeflow.inpaint.MaskNet", "pdeflow.inpaint.masks.refine"} <= names
+    assert {"pdeflow.ssim", "pdeflow.inpaint.learned.masknet.MaskNet", "pdeflow.inpaint.masks.refine"} <= names
     assert len(DOCUMENTED) > 300
 
 

@@ -109,12 +109,12 @@ def test_evaluation_figure_has_stretched_zoomed_crops_with_the_stretch_stated(on
 
 
 def test_inpaint_command_figure_has_stretched_zoomed_crops(tmp_path):
-    from pdeflow.inpaint import diffuse, random_mask
+    from pdeflow.inpaint import inpaint_diffusion, random_mask
     from pdeflow.inpaint.result import result_figure
 
     f = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.3 + 0.2   # a low-contrast image
     m = random_mask((1, 32, 32), 0.1, generator=1)
-    u = diffuse(f[None], m[None])[0]
+    u = inpaint_diffusion(f[None], m[None])[0]
     fig = result_figure(f, m, u, "t")
     panels = _stretched_panels(fig)
     assert len(panels) == 2                                               # input and inpainting, zoomed

@@ -229,13 +229,13 @@ def test_an_alpha_channel_is_dropped_with_a_note(tmp_path, capsys):
 
 # ------------------------------------------------------------------ a volume given without ndim=3
 
-@pytest.mark.parametrize("name", ["biharmonic_inpaint", "diffuse"])
+@pytest.mark.parametrize("name", ["inpaint_biharmonic", "inpaint_diffusion"])
 def test_a_volume_like_array_without_ndim_is_taken_as_channels_with_a_notice(name):
-    from pdeflow.inpaint import diffuse
+    from pdeflow.inpaint import inpaint_diffusion
     from pdeflow.inpaint.checks import ChannelsWarning
-    from pdeflow.inpaint.operators.biharmonic import biharmonic_inpaint
+    from pdeflow.inpaint.operators.biharmonic import inpaint_biharmonic
 
-    fn = {"biharmonic_inpaint": biharmonic_inpaint, "diffuse": diffuse}[name]
+    fn = {"inpaint_biharmonic": inpaint_biharmonic, "inpaint_diffusion": inpaint_diffusion}[name]
     vol = torch.rand(6, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     m = torch.zeros(6, 10, 10)
     m[:, ::3, ::3] = 1

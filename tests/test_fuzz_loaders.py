@@ -201,7 +201,7 @@ def _loader(kind: str):
         from pdeflow.tvflownet import api
         return api.load
     from pdeflow.inpaint.learned import gan
-    return gan.load_mask_model if kind == "maskgan" else gan.load_inpainting_model
+    return gan.load_mask_gan if kind == "maskgan" else gan.load_wgan
 
 
 def check_load(kind: str, stem: Path) -> None:

@@ -13,7 +13,7 @@ import scipy.sparse.linalg
 import torch
 
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint.operators.biharmonic import BiharmonicResult, biharmonic_inpaint, solve_unchecked
+from pdeflow.inpaint.operators.biharmonic import BiharmonicResult, inpaint_biharmonic, solve_unchecked
 
 skimage_inpaint = pytest.importorskip("skimage.restoration").inpaint_biharmonic
 TIGHT = 1e-12
@@ -78,7 +78,7 @@ SKIMAGE_2D_REF = np.array([[0., 0.0625, 0.25000000, 0.5625000, 0.73925058],
 @pytest.mark.parametrize("solver", ["direct", "mg"])
 def test_skimage_2d_case(solver):
     img, missing = _skimage_2d_case()
-    u = biharmonic_inpaint(torch.from_numpy(img), torch.from_numpy(~missing), solver=solver, tol=TIGHT,
+    u = inpaint_biharmonic(torch.from_numpy(img), torch.from_numpy(~missing), solver=solver, tol=TIGHT,
                            clip=True).numpy()
     np.testing.assert_allclose(u, skimage_inpaint(img, missing), rtol=0, atol=1e-6)
     np.testing.assert_allclose(u, SKIMAGE_2D_REF, rtol=1e-7, atol=1e-8)   # scikit-image's printed values
@@ -92,7 +92,7 @@ def test_skimage_volume_case(solver):
     missing = np.zeros(img.shape, dtype=bool)
     missing[2, 2:, :] = missing[1, 3:, :] = missing[0, 4:, :] = True
     img[missing] = 0
-    u = biharmonic_inpaint(torch.from_numpy(img), torch.from_numpy(~missing), ndim=3, solver=solver, tol=TIGHT,
+    u = inpaint_biharmonic(torch.from_numpy(img), torch.from_numpy(~missing), ndim=3, solver=solver, tol=TIGHT,
                            clip=True).numpy()
     np.testing.assert_allclose(u, skimage_inpaint(img, missing), rtol=0, atol=1e-6)
     assert abs(u[0, 4, 0] - 0.53752796) < 1e-7 and abs(u[2, 2, 1] - 0.27241289) < 1e-7   # its printed values
@@ -114,7 +114,7 @@ def test_skimage_colour_case(solver):
     defect = img * ~missing[..., None]
     ref = skimage_inpaint(defect, missing, channel_axis=-1)
     f = torch.from_numpy(np.ascontiguousarray(np.moveaxis(defect, -1, 0)))
-    u = biharmonic_inpaint(f, torch.from_numpy(~missing), solver=solver, tol=TIGHT, clip=True)
+    u = inpaint_biharmonic(f, torch.from_numpy(~missing), solver=solver, tol=TIGHT, clip=True)
     assert u.shape == (3, 64, 64)
     np.testing.assert_allclose(np.moveaxis(u.numpy(), 0, -1), ref, rtol=0, atol=1e-6)
 
@@ -145,11 +145,11 @@ def test_skimage_nrmse_case(colour):
     if colour:
         ref = skimage_inpaint(defect, missing, channel_axis=-1)
         f = torch.from_numpy(np.ascontiguousarray(np.moveaxis(defect, -1, 0)))
-        u = np.moveaxis(biharmonic_inpaint(f, torch.from_numpy(~missing), clip=True).numpy(), 0, -1)
+        u = np.moveaxis(inpaint_biharmonic(f, torch.from_numpy(~missing), clip=True).numpy(), 0, -1)
     else:
         grey = defect @ np.array([0.2125, 0.7154, 0.0721])
         ref = skimage_inpaint(grey, missing)
-        u = biharmonic_inpaint(torch.from_numpy(grey), torch.from_numpy(~missing), clip=True).numpy()
+        u = inpaint_biharmonic(torch.from_numpy(grey), torch.from_numpy(~missing), clip=True).numpy()
     np.testing.assert_allclose(u, ref, rtol=0, atol=1e-6)
     # and it restores the image as that test asks (error under a fifth of the defect's)
     orig = img if colour else img @ np.array([0.2125, 0.7154, 0.0721])
@@ -182,12 +182,12 @@ def test_cubic_polynomials_are_reproduced(shape, solver):
     frame[tuple(slice(2, -2) for _ in shape)] = False
     known |= frame
     f = np.where(known, u_true, np.nan)          # the missing pixels may hold anything, NaN too
-    u = biharmonic_inpaint(torch.from_numpy(f), torch.from_numpy(known), ndim=len(shape), solver=solver,
+    u = inpaint_biharmonic(torch.from_numpy(f), torch.from_numpy(known), ndim=len(shape), solver=solver,
                            tol=TIGHT).numpy()
     np.testing.assert_allclose(u, u_true, rtol=0, atol=1e-9)
     # a quartic is not biharmonic: the test can fail
     quartic = u_true + np.prod(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij")[:2], axis=0) ** 2
-    v = biharmonic_inpaint(torch.from_numpy(np.where(known, quartic, 0.0)), torch.from_numpy(known),
+    v = inpaint_biharmonic(torch.from_numpy(np.where(known, quartic, 0.0)), torch.from_numpy(known),
                            ndim=len(shape), solver=solver, tol=TIGHT).numpy()
     assert np.abs(v - quartic).max() > 1e-6
 
@@ -199,7 +199,7 @@ def test_cubic_polynomials_are_reproduced(shape, solver):
 def test_against_a_sparse_direct_solve(density, solver):
     f, known = _random((37, 29), density, seed=int(density * 100))
     ref = reference(f, known)
-    r = biharmonic_inpaint(torch.from_numpy(f), torch.from_numpy(known), solver=solver, tol=TIGHT,
+    r = inpaint_biharmonic(torch.from_numpy(f), torch.from_numpy(known), solver=solver, tol=TIGHT,
                            clip=False, full_output=True)
     assert isinstance(r, BiharmonicResult) and r.solver == solver
     np.testing.assert_allclose(r.u.numpy(), ref, rtol=0, atol=1e-8)
@@ -213,7 +213,7 @@ def test_spacing_against_the_reference(spacing):
     f, known = _random(shape, 0.2, seed=3)
     ref = reference(f, known, spacing)
     for solver in ("direct", "mg"):
-        u = biharmonic_inpaint(torch.from_numpy(f), torch.from_numpy(known), spacing=spacing, solver=solver,
+        u = inpaint_biharmonic(torch.from_numpy(f), torch.from_numpy(known), spacing=spacing, solver=solver,
                                tol=TIGHT, clip=False).numpy()
         np.testing.assert_allclose(u, ref, rtol=0, atol=1e-8, err_msg=solver)
 
@@ -223,7 +223,7 @@ def test_volume_against_the_reference():
     known[3:8, 3:8, 3:8] = False                          # a hole besides the sparse data
     ref = reference(f, known)
     for solver in ("direct", "mg", "auto"):
-        u = biharmonic_inpaint(torch.from_numpy(f)[None], torch.from_numpy(known), ndim=3, solver=solver,
+        u = inpaint_biharmonic(torch.from_numpy(f)[None], torch.from_numpy(known), ndim=3, solver=solver,
                                tol=TIGHT, clip=False)
         assert u.shape == (1, 10, 11, 12)
         np.testing.assert_allclose(u[0].numpy(), ref, rtol=0, atol=1e-8, err_msg=solver)
@@ -235,11 +235,11 @@ def test_mg_equals_direct_on_holes_and_sparse_data():
     known = torch.ones(2, 1, 96, 80, dtype=torch.bool)
     known[0, 0, 20:50, 10:60] = False                          # a hole
     known[1] = torch.from_numpy(rng.random((1, 96, 80)) < 0.05)  # sparse data
-    a = biharmonic_inpaint(f, known, solver="mg", tol=1e-11)
-    b = biharmonic_inpaint(f, known, solver="direct")
+    a = inpaint_biharmonic(f, known, solver="mg", tol=1e-11)
+    b = inpaint_biharmonic(f, known, solver="direct")
     assert float((a - b).abs().max()) < 1e-8
     # the default tolerance: within the stated accuracy of the exact solution
-    assert float((biharmonic_inpaint(f, known, solver="mg") - b).abs().max()) < 1e-5
+    assert float((inpaint_biharmonic(f, known, solver="mg") - b).abs().max()) < 1e-5
 
 
 def test_auto_picks_direct_for_few_unknowns_and_mg_for_sparse_data():
@@ -248,8 +248,8 @@ def test_auto_picks_direct_for_few_unknowns_and_mg_for_sparse_data():
     holes[10:20, 10:20] = False
     sparse = torch.rand(64, 64) < 0.05
     sparse[0, 0] = True
-    assert biharmonic_inpaint(f, holes, full_output=True).solver == "direct"
-    assert biharmonic_inpaint(f, sparse, full_output=True).solver == "mg"
+    assert inpaint_biharmonic(f, holes, full_output=True).solver == "direct"
+    assert inpaint_biharmonic(f, sparse, full_output=True).solver == "mg"
 
 
 def test_float32_within_tolerance_of_float64():
@@ -259,12 +259,12 @@ def test_float32_within_tolerance_of_float64():
     f = torch.from_numpy(rng.random((2, 3, 72, 64)))
     known = torch.from_numpy(rng.random((2, 1, 72, 64)) < 0.1)
     known[0, :, 30:60, 20:50] = False
-    ref = biharmonic_inpaint(f, known, solver="direct")
+    ref = inpaint_biharmonic(f, known, solver="direct")
     for solver in ("mg", "direct"):
-        u = biharmonic_inpaint(f.float(), known, solver=solver)
+        u = inpaint_biharmonic(f.float(), known, solver=solver)
         assert u.dtype == torch.float32
         assert float((u.double() - ref).abs().max()) < 1e-4, solver
-    h = biharmonic_inpaint(f.half(), known)
+    h = inpaint_biharmonic(f.half(), known)
     assert h.dtype == torch.float16 and float((h.double() - ref).abs().max()) < 2e-3
 
 
@@ -275,27 +275,27 @@ def test_batch_equals_loop_and_channels_with_their_own_masks(solver):
     rng = np.random.default_rng(7)
     f = torch.from_numpy(rng.random((3, 2, 21, 23)))
     known = torch.from_numpy(rng.random((3, 2, 21, 23)) < 0.2)
-    batch = biharmonic_inpaint(f, known, solver=solver, tol=1e-11)
+    batch = inpaint_biharmonic(f, known, solver=solver, tol=1e-11)
     for b in range(3):
         for c in range(2):
-            one = biharmonic_inpaint(f[b, c], known[b, c], solver=solver, tol=1e-11)
+            one = inpaint_biharmonic(f[b, c], known[b, c], solver=solver, tol=1e-11)
             assert float((batch[b, c] - one).abs().max()) < 1e-9
-    shared = biharmonic_inpaint(f, known[:, :1], solver=solver, tol=1e-11)   # one mask for both channels
+    shared = inpaint_biharmonic(f, known[:, :1], solver=solver, tol=1e-11)   # one mask for both channels
     for c in range(2):
-        one = biharmonic_inpaint(f[:, c:c + 1], known[:, :1], solver=solver, tol=1e-11)
+        one = inpaint_biharmonic(f[:, c:c + 1], known[:, :1], solver=solver, tol=1e-11)
         assert float((shared[:, c:c + 1] - one).abs().max()) < 1e-9
 
 
 def test_x0_solve_unchecked_and_max_iter_warning():
     f, known = _random((40, 44), 0.05, seed=8)
     f, known = torch.from_numpy(f), torch.from_numpy(known)
-    r = biharmonic_inpaint(f, known, solver="mg", full_output=True)
-    warm = biharmonic_inpaint(f, known, solver="mg", x0=r.u, full_output=True)
+    r = inpaint_biharmonic(f, known, solver="mg", full_output=True)
+    warm = inpaint_biharmonic(f, known, solver="mg", x0=r.u, full_output=True)
     assert int(warm.iterations) < int(r.iterations) and float((warm.u - r.u).abs().max()) < 1e-6
     u = solve_unchecked(f[None, None], known[None, None].double(), tol=1e-10)
-    assert float((u[0, 0] - biharmonic_inpaint(f, known, tol=1e-10)).abs().max()) < 1e-8
+    assert float((u[0, 0] - inpaint_biharmonic(f, known, tol=1e-10)).abs().max()) < 1e-8
     with pytest.warns(RuntimeWarning, match="max_iter=2 reached"):
-        biharmonic_inpaint(f, known, solver="mg", max_iter=2)
+        inpaint_biharmonic(f, known, solver="mg", max_iter=2)
 
 
 def test_clip_is_the_range_of_the_known_values():
@@ -303,10 +303,10 @@ def test_clip_is_the_range_of_the_known_values():
     f = (1 - (x - 9.5).abs() / 10).expand(20, 20).clone()    # a tent: the fill of its top overshoots
     known = torch.ones(20, 20, dtype=torch.bool)
     known[:, 7:13] = False
-    u = biharmonic_inpaint(f, known, clip=False)
+    u = inpaint_biharmonic(f, known, clip=False)
     lo, hi = float(f[known].min()), float(f[known].max())
     assert float(u.max()) > hi + 0.01
-    c = biharmonic_inpaint(f, known)                         # clip=True, the default
+    c = inpaint_biharmonic(f, known)                         # clip=True, the default
     assert torch.equal(c, u.clamp(lo, hi))
 
 
@@ -317,7 +317,7 @@ def test_gradcheck_f_and_the_solvers_agree():
     f = torch.from_numpy(rng.random((2, 6, 7))).requires_grad_()
     known = torch.from_numpy(rng.random((6, 7)) < 0.4)
     known[0, 0] = True
-    assert torch.autograd.gradcheck(lambda x: biharmonic_inpaint(x, known, solver="direct"), (f,),
+    assert torch.autograd.gradcheck(lambda x: inpaint_biharmonic(x, known, solver="direct"), (f,),
                                     eps=1e-6, atol=1e-7)
     # the multigrid solver's adjoint solve gives the same gradient, for f and for the mask
     g = torch.from_numpy(rng.standard_normal((2, 6, 7)))
@@ -325,7 +325,7 @@ def test_gradcheck_f_and_the_solvers_agree():
     for solver in ("direct", "mg"):
         fr = f.detach().clone().requires_grad_()
         c = known.double().requires_grad_()
-        (biharmonic_inpaint(fr, c, solver=solver, tol=1e-13) * g).sum().backward()
+        (inpaint_biharmonic(fr, c, solver=solver, tol=1e-13) * g).sum().backward()
         grads.append((fr.grad, c.grad))
     assert float((grads[0][0] - grads[1][0]).abs().max()) < 1e-9
     assert float((grads[0][1] - grads[1][1]).abs().max()) < 1e-9
@@ -337,10 +337,10 @@ def test_gradient_3d_against_central_differences():
     known = torch.from_numpy(rng.random((5, 6, 7)) < 0.3)
     g = torch.from_numpy(rng.standard_normal((5, 6, 7)))
     fr = f.clone().requires_grad_()
-    (biharmonic_inpaint(fr, known, ndim=3, solver="mg", tol=1e-12) * g).sum().backward()
+    (inpaint_biharmonic(fr, known, ndim=3, solver="mg", tol=1e-12) * g).sum().backward()
     d = torch.from_numpy(rng.standard_normal((5, 6, 7)))
     eps = 1e-5
-    loss = [float((biharmonic_inpaint(f + s * eps * d, known, ndim=3, solver="direct") * g).sum()) for s in (1, -1)]
+    loss = [float((inpaint_biharmonic(f + s * eps * d, known, ndim=3, solver="direct") * g).sum()) for s in (1, -1)]
     assert abs((loss[0] - loss[1]) / (2 * eps) - float((fr.grad * d).sum())) < 1e-7
 
 
@@ -358,7 +358,7 @@ def test_mask_gradient_is_that_of_the_continuous_problem():
     known[0, 0] = True
     g = rng.standard_normal((7, 8))
     c = torch.from_numpy(known.astype(np.float64)).requires_grad_()
-    u = biharmonic_inpaint(torch.from_numpy(f), c, solver="direct")
+    u = inpaint_biharmonic(torch.from_numpy(f), c, solver="direct")
     np.testing.assert_allclose(u.detach().numpy(), _continuous(f, known.astype(np.float64)), atol=1e-10)
     (u * torch.from_numpy(g)).sum().backward()
     eps = 1e-6
@@ -392,22 +392,22 @@ def test_bad_input_messages(kwargs, match):
     args["mask"][0, 0] = True
     args.update(kwargs)
     with pytest.raises(UserInputError, match=match):
-        biharmonic_inpaint(f, **args)
+        inpaint_biharmonic(f, **args)
 
 
 def test_bad_image_values():
     known = torch.ones(6, 6, dtype=torch.bool)
     known[2:4, 2:4] = False
     with pytest.raises(Exception, match="integer|dtype|float"):
-        biharmonic_inpaint(torch.ones(6, 6, dtype=torch.int64), known)
+        inpaint_biharmonic(torch.ones(6, 6, dtype=torch.int64), known)
     f = torch.rand(6, 6, dtype=torch.float64)
     f[0, 0] = float("nan")
     with pytest.raises(UserInputError, match="NaN or infinite values at 1 known pixels"):
-        biharmonic_inpaint(f, known)
+        inpaint_biharmonic(f, known)
     f[0, 0], f[2, 2] = 0.0, float("inf")                  # at a missing pixel: never read
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert bool(torch.isfinite(biharmonic_inpaint(f, known)).all())
+        assert bool(torch.isfinite(inpaint_biharmonic(f, known)).all())
 
 
 def test_gradcheck_with_clipping_follows_the_known_value_that_bounds_a_clipped_pixel():
@@ -419,8 +419,8 @@ def test_gradcheck_with_clipping_follows_the_known_value_that_bounds_a_clipped_p
     f = f + 0.05 * torch.rand(1, 12, 12, generator=g, dtype=torch.float64)
     m = torch.zeros(1, 12, 12, dtype=torch.float64)
     m.view(-1)[torch.randperm(144, generator=g)[:41]] = 1
-    u = biharmonic_inpaint(f, m, solver="direct", clip=False)
+    u = inpaint_biharmonic(f, m, solver="direct", clip=False)
     known = f[m > 0]
     assert int(((u < known.min()) | (u > known.max())).sum()) > 0        # clipping happens
-    torch.autograd.gradcheck(lambda x: biharmonic_inpaint(x, m, solver="direct", clip=True),
+    torch.autograd.gradcheck(lambda x: inpaint_biharmonic(x, m, solver="direct", clip=True),
                              (f.clone().requires_grad_(),), eps=1e-6, atol=1e-5)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pdeflow.cli import main
-from pdeflow.inpaint import diffuse, random_mask
+from pdeflow.inpaint import inpaint_diffusion, random_mask
 from pdeflow.io import read_image, write_image
 
 SIZE = 24
@@ -70,7 +70,7 @@ def test_inpaint_file_matches_library(tmp_path, photo_file):
     assert main(["inpaint", str(photo_file), "--mask", str(tmp_path / "mask.png"), "--out", str(out)]) == 0
     f = read_image(photo_file)
     u = read_image(out / "inpainted.png")
-    ref = diffuse(f.double(), m.double()).clamp(0, 1).float()
+    ref = inpaint_diffusion(f.double(), m.double()).clamp(0, 1).float()
     assert (u - ref).abs().max() <= 1 / 255 + 1e-6  # 8-bit PNG
 
 
@@ -375,12 +375,12 @@ def test_inpaint_learned_untrained_is_diffusion(tmp_path, capsys):
 
 
 def test_ps_announces_its_cost(tmp_path, capsys):
-    from pdeflow.inpaint import probabilistic_sparsification
+    from pdeflow.inpaint import ps_mask
     from pdeflow.inpaint.masks.sparsification import ps_steps
     assert ps_steps(100, 0.5, 0.5, 0.5) > 0
     # the count is the one PS runs: each step removes max(1, round(q ceil(p n))) of n pixels, down to the target
     assert ps_steps(10, 0.5, 0.02, 0.02) == 5
-    res = probabilistic_sparsification(torch.rand(1, 1, 12, 12, dtype=torch.float64), 0.3, p=0.2, q=0.5,
+    res = ps_mask(torch.rand(1, 1, 12, 12, dtype=torch.float64), 0.3, p=0.2, q=0.5,
                                        generator=0, full_output=True)
     assert res.trace.shape[1] == ps_steps(144, 0.3, 0.2, 0.5)        # one trial solve per step of the schedule
     out = tmp_path / "p"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pdeflow.datasets import builtin_image
 from pdeflow.errors import UserInputError
 from pdeflow.filters import gaussian_blur
-from pdeflow.inpaint import analytic_mask, densify_mask, diffuse
+from pdeflow.inpaint import analytic_mask, densify_mask, inpaint_diffusion
 from pdeflow.inpaint.masks.analytic import analytic_sigma
 
 
@@ -51,8 +51,9 @@ def test_a_full_start_is_returned_as_it_is():
 
 
 def _reference_densify(f, density, start_mask, stages, sigma):
-    """An independent reading of the rule, with pdeflow's checked diffuse solved tightly: per stage, diffuse from
-    the mask, square the error (summed over channels), smooth, add the free positive 3 x 3 maxima (torch's max
+    """An independent reading of the rule, with pdeflow's checked inpaint_diffusion solved tightly: per stage,
+    inpaint_diffusion from the mask, square the error (summed over channels), smooth, add the free positive 3 x 3
+    maxima (torch's max
     pooling, not the function's own) largest first, then the other free pixels largest first."""
     H, W = f.shape[-2:]
     k = round(density * H * W)
@@ -62,7 +63,7 @@ def _reference_densify(f, density, start_mask, stages, sigma):
         add = round(k0 * (k / k0) ** (s / stages)) - int(m.sum())
         if add <= 0:
             continue
-        u = diffuse(f, m, tol=1e-11)
+        u = inpaint_diffusion(f, m, tol=1e-11)
         e = gaussian_blur(((u - f) ** 2).sum(1, keepdim=True), sigma)
         free = m < 0.5
         peak = (e >= F.max_pool2d(e, 3, stride=1, padding=1)) & (e > 0) & free
@@ -89,7 +90,7 @@ def test_one_stage_uses_both_tiers():
     f = _image()
     start = torch.zeros_like(f)
     start[..., 2::6, 3::6] = 1
-    u = diffuse(f, start, tol=1e-11)
+    u = inpaint_diffusion(f, start, tol=1e-11)
     e = gaussian_blur((u - f) ** 2, 0.7)
     peak = (e >= F.max_pool2d(e, 3, stride=1, padding=1)) & (e > 0) & (start < 0.5)
     assert 0 < int(peak.sum()) < round(0.12 * 48 * 40) - int(start.sum())
@@ -115,7 +116,7 @@ def test_better_than_the_analytic_mask_on_a_photo(density):
     # density (a 96 px crop of a shipped photo; tol 1e-8 inpainting for the comparison)
     f = builtin_image("skimage/astronaut", grey=True).double()[None, ..., 100:196, 200:296]
     def mse(m):
-        return float(((diffuse(f, m, tol=1e-8) - f) ** 2).mean())
+        return float(((inpaint_diffusion(f, m, tol=1e-8) - f) ** 2).mean())
     assert mse(densify_mask(f, density)) < 0.9 * mse(analytic_mask(f, density, sigma=analytic_sigma(density)))
 
 

@@ -1,4 +1,4 @@
-"""Differentiable diffusion inpainting (pdeflow.inpaint.diffuse): continuous masks in the forward
+"""Differentiable diffusion inpainting (pdeflow.inpaint.inpaint_diffusion): continuous masks in the forward
 against a sparse direct solve, and the adjoint backward against torch.autograd.gradcheck and
 central finite differences of a dense solve of M(c) u = C f, M(c) = C - (I - C) L."""
 import numpy as np
@@ -9,7 +9,7 @@ import scipy.sparse.linalg as spl
 import torch
 
 from _sparse_reference import neumann_laplacian
-from pdeflow.inpaint import diffuse, random_mask
+from pdeflow.inpaint import inpaint_diffusion, random_mask
 from pdeflow.inpaint.operators import diffusion_system as dmod
 from pdeflow.inpaint.operators.diffusion import SOLVERS
 from pdeflow.multigrid import Multigrid
@@ -68,7 +68,7 @@ def test_continuous_mask_agrees_with_sparse_direct_solve(H, W, kind, method):
     if kind == "near_one":
         m = random_mask((2, 1, H, W), 0.05, generator=3, dtype=torch.float64)
         c = m * (1 - 1e-6) + (1 - m) * 1e-4
-    u = diffuse(f, c, tol=1e-11, solver=method, continuous=True)
+    u = inpaint_diffusion(f, c, tol=1e-11, solver=method, continuous=True)
     L = neumann_laplacian(H, W)
     for b in range(2):
         cb, fb = c[b, 0].numpy().ravel(), f[b, 0].numpy().ravel()
@@ -81,16 +81,16 @@ def test_continuous_mask_agrees_with_sparse_direct_solve(H, W, kind, method):
 def test_continuous_flag_and_binary_masks():
     f, m = case(2, 3, 20, 19, seed=4, kind="binary")
     # a binary mask gives bit for bit the same result with continuous=True
-    assert torch.equal(diffuse(f, m, continuous=True), diffuse(f, m))
+    assert torch.equal(inpaint_diffusion(f, m, continuous=True), inpaint_diffusion(f, m))
     # c = 0 pixels do not influence u; f only matters where c > 0
     _, c = case(2, 1, 20, 19, seed=4, kind="mixed")
     f2 = torch.where(c == 0, torch.rand_like(f), f)
-    assert torch.allclose(diffuse(f2, c, tol=1e-12, continuous=True),
-                          diffuse(f, c, tol=1e-12, continuous=True), atol=1e-10, rtol=0)
+    assert torch.allclose(inpaint_diffusion(f2, c, tol=1e-12, continuous=True),
+                          inpaint_diffusion(f, c, tol=1e-12, continuous=True), atol=1e-10, rtol=0)
     # constants are kept and the maximum principle holds
-    assert torch.allclose(diffuse(torch.full_like(f, 0.3), c, tol=1e-12, continuous=True),
+    assert torch.allclose(inpaint_diffusion(torch.full_like(f, 0.3), c, tol=1e-12, continuous=True),
                           torch.full_like(f, 0.3), atol=1e-10, rtol=0)
-    u = diffuse(f, c, tol=1e-12, continuous=True)
+    u = inpaint_diffusion(f, c, tol=1e-12, continuous=True)
     assert float(u.min()) >= float(f.min()) - 1e-12 and float(u.max()) <= float(f.max()) + 1e-12
 
 
@@ -98,17 +98,17 @@ def test_continuous_mask_errors():
     f = torch.rand(2, 1, 12, 12, dtype=torch.float64)
     c = torch.rand(2, 1, 12, 12, dtype=torch.float64)
     with pytest.raises(ValueError, match="binary.*continuous=True"):
-        diffuse(f, c)
+        inpaint_diffusion(f, c)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        diffuse(f, c + 0.5, continuous=True)
+        inpaint_diffusion(f, c + 0.5, continuous=True)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        diffuse(f, c - 0.5, continuous=True)
+        inpaint_diffusion(f, c - 0.5, continuous=True)
     z = c.clone()
     z[1] = 0
     with pytest.raises(ValueError, match="no known pixel in image 1"):
-        diffuse(f, z, continuous=True)
+        inpaint_diffusion(f, z, continuous=True)
     with pytest.raises(ValueError, match="continuous"):
-        diffuse(f, c, continuous="yes")
+        inpaint_diffusion(f, c, continuous="yes")
 
 
 # ---------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_continuous_mask_errors():
 def test_gradcheck_binary_mask_grad_f():
     f, m = case(2, 1, 6, 7, seed=0, kind="binary")
     f.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda f: diffuse(f, m, tol=TOL), (f,))
+    assert torch.autograd.gradcheck(lambda f: inpaint_diffusion(f, m, tol=TOL), (f,))
 
 
 @pytest.mark.parametrize("kind", ["interior", "mixed_f_only"])
@@ -127,11 +127,11 @@ def test_gradcheck_continuous_mask(kind):
         f, c = case(2, 1, 6, 7, seed=1, kind="interior")
         f.requires_grad_(True)
         c.requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda f, c: diffuse(f, c, tol=TOL, continuous=True), (f, c))
+        assert torch.autograd.gradcheck(lambda f, c: inpaint_diffusion(f, c, tol=TOL, continuous=True), (f, c))
     else:  # exact 0s and 1s cannot be perturbed both ways inside [0, 1]: gradient in f only
         f, c = case(2, 1, 6, 7, seed=2, kind="mixed")
         f.requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda f: diffuse(f, c, tol=TOL, continuous=True), (f,))
+        assert torch.autograd.gradcheck(lambda f: inpaint_diffusion(f, c, tol=TOL, continuous=True), (f,))
 
 
 def test_gradcheck_with_multigrid_levels_and_colour():
@@ -141,7 +141,7 @@ def test_gradcheck_with_multigrid_levels_and_colour():
     c.requires_grad_(True)
     assert len(Multigrid((c == 1).double()).grids) > 1
     # fast mode (random directions): the full Jacobian of 816 outputs takes minutes
-    assert torch.autograd.gradcheck(lambda f, c: diffuse(f, c, tol=TOL, continuous=True), (f, c),
+    assert torch.autograd.gradcheck(lambda f, c: inpaint_diffusion(f, c, tol=TOL, continuous=True), (f, c),
                                     fast_mode=True)
 
 
@@ -161,7 +161,7 @@ def test_gradient_agrees_with_finite_differences_of_a_dense_solve(kind, H, W):
 
     ft = f.clone().requires_grad_(True)
     ct = c.clone().requires_grad_(True)
-    u = diffuse(ft, ct, tol=TOL, continuous=True)
+    u = inpaint_diffusion(ft, ct, tol=TOL, continuous=True)
     (torch.from_numpy(gw).view_as(u) * u + 0.5 * u * u).sum().backward()
     n = H * W
     idx = np.arange(n) if n <= 42 else np.sort(gen.choice(n, 60, replace=False))
@@ -173,12 +173,12 @@ def test_gradient_agrees_with_finite_differences_of_a_dense_solve(kind, H, W):
 
 
 def test_binary_mask_gradient_matches_one_sided_differences_of_diffuse():
-    """At a binary mask, d/dc through diffuse itself (steps into [0, 1]: down at known pixels,
+    """At a binary mask, d/dc through inpaint_diffusion itself (steps into [0, 1]: down at known pixels,
     up at unknown ones), second-order one-sided differences."""
     f, m = case(1, 1, 16, 18, seed=5, kind="binary")
     g = torch.randn(f.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     mt = m.clone().requires_grad_(True)
-    (g * diffuse(f, mt, tol=TOL)).sum().backward()
+    (g * inpaint_diffusion(f, mt, tol=TOL)).sum().backward()
     flat = m.view(-1)
     picks = list(flat.nonzero()[:6, 0]) + list((flat == 0).nonzero()[:6, 0])
     h = 1e-4
@@ -188,7 +188,7 @@ def test_binary_mask_gradient_matches_one_sided_differences_of_diffuse():
         def F(t):
             c = m.clone()
             c.view(-1)[i] += s * t
-            return float((g * diffuse(f, c, tol=TOL, continuous=True)).sum())
+            return float((g * inpaint_diffusion(f, c, tol=TOL, continuous=True)).sum())
         fd = s * (-3 * F(0.0) + 4 * F(h) - F(2 * h)) / (2 * h)
         an = float(mt.grad.view(-1)[i])
         assert abs(an - fd) <= 1e-6 * max(1.0, abs(fd)), (int(i), an, fd)
@@ -202,7 +202,7 @@ def test_binary_mask_gradient_formulas():
     f, m = case(1, 1, H, W, seed=6, kind="binary")
     g = torch.randn(f.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     ft, mt = f.clone().requires_grad_(True), m.clone().requires_grad_(True)
-    u = diffuse(ft, mt, tol=TOL)
+    u = inpaint_diffusion(ft, mt, tol=TOL)
     (g * u).sum().backward()
     L = neumann_laplacian(H, W)
     unk = m.numpy().ravel() == 0
@@ -226,20 +226,20 @@ def test_batch_gradient_equals_per_image_gradients(kind):
     f, c = case(3, 2, 20, 23, seed=7, kind=kind)
     g = torch.randn(f.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     ft, ct = f.clone().requires_grad_(True), c.clone().requires_grad_(True)
-    (g * diffuse(ft, ct, tol=TOL, continuous=True)).sum().backward()
+    (g * inpaint_diffusion(ft, ct, tol=TOL, continuous=True)).sum().backward()
     for b in range(3):
         fb, cb = f[b].clone().requires_grad_(True), c[b].clone().requires_grad_(True)
-        (g[b] * diffuse(fb, cb, tol=TOL, continuous=True)).sum().backward()
+        (g[b] * inpaint_diffusion(fb, cb, tol=TOL, continuous=True)).sum().backward()
         assert torch.allclose(ft.grad[b], fb.grad, atol=1e-11, rtol=0)
         assert torch.allclose(ct.grad[b], cb.grad, atol=1e-11, rtol=0)
     # one (H, W) mask shared by the batch and the channels: its gradient sums theirs
     c0 = c[0, 0].clone().requires_grad_(True)
-    (g * diffuse(f, c0, tol=TOL, continuous=True)).sum().backward()
+    (g * inpaint_diffusion(f, c0, tol=TOL, continuous=True)).sum().backward()
     total = 0
     for b in range(3):
         for ch in range(2):
             cb = c[0, 0].clone().requires_grad_(True)
-            (g[b, ch] * diffuse(f[b, ch], cb, tol=TOL, continuous=True)).sum().backward()
+            (g[b, ch] * inpaint_diffusion(f[b, ch], cb, tol=TOL, continuous=True)).sum().backward()
             total = total + cb.grad
     assert torch.allclose(c0.grad, total, atol=1e-10, rtol=0)
 
@@ -248,12 +248,12 @@ def test_colour_image_with_single_channel_mask():
     f, c = case(2, 3, 15, 17, seed=8, kind="mixed")
     g = torch.randn(f.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     ft, ct = f.clone().requires_grad_(True), c.clone().requires_grad_(True)
-    (g * diffuse(ft, ct, tol=TOL, continuous=True)).sum().backward()
+    (g * inpaint_diffusion(ft, ct, tol=TOL, continuous=True)).sum().backward()
     assert ct.grad.shape == (2, 1, 15, 17) and ft.grad.shape == f.shape
     total = torch.zeros_like(c)
     for ch in range(3):
         fc, cc = f[:, ch:ch + 1].clone().requires_grad_(True), c.clone().requires_grad_(True)
-        (g[:, ch:ch + 1] * diffuse(fc, cc, tol=TOL, continuous=True)).sum().backward()
+        (g[:, ch:ch + 1] * inpaint_diffusion(fc, cc, tol=TOL, continuous=True)).sum().backward()
         assert torch.allclose(ft.grad[:, ch:ch + 1], fc.grad, atol=1e-11, rtol=0)
         total += cc.grad
     assert torch.allclose(ct.grad, total, atol=1e-10, rtol=0)
@@ -266,14 +266,14 @@ def test_grad_f_vanishes_exactly_where_c_is_zero(kind):
     f, c = case(2, 1, 18, 21, seed=9, kind=kind)
     g = torch.randn(f.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     ft, ct = f.clone().requires_grad_(True), c.clone().requires_grad_(True)
-    (g * diffuse(ft, ct, tol=TOL, continuous=True)).sum().backward()
+    (g * inpaint_diffusion(ft, ct, tol=TOL, continuous=True)).sum().backward()
     zero = (c == 0).expand_as(f)
     assert torch.equal(ft.grad[zero], torch.zeros_like(ft.grad[zero]))
     assert bool((ft.grad[~zero] != 0).all())
     assert torch.allclose(ft.grad.sum((1, 2, 3)), g.sum((1, 2, 3)), atol=1e-10, rtol=0)
     # a constant image is a fixed point for every mask: zero mask gradient
     fc, cc = torch.full_like(f, 0.4), c.clone().requires_grad_(True)
-    (g * diffuse(fc, cc, tol=TOL, continuous=True)).sum().backward()
+    (g * inpaint_diffusion(fc, cc, tol=TOL, continuous=True)).sum().backward()
     assert float(cc.grad.abs().max()) < 1e-10
 
 
@@ -283,11 +283,11 @@ def test_no_graph_without_grad(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("the autograd node was built without need")
     monkeypatch.setattr(dmod._DiffuseFunction, "apply", fail)
-    assert diffuse(f, m).grad_fn is None
+    assert inpaint_diffusion(f, m).grad_fn is None
     with torch.no_grad():
-        assert diffuse(f.clone().requires_grad_(True), m).grad_fn is None
+        assert inpaint_diffusion(f.clone().requires_grad_(True), m).grad_fn is None
     monkeypatch.undo()
-    u = diffuse(f.clone().requires_grad_(True), m, full_output=True)
+    u = inpaint_diffusion(f.clone().requires_grad_(True), m, full_output=True)
     assert u.u.grad_fn is not None and u.iterations.shape == (2,)
 
 
@@ -296,15 +296,15 @@ def test_float32_straight_through_and_warm_start():
     f, m = f.float(), m.float()
     soft = torch.rand(m.shape, generator=torch.Generator().manual_seed(5)).requires_grad_(True)
     hard = m + (soft - soft.detach())  # straight-through: exactly binary in the forward
-    u0 = diffuse(f, m)
-    u = diffuse(f.requires_grad_(True), hard, x0=u0 + 0.01)
+    u0 = inpaint_diffusion(f, m)
+    u = inpaint_diffusion(f.requires_grad_(True), hard, x0=u0 + 0.01)
     assert torch.allclose(u.detach(), u0, atol=1e-5)
     u.square().mean().backward()
     assert soft.grad.dtype == torch.float32 and f.grad.dtype == torch.float32
     assert bool(torch.isfinite(soft.grad).all()) and float(soft.grad.abs().max()) > 0
     # float32 gradient agrees with float64 to single precision
     fd, md = f.detach().double().requires_grad_(True), m.double().requires_grad_(True)
-    diffuse(fd, md, tol=1e-10).square().mean().backward()
+    inpaint_diffusion(fd, md, tol=1e-10).square().mean().backward()
     assert torch.allclose(soft.grad.double(), md.grad, atol=1e-4 * float(md.grad.abs().max()), rtol=0)
 
 

@@ -1,4 +1,4 @@
-"""How diffuse is told which pixels are missing: the mask argument (1 = known, 0 = missing), a NumPy
+"""How inpaint_diffusion is told which pixels are missing: the mask argument (1 = known, 0 = missing), a NumPy
 masked array's own mask, and NaN at missing pixels."""
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 import pdeflow
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import diffuse
+from pdeflow.inpaint import inpaint_diffusion
 
 
 @pytest.fixture
@@ -26,10 +26,10 @@ def _with_nan(f, m):
 def test_masked_array_mask_is_the_missing_pixels(case):
     f, m = case
     a = np.ma.masked_array(f.numpy(), mask=~m.expand_as(f).numpy())
-    u = diffuse(a, tol=1e-10)
+    u = inpaint_diffusion(a, tol=1e-10)
     assert isinstance(u, torch.Tensor) and u.shape == f.shape and u.dtype == torch.float64
-    assert torch.equal(u, diffuse(f, m, tol=1e-10))
-    assert torch.equal(pdeflow.diffuse(a, tol=1e-10), u)          # the top-level name too
+    assert torch.equal(u, inpaint_diffusion(f, m, tol=1e-10))
+    assert torch.equal(pdeflow.inpaint_diffusion(a, tol=1e-10), u)          # the top-level name too
 
 
 def test_masked_array_per_channel_masks_and_garbage_under_the_mask(case):
@@ -38,15 +38,15 @@ def test_masked_array_per_channel_masks_and_garbage_under_the_mask(case):
     m = torch.rand(f.shape, generator=g) < 0.3                      # one mask per channel
     data = f.numpy().copy()
     data[~m.numpy()] = np.nan                                        # what masked_invalid is for
-    u = diffuse(np.ma.masked_invalid(data), tol=1e-10)
-    assert torch.equal(u, diffuse(f, m, tol=1e-10))
+    u = inpaint_diffusion(np.ma.masked_invalid(data), tol=1e-10)
+    assert torch.equal(u, inpaint_diffusion(f, m, tol=1e-10))
 
 
 def test_masked_array_float32_2d():
     f = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     a = np.ma.masked_array(f, mask=np.ones_like(f, dtype=bool))
     a.mask[::3, ::3] = False
-    u = diffuse(a)
+    u = inpaint_diffusion(a)
     assert u.dtype == torch.float32 and u.shape == (8, 8)
     assert torch.equal(u[::3, ::3], torch.from_numpy(f)[::3, ::3])
 
@@ -55,9 +55,10 @@ def test_masked_array_with_a_mask_as_well_is_refused(case):
     f, m = case
     a = np.ma.masked_array(f.numpy(), mask=~m.expand_as(f).numpy())
     with pytest.raises(UserInputError, match="masked array .* and a mask is given as well"):
-        diffuse(a, m)
+        inpaint_diffusion(a, m)
     # a masked array with nothing masked is an array: the mask decides
-    assert torch.equal(diffuse(np.ma.masked_array(f.numpy()), m, tol=1e-10), diffuse(f, m, tol=1e-10))
+    assert torch.equal(inpaint_diffusion(np.ma.masked_array(f.numpy()), m, tol=1e-10),
+                       inpaint_diffusion(f, m, tol=1e-10))
 
 
 def test_masked_array_volume(case):
@@ -65,34 +66,34 @@ def test_masked_array_volume(case):
     v = torch.rand(5, 6, 7, generator=g, dtype=torch.float64)
     mv = torch.rand(5, 6, 7, generator=g) < 0.3
     a = np.ma.masked_array(v.numpy(), mask=~mv.numpy())
-    assert torch.equal(diffuse(a, ndim=3, tol=1e-10), diffuse(v, mv, ndim=3, tol=1e-10))
+    assert torch.equal(inpaint_diffusion(a, ndim=3, tol=1e-10), inpaint_diffusion(v, mv, ndim=3, tol=1e-10))
 
 
 def test_no_mask_is_refused_with_the_convention(case):
     f, m = case
     with pytest.raises(UserInputError, match=r"mask is required \(1 = known pixel, 0 = missing\)"):
-        diffuse(f)
+        inpaint_diffusion(f)
     with pytest.raises(UserInputError, match=r"NaN does not mark pixels as missing.*mask=~torch.isnan\(f\)"):
-        diffuse(_with_nan(f, m))
+        inpaint_diffusion(_with_nan(f, m))
 
 
 def test_nan_at_missing_pixels_is_accepted(case):
     f, m = case
-    ref = diffuse(f, m, tol=1e-10)
-    u = diffuse(_with_nan(f, m), m, tol=1e-10)
+    ref = inpaint_diffusion(f, m, tol=1e-10)
+    u = inpaint_diffusion(_with_nan(f, m), m, tol=1e-10)
     assert torch.equal(u, ref)
     g = f.clone()
     g.masked_fill_(~m.expand_as(f), float("inf"))
-    assert torch.equal(diffuse(g, m, tol=1e-10), ref)
+    assert torch.equal(inpaint_diffusion(g, m, tol=1e-10), ref)
     # the mask read from the NaN, as the messages suggest
-    assert torch.equal(diffuse(_with_nan(f, m), ~torch.isnan(_with_nan(f, m)), tol=1e-10), ref)
+    assert torch.equal(inpaint_diffusion(_with_nan(f, m), ~torch.isnan(_with_nan(f, m)), tol=1e-10), ref)
 
 
 def test_nan_at_missing_pixels_float32_and_solvers(case):
     f, m = case
     f = f.float()
     for solver in ("mg", "cg"):
-        assert torch.equal(diffuse(_with_nan(f, m), m, solver=solver), diffuse(f, m, solver=solver))
+        assert torch.equal(inpaint_diffusion(_with_nan(f, m), m, solver=solver), inpaint_diffusion(f, m, solver=solver))
 
 
 def test_nan_at_missing_pixels_of_a_volume_and_with_spacing():
@@ -100,20 +101,20 @@ def test_nan_at_missing_pixels_of_a_volume_and_with_spacing():
     v = torch.rand(5, 6, 7, generator=g, dtype=torch.float64)
     mv = torch.rand(5, 6, 7, generator=g) < 0.3
     w = v.masked_fill(~mv, float("nan"))
-    assert torch.equal(diffuse(w, mv, ndim=3, tol=1e-10), diffuse(v, mv, ndim=3, tol=1e-10))
+    assert torch.equal(inpaint_diffusion(w, mv, ndim=3, tol=1e-10), inpaint_diffusion(v, mv, ndim=3, tol=1e-10))
     f, m = v[0], mv[0]
-    assert torch.equal(diffuse(f.masked_fill(~m, float("nan")), m, spacing=(1.0, 2.0), tol=1e-10),
-                       diffuse(f, m, spacing=(1.0, 2.0), tol=1e-10))
+    assert torch.equal(inpaint_diffusion(f.masked_fill(~m, float("nan")), m, spacing=(1.0, 2.0), tol=1e-10),
+                       inpaint_diffusion(f, m, spacing=(1.0, 2.0), tol=1e-10))
 
 
 def test_nan_at_missing_pixels_gradient_is_finite(case):
     f, m = case
     g = _with_nan(f, m).requires_grad_()
-    diffuse(g, m, tol=1e-10).square().sum().backward()
+    inpaint_diffusion(g, m, tol=1e-10).square().sum().backward()
     assert bool(torch.isfinite(g.grad).all())
     assert float(g.grad[~m.expand_as(f)].abs().max()) == 0.0        # missing values are not used
     h = f.clone().requires_grad_()
-    diffuse(h, m, tol=1e-10).square().sum().backward()
+    inpaint_diffusion(h, m, tol=1e-10).square().sum().backward()
     assert torch.allclose(g.grad, h.grad, rtol=0, atol=1e-12)
 
 
@@ -122,13 +123,13 @@ def test_nan_at_known_pixels_is_refused_with_how_to_mark_missing_pixels(case):
     g = f.clone()
     g[0, 1, m[0, 0]] = float("nan")                                 # known pixels of one channel
     with pytest.raises(UserInputError, match=r"NaN or infinite values at \d+ known pixels.*1 = known, 0 = missing"):
-        diffuse(g, m)
+        inpaint_diffusion(g, m)
     with pytest.raises(UserInputError, match="known pixels"):
-        diffuse(g, torch.ones(20, 17))                              # every pixel known
+        inpaint_diffusion(g, torch.ones(20, 17))                              # every pixel known
     with pytest.raises(UserInputError, match="known pixels"):
-        diffuse(g[0], m[0].expand_as(g[0]), ndim=3)                     # a volume
+        inpaint_diffusion(g[0], m[0].expand_as(g[0]), ndim=3)                     # a volume
     # a continuous mask: every pixel with c > 0 is used
     c = m.double() * 0.5
     with pytest.raises(UserInputError, match="known pixels"):
-        diffuse(g, c, continuous=True)
-    assert bool(torch.isfinite(diffuse(_with_nan(f, m), c, continuous=True)).all())
+        inpaint_diffusion(g, c, continuous=True)
+    assert bool(torch.isfinite(inpaint_diffusion(_with_nan(f, m), c, continuous=True)).all())

@@ -13,7 +13,7 @@ import torch
 
 from _operator_data import edge_image, random_known
 from pdeflow.errors import InputDtypeError, UserInputError
-from pdeflow.inpaint.operators.eed import eed_inpaint, solve_unchecked
+from pdeflow.inpaint.operators.eed import inpaint_eed, solve_unchecked
 from pdeflow.inpaint.operators.tensor_diffusion import TensorOperator
 
 _image, _mask = edge_image, random_known
@@ -107,7 +107,7 @@ def test_against_scipy_fixed_point():
     lam, sigma = 0.1, 1.0
     ref = _eed_reference(f.numpy(), m.numpy(), lam, sigma)
     rng = float(f[m > 0].max() - f[m > 0].min())
-    u = eed_inpaint(f, m, contrast=lam / rng, sigma=sigma, tol=1e-11, max_iter=500)
+    u = inpaint_eed(f, m, contrast=lam / rng, sigma=sigma, tol=1e-11, max_iter=500)
     np.testing.assert_allclose(u.numpy(), ref, atol=1e-8)
 
 
@@ -115,7 +115,7 @@ def test_constant_and_linear_data_are_exact():
     H, W = 20, 22
     m = _mask((H, W), 0.05)
     m[0, 0] = 1
-    u = eed_inpaint(torch.full((H, W), 0.3, dtype=torch.float64), m, tol=1e-10)
+    u = inpaint_eed(torch.full((H, W), 0.3, dtype=torch.float64), m, tol=1e-10)
     assert float((u - 0.3).abs().max()) < 1e-9     # exact up to the tolerance
     # a linear ramp: exact once the frame where the smoothing meets the boundary (radius + stencil) is known
     y, x = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
@@ -123,79 +123,79 @@ def test_constant_and_linear_data_are_exact():
     frame = torch.ones(H, W, dtype=torch.float64)
     r = int(3.5 * 1.0 + 0.5) + 2
     frame[r:H - r, r:W - r] = 0
-    u = eed_inpaint(f, frame, sigma=1.0, tol=1e-11)
+    u = inpaint_eed(f, frame, sigma=1.0, tol=1e-11)
     assert float((u - f).abs().max()) < 1e-9
     # affine intensity changes commute with the inpainting (the contrast is relative to the range)
     g, mm = _image((16, 16)), _mask((16, 16), 0.1)
-    np.testing.assert_allclose(eed_inpaint(3 * g - 1, mm, tol=1e-10).numpy(),
-                               (3 * eed_inpaint(g, mm, tol=1e-10) - 1).numpy(), atol=1e-8)
+    np.testing.assert_allclose(inpaint_eed(3 * g - 1, mm, tol=1e-10).numpy(),
+                               (3 * inpaint_eed(g, mm, tol=1e-10) - 1).numpy(), atol=1e-8)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_rotations_and_flips_commute(k):
     f, m = _image((2, 18, 18)), _mask((18, 18), 0.15)
-    u = eed_inpaint(f, m, tol=1e-11)
-    rot = eed_inpaint(torch.rot90(f, k, (-2, -1)), torch.rot90(m, k, (-2, -1)), tol=1e-11)
+    u = inpaint_eed(f, m, tol=1e-11)
+    rot = inpaint_eed(torch.rot90(f, k, (-2, -1)), torch.rot90(m, k, (-2, -1)), tol=1e-11)
     np.testing.assert_allclose(rot.numpy(), torch.rot90(u, k, (-2, -1)).numpy(), atol=1e-8)
-    flip = eed_inpaint(f.flip(-1), m.flip(-1), tol=1e-11)
+    flip = inpaint_eed(f.flip(-1), m.flip(-1), tol=1e-11)
     np.testing.assert_allclose(flip.numpy(), u.flip(-1).numpy(), atol=1e-8)
 
 
 def test_float32_within_tolerance_of_float64():
     f, m = _image((40, 40)), _mask((40, 40), 0.05)
-    u64 = eed_inpaint(f, m, tol=1e-5)
-    u32 = eed_inpaint(f.float(), m, tol=1e-5)
+    u64 = inpaint_eed(f, m, tol=1e-5)
+    u32 = inpaint_eed(f.float(), m, tol=1e-5)
     assert u32.dtype == torch.float32
     # stated tolerance: 1e-4 of the range (the two may stop a step apart; a step at this residual moves u less)
     assert float((u32.double() - u64).abs().max()) < 1e-4
-    u16 = eed_inpaint(f.half(), m, tol=1e-5)
+    u16 = inpaint_eed(f.half(), m, tol=1e-5)
     assert u16.dtype == torch.float16 and float((u16.double() - u64).abs().max()) < 2e-3
 
 
 def test_batch_equals_loop_and_channels():
     f = _image((2, 3, 16, 17))
     m = torch.stack([_mask((1, 16, 17), 0.1, seed=s) for s in (4, 5)])
-    u = eed_inpaint(f, m, tol=1e-10)
+    u = inpaint_eed(f, m, tol=1e-10)
     for b in range(2):
-        np.testing.assert_allclose(u[b].numpy(), eed_inpaint(f[b], m[b], tol=1e-10).numpy(), atol=1e-9)
+        np.testing.assert_allclose(u[b].numpy(), inpaint_eed(f[b], m[b], tol=1e-10).numpy(), atol=1e-9)
     # a grey image repeated in every channel is inpainted as the grey one (the tensor averages the channels)
-    grey = eed_inpaint(f[0, 0], m[0, 0], tol=1e-10)
-    rep = eed_inpaint(f[0, :1].expand(3, -1, -1), m[0], tol=1e-10)
+    grey = inpaint_eed(f[0, 0], m[0, 0], tol=1e-10)
+    rep = inpaint_eed(f[0, :1].expand(3, -1, -1), m[0], tol=1e-10)
     np.testing.assert_allclose(rep.numpy(), grey.expand(3, -1, -1).numpy(), atol=1e-9)
     # known pixels are kept exactly; the values at missing pixels are not read
     assert torch.equal(u[m.expand_as(u) > 0], f[m.expand_as(f) > 0])
     g = f[0].clone()
     g[m[0].expand_as(g) == 0] = float("nan")
-    np.testing.assert_allclose(eed_inpaint(g, m[0], tol=1e-10).numpy(), u[0].numpy(), atol=1e-9)
+    np.testing.assert_allclose(inpaint_eed(g, m[0], tol=1e-10).numpy(), u[0].numpy(), atol=1e-9)
 
 
 def test_edges_are_continued_better_than_by_diffusion():
     # a disc known on sparse points: EED keeps its edge sharper than homogeneous diffusion
-    from pdeflow.inpaint import diffuse
+    from pdeflow.inpaint import inpaint_diffusion
     y, x = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
     f = ((y - 24) ** 2 + (x - 24) ** 2 < 14 ** 2).double()
     m = _mask((48, 48), 0.06, seed=7)
-    err_eed = float((eed_inpaint(f, m, tol=1e-6) - f).square().mean())
-    err_hd = float((diffuse(f, m, tol=1e-8) - f).square().mean())
+    err_eed = float((inpaint_eed(f, m, tol=1e-6) - f).square().mean())
+    err_hd = float((inpaint_diffusion(f, m, tol=1e-8) - f).square().mean())
     assert err_eed < 0.8 * err_hd
 
 
 def test_full_output_and_solve_unchecked():
     f, m = _image((1, 1, 24, 24)), _mask((1, 1, 24, 24), 0.08)
-    r = eed_inpaint(f, m, tol=1e-6, full_output=True)
+    r = inpaint_eed(f, m, tol=1e-6, full_output=True)
     assert r.u.shape == f.shape and r.outer_iterations.shape == (1,) and float(r.residual) <= 1e-6
     assert int(r.inner_iterations) >= int(r.outer_iterations) >= 1 and r.energy is None
     u = solve_unchecked(f, m, tol=1e-6)
     np.testing.assert_allclose(u.numpy(), r.u.numpy(), atol=1e-5)
     # a warm start from the solution stops at once
-    w = eed_inpaint(f, m, tol=1e-6, full_output=True)
+    w = inpaint_eed(f, m, tol=1e-6, full_output=True)
     assert torch.allclose(solve_unchecked(f, m, u0=w.u, tol=1e-5), w.u, atol=1e-6)
 
 
 def test_max_iter_warns():
     f, m = _image((24, 24)), _mask((24, 24), 0.05)
-    with pytest.warns(RuntimeWarning, match="eed_inpaint: max_iter=1 reached"):
-        eed_inpaint(f, m, tol=1e-12, max_iter=1)
+    with pytest.warns(RuntimeWarning, match="inpaint_eed: max_iter=1 reached"):
+        inpaint_eed(f, m, tol=1e-12, max_iter=1)
 
 
 def test_bad_input_messages():
@@ -213,15 +213,15 @@ def test_bad_input_messages():
     ]
     for kwargs, match in cases:
         with pytest.raises(UserInputError, match=match):
-            eed_inpaint(**kwargs)
+            inpaint_eed(**kwargs)
     g = f.clone()
     g[m > 0] = float("nan")
     with pytest.raises(UserInputError, match="known pixels"):
-        eed_inpaint(g, m)
-    with pytest.raises(InputDtypeError, match="eed_inpaint: f must be a floating-point tensor"):
-        eed_inpaint((f * 255).to(torch.uint8), m)
+        inpaint_eed(g, m)
+    with pytest.raises(InputDtypeError, match="inpaint_eed: f must be a floating-point tensor"):
+        inpaint_eed((f * 255).to(torch.uint8), m)
     with pytest.raises(UserInputError, match="not differentiable"):
-        eed_inpaint(f.clone().requires_grad_(), m)
+        inpaint_eed(f.clone().requires_grad_(), m)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("error")
-        eed_inpaint(f.clone().requires_grad_(), m)       # no graph is built: accepted
+        inpaint_eed(f.clone().requires_grad_(), m)       # no graph is built: accepted

@@ -9,7 +9,7 @@ import torch
 from pdeflow.cli import main
 from pdeflow.evaluate._inpaint_report import against_ps, ps_reference, report_markdown
 from pdeflow.evaluate.inpaint import evaluate
-from pdeflow.inpaint import diffuse, probabilistic_sparsification, refine_mask
+from pdeflow.inpaint import inpaint_diffusion, ps_mask, refine_mask
 from pdeflow.inpaint.masks.analytic import analytic_mask, laplacian_density
 from pdeflow.inpaint.masks.refine import refine_options
 
@@ -29,8 +29,8 @@ def test_ps_mask_on_grey_images_does_not_depend_on_the_metric():
     mask minimising the MSE is the one minimising the MAE (what lets one run serve ps and ps-mse); on colour
     images the per-pixel sums over channels differ and so may the masks."""
     f = _image(seed=3)
-    a = probabilistic_sparsification(f, 0.1, p=0.1, q=0.1, metric="mae", generator=5)
-    b = probabilistic_sparsification(f, 0.1, p=0.1, q=0.1, metric="mse", generator=5)
+    a = ps_mask(f, 0.1, p=0.1, q=0.1, metric="mae", generator=5)
+    b = ps_mask(f, 0.1, p=0.1, q=0.1, metric="mse", generator=5)
     assert torch.equal(a, b)
 
 
@@ -70,7 +70,7 @@ def test_probe_tol_measures_the_small_errors_of_flat_images():
     from pdeflow.inpaint.masks.dither import blue_noise_tile
     f = _image(H=32, W=32, seed=9, amplitude=2e-3)
     keep = analytic_mask(f, 0.15).flatten(1).bool()
-    u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-12)
+    u = inpaint_diffusion(f, keep.view(f.shape).to(f.dtype), tol=1e-12)
     tile = blue_noise_tile(64)
     exact = probe_costs(f, u, keep, 1e-12, "cg", tile, 0, probe_tol=1e-12)
     probed = torch.isfinite(exact)

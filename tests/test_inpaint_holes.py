@@ -8,7 +8,7 @@ from scipy import ndimage
 
 import pdeflow  # noqa: F401  (before torch's threads start)
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import diffuse
+from pdeflow.inpaint import inpaint_diffusion
 from pdeflow.inpaint.holes import HOLE_KINDS, hole_mask
 
 
@@ -110,7 +110,7 @@ def test_inpainting_with_the_complement_restores_a_ramp():
     holes = torch.nn.functional.pad(hole_mask((1, 1, 48, 48), "blobs", 0.1, generator=0), (8, 8, 8, 8))
     f = torch.linspace(0, 1, 64, dtype=torch.float64).expand(1, 1, 64, 64)
     corrupted = torch.where(holes, torch.tensor(0.5, dtype=f.dtype), f)
-    u = diffuse(corrupted, ~holes, tol=1e-10)
+    u = inpaint_diffusion(corrupted, ~holes, tol=1e-10)
     assert float((u - f).abs().max()) < 1e-6
     assert float((corrupted - f).abs().max()) > 0.1
 

@@ -10,7 +10,7 @@ import torch
 
 from _dense_diffuse import dense_diffuse
 from _training_logs import log_rows
-from pdeflow.inpaint import diffuse, random_mask
+from pdeflow.inpaint import inpaint_diffusion, random_mask
 from pdeflow.inpaint.learned.masknet import MaskNet, learned_mask, load_masknet
 from pdeflow.inpaint.masks.analytic import analytic_mask
 from pdeflow.inpaint.masks.dither import blue_noise_tile, dither, threshold_map
@@ -137,8 +137,8 @@ def test_analytic_mask_beats_random_on_a_smooth_image():
     f = _smooth_images(4, 48, 48, seed=3)
     ma = analytic_mask(f, 0.05, snap=False)
     mr = random_mask((4, 1, 48, 48), 0.05, generator=0, dtype=f.dtype)
-    ea = (diffuse(f, ma, tol=1e-8) - f).abs().mean()
-    er = (diffuse(f, mr, tol=1e-8) - f).abs().mean()
+    ea = (inpaint_diffusion(f, ma, tol=1e-8) - f).abs().mean()
+    er = (inpaint_diffusion(f, mr, tol=1e-8) - f).abs().mean()
     assert ea < er
 
 
@@ -361,12 +361,12 @@ def test_learned_mask_without_a_shipped_model_says_so(tmp_path, monkeypatch):
 
 
 def test_masknet_gradient_through_diffuse_matches_dense_solver():
-    """The network's gradient through pdeflow's diffuse (adjoint) equals the one through a dense solve."""
+    """The network's gradient through pdeflow's inpaint_diffusion (adjoint) equals the one through a dense solve."""
     f = _smooth_images(2, 16, 16, seed=4)
     net = MaskNet(1, 0.1, widths=(4, 8)).double()
     torch.nn.init.normal_(net.net.out.weight, std=0.1)
     grads = []
-    for solve in (lambda a, b: diffuse(a, b, tol=1e-12), dense_diffuse):
+    for solve in (lambda a, b: inpaint_diffusion(a, b, tol=1e-12), dense_diffuse):
         net.zero_grad()
         b = net(f, 0.1, random=True, generator=7)
         ((solve(f, b) - f) ** 2).mean().backward()     # smooth: |u - f| has a kink where u = f

@@ -1,6 +1,8 @@
 """The tables of methods (pdeflow.inpaint.MASK_METHODS, INPAINT_METHODS) and their entry points make_mask and
 inpaint: every registered method runs at a tiny size through its entry point and equals its function called
 directly, so a method is tested by being registered."""
+import importlib
+
 import pytest
 import torch
 
@@ -19,10 +21,10 @@ def _tiny_model(method):
     """An untrained tiny model for methods with no shipped one at DENSITY (wiring only), else the shipped one."""
     if method.name == "gan":
         torch.manual_seed(0)
-        return ip.MaskGAN(1, width=0.1, density=DENSITY).eval()
+        return ip.learned.maskgan.MaskGAN(1, width=0.1, density=DENSITY).eval()
     if method.name == "wgan":
         torch.manual_seed(0)
-        return ip.InpaintingGenerator(1, width=0.1).eval()
+        return ip.learned.wgan.InpaintingGenerator(1, width=0.1).eval()
     return method.load_model(None, density=DENSITY, channels=1)
 
 
@@ -74,22 +76,22 @@ def test_the_entries_call_the_library_functions_as_documented():
     assert torch.equal(make_mask(f, DENSITY), ip.densify_mask(f, DENSITY))
     assert torch.equal(make_mask(f[0], DENSITY, "random", generator=3),
                        ip.random_mask((1, 16, 16), DENSITY, generator=3, dtype=f.dtype))
-    ps = ip.probabilistic_sparsification(f, DENSITY, p=0.3, q=0.3, generator=1)
+    ps = ip.ps_mask(f, DENSITY, p=0.3, q=0.3, generator=1)
     assert torch.equal(make_mask(f, DENSITY, "ps", p=0.3, q=0.3, generator=1), ps)
-    nl = ip.nonlocal_pixel_exchange(f, ps, cycles=1, candidates=4, generator=2)
+    nl = ip.nlpe_mask(f, ps, cycles=1, candidates=4, generator=2)
     assert torch.equal(make_mask(f, DENSITY, "nlpe", p=0.3, q=0.3, cycles=1, candidates=4, generator=1,
                                  exchange_generator=2), nl)
     assert torch.equal(make_mask(f, DENSITY, "nlpe", sparsified=ps, cycles=1, candidates=4, generator=2), nl)
     start = ip.random_mask((1, 1, 16, 16), 0.5, generator=4, dtype=f.dtype)     # PS from a start mask
-    ps_start = ip.probabilistic_sparsification(f, DENSITY, p=0.3, q=0.3, generator=1, mask=start)
+    ps_start = ip.ps_mask(f, DENSITY, p=0.3, q=0.3, generator=1, mask=start)
     assert torch.equal(make_mask(f, DENSITY, "nlpe", p=0.3, q=0.3, cycles=1, candidates=4, generator=1, mask=start),
-                       ip.nonlocal_pixel_exchange(f, ps_start, cycles=1, candidates=4, generator=1))
+                       ip.nlpe_mask(f, ps_start, cycles=1, candidates=4, generator=1))
     v = torch.rand(6, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     h = (2.0, 1.0, 1.0)
     assert torch.equal(make_mask(v, DENSITY, "analytic", spacing=h),
                        ip.analytic_mask(v, DENSITY, sigma=ip.analytic_sigma(DENSITY, spacing=h), spacing=h))
     mask = make_mask(f, 0.3, "random", generator=0)
-    assert torch.equal(inpaint(f, mask), ip.diffuse(f, mask))
+    assert torch.equal(inpaint(f, mask), ip.inpaint_diffusion(f, mask))
 
 
 def test_the_tables_say_what_each_method_needs():
@@ -125,3 +127,24 @@ def test_the_command_line_offers_the_tables_methods():
     for command, table in (("mask", MASK_METHODS), ("inpaint", INPAINT_METHODS)):
         method = next(a for a in sub.choices[command]._actions if a.dest == "method")
         assert tuple(method.choices) == tuple(table)
+
+
+def test_one_naming_scheme_and_every_public_name_in_one_api_group():
+    """pdeflow.inpaint's scheme (docs/DESIGN.md): inpaint_<method> for each inpainting method, <method>_mask for
+    each mask method, load_<model> for the loaders; the API reference's groups hold every public name once."""
+    names = set(ip.__all__)
+    assert {f"inpaint_{key}" for key in INPAINT_METHODS} <= names
+    assert {f"{key}_mask" for key in MASK_METHODS} <= names
+    assert all(INPAINT_METHODS[key].function is getattr(ip, f"inpaint_{key}") for key in ip.OPERATORS)
+    assert not any(n[:1].isupper() and not n.isupper() for n in names)        # no class at the top level
+    grouped = [n for members in ip.__api_groups__.values() for n in members]
+    assert sorted(grouped) == sorted(ip.__all__) and len(grouped) == len(set(grouped))
+
+
+def test_the_previous_names_warn_and_give_the_new_objects():
+    for old, (module, new) in ip._DEPRECATED.items():
+        with pytest.warns(DeprecationWarning, match=rf"pdeflow\.inpaint\.{old} is deprecated.*{new}"):
+            obj = getattr(ip, old)
+        assert obj is getattr(importlib.import_module(f"pdeflow.inpaint.{module}"), new)
+    with pytest.raises(AttributeError):
+        ip.no_such_name

@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from pdeflow.inpaint import diffuse, refine_mask
+from pdeflow.inpaint import inpaint_diffusion, refine_mask
 from pdeflow.inpaint.masks.analytic import analytic_mask, laplacian_density
 from pdeflow.inpaint.masks.refine import image_loss, refine_options
 from pdeflow.inpaint.masks.snapping import extremality
@@ -41,9 +41,9 @@ def test_exact_k_and_monotone_error(metric, hide):
     assert tr.shape == (3, 2 + 6)
     assert bool((tr[:, 1:] <= tr[:, :-1]).all())               # never increases
     # the reported error is that of the returned mask, and it is the input's or lower
-    err = image_loss(diffuse(f, res.mask), f, metric)
+    err = image_loss(inpaint_diffusion(f, res.mask), f, metric)
     assert torch.allclose(err, res.error, rtol=1e-4, atol=1e-12)     # solved to refine_mask's final_tol 1e-6
-    assert torch.allclose(tr[:, 0], image_loss(diffuse(f, m), f, metric), rtol=1e-4, atol=1e-12)
+    assert torch.allclose(tr[:, 0], image_loss(inpaint_diffusion(f, m), f, metric), rtol=1e-4, atol=1e-12)
     assert bool((res.error <= tr[:, 0]).all())
     assert int(res.accepted.sum()) > 0                           # the exchanges do something here
 
@@ -60,8 +60,8 @@ def test_loose_search_never_returns_a_worse_mask():
             warnings.filterwarnings("ignore", "refine_mask: for .* too loose", UserWarning)   # said so: tested below
             res = refine_mask(f, m, rounds=6, shifts=3, density_map=p, snap_score=s, generator=2, tol=tol,
                               full_output=True)
-        err_in = image_loss(diffuse(f, m, tol=1e-10), f, "masknet")
-        err_out = image_loss(diffuse(f, res.mask, tol=1e-10), f, "masknet")
+        err_in = image_loss(inpaint_diffusion(f, m, tol=1e-10), f, "masknet")
+        err_out = image_loss(inpaint_diffusion(f, res.mask, tol=1e-10), f, "masknet")
         assert torch.allclose(res.error, err_out, rtol=1e-5)
         assert bool((err_out <= err_in * (1 + 1e-6)).all())
     with pytest.raises(ValueError, match="final_tol"):
@@ -132,8 +132,8 @@ def test_hooks_keep_k_and_do_not_hurt():
     base = analytic_mask(f, 0.1)
     ref = analytic_mask(f, 0.1, refine={"rounds": 3, "shifts": 2}, generator=0)
     assert torch.equal(ref.flatten(1).sum(1), base.flatten(1).sum(1))
-    e_base = image_loss(diffuse(f, base), f, "masknet")
-    e_ref = image_loss(diffuse(f, ref), f, "masknet")
+    e_base = image_loss(inpaint_diffusion(f, base), f, "masknet")
+    e_ref = image_loss(inpaint_diffusion(f, ref), f, "masknet")
     assert bool((e_ref <= e_base + 1e-12).all())
     assert torch.equal(analytic_mask(f, 0.1, refine=0), base)
 
@@ -146,8 +146,8 @@ def test_learned_mask_hook():
     base = learned_mask(f, 0.1, model=net)
     ref = learned_mask(f, 0.1, model=net, refine={"rounds": 3, "shifts": 2, "generator": 0})
     assert ref.dtype == f.dtype and torch.equal(ref.flatten(1).sum(1), base.flatten(1).sum(1))
-    e_base = image_loss(diffuse(f.double(), base.double()), f.double(), "masknet")
-    e_ref = image_loss(diffuse(f.double(), ref.double()), f.double(), "masknet")
+    e_base = image_loss(inpaint_diffusion(f.double(), base.double()), f.double(), "masknet")
+    e_ref = image_loss(inpaint_diffusion(f.double(), ref.double()), f.double(), "masknet")
     assert bool((e_ref <= e_base + 1e-9).all())
 
 
@@ -201,7 +201,7 @@ def test_probe_costs_are_measured_local_errors():
     from pdeflow.inpaint.masks.dither import blue_noise_tile
     f = _images(B=1, seed=9)
     keep = analytic_mask(f, 0.15).flatten(1).bool()
-    u = diffuse(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
+    u = inpaint_diffusion(f, keep.view(f.shape).to(f.dtype), tol=1e-10)
     cost = _probe_costs(f, u, keep, 1e-10, "cg", blue_noise_tile(64), 0)
     probed = torch.isfinite(cost)
     assert bool((probed <= keep).all()) and int(probed.sum()) > 10
@@ -216,7 +216,7 @@ def test_probe_costs_are_measured_local_errors():
     for j in (lo, hi):                                         # hide one pixel alone: its exact cost
         k2 = keep.clone()
         k2[0, j] = False
-        uj = diffuse(f, k2.view(f.shape).to(f.dtype), tol=1e-10)
+        uj = inpaint_diffusion(f, k2.view(f.shape).to(f.dtype), tol=1e-10)
         single.append(float(((uj - f) ** 2).flatten()[j]))
     assert single[0] < single[1]
     assert abs(single[1] - float(cost[0, hi])) <= 0.5 * single[1]
@@ -245,7 +245,8 @@ def test_hand_gradient_loss_equals_image_loss_and_its_autograd_gradient(metric, 
 
 
 def test_trial_gradient_is_the_diffuse_autograd_gradient():
-    """_evaluate_graph's deferred gradient (adjoint solve on demand) equals autograd through diffuse + image_loss."""
+    """_evaluate_graph's deferred gradient (adjoint solve on demand) equals autograd through inpaint_diffusion +
+    image_loss."""
     from pdeflow.inpaint.masks._refine_loss import Loss as _Loss
     from pdeflow.inpaint.masks._refine_search import evaluate_graph as _evaluate_graph
     f = _images(B=2, seed=3)
@@ -254,7 +255,7 @@ def test_trial_gradient_is_the_diffuse_autograd_gradient():
     u, err, gradient = _evaluate_graph(f, keep, _Loss(f, "masknet"), 1e-10, "cg", adjoint_tol=1e-10)
     g, nu = gradient()
     c = m.clone().requires_grad_(True)
-    ref = image_loss(diffuse(f, c, tol=1e-10, solver="cg"), f, "masknet")
+    ref = image_loss(inpaint_diffusion(f, c, tol=1e-10, solver="cg"), f, "masknet")
     (gref,) = torch.autograd.grad(ref.sum(), c)
     assert torch.allclose(err, ref.detach(), rtol=1e-9)
     assert torch.allclose(g, gref.flatten(1), rtol=0, atol=1e-8 * float(gref.abs().max()))
@@ -305,4 +306,4 @@ def test_a_search_too_loose_for_the_image_says_so_and_keeps_the_input(monkeypatc
         fine = refine_mask(f, m0, rounds=30, tol=1e-7, generator=0, full_output=True)
     assert not torch.equal(fine.mask, m0) and int(fine.mask.sum()) == int(m0.sum())
     f4 = f[None, None]
-    assert float(fine.error) < float(image_loss(diffuse(f4, m0[None, None], tol=1e-10), f4, "masknet"))
+    assert float(fine.error) < float(image_loss(inpaint_diffusion(f4, m0[None, None], tol=1e-10), f4, "masknet"))

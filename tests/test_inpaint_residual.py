@@ -10,12 +10,12 @@ from _dense_diffuse import dense_diffuse
 from _training_logs import log_rows
 from pdeflow import datasets as pdata
 from pdeflow.evaluate.inpaint import test_images as eval_test_images
-from pdeflow.inpaint import learned_inpaint
+from pdeflow.inpaint import inpaint_learned
 from pdeflow.inpaint.learned.losses import charbonnier
 from pdeflow.inpaint.learned.masknet import MaskNet, load_masknet
 from pdeflow.inpaint.learned.residual import ResidualInpainter, load_residual
 from pdeflow.inpaint.masks.analytic import analytic_mask
-from pdeflow.inpaint.operators.diffusion import diffuse
+from pdeflow.inpaint.operators.diffusion import inpaint_diffusion
 from pdeflow.inpaint.training.residual import (
     ResidualConfig,
     check_config,
@@ -61,39 +61,39 @@ def test_untrained_model_is_diffusion_exactly(C, normalize):
     b = analytic_mask(f, 0.1)
     model = ResidualInpainter(C, widths=(4, 8), normalize=normalize)
     u = model(f, b)
-    assert torch.equal(u, diffuse(f, b, tol=model.tol))
-    path_free = learned_inpaint(f, b, model=model)
-    assert torch.equal(path_free, diffuse(f, b))
+    assert torch.equal(u, inpaint_diffusion(f, b, tol=model.tol))
+    path_free = inpaint_learned(f, b, model=model)
+    assert torch.equal(path_free, inpaint_diffusion(f, b))
 
 
 def test_known_pixels_stay_exact_and_the_correction_acts_elsewhere():
     f = _images(2, 24, 24, seed=1)
     b = analytic_mask(f, 0.1)
     model = _random_out_layer(ResidualInpainter(1, widths=(4, 8)))
-    u = learned_inpaint(f, b, model=model)
+    u = inpaint_learned(f, b, model=model)
     known = b.expand_as(f) > 0
     assert torch.equal(u[known], f[known])
-    assert (u - diffuse(f, b))[~known].abs().max() > 1e-3
+    assert (u - inpaint_diffusion(f, b))[~known].abs().max() > 1e-3
     # only the mask's values of f are used
     g = torch.where(known, f, torch.rand_like(f))
-    assert torch.allclose(learned_inpaint(g, b, model=model), u, atol=1e-12)
+    assert torch.allclose(inpaint_learned(g, b, model=model), u, atol=1e-12)
 
 
 def test_tiled_inpainting_equals_untiled():
-    """learned_inpaint's network on tiles (as on large photos) gives the untiled result to round-off, calibrated or
+    """inpaint_learned's network on tiles (as on large photos) gives the untiled result to round-off, calibrated or
     not, in float64 end to end; bad tile sizes are refused naming the argument."""
     f = _images(1, 70, 90, seed=2)
     b = analytic_mask(f, 0.1)
     model = _random_out_layer(ResidualInpainter(1, widths=(4, 8, 16))).double()
     for calibrate in (True, False):
-        whole = learned_inpaint(f, b, model=model, calibrate=calibrate, tile_size=None)
-        tiled = learned_inpaint(f, b, model=model, calibrate=calibrate, tile_size=32)
+        whole = inpaint_learned(f, b, model=model, calibrate=calibrate, tile_size=None)
+        tiled = inpaint_learned(f, b, model=model, calibrate=calibrate, tile_size=32)
         assert float((tiled - whole).abs().max()) < 1e-12
         if not calibrate:                   # (a random correction, which the calibration rightly weighs by ~0)
-            assert float((whole - diffuse(f, b)).abs().max()) > 1e-3
+            assert float((whole - inpaint_diffusion(f, b)).abs().max()) > 1e-3
     for bad in (8, 32.0, True, "32"):
-        with pytest.raises(ValueError, match="learned_inpaint: tile_size"):
-            learned_inpaint(f, b, model=model, tile_size=bad)
+        with pytest.raises(ValueError, match="inpaint_learned: tile_size"):
+            inpaint_learned(f, b, model=model, tile_size=bad)
 
 
 def test_normalised_model_is_equivariant_to_affine_intensity_changes():
@@ -138,24 +138,24 @@ def test_calibration_recovers_the_weight_of_a_scaled_correction():
     alpha = 1 / s (so the result is exact); a useless constant offset gets alpha = 0 (diffusion)."""
     f = _images(3, 32, 32, seed=7)
     b = analytic_mask(f, 0.15)
-    ud = diffuse(f, b)
+    ud = inpaint_diffusion(f, b)
     for s in (1.0, 2.0, 4.0):
         model = _Oracle(f, s)
         alpha = model.calibration(f, b, generator=0)
         assert torch.allclose(alpha, torch.full_like(alpha, 1 / s), atol=1e-6), (s, alpha)
-        u = learned_inpaint(f, b, model=model)                     # calibrated by default
+        u = inpaint_learned(f, b, model=model)                     # calibrated by default
         assert (u - f).abs().max() < 1e-5
-        uncal = learned_inpaint(f, b, model=model, calibrate=False)
+        uncal = inpaint_learned(f, b, model=model, calibrate=False)
         assert s == 1.0 or (uncal - f).abs().max() > 0.01          # overshoots without calibration
     model = _Oracle(f, 0.0, bias=0.2)          # a constant offset: alpha = mean error on the held pixels / 0.2
     alpha = model.calibration(f, b, generator=0)
     assert bool((alpha < 0.1).all()), alpha
-    assert (learned_inpaint(f, b, model=model, calibrate=True) - ud).abs().max() < 0.02
-    assert (learned_inpaint(f, b, model=model, calibrate=False) - ud).abs().max() > 0.19
+    assert (inpaint_learned(f, b, model=model, calibrate=True) - ud).abs().max() < 0.02
+    assert (inpaint_learned(f, b, model=model, calibrate=False) - ud).abs().max() > 0.19
     # the untrained model's correction is zero: alpha 1 by convention, and the result is diffusion
     plain = ResidualInpainter(1, widths=(4, 8))
     assert torch.equal(plain.calibration(f, b), torch.ones(3, dtype=torch.float64))
-    assert torch.allclose(learned_inpaint(f, b, model=plain, calibrate=True), diffuse(f, b), atol=1e-12)
+    assert torch.allclose(inpaint_learned(f, b, model=plain, calibrate=True), inpaint_diffusion(f, b), atol=1e-12)
 
 
 class _Signed(ResidualInpainter):
@@ -182,7 +182,7 @@ def test_weighted_calibration_speaks_for_the_unknown_pixels():
     sign = torch.ones_like(b)
     sign[..., W // 2:] = -1
     model = _Signed(f, sign)
-    e = (f - diffuse(f, b)) * (1 - b)
+    e = (f - inpaint_diffusion(f, b)) * (1 - b)
     assert float((sign * e * e).sum() / (e * e).sum()) < -0.5          # what the unknown pixels want
     weighted = [float(model.calibration(f, b, generator=s)) for s in range(8)]
     plain = [float(model.calibration(f, b, generator=s, weighted=False)) for s in range(8)]
@@ -192,27 +192,28 @@ def test_weighted_calibration_speaks_for_the_unknown_pixels():
     def err(u):
         return float((((u - f) * (1 - b)) ** 2).sum())
 
-    assert err(learned_inpaint(f, b, model=model, generator=1)) < err(diffuse(f, b)) + 1e-12
-    u_plain = diffuse(f, b) + plain[1] * (1 - b) * model.residual(diffuse(f, b), b, f)
-    assert err(learned_inpaint(f, b, model=model, generator=1)) < 0.5 * err(u_plain)
+    assert err(inpaint_learned(f, b, model=model, generator=1)) < err(inpaint_diffusion(f, b)) + 1e-12
+    u_plain = inpaint_diffusion(f, b) + plain[1] * (1 - b) * model.residual(inpaint_diffusion(f, b), b, f)
+    assert err(inpaint_learned(f, b, model=model, generator=1)) < 0.5 * err(u_plain)
 
 
 def test_calibration_is_reproducible_and_checks_its_arguments():
     f = _images(2, 24, 24, seed=2)
     b = analytic_mask(f, 0.1)
     model = _random_out_layer(ResidualInpainter(1, widths=(4, 8)))
-    u1 = learned_inpaint(f, b, model=model, calibrate=True)
-    assert torch.equal(u1, learned_inpaint(f, b, model=model, calibrate=True))       # default seed 0
+    u1 = inpaint_learned(f, b, model=model, calibrate=True)
+    assert torch.equal(u1, inpaint_learned(f, b, model=model, calibrate=True))       # default seed 0
     known = b.expand_as(f) > 0
     assert torch.equal(u1[known], f[known])
     with pytest.raises(ValueError, match="holdout"):
-        learned_inpaint(f, b, model=model, calibrate=True, holdout=1.0)
+        inpaint_learned(f, b, model=model, calibrate=True, holdout=1.0)
     with pytest.raises(ValueError, match="calibrate"):
-        learned_inpaint(f, b, model=model, calibrate="yes")
+        inpaint_learned(f, b, model=model, calibrate="yes")
 
 
 def test_joint_gradient_reaches_the_mask_network_through_R_and_diffusion():
-    """d loss / d mask-network weights through R and diffuse's adjoint equals the one through a dense solve."""
+    """d loss / d mask-network weights through R and inpaint_diffusion's adjoint equals the one through a dense
+    solve."""
     f = _images(2, 12, 12, seed=4)
     net = MaskNet(1, 0.2, widths=(4, 8), tile=16).double()
     torch.manual_seed(1)
@@ -229,7 +230,7 @@ def test_joint_gradient_reaches_the_mask_network_through_R_and_diffusion():
         loss.backward()
         return [p.grad.clone() for p in list(net.parameters()) + list(R.parameters())]
 
-    ga = grads(lambda x, m: diffuse(x, m, tol=1e-12))
+    ga = grads(lambda x, m: inpaint_diffusion(x, m, tol=1e-12))
     gb = grads(dense_diffuse)
     num = sum(float((a - b).norm() ** 2) for a, b in zip(ga, gb)) ** 0.5
     den = sum(float(b.norm() ** 2) for b in gb) ** 0.5
@@ -247,14 +248,14 @@ def test_export_load_round_trip_and_refusals(tmp_path):
         assert torch.equal(a, b), k
     f = _images(1, 16, 16).float()
     b = analytic_mask(f, 0.1)
-    assert torch.equal(learned_inpaint(f, b, model=model), learned_inpaint(f, b, model=tmp_path / "m"))
+    assert torch.equal(inpaint_learned(f, b, model=model), inpaint_learned(f, b, model=tmp_path / "m"))
     with pytest.raises(ValueError, match="channels"):
-        learned_inpaint(f.expand(1, 3, 16, 16).contiguous(), b, model=tmp_path / "m")
+        inpaint_learned(f.expand(1, 3, 16, 16).contiguous(), b, model=tmp_path / "m")
     with pytest.raises(ValueError, match="model"):
-        learned_inpaint(f.expand(1, 3, 16, 16).contiguous(), b, model=model)
+        inpaint_learned(f.expand(1, 3, 16, 16).contiguous(), b, model=model)
     (tmp_path / "m.safetensors").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="m.safetensors"):
-        learned_inpaint(f, b, model=tmp_path / "m")
+        inpaint_learned(f, b, model=tmp_path / "m")
     # a model of another kind
     net = MaskNet(1, 0.1, widths=(4, 8))
     export_model(net, tmp_path / "mask", config={"kind": "masknet", "model": net.config})
@@ -299,7 +300,7 @@ def test_learned_inpaint_without_a_shipped_model_says_so(tmp_path, monkeypatch):
     monkeypatch.setitem(models.WEIGHTS_DIRS, "inpaint", tmp_path)       # a package without shipped models
     f = _images(1, 16, 16).float()
     with pytest.raises(FileNotFoundError, match="no residual inpainter is shipped"):
-        learned_inpaint(f, analytic_mask(f, 0.1))
+        inpaint_learned(f, analytic_mask(f, 0.1))
 
 
 def test_learned_inpaint_bad_inputs():
@@ -307,20 +308,20 @@ def test_learned_inpaint_bad_inputs():
     f = _images(1, 16, 16).float()
     b = analytic_mask(f, 0.1)
     with pytest.raises(ValueError, match="no known pixel"):
-        learned_inpaint(f, torch.zeros_like(b), model=model)
+        inpaint_learned(f, torch.zeros_like(b), model=model)
     with pytest.raises(ValueError, match="binary"):
-        learned_inpaint(f, 0.5 * b, model=model)
+        inpaint_learned(f, 0.5 * b, model=model)
     with pytest.raises(ValueError, match="mask"):
-        learned_inpaint(f, b[..., :8], model=model)
+        inpaint_learned(f, b[..., :8], model=model)
     # a NumPy image is taken as torch.as_tensor makes it (the API contract, tests/test_api_contract.py)
-    assert torch.equal(learned_inpaint(f.numpy(), b, model=model), learned_inpaint(f, b, model=model))
+    assert torch.equal(inpaint_learned(f.numpy(), b, model=model), inpaint_learned(f, b, model=model))
     with pytest.raises(ValueError, match="NaN"):
-        learned_inpaint(torch.full_like(f, float("nan")), b, model=model)
+        inpaint_learned(torch.full_like(f, float("nan")), b, model=model)
     with pytest.raises(TypeError, match="model"):
-        learned_inpaint(f, b, model=3)
+        inpaint_learned(f, b, model=3)
     # shapes: 2-D and 3-D in, same shape out
-    assert learned_inpaint(f[0, 0], b[0, 0], model=model).shape == (16, 16)
-    assert learned_inpaint(f[0], b[0], model=model).shape == (1, 16, 16)
+    assert inpaint_learned(f[0, 0], b[0, 0], model=model).shape == (16, 16)
+    assert inpaint_learned(f[0], b[0], model=model).shape == (1, 16, 16)
 
 
 # --------------------------------------------------------------------------- trainer

@@ -11,7 +11,7 @@ from pdeflow.codec import decode, encode
 from pdeflow.codec.format import read_header
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import OPERATORS, inpaint, optimise_tonal, random_mask
-from pdeflow.inpaint.operators.shepard import linear_map, shepard_inpaint
+from pdeflow.inpaint.operators.shepard import inpaint_shepard, linear_map
 
 
 def _image(size=40, seed=0):
@@ -25,7 +25,7 @@ def test_it_is_scipys_normalised_convolution_where_a_known_pixel_is_in_reach():
     f = _image()
     m = random_mask((40, 40), 0.3, generator=1, dtype=torch.float64)
     for sigma in (1.0, 2.5):
-        u = shepard_inpaint(f, m, sigma=sigma).numpy()
+        u = inpaint_shepard(f, m, sigma=sigma).numpy()
         # SciPy's radius int(truncate sigma + 0.5) with truncate 3.5, mirrored without repeating the edge pixel
         num = ndimage.gaussian_filter((m * f).numpy(), sigma, mode="mirror", truncate=3.5)
         den = ndimage.gaussian_filter(m.numpy(), sigma, mode="mirror", truncate=3.5)
@@ -38,7 +38,7 @@ def test_far_pixels_take_a_larger_scale_and_the_result_stays_in_the_known_range(
     f = _image(64)
     m = torch.zeros(64, 64, dtype=torch.float64)
     m[3, 5] = m[60, 58] = m[30, 2] = 1             # most pixels far beyond 3.5 sigma of any known one
-    u = shepard_inpaint(f, m, sigma=1.0)
+    u = inpaint_shepard(f, m, sigma=1.0)
     known = f[m > 0]
     assert torch.isfinite(u).all() and float(u.min()) >= float(known.min()) - 1e-12
     assert float(u.max()) <= float(known.max()) + 1e-12
@@ -64,7 +64,7 @@ def test_tonal_optimisation_serves_it_and_lowers_the_error():
 
 def test_bad_options_are_refused_by_name():
     with pytest.raises(UserInputError, match="sigma"):
-        shepard_inpaint(_image(8), torch.ones(8, 8), sigma=0)
+        inpaint_shepard(_image(8), torch.ones(8, 8), sigma=0)
 
 
 def test_the_codec_table_is_built_from_the_operators():

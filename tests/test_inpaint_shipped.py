@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pdeflow import models
-from pdeflow.inpaint import analytic_mask, diffuse, learned_inpaint, learned_mask
+from pdeflow.inpaint import analytic_mask, inpaint_diffusion, inpaint_learned, learned_mask
 from pdeflow.inpaint.learned.masknet import load_masknet
 from pdeflow.inpaint.learned.residual import load_joint
 
@@ -66,9 +66,9 @@ def test_shipped_feedback_network_moves_some_points_of_its_first_mask():
 def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion():
     f = _crop().double()
     m = analytic_mask(f, 0.1)
-    u = learned_inpaint(f, m)
+    u = inpaint_learned(f, m)
     assert torch.equal(u[m.expand_as(u) > 0], f[m.expand_as(f) > 0])
-    ud = diffuse(f, m)
+    ud = inpaint_diffusion(f, m)
     # a correction of diffusion, not a different image (same masks: MAE within a few grey levels)
     assert float((u - ud).abs().mean()) < 5 / 255
 
@@ -80,9 +80,9 @@ def test_shipped_joint_pairs_load_and_inpaint(density):
     assert mask_net.density == density and inpainter.normalize
     m = learned_mask(f[None], density, model=mask_net)
     assert int(m.sum()) == round(density * 32 * 32)
-    u = learned_inpaint(f[None], m, model=inpainter)
+    u = inpaint_learned(f[None], m, model=inpainter)
     assert torch.equal(u[m.expand_as(u) > 0], f[None][m.expand_as(u) > 0])
-    assert float((u - diffuse(f[None], m)).abs().mean()) < 5 / 255
+    assert float((u - inpaint_diffusion(f[None], m)).abs().mean()) < 5 / 255
     with pytest.raises(ValueError, match="channels"):
         load_joint(None, density=density, channels=3)
     with pytest.raises(FileNotFoundError, match="density: no jointly trained pair is shipped for 0.15"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import diffuse, eed_inpaint
+from pdeflow.inpaint import inpaint_diffusion, inpaint_eed
 from pdeflow.inpaint.operators import eed
 from pdeflow.inpaint.tonal import optimise_tonal, quantise_levels
 
@@ -25,17 +25,17 @@ def _case(size=20, seed=0, channels=None):
 
 
 def _err(values, mask, f):
-    return float((diffuse(values, mask, tol=1e-12) - f).square().sum())
+    return float((inpaint_diffusion(values, mask, tol=1e-12) - f).square().sum())
 
 
 def _dense_optimum(f, mask):
-    """The least-squares values by the dense matrix of g -> diffuse(g on the mask)."""
+    """The least-squares values by the dense matrix of g -> inpaint_diffusion(g on the mask)."""
     idx = mask.flatten().nonzero().squeeze(1)
     cols = []
     for i in idx.tolist():
         e = torch.zeros(f.numel(), dtype=torch.float64)
         e[i] = 1
-        cols.append(diffuse(e.view_as(f), mask, tol=1e-13).flatten())
+        cols.append(inpaint_diffusion(e.view_as(f), mask, tol=1e-13).flatten())
     M = torch.stack(cols, 1)
     g = torch.linalg.lstsq(M, f.flatten()[:, None]).solution[:, 0]
     out = f.clone().flatten()
@@ -55,7 +55,7 @@ def test_matches_the_dense_least_squares_solution():
 def test_full_output_and_the_inpainting_it_reports():
     f, mask = _case(seed=1)
     r = optimise_tonal(f, mask, full_output=True)
-    assert torch.allclose(r.u, diffuse(r.values, mask, tol=1e-12), atol=1e-5)
+    assert torch.allclose(r.u, inpaint_diffusion(r.values, mask, tol=1e-12), atol=1e-5)
     assert r.iterations >= 1 and r.mse.shape == (1,)
     assert abs(float(r.mse[0]) - float((r.u - f).square().mean())) < 1e-12
 
@@ -124,7 +124,7 @@ def _edge_case(size=24, seed=0):
 
 
 def _eed_err(values, mask, f):
-    return float((eed_inpaint(values, mask, tol=1e-8, max_iter=500) - f).square().sum())
+    return float((inpaint_eed(values, mask, tol=1e-8, max_iter=500) - f).square().sum())
 
 
 def test_eed_values_lower_the_eed_error_below_the_own_and_the_diffusion_optimal_values():
@@ -134,7 +134,7 @@ def test_eed_values_lower_the_eed_error_below_the_own_and_the_diffusion_optimal_
     opt = _eed_err(r.values, mask, f)
     assert opt < 0.8 * own and opt < hd, (opt, own, hd)      # at least 1 dB
     # the reported inpainting is EED's of the returned values
-    assert torch.allclose(r.u, eed_inpaint(r.values, mask, tol=1e-8, max_iter=500), atol=1e-3)
+    assert torch.allclose(r.u, inpaint_eed(r.values, mask, tol=1e-8, max_iter=500), atol=1e-3)
     assert torch.equal(r.values[mask == 0], f[mask == 0])
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pdeflow.inpaint.training.wgan as T
-from pdeflow.inpaint.learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from pdeflow.inpaint.learned.gan import gan_mask, inpaint_wgan, load_mask_gan, load_wgan
 from pdeflow.inpaint.training.wgan import TrainConfig, train
 from pdeflow.io import write_image
 from pdeflow.training import RunConfigError, load_checkpoint
@@ -82,11 +82,11 @@ def test_wgan_stage_exports_a_model_that_loads_back(wgan_run):
     assert prov["data"]["train"]["source"] == "folder" and prov["data"]["validation"]["role"] == "validation"
     assert not set(prov["data"]["train"]["files"]) & set(prov["data"]["validation"]["files"])
     assert set(prov["val"]) >= {"val_mae_5", "val_mae_10", "val_mae_20"}
-    gen = load_inpainting_model(wgan_run)
+    gen = load_wgan(wgan_run)
     _same(gen.state_dict(), best["models"]["gen"])
     f = torch.rand(1, 1, 40, 40)
     m = (torch.rand(1, 1, 40, 40) < 0.1).float()
-    u = gan_inpaint(f, m, gen, generator=0)
+    u = inpaint_wgan(f, m, gen, generator=0)
     assert torch.equal(u[m.bool()], f[m.bool()])
 
 
@@ -100,7 +100,7 @@ def test_mask_stage_from_the_wgan_run(photos, wgan_run, tmp_path):
     assert all(r["density_loss"] != "" and r["loss_mask"] != "" for r in rows)
     val = meta["provenance"]["val"]
     assert val["metric"] == pytest.approx(val["val_density_loss"] + val["val_mae"])      # eq. (4), beta = 1
-    pair = load_mask_model(meta_path)
+    pair = load_mask_gan(meta_path)
     best = load_checkpoint(tmp_path / "mask" / "best.pt")
     _same(pair.mask_net.state_dict(), best["models"]["mask"])
     _same(pair.inpainter.state_dict(), best["models"]["gen"])
@@ -125,7 +125,7 @@ def test_exact_density_mask_stage_with_its_own_learning_rate(photos, wgan_run, t
     rows = _rows(tmp_path / "x")
     assert all(float(r["density"]) == pytest.approx(round(0.1 * 32 * 32) / (32 * 32)) for r in rows)
     assert float(rows[-1]["density_loss"]) < 0.003            # only the rounding of D H W to whole pixels
-    pair = load_mask_model(tmp_path / "x" / "model.json")
+    pair = load_mask_gan(tmp_path / "x" / "model.json")
     assert pair.mask_net.exact_density == 0.1
     m = gan_mask(torch.rand(2, 1, 32, 32), 0.1, pair, generator=0)
     assert m.flatten(1).sum(1).tolist() == [102.0, 102.0]

@@ -11,7 +11,7 @@ import torch
 
 from _operator_data import edge_image, random_known
 from pdeflow.errors import InputDtypeError, UserInputError
-from pdeflow.inpaint.operators.tv import Hessian, solve_unchecked, tv_energy, tv_inpaint
+from pdeflow.inpaint.operators.tv import Hessian, inpaint_tv, solve_unchecked, tv_energy
 
 _image, _mask = edge_image, random_known
 
@@ -55,7 +55,7 @@ def test_against_scipy_minimisation():
                                   options=dict(maxiter=20000, ftol=1e-15, gtol=1e-12, maxcor=30))
     ref = fn.copy()
     ref[~known] = res.x
-    u = tv_inpaint(f, m, eps=eps, tol=1e-11, max_iter=2000)
+    u = inpaint_tv(f, m, eps=eps, tol=1e-11, max_iter=2000)
     np.testing.assert_allclose(u.numpy(), ref, atol=1e-6)
     # the energy of the module is the one written out here
     assert abs(float(tv_energy(u[None, None], torch.tensor([eps * rng], dtype=torch.float64)))
@@ -66,34 +66,34 @@ def test_constant_and_linear_data_are_exact():
     H, W = 16, 18
     m = _mask((H, W), 0.05)
     m[3, 3] = 1
-    u = tv_inpaint(torch.full((H, W), -0.7, dtype=torch.float64), m, tol=1e-10)
+    u = inpaint_tv(torch.full((H, W), -0.7, dtype=torch.float64), m, tol=1e-10)
     assert float((u + 0.7).abs().max()) < 1e-9      # exact up to the tolerance
     # a linear ramp with a known frame of two pixels: the diffusivity is constant on the unknowns
     y, x = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
     f = 0.05 * x + 0.02 * y
     frame = torch.ones(H, W, dtype=torch.float64)
     frame[2:H - 2, 2:W - 2] = 0
-    assert float((tv_inpaint(f, frame, tol=1e-11) - f).abs().max()) < 1e-9
+    assert float((inpaint_tv(f, frame, tol=1e-11) - f).abs().max()) < 1e-9
     # affine intensity changes commute with the inpainting (eps is relative to the range)
     g, mm = _image((14, 14)), _mask((14, 14), 0.2)
-    np.testing.assert_allclose(tv_inpaint(-2 * g + 1, mm, tol=1e-10).numpy(),
-                               (-2 * tv_inpaint(g, mm, tol=1e-10) + 1).numpy(), atol=1e-8)
+    np.testing.assert_allclose(inpaint_tv(-2 * g + 1, mm, tol=1e-10).numpy(),
+                               (-2 * inpaint_tv(g, mm, tol=1e-10) + 1).numpy(), atol=1e-8)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_rotations_and_flips_commute(k):
     f, m = _image((2, 14, 14)), _mask((14, 14), 0.2)
-    u = tv_inpaint(f, m, tol=1e-11, max_iter=2000)
-    rot = tv_inpaint(torch.rot90(f, k, (-2, -1)), torch.rot90(m, k, (-2, -1)), tol=1e-11, max_iter=2000)
+    u = inpaint_tv(f, m, tol=1e-11, max_iter=2000)
+    rot = inpaint_tv(torch.rot90(f, k, (-2, -1)), torch.rot90(m, k, (-2, -1)), tol=1e-11, max_iter=2000)
     np.testing.assert_allclose(rot.numpy(), torch.rot90(u, k, (-2, -1)).numpy(), atol=1e-8)
-    flip = tv_inpaint(f.flip(-2), m.flip(-2), tol=1e-11, max_iter=2000)
+    flip = inpaint_tv(f.flip(-2), m.flip(-2), tol=1e-11, max_iter=2000)
     np.testing.assert_allclose(flip.numpy(), u.flip(-2).numpy(), atol=1e-8)
 
 
 @pytest.mark.parametrize("eps", [1e-1, 1e-2, 1e-3])
 def test_energy_decreases_monotonically(eps):
     f, m = _image((32, 32), seed=2), _mask((32, 32), 0.05, seed=3)
-    r = tv_inpaint(f, m, eps=eps, tol=1e-6, max_iter=500, full_output=True)
+    r = inpaint_tv(f, m, eps=eps, tol=1e-6, max_iter=500, full_output=True)
     e = r.energy[0]
     e = e[~torch.isnan(e)]
     assert e.numel() == int(r.outer_iterations) + 1 >= 3
@@ -123,7 +123,7 @@ def test_gradient_against_finite_differences():
     wts = torch.randn(1, 2, 7, 8, generator=gen, dtype=torch.float64)
 
     def loss(x):
-        return (tv_inpaint(x, m, eps=0.1, tol=1e-13, max_iter=3000) * wts).sum()
+        return (inpaint_tv(x, m, eps=0.1, tol=1e-13, max_iter=3000) * wts).sum()
 
     x = f.clone().requires_grad_()
     loss(x).backward()
@@ -142,19 +142,19 @@ def test_gradient_against_finite_differences():
 
 def test_float32_within_tolerance_of_float64():
     f, m = _image((40, 40)), _mask((40, 40), 0.05)
-    u64 = tv_inpaint(f, m, tol=1e-5)
-    u32 = tv_inpaint(f.float(), m, tol=1e-5)
+    u64 = inpaint_tv(f, m, tol=1e-5)
+    u32 = inpaint_tv(f.float(), m, tol=1e-5)
     assert u32.dtype == torch.float32
     # stated tolerance: 1e-4 of the range (the two may stop a step apart; a step at this residual moves u less)
     assert float((u32.double() - u64).abs().max()) < 1e-4
-    u16 = tv_inpaint(f.bfloat16(), m, tol=1e-5)
+    u16 = inpaint_tv(f.bfloat16(), m, tol=1e-5)
     assert u16.dtype == torch.bfloat16
     # the implicit gradient in float32: within 1e-4 of float64's, relative to its largest entry
     wts = torch.randn(40, 40, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     grads = []
     for dtype in (torch.float64, torch.float32):
         x = f.to(dtype).detach().requires_grad_()
-        (tv_inpaint(x, m, tol=1e-5) * wts.to(dtype)).sum().backward()
+        (inpaint_tv(x, m, tol=1e-5) * wts.to(dtype)).sum().backward()
         grads.append(x.grad.double())
     assert float((grads[1] - grads[0]).abs().max()) < 1e-4 * float(grads[0].abs().max())
 
@@ -162,25 +162,25 @@ def test_float32_within_tolerance_of_float64():
 def test_batch_equals_loop_and_colour_coupling():
     f = _image((2, 3, 12, 13))
     m = torch.stack([_mask((1, 12, 13), 0.15, seed=s) for s in (4, 5)])
-    u = tv_inpaint(f, m, tol=1e-10, max_iter=2000)
+    u = inpaint_tv(f, m, tol=1e-10, max_iter=2000)
     for b in range(2):
-        np.testing.assert_allclose(u[b].numpy(), tv_inpaint(f[b], m[b], tol=1e-10, max_iter=2000).numpy(),
+        np.testing.assert_allclose(u[b].numpy(), inpaint_tv(f[b], m[b], tol=1e-10, max_iter=2000).numpy(),
                                    atol=1e-8)
     # vectorial TV: a grey image repeated in C channels has C times the squared gradient, so each channel is
     # the grey inpainting with eps / sqrt(C)
-    rep = tv_inpaint(f[0, :1].expand(3, -1, -1), m[0], eps=0.03, tol=1e-11, max_iter=2000)
-    grey = tv_inpaint(f[0, 0], m[0, 0], eps=0.03 / 3 ** 0.5, tol=1e-11, max_iter=2000)
+    rep = inpaint_tv(f[0, :1].expand(3, -1, -1), m[0], eps=0.03, tol=1e-11, max_iter=2000)
+    grey = inpaint_tv(f[0, 0], m[0, 0], eps=0.03 / 3 ** 0.5, tol=1e-11, max_iter=2000)
     np.testing.assert_allclose(rep.numpy(), grey.expand(3, -1, -1).numpy(), atol=1e-8)
     assert torch.equal(u[m.expand_as(u) > 0], f[m.expand_as(f) > 0])
 
 
 def test_full_output_warning_and_solve_unchecked():
     f, m = _image((1, 1, 24, 24)), _mask((1, 1, 24, 24), 0.08)
-    r = tv_inpaint(f, m, tol=1e-6, full_output=True)
+    r = inpaint_tv(f, m, tol=1e-6, full_output=True)
     assert r.u.shape == f.shape and float(r.residual) <= 1e-6 and r.energy.shape[1] == int(r.outer_iterations) + 1
     np.testing.assert_allclose(solve_unchecked(f, m, tol=1e-6).numpy(), r.u.numpy(), atol=1e-5)
-    with pytest.warns(RuntimeWarning, match="tv_inpaint: max_iter=1 reached"):
-        tv_inpaint(f, m, tol=1e-12, max_iter=1)
+    with pytest.warns(RuntimeWarning, match="inpaint_tv: max_iter=1 reached"):
+        inpaint_tv(f, m, tol=1e-12, max_iter=1)
 
 
 def test_bad_input_messages():
@@ -195,6 +195,6 @@ def test_bad_input_messages():
     ]
     for kwargs, match in cases:
         with pytest.raises(UserInputError, match=match):
-            tv_inpaint(**kwargs)
-    with pytest.raises(InputDtypeError, match="tv_inpaint: f must be a floating-point tensor"):
-        tv_inpaint(torch.zeros(8, 8, dtype=torch.int32), m)
+            inpaint_tv(**kwargs)
+    with pytest.raises(InputDtypeError, match="inpaint_tv: f must be a floating-point tensor"):
+        inpaint_tv(torch.zeros(8, 8, dtype=torch.int32), m)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdeflow.inpaint.learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from pdeflow.inpaint.learned.gan import gan_mask, inpaint_wgan, load_mask_gan, load_wgan
 from pdeflow.inpaint.learned.maskgan import MaskGAN, MaskGenerator, binarise, density_loss, mask_loss
 from pdeflow.inpaint.learned.wgan import (
     Critic,
@@ -178,13 +178,13 @@ def _export_pair(tmp_path, density=0.1, channels=1):
 
 def test_export_load_round_trip_and_api(tmp_path):
     pair, gen = _export_pair(tmp_path)
-    loaded = load_mask_model(str(tmp_path / "mg.json"))
+    loaded = load_mask_gan(str(tmp_path / "mg.json"))
     assert not loaded.training and loaded.density == 0.1 and loaded.meta["provenance"]["test"] == 1
     for a, b in zip(pair.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
-    inp = load_inpainting_model(tmp_path / "inp")
+    inp = load_wgan(tmp_path / "inp")
     assert all(torch.equal(a, b) for a, b in zip(gen.state_dict().values(), inp.state_dict().values()))
-    inp2 = load_inpainting_model(tmp_path / "mg.safetensors")      # a mask GAN's own inpainting generator
+    inp2 = load_wgan(tmp_path / "mg.safetensors")      # a mask GAN's own inpainting generator
     assert all(torch.equal(a, b) for a, b in zip(pair.inpainter.state_dict().values(), inp2.state_dict().values()))
 
     f = torch.rand(2, 1, 30, 37)                # not multiples of 8: padded and cropped back
@@ -194,12 +194,12 @@ def test_export_load_round_trip_and_api(tmp_path):
     assert gan_mask(f[0, 0], 0.1, loaded, generator=3).shape == (30, 37)
     assert gan_mask(f[0], 0.1, loaded, generator=3).shape == (1, 30, 37)
     m = (torch.rand(2, 1, 30, 37) < 0.1).float()
-    u = gan_inpaint(f, m, inp, generator=0)
+    u = inpaint_wgan(f, m, inp, generator=0)
     assert u.shape == f.shape and torch.equal(u[m.bool()], f[m.bool()])
-    assert torch.equal(u, gan_inpaint(f, m.bool(), inp, generator=0))
+    assert torch.equal(u, inpaint_wgan(f, m.bool(), inp, generator=0))
     # the pair's inpainter, and a colour image through a greyscale model (channel by channel)
     fc = torch.rand(3, 30, 37)
-    uc = gan_inpaint(fc, m[0], loaded, generator=0)
+    uc = inpaint_wgan(fc, m[0], loaded, generator=0)
     assert uc.shape == fc.shape and torch.equal(uc[m[0].expand(3, -1, -1).bool()], fc[m[0].expand(3, -1, -1).bool()])
     assert gan_mask(fc, 0.1, loaded, generator=0).shape == (1, 30, 37)
 
@@ -213,23 +213,23 @@ def test_bad_input_errors(tmp_path):
     with pytest.raises(ValueError, match="differs from the model's training density"):
         gan_mask(f, 0.2, pair)
     with pytest.raises(ValueError, match="no shipped mask GAN for density 0.3"):
-        load_mask_model(0.3)
+        load_mask_gan(0.3)
     with pytest.raises(ValueError, match="mask must have shape"):
-        gan_inpaint(f, torch.ones(1, 1, 32, 31), gen)
+        inpaint_wgan(f, torch.ones(1, 1, 32, 31), gen)
     with pytest.raises(ValueError, match="mask must have shape"):
-        gan_inpaint(f, torch.ones(2, 1, 32, 32), gen)
+        inpaint_wgan(f, torch.ones(2, 1, 32, 32), gen)
     with pytest.raises(ValueError, match="no known pixel"):
-        gan_inpaint(f, torch.zeros(1, 1, 32, 32), gen)
+        inpaint_wgan(f, torch.zeros(1, 1, 32, 32), gen)
     with pytest.raises(ValueError, match="0 \\(missing\\) or 1 \\(known\\)"):
-        gan_inpaint(f, torch.full((1, 1, 32, 32), 0.5), gen)
+        inpaint_wgan(f, torch.full((1, 1, 32, 32), 0.5), gen)
     with pytest.raises(ValueError, match="NaN"):
-        gan_inpaint(torch.full((1, 1, 32, 32), float("nan")), torch.ones(1, 1, 32, 32), gen)
+        inpaint_wgan(torch.full((1, 1, 32, 32), float("nan")), torch.ones(1, 1, 32, 32), gen)
     with pytest.raises(FileNotFoundError, match="not shipped"):
-        load_inpainting_model("no-such-model")
+        load_wgan("no-such-model")
     with pytest.raises(FileNotFoundError, match="no model at"):
-        load_mask_model(str(tmp_path / "nowhere" / "x.json"))
+        load_mask_gan(str(tmp_path / "nowhere" / "x.json"))
     with pytest.raises(ValueError, match="holds an inpainting model"):
-        load_mask_model(tmp_path / "inp.json")
+        load_mask_gan(tmp_path / "inp.json")
     with pytest.raises(TypeError, match="MaskGAN"):
         gan_mask(f, 0.1, gen)
 
@@ -248,9 +248,9 @@ def test_shipped_names_resolve_in_the_weights_folder(tmp_path, monkeypatch):
     assert models.shipped_models("inpaint") == ["inpainting-wgan", "maskgan-10"]
     f = torch.rand(1, 1, 32, 32)
     m = gan_mask(f, 0.1, generator=0)                         # the shipped model for 0.1, found by density
-    assert torch.equal(m, gan_mask(f, 0.1, load_mask_model("maskgan-10"), generator=0))
-    assert torch.equal(gan_inpaint(f, m, generator=0), gan_inpaint(f, m, gen, generator=0))
-    assert torch.equal(gan_inpaint(f, m, load_inpainting_model(0.1), generator=0), gan_inpaint(f, m, pair, generator=0))
+    assert torch.equal(m, gan_mask(f, 0.1, load_mask_gan("maskgan-10"), generator=0))
+    assert torch.equal(inpaint_wgan(f, m, generator=0), inpaint_wgan(f, m, gen, generator=0))
+    assert torch.equal(inpaint_wgan(f, m, load_wgan(0.1), generator=0), inpaint_wgan(f, m, pair, generator=0))
     with pytest.raises(ValueError, match="no shipped mask GAN for density 0.05"):
         gan_mask(f, 0.05)
 
@@ -260,9 +260,9 @@ def test_gan_defaults_name_no_model_that_does_not_ship():
     from pdeflow import models
     assert not [n for n, s in models.SHIPPED.items() if s.group in ("maskgan", "inpainting-wgan")]
     with pytest.raises(ValueError, match="no inpainting WGAN is shipped"):
-        load_inpainting_model()
+        load_wgan()
     with pytest.raises(ValueError, match="no shipped mask GAN for density 0.1"):
-        load_mask_model(0.1)
+        load_mask_gan(0.1)
 
 
 def test_mask_generator_random_start_gives_random_masks_of_the_density_and_learns_from_there():

@@ -38,13 +38,14 @@ def _image(size=24):
 
 
 def test_learned_inpaint_checks_its_image_once(image_checks):
-    from pdeflow.inpaint import ResidualInpainter, learned_inpaint, random_mask
+    from pdeflow.inpaint import inpaint_learned, random_mask
+    from pdeflow.inpaint.learned.residual import ResidualInpainter
 
     f = _image()
     m = random_mask(f.shape, 0.1, generator=1, dtype=torch.float64)
     torch.manual_seed(0)
-    learned_inpaint(f, m, model=ResidualInpainter(1, widths=(4, 8)))
-    assert image_checks == ["learned_inpaint: f"]
+    inpaint_learned(f, m, model=ResidualInpainter(1, widths=(4, 8)))
+    assert image_checks == ["inpaint_learned: f"]
 
 
 @pytest.mark.parametrize("method", ["densify", "analytic", "random"])
@@ -57,13 +58,13 @@ def test_make_mask_checks_its_image_once(image_checks, method):
 
 @pytest.mark.parametrize("spacing", [None, (1.0, 2.0), (1.0, 1.0, 1.0)])
 def test_diffuse_checks_its_image_once(image_checks, spacing):
-    from pdeflow.inpaint import diffuse
+    from pdeflow.inpaint import inpaint_diffusion
 
     f = _image(8) if spacing is None or len(spacing) == 2 else _image(8)[:, :, None].expand(1, 1, 3, 8, 8)
     m = torch.zeros(f.shape[2:])
     m.view(-1)[::5] = 1
-    diffuse(f, m, spacing=spacing)
-    assert image_checks == ["diffuse: f"]
+    inpaint_diffusion(f, m, spacing=spacing)
+    assert image_checks == ["inpaint_diffusion: f"]
 
 
 def test_rof_checks_its_image_once(image_checks):
@@ -74,31 +75,31 @@ def test_rof_checks_its_image_once(image_checks):
 
 
 def test_the_checks_of_diffuse_refuse_as_before():
-    """Images and volumes share diffuse's checks; the messages are those of the one check."""
+    """Images and volumes share inpaint_diffusion's checks; the messages are those of the one check."""
     from pdeflow.errors import UserInputError
-    from pdeflow.inpaint import diffuse
+    from pdeflow.inpaint import inpaint_diffusion
 
-    with pytest.raises(UserInputError, match=r"diffuse: f must be at least 2x2 pixels, got \(1, 5\)"):
-        diffuse(torch.zeros(1, 5), torch.ones(1, 5))
-    with pytest.raises(UserInputError, match=r"diffuse: f must be at least 2x2x2 voxels, got \(1, 4, 4\)"):
-        diffuse(torch.zeros(1, 4, 4), torch.ones(1, 4, 4), ndim=3)
+    with pytest.raises(UserInputError, match=r"inpaint_diffusion: f must be at least 2x2 pixels, got \(1, 5\)"):
+        inpaint_diffusion(torch.zeros(1, 5), torch.ones(1, 5))
+    with pytest.raises(UserInputError, match=r"inpaint_diffusion: f must be at least 2x2x2 voxels, got \(1, 4, 4\)"):
+        inpaint_diffusion(torch.zeros(1, 4, 4), torch.ones(1, 4, 4), ndim=3)
     for kw in ({}, {"ndim": 3}, {"spacing": (1.0, 2.0)}):
-        with pytest.raises(UserInputError, match="diffuse: tol must be a number in"):
-            diffuse(torch.zeros(3, 3, 3), torch.ones(3, 3, 3), tol=2, **kw)
-        with pytest.raises(UserInputError, match="diffuse: continuous must be True or False"):
-            diffuse(torch.zeros(3, 3, 3), torch.ones(3, 3, 3), continuous=1, **kw)
+        with pytest.raises(UserInputError, match="inpaint_diffusion: tol must be a number in"):
+            inpaint_diffusion(torch.zeros(3, 3, 3), torch.ones(3, 3, 3), tol=2, **kw)
+        with pytest.raises(UserInputError, match="inpaint_diffusion: continuous must be True or False"):
+            inpaint_diffusion(torch.zeros(3, 3, 3), torch.ones(3, 3, 3), continuous=1, **kw)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_is_computed_in_float32_and_returned_as_given(dtype):
-    from pdeflow.inpaint import diffuse
+    from pdeflow.inpaint import inpaint_diffusion
 
     f = _image(8).to(dtype)
     m = torch.zeros(8, 8)
     m[::3, ::3] = 1
-    u = diffuse(f, m)
+    u = inpaint_diffusion(f, m)
     assert u.dtype == dtype
-    assert torch.equal(u, diffuse(f.float(), m).to(dtype))
+    assert torch.equal(u, inpaint_diffusion(f.float(), m).to(dtype))
     assert ops.compute_dtype(dtype) == torch.float32
     assert ops.compute_dtype(torch.float64) == torch.float64
 

@@ -1,6 +1,6 @@
 """What the library does with inputs it cannot take or that misled before: a model name or path for
-``tvflownet.flow``, ``diffuse`` under ``torch.compile``, unstable IELs, argument messages, a 2-D ``.npy`` given
-to ``read_volume``, 5-D tensors without ``ndim``, missing files, spectral bands past the computed times, integer
+``tvflownet.flow``, ``inpaint_diffusion`` under ``torch.compile``, unstable IELs, argument messages, a 2-D ``.npy``
+given to ``read_volume``, 5-D tensors without ``ndim``, missing files, spectral bands past the computed times, integer
 images. Each test failed before its fix."""
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_flow_takes_a_model_path_and_refuses_an_unknown_name(tmp_path):
         tvflownet.flow(u0, [0.05], 3)
 
 
-# ------------------------------------------------------------ 2. torch.compile around diffuse
+# ------------------------------------------------------------ 2. torch.compile around inpaint_diffusion
 
 def test_diffuse_runs_under_torch_compile():
     torch._dynamo.reset()
@@ -50,8 +50,8 @@ def test_diffuse_runs_under_torch_compile():
     m[..., 0, 0] = 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # dynamo's notes on its graph breaks
-        u = torch.compile(lambda x: pdeflow.diffuse(x, m))(f)
-    torch.testing.assert_close(u, pdeflow.diffuse(f, m), rtol=0, atol=1e-12)
+        u = torch.compile(lambda x: pdeflow.inpaint_diffusion(x, m))(f)
+    torch.testing.assert_close(u, pdeflow.inpaint_diffusion(f, m), rtol=0, atol=1e-12)
 
 
 # ------------------------------------------------------------ 3. the IELs' amplification
@@ -129,7 +129,7 @@ def test_read_volume_of_a_2d_npy_says_how_to_read_it(tmp_path):
 
 @pytest.mark.parametrize("call", [lambda v: pdeflow.rof(v, 0.1), lambda v: pdeflow.tv_flow(v, [0.1]),
                                   lambda v: pdeflow.spectral_tv(v, dt=0.1, n_steps=2),
-                                  lambda v: pdeflow.diffuse(v, torch.ones_like(v)), lambda v: ops.tv(v)])
+                                  lambda v: pdeflow.inpaint_diffusion(v, torch.ones_like(v)), lambda v: ops.tv(v)])
 def test_a_5d_tensor_without_ndim_is_refused_with_a_pointer_to_ndim(call):
     v = _image(1, 1, 3, 6, 6)
     with pytest.raises(UserInputError, match="needs ndim=3"):
@@ -184,12 +184,12 @@ _PUBLIC = {
     "tv_flow": lambda f: pdeflow.tv_flow(f, [0.1]),
     "spectral_tv": lambda f: pdeflow.spectral_tv(f, dt=0.1, n_steps=2),
     "analytic_mask": lambda f: inpaint.analytic_mask(f, 0.1),
-    "probabilistic_sparsification": lambda f: inpaint.probabilistic_sparsification(f, 0.1),
-    "nonlocal_pixel_exchange": lambda f: inpaint.nonlocal_pixel_exchange(f, _mask(f.shape)),
+    "ps_mask": lambda f: inpaint.ps_mask(f, 0.1),
+    "nlpe_mask": lambda f: inpaint.nlpe_mask(f, _mask(f.shape)),
     "densify_mask": lambda f: inpaint.densify_mask(f, 0.1),
     "refine_mask": lambda f: inpaint.refine_mask(f, _mask(f.shape)),
     "learned_mask": lambda f: inpaint.learned_mask(f, 0.1),
-    "learned_inpaint": lambda f: inpaint.learned_inpaint(f, _mask(f.shape)),
+    "inpaint_learned": lambda f: inpaint.inpaint_learned(f, _mask(f.shape)),
     "inpainting_error": lambda f: inpaint.inpainting_error(f, f),
     "InverseEvolution": lambda f: InverseEvolution("heat", 0.01, 2)(f),
     "tvflownet.flow": lambda f: tvflownet.flow(f, [0.1]),
@@ -219,7 +219,7 @@ def test_integer_numpy_images_are_refused_as_tensors_are():
 
 def test_diffuse_refuses_integer_images_by_the_one_rule():
     with pytest.raises(InputDtypeError, match="x.float"):
-        pdeflow.diffuse(_U8, _mask(_U8.shape))
+        pdeflow.inpaint_diffusion(_U8, _mask(_U8.shape))
 
 
 def test_the_one_rule_is_stated_in_the_data_guide():

@@ -51,7 +51,7 @@ def test_resolve_a_name_a_file_a_stem_and_a_run_directory(tmp_path):
 
 
 def test_read_and_load_check_the_kind_and_channels_naming_the_file(tmp_path):
-    from pdeflow.inpaint import MaskNet
+    from pdeflow.inpaint.learned.masknet import MaskNet
     net = MaskNet(1, 0.1, widths=(4, 8))
     models.save_model(net, tmp_path / "m", config={"kind": "masknet", "model": net.config})
     back = models.load(tmp_path / "m", "inpaint", MaskNet, kinds=("masknet",))

@@ -1,6 +1,6 @@
 """pdeflow.multigrid: the multigrid-preconditioned CG of diffusion inpainting against SciPy's sparse
 direct solver (float64), its parts against their definitions (Galerkin products, transposed transfers,
-a symmetric V-cycle), and diffuse's dtype and batch contract."""
+a symmetric V-cycle), and inpaint_diffusion's dtype and batch contract."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,7 +9,7 @@ import torch
 
 from _sparse_reference import neumann_laplacian, spsolve_inpaint
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import diffuse
+from pdeflow.inpaint import inpaint_diffusion
 from pdeflow.multigrid import Multigrid, prolong, restrict
 from pdeflow.multigrid._grid2d import _coarsen_axis, _dense, fine_block, from_phases, phase_shape, to_phases
 from pdeflow.ops import laplacian
@@ -44,7 +44,7 @@ def test_diffuse_matches_spsolve_float64(kind, H, W):
     g = torch.Generator().manual_seed(H * W)
     f = torch.rand(H, W, generator=g, dtype=torch.float64)
     m = masks(H, W, kind, seed=H + W)
-    r = diffuse(f, m, tol=1e-12, full_output=True)
+    r = inpaint_diffusion(f, m, tol=1e-12, full_output=True)
     ref = spsolve_inpaint(f.numpy(), m.numpy())
     assert np.abs(r.u.numpy() - ref).max() < 1e-8
     known = m.bool()
@@ -61,13 +61,13 @@ def test_batch_with_different_masks_and_colour():
     g = torch.Generator().manual_seed(3)
     f = torch.rand(3, 2, H, W, generator=g, dtype=torch.float64)
     m = torch.stack([masks(H, W, k, seed=i)[None] for i, k in enumerate(["random", "sparse", "structured"])])
-    r = diffuse(f, m, tol=1e-11, full_output=True)
+    r = inpaint_diffusion(f, m, tol=1e-11, full_output=True)
     assert r.iterations.shape == (3,) and r.residual.shape == (3,)
     for i in range(3):
         for c in range(2):
             ref = spsolve_inpaint(f[i, c].numpy(), m[i, 0].numpy())
             assert np.abs(r.u[i, c].numpy() - ref).max() < 1e-8
-        one = diffuse(f[i:i + 1], m[i:i + 1], tol=1e-11, full_output=True)   # per-image stopping
+        one = inpaint_diffusion(f[i:i + 1], m[i:i + 1], tol=1e-11, full_output=True)   # per-image stopping
         assert int(one.iterations) == int(r.iterations[i])
         assert torch.allclose(one.u, r.u[i:i + 1], atol=1e-12)
     assert torch.equal(r.u[m.expand_as(f).bool()], f[m.expand_as(f).bool()])
@@ -157,7 +157,7 @@ def test_few_iterations_and_a_true_float64_residual_in_float32():
     f = torch.rand(1, 1, H, W, generator=g)
     for density in (0.05, 0.005):
         m = (torch.rand(1, 1, H, W, generator=g) < density).float()
-        r = diffuse(f, m, tol=1e-6, full_output=True)
+        r = inpaint_diffusion(f, m, tol=1e-6, full_output=True)
         assert int(r.iterations) <= 12
         # the reported residual is the float64 one of the returned solution
         u64, k = r.u.double(), m.double()
@@ -188,9 +188,9 @@ def test_half_precision_is_computed_in_float32(dtype):
     g = torch.Generator().manual_seed(6)
     f = torch.rand(2, 1, 40, 33, generator=g)
     m = (torch.rand(2, 1, 40, 33, generator=g) < 0.1).float()
-    u = diffuse(f.to(dtype), m)
+    u = inpaint_diffusion(f.to(dtype), m)
     assert u.dtype == dtype and u.shape == f.shape
-    ref = diffuse(f.to(dtype).float(), m)
+    ref = inpaint_diffusion(f.to(dtype).float(), m)
     assert torch.equal(u, ref.to(dtype))
     assert torch.equal(u[m.bool()], f.to(dtype)[m.bool()])
 
@@ -198,7 +198,7 @@ def test_half_precision_is_computed_in_float32(dtype):
 def test_empty_batch_is_refused():
     for shape in [(0, 1, 8, 8), (2, 0, 8, 8)]:
         with pytest.raises(UserInputError, match="empty batch"):
-            diffuse(torch.rand(shape), torch.ones(8, 8))
+            inpaint_diffusion(torch.rand(shape), torch.ones(8, 8))
 
 
 def test_multigrid_bad_input():

@@ -167,7 +167,7 @@ def test_diffuse_equals_data_on_mask(f, density, seed, solver, dtype):
     B, _, H, W = f.shape
     density = min(max(density, 1.0 / (H * W)), 1.0 - 1.0 / (H * W))
     mask = inpaint.random_mask((B, 1, H, W), density, generator=seed, dtype=dtype)
-    u = inpaint.diffuse(f, mask, solver=solver)
+    u = inpaint.inpaint_diffusion(f, mask, solver=solver)
     assert u.shape == f.shape and u.dtype == dtype
     known = mask.expand_as(f).bool()
     assert torch.equal(u[known], f[known])
@@ -233,7 +233,7 @@ def test_dither_exact_count(data, h, w, b):
 def test_probabilistic_sparsification_exact_count(data, h, w):
     density = data.draw(_densities(h, w))
     f = data.draw(unit_images((data.draw(st.integers(1, 2)), 1, h, w)))
-    mask = inpaint.probabilistic_sparsification(f, density, p=0.3, q=0.5, generator=data.draw(st.integers(0, 99)))
+    mask = inpaint.ps_mask(f, density, p=0.3, q=0.5, generator=data.draw(st.integers(0, 99)))
     assert mask.shape == (f.shape[0], 1, h, w)
     assert torch.all(_counts(mask) == _count(h, w, density))
 
@@ -247,7 +247,7 @@ def test_pixel_exchange_and_refinement_keep_the_count(data, h, w):
     f = torch.rand(2, 1, h, w, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     mask = inpaint.random_mask((2, 1, h, w), density, generator=seed, dtype=torch.float64)
     k = _count(h, w, density)
-    nlpe = inpaint.nonlocal_pixel_exchange(f, mask, candidates=4, cycles=1, generator=seed)
+    nlpe = inpaint.nlpe_mask(f, mask, candidates=4, cycles=1, generator=seed)
     assert torch.all(_counts(nlpe) == k)
     refined = inpaint.refine_mask(f, mask, rounds=2, metric="mse", generator=seed)
     assert torch.all(_counts(refined) == k)
@@ -259,7 +259,7 @@ def test_learned_mask_exact_count(data, h, w):
     # an untrained mask network: the count comes from the dithering, not from training
     density = data.draw(_densities(h, w))
     torch.manual_seed(0)
-    net = inpaint.MaskNet(density=None, widths=(4, 8)).eval()
+    net = inpaint.learned.masknet.MaskNet(density=None, widths=(4, 8)).eval()
     f = torch.rand(2, 1, h, w, generator=torch.Generator().manual_seed(data.draw(st.integers(0, 99))))
     mask = inpaint.learned_mask(f, density, model=net)
     assert mask.shape == (2, 1, h, w)

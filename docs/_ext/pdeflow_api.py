@@ -57,6 +57,18 @@ def exported(module_name):
     return out
 
 
+def groups(module_name):
+    """``[(title or None, [(name, obj)])]``: a module's exported names in the groups of its ``__api_groups__``
+    (a dict ``title -> names``, in order), or one untitled group when it declares none."""
+    module = importlib.import_module(module_name)
+    names = exported(module_name)
+    spec = getattr(module, "__api_groups__", None)
+    if not spec:
+        return [(None, names)]
+    by = dict(names)
+    return [(title, [(n, by[n]) for n in members if n in by]) for title, members in spec.items()]
+
+
 def _rank(module_name):
     # The top-level package re-exports the most-used functions; their page stays with their pillar.
     return (module_name == "pdeflow", module_name.count("."), module_name)

@@ -3,7 +3,7 @@ Diffusion inpainting from random, analytic, learned, densified and PS masks
 ===========================================================================
 
 Homogeneous diffusion inpainting keeps the known pixels and solves ``laplacian(u) = 0`` elsewhere
-(Neumann boundary): :func:`pdeflow.inpaint.diffuse`. How good it is depends on which pixels are
+(Neumann boundary): :func:`pdeflow.inpaint.inpaint_diffusion`. How good it is depends on which pixels are
 known. This compares five ways of choosing 10 % of the pixels of one 64 x 64 crop: uniformly at
 random; the analytic density of Belhachmi, Bucur, Burgeth and Weickert (2009) dithered with blue
 noise; the shipped mask network; the analytic mask at 30 % of the density grown by adding points where
@@ -20,9 +20,9 @@ from pdeflow import datasets, metrics
 from pdeflow.inpaint import (
     analytic_mask,
     densify_mask,
-    diffuse,
+    inpaint_diffusion,
     learned_mask,
-    probabilistic_sparsification,
+    ps_mask,
     random_mask,
 )
 
@@ -34,7 +34,7 @@ for name, make in [
     ("analytic", lambda: analytic_mask(f, density)),
     ("learned", lambda: learned_mask(f, density)),
     ("densified", lambda: densify_mask(f, density)),
-    ("PS", lambda: probabilistic_sparsification(f, density, generator=0)),
+    ("PS", lambda: ps_mask(f, density, generator=0)),
 ]:
     t0 = time.process_time()
     masks[name] = make()
@@ -43,7 +43,7 @@ for name, make in [
 # %%
 fig, axes = plt.subplots(2, 5, figsize=(13.5, 5.6))
 for k, (name, m) in enumerate(masks.items()):
-    u = diffuse(f, m)
+    u = inpaint_diffusion(f, m)
     mae = 255 * float(metrics.mae(u, f))
     print(f"{name:9s} {int(m.sum())} known pixels, MAE {mae:5.2f} (0-255), mask in {seconds[name]:.2f} CPU-s")
     axes[0, k].imshow(m[0, 0], cmap="gray_r")

@@ -14,7 +14,7 @@ import time
 import matplotlib.pyplot as plt
 
 from pdeflow import datasets, metrics
-from pdeflow.inpaint import diffuse, learned_mask, refine_mask
+from pdeflow.inpaint import inpaint_diffusion, learned_mask, refine_mask
 
 f = datasets.builtin_image("skimage/camera")[None, :, 150:214, 200:264]
 start = learned_mask(f, 0.1)
@@ -23,7 +23,7 @@ for rounds in (0, 2, 4, 8, 12, 16):
     t0 = time.process_time()
     m = refine_mask(f, start, rounds=rounds, generator=0) if rounds else start
     t = time.process_time() - t0
-    mae = 255 * float(metrics.mae(diffuse(f, m), f))
+    mae = 255 * float(metrics.mae(inpaint_diffusion(f, m), f))
     rows.append((rounds, t, mae))
     print(f"{rounds:2d} rounds: MAE {mae:.2f} (0-255), {1000 * t:.0f} CPU-ms")
 

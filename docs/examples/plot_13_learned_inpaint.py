@@ -2,7 +2,7 @@
 Learned inpainting: diffusion plus a residual network
 =====================================================
 
-:func:`pdeflow.inpaint.learned_inpaint` runs diffusion inpainting and adds the shipped residual
+:func:`pdeflow.inpaint.inpaint_learned` runs diffusion inpainting and adds the shipped residual
 network's correction on the unknown pixels, weighted per image by cross-validation on the known
 pixels (so it never does much worse than diffusion). :func:`pdeflow.inpaint.load_joint` gives a
 mask network and an inpainter fine-tuned together for one density.
@@ -11,15 +11,15 @@ import pdeflow  # before torch: see Installation
 import matplotlib.pyplot as plt
 
 from pdeflow import datasets, metrics
-from pdeflow.inpaint import diffuse, learned_inpaint, learned_mask, load_joint
+from pdeflow.inpaint import inpaint_diffusion, inpaint_learned, learned_mask, load_joint
 
 f = datasets.builtin_image("skimage/coffee")[None, :, 100:164, 250:314]  # (1, 1, 64, 64)
 m = learned_mask(f, 0.1)
-u_diff = diffuse(f, m)
-u_learned = learned_inpaint(f, m)
+u_diff = inpaint_diffusion(f, m)
+u_learned = inpaint_learned(f, m)
 mask_net, inpainter = load_joint(None, density=0.1)
 m_joint = learned_mask(f, 0.1, model=mask_net)
-u_joint = learned_inpaint(f, m_joint, model=inpainter)
+u_joint = inpaint_learned(f, m_joint, model=inpainter)
 
 results = {"diffusion": u_diff, "diffusion + residual": u_learned, "joint pair": u_joint}
 for name, u in results.items():

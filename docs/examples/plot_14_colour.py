@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from pdeflow import datasets, metrics
-from pdeflow.inpaint import analytic_mask, diffuse
+from pdeflow.inpaint import analytic_mask, inpaint_diffusion
 from pdeflow.tv import rof
 
 clean = datasets.builtin_image("skimage/astronaut", grey=False)[:, 30:158, 160:288]  # (3, 128, 128)
@@ -23,7 +23,7 @@ for name, u in (("noisy", noisy), ("vectorial TV", coupled), ("channelwise", sep
     print(f"{name:13s} PSNR {metrics.psnr(u, clean, data_range=1.0):.2f} dB")
 
 m = analytic_mask(clean.mean(0, keepdim=True)[None], 0.1)  # one mask for the three channels
-inpainted = diffuse(clean[None], m)[0]
+inpainted = inpaint_diffusion(clean[None], m)[0]
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from pdeflow import datasets, tvflownet
-from pdeflow.inpaint import diffuse, random_mask
+from pdeflow.inpaint import inpaint_diffusion, random_mask
 from pdeflow.tv import rof, tv_flow
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -30,7 +30,7 @@ u2d = rof(x[0, 0], 0.1)                                     # (H, W) in, (H, W) 
 print("2-D input:", tuple(u2d.shape))
 
 m = random_mask(x.shape, 0.1, generator=0, device=device)
-print("diffuse:", tuple(diffuse(x, m).shape))
+print("inpaint_diffusion:", tuple(inpaint_diffusion(x, m).shape))
 
 model = tvflownet.load("semiresnet", device=device)         # networks load onto a device too
 print("tvflownet:", tuple(tvflownet.flow(5 * x[:2], [0.5], model).shape))

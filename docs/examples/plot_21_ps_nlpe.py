@@ -11,19 +11,19 @@ import pdeflow  # before torch: see Installation
 import matplotlib.pyplot as plt
 
 from pdeflow import datasets
-from pdeflow.inpaint import diffuse, inpainting_error, nonlocal_pixel_exchange, probabilistic_sparsification
+from pdeflow.inpaint import inpaint_diffusion, inpainting_error, nlpe_mask, ps_mask
 
 f = datasets.builtin_image("skimage/camera")[None, :, 112:144, 212:244].double()  # (1, 1, 32, 32)
-ps = probabilistic_sparsification(f, 0.1, generator=0)
-res = nonlocal_pixel_exchange(f, ps, cycles=3, generator=0, full_output=True)
-print("MSE with the PS mask:  ", float(inpainting_error(f, diffuse(f, ps))))
-print("MSE after NLPE:        ", float(inpainting_error(f, diffuse(f, res.mask))))
+ps = ps_mask(f, 0.1, generator=0)
+res = nlpe_mask(f, ps, cycles=3, generator=0, full_output=True)
+print("MSE with the PS mask:  ", float(inpainting_error(f, inpaint_diffusion(f, ps))))
+print("MSE after NLPE:        ", float(inpainting_error(f, inpaint_diffusion(f, res.mask))))
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(12, 3))
 axes[0].imshow(f[0, 0], cmap="gray", vmin=0, vmax=1)
 axes[0].set_title("image")
-axes[1].imshow(diffuse(f, ps)[0, 0], cmap="gray", vmin=0, vmax=1)
+axes[1].imshow(inpaint_diffusion(f, ps)[0, 0], cmap="gray", vmin=0, vmax=1)
 axes[1].set_title("PS, 10 %")
 axes[2].imshow(res.u[0, 0], cmap="gray", vmin=0, vmax=1)
 axes[2].set_title("PS + NLPE")

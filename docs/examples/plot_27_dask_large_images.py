@@ -18,7 +18,7 @@ import torch
 
 import pdeflow.dask
 from pdeflow import datasets
-from pdeflow.inpaint import diffuse
+from pdeflow.inpaint import inpaint_diffusion
 from pdeflow.tv import rof
 
 f = datasets.builtin_image("skimage/camera")[0, 40:136, 60:156].double().numpy()
@@ -40,7 +40,7 @@ for i in range(0, 96, 48):
 
 mask = np.random.default_rng(1).random(f.shape) < 0.05
 v = pdeflow.dask.inpaint(da.from_array(f, chunks=48), mask, "diffusion", overlap=8, tol=1e-9).compute()
-vref = diffuse(torch.from_numpy(f), torch.from_numpy(mask.astype(float)), tol=1e-12).numpy()
+vref = inpaint_diffusion(torch.from_numpy(f), torch.from_numpy(mask.astype(float)), tol=1e-12).numpy()
 print(f"diffusion inpainting: largest difference {abs(v - vref).max():.1e}")
 
 # %%

@@ -5,7 +5,7 @@ Three pillars share one discrete calculus, one data layer and one training toolk
 * classical TV: :func:`rof`, :func:`tv_flow`, :func:`spectral_tv` (:mod:`pdeflow.tv`) and the
   learned TV flow TVflowNET (:mod:`pdeflow.tvflownet`);
 * inverse evolution layers (:mod:`pdeflow.iel`, e.g. :func:`with_iels`);
-* sparse inpainting: :func:`diffuse` and the other inpainting operators, masks and learned inpainting
+* sparse inpainting: :func:`inpaint_diffusion` and the other inpainting operators, masks and learned inpainting
   (:mod:`pdeflow.inpaint`), and the codec built on them (:mod:`pdeflow.codec`).
 
 ``import pdeflow`` is light: the subpackages and the functions listed here are imported (with
@@ -36,7 +36,7 @@ Metrics, masks and inpainting:
 >>> m = pdeflow.random_mask((1, 1, 64, 64), 0.1, generator=0)      # 10 % known pixels (1 = known)
 >>> int(m.sum())
 410
->>> v = pdeflow.diffuse(f[None], m)                               # homogeneous diffusion inpainting
+>>> v = pdeflow.inpaint_diffusion(f[None], m)                     # homogeneous diffusion inpainting
 >>> bool(((v - f[None]) * m).abs().max() < 1e-6)                  # the known pixels are kept
 True
 
@@ -85,7 +85,7 @@ _FUNCTIONS = {
     "rof": "tv",
     "tv_flow": "tv",
     "spectral_tv": "tv",
-    "diffuse": "inpaint",
+    "inpaint_diffusion": "inpaint",
     "random_mask": "inpaint",
     "with_iels": "iel",
     "read_image": "io",
@@ -100,6 +100,12 @@ __all__ = ["UserInputError", "InputFileNotFoundError", "InputIsADirectoryError",
 
 
 def __getattr__(name: str):
+    if name == "diffuse":    # the previous release's name, for one release
+        import warnings
+
+        warnings.warn("pdeflow.diffuse is deprecated and goes in the next release; use pdeflow.inpaint_diffusion",
+                      DeprecationWarning, stacklevel=2)
+        name = "inpaint_diffusion"
     if name in _SUBMODULES:
         return _importlib.import_module(f"{__name__}.{name}")  # the import sets the attribute too
     if name in _FUNCTIONS:

@@ -81,7 +81,7 @@ SHIPPED: dict[str, Shipped] = {
                                    "(learned_mask(f, 0.2, model='masknet-20-feedback'))", 0.2),
     "residual-inpainter": Shipped("inpaint", "residual-inpainter", "residual",
                                   "diffusion inpainting plus a learned correction, all densities "
-                                  "(learned_inpaint)"),
+                                  "(inpaint_learned)"),
     **_joint(0.05, "05"), **_joint(0.1, "10"), **_joint(0.2, "20"),
 }
 
@@ -218,7 +218,7 @@ def load(spec, pillar: str, build: Callable[..., torch.nn.Module], *, device=Non
 
     Examples
     --------
-    >>> from pdeflow.inpaint import MaskNet
+    >>> from pdeflow.inpaint.learned.masknet import MaskNet
     >>> from pdeflow.models import load
     >>> net = load("masknet-10", "inpaint", MaskNet, kinds=("masknet",))
     >>> net.density, net.training
@@ -236,7 +236,7 @@ def build_model(build: Callable[..., torch.nn.Module], state: dict, meta: dict, 
 
     Examples
     --------
-    >>> from pdeflow.inpaint import MaskNet
+    >>> from pdeflow.inpaint.learned.masknet import MaskNet
     >>> from pdeflow.models import build_model, read
     >>> state, meta, stem = read("masknet-10", "inpaint")
     >>> build_model(MaskNet, state, meta, stem).channels

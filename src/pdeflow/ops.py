@@ -77,7 +77,7 @@ __all__ = ["grad", "div", "laplacian", "gradient_norm", "tv", "tv_eps", "batch_s
 
 def spatial_axes(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None]:
     """The number of spatial axes and the grid spacing (None: unit) of a call taking ``ndim`` and ``spacing``
-    (the calculus here, ``diffuse``); see the module docstring. ``who`` names the function in messages."""
+    (the calculus here, ``inpaint_diffusion``); see the module docstring. ``who`` names the function in messages."""
     if ndim is not None and (isinstance(ndim, bool) or ndim not in (2, 3)):
         raise UserInputError(f"{who}: ndim (the number of spatial axes) must be 2 or 3, got {ndim!r}")
     if spacing is None:

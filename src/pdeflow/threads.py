@@ -17,7 +17,7 @@ The runtime reads ``OMP_WAIT_POLICY`` once, when torch loads it. So:
 * If torch was imported first (and neither ``OMP_WAIT_POLICY`` nor
   ``GOMP_SPINCOUNT`` was set), the policy can no longer change. pdeflow's
   long-running solvers (:func:`~pdeflow.tv.tv_flow`, :func:`~pdeflow.tv.rof`,
-  :func:`~pdeflow.tv.spectral_tv`, :func:`~pdeflow.inpaint.diffuse` and the
+  :func:`~pdeflow.tv.spectral_tv`, :func:`~pdeflow.inpaint.inpaint_diffusion` and the
   mask optimisers) then count, when called, the threads of *other* processes
   that are running or waiting for a core (Linux ``/proc/loadavg``), and if
   fewer cores than ``torch.get_num_threads()`` are free they lower torch's

@@ -19,7 +19,7 @@ LOSSY = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
 
 def check_binary(m: torch.Tensor, option: str, text: str, what: str = "an image", one: str = "known") -> None:
     """Refuse a mask with values other than 0 and 1 (black and white, 0 and 255 in an 8-bit file), as
-    :func:`~pdeflow.inpaint.diffuse` does: thresholding a photograph or a compressed mask would choose the
+    :func:`~pdeflow.inpaint.inpaint_diffusion` does: thresholding a photograph or a compressed mask would choose the
     known pixels silently."""
     other = ~(m.eq(0) | m.eq(1))
     if bool(other.any()):

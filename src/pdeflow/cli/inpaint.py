@@ -41,7 +41,7 @@ from ._common import (
 )
 from ._masks import check_binary, read_mask
 
-#: ``diffuse``'s default tolerance, read from the library (declared there once).
+#: ``inpaint_diffusion``'s default tolerance, read from the library (declared there once).
 DIFFUSE_TOL = INPAINT_METHODS["diffusion"].default("tol")
 
 __all__ = ["add_parsers"]
@@ -202,7 +202,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="wgan: seed of the generator's noise (default 0)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="learned: weight the network's correction per image by cross-validation on the known pixels "
-                        "(default on: one more solve; see pdeflow.inpaint.learned_inpaint); --no-calibrate applies it "
+                        "(default on: one more solve; see pdeflow.inpaint.inpaint_learned); --no-calibrate applies it "
                         "as trained")
     add_compute_args(p, method_tol=True)
     add_volume_args(inputs, add_output_args(p))

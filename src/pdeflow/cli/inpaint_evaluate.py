@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..evaluate.inpaint import METHODS, evaluate, report
-from ..inpaint import load_inpainting_model, load_mask_model
+from ..inpaint import load_mask_gan, load_wgan
 from ..inpaint.masks.refine import refine_options
 from ._arguments import add_command, density, positive_float, positive_int, ssim_size
 from ._errors import CLIError
@@ -150,7 +150,7 @@ def _run_evaluate(args) -> int:
             if spec is None:
                 continue
             try:
-                (load_inpainting_model if flag == "--inpainting-model" else load_mask_model)(spec)
+                (load_wgan if flag == "--inpainting-model" else load_mask_gan)(spec)
             except (FileNotFoundError, ValueError) as exc:
                 raise CLIError(f"argument {flag}: {exc}") from None
     mask_models = dict(zip(args.densities, args.mask_models)) if args.mask_models else None

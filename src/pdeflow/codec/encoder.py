@@ -281,9 +281,9 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         :data:`TONAL_STAGES`; 0: the image's own values).
     operator : {"diffusion", "eed", "shepard"}, optional
         The decoder's inpainting, recorded in the file (:data:`pdeflow.codec.OPERATORS`): homogeneous diffusion
-        (default), edge-enhancing diffusion (:func:`pdeflow.inpaint.eed_inpaint`: sharper edges at the same size,
+        (default), edge-enhancing diffusion (:func:`pdeflow.inpaint.inpaint_eed`: sharper edges at the same size,
         and the mask and the values chosen for it; the encoder takes several times as long, the decoder about
-        twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.shepard_inpaint`: no equation
+        twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.inpaint_shepard`: no equation
         solved).
     max_pixels : int or None, optional
         Largest image (``H W``) accepted, checked before any work: by default

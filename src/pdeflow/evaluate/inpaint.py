@@ -3,9 +3,9 @@
 For each test image and density ``D`` the methods are
 
 * ``random-diffusion`` -- a uniformly random mask with ``round(D H W)`` known
-  pixels, homogeneous diffusion inpainting (:func:`pdeflow.inpaint.diffuse`);
+  pixels, homogeneous diffusion inpainting (:func:`pdeflow.inpaint.inpaint_diffusion`);
 * ``random-wgan`` -- the same random mask, the inpainting WGAN
-  (:func:`~pdeflow.inpaint.learned.gan.gan_inpaint`, random-mask model);
+  (:func:`~pdeflow.inpaint.learned.gan.inpaint_wgan`, random-mask model);
 * ``ps`` -- probabilistic sparsification optimised for diffusion (``metric``:
   MAE by default, as the paper), diffusion inpainting;
 * ``ps-mse`` -- the same minimising the MSE (the PS that the PSNR and MSE
@@ -28,7 +28,7 @@ For each test image and density ``D`` the methods are
   (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
   with the same refinement, diffusion inpainting;
 * ``learned-residual`` -- the mask network's mask inpainted by the residual
-  inpainter (:func:`~pdeflow.inpaint.learned_inpaint`, calibrated: its
+  inpainter (:func:`~pdeflow.inpaint.inpaint_learned`, calibrated: its
   correction weighted per image by cross-validation on the known pixels);
   ``learned-residual-raw``: the same with ``calibrate=False``;
 * ``joint`` -- a mask network and a residual inpainter fine-tuned together

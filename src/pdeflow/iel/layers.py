@@ -270,7 +270,7 @@ class PeronaMalik(_Operator):
     ----------
     kappa : float, optional
         Edge threshold in logit units per pixel (default 1): gradients much
-        larger than ``kappa`` are barely diffused, smaller ones diffuse as heat.
+        larger than ``kappa`` are barely diffused, smaller ones inpaint_diffusion as heat.
 
     Examples
     --------

@@ -1,138 +1,117 @@
 """Sparse inpainting and spatial optimisation (Peter, 2022).
 
-By name: :func:`make_mask` makes a mask by any method of :data:`MASK_METHODS` (``'densify'``,
-``'analytic'``, ``'learned'``, ``'random'``, ``'ps'``, ``'nlpe'``, ``'gan'``) and :func:`inpaint` inpaints by
-any of :data:`INPAINT_METHODS` (``'diffusion'``, ``'biharmonic'``, ``'eed'``, ``'tv'``, ``'learned'``,
-``'wgan'``); the command line and the evaluation dispatch through these tables (:mod:`~pdeflow.inpaint.methods`).
+One naming scheme (the method tables' keys): an inpainting is ``inpaint_<method>`` (scikit-image's
+``inpaint_biharmonic`` style), a mask ``<method>_mask``, a trained model's loader ``load_<model>``. The entry points
+by name are :func:`inpaint` (any method of :data:`INPAINT_METHODS`: the operators of :data:`OPERATORS`, then
+``'learned'`` and ``'wgan'``) and :func:`make_mask` (any of :data:`MASK_METHODS`); the command line and the
+evaluation dispatch through these tables (:mod:`~pdeflow.inpaint.methods`). Each method's own function is the same
+entry with its options documented:
 
-Operators (:data:`OPERATORS`, :mod:`~pdeflow.inpaint.operators`): homogeneous diffusion (:func:`diffuse`),
-:func:`biharmonic_inpaint` (scikit-image's system, multigrid or a sparse factorisation, images and volumes),
-:func:`eed_inpaint` (edge-enhancing diffusion) and :func:`tv_inpaint` (total variation), for sparse data and for
-holes (:func:`hole_mask` draws scratches, text or blobs); :func:`densify_mask` grows a mask for any of them.
+* operators (:mod:`~pdeflow.inpaint.operators`, one module each): :func:`inpaint_diffusion` (homogeneous
+  diffusion; continuous masks, differentiable in the image and the mask), :func:`inpaint_biharmonic`,
+  :func:`inpaint_eed` (edge-enhancing diffusion), :func:`inpaint_tv` (total variation), :func:`inpaint_shepard`
+  (Gaussian-weighted Shepard interpolation); for sparse data and for holes (:func:`hole_mask` draws scratches,
+  text or blobs); :func:`inpainting_error`;
+* learned inpainting (:mod:`~pdeflow.inpaint.learned`): :func:`inpaint_learned` (diffusion plus a learned
+  correction, the residual inpainter), :func:`inpaint_wgan` (the inpainting WGAN of Vasata et al.);
+* masks (:mod:`~pdeflow.inpaint.masks`, one module per kind): :func:`random_mask`, :func:`analytic_mask`
+  (Belhachmi, Bucur, Burgeth, Weickert 2009, with :func:`analytic_sigma`), :func:`densify_mask` (grown where the
+  inpainting errs most, for any operator; :func:`default_stages`), :func:`ps_mask` (probabilistic
+  sparsification), :func:`nlpe_mask` (non-local pixel exchange), :func:`learned_mask` (the mask network),
+  :func:`gan_mask` (the joint mask WGAN), :func:`refine_mask` (test-time refinement at fixed density),
+  :func:`dither` and :func:`blue_noise_tile` (ordered dithering, Ulichney 1993);
+* tonal optimisation: :func:`optimise_tonal`, the values to store on a mask (:mod:`~pdeflow.inpaint.tonal`;
+  the codec, :mod:`pdeflow.codec`, stores them);
+* trained models: :func:`load_masknet`, :func:`load_mask_gan`, :func:`load_wgan`, :func:`load_residual`,
+  :func:`load_joint`.
 
-Tonal optimisation: :func:`optimise_tonal`, the values to store on a mask that minimise the inpainting error
-(least squares through the diffusion solver and its adjoint), optionally on given quantisation levels; the codec
-(:mod:`pdeflow.codec`) stores them.
+Classes and result types live in their submodules (:class:`~pdeflow.inpaint.operators.Operator`,
+:class:`~pdeflow.inpaint.methods.Method`, :class:`~pdeflow.inpaint.tonal.TonalResult`,
+:class:`~pdeflow.inpaint.operators.diffusion.DiffuseResult`, the networks of :mod:`~pdeflow.inpaint.learned`, ...).
+The names of the previous release (``diffuse``, ``biharmonic_inpaint``, ``probabilistic_sparsification``,
+``load_mask_model``, ``MaskNet``, ...) still work for one release and warn (DeprecationWarning) with the new name.
 
-Model-based part:
-
-* :func:`diffuse`: homogeneous diffusion inpainting (Laplace equation on the
-  unknown pixels, Neumann boundary), multigrid-preconditioned CG, batched;
-  continuous masks in [0, 1], and differentiable in the image and the mask
-  (adjoint method, Hoeltgen, Setzer, Weickert 2013).
-* :func:`random_mask`, :func:`probabilistic_sparsification` (PS) and
-  :func:`nonlocal_pixel_exchange` (NLPE): masks of a given density, random or
-  optimised for diffusion inpainting.
-* :func:`densify_mask`: a mask grown from a sparse analytic one by adding points at the maxima of the
-  inpainting's error, a few inpaintings in all (seconds for a 4K photograph).
-* :func:`inpainting_error`: the per-image error (MSE or MAE).
-* :func:`refine_mask`: test-time refinement of a mask at fixed density (best of
-  several blue-noise tile shifts, exchanges with adjoint-guided reveals and probed hides), a fraction of a
-  second per 64 x 64 mask.
-
-Rooms: :mod:`~pdeflow.inpaint.methods` (the tables of methods), :mod:`~pdeflow.inpaint.operators.diffusion` (the
-solver's entry point), :mod:`~pdeflow.inpaint.operators.diffusion_system` (the one linear system: build, solve, adjoint,
-error maps), :mod:`~pdeflow.inpaint.operators` (biharmonic, EED, TV), :mod:`~pdeflow.inpaint.masks` (one module
-per kind of mask: :mod:`~pdeflow.inpaint.masks.sparsification` random, PS and NLPE,
-:mod:`~pdeflow.inpaint.masks.dither`, :mod:`~pdeflow.inpaint.masks.analytic`,
-:mod:`~pdeflow.inpaint.masks.snapping`, :mod:`~pdeflow.inpaint.masks.densification`,
-:mod:`~pdeflow.inpaint.masks.refine`), :mod:`~pdeflow.inpaint.learned` (one module per network: mask network,
-residual inpainter, WGANs), :mod:`~pdeflow.inpaint.training` (their trainers), :mod:`~pdeflow.inpaint.tonal`,
-:mod:`~pdeflow.inpaint.holes` and :mod:`~pdeflow.inpaint.result` (the errors and figure of one result). The
-paper's comparison lives beside the pillar, in :mod:`pdeflow.evaluate.inpaint`.
-
-Learned part (Peter, 2022, §2-3; :mod:`~pdeflow.inpaint.learned.wgan`, :mod:`~pdeflow.inpaint.learned.maskgan`,
-training in :mod:`~pdeflow.inpaint.training.wgan`, ``pdeflow train inpainting``):
-
-* :func:`gan_inpaint`: inpainting by the inpainting WGAN (Vasata et al.).
-* :func:`gan_mask`: a mask of a given density from the joint mask WGAN.
-* :func:`load_inpainting_model`, :func:`load_mask_model`: trained models, shipped or exported.
-* :func:`learned_inpaint`: diffusion inpainting plus a learned correction that starts at zero
-  (:mod:`~pdeflow.inpaint.learned.residual`; training in :mod:`~pdeflow.inpaint.training.residual`);
-  :func:`load_joint`: a mask network and a residual inpainter fine-tuned together (stage ``joint``).
-
-Analytic and learned masks (:mod:`~pdeflow.inpaint.masks.dither`, :mod:`~pdeflow.inpaint.masks.analytic`,
-:mod:`~pdeflow.inpaint.learned.masknet`; training in :mod:`~pdeflow.inpaint.training.masknet`):
-
-* :func:`blue_noise_tile`, :func:`dither`: void-and-cluster threshold tiles (Ulichney 1993) and
-  ordered dithering of a density to exactly ``round(density H W)`` points.
-* :func:`analytic_mask`: Belhachmi, Bucur, Burgeth, Weickert's (2009) density
-  ``|laplacian(G_sigma * f)|``, dithered, optionally snapped to local extrema.
-* :func:`learned_mask`, :func:`load_masknet`, :class:`MaskNet`: the neuroexplicit mask network
-  (corrections of the analytic density, trained through the adjoint of :func:`diffuse`).
-
-Masks are 1 on known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and
-``pdeflow inpaint`` (:mod:`pdeflow.cli.inpaint`).
+Other rooms: :mod:`~pdeflow.inpaint.checks` (the operators' shared input checks), :mod:`~pdeflow.inpaint.training`
+(the networks' trainers), :mod:`~pdeflow.inpaint.holes`, :mod:`~pdeflow.inpaint.result` (the errors and figure of
+one result). The paper's comparison lives beside the pillar, in :mod:`pdeflow.evaluate.inpaint`. Masks are 1 on
+known pixels and 0 on missing ones. Command line: ``pdeflow mask`` and ``pdeflow inpaint``.
 
 References
 ----------
 .. [1] P. Peter, "A Wasserstein GAN for joint learning of inpainting and spatial optimisation",
        PSIVT 2022, LNCS, Springer, 2022 (arXiv:2202.05623).
 """
+import importlib as _importlib
+import warnings as _warnings
+
 from .holes import HOLE_KINDS, hole_mask
-from .learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
-from .learned.maskgan import MaskGAN, MaskGenerator
-from .learned.masknet import MaskNet, learned_mask, load_masknet
-from .learned.residual import ResidualInpainter, learned_inpaint, load_joint, load_residual
-from .learned.wgan import Critic, InpaintingGenerator
+from .learned.gan import gan_mask, inpaint_wgan, load_mask_gan, load_wgan
+from .learned.masknet import learned_mask, load_masknet
+from .learned.residual import inpaint_learned, load_joint, load_residual
 from .masks.analytic import analytic_mask, analytic_sigma
 from .masks.densification import default_stages, densify_mask
 from .masks.dither import blue_noise_tile, dither
-from .masks.refine import RefineResult, refine_mask
-from .masks.sparsification import MaskResult, nonlocal_pixel_exchange, probabilistic_sparsification, random_mask
-from .methods import INPAINT_METHODS, MASK_METHODS, Method, inpaint, make_mask
-from .operators import OPERATORS, Operator
-from .operators.biharmonic import biharmonic_inpaint
-from .operators.diffusion import DiffuseResult, diffuse, inpainting_error
-from .operators.eed import eed_inpaint
-from .operators.shepard import shepard_inpaint
-from .operators.tv import tv_inpaint
-from .tonal import TonalResult, optimise_tonal
+from .masks.refine import refine_mask
+from .masks.sparsification import nlpe_mask, ps_mask, random_mask
+from .methods import INPAINT_METHODS, MASK_METHODS, inpaint, make_mask
+from .operators import OPERATORS
+from .operators.biharmonic import inpaint_biharmonic
+from .operators.diffusion import inpaint_diffusion, inpainting_error
+from .operators.eed import inpaint_eed
+from .operators.shepard import inpaint_shepard
+from .operators.tv import inpaint_tv
+from .tonal import optimise_tonal
 
-__all__ = [
-    "make_mask",
-    "inpaint",
-    "MASK_METHODS",
-    "INPAINT_METHODS",
-    "Method",
-    "OPERATORS",
-    "Operator",
-    "biharmonic_inpaint",
-    "eed_inpaint",
-    "tv_inpaint",
-    "shepard_inpaint",
-    "optimise_tonal",
-    "TonalResult",
-    "diffuse",
-    "DiffuseResult",
-    "inpainting_error",
-    "hole_mask",
-    "HOLE_KINDS",
-    "random_mask",
-    "probabilistic_sparsification",
-    "nonlocal_pixel_exchange",
-    "densify_mask",
-    "default_stages",
-    "MaskResult",
-    "refine_mask",
-    "RefineResult",
-    "gan_inpaint",
-    "gan_mask",
-    "load_inpainting_model",
-    "load_mask_model",
-    "InpaintingGenerator",
-    "Critic",
-    "MaskGenerator",
-    "MaskGAN",
-    "blue_noise_tile",
-    "dither",
-    "analytic_mask",
-    "analytic_sigma",
-    "learned_mask",
-    "load_masknet",
-    "MaskNet",
-    "learned_inpaint",
-    "load_residual",
-    "load_joint",
-    "ResidualInpainter",
-]
+#: The API reference's groups of :data:`__all__`, in this order (docs/_ext/pdeflow_api.py; every name in one).
+__api_groups__ = {
+    "Entry points and tables": ["inpaint", "make_mask", "INPAINT_METHODS", "MASK_METHODS", "OPERATORS"],
+    "Operators": ["inpaint_diffusion", "inpaint_biharmonic", "inpaint_eed", "inpaint_tv", "inpaint_shepard",
+                  "inpainting_error", "hole_mask", "HOLE_KINDS"],
+    "Learned inpainting": ["inpaint_learned", "inpaint_wgan"],
+    "Masks": ["random_mask", "analytic_mask", "analytic_sigma", "densify_mask", "default_stages", "ps_mask",
+              "nlpe_mask", "learned_mask", "gan_mask", "refine_mask", "dither", "blue_noise_tile"],
+    "Tonal optimisation": ["optimise_tonal"],
+    "Trained models": ["load_masknet", "load_mask_gan", "load_wgan", "load_residual", "load_joint"],
+}
+__all__ = ["inpaint", "make_mask", "INPAINT_METHODS", "MASK_METHODS", "OPERATORS", "inpaint_diffusion",
+           "inpaint_biharmonic", "inpaint_eed", "inpaint_tv", "inpaint_shepard", "inpainting_error", "hole_mask",
+           "HOLE_KINDS", "inpaint_learned", "inpaint_wgan", "random_mask", "analytic_mask", "analytic_sigma",
+           "densify_mask", "default_stages", "ps_mask", "nlpe_mask", "learned_mask", "gan_mask", "refine_mask",
+           "dither", "blue_noise_tile", "optimise_tonal", "load_masknet", "load_mask_gan", "load_wgan",
+           "load_residual", "load_joint"]
+
+#: The previous release's names: ``old -> (module, new name)``; they warn for one release, then go.
+_DEPRECATED = {
+    "diffuse": ("operators.diffusion", "inpaint_diffusion"),
+    "biharmonic_inpaint": ("operators.biharmonic", "inpaint_biharmonic"),
+    "eed_inpaint": ("operators.eed", "inpaint_eed"),
+    "tv_inpaint": ("operators.tv", "inpaint_tv"),
+    "learned_inpaint": ("learned.residual", "inpaint_learned"),
+    "gan_inpaint": ("learned.gan", "inpaint_wgan"),
+    "probabilistic_sparsification": ("masks.sparsification", "ps_mask"),
+    "nonlocal_pixel_exchange": ("masks.sparsification", "nlpe_mask"),
+    "load_mask_model": ("learned.gan", "load_mask_gan"),
+    "load_inpainting_model": ("learned.gan", "load_wgan"),
+    "Method": ("methods", "Method"),
+    "Operator": ("operators", "Operator"),
+    "TonalResult": ("tonal", "TonalResult"),
+    "DiffuseResult": ("operators.diffusion", "DiffuseResult"),
+    "MaskResult": ("masks.sparsification", "MaskResult"),
+    "RefineResult": ("masks.refine", "RefineResult"),
+    "InpaintingGenerator": ("learned.wgan", "InpaintingGenerator"),
+    "Critic": ("learned.wgan", "Critic"),
+    "MaskGenerator": ("learned.maskgan", "MaskGenerator"),
+    "MaskGAN": ("learned.maskgan", "MaskGAN"),
+    "MaskNet": ("learned.masknet", "MaskNet"),
+    "ResidualInpainter": ("learned.residual", "ResidualInpainter"),
+}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        module, new = _DEPRECATED[name]
+        where = f"pdeflow.inpaint.{new}" if new in __all__ else f"pdeflow.inpaint.{module}.{new}"
+        _warnings.warn(f"pdeflow.inpaint.{name} is deprecated and goes in the next release; use {where}",
+                       DeprecationWarning, stacklevel=2)
+        return getattr(_importlib.import_module(f"{__name__}.{module}"), new)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

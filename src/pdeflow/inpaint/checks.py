@@ -156,7 +156,7 @@ def _fit_mask(mask, f: torch.Tensor, who: str, spatial: int, *, need_known: bool
         elif not bool(m.eq(0).logical_or_(m.eq(1)).all()):
             raise UserInputError(f"{who}: mask must be binary (values 0 and 1, 1 = known {site})"
                                  + ("; pass continuous=True for a mask with values in [0, 1]"
-                                    if who == "diffuse" else ""))
+                                    if who == "inpaint_diffusion" else ""))
     m = m.to(device=f.device, dtype=f.dtype)
     if need_known:
         known = m.detach().flatten(2).amax(-1)  # (Bm, Cm); values are in [0, 1]

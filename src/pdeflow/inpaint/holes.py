@@ -266,7 +266,7 @@ def hole_mask(shape, kind: str = "scratches", coverage: float = 0.05, *, generat
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> from pdeflow.inpaint.holes import hole_mask
     >>> holes = hole_mask((64, 64), "text", 0.05, generator=0)
     >>> holes.dtype, int(holes.sum()), round(0.05 * 64 * 64)
@@ -274,7 +274,7 @@ def hole_mask(shape, kind: str = "scratches", coverage: float = 0.05, *, generat
     >>> torch.equal(holes, hole_mask((64, 64), "text", 0.05, generator=0))
     True
     >>> f = torch.linspace(0, 1, 64).expand(64, 64)
-    >>> u = diffuse(f, ~holes)                             # 1 = known: the complement of the holes
+    >>> u = inpaint_diffusion(f, ~holes)                             # 1 = known: the complement of the holes
     >>> bool((u - f).abs().max() < 1e-4)                   # a linear ramp is restored
     True
     >>> hole_mask((64, 64), "stains")

@@ -16,12 +16,12 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
-from .learned.gan import gan_inpaint, gan_mask, load_inpainting_model, load_mask_model
+from .learned.gan import gan_mask, inpaint_wgan, load_mask_gan, load_wgan
 from .learned.masknet import PADDINGS, learned_mask, load_masknet
-from .learned.residual import learned_inpaint, load_residual
+from .learned.residual import inpaint_learned, load_residual
 from .masks.analytic import analytic_mask, analytic_sigma
 from .masks.densification import densify_mask
-from .masks.sparsification import nonlocal_pixel_exchange, probabilistic_sparsification, ps_cost, random_mask
+from .masks.sparsification import nlpe_mask, ps_cost, ps_mask, random_mask
 from .operators import OPERATORS
 
 __all__ = ["Method", "MASK_METHODS", "INPAINT_METHODS", "make_mask", "inpaint"]
@@ -63,7 +63,7 @@ class Method:
         Whether its result is a random draw (option ``generator``) unless told otherwise.
     diffusion_tol : bool
         Whether its option ``tol`` is the relative residual of its diffusion solves (``tol`` of
-        :func:`~pdeflow.inpaint.diffuse`), rather than a tolerance of its own.
+        :func:`~pdeflow.inpaint.inpaint_diffusion`), rather than a tolerance of its own.
     inpaint_with : str
         Mask methods: the inpainting method (a key of :data:`INPAINT_METHODS`) that goes with its masks, with
         its model where it has one (the mask GAN's own generator).
@@ -152,13 +152,13 @@ def _nlpe(f, density, *, sparsified: torch.Tensor | None = None, exchange_genera
     ``exchange_generator`` is given, NLPE's. Each option goes to the step(s) whose function takes it.
     """
     if sparsified is None:
-        ps = _keyword_only(probabilistic_sparsification)
-        sparsified = probabilistic_sparsification(f, density, **{k: v for k, v in options.items() if k in ps})
-    nlpe = _keyword_only(nonlocal_pixel_exchange)     # its `mask` is the sparsified one, PS's is the start
+        ps = _keyword_only(ps_mask)
+        sparsified = ps_mask(f, density, **{k: v for k, v in options.items() if k in ps})
+    nlpe = _keyword_only(nlpe_mask)     # its `mask` is the sparsified one, PS's is the start
     nlpe_options = {k: v for k, v in options.items() if k in nlpe}
     if exchange_generator is not None:
         nlpe_options["generator"] = exchange_generator
-    return nonlocal_pixel_exchange(f, sparsified, **nlpe_options)
+    return nlpe_mask(f, sparsified, **nlpe_options)
 
 
 def _gan_mask(f, density, *, model=None, generator=None, seed: int | None = None):
@@ -167,8 +167,8 @@ def _gan_mask(f, density, *, model=None, generator=None, seed: int | None = None
 
 
 def _gan_inpaint(f, mask, *, model=None, generator=None, seed: int | None = None):
-    """:func:`gan_inpaint` with the model as an option."""
-    return gan_inpaint(f, mask, model, generator=generator, seed=seed)
+    """:func:`inpaint_wgan` with the model as an option."""
+    return inpaint_wgan(f, mask, model, generator=generator, seed=seed)
 
 
 def _load_masknet(spec, *, density, channels=None, device=None):
@@ -177,7 +177,7 @@ def _load_masknet(spec, *, density, channels=None, device=None):
 
 
 def _load_mask_gan(spec, *, density, channels=None, device=None):
-    return load_mask_model(spec if spec is not None else density, device=device)
+    return load_mask_gan(spec if spec is not None else density, device=device)
 
 
 def _load_residual(spec, *, density=None, channels=None, device=None):
@@ -185,7 +185,7 @@ def _load_residual(spec, *, density=None, channels=None, device=None):
 
 
 def _load_inpainting_gan(spec, *, density=None, channels=None, device=None):
-    return load_inpainting_model(spec, device=device)
+    return load_wgan(spec, device=device)
 
 
 #: The mask methods by name.
@@ -197,10 +197,10 @@ MASK_METHODS: dict[str, Method] = {m.name: m for m in (
     Method("densify", densify_mask, "grown from a sparse analytic mask by adding points where the diffusion "
            "inpainting errs most", start_mask=True),
     Method("random", _random, "uniformly random pixels", volumes=True, random=True),
-    Method("ps", probabilistic_sparsification, "probabilistic sparsification", start_mask=True, cost=ps_cost,
+    Method("ps", ps_mask, "probabilistic sparsification", start_mask=True, cost=ps_cost,
            choices={"metric": ("mse", "mae")}, random=True, diffusion_tol=True),
     Method("nlpe", _nlpe, "probabilistic sparsification, then non-local pixel exchange",
-           option_sources=(_nlpe, probabilistic_sparsification, nonlocal_pixel_exchange), start_mask=True,
+           option_sources=(_nlpe, ps_mask, nlpe_mask), start_mask=True,
            cost=ps_cost, choices={"metric": ("mse", "mae")}, random=True, diffusion_tol=True),
     Method("gan", _gan_mask, "a trained mask GAN", load_model=_load_mask_gan, random=True, inpaint_with="wgan"),
 )}
@@ -210,7 +210,7 @@ MASK_METHODS: dict[str, Method] = {m.name: m for m in (
 INPAINT_METHODS: dict[str, Method] = {m.name: m for m in (
     *(Method(op.name, op.function, op.summary, volumes=op.volumes, diffusion_tol=op.diffusion_tol)
       for op in OPERATORS.values()),
-    Method("learned", learned_inpaint, "diffusion inpainting plus a trained network's correction (the residual "
+    Method("learned", inpaint_learned, "diffusion inpainting plus a trained network's correction (the residual "
            "inpainter)", load_model=_load_residual),
     Method("wgan", _gan_inpaint, "a trained inpainting WGAN", load_model=_load_inpainting_gan, random=True),
 )}
@@ -249,8 +249,8 @@ def make_mask(f: torch.Tensor, density: float, method: str = "densify", **option
         * ``'learned'``: :func:`~pdeflow.inpaint.learned_mask` (option ``model``: a trained mask network,
           default the shipped one for ``density``);
         * ``'random'``: :func:`~pdeflow.inpaint.random_mask` of the mask shape of ``f``, its dtype and device;
-        * ``'ps'``: :func:`~pdeflow.inpaint.probabilistic_sparsification`;
-        * ``'nlpe'``: PS, then :func:`~pdeflow.inpaint.nonlocal_pixel_exchange` on its mask (options of both;
+        * ``'ps'``: :func:`~pdeflow.inpaint.ps_mask`;
+        * ``'nlpe'``: PS, then :func:`~pdeflow.inpaint.nlpe_mask` on its mask (options of both;
           ``sparsified``: a PS mask to start from, PS then skipped; ``exchange_generator``: NLPE's generator,
           default ``generator``);
         * ``'gan'``: :func:`~pdeflow.inpaint.gan_mask` (option ``model``).
@@ -292,14 +292,14 @@ def inpaint(f: torch.Tensor, mask: torch.Tensor, method: str = "diffusion", **op
 
     Dispatches to the function of ``method`` in :data:`INPAINT_METHODS`:
 
-    * ``'diffusion'`` (default): :func:`~pdeflow.inpaint.diffuse` (its options but ``full_output``);
+    * ``'diffusion'`` (default): :func:`~pdeflow.inpaint.inpaint_diffusion` (its options but ``full_output``);
     * ``'biharmonic'``, ``'eed'``, ``'tv'``, ``'shepard'``: the other operators of
-      :data:`~pdeflow.inpaint.operators.OPERATORS` (:func:`~pdeflow.inpaint.biharmonic_inpaint`,
-      :func:`~pdeflow.inpaint.eed_inpaint`, :func:`~pdeflow.inpaint.tv_inpaint`,
-      :func:`~pdeflow.inpaint.shepard_inpaint`);
-    * ``'learned'``: :func:`~pdeflow.inpaint.learned_inpaint` (option ``model``: default the shipped residual
+      :data:`~pdeflow.inpaint.operators.OPERATORS` (:func:`~pdeflow.inpaint.inpaint_biharmonic`,
+      :func:`~pdeflow.inpaint.inpaint_eed`, :func:`~pdeflow.inpaint.inpaint_tv`,
+      :func:`~pdeflow.inpaint.inpaint_shepard`);
+    * ``'learned'``: :func:`~pdeflow.inpaint.inpaint_learned` (option ``model``: default the shipped residual
       inpainter);
-    * ``'wgan'``: :func:`~pdeflow.inpaint.gan_inpaint` (option ``model``).
+    * ``'wgan'``: :func:`~pdeflow.inpaint.inpaint_wgan` (option ``model``).
 
     Parameters
     ----------

@@ -68,11 +68,11 @@ def result_figure(f, mask, u, title: str):
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse, random_mask
+    >>> from pdeflow.inpaint import inpaint_diffusion, random_mask
     >>> from pdeflow.inpaint.result import result_figure
     >>> f = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
     >>> m = random_mask((1, 16, 16), 0.2, generator=1)
-    >>> fig = result_figure(f, m, diffuse(f, m), "example")
+    >>> fig = result_figure(f, m, inpaint_diffusion(f, m), "example")
     >>> len(fig.subfigs)
     2
     """

@@ -1,6 +1,6 @@
 """Tonal optimisation: the values to store at the known pixels that make the inpainting closest to the image.
 
-Homogeneous diffusion inpainting (:func:`~pdeflow.inpaint.diffuse`) is linear in the stored values: with the
+Homogeneous diffusion inpainting (:func:`~pdeflow.inpaint.inpaint_diffusion`) is linear in the stored values: with the
 binary mask ``m`` fixed, the inpainting of values ``g`` (used on the mask only) is ``u = M g``,
 
     M g = m g + x,     A x = w L (m g),
@@ -24,10 +24,10 @@ The last round rounds the rest.
 
 Any other operator of :data:`~pdeflow.inpaint.OPERATORS` that is linear in the stored values and gives its map
 (:attr:`~pdeflow.inpaint.Operator.linear_map`: forward and adjoint) is optimised the same way; Gaussian-weighted
-Shepard interpolation (:func:`~pdeflow.inpaint.shepard_inpaint`) is one.
+Shepard interpolation (:func:`~pdeflow.inpaint.inpaint_shepard`) is one.
 
 A nonlinear operator gives a linearisation instead (:attr:`~pdeflow.inpaint.Operator.linearise`).
-EED inpainting (:func:`~pdeflow.inpaint.eed_inpaint`) is not linear in the stored values: its diffusion
+EED inpainting (:func:`~pdeflow.inpaint.inpaint_eed`) is not linear in the stored values: its diffusion
 tensor follows the inpainting. With the tensor frozen at the inpainting ``u`` of the current values it is
 (:class:`~pdeflow.inpaint.operators.tensor_diffusion.FrozenInpainting`, whose map gives back ``u`` at those
 values), and a few Gauss-Newton steps solve the problem: freeze the tensor at ``u``, run CGLS on the frozen
@@ -69,7 +69,7 @@ ROUNDS = 4
 #: Gauss-Newton steps for EED: linearisations, each followed by CGLS on it (chosen on selection crops: results
 #: page "Image compression", "Encoder settings").
 EED_LINEARISATIONS = 3
-#: Lagged-diffusivity steps of each EED inpainting inside the tonal optimisation: more than eed_inpaint's default,
+#: Lagged-diffusivity steps of each EED inpainting inside the tonal optimisation: more than inpaint_eed's default,
 #: since tight tolerances (the default solve_tol) converge slowly.
 EED_MAX_ITER = 500
 
@@ -92,13 +92,14 @@ class TonalResult:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> from pdeflow.inpaint.tonal import optimise_tonal
     >>> f = torch.rand(16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     >>> mask = torch.zeros(16, 16)
     >>> mask[::4, ::4] = 1
     >>> r = optimise_tonal(f, mask, full_output=True)
-    >>> type(r).__name__, r.values.shape, bool(torch.allclose(r.u, diffuse(r.values, mask, tol=1e-10), atol=1e-6))
+    >>> u = inpaint_diffusion(r.values, mask, tol=1e-10)
+    >>> type(r).__name__, r.values.shape, bool(torch.allclose(r.u, u, atol=1e-6))
     ('TonalResult', torch.Size([16, 16]), True)
     """
 
@@ -229,7 +230,7 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
                    full_output: bool = False):
     """The values to store on ``mask`` whose inpainting is closest to ``f``.
 
-    Minimises ``||diffuse(g, mask) - f||^2`` over the values ``g`` on the mask (least squares by CGLS, see
+    Minimises ``||inpaint_diffusion(g, mask) - f||^2`` over the values ``g`` on the mask (least squares by CGLS, see
     the module doc), optionally restricted to given quantisation ``levels``; or the same for EED inpainting
     with its default parameters, by Gauss-Newton steps on its linearisation (module doc).
 
@@ -238,13 +239,13 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Image(s), floating point, finite.
     mask : Tensor
-        Binary mask (1 = known pixel), broadcastable to ``f`` as for :func:`~pdeflow.inpaint.diffuse`, at
+        Binary mask (1 = known pixel), broadcastable to ``f`` as for :func:`~pdeflow.inpaint.inpaint_diffusion`, at
         least one known pixel per image.
     operator : str, optional
         The inpainting the values are for, an operator of :data:`~pdeflow.inpaint.OPERATORS` with a linear map or
-        a linearisation: ``"diffusion"`` (:func:`~pdeflow.inpaint.diffuse`, default), ``"eed"``
-        (:func:`~pdeflow.inpaint.eed_inpaint` with its default contrast and presmoothing) or ``"shepard"``
-        (:func:`~pdeflow.inpaint.shepard_inpaint` with its default scale).
+        a linearisation: ``"diffusion"`` (:func:`~pdeflow.inpaint.inpaint_diffusion`, default), ``"eed"``
+        (:func:`~pdeflow.inpaint.inpaint_eed` with its default contrast and presmoothing) or ``"shepard"``
+        (:func:`~pdeflow.inpaint.inpaint_shepard` with its default scale).
     levels : int, sequence of float, or list of 1-D Tensors, optional
         The values that may be stored: an int ``q`` for ``q`` equally spaced levels on [0, 1], an
         increasing sequence, or one increasing sequence per channel of ``f`` (a list of tensors, or a
@@ -270,8 +271,8 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     -------
     Tensor, shape and dtype of ``f``
         The values: the optimised ones on the mask, ``f`` elsewhere, so that
-        ``diffuse(values, mask)`` (``eed_inpaint`` for EED) is the optimised inpainting. A :class:`TonalResult` with
-        ``full_output=True``.
+        ``inpaint_diffusion(values, mask)`` (``inpaint_eed`` for EED) is the optimised inpainting. A
+        :class:`TonalResult` with ``full_output=True``.
 
     References
     ----------
@@ -281,7 +282,7 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> from pdeflow.inpaint.tonal import optimise_tonal
     >>> x = torch.linspace(0, 1, 32, dtype=torch.float64)
     >>> f = (x[:, None] - 0.5) ** 2 + x[None, :] ** 3
@@ -289,7 +290,7 @@ def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diff
     >>> mask[2::6, 2::6] = 1
     >>> g = optimise_tonal(f, mask)
     >>> def err(v):
-    ...     return float((diffuse(v, mask, tol=1e-10) - f).square().mean())
+    ...     return float((inpaint_diffusion(v, mask, tol=1e-10) - f).square().mean())
     >>> err(g) < err(f) / 2
     True
     """

@@ -32,7 +32,7 @@ class Multigrid:
     the known pixels, batched: each image (all its channels together) has
     its own stopping rule. The hierarchy is built once, in the constructor,
     and serves any number of right-hand sides (the forward and the adjoint
-    solve of :func:`pdeflow.inpaint.diffuse`).
+    solve of :func:`pdeflow.inpaint.inpaint_diffusion`).
 
     Parameters
     ----------
@@ -43,7 +43,7 @@ class Multigrid:
     diag : Tensor, optional
         A non-negative diagonal ``d`` added on the unknown pixels (shape of
         ``known``, zero on the known pixels), e.g. the continuous-mask
-        term of :func:`pdeflow.inpaint.diffuse`.
+        term of :func:`pdeflow.inpaint.inpaint_diffusion`.
     coarsest : int, optional
         Grids with at most this many points are solved densely (default 256).
 

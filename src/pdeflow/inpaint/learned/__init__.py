@@ -8,7 +8,7 @@
   reconstruction loss those two share;
 * :mod:`~pdeflow.inpaint.learned.wgan`: the inpainting WGAN (generator and critic, Vasata et al.);
 * :mod:`~pdeflow.inpaint.learned.maskgan`: the joint mask WGAN of Peter (2022);
-* :mod:`~pdeflow.inpaint.learned.gan`: loading and applying trained GANs (``gan_mask``, ``gan_inpaint``).
+* :mod:`~pdeflow.inpaint.learned.gan`: loading and applying trained GANs (``gan_mask``, ``inpaint_wgan``).
 
 Trained models are found and loaded through the one model registry, :mod:`pdeflow.models`.
 """

@@ -1,4 +1,4 @@
-"""Trained inpainting GANs: ``load_mask_model``, ``load_inpainting_model``, ``gan_mask`` and ``gan_inpaint``.
+"""Trained inpainting GANs: ``load_mask_gan``, ``load_wgan``, ``gan_mask`` and ``inpaint_wgan``.
 
 No GAN ships with pdeflow (:data:`pdeflow.models.SHIPPED`): the loaders take the path of a model exported
 by ``pdeflow train inpainting`` (either file of its ``.safetensors``/``.json`` pair, their common stem, or
@@ -21,7 +21,7 @@ from ...rng import as_generator
 from .maskgan import MaskGAN, check_density
 from .wgan import InpaintingGenerator, pad_to_multiple
 
-__all__ = ["load_mask_model", "load_inpainting_model", "gan_mask", "gan_inpaint"]
+__all__ = ["load_mask_gan", "load_wgan", "gan_mask", "inpaint_wgan"]
 
 _KINDS = ("inpainting", "maskgan")
 _HINT = "train one with `pdeflow train inpainting` and pass the path of its model.json"
@@ -31,7 +31,7 @@ def _read(spec, who: str):
     return registry.read(spec, "inpaint", kinds=_KINDS, what="an inpainting-GAN model", who=who, hint=_HINT)
 
 
-def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
+def load_mask_gan(density_or_path, *, device=None) -> MaskGAN:
     """A trained mask GAN (mask generator + its inpainting generator), in eval mode.
 
     Parameters
@@ -49,31 +49,32 @@ def load_mask_model(density_or_path, *, device=None) -> MaskGAN:
     Examples
     --------
     >>> import tempfile
-    >>> from pdeflow.inpaint import MaskGAN, load_mask_model
+    >>> from pdeflow.inpaint import load_mask_gan
+    >>> from pdeflow.inpaint.learned.maskgan import MaskGAN
     >>> from pdeflow.io import save_model
     >>> pair = MaskGAN(1, width=0.1, density=0.1)
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = save_model(pair, f"{d}/mg", {"kind": "maskgan", "model": pair.config})
-    ...     back = load_mask_model(f"{d}/mg.json")
+    ...     back = load_mask_gan(f"{d}/mg.json")
     >>> back.density, back.training
     (0.1, False)
     """
     if isinstance(density_or_path, (int, float)) and not isinstance(density_or_path, bool):
-        d = check_density(density_or_path, "load_mask_model")
+        d = check_density(density_or_path, "load_mask_gan")
         spec = registry.shipped_name("maskgan", d)
         if spec is None:
-            raise UserInputError(f"load_mask_model: no shipped mask GAN for density {d:g} (see "
+            raise UserInputError(f"load_mask_gan: no shipped mask GAN for density {d:g} (see "
                                  f"pdeflow.models.SHIPPED); {_HINT}")
     else:
         spec = density_or_path
-    state, meta, stem = _read(spec, "load_mask_model")
+    state, meta, stem = _read(spec, "load_mask_gan")
     if meta["config"]["kind"] != "maskgan":
-        raise UserInputError(f"load_mask_model: {stem}.json holds an inpainting model, not a mask GAN "
-                             "(use load_inpainting_model)")
-    return registry.build_model(MaskGAN, state, meta, stem, who="load_mask_model", device=device)
+        raise UserInputError(f"load_mask_gan: {stem}.json holds an inpainting model, not a mask GAN "
+                             "(use load_wgan)")
+    return registry.build_model(MaskGAN, state, meta, stem, who="load_mask_gan", device=device)
 
 
-def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
+def load_wgan(spec=None, *, device=None) -> InpaintingGenerator:
     """A trained inpainting generator, in eval mode.
 
     Parameters
@@ -88,30 +89,31 @@ def load_inpainting_model(spec=None, *, device=None) -> InpaintingGenerator:
     Examples
     --------
     >>> import tempfile
-    >>> from pdeflow.inpaint import InpaintingGenerator, load_inpainting_model
+    >>> from pdeflow.inpaint import load_wgan
+    >>> from pdeflow.inpaint.learned.wgan import InpaintingGenerator
     >>> from pdeflow.io import save_model
     >>> gen = InpaintingGenerator(1, width=0.1)
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = save_model(gen, f"{d}/model", {"kind": "inpainting", "model": gen.config})
-    ...     back = load_inpainting_model(d)                  # a run directory holding model.*
+    ...     back = load_wgan(d)                  # a run directory holding model.*
     >>> back.channels, back.training
     (1, False)
     """
     if spec is None:
         spec = registry.shipped_name("inpainting-wgan")
         if spec is None:
-            raise UserInputError(f"load_inpainting_model: spec: no inpainting WGAN is shipped (see "
+            raise UserInputError(f"load_wgan: spec: no inpainting WGAN is shipped (see "
                                  f"pdeflow.models.SHIPPED); {_HINT}")
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        pair = load_mask_model(spec, device=device)
+        pair = load_mask_gan(spec, device=device)
         gen = pair.inpainter
         gen.meta = pair.meta
         return gen
-    state, meta, stem = _read(spec, "load_inpainting_model")
+    state, meta, stem = _read(spec, "load_wgan")
     if meta["config"]["kind"] == "maskgan":
-        gen = registry.build_model(MaskGAN, state, meta, stem, who="load_inpainting_model").inpainter
+        gen = registry.build_model(MaskGAN, state, meta, stem, who="load_wgan").inpainter
     else:
-        gen = registry.build_model(InpaintingGenerator, state, meta, stem, who="load_inpainting_model")
+        gen = registry.build_model(InpaintingGenerator, state, meta, stem, who="load_wgan")
     return registry.ready(gen, meta, device)
 
 
@@ -148,7 +150,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
         network is trained to meet it on average: the density of one mask
         deviates by a few percent of it (measure it with ``mask.mean()``).
     model : MaskGAN, optional
-        Default: the shipped model for ``density`` (:func:`load_mask_model`).
+        Default: the shipped model for ``density`` (:func:`load_mask_gan`).
     generator : None, int or torch.Generator, optional
         Source of the network's random input ``r ~ U[0, 1)`` (the same int seed
         gives the same mask); None: torch's global generator. (``seed=`` is its
@@ -163,7 +165,8 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import MaskGAN, gan_mask
+    >>> from pdeflow.inpaint import gan_mask
+    >>> from pdeflow.inpaint.learned.maskgan import MaskGAN
     >>> m = gan_mask(torch.rand(1, 16, 16), 0.1, MaskGAN(1, width=0.1, density=0.1), generator=0)
     >>> m.shape, set(m.unique().tolist()) <= {0.0, 1.0}
     (torch.Size([1, 16, 16]), True)
@@ -171,9 +174,9 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     density = check_density(density, "gan_mask")
     x, dim = _image_batch(f, "gan_mask")
     if model is None:
-        model = load_mask_model(density)
+        model = load_mask_gan(density)
     elif not isinstance(model, MaskGAN):
-        raise TypeError(f"gan_mask: model must be a MaskGAN (see load_mask_model), got {type(model).__name__}")
+        raise TypeError(f"gan_mask: model must be a MaskGAN (see load_mask_gan), got {type(model).__name__}")
     elif not math.isclose(model.density, density, abs_tol=1e-9):
         raise UserInputError(f"gan_mask: density {density:g} differs from the model's training density "
                          f"{model.density:g}; use a model trained for {density:g}")
@@ -193,7 +196,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
 
 
 @torch.no_grad()
-def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator | MaskGAN | None = None, *,
+def inpaint_wgan(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator | MaskGAN | None = None, *,
                 generator=None, seed: int | None = None) -> torch.Tensor:
     """Inpaint the missing pixels of ``f`` with a trained inpainting generator.
 
@@ -205,7 +208,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
         1 = known, 0 = missing: the shape of ``f`` with one channel (or all
         channels equal), bool or {0, 1} values, at least one known pixel per image.
     model : InpaintingGenerator or MaskGAN, optional
-        Default: the shipped random-mask WGAN (:func:`load_inpainting_model`);
+        Default: the shipped random-mask WGAN (:func:`load_wgan`);
         a MaskGAN uses its jointly trained generator. A greyscale model
         inpaints each channel of a colour image separately.
     generator : None, int or torch.Generator, optional
@@ -220,39 +223,40 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import InpaintingGenerator, gan_inpaint, random_mask
+    >>> from pdeflow.inpaint import inpaint_wgan, random_mask
+    >>> from pdeflow.inpaint.learned.wgan import InpaintingGenerator
     >>> f = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
     >>> m = random_mask((1, 16, 16), 0.2, generator=1)
-    >>> u = gan_inpaint(f, m, InpaintingGenerator(1, width=0.1), generator=0)   # an untrained generator
+    >>> u = inpaint_wgan(f, m, InpaintingGenerator(1, width=0.1), generator=0)   # an untrained generator
     >>> u.shape, bool((u[m > 0] == f[m > 0]).all())
     (torch.Size([1, 16, 16]), True)
     """
-    f = ops.check_tensor(f, "gan_inpaint: f")
-    x, dim = _image_batch(f, "gan_inpaint")
-    m = ops.check_tensor(mask, "gan_inpaint: mask")
+    f = ops.check_tensor(f, "inpaint_wgan: f")
+    x, dim = _image_batch(f, "inpaint_wgan")
+    m = ops.check_tensor(mask, "inpaint_wgan: mask")
     if m.dim() != dim or m.shape[-2:] != f.shape[-2:] or (dim >= 3 and m.shape[-3] not in (1, f.shape[-3])) \
             or (dim == 4 and m.shape[0] != f.shape[0]):
         want = {2: "(H, W)", 3: "(1, H, W) or (C, H, W)", 4: "(B, 1, H, W) or (B, C, H, W)"}[dim]
-        raise UserInputError(f"gan_inpaint: mask must have shape {want} matching f of shape {tuple(f.shape)}, "
+        raise UserInputError(f"inpaint_wgan: mask must have shape {want} matching f of shape {tuple(f.shape)}, "
                          f"got {tuple(m.shape)}")
     m = m.to(x.device)
     while m.dim() < 4:
         m = m.unsqueeze(0)
     m = m.float() if m.dtype == torch.bool else m
     if not bool(((m == 0) | (m == 1)).all()):
-        raise UserInputError("gan_inpaint: mask values must be 0 (missing) or 1 (known)")
+        raise UserInputError("inpaint_wgan: mask values must be 0 (missing) or 1 (known)")
     if m.shape[1] > 1 and not bool((m == m[:, :1]).all()):
-        raise UserInputError("gan_inpaint: a mask with several channels must have all channels equal")
+        raise UserInputError("inpaint_wgan: a mask with several channels must have all channels equal")
     m = m[:, :1]
     if bool((m.flatten(1).sum(1) == 0).any()):
-        raise UserInputError("gan_inpaint: mask has no known pixel (in at least one image); nothing to inpaint from")
+        raise UserInputError("inpaint_wgan: mask has no known pixel (in at least one image); nothing to inpaint from")
     if model is None:
-        model = load_inpainting_model()
+        model = load_wgan()
     if isinstance(model, MaskGAN):
         model = model.inpainter
     if not isinstance(model, InpaintingGenerator):
-        raise TypeError(f"gan_inpaint: model must be an InpaintingGenerator or MaskGAN, got {type(model).__name__}")
-    generator = as_generator(generator, "gan_inpaint", seed=seed)
+        raise TypeError(f"inpaint_wgan: model must be an InpaintingGenerator or MaskGAN, got {type(model).__name__}")
+    generator = as_generator(generator, "inpaint_wgan", seed=seed)
     p = next(model.parameters())
     B, C = x.shape[:2]
     xx, mm = x.to(device=p.device, dtype=p.dtype), m.to(device=p.device, dtype=p.dtype)
@@ -261,7 +265,7 @@ def gan_inpaint(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator 
     elif model.channels == 3 and C == 1:
         xx = xx.expand(-1, 3, -1, -1)
     elif model.channels != C:
-        raise UserInputError(f"gan_inpaint: f has {C} channels; the model takes {model.channels}")
+        raise UserInputError(f"inpaint_wgan: f has {C} channels; the model takes {model.channels}")
     xp, (H, W) = pad_to_multiple(xx, 8)
     mp, _ = pad_to_multiple(mm, 8)
     noise = torch.randn(xp.shape, generator=generator, dtype=p.dtype).to(p.device) * model.noise_std

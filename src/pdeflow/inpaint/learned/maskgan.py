@@ -142,7 +142,7 @@ class MaskGenerator(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import MaskGenerator
+    >>> from pdeflow.inpaint.learned.maskgan import MaskGenerator
     >>> net = MaskGenerator(1, width=0.1, prior_density=0.1)
     >>> b = net(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16))
     >>> b.shape, set(b.unique().tolist()) <= {0.0, 1.0}
@@ -204,7 +204,7 @@ class MaskGAN(nn.Module):
 
     Examples
     --------
-    >>> from pdeflow.inpaint import MaskGAN
+    >>> from pdeflow.inpaint.learned.maskgan import MaskGAN
     >>> pair = MaskGAN(1, width=0.1, density=0.1)
     >>> pair.density, type(pair.mask_net).__name__, type(pair.inpainter).__name__
     (0.1, 'MaskGenerator', 'InpaintingGenerator')

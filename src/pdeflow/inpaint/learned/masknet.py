@@ -58,7 +58,7 @@ from ...filters import box_mean, gaussian_blur
 from ..masks.analytic import laplacian_density
 from ..masks.dither import as_generator, blue_noise_tile, n_known, threshold_map, top_k_mask
 from ..masks.snapping import extremality, neighbour_mass, snap_to_extrema
-from ..operators.diffusion import diffuse
+from ..operators.diffusion import inpaint_diffusion
 from .unet import TILE_SIZE, UNet, check_tile_size
 
 __all__ = ["MaskNet", "learned_mask", "load_masknet", "network_mask", "MASKNET_MODELS", "KIND"]
@@ -116,7 +116,7 @@ class MaskNet(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import MaskNet
+    >>> from pdeflow.inpaint.learned.masknet import MaskNet
     >>> net = MaskNet(1, 0.1, widths=(4, 8))          # untrained: the analytic method
     >>> m = net(torch.rand(1, 1, 16, 16), 0.1)
     >>> m.shape, int(m.sum())
@@ -158,7 +158,7 @@ class MaskNet(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from pdeflow.inpaint import MaskNet
+        >>> from pdeflow.inpaint.learned.masknet import MaskNet
         >>> net = MaskNet(1, 0.1, widths=(4, 8)).eval()
         >>> f = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
         >>> torch.equal(net.with_feedback().eval()(f), net(f))
@@ -308,7 +308,7 @@ class MaskNet(nn.Module):
         """``log E``: the log of the squared error of ``f``'s inpainting from ``m``, summed over channels,
         smoothed, relative to its local mean (plus a floor, so that exact regions stay finite)."""
         with torch.no_grad():
-            e = (diffuse(f, m.to(f.dtype), tol=FEEDBACK_TOL) - f).square().sum(1, keepdim=True)
+            e = (inpaint_diffusion(f, m.to(f.dtype), tol=FEEDBACK_TOL) - f).square().sum(1, keepdim=True)
             e = gaussian_blur(e, FEEDBACK_SIGMA)
             return torch.log(e / self._local_mean(e).clamp_min(torch.finfo(e.dtype).tiny) + FEEDBACK_FLOOR)
 

@@ -2,7 +2,7 @@
 
 :class:`ResidualInpainter` corrects diffusion inpainting instead of replacing it::
 
-    u_diff = diffuse(f, b)
+    u_diff = inpaint_diffusion(f, b)
     u      = u_diff + (1 - b) * R(u_diff, b, b * f)
 
 with ``R`` a small U-Net (by default 16/32/64 channels, ~0.12 M parameters;
@@ -27,10 +27,10 @@ WGAN generator learnt from scratch; here the PDE does most of the work and
 the network learns what diffusion misses (edges, texture, extrema between
 the known pixels). Training: :mod:`pdeflow.inpaint.training.residual`
 (stages ``residual`` and ``joint``, the latter fine-tuning a mask network
-through ``R``: the adjoint of ``diffuse`` for the diffusion part, autograd
+through ``R``: the adjoint of ``inpaint_diffusion`` for the diffusion part, autograd
 for ``R``).
 
-**Calibration** (``learned_inpaint(..., calibrate=True)``, the default): the correction is
+**Calibration** (``inpaint_learned(..., calibrate=True)``, the default): the correction is
 scaled per image by ``alpha`` in [0, 1] estimated from the known pixels alone,
 by cross-validation: a random fraction of them (``holdout``, default 20 %) is
 hidden, the image is inpainted from the rest, and ``alpha`` is the least-squares
@@ -49,7 +49,7 @@ uncalibrated correction, sized for the training photos, lost to diffusion on
 smooth nature photos at 20 % density, while the calibrated one beat diffusion
 in MAE and SSIM at 5, 10 and 20 % on both test sets (docs/results/inpaint.md).
 
-Public function: :func:`learned_inpaint`; loader :func:`load_residual`.
+Public function: :func:`inpaint_learned`; loader :func:`load_residual`.
 """
 from __future__ import annotations
 
@@ -65,11 +65,11 @@ from ...errors import InputFileNotFoundError, UserInputError
 from ...filters import box_mean
 from ...rng import as_generator
 from ..checks import check_mask
-from ..operators.diffusion import diffuse
+from ..operators.diffusion import inpaint_diffusion
 from ..operators.diffusion_system import default_max_iter, solve_checked
 from .unet import TILE_SIZE, UNet, check_tile_size
 
-__all__ = ["ResidualInpainter", "learned_inpaint", "load_residual", "load_joint", "load_joint_refined",
+__all__ = ["ResidualInpainter", "inpaint_learned", "load_residual", "load_joint", "load_joint_refined",
            "RESIDUAL_MODEL", "JOINT_MODELS", "KIND"]
 
 #: The shipped residual inpainter, one for all densities (documented in :data:`pdeflow.models.SHIPPED`).
@@ -102,7 +102,7 @@ class ResidualInpainter(nn.Module):
     widths : tuple of int
         U-Net channels per level (max-pooling between levels).
     tol : float
-        Relative residual of the diffusion solve (:func:`~pdeflow.inpaint.diffuse`).
+        Relative residual of the diffusion solve (:func:`~pdeflow.inpaint.inpaint_diffusion`).
     normalize : bool
         Per image (and channel), map the known pixels' mean to 0 and their
         standard deviation (at least :attr:`MIN_STD`) to :attr:`REF_STD` before
@@ -113,10 +113,11 @@ class ResidualInpainter(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import ResidualInpainter, diffuse, random_mask
+    >>> from pdeflow.inpaint import inpaint_diffusion, random_mask
+    >>> from pdeflow.inpaint.learned.residual import ResidualInpainter
     >>> f = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     >>> b = random_mask((1, 1, 16, 16), 0.2, generator=1, dtype=torch.float64)
-    >>> torch.equal(ResidualInpainter(1, widths=(4, 8))(f, b), diffuse(f, b))   # untrained: diffusion
+    >>> torch.equal(ResidualInpainter(1, widths=(4, 8))(f, b), inpaint_diffusion(f, b))   # untrained: diffusion
     True
     """
 
@@ -174,7 +175,7 @@ class ResidualInpainter(nn.Module):
                              f"got {tuple(getattr(b, 'shape', ()))}")
         b = b.to(f.dtype)
         if u_diff is None:
-            u_diff = diffuse(f, b, tol=self.tol)
+            u_diff = inpaint_diffusion(f, b, tol=self.tol)
         return u_diff + (1 - b) * self.residual(u_diff, b, f)
 
     def calibration(self, f: torch.Tensor, b: torch.Tensor, *, holdout: float = 0.2, generator=None,
@@ -198,15 +199,15 @@ class ResidualInpainter(nn.Module):
 
     def _calibration(self, f, b, holdout, generator, tile_size, weighted, *, checked: bool) -> torch.Tensor:
         """:meth:`calibration`; ``checked``: ``f`` (float32 or float64, finite) and ``b`` (a binary mask of
-        :func:`~pdeflow.inpaint.checks.check_mask`) were checked by the caller (:func:`learned_inpaint`),
-        so the diffusion solve skips :func:`~pdeflow.inpaint.diffuse`'s checks."""
+        :func:`~pdeflow.inpaint.checks.check_mask`) were checked by the caller (:func:`inpaint_learned`),
+        so the diffusion solve skips :func:`~pdeflow.inpaint.inpaint_diffusion`'s checks."""
         b = b.to(f.dtype)
         g = as_generator(generator, "ResidualInpainter.calibration")
         held = b * (torch.rand(b.shape, generator=g, dtype=f.dtype).to(b.device) < holdout).to(f.dtype)
         rest = b - held
         ok = (rest.flatten(1).sum(1) > 0) & (held.flatten(1).sum(1) > 0)
         rest = torch.where(ok.view(-1, 1, 1, 1), rest, b)        # nothing to hold out: alpha = 1 below
-        v = _diffuse(f, rest, self.tol) if checked else diffuse(f, rest, tol=self.tol)
+        v = _diffuse(f, rest, self.tol) if checked else inpaint_diffusion(f, rest, tol=self.tol)
         r = (1 - rest) * self.residual(v, rest, f, tile_size=tile_size)
         w = held
         if weighted:
@@ -219,7 +220,7 @@ class ResidualInpainter(nn.Module):
 
 
 def _diffuse(f: torch.Tensor, b: torch.Tensor, tol: float) -> torch.Tensor:
-    """``diffuse(f, b, tol=tol)`` for an image and a binary mask checked once on entry to the public call."""
+    """``inpaint_diffusion(f, b, tol=tol)`` for an image and a binary mask checked once on entry to the public call."""
     return solve_checked(f, b, True, tol, default_max_iter("mg", *f.shape[2:]), None, "mg")[0]
 
 
@@ -334,11 +335,11 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
             load_residual(inpainter_spec, channels=channels, device=device))
 
 
-def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrate: bool = True,
+def inpaint_learned(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrate: bool = True,
                     holdout: float = 0.2, generator=0, tile_size: int | None = TILE_SIZE) -> torch.Tensor:
     """Inpaint ``f`` from the pixels where ``mask`` is 1 with the residual inpainter.
 
-    ``u = diffuse(f, mask) + (1 - mask) R(...)`` (see :class:`ResidualInpainter`):
+    ``u = inpaint_diffusion(f, mask) + (1 - mask) R(...)`` (see :class:`ResidualInpainter`):
     homogeneous diffusion inpainting corrected by a small trained network.
 
     Parameters
@@ -372,14 +373,14 @@ def learned_inpaint(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrat
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import learned_inpaint, random_mask
+    >>> from pdeflow.inpaint import inpaint_learned, random_mask
     >>> f = torch.rand(1, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     >>> m = random_mask((1, 1, 32, 32), 0.1, generator=1, dtype=torch.float64)
-    >>> u = learned_inpaint(f, m)                        # the shipped residual inpainter
+    >>> u = inpaint_learned(f, m)                        # the shipped residual inpainter
     >>> u.shape, bool((u[m > 0] == f[m > 0]).all())
     (torch.Size([1, 1, 32, 32]), True)
     """
-    who = "learned_inpaint"
+    who = "inpaint_learned"
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     B, C, H, W = f4.shape

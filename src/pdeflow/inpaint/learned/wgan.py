@@ -227,7 +227,7 @@ class InpaintingGenerator(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import InpaintingGenerator
+    >>> from pdeflow.inpaint.learned.wgan import InpaintingGenerator
     >>> gen = InpaintingGenerator(1, width=0.1)
     >>> f, c = torch.rand(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
     >>> gen(f, c, torch.zeros_like(f)).shape
@@ -327,7 +327,7 @@ class Critic(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import Critic
+    >>> from pdeflow.inpaint.learned.wgan import Critic
     >>> critic = Critic(1, size=32, width=0.1)
     >>> critic(torch.rand(2, 1, 32, 32), torch.ones(2, 1, 32, 32)).shape
     torch.Size([2])
@@ -374,7 +374,7 @@ def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, mask: to
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import Critic
+    >>> from pdeflow.inpaint.learned.wgan import Critic
     >>> from pdeflow.inpaint.learned.wgan import critic_loss
     >>> _ = torch.manual_seed(0)
     >>> critic = Critic(1, size=32, width=0.1)
@@ -392,7 +392,7 @@ def generator_loss(critic: Critic, f: torch.Tensor, u: torch.Tensor, mask: torch
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import Critic
+    >>> from pdeflow.inpaint.learned.wgan import Critic
     >>> from pdeflow.inpaint.learned.wgan import generator_loss
     >>> critic = Critic(1, size=32, width=0.1)
     >>> f, c = torch.rand(2, 1, 32, 32), torch.ones(2, 1, 32, 32)

@@ -32,7 +32,7 @@ ADJOINT_TOL = 1e-2  # so does the adjoint solve: the same quality as at 3e-3, in
 def solve(f, keep, tol, solver, x0=None):
     """Diffusion inpainting ``u`` (B, C, H, W) of ``f`` from the masks ``keep`` (B, N) bool, not recorded.
 
-    The solver of :func:`~pdeflow.inpaint.diffuse` without its input checks (the
+    The solver of :func:`~pdeflow.inpaint.inpaint_diffusion` without its input checks (the
     masks are made here); ``x0`` warm-starts it.
     """
     B, C, H, W = f.shape
@@ -149,7 +149,7 @@ def propose(keep, g, s, tabu, H, W, hide_cost=None):
 
 def single_path(x: torch.Tensor, solver: str) -> bool:
     """Whether :func:`refine_mask` runs the NumPy path of :class:`_Single`: one grey CPU image that
-    :func:`~pdeflow.inpaint.diffuse`'s plain CG solves as a CSR matrix anyway (the evaluation's call)."""
+    :func:`~pdeflow.inpaint.inpaint_diffusion`'s plain CG solves as a CSR matrix anyway (the evaluation's call)."""
     B, C, H, W = x.shape
     return B == 1 and C == 1 and x.device.type == "cpu" and solver == "cg" and H * W <= MATRIX_PATH_MAX_PIXELS
 

@@ -135,7 +135,7 @@ def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor:
         its ``generator`` defaults to this one). Images only.
     ndim : {2, 3}, optional
         Number of spatial axes, as in :mod:`pdeflow.ops` and
-        :func:`pdeflow.inpaint.diffuse`: 2 (default) or 3, for volumes
+        :func:`pdeflow.inpaint.inpaint_diffusion`: 2 (default) or 3, for volumes
         ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``: the density is
         ``|laplacian(G_sigma * f)|`` with the 7-point Laplacian (the 3-D case of
         Belhachmi et al.'s result: the optimal density is proportional to the

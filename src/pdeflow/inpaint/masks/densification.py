@@ -76,8 +76,8 @@ def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages:
     sigma : float >= 0
         Smoothing of the squared error before its local maxima are taken, pixels (0: none).
     tol : float in (0, 1)
-        Tolerance of each step's inpainting: the relative residual of :func:`~pdeflow.inpaint.diffuse`, or of the
-        operator's solve.
+        Tolerance of each step's inpainting: the relative residual of :func:`~pdeflow.inpaint.inpaint_diffusion`, or of
+        the operator's solve.
     mask : Tensor, optional
         Start from this binary mask instead (the shape this function returns for ``f``, the same number of
         known pixels in each image, at most ``round(density H W)``); all its points are kept.

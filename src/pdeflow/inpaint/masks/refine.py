@@ -9,12 +9,12 @@ pixels of each image:
    ``shifts - 1`` randomly shifted/flipped blue-noise threshold tiles
    (:func:`pdeflow.inpaint.masks.dither.threshold_map`) and snapped like the input
    (if a snap score is given); the input mask is candidate 0. All candidates
-   are inpainted in one batched :func:`~pdeflow.inpaint.diffuse` call and the
+   are inpainted in one batched :func:`~pdeflow.inpaint.inpaint_diffusion` call and the
    one of smallest error is kept per image.
 2. **Exchanges guided by the adjoint and by probes.** One forward and one
    adjoint solve give the derivative ``g = dl/dc`` of the inpainting error
    ``l`` with respect to the mask at every pixel
-   (:func:`~pdeflow.inpaint.diffuse` is differentiable in the mask; Hoeltgen,
+   (:func:`~pdeflow.inpaint.inpaint_diffusion` is differentiable in the mask; Hoeltgen,
    Setzer, Weickert, "An optimal control approach to find sparse data for
    Laplace interpolation", EMMCVPR 2013). To first order, revealing an unknown
    pixel changes the error by ``+g`` (``-g`` is its *benefit of revealing*).
@@ -294,10 +294,10 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
         (docs/results/inpaint.md).
     final_tol : float
         Relative residual of the solves of the input and the result, whose
-        errors decide what is returned (:func:`~pdeflow.inpaint.diffuse`'s
+        errors decide what is returned (:func:`~pdeflow.inpaint.inpaint_diffusion`'s
         default 1e-6).
     solver : {'cg', 'mg'}
-        Solver of :func:`~pdeflow.inpaint.diffuse`. Every forward solve is
+        Solver of :func:`~pdeflow.inpaint.inpaint_diffusion`. Every forward solve is
         warm-started (from the input's inpainting or the current one), where
         plain CG (default) needs few iterations and no multigrid set-up; so
         is every adjoint solve but the first (about 100 CG iterations at

@@ -2,13 +2,13 @@
 
 * :func:`random_mask`: exactly ``round(density * H * W)`` known pixels per
   image, uniformly at random.
-* :func:`probabilistic_sparsification` (PS, Mainberger et al. 2011): start
+* :func:`ps_mask` (PS, Mainberger et al. 2011): start
   from the full mask; each step picks a random fraction ``p`` of the mask
   pixels as candidates, inpaints without them, and removes for good the
   fraction ``q`` of the candidates whose local error ``|u - f|`` (summed over
   channels; squared for ``metric='mse'``) is smallest; the others go back.
   Until the density is reached.
-* :func:`nonlocal_pixel_exchange` (NLPE, Mainberger et al. 2011): each
+* :func:`nlpe_mask` (NLPE, Mainberger et al. 2011): each
   exchange picks ``candidates`` random non-mask pixels, moves the
   ``exchanges`` of them with the largest local error into the mask and as many
   random mask pixels out of it, inpaints, and keeps the swap only if the
@@ -45,10 +45,10 @@ from ...progress import progress_bar
 from ...rng import as_generator
 from ...threads import auto_threads
 from ..checks import check_mask
-from ..operators.diffusion import SOLVERS, diffuse
+from ..operators.diffusion import SOLVERS, inpaint_diffusion
 from .dither import n_known
 
-__all__ = ["random_mask", "probabilistic_sparsification", "nonlocal_pixel_exchange", "MaskResult", "ps_step",
+__all__ = ["random_mask", "ps_mask", "nlpe_mask", "MaskResult", "ps_step",
            "ps_schedule", "ps_step_costs", "ps_steps", "ps_cost"]
 
 METRICS = ("mse", "mae")
@@ -79,9 +79,9 @@ class MaskResult:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import probabilistic_sparsification
+    >>> from pdeflow.inpaint import ps_mask
     >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    >>> r = probabilistic_sparsification(f, 0.25, p=0.2, q=0.5, generator=0, full_output=True)
+    >>> r = ps_mask(f, 0.25, p=0.2, q=0.5, generator=0, full_output=True)
     >>> type(r).__name__, int(r.mask.sum()), r.u.shape
     ('MaskResult', 36, torch.Size([1, 1, 12, 12]))
     """
@@ -191,9 +191,9 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
         Of the returned mask (default float32 on the CPU); ``torch.bool`` is allowed.
     ndim : {2, 3}, optional
         Number of spatial axes, as in :mod:`pdeflow.ops` and
-        :func:`pdeflow.inpaint.diffuse`: 2 (default) or 3 (volumes).
+        :func:`pdeflow.inpaint.inpaint_diffusion`: 2 (default) or 3 (volumes).
     spacing : float or tuple, optional
-        Voxel spacing, accepted for symmetry with :func:`pdeflow.inpaint.diffuse`
+        Voxel spacing, accepted for symmetry with :func:`pdeflow.inpaint.inpaint_diffusion`
         (a length-3 spacing implies ``ndim=3``); a uniform mask does not depend on it.
 
     Returns
@@ -264,7 +264,7 @@ PS_COST_EXPONENT = 1.0
 def ps_schedule(count: int, targets, p: float, q: float) -> list[int]:
     """The known pixels before each PS step, from ``count`` down through each of ``targets`` (one PS run passes
     through every larger target on its way to the smallest): the schedule
-    :func:`probabilistic_sparsification` follows.
+    :func:`ps_mask` follows.
 
     Examples
     --------
@@ -308,7 +308,7 @@ def ps_steps(n: int, density: float, p: float, q: float, start: int | None = Non
 
 
 @auto_threads
-def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
+def ps_mask(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
                                  mask: torch.Tensor | None = None, generator=None, progress: bool = False,
                                  full_output: bool = False):
@@ -332,7 +332,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
     solver : {'cg', 'mg'}, optional
-        Linear solver of :func:`diffuse`; each step is warm-started from the
+        Linear solver of :func:`inpaint_diffusion`; each step is warm-started from the
         previous inpainting, so plain CG (default) is usually fastest here.
     mask : Tensor, optional
         Start from this binary mask instead of every pixel: (H, W), (1, H, W)
@@ -357,16 +357,16 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import probabilistic_sparsification
+    >>> from pdeflow.inpaint import ps_mask
     >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    >>> m = probabilistic_sparsification(f, 0.25, p=0.2, q=0.5, generator=0)
+    >>> m = ps_mask(f, 0.25, p=0.2, q=0.5, generator=0)
     >>> m.shape, int(m.sum())
     (torch.Size([1, 1, 12, 12]), 36)
-    >>> m2 = probabilistic_sparsification(f, 0.1, p=0.2, q=0.5, mask=m, generator=0)   # from that mask
+    >>> m2 = ps_mask(f, 0.1, p=0.2, q=0.5, mask=m, generator=0)   # from that mask
     >>> int(m2.sum()), bool((m2 <= m).all())
     (14, True)
     """
-    who = "probabilistic_sparsification"
+    who = "ps_mask"
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     f4 = ops.promote_half(f4)   # half precisions cannot rank the local errors; the mask returned in f's dtype
@@ -406,7 +406,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
                 nc, nr = ps_step(count, target, p, q)
                 cand = _random_scores((B, N), keep, gen, dev).topk(nc, dim=1).indices  # (B, nc)
                 trial = keep.clone().scatter_(1, cand, False)
-                u = diffuse(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, solver=solver)
+                u = inpaint_diffusion(f4, trial.view(B, 1, H, W).to(f4.dtype), tol=tol, x0=u, solver=solver)
                 trace.append(_global_error(u, f4, metric))
                 err = _local_error(u, f4, metric).gather(1, cand)
                 gone = cand.gather(1, (-err).topk(nr, dim=1).indices)  # the nr smallest errors
@@ -421,7 +421,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
         if not full_output:
             results.append(mask)
             continue
-        u = diffuse(f4, mask4, tol=tol, x0=u_last, solver=solver)
+        u = inpaint_diffusion(f4, mask4, tol=tol, x0=u_last, solver=solver)
         results.append(MaskResult(mask=mask, u=u.reshape(f.shape).to(f.dtype), error=_global_error(u, f4, metric),
                                   trace=torch.stack(trace[:n_steps], 1) if n_steps else f4.new_zeros(B, 0),
                                   accepted=torch.full((B,), n_steps, dtype=torch.long), seconds=secs))
@@ -433,7 +433,7 @@ def probabilistic_sparsification(f: torch.Tensor, density: float, *, p: float = 
 # ---------------------------------------------------------------------------
 
 @auto_threads
-def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
+def nlpe_mask(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,
                             solver: str = "cg", generator=None, progress: bool = False,
                             full_output: bool = False):
@@ -465,7 +465,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
     solver : {'cg', 'mg'}, optional
-        Linear solver of :func:`diffuse`, warm-started from the current inpainting:
+        Linear solver of :func:`inpaint_diffusion`, warm-started from the current inpainting:
         the swap disturbs it only locally, so plain CG (default) needs few
         iterations and no multigrid set-up.
     generator : None, int or torch.Generator, optional
@@ -483,14 +483,14 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import inpainting_error, nonlocal_pixel_exchange, random_mask
+    >>> from pdeflow.inpaint import inpainting_error, nlpe_mask, random_mask
     >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     >>> m0 = random_mask((1, 1, 12, 12), 0.25, generator=1, dtype=torch.float64)
-    >>> m = nonlocal_pixel_exchange(f, m0, cycles=1, generator=0)
+    >>> m = nlpe_mask(f, m0, cycles=1, generator=0)
     >>> int(m.sum()) == int(m0.sum()), bool(inpainting_error(f, m) <= inpainting_error(f, m0))
     (True, True)
     """
-    who = "nonlocal_pixel_exchange"
+    who = "nlpe_mask"
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     f4 = ops.image_batch(f, f"{who}: f", min_size=2)
     f4 = ops.promote_half(f4)   # half precisions cannot rank the local errors; the mask returned in f's dtype
@@ -515,7 +515,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
     nex = min(exchanges, ncand, int(counts.min()))
 
     t0 = time.perf_counter()
-    u = diffuse(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, solver=solver)
+    u = inpaint_diffusion(f4, keep.view(B, 1, H, W).to(f4.dtype), tol=tol, solver=solver)
     err = _global_error(u, f4, metric)
     trace = [err.clone()]
     accepted = torch.zeros(B, dtype=torch.long, device=dev)
@@ -535,7 +535,7 @@ def nonlocal_pixel_exchange(f: torch.Tensor, mask: torch.Tensor, *, candidates: 
             trial = keepS.clone()
             trial.scatter_(1, out, False)
             trial.scatter_(1, add, True)
-            uS = diffuse(fS, trial.view(B * S, 1, H, W).to(f4.dtype), tol=tol,
+            uS = inpaint_diffusion(fS, trial.view(B * S, 1, H, W).to(f4.dtype), tol=tol,
                          x0=u.repeat_interleave(S, 0), solver=solver)
             eS = _global_error(uS, fS, metric).view(B, S)
             best_e, best_s = eS.min(1)
@@ -578,12 +578,12 @@ def ps_cost(f: torch.Tensor, density: float, p: float, q: float, *, cycles: int 
     exchanges = cycles * target
     x = ops.as_batch(f, "f")[0][:1]
     m = random_mask((1, H, W), density, generator=generator, dtype=x.dtype, device=x.device)
-    u = diffuse(x, m, tol=tol)
+    u = inpaint_diffusion(x, m, tol=tol)
     flat = m.flatten().clone()
     known = flat.nonzero().flatten()
     flat[known[: max(1, known.numel() // 200)]] = 0       # a few pixels removed, as one PS step does
     t0 = time.perf_counter()
-    diffuse(x, flat.view_as(m), tol=tol, x0=u)
+    inpaint_diffusion(x, flat.view_as(m), tol=tol, x0=u)
     solve = time.perf_counter() - t0
     relative = sum(ps_step_costs(schedule, H * W)) / ps_step_costs([target], H * W)[0]    # steps in final solves
     seconds = (relative + exchanges) * solve

@@ -49,7 +49,8 @@ class Operator:
         Whether it also inpaints volumes (B, C, D, H, W).
     diffusion_tol : bool
         Whether its option ``tol`` is the relative residual of homogeneous diffusion solves (``tol`` of
-        :func:`~pdeflow.inpaint.diffuse`, what ``pdeflow inpaint --tol`` sets), rather than a tolerance of its own.
+        :func:`~pdeflow.inpaint.inpaint_diffusion`, what ``pdeflow inpaint --tol`` sets), rather than a tolerance of
+        its own.
     stages : int
         :func:`~pdeflow.inpaint.densify_mask`'s stages when none is given, for masks made for this operator.
     warm_start : callable or None
@@ -110,19 +111,19 @@ class Operator:
 
 #: The inpainting operators by name.
 OPERATORS: dict[str, Operator] = {op.name: op for op in (
-    Operator("diffusion", diffusion.diffuse, diffusion.solve_unchecked, "homogeneous diffusion: the Laplace "
+    Operator("diffusion", diffusion.inpaint_diffusion, diffusion.solve_unchecked, "homogeneous diffusion: the Laplace "
              "equation on the unknown pixels", "f and mask", volumes=True, diffusion_tol=True,
              warm_start=diffusion.warm_start, linear_map=diffusion.DiffusionMap),
-    Operator("biharmonic", biharmonic.biharmonic_inpaint, biharmonic.solve_unchecked, "biharmonic: the "
+    Operator("biharmonic", biharmonic.inpaint_biharmonic, biharmonic.solve_unchecked, "biharmonic: the "
              "bi-Laplace equation on the unknown pixels (scikit-image's inpaint_biharmonic)", "f and mask",
              volumes=True),
     # EED's masks gain from twice the stages on selection crops, homogeneous diffusion's do not (results page
     # "Inpainting operators")
-    Operator("eed", eed.eed_inpaint, eed.solve_unchecked, "edge-enhancing diffusion: smoothing along edges, not "
+    Operator("eed", eed.inpaint_eed, eed.solve_unchecked, "edge-enhancing diffusion: smoothing along edges, not "
              "across them (R-EED's steady state)", "", stages=16, linearise=eed.linearised),
-    Operator("tv", tv.tv_inpaint, tv.solve_unchecked, "total variation: the least total variation that keeps the "
+    Operator("tv", tv.inpaint_tv, tv.solve_unchecked, "total variation: the least total variation that keeps the "
              "known pixels", "f"),
-    Operator("shepard", shepard.shepard_inpaint, shepard.solve_unchecked, "Gaussian-weighted Shepard "
+    Operator("shepard", shepard.inpaint_shepard, shepard.solve_unchecked, "Gaussian-weighted Shepard "
              "interpolation: the normalised convolution of the known pixels, no equation solved", "f and mask",
              linear_map=shepard.linear_map),
 )}

@@ -23,7 +23,7 @@ Solvers (``solver``):
   symmetric positive definite preconditioner. Whole-image work per iteration, the iteration count nearly
   flat in the image size, batched on the device and dtype of ``f``; the stopping rule is the relative
   residual ``||b - A x|| / ||b|| <= tol`` per image (its channels together), as for
-  :func:`pdeflow.inpaint.diffuse`.
+  :func:`pdeflow.inpaint.inpaint_diffusion`.
 * ``'direct'``: a sparse LU factorisation (SuperLU with a symmetric minimum-degree ordering) of ``A`` on the
   unknown pixels only, assembled from their coordinates, on the CPU in float64 (the result is returned on
   the device and in the dtype of ``f``). Its cost grows with the number of unknowns and their fill-in, not
@@ -38,7 +38,7 @@ adjoint ``nu`` solves ``A nu = w g`` (the same operator, multigrid hierarchy or 
     dl/df = m (g - L^2 nu),     dl/dm = lam (f - u + L^2 u),     lam = nu + m (g - L^2 nu),
 
 the mask derivative being that of the continuous-mask problem ``c (u - f) + (1 - c) L^2 u = 0`` at the
-binary mask (as for :func:`pdeflow.inpaint.diffuse`).
+binary mask (as for :func:`pdeflow.inpaint.inpaint_diffusion`).
 """
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ from ...threads import auto_threads
 from ..checks import check_mask, check_start, known_finite, volume_notice
 from .diffusion_system import sum_to, warn_max_iter
 
-__all__ = ["biharmonic_inpaint", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
+__all__ = ["inpaint_biharmonic", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
 
-#: The solvers of :func:`biharmonic_inpaint`.
+#: The solvers of :func:`inpaint_biharmonic`.
 SOLVERS = ("auto", "mg", "direct")
 
 #: ``solver='auto'`` factorises when at most this fraction of the pixels is unknown (and at most
@@ -75,7 +75,7 @@ DEFAULT_MAX_ITER = 500
 
 @dataclass
 class BiharmonicResult:
-    """Output of :func:`biharmonic_inpaint` with ``full_output=True``.
+    """Output of :func:`inpaint_biharmonic` with ``full_output=True``.
 
     Attributes
     ----------
@@ -91,11 +91,11 @@ class BiharmonicResult:
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint.operators.biharmonic import biharmonic_inpaint
+    >>> from pdeflow.inpaint.operators.biharmonic import inpaint_biharmonic
     >>> f = torch.linspace(0, 1, 64, dtype=torch.float64).reshape(8, 8)
     >>> mask = torch.zeros(8, 8)
     >>> mask[::3, ::3] = 1
-    >>> r = biharmonic_inpaint(f, mask, solver="mg", tol=1e-10, full_output=True)
+    >>> r = inpaint_biharmonic(f, mask, solver="mg", tol=1e-10, full_output=True)
     >>> r.solver, r.u.shape, r.iterations.shape, bool(r.residual.max() <= 1e-10)
     ('mg', torch.Size([8, 8]), torch.Size([1]), True)
     """
@@ -336,12 +336,12 @@ def _forward(f4, m, tol, max_iter, x0, solver, spacing3):
     start = None if x0 is None else x0.expand(shape)
     x, iters, res = sysm.solve(lambda: sysm.rhs(f4, shape), start, tol, max_iter)
     u = torch.where(sysm.known, f4, x, out=x)   # x is a fresh tensor of the batch's shape
-    warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint")
+    warn_max_iter(iters, res, tol, max_iter, "inpaint_biharmonic")
     return u, iters, res, sysm
 
 
 class _BiharmonicFunction(torch.autograd.Function):
-    """``u`` of :func:`biharmonic_inpaint` with the adjoint backward (the module doc)."""
+    """``u`` of :func:`inpaint_biharmonic` with the adjoint backward (the module doc)."""
 
     @staticmethod
     def forward(ctx, f4, m, tol, max_iter, x0, solver, spacing3, info):
@@ -361,7 +361,7 @@ class _BiharmonicFunction(torch.autograd.Function):
             return (None,) * 8
         nu, iters, res = sysm.solve(lambda: g.masked_fill(sysm.known, 0.0).expand(u.shape).contiguous(), None,
                                     tol, max_iter)
-        warn_max_iter(iters, res, tol, max_iter, "biharmonic_inpaint (adjoint solve)")
+        warn_max_iter(iters, res, tol, max_iter, "inpaint_biharmonic (adjoint solve)")
         lam_k = g - sysm.l2(nu)            # lam on the known pixels
         grad_f = grad_m = None
         if need_f:
@@ -394,7 +394,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     For the library's mask methods, which call it many times on checked inputs: ``f4`` float32 or float64
     with finite values, ``m`` of its dtype and device with values 0 and 1 and a known pixel per image,
     ``u0`` a warm start of ``f4``'s shape (the multigrid solver) or None. The solver is chosen as by
-    ``solver='auto'`` of :func:`biharmonic_inpaint`, with ``tol`` its relative residual, and the result
+    ``solver='auto'`` of :func:`inpaint_biharmonic`, with ``tol`` its relative residual, and the result
     clipped to the range of the known values as by its default ``clip=True``; differentiable like it.
 
     Examples
@@ -427,7 +427,7 @@ def _clip(u: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 @auto_threads
-def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None,
+def inpaint_biharmonic(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None,
                        solver: str = "auto", x0: torch.Tensor | None = None, clip: bool = True,
                        ndim: int | None = None, spacing=None, full_output: bool = False):
     """Biharmonic inpainting of ``f`` from the pixels where ``mask`` is 1.
@@ -450,7 +450,7 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
     tol : float, optional
         Relative residual ``||b - A x|| / ||b||`` per image (the module doc) at which the multigrid solver
         stops; also that of the adjoint solve of the backward pass. Default 1e-8, tighter than
-        :func:`pdeflow.inpaint.diffuse`'s: the biharmonic system is ill-conditioned (its condition number
+        :func:`pdeflow.inpaint.inpaint_diffusion`'s: the biharmonic system is ill-conditioned (its condition number
         grows as the fourth power of the holes' size), so the error of ``u`` is a multiple of ``tol`` that
         grows with the image; each decade costs a few iterations. In float32 the residual of the rounded
         solution stays near float32's round-off whatever ``tol``. The direct solver ignores ``tol`` (it is
@@ -502,14 +502,14 @@ def biharmonic_inpaint(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint.operators.biharmonic import biharmonic_inpaint
+    >>> from pdeflow.inpaint.operators.biharmonic import inpaint_biharmonic
     >>> f = torch.tensor([[0.0, 1.0, 0.0, 0.0, 4.0, 5.0]] * 3, dtype=torch.float64)
     >>> mask = torch.zeros(3, 6)
     >>> mask[:, :2] = mask[:, 4:] = 1                   # two known columns on each side
-    >>> biharmonic_inpaint(f, mask, tol=1e-12)[0].round(decimals=8)   # the straight line
+    >>> inpaint_biharmonic(f, mask, tol=1e-12)[0].round(decimals=8)   # the straight line
     tensor([0., 1., 2., 3., 4., 5.], dtype=torch.float64)
     """
-    who = "biharmonic_inpaint"
+    who = "inpaint_biharmonic"
     f = ops.check_tensor(f, f"{who}: f")
     nd, h = ops.spatial_axes(ndim, spacing, who)
     volume_notice(f, ndim, spacing, who)

@@ -1,7 +1,7 @@
 """Homogeneous diffusion inpainting: the Laplace equation on the unknown pixels.
 
 Given an image ``f`` and a binary mask ``m`` (1 = known pixel, 0 = missing),
-:func:`diffuse` returns ``u`` with ``u = f`` where ``m = 1`` and
+:func:`inpaint_diffusion` returns ``u`` with ``u = f`` where ``m = 1`` and
 ``laplacian(u) = 0`` where ``m = 0``, with the 5-point Neumann Laplacian of
 :func:`pdeflow.ops.laplacian` (reflecting image boundary).
 
@@ -43,7 +43,7 @@ Volumes ``(B, C, D, H, W)`` (``ndim=3``, or a ``spacing`` of length 3, as in
 Continuous masks ``c`` in [0, 1] (``continuous=True``) solve
 ``c (u - f) = (1 - c) laplacian(u)``; on the pixels with ``c < 1`` this is the
 operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
-:func:`diffuse` is differentiable in ``f`` and the mask by the adjoint method
+:func:`inpaint_diffusion` is differentiable in ``f`` and the mask by the adjoint method
 (one extra solve with the same operator and multigrid hierarchy); see its Notes.
 """
 from __future__ import annotations
@@ -66,16 +66,17 @@ from .diffusion_system import (
     solve_checked,
 )
 
-__all__ = ["diffuse", "DiffuseResult", "inpainting_error", "SOLVERS", "solve_unchecked", "warm_start", "DiffusionMap"]
+__all__ = ["inpaint_diffusion", "DiffuseResult", "inpainting_error", "SOLVERS", "solve_unchecked", "warm_start",
+           "DiffusionMap"]
 
-#: The linear solvers of :func:`diffuse`.
+#: The linear solvers of :func:`inpaint_diffusion`.
 SOLVERS = ("mg", "cg")
 METHODS = SOLVERS  # deprecated name
 
 
 @dataclass
 class DiffuseResult:
-    """Output of :func:`diffuse` with ``full_output=True``.
+    """Output of :func:`inpaint_diffusion` with ``full_output=True``.
 
     Attributes
     ----------
@@ -86,17 +87,17 @@ class DiffuseResult:
     residual : Tensor, shape (B,)
         Final relative residual ``||b - A x|| / ||b||`` per image, recomputed
         from the returned solution, in float64 for the multigrid solver
-        (continuous masks: of the correction system, see :func:`diffuse`,
+        (continuous masks: of the correction system, see :func:`inpaint_diffusion`,
         Notes).
 
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> f = torch.linspace(0, 1, 64, dtype=torch.float64).reshape(8, 8)
     >>> mask = torch.zeros(8, 8)
     >>> mask[::3, ::3] = 1
-    >>> r = diffuse(f, mask, tol=1e-10, full_output=True)
+    >>> r = inpaint_diffusion(f, mask, tol=1e-10, full_output=True)
     >>> type(r).__name__, r.u.shape, r.iterations.shape, bool(r.residual.max() <= 1e-10)
     ('DiffuseResult', torch.Size([8, 8]), torch.Size([1]), True)
     """
@@ -133,10 +134,10 @@ def _masked_array(f, mask, who: str):
 
 
 def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_output, continuous):
-    """:func:`diffuse` on a checked ``f`` (shape, dtype, size): the checks of the other arguments and the
+    """:func:`inpaint_diffusion` on a checked ``f`` (shape, dtype, size): the checks of the other arguments and the
     solve, shared by images (``nd = 2``, ``h`` None), volumes (``nd = 3``) and images with a non-unit
     spacing ``h`` (solved as volumes of depth 1)."""
-    who = "diffuse"
+    who = "inpaint_diffusion"
     if not isinstance(continuous, bool):
         raise UserInputError(f"{who}: continuous must be True or False, got {continuous!r}")
     fb = ops.promote_half(ops.as_batch(f, f"{who}: f", nd)[0])   # returned in the dtype of f
@@ -165,9 +166,9 @@ def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_
 
 
 @auto_threads
-def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1e-6, max_iter: int | None = None,
-            x0: torch.Tensor | None = None, solver: str = "mg", full_output: bool = False,
-            continuous: bool = False, ndim: int | None = None, spacing=None):
+def inpaint_diffusion(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1e-6,
+                      max_iter: int | None = None, x0: torch.Tensor | None = None, solver: str = "mg",
+                      full_output: bool = False, continuous: bool = False, ndim: int | None = None, spacing=None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
@@ -296,11 +297,11 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> f = torch.tensor([[0.0, 0.0, 0.0, 4.0]] * 3, dtype=torch.float64)
     >>> mask = torch.zeros(3, 4)
     >>> mask[:, 0] = mask[:, 3] = 1                 # known: the first and the last column
-    >>> diffuse(f, mask, tol=1e-12)                  # linear in between (Neumann above and below)
+    >>> inpaint_diffusion(f, mask, tol=1e-12)                  # linear in between (Neumann above and below)
     tensor([[0.0000, 1.3333, 2.6667, 4.0000],
             [0.0000, 1.3333, 2.6667, 4.0000],
             [0.0000, 1.3333, 2.6667, 4.0000]], dtype=torch.float64)
@@ -312,7 +313,7 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
     >>> v[-1] = 3.0
     >>> m = torch.zeros(4, 3, 3)
     >>> m[0] = m[-1] = 1
-    >>> diffuse(v, m, spacing=(2.0, 1.0, 1.0), tol=1e-12)[:, 1, 1].round(decimals=8)
+    >>> inpaint_diffusion(v, m, spacing=(2.0, 1.0, 1.0), tol=1e-12)[:, 1, 1].round(decimals=8)
     tensor([0., 1., 2., 3.], dtype=torch.float64)
 
     A NumPy masked array is inpainted at its masked entries (the result is a
@@ -320,11 +321,11 @@ def diffuse(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1
 
     >>> import numpy as np
     >>> a = np.ma.masked_invalid([[0.0, np.nan, np.nan, 3.0]] * 2)
-    >>> diffuse(a, tol=1e-12).round(decimals=8)
+    >>> inpaint_diffusion(a, tol=1e-12).round(decimals=8)
     tensor([[0., 1., 2., 3.],
             [0., 1., 2., 3.]], dtype=torch.float64)
     """
-    who = "diffuse"
+    who = "inpaint_diffusion"
     f, mask = _masked_array(f, mask, who)
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)

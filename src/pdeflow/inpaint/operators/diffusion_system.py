@@ -1,17 +1,17 @@
-"""The one linear system of homogeneous diffusion inpainting (:func:`pdeflow.inpaint.diffuse`, whose module doc
-states it), its solvers and what mask methods read from it.
+"""The one linear system of homogeneous diffusion inpainting (:func:`pdeflow.inpaint.inpaint_diffusion`, whose module
+doc states it), its solvers and what mask methods read from it.
 
 * :class:`DiffusionSystem`: the masked Laplacian for a mask (binary or continuous), its right-hand side, CG or
   multigrid-preconditioned CG on it, and its NumPy operator (:class:`MaskedLaplacian`) for single images;
 * :func:`diffuse_unchecked` (a solve) and :func:`diffuse_recorded` (a solve as one autograd node whose backward
-  is the adjoint solve, :func:`pdeflow.inpaint.diffuse`'s Notes);
+  is the adjoint solve, :func:`pdeflow.inpaint.inpaint_diffusion`'s Notes);
 * :func:`binary_hierarchy` and :func:`diffuse_with_hierarchy`: a binary mask's solve preconditioned by a given
   multigrid hierarchy, possibly that of a smaller mask (mask densification);
 * :class:`SingleImageSystem`: the forward and adjoint solves of one grey image on NumPy vectors (mask
   refinement's many nearby solves);
 * :func:`error_map`: the squared error summed over channels, the map that densification and refinement read.
 
-Unchecked: :func:`~pdeflow.inpaint.diffuse` checks its inputs; the mask methods call these directly.
+Unchecked: :func:`~pdeflow.inpaint.inpaint_diffusion` checks its inputs; the mask methods call these directly.
 No other module builds the masked Laplacian."""
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ class DiffusionSystem:
         return x, iters, res
 
 
-def warn_max_iter(iters, res, tol, max_iter, what="diffuse"):
+def warn_max_iter(iters, res, tol, max_iter, what="inpaint_diffusion"):
     """Warn when a solve stopped at ``max_iter`` with a residual above ``tol``."""
     if bool((iters >= max_iter).any()) and bool((res > tol).any()):
         warnings.warn(f"{what}: max_iter={max_iter} reached before tol={tol:g} "
@@ -197,7 +197,7 @@ def sum_to(t: torch.Tensor, shape) -> torch.Tensor:
 
 
 class _DiffuseFunction(torch.autograd.Function):
-    """``u = diffuse(f, c)`` with the adjoint backward (see :func:`diffuse`, Notes)."""
+    """``u = inpaint_diffusion(f, c)`` with the adjoint backward (see :func:`inpaint_diffusion`, Notes)."""
 
     @staticmethod
     def forward(ctx, f4, c, binary, tol, max_iter, x0, method, info):
@@ -225,7 +225,7 @@ class _DiffuseFunction(torch.autograd.Function):
         tol = ctx.info.get("adjoint_tol") or tol
         nu, iters, res = sysm.solve(rhs, start, tol, max_iter)
         ctx.info["adjoint"] = nu
-        warn_max_iter(iters, res, tol, max_iter, what="diffuse (adjoint solve)")
+        warn_max_iter(iters, res, tol, max_iter, what="inpaint_diffusion (adjoint solve)")
         g_lnu = g + sysm.lap(nu)
         if sysm.d is None:   # binary mask: lam = nu on the unknowns, g + L nu on the mask (nu = 0 there)
             lam = torch.addcmul(nu, c, g_lnu)
@@ -244,7 +244,7 @@ class _DiffuseFunction(torch.autograd.Function):
 
 
 def default_max_iter(solver: str, *sizes: int) -> int:
-    """:func:`diffuse`'s iteration limit when none is given: 500 for 'mg', 20 times the sum of the spatial
+    """:func:`inpaint_diffusion`'s iteration limit when none is given: 500 for 'mg', 20 times the sum of the spatial
     sizes (``20 (H + W)``, volumes ``20 (D + H + W)``) for 'cg'."""
     return 500 if solver == "mg" else 20 * sum(sizes)
 
@@ -252,7 +252,7 @@ def default_max_iter(solver: str, *sizes: int) -> int:
 @eager   # as diffuse_unchecked
 def diffuse_recorded(f4, c, binary, tol, max_iter, x0, solver, adjoint_x0=None, adjoint_tol=None,
                       spacing3=None):
-    """``diffuse`` as one autograd node, unchecked, for callers that solve many nearby problems.
+    """``inpaint_diffusion`` as one autograd node, unchecked, for callers that solve many nearby problems.
 
     Returns ``(u, info)``. ``info`` holds the forward's ``iterations`` and ``residual``
     now and, once the backward has run, ``adjoint``: the adjoint solve's unknowns ``nu``
@@ -339,14 +339,15 @@ class SingleImageSystem:
         nu, it, res = cg_matrix(a, w * grad_u, None if nu0 is None else w * nu0, tol=tol, max_iter=self.max_iter,
                                 return_residual=True)
         if it >= self.max_iter and res > tol:
-            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter, what="diffuse (adjoint solve)")
+            warn_max_iter(torch.tensor([it]), torch.tensor([res]), tol, self.max_iter,
+                          what="inpaint_diffusion (adjoint solve)")
         lam = nu + k * (grad_u + self.laplacian(nu))
         return lam * (self.f - u - self.laplacian(u)), nu
 
 
-@auto_threads   # as diffuse: its callers need not set the thread count
+@auto_threads   # as inpaint_diffusion: its callers need not set the thread count
 def solve_checked(f4, c, binary, tol, max_iter, x0, solver, spacing3=None):
-    """:func:`~pdeflow.inpaint.diffuse`'s solve on arguments it has checked, for the library's functions that
+    """:func:`~pdeflow.inpaint.inpaint_diffusion`'s solve on arguments it has checked, for the library's functions that
     checked their image once on entry: ``(u, iterations, residual)``. ``f4`` (B, C, H, W) float32 or
     float64 with finite values where ``c > 0``, ``c`` a mask from :func:`~pdeflow.inpaint.checks.check_mask`;
     volumes (B, C, D, H, W) with ``spacing3`` = (dz, dy, dx). Recorded as one autograd node (the adjoint

@@ -18,7 +18,7 @@ with the joint gradient magnitude; elsewhere the damping spreads over both eigen
 ``1 - (1 - g) mu_k / s^2``, all at least ``g``), so ``D`` stays positive definite and smooth in ``u``.
 
 The contrast is relative: ``lambda = contrast * (max - min)`` of the image's known values, so the result follows
-an affine change of the intensities (``eed_inpaint(a f + c) = a eed_inpaint(f) + c``) and the default fits images
+an affine change of the intensities (``inpaint_eed(a f + c) = a inpaint_eed(f) + c``) and the default fits images
 in any range. The defaults of ``contrast`` and ``sigma`` are those of the best mean PSNR on selection photos
 (never the held-out ones) at 5 % masks densified for EED.
 
@@ -27,7 +27,7 @@ definite on the unknowns, commutes with rotations by 90 degrees and flips; lagge
 multigrid-preconditioned CG solve from the previous ``u``, started from homogeneous diffusion inpainting).
 
 Not differentiable: EED minimises no energy (``D`` depends on ``u_sigma``), so a derivative would need the
-adjoint of the whole fixed-point map, a non-symmetric solve with the derivative of ``D``; :func:`eed_inpaint`
+adjoint of the whole fixed-point map, a non-symmetric solve with the derivative of ``D``; :func:`inpaint_eed`
 refuses an ``f`` that requires grad (pass ``f.detach()``).
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ from .tensor_diffusion import (
     lagged_diffusivity,
 )
 
-__all__ = ["eed_inpaint", "solve_unchecked", "eed_tensor", "linearised", "CONTRAST", "SIGMA"]
+__all__ = ["inpaint_eed", "solve_unchecked", "eed_tensor", "linearised", "CONTRAST", "SIGMA"]
 
 # chosen on 256 px selection crops (never the held-out photos), confirmed on other selection crops (results page
 # "Inpainting operators")
@@ -109,7 +109,7 @@ def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None):
     lam2 = (contrast * known_range(f4, m)).square()
     w = 1.0 - m
     return lagged_diffusivity(f4, m, lambda u: eed_tensor(u, lam2, sigma, w), u0=u0, tol=tol, max_iter=max_iter,
-                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=False, what="eed_inpaint")
+                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=False, what="inpaint_eed")
 
 
 def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | None = None,
@@ -133,7 +133,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     return _solve(f4, m, CONTRAST, SIGMA, tol, max_iter, u0=u0).u
 
 
-def eed_inpaint(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRAST, sigma: float = SIGMA,
+def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRAST, sigma: float = SIGMA,
                 tol: float = 1e-3, max_iter: int = 100, full_output: bool = False):
     """Edge-enhancing diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
@@ -179,24 +179,25 @@ def eed_inpaint(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import diffuse
-    >>> from pdeflow.inpaint.operators.eed import eed_inpaint
+    >>> from pdeflow.inpaint import inpaint_diffusion
+    >>> from pdeflow.inpaint.operators.eed import inpaint_eed
     >>> f = torch.zeros(16, 16, dtype=torch.float64)
     >>> f[:, 8:] = 1.0                                   # a vertical edge
     >>> mask = torch.zeros(16, 16)
     >>> mask[::5, 0] = mask[::5, 7] = mask[::5, 8] = mask[::5, 15] = 1     # on every fifth row
     >>> err = lambda u: float((u - f).abs().max())
-    >>> err(eed_inpaint(f, mask, tol=1e-6)) < 0.15, err(diffuse(f, mask)) > 0.35    # EED keeps the edge
+    >>> err(inpaint_eed(f, mask, tol=1e-6)) < 0.15, err(inpaint_diffusion(f, mask)) > 0.35    # EED keeps the edge
     (True, True)
     """
-    who = "eed_inpaint"
+    who = "inpaint_eed"
     f = ops.check_tensor(f, f"{who}: f")
     f4, m, nd = check_call(f, mask, who, tol, max_iter)
     contrast = check_positive(contrast, "contrast", who)
     sigma = check_positive(sigma, "sigma", who, zero=True)
     if torch.is_grad_enabled() and (f4.requires_grad or m.requires_grad):
         raise UserInputError(f"{who}: f (or mask) requires grad, but EED inpainting is not differentiable (it "
-                             "minimises no energy); pass f.detach(), or use tv_inpaint or diffuse for gradients")
+                             "minimises no energy); pass f.detach(), or use inpaint_tv or inpaint_diffusion for "
+                             "gradients")
     res = _solve(f4, m, contrast, sigma, float(tol), int(max_iter))
     u = ops.unbatch(res.u, nd).to(f.dtype)
     if full_output:

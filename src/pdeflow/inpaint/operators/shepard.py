@@ -29,7 +29,7 @@ from ...filters import gaussian_blur
 from ...threads import auto_threads
 from ..checks import check_mask, known_finite
 
-__all__ = ["shepard_inpaint", "solve_unchecked", "linear_map", "SIGMA"]
+__all__ = ["inpaint_shepard", "solve_unchecked", "linear_map", "SIGMA"]
 
 #: Default Gaussian scale in pixels: the smallest, so that the scale follows the known pixels' spacing (it doubles
 #: where none is in reach); chosen over 2 on training crops of the built-in images with masks densified for it
@@ -118,7 +118,7 @@ def linear_map(m: torch.Tensor, shape, solve_tol: float, sigma: float = SIGMA) -
 
 
 @auto_threads
-def shepard_inpaint(f: torch.Tensor, mask: torch.Tensor, *, sigma: float = SIGMA, tol: float = 1e-3) -> torch.Tensor:
+def inpaint_shepard(f: torch.Tensor, mask: torch.Tensor, *, sigma: float = SIGMA, tol: float = 1e-3) -> torch.Tensor:
     """Gaussian-weighted Shepard inpainting (normalised convolution) of ``f`` from the pixels where ``mask`` is 1.
 
     Parameters
@@ -126,8 +126,8 @@ def shepard_inpaint(f: torch.Tensor, mask: torch.Tensor, *, sigma: float = SIGMA
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Image(s), floating point; values at missing pixels are not used (NaN allowed there).
     mask : Tensor
-        Binary mask (1 = known pixel), broadcastable to ``f`` as for :func:`~pdeflow.inpaint.diffuse`, at least
-        one known pixel per image.
+        Binary mask (1 = known pixel), broadcastable to ``f`` as for :func:`~pdeflow.inpaint.inpaint_diffusion`, at
+        least one known pixel per image.
     sigma : float > 0, optional
         The Gaussian's scale in pixels (doubled where no known pixel is in reach; module doc).
     tol : float in (0, 1), optional
@@ -142,16 +142,16 @@ def shepard_inpaint(f: torch.Tensor, mask: torch.Tensor, *, sigma: float = SIGMA
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint import shepard_inpaint
+    >>> from pdeflow.inpaint import inpaint_shepard
     >>> f = torch.zeros(1, 9)
     >>> mask = torch.zeros(1, 9)
     >>> f[0, 0], f[0, 8] = 1.0, 3.0
     >>> mask[0, 0] = mask[0, 8] = 1
-    >>> u = shepard_inpaint(f, mask)
+    >>> u = inpaint_shepard(f, mask)
     >>> float(u[0, 0]), float(u[0, 8]), round(float(u[0, 4]), 6)     # known kept; the middle is the mean
     (1.0, 3.0, 2.0)
     """
-    who = "shepard_inpaint"
+    who = "inpaint_shepard"
     f = ops.check_tensor(f, f"{who}: f")
     ops.check_image(f, f"{who}: f", min_size=1)
     if isinstance(sigma, bool) or not isinstance(sigma, Real) or not (math.isfinite(sigma) and sigma > 0):

@@ -1,6 +1,6 @@
 """Nonlinear diffusion inpainting by lagged diffusivity: the machinery shared by EED and TV inpainting.
 
-Both :func:`~pdeflow.inpaint.operators.eed.eed_inpaint` and :func:`~pdeflow.inpaint.operators.tv.tv_inpaint` seek
+Both :func:`~pdeflow.inpaint.operators.eed.inpaint_eed` and :func:`~pdeflow.inpaint.operators.tv.inpaint_tv` seek
 the steady state of ``div(D grad u) = 0`` on the unknown pixels, ``u = f`` on the known ones, with a 2 x 2 diffusion
 tensor ``D`` per pixel that depends on ``u``.
 
@@ -36,7 +36,7 @@ given warm start and stops per image when the nonlinear residual
     ||S^-1 w A(u) u|| / ||S^-1 w A(u) (m f)||  <=  tol
 
 holds, ``S`` the diagonal of the operator's 5-point part (each pixel's sum of edge weights). This is the rule of
-:func:`pdeflow.inpaint.diffuse` (``A(u)`` frozen at ``u``, unknowns ``x = w u``, ``||b - A x|| / ||b||`` with
+:func:`pdeflow.inpaint.inpaint_diffusion` (``A(u)`` frozen at ``u``, unknowns ``x = w u``, ``||b - A x|| / ||b||`` with
 ``b = -w A(u) (m f)``) for the diagonally scaled system: the scaling makes the residual a change of intensity
 (a Jacobi step's), so that large diffusivities (TV's ``1 / eps`` on flat parts) do not make ``||b||`` large and the
 rule loose.
@@ -270,14 +270,14 @@ class FrozenInpainting:
     --------
     >>> import torch
     >>> from pdeflow.multigrid import Multigrid
-    >>> from pdeflow.inpaint import diffuse
+    >>> from pdeflow.inpaint import inpaint_diffusion
     >>> from pdeflow.inpaint.operators.tensor_diffusion import FrozenInpainting, TensorOperator
     >>> m = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
     >>> m[..., ::3, ::3] = 1
     >>> ones_y, ones_x = torch.ones(1, 1, 7, 8, dtype=m.dtype), torch.ones(1, 1, 8, 7, dtype=m.dtype)
     >>> M = FrozenInpainting(TensorOperator(ones_y, ones_x, None, 1 - m), m, Multigrid(m), 1e-12, 100)
     >>> g = torch.rand(1, 1, 8, 8, dtype=m.dtype, generator=torch.Generator().manual_seed(0))
-    >>> bool(torch.allclose(M.forward(g), diffuse(g, m, tol=1e-12)))      # D = I: homogeneous diffusion
+    >>> bool(torch.allclose(M.forward(g), inpaint_diffusion(g, m, tol=1e-12)))      # D = I: homogeneous diffusion
     True
     >>> r = torch.rand_like(g)
     >>> bool(torch.isclose((M.forward(g) * r).sum(), (g * M.adjoint(r)).sum()))

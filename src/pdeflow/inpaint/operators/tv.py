@@ -14,7 +14,7 @@ minimiser is unique; its gradient is ``A(u) u`` with ``A(u)`` the operator of
 :mod:`~pdeflow.inpaint.operators.tensor_diffusion` for the isotropic field ``D = g I``, ``g = 1 / sqrt(s + eps^2)``.
 
 ``eps`` is relative: ``eps * (max - min)`` of the image's known values, so the result follows an affine change
-of the intensities (``tv_inpaint(a f + c) = a tv_inpaint(f) + c``).
+of the intensities (``inpaint_tv(a f + c) = a inpaint_tv(f) + c``).
 
 TV inpainting suits holes (scratches, text, removed objects), whose boundary it continues with straight level
 lines. From isolated known points it does not interpolate: a point has no perimeter to pay for, so the minimiser
@@ -28,7 +28,7 @@ iteration, so ``J`` decreases monotonically even with the loose linear solves; t
 full output. ``g`` varies by orders of magnitude (``1 / eps`` on flat parts), so the multigrid V-cycle is scaled by
 each pixel's mean diffusivity.
 
-Gradients. :func:`tv_inpaint` is differentiable with respect to ``f`` (not the mask) by implicit differentiation:
+Gradients. :func:`inpaint_tv` is differentiable with respect to ``f`` (not the mask) by implicit differentiation:
 at the minimiser ``w grad J(u) = 0`` (``w`` = 1 on the unknowns), so for ``g = dl/du`` the backward solves
 ``(w H w) nu = w g`` with the Hessian ``H`` of ``J`` at ``u`` (symmetric positive definite on the unknowns; one
 CG solve preconditioned as the forward's steps) and returns ``dl/df = m (g - H nu)``, plus the term of ``eps``'s
@@ -54,7 +54,7 @@ from .tensor_diffusion import (
     pixel_sum,
 )
 
-__all__ = ["tv_inpaint", "solve_unchecked", "tv_energy", "EPS"]
+__all__ = ["inpaint_tv", "solve_unchecked", "tv_energy", "EPS"]
 
 #: Default smoothing of the TV, relative to the range of the known values.
 EPS = 1e-2
@@ -143,12 +143,12 @@ def _solve(f4, m, eps_rel, tol, max_iter, u0=None, energy=False):
     eps2 = eps.square()
     w = 1.0 - m
     return lagged_diffusivity(f4, m, lambda u: _operator(u, eps2, w), u0=u0, tol=tol, max_iter=max_iter,
-                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=True, what="tv_inpaint",
+                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=True, what="inpaint_tv",
                               energy=(lambda u: tv_energy(u, eps)) if energy else None)
 
 
 class _TVFunction(torch.autograd.Function):
-    """``u = tv_inpaint(f)`` with the implicit backward of the module doc."""
+    """``u = inpaint_tv(f)`` with the implicit backward of the module doc."""
 
     @staticmethod
     def forward(ctx, f4, m, eps_rel, tol, max_iter, info):
@@ -174,7 +174,7 @@ class _TVFunction(torch.autograd.Function):
                        precond=lambda r: mg.precondition(r * s).mul_(s))
         nu.mul_(w)
         if bool((iters >= 10 * max_iter).any()):
-            warnings.warn(f"tv_inpaint (backward solve): max_iter={10 * max_iter} reached before tol={btol:g}",
+            warnings.warn(f"inpaint_tv (backward solve): max_iter={10 * max_iter} reached before tol={btol:g}",
                           RuntimeWarning, stacklevel=2)
         grad = m * (g - h.apply(nu))
         # eps = eps_rel (max - min) of the known values: its derivative reaches the two extreme pixels
@@ -211,7 +211,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     return _solve(f4, m, EPS, tol, 300, u0=u0).u
 
 
-def tv_inpaint(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: float = 1e-3, max_iter: int = 300,
+def inpaint_tv(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: float = 1e-3, max_iter: int = 300,
                full_output: bool = False):
     """Total variation inpainting of ``f`` from the pixels where ``mask`` is 1.
 
@@ -253,16 +253,16 @@ def tv_inpaint(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: fl
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.inpaint.operators.tv import tv_inpaint
+    >>> from pdeflow.inpaint.operators.tv import inpaint_tv
     >>> f = torch.zeros(12, 12, dtype=torch.float64)
     >>> f[:, 6:] = 1.0                                   # a vertical edge
     >>> mask = torch.ones(12, 12)
     >>> mask[4:8, 3:9] = 0                               # a hole across it
-    >>> u = tv_inpaint(f, mask, eps=1e-3, tol=1e-8)
+    >>> u = inpaint_tv(f, mask, eps=1e-3, tol=1e-8)
     >>> bool((u[:, :6] < 0.5).all()), bool((u[:, 6:] > 0.5).all())    # the edge continues through the hole
     (True, True)
     """
-    who = "tv_inpaint"
+    who = "inpaint_tv"
     f = ops.check_tensor(f, f"{who}: f")
     f4, m, nd = check_call(f, mask, who, tol, max_iter)
     eps = check_positive(eps, "eps", who)

@@ -17,7 +17,7 @@ A step
    blue-noise tile of each crop.
 2. ``b = net(f)``: exactly ``k = round(D crop^2)`` known pixels per crop, with
    the straight-through gradient of :mod:`pdeflow.inpaint.learned.masknet`.
-3. ``u = diffuse(f, b)`` (homogeneous diffusion inpainting, float64, relative
+3. ``u = inpaint_diffusion(f, b)`` (homogeneous diffusion inpainting, float64, relative
    residual ``tol``); its gradient with respect to the mask is one adjoint solve.
 4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f)) + mse_weight MSE(u, f)`` (images in
    [0, 1]; the MSE of the batch, i.e. the mean of its crops' MSEs, as a large image's MSE is the mean
@@ -67,7 +67,7 @@ from ..learned.losses import loss_scores, reconstruction_loss
 from ..learned.masknet import KIND, MaskNet, load_masknet
 from ..masks.analytic import analytic_mask
 from ..masks.dither import blue_noise_tile, threshold_map
-from ..operators.diffusion import diffuse
+from ..operators.diffusion import inpaint_diffusion
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 
@@ -207,8 +207,8 @@ def build_masknet(cfg: MaskNetConfig) -> MaskNet:
 
 def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: float, mse_weight: float = 0.0
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """:func:`~pdeflow.inpaint.learned.losses.reconstruction_loss` of ``u = diffuse(f, b)`` (float64); the terms
-    also hold ``u``.
+    """:func:`~pdeflow.inpaint.learned.losses.reconstruction_loss` of ``u = inpaint_diffusion(f, b)`` (float64); the
+    terms also hold ``u``.
 
     Examples
     --------
@@ -220,7 +220,7 @@ def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: f
     (0.0, ['charbonnier', 'mae', 'ssim', 'u'])
     """
     f64 = f.double()
-    u = diffuse(f64, b.double(), tol=tol)
+    u = inpaint_diffusion(f64, b.double(), tol=tol)
     loss, terms = reconstruction_loss(u, f64, ssim_weight)
     if mse_weight:
         loss = loss + mse_weight * ((u - f64) ** 2).mean()

@@ -30,9 +30,9 @@ A step
    network's density; tile shifts from the step's generator): an inpainter
    for the masks those rows inpaint, which the refinement has fitted to
    diffusion.
-3. ``u = u_diff + (1 - b) R(u_diff, b, b f)``, ``u_diff = diffuse(f, b)``
+3. ``u = u_diff + (1 - b) R(u_diff, b, b f)``, ``u_diff = inpaint_diffusion(f, b)``
    (float64, relative residual ``tol``). Stage ``joint``: the gradient reaches
-   the mask through ``diffuse`` (its adjoint, Hoeltgen, Setzer, Weickert
+   the mask through ``inpaint_diffusion`` (its adjoint, Hoeltgen, Setzer, Weickert
    2013) and through ``R``'s inputs and the ``(1 - b)`` factor (autograd).
 4. Loss ``charbonnier(u, f) + ssim_weight (1 - SSIM(u, f)) - alpha mean d(u, b)``
    with ``d`` the WGAN critic of P. Peter, "A Wasserstein GAN for joint
@@ -95,7 +95,7 @@ from ..learned.wgan import Critic, critic_loss
 from ..masks.analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from ..masks.dither import blue_noise_tile, threshold_map
 from ..masks.refine import refine_setting
-from ..operators.diffusion import diffuse
+from ..operators.diffusion import inpaint_diffusion
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
            "open_training_photos", "analytic_sigma", "STAGES"]
@@ -334,7 +334,7 @@ def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch
             for d in dens:
                 tag = f"{round(100 * d):02d}"
                 b = _masks(fval, d, net, random=False, refine=cfg.refine)
-                u_diff = diffuse(f, b, tol=1e-6)
+                u_diff = inpaint_diffusion(f, b, tol=1e-6)
                 ours = loss_scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
                 diffusion = loss_scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
                 losses.append(ours["loss"])
@@ -458,7 +458,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
                 group["lr"] = base * (frac if name != "critic" else 1.0)
         b = _masks(f, d, net, random=True, g=g, grad=joint, refine=cfg.refine)
         f64 = f.double()
-        u_diff = diffuse(f64, b, tol=cfg.tol)
+        u_diff = inpaint_diffusion(f64, b, tol=cfg.tol)
         u = model(f64, b, u_diff=u_diff)
         loss, terms = reconstruction_loss(u, f64, cfg.ssim_weight)
         row = {}

@@ -64,8 +64,8 @@ model ``model.safetensors`` + ``model.json`` (:func:`pdeflow.io.save_model`):
 (stage ``mask``, a :class:`~pdeflow.inpaint.learned.maskgan.MaskGAN` holding the mask
 generator and its jointly trained inpainting generator), ``provenance`` = the
 training config, data, steps, wall time, command and validation metrics.
-Load it with :func:`pdeflow.inpaint.learned.gan.load_mask_model` /
-:func:`~pdeflow.inpaint.learned.gan.load_inpainting_model` (a path) or copy it to
+Load it with :func:`pdeflow.inpaint.learned.gan.load_mask_gan` /
+:func:`~pdeflow.inpaint.learned.gan.load_wgan` (a path) or copy it to
 ``src/pdeflow/inpaint/weights/`` under its shipped name.
 
 References
@@ -134,7 +134,7 @@ class TrainConfig:
                             metavar="D")
     random_start: bool = option(True, negate="--no-random-start",
                                 help="stage mask: the paper's mask generator, without the prior that starts it at "
-                                     "random masks of --density (see pdeflow.inpaint.MaskGenerator)")
+                                     "random masks of --density (see pdeflow.inpaint.learned.maskgan.MaskGenerator)")
     exact_density: bool = option(False, flag=True,
                                  help="stage mask (beyond the paper): every mask has exactly --density of its "
                                       "pixels, the largest pre-activations, instead of rounding plus the density loss")
@@ -340,12 +340,12 @@ def validate(cfg: TrainConfig, gen: InpaintingGenerator, mask_net: MaskGenerator
 
 def _diffusion_baseline(cfg: TrainConfig, val: dict) -> dict | None:
     """MAE of homogeneous diffusion inpainting on the validation masks (stage wgan)."""
-    from ..operators.diffusion import diffuse
+    from ..operators.diffusion import inpaint_diffusion
 
     try:
         out = {}
         for d, m in val["masks"].items():
-            u = diffuse(val["f"].double(), m.double(), tol=1e-6)
+            u = inpaint_diffusion(val["f"].double(), m.double(), tol=1e-6)
             out[f"{round(100 * d)}"] = float((u - val["f"].double()).abs().mean())
         return out
     except Exception as e:  # a baseline is a courtesy; never stop training for it
