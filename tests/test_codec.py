@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from pdeflow.codec import OPERATORS as CODEC_OPERATORS
 from pdeflow.codec import CodecError, decode, encode, load, save
 from pdeflow.codec.format import MAGIC, MAX_PIXELS, read_header
 from pdeflow.errors import UserInputError
@@ -109,7 +110,7 @@ def test_deterministic_across_thread_counts(grey_file):
     ({"size": 5}, "too small"),
     ({"bpp": 0.5, "levels": 1}, "levels"),
     ({"bpp": 0.5, "tonal": 1}, "tonal"),
-    ({"bpp": 0.5, "operator": "tv"}, "operator must be one of 'diffusion', 'eed', 'shepard', got 'tv'"),
+    ({"bpp": 0.5, "operator": "tv"}, f"operator must be one of {', '.join(map(repr, CODEC_OPERATORS))}, got 'tv'"),
 ])
 def test_encode_refuses_bad_options(kwargs, match):
     with pytest.raises(UserInputError, match=match):

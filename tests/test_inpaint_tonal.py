@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pdeflow.errors import UserInputError
-from pdeflow.inpaint import inpaint_diffusion, inpaint_eed
+from pdeflow.inpaint import OPERATORS, inpaint_diffusion, inpaint_eed
 from pdeflow.inpaint.operators import eed
 from pdeflow.inpaint.tonal import optimise_tonal, quantise_levels
 
@@ -163,5 +163,7 @@ def test_eed_values_on_levels_and_batches_equal_single_calls():
 
 def test_an_unknown_operator_is_refused_by_name():
     f, mask = _case()
-    with pytest.raises(UserInputError, match="operator must be one of 'diffusion', 'eed', 'shepard', got 'tv'"):
+    served = ", ".join(repr(name) for name, op in OPERATORS.items() if op.tonal)
+    assert served.startswith("'diffusion', 'eed'")
+    with pytest.raises(UserInputError, match=f"operator must be one of {served}, got 'tv'"):
         optimise_tonal(f, mask, operator="tv")
