@@ -58,15 +58,15 @@ def _image(h=48, w=64, seed=0):
 
 
 def test_rof_equals_the_single_array_answer(client):
-    f = _image(32, 48)
-    ref = rof(torch.from_numpy(f), 0.15, tol=1e-9, max_iter=100000).numpy()
-    r = pdd.rof(da.from_array(f, chunks=16), 0.15, tol=1e-7, full_output=True)
+    f = _image(32, 32)
+    ref = rof(torch.from_numpy(f), 0.1, tol=1e-9, max_iter=100000).numpy()
+    r = pdd.rof(da.from_array(f, chunks=16), 0.1, tol=1e-6, full_output=True)
     u, sweeps, crit, ok = dask.compute(r.u, r.sweeps, r.criterion, r.converged)
     span = f.max() - f.min()
-    assert bool(ok) and crit <= 1e-7
+    assert bool(ok) and crit <= 1e-6
     assert np.abs(u - ref).max() <= 1e-4 * span
     # one sweep is not the answer: the sweeps between neighbours are what makes it exact
-    one = pdd.rof(da.from_array(f, chunks=16), 0.15, tol=1e-7, max_sweeps=1).compute()
+    one = pdd.rof(da.from_array(f, chunks=16), 0.1, tol=1e-6, max_sweeps=1).compute()
     assert np.abs(one - ref).max() > 10 * np.abs(u - ref).max()
     assert int(sweeps) >= 2
 
@@ -74,20 +74,21 @@ def test_rof_equals_the_single_array_answer(client):
 def test_rof_colour_and_volume(client):
     rng = np.random.default_rng(1)
     c = rng.random((3, 16, 24))
-    ref = rof(torch.from_numpy(c), 0.1, tol=1e-9, max_iter=100000).numpy()
-    u = pdd.rof(da.from_array(c, chunks=(1, 8, 12)), 0.1, tol=1e-8).compute()
+    ref = rof(torch.from_numpy(c), 0.05, tol=1e-9, max_iter=100000).numpy()
+    u = pdd.rof(da.from_array(c, chunks=(1, 16, 12)), 0.05, tol=1e-7).compute()
     assert u.shape == c.shape and np.abs(u - ref).max() <= 1e-4
     v = rng.random((8, 12, 12))
-    ref = rof(torch.from_numpy(v), 0.1, ndim=3, tol=1e-9, max_iter=100000).numpy()
-    u = pdd.rof(da.from_array(v, chunks=(8, 6, 6)), 0.1, ndim=3, tol=1e-8).compute()
+    ref = rof(torch.from_numpy(v), 0.05, ndim=3, tol=1e-9, max_iter=100000).numpy()
+    u = pdd.rof(da.from_array(v, chunks=(8, 12, 6)), 0.05, ndim=3, tol=1e-7).compute()
     assert np.abs(u - ref).max() <= 1e-4
 
 
+@pytest.mark.slow   # every time step is a decomposed rof
 def test_tv_flow_equals_the_single_array_flow(client):
     f = _image(24, 24)
     times = [0.0, 0.02, 0.04]
     ref = tv_flow(torch.from_numpy(f), times, dt=0.02, tol=1e-9, max_iter=100000).numpy().reshape(3, 24, 24)
-    u = pdd.tv_flow(da.from_array(f, chunks=12), times, dt=0.02, tol=1e-8).compute()
+    u = pdd.tv_flow(da.from_array(f, chunks=12), times, dt=0.02, tol=1e-6).compute()
     assert u.shape == (3, 24, 24)
     assert np.abs(u - ref).max() <= 1e-4 * (f.max() - f.min())
 
@@ -100,11 +101,11 @@ TOLERANCE = {"diffusion": 1e-6, "biharmonic": 1e-6, "eed": 3e-2, "tv": 3e-2, "sh
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
 def test_inpaint_every_operator_sparse_and_holes(client, name):
-    f = np.clip(_image(32, 48), 0, 1.5)
+    f = np.clip(_image(32, 32), 0, 1.5)
     rng = np.random.default_rng(2)
     sparse = (rng.random(f.shape) < 0.1).astype(float)
     holes = np.ones(f.shape)
-    holes[8:14, 5:40] = 0
+    holes[8:14, 5:28] = 0
     holes[22:25, :] = 0
     for m in (sparse, holes):
         x = np.where(m > 0, f, np.nan)           # missing pixels may hold anything
@@ -135,9 +136,9 @@ def test_codec_over_a_stack_gives_each_image_its_file(client):
 
 
 def test_a_killed_worker_does_not_change_the_result(client):
-    f = _image(32, 48, 5)
-    ref = rof(torch.from_numpy(f), 0.2, tol=1e-9, max_iter=100000).numpy()
-    future = client.compute(pdd.rof(da.from_array(f, chunks=16), 0.2, tol=1e-7))
+    f = _image(32, 32, 5)
+    ref = rof(torch.from_numpy(f), 0.1, tol=1e-9, max_iter=100000).numpy()
+    future = client.compute(pdd.rof(da.from_array(f, chunks=16), 0.1, tol=1e-6))
     # kill a worker process (SIGKILL, no goodbye) once it holds results of the run
     deadline = time.time() + 60
     victim = None
@@ -162,13 +163,13 @@ def test_a_killed_worker_does_not_change_the_result(client):
 
 
 def test_zarr_in_and_out(client, tmp_path):
-    f = _image(32, 48)
+    f = _image(32, 32)
     p = write_zarr(da.from_array(f, chunks=16), tmp_path / "f.zarr")
     x = read_zarr(p)
-    assert x.chunks == ((16, 16), (16, 16, 16)) and np.array_equal(x.compute(), f)
-    out = write_zarr(pdd.rof(x, 0.1, tol=1e-6), tmp_path / "u.zarr")
-    ref = rof(torch.from_numpy(f), 0.1, tol=1e-9, max_iter=100000).numpy()
-    assert np.abs(read_zarr(out).compute() - ref).max() < 1e-3
+    assert x.chunks == ((16, 16), (16, 16)) and np.array_equal(x.compute(), f)
+    out = write_zarr(pdd.iel(x, "heat", dt=0.02, steps=4), tmp_path / "u.zarr")
+    ref = InverseEvolution("heat", dt=0.02, steps=4)(torch.from_numpy(f)[None, None])[0, 0].numpy()
+    assert np.allclose(read_zarr(out).compute(), ref, atol=1e-12, rtol=0)
     with pytest.raises(UserInputError, match="exists"):
         write_zarr(x, p)
     write_zarr(x * 2, p, overwrite=True)
@@ -196,6 +197,7 @@ def test_bad_input_names_the_argument():
         pdd.tv_flow(x, [-1.0])
 
 
+@pytest.mark.slow   # a multigrid solve per grown block of a volume, sweep after sweep
 def test_inpaint_volumes(client):
     rng = np.random.default_rng(4)
     v = rng.random((12, 16, 16))
