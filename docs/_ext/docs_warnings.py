@@ -20,11 +20,23 @@ ALLOWED = (
 )
 
 
+#: ``(category, module regex, reason)``: warnings attributed to these modules are let through (ignored).
+ALLOWED_FROM = (
+    (DeprecationWarning, r"sphinx_gallery\.",
+     "sphinx-gallery looks each name an example uses up in the parent modules (the shortest module path "
+     "for its links), and so reads pdeflow's deprecated aliases (pdeflow.inpaint.MaskNet): the example "
+     "itself did not use them, and an example that does still fails"),
+)
+
+
 def apply_filters():
-    """Turn every warning into an error except :data:`ALLOWED` (in the current filter context)."""
+    """Turn every warning into an error except :data:`ALLOWED` and :data:`ALLOWED_FROM` (in the current
+    filter context)."""
     warnings.simplefilter("error")
     for category, message, _ in ALLOWED:
         warnings.filterwarnings("ignore", message=message, category=category)
+    for category, module, _ in ALLOWED_FROM:
+        warnings.filterwarnings("ignore", category=category, module=module)
 
 
 @contextlib.contextmanager
