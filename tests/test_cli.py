@@ -161,7 +161,7 @@ def test_spectral_writes_bands_residual_csv(tmp_path, capsys):
         rows = list(csv.DictReader(fh))
     assert [int(r["k"]) for r in rows] == list(range(1, 9))
     assert [r["band"] for r in rows] == ["0", "0", "1", "1", "1", "1", "1", "1"]
-    s = spectral_tv(camera_crop(), dt=0.05, n_steps=8, tol=1e-4)
+    s = spectral_tv(camera_crop(), dt=0.05, n_steps=8)    # the command uses the library's default accuracy
     np.testing.assert_allclose([float(r["S"]) for r in rows], s.spectrum.numpy(), rtol=1e-5)
     bands = np.load(out / "bands.npy")
     np.testing.assert_allclose(bands, s.filter([0.025, 0.125, 0.425]).numpy(), rtol=0, atol=1e-5)
@@ -198,7 +198,7 @@ def test_demo_small(tmp_path, monkeypatch, capsys):
     assert listing(out) == sorted(["input.png", "u_t0.05.png", "u_t0.20.png", "band_0.png", "band_1.png",
                                    "band_2.png", "residual.png", "spectrum.csv", "demo.png"])
     text = capsys.readouterr().out
-    assert "dt=0.05" in text and "tol=0.0001" in text and "total" in text
+    assert "dt=0.05" in text and "accuracy 0.001" in text and "total" in text
     assert main(["demo", "--out", str(out)]) == 2  # refuses to overwrite
     assert main(["demo", "--out", str(out), "--overwrite"]) == 0
 

@@ -71,6 +71,7 @@ def test_rof_equals_the_single_array_answer(client):
     assert int(sweeps) >= 2
 
 
+@pytest.mark.slow   # two more decomposed rof solves; the grey one above runs in make test
 def test_rof_colour_and_volume(client):
     rng = np.random.default_rng(1)
     c = rng.random((3, 16, 24))

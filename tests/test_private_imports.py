@@ -14,6 +14,8 @@ TESTS = Path(__file__).resolve().parent
 
 #: ``(test file, module)``: why the test reaches into that internal.
 INTERNALS = {
+    ("test_startup.py", "pdeflow.cli._commands"): "the table of subcommands and their modules, whose modules "
+                                                          "a fast start must not import",
     ("test_diffuse_3d.py", "pdeflow.multigrid._galerkin"): "the Galerkin coarse operator against a dense one",
     ("test_diffuse_3d.py", "pdeflow.multigrid._multigrid3d"): "the 3-D multigrid's dense operator, the reference",
     ("test_figures_and_tables.py", "pdeflow.iel.experiment"): "the experiment's table and sweep figure, drawn "

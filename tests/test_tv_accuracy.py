@@ -1,7 +1,7 @@
 """The TV solvers' default accuracy: certified in the data's units, in mixed precision.
 
 A call without ``tol`` stops once the duality gap certifies an RMS error of at most ``accuracy`` times
-the data's range; each claim here is checked against a float64 solve to a relative gap of 1e-12.
+the data's range; each claim here is checked against a float64 solve to a relative gap of 1e-10.
 """
 import functools
 
@@ -60,15 +60,15 @@ def test_accuracy_is_per_image_in_a_batch_and_one_argument_away():
 
 
 def test_volumes_get_the_same_certificate():
-    v = torch.stack([_noisy(24, seed=s) for s in range(6)]).float()     # (6, 24, 24) as a volume
+    v = torch.stack([_noisy(16, seed=s) for s in range(4)]).float()     # (4, 16, 16) as a volume
     ref = rof(v.double(), 0.1, ndim=3, tol=1e-10, max_iter=200000)
     u = rof(v, 0.1, ndim=3)
     assert _rms(u, ref) <= ACCURACY * (v.max() - v.min()).item()
 
 
 def test_mixed_precision_reaches_tolerances_float32_cannot():
-    f = _noisy().float()
-    r = rof(f, 0.3, tol=1e-9, full_output=True, max_iter=100000)
+    f = _noisy(32).float()
+    r = rof(f, 0.1, tol=1e-9, full_output=True, max_iter=100000)
     assert bool(r.converged.all()) and r.gap.item() <= 1e-9
     assert r.p.norm(dim=2).max().item() <= 1 + 1e-6       # feasible (rounded to float32 on the way out)
 

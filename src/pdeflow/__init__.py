@@ -77,8 +77,8 @@ from .errors import InputDtypeError, InputFileNotFoundError, InputIsADirectoryEr
 
 #: Subpackages and modules, imported on first attribute access (``pdeflow.tv``).
 _SUBMODULES = (
-    "allocator", "codec", "datasets", "iel", "inpaint", "io", "linalg", "metrics", "models", "multigrid", "ops",
-    "progress", "reporting", "rng", "threads", "training", "tv", "tvflownet", "viz",
+    "allocator", "codec", "dask", "datasets", "evaluate", "filters", "iel", "inpaint", "io", "linalg", "metrics",
+    "models", "multigrid", "ops", "progress", "reporting", "rng", "threads", "training", "tv", "tvflownet", "viz",
 )
 #: The most-used functions, by the module that defines them (``pdeflow.rof is pdeflow.tv.rof``).
 _FUNCTIONS = {

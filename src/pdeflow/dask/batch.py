@@ -165,6 +165,16 @@ class FileTask:
     An instance is sent to Dask's workers (pickled), so ``fn`` must be picklable: a module-level function or
     a :func:`functools.partial` of one, with its settings bound (``partial(rof, lam=0.1)``).
 
+    The first call in a process applies :func:`pdeflow.allocator.retain_freed_memory` to it, as the ``pdeflow``
+    command does to its own: Dask's worker processes start with glibc told to return freed memory at once
+    (``MALLOC_TRIM_THRESHOLD_``), which makes the solvers' large temporary tensors fault their pages in again and
+    again.
+
+    Calling it, ``task(source, target, overwrite=False)`` returns ``(status, message, notes, cpu_seconds)``:
+    status ``"written"``, ``"skipped"`` (the target exists and not ``overwrite``) or ``"failed"`` (the
+    message says why, in one line: the error is caught, so that the batch goes on); notes are the warnings
+    the work raised, one line each; cpu_seconds the task's CPU time in its process.
+
     Parameters
     ----------
     fn : callable
@@ -179,16 +189,6 @@ class FileTask:
         ``read_image``'s ``grey`` (``True``: luminance, ``None``: the stored channels).
     bits : {8, 16}
         Bits per sample of written images.
-
-    The first call in a process applies :func:`pdeflow.allocator.retain_freed_memory` to it, as the ``pdeflow``
-    command does to its own: Dask's worker processes start with glibc told to return freed memory at once
-    (``MALLOC_TRIM_THRESHOLD_``), which makes the solvers' large temporary tensors fault their pages in again and
-    again.
-
-    Calling it, ``task(source, target, overwrite=False)`` returns ``(status, message, notes, cpu_seconds)``:
-    status ``"written"``, ``"skipped"`` (the target exists and not ``overwrite``) or ``"failed"`` (the
-    message says why, in one line: the error is caught, so that the batch goes on); notes are the warnings
-    the work raised, one line each; cpu_seconds the task's CPU time in its process.
 
     Examples
     --------
