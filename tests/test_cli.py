@@ -198,7 +198,7 @@ def test_demo_small(tmp_path, monkeypatch, capsys):
     assert listing(out) == sorted(["input.png", "u_t0.05.png", "u_t0.20.png", "band_0.png", "band_1.png",
                                    "band_2.png", "residual.png", "spectrum.csv", "demo.png"])
     text = capsys.readouterr().out
-    assert "dt=0.05" in text and "accuracy 0.001" in text and "total" in text
+    assert "dt=0.05" in text and "tol 0.0001" in text and "total" in text
     assert main(["demo", "--out", str(out)]) == 2  # refuses to overwrite
     assert main(["demo", "--out", str(out), "--overwrite"]) == 0
 
