@@ -119,8 +119,10 @@ def test_bad_input_eps_is_refused(bad):
 
 def test_shipped_default_is_a_fine_tune_of_its_members_with_input_eps(tmp_path):
     """The shipped ``default`` has the architecture of the ensemble of the shipped ``unet`` and ``lgd10`` with every
-    member's input at input_eps = 0.1, and was fine-tuned from exactly that ensemble (the checksum of its weights
-    file is the one its provenance starts from), in three recorded stages, each from the one before."""
+    member's input at input_eps = 0.1, and was fine-tuned from exactly that ensemble, in three recorded stages,
+    each from the one before. The members ship in float16 (their float32 files are in git history): the ensemble
+    of the shipped members, stored in float16, is the float32 start's float16 copy, whose checksum the provenance
+    records beside the start's own."""
     import hashlib
 
     from pdeflow.io import save_model
@@ -130,10 +132,12 @@ def test_shipped_default_is_a_fine_tune_of_its_members_with_input_eps(tmp_path):
     assert prov["input_eps"] == 0.1
     built = tvflownet.ensemble(["unet", "lgd10"], weights=[1, 2], phi_weights=[1, 3], input_eps=0.1)
     assert built.config == default.config
-    weights_file, _ = save_model(built.state_dict(), tmp_path / "start", config=built.meta["config"])
+    weights_file, _ = save_model(built.state_dict(), tmp_path / "start", config=built.meta["config"],
+                                 stored_dtype="float16")
     start_sha = hashlib.sha256(weights_file.read_bytes()).hexdigest()
     shipped = prov["shipped"]
-    assert shipped["start_weights_sha256"] == start_sha == shipped["stage_1"]["init"]["weights_sha256"]
+    assert shipped["start_weights_float16_sha256"] == start_sha
+    assert shipped["start_weights_sha256"] == shipped["stage_1"]["init"]["weights_sha256"]
     assert shipped["stage_2"]["init"]["weights_sha256"] == shipped["stage_1_weights_sha256"]   # 2 from 1
     assert prov["init"]["weights_sha256"] == shipped["stage_2_weights_sha256"]                  # 3 from 2
     assert [s["run"] for s in shipped["training_stages"]] == ["start", "stage 1", "stage 2", "stage 3"]

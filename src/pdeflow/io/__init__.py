@@ -8,7 +8,7 @@
   :func:`write_bytes`, :func:`to_json`.
 * :mod:`~pdeflow.io.model_files`: :func:`save_model` / :func:`load_model`: a model as a ``.safetensors``
   weights file plus a ``.json`` of its configuration and provenance (what inference reads, without the
-  training toolkit). Finding, listing and loading trained models: :mod:`pdeflow.models`.
+  training toolkit), the weights optionally stored in float16 (:func:`fits_float16`, :func:`store_float16`). Finding, listing and loading trained models: :mod:`pdeflow.models`.
 * :mod:`~pdeflow.io.volumes`: :func:`read_volume` / :func:`write_volume`: 3-D volumes (TIFF stacks, DICOM
   series and multi-frame files, NIfTI with the ``volumes`` extra, ``.npy``) with their voxel spacing;
   :func:`is_volume` tells a volume's path from an image's.
@@ -28,7 +28,16 @@ from .images import (
     read_image,
     write_image,
 )
-from .model_files import load_model, model_bytes, model_from_export, model_paths, save_model
+from .model_files import (
+    STORED_DTYPES,
+    fits_float16,
+    load_model,
+    model_bytes,
+    model_from_export,
+    model_paths,
+    save_model,
+    store_float16,
+)
 from .volumes import DEFAULT_MAX_VOXELS, VOLUME_FORMATS, VOLUME_SUFFIXES, is_volume, read_volume, write_volume
 from .zarr_arrays import read_zarr, write_zarr
 
@@ -49,6 +58,9 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "model_from_export",
     "model_paths",
+    "fits_float16",
+    "store_float16",
+    "STORED_DTYPES",
     "read_volume",
     "write_volume",
     "VOLUME_SUFFIXES",

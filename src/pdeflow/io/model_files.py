@@ -1,5 +1,10 @@
 """Model files: a model's weights as ``NAME.safetensors`` and its configuration, provenance and the weights'
 checksum as ``NAME.json`` (the format; finding, listing and loading models is :mod:`pdeflow.models`).
+
+Weights may be stored in float16 (``stored_dtype="float16"``, how the shipped models are kept small): each
+floating tensor that float16 holds to its own rounding (:func:`fits_float16`) is stored in float16, the
+others as they are, and the JSON's ``weights`` records ``stored_dtype`` and ``dtype`` (the precision the
+model was trained in), to which :func:`load_model` casts the float16 tensors back.
 """
 from __future__ import annotations
 
@@ -14,7 +19,12 @@ import torch
 from ..errors import InputFileNotFoundError, UserInputError
 from .files import to_json, write_bytes
 
-__all__ = ["model_paths", "model_bytes", "save_model", "load_model", "model_from_export"]
+__all__ = ["model_paths", "model_bytes", "save_model", "load_model", "model_from_export", "fits_float16",
+           "store_float16", "STORED_DTYPES"]
+
+#: What ``stored_dtype`` may be: None (each tensor as it is) or ``"float16"``.
+STORED_DTYPES = (None, "float16")
+_FLOAT16 = torch.finfo(torch.float16)
 
 
 def _sha256(path: Path) -> str:
@@ -40,7 +50,49 @@ def model_paths(path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def model_bytes(model, weights_name: str, config: dict, provenance: dict | None = None) -> tuple[bytes, bytes]:
+def fits_float16(tensor: torch.Tensor) -> bool:
+    """Whether float16 holds the floating ``tensor`` to float16's own rounding: no value overflows and no
+    value moves by more than float16's unit roundoff (2**-11) times the tensor's largest magnitude.
+
+    Values below float16's normal range (about 6.1e-5) lose relative precision but move by at most
+    2**-25 each; that counts only where the tensor's largest magnitude is itself that small, so a tensor of
+    ordinary weights with a few near-zero entries fits and a tensor of tiny values does not.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.io import fits_float16
+    >>> [fits_float16(torch.tensor(x)) for x in ([0.3, -1.2, 1e-7], [1e5], [3e-7, 1e-7])]
+    [True, False, False]
+    """
+    if not tensor.is_floating_point():
+        return False
+    x = tensor.detach().double()
+    if x.numel() == 0:
+        return True
+    if not bool(torch.isfinite(x).all()) or float(x.abs().max()) > _FLOAT16.max:
+        return False
+    error = float((x.half().double() - x).abs().max())
+    return error <= 2.0 ** -11 * float(x.abs().max())
+
+
+def _stored(tensors: dict[str, torch.Tensor], stored_dtype: str | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """``tensors`` as stored with ``stored_dtype``, and what the JSON's ``weights`` records about it."""
+    if stored_dtype not in STORED_DTYPES:
+        raise UserInputError(f"save_model: stored_dtype must be one of {STORED_DTYPES}, got {stored_dtype!r}")
+    if stored_dtype is None:
+        return tensors, {}
+    floating = {str(v.dtype).removeprefix("torch.") for v in tensors.values() if v.is_floating_point()}
+    if len(floating) != 1 or floating & {"float16", "bfloat16"}:
+        raise UserInputError(f"save_model: stored_dtype 'float16' needs the floating tensors in one dtype of "
+                             f"float32 or float64 (the training precision recorded), got {sorted(floating)}")
+    kept = sorted(k for k, v in tensors.items() if v.is_floating_point() and not fits_float16(v))
+    out = {k: v.half() if v.is_floating_point() and k not in kept else v for k, v in tensors.items()}
+    return out, {"stored_dtype": "float16", "dtype": floating.pop(), "kept": kept}
+
+
+def model_bytes(model, weights_name: str, config: dict, provenance: dict | None = None, *,
+                stored_dtype: str | None = None) -> tuple[bytes, bytes]:
     """A model's two files as bytes: ``(weights, metadata)``, what :func:`save_model` writes.
 
     For writers that stage files themselves (the command line's all-or-nothing outputs).
@@ -67,6 +119,7 @@ def model_bytes(model, weights_name: str, config: dict, provenance: dict | None 
         raise TypeError(f"save_model: model must be an nn.Module or a state dict, got {type(model).__name__}")
     # clone: safetensors refuses tensors that share storage (tied weights, views)
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+    tensors, storage = _stored(tensors, stored_dtype)
     weights = st_save(tensors, metadata={"format": "pdeflow-model"})
     meta = {
         "format": "pdeflow-model",
@@ -78,12 +131,13 @@ def model_bytes(model, weights_name: str, config: dict, provenance: dict | None 
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **(provenance or {}),
         },
-        "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest()},
+        "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest(), **storage},
     }
     return weights, to_json(meta, "save_model: config and provenance").encode()
 
 
-def save_model(model, path, config: dict, provenance: dict | None = None) -> tuple[Path, Path]:
+def save_model(model, path, config: dict, provenance: dict | None = None, *,
+               stored_dtype: str | None = None) -> tuple[Path, Path]:
     """Ship a model: ``<path>.safetensors`` (weights) and ``<path>.json`` (metadata).
 
     The JSON holds ``config`` (what is needed to rebuild the model), ``provenance``
@@ -99,6 +153,12 @@ def save_model(model, path, config: dict, provenance: dict | None = None) -> tup
         The common stem of the two files (a ``.safetensors`` or ``.json`` suffix is dropped).
     config, provenance : dict
         JSON-serialisable metadata.
+    stored_dtype : None or "float16"
+        None: every tensor as it is (what training writes). ``"float16"``: the floating tensors that
+        :func:`fits_float16` in float16, the others as they are (all floating tensors must share one dtype,
+        float32 or float64); the JSON's ``weights`` records ``stored_dtype``, ``dtype`` (that shared dtype,
+        to which :func:`load_model` casts them back) and ``kept`` (the tensors not stored in float16). Half
+        the file for float32 weights, at a relative rounding of at most 2**-11 per tensor.
 
     Returns
     -------
@@ -114,7 +174,7 @@ def save_model(model, path, config: dict, provenance: dict | None = None) -> tup
     ['m.safetensors', 'm.json']
     """
     weights_path, meta_path = model_paths(path)
-    weights, meta = model_bytes(model, weights_path.name, config, provenance)
+    weights, meta = model_bytes(model, weights_path.name, config, provenance, stored_dtype=stored_dtype)
     write_bytes(weights_path, weights)
     write_bytes(meta_path, meta)
     return weights_path, meta_path
@@ -124,7 +184,8 @@ def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a model written by :func:`save_model`: ``(state_dict, meta)``.
 
     ``path`` may name the ``.safetensors`` file, the ``.json`` file or the common
-    stem. Tensors are on the CPU. Raises a :class:`~pdeflow.errors.UserInputError`,
+    stem. Tensors are on the CPU; weights stored in float16 (``weights.stored_dtype``
+    in the JSON) are cast back to the recorded ``weights.dtype``. Raises a :class:`~pdeflow.errors.UserInputError`,
     naming the file, if the JSON is not a JSON object, the weights file is not a
     readable safetensors file, or the weights do not match the checksum in the
     JSON (files from two different exports, or a damaged file).
@@ -138,6 +199,11 @@ def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
     ...     state, meta = load_model(f"{d}/m.json")
     >>> sorted(state), meta["config"], meta["provenance"]["steps"]
     (['bias', 'weight'], {'width': 2}, 1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = save_model(torch.nn.Linear(2, 1), f"{d}/h", {"width": 2}, stored_dtype="float16")
+    ...     state, meta = load_model(f"{d}/h")
+    >>> state["weight"].dtype, meta["weights"]["stored_dtype"], meta["weights"]["dtype"]
+    (torch.float32, 'float16', 'float32')
     """
     from safetensors.torch import load_file
 
@@ -163,7 +229,71 @@ def load_model(path) -> tuple[dict[str, torch.Tensor], dict]:
         state = load_file(weights_path, device="cpu")
     except Exception as exc:  # safetensors' SafetensorError is no ValueError
         raise UserInputError(f"load_model: {weights_path} is not a readable safetensors file ({exc})") from None
-    return state, meta
+    return _loaded(state, weights, meta_path), meta
+
+
+def _loaded(state: dict[str, torch.Tensor], weights: dict, meta_path: Path) -> dict[str, torch.Tensor]:
+    """``state`` with float16-stored tensors cast back to the dtype the JSON's ``weights`` records."""
+    stored = weights.get("stored_dtype")
+    if stored is None:
+        return state
+    dtype = weights.get("dtype")
+    if stored != "float16" or dtype not in ("float32", "float64"):
+        raise UserInputError(f"load_model: {meta_path}: weights.stored_dtype must be 'float16' with weights.dtype "
+                             f"'float32' or 'float64', got {stored!r} and {dtype!r}")
+    return {k: v.to(getattr(torch, dtype)) if v.dtype == torch.float16 else v for k, v in state.items()}
+
+
+def store_float16(path, out) -> tuple[Path, Path]:
+    """Write the model at ``path`` again at ``out`` with its weights stored in float16 (how a model is shipped).
+
+    The JSON is the source's (config and provenance unchanged); its ``weights`` gets the new file's
+    name and SHA-256, ``stored_dtype``, ``dtype`` and ``kept`` as :func:`save_model` records them,
+    and ``source_sha256``, the checksum of the weights it was made from (the one the source JSON
+    records), so that provenance naming that file still finds it. Existing files at ``out`` are
+    refused, as is a source already stored in float16.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The source model (either file of the pair or their stem), as :func:`load_model` reads it.
+    out : str or path-like
+        The new pair's stem (or either file's name).
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The weights file and the JSON file written.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pdeflow.io import load_model, save_model, store_float16
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = save_model(torch.nn.Linear(2, 1), f"{d}/m", {"width": 2})
+    ...     w, _ = store_float16(f"{d}/m", f"{d}/m16")
+    ...     state, meta = load_model(w)
+    >>> w.name, state["weight"].dtype, meta["weights"]["stored_dtype"]
+    ('m16.safetensors', torch.float32, 'float16')
+    """
+    from safetensors.torch import save as st_save
+
+    state, meta = load_model(path)
+    _, source_json = model_paths(path)
+    if meta["weights"].get("stored_dtype") is not None:
+        raise UserInputError(f"store_float16: {source_json} is already stored in {meta['weights']['stored_dtype']}")
+    weights_path, meta_path = model_paths(out)
+    existing = [str(p) for p in (weights_path, meta_path) if p.exists()]
+    if existing:
+        raise UserInputError(f"store_float16: out: {', '.join(existing)} exist(s); give a new stem")
+    tensors, storage = _stored({k: v.contiguous() for k, v in state.items()}, "float16")
+    weights = st_save(tensors, metadata={"format": "pdeflow-model"})
+    meta = {**meta, "weights": {"file": weights_path.name, "sha256": hashlib.sha256(weights).hexdigest(), **storage,
+                                "source_sha256": meta["weights"].get("sha256") or _sha256(model_paths(path)[0])}}
+    text = to_json(meta, "store_float16: the source JSON").encode()
+    write_bytes(weights_path, weights)
+    write_bytes(meta_path, text)
+    return weights_path, meta_path
 
 
 def model_from_export(build: Callable[..., torch.nn.Module], state: Mapping[str, torch.Tensor], meta: dict,
