@@ -8,7 +8,8 @@
   :func:`write_bytes`, :func:`to_json`.
 * :mod:`~pdeflow.io.model_files`: :func:`save_model` / :func:`load_model`: a model as a ``.safetensors``
   weights file plus a ``.json`` of its configuration and provenance (what inference reads, without the
-  training toolkit), the weights optionally stored in float16 (:func:`fits_float16`, :func:`store_float16`). Finding, listing and loading trained models: :mod:`pdeflow.models`.
+  training toolkit), the weights optionally stored in float16 (:func:`fits_float16`, :func:`store_float16`).
+  Finding, listing and loading trained models: :mod:`pdeflow.models`.
 * :mod:`~pdeflow.io.volumes`: :func:`read_volume` / :func:`write_volume`: 3-D volumes (TIFF stacks, DICOM
   series and multi-frame files, NIfTI with the ``volumes`` extra, ``.npy``) with their voxel spacing;
   :func:`is_volume` tells a volume's path from an image's.
