@@ -195,8 +195,8 @@ def main(argv=None) -> int:
     crops = {"tvflownet": datasets.random_crops(pool, args.n_images, args.size, generator=5),
              "inpaint": inpaint_eval.test_images(args.n_images, args.inpaint_size, seed=5)[0]}
 
-    lines = [f"# Shipped models: float16-stored weights against the float32 originals ({args.float32_commit})", "",
-             f"Output on {args.n_images} TEST crops ({args.size} px TVflowNET, {args.inpaint_size} px inpainting), "
+    lines = [f"Against the float32 originals (git commit {args.float32_commit}), the output on {args.n_images} TEST "
+             f"crops ({args.size} px TVflowNET, {args.inpaint_size} px inpainting), "
              "largest absolute difference; the weights' rounding: the largest relative error of the values in "
              "float16's normal range, and the number of nonzero values below it (their largest absolute error):", "",
              "| model | bytes float32 -> stored | output difference | rounding |", "|---|---|---|---|"]
