@@ -19,8 +19,9 @@ than :data:`SLACK`) until the file fits, each optimisation warm-started from the
 optimised values not fit in a few steps, the file stores the image's own values at the bisection's count,
 which fit. Where the automatic lattice step is 2, the same is planned on the full pixel grid, the first step
 of the rate control (optimised, quantised values at the count that fits with the image's own) is decoded on
-both, and the grid whose file reproduces the image better is kept (comparing the own values' inpainting instead
-lost up to 4 dB where optimised values on both sides of edges make the full grid win). A constant image is
+both, and the grid whose file reproduces the image better is kept (the own values' inpainting is no guide:
+optimised values on both sides of edges make the full grid win where it does not show; see the codec
+guide). A constant image is
 stored as one point, exactly, whatever the budget (:func:`encode`).
 """
 from __future__ import annotations
