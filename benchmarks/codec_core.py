@@ -21,6 +21,10 @@ Parts (``--parts``, default all):
   of the decoded image (float32, ``C H W`` 4 bytes), for each of ``--memory-sizes`` (``HxWxC``), each in a fresh
   single-threaded process. The files are valid (the exact coding of a random mask of 1 % of the pixels and
   random levels), made without the encoder so that large sizes take seconds; homogeneous diffusion.
+* ``lattice``: the automatic lattice against both forced grids: the held-out photos as the RD evaluation takes
+  them (``pdeflow.evaluate.codec.photo_set``, grey, ``--crop`` px) at each of ``--lattice-rates`` bpp, encoded
+  with the automatic lattice, ``lattice=1`` and ``lattice=2``: PSNR on 8-bit levels, the lattice chosen, and
+  the automatic encode's CPU time.
 * ``fuzz``: ``--fuzz`` damaged files made from encoded crops (truncations, bit flips, random bytes, random
   bytes after a valid magic, and crafted files: a valid header and CRC over a random payload) decoded one by
   one: refusals (CodecError), crafted files that decode to an image, crashes (any other exception), hangs
@@ -270,6 +274,44 @@ def part_memory(args, out: Path):
                "image (float32), one thread\n\n" + _md(rows, [c for c in cols if any(c in r for r in rows)]))
 
 
+def part_lattice(args, out: Path):
+    torch = _torch()
+    from pdeflow.codec import decode, encode
+    from pdeflow.codec.format import read_header
+    from pdeflow.evaluate import codec as ev
+    if args.folder.is_dir():
+        photos = ev.photo_set(args.folder, size=args.crop, limit=args.photos)
+    else:
+        photos = ev.builtin_set(size=args.crop, limit=args.photos)
+
+    def psnr(data, f):
+        return _psnr(torch.round(decode(data)[0].double() * 255) / 255, torch.round(f.double() * 255) / 255)
+
+    rows = []
+    for name, f in photos.items():
+        f = f[0].double()
+        for bpp in args.lattice_rates:
+            t = time.process_time()
+            auto = encode(f, bpp=bpp)
+            cpu = time.process_time() - t
+            one, two = encode(f, bpp=bpp, lattice=1), encode(f, bpp=bpp, lattice=2)
+            r = {"photo": name, "bpp": bpp, "lattice": read_header(auto)[0].lattice, "psnr": round(psnr(auto, f), 2),
+                 "psnr_lattice_1": round(psnr(one, f), 2), "psnr_lattice_2": round(psnr(two, f), 2),
+                 "encode_cpu_s": round(cpu, 2)}
+            r["below_best_dB"] = round(max(r["psnr_lattice_1"], r["psnr_lattice_2"]) - r["psnr"], 2)
+            rows.append(r)
+            print(r, flush=True)
+    summary = []
+    for bpp in args.lattice_rates:
+        sel = [r for r in rows if r["bpp"] == bpp]
+        summary.append({"bpp": bpp, "photos": len(sel), **{k: round(sum(r[k] for r in sel) / len(sel), 2) for k in (
+            "psnr", "psnr_lattice_1", "psnr_lattice_2", "encode_cpu_s")},
+            "worst_below_best_dB": max(r["below_best_dB"] for r in sel)})
+    write_file(out / "lattice.json", json.dumps({"rows": rows, "summary": summary}, indent=1))
+    write_file(out / "lattice.md", "## The automatic lattice against both grids\n\n" + _md(summary, list(summary[0]))
+               + "\n### Per photo\n\n" + _md(rows, list(rows[0])))
+
+
 def part_speed(args, out: Path):
     photo = _photos(args.folder, 1)[0]
     rows = []
@@ -357,8 +399,8 @@ def main(argv=None):
         return child(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_output_args(ap, "codec_core", what="tonal, rate, speed, fuzz (json, md)")
-    ap.add_argument("--parts", nargs="+", default=["tonal", "rate", "speed", "memory", "fuzz"],
-                    choices=["tonal", "rate", "speed", "memory", "fuzz"])
+    ap.add_argument("--parts", nargs="+", default=["tonal", "rate", "speed", "memory", "lattice", "fuzz"],
+                    choices=["tonal", "rate", "speed", "memory", "lattice", "fuzz"])
     ap.add_argument("--folder", type=Path, default=ROOT / ".data" / "photos" / "mate-nature")
     ap.add_argument("--photos", type=int, default=12, help="photos of --folder (sorted), at most")
     ap.add_argument("--crop", type=int, default=256)
@@ -368,6 +410,7 @@ def main(argv=None):
     ap.add_argument("--sizes", nargs="+", default=["256x256", "1024x1024", "2160x3840"])
     ap.add_argument("--memory-sizes", nargs="+", default=["512x512x1", "1024x1024x1", "2048x2048x1", "1024x1024x3"],
                     help="HxWxC of the memory part")
+    ap.add_argument("--lattice-rates", type=float, nargs="+", default=[0.15, 0.2, 0.3])
     ap.add_argument("--fuzz", type=int, default=600, help="damaged files, about")
     ap.add_argument("--fuzz-crop", type=int, default=96)
     ap.add_argument("--hang", type=float, default=10.0, help="seconds after which a decode counts as a hang")
@@ -375,12 +418,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.smoke:
         args.photos, args.crop, args.densities, args.levels, args.rates = 1, 48, [0.05], [32], [0.3]
+        args.lattice_rates = [0.3]
         args.sizes, args.fuzz, args.fuzz_crop, args.memory_sizes = ["48x64"], 40, 32, ["64x64x1"]
     out = open_out(args, argv)
     for part in args.parts:
         t = time.time()
         {"tonal": part_tonal, "rate": part_rate, "speed": part_speed, "memory": part_memory,
-         "fuzz": part_fuzz}[part](args, out)
+         "lattice": part_lattice, "fuzz": part_fuzz}[part](args, out)
         print(f"{part}: {time.time() - t:.0f} s", flush=True)
 
 
