@@ -254,3 +254,46 @@ def test_the_automatic_lattice_keeps_the_grid_whose_file_decodes_better():
     auto, forced = encode(f, bpp=0.15), encode(f, bpp=0.15, lattice=2)
     assert read_header(auto)[0].lattice == 1
     assert psnr(auto) > psnr(forced) + 0.5
+
+
+# ------------------------------------------------------------------------------------------ memory
+
+_MEMORY_CHILD = r"""
+import json, resource, sys
+import numpy as np, torch
+torch.set_num_threads(1)
+from pdeflow.codec import decode
+from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values
+from pdeflow.codec.format import Header, write_header
+
+def valid(H, W, K):
+    rng = np.random.default_rng(0)
+    grid = np.zeros(H * W, bool)
+    grid[rng.choice(H * W, K, replace=False)] = True
+    w = RangeWriter()
+    encode_mask(w, grid.reshape(H, W))
+    encode_values(w, rng.integers(0, 64, K), 64)
+    return write_header(Header(H, W, 1, 8, 0, 0, b"", 4, 1, K, [64], [0], [8192]), w.words())
+
+decode(valid(32, 32, 20))
+data = valid(1024, 1024, 10_000)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decode(data)
+print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024 / (4 * 1024 * 1024)))
+"""
+
+
+def test_the_decoders_peak_memory_is_within_the_stated_multiple_of_the_image():
+    """The codec guide states 48 times the decoded image (float32) as the decoder's peak memory; a valid 1 Mpx
+    file (1 % of the pixels known) decoded in a fresh single-threaded process (Linux's ru_maxrss, in KiB)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("ru_maxrss is in KiB on Linux")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-c", _MEMORY_CHILD], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    multiple = json.loads(p.stdout.strip().splitlines()[-1])
+    assert multiple <= 48, multiple
