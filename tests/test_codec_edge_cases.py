@@ -172,6 +172,14 @@ def test_a_constant_image_is_exact_at_every_budget(colour):
     assert len(set(sizes)) == 1 and read_header(data)[0].known == 1
 
 
+def test_a_constant_16_bit_image_is_exact_on_its_levels():
+    a = np.full((40, 40), 30001, np.uint16)
+    for size in (50, 400):
+        data = encode(a, size=size)
+        u = decode(data).double()
+        assert bool((torch.round(u * 65535) == 30001).all()) and read_header(data)[0].known == 1
+
+
 def test_a_2x2_image_fits_a_bpp_and_the_too_small_error_names_the_argument():
     g = torch.rand(2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     with pytest.raises(UserInputError, match=r"bpp=64 gives a budget of 32 bytes.*bpp >= 68 \(or size >= 34\)"):

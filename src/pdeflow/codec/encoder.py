@@ -355,10 +355,14 @@ def _reproduced(f, depth, budget, s, lv, operator) -> EncodeResult | None:
     gh, gw = -(-H // s), -(-W // s)
     single = np.zeros((gh, gw), bool)
     single[gh // 2, gw // 2] = True
-    r = code_image(f, depth, single, lv or (4,) * C, lattice=s, tonal=False, operator=operator)
     top = 255.0 if depth == 8 else 65535.0
-    same = torch.equal(torch.round(r.reconstruction.double() * top), torch.round(f * top))
-    return r if same and len(r.data) <= budget else None
+    # a few levels on the value's 1/8192-wide range place it within 16-bit levels only by luck: 16-bit images
+    # may need the finest levels (two bytes more)
+    for levels in [lv or (4,) * C] + ([(65535,) * C] if lv is None and depth == 16 else []):
+        r = code_image(f, depth, single, levels, lattice=s, tonal=False, operator=operator)
+        if torch.equal(torch.round(r.reconstruction.double() * top), torch.round(f * top)):
+            return r if len(r.data) <= budget else None
+    return None
 
 
 #: Most tonal optimisations of the rate control (each may shrink or, once, grow the count).
