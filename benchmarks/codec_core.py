@@ -18,9 +18,10 @@ Parts (``--parts``, default all):
 * ``speed``: encode and decode at 0.1 bpp of the first photo resized to each of ``--sizes`` (256 px, 1 Mpx,
   4K), each in a fresh single-threaded process: CPU time and peak resident memory.
 * ``memory``: the decoder's peak resident memory above the process's level after a small decode, as a multiple
-  of the decoded image (float32, ``C H W`` 4 bytes), for each of ``--memory-sizes`` (``HxWxC``), each in a fresh
-  single-threaded process. The files are valid (the exact coding of a random mask of 1 % of the pixels and
-  random levels), made without the encoder so that large sizes take seconds; homogeneous diffusion.
+  of the decoded image (float32, ``C H W`` 4 bytes), for each of ``--memory-sizes`` (``HxWxC`` or
+  ``HxWxC:OPERATOR``, default homogeneous diffusion), each in a fresh single-threaded process. The files are valid
+  (the exact coding of a random mask of 1 % of the pixels and random levels), made without the encoder so that
+  large sizes take seconds.
 * ``lattice``: the automatic lattice against both forced grids: the held-out photos as the RD evaluation takes
   them (``pdeflow.evaluate.codec.photo_set``, grey, ``--crop`` px) at each of ``--lattice-rates`` bpp, encoded
   with the automatic lattice, ``lattice=1`` and ``lattice=2``: PSNR on 8-bit levels, the lattice chosen, and
@@ -226,10 +227,11 @@ def child(argv):
                       "rss_before_MB": round(base), "peak_encode_MB": round(peak_enc), "peak_MB": round(peak)}))
 
 
-def _valid_file(H, W, C, K, seed=0):
+def _valid_file(H, W, C, K, operator="diffusion", seed=0):
     """A valid file: the exact coding of a random mask of ``K`` pixels and random levels (no encoder)."""
     import numpy as np
 
+    from pdeflow.codec import OPERATORS
     from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values
     from pdeflow.codec.format import Header, write_header
     rng = np.random.default_rng(seed)
@@ -239,24 +241,26 @@ def _valid_file(H, W, C, K, seed=0):
     encode_mask(w, grid.reshape(H, W))
     for _ in range(C):
         encode_values(w, rng.integers(0, 64, K), 64)
-    return write_header(Header(H, W, C, 8, 0 if C == 1 else 1, 0, b"", 4, 1, K, [64] * C, [0] * C, [8192] * C),
-                        w.words())
+    op = OPERATORS[operator]
+    return write_header(Header(H, W, C, 8, 0 if C == 1 else 1, op.id, op.pack(), 4, 1, K, [64] * C, [0] * C,
+                               [8192] * C), w.words())
 
 
 def memory_child(argv):
-    """``--child memory H W C``: decode a valid file in this process; prints one JSON line."""
+    """``--child memory H W C OPERATOR``: decode a valid file in this process; prints one JSON line."""
     _torch()
     from pdeflow.codec import decode
     H, W, C = (int(v) for v in argv[:3])
-    decode(_valid_file(32, 32, C, 20))
+    operator = argv[3]
+    decode(_valid_file(32, 32, C, 20, operator))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    data = _valid_file(H, W, C, max(2, H * W // 100))
+    data = _valid_file(H, W, C, max(2, H * W // 100), operator)
     t = time.process_time()
     decode(data)
     dt = time.process_time() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     image = 4 * C * H * W
-    print(json.dumps({"H": H, "W": W, "C": C, "bytes": len(data), "decode_cpu_s": round(dt, 2),
+    print(json.dumps({"H": H, "W": W, "C": C, "operator": operator, "bytes": len(data), "decode_cpu_s": round(dt, 2),
                       "image_MB": round(image / 2 ** 20, 1), "peak_above_MB": round((peak - base) / 2 ** 20, 1),
                       "multiple_of_image": round((peak - base) / image, 1)}))
 
@@ -264,11 +268,13 @@ def memory_child(argv):
 def part_memory(args, out: Path):
     rows = []
     for size in args.memory_sizes:
-        H, W, C = (int(v) for v in size.split("x"))
-        r = run_child(__file__, ["memory", str(H), str(W), str(C)], timeout=3600)
+        shape, _, operator = size.partition(":")
+        H, W, C = (int(v) for v in shape.split("x"))
+        r = run_child(__file__, ["memory", str(H), str(W), str(C), operator or "diffusion"], timeout=3600)
         rows.append(r)
         print(r, flush=True)
-    cols = ["H", "W", "C", "bytes", "decode_cpu_s", "image_MB", "peak_above_MB", "multiple_of_image", "error"]
+    cols = ["H", "W", "C", "operator", "bytes", "decode_cpu_s", "image_MB", "peak_above_MB", "multiple_of_image",
+            "error"]
     write_file(out / "memory.json", json.dumps({"rows": rows}, indent=1))
     write_file(out / "memory.md", "## The decoder's peak memory above the process's, as a multiple of the decoded "
                "image (float32), one thread\n\n" + _md(rows, [c for c in cols if any(c in r for r in rows)]))
@@ -408,8 +414,9 @@ def main(argv=None):
     ap.add_argument("--levels", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--sizes", nargs="+", default=["256x256", "1024x1024", "2160x3840"])
-    ap.add_argument("--memory-sizes", nargs="+", default=["512x512x1", "1024x1024x1", "2048x2048x1", "1024x1024x3"],
-                    help="HxWxC of the memory part")
+    ap.add_argument("--memory-sizes", nargs="+", default=["512x512x1", "1024x1024x1", "2048x2048x1", "1024x1024x3",
+                                                          "1024x1024x1:eed", "1024x1024x1:shepard"],
+                    help="HxWxC[:OPERATOR] of the memory part")
     ap.add_argument("--lattice-rates", type=float, nargs="+", default=[0.15, 0.2, 0.3])
     ap.add_argument("--fuzz", type=int, default=600, help="damaged files, about")
     ap.add_argument("--fuzz-crop", type=int, default=96)
