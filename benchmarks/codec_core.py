@@ -17,6 +17,15 @@ Parts (``--parts``, default all):
   against the uniform code on the lattice's points, ``N / s^2``), the values' bits per known pixel.
 * ``speed``: encode and decode at 0.1 bpp of the first photo resized to each of ``--sizes`` (256 px, 1 Mpx,
   4K), each in a fresh single-threaded process: CPU time and peak resident memory.
+* ``memory``: the decoder's peak resident memory above the process's level after a small decode, as a multiple
+  of the decoded image (float32, ``C H W`` 4 bytes), for each of ``--memory-sizes`` (``HxWxC`` or
+  ``HxWxC:OPERATOR``, default homogeneous diffusion), each in a fresh single-threaded process. The files are valid
+  (the exact coding of a random mask of 1 % of the pixels and random levels), made without the encoder so that
+  large sizes take seconds.
+* ``lattice``: the automatic lattice against both forced grids: the held-out photos as the RD evaluation takes
+  them (``pdeflow.evaluate.codec.photo_set``, grey, ``--crop`` px) at each of ``--lattice-rates`` bpp, encoded
+  with the automatic lattice, ``lattice=1`` and ``lattice=2``: PSNR on 8-bit levels, the lattice chosen, and
+  the automatic encode's CPU time.
 * ``fuzz``: ``--fuzz`` damaged files made from encoded crops (truncations, bit flips, random bytes, random
   bytes after a valid magic, and crafted files: a valid header and CRC over a random payload) decoded one by
   one: refusals (CodecError), crafted files that decode to an image, crashes (any other exception), hangs
@@ -194,7 +203,10 @@ def part_rate(args, out: Path):
 
 
 def child(argv):
-    """``--child SIZE_H SIZE_W PHOTO BPP``: encode then decode in this process; prints one JSON line."""
+    """``--child SIZE_H SIZE_W PHOTO BPP``: encode then decode in this process; prints one JSON line (``--child
+    memory ...``: :func:`memory_child`)."""
+    if argv[:1] == ["memory"]:
+        return memory_child(argv[1:])
     torch = _torch()
     H, W, photo, bpp = int(argv[0]), int(argv[1]), argv[2], float(argv[3])
     from pdeflow.codec import decode, encode
@@ -213,6 +225,97 @@ def child(argv):
     print(json.dumps({"H": H, "W": W, "bytes": len(data), "psnr": round(_psnr(u[0], f), 2),
                       "encode_cpu_s": round(enc, 2), "decode_cpu_s": round(dec, 2),
                       "rss_before_MB": round(base), "peak_encode_MB": round(peak_enc), "peak_MB": round(peak)}))
+
+
+def _valid_file(H, W, C, K, operator="diffusion", seed=0):
+    """A valid file: the exact coding of a random mask of ``K`` pixels and random levels (no encoder)."""
+    import numpy as np
+
+    from pdeflow.codec import OPERATORS
+    from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values
+    from pdeflow.codec.format import Header, write_header
+    rng = np.random.default_rng(seed)
+    grid = np.zeros(H * W, bool)
+    grid[rng.choice(H * W, K, replace=False)] = True
+    w = RangeWriter()
+    encode_mask(w, grid.reshape(H, W))
+    for _ in range(C):
+        encode_values(w, rng.integers(0, 64, K), 64)
+    op = OPERATORS[operator]
+    return write_header(Header(H, W, C, 8, 0 if C == 1 else 1, op.id, op.pack(), 4, 1, K, [64] * C, [0] * C,
+                               [8192] * C), w.words())
+
+
+def memory_child(argv):
+    """``--child memory H W C OPERATOR``: decode a valid file in this process; prints one JSON line."""
+    _torch()
+    from pdeflow.codec import decode
+    H, W, C = (int(v) for v in argv[:3])
+    operator = argv[3]
+    decode(_valid_file(32, 32, C, 20, operator))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    data = _valid_file(H, W, C, max(2, H * W // 100), operator)
+    t = time.process_time()
+    decode(data)
+    dt = time.process_time() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    image = 4 * C * H * W
+    print(json.dumps({"H": H, "W": W, "C": C, "operator": operator, "bytes": len(data), "decode_cpu_s": round(dt, 2),
+                      "image_MB": round(image / 2 ** 20, 1), "peak_above_MB": round((peak - base) / 2 ** 20, 1),
+                      "multiple_of_image": round((peak - base) / image, 1)}))
+
+
+def part_memory(args, out: Path):
+    rows = []
+    for size in args.memory_sizes:
+        shape, _, operator = size.partition(":")
+        H, W, C = (int(v) for v in shape.split("x"))
+        r = run_child(__file__, ["memory", str(H), str(W), str(C), operator or "diffusion"], timeout=3600)
+        rows.append(r)
+        print(r, flush=True)
+    cols = ["H", "W", "C", "operator", "bytes", "decode_cpu_s", "image_MB", "peak_above_MB", "multiple_of_image",
+            "error"]
+    write_file(out / "memory.json", json.dumps({"rows": rows}, indent=1))
+    write_file(out / "memory.md", "## The decoder's peak memory above the process's, as a multiple of the decoded "
+               "image (float32), one thread\n\n" + _md(rows, [c for c in cols if any(c in r for r in rows)]))
+
+
+def part_lattice(args, out: Path):
+    torch = _torch()
+    from pdeflow.codec import decode, encode
+    from pdeflow.codec.format import read_header
+    from pdeflow.evaluate import codec as ev
+    if args.folder.is_dir():
+        photos = ev.photo_set(args.folder, size=args.crop, limit=args.photos)
+    else:
+        photos = ev.builtin_set(size=args.crop, limit=args.photos)
+
+    def psnr(data, f):
+        return _psnr(torch.round(decode(data)[0].double() * 255) / 255, torch.round(f.double() * 255) / 255)
+
+    rows = []
+    for name, f in photos.items():
+        f = f[0].double()
+        for bpp in args.lattice_rates:
+            t = time.process_time()
+            auto = encode(f, bpp=bpp)
+            cpu = time.process_time() - t
+            one, two = encode(f, bpp=bpp, lattice=1), encode(f, bpp=bpp, lattice=2)
+            r = {"photo": name, "bpp": bpp, "lattice": read_header(auto)[0].lattice, "psnr": round(psnr(auto, f), 2),
+                 "psnr_lattice_1": round(psnr(one, f), 2), "psnr_lattice_2": round(psnr(two, f), 2),
+                 "encode_cpu_s": round(cpu, 2)}
+            r["below_best_dB"] = round(max(r["psnr_lattice_1"], r["psnr_lattice_2"]) - r["psnr"], 2)
+            rows.append(r)
+            print(r, flush=True)
+    summary = []
+    for bpp in args.lattice_rates:
+        sel = [r for r in rows if r["bpp"] == bpp]
+        summary.append({"bpp": bpp, "photos": len(sel), **{k: round(sum(r[k] for r in sel) / len(sel), 2) for k in (
+            "psnr", "psnr_lattice_1", "psnr_lattice_2", "encode_cpu_s")},
+            "worst_below_best_dB": max(r["below_best_dB"] for r in sel)})
+    write_file(out / "lattice.json", json.dumps({"rows": rows, "summary": summary}, indent=1))
+    write_file(out / "lattice.md", "## The automatic lattice against both grids\n\n" + _md(summary, list(summary[0]))
+               + "\n### Per photo\n\n" + _md(rows, list(rows[0])))
 
 
 def part_speed(args, out: Path):
@@ -302,8 +405,8 @@ def main(argv=None):
         return child(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_output_args(ap, "codec_core", what="tonal, rate, speed, fuzz (json, md)")
-    ap.add_argument("--parts", nargs="+", default=["tonal", "rate", "speed", "fuzz"],
-                    choices=["tonal", "rate", "speed", "fuzz"])
+    ap.add_argument("--parts", nargs="+", default=["tonal", "rate", "speed", "memory", "lattice", "fuzz"],
+                    choices=["tonal", "rate", "speed", "memory", "lattice", "fuzz"])
     ap.add_argument("--folder", type=Path, default=ROOT / ".data" / "photos" / "mate-nature")
     ap.add_argument("--photos", type=int, default=12, help="photos of --folder (sorted), at most")
     ap.add_argument("--crop", type=int, default=256)
@@ -311,6 +414,10 @@ def main(argv=None):
     ap.add_argument("--levels", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--sizes", nargs="+", default=["256x256", "1024x1024", "2160x3840"])
+    ap.add_argument("--memory-sizes", nargs="+", default=["512x512x1", "1024x1024x1", "2048x2048x1", "1024x1024x3",
+                                                          "1024x1024x1:eed", "1024x1024x1:shepard"],
+                    help="HxWxC[:OPERATOR] of the memory part")
+    ap.add_argument("--lattice-rates", type=float, nargs="+", default=[0.15, 0.2, 0.3])
     ap.add_argument("--fuzz", type=int, default=600, help="damaged files, about")
     ap.add_argument("--fuzz-crop", type=int, default=96)
     ap.add_argument("--hang", type=float, default=10.0, help="seconds after which a decode counts as a hang")
@@ -318,11 +425,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.smoke:
         args.photos, args.crop, args.densities, args.levels, args.rates = 1, 48, [0.05], [32], [0.3]
-        args.sizes, args.fuzz, args.fuzz_crop = ["48x64"], 40, 32
+        args.lattice_rates = [0.3]
+        args.sizes, args.fuzz, args.fuzz_crop, args.memory_sizes = ["48x64"], 40, 32, ["64x64x1"]
     out = open_out(args, argv)
     for part in args.parts:
         t = time.time()
-        {"tonal": part_tonal, "rate": part_rate, "speed": part_speed, "fuzz": part_fuzz}[part](args, out)
+        {"tonal": part_tonal, "rate": part_rate, "speed": part_speed, "memory": part_memory,
+         "lattice": part_lattice, "fuzz": part_fuzz}[part](args, out)
         print(f"{part}: {time.time() - t:.0f} s", flush=True)
 
 

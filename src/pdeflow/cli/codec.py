@@ -149,9 +149,10 @@ def _encode_error(exc: UserInputError, flag: str) -> str:
     """An error of :func:`pdeflow.codec.encode` as ``argument OPTION: ...``, the option the one that the message's
     argument comes from (the budget's for "a budget of ... is too small")."""
     text = _one_line(exc).removeprefix("encode: ")
-    first = text.split()[0] if text else ""
+    first = text.split()[0].split("=")[0] if text else ""
     option = ENCODE_ARGUMENTS.get(first, flag if text.startswith("a budget") else "IMAGE")
     text = re.sub(r"\bmax_pixels=(\d+)", r"--max-pixels \1", text)
+    text = re.sub(r"\b(bpp|size)( >= |=)", lambda m: f"--{m[1]}{' ' if m[2] == '=' else m[2]}", text)
     text = text.replace("pass a larger max_pixels, or None, to encode and to decode",
                         "pass a larger --max-pixels, to compress and to decompress")
     return f"argument {option}: {text}"

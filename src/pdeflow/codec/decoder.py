@@ -8,13 +8,14 @@ call (a parallel reduction could sum in another order), then is rounded to float
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import torch
 
 from ..inpaint import inpaint
 from .colour import from_luma_chroma
-from .entropy import RangeReader, decode_mask, decode_values
+from .entropy import RangeReader, decode_mask, decode_values, min_value_bits
 from .format import MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_header
 from .operators import BY_ID, OPERATORS
 
@@ -100,6 +101,15 @@ def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torc
     (torch.Size([1, 4, 4]), torch.float32, [0.5])
     """
     C, H, W = header.channels, header.height, header.width
+    if all(len(i) and bool((np.asarray(i) == i[0]).all()) for i in idx):
+        # every stored value of each channel equal: the inpainting is that constant (it solves every operator's
+        # equation exactly, and the solution is unique), so no equation is solved
+        v = torch.tensor([float(level_values(i[0], header.q[c], header.lo[c], header.hi[c]))
+                          for c, i in enumerate(idx)], dtype=torch.float64)
+        u = v.view(C, 1, 1).expand(C, H, W)
+        if header.transform == 1:
+            u = from_luma_chroma(u)
+        return u.clamp(0, 1).to(torch.float32).contiguous()
     g = torch.zeros(C, H, W, dtype=torch.float64)
     m = torch.zeros(H, W, dtype=torch.float64)
     yt, xt = torch.from_numpy(y), torch.from_numpy(x)
@@ -146,9 +156,15 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
                                    or max_pixels < 4):
         raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
     header, payload = read_header(data, max_pixels)
+    need = sum(min_value_bits(q, header.known) for q in header.q)
+    if 8 * len(payload) < need:
+        raise CodecError(f"decode: the header declares {header.known} known pixels of {'/'.join(map(str, header.q))} "
+                         f"levels, whose values need at least {math.ceil(need / 8)} bytes of payload; the file has "
+                         f"{len(payload)}")
     reader = RangeReader(payload)
     gh, gw = header.grid
     cy, cx = decode_mask(reader, gh, gw, header.known)
     idx = [decode_values(reader, header.q[c], header.known) for c in range(header.channels)]
+    reader.finish()
     s = header.lattice
     return reconstruct(header, cy * s, cx * s, idx)

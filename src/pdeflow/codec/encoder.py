@@ -17,8 +17,12 @@ with the image's own values is found by bisection (coding only, no solve); then 
 and the count is shrunk (by the cost per point, at least 2 % a step; or, once, grown into a slack of more
 than :data:`SLACK`) until the file fits, each optimisation warm-started from the previous one. Should the
 optimised values not fit in a few steps, the file stores the image's own values at the bisection's count,
-which fit. Where the automatic lattice step is 2, the same is done on the full pixel grid and the grid whose
-count inpaints the image better with its own values is kept.
+which fit. Where the automatic lattice step is 2, the same is planned on the full pixel grid, the first step
+of the rate control (optimised, quantised values at the count that fits with the image's own) is decoded on
+both, and the grid whose file reproduces the image better is kept (the own values' inpainting is no guide:
+optimised values on both sides of edges make the full grid win where it does not show; see the codec
+guide). A constant image is
+stored as one point, exactly, whatever the budget (:func:`encode`).
 """
 from __future__ import annotations
 
@@ -327,35 +331,72 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
         raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
     ts = ts if tonal else 0
-    # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if that inpaints the image better
-    # with its own values at the count that fits: edges of piecewise-smooth images need points on both sides.
+    # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if its file decodes to the image
+    # better (_encode): edges of piecewise-smooth images need points on both sides.
     # Coarser automatic steps are kept: step 1 costs too many bits per position there (experiments/codec_settings.py)
     lattices = [s, 1] if lattice is None and s == 2 else [s]
     with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=progress, desc="encode", unit="step") as bar:
-        result = _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar)
+        arg = f"bpp={bpp!r}" if bpp is not None else f"size={size!r}"
+        result = _reproduced(f, depth, budget, s, lv, operator)
+        if result is None:
+            result = _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar, arg)
     if full_output:
         result.reconstruction = _reconstruction(result.data)
     return result if full_output else result.data
+
+
+def _reproduced(f, depth, budget, s, lv, operator) -> EncodeResult | None:
+    """The file of one point if it fits the budget and decodes to the image on its bit depth's levels (a constant
+    image: every larger budget would give the same file), else None. The encoder stops there: more points would
+    only add the tonal optimisation's over- and undershoots to an image that is already exact."""
+    C, H, W = f.shape
+    if bool((f.flatten(1).amax(1) != f.flatten(1).amin(1)).any()):
+        return None
+    gh, gw = -(-H // s), -(-W // s)
+    single = np.zeros((gh, gw), bool)
+    single[gh // 2, gw // 2] = True
+    top = 255.0 if depth == 8 else 65535.0
+    # a few levels on the value's 1/8192-wide range place it within 16-bit levels only by luck: 16-bit images
+    # may need the finest levels (two bytes more)
+    for levels in [lv or (4,) * C] + ([(65535,) * C] if lv is None and depth == 16 else []):
+        r = code_image(f, depth, single, levels, lattice=s, tonal=False, operator=operator)
+        if torch.equal(torch.round(r.reconstruction.double() * top), torch.round(f * top)):
+            return r if len(r.data) <= budget else None
+    return None
 
 
 #: Most tonal optimisations of the rate control (each may shrink or, once, grow the count).
 RATE_STEPS = 6
 
 
-def _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar) -> EncodeResult:
+def _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar, arg) -> EncodeResult:
     """:func:`encode` on checked arguments: a plan per lattice, the better one, then the rate control."""
     plans = []
     for step in lattices:
-        plans.append(_plan(f, depth, budget, step, lv, ts, operator, who))
+        plans.append(_plan(f, depth, budget, step, lv, ts, operator, who, arg))
         bar.update(1)
-    p = min(plans, key=lambda q: _own_mse(f, prefix_mask(q.rank, q.K), q.lattice, operator))
+    first = None
+    if len(plans) > 1:
+        # each lattice's first step of the rate control (the stored values at its count that fits with the image's
+        # own), decoded: the lattice whose file inpaints the image better is kept. The own values' inpainting
+        # is no guide: the points of the full grid sit on both sides of edges, which the optimised values use
+        firsts = [code_image(f, depth, prefix_mask(q.rank, q.K), q.levels, lattice=q.lattice, tonal=tonal,
+                             operator=operator) for q in plans]
+        errors = [float((r.reconstruction.double() - f).square().mean()) for r in firsts]
+        best = int(np.argmin(errors))
+        p, first = plans[best], firsts[best]
+    else:
+        p = plans[0]
     bar.update(1)
     s, rank, K_hi, K, lv, overhead = p.lattice, p.rank, p.K_hi, p.K, p.levels, p.overhead
     own, small = p.own, p.small
     result, values0, grown = (own if len(own.data) <= budget else small), None, False
     for done in range(RATE_STEPS):
-        r = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=tonal, values0=values0,
-                       reconstruct_image=False, operator=operator)
+        if done == 0 and first is not None:     # that step is done
+            r = first
+        else:
+            r = code_image(f, depth, prefix_mask(rank, K), lv, lattice=s, tonal=tonal, values0=values0,
+                           reconstruct_image=False, operator=operator)
         bar.update(1)
         values0 = r.values
         per = max(len(r.data) - overhead, 1) / K
@@ -396,7 +437,17 @@ class _Plan:
     own: EncodeResult
 
 
-def _plan(f, depth, budget, s, lv, ts, operator, who) -> _Plan:
+def _too_small(who: str, budget: int, least: int, H: int, W: int, arg: str) -> str:
+    """The message of a budget below the smallest file (``least`` bytes: the header and one point)."""
+    if arg.startswith("bpp"):
+        # the least bpp whose budget (budget_bytes) reaches ``least`` bytes
+        return (f"{who}: {arg} gives a budget of {budget} bytes, too small for this image: its smallest file (the "
+                f"header and one point) has {least} bytes; give bpp >= {8 * least / (H * W):.6g} (or size >= {least})")
+    return (f"{who}: {arg} bytes is too small a budget for this image: its smallest file (the header and one point) "
+            f"has {least} bytes; give size >= {least}")
+
+
+def _plan(f, depth, budget, s, lv, ts, operator, who, arg) -> _Plan:
     """Densify on the lattice of step ``s`` and find the largest prefix that fits (sizes only)."""
     C, H, W = f.shape
     gh, gw = -(-H // s), -(-W // s)
@@ -406,8 +457,7 @@ def _plan(f, depth, budget, s, lv, ts, operator, who) -> _Plan:
     small = code_image(f, depth, single, lv or (4,) * C, lattice=s, tonal=False, reconstruct_image=False,
                        operator=operator)
     if len(small.data) > budget:
-        raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image: the smallest "
-                             f"file has {len(small.data)} bytes")
+        raise UserInputError(_too_small(who, budget, len(small.data), H, W, arg))
     overhead = len(small.data)
     # one densification a little beyond the budget's estimate; its prefixes are the masks of fewer points
     K_hi = min(N, int(1.3 * _estimate(budget - overhead, N, C)) + 8)
@@ -494,8 +544,8 @@ def _budget(bpp, size, H: int, W: int, who: str) -> int:
     if (bpp is None) == (size is None):
         raise UserInputError(f"{who}: give exactly one of bpp and size")
     if bpp is not None:
-        if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not (0 < bpp <= 64):
-            raise UserInputError(f"{who}: bpp must be a number in (0, 64], got {bpp!r}")
+        if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not (0 < bpp < math.inf):
+            raise UserInputError(f"{who}: bpp must be a positive finite number, got {bpp!r}")
         return budget_bytes(bpp, H, W)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UserInputError(f"{who}: size must be a positive int (bytes), got {size!r}")

@@ -32,7 +32,7 @@ import numpy as np
 from .format import CodecError
 
 __all__ = ["RangeWriter", "RangeReader", "encode_mask", "decode_mask", "encode_values", "decode_values",
-           "morton_order"]
+           "morton_order", "min_value_bits"]
 
 #: Largest count coded by the adaptive split tables.
 SMALL = 15
@@ -76,9 +76,23 @@ class RangeWriter:
             w = np.zeros(1, np.uint32)
         return np.ascontiguousarray(w, dtype="<u4").tobytes()
 
+    def num_words(self) -> int:
+        """The words :meth:`words` would return now (constriction's count, its seal included)."""
+        return max(1, int(self._enc.num_words()))
+
 
 class RangeReader:
     """The decoder of :class:`RangeWriter`; any failure of the range coder becomes a :class:`CodecError`.
+
+    The reader codes every batch it decodes again, with the same table, on a :class:`RangeWriter` of its own:
+    the encoder is deterministic, so a payload that an encoder wrote is exactly the coding of the symbols it
+    decodes to. That shadow coding tells when the data runs out. A range decoder reads its state two words
+    ahead and, past the last word, shifts in zeros without a word: constriction's does not report it. The
+    shadow writer has emitted all but its last one or two words (the seal) of what the symbols decoded so far
+    need, so once it holds more than one word beyond the payload's, the decoder has used bits that are not in
+    the file and :meth:`read` raises at once ("the payload ends early"); the one or two words of look-ahead that
+    a complete file needs are allowed. :meth:`finish` then compares the whole coding with the payload: longer
+    (the file was cut), shorter (data after the coded symbols) or different (damaged) are refused.
 
     Examples
     --------
@@ -86,18 +100,22 @@ class RangeReader:
     >>> from pdeflow.codec.entropy import RangeReader, RangeWriter
     >>> w = RangeWriter()
     >>> w.write(np.array([0, 2, 1]), np.ones((3, 3)))
-    >>> RangeReader(w.words()).read(np.ones((3, 3)))
+    >>> r = RangeReader(w.words())
+    >>> r.read(np.ones((3, 3)))
     array([0, 2, 1])
+    >>> r.finish()
     """
 
     def __init__(self, payload: bytes):
         cs = _constriction()
-        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        self._payload = bytes(payload)
+        words = np.frombuffer(self._payload, dtype="<u4").astype(np.uint32)
         try:
             self._dec = cs.queue.RangeDecoder(words)
         except Exception as err:   # constriction's own errors (ValueError, AssertionError, ...)
             raise CodecError(f"decode: the payload cannot be decoded ({type(err).__name__})") from None
         self._family = cs.model.Categorical(perfect=False)
+        self._shadow = RangeWriter()
 
     def read(self, table: np.ndarray) -> np.ndarray:
         if table.shape[0] == 0:
@@ -106,7 +124,26 @@ class RangeReader:
             out = self._dec.decode(self._family, np.ascontiguousarray(table, dtype=np.float64))
         except Exception as err:
             raise CodecError(f"decode: the payload cannot be decoded ({type(err).__name__})") from None
-        return np.asarray(out, dtype=np.int64)
+        out = np.asarray(out, dtype=np.int64)
+        self._shadow.write(out, table)
+        # the shadow's words less its seal (at least one word) are a lower bound of the coding's final length
+        if self._shadow.num_words() - 1 > len(self._payload) // 4:
+            raise CodecError(f"decode: the payload ends early (its {len(self._payload)} bytes hold fewer symbols "
+                             "than the header declares)")
+        return out
+
+    def finish(self) -> None:
+        """Check that the payload is exactly the coding of the symbols read (class doc); :class:`CodecError`
+        otherwise."""
+        coded, n = self._shadow.words(), len(self._payload)
+        if coded == self._payload:
+            return
+        if len(coded) > n:
+            raise CodecError(f"decode: the payload ends early ({n} bytes, the symbols that the header declares "
+                             f"need {len(coded)})")
+        if len(coded) < n and self._payload.startswith(coded):
+            raise CodecError(f"decode: {n - len(coded)} bytes after the end of the coded data")
+        raise CodecError("decode: damaged payload (it is not the coding of the symbols it decodes to)")
 
 
 # ------------------------------------------------------------------------------------------------ mask
@@ -373,3 +410,31 @@ def decode_values(reader: RangeReader, q: int, K: int) -> np.ndarray:
         v[sl] = got
         np.add.at(table, got, STEP)
     return v
+
+
+def min_value_bits(q: int, K: int) -> float:
+    """A lower bound of the payload bits that :func:`encode_values` needs for ``K`` level indices of ``q``
+    levels, whatever the indices: the cost of the most probable level in every batch.
+
+    Before a batch that follows ``n`` values, no level has a count above ``n``, so no level has a probability
+    above ``(1 + STEP n) / (q + STEP n)``, raised by ``2**-20`` for constriction's 24-bit quantisation of the
+    table. A range coder's words carry at least the information ``sum(log2(1 / p))`` of the symbols they code
+    (each symbol shrinks the coder's range by its probability; each word emitted widens it by ``2**32``, and the
+    range stays below ``2**64``), so no payload that decodes to ``K`` values is shorter. The bound grows with
+    ``q`` (the first values cost ``log2 q`` bits each) and only slowly with ``K`` (a run of one level is cheap).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.codec.entropy import RangeWriter, encode_values, min_value_bits
+    >>> w = RangeWriter()
+    >>> encode_values(w, np.zeros(5000, np.int64), 4096)      # the cheapest 5000 values of 4096 levels
+    >>> round(min_value_bits(4096, 5000)), 8 * len(w.words())
+    (4438, 4448)
+    """
+    # the batches of _chunks, vectorised: 16, 16, 32, 64, 128, then CHUNK values each
+    n = np.concatenate([np.array([0, 16, 32, 64, 128]), np.arange(2 * 128, max(K, 1), CHUNK)])
+    n = n[n < K].astype(np.float64)
+    size = np.minimum(np.append(n[1:], K), K) - n
+    p = np.minimum(1.0, (1 + STEP * n) / (q + STEP * n) + 2.0 ** -20)
+    return float((size * -np.log2(p)).sum())

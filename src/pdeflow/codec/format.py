@@ -39,7 +39,11 @@ histogram; not residuals of a prediction, see :mod:`pdeflow.codec.entropy`).
 Robustness. :func:`read_header` checks every field against the limits above and the decoder's pixel
 limit (``H W <= max_pixels``, default :data:`MAX_PIXELS`) before anything is allocated; the CRC
 catches accidental damage; everything the decoder allocates is bounded by ``H W`` and ``K``, and every
-loop by the tree depth (``2 log2`` of the grid's side) or ``K``.
+loop by the tree depth (``2 log2`` of the grid's side) or ``K``. Before decoding, the decoder refuses a header
+whose ``K`` values of ``q`` levels cannot be coded in the payload's bytes
+(:func:`pdeflow.codec.entropy.min_value_bits`); while decoding, the payload must be exactly the range coding of
+the symbols it decodes to (:class:`pdeflow.codec.entropy.RangeReader`), so a payload that runs out, has data
+after its end or is damaged is refused.
 """
 from __future__ import annotations
 
