@@ -16,9 +16,22 @@ import torch
 from pdeflow.codec import CodecError, decode, encode
 from pdeflow.codec.entropy import RangeReader, RangeWriter
 from pdeflow.codec.format import FORMAT_VERSION, MAGIC, Header, read_layers, write_header
-from pdeflow.codec.residual import (MIN_BYTES_PER_PIXEL, ResidualSection, band_shapes, code_residual, decode_bands,
-                                    decode_residual, dequantise, encode_bands, forward, inverse, max_levels,
-                                    quantise, read_section, write_section)
+from pdeflow.codec.residual import (
+    MIN_BYTES_PER_PIXEL,
+    ResidualSection,
+    band_shapes,
+    code_residual,
+    decode_bands,
+    decode_residual,
+    dequantise,
+    encode_bands,
+    forward,
+    inverse,
+    max_levels,
+    quantise,
+    read_section,
+    write_section,
+)
 
 DATA = Path(__file__).parent / "data"
 # CDF 9/7 analysis filters as the JPEG 2000 standard tabulates them (low-pass: DC gain 1; high-pass: 2 at

@@ -40,8 +40,16 @@ from ..progress import progress_bar
 from .colour import channel_ranges, to_luma_chroma
 from .decoder import add_residual, level_values, reconstruct
 from .entropy import RangeWriter, encode_mask, encode_values, morton_order
-from .format import (LAYER_INPAINTING, LAYER_RESIDUAL, MAX_PIXELS, VALUE_UNIT, Header, budget_bytes, read_header,
-                     write_header)
+from .format import (
+    LAYER_INPAINTING,
+    LAYER_RESIDUAL,
+    MAX_PIXELS,
+    VALUE_UNIT,
+    Header,
+    budget_bytes,
+    read_header,
+    write_header,
+)
 from .operators import OPERATORS
 from .residual import code_residual
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask

@@ -489,9 +489,10 @@ def read_section(data: bytes, height: int, width: int, channels: int) -> tuple[R
                          f"{height} x {width}")
     if step_code == 0:
         raise CodecError("decode: residual quantisation step 0")
-    if len(data) < MIN_BYTES_PER_PIXEL * channels * height * width:
+    least = math.ceil(MIN_BYTES_PER_PIXEL * channels * height * width)
+    if len(data) < least:
         raise CodecError(f"decode: residual section of {len(data)} bytes is too short for {channels} x {height} x "
-                         f"{width} coefficients (at least {math.ceil(MIN_BYTES_PER_PIXEL * channels * height * width)})")
+                         f"{width} coefficients (at least {least})")
     return ResidualSection(levels, step_code, offset_code), words
 
 
