@@ -53,7 +53,7 @@ from pdeflow.tv import rof
 
 COLOUR_RATES = (0.1, 0.15, 0.2, 0.3)
 #: pdeflow's codecs (its decoders).
-PDEFLOW = ("pdeflow", "pdeflow-eed")
+PDEFLOW = ("pdeflow", "pdeflow-eed", "pdeflow-inpainting")
 #: The grey image sets (module doc).
 SETS = ("photos", "photos-512", "builtin", "smooth", "cartoon")
 PHOTOS = Path(__file__).resolve().parent.parent / ".data" / "photos" / "mate-nature"
@@ -80,7 +80,7 @@ def _merge(res: dict, old_path: Path) -> None:
 
 
 def _times(res: dict) -> str:
-    """Mean seconds per image and rate: encoding (for a baseline, its whole budget search) and decoding."""
+    """Mean CPU seconds per image and rate: encoding (for a baseline, its whole budget search) and decoding."""
     rows = []
     for s in res["sets"]:
         for c, info in res["codecs"].items():
@@ -88,7 +88,7 @@ def _times(res: dict) -> str:
             if fit and "encode_s" in fit[0]:
                 rows.append([s, info["label"], f"{sum(r['encode_s'] for r in fit) / len(fit):.3f}",
                              f"{sum(r['decode_s'] for r in fit) / len(fit):.3f}"])
-    return ("Seconds per image and rate, one thread (a baseline's encoding is its whole budget search):\n\n"
+    return ("CPU seconds per image and rate, one thread (a baseline's encoding is its whole budget search):\n\n"
             + md_table(["set", "codec", "encode s", "decode s"], rows) + "\n")
 
 

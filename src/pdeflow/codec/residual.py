@@ -69,6 +69,8 @@ MAX_LEVELS = 8
 #: work and memory are linear in ``C H W``, so a short file cannot claim a large one. The encoder never
 #: writes a residual layer below it (a residual of fewer bytes is worth nothing at such sizes).
 MIN_BYTES_PER_PIXEL = 1 / 4096
+#: The encoder's rounding in the quantiser (:func:`quantise`): the zero bin ``2 (1 - ROUNDING)`` steps wide.
+ROUNDING = 0.0
 #: Sentinel coded after the coefficients (8 bits): a payload that ran out is noticed (but for one chance in
 #: 256; the CRC catches accidental damage).
 SENTINEL = 0xA5
@@ -208,8 +210,9 @@ def inverse(bands: list, height: int, width: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- quantiser
 
-def quantise(bands: list, step: float) -> list:
-    """Deadzone quantisation of every band: ``sign(c) floor(|c| / step)`` (int64), the bands' nesting kept.
+def quantise(bands: list, step: float, rounding: float = 0.0) -> list:
+    """Deadzone quantisation of every band: ``sign(c) floor(|c| / step + rounding)`` (int64), the bands'
+    nesting kept (``rounding`` below 1/2: a zero bin wider than the others).
 
     Examples
     --------
@@ -219,7 +222,7 @@ def quantise(bands: list, step: float) -> list:
     [[-2, 0, 0, 1, 3]]
     """
     def q(c):
-        return (np.sign(c) * np.floor(np.abs(c) / step)).astype(np.int64)
+        return (np.sign(c) * np.floor(np.abs(c) / step + rounding)).astype(np.int64)
     return [q(bands[0])] + [tuple(q(b) for b in level) for level in bands[1:]]
 
 
@@ -240,9 +243,15 @@ def dequantise(qbands: list, step: float, offset: float) -> list:
 
 # ------------------------------------------------------------------------------------------ entropy coding
 
-_NCTX = 8            # activity buckets
+#: Magnitudes are capped at this in the activity of a coefficient's context.
+CAP = 2
+#: The activity's buckets: the first activity of each.
+THRESHOLDS = (0, 1, 2, 3, 5, 8, 12, 20)
 _PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
-_BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 8 + [7], np.int64)   # activity -> bucket
+
+
+def _buckets():
+    return np.searchsorted(np.array(THRESHOLDS), np.arange(THRESHOLDS[-1] + 1), side="right") - 1
 
 
 class _Models:
@@ -250,7 +259,7 @@ class _Models:
 
     def __init__(self):
         # (luma/chroma, band kind: low-pass or detail of finest / coarser levels, phase, activity, magnitude)
-        self.mag = np.ones((2, 3, 4, _NCTX, ESCAPE + 1), np.int64)
+        self.mag = np.ones((2, 3, 4, len(THRESHOLDS), ESCAPE + 1), np.int64)
         self.mag[..., 0] += 16 * STEP       # a prior for zeros: most coefficients are zero at low rates
         self.cls = np.ones((2, MAX_CLASS + 1), np.int64)
         self.zero = np.ones((2, 3, 2), np.int64)
@@ -272,7 +281,7 @@ def _activity(known: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     decoded)."""
     h, w = known.shape
     pad = np.zeros((h + 2, w + 2), np.int64)
-    pad[1:-1, 1:-1] = np.minimum(np.abs(known), 2)
+    pad[1:-1, 1:-1] = np.minimum(np.abs(known), CAP)
     total = np.zeros(ys.shape, np.int64)
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
@@ -302,16 +311,17 @@ def _code_band(io, models: _Models, band: np.ndarray | None, shape, chroma: int,
         ph, pw = parent.shape
         yy = np.minimum(np.arange(h) // 2, ph - 1)
         xx = np.minimum(np.arange(w) // 2, pw - 1)
-        outside += 2 * np.minimum(np.abs(parent[yy[:, None], xx[None, :]]), 2)
+        outside += 2 * np.minimum(np.abs(parent[yy[:, None], xx[None, :]]), CAP)
     for s in siblings:
-        outside += np.minimum(np.abs(s), 2)
+        outside += np.minimum(np.abs(s), CAP)
     for p, (py, px) in enumerate(_PHASES):
         ys, xs = np.meshgrid(np.arange(py, h, 2), np.arange(px, w, 2), indexing="ij")
         ys, xs = ys.reshape(-1), xs.reshape(-1)
         if len(ys) == 0:
             continue
         act = _activity(out, ys, xs) + outside[ys, xs]
-        ctx = _BUCKETS[np.minimum(act, len(_BUCKETS) - 1)]
+        buckets = _buckets()
+        ctx = buckets[np.minimum(act, len(buckets) - 1)]
         for sl in _batches(len(ys)):
             y, x, c = ys[sl], xs[sl], ctx[sl]
             table = models.mag[chroma, kind, p][c]
@@ -526,7 +536,7 @@ def default_levels(height: int, width: int) -> int:
 
 
 def _size_and_code(coeffs, step_code, levels):
-    q = [quantise(b, step_code / 65536.0) for b in coeffs]
+    q = [quantise(b, step_code / 65536.0, ROUNDING) for b in coeffs]
     w = RangeWriter()
     encode_bands(w, q)
     return q, w.words()
@@ -558,9 +568,9 @@ def code_residual(r: np.ndarray, budget: int, *, levels: int | None = None):
         return q, words, _PARAMS.size + len(words)
 
     # the step's code on a log scale: sizes fall with the step, nearly monotonically
-    lo, hi = 0, 16 * 16                   # step = 2 ** (i / 16 - 16): i = 0 is 1 / 65536, i = 256 is 1
+    lo, hi = 0, 64 * 16                   # step = 2 ** (i / 64 - 16): i = 0 is 1 / 65536, i = 1024 is 1
     def code_of(i):
-        return max(1, min(65535, int(round(2.0 ** (i / 16.0)))))
+        return max(1, min(65535, int(round(2.0 ** (i / 64.0)))))
     best = None
     q, words, n = size(code_of(hi))
     if n > budget:
