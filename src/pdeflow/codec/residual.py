@@ -25,7 +25,7 @@ arrays only (elementwise NumPy operations, no reductions and no fused multiply-a
 exactly, so the encoder's reconstruction and the decoder's are bit-identical on every platform.
 
 Bounds: the decoder allocates ``O(C H W)`` (the coefficients as int64 and float64, and the transform's
-temporaries: about nine times the decoded image in float32), and every loop is over bands, phases and batches
+temporaries: under twelve times the decoded image in float32), and every loop is over bands, phases and batches
 (``O(levels)`` and ``O(C H W / CHUNK)`` calls of the range coder), so its time is linear in the pixels; the
 format refuses a residual section shorter than :data:`MIN_BYTES_PER_PIXEL` per coefficient
 (:func:`read_section`), so a small file cannot claim a large decoding.
@@ -56,7 +56,7 @@ _ZETA = 1.149604398860241
 #: Coefficients per batch of the range coder (the adaptive tables are updated between batches).
 CHUNK = 2048
 #: A table row is halved when its total passes this (the model follows the statistics through the image).
-LIMIT = 1 << 13
+LIMIT = 1 << 15
 #: Weight of one observation in the adaptive tables.
 STEP = 8
 #: Largest magnitude coded directly; larger ones are an escape, an Elias-gamma class and raw bits.
@@ -71,6 +71,8 @@ MAX_LEVELS = 8
 MIN_BYTES_PER_PIXEL = 1 / 4096
 #: The encoder's rounding in the quantiser (:func:`quantise`): the zero bin ``2 (1 - ROUNDING)`` steps wide.
 ROUNDING = 0.0
+#: The encoder zeroes isolated coefficients of magnitude 1 below ``1 + ISOLATED`` steps (0: none).
+ISOLATED = 0.3
 #: Sentinel coded after the coefficients (8 bits): a payload that ran out is noticed (but for one chance in
 #: 256; the CRC catches accidental damage).
 SENTINEL = 0xA5
@@ -535,8 +537,33 @@ def default_levels(height: int, width: int) -> int:
     return n
 
 
+def _drop_isolated(coeffs, q, step):
+    """Zero the detail coefficients of magnitude 1 whose neighbours and parent are zero and whose value is
+    below ``1 + ISOLATED`` steps: they cost many bits for little error."""
+    if ISOLATED <= 0:
+        return q
+    out = [q[0]]
+    parents = (None, None, None)
+    for cl, ql in zip(coeffs[1:], q[1:]):
+        level = []
+        for o, (c, k) in enumerate(zip(cl, ql)):
+            h, w = k.shape
+            pad = np.zeros((h + 2, w + 2), np.int64)
+            pad[1:-1, 1:-1] = np.abs(k)
+            around = sum(pad[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) - np.abs(k)
+            if parents[o] is not None:
+                p = parents[o]
+                around = around + np.abs(p[np.minimum(np.arange(h) // 2, p.shape[0] - 1)[:, None],
+                                           np.minimum(np.arange(w) // 2, p.shape[1] - 1)[None, :]])
+            drop = (np.abs(k) == 1) & (around == 0) & (np.abs(c) < (1 + ISOLATED) * step)
+            level.append(np.where(drop, 0, k))
+        out.append(tuple(level))
+        parents = tuple(level)
+    return out
+
+
 def _size_and_code(coeffs, step_code, levels):
-    q = [quantise(b, step_code / 65536.0, ROUNDING) for b in coeffs]
+    q = [_drop_isolated(b, quantise(b, step_code / 65536.0, ROUNDING), step_code / 65536.0) for b in coeffs]
     w = RangeWriter()
     encode_bands(w, q)
     return q, w.words()

@@ -226,12 +226,20 @@ AVIF_SPEED, JXL_EFFORT = 4, 7
 _J2K_RATIOS = _geometric(4000.0, 2.0, 1 / 1.02)
 
 
+def _layers_of(data: bytes) -> str:
+    """The layers of a pdeflow file: "inpainting", "wavelet" or "inpainting+wavelet"."""
+    from ..codec.format import LAYER_INPAINTING, LAYER_RESIDUAL, read_layers
+    layers = read_layers(data, None)[0].layers
+    return "+".join(n for bit, n in ((LAYER_INPAINTING, "inpainting"), (LAYER_RESIDUAL, "wavelet")) if layers & bit)
+
+
 def _pdeflow(name: str, label: str, operator: str, split=None) -> Codec:
     """pdeflow's codec with the decoder's ``operator`` (and the budget's ``split``, :func:`pdeflow.codec.encode`)
     as an entry of :data:`CODECS`."""
     def fit_one(image, b):
         try:
-            return encode(image, size=b, operator=operator, split=split), None, None
+            data = encode(image, size=b, operator=operator, split=split)
+            return data, _layers_of(data), None
         except UserInputError as exc:     # this budget is too small for this image
             return None, None, " ".join(str(exc).split())
 
