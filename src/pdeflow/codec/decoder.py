@@ -3,7 +3,9 @@
 Decoding is deterministic: the same bytes give the same image bit for bit. The entropy models are built
 from integers (:mod:`pdeflow.codec.entropy`), the stored values by one float64 formula
 (:func:`level_values`), and the inpainting runs in float64 with torch's thread count set to one for the
-call (a parallel reduction could sum in another order), then is rounded to float32.
+call (a parallel reduction could sum in another order), then is rounded to float32. A version-2 file may add
+the residual layer (:mod:`pdeflow.codec.residual`, bit-exact by construction), or have it alone: the
+decoded residual is added to the inpainting (:func:`add_residual`).
 """
 from __future__ import annotations
 
