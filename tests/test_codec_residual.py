@@ -260,8 +260,9 @@ def test_bad_split_is_refused():
 # --------------------------------------------------------------------------------------- damaged files
 
 def test_fuzz_version_2_fields_small_files_decode_fast_or_are_refused(layered):
-    """Files under 1 kB with the new fields damaged (layers, word count, wavelet levels, step, offset, the
-    residual words, the image size), each with a valid CRC: every one decodes to an image of the declared
+    """Version-2 files under 1 kB truncated or bit-flipped (refused), and with the new fields damaged (layers,
+    word count, wavelet levels, step, offset, the residual words, the image size), each with a valid CRC: every
+    one decodes to an image of the declared
     shape or is refused in one line, none takes 2 CPU seconds, and the decoder's NumPy allocations stay within
     a small multiple of the output image."""
     _, results = layered
@@ -303,6 +304,16 @@ def test_fuzz_version_2_fields_small_files_decode_fast_or_are_refused(layered):
                 b = bytearray(data)
                 struct.pack_into("<HH", b, 9, h, w)
                 cases.append(b)
+            damaged = [data[:n] for n in range(0, len(data), 7)]                 # truncations
+            for _ in range(40):                                                    # bit flips
+                b = bytearray(data)
+                i = int(rng.integers(len(b)))
+                b[i] ^= 1 << int(rng.integers(8))
+                damaged.append(bytes(b))
+            for b in damaged:                  # the CRC (or the magic, the version) refuses every one
+                with pytest.raises(CodecError):
+                    decode(b)
+                outcomes["refused"] += 1
             for b in cases:
                 t = time.process_time()
                 try:
