@@ -388,7 +388,7 @@ def _layers(f, depth, budget, splits, lattice, lv, ts, tonal, operator, who, pro
     the residual; the file of the smallest squared error (the image as the decoder gives it)."""
     C, H, W = f.shape
     best = None
-    with progress_bar(total=len(splits), enabled=progress, desc="encode (layers)", unit="split") as bar:
+    with progress_bar(total=len(splits), enabled=progress, desc="encode", unit="split") as bar:
         for share in splits:
             cand = _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who)
             bar.update(1)
@@ -426,8 +426,9 @@ def _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who):
         rest = budget - len(base.data) - LAYER_BYTES
         header.layers = LAYER_INPAINTING | LAYER_RESIDUAL
     else:
-        header = Header(H, W, C, depth, 0 if C == 1 else 1, 0, b"", TOL_EXPONENT, 1, 0, [2] * C, [0] * C, [1] * C,
-                        layers=LAYER_RESIDUAL)
+        # the operator asked for is recorded (not used: there is no inpainting layer)
+        header = Header(H, W, C, depth, 0 if C == 1 else 1, OPERATORS[operator].id, OPERATORS[operator].pack(),
+                        TOL_EXPONENT, 1, 0, [2] * C, [0] * C, [1] * C, layers=LAYER_RESIDUAL)
         payload, u = b"", None
         rest = budget - len(write_header(header, b"", b""))
     r = f if u is None else f - u.double()

@@ -40,8 +40,9 @@ offset    size    field
 ========  ======  ==================================================================================
 24+P+6C   1       ``layers``: bit 0 the inpainting layer (the mask and values above), bit 1 the residual
                   layer (:mod:`pdeflow.codec.residual`); 2 or 3 (a file of the inpainting layer alone is
-                  written as version 1). Without the inpainting layer ``K`` is 0 and the operator,
-                  tolerance, lattice and per-channel fields are written but not used
+                  written as version 1). Without the inpainting layer ``K`` is 0 and the operator (the one
+                  the encoder was asked for), tolerance, lattice and per-channel fields are written but not
+                  used
 25+P+6C   4       with both layers: ``n``, the inpainting payload's 32-bit words, which follow (``4 n`` bytes)
 ...       4       the residual section to the end of the file: wavelet levels (1 byte), quantisation step
                   (unsigned 16 bit, units of 1/65536), reconstruction offset (1 byte, units of 1/256), then
