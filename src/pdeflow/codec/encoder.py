@@ -106,7 +106,8 @@ class EncodeResult:
     values : Tensor
         The stored channels before quantisation (C, H, W) float64: the optimised values on the mask.
     residual_bytes : int
-        The residual layer's section (0: none).
+        The residual layer's section (0: none). A file of the wavelet layer alone has ``known`` 0, no mask or
+        value bytes, and ``values`` zero.
     split : float
         The inpainting layer's share of the budget that the encoder chose (1: the inpainting layer alone).
 
