@@ -173,7 +173,7 @@ def part_rate(args, out: Path):
         N = f.numel()
         for bpp in args.rates:
             t = time.process_time()
-            r = encode(f, bpp=bpp, full_output=True)
+            r = encode(f, bpp=bpp, split=1.0, full_output=True)   # the inpainting layer's bits
             cpu = time.process_time() - t
             h = read_header(r.data)[0]
             gh, gw = h.grid
@@ -215,7 +215,7 @@ def child(argv):
     f = f[0, 0].clamp(0, 1).contiguous()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.process_time()
-    data = encode(f, bpp=bpp)
+    data = encode(f, bpp=bpp, split=1.0)
     enc = time.process_time() - t
     peak_enc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.process_time()
@@ -386,6 +386,7 @@ def part_fuzz(args, out: Path):
         for _ in range(per):
             attempt(rng.bytes(int(rng.integers(0, 400))), "random")
             attempt(MAGIC + b"\x01" + rng.bytes(int(rng.integers(0, 400))), "random after magic")
+            attempt(MAGIC + b"\x02" + rng.bytes(int(rng.integers(0, 400))), "random after magic")
         for _ in range(per):
             b = bytearray(data)
             b[30:] = rng.bytes(len(b) - 30)

@@ -53,7 +53,7 @@ from pdeflow.tv import rof
 
 COLOUR_RATES = (0.1, 0.15, 0.2, 0.3)
 #: pdeflow's codecs (its decoders).
-PDEFLOW = ("pdeflow", "pdeflow-eed")
+PDEFLOW = ("pdeflow", "pdeflow-eed", "pdeflow-inpainting")
 #: The grey image sets (module doc).
 SETS = ("photos", "photos-512", "builtin", "smooth", "cartoon")
 PHOTOS = Path(__file__).resolve().parent.parent / ".data" / "photos" / "mate-nature"
@@ -80,7 +80,7 @@ def _merge(res: dict, old_path: Path) -> None:
 
 
 def _times(res: dict) -> str:
-    """Mean seconds per image and rate: encoding (for a baseline, its whole budget search) and decoding."""
+    """Mean CPU seconds per image and rate: encoding (for a baseline, its whole budget search) and decoding."""
     rows = []
     for s in res["sets"]:
         for c, info in res["codecs"].items():
@@ -88,7 +88,7 @@ def _times(res: dict) -> str:
             if fit and "encode_s" in fit[0]:
                 rows.append([s, info["label"], f"{sum(r['encode_s'] for r in fit) / len(fit):.3f}",
                              f"{sum(r['decode_s'] for r in fit) / len(fit):.3f}"])
-    return ("Seconds per image and rate, one thread (a baseline's encoding is its whole budget search):\n\n"
+    return ("CPU seconds per image and rate, one thread (a baseline's encoding is its whole budget search):\n\n"
             + md_table(["set", "codec", "encode s", "decode s"], rows) + "\n")
 
 
@@ -135,6 +135,73 @@ def _goals(results: list[dict]) -> str:
             + md_table(["codec", "against", "set", "bpp", "mean ΔPSNR (both fit)", "ahead", "met"], rows) + "\n")
 
 
+def _layers_row(r: dict, before: dict) -> str:
+    """The layers of a pdeflow row: its setting, or (rows of older runs) "inpainting" where the file is the one of the
+    inpainting layer alone."""
+    if r.get("setting"):
+        return r["setting"]
+    return "inpainting" if before["fits"] and r["bytes"] == before["bytes"] and r["psnr"] == before["psnr"] else "wavelet"
+
+
+def _residual(res: dict) -> str:
+    """The residual layer's worth: pdeflow (its default split) against its inpainting layer alone (the codec before
+    the layer), JPEG and JPEG 2000, per set and rate (mean PSNR over the images each fits; wins: ahead on an image,
+    a codec that does not fit losing it), which layers the encoder chose, the BD-rates against JPEG 2000 (mean and
+    median over the images), and the CPU seconds."""
+    after, before = "pdeflow", "pdeflow-inpainting"
+    anchors = [a for a in ("jpeg", "jpeg2000") if a in res["codecs"]]
+    rows, bd_rows, time_rows = [], [], []
+    for s, info in res["sets"].items():
+        at = {(r["codec"], r["image"], float(r["rate"])): r for r in res["rows"] if r["set"] == s}
+        images = info["images"]
+
+        def mean(c, rate):
+            v = [at[c, i, rate]["psnr"] for i in images if at[c, i, rate]["fits"]]
+            return "—" if not v else f"{sum(v) / len(v):.2f}" + ("" if len(v) == len(images) else f" ({len(v)})")
+
+        def wins(c, a, rate):
+            return sum(at[c, i, rate]["fits"] and (not at[a, i, rate]["fits"]
+                                                   or at[c, i, rate]["psnr"] > at[a, i, rate]["psnr"]) for i in images)
+        for rate in res["rates"]:
+            chosen = [_layers_row(at[after, i, rate], at[before, i, rate]) for i in images if at[after, i, rate]["fits"]]
+            kinds = ", ".join(f"{k} {chosen.count(k)}" for k in sorted(set(chosen)))
+            rows.append([s, f"{rate:g}", mean(before, rate), mean(after, rate)] + [mean(a, rate) for a in anchors]
+                        + [f"{wins(after, a, rate)}/{len(images)}" for a in anchors]
+                        + ([f"{wins(before, 'jpeg2000', rate)}/{len(images)}"] if "jpeg2000" in anchors else [])
+                        + [kinds])
+        for c in (before, after):
+            for a in anchors:
+                vals = []
+                for i in images:
+                    pa = [at[a, i, r] for r in res["rates"] if at[a, i, r]["fits"]]
+                    pc = [at[c, i, r] for r in res["rates"] if at[c, i, r]["fits"]]
+                    v = ev.bd_rate([r["bpp"] for r in pa], [r["psnr"] for r in pa], [r["bpp"] for r in pc],
+                                   [r["psnr"] for r in pc])
+                    if v is not None:
+                        vals.append(v)
+                vals.sort()
+                med = (vals[len(vals) // 2] + vals[(len(vals) - 1) // 2]) / 2 if vals else None
+                bd_rows.append([s, res["codecs"][c]["label"], res["codecs"][a]["label"],
+                                "—" if not vals else f"{100 * sum(vals) / len(vals):+.1f} %",
+                                "—" if med is None else f"{100 * med:+.1f} %", f"{len(vals)}/{len(images)}"])
+            fit = [r for r in res["rows"] if r["set"] == s and r["codec"] == c and r["fits"]]
+            if fit:
+                time_rows.append([s, res["codecs"][c]["label"], f"{sum(r['encode_s'] for r in fit) / len(fit):.2f}",
+                                  f"{sum(r['decode_s'] for r in fit) / len(fit):.3f}"])
+    labels = [res["codecs"][a]["label"] for a in anchors]
+    head = (["set", "bpp", "before (inpainting alone)", "after (default split)"] + labels
+            + [f"after ahead of {x}" for x in labels] + (["before ahead of JPEG 2000"] if "jpeg2000" in anchors else [])
+            + ["layers chosen"])
+    return ("Mean PSNR (dB, 8-bit output) over the images each codec fits (the count where not all); 'ahead': "
+            "images where the codec fits and has the higher PSNR or the other does not fit. Before: "
+            "`encode(image, size=budget, split=1.0)`, the codec without the residual layer; after: "
+            "`encode(image, size=budget)`.\n\n" + md_table(head, rows)
+            + "\n\nBD-rate (PCHIP, per image, on the rates above), mean and median over the images where the curves "
+            "overlap:\n\n" + md_table(["set", "codec", "against", "mean", "median", "images"], bd_rows)
+            + "\n\nCPU seconds per image and rate, one thread:\n\n"
+            + md_table(["set", "codec", "encode s", "decode s"], time_rows) + "\n")
+
+
 def _part(name: str, sets: dict, rates, codecs, args, out: Path, meta: dict) -> dict:
     t0 = time.perf_counter()
     print(f"{name}: " + ", ".join(f"{k} ({len(v)} images)" for k, v in sets.items()), flush=True)
@@ -148,6 +215,8 @@ def _part(name: str, sets: dict, rates, codecs, args, out: Path, meta: dict) -> 
     write_text(out / f"{name}.md", text + "\n" + _times(res))
     write_text(out / f"{name}.json", json.dumps(jsonable({**res, "summary": ev.summary(res)}), indent=1) + "\n")
     save_figure(ev.rd_figure(res), out / f"{name}.png", dpi=100)
+    if {"pdeflow", "pdeflow-inpainting"} <= set(res["codecs"]):
+        write_text(out / f"{name}_residual.md", _residual(res))
     print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
     return res
 

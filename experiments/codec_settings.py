@@ -78,7 +78,7 @@ def encode_all(images: dict, rates, **options) -> tuple[float, float]:
     values, t = [], time.process_time()
     for f in images.values():
         for bpp in rates:
-            values.append(psnr(decode(encode(f, bpp=bpp, **options)), f))
+            values.append(psnr(decode(encode(f, bpp=bpp, split=1.0, **options)), f))
     return sum(values) / len(values), time.process_time() - t
 
 
@@ -112,8 +112,8 @@ def part_lattice(args, images):
             for f in imgs.values():
                 budget = int(bpp * f.shape[-2] * f.shape[-1] / 8)
                 step = auto_lattice(budget, *f.shape[-2:], 1)
-                auto.append(psnr(encode(f, size=budget, full_output=True).reconstruction, f))
-                forced.append(psnr(encode(f, size=budget, lattice=step, full_output=True).reconstruction, f))
+                auto.append(psnr(encode(f, size=budget, split=1.0, full_output=True).reconstruction, f))
+                forced.append(psnr(encode(f, size=budget, lattice=step, split=1.0, full_output=True).reconstruction, f))
             rows.append({"set": name, "bpp": bpp, "automatic": round(sum(auto) / len(auto), 3),
                          "forced_lattice": round(sum(forced) / len(forced), 3),
                          "gain_dB": round((sum(auto) - sum(forced)) / len(auto), 3)})
@@ -141,7 +141,7 @@ def part_tolerance(args, images):
     f = next(iter(images.values()))
     f = torch.nn.functional.interpolate(f[None], size=(args.tol_size,) * 2, mode="bilinear", antialias=True)[0]
     f = f.clamp(0, 1)
-    header, payload = read_header(encode(f, bpp=0.1))
+    header, payload = read_header(encode(f, bpp=0.1, split=1.0))
     reader = RangeReader(payload)
     cy, cx = decode_mask(reader, *header.grid, header.known)
     idx = [decode_values(reader, header.q[0], header.known)]

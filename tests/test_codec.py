@@ -17,6 +17,15 @@ from pdeflow.codec.format import MAGIC, MAX_PIXELS, read_header
 from pdeflow.errors import UserInputError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _inpainting_layer_alone():
+    """These tests are about the inpainting layer: here the encoder's default split is the inpainting alone
+    (the residual layer and the split: tests/test_codec_residual.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("pdeflow.codec.encoder.SPLITS", (1.0,))
+        yield
+
+
 def _image(size=48, colour=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     y, x = torch.meshgrid(torch.linspace(0, 1, size, dtype=torch.float64),

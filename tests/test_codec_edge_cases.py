@@ -17,6 +17,15 @@ from pdeflow.codec.format import Header, read_header, write_header
 from pdeflow.errors import UserInputError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _inpainting_layer_alone():
+    """These defects are the inpainting layer's: here the encoder's default split is the inpainting alone (the
+    residual layer's own checks: tests/test_codec_residual.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("pdeflow.codec.encoder.SPLITS", (1.0,))
+        yield
+
+
 def _with_payload(data: bytes, payload: bytes) -> bytes:
     """``data``'s header over another payload, the CRC recomputed (a crafted file, not a damaged one)."""
     h, _ = read_header(data)

@@ -16,7 +16,9 @@ their depth.
 * :func:`encode`, :func:`decode`: bytes in memory; :func:`save`, :func:`load`: files.
 * :class:`CodecError`: any malformed data (a :class:`~pdeflow.errors.UserInputError`, one line).
 * The file format: :mod:`pdeflow.codec.format` (versioned header, checksum, pixel limit
-  :data:`MAX_PIXELS`); the entropy coding: :mod:`pdeflow.codec.entropy`.
+  :data:`MAX_PIXELS`); the entropy coding: :mod:`pdeflow.codec.entropy`; the second layer, a wavelet code
+  of the residual that the encoder may add or use alone (``encode(..., split=...)``):
+  :mod:`pdeflow.codec.residual`.
 """
 from __future__ import annotations
 

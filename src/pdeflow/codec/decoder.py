@@ -3,7 +3,9 @@
 Decoding is deterministic: the same bytes give the same image bit for bit. The entropy models are built
 from integers (:mod:`pdeflow.codec.entropy`), the stored values by one float64 formula
 (:func:`level_values`), and the inpainting runs in float64 with torch's thread count set to one for the
-call (a parallel reduction could sum in another order), then is rounded to float32.
+call (a parallel reduction could sum in another order), then is rounded to float32. A version-2 file may add
+the residual layer (:mod:`pdeflow.codec.residual`, bit-exact by construction), or have it alone: the
+decoded residual is added to the inpainting (:func:`add_residual`).
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import torch
 from ..inpaint import inpaint
 from .colour import from_luma_chroma
 from .entropy import RangeReader, decode_mask, decode_values, min_value_bits
-from .format import MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_header
+from .format import LAYER_INPAINTING, LAYER_RESIDUAL, MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_layers
 from .operators import BY_ID, OPERATORS
+from .residual import decode_residual
 
-__all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct"]
+__all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct", "add_residual"]
 
 
 def level_values(idx, q: int, lo: int, hi: int) -> np.ndarray:
@@ -123,6 +126,27 @@ def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torc
     return u.clamp_(0, 1).to(torch.float32)
 
 
+def add_residual(u: torch.Tensor | None, r: np.ndarray, header: Header) -> torch.Tensor:
+    """The image of the two layers: the inpainting ``u`` (C, H, W) float32 (None: no inpainting layer, 0) plus
+    the decoded residual ``r`` (C, H, W) float64 (luma and chroma for colour), clipped to [0, 1], as float32.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from pdeflow.codec.decoder import add_residual
+    >>> from pdeflow.codec.format import Header
+    >>> h = Header(2, 2, 1, 8, 0, 0, b"", 4, 1, 0, layers=2)
+    >>> add_residual(torch.full((1, 2, 2), 0.5), np.full((1, 2, 2), 0.75), h).flatten().tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    rt = torch.from_numpy(np.ascontiguousarray(r, dtype=np.float64))
+    if header.transform == 1:
+        with _one_thread():
+            rt = from_luma_chroma(rt)
+    out = rt if u is None else u.to(torch.float64) + rt
+    return out.clamp_(0, 1).to(torch.float32)
+
+
 def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     """Decode a pdeflow codec file's bytes to an image.
 
@@ -155,16 +179,23 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
                                    or max_pixels < 4):
         raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
-    header, payload = read_header(data, max_pixels)
-    need = sum(min_value_bits(q, header.known) for q in header.q)
-    if 8 * len(payload) < need:
-        raise CodecError(f"decode: the header declares {header.known} known pixels of {'/'.join(map(str, header.q))} "
-                         f"levels, whose values need at least {math.ceil(need / 8)} bytes of payload; the file has "
-                         f"{len(payload)}")
-    reader = RangeReader(payload)
-    gh, gw = header.grid
-    cy, cx = decode_mask(reader, gh, gw, header.known)
-    idx = [decode_values(reader, header.q[c], header.known) for c in range(header.channels)]
-    reader.finish()
-    s = header.lattice
-    return reconstruct(header, cy * s, cx * s, idx)
+    header, payload, residual = read_layers(data, max_pixels)
+    if header.layers & LAYER_INPAINTING:
+        need = sum(min_value_bits(q, header.known) for q in header.q)
+        if 8 * len(payload) < need:
+            raise CodecError(f"decode: the header declares {header.known} known pixels of "
+                             f"{'/'.join(map(str, header.q))} levels, whose values need at least "
+                             f"{math.ceil(need / 8)} bytes of payload; the file has {len(payload)}")
+    # the residual first: it is cheap, and a damaged one is refused before the inpainting's work
+    r = (decode_residual(residual, header.height, header.width, header.channels)
+         if header.layers & LAYER_RESIDUAL else None)
+    u = None
+    if header.layers & LAYER_INPAINTING:
+        reader = RangeReader(payload)
+        gh, gw = header.grid
+        cy, cx = decode_mask(reader, gh, gw, header.known)
+        idx = [decode_values(reader, header.q[c], header.known) for c in range(header.channels)]
+        reader.finish()
+        s = header.lattice
+        u = reconstruct(header, cy * s, cx * s, idx)
+    return u if r is None else add_residual(u, r, header)

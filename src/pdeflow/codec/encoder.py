@@ -23,6 +23,12 @@ both, and the grid whose file reproduces the image better is kept (the own value
 optimised values on both sides of edges make the full grid win where it does not show; see the codec
 guide). A constant image is
 stored as one point, exactly, whatever the budget (:func:`encode`).
+
+Two layers (``split``): the inpainting layer is coded at a share of the budget, decoded, and the rest of the
+budget codes the residual (the image minus the decoded inpainting) with the wavelet layer of
+:mod:`pdeflow.codec.residual` (its quantisation step the finest that fits). By default the encoder tries the
+shares of :data:`SPLITS` (1: the inpainting alone, a version-1 file; 0: the wavelet layer alone) and keeps the
+file with the smallest squared error.
 """
 from __future__ import annotations
 
@@ -36,13 +42,24 @@ from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from .colour import channel_ranges, to_luma_chroma
-from .decoder import level_values, reconstruct
+from .decoder import add_residual, level_values, reconstruct
 from .entropy import RangeWriter, encode_mask, encode_values, morton_order
-from .format import MAX_PIXELS, VALUE_UNIT, Header, budget_bytes, write_header
+from .format import (
+    LAYER_INPAINTING,
+    LAYER_RESIDUAL,
+    MAX_PIXELS,
+    VALUE_UNIT,
+    Header,
+    budget_bytes,
+    read_header,
+    write_header,
+)
 from .operators import OPERATORS
+from .residual import code_residual
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
-__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING"]
+__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
+           "SPLITS"]
 
 #: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
 #: inpainting from the image's own values: the values' rounding error (``step^2 / 12``) a fixed share of the
@@ -69,6 +86,11 @@ WARM_ITER = 5
 #: Rounds of the quantisation-aware tonal optimisation (1: the optimum rounded to the levels; the rounds
 #: gained nothing in rate and distortion on selection crops and double the tonal optimisation's time).
 TONAL_ROUNDS = 1
+#: The inpainting layer's shares of the budget that the encoder tries by default (the rest codes the residual);
+#: it keeps the file of the smallest squared error.
+SPLITS = (1.0, 0.0)
+#: Bytes of a two-layer file beyond the inpainting layer's own: the layers field and its payload's word count.
+LAYER_BYTES = 5
 
 
 @dataclass
@@ -87,6 +109,11 @@ class EncodeResult:
         What :func:`~pdeflow.codec.decode` returns for ``data``.
     values : Tensor
         The stored channels before quantisation (C, H, W) float64: the optimised values on the mask.
+    residual_bytes : int
+        The residual layer's section (0: none). A file of the wavelet layer alone has ``known`` 0, no mask or
+        value bytes, and ``values`` zero.
+    split : float
+        The inpainting layer's share of the budget that the encoder chose (1: the inpainting layer alone).
 
     Examples
     --------
@@ -108,6 +135,8 @@ class EncodeResult:
     value_bytes: float
     reconstruction: torch.Tensor
     values: torch.Tensor
+    residual_bytes: int = 0
+    split: float = 1.0
 
 
 def prepare_image(image, who: str = "encode", *, max_pixels: int | None = None) -> tuple[torch.Tensor, int]:
@@ -258,7 +287,7 @@ def _levels(levels, C: int, who: str):
 
 def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, lattice: int | None = None,
            tonal: bool = True, tonal_stages: int | None = None, operator: str = "diffusion",
-           max_pixels: int | None = MAX_PIXELS, progress: bool = False, full_output: bool = False):
+           split=None, max_pixels: int | None = MAX_PIXELS, progress: bool = False, full_output: bool = False):
     """Compress an image by sparse inpainting: a few pixels, their optimised values, and the inpainting.
 
     Parameters
@@ -289,6 +318,11 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         and the mask and the values chosen for it; the encoder takes several times as long, the decoder about
         twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.inpaint_shepard`: no equation
         solved).
+    split : float or sequence of float, optional
+        The inpainting layer's share of the budget, in [0, 1]; the rest codes the residual, the image minus
+        the decoded inpainting, with a wavelet layer (:mod:`pdeflow.codec.residual`). 1: the inpainting alone
+        (a version-1 file); 0: the wavelet layer alone. A sequence: each is tried and the file of the smallest
+        squared error kept. Default :data:`SPLITS`.
     max_pixels : int or None, optional
         Largest image (``H W``) accepted, checked before any work: by default
         :data:`~pdeflow.codec.format.MAX_PIXELS`, the limit of :func:`~pdeflow.codec.decode`, so that no file is
@@ -331,14 +365,18 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
         raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
     ts = ts if tonal else 0
+    splits = _splits(split, who)
+    arg = f"bpp={bpp!r}" if bpp is not None else f"size={size!r}"
+    # a constant image is one exact point, whatever the split
+    result = _reproduced(f, depth, budget, s, lv, operator)
+    if result is None and splits != (1.0,):
+        return _layers(f, depth, budget, splits, lattice, lv, ts, tonal, operator, who, progress, full_output, arg)
     # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if its file decodes to the image
     # better (_encode): edges of piecewise-smooth images need points on both sides.
     # Coarser automatic steps are kept: step 1 costs too many bits per position there (experiments/codec_settings.py)
     lattices = [s, 1] if lattice is None and s == 2 else [s]
-    with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=progress, desc="encode", unit="step") as bar:
-        arg = f"bpp={bpp!r}" if bpp is not None else f"size={size!r}"
-        result = _reproduced(f, depth, budget, s, lv, operator)
-        if result is None:
+    if result is None:
+        with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=progress, desc="encode", unit="step") as bar:
             result = _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar, arg)
     if full_output:
         result.reconstruction = _reconstruction(result.data)
@@ -363,6 +401,77 @@ def _reproduced(f, depth, budget, s, lv, operator) -> EncodeResult | None:
         if torch.equal(torch.round(r.reconstruction.double() * top), torch.round(f * top)):
             return r if len(r.data) <= budget else None
     return None
+
+
+def _splits(split, who: str) -> tuple:
+    if split is None:
+        return SPLITS
+    seq = split if isinstance(split, (tuple, list)) else (split,)
+    if not seq or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in seq):
+        raise UserInputError(f"{who}: split must be a number in [0, 1] or a sequence of them, got {split!r}")
+    return tuple(float(v) for v in seq)
+
+
+def _layers(f, depth, budget, splits, lattice, lv, ts, tonal, operator, who, progress, full_output, arg):
+    """:func:`encode` with the residual layer: each share of ``splits`` for the inpainting layer, the rest for
+    the residual; the file of the smallest squared error (the image as the decoder gives it)."""
+    C, H, W = f.shape
+    best = too_small = None
+    with progress_bar(total=len(splits), enabled=progress, desc="encode", unit="split") as bar:
+        for share in splits:
+            try:
+                cand = _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, arg)
+            except UserInputError as e:     # the share is too small for the inpainting layer
+                cand, too_small = None, too_small or e
+            bar.update(1)
+            if cand is None:
+                continue
+            err = float((cand.reconstruction.double() - f).square().mean())
+            if best is None or err < best[0]:
+                best = (err, cand)
+    if best is None and too_small is not None:
+        raise too_small                     # names the least bpp or size the inpainting layer needs
+    if best is None:
+        raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image (no split of "
+                             f"{splits} fits)")
+    result = best[1]
+    return result if full_output else result.data
+
+
+def _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, arg):
+    """The file with the inpainting layer at ``share`` of the budget and the residual in the rest, or None where
+    the residual does not fit (UserInputError where the inpainting layer does not)."""
+    C, H, W = f.shape
+    base = None
+    if share > 0:
+        b = int(share * budget) - (LAYER_BYTES if share < 1 else 0)
+        s = min(auto_lattice(b, H, W, C) if lattice is None else lattice, H, W)
+        lattices = [s, 1] if lattice is None and s == 2 else [s]
+        with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=False) as bar:
+            base = _encode(f, depth, b, lattices, lv, ts, tonal, operator, who, bar, arg)
+        base.reconstruction = _reconstruction(base.data)
+        if share == 1:
+            return base
+        header, payload = read_header(base.data, None)
+        u = base.reconstruction
+        rest = budget - len(base.data) - LAYER_BYTES
+        header.layers = LAYER_INPAINTING | LAYER_RESIDUAL
+    else:
+        # the operator asked for is recorded (not used: there is no inpainting layer)
+        header = Header(H, W, C, depth, 0 if C == 1 else 1, OPERATORS[operator].id, OPERATORS[operator].pack(),
+                        TOL_EXPONENT, 1, 0, [2] * C, [0] * C, [1] * C, layers=LAYER_RESIDUAL)
+        payload, u = b"", None
+        rest = budget - len(write_header(header, b"", b""))
+    r = f if u is None else f - u.double()
+    if C == 3:
+        r = to_luma_chroma(r)
+    section, rec = code_residual(r.numpy(), rest)
+    if section is None:
+        return None
+    data = write_header(header, payload, section)
+    return EncodeResult(data, header.known, base.mask_bytes if base else 0, base.value_bytes if base else 0,
+                        add_residual(u, rec, header), base.values if base else torch.zeros_like(f),
+                        len(section), share)
 
 
 #: Most tonal optimisations of the rate control (each may shrink or, once, grow the count).

@@ -1,4 +1,5 @@
-"""The codec's file format, version 1: a fixed header, then the range coder's words.
+"""The codec's file format, versions 1 and 2: a fixed header, then the range coder's words (version 2: the
+inpainting layer, the residual layer, or both).
 
 All integers are little-endian and unsigned unless marked signed. Offsets are in bytes.
 
@@ -31,6 +32,27 @@ offset    size    field
 24+P+6C   4 n     payload: ``n >= 1`` 32-bit words of a range coder (constriction's ``RangeEncoder``)
 ========  ======  ==================================================================================
 
+Version 2 (:data:`FORMAT_VERSION`) is version 1 with the version byte 2 and, after the per-channel fields,
+the layers of the file:
+
+========  ======  ==================================================================================
+offset    size    field
+========  ======  ==================================================================================
+24+P+6C   1       ``layers``: bit 0 the inpainting layer (the mask and values above), bit 1 the residual
+                  layer (:mod:`pdeflow.codec.residual`); 2 or 3 (a file of the inpainting layer alone is
+                  written as version 1). Without the inpainting layer ``K`` is 0 and the operator (the one
+                  the encoder was asked for), tolerance, lattice and per-channel fields are written but not
+                  used
+25+P+6C   4       with both layers: ``n``, the inpainting payload's 32-bit words, which follow (``4 n`` bytes)
+...       4       the residual section to the end of the file: wavelet levels (1 byte), quantisation step
+                  (unsigned 16 bit, units of 1/65536), reconstruction offset (1 byte, units of 1/256), then
+                  at least one 32-bit word of the range coder; at least
+                  :data:`~pdeflow.codec.residual.MIN_BYTES_PER_PIXEL` bytes per coefficient ``C H W``
+========  ======  ==================================================================================
+
+The decoded image is the inpainting (0 without that layer) plus the residual layer's inverse wavelet transform
+(in the luma-chroma channels for colour), clipped to [0, 1].
+
 The payload codes, in this order, the mask (:func:`pdeflow.codec.entropy.encode_mask`: the counts of a
 k-d tree of the lattice grid, context-adaptive) and then each channel's quantised values in the mask's
 Morton order (:func:`pdeflow.codec.entropy.encode_values`: the level indices themselves, with an adaptive
@@ -54,11 +76,16 @@ from dataclasses import dataclass, field
 
 from ..errors import UserInputError
 
-__all__ = ["CodecError", "Header", "MAGIC", "FORMAT_VERSION", "MAX_PIXELS", "MAX_OPERATOR_BYTES", "budget_bytes",
-           "write_header", "read_header"]
+__all__ = ["CodecError", "Header", "MAGIC", "FORMAT_VERSION", "READ_VERSIONS", "MAX_PIXELS", "MAX_OPERATOR_BYTES",
+           "LAYER_INPAINTING", "LAYER_RESIDUAL", "budget_bytes", "write_header", "read_header", "read_layers"]
 
 MAGIC = b"PDFc"
-FORMAT_VERSION = 1
+#: The newest format version (2: the residual layer); the decoder reads :data:`READ_VERSIONS`.
+FORMAT_VERSION = 2
+#: The versions the decoder reads (1: the inpainting layer alone).
+READ_VERSIONS = (1, 2)
+#: The ``layers`` field of version 2: bit 0 the inpainting layer, bit 1 the residual layer.
+LAYER_INPAINTING, LAYER_RESIDUAL = 1, 2
 #: Default pixel limit of the decoder (``H W``, 2^24: a 4K image fits twice): a header that claims more is
 #: refused before any allocation (as the image reader's decompression-bomb guard,
 #: :data:`pdeflow.io.DEFAULT_MAX_PIXELS`). The decoder's memory grows with ``H W`` and with the known pixels
@@ -131,6 +158,7 @@ class Header:
     q: list = field(default_factory=list)
     lo: list = field(default_factory=list)
     hi: list = field(default_factory=list)
+    layers: int = LAYER_INPAINTING
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -162,8 +190,13 @@ def check_header(h: Header, max_pixels: int | None = MAX_PIXELS) -> Header:
         raise _err(f"solver tolerance exponent {h.tol_exponent} out of range (1 to 12)")
     if not 1 <= h.lattice <= 16:
         raise _err(f"lattice step {h.lattice} out of range (1 to 16)")
+    if h.layers not in (LAYER_INPAINTING, LAYER_RESIDUAL, LAYER_INPAINTING | LAYER_RESIDUAL):
+        raise _err(f"layers field {h.layers}, expected 1, 2 or 3")
     gh, gw = h.grid
-    if not 1 <= h.known <= gh * gw:
+    if not h.layers & LAYER_INPAINTING:
+        if h.known != 0:
+            raise _err(f"{h.known} known pixels in a file without the inpainting layer, expected 0")
+    elif not 1 <= h.known <= gh * gw:
         raise _err(f"{h.known} known pixels, expected 1 to {gh * gw}")
     if not (len(h.q) == len(h.lo) == len(h.hi) == h.channels):
         raise _err("one quantisation per channel expected")
@@ -175,8 +208,9 @@ def check_header(h: Header, max_pixels: int | None = MAX_PIXELS) -> Header:
     return h
 
 
-def write_header(h: Header, payload: bytes) -> bytes:
-    """The file: the header of ``h`` (checked), ``payload`` and the CRC.
+def write_header(h: Header, payload: bytes, residual: bytes | None = None) -> bytes:
+    """The file: the header of ``h`` (checked), ``payload`` and the CRC; version 1 for the inpainting layer
+    alone, else version 2 with the residual section ``residual`` (``h.layers`` says which layers there are).
 
     Examples
     --------
@@ -194,12 +228,22 @@ def write_header(h: Header, payload: bytes) -> bytes:
     body += _TAIL.pack(h.tol_exponent, h.lattice, h.known)
     for c in range(h.channels):
         body += _CHANNEL.pack(h.q[c], h.lo[c], h.hi[c])
-    body += payload
+    if (h.layers == LAYER_INPAINTING) != (residual is None):
+        raise ValueError(f"write_header: layers {h.layers} and a residual section {'not ' * (residual is None)}"
+                         "given do not agree")
+    if h.layers == LAYER_INPAINTING:
+        body += payload
+        return MAGIC + bytes([1]) + struct.pack("<I", zlib.crc32(body)) + bytes(body)
+    body.append(h.layers)
+    if h.layers & LAYER_INPAINTING:
+        body += struct.pack("<I", len(payload) // 4) + payload
+    body += residual
     return MAGIC + bytes([FORMAT_VERSION]) + struct.pack("<I", zlib.crc32(body)) + bytes(body)
 
 
 def read_header(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, bytes]:
-    """``(header, payload)`` of a file's bytes, every field checked; :class:`CodecError` otherwise.
+    """``(header, payload)`` of a file's bytes, every field checked; :class:`CodecError` otherwise (the
+    inpainting layer's payload; :func:`read_layers` also gives the residual section).
 
     Examples
     --------
@@ -210,6 +254,23 @@ def read_header(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, byte
     >>> back == h, payload == bytes(4)
     (True, True)
     """
+    return read_layers(data, max_pixels)[:2]
+
+
+def read_layers(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, bytes, bytes]:
+    """``(header, inpainting payload, residual section)`` of a file's bytes (either may be empty, as
+    ``header.layers`` says), every header field checked; :class:`CodecError` otherwise.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.format import Header, read_layers, write_header
+    >>> h = Header(height=5, width=7, channels=1, bit_depth=8, transform=0, operator=0, operator_params=b"",
+    ...            tol_exponent=3, lattice=2, known=4, q=[16], lo=[0], hi=[8192], layers=3)
+    >>> data = write_header(h, bytes(4), bytes(8))
+    >>> back, payload, residual = read_layers(data)
+    >>> data[4], back == h, len(payload), len(residual)
+    (2, True, 4, 8)
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"decode: data must be bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -217,8 +278,10 @@ def read_header(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, byte
         raise _err("not a pdeflow codec file (bad magic bytes)")
     if len(data) < 9:
         raise _err(f"truncated file ({len(data)} bytes)")
-    if data[4] != FORMAT_VERSION:
-        raise _err(f"format version {data[4]} is not supported (this version reads {FORMAT_VERSION})")
+    version = data[4]
+    if version not in READ_VERSIONS:
+        raise _err(f"format version {version} is not supported (this version reads "
+                   f"{', '.join(map(str, READ_VERSIONS))})")
     (crc,) = struct.unpack_from("<I", data, 5)
     body = data[9:]
     if zlib.crc32(body) != crc:
@@ -237,10 +300,25 @@ def read_header(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, byte
             a, b, c = _CHANNEL.unpack_from(body, pos)
             pos += _CHANNEL.size
             q.append(a), lo.append(b), hi.append(c)
+        layers, n = LAYER_INPAINTING, None
+        if version == 2:
+            layers = body[pos] if pos < len(body) else -1
+            pos += 1
+            if layers == LAYER_INPAINTING | LAYER_RESIDUAL:
+                (n,) = struct.unpack_from("<I", body, pos)
+                pos += 4
     except struct.error:
         raise _err("truncated header") from None
-    h = check_header(Header(H, W, C, depth, transform, op, params, t, s, K, q, lo, hi), max_pixels)
-    payload = body[pos:]
-    if len(payload) < 4 or len(payload) % 4:
-        raise _err(f"payload of {len(payload)} bytes, expected a positive multiple of 4")
-    return h, payload
+    if layers < 0:
+        raise _err("truncated header")
+    if version == 2 and layers == LAYER_INPAINTING:
+        raise _err("layers field 1 in a version-2 file (the inpainting layer alone is version 1)")
+    h = check_header(Header(H, W, C, depth, transform, op, params, t, s, K, q, lo, hi, layers), max_pixels)
+    rest = body[pos:]
+    if layers == LAYER_RESIDUAL:
+        return h, b"", rest
+    payload, residual = (rest, b"") if n is None else (rest[:4 * n], rest[4 * n:])
+    if len(payload) < 4 or len(payload) % 4 or (n is not None and len(payload) != 4 * n):
+        raise _err(f"payload of {len(payload)} bytes, expected a positive multiple of 4"
+                   + ("" if n is None else f" ({n} words declared)"))
+    return h, payload, residual

@@ -226,17 +226,26 @@ AVIF_SPEED, JXL_EFFORT = 4, 7
 _J2K_RATIOS = _geometric(4000.0, 2.0, 1 / 1.02)
 
 
-def _pdeflow(name: str, label: str, operator: str) -> Codec:
-    """pdeflow's codec with the decoder's ``operator`` as an entry of :data:`CODECS`."""
+def _layers_of(data: bytes) -> str:
+    """The layers of a pdeflow file: "inpainting", "wavelet" or "inpainting+wavelet"."""
+    from ..codec.format import LAYER_INPAINTING, LAYER_RESIDUAL, read_layers
+    layers = read_layers(data, None)[0].layers
+    return "+".join(n for bit, n in ((LAYER_INPAINTING, "inpainting"), (LAYER_RESIDUAL, "wavelet")) if layers & bit)
+
+
+def _pdeflow(name: str, label: str, operator: str, split=None) -> Codec:
+    """pdeflow's codec with the decoder's ``operator`` (and the budget's ``split``, :func:`pdeflow.codec.encode`)
+    as an entry of :data:`CODECS`."""
     def fit_one(image, b):
         try:
-            return encode(image, size=b, operator=operator), None, None
+            data = encode(image, size=b, operator=operator, split=split)
+            return data, _layers_of(data), None
         except UserInputError as exc:     # this budget is too small for this image
             return None, None, " ".join(str(exc).split())
 
     def about():
         from .. import __version__
-        return f"pdeflow {__version__}; encode(image, size=budget, operator={operator!r})"
+        return f"pdeflow {__version__}; encode(image, size=budget, operator={operator!r}, split={split!r})"
     return Codec(name, label, lambda image, budgets: [fit_one(image, b) for b in budgets],
                  lambda data, channels: decode(data), about)
 
@@ -245,6 +254,7 @@ def _pdeflow(name: str, label: str, operator: str) -> Codec:
 CODECS: dict[str, Codec] = {
     "pdeflow": _pdeflow("pdeflow", "pdeflow", "diffusion"),
     "pdeflow-eed": _pdeflow("pdeflow-eed", "pdeflow (EED)", "eed"),
+    "pdeflow-inpainting": _pdeflow("pdeflow-inpainting", "pdeflow (inpainting alone)", "diffusion", 1.0),
     "jpeg": Codec("jpeg", "JPEG", _pillow_fit("JPEG", "quality", range(1, 101), optimize=True),
                   _pillow_decode, _pillow_about("libjpeg-turbo", "libjpeg_turbo", "baseline, optimize=True, quality "
                                                 "searched in 1-100, 4:2:0 chroma for colour")),
@@ -265,8 +275,9 @@ CODECS: dict[str, Codec] = {
 }
 
 
-#: The codecs an evaluation runs when none are named: all but pdeflow's slow EED variant (name it to run it).
-DEFAULT_CODECS = tuple(c for c in CODECS if c != "pdeflow-eed")
+#: The codecs an evaluation runs when none are named: all but pdeflow's slow EED variant and its inpainting layer
+#: alone (the codec before the residual layer; name them to run them).
+DEFAULT_CODECS = tuple(c for c in CODECS if c not in ("pdeflow-eed", "pdeflow-inpainting"))
 
 
 def get_codec(name) -> Codec:
@@ -391,7 +402,7 @@ def evaluate(sets, *, rates=RATES, codecs=DEFAULT_CODECS, progress: bool = False
 
     Returns a dict: ``rates``; ``codecs`` (name -> label and ``about``: library, version, settings); ``sets``
     (name -> image names, size, channels); ``rows``: one per set, image, codec and rate, with ``budget`` (bytes),
-    ``fits``, where it fits ``bytes``, ``bpp``, ``setting``, ``psnr``, ``ssim`` and the seconds ``encode_s`` (for
+    ``fits``, where it fits ``bytes``, ``bpp``, ``setting``, ``psnr``, ``ssim`` and the CPU seconds ``encode_s`` (for
     a baseline, the whole search) and ``decode_s``; where it does not, ``note``.
 
     Examples
@@ -424,9 +435,9 @@ def evaluate(sets, *, rates=RATES, codecs=DEFAULT_CODECS, progress: bool = False
             h, w = ref.shape[-2:]
             budgets = [budget_bytes(r, h, w) for r in rates]
             for codec in chosen:
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 fitted = codec.fit(ref.float(), budgets)
-                enc_s = (time.perf_counter() - t0) / len(budgets)
+                enc_s = (time.process_time() - t0) / len(budgets)
                 for rate, budget, (data, setting, note) in zip(rates, budgets, fitted):
                     row = {"set": set_name, "image": name, "codec": codec.name, "rate": rate, "budget": budget,
                            "fits": data is not None and len(data) <= budget}
@@ -435,9 +446,9 @@ def evaluate(sets, *, rates=RATES, codecs=DEFAULT_CODECS, progress: bool = False
                     if not row["fits"]:
                         res["rows"].append({**row, "note": note or "does not fit"})
                         continue
-                    t1 = time.perf_counter()
+                    t1 = time.process_time()
                     dec = codec.decode(data, ref.shape[0])
-                    dec_s = time.perf_counter() - t1
+                    dec_s = time.process_time() - t1
                     dec = torch.round(dec.detach().cpu().double().clamp(0, 1) * 255) / 255   # as written: 8 bits
                     row.update(bytes=len(data), bpp=8 * len(data) / (h * w), setting=setting,
                                psnr=float(psnr(dec, ref, data_range=1.0)), ssim=float(ssim(dec, ref, data_range=1.0)),
