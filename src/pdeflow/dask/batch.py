@@ -33,7 +33,7 @@ from ..allocator import retain_freed_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from ..progress import progress_bar
 
-__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch"]
+__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client"]
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
 #: million files does not hold a million futures.
@@ -307,19 +307,31 @@ class BatchResult:
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int | None):
+def dask_client(scheduler: str | None, workers: int | None, *, who: str = "run_batch"):
     """A dask.distributed Client of the cluster at ``scheduler``, or of a new local cluster of ``workers``
-    single-threaded worker processes (closed on exit)."""
+    single-threaded worker processes (closed on exit); while it is open it is dask's default scheduler.
+
+    ``who`` starts the message of a :class:`~pdeflow.errors.UserInputError` (dask.distributed missing, a
+    scheduler that cannot be reached).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from pdeflow.dask.batch import dask_client
+    >>> with dask_client(None, 1):                      # a local cluster of one worker process
+    ...     int(da.ones(4, chunks=2).sum().compute())
+    4
+    """
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise UserInputError("run_batch: a Dask cluster needs dask.distributed; install it with "
+        raise UserInputError(f"{who}: a Dask cluster needs dask.distributed; install it with "
                              "pip install 'pdeflow[dask]'") from None
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise UserInputError(f"run_batch: cannot reach the Dask scheduler at {scheduler!r}: "
+            raise UserInputError(f"{who}: cannot reach the Dask scheduler at {scheduler!r}: "
                                  f"{_one_line(exc)}") from None
         with client:
             yield client
@@ -452,7 +464,7 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
                 for source, target, job_task in todo:
                     record(source, target, job_task(source, target, overwrite))
             else:
-                with _client(scheduler, workers) as client:
+                with dask_client(scheduler, workers) as client:
                     result.workers = sum(client.nthreads().values())
                     _run_on(client, todo, overwrite, record)
         finally:
