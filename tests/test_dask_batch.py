@@ -89,6 +89,9 @@ def test_run_batch_checks_its_arguments(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(UserInputError, match="workers must be a positive integer"):
             run_batch(task, [], workers=bad)
+    for bad in (0, 2.0, False):
+        with pytest.raises(UserInputError, match="files_per_task must be a positive integer"):
+            run_batch(task, [], workers=1, files_per_task=bad)
     with pytest.raises(UserInputError, match="read must be"):
         FileTask(ROF, read="text")
 
@@ -125,8 +128,14 @@ def test_cluster_batch_equals_the_loop_resumes_and_reports_failures(tmp_path, cl
     again = run_batch(task, jobs, scheduler=cluster.scheduler_address)
     assert again.written == [target] and len(again.skipped) == 3 and len(again.failed) == 1
     assert all(t.stat().st_mtime_ns == stamp[t] for t in again.skipped)
-    # overwrite: every job runs again
-    assert len(run_batch(task, jobs, scheduler=cluster.scheduler_address, overwrite=True).written) == 4
+    # overwrite: every job runs again; here three files a task, the corrupt one failing alone in its task
+    lines = []
+    grouped = run_batch(task, jobs, scheduler=cluster.scheduler_address, overwrite=True, files_per_task=3,
+                        log=lines.append)
+    assert len(grouped.written) == 4 and len(grouped.failed) == 1 and len(lines) == 1
+    for (_, t), (_, r) in zip(jobs, batch_files(tmp_path / "in", tmp_path / "ref", suffix=".png")):
+        if t.name != "corrupt.png":
+            np.testing.assert_array_equal(_pixels(t), _pixels(r))
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
 
 
