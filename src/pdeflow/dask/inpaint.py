@@ -87,7 +87,7 @@ def ring_width(name: str, options: dict) -> int:
     --------
     >>> from pdeflow.dask.inpaint import ring_width
     >>> ring_width("diffusion", {}), ring_width("tv", {}), ring_width("eed", {}), ring_width("eed", {"sigma": 2.0})
-    (1, 2, 7, 11)
+    (1, 2, 7, 10)
     """
     reach = REACH.get(name, 2)
     if name == "eed":
