@@ -162,6 +162,9 @@ def run_zarr(args, build, what: str) -> int:
     flag = "--scheduler" if args.scheduler is not None else "--workers"
     try:
         if args.scheduler is None and args.workers is None:
+            if getattr(args, "threads", None) is None:     # dask's threads are the parallelism: torch on one each
+                import torch
+                torch.set_num_threads(1)
             with dask.config.set(scheduler="threads"):
                 result = build()
                 _report_start(prog, what, source, target, result, where)
