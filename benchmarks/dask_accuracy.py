@@ -65,7 +65,7 @@ def _single(op: str, f, m):
     elif op in ("diffusion", "biharmonic"):
         u = OPERATORS[op].function(torch.from_numpy(f), torch.from_numpy(m), tol=1e-10)
     else:
-        u = OPERATORS[op].function(torch.from_numpy(f), torch.from_numpy(m), tol=1e-8, max_iter=3000)
+        u = OPERATORS[op].function(torch.from_numpy(f), torch.from_numpy(m), tol=1e-10, max_iter=5000)
     return u.numpy(), time.process_time() - t
 
 
@@ -119,7 +119,7 @@ def main(argv=None):
                 if op == "rof":
                     r = pdd.rof(x, 0.1, tol=1e-6, full_output=True)
                 else:
-                    r = pdd.inpaint(x, m, op, overlap=ov, tol=1e-9 if op == "diffusion" else 1e-6, full_output=True)
+                    r = pdd.inpaint(x, m, op, overlap=ov, tol=1e-9 if op == "diffusion" else 1e-7, full_output=True)
                 before = client.run(_worker_usage) if client else {}
                 t0, w0 = time.process_time(), time.perf_counter()
                 u, sweeps, crit, ok = dask.compute(r.u, r.sweeps, r.criterion, r.converged,

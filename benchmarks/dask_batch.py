@@ -2,7 +2,9 @@
 per-file loop in this process and on a local Dask cluster of 1 and 2 worker processes
 (:func:`pdeflow.dask.batch.run_batch`), images per second and the ratio to the loop.
 
-Each configuration writes its own folder of results (all equal to the loop's, checked). The cluster's
+Each cluster size runs twice: one file a task (``files_per_task=1``) and the default, guided number of files a
+task (:func:`pdeflow.dask.batch.run_batch`). Each configuration writes its own folder of results (all equal to the
+loop's, checked). The cluster's
 start and stop (worker processes importing torch and pdeflow) is timed apart, by a batch of one image,
 and the rate is given with and without it. CPU time: this process's plus the tasks' (summed over the
 worker processes). Wall-clock ratios on a shared machine move with its load: the load average is printed.
@@ -42,10 +44,10 @@ def _make_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
         write_image(folder / f"img{k:05d}.png", torch.from_numpy(np.clip(img, 0, 1))[None].float())
 
 
-def _run(task, inputs: Path, out: Path, workers: int | None) -> dict:
+def _run(task, inputs: Path, out: Path, workers: int | None, files_per_task: int | None = None) -> dict:
     jobs = batch_files(inputs, out, suffix=".png")
     cpu0 = time.process_time()
-    res = run_batch(task, jobs, workers=workers)
+    res = run_batch(task, jobs, workers=workers, files_per_task=files_per_task)
     cpu = time.process_time() - cpu0 - (res.cpu_seconds if workers is None else 0.0)   # here: besides the tasks
     assert res.ok and len(res.written) == len(jobs), res.summary()
     return {"seconds": res.seconds, "cpu_here": cpu, "cpu_tasks": res.cpu_seconds, "n": len(jobs)}
@@ -68,21 +70,24 @@ def main(argv=None) -> int:
     _make_images(work / "in", args.n, args.size)
     _make_images(work / "one", 1, args.size, seed=1)
     task = FileTask(functools.partial(rof, lam=args.lam, method="fgp", tol=1e-4, max_iter=20000))
+    load0 = os.getloadavg()
     print(f"{args.n} images of {args.size}x{args.size}, ROF lam={args.lam}; load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs", flush=True)
+          f"{' '.join(f'{v:.2f}' for v in load0)}; {os.cpu_count()} CPUs", flush=True)
 
     rows = {"loop": _run(task, work / "in", work / "loop", None)}
     rows["loop"]["start"] = 0.0
+    folders = {}
     for w in args.workers:
         start = _run(task, work / "one", work / f"one-w{w}", w)["seconds"]
-        rows[f"workers={w}"] = {**_run(task, work / "in", work / f"w{w}", w), "start": start}
+        for per, label in ((1, "one file a task"), (None, "files per task guided")):
+            name = f"workers={w}, {label}"
+            folders[name] = work / f"w{w}-{per or 'guided'}"
+            rows[name] = {**_run(task, work / "in", folders[name], w, per), "start": start}
     # every configuration's results are the loop's
     ref = sorted((work / "loop").glob("*.png"))
-    for name in rows:
-        if name != "loop":
-            for r in ref:
-                np.testing.assert_array_equal(read_image(work / f"w{name.split('=')[1]}" / r.name).numpy(),
-                                              read_image(r).numpy())
+    for name, folder in folders.items():
+        for r in ref:
+            np.testing.assert_array_equal(read_image(folder / r.name).numpy(), read_image(r).numpy())
     base = rows["loop"]["n"] / rows["loop"]["seconds"]
     lines = ["| run | wall s | images/s | ratio to loop | start+stop s | images/s without it | ratio | "
              "CPU s (tasks + the submitting process besides them) |", "|---|---|---|---|---|---|---|---|"]
@@ -94,11 +99,15 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {r['seconds']:.1f} | {rate:.2f} | {rate / base:.2f} | {r['start']:.1f} | "
                      f"{rate2:.2f} | {rate2 / base:.2f} | {r['cpu_tasks']:.1f} + {r['cpu_here']:.1f} |")
     table = "\n".join(lines)
+    load = f"load average at the start {load0[0]:.2f}, at the end {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs"
     print(table)
+    print(load)
     print("outputs identical to the loop's: yes")
-    write_text(out / "results.md", f"{args.n} images of {args.size}x{args.size}, ROF lam={args.lam}\n\n{table}\n")
+    write_text(out / "results.md", f"{args.n} images of {args.size}x{args.size}, ROF lam={args.lam}; {load}\n\n"
+                                   f"{table}\n")
     write_text(out / "results.json", json.dumps({"n": args.n, "size": args.size, "lam": args.lam,
-                                                 "load": os.getloadavg(), "rows": rows}, indent=2) + "\n")
+                                                 "load_start": load0, "load_end": os.getloadavg(), "rows": rows},
+                                                indent=2) + "\n")
     return 0
 
 

@@ -89,6 +89,9 @@ def test_run_batch_checks_its_arguments(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(UserInputError, match="workers must be a positive integer"):
             run_batch(task, [], workers=bad)
+    for bad in (0, 2.0, False):
+        with pytest.raises(UserInputError, match="files_per_task must be a positive integer"):
+            run_batch(task, [], workers=1, files_per_task=bad)
     with pytest.raises(UserInputError, match="read must be"):
         FileTask(ROF, read="text")
 
@@ -125,8 +128,14 @@ def test_cluster_batch_equals_the_loop_resumes_and_reports_failures(tmp_path, cl
     again = run_batch(task, jobs, scheduler=cluster.scheduler_address)
     assert again.written == [target] and len(again.skipped) == 3 and len(again.failed) == 1
     assert all(t.stat().st_mtime_ns == stamp[t] for t in again.skipped)
-    # overwrite: every job runs again
-    assert len(run_batch(task, jobs, scheduler=cluster.scheduler_address, overwrite=True).written) == 4
+    # overwrite: every job runs again; here three files a task, the corrupt one failing alone in its task
+    lines = []
+    grouped = run_batch(task, jobs, scheduler=cluster.scheduler_address, overwrite=True, files_per_task=3,
+                        log=lines.append)
+    assert len(grouped.written) == 4 and len(grouped.failed) == 1 and len(lines) == 1
+    for (_, t), (_, r) in zip(jobs, batch_files(tmp_path / "in", tmp_path / "ref", suffix=".png")):
+        if t.name != "corrupt.png":
+            np.testing.assert_array_equal(_pixels(t), _pixels(r))
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
 
 
@@ -264,3 +273,91 @@ def test_the_command_line_does_not_import_dask_until_a_batch_runs():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- zarr stores on the command line ---------------------------------------------------------------------------
+
+def _store(path: Path, x: np.ndarray, chunks: int = 16) -> Path:
+    import dask.array as da
+
+    from pdeflow.io import write_zarr
+    return write_zarr(da.from_array(x, chunks=chunks), path)
+
+
+def _read_store(path: Path) -> np.ndarray:
+    from pdeflow.io import read_zarr
+    return read_zarr(path).compute()
+
+
+def test_denoise_a_zarr_store_on_the_cluster_equals_rof(tmp_path, cluster, capsys):
+    pytest.importorskip("zarr")
+    f = np.random.default_rng(5).random((24, 32)).astype(np.float32)
+    _store(tmp_path / "in.zarr", f, chunks=8)
+    argv = ["denoise", tmp_path / "in.zarr", tmp_path / "out.zarr", "--lam", "0.05", "--chunks", "12",
+            "--max-sweeps", "2", "--scheduler", cluster.scheduler_address]     # a graph of 2 sweeps: fewer tasks
+    status, stdout, _ = _main(argv, capsys)
+    assert status == 0 and "chunks of 12x12" in stdout and "wrote" in stdout and "Schwarz sweep" in stdout
+    u = _read_store(tmp_path / "out.zarr")
+    ref = rof(torch.from_numpy(f).double(), 0.05, tol=1e-10, max_iter=100000).numpy()
+    assert u.shape == f.shape and u.dtype == np.float32
+    assert np.abs(u - ref).max() <= 1e-4 * (f.max() - f.min())
+    status, _, err = _main(argv, capsys)          # the store exists: refused, nothing replaced
+    assert status == 2 and "exists; --overwrite replaces it" in err
+    # integers are read in [0, 1]
+    _store(tmp_path / "u8.zarr", (f * 255).round().astype(np.uint8), chunks=8)
+    status, stdout, _ = _main(["denoise", tmp_path / "u8.zarr", "--out", tmp_path / "u8_out.zarr", "--lam", "0.05",
+                               "--chunks", "12", "--max-sweeps", "3"], capsys)
+    assert status == 0 and "uint8 values mapped to [0, 1]" in stdout and "dask's threads" in stdout
+    ref8 = rof(torch.from_numpy((f * 255).round() / 255).double(), 0.05, tol=1e-10, max_iter=100000).numpy()
+    assert np.abs(_read_store(tmp_path / "u8_out.zarr") - ref8).max() <= 1e-4
+
+
+def test_inpaint_a_zarr_store_with_a_mask_store_or_holes(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    from pdeflow.inpaint import inpaint_diffusion
+    rng = np.random.default_rng(6)
+    f = rng.random((32, 32))
+    m = rng.random(f.shape) < 0.15
+    _store(tmp_path / "in.zarr", f)
+    _store(tmp_path / "m.zarr", m)
+    _store(tmp_path / "holes.zarr", (~m).astype(np.uint8))
+    ref = inpaint_diffusion(torch.from_numpy(f), torch.from_numpy(m.astype(float)), tol=1e-12).numpy()
+    for flag, store in (("--mask", "m.zarr"), ("--holes", "holes.zarr")):
+        out = tmp_path / f"u_{flag[2:]}.zarr"
+        status, stdout, _ = _main(["inpaint", tmp_path / "in.zarr", out, flag, tmp_path / store, "--chunks", "16",
+                                   "--overlap", "4", "--tol", "1e-9", "--max-sweeps", "10"], capsys)
+        assert status == 0 and "diffusion inpainting" in stdout, stdout
+        assert np.abs(_read_store(out) - ref).max() <= 1e-6
+    # a mask of another shape fails at run time: a one-line error, no store left behind
+    _store(tmp_path / "small.zarr", m[:16])
+    status, _, err = _main(["inpaint", tmp_path / "in.zarr", tmp_path / "bad.zarr", "--mask", tmp_path / "small.zarr"],
+                           capsys)
+    assert status == 2 and "argument --mask" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.zarr").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_zarr_usage_errors(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    _store(tmp_path / "in.zarr", np.zeros((16, 16), np.float32))
+    _store(tmp_path / "m.zarr", np.ones((16, 16), bool))
+    write_image(tmp_path / "m.png", torch.ones(1, 16, 16))
+    zin, zout = tmp_path / "in.zarr", tmp_path / "o.zarr"
+    cases = [
+        (["denoise", zin, "--lam", "0.1"], "IN.zarr OUT.zarr"),
+        (["denoise", zin, tmp_path / "o.png", "--lam", "0.1"], "a name ending in .zarr"),
+        (["denoise", zin, zout, "--lam", "0.1", "0.2"], "one lambda"),
+        (["denoise", zin, zout, "--lam", "0.1", "--noise", "0.1"], "argument --noise: not for a zarr store"),
+        (["denoise", zin, zin, "--lam", "0.1", "--overwrite"], "is the input store"),
+        (["denoise", tmp_path / "missing.zarr", zout, "--lam", "0.1"], "no zarr store"),
+        (["denoise", tmp_path / "m.png", "--lam", "0.1"], "required: --out"),
+        (["denoise", tmp_path / "m.png", "--lam", "0.1", "--out", tmp_path / "d", "--chunks", "8"],
+         "argument --chunks: only for a zarr store"),
+        (["inpaint", zin, zout, "--mask", tmp_path / "m.png"], "argument --mask: with a zarr store"),
+        (["inpaint", zin, zout, "--mask", tmp_path / "m.zarr", "--method", "learned"], "a PDE operator"),
+        (["inpaint", zin, zout, "--mask", tmp_path / "m.zarr", "--method", "eed", "--ndim", "3"], "inpaints images"),
+    ]
+    for argv, message in cases:
+        status, _, err = _main(argv, capsys)
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert not zout.exists()

@@ -41,12 +41,15 @@ from ._inputs import (
     print_spacing,
 )
 from ._outputs import Outputs, report_written, time_labels
+from ._zarr import add_zarr_args, check_zarr, open_store, run_zarr
 
 __all__ = ["add_parsers", "DENOISE"]
 
 
 #: ``pdeflow denoise``'s defaults: rof's own accuracy (a certified RMS error of 2.5e-4 of the image's range).
 DENOISE = dict(tol=None, accuracy=ACCURACY, max_iter=20000, seed=0)
+#: The relative duality gap a zarr store is solved to without --tol (``pdeflow.dask.rof``'s default).
+ZARR_TOL = 1e-6
 
 
 def _register_denoise(sub) -> None:
@@ -61,7 +64,7 @@ def _register_denoise(sub) -> None:
     g.add_argument("image", metavar="IMAGE", nargs="+",
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME, read in [0, 1] and used as it is; "
                         + VOLUME_HELP + ", min-max mapped to [0, 1]; or several files, folders or patterns: a batch "
-                        "(below)")
+                        "(below); or a zarr store IN.zarr followed by OUT.zarr (below)")
     g.add_argument("--size", type=positive_int, default=None, help=SIZE_HELP)
     c = g.add_mutually_exclusive_group()
     c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=None,
@@ -86,13 +89,16 @@ def _register_denoise(sub) -> None:
                         f"this fraction of the image's range (default {DENOISE['accuracy']:g}, a sixteenth of an "
                         "8-bit step)")
     g.add_argument("--tol", type=positive_float, default=DENOISE["tol"],
-                   help="stop at this relative duality gap instead of --accuracy (1e-6: the exact minimiser)")
+                   help="stop at this relative duality gap instead of --accuracy (1e-6: the exact minimiser; "
+                        f"a zarr store: the gap of the whole image, default {ZARR_TOL:g}, --accuracy and "
+                        "--method not used)")
     g.add_argument("--max-iter", type=positive_int, default=DENOISE["max_iter"],
                    help=f"iteration cap per lambda (default {DENOISE['max_iter']})")
     add_compute_args(p)
     p.set_defaults(warning_flags=[("max_iter", "max_iter", "--max-iter"), ("tol", "tol", "--tol")])
-    add_volume_args(inputs, add_output_args(p))
+    add_volume_args(inputs, add_output_args(p, required=False))
     add_batch_args(p)
+    add_zarr_args(p)
 
 
 def _check_denoise(args) -> None:
@@ -103,6 +109,14 @@ def _check_denoise(args) -> None:
     if args.seed is not None and args.noise is None:
         args.parser.error("argument --seed: only used with --noise")
     args.seed = DENOISE["seed"] if args.seed is None else args.seed
+    if check_zarr(args, refuse=[("--noise", args.noise is not None), ("--size", args.size is not None),
+                                ("--spacing", args.spacing is not None), ("--grey", args.grey is not None),
+                                ("--volume-format", args.volume_format is not None),
+                                ("--device", args.device != "cpu")]):
+        if len(args.lam) > 1:
+            args.parser.error("argument --lam: a zarr store takes one lambda (one output store)")
+        check_compute(args)
+        return
     if check_batch(args, refuse=[("--noise", args.noise is not None), ("--size", args.size is not None),
                                  ("--spacing", args.spacing is not None),
                                  ("--volume-format", args.volume_format is not None),
@@ -143,6 +157,8 @@ def _run_denoise(args) -> int:
     units and format (EXT: .npy, .tif, .nii or .nii.gz; --volume-format), and a figure of three orthogonal slices
     per result (denoise.png). Several files, folders or patterns are a batch: each file's u_lamL.png is written as
     --out/NAME.png (NAME_lamL.png for several lambdas), NAME its path in its folder."""
+    if args.zarr is not None:
+        return _run_denoise_zarr(args)
     if args.batch is not None:
         return _run_denoise_batch(args)
     if args.volume:
@@ -220,6 +236,21 @@ def _run_denoise_batch(args) -> int:
                        grey=args.grey), f"_lam{lab}" if several else "")
              for lam, lab in zip(args.lam, time_labels(args.lam))]
     return run_batch_command(args, tasks, suffix=".png", what="results")
+
+
+def _run_denoise_zarr(args) -> int:
+    """``pdeflow denoise IN.zarr OUT.zarr``: :func:`pdeflow.dask.rof` of the store, chunk by chunk."""
+    setup_compute(args)
+
+    def build():
+        from ..dask import rof as rof_chunks
+
+        f = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=args.ndim or 2)
+        return rof_chunks(f, args.lam[0], tol=args.tol if args.tol is not None else ZARR_TOL,
+                          max_iter=args.max_iter, max_sweeps=args.max_sweeps, ndim=args.ndim, full_output=True)
+
+    return run_zarr(args, build, f"ROF (lambda {args.lam[0]:g}, relative duality gap "
+                                 f"{args.tol if args.tol is not None else ZARR_TOL:g})")
 
 
 def _run_denoise_volume(args) -> int:

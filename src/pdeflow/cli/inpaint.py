@@ -40,6 +40,7 @@ from ._common import (
     report_written,
 )
 from ._masks import check_binary, read_mask
+from ._zarr import add_zarr_args, check_zarr, check_zarr_operator, run_inpaint_zarr
 
 #: ``inpaint_diffusion``'s default tolerance, read from the library (declared there once).
 DIFFUSE_TOL = INPAINT_METHODS["diffusion"].default("tol")
@@ -82,7 +83,8 @@ def _add_image_args(p: argparse.ArgumentParser, *, optional: bool, volume: bool 
                    help="image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME"
                         + (" (default: builtin:skimage/camera)" if optional else "")
                         + "; `pdeflow samples` lists the built-in names" + (f"; {VOLUME_HELP}" if volume else "")
-                        + ("; or several files, folders or patterns: a batch (below)" if many else ""))
+                        + ("; or several files, folders or patterns: a batch (below); or a zarr store IN.zarr "
+                           "followed by OUT.zarr, with a zarr --mask or --holes (below)" if many else ""))
     g.add_argument("--size", type=positive_int, default=None,
                    help=f"centre-crop to SIZE x SIZE (default: whole file; built-in images: {DEFAULT_SIZE}"
                         + ("; a volume: each axis to at most SIZE)" if volume else ")"))
@@ -112,9 +114,9 @@ def add_compute_args(p: argparse.ArgumentParser, *, method_tol: bool = False) ->
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
-def add_output_args(p: argparse.ArgumentParser):
+def add_output_args(p: argparse.ArgumentParser, required: bool = True):
     g = p.add_argument_group("output")
-    g.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
+    g.add_argument("--out", metavar="DIR", required=required, help="output directory (created if missing)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return g
 
@@ -205,8 +207,9 @@ def add_parsers(sub) -> None:
                         "(default on: one more solve; see pdeflow.inpaint.inpaint_learned); --no-calibrate applies it "
                         "as trained")
     add_compute_args(p, method_tol=True)
-    add_volume_args(inputs, add_output_args(p))
+    add_volume_args(inputs, add_output_args(p, required=False))
     add_batch_args(p)
+    add_zarr_args(p, overlap=True)
 
 
 def _check(args) -> None:
@@ -233,6 +236,13 @@ def _check_mask(args) -> None:
 
 def _check_inpaint(args) -> None:
     _check(args)
+    if check_zarr(args, refuse=[("--size", args.size is not None), ("--spacing", args.spacing is not None),
+                                ("--grey", args.grey is not None), ("--model", args.model is not None),
+                                ("--volume-format", args.volume_format is not None),
+                                ("--calibrate", args.calibrate is not None), ("--device", args.device.type != "cpu")],
+                  masks=[("--mask", args.mask), ("--holes", args.holes)]):
+        check_zarr_operator(args)
+        return
     if check_batch(args, refuse=[("--size", args.size is not None), ("--spacing", args.spacing is not None),
                                  ("--volume-format", args.volume_format is not None),
                                  ("--device", args.device.type != "cpu")]):
@@ -481,6 +491,8 @@ def _run_inpaint(args) -> int:
     if args.calibrate is not None and args.method != "learned":
         flag = "--calibrate" if args.calibrate else "--no-calibrate"
         raise CLIError(f"argument {flag}: only for --method learned, not {args.method}")
+    if args.zarr is not None:
+        return run_inpaint_zarr(args)
     if args.batch is not None:
         return _run_inpaint_batch(args)
     if args.volume:

@@ -168,12 +168,14 @@ def halo_faces(block_info, depth: dict, spatial: int) -> tuple[tuple[int, int], 
                  for k in range(first, len(loc)))
 
 
-def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, **kwargs):
+def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | None = None, **kwargs):
     """One sweep: ``fn(*grown_blocks, faces=..., **kwargs)`` on every chunk grown by ``depth``, trimmed back.
 
     ``arrays`` share their spatial chunks; the result has the chunks of ``arrays[like]``, and ``fn`` returns that
     grown block's new values (the halo is cut off afterwards). ``done`` is a 0-d dask array (or a bool): where it
-    is True, the chunk of ``arrays[like]`` is passed through unchanged and ``fn`` is not called.
+    is True, the chunk of ``arrays[like]`` is passed through unchanged and ``fn`` is not called. ``extra``: dask
+    arrays that broadcast against the chunks without a halo (per-image values of shape ``(B, 1, 1, ...)``), given
+    to ``fn`` as keywords of those names, a block each.
 
     Examples
     --------
@@ -189,13 +191,16 @@ def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, **kwargs):
     grown = [da.overlap.overlap(a, depth=depth, boundary="none") if any(depth.values()) else a for a in arrays]
     nsp = arrays[0].ndim - 2
 
+    names = list(extra or {})
+    n = len(grown)
+
     def task(*blocks, block_info=None):
         flag = bool(blocks[-1])
         if flag:
             return blocks[like]
         faces = halo_faces(block_info, depth, nsp)
-        return fn(*blocks[:-1], faces=faces, **kwargs)
+        return fn(*blocks[:n], faces=faces, **dict(zip(names, blocks[n:-1])), **kwargs)
 
-    out = da.map_blocks(task, *grown, da.asarray(done), dtype=dtype, chunks=grown[like].chunks,
-                        meta=np.empty((0,) * grown[like].ndim, dtype=dtype))
+    out = da.map_blocks(task, *grown, *(extra[k] for k in names), da.asarray(done), dtype=dtype,
+                        chunks=grown[like].chunks, meta=np.empty((0,) * grown[like].ndim, dtype=dtype))
     return da.overlap.trim_internal(out, depth, boundary="none") if any(depth.values()) else out

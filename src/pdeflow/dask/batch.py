@@ -33,11 +33,18 @@ from ..allocator import retain_freed_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from ..progress import progress_bar
 
-__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch"]
+__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client", "MAX_FILES_PER_TASK",
+           "GUIDED_SHARE"]
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
 #: million files does not hold a million futures.
 IN_FLIGHT_PER_THREAD = 4
+#: Files of one cluster task at most (several files a task share its round trip through the scheduler and the
+#: submitting process's bookkeeping).
+MAX_FILES_PER_TASK = 16
+#: A task takes at most the files not yet submitted over this many times the worker threads (guided
+#: self-scheduling: large tasks while much is left, single files at the end, so that the workers finish together).
+GUIDED_SHARE = 8
 _GLOB_CHARS = frozenset("*?[")
 #: Whether this process's allocator was set for large images (:class:`FileTask`).
 _ALLOCATOR_SET = False
@@ -307,19 +314,31 @@ class BatchResult:
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int | None):
+def dask_client(scheduler: str | None, workers: int | None, *, who: str = "run_batch"):
     """A dask.distributed Client of the cluster at ``scheduler``, or of a new local cluster of ``workers``
-    single-threaded worker processes (closed on exit)."""
+    single-threaded worker processes (closed on exit); while it is open it is dask's default scheduler.
+
+    ``who`` starts the message of a :class:`~pdeflow.errors.UserInputError` (dask.distributed missing, a
+    scheduler that cannot be reached).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from pdeflow.dask.batch import dask_client
+    >>> with dask_client(None, 1):                      # a local cluster of one worker process
+    ...     int(da.ones(4, chunks=2).sum().compute())
+    4
+    """
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise UserInputError("run_batch: a Dask cluster needs dask.distributed; install it with "
+        raise UserInputError(f"{who}: a Dask cluster needs dask.distributed; install it with "
                              "pip install 'pdeflow[dask]'") from None
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise UserInputError(f"run_batch: cannot reach the Dask scheduler at {scheduler!r}: "
+            raise UserInputError(f"{who}: cannot reach the Dask scheduler at {scheduler!r}: "
                                  f"{_one_line(exc)}") from None
         with client:
             yield client
@@ -354,7 +373,7 @@ def _remove_leftovers(targets) -> None:
 
 def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: int | None = None,
               overwrite: bool = False, progress: bool = False, log: Callable[[str], object] | None = None,
-              desc: str = "batch") -> BatchResult:
+              desc: str = "batch", files_per_task: int | None = None) -> BatchResult:
     """Run ``task`` on every ``(source, target)`` pair of ``jobs``, on a Dask cluster or in this process.
 
     A pair whose target exists is skipped (finished by an earlier run: a killed batch resumes where it
@@ -386,6 +405,10 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
         (``SOURCE: warning: TEXT``), as they happen.
     desc : str, optional
         The progress bar's label.
+    files_per_task : int, optional
+        Files a cluster task runs one after another (each still written, skipped or failed on its own). Default:
+        guided, at most :data:`MAX_FILES_PER_TASK` and at most the files not yet submitted over
+        :data:`GUIDED_SHARE` times the worker threads, so single files at the end of the batch.
 
     Returns
     -------
@@ -416,6 +439,9 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
         raise UserInputError("run_batch: give scheduler or workers, not both")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserInputError(f"run_batch: workers must be a positive integer, got {workers!r}")
+    if files_per_task is not None and (isinstance(files_per_task, bool) or not isinstance(files_per_task, int)
+                                       or files_per_task < 1):
+        raise UserInputError(f"run_batch: files_per_task must be a positive integer, got {files_per_task!r}")
     if scheduler is not None and not isinstance(scheduler, str):
         raise UserInputError(f"run_batch: scheduler must be an address (a str), got {type(scheduler).__name__}")
     t0 = time.perf_counter()
@@ -452,9 +478,9 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
                 for source, target, job_task in todo:
                     record(source, target, job_task(source, target, overwrite))
             else:
-                with _client(scheduler, workers) as client:
+                with dask_client(scheduler, workers) as client:
                     result.workers = sum(client.nthreads().values())
-                    _run_on(client, todo, overwrite, record)
+                    _run_on(client, todo, overwrite, record, files_per_task)
         finally:
             _remove_leftovers([t for _, t, _ in todo])
     result.seconds = time.perf_counter() - t0
@@ -467,32 +493,47 @@ def _outside(bar):
     return write_mode(file=sys.stderr) if write_mode is not None else contextlib.nullcontext()
 
 
-def _run_on(client, todo, overwrite: bool, record) -> None:
-    """Submit the tasks to ``client`` a window at a time (as one finishes, the next is submitted) and record
-    each outcome as it arrives."""
+def _run_files(jobs, overwrite: bool) -> list:
+    """A cluster task: each ``(source, target, task)`` of ``jobs`` in turn, their outcomes in order."""
+    return [task(source, target, overwrite) for source, target, task in jobs]
+
+
+def _run_on(client, todo, overwrite: bool, record, files_per_task: int | None = None) -> None:
+    """Submit the tasks to ``client`` a window at a time (as one finishes, the next is submitted), each of
+    ``files_per_task`` files or of a guided number (:func:`run_batch`), and record each file's outcome as its task
+    returns."""
     from distributed import as_completed
 
-    width = max(1, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+    threads = max(1, sum(client.nthreads().values()))
+    width = IN_FLIGHT_PER_THREAD * threads
     pending = iter(todo)
+    left = [len(todo)]
     owner = {}
 
-    def submit(job) -> object:
-        future = client.submit(job[2], str(job[0]), str(job[1]), overwrite, pure=False)
-        owner[future.key] = job
+    def submit() -> object | None:
+        size = files_per_task or max(1, min(MAX_FILES_PER_TASK, left[0] // (GUIDED_SHARE * threads)))
+        group = _take(pending, size)
+        if not group:
+            return None
+        left[0] -= len(group)
+        future = client.submit(_run_files, [(str(a), str(b), t) for a, b, t in group], overwrite, pure=False)
+        owner[future.key] = group
         return future
 
-    stream = as_completed([submit(j) for j in _take(pending, width)])
+    stream = as_completed([f for f in (submit() for _ in range(width)) if f is not None])
     try:
         for future in stream:
-            source, target, _ = owner.pop(future.key)
+            group = owner.pop(future.key)
             try:
-                outcome = future.result()
+                outcomes = future.result()
             except Exception as exc:     # the worker died too often (KilledWorker), or the task could not run
-                outcome = ("failed", f"the task could not run: {_one_line(exc)}", (), 0.0)
-            record(source, target, outcome)
+                outcomes = [("failed", f"the task could not run: {_one_line(exc)}", (), 0.0)] * len(group)
+            for (source, target, _), outcome in zip(group, outcomes):
+                record(source, target, outcome)
             future.release()
-            for job in _take(pending, 1):
-                stream.add(submit(job))
+            nxt = submit()
+            if nxt is not None:
+                stream.add(nxt)
     except BaseException:
         for f in list(stream.futures):
             f.cancel()

@@ -3,22 +3,24 @@
 Every operator of :data:`pdeflow.inpaint.OPERATORS` (homogeneous diffusion, biharmonic, EED, TV; sparse data and
 holes alike) is solved on the whole image from chunks. The unknown is ``u`` itself.
 
-**Sweeps.** A sweep grows every chunk by ``overlap + r`` pixels from its neighbours (``r`` the reach of the
-operator's stencil: 1 for diffusion and TV, 2 for biharmonic and EED), marks the outer ``r`` slabs of the grown
-block as known pixels holding the current iterate (a Dirichlet condition where a neighbour is; the image's own
-border keeps the operator's boundary condition), inpaints the grown block with the operator's own solver
-(``OPERATORS[name].solve``, warm-started from the current iterate; with options, the checked public function) and
-keeps the chunk's own pixels (biharmonic: unclipped; the result is clipped to the whole image's known range
-once, after the sweeps, as :func:`pdeflow.inpaint.inpaint_biharmonic` clips): restricted additive Schwarz
-(Cai and Sarkis, "A restricted additive Schwarz preconditioner for general sparse linear systems", 1999),
-which converges for the diffusion system (an M-matrix:
-Frommer and Szyld, "An algebraic convergence theory for restricted additive Schwarz methods using weighted max
-norms", 2001). For the linear operators the global solution is the fixed point: a grown block's equations are
-the global ones, given the ring. EED presmooths the image that steers its diffusion tensor with a Gaussian,
-which reaches past the ring, so its fixed point differs from the single-array answer by what that Gaussian sees
-of the block's border, and EED and TV run capped lagged-diffusivity iterations in every subdomain (the table on
-the guide's page measures the difference). The first sweep inpaints every grown block
-with the operator's own boundary condition on its faces (no neighbour data yet).
+**Sweeps.** A sweep grows every chunk by ``overlap + r`` pixels from its neighbours, ``r`` the width of the
+Dirichlet ring (:func:`ring_width`: how far an unknown pixel's equation reads, 1 for diffusion, 2 for biharmonic
+and TV, whose diffusivity on a neighbour reads that neighbour's neighbours, and for EED 3 plus the radius of the
+Gaussian that smooths the image steering its tensor), marks the outer ``r`` slabs of the grown block as known
+pixels holding the current iterate (a Dirichlet condition where a neighbour is; the image's own border keeps the
+operator's boundary condition), inpaints the grown block with the operator's own solver (``OPERATORS[name].solve``,
+warm-started from the current iterate; with options, or for EED and TV, the checked public function) and keeps
+the chunk's own pixels (biharmonic: unclipped; the result is clipped to the whole image's known range once, after
+the sweeps, as :func:`pdeflow.inpaint.inpaint_biharmonic` clips): restricted additive Schwarz (Cai and Sarkis,
+"A restricted additive Schwarz preconditioner for general sparse linear systems", 1999), which converges for the
+diffusion system (an M-matrix: Frommer and Szyld, "An algebraic convergence theory for restricted additive
+Schwarz methods using weighted max norms", 2001). With the ring as wide as the equations read, every unknown
+pixel of a grown block has the whole image's equation given the ring, so the single-array answer is a fixed point
+of the sweeps, for the nonlinear operators too. EED's contrast and TV's eps are relative to the range of the known
+values (:data:`RELATIVE`): a grown block's range is not the image's, so each block is given the option scaled to
+the image's absolute value. The subdomain solves of EED and TV run their lagged diffusivity to ``local_tol``
+(:data:`LOCAL_TOL`), at most :data:`LOCAL_MAX_ITER` steps. The first sweep inpaints every grown block with the
+operator's own boundary condition on its faces (no neighbour data yet).
 
 **Convergence.** After every sweep a dask reduction computes the stopping measure: for homogeneous diffusion the
 relative residual of the global system, ``||(1 - m) laplacian(u)|| / ||(1 - m) laplacian(m f)||`` (the measure of
@@ -30,6 +32,8 @@ graph stops sweeping (later sweeps pass their chunks through) once it is at most
 few; a hole that spans several chunks needs about as many sweeps as chunks across it.
 """
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import torch
@@ -50,14 +54,46 @@ from .arrays import (
 )
 from .tv import SchwarzResult
 
-__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL"]
+__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width"]
 
-#: Slabs of the Dirichlet ring per operator (the reach of its stencil).
-REACH = {"diffusion": 1, "biharmonic": 2, "eed": 2, "tv": 1}
+#: The reach of each operator's equation at a pixel, in pixels: how far the values it reads lie (diffusion's
+#: five-point stencil: 1; biharmonic's thirteen-point one: 2; TV: the diffusivity on the stencil's neighbours
+#: reads their own neighbours: 2; EED: the tensor on the stencil's neighbours reads central differences of the
+#: Gaussian-smoothed image, 2 plus the Gaussian's radius, :func:`ring_width`).
+REACH = {"diffusion": 1, "biharmonic": 2, "eed": 2, "tv": 2}
+#: Options given relative to the range of the image's known values (EED's contrast, TV's eps): a grown block's
+#: known values have another range, so each subdomain is given the option scaled by the image's range over the
+#: block's own, the absolute value of the single array's.
+RELATIVE = {"eed": "contrast", "tv": "eps"}
 #: Operators that solve no equation (a normalised convolution): one pass with the overlap as a halo, no sweeps.
 LOCAL = {"shepard"}
 #: The tolerance of each subdomain solve (the operator's own ``tol``).
-LOCAL_TOL = {"diffusion": 1e-9, "biharmonic": 1e-9, "eed": 1e-6, "tv": 1e-6}
+LOCAL_TOL = {"diffusion": 1e-9, "biharmonic": 1e-9, "eed": 1e-8, "tv": 1e-8}
+#: Lagged-diffusivity steps of a subdomain solve at most (the nonlinear operators), unless ``max_iter`` is given.
+LOCAL_MAX_ITER = 2000
+
+
+def _default(name: str, option: str):
+    return inspect.signature(OPERATORS[name].function).parameters[option].default
+
+
+def ring_width(name: str, options: dict) -> int:
+    """The width of the Dirichlet ring of a grown block: every unknown pixel inside it then reads only values of
+    the block (so its equation is the whole image's, given the ring). EED: its stencil's reach, one more for the
+    central differences and the radius of its Gaussian (``int(3.5 sigma + 0.5)``,
+    :func:`pdeflow.filters.gaussian_blur`).
+
+    Examples
+    --------
+    >>> from pdeflow.dask.inpaint import ring_width
+    >>> ring_width("diffusion", {}), ring_width("tv", {}), ring_width("eed", {}), ring_width("eed", {"sigma": 2.0})
+    (1, 2, 7, 10)
+    """
+    reach = REACH.get(name, 2)
+    if name == "eed":
+        sigma = float(options.get("sigma", _default("eed", "sigma")))
+        reach += 1 + int(3.5 * sigma + 0.5)
+    return reach
 
 
 def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
@@ -74,8 +110,9 @@ def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     return ring
 
 
-def _solve_task(xb, mb, ub, *, faces, name, reach, tol, options, first):
-    """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``."""
+def _solve_task(xb, mb, ub, *, faces, name, reach, tol, options, first, span=None):
+    """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``. ``span``: the
+    range of each image's known values (b, 1, 1, ...), for the options of :data:`RELATIVE`."""
     op = OPERATORS[name]
     dtype = torch.float64 if xb.dtype == np.float64 else torch.float32
     x = torch.from_numpy(np.ascontiguousarray(xb)).to(dtype)
@@ -94,11 +131,27 @@ def _solve_task(xb, mb, ub, *, faces, name, reach, tol, options, first):
     if name == "biharmonic":       # clipped once, to the whole image's known range, after the sweeps
         out = op.function(f, mk, tol=tol, clip=False, x0=None if first else u, **vol,
                           **{k: v for k, v in options.items() if k != "clip"})
+    elif name in RELATIVE:
+        out = torch.cat([_relative_solve(name, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol, options)
+                         for i in range(f.shape[0])])
     elif options or vol:
         out = op.function(f, mk, tol=tol, **vol, **options)
     else:
         out = op.solve(f, mk, u0=None if first else u, tol=tol)
     return out.numpy().astype(xb.dtype, copy=False)
+
+
+def _relative_solve(name, f, mk, span, tol, options):
+    """One image of a grown block by the checked public function, its relative option scaled so that its absolute
+    value is the whole image's: the option times ``span`` (the image's range of known values) over the block's."""
+    option = RELATIVE[name]
+    k = (mk > 0).expand_as(f)
+    local = float(f[k].max() - f[k].min())
+    value = float(options.get(option, _default(name, option)))
+    if local > 0 and span > 0:
+        value = value * span / local
+    opts = {**options, option: value, "max_iter": options.get("max_iter", LOCAL_MAX_ITER)}
+    return OPERATORS[name].function(f, mk, tol=tol, **opts)
 
 
 def _residual_task(ub, mb, fb, *, faces):
@@ -163,8 +216,8 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
             local_tol: float | None = None, ndim: int | None = None, full_output: bool = False, **options):
     """:func:`pdeflow.inpaint.inpaint` with an operator of :data:`pdeflow.inpaint.OPERATORS`, on dask arrays.
 
-    Lazy: returns a dask array. The answer is the single-array one (for EED: to the difference the guide's table
-    states) by restricted additive Schwarz over the chunks with Dirichlet data on the overlaps (the module
+    Lazy: returns a dask array. The answer is the single-array one, to the tolerances of the sweeps and of the
+    subdomain solves, by restricted additive Schwarz over the chunks with Dirichlet data on the overlaps (the module
     docstring, :mod:`pdeflow.dask.inpaint`); sparse data and holes alike.
 
     Parameters
@@ -180,7 +233,8 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
         Stop when the sweep's measure is at most ``tol``: diffusion, the relative residual of the global system;
         the others, the largest change of a sweep relative to the range of the known values.
     overlap : int
-        Pixels by which every chunk's subproblem reaches into its neighbours, ``>= 1``.
+        Pixels by which every chunk's subproblem reaches into its neighbours, ``>= 1`` (besides the Dirichlet ring
+        of :func:`ring_width`; the two together at most the smallest chunk).
     max_sweeps : int
         Sweeps of the graph at most.
     local_tol : float, optional
@@ -190,8 +244,8 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     full_output : bool
         Return a :class:`~pdeflow.dask.SchwarzResult` (``sweeps``, ``criterion``, ``converged``).
     **options
-        The operator's own options (``contrast``, ``sigma`` for EED, ``eps`` for TV, ...): each subdomain then
-        runs the checked public function without a warm start.
+        The operator's own options (``contrast``, ``sigma`` for EED, ``eps`` for TV, ``max_iter``, ...): each
+        subdomain then runs the checked public function without a warm start.
 
     Returns
     -------
@@ -224,13 +278,17 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     max_sweeps = check_max_sweeps(max_sweeps, who)
     ltol = LOCAL_TOL.get(method, 1e-6) if local_tol is None else check_positive(local_tol, "local_tol", who)
     m4 = _mask_like(da, mask, x4, lead, nd, who)
-    reach = REACH.get(method, 2)
+    reach = ring_width(method, options)
     depth = spatial_depth(x4, int(overlap) + reach)
     one = spatial_depth(x4, 1)
     f4 = da.where(m4 > 0, x4, 0).astype(x4.dtype)       # missing pixels may hold NaN
     known = da.where(m4 > 0, f4, np.nan)
     scale = da.maximum(da.nanmax(known) - da.nanmin(known), np.finfo(np.float64).tiny)
     kw = dict(name=method, reach=reach, tol=ltol, options=options)
+    axes = tuple(range(1, x4.ndim))
+    if method in RELATIVE:      # each image's range of known values, (B, 1, 1, ...): the unit of the option
+        span = (da.nanmax(known, axis=axes, keepdims=True) - da.nanmin(known, axis=axes, keepdims=True))
+        kw["extra"] = {"span": span.rechunk((x4.chunks[0],) + (1,) * (x4.ndim - 1))}
     if method in LOCAL:       # a filter, not an equation: the halo makes it exact where it reaches far enough
         u4 = sweep(_solve_task, [f4, m4, f4], spatial_depth(x4, int(overlap)), False, dtype=x4.dtype, like=2,
                    first=True, **kw)

@@ -21,10 +21,9 @@ rechunk of the dual field (dask moves the half chunks); no scheduler of our own.
 **Subdomain solver.** A block's subproblem holds the duals around it. The public :func:`pdeflow.tv.rof`
 cannot pose that: its dual field has Neumann conditions at the far faces (the normal component zero, the
 tangential one free), and restricted additive Schwarz with it as the subdomain solver settles at a wrong fixed
-point near every seam. Each subproblem is therefore solved by fast gradient projection on the dual (Beck and
-Teboulle, "Fast gradient-based algorithms for constrained total variation image denoising and deblurring
-problems", 2009) with adaptive restart, warm-started from the current duals, on the operators of
-:mod:`pdeflow.ops`, to a relative duality gap of the subproblem of ``tol / 10``.
+point near every seam. Each subproblem is therefore solved by :func:`pdeflow.tv.subdomain.solve_subdomain` (fast
+gradient projection on the block's dual, warm-started from the current duals) to a relative duality gap of the
+subproblem of ``tol / 10``.
 
 **Convergence.** After every sweep a dask reduction computes the global duality gap of ``(u, p)`` (the
 certificate :func:`pdeflow.tv.duality_gap` computes on one array, here summed over chunks); the iteration
@@ -47,6 +46,7 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
+from ..tv.subdomain import block_divergence, solve_subdomain
 from .arrays import (
     as_batched,
     check_max_sweeps,
@@ -59,7 +59,7 @@ from .arrays import (
     sweep,
 )
 
-__all__ = ["rof", "tv_flow", "SchwarzResult", "solve_subdomain", "shifted_chunks"]
+__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks"]
 
 
 @dataclass
@@ -94,94 +94,6 @@ class SchwarzResult:
     sweeps: object
     criterion: object
     converged: object
-
-
-def _pad_high(p: torch.Tensor, spatial: int) -> torch.Tensor:
-    """``p`` with one slab of zeros after the last along every spatial axis (the pixels beyond a block)."""
-    return torch.nn.functional.pad(p, (0, 1) * spatial)
-
-
-def divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
-    """``div p`` of a block ``(b, C, n, *S)`` that reads every dual of the block, its last slabs included (they
-    are the duals of the edges to the next chunk): :func:`pdeflow.ops.div` of the block with one slab of zeros
-    beyond it, cropped back; the duals before the block count as zero."""
-    d = ops.div(_pad_high(p, spatial), ndim=spatial)
-    return d[(Ellipsis,) + (slice(0, -1),) * spatial]
-
-
-def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
-                    tol: float, max_iter: int = 20000, check_every: int = 10) -> torch.Tensor:
-    """The exact ROF dual subproblem of one grown chunk: new duals on the ``free`` pixels, the others held.
-
-    Minimises ``1/2 ||f + lam div p||^2`` over the pixels of ``region`` (the grown chunk less the slab before it,
-    whose duals only enter the divergence) over the duals of the ``free`` pixels with ``|p| <= 1``, by fast
-    gradient projection with adaptive restart, until the subproblem's relative duality gap is at most ``tol``.
-
-    Parameters
-    ----------
-    f : Tensor, shape (b, C, *S), float64
-    p : Tensor, shape (b, C, n, *S), float64
-        The current duals (the warm start, and the held values off ``free``).
-    lam : float
-    free : Tensor of bool, shape S
-    region : tuple of slices
-        The pixels whose term ``(f + lam div p)^2`` the free duals change.
-    tol : float
-    max_iter : int
-    check_every : int
-
-    Returns
-    -------
-    Tensor, shape of ``p``
-
-    Examples
-    --------
-    >>> import torch
-    >>> from pdeflow import ops
-    >>> from pdeflow.dask.tv import solve_subdomain
-    >>> from pdeflow.tv import rof
-    >>> f = torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    >>> free = torch.ones(12, 12, dtype=torch.bool)      # every dual free: the whole problem
-    >>> p = solve_subdomain(f, torch.zeros(1, 1, 2, 12, 12, dtype=torch.float64), 0.1, free,
-    ...                     (slice(None), slice(None)), tol=1e-12)
-    >>> u = f + 0.1 * ops.div(p)
-    >>> bool((u - rof(f, 0.1, tol=1e-12)).abs().max() < 1e-5)
-    True
-    """
-    spatial = f.dim() - 2
-    n = spatial
-    step = 1.0 / (4.0 * n * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
-    held = p
-    sel = (Ellipsis,) + tuple(region)
-    fixed = ~free
-
-    def primal(q):
-        return f + lam * divergence(q, spatial)
-
-    def project(q):
-        norm = q.pow(2).sum(dim=(1, 2), keepdim=True).sqrt().clamp(min=1.0)
-        return torch.where(fixed, held, q / norm)
-
-    x, y, t = held.clone(), held.clone(), 1.0
-    for it in range(1, max_iter + 1):
-        g = ops.grad(primal(y), ndim=spatial)
-        x_new = project(y + step * g)
-        t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
-        if float(((x_new - x) * (y - x_new)).sum()) > 0.0:    # the objective went up: restart the momentum
-            y, t_new = x_new, 1.0
-        else:
-            y = x_new + ((t - 1.0) / t_new) * (x_new - x)
-        x, t = x_new, t_new
-        if it % check_every == 0:
-            u = primal(x)
-            g = ops.grad(u, ndim=spatial)
-            norm = g.pow(2).sum(dim=(1, 2)).sqrt()
-            gap = lam * torch.where(free, norm - (g * x).sum(dim=(1, 2)), 0.0).sum(dim=tuple(range(1, spatial + 1)))
-            energy = (0.5 * (u - f)[sel].pow(2).sum(dim=tuple(range(1, spatial + 2)))
-                      + lam * torch.where(free, norm, 0.0).sum(dim=tuple(range(1, spatial + 1))))
-            if bool((gap <= tol * energy.clamp(min=torch.finfo(u.dtype).tiny)).all()):
-                break
-    return x
 
 
 def _to_torch(block: np.ndarray) -> torch.Tensor:
@@ -226,7 +138,7 @@ def _primal_task(fb, pb, *, faces, lam, C):
     f = _to_torch(fb)
     spatial = fb.ndim - 2
     p = _to_torch(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
-    return (f + lam * divergence(p, spatial)).numpy().astype(fb.dtype, copy=False)
+    return (f + lam * block_divergence(p, spatial)).numpy().astype(fb.dtype, copy=False)
 
 
 def _gap_task(fb, pb, *, faces, lam, C):
@@ -234,7 +146,7 @@ def _gap_task(fb, pb, *, faces, lam, C):
     spatial = fb.ndim - 2
     f = _to_torch(fb)
     p = _to_torch(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
-    u = f + lam * divergence(p, spatial)
+    u = f + lam * block_divergence(p, spatial)
     g = ops.grad(u, ndim=spatial)
     # the gradient of the last pixel before the next chunk needs that chunk's first pixel: in the halo
     own = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))

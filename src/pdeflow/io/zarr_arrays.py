@@ -63,7 +63,7 @@ def read_zarr(path, component: str | None = None, *, chunks=None):
                              f"{f' (component {component!r})' if component else ''}: {err}") from err
 
 
-def write_zarr(x, path, *, overwrite: bool = False, compute: bool = True) -> Path:
+def write_zarr(x, path, *, overwrite: bool = False, compute: bool = True, also=None):
     """Compute a dask array into a zarr store at ``path``, atomically (a store beside it, then a rename).
 
     Parameters
@@ -76,10 +76,13 @@ def write_zarr(x, path, *, overwrite: bool = False, compute: bool = True) -> Pat
         Replace an existing store (default: refuse).
     compute : bool
         Must be True: the write computes ``x`` chunk by chunk, each chunk written by the task that made it.
+    also : sequence of dask objects, optional
+        Computed in the same pass as the write (one graph, so what they share with ``x`` is computed once): the
+        sweeps and the convergence of a decomposed solve whose solution is ``x``.
 
     Returns
     -------
-    Path of the store.
+    Path of the store, or, with ``also``, ``(path, values)``: the computed values of ``also``, a tuple.
 
     Examples
     --------
@@ -88,6 +91,10 @@ def write_zarr(x, path, *, overwrite: bool = False, compute: bool = True) -> Pat
     >>> p = write_zarr(da.zeros((8, 8), chunks=4), tempfile.mkdtemp() + "/z.zarr")
     >>> p.name
     'z.zarr'
+    >>> x = da.ones((8, 8), chunks=4)
+    >>> p, (total,) = write_zarr(x, p, overwrite=True, also=[x.sum()])
+    >>> float(total)
+    64.0
     """
     da = _dask()
     if not isinstance(x, da.Array):
@@ -103,7 +110,11 @@ def write_zarr(x, path, *, overwrite: bool = False, compute: bool = True) -> Pat
         x = x.rechunk(tuple(max(c) for c in x.chunks))
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        da.to_zarr(x, str(tmp), overwrite=False)
+        if also is None:
+            da.to_zarr(x, str(tmp), overwrite=False)
+        else:
+            import dask
+            values = dask.compute(da.to_zarr(x, str(tmp), overwrite=False, compute=False), *also)[1:]
         if path.exists():
             old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
             os.replace(path, old)
@@ -114,4 +125,4 @@ def write_zarr(x, path, *, overwrite: bool = False, compute: bool = True) -> Pat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return path if also is None else (path, tuple(values))

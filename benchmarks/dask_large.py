@@ -1,0 +1,187 @@
+"""Maintained. A large image from a zarr store through pdeflow.dask, store to store: peak memory per worker against
+the chunk size, and the difference to the single-array answer where that fits in this process.
+
+A photograph (scikit-image's camera, resampled to ``--size`` x ``--size``, float32) is written to a zarr store in
+chunks of the run's size and solved from it by ``--op`` -- ``rof`` (noise 0.1, lam ``--lam``, relative duality gap
+``--tol``), ``diffusion`` inpainting from 5 % random pixels (``--tol``, the relative residual) or ``eed`` hole filling
+(scratches 3 px wide) -- into another store (:func:`pdeflow.io.write_zarr`), on a fresh local Dask cluster of
+``--workers`` single-threaded worker processes per chunk size, so that each worker's peak resident set
+(``VmHWM`` of /proc/self/status) is that run's. Printed per chunk size: the sweeps, the workers' summed CPU time, the wall time, the
+peak resident set of each worker, its baseline (after importing torch, distributed and pdeflow.dask) and the growth
+over the baseline in chunks (float32 chunk of the input). With ``--check`` the single-array answer is computed here
+(:func:`pdeflow.tv.rof` at a gap of 1e-9, the operator at 1e-10) and the largest difference is printed in units of the
+image's range.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 4096 --chunks 512 1024 --check
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --smoke      # 64 px, chunks 32, no cluster
+
+The baseline it compares with is the single array (``--check``) and, for memory, a chunk of the image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+from _results import add_output_args, open_out, write_text
+
+
+def _photo(size: int) -> np.ndarray:
+    import skimage.data
+    import skimage.transform
+    return skimage.transform.resize(skimage.data.camera() / 255.0, (size, size), order=3,
+                                    anti_aliasing=size < 512).astype(np.float32)
+
+
+def _problem(op: str, size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    f = _photo(size)
+    if op == "rof":
+        return (f + 0.1 * rng.standard_normal(f.shape)).astype(np.float32), None
+    if op == "eed":
+        m = np.ones(f.shape, dtype=bool)
+        for k in range(12):
+            c = int(rng.integers(4, size - 8))
+            if k % 2:
+                m[:, c:c + 3] = False
+            else:
+                m[c:c + 3, :] = False
+        return f, m
+    return f, rng.random(f.shape) < 0.05
+
+
+def _status(key: str) -> int:
+    """``VmHWM`` (the peak resident set of this address space) or ``VmRSS`` from /proc/self/status, in bytes.
+    Not ``ru_maxrss``: a worker process started by fork and exec keeps the peak of the process it was forked
+    from in that."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, _status("VmHWM")
+
+
+def _warm():
+    torch.set_num_threads(1)
+    import pdeflow.dask  # noqa: F401  (what a task imports: the worker's baseline)
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, _status("VmRSS")
+
+
+def _single(op, f, m, args):
+    from pdeflow.inpaint import OPERATORS
+    from pdeflow.tv import rof
+    t = time.process_time()
+    x = torch.from_numpy(f.astype(np.float64))
+    if op == "rof":
+        u = rof(x, args.lam, tol=1e-9, max_iter=200000)
+    elif op == "diffusion":
+        u = OPERATORS[op].function(x, torch.from_numpy(m.astype(np.float64)), tol=1e-10)
+    else:
+        u = OPERATORS[op].function(x, torch.from_numpy(m.astype(np.float64)), tol=1e-10, max_iter=5000)
+    return u.numpy(), time.process_time() - t
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--op", choices=("rof", "diffusion", "eed"), default="diffusion")
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--chunks", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("--overlap", type=int, default=16, help="inpainting's overlap (default 16)")
+    ap.add_argument("--lam", type=float, default=0.1, help="ROF's weight (default 0.1)")
+    ap.add_argument("--tol", type=float, default=None,
+                    help="the stopping measure (default 1e-6: rof's relative gap, diffusion's relative residual "
+                         "in float32, eed's change per sweep)")
+    ap.add_argument("--max-sweeps", type=int, default=30)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--check", action="store_true", help="compare with the single-array answer (in this process)")
+    ap.add_argument("--smoke", action="store_true", help="64 px, chunks 32, --check, the synchronous scheduler in "
+                                                         "this process (no cluster), 4 sweeps at most")
+    add_output_args(ap, "dask_large", what="large.md, large.json; the stores under work/")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
+    if args.smoke:
+        args.size, args.chunks, args.check, args.overlap, args.max_sweeps = 64, [32], True, 6, 4
+    tol = args.tol if args.tol is not None else 1e-6
+    torch.set_num_threads(1)
+    import dask
+    import dask.array as da
+    import distributed
+
+    import pdeflow.dask as pdd
+    from pdeflow.io import read_zarr, write_zarr
+
+    f, m = _problem(args.op, args.size)
+    span = float(f.max() - f.min())
+    ref, t_ref = _single(args.op, f, m, args) if args.check else (None, float("nan"))
+    print(f"{args.op} of a {args.size} x {args.size} photograph from zarr, {args.workers} workers; load average "
+          f"{os.getloadavg()[0]:.1f}" + (f"; the single array took {t_ref:.1f} CPU s" if args.check else ""),
+          flush=True)
+    rows = []
+    for cs in args.chunks:
+        work = out / "work" / f"c{cs}"
+        work.mkdir(parents=True)
+        src = write_zarr(da.from_array(f, chunks=cs), work / "in.zarr")
+        msrc = write_zarr(da.from_array(m, chunks=cs), work / "mask.zarr") if m is not None else None
+        cluster = None if args.smoke else distributed.LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+            silence_logs=logging.CRITICAL)
+        client = distributed.Client(cluster) if cluster is not None else None
+        base = client.run(_warm) if client else {"here": _warm()}
+        x = read_zarr(src)
+        if args.op == "rof":
+            r = pdd.rof(x, args.lam, tol=tol, max_sweeps=args.max_sweeps, full_output=True)
+        else:
+            r = pdd.inpaint(x, read_zarr(msrc), args.op, overlap=args.overlap, tol=tol, max_sweeps=args.max_sweeps,
+                            full_output=True)
+        w0, c0 = time.perf_counter(), time.process_time()
+        with dask.config.set(scheduler=client if client else "sync"):
+            target, (sweeps, crit, ok) = write_zarr(r.u, work / "out.zarr", also=[r.sweeps, r.criterion,
+                                                                                  r.converged])
+        wall, here = time.perf_counter() - w0, time.process_time() - c0
+        after = client.run(_usage) if client else {"here": _usage()}
+        if client:
+            client.close()
+            cluster.close()
+            here_cpu = here
+        else:
+            here_cpu = 0.0      # this process's time is in ``after``
+        cpu = sum(after[w][0] - base[w][0] for w in after) + here_cpu
+        peaks = sorted(after[w][1] / 2**20 for w in after)
+        baseline = max(base[w][1] for w in base) / 2**20
+        chunk_mb = cs * cs * 4 / 2**20
+        row = dict(op=args.op, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
+                   converged=bool(ok), cpu_s=cpu, wall_s=wall, single_cpu_s=t_ref, peak_mb=peaks,
+                   baseline_mb=baseline, growth_in_chunks=(max(peaks) - baseline) / chunk_mb,
+                   load=os.getloadavg()[0])
+        if args.check:
+            row["max_diff"] = float(np.abs(read_zarr(target).compute() - ref).max() / span)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    lines = ["| operator | size | chunk | sweeps | max diff / range | CPU s (dask) | CPU s (single) | wall s | "
+             "peak RSS per worker (MB) | baseline (MB) | growth / chunk |", "|" + "---|" * 11]
+    for r in rows:
+        diff = f"{r['max_diff']:.1e}" if "max_diff" in r else "-"
+        lines.append(f"| {r['op']} | {r['size']} | {r['chunk']} | {r['sweeps']} | {diff} | {r['cpu_s']:.0f} | "
+                     f"{r['single_cpu_s']:.0f} | {r['wall_s']:.0f} | {', '.join(f'{p:.0f}' for p in r['peak_mb'])} | "
+                     f"{r['baseline_mb']:.0f} | {r['growth_in_chunks']:.0f} |")
+    write_text(out / "large.md", "\n".join(lines) + "\n")
+    write_text(out / "large.json", json.dumps(rows, indent=1))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
