@@ -14,7 +14,9 @@ and level indices, and the values are coded again several ways, in bits per stor
   keep the level in ``[0, q)``), without and with a context: the spread (largest less smallest level) of the
   ``--neighbours`` nearest decoded points, in 5 buckets (0, 1, 2-3, 4-7, 8 and more levels), one histogram each;
 * ``resid_<predictor>_lap``: the same residuals under a discrete Laplacian whose scale is, per context of
-  spread, the mean absolute residual coded so far (a parametric model: little to learn).
+  spread, the mean absolute residual coded so far (a parametric model: little to learn);
+* ``levels_x_<predictor>``: the levels (not residuals) under the product of the adaptive histogram and that
+  Laplacian around the predicted level: the prediction sharpens the levels' own distribution.
 
 The prediction is one a decoder can reproduce: the points are ordered coarse to fine by a quadtree of the
 lattice grid (a point's level is the largest aligned ``2^k x 2^k`` cell of which it is the first point in
@@ -101,6 +103,28 @@ def laplace_bits(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, ctx: np.ndarray,
     return bits
 
 
+def product_bits(idx: np.ndarray, q: int, pred: np.ndarray, ctx: np.ndarray, nctx: int) -> float:
+    """Ideal code length of levels ``idx`` under the product of the codec's adaptive histogram and a discrete
+    Laplacian ``exp(-|level - pred| / b)`` around the predicted level (``b`` as :func:`laplace_bits`, per
+    context), renormalised over the ``q`` levels; the points without a prediction (``pred`` < 0) under the
+    histogram alone."""
+    hist = np.ones(q)
+    total, count = np.full(nctx, 4.0), np.full(nctx, 2.0)
+    lv = np.arange(q)[None, :]
+    bits = 0.0
+    for sl in chunks(len(idx)):
+        b = (total / count)[ctx[sl]]
+        has = pred[sl] >= 0
+        t = hist[None, :] * np.where(has[:, None], np.exp(-np.abs(lv - pred[sl, None]) / b[:, None]), 1.0)
+        rows = np.arange(len(t))
+        bits += float(-np.log2(t[rows, idx[sl]] / t.sum(1)).sum())
+        np.add.at(hist, idx[sl], STEP)
+        r = np.abs(idx[sl] - pred[sl])[has].astype(np.float64)
+        np.add.at(total, ctx[sl][has], r)
+        np.add.at(count, ctx[sl][has], 1.0)
+    return bits
+
+
 def entropy_bits(symbols: np.ndarray) -> float:
     """Zero-order empirical entropy of ``symbols``, times their number."""
     _, counts = np.unique(symbols, return_counts=True)
@@ -171,21 +195,26 @@ def predictions(values: np.ndarray, y: np.ndarray, x: np.ndarray, batch: np.ndar
 
 
 def value_codes(idx: np.ndarray, q: int, lo_f: float, step: float, pred: dict, batch: np.ndarray) -> dict:
-    """Bits of the level indices ``idx`` coded as levels and as residuals of each prediction (module doc)."""
+    """Bits of the level indices ``idx`` (Morton order) coded as levels and as residuals of each prediction
+    (module doc); the residual codes in the decoder's order, batch by batch (Morton order within a batch)."""
     res = {"levels": adaptive_bits(idx, q), "levels_entropy": entropy_bits(idx)}
+    order = np.argsort(batch, kind="stable")
+    idx, batch = idx[order], batch[order]
+    pred = {k: v[order] for k, v in pred.items()}
     plain = batch == 0
     spread_levels = np.rint(np.nan_to_num(pred["spread"]) / step).astype(np.int64)
     ctx = np.searchsorted(SPREAD_EDGES, spread_levels, side="right")
+    nctx = len(SPREAD_EDGES) + 1
+    first = adaptive_bits(idx[plain], q)
     for name in ("diffusion", "shepard"):
         p = np.clip(np.rint((np.nan_to_num(pred[name]) - lo_f) / step), 0, q - 1).astype(np.int64)
         r = idx - p
-        first = adaptive_bits(idx[plain], q)
         sym = r[~plain] + q - 1
         lo, hi = q - 1 - p[~plain], 2 * (q - 1) - p[~plain]
         res[f"resid_{name}"] = first + adaptive_bits(sym, 2 * q - 1, lo, hi)
-        res[f"resid_{name}_ctx"] = first + adaptive_bits(sym, 2 * q - 1, lo, hi, ctx[~plain], len(SPREAD_EDGES) + 1)
-        res[f"resid_{name}_lap"] = first + laplace_bits(r[~plain], -p[~plain], q - 1 - p[~plain], ctx[~plain],
-                                                         len(SPREAD_EDGES) + 1)
+        res[f"resid_{name}_ctx"] = first + adaptive_bits(sym, 2 * q - 1, lo, hi, ctx[~plain], nctx)
+        res[f"resid_{name}_lap"] = first + laplace_bits(r[~plain], -p[~plain], q - 1 - p[~plain], ctx[~plain], nctx)
+        res[f"levels_x_{name}"] = product_bits(idx, q, np.where(plain, -1, p), ctx, nctx)
         if name == "diffusion":
             res["resid_entropy"] = entropy_bits(idx[plain]) + entropy_bits(r[~plain])
             res["mean_abs_resid"] = float(np.abs(r[~plain]).mean()) if (~plain).any() else 0.0
@@ -201,8 +230,52 @@ def psnr8(data: bytes, f) -> float:
     return float(psnr(dec, f.double(), data_range=1.0))
 
 
-CODES = ("levels", "resid_diffusion", "resid_diffusion_ctx", "resid_diffusion_lap", "resid_shepard",
-         "resid_shepard_ctx", "resid_shepard_lap")
+CODES = ("levels", "resid_diffusion", "resid_diffusion_ctx", "resid_diffusion_lap", "levels_x_diffusion",
+         "resid_shepard", "resid_shepard_ctx", "resid_shepard_lap", "levels_x_shepard")
+
+
+def summarise(rows: list, set_names: list, rates: list) -> list:
+    """Per set and rate: bits per value of each code (weighted by the values), the values' share of the file, the
+    share the best code of each file saves, and, where the rows have PSNRs, what that is worth: measured by the
+    second encode (``gain_dB``) and by the set's own local slope of PSNR against log2 rate (``slope_dB``)."""
+    summary = []
+    mean_psnr = {}
+    for set_name in set_names:
+        for bpp in rates:
+            sel = [r for r in rows if r["set"] == set_name and r["bpp"] == bpp]
+            if sel and all("psnr" in r for r in sel):
+                mean_psnr[set_name, bpp] = sum(r["psnr"] for r in sel) / len(sel)
+    for set_name in set_names:
+        for i, bpp in enumerate(rates):
+            sel = [r for r in rows if r["set"] == set_name and r["bpp"] == bpp]
+            if not sel:
+                continue
+            K = sum(r["known"] for r in sel)
+
+            def per_value(key):
+                return sum(r[key] * r["known"] for r in sel) / K
+            levels = per_value("levels")
+            best = min(CODES[1:], key=per_value)
+            saved = sum(r["saved_share"] for r in sel) / len(sel)
+            s = {"set": set_name, "bpp": bpp, "images": len(sel), "mean_known": round(K / len(sel)),
+                 "mean_q": round(sum(r["q"] for r in sel) / len(sel)),
+                 "actual": round(per_value("actual"), 2), "levels": round(levels, 2),
+                 **{c.replace("resid_", ""): round(per_value(c), 2) for c in CODES[1:]},
+                 "levels_H0": round(per_value("levels_entropy"), 2),
+                 "diffusion_H0": round(per_value("resid_entropy"), 2),
+                 "best_below_levels_%": round(100 * (1 - per_value(best) / levels), 1),
+                 "value_share_%": round(100 * sum(r["value_share"] for r in sel) / len(sel), 1),
+                 "file_saved_%": round(100 * saved, 1)}
+            if all("psnr_gain_db" in r for r in sel):
+                s["gain_dB"] = round(sum(r["psnr_gain_db"] for r in sel) / len(sel), 2)
+            near = [r for r in (rates[max(i - 1, 0)], rates[min(i + 1, len(rates) - 1)]) if (set_name, r) in mean_psnr]
+            if len(near) == 2 and near[0] != near[1]:
+                slope = ((mean_psnr[set_name, near[1]] - mean_psnr[set_name, near[0]])
+                         / np.log2(near[1] / near[0]))
+                s["slope_dB_per_doubling"] = round(float(slope), 2)
+                s["slope_dB"] = round(float(slope * -np.log2(1 - saved)), 3)
+            summary.append(s)
+    return summary
 
 
 def main(argv=None):
@@ -219,11 +292,19 @@ def main(argv=None):
     ap.add_argument("--no-builtin", action="store_true", help="the held-out photos only")
     ap.add_argument("--equal-budget", action="store_true",
                     help="encode again at the rate the saved bits would buy and compare the PSNR")
+    ap.add_argument("--reuse", type=Path, default=None, help="the values.json of an earlier run: its tables again")
     ap.add_argument("--smoke", action="store_true", help="one small image per set, one rate: seconds")
     args = ap.parse_args(argv)
     if args.smoke:
         args.size, args.limit, args.rates = 64, 1, [0.3]
     out = open_out(args, argv)
+    if args.reuse is not None:
+        old = json.loads(args.reuse.read_text())
+        rows = old["rows"]
+        names = list(dict.fromkeys(r["set"] for r in rows))
+        rates = sorted({r["bpp"] for r in rows})
+        _write(out, old["settings"], rows, summarise(rows, names, rates))
+        return
 
     import torch
     torch.set_num_threads(1)
@@ -281,34 +362,15 @@ def main(argv=None):
                 rows.append(row)
                 print(set_name, name, bpp, K, q, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)},
                       flush=True)
-    summary = []
-    for set_name in sets:
-        for bpp in args.rates:
-            sel = [r for r in rows if r["set"] == set_name and r["bpp"] == bpp]
-            K = sum(r["known"] for r in sel)
+    summary = summarise(rows, list(sets), args.rates)
+    _write(out, {k: v for k, v in vars(args).items() if k in ("size", "first", "neighbours", "tol")}, rows, summary)
 
-            def per_value(key):
-                return sum(r[key] * r["known"] for r in sel) / K
-            levels = per_value("levels")
-            best = min(CODES[1:], key=per_value)
-            s = {"set": set_name, "bpp": bpp, "images": len(sel), "mean_known": round(K / len(sel)),
-                 "mean_q": round(sum(r["q"] for r in sel) / len(sel)),
-                 "actual": round(per_value("actual"), 2), "levels": round(levels, 2),
-                 **{c.replace("resid_", ""): round(per_value(c), 2) for c in CODES[1:]},
-                 "levels_H0": round(per_value("levels_entropy"), 2),
-                 "diffusion_H0": round(per_value("resid_entropy"), 2),
-                 "best_below_levels_%": round(100 * (1 - per_value(best) / levels), 1),
-                 "value_share_%": round(100 * sum(r["value_share"] for r in sel) / len(sel), 1),
-                 "file_saved_%": round(100 * sum(r["saved_share"] for r in sel) / len(sel), 1)}
-            if args.equal_budget:
-                s["gain_dB"] = round(sum(r["psnr_gain_db"] for r in sel) / len(sel), 2)
-            summary.append(s)
-    write_file(out / "values.json", json.dumps({"settings": {k: v for k, v in vars(args).items()
-                                                             if k in ("size", "first", "neighbours", "tol")},
-                                                "rows": rows, "summary": summary}, indent=1))
-    cols = list(summary[0])
+
+def _write(out: Path, settings: dict, rows: list, summary: list) -> None:
+    write_file(out / "values.json", json.dumps({"settings": settings, "rows": rows, "summary": summary}, indent=1))
+    cols = list(dict.fromkeys(c for r in summary for c in r))
     table = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-    table += "".join("| " + " | ".join(str(r[c]) for c in cols) + " |\n" for r in summary)
+    table += "".join("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |\n" for r in summary)
     write_file(out / "values.md", "## Value codes, bits per stored value\n\n" + table)
 
 
