@@ -32,7 +32,7 @@ no cost of learning it), the values' share of the file, and, with ``--equal-budg
 worth: each image is encoded again at ``bpp / (1 - s)``, ``s`` the share of the file that the best residual
 code saves, and the PSNR (8-bit output) of both files compared.
 
-    OMP_NUM_THREADS=1 python experiments/codec_value_prediction.py --photos /work/main/.data/photos/mate-nature \\
+    OMP_NUM_THREADS=1 python experiments/codec_value_prediction.py --photos .data/photos/mate-nature \\
         --equal-budget --out runs/benchmarks/codec_value_prediction --overwrite
     OMP_NUM_THREADS=1 python experiments/codec_value_prediction.py --smoke --out /tmp/cvp
 """
@@ -273,7 +273,7 @@ def summarise(rows: list, set_names: list, rates: list) -> list:
                 slope = ((mean_psnr[set_name, near[1]] - mean_psnr[set_name, near[0]])
                          / np.log2(near[1] / near[0]))
                 s["slope_dB_per_doubling"] = round(float(slope), 2)
-                s["slope_dB"] = round(float(slope * -np.log2(1 - saved)), 3)
+                s["slope_dB"] = round(float(slope * -np.log2(1 - saved)), 3) + 0.0
             summary.append(s)
     return summary
 
