@@ -125,7 +125,7 @@ def main(argv=None):
     for set_name, images in sets.items():
         for name, f in images.items():
             for bpp in args.rates:
-                data = encode(f, bpp=bpp)
+                data = encode(f, bpp=bpp, split=1.0)          # the inpainting layer alone
                 h, payload = read_header(data)
                 y, x = decode_mask(RangeReader(payload), *h.grid, h.known)
                 grid = np.zeros(h.grid, bool)

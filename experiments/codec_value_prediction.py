@@ -326,7 +326,7 @@ def main(argv=None):
         for name, f in images.items():
             H, W = f.shape[-2:]
             for bpp in args.rates:
-                data = encode(f, bpp=bpp)
+                data = encode(f, bpp=bpp, split=1.0)          # the inpainting layer alone
                 h, payload = read_header(data)
                 reader = RangeReader(payload)
                 cy, cx = decode_mask(reader, *h.grid, h.known)
@@ -355,7 +355,7 @@ def main(argv=None):
                 if args.equal_budget:
                     row["psnr"] = psnr8(data, f)
                     if row["saved_share"] > 0:
-                        more = encode(f, bpp=bpp / (1 - row["saved_share"]))
+                        more = encode(f, bpp=bpp / (1 - row["saved_share"]), split=1.0)
                         row["psnr_gain_db"] = psnr8(more, f) - row["psnr"]
                     else:
                         row["psnr_gain_db"] = 0.0

@@ -74,7 +74,8 @@ def test_a_one_pixel_image_is_blamed_on_image_not_on_the_budget(tmp_path, capsys
         assert status == 2
         assert err.startswith("pdeflow compress: error: argument IMAGE: image must be at least 2x2 pixels"), err
     status, _, err = _run(capsys, "compress", "builtin:skimage/camera", "--size", 5, "--out", tmp_path / "o.pdc")
-    assert status == 2 and err.startswith("pdeflow compress: error: argument --size: a budget of 5 bytes"), err
+    assert status == 2 and err.startswith("pdeflow compress: error: argument --size: --size 5 bytes is too small"), err
+    assert "give --size >= 34" in err, err
 
 
 # ------------------------------------------------------------------ channels last

@@ -118,10 +118,17 @@ def _half_upcasts(tree: ast.AST) -> list[int]:
     return lines
 
 
+#: Modules that compare with half precision for another reason than computing in it, and why.
+NOT_ARITHMETIC = {
+    "io/model_files.py": "shipped weights are stored in float16 and cast back to their recorded training dtype "
+                         "(storage, not arithmetic: the dtype may be float64)",
+}
+
+
 def test_one_place_promotes_half_precision():
     found = {}
     for path in sorted(ROOT.rglob("*.py")):
-        if path == ROOT / "ops.py":
+        if path == ROOT / "ops.py" or str(path.relative_to(ROOT)) in NOT_ARITHMETIC:
             continue
         lines = _half_upcasts(ast.parse(path.read_text(), str(path)))
         if lines:

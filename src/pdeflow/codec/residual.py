@@ -425,7 +425,19 @@ def encode_bands(writer: RangeWriter, channels: list) -> None:
 
 
 def decode_bands(reader: RangeReader, height: int, width: int, channels: int, levels: int) -> list:
-    """The quantised bands coded by :func:`encode_bands`, per channel; :class:`CodecError` if the data ran out."""
+    """The quantised bands coded by :func:`encode_bands`, per channel; :class:`CodecError` if the data ran out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.codec.entropy import RangeReader, RangeWriter
+    >>> from pdeflow.codec.residual import decode_bands, encode_bands, quantise, forward
+    >>> q = quantise(forward(np.ones((8, 8)), 1), 0.5)
+    >>> w = RangeWriter()
+    >>> encode_bands(w, [q])
+    >>> decode_bands(RangeReader(w.words()), 8, 8, 1, 1)[0][0].shape
+    (4, 4)
+    """
     models = _Models()
     shapes = band_shapes(height, width, levels)
     out = [_code_channel(reader, models, None, min(c, 1), shapes) for c in range(channels)]
@@ -460,7 +472,15 @@ def _code_channel(io, models, qb, chroma, shapes):
 @dataclass
 class ResidualSection:
     """The residual layer's parameters: wavelet ``levels``, the step ``step_code / 65536`` and the
-    reconstruction offset ``offset_code / 256``, followed in the file by the range coder's words."""
+    reconstruction offset ``offset_code / 256``, followed in the file by the range coder's words.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.residual import ResidualSection
+    >>> p = ResidualSection(levels=4, step_code=16384, offset_code=64)
+    >>> p.step, p.offset
+    (0.25, 0.25)
+    """
 
     levels: int
     step_code: int
@@ -489,7 +509,15 @@ def write_section(params: ResidualSection, words: bytes) -> bytes:
 
 
 def read_section(data: bytes, height: int, width: int, channels: int) -> tuple[ResidualSection, bytes]:
-    """``(parameters, words)`` of a residual section, every field checked; :class:`CodecError` otherwise."""
+    """``(parameters, words)`` of a residual section, every field checked; :class:`CodecError` otherwise.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.residual import ResidualSection, read_section, write_section
+    >>> params, words = read_section(write_section(ResidualSection(2, 32768, 0), bytes(8)), 8, 8, 1)
+    >>> params.levels, len(words)
+    (2, 8)
+    """
     if len(data) < _PARAMS.size + 4:
         raise CodecError(f"decode: residual section of {len(data)} bytes is truncated")
     levels, step_code, offset_code = _PARAMS.unpack_from(data, 0)
