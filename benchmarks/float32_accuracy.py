@@ -65,7 +65,7 @@ def value_row(name, param, f, call):
     return row
 
 
-def value_rows(sizes, lams, methods, flow_times, scales):
+def value_rows(sizes, lams, methods, flow_times, scales, spectral_steps=50):
     rows = []
     for n in sizes:
         for scale in scales:
@@ -79,8 +79,9 @@ def value_rows(sizes, lams, methods, flow_times, scales):
                 # ten implicit steps to t (the step size is what the solver's accuracy depends on)
                 rows.append(value_row("tv_flow", f"t={t:g} dt={t / 10:g}", f,
                                       lambda x, p, t=t: tv_flow(x, [t * scale], dt=t * scale / 10, precision=p)))
-            rows.append(value_row("spectral", "dt=0.04 N=50 (phi)", f,
-                                  lambda x, p: spectral_tv(x, dt=0.04 * scale, n_steps=50, precision=p).phi))
+            rows.append(value_row("spectral", f"dt=0.04 N={spectral_steps} (phi)", f,
+                                  lambda x, p: spectral_tv(x, dt=0.04 * scale, n_steps=spectral_steps,
+                                                           precision=p).phi))
     for n in sizes:
         f = crop(n)
         for density in (0.05, 0.2):
@@ -207,7 +208,7 @@ def main(argv=None) -> int:
         grads = gradient_rows((64, 128, 512), (False, True), 1e-12, cd_max_size=128,
                               done=lambda g: save(values, g))
     elif args.smoke:
-        values = value_rows((16,), (0.1, 1e6), ("fgp",), (0.1,), (1.0,))
+        values = value_rows((16,), (0.1, 1e6), ("fgp",), (0.1,), (1.0,), spectral_steps=10)
         grads = gradient_rows((16,), (False,), 1e-12, done=lambda g: save(values, g))
     else:
         values = value_rows((64,), LAMS, ("fgp", "chambolle", "pdhg", "admm"), FLOW_TIMES, (1.0, 1000.0))

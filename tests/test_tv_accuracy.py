@@ -109,3 +109,27 @@ def test_spectral_default_frames_are_certified_and_reconstruct():
     # the residual is a combination of the last two frames: (N+1) u_N - N u_{N+1}
     rng = (u0.max() - u0.min()).item()
     assert _rms(s.residual, ref.residual) <= (2 * 6 + 1) * FLOW_ACCURACY * rng
+
+
+def test_a_long_step_does_not_hold_later_steps_of_a_flow_at_its_count(monkeypatch):
+    # Each implicit step's first gap check is placed from the previous step's iteration count.  A step whose
+    # float32 iterations ran to their round-off floor (then a few in float64) took ~2170 iterations; placing
+    # the next check just below that count made every later step take as many (108k FGP iterations here
+    # before the fix, 18k after).  Counted through the FGP step, not timed.
+    import importlib
+
+    from pdeflow.datasets import builtin_image
+    from pdeflow.tv import spectral_tv
+
+    methods = importlib.import_module("pdeflow.tv._rof_methods").METHODS
+    init, step, gap = methods["fgp"]
+    calls = [0]
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return step(*args, **kwargs)
+
+    monkeypatch.setitem(methods, "fgp", (init, counted, gap))
+    f = builtin_image("skimage/camera")[0, 100:116, 150:166].contiguous()
+    spectral_tv(f, dt=0.04, n_steps=50)
+    assert 0 < calls[0] < 40000, calls[0]
