@@ -32,7 +32,7 @@ import numpy as np
 from .format import CodecError
 
 __all__ = ["RangeWriter", "RangeReader", "encode_mask", "decode_mask", "encode_values", "decode_values",
-           "morton_order", "min_value_bits"]
+           "morton_order", "min_value_bits", "doubling_slices"]
 
 #: Largest count coded by the adaptive split tables.
 SMALL = 15
@@ -359,15 +359,26 @@ def morton_order(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- values
 
-def _chunks(K: int):
-    """Batch boundaries of the value coder: 16, 16, 32, 64, ... up to :data:`CHUNK` symbols, so that the
-    adaptive table has learnt something after the first few dozen values."""
-    i, size = 0, 16
-    while i < K:
-        yield slice(i, min(K, i + size))
+def doubling_slices(n: int, first: int, cap: int):
+    """Batch boundaries of an adaptive coder: ``first``, ``first``, then doubling up to ``cap`` symbols, so that
+    its tables have learnt something after the first few batches (the value coder: 16 up to :data:`CHUNK`).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.entropy import doubling_slices
+    >>> [s.stop - s.start for s in doubling_slices(200, 16, 64)]
+    [16, 16, 32, 64, 64, 8]
+    """
+    i, size = 0, first
+    while i < n:
+        yield slice(i, min(n, i + size))
         i += size
-        if i >= 32:
-            size = min(CHUNK, 2 * size)
+        if i >= 2 * first:
+            size = min(cap, 2 * size)
+
+
+def _chunks(K: int):
+    return doubling_slices(K, 16, CHUNK)
 
 
 def encode_values(writer: RangeWriter, v: np.ndarray, q: int) -> None:

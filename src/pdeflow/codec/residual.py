@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .entropy import RangeReader, RangeWriter
+from .entropy import RangeReader, RangeWriter, doubling_slices
 from .format import CodecError
 
 __all__ = ["forward", "inverse", "band_shapes", "max_levels", "quantise", "dequantise", "encode_bands",
@@ -349,12 +349,7 @@ def _code_band(io, models: _Models, band: np.ndarray | None, shape, chroma: int,
 def _batches(n: int):
     """Batch boundaries: 32, 32, 64, 128, ... up to :data:`CHUNK` coefficients, so that the tables adapt early
     in every phase (a band of zeros costs little from its first coefficients on)."""
-    i, size = 0, 32
-    while i < n:
-        yield slice(i, min(n, i + size))
-        i += size
-        if i >= 64:
-            size = min(CHUNK, 2 * size)
+    return doubling_slices(n, 32, CHUNK)
 
 
 def _code_escapes(io, models: _Models, chroma: int, extra: np.ndarray | None, n: int = 0) -> np.ndarray:
