@@ -9,7 +9,7 @@ import torch
 
 from pdeflow import cli
 from pdeflow.cli import codec as codec_cli
-from pdeflow.codec.format import read_header
+from pdeflow.codec.format import LAYER_INPAINTING, read_header, read_layers
 from pdeflow.evaluate import codec as ev
 from pdeflow.io import read_image, write_image
 from pdeflow.metrics import psnr
@@ -197,3 +197,14 @@ def test_evaluate_codec_argument_errors(run, tmp_path, monkeypatch):
                          "avif", "--out", tmp_path / "e")
     _one_line_error(status, err, "--codecs", "imagecodecs", "pip install")
     assert not (tmp_path / "e").exists()
+
+
+def test_compress_says_which_layers_the_file_holds(run, image, tmp_path):
+    # the encoder keeps the inpainting or the wavelet layer, whichever codes the image better: the message names
+    # what the file holds, not the --operator asked for (which a wavelet-only file records but does not use)
+    path, _ = image
+    status, out, err = run("compress", path, "--bpp", 0.5, "--operator", "eed", "--out", tmp_path / "w.pdc")
+    assert status == 0, err
+    layers = read_layers((tmp_path / "w.pdc").read_bytes(), None)[0].layers
+    assert ("eed inpainting" in out) == bool(layers & LAYER_INPAINTING), out
+    assert ("wavelet layer" in out) == (layers != LAYER_INPAINTING), out

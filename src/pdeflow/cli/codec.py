@@ -140,9 +140,19 @@ def _run_compress(args) -> int:
             raise CLIError(_encode_error(exc, flag)) from None
         secs = time.perf_counter() - t0
         out.raw(name, data)
-    print(f"compressed {label}, {'grey' if C == 1 else 'colour'}, {args.operator}, to {len(data)} bytes = "
+    kind = "grey" if C == 1 else "colour"
+    print(f"compressed {label}, {kind}, {_layers(data, args.operator)}, to {len(data)} bytes = "
           f"{8 * len(data) / (H * W):.4f} bpp (budget {budget}) in {secs:.1f} s; wrote {out.paths[name]}")
     return 0
+
+
+def _layers(data: bytes, operator: str) -> str:
+    """What the file codes: the inpainting with ``operator``, the wavelet layer alone, or both (the encoder keeps
+    whichever codes the image better, so a wavelet-only file records an operator it does not use)."""
+    layers = codec.format.read_layers(data, None)[0].layers
+    return {codec.format.LAYER_INPAINTING: f"{operator} inpainting",
+            codec.format.LAYER_RESIDUAL: "wavelet layer (no inpainting: it coded the image better)",
+            }.get(layers, f"{operator} inpainting and the wavelet layer on its residual")
 
 
 def _encode_error(exc: UserInputError, flag: str) -> str:
