@@ -69,6 +69,8 @@ RELATIVE = {"eed": "contrast", "tv": "eps"}
 LOCAL = {"shepard"}
 #: The tolerance of each subdomain solve (the operator's own ``tol``).
 LOCAL_TOL = {"diffusion": 1e-9, "biharmonic": 1e-9, "eed": 1e-8, "tv": 1e-8}
+#: The subdomain tolerance is at least this many units of roundoff of the data's dtype.
+LOCAL_EPS = 16
 #: Lagged-diffusivity steps of a subdomain solve at most (the nonlinear operators), unless ``max_iter`` is given.
 LOCAL_MAX_ITER = 2000
 
@@ -238,7 +240,8 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     max_sweeps : int
         Sweeps of the graph at most.
     local_tol : float, optional
-        The ``tol`` of each subdomain solve (default :data:`LOCAL_TOL` of the operator).
+        The ``tol`` of each subdomain solve (default :data:`LOCAL_TOL` of the operator, at least
+        :data:`LOCAL_EPS` units of roundoff of ``x``'s dtype).
     ndim : {2, 3}, optional
         3 for volumes.
     full_output : bool
@@ -276,7 +279,10 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     if not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool) or overlap < 1:
         raise UserInputError(f"{who}: overlap must be an integer >= 1, got {overlap!r}")
     max_sweeps = check_max_sweeps(max_sweeps, who)
-    ltol = LOCAL_TOL.get(method, 1e-6) if local_tol is None else check_positive(local_tol, "local_tol", who)
+    # by default no tighter than the data's precision resolves (float32 residuals stall near 1e-7, and each
+    # subdomain solve would run to its iteration limit and warn)
+    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps)) if local_tol is None
+            else check_positive(local_tol, "local_tol", who))
     m4 = _mask_like(da, mask, x4, lead, nd, who)
     reach = ring_width(method, options)
     depth = spatial_depth(x4, int(overlap) + reach)
