@@ -31,6 +31,11 @@ Parts (``--parts``, default all):
   one: refusals (CodecError), crafted files that decode to an image, crashes (any other exception), hangs
   (a decode over ``--hang`` seconds), the slowest decode, and the peak memory of the fuzzing process above
   its level after one valid decode.
+* ``worst``: the slowest valid files of at most ``--worst-bytes`` bytes (default 1000): for each operator the
+  largest square image such a file may claim (:func:`pdeflow.codec.operators.least_bytes`), the finest solver
+  tolerance it may ask for, each parameter at its least and largest stored value, the most points that fit spread over the
+  image or in one corner (a large empty region), 16 or 65535 levels, grey or colour, each decoded twice in a
+  fresh process: the shorter CPU time and the peak memory above the process's level as a multiple of the decoded image (float32).
 
 Held-out photos are only measured here; the codec's settings were chosen on the selection photos
 (``.data/photos/opencv``, ``.data/photos/lomiri``).
@@ -207,6 +212,8 @@ def child(argv):
     memory ...``: :func:`memory_child`)."""
     if argv[:1] == ["memory"]:
         return memory_child(argv[1:])
+    if argv[:1] == ["worst"]:
+        return worst_child(argv[1:])
     torch = _torch()
     H, W, photo, bpp = int(argv[0]), int(argv[1]), argv[2], float(argv[3])
     from pdeflow.codec import decode, encode
@@ -244,6 +251,103 @@ def _valid_file(H, W, C, K, operator="diffusion", seed=0):
     op = OPERATORS[operator]
     return write_header(Header(H, W, C, 8, 0 if C == 1 else 1, op.id, op.pack(), 4, 1, K, [64] * C, [0] * C,
                                [8192] * C), w.words())
+
+
+def _worst_file(case: dict, limit: int) -> bytes:
+    """The valid file of ``case`` (operator, parameters, channels, layout, levels) with the most known pixels that
+    fits ``limit`` bytes, for the largest square image the format lets a file of ``limit`` bytes claim."""
+    import numpy as np
+
+    from pdeflow.codec import OPERATORS
+    from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values
+    from pdeflow.codec.format import Header, write_header
+    op, C, q = OPERATORS[case["operator"]], case["C"], case["q"]
+    side = math.isqrt((limit - 8) * op.values_per_byte // C)     # a file is whole words: up to 7 bytes short
+    params = case.get("params")
+    packed = op.pack() if params is None else b"".join(struct.pack("<H", v) for v in params)
+
+    def make(K):
+        rng = np.random.default_rng(K)
+        reach = side if case["layout"] == "random" else max(2, side // 8)   # "corner": a large empty region
+        grid = np.zeros((side, side), bool)
+        flat = rng.permutation(reach * reach)[:K]
+        grid[flat // reach, flat % reach] = True
+        w = RangeWriter()
+        encode_mask(w, grid)
+        for _ in range(C):
+            encode_values(w, rng.integers(0, q, K), q)
+        return write_header(Header(side, side, C, 8, 0 if C == 1 else 1, op.id, packed, op.max_tol_exponent, 1, K,
+                                   [q] * C, [0] * C, [8192] * C), w.words())
+    lo, hi = 2, 8 * limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(make(mid)) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return make(lo)
+
+
+def worst_child(argv):
+    """``--child worst CASE_JSON LIMIT``: decode the worst-case file of the case in this process; one JSON line."""
+    _torch()
+    from pdeflow.codec import CodecError, decode
+    from pdeflow.codec.format import read_header
+    case, limit = json.loads(argv[0]), int(argv[1])
+    decode(_valid_file(32, 32, case["C"], 20, case["operator"]))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    data = _worst_file(case, limit)
+    h = read_header(data, None)[0]
+    row = {**case, "bytes": len(data), "H": h.height, "W": h.width, "known": h.known}
+    times = []
+    for _ in range(2):      # the shorter of two: this machine's neighbours slow a single run by up to 3x
+        t = time.process_time()
+        try:
+            decode(data)
+        except CodecError as err:
+            row["refused"] = str(err)
+        times.append(time.process_time() - t)
+    row["decode_cpu_s"] = round(min(times), 2)
+    image = 4 * h.channels * h.height * h.width
+    row["peak_above_MB"] = round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base) / 2 ** 20, 1)
+    row["multiple_of_image"] = round(row["peak_above_MB"] * 2 ** 20 / image, 1)
+    print(json.dumps(row))
+
+
+def part_worst(args, out: Path):
+    """The slowest valid files of at most ``--worst-bytes`` bytes: for each operator the largest image the format
+    lets such a file claim, the finest solver tolerance, the parameters' extremes, few points spread or in a
+    corner, each decoded in a fresh process."""
+    from pdeflow.codec import OPERATORS
+    cases = []
+    for name, op in OPERATORS.items():
+        extremes = [None]
+        if op.params:   # each parameter at its least and at its largest stored value, the others at the default
+            default = struct.unpack(f"<{len(op.params)}H", op.pack())
+            for i, (_, _, least) in enumerate(op.params):
+                for v in (least, 65535):
+                    extremes.append([v if j == i else d for j, d in enumerate(default)])
+        for params in extremes:
+            for layout in ("random", "corner"):
+                for q, C in ((16, 1), (65535, 1), (16, 3)):
+                    if params is not None and (q, C) != (16, 1):
+                        continue
+                    cases.append({"operator": name, "params": params, "layout": layout, "q": q, "C": C})
+    if args.smoke:
+        cases = cases[:2]
+    rows = []
+    for case in cases:
+        r = run_child(__file__, ["worst", json.dumps(case), str(args.worst_bytes)], timeout=600)
+        rows.append({**case, **r})
+        print(rows[-1], flush=True)
+    cols = ["operator", "params", "layout", "q", "C", "bytes", "H", "W", "known", "decode_cpu_s", "peak_above_MB",
+            "multiple_of_image", "refused", "error"]
+    ok = [r for r in rows if "decode_cpu_s" in r and "refused" not in r]
+    summary = {"files": len(rows), "decoded": len(ok), "slowest_decode_cpu_s": max(r["decode_cpu_s"] for r in ok),
+               "largest_multiple_of_image": max(r["multiple_of_image"] for r in ok)}
+    write_file(out / "worst.json", json.dumps({"summary": summary, "rows": rows}, indent=1))
+    write_file(out / "worst.md", f"## The slowest valid files of at most {args.worst_bytes} bytes, one thread\n\n"
+               + _md([summary], list(summary)) + "\n" + _md(rows, [c for c in cols if any(c in r for r in rows)]))
 
 
 def memory_child(argv):
@@ -406,8 +510,8 @@ def main(argv=None):
         return child(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_output_args(ap, "codec_core", what="tonal, rate, speed, fuzz (json, md)")
-    ap.add_argument("--parts", nargs="+", default=["tonal", "rate", "speed", "memory", "lattice", "fuzz"],
-                    choices=["tonal", "rate", "speed", "memory", "lattice", "fuzz"])
+    parts = ["tonal", "rate", "speed", "memory", "lattice", "fuzz", "worst"]
+    ap.add_argument("--parts", nargs="+", default=parts, choices=parts)
     ap.add_argument("--folder", type=Path, default=ROOT / ".data" / "photos" / "mate-nature")
     ap.add_argument("--photos", type=int, default=12, help="photos of --folder (sorted), at most")
     ap.add_argument("--crop", type=int, default=256)
@@ -422,17 +526,19 @@ def main(argv=None):
     ap.add_argument("--fuzz", type=int, default=600, help="damaged files, about")
     ap.add_argument("--fuzz-crop", type=int, default=96)
     ap.add_argument("--hang", type=float, default=10.0, help="seconds after which a decode counts as a hang")
+    ap.add_argument("--worst-bytes", type=int, default=1000, help="the worst part's file size limit")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: seconds")
     args = ap.parse_args(argv)
     if args.smoke:
         args.photos, args.crop, args.densities, args.levels, args.rates = 1, 48, [0.05], [32], [0.3]
         args.lattice_rates = [0.3]
         args.sizes, args.fuzz, args.fuzz_crop, args.memory_sizes = ["48x64"], 40, 32, ["64x64x1"]
+        args.worst_bytes = 60
     out = open_out(args, argv)
     for part in args.parts:
         t = time.time()
         {"tonal": part_tonal, "rate": part_rate, "speed": part_speed, "memory": part_memory,
-         "lattice": part_lattice, "fuzz": part_fuzz}[part](args, out)
+         "lattice": part_lattice, "fuzz": part_fuzz, "worst": part_worst}[part](args, out)
         print(f"{part}: {time.time() - t:.0f} s", flush=True)
 
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from pdeflow.codec import CodecError, decode, encode
+from pdeflow.codec import OPERATORS, CodecError, decode, encode
 from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values, min_value_bits
-from pdeflow.codec.format import Header, read_header, write_header
+from pdeflow.codec.format import MAX_TOL_EXPONENT, Header, read_header, write_header
+from pdeflow.codec.operators import least_bytes
 from pdeflow.errors import UserInputError
 
 
@@ -116,7 +117,8 @@ def test_min_value_bits_is_a_lower_bound_of_the_value_code():
 
 
 def test_a_header_that_claims_more_than_its_payload_can_hold_is_refused_before_any_work(monkeypatch):
-    """4096 x 4096 (within MAX_PIXELS) with a few hundred bytes: refused before the range decoder is made."""
+    """Values of many levels at many points in a few hundred bytes (of an image that size may claim): refused
+    before the range decoder is made."""
     import pdeflow.codec.decoder as dec
 
     def never(*args, **kwargs):
@@ -124,8 +126,8 @@ def test_a_header_that_claims_more_than_its_payload_can_hold_is_refused_before_a
 
     monkeypatch.setattr(dec, "RangeReader", never)
     rng = np.random.default_rng(3)
-    for K, q in ((5000, 4096), (10 ** 6, 65535), (2000, 65535)):
-        h = Header(4096, 4096, 1, 8, 0, 0, b"", 4, 1, K, [q], [0], [8192])
+    for K, q in ((5000, 4096), (400_000, 65535), (2000, 65535)):
+        h = Header(640, 640, 1, 8, 0, 0, b"", 4, 1, K, [q], [0], [8192])
         with pytest.raises(CodecError, match="need at least .* bytes of payload"):
             decode(write_header(h, rng.bytes(400)))
 
@@ -160,6 +162,64 @@ def test_a_one_point_file_of_a_large_image_decodes_without_a_solve():
     u = decode(data)
     assert time.process_time() - t < 2.0
     assert u.shape == (1, 4096, 4096) and bool((u == float(np.float32(5 / 15))).all())
+
+
+def _points_file(H, W, K, operator="diffusion", params=None, tol=4):
+    """A valid file of ``K`` random points of 16 levels, coded directly (no encoder)."""
+    op = OPERATORS[operator]
+    rng = np.random.default_rng(K)
+    grid = np.zeros(H * W, bool)
+    grid[rng.choice(H * W, K, replace=False)] = True
+    w = RangeWriter()
+    encode_mask(w, grid.reshape(H, W))
+    encode_values(w, rng.integers(0, 16, K), 16)
+    return write_header(Header(H, W, 1, 8, 0, op.id, op.pack(**(params or {})), tol, 1, K, [16], [0], [8192]),
+                        w.words())
+
+
+@pytest.mark.parametrize("operator", sorted(OPERATORS))
+def test_a_file_too_short_for_its_image_is_refused_before_any_work(operator, monkeypatch):
+    """A valid file of a few points claims an image its bytes cannot pay the decoding of (one byte per
+    values_per_byte values): refused before the payload is read; the same points in the image the file's size
+    allows decode."""
+    import pdeflow.codec.decoder as dec
+    vpb = OPERATORS[operator].values_per_byte
+    side = int(math.isqrt(40 * vpb))          # a 40-byte file may claim this many values
+    small = _points_file(side // 2, side // 2, 3, operator)
+    assert len(small) >= least_bytes(OPERATORS[operator], 1, side // 2, side // 2)
+    assert decode(small).shape == (1, side // 2, side // 2)
+    big = _points_file(2 * side, 2 * side, 3, operator)
+    assert len(big) < least_bytes(OPERATORS[operator], 1, 2 * side, 2 * side)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the payload was read")
+
+    monkeypatch.setattr(dec, "RangeReader", never)
+    with pytest.raises(CodecError, match=f"cannot hold the {operator} inpainting of 1 x {2 * side} x {2 * side} "
+                                         f"values.*one per {vpb} values"):
+        decode(big)
+
+
+def test_a_finer_tolerance_or_a_lower_eed_contrast_than_the_format_allows_is_refused():
+    """The parameters that make a decoding long are bounded in the format (the encoder writes neither)."""
+    with pytest.raises(CodecError, match=f"tolerance exponent 7 out of range \\(1 to {MAX_TOL_EXPONENT}\\)"):
+        decode(_points_file(64, 64, 40, tol=MAX_TOL_EXPONENT + 1))
+    assert decode(_points_file(64, 64, 40, tol=MAX_TOL_EXPONENT)).shape == (1, 64, 64)
+    with pytest.raises(CodecError, match="tolerance exponent 5 out of range for eed \\(1 to 4\\)"):
+        decode(_points_file(64, 64, 40, "eed", tol=5))
+    with pytest.raises(CodecError, match="'eed' with contrast 654, at least 655"):
+        decode(_points_file(64, 64, 40, "eed", {"contrast": 654 / 65535}))
+    assert decode(_points_file(64, 64, 40, "eed", {"contrast": 0.01})).shape == (1, 64, 64)
+
+
+def test_the_encoder_refuses_a_budget_below_the_decoders_least_and_names_it():
+    g = _ramp(128)
+    least = least_bytes(OPERATORS["eed"], 1, 128, 128)
+    with pytest.raises(UserInputError, match=f"one byte per 192 values for eed inpainting.*give bpp >= "
+                                             f"{8 * least / 128 ** 2:.6g} \\(or size >= {least}\\)"):
+        encode(g, bpp=0.03, operator="eed")
+    data = encode(g, size=least, operator="eed")
+    assert least_bytes(OPERATORS["eed"], 1, 128, 128) <= len(data) <= least and decode(data).shape == (1, 128, 128)
 
 
 # ------------------------------------------------------------------------------------------ the encoder

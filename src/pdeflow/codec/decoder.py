@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from ..inpaint import inpaint
 from .colour import from_luma_chroma
 from .entropy import RangeReader, decode_mask, decode_values, min_value_bits
 from .format import LAYER_INPAINTING, LAYER_RESIDUAL, MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_layers
-from .operators import BY_ID, OPERATORS
+from .operators import BY_ID, OPERATORS, least_bytes
 from .residual import decode_residual
 
 __all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct", "add_residual"]
@@ -86,7 +87,11 @@ def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Te
     if entry is None:
         raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")
     options = entry.unpack(header.operator_params)
-    return inpaint(g, m, method=entry.name, tol=10.0 ** -header.tol_exponent, **options)
+    with warnings.catch_warnings():
+        # a nonlinear operator's iteration limit reached is part of the decoding (the same on every platform), not
+        # something the reader of a file can act on
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return inpaint(g, m, method=entry.name, tol=10.0 ** -header.tol_exponent, **options)
 
 
 def reconstruct(header: Header, y: np.ndarray, x: np.ndarray, idx: list) -> torch.Tensor:
@@ -181,6 +186,17 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
         raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
     header, payload, residual = read_layers(data, max_pixels)
     if header.layers & LAYER_INPAINTING:
+        entry = BY_ID.get(header.operator)
+        if entry is None:
+            raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")
+        if header.tol_exponent > entry.max_tol_exponent:
+            raise CodecError(f"decode: solver tolerance exponent {header.tol_exponent} out of range for {entry.name} "
+                             f"(1 to {entry.max_tol_exponent})")
+        least = least_bytes(entry, header.channels, header.height, header.width)
+        if header.known > 1 and len(data) < least:
+            raise CodecError(f"decode: a file of {len(data)} bytes cannot hold the {entry.name} inpainting of "
+                             f"{header.channels} x {header.height} x {header.width} values its header claims (at "
+                             f"least {least} bytes: one per {entry.values_per_byte} values)")
         need = sum(min_value_bits(q, header.known) for q in header.q)
         if 8 * len(payload) < need:
             raise CodecError(f"decode: the header declares {header.known} known pixels of "

@@ -54,7 +54,7 @@ from .format import (
     read_header,
     write_header,
 )
-from .operators import OPERATORS
+from .operators import OPERATORS, least_bytes
 from .residual import code_residual
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
@@ -546,14 +546,14 @@ class _Plan:
     own: EncodeResult
 
 
-def _too_small(who: str, budget: int, least: int, H: int, W: int, arg: str) -> str:
-    """The message of a budget below the smallest file (``least`` bytes: the header and one point)."""
+def _too_small(who: str, budget: int, least: int, H: int, W: int, arg: str, what: str) -> str:
+    """The message of a budget below the smallest file (``least`` bytes, ``what`` says why)."""
     if arg.startswith("bpp"):
         # the least bpp whose budget (budget_bytes) reaches ``least`` bytes
-        return (f"{who}: {arg} gives a budget of {budget} bytes, too small for this image: its smallest file (the "
-                f"header and one point) has {least} bytes; give bpp >= {8 * least / (H * W):.6g} (or size >= {least})")
-    return (f"{who}: {arg} bytes is too small a budget for this image: its smallest file (the header and one point) "
-            f"has {least} bytes; give size >= {least}")
+        return (f"{who}: {arg} gives a budget of {budget} bytes, too small for this image: its smallest file ({what}) "
+                f"has {least} bytes; give bpp >= {8 * least / (H * W):.6g} (or size >= {least})")
+    return (f"{who}: {arg} bytes is too small a budget for this image: its smallest file ({what}) has {least} "
+            f"bytes; give size >= {least}")
 
 
 def _plan(f, depth, budget, s, lv, ts, operator, who, arg) -> _Plan:
@@ -566,7 +566,12 @@ def _plan(f, depth, budget, s, lv, ts, operator, who, arg) -> _Plan:
     small = code_image(f, depth, single, lv or (4,) * C, lattice=s, tonal=False, reconstruct_image=False,
                        operator=operator)
     if len(small.data) > budget:
-        raise UserInputError(_too_small(who, budget, len(small.data), H, W, arg))
+        raise UserInputError(_too_small(who, budget, len(small.data), H, W, arg, "the header and one point"))
+    least = least_bytes(OPERATORS[operator], C, H, W)
+    if least > budget:
+        raise UserInputError(_too_small(who, budget, least, H, W, arg, f"one byte per "
+                                        f"{OPERATORS[operator].values_per_byte} values for {operator} inpainting, "
+                                        "which bounds the decoder's work"))
     overhead = len(small.data)
     # one densification a little beyond the budget's estimate; its prefixes are the masks of fewer points
     K_hi = min(N, int(1.3 * _estimate(budget - overhead, N, C)) + 8)

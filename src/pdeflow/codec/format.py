@@ -22,7 +22,7 @@ offset    size    field
 17        1       ``P``: number of operator parameter bytes (at most :data:`MAX_OPERATOR_BYTES`)
 18        P       operator parameters (none for homogeneous diffusion)
 18+P      1       solver tolerance exponent ``t``: the decoder solves to relative residual ``10**-t``
-                  (1 to 12)
+                  (1 to :data:`MAX_TOL_EXPONENT`)
 19+P      1       lattice step ``s`` (1 to 16): known pixels lie on the rows and columns that are
                   multiples of ``s``; the mask is coded on the lattice grid ``ceil(H/s) x ceil(W/s)``
 20+P      4       ``K``: number of known pixels (1 to the lattice grid's size)
@@ -66,6 +66,13 @@ whose ``K`` values of ``q`` levels cannot be coded in the payload's bytes
 (:func:`pdeflow.codec.entropy.min_value_bits`); while decoding, the payload must be exactly the range coding of
 the symbols it decodes to (:class:`pdeflow.codec.entropy.RangeReader`), so a payload that runs out, has data
 after its end or is damaged is refused.
+
+Decoding work. A short file cannot ask for a long decoding: a file with the inpainting layer has at least one byte
+per :attr:`~pdeflow.codec.operators.CodecOperator.values_per_byte` values ``C H W`` of its operator (a file of one
+known pixel, a constant image, is exempt: it decodes without a solve), the residual section
+:data:`~pdeflow.codec.residual.MIN_BYTES_PER_PIXEL` bytes per coefficient; the solver tolerance is at most
+:data:`MAX_TOL_EXPONENT` digits (an operator may allow fewer) and each operator's parameters have a least value
+(:data:`pdeflow.codec.operators.OPERATORS`). The decoder refuses any other file before decoding.
 """
 from __future__ import annotations
 
@@ -77,7 +84,8 @@ from dataclasses import dataclass, field
 from ..errors import UserInputError
 
 __all__ = ["CodecError", "Header", "MAGIC", "FORMAT_VERSION", "READ_VERSIONS", "MAX_PIXELS", "MAX_OPERATOR_BYTES",
-           "LAYER_INPAINTING", "LAYER_RESIDUAL", "budget_bytes", "write_header", "read_header", "read_layers"]
+           "MAX_TOL_EXPONENT", "LAYER_INPAINTING", "LAYER_RESIDUAL", "budget_bytes", "write_header", "read_header",
+           "read_layers"]
 
 MAGIC = b"PDFc"
 #: The newest format version (2: the residual layer); the decoder reads :data:`READ_VERSIONS`.
@@ -96,6 +104,9 @@ MAX_PIXELS = 1 << 24
 MAX_OPERATOR_BYTES = 32
 #: Units of the value range ``lo``/``hi`` (signed 16-bit): ``1 / VALUE_UNIT``.
 VALUE_UNIT = 8192
+#: The finest solver tolerance a file may ask for (``10**-6``; the encoder writes ``10**-4``): finer ones only make
+#: the decoder work longer for changes far below a quantisation level.
+MAX_TOL_EXPONENT = 6
 _FIXED = struct.Struct("<HHBBBBB")          # H, W, C, depth, transform, operator, P
 _TAIL = struct.Struct("<BBI")               # t, s, K
 _CHANNEL = struct.Struct("<Hhh")            # q, lo, hi
@@ -186,8 +197,8 @@ def check_header(h: Header, max_pixels: int | None = MAX_PIXELS) -> Header:
         raise _err(f"colour transform {h.transform} does not fit {h.channels} channel(s)")
     if len(h.operator_params) > MAX_OPERATOR_BYTES:
         raise _err(f"{len(h.operator_params)} operator parameter bytes, at most {MAX_OPERATOR_BYTES}")
-    if not 1 <= h.tol_exponent <= 12:
-        raise _err(f"solver tolerance exponent {h.tol_exponent} out of range (1 to 12)")
+    if not 1 <= h.tol_exponent <= MAX_TOL_EXPONENT:
+        raise _err(f"solver tolerance exponent {h.tol_exponent} out of range (1 to {MAX_TOL_EXPONENT})")
     if not 1 <= h.lattice <= 16:
         raise _err(f"lattice step {h.lattice} out of range (1 to 16)")
     if h.layers not in (LAYER_INPAINTING, LAYER_RESIDUAL, LAYER_INPAINTING | LAYER_RESIDUAL):

@@ -14,9 +14,9 @@ import struct
 from dataclasses import dataclass, field
 
 from ..inpaint import OPERATORS as INPAINT_OPERATORS
-from .format import CodecError
+from .format import MAX_TOL_EXPONENT, CodecError
 
-__all__ = ["CodecOperator", "OPERATORS", "BY_ID", "TONAL"]
+__all__ = ["CodecOperator", "OPERATORS", "BY_ID", "TONAL", "least_bytes"]
 
 #: Settings of the tonal optimisation inside the encoder (CGLS iterations, its tolerance, the solves'; for a
 #: nonlinear operator the iterations are per linearisation); chosen on selection crops (results page "Image
@@ -39,6 +39,14 @@ class CodecOperator:
         stored as the unsigned 16-bit ``round(value * scale)``) and the least stored integer a file may hold.
     tonal : dict
         The encoder's tonal optimisation settings for it (:data:`TONAL` by default).
+    values_per_byte : int
+        The most image values (``C H W``) a file with this operator's inpainting layer may hold per byte of the
+        file (:func:`least_bytes`): the decoder's work grows with the image, and a short file must not make it
+        work long. Set by the operator's worst decoding time per pixel over its parameter range
+        (``benchmarks/codec_core.py --parts worst``).
+    max_tol_exponent : int
+        The finest solver tolerance ``10**-t`` a file with this operator may ask for (at most the format's
+        :data:`~pdeflow.codec.format.MAX_TOL_EXPONENT`): a nonlinear operator's iterations grow with it.
 
     Examples
     --------
@@ -54,6 +62,8 @@ class CodecOperator:
     name: str
     params: tuple = ()
     tonal: dict = field(default_factory=lambda: dict(TONAL))
+    values_per_byte: int = 2048
+    max_tol_exponent: int = MAX_TOL_EXPONENT
 
     def defaults(self) -> dict:
         """The parameters' defaults: those of the operator's public function."""
@@ -81,10 +91,26 @@ class CodecOperator:
 #: The operators the codec stores, by name (a name of :data:`pdeflow.inpaint.OPERATORS`).
 OPERATORS: dict[str, CodecOperator] = {op.name: op for op in (
     CodecOperator(0, "diffusion"),
-    # contrast in units of 1/65535, the presmoothing in units of 1/256 pixel
-    CodecOperator(1, "eed", (("contrast", 65535, 1), ("sigma", 256, 0))),
-    # the Gaussian's scale in units of 1/256 pixel
-    CodecOperator(2, "shepard", (("sigma", 256, 1),)),
+    # contrast in units of 1/65535, the presmoothing in units of 1/256 pixel. A contrast below the default (0.01)
+    # or a tolerance finer than the encoder's (1e-4) makes the lagged diffusivity run to its iteration limit:
+    # refused, so that a file's decoding time stays bounded
+    CodecOperator(1, "eed", (("contrast", 65535, 655), ("sigma", 256, 0)), values_per_byte=192, max_tol_exponent=4),
+    # the Gaussian's scale in units of 1/256 pixel; sparse points make it blur at large scales
+    CodecOperator(2, "shepard", (("sigma", 256, 1),), values_per_byte=256),
 )}
 #: The same entries by header id.
 BY_ID: dict[int, CodecOperator] = {op.id: op for op in OPERATORS.values()}
+
+
+def least_bytes(operator: CodecOperator, channels: int, height: int, width: int) -> int:
+    """The smallest file with the inpainting layer of ``operator`` for an image of ``channels`` x ``height`` x
+    ``width`` values: one byte per :attr:`CodecOperator.values_per_byte` values (a file of one known pixel, whose
+    inpainting is a constant, is exempt: it decodes without a solve).
+
+    Examples
+    --------
+    >>> from pdeflow.codec.operators import OPERATORS, least_bytes
+    >>> least_bytes(OPERATORS["diffusion"], 1, 1024, 1024), least_bytes(OPERATORS["eed"], 3, 256, 256)
+    (512, 768)
+    """
+    return -(-channels * height * width // operator.values_per_byte)
