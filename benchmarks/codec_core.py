@@ -16,7 +16,8 @@ Parts (``--parts``, default all):
   the mask code's bits per known pixel against the uniform code ``log2 binom(N, K) / K`` (``N = H W``; and
   against the uniform code on the lattice's points, ``N / s^2``), the values' bits per known pixel.
 * ``speed``: encode and decode at 0.1 bpp of the first photo resized to each of ``--sizes`` (256 px, 1 Mpx,
-  4K), each in a fresh single-threaded process: CPU time and peak resident memory.
+  4K), with the default split and the inpainting layer alone (``--speed-splits``), each in a fresh
+  single-threaded process: CPU time, peak resident memory, and the layers the file holds.
 * ``memory``: the decoder's peak resident memory above the process's level after a small decode, as a multiple
   of the decoded image (float32, ``C H W`` 4 bytes), for each of ``--memory-sizes`` (``HxWxC`` or
   ``HxWxC:OPERATOR``, default homogeneous diffusion), each in a fresh single-threaded process. The files are valid
@@ -216,20 +217,24 @@ def child(argv):
         return worst_child(argv[1:])
     torch = _torch()
     H, W, photo, bpp = int(argv[0]), int(argv[1]), argv[2], float(argv[3])
+    split = None if argv[4:5] in ([], ["default"]) else float(argv[4])
     from pdeflow.codec import decode, encode
+    from pdeflow.codec.format import read_layers
     im = _load(photo)[None, None]
     f = torch.nn.functional.interpolate(im, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
     f = f[0, 0].clamp(0, 1).contiguous()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.process_time()
-    data = encode(f, bpp=bpp, split=1.0)
+    data = encode(f, bpp=bpp, split=split)
     enc = time.process_time() - t
+    layers = {1: "inpainting", 2: "wavelet", 3: "both"}[read_layers(data, None)[0].layers]
     peak_enc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.process_time()
     u = decode(data)
     dec = time.process_time() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"H": H, "W": W, "bytes": len(data), "psnr": round(_psnr(u[0], f), 2),
+    print(json.dumps({"H": H, "W": W, "split": argv[4] if len(argv) > 4 else "default", "layers": layers,
+                      "bytes": len(data), "psnr": round(_psnr(u[0], f), 2),
                       "encode_cpu_s": round(enc, 2), "decode_cpu_s": round(dec, 2),
                       "rss_before_MB": round(base), "peak_encode_MB": round(peak_enc), "peak_MB": round(peak)}))
 
@@ -427,11 +432,12 @@ def part_speed(args, out: Path):
     rows = []
     for size in args.sizes:
         H, W = (int(v) for v in size.split("x"))
-        r = run_child(__file__, [str(H), str(W), str(photo), "0.1"], timeout=3600)
-        r.setdefault("H", H), r.setdefault("W", W)
-        rows.append(r)
-        print(r, flush=True)
-    cols = ["H", "W", "bytes", "psnr", "encode_cpu_s", "decode_cpu_s", "rss_before_MB", "peak_encode_MB", "peak_MB",
+        for split in args.speed_splits:
+            r = run_child(__file__, [str(H), str(W), str(photo), "0.1", split], timeout=3600)
+            r.setdefault("H", H), r.setdefault("W", W), r.setdefault("split", split)
+            rows.append(r)
+            print(r, flush=True)
+    cols = ["H", "W", "split", "layers", "bytes", "psnr", "encode_cpu_s", "decode_cpu_s", "rss_before_MB", "peak_encode_MB", "peak_MB",
             "error"]
     write_file(out / "speed.json", json.dumps({"photo": _name(photo), "bpp": 0.1, "rows": rows}, indent=1))
     write_file(out / "speed.md", f"## Encode and decode at 0.1 bpp, one thread ({_name(photo)} resized)\n\n"
@@ -526,6 +532,8 @@ def main(argv=None):
     ap.add_argument("--fuzz", type=int, default=600, help="damaged files, about")
     ap.add_argument("--fuzz-crop", type=int, default=96)
     ap.add_argument("--hang", type=float, default=10.0, help="seconds after which a decode counts as a hang")
+    ap.add_argument("--speed-splits", nargs="+", default=["default", "1.0"],
+                    help="the speed part's encode(split=...): 'default' or a share of the inpainting layer")
     ap.add_argument("--worst-bytes", type=int, default=1000, help="the worst part's file size limit")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: seconds")
     args = ap.parse_args(argv)

@@ -82,6 +82,21 @@ def test_compress_with_eed_records_it_and_decompresses(run, image, tmp_path):
     assert status == 2 and "--operator" in err and "invalid choice" in err and not (tmp_path / "t.pdc").exists()
 
 
+def test_compress_layers_chooses_what_the_file_codes(run, image, tmp_path):
+    """--layers inpainting writes a version-1 file, --layers wavelet the wavelet layer alone, each as encode(split=)
+    does; best (the default) the one of smaller error."""
+    from pdeflow.codec import encode
+    path, u = image
+    for layers, split, version, kinds in (("inpainting", 1.0, 1, 1), ("wavelet", 0.0, 2, 2)):
+        status, out, err = run("compress", path, "--bpp", 1.0, "--layers", layers, "--out", tmp_path / f"{layers}.pdc")
+        assert status == 0, err
+        data = (tmp_path / f"{layers}.pdc").read_bytes()
+        assert data[4] == version and read_layers(data)[0].layers == kinds
+        assert data == encode(u, bpp=1.0, split=split)
+    status, _, err = run("compress", path, "--bpp", 1.0, "--layers", "both", "--out", tmp_path / "b.pdc")
+    assert status == 2 and "--layers" in err and "invalid choice" in err and not (tmp_path / "b.pdc").exists()
+
+
 def test_compress_meets_a_budget_in_bytes_and_keeps_colour(run, tmp_path):
     grey = ev.smooth_set(3, size=48, seed=2)
     path = tmp_path / "rgb.png"

@@ -39,6 +39,10 @@ ENCODE_ARGUMENTS = {"image": "IMAGE", "bpp": "--bpp", "size": "--size", "max_pix
 SMOOTH_SCENES = 8
 
 
+#: ``--layers`` choices: the ``split`` of :func:`pdeflow.codec.encode` each stands for.
+LAYERS = {"best": None, "inpainting": 1.0, "wavelet": 0.0}
+
+
 def add_parsers(sub) -> None:
     """Register ``pdeflow compress`` and ``pdeflow decompress``."""
     p = add_command(sub, "compress", _run_compress,
@@ -62,6 +66,10 @@ def add_parsers(sub) -> None:
                    help="the decoder's inpainting, recorded in FILE: diffusion (homogeneous, default), eed "
                         "(edge-enhancing: sharper edges at the same size; encoding takes several times as long) or "
                         "shepard (Gaussian-weighted Shepard interpolation: no equation solved)")
+    p.add_argument("--layers", choices=tuple(LAYERS), default="best",
+                   help="what FILE codes: best (default: the inpainting alone and the wavelet layer alone are both "
+                        "tried and the smaller error kept), inpainting (the known pixels and --operator alone, a "
+                        "version-1 file) or wavelet (the wavelet layer alone)")
     p.add_argument("--max-pixels", type=positive_int, default=codec.MAX_PIXELS, metavar="N",
                    help=MAX_PIXELS_HELP + "; a larger IMAGE is refused before any work (its FILE then needs "
                         "`pdeflow decompress --max-pixels` as large)")
@@ -123,7 +131,7 @@ def _run_compress(args) -> int:
         torch.set_num_threads(args.threads)
     if args.batch is not None:
         fn = functools.partial(codec.encode, bpp=args.bpp, size=args.size, operator=args.operator,
-                               max_pixels=args.max_pixels)
+                               split=LAYERS[args.layers], max_pixels=args.max_pixels)
         task = file_task(fn, write="bytes", grey=True if args.grey else None)
         return run_batch_command(args, [(task, "")], suffix=codec.SUFFIX, what="images")
     u, label, path = load_input(argparse.Namespace(image=args.image, size=None, grey=True if args.grey else None))
@@ -134,8 +142,8 @@ def _run_compress(args) -> int:
     with out:
         t0 = time.perf_counter()
         try:
-            data = codec.encode(u, bpp=args.bpp, size=args.size, operator=args.operator, max_pixels=args.max_pixels,
-                                progress=H * W >= PROGRESS_PIXELS)
+            data = codec.encode(u, bpp=args.bpp, size=args.size, operator=args.operator, split=LAYERS[args.layers],
+                                max_pixels=args.max_pixels, progress=H * W >= PROGRESS_PIXELS)
         except UserInputError as exc:
             raise CLIError(_encode_error(exc, flag)) from None
         secs = time.perf_counter() - t0
