@@ -108,10 +108,11 @@ def _standin(name="pdeflow"):
 
 def test_evaluate_records_the_budgets_a_codec_does_not_meet_and_reports_them():
     sets = {"tiny": ev.smooth_set(2, size=64, seed=5)}
-    res = ev.evaluate(sets, rates=[0.4, 2.0], codecs=[_standin(), "jpeg"])
-    assert len(res["rows"]) == 2 * 2 * 2
+    res = ev.evaluate(sets, rates=[0.4, 2.0], codecs=[_standin(), "jpeg", "webp"])
+    assert len(res["rows"]) == 2 * 2 * 3
     lost = [r for r in res["rows"] if not r["fits"]]
-    assert lost and all(r["codec"] == "jpeg" and r["rate"] == 0.4 and r["note"] for r in lost)  # 204 bytes: no JPEG
+    lost = [r for r in lost if r["codec"] == "jpeg"]
+    assert lost and all(r["rate"] == 0.4 and r["note"] for r in lost)  # 204 bytes: no JPEG
     for r in res["rows"]:
         if r["fits"]:
             assert r["bytes"] <= r["budget"] == ev.budget_bytes(r["rate"], 64, 64)
@@ -119,16 +120,19 @@ def test_evaluate_records_the_budgets_a_codec_does_not_meet_and_reports_them():
     summ = ev.summary(res)["tiny"]
     at = {(r["codec"], r["image"], r["rate"]): r for r in res["rows"]}
     for rate in (0.4, 2.0):
-        pair = summ["pairs"]["jpeg"][str(rate)]
-        wins = sum(at["pdeflow", i, rate]["fits"] and (not at["jpeg", i, rate]["fits"]
-                                                        or at["pdeflow", i, rate]["psnr"] > at["jpeg", i, rate]["psnr"])
-                   for i in sets["tiny"])
-        assert pair["wins"] == wins and pair["images"] == 2
+        for other in ("jpeg", "webp"):      # an anchor and another baseline
+            pair = summ["pairs"][other][str(rate)]
+            p, q = ({i: at[c, i, rate] for i in sets["tiny"]} for c in ("pdeflow", other))
+            wins = sum(p[i]["fits"] and (not q[i]["fits"] or p[i]["psnr"] > q[i]["psnr"]) for i in sets["tiny"])
+            assert pair["wins"] == wins and pair["images"] == 2
+    # BD-rates: every codec against each anchor (JPEG), pdeflow also against the other baselines (WebP)
+    assert set(summ["bd_rate"]["jpeg"]) == {"pdeflow", "webp"} and set(summ["bd_rate"]["webp"]) == {"pdeflow"}
     assert summ["curves"]["jpeg"]["0.4"]["n"] == 2 - len(lost)
     rep = ev.report(res)
     assert rep.names == ["report.md", "results.json", "rd.png"]
     text = rep.text("report.md")
-    assert "JPEG at 0.4 bpp" in text and "do not fit" in text and "wins vs JPEG" in text
+    assert "JPEG at 0.4 bpp" in text and "do not fit" in text and "pdeflow against each baseline" in text
+    assert "| WebP |" in text.split("pdeflow against each baseline")[1]
     assert rep.files["rd.png"].startswith(b"\x89PNG")
     assert json.loads(rep.text("results.json"))["summary"]["tiny"]["pairs"]["jpeg"]["2.0"]["images"] == 2
 

@@ -505,9 +505,10 @@ def _mean(v):
 
 def summary(res: dict) -> dict:
     """Per set: per codec and rate the mean PSNR, SSIM and bpp over the images it fits (``n`` of them); for pdeflow
-    against each anchor per rate the mean PSNR difference over the images both fit and the wins (an image where pdeflow
-    fits and the anchor does not, or both fit and pdeflow's PSNR is higher); per codec against each anchor the BD-rate
-    (:func:`bd_rate`, on each image's achieved bpp and PSNR) averaged over the images where it is defined.
+    against each baseline per rate the mean PSNR difference over the images both fit and the wins (an image where
+    pdeflow fits and the baseline does not, or both fit and pdeflow's PSNR is higher); the BD-rate (:func:`bd_rate`, on
+    each image's achieved bpp and PSNR) averaged over the images where it is defined, of every codec against each
+    anchor (:data:`ANCHORS`) and of pdeflow's codecs against every baseline.
 
     Examples
     --------
@@ -528,7 +529,9 @@ def summary(res: dict) -> dict:
                     "n": len(fit), "psnr": _mean([r["psnr"] for r in fit]), "ssim": _mean([r["ssim"] for r in fit]),
                     "bpp": _mean([r["bpp"] for r in fit])}
         pairs, bd = {}, {}
-        for a in (a for a in ANCHORS if a in res["codecs"]):
+        # every baseline is compared with pdeflow; the anchors (JPEG, JPEG 2000) with every codec
+        baselines = [a for a in res["codecs"] if not a.startswith("pdeflow")]
+        for a in sorted(baselines, key=lambda a: (a not in ANCHORS, baselines.index(a))):
             if "pdeflow" in res["codecs"]:
                 for rate in res["rates"]:
                     both, wins = [], 0
@@ -540,7 +543,7 @@ def summary(res: dict) -> dict:
                     pairs.setdefault(a, {})[str(rate)] = {"n": len(both), "dpsnr": _mean(both), "wins": wins,
                                                          "images": len(info["images"])}
             for c in res["codecs"]:
-                if c == a:
+                if c == a or (a not in ANCHORS and not c.startswith("pdeflow")):
                     continue
                 vals = []
                 for i in info["images"]:
@@ -594,21 +597,24 @@ def tables(res: dict, summ: dict | None = None) -> str:
             parts.append(f"{what}, mean over the images each codec fits (fitted/all where some do not fit):\n\n"
                          + md_table(["codec"] + rate_cols, rows) + "\n")
         if sm["pairs"]:
-            head, rows = ["rate"], []
-            for a in sm["pairs"]:
-                head += [f"ΔPSNR vs {labels[a]} (dB)", f"wins vs {labels[a]}"]
-            for r in res["rates"]:
-                row = [f"{r:g} bpp"]
-                for a, per in sm["pairs"].items():
+            rows = []
+            for a, per in sm["pairs"].items():
+                row = [labels[a]]
+                for r in res["rates"]:
                     p = per[str(r)]
-                    row += [_cell(p["dpsnr"], p["n"], n, 2).replace("(", "(both fit ") if p["dpsnr"] is not None
-                            else "—", f"{p['wins']}/{p['images']}"]
+                    d = "—" if p["dpsnr"] is None else f"{p['dpsnr']:+.2f}" + (
+                        "" if p["n"] == n else f" (both fit {p['n']}/{n})")
+                    row.append(f"{d}; {p['wins']}/{p['images']}")
+                b = sm["bd_rate"].get(a, {}).get("pdeflow")
+                row.append("—" if b is None or b["mean"] is None else
+                           f"{100 * b['mean']:+.1f} % (median {100 * b['median']:+.1f} %, {b['n']}/{b['images']})")
                 rows.append(row)
-            parts.append("pdeflow against the anchors: mean PSNR difference over the images both fit; wins: "
-                         "pdeflow fits and is ahead in PSNR, or fits where the anchor does not:\n\n"
-                         + md_table(head, rows) + "\n")
+            parts.append("pdeflow against each baseline: mean PSNR difference (dB) over the images both fit; wins: "
+                         "pdeflow fits and is ahead in PSNR, or fits where the baseline does not; pdeflow's BD-rate "
+                         "against it:\n\n"
+                         + md_table(["against"] + rate_cols + ["BD-rate"], rows) + "\n")
         if sm["bd_rate"]:
-            anchors = list(sm["bd_rate"])
+            anchors = [a for a in sm["bd_rate"] if a in ANCHORS]
             rows = []
             for c in res["codecs"]:
                 row = [labels[c]]
