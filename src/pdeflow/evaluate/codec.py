@@ -569,6 +569,17 @@ def _cell(v, n, total, digits):
     return f"{v:.{digits}f}" + ("" if n == total else f" ({n}/{total})")
 
 
+def _pair_cell(p: dict, n: int) -> str:
+    d = "—" if p["dpsnr"] is None else f"{p['dpsnr']:+.2f}" + ("" if p["n"] == n else f" (both fit {p['n']}/{n})")
+    return f"{d}; {p['wins']}/{p['images']}"
+
+
+def _bd_cell(b: dict | None) -> str:
+    if b is None or b["mean"] is None:
+        return "—"
+    return f"{100 * b['mean']:+.1f} % (median {100 * b['median']:+.1f} %, {b['n']}/{b['images']})"
+
+
 def _set_title(s: str, info: dict) -> str:
     size = "x".join(map(str, info["size"])) if info["size"] else "mixed sizes"
     return f"{s}: {len(info['images'])} images, {size}, {'grey' if info['channels'] == 1 else 'colour'}"
@@ -597,32 +608,15 @@ def tables(res: dict, summ: dict | None = None) -> str:
             parts.append(f"{what}, mean over the images each codec fits (fitted/all where some do not fit):\n\n"
                          + md_table(["codec"] + rate_cols, rows) + "\n")
         if sm["pairs"]:
-            rows = []
-            for a, per in sm["pairs"].items():
-                row = [labels[a]]
-                for r in res["rates"]:
-                    p = per[str(r)]
-                    d = "—" if p["dpsnr"] is None else f"{p['dpsnr']:+.2f}" + (
-                        "" if p["n"] == n else f" (both fit {p['n']}/{n})")
-                    row.append(f"{d}; {p['wins']}/{p['images']}")
-                b = sm["bd_rate"].get(a, {}).get("pdeflow")
-                row.append("—" if b is None or b["mean"] is None else
-                           f"{100 * b['mean']:+.1f} % (median {100 * b['median']:+.1f} %, {b['n']}/{b['images']})")
-                rows.append(row)
+            rows = [[labels[a]] + [_pair_cell(per[str(r)], n) for r in res["rates"]]
+                    + [_bd_cell(sm["bd_rate"].get(a, {}).get("pdeflow"))] for a, per in sm["pairs"].items()]
             parts.append("pdeflow against each baseline: mean PSNR difference (dB) over the images both fit; wins: "
                          "pdeflow fits and is ahead in PSNR, or fits where the baseline does not; pdeflow's BD-rate "
                          "against it:\n\n"
                          + md_table(["against"] + rate_cols + ["BD-rate"], rows) + "\n")
         if sm["bd_rate"]:
             anchors = [a for a in sm["bd_rate"] if a in ANCHORS]
-            rows = []
-            for c in res["codecs"]:
-                row = [labels[c]]
-                for a in anchors:
-                    b = sm["bd_rate"][a].get(c)
-                    row.append("—" if b is None or b["mean"] is None else
-                               f"{100 * b['mean']:+.1f} % (median {100 * b['median']:+.1f} %, {b['n']}/{b['images']})")
-                rows.append(row)
+            rows = [[labels[c]] + [_bd_cell(sm["bd_rate"][a].get(c)) for a in anchors] for c in res["codecs"]]
             parts.append("BD-rate (PCHIP on log-rate against PSNR, per image, mean over the images where both "
                          "curves overlap; negative: fewer bits for the same PSNR):\n\n"
                          + md_table(["codec"] + [f"vs {labels[a]}" for a in anchors], rows) + "\n")
