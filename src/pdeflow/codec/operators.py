@@ -42,8 +42,8 @@ class CodecOperator:
     values_per_byte : int
         The most image values (``C H W``) a file with this operator's inpainting layer may hold per byte of the
         file (:func:`least_bytes`): the decoder's work grows with the image, and a short file must not make it
-        work long. Set by the operator's worst decoding time per pixel over its parameter range
-        (``benchmarks/codec_core.py --parts worst``).
+        work long. Set by the operator's worst decoding time per pixel over its parameter range (the codec
+        guide, "Robustness").
     max_tol_exponent : int
         The finest solver tolerance ``10**-t`` a file with this operator may ask for (at most the format's
         :data:`~pdeflow.codec.format.MAX_TOL_EXPONENT`): a nonlinear operator's iterations grow with it.
@@ -111,6 +111,6 @@ def least_bytes(operator: CodecOperator, channels: int, height: int, width: int)
     --------
     >>> from pdeflow.codec.operators import OPERATORS, least_bytes
     >>> least_bytes(OPERATORS["diffusion"], 1, 1024, 1024), least_bytes(OPERATORS["eed"], 3, 256, 256)
-    (512, 768)
+    (512, 1024)
     """
     return -(-channels * height * width // operator.values_per_byte)
