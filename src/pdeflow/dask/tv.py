@@ -59,7 +59,7 @@ from .arrays import (
     sweep,
 )
 
-__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks"]
+__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks", "solve_dual_block", "primal_block", "gap_sums"]
 
 
 @dataclass
@@ -100,7 +100,7 @@ def _to_torch(block: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64))
 
 
-def _dual_task(fb, pb, *, faces, lam, C, tol, max_iter):
+def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter):
     """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
     follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
@@ -133,7 +133,7 @@ def shifted_chunks(chunks: tuple) -> tuple:
     return tuple(int(b - a) for a, b in zip(cuts[:-1], cuts[1:]) if b > a)
 
 
-def _primal_task(fb, pb, *, faces, lam, C):
+def primal_block(fb, pb, *, faces, lam, C):
     """``u = f + lam div p`` on a grown block (exact wherever the slab before the pixel is in the block)."""
     f = _to_torch(fb)
     spatial = fb.ndim - 2
@@ -141,7 +141,7 @@ def _primal_task(fb, pb, *, faces, lam, C):
     return (f + lam * block_divergence(p, spatial)).numpy().astype(fb.dtype, copy=False)
 
 
-def _gap_task(fb, pb, *, faces, lam, C):
+def gap_sums(fb, pb, *, faces, lam, C):
     """The duality gap and the primal energy of the chunk's own pixels, per image: a (b, 2, 1, ...) block."""
     spatial = fb.ndim - 2
     f = _to_torch(fb)
@@ -220,10 +220,10 @@ def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
         sweeps = sweeps + (~done).astype(int)
         for fg, pc in zip(fs, pchunks):
             p4 = p4.rechunk(pc) if p4.chunks != pc else p4
-            p4 = sweep(_dual_task, [fg, p4], depth, done, dtype=p4.dtype, like=1, lam=lam, C=C,
+            p4 = sweep(solve_dual_block, [fg, p4], depth, done, dtype=p4.dtype, like=1, lam=lam, C=C,
                        tol=tol / 10.0, max_iter=max_iter)
         p4 = p4.rechunk(pchunks[0])
-        sums = _chunk_sums(_gap_task, [f4, p4], depth, done, lam=lam, C=C)
+        sums = _chunk_sums(gap_sums, [f4, p4], depth, done, lam=lam, C=C)
         rel = (sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
         crit = da.where(done, crit, rel)
         done = crit <= tol
@@ -283,7 +283,7 @@ def rof(f, lam, *, tol: float = 1e-6, max_sweeps: int = 30, max_iter: int = 2000
     C = f4.shape[1]
     p4, sweeps, crit, done = _rof_dual(da, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, tol=tol,
                                        max_sweeps=max_sweeps, max_iter=max_iter)
-    u4 = sweep(_primal_task, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, lam=lam, C=C)
+    u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, lam=lam, C=C)
     u = from_batched(u4, lead)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
 
@@ -344,7 +344,7 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     for k in range(1, max(steps) + 1):
         p4, sweeps, crit, done = _rof_dual(da, u4, p4, dt, C=C, nd=nd, tol=tol, max_sweeps=max_sweeps,
                                            max_iter=max_iter)
-        u4 = sweep(_primal_task, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, lam=dt, C=C)
+        u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, lam=dt, C=C)
         total, worst, ok = total + sweeps, da.maximum(worst, crit), ok & done
         by_step[k] = u4
     out = da.stack([from_batched(by_step[s], lead) for s in steps])

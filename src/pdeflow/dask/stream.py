@@ -1,0 +1,477 @@
+"""Store to store: the decomposed solves of :mod:`pdeflow.dask` with the iterate in zarr between sweeps, so that
+a worker holds only the task it runs.
+
+The lazy functions (:func:`pdeflow.dask.rof`, :func:`pdeflow.dask.inpaint`) build one graph for all their sweeps;
+dask then keeps every intermediate block until its last consumer has run, and a worker's share of the iteration's
+state (arrays of the image's size) stays in its memory. :func:`rof_to_zarr` and :func:`inpaint_to_zarr` run the
+same iterations (the same subdomain solves, the same stopping measures) one dask graph per step instead: every
+task reads its chunk grown by the halo straight from zarr stores in a work folder, solves, writes its own pixels
+to the store of the next iterate and returns a few numbers (its share of the stopping measure). Nothing of the
+image's size passes through dask, so a worker's memory is its baseline plus the working set of the tasks it runs at
+once (one per thread): a multiple of a chunk, whatever the image size. The tasks are idempotent (they read one
+store and write their own region of another), so a worker that dies mid-step is replaced and its tasks rerun.
+
+**Layout.** The inputs are first written to the work folder (the data, and for inpainting the mask; a pass over
+the input's chunks). ROF's dual field lives in stores chunked by half a block, so that both the blocks and the
+blocks staggered by half a block (:mod:`pdeflow.dask.tv`) are unions of store chunks and no two tasks write the
+same store chunk; the block edge along each axis is the input's largest chunk, rounded down to an even number.
+Inpainting's iterate is chunked by the blocks. Two stores alternate as the iterate before and after a step. The
+result is written to a store beside the target and renamed into place (no partial output; an existing target
+is replaced only with ``overwrite=True``); the work folder is removed at the end.
+
+**Where.** The tasks run on dask's active scheduler (a ``dask.distributed`` client, dask's threads, or the
+synchronous one): the work folder must be visible to every worker under the same path (a local cluster; on a
+cluster of several machines, a shared file system given as ``store=``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileNotFoundError, UserInputError
+from ..inpaint import OPERATORS
+from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, import_dask
+from .inpaint import LOCAL, LOCAL_EPS, LOCAL_TOL, RELATIVE, mask_like, residual_sums, ring_width, solve_block
+from .tv import gap_sums, primal_block, solve_dual_block
+
+__all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
+
+
+@dataclass
+class StoreResult:
+    """The outcome of a store-to-store solve: the store and what the iteration took (computed values).
+
+    Attributes
+    ----------
+    path : Path
+        The result's store.
+    u : dask array
+        The result, read lazily from ``path`` (:func:`pdeflow.io.read_zarr`).
+    sweeps : int
+        Schwarz sweeps the iteration took.
+    criterion : float
+        The stopping measure after the last sweep (as :class:`pdeflow.dask.SchwarzResult`).
+    converged : bool
+        Whether ``criterion`` met the tolerance within ``max_sweeps``.
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, numpy as np
+    >>> import pdeflow.dask
+    >>> f = da.from_array(np.tile(np.repeat([0.0, 1.0], 8), (16, 1)), chunks=8)
+    >>> r = pdeflow.dask.rof_to_zarr(f, 0.5, tempfile.mkdtemp() + "/u.zarr", scheduler="sync")
+    >>> r.u.shape, r.converged
+    ((16, 16), True)
+    """
+
+    path: Path
+    u: object
+    sweeps: int
+    criterion: float
+    converged: bool
+
+
+def block_cuts(n: int, edge: int, shifted: bool) -> list[int]:
+    """The block boundaries along an axis of ``n`` pixels: every ``edge`` pixels, or staggered by half of it.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.stream import block_cuts
+    >>> block_cuts(10, 4, False), block_cuts(10, 4, True)
+    ([0, 4, 8, 10], [0, 2, 6, 10])
+    """
+    start = edge // 2 if shifted else edge
+    return [0] + list(range(start, n, edge)) + [n]
+
+
+def _blocks(shape, cuts):
+    """Every block of a grid: a tuple of (lo, hi) per spatial axis."""
+    import itertools
+    spans = [list(zip(c[:-1], c[1:])) for c in cuts]
+    return list(itertools.product(*spans))
+
+
+def _grow(block, shape, depth):
+    """The block grown by ``depth`` where a neighbour is (none at the image's border): slices and faces."""
+    grown, faces = [], []
+    for (lo, hi), n in zip(block, shape):
+        a, b = (lo - depth if lo > 0 else lo), (hi + depth if hi < n else hi)
+        a, b = max(a, 0), min(b, n)
+        grown.append(slice(a, b))
+        faces.append((lo - a, b - hi))
+    return tuple(grown), tuple(faces)
+
+
+def _own(faces, grown_shape):
+    return tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, grown_shape))
+
+
+def _open(path):
+    import zarr
+    return zarr.open_array(str(path), mode="r+")
+
+
+def _read(path, bslice, grown):
+    return np.asarray(_open(path)[(bslice, slice(None)) + grown])
+
+
+def _write(path, bslice, block, values):
+    _open(path)[(bslice, slice(None)) + tuple(slice(lo, hi) for lo, hi in block)] = values
+
+
+def _create(path, shape, chunks, dtype):
+    import zarr
+    zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True)
+    return path
+
+
+def _batch_slices(x4):
+    ends = np.cumsum((0,) + tuple(x4.chunks[0]))
+    return [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+
+
+def _run(tasks, scheduler):
+    """Run the delayed ``tasks`` (one graph) on dask's active scheduler, or ``scheduler``."""
+    import dask
+    if scheduler is not None:
+        return dask.compute(*tasks, scheduler=scheduler)
+    return dask.compute(*tasks)
+
+
+def _prepare(target, overwrite, store, who):
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise UserInputError(f"{who}: {str(target)!r} exists; pass overwrite=True to replace it")
+    if not target.parent.is_dir():
+        raise InputFileNotFoundError(f"{who}: the folder {str(target.parent)!r} does not exist")
+    if store is not None and not Path(store).is_dir():
+        raise InputFileNotFoundError(f"{who}: store must be an existing folder (the work stores go inside it), "
+                                     f"got {str(store)!r}")
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work",
+                                 dir=str(store if store is not None else target.parent)))
+    return target, work
+
+
+def _commit(tmp: Path, target: Path):
+    if target.exists():
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _output_store(tmp, x, lead, x4):
+    """The result's store in the caller's shape, chunked as the blocks."""
+    chunks = tuple(int(max(c)) for c in x4.chunks)
+    return _create(tmp, x.shape, chunks[2 - lead:], x4.dtype)
+
+
+def _user_region(lead, bslice, block):
+    region = (bslice, slice(None)) + tuple(slice(lo, hi) for lo, hi in block)
+    return region[2 - lead:]
+
+
+def _check_edges(x4, depth, who):
+    for k in range(2, x4.ndim):
+        c = x4.chunks[k]
+        if len(c) > 1 and depth > min(c):
+            raise UserInputError(f"{who}: the halo of {depth} pixels is wider than the smallest chunk ({min(c)} "
+                                 f"pixels along axis {k - 2} of the image): use larger chunks or a smaller overlap")
+
+
+# --- ROF ---------------------------------------------------------------------------------------------------------
+
+
+def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter):
+    grown, faces = _grow(block, shape, 1)
+    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown)
+    pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter)
+    _write(pout, bslice, block, pn[(slice(None), slice(None)) + _own(faces, pn.shape[2:])])
+    return 0
+
+
+def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
+    grown, faces = _grow(block, shape, 1)
+    fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
+    s = gap_sums(fb, pb, faces=faces, lam=lam, C=C)
+    return bslice.start, s.reshape(s.shape[0], 2)
+
+
+def _rof_primal(fpath, ppath, out, lead, bslice, block, shape, *, lam, C):
+    grown, faces = _grow(block, shape, 1)
+    fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
+    u = primal_block(fb, pb, faces=faces, lam=lam, C=C)
+    own = u[(slice(None), slice(None)) + _own(faces, u.shape[2:])]
+    _open(out)[_user_region(lead, bslice, block)] = own[(0,) * (2 - lead)]
+    return 0
+
+
+def rof_to_zarr(f, lam, target, *, tol: float = 1e-6, max_sweeps: int = 30, max_iter: int = 20000,
+                ndim: int | None = None, store=None, overwrite: bool = False, scheduler=None) -> StoreResult:
+    """:func:`pdeflow.dask.rof` of ``f`` into the zarr store ``target``, streaming the iterate through zarr.
+
+    Eager: runs the solve (one dask graph per step, on the active scheduler) and returns when ``target`` is
+    written. The same decomposed solve as :func:`pdeflow.dask.rof` (multiplicative Schwarz on the dual, the global
+    duality gap after every sweep); a worker holds only the tasks it runs (the module docstring,
+    :mod:`pdeflow.dask.stream`).
+
+    Parameters
+    ----------
+    f : dask array
+        As :func:`pdeflow.dask.rof`; its largest chunk along each spatial axis (rounded down to an even number) is
+        the block edge of the decomposition.
+    lam : float
+        Regularisation weight, ``>= 0``.
+    target : str or Path
+        The result's zarr store (the shape and dtype of ``f``, chunked as the blocks).
+    tol, max_sweeps, max_iter, ndim
+        As :func:`pdeflow.dask.rof`.
+    store : str or Path, optional
+        An existing folder for the work stores (a few arrays of the image's size; default: beside ``target``);
+        removed from it at the end.
+    overwrite : bool
+        Replace an existing ``target`` (default: refuse).
+    scheduler : optional
+        A dask scheduler for the steps (default: the active one).
+
+    Returns
+    -------
+    StoreResult
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, numpy as np, torch
+    >>> import pdeflow.dask
+    >>> from pdeflow.tv import rof
+    >>> x = np.random.default_rng(0).random((24, 24))
+    >>> r = pdeflow.dask.rof_to_zarr(da.from_array(x, chunks=12), 0.1, tempfile.mkdtemp() + "/u.zarr",
+    ...                              tol=1e-9, scheduler="sync")
+    >>> ref = rof(torch.from_numpy(x), 0.1, tol=1e-12).numpy()
+    >>> bool(abs(r.u.compute() - ref).max() < 1e-4)
+    True
+    """
+    who = "pdeflow.dask.rof_to_zarr"
+    da = import_dask()
+    import dask
+
+    nd = check_ndim(ndim)
+    f4, lead = as_batched(f, "f", nd, who)
+    lam = check_positive(lam, "lam", who, zero=True)
+    tol = check_positive(tol, "tol", who)
+    max_sweeps = check_max_sweeps(max_sweeps, who)
+    target, work = _prepare(target, overwrite, store, who)
+    C, shape = f4.shape[1], tuple(f4.shape[2:])
+    edges = [max(2, int(max(c)) // 2 * 2) if len(c) > 1 else int(sum(c)) for c in f4.chunks[2:]]
+    split = [len(c) > 1 for c in f4.chunks[2:]]
+    half = tuple(e // 2 if s else e for e, s in zip(edges, split))
+    bchunk = int(max(f4.chunks[0]))
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fpath = work / "f.zarr"
+        da.to_zarr(f4.rechunk((bchunk, C) + half), str(fpath), overwrite=True, compute=False).compute(
+            **({"scheduler": scheduler} if scheduler is not None else {}))
+        pchunks = (bchunk, C * nd) + half
+        stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
+        bslices = _batch_slices(f4.rechunk({0: bchunk}))
+        import itertools
+        grids = []
+        for shifted in itertools.product((False, True), repeat=sum(split)):
+            it = iter(shifted)
+            grids.append([block_cuts(n, e, next(it)) if s else [0, n] for n, e, s in zip(shape, edges, split)])
+        regular = _blocks(shape, grids[0])
+        cur, sweeps, crit, done = 0, 0, float("inf"), lam == 0.0
+        if done:
+            crit = 0.0
+        delayed = dask.delayed(pure=False)
+        while not done and sweeps < max_sweeps:
+            sweeps += 1
+            for cuts in grids:
+                nxt = 1 - cur
+                tasks = [delayed(_rof_step)(fpath, stores[cur], stores[nxt], b, blk, shape, lam=lam, C=C,
+                                            tol=tol / 10.0, max_iter=max_iter)
+                         for b in bslices for blk in _blocks(shape, cuts)]
+                _run(tasks, scheduler)
+                cur = nxt
+            parts = _run([delayed(_rof_gap)(fpath, stores[cur], b, blk, shape, lam=lam, C=C)
+                          for b in bslices for blk in regular], scheduler)
+            sums = np.zeros((f4.shape[0], 2))
+            for start, s in parts:
+                sums[start:start + s.shape[0]] += s
+            crit = float((sums[:, 0] / np.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max())
+            done = crit <= tol
+        _output_store(tmp, f, lead, f4.rechunk({0: bchunk}))
+        _run([delayed(_rof_primal)(fpath, stores[cur], tmp, lead, b, blk, shape, lam=lam, C=C)
+              for b in bslices for blk in regular], scheduler)
+        _commit(tmp, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    from ..io import read_zarr
+    return StoreResult(target, read_zarr(target), sweeps, crit, bool(done))
+
+
+# --- inpainting --------------------------------------------------------------------------------------------------
+
+
+def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, span, measure, **kw):
+    grown, faces = _grow(block, shape, depth)
+    fb, mb = _read(fpath, bslice, grown), _read(mpath, bslice, grown)
+    ub = fb if first else _read(uin, bslice, grown)
+    sb = None if span is None else span[bslice]
+    new = solve_block(fb, mb, ub, faces=faces, first=first, span=sb, **kw)
+    own = (slice(None), slice(None)) + _own(faces, new.shape[2:])
+    new = new[own]
+    _write(uout, bslice, block, new)
+    if measure == "change" and not first:
+        d = np.abs(new.astype(np.float64) - ub[own]).reshape(new.shape[0], -1).max(axis=1)
+        return bslice.start, d
+    return bslice.start, None
+
+
+def _ip_residual(upath, mpath, fpath, bslice, block, shape):
+    grown, faces = _grow(block, shape, 1)
+    s = residual_sums(_read(upath, bslice, grown), _read(mpath, bslice, grown),
+                              _read(fpath, bslice, grown), faces=faces)
+    return bslice.start, s.reshape(s.shape[0], 2)
+
+
+def _ip_output(upath, out, lead, bslice, block, lo, hi):
+    u = _read(upath, bslice, tuple(slice(a, b) for a, b in block))
+    if lo is not None:
+        u = np.minimum(np.maximum(u, lo[bslice]), hi[bslice]).astype(u.dtype, copy=False)
+    _open(out)[_user_region(lead, bslice, block)] = u[(0,) * (2 - lead)]
+    return 0
+
+
+def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 1e-6, overlap: int = 16,
+                    max_sweeps: int = 30, local_tol: float | None = None, ndim: int | None = None, store=None,
+                    overwrite: bool = False, scheduler=None, **options) -> StoreResult:
+    """:func:`pdeflow.dask.inpaint` of ``x`` into the zarr store ``target``, streaming the iterate through zarr.
+
+    Eager: runs the sweeps (one dask graph each, on the active scheduler) and returns when ``target`` is written.
+    The same restricted additive Schwarz as :func:`pdeflow.dask.inpaint` (the same subdomain solves, rings and
+    stopping measures); a worker holds only the tasks it runs (the module docstring, :mod:`pdeflow.dask.stream`).
+
+    Parameters
+    ----------
+    x, mask, method, tol, overlap, max_sweeps, local_tol, ndim, **options
+        As :func:`pdeflow.dask.inpaint`; the largest chunk of ``x`` along each spatial axis is the block edge.
+    target : str or Path
+        The result's zarr store (the shape and dtype of ``x``, chunked as the blocks).
+    store : str or Path, optional
+        An existing folder for the work stores (default: beside ``target``); removed from it at the end.
+    overwrite : bool
+        Replace an existing ``target`` (default: refuse).
+    scheduler : optional
+        A dask scheduler for the sweeps (default: the active one).
+
+    Returns
+    -------
+    StoreResult
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, numpy as np, torch
+    >>> import pdeflow.dask
+    >>> from pdeflow.inpaint import inpaint_diffusion
+    >>> rng = np.random.default_rng(0)
+    >>> x, m = rng.random((32, 32)), (rng.random((32, 32)) < 0.1).astype(float)
+    >>> r = pdeflow.dask.inpaint_to_zarr(da.from_array(x, chunks=16), m, tempfile.mkdtemp() + "/u.zarr",
+    ...                                  overlap=4, tol=1e-9, scheduler="sync")
+    >>> ref = inpaint_diffusion(torch.from_numpy(x), torch.from_numpy(m), tol=1e-12).numpy()
+    >>> bool(abs(r.u.compute() - ref).max() < 1e-6)
+    True
+    """
+    who = "pdeflow.dask.inpaint_to_zarr"
+    da = import_dask()
+    import dask
+
+    if method not in OPERATORS:
+        raise UserInputError(f"{who}: method must be one of {tuple(OPERATORS)}, got {method!r}")
+    nd = check_ndim(ndim)
+    if nd == 3 and not OPERATORS[method].volumes:
+        raise UserInputError(f"{who}: method={method!r} inpaints images only; volumes: "
+                             f"{tuple(n for n, o in OPERATORS.items() if o.volumes)}")
+    x4, lead = as_batched(x, "x", nd, who)
+    tol = check_positive(tol, "tol", who)
+    if not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool) or overlap < 1:
+        raise UserInputError(f"{who}: overlap must be an integer >= 1, got {overlap!r}")
+    max_sweeps = check_max_sweeps(max_sweeps, who)
+    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps))
+            if local_tol is None else check_positive(local_tol, "local_tol", who))
+    m4 = mask_like(da, mask, x4, lead, nd, who.replace("_to_zarr", ""))
+    reach = ring_width(method, options)
+    local = method in LOCAL
+    depth = int(overlap) + (0 if local else reach)
+    _check_edges(x4, depth, who)
+    target, work = _prepare(target, overwrite, store, who)
+    shape = tuple(x4.shape[2:])
+    bchunk = int(max(x4.chunks[0]))
+    x4 = x4.rechunk({0: bchunk})
+    edges = [int(max(c)) for c in x4.chunks[2:]]
+    zchunks = (bchunk, 1) + tuple(edges)
+    zchunks_x = (bchunk, x4.shape[1]) + tuple(edges)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    kw_sched = {"scheduler": scheduler} if scheduler is not None else {}
+    try:
+        fpath, mpath = work / "f.zarr", work / "m.zarr"
+        f4 = da.where(m4 > 0, x4, 0).astype(x4.dtype)
+        known = da.where(m4 > 0, f4, np.nan)
+        axes = tuple(range(1, x4.ndim))
+        lo_all, hi_all = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)
+        writes = [da.to_zarr(f4.rechunk(zchunks_x), str(fpath), overwrite=True, compute=False),
+                  da.to_zarr(m4.rechunk(zchunks), str(mpath), overwrite=True, compute=False)]
+        _, _, lo_img, hi_img = dask.compute(*writes, lo_all, hi_all, **kw_sched)
+        lo_img, hi_img = np.asarray(lo_img, dtype=np.float64), np.asarray(hi_img, dtype=np.float64)
+        scale = max(float(np.nanmax(hi_img) - np.nanmin(lo_img)), np.finfo(np.float64).tiny)
+        span = (hi_img - lo_img) if method in RELATIVE else None
+        stores = [_create(work / f"u{k}.zarr", x4.shape, zchunks_x, x4.dtype) for k in (0, 1)]
+        blocks = _blocks(shape, [block_cuts(n, e, False) if n > e else [0, n] for n, e in zip(shape, edges)])
+        bslices = _batch_slices(x4)
+        delayed = dask.delayed(pure=False)
+        kw = dict(name=method, reach=reach, tol=ltol, options=options)
+        measure = "residual" if method == "diffusion" else "change"
+
+        def run_sweep(uin, uout, first):
+            return _run([delayed(_ip_sweep)(fpath, mpath, uin, uout, b, blk, shape, depth if not local else overlap,
+                                            first=first, span=span, measure=measure, **kw)
+                         for b in bslices for blk in blocks], scheduler)
+
+        run_sweep(None, stores[0], True)
+        cur, sweeps, crit, done = 0, 1, float("inf"), local
+        if local:
+            crit = 0.0
+        while not done and sweeps < max_sweeps:
+            sweeps += 1
+            parts = run_sweep(stores[cur], stores[1 - cur], False)
+            cur = 1 - cur
+            if measure == "residual":
+                parts = _run([delayed(_ip_residual)(stores[cur], mpath, fpath, b, blk, shape)
+                              for b in bslices for blk in blocks], scheduler)
+                sums = np.zeros((x4.shape[0], 2))
+                for start, s in parts:
+                    sums[start:start + s.shape[0]] += s
+                crit = float(np.sqrt(sums[:, 0] / np.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max())
+            else:
+                crit = max(float(d.max()) for _, d in parts) / scale
+            done = crit <= tol
+        clip = method == "biharmonic" and options.get("clip", True)
+        _output_store(tmp, x, lead, x4)
+        _run([delayed(_ip_output)(stores[cur], tmp, lead, b, blk, lo_img if clip else None,
+                                  hi_img if clip else None) for b in bslices for blk in blocks], scheduler)
+        _commit(tmp, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    from ..io import read_zarr
+    return StoreResult(target, read_zarr(target), sweeps, crit, bool(done))
