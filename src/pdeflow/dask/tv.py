@@ -96,23 +96,33 @@ class SchwarzResult:
     converged: object
 
 
-def _to_torch(block: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64))
+def _to_torch(block: np.ndarray, dtype=np.float64) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(block, dtype=dtype))
 
 
-def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter):
+def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False):
     """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
     follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
-    slab before the block enters the divergence. So the blocks of one step are independent subproblems."""
+    slab before the block enters the divergence. So the blocks of one step are independent subproblems. Solved in
+    the dtype of ``pb`` (:data:`SOLVE_DTYPE`); ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
+    own, not one dask still holds)."""
     spatial = fb.ndim - 2
-    f = _to_torch(fb)
-    p = _to_torch(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
+    dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
+    f = _to_torch(fb, dtype)
+    p = _to_torch(pb, dtype)
+    own = overwrite or p.data_ptr() != torch.from_numpy(np.asarray(pb)).data_ptr()
+    p = p.reshape(f.shape[0], C, spatial, *f.shape[2:])
     region = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
     free = torch.zeros(f.shape[2:], dtype=torch.bool)
     free[tuple(slice(lo, s - 2 * hi) for (lo, hi), s in zip(faces, f.shape[2:]))] = True
-    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter)
+    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own)
     return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
+
+
+#: The dtype each block's dual subproblem is solved in, by the dtype of the dual field: float64 throughout (a
+#: float32 field is solved in float64 and stored back in float32).
+SOLVE_DTYPE = {"float32": np.float64, "float64": np.float64}
 
 
 def shifted_chunks(chunks: tuple) -> tuple:
