@@ -310,3 +310,10 @@ def test_store_to_store_survives_a_killed_worker(client, tmp_path):
 
 def _work_stores(folder):
     return [q for d in folder.iterdir() for q in d.iterdir()] if folder.exists() else []
+
+
+def test_store_to_store_refuses_a_halo_wider_than_a_block(tmp_path):
+    x = da.from_array(np.zeros((40, 40)), chunks=16)      # blocks of 16, 16 and 8 pixels
+    with pytest.raises(UserInputError, match="halo of 10 pixels is wider than the smallest block"):
+        pdd.inpaint_to_zarr(x, np.ones((40, 40)), tmp_path / "u.zarr", overlap=9)
+    assert list(tmp_path.iterdir()) == []

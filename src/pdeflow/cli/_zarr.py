@@ -183,7 +183,8 @@ def run_zarr(args, build, what: str) -> int:
         raise CLIError(text if text.startswith("argument ") else f"argument IMAGE: {text}") from None
     secs = time.perf_counter() - t0
     print(f"{prog}: wrote {target} in {secs:.1f} s: {int(result.sweeps)} Schwarz sweep(s), stopping measure "
-          f"{float(result.criterion):.2g}" + ("" if result.converged else " (stopped at the sweep cap, short of --tol)"))
+          f"{float(result.criterion):.2g}"
+          + ("" if result.converged else " (stopped at the sweep cap, short of --tol)"))
     return 0 if result.converged else 1
 
 

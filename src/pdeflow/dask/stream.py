@@ -179,12 +179,15 @@ def _user_region(lead, bslice, block):
     return region[2 - lead:]
 
 
-def _check_edges(x4, depth, who):
-    for k in range(2, x4.ndim):
-        c = x4.chunks[k]
-        if len(c) > 1 and depth > min(c):
-            raise UserInputError(f"{who}: the halo of {depth} pixels is wider than the smallest chunk ({min(c)} "
-                                 f"pixels along axis {k - 2} of the image): use larger chunks or a smaller overlap")
+def _check_edges(shape, edges, depth, who):
+    """The halo must fit in the smallest block (the blocks are the largest chunk along each axis, the last one the
+    remainder), as dask's overlap asks of the chunks."""
+    for k, (n, e) in enumerate(zip(shape, edges)):
+        sizes = np.diff(block_cuts(n, e, False)) if n > e else [n]
+        if len(sizes) > 1 and depth > min(sizes):
+            raise UserInputError(f"{who}: the halo of {depth} pixels is wider than the smallest block "
+                                 f"({min(sizes)} pixels along axis {k} of the image): use larger chunks, chunks "
+                                 f"that divide the image, or a smaller overlap")
 
 
 # --- ROF ---------------------------------------------------------------------------------------------------------
@@ -412,12 +415,12 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
     reach = ring_width(method, options)
     local = method in LOCAL
     depth = int(overlap) + (0 if local else reach)
-    _check_edges(x4, depth, who)
-    target, work = _prepare(target, overwrite, store, who)
     shape = tuple(x4.shape[2:])
+    edges = [int(max(c)) for c in x4.chunks[2:]]
+    _check_edges(shape, edges, depth, who)
+    target, work = _prepare(target, overwrite, store, who)
     bchunk = int(max(x4.chunks[0]))
     x4 = x4.rechunk({0: bchunk})
-    edges = [int(max(c)) for c in x4.chunks[2:]]
     zchunks = (bchunk, 1) + tuple(edges)
     zchunks_x = (bchunk, x4.shape[1]) + tuple(edges)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
