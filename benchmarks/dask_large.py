@@ -1,18 +1,24 @@
 """Maintained. A large image from a zarr store through pdeflow.dask, store to store: peak memory per worker against
 the chunk size, and the difference to the single-array answer where that fits in this process.
 
-A photograph (scikit-image's camera, resampled to ``--size`` x ``--size``, float32) is written to a zarr store in
-chunks of the run's size and solved from it by ``--op`` -- ``rof`` (noise 0.1, lam ``--lam``, relative duality gap
+A photograph (scikit-image's camera, resampled to ``--size`` x ``--size`` and cropped to ``--shape``, float32; with
+``--ndim 3`` a ``--size``³ volume of it, its contrast varying along the depth) is written to a zarr store in chunks
+of the run's size and solved from it by ``--op`` -- ``rof`` (noise 0.1, lam ``--lam``, relative duality gap
 ``--tol``), ``diffusion`` inpainting from 5 % random pixels (``--tol``, the relative residual) or ``eed`` hole filling
-(scratches 3 px wide) -- into another store (:func:`pdeflow.io.write_zarr`), on a fresh local Dask cluster of
-``--workers`` single-threaded worker processes per chunk size, so that each worker's peak resident set
-(``VmHWM`` of /proc/self/status) is that run's. Printed per chunk size: the sweeps, the workers' summed CPU time, the wall time, the
-peak resident set of each worker, its baseline (after importing torch, distributed and pdeflow.dask) and the growth
-over the baseline in chunks (float32 chunk of the input). With ``--check`` the single-array answer is computed here
-(:func:`pdeflow.tv.rof` at a gap of 1e-9, the operator at 1e-10) and the largest difference is printed in units of the
-image's range.
+(scratches 3 px wide) -- into another store: ``--path store`` (default) by :func:`pdeflow.dask.rof_to_zarr` /
+:func:`pdeflow.dask.inpaint_to_zarr` (the iterate in zarr between sweeps), ``--path lazy`` by the lazy function
+written by :func:`pdeflow.io.write_zarr`; on a fresh local Dask cluster of ``--workers`` single-threaded worker
+processes per chunk size, so that each worker's peak resident set (``VmHWM`` of /proc/self/status) is that run's.
+Printed per chunk size: the sweeps, the workers' CPU time (each, and with this process's, which runs dask's
+scheduler), the wall time, the peak resident set of each worker, its baseline (after importing torch,
+distributed and pdeflow.dask), the growth over the baseline in chunks (float32 chunk of the input) and the
+largest managed memory of a worker (results dask holds), sampled every 0.5 s. With ``--check`` the single-array
+answer is computed here (:func:`pdeflow.tv.rof` at a gap of 1e-9, the operator at 1e-10) and the largest
+difference is printed in units of the image's range.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 4096 --chunks 512 1024 --check
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 8192 --chunks 1024 --check
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 4096 --chunks 1024 --path lazy
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op rof --ndim 3 --size 128 --chunks 64
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --smoke      # 64 px, chunks 32, no cluster
 
 The baseline it compares with is the single array (``--check``) and, for memory, a chunk of the image.
@@ -223,9 +229,10 @@ def main(argv=None) -> int:
         peaks = sorted(after[w][1] / 2**20 for w in after)
         baseline = max(base[w][1] for w in base) / 2**20
         chunk_mb = cs ** f.ndim * 4 / 2**20
-        row = dict(op=args.op, path=args.path, shape=list(f.shape), workers=args.workers, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
+        row = dict(op=args.op, path=args.path, shape=list(f.shape), workers=args.workers if client else 0, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
                    converged=bool(ok), cpu_s=cpu, wall_s=wall, single_cpu_s=t_ref, peak_mb=peaks,
                    baseline_mb=baseline, growth_in_chunks=(max(peaks) - baseline) / chunk_mb,
+                   worker_cpu_s=sorted(after[w][0] - base[w][0] for w in after), here_cpu_s=here_cpu,
                    held_mb=held / 2**20, held_in_chunks=held / 2**20 / chunk_mb, load=os.getloadavg()[0])
         if args.check:
             row["max_diff"] = float(np.abs(read_zarr(target).compute() - ref).max() / span)

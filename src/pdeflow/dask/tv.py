@@ -33,8 +33,10 @@ coarse space: the data term makes ROF local (a change of ``f`` moves ``u`` over 
 ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of chunks; the
 user guide's page "Large images and many images" gives the counts.
 
-**Memory.** A task holds its chunk grown by the halo (``f``, the dual field, a few work arrays): memory per worker
-is a small multiple of a chunk, whatever the image size.
+**Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's three arrays
+of the dual field's size and a few of the image's). The lazy graph also keeps the iteration's state (arrays of
+the image's size) in the workers' memory between sweeps; :func:`pdeflow.dask.rof_to_zarr` keeps it in zarr
+stores instead, so that a worker's memory is bounded by the chunk whatever the image size.
 """
 from __future__ import annotations
 
