@@ -1,23 +1,17 @@
 """Maintained. A large image from a zarr store through pdeflow.dask, store to store: peak memory per worker against
 the chunk size, and the difference to the single-array answer where that fits in this process.
 
-A photograph (scikit-image's camera, resampled to ``--size`` x ``--size`` and cropped to ``--shape``, float32; with
-``--ndim 3`` a ``--size``³ volume of it, its contrast varying along the depth) is written to a zarr store in chunks
-of the run's size and solved from it by ``--op`` -- ``rof`` (noise 0.1, lam ``--lam``, relative duality gap
-``--tol``), ``diffusion`` inpainting from 5 % random pixels (``--tol``, the relative residual) or ``eed`` hole filling
-(scratches 3 px wide) -- into another store: ``--path store`` (default) by :func:`pdeflow.dask.rof_to_zarr` /
-:func:`pdeflow.dask.inpaint_to_zarr` (the iterate in zarr between sweeps), ``--path lazy`` by the lazy function
-written by :func:`pdeflow.io.write_zarr`; on a fresh local Dask cluster of ``--workers`` single-threaded worker
-processes per chunk size, so that each worker's peak resident set (``VmHWM`` of /proc/self/status) is that run's.
-Printed per chunk size: the sweeps, the workers' CPU time (each, and with this process's, which runs dask's
-scheduler), the wall time, the peak resident set of each worker, its baseline (after importing torch,
-distributed and pdeflow.dask), the growth over the baseline in chunks (float32 chunk of the input) and the
-largest managed memory of a worker (results dask holds), sampled every 0.5 s. With ``--check`` the single-array
-answer is computed here (:func:`pdeflow.tv.rof` at a gap of 1e-9, the operator at 1e-10) and the largest
-difference is printed in units of the image's range.
+A photograph (scikit-image's camera, resampled to ``--size``, cropped to ``--shape``; ``--ndim 3``: a volume of it),
+float32, is written to a zarr store and solved by ``--op`` (``rof``: noise 0.1, ``--lam``; ``diffusion`` from 5 %
+random pixels; ``eed`` filling scratches 3 px wide) into another store, by :func:`pdeflow.dask.rof_to_zarr` /
+``inpaint_to_zarr`` (``--path store``) or the lazy function and :func:`pdeflow.io.write_zarr` (``--path lazy``), on a
+fresh local cluster of ``--workers`` single-threaded processes. Printed: sweeps, CPU time (each worker's, and with
+this process's, which runs the scheduler), wall time, each worker's peak resident set (``VmHWM``), its baseline
+(torch, distributed and pdeflow.dask imported), the growth in float32 chunks, the largest managed memory of a
+worker (sampled every 0.5 s); with ``--check`` the largest difference to the single-array answer (float64) in
+units of the image's range.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 8192 --chunks 1024 --check
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 4096 --chunks 1024 --path lazy
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op rof --ndim 3 --size 128 --chunks 64
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --smoke      # 64 px, chunks 32, no cluster
 

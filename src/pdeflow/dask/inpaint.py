@@ -55,7 +55,7 @@ from .arrays import (
 from .tv import SchwarzResult
 
 __all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width", "solve_block", "residual_sums",
-           "mask_like"]
+           "mask_like", "measure_of", "clipped"]
 
 #: The reach of each operator's equation at a pixel, in pixels: how far the values it reads lie (diffusion's
 #: five-point stencil: 1; biharmonic's thirteen-point one: 2; TV: the diffusivity on the stencil's neighbours
@@ -97,6 +97,30 @@ def ring_width(name: str, options: dict) -> int:
         sigma = float(options.get("sigma", _default("eed", "sigma")))
         reach += 1 + int(3.5 * sigma + 0.5)
     return reach
+
+
+def measure_of(method: str) -> str:
+    """The stopping measure of ``method``'s sweeps: ``"residual"`` of the global system (diffusion) or ``"change"``.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.inpaint import measure_of
+    >>> measure_of("diffusion"), measure_of("eed")
+    ('residual', 'change')
+    """
+    return "residual" if method == "diffusion" else "change"
+
+
+def clipped(method: str, options: dict) -> bool:
+    """Whether ``method``'s result is clipped to the known range once after the sweeps (biharmonic's ``clip``).
+
+    Examples
+    --------
+    >>> from pdeflow.dask.inpaint import clipped
+    >>> clipped("biharmonic", {}), clipped("biharmonic", {"clip": False}), clipped("tv", {})
+    (True, False, False)
+    """
+    return method == "biharmonic" and bool(options.get("clip", True))
 
 
 def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:

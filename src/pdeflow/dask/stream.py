@@ -1,30 +1,21 @@
-"""Store to store: the decomposed solves of :mod:`pdeflow.dask` with the iterate in zarr between sweeps, so that
-a worker holds only the task it runs.
+"""Store to store: the decomposed solves of :mod:`pdeflow.dask` with the iterate in zarr between steps, so that a
+worker holds only the task it runs.
 
-The lazy functions (:func:`pdeflow.dask.rof`, :func:`pdeflow.dask.inpaint`) build one graph for all their sweeps;
-dask then keeps every intermediate block until its last consumer has run, and a worker's share of the iteration's
-state (arrays of the image's size) stays in its memory. :func:`rof_to_zarr` and :func:`inpaint_to_zarr` run the
-same iterations (the same subdomain solves, the same stopping measures) one dask graph per step instead: every
-task reads its chunk grown by the halo straight from zarr stores in a work folder, solves, writes its own pixels
-to the store of the next iterate and returns a few numbers (its share of the stopping measure). Nothing of the
-image's size passes through dask, so a worker's memory is its baseline plus the working set of the tasks it runs at
-once (one per thread): a multiple of a chunk, whatever the image size. The tasks are idempotent (they read one
-store and write their own region of another), so a worker that dies mid-step is replaced and its tasks rerun.
-
-**Layout.** The inputs are first written to the work folder (the data, and for inpainting the mask; a pass over
-the input's chunks). ROF's dual field lives in stores chunked by half a block, so that both the blocks and the
-blocks staggered by half a block (:mod:`pdeflow.dask.tv`) are unions of store chunks and no two tasks write the
-same store chunk; the block edge along each axis is the input's largest chunk, rounded down to an even number.
-Inpainting's iterate is chunked by the blocks. Two stores alternate as the iterate before and after a step. The
-result is written to a store beside the target and renamed into place (no partial output; an existing target
-is replaced only with ``overwrite=True``); the work folder is removed at the end.
-
-**Where.** The tasks run on dask's active scheduler (a ``dask.distributed`` client, dask's threads, or the
-synchronous one): the work folder must be visible to every worker under the same path (a local cluster; on a
-cluster of several machines, a shared file system given as ``store=``).
+:func:`rof_to_zarr` and :func:`inpaint_to_zarr` run the sweeps of :func:`pdeflow.dask.rof` and
+:func:`pdeflow.dask.inpaint` (the same subdomain solves and stopping measures) one dask graph per step: a task
+reads its chunk grown by the halo from zarr stores in a work folder, solves it, writes its own pixels to the next
+iterate's store and returns a few numbers. Nothing of the image's size passes through dask, so a worker's memory
+is its baseline plus the tasks it runs at once, a multiple of a chunk whatever the image size; a task is
+idempotent (it reads one store and writes its own region of another), so a killed worker's tasks just rerun.
+ROF's dual field is stored in chunks of half a block (the block edge: the input's largest chunk, rounded down to
+an even number), so that the blocks and the blocks staggered by half a block are unions of store chunks and no
+two tasks write one. The result is written beside the target and renamed into place; the work folder (beside the
+target, or in ``store=``, a folder every worker sees under the same path) is removed at the end.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -37,7 +28,18 @@ import numpy as np
 from ..errors import InputFileNotFoundError, UserInputError
 from ..inpaint import OPERATORS
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, import_dask
-from .inpaint import LOCAL, LOCAL_EPS, LOCAL_TOL, RELATIVE, mask_like, residual_sums, ring_width, solve_block
+from .inpaint import (
+    LOCAL,
+    LOCAL_EPS,
+    LOCAL_TOL,
+    RELATIVE,
+    clipped,
+    mask_like,
+    measure_of,
+    residual_sums,
+    ring_width,
+    solve_block,
+)
 from .tv import gap_sums, primal_block, solve_dual_block
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
@@ -45,20 +47,8 @@ __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
 
 @dataclass
 class StoreResult:
-    """The outcome of a store-to-store solve: the store and what the iteration took (computed values).
-
-    Attributes
-    ----------
-    path : Path
-        The result's store.
-    u : dask array
-        The result, read lazily from ``path`` (:func:`pdeflow.io.read_zarr`).
-    sweeps : int
-        Schwarz sweeps the iteration took.
-    criterion : float
-        The stopping measure after the last sweep (as :class:`pdeflow.dask.SchwarzResult`).
-    converged : bool
-        Whether ``criterion`` met the tolerance within ``max_sweeps``.
+    """The outcome of a store-to-store solve: ``path`` (the result's store), ``u`` (it as a lazy dask array),
+    ``sweeps``, ``criterion`` and ``converged`` (computed values, as :class:`pdeflow.dask.SchwarzResult`'s).
 
     Examples
     --------
@@ -92,7 +82,6 @@ def block_cuts(n: int, edge: int, shifted: bool) -> list[int]:
 
 def _blocks(shape, cuts):
     """Every block of a grid: a tuple of (lo, hi) per spatial axis."""
-    import itertools
     spans = [list(zip(c[:-1], c[1:])) for c in cuts]
     return list(itertools.product(*spans))
 
@@ -144,28 +133,29 @@ def _run(tasks, scheduler):
     return dask.compute(*tasks)
 
 
-def _prepare(target, overwrite, store, who):
+@contextlib.contextmanager
+def _workspace(target, overwrite, store, who):
+    """A work folder and a temporary result store beside ``target``; renamed into place if the body succeeds, the
+    work folder removed either way."""
     target = Path(target)
     if target.exists() and not overwrite:
         raise UserInputError(f"{who}: {str(target)!r} exists; pass overwrite=True to replace it")
     if not target.parent.is_dir():
         raise InputFileNotFoundError(f"{who}: the folder {str(target.parent)!r} does not exist")
     if store is not None and not Path(store).is_dir():
-        raise InputFileNotFoundError(f"{who}: store must be an existing folder (the work stores go inside it), "
-                                     f"got {str(store)!r}")
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work",
-                                 dir=str(store if store is not None else target.parent)))
-    return target, work
-
-
-def _commit(tmp: Path, target: Path):
-    if target.exists():
+        raise InputFileNotFoundError(f"{who}: store must be an existing folder, got {str(store)!r}")
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work", dir=str(store or target.parent)))
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield work, tmp
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, old)
+        if target.exists():
+            os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _output_store(tmp, x, lead, x4):
@@ -219,31 +209,20 @@ def _rof_primal(fpath, ppath, out, lead, bslice, block, shape, *, lam, C):
 
 def rof_to_zarr(f, lam, target, *, tol: float = 1e-6, max_sweeps: int = 30, max_iter: int = 20000,
                 ndim: int | None = None, store=None, overwrite: bool = False, scheduler=None) -> StoreResult:
-    """:func:`pdeflow.dask.rof` of ``f`` into the zarr store ``target``, streaming the iterate through zarr.
-
-    Eager: runs the solve (one dask graph per step, on the active scheduler) and returns when ``target`` is
-    written. The same decomposed solve as :func:`pdeflow.dask.rof` (multiplicative Schwarz on the dual, the global
-    duality gap after every sweep); a worker holds only the tasks it runs (the module docstring,
-    :mod:`pdeflow.dask.stream`).
+    """:func:`pdeflow.dask.rof` of ``f`` into the zarr store ``target``, the iterate in zarr between steps (eager).
 
     Parameters
     ----------
-    f : dask array
-        As :func:`pdeflow.dask.rof`; its largest chunk along each spatial axis (rounded down to an even number) is
-        the block edge of the decomposition.
-    lam : float
-        Regularisation weight, ``>= 0``.
-    target : str or Path
-        The result's zarr store (the shape and dtype of ``f``, chunked as the blocks).
-    tol, max_sweeps, max_iter, ndim
+    f, lam, tol, max_sweeps, max_iter, ndim
         As :func:`pdeflow.dask.rof`.
+    target : str or Path
+        The result's store (the shape and dtype of ``f``).
     store : str or Path, optional
-        An existing folder for the work stores (a few arrays of the image's size; default: beside ``target``);
-        removed from it at the end.
+        An existing folder for the work stores (default: beside ``target``).
     overwrite : bool
-        Replace an existing ``target`` (default: refuse).
+        Replace an existing ``target``.
     scheduler : optional
-        A dask scheduler for the steps (default: the active one).
+        A dask scheduler (default: the active one).
 
     Returns
     -------
@@ -270,21 +249,18 @@ def rof_to_zarr(f, lam, target, *, tol: float = 1e-6, max_sweeps: int = 30, max_
     lam = check_positive(lam, "lam", who, zero=True)
     tol = check_positive(tol, "tol", who)
     max_sweeps = check_max_sweeps(max_sweeps, who)
-    target, work = _prepare(target, overwrite, store, who)
     C, shape = f4.shape[1], tuple(f4.shape[2:])
     edges = [max(2, int(max(c)) // 2 * 2) if len(c) > 1 else int(sum(c)) for c in f4.chunks[2:]]
     split = [len(c) > 1 for c in f4.chunks[2:]]
     half = tuple(e // 2 if s else e for e, s in zip(edges, split))
     bchunk = int(max(f4.chunks[0]))
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with _workspace(target, overwrite, store, who) as (work, tmp):
         fpath = work / "f.zarr"
         da.to_zarr(f4.rechunk((bchunk, C) + half), str(fpath), overwrite=True, compute=False).compute(
             **({"scheduler": scheduler} if scheduler is not None else {}))
         pchunks = (bchunk, C * nd) + half
         stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
         bslices = _batch_slices(f4.rechunk({0: bchunk}))
-        import itertools
         grids = []
         for shifted in itertools.product((False, True), repeat=sum(split)):
             it = iter(shifted)
@@ -313,13 +289,8 @@ def rof_to_zarr(f, lam, target, *, tol: float = 1e-6, max_sweeps: int = 30, max_
         _output_store(tmp, f, lead, f4.rechunk({0: bchunk}))
         _run([delayed(_rof_primal)(fpath, stores[cur], tmp, lead, b, blk, shape, lam=lam, C=C)
               for b in bslices for blk in regular], scheduler)
-        _commit(tmp, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     from ..io import read_zarr
-    return StoreResult(target, read_zarr(target), sweeps, crit, bool(done))
+    return StoreResult(Path(target), read_zarr(target), sweeps, crit, bool(done))
 
 
 # --- inpainting --------------------------------------------------------------------------------------------------
@@ -358,24 +329,15 @@ def _ip_output(upath, out, lead, bslice, block, lo, hi):
 def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 1e-6, overlap: int = 16,
                     max_sweeps: int = 30, local_tol: float | None = None, ndim: int | None = None, store=None,
                     overwrite: bool = False, scheduler=None, **options) -> StoreResult:
-    """:func:`pdeflow.dask.inpaint` of ``x`` into the zarr store ``target``, streaming the iterate through zarr.
-
-    Eager: runs the sweeps (one dask graph each, on the active scheduler) and returns when ``target`` is written.
-    The same restricted additive Schwarz as :func:`pdeflow.dask.inpaint` (the same subdomain solves, rings and
-    stopping measures); a worker holds only the tasks it runs (the module docstring, :mod:`pdeflow.dask.stream`).
+    """:func:`pdeflow.dask.inpaint` of ``x`` into the zarr store ``target``, the iterate in zarr between sweeps
+    (eager).
 
     Parameters
     ----------
     x, mask, method, tol, overlap, max_sweeps, local_tol, ndim, **options
-        As :func:`pdeflow.dask.inpaint`; the largest chunk of ``x`` along each spatial axis is the block edge.
-    target : str or Path
-        The result's zarr store (the shape and dtype of ``x``, chunked as the blocks).
-    store : str or Path, optional
-        An existing folder for the work stores (default: beside ``target``); removed from it at the end.
-    overwrite : bool
-        Replace an existing ``target`` (default: refuse).
-    scheduler : optional
-        A dask scheduler for the sweeps (default: the active one).
+        As :func:`pdeflow.dask.inpaint`.
+    target, store, overwrite, scheduler
+        As :func:`rof_to_zarr`.
 
     Returns
     -------
@@ -418,14 +380,12 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
     shape = tuple(x4.shape[2:])
     edges = [int(max(c)) for c in x4.chunks[2:]]
     _check_edges(shape, edges, depth, who)
-    target, work = _prepare(target, overwrite, store, who)
     bchunk = int(max(x4.chunks[0]))
     x4 = x4.rechunk({0: bchunk})
     zchunks = (bchunk, 1) + tuple(edges)
     zchunks_x = (bchunk, x4.shape[1]) + tuple(edges)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     kw_sched = {"scheduler": scheduler} if scheduler is not None else {}
-    try:
+    with _workspace(target, overwrite, store, who) as (work, tmp):
         fpath, mpath = work / "f.zarr", work / "m.zarr"
         f4 = da.where(m4 > 0, x4, 0).astype(x4.dtype)
         known = da.where(m4 > 0, f4, np.nan)
@@ -442,7 +402,7 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
         bslices = _batch_slices(x4)
         delayed = dask.delayed(pure=False)
         kw = dict(name=method, reach=reach, tol=ltol, options=options)
-        measure = "residual" if method == "diffusion" else "change"
+        measure = measure_of(method)
 
         def run_sweep(uin, uout, first):
             return _run([delayed(_ip_sweep)(fpath, mpath, uin, uout, b, blk, shape, depth if not local else overlap,
@@ -467,14 +427,9 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
             else:
                 crit = max(float(d.max()) for _, d in parts) / scale
             done = crit <= tol
-        clip = method == "biharmonic" and options.get("clip", True)
+        clip = clipped(method, options)
         _output_store(tmp, x, lead, x4)
         _run([delayed(_ip_output)(stores[cur], tmp, lead, b, blk, lo_img if clip else None,
                                   hi_img if clip else None) for b in bslices for blk in blocks], scheduler)
-        _commit(tmp, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     from ..io import read_zarr
-    return StoreResult(target, read_zarr(target), sweeps, crit, bool(done))
+    return StoreResult(Path(target), read_zarr(target), sweeps, crit, bool(done))
