@@ -277,6 +277,7 @@ def test_store_to_store_equals_the_lazy_and_the_single_array_answer(client, tmp_
         pdd.rof_to_zarr(da.from_array(f, chunks=16), 0.1, tmp_path / "x.zarr", store=tmp_path / "missing")
 
 
+@pytest.mark.slow   # a worker restart; make test keeps the lazy path's killed worker and the store-to-store answers
 def test_store_to_store_survives_a_killed_worker(client, tmp_path):
     """A worker killed (SIGKILL) during a store-to-store rof: its tasks rerun elsewhere (each reads one store and
     writes its own region of another), the result is the single-array answer."""
