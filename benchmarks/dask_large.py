@@ -1,18 +1,18 @@
 """Maintained. A large image from a zarr store through pdeflow.dask, store to store: peak memory per worker against
 the chunk size, and the difference to the single-array answer where that fits in this process.
 
-A photograph (scikit-image's camera, resampled to ``--size`` x ``--size``, float32) is written to a zarr store in
-chunks of the run's size and solved from it by ``--op`` -- ``rof`` (noise 0.1, lam ``--lam``, relative duality gap
-``--tol``), ``diffusion`` inpainting from 5 % random pixels (``--tol``, the relative residual) or ``eed`` hole filling
-(scratches 3 px wide) -- into another store (:func:`pdeflow.io.write_zarr`), on a fresh local Dask cluster of
-``--workers`` single-threaded worker processes per chunk size, so that each worker's peak resident set
-(``VmHWM`` of /proc/self/status) is that run's. Printed per chunk size: the sweeps, the workers' summed CPU time, the wall time, the
-peak resident set of each worker, its baseline (after importing torch, distributed and pdeflow.dask) and the growth
-over the baseline in chunks (float32 chunk of the input). With ``--check`` the single-array answer is computed here
-(:func:`pdeflow.tv.rof` at a gap of 1e-9, the operator at 1e-10) and the largest difference is printed in units of the
-image's range.
+A photograph (scikit-image's camera, resampled to ``--size``, cropped to ``--shape``; ``--ndim 3``: a volume of it),
+float32, is written to a zarr store and solved by ``--op`` (``rof``: noise 0.1, ``--lam``; ``diffusion`` from 5 %
+random pixels; ``eed`` filling scratches 3 px wide) into another store, by :func:`pdeflow.dask.rof_to_zarr` /
+``inpaint_to_zarr`` (``--path store``) or the lazy function and :func:`pdeflow.io.write_zarr` (``--path lazy``), on a
+fresh local cluster of ``--workers`` single-threaded processes. Printed: sweeps, CPU time (each worker's, and with
+this process's, which runs the scheduler), wall time, each worker's peak resident set (``VmHWM``), its baseline
+(torch, distributed and pdeflow.dask imported), the growth in float32 chunks, the largest managed memory of a
+worker (sampled every 0.5 s); with ``--check`` the largest difference to the single-array answer (float64) in
+units of the image's range.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 4096 --chunks 512 1024 --check
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 8192 --chunks 1024 --check
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op rof --ndim 3 --size 128 --chunks 64
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --smoke      # 64 px, chunks 32, no cluster
 
 The baseline it compares with is the single array (``--check``) and, for memory, a chunk of the image.
@@ -40,9 +40,17 @@ def _photo(size: int) -> np.ndarray:
                                     anti_aliasing=size < 512).astype(np.float32)
 
 
-def _problem(op: str, size: int, seed: int = 0):
+def _problem(op: str, size: int, seed: int = 0, shape=None, ndim: int = 2):
     rng = np.random.default_rng(seed)
+    if ndim == 3:       # a volume: the photograph, its contrast varying along the depth
+        g = _photo(size)
+        z = np.cos(np.linspace(0, np.pi, size, dtype=np.float32))[:, None, None]
+        f = (0.5 + 0.5 * z * (g[None] - 0.5)).astype(np.float32)
+        return (f + 0.1 * rng.standard_normal(f.shape, dtype=np.float32)).astype(np.float32), None
     f = _photo(size)
+    if shape is not None:
+        f = f[:shape[0], :shape[1]]
+        size = min(shape)
     if op == "rof":
         return (f + 0.1 * rng.standard_normal(f.shape)).astype(np.float32), None
     if op == "eed":
@@ -71,6 +79,42 @@ def _status(key: str) -> int:
 def _usage():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime, _status("VmHWM")
+
+
+def _sample(dask_worker=None):
+    """A worker's resident set and the bytes of the results dask holds in its memory (managed memory)."""
+    held = 0
+    if dask_worker is not None:
+        try:
+            held = int(sum(dask_worker.data.fast.weights.values()))
+        except AttributeError:
+            held = 0
+    return _status("VmRSS"), held
+
+
+class _Sampler:
+    """Samples every worker's resident set and managed memory every ``every`` seconds, in a thread."""
+
+    def __init__(self, client, every=0.5):
+        import threading
+        self.client, self.every, self.rss, self.held, self.stop = client, every, {}, {}, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.wait(self.every):
+            try:
+                got = self.client.run(_sample)
+            except Exception:     # a worker restarting: skip this sample
+                continue
+            for w, (rss, held) in got.items():
+                self.rss[w] = max(self.rss.get(w, 0), rss)
+                self.held[w] = max(self.held.get(w, 0), held)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        return max(self.held.values(), default=0)
 
 
 def _warm():
@@ -106,6 +150,12 @@ def main(argv=None) -> int:
                          "in float32, eed's change per sweep)")
     ap.add_argument("--max-sweeps", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--shape", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="crop the photograph to H x W (weak scaling: the same work per worker)")
+    ap.add_argument("--ndim", type=int, choices=(2, 3), default=2, help="3: a --size^3 volume (rof only)")
+    ap.add_argument("--path", choices=("store", "lazy"), default="store",
+                    help="store: rof_to_zarr / inpaint_to_zarr (the iterate in zarr between sweeps, default); "
+                         "lazy: pdeflow.dask.rof / inpaint written by write_zarr (one graph for all sweeps)")
     ap.add_argument("--check", action="store_true", help="compare with the single-array answer (in this process)")
     ap.add_argument("--smoke", action="store_true", help="64 px, chunks 32, --check, the synchronous scheduler in "
                                                          "this process (no cluster), 4 sweeps at most")
@@ -123,10 +173,10 @@ def main(argv=None) -> int:
     import pdeflow.dask as pdd
     from pdeflow.io import read_zarr, write_zarr
 
-    f, m = _problem(args.op, args.size)
+    f, m = _problem(args.op, args.size, shape=args.shape, ndim=args.ndim)
     span = float(f.max() - f.min())
     ref, t_ref = _single(args.op, f, m, args) if args.check else (None, float("nan"))
-    print(f"{args.op} of a {args.size} x {args.size} photograph from zarr, {args.workers} workers; load average "
+    print(f"{args.op} of a {' x '.join(map(str, f.shape))} photograph from zarr, {args.workers} workers; load average "
           f"{os.getloadavg()[0]:.1f}" + (f"; the single array took {t_ref:.1f} CPU s" if args.check else ""),
           flush=True)
     rows = []
@@ -134,6 +184,7 @@ def main(argv=None) -> int:
         work = out / "work" / f"c{cs}"
         work.mkdir(parents=True)
         src = write_zarr(da.from_array(f, chunks=cs), work / "in.zarr")
+        nd = {"ndim": 3} if args.ndim == 3 else {}
         msrc = write_zarr(da.from_array(m, chunks=cs), work / "mask.zarr") if m is not None else None
         cluster = None if args.smoke else distributed.LocalCluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -141,16 +192,26 @@ def main(argv=None) -> int:
         client = distributed.Client(cluster) if cluster is not None else None
         base = client.run(_warm) if client else {"here": _warm()}
         x = read_zarr(src)
-        if args.op == "rof":
-            r = pdd.rof(x, args.lam, tol=tol, max_sweeps=args.max_sweeps, full_output=True)
-        else:
-            r = pdd.inpaint(x, read_zarr(msrc), args.op, overlap=args.overlap, tol=tol, max_sweeps=args.max_sweeps,
-                            full_output=True)
+        sampler = _Sampler(client) if client else None
         w0, c0 = time.perf_counter(), time.process_time()
         with dask.config.set(scheduler=client if client else "sync"):
-            target, (sweeps, crit, ok) = write_zarr(r.u, work / "out.zarr", also=[r.sweeps, r.criterion,
-                                                                                  r.converged])
+            if args.path == "store" and args.op == "rof":
+                r = pdd.rof_to_zarr(x, args.lam, work / "out.zarr", tol=tol, max_sweeps=args.max_sweeps, **nd)
+            elif args.path == "store":
+                r = pdd.inpaint_to_zarr(x, read_zarr(msrc), work / "out.zarr", args.op, overlap=args.overlap,
+                                        tol=tol, max_sweeps=args.max_sweeps)
+            if args.path == "store":
+                target, sweeps, crit, ok = r.path, r.sweeps, r.criterion, r.converged
+            else:
+                if args.op == "rof":
+                    r = pdd.rof(x, args.lam, tol=tol, max_sweeps=args.max_sweeps, full_output=True, **nd)
+                else:
+                    r = pdd.inpaint(x, read_zarr(msrc), args.op, overlap=args.overlap, tol=tol,
+                                    max_sweeps=args.max_sweeps, full_output=True)
+                target, (sweeps, crit, ok) = write_zarr(r.u, work / "out.zarr", also=[r.sweeps, r.criterion,
+                                                                                      r.converged])
         wall, here = time.perf_counter() - w0, time.process_time() - c0
+        held = sampler.close() if sampler else 0
         after = client.run(_usage) if client else {"here": _usage()}
         if client:
             client.close()
@@ -161,20 +222,21 @@ def main(argv=None) -> int:
         cpu = sum(after[w][0] - base[w][0] for w in after) + here_cpu
         peaks = sorted(after[w][1] / 2**20 for w in after)
         baseline = max(base[w][1] for w in base) / 2**20
-        chunk_mb = cs * cs * 4 / 2**20
-        row = dict(op=args.op, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
+        chunk_mb = cs ** f.ndim * 4 / 2**20
+        row = dict(op=args.op, path=args.path, shape=list(f.shape), workers=args.workers if client else 0, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
                    converged=bool(ok), cpu_s=cpu, wall_s=wall, single_cpu_s=t_ref, peak_mb=peaks,
                    baseline_mb=baseline, growth_in_chunks=(max(peaks) - baseline) / chunk_mb,
-                   load=os.getloadavg()[0])
+                   worker_cpu_s=sorted(after[w][0] - base[w][0] for w in after), here_cpu_s=here_cpu,
+                   held_mb=held / 2**20, held_in_chunks=held / 2**20 / chunk_mb, load=os.getloadavg()[0])
         if args.check:
             row["max_diff"] = float(np.abs(read_zarr(target).compute() - ref).max() / span)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    lines = ["| operator | size | chunk | sweeps | max diff / range | CPU s (dask) | CPU s (single) | wall s | "
-             "peak RSS per worker (MB) | baseline (MB) | growth / chunk |", "|" + "---|" * 11]
+    lines = ["| operator | path | shape | workers | chunk | sweeps | max diff / range | CPU s (dask) | CPU s (single) | wall s | "
+             "peak RSS per worker (MB) | baseline (MB) | growth / chunk |", "|" + "---|" * 13]
     for r in rows:
         diff = f"{r['max_diff']:.1e}" if "max_diff" in r else "-"
-        lines.append(f"| {r['op']} | {r['size']} | {r['chunk']} | {r['sweeps']} | {diff} | {r['cpu_s']:.0f} | "
+        lines.append(f"| {r['op']} | {r['path']} | {'x'.join(map(str, r['shape']))} | {r['workers']} | {r['chunk']} | {r['sweeps']} | {diff} | {r['cpu_s']:.0f} | "
                      f"{r['single_cpu_s']:.0f} | {r['wall_s']:.0f} | {', '.join(f'{p:.0f}' for p in r['peak_mb'])} | "
                      f"{r['baseline_mb']:.0f} | {r['growth_in_chunks']:.0f} |")
     write_text(out / "large.md", "\n".join(lines) + "\n")

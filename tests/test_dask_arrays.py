@@ -246,3 +246,75 @@ def test_float32_chunks_give_the_float64_answer(name):
                         tol=1e-6, max_sweeps=8).compute(scheduler="sync")
     assert u.dtype == np.float32
     assert np.abs(u - ref).max() <= 1e-4 * (f.max() - f.min()), name
+
+
+def test_store_to_store_equals_the_lazy_and_the_single_array_answer(client, tmp_path):
+    """rof_to_zarr and inpaint_to_zarr (the iterate in zarr between sweeps) give the single-array answers (float32
+    data against the float64 answer) and leave only the target behind."""
+    f = _image(32, 32)
+    ref = rof(torch.from_numpy(f), 0.1, tol=1e-9, max_iter=100000).numpy()
+    span = f.max() - f.min()
+    r = pdd.rof_to_zarr(da.from_array(f.astype(np.float32), chunks=16), 0.1, tmp_path / "u.zarr", tol=1e-6)
+    u = r.u.compute()
+    assert r.converged and r.sweeps >= 1 and u.dtype == np.float32 and u.shape == f.shape
+    assert np.abs(u - ref).max() <= 1e-4 * span
+    m = (np.random.default_rng(1).random(f.shape) < 0.1).astype(float)
+    lazy = pdd.inpaint(da.from_array(f, chunks=16), m, "diffusion", overlap=4, tol=1e-9).compute()
+    r = pdd.inpaint_to_zarr(da.from_array(f, chunks=16), m, tmp_path / "d.zarr", "diffusion", overlap=4, tol=1e-9)
+    assert r.converged and np.array_equal(r.u.compute(), lazy)      # the same sweeps, task for task
+    exact = OPERATORS["diffusion"].function(torch.from_numpy(f), torch.from_numpy(m), tol=1e-12).numpy()
+    assert np.abs(r.u.compute() - exact).max() <= 1e-6 * span
+    holes = np.ones(f.shape)
+    holes[10:13, 2:30] = 0
+    x2 = da.from_array(np.stack([f, 2 * f]), chunks=(1, 16, 16))
+    r = pdd.inpaint_to_zarr(x2, holes, tmp_path / "e.zarr", "eed", overlap=4, tol=1e-6, max_sweeps=6)
+    lazy = pdd.inpaint(x2, holes, "eed", overlap=4, tol=1e-6, max_sweeps=6).compute()
+    assert r.u.shape == (2,) + f.shape and np.abs(r.u.compute() - lazy).max() <= 1e-12
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["d.zarr", "e.zarr", "u.zarr"]
+    with pytest.raises(UserInputError, match="exists"):
+        pdd.rof_to_zarr(da.from_array(f, chunks=16), 0.1, tmp_path / "d.zarr")
+    with pytest.raises(UserInputError, match="store must be an existing folder"):
+        pdd.rof_to_zarr(da.from_array(f, chunks=16), 0.1, tmp_path / "x.zarr", store=tmp_path / "missing")
+
+
+@pytest.mark.slow   # a worker restart; make test keeps the lazy path's killed worker and the store-to-store answers
+def test_store_to_store_survives_a_killed_worker(client, tmp_path):
+    """A worker killed (SIGKILL) during a store-to-store rof: its tasks rerun elsewhere (each reads one store and
+    writes its own region of another), the result is the single-array answer."""
+    import threading
+
+    f = _image(48, 48, 5)
+    ref = rof(torch.from_numpy(f), 0.1, tol=1e-9, max_iter=100000).numpy()
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_when_busy():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            if any(len(v) for v in client.processing().values()) and (tmp_path / "work").exists() and \
+                    any(p.name.startswith("p") for p in _work_stores(tmp_path / "work")):
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.02)
+
+    (tmp_path / "work").mkdir()
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    r = pdd.rof_to_zarr(da.from_array(f, chunks=16), 0.1, tmp_path / "u.zarr", tol=1e-6, store=tmp_path / "work")
+    killer.join()
+    assert killed, "the run ended before a worker could be killed"
+    assert r.converged and np.abs(r.u.compute() - ref).max() <= 1e-4 * (f.max() - f.min())
+    client.wait_for_workers(2, timeout=60)
+    assert killed[0] not in client.run(os.getpid).values()
+    assert list((tmp_path / "work").iterdir()) == []        # the work stores are gone
+
+
+def _work_stores(folder):
+    return [q for d in folder.iterdir() for q in d.iterdir()] if folder.exists() else []
+
+
+def test_store_to_store_refuses_a_halo_wider_than_a_block(tmp_path):
+    x = da.from_array(np.zeros((40, 40)), chunks=16)      # blocks of 16, 16 and 8 pixels
+    with pytest.raises(UserInputError, match="halo of 10 pixels is wider than the smallest block"):
+        pdd.inpaint_to_zarr(x, np.ones((40, 40)), tmp_path / "u.zarr", overlap=9)
+    assert list(tmp_path.iterdir()) == []

@@ -7,8 +7,9 @@
   or ``None``), the output store's name and the options a store refuses, as usage errors.
 * :func:`open_store`: a store as a float dask array with the chunks of ``--chunks`` (integers mapped to [0, 1]).
 * :func:`check_zarr_operator`, :func:`run_inpaint_zarr`: ``pdeflow inpaint``'s operator check and run for a store.
-* :func:`run_zarr`: compute a decomposed solve into the output store, atomically (:func:`pdeflow.io.write_zarr`),
-  on the cluster of ``--workers``/``--scheduler`` or on dask's threads here; print what it took.
+* :func:`run_zarr`: run a store-to-store decomposed solve (:mod:`pdeflow.dask.stream`: the iterate in zarr
+  stores beside the output between sweeps, a worker's memory bounded by the chunk) into the output store,
+  atomically, on the cluster of ``--workers``/``--scheduler`` or on dask's threads here; print what it took.
 
 Dask is imported only when a store is solved, never when the command line is parsed.
 """
@@ -54,8 +55,8 @@ def add_zarr_args(p, *, overlap: bool = False) -> None:
                    help="3: the store holds a volume (D, H, W) (or (C, D, H, W), (B, C, D, H, W)); default 2: "
                         "images (H, W), (C, H, W) or (B, C, H, W)")
     g.add_argument("--max-sweeps", type=positive_int, default=None, metavar="N",
-                   help=f"Schwarz sweeps at most (default {DEFAULT_MAX_SWEEPS}; the dask graph holds N sweeps, those "
-                        "after convergence pass their chunks through)")
+                   help=f"Schwarz sweeps at most (default {DEFAULT_MAX_SWEEPS}; one dask graph per sweep, the iterate "
+                        "in work stores beside the output between sweeps)")
     if overlap:
         g.add_argument("--overlap", type=positive_int, default=None, metavar="N",
                        help=f"pixels by which each chunk's subproblem reaches into its neighbours (default "
@@ -148,9 +149,11 @@ def _batch_module():
 
 
 def run_zarr(args, build, what: str) -> int:
-    """Compute ``build()`` (a :class:`pdeflow.dask.SchwarzResult`, lazy) into the output store of ``args.zarr``,
-    its sweeps and convergence in the same pass; print one line of what it took. Returns 0, or 1 when the
-    solve stopped at its sweep cap short of its tolerance (the store is written either way)."""
+    """Run ``build()`` -- ``(x, solve)``: the input (a lazy dask array) and ``solve(target, overwrite)``, a
+    store-to-store solve of :mod:`pdeflow.dask.stream` returning its :class:`pdeflow.dask.StoreResult` -- into the
+    output store of ``args.zarr``, on the cluster of ``--workers``/``--scheduler`` or on dask's threads here; print
+    one line of what it took. Returns 0, or 1 when the solve stopped at its sweep cap short of its tolerance (the
+    store is written either way)."""
     import dask
 
     source, target = args.zarr
@@ -166,24 +169,23 @@ def run_zarr(args, build, what: str) -> int:
                 import torch
                 torch.set_num_threads(1)
             with dask.config.set(scheduler="threads"):
-                result = build()
-                _report_start(prog, what, source, target, result, where)
-                _, (sweeps, crit, ok) = pio.write_zarr(result.u, target, overwrite=args.overwrite,
-                                                       also=[result.sweeps, result.criterion, result.converged])
+                x, solve = build()
+                _report_start(prog, what, source, target, x, where)
+                result = solve(target, args.overwrite)
         else:
             with _batch_module().dask_client(args.scheduler, args.workers, who=flag) as client:
                 client.run(_one_thread)
-                result = build()
-                _report_start(prog, what, source, target, result, where)
-                _, (sweeps, crit, ok) = pio.write_zarr(result.u, target, overwrite=args.overwrite,
-                                                       also=[result.sweeps, result.criterion, result.converged])
+                x, solve = build()
+                _report_start(prog, what, source, target, x, where)
+                result = solve(target, args.overwrite)
     except UserInputError as exc:
         text = str(exc)
         raise CLIError(text if text.startswith("argument ") else f"argument IMAGE: {text}") from None
     secs = time.perf_counter() - t0
-    print(f"{prog}: wrote {target} in {secs:.1f} s: {int(sweeps)} Schwarz sweep(s), stopping measure "
-          f"{float(crit):.2g}" + ("" if bool(ok) else " (stopped at the sweep cap, short of --tol)"))
-    return 0 if bool(ok) else 1
+    print(f"{prog}: wrote {target} in {secs:.1f} s: {int(result.sweeps)} Schwarz sweep(s), stopping measure "
+          f"{float(result.criterion):.2g}"
+          + ("" if result.converged else " (stopped at the sweep cap, short of --tol)"))
+    return 0 if result.converged else 1
 
 
 def _one_thread():
@@ -192,8 +194,7 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def _report_start(prog, what, source, target, result, where) -> None:
-    u = result.u
+def _report_start(prog, what, source, target, u, where) -> None:
     chunk = "x".join(str(max(c)) for c in u.chunks)
     print(f"{prog}: {what} of {source} {tuple(u.shape)} {u.dtype} in chunks of {chunk} to {target}, {where}",
           flush=True)
@@ -225,7 +226,7 @@ def run_inpaint_zarr(args) -> int:
     nd = args.ndim or 2
 
     def build():
-        from ..dask import inpaint as inpaint_chunks
+        from ..dask import inpaint_to_zarr
 
         x = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=nd)
         m = open_store(args.mask if args.mask is not None else args.holes, flag, ndim=nd, mask=True)
@@ -233,8 +234,12 @@ def run_inpaint_zarr(args) -> int:
             raise CLIError(f"argument {flag}: the store's spatial shape {tuple(m.shape[-nd:])} is not IMAGE's "
                            f"{tuple(x.shape[-nd:])}")
         known = m > 0 if args.mask is not None else m == 0
-        return inpaint_chunks(x, known, args.method, tol=tol, ndim=args.ndim, full_output=True,
-                              max_sweeps=args.max_sweeps,
-                              overlap=args.overlap if args.overlap is not None else DEFAULT_OVERLAP)
+
+        def solve(target, overwrite):
+            return inpaint_to_zarr(x, known, target, args.method, tol=tol, ndim=args.ndim, overwrite=overwrite,
+                                   max_sweeps=args.max_sweeps,
+                                   overlap=args.overlap if args.overlap is not None else DEFAULT_OVERLAP)
+
+        return x, solve
 
     return run_zarr(args, build, f"{args.method} inpainting (tolerance {tol:g}, {flag} {args.mask or args.holes})")

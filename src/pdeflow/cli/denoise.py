@@ -239,15 +239,20 @@ def _run_denoise_batch(args) -> int:
 
 
 def _run_denoise_zarr(args) -> int:
-    """``pdeflow denoise IN.zarr OUT.zarr``: :func:`pdeflow.dask.rof` of the store, chunk by chunk."""
+    """``pdeflow denoise IN.zarr OUT.zarr``: :func:`pdeflow.dask.rof_to_zarr` of the store, chunk by chunk."""
     setup_compute(args)
 
     def build():
-        from ..dask import rof as rof_chunks
+        from ..dask import rof_to_zarr
 
         f = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=args.ndim or 2)
-        return rof_chunks(f, args.lam[0], tol=args.tol if args.tol is not None else ZARR_TOL,
-                          max_iter=args.max_iter, max_sweeps=args.max_sweeps, ndim=args.ndim, full_output=True)
+
+        def solve(target, overwrite):
+            return rof_to_zarr(f, args.lam[0], target, tol=args.tol if args.tol is not None else ZARR_TOL,
+                               max_iter=args.max_iter, max_sweeps=args.max_sweeps, ndim=args.ndim,
+                               overwrite=overwrite)
+
+        return f, solve
 
     return run_zarr(args, build, f"ROF (lambda {args.lam[0]:g}, relative duality gap "
                                  f"{args.tol if args.tol is not None else ZARR_TOL:g})")

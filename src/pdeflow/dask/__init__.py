@@ -10,6 +10,10 @@ scheduler is active (threads, or a ``dask.distributed`` cluster).
   a stated tolerance by overlapping domain decomposition (restricted additive Schwarz): sweeps of subdomain
   solves on chunks grown by an overlap, a global reduction after each sweep deciding whether to stop. Not
   blending: the subdomains exchange their values until the global problem is solved.
+* Store to store -- :func:`rof_to_zarr` and :func:`inpaint_to_zarr` (:mod:`~pdeflow.dask.stream`) run the same
+  decomposed solves eagerly from a dask array into a zarr store, one dask graph per step with the iterate in
+  zarr stores between steps: a worker holds only the tasks it runs, so its memory is bounded by the chunk, not
+  by the image (what ``pdeflow denoise IN.zarr OUT.zarr`` and ``pdeflow inpaint IN.zarr OUT.zarr`` run).
 * Local operators -- :func:`iel` (the inverse evolution layers, :mod:`~pdeflow.dask.local`) -- are exact with a
   halo as wide as their stencil reaches.
 * Stacks of images -- :func:`encode` and :func:`decode` (:mod:`~pdeflow.dask.codec`) run the codec on every
@@ -26,7 +30,9 @@ from .batch import BatchResult, FileTask, batch_files, run_batch
 from .codec import decode, encode
 from .inpaint import inpaint
 from .local import iel
+from .stream import StoreResult, inpaint_to_zarr, rof_to_zarr
 from .tv import SchwarzResult, rof, tv_flow
 
-__all__ = ["rof", "tv_flow", "inpaint", "iel", "encode", "decode", "SchwarzResult",
+__all__ = ["rof", "tv_flow", "inpaint", "iel", "encode", "decode", "SchwarzResult", "rof_to_zarr", "inpaint_to_zarr",
+           "StoreResult",
            "batch_files", "FileTask", "BatchResult", "run_batch"]

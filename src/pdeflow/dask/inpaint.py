@@ -54,7 +54,8 @@ from .arrays import (
 )
 from .tv import SchwarzResult
 
-__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width"]
+__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width", "solve_block", "residual_sums",
+           "mask_like", "measure_of", "clipped"]
 
 #: The reach of each operator's equation at a pixel, in pixels: how far the values it reads lie (diffusion's
 #: five-point stencil: 1; biharmonic's thirteen-point one: 2; TV: the diffusivity on the stencil's neighbours
@@ -98,6 +99,30 @@ def ring_width(name: str, options: dict) -> int:
     return reach
 
 
+def measure_of(method: str) -> str:
+    """The stopping measure of ``method``'s sweeps: ``"residual"`` of the global system (diffusion) or ``"change"``.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.inpaint import measure_of
+    >>> measure_of("diffusion"), measure_of("eed")
+    ('residual', 'change')
+    """
+    return "residual" if method == "diffusion" else "change"
+
+
+def clipped(method: str, options: dict) -> bool:
+    """Whether ``method``'s result is clipped to the known range once after the sweeps (biharmonic's ``clip``).
+
+    Examples
+    --------
+    >>> from pdeflow.dask.inpaint import clipped
+    >>> clipped("biharmonic", {}), clipped("biharmonic", {"clip": False}), clipped("tv", {})
+    (True, False, False)
+    """
+    return method == "biharmonic" and bool(options.get("clip", True))
+
+
 def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     """Bool (*S): the outer ``reach`` slabs of a grown block on the sides that have a neighbour."""
     ring = torch.zeros(shape, dtype=torch.bool, device=device)
@@ -112,7 +137,7 @@ def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     return ring
 
 
-def _solve_task(xb, mb, ub, *, faces, name, reach, tol, options, first, span=None):
+def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=None):
     """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``. ``span``: the
     range of each image's known values (b, 1, 1, ...), for the options of :data:`RELATIVE`."""
     op = OPERATORS[name]
@@ -156,7 +181,7 @@ def _relative_solve(name, f, mk, span, tol, options):
     return OPERATORS[name].function(f, mk, tol=tol, **opts)
 
 
-def _residual_task(ub, mb, fb, *, faces):
+def residual_sums(ub, mb, fb, *, faces):
     """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels."""
     u = torch.from_numpy(np.ascontiguousarray(ub, dtype=np.float64))
     m = torch.from_numpy(np.ascontiguousarray(mb, dtype=np.float64))
@@ -195,7 +220,7 @@ def _per_image(da, task, arrays, depth, done, reduce):
     return parts.max(axis=axes) if reduce == "max" else parts.sum(axis=axes)
 
 
-def _mask_like(da, mask, x4, lead, nd, who):
+def mask_like(da, mask, x4, lead, nd, who):
     """The mask as a (B or 1, 1, *S) float array with the spatial chunks of ``x4``."""
     m = mask if isinstance(mask, da.Array) else da.asarray(np.asarray(mask))
     if m.dtype == bool:
@@ -283,7 +308,7 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     # subdomain solve would run to its iteration limit and warn)
     ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps)) if local_tol is None
             else check_positive(local_tol, "local_tol", who))
-    m4 = _mask_like(da, mask, x4, lead, nd, who)
+    m4 = mask_like(da, mask, x4, lead, nd, who)
     reach = ring_width(method, options)
     depth = spatial_depth(x4, int(overlap) + reach)
     one = spatial_depth(x4, 1)
@@ -296,17 +321,17 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
         span = (da.nanmax(known, axis=axes, keepdims=True) - da.nanmin(known, axis=axes, keepdims=True))
         kw["extra"] = {"span": span.rechunk((x4.chunks[0],) + (1,) * (x4.ndim - 1))}
     if method in LOCAL:       # a filter, not an equation: the halo makes it exact where it reaches far enough
-        u4 = sweep(_solve_task, [f4, m4, f4], spatial_depth(x4, int(overlap)), False, dtype=x4.dtype, like=2,
+        u4 = sweep(solve_block, [f4, m4, f4], spatial_depth(x4, int(overlap)), False, dtype=x4.dtype, like=2,
                    first=True, **kw)
         u = from_batched(u4, lead)
         return SchwarzResult(u, da.asarray(1), da.asarray(0.0), da.asarray(True)) if full_output else u
-    u4 = sweep(_solve_task, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, **kw)
+    u4 = sweep(solve_block, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, **kw)
     done, sweeps, crit = da.asarray(False), da.asarray(1), da.asarray(np.inf)
     for _ in range(max_sweeps - 1):
         sweeps = sweeps + (~done).astype(int)
-        new = sweep(_solve_task, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, **kw)
+        new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, **kw)
         if method == "diffusion":
-            sums = _per_image(da, _residual_task, [new, m4, f4], one, done, "sum")
+            sums = _per_image(da, residual_sums, [new, m4, f4], one, done, "sum")
             measure = da.sqrt(sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
         else:
             change = _per_image(da, _change_task, [new, u4], {k: 0 for k in depth}, done, "max")

@@ -33,8 +33,10 @@ coarse space: the data term makes ROF local (a change of ``f`` moves ``u`` over 
 ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of chunks; the
 user guide's page "Large images and many images" gives the counts.
 
-**Memory.** A task holds its chunk grown by the halo (``f``, the dual field, a few work arrays): memory per worker
-is a small multiple of a chunk, whatever the image size.
+**Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's three arrays
+of the dual field's size and a few of the image's). The lazy graph also keeps the iteration's state (arrays of
+the image's size) in the workers' memory between sweeps; :func:`pdeflow.dask.rof_to_zarr` keeps it in zarr
+stores instead, so that a worker's memory is bounded by the chunk whatever the image size.
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ from .arrays import (
     sweep,
 )
 
-__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks"]
+__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks", "solve_dual_block", "primal_block", "gap_sums"]
 
 
 @dataclass
@@ -96,23 +98,33 @@ class SchwarzResult:
     converged: object
 
 
-def _to_torch(block: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64))
+def _to_torch(block: np.ndarray, dtype=np.float64) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(block, dtype=dtype))
 
 
-def _dual_task(fb, pb, *, faces, lam, C, tol, max_iter):
+def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False):
     """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
     follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
-    slab before the block enters the divergence. So the blocks of one step are independent subproblems."""
+    slab before the block enters the divergence. So the blocks of one step are independent subproblems. Solved in
+    the dtype of ``pb`` (:data:`SOLVE_DTYPE`); ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
+    own, not one dask still holds)."""
     spatial = fb.ndim - 2
-    f = _to_torch(fb)
-    p = _to_torch(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
+    dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
+    f = _to_torch(fb, dtype)
+    p = _to_torch(pb, dtype)
+    own = overwrite or p.data_ptr() != torch.from_numpy(np.asarray(pb)).data_ptr()
+    p = p.reshape(f.shape[0], C, spatial, *f.shape[2:])
     region = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
     free = torch.zeros(f.shape[2:], dtype=torch.bool)
     free[tuple(slice(lo, s - 2 * hi) for (lo, hi), s in zip(faces, f.shape[2:]))] = True
-    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter)
+    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own)
     return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
+
+
+#: The dtype each block's dual subproblem is solved in, by the dtype of the dual field: float64 throughout (a
+#: float32 field is solved in float64 and stored back in float32).
+SOLVE_DTYPE = {"float32": np.float64, "float64": np.float64}
 
 
 def shifted_chunks(chunks: tuple) -> tuple:
@@ -133,7 +145,7 @@ def shifted_chunks(chunks: tuple) -> tuple:
     return tuple(int(b - a) for a, b in zip(cuts[:-1], cuts[1:]) if b > a)
 
 
-def _primal_task(fb, pb, *, faces, lam, C):
+def primal_block(fb, pb, *, faces, lam, C):
     """``u = f + lam div p`` on a grown block (exact wherever the slab before the pixel is in the block)."""
     f = _to_torch(fb)
     spatial = fb.ndim - 2
@@ -141,7 +153,7 @@ def _primal_task(fb, pb, *, faces, lam, C):
     return (f + lam * block_divergence(p, spatial)).numpy().astype(fb.dtype, copy=False)
 
 
-def _gap_task(fb, pb, *, faces, lam, C):
+def gap_sums(fb, pb, *, faces, lam, C):
     """The duality gap and the primal energy of the chunk's own pixels, per image: a (b, 2, 1, ...) block."""
     spatial = fb.ndim - 2
     f = _to_torch(fb)
@@ -220,10 +232,10 @@ def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
         sweeps = sweeps + (~done).astype(int)
         for fg, pc in zip(fs, pchunks):
             p4 = p4.rechunk(pc) if p4.chunks != pc else p4
-            p4 = sweep(_dual_task, [fg, p4], depth, done, dtype=p4.dtype, like=1, lam=lam, C=C,
+            p4 = sweep(solve_dual_block, [fg, p4], depth, done, dtype=p4.dtype, like=1, lam=lam, C=C,
                        tol=tol / 10.0, max_iter=max_iter)
         p4 = p4.rechunk(pchunks[0])
-        sums = _chunk_sums(_gap_task, [f4, p4], depth, done, lam=lam, C=C)
+        sums = _chunk_sums(gap_sums, [f4, p4], depth, done, lam=lam, C=C)
         rel = (sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
         crit = da.where(done, crit, rel)
         done = crit <= tol
@@ -283,7 +295,7 @@ def rof(f, lam, *, tol: float = 1e-6, max_sweeps: int = 30, max_iter: int = 2000
     C = f4.shape[1]
     p4, sweeps, crit, done = _rof_dual(da, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, tol=tol,
                                        max_sweeps=max_sweeps, max_iter=max_iter)
-    u4 = sweep(_primal_task, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, lam=lam, C=C)
+    u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, lam=lam, C=C)
     u = from_batched(u4, lead)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
 
@@ -344,7 +356,7 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     for k in range(1, max(steps) + 1):
         p4, sweeps, crit, done = _rof_dual(da, u4, p4, dt, C=C, nd=nd, tol=tol, max_sweeps=max_sweeps,
                                            max_iter=max_iter)
-        u4 = sweep(_primal_task, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, lam=dt, C=C)
+        u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, lam=dt, C=C)
         total, worst, ok = total + sweeps, da.maximum(worst, crit), ok & done
         by_step[k] = u4
     out = da.stack([from_batched(by_step[s], lead) for s in steps])

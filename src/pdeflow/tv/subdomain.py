@@ -58,21 +58,61 @@ def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
     return d[(Ellipsis,) + (slice(0, -1),) * spatial]
 
 
+def _primal_into(u, f, p, lam, spatial):
+    """``u = f + lam * block_divergence(p)`` written into ``u``, with no temporary of the dual field's size."""
+    u.copy_(f)
+    for k in range(spatial):
+        axis = 2 + k
+        pk = p[:, :, k]
+        u.add_(pk, alpha=lam)
+        n = u.shape[axis]
+        u.narrow(axis, 1, n - 1).sub_(pk.narrow(axis, 0, n - 1), alpha=lam)
+    return u
+
+
+def _grad_into(g, u, spatial):
+    """:func:`pdeflow.ops.grad` of ``u`` written into ``g`` (b, C, n, *S): forward differences, 0 on the last slab."""
+    for k in range(spatial):
+        axis = 2 + k
+        n = u.shape[axis]
+        gk = g[:, :, k]
+        gk.narrow(axis, n - 1, 1).zero_()
+        gk.narrow(axis, 0, n - 1).copy_(u.narrow(axis, 1, n - 1)).sub_(u.narrow(axis, 0, n - 1))
+    return g
+
+
+def _pointwise(a, b, out):
+    """``sum_{c, k} a[:, c, k] * b[:, c, k]`` per pixel into ``out`` (b, *S), one component at a time."""
+    out.zero_()
+    for c in range(a.shape[1]):
+        for k in range(a.shape[2]):
+            out.addcmul_(a[:, c, k], b[:, c, k])
+    return out
+
+
+def _dot(a, b):
+    """``sum(a * b)`` in float64 without a temporary of their size where they are contiguous."""
+    if a.is_contiguous() and b.is_contiguous():
+        return float(torch.dot(a.reshape(-1), b.reshape(-1)))
+    return float((a * b).sum(dtype=torch.float64))
+
+
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
-                    tol: float, max_iter: int = 20000, check_every: int = 10) -> torch.Tensor:
+                    tol: float, max_iter: int = 20000, check_every: int = 10, overwrite: bool = False) -> torch.Tensor:
     """The exact ROF dual subproblem of one block: new duals on the ``free`` pixels, the others held.
 
     Minimises ``1/2 ||f + lam div p||^2`` over the pixels of ``region`` (the block less the slab before it,
     whose duals only enter the divergence) over the duals of the ``free`` pixels with ``|p| <= 1``, the divergence
     that of :func:`block_divergence`, by fast gradient projection with adaptive restart, until the subproblem's
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
-    image of the batch, or ``max_iter`` iterations.
+    image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``f`` (the gap's sums in float64) and
+    holds three arrays of the dual field's size and a few of the image's, updated in place.
 
     Parameters
     ----------
-    f : Tensor, shape (b, C, *S), float64
+    f : Tensor, shape (b, C, *S), float32 or float64
         The data on the block (and on the slab before it, where there is one).
-    p : Tensor, shape (b, C, n, *S), float64
+    p : Tensor, shape (b, C, n, *S), the dtype of ``f``
         The current duals: the warm start on ``free``, the held values elsewhere.
     lam : float
         The ROF weight, ``> 0``.
@@ -86,6 +126,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         Iterations at most.
     check_every : int
         Iterations between evaluations of the gap.
+    overwrite : bool
+        Use ``p``'s memory for the iterate (``p`` then holds the result; default: a copy).
 
     Returns
     -------
@@ -108,35 +150,52 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     """
     spatial = f.dim() - 2
     step = 1.0 / (4.0 * spatial * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
-    held = p
-    sel = (Ellipsis,) + tuple(region)
     fixed = ~free
-    axes = tuple(range(1, spatial + 1))
-
-    def primal(q):
-        return f + lam * block_divergence(q, spatial)
-
-    def project(q):
-        norm = q.pow(2).sum(dim=(1, 2), keepdim=True).sqrt().clamp(min=1.0)
-        return torch.where(fixed, held, q / norm)
-
-    x, y, t = held.clone(), held.clone(), 1.0
+    held = p[..., fixed].clone() if bool(fixed.any()) else None
+    sel = (Ellipsis,) + tuple(region)
+    b = f.shape[0]
+    x = p if overwrite else p.clone()
+    y, g = x.clone(), torch.empty_like(x)
+    u = torch.empty_like(f)
+    norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=f.dtype)
+    work = torch.empty_like(norm)
+    t = 1.0
     for it in range(1, max_iter + 1):
-        g = ops.grad(primal(y), ndim=spatial)
-        x_new = project(y + step * g)
+        _grad_into(g, _primal_into(u, f, y, lam, spatial), spatial)
+        g.mul_(step).add_(y)                                  # y + step * grad: the step before the projection
+        _pointwise(g, g, norm).sqrt_().clamp_(min=1.0)
+        g.div_(norm[:, None, None])
+        if held is not None:
+            g[..., fixed] = held
         t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
-        if float(((x_new - x) * (y - x_new)).sum()) > 0.0:    # the objective went up: restart the momentum
-            y, t_new = x_new, 1.0
+        # the restart test <x_new - x, y - x_new> > 0, one component at a time (no temporary of the dual's size)
+        up = 0.0
+        for c in range(x.shape[1]):
+            for k in range(spatial):
+                gx = g[:, c, k]
+                torch.sub(gx, x[:, c, k], out=work)
+                up += float(_dot(work, y[:, c, k]) - _dot(work, gx))
+        if up > 0.0:      # the objective went up: restart the momentum
+            y.copy_(g)
+            t_new = 1.0
         else:
-            y = x_new + ((t - 1.0) / t_new) * (x_new - x)
-        x, t = x_new, t_new
+            beta = (t - 1.0) / t_new
+            y.copy_(x).mul_(-beta).add_(g, alpha=1.0 + beta)
+        x, g = g, x
+        t = t_new
         if it % check_every == 0:
-            u = primal(x)
-            g = ops.grad(u, ndim=spatial)
-            norm = g.pow(2).sum(dim=(1, 2)).sqrt()
-            gap = lam * torch.where(free, norm - (g * x).sum(dim=(1, 2)), 0.0).sum(dim=axes)
-            energy = (0.5 * (u - f)[sel].pow(2).sum(dim=tuple(range(1, spatial + 2)))
-                      + lam * torch.where(free, norm, 0.0).sum(dim=axes))
-            if bool((gap <= tol * energy.clamp(min=torch.finfo(u.dtype).tiny)).all()):
+            _primal_into(u, f, x, lam, spatial)
+            _grad_into(g, u, spatial)
+            _pointwise(g, g, norm).sqrt_().masked_fill_(fixed, 0.0)
+            _pointwise(g, x, work).masked_fill_(fixed, 0.0)
+            tv_free = norm.flatten(1).sum(1, dtype=torch.float64)
+            gap = lam * (tv_free - work.flatten(1).sum(1, dtype=torch.float64))
+            u.sub_(f)
+            u.mul_(u)
+            energy = 0.5 * u[sel].flatten(2).sum(2, dtype=torch.float64).sum(1) + lam * tv_free
+            if bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all()):
                 break
+    if overwrite and x.data_ptr() != p.data_ptr():
+        p.copy_(x)
+        return p
     return x

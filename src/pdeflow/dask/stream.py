@@ -1,0 +1,435 @@
+"""Store to store: the decomposed solves of :mod:`pdeflow.dask` with the iterate in zarr between steps, so that a
+worker holds only the task it runs.
+
+:func:`rof_to_zarr` and :func:`inpaint_to_zarr` run the sweeps of :func:`pdeflow.dask.rof` and
+:func:`pdeflow.dask.inpaint` (the same subdomain solves and stopping measures) one dask graph per step: a task
+reads its chunk grown by the halo from zarr stores in a work folder, solves it, writes its own pixels to the next
+iterate's store and returns a few numbers. Nothing of the image's size passes through dask, so a worker's memory
+is its baseline plus the tasks it runs at once, a multiple of a chunk whatever the image size; a task is
+idempotent (it reads one store and writes its own region of another), so a killed worker's tasks just rerun.
+ROF's dual field is stored in chunks of half a block (the block edge: the input's largest chunk, rounded down to
+an even number), so that the blocks and the blocks staggered by half a block are unions of store chunks and no
+two tasks write one. The result is written beside the target and renamed into place; the work folder (beside the
+target, or in ``store=``, a folder every worker sees under the same path) is removed at the end.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileNotFoundError, UserInputError
+from ..inpaint import OPERATORS
+from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, import_dask
+from .inpaint import (
+    LOCAL,
+    LOCAL_EPS,
+    LOCAL_TOL,
+    RELATIVE,
+    clipped,
+    mask_like,
+    measure_of,
+    residual_sums,
+    ring_width,
+    solve_block,
+)
+from .tv import gap_sums, primal_block, solve_dual_block
+
+__all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
+
+
+@dataclass
+class StoreResult:
+    """The outcome of a store-to-store solve: ``path`` (the result's store), ``u`` (it as a lazy dask array),
+    ``sweeps``, ``criterion`` and ``converged`` (computed values, as :class:`pdeflow.dask.SchwarzResult`'s).
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, numpy as np
+    >>> import pdeflow.dask
+    >>> f = da.from_array(np.tile(np.repeat([0.0, 1.0], 8), (16, 1)), chunks=8)
+    >>> r = pdeflow.dask.rof_to_zarr(f, 0.5, tempfile.mkdtemp() + "/u.zarr", scheduler="sync")
+    >>> r.u.shape, r.converged
+    ((16, 16), True)
+    """
+
+    path: Path
+    u: object
+    sweeps: int
+    criterion: float
+    converged: bool
+
+
+def block_cuts(n: int, edge: int, shifted: bool) -> list[int]:
+    """The block boundaries along an axis of ``n`` pixels: every ``edge`` pixels, or staggered by half of it.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.stream import block_cuts
+    >>> block_cuts(10, 4, False), block_cuts(10, 4, True)
+    ([0, 4, 8, 10], [0, 2, 6, 10])
+    """
+    start = edge // 2 if shifted else edge
+    return [0] + list(range(start, n, edge)) + [n]
+
+
+def _blocks(shape, cuts):
+    """Every block of a grid: a tuple of (lo, hi) per spatial axis."""
+    spans = [list(zip(c[:-1], c[1:])) for c in cuts]
+    return list(itertools.product(*spans))
+
+
+def _grow(block, shape, depth):
+    """The block grown by ``depth`` where a neighbour is (none at the image's border): slices and faces."""
+    grown, faces = [], []
+    for (lo, hi), n in zip(block, shape):
+        a, b = (lo - depth if lo > 0 else lo), (hi + depth if hi < n else hi)
+        a, b = max(a, 0), min(b, n)
+        grown.append(slice(a, b))
+        faces.append((lo - a, b - hi))
+    return tuple(grown), tuple(faces)
+
+
+def _own(faces, grown_shape):
+    return tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, grown_shape))
+
+
+def _open(path):
+    import zarr
+    return zarr.open_array(str(path), mode="r+")
+
+
+def _read(path, bslice, grown):
+    return np.asarray(_open(path)[(bslice, slice(None)) + grown])
+
+
+def _write(path, bslice, block, values):
+    _open(path)[(bslice, slice(None)) + tuple(slice(lo, hi) for lo, hi in block)] = values
+
+
+def _create(path, shape, chunks, dtype):
+    import zarr
+    zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True)
+    return path
+
+
+def _batch_slices(x4):
+    ends = np.cumsum((0,) + tuple(x4.chunks[0]))
+    return [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+
+
+def _run(tasks, scheduler):
+    """Run the delayed ``tasks`` (one graph) on dask's active scheduler, or ``scheduler``."""
+    import dask
+    if scheduler is not None:
+        return dask.compute(*tasks, scheduler=scheduler)
+    return dask.compute(*tasks)
+
+
+@contextlib.contextmanager
+def _workspace(target, overwrite, store, who):
+    """A work folder and a temporary result store beside ``target``; renamed into place if the body succeeds, the
+    work folder removed either way."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise UserInputError(f"{who}: {str(target)!r} exists; pass overwrite=True to replace it")
+    if not target.parent.is_dir():
+        raise InputFileNotFoundError(f"{who}: the folder {str(target.parent)!r} does not exist")
+    if store is not None and not Path(store).is_dir():
+        raise InputFileNotFoundError(f"{who}: store must be an existing folder, got {str(store)!r}")
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work", dir=str(store or target.parent)))
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield work, tmp
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _output_store(tmp, x, lead, x4):
+    """The result's store in the caller's shape, chunked as the blocks."""
+    chunks = tuple(int(max(c)) for c in x4.chunks)
+    return _create(tmp, x.shape, chunks[2 - lead:], x4.dtype)
+
+
+def _user_region(lead, bslice, block):
+    region = (bslice, slice(None)) + tuple(slice(lo, hi) for lo, hi in block)
+    return region[2 - lead:]
+
+
+def _check_edges(shape, edges, depth, who):
+    """The halo must fit in the smallest block (the blocks are the largest chunk along each axis, the last one the
+    remainder), as dask's overlap asks of the chunks."""
+    for k, (n, e) in enumerate(zip(shape, edges)):
+        sizes = np.diff(block_cuts(n, e, False)) if n > e else [n]
+        if len(sizes) > 1 and depth > min(sizes):
+            raise UserInputError(f"{who}: the halo of {depth} pixels is wider than the smallest block "
+                                 f"({min(sizes)} pixels along axis {k} of the image): use larger chunks, chunks "
+                                 f"that divide the image, or a smaller overlap")
+
+
+# --- ROF ---------------------------------------------------------------------------------------------------------
+
+
+def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter):
+    grown, faces = _grow(block, shape, 1)
+    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown)
+    pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter)
+    _write(pout, bslice, block, pn[(slice(None), slice(None)) + _own(faces, pn.shape[2:])])
+    return 0
+
+
+def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
+    grown, faces = _grow(block, shape, 1)
+    fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
+    s = gap_sums(fb, pb, faces=faces, lam=lam, C=C)
+    return bslice.start, s.reshape(s.shape[0], 2)
+
+
+def _rof_primal(fpath, ppath, out, lead, bslice, block, shape, *, lam, C):
+    grown, faces = _grow(block, shape, 1)
+    fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
+    u = primal_block(fb, pb, faces=faces, lam=lam, C=C)
+    own = u[(slice(None), slice(None)) + _own(faces, u.shape[2:])]
+    _open(out)[_user_region(lead, bslice, block)] = own[(0,) * (2 - lead)]
+    return 0
+
+
+def rof_to_zarr(f, lam, target, *, tol: float = 1e-6, max_sweeps: int = 30, max_iter: int = 20000,
+                ndim: int | None = None, store=None, overwrite: bool = False, scheduler=None) -> StoreResult:
+    """:func:`pdeflow.dask.rof` of ``f`` into the zarr store ``target``, the iterate in zarr between steps (eager).
+
+    Parameters
+    ----------
+    f, lam, tol, max_sweeps, max_iter, ndim
+        As :func:`pdeflow.dask.rof`.
+    target : str or Path
+        The result's store (the shape and dtype of ``f``).
+    store : str or Path, optional
+        An existing folder for the work stores (default: beside ``target``).
+    overwrite : bool
+        Replace an existing ``target``.
+    scheduler : optional
+        A dask scheduler (default: the active one).
+
+    Returns
+    -------
+    StoreResult
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, numpy as np, torch
+    >>> import pdeflow.dask
+    >>> from pdeflow.tv import rof
+    >>> x = np.random.default_rng(0).random((24, 24))
+    >>> r = pdeflow.dask.rof_to_zarr(da.from_array(x, chunks=12), 0.1, tempfile.mkdtemp() + "/u.zarr",
+    ...                              tol=1e-9, scheduler="sync")
+    >>> ref = rof(torch.from_numpy(x), 0.1, tol=1e-12).numpy()
+    >>> bool(abs(r.u.compute() - ref).max() < 1e-4)
+    True
+    """
+    who = "pdeflow.dask.rof_to_zarr"
+    da = import_dask()
+    import dask
+
+    nd = check_ndim(ndim)
+    f4, lead = as_batched(f, "f", nd, who)
+    lam = check_positive(lam, "lam", who, zero=True)
+    tol = check_positive(tol, "tol", who)
+    max_sweeps = check_max_sweeps(max_sweeps, who)
+    C, shape = f4.shape[1], tuple(f4.shape[2:])
+    edges = [max(2, int(max(c)) // 2 * 2) if len(c) > 1 else int(sum(c)) for c in f4.chunks[2:]]
+    split = [len(c) > 1 for c in f4.chunks[2:]]
+    half = tuple(e // 2 if s else e for e, s in zip(edges, split))
+    bchunk = int(max(f4.chunks[0]))
+    with _workspace(target, overwrite, store, who) as (work, tmp):
+        fpath = work / "f.zarr"
+        da.to_zarr(f4.rechunk((bchunk, C) + half), str(fpath), overwrite=True, compute=False).compute(
+            **({"scheduler": scheduler} if scheduler is not None else {}))
+        pchunks = (bchunk, C * nd) + half
+        stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
+        bslices = _batch_slices(f4.rechunk({0: bchunk}))
+        grids = []
+        for shifted in itertools.product((False, True), repeat=sum(split)):
+            it = iter(shifted)
+            grids.append([block_cuts(n, e, next(it)) if s else [0, n] for n, e, s in zip(shape, edges, split)])
+        regular = _blocks(shape, grids[0])
+        cur, sweeps, crit, done = 0, 0, float("inf"), lam == 0.0
+        if done:
+            crit = 0.0
+        delayed = dask.delayed(pure=False)
+        while not done and sweeps < max_sweeps:
+            sweeps += 1
+            for cuts in grids:
+                nxt = 1 - cur
+                tasks = [delayed(_rof_step)(fpath, stores[cur], stores[nxt], b, blk, shape, lam=lam, C=C,
+                                            tol=tol / 10.0, max_iter=max_iter)
+                         for b in bslices for blk in _blocks(shape, cuts)]
+                _run(tasks, scheduler)
+                cur = nxt
+            parts = _run([delayed(_rof_gap)(fpath, stores[cur], b, blk, shape, lam=lam, C=C)
+                          for b in bslices for blk in regular], scheduler)
+            sums = np.zeros((f4.shape[0], 2))
+            for start, s in parts:
+                sums[start:start + s.shape[0]] += s
+            crit = float((sums[:, 0] / np.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max())
+            done = crit <= tol
+        _output_store(tmp, f, lead, f4.rechunk({0: bchunk}))
+        _run([delayed(_rof_primal)(fpath, stores[cur], tmp, lead, b, blk, shape, lam=lam, C=C)
+              for b in bslices for blk in regular], scheduler)
+    from ..io import read_zarr
+    return StoreResult(Path(target), read_zarr(target), sweeps, crit, bool(done))
+
+
+# --- inpainting --------------------------------------------------------------------------------------------------
+
+
+def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, span, measure, **kw):
+    grown, faces = _grow(block, shape, depth)
+    fb, mb = _read(fpath, bslice, grown), _read(mpath, bslice, grown)
+    ub = fb if first else _read(uin, bslice, grown)
+    sb = None if span is None else span[bslice]
+    new = solve_block(fb, mb, ub, faces=faces, first=first, span=sb, **kw)
+    own = (slice(None), slice(None)) + _own(faces, new.shape[2:])
+    new = new[own]
+    _write(uout, bslice, block, new)
+    if measure == "change" and not first:
+        d = np.abs(new.astype(np.float64) - ub[own]).reshape(new.shape[0], -1).max(axis=1)
+        return bslice.start, d
+    return bslice.start, None
+
+
+def _ip_residual(upath, mpath, fpath, bslice, block, shape):
+    grown, faces = _grow(block, shape, 1)
+    s = residual_sums(_read(upath, bslice, grown), _read(mpath, bslice, grown),
+                              _read(fpath, bslice, grown), faces=faces)
+    return bslice.start, s.reshape(s.shape[0], 2)
+
+
+def _ip_output(upath, out, lead, bslice, block, lo, hi):
+    u = _read(upath, bslice, tuple(slice(a, b) for a, b in block))
+    if lo is not None:
+        u = np.minimum(np.maximum(u, lo[bslice]), hi[bslice]).astype(u.dtype, copy=False)
+    _open(out)[_user_region(lead, bslice, block)] = u[(0,) * (2 - lead)]
+    return 0
+
+
+def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 1e-6, overlap: int = 16,
+                    max_sweeps: int = 30, local_tol: float | None = None, ndim: int | None = None, store=None,
+                    overwrite: bool = False, scheduler=None, **options) -> StoreResult:
+    """:func:`pdeflow.dask.inpaint` of ``x`` into the zarr store ``target``, the iterate in zarr between sweeps
+    (eager).
+
+    Parameters
+    ----------
+    x, mask, method, tol, overlap, max_sweeps, local_tol, ndim, **options
+        As :func:`pdeflow.dask.inpaint`.
+    target, store, overwrite, scheduler
+        As :func:`rof_to_zarr`.
+
+    Returns
+    -------
+    StoreResult
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, numpy as np, torch
+    >>> import pdeflow.dask
+    >>> from pdeflow.inpaint import inpaint_diffusion
+    >>> rng = np.random.default_rng(0)
+    >>> x, m = rng.random((32, 32)), (rng.random((32, 32)) < 0.1).astype(float)
+    >>> r = pdeflow.dask.inpaint_to_zarr(da.from_array(x, chunks=16), m, tempfile.mkdtemp() + "/u.zarr",
+    ...                                  overlap=4, tol=1e-9, scheduler="sync")
+    >>> ref = inpaint_diffusion(torch.from_numpy(x), torch.from_numpy(m), tol=1e-12).numpy()
+    >>> bool(abs(r.u.compute() - ref).max() < 1e-6)
+    True
+    """
+    who = "pdeflow.dask.inpaint_to_zarr"
+    da = import_dask()
+    import dask
+
+    if method not in OPERATORS:
+        raise UserInputError(f"{who}: method must be one of {tuple(OPERATORS)}, got {method!r}")
+    nd = check_ndim(ndim)
+    if nd == 3 and not OPERATORS[method].volumes:
+        raise UserInputError(f"{who}: method={method!r} inpaints images only; volumes: "
+                             f"{tuple(n for n, o in OPERATORS.items() if o.volumes)}")
+    x4, lead = as_batched(x, "x", nd, who)
+    tol = check_positive(tol, "tol", who)
+    if not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool) or overlap < 1:
+        raise UserInputError(f"{who}: overlap must be an integer >= 1, got {overlap!r}")
+    max_sweeps = check_max_sweeps(max_sweeps, who)
+    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps))
+            if local_tol is None else check_positive(local_tol, "local_tol", who))
+    m4 = mask_like(da, mask, x4, lead, nd, who.replace("_to_zarr", ""))
+    reach = ring_width(method, options)
+    local = method in LOCAL
+    depth = int(overlap) + (0 if local else reach)
+    shape = tuple(x4.shape[2:])
+    edges = [int(max(c)) for c in x4.chunks[2:]]
+    _check_edges(shape, edges, depth, who)
+    bchunk = int(max(x4.chunks[0]))
+    x4 = x4.rechunk({0: bchunk})
+    zchunks = (bchunk, 1) + tuple(edges)
+    zchunks_x = (bchunk, x4.shape[1]) + tuple(edges)
+    kw_sched = {"scheduler": scheduler} if scheduler is not None else {}
+    with _workspace(target, overwrite, store, who) as (work, tmp):
+        fpath, mpath = work / "f.zarr", work / "m.zarr"
+        f4 = da.where(m4 > 0, x4, 0).astype(x4.dtype)
+        known = da.where(m4 > 0, f4, np.nan)
+        axes = tuple(range(1, x4.ndim))
+        lo_all, hi_all = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)
+        writes = [da.to_zarr(f4.rechunk(zchunks_x), str(fpath), overwrite=True, compute=False),
+                  da.to_zarr(m4.rechunk(zchunks), str(mpath), overwrite=True, compute=False)]
+        _, _, lo_img, hi_img = dask.compute(*writes, lo_all, hi_all, **kw_sched)
+        lo_img, hi_img = np.asarray(lo_img, dtype=np.float64), np.asarray(hi_img, dtype=np.float64)
+        scale = max(float(np.nanmax(hi_img) - np.nanmin(lo_img)), np.finfo(np.float64).tiny)
+        span = (hi_img - lo_img) if method in RELATIVE else None
+        stores = [_create(work / f"u{k}.zarr", x4.shape, zchunks_x, x4.dtype) for k in (0, 1)]
+        blocks = _blocks(shape, [block_cuts(n, e, False) if n > e else [0, n] for n, e in zip(shape, edges)])
+        bslices = _batch_slices(x4)
+        delayed = dask.delayed(pure=False)
+        kw = dict(name=method, reach=reach, tol=ltol, options=options)
+        measure = measure_of(method)
+
+        def run_sweep(uin, uout, first):
+            return _run([delayed(_ip_sweep)(fpath, mpath, uin, uout, b, blk, shape, depth if not local else overlap,
+                                            first=first, span=span, measure=measure, **kw)
+                         for b in bslices for blk in blocks], scheduler)
+
+        run_sweep(None, stores[0], True)
+        cur, sweeps, crit, done = 0, 1, float("inf"), local
+        if local:
+            crit = 0.0
+        while not done and sweeps < max_sweeps:
+            sweeps += 1
+            parts = run_sweep(stores[cur], stores[1 - cur], False)
+            cur = 1 - cur
+            if measure == "residual":
+                parts = _run([delayed(_ip_residual)(stores[cur], mpath, fpath, b, blk, shape)
+                              for b in bslices for blk in blocks], scheduler)
+                sums = np.zeros((x4.shape[0], 2))
+                for start, s in parts:
+                    sums[start:start + s.shape[0]] += s
+                crit = float(np.sqrt(sums[:, 0] / np.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max())
+            else:
+                crit = max(float(d.max()) for _, d in parts) / scale
+            done = crit <= tol
+        clip = clipped(method, options)
+        _output_store(tmp, x, lead, x4)
+        _run([delayed(_ip_output)(stores[cur], tmp, lead, b, blk, lo_img if clip else None,
+                                  hi_img if clip else None) for b in bslices for blk in blocks], scheduler)
+    from ..io import read_zarr
+    return StoreResult(Path(target), read_zarr(target), sweeps, crit, bool(done))
