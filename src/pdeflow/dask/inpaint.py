@@ -54,8 +54,8 @@ from .arrays import (
 )
 from .tv import SchwarzResult
 
-__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width", "solve_block", "residual_sums",
-           "mask_like", "measure_of", "clipped"]
+# solve_block, residual_sums and mask_like are the tasks pdeflow.dask.stream runs too (not in the API)
+__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width", "measure_of", "clipped"]
 
 #: The reach of each operator's equation at a pixel, in pixels: how far the values it reads lie (diffusion's
 #: five-point stencil: 1; biharmonic's thirteen-point one: 2; TV: the diffusivity on the stencil's neighbours

@@ -61,7 +61,8 @@ from .arrays import (
     sweep,
 )
 
-__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks", "solve_dual_block", "primal_block", "gap_sums"]
+# solve_dual_block, primal_block and gap_sums are the tasks pdeflow.dask.stream runs too (not in the API)
+__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks"]
 
 
 @dataclass
