@@ -28,3 +28,17 @@ def add_output_args(ap, name: str, **kwargs) -> None:
     """:func:`benchmarks/_results.add_output_args`, recording that the script lives in ``experiments/``."""
     _impl.add_output_args(ap, name, **kwargs)
     ap.set_defaults(_bench_dir="experiments")
+
+
+def codec_sets(photos: Path, size: int, limit, builtin: bool = True) -> dict:
+    """The codec experiments' image sets: the held-out photos of the folder ``photos`` (if it exists) and the
+    built-in TEST photos (``builtin``, or when there are no photos), grey, ``size`` px, at most ``limit`` each."""
+    from pdeflow.evaluate import codec as ev
+    sets = {}
+    if photos.is_dir():
+        sets["photos"] = ev.photo_set(photos, size=size, limit=limit)
+    else:
+        print(f"{photos} not found: the built-in TEST photos alone (run `make photos`)", flush=True)
+    if builtin or not sets:
+        sets["builtin"] = ev.builtin_set(size=size, limit=limit)
+    return sets

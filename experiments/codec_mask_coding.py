@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import add_output_args, open_out, write_file  # experiments/_results.py
+from _results import add_output_args, codec_sets, open_out, write_file  # experiments/_results.py
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / ".data" / "photos" / "mate-nature"
@@ -115,12 +115,7 @@ def main(argv=None):
     from pdeflow.codec.format import read_header
     from pdeflow.evaluate import codec as ev
 
-    sets = {}
-    if args.photos.is_dir():
-        sets["photos"] = ev.photo_set(args.photos, size=args.size, limit=args.limit)
-    else:
-        print(f"{args.photos} not found: the built-in TEST photos alone (run `make photos`)", flush=True)
-    sets["builtin"] = ev.builtin_set(size=args.size, limit=args.limit)
+    sets = codec_sets(args.photos, args.size, args.limit)
     rows = []
     for set_name, images in sets.items():
         for name, f in images.items():

@@ -76,6 +76,28 @@ LOCAL_EPS = 16
 LOCAL_MAX_ITER = 2000
 
 
+def checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol, ndim, who: str):
+    """The arguments of :func:`inpaint` (and of the store-to-store :func:`pdeflow.dask.inpaint_to_zarr`) checked:
+    ``(x4, lead, m4, tol, max_sweeps, local_tol)``, ``x`` and the mask batched, the subdomain tolerance filled in."""
+    if method not in OPERATORS:
+        raise UserInputError(f"{who}: method must be one of {tuple(OPERATORS)}, got {method!r}")
+    nd = check_ndim(ndim)
+    if nd == 3 and not OPERATORS[method].volumes:
+        raise UserInputError(f"{who}: method={method!r} inpaints images only; volumes: "
+                             f"{tuple(n for n, o in OPERATORS.items() if o.volumes)}")
+    x4, lead = as_batched(x, "x", nd, who)
+    tol = check_positive(tol, "tol", who)
+    if not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool) or overlap < 1:
+        raise UserInputError(f"{who}: overlap must be an integer >= 1, got {overlap!r}")
+    max_sweeps = check_max_sweeps(max_sweeps, who)
+    # by default no tighter than the data's precision resolves (float32 residuals stall near 1e-7, and each
+    # subdomain solve would run to its iteration limit and warn)
+    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps)) if local_tol is None
+            else check_positive(local_tol, "local_tol", who))
+    m4 = mask_like(da, mask, x4, lead, nd, who.replace("_to_zarr", ""))
+    return x4, lead, m4, tol, max_sweeps, ltol
+
+
 def _default(name: str, option: str):
     return inspect.signature(OPERATORS[name].function).parameters[option].default
 
@@ -293,22 +315,8 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     """
     who = "pdeflow.dask.inpaint"
     da = import_dask()
-    if method not in OPERATORS:
-        raise UserInputError(f"{who}: method must be one of {tuple(OPERATORS)}, got {method!r}")
-    nd = check_ndim(ndim)
-    if nd == 3 and not OPERATORS[method].volumes:
-        raise UserInputError(f"{who}: method={method!r} inpaints images only; volumes: "
-                             f"{tuple(n for n, o in OPERATORS.items() if o.volumes)}")
-    x4, lead = as_batched(x, "x", nd, who)
-    tol = check_positive(tol, "tol", who)
-    if not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool) or overlap < 1:
-        raise UserInputError(f"{who}: overlap must be an integer >= 1, got {overlap!r}")
-    max_sweeps = check_max_sweeps(max_sweeps, who)
-    # by default no tighter than the data's precision resolves (float32 residuals stall near 1e-7, and each
-    # subdomain solve would run to its iteration limit and warn)
-    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps)) if local_tol is None
-            else check_positive(local_tol, "local_tol", who))
-    m4 = mask_like(da, mask, x4, lead, nd, who)
+    x4, lead, m4, tol, max_sweeps, ltol = checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol,
+                                                            ndim, who)
     reach = ring_width(method, options)
     depth = spatial_depth(x4, int(overlap) + reach)
     one = spatial_depth(x4, 1)

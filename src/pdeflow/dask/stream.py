@@ -26,15 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileNotFoundError, UserInputError
-from ..inpaint import OPERATORS
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, import_dask
 from .inpaint import (
     LOCAL,
-    LOCAL_EPS,
-    LOCAL_TOL,
     RELATIVE,
+    checked_arguments,
     clipped,
-    mask_like,
     measure_of,
     residual_sums,
     ring_width,
@@ -360,20 +357,8 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
     da = import_dask()
     import dask
 
-    if method not in OPERATORS:
-        raise UserInputError(f"{who}: method must be one of {tuple(OPERATORS)}, got {method!r}")
-    nd = check_ndim(ndim)
-    if nd == 3 and not OPERATORS[method].volumes:
-        raise UserInputError(f"{who}: method={method!r} inpaints images only; volumes: "
-                             f"{tuple(n for n, o in OPERATORS.items() if o.volumes)}")
-    x4, lead = as_batched(x, "x", nd, who)
-    tol = check_positive(tol, "tol", who)
-    if not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool) or overlap < 1:
-        raise UserInputError(f"{who}: overlap must be an integer >= 1, got {overlap!r}")
-    max_sweeps = check_max_sweeps(max_sweeps, who)
-    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS * float(np.finfo(x4.dtype).eps))
-            if local_tol is None else check_positive(local_tol, "local_tol", who))
-    m4 = mask_like(da, mask, x4, lead, nd, who.replace("_to_zarr", ""))
+    x4, lead, m4, tol, max_sweeps, ltol = checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol,
+                                                            ndim, who)
     reach = ring_width(method, options)
     local = method in LOCAL
     depth = int(overlap) + (0 if local else reach)
