@@ -113,7 +113,6 @@ def main(argv=None):
     from pdeflow.codec import encode
     from pdeflow.codec.entropy import RangeReader, RangeWriter, decode_mask, encode_mask
     from pdeflow.codec.format import read_header
-    from pdeflow.evaluate import codec as ev
 
     sets = codec_sets(args.photos, args.size, args.limit)
     rows = []

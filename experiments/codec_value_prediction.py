@@ -312,7 +312,6 @@ def main(argv=None):
     from pdeflow.codec.decoder import level_values
     from pdeflow.codec.entropy import RangeReader, RangeWriter, decode_mask, decode_values, encode_mask
     from pdeflow.codec.format import VALUE_UNIT, read_header
-    from pdeflow.evaluate import codec as ev
 
     sets = codec_sets(args.photos, args.size, args.limit, builtin=not args.no_builtin)
     rows = []
