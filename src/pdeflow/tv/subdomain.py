@@ -97,6 +97,29 @@ def _dot(a, b):
     return float((a * b).sum(dtype=torch.float64))
 
 
+def _held_parts(p: torch.Tensor, free: torch.Tensor) -> list:
+    """``(index, values)`` pairs that restore the held duals of ``p`` (off ``free``): slabs of slices where ``free``
+    is a box (the blocks of a decomposition: an indexing pass per slab instead of a masked one over the block),
+    one boolean mask otherwise."""
+    if bool(free.all()):
+        return []
+    spatial = free.dim()
+    inside = free.nonzero()
+    if inside.numel():
+        lo, hi = inside.amin(0).tolist(), (inside.amax(0) + 1).tolist()
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        if int(free[box].sum()) == inside.shape[0] == free[box].numel():
+            parts = []
+            for k in range(spatial):
+                for side in (slice(0, lo[k]), slice(hi[k], free.shape[k])):
+                    if side.stop > side.start:
+                        where = (Ellipsis,) + tuple(side if j == k else slice(None) for j in range(spatial))
+                        parts.append((where, p[where].clone()))
+            return parts
+    where = (Ellipsis, ~free)
+    return [(where, p[where].clone())]
+
+
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
                     tol: float, max_iter: int = 20000, check_every: int = 10, overwrite: bool = False) -> torch.Tensor:
     """The exact ROF dual subproblem of one block: new duals on the ``free`` pixels, the others held.
@@ -151,7 +174,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     spatial = f.dim() - 2
     step = 1.0 / (4.0 * spatial * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
     fixed = ~free
-    held = p[..., fixed].clone() if bool(fixed.any()) else None
+    held = _held_parts(p, free)
     sel = (Ellipsis,) + tuple(region)
     b = f.shape[0]
     x = p if overwrite else p.clone()
@@ -165,8 +188,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         g.mul_(step).add_(y)                                  # y + step * grad: the step before the projection
         _pointwise(g, g, norm).sqrt_().clamp_(min=1.0)
         g.div_(norm[:, None, None])
-        if held is not None:
-            g[..., fixed] = held
+        for where, values in held:
+            g[where] = values
         t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
         # the restart test <x_new - x, y - x_new> > 0, one component at a time (no temporary of the dual's size)
         up = 0.0
