@@ -624,7 +624,11 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
         return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
     x32, lam32 = x.float(), lam_t.reshape(-1).float()
     if p0 is None and grid.plain and min(x.shape[-2:]) >= 2 * COARSEST:
-        p0, trusted = coarse_start(x32, lam32, channelwise), True
+        flat = x32.reshape(B, -1)
+        wide = lam32 >= COARSE_LAM * (flat.amax(1) - flat.amin(1))
+        if bool(wide.any()):
+            p0, trusted = coarse_start(x32, lam32, channelwise), True
+            p0[~wide] = 0.0
     r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(),
                          first_check=first_check, trusted=trusted, atol=atol, **opts)
     # feasible in float64 (float32 rounding can leave |p| above 1 by an ulp), so the gap certifies
@@ -654,6 +658,12 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
 
 #: Images at least twice this size on each side start from the dual field of the half-size problem.
 COARSEST = 32
+
+#: The coarse start pays where ``lam`` is at least this fraction of the data's range: below it the solution's flat
+#: regions span a few pixels, the fine iterations connect them as fast from zero, and the coarse solves are extra
+#: work (a noisy photograph of range 1.6 at 512 x 512: ``lam`` 0.05 takes 165 iterations either way; 0.1 takes 475
+#: from the coarse start against 515, 0.5 takes 1220 against 1785).
+COARSE_LAM = 0.05
 
 #: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
 COARSE_TOL = 1e-3
