@@ -661,8 +661,7 @@ COARSEST = 32
 
 #: The coarse start pays where ``lam`` is at least this fraction of the data's range: below it the solution's flat
 #: regions span a few pixels, the fine iterations connect them as fast from zero, and the coarse solves are extra
-#: work (a noisy photograph of range 1.6 at 512 x 512: ``lam`` 0.05 takes 165 iterations either way; 0.1 takes 475
-#: from the coarse start against 515, 0.5 takes 1220 against 1785).
+#: work (the results page "Speed and accuracy of the solvers" has the iteration counts).
 COARSE_LAM = 0.05
 
 #: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
