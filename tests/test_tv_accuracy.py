@@ -133,3 +133,42 @@ def test_a_long_step_does_not_hold_later_steps_of_a_flow_at_its_count(monkeypatc
     f = builtin_image("skimage/camera")[0, 100:116, 150:166].contiguous()
     spectral_tv(f, dt=0.04, n_steps=50)
     assert 0 < calls[0] < 40000, calls[0]
+
+
+
+def test_a_batch_across_the_coarse_start_threshold_is_right_in_float32_and_float64():
+    # 64 px: the half-size start applies; lam below and above COARSE_LAM times the range in one batch (the
+    # images below it start from zero), up to a large lam
+    from pdeflow.tv.rof import COARSE_LAM
+    f = torch.stack([_noisy(64, seed=s) for s in range(4)])[:, None]
+    rng = f.amax(dim=(1, 2, 3)) - f.amin(dim=(1, 2, 3))
+    lam = torch.stack([0.2 * COARSE_LAM * rng[0], 0.9 * COARSE_LAM * rng[1], 1.5 * COARSE_LAM * rng[2],
+                       torch.tensor(0.3, dtype=torch.float64)])
+    refs = [rof(f[b, 0], lam[b].item(), tol=1e-9, max_iter=200000) for b in range(4)]
+    answers = {}
+    for dtype in (torch.float32, torch.float64):
+        r = rof(f.to(dtype), lam.to(dtype), full_output=True)
+        assert r.u.dtype == dtype and bool(r.converged.all())
+        for b in range(4):
+            assert _rms(r.u[b, 0], refs[b]) <= ACCURACY * rng[b].item()
+            assert _rms(rof(f[b, 0].to(dtype), lam[b].item()), refs[b]) <= ACCURACY * rng[b].item()
+        answers[dtype] = r.u
+    assert _rms(answers[torch.float32], answers[torch.float64]) <= 2 * ACCURACY * rng.max().item()
+
+
+@pytest.mark.parametrize("lam", [0.02, 0.3])
+def test_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float64(lam):
+    # a default call with a gradient solves to tol 1e-6 in mixed precision (from the half-size start where lam
+    # is large): the same derivative from float32 and float64 data, and from a solve in float64 throughout
+    # that starts from zero
+    f = _noisy(64, seed=3)
+    w = torch.randn(f.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grads = {}
+    for name, dtype, precision in (("32", torch.float32, "auto"), ("64", torch.float64, "auto"),
+                                   ("64 throughout", torch.float64, "float64")):
+        x = f.to(dtype).clone().requires_grad_()
+        (rof(x, lam, precision=precision) * w.to(dtype)).sum().backward()
+        grads[name] = x.grad.double()
+    scale = grads["64"].norm().item()
+    assert (grads["32"] - grads["64"]).norm().item() <= 1e-4 * scale
+    assert (grads["64 throughout"] - grads["64"]).norm().item() <= 1e-2 * scale

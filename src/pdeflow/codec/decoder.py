@@ -20,7 +20,7 @@ from ..inpaint import inpaint
 from .colour import from_luma_chroma
 from .entropy import RangeReader, decode_mask, decode_values, min_value_bits
 from .format import LAYER_INPAINTING, LAYER_RESIDUAL, MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_layers
-from .operators import BY_ID, OPERATORS, least_bytes
+from .operators import BY_ID, OPERATORS, CodecOperator, least_bytes
 from .residual import decode_residual
 
 __all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct", "add_residual"]
@@ -66,6 +66,14 @@ def _one_thread():
         torch.set_num_threads(n)
 
 
+def _stored_operator(header: Header) -> CodecOperator:
+    """The codec operator a header names (its name one of :data:`pdeflow.inpaint.OPERATORS`), or :class:`CodecError`."""
+    entry = BY_ID.get(header.operator)
+    if entry is None:
+        raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")
+    return entry
+
+
 def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Tensor:
     """The inpainting named by the header of stored values ``g`` (C, H, W) float64 on the mask ``m`` (H, W).
 
@@ -83,9 +91,7 @@ def inpaint_stored(g: torch.Tensor, m: torch.Tensor, header: Header) -> torch.Te
     >>> u.shape, bool(torch.allclose(u, torch.full_like(u, 0.25)))
     (torch.Size([1, 4, 4]), True)
     """
-    entry = BY_ID.get(header.operator)      # its name is one of pdeflow.inpaint's table of operators
-    if entry is None:
-        raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")
+    entry = _stored_operator(header)
     options = entry.unpack(header.operator_params)
     with warnings.catch_warnings():
         # a nonlinear operator's iteration limit reached is part of the decoding (the same on every platform), not
@@ -186,9 +192,7 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
         raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
     header, payload, residual = read_layers(data, max_pixels)
     if header.layers & LAYER_INPAINTING:
-        entry = BY_ID.get(header.operator)
-        if entry is None:
-            raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")
+        entry = _stored_operator(header)
         if header.tol_exponent > entry.max_tol_exponent:
             raise CodecError(f"decode: solver tolerance exponent {header.tol_exponent} out of range for {entry.name} "
                              f"(1 to {entry.max_tol_exponent})")

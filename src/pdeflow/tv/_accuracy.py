@@ -14,6 +14,12 @@ def check_accuracy(accuracy) -> float:
     return float(accuracy)
 
 
+def data_range(f: torch.Tensor) -> torch.Tensor:
+    """``max - min`` of each image of ``f`` ``(B, ...)``, in ``f``'s dtype, shape ``(B,)``."""
+    flat = f.detach().reshape(f.shape[0], -1)
+    return flat.amax(1) - flat.amin(1)
+
+
 def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
     """Per image of ``f`` ``(B, C, ...)``: the absolute duality gap that certifies a root-mean-square
     error of at most ``accuracy`` times the image's range, as float64 ``(B,)``.
@@ -29,6 +35,4 @@ def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
     >>> gap_targets(torch.zeros(1, 1, 10, 10).index_fill_(2, torch.tensor([0]), 2.0), 1e-3)
     tensor([0.0002], dtype=torch.float64)
     """
-    flat = f.detach().reshape(f.shape[0], -1)
-    rng = (flat.amax(1) - flat.amin(1)).double()
-    return 0.5 * (accuracy * rng) ** 2 * flat.shape[1]
+    return 0.5 * (accuracy * data_range(f).double()) ** 2 * f[0].numel()

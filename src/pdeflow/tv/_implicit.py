@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from ._accuracy import data_range
 from ._grid import PLAIN
 
 
@@ -54,9 +55,7 @@ def flat_threshold(u: torch.Tensor, tol: float) -> torch.Tensor:
     it, and no less than round-off.  Pass the data ``f``: its range holds the solution's, and is not
     zero where the whole solution is one flat region (whose computed gradients are round-off, not zero).
     """
-    B = u.shape[0]
-    flat = u.reshape(B, -1)
-    rng = (flat.amax(1) - flat.amin(1)).clamp_min(torch.finfo(u.dtype).tiny)
+    rng = data_range(u).clamp_min(torch.finfo(u.dtype).tiny)
     eps = torch.finfo(u.dtype).eps
     return rng * max(min(tol ** 0.5 * 0.1, 1e-6), 100 * eps)
 

@@ -27,7 +27,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..ops import div
 from ..threads import auto_threads
-from ._accuracy import check_accuracy, gap_targets
+from ._accuracy import check_accuracy, data_range, gap_targets
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux
 from ._grid import PLAIN, Grid, make_grid
@@ -624,8 +624,7 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
         return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
     x32, lam32 = x.float(), lam_t.reshape(-1).float()
     if p0 is None and grid.plain and min(x.shape[-2:]) >= 2 * COARSEST:
-        flat = x32.reshape(B, -1)
-        wide = lam32 >= COARSE_LAM * (flat.amax(1) - flat.amin(1))
+        wide = lam32 >= COARSE_LAM * data_range(x32)
         if bool(wide.any()):
             p0, trusted = coarse_start(x32, lam32, channelwise), True
             p0[~wide] = 0.0

@@ -108,7 +108,7 @@ def _held_parts(p: torch.Tensor, free: torch.Tensor) -> list:
     if inside.numel():
         lo, hi = inside.amin(0).tolist(), (inside.amax(0) + 1).tolist()
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        if int(free[box].sum()) == inside.shape[0] == free[box].numel():
+        if inside.shape[0] == free[box].numel():      # every pixel of the bounding box is free
             parts = []
             for k in range(spatial):
                 for side in (slice(0, lo[k]), slice(hi[k], free.shape[k])):

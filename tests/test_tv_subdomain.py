@@ -1,0 +1,62 @@
+"""The ROF subproblem of one block (:mod:`pdeflow.tv.subdomain`): held duals stay, box and masked blocks agree,
+float32 within its round-off of float64."""
+import pytest
+import torch
+
+from pdeflow.tv import subdomain
+from pdeflow.tv.subdomain import block_divergence, solve_subdomain
+
+
+def _problem(dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(2, 1, 40, 36, generator=g, dtype=torch.float64)
+    p = 0.5 * (2 * torch.rand(2, 1, 2, 40, 36, generator=g, dtype=torch.float64) - 1)
+    return f.to(dtype), p.to(dtype)
+
+
+def _box(lo=(1, 1), hi=(38, 34)):
+    free = torch.zeros(40, 36, dtype=torch.bool)
+    free[lo[0]:hi[0], lo[1]:hi[1]] = True
+    return free
+
+
+REGION = (slice(1, 39), slice(1, 35))
+
+
+def _energy(f, p, lam):
+    return 0.5 * (f + lam * block_divergence(p, 2))[(Ellipsis,) + REGION].pow(2).sum().item()
+
+
+@pytest.mark.parametrize("free", [_box(), _box((0, 0), (39, 36)), torch.rand(40, 36, generator=torch.Generator()
+                                                                           .manual_seed(1)) > 0.3])
+def test_held_duals_stay_and_the_objective_does_not_rise(free):
+    f, p = _problem()
+    out = solve_subdomain(f, p, 0.1, free, REGION, tol=1e-10)
+    assert torch.equal(out[..., ~free], p[..., ~free])
+    assert out.norm(dim=2).max().item() <= 1 + 1e-12
+    assert _energy(f, out, 0.1) <= _energy(f, p, 0.1)
+
+
+def test_a_box_block_gives_the_masked_answer(monkeypatch):
+    f, p = _problem()
+    free = _box()
+    by_slabs = solve_subdomain(f, p, 0.1, free, REGION, tol=1e-10)
+    assert len(subdomain._held_parts(p, free)) == 4       # the box path: a slab on each side
+    monkeypatch.setattr(subdomain, "_held_parts", lambda q, m: [((Ellipsis, ~m), q[..., ~m].clone())])
+    by_mask = solve_subdomain(f, p, 0.1, free, REGION, tol=1e-10)
+    assert torch.equal(by_slabs, by_mask)
+
+
+def test_float32_is_within_its_round_off_of_float64():
+    f, p = _problem()
+    free = _box()
+    u64 = f + 0.1 * block_divergence(solve_subdomain(f, p, 0.1, free, REGION, tol=1e-10), 2)
+    f32, p32 = _problem(torch.float32)
+    q32 = solve_subdomain(f32, p32, 0.1, free, REGION, tol=1e-6)
+    assert q32.dtype == torch.float32
+    u32 = f + 0.1 * block_divergence(q32.double(), 2)
+    # the certificate (a relative gap of 1e-6 bounds the RMS error by sqrt(2e-6 P / n), P below the start's
+    # energy) and the stated float32 tolerance, 1e-5 of the data's unit range in RMS
+    rms = (u32 - u64)[(Ellipsis,) + REGION].pow(2).mean().sqrt().item()
+    assert rms <= (2e-6 * _energy(f, p, 0.1) / u64[(Ellipsis,) + REGION].numel()) ** 0.5
+    assert rms <= 1e-5
