@@ -160,6 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tol", type=float, default=None,
                     help="the stopping measure (default 1e-6: rof's relative gap, diffusion's relative residual "
                          "in float32, eed's change per sweep)")
+    ap.add_argument("--local-tol", type=float, default=None,
+                    help="the inpainting subdomain solves' tolerance (default: the operator's, pdeflow.dask.inpaint)")
     ap.add_argument("--max-sweeps", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--shape", type=int, nargs=2, default=None, metavar=("H", "W"),
@@ -213,7 +215,7 @@ def main(argv=None) -> int:
                 r = pdd.rof_to_zarr(x, args.lam, work / "out.zarr", tol=tol, max_sweeps=args.max_sweeps, **nd)
             elif args.path == "store":
                 r = pdd.inpaint_to_zarr(x, read_zarr(msrc), work / "out.zarr", args.op, overlap=args.overlap,
-                                        tol=tol, max_sweeps=args.max_sweeps)
+                                        tol=tol, max_sweeps=args.max_sweeps, local_tol=args.local_tol)
             if args.path == "store":
                 target, sweeps, crit, ok = r.path, r.sweeps, r.criterion, r.converged
             else:
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
                     r = pdd.rof(x, args.lam, tol=tol, max_sweeps=args.max_sweeps, full_output=True, **nd)
                 else:
                     r = pdd.inpaint(x, read_zarr(msrc), args.op, overlap=args.overlap, tol=tol,
-                                    max_sweeps=args.max_sweeps, full_output=True)
+                                    max_sweeps=args.max_sweeps, local_tol=args.local_tol, full_output=True)
                 target, (sweeps, crit, ok) = write_zarr(r.u, work / "out.zarr", also=[r.sweeps, r.criterion,
                                                                                       r.converged])
         wall, here = time.perf_counter() - w0, time.process_time() - c0

@@ -182,8 +182,9 @@ def _check_edges(shape, edges, depth, who):
 
 def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter):
     grown, faces = _grow(block, shape, 1)
-    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown)
-    pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter)
+    # the duals in the solver's dtype at once (the stored ones are not kept beside them), the iterate in place
+    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown).astype(np.float64)
+    pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=True)
     _write(pout, bslice, block, pn[(slice(None), slice(None)) + _own(faces, pn.shape[2:])])
     return 0
 

@@ -46,9 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import ops
 from ..errors import UserInputError
-from ..tv.subdomain import block_divergence, solve_subdomain
+from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
     as_batched,
     check_max_sweeps,
@@ -103,6 +102,12 @@ def _to_torch(block: np.ndarray, dtype=np.float64) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(block, dtype=dtype))
 
 
+def _view(block: np.ndarray) -> torch.Tensor:
+    """``block`` as a tensor in its own dtype, without a copy unless it is read-only (a block dask shares)."""
+    a = np.ascontiguousarray(block)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
 def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False):
     """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
@@ -112,7 +117,7 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     own, not one dask still holds)."""
     spatial = fb.ndim - 2
     dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
-    f = _to_torch(fb, dtype)
+    f = _view(fb)       # read in its own dtype: the solver makes no copy of it
     p = _to_torch(pb, dtype)
     own = overwrite or p.data_ptr() != torch.from_numpy(np.asarray(pb)).data_ptr()
     p = p.reshape(f.shape[0], C, spatial, *f.shape[2:])
@@ -147,29 +152,21 @@ def shifted_chunks(chunks: tuple) -> tuple:
 
 
 def primal_block(fb, pb, *, faces, lam, C):
-    """``u = f + lam div p`` on a grown block (exact wherever the slab before the pixel is in the block)."""
-    f = _to_torch(fb)
-    spatial = fb.ndim - 2
-    p = _to_torch(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
-    return (f + lam * block_divergence(p, spatial)).numpy().astype(fb.dtype, copy=False)
+    """``u = f + lam div p`` on a grown block (exact wherever the slab before the pixel is in the block), in the
+    dtype of ``fb``."""
+    f = _view(fb)
+    p = _view(pb).reshape(f.shape[0], C, fb.ndim - 2, *f.shape[2:])
+    return block_primal(f, p, lam).numpy().astype(fb.dtype, copy=False)
 
 
 def gap_sums(fb, pb, *, faces, lam, C):
     """The duality gap and the primal energy of the chunk's own pixels, per image: a (b, 2, 1, ...) block."""
     spatial = fb.ndim - 2
-    f = _to_torch(fb)
-    p = _to_torch(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
-    u = f + lam * block_divergence(p, spatial)
-    g = ops.grad(u, ndim=spatial)
+    f = _view(fb)
+    p = _view(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
     # the gradient of the last pixel before the next chunk needs that chunk's first pixel: in the halo
     own = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
-    norm = g.pow(2).sum(dim=(1, 2)).sqrt()
-    axes = tuple(range(1, spatial + 1))
-    gap = lam * (norm - (g * p).sum(dim=(1, 2)))[(slice(None),) + own].sum(dim=axes)
-    energy = (0.5 * (u - f).pow(2)[(slice(None), slice(None)) + own].sum(dim=(1,) + tuple(a + 1 for a in axes))
-              + lam * norm[(slice(None),) + own].sum(dim=axes))
-    out = torch.stack([gap, energy], dim=1).reshape(f.shape[0], 2, *(1,) * spatial)
-    return out.numpy()
+    return block_gap(f, p, lam, own).reshape(f.shape[0], 2, *(1,) * spatial).numpy()
 
 
 def _chunk_sums(task, arrays, depth, done, **kwargs):

@@ -10,12 +10,15 @@ so this module solves it on its own:
 * :func:`block_divergence`: ``div p`` of a block that reads every dual the block holds, its last slab too (the
   duals of the edges into the next block), the duals before the block counting as zero (the caller includes
   the slab before the block when they matter).
+* :func:`block_primal` and :func:`block_gap`: ``u = f + lam div p`` of a block, and the duality gap and primal
+  energy over a region of it, computed in float64 with no temporary of the dual field's size (the data and the
+  duals may stay float32, as a zarr store holds them).
 * :func:`solve_subdomain`: the exact subproblem over the ``free`` duals of a block, by fast gradient
   projection on the dual (Beck and Teboulle, "Fast gradient-based algorithms for constrained total variation
   image denoising and deblurring problems", 2009) with adaptive restart (O'Donoghue and Candes, 2015),
   warm-started from the current duals, stopped by the subproblem's own duality gap.
 
-Both work on float64 tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, C, n, *S)`` with
+They work on tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, C, n, *S)`` with
 ``n = len(S)`` spatial axes (2 or 3).
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 from .. import ops
 
-__all__ = ["block_divergence", "solve_subdomain"]
+__all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
 
 
 def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
@@ -81,6 +84,91 @@ def _grad_into(g, u, spatial):
     return g
 
 
+def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float64) -> torch.Tensor:
+    """``f + lam * block_divergence(p)`` in ``dtype``, computed into one new array (``f`` and ``p`` are read in
+    their own dtypes, not copied).
+
+    Parameters
+    ----------
+    f : Tensor, shape (b, C, *S)
+    p : Tensor, shape (b, C, n, *S)
+    lam : float
+    dtype : torch.dtype
+        The result's dtype (default float64).
+
+    Returns
+    -------
+    Tensor, shape (b, C, *S)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv.subdomain import block_divergence, block_primal
+    >>> f, p = torch.rand(1, 1, 5, 5), torch.rand(1, 1, 2, 5, 5)
+    >>> bool(torch.allclose(block_primal(f, p, 0.3), (f + 0.3 * block_divergence(p, 2)).double()))
+    True
+    """
+    return _primal_into(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2)
+
+
+def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> torch.Tensor:
+    """The duality gap and the primal energy of ``u = f + lam div p`` over the pixels of ``region``, per image.
+
+    With ``g = grad u`` (forward differences inside the block, so a region's last pixels need the block's next
+    slab): gap ``lam * sum(|g| - <g, p>)``, energy ``sum(1/2 (u - f)^2 + lam |g|)``, both over ``region``,
+    in float64. Holds ``u`` and three arrays of one channel's size (a gradient component, ``|g|``, ``<g, p>``),
+    none of the dual field's.
+
+    Parameters
+    ----------
+    f : Tensor, shape (b, C, *S)
+    p : Tensor, shape (b, C, n, *S)
+    lam : float
+    region : tuple of slices
+        The pixels summed over.
+
+    Returns
+    -------
+    Tensor, shape (b, 2), float64
+        Per image, the gap and the energy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow import ops
+    >>> from pdeflow.tv import duality_gap
+    >>> from pdeflow.tv.subdomain import block_gap
+    >>> f = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    >>> p = torch.zeros(1, 1, 2, 6, 6, dtype=torch.float64)
+    >>> gap, energy = block_gap(f, p, 0.2, (slice(None), slice(None)))[0].tolist()
+    >>> bool(abs(gap - 0.2 * float(ops.grad(f).pow(2).sum(2).sqrt().sum())) < 1e-12)
+    True
+    """
+    spatial = f.dim() - 2
+    u = block_primal(f, p, lam)
+    per_pixel = (u.shape[0],) + tuple(u.shape[2:])
+    t = torch.empty(per_pixel, dtype=u.dtype)
+    norm = torch.zeros(per_pixel, dtype=u.dtype)      # |g|^2, summed over the channels (the coupled colour TV)
+    inner = torch.zeros(per_pixel, dtype=u.dtype)     # <g, p>
+    for c in range(u.shape[1]):
+        uc = u[:, c]
+        for k in range(spatial):
+            axis = 1 + k
+            n = uc.shape[axis]
+            t.narrow(axis, n - 1, 1).zero_()
+            t.narrow(axis, 0, n - 1).copy_(uc.narrow(axis, 1, n - 1)).sub_(uc.narrow(axis, 0, n - 1))
+            norm.addcmul_(t, t)
+            inner.addcmul_(t, p[:, c, k])
+    norm.sqrt_()
+    sel = (slice(None),) + tuple(region)
+    axes = tuple(range(1, norm.dim()))
+    tv = norm[sel].sum(axes, dtype=torch.float64)
+    gap = lam * (tv - inner[sel].sum(axes, dtype=torch.float64))
+    u.sub_(f).mul_(u)
+    energy = 0.5 * u[(slice(None), slice(None)) + tuple(region)].sum((1,) + tuple(a + 1 for a in axes)) + lam * tv
+    return torch.stack([gap, energy], 1)
+
+
 def _pointwise(a, b, out):
     """``sum_{c, k} a[:, c, k] * b[:, c, k]`` per pixel into ``out`` (b, *S), one component at a time."""
     out.zero_()
@@ -128,14 +216,15 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     whose duals only enter the divergence) over the duals of the ``free`` pixels with ``|p| <= 1``, the divergence
     that of :func:`block_divergence`, by fast gradient projection with adaptive restart, until the subproblem's
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
-    image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``f`` (the gap's sums in float64) and
-    holds three arrays of the dual field's size and a few of the image's, updated in place.
+    image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``p`` (the gap's sums in float64; ``f``
+    is read in its own dtype) and
+    holds three arrays of the dual field's size and two of the image's, updated in place.
 
     Parameters
     ----------
     f : Tensor, shape (b, C, *S), float32 or float64
         The data on the block (and on the slab before it, where there is one).
-    p : Tensor, shape (b, C, n, *S), the dtype of ``f``
+    p : Tensor, shape (b, C, n, *S), float32 or float64
         The current duals: the warm start on ``free``, the held values elsewhere.
     lam : float
         The ROF weight, ``> 0``.
@@ -179,9 +268,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     b = f.shape[0]
     x = p if overwrite else p.clone()
     y, g = x.clone(), torch.empty_like(x)
-    u = torch.empty_like(f)
-    norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=f.dtype)
-    work = torch.empty_like(norm)
+    u = torch.empty(f.shape, dtype=p.dtype)
+    norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=p.dtype)     # per pixel; also the restart test's scratch
     t = 1.0
     for it in range(1, max_iter + 1):
         _grad_into(g, _primal_into(u, f, y, lam, spatial), spatial)
@@ -196,8 +284,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         for c in range(x.shape[1]):
             for k in range(spatial):
                 gx = g[:, c, k]
-                torch.sub(gx, x[:, c, k], out=work)
-                up += float(_dot(work, y[:, c, k]) - _dot(work, gx))
+                torch.sub(gx, x[:, c, k], out=norm)
+                up += float(_dot(norm, y[:, c, k]) - _dot(norm, gx))
         if up > 0.0:      # the objective went up: restart the momentum
             y.copy_(g)
             t_new = 1.0
@@ -210,9 +298,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
             _primal_into(u, f, x, lam, spatial)
             _grad_into(g, u, spatial)
             _pointwise(g, g, norm).sqrt_().masked_fill_(fixed, 0.0)
-            _pointwise(g, x, work).masked_fill_(fixed, 0.0)
             tv_free = norm.flatten(1).sum(1, dtype=torch.float64)
-            gap = lam * (tv_free - work.flatten(1).sum(1, dtype=torch.float64))
+            _pointwise(g, x, norm).masked_fill_(fixed, 0.0)
+            gap = lam * (tv_free - norm.flatten(1).sum(1, dtype=torch.float64))
             u.sub_(f)
             u.mul_(u)
             energy = 0.5 * u[sel].flatten(2).sum(2, dtype=torch.float64).sum(1) + lam * tv_free
