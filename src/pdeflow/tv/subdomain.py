@@ -73,15 +73,14 @@ def _primal_into(u, f, p, lam, spatial):
     return u
 
 
-def _grad_into(g, u, spatial):
-    """:func:`pdeflow.ops.grad` of ``u`` written into ``g`` (b, C, n, *S): forward differences, 0 on the last slab."""
-    for k in range(spatial):
-        axis = 2 + k
-        n = u.shape[axis]
-        gk = g[:, :, k]
-        gk.narrow(axis, n - 1, 1).zero_()
-        gk.narrow(axis, 0, n - 1).copy_(u.narrow(axis, 1, n - 1)).sub_(u.narrow(axis, 0, n - 1))
-    return g
+def _difference_into(out, v, k):
+    """The forward difference of ``v`` (b, *S) along spatial axis ``k`` written into ``out``, 0 on the last slab
+    (:func:`pdeflow.ops.grad`'s component ``k``)."""
+    axis = 1 + k
+    n = v.shape[axis]
+    out.narrow(axis, n - 1, 1).zero_()
+    torch.sub(v.narrow(axis, 1, n - 1), v.narrow(axis, 0, n - 1), out=out.narrow(axis, 0, n - 1))
+    return out
 
 
 def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float64) -> torch.Tensor:
@@ -151,12 +150,8 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
     norm = torch.zeros(per_pixel, dtype=u.dtype)      # |g|^2, summed over the channels (the coupled colour TV)
     inner = torch.zeros(per_pixel, dtype=u.dtype)     # <g, p>
     for c in range(u.shape[1]):
-        uc = u[:, c]
         for k in range(spatial):
-            axis = 1 + k
-            n = uc.shape[axis]
-            t.narrow(axis, n - 1, 1).zero_()
-            t.narrow(axis, 0, n - 1).copy_(uc.narrow(axis, 1, n - 1)).sub_(uc.narrow(axis, 0, n - 1))
+            _difference_into(t, u[:, c], k)
             norm.addcmul_(t, t)
             inner.addcmul_(t, p[:, c, k])
     norm.sqrt_()
@@ -167,15 +162,6 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
     u.sub_(f).mul_(u)
     energy = 0.5 * u[(slice(None), slice(None)) + tuple(region)].sum((1,) + tuple(a + 1 for a in axes)) + lam * tv
     return torch.stack([gap, energy], 1)
-
-
-def _pointwise(a, b, out):
-    """``sum_{c, k} a[:, c, k] * b[:, c, k]`` per pixel into ``out`` (b, *S), one component at a time."""
-    out.zero_()
-    for c in range(a.shape[1]):
-        for k in range(a.shape[2]):
-            out.addcmul_(a[:, c, k], b[:, c, k])
-    return out
 
 
 def _dot(a, b):
@@ -218,7 +204,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
     image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``p`` (the gap's sums in float64; ``f``
     is read in its own dtype) and
-    holds three arrays of the dual field's size and two of the image's, updated in place.
+    holds two arrays of the dual field's size and three of the image's, updated in place.
 
     Parameters
     ----------
@@ -265,42 +251,56 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     fixed = ~free
     held = _held_parts(p, free)
     sel = (Ellipsis,) + tuple(region)
-    b = f.shape[0]
+    b, C = f.shape[:2]
+    components = [(c, k) for c in range(C) for k in range(spatial)]
+    # two arrays of the dual field's size (the iterate x and the extrapolated y); a step's projection is computed
+    # a component at a time, twice (once for the per-pixel norm, once to write it), instead of into a third array
     x = p if overwrite else p.clone()
-    y, g = x.clone(), torch.empty_like(x)
+    y = x.clone()
     u = torch.empty(f.shape, dtype=p.dtype)
-    norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=p.dtype)     # per pixel; also the restart test's scratch
+    norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=p.dtype)
+    t_ = torch.empty_like(norm)
+
+    def ascent(c, k):
+        """``y + step * grad u`` of component (c, k) into ``t_``."""
+        return _difference_into(t_, u[:, c], k).mul_(step).add_(y[:, c, k])
+
     t = 1.0
     for it in range(1, max_iter + 1):
-        _grad_into(g, _primal_into(u, f, y, lam, spatial), spatial)
-        g.mul_(step).add_(y)                                  # y + step * grad: the step before the projection
-        _pointwise(g, g, norm).sqrt_().clamp_(min=1.0)
-        g.div_(norm[:, None, None])
-        for where, values in held:
-            g[where] = values
-        t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
-        # the restart test <x_new - x, y - x_new> > 0, one component at a time (no temporary of the dual's size)
+        _primal_into(u, f, y, lam, spatial)
+        norm.zero_()
+        for c, k in components:
+            norm.addcmul_(ascent(c, k), t_)
+        norm.sqrt_().clamp_(min=1.0)
+        # x_new, the restart test <x_new - x, y - x_new> > 0 and y's update, one component at a time
         up = 0.0
-        for c in range(x.shape[1]):
-            for k in range(spatial):
-                gx = g[:, c, k]
-                torch.sub(gx, x[:, c, k], out=norm)
-                up += float(_dot(norm, y[:, c, k]) - _dot(norm, gx))
+        for c, k in components:
+            new = ascent(c, k).div_(norm)
+            for where, values in held:
+                new[where] = values[:, c, k]
+            xk, yk = x[:, c, k], y[:, c, k]
+            torch.sub(new, xk, out=xk)                     # x_new - x
+            up += float(_dot(xk, yk) - _dot(xk, new))
+            yk.copy_(xk)
+            xk.copy_(new)
+        t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
         if up > 0.0:      # the objective went up: restart the momentum
-            y.copy_(g)
+            y.copy_(x)
             t_new = 1.0
-        else:
-            beta = (t - 1.0) / t_new
-            y.copy_(x).mul_(-beta).add_(g, alpha=1.0 + beta)
-        x, g = g, x
+        else:             # y = x_new + beta (x_new - x)
+            y.mul_((t - 1.0) / t_new).add_(x)
         t = t_new
         if it % check_every == 0:
             _primal_into(u, f, x, lam, spatial)
-            _grad_into(g, u, spatial)
-            _pointwise(g, g, norm).sqrt_().masked_fill_(fixed, 0.0)
-            tv_free = norm.flatten(1).sum(1, dtype=torch.float64)
-            _pointwise(g, x, norm).masked_fill_(fixed, 0.0)
-            gap = lam * (tv_free - norm.flatten(1).sum(1, dtype=torch.float64))
+            norm.zero_()
+            inner = torch.zeros(b, dtype=torch.float64)
+            for c, k in components:
+                _difference_into(t_, u[:, c], k).masked_fill_(fixed, 0.0)
+                norm.addcmul_(t_, t_)
+                for i in range(b):
+                    inner[i] += _dot(t_[i], x[i, c, k])
+            tv_free = norm.sqrt_().flatten(1).sum(1, dtype=torch.float64)
+            gap = lam * (tv_free - inner)
             u.sub_(f)
             u.mul_(u)
             energy = 0.5 * u[sel].flatten(2).sum(2, dtype=torch.float64).sum(1) + lam * tv_free
