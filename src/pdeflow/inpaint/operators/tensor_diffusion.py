@@ -413,6 +413,9 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
                 precond = mg.precondition
             delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond)
             u = u.add_(delta.mul_(w))
+            # the step's operator and vectors go before the next operator is built (a block's peak memory)
+            del op, r, dg, delta
+            precond = s = None
             outer += active.long()
             inner += iters
             it += 1
