@@ -60,3 +60,28 @@ def test_float32_is_within_its_round_off_of_float64():
     rms = (u32 - u64)[(Ellipsis,) + REGION].pow(2).mean().sqrt().item()
     assert rms <= (2e-6 * _energy(f, p, 0.1) / u64[(Ellipsis,) + REGION].numel()) ** 0.5
     assert rms <= 1e-5
+
+
+@pytest.mark.parametrize("C", [1, 3])
+def test_block_gap_and_primal_are_the_whole_image_certificate_and_read_float32_exactly(C):
+    """On a whole image with zero duals on the far slabs (where the block's divergence and the image's agree),
+    block_gap is pdeflow.tv.duality_gap (an independent implementation, the coupled colour TV included), and
+    float32 data and duals give the float64 computation of the same values (they are read, not rounded)."""
+    from pdeflow.tv import duality_gap
+    from pdeflow.tv.subdomain import block_gap, block_primal
+
+    g = torch.Generator().manual_seed(2)
+    f = torch.rand(2, C, 12, 10, generator=g, dtype=torch.float64)
+    p = torch.randn(2, C, 2, 12, 10, generator=g, dtype=torch.float64)
+    p = p / p.norm(dim=(1, 2), keepdim=True).clamp(min=1.0)
+    p[:, :, 0, -1, :] = 0
+    p[:, :, 1, :, -1] = 0
+    whole = (slice(None), slice(None))
+    u = block_primal(f, p, 0.3)
+    gap, energy = duality_gap(f, u, p, torch.full((2, 1, 1, 1), 0.3, dtype=torch.float64))
+    got = block_gap(f, p, 0.3, whole)
+    assert torch.allclose(got[:, 0], gap, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(got[:, 1], energy, rtol=1e-12, atol=1e-12)
+    f32, p32 = f.float(), p.float()
+    assert torch.equal(block_gap(f32, p32, 0.3, whole), block_gap(f32.double(), p32.double(), 0.3, whole))
+    assert torch.equal(block_primal(f32, p32, 0.3), block_primal(f32.double(), p32.double(), 0.3))

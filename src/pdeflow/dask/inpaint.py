@@ -94,7 +94,8 @@ def checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol, 
     max_sweeps = check_max_sweeps(max_sweeps, who)
     # by default no tighter than the data's precision resolves (float32 residuals stall near 1e-7, and each
     # subdomain solve would run to its iteration limit and warn)
-    ltol = (max(LOCAL_TOL.get(method, 1e-6), LOCAL_EPS.get(method, 16) * float(np.finfo(x4.dtype).eps)) if local_tol is None
+    floor = LOCAL_EPS.get(method, 16) * float(np.finfo(x4.dtype).eps)
+    ltol = (max(LOCAL_TOL.get(method, 1e-6), floor) if local_tol is None
             else check_positive(local_tol, "local_tol", who))
     m4 = mask_like(da, mask, x4, lead, nd, who.replace("_to_zarr", ""))
     return x4, lead, m4, tol, max_sweeps, ltol
