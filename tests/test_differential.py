@@ -123,7 +123,7 @@ def test_gradients(name):
     entry = REGISTRY[name]
 
     @_settings(entry.grad_examples)
-    @given(case=entry.grad_draw or entry.draw)
+    @given(case=entry.grad_draw if entry.grad_draw is not None else entry.draw)
     def run(case):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
