@@ -187,6 +187,9 @@ def main(argv=None) -> int:
     ap.add_argument("--path", choices=("store", "lazy"), default="store",
                     help="store: rof_to_zarr / inpaint_to_zarr (the iterate in zarr between sweeps, default); "
                          "lazy: pdeflow.dask.rof / inpaint written by write_zarr (one graph for all sweeps)")
+    ap.add_argument("--worker-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment of the worker processes (e.g. MALLOC_MMAP_THRESHOLD_=131072: glibc then maps "
+                         "every large array on its own and returns it on release, instead of a heap that fragments)")
     ap.add_argument("--check", action="store_true", help="compare with the single-array answer (in this process)")
     ap.add_argument("--cache", type=Path, default=None, metavar="DIR",
                     help="keep the single-array answers of --check in DIR and reuse them")
@@ -221,7 +224,7 @@ def main(argv=None) -> int:
         msrc = write_zarr(da.from_array(m, chunks=cs), work / "mask.zarr") if m is not None else None
         cluster = None if args.smoke else distributed.LocalCluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-            silence_logs=logging.CRITICAL)
+            silence_logs=logging.CRITICAL, env=dict(kv.split("=", 1) for kv in args.worker_env))
         client = distributed.Client(cluster) if cluster is not None else None
         imported = client.run(_warm) if client else {"here": _warm()}
         base = (client.run(_warm, args.op, args.ndim, args.overlap) if client
@@ -259,7 +262,7 @@ def main(argv=None) -> int:
         baseline = max(base[w][1] for w in base) / 2**20
         fixed = max(base[w][1] - imported[w][1] for w in base) / 2**20
         chunk_mb = cs ** f.ndim * 4 / 2**20
-        row = dict(op=args.op, path=args.path, shape=list(f.shape), workers=args.workers if client else 0, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
+        row = dict(op=args.op, path=args.path, worker_env=args.worker_env, shape=list(f.shape), workers=args.workers if client else 0, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
                    converged=bool(ok), cpu_s=cpu, wall_s=wall, single_cpu_s=t_ref, peak_mb=peaks,
                    baseline_mb=baseline, first_call_mb=fixed, growth_in_chunks=(max(peaks) - baseline) / chunk_mb,
                    worker_cpu_s=sorted(after[w][0] - base[w][0] for w in after), here_cpu_s=here_cpu,
