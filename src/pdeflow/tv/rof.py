@@ -34,6 +34,7 @@ from ._grid import PLAIN, Grid, make_grid
 from ._implicit import apply_jacobian, backward_rtol, flat_threshold
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
 from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, bdot, gap_and_primal, nd_gap, project
+from ._tied import tied_certificate
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "ACCURACY", "FLOW_ACCURACY", "duality_gap",
            "ConvergenceWarning", "CompileWarning"]
@@ -65,7 +66,8 @@ class RofResult:
     Attributes
     ----------
     u : Tensor, shape of ``f``
-        The minimiser.
+        The minimiser (at the default accuracy possibly the candidate tied on the dual's flat
+        regions, see :func:`rof`'s Notes).
     p : Tensor, shape ``(B, C, 2, H, W)``
         Dual field with ``|p| <= 1`` and ``u ~= f + lam * div(p)``.
     iterations : Tensor of int64, shape (B,)
@@ -251,10 +253,17 @@ def rof(
     field ``p`` certifies ``||u - u*||_2^2 <= 2 (P(u) - D(p))``.  The default
     stopping rule asks for ``P(u) - D(p) <= 1/2 (accuracy * range)^2 * n`` (``n``
     values per image), which bounds the RMS error by ``accuracy * range``: a
-    certificate, not an estimate.  The largest error of a pixel is not
-    certified; at the default it stays below 1e-3 of the range on the
-    benchmark photographs (the results page "Accuracy and speed of the
-    defaults").
+    certificate, not an estimate.  Any image ``v`` certifies itself the same
+    way, ``||v - u*||^2 <= 2 (P(v) - D(p))``: near the end of a solve most of
+    the gap of ``u = f + lam div p`` is the total variation of its noise on
+    the solution's flat regions, so the default call also tries the image
+    made constant (its mean) on every region where ``|p| < 1`` and stops on
+    whichever certifies first; it takes that candidate only where it moves no
+    pixel by more than four times the certified RMS error.  ``u = f + lam div
+    p`` then holds to that accuracy, not exactly (a call with ``tol`` keeps
+    it exact).  The largest error of a pixel is not certified; at the default
+    it stays below 1e-3 of the range on the benchmark photographs (the
+    results page "Accuracy and speed of the defaults").
 
     **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the
     energy is the Riemann sum of the continuum one over the voxel cells,
@@ -348,7 +357,7 @@ def rof(
     run = solve_auto if precision == "auto" else solve
     res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
                      channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                     checked=True, atol=atol)
+                     checked=True, atol=atol, tied=atol is not None)
     if bool(short.any()):
         at_max = int((res.iterations[short] >= max_iter).sum())
         if tol is None:
@@ -438,8 +447,16 @@ def check_method(method, grid: Grid) -> None:
                              f"spacing use one of {ND_METHODS}")
 
 
+#: The tied candidate (:mod:`pdeflow.tv._tied`) is first tried on an image whose gap is at most this many
+#: times its target, then where its last ratio to the solver's gap predicts it meets the target; never in
+#: the first ``TIED_SPACING`` iterations nor within that many of the last try (its connected-component
+#: labelling costs about ten iterations: short solves are not worth it).
+TIED_REACH = 10.0
+TIED_SPACING = 40
+
+
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
-           checked=False, compile=False, grid: Grid = PLAIN, atol=None):
+           checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False):
     """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
     marking the images that stopped at ``max_iter`` short of ``tol``.
 
@@ -451,7 +468,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     grid (:mod:`pdeflow.tv._grid`); other than the 2-D unit grid, ``f`` has ``grid.ndim`` spatial axes
     and the methods of ``ND_METHODS`` run (uncompiled).  ``atol``: per-image absolute duality gaps
     ``(B,)`` (float64) to stop at instead of the relative ``tol`` (which is then None; see
-    :func:`gap_targets`).
+    :func:`gap_targets`).  ``tied``: also stop on the gap of the candidate tied on the dual's flat regions
+    (:mod:`pdeflow.tv._tied`), returned as ``u`` where it stops there (then ``u = f + lam div p`` holds only
+    to the certified accuracy: the TV flow, whose flux must satisfy it exactly, leaves it off).
     """
     if not (trusted or checked):
         ops.check_image(f, "f", ndim=grid.ndim)
@@ -528,6 +547,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
     it = checks = 0
     first = check_every if first_check is None else max(1, int(first_check))
+    # per image: the tied candidate's gap over the solver's own at its last try, and the iteration of that try
+    tied_ratio_a = torch.full((active.numel(),), 1.0 / TIED_REACH, dtype=torch.float64, device=x.device)
+    tied_it_a = torch.zeros(active.numel(), dtype=torch.long, device=x.device)
     while active.numel():
         n = min(first if checks == 0 else check_every, max_iter - it)
         for _ in range(n):
@@ -564,6 +586,26 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
             met[j] = gap64 <= (tol * primal64 if atol_a is None else atol_a[j])
             converged[j] = met[j] | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
+        # Where the gap is within reach of the target, the candidate tied on the dual's flat regions
+        # (:mod:`pdeflow.tv._tied`) may certify it already: most of a late gap is the noise's total variation.
+        # Its labelling costs about ten iterations, so it is tried where its last ratio to the solver's own gap
+        # predicts success (first: within TIED_REACH of the target), TIED_SPACING iterations apart at least.
+        try_tied = tied & ~converged & (gap * tied_ratio_a <= target) & (it - tied_it_a >= TIED_SPACING)
+        if bool(try_tied.any()):
+            if pa is None:
+                u, pa = compiled_result(state, fa, lam_a)
+            j = try_tied.nonzero().reshape(-1)
+            v, gap_v, primal_v, ok = tied_certificate(fa[j], u[j], pa[j], lam_a[j], channelwise, grid, tol=tol,
+                                                      atol=None if atol_a is None else atol_a[j])
+            tied_ratio_a[j] = gap_v / gap[j].double().clamp_min(torch.finfo(torch.float64).tiny)
+            tied_it_a[j] = it
+            if bool(ok.any()):
+                jj = j[ok]
+                u = u.clone()
+                u[jj] = v[ok]
+                rel[jj] = gap_v[ok] / primal_v[ok].clamp_min(torch.finfo(torch.float64).tiny)
+                met[jj] = True
+                converged[jj] = True
         done = converged | (it >= max_iter)
         if pa is None and bool(done.any()):
             u, pa = compiled_result(state, fa, lam_a)
@@ -584,6 +626,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
             atol_a = None if atol_a is None else atol_a[keep]
             floor_a, floor64_a = floor_a[keep], floor64_a[keep]
+            tied_ratio_a, tied_it_a = tied_ratio_a[keep], tied_it_a[keep]
             state = {k: (v if k in SHARED_STATE else v[keep]) for k, v in state.items()}
 
     if out_u is None:  # no image entered the iteration (all lam = 0)
@@ -602,7 +645,7 @@ MIXED_METHODS = ("fgp",)
 
 
 def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="fgp", first_check=None,
-               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None):
+               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False):
     """:func:`solve` in mixed precision: ``(RofResult, short)`` for float64 data ``f``.
 
     The iterations run in float32 (half the memory traffic of float64, and the precision GPUs are
@@ -617,7 +660,7 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     B = x.shape[0]
     lam_t = per_image(lam, B, x, "lam").reshape((B,) + (1,) * (K + 1))
     opts = dict(method=method, max_iter=max_iter, channelwise=channelwise, check_every=check_every,
-                compile=compile, grid=grid, checked=checked)
+                compile=compile, grid=grid, checked=checked, tied=tied)
     if atol is not None:
         atol = atol.to(device=x.device, dtype=torch.float64).reshape(-1).expand(B)
     if method not in MIXED_METHODS or (tol is not None and tol < FLOAT32_TOL):
@@ -636,6 +679,15 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     gap, primal = gap_and_primal(x, u, p, lam_t, channelwise, grid)
     target = tol * primal if atol is None else atol
     positive = lam_t.reshape(-1) > 0
+    # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied): that candidate,
+    # formed again in float64 (a float32 one would not keep the mean to round-off), where it meets the target
+    above = (positive & (gap > target)).nonzero().reshape(-1)
+    if tied and above.numel():
+        v, gap_v, primal_v, ok = tied_certificate(x[above], u[above], p[above], lam_t[above], channelwise, grid,
+                                                  tol=tol, atol=None if atol is None else atol[above])
+        j = above[ok]
+        u[j], gap[j], primal[j] = v[ok], gap_v[ok], primal_v[ok]
+        target = tol * primal if atol is None else atol
     # float32 data is f rounded: where that alone leaves the float64 gap above the target, or where the
     # float32 iterations stopped at their round-off floor, continue in float64 (max_iter: stopped there)
     redo = positive & (gap > target) & (r32.iterations < max_iter)

@@ -1,0 +1,142 @@
+"""The tied candidate of the ROF certificate (pdeflow.tv._tied): what it ties, that its gap is a certificate,
+and that a default rof call stopping on it keeps the default's accuracy, in float32 and float64."""
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from pdeflow.datasets import builtin_image
+from pdeflow.ops import div
+from pdeflow.tv import ACCURACY, duality_gap, rof
+from pdeflow.tv._grid import PLAIN, Grid
+from pdeflow.tv._tied import tied_certificate, tied_primal
+
+
+def _noisy(n=64, seed=0):
+    f = builtin_image("skimage/camera")[0, 150:150 + n, 200:200 + n].double()
+    g = torch.Generator().manual_seed(seed)
+    return f + 0.08 * torch.randn(f.shape, generator=g, dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(n, seed, lam):
+    return rof(_noisy(n, seed), lam, tol=1e-9, max_iter=10 ** 6)
+
+
+def _components_by_search(flat):
+    """Connected components of the tie graph (a flat pixel tied to its right and lower neighbours), by
+    breadth-first search: the independent reference for the labelling."""
+    H, W = flat.shape
+    label = -np.ones((H, W), dtype=int)
+    nbrs = {(i, j): [] for i in range(H) for j in range(W)}
+    for i in range(H):
+        for j in range(W):
+            if flat[i, j]:
+                for a, b in ((i + 1, j), (i, j + 1)):
+                    if a < H and b < W:
+                        nbrs[(i, j)].append((a, b))
+                        nbrs[(a, b)].append((i, j))
+    count = 0
+    for start in nbrs:
+        if label[start] >= 0:
+            continue
+        stack = [start]
+        label[start] = count
+        while stack:
+            x = stack.pop()
+            for y in nbrs[x]:
+                if label[y] < 0:
+                    label[y] = count
+                    stack.append(y)
+        count += 1
+    return label
+
+
+def test_tied_primal_is_the_mean_over_each_component_of_the_tie_graph():
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 1, 9, 11, generator=g, dtype=torch.float64)
+    p = torch.rand(1, 1, 2, 9, 11, generator=g, dtype=torch.float64)   # norms in [0, 1.41]
+    flat = (p[0, 0].pow(2).sum(0).sqrt() < 0.999).numpy()
+    label = _components_by_search(flat)
+    want = torch.zeros(9, 11, dtype=torch.float64)
+    for c in np.unique(label):
+        m = torch.from_numpy(label == c)
+        want[m] = u[0, 0][m].mean()
+    assert torch.allclose(tied_primal(u, p, channelwise=False)[0, 0], want, rtol=0, atol=1e-14)
+
+
+def test_channels_share_ties_unless_channelwise_and_images_never_do():
+    u = torch.arange(2 * 3 * 4 * 5, dtype=torch.float64).reshape(2, 3, 4, 5)
+    p = torch.zeros(2, 3, 2, 4, 5, dtype=torch.float64)                   # every pixel flat
+    v = tied_primal(u, p, channelwise=False)
+    assert torch.allclose(v, u.mean((2, 3), keepdim=True).expand_as(u))  # one region per image and channel
+    p[:, 1] = 1.0                                                         # channel 1 on edges everywhere
+    assert torch.equal(tied_primal(u, p, channelwise=True)[:, 1], u[:, 1])
+    # coupled: the pixel norm over channels is above one, nothing is tied
+    assert torch.equal(tied_primal(u, p, channelwise=False), u)
+
+
+def test_volumes_tie_along_all_three_axes():
+    u = torch.randn(1, 1, 3, 4, 5, dtype=torch.float64)
+    p = torch.ones(1, 1, 3, 3, 4, 5, dtype=torch.float64)
+    p[..., 0, :, :] = 0.0               # the first slice flat: tied to itself and to the second slice
+    v = tied_primal(u, p, channelwise=False, grid=Grid(3, (1.0, 1.0, 1.0)))
+    assert torch.allclose(v[0, 0, :2], u[0, 0, :2].mean().expand(2, 4, 5))
+    assert torch.equal(v[0, 0, 2], u[0, 0, 2])
+
+
+@pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")
+@pytest.mark.parametrize("lam", [0.05, 0.3])
+def test_the_tied_gap_certifies_the_candidate(lam):
+    # any (v, p) with |p| <= 1 bounds ||v - u*||^2 by twice the gap: check against a converged reference
+    f = _noisy()[None, None]
+    ref = _reference(64, 0, lam)
+    for k in (50, 150, 400):
+        r = rof(f, lam, tol=1e-12, max_iter=k, precision="float64", full_output=True)
+        lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
+        v, gap, primal, _ = tied_certificate(f, r.u, r.p, lam_t, False, PLAIN, tol=1e-6, atol=None)
+        assert torch.allclose(torch.stack(duality_gap(f, v, r.p, lam_t)), torch.stack([gap, primal]), rtol=1e-12)
+        # (the reference's own error, at a relative gap of 1e-9, is far below these gaps)
+        assert (v - ref).pow(2).sum().item() <= 2 * gap.item() * (1 + 1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")
+def test_the_candidate_is_what_helps_late_in_a_solve():
+    # late in a solve most of the solver's own gap is the noise's total variation on flat regions: the tied
+    # candidate's gap is several times smaller (this is why the default stops earlier with it)
+    f = _noisy(96)[None, None]
+    lam = 0.1
+    r = rof(f, lam, tol=1e-12, max_iter=300, precision="float64", full_output=True)
+    lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
+    own, _ = duality_gap(f, r.u, r.p, lam_t)
+    _, tied, _, _ = tied_certificate(f, r.u, r.p, lam_t, False, PLAIN, tol=1e-6, atol=None)
+    assert tied.item() < 0.5 * own.item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("lam", [0.1, 0.4])
+def test_default_rof_keeps_its_accuracy_and_mean_when_it_stops_on_the_candidate(dtype, lam):
+    f = _noisy(64, seed=2)
+    ref = _reference(64, 2, lam)
+    r = rof(f.to(dtype), lam, full_output=True)
+    rng = (f.max() - f.min()).item()
+    err = (r.u.double() - ref)
+    assert err.pow(2).mean().sqrt().item() <= ACCURACY * rng
+    assert err.abs().max().item() <= 1e-3 * rng
+    # the candidate keeps each region's mean, so the image's mean stays that of the data
+    assert abs(r.u.double().mean().item() - f.mean().item()) <= 4 * torch.finfo(dtype).eps * f.abs().max().item()
+    # and the float32 call gives the float64 call's answer within the certified accuracy
+    if dtype == torch.float32:
+        r64 = rof(f, lam)
+        assert (r.u.double() - r64).pow(2).mean().sqrt().item() <= 2 * ACCURACY * rng
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_default_call_stops_on_the_candidate_where_it_certifies_first(dtype):
+    f = _noisy(64, seed=2)
+    lam = 0.1
+    r = rof(f.to(dtype), lam, full_output=True)
+    # the answer is not the dual's own primal f + lam div p: it is the tied candidate, constant on regions
+    assert (r.u.double() - (f + lam * div(r.p.double())[0, 0])).abs().max().item() > 1e-4
+    assert torch.unique(r.u).numel() < 0.9 * f.numel()
