@@ -23,10 +23,15 @@ residual its forward solve's accuracy calls for (:func:`backward_rtol`).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from ..ops import div
 from ._accuracy import data_range
-from ._grid import PLAIN
+from ._checks import ConvergenceWarning
+from ._grid import PLAIN, Grid
+from ._rof_methods import bdot
 
 
 def _pixel_norm(z: torch.Tensor, channelwise: bool) -> torch.Tensor:
@@ -179,3 +184,59 @@ def apply_jacobian(u: torch.Tensor, lam: torch.Tensor, r: torch.Tensor, *, chann
             d.mul_(beta).add_(z)
             rz = rz_new
     return r + grid.div(out_q), iterations, converged
+
+
+def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, tol: float, max_iter: int,
+                   channelwise: bool, grid: Grid = PLAIN, gap: torch.Tensor | None = None) -> torch.Tensor:
+    """``u`` (the ROF solution of ``(f, lam)``, dual field ``p``) with the implicit derivative in ``f`` and
+    ``lam`` attached: see :mod:`pdeflow.tv._implicit`.  ``f`` of any shape rof takes; ``lam`` a float,
+    a 0-d or a ``(B,)`` tensor; ``gap`` the ``(B,)`` relative gaps the solve reached, if known (the
+    backward's stopping tolerance follows them, :func:`~pdeflow.tv._implicit.backward_rtol`)."""
+    x = f.reshape((1,) * (grid.ndim + 2 - f.dim()) + tuple(f.shape))
+    B = x.shape[0]
+    if isinstance(lam, torch.Tensor):
+        lam_b = lam.to(x.dtype).reshape(-1).expand(B)
+    else:
+        lam_b = torch.full((B,), float(lam), dtype=x.dtype, device=x.device)
+    rtol = backward_rtol(tol, x.dtype, gap)
+    if isinstance(rtol, torch.Tensor):
+        rtol = rtol.reshape(-1).expand(B)
+    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), p.detach(), (tol, max_iter, channelwise, grid, rtol))
+    return out.reshape(f.shape)
+
+
+class _RofGrad(torch.autograd.Function):
+    """The ROF solution ``u`` (computed beforehand) as a function of ``(f, lam)``, differentiated
+    implicitly at the solution (memory: a few images, whatever the iteration count)."""
+
+    @staticmethod
+    def forward(ctx, f, lam, u, p, cfg):
+        # the flat threshold from the range of f, which holds that of u (and is not 0 where u is one
+        # flat region whose computed gradients are round-off); the dual field tells edges from noise
+        ctx.save_for_backward(u, p, lam, flat_threshold(f.detach(), cfg[0]))
+        ctx.cfg = cfg
+        return u.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        u, p, lam, threshold = ctx.saved_tensors
+        tol, max_iter, channelwise, grid, rtol = ctx.cfg
+        g = g.contiguous()
+        w = g.clone()
+        pos = torch.nonzero(lam > 0).reshape(-1)       # lam = 0 is the identity
+        if pos.numel():
+            rtol_pos = rtol[pos] if isinstance(rtol, torch.Tensor) else rtol
+            up = u[pos]
+            w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
+                                            threshold=threshold[pos], rtol=rtol_pos, dual=p[pos],
+                                            max_iter=max_iter, grid=None if grid.plain else grid)
+            w[pos] = w_pos
+            if not bool(conv.all()):
+                warnings.warn(f"rof backward: {int((~conv).sum())} of {conv.numel()} image(s) stopped at "
+                              f"max_iter={max_iter} before the implicit-gradient solve reached rtol "
+                              f"{float(torch.as_tensor(rtol_pos).min()):g}", ConvergenceWarning, stacklevel=2)
+        grad_f = w if ctx.needs_input_grad[0] else None
+        # d u / d lam is the Jacobian applied to div p, and the Jacobian is symmetric
+        grad_lam = bdot(w, div(p) if grid.plain else grid.div(p)) if ctx.needs_input_grad[1] else None
+        return grad_f, grad_lam, None, None, None

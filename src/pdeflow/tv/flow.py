@@ -38,7 +38,8 @@ from ..threads import auto_threads
 from ._accuracy import check_accuracy, gap_targets
 from ._checks import ConvergenceWarning, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
-from .rof import FLOW_ACCURACY, ND_METHODS, ROF_METHODS, differentiable, solve, solve_auto
+from ._implicit import differentiable
+from .rof import FLOW_ACCURACY, ND_METHODS, ROF_METHODS, solve, solve_auto
 
 __all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "FLOW_TOL", "check_times", "flow_result"]
 

@@ -31,9 +31,9 @@ from ._accuracy import check_accuracy, data_range, gap_targets
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux
 from ._grid import PLAIN, Grid, make_grid
-from ._implicit import apply_jacobian, backward_rtol, flat_threshold
+from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
-from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, bdot, gap_and_primal, nd_gap, project
+from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, gap_and_primal, nd_gap, project
 from ._tied import tied_certificate
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "ACCURACY", "FLOW_ACCURACY", "duality_gap",
@@ -379,62 +379,6 @@ def rof(
     elif need_grad:
         res = RofResult(u=u, p=res.p, iterations=res.iterations, gap=res.gap, converged=res.converged)
     return res if full_output else u
-
-
-def differentiable(f: torch.Tensor, lam, u: torch.Tensor, p: torch.Tensor, *, tol: float, max_iter: int,
-                   channelwise: bool, grid: Grid = PLAIN, gap: torch.Tensor | None = None) -> torch.Tensor:
-    """``u`` (the ROF solution of ``(f, lam)``, dual field ``p``) with the implicit derivative in ``f`` and
-    ``lam`` attached: see :mod:`pdeflow.tv._implicit`.  ``f`` of any shape rof takes; ``lam`` a float,
-    a 0-d or a ``(B,)`` tensor; ``gap`` the ``(B,)`` relative gaps the solve reached, if known (the
-    backward's stopping tolerance follows them, :func:`~pdeflow.tv._implicit.backward_rtol`)."""
-    x = f.reshape((1,) * (grid.ndim + 2 - f.dim()) + tuple(f.shape))
-    B = x.shape[0]
-    if isinstance(lam, torch.Tensor):
-        lam_b = lam.to(x.dtype).reshape(-1).expand(B)
-    else:
-        lam_b = torch.full((B,), float(lam), dtype=x.dtype, device=x.device)
-    rtol = backward_rtol(tol, x.dtype, gap)
-    if isinstance(rtol, torch.Tensor):
-        rtol = rtol.reshape(-1).expand(B)
-    out = _RofGrad.apply(x, lam_b, u.reshape(x.shape).detach(), p.detach(), (tol, max_iter, channelwise, grid, rtol))
-    return out.reshape(f.shape)
-
-
-class _RofGrad(torch.autograd.Function):
-    """The ROF solution ``u`` (computed beforehand) as a function of ``(f, lam)``, differentiated
-    implicitly at the solution (memory: a few images, whatever the iteration count)."""
-
-    @staticmethod
-    def forward(ctx, f, lam, u, p, cfg):
-        # the flat threshold from the range of f, which holds that of u (and is not 0 where u is one
-        # flat region whose computed gradients are round-off); the dual field tells edges from noise
-        ctx.save_for_backward(u, p, lam, flat_threshold(f.detach(), cfg[0]))
-        ctx.cfg = cfg
-        return u.clone()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        u, p, lam, threshold = ctx.saved_tensors
-        tol, max_iter, channelwise, grid, rtol = ctx.cfg
-        g = g.contiguous()
-        w = g.clone()
-        pos = torch.nonzero(lam > 0).reshape(-1)       # lam = 0 is the identity
-        if pos.numel():
-            rtol_pos = rtol[pos] if isinstance(rtol, torch.Tensor) else rtol
-            up = u[pos]
-            w_pos, _, conv = apply_jacobian(up, lam[pos], g[pos], channelwise=channelwise,
-                                            threshold=threshold[pos], rtol=rtol_pos, dual=p[pos],
-                                            max_iter=max_iter, grid=None if grid.plain else grid)
-            w[pos] = w_pos
-            if not bool(conv.all()):
-                warnings.warn(f"rof backward: {int((~conv).sum())} of {conv.numel()} image(s) stopped at "
-                              f"max_iter={max_iter} before the implicit-gradient solve reached rtol "
-                              f"{float(torch.as_tensor(rtol_pos).min()):g}", ConvergenceWarning, stacklevel=2)
-        grad_f = w if ctx.needs_input_grad[0] else None
-        # d u / d lam is the Jacobian applied to div p, and the Jacobian is symmetric
-        grad_lam = bdot(w, div(p) if grid.plain else grid.div(p)) if ctx.needs_input_grad[1] else None
-        return grad_f, grad_lam, None, None, None
 
 
 def check_method(method, grid: Grid) -> None:
