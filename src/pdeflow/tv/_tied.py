@@ -42,7 +42,7 @@ def tied_primal(u: torch.Tensor, p: torch.Tensor, channelwise: bool, grid: Grid 
     >>> tied_primal(u, p, channelwise=False)
     tensor([[[[0.1000, 0.1000, 1.0000]]]])
     """
-    B, C = u.shape[:2]
+    C = u.shape[1]
     sq = p.detach().double().pow(2).sum(2)               # (B, C, *spatial)
     if not channelwise:
         sq = sq.sum(1, keepdim=True)

@@ -625,8 +625,8 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     positive = lam_t.reshape(-1) > 0
     # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied): that candidate,
     # formed again in float64 (a float32 one would not keep the mean to round-off), where it meets the target
-    above = (positive & (gap > target)).nonzero().reshape(-1)
-    if tied and above.numel():
+    above = (positive & (gap > target)).nonzero().reshape(-1) if tied else None
+    if above is not None and above.numel():
         v, gap_v, primal_v, ok = tied_certificate(x[above], u[above], p[above], lam_t[above], channelwise, grid,
                                                   tol=tol, atol=None if atol is None else atol[above])
         j = above[ok]
