@@ -275,6 +275,19 @@ def test_the_command_line_does_not_import_dask_until_a_batch_runs():
     assert out.strip() == "[]"
 
 
+def test_the_zarr_denoise_default_is_the_library_default():
+    """``pdeflow denoise IN.zarr OUT.zarr`` without --tol solves to pdeflow.dask's default gap (the command line
+    keeps a literal so that it starts without importing dask)."""
+    import inspect
+
+    import pdeflow.dask
+    from pdeflow.cli import denoise
+    from pdeflow.dask.tv import ROF_TOL
+    assert denoise.ZARR_TOL == ROF_TOL
+    for fn in (pdeflow.dask.rof, pdeflow.dask.rof_to_zarr):
+        assert inspect.signature(fn).parameters["tol"].default == ROF_TOL
+
+
 # --- zarr stores on the command line ---------------------------------------------------------------------------
 
 def _store(path: Path, x: np.ndarray, chunks: int = 16) -> Path:

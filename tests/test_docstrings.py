@@ -112,7 +112,7 @@ def test_the_exemptions_still_apply():
 COMMENT_BEHAVIOUR = {
     "io/images.py::1.2 GB as float32 RGB": "the memory a default-limit image takes, arithmetic",
     "io/volumes.py::4 GB as float32": "the memory a default-limit volume takes, arithmetic",
-    "multigrid/_galerkin.py::(8 MiB)": "a setting: the strip size of the residual check",
+    "multigrid/_galerkin.py::(512 KiB)": "a setting: the strip size of the residual check",
     "multigrid/_grid2d.py::~ 10 MB": "a setting: the strip size of the coarse stencil",
     "inpaint/operators/diffusion_system.py::every temporary is 33 MB": "the size of a 4K float64 temporary, arithmetic",
     "progress.py::nothing measured yet": "the estimator's state (no step timed yet)",

@@ -239,6 +239,7 @@ def _cg_single(apply_a, b, x0, tol, max_iter, precond):
         alpha = rz / dad
         x.add_(d, alpha=alpha)
         r.add_(ad, alpha=-alpha)          # z may alias r, but is not read again before it is reassigned
+        ad = None                         # freed before the next product (a large solve's peak memory)
         it += 1
         rr = dot(r, r)
         if rr <= threshold:
@@ -248,7 +249,7 @@ def _cg_single(apply_a, b, x0, tol, max_iter, precond):
             rz_new = dot(r, z)
         else:
             z, rz_new = r, rr
-        d = torch.add(z, d, alpha=rz_new / rz)
+        torch.add(z, d, alpha=rz_new / rz, out=d)
         rz = rz_new
     return x, torch.full((1,), it, dtype=torch.long, device=b.device)
 

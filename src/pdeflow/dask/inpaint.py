@@ -162,23 +162,29 @@ def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     return ring
 
 
-def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=None):
-    """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``. ``span``: the
-    range of each image's known values (b, 1, 1, ...), for the options of :data:`RELATIVE`."""
+def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=None, owned=False):
+    """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``. ``xb`` is the
+    image zeroed off the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the options of
+    :data:`RELATIVE`; ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
+    overwritten."""
     op = OPERATORS[name]
     dtype = torch.float64 if xb.dtype == np.float64 else torch.float32
     x = torch.from_numpy(np.ascontiguousarray(xb)).to(dtype)
     m = torch.from_numpy(np.ascontiguousarray(mb)).to(dtype)
     u = torch.from_numpy(np.ascontiguousarray(ub)).to(dtype)
     known = m > 0
+    # The data is xb on the mask (zero elsewhere already: no masking) and the iterate on the ring; arrays a task
+    # owns are overwritten in place (two arrays of the block's size less at the solve's peak).
+    f = x
     if not first:
         ring = _ring(x.shape[2:], faces, reach)
-        x = torch.where(ring, u, x)
-        known = known | ring
-    mk = known.to(dtype)
+        f = torch.where(ring, u, x, out=x) if owned else torch.where(ring, u, x)
+        known |= ring
+        del ring
+    mk = m.copy_(known) if owned else known.to(dtype)
+    del known
     if not bool((mk.flatten(1).sum(1) > 0).all()):     # a grown block without a known pixel: keep the iterate
         return ub
-    f = torch.where(known.expand_as(x), x, torch.zeros((), dtype=dtype))
     vol = {"ndim": 3} if x.dim() == 5 else {}
     if name == "biharmonic":       # clipped once, to the whole image's known range, after the sweeps
         out = op.function(f, mk, tol=tol, clip=False, x0=None if first else u, **vol,

@@ -37,7 +37,7 @@ from .inpaint import (
     ring_width,
     solve_block,
 )
-from .tv import gap_sums, primal_block, solve_dual_block
+from .tv import ROF_TOL, gap_sums, primal_block, solve_dual_block
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
 
@@ -205,7 +205,7 @@ def _rof_primal(fpath, ppath, out, lead, bslice, block, shape, *, lam, C):
     return 0
 
 
-def rof_to_zarr(f, lam, target, *, tol: float = 1e-6, max_sweeps: int = 30, max_iter: int = 20000,
+def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 20000,
                 ndim: int | None = None, store=None, overwrite: bool = False, scheduler=None) -> StoreResult:
     """:func:`pdeflow.dask.rof` of ``f`` into the zarr store ``target``, the iterate in zarr between steps (eager).
 
@@ -299,7 +299,7 @@ def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, sp
     fb, mb = _read(fpath, bslice, grown), _read(mpath, bslice, grown)
     ub = fb if first else _read(uin, bslice, grown)
     sb = None if span is None else span[bslice]
-    new = solve_block(fb, mb, ub, faces=faces, first=first, span=sb, **kw)
+    new = solve_block(fb, mb, ub, faces=faces, first=first, span=sb, owned=True, **kw)
     own = (slice(None), slice(None)) + _own(faces, new.shape[2:])
     new = new[own]
     _write(uout, bslice, block, new)

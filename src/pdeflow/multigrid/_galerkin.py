@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-STRIP_ELEMENTS = 1 << 20   # float64 residual check: elements per strip of rows (8 MiB)
+STRIP_ELEMENTS = 1 << 16   # float64 residual check: elements per strip of rows (512 KiB)
 
 
 def sl(t: torch.Tensor, dim: int, s: slice) -> torch.Tensor:

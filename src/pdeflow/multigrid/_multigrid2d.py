@@ -384,7 +384,7 @@ class Multigrid:
         b : Tensor, shape (B, C, H, W)
             Zero on the known pixels; dtype and device of ``known``.
         x0 : Tensor, optional
-            Initial guess (zero on the known pixels), default zeros.
+            Initial guess, default zeros (its values on the known pixels are not read).
         tol : float
             Relative residual ``||b - A x|| / ||b||`` per system, checked in float64.
         max_iter : int
@@ -429,6 +429,7 @@ class Multigrid:
             x.zero_()
         else:
             to_phases(x0, x)
+            torch.where(self.diag != 0, x, torch.zeros((), dtype=x.dtype, device=x.device), out=x)
             r.sub_(self._apply_phases(x, zq))
         bnorm = self.residual(b, None)
         bden = bnorm.clamp_min(torch.finfo(b.dtype).tiny)

@@ -123,6 +123,16 @@ def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vecdot(a.reshape(B, -1), b.reshape(B, -1))
 
 
+def _sign_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image inner product for a sign test (FGP's restart), shape (B,): BLAS dots, one per image, without the
+    temporary of :func:`bdot` (at 2048² that temporary is mapped and unmapped in every iteration and costs ten
+    times the dot); :func:`bdot` where the images are small and many, where one batched call is faster."""
+    B = a.shape[0]
+    if B > 1 and a[0].numel() < (1 << 16):
+        return bdot(a, b)
+    return torch.stack([torch.dot(a[i].reshape(-1), b[i].reshape(-1)) for i in range(B)])
+
+
 def _bdot_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """:func:`bdot` without a temporary (a batched BLAS dot), for the volumes' loops."""
     B = a.shape[0]
@@ -257,7 +267,7 @@ def _fgp_step(s, f, lam, channelwise):
     _project_(z, s["n"], channelwise)  # z = p_new
     step = torch.sub(z, p, out=s["d"])
     # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.
-    uphill = (bdot(q.sub_(z), step) > 0).reshape(-1, 1, 1, 1)
+    uphill = (_sign_dot(q.sub_(z), step) > 0).reshape(-1, 1, 1, 1)
     t = s["t"]
     t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
     t_new = torch.where(uphill, torch.ones_like(t_new), t_new)

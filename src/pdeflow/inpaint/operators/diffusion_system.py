@@ -179,7 +179,9 @@ def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     b, z = sysm.rhs(f4)
     b = b.expand(shape).contiguous()
     start = None
-    if x0 is not None:
+    if x0 is not None and z is None and sysm.mg is not None and spacing3 is None:
+        start = x0.expand(shape).contiguous()     # the 2-D multigrid does not read the start's known pixels: no copy
+    elif x0 is not None:
         start = (sysm.w * x0 if z is None else sysm.w * x0 - z).expand(shape).contiguous()
     x, iters, res = sysm.solve(b, start, tol, max_iter)
     if z is not None:

@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ...linalg import cg
 from ...multigrid import Multigrid
@@ -115,8 +114,13 @@ def pixel_sum(e: torch.Tensor, dim: int) -> torch.Tensor:
     >>> pixel_sum(torch.tensor([1.0, 2.0]), 0)
     tensor([1., 3., 2.])
     """
-    pad = (1, 0) if dim in (-1, e.dim() - 1) else (0, 0, 1, 0)   # along W or along H
-    return F.pad(e, pad) + F.pad(e, pad[::-1] if len(pad) == 2 else (0, 0, 0, 1))
+    n = e.shape[dim]
+    shape = list(e.shape)
+    shape[dim] = n + 1
+    out = e.new_zeros(shape)      # one new array and no padded copies (a subdomain's peak memory)
+    out.narrow(dim, 0, n).add_(e)
+    out.narrow(dim, 1, n).add_(e)
+    return out
 
 
 def edge_sum(p: torch.Tensor, dim: int) -> torch.Tensor:
@@ -216,14 +220,14 @@ class TensorOperator:
     def flux(self, u: torch.Tensor):
         """The edge fluxes ``(F_y, F_x)`` of ``u`` (B, C, H, W)."""
         ey, ex = torch.diff(u, dim=-2), torch.diff(u, dim=-1)
-        fy, fx = ey.mul_(self.a_y), ex.mul_(self.a_x)
-        if self.q is not None:
-            ey, ex = torch.diff(u, dim=-2), torch.diff(u, dim=-1)
-            qx = pixel_sum(ex, -1).mul_(self.q)
-            qy = pixel_sum(ey, -2).mul_(self.q)
-            fy.add_(edge_sum(qx, -2))
-            fx.add_(edge_sum(qy, -1))
-        return fy, fx
+        if self.q is None:
+            return ey.mul_(self.a_y), ex.mul_(self.a_x)
+        # the off-diagonal terms first, from the differences before they are scaled in place
+        to_x = edge_sum(pixel_sum(ey, -2).mul_(self.q), -1)
+        to_y = edge_sum(pixel_sum(ex, -1).mul_(self.q), -2)
+        fy = ey.mul_(self.a_y).add_(to_y)
+        del to_y
+        return fy, ex.mul_(self.a_x).add_(to_x)
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """``A u = G^T F(u)`` on every pixel (the rows of the known ones included)."""
@@ -386,7 +390,6 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
     w = 1.0 - m
     with torch.no_grad():
         u = homogeneous_start(f4, m, mg, u0)
-        known = (m * f4).expand_as(f4)
         outer = torch.zeros(B, dtype=torch.long, device=f4.device)
         inner = torch.zeros(B, dtype=torch.long, device=f4.device)
         energies = [energy(u)] if energy is not None else None
@@ -396,8 +399,9 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             op = build(u)
             r = op(u).neg_()
             dg = op.diagonal()
-            bn = _norms(op(known).div_(dg))
+            bn = _norms(op((m * f4).expand_as(f4)).div_(dg))
             rn = _norms(r / dg)
+            del dg      # before the solve: a subdomain's peak memory is in it
             rel = torch.where(bn > 0, rn / bn.clamp_min(tiny), rn)
             active = rel > tol
             if it >= max_iter or not bool(active.any()):
@@ -414,7 +418,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond)
             u = u.add_(delta.mul_(w))
             # the step's operator and vectors go before the next operator is built (a block's peak memory)
-            del op, r, dg, delta
+            del op, r, delta
             precond = s = None
             outer += active.long()
             inner += iters
