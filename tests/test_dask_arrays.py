@@ -248,10 +248,10 @@ def test_float32_eed_on_a_photograph_is_within_1e4_of_the_converged_answer():
 
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
-def test_float32_chunks_give_the_float64_answer(name):
+def test_float32_chunks_give_the_float64_answer(name, tmp_path):
     """A float32 array from chunks is the float64 single-array answer to float32's accuracy (1e-4 of the range),
     for every operator, without a warning: the subdomain solves are not asked for more than float32 resolves (in
-    this process: no cluster needed)."""
+    this process: no cluster needed). Store to store too, whose tasks overwrite the blocks they read."""
     f = np.clip(_image(32, 32), 0, 1.5)
     holes = np.ones(f.shape)
     holes[8:14, 5:28] = 0
@@ -262,8 +262,11 @@ def test_float32_chunks_give_the_float64_answer(name):
         warnings.simplefilter("error")
         u = pdd.inpaint(da.from_array(f.astype(np.float32), chunks=16), holes, name, overlap=6,
                         tol=1e-6, max_sweeps=8).compute(scheduler="sync")
-    assert u.dtype == np.float32
-    assert np.abs(u - ref).max() <= 1e-4 * (f.max() - f.min()), name
+        r = pdd.inpaint_to_zarr(da.from_array(f.astype(np.float32), chunks=16), holes, tmp_path / "u.zarr", name,
+                                overlap=6, tol=1e-6, max_sweeps=8, scheduler="sync")
+    for v in (u, r.u.compute()):
+        assert v.dtype == np.float32
+        assert np.abs(v - ref).max() <= 1e-4 * (f.max() - f.min()), name
 
 
 def test_store_to_store_equals_the_lazy_and_the_single_array_answer(client, tmp_path):

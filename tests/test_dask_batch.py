@@ -276,8 +276,7 @@ def test_the_command_line_does_not_import_dask_until_a_batch_runs():
 
 
 def test_the_zarr_denoise_default_is_the_library_default():
-    """``pdeflow denoise IN.zarr OUT.zarr`` without --tol solves to pdeflow.dask's default gap (the command line
-    keeps a literal so that it starts without importing dask)."""
+    """The zarr denoise's default gap is pdeflow.dask's (a literal: the command line starts without dask)."""
     import inspect
 
     import pdeflow.dask

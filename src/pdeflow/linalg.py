@@ -229,6 +229,7 @@ def _cg_single(apply_a, b, x0, tol, max_iter, precond):
     d = z.clone()
     rr = dot(r, r)
     rz = dot(r, z) if precond is not None else rr
+    z = None
     threshold = (tol * max(math.sqrt(dot(b, b)), torch.finfo(b.dtype).tiny)) ** 2
     it = 0
     while it < max_iter and rr > threshold:
@@ -250,6 +251,7 @@ def _cg_single(apply_a, b, x0, tol, max_iter, precond):
         else:
             z, rz_new = r, rr
         torch.add(z, d, alpha=rz_new / rz, out=d)
+        z = None                          # as ad: not held through the next product
         rz = rz_new
     return x, torch.full((1,), it, dtype=torch.long, device=b.device)
 

@@ -502,7 +502,8 @@ class Multigrid3d:
 
     def solve(self, b: torch.Tensor, x0: torch.Tensor | None = None, *, tol: float = 1e-6,
               max_iter: int = 500, max_restarts: int = 3):
-        """Solve ``A x = b`` per volume to the relative residual ``tol`` (checked in float64).
+        """Solve ``A x = b`` per volume to the relative residual ``tol`` (checked in float64), from ``x0``
+        (default zeros; its values on the known voxels are not read).
 
         Returns ``x`` (shape of ``b``, zero on the known voxels), the iterations
         (B,) and the relative residual (B,) in float64.
@@ -527,7 +528,7 @@ class Multigrid3d:
         bnorm = self.residual(b, None)
         bden = bnorm.clamp_min(torch.finfo(b.dtype).tiny)
         iters = torch.zeros(b.shape[0], dtype=torch.long, device=b.device)
-        x = x0
+        x = None if x0 is None else x0 * self.w     # the start's values on the known voxels are not read
         # cg reads A d and M^{-1} r only within the iteration that asked for them: each can be written
         # into one buffer of the solve, as can the V-cycle's fine-grid arrays (see _buf)
         self._work = {}

@@ -124,9 +124,8 @@ def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _sign_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image inner product for a sign test (FGP's restart), shape (B,): BLAS dots, one per image, without the
-    temporary of :func:`bdot` (at 2048² that temporary is mapped and unmapped in every iteration and costs ten
-    times the dot); :func:`bdot` where the images are small and many, where one batched call is faster."""
+    """Per-image inner product for a sign test, shape (B,): a BLAS dot per image, without :func:`bdot`'s
+    temporary (mapped and unmapped on every call at 2048²), unless the images are small and many."""
     B = a.shape[0]
     if B > 1 and a[0].numel() < (1 << 16):
         return bdot(a, b)

@@ -136,15 +136,15 @@ class DiffusionSystem:
         return MaskedLaplacian(laplacian_csr(H, W, np.dtype(dtype).name), negw, d)
 
     def solve(self, b: torch.Tensor, start, tol: float, max_iter: int):
-        """``A x = b`` for ``b`` (B, C, H, W) zero on the mask; returns x (zero on the mask),
-        iterations (B,) and the relative residual (B,)."""
+        """``A x = b`` for ``b`` (B, C, H, W) zero on the mask, from ``start`` (None: zeros; its values on the
+        mask are not read); returns x (zero on the mask), iterations (B,) and the relative residual (B,)."""
         if self.mg is None and self.spacing3 is None and b.shape[0] * b.shape[1] == 1 and self.c.shape[:2] == (1, 1) \
                 and b.device.type == "cpu" and b.dtype in (torch.float32, torch.float64) \
                 and b.shape[-2] * b.shape[-1] <= MATRIX_PATH_MAX_PIXELS:
             bn = b.detach().reshape(-1).numpy()
             if self._matrix is None:   # forward and adjoint solves share it
                 self._matrix = self.matrix(bn.dtype)
-            x0 = None if start is None else start.detach().reshape(-1).numpy()
+            x0 = None if start is None else (self.w * start).detach().reshape(-1).numpy()
             # x is exactly zero on the mask (so are b, the start and A's rows there); the residual is CG's
             # recurrence one (a warm-started solve of few iterations would spend a tenth of its time on b - A x)
             xn, it, res = cg_matrix(self._matrix, bn, x0, tol=tol, max_iter=max_iter, return_residual=True)
@@ -153,7 +153,7 @@ class DiffusionSystem:
         if self.mg is not None:
             x, iters, res = self.mg.solve(b, start, tol=tol, max_iter=max_iter)
             return x, iters, res.to(b.dtype)
-        x, iters = cg(self.apply_a, b, start, tol=tol, max_iter=max_iter)
+        x, iters = cg(self.apply_a, b, None if start is None else self.w * start, tol=tol, max_iter=max_iter)
         x = self.w * x  # exactly zero on the mask
         bn = b.flatten(1).norm(dim=1)
         res = (b - self.apply_a(x)).flatten(1).norm(dim=1) / bn.clamp_min(torch.finfo(b.dtype).tiny)
@@ -179,10 +179,8 @@ def diffuse_unchecked(f4, c, binary, tol, max_iter, x0, method, spacing3=None):
     b, z = sysm.rhs(f4)
     b = b.expand(shape).contiguous()
     start = None
-    if x0 is not None and z is None and sysm.mg is not None and spacing3 is None:
-        start = x0.expand(shape).contiguous()     # the 2-D multigrid does not read the start's known pixels: no copy
-    elif x0 is not None:
-        start = (sysm.w * x0 if z is None else sysm.w * x0 - z).expand(shape).contiguous()
+    if x0 is not None:       # the solvers do not read the start on the mask, where z is zero too: no masked copy
+        start = (x0 if z is None else x0 - z).expand(shape).contiguous()
     x, iters, res = sysm.solve(b, start, tol, max_iter)
     if z is not None:
         x = x + z
@@ -221,9 +219,9 @@ class _DiffuseFunction(torch.autograd.Function):
         # Adjoint: M(c)^T lam = g. With nu = (1 - c) lam on the unknowns, A nu = w g (A the
         # forward operator, same preconditioner); on the known pixels lam = g + L nu.
         rhs = (sysm.w * g).expand(shape).contiguous()
-        start = ctx.info.get("adjoint_x0")   # a warm start (see diffuse_recorded); nu is zero on the mask
+        start = ctx.info.get("adjoint_x0")   # a warm start (see diffuse_recorded), not read on the mask
         if start is not None:
-            start = (sysm.w * start).expand(shape).contiguous()
+            start = start.expand(shape).contiguous()
         tol = ctx.info.get("adjoint_tol") or tol
         nu, iters, res = sysm.solve(rhs, start, tol, max_iter)
         ctx.info["adjoint"] = nu

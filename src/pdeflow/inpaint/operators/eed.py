@@ -77,10 +77,13 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     j11 = (cy * cy).mean(1, keepdim=True)
     j12 = (cy * cx).mean(1, keepdim=True)
     j22 = (cx * cx).mean(1, keepdim=True)
+    del cy, cx
     lam2 = lam2.view(-1, 1, 1, 1)
     r = (j11 + j22).div_(lam2).add_(1).sqrt_()
     h = (r + 1).mul_(r).mul_(lam2).reciprocal_()       # (1 - g) / s^2 = 1 / (lambda^2 r (r + 1)), r = 1 / g
-    return TensorOperator.from_tensor(1 - h * j11, -h * j12, 1 - h * j22, w)
+    del r
+    # D = I - h J formed over J in place (a large block's peak memory)
+    return TensorOperator.from_tensor(j11.mul_(h).neg_().add_(1), j12.mul_(h).neg_(), j22.mul_(h).neg_().add_(1), w)
 
 
 def linearised(g4: torch.Tensor, m: torch.Tensor, u: torch.Tensor, *, solve_tol: float,

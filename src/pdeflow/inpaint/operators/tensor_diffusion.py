@@ -148,13 +148,23 @@ def grad_transpose(fy: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
     tensor([[-1., -1.],
             [ 1.,  1.]])
     """
-    H, W = fy.shape[-2] + 1, fx.shape[-1] + 1
-    out = fy.new_empty(*fy.shape[:-2], H, W)
-    # (G^T F)_i = F_(i-1) - F_i, with no flux across the image boundary
+    return _add_transpose_x(fx, _transpose_y(fy))
+
+
+def _transpose_y(fy: torch.Tensor) -> torch.Tensor:
+    """``G_y^T F_y`` (a new array): ``(G^T F)_i = F_(i-1) - F_i``, with no flux across the image boundary."""
+    H = fy.shape[-2] + 1
+    out = fy.new_empty(*fy.shape[:-2], H, fy.shape[-1])
     torch.neg(fy[..., 0, :], out=out[..., 0, :])
     out[..., H - 1, :] = fy[..., H - 2, :]
     if H > 2:
         torch.sub(fy[..., :-1, :], fy[..., 1:, :], out=out[..., 1:H - 1, :])
+    return out
+
+
+def _add_transpose_x(fx: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out + G_x^T F_x``, in place."""
+    W = fx.shape[-1] + 1
     out[..., :, 0].sub_(fx[..., :, 0])
     out[..., :, W - 1].add_(fx[..., :, W - 2])
     if W > 2:
@@ -215,23 +225,34 @@ class TensorOperator:
     @classmethod
     def from_tensor(cls, d00: torch.Tensor, d01: torch.Tensor | None, d11: torch.Tensor, w: torch.Tensor):
         """The operator of the pixel tensors ``[[d00, d01], [d01, d11]]`` (each (B, 1, H, W))."""
-        return cls(0.5 * edge_sum(d00, -2), 0.5 * edge_sum(d11, -1), d01, w)
+        return cls(edge_sum(d00, -2).mul_(0.5), edge_sum(d11, -1).mul_(0.5), d01, w)
 
     def flux(self, u: torch.Tensor):
         """The edge fluxes ``(F_y, F_x)`` of ``u`` (B, C, H, W)."""
-        ey, ex = torch.diff(u, dim=-2), torch.diff(u, dim=-1)
+        fy, qy = self._flux_y(u)
+        return fy, self._flux_x(u, qy)
+
+    def _flux_y(self, u: torch.Tensor):
+        """``F_y`` and the off-diagonal term per pixel that ``F_x`` takes (None for an isotropic field). The
+        difference along W is taken here and again in :meth:`_flux_x` rather than kept (memory)."""
+        ey = torch.diff(u, dim=-2)
         if self.q is None:
-            return ey.mul_(self.a_y), ex.mul_(self.a_x)
-        # the off-diagonal terms first, from the differences before they are scaled in place
-        to_x = edge_sum(pixel_sum(ey, -2).mul_(self.q), -1)
-        to_y = edge_sum(pixel_sum(ex, -1).mul_(self.q), -2)
-        fy = ey.mul_(self.a_y).add_(to_y)
-        del to_y
-        return fy, ex.mul_(self.a_x).add_(to_x)
+            return ey.mul_(self.a_y), None
+        qx = pixel_sum(torch.diff(u, dim=-1), -1).mul_(self.q)
+        qy = pixel_sum(ey, -2).mul_(self.q)
+        return ey.mul_(self.a_y).add_(qx[..., :-1, :]).add_(qx[..., 1:, :]), qy
+
+    def _flux_x(self, u: torch.Tensor, qy: torch.Tensor | None) -> torch.Tensor:
+        ex = torch.diff(u, dim=-1).mul_(self.a_x)
+        return ex if qy is None else ex.add_(qy[..., :, :-1]).add_(qy[..., :, 1:])
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """``A u = G^T F(u)`` on every pixel (the rows of the known ones included)."""
-        return grad_transpose(*self.flux(u))
+        # each flux goes into G^T once formed: at most three arrays of the image's size besides u
+        fy, qy = self._flux_y(u)
+        out = _transpose_y(fy)
+        del fy
+        return _add_transpose_x(self._flux_x(u, qy), out)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``w A x``: the operator on the unknowns, for conjugate gradients."""
@@ -387,7 +408,6 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
     B = f4.shape[0]
     view = (B,) + (1,) * (f4.dim() - 1)
     mg = Multigrid(m)
-    w = 1.0 - m
     with torch.no_grad():
         u = homogeneous_start(f4, m, mg, u0)
         outer = torch.zeros(B, dtype=torch.long, device=f4.device)
@@ -399,7 +419,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             op = build(u)
             r = op(u).neg_()
             dg = op.diagonal()
-            bn = _norms(op((m * f4).expand_as(f4)).div_(dg))
+            bn = _norms(op((m * f4).expand_as(f4)).div_(dg))     # m f formed per step: not held through the solve
             rn = _norms(r / dg)
             del dg      # before the solve: a subdomain's peak memory is in it
             rel = torch.where(bn > 0, rn / bn.clamp_min(tiny), rn)
@@ -409,14 +429,14 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             if not bool(active.all()):
                 r.mul_(active.to(r.dtype).view(view))    # converged images: a zero right-hand side, untouched
             if scale:
-                s = op.pixel_weight().rsqrt_().mul_(w)
+                s = op.pixel_weight().rsqrt_().mul_(op.w)
 
                 def precond(v, s=s):
                     return mg.precondition(v * s).mul_(s)
             else:
                 precond = mg.precondition
             delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond)
-            u = u.add_(delta.mul_(w))
+            u = u.add_(delta.mul_(op.w))       # the operator's w: build's own (no second copy)
             # the step's operator and vectors go before the next operator is built (a block's peak memory)
             del op, r, delta
             precond = s = None
