@@ -190,6 +190,9 @@ def main(argv=None) -> int:
     ap.add_argument("--worker-env", nargs="*", default=[], metavar="KEY=VALUE",
                     help="environment of the worker processes (e.g. MALLOC_MMAP_THRESHOLD_=131072: glibc then maps "
                          "every large array on its own and returns it on release, instead of a heap that fragments)")
+    ap.add_argument("--profiler", action="store_true",
+                    help="keep dask's statistical profiler in the workers (a cluster's default; pdeflow's own local "
+                         "cluster turns it off)")
     ap.add_argument("--check", action="store_true", help="compare with the single-array answer (in this process)")
     ap.add_argument("--cache", type=Path, default=None, metavar="DIR",
                     help="keep the single-array answers of --check in DIR and reuse them")
@@ -222,9 +225,12 @@ def main(argv=None) -> int:
         src = write_zarr(da.from_array(f, chunks=cs), work / "in.zarr")
         nd = {"ndim": 3} if args.ndim == 3 else {}
         msrc = write_zarr(da.from_array(m, chunks=cs), work / "mask.zarr") if m is not None else None
-        cluster = None if args.smoke else distributed.LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-            silence_logs=logging.CRITICAL, env=dict(kv.split("=", 1) for kv in args.worker_env))
+        # the workers of pdeflow's own local cluster (pdeflow.dask.batch.dask_client, what --workers starts): no
+        # statistical profiler, whose history grows a worker by a share of a chunk per task
+        with dask.config.set({"distributed.worker.profile.enabled": args.profiler}):
+            cluster = None if args.smoke else distributed.LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.CRITICAL, env=dict(kv.split("=", 1) for kv in args.worker_env))
         client = distributed.Client(cluster) if cluster is not None else None
         imported = client.run(_warm) if client else {"here": _warm()}
         base = (client.run(_warm, args.op, args.ndim, args.overlap) if client
@@ -262,7 +268,7 @@ def main(argv=None) -> int:
         baseline = max(base[w][1] for w in base) / 2**20
         fixed = max(base[w][1] - imported[w][1] for w in base) / 2**20
         chunk_mb = cs ** f.ndim * 4 / 2**20
-        row = dict(op=args.op, path=args.path, worker_env=args.worker_env, shape=list(f.shape), workers=args.workers if client else 0, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
+        row = dict(op=args.op, path=args.path, worker_env=args.worker_env, profiler=args.profiler, shape=list(f.shape), workers=args.workers if client else 0, size=args.size, chunk=cs, chunk_mb=chunk_mb, sweeps=int(sweeps), criterion=float(crit),
                    converged=bool(ok), cpu_s=cpu, wall_s=wall, single_cpu_s=t_ref, peak_mb=peaks,
                    baseline_mb=baseline, first_call_mb=fixed, growth_in_chunks=(max(peaks) - baseline) / chunk_mb,
                    worker_cpu_s=sorted(after[w][0] - base[w][0] for w in after), here_cpu_s=here_cpu,

@@ -62,3 +62,35 @@ def test_retain_freed_memory_says_whether_it_applied():
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(GLIBC)
     assert callable(retain_freed_memory)
+
+
+# Every other one of 400 blocks of 64 KiB (below glibc's mmap threshold: in the heap) freed: the heap cannot
+# shrink past the blocks still live, and keeps the freed ones resident until they are released.
+FRAGMENTED = """
+import ctypes, json, sys
+from pdeflow.allocator import release_free_memory
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+blocks = [libc.malloc(65536) for _ in range(400)]
+for b in blocks:
+    ctypes.memset(b, 1, 65536)
+for b in blocks[::2]:
+    libc.free(b)
+before = rss()
+released = release_free_memory()
+print(json.dumps([released, before - rss()]))
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_released_memory_leaves_the_resident_set():
+    out = subprocess.run([sys.executable, "-c", FRAGMENTED], env=dict(os.environ, PYTHONPATH=SRC),
+                         capture_output=True, text=True, check=True)
+    released, dropped = json.loads(out.stdout.strip().splitlines()[-1])
+    assert released
+    assert dropped > 0.5 * 200 * 65536       # most of the 200 freed blocks left the resident set

@@ -88,3 +88,15 @@ def test_matrix_loop_stops_at_once_when_converged_and_respects_max_iter():
     assert it == 3
     xz, it = cg_matrix(a, np.zeros(30), None, tol=1e-8)       # b = 0: x = 0 at once
     assert it == 0 and not xz.any()
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_overwrite_b_gives_the_same_solve_and_b_is_kept_without_it(batch):
+    A = _spd(40, 4)
+    b = torch.randn(batch, 40, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    kept = b.clone()
+    x, it = cg(lambda v: v @ A.T, b, tol=1e-10)
+    assert torch.equal(b, kept)                           # not overwritten by default
+    x2, it2 = cg(lambda v: v @ A.T, b, tol=1e-10, overwrite_b=True)
+    assert torch.equal(x, x2) and torch.equal(it, it2)
+    assert torch.linalg.norm(kept - x2 @ A.T) <= 1e-10 * torch.linalg.norm(kept) * 1.0001

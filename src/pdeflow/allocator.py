@@ -13,6 +13,11 @@ next one, so the pages are faulted in once. The cost: the process's resident mem
 instead of shrinking after it (what a short-lived command does anyway). The ``pdeflow`` command calls it
 when it starts; a Python program that works on large images can call it once, before its work. It is
 process-wide and cannot be undone from Python; it does nothing where the C library is not glibc.
+
+:func:`release_free_memory` is the opposite, once: it hands the free pages of the heap back to the system.
+A process that runs many tasks, each allocating and freeing arrays of one size (a Dask worker solving the
+blocks of a large image), otherwise finds its resident memory creeping above what any one task holds, as
+the heap fragments over the tasks.
 """
 from __future__ import annotations
 
@@ -20,11 +25,21 @@ import ctypes
 import platform
 import sys
 
-__all__ = ["retain_freed_memory"]
+__all__ = ["retain_freed_memory", "release_free_memory"]
 
 # mallopt's parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+
+
+def _libc_function(name: str):
+    """A function of glibc, or None on a platform without it."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def retain_freed_memory() -> bool:
@@ -46,11 +61,33 @@ def retain_freed_memory() -> bool:
     >>> retain_freed_memory() == (platform.libc_ver()[0] == "glibc")     # applied on Linux with glibc
     True
     """
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def release_free_memory() -> bool:
+    """Hand the free pages of the C allocator's heap back to the system (glibc's ``malloc_trim(0)``).
+
+    The heap keeps what a program frees for the next allocation; where freed and live blocks interleave it
+    cannot shrink, and a process that runs many tasks in turn grows above the largest of them. Calling this
+    between tasks keeps its resident memory at what the next task holds (the pages are faulted in again when
+    used).
+
+    Returns
+    -------
+    bool
+        True if memory was released; False if there was none to release, or on a platform without glibc.
+
+    Examples
+    --------
+    >>> from pdeflow.allocator import release_free_memory
+    >>> _ = release_free_memory()      # between two tasks
+    """
+    trim = _libc_function("malloc_trim")
+    if trim is None:
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return bool(trim(0))

@@ -134,6 +134,7 @@ def cg(
     tol: float = 1e-6,
     max_iter: int = 10000,
     precond: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    overwrite_b: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Preconditioned conjugate gradients, one independent system per batch item.
 
@@ -154,6 +155,9 @@ def cg(
     max_iter : int
     precond : callable, optional
         ``r -> M^{-1} r`` for a symmetric positive definite ``M``.
+    overwrite_b : bool
+        Whether ``b`` may be overwritten (by the residual): one vector less for a caller that does not read it
+        again.
 
     Returns
     -------
@@ -181,7 +185,7 @@ def cg(
     (True, [2, 2])
     """
     if b.shape[0] == 1:
-        return _cg_single(apply_a, b, x0, tol, max_iter, precond)
+        return _cg_single(apply_a, b, x0, tol, max_iter, precond, overwrite_b)
     # In-place updates and one reduction per product: at 64 x 64 an iteration is a few dozen
     # small tensor operations, and their count, not arithmetic, sets the speed.
     x = torch.zeros_like(b) if x0 is None else x0.clone()
@@ -218,19 +222,22 @@ def cg(
     return x, iterations
 
 
-def _cg_single(apply_a, b, x0, tol, max_iter, precond):
+def _cg_single(apply_a, b, x0, tol, max_iter, precond, overwrite_b=False):
     """:func:`cg` for one system (``b.shape[0] == 1``), with Python-float scalars."""
     def dot(u, v):
         return float(torch.dot(u.reshape(-1), v.reshape(-1)))
 
+    threshold = (tol * max(math.sqrt(dot(b, b)), torch.finfo(b.dtype).tiny)) ** 2
     x = torch.zeros_like(b) if x0 is None else x0.clone()
-    r = b - apply_a(x) if x0 is not None else b.clone()
+    if x0 is not None:
+        r = b - apply_a(x)
+    else:
+        r = b if overwrite_b else b.clone()
     z = precond(r) if precond is not None else r
     d = z.clone()
     rr = dot(r, r)
     rz = dot(r, z) if precond is not None else rr
     z = None
-    threshold = (tol * max(math.sqrt(dot(b, b)), torch.finfo(b.dtype).tiny)) ** 2
     it = 0
     while it < max_iter and rr > threshold:
         ad = apply_a(d)

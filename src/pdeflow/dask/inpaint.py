@@ -166,19 +166,23 @@ def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=Non
     """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``. ``xb`` is the
     image zeroed off the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the options of
     :data:`RELATIVE`; ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
-    overwritten."""
+    overwritten. ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
+    equals the data on the mask)."""
     op = OPERATORS[name]
     dtype = torch.float64 if xb.dtype == np.float64 else torch.float32
     x = torch.from_numpy(np.ascontiguousarray(xb)).to(dtype)
     m = torch.from_numpy(np.ascontiguousarray(mb)).to(dtype)
     u = torch.from_numpy(np.ascontiguousarray(ub)).to(dtype)
     known = m > 0
-    # The data is xb on the mask (zero elsewhere already: no masking) and the iterate on the ring; arrays a task
-    # owns are overwritten in place (two arrays of the block's size less at the solve's peak).
+    # The data is xb on the mask (zero elsewhere already, or the iterate: a solve does not read it there) and
+    # the iterate on the ring; arrays a task owns are overwritten in place (two arrays of the block's size less
+    # at the solve's peak), and the task may pass one array as both xb and ub (the data on the mask, the
+    # iterate elsewhere).
     f = x
     if not first:
         ring = _ring(x.shape[2:], faces, reach)
-        f = torch.where(ring, u, x, out=x) if owned else torch.where(ring, u, x)
+        if ub is not xb:
+            f = torch.where(ring, u, x, out=x) if owned else torch.where(ring, u, x)
         known |= ring
         del ring
     mk = m.copy_(known) if owned else known.to(dtype)

@@ -15,6 +15,7 @@ target, or in ``store=``, a folder every worker sees under the same path) is rem
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..allocator import release_free_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, import_dask
 from .inpaint import (
@@ -103,8 +105,28 @@ def _open(path):
     return zarr.open_array(str(path), mode="r+")
 
 
+def _pieces(region, chunks):
+    """``region`` (a slice per axis) cut at the store's chunk boundaries: a tuple of slices per piece."""
+    cuts = []
+    for sl, c in zip(region, chunks):
+        inner = range((sl.start // c + 1) * c, sl.stop, c)
+        ends = [sl.start, *inner, sl.stop]
+        cuts.append([slice(a, b) for a, b in zip(ends[:-1], ends[1:])])
+    return itertools.product(*cuts)
+
+
 def _read(path, bslice, grown):
-    return np.asarray(_open(path)[(bslice, slice(None)) + grown])
+    """The grown block ``grown`` of the images ``bslice``, read one store chunk at a time: zarr decodes the chunks
+    of a region concurrently, and a block grown into its neighbours spans up to 3^n of them, each decoded and
+    compressed copy held at once (the largest part of a task's memory after its solve)."""
+    z = _open(path)
+    lead = (bslice, slice(None))
+    out = np.empty((len(range(*bslice.indices(z.shape[0]))), z.shape[1]) + tuple(s.stop - s.start for s in grown),
+                   dtype=z.dtype)
+    for piece in _pieces(grown, z.chunks[2:]):
+        local = tuple(slice(p.start - g.start, p.stop - g.start) for p, g in zip(piece, grown))
+        out[(slice(None), slice(None)) + local] = z[lead + piece]
+    return out
 
 
 def _write(path, bslice, block, values):
@@ -177,9 +199,23 @@ def _check_edges(shape, edges, depth, who):
                                  f"that divide the image, or a smaller overlap")
 
 
+def _task(fn):
+    """A store task: the worker's heap hands its free pages back after it, so that a worker's memory is what
+    its next task holds, not what the tasks before it left fragmented (:func:`~pdeflow.allocator.release_free_memory`;
+    the guide "Large images and many images" has the numbers)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_free_memory()
+    return run
+
+
 # --- ROF ---------------------------------------------------------------------------------------------------------
 
 
+@_task
 def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter):
     grown, faces = _grow(block, shape, 1)
     # the duals in the solver's dtype at once (the stored ones are not kept beside them), the iterate in place
@@ -189,6 +225,7 @@ def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter):
     return 0
 
 
+@_task
 def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
     grown, faces = _grow(block, shape, 1)
     fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
@@ -196,6 +233,7 @@ def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
     return bslice.start, s.reshape(s.shape[0], 2)
 
 
+@_task
 def _rof_primal(fpath, ppath, out, lead, bslice, block, shape, *, lam, C):
     grown, faces = _grow(block, shape, 1)
     fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
@@ -294,10 +332,17 @@ def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, m
 # --- inpainting --------------------------------------------------------------------------------------------------
 
 
+@_task
 def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, span, measure, **kw):
     grown, faces = _grow(block, shape, depth)
     fb, mb = _read(fpath, bslice, grown), _read(mpath, bslice, grown)
-    ub = fb if first else _read(uin, bslice, grown)
+    ub = fb
+    if not first:
+        # one array for the data and the iterate: the data on the mask, the iterate elsewhere (a solve reads
+        # its data on the mask only and its start off it), so the task holds two arrays of the block, not three
+        ub = _read(uin, bslice, grown)
+        np.copyto(ub, fb, where=mb > 0)
+        fb = ub
     sb = None if span is None else span[bslice]
     new = solve_block(fb, mb, ub, faces=faces, first=first, span=sb, owned=True, **kw)
     own = (slice(None), slice(None)) + _own(faces, new.shape[2:])
@@ -309,6 +354,7 @@ def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, sp
     return bslice.start, None
 
 
+@_task
 def _ip_residual(upath, mpath, fpath, bslice, block, shape):
     grown, faces = _grow(block, shape, 1)
     s = residual_sums(_read(upath, bslice, grown), _read(mpath, bslice, grown),
@@ -316,6 +362,7 @@ def _ip_residual(upath, mpath, fpath, bslice, block, shape):
     return bslice.start, s.reshape(s.shape[0], 2)
 
 
+@_task
 def _ip_output(upath, out, lead, bslice, block, lo, hi):
     u = _read(upath, bslice, tuple(slice(a, b) for a, b in block))
     if lo is not None:

@@ -8,6 +8,10 @@ import torch
 from ._galerkin import coarsen, pinv_spd
 
 _OFFSETS = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]   # stencil entry k = 3 (a + 1) + (b + 1)
+#: The entries a coarse operator stores: the centre (k = 4) and the couplings to the neighbours before it. The
+#: operators are symmetric, so entry ``8 - k`` at a point is entry ``k`` at the neighbour it couples to: four
+#: quarter-size arrays less per level.
+STORED = 5
 
 
 # ---------------------------------------------------------------------------
@@ -237,18 +241,19 @@ def rows_to_phases(x: torch.Tensor, r0: int, out: torch.Tensor) -> torch.Tensor:
 
 def galerkin(fine_block, h: int, w: int, like: torch.Tensor, lead) -> torch.Tensor:
     """The 9-point Galerkin operator ``P^T A P`` of the grid ``(ceil(h/2), ceil(w/2))`` in the phase
-    layout, shape (*lead, 9, 2, 2, ...), from ``fine_block(f0, f1)``: rows ``f0:f1`` of ``A``'s
-    stencil (a dict, see :func:`_coarsen_axis`). Built in strips of coarse rows, so the memory
-    beyond the result is a strip's. Empty rows (all interpolants on known pixels) get the identity."""
+    layout, its first :data:`STORED` entries (the others by symmetry), shape (*lead, STORED, 2, 2, ...),
+    from ``fine_block(f0, f1)``: rows ``f0:f1`` of ``A``'s stencil (a dict, see :func:`_coarsen_axis`).
+    Built in strips of coarse rows, so the memory beyond the result is a strip's. Empty rows (all
+    interpolants on known pixels) get the identity."""
     hc, wc = (h + 1) // 2, (w + 1) // 2
-    out = like.new_zeros(*lead, 9, *phase_shape(hc, wc))
+    out = like.new_zeros(*lead, STORED, *phase_shape(hc, wc))
     R = max(4, (1 << 17) // max(w, 1))   # coarse rows per strip: a strip of the fine stencil is ~ 10 MB
     for I0 in range(0, hc, R):
         I1 = min(hc, I0 + R)
         f0, f1 = max(0, 2 * I0 - 2), min(h, 2 * I1 + 1)   # every fine row that couples to rows I0:I1
         T = _coarsen_axis(_coarsen_axis(fine_block(f0, f1), f1 - f0, -2), w, -1)
         o = I0 - f0 // 2
-        for kk, off in enumerate(_OFFSETS):
+        for kk, off in enumerate(_OFFSETS[:STORED]):
             if off in T:
                 blk = T[off][..., o:o + I1 - I0, :]
                 if kk == 4:
@@ -258,12 +263,23 @@ def galerkin(fine_block, h: int, w: int, like: torch.Tensor, lead) -> torch.Tens
 
 
 def phase_block(S_ph: torch.Tensor, h: int, w: int):
-    """``fine_block`` for :func:`galerkin` reading rows of a 9-point operator in the phase layout."""
+    """``fine_block`` for :func:`galerkin` reading rows of a 9-point operator in the phase layout (its
+    :data:`STORED` entries; entry ``(dy, dx)`` at a point is entry ``(-dy, -dx)`` at the point it couples to)."""
+    lead = S_ph.shape[:-5]
+
     def block(f0, f1):
         res = {}
-        for kk, off in enumerate(_OFFSETS):
-            t = S_ph.new_empty(*S_ph.shape[:-5], f1 - f0, w)
-            res[off] = rows_from_phases(S_ph[..., kk, :, :, :, :], f0, f1, t)
+        for kk, off in enumerate(_OFFSETS[:STORED]):
+            res[off] = rows_from_phases(S_ph[..., kk, :, :, :, :], f0, f1, S_ph.new_empty(*lead, f1 - f0, w))
+        for kk, (dy, dx) in enumerate(_OFFSETS[STORED:], STORED):
+            t = S_ph.new_zeros(*lead, f1 - f0, w)
+            r0, r1 = f0 + dy, min(f1 + dy, h)
+            if r1 > r0:
+                mirror = rows_from_phases(S_ph[..., 8 - kk, :, :, :, :], r0, r1, S_ph.new_empty(*lead, r1 - r0, w))
+                (dst, src) = {-1: ((slice(1, None)), slice(None, -1)), 0: (slice(None), slice(None)),
+                              1: (slice(None, -1), slice(1, None))}[dx]
+                t[..., :r1 - r0, dst] = mirror[..., :, src]
+            res[(dy, dx)] = t
         return res
     return block
 
@@ -294,9 +310,10 @@ class Coarse:
         self.S = S_ph
         diag = S_ph[..., 4, :, :, :, :]
         self.invd = torch.reciprocal(diag).masked_fill_(diag == 0, 0.0)   # zero outside the grid
-        # per phase: the 8 neighbour terms (stencil index, neighbour phase, destination and source slices),
-        # one over the whole phase first; ``pre``: those the pre-smoother needs (it starts from zero and
-        # visits the phases in the order (0, 0), (0, 1), (1, 0), (1, 1))
+        # per phase: the 8 neighbour terms (the stored entry's stencil index, phase and slice, the neighbour's
+        # phase, destination and source slices), one over the whole phase first; ``pre``: those the
+        # pre-smoother needs (it starts from zero and visits the phases in the order (0, 0), (0, 1), (1, 0),
+        # (1, 1)). An entry past the stored ones is the mirrored entry at the neighbour (symmetry).
         full = (Ellipsis, slice(None), slice(None))
         order = ((0, 0), (0, 1), (1, 0), (1, 1))
         self.terms, self.pre, self.res = {}, {}, {}
@@ -307,7 +324,9 @@ class Coarse:
                     continue
                 qa, qb = (pa + dy) % 2, (pb + dx) % 2
                 (di, si), (dj, sj) = _SHIFT[(pa + dy) // 2], _SHIFT[(pb + dx) // 2]
-                lst.append((kk, qa, qb, (Ellipsis, di, dj), (Ellipsis, si, sj)))
+                dst, src = (Ellipsis, di, dj), (Ellipsis, si, sj)
+                entry = (kk, pa, pb, dst) if kk < STORED else (8 - kk, qa, qb, src)
+                lst.append((entry, qa, qb, dst, src))
             lst.sort(key=lambda t: t[3] != full)
             self.terms[(pa, pb)] = lst
             self.pre[(pa, pb)] = [t for t in lst if (t[1], t[2]) in order[:pi]]

@@ -51,8 +51,8 @@ class Multigrid:
     -----
     Memory, in the working dtype: the finest grid keeps 2.5 arrays of the
     image's size (the diagonal, its inverse and the unknowns' indicator on
-    half the points), the first coarse grid ten arrays of a quarter of it
-    (the nine stencil entries and the inverse diagonal), the coarser ones a
+    half the points), the first coarse grid six arrays of a quarter of it
+    (five of the nine stencil entries, the others by symmetry, and the inverse diagonal), the coarser ones a
     third of that; a solve four vectors and the solution; the hierarchy is
     built and the float64 residual computed in strips of rows.
 
@@ -268,18 +268,17 @@ class Multigrid:
     @staticmethod
     def _res4(lv: Coarse, x, acc, p):
         """The residual of colour ``p`` after the pre-smoother, into ``acc``."""
-        pa, pb = p
         S = lv.S
         terms = lv.res[p]
         first = 0
-        kk, qa, qb, dst, src = terms[0]
+        (kk, sa, sb, ssl), qa, qb, dst, src = terms[0]
         if dst == (Ellipsis, slice(None), slice(None)):
-            torch.mul(S[..., kk, pa, pb, :, :], x[..., qa, qb, :, :][src], out=acc).neg_()
+            torch.mul(S[..., kk, sa, sb, :, :][ssl], x[..., qa, qb, :, :][src], out=acc).neg_()
             first = 1
         else:
             acc.zero_()
-        for kk, qa, qb, dst, src in terms[first:]:
-            acc[dst].addcmul_(S[..., kk, pa, pb, :, :][dst], x[..., qa, qb, :, :][src], value=-1)
+        for (kk, sa, sb, ssl), qa, qb, dst, src in terms[first:]:
+            acc[dst].addcmul_(S[..., kk, sa, sb, :, :][ssl], x[..., qa, qb, :, :][src], value=-1)
 
     @staticmethod
     def _gs4(lv: Coarse, x, r, acc, p, residual=False, pre=False):
@@ -292,14 +291,14 @@ class Multigrid:
             torch.mul(lv.invd[..., pa, pb, :, :], rp, out=x[..., pa, pb, :, :])
             return
         first = 0
-        kk, qa, qb, dst, src = terms[0]
+        (kk, sa, sb, ssl), qa, qb, dst, src = terms[0]
         if dst == (Ellipsis, slice(None), slice(None)):
-            torch.addcmul(rp, S[..., kk, pa, pb, :, :], x[..., qa, qb, :, :][src], value=-1, out=acc)
+            torch.addcmul(rp, S[..., kk, sa, sb, :, :][ssl], x[..., qa, qb, :, :][src], value=-1, out=acc)
             first = 1
         else:
             acc.copy_(rp)
-        for kk, qa, qb, dst, src in terms[first:]:
-            acc[dst].addcmul_(S[..., kk, pa, pb, :, :][dst], x[..., qa, qb, :, :][src], value=-1)
+        for (kk, sa, sb, ssl), qa, qb, dst, src in terms[first:]:
+            acc[dst].addcmul_(S[..., kk, sa, sb, :, :][ssl], x[..., qa, qb, :, :][src], value=-1)
         if residual:
             acc.addcmul_(S[..., 4, pa, pb, :, :], x[..., pa, pb, :, :], value=-1)
         else:
@@ -311,6 +310,7 @@ class Multigrid:
         lead = r.shape[:-2]
         rp = to_phases(r, r.new_empty(*lead, *phase_shape(H, W)))
         xp = self._vcycle(rp, torch.empty_like(rp))
+        del rp      # before the result is allocated: one array less at a large solve's peak
         return from_phases(xp, r.new_empty(r.shape))
 
     # -- float64 residual --------------------------------------------------------------------------
@@ -321,7 +321,7 @@ class Multigrid:
 
         Computed in strips of rows from the differences of neighbouring values (the
         Neumann Laplacian as a sum of fluxes), so the memory is a few strips; ``out``
-        (optional, shape and dtype of ``b``) receives ``b - A x``.
+        (optional, dtype of ``b``, its shape or the phase layout) receives ``b - A x``.
         """
         B, C, H, W = b.shape
         N = B
@@ -363,7 +363,9 @@ class Multigrid:
                 y.addcmul_(k[..., r0:r1, :], y, value=-1)            # (b + L x) w, b being zero where k = 1
                 if d is not None:
                     y.addcmul_(d[..., r0:r1, :], xm, value=-1)
-            if out is not None:
+            if out is not None and out.dim() == 6:
+                rows_to_phases(y, r0, out)
+            elif out is not None:
                 out[..., r0:r1, :] = y
             yv = y.reshape(N, -1)
             acc += torch.bmm(yv[:, None, :], yv[:, :, None]).reshape(N)
@@ -477,10 +479,8 @@ class Multigrid:
                 fresh = True
                 bad = done & (true_res > tol * bden) & (restarts < max_restarts) & ~stalled
                 if bool(bad.any()):
-                    rt = new(b.shape)
-                    self.residual(b, x, out=rt)
-                    torch.where(bad.view(view), to_phases(rt, zq), r, out=r)
-                    del rt
+                    self.residual(b, x, out=zq)     # zq is free here (A d is used up)
+                    torch.where(bad.view(view), zq, r, out=r)
                     rr = torch.where(bad, dots(r, r), rr)
                     restarts += bad.long()
                     restart = bad

@@ -281,15 +281,15 @@ def diffuse_with_hierarchy(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, fre
     ``-L`` on more unknowns, and restricted to this mask's unknowns (``w V w``) it is still symmetric positive
     definite, so a mask that grows in steps can keep one hierarchy for several of them.
     """
-    # in place where it can be: on a 4K image every temporary is 33 MB of fresh pages
-    w = 1.0 - m
+    # in place where it can be: on a 4K image every temporary is 33 MB of fresh pages; -w alone is kept (w x is
+    # -(-w x), exactly), and CG takes b over as its residual (a large block's peak memory)
     negw = m - 1.0
-    b = laplacian(m * f4).mul_(w)
-    x0 = None if u0 is None else u0 * w
+    b = laplacian(m * f4).mul_(negw).neg_()
+    x0 = None if u0 is None else (u0 * negw).neg_()
     # CG's residuals are zero on the mask (b's and A's rows are), so the V-cycle's input needs no masking
-    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=max_iter,
-              precond=mg.precondition if fresh else (lambda r: mg.precondition(r).mul_(w)))
-    return x.mul_(w).addcmul_(m, f4)
+    x, _ = cg(lambda v: laplacian(v).mul_(negw), b, x0, tol=tol, max_iter=max_iter, overwrite_b=True,
+              precond=mg.precondition if fresh else (lambda r: mg.precondition(r).mul_(negw).neg_()))
+    return x.mul_(negw).neg_().addcmul_(m, f4)
 
 
 def error_map(u: torch.Tensor, f4: torch.Tensor) -> torch.Tensor:

@@ -43,8 +43,10 @@ from .tensor_diffusion import (
     FrozenInpainting,
     TensorOperator,
     central_differences,
+    edge_sum,
     known_range,
     lagged_diffusivity,
+    strip_rows,
 )
 
 __all__ = ["inpaint_eed", "solve_unchecked", "eed_tensor", "linearised", "CONTRAST", "SIGMA"]
@@ -74,16 +76,31 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     True
     """
     cy, cx = central_differences(gaussian_blur(u, sigma))
-    j11 = (cy * cy).mean(1, keepdim=True)
-    j12 = (cy * cx).mean(1, keepdim=True)
-    j22 = (cx * cx).mean(1, keepdim=True)
+    if u.shape[1] == 1:     # one channel: the products are the structure tensor, formed over the differences
+        j12 = cy * cx
+        j11, j22 = cy.square_(), cx.square_()
+    else:
+        j11 = (cy * cy).mean(1, keepdim=True)
+        j12 = (cy * cx).mean(1, keepdim=True)
+        j22 = (cx * cx).mean(1, keepdim=True)
     del cy, cx
     lam2 = lam2.view(-1, 1, 1, 1)
-    r = (j11 + j22).div_(lam2).add_(1).sqrt_()
-    h = (r + 1).mul_(r).mul_(lam2).reciprocal_()       # (1 - g) / s^2 = 1 / (lambda^2 r (r + 1)), r = 1 / g
-    del r
-    # D = I - h J formed over J in place (a large block's peak memory)
-    return TensorOperator.from_tensor(j11.mul_(h).neg_().add_(1), j12.mul_(h).neg_(), j22.mul_(h).neg_().add_(1), w)
+    # D = I - h J formed over J in place, strip by strip (h is a strip's), then each entry's edge weights formed
+    # and the entry freed before the next (TensorOperator.from_tensor, with four arrays of the image's size at
+    # most: a large block's peak memory)
+    rows = strip_rows(j11)
+    for r0 in range(0, j11.shape[-2], rows):
+        d00, d01, d11 = (j[..., r0:r0 + rows, :] for j in (j11, j12, j22))
+        r = (d00 + d11).div_(lam2).add_(1).sqrt_()
+        h = (r + 1).mul_(r).mul_(lam2).reciprocal_()       # (1 - g) / s^2 = 1 / (lambda^2 r (r + 1)), r = 1 / g
+        d00.mul_(h).neg_().add_(1)
+        d01.mul_(h).neg_()
+        d11.mul_(h).neg_().add_(1)
+    a_y = edge_sum(j11, -2).mul_(0.5)
+    del j11
+    a_x = edge_sum(j22, -1).mul_(0.5)
+    del j22
+    return TensorOperator(a_y, a_x, j12, w, overwrite_d01=True)
 
 
 def linearised(g4: torch.Tensor, m: torch.Tensor, u: torch.Tensor, *, solve_tol: float,

@@ -191,6 +191,52 @@ def central_differences(u: torch.Tensor):
 # The frozen linear operator
 # ---------------------------------------------------------------------------
 
+#: Elements of an image (its batch and channels together) per strip of :meth:`TensorOperator.apply` on large
+#: images.
+STRIP_ELEMENTS = 1 << 17
+
+
+def _flux_y(u: torch.Tensor, a_y: torch.Tensor, q: torch.Tensor | None):
+    """``F_y`` of ``u`` for the edge weights ``a_y`` and the quarter off-diagonal entries ``q``, and the
+    off-diagonal term per pixel that ``F_x`` takes (None for an isotropic field). The difference along W is taken
+    here and again in :func:`_flux_x` rather than kept (memory)."""
+    ey = torch.diff(u, dim=-2)
+    if q is None:
+        return ey.mul_(a_y), None
+    qx = pixel_sum(torch.diff(u, dim=-1), -1).mul_(q)
+    qy = pixel_sum(ey, -2).mul_(q)
+    return ey.mul_(a_y).add_(qx[..., :-1, :]).add_(qx[..., 1:, :]), qy
+
+
+def _flux_x(u: torch.Tensor, a_x: torch.Tensor, qy: torch.Tensor | None) -> torch.Tensor:
+    ex = torch.diff(u, dim=-1).mul_(a_x)
+    return ex if qy is None else ex.add_(qy[..., :, :-1]).add_(qy[..., :, 1:])
+
+
+def strip_rows(u: torch.Tensor) -> int:
+    """Rows of a strip of ``u`` (B, C, H, W) for the work done strip by strip on large images: about
+    :data:`STRIP_ELEMENTS` elements with its batch and channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.inpaint.operators.tensor_diffusion import strip_rows
+    >>> strip_rows(torch.empty(1, 1, 4096, 4096))
+    32
+    """
+    return max(1, STRIP_ELEMENTS // max(1, u[0].numel() // u.shape[-2]))
+
+
+def _apply_rows(u: torch.Tensor, a_y: torch.Tensor, a_x: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
+    """``G^T D G u`` with no flux across the first and the last row of ``u``: the operator on an image, or on a
+    strip of its rows (right on all but the strip's first and last row)."""
+    # each flux goes into G^T once formed: at most three arrays of u's size besides u
+    fy, qy = _flux_y(u, a_y, q)
+    out = _transpose_y(fy)
+    del fy
+    return _add_transpose_x(_flux_x(u, a_x, qy), out)
+
+
 class TensorOperator:
     """The operator ``A = G^T D G`` of a frozen tensor field (see the module doc), restricted to the unknowns.
 
@@ -204,6 +250,8 @@ class TensorOperator:
         The off-diagonal entry per pixel (None: an isotropic field).
     w : Tensor, shape (Bm, Cm, H, W)
         1 on the unknown pixels, 0 on the known ones.
+    overwrite_d01 : bool
+        Whether ``d01`` may be overwritten (the operator keeps a multiple of it).
 
     Examples
     --------
@@ -217,10 +265,11 @@ class TensorOperator:
     True
     """
 
-    def __init__(self, a_y: torch.Tensor, a_x: torch.Tensor, d01: torch.Tensor | None, w: torch.Tensor):
+    def __init__(self, a_y: torch.Tensor, a_x: torch.Tensor, d01: torch.Tensor | None, w: torch.Tensor, *,
+                 overwrite_d01: bool = False):
         self.a_y, self.a_x, self.w = a_y, a_x, w
         # d01 enters as d01 c with c half the sum of two differences, then averaged over two pixels: a quarter
-        self.q = None if d01 is None else 0.25 * d01
+        self.q = None if d01 is None else (d01.mul_(0.25) if overwrite_d01 else 0.25 * d01)
 
     @classmethod
     def from_tensor(cls, d00: torch.Tensor, d01: torch.Tensor | None, d11: torch.Tensor, w: torch.Tensor):
@@ -229,30 +278,31 @@ class TensorOperator:
 
     def flux(self, u: torch.Tensor):
         """The edge fluxes ``(F_y, F_x)`` of ``u`` (B, C, H, W)."""
-        fy, qy = self._flux_y(u)
-        return fy, self._flux_x(u, qy)
-
-    def _flux_y(self, u: torch.Tensor):
-        """``F_y`` and the off-diagonal term per pixel that ``F_x`` takes (None for an isotropic field). The
-        difference along W is taken here and again in :meth:`_flux_x` rather than kept (memory)."""
-        ey = torch.diff(u, dim=-2)
-        if self.q is None:
-            return ey.mul_(self.a_y), None
-        qx = pixel_sum(torch.diff(u, dim=-1), -1).mul_(self.q)
-        qy = pixel_sum(ey, -2).mul_(self.q)
-        return ey.mul_(self.a_y).add_(qx[..., :-1, :]).add_(qx[..., 1:, :]), qy
-
-    def _flux_x(self, u: torch.Tensor, qy: torch.Tensor | None) -> torch.Tensor:
-        ex = torch.diff(u, dim=-1).mul_(self.a_x)
-        return ex if qy is None else ex.add_(qy[..., :, :-1]).add_(qy[..., :, 1:])
+        fy, qy = _flux_y(u, self.a_y, self.q)
+        return fy, _flux_x(u, self.a_x, qy)
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """``A u = G^T F(u)`` on every pixel (the rows of the known ones included)."""
-        # each flux goes into G^T once formed: at most three arrays of the image's size besides u
-        fy, qy = self._flux_y(u)
-        out = _transpose_y(fy)
-        del fy
-        return _add_transpose_x(self._flux_x(u, qy), out)
+        H = u.shape[-2]
+        rows = strip_rows(u)
+        if H <= 2 * rows:
+            return _apply_rows(u, self.a_y, self.a_x, self.q)
+        # in strips of rows: the fluxes of one strip at a time besides the result, instead of three arrays of the
+        # image's size (a subdomain's peak memory)
+        out = u.new_empty(u.shape)
+        for r0, r1, part in self._strips(lambda a, b: u[..., a:b, :], H, rows):
+            out[..., r0:r1, :] = part
+        return out
+
+    def _strips(self, rows_of: Callable, H: int, rows: int):
+        """``(r0, r1, rows r0:r1 of A u)`` strip by strip, each strip computed with the one row on either side that
+        its fluxes read; ``rows_of(h0, h1)`` gives rows ``h0:h1`` of ``u``."""
+        for r0 in range(0, H, rows):
+            r1 = min(H, r0 + rows)
+            h0, h1 = max(0, r0 - 1), min(H, r1 + 1)
+            q = None if self.q is None else self.q[..., h0:h1, :]
+            part = _apply_rows(rows_of(h0, h1), self.a_y[..., h0:h1 - 1, :], self.a_x[..., h0:h1, :], q)
+            yield r0, r1, part[..., r0 - h0:r1 - h0, :]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``w A x``: the operator on the unknowns, for conjugate gradients."""
@@ -260,7 +310,35 @@ class TensorOperator:
 
     def diagonal(self) -> torch.Tensor:
         """The sum of each pixel's edge weights (B, 1, H, W): the diagonal of the 5-point part of ``A``."""
-        return pixel_sum(self.a_y, -2) + pixel_sum(self.a_x, -1)
+        return self._diagonal_rows(0, self.a_x.shape[-2])
+
+    def _diagonal_rows(self, r0: int, r1: int) -> torch.Tensor:
+        """Rows ``r0:r1`` of :meth:`diagonal`."""
+        H = self.a_x.shape[-2]
+        d = pixel_sum(self.a_x[..., r0:r1, :], -1)
+        below = min(r1, H - 1)              # the edge below each row but the image's last
+        if below > r0:
+            d[..., :below - r0, :] += self.a_y[..., r0:below, :]
+        above = max(r0, 1)                  # the edge above each row but the first
+        if r1 > above:
+            d[..., above - r0:, :] += self.a_y[..., above - 1:r1 - 1, :]
+        return d
+
+    def norms_over_diagonal(self, x: torch.Tensor | None = None, rows_of: Callable | None = None,
+                            like: torch.Tensor | None = None) -> torch.Tensor:
+        """Per image (float64, (B,)): ``||x / diag||``, or with ``rows_of`` (rows of ``u``, as in :meth:`_strips`)
+        and ``like`` (an array of ``u``'s shape) ``||w A u / diag||``; formed in strips of rows, with no array of
+        the image's size (lagged diffusivity's residual norms)."""
+        shape = (x if x is not None else like).shape
+        H, rows = shape[-2], strip_rows(x if x is not None else like)
+        acc = torch.zeros(shape[0], dtype=torch.float64, device=self.a_x.device)
+        if x is not None:
+            parts = ((r0, min(H, r0 + rows), x[..., r0:r0 + rows, :]) for r0 in range(0, H, rows))
+        else:
+            parts = ((r0, r1, p.mul_(self.w[..., r0:r1, :])) for r0, r1, p in self._strips(rows_of, H, rows))
+        for r0, r1, part in parts:
+            acc += (part / self._diagonal_rows(r0, r1)).double().square_().flatten(1).sum(1)
+        return acc.sqrt_()
 
     def pixel_weight(self) -> torch.Tensor:
         """The mean weight of each pixel's edges (B, 1, H, W): the preconditioner's scaling."""
@@ -331,11 +409,6 @@ class FrozenInpainting:
 # ---------------------------------------------------------------------------
 # The lagged-diffusivity loop
 # ---------------------------------------------------------------------------
-
-def _norms(x: torch.Tensor) -> torch.Tensor:
-    """Per-image Euclidean norms in float64, shape (B,)."""
-    return x.flatten(1).double().norm(dim=1)
-
 
 def homogeneous_start(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, u0: torch.Tensor | None) -> torch.Tensor:
     """The iteration's start: ``u0`` with ``f`` on the known pixels, or homogeneous diffusion inpainting (to a
@@ -418,10 +491,9 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
         while True:
             op = build(u)
             r = op(u).neg_()
-            dg = op.diagonal()
-            bn = _norms(op((m * f4).expand_as(f4)).div_(dg))     # m f formed per step: not held through the solve
-            rn = _norms(r / dg)
-            del dg      # before the solve: a subdomain's peak memory is in it
+            # ||w A (m f) / diag||, m f and the diagonal formed strip by strip (a subdomain's peak memory)
+            bn = op.norms_over_diagonal(rows_of=lambda a, b: m[..., a:b, :] * f4[..., a:b, :], like=f4)
+            rn = op.norms_over_diagonal(r)
             rel = torch.where(bn > 0, rn / bn.clamp_min(tiny), rn)
             active = rel > tol
             if it >= max_iter or not bool(active.any()):
@@ -435,7 +507,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
                     return mg.precondition(v * s).mul_(s)
             else:
                 precond = mg.precondition
-            delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond)
+            delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond, overwrite_b=True)
             u = u.add_(delta.mul_(op.w))       # the operator's w: build's own (no second copy)
             # the step's operator and vectors go before the next operator is built (a block's peak memory)
             del op, r, delta
