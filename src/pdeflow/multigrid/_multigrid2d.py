@@ -49,9 +49,9 @@ class Multigrid:
 
     Notes
     -----
-    Memory, in the working dtype: the finest grid keeps 2.5 arrays of the
-    image's size (the diagonal, its inverse and the unknowns' indicator on
-    half the points), the first coarse grid six arrays of a quarter of it
+    Memory, in the working dtype: the finest grid keeps one array of the
+    image's size (the inverse diagonal; the known pixels of half the points
+    as bool, and the diagonal too once a solve has run), the first coarse grid six arrays of a quarter of it
     (five of the nine stencil entries, the others by symmetry, and the inverse diagonal), the coarser ones a
     third of that; a solve four vectors and the solution; the hierarchy is
     built and the float64 residual computed in strips of rows.
@@ -96,15 +96,15 @@ class Multigrid:
         self.k, self.d = k, d
         H, W = k.shape[-2:]
         self.shape = (H, W)
-        ph = phase_shape(H, W)
         lead = k.shape[:2]
-        # finest grid, phase layout: the diagonal w deg + d (0 on known pixels and outside the grid)
-        self.diag = k.new_zeros(*lead, *ph)
-        R = max(2, (1 << 18) // max(W, 1))
-        for f0 in range(0, H, R):
-            rows_to_phases(fine_block(k, d, f0, min(H, f0 + R), True)[(0, 0)], f0, self.diag)
-        self.invd = torch.reciprocal(self.diag).masked_fill_(self.diag == 0, 0.0)
-        self.w_red = (self.diag[..., (0, 1), (0, 1), :, :] != 0).to(k.dtype)   # w on phases (0,0), (1,1)
+        # finest grid, phase layout: the inverse of the diagonal w deg + d (0 on known pixels and outside the grid)
+        # and where it is zero on the phases (0, 0) and (1, 1), as bool; the diagonal itself is formed again when a
+        # solve asks for it (:attr:`diag`): a preconditioner alone does not read it (one array less in a large solve)
+        diag = self._finest_diagonal()
+        self.invd = torch.reciprocal(diag).masked_fill_(diag == 0, 0.0)
+        self.known_red = diag[..., (0, 1), (0, 1), :, :] == 0
+        del diag
+        self._diag = None
         self.levels: list = []
         self._buffers: dict = {}
         self._direct = H * W <= coarsest
@@ -124,6 +124,23 @@ class Multigrid:
                 break
             self.levels.append(Coarse(S_ph, h, wd))
             block = phase_block(S_ph, h, wd)
+
+    def _finest_diagonal(self) -> torch.Tensor:
+        """The diagonal ``w deg + d`` of the finest grid in the phase layout, built in strips of rows."""
+        k, d = self.k, self.d
+        H, W = self.shape
+        out = k.new_zeros(*k.shape[:2], *phase_shape(H, W))
+        R = max(2, (1 << 18) // max(W, 1))
+        for f0 in range(0, H, R):
+            rows_to_phases(fine_block(k, d, f0, min(H, f0 + R), True)[(0, 0)], f0, out)
+        return out
+
+    @property
+    def diag(self) -> torch.Tensor:
+        """The diagonal of the finest grid (phase layout), formed on first use and kept."""
+        if self._diag is None:
+            self._diag = self._finest_diagonal()
+        return self._diag
 
     @property
     def grids(self) -> list[tuple[int, int]]:
@@ -195,7 +212,7 @@ class Multigrid:
             from_phases(r, nat)
             y = (self.levels[0].inv @ nat.reshape(*nat.shape[:-2], H * W, 1)).reshape(nat.shape)
             to_phases(y, x)
-            return torch.where(self.diag != 0, x, torch.zeros_like(x), out=x)
+            return torch.where(invd != 0, x, torch.zeros_like(x), out=x)
         s = B["s"]
         red, black = ((0, 0), (1, 1)), ((0, 1), (1, 0))
         # pre-smoothing, red then black (x = 0 before)
@@ -209,7 +226,7 @@ class Multigrid:
             # r - diag x + nbrs, with x = invd r set while its neighbours were zero: w * nbrs
             y = res[..., i, :, :]
             self._nbr_sum(x, a, b, y)
-            y.mul_(self.w_red[..., i, :, :])
+            y.masked_fill_(self.known_red[..., i, :, :], 0.0)
         # restriction (w is already in the residual) to the first coarse grid
         H, W = self.shape
         c = B["lv"][0]["nat"]
@@ -220,10 +237,10 @@ class Multigrid:
         restrict_add(t, c, -2, H % 2 == 0)
         e = self._coarse_cycle(B["lv"], 0, c)
         # prolongation to the red points (the black ones are overwritten next), on the unknowns only
-        x[..., 0, 0, :, :].addcmul_(self.w_red[..., 0, :, :], e)
+        x[..., 0, 0, :, :].add_(e).masked_fill_(self.known_red[..., 0, :, :], 0.0)   # x was zero there
         interp(e, t, -1, W % 2 == 0)
         interp(t, s, -2, H % 2 == 0)
-        x[..., 1, 1, :, :].addcmul_(self.w_red[..., 1, :, :], s)
+        x[..., 1, 1, :, :].add_(s).masked_fill_(self.known_red[..., 1, :, :], 0.0)
         # post-smoothing, black then red
         for a, b in black:
             self._half_sweep(x, r, a, b)
@@ -431,7 +448,7 @@ class Multigrid:
             x.zero_()
         else:
             to_phases(x0, x)
-            torch.where(self.diag != 0, x, torch.zeros((), dtype=x.dtype, device=x.device), out=x)
+            torch.where(self.invd != 0, x, torch.zeros((), dtype=x.dtype, device=x.device), out=x)
             r.sub_(self._apply_phases(x, zq))
         bnorm = self.residual(b, None)
         bden = bnorm.clamp_min(torch.finfo(b.dtype).tiny)

@@ -62,9 +62,11 @@ INNER_RTOL = 0.3
 INNER_MAX_ITER = 50
 
 
-def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tensor) -> TensorOperator:
+def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tensor | None = None, *,
+               known: torch.Tensor | None = None) -> TensorOperator:
     """The EED operator frozen at ``u`` (B, C, H, W): ``D = I - h J`` (see the module doc) for ``lambda**2``
-    ``lam2`` (B,) and presmoothing ``sigma``, restricted to the unknowns ``w``.
+    ``lam2`` (B,) and presmoothing ``sigma``, restricted to the unknowns ``w`` (or given the binary mask
+    ``known``, ``1 - w``, as :class:`TensorOperator` takes them).
 
     Examples
     --------
@@ -100,7 +102,7 @@ def eed_tensor(u: torch.Tensor, lam2: torch.Tensor, sigma: float, w: torch.Tenso
     del j11
     a_x = edge_sum(j22, -1).mul_(0.5)
     del j22
-    return TensorOperator(a_y, a_x, j12, w, overwrite_d01=True)
+    return TensorOperator(a_y, a_x, j12, w, known=known, overwrite_d01=True)
 
 
 def linearised(g4: torch.Tensor, m: torch.Tensor, u: torch.Tensor, *, solve_tol: float,
@@ -127,8 +129,8 @@ def linearised(g4: torch.Tensor, m: torch.Tensor, u: torch.Tensor, *, solve_tol:
 
 def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None):
     lam2 = (contrast * known_range(f4, m)).square()
-    w = 1.0 - m
-    return lagged_diffusivity(f4, m, lambda u: eed_tensor(u, lam2, sigma, w), u0=u0, tol=tol, max_iter=max_iter,
+    # the operator masks with m itself: no array for w = 1 - m (a large block's peak memory)
+    return lagged_diffusivity(f4, m, lambda u: eed_tensor(u, lam2, sigma, known=m), u0=u0, tol=tol, max_iter=max_iter,
                               inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=False, what="inpaint_eed")
 
 

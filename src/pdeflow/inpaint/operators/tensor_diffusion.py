@@ -250,6 +250,8 @@ class TensorOperator:
         The off-diagonal entry per pixel (None: an isotropic field).
     w : Tensor, shape (Bm, Cm, H, W)
         1 on the unknown pixels, 0 on the known ones.
+    known : Tensor, shape (Bm, Cm, H, W)
+        Instead of ``w``: the binary mask ``1 - w`` (the operator then keeps no array of its own for ``w``).
     overwrite_d01 : bool
         Whether ``d01`` may be overwritten (the operator keeps a multiple of it).
 
@@ -265,9 +267,11 @@ class TensorOperator:
     True
     """
 
-    def __init__(self, a_y: torch.Tensor, a_x: torch.Tensor, d01: torch.Tensor | None, w: torch.Tensor, *,
-                 overwrite_d01: bool = False):
-        self.a_y, self.a_x, self.w = a_y, a_x, w
+    def __init__(self, a_y: torch.Tensor, a_x: torch.Tensor, d01: torch.Tensor | None, w: torch.Tensor | None = None,
+                 *, known: torch.Tensor | None = None, overwrite_d01: bool = False):
+        if (w is None) == (known is None):
+            raise TypeError("TensorOperator: pass w or known, one of them")
+        self.a_y, self.a_x, self._w, self.known = a_y, a_x, w, known
         # d01 enters as d01 c with c half the sum of two differences, then averaged over two pixels: a quarter
         self.q = None if d01 is None else (d01.mul_(0.25) if overwrite_d01 else 0.25 * d01)
 
@@ -306,7 +310,19 @@ class TensorOperator:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``w A x``: the operator on the unknowns, for conjugate gradients."""
-        return self.apply(x).mul_(self.w)
+        return self.unknowns_(self.apply(x))
+
+    @property
+    def w(self) -> torch.Tensor:
+        """1 on the unknown pixels, 0 on the known ones (a new array where the operator was given ``known``)."""
+        return self._w if self._w is not None else 1.0 - self.known
+
+    def unknowns_(self, y: torch.Tensor, r0: int = 0, r1: int | None = None) -> torch.Tensor:
+        """``w y``, in place, for ``y`` the rows ``r0:r1`` of an image (default: all of them)."""
+        rows = (Ellipsis, slice(r0, r1), slice(None))
+        if self._w is not None:
+            return y.mul_(self._w[rows])
+        return y.addcmul_(self.known[rows], y, value=-1)     # y - m y: exactly w y for a binary m
 
     def diagonal(self) -> torch.Tensor:
         """The sum of each pixel's edge weights (B, 1, H, W): the diagonal of the 5-point part of ``A``."""
@@ -335,7 +351,7 @@ class TensorOperator:
         if x is not None:
             parts = ((r0, min(H, r0 + rows), x[..., r0:r0 + rows, :]) for r0 in range(0, H, rows))
         else:
-            parts = ((r0, r1, p.mul_(self.w[..., r0:r1, :])) for r0, r1, p in self._strips(rows_of, H, rows))
+            parts = ((r0, r1, self.unknowns_(p, r0, r1)) for r0, r1, p in self._strips(rows_of, H, rows))
         for r0, r1, part in parts:
             acc += (part / self._diagonal_rows(r0, r1)).double().square_().flatten(1).sum(1)
         return acc.sqrt_()
@@ -501,14 +517,14 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             if not bool(active.all()):
                 r.mul_(active.to(r.dtype).view(view))    # converged images: a zero right-hand side, untouched
             if scale:
-                s = op.pixel_weight().rsqrt_().mul_(op.w)
+                s = op.unknowns_(op.pixel_weight().rsqrt_())
 
                 def precond(v, s=s):
                     return mg.precondition(v * s).mul_(s)
             else:
                 precond = mg.precondition
             delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond, overwrite_b=True)
-            u = u.add_(delta.mul_(op.w))       # the operator's w: build's own (no second copy)
+            u = u.add_(op.unknowns_(delta))    # the operator's w: build's own (no second copy)
             # the step's operator and vectors go before the next operator is built (a block's peak memory)
             del op, r, delta
             precond = s = None
