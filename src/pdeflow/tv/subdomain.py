@@ -63,7 +63,11 @@ def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
 
 def _primal_into(u, f, p, lam, spatial):
     """``u = f + lam * block_divergence(p)`` written into ``u``, with no temporary of the dual field's size."""
-    u.copy_(f)
+    return _add_divergence(u.copy_(f), p, lam, spatial)
+
+
+def _add_divergence(u, p, lam, spatial):
+    """``u += lam * block_divergence(p)``, in place."""
     for k in range(spatial):
         axis = 2 + k
         pk = p[:, :, k]
@@ -298,9 +302,10 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
                     inner[i] += _dot(t_[i], x[i, c, k])
             tv_free = norm.sqrt_().flatten(1).sum(1, dtype=torch.float64)
             gap = lam * (tv_free - inner)
-            u.sub_(f)
-            u.mul_(u)
-            energy = 0.5 * u[sel].flatten(2).sum(2, dtype=torch.float64).sum(1) + lam * tv_free
+            # u - f = lam div x formed again in u (u.sub_(f) would convert f to u's dtype in a temporary) and summed
+            # over the strided view (flattening it would copy the region): a block's peak memory
+            _add_divergence(u.zero_(), x, lam, spatial).square_()
+            energy = 0.5 * u[sel].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1) + lam * tv_free
             if bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all()):
                 break
     if overwrite and x.data_ptr() != p.data_ptr():
