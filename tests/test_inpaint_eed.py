@@ -101,19 +101,21 @@ def test_operator_is_the_energy_of_the_four_one_sided_gradients():
     assert ev[0] > -1e-12 and ev[1] > 1e-6
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("isotropic", [False, True])
-def test_operator_in_strips_of_rows_is_the_operator_on_the_whole_image(isotropic, monkeypatch):
+def test_operator_in_strips_of_rows_is_the_operator_on_the_whole_image(isotropic, dtype, monkeypatch):
     from pdeflow.inpaint.operators import tensor_diffusion
     H, W = 23, 9
     g = torch.Generator().manual_seed(4)
-    d00, d11 = (0.5 + torch.rand(2, 1, H, W, generator=g, dtype=torch.float64) for _ in range(2))
-    d01 = None if isotropic else 0.3 * (torch.rand(2, 1, H, W, generator=g, dtype=torch.float64) - 0.5)
-    op = TensorOperator.from_tensor(d00, d01, d11, torch.ones(2, 1, H, W, dtype=torch.float64))
-    u = torch.randn(2, 3, H, W, generator=g, dtype=torch.float64)
+    d00, d11 = (0.5 + torch.rand(2, 1, H, W, generator=g, dtype=dtype) for _ in range(2))
+    d01 = None if isotropic else 0.3 * (torch.rand(2, 1, H, W, generator=g, dtype=dtype) - 0.5)
+    op = TensorOperator.from_tensor(d00, d01, d11, torch.ones(2, 1, H, W, dtype=dtype))
+    u = torch.randn(2, 3, H, W, generator=g, dtype=dtype)
     whole = op.apply(u)                                    # 23 rows: one piece
-    A = _matrix(d00[1, 0].numpy(), np.zeros((H, W)) if isotropic else d01[1, 0].numpy(), d11[1, 0].numpy(),
+    A = _matrix(d00[1, 0].double().numpy(), np.zeros((H, W)) if isotropic else d01[1, 0].double().numpy(), d11[1, 0].double().numpy(),
                 *_differences(H, W))
-    np.testing.assert_allclose(whole[1, 2].ravel().numpy(), A @ u[1, 2].ravel().numpy(), atol=1e-13)
+    np.testing.assert_allclose(whole[1, 2].double().ravel().numpy(), A @ u[1, 2].double().ravel().numpy(),
+                               atol=1e-13 if dtype == torch.float64 else 1e-5)
     for rows in (1, 2, 5, 11):                             # strips of these many rows (the last one shorter)
         monkeypatch.setattr(tensor_diffusion, "STRIP_ELEMENTS", rows * 3 * W)
         assert torch.equal(op.apply(u), whole)
