@@ -112,8 +112,8 @@ def test_operator_in_strips_of_rows_is_the_operator_on_the_whole_image(isotropic
     op = TensorOperator.from_tensor(d00, d01, d11, torch.ones(2, 1, H, W, dtype=dtype))
     u = torch.randn(2, 3, H, W, generator=g, dtype=dtype)
     whole = op.apply(u)                                    # 23 rows: one piece
-    A = _matrix(d00[1, 0].double().numpy(), np.zeros((H, W)) if isotropic else d01[1, 0].double().numpy(), d11[1, 0].double().numpy(),
-                *_differences(H, W))
+    d01_ref = np.zeros((H, W)) if isotropic else d01[1, 0].double().numpy()
+    A = _matrix(d00[1, 0].double().numpy(), d01_ref, d11[1, 0].double().numpy(), *_differences(H, W))
     np.testing.assert_allclose(whole[1, 2].double().ravel().numpy(), A @ u[1, 2].double().ravel().numpy(),
                                atol=1e-13 if dtype == torch.float64 else 1e-5)
     for rows in (1, 2, 5, 11):                             # strips of these many rows (the last one shorter)
