@@ -85,3 +85,27 @@ def test_block_gap_and_primal_are_the_whole_image_certificate_and_read_float32_e
     f32, p32 = f.float(), p.float()
     assert torch.equal(block_gap(f32, p32, 0.3, whole), block_gap(f32.double(), p32.double(), 0.3, whole))
     assert torch.equal(block_primal(f32, p32, 0.3), block_primal(f32.double(), p32.double(), 0.3))
+
+
+@pytest.mark.parametrize("C", [1, 2])
+def test_the_float32_momentum_gives_the_whole_problem_answer_in_3d(C):
+    """A float64 solve keeps its last move in float32 (memory): with every dual free it is pdeflow.tv.rof's answer
+    (an independent solver) for a volume and coupled channels, as in 2-D; several slabs per component
+    (SLAB_ELEMENTS made small) give the same iterates."""
+    from pdeflow.tv import rof
+
+    g = torch.Generator().manual_seed(3)
+    f = torch.rand(1, C, 10, 9, 8, generator=g, dtype=torch.float64)
+    free = torch.ones(10, 9, 8, dtype=torch.bool)
+    whole = (slice(None),) * 3
+    p = solve_subdomain(f, torch.zeros(1, C, 3, 10, 9, 8, dtype=torch.float64), 0.1, free, whole, tol=1e-10)
+    u = f + 0.1 * block_divergence(p, 3)
+    ref = rof(f[0], 0.1, ndim=3, tol=1e-12, max_iter=10 ** 6)
+    assert (u[0] - ref).abs().max().item() <= 1e-5
+    old = subdomain.SLAB_ELEMENTS
+    try:
+        subdomain.SLAB_ELEMENTS = 16
+        q = solve_subdomain(f, torch.zeros_like(p), 0.1, free, whole, tol=1e-10)
+    finally:
+        subdomain.SLAB_ELEMENTS = old
+    assert torch.allclose(q, p, rtol=0, atol=1e-12)

@@ -172,6 +172,41 @@ def _dot(a, b):
     return float((a * b).sum(dtype=torch.float64))
 
 
+#: Elements of a slab in the mixed-dtype operations below (1 MiB of float64): an in-place operation between a
+#: float64 and a float32 tensor converts the float32 one whole in a temporary; slab by slab it is converted into one
+#: buffer (allocated once: a Dask worker's allocator maps and unmaps every allocation of this size afresh).
+SLAB_ELEMENTS = 1 << 17
+
+
+def _slabs(a: torch.Tensor, buf: torch.Tensor):
+    """``(slice, view of buf)`` pairs: slices along ``a``'s axis 1 (the first spatial axis of a ``(b, *S)`` view) of
+    at most :data:`SLAB_ELEMENTS`, each with a view of ``buf`` (flat, that many elements) of the slab's shape."""
+    n = a.shape[1]
+    rows = max(1, SLAB_ELEMENTS // max(1, a.numel() // max(1, n)))
+    for i in range(0, n, rows):
+        s = slice(i, min(i + rows, n))
+        shape = a[:, s].shape
+        yield s, buf[:a[:, s].numel()].view(shape)
+
+
+def _add_slabs(out: torch.Tensor, src: torch.Tensor, alpha: float, buf: torch.Tensor) -> torch.Tensor:
+    """``out += alpha * src`` in place, ``src`` of another dtype converted into ``buf`` one slab at a time."""
+    for s, b in _slabs(out, buf):
+        out[:, s].add_(b.copy_(src[:, s]), alpha=alpha)
+    return out
+
+
+def _move_slabs(d: torch.Tensor, r: torch.Tensor, beta: float, buf: torch.Tensor) -> float:
+    """``d = beta d - r`` in place (``d`` float32, ``r`` float64; each slab converted once into ``buf``), and
+    ``<d_new, r>``."""
+    dot = 0.0
+    for s, b in _slabs(r, buf):
+        ds = b.copy_(d[:, s]).mul_(beta).sub_(r[:, s])
+        dot += _dot(ds, r[:, s])
+        d[:, s].copy_(ds)
+    return dot
+
+
 def _held_parts(p: torch.Tensor, free: torch.Tensor) -> list:
     """``(index, values)`` pairs that restore the held duals of ``p`` (off ``free``): slabs of slices where ``free``
     is a box (the blocks of a decomposition: an indexing pass per slab instead of a masked one over the block),
@@ -254,44 +289,65 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     sel = (Ellipsis,) + tuple(region)
     b, C = f.shape[:2]
     components = [(c, k) for c in range(C) for k in range(spatial)]
-    # two arrays of the dual field's size (the iterate x and the extrapolated y); a step's projection is computed
-    # a component at a time, twice (once for the per-pixel norm, once to write it), instead of into a third array
-    x = p if overwrite else p.clone()
-    y = x.clone()
+    # The extrapolated point y and the last move d = x - x_prev: the iterate is x = y - beta d. d is kept in float32
+    # (half the memory of a float64 field): its rounding moves the point the ascent starts from by beta d 6e-8,
+    # which vanishes with d as FGP converges; x is formed exactly (up to float64 rounding) for the stopping gap.
+    # Only d's update and y's extrapolation read d: the ascent and the primal read y alone. A step's projection is
+    # computed a component at a time, twice (once for the per-pixel norm, once to write it), not into a third array.
+    y = p if overwrite else p.clone()
+    mixed = y.dtype != torch.float32
+    d = torch.zeros(y.shape, dtype=torch.float32)
     u = torch.empty(f.shape, dtype=p.dtype)
     norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=p.dtype)
     t_ = torch.empty_like(norm)
+    slab = max(min(SLAB_ELEMENTS, norm.numel()), norm.numel() // norm.shape[1])      # at least one row
+    buf = torch.empty(slab if mixed else 0, dtype=p.dtype)
 
     def ascent(c, k):
         """``y + step * grad u`` of component (c, k) into ``t_``."""
         return _difference_into(t_, u[:, c], k).mul_(step).add_(y[:, c, k])
 
-    t = 1.0
+    def extrapolate(alpha):
+        """``y += alpha d``."""
+        for c, k in components:
+            if mixed:
+                _add_slabs(y[:, c, k], d[:, c, k], alpha, buf)
+            else:
+                y[:, c, k].add_(d[:, c, k], alpha=alpha)
+
+    t, beta = 1.0, 0.0
     for it in range(1, max_iter + 1):
         _primal_into(u, f, y, lam, spatial)
         norm.zero_()
         for c, k in components:
             norm.addcmul_(ascent(c, k), t_)
         norm.sqrt_().clamp_(min=1.0)
-        # x_new, the restart test <x_new - x, y - x_new> > 0 and y's update, one component at a time
+        # x_new, the restart test <x_new - x, y - x_new> > 0 and the move d = x_new - x = beta d - (y - x_new), one
+        # component at a time; y holds x_new after it
         up = 0.0
         for c, k in components:
             new = ascent(c, k).div_(norm)
             for where, values in held:
                 new[where] = values[:, c, k]
-            xk, yk = x[:, c, k], y[:, c, k]
-            torch.sub(new, xk, out=xk)                     # x_new - x
-            up += float(_dot(xk, yk) - _dot(xk, new))
-            yk.copy_(xk)
-            xk.copy_(new)
+            yk, dk = y[:, c, k], d[:, c, k]
+            r = yk.sub_(new)                                # y - x_new
+            if mixed:
+                up += _move_slabs(dk, r, beta, buf)
+            else:
+                dk.mul_(beta).sub_(r)
+                up += _dot(dk, r)
+            yk.copy_(new)
         t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
         if up > 0.0:      # the objective went up: restart the momentum
-            y.copy_(x)
-            t_new = 1.0
+            t_new, beta = 1.0, 0.0
         else:             # y = x_new + beta (x_new - x)
-            y.mul_((t - 1.0) / t_new).add_(x)
+            beta = (t - 1.0) / t_new
+            extrapolate(beta)
         t = t_new
         if it % check_every == 0:
+            if beta:
+                extrapolate(-beta)                          # y holds x for the gap
+            x = y
             _primal_into(u, f, x, lam, spatial)
             norm.zero_()
             inner = torch.zeros(b, dtype=torch.float64)
@@ -307,7 +363,13 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
             _add_divergence(u.zero_(), x, lam, spatial).square_()
             energy = 0.5 * u[sel].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1) + lam * tv_free
             if bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all()):
+                beta = 0.0
                 break
+            if beta:
+                extrapolate(beta)
+    if beta:
+        extrapolate(-beta)                                  # the iterate x
+    x = y
     if overwrite and x.data_ptr() != p.data_ptr():
         p.copy_(x)
         return p
