@@ -239,8 +239,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     that of :func:`block_divergence`, by fast gradient projection with adaptive restart, until the subproblem's
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
     image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``p`` (the gap's sums in float64; ``f``
-    is read in its own dtype) and holds two arrays of the dual field's size and three of the image's, updated in
-    place.
+    is read in its own dtype) and holds two arrays of the dual field's size, the extrapolated point in that dtype and
+    the last move in float32, and three of the image's, updated in place.
 
     Parameters
     ----------

@@ -340,20 +340,24 @@ class TensorOperator:
             d[..., above - r0:, :] += self.a_y[..., above - 1:r1 - 1, :]
         return d
 
-    def norms_over_diagonal(self, x: torch.Tensor | None = None, rows_of: Callable | None = None,
-                            like: torch.Tensor | None = None) -> torch.Tensor:
-        """Per image (float64, (B,)): ``||x / diag||``, or with ``rows_of`` (rows of ``u``, as in :meth:`_strips`)
-        and ``like`` (an array of ``u``'s shape) ``||w A u / diag||``; formed in strips of rows, with no array of
-        the image's size (lagged diffusivity's residual norms)."""
-        shape = (x if x is not None else like).shape
-        H, rows = shape[-2], strip_rows(x if x is not None else like)
-        acc = torch.zeros(shape[0], dtype=torch.float64, device=self.a_x.device)
-        if x is not None:
-            parts = ((r0, min(H, r0 + rows), x[..., r0:r0 + rows, :]) for r0 in range(0, H, rows))
-        else:
-            parts = ((r0, r1, self.unknowns_(p, r0, r1)) for r0, r1, p in self._strips(rows_of, H, rows))
+    def norms_over_diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        """Per image (float64, (B,)): ``||x / diag||``, formed in strips of rows (no array of the image's size)."""
+        H, rows = x.shape[-2], strip_rows(x)
+        return self._norms((r0, min(H, r0 + rows), x[..., r0:r0 + rows, :]) for r0 in range(0, H, rows))
+
+    def applied_norms_over_diagonal(self, rows_of: Callable, like: torch.Tensor) -> torch.Tensor:
+        """Per image (float64, (B,)): ``||w A u / diag||``, ``u`` given by ``rows_of`` (rows of ``u``, as in
+        :meth:`_strips`) and ``like`` an array of its shape; formed in strips of rows, with no array of the
+        image's size (lagged diffusivity's residual norms)."""
+        H, rows = like.shape[-2], strip_rows(like)
+        return self._norms((r0, r1, self.unknowns_(p, r0, r1)) for r0, r1, p in self._strips(rows_of, H, rows))
+
+    def _norms(self, parts) -> torch.Tensor:
+        """``sqrt(sum (part / diag)^2)`` per image over ``(r0, r1, part)`` strips of rows, in float64."""
+        acc = None
         for r0, r1, part in parts:
-            acc += (part / self._diagonal_rows(r0, r1)).double().square_().flatten(1).sum(1)
+            term = (part / self._diagonal_rows(r0, r1)).double().square_().flatten(1).sum(1)
+            acc = term if acc is None else acc.add_(term)
         return acc.sqrt_()
 
     def pixel_weight(self) -> torch.Tensor:
@@ -508,7 +512,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             op = build(u)
             r = op(u).neg_()
             # ||w A (m f) / diag||, m f and the diagonal formed strip by strip (a subdomain's peak memory)
-            bn = op.norms_over_diagonal(rows_of=lambda a, b: m[..., a:b, :] * f4[..., a:b, :], like=f4)
+            bn = op.applied_norms_over_diagonal(lambda a, b: m[..., a:b, :] * f4[..., a:b, :], f4)
             rn = op.norms_over_diagonal(r)
             rel = torch.where(bn > 0, rn / bn.clamp_min(tiny), rn)
             active = rel > tol
