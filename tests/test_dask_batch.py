@@ -324,6 +324,18 @@ def test_denoise_a_zarr_store_on_the_cluster_equals_rof(tmp_path, cluster, capsy
     assert np.abs(_read_store(tmp_path / "u8_out.zarr") - ref8).max() <= 1e-4
 
 
+def test_a_zarr_volume_is_chunked_by_the_volume_default(tmp_path, capsys):
+    """Without --chunks a volume gets chunks of 128 a side (a chunk of an image's default edge, 1024, would be 4 GB
+    for a volume)."""
+    pytest.importorskip("zarr")
+    from pdeflow.cli._zarr import DEFAULT_CHUNKS
+    v = np.random.default_rng(7).random((DEFAULT_CHUNKS[3] + 4, 4, 5)).astype(np.float32)
+    _store(tmp_path / "v.zarr", v, chunks=8)
+    status, stdout, _ = _main(["denoise", tmp_path / "v.zarr", tmp_path / "v_out.zarr", "--lam", "0.05", "--ndim", "3",
+                               "--max-sweeps", "1"], capsys)
+    assert status == 0 and f"chunks of {DEFAULT_CHUNKS[3]}x4x5" in stdout
+
+
 def test_inpaint_a_zarr_store_with_a_mask_store_or_holes(tmp_path, capsys):
     pytest.importorskip("zarr")
     from pdeflow.inpaint import inpaint_diffusion

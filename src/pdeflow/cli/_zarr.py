@@ -26,8 +26,9 @@ from ..errors import UserInputError
 from ._arguments import positive_int
 from ._errors import CLIError
 
-#: The chunk edge of ``--chunks`` by default.
-DEFAULT_CHUNKS = 1024
+#: The chunk edge of ``--chunks`` by default, by the spatial axes: a chunk of a few MB either way (1024² float32 is
+#: 4 MB, 128³ is 8 MB; a worker holds some 20 chunks, the user guide's "Large images and many images").
+DEFAULT_CHUNKS = {2: 1024, 3: 128}
 #: The sweeps of the graph by default (``pdeflow.dask``'s ``max_sweeps``).
 DEFAULT_MAX_SWEEPS = 30
 #: The overlap of inpainting's subdomains by default (``pdeflow.dask.inpaint``'s).
@@ -49,8 +50,8 @@ def add_zarr_args(p, *, overlap: bool = False) -> None:
     """The ``zarr`` group: ``--chunks``, ``--ndim``, ``--max-sweeps`` (and ``--overlap`` with ``overlap``)."""
     g = p.add_argument_group("zarr stores (images and volumes larger than memory)", textwrap.fill(ZARR_HELP, 100))
     g.add_argument("--chunks", type=positive_int, default=None, metavar="N",
-                   help=f"chunks of N pixels a side along the spatial axes (default {DEFAULT_CHUNKS}): the blocks of "
-                        "the domain decomposition; a task holds a few, the memory of a worker grows with N")
+                   help=f"chunks of N pixels a side along the spatial axes (default {DEFAULT_CHUNKS[2]}, with --ndim 3 "
+                        f"{DEFAULT_CHUNKS[3]}): the blocks of the domain decomposition; a worker holds up to about 20 chunks")
     g.add_argument("--ndim", type=int, choices=(2, 3), default=None,
                    help="3: the store holds a volume (D, H, W) (or (C, D, H, W), (B, C, D, H, W)); default 2: "
                         "images (H, W), (C, H, W) or (B, C, H, W)")
@@ -134,7 +135,7 @@ def open_store(path, what: str, *, chunks=None, ndim: int = 2, mask: bool = Fals
         raise CLIError(f"argument {what}: the store holds dtype {x.dtype}; expected floats or integers")
     elif x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32)
-    edge = chunks or DEFAULT_CHUNKS
+    edge = chunks or DEFAULT_CHUNKS[ndim]
     spatial = {k: edge for k in range(x.ndim - ndim, x.ndim)}
     return x.rechunk(spatial) if any(max(x.chunks[k]) != min(edge, x.shape[k]) for k in spatial) else x
 
