@@ -51,7 +51,8 @@ def add_zarr_args(p, *, overlap: bool = False) -> None:
     g = p.add_argument_group("zarr stores (images and volumes larger than memory)", textwrap.fill(ZARR_HELP, 100))
     g.add_argument("--chunks", type=positive_int, default=None, metavar="N",
                    help=f"chunks of N pixels a side along the spatial axes (default {DEFAULT_CHUNKS[2]}, with --ndim 3 "
-                        f"{DEFAULT_CHUNKS[3]}): the blocks of the domain decomposition; a worker holds up to about 20 chunks")
+                        f"{DEFAULT_CHUNKS[3]}): the blocks of the domain decomposition; a worker holds up to about "
+                        "20 chunks")
     g.add_argument("--ndim", type=int, choices=(2, 3), default=None,
                    help="3: the store holds a volume (D, H, W) (or (C, D, H, W), (B, C, D, H, W)); default 2: "
                         "images (H, W), (C, H, W) or (B, C, H, W)")
