@@ -1,6 +1,8 @@
-"""The tied candidate of the ROF certificate (pdeflow.tv._tied): what it ties, that its gap is a certificate,
-and that a default rof call stopping on it keeps the default's accuracy, in float32 and float64."""
+"""The tied candidate of the ROF certificate (pdeflow.tv._tied): what it ties, that its gap certifies the candidate
+and the solver's own image u = f + lam div p, and that rof calls stopping on it keep their accuracy, in float32 and
+float64."""
 import functools
+import sys
 
 import numpy as np
 import pytest
@@ -88,35 +90,38 @@ def test_volumes_tie_along_all_three_axes():
 
 @pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")
 @pytest.mark.parametrize("lam", [0.05, 0.3])
-def test_the_tied_gap_certifies_the_candidate(lam):
-    # any (v, p) with |p| <= 1 bounds ||v - u*||^2 by twice the gap: check against a converged reference
+def test_the_tied_gap_certifies_the_candidate_and_the_solvers_own_image(lam):
+    # any (v, p) with |p| <= 1 bounds ||v - u*||^2 by twice the gap, and (the dual's strong concavity in
+    # u = f + lam div p) ||u - u*||^2 too: check both against a converged reference
     f = _noisy()[None, None]
     ref = _reference(64, 0, lam)
+    lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
     for k in (50, 150, 400):
         r = rof(f, lam, tol=1e-12, max_iter=k, precision="float64", full_output=True)
-        lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
-        v, gap, primal, _ = tied_certificate(f, r.u, r.p, lam_t, False, PLAIN, tol=1e-6, atol=None)
+        gap, primal = tied_certificate(f, r.u, r.p, lam_t, False, PLAIN)
+        v = tied_primal(r.u, r.p, False)
         assert torch.allclose(torch.stack(duality_gap(f, v, r.p, lam_t)), torch.stack([gap, primal]), rtol=1e-12)
         # (the reference's own error, at a relative gap of 1e-9, is far below these gaps)
         assert (v - ref).pow(2).sum().item() <= 2 * gap.item() * (1 + 1e-6)
+        assert (r.u - ref).pow(2).sum().item() <= 2 * gap.item() * (1 + 1e-6)
 
 
 @pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")
 def test_the_candidate_is_what_helps_late_in_a_solve():
     # late in a solve most of the solver's own gap is the noise's total variation on flat regions: the tied
-    # candidate's gap is several times smaller (this is why the default stops earlier with it)
+    # candidate's gap is several times smaller (this is why the solver stops earlier with it)
     f = _noisy(96)[None, None]
     lam = 0.1
     r = rof(f, lam, tol=1e-12, max_iter=300, precision="float64", full_output=True)
     lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
     own, _ = duality_gap(f, r.u, r.p, lam_t)
-    _, tied, _, _ = tied_certificate(f, r.u, r.p, lam_t, False, PLAIN, tol=1e-6, atol=None)
+    tied, _ = tied_certificate(f, r.u, r.p, lam_t, False, PLAIN)
     assert tied.item() < 0.5 * own.item()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("lam", [0.1, 0.4])
-def test_default_rof_keeps_its_accuracy_and_mean_when_it_stops_on_the_candidate(dtype, lam):
+def test_default_rof_keeps_its_accuracy_and_mean(dtype, lam):
     f = _noisy(64, seed=2)
     ref = _reference(64, 2, lam)
     r = rof(f.to(dtype), lam, full_output=True)
@@ -124,7 +129,7 @@ def test_default_rof_keeps_its_accuracy_and_mean_when_it_stops_on_the_candidate(
     err = (r.u.double() - ref)
     assert err.pow(2).mean().sqrt().item() <= ACCURACY * rng
     assert err.abs().max().item() <= 1e-3 * rng
-    # the candidate keeps each region's mean, so the image's mean stays that of the data
+    # u = f + lam div p keeps the data's mean (div p sums to zero)
     assert abs(r.u.double().mean().item() - f.mean().item()) <= 4 * torch.finfo(dtype).eps * f.abs().max().item()
     # and the float32 call gives the float64 call's answer within the certified accuracy
     if dtype == torch.float32:
@@ -132,14 +137,34 @@ def test_default_rof_keeps_its_accuracy_and_mean_when_it_stops_on_the_candidate(
         assert (r.u.double() - r64).pow(2).mean().sqrt().item() <= 2 * ACCURACY * rng
 
 
+def _without_candidate(monkeypatch):
+    """rof's mixed-precision solver (every call here) with the tied candidate turned off: the comparison."""
+    module = sys.modules["pdeflow.tv.rof"]
+    fn = module.solve_auto
+    monkeypatch.setattr(module, "solve_auto", lambda *a, **k: fn(*a, **{**k, "tied": False}))
+
+
+@pytest.mark.parametrize("tol", [None, 1e-6])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_default_call_stops_on_the_candidate_where_it_certifies_first(dtype):
+def test_a_call_stops_on_the_candidate_where_it_certifies_first_and_returns_its_own_image(dtype, tol, monkeypatch):
+    """The default call and a call with tol stop earlier with the candidate than without it, return
+    u = f + lam div p (not the candidate), and keep their accuracy: the default's certified RMS error, and
+    tol's bound sqrt(2 tol P) with P at most the data's energy P(f) = lam TV(f)."""
     f = _noisy(64, seed=2)
     lam = 0.1
-    r = rof(f.to(dtype), lam, full_output=True)
-    # the answer is not the dual's own primal f + lam div p: it is the tied candidate, constant on regions
-    assert (r.u.double() - (f + lam * div(r.p.double())[0, 0])).abs().max().item() > 1e-4
-    assert torch.unique(r.u).numel() < 0.9 * f.numel()
+    ref = _reference(64, 2, lam)
+    r = rof(f.to(dtype), lam, tol=tol, full_output=True)
+    assert (r.u.double() - (f + lam * div(r.p.double())[0, 0])).abs().max().item() <= 8 * lam * torch.finfo(dtype).eps
+    err = (r.u.double() - ref).pow(2).sum().sqrt().item()
+    if tol is None:
+        assert err <= ACCURACY * (f.max() - f.min()).item() * f.numel() ** 0.5
+    else:
+        tv_f = torch.stack([f.diff(dim=0, append=f[-1:]), f.diff(dim=1, append=f[:, -1:])]).norm(dim=0).sum().item()
+        assert err <= (2 * tol * lam * tv_f) ** 0.5 * 1.05     # (the reference is off by up to 3 % of it)
+    with monkeypatch.context() as m:
+        _without_candidate(m)
+        own = rof(f.to(dtype), lam, tol=tol, full_output=True)
+    assert r.iterations.item() < own.iterations.item()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

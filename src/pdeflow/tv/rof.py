@@ -66,14 +66,14 @@ class RofResult:
     Attributes
     ----------
     u : Tensor, shape of ``f``
-        The minimiser (at the default accuracy possibly the candidate tied on the dual's flat
-        regions, see :func:`rof`'s Notes).
+        The minimiser, ``f + lam * div(p)``.
     p : Tensor, shape ``(B, C, 2, H, W)``
-        Dual field with ``|p| <= 1`` and ``u ~= f + lam * div(p)``.
+        Dual field with ``|p| <= 1``.
     iterations : Tensor of int64, shape (B,)
         Iterations each image took.
     gap : Tensor, shape (B,)
-        Final relative duality gap of each image.
+        Final relative duality gap of each image (of ``u``, or of the candidate tied on the dual's flat
+        regions where that is smaller: either bounds the error of ``u``, see :func:`rof`'s Notes).
     converged : Tensor of bool, shape (B,), or None
         Whether each image met ``tol`` (False: it stopped at ``max_iter`` or at the round-off floor of
         its dtype with the gap in ``gap``; an image constant to round-off counts as converged).
@@ -171,8 +171,9 @@ def rof(
         2-D with unit spacing only: on volumes or with ``spacing`` it is refused,
         the other three run, see ``ND_METHODS``).
     tol : float, optional
-        Stop each image when its relative duality gap ``(P - D) / P <= tol``.
-        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  For the exact
+        Stop each image when its relative duality gap ``(P - D) / P <= tol``
+        (``P`` of ``u`` or of the candidate tied on flat regions, see Notes).  This bounds
+        ``||u - u*||_2 <= sqrt(2 * tol * P)``.  For the exact
         answer, ``tol=1e-6`` or tighter.  Default None: stop at ``accuracy``.
     accuracy : float
         Used when ``tol`` is None (the default): stop each image once its
@@ -253,17 +254,17 @@ def rof(
     field ``p`` certifies ``||u - u*||_2^2 <= 2 (P(u) - D(p))``.  The default
     stopping rule asks for ``P(u) - D(p) <= 1/2 (accuracy * range)^2 * n`` (``n``
     values per image), which bounds the RMS error by ``accuracy * range``: a
-    certificate, not an estimate.  Any image ``v`` certifies itself the same
-    way, ``||v - u*||^2 <= 2 (P(v) - D(p))``: near the end of a solve most of
-    the gap of ``u = f + lam div p`` is the total variation of its noise on
-    the solution's flat regions, so the default call also tries the image
-    made constant (its mean) on every region where ``|p| < 1`` and stops on
-    whichever certifies first; it takes that candidate only where it moves no
-    pixel by more than four times the certified RMS error.  ``u = f + lam div
-    p`` then holds to that accuracy, not exactly (a call with ``tol`` keeps
-    it exact).  The largest error of a pixel is not certified; at the default
-    it stays below 1e-3 of the range on the benchmark photographs (the
-    results page "Accuracy and speed of the defaults").
+    certificate, not an estimate.  The dual objective is 1-strongly concave in
+    ``u = f + lam div p``, so ``||u - u*||^2 <= 2 (D* - D(p)) <= 2 (P(v) - D(p))``
+    for *any* image ``v``: near the end of a solve most of the gap of ``u``
+    itself is the total variation of its noise on the solution's flat regions,
+    so the solver also evaluates the gap of ``u`` made constant (its mean) on
+    every region where ``|p| < 1`` and stops on whichever certifies first
+    (``tol`` or the default accuracy alike; not where a gradient is needed).
+    The returned ``u`` is always ``f + lam div p``, and ``gap`` is the smaller
+    of the two relative gaps.  The largest error of a pixel is not certified;
+    at the default it stays below 1e-3 of the range on the benchmark
+    photographs (the results page "Accuracy and speed of the defaults").
 
     **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the
     energy is the Riemann sum of the continuum one over the voxel cells,
@@ -357,7 +358,7 @@ def rof(
     run = solve_auto if precision == "auto" else solve
     res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
                      channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                     checked=True, atol=atol, tied=atol is not None)
+                     checked=True, atol=atol, tied=not need_grad)
     if bool(short.any()):
         at_max = int((res.iterations[short] >= max_iter).sum())
         if tol is None:
@@ -393,7 +394,7 @@ def check_method(method, grid: Grid) -> None:
 
 #: The tied candidate (:mod:`pdeflow.tv._tied`) is first tried on an image whose gap is at most this many
 #: times its target, then where its last ratio to the solver's gap predicts it meets the target; never in
-#: the first ``TIED_SPACING`` iterations nor within that many of the last try (its connected-component
+#: the first ``TIED_SPACING`` iterations from zero nor within that many of the last try (its connected-component
 #: labelling costs about ten iterations: short solves are not worth it).
 TIED_REACH = 10.0
 TIED_SPACING = 40
@@ -413,8 +414,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     and the methods of ``ND_METHODS`` run (uncompiled).  ``atol``: per-image absolute duality gaps
     ``(B,)`` (float64) to stop at instead of the relative ``tol`` (which is then None; see
     :func:`gap_targets`).  ``tied``: also stop on the gap of the candidate tied on the dual's flat regions
-    (:mod:`pdeflow.tv._tied`), returned as ``u`` where it stops there (then ``u = f + lam div p`` holds only
-    to the certified accuracy: the TV flow, whose flux must satisfy it exactly, leaves it off).
+    (:mod:`pdeflow.tv._tied`), which bounds the error of ``u = f + lam div p`` too (``u`` is returned, and
+    the reported gap is the smaller of the two).
     """
     if not (trusted or checked):
         ops.check_image(f, "f", ndim=grid.ndim)
@@ -493,7 +494,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     first = check_every if first_check is None else max(1, int(first_check))
     # per image: the tied candidate's gap over the solver's own at its last try, and the iteration of that try
     tied_ratio_a = torch.full((active.numel(),), 1.0 / TIED_REACH, dtype=torch.float64, device=x.device)
-    tied_it_a = torch.zeros(active.numel(), dtype=torch.long, device=x.device)
+    # (a warm start may be certified by the candidate at once: a dual field rof returned is)
+    tied_it_a = torch.full((active.numel(),), 0 if p0 is None else -TIED_SPACING, dtype=torch.long, device=x.device)
     while active.numel():
         n = min(first if checks == 0 else check_every, max_iter - it)
         for _ in range(n):
@@ -539,14 +541,12 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
             j = try_tied.nonzero().reshape(-1)
-            v, gap_v, primal_v, ok = tied_certificate(fa[j], u[j], pa[j], lam_a[j], channelwise, grid, tol=tol,
-                                                      atol=None if atol_a is None else atol_a[j])
+            gap_v, primal_v = tied_certificate(fa[j], u[j], pa[j], lam_a[j], channelwise, grid)
             tied_ratio_a[j] = gap_v / gap[j].double().clamp_min(torch.finfo(torch.float64).tiny)
             tied_it_a[j] = it
+            ok = gap_v <= (tol * primal_v if atol_a is None else atol_a[j])
             if bool(ok.any()):
                 jj = j[ok]
-                u = u.clone()
-                u[jj] = v[ok]
                 rel[jj] = gap_v[ok] / primal_v[ok].clamp_min(torch.finfo(torch.float64).tiny)
                 met[jj] = True
                 converged[jj] = True
@@ -619,18 +619,24 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
                          first_check=first_check, trusted=trusted, atol=atol, **opts)
     # feasible in float64 (float32 rounding can leave |p| above 1 by an ulp), so the gap certifies
     p = project(r32.p.double(), channelwise) if grid.plain else grid.project(r32.p.double(), channelwise)
+    positive = lam_t.reshape(-1) > 0
+    gone = (positive & (r32.iterations == 0)).nonzero().reshape(-1)     # extinct: the mean, from the float64 data
+    if gone.numel():
+        mean, q = extinction_flux(x[gone], lam_t[gone], grid)
+        p[gone] = project(q, channelwise) if grid.plain else grid.project(q, channelwise)
     u = x + lam_t * (div(p) if grid.plain else grid.div(p))
+    if gone.numel():
+        u[gone] = mean.expand_as(u[gone])
     gap, primal = gap_and_primal(x, u, p, lam_t, channelwise, grid)
     target = tol * primal if atol is None else atol
-    positive = lam_t.reshape(-1) > 0
-    # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied): that candidate,
-    # formed again in float64 (a float32 one would not keep the mean to round-off), where it meets the target
+    # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied), which certifies u:
+    # that gap again in float64 (a float32 candidate would not keep the mean to round-off)
     above = (positive & (gap > target)).nonzero().reshape(-1) if tied else None
     if above is not None and above.numel():
-        v, gap_v, primal_v, ok = tied_certificate(x[above], u[above], p[above], lam_t[above], channelwise, grid,
-                                                  tol=tol, atol=None if atol is None else atol[above])
+        gap_v, primal_v = tied_certificate(x[above], u[above], p[above], lam_t[above], channelwise, grid)
+        ok = gap_v <= (tol * primal_v if atol is None else atol[above])
         j = above[ok]
-        u[j], gap[j], primal[j] = v[ok], gap_v[ok], primal_v[ok]
+        gap[j], primal[j] = gap_v[ok], primal_v[ok]
         target = tol * primal if atol is None else atol
     # float32 data is f rounded: where that alone leaves the float64 gap above the target, or where the
     # float32 iterations stopped at their round-off floor, continue in float64 (max_iter: stopped there)
