@@ -40,8 +40,8 @@ INTERNALS = {
     ("test_tv_accuracy.py", "pdeflow.tv._tied"): "the default's certificate recomputed from the returned (u, p): "
                                                   "the tied candidate's gap is one of its two primal candidates",
     ("test_tv_accuracy.py", "pdeflow.tv._grid"): "the plain grid the tied certificate takes",
-    ("test_dask_batch.py", "pdeflow.cli._zarr"): "the default chunk edge of a zarr volume, read from the command line's "
-                                                 "own constant",
+    ("test_dask_batch.py", "pdeflow.cli._zarr"): "the default chunk edge of a zarr volume, read from the command "
+                                                 "line's own constant",
     ("test_tv_tied.py", "pdeflow.tv._tied"): "the tied candidate's labelling against a graph search, and its gap "
                                              "against a converged reference",
     ("test_tv_tied.py", "pdeflow.tv._grid"): "the tied candidate on a volume's grid",

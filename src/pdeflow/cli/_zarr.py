@@ -26,8 +26,8 @@ from ..errors import UserInputError
 from ._arguments import positive_int
 from ._errors import CLIError
 
-#: The chunk edge of ``--chunks`` by default, by the spatial axes: a chunk of a few MB either way (1024² float32 is
-#: 4 MB, 128³ is 8 MB; a worker holds some 20 chunks, the user guide's "Large images and many images").
+#: The chunk edge of ``--chunks`` by default, by the spatial axes: chunks of about the same number of pixels for
+#: images and volumes (a worker holds some 20 chunks, the user guide's "Large images and many images").
 DEFAULT_CHUNKS = {2: 1024, 3: 128}
 #: The sweeps of the graph by default (``pdeflow.dask``'s ``max_sweeps``).
 DEFAULT_MAX_SWEEPS = 30

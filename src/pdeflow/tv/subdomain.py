@@ -172,7 +172,7 @@ def _dot(a, b):
     return float((a * b).sum(dtype=torch.float64))
 
 
-#: Elements of a slab in the mixed-dtype operations below (1 MiB of float64): an in-place operation between a
+#: Elements of a slab in the mixed-dtype operations below: an in-place operation between a
 #: float64 and a float32 tensor converts the float32 one whole in a temporary; slab by slab it is converted into one
 #: buffer (allocated once: a Dask worker's allocator maps and unmaps every allocation of this size afresh).
 SLAB_ELEMENTS = 1 << 17
