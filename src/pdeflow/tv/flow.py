@@ -437,7 +437,7 @@ def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channel
         stats["steps"] += 1
         v, q = _solve_step(f.detach() if grad else f, lam, p, stats, tol=tol, solver=solver, max_iter=max_iter,
                           check_every=check_every, channelwise=channelwise, compile=compile, grid=grid,
-                          atol=None if tol is not None else atol, auto=auto, tied=not grad)
+                          atol=None if tol is not None else atol, auto=auto, tied=tol is None and not grad)
     else:
         v, q = solution
     if grad:

@@ -72,8 +72,9 @@ class RofResult:
     iterations : Tensor of int64, shape (B,)
         Iterations each image took.
     gap : Tensor, shape (B,)
-        Final relative duality gap of each image (of ``u``, or of the candidate tied on the dual's flat
-        regions where that is smaller: either bounds the error of ``u``, see :func:`rof`'s Notes).
+        Final relative duality gap of each image (at the default accuracy, of ``u`` or of the candidate tied
+        on the dual's flat regions, whichever is smaller: either bounds the error of ``u``, see :func:`rof`'s
+        Notes).
     converged : Tensor of bool, shape (B,), or None
         Whether each image met ``tol`` (False: it stopped at ``max_iter`` or at the round-off floor of
         its dtype with the gap in ``gap``; an image constant to round-off counts as converged).
@@ -171,9 +172,8 @@ def rof(
         2-D with unit spacing only: on volumes or with ``spacing`` it is refused,
         the other three run, see ``ND_METHODS``).
     tol : float, optional
-        Stop each image when its relative duality gap ``(P - D) / P <= tol``
-        (``P`` of ``u`` or of the candidate tied on flat regions, see Notes).  This bounds
-        ``||u - u*||_2 <= sqrt(2 * tol * P)``.  For the exact
+        Stop each image when its relative duality gap ``(P - D) / P <= tol``.
+        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  For the exact
         answer, ``tol=1e-6`` or tighter.  Default None: stop at ``accuracy``.
     accuracy : float
         Used when ``tol`` is None (the default): stop each image once its
@@ -258,13 +258,16 @@ def rof(
     ``u = f + lam div p``, so ``||u - u*||^2 <= 2 (D* - D(p)) <= 2 (P(v) - D(p))``
     for *any* image ``v``: near the end of a solve most of the gap of ``u``
     itself is the total variation of its noise on the solution's flat regions,
-    so the solver also evaluates the gap of ``u`` made constant (its mean) on
-    every region where ``|p| < 1`` and stops on whichever certifies first
-    (``tol`` or the default accuracy alike; not where a gradient is needed).
-    The returned ``u`` is always ``f + lam div p``, and ``gap`` is the smaller
-    of the two relative gaps.  The largest error of a pixel is not certified;
-    at the default it stays below 1e-3 of the range on the benchmark
-    photographs (the results page "Accuracy and speed of the defaults").
+    so the default call also evaluates the gap of ``u`` made constant (its
+    mean) on every region where ``|p| < 1`` and stops on whichever certifies
+    first (``gap`` is then the smaller of the two relative gaps).  A call with
+    ``tol`` stops on the gap of ``u`` alone, a stricter test than its bound
+    needs: with the candidate, ``tol=1e-6`` at small ``lam`` would stop with
+    an error close to the default's, where it is meant to be exact.  The
+    returned ``u`` is always ``f + lam div p``.  The largest error of a pixel
+    is not certified; at the default it stays below 1e-3 of the range on the
+    benchmark photographs (the results page "Accuracy and speed of the
+    defaults").
 
     **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the
     energy is the Riemann sum of the continuum one over the voxel cells,
@@ -358,7 +361,7 @@ def rof(
     run = solve_auto if precision == "auto" else solve
     res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
                      channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                     checked=True, atol=atol, tied=not need_grad)
+                     checked=True, atol=atol, tied=atol is not None)
     if bool(short.any()):
         at_max = int((res.iterations[short] >= max_iter).sum())
         if tol is None:
