@@ -185,8 +185,8 @@ def _slabs(a: torch.Tensor, buf: torch.Tensor):
     rows = max(1, SLAB_ELEMENTS // max(1, a.numel() // max(1, n)))
     for i in range(0, n, rows):
         s = slice(i, min(i + rows, n))
-        shape = a[:, s].shape
-        yield s, buf[:a[:, s].numel()].view(shape)
+        slab = a[:, s]
+        yield s, buf[:slab.numel()].view(slab.shape)
 
 
 def _add_slabs(out: torch.Tensor, src: torch.Tensor, alpha: float, buf: torch.Tensor) -> torch.Tensor:
