@@ -291,9 +291,11 @@ def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, m
     half = tuple(e // 2 if s else e for e, s in zip(edges, split))
     bchunk = int(max(f4.chunks[0]))
     with _workspace(target, overwrite, store, who) as (work, tmp):
-        fpath = work / "f.zarr"
-        da.to_zarr(f4.rechunk((bchunk, C) + half), str(fpath), overwrite=True, compute=False).compute(
-            **({"scheduler": scheduler} if scheduler is not None else {}))
+        # each dask chunk a block, written whole into its half-block store chunks: a rechunk to the store's
+        # chunks would be a graph of several tasks per block, whose bookkeeping stays in a worker's heap
+        fpath = _create(work / "f.zarr", f4.shape, (bchunk, C) + half, f4.dtype)
+        da.store(f4.rechunk((bchunk, C) + tuple(edges)), _open(fpath), lock=False,
+                 **({"scheduler": scheduler} if scheduler is not None else {}))
         pchunks = (bchunk, C * nd) + half
         stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
         bslices = _batch_slices(f4.rechunk({0: bchunk}))
