@@ -298,6 +298,19 @@ def test_store_to_store_equals_the_lazy_and_the_single_array_answer(client, tmp_
         pdd.rof_to_zarr(da.from_array(f, chunks=16), 0.1, tmp_path / "x.zarr", store=tmp_path / "missing")
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_store_to_store_takes_odd_and_irregular_chunks(tmp_path, ndim):
+    """rof_to_zarr's blocks are the largest chunk rounded down to an even size: the input is copied into them from
+    odd and irregular chunks, and the answer is the single-array one."""
+    shape, chunks = ((16, 14, 12), ((5, 6, 5), 7, 12)) if ndim == 3 else ((30, 31), ((7, 11, 12), 13))
+    f = np.random.default_rng(3).random(shape)
+    ref = rof(torch.from_numpy(f), 0.1, tol=1e-11, ndim=ndim).numpy()
+    r = pdd.rof_to_zarr(da.from_array(f, chunks=chunks), 0.1, tmp_path / "u.zarr", tol=1e-8, ndim=ndim,
+                        scheduler="sync")
+    assert r.converged and r.u.shape == shape
+    assert np.abs(r.u.compute() - ref).max() <= 1e-5
+
+
 @pytest.mark.slow   # a worker restart; make test keeps the lazy path's killed worker and the store-to-store answers
 def test_store_to_store_survives_a_killed_worker(client, tmp_path):
     """A worker killed (SIGKILL) during a store-to-store rof: its tasks rerun elsewhere (each reads one store and
