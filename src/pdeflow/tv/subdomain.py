@@ -315,8 +315,30 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
             else:
                 y[:, c, k].add_(d[:, c, k], alpha=alpha)
 
+    def gap_met(x):
+        """Whether the subproblem's relative duality gap at ``x`` is at most ``tol`` for every image (``u`` and the
+        scratch arrays overwritten)."""
+        _primal_into(u, f, x, lam, spatial)
+        norm.zero_()
+        inner = torch.zeros(b, dtype=torch.float64)
+        for c, k in components:
+            _difference_into(t_, u[:, c], k).masked_fill_(fixed, 0.0)
+            norm.addcmul_(t_, t_)
+            for i in range(b):
+                inner[i] += _dot(t_[i], x[i, c, k])
+        tv_free = norm.sqrt_().flatten(1).sum(1, dtype=torch.float64)
+        gap = lam * (tv_free - inner)
+        # u - f = lam div x formed again in u (u.sub_(f) would convert f to u's dtype in a temporary) and summed
+        # over the strided view (flattening it would copy the region): a block's peak memory
+        _add_divergence(u.zero_(), x, lam, spatial).square_()
+        energy = 0.5 * u[sel].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1) + lam * tv_free
+        return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
+
     t, beta = 1.0, 0.0
-    for it in range(1, max_iter + 1):
+    # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near
+    # the seams of the step before, and many are solved before their first iteration
+    iterations = 0 if gap_met(y) else max_iter
+    for it in range(1, iterations + 1):
         _primal_into(u, f, y, lam, spatial)
         norm.zero_()
         for c, k in components:
@@ -347,22 +369,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         if it % check_every == 0:
             if beta:
                 extrapolate(-beta)                          # y holds x for the gap
-            x = y
-            _primal_into(u, f, x, lam, spatial)
-            norm.zero_()
-            inner = torch.zeros(b, dtype=torch.float64)
-            for c, k in components:
-                _difference_into(t_, u[:, c], k).masked_fill_(fixed, 0.0)
-                norm.addcmul_(t_, t_)
-                for i in range(b):
-                    inner[i] += _dot(t_[i], x[i, c, k])
-            tv_free = norm.sqrt_().flatten(1).sum(1, dtype=torch.float64)
-            gap = lam * (tv_free - inner)
-            # u - f = lam div x formed again in u (u.sub_(f) would convert f to u's dtype in a temporary) and summed
-            # over the strided view (flattening it would copy the region): a block's peak memory
-            _add_divergence(u.zero_(), x, lam, spatial).square_()
-            energy = 0.5 * u[sel].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1) + lam * tv_free
-            if bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all()):
+            if gap_met(y):
                 beta = 0.0
                 break
             if beta:
