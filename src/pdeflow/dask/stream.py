@@ -39,7 +39,7 @@ from .inpaint import (
     ring_width,
     solve_block,
 )
-from .tv import ROF_TOL, gap_sums, primal_block, solve_dual_block
+from .tv import ROF_TOL, gap_sums, primal_block, solve_dual_block, step_tol
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
 
@@ -310,10 +310,10 @@ def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, m
         delayed = dask.delayed(pure=False)
         while not done and sweeps < max_sweeps:
             sweeps += 1
-            for cuts in grids:
+            for k, cuts in enumerate(grids):
                 nxt = 1 - cur
                 tasks = [delayed(_rof_step)(fpath, stores[cur], stores[nxt], b, blk, shape, lam=lam, C=C,
-                                            tol=tol / 10.0, max_iter=max_iter)
+                                            tol=step_tol(tol, sweeps - 1, k, len(grids)), max_iter=max_iter)
                          for b in bslices for blk in _blocks(shape, cuts)]
                 _run(tasks, scheduler)
                 cur = nxt

@@ -23,7 +23,8 @@ cannot pose that: its dual field has Neumann conditions at the far faces (the no
 tangential one free), and restricted additive Schwarz with it as the subdomain solver settles at a wrong fixed
 point near every seam. Each subproblem is therefore solved by :func:`pdeflow.tv.subdomain.solve_subdomain` (fast
 gradient projection on the block's dual, warm-started from the current duals) to a relative duality gap of the
-subproblem of ``tol / 10``.
+subproblem of ``tol / 10`` (:func:`step_tol`: ``tol`` in the first step, whose solves from zero duals are the
+longest, where later steps revisit every pixel); a block whose warm start already meets it is not iterated.
 
 **Convergence.** After every sweep a dask reduction computes the global duality gap of ``(u, p)`` (the
 certificate :func:`pdeflow.tv.duality_gap` computes on one array, here summed over chunks); the iteration
@@ -219,6 +220,22 @@ def _decompositions(f4):
     return out
 
 
+def step_tol(tol: float, sweep: int, step: int, steps: int) -> float:
+    """The relative duality gap the subproblems of step ``step`` (of ``steps``) of sweep ``sweep`` (both from 0)
+    are solved to: ``tol / 10``, and ``tol`` in the first step of the first sweep when there are later steps. Each
+    later step of that sweep has every pixel in one of its blocks, starts from the gap the first leaves and solves
+    on to ``tol / 10``, so the first step's last digit of accuracy, the most expensive iterations of the sweep
+    (its blocks start from zero duals), would be redone.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.tv import step_tol
+    >>> step_tol(1e-6, 0, 0, 4), step_tol(1e-6, 0, 1, 4), step_tol(1e-6, 0, 0, 1)
+    (1e-06, 1e-07, 1e-07)
+    """
+    return tol if sweep == 0 and step == 0 and steps > 1 else tol / 10.0
+
+
 def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
     """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy."""
     done = da.asarray(False)
@@ -230,12 +247,12 @@ def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
     fs = [f4 if g == f4.chunks else f4.rechunk(g) for g in grids]
     depth = spatial_depth(f4, 1)
     pchunks = [(g[0], p4.chunks[1]) + g[2:] for g in grids]
-    for _ in range(max_sweeps):
+    for n in range(max_sweeps):
         sweeps = sweeps + (~done).astype(int)
-        for fg, pc in zip(fs, pchunks):
+        for k, (fg, pc) in enumerate(zip(fs, pchunks)):
             p4 = p4.rechunk(pc) if p4.chunks != pc else p4
             p4 = sweep(solve_dual_block, [fg, p4], depth, done, dtype=p4.dtype, like=1, lam=lam, C=C,
-                       tol=tol / 10.0, max_iter=max_iter)
+                       tol=step_tol(tol, n, k, len(fs)), max_iter=max_iter)
         p4 = p4.rechunk(pchunks[0])
         sums = _chunk_sums(gap_sums, [f4, p4], depth, done, lam=lam, C=C)
         rel = (sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
