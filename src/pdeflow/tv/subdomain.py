@@ -172,62 +172,47 @@ def _dot(a, b):
     return float((a * b).sum(dtype=torch.float64))
 
 
-#: Elements of a slab in the mixed-dtype operations below: an in-place operation between a
-#: float64 and a float32 tensor converts the float32 one whole in a temporary; slab by slab it is converted into one
-#: buffer (allocated once: a Dask worker's allocator maps and unmaps every allocation of this size afresh).
-SLAB_ELEMENTS = 1 << 17
+#: Elements of the dual field in one block of rows (along the first spatial axis) of the iteration below: it runs
+#: row block by row block, so that its scratch (the ascent, its norm, a move in float64) is that many elements, not
+#: arrays of the block's size, and stays in the processor's cache between the operations on it (smaller blocks pay
+#: the per-operation overhead more often).
+SLAB_ELEMENTS = 1 << 18
 
 
-def _slabs(a: torch.Tensor, buf: torch.Tensor):
-    """``(slice, view of buf)`` pairs: slices along ``a``'s axis 1 (the first spatial axis of a ``(b, *S)`` view) of
-    at most :data:`SLAB_ELEMENTS`, each with a view of ``buf`` (flat, that many elements) of the slab's shape."""
-    n = a.shape[1]
-    rows = max(1, SLAB_ELEMENTS // max(1, a.numel() // max(1, n)))
-    for i in range(0, n, rows):
-        s = slice(i, min(i + rows, n))
-        slab = a[:, s]
-        yield s, buf[:slab.numel()].view(slab.shape)
+def _row_blocks(rows: int, per_row: int) -> list:
+    """Slices of ``range(rows)`` of at most :data:`SLAB_ELEMENTS` // ``per_row`` rows (at least one)."""
+    step = max(1, SLAB_ELEMENTS // max(1, per_row))
+    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
-def _add_slabs(out: torch.Tensor, src: torch.Tensor, alpha: float, buf: torch.Tensor) -> torch.Tensor:
-    """``out += alpha * src`` in place, ``src`` of another dtype converted into ``buf`` one slab at a time."""
-    for s, b in _slabs(out, buf):
-        out[:, s].add_(b.copy_(src[:, s]), alpha=alpha)
+def _difference_rows(out, v, k, rows):
+    """Rows ``rows`` (of the first spatial axis) of :func:`_difference_into` of ``v`` (b, *S) along axis ``k``,
+    into ``out`` (b, its rows, *S[1:])."""
+    if k:
+        return _difference_into(out, v[:, rows], k)
+    lo, hi = rows.start, rows.stop
+    inside = min(hi, v.shape[1] - 1) - lo       # rows with a next row; the image's last row has a zero difference
+    if inside > 0:
+        torch.sub(v[:, lo + 1:lo + 1 + inside], v[:, lo:lo + inside], out=out[:, :inside])
+    out[:, max(inside, 0):].zero_()
     return out
 
 
-def _move_slabs(d: torch.Tensor, r: torch.Tensor, beta: float, buf: torch.Tensor) -> float:
-    """``d = beta d - r`` in place (``d`` float32, ``r`` float64; each slab converted once into ``buf``), and
-    ``<d_new, r>``."""
-    dot = 0.0
-    for s, b in _slabs(r, buf):
-        ds = b.copy_(d[:, s]).mul_(beta).sub_(r[:, s])
-        dot += _dot(ds, r[:, s])
-        d[:, s].copy_(ds)
-    return dot
-
-
-def _held_parts(p: torch.Tensor, free: torch.Tensor) -> list:
-    """``(index, values)`` pairs that restore the held duals of ``p`` (off ``free``): slabs of slices where ``free``
-    is a box (the blocks of a decomposition: an indexing pass per slab instead of a masked one over the block),
-    one boolean mask otherwise."""
-    if bool(free.all()):
-        return []
-    spatial = free.dim()
-    inside = free.nonzero()
-    if inside.numel():
-        lo, hi = inside.amin(0).tolist(), (inside.amax(0) + 1).tolist()
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        if inside.shape[0] == free[box].numel():      # every pixel of the bounding box is free
-            parts = []
-            for k in range(spatial):
-                for side in (slice(0, lo[k]), slice(hi[k], free.shape[k])):
-                    if side.stop > side.start:
-                        where = (Ellipsis,) + tuple(side if j == k else slice(None) for j in range(spatial))
-                        parts.append((where, p[where].clone()))
-            return parts
-    where = (Ellipsis, ~free)
-    return [(where, p[where].clone())]
+def _primal_rows(u, f, p, lam, spatial, blocks):
+    """:func:`_primal_into` row block by row block (each block's operations in cache)."""
+    for rows in blocks:
+        ur = u[:, :, rows].copy_(f[:, :, rows])
+        for k in range(spatial):
+            pk = p[:, :, k]
+            ur.add_(pk[:, :, rows], alpha=lam)
+            if k:
+                n = ur.shape[2 + k]
+                ur.narrow(2 + k, 1, n - 1).sub_(pk[:, :, rows].narrow(2 + k, 0, n - 1), alpha=lam)
+            else:
+                lo = max(rows.start, 1)
+                if rows.stop > lo:
+                    u[:, :, lo:rows.stop].sub_(pk[:, :, lo - 1:rows.stop - 1], alpha=lam)
+    return u
 
 
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
@@ -240,7 +225,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
     image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``p`` (the gap's sums in float64; ``f``
     is read in its own dtype) and holds two arrays of the dual field's size, the extrapolated point in that dtype and
-    the last move in float32, and three of the image's, updated in place.
+    the last move in float32, one of the image's (``u = f + lam div p``), updated in place, and a row block's
+    scratch (:data:`SLAB_ELEMENTS`).
 
     Parameters
     ----------
@@ -285,51 +271,55 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     spatial = f.dim() - 2
     step = 1.0 / (4.0 * spatial * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
     fixed = ~free
-    held = _held_parts(p, free)
+    held = bool(fixed.any())
     sel = (Ellipsis,) + tuple(region)
     b, C = f.shape[:2]
     components = [(c, k) for c in range(C) for k in range(spatial)]
     # The extrapolated point y and the last move d = x - x_prev: the iterate is x = y - beta d. d is kept in float32
     # (half the memory of a float64 field): its rounding moves the point the ascent starts from by beta d 6e-8,
     # which vanishes with d as FGP converges; x is formed exactly (up to float64 rounding) for the stopping gap.
-    # Only d's update and y's extrapolation read d: the ascent and the primal read y alone. A step's projection is
-    # computed a component at a time, twice (once for the per-pixel norm, once to write it), not into a third array.
+    # The held duals need no copy: there the projection keeps y, so d stays zero and y the held value.
     y = p if overwrite else p.clone()
-    mixed = y.dtype != torch.float32
     d = torch.zeros(y.shape, dtype=torch.float32)
     u = torch.empty(f.shape, dtype=p.dtype)
-    norm = torch.empty((b,) + tuple(f.shape[2:]), dtype=p.dtype)
-    t_ = torch.empty_like(norm)
-    slab = max(min(SLAB_ELEMENTS, norm.numel()), norm.numel() // norm.shape[1])      # at least one row
-    buf = torch.empty(slab if mixed else 0, dtype=p.dtype)
+    plane = tuple(f.shape[3:])
+    blocks = _row_blocks(f.shape[2], b * C * spatial * max(1, free[0].numel()))
+    most = max(r.stop - r.start for r in blocks)
+    ascent = torch.empty((b, C, spatial, most) + plane, dtype=p.dtype)     # a row block's scratch
+    norm = torch.empty((b, most) + plane, dtype=p.dtype)
+    move = torch.empty((b, most) + plane, dtype=p.dtype)
 
-    def ascent(c, k):
-        """``y + step * grad u`` of component (c, k) into ``t_``."""
-        return _difference_into(t_, u[:, c], k).mul_(step).add_(y[:, c, k])
+    def norm_of(a, n):
+        """The per-pixel norm of the components of ``a`` (b, C, n, rows, ...) into ``n``."""
+        for i, (c, k) in enumerate(components):
+            if i:
+                n.addcmul_(a[:, c, k], a[:, c, k])
+            else:
+                torch.mul(a[:, c, k], a[:, c, k], out=n)
+        return n.sqrt_()
 
     def extrapolate(alpha):
         """``y += alpha d``."""
-        for c, k in components:
-            if mixed:
-                _add_slabs(y[:, c, k], d[:, c, k], alpha, buf)
-            else:
-                y[:, c, k].add_(d[:, c, k], alpha=alpha)
+        for rows in blocks:
+            m = move[:, :rows.stop - rows.start]
+            for c, k in components:
+                y[:, c, k, rows].add_(m.copy_(d[:, c, k, rows]), alpha=alpha)
 
     def gap_met(x):
         """Whether the subproblem's relative duality gap at ``x`` is at most ``tol`` for every image (``u`` and the
-        scratch arrays overwritten)."""
-        _primal_into(u, f, x, lam, spatial)
-        norm.zero_()
+        scratch overwritten)."""
+        _primal_rows(u, f, x, lam, spatial, blocks)
+        tv_free = torch.zeros(b, dtype=torch.float64)
         inner = torch.zeros(b, dtype=torch.float64)
-        for c, k in components:
-            _difference_into(t_, u[:, c], k).masked_fill_(fixed, 0.0)
-            norm.addcmul_(t_, t_)
-            for i in range(b):
-                inner[i] += _dot(t_[i], x[i, c, k])
-        tv_free = norm.sqrt_().flatten(1).sum(1, dtype=torch.float64)
+        for rows in blocks:
+            a = ascent[:, :, :, :rows.stop - rows.start]
+            for c, k in components:
+                g = _difference_rows(a[:, c, k], u[:, c], k, rows).masked_fill_(fixed[rows], 0.0)
+                inner += (g * x[:, c, k, rows]).flatten(1).sum(1, dtype=torch.float64)
+            tv_free += norm_of(a, norm[:, :rows.stop - rows.start]).flatten(1).sum(1, dtype=torch.float64)
         gap = lam * (tv_free - inner)
         # u - f = lam div x formed again in u (u.sub_(f) would convert f to u's dtype in a temporary) and summed
-        # over the strided view (flattening it would copy the region): a block's peak memory
+        # over the strided view (flattening it would copy the region)
         _add_divergence(u.zero_(), x, lam, spatial).square_()
         energy = 0.5 * u[sel].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1) + lam * tv_free
         return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
@@ -339,26 +329,27 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     # the seams of the step before, and many are solved before their first iteration
     iterations = 0 if gap_met(y) else max_iter
     for it in range(1, iterations + 1):
-        _primal_into(u, f, y, lam, spatial)
-        norm.zero_()
-        for c, k in components:
-            norm.addcmul_(ascent(c, k), t_)
-        norm.sqrt_().clamp_(min=1.0)
-        # x_new, the restart test <x_new - x, y - x_new> > 0 and the move d = x_new - x = beta d - (y - x_new), one
-        # component at a time; y holds x_new after it
+        _primal_rows(u, f, y, lam, spatial, blocks)
+        # x_new = P(y + step grad u), the move d = x_new - x = beta d - (y - x_new) and the restart test
+        # <x_new - x, y - x_new> > 0, a row block at a time; y holds x_new after it
         up = 0.0
-        for c, k in components:
-            new = ascent(c, k).div_(norm)
-            for where, values in held:
-                new[where] = values[:, c, k]
-            yk, dk = y[:, c, k], d[:, c, k]
-            r = yk.sub_(new)                                # y - x_new
-            if mixed:
-                up += _move_slabs(dk, r, beta, buf)
-            else:
-                dk.mul_(beta).sub_(r)
-                up += _dot(dk, r)
-            yk.copy_(new)
+        for rows in blocks:
+            s = rows.stop - rows.start
+            a, n, m = ascent[:, :, :, :s], norm[:, :s], move[:, :s]
+            for c, k in components:
+                torch.add(y[:, c, k, rows], _difference_rows(a[:, c, k], u[:, c], k, rows), alpha=step,
+                          out=a[:, c, k])
+            norm_of(a, n).clamp_(min=1.0)
+            for c, k in components:
+                new = a[:, c, k].div_(n)
+                yk, dk = y[:, c, k, rows], d[:, c, k, rows]
+                if held:
+                    torch.where(fixed[rows], yk, new, out=new)
+                r = yk.sub_(new)                            # y - x_new
+                m.copy_(dk).mul_(beta).sub_(r)
+                up += _dot(m, r)
+                dk.copy_(m)
+                yk.copy_(new)
         t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
         if up > 0.0:      # the objective went up: restart the momentum
             t_new, beta = 1.0, 0.0
