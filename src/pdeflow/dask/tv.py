@@ -34,8 +34,8 @@ coarse space: the data term makes ROF local (a change of ``f`` moves ``u`` over 
 ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of chunks; the
 user guide's page "Large images and many images" gives the counts.
 
-**Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's three arrays
-of the dual field's size and a few of the image's). The lazy graph also keeps the iteration's state (arrays of
+**Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's float32 last
+move, of the dual field's size, and ``u``, of the image's; its other scratch is a few rows). The lazy graph also keeps the iteration's state (arrays of
 the image's size) in the workers' memory between sweeps; :func:`pdeflow.dask.rof_to_zarr` keeps it in zarr
 stores instead, so that a worker's memory is bounded by the chunk whatever the image size.
 """
@@ -62,7 +62,7 @@ from .arrays import (
 )
 
 # solve_dual_block, primal_block and gap_sums are the tasks pdeflow.dask.stream runs too (not in the API)
-__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks", "ROF_TOL"]
+__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks", "step_tol", "ROF_TOL"]
 
 
 @dataclass
