@@ -35,9 +35,10 @@ coarse space: the data term makes ROF local (a change of ``f`` moves ``u`` over 
 user guide's page "Large images and many images" gives the counts.
 
 **Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's float32 last
-move, of the dual field's size, and ``u``, of the image's; its other scratch is a few rows). The lazy graph also keeps the iteration's state (arrays of
-the image's size) in the workers' memory between sweeps; :func:`pdeflow.dask.rof_to_zarr` keeps it in zarr
-stores instead, so that a worker's memory is bounded by the chunk whatever the image size.
+move, of the dual field's size, and ``u``, of the image's; its other scratch is a few rows). The lazy graph also
+keeps the iteration's state (arrays of the image's size) in the workers' memory between sweeps;
+:func:`pdeflow.dask.rof_to_zarr` keeps it in zarr stores instead, so that a worker's memory is bounded by the chunk
+whatever the image size.
 """
 from __future__ import annotations
 
