@@ -61,11 +61,6 @@ def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
     return d[(Ellipsis,) + (slice(0, -1),) * spatial]
 
 
-def _primal_into(u, f, p, lam, spatial):
-    """``u = f + lam * block_divergence(p)`` written into ``u``, with no temporary of the dual field's size."""
-    return _add_divergence(u.copy_(f), p, lam, spatial)
-
-
 def _add_divergence(u, p, lam, spatial):
     """``u += lam * block_divergence(p)``, in place."""
     for k in range(spatial):
@@ -112,7 +107,7 @@ def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float
     >>> block_primal(f, p, 0.5)[0, 0].tolist()
     [[1.5, 0.5], [1.0, 1.0]]
     """
-    return _primal_into(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2)
+    return _primal_rows(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2, [slice(0, f.shape[2])])
 
 
 def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> torch.Tensor:
@@ -199,7 +194,8 @@ def _difference_rows(out, v, k, rows):
 
 
 def _primal_rows(u, f, p, lam, spatial, blocks):
-    """:func:`_primal_into` row block by row block (each block's operations in cache)."""
+    """``u = f + lam * block_divergence(p)`` written into ``u`` block of rows by block of rows (``blocks``, slices of
+    the first spatial axis: each block's operations in cache), with no temporary of the dual field's size."""
     for rows in blocks:
         ur = u[:, :, rows].copy_(f[:, :, rows])
         for k in range(spatial):
