@@ -14,11 +14,14 @@ float32) for each size and ``lam``:
 
 Errors are the largest absolute difference to a converged float64 reference (``rof`` at a relative
 duality gap of 1e-9), divided by the range of the noisy image.  CPU time from ``time.process_time``,
-single-threaded, one run each.
+single-threaded, one run each.  At 2048 px and more the references take hours at the larger ``lam``:
+``--ref-cache DIR`` keeps them (and the dual field of an unfinished one, saved every ``--ref-chunk``
+iterations), so that an interrupted run resumes where it stopped.
 
 Usage::
 
     python benchmarks/rof_defaults.py --sizes 256 512 --lams 0.02 0.1 0.5
+    python benchmarks/rof_defaults.py --sizes 2048 2160x3840 --lams 0.1 --no-before --ref-cache runs/rof_refs
     python benchmarks/rof_defaults.py --smoke          # one small case (the test suite runs this)
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,10 +45,12 @@ from pdeflow.tv import rof
 SIGMA = 0.08
 
 
-def noisy_photo(n: int, seed: int = 0) -> np.ndarray:
-    """A grey photograph resized to ``n x n`` with Gaussian noise of sigma 0.08, float32."""
+def noisy_photo(n, seed: int = 0) -> np.ndarray:
+    """A grey photograph resized to ``n x n`` (``n`` an int) or ``n = (H, W)``, with Gaussian noise of sigma 0.08,
+    float32."""
     f = builtin_image("skimage/astronaut").mean(0).numpy().astype(np.float64)
-    f = resize(f, (n, n), anti_aliasing=n < f.shape[0], order=1)
+    shape = (n, n) if isinstance(n, int) else tuple(n)
+    f = resize(f, shape, anti_aliasing=min(shape) < f.shape[0], order=1)
     g = f + SIGMA * np.random.default_rng(seed).standard_normal(f.shape)
     return g.astype(np.float32)
 
@@ -55,17 +61,67 @@ def timed(fn):
     return out, time.process_time() - t
 
 
-def case(n: int, lam: float, skimage_cap: int, before: bool) -> dict:
-    g = noisy_photo(n)
+def shape_arg(text: str) -> tuple:
+    """``"N"`` (N x N) or ``"HxW"`` as ``(H, W)``."""
+    parts = text.lower().split("x")
+    try:
+        shape = tuple(int(x) for x in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) not in (1, 2) or min(shape) < 8:
+        raise argparse.ArgumentTypeError(f"a size is N or HxW (at least 8 each), got {text!r}")
+    return shape * 2 if len(shape) == 1 else shape
+
+
+def label(shape: tuple) -> str:
+    return str(shape[0]) if shape[0] == shape[1] else f"{shape[0]}x{shape[1]}"
+
+
+def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int) -> np.ndarray:
+    """The float64 solution to a relative gap of ``tol``, solved ``chunk`` iterations at a time from the last
+    dual field; with ``cache`` (a folder) the answer and an unfinished run's dual field are kept there."""
+    g = g32.double()
+    name = f"ref_{label(tuple(g.shape))}_lam{lam:g}_tol{tol:g}"
+
+    def kept(suffix):
+        return cache / (name + suffix)
+
+    if cache is not None and kept(".u.npy").exists():
+        return np.load(kept(".u.npy"))
+    p, done = None, 0
+    if cache is not None and kept(".p.npy").exists():
+        p = torch.from_numpy(np.load(kept(".p.npy")))
+        done = json.loads(kept(".json").read_text())["iterations"]
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # a chunk that stops at max_iter
+            r = rof(g, lam, tol=tol, max_iter=chunk, p0=p, full_output=True)
+        p, done = r.p, done + int(r.iterations[0])
+        print(f"  reference {label(tuple(g.shape))}, lam {lam:g}: {done} iterations, relative gap "
+              f"{float(r.gap[0]):.2e} (target {tol:g})", file=sys.stderr, flush=True)
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            for suffix, value in ((".p.npy", p.numpy()), (".u.npy", r.u.numpy())):
+                if suffix == ".u.npy" and not bool(r.converged[0]):
+                    continue
+                np.save(kept(".tmp.npy"), value)
+                kept(".tmp.npy").replace(kept(suffix))
+            kept(".json").write_text(json.dumps({"iterations": done, "gap": float(r.gap[0])}))
+        if bool(r.converged[0]):
+            return r.u.numpy()
+
+
+def case(shape: tuple, lam: float, skimage_cap: int, before: bool, ref_tol: float = 1e-9, cache=None,
+         chunk: int = 5000) -> dict:
+    g = noisy_photo(shape)
     g32 = torch.from_numpy(g)
     rng = float(g.max() - g.min())
-    ref = rof(g32.double(), lam, tol=1e-9, max_iter=10 ** 6)
-    refn = ref.numpy()
+    refn = reference(g32, lam, ref_tol, cache, chunk)
 
     def err(u):
         return float(np.abs(np.asarray(u, dtype=np.float64) - refn).max()) / rng
 
-    row = {"size": n, "lam": lam}
+    row = {"size": label(shape), "lam": lam}
     runs = {"pdeflow default": lambda: rof(g32, lam), "pdeflow exact": lambda: rof(g32, lam, tol=1e-6)}
     if before:
         runs["before: default"] = lambda: rof(g32, lam, tol=1e-6, precision="float64")
@@ -91,17 +147,22 @@ def case(n: int, lam: float, skimage_cap: int, before: bool) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 2048])
+    ap.add_argument("--sizes", type=shape_arg, nargs="+", default=[(256, 256), (512, 512), (2048, 2048)],
+                    help="N (N x N) or HxW, e.g. 2160x3840 (4K UHD)")
     ap.add_argument("--lams", type=float, nargs="+", default=[0.02, 0.1, 0.5])
     ap.add_argument("--skimage-cap", type=int, default=6400, help="most iterations for skimage to reach pdeflow")
     ap.add_argument("--no-before", action="store_true", help="skip the previous release's calls (slow)")
+    ap.add_argument("--ref-tol", type=float, default=1e-9, help="relative duality gap of the float64 reference")
+    ap.add_argument("--ref-cache", type=Path, default=None, metavar="DIR",
+                    help="keep the references (and an unfinished one's dual field) here, to resume")
+    ap.add_argument("--ref-chunk", type=int, default=5000, help="reference iterations between checkpoints")
     ap.add_argument("--smoke", action="store_true", help="one small case")
     add_output_args(ap, "rof_defaults")
     args = ap.parse_args(argv)
     out = open_out(args, argv)
     torch.set_num_threads(1)
     if args.smoke:
-        args.sizes, args.lams, args.skimage_cap = [48], [0.1], 400
+        args.sizes, args.lams, args.skimage_cap = [(48, 48)], [0.1], 400
     rows = []
     cols = ["pdeflow default", "pdeflow exact", "before: default", "before: input", "skimage default",
             "skimage to pdeflow's accuracy"]
@@ -109,11 +170,11 @@ def main(argv=None) -> int:
     print("|---" * (len(cols) + 2) + "|")
     for n in args.sizes:
         for lam in args.lams:
-            r = case(n, lam, args.skimage_cap, not args.no_before)
+            r = case(n, lam, args.skimage_cap, not args.no_before, args.ref_tol, args.ref_cache, args.ref_chunk)
             rows.append(r)
             cells = [f"{r[c][0]:.3f} s, {r[c][1]:.1e}" if c in r else "" for c in cols]
             cells[-1] += f" ({r['skimage iterations']} it)"
-            print(f"| {n} | {lam:g} | " + " | ".join(cells) + " |", flush=True)
+            print(f"| {r['size']} | {lam:g} | " + " | ".join(cells) + " |", flush=True)
     (out / "rof_defaults.json").write_text(json.dumps(rows, indent=1))
     return 0
 
