@@ -180,3 +180,29 @@ def test_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float6
     scale = grads["64"].norm().item()
     assert (grads["32"] - grads["64"]).norm().item() <= 1e-4 * scale
     assert (grads["64 throughout"] - grads["64"]).norm().item() <= 1e-2 * scale
+
+
+@pytest.mark.parametrize("ndim, spacing", [(3, None), (3, (2.0, 1.0, 1.0)), (2, (1.0, 0.5))])
+def test_volumes_and_spacings_start_from_the_coarse_grid_and_keep_their_accuracy(monkeypatch, ndim, spacing):
+    # the coarse start on a grid other than the 2-D unit one: the same lam on twice the spacing, at every level;
+    # the default answer stays within its certified RMS error of a tight float64 solve from zero, in both dtypes
+    import importlib
+
+    from pdeflow.datasets import shepp_logan_3d
+
+    R = importlib.import_module("pdeflow.tv.rof")
+    monkeypatch.setattr(R, "COARSEST", 4)           # levels at this test's small size (16 -> 8 -> 4)
+    grids, real = [], R.coarse_start
+    monkeypatch.setattr(R, "coarse_start", lambda f, lam, cw, grid: grids.append(grid) or real(f, lam, cw, grid))
+    g = torch.Generator().manual_seed(0)
+    f = shepp_logan_3d(16, dtype=torch.float64) if ndim == 3 else _noisy(16)
+    f = f + 0.08 * torch.randn(f.shape, generator=g, dtype=torch.float64)
+    rng, lam = (f.max() - f.min()).item(), 0.2
+    ref = rof(f, lam, ndim=ndim, spacing=spacing, tol=1e-8, max_iter=10**6)     # RMS within 1/10 of ACCURACY
+    for dtype in (torch.float32, torch.float64):
+        grids.clear()
+        r = rof(f.to(dtype), lam, ndim=ndim, spacing=spacing, full_output=True)
+        assert r.u.dtype == dtype and bool(r.converged.all())
+        assert _rms(r.u, ref) <= ACCURACY * rng
+        h = (1.0,) * ndim if spacing is None else spacing
+        assert [gr.spacing for gr in grids] == [h, tuple(2 * x for x in h)]      # the grids of the two finer levels

@@ -613,10 +613,10 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     if method not in MIXED_METHODS or (tol is not None and tol < FLOAT32_TOL):
         return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
     x32, lam32 = x.float(), lam_t.reshape(-1).float()
-    if p0 is None and grid.plain and min(x.shape[-2:]) >= 2 * COARSEST:
-        wide = lam32 >= COARSE_LAM * data_range(x32)
+    if p0 is None and min(x.shape[2:]) >= 2 * COARSEST:
+        wide = lam32 / max(grid.spacing) >= COARSE_LAM * data_range(x32)     # lam in pixels of the coarsest axis
         if bool(wide.any()):
-            p0, trusted = coarse_start(x32, lam32, channelwise), True
+            p0, trusted = coarse_start(x32, lam32, channelwise, grid), True
             p0[~wide] = 0.0
     r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(),
                          first_check=first_check, trusted=trusted, atol=atol, **opts)
@@ -660,38 +660,39 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     return RofResult(u=u.reshape(f.shape), p=p, iterations=iterations, gap=rel, converged=converged), short
 
 
-#: Images at least twice this size on each side start from the dual field of the half-size problem.
+#: Images and volumes at least twice this size on each side start from the dual field of the half-size problem.
 COARSEST = 32
 
-#: The coarse start pays where ``lam`` is at least this fraction of the data's range: below it the solution's flat
-#: regions span a few pixels, the fine iterations connect them as fast from zero, and the coarse solves are extra
-#: work (the results page "Speed and accuracy of the solvers" has the iteration counts).
+#: The coarse start pays where ``lam`` (in pixels of the coarsest axis) is at least this fraction of the data's
+#: range: below it the solution's flat regions span a few pixels, the fine iterations connect them as fast from
+#: zero, and the coarse solves are extra work (the results page "Speed and accuracy of the solvers" has the counts).
 COARSE_LAM = 0.05
 
 #: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
 COARSE_TOL = 1e-3
 
 
-def coarse_start(f: torch.Tensor, lam: torch.Tensor, channelwise: bool) -> torch.Tensor:
-    """A dual field for the ROF problem of ``(f, lam)`` (``(B, C, H, W)``, ``lam`` ``(B,)``) from the
-    problem on the grid twice as coarse, solved the same way (recursively) to :data:`COARSE_TOL`.
+def coarse_start(f: torch.Tensor, lam: torch.Tensor, channelwise: bool, grid: Grid = PLAIN) -> torch.Tensor:
+    """A dual field for the ROF problem of ``(f, lam)`` (``(B, C, *spatial)`` on ``grid``, ``lam`` ``(B,)``) from
+    the problem on the grid twice as coarse, solved the same way (recursively) to :data:`COARSE_TOL`.
 
     The dual field is the unit normal of the level lines, which does not change with the grid, and
-    ``lam`` is a length: on the coarse grid (2 x 2 means of ``f``) it is ``lam / 2``.  The coarse field
+    ``lam`` is a length: the coarse problem (``2^K``-cell means of ``f``) is the same ``lam`` on the grid of twice
+    the spacing, which on the 2-D unit grid is ``lam / 2`` at unit spacing (its fused kernels).  The coarse field
     is repeated onto the fine grid and made feasible there.  FGP needs most of its iterations to carry
-    information across large flat regions, which the coarse grid does at a quarter of the cost.
+    information across large flat regions, which the coarse grid does at a ``2^K``-th of the cost.
     """
-    H, W = f.shape[-2:]
-    even = torch.nn.functional.pad(f, (0, W % 2, 0, H % 2), mode="replicate")
-    fc = torch.nn.functional.avg_pool2d(even, 2)
-    lc = lam / 2
-    p0 = coarse_start(fc, lc, channelwise) if min(fc.shape[-2:]) >= 2 * COARSEST else None
+    K = grid.ndim
+    spatial = tuple(f.shape[2:])
+    pool = torch.nn.functional.avg_pool2d if K == 2 else torch.nn.functional.avg_pool3d
+    pad = [w for n in reversed(spatial) for w in (0, n % 2)]
+    fc = pool(torch.nn.functional.pad(f, pad, mode="replicate"), 2)
+    coarse, lc = (PLAIN, lam / 2) if grid.plain else (Grid(K, tuple(2 * h for h in grid.spacing)), lam)
+    p0 = coarse_start(fc, lc, channelwise, coarse) if min(fc.shape[2:]) >= 2 * COARSEST else None
     rc, _ = solve(fc, lc, method="fgp", tol=COARSE_TOL, max_iter=20000, p0=p0, channelwise=channelwise,
-                  check_every=5, trusted=p0 is not None, checked=True)
-    pc = rc.p
-    B, C, K = pc.shape[:3]
-    q = pc.reshape(B, C * K, *pc.shape[-2:]).repeat_interleave(2, -2).repeat_interleave(2, -1)
-    q = q[..., :H, :W].reshape(B, C, K, H, W).contiguous()
-    q[:, :, 0, -1, :] = 0     # the entries div never reads (the solvers' layout)
-    q[:, :, 1, :, -1] = 0
-    return project(q, channelwise)
+                  check_every=5, trusted=p0 is not None, checked=True, grid=coarse)
+    q = rc.p
+    for axis in range(3, 3 + K):
+        q = q.repeat_interleave(2, axis)
+    q = grid.zero_unused(q[(Ellipsis,) + tuple(slice(0, n) for n in spatial)].contiguous())
+    return project(q, channelwise) if grid.plain else grid.project(q, channelwise)
