@@ -12,6 +12,10 @@ float32) for each size and ``lam``:
   with ``n`` doubled from 200 until its max error is at most that of pdeflow's default (up to
   ``--skimage-cap`` iterations; the row says when the cap was hit).
 
+``--volume``: the 3-D Shepp-Logan phantom with the same noise (``rof(..., ndim=3)``, scikit-image n-D);
+``--batch K``: K photographs with different noise, pdeflow in one call on the batch, scikit-image one by one (the
+times are for all K, the error the largest over them).
+
 Errors are the largest absolute difference to a converged float64 reference (``rof`` at a relative
 duality gap of 1e-9), divided by the range of the noisy image.  CPU time from ``time.process_time``,
 single-threaded, one run each.  At 2048 px and more the references take hours at the larger ``lam``:
@@ -22,6 +26,8 @@ Usage::
 
     python benchmarks/rof_defaults.py --sizes 256 512 --lams 0.02 0.1 0.5
     python benchmarks/rof_defaults.py --sizes 2048 2160x3840 --lams 0.1 --no-before --ref-cache runs/rof_refs
+    python benchmarks/rof_defaults.py --volume --sizes 64 128 --lams 0.02 0.1 0.5    # noisy 3-D phantoms
+    python benchmarks/rof_defaults.py --batch 16 --sizes 256 --lams 0.1               # one call on 16 photographs
     python benchmarks/rof_defaults.py --smoke          # one small case (the test suite runs this)
 """
 from __future__ import annotations
@@ -39,7 +45,7 @@ from skimage.restoration import denoise_tv_chambolle
 from skimage.transform import resize
 
 from _results import add_output_args, open_out
-from pdeflow.datasets import builtin_image
+from pdeflow.datasets import builtin_image, shepp_logan_3d
 from pdeflow.tv import rof
 
 SIGMA = 0.08
@@ -53,6 +59,12 @@ def noisy_photo(n, seed: int = 0) -> np.ndarray:
     f = resize(f, shape, anti_aliasing=min(shape) < f.shape[0], order=1)
     g = f + SIGMA * np.random.default_rng(seed).standard_normal(f.shape)
     return g.astype(np.float32)
+
+
+def noisy_volume(n: int, seed: int = 0) -> np.ndarray:
+    """The 3-D Shepp-Logan phantom of ``n^3`` voxels with Gaussian noise of sigma 0.08, float32."""
+    f = shepp_logan_3d(n, dtype=torch.float64).numpy()
+    return (f + SIGMA * np.random.default_rng(seed).standard_normal(f.shape)).astype(np.float32)
 
 
 def timed(fn):
@@ -77,11 +89,12 @@ def label(shape: tuple) -> str:
     return str(shape[0]) if shape[0] == shape[1] else f"{shape[0]}x{shape[1]}"
 
 
-def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int) -> np.ndarray:
+def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int, ndim: int = 2, seed: int = 0) -> np.ndarray:
     """The float64 solution to a relative gap of ``tol``, solved ``chunk`` iterations at a time from the last
     dual field; with ``cache`` (a folder) the answer and an unfinished run's dual field are kept there."""
     g = g32.double()
-    name = f"ref_{label(tuple(g.shape))}_lam{lam:g}_tol{tol:g}"
+    size = label(tuple(g.shape)) if ndim == 2 else f"{g.shape[0]}^3"
+    name = f"ref_{size}{'' if seed == 0 else f'_seed{seed}'}_lam{lam:g}_tol{tol:g}"
 
     def kept(suffix):
         return cache / (name + suffix)
@@ -95,9 +108,9 @@ def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int) -> n
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # a chunk that stops at max_iter
-            r = rof(g, lam, tol=tol, max_iter=chunk, p0=p, full_output=True)
+            r = rof(g, lam, tol=tol, max_iter=chunk, p0=p, full_output=True, ndim=ndim)
         p, done = r.p, done + int(r.iterations[0])
-        print(f"  reference {label(tuple(g.shape))}, lam {lam:g}: {done} iterations, relative gap "
+        print(f"  reference {size}, lam {lam:g}: {done} iterations, relative gap "
               f"{float(r.gap[0]):.2e} (target {tol:g})", file=sys.stderr, flush=True)
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
@@ -112,30 +125,43 @@ def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int) -> n
 
 
 def case(shape: tuple, lam: float, skimage_cap: int, before: bool, ref_tol: float = 1e-9, cache=None,
-         chunk: int = 5000) -> dict:
-    g = noisy_photo(shape)
+         chunk: int = 5000, volume: bool = False, batch: int = 1) -> dict:
+    """One row: ``batch`` noisy photographs of ``shape`` (``volume``: noisy phantoms of ``shape[0]^3``), each
+    solver's CPU time for all of them (pdeflow: one call on the batch) and its largest error over them."""
+    ndim = 3 if volume else 2
+    g = np.stack([noisy_volume(shape[0], k) if volume else noisy_photo(shape, k) for k in range(batch)])
     g32 = torch.from_numpy(g)
-    rng = float(g.max() - g.min())
-    refn = reference(g32, lam, ref_tol, cache, chunk)
+    flat = g.reshape(batch, -1)
+    rngs = flat.max(1).astype(np.float64) - flat.min(1)
+    refs = np.stack([reference(g32[k], lam, ref_tol, cache, chunk, ndim, k) for k in range(batch)])
 
     def err(u):
-        return float(np.abs(np.asarray(u, dtype=np.float64) - refn).max()) / rng
+        """The largest error of a pixel over the images, each divided by its image's range."""
+        d = np.abs(np.asarray(u, dtype=np.float64).reshape(refs.shape) - refs).reshape(batch, -1)
+        return float((d.max(1) / rngs).max())
 
-    row = {"size": label(shape), "lam": lam}
-    runs = {"pdeflow default": lambda: rof(g32, lam), "pdeflow exact": lambda: rof(g32, lam, tol=1e-6)}
+    size = f"{shape[0]}^3" if volume else label(shape)
+    row = {"size": size if batch == 1 else f"{batch} x {size}", "lam": lam}
+    x = g32[:, None] if batch > 1 else g32[0]          # one call on the batch (B, 1, *spatial), or one image
+    runs = {"pdeflow default": lambda: rof(x, lam, ndim=ndim),
+            "pdeflow exact": lambda: rof(x, lam, tol=1e-6, ndim=ndim)}
     if before:
-        runs["before: default"] = lambda: rof(g32, lam, tol=1e-6, precision="float64")
-        runs["before: input"] = lambda: rof(g32, lam, tol=1e-6, precision="input")
+        runs["before: default"] = lambda: rof(x, lam, tol=1e-6, precision="float64", ndim=ndim)
+        runs["before: input"] = lambda: rof(x, lam, tol=1e-6, precision="input", ndim=ndim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")         # "before: input" may stop at float32's floor
         for name, fn in runs.items():
             u, secs = timed(fn)
             row[name] = (secs, err(u))
-    u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
+
+    def skimage(**kw):
+        return np.stack([denoise_tv_chambolle(image, weight=lam, **kw) for image in g])
+
+    u, secs = timed(skimage)
     row["skimage default"] = (secs, err(u))
     goal, iters = row["pdeflow default"][1], 200
     while True:
-        u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam, eps=0.0, max_num_iter=iters))
+        u, secs = timed(lambda: skimage(eps=0.0, max_num_iter=iters))
         e = err(u)
         if e <= goal or iters >= skimage_cap:
             break
@@ -152,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lams", type=float, nargs="+", default=[0.02, 0.1, 0.5])
     ap.add_argument("--skimage-cap", type=int, default=6400, help="most iterations for skimage to reach pdeflow")
     ap.add_argument("--no-before", action="store_true", help="skip the previous release's calls (slow)")
+    ap.add_argument("--volume", action="store_true", help="noisy 3-D phantoms of N^3 voxels (sizes: N)")
+    ap.add_argument("--batch", type=int, default=1, help="images per call (seeds 0, 1, ...): one rof call on them all")
     ap.add_argument("--ref-tol", type=float, default=1e-9, help="relative duality gap of the float64 reference")
     ap.add_argument("--ref-cache", type=Path, default=None, metavar="DIR",
                     help="keep the references (and an unfinished one's dual field) here, to resume")
@@ -170,7 +198,8 @@ def main(argv=None) -> int:
     print("|---" * (len(cols) + 2) + "|")
     for n in args.sizes:
         for lam in args.lams:
-            r = case(n, lam, args.skimage_cap, not args.no_before, args.ref_tol, args.ref_cache, args.ref_chunk)
+            r = case(n, lam, args.skimage_cap, not args.no_before, args.ref_tol, args.ref_cache, args.ref_chunk,
+                     args.volume, args.batch)
             rows.append(r)
             cells = [f"{r[c][0]:.3f} s, {r[c][1]:.1e}" if c in r else "" for c in cols]
             cells[-1] += f" ({r['skimage iterations']} it)"
