@@ -140,7 +140,7 @@ def case(shape: tuple, lam: float, skimage_cap: int, before: bool, ref_tol: floa
         d = np.abs(np.asarray(u, dtype=np.float64).reshape(refs.shape) - refs).reshape(batch, -1)
         return float((d.max(1) / rngs).max())
 
-    size = f"{shape[0]}^3" if volume else label(shape)
+    size = f"{shape[0]}³" if volume else label(shape)
     row = {"size": size if batch == 1 else f"{batch} x {size}", "lam": lam}
     x = g32[:, None] if batch > 1 else g32[0]          # one call on the batch (B, 1, *spatial), or one image
     runs = {"pdeflow default": lambda: rof(x, lam, ndim=ndim),
