@@ -206,3 +206,47 @@ def test_volumes_and_spacings_start_from_the_coarse_grid_and_keep_their_accuracy
         assert _rms(r.u, ref) <= ACCURACY * rng
         h = (1.0,) * ndim if spacing is None else spacing
         assert [gr.spacing for gr in grids] == [h, tuple(2 * x for x in h)]      # the grids of the two finer levels
+
+
+def _coarse_volume(monkeypatch, seed=0):
+    """A noisy 16^3 phantom (float64), with the coarse start's size threshold lowered so that it runs here."""
+    import importlib
+
+    from pdeflow.datasets import shepp_logan_3d
+
+    monkeypatch.setattr(importlib.import_module("pdeflow.tv.rof"), "COARSEST", 4)
+    g = torch.Generator().manual_seed(seed)
+    v = shepp_logan_3d(16, dtype=torch.float64)
+    return v + 0.08 * torch.randn(v.shape, generator=g, dtype=torch.float64)
+
+
+def test_a_volume_batch_across_the_coarse_start_threshold_agrees_in_float32_and_float64(monkeypatch):
+    # lam below the threshold (from zero), above it and large, in one batch of volumes: both dtypes certify the
+    # default accuracy, so their answers lie within twice it of each other
+    f = torch.stack([_coarse_volume(monkeypatch, seed=s) for s in range(3)])[:, None]
+    lam = torch.tensor([0.02, 0.2, 0.5], dtype=torch.float64)
+    rng = (f.amax(dim=(1, 2, 3, 4)) - f.amin(dim=(1, 2, 3, 4))).max().item()
+    answers = {}
+    for dtype in (torch.float32, torch.float64):
+        r = rof(f.to(dtype), lam.to(dtype), ndim=3, full_output=True)
+        assert r.u.dtype == dtype and bool(r.converged.all())
+        answers[dtype] = r.u.double()
+    for b in range(3):
+        assert _rms(answers[torch.float32][b], answers[torch.float64][b]) <= 2 * ACCURACY * rng
+
+
+@pytest.mark.parametrize("lam", [0.02, 0.3])
+def test_volume_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float64(monkeypatch, lam):
+    # as the 2-D test above, on a volume: float32 and float64 data (mixed precision, from the coarse start where lam
+    # is large) give the derivative of a float64 solve from zero
+    f = _coarse_volume(monkeypatch, seed=3)
+    w = torch.randn(f.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grads = {}
+    for name, dtype, precision in (("32", torch.float32, "auto"), ("64", torch.float64, "auto"),
+                                   ("64 throughout", torch.float64, "float64")):
+        x = f.to(dtype).clone().requires_grad_()
+        (rof(x, lam, ndim=3, precision=precision) * w.to(dtype)).sum().backward()
+        grads[name] = x.grad.double()
+    scale = grads["64"].norm().item()
+    assert (grads["32"] - grads["64"]).norm().item() <= 1e-4 * scale
+    assert (grads["64 throughout"] - grads["64"]).norm().item() <= 1e-2 * scale
