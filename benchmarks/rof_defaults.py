@@ -99,6 +99,11 @@ def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int, ndim
     def kept(suffix):
         return cache / (name + suffix)
 
+    def keep(suffix, value):
+        """Save ``value`` as ``kept(suffix)`` through a temporary file (an interrupted save leaves the old one)."""
+        np.save(kept(".tmp.npy"), value)
+        kept(".tmp.npy").replace(kept(suffix))
+
     if cache is not None and kept(".u.npy").exists():
         return np.load(kept(".u.npy"))
     p, done = None, 0
@@ -114,11 +119,9 @@ def reference(g32: torch.Tensor, lam: float, tol: float, cache, chunk: int, ndim
               f"{float(r.gap[0]):.2e} (target {tol:g})", file=sys.stderr, flush=True)
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
-            for suffix, value in ((".p.npy", p.numpy()), (".u.npy", r.u.numpy())):
-                if suffix == ".u.npy" and not bool(r.converged[0]):
-                    continue
-                np.save(kept(".tmp.npy"), value)
-                kept(".tmp.npy").replace(kept(suffix))
+            keep(".p.npy", p.numpy())
+            if bool(r.converged[0]):
+                keep(".u.npy", r.u.numpy())
             kept(".json").write_text(json.dumps({"iterations": done, "gap": float(r.gap[0])}))
         if bool(r.converged[0]):
             return r.u.numpy()
