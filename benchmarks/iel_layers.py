@@ -3,7 +3,7 @@
 pdeflow builds the zero-boundary heat IEL from ``pdeflow.ops`` (zero pad, ``div(grad)``, crop);
 the official implementation (cyliu111/Inverse-Evolution-Layers-Segmentation) applies
 ``x - dt * conv2d(x, laplacian/4, padding=1, groups=C)``. Both give the same numbers (checked
-here, and in tests/test_iel_layers.py). Timed: forward + backward of 30 layers on a batch of
+here, and in tests/iel/test_iel_layers.py). Timed: forward + backward of 30 layers on a batch of
 2-class logits, the setting of a training step; the ratio is official / pdeflow (> 1: pdeflow faster).
 Printed, and written to ``--out`` (log.txt; default a fresh folder under runs/benchmarks/).
 

@@ -18,7 +18,7 @@ Each :class:`Diff` entry of :data:`REGISTRY` (keyed ``"<subpackage>.<name>"``, e
   takes no image (a density map, a label map).
 
 Every public callable of the walked packages (:data:`PACKAGES`) is either in :data:`REGISTRY` or in
-:data:`EXCLUDED` with the reason; ``tests/test_differential.py`` enforces that, so a newly exported
+:data:`EXCLUDED` with the reason; ``tests/core/test_differential.py`` enforces that, so a newly exported
 function fails until it is given an entry or a reason.
 """
 from __future__ import annotations
@@ -636,7 +636,7 @@ def _tvflownet():
 #: Public callables that take no image, or are not numerical functions of one, with the reason.
 EXCLUDED = {
     # pdeflow (top level): the re-exports of the subpackages' functions are covered under their own names
-    "pdeflow.read_image": "reads a file into a tensor (IO; its dtype handling is tested in tests/test_data.py)",
+    "pdeflow.read_image": "reads a file into a tensor (IO; its dtype handling is tested in tests/datasets/test_data.py)",
     "pdeflow.write_image": "writes a tensor to a file (IO)",
     "pdeflow.builtin_image": "a loader: a built-in image by name",
     "pdeflow.random_mask": "a random mask of a given shape, no image (the same as inpaint.random_mask)",

@@ -1,6 +1,6 @@
 """A tiny trainer written the way pdeflow's trainers use `pdeflow.training`.
 
-Imported by tests/test_training.py (single process) and run as a script:
+Imported by tests/training/test_training.py (single process) and run as a script:
 
     python tests/_tiny_trainer.py RUN_DIR [--kill-at K]          # one process; SIGKILL before step K
     torchrun --nproc_per_node 2 tests/_tiny_trainer.py OUT --ddp  # the DDP check (see ddp_main)

@@ -1,5 +1,12 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# Tests live in one folder per subpackage (tests/tv, tests/inpaint, ...); the shared helpers (_contract.py,
+# _dense_diffuse.py, ...) stay here, importable from every folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Two cores, two pytest workers: one torch thread each avoids oversubscription.
 torch.set_num_threads(1)

@@ -2,8 +2,8 @@
 and the gallery examples.
 
 A documented call that warns either shows a defect of pdeflow or teaches a call that should be
-written otherwise, so the tests that run the documented code (``tests/test_readme.py``,
-``tests/test_docs_pages.py``) and the gallery of ``make docs`` (through
+written otherwise, so the tests that run the documented code (``tests/package/test_readme.py``,
+``tests/package/test_docs_pages.py``) and the gallery of ``make docs`` (through
 :func:`gallery_warnings_as_errors`, a sphinx-gallery ``reset_modules`` hook) use the filters of
 :func:`as_errors`. The only exceptions are :data:`ALLOWED`: warnings from third-party packages that
 say nothing about pdeflow or the documented calls, each with its reason.

@@ -1,7 +1,7 @@
 """The public API of pdeflow, read from the modules' ``__all__``.
 
 Shared by the docs build (``docs/conf.py`` writes one page per module and per public name from it)
-and the doctest test (``tests/test_doctests.py``), so that a name is documented and doctested by
+and the doctest test (``tests/package/test_doctests.py``), so that a name is documented and doctested by
 being exported: no list of names to keep in step by hand.
 """
 import importlib

@@ -315,7 +315,7 @@ def rof(
     "Accuracy in float32"); a smaller ``tol`` narrows the difference.  This is
     the Jacobian of the map wherever the structure is stable under small
     perturbations (almost every input), and there it matches finite differences
-    (``tests/test_tv_autograd.py``).  It is symmetric in ``f``; ``d u / d lam``
+    (``tests/tv/test_tv_autograd.py``).  It is symmetric in ``f``; ``d u / d lam``
     is that Jacobian applied to ``div p``.  The dual field ``p``, the iteration
     counts and the gaps of ``full_output`` carry no gradient.  ``p0`` does not
     change the solution and gets none.

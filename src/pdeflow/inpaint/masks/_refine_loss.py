@@ -67,7 +67,7 @@ class Loss:
     is the closed form of Wang et al.'s SSIM (the transposed filter on three
     maps) instead of an autograd graph of about forty nodes (the timing is on the
     results page "Sparse inpainting"). Equal to :func:`image_loss` and its autograd gradient to rounding
-    (``tests/test_inpaint_refine.py``).
+    (``tests/inpaint/test_inpaint_refine.py``).
     """
 
     def __init__(self, f: torch.Tensor, metric: str):

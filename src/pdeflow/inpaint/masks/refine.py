@@ -62,7 +62,7 @@ written out instead of an autograd node, and the loss (SSIM included), the
 probes and the proposals NumPy arrays: on small images the tensor set-up around each
 solve costs more than its few warm-started CG iterations (the timing is on the
 results page "Sparse inpainting"). It makes the same decisions as the tensor path
-(``tests/test_inpaint_refine.py``; up to rounding and the order of ties).
+(``tests/inpaint/test_inpaint_refine.py``; up to rounding and the order of ties).
 
 Randomness: ``generator: None | int | torch.Generator`` (tile shifts only; the
 exchanges and probes are deterministic).

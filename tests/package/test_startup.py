@@ -74,7 +74,7 @@ def _help_texts(parser: argparse.ArgumentParser, name: str = "pdeflow") -> dict[
 
 def test_the_parser_built_for_a_command_line_is_the_full_parser_for_that_command(monkeypatch):
     """Built for one command line, the parser's help of ``pdeflow``, of the command groups and of the command
-    that the line names is that of the full parser (``tests/test_cli_help.py`` keeps the full one's)."""
+    that the line names is that of the full parser (``tests/cli/test_cli_help.py`` keeps the full one's)."""
     monkeypatch.setenv("COLUMNS", "100")
     full = _help_texts(build_parser())
     for group, _, _, commands in ADDERS:

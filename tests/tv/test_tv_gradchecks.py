@@ -1,4 +1,4 @@
-"""Gradient checks of the differentiable TV functions not in tests/test_tv_autograd.py: rof with
+"""Gradient checks of the differentiable TV functions not in tests/tv/test_tv_autograd.py: rof with
 method="pdhg", the u_t output of tv_flow, and spectral_tv's bands at given edges and its phi.
 
 All in float64 against finite differences (torch.autograd.gradcheck: central differences of the forward)."""

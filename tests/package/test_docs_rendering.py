@@ -17,7 +17,7 @@ import pytest
 
 import pdeflow  # noqa: F401  (before torch)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 import pdeflow_api  # noqa: E402  (docs/_ext: the public names, as the API reference lists them)

@@ -33,7 +33,7 @@ from pdeflow.codec.residual import (
     write_section,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 # CDF 9/7 analysis filters as the JPEG 2000 standard tabulates them (low-pass: DC gain 1; high-pass: 2 at
 # Nyquist), centre tap first: an independent check of the lifting steps.
 LOW_TAPS = (0.602949018236, 0.266864118443, -0.078223266529, -0.016864118443, 0.026748757411)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The one place where files over 1 MB and safetensors belong: the shipped models.
 WEIGHTS = "src/pdeflow/*/weights/*"
 MAX_FILE = 1_000_000
 #: The whole tracked tree, and the part of it outside the shipped weights (which alone are about 5 MB, stored in
-#: float16: tests/test_model_storage.py).
+#: float16: tests/io/test_model_storage.py).
 MAX_TOTAL = 10_000_000
 MAX_OUTSIDE_WEIGHTS = 5_000_000
 #: Where a script's output or a run's files would go: nothing there is tracked.

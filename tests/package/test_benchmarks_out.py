@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 EXPERIMENTS = BENCH.parent / "experiments"
 BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 SCRIPTS = BENCHMARKS + sorted(p for p in EXPERIMENTS.glob("*.py") if not p.name.startswith("_"))

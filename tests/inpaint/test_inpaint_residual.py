@@ -313,7 +313,7 @@ def test_learned_inpaint_bad_inputs():
         inpaint_learned(f, 0.5 * b, model=model)
     with pytest.raises(ValueError, match="mask"):
         inpaint_learned(f, b[..., :8], model=model)
-    # a NumPy image is taken as torch.as_tensor makes it (the API contract, tests/test_api_contract.py)
+    # a NumPy image is taken as torch.as_tensor makes it (the API contract, tests/package/test_api_contract.py)
     assert torch.equal(inpaint_learned(f.numpy(), b, model=model), inpaint_learned(f, b, model=model))
     with pytest.raises(ValueError, match="NaN"):
         inpaint_learned(torch.full_like(f, float("nan")), b, model=model)

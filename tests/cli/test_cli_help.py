@@ -2,7 +2,7 @@
 
 The command line is a public interface: a refactoring must leave it unchanged.
 Regenerate the snapshot after a deliberate change with
-``python tests/test_cli_help.py --update`` and review the diff (``python tests/test_cli_help.py --show`` prints the
+``python tests/cli/test_cli_help.py --update`` and review the diff (``python tests/cli/test_cli_help.py --show`` prints the
 snapshot; it is kept gzipped, byte for byte reproducible, to keep the tracked tree small).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-SNAPSHOT = Path(__file__).with_name("data") / "cli_help.json.gz"
+SNAPSHOT = Path(__file__).resolve().parents[1].joinpath("data") / "cli_help.json.gz"
 
 
 def snapshot() -> dict[str, str]:

@@ -20,7 +20,7 @@ from pdeflow.errors import UserInputError
 @pytest.fixture(scope="module", autouse=True)
 def _inpainting_layer_alone():
     """These tests are about the inpainting layer: here the encoder's default split is the inpainting alone
-    (the residual layer and the split: tests/test_codec_residual.py)."""
+    (the residual layer and the split: tests/codec/test_codec_residual.py)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("pdeflow.codec.encoder.SPLITS", (1.0,))
         yield

@@ -32,7 +32,7 @@ from pdeflow.training import (
     step_generator,
 )
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 SCRIPT = HERE / "_tiny_trainer.py"
 _spec = importlib.util.spec_from_file_location("_tiny_trainer", SCRIPT)
 tiny = sys.modules.setdefault("_tiny_trainer", importlib.util.module_from_spec(_spec))

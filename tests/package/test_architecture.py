@@ -1,5 +1,5 @@
 """The package's dependency rules, checked on the source: every import of every module, function-level
-imports included (the rules of docs/DESIGN.md, "Layout"; tests/test_design_map.py checks that layout against the
+imports included (the rules of docs/DESIGN.md, "Layout"; tests/package/test_design_map.py checks that layout against the
 tree).
 
 1. Nothing outside ``pdeflow.cli`` imports ``pdeflow.cli``; a ``cli`` module imports the command's shared

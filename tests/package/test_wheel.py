@@ -22,7 +22,7 @@ import pytest
 
 import pdeflow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.relative_to(ROOT / "src").as_posix() for p in (ROOT / "src" / "pdeflow").glob("*/weights/*")
                  if p.suffix in {".safetensors", ".json"})
 

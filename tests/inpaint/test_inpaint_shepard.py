@@ -1,6 +1,6 @@
 """Gaussian-weighted Shepard inpainting (pdeflow.inpaint.operators.shepard) against an independent normalised
 convolution (SciPy's Gaussian filter), its linear map against its adjoint, and the codec storing it (one table entry
-each; the table-driven tests of tests/test_inpaint_operators.py cover the rest)."""
+each; the table-driven tests of tests/inpaint/test_inpaint_operators.py cover the rest)."""
 import numpy as np
 import pytest
 import torch

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 import docs_warnings  # noqa: E402  (docs/_ext: the one list of warnings the documented code may raise)

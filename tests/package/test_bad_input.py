@@ -23,7 +23,7 @@ import torch
 
 from pdeflow.cli import main
 
-SHIPPED = Path(__file__).resolve().parents[1] / "src" / "pdeflow" / "tvflownet" / "weights"
+SHIPPED = Path(__file__).resolve().parents[2] / "src" / "pdeflow" / "tvflownet" / "weights"
 
 
 def _png_header_only(path: Path, w: int, h: int) -> None:

@@ -177,7 +177,7 @@ def test_bad_input_errors():
         inpaint_diffusion(f, m, solver="lu")
     with pytest.raises(ValueError, match="x0"):
         inpaint_diffusion(f, m, x0=torch.zeros(16, 16))
-    # a NumPy mask is taken as torch.as_tensor makes it (the API contract, tests/test_api_contract.py)
+    # a NumPy mask is taken as torch.as_tensor makes it (the API contract, tests/package/test_api_contract.py)
     assert torch.equal(inpaint_diffusion(f, np.ones((16, 16))),
                        inpaint_diffusion(f, torch.ones(16, 16, dtype=torch.float64)))
     with pytest.raises(ValueError, match="mask must be a torch.Tensor, a NumPy array or a list"):

@@ -93,7 +93,7 @@ def test_volumes_are_checked_with_the_seven_point_rate():
 
 def test_the_guides_stable_range_matches_the_layers():
     from pathlib import Path
-    text = Path(__file__).parents[1].joinpath("docs", "guide", "iel.md").read_text()
+    text = Path(__file__).resolve().parents[2].joinpath("docs", "guide", "iel.md").read_text()
     assert "## The stable range" in text
     for dt, steps in ((0.032, 30), (0.015, 60), (0.025, 37), (0.05, 20)):
         assert InverseEvolution("heat", dt=dt, steps=steps).amplification() <= 1e3
@@ -138,7 +138,7 @@ def test_a_5d_tensor_without_ndim_is_refused_with_a_pointer_to_ndim(call):
 
 def test_the_data_guide_says_what_the_solvers_do_with_5d_input():
     from pathlib import Path
-    text = Path(__file__).parents[1].joinpath("docs", "guide", "data.md").read_text()
+    text = Path(__file__).resolve().parents[2].joinpath("docs", "guide", "data.md").read_text()
     assert "a 5-D tensor is a\nstack of 2-D images" not in text
     assert "refuse a 5-D tensor" in text
 
@@ -224,6 +224,6 @@ def test_diffuse_refuses_integer_images_by_the_one_rule():
 
 def test_the_one_rule_is_stated_in_the_data_guide():
     from pathlib import Path
-    text = Path(__file__).parents[1].joinpath("docs", "guide", "data.md").read_text()
+    text = Path(__file__).resolve().parents[2].joinpath("docs", "guide", "data.md").read_text()
     assert "### Integer images" in text and "x.float() / 255" in text
     assert math.isfinite(float(ops.check_float(torch.zeros(2, 2)).sum()))

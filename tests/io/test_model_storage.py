@@ -18,7 +18,7 @@ from pdeflow import models, tvflownet
 from pdeflow.errors import UserInputError
 from pdeflow.io import fits_float16, load_model, model_paths, save_model, store_float16
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = list(models.SHIPPED)
 #: The last commit whose shipped weights were float32 (benchmarks/shipped_float16.py reads the same).
 FLOAT32_COMMIT = "9b9b5a3"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 #: ``(test file, module)``: why the test reaches into that internal.
 INTERNALS = {
@@ -67,7 +67,7 @@ def private_imports(path: Path) -> set[tuple[str, str]]:
 
 
 def test_private_names_are_imported_only_where_a_test_tests_that_internal():
-    bad = [f"{path.name}: {module}.{name}" for path in sorted(TESTS.glob("test_*.py"))
+    bad = [f"{path.name}: {module}.{name}" for path in sorted(TESTS.rglob("test_*.py"))
            for module, name in sorted(private_imports(path)) if (path.name, module) not in INTERNALS]
     assert not bad, ("tests import private names without a reason (use the public API, or add the internal "
                      "to INTERNALS with why the test needs it):\n" + "\n".join(bad))

@@ -184,7 +184,7 @@ def test_the_inpainting_guide_prints_the_densify_options_as_they_are():
 
     from pdeflow.inpaint import MASK_METHODS
 
-    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "inpaint.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guide" / "inpaint.md").read_text()
     shown = re.search(r'print\(MASK_METHODS\["densify"\]\.options\)\s*# (\(.*\))', guide).group(1)
     assert shown == repr(MASK_METHODS["densify"].options)
 

@@ -21,7 +21,7 @@ from pdeflow.errors import UserInputError
 @pytest.fixture(scope="module", autouse=True)
 def _inpainting_layer_alone():
     """These defects are the inpainting layer's: here the encoder's default split is the inpainting alone (the
-    residual layer's own checks: tests/test_codec_residual.py)."""
+    residual layer's own checks: tests/codec/test_codec_residual.py)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("pdeflow.codec.encoder.SPLITS", (1.0,))
         yield

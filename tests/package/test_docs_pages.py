@@ -26,7 +26,7 @@ import pytest
 import pdeflow  # noqa: F401  (before torch)
 from pdeflow.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 import docs_warnings  # noqa: E402  (docs/_ext: the one list of warnings the documented code may raise)
