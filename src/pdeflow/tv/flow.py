@@ -86,6 +86,7 @@ def _step_schedule(times: list[float], dt: float) -> list[tuple[int, float]]:
     return out
 
 
+@ops.follows_layout_rule("u0")
 @auto_threads
 def tv_flow(
     u0: torch.Tensor,

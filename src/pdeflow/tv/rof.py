@@ -133,6 +133,7 @@ def duality_gap(f, u, p, lam, *, channelwise=False):
     return gap_and_primal(f, u, p, lam, channelwise)
 
 
+@ops.follows_layout_rule("f")
 @auto_threads
 def rof(
     f: torch.Tensor,

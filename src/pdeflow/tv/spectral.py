@@ -151,6 +151,7 @@ def _band_edges(bands) -> list[float]:
         raise UserInputError(f"bands must be a sequence of time edges (floats), got {bands!r}") from None
 
 
+@ops.follows_layout_rule("u0")
 @auto_threads
 def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow_kwargs) -> SpectralTV:
     """Spectral TV decomposition of ``u0`` from ``n_steps + 1`` implicit TV flow steps.
