@@ -87,7 +87,10 @@ class Outputs:
             raise AssertionError("Outputs: write inside `with outputs:`")
         if name not in self.paths:
             raise AssertionError(f"Outputs: '{name}' was not planned")
-        tmp = self._stack.enter_context(self._staged(self.paths[name]))
+        try:   # no temporary file beside the target (a folder made read-only or full since the check)
+            tmp = self._stack.enter_context(self._staged(self.paths[name]))
+        except OSError as exc:
+            raise OutputWriteError(self.paths[name], exc) from None
         try:
             yield tmp
         except OSError as exc:

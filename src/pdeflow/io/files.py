@@ -131,6 +131,14 @@ def _commit(tmp: Path, path: Path, overwrite: bool, fsync: bool) -> None:
         os.unlink(tmp)
 
 
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` (same class and errno) naming ``path``, the file the caller asked for, rather than the hidden
+    temporary file beside it that the caller never named."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, overwrite: bool = False, fsync: bool = True) -> Iterator[Path]:
     """Context manager that yields a temporary path and moves it onto ``path``.
@@ -170,14 +178,22 @@ def atomic_path(path, *, overwrite: bool = False, fsync: bool = True) -> Iterato
     """
     path = Path(path)
     check_target(path, overwrite, "atomic_path")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    except OSError as exc:   # a folder that takes no new file (read-only, full)
+        raise _naming(exc, path) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"atomic_path: the writer removed the temporary file '{tmp}'")
-        _commit(tmp, path, overwrite, fsync)
+        try:
+            _commit(tmp, path, overwrite, fsync)
+        except FileExistsError:
+            raise
+        except OSError as exc:   # flushing or renaming failed (a full disk, a folder made read-only meanwhile)
+            raise _naming(exc, path) from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
