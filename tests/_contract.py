@@ -3,7 +3,8 @@
 Every public callable in a package's ``__all__`` either has an entry in that package's table (a
 :class:`Entry`: how to call it on an image ``x`` of shape (B, C, H, W), (C, H, W) or (H, W), and how to
 read the tensors of its result) or is named in its ``exempt`` set with the reason (it takes no image).
-Another package joins by adding a ``(module, table, exempt)`` triple to ``PACKAGES`` (tests/package/test_api_contract.py).
+Another package joins by adding a ``(module, table, exempt)`` triple to ``PACKAGES``
+(tests/package/test_api_contract.py).
 
 For each (function, input kind) the function must give the right answer (the same call on the same
 values in float64, to a tolerance of the input's dtype) or raise ``UserInputError`` naming the argument;

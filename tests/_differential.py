@@ -636,7 +636,8 @@ def _tvflownet():
 #: Public callables that take no image, or are not numerical functions of one, with the reason.
 EXCLUDED = {
     # pdeflow (top level): the re-exports of the subpackages' functions are covered under their own names
-    "pdeflow.read_image": "reads a file into a tensor (IO; its dtype handling is tested in tests/datasets/test_data.py)",
+    "pdeflow.read_image": ("reads a file into a tensor (IO; its dtype handling is tested in "
+                           "tests/datasets/test_data.py)"),
     "pdeflow.write_image": "writes a tensor to a file (IO)",
     "pdeflow.builtin_image": "a loader: a built-in image by name",
     "pdeflow.random_mask": "a random mask of a given shape, no image (the same as inpaint.random_mask)",

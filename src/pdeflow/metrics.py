@@ -186,6 +186,10 @@ def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _finish((x - y).abs().flatten(1).mean(1), batched)
 
 
+#: Where tables of PSNR cap identical frames (``t = 0`` of a flow), in dB: the TVflowNET evaluation and validation.
+PSNR_CAP = 100.0
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range=None) -> torch.Tensor:
     """Peak signal-to-noise ratio per image, in decibels.
 

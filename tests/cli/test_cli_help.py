@@ -2,49 +2,26 @@
 
 The command line is a public interface: a refactoring must leave it unchanged.
 Regenerate the snapshot after a deliberate change with
-``python tests/cli/test_cli_help.py --update`` and review the diff (``python tests/cli/test_cli_help.py --show`` prints the
-snapshot; it is kept gzipped, byte for byte reproducible, to keep the tracked tree small).
+``python tests/cli/test_cli_help.py --update`` and review the diff (``python tests/cli/test_cli_help.py --show``
+prints the snapshot; it is kept gzipped, byte for byte reproducible, to keep the tracked tree small).
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import gzip
 import json
-import os
 import sys
 from pathlib import Path
+
+# the helpers of tests/ (this file also runs as a script)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _cli_help import all_help  # noqa: E402
 
 SNAPSHOT = Path(__file__).resolve().parents[1].joinpath("data") / "cli_help.json.gz"
 
 
 def snapshot() -> dict[str, str]:
     return json.loads(gzip.decompress(SNAPSHOT.read_bytes()))
-
-
-def all_help() -> dict[str, str]:
-    """``{"pdeflow ...": help text}`` for the command and every (nested) subcommand, at 100 columns."""
-    from pdeflow.cli import build_parser
-
-    old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"
-    try:
-        out: dict[str, str] = {}
-
-        def walk(parser: argparse.ArgumentParser, name: str) -> None:
-            out[name] = parser.format_help()
-            for action in parser._actions:
-                if isinstance(action, argparse._SubParsersAction):
-                    for sub_name, sub in action.choices.items():
-                        walk(sub, f"{name} {sub_name}")
-
-        walk(build_parser(), "pdeflow")
-        return out
-    finally:
-        if old is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = old
 
 
 def test_help_unchanged():

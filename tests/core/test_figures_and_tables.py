@@ -49,7 +49,7 @@ def test_inpainting_table_of_one_image_has_no_spread(one_image_evaluation):
 
 def test_iel_table_of_one_seed_has_no_spread():
     from pdeflow import training
-    from pdeflow.iel.experiment import RunConfig, _table
+    from pdeflow.evaluate.iel import RunConfig, _table
 
     def ms(v, n):
         return {"mean": v, "std": 0.0 if n == 1 else 0.01, "n": n, "values": [v] * n}
@@ -190,7 +190,7 @@ def test_flow_both_has_a_difference_row():
 
 @pytest.mark.parametrize("epochs", [1, 3])
 def test_iel_sweep_figure_has_no_empty_panel(epochs):
-    from pdeflow.iel.experiment import _sweep_figure
+    from pdeflow.evaluate.iel import _sweep_figure
 
     def row(method, dt, layers, v):
         return {"labels": "noisy", "method": method, "dt": dt, "layers": layers,

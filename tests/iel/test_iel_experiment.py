@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from pdeflow.cli import main
-from pdeflow.iel import SegmentationUNet
-from pdeflow.iel import datasets as ds
-from pdeflow.iel.experiment import (
+from pdeflow.evaluate.iel import (
     ExperimentSpec,
     RunConfig,
     boundary_ratio,
@@ -21,6 +19,8 @@ from pdeflow.iel.experiment import (
     run_experiment,
     train_run,
 )
+from pdeflow.iel import SegmentationUNet
+from pdeflow.iel import datasets as ds
 from pdeflow.training import RunConfigError
 
 TINY = dict(dataset="synthetic", width=4, depth=2, crop=32, batch_size=2, epochs=2, steps_per_epoch=2)
@@ -165,7 +165,7 @@ def test_noise_is_shared_by_baseline_and_iel_of_a_seed(tiny_data):
 def test_train_run_result_and_resume(tmp_path, tiny_data, monkeypatch):
     import copy
 
-    from pdeflow.iel import _run  # the module of train_run (one run of the experiment)
+    from pdeflow.evaluate import _iel_run as _run  # the module of train_run (one run of the experiment)
     torch.set_num_threads(1)
     seen = []                                   # the network train_run measures its boundary ratio on
 

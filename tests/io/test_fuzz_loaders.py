@@ -30,7 +30,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from pdeflow.io import read_image, save_model, write_image  # noqa: E402
 
-# For a longer, random search (not in CI): PDEFLOW_FUZZ_SCALE=20 PDEFLOW_FUZZ_RANDOM=1 pytest tests/io/test_fuzz_loaders.py
+# For a longer, random search (not in CI):
+# PDEFLOW_FUZZ_SCALE=20 PDEFLOW_FUZZ_RANDOM=1 pytest tests/io/test_fuzz_loaders.py
 _SCALE = float(os.environ.get("PDEFLOW_FUZZ_SCALE", "1"))
 _RANDOM = os.environ.get("PDEFLOW_FUZZ_RANDOM") == "1"
 

@@ -228,7 +228,8 @@ CASES = [(mod.__name__, name, kind) for mod, table, _ in PACKAGES for name in ta
                          ids=lambda v: getattr(v, "__name__", ""))
 def test_every_public_function_is_in_the_table(module, exempt, table):
     missing = set(public_callables(module)) - set(table) - set(exempt)
-    assert not missing, f"{module.__name__}: add {sorted(missing)} to the contract table (tests/package/test_api_contract.py)"
+    assert not missing, (f"{module.__name__}: add {sorted(missing)} to the contract table "
+                         "(tests/package/test_api_contract.py)")
     stale = (set(table) | set(exempt)) - set(public_callables(module))
     assert not stale, f"{module.__name__}: {sorted(stale)} are in the contract table but not public"
 

@@ -19,7 +19,7 @@ import pdeflow
 
 ROOT = Path(pdeflow.__file__).resolve().parent
 DESIGN = ROOT.parent.parent / "docs" / "DESIGN.md"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_architecture import _modules, _top  # noqa: E402  (the one import scanner of the rule tests)
 
 _ENTRY = re.compile(r"^  ([A-Za-z_]\w*(?:\.py|/))(?=\s|$)")

@@ -18,11 +18,11 @@ INTERNALS = {
                                                           "a fast start must not import",
     ("test_diffuse_3d.py", "pdeflow.multigrid._galerkin"): "the Galerkin coarse operator against a dense one",
     ("test_diffuse_3d.py", "pdeflow.multigrid._multigrid3d"): "the 3-D multigrid's dense operator, the reference",
-    ("test_figures_and_tables.py", "pdeflow.iel.experiment"): "the experiment's table and sweep figure, drawn "
+    ("test_figures_and_tables.py", "pdeflow.evaluate.iel"): "the experiment's table and sweep figure, drawn "
                                                                "from a hand-made summary",
     ("test_figures_and_tables.py", "pdeflow.evaluate._inpaint_report"): "the evaluation's report from hand-made rows",
     ("test_figures_and_tables.py", "pdeflow.evaluate.tvflownet_report"): "the evaluation's flow figure, hand-made data",
-    ("test_iel_experiment.py", "pdeflow.iel"): "one run's internals (_run), below the experiment grid",
+    ("test_iel_experiment.py", "pdeflow.evaluate"): "one run's internals (_iel_run), below the experiment grid",
     ("test_inpaint_cli.py", "pdeflow.cli.inpaint"): "the command's image loader, without a subprocess",
     ("test_inpaint_eval_metrics.py", "pdeflow.evaluate._inpaint_report"): "the PS comparison rows of the report",
     ("test_inpaint_eval_metrics.py", "pdeflow.inpaint.masks._refine_search"): "the probe costs the report uses",

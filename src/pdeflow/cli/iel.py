@@ -1,4 +1,4 @@
-"""``pdeflow iel-experiment``: the command line of :mod:`pdeflow.iel.experiment`.
+"""``pdeflow iel-experiment``: the command line of :mod:`pdeflow.evaluate.iel`.
 
 ``add_parsers(sub)`` registers the subcommand on the top-level subparsers of ``pdeflow``. The method
 (Liu et al., 2023) and its full reference are in :mod:`pdeflow.iel`.
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..iel.experiment import PRESETS, ExperimentSpec, RunConfig, check_spec, run_experiment
+from ..evaluate.iel import PRESETS, ExperimentSpec, RunConfig, check_spec, run_experiment
 from ..training import RunConfigError
 from ._arguments import add_command, add_config_options, check_device, config_kwargs, nonneg_float, positive_int
 from ._errors import CLIError
@@ -87,7 +87,7 @@ def add_parsers(sub) -> None:
 
 
 def spec_from_args(args):
-    """The :class:`~pdeflow.iel.experiment.ExperimentSpec` of parsed arguments.
+    """The :class:`~pdeflow.evaluate.iel.ExperimentSpec` of parsed arguments.
 
     Three layers, later ones winning: RunConfig's defaults, ``--preset``, the options given.
     """

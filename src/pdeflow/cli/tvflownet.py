@@ -22,12 +22,12 @@ import torch
 
 from ..errors import UserInputError
 from ..evaluate.tvflownet import evaluate
+from ..evaluate.tvflownet_paper import paper_times
 from ..evaluate.tvflownet_report import report
 from ..io import model_bytes
 from ..training import invoked_command
 from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
-from ..tvflownet.paper import paper_times
 from ..tvflownet.symmetry import DihedralMean, flow_model
 from ..tvflownet.train import TrainConfig, check_config, data_sources, train
 from ._arguments import (

@@ -6,7 +6,7 @@ import torch
 
 from .. import metrics
 from ..errors import UserInputError
-from ..tvflownet.paper import PSNR_CAP
+from .tvflownet_paper import PSNR_CAP
 
 #: How each metric is computed: the one place that decides it.  Every column compared with the
 #: paper's numbers uses :data:`PAPER_METRICS`, the official test code's (``eval_all.py``): the PSNR of

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..progress import progress_bar
-from ..tvflownet.paper import PAPER_SCALE, paper_times
 from ._tvflownet_inputs import Model, model_device, model_dtype, natural_images, scaled
+from .tvflownet_paper import PAPER_SCALE, paper_times
 from .tvflownet_reference import grid_indices, reference_solve
 
 

@@ -58,15 +58,6 @@ from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv.spectral import spectral_from_stack
 from ..tvflownet.joint import joint_optimise, paper_iterations
-from ..tvflownet.paper import (
-    PAPER,
-    PAPER_SCALE,
-    PSNR_CAP,
-    paper_key,
-    paper_times,
-    source_provenances,
-    unwrap_model,
-)
 from ..tvflownet.symmetry import composes_in_time
 from ._tvflownet_inputs import (
     Model,
@@ -90,6 +81,15 @@ from ._tvflownet_metrics import (
     stack_psnr,
 )
 from ._tvflownet_timing import evaluate_timing
+from .tvflownet_paper import (
+    PAPER,
+    PAPER_SCALE,
+    PSNR_CAP,
+    paper_key,
+    paper_times,
+    source_provenances,
+    unwrap_model,
+)
 from .tvflownet_reference import default_cache_dir, reference_flow
 
 __all__ = [

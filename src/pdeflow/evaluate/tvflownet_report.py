@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from .. import viz
 from ..reporting import Report, format_mean_std, jsonable, md_table
-from ..tvflownet.paper import ARCH_LABEL as _ARCH_LABEL
 from .tvflownet import METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
+from .tvflownet_paper import ARCH_LABEL as _ARCH_LABEL
 
 __all__ = ["report"]
 

@@ -8,7 +8,7 @@
 * :mod:`~pdeflow.iel.noise` -- seeded label noise (grid blocks, random windows).
 * :mod:`~pdeflow.iel.unet` -- the paper's U-Net (InstanceNorm, LeakyReLU).
 * :mod:`~pdeflow.iel.datasets` -- offline labelled data (DSB2018 nuclei, Colin27 brain MR).
-* :mod:`~pdeflow.iel.experiment` -- the noisy-label experiment (``pdeflow iel-experiment``).
+* :mod:`~pdeflow.evaluate.iel` -- the noisy-label experiment (``pdeflow iel-experiment``).
 
 References
 ----------
@@ -17,7 +17,7 @@ References
 """
 from .layers import (
                      BOUNDARIES,
-                     OPERATORS,
+                     EVOLUTIONS,
                      STABLE_AMPLIFICATION,
                      AmplificationWarning,
                      Heat,
@@ -33,6 +33,6 @@ from .layers import (
 from .noise import add_label_noise, block_noise, window_noise
 from .unet import SegmentationUNet
 
-__all__ = ["BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator", "InverseEvolution",
+__all__ = ["BOUNDARIES", "EVOLUTIONS", "Heat", "TVFlow", "PeronaMalik", "make_operator", "InverseEvolution",
            "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol", "block_noise", "window_noise",
            "add_label_noise", "SegmentationUNet", "STABLE_AMPLIFICATION", "AmplificationWarning"]

@@ -143,7 +143,7 @@ import torch.distributed as dist
 from .. import datasets
 from ..errors import UserInputError
 from ..io import save_model
-from ..metrics import psnr
+from ..metrics import PSNR_CAP, psnr
 from ..training import (
     CpuClock,
     Run,
@@ -181,7 +181,6 @@ from ._train_loss import (
     unsupervised_loss_fn,
 )
 from .architectures import build_model
-from .paper import PSNR_CAP
 
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
            "flowed_inputs", "synthetic_images", "augment", "supervised_reference", "supervised_loss",

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import UserInputError
+from ..metrics import PSNR_CAP
 
 __all__ = ["PAPER_SCALE", "PSNR_CAP", "PAPER", "ARCH_LABEL", "paper_times", "paper_key", "unwrap_model",
            "source_provenances"]
@@ -19,8 +20,6 @@ __all__ = ["PAPER_SCALE", "PSNR_CAP", "PAPER", "ARCH_LABEL", "paper_times", "pap
 
 #: Intensity scale of the paper: images in [0, 1] times 5.
 PAPER_SCALE = 5.0
-#: PSNR values are capped here (dB).
-PSNR_CAP = 100.0
 
 
 def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
@@ -28,7 +27,7 @@ def paper_times(n: int = 50, t_max: float = 0.98) -> list[float]:
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.paper import paper_times
+    >>> from pdeflow.evaluate.tvflownet_paper import paper_times
     >>> times = paper_times()
     >>> len(times), times[:3], times[-1]
     (50, [0.0, 0.02, 0.04], 0.98)
@@ -171,7 +170,7 @@ def source_provenances(prov):
 
     Examples
     --------
-    >>> from pdeflow.tvflownet.paper import source_provenances
+    >>> from pdeflow.evaluate.tvflownet_paper import source_provenances
     >>> prov = {"trainer": "pdeflow.tvflownet.average",
     ...         "averaged": [{"provenance": {"trainer": "a"}}, {"provenance": {"trainer": "b"}}]}
     >>> [p["trainer"] for p in source_provenances(prov)]
@@ -196,7 +195,7 @@ def unwrap_model(model):
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.paper import unwrap_model
+    >>> from pdeflow.evaluate.tvflownet_paper import unwrap_model
     >>> from pdeflow.tvflownet.symmetry import Equivariant
     >>> net = load("semiresnet")
     >>> unwrap_model(Equivariant(net)) is net
@@ -260,7 +259,7 @@ def paper_key(name: str, model=None) -> tuple[str, str] | None:
     Examples
     --------
     >>> from pdeflow.tvflownet import load
-    >>> from pdeflow.tvflownet.paper import paper_key
+    >>> from pdeflow.evaluate.tvflownet_paper import paper_key
     >>> paper_key("semiresnet", load("semiresnet")), paper_key("unet-96"), paper_key("mine")
     (('semiresnet', '32'), ('unet', '96'), None)
     """

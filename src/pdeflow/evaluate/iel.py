@@ -4,7 +4,7 @@ One run trains a :class:`~pdeflow.iel.unet.SegmentationUNet` with cross-entropy,
 without heat-diffusion (or other) IELs after its logits, on clean or noisy
 training labels, and records the validation Dice after every epoch::
 
-    from pdeflow.iel.experiment import RunConfig, train_run
+    from pdeflow.evaluate.iel import RunConfig, train_run
     result = train_run(RunConfig(dataset="dsb2018", noise="blocks", iel=True), "runs/iel-s0")
 
 An experiment is a grid of such runs, each in its own run directory (a
@@ -57,11 +57,20 @@ import numpy as np
 
 from .. import training, viz
 from ..errors import UserInputError
+from ..iel.datasets import SegmentationData, load_dataset
 from ..io import write_bytes
 from ..reporting import format_mean_std
 from ..training import option
-from ._run import RESULT_FILE, RunConfig, boundary_ratio, check_config, evaluate, prepare_data, train_run, write_json
-from .datasets import SegmentationData, load_dataset
+from ._iel_run import (
+    RESULT_FILE,
+    RunConfig,
+    boundary_ratio,
+    check_config,
+    evaluate,
+    prepare_data,
+    train_run,
+    write_json,
+)
 
 __all__ = ["PRESETS", "RunConfig", "check_config", "train_run", "prepare_data", "evaluate", "boundary_ratio",
            "ExperimentSpec", "check_spec", "plan_runs", "run_experiment", "aggregate", "RESULT_FILE"]
@@ -104,7 +113,7 @@ class ExperimentSpec:
 
     Examples
     --------
-    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, plan_runs
+    >>> from pdeflow.evaluate.iel import ExperimentSpec, RunConfig, plan_runs
     >>> spec = ExperimentSpec(mode="compare", base=RunConfig(dataset="synthetic", noise="blocks"), seeds=(0,))
     >>> [name for name, _, _ in plan_runs(spec)]
     ['clean-baseline-s0', 'clean-iel-dt0.025-n30-s0', 'noisy-baseline-s0', 'noisy-iel-dt0.025-n30-s0']
@@ -128,7 +137,7 @@ def check_spec(spec: ExperimentSpec) -> None:
 
     Examples
     --------
-    >>> from pdeflow.iel.experiment import ExperimentSpec, check_spec
+    >>> from pdeflow.evaluate.iel import ExperimentSpec, check_spec
     >>> check_spec(ExperimentSpec(seeds=(0, 1)))
     >>> try:
     ...     check_spec(ExperimentSpec(mode="neither"))
@@ -160,7 +169,7 @@ def plan_runs(spec: ExperimentSpec) -> list[tuple[str, dict, RunConfig]]:
 
     Examples
     --------
-    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, plan_runs
+    >>> from pdeflow.evaluate.iel import ExperimentSpec, RunConfig, plan_runs
     >>> spec = ExperimentSpec(mode="sweep", base=RunConfig(noise="windows"), seeds=(0,),
     ...                       dts=(0.01, 0.025), layers=(20,))
     >>> for name, labels, cfg in plan_runs(spec):
@@ -198,7 +207,7 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
     >>> import tempfile
     >>> from pathlib import Path
     >>> from pdeflow.iel.datasets import synthetic_blobs
-    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, run_experiment
+    >>> from pdeflow.evaluate.iel import ExperimentSpec, RunConfig, run_experiment
     >>> base = RunConfig(dataset="synthetic", noise="blocks", width=4, depth=2, crop=16, batch_size=2, epochs=1,
     ...                  steps_per_epoch=1, layers=2)
     >>> with tempfile.TemporaryDirectory() as d:
@@ -263,7 +272,7 @@ def aggregate(spec: ExperimentSpec, out_dir) -> dict:
     --------
     >>> import tempfile
     >>> from pdeflow.iel.datasets import synthetic_blobs
-    >>> from pdeflow.iel.experiment import ExperimentSpec, RunConfig, aggregate, run_experiment
+    >>> from pdeflow.evaluate.iel import ExperimentSpec, RunConfig, aggregate, run_experiment
     >>> base = RunConfig(dataset="synthetic", noise="blocks", width=4, depth=2, crop=16, batch_size=2, epochs=1,
     ...                  steps_per_epoch=1, layers=2)
     >>> spec = ExperimentSpec(base=base, seeds=(0,), layers=(2,))

@@ -1,4 +1,4 @@
-"""One run of the noisy-label segmentation experiment (:mod:`pdeflow.iel.experiment`, whose docstring says
+"""One run of the noisy-label segmentation experiment (:mod:`pdeflow.evaluate.iel`, whose docstring says
 what a run does): its configuration, data, training loop and evaluation."""
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from .. import ops, training
 from ..datasets import random_crops
 from ..errors import UserInputError
+from ..iel.datasets import DATASETS, SegmentationData, load_dataset
+from ..iel.layers import BOUNDARIES, EVOLUTIONS, with_iels
+from ..iel.noise import NOISE_KINDS, add_label_noise
+from ..iel.unet import SegmentationUNet
 from ..io import write_bytes
 from ..metrics import dice
 from ..training import option
-from .datasets import DATASETS, SegmentationData, load_dataset
-from .layers import BOUNDARIES, OPERATORS, with_iels
-from .noise import NOISE_KINDS, add_label_noise
-from .unet import SegmentationUNet
 
 RESULT_FILE = "result.json"
 
@@ -35,7 +35,7 @@ class RunConfig:
 
     Examples
     --------
-    >>> from pdeflow.iel.experiment import RunConfig, check_config
+    >>> from pdeflow.evaluate.iel import RunConfig, check_config
     >>> cfg = RunConfig(dataset="synthetic", width=4, depth=2, crop=16, epochs=1, steps_per_epoch=1)
     >>> check_config(cfg)
     >>> cfg.operator, cfg.dt, cfg.layers
@@ -56,7 +56,7 @@ class RunConfig:
     noise_area: float = option(0.1, "windows: fraction of the image covered (default {default:g})",
                                type="fraction", metavar="A")
     iel: bool = False
-    operator: str = option("heat", "(default {default})", choices=tuple(OPERATORS))
+    operator: str = option("heat", "(default {default})", choices=tuple(EVOLUTIONS))
     operator_param: float | None = option(None, "heat: scale of the Laplacian (1); tv: eps (0.1); perona-malik: "
                                                 "kappa (1)", type="positive_float", metavar="X")
     dt: float = 0.025                     # PDE time per layer (official "0.1" with laplacian/4)
@@ -83,7 +83,7 @@ def check_config(cfg: RunConfig) -> None:
 
     Examples
     --------
-    >>> from pdeflow.iel.experiment import RunConfig, check_config
+    >>> from pdeflow.evaluate.iel import RunConfig, check_config
     >>> check_config(RunConfig(dataset="synthetic"))
     >>> try:
     ...     check_config(RunConfig(dataset="synthetic", epochs=0))
@@ -98,8 +98,8 @@ def check_config(cfg: RunConfig) -> None:
         bad("dataset", f"one of {DATASETS}")
     if cfg.noise not in NOISE_KINDS:
         bad("noise", f"one of {NOISE_KINDS}")
-    if cfg.operator not in OPERATORS:
-        bad("operator", f"one of {tuple(OPERATORS)}")
+    if cfg.operator not in EVOLUTIONS:
+        bad("operator", f"one of {tuple(EVOLUTIONS)}")
     if cfg.boundary not in BOUNDARIES:
         bad("boundary", f"one of {BOUNDARIES}")
     if cfg.optimizer not in ("adam", "rmsprop"):
@@ -135,7 +135,7 @@ def prepare_data(cfg: RunConfig, data: SegmentationData | None = None) -> tuple[
     Examples
     --------
     >>> from pdeflow.iel.datasets import synthetic_blobs
-    >>> from pdeflow.iel.experiment import RunConfig, prepare_data
+    >>> from pdeflow.evaluate.iel import RunConfig, prepare_data
     >>> cfg = RunConfig(dataset="synthetic", noise="blocks", noise_keep=0.5)
     >>> data, changed = prepare_data(cfg, synthetic_blobs(2, 2, 16))
     >>> len(data.train_labels), 0.0 < changed < 1.0
@@ -158,7 +158,7 @@ def _build(cfg: RunConfig, num_classes: int, in_channels: int):
     unet = SegmentationUNet(in_channels, num_classes, width=cfg.width, depth=cfg.depth)
     if not cfg.iel:
         return unet, unet
-    from .layers import make_operator
+    from ..iel.layers import make_operator
     op = make_operator(cfg.operator, cfg.operator_param)
     return unet, with_iels(unet, op, dt=cfg.dt, steps=cfg.layers, boundary=cfg.boundary)
 
@@ -185,7 +185,7 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     Examples
     --------
     >>> import torch
-    >>> from pdeflow.iel.experiment import evaluate
+    >>> from pdeflow.evaluate.iel import evaluate
     >>> labels = torch.zeros(2, 8, 8, dtype=torch.int64)
     >>> labels[:, 2:6, 2:6] = 1
     >>> class Oracle(torch.nn.Module):  # logits that pick the true class of every pixel
@@ -222,7 +222,7 @@ def boundary_ratio(model: torch.nn.Module, images: torch.Tensor, labels: torch.T
     --------
     >>> import torch
     >>> from pdeflow.iel import SegmentationUNet
-    >>> from pdeflow.iel.experiment import boundary_ratio
+    >>> from pdeflow.evaluate.iel import boundary_ratio
     >>> _ = torch.manual_seed(0)
     >>> net = SegmentationUNet(width=4, depth=2)
     >>> labels = torch.zeros(2, 16, 16, dtype=torch.int64)
@@ -266,7 +266,7 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
     >>> import tempfile
     >>> from pathlib import Path
     >>> from pdeflow.iel.datasets import synthetic_blobs
-    >>> from pdeflow.iel.experiment import RESULT_FILE, RunConfig, train_run
+    >>> from pdeflow.evaluate.iel import RESULT_FILE, RunConfig, train_run
     >>> cfg = RunConfig(dataset="synthetic", width=4, depth=2, crop=16, batch_size=2, epochs=2, steps_per_epoch=1)
     >>> with tempfile.TemporaryDirectory() as d:
     ...     result = train_run(cfg, d, data=synthetic_blobs(2, 2, 16))
