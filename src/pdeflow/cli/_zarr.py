@@ -1,8 +1,8 @@
 """zarr stores on the command line: ``pdeflow denoise IN.zarr OUT.zarr`` and ``pdeflow inpaint IN.zarr OUT.zarr
 --mask MASK.zarr`` solve arrays larger than memory chunk by chunk with :mod:`pdeflow.dask`.
 
-* :func:`add_zarr_args`: the ``zarr`` option group (``--chunks``, ``--ndim``, ``--max-sweeps``; ``--overlap`` for
-  inpainting).
+* :func:`add_zarr_args`: the ``zarr`` option group (``--chunks``, ``--ndim``, ``--max-sweeps``, ``--fill-missing``;
+  ``--overlap`` for inpainting).
 * :func:`check_zarr`: after parsing, whether IMAGE is a zarr store (``args.zarr``: the input and output stores,
   or ``None``), the output store's name and the options a store refuses, as usage errors.
 * :func:`open_store`: a store as a float dask array with the chunks of ``--chunks`` (integers mapped to [0, 1]).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ def is_zarr(spec) -> bool:
 
 
 def add_zarr_args(p, *, overlap: bool = False) -> None:
-    """The ``zarr`` group: ``--chunks``, ``--ndim``, ``--max-sweeps`` (and ``--overlap`` with ``overlap``)."""
+    """The ``zarr`` group: ``--chunks``, ``--ndim``, ``--max-sweeps``, ``--fill-missing`` (and ``--overlap`` with
+    ``overlap``)."""
     g = p.add_argument_group("zarr stores (images and volumes larger than memory)", textwrap.fill(ZARR_HELP, 100))
     g.add_argument("--chunks", type=positive_int, default=None, metavar="N",
                    help=f"chunks of N pixels a side along the spatial axes (default {DEFAULT_CHUNKS[2]}, with --ndim 3 "
@@ -63,6 +65,10 @@ def add_zarr_args(p, *, overlap: bool = False) -> None:
         g.add_argument("--overlap", type=positive_int, default=None, metavar="N",
                        help=f"pixels by which each chunk's subproblem reaches into its neighbours (default "
                             f"{DEFAULT_OVERLAP})")
+    g.add_argument("--fill-missing", type=float, default=None, metavar="VALUE",
+                   help="read the chunks whose files are missing from the stores as VALUE (default: a missing chunk "
+                        "is an error: the store may be a copy cut short; zarr writes no chunk equal to the fill "
+                        "value unless told to)")
 
 
 def check_zarr(args, *, refuse=(), masks=()) -> bool:
@@ -72,7 +78,7 @@ def check_zarr(args, *, refuse=(), masks=()) -> bool:
     specs = [args.image] if isinstance(args.image, str) else list(args.image)
     if not any(is_zarr(s) for s in specs):
         args.zarr = None
-        for flag in ("chunks", "ndim", "overlap", "max_sweeps"):
+        for flag in ("chunks", "ndim", "overlap", "max_sweeps", "fill_missing"):
             if getattr(args, flag, None) is not None:
                 args.parser.error(f"argument --{flag.replace('_', '-')}: only for a zarr store IMAGE (IN.zarr)")
         if args.out is None:
@@ -113,12 +119,13 @@ def check_zarr(args, *, refuse=(), masks=()) -> bool:
     return True
 
 
-def open_store(path, what: str, *, chunks=None, ndim: int = 2, mask: bool = False):
+def open_store(path, what: str, *, chunks=None, ndim: int = 2, mask: bool = False, fill_missing=None):
     """The store at ``path`` as a dask array: floats as stored (float16 as float32), integers mapped to [0, 1] by
     their dtype's largest value (said on stdout) or, with ``mask``, as they are; the spatial axes (the last
-    ``ndim``) rechunked to ``chunks`` pixels a side. ``what``: the argument's name in errors."""
+    ``ndim``) rechunked to ``chunks`` pixels a side. ``what``: the argument's name in errors; ``fill_missing``:
+    :func:`pdeflow.io.read_zarr`'s (a missing or undecodable chunk fails when the solve reads it)."""
     try:
-        x = pio.read_zarr(path)
+        x = pio.read_zarr(path, fill_missing=fill_missing)
     except UserInputError as exc:
         raise CLIError(f"argument {what}: {exc}") from None
     if x.ndim < ndim or x.ndim > ndim + 2:
@@ -166,6 +173,8 @@ def run_zarr(args, build, what: str) -> int:
     t0 = time.perf_counter()
     flag = "--scheduler" if args.scheduler is not None else "--workers"
     try:
+        # the line below says when the sweeps ran out: not the library's warning as well
+        warnings.filterwarnings("ignore", message=r"pdeflow\.dask\.\w+: stopped at max_sweeps")
         if args.scheduler is None and args.workers is None:
             if getattr(args, "threads", None) is None:     # dask's threads are the parallelism: torch on one each
                 import torch
@@ -181,7 +190,7 @@ def run_zarr(args, build, what: str) -> int:
                 _report_start(prog, what, source, target, x, where)
                 result = solve(target, args.overwrite)
     except UserInputError as exc:
-        text = str(exc)
+        text = str(exc).replace("fill_missing=VALUE", "--fill-missing VALUE")
         raise CLIError(text if text.startswith("argument ") else f"argument IMAGE: {text}") from None
     secs = time.perf_counter() - t0
     print(f"{prog}: wrote {target} in {secs:.1f} s: {int(result.sweeps)} Schwarz sweep(s), stopping measure "
@@ -230,8 +239,9 @@ def run_inpaint_zarr(args) -> int:
     def build():
         from ..dask import inpaint_to_zarr
 
-        x = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=nd)
-        m = open_store(args.mask if args.mask is not None else args.holes, flag, ndim=nd, mask=True)
+        x = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=nd, fill_missing=args.fill_missing)
+        m = open_store(args.mask if args.mask is not None else args.holes, flag, ndim=nd, mask=True,
+                       fill_missing=args.fill_missing)
         if tuple(m.shape[-nd:]) != tuple(x.shape[-nd:]):
             raise CLIError(f"argument {flag}: the store's spatial shape {tuple(m.shape[-nd:])} is not IMAGE's "
                            f"{tuple(x.shape[-nd:])}")

@@ -246,7 +246,7 @@ def _run_denoise_zarr(args) -> int:
     def build():
         from ..dask import rof_to_zarr
 
-        f = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=args.ndim or 2)
+        f = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=args.ndim or 2, fill_missing=args.fill_missing)
 
         def solve(target, overwrite):
             return rof_to_zarr(f, args.lam[0], target, tol=args.tol if args.tol is not None else ZARR_TOL,

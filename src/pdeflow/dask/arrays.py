@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputDtypeError, UserInputError
 
 __all__ = ["import_dask", "as_batched", "from_batched", "sweep", "halo_faces", "check_positive", "check_ndim",
-           "check_max_sweeps", "spatial_depth"]
+           "check_max_sweeps", "spatial_depth", "checked_finite", "warn_short", "warned_if_short"]
 
 
 def import_dask():
@@ -115,6 +115,90 @@ def as_batched(x, name: str, ndim: int, who: str, *, channels_one_chunk: bool = 
     if channels_one_chunk and len(x4.chunks[1]) > 1:
         x4 = x4.rechunk({1: -1})
     return x4, lead
+
+
+def checked_finite(x4, name: str, who: str, lead: int):
+    """``x4`` (batched, from :func:`as_batched`) with a check in each chunk's task: a chunk that holds NaN or an
+    infinity raises a :class:`~pdeflow.errors.UserInputError` naming ``name``, the first such element and its
+    chunk (in the caller's axes, ``lead`` as :func:`as_batched` returns it) when it is computed.
+
+    Lazy, a task per chunk in the graph that reads the chunk: a store is read once, and the solve that follows
+    starts on no chunk that failed (an iteration on NaN never meets its tolerance and would run to its caps).
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> from pdeflow.dask.arrays import as_batched, checked_finite
+    >>> from pdeflow.errors import UserInputError
+    >>> x = np.zeros((4, 4)); x[1, 3] = np.nan
+    >>> x4, lead = as_batched(da.from_array(x, chunks=2), "f", 2, "rof")
+    >>> try:
+    ...     checked_finite(x4, "f", "rof", lead).compute(scheduler="sync")
+    ... except UserInputError as err:
+    ...     print(err)
+    rof: f must be finite; it holds nan at (1, 3) (its chunk [0:2, 2:4])
+    """
+    def check(block, block_info=None):
+        if not np.isfinite(block).all():
+            loc = block_info[0]["array-location"]
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(block))[0])
+            where = tuple(int(a + i) for (a, _), i in zip(loc, bad))[2 - lead:]
+            chunk = ", ".join(f"{a}:{b}" for a, b in loc[2 - lead:])
+            raise UserInputError(f"{who}: {name} must be finite; it holds {block[bad]} at {where} "
+                                 f"(its chunk [{chunk}])")
+        return block
+
+    return x4.map_blocks(check, dtype=x4.dtype, meta=np.empty((0,) * x4.ndim, dtype=x4.dtype))
+
+
+def warn_short(who: str, criterion, tol: float, max_sweeps: int, measure: str = "relative duality gap") -> None:
+    """The :class:`pdeflow.tv.ConvergenceWarning` of a decomposed solve that stopped at ``max_sweeps`` with its
+    stopping measure ``criterion`` above ``tol``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from pdeflow.dask.arrays import warn_short
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_short("pdeflow.dask.rof", 3e-6, 1e-7, 30)
+    >>> print(str(caught[0].message).replace("; ", ";\n"))
+    pdeflow.dask.rof: stopped at max_sweeps=30 with a relative duality gap of 3e-06, short of tol=1e-07;
+    raise max_sweeps or tol
+    """
+    import warnings
+
+    from ..tv import ConvergenceWarning
+
+    warnings.warn(f"{who}: stopped at max_sweeps={max_sweeps} with a {measure} of {float(criterion):.2g}, short of "
+                  f"tol={tol:g}; raise max_sweeps or tol", ConvergenceWarning, stacklevel=3)
+
+
+def warned_if_short(x, criterion, converged, who: str, tol: float, max_sweeps: int,
+                    measure: str = "relative duality gap"):
+    """``x`` (a dask array) whose chunks, when computed, first call :func:`warn_short` if ``converged`` (a 0-d dask
+    array) is False: a lazy solve that ran out of sweeps says so where it is computed (one warning: Python shows
+    a repeated one once).
+
+    Examples
+    --------
+    >>> import dask.array as da, warnings
+    >>> from pdeflow.dask.arrays import warned_if_short
+    >>> x = warned_if_short(da.ones(4, chunks=2), da.asarray(0.5), da.asarray(False), "demo", 0.1, 3)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = x.compute(scheduler="sync")
+    >>> str(caught[0].message)
+    'demo: stopped at max_sweeps=3 with a relative duality gap of 0.5, short of tol=0.1; raise max_sweeps or tol'
+    """
+    da = import_dask()
+
+    def task(block, crit, ok):
+        if not bool(ok):
+            warn_short(who, crit, tol, max_sweeps, measure)
+        return block
+
+    return da.map_blocks(task, x, criterion, converged, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
 
 
 def from_batched(x4, lead: int):

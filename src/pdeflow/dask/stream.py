@@ -20,6 +20,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +29,8 @@ import numpy as np
 
 from ..allocator import release_free_memory
 from ..errors import InputFileNotFoundError, UserInputError
-from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, import_dask
-from .inpaint import (
-    LOCAL,
-    RELATIVE,
-    checked_arguments,
-    clipped,
-    measure_of,
-    residual_sums,
-    ring_width,
-    solve_block,
-)
+from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, checked_finite, import_dask, warn_short
+from .inpaint import checked_arguments, residual_sums, solve_block
 from .tv import ROF_TOL, gap_sums, primal_block, solve_dual_block, step_tol
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
@@ -135,7 +127,9 @@ def _write(path, bslice, block, values):
 
 def _create(path, shape, chunks, dtype):
     import zarr
-    zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True)
+    # every chunk written, zeros too: a missing chunk file then means an incomplete store (pdeflow.io.read_zarr)
+    zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True,
+                      config={"write_empty_chunks": True})
     return path
 
 
@@ -172,9 +166,29 @@ def _workspace(target, overwrite, store, who):
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        _remove_settled(work, tmp)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_settled(*paths, quiet: float = 0.5, limit: float = 10.0) -> None:
+    """Remove ``paths`` and keep removing them until none has come back for ``quiet`` seconds (``limit`` at most).
+    After a failed task, dask has raised while the graph's other running tasks go on (dask's threads, a cluster's
+    workers) and may write chunks into the stores again, making their folders anew."""
+    end, calm = time.monotonic() + limit, None
+    while time.monotonic() < end:
+        if any(p.exists() for p in paths):
+            for p in paths:
+                shutil.rmtree(p, ignore_errors=True)
+            calm = None
+        elif calm is None:
+            calm = time.monotonic()
+        elif time.monotonic() - calm >= quiet:
+            return
+        time.sleep(0.05)
 
 
 def _output_store(tmp, x, lead, x4):
@@ -264,6 +278,18 @@ def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, m
     -------
     StoreResult
 
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        Bad arguments; a chunk of ``f`` holding NaN or an infinity (found as ``f`` is copied to the work store,
+        before any solve; the message names the element and its chunk); a chunk of a store read by
+        :func:`pdeflow.io.read_zarr` that is missing or cannot be decoded. ``target`` is then not written.
+
+    Warns
+    -----
+    pdeflow.tv.ConvergenceWarning
+        The sweeps ran out (``max_sweeps``) before the gap met ``tol`` (``target`` is written all the same).
+
     Examples
     --------
     >>> import tempfile, dask.array as da, numpy as np, torch
@@ -282,6 +308,7 @@ def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, m
 
     nd = check_ndim(ndim)
     f4, lead = as_batched(f, "f", nd, who)
+    f4 = checked_finite(f4, "f", who, lead)       # checked as the input is copied to the work store: read once
     lam = check_positive(lam, "lam", who, zero=True)
     tol = check_positive(tol, "tol", who)
     max_sweeps = check_max_sweeps(max_sweeps, who)
@@ -324,6 +351,10 @@ def rof_to_zarr(f, lam, target, *, tol: float = ROF_TOL, max_sweeps: int = 30, m
                 sums[start:start + s.shape[0]] += s
             crit = float((sums[:, 0] / np.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max())
             done = crit <= tol
+            if np.isnan(crit):          # never meets tol: the sweeps left would run for nothing
+                break
+        if not done:
+            warn_short(who, crit, tol, max_sweeps)
         _output_store(tmp, f, lead, f4.rechunk({0: bchunk}))
         _run([delayed(_rof_primal)(fpath, stores[cur], tmp, lead, b, blk, shape, lam=lam, C=C)
               for b in bslices for blk in regular], scheduler)
@@ -390,6 +421,16 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
     -------
     StoreResult
 
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        As :func:`rof_to_zarr`: here ``x`` must be finite where ``mask`` is known.
+
+    Warns
+    -----
+    pdeflow.tv.ConvergenceWarning
+        The sweeps ran out before the stopping measure met ``tol``.
+
     Examples
     --------
     >>> import tempfile, dask.array as da, numpy as np, torch
@@ -407,10 +448,10 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
     da = import_dask()
     import dask
 
-    x4, lead, m4, tol, max_sweeps, ltol = checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol,
-                                                            ndim, who)
-    reach = ring_width(method, options)
-    local = method in LOCAL
+    op, x4, lead, m4, tol, max_sweeps, ltol = checked_arguments(da, x, mask, method, tol, overlap, max_sweeps,
+                                                                local_tol, ndim, who)
+    reach = op.reach(options)
+    local = op.local
     depth = int(overlap) + (0 if local else reach)
     shape = tuple(x4.shape[2:])
     edges = [int(max(c)) for c in x4.chunks[2:]]
@@ -422,7 +463,7 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
     kw_sched = {"scheduler": scheduler} if scheduler is not None else {}
     with _workspace(target, overwrite, store, who) as (work, tmp):
         fpath, mpath = work / "f.zarr", work / "m.zarr"
-        f4 = da.where(m4 > 0, x4, 0).astype(x4.dtype)
+        f4 = checked_finite(da.where(m4 > 0, x4, 0).astype(x4.dtype), "x (where mask is known)", who, lead)
         known = da.where(m4 > 0, f4, np.nan)
         axes = tuple(range(1, x4.ndim))
         lo_all, hi_all = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)
@@ -431,13 +472,13 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
         _, _, lo_img, hi_img = dask.compute(*writes, lo_all, hi_all, **kw_sched)
         lo_img, hi_img = np.asarray(lo_img, dtype=np.float64), np.asarray(hi_img, dtype=np.float64)
         scale = max(float(np.nanmax(hi_img) - np.nanmin(lo_img)), np.finfo(np.float64).tiny)
-        span = (hi_img - lo_img) if method in RELATIVE else None
+        span = (hi_img - lo_img) if op.relative is not None else None
         stores = [_create(work / f"u{k}.zarr", x4.shape, zchunks_x, x4.dtype) for k in (0, 1)]
         blocks = _blocks(shape, [block_cuts(n, e, False) if n > e else [0, n] for n, e in zip(shape, edges)])
         bslices = _batch_slices(x4)
         delayed = dask.delayed(pure=False)
-        kw = dict(name=method, reach=reach, tol=ltol, options=options)
-        measure = measure_of(method)
+        kw = dict(op=op, reach=reach, tol=ltol, options=options)
+        measure = op.measure
 
         def run_sweep(uin, uout, first):
             return _run([delayed(_ip_sweep)(fpath, mpath, uin, uout, b, blk, shape, depth if not local else overlap,
@@ -462,7 +503,12 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
             else:
                 crit = max(float(d.max()) for _, d in parts) / scale
             done = crit <= tol
-        clip = clipped(method, options)
+            if np.isnan(crit):
+                break
+        if not done:
+            warn_short(who, crit, tol, max_sweeps, "relative residual" if measure == "residual"
+                       else "largest change of a sweep (relative to the data's range)")
+        clip = op.clips(options)
         _output_store(tmp, x, lead, x4)
         _run([delayed(_ip_output)(stores[cur], tmp, lead, b, blk, lo_img if clip else None,
                                   hi_img if clip else None) for b in bslices for blk in blocks], scheduler)

@@ -55,11 +55,13 @@ from .arrays import (
     check_max_sweeps,
     check_ndim,
     check_positive,
+    checked_finite,
     from_batched,
     halo_faces,
     import_dask,
     spatial_depth,
     sweep,
+    warned_if_short,
 )
 
 # solve_dual_block, primal_block and gap_sums are the tasks pdeflow.dask.stream runs too (not in the API)
@@ -196,6 +198,7 @@ def _check_common(f, lam, tol, max_sweeps, ndim, who, *, names=("f", "lam")):
     da = import_dask()
     nd = check_ndim(ndim)
     f4, lead = as_batched(f, names[0], nd, who)
+    f4 = checked_finite(f4, names[0], who, lead)
     lam = check_positive(lam, names[1], who, zero=True)
     tol = check_positive(tol, "tol", who)
     max_sweeps = check_max_sweeps(max_sweeps, who)
@@ -239,7 +242,7 @@ def step_tol(tol: float, sweep: int, step: int, steps: int) -> float:
 
 def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
     """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy."""
-    done = da.asarray(False)
+    done = stop = da.asarray(False)
     sweeps = da.asarray(0)
     crit = da.asarray(np.inf)
     if lam == 0.0:
@@ -249,16 +252,17 @@ def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
     depth = spatial_depth(f4, 1)
     pchunks = [(g[0], p4.chunks[1]) + g[2:] for g in grids]
     for n in range(max_sweeps):
-        sweeps = sweeps + (~done).astype(int)
+        sweeps = sweeps + (~stop).astype(int)
         for k, (fg, pc) in enumerate(zip(fs, pchunks)):
             p4 = p4.rechunk(pc) if p4.chunks != pc else p4
-            p4 = sweep(solve_dual_block, [fg, p4], depth, done, dtype=p4.dtype, like=1, lam=lam, C=C,
+            p4 = sweep(solve_dual_block, [fg, p4], depth, stop, dtype=p4.dtype, like=1, lam=lam, C=C,
                        tol=step_tol(tol, n, k, len(fs)), max_iter=max_iter)
         p4 = p4.rechunk(pchunks[0])
-        sums = _chunk_sums(gap_sums, [f4, p4], depth, done, lam=lam, C=C)
+        sums = _chunk_sums(gap_sums, [f4, p4], depth, stop, lam=lam, C=C)
         rel = (sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
-        crit = da.where(done, crit, rel)
+        crit = da.where(stop, crit, rel)
         done = crit <= tol
+        stop = done | da.isnan(crit)     # a NaN gap never meets tol: the later sweeps would all run for nothing
     return p4, sweeps, crit, done
 
 
@@ -299,6 +303,17 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     -------
     dask array of the shape and dtype of ``f``, or :class:`SchwarzResult`
 
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        Bad arguments, at once; when computed, a chunk of ``f`` holding NaN or an infinity (the message names the
+        element and its chunk; no solve starts on it).
+
+    Warns
+    -----
+    pdeflow.tv.ConvergenceWarning
+        When computed, if the sweeps ran out (``max_sweeps``) before the gap met ``tol``.
+
     Examples
     --------
     >>> import dask.array as da, numpy as np, torch
@@ -318,7 +333,7 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     p4, sweeps, crit, done = _rof_dual(da, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, tol=tol,
                                        max_sweeps=max_sweeps, max_iter=max_iter)
     u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, lam=lam, C=C)
-    u = from_batched(u4, lead)
+    u = warned_if_short(from_batched(u4, lead), crit, done, who, tol, max_sweeps)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
 
 
@@ -347,6 +362,16 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     Returns
     -------
     dask array, shape ``(T,) + u0.shape``, or :class:`SchwarzResult`
+
+    Raises
+    ------
+    pdeflow.errors.UserInputError
+        As :func:`rof` (``u0`` for ``f``).
+
+    Warns
+    -----
+    pdeflow.tv.ConvergenceWarning
+        When computed, if a step's sweeps ran out before its gap met ``tol``.
 
     Examples
     --------
@@ -381,5 +406,5 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
         u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, lam=dt, C=C)
         total, worst, ok = total + sweeps, da.maximum(worst, crit), ok & done
         by_step[k] = u4
-    out = da.stack([from_batched(by_step[s], lead) for s in steps])
+    out = warned_if_short(da.stack([from_batched(by_step[s], lead) for s in steps]), worst, ok, who, tol, max_sweeps)
     return SchwarzResult(out, total, worst, ok) if full_output else out
