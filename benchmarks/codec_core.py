@@ -243,7 +243,7 @@ def _valid_file(H, W, C, K, operator="diffusion", seed=0):
     """A valid file: the exact coding of a random mask of ``K`` pixels and random levels (no encoder)."""
     import numpy as np
 
-    from pdeflow.codec import OPERATORS
+    from pdeflow.codec import CODEC_OPERATORS as OPERATORS
     from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values
     from pdeflow.codec.format import Header, write_header
     rng = np.random.default_rng(seed)
@@ -263,7 +263,7 @@ def _worst_file(case: dict, limit: int) -> bytes:
     fits ``limit`` bytes, for the largest square image the format lets a file of ``limit`` bytes claim."""
     import numpy as np
 
-    from pdeflow.codec import OPERATORS
+    from pdeflow.codec import CODEC_OPERATORS as OPERATORS
     from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values
     from pdeflow.codec.format import Header, write_header
     op, C, q = OPERATORS[case["operator"]], case["C"], case["q"]
@@ -323,7 +323,7 @@ def part_worst(args, out: Path):
     """The slowest valid files of at most ``--worst-bytes`` bytes: for each operator the largest image the format
     lets such a file claim, the finest solver tolerance, the parameters' extremes, few points spread or in a
     corner, each decoded in a fresh process."""
-    from pdeflow.codec import OPERATORS
+    from pdeflow.codec import CODEC_OPERATORS as OPERATORS
     cases = []
     for name, op in OPERATORS.items():
         extremes = [None]

@@ -6,13 +6,13 @@ grey centre crops of the selection photos (``.data/photos/opencv`` and ``.data/p
 the encoder's CPU time:
 
 * ``iterations``: the CGLS iterations of the encoder's tonal optimisation
-  (``pdeflow.codec.OPERATORS["diffusion"].tonal["max_iter"]``);
+  (``pdeflow.codec.CODEC_OPERATORS["diffusion"].tonal["max_iter"]``);
 * ``warm``: those of the warm-started optimisations of rate control (``WARM_ITER``);
 * ``lattice``: the automatic lattice (a step of 2 may become the full grid) against the lattice forced to the
   automatic step (``auto_lattice``), on the crops and on
   synthetic piecewise-smooth scenes (``pdeflow.datasets.piecewise_smooth``, seed 5);
 * ``linearisations``: the Gauss-Newton steps of tonal optimisation for EED (``EED_LINEARISATIONS``, with the
-  encoder's settings ``OPERATORS["eed"].tonal``), PSNR of EED inpainting with the optimised values on masks densified for
+  encoder's settings ``CODEC_OPERATORS["eed"].tonal``), PSNR of EED inpainting with the optimised values on masks densified for
   EED at 1.5 and 3 %;
 * ``tolerance``: the decoder's solver tolerance (the header's exponent): PSNR and decoding time of one
   1024 x 1024 file decoded at 1e-3 to 1e-6.
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "benchmarks"))
 
 from _results import add_output_args, open_out, write_text  # noqa: E402  (experiments/_results.py)
-from pdeflow.codec import OPERATORS, decode, encode, encoder  # noqa: E402
+from pdeflow.codec import CODEC_OPERATORS, decode, encode, encoder  # noqa: E402
 from pdeflow.codec.decoder import reconstruct  # noqa: E402
 from pdeflow.codec.encoder import auto_lattice  # noqa: E402
 from pdeflow.codec.entropy import RangeReader, decode_mask, decode_values  # noqa: E402
@@ -83,12 +83,12 @@ def encode_all(images: dict, rates, **options) -> tuple[float, float]:
 
 
 def part_iterations(args, images):
-    rows, default = [], OPERATORS["diffusion"].tonal["max_iter"]
+    rows, default = [], CODEC_OPERATORS["diffusion"].tonal["max_iter"]
     for k in args.iterations:
-        OPERATORS["diffusion"].tonal["max_iter"] = k
+        CODEC_OPERATORS["diffusion"].tonal["max_iter"] = k
         p, cpu = encode_all(images, args.rates)
         rows.append({"max_iter": k, "mean_psnr": round(p, 3), "encode_cpu_s": round(cpu, 1)})
-    OPERATORS["diffusion"].tonal["max_iter"] = default
+    CODEC_OPERATORS["diffusion"].tonal["max_iter"] = default
     return rows
 
 
@@ -129,7 +129,7 @@ def part_linearisations(args, images):
         for n in args.linearisations:
             tonal.EED_LINEARISATIONS = n
             t = time.process_time()
-            got = [psnr(optimise_tonal(f, masks[k], operator="eed", full_output=True, **OPERATORS["eed"].tonal).u, f)
+            got = [psnr(optimise_tonal(f, masks[k], operator="eed", full_output=True, **CODEC_OPERATORS["eed"].tonal).u, f)
                    for k, f in images.items()]
             rows.append({"density": d, "linearisations": n, "mean_psnr": round(sum(got) / len(got), 3),
                          "cpu_s": round(time.process_time() - t, 1)})

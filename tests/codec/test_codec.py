@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdeflow.codec import OPERATORS as CODEC_OPERATORS
-from pdeflow.codec import CodecError, decode, encode, load, save
+from pdeflow.codec import CODEC_OPERATORS, CodecError, decode, encode, load, save
 from pdeflow.codec.format import MAGIC, MAX_PIXELS, read_header
 from pdeflow.errors import UserInputError
 

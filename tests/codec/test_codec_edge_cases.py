@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdeflow.codec import OPERATORS, CodecError, decode, encode
+from pdeflow.codec import CODEC_OPERATORS, CodecError, decode, encode
 from pdeflow.codec.entropy import RangeWriter, encode_mask, encode_values, min_value_bits
 from pdeflow.codec.format import MAX_TOL_EXPONENT, Header, read_header, write_header
 from pdeflow.codec.operators import least_bytes
@@ -166,7 +166,7 @@ def test_a_one_point_file_of_a_large_image_decodes_without_a_solve():
 
 def _points_file(H, W, K, operator="diffusion", params=None, tol=4):
     """A valid file of ``K`` random points of 16 levels, coded directly (no encoder)."""
-    op = OPERATORS[operator]
+    op = CODEC_OPERATORS[operator]
     rng = np.random.default_rng(K)
     grid = np.zeros(H * W, bool)
     grid[rng.choice(H * W, K, replace=False)] = True
@@ -177,19 +177,19 @@ def _points_file(H, W, K, operator="diffusion", params=None, tol=4):
                         w.words())
 
 
-@pytest.mark.parametrize("operator", sorted(OPERATORS))
+@pytest.mark.parametrize("operator", sorted(CODEC_OPERATORS))
 def test_a_file_too_short_for_its_image_is_refused_before_any_work(operator, monkeypatch):
     """A valid file of a few points claims an image its bytes cannot pay the decoding of (one byte per
     values_per_byte values): refused before the payload is read; the same points in the image the file's size
     allows decode."""
     import pdeflow.codec.decoder as dec
-    vpb = OPERATORS[operator].values_per_byte
+    vpb = CODEC_OPERATORS[operator].values_per_byte
     side = int(math.isqrt(40 * vpb))          # a 40-byte file may claim this many values
     small = _points_file(side // 2, side // 2, 3, operator)
-    assert len(small) >= least_bytes(OPERATORS[operator], 1, side // 2, side // 2)
+    assert len(small) >= least_bytes(CODEC_OPERATORS[operator], 1, side // 2, side // 2)
     assert decode(small).shape == (1, side // 2, side // 2)
     big = _points_file(2 * side, 2 * side, 3, operator)
-    assert len(big) < least_bytes(OPERATORS[operator], 1, 2 * side, 2 * side)
+    assert len(big) < least_bytes(CODEC_OPERATORS[operator], 1, 2 * side, 2 * side)
 
     def never(*args, **kwargs):
         raise AssertionError("the payload was read")
@@ -214,12 +214,13 @@ def test_a_finer_tolerance_or_a_lower_eed_contrast_than_the_format_allows_is_ref
 
 def test_the_encoder_refuses_a_budget_below_the_decoders_least_and_names_it():
     g = _ramp(128)
-    least = least_bytes(OPERATORS["eed"], 1, 128, 128)
+    least = least_bytes(CODEC_OPERATORS["eed"], 1, 128, 128)
     with pytest.raises(UserInputError, match=f"one byte per 192 values for eed inpainting.*give bpp >= "
                                              f"{8 * least / 128 ** 2:.6g} \\(or size >= {least}\\)"):
         encode(g, bpp=0.03, operator="eed")
     data = encode(g, size=least, operator="eed")
-    assert least_bytes(OPERATORS["eed"], 1, 128, 128) <= len(data) <= least and decode(data).shape == (1, 128, 128)
+    assert least_bytes(CODEC_OPERATORS["eed"], 1, 128, 128) <= len(data) <= least
+    assert decode(data).shape == (1, 128, 128)
 
 
 # ------------------------------------------------------------------------------------------ the encoder

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from pdeflow import ops
 from pdeflow.iel import (
-    OPERATORS,
+    EVOLUTIONS,
     Heat,
     InverseEvolution,
     PeronaMalik,
@@ -127,13 +127,13 @@ def test_eval_output_is_the_networks_own_and_train_adds_iels():
 
 def test_gradients_flow_through_the_layers():
     u = torch.randn(1, 2, 8, 8, dtype=torch.float64, requires_grad=True)
-    for op in OPERATORS:                                  # every registered evolution
+    for op in EVOLUTIONS:                                 # every registered evolution
         InverseEvolution(make_operator(op), 0.02, 4)(u).square().sum().backward()
         assert u.grad is not None and torch.isfinite(u.grad).all()
         u.grad = None
 
 
-@pytest.mark.parametrize("name", sorted(OPERATORS))
+@pytest.mark.parametrize("name", sorted(EVOLUTIONS))
 def test_neumann_operators_keep_constants_and_the_mean(u, name):
     op = make_operator(name)
     c = torch.full((1, 2, 6, 5), 3.5, dtype=torch.float64)

@@ -6,8 +6,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from pdeflow.codec import OPERATORS as CODEC_OPERATORS
-from pdeflow.codec import decode, encode
+from pdeflow.codec import CODEC_OPERATORS, decode, encode
 from pdeflow.codec.format import read_header
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import OPERATORS, inpaint, optimise_tonal, random_mask

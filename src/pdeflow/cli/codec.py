@@ -62,7 +62,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--bpp", type=positive_float, metavar="B",
                    help="bits per pixel: the file has at most B H W / 8 bytes")
     b.add_argument("--size", type=positive_int, metavar="BYTES", help="the file has at most BYTES bytes")
-    p.add_argument("--operator", choices=tuple(codec.OPERATORS), default="diffusion",
+    p.add_argument("--operator", choices=tuple(codec.CODEC_OPERATORS), default="diffusion",
                    help="the decoder's inpainting, recorded in FILE: diffusion (homogeneous, default), eed "
                         "(edge-enhancing: sharper edges at the same size; encoding takes several times as long) or "
                         "shepard (Gaussian-weighted Shepard interpolation: no equation solved)")

@@ -160,7 +160,8 @@ def add_parsers(sub) -> None:
                         "D of the pixels) instead of from a sparse analytic mask")
     g.add_argument("--stages", type=positive_int, default=None, metavar="N",
                    help=f"densify: inpaintings that add points where the error is largest (default {DENSIFY_STAGES}; "
-                        f"{default_stages('eed')} for --operator eed)")
+                        + "; ".join(f"{o.stages} for --operator {n}" for n, o in OPERATORS.items()
+                                    if o.stages != DENSIFY_STAGES) + ")")
     g.add_argument("--operator", choices=tuple(OPERATORS), default=None,
                    help="densify: the inpainting operator the mask is made for, whose errors place the points and "
                         "which inpaints from it here (default diffusion)")

@@ -8,7 +8,8 @@ decodes mask and values, and inpaints with the operator the header names, throug
 :data:`pdeflow.inpaint.OPERATORS`: homogeneous diffusion (the default), edge-enhancing diffusion
 (``encode(..., operator="eed")``) or Gaussian-weighted Shepard interpolation (``operator="shepard"``, no
 equation solved); the encoder chooses the mask and the values for it. The codec's own table of them,
-:data:`OPERATORS` (:mod:`pdeflow.codec.operators`), gives each its id in the file and how its parameters are packed;
+:data:`CODEC_OPERATORS` (:mod:`pdeflow.codec.operators`), built from the inpainting table, gives each its id in the
+file and how its parameters are packed;
 :func:`budget_bytes` is the one formula from bits per pixel to bytes.
 Colour images are coded in an orthonormal luma-chroma basis with one shared mask; 16-bit grey images record
 their depth.
@@ -28,10 +29,10 @@ from ..errors import InputFileNotFoundError, InputIsADirectoryError
 from .decoder import decode
 from .encoder import EncodeResult, encode
 from .format import FORMAT_VERSION, MAX_PIXELS, CodecError, budget_bytes
-from .operators import OPERATORS
+from .operators import CODEC_OPERATORS
 
 __all__ = ["encode", "decode", "save", "load", "CodecError", "EncodeResult", "MAX_PIXELS", "FORMAT_VERSION",
-           "SUFFIX", "OPERATORS", "budget_bytes"]
+           "SUFFIX", "CODEC_OPERATORS", "budget_bytes"]
 
 #: The file suffix that :func:`save` suggests (any name is accepted).
 SUFFIX = ".pdc"

@@ -20,7 +20,7 @@ from ..inpaint import inpaint
 from .colour import from_luma_chroma
 from .entropy import RangeReader, decode_mask, decode_values, min_value_bits
 from .format import LAYER_INPAINTING, LAYER_RESIDUAL, MAX_PIXELS, VALUE_UNIT, CodecError, Header, read_layers
-from .operators import BY_ID, OPERATORS, CodecOperator, least_bytes
+from .operators import BY_ID, CodecOperator, codec_operator, least_bytes
 from .residual import decode_residual
 
 __all__ = ["decode", "level_values", "inpaint_stored", "operator_params", "reconstruct", "add_residual"]
@@ -41,7 +41,7 @@ def level_values(idx, q: int, lo: int, hi: int) -> np.ndarray:
 
 
 def operator_params(name: str, **options) -> bytes:
-    """The header's parameter bytes of the operator ``name`` of :data:`~pdeflow.codec.operators.OPERATORS` (its
+    """The header's parameter bytes of the operator ``name`` of :data:`~pdeflow.codec.CODEC_OPERATORS` (its
     defaults for the options not given): none for homogeneous diffusion; for EED the contrast (unsigned 16 bit,
     units of 1/65535) and the presmoothing sigma (unsigned 16 bit, units of 1/256 pixel).
 
@@ -53,7 +53,7 @@ def operator_params(name: str, **options) -> bytes:
     >>> operator_params("eed", contrast=0.5, sigma=1.0).hex()
     '00800001'
     """
-    return OPERATORS[name].pack(**options)
+    return codec_operator(name, "operator_params").pack(**options)
 
 
 @contextlib.contextmanager
@@ -67,7 +67,7 @@ def _one_thread():
 
 
 def _stored_operator(header: Header) -> CodecOperator:
-    """The codec operator a header names (its name one of :data:`pdeflow.inpaint.OPERATORS`), or :class:`CodecError`."""
+    """The codec operator a header names (:data:`~pdeflow.codec.operators.BY_ID`), or :class:`CodecError`."""
     entry = BY_ID.get(header.operator)
     if entry is None:
         raise CodecError(f"decode: unknown inpainting operator {header.operator} (known: {sorted(BY_ID)})")

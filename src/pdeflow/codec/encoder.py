@@ -33,7 +33,7 @@ file with the smallest squared error.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ from .format import (
     read_header,
     write_header,
 )
-from .operators import OPERATORS, least_bytes
+from .operators import CodecOperator, codec_operator, least_bytes
 from .residual import code_residual
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
@@ -204,9 +204,11 @@ def _range_units(v: np.ndarray, allowed: tuple[float, float]) -> tuple[int, int]
 
 
 def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice: int = 1, tonal: bool = True,
-               values0=None, reconstruct_image: bool = True, operator: str = "diffusion") -> EncodeResult:
+               values0=None, reconstruct_image: bool = True,
+               operator: str | CodecOperator = "diffusion") -> EncodeResult:
     """Code ``f`` (C, H, W) float64 RGB or grey with the lattice mask ``grid`` (ceil(H/s), ceil(W/s)) of step
-    ``lattice`` for the inpainting ``operator`` (:data:`OPERATORS`): ``levels`` per channel (ints), or a
+    ``lattice`` for the inpainting ``operator`` (a name or an entry of :data:`~pdeflow.codec.CODEC_OPERATORS`):
+    ``levels`` per channel (ints), or a
     quantisation step (float) from which each channel's levels follow; ``values0``: a warm start of the tonal
     optimisation.
 
@@ -224,6 +226,7 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     >>> bool(torch.equal(r.reconstruction, decode(r.data)))
     True
     """
+    operator = codec_operator(operator, "code_image")
     C, H, W = f.shape
     s = lattice
     store = to_luma_chroma(f) if C == 3 else f
@@ -231,9 +234,9 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     if tonal:
         from ..inpaint import optimise_tonal
         start = None if values0 is None else torch.where(m > 0, values0, store)
-        own = OPERATORS[operator].tonal
+        own = operator.tonal
         settings = own if values0 is None else {**own, "max_iter": WARM_ITER}
-        store = optimise_tonal(store, m, operator=operator, values0=start, **settings)
+        store = optimise_tonal(store, m, operator=operator.name, values0=start, **settings)
     ranges = [_range_units(store[c][m > 0].numpy(), allowed) for c, allowed in enumerate(channel_ranges(C))]
     if isinstance(levels, float):      # a quantisation step: the levels that span each channel's range
         levels = tuple(int(min(MAX_LEVELS, max(4, round((hi - lo) / VALUE_UNIT / levels) + 1)))
@@ -242,15 +245,14 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
         # quantisation-aware: the values fixed to the levels in rounds, the free ones re-optimised
         lv = [torch.from_numpy(level_values(np.arange(int(levels[c])), int(levels[c]), *ranges[c]))
               for c in range(C)]
-        store = optimise_tonal(f if C == 1 else to_luma_chroma(f), m, operator=operator, levels=lv, values0=store,
-                               rounds=TONAL_ROUNDS, **OPERATORS[operator].tonal)
+        store = optimise_tonal(f if C == 1 else to_luma_chroma(f), m, operator=operator.name, levels=lv,
+                               values0=store, rounds=TONAL_ROUNDS, **operator.tonal)
     cy, cx = np.nonzero(grid)
     order = morton_order(cy, cx)
     cy, cx = cy[order], cx[order]
     y, x = cy * s, cx * s
     K = len(y)
-    header = Header(H, W, C, depth, 0 if C == 1 else 1, OPERATORS[operator].id, OPERATORS[operator].pack(),
-                    TOL_EXPONENT, s, K)
+    header = Header(H, W, C, depth, 0 if C == 1 else 1, operator.id, operator.pack(), TOL_EXPONENT, s, K)
     alone = RangeWriter()              # the mask's share, for the report (coded again below)
     encode_mask(alone, grid)
     mask_words = len(alone.words())
@@ -313,7 +315,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         Densification stages that measure the error of the tonally optimised inpainting (default
         :data:`TONAL_STAGES`; 0: the image's own values).
     operator : {"diffusion", "eed", "shepard"}, optional
-        The decoder's inpainting, recorded in the file (:data:`pdeflow.codec.OPERATORS`): homogeneous diffusion
+        The decoder's inpainting, recorded in the file (:data:`pdeflow.codec.CODEC_OPERATORS`): homogeneous diffusion
         (default), edge-enhancing diffusion (:func:`pdeflow.inpaint.inpaint_eed`: sharper edges at the same size,
         and the mask and the values chosen for it; the encoder takes several times as long, the decoder about
         twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.inpaint_shepard`: no equation
@@ -359,34 +361,52 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
                                 or not 1 <= lattice <= 16):
         raise UserInputError(f"{who}: lattice must be an int in [1, 16] or None, got {lattice!r}")
     s = min(auto_lattice(budget, H, W, C) if lattice is None else lattice, H, W)
-    if operator not in OPERATORS:
-        raise UserInputError(f"{who}: operator must be one of {', '.join(map(repr, OPERATORS))}, got {operator!r}")
+    entry = codec_operator(operator, who)      # the name's entry, once: the codec passes it on
     ts = TONAL_STAGES if tonal_stages is None else tonal_stages
     if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
         raise UserInputError(f"{who}: tonal_stages must be an int >= 0, got {tonal_stages!r}")
     ts = ts if tonal else 0
     splits = _splits(split, who)
-    arg = f"bpp={bpp!r}" if bpp is not None else f"size={size!r}"
+    job = _Job(f, depth, budget, lv, ts, tonal, entry, who, f"bpp={bpp!r}" if bpp is not None else f"size={size!r}")
     # a constant image is one exact point, whatever the split
-    result = _reproduced(f, depth, budget, s, lv, operator)
+    result = _reproduced(job, s)
     if result is None and splits != (1.0,):
-        return _layers(f, depth, budget, splits, lattice, lv, ts, tonal, operator, who, progress, full_output, arg)
+        return _layers(job, splits, lattice, progress, full_output)
     # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if its file decodes to the image
     # better (_encode): edges of piecewise-smooth images need points on both sides.
     # Coarser automatic steps are kept: step 1 costs too many bits per position there (experiments/codec_settings.py)
     lattices = [s, 1] if lattice is None and s == 2 else [s]
     if result is None:
         with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=progress, desc="encode", unit="step") as bar:
-            result = _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar, arg)
+            result = _encode(job, lattices, bar)
     if full_output:
         result.reconstruction = _reconstruction(result.data)
     return result if full_output else result.data
 
 
-def _reproduced(f, depth, budget, s, lv, operator) -> EncodeResult | None:
+@dataclass(frozen=True)
+class _Job:
+    """One encoding's checked arguments, what every step of the encoder reads: the image ``f`` (C, H, W) float64
+    and its bit depth, the byte budget, the levels (None: automatic), the densification's tonal stages, whether
+    the values are optimised, the operator's entry, and for messages the function's and the budget argument's
+    names."""
+
+    f: torch.Tensor
+    depth: int
+    budget: int
+    levels: tuple | None
+    tonal_stages: int
+    tonal: bool
+    operator: CodecOperator
+    who: str
+    arg: str
+
+
+def _reproduced(job: _Job, s: int) -> EncodeResult | None:
     """The file of one point if it fits the budget and decodes to the image on its bit depth's levels (a constant
     image: every larger budget would give the same file), else None. The encoder stops there: more points would
     only add the tonal optimisation's over- and undershoots to an image that is already exact."""
+    f, depth, lv = job.f, job.depth, job.levels
     C, H, W = f.shape
     if bool((f.flatten(1).amax(1) != f.flatten(1).amin(1)).any()):
         return None
@@ -397,9 +417,9 @@ def _reproduced(f, depth, budget, s, lv, operator) -> EncodeResult | None:
     # a few levels on the value's 1/8192-wide range place it within 16-bit levels only by luck: 16-bit images
     # may need the finest levels (two bytes more)
     for levels in [lv or (4,) * C] + ([(65535,) * C] if lv is None and depth == 16 else []):
-        r = code_image(f, depth, single, levels, lattice=s, tonal=False, operator=operator)
+        r = code_image(f, depth, single, levels, lattice=s, tonal=False, operator=job.operator)
         if torch.equal(torch.round(r.reconstruction.double() * top), torch.round(f * top)):
-            return r if len(r.data) <= budget else None
+            return r if len(r.data) <= job.budget else None
     return None
 
 
@@ -412,15 +432,15 @@ def _splits(split, who: str) -> tuple:
     return tuple(float(v) for v in seq)
 
 
-def _layers(f, depth, budget, splits, lattice, lv, ts, tonal, operator, who, progress, full_output, arg):
+def _layers(job: _Job, splits, lattice, progress: bool, full_output: bool):
     """:func:`encode` with the residual layer: each share of ``splits`` for the inpainting layer, the rest for
     the residual; the file of the smallest squared error (the image as the decoder gives it)."""
-    C, H, W = f.shape
+    f = job.f
     best = too_small = None
     with progress_bar(total=len(splits), enabled=progress, desc="encode", unit="split") as bar:
         for share in splits:
             try:
-                cand = _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, arg)
+                cand = _two_layers(job, share, lattice)
             except UserInputError as e:     # the share is too small for the inpainting layer
                 cand, too_small = None, too_small or e
             bar.update(1)
@@ -432,15 +452,16 @@ def _layers(f, depth, budget, splits, lattice, lv, ts, tonal, operator, who, pro
     if best is None and too_small is not None:
         raise too_small                     # names the least bpp or size the inpainting layer needs
     if best is None:
-        raise UserInputError(f"{who}: a budget of {budget} bytes is too small for this image (no split of "
+        raise UserInputError(f"{job.who}: a budget of {job.budget} bytes is too small for this image (no split of "
                              f"{splits} fits)")
     result = best[1]
     return result if full_output else result.data
 
 
-def _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, arg):
+def _two_layers(job: _Job, share: float, lattice):
     """The file with the inpainting layer at ``share`` of the budget and the residual in the rest, or None where
     the residual does not fit (UserInputError where the inpainting layer does not)."""
+    f, depth, budget, operator = job.f, job.depth, job.budget, job.operator
     C, H, W = f.shape
     base = None
     if share > 0:
@@ -448,7 +469,7 @@ def _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, 
         s = min(auto_lattice(b, H, W, C) if lattice is None else lattice, H, W)
         lattices = [s, 1] if lattice is None and s == 2 else [s]
         with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=False) as bar:
-            base = _encode(f, depth, b, lattices, lv, ts, tonal, operator, who, bar, arg)
+            base = _encode(replace(job, budget=b), lattices, bar)
         base.reconstruction = _reconstruction(base.data)
         if share == 1:
             return base
@@ -458,8 +479,8 @@ def _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, 
         header.layers = LAYER_INPAINTING | LAYER_RESIDUAL
     else:
         # the operator asked for is recorded (not used: there is no inpainting layer)
-        header = Header(H, W, C, depth, 0 if C == 1 else 1, OPERATORS[operator].id, OPERATORS[operator].pack(),
-                        TOL_EXPONENT, 1, 0, [2] * C, [0] * C, [1] * C, layers=LAYER_RESIDUAL)
+        header = Header(H, W, C, depth, 0 if C == 1 else 1, operator.id, operator.pack(), TOL_EXPONENT, 1, 0,
+                        [2] * C, [0] * C, [1] * C, layers=LAYER_RESIDUAL)
         payload, u = b"", None
         rest = budget - len(write_header(header, b"", b""))
     r = f if u is None else f - u.double()
@@ -478,11 +499,12 @@ def _two_layers(f, depth, budget, share, lattice, lv, ts, tonal, operator, who, 
 RATE_STEPS = 6
 
 
-def _encode(f, depth, budget, lattices, lv, ts, tonal, operator, who, bar, arg) -> EncodeResult:
+def _encode(job: _Job, lattices, bar) -> EncodeResult:
     """:func:`encode` on checked arguments: a plan per lattice, the better one, then the rate control."""
+    f, depth, budget, tonal, operator = job.f, job.depth, job.budget, job.tonal, job.operator
     plans = []
     for step in lattices:
-        plans.append(_plan(f, depth, budget, step, lv, ts, operator, who, arg))
+        plans.append(_plan(job, step))
         bar.update(1)
     first = None
     if len(plans) > 1:
@@ -556,8 +578,9 @@ def _too_small(who: str, budget: int, least: int, H: int, W: int, arg: str, what
             f"bytes; give size >= {least}")
 
 
-def _plan(f, depth, budget, s, lv, ts, operator, who, arg) -> _Plan:
+def _plan(job: _Job, s: int) -> _Plan:
     """Densify on the lattice of step ``s`` and find the largest prefix that fits (sizes only)."""
+    f, depth, budget, lv, operator, who, arg = job.f, job.depth, job.budget, job.levels, job.operator, job.who, job.arg
     C, H, W = f.shape
     gh, gw = -(-H // s), -(-W // s)
     N = gh * gw
@@ -567,17 +590,17 @@ def _plan(f, depth, budget, s, lv, ts, operator, who, arg) -> _Plan:
                        operator=operator)
     if len(small.data) > budget:
         raise UserInputError(_too_small(who, budget, len(small.data), H, W, arg, "the header and one point"))
-    least = least_bytes(OPERATORS[operator], C, H, W)
+    least = least_bytes(operator, C, H, W)
     if least > budget:
         raise UserInputError(_too_small(who, budget, least, H, W, arg, f"one byte per "
-                                        f"{OPERATORS[operator].values_per_byte} values for {operator} inpainting, "
+                                        f"{operator.values_per_byte} values for {operator.name} inpainting, "
                                         "which bounds the decoder's work"))
     overhead = len(small.data)
     # one densification a little beyond the budget's estimate; its prefixes are the masks of fewer points
     K_hi = min(N, int(1.3 * _estimate(budget - overhead, N, C)) + 8)
     step = lv
     for _ in range(DENSIFY_TRIES):
-        grid, rank = lattice_mask(f, K_hi, s, tonal_stages=ts, operator=operator)
+        grid, rank = lattice_mask(f, K_hi, s, tonal_stages=job.tonal_stages, operator=operator)
         K_hi = int(grid.sum())
         if step is None:   # the quantisation step from the error of the inpainting at the estimated count
             lv = _auto_step(f, prefix_mask(rank, max(1, int(K_hi / 1.3))), s, operator)
@@ -610,15 +633,15 @@ def _reconstruction(data: bytes) -> torch.Tensor:
     return decode(data, max_pixels=None)
 
 
-def _own_mse(f: torch.Tensor, grid: np.ndarray, s: int, operator: str) -> float:
+def _own_mse(f: torch.Tensor, grid: np.ndarray, s: int, operator: CodecOperator) -> float:
     """Mean squared error of the inpainting of ``f`` from its own values on the lattice mask ``grid``."""
     from ..inpaint import inpaint
     C, H, W = f.shape
     m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
-    return float((inpaint(f, m, method=operator, tol=1e-3) - f).square().mean())
+    return float((inpaint(f, m, method=operator.name, tol=1e-3) - f).square().mean())
 
 
-def _auto_step(f: torch.Tensor, grid: np.ndarray, s: int, operator: str) -> float:
+def _auto_step(f: torch.Tensor, grid: np.ndarray, s: int, operator: CodecOperator) -> float:
     return math.sqrt(12 * STEP_RATIO * max(_own_mse(f, grid, s, operator), 1e-12))
 
 

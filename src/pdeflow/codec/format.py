@@ -15,7 +15,7 @@ offset    size    field
 14        1       bit depth of the source image: 8 or 16
 15        1       colour transform: 0 none (``C = 1``), 1 the orthonormal luma-chroma transform of
                   :mod:`pdeflow.codec.colour` (``C = 3``)
-16        1       inpainting operator (the ids of :data:`pdeflow.codec.operators.OPERATORS`, names of
+16        1       inpainting operator (the ids of :data:`pdeflow.codec.CODEC_OPERATORS`, names of
                   :data:`pdeflow.inpaint.OPERATORS`): 0 homogeneous diffusion, 1 edge-enhancing diffusion,
                   2 Gaussian-weighted Shepard interpolation; a later operator gets the next id and its own
                   parameter bytes
@@ -72,7 +72,7 @@ per :attr:`~pdeflow.codec.operators.CodecOperator.values_per_byte` values ``C H 
 known pixel, a constant image, is exempt: it decodes without a solve), the residual section
 :data:`~pdeflow.codec.residual.MIN_BYTES_PER_PIXEL` bytes per coefficient; the solver tolerance is at most
 :data:`MAX_TOL_EXPONENT` digits (an operator may allow fewer) and each operator's parameters have a least value
-(:data:`pdeflow.codec.operators.OPERATORS`). The decoder refuses any other file before decoding.
+(:data:`pdeflow.codec.CODEC_OPERATORS`). The decoder refuses any other file before decoding.
 """
 from __future__ import annotations
 

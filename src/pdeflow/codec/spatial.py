@@ -54,14 +54,14 @@ def _cell_scores(e: torch.Tensor, s: int, gh: int, gw: int) -> torch.Tensor:
 
 def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: float = 0.3, sigma: float = 0.7,
                  tonal_stages: int = 0, tol: float = 1e-3,
-                 operator: str = "diffusion") -> tuple[np.ndarray, np.ndarray]:
+                 operator="diffusion") -> tuple[np.ndarray, np.ndarray]:
     """A lattice mask (gh, gw) bool with ``K`` known points for ``f`` (C, H, W) float64 in [0, 1], and the
     rank (gh, gw) int64 of each point in the order they were added (the start mask first, then each stage's
     points, largest error first; cells not in the mask rank last): the ``k`` points of smallest rank are a
     mask of ``k`` points, as a densification stopped there would have grown it, nearly.
 
     With one shared mask the error is summed over channels. ``operator``: the inpainting whose error drives the
-    densification (a name of :data:`pdeflow.inpaint.OPERATORS`; homogeneous diffusion by default).
+    densification (a name or an entry of :data:`~pdeflow.codec.CODEC_OPERATORS`; homogeneous diffusion by default).
 
     Examples
     --------
@@ -75,9 +75,11 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
     True
     """
     from ..filters import gaussian_blur, max3x3
-    from ..inpaint import OPERATORS, analytic_mask, analytic_sigma, optimise_tonal
+    from ..inpaint import analytic_mask, analytic_sigma, optimise_tonal
+    from .operators import codec_operator
 
-    solve = OPERATORS[operator].solve
+    operator = codec_operator(operator, "lattice_mask")
+    solve = operator.operator.solve
 
     C, H, W = f.shape
     gh, gw = -(-H // s), -(-W // s)
@@ -100,7 +102,7 @@ def lattice_mask(f: torch.Tensor, K: int, s: int, *, stages: int = 8, start: flo
             continue
         m = torch.from_numpy(lattice_to_pixels(grid, s, H, W).astype(np.float64))
         if st > stages - tonal_stages:
-            u = optimise_tonal(f, m, operator=operator, tol=1e-2, max_iter=10, solve_tol=tol, full_output=True).u
+            u = optimise_tonal(f, m, operator=operator.name, tol=1e-2, max_iter=10, solve_tol=tol, full_output=True).u
         else:    # warm-started from the previous stage's inpainting
             u = solve(f[None], m[None, None], u0=None if u is None else u[None], tol=tol)[0]
         e = (u - f).square().sum(0)[None, None]

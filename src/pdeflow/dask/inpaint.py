@@ -1,39 +1,40 @@
 """Inpainting on dask arrays: restricted additive Schwarz with Dirichlet data on the overlaps.
 
-Every operator of :data:`pdeflow.inpaint.OPERATORS` (homogeneous diffusion, biharmonic, EED, TV; sparse data and
-holes alike) is solved on the whole image from chunks. The unknown is ``u`` itself.
+Every operator of :data:`pdeflow.inpaint.OPERATORS` (homogeneous diffusion, biharmonic, EED, TV, Shepard; sparse
+data and holes alike) is solved on the whole image from chunks. The unknown is ``u`` itself.
 
 **Sweeps.** A sweep grows every chunk by ``overlap + r`` pixels from its neighbours, ``r`` the width of the
-Dirichlet ring (:func:`ring_width`: how far an unknown pixel's equation reads, 1 for diffusion, 2 for biharmonic
-and TV, whose diffusivity on a neighbour reads that neighbour's neighbours, and for EED 3 plus the radius of the
-Gaussian that smooths the image steering its tensor), marks the outer ``r`` slabs of the grown block as known
-pixels holding the current iterate (a Dirichlet condition where a neighbour is; the image's own border keeps the
-operator's boundary condition), inpaints the grown block with the operator's own solver (``OPERATORS[name].solve``,
-warm-started from the current iterate; with options, or for EED and TV, the checked public function) and keeps
-the chunk's own pixels (biharmonic: unclipped; the result is clipped to the whole image's known range once, after
-the sweeps, as :func:`pdeflow.inpaint.inpaint_biharmonic` clips): restricted additive Schwarz (Cai and Sarkis,
-"A restricted additive Schwarz preconditioner for general sparse linear systems", 1999), which converges for the
-diffusion system (an M-matrix: Frommer and Szyld, "An algebraic convergence theory for restricted additive
-Schwarz methods using weighted max norms", 2001). With the ring as wide as the equations read, every unknown
-pixel of a grown block has the whole image's equation given the ring, so the single-array answer is a fixed point
-of the sweeps, for the nonlinear operators too. EED's contrast and TV's eps are relative to the range of the known
-values (:data:`RELATIVE`): a grown block's range is not the image's, so each block is given the option scaled to
-the image's absolute value. The subdomain solves of EED and TV run their lagged diffusivity to ``local_tol``
-(:data:`LOCAL_TOL`), at most :data:`LOCAL_MAX_ITER` steps. The first sweep inpaints every grown block with the
+Dirichlet ring (the operator's :meth:`~pdeflow.inpaint.Operator.reach` for the options: how far an unknown pixel's
+equation reads, 1 for diffusion, 2 for biharmonic and TV, whose diffusivity on a neighbour reads that neighbour's
+neighbours, and for EED 3 plus the radius of the Gaussian that smooths the image steering its tensor), marks the
+outer ``r`` slabs of the grown block as known pixels holding the current iterate (a Dirichlet condition where a
+neighbour is; the image's own border keeps the operator's boundary condition), inpaints the grown block with the
+operator's own solver (:attr:`~pdeflow.inpaint.Operator.solve`, warm-started from the current iterate; with options,
+or for an operator with a relative option or clipping, the checked public function) and keeps the chunk's own pixels
+(an operator that clips, biharmonic: unclipped; the result is clipped to the whole image's known range once, after
+the sweeps, as :func:`pdeflow.inpaint.inpaint_biharmonic` clips): restricted additive Schwarz (Cai and Sarkis, "A
+restricted additive Schwarz preconditioner for general sparse linear systems", 1999), which converges for the
+diffusion system (an M-matrix: Frommer and Szyld, "An algebraic convergence theory for restricted additive Schwarz
+methods using weighted max norms", 2001). With the ring as wide as the equations read, every unknown pixel of a
+grown block has the whole image's equation given the ring, so the single-array answer is a fixed point of the
+sweeps, for the nonlinear operators too. EED's contrast and TV's eps are relative to the range of the known values
+(:attr:`~pdeflow.inpaint.Operator.relative`): a grown block's range is not the image's, so each block is given the
+option scaled to the image's absolute value. The subdomain solves run to ``local_tol``
+(:attr:`~pdeflow.inpaint.Operator.subdomain_tol`), those of an operator with the option ``max_iter`` (the lagged
+diffusivity of EED and TV) at most :data:`LOCAL_MAX_ITER` steps. The first sweep inpaints every grown block with the
 operator's own boundary condition on its faces (no neighbour data yet).
 
-**Convergence.** After every sweep a dask reduction computes the stopping measure: for homogeneous diffusion the
-relative residual of the global system, ``||(1 - m) laplacian(u)|| / ||(1 - m) laplacian(m f)||`` (the measure of
-:func:`pdeflow.inpaint.inpaint_diffusion`'s ``tol``); for the others the largest change of the sweep, relative to the
-range of the known values. Shepard interpolation (:data:`LOCAL`) solves no equation: it is one pass over chunks grown by
-``overlap``, exact wherever the Gaussian's reach (its scale doubles in large holes) stays inside the overlap. The
-graph stops sweeping (later sweeps pass their chunks through) once it is at most
-``tol``. No coarse space: with sparse data every unknown pixel is near a known one and the sweeps needed stay
+**Convergence.** After every sweep a dask reduction computes the stopping measure
+(:attr:`~pdeflow.inpaint.Operator.measure`): for homogeneous diffusion the relative residual of the global system,
+``||(1 - m) laplacian(u)|| / ||(1 - m) laplacian(m f)||`` (the measure of
+:func:`pdeflow.inpaint.inpaint_diffusion`'s ``tol``); for the others the largest change of the sweep, relative to
+the range of the known values. Shepard interpolation (:attr:`~pdeflow.inpaint.Operator.local`) solves no equation:
+it is one pass over chunks grown by ``overlap``, exact wherever the Gaussian's reach (its scale doubles in large
+holes) stays inside the overlap. The graph stops sweeping (later sweeps pass their chunks through) once it is at
+most ``tol``. No coarse space: with sparse data every unknown pixel is near a known one and the sweeps needed stay
 few; a hole that spans several chunks needs about as many sweeps as chunks across it.
 """
 from __future__ import annotations
-
-import inspect
 
 import numpy as np
 import torch
@@ -55,36 +56,21 @@ from .arrays import (
 from .tv import SchwarzResult
 
 # solve_block, residual_sums and mask_like are the tasks pdeflow.dask.stream runs too (not in the API)
-__all__ = ["inpaint", "REACH", "LOCAL_TOL", "LOCAL", "RELATIVE", "ring_width", "measure_of", "clipped"]
+__all__ = ["inpaint", "LOCAL_MAX_ITER"]
 
-#: The reach of each operator's equation at a pixel, in pixels: how far the values it reads lie (diffusion's
-#: five-point stencil: 1; biharmonic's thirteen-point one: 2; TV: the diffusivity on the stencil's neighbours
-#: reads their own neighbours: 2; EED: the tensor on the stencil's neighbours reads central differences of the
-#: Gaussian-smoothed image, 2 plus the Gaussian's radius, :func:`ring_width`).
-REACH = {"diffusion": 1, "biharmonic": 2, "eed": 2, "tv": 2}
-#: Options given relative to the range of the image's known values (EED's contrast, TV's eps): a grown block's
-#: known values have another range, so each subdomain is given the option scaled by the image's range over the
-#: block's own, the absolute value of the single array's.
-RELATIVE = {"eed": "contrast", "tv": "eps"}
-#: Operators that solve no equation (a normalised convolution): one pass with the overlap as a halo, no sweeps.
-LOCAL = {"shepard"}
-#: The tolerance of each subdomain solve (the operator's own ``tol``).
-LOCAL_TOL = {"diffusion": 1e-9, "biharmonic": 1e-9, "eed": 1e-8, "tv": 1e-8}
-#: The subdomain tolerance is at least this many units of roundoff of the data's dtype (float32 residuals stall
-#: near one unit; EED's, scaled by the diagonal, reach four units without stalling, which its float32 blocks need
-#: to be within 1e-4 of the converged answer; the others keep a wider margin).
-LOCAL_EPS = {"diffusion": 16, "biharmonic": 16, "eed": 4, "tv": 16}
 #: Lagged-diffusivity steps of a subdomain solve at most (the nonlinear operators), unless ``max_iter`` is given.
 LOCAL_MAX_ITER = 2000
 
 
 def checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol, ndim, who: str):
     """The arguments of :func:`inpaint` (and of the store-to-store :func:`pdeflow.dask.inpaint_to_zarr`) checked:
-    ``(x4, lead, m4, tol, max_sweeps, local_tol)``, ``x`` and the mask batched, the subdomain tolerance filled in."""
-    if method not in OPERATORS:
+    ``(op, x4, lead, m4, tol, max_sweeps, local_tol)``, the operator's entry of the name ``method``, ``x`` and the
+    mask batched, the subdomain tolerance filled in."""
+    if not isinstance(method, str) or method not in OPERATORS:
         raise UserInputError(f"{who}: method must be one of {tuple(OPERATORS)}, got {method!r}")
+    op = OPERATORS[method]
     nd = check_ndim(ndim)
-    if nd == 3 and not OPERATORS[method].volumes:
+    if nd == 3 and not op.volumes:
         raise UserInputError(f"{who}: method={method!r} inpaints images only; volumes: "
                              f"{tuple(n for n, o in OPERATORS.items() if o.volumes)}")
     x4, lead = as_batched(x, "x", nd, who)
@@ -94,58 +80,14 @@ def checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol, 
     max_sweeps = check_max_sweeps(max_sweeps, who)
     # by default no tighter than the data's precision resolves (float32 residuals stall near 1e-7, and each
     # subdomain solve would run to its iteration limit and warn)
-    floor = LOCAL_EPS.get(method, 16) * float(np.finfo(x4.dtype).eps)
-    ltol = (max(LOCAL_TOL.get(method, 1e-6), floor) if local_tol is None
-            else check_positive(local_tol, "local_tol", who))
+    if op.local:       # one pass, no subdomain solves to stop
+        ltol = op.value("tol", {}) if local_tol is None else check_positive(local_tol, "local_tol", who)
+    else:
+        floor = op.subdomain_eps * float(np.finfo(x4.dtype).eps)
+        ltol = (max(op.subdomain_tol, floor) if local_tol is None
+                else check_positive(local_tol, "local_tol", who))
     m4 = mask_like(da, mask, x4, lead, nd, who.replace("_to_zarr", ""))
-    return x4, lead, m4, tol, max_sweeps, ltol
-
-
-def _default(name: str, option: str):
-    return inspect.signature(OPERATORS[name].function).parameters[option].default
-
-
-def ring_width(name: str, options: dict) -> int:
-    """The width of the Dirichlet ring of a grown block: every unknown pixel inside it then reads only values of
-    the block (so its equation is the whole image's, given the ring). EED: its stencil's reach, one more for the
-    central differences and the radius of its Gaussian (``int(3.5 sigma + 0.5)``,
-    :func:`pdeflow.filters.gaussian_blur`).
-
-    Examples
-    --------
-    >>> from pdeflow.dask.inpaint import ring_width
-    >>> ring_width("diffusion", {}), ring_width("tv", {}), ring_width("eed", {}), ring_width("eed", {"sigma": 2.0})
-    (1, 2, 7, 10)
-    """
-    reach = REACH.get(name, 2)
-    if name == "eed":
-        sigma = float(options.get("sigma", _default("eed", "sigma")))
-        reach += 1 + int(3.5 * sigma + 0.5)
-    return reach
-
-
-def measure_of(method: str) -> str:
-    """The stopping measure of ``method``'s sweeps: ``"residual"`` of the global system (diffusion) or ``"change"``.
-
-    Examples
-    --------
-    >>> from pdeflow.dask.inpaint import measure_of
-    >>> measure_of("diffusion"), measure_of("eed")
-    ('residual', 'change')
-    """
-    return "residual" if method == "diffusion" else "change"
-
-
-def clipped(method: str, options: dict) -> bool:
-    """Whether ``method``'s result is clipped to the known range once after the sweeps (biharmonic's ``clip``).
-
-    Examples
-    --------
-    >>> from pdeflow.dask.inpaint import clipped
-    >>> clipped("biharmonic", {}), clipped("biharmonic", {"clip": False}), clipped("tv", {})
-    (True, False, False)
-    """
-    return method == "biharmonic" and bool(options.get("clip", True))
+    return op, x4, lead, m4, tol, max_sweeps, ltol
 
 
 def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
@@ -162,13 +104,13 @@ def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     return ring
 
 
-def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=None, owned=False):
-    """One chunk's subproblem: inpaint the grown block, the ring known and holding the iterate ``ub``. ``xb`` is the
-    image zeroed off the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the options of
-    :data:`RELATIVE`; ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
+def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None, owned=False):
+    """One chunk's subproblem: inpaint the grown block by the operator ``op`` (an entry of
+    :data:`pdeflow.inpaint.OPERATORS`), the ring known and holding the iterate ``ub``. ``xb`` is the image zeroed off
+    the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the operator's relative option;
+    ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
     overwritten. ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
     equals the data on the mask)."""
-    op = OPERATORS[name]
     dtype = torch.float64 if xb.dtype == np.float64 else torch.float32
     x = torch.from_numpy(np.ascontiguousarray(xb)).to(dtype)
     m = torch.from_numpy(np.ascontiguousarray(mb)).to(dtype)
@@ -190,12 +132,12 @@ def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=Non
     if not bool((mk.flatten(1).sum(1) > 0).all()):     # a grown block without a known pixel: keep the iterate
         return ub
     vol = {"ndim": 3} if x.dim() == 5 else {}
-    if name == "biharmonic":       # clipped once, to the whole image's known range, after the sweeps
-        out = op.function(f, mk, tol=tol, clip=False, x0=None if first else u, **vol,
-                          **{k: v for k, v in options.items() if k != "clip"})
-    elif name in RELATIVE:
-        out = torch.cat([_relative_solve(name, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol, options)
+    if op.relative is not None:
+        out = torch.cat([_relative_solve(op, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol, options)
                          for i in range(f.shape[0])])
+    elif op.clip is not None:       # clipped once, to the whole image's known range, after the sweeps
+        warm = {"x0": None if first else u} if "x0" in op.option_names else {}
+        out = op.function(f, mk, tol=tol, **vol, **{**options, op.clip: False, **warm})
     elif options or vol:
         out = op.function(f, mk, tol=tol, **vol, **options)
     else:
@@ -203,17 +145,20 @@ def solve_block(xb, mb, ub, *, faces, name, reach, tol, options, first, span=Non
     return out.numpy().astype(xb.dtype, copy=False)
 
 
-def _relative_solve(name, f, mk, span, tol, options):
-    """One image of a grown block by the checked public function, its relative option scaled so that its absolute
-    value is the whole image's: the option times ``span`` (the image's range of known values) over the block's."""
-    option = RELATIVE[name]
+def _relative_solve(op, f, mk, span, tol, options):
+    """One image of a grown block by the checked public function of ``op``, its relative option scaled so that its
+    absolute value is the whole image's: the option times ``span`` (the image's range of known values) over the
+    block's."""
+    option = op.relative
     k = (mk > 0).expand_as(f)
     local = float(f[k].max() - f[k].min())
-    value = float(options.get(option, _default(name, option)))
+    value = float(op.value(option, options))
     if local > 0 and span > 0:
         value = value * span / local
-    opts = {**options, option: value, "max_iter": options.get("max_iter", LOCAL_MAX_ITER)}
-    return OPERATORS[name].function(f, mk, tol=tol, **opts)
+    opts = {**options, option: value}
+    if "max_iter" in op.option_names:
+        opts["max_iter"] = options.get("max_iter", LOCAL_MAX_ITER)
+    return op.function(f, mk, tol=tol, **opts)
 
 
 def residual_sums(ub, mb, fb, *, faces):
@@ -290,18 +235,20 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
         1 (or True) = known pixel, 0 = missing (any value > 0 counts as known: a lazy mask is not checked for
         being binary); rechunked to the chunks of ``x``.
     method : str
-        A name of :data:`pdeflow.inpaint.OPERATORS`: ``"diffusion"``, ``"biharmonic"``, ``"eed"``, ``"tv"``.
+        A name of :data:`pdeflow.inpaint.OPERATORS`: ``"diffusion"``, ``"biharmonic"``, ``"eed"``, ``"tv"``,
+        ``"shepard"``.
     tol : float
         Stop when the sweep's measure is at most ``tol``: diffusion, the relative residual of the global system;
         the others, the largest change of a sweep relative to the range of the known values.
     overlap : int
         Pixels by which every chunk's subproblem reaches into its neighbours, ``>= 1`` (besides the Dirichlet ring
-        of :func:`ring_width`; the two together at most the smallest chunk).
+        of the operator's :meth:`~pdeflow.inpaint.Operator.reach`; the two together at most the smallest chunk).
     max_sweeps : int
         Sweeps of the graph at most.
     local_tol : float, optional
-        The ``tol`` of each subdomain solve (default :data:`LOCAL_TOL` of the operator, at least
-        :data:`LOCAL_EPS` units of roundoff of ``x``'s dtype).
+        The ``tol`` of each subdomain solve (default the operator's
+        :attr:`~pdeflow.inpaint.Operator.subdomain_tol`, at least :attr:`~pdeflow.inpaint.Operator.subdomain_eps`
+        units of roundoff of ``x``'s dtype).
     ndim : {2, 3}, optional
         3 for volumes.
     full_output : bool
@@ -328,20 +275,20 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     """
     who = "pdeflow.dask.inpaint"
     da = import_dask()
-    x4, lead, m4, tol, max_sweeps, ltol = checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol,
-                                                            ndim, who)
-    reach = ring_width(method, options)
+    op, x4, lead, m4, tol, max_sweeps, ltol = checked_arguments(da, x, mask, method, tol, overlap, max_sweeps,
+                                                                local_tol, ndim, who)
+    reach = op.reach(options)
     depth = spatial_depth(x4, int(overlap) + reach)
     one = spatial_depth(x4, 1)
     f4 = da.where(m4 > 0, x4, 0).astype(x4.dtype)       # missing pixels may hold NaN
     known = da.where(m4 > 0, f4, np.nan)
     scale = da.maximum(da.nanmax(known) - da.nanmin(known), np.finfo(np.float64).tiny)
-    kw = dict(name=method, reach=reach, tol=ltol, options=options)
+    kw = dict(op=op, reach=reach, tol=ltol, options=options)
     axes = tuple(range(1, x4.ndim))
-    if method in RELATIVE:      # each image's range of known values, (B, 1, 1, ...): the unit of the option
+    if op.relative is not None:      # each image's range of known values, (B, 1, 1, ...): the unit of the option
         span = (da.nanmax(known, axis=axes, keepdims=True) - da.nanmin(known, axis=axes, keepdims=True))
         kw["extra"] = {"span": span.rechunk((x4.chunks[0],) + (1,) * (x4.ndim - 1))}
-    if method in LOCAL:       # a filter, not an equation: the halo makes it exact where it reaches far enough
+    if op.local:       # a filter, not an equation: the halo makes it exact where it reaches far enough
         u4 = sweep(solve_block, [f4, m4, f4], spatial_depth(x4, int(overlap)), False, dtype=x4.dtype, like=2,
                    first=True, **kw)
         u = from_batched(u4, lead)
@@ -351,7 +298,7 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     for _ in range(max_sweeps - 1):
         sweeps = sweeps + (~done).astype(int)
         new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, **kw)
-        if method == "diffusion":
+        if op.measure == "residual":
             sums = _per_image(da, residual_sums, [new, m4, f4], one, done, "sum")
             measure = da.sqrt(sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
         else:
@@ -360,7 +307,7 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
         crit = da.where(done, crit, measure)
         done = crit <= tol
         u4 = new
-    if method == "biharmonic" and options.get("clip", True):
+    if op.clips(options):
         axes = tuple(range(2, x4.ndim))
         lo, hi = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)
         u4 = da.minimum(da.maximum(u4, lo), hi)

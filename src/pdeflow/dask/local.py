@@ -1,7 +1,8 @@
 """Local operators on dask arrays, exact with a halo: the inverse evolution layers.
 
-``steps`` layers ``u <- u - dt F(u)`` of an operator whose stencil reaches ``reach`` pixels change a pixel by
-what lies within ``steps * reach`` pixels of it. Each chunk, grown by that halo from its neighbours
+``steps`` layers ``u <- u - dt F(u)`` of an operator whose stencil reaches ``reach`` pixels (the operator's own
+``reach``: 1 for the ready evolutions of :data:`pdeflow.iel.EVOLUTIONS`) change a pixel by what lies within
+``steps * reach`` pixels of it. Each chunk, grown by that halo from its neighbours
 (:func:`dask.array.map_overlap` without a boundary of its own), runs :class:`pdeflow.iel.InverseEvolution`; the
 halo is cut off again. Where the image ends the layers apply their own boundary condition, so the result equals
 the single-array one up to round-off.
@@ -27,7 +28,7 @@ def _task(xb, *, faces, layers):
     return out.numpy().astype(xb.dtype, copy=False)
 
 
-def iel(x, operator="heat", *, dt: float = 0.025, steps: int = 30, boundary: str = "zero", reach: int = 1,
+def iel(x, operator="heat", *, dt: float = 0.025, steps: int = 30, boundary: str = "zero", reach: int | None = None,
         ndim: int | None = None):
     """:class:`pdeflow.iel.InverseEvolution` on a dask array: ``steps`` layers ``u <- u - dt F(u)``, chunk by chunk.
 
@@ -39,12 +40,12 @@ def iel(x, operator="heat", *, dt: float = 0.025, steps: int = 30, boundary: str
     x : dask array, shape (H, W), (C, H, W) or (B, C, H, W); volumes with ``ndim=3``
         Logits, float32 or float64; chunks at least ``steps * reach`` pixels along axes that have several.
     operator : str or callable
-        As :class:`pdeflow.iel.InverseEvolution` (``"heat"``, ``"tv"``, ``"perona-malik"``, or ``F(u, boundary)``).
+        As :class:`pdeflow.iel.InverseEvolution` (a name of :data:`pdeflow.iel.EVOLUTIONS`, or ``F(u, boundary)``).
     dt, steps, boundary
         As :class:`pdeflow.iel.InverseEvolution`.
-    reach : int
-        Pixels one application of ``F`` reaches (1 for the ready operators: 3 x 3 stencils); set it for a
-        callable of a wider stencil.
+    reach : int, optional
+        Pixels one application of ``F`` reaches. Default: the operator's own ``reach`` attribute (1 for the ready
+        evolutions: 3 x 3 stencils); a callable without one must be given it.
     ndim : {2, 3}, optional
         3 for volumes.
 
@@ -67,9 +68,14 @@ def iel(x, operator="heat", *, dt: float = 0.025, steps: int = 30, boundary: str
     import_dask()
     nd = check_ndim(ndim)
     x4, lead = as_batched(x, "x", nd, who)
+    layers = InverseEvolution(operator, dt=dt, steps=steps, boundary=boundary)
+    if reach is None:
+        reach = getattr(layers.operator, "reach", None)
+        if reach is None:
+            raise UserInputError(f"{who}: reach must be given for an operator without a reach attribute (the pixels "
+                                 "one application of F reaches), got a callable without one")
     if not isinstance(reach, numbers.Integral) or isinstance(reach, bool) or reach < 1:
         raise UserInputError(f"{who}: reach must be an integer >= 1, got {reach!r}")
-    layers = InverseEvolution(operator, dt=dt, steps=steps, boundary=boundary)
     depth = spatial_depth(x4, layers.steps * int(reach))
     out = sweep(_task, [x4], depth, False, dtype=x4.dtype, layers=layers)
     return from_batched(out, lead)

@@ -99,7 +99,7 @@ from .. import ops
 from ..errors import UserInputError
 
 __all__ = [
-    "BOUNDARIES", "OPERATORS", "Heat", "TVFlow", "PeronaMalik", "make_operator",
+    "BOUNDARIES", "EVOLUTIONS", "Heat", "TVFlow", "PeronaMalik", "make_operator",
     "InverseEvolution", "WithIELs", "with_iels", "official_heat_iel", "heat_iel_symbol",
     "STABLE_AMPLIFICATION", "AmplificationWarning",
 ]
@@ -174,6 +174,9 @@ class _Operator:
 
     name: str
     param: str
+    #: Pixels one application reaches along each axis (3 x 3 stencils: 1), what a halo of
+    #: :func:`pdeflow.dask.iel` needs per layer.
+    reach: int = 1
 
     def __init__(self, value: float):
         setattr(self, self.param, _positive(value, self.param, type(self).__name__))
@@ -298,8 +301,8 @@ class PeronaMalik(_Operator):
         return ops.div(diffusivity * g, ndim=n)
 
 
-#: Ready operators by name: name -> (class, name of its one parameter).
-OPERATORS = {c.name: (c, c.param) for c in (Heat, TVFlow, PeronaMalik)}
+#: The ready evolution operators by name: name -> (class, name of its one parameter).
+EVOLUTIONS = {c.name: (c, c.param) for c in (Heat, TVFlow, PeronaMalik)}
 
 
 def make_operator(name: str, param: float | None = None):
@@ -310,15 +313,15 @@ def make_operator(name: str, param: float | None = None):
 
     Examples
     --------
-    >>> from pdeflow.iel import OPERATORS, make_operator
-    >>> sorted(OPERATORS)
+    >>> from pdeflow.iel import EVOLUTIONS, make_operator
+    >>> sorted(EVOLUTIONS)
     ['heat', 'perona-malik', 'tv']
     >>> make_operator("tv", 0.05)
     TVFlow(eps=0.05)
     """
-    if name not in OPERATORS:
-        raise UserInputError(f"make_operator: name must be one of {tuple(OPERATORS)}, got {name!r}")
-    cls, _ = OPERATORS[name]
+    if name not in EVOLUTIONS:
+        raise UserInputError(f"make_operator: name must be one of {tuple(EVOLUTIONS)}, got {name!r}")
+    cls, _ = EVOLUTIONS[name]
     return cls() if param is None else cls(param)
 
 
@@ -329,7 +332,7 @@ class InverseEvolution(nn.Module):
     ----------
     operator : callable or str
         ``F(u, boundary) -> Tensor`` on ``(B, C, H, W)`` (or 5-D), or the name of a ready
-        operator (``"heat"``, ``"tv"``, ``"perona-malik"``, see :data:`OPERATORS`).
+        operator (``"heat"``, ``"tv"``, ``"perona-malik"``, see :data:`EVOLUTIONS`).
         A callable that takes only ``u`` is accepted with ``boundary`` left to it.
     dt : float
         Time step per layer, PDE time for the ready operators (unit pixel
@@ -379,7 +382,7 @@ class InverseEvolution(nn.Module):
             operator = make_operator(operator)
         elif not callable(operator):
             raise TypeError(f"{who}: operator must be a callable F(u, boundary) or one of "
-                            f"{tuple(OPERATORS)}, got {type(operator).__name__}")
+                            f"{tuple(EVOLUTIONS)}, got {type(operator).__name__}")
         self.operator = operator
         self.dt = _positive(dt, "dt", who)
         self.steps = _positive_int(steps, "steps", who)

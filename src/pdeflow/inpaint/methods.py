@@ -9,6 +9,7 @@ offered by all three.
 from __future__ import annotations
 
 import inspect
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -205,15 +206,53 @@ MASK_METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gan", _gan_mask, "a trained mask GAN", load_model=_load_mask_gan, random=True, inpaint_with="wgan"),
 )}
 
+class _InpaintMethods(MutableMapping):
+    """The table of inpainting methods: an entry for each operator of
+    :data:`~pdeflow.inpaint.operators.OPERATORS` as that table holds it when asked (so an operator registered there
+    is a method at once), then the learned methods; an entry set here overrides."""
+
+    def __init__(self, others):
+        self._set = {m.name: m for m in others}
+        self._made: dict = {}
+
+    def _of(self, op) -> Method:
+        made = self._made.get(op.name)
+        if made is None or made[0] is not op:
+            made = self._made[op.name] = (op, Method(op.name, op.function, op.summary, volumes=op.volumes,
+                                                     diffusion_tol=op.diffusion_tol))
+        return made[1]
+
+    def __getitem__(self, name):
+        if name in self._set:
+            return self._set[name]
+        return self._of(OPERATORS[name])
+
+    def __setitem__(self, name, method):
+        if name in OPERATORS and method is self._of(OPERATORS[name]):
+            self._set.pop(name, None)      # the operator's own entry again (a test's override undone)
+        else:
+            self._set[name] = method
+
+    def __delitem__(self, name):
+        del self._set[name]
+
+    def __iter__(self):
+        return iter(dict.fromkeys([*OPERATORS, *self._set]))
+
+    def __len__(self):
+        return len(dict.fromkeys([*OPERATORS, *self._set]))
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
 #: The inpainting methods by name: the operators of :data:`~pdeflow.inpaint.operators.OPERATORS` (homogeneous
 #: diffusion first), then the learned methods.
-INPAINT_METHODS: dict[str, Method] = {m.name: m for m in (
-    *(Method(op.name, op.function, op.summary, volumes=op.volumes, diffusion_tol=op.diffusion_tol)
-      for op in OPERATORS.values()),
+INPAINT_METHODS: MutableMapping[str, Method] = _InpaintMethods((
     Method("learned", inpaint_learned, "diffusion inpainting plus a trained network's correction (the residual "
            "inpainter)", load_model=_load_residual),
     Method("wgan", _gan_inpaint, "a trained inpainting WGAN", load_model=_load_inpainting_gan, random=True),
-)}
+))
 
 
 def _lookup(table: dict, method, options: dict, who: str) -> Method:
@@ -227,6 +266,7 @@ def _lookup(table: dict, method, options: dict, who: str) -> Method:
     return entry
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 def make_mask(f: torch.Tensor, density: float, method: str = "densify", **options) -> torch.Tensor:
     """A mask of ``density`` known pixels for homogeneous diffusion inpainting of ``f``, by the named method.
 
@@ -287,6 +327,7 @@ def make_mask(f: torch.Tensor, density: float, method: str = "densify", **option
     return _lookup(MASK_METHODS, method, options, "make_mask").function(f, density, **options)
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 def inpaint(f: torch.Tensor, mask: torch.Tensor, method: str = "diffusion", **options) -> torch.Tensor:
     """Inpaint ``f`` from the pixels where ``mask`` is 1, by the named method.
 
