@@ -231,7 +231,7 @@ def test_eed_and_tv_take_each_images_own_range_in_a_batch():
 
 def test_float32_eed_on_a_photograph_is_within_1e4_of_the_converged_answer():
     """EED filling scratches in a float32 photograph from chunks: within 1e-4 of the range of the converged float64
-    single-array answer (the subdomain solves run to 4 units of float32's roundoff, :data:`LOCAL_EPS`; at 16, the
+    single-array answer (the subdomain solves run to 4 units of float32's roundoff, EED's ``subdomain_eps``; at 16, the
     floor of the others, this image was 1.2e-4 off)."""
     import skimage.data
     import skimage.transform
