@@ -302,9 +302,6 @@ MAX_LINES = 700
 #: The modules over MAX_LINES lines, each with why it stays one module (a module that drops below the limit
 #: leaves the list, so it only shrinks).
 LONG_MODULES = {
-    "tvflownet/architectures.py": "one concept: the TVflowNET networks (their shared base and input/output layers, the "
-                           "three architectures, their ensemble and build_model, which builds each by name and is "
-                           "called by Ensemble, so the two cannot live apart without a cycle)",
     "datasets/synthetic.py": "one concept: the seeded scene generators (one call signature, shared argument checks "
                              "and the SCENES registry over them)",
 }

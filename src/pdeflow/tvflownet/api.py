@@ -49,7 +49,8 @@ from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from ..tv.flow import check_times, flow_result
-from .architectures import Ensemble, build_model, normalised_weights, with_input_eps
+from .architectures import Ensemble, build_model, with_input_eps
+from .architectures.registry import normalised_weights
 
 __all__ = ["load", "average", "ensemble", "flow", "shipped_models", "DEFAULT_MODEL", "model_scale",
            "model_t_max"]
