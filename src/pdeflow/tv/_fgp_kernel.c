@@ -1,0 +1,441 @@
+/* The FGP iteration of pdeflow.tv.rof and its duality gap as fused CPU loops (float32 and float64).
+
+   pdeflow.tv._rof_methods runs the FGP step on the 2-D unit grid as ~20 PyTorch operations, each a pass
+   over the arrays; these loops do the same arithmetic, in the same order, in one pass: each row of the
+   output reads the rows around it of the fields p (the iterate) and pp (the one before), forms the momentum
+   point q = p + beta (p - pp) on the fly, then div, grad, the projection onto |z| <= 1 and the restart sum
+   <q - z, z - p>. The gap loop forms u = f + lam div p and the float64 sums TV(u), sum(|grad u| - <grad u, p>)
+   and ||div p||^2 in one pass.
+
+   Plain C and the Python C API only (no NumPy): the arrays arrive as addresses of contiguous tensors whose
+   shapes and dtypes the Python wrapper (_rof_methods) has checked. Layouts: a field (B, C, 2, H, W) with zero
+   unused entries (component 0 in the last row, component 1 in the last column), an image (B, C, H, W). The
+   loops release the GIL and take a range of rows, so that the wrapper can split one call across threads.
+
+   Built at install time by setuptools (setup.py) with -O3 -ffp-contract=off: no fused multiply-add where the
+   PyTorch path has none, so that both paths round alike. This file includes itself once per precision: the
+   kernels below the module's entry points are written once for REAL = float and double. */
+
+#ifndef REAL
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef Py_ssize_t idx;
+
+/* Independent float64 accumulators of a row sum: lanes the compiler can vectorise without reassociating. */
+#define LANES 8
+
+static double lane_sum(const double *acc)
+{
+    double s = 0.0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+#define REAL float
+#define SQRT sqrtf
+#define K(name) name##_f32
+#include "_fgp_kernel.c"
+#undef REAL
+#undef SQRT
+#undef K
+
+#define REAL double
+#define SQRT sqrt
+#define K(name) name##_f64
+#include "_fgp_kernel.c"
+#undef REAL
+#undef SQRT
+#undef K
+
+static void *ptr(unsigned long long address) { return (void *)(uintptr_t)address; }
+
+static int check_rows(idx H, idx r0, idx r1)
+{
+    if (r0 < 0 || r1 > H || r0 > r1) {
+        PyErr_SetString(PyExc_ValueError, "row range out of the image");
+        return 0;
+    }
+    return 1;
+}
+
+/* step(double, p, pp, out, gf, beta, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of the next iterate of
+   every image into out, and the restart sums <q - z, z - p> over those rows into sums (B float64). */
+static PyObject *py_step(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, pp, out, gf, beta, sums;
+    idx B, C, H, W, r0, r1;
+    if (!PyArg_ParseTuple(args, "pKKKKKKnnnnpnn", &is_double, &p, &pp, &out, &gf, &beta, &sums, &B, &C, &H, &W,
+                          &joint, &r0, &r1))
+        return NULL;
+    if (!check_rows(H, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        ok = step_f64(ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(beta), ptr(sums), B, C, H, W, joint, r0, r1);
+    else
+        ok = step_f32(ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(beta), ptr(sums), B, C, H, W, joint, r0, r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* momentum(double, sums, tasks, B, t, beta): the restart rule and the FGP momentum from the restart sums of
+   `tasks` row ranges (tasks x B float64), t and beta (B each) updated in place. */
+static PyObject *py_momentum(PyObject *self, PyObject *args)
+{
+    int is_double;
+    unsigned long long sums, t, beta;
+    idx tasks, B;
+    if (!PyArg_ParseTuple(args, "pKnnKK", &is_double, &sums, &tasks, &B, &t, &beta))
+        return NULL;
+    if (is_double)
+        momentum_f64(ptr(sums), tasks, B, ptr(t), ptr(beta));
+    else
+        momentum_f32(ptr(sums), tasks, B, ptr(t), ptr(beta));
+    Py_RETURN_NONE;
+}
+
+/* gap(double, p, gf, f, lam, u, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of u = f + lam div p, and over
+   them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2) per image into sums (B x 3). */
+static PyObject *py_gap(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, gf, f, lam, u, sums;
+    idx B, C, H, W, r0, r1;
+    if (!PyArg_ParseTuple(args, "pKKKKKKnnnnpnn", &is_double, &p, &gf, &f, &lam, &u, &sums, &B, &C, &H, &W,
+                          &joint, &r0, &r1))
+        return NULL;
+    if (!check_rows(H, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        ok = gap_f64(ptr(p), ptr(gf), ptr(f), ptr(lam), ptr(u), ptr(sums), B, C, H, W, joint, r0, r1);
+    else
+        ok = gap_f32(ptr(p), ptr(gf), ptr(f), ptr(lam), ptr(u), ptr(sums), B, C, H, W, joint, r0, r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"step", py_step, METH_VARARGS, "Rows of one FGP iteration and their restart sums."},
+    {"momentum", py_momentum, METH_VARARGS, "The restart rule and momentum from the restart sums."},
+    {"gap", py_gap, METH_VARARGS, "Rows of u = f + lam div p and their float64 gap sums."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fgp_kernel",
+                                    "Fused CPU loops of the FGP iteration and its duality gap.", -1, methods};
+
+PyMODINIT_FUNC PyInit__fgp_kernel(void) { return PyModule_Create(&module); }
+
+#else /* ------------------------------------------------------------------ the kernels, for one REAL */
+
+/* Row i of the momentum point of one channel: q = p + beta (p - pp), both components (q = p where beta = 0,
+   as the PyTorch path's z + 0 (z - p)). */
+static void K(q_row)(const REAL *p0, const REAL *p1, const REAL *pp0, const REAL *pp1, REAL beta, REAL *q0,
+                     REAL *q1, idx W)
+{
+    if (beta == 0) {
+        memcpy(q0, p0, W * sizeof(REAL));
+        memcpy(q1, p1, W * sizeof(REAL));
+        return;
+    }
+    for (idx j = 0; j < W; j++) {
+        q0[j] = p0[j] + beta * (p0[j] - pp0[j]);
+        q1[j] = p1[j] + beta * (p1[j] - pp1[j]);
+    }
+}
+
+/* Row i of scale * div q from the rows i (q0, q1) and i - 1 (up: component 0, NULL on the first row), in the
+   PyTorch path's order: ((q0 + q1) - q0[i-1]) - q1[j-1]. */
+static void K(div_row)(const REAL *q0, const REAL *q1, const REAL *up, REAL scale, REAL *v, idx W)
+{
+    if (up)
+        for (idx j = 0; j < W; j++)
+            v[j] = (q0[j] + q1[j]) - up[j];
+    else
+        for (idx j = 0; j < W; j++)
+            v[j] = q0[j] + q1[j];
+    for (idx j = 1; j < W; j++)
+        v[j] = (v[j] - q1[j - 1]);
+    if (scale != 1)
+        for (idx j = 0; j < W; j++)
+            v[j] *= scale;
+}
+
+/* The next iterate's row before the projection: z = q + grad v + gf, v = div q / 8 on rows i (v) and i + 1 (vn,
+   NULL on the last row, where component 0 is unused). */
+static void K(z_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
+                     const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1, REAL *restrict z0,
+                     REAL *restrict z1, idx W)
+{
+    if (vn)
+        for (idx j = 0; j < W; j++)
+            z0[j] = ((vn[j] - v[j]) + q0[j]) + g0[j];
+    else
+        memset(z0, 0, W * sizeof(REAL));
+    for (idx j = 0; j + 1 < W; j++)
+        z1[j] = ((v[j + 1] - v[j]) + q1[j]) + g1[j];
+    z1[W - 1] = 0;
+}
+
+/* The projection's factor 1 / sqrt(max(|z|^2, 1)) of one channel's row (s), or the squared norm over the
+   channels accumulated (add: s += |z|^2). */
+static void K(factor_row)(const REAL *restrict z0, const REAL *restrict z1, REAL *restrict s, idx W, int add,
+                          int last)
+{
+    if (add)
+        for (idx j = 0; j < W; j++)
+            s[j] = (s[j] + z0[j] * z0[j]) + z1[j] * z1[j];
+    else
+        for (idx j = 0; j < W; j++)
+            s[j] = z0[j] * z0[j] + z1[j] * z1[j];
+    if (last)
+        for (idx j = 0; j < W; j++) {
+            REAL m = s[j] < 1 ? 1 : s[j];
+            s[j] = 1 / SQRT(m);
+        }
+}
+
+/* The projected row (y = z s) and the restart test's term <q - y, y - p> per pixel (t), in the working precision
+   as in the PyTorch path; returns nothing, the caller sums t in float64. */
+static void K(out_row)(const REAL *restrict z0, const REAL *restrict z1, const REAL *restrict s,
+                       const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict x0,
+                       const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1, REAL *restrict t, idx W)
+{
+    for (idx j = 0; j < W; j++) {
+        REAL a = z0[j] * s[j], e = z1[j] * s[j];
+        y0[j] = a;
+        y1[j] = e;
+        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
+    }
+}
+
+/* acc[l] += x[j] for j = l mod LANES: a float64 sum in independent lanes. */
+static void K(lane_add)(double *restrict acc, const REAL *restrict x, idx W)
+{
+    idx j = 0;
+    for (; j + LANES <= W; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += (double)x[j + l];
+    for (; j < W; j++)
+        acc[0] += (double)x[j];
+}
+
+/* Per-channel row buffers: the momentum point's components on rows i and i + 1, the divergence on both. */
+typedef struct {
+    REAL *q0[2], *q1[2], *v[2];
+} K(rows);
+
+static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, const REAL *betas, double *sums,
+                   idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
+{
+    const idx N = H * W;
+    const int over = joint && C > 1; /* the projection couples the channels */
+    /* per channel: 6 rows (q0, q1, v for rows i and i + 1) and the unprojected z0, z1 of row i; two rows */
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 2));
+    K(rows) *r = malloc(sizeof(K(rows)) * (size_t)C);
+    if (!buf || !r) {
+        free(buf);
+        free(r);
+        return 0;
+    }
+    REAL *z = buf + 6 * C * W, *s = buf + 8 * C * W, *t = s + W;
+    for (idx c = 0; c < C; c++)
+        for (int a = 0; a < 2; a++) {
+            r[c].q0[a] = buf + (6 * c + 3 * a) * W;
+            r[c].q1[a] = r[c].q0[a] + W;
+            r[c].v[a] = r[c].q1[a] + W;
+        }
+    for (idx b = 0; b < B; b++) {
+        const REAL beta = betas[b];
+        double acc[LANES] = {0};
+        int cur = 0;
+        sums[b] = 0.0;
+        if (r0 >= r1)
+            continue;
+        /* prime rows r0 (and r0 - 1 for the divergence) */
+        for (idx c = 0; c < C; c++) {
+            const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+            REAL *up = NULL;
+            if (r0 > 0) {
+                idx k = (r0 - 1) * W;
+                K(q_row)(p + o0 + k, p + o1 + k, pp + o0 + k, pp + o1 + k, beta, r[c].q0[1], r[c].q1[1], W);
+                up = r[c].q0[1];
+            }
+            idx k = r0 * W;
+            K(q_row)(p + o0 + k, p + o1 + k, pp + o0 + k, pp + o1 + k, beta, r[c].q0[0], r[c].q1[0], W);
+            K(div_row)(r[c].q0[0], r[c].q1[0], up, (REAL)0.125, r[c].v[0], W);
+        }
+        for (idx i = r0; i < r1; i++) {
+            const int nxt = 1 - cur;
+            const idx k = i * W;
+            for (idx c = 0; c < C; c++) {
+                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+                REAL *z0 = z + 2 * c * W, *z1 = z0 + W;
+                const REAL *vn = NULL;
+                if (i + 1 < H) {
+                    K(q_row)(p + o0 + k + W, p + o1 + k + W, pp + o0 + k + W, pp + o1 + k + W, beta,
+                             r[c].q0[nxt], r[c].q1[nxt], W);
+                    K(div_row)(r[c].q0[nxt], r[c].q1[nxt], r[c].q0[cur], (REAL)0.125, r[c].v[nxt], W);
+                    vn = r[c].v[nxt];
+                }
+                K(z_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gf + o0 + k, gf + o1 + k, z0, z1, W);
+                if (over)
+                    K(factor_row)(z0, z1, s, W, c > 0, c == C - 1);
+            }
+            for (idx c = 0; c < C; c++) {
+                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+                const REAL *z0 = z + 2 * c * W, *z1 = z0 + W;
+                if (!over)
+                    K(factor_row)(z0, z1, s, W, 0, 1);
+                K(out_row)(z0, z1, s, r[c].q0[cur], r[c].q1[cur], p + o0 + k, p + o1 + k, out + o0 + k,
+                           out + o1 + k, t, W);
+                K(lane_add)(acc, t, W);
+            }
+            cur = nxt;
+        }
+        sums[b] = lane_sum(acc);
+    }
+    free(buf);
+    free(r);
+    return 1;
+}
+
+static void K(momentum)(const double *sums, idx tasks, idx B, REAL *ts, REAL *betas)
+{
+    for (idx b = 0; b < B; b++) {
+        double up = 0.0;
+        for (idx k = 0; k < tasks; k++)
+            up += sums[k * B + b];
+        const REAL t = ts[b];
+        if (up > 0) { /* the momentum points uphill: restart (O'Donoghue and Candes 2015) */
+            ts[b] = 1;
+            betas[b] = 0;
+        } else {
+            const REAL t_new = (REAL)0.5 * ((REAL)1 + SQRT((REAL)1 + (REAL)4 * t * t));
+            ts[b] = t_new;
+            betas[b] = (t - (REAL)1) / t_new;
+        }
+    }
+}
+
+/* Row i of the gap's arrays: u = f + lam d (d = div p), grad u = lam (grad d + 8 gf) (dn: d on row i + 1, NULL on
+   the last row), and the float64 lanes of ||d||^2. */
+static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REAL *restrict dn,
+                       const REAL *restrict g0, const REAL *restrict g1, REAL lam, REAL *restrict u,
+                       REAL *restrict a0, REAL *restrict a1, double *restrict dsq, idx W)
+{
+    for (idx j = 0; j < W; j++)
+        u[j] = f[j] + lam * d[j];
+    if (dn)
+        for (idx j = 0; j < W; j++)
+            a0[j] = ((dn[j] - d[j]) + 8 * g0[j]) * lam;
+    else
+        memset(a0, 0, W * sizeof(REAL));
+    for (idx j = 0; j + 1 < W; j++)
+        a1[j] = ((d[j + 1] - d[j]) + 8 * g1[j]) * lam;
+    a1[W - 1] = 0;
+    idx j = 0;
+    for (; j + LANES <= W; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            dsq[l] += (double)d[j + l] * (double)d[j + l];
+    for (; j < W; j++)
+        dsq[0] += (double)d[j] * (double)d[j];
+}
+
+/* |a|^2 (n) and <a, p> (al) of one channel's row, or added to them (add: the coupled channels). */
+static void K(norm_row)(const REAL *restrict a0, const REAL *restrict a1, const REAL *restrict x0,
+                        const REAL *restrict x1, REAL *restrict n, REAL *restrict al, idx W, int add)
+{
+    if (add)
+        for (idx j = 0; j < W; j++) {
+            n[j] = (n[j] + a0[j] * a0[j]) + a1[j] * a1[j];
+            al[j] = (al[j] + a0[j] * x0[j]) + a1[j] * x1[j];
+        }
+    else
+        for (idx j = 0; j < W; j++) {
+            n[j] = a0[j] * a0[j] + a1[j] * a1[j];
+            al[j] = a0[j] * x0[j] + a1[j] * x1[j];
+        }
+}
+
+/* The float64 lanes of sum |a| (tv) and sum (|a| - <a, p>) (slack) of a row; n holds |a|^2, al <a, p>. */
+static void K(slack_row)(REAL *restrict n, REAL *restrict al, double *restrict tv, double *restrict slack, idx W)
+{
+    for (idx j = 0; j < W; j++) {
+        n[j] = SQRT(n[j]);
+        al[j] = n[j] - al[j];
+    }
+    idx j = 0;
+    for (; j + LANES <= W; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            tv[l] += (double)n[j + l];
+            slack[l] += (double)al[j + l];
+        }
+    for (; j < W; j++) {
+        tv[0] += (double)n[j];
+        slack[0] += (double)al[j];
+    }
+}
+
+static int K(gap)(const REAL *p, const REAL *gf, const REAL *f, const REAL *lams, REAL *u, double *sums,
+                  idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
+{
+    const idx N = H * W;
+    const int over = joint && C > 1; /* |grad u| couples the channels */
+    /* per channel: div p on rows i and i + 1, the components of grad u on row i; then |grad u|^2, <grad u, p> */
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (4 * C + 2));
+    if (!buf)
+        return 0;
+    REAL *n = buf + 4 * C * W, *al = n + W;
+    for (idx b = 0; b < B; b++) {
+        const REAL lam = lams[b];
+        double tv[LANES] = {0}, slack[LANES] = {0}, dsq[LANES] = {0};
+        int cur = 0;
+        sums[3 * b] = sums[3 * b + 1] = sums[3 * b + 2] = 0.0;
+        if (r0 >= r1)
+            continue;
+        for (idx c = 0; c < C; c++) {
+            const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N, k = r0 * W;
+            K(div_row)(p + o0 + k, p + o1 + k, r0 > 0 ? p + o0 + k - W : NULL, 1, buf + 4 * c * W, W);
+        }
+        for (idx i = r0; i < r1; i++) {
+            const int nxt = 1 - cur;
+            const idx k = i * W;
+            for (idx c = 0; c < C; c++) {
+                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N, oi = (b * C + c) * N;
+                REAL *d = buf + (4 * c + cur) * W, *dn = NULL, *a0 = buf + (4 * c + 2) * W, *a1 = a0 + W;
+                if (i + 1 < H) {
+                    dn = buf + (4 * c + nxt) * W;
+                    K(div_row)(p + o0 + k + W, p + o1 + k + W, p + o0 + k, 1, dn, W);
+                }
+                K(gap_row)(f + oi + k, d, dn, gf + o0 + k, gf + o1 + k, lam, u + oi + k, a0, a1, dsq, W);
+                K(norm_row)(a0, a1, p + o0 + k, p + o1 + k, n, al, W, over && c > 0);
+                if (!over || c == C - 1)
+                    K(slack_row)(n, al, tv, slack, W);
+            }
+            cur = nxt;
+        }
+        sums[3 * b] = lane_sum(tv);
+        sums[3 * b + 1] = lane_sum(slack);
+        sums[3 * b + 2] = lane_sum(dsq);
+    }
+    free(buf);
+    return 1;
+}
+
+#endif

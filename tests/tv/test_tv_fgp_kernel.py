@@ -1,0 +1,166 @@
+"""The fused CPU loops of FGP (the compiled extension ``pdeflow.tv._fgp_kernel``) against the PyTorch path they
+replace: the same iterates to round-off, the same restarts, the same gap, the same answers of ``rof``."""
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+import torch
+
+from pdeflow.ops import div
+from pdeflow.tv import duality_gap, rof
+
+R = importlib.import_module("pdeflow.tv._rof_methods")
+
+
+def _problem(dtype, B, C, H, W, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # piecewise constant plus noise: flat regions (the projection active and not) and edges
+    f = (torch.rand(B, C, 1, 1, generator=g) + (torch.rand(B, C, H, W, generator=g) > 0.5) * 0.5
+         + 0.2 * torch.randn(B, C, H, W, generator=g)).to(dtype)
+    lam = torch.tensor([0.05, 0.3, 0.12, 1.0][:B], dtype=dtype).reshape(B, 1, 1, 1)
+    return f, lam
+
+
+def _states(f, lam, channelwise, monkeypatch):
+    p0 = torch.zeros(f.shape[0], f.shape[1], 2, *f.shape[2:], dtype=f.dtype)
+    monkeypatch.setattr(R, "FUSED", True)
+    fused = R._fgp_init(f, lam, p0, channelwise)
+    monkeypatch.setattr(R, "FUSED", False)
+    eager = R._fgp_init(f, lam, p0, channelwise)
+    assert "pp" in fused and "pp" not in eager     # the two paths, as chosen by _fgp_init
+    return fused, eager
+
+
+def test_the_extension_is_built_in_this_install():
+    # `pip install -e .` compiles it (setup.py); an install without it would silently run the PyTorch path
+    importlib.import_module("pdeflow.tv._fgp_kernel")
+    if os.environ.get("PDEFLOW_FUSED", "1") != "0":
+        assert R.FUSED
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape, channelwise", [((1, 1, 17, 23), False), ((3, 3, 19, 13), False),
+                                                ((2, 3, 12, 31), True), ((1, 1, 1, 9), False),
+                                                ((2, 1, 8, 1), False), ((1, 2, 2, 2), False)])
+def test_iterates_equal_the_pytorch_path(dtype, shape, channelwise, monkeypatch):
+    f, lam = _problem(dtype, *shape)
+    fused, eager = _states(f, lam, channelwise, monkeypatch)
+    # The same arithmetic, but PyTorch's kernels fuse some multiply-adds where the CPU has FMA (the extension,
+    # built for any CPU of its platform, does not): an ulp here and there, which the iteration carries on.
+    # float64: round-off; float32: a few ulps of |p| <= 1, growing slowly with the iterations.
+    eps = torch.finfo(dtype).eps
+    restarts = 0
+    for it in range(60):
+        R._fgp_step(fused, f, lam, channelwise)
+        R._fgp_step(eager, f, lam, channelwise)
+        atol = 1e-12 if dtype == torch.float64 else (4 + it) * eps
+        assert torch.allclose(fused["p"], eager["p"], rtol=0, atol=atol), (it, (fused["p"] - eager["p"]).abs().max())
+        # the same momentum: t is 1 exactly after a restart, the same recurrence otherwise
+        assert torch.equal(fused["t"] == 1, eager["t"].reshape(-1) == 1), it
+        assert torch.allclose(fused["t"], eager["t"].reshape(-1), rtol=1e-12 if dtype == torch.float64 else 1e-6)
+        restarts += int(((fused["t"] == 1) & (it > 0)).sum())
+    if min(shape[2:]) > 2:
+        assert restarts > 0     # the restart rule was exercised
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C, channelwise", [(1, False), (3, False), (3, True)])
+def test_gap_equals_the_pytorch_path(dtype, C, channelwise, monkeypatch):
+    f, lam = _problem(dtype, 2, C, 21, 18, seed=1)
+    fused, eager = _states(f, lam, channelwise, monkeypatch)
+    for _ in range(25):
+        R._fgp_step(fused, f, lam, channelwise)
+        R._fgp_step(eager, f, lam, channelwise)
+    u1, p1, gap1, primal1, bound1 = R._dual_gap(fused, f, lam, channelwise)
+    u2, p2, gap2, primal2, bound2 = R._dual_gap(eager, f, lam, channelwise)
+    assert u1.dtype == u2.dtype == dtype and gap1.dtype == torch.float64
+    eps = torch.finfo(dtype).eps
+    assert torch.allclose(u1, u2, rtol=0, atol=16 * eps * float(f.abs().max()))
+    assert torch.allclose(primal1, primal2, rtol=1e3 * eps)
+    # the fused sums are float64 (the PyTorch path's are in the working precision): within the bound of the
+    # gap's round-off, and in float64 that bound is round-off itself
+    assert ((gap1 - gap2).abs() <= bound1 + bound2).all(), (gap1, gap2, bound1)
+    assert torch.allclose(bound1, bound2, rtol=1e-3)
+    # and against the gap of the same iterate recomputed in float64 by the public function
+    f64, p64, lam64 = f.double(), p1.double(), lam.double()
+    g64, _ = duality_gap(f64, f64 + lam64 * div(p64), p64, lam64, channelwise=channelwise)
+    assert ((gap1 - g64).abs() <= bound1).all(), (gap1, g64, bound1)
+
+
+def test_row_ranges_on_threads_give_the_same_iterates(monkeypatch):
+    # one call split into row ranges on threads (large images, torch threads > 1) against one range
+    f, lam = _problem(torch.float32, 2, 3, 40, 33, seed=2)
+    monkeypatch.setattr(R, "FUSED", True)
+    p0 = torch.zeros(2, 3, 2, 40, 33)
+    fused, one = R._fgp_init(f, lam, p0, False), R._fgp_init(f, lam, p0, False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        for _ in range(30):
+            monkeypatch.setattr(R, "FUSED_GRAIN", 1)            # 3 row ranges
+            R._fgp_step(fused, f, lam, False)
+            monkeypatch.setattr(R, "FUSED_GRAIN", 1 << 40)      # one
+            R._fgp_step(one, f, lam, False)
+            assert torch.equal(fused["p"], one["p"])
+        monkeypatch.setattr(R, "FUSED_GRAIN", 1)
+        split = R._dual_gap(fused, f, lam, False)
+        monkeypatch.setattr(R, "FUSED_GRAIN", 1 << 40)
+        whole = R._dual_gap(one, f, lam, False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(split[0], whole[0])
+    assert torch.allclose(split[2], whole[2], rtol=1e-12, atol=1e-14)
+
+
+def test_autograd_keeps_the_pytorch_path():
+    f, lam = _problem(torch.float64, 1, 1, 8, 8)
+    p = torch.zeros(1, 1, 2, 8, 8, dtype=torch.float64)
+    assert R.fused_applies(f, lam, p)
+    assert not R.fused_applies(f.clone().requires_grad_(), lam, p)
+    assert not R.fused_applies(f, lam.clone().requires_grad_(), p)
+    with torch.no_grad():
+        assert R.fused_applies(f.clone().requires_grad_(), lam, p)
+    assert not R.fused_applies(f.half(), lam.half(), p.half())
+
+
+def _certified_distance(f, r1, r2, lam, channelwise):
+    """A bound on ||u1 - u2|| from the gaps of both answers: ||u - u*||^2 <= 2 gap(u, p)."""
+    bound = 0.0
+    for r in (r1, r2):
+        x = f.double().reshape(1, *f.shape[-3:])[None] if f.dim() == 3 else f.double()
+        gap, _ = duality_gap(x, r.u.double().reshape(x.shape), r.p.double(), lam, channelwise=channelwise)
+        bound = bound + (2 * gap.clamp_min(0)).sqrt()
+    return bound
+
+
+@pytest.mark.parametrize("precision, dtype", [("input", torch.float64), ("auto", torch.float64),
+                                              ("input", torch.float32)])
+def test_rof_answers_agree_with_and_without_the_kernel(precision, dtype, monkeypatch):
+    # a batch with per-image lam: images converge at different checks and leave the fused state's batch
+    f, _ = _problem(torch.float64, 3, 3, 48, 40, seed=3)
+    f = f.to(dtype)
+    lam = torch.tensor([0.02, 0.1, 0.3], dtype=dtype)
+    out = {}
+    for fused in (True, False):
+        monkeypatch.setattr(R, "FUSED", fused)
+        out[fused] = rof(f, lam, full_output=True, precision=precision, channelwise=False)
+    r1, r2 = out[True], out[False]
+    assert r1.converged.all() and r2.converged.all()
+    # both certified: their distance is within what their gaps allow, image by image
+    lam64 = lam.double().reshape(3, 1, 1, 1)
+    distance = (r1.u.double() - r2.u.double()).flatten(1).norm(dim=1)
+    assert (distance <= _certified_distance(f, r1, r2, lam64, False) + 1e-9).all(), distance
+    # and the iterations are those of the same method (a round-off difference may move a stop by a check)
+    assert ((r1.iterations - r2.iterations).abs() <= 0.25 * r2.iterations + 20).all(), (r1.iterations,
+                                                                                        r2.iterations)
+
+
+def test_rof_to_round_off_with_and_without_the_kernel(monkeypatch):
+    f, _ = _problem(torch.float64, 1, 1, 32, 32, seed=4)
+    u = {}
+    for fused in (True, False):
+        monkeypatch.setattr(R, "FUSED", fused)
+        u[fused] = rof(f, 0.1, tol=1e-13, precision="input", max_iter=100000)
+    assert float((u[True] - u[False]).abs().max()) <= 1e-6
