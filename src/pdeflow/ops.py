@@ -814,11 +814,11 @@ def read_layout(u, name: str = "u", *, ndim: int | None = None, spacing=None, ch
             return u, Layout()
         if shape[-1] in LAST_AXIS_CHANNELS:
             warnings.warn(layout_message("last", who, name, shape, volumes=volumes), ChannelsWarning,
-                          stacklevel=stacklevel + 1)
+                          stacklevel=stacklevel)
             return _channels_first(u, name, who, n)
         if ndim is None and spacing is None:
             warnings.warn(layout_message("channels", who, name, shape, volumes=volumes), ChannelsWarning,
-                          stacklevel=stacklevel + 1)
+                          stacklevel=stacklevel)
         return u, Layout()
     if _channel_axis(channel_axis, shape, n, name, who):
         return _channels_first(u, name, who, n)
@@ -844,20 +844,27 @@ def _channel_axis(channel_axis, shape: tuple, n: int, name: str, who: str) -> bo
 
 
 def _channels_first(u, name: str, who: str, n: int):
+    if not isinstance(u, torch.Tensor) and hasattr(u, "__array__") and hasattr(u, "transpose"):
+        # an array stays one of its kind (a NumPy masked array keeps its mask); the function converts it
+        d = len(u.shape)
+        x = u.transpose([*range(d - n - 1), d - 1, *range(d - n - 1, d - 1)])
+        return x, Layout(True, tuple(int(s) for s in x.shape), n)
     t = check_tensor(u, f"{who}: {name}")
     x = t.movedim(-1, -n - 1).contiguous()
     return x, Layout(True, tuple(x.shape), n)
 
 
-def follows_layout_rule(image: str = "f", *, also: tuple[str, ...] = (), volumes: bool = True):
+def follows_layout_rule(image: str = "f", *, also: tuple[str, ...] = (), volumes: bool | None = None):
     """Decorator: the public function follows the layout rule (:func:`read_layout`) for its argument
     ``image``, takes a keyword-only ``channel_axis`` that says the layout, and returns its results in the
     layout it was given.
 
     The arguments named in ``also`` (a mask, a second image) are taken in the image's layout
     (:meth:`Layout.arrange`). The function's ``ndim`` and ``spacing`` keywords, where it has them, decide
-    whether the call is 3-D. Calls made while such a function runs (one public function calling another) take
-    their arrays as they are. The parameter is added to the signature and the docstring.
+    whether the call is 3-D; ``volumes`` (default: whether it has them) whether it takes volumes. Calls made
+    while such a function runs (one public function calling another) take their arrays as they are. The
+    parameter is documented in the function's docstring (not added to its signature, whose keyword-only
+    parameters are a method's options in the tables of :mod:`pdeflow.inpaint`).
 
     Examples
     --------
@@ -888,15 +895,16 @@ def follows_layout_rule(image: str = "f", *, also: tuple[str, ...] = (), volumes
                 return fn(*args, **kwargs)
             u, layout = read_layout(u, image, ndim=kwargs.get("ndim") if takes_dims else None,
                                     spacing=kwargs.get("spacing") if takes_dims else None,
-                                    channel_axis=channel_axis, who=fn.__name__, volumes=volumes, stacklevel=3)
+                                    channel_axis=channel_axis, who=fn.__name__,
+                                    volumes=takes_dims if volumes is None else volumes, stacklevel=3)
             if layout.channels_last:
                 args = list(args)
                 if in_args:
                     args[pos] = u
                 else:
                     kwargs[image] = u
-                for other in also:
-                    i = names.index(other)
+                for other in also:      # a parameter, or an option passed on in **kwargs
+                    i = names.index(other) if other in names else len(args)
                     if len(args) > i:
                         args[i] = layout.arrange(args[i])
                     elif other in kwargs:
@@ -909,11 +917,8 @@ def follows_layout_rule(image: str = "f", *, also: tuple[str, ...] = (), volumes
             return layout.restore(out)
 
         if not declared:
-            param = inspect.Parameter("channel_axis", inspect.Parameter.KEYWORD_ONLY, default=None,
-                                      annotation="int | None")
-            params = list(sig.parameters.values())
-            at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
-            wrapper.__signature__ = sig.replace(parameters=params[:at] + [param] + params[at:])
+            # documented, not added to the signature: the tables of methods and operators take a function's
+            # keyword-only parameters as its options, and channel_axis is none
             wrapper.__doc__ = _document_channel_axis(fn.__doc__, image)
         return wrapper
     return decorate

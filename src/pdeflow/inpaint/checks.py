@@ -14,27 +14,18 @@ from ..errors import UserInputError
 __all__ = ["check_mask", "known_finite", "check_start", "volume_notice", "ChannelsWarning", "MAX_IMAGE_CHANNELS",
            "check_call", "check_positive"]
 
-#: Most channels of an image: a 3-D array with more leading entries, taken as (C, H, W) because the call gave no
-#: ``ndim=3``, is probably a volume (D, H, W), and :func:`volume_notice` says so.
-MAX_IMAGE_CHANNELS = 4
+#: Most channels of an image (the layout rule's, :data:`pdeflow.ops.MAX_IMAGE_CHANNELS`).
+MAX_IMAGE_CHANNELS = ops.MAX_IMAGE_CHANNELS
 
-
-class ChannelsWarning(UserWarning):
-    """A 3-D array that looks like a volume was taken as the channels of a 2-D image (no ``ndim=3`` given).
-
-    Examples
-    --------
-    >>> from pdeflow.inpaint.checks import ChannelsWarning
-    >>> issubclass(ChannelsWarning, UserWarning)
-    True
-    """
+#: The notice of the layout rule (:class:`pdeflow.ops.ChannelsWarning`), by its name here too.
+ChannelsWarning = ops.ChannelsWarning
 
 
 def volume_notice(u, ndim, spacing, who: str, name: str = "f") -> None:
     """Warn (:class:`ChannelsWarning`) when ``u`` is 3-D with more than :data:`MAX_IMAGE_CHANNELS` leading entries
-    and neither ``ndim`` nor ``spacing`` makes the call 3-D. pdeflow's rule (:mod:`pdeflow.ops`: a tensor is 3-D
-    only when the call says so) takes it as (C, H, W), its channels inpainted one by one, where scikit-image's
-    inpainting would see a volume (D, H, W).
+    and neither ``ndim`` nor ``spacing`` makes the call 3-D, in the wording of the layout rule
+    (:func:`pdeflow.ops.read_layout`, which the public functions follow): pdeflow takes it as (C, H, W), its
+    channels inpainted one by one, where scikit-image's inpainting would see a volume (D, H, W).
 
     Examples
     --------
@@ -43,12 +34,12 @@ def volume_notice(u, ndim, spacing, who: str, name: str = "f") -> None:
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
     ...     volume_notice(torch.zeros(8, 5, 5), None, None, "example")
-    >>> print(w[0].message)
-    example: f of shape (8, 5, 5) is taken as 8 channels of a 2-D image (C, H, W); pass ndim=3 for a volume (D, H, W)
+    >>> print(w[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    example: f of shape (8, 5, 5) is taken as 8 channels of a 2-D image (C, H, W); pass ndim=3 for a volume
+    (D, H, W), or channel_axis=0 to say so
     """
     if ndim is None and spacing is None and getattr(u, "ndim", 0) == 3 and u.shape[0] > MAX_IMAGE_CHANNELS:
-        warnings.warn(f"{who}: {name} of shape {tuple(u.shape)} is taken as {u.shape[0]} channels of a 2-D image "
-                      "(C, H, W); pass ndim=3 for a volume (D, H, W)", ChannelsWarning, stacklevel=3)
+        warnings.warn(ops.layout_message("channels", who, name, tuple(u.shape)), ChannelsWarning, stacklevel=3)
 
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,

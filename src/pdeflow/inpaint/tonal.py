@@ -223,6 +223,7 @@ def _quantise_channels(g: torch.Tensor, levels: list) -> torch.Tensor:
     return torch.stack([quantise_levels(g[:, c], levels[c]) for c in range(g.shape[1])], 1)
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 @auto_threads
 def optimise_tonal(f: torch.Tensor, mask: torch.Tensor, *, operator: str = "diffusion", levels=None,
                    tol: float = 1e-3, max_iter: int = 100,

@@ -135,6 +135,7 @@ def _to_channels(f: torch.Tensor, channels: int) -> torch.Tensor:
     raise UserInputError(f"f has {f.shape[1]} channels; the model takes {channels} (1 and 3 are converted)")
 
 
+@ops.follows_layout_rule("f")
 @torch.no_grad()
 def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
              generator=None, seed: int | None = None) -> torch.Tensor:
@@ -195,6 +196,7 @@ def gan_mask(f: torch.Tensor, density: float, model: MaskGAN | None = None, *,
     return ops.unbatch(b, dim)
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 @torch.no_grad()
 def inpaint_wgan(f: torch.Tensor, mask: torch.Tensor, model: InpaintingGenerator | MaskGAN | None = None, *,
                 generator=None, seed: int | None = None) -> torch.Tensor:

@@ -410,6 +410,7 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
     return refine_mask(f, m.detach(), density_map=p, snap_score=s.double(), tile=blue_noise_tile(net.tile), **refine)
 
 
+@ops.follows_layout_rule("f")
 def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0, scale: int = 1,
                  strength: float | tuple[float, float] = 1.0, tile_size: int | None = TILE_SIZE,
                  compute_dtype: torch.dtype | None = None, padding: str = "zeros") -> torch.Tensor:

@@ -335,6 +335,7 @@ def load_joint(spec, *, density: float, channels: int | None = None, device=None
             load_residual(inpainter_spec, channels=channels, device=device))
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 def inpaint_learned(f: torch.Tensor, mask: torch.Tensor, *, model=None, calibrate: bool = True,
                     holdout: float = 0.2, generator=0, tile_size: int | None = TILE_SIZE) -> torch.Tensor:
     """Inpaint ``f`` from the pixels where ``mask`` is 1 with the residual inpainter.

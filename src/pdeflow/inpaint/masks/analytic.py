@@ -95,6 +95,7 @@ def analytic_sigma(density: float, spacing=None) -> float:
     return round(0.45 / math.sqrt(density), 2)
 
 
+@ops.follows_layout_rule("f")
 def analytic_mask(f: torch.Tensor, density: float, *, sigma: float = 2.0, floor: float = 0.05,
                   snap: bool | None = None, snap_sigma: float = 1.0, tile=None, random: bool = False,
                   generator=None, refine=0, ndim: int | None = None, spacing=None) -> torch.Tensor:

@@ -55,6 +55,7 @@ def default_stages(operator: str = "diffusion") -> int:
     return OPERATORS[operator].stages
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 def densify_mask(f: torch.Tensor, density: float, *, start: float = 0.3, stages: int | None = None, sigma: float = 0.7,
                  tol: float = 1e-3, mask: torch.Tensor | None = None, operator: str = "diffusion") -> torch.Tensor:
     """A mask for inpainting by ``operator`` (homogeneous diffusion by default) by error-driven densification (see

@@ -375,6 +375,7 @@ def threshold_map(shape, *, tile=None, random: bool = False, generator=None, dty
     return torch.stack(out)[:, None]
 
 
+@ops.follows_layout_rule("p")
 def dither(p: torch.Tensor, density: float, *, tile=None, random: bool = False, generator=None,
            thresholds: torch.Tensor | None = None) -> torch.Tensor:
     """Ordered dithering of a density ``p`` to exactly ``k = round(density H W)`` points per image.

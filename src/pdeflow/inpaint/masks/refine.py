@@ -236,6 +236,7 @@ def _pick(kept: str, better: torch.Tensor, new: torch.Tensor, old: torch.Tensor)
 # The entry point
 # ---------------------------------------------------------------------------
 
+@ops.follows_layout_rule("f", also=("mask",))
 def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts: int = 1,
                 density_map: torch.Tensor | None = None, snap_score: torch.Tensor | None = None,
                 swaps: float = 0.125, hide: str = "probe", metric: str = "masknet", tol: float = 3e-3,

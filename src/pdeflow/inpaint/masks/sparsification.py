@@ -307,6 +307,7 @@ def ps_steps(n: int, density: float, p: float, q: float, start: int | None = Non
     return len(ps_schedule(n if start is None else start, [round(density * n)], p, q))
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 @auto_threads
 def ps_mask(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02,
                                  metric: str = "mse", tol: float = 1e-6, solver: str = "cg",
@@ -432,6 +433,7 @@ def ps_mask(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02
 # Non-local pixel exchange
 # ---------------------------------------------------------------------------
 
+@ops.follows_layout_rule("f", also=("mask",))
 @auto_threads
 def nlpe_mask(f: torch.Tensor, mask: torch.Tensor, *, candidates: int = 30, exchanges: int = 1,
                             cycles: int = 5, parallel: int = 1, metric: str = "mse", tol: float = 1e-6,

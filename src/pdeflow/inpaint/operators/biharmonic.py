@@ -55,7 +55,7 @@ from ...errors import UserInputError
 from ...linalg import eager
 from ...multigrid import Multigrid, Multigrid3d
 from ...threads import auto_threads
-from ..checks import check_mask, check_start, known_finite, volume_notice
+from ..checks import check_mask, check_start, known_finite
 from .diffusion_system import sum_to, warn_max_iter
 
 __all__ = ["inpaint_biharmonic", "BiharmonicResult", "solve_unchecked", "SOLVERS"]
@@ -426,6 +426,7 @@ def _clip(u: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.clamp(u, lo, hi) if u.requires_grad else u.clamp_(lo, hi)
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 @auto_threads
 def inpaint_biharmonic(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8, max_iter: int | None = None,
                        solver: str = "auto", x0: torch.Tensor | None = None, clip: bool = True,
@@ -512,7 +513,6 @@ def inpaint_biharmonic(f: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-8
     who = "inpaint_biharmonic"
     f = ops.check_tensor(f, f"{who}: f")
     nd, h = ops.spatial_axes(ndim, spacing, who)
-    volume_notice(f, ndim, spacing, who)
     ops.check_image(f, f"{who}: f", ndim=nd, finite=False, min_size=2)
     fb = ops.promote_half(ops.as_batch(f, f"{who}: f", nd)[0])
     if mask is None:

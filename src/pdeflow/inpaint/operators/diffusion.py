@@ -56,7 +56,7 @@ import torch
 from ... import ops
 from ...errors import UserInputError
 from ...threads import auto_threads
-from ..checks import check_mask, check_start, known_finite, volume_notice
+from ..checks import check_mask, check_start, known_finite
 from .diffusion_system import (
     DiffusionSystem,
     binary_hierarchy,
@@ -165,6 +165,7 @@ def _diffuse(f: torch.Tensor, mask, nd: int, h, tol, max_iter, x0, solver, full_
     return u
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 @auto_threads
 def inpaint_diffusion(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol: float = 1e-6,
                       max_iter: int | None = None, x0: torch.Tensor | None = None, solver: str = "mg",
@@ -329,12 +330,12 @@ def inpaint_diffusion(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol:
     f, mask = _masked_array(f, mask, who)
     f = ops.check_tensor(f, f"{who}: f")      # a NumPy array or a list: the tensor, whose shape is handed back
     nd, h = ops.spatial_axes(ndim, spacing, who)
-    volume_notice(f, ndim, spacing, who)
     # finite=False: the values at missing pixels are never read (known_finite checks the known ones)
     ops.check_image(f, f"{who}: f", ndim=nd, finite=False, min_size=2)
     return _diffuse(f, mask, nd, h, tol, max_iter, x0, solver, full_output, continuous)
 
 
+@ops.follows_layout_rule("f", also=("u",))
 def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -> torch.Tensor:
     """Inpainting error per image: ``'mse'`` (mean squared) or ``'mae'`` (mean absolute).
 

@@ -155,6 +155,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     return _solve(f4, m, CONTRAST, SIGMA, tol, max_iter, u0=u0).u
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRAST, sigma: float = SIGMA,
                 tol: float = 1e-3, max_iter: int = 100, full_output: bool = False):
     """Edge-enhancing diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.

@@ -117,6 +117,7 @@ def linear_map(m: torch.Tensor, shape, solve_tol: float, sigma: float = SIGMA) -
     return _ShepardMap(m, float(sigma))
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 @auto_threads
 def inpaint_shepard(f: torch.Tensor, mask: torch.Tensor, *, sigma: float = SIGMA, tol: float = 1e-3) -> torch.Tensor:
     """Gaussian-weighted Shepard inpainting (normalised convolution) of ``f`` from the pixels where ``mask`` is 1.

@@ -211,6 +211,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
     return _solve(f4, m, EPS, tol, 300, u0=u0).u
 
 
+@ops.follows_layout_rule("f", also=("mask",))
 def inpaint_tv(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: float = 1e-3, max_iter: int = 300,
                full_output: bool = False):
     """Total variation inpainting of ``f`` from the pixels where ``mask`` is 1.
