@@ -6,9 +6,21 @@ shape ``(B,)``, and a 2-D or 3-D input gives a 0-d tensor. The result is on
 the device of the inputs, in the dtype they are computed in, as scikit-image
 computes: float32 and float64 inputs as they are (promoted to the wider of
 the two), float16 and bfloat16 in float32 (their products and sums overflow
-or lose digits in half precision).  Integer and bool images are refused, as
-everywhere in pdeflow (:func:`pdeflow.ops.check_float`): convert them first,
-e.g. ``x.double()`` with ``data_range=255`` on the 8-bit scale.
+or lose digits in half precision).
+
+**Integer images** are taken as scikit-image takes them, unlike the solvers
+(which refuse them, :func:`pdeflow.ops.check_float`): a metric compares
+values on the scale they are stored in and changes none of them.  They are
+computed in float64 (no wrap-around of ``uint8`` differences), and without
+``data_range`` the range comes from the dtype, as scikit-image's
+``dtype_range``: 255 for ``uint8``, 65535 for ``uint16``.  For signed types
+:func:`psnr` takes the dtype's largest value when neither image is negative
+and its whole span otherwise, :func:`ssim` its whole span (each as its
+scikit-image counterpart).  Both images must then have the same dtype:
+scikit-image warns and takes the first image's dtype, pdeflow refuses a
+pair of an integer image and an image of another dtype, whose scales
+differ (``uint8`` against floats in [0, 1]), with a message saying how to
+convert.  Bool images are refused (a mask is not an image).
 :func:`ssim` is the exception in how it computes, not in what it returns: it
 computes in float64 whatever the input (its local variances cancel digits
 that float32 does not have) and returns the dtype above, so a float32 SSIM is
@@ -57,12 +69,13 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
     return ops.compute_dtype(t.dtype) if t.is_floating_point() else torch.float64
 
 
-def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Validate a pair of images; return them as ``(B, C, H, W)`` floats and
-    whether the input was batched (4-D)."""
+def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool, torch.dtype | None]:
+    """Validate a pair of images; return them as ``(B, C, H, W)`` floats, whether the input was batched
+    (4-D) and their integer dtype (None for floating images)."""
     x, y = _as_tensor(name, "x", x), _as_tensor(name, "y", y)
     for arg, t in (("x", x), ("y", y)):
-        ops.check_float(t, f"{name}: {arg}")      # the library's one rule for integer images
+        if t.dtype == torch.bool:
+            ops.check_float(t, f"{name}: {arg}")  # refused, saying how to convert
         if t.device.type == "meta":
             raise UserInputError(f"{name}: {arg} is on the 'meta' device, which holds no values")
         if t.dim() not in (2, 3, 4):
@@ -81,13 +94,40 @@ def _check_pair(name: str, x, y) -> tuple[torch.Tensor, torch.Tensor, bool]:
         raise UserInputError(f"{name}: x and y must be on the same device, got {x.device} and {y.device}")
     if x.is_complex() or y.is_complex():
         raise TypeError(f"{name}: complex images are not supported")
+    integer = _integer_dtype(name, x, y)
     batched = x.dim() == 4
     dtype = torch.promote_types(_compute_dtype(x), _compute_dtype(y))
     x = x.to(dtype)
     y = y.to(dtype)
     while x.dim() < 4:
         x, y = x.unsqueeze(0), y.unsqueeze(0)
-    return x, y, batched
+    return x, y, batched, integer
+
+
+def _integer_dtype(name: str, x: torch.Tensor, y: torch.Tensor) -> torch.dtype | None:
+    """The pair's integer dtype (None if both are floating); an integer image with an image of another
+    dtype is refused: the two are on different scales (8-bit against [0, 1]) or their range is ambiguous."""
+    if x.is_floating_point() and y.is_floating_point():
+        return None
+    if x.dtype != y.dtype:
+        i, other = ("x", "y") if not x.is_floating_point() else ("y", "x")
+        it = x if i == "x" else y
+        scale = torch.iinfo(it.dtype).max
+        raise UserInputError(
+            f"{name}: {i} is an integer image ({it.dtype}) and {other} has dtype {(y if i == 'x' else x).dtype}: "
+            f"a pair with an integer image must have one dtype (the data range comes from it); convert {i}, "
+            f"e.g. {i}.double() / {scale} to compare with floats in [0, 1]")
+    return x.dtype
+
+
+def _integer_range(name: str, dtype: torch.dtype, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The default data range of integer images, as scikit-image's ``dtype_range``: the dtype's largest
+    value for data that are not negative (:func:`psnr`; unsigned types always), its whole span otherwise
+    (and always for :func:`ssim`)."""
+    info = torch.iinfo(dtype)
+    if name == "psnr" and (info.min == 0 or min(float(x.detach().min()), float(y.detach().min())) >= 0):
+        return float(info.max)
+    return float(info.max) - float(info.min)
 
 
 def _as_tensor(name: str, arg: str, t) -> torch.Tensor:
@@ -152,7 +192,8 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Images of the same shape.
+        Images of the same shape; integer images (of one dtype) are
+        computed in float64 on their own scale (see the module docstring).
 
     Returns
     -------
@@ -166,7 +207,7 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     >>> mse(torch.zeros(2, 2), torch.full((2, 2), 0.5))
     tensor(0.2500)
     """
-    x, y, batched = _check_pair("mse", x, y)
+    x, y, batched, _ = _check_pair("mse", x, y)
     return _finish((x - y).square().flatten(1).mean(1), batched)
 
 
@@ -182,7 +223,7 @@ def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     >>> mae(torch.zeros(2, 2), torch.tensor([[0.0, 0.5], [0.5, 1.0]]))
     tensor(0.5000)
     """
-    x, y, batched = _check_pair("mae", x, y)
+    x, y, batched, _ = _check_pair("mae", x, y)
     return _finish((x - y).abs().flatten(1).mean(1), batched)
 
 
@@ -203,8 +244,10 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range=None) -> torch.Tensor:
     data_range : float or Tensor of shape (B,), optional
         Difference between the largest and the smallest possible intensity,
         e.g. 1 for images in [0, 1] or 255 for 8-bit values. Must be positive.
-        Default: 1 for data in [0, 1]; data outside [0, 1] without it raise
-        UserInputError (the range is not guessed, as in scikit-image).
+        Default: for integer images the range of their dtype (255 for
+        ``uint8``; see the module docstring), else 1 for data in [0, 1]; float
+        data outside [0, 1] without it raise UserInputError (the range is not
+        guessed, as in scikit-image).
 
     Returns
     -------
@@ -220,10 +263,13 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range=None) -> torch.Tensor:
     tensor(20.)
     >>> psnr(x * 255, x * 255 + 25.5, data_range=255.0)   # data outside [0, 1]: data_range is required
     tensor(20.)
+    >>> a = torch.zeros(4, 4, dtype=torch.uint8)
+    >>> psnr(a, a + 51)                                     # 8-bit images: the range 255 from the dtype
+    tensor(13.9794, dtype=torch.float64)
     """
-    x, y, batched = _check_pair("psnr", x, y)
+    x, y, batched, integer = _check_pair("psnr", x, y)
     if data_range is None:
-        data_range = _default_range("psnr", x, y)
+        data_range = _integer_range("psnr", integer, x, y) if integer else _default_range("psnr", x, y)
     dr = _check_data_range("psnr", data_range, x.shape[0], x)
     err = (x - y).square().flatten(1).mean(1)
     return _finish(10.0 * torch.log10(dr.square() / err), batched)
@@ -306,8 +352,10 @@ def ssim(
     data_range : float or Tensor of shape (B,), optional
         Difference between the largest and smallest possible intensity (1 for
         images in [0, 1]). Sets the constants ``C1 = (K1 * data_range)**2`` and
-        ``C2 = (K2 * data_range)**2``. Default: 1 for data in [0, 1]; data
-        outside [0, 1] without it raise UserInputError (as in scikit-image).
+        ``C2 = (K2 * data_range)**2``. Default: for integer images the span of
+        their dtype (255 for ``uint8``, as scikit-image), else 1 for data in
+        [0, 1]; float data outside [0, 1] without it raise UserInputError (as in
+        scikit-image).
     window : {'gaussian', 'uniform'}, optional
         The local window.
     win_size : int, optional
@@ -366,14 +414,14 @@ def ssim(
     True
     """
     in_dim = x.dim() if isinstance(x, torch.Tensor) else None
-    x, y, batched = _check_pair("ssim", x, y)
+    x, y, batched, integer = _check_pair("ssim", x, y)
     out_dtype = x.dtype
     # The local variances are differences of nearly equal second moments (E[x^2] - E[x]^2), which
     # float32 resolves to only a few digits; float64 throughout makes the result that of the float64
     # computation rounded once. MPS has no float64: there the computation stays in float32.
     work = torch.float64 if x.device.type != "mps" else x.dtype
     if data_range is None:
-        data_range = _default_range("ssim", x, y)
+        data_range = _integer_range("ssim", integer, x, y) if integer else _default_range("ssim", x, y)
     dr = _check_data_range("ssim", data_range, x.shape[0], torch.empty(0, dtype=work, device=x.device))
     for name, v in (("K1", K1), ("K2", K2)):
         if isinstance(v, bool) or not (isinstance(v, Real) and math.isfinite(v) and v >= 0):

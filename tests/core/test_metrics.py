@@ -160,9 +160,12 @@ def test_mae_mse():
     assert torch.allclose(mae(x, y), torch.tensor([0.5, 2.0]))
     assert torch.allclose(mse(x, y), torch.tensor([0.5, 4.0]))
     assert mae(x[0], y[0]).shape == ()
-    # integer images are refused by the library's one rule (no silent scale), saying how to convert
-    with pytest.raises(UserInputError, match=r"mae: x .*x.float\(\) / 255"):
-        mae(torch.zeros(3, 3, dtype=torch.uint8), torch.full((3, 3), 2, dtype=torch.uint8))
+    # integer images on their own scale, in float64 (no uint8 wrap-around: 0 - 2 is -2, not 254)
+    got = mae(torch.zeros(3, 3, dtype=torch.uint8), torch.full((3, 3), 2, dtype=torch.uint8))
+    assert got.dtype == torch.float64 and got.item() == 2.0
+    assert mse(torch.zeros(3, 3, dtype=torch.uint8), torch.full((3, 3), 2, dtype=torch.uint8)).item() == 4.0
+    with pytest.raises(UserInputError, match=r"mae: x is an integer image .*x.double\(\) / 255"):
+        mae(torch.zeros(3, 3, dtype=torch.uint8), torch.full((3, 3), 2.0))
     with pytest.raises(ValueError, match="same shape"):
         mae(x, y[0])
 

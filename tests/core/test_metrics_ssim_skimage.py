@@ -2,8 +2,8 @@
 pdeflow.metrics.ssim where they apply, and float32 against float64.
 
 Where pdeflow differs by design the port says so: images are channels-first tensors; the full SSIM
-map is the valid (cropped) region, not the whole image; integer images need ``data_range`` (it is
-not inferred from the dtype); only 2-D images; gradients come from autograd, not ``gradient=True``.
+map is the valid (cropped) region, not the whole image; only 2-D images; gradients come from autograd,
+not ``gradient=True``. Integer images are taken as scikit-image takes them (tests/core/test_metrics_integer.py).
 """
 import numpy as np
 import pytest
@@ -30,8 +30,8 @@ def _rand_u8(rng, n):
 
 
 def t(a):
-    """A NumPy image as pdeflow takes it: integer images converted to float64 on their own scale (pdeflow
-    refuses integer tensors; scikit-image computes them in float64 on that scale, so the values agree)."""
+    """A NumPy image as a tensor, integer images converted to float64 on their own scale (as scikit-image and
+    pdeflow compute them, so the values agree)."""
     x = torch.from_numpy(np.ascontiguousarray(a))
     return x if x.is_floating_point() else x.double()
 
@@ -82,10 +82,9 @@ def test_dtype(dtype):
     if dtype in (torch.uint8, torch.int32):
         X = (X * 255).to(dtype)
         Y = (Y * 255).to(dtype)
-        with pytest.raises(UserInputError, match="floating-point"):   # pdeflow's one rule for integer images
-            ssim(X, Y, 255, window="uniform")
-        S1 = ssim(X.double(), Y.double(), 255, window="uniform")
+        S1 = ssim(X, Y, 255, window="uniform")                     # integer images: computed in float64
         assert S1.dtype == torch.float64
+        assert S1 == ssim(X.double(), Y.double(), 255, window="uniform")
     else:
         S1 = ssim(X.to(dtype), Y.to(dtype), window="uniform")
         assert S1.dtype == (torch.float32 if dtype == torch.float16 else dtype)

@@ -5,7 +5,6 @@ import torch
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pdeflow.errors import UserInputError
 from pdeflow.metrics import mae, mse, psnr, ssim
 
 
@@ -137,15 +136,15 @@ def test_bfloat16_is_computed_in_float32(camera):
     assert abs(got.item() - ssim(x.double(), y.double()).item()) < 1e-5
 
 
-def test_integer_input_is_refused_and_its_float64_matches_skimage():
+def test_integer_input_equals_its_float64_and_matches_skimage():
     g = np.random.default_rng(10)
     a = g.integers(0, 256, (40, 44), dtype=np.uint8)
     b = np.clip(a.astype(int) + g.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
     x, y = torch.from_numpy(a), torch.from_numpy(b)
-    for metric in (ssim, psnr, mse, mae):
-        with pytest.raises(UserInputError, match="floating-point"):   # the library's one rule
-            metric(x, y)
-    x, y = x.double(), y.double()     # what the refusal tells a user to do, on the 0..255 scale
+    for metric in (ssim, psnr, mse, mae):          # taken as scikit-image takes them: float64, range 255
+        assert torch.equal(metric(x, y), metric(x.double(), y.double(), *([255.0] if metric in (ssim, psnr)
+                                                                           else [])))
+    x, y = x.double(), y.double()     # the same values on the 0..255 scale
     for window, kw in (("gaussian", dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)),
                        ("uniform", {})):
         got = ssim(x, y, 255.0, window=window)
