@@ -65,8 +65,9 @@ def save(path, image, *, overwrite: bool = False, **encode_options) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
 
 
-def load(path, *, max_pixels: int | None = MAX_PIXELS):
-    """Read and decode a file written by :func:`save` (:func:`decode`): (C, H, W) float32 in [0, 1].
+def load(path, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int = 0):
+    """Read and decode a file written by :func:`save` (:func:`decode`): (C, H, W) float32 in [0, 1]
+    (``channel_axis=-1``: (H, W, C)).
 
     Examples
     --------
@@ -85,4 +86,4 @@ def load(path, *, max_pixels: int | None = MAX_PIXELS):
         raise InputIsADirectoryError(f"load: {str(p)!r} is a directory")
     if not p.exists():
         raise InputFileNotFoundError(f"load: no such file: {str(p)!r}")
-    return decode(p.read_bytes(), max_pixels=max_pixels)
+    return decode(p.read_bytes(), max_pixels=max_pixels, channel_axis=channel_axis)

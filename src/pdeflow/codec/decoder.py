@@ -158,7 +158,7 @@ def add_residual(u: torch.Tensor | None, r: np.ndarray, header: Header) -> torch
     return out.clamp_(0, 1).to(torch.float32)
 
 
-def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
+def decode(data, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int = 0) -> torch.Tensor:
     """Decode a pdeflow codec file's bytes to an image.
 
     Parameters
@@ -168,11 +168,15 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     max_pixels : int or None, optional
         Largest image (``H W``) accepted, checked in the header before anything is allocated. Default
         :data:`~pdeflow.codec.format.MAX_PIXELS`; None lifts the limit.
+    channel_axis : {0, -1}, optional
+        Where the channels go: ``0`` (default) ``(C, H, W)``; ``-1``: ``(H, W, C)``, channels last, the layout
+        of scikit-image, imageio and Pillow (and of a channels-last image given to :func:`~pdeflow.codec.encode`:
+        the file does not record the layout).
 
     Returns
     -------
     Tensor, shape (C, H, W), float32
-        The image, values in [0, 1].
+        The image, values in [0, 1] (``(H, W, C)`` with ``channel_axis=-1``).
 
     Raises
     ------
@@ -186,7 +190,16 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     >>> f = torch.linspace(0, 1, 32 * 32).reshape(32, 32)
     >>> decode(encode(f, bpp=0.5)).shape
     torch.Size([1, 32, 32])
+    >>> decode(encode(f, bpp=0.5), channel_axis=-1).shape
+    torch.Size([32, 32, 1])
     """
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, int) or channel_axis not in (0, -1, 2):
+        raise CodecError(f"decode: channel_axis must be 0 (C, H, W) or -1 (H, W, C), got {channel_axis!r}")
+    u = _decode(data, max_pixels)
+    return u if channel_axis == 0 else u.movedim(0, -1).contiguous()
+
+
+def _decode(data, max_pixels) -> torch.Tensor:
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
                                    or max_pixels < 4):
         raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")

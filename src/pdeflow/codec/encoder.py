@@ -181,6 +181,10 @@ def prepare_image(image, who: str = "encode", *, max_pixels: int | None = None) 
     ops.check_image(f, f"{who}: image", min_size=2)
     if f.dim() == 2:
         f = f[None]
+    if f.dim() == 3 and f.shape[0] == 4:      # (4, H, W): an RGBA image, as encode's layout rule hands it on
+        raise UserInputError(f"{who}: image has an alpha channel (H, W, 4) or (4, H, W), which the codec does not "
+                             "store; drop it (image[..., :3] channels last, image[:3] channels first) or composite it "
+                             "first")
     if f.dim() != 3 or f.shape[0] not in (1, 3):
         raise UserInputError(f"{who}: image must have shape (H, W) or (C, H, W) with C = 1 or 3, got "
                              f"{tuple(image.shape)}")
@@ -287,6 +291,7 @@ def _levels(levels, C: int, who: str):
     return lv
 
 
+@ops.follows_layout_rule("image")
 def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, lattice: int | None = None,
            tonal: bool = True, tonal_stages: int | None = None, operator: str = "diffusion",
            split=None, max_pixels: int | None = MAX_PIXELS, progress: bool = False, full_output: bool = False):
@@ -296,8 +301,10 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     ----------
     image : Tensor or ndarray
         (H, W) or (C, H, W), C = 1 (grey) or 3 (RGB): floating point in [0, 1], or a uint8 or uint16 NumPy
-        array (8 or 16 bits; a 16-bit image records its depth in the file). A NumPy array may also be
-        (H, W, 3), channels last, as ``np.asarray(PIL.Image.open(path))`` gives it (:func:`prepare_image`).
+        array (8 or 16 bits; a 16-bit image records its depth in the file). An array or tensor may also be
+        (H, W, 3), channels last, as ``np.asarray(PIL.Image.open(path))`` gives it: read so by the layout rule
+        (``channel_axis`` below); ``full_output``'s images then have that layout too, and
+        ``decode(data, channel_axis=-1)`` gives it back (the file does not record it).
     bpp : float, optional
         Budget in bits per pixel: the file has at most ``bpp H W / 8`` bytes.
     size : int, optional
