@@ -12,9 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate.inpaint import METHODS, evaluate, report
+from ..evaluate.inpaint import METHODS, check_refine, evaluate, report
 from ..inpaint import load_mask_gan, load_wgan
-from ..inpaint.masks.refine import refine_options
 from ._arguments import add_command, density, positive_float, positive_int, ssim_size
 from ._errors import CLIError
 from ._outputs import Outputs
@@ -120,16 +119,9 @@ def _refine_json(args, name: str) -> dict:
     """``--refine``'s (``--refine-mse``'s) JSON as ``evaluate``'s: options for every density, or density -> options."""
     flag = "--" + name.replace("_", "-")
     try:
-        value = json.loads(getattr(args, name))
-        numeric = isinstance(value, dict) and bool(value) and all(k.replace(".", "", 1).isdigit() for k in value)
-        table = {float(k): v for k, v in value.items()} if numeric else value
-        for opts in (table.values() if numeric else [table]):
-            if not isinstance(opts, dict) or not opts and not numeric:
-                raise ValueError("expected a JSON object of refine_mask options, or of density -> options")
-            refine_options(opts, flag)
-    except ValueError as exc:
+        return check_refine(json.loads(getattr(args, name)), flag)
+    except ValueError as exc:       # a JSON syntax error, or check_refine's UserInputError
         args.parser.error(f"argument {flag}: {str(exc).removeprefix(flag + ': ')}")
-    return table
 
 
 def _run_evaluate(args) -> int:

@@ -85,7 +85,7 @@ import torch
 from .. import datasets
 from .. import io as pio
 from ..errors import UserInputError
-from ..inpaint.masks.refine import REFINE_MSE, refine_setting
+from ..inpaint.masks.refine import REFINE_MSE, refine_options, refine_setting
 from ..inpaint.methods import INPAINT_METHODS, MASK_METHODS, inpaint, make_mask
 from ..metrics import mae as mae_metric
 from ..metrics import mse as mse_metric
@@ -93,7 +93,7 @@ from ..metrics import psnr, ssim
 from ..progress import progress_bar
 from ._inpaint_report import LABELS, PAPER, figure, report
 
-__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "evaluate", "report", "figure"]
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "check_refine", "evaluate", "report", "figure"]
 
 # The report (the paper's numbers, the tables beside them, the figure) lives in _inpaint_report; this module is
 # the evaluation protocol itself. The refinement settings of the *-refine rows are the pillar's
@@ -244,6 +244,32 @@ def _reusable_rows(reuse, methods, settings: dict, notes: list) -> dict:
         notes.append(f"rows reused from {src} (same crops, PS/NLPE settings and tolerance; computed by that run, "
                      f"its timings): {what}")
     return rows
+
+
+def check_refine(refine, who: str) -> dict:
+    """``refine`` (or ``refine_mse``) as :func:`evaluate` takes it, checked: one dict of
+    :func:`~pdeflow.inpaint.refine_mask` options for every density, or a dict ``density -> options``.
+
+    Density keys may be strings (as JSON writes them); they come back as floats. A bad table raises a
+    :class:`~pdeflow.errors.UserInputError` that names ``who``.
+
+    Examples
+    --------
+    >>> from pdeflow.evaluate.inpaint import check_refine
+    >>> check_refine({"0.05": {"rounds": 3}}, "--refine")
+    {0.05: {'rounds': 3}}
+    >>> check_refine({"shifts": 1}, "--refine")
+    {'shifts': 1}
+    """
+    if not isinstance(refine, dict):
+        raise UserInputError(f"{who}: expected a JSON object of refine_mask options, or of density -> options")
+    numeric = bool(refine) and all(str(k).replace(".", "", 1).isdigit() for k in refine)
+    table = {float(k): v for k, v in refine.items()} if numeric else refine
+    for opts in (table.values() if numeric else [table]):
+        if not isinstance(opts, dict) or not opts and not numeric:
+            raise UserInputError(f"{who}: expected a JSON object of refine_mask options, or of density -> options")
+        refine_options(opts, who)
+    return table
 
 
 def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, seed: int = 0, channels: int = 1,
