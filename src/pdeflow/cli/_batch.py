@@ -46,8 +46,9 @@ def add_batch_args(p, *, what: str = "the images", inputs: str = "IMAGE", volume
     g = p.add_argument_group("batch (several files, folders or glob patterns)", batch_help(inputs, volumes, pattern))
     x = g.add_mutually_exclusive_group()
     x.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                   help=f"run {what} on a local Dask cluster of N worker processes (default: one after another in "
-                        "this process)")
+                   help=f"run {what} on a local Dask cluster of N worker processes once the work left pays for "
+                        "its start (a few seconds; until then, and for a batch too small to pay, one after another "
+                        "in this process, as without --workers)")
     x.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run them on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786); its workers "
                         "must see the same paths (a shared file system) and have pdeflow installed")
@@ -105,18 +106,33 @@ def file_task(fn, **options):
     return _batch_module().FileTask(fn, **options)
 
 
+def _local_cluster_plan(workers: int, start: float, can_pay: bool) -> str:
+    """Where a batch with ``--workers`` runs: here until a cluster of ``workers`` pays for its start, or here only
+    (one worker, or one core: it never pays)."""
+    cluster = f"a local Dask cluster of {workers} worker process{'es' if workers > 1 else ''}"
+    if not can_pay:
+        return f"in this process: {cluster} on this machine would only add its start (about {start:g} s)"
+    return f"in this process until the work left pays for starting {cluster} (about {start:g} s)"
+
+
 def run_batch_command(args, tasks, *, suffix: str, suffixes=pio.IMAGE_SUFFIXES, what: str = "files") -> int:
     """Run each ``(task, tag)`` of ``tasks`` (a :class:`pdeflow.dask.batch.FileTask`, a tag for the result's
     name) on every file of ``args.batch``, writing ``--out``/RELATIVE-PATH with ``tag`` + ``suffix``, all in one
     batch; print one line per failed file (stderr) and the summary (stdout). Returns 0, or
-    :data:`FAILED_STATUS` when a file failed."""
+    :data:`FAILED_STATUS` when a file failed.
+
+    With ``--workers N`` the files run here until the rest pays for the local cluster's start
+    (:data:`pdeflow.dask.batch.CLUSTER_START_S`, :func:`pdeflow.dask.batch.cluster_pays`), then on the cluster (a
+    line says so); ``--scheduler``'s cluster is running already and gets every file."""
     batch_files, run_batch = _batch_module().batch_files, _batch_module().run_batch
     prog = args.parser.prog
     jobs = [(source, target, task) for task, tag in tasks
             for source, target in batch_files(args.batch, args.out, suffix=suffix, tag=tag, suffixes=suffixes,
                                               who="argument IMAGE")]
+    batch = _batch_module()
+    start = batch.CLUSTER_START_S
     where = (f"on the Dask cluster at {args.scheduler}" if args.scheduler is not None
-             else f"on a local Dask cluster of {args.workers} worker process{'es' if args.workers > 1 else ''}"
+             else _local_cluster_plan(args.workers, start, batch.cluster_pays(1, 1.0, args.workers, 0.0))
              if args.workers is not None else "in this process")
     print(f"{prog}: {len(jobs)} {what} to {Path(args.out)}/ ({suffix}), {where}", flush=True)
     flag = "--scheduler" if args.scheduler is not None else "--workers"
@@ -129,7 +145,9 @@ def run_batch_command(args, tasks, *, suffix: str, suffixes=pio.IMAGE_SUFFIXES, 
 
     try:
         result = run_batch(None, jobs, scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
-                           progress=True, log=log, desc=prog.removeprefix("pdeflow "))
+                           progress=True, log=log, desc=prog.removeprefix("pdeflow "),
+                           start_cost=start if args.workers is not None else None,
+                           note=lambda line: print(f"{prog}: {line}", flush=True))
     except UserInputError as exc:      # the scheduler cannot be reached, or dask.distributed is missing
         if not str(exc).startswith("run_batch: "):
             raise

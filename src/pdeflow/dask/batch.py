@@ -33,8 +33,13 @@ from ..allocator import retain_freed_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from ..progress import progress_bar
 
-__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client", "MAX_FILES_PER_TASK",
-           "GUIDED_SHARE"]
+__all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client", "cluster_pays", "MAX_FILES_PER_TASK",
+           "GUIDED_SHARE", "CLUSTER_START_S"]
+
+#: Wall-clock seconds a local cluster's start and stop cost a batch (worker processes started, each importing
+#: torch and pdeflow, then stopped): what its parallel work must win back (:func:`cluster_pays`). The user guide's
+#: page "Large images and many images" has the measurement and the command that repeats it.
+CLUSTER_START_S = 8.0
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
 #: million files does not hold a million futures.
@@ -283,6 +288,9 @@ class BatchResult:
         The CPU time of the tasks, summed over the processes that ran them.
     workers : int
         Worker threads of the cluster; 0: the files ran in this process.
+    here : int
+        Files run in this process before a cluster started (``start_cost``: :func:`run_batch`); all of them when
+        ``workers`` is 0.
 
     Examples
     --------
@@ -297,6 +305,7 @@ class BatchResult:
     seconds: float
     cpu_seconds: float
     workers: int
+    here: int = 0
 
     @property
     def ok(self) -> bool:
@@ -308,6 +317,8 @@ class BatchResult:
         n = len(self.written)
         where = f"on {self.workers} Dask worker thread{'s' if self.workers != 1 else ''}" if self.workers \
             else "in this process"
+        if self.workers and self.here:
+            where += f" ({self.here} first in this process)"
         rate = f", {n / self.seconds:.3g} files/s" if n and self.seconds > 0 else ""
         return (f"{n} written, {len(self.skipped)} skipped (already there), {len(self.failed)} failed; "
                 f"{self.seconds:.1f} s{rate} {where} (task CPU time {self.cpu_seconds:.1f} s)")
@@ -348,11 +359,57 @@ def dask_client(scheduler: str | None, workers: int | None, *, who: str = "run_b
     # one thread per worker process: the processes give the parallelism; the scheduler's web page (always
     # served) on a free port, not the default one that another cluster may hold; no statistical profiler in
     # the workers (it samples their threads every few milliseconds, CPU time taken from the tasks)
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.CRITICAL)
-    with cluster, Client(cluster) as client:
-        yield client
+    # Ctrl-C at a terminal reaches every process of the foreground group, the workers too, each of which printed
+    # a KeyboardInterrupt traceback. SIGINT is blocked while the cluster starts: its worker processes, and the
+    # thread that starts them (again, when one dies), inherit the block, so this process alone is interrupted and
+    # stops the cluster; a Ctrl-C during the start waits until the cluster can be closed.
+    blocked = _block_ctrl_c()
+    try:
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   silence_logs=logging.CRITICAL)
+        with cluster, Client(cluster) as client:
+            client.register_plugin(_ignore_ctrl_c_plugin(), name="pdeflow-ignore-ctrl-c")   # restarted ones too
+            blocked = _unblock_ctrl_c(blocked)
+            yield client
+    finally:
+        _unblock_ctrl_c(blocked)
+
+
+def _ignore_ctrl_c_plugin():
+    """A worker plugin: the worker process ignores SIGINT (asyncio's runner, which runs a worker, turns it into
+    KeyboardInterrupt whatever the inherited signal mask); the cluster's owner stops the workers. Made here:
+    dask.distributed is imported only when a cluster starts (the class travels by value)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreCtrlC(WorkerPlugin):
+        idempotent = True
+
+        def setup(self, worker) -> None:
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreCtrlC()
+
+
+def _block_ctrl_c() -> bool:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        return False
+    return signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _unblock_ctrl_c(blocked: bool) -> bool:
+    """Unblock SIGINT if :func:`_block_ctrl_c` blocked it (one that came meanwhile is delivered now); False."""
+    if blocked:
+        import signal
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    return False
 
 
 def _remove_leftovers(targets) -> None:
@@ -371,9 +428,37 @@ def _remove_leftovers(targets) -> None:
                             os.unlink(e.path)
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        return os.cpu_count() or 1
+
+
+def cluster_pays(files_left: int, seconds_per_file: float, workers: int, start_cost: float = CLUSTER_START_S,
+                 cores: int | None = None) -> bool:
+    """Whether starting a local cluster of ``workers`` processes finishes ``files_left`` files sooner than this
+    process would, one after another, at ``seconds_per_file`` each: the wall time the cluster saves, ``files_left *
+    seconds_per_file * (1 - 1 / n)`` with ``n = min(workers, cores)`` processes running at once, must exceed its
+    ``start_cost``. ``cores``: the CPUs this process may use (default: all it is allowed). One worker, or one
+    core, never pays.
+
+    Examples
+    --------
+    >>> from pdeflow.dask.batch import cluster_pays
+    >>> cluster_pays(50, 0.17, 2, start_cost=8.0, cores=2)       # 8.5 s of work: 4.25 s saved, less than 8 s
+    False
+    >>> cluster_pays(1000, 0.17, 2, start_cost=8.0, cores=2)
+    True
+    """
+    n = min(int(workers), int(cores) if cores is not None else _cores())
+    return n > 1 and files_left * seconds_per_file * (1.0 - 1.0 / n) > start_cost
+
+
 def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: int | None = None,
               overwrite: bool = False, progress: bool = False, log: Callable[[str], object] | None = None,
-              desc: str = "batch", files_per_task: int | None = None) -> BatchResult:
+              desc: str = "batch", files_per_task: int | None = None, start_cost: float | None = None,
+              note: Callable[[str], object] | None = None) -> BatchResult:
     """Run ``task`` on every ``(source, target)`` pair of ``jobs``, on a Dask cluster or in this process.
 
     A pair whose target exists is skipped (finished by an earlier run: a killed batch resumes where it
@@ -409,6 +494,14 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
         Files a cluster task runs one after another (each still written, skipped or failed on its own). Default:
         guided, at most :data:`MAX_FILES_PER_TASK` and at most the files not yet submitted over
         :data:`GUIDED_SHARE` times the worker threads, so single files at the end of the batch.
+    start_cost : float, optional
+        With ``workers``: the seconds a local cluster's start and stop cost (:data:`CLUSTER_START_S` is the
+        measured one). The files then run in this process, one after another, until the rest of the batch,
+        estimated from the files done, would finish sooner on the cluster with its start (:func:`cluster_pays`);
+        then the cluster starts for the rest. A batch whose work does not pay for the start never starts it
+        (nor does ``workers=1``). Default: the cluster starts at once.
+    note : callable, optional
+        Called with one line when ``start_cost`` starts the cluster after files ran here.
 
     Returns
     -------
@@ -444,6 +537,9 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
         raise UserInputError(f"run_batch: files_per_task must be a positive integer, got {files_per_task!r}")
     if scheduler is not None and not isinstance(scheduler, str):
         raise UserInputError(f"run_batch: scheduler must be an address (a str), got {type(scheduler).__name__}")
+    if start_cost is not None and (isinstance(start_cost, bool) or not isinstance(start_cost, (int, float))
+                                   or not start_cost >= 0):
+        raise UserInputError(f"run_batch: start_cost must be a number of seconds >= 0, got {start_cost!r}")
     t0 = time.perf_counter()
     jobs = [(Path(j[0]), Path(j[1]), j[2] if len(j) > 2 else task) for j in jobs]
     if any(not callable(j[2]) for j in jobs):
@@ -477,14 +573,41 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
             elif scheduler is None and workers is None:
                 for source, target, job_task in todo:
                     record(source, target, job_task(source, target, overwrite))
+                result.here = len(todo)
             else:
-                with dask_client(scheduler, workers) as client:
-                    result.workers = sum(client.nthreads().values())
-                    _run_on(client, todo, overwrite, record, files_per_task)
+                rest = todo
+                if workers is not None and start_cost is not None:
+                    rest = _here_while_cheaper(todo, overwrite, record, workers, float(start_cost), note)
+                    result.here = len(todo) - len(rest)
+                if rest:
+                    with dask_client(scheduler, workers) as client:
+                        result.workers = sum(client.nthreads().values())
+                        _run_on(client, rest, overwrite, record, files_per_task)
         finally:
             _remove_leftovers([t for _, t, _ in todo])
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _here_while_cheaper(todo, overwrite: bool, record, workers: int, start_cost: float, note) -> list:
+    """Run the files of ``todo`` here while the rest would not finish sooner on a cluster that has yet to start
+    (:func:`cluster_pays`, the seconds a file takes estimated from those done: the first alone, then the mean of
+    the others, the first holding this process's one-time costs); return the files left for the cluster."""
+    seconds = []
+    for i, (source, target, job_task) in enumerate(todo):
+        left = len(todo) - i
+        if seconds:
+            per = seconds[0] if len(seconds) == 1 else sum(seconds[1:]) / (len(seconds) - 1)
+            if cluster_pays(left, per, workers, start_cost):
+                if note is not None:
+                    note(f"{i} file(s) done in this process, {per:.2g} s each: a local Dask cluster of {workers} "
+                         f"worker processes pays for its start (about {start_cost:g} s) on the {left} left; "
+                         "starting it")
+                return todo[i:]
+        t0 = time.perf_counter()
+        record(source, target, job_task(source, target, overwrite))
+        seconds.append(time.perf_counter() - t0)
+    return []
 
 
 def _outside(bar):
