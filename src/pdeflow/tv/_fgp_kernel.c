@@ -129,7 +129,32 @@ static PyObject *py_gap(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* block_step(double, x, d, f, fixed, b, C, H, W, lam, step, beta, held) -> float: one FGP iteration of the ROF
+   dual subproblem of a block (pdeflow.tv.subdomain, 2-D) in place on the iterate x and the last move d (float32);
+   returns the restart sum <m, r> (float64). */
+static PyObject *py_block_step(PyObject *self, PyObject *args)
+{
+    int is_double, held;
+    unsigned long long x, d, f, fixed;
+    idx B, C, H, W;
+    double lam, step, beta, up = 0.0;
+    if (!PyArg_ParseTuple(args, "pKKKKnnnndddp", &is_double, &x, &d, &f, &fixed, &B, &C, &H, &W, &lam, &step,
+                          &beta, &held))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        ok = block_step_f64(ptr(x), ptr(d), ptr(f), held ? ptr(fixed) : NULL, B, C, H, W, lam, step, beta, &up);
+    else
+        ok = block_step_f32(ptr(x), ptr(d), ptr(f), held ? ptr(fixed) : NULL, B, C, H, W, lam, step, beta, &up);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    return PyFloat_FromDouble(up);
+}
+
 static PyMethodDef methods[] = {
+    {"block_step", py_block_step, METH_VARARGS, "One FGP iteration of a block's dual subproblem, in place."},
     {"step", py_step, METH_VARARGS, "Rows of one FGP iteration and their restart sums."},
     {"momentum", py_momentum, METH_VARARGS, "The restart rule and momentum from the restart sums."},
     {"gap", py_gap, METH_VARARGS, "Rows of u = f + lam div p and their float64 gap sums."},
@@ -434,6 +459,131 @@ static int K(gap)(const REAL *p, const REAL *gf, const REAL *f, const REAL *lams
         sums[3 * b + 1] = lane_sum(slack);
         sums[3 * b + 2] = lane_sum(dsq);
     }
+    free(buf);
+    return 1;
+}
+
+/* ---- the block solver of pdeflow.tv.subdomain (2-D): the dual subproblem of one block, its duals free where
+   `fixed` is 0. The iterate x and the last move d = x - x_prev (float32) are updated in place, row by row: the
+   extrapolated point y = x + beta d of rows i and i + 1 and u = f + lam div y of rows i and i + 1 are kept in row
+   buffers, read before row i of x and d is overwritten. The divergence reads every dual of the block (its last
+   row and column too, the edges into the next block), the duals before it counting as zero. */
+
+static void K(y_row)(const REAL *restrict x, const float *restrict d, REAL beta, REAL *restrict y, idx W)
+{
+    for (idx j = 0; j < W; j++)
+        y[j] = x[j] + beta * (REAL)d[j];
+}
+
+/* u = f + lam div y on one row, as _primal_rows: (((f + lam y0) - lam y0[i-1]) + lam y1) - lam y1[j-1] */
+static void K(u_row)(const REAL *restrict f, const REAL *restrict y0, const REAL *restrict up,
+                     const REAL *restrict y1, REAL lam, REAL *restrict u, idx W)
+{
+    for (idx j = 0; j < W; j++)
+        u[j] = f[j] + lam * y0[j];
+    if (up)
+        for (idx j = 0; j < W; j++)
+            u[j] = u[j] - lam * up[j];
+    for (idx j = 0; j < W; j++)
+        u[j] = u[j] + lam * y1[j];
+    for (idx j = 1; j < W; j++)
+        u[j] = u[j] - lam * y1[j - 1];
+}
+
+/* One component's row of the next iterate: x = a / max(|a|, 1) (y where fixed), and with r = y - x the move
+   d = m = beta d - r and the restart term <m, r> per pixel (term). */
+static void K(block_out)(const REAL *restrict y, REAL *restrict a, const REAL *restrict nrm,
+                         const unsigned char *restrict fixed, REAL beta, float *restrict d, REAL *restrict x,
+                         REAL *restrict term, idx W)
+{
+    for (idx j = 0; j < W; j++)
+        a[j] = a[j] / nrm[j];
+    if (fixed)
+        for (idx j = 0; j < W; j++)
+            a[j] = fixed[j] ? y[j] : a[j];
+    for (idx j = 0; j < W; j++) {
+        REAL r = y[j] - a[j], m = (REAL)d[j] * beta - r;
+        term[j] = m * r;
+        d[j] = (float)m;
+        x[j] = a[j];
+    }
+}
+
+static int K(block_step)(REAL *x, float *d, const REAL *f, const unsigned char *fixed, idx B, idx C, idx H, idx W,
+                         double lam_d, double step_d, double beta_d, double *up_out)
+{
+    const idx N = H * W;
+    const REAL lam = (REAL)lam_d, step = (REAL)step_d, beta = (REAL)beta_d;
+    /* per channel: y0, y1 on rows i and i + 1, u on rows i and i + 1, a0, a1; then the norm row and the terms */
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 2));
+    if (!buf)
+        return 0;
+    REAL *nrm = buf + 8 * C * W, *term = nrm + W;
+    double acc[LANES] = {0};
+#define Y0(c, a) (buf + (8 * (c) + 2 * (a)) * W)
+#define Y1(c, a) (buf + (8 * (c) + 2 * (a) + 1) * W)
+#define U(c, a) (buf + (8 * (c) + 4 + (a)) * W)
+#define A0(c) (buf + (8 * (c) + 6) * W)
+#define A1(c) (buf + (8 * (c) + 7) * W)
+    for (idx b = 0; b < B; b++) {
+        int cur = 0;
+        for (idx c = 0; c < C; c++) {
+            const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+            K(y_row)(x + o0, d + o0, beta, Y0(c, 0), W);
+            K(y_row)(x + o1, d + o1, beta, Y1(c, 0), W);
+            K(u_row)(f + (b * C + c) * N, Y0(c, 0), NULL, Y1(c, 0), lam, U(c, 0), W);
+        }
+        for (idx i = 0; i < H; i++) {
+            const int nxt = 1 - cur;
+            const idx k = i * W;
+            for (idx c = 0; c < C; c++) {
+                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+                REAL *y0 = Y0(c, cur), *y1 = Y1(c, cur), *u = U(c, cur), *a0 = A0(c), *a1 = A1(c);
+                if (i + 1 < H) {
+                    REAL *un = U(c, nxt);
+                    K(y_row)(x + o0 + k + W, d + o0 + k + W, beta, Y0(c, nxt), W);
+                    K(y_row)(x + o1 + k + W, d + o1 + k + W, beta, Y1(c, nxt), W);
+                    K(u_row)(f + (b * C + c) * N + k + W, Y0(c, nxt), y0, Y1(c, nxt), lam, un, W);
+                    for (idx j = 0; j < W; j++)
+                        a0[j] = y0[j] + step * (un[j] - u[j]);
+                } else {
+                    for (idx j = 0; j < W; j++)
+                        a0[j] = y0[j] + step * 0;
+                }
+                for (idx j = 0; j + 1 < W; j++)
+                    a1[j] = y1[j] + step * (u[j + 1] - u[j]);
+                a1[W - 1] = y1[W - 1] + step * 0;
+                if (c == 0)
+                    for (idx j = 0; j < W; j++)
+                        nrm[j] = a0[j] * a0[j] + a1[j] * a1[j];
+                else
+                    for (idx j = 0; j < W; j++)
+                        nrm[j] = (nrm[j] + a0[j] * a0[j]) + a1[j] * a1[j];
+            }
+            for (idx j = 0; j < W; j++) {
+                REAL m = SQRT(nrm[j]);
+                nrm[j] = m < 1 ? 1 : m;
+            }
+            for (idx c = 0; c < C; c++) {
+                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+                for (int comp = 0; comp < 2; comp++) {
+                    const REAL *y = comp ? Y1(c, cur) : Y0(c, cur);
+                    REAL *a = comp ? A1(c) : A0(c);
+                    REAL *xr = x + (comp ? o1 : o0) + k;
+                    float *dr = d + (comp ? o1 : o0) + k;
+                    K(block_out)(y, a, nrm, fixed ? fixed + k : NULL, beta, dr, xr, term, W);
+                    K(lane_add)(acc, term, W);
+                }
+            }
+            cur = nxt;
+        }
+    }
+#undef Y0
+#undef Y1
+#undef U
+#undef A0
+#undef A1
+    *up_out = lane_sum(acc);
     free(buf);
     return 1;
 }

@@ -23,9 +23,16 @@ They work on tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, 
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .. import ops
+
+try:
+    from . import _fgp_kernel
+except ImportError:  # built without a C compiler: the PyTorch loop below
+    _fgp_kernel = None
 
 __all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
 
@@ -211,6 +218,17 @@ def _primal_rows(u, f, p, lam, spatial, blocks):
     return u
 
 
+#: Whether :func:`solve_subdomain` runs its 2-D iteration in the compiled loop (where it applies: CPU tensors of
+#: float32 or float64 outside autograd; ``PDEFLOW_FUSED=0`` in the environment turns it off, as for ``rof``).
+FUSED = _fgp_kernel is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
+
+
+def _fused(f: torch.Tensor, y: torch.Tensor) -> bool:
+    return (FUSED and f.dim() == 4 and f.device.type == "cpu" and y.device.type == "cpu"
+            and y.dtype in (torch.float32, torch.float64) and f.dtype in (torch.float32, torch.float64)
+            and y.is_contiguous() and not (torch.is_grad_enabled() and (f.requires_grad or y.requires_grad)))
+
+
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
                     tol: float, max_iter: int = 20000, check_every: int = 10, overwrite: bool = False) -> torch.Tensor:
     """The exact ROF dual subproblem of one block: new duals on the ``free`` pixels, the others held.
@@ -275,7 +293,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     # (half the memory of a float64 field): its rounding moves the point the ascent starts from by beta d 6e-8,
     # which vanishes with d as FGP converges; x is formed exactly (up to float64 rounding) for the stopping gap.
     # The held duals need no copy: there the projection keeps y, so d stays zero and y the held value.
-    y = p if overwrite else p.clone()
+    y = p if overwrite and p.is_contiguous() else p.clone(memory_format=torch.contiguous_format)
     d = torch.zeros(y.shape, dtype=torch.float32)
     u = torch.empty(f.shape, dtype=p.dtype)
     plane = tuple(f.shape[3:])
@@ -324,6 +342,19 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near
     # the seams of the step before, and many are solved before their first iteration
     iterations = 0 if gap_met(y) else max_iter
+    if iterations and _fused(f, y):
+        # 2-D on the CPU: the compiled loop (pdeflow.tv._fgp_kernel), one pass over the block per iteration. It
+        # keeps the iterate x in y's memory and forms the extrapolated point x + beta d as it reads it.
+        fd, free8 = f.to(y.dtype).contiguous(), fixed.contiguous()
+        args = (y.dtype == torch.float64, y.data_ptr(), d.data_ptr(), fd.data_ptr(), free8.data_ptr(), b, C,
+                f.shape[2], f.shape[3], float(lam), step)
+        for it in range(1, iterations + 1):
+            up = _fgp_kernel.block_step(*args, beta, held)
+            t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
+            t, beta = (1.0, 0.0) if up > 0.0 else (t_new, (t - 1.0) / t_new)
+            if it % check_every == 0 and gap_met(y):
+                break
+        iterations, beta = 0, 0.0                           # y holds the iterate itself
     for it in range(1, iterations + 1):
         _primal_rows(u, f, y, lam, spatial, blocks)
         # x_new = P(y + step grad u), the move d = x_new - x = beta d - (y - x_new) and the restart test
