@@ -36,6 +36,9 @@ class TrainConfig:
     arch_kwargs: dict = option(default_factory=dict, type="json", metavar="JSON",
                                help="constructor arguments, e.g. '{{\"width\": 8}}' "
                                     "(see pdeflow.tvflownet.architectures)")
+    channels: int = option(1, type="positive_int", metavar="C", choices=(1, 3),
+                           help="image channels: 1 grey (the paper's), 3 colour (RGB photos; the coupled colour TV "
+                                "flow, whose norm of grad u couples the channels) (default {default})")
     # data
     data: str | tuple = option(("builtin",), nargs="+", metavar="DIR|builtin",
                                help="training photos, one or more sources: 'builtin' (every built-in photo of the "
@@ -216,6 +219,10 @@ def check_config(cfg: TrainConfig) -> None:
     params = [p for p in inspect.signature(cls).parameters if p != "in_channels"]
     need(set(cfg.arch_kwargs) <= set(params), "arch_kwargs",
          f"constructor arguments of {cls.__name__} (among {', '.join(params)})")
+    need(cfg.channels in (1, 3), "channels", "1 (grey) or 3 (colour)")
+    need(cfg.channels == 1 or key != Ensemble.arch, "channels", "1 for an ensemble (its members fix their channels)")
+    need(cfg.channels == 1 or cfg.synthetic == 0, "synthetic", "0 with channels 3 (the generated scenes are grey)")
+    need(cfg.channels == 1 or cfg.flowed == 0, "flowed", "0 with channels 3 (its coarse reference is grey)")
     need(cfg.mode in MODES, "mode", f"one of {MODES}")
     need(cfg.loss in ("paper", "official"), "loss", "'paper' or 'official'")
     need(cfg.ut_method in ("jvp", "fd"), "ut_method", "'jvp' or 'fd'")

@@ -14,8 +14,8 @@ from ._train_loss import reference_at_times
 
 
 def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
-    """The training and validation images of ``cfg``, grey: the photos of its sources, a hashed
-    ``val_fraction`` of them held out for validation, or ``val_data``'s (see
+    """The training and validation images of ``cfg``, grey or colour (``cfg.channels``): the photos of its
+    sources, a hashed ``val_fraction`` of them held out for validation, or ``val_data``'s (see
     :func:`pdeflow.datasets.source_images`). Never a built-in TEST photo or a medical image.
 
     Examples
@@ -31,7 +31,7 @@ def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     ...     print(len(train_set), len(val_set))
     3 1
     """
-    return datasets.source_images(data_sources(cfg), grey=True, val_data=cfg.val_data,
+    return datasets.source_images(data_sources(cfg), grey=cfg.channels == 1, val_data=cfg.val_data,
                                   val_fraction=None if cfg.val_data is not None else cfg.val_fraction)
 
 
@@ -166,7 +166,8 @@ def flowed_inputs(u0: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> tor
 
 def sample_batch(cfg: TrainConfig, images: datasets.ImageSet, g: torch.Generator, *,
                  reuse: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step's batch: ``u0`` ``(B, 1, S, S)`` (already times ``scale``) and times ``t`` ``(B,)``.
+    """One step's batch: ``u0`` ``(B, C, S, S)`` (already times ``scale``; ``C = cfg.channels``) and times
+    ``t`` ``(B,)``.
 
     A fraction ``cfg.synthetic`` of the images is generated (:func:`synthetic_images`), the
     rest are crops of ``images``; then :func:`augment` and, with ``cfg.flowed``, :func:`flowed_inputs`.

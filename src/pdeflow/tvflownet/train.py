@@ -15,7 +15,8 @@ What a step does
    else (so a resumed run sees exactly the batches the killed run would have):
    a crop size (fixed, or for ``crop="mixed"`` one size per step drawn in
    ``[mixed_min, mixed_max)``, the paper's mixed regime), ``batch_size``
-   greyscale crops (reflect-padded where an image is smaller than the crop) of
+   greyscale crops (colour ones with ``channels=3``: the model then learns the
+   coupled colour flow) (reflect-padded where an image is smaller than the crop) of
    training photos picked uniformly at random, of which a fraction ``synthetic``
    is generated instead (:func:`pdeflow.datasets.scenes` of the
    ``synthetic_kinds``: flat disks, ellipses, rectangles, polygons, piecewise-smooth
@@ -241,7 +242,7 @@ def average_gradients(net: torch.nn.Module) -> None:
 def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *, progress: bool = False) -> dict:
     """The fixed validation crops and their reference flow, cached in ``run_dir/val_reference.pt``.
 
-    Returns ``{"key", "u0" (N, 1, S, S) in [0, 1], "times" (list), "ref" (K, N, 1, S, S) in scaled units,
+    Returns ``{"key", "u0" (N, C, S, S) in [0, 1], "times" (list), "ref" (K, N, C, S, S) in scaled units,
     "replaced"}``; ``replaced`` is True where the cache held another set (other images: the run's earlier
     validations scored another set). Rank 0 computes or reads it; other ranks receive it.
 
@@ -260,6 +261,8 @@ def validation_set(cfg: TrainConfig, images: datasets.ImageSet, run_dir: Path, *
     key = {"data": images.description, "crops": cfg.val_crops, "size": cfg.val_size, "times": cfg.val_times,
            "t_max": cfg.t_max, "scale": cfg.scale, "dt": cfg.val_dt, "tol": cfg.val_tol, "max_iter": cfg.val_max_iter,
            "seed": cfg.val_seed}
+    if cfg.channels != 1:                   # a grey run keeps the key it had before colour runs existed
+        key["channels"] = cfg.channels
     path = Path(run_dir) / "val_reference.pt"
     val, replaced = None, False
     if get_rank() == 0:
@@ -306,7 +309,7 @@ def validate(net, val: dict, cfg: TrainConfig, device: torch.device | str = "cpu
     was_training = net.training
     net.eval()
     try:
-        pred = torch.stack([net(u0, float(t))[0] for t in val["times"]])       # (K, n, 1, S, S)
+        pred = torch.stack([net(u0, float(t))[0] for t in val["times"]])       # (K, n, C, S, S)
     finally:
         net.train(was_training)
     stack = lambda x: x.transpose(0, 1).flatten(1, 2) / cfg.scale             # noqa: E731  (n, K, S, S)
@@ -438,7 +441,8 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
         if rank == 0:
             warnings.warn(note, stacklevel=2)
 
-    net = build_model(cfg.arch, **cfg.arch_kwargs).to(device)
+    net = build_model(cfg.arch, **cfg.arch_kwargs, **({} if cfg.arch == "ensemble" else
+                                                       {"in_channels": cfg.channels})).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     unsupervised = unsupervised_loss_fn(cfg)
     clock = CpuClock()

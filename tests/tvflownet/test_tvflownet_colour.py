@@ -1,0 +1,54 @@
+"""Colour TVflowNET: ``channels=3`` through the trainer's data, model, validation and export, and ``flow()``."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pdeflow.errors import UserInputError
+from pdeflow.io import write_image
+from pdeflow.tv import tv_flow
+from pdeflow.tvflownet import flow, load
+from pdeflow.tvflownet.train import TrainConfig, check_config, open_data, train, validation_set
+
+TINY_UNET = {"scales": 2, "channels": [4, 8]}
+
+
+@pytest.fixture(scope="module")
+def colour_photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("colour")
+    g = torch.Generator().manual_seed(0)
+    for k in range(4):
+        write_image(folder / f"p{k}.png", torch.rand(3, 40, 40, generator=g))
+    return folder
+
+
+def test_a_colour_run_trains_validates_on_the_coupled_colour_flow_and_exports_a_colour_model(colour_photos, tmp_path):
+    cfg = TrainConfig(data=str(colour_photos), channels=3, mode="unsupervised", crop="16", steps=2, batch_size=2,
+                      arch="unet", arch_kwargs=TINY_UNET, val_crops=1, val_size=16, val_times=2, val_every=2,
+                      ckpt_every=2, val_fraction=0.25)
+    path = train(cfg, tmp_path / "run", quiet=True)
+    model = load(str(path.parent))
+    assert model.in_channels == 3 and model.meta["config"]["model"]["in_channels"] == 3
+    # the validation reference is the coupled colour flow of colour crops (not three grey flows)
+    val = validation_set(cfg, open_data(cfg)[1], tmp_path / "run")      # the run's cached set
+    assert val["u0"].shape[1] == 3 and val["ref"].shape[2] == 3 and val["key"]["channels"] == 3
+    coupled = tv_flow(val["u0"] * cfg.scale, val["times"], dt=cfg.val_dt, tol=cfg.val_tol,
+                      max_iter=cfg.val_max_iter, scheme="euler")
+    assert torch.allclose(val["ref"], coupled)
+    u = flow(torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(1)), [0.1, 0.2], model)
+    assert u.shape == (2, 3, 20, 20) and torch.isfinite(u).all()
+
+
+def test_a_grey_run_reads_grey_crops_and_keeps_its_validation_key(colour_photos, tmp_path):
+    """Runs started before colour existed resume on the same validation cache: a grey key names no channels."""
+    cfg = TrainConfig(data=str(colour_photos), val_crops=1, val_size=16, val_times=2, val_fraction=0.25)
+    val = validation_set(cfg, open_data(cfg)[1], tmp_path)
+    assert val["u0"].shape[1] == 1 and "channels" not in val["key"]
+
+
+@pytest.mark.parametrize("kwargs, field", [({"channels": 2}, "channels"),
+                                            ({"channels": 3, "synthetic": 0.5}, "synthetic"),
+                                            ({"channels": 3, "flowed": 0.5}, "flowed")])
+def test_colour_settings_the_trainer_cannot_honour_are_refused_by_name(kwargs, field):
+    with pytest.raises(UserInputError, match=field):
+        check_config(TrainConfig(**kwargs))
