@@ -34,6 +34,18 @@ def test_masknet_for_all_densities_and_residual_without_normalisation(tmp_path, 
     assert json.loads((tmp_path / "r" / "model.json").read_text())["config"]["model"]["normalize"] is False
 
 
+def test_residual_critic_options_reach_the_run(tmp_path):
+    """--alpha, --critic-width and --critic-lr train the residual inpainter with a critic (Peter, 2022)."""
+    run_dir = tmp_path / "run"
+    tiny = [*TINY[:2], "--crop", "32", *TINY[4:]]
+    assert main(["train", "residual", *tiny, "--alpha", "0.005", "--critic-width", "0.05", "--critic-lr", "2e-4",
+                 "--run-dir", str(run_dir)]) == 0
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert (cfg["alpha"], cfg["critic_width"], cfg["critic_lr"]) == (0.005, 0.05, 2e-4)
+    log = (run_dir / "log.csv").read_text().splitlines()
+    assert "loss_critic" in log[0] and len(log) > 1                 # the critic trained beside the inpainter
+
+
 @pytest.mark.parametrize("argv, name", [
     (["train", "masknet", "--density", "most"], "--density"),
     (["train", "masknet", "--density", "1.5"], "--density"),
@@ -41,6 +53,9 @@ def test_masknet_for_all_densities_and_residual_without_normalisation(tmp_path, 
     (["train", "residual", "--stage", "magic"], "--stage"),
     (["train", "residual", "--stage", "joint"], "--mask-models"),      # joint needs exactly one mask network
     (["train", "residual", "--data", "no/such/dir"], "--data"),
+    (["train", "residual", "--alpha", "-0.1"], "--alpha"),
+    (["train", "residual", "--alpha", "0.005", "--crop", "48"], "--crop"),   # the critic's strides need 32 | crop
+    (["train", "residual", "--critic-width", "0"], "--critic-width"),
 ])
 def test_bad_option_exits_2_with_one_error_line(tmp_path, capsys, argv, name):
     run_dir = tmp_path / "run"

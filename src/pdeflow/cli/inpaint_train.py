@@ -39,7 +39,7 @@ _RESIDUAL_LAYOUT = [
     ("masks", ["mask_models", "densities", "init", "refine"]),
     ("model", ["channels", "widths", "normalize"]),
     ("data", ["data", "val_data", "crop", "aug_blur", "batch_size"]),
-    ("objective", ["lr", "mask_lr", "ssim_weight"]),
+    ("objective", ["lr", "mask_lr", "ssim_weight", "alpha", "critic_width", "critic_lr"]),
     ("validation and checkpoints", ["val_every", "ckpt_every", "val_crops"]),
 ]
 _DEVICE_HELP = "torch device (default cpu)"

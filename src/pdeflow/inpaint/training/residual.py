@@ -156,9 +156,14 @@ class ResidualConfig:
     lr_final: float = 0.01               #: the cosine schedule ends at lr * lr_final
     clip: float = 1.0
     ssim_weight: float = option(0.6, "weight of 1 - SSIM in the loss (default {default:g})", type="nonneg_float")
-    alpha: float = 0.0                   #: weight of the critic term (Peter 2022: 0.005); 0 = no critic
-    critic_width: float = 0.25           #: channel multiplier of the critic
-    critic_lr: float = 1e-4
+    alpha: float = option(0.0, type="nonneg_float",
+                          help="weight of the adversarial term -alpha mean d(u, b) of a WGAN critic d trained beside "
+                               "the inpainter (Peter, 2022: 0.005; needs a --crop multiple of 32; default 0: no "
+                               "critic)")
+    critic_width: float = option(0.25, "alpha > 0: channel multiplier of the critic (default {default:g})",
+                                 type="positive_float")
+    critic_lr: float = option(1e-4, "alpha > 0: the critic's Adam learning rate (default {default:g})",
+                              type="positive_float")
     tol: float = 1e-5                    #: diffusion solver's relative residual in training
     seed: int = option(0, "seed of weights and batches (default {default})", type="nonneg_int")
     deterministic: bool = option(False, "deterministic torch algorithms (bit-identical resume on CPU)", flag=True)
