@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 OUT ?= out/demo
 
-.PHONY: install run test test-all lint bench clean data photos
+.PHONY: install run test test-slow test-all lint bench clean data photos
 
 install: $(STAMP)
 
@@ -27,11 +27,17 @@ $(STAMP): pyproject.toml Makefile setup.py src/pdeflow/tv/_fgp_kernel.c
 run: $(STAMP)
 	$(VENV)/bin/pdeflow demo --out $(OUT) --overwrite
 
+# Two tiers (docs/DESIGN.md, "Tests"): `make test` is the fast tier, minutes, for every change; `make test-slow`
+# the long validation runs (tests marked slow); CI (.ci/run) runs both. --durations prints the slowest tests, so
+# a test that grows slow shows up where it runs.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q -m "not slow"
+	$(PY) -m pytest -n 2 -q -m "not slow" --durations=15
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m slow --durations=15
 
 test-all: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --durations=15
 
 # ruff (installed by the test extra): lint and import order, settings in pyproject.toml.
 lint: $(STAMP)

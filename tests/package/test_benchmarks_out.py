@@ -161,6 +161,9 @@ def test_the_maintained_check_sees_a_script_without_the_word(tmp_path):
     assert not _maintained(tmp_path / "a.py") and _maintained(tmp_path / "b.py")
 
 
+# slow: a fresh interpreter per script, ~30 of them; make test keeps the output convention's runs above
+# (iel_layers.py twice, float32_accuracy.py)
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [p for p in EVERY_SCRIPT if p.name != "float32_accuracy.py"], ids=lambda p: p.name)
 def test_a_maintained_script_runs_at_smoke_size(script, tmp_path):
     """``SCRIPT --smoke --out DIR`` finishes in seconds on one core and writes its files; a script that stops

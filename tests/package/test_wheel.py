@@ -23,6 +23,10 @@ import pytest
 import pdeflow
 
 ROOT = Path(__file__).resolve().parents[2]
+# slow: builds an sdist and a wheel (compiling the C extension), installs it into a fresh venv and runs the full-size
+# demo from there; packaging rarely breaks, and CI's second tier runs it
+pytestmark = pytest.mark.slow
+
 SHIPPED = sorted(p.relative_to(ROOT / "src").as_posix() for p in (ROOT / "src" / "pdeflow").glob("*/weights/*")
                  if p.suffix in {".safetensors", ".json"})
 
