@@ -102,7 +102,11 @@ OPS_TABLE = {
     "check_float": Entry(lambda x: ops.check_float(x, "u"), "u"),
     "image_batch": Entry(lambda x: ops.image_batch(x, "u"), "u"),
 }
-OPS_EXEMPT = {}
+OPS_EXEMPT = {
+    "read_layout": "reads only an array's shape (where its channels are); the function it serves checks the image",
+    "follows_layout_rule": "a decorator, no image (the functions it wraps are in their tables)",
+    "layout_message": "a message from a shape, no image",
+}
 
 _SMALL_NET = {}
 
