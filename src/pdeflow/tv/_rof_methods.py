@@ -19,12 +19,14 @@ from ..ops import batch_sum, div, grad, gradient_norm
 from ._grid import PLAIN, Grid
 
 try:
-    from . import _fgp_kernel
+    from ._fgp_kernel import gap as kernel_gap
+    from ._fgp_kernel import momentum as kernel_momentum
+    from ._fgp_kernel import step as kernel_step
 except ImportError:  # built without a C compiler: the PyTorch path
-    _fgp_kernel = None
+    kernel_gap = kernel_momentum = kernel_step = None
 
 #: Whether FGP runs the compiled fused loops where they apply (see the module docstring).
-FUSED = _fgp_kernel is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
+FUSED = kernel_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
 
 def project(p: torch.Tensor, channelwise: bool) -> torch.Tensor:
@@ -370,10 +372,10 @@ def _fused_step(s, channelwise):
     head = (double, p.data_ptr(), pp.data_ptr(), z.data_ptr(), s["gf"].data_ptr(), s["beta"].data_ptr())
     tail = (B, C, H, W, not channelwise)
     if len(ranges) == 1:
-        _fgp_kernel.step(*head, sums.data_ptr(), *tail, 0, H)
+        kernel_step(*head, sums.data_ptr(), *tail, 0, H)
     else:
-        _run_rows(_fgp_kernel.step, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
-    _fgp_kernel.momentum(double, sums.data_ptr(), len(ranges), B, s["t"].data_ptr(), s["beta"].data_ptr())
+        _run_rows(kernel_step, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
+    kernel_momentum(double, sums.data_ptr(), len(ranges), B, s["t"].data_ptr(), s["beta"].data_ptr())
     s["p"], s["pp"], s["z"] = z, p, pp
 
 
@@ -390,9 +392,9 @@ def _fused_gap(s, f, lam, channelwise):
             u.data_ptr())
     tail = (B, C, H, W, not channelwise)
     if len(ranges) == 1:
-        _fgp_kernel.gap(*head, sums.data_ptr(), *tail, 0, H)
+        kernel_gap(*head, sums.data_ptr(), *tail, 0, H)
     else:
-        _run_rows(_fgp_kernel.gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
+        _run_rows(kernel_gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
     tv_u, slack, div_sq = sums.sum(0).numpy().T
     host = (lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy())
     terms = gap_terms(*host, C, H * W, torch.finfo(f.dtype).eps / 2)

@@ -30,9 +30,9 @@ import torch
 from .. import ops
 
 try:
-    from . import _fgp_kernel
+    from ._fgp_kernel import block_step
 except ImportError:  # built without a C compiler: the PyTorch loop below
-    _fgp_kernel = None
+    block_step = None
 
 __all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
 
@@ -220,7 +220,7 @@ def _primal_rows(u, f, p, lam, spatial, blocks):
 
 #: Whether :func:`solve_subdomain` runs its 2-D iteration in the compiled loop (where it applies: CPU tensors of
 #: float32 or float64 outside autograd; ``PDEFLOW_FUSED=0`` in the environment turns it off, as for ``rof``).
-FUSED = _fgp_kernel is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
+FUSED = block_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
 
 def _fused(f: torch.Tensor, y: torch.Tensor) -> bool:
@@ -240,7 +240,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``p`` (the gap's sums in float64; ``f``
     is read in its own dtype) and holds two arrays of the dual field's size, the extrapolated point in that dtype and
     the last move in float32, one of the image's (``u = f + lam div p``), updated in place, and a row block's
-    scratch (:data:`SLAB_ELEMENTS`).
+    scratch (:data:`SLAB_ELEMENTS`). On 2-D blocks of CPU tensors the iterations run in a compiled loop, one pass
+    over the block each (the iterate and the move held, the extrapolated point formed as they are read, ``f``
+    copied into ``p``'s dtype where it differs); elsewhere, and without the compiled extension, in PyTorch.
 
     Parameters
     ----------
@@ -349,7 +351,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         args = (y.dtype == torch.float64, y.data_ptr(), d.data_ptr(), fd.data_ptr(), free8.data_ptr(), b, C,
                 f.shape[2], f.shape[3], float(lam), step)
         for it in range(1, iterations + 1):
-            up = _fgp_kernel.block_step(*args, beta, held)
+            up = block_step(*args, beta, held)
             t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
             t, beta = (1.0, 0.0) if up > 0.0 else (t_new, (t - 1.0) / t_new)
             if it % check_every == 0 and gap_met(y):
