@@ -332,8 +332,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="CPU time: the best of this many calls")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="64 px crops of two photos per set")
-    ap.add_argument("--tables-from", type=Path, default=None, metavar="DIR",
-                    help="no run: the tables of an earlier run's folder (its results.json and command.txt)")
+    ap.add_argument("--tables-from", type=Path, nargs="+", default=None, metavar="DIR",
+                    help="no run: the tables of earlier runs' folders (their results.json and command.txt), "
+                         "e.g. one run per --sets")
     add_output_args(ap, "holes", what="results.json, holes.md, summary.md")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -353,12 +354,21 @@ def main(argv=None) -> int:
         print("note:", n)
     warned: list[str] = []
     rows = []
-    if args.tables_from is not None:   # the tables again (after a change to them), from the cases of a run
-        earlier = json.loads((args.tables_from / "results.json").read_text())
-        rows, meta = earlier["rows"], earlier["meta"]
-        methods, args.sets, notes, warned = meta["methods"], meta["sets"], meta["notes"], meta["warnings"]
-        return tables(rows, methods, args.sets, notes, warned, (args.tables_from / "command.txt").read_text(), out)
-    for si, s in enumerate(args.sets):
+    if args.tables_from is not None:   # the tables again (after a change to them), from the cases of runs
+        sets, commands = [], []
+        for folder in args.tables_from:
+            earlier = json.loads((folder / "results.json").read_text())
+            rows += earlier["rows"]
+            meta = earlier["meta"]
+            methods = [m for m in methods if m in meta["methods"]] if commands else list(meta["methods"])
+            sets += [x for x in meta["sets"] if x not in sets]
+            notes += meta["notes"]
+            warned += meta["warnings"]
+            commands.append((folder / "command.txt").read_text().strip())
+        sets = [x for x in SETS if x in sets]
+        return tables(rows, methods, sets, notes, warned, "`, `".join(commands), out)
+    for s in args.sets:
+        si = SETS.index(s)   # the set's crops and holes do not depend on which other sets run
         for p, (name, f) in enumerate(images(s, args.photos, args.size, n=args.n_photos, seed=args.seed + si,
                                              notes=notes)):
             for ki, kind in enumerate(args.kinds):
