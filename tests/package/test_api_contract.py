@@ -69,6 +69,7 @@ def _stack(x):
 
 TV_TABLE = {
     "rof": Entry(lambda x: tv.rof(x, 0.1, **TIGHT), "f"),
+    "estimate_sigma": Entry(lambda x: tv.estimate_sigma(x), "f"),
     "duality_gap": Entry(_gap, "f"),
     "tv_flow": Entry(lambda x: tv.tv_flow(x, [0.05], dt=0.02, **TIGHT), "u0"),
     "spectral_tv": Entry(lambda x: tv.spectral_tv(x, dt=0.02, n_steps=2, **TIGHT), "u0",

@@ -79,9 +79,11 @@ def _register_denoise(sub) -> None:
     g.add_argument("--seed", type=int, default=None,
                    help=f"seed of the --noise (default {DENOISE['seed']})")
     g = p.add_argument_group("ROF: argmin_u 1/2 ||u - f||^2 + lambda TV(u)")
-    g.add_argument("--lam", type=positive_float, nargs="+", required=True, metavar="L",
+    g.add_argument("--lam", type=_lam_value, nargs="+", required=True, metavar="L",
                    help="weights lambda > 0, in units of the [0, 1] image (one result per value; typical: "
-                        "about the noise's standard deviation to twice it)")
+                        "about the noise's standard deviation to twice it), or 'auto': chosen for white Gaussian "
+                        "noise by Stein's unbiased risk estimate at the noise level estimated from the image "
+                        "(one image or volume; says which lambda it chose)")
     g.add_argument("--method", choices=("fgp", "pdhg", "chambolle", "admm"), default="fgp",
                    help="fgp: fast gradient projection (default); pdhg: Chambolle-Pock; chambolle: Chambolle's "
                         "2004 projection; admm: split Bregman")
@@ -102,11 +104,19 @@ def _register_denoise(sub) -> None:
     add_zarr_args(p)
 
 
+def _lam_value(text: str):
+    """``--lam``: a positive number or ``auto``."""
+    return "auto" if text == "auto" else positive_float(text)
+
+
 def _check_denoise(args) -> None:
-    lams = [float(v) for v in args.lam]
+    if "auto" in args.lam:
+        if len(args.lam) > 1:
+            args.parser.error("argument --lam: 'auto' takes no other value")
+    lams = ["auto"] if "auto" in args.lam else [float(v) for v in args.lam]
     if len(set(lams)) != len(lams):
         args.parser.error(f"argument --lam: values must be distinct, got {' '.join(f'{v:g}' for v in lams)}")
-    args.lam = sorted(lams)
+    args.lam = lams if lams == ["auto"] else sorted(lams)
     if args.seed is not None and args.noise is None:
         args.parser.error("argument --seed: only used with --noise")
     args.seed = DENOISE["seed"] if args.seed is None else args.seed
@@ -116,6 +126,7 @@ def _check_denoise(args) -> None:
                                 ("--device", args.device != "cpu")]):
         if len(args.lam) > 1:
             args.parser.error("argument --lam: a zarr store takes one lambda (one output store)")
+        _refuse_auto(args, "a zarr store")
         check_compute(args)
         return
     if check_batch(args, refuse=[("--noise", args.noise is not None), ("--size", args.size is not None),
@@ -123,6 +134,7 @@ def _check_denoise(args) -> None:
                                  ("--volume-format", args.volume_format is not None),
                                  ("--device", args.device != "cpu")]):
         args.volume = False
+        _refuse_auto(args, "a batch of files")
         check_compute(args)
         return
     check_volume_args(args)
@@ -131,21 +143,37 @@ def _check_denoise(args) -> None:
 
 
 def _denoise_names(lams, noise: bool) -> list[str]:
-    return (["input.png"] + (["noisy.png"] if noise else []) + [f"u_lam{lab}.png" for lab in time_labels(lams)]
+    return (["input.png"] + (["noisy.png"] if noise else []) + [f"u_lam{lab}.png" for lab in _labels(lams)]
             + ["denoise.png", "denoise.csv"])
+
+
+def _refuse_auto(args, what: str) -> None:
+    if args.lam == ["auto"]:
+        args.parser.error(f"argument --lam: 'auto' takes one image or volume; {what} takes numbers")
 
 
 def _rof_per_lambda(batch, lams, args, spacing):
     """``rof`` of ``batch`` (one copy of the input per lambda) with the i-th lambda on the i-th copy, and its
     seconds; a solve that stops at the cap is reported by the caller, one line per lambda."""
-    lam = torch.tensor(lams, dtype=batch.dtype, device=args.device)
+    lam = "auto" if lams == ["auto"] else torch.tensor(lams, dtype=batch.dtype, device=args.device)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = rof(batch, lam, method=args.method, tol=args.tol, accuracy=args.accuracy, max_iter=args.max_iter,
                   full_output=True,
                   spacing=spacing)
-    return res, time.perf_counter() - t0
+    secs = time.perf_counter() - t0
+    if res.lam is not None:
+        from ..tv import estimate_sigma
+
+        sigma = float(estimate_sigma(batch[:1], ndim=batch.dim() - 2))
+        print(f"lambda auto: {float(res.lam[0]):.4g} (smallest SURE at the noise level sigma = {sigma:.4g} "
+              "estimated from the image)")
+    return res, secs
+
+
+def _labels(lams) -> list[str]:
+    return ["auto"] if lams == ["auto"] else time_labels(lams)
 
 
 def _run_denoise(args) -> int:
@@ -168,7 +196,7 @@ def _run_denoise(args) -> int:
     from ..ops import tv
 
     clean, label, path = load_input(args)
-    lams, labels, noisy = args.lam, time_labels(args.lam), args.noise is not None
+    lams, labels, noisy = args.lam, _labels(args.lam), args.noise is not None
     out = Outputs(args.out, _denoise_names(lams, noisy), overwrite=args.overwrite, inputs=[path])
     setup_compute(args)
     f = clean.double()
@@ -180,6 +208,7 @@ def _run_denoise(args) -> int:
           f"(lambda in those units)" + (f"; Gaussian noise sigma={args.noise:g}, seed {args.seed}" if noisy else ""))
     print_spacing(args)
     res, secs = _rof_per_lambda(f.to(args.device).unsqueeze(0).expand(len(lams), *f.shape), lams, args, args.spacing)
+    lams = lams if res.lam is None else res.lam.tolist()
     u = res.u.detach().cpu()
     iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
     tvs = tv(u, spacing=args.spacing).tolist()
@@ -265,7 +294,7 @@ def _run_denoise_volume(args) -> int:
     from ..ops import tv
 
     vin = load_volume(args)
-    lams, labels, noisy, sfx = args.lam, time_labels(args.lam), args.noise is not None, vin.suffix
+    lams, labels, noisy, sfx = args.lam, _labels(args.lam), args.noise is not None, vin.suffix
     names = (["noisy" + sfx] if noisy else []) + [f"u_lam{lab}{sfx}" for lab in labels] + ["denoise.png",
                                                                                              "denoise.csv"]
     out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
@@ -280,6 +309,7 @@ def _run_denoise_volume(args) -> int:
     print("lambda in units of the [0, 1] values times the spacing's unit of length"
           + (f"; Gaussian noise sigma={args.noise:g} (of the [0, 1] range), seed {args.seed}" if noisy else ""))
     res, secs = _rof_per_lambda(f.to(args.device)[None, None].expand(len(lams), 1, *f.shape), lams, args, vin.spacing)
+    lams = lams if res.lam is None else res.lam.tolist()
     u = res.u.detach().cpu()[:, 0]                                  # (L, D, H, W)
     iters, gaps = res.iterations.cpu().tolist(), res.gap.cpu().tolist()
     tvs = tv(u[:, None], spacing=vin.spacing).tolist()

@@ -35,6 +35,7 @@ from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
 from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, gap_and_primal, nd_gap, project
 from ._tied import tied_certificate
+from .noise import check_auto, estimate_sigma, sure_lam
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "ACCURACY", "FLOW_ACCURACY", "duality_gap",
            "ConvergenceWarning", "CompileWarning"]
@@ -78,6 +79,8 @@ class RofResult:
     converged : Tensor of bool, shape (B,), or None
         Whether each image met ``tol`` (False: it stopped at ``max_iter`` or at the round-off floor of
         its dtype with the gap in ``gap``; an image constant to round-off counts as converged).
+    lam : Tensor of float64, shape (B,), or None
+        The weight of each image that ``lam="auto"`` chose (None for a given ``lam``).
 
     Examples
     --------
@@ -93,6 +96,7 @@ class RofResult:
     iterations: torch.Tensor
     gap: torch.Tensor
     converged: torch.Tensor | None = None
+    lam: torch.Tensor | None = None
 
 
 def duality_gap(f, u, p, lam, *, channelwise=False):
@@ -162,8 +166,14 @@ def rof(
     ----------
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W); with ``ndim=3`` (D, H, W), (C, D, H, W) or (B, C, D, H, W)
         Data, any floating dtype and device; intensities are taken as given.
-    lam : float or Tensor of shape (B,)
+    lam : float, Tensor of shape (B,) or "auto"
         Regularisation weight(s), ``>= 0``, in units of length (pixels at unit spacing; see Notes).
+        ``"auto"``: chosen per image for denoising white Gaussian noise, by Stein's unbiased risk
+        estimate of the mean squared error with the noise level from
+        :func:`~pdeflow.tv.noise.estimate_sigma` (see :mod:`pdeflow.tv.noise` for the rule and why
+        not the discrepancy principle); ``full_output`` returns the chosen weights in ``lam``. It costs
+        a few solves more than a given ``lam`` (the results page "Choosing lambda"), and is treated as
+        a constant by derivatives.
     method : {"fgp", "pdhg", "chambolle", "admm"}
         ``"fgp"``: fast gradient projection on the dual with adaptive restart
         (default, fastest here); ``"pdhg"``: Chambolle-Pock with the
@@ -346,6 +356,13 @@ def rof(
     f = ops.check_image(f, "f", ndim=grid.ndim)
     check_method(method, grid)
     accuracy = check_accuracy(accuracy)
+    chosen = None
+    if isinstance(lam, str):
+        check_auto(lam)
+        chosen, p0 = auto_lam(f, grid.ndim, p0, dict(
+            method=method, tol=tol, accuracy=accuracy, max_iter=max_iter, channelwise=channelwise,
+            check_every=check_every, compile=compile, ndim=ndim, spacing=spacing, precision=precision))
+        lam = chosen
     work = working_dtype(f.dtype, precision)
     x = f.to(work)                    # differentiable: the gradient comes back in f's dtype
     if isinstance(p0, torch.Tensor):
@@ -383,7 +400,32 @@ def rof(
         res = RofResult(u=u, p=res.p.to(f.dtype), iterations=res.iterations, gap=res.gap, converged=res.converged)
     elif need_grad:
         res = RofResult(u=u, p=res.p, iterations=res.iterations, gap=res.gap, converged=res.converged)
+    if chosen is not None and full_output:
+        res.lam = chosen
     return res if full_output else u
+
+
+def auto_lam(f: torch.Tensor, nd: int, p0, options: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``lam="auto"``: per image, the weight of smallest SURE (:func:`pdeflow.tv.noise.sure_lam`) at the noise
+    level :func:`~pdeflow.tv.noise.estimate_sigma` finds (0 for an image without noise), as float64 ``(B,)``;
+    and the dual field of the search's nearest solve as the final solve's warm start (``p0`` if given)."""
+    with torch.no_grad():
+        x = ops.as_batch(f.detach(), "f", nd)[0]
+        sigma = estimate_sigma(x, ndim=nd).double()
+        lam = torch.zeros_like(sigma)
+        noisy = torch.nonzero(sigma > 0).flatten()
+        if noisy.numel() == 0:
+            return lam, p0
+
+        def solve(fb, lam_b, p_b):
+            r = rof(fb, lam_b.to(fb.dtype), p0=p_b, full_output=True, **options)
+            return r.u, r.p
+
+        lam_n, p_n, _ = sure_lam(x[noisy], sigma[noisy], solve)
+        lam[noisy] = lam_n
+        if p0 is None and noisy.numel() == x.shape[0]:
+            p0 = p_n
+    return lam, p0
 
 
 def check_method(method, grid: Grid) -> None:

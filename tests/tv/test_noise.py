@@ -1,0 +1,88 @@
+"""The noise estimate (pdeflow.tv.estimate_sigma, against scikit-image's estimate_sigma) and rof(f, "auto")."""
+import numpy as np
+import pytest
+import torch
+from skimage.restoration import estimate_sigma as sk_estimate_sigma
+
+import pdeflow
+from pdeflow.errors import UserInputError
+from pdeflow.metrics import psnr
+from pdeflow.tv import estimate_sigma, rof
+
+
+def _noisy(shape, sigma, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.zeros(shape, dtype=torch.float64)
+    clean[..., shape[-2] // 4: 3 * shape[-2] // 4, shape[-1] // 3:] = 0.7
+    return clean, clean + sigma * torch.randn(shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("shape", [(37, 41), (64, 64), (5, 7), (2, 9), (1, 1)])
+@pytest.mark.filterwarnings("ignore:image is size")
+def test_estimate_sigma_equals_skimage_grey(shape):
+    a = np.random.default_rng(sum(shape)).random(shape)
+    got = estimate_sigma(torch.from_numpy(a))
+    assert got.shape == () and got.dtype == torch.float64
+    assert got.item() == pytest.approx(sk_estimate_sigma(a), rel=1e-12, abs=1e-15)
+
+
+def test_estimate_sigma_equals_skimage_colour_batch_and_volume():
+    rng = np.random.default_rng(1)
+    a = rng.random((2, 3, 30, 33))
+    got = estimate_sigma(torch.from_numpy(a))
+    assert got.shape == (2,)
+    for b in range(2):
+        ref = sk_estimate_sigma(a[b], channel_axis=0, average_sigmas=True)
+        assert got[b].item() == pytest.approx(ref, rel=1e-12)
+    v = rng.random((9, 10, 11))
+    assert estimate_sigma(torch.from_numpy(v), ndim=3).item() == pytest.approx(sk_estimate_sigma(v), rel=1e-12)
+    # float32 in, float32 out, the float64 estimate of the same values rounded
+    x32 = torch.from_numpy(a).float()
+    assert estimate_sigma(x32).dtype == torch.float32
+    assert torch.allclose(estimate_sigma(x32).double(), estimate_sigma(x32.double()), rtol=1e-6)
+
+
+def test_estimate_sigma_finds_the_noise_and_zero_for_a_constant():
+    _, f = _noisy((256, 256), 0.05)
+    assert estimate_sigma(f).item() == pytest.approx(0.05, rel=0.05)
+    assert estimate_sigma(torch.full((16, 16), 0.3)).item() < 1e-12      # round-off of the filter only
+    with pytest.raises(UserInputError, match="f"):
+        estimate_sigma(torch.zeros(0, 1, 8, 8))
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.15])
+def test_rof_auto_is_near_the_best_lam(sigma):
+    clean, f = _noisy((96, 96), sigma, seed=3)
+    r = rof(f, "auto", full_output=True)
+    assert r.lam.shape == (1,) and r.lam.dtype == torch.float64
+    got = psnr(r.u, clean, data_range=1.0).item()
+    assert torch.allclose(r.u, rof(f, r.lam.item()), atol=1e-3)     # the same as the chosen lam given
+    lams = sigma * np.geomspace(0.2, 4, 14)
+    best = max(psnr(rof(f, float(lam)), clean, data_range=1.0).item() for lam in lams)
+    assert got >= best - 0.3, (got, best)
+
+
+def test_rof_auto_batched_colour_per_image_and_constant_image():
+    c1, f1 = _noisy((3, 48, 48), 0.05, seed=1)
+    _, f2 = _noisy((3, 48, 48), 0.15, seed=2)
+    f = torch.stack([f1, f2, torch.full_like(f1, 0.4)]).float()
+    r = rof(f, "auto", full_output=True)
+    assert r.u.shape == f.shape and r.u.dtype == torch.float32 and r.lam.shape == (3,)
+    assert 0 < r.lam[0] < r.lam[1] and r.lam[2] < 1e-9          # more noise, a larger weight; no noise, none
+    assert torch.allclose(r.u[2], f[2], atol=1e-6)
+    assert rof(f, "auto").shape == f.shape                    # without full_output: the image alone
+
+
+def test_rof_auto_volume_and_gradient_with_lam_constant():
+    _, v = _noisy((12, 16, 16), 0.1, seed=4)
+    r = pdeflow.rof(v, "auto", ndim=3, full_output=True)
+    assert r.u.shape == v.shape and r.lam.item() > 0
+    x = v[0].clone().requires_grad_()
+    rof(x, "auto").sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("bad", ["Auto", "sure", ""])
+def test_rof_lam_strings_other_than_auto_are_refused(bad):
+    with pytest.raises(UserInputError, match="lam must be .*'auto'"):
+        rof(torch.rand(8, 8), bad)
