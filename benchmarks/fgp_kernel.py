@@ -1,0 +1,227 @@
+"""FGP on the CPU: the fused loops of the compiled extension against the PyTorch path, side by side.
+
+Maintained.  Three tables, one thread (``torch.set_num_threads(1)``), CPU time (``time.process_time``):
+
+* **per iteration**: ms per FGP iteration (momentum point, div, grad, projection, restart) and per gap
+  evaluation, of ``rof``'s FGP on a grey noise image, float32 and float64, the PyTorch path (about 20 passes over
+  the arrays) and the fused loops (one), in the same process, alternating;
+* **rof's default**: ``rof(g, lam)`` on a noisy photograph (``benchmarks/rof_defaults.py``'s: the astronaut,
+  grey, resized, Gaussian noise sigma 0.08, float32) with the fused loops and without, and scikit-image's
+  ``denoise_tv_chambolle(g, weight=lam)`` default; each with its largest error against a converged float64
+  reference (``rof_defaults.reference``, relative gap ``--ref-tol``) divided by the image's range;
+* **block solver**: ms per iteration of ``pdeflow.tv.subdomain.solve_subdomain`` (the Dask path's subproblem) on a
+  block with held duals on a band of rows and columns, its compiled loop against its PyTorch loop;
+* **start-up**: in fresh processes, ``import pdeflow`` and the first ``rof`` call after it (CPU time of the
+  process, wall time beside it), then a second call: the extension has no first-call compile.
+
+The PyTorch paths are selected by the solvers' switches ``FUSED`` (the environment variable ``PDEFLOW_FUSED=0``
+sets it at import).
+
+Usage::
+
+    python benchmarks/fgp_kernel.py                          # 256, 512, 2048; rof at 512, lam 0.02 0.1 0.3
+    python benchmarks/fgp_kernel.py --sizes 256 512 --rof-size 256
+    python benchmarks/fgp_kernel.py --tables block startup   # some of the tables
+    python benchmarks/fgp_kernel.py --smoke                  # one small case of each table
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.restoration import denoise_tv_chambolle
+
+from _results import add_output_args, open_out
+from pdeflow.tv import rof, subdomain
+from rof_defaults import noisy_photo, reference, timed
+
+# the solver's internals: its FGP state, one step and one gap, and the switch between its two paths
+R = importlib.import_module("pdeflow.tv._rof_methods")
+
+
+def per_iteration(n: int, dtype, iters: int, rounds: int = 3) -> dict:
+    """ms per FGP step and per gap evaluation, PyTorch path and fused loops, the best of ``rounds`` alternating
+    runs of ``iters`` steps (a fifth as many gaps) from the same state."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(1, 1, n, n, generator=g, dtype=torch.float64).to(dtype)
+    lam = torch.full((1, 1, 1, 1), 0.1, dtype=dtype)
+    p0 = torch.zeros(1, 1, 2, n, n, dtype=dtype)
+    best = {}
+    for _ in range(rounds):
+        for fused in (False, True):
+            R.FUSED = fused
+            s = R._fgp_init(f, lam, p0, False)
+            for _ in range(3):
+                R._fgp_step(s, f, lam, False)
+            t = time.process_time()
+            for _ in range(iters):
+                R._fgp_step(s, f, lam, False)
+            step = (time.process_time() - t) / iters * 1e3
+            k = max(1, iters // 5)
+            t = time.process_time()
+            for _ in range(k):
+                R._dual_gap(s, f, lam, False)
+            gap = (time.process_time() - t) / k * 1e3
+            key = "fused" if fused else "pytorch"
+            old = best.get(key, (np.inf, np.inf))
+            best[key] = (min(old[0], step), min(old[1], gap))
+    R.FUSED = True
+    return best
+
+
+def rof_default(n: int, lam: float, ref_tol: float, cache) -> dict:
+    """``rof(g, lam)`` with and without the fused loops and scikit-image's default, times and errors."""
+    g = noisy_photo(n)
+    g32 = torch.from_numpy(g)
+    ref = reference(g32, lam, ref_tol, cache, 5000)
+    rng = float(g.max()) - float(g.min())
+
+    def err(u):
+        return float(np.abs(np.asarray(u, dtype=np.float64) - ref).max() / rng)
+
+    row = {"size": n, "lam": lam}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fused in (False, True):
+            R.FUSED = fused
+            r, secs = timed(lambda: rof(g32, lam, full_output=True))
+            row["fused" if fused else "pytorch"] = (secs, err(r.u), int(r.iterations[0]))
+    R.FUSED = True
+    u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
+    row["skimage"] = (secs, err(u))
+    return row
+
+
+def block_iteration(n: int, dtype, iters: int, rounds: int = 3) -> dict:
+    """ms per iteration of solve_subdomain on an n x n block (held duals on 8 rows and 8 columns), compiled loop and
+    PyTorch loop, the best of ``rounds`` alternating runs of ``iters`` iterations (no gap check between)."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(1, 1, n, n, generator=g, dtype=torch.float64).to(dtype)
+    p = torch.zeros(1, 1, 2, n, n, dtype=dtype)
+    free = torch.ones(n, n, dtype=torch.bool)
+    free[:8], free[:, -8:] = False, False
+    region = (slice(None), slice(None))
+    best = {}
+    for _ in range(rounds):
+        for fused in (False, True):
+            subdomain.FUSED = fused
+            t = time.process_time()
+            subdomain.solve_subdomain(f, p, 0.1, free, region, tol=1e-30, max_iter=iters, check_every=10 ** 9)
+            key = "fused" if fused else "pytorch"
+            best[key] = min(best.get(key, np.inf), (time.process_time() - t) / iters * 1e3)
+    subdomain.FUSED = True
+    return best
+
+
+STARTUP = """
+import time, resource
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c0, w0 = cpu(), time.perf_counter()
+import pdeflow
+c1, w1 = cpu(), time.perf_counter()
+import torch
+torch.set_num_threads(1)
+from pdeflow.tv import rof, subdomain
+g = torch.rand(256, 256, generator=torch.Generator().manual_seed(0))
+c2, w2 = cpu(), time.perf_counter()
+rof(g, 0.1)
+c3, w3 = cpu(), time.perf_counter()
+rof(g, 0.1)
+c4, w4 = cpu(), time.perf_counter()
+print(c1 - c0, w1 - w0, c3 - c2, w3 - w2, c4 - c3, w4 - w3)
+"""
+
+
+def startup(runs: int) -> dict:
+    """Median over ``runs`` fresh processes: import pdeflow, the first rof call (256 x 256, lam 0.1), a second."""
+    got = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        got.append([float(x) for x in out.stdout.split()])
+    med = np.median(np.array(got), 0)
+    return dict(zip(["import cpu", "import wall", "first cpu", "first wall", "second cpu", "second wall"],
+                    med.tolist()))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 2048])
+    ap.add_argument("--rof-size", type=int, default=512)
+    ap.add_argument("--lams", type=float, nargs="+", default=[0.02, 0.1, 0.3])
+    ap.add_argument("--ref-tol", type=float, default=1e-9)
+    ap.add_argument("--ref-cache", type=Path, default=None, metavar="DIR", help="keep the references here")
+    ap.add_argument("--startup-runs", type=int, default=5)
+    ap.add_argument("--tables", nargs="+", choices=["iteration", "rof", "block", "startup"],
+                    default=["iteration", "rof", "block", "startup"])
+    ap.add_argument("--smoke", action="store_true", help="one small case of each table")
+    add_output_args(ap, "fgp_kernel")
+    args = ap.parse_args(argv)
+    out = open_out(args, argv)
+    torch.set_num_threads(1)
+    if args.smoke:
+        args.sizes, args.rof_size, args.lams, args.startup_runs = [64], 48, [0.1], 1
+    result = {"per_iteration": [], "rof": [], "block": [], "startup": None}
+
+    if "iteration" in args.tables:
+        iteration_table(args, result)
+    if "rof" in args.tables:
+        rof_table(args, result)
+    if "block" in args.tables:
+        print()
+        print("| block | dtype | PyTorch loop (ms/it) | compiled loop (ms/it) | speed-up |")
+        print("|---|---|---|---|---|")
+        for n in args.sizes:
+            b = block_iteration(n, torch.float32, max(5, min(100, (1 << 22) // (n * n))))
+            result["block"].append({"size": n, **b})
+            print(f"| {n} | float32 | {b['pytorch']:.3f} | {b['fused']:.3f} | {b['pytorch'] / b['fused']:.1f}x |",
+                  flush=True)
+    if "startup" in args.tables:
+        s = startup(args.startup_runs)
+        result["startup"] = s
+        print()
+        print(f"start-up (median of {args.startup_runs} fresh processes; CPU s, wall s): import pdeflow "
+              f"{s['import cpu']:.3f}, {s['import wall']:.3f}; first rof(256x256, 0.1) {s['first cpu']:.3f}, "
+              f"{s['first wall']:.3f}; second {s['second cpu']:.3f}, {s['second wall']:.3f}")
+    (out / "fgp_kernel.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def iteration_table(args, result):
+    print("| size | dtype | PyTorch step (ms) | fused step (ms) | speed-up | PyTorch gap (ms) | fused gap (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        for dtype in (torch.float32, torch.float64):
+            iters = max(5, min(200, (1 << 24) // (n * n)))
+            b = per_iteration(n, dtype, iters)
+            (ps, pg), (fs, fg) = b["pytorch"], b["fused"]
+            result["per_iteration"].append({"size": n, "dtype": str(dtype), **b})
+            print(f"| {n} | {str(dtype)[6:]} | {ps:.3f} | {fs:.3f} | {ps / fs:.1f}x | {pg:.3f} | {fg:.3f} |",
+                  flush=True)
+
+
+def rof_table(args, result):
+    print()
+    print("| size | lam | rof default, PyTorch path | rof default, fused | speed-up | skimage default |")
+    print("|---|---|---|---|---|---|")
+    for lam in args.lams:
+        r = rof_default(args.rof_size, lam, args.ref_tol, args.ref_cache)
+        result["rof"].append(r)
+        (pt, pe, pi), (ft, fe, fi), (st, se) = r["pytorch"], r["fused"], r["skimage"]
+        print(f"| {args.rof_size} | {lam:g} | {pt:.3f} s, {pe:.1e} ({pi} it) | {ft:.3f} s, {fe:.1e} ({fi} it) | "
+              f"{pt / ft:.1f}x | {st:.3f} s, {se:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
