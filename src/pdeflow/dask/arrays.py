@@ -162,9 +162,10 @@ def warn_short(who: str, criterion, tol: float, max_sweeps: int, measure: str = 
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     warn_short("pdeflow.dask.rof", 3e-6, 1e-7, 30)
-    >>> print(str(caught[0].message).replace("; ", ";\n"))
-    pdeflow.dask.rof: stopped at max_sweeps=30 with a relative duality gap of 3e-06, short of tol=1e-07;
-    raise max_sweeps or tol
+    >>> for part in str(caught[0].message).split(", "):
+    ...     print(part)
+    pdeflow.dask.rof: stopped at max_sweeps=30 with a relative duality gap of 3e-06
+    short of tol=1e-07; raise max_sweeps or tol
     """
     import warnings
 
@@ -198,7 +199,8 @@ def warned_if_short(x, criterion, converged, who: str, tol: float, max_sweeps: i
             warn_short(who, crit, tol, max_sweeps, measure)
         return block
 
-    return da.map_blocks(task, x, criterion, converged, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
+    return da.map_blocks(task, x, criterion, converged, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype),
+                         token=who.rsplit(".", 1)[-1])
 
 
 def from_batched(x4, lead: int):

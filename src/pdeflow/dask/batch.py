@@ -36,9 +36,10 @@ from ..progress import progress_bar
 __all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client", "cluster_pays", "MAX_FILES_PER_TASK",
            "GUIDED_SHARE", "CLUSTER_START_S"]
 
-#: Wall-clock seconds a local cluster's start and stop cost a batch (worker processes started, each importing
-#: torch and pdeflow, then stopped): what its parallel work must win back (:func:`cluster_pays`). The user guide's
-#: page "Large images and many images" has the measurement and the command that repeats it.
+#: Wall-clock seconds a local cluster's start and stop cost a batch on a machine with a core for each worker
+#: (worker processes started, each importing torch and pdeflow, then stopped): what its parallel work must win
+#: back (:func:`cluster_pays`). The user guide's page "Large images and many images" has the measurement and the
+#: command that repeats it.
 CLUSTER_START_S = 8.0
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
@@ -592,7 +593,12 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
 def _here_while_cheaper(todo, overwrite: bool, record, workers: int, start_cost: float, note) -> list:
     """Run the files of ``todo`` here while the rest would not finish sooner on a cluster that has yet to start
     (:func:`cluster_pays`, the seconds a file takes estimated from those done: the first alone, then the mean of
-    the others, the first holding this process's one-time costs); return the files left for the cluster."""
+    the others, the first holding this process's one-time costs); return the files left for the cluster.
+
+    A file's seconds are the lesser of its wall and CPU time: on a loaded machine the wall time grows and the
+    cluster's start with it, which the CPU time does not count (``start_cost`` is a start's on a machine with a
+    core for each worker); a task on several threads takes more CPU than wall time, and the cluster's workers
+    have one each."""
     seconds = []
     for i, (source, target, job_task) in enumerate(todo):
         left = len(todo) - i
@@ -604,9 +610,9 @@ def _here_while_cheaper(todo, overwrite: bool, record, workers: int, start_cost:
                          f"worker processes pays for its start (about {start_cost:g} s) on the {left} left; "
                          "starting it")
                 return todo[i:]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         record(source, target, job_task(source, target, overwrite))
-        seconds.append(time.perf_counter() - t0)
+        seconds.append(min(time.perf_counter() - t0, time.process_time() - c0))
     return []
 
 

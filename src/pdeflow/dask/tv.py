@@ -322,7 +322,7 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     >>> x = np.random.default_rng(0).random((24, 24))
     >>> u = pdeflow.dask.rof(da.from_array(x, chunks=12), 0.1, tol=1e-9)
     >>> u
-    dask.array<getitem, shape=(24, 24), dtype=float64, chunksize=(12, 12), chunktype=numpy.ndarray>
+    dask.array<rof, shape=(24, 24), dtype=float64, chunksize=(12, 12), chunktype=numpy.ndarray>
     >>> ref = rof(torch.from_numpy(x), 0.1, tol=1e-12).numpy()
     >>> bool(abs(u.compute(scheduler="sync") - ref).max() < 1e-4)
     True
