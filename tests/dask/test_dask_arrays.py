@@ -17,7 +17,6 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 import dask  # noqa: E402
-
 import pdeflow.dask as pdd  # noqa: E402
 from pdeflow import codec  # noqa: E402
 from pdeflow.errors import UserInputError  # noqa: E402
@@ -212,6 +211,7 @@ def test_inpaint_volumes(client):
         assert np.abs(u - ref).max() <= 1e-6, name
 
 
+@pytest.mark.slow   # converged EED and TV references per image; make test keeps each one's single-image answer
 def test_eed_and_tv_take_each_images_own_range_in_a_batch():
     """EED's contrast and TV's eps are relative to each image's range of known values: two images of a batch with
     different ranges each get the single-array answer of their own (in this process: no cluster needed)."""
@@ -229,6 +229,7 @@ def test_eed_and_tv_take_each_images_own_range_in_a_batch():
             assert np.abs(u[i] - ref).max() <= 1e-5 * (x[i].max() - x[i].min()), (name, i)
 
 
+@pytest.mark.slow   # a 128x128 converged EED reference; make test keeps float32 EED from chunks on a 32x32 image
 def test_float32_eed_on_a_photograph_is_within_1e4_of_the_converged_answer():
     """EED filling scratches in a float32 photograph from chunks: within 1e-4 of the range of the converged float64
     single-array answer (the subdomain solves run to 4 units of float32's roundoff, EED's ``subdomain_eps``; at 16, the

@@ -14,6 +14,7 @@
 """
 import argparse
 import contextlib
+import functools
 import io
 import re
 import runpy
@@ -112,9 +113,15 @@ def _subparsers(parser):
     return {}
 
 
+@functools.cache
+def _parser():
+    """The full parser, built once for every command checked (parsing leaves it as it was)."""
+    return build_parser()
+
+
 def _parse(args):
     """(ok, message): parse with the real parser without exiting."""
-    parser = build_parser()
+    parser = _parser()
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -125,7 +132,7 @@ def _parse(args):
 
 
 def _known_subcommand(args):
-    return not args or args[0].startswith("-") or args[0] in _subparsers(build_parser())
+    return not args or args[0].startswith("-") or args[0] in _subparsers(_parser())
 
 
 SHELL_COMMANDS = [(p, words) for p in PAGES for b in _shell_blocks(p) for words in _commands(b)]
@@ -170,7 +177,7 @@ INLINE = [(p, a) for p in PAGES for a in _inline_pdeflow(p)]
 
 @pytest.mark.parametrize("path,args", INLINE, ids=lambda v: v.name if isinstance(v, Path) else " ".join(v)[:60])
 def test_inline_command_names_real_options(path, args):
-    parser = build_parser()
+    parser = _parser()
     words = list(args)
     while words and not words[0].startswith("-") and _subparsers(parser):
         choices = _subparsers(parser)
@@ -267,19 +274,16 @@ def test_guide_python_blocks_run(page, workdir):
 
 
 EXAMPLES = sorted((DOCS / "examples").glob("plot_*.py"))
-#: Examples that take about 5 CPU seconds or more here on one thread: left to `make test-all` and to
-#: `make docs`, whose gallery runs every example with the same warning filters (docs/_ext/docs_warnings.py).
-SLOW_EXAMPLES = {"plot_08_train_tvflownet_folder", "plot_09_iel_unet", "plot_11_inpaint_masks",
-                 "plot_15_batching_devices", "plot_17_cli_from_python", "plot_26_codec_eed",
-                 "plot_27_dask_large_images"}
 
 
-def test_slow_examples_exist():
-    assert SLOW_EXAMPLES <= {p.stem for p in EXAMPLES}
+def test_examples_found():
+    assert len(EXAMPLES) >= 20
 
 
-@pytest.mark.parametrize("example", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_EXAMPLES else p
-                                     for p in EXAMPLES], ids=lambda p: p.stem)
+# slow: `make docs` runs every example too, with the same warning filters (docs/_ext/docs_warnings.py), so in the
+# fast tier this would be a second run of the gallery; the slow tier adds the colour-map check below
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_gallery_example_runs(example, monkeypatch):
     """As sphinx-gallery runs it: as __main__, from docs/examples, warnings as errors; then its figures'
     signed maps (a diverging colormap) are centred on zero and have a colour bar."""
