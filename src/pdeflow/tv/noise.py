@@ -12,11 +12,12 @@ against the clean image, for white Gaussian noise of standard deviation ``sigma`
 
 its divergence ``div(u)`` (the trace of ``du/df``) by one Monte-Carlo finite difference (Ramani, Blu and
 Unser, "Monte-Carlo SURE: a black-box optimization of regularization parameters for general denoising
-algorithms", IEEE Trans. Image Process. 17(9), 2008): ``<b, u(f + eps b) - u(f)> / eps`` for one standard
-normal ``b``, the perturbed solve warm started from the unperturbed one's dual field. Not the discrepancy
+algorithms", IEEE Trans. Image Process. 17(9), 2008): ``<b, u(f + eps b) - u(f)> / eps`` for one
+random ``b`` of signs +-1, the perturbed solve warm started from the unperturbed one's dual field. Not the discrepancy
 principle (``||u - f||^2 = n sigma^2``): on photographs the residual of the best ``lam`` is 0.3 to 1 times
 ``sigma`` depending on the texture, and near ``sigma`` the residual barely grows with ``lam``, so a residual
-target misses the best ``lam`` by factors (results page "Choosing lambda").
+target misses the best ``lam`` by factors (results page "Speed and accuracy of the solvers", section
+"Choosing lambda").
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def _estimate(x: torch.Tensor, nd: int) -> torch.Tensor:
 
 #: The first three candidates are ``lam = sigma * m`` for these ``m``, one step of :data:`STEP` apart; the search
 #: walks on in steps of :data:`STEP` until a candidate is below both neighbours (at most :data:`MAX_CANDIDATES`).
-#: The best ``lam / sigma`` is 0.2 to 1.2 on photographs (results page "Choosing lambda").
+#: The best ``lam / sigma`` is 0.2 to 1.2 on photographs (results page "Speed and accuracy of the solvers").
 START = (0.35, 0.56, 0.9)
 STEP = 1.6
 MAX_CANDIDATES = 9
@@ -131,7 +132,7 @@ def sure_lam(f: torch.Tensor, sigma: torch.Tensor, solve: Callable, *, seed: int
         ``solve(f, lam, p0) -> (u, p)``: the ROF solution and its dual field for a ``(B,)`` tensor ``lam``,
         warm started from ``p0`` (or None).
     seed : int
-        Seed of the finite difference's direction ``b`` (the choice is deterministic).
+        Seed of the finite difference's direction ``b``, random signs (the choice is deterministic).
 
     Returns
     -------
@@ -159,8 +160,10 @@ def sure_lam(f: torch.Tensor, sigma: torch.Tensor, solve: Callable, *, seed: int
     B = f.shape[0]
     sig = sigma.double().reshape(B)
     n = f[0].numel()
+    # Rademacher signs (Hutchinson's trace estimate: lower variance than a normal b), from integer draws: never
+    # the same numbers as noise drawn with torch.randn from the same seed, which would make b the noise itself
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    b = torch.randn(f.shape, generator=gen, dtype=torch.float64).to(device=f.device, dtype=f.dtype)
+    b = (2 * torch.randint(0, 2, f.shape, generator=gen) - 1).to(device=f.device, dtype=f.dtype)
     eps = (EPS * sig).to(f.dtype).reshape((B,) + (1,) * (f.dim() - 1))
     f64 = f.double()
     tried: list[list[tuple[float, float]]] = [[] for _ in range(B)]   # (log m, SURE / sigma^2) per image

@@ -172,8 +172,8 @@ def rof(
         estimate of the mean squared error with the noise level from
         :func:`~pdeflow.tv.noise.estimate_sigma` (see :mod:`pdeflow.tv.noise` for the rule and why
         not the discrepancy principle); ``full_output`` returns the chosen weights in ``lam``. It costs
-        a few solves more than a given ``lam`` (the results page "Choosing lambda"), and is treated as
-        a constant by derivatives.
+        several solves more than a given ``lam`` (the results page "Speed and accuracy of the
+        solvers"), and is treated as a constant by derivatives.
     method : {"fgp", "pdhg", "chambolle", "admm"}
         ``"fgp"``: fast gradient projection on the dual with adaptive restart
         (default, fastest here); ``"pdhg"``: Chambolle-Pock with the
