@@ -6,12 +6,12 @@ the last slice/row/column; ``div`` the exact negative adjoint) with the grid's `
 A field over the grid has the components on the axis after ``C``: ``(B, C, K, *spatial)`` with
 ``K`` the number of spatial axes, component ``k`` the derivative along spatial axis ``k``.
 
-The 2-D unit grid keeps its own fused kernels in :mod:`pdeflow.tv.rof`; :class:`Grid` is the path of
-every other grid.  Its ``*_into`` kernels are the iterative solvers' inner loop: fields kept with zero
-*unused* entries (component ``k`` in the last slab along axis ``k``, the entries ``div`` never reads),
-each volume taken as a flat vector in which the neighbour along axis ``k`` is ``stride_k`` entries on,
-so that ``div`` and ``grad`` are a few contiguous in-place operations on preallocated buffers (the
-wrap-around terms read the zero unused entries).  On large volumes the allocating ``grad``/``div``
+The 2-D unit grid keeps its own fused kernels in :mod:`pdeflow.tv._rof_methods` (FGP on the CPU in compiled
+loops); :class:`Grid` is the path of every other grid.  Its ``*_into`` kernels are the iterative solvers'
+inner loop: fields kept with zero *unused* entries (component ``k`` in the last slab along axis ``k``, the
+entries ``div`` never reads), each volume taken as a flat vector in which the neighbour along axis ``k`` is
+``stride_k`` entries on, so that ``div`` and ``grad`` are a few contiguous in-place operations on preallocated
+buffers (the wrap-around terms read the zero unused entries).  On large volumes the allocating ``grad``/``div``
 composition spends most of its time in fresh memory (page faults), several times this.
 """
 from __future__ import annotations
