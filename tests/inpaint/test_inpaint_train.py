@@ -182,6 +182,7 @@ def test_a_killed_run_resumes_bit_identically(photos, wgan_run, tmp_path, monkey
         train(dataclasses.replace(cfg, lr=1e-3), tmp_path / "mask" / "resumed", quiet=True)
 
 
+@pytest.mark.slow   # 40 training steps to see learning; make test trains both stages a few steps (wgan_run and after)
 def test_losses_fall_on_a_small_problem(photos, tmp_path):
     """A few dozen steps at a higher learning rate: the inpainting MAE must drop, in training and validation."""
     cfg = tiny(photos, steps=40, lr=2e-3, width=0.1, batch_size=4, val_every=20, deterministic=False)

@@ -595,7 +595,8 @@ torch.save(built[0].state_dict(), os.path.join(sys.argv[1], "..", "rank" + os.en
 """
 
 
-def test_ddp_two_cpu_processes(tmp_path):
+@pytest.mark.slow   # three processes (torchrun, two ranks); make test keeps the toolkit's two-process run
+def test_ddp_two_cpu_processes(tmp_path):   # (tests/training/test_training.py::test_ddp_two_cpu_processes)
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
