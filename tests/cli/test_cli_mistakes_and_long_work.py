@@ -175,10 +175,30 @@ def test_a_flow_shows_a_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
 
 
 def test_a_long_flow_writes_progress_lines_in_a_log(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli_flow, "LONG_FLOW_STEPS", 10)             # FLOW's 13 steps count as long
-    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
-    err = capsys.readouterr().err.splitlines()
+    monkeypatch.setattr(cli_flow, "LONG_FLOW_WORK", 1000)             # FLOW's 14 steps of 256 values count as long
+    assert main([*FLOW, "--dt", "0.0016", "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    err = err.splitlines()
     assert err[-1].startswith("TV flow: 100% (") and "ETA" in err[-1], err
+    # before the bar's first 10 %: the first step's time and the estimate of the whole flow from it
+    assert err[0].startswith("TV flow: the first of 14 implicit steps took ") and " in all" in err[0], err
+    assert "steps: 14 implicit steps (dt 0.0016)" in out, out  # 12 on the grid, 2 partial
+
+
+def test_a_flow_says_its_steps_and_the_accuracy_they_buy(tmp_path, capsys):
+    from pdeflow.datasets import builtin_image
+    from pdeflow.tv.flow import flow_steps
+
+    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("steps: ")]
+    u0 = builtin_image("skimage/camera")                     # FLOW's image: the centre 16 x 16 crop
+    c0, c1 = u0.shape[-2] // 2 - 8, u0.shape[-1] // 2 - 8
+    crop = u0[..., c0:c0 + 16, c1:c1 + 16]
+    plan = flow_steps([0.01, 0.02], data_range=float(crop.max() - crop.min()))
+    assert lines == [f"steps: {plan.describe()}"], lines
+    # the default: 8e-3 of the range in all, half certified for the solver
+    assert plan.accuracy <= 8e-3 * (1 + 1e-12) and plan.solver_accuracy == 4e-3, plan
+    assert "estimated" in lines[0] and "certified" in lines[0], lines
 
 
 def test_a_short_flow_keeps_a_log_quiet(tmp_path, capsys):
@@ -197,7 +217,7 @@ def test_a_terminal_of_unknown_width_gets_progress_lines(capsys, monkeypatch):
 def test_a_long_flow_gets_a_hint_naming_dt(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli_flow, "LONG_FLOW_STEPS", 10)             # FLOW's 13 steps count as long
     monkeypatch.setattr(cli_flow, "_HINT_STEPS", 4)
-    assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
+    assert main([*FLOW, "--dt", "0.0016", "--out", str(tmp_path / "out")]) == 0
     hints = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert hints == ["note: t = 0.02 with --dt 0.0016 is about 13 implicit steps (one ROF solve each) on this "
                      "16x16 image; a larger --dt takes fewer, coarser in time (--dt 0.005: 4 steps)"]

@@ -27,8 +27,8 @@ import torch
 
 from .. import viz
 from ..errors import UserInputError
-from ..tv import ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
-from ..tv.flow import check_times
+from ..tv import FLOW_ACCURACY, ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
+from ..tv.flow import STEP_ACCURACY, check_times, default_accuracy, flow_steps
 from ..tvflownet.symmetry import DihedralMean
 from ._arguments import (
     accuracy,
@@ -76,9 +76,13 @@ def _band_display(b: torch.Tensor, q: float = 1.0) -> torch.Tensor:
 _VOLUME_BAND_NOTE = "bands shown as 0.5 + b / (2 m), m the 99.5 % quantile of |b| of each, clipped (grey = 0)"
 
 
-#: A flow of at least this many implicit steps (its largest time / --dt, one ROF solve each) gets a hint that
-#: names --dt before it starts, and progress lines in a log (a terminal shows a bar for every flow).
+#: A flow given a --dt of at least this many implicit steps (its largest time / --dt, one ROF solve each) gets a
+#: hint that names --dt before it starts.
 LONG_FLOW_STEPS = 1000
+#: A flow of at least this much work (implicit steps times values of the image: the README's 8 steps of a
+#: 512 x 512 grey photograph, tens of seconds) reports its progress in a log too, with its time estimate after
+#: the first step (a terminal shows a bar for every flow).
+LONG_FLOW_WORK = 2_000_000
 #: The step count of the --dt that the hint suggests.
 _HINT_STEPS = 200
 
@@ -87,10 +91,26 @@ def _implicit_steps(t_max: float, dt: float) -> int:
     return math.ceil(t_max / dt - 1e-9)     # tv_flow's steps: full steps of dt, and a partial one to t_max
 
 
-def _progress(steps: int) -> bool:
-    """Whether a flow of ``steps`` implicit steps reports progress: on a terminal always (a bar, gone when
-    done), in a log only when the flow is long (short ones would fill it with lines)."""
-    return steps >= LONG_FLOW_STEPS or sys.stderr.isatty()
+def _progress(steps: int, values: int) -> bool:
+    """Whether a flow of ``steps`` implicit steps of an image of ``values`` values reports progress: on a
+    terminal always (a bar, gone when done), in a log only when the flow is long (short ones would fill it
+    with lines)."""
+    return steps * values >= LONG_FLOW_WORK or sys.stderr.isatty()
+
+
+def _steps_line(x: torch.Tensor, times, args, spacing=None):
+    """Print the implicit steps a flow of ``x`` (scaled) to ``times`` takes and the accuracy they buy (one line,
+    before it starts); returns them (:class:`pdeflow.tv.flow.FlowSteps`)."""
+    rng = float(x.max() - x.min())
+    plan = flow_steps(times, dt=args.dt, accuracy=args.accuracy, tol=args.tol, data_range=rng if rng > 0 else 1.0,
+                      spacing=min(spacing) if spacing is not None else 1.0)
+    print(f"steps: {plan.describe()}", flush=True)
+    return plan
+
+
+def _solver_words(plan, args) -> str:
+    """The steps and the solver of a flow, for its timing line and figure."""
+    return f"{plan.n_steps} steps, dt={plan.dt:.3g}, {stopping_rule(args)}, solver={args.solver}"
 
 
 def _long_flow_hint(t_max: float, dt: float, shape) -> None:
@@ -110,21 +130,26 @@ def _run_flow_api(u0, args, times, spacing=None):
     x = (u0 * args.scale).to(args.device)
     if not bool(torch.isfinite(x).all()):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
-    _long_flow_hint(max(times), args.dt, u0.shape[-3:] if spacing is not None and len(spacing) == 3 else u0.shape[-2:])
+    if args.dt is not None:
+        _long_flow_hint(max(times), args.dt,
+                        u0.shape[-3:] if spacing is not None and len(spacing) == 3 else u0.shape[-2:])
+    plan = _steps_line(x, times, args, spacing)
     t0 = time.perf_counter()
     u = tv_flow(x, times, dt=args.dt, tol=args.tol, accuracy=args.accuracy, solver=args.solver, compile=args.compile,
-                progress=_progress(_implicit_steps(max(times), args.dt)), spacing=spacing)
-    return u.cpu(), time.perf_counter() - t0
+                progress=_progress(plan.n_steps, x.numel()), spacing=spacing)
+    return u.cpu(), time.perf_counter() - t0, plan
 
 
 def _run_spectral_api(u0, args, dt, steps, spacing=None):
     x = (u0 * args.scale).to(args.device)
     if not bool(torch.isfinite(x).all()):
         raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
+    n = _steps_line(x, [k * dt for k in range(steps + 2)], argparse.Namespace(**{**vars(args), "dt": dt}),
+                    spacing).n_steps
     t0 = time.perf_counter()
     s = spectral_tv(x, dt=dt, n_steps=steps, tol=args.tol, accuracy=args.accuracy, solver=args.solver,
                     compile=args.compile,
-                    progress=_progress(steps), spacing=spacing)
+                    progress=_progress(n, x.numel()), spacing=spacing)
     return s, time.perf_counter() - t0
 
 
@@ -200,13 +225,27 @@ def _add_input_args(p: argparse.ArgumentParser):
     return g
 
 
-def _add_solver_args(p: argparse.ArgumentParser, dt: float) -> None:
+def _add_solver_args(p: argparse.ArgumentParser, dt: float | None) -> None:
     g = p.add_argument_group("solver")
-    g.add_argument("--dt", type=positive_float, default=dt, help=f"implicit time step (default {dt:g})")
-    acc = _FLOW_DEFAULTS["accuracy"]
-    g.add_argument("--accuracy", type=accuracy, default=acc,
-                   help=f"stop each implicit step so that the RMS error of every result against the exact implicit "
-                        f"scheme is certified to be at most this fraction of the image's range (default {acc:g})")
+    acc = FLOW_ACCURACY
+    if dt is None:
+        g.add_argument("--dt", type=positive_float, default=None,
+                       help="implicit time step: every step of this size on the grid k*dt (a time off it: a "
+                            "partial step), and --accuracy for the solver alone (default: the fewest equal steps "
+                            "landing on each time that keep the estimated RMS error of the time stepping to half "
+                            "of --accuracy; the line 'steps:' says how many, their dt and the error they buy)")
+        g.add_argument("--accuracy", type=accuracy, default=None,
+                       help=f"the RMS error of every result against the exact TV flow, as a fraction of the image's "
+                            f"range: half for the time steps (estimated by a rule measured on photographs), half "
+                            f"for the solver of each step (certified) (default {STEP_ACCURACY:g}, about two 8-bit "
+                            f"step); with --dt, the solver's alone, against the exact implicit steps (default "
+                            f"{acc:g})")
+    else:
+        g.add_argument("--dt", type=positive_float, default=dt, help=f"implicit time step (default {dt:g})")
+        g.add_argument("--accuracy", type=accuracy, default=acc,
+                       help=f"stop each implicit step so that the RMS error of every result against the exact "
+                            f"implicit scheme is certified to be at most this fraction of the image's range "
+                            f"(default {acc:g})")
     g.add_argument("--tol", type=positive_float, default=None,
                    help="relative duality gap of each implicit step instead of --accuracy (1e-6: exact)")
     g.add_argument("--solver", choices=ROF_METHODS, default="fgp", help="ROF solver of each step (default fgp)")
@@ -269,6 +308,7 @@ def _check_flow(args) -> None:
     except UserInputError as e:
         args.parser.error(f"argument --times: {e}")
     args.times = sorted(set(times))
+    args.accuracy = default_accuracy(args.accuracy, args.dt)
     args.times_repeated = sorted({t for t in times if times.count(t) > 1})
     if args.model is not None and args.method == "reference":
         args.parser.error("argument --model: only used with --method net or both")
@@ -369,11 +409,11 @@ def _run_flow(args) -> int:
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
     labels = time_labels(args.times)
-    solver = f"dt={args.dt:g}, {stopping_rule(args)}, solver={args.solver}"
     stacks, params = {}, []
     with out:
         if args.method in ("reference", "both"):
-            stack, secs = _run_flow_api(u0, args, args.times, args.spacing)
+            stack, secs, plan = _run_flow_api(u0, args, args.times, args.spacing)
+            solver = _solver_words(plan, args)
             print(f"TV flow to t = {', '.join(labels)} (reference, {solver}): {secs:.2f} s")
             stacks["reference"] = stack
             params.append(f"reference: {solver}, {secs:.2f} s")
@@ -420,9 +460,9 @@ def _run_flow_volume(args) -> int:
     print(_volume_scale_note(args.scale))
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
-    solver = f"dt={args.dt:g}, {stopping_rule(args)}, solver={args.solver}"
     with out:
-        stack, secs = _run_flow_api(vin.data, args, args.times, vin.spacing)     # (T, D, H, W), scaled
+        stack, secs, plan = _run_flow_api(vin.data, args, args.times, vin.spacing)     # (T, D, H, W), scaled
+        solver = _solver_words(plan, args)
         print(f"TV flow (3-D) to t = {', '.join(labels)} ({solver}): {secs:.2f} s")
         for lab, u in zip(labels, stack):
             out.volume(f"u_t{lab}{sfx}", vin.in_units(u / args.scale).float(), vin.spacing)
@@ -588,7 +628,7 @@ def _run_spectral_volume(args) -> int:
 # ---------------------------------------------------------------------------
 
 DEMO = dict(image="skimage/camera", size=256, times=[0.05, 0.2, 1.0], flow_dt=0.05,
-            spec_dt=0.05, steps=40, tol=1e-4, accuracy=_FLOW_DEFAULTS["accuracy"], solver="fgp", scale=1.0)
+            spec_dt=0.05, steps=40, tol=1e-4, accuracy=FLOW_ACCURACY, solver="fgp", scale=1.0)
 
 
 def _register_demo(sub) -> None:
@@ -627,7 +667,7 @@ def _run_demo(args) -> int:
     spec_params = f"dt={d['spec_dt']:g}, N={d['steps']}, {stopping_rule(ns)}, solver={d['solver']}"
     with out:
         out.image("input.png", u0)
-        stack, secs_f = _run_flow_api(u0, ns, d["times"])
+        stack, secs_f, _ = _run_flow_api(u0, ns, d["times"])
         print(f"TV flow to t = {', '.join(time_labels(d['times']))} ({flow_params}): {secs_f:.2f} s")
         for name, u in zip(flow_names, stack):
             out.image(name, _to_display(u, d["scale"]))

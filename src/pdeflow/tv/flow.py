@@ -24,7 +24,10 @@ References
 from __future__ import annotations
 
 import math
+import sys
+import time
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -35,13 +38,15 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
-from ._accuracy import check_accuracy, gap_targets
+from ._accuracy import check_accuracy, data_range, gap_targets
 from ._checks import ConvergenceWarning, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
 from .rof import FLOW_ACCURACY, ND_METHODS, ROF_METHODS, solve, solve_auto
 
-__all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "FLOW_TOL", "check_times", "flow_result"]
+__all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "FLOW_TOL", "TIME_ERROR", "TIME_SHARE", "STEP_ACCURACY",
+           "FlowSteps", "flow_steps", "default_accuracy",
+           "check_times", "flow_result"]
 
 FLOW_METHODS = ("implicit", "explicit", "lagged")
 FLOW_SCHEMES = ("euler", "bdf2")
@@ -51,6 +56,19 @@ ALONE_ELEMENTS = 65536
 #: The relative duality gap of each implicit step where ``tol`` is not given and a derivative is asked for
 #: (the implicit derivative reads which pixels are flat), and the relative CG residual of ``"lagged"``.
 FLOW_TOL = 3e-6
+#: The step rule of a call without ``dt`` (:func:`flow_steps`): implicit Euler's RMS error at a time ``t``,
+#: as a fraction of the image's range ``R``, is about ``TIME_ERROR * h / sqrt(t * R)`` for steps of ``h`` up to
+#: ``t`` (the errors of earlier steps fade as the flow goes on; one-homogeneity makes the form scale free),
+#: measured on photographs against a fine-step reference (results page "Speed and accuracy of the solvers",
+#: "The TV flow's steps").
+TIME_ERROR = 0.013
+#: The share of ``accuracy`` a call without ``dt`` gives its time steps; the solver's certificate gets the rest.
+TIME_SHARE = 0.5
+#: Default ``accuracy`` of a call without ``dt``: the estimated RMS error of every frame against the exact flow
+#: (time steps and solver), about two 8-bit steps; a call with ``dt`` defaults to ``FLOW_ACCURACY`` (the solver
+#: alone).  Set so that the README's flow of a 512 x 512 photograph takes seconds, not minutes (results page
+#: "Speed and accuracy of the solvers", "The TV flow's steps").
+STEP_ACCURACY = 8e-3
 
 
 def check_times(times) -> list[float]:
@@ -86,15 +104,162 @@ def _step_schedule(times: list[float], dt: float) -> list[tuple[int, float]]:
     return out
 
 
+@dataclass(frozen=True)
+class FlowSteps:
+    """The implicit steps of a TV flow and the accuracy they buy (:func:`flow_steps`).
+
+    Attributes
+    ----------
+    times : tuple of float
+        The requested times.
+    steps : tuple of tuple of float
+        For each requested time, the sizes of the steps the trajectory takes from the previous time (from 0 for
+        the first); with an explicit ``dt`` a time off the grid ``k dt`` ends in a partial step that does not
+        advance the trajectory, which is not listed here but counted in ``n_steps``.
+    n_steps : int
+        The number of implicit steps (ROF solves) of the flow.
+    dt : float
+        The largest step.
+    time_error : float
+        The estimated root-mean-square error of the time stepping at the requested times, against the exact
+        flow, as a fraction of the image's range ``R``: the largest over the times ``t`` of ``TIME_ERROR * h /
+        sqrt(t R)``, ``h`` the step that reaches ``t`` (a rule measured on photographs, not a certificate).
+    solver_accuracy : float or None
+        The certified RMS error of the solver at every requested time, against the exact implicit steps, as a
+        fraction of the range (``None``: the solver stops at a relative gap ``tol`` instead).
+    accuracy : float or None
+        ``time_error + solver_accuracy``: the estimated RMS error at the requested times against the exact
+        flow, as a fraction of the range (``None`` where ``solver_accuracy`` is).
+
+    Examples
+    --------
+    >>> from pdeflow.tv.flow import flow_steps
+    >>> s = flow_steps([0.1, 0.5, 2.0])
+    >>> s.n_steps, s.dt
+    (20, 0.1)
+    """
+
+    times: tuple
+    steps: tuple
+    n_steps: int
+    dt: float
+    time_error: float
+    solver_accuracy: float | None
+    accuracy: float | None
+
+    def describe(self) -> str:
+        """The steps and what they buy, in one line (what ``pdeflow flow`` prints)."""
+        sizes = {round(h, 12) for hs in self.steps for h in hs}
+        dt = f"dt {self.dt:.3g}" if len(sizes) <= 1 else f"dt up to {self.dt:.3g}"
+        solver = ("solver: a relative gap tol per step" if self.solver_accuracy is None
+                  else f"solver {self.solver_accuracy:.2g} certified")
+        total = "" if self.accuracy is None else f"RMS error about {self.accuracy:.2g} of the range ("
+        return (f"{self.n_steps} implicit steps ({dt}); {total}time steps {self.time_error:.2g} estimated, "
+                f"{solver}{')' if total else ''}")
+
+
+def default_accuracy(accuracy: float | None, dt: float | None) -> float:
+    """``accuracy`` as :func:`tv_flow` takes it: a number in (0, 1) as given; None, the default of a call without
+    ``dt`` (``STEP_ACCURACY``, time steps and solver) or with one (``FLOW_ACCURACY``, the solver's).
+
+    Examples
+    --------
+    >>> from pdeflow.tv.flow import default_accuracy
+    >>> default_accuracy(None, None), default_accuracy(None, 0.01), default_accuracy(2e-3, None)
+    (0.008, 0.001, 0.002)
+    """
+    if accuracy is None:
+        return STEP_ACCURACY if dt is None else FLOW_ACCURACY
+    return check_accuracy(accuracy)
+
+
+def flow_steps(times, *, dt: float | None = None, accuracy: float | None = None, data_range: float = 1.0,
+               spacing: float = 1.0, tol: float | None = None) -> FlowSteps:
+    """The implicit steps :func:`tv_flow` takes to ``times``, and the accuracy they buy.
+
+    Parameters
+    ----------
+    times : sequence of float
+        Non-decreasing, ``>= 0`` (as :func:`tv_flow` takes them).
+    dt : float, optional
+        An explicit step, as :func:`tv_flow`'s ``dt``.  Default None: the steps from ``accuracy``.
+    accuracy : float, optional
+        As :func:`tv_flow`'s: without ``dt``, the RMS error at the requested times to aim for, as a fraction of
+        the range (default ``STEP_ACCURACY``, 8e-3); ``TIME_SHARE`` of it goes to the time steps (estimated)
+        and the rest to the solver (certified).  With ``dt``: the solver's alone (default ``FLOW_ACCURACY``,
+        1e-3).
+    data_range : float
+        ``max - min`` of the image (of the batch's image of smallest positive range), ``> 0``.
+    spacing : float
+        The smallest grid spacing (time is a length; the steps scale with it).
+    tol : float, optional
+        :func:`tv_flow`'s ``tol``: the solver then stops at a relative gap and certifies no accuracy.
+
+    Returns
+    -------
+    FlowSteps
+
+    Notes
+    -----
+    Without ``dt`` the steps land on the requested times: each interval between successive times ``s < t``
+    (from 0) is cut into the fewest equal steps of at most ``h = TIME_SHARE * accuracy * sqrt(t R) /
+    TIME_ERROR``, ``R = data_range * spacing``: longer steps later, where the flow is smoother and the errors
+    of earlier steps have faded.  The rule rests on implicit Euler's error being about proportional to the
+    step in the RMS norm (the flow is only Lipschitz in time: regions merge and split at events inside
+    steps) and on the constant ``TIME_ERROR`` measured on photographs against a fine-step reference (results
+    page "Speed and accuracy of the solvers", "The TV flow's steps"); it is an estimate, not a certificate.
+    Where the flow is linear in time (an eigenfunction such as a disk, until it meets its background), any
+    step that lands on the requested times is exact.
+
+    Examples
+    --------
+    >>> from pdeflow.tv.flow import flow_steps
+    >>> flow_steps([0.1, 0.5, 2.0]).steps[1]
+    (0.1, 0.1, 0.1, 0.1)
+    >>> flow_steps([0.5], dt=0.2).n_steps         # two steps of 0.2, and a partial one of 0.1
+    3
+    """
+    times = check_times(times)
+    accuracy = default_accuracy(accuracy, dt)
+    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
+        raise UserInputError(f"data_range must be a finite number > 0, got {data_range!r}")
+    scale = float(data_range) * float(spacing)
+
+    def rate(t):        # the estimated relative RMS error at time t per unit of the last interval's step
+        return TIME_ERROR / math.sqrt(t * scale)
+
+    steps, prev, time_error = [], 0.0, 0.0
+    if dt is not None:
+        schedule = _step_schedule(times, dt)
+        k = 0
+        for (n_full, _), t in zip(schedule, times):
+            steps.append((float(dt),) * (n_full - k))
+            k = n_full
+            time_error = max(time_error, rate(t) * dt if t > 0 else 0.0)
+        n_steps = schedule[-1][0] + sum(1 for _, r in schedule if r > 0)
+        solver = None if tol is not None else accuracy
+    else:
+        for t in times:
+            m = math.ceil(rate(t) * (t - prev) / (TIME_SHARE * accuracy) - 1e-9) if t > prev else 0
+            steps.append(((t - prev) / m,) * m if m else ())
+            time_error = max(time_error, rate(t) * (t - prev) / m if m else 0.0)
+            prev = t
+        n_steps = sum(len(s) for s in steps)
+        solver = None if tol is not None else (1 - TIME_SHARE) * accuracy
+    h = float(dt) if dt is not None else max((x for s in steps for x in s), default=0.0)
+    return FlowSteps(times=tuple(times), steps=tuple(steps), n_steps=n_steps, dt=h, time_error=time_error,
+                     solver_accuracy=solver, accuracy=None if solver is None else time_error + solver)
+
+
 @ops.follows_layout_rule("u0")
 @auto_threads
 def tv_flow(
     u0: torch.Tensor,
     times: Sequence[float] | torch.Tensor,
     *,
-    dt: float = 0.0016,
+    dt: float | None = None,
     tol: float | None = None,
-    accuracy: float = FLOW_ACCURACY,
+    accuracy: float | None = None,
     method: str = "implicit",
     scheme: str = "euler",
     solver: str = "fgp",
@@ -125,16 +290,20 @@ def tv_flow(
         the grid ``k*dt`` is reached by a final partial step of exactly the
         remainder from the last grid point (no interpolation); the trajectory
         itself stays on the grid.
-    dt : float
-        Time step, ``> 0``, in PDE time (unit pixel spacing).  The error is first
+    dt : float, optional
+        Default None: the steps are chosen from ``accuracy`` and land on the requested times (each interval
+        between successive times cut into equal steps, longer ones later; :func:`flow_steps` gives them and
+        the accuracy they buy without running the flow, ``progress=True`` reports the time after the first).
+        A float ``> 0`` (PDE time, unit pixel spacing): every step of this size on the grid ``k*dt``, as
+        before (the default was 0.0016).  The error is first
         order in ``dt`` in the max norm for either scheme (the flow is only
         Lipschitz in time: pixel-sized regions merge and split at events inside
         steps, all the time and all over an image): about ``0.5 * dt``
         (intensity units) at ``t = 1`` on natural images in [0, 5], so about
-        9e-4 with the defaults (README, "Accuracy and speed of the reference").
-        Uniform steps are the right ones: the error is made at every step and
-        carried on, so graded steps do not help (see the results page "Speed and
-        accuracy of the solvers").
+        9e-4 at ``dt=0.0016`` (README, "Accuracy and speed of the reference").
+        In the RMS norm it is smaller and fades with time: about
+        ``TIME_ERROR * dt / sqrt(t R)`` of the range ``R`` (results page "Speed
+        and accuracy of the solvers", "The TV flow's steps").
     tol : float, optional
         Relative duality gap of each implicit step (see :func:`~pdeflow.tv.rof`);
         for ``"lagged"`` the relative CG residual (default there 3e-6).  Default
@@ -142,19 +311,25 @@ def tv_flow(
         ``u0`` requiring grad, at 3e-6.  An inexact step lags behind
         its warm start (the previous step's flux), and that error adds to the
         time step's and grows as ``dt`` shrinks (more steps, each solved to a
-        gap relative to a smaller objective): 3e-6 costs no accuracy at the
-        default ``dt`` (5e-6 costs up to 2e-4, 1e-5 up to 7e-4); 1e-5 suffices
+        gap relative to a smaller objective): 3e-6 costs no accuracy at
+        ``dt=0.0016`` (5e-6 costs up to 2e-4, 1e-5 up to 7e-4); 1e-5 suffices
         for ``dt >= 0.005``.  About ``2e-3 * dt`` for images in [0, 5].
-    accuracy : float
-        Used when ``tol`` is None (the default), for ``method="implicit"``: the
-        certified root-mean-square error of ``u`` at every requested time
-        against the exact implicit scheme with these steps, as a fraction of
-        the range of ``u0`` (default 1e-3).  Each of the ``n`` steps is solved
+    accuracy : float, optional
+        The root-mean-square error of ``u`` at every requested time, as a
+        fraction of the range of ``u0``.  Without ``dt``: against the exact TV
+        flow (default ``STEP_ACCURACY``, 8e-3, about two 8-bit steps; it was
+        1e-3 of the solver alone when ``dt`` had a default); ``TIME_SHARE``
+        (half) of it goes to the time steps (estimated by the rule
+        ``TIME_ERROR``, measured on photographs, not certified) and the rest
+        to the solver (certified, as below).  With ``dt``, used when ``tol`` is
+        None, for ``method="implicit"``: the certified error against the exact
+        implicit scheme with these steps alone (default ``FLOW_ACCURACY``,
+        1e-3).  Each of the ``n`` steps is solved
         to a duality gap that certifies an RMS error of ``accuracy / n`` times
-        the range (:func:`~pdeflow.tv.rof`'s rule): an implicit step is a
+        the range (:func:`~pdeflow.tv.rof`'s rule; without ``dt``, the solver's
+        share over ``n``): an implicit step is a
         proximal map, which is non-expansive, so the errors of the steps add up
-        at most.  This is the solver's error only; the time step's own error
-        (see ``dt``) comes on top.
+        at most.
     method : {"implicit", "explicit", "lagged"}
         ``"implicit"`` is the reference; the others regularise with ``eps``.
     scheme : {"euler", "bdf2"}
@@ -189,7 +364,9 @@ def tv_flow(
         Also return the flux ``p`` with ``u_t = div(p)`` and ``|p| <= 1``
         (implicit) at each time.
     progress : bool
-        Show a progress bar over the time steps.
+        Show a progress bar over the time steps and, in a flow of more than 10,
+        one line after the first step with the time it took and the estimate of
+        the whole flow from it.
     compile : bool
         Run the FGP iterations of the implicit steps (``solver="fgp"``) as
         kernels compiled by ``torch.compile`` (see :func:`~pdeflow.tv.rof`): the
@@ -256,8 +433,9 @@ def tv_flow(
     u0 = ops.check_image(u0, "u0", ndim=grid.ndim)
     in_dtype = u0.dtype
     u0 = u0.to(working_dtype(in_dtype, precision))   # computed in the working dtype (differentiably)
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
+    if dt is not None and not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt)
+                               and dt > 0):
+        raise UserInputError(f"dt must be None (steps from accuracy) or a finite number > 0, got {dt!r}")
     if method not in FLOW_METHODS:
         raise UserInputError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     if scheme not in FLOW_SCHEMES:
@@ -285,15 +463,22 @@ def tv_flow(
     if need_grad and method == "lagged":
         raise UserInputError("method='lagged' is not differentiable (its CG solve is not); use 'implicit' "
                              "(implicit differentiation) or 'explicit'")
-    accuracy = check_accuracy(accuracy)
+    accuracy = default_accuracy(accuracy, dt)
     if tol is None and (need_grad or method != "implicit"):
         tol = FLOW_TOL
     if method == "implicit" and tol is not None:
         check_tol(tol, torch.float64 if precision == "auto" else u0.dtype, "tv_flow")
-    schedule = _step_schedule(times_f, dt)
-
     x = u0.reshape((1,) * (grid.ndim + 2 - u0.dim()) + tuple(u0.shape))
     B = x.shape[0]
+    plan = flow_steps(times_f, dt=dt, accuracy=accuracy, data_range=_smallest_range(x), spacing=min(grid.spacing),
+                      tol=tol)
+    if dt is None:
+        schedule = [(sizes, 0.0, t) for sizes, t in zip(plan.steps, times_f)]
+        if method == "implicit" and tol is None:
+            accuracy = plan.solver_accuracy        # the solver's share; the time steps take the rest
+        dt = next((h for hs in plan.steps for h in hs), plan.dt) or 1.0    # u_t at t = 0: a first step
+    else:
+        schedule = [(sizes, r, n * dt) for sizes, (n, r) in zip(plan.steps, _step_schedule(times_f, dt))]
     step = _STEPPERS[method]
     stats = {"steps": 0, "short": 0, "gap": 0.0, "at_max_iter": 0}
     opts = dict(tol=tol, solver=solver, max_iter=max_iter, check_every=check_every, eps=eps,
@@ -305,8 +490,9 @@ def tv_flow(
     # copied out of the working batch around) the others' stopping tests at every step.
     per_chunk = 1 if x[0].numel() >= ALONE_ELEMENTS else B
     starts = range(0, B, per_chunk)
-    n_steps = schedule[-1][0] + sum(1 for _, r in schedule if r > 0)
+    n_steps = plan.n_steps
     with progress_bar(total=n_steps * len(starts), enabled=progress, desc="TV flow", unit="step") as bar:
+        bar = _FirstStepEta(bar, n_steps * len(starts)) if progress else bar
         parts = []
         for i in starts:
             if tol is None:     # each step's share of the accuracy, from the chunk's range (the flow keeps it)
@@ -331,15 +517,47 @@ def tv_flow(
     return out.to(in_dtype) if isinstance(out, torch.Tensor) else tuple(o.to(in_dtype) for o in out)   # as given
 
 
+def _smallest_range(x: torch.Tensor) -> float:
+    """The smallest positive ``max - min`` over the images of ``x`` ``(B, ...)`` (1.0 where all are flat)."""
+    r = data_range(x)
+    r = r[torch.isfinite(r) & (r > 0)] if r.device.type != "meta" else r.new_ones(1)
+    return float(r.min()) if r.numel() else 1.0
+
+
+class _FirstStepEta:
+    """A progress bar that also writes, once the first step is done, the time it took and the estimate of the
+    whole flow from it (the time left before the bar has a rate to show; in a log, before the first 10 %)."""
+
+    def __init__(self, bar, total: int):
+        self.bar, self.total, self.t0, self.done = bar, total, time.perf_counter(), 0
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+        if self.done == n and self.total > 10:     # up to 10 steps the bar's first report comes as soon
+            secs = time.perf_counter() - self.t0
+            line = (f"TV flow: the first of {self.total} implicit steps took {secs:.2g} s: about "
+                    f"{_seconds(secs * self.total)} in all")
+            write = getattr(self.bar, "write", None)     # tqdm's, which keeps its bar whole
+            write(line, file=sys.stderr) if write is not None else print(line, file=sys.stderr, flush=True)
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
+
+
 def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, times_t=None):
     """The flow of the batch ``x`` (B, C, H, W) at the schedule's times: ``(u, u_t or None, p or None)``,
     each stacked over the times (time-major).
 
+    ``schedule`` has one entry per requested time, ``(sizes, rem, t_grid)``: the steps that advance the
+    trajectory from the previous time, a final partial step ``rem`` (0: none) that does not advance it, and
+    the time ``t_grid`` the trajectory has reached.  ``dt`` is the step of ``u_t`` at ``t = 0`` (the first).
     With ``opts["grad"]`` every implicit step is a differentiable ROF solve (implicit differentiation, see
     :func:`~pdeflow.tv.rof`); ``times_t`` (K,), when given, are the times as a tensor to differentiate
-    with respect to: the step reaching each time takes its size from it (a time on the grid ``n dt``: the
-    step of size ``t - (n - 1) dt`` from ``u_{n-1}``, the left derivative; ``t = 0``: the right one,
-    ``u_t`` of a first step).
+    with respect to: the step reaching each time takes its size from it (a time the trajectory lands on:
+    its last step, of size ``t - (t_grid - h)``, the left derivative; ``t = 0``: the right one, ``u_t`` of a
+    first step).
     """
     grid = opts.get("grid", PLAIN)
     B, C = x.shape[:2]
@@ -350,16 +568,16 @@ def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, time
     us, uts, ps = [], [], []
     u, p = x, x.new_zeros(B, C, grid.ndim, *x.shape[2:])
     prev = None  # (u at the previous grid point, step from it), for BDF2
-    before = None  # (u, p, prev) before the last full step, for a time on the grid with times_t
+    before = None  # (u, p, prev, h) before the last full step, for a time on the grid with times_t
     k = 0  # full steps taken
-    for i, (n_full, rem) in enumerate(schedule):
-        while k < n_full:
-            before = (u, p, prev)
-            u_new, p = step(u, p, dt, prev=prev, **opts)
-            prev, u = ((u, dt) if bdf2 else None), u_new
+    for i, (sizes, rem, t_grid) in enumerate(schedule):
+        for h in sizes:
+            before = (u, p, prev, h)
+            u_new, p = step(u, p, h, prev=prev, **opts)
+            prev, u = ((u, h) if bdf2 else None), u_new
             k += 1
             bar.update(1)
-        ht = None if times_t is None else times_t[i] - n_full * dt
+        ht = None if times_t is None else times_t[i] - t_grid
         if rem > 0:
             v, q = step(u, p, rem, prev=prev, h_t=ht, **opts)
             bar.update(1)
@@ -370,8 +588,8 @@ def _evolve(x, schedule, step, dt, bdf2, return_ut, return_dual, opts, bar, time
         else:
             v, q = u, p
             if times_t is not None and k > 0:
-                ub, pb, prevb = before
-                v = step(ub, pb, dt, prev=prevb, h_t=ht + dt, solution=(u, p), **opts)[0].clone()
+                ub, pb, prevb, hb = before
+                v = step(ub, pb, hb, prev=prevb, h_t=ht + hb, solution=(u, p), **opts)[0].clone()
         us.append(v)
         if return_ut:
             ut = div_(q)
