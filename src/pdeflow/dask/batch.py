@@ -38,8 +38,7 @@ __all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client",
 
 #: Wall-clock seconds a local cluster's start and stop cost a batch on a machine with a core for each worker
 #: (worker processes started, each importing torch and pdeflow, then stopped): what its parallel work must win
-#: back (:func:`cluster_pays`). The user guide's page "Large images and many images" has the measurement and the
-#: command that repeats it.
+#: back (:func:`cluster_pays`). The user guide's page "Large images and many images" says where it comes from.
 CLUSTER_START_S = 8.0
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
@@ -447,7 +446,7 @@ def cluster_pays(files_left: int, seconds_per_file: float, workers: int, start_c
     Examples
     --------
     >>> from pdeflow.dask.batch import cluster_pays
-    >>> cluster_pays(50, 0.17, 2, start_cost=8.0, cores=2)       # 8.5 s of work: 4.25 s saved, less than 8 s
+    >>> cluster_pays(50, 0.17, 2, start_cost=8.0, cores=2)       # half of 50 x 0.17 saved: less than the start
     False
     >>> cluster_pays(1000, 0.17, 2, start_cost=8.0, cores=2)
     True
@@ -497,7 +496,7 @@ def run_batch(task: Callable, jobs, *, scheduler: str | None = None, workers: in
         :data:`GUIDED_SHARE` times the worker threads, so single files at the end of the batch.
     start_cost : float, optional
         With ``workers``: the seconds a local cluster's start and stop cost (:data:`CLUSTER_START_S` is the
-        measured one). The files then run in this process, one after another, until the rest of the batch,
+        command line's). The files then run in this process, one after another, until the rest of the batch,
         estimated from the files done, would finish sooner on the cluster with its start (:func:`cluster_pays`);
         then the cluster starts for the rest. A batch whose work does not pay for the start never starts it
         (nor does ``workers=1``). Default: the cluster starts at once.
