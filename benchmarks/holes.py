@@ -268,8 +268,9 @@ def detail_table(rows, methods, sets) -> list[str]:
     for s in sets:
         if not any(r["set"] == s for r in rows):
             continue
-        size = next(r["side"] for r in rows if r["set"] == s)
-        lines += [f"**{s}**: {SET_LABELS[s]}, {size} x {size}", ""] + header(methods, "holes (coverage)")
+        sides = sorted({r["side"] for r in rows if r["set"] == s})
+        size = f"{sides[0]} x {sides[0]}" if len(sides) == 1 else f"{sides[0]}-{sides[-1]} px squares"
+        lines += [f"**{s}**: {SET_LABELS[s]}, {size}", ""] + header(methods, "holes (coverage)")
         for kind, cov in KINDS.items():
             st = stats(rows, methods, lambda s_, i, k, s=s, kind=kind: s_ == s and k == kind)
             if st["n"]:
