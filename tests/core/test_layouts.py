@@ -1,4 +1,4 @@
-"""The one layout rule (pdeflow.ops.read_layout) across the public functions: a channels-last image
+"""The one layout rule (pdeflow.layout.read_layout) across the public functions: a channels-last image
 (H, W, 3|4) is read as such with a ChannelsWarning and returned in its layout; a 3-D array of many leading
 entries is read as channels with a notice to pass ndim=3; an explicit channel_axis (or ndim) silences both;
 (C, H, W) and (B, C, H, W) inputs are read as before."""

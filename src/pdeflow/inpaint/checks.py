@@ -8,23 +8,23 @@ from numbers import Integral, Real
 
 import torch
 
-from .. import ops
+from .. import layout, ops
 from ..errors import UserInputError
 
 __all__ = ["check_mask", "known_finite", "check_start", "volume_notice", "ChannelsWarning", "MAX_IMAGE_CHANNELS",
            "check_call", "check_positive"]
 
-#: Most channels of an image (the layout rule's, :data:`pdeflow.ops.MAX_IMAGE_CHANNELS`).
-MAX_IMAGE_CHANNELS = ops.MAX_IMAGE_CHANNELS
+#: Most channels of an image (the layout rule's, :data:`pdeflow.layout.MAX_IMAGE_CHANNELS`).
+MAX_IMAGE_CHANNELS = layout.MAX_IMAGE_CHANNELS
 
-#: The notice of the layout rule (:class:`pdeflow.ops.ChannelsWarning`), by its name here too.
-ChannelsWarning = ops.ChannelsWarning
+#: The notice of the layout rule (:class:`pdeflow.layout.ChannelsWarning`), by its name here too.
+ChannelsWarning = layout.ChannelsWarning
 
 
 def volume_notice(u, ndim, spacing, who: str, name: str = "f") -> None:
     """Warn (:class:`ChannelsWarning`) when ``u`` is 3-D with more than :data:`MAX_IMAGE_CHANNELS` leading entries
     and neither ``ndim`` nor ``spacing`` makes the call 3-D, in the wording of the layout rule
-    (:func:`pdeflow.ops.read_layout`, which the public functions follow): pdeflow takes it as (C, H, W), its
+    (:func:`pdeflow.layout.read_layout`, which the public functions follow): pdeflow takes it as (C, H, W), its
     channels inpainted one by one, where scikit-image's inpainting would see a volume (D, H, W).
 
     Examples
@@ -39,7 +39,7 @@ def volume_notice(u, ndim, spacing, who: str, name: str = "f") -> None:
     (D, H, W), or channel_axis=0 to say so
     """
     if ndim is None and spacing is None and getattr(u, "ndim", 0) == 3 and u.shape[0] > MAX_IMAGE_CHANNELS:
-        warnings.warn(ops.layout_message("channels", who, name, tuple(u.shape)), ChannelsWarning, stacklevel=3)
+        warnings.warn(layout.layout_message("channels", who, name, tuple(u.shape)), ChannelsWarning, stacklevel=3)
 
 
 def check_mask(mask, f4: torch.Tensor, who: str, *, need_known: bool = True,
