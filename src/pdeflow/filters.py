@@ -10,10 +10,42 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .metrics import gaussian_window
+from .errors import UserInputError
 from .ops import correlate1d
 
-__all__ = ["gaussian_blur", "box_mean", "max3x3"]
+__all__ = ["gaussian_window", "gaussian_blur", "box_mean", "max3x3"]
+
+
+def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian window as used by ``scipy.ndimage.gaussian_filter``.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation in pixels, positive.
+    truncate : float
+        The window has radius ``r = int(truncate * sigma + 0.5)`` pixels.
+
+    Returns
+    -------
+    Tensor, shape (2 r + 1,)
+        Weights ``exp(-k**2 / (2 sigma**2))`` for ``k = -r..r``, summing to one.
+
+    Examples
+    --------
+    >>> from pdeflow.filters import gaussian_window
+    >>> gaussian_window(1.0, 2.0)
+    tensor([0.0545, 0.2442, 0.4026, 0.2442, 0.0545])
+    """
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise UserInputError(f"gaussian_window: sigma must be positive, got {sigma}")
+    if not (truncate > 0 and math.isfinite(truncate)):
+        raise UserInputError(f"gaussian_window: truncate must be positive, got {truncate}")
+    r = int(truncate * sigma + 0.5)
+    k = torch.arange(-r, r + 1, dtype=torch.float64)
+    w = torch.exp(-0.5 * (k / sigma) ** 2)
+    w = w / w.sum()
+    return w.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
 def gaussian_blur(f: torch.Tensor, sigma) -> torch.Tensor:

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 
 from . import ops
 from .errors import UserInputError
+from .filters import gaussian_window
 from .ops import correlate1d
 
 __all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window", "SSIM_WINDOWS"]
@@ -278,38 +279,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range=None) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # SSIM
 # ---------------------------------------------------------------------------
-
-def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, *, dtype=None, device=None) -> torch.Tensor:
-    """Normalised 1-D Gaussian window as used by ``scipy.ndimage.gaussian_filter``.
-
-    Parameters
-    ----------
-    sigma : float
-        Standard deviation in pixels, positive.
-    truncate : float
-        The window has radius ``r = int(truncate * sigma + 0.5)`` pixels.
-
-    Returns
-    -------
-    Tensor, shape (2 r + 1,)
-        Weights ``exp(-k**2 / (2 sigma**2))`` for ``k = -r..r``, summing to one.
-
-    Examples
-    --------
-    >>> from pdeflow.metrics import gaussian_window
-    >>> gaussian_window(1.0, 2.0)
-    tensor([0.0545, 0.2442, 0.4026, 0.2442, 0.0545])
-    """
-    if not (sigma > 0 and math.isfinite(sigma)):
-        raise UserInputError(f"gaussian_window: sigma must be positive, got {sigma}")
-    if not (truncate > 0 and math.isfinite(truncate)):
-        raise UserInputError(f"gaussian_window: truncate must be positive, got {truncate}")
-    r = int(truncate * sigma + 0.5)
-    k = torch.arange(-r, r + 1, dtype=torch.float64)
-    w = torch.exp(-0.5 * (k / sigma) ** 2)
-    w = w / w.sum()
-    return w.to(dtype=dtype or torch.get_default_dtype(), device=device)
-
 
 SSIM_WINDOWS = ("gaussian", "uniform")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ...metrics import gaussian_window
+from ...filters import gaussian_window
 from ...metrics import ssim as _ssim
 
 REFINE_METRICS = ("mse", "mae", "masknet")
