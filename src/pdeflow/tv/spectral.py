@@ -181,6 +181,13 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     transform are held in float64 whatever the dtype of ``u0`` (``precision``, see
     :func:`~pdeflow.tv.tv_flow`), the result returned in ``u0``'s dtype.
 
+    **Steps.**  The transform is defined on the implicit Euler trajectory with steps ``dt``: the frames
+    ``u(k dt)`` take one step each, ``n_steps + 1`` in all (an eigenfunction then gives one peak), so
+    ``dt`` and ``n_steps`` set the cost.  How far those frames are from the exact flow is what
+    :func:`pdeflow.tv.flow.flow_steps` says of them, ``flow_steps([k * dt for k in range(n_steps + 2)],
+    dt=dt, data_range=...)`` (``pdeflow spectral`` prints it as its ``steps:`` line); with ``progress=True``
+    a long decomposition says after its first step how long it will take.
+
     **Accuracy.**  The default certifies the frames (``accuracy``, see :func:`~pdeflow.tv.tv_flow`).  A
     band ``phi_k dt`` is ``k`` times a second difference of frames, so its worst-case error is up to
     ``4 k^2`` times a frame's; the errors of the bands at the default are on the results page "Accuracy and
