@@ -30,7 +30,7 @@ from .. import ops
 from ..errors import UserInputError
 from ._grid import make_grid
 
-__all__ = ["estimate_sigma", "sure_lam"]
+__all__ = ["estimate_sigma", "sure_lam", "choose_lam"]
 
 #: 0.75 quantile of the standard normal: the median of ``|N(0, sigma^2)|`` is ``0.6745 sigma``.
 _MAD_TO_SIGMA = 0.6744897501960817
@@ -217,6 +217,29 @@ def sure_lam(f: torch.Tensor, sigma: torch.Tensor, solve: Callable, *, seed: int
         lams.append(math.exp(x0) * float(sig[j]))
         ps.append(fields[j][min(fields[j], key=lambda lm: abs(lm - x0))])
     return torch.tensor(lams, dtype=torch.float64, device=f.device), torch.stack(ps), solves
+
+
+def choose_lam(f: torch.Tensor, nd: int, solve: Callable) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``rof(f, "auto")``'s choice: per image of ``f`` (any shape :func:`~pdeflow.tv.rof` takes, ``nd`` spatial
+    axes), the ``lam`` of :func:`sure_lam` at the noise level of :func:`estimate_sigma`, 0 for an image
+    without noise, as float64 ``(B,)``; and the dual field of the search's solve nearest to it (None unless
+    every image was searched), a warm start for the final solve. ``solve(f, lam, p0)`` returns a result with
+    ``u`` and ``p``; the search runs without autograd (the choice is a constant for derivatives)."""
+    with torch.no_grad():
+        x = ops.as_batch(f.detach(), "f", nd)[0]
+        sigma = estimate_sigma(x, ndim=nd).double()
+        lam = torch.zeros_like(sigma)
+        noisy = torch.nonzero(sigma > 0).flatten()
+        if noisy.numel() == 0:
+            return lam, None
+
+        def pair(fb, lam_b, p_b):
+            r = solve(fb, lam_b.to(fb.dtype), p_b)
+            return r.u, r.p
+
+        lam_n, p_n, _ = sure_lam(x[noisy], sigma[noisy], pair)
+        lam[noisy] = lam_n
+    return lam, p_n if noisy.numel() == x.shape[0] else None
 
 
 def check_auto(lam) -> None:

@@ -35,7 +35,7 @@ from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
 from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, gap_and_primal, nd_gap, project
 from ._tied import tied_certificate
-from .noise import check_auto, estimate_sigma, sure_lam
+from .noise import check_auto, choose_lam
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "ACCURACY", "FLOW_ACCURACY", "duality_gap",
            "ConvergenceWarning", "CompileWarning"]
@@ -168,12 +168,9 @@ def rof(
         Data, any floating dtype and device; intensities are taken as given.
     lam : float, Tensor of shape (B,) or "auto"
         Regularisation weight(s), ``>= 0``, in units of length (pixels at unit spacing; see Notes).
-        ``"auto"``: chosen per image for denoising white Gaussian noise, by Stein's unbiased risk
-        estimate of the mean squared error with the noise level from
-        :func:`~pdeflow.tv.noise.estimate_sigma` (see :mod:`pdeflow.tv.noise` for the rule and why
-        not the discrepancy principle); ``full_output`` returns the chosen weights in ``lam``. It costs
-        several solves more than a given ``lam`` (the results page "Speed and accuracy of the
-        solvers"), and is treated as a constant by derivatives.
+        ``"auto"``: per image, for white Gaussian noise, the weight of smallest SURE at the noise level
+        of :func:`~pdeflow.tv.estimate_sigma` (:mod:`pdeflow.tv.noise`); ``full_output`` returns it in
+        ``lam``; several solves; a constant for derivatives.
     method : {"fgp", "pdhg", "chambolle", "admm"}
         ``"fgp"``: fast gradient projection on the dual with adaptive restart
         (default, fastest here); ``"pdhg"``: Chambolle-Pock with the
@@ -357,12 +354,12 @@ def rof(
     check_method(method, grid)
     accuracy = check_accuracy(accuracy)
     chosen = None
-    if isinstance(lam, str):
+    if isinstance(lam, str):      # "auto": the search's solves are this call with a number (pdeflow.tv.noise)
         check_auto(lam)
-        chosen, p0 = auto_lam(f, grid.ndim, p0, dict(
-            method=method, tol=tol, accuracy=accuracy, max_iter=max_iter, channelwise=channelwise,
-            check_every=check_every, compile=compile, ndim=ndim, spacing=spacing, precision=precision))
-        lam = chosen
+        opts = dict(method=method, tol=tol, accuracy=accuracy, max_iter=max_iter, channelwise=channelwise,
+                    check_every=check_every, compile=compile, ndim=ndim, spacing=spacing, precision=precision)
+        chosen, p_auto = choose_lam(f, grid.ndim, lambda fb, lb, pb: rof(fb, lb, p0=pb, full_output=True, **opts))
+        lam, p0 = chosen, p_auto if p0 is None else p0
     work = working_dtype(f.dtype, precision)
     x = f.to(work)                    # differentiable: the gradient comes back in f's dtype
     if isinstance(p0, torch.Tensor):
@@ -403,29 +400,6 @@ def rof(
     if chosen is not None and full_output:
         res.lam = chosen
     return res if full_output else u
-
-
-def auto_lam(f: torch.Tensor, nd: int, p0, options: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``lam="auto"``: per image, the weight of smallest SURE (:func:`pdeflow.tv.noise.sure_lam`) at the noise
-    level :func:`~pdeflow.tv.noise.estimate_sigma` finds (0 for an image without noise), as float64 ``(B,)``;
-    and the dual field of the search's nearest solve as the final solve's warm start (``p0`` if given)."""
-    with torch.no_grad():
-        x = ops.as_batch(f.detach(), "f", nd)[0]
-        sigma = estimate_sigma(x, ndim=nd).double()
-        lam = torch.zeros_like(sigma)
-        noisy = torch.nonzero(sigma > 0).flatten()
-        if noisy.numel() == 0:
-            return lam, p0
-
-        def solve(fb, lam_b, p_b):
-            r = rof(fb, lam_b.to(fb.dtype), p0=p_b, full_output=True, **options)
-            return r.u, r.p
-
-        lam_n, p_n, _ = sure_lam(x[noisy], sigma[noisy], solve)
-        lam[noisy] = lam_n
-        if p0 is None and noisy.numel() == x.shape[0]:
-            p0 = p_n
-    return lam, p0
 
 
 def check_method(method, grid: Grid) -> None:
