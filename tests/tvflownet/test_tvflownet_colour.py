@@ -52,3 +52,20 @@ def test_a_grey_run_reads_grey_crops_and_keeps_its_validation_key(colour_photos,
 def test_colour_settings_the_trainer_cannot_honour_are_refused_by_name(kwargs, field):
     with pytest.raises(UserInputError, match=field):
         check_config(TrainConfig(**kwargs))
+
+
+def test_the_evaluation_runs_a_colour_model_on_colour_crops_against_the_coupled_colour_flow():
+    from pdeflow.evaluate.tvflownet import colour_photo_names, evaluate, natural_images
+    from pdeflow.tvflownet import SemiResNet
+
+    model = SemiResNet(in_channels=3, width=4, depth=3)
+    res = evaluate({"c": model}, sizes=(16,), n_images=2, tables=(2,), times=[0.0, 0.1], cache_dir=False)
+    assert res["table2_4"]["channels"] == 3 and res["config"]["channels"] == 3
+    assert set(colour_photo_names()) and all(name in res["config"]["image_source"] for name in colour_photo_names())
+    crops = natural_images(16, 4, channels=3)
+    assert crops.shape == (4, 3, 16, 16) and not torch.equal(crops[:, 0], crops[:, 1])   # colour, not grey x 3
+    with pytest.raises(UserInputError, match="tables"):
+        evaluate({"c": model}, sizes=(16,), n_images=1, tables=(2, 5), times=[0.0, 0.1], cache_dir=False)
+    with pytest.raises(UserInputError, match="grey and colour"):
+        evaluate({"c": model, "g": SemiResNet(width=4, depth=3)}, sizes=(16,), n_images=1, tables=(2,),
+                 times=[0.0, 0.1], cache_dir=False)

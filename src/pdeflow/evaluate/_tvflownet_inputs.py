@@ -131,17 +131,34 @@ def folder_files(folder) -> list[Path]:
     return files
 
 
-def folder_images(folder) -> dict[str, torch.Tensor]:
-    return {p.name: pio.read_image(p, grey=True) for p in folder_files(folder)}
+def folder_images(folder, *, grey: bool = True) -> dict[str, torch.Tensor]:
+    return {p.name: pio.read_image(p, grey=grey) for p in folder_files(folder)}
 
 
-def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_sources: bool = False):
-    """``n`` held-out natural crops ``(n, 1, size, size)`` in [0, 1].
+def colour_photo_names(pool: dict[str, torch.Tensor] | None = None) -> list[str]:
+    """The names of the colour photos (channels not all equal) of ``pool`` (default: the built-in TEST photos).
+
+    Examples
+    --------
+    >>> from pdeflow.evaluate.tvflownet import colour_photo_names
+    >>> colour_photo_names()
+    ['matplotlib/grace_hopper', 'skimage/coffee']
+    """
+    if pool is None:
+        pool = datasets.builtin_pool("test", kind="photo", grey=False)
+    return [k for k, v in pool.items() if v.shape[0] == 3 and not (torch.equal(v[0], v[1]) and torch.equal(v[1], v[2]))]
+
+
+def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_sources: bool = False,
+                   channels: int = 1):
+    """``n`` held-out natural crops ``(n, channels, size, size)`` in [0, 1].
 
     Seeded random crops (reflect-padded where an image is smaller) of the TEST
     split of the built-in photo pool (:func:`pdeflow.datasets.builtin_pool`), or of
-    the images in ``image_dir`` (a user folder, read in grey).  With
-    ``return_sources``, also the name of the photo each crop was cut from.
+    the images in ``image_dir`` (a user folder), grey (``channels = 1``, the paper's) or
+    colour (``channels = 3``: the colour photos of the built-in pool only, since a grey one would
+    give three equal channels; a user folder's images as they are).  With ``return_sources``, also the name of the photo
+    each crop was cut from.
 
     Examples
     --------
@@ -150,7 +167,13 @@ def natural_images(size: int, n: int, *, seed: int = 0, image_dir=None, return_s
     >>> crops.shape, names
     (torch.Size([2, 1, 16, 16]), ['pywt/aero', 'skimage/camera'])
     """
-    pool = folder_images(image_dir) if image_dir is not None else datasets.builtin_pool("test", kind="photo")
+    if channels not in (1, 3):
+        raise UserInputError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}")
+    grey = channels == 1
+    pool = (folder_images(image_dir, grey=grey) if image_dir is not None
+            else datasets.builtin_pool("test", kind="photo", grey=grey))
+    if not grey and image_dir is None:
+        pool = {k: pool[k] for k in colour_photo_names(pool)}
     if not pool:
         raise UserInputError("no test photographs are available (builtin pool, split 'test', kind 'photo')")
     crops, picks = datasets.random_crops(pool, int(n), int(size), generator=int(seed) * 1009 + int(size),

@@ -61,6 +61,7 @@ from ..tvflownet.joint import joint_optimise, paper_iterations
 from ..tvflownet.symmetry import composes_in_time
 from ._tvflownet_inputs import (
     Model,
+    colour_photo_names,
     folder_files,
     model_dtype,
     model_flow,
@@ -107,6 +108,8 @@ __all__ = [
     "frame_metrics",
     "stack_psnr",
     "natural_images",
+    "model_channels",
+    "colour_photo_names",
     "type_images",
     "paper_key",
     "evaluate_sizes",
@@ -147,11 +150,13 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     """
     times = paper_times() if times is None else [float(t) for t in times]
     ref_kwargs = dict(ref_kwargs or {})
-    out = {"sizes": [int(s) for s in sizes], "models": {name: {} for name in models}, "example": None}
+    channels = model_channels(models)
+    out = {"sizes": [int(s) for s in sizes], "models": {name: {} for name in models}, "example": None,
+           **({"channels": channels} if channels != 1 else {})}
     ex_size = int(sizes[len(sizes) // 2])
     with progress_bar(total=len(sizes) * (1 + len(models)), enabled=progress, desc="tables 2-4") as bar:
         for size in sizes:
-            imgs = natural_images(size, n_images, seed=seed, image_dir=image_dir)
+            imgs = natural_images(size, n_images, seed=seed, image_dir=image_dir, channels=channels)
             x = scaled(imgs, scale)
             ref_u, ref_ut = reference_flow(x, times, **ref_kwargs)
             bar.update(1)
@@ -164,6 +169,25 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
                                       "ref_u": ref_u[:, 0] / scale, "ref_ut": ref_ut[:, 0] / scale}
                 bar.update(1)
     return out
+
+
+def model_channels(models: Mapping[str, Model]) -> int:
+    """The image channels every model of ``models`` takes (1 for none): 1, the paper's grey models, or 3,
+    colour models, evaluated on colour crops against the coupled colour flow. Models of both kinds in
+    one evaluation are refused (their crops, and so their references, differ).
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import SemiResNet, load
+    >>> from pdeflow.evaluate.tvflownet import model_channels
+    >>> model_channels({"grey": load("semiresnet")}), model_channels({"colour": SemiResNet(in_channels=3)})
+    (1, 3)
+    """
+    found = {int(getattr(unwrap_model(m), "in_channels", 1)) for m in models.values()}
+    if len(found) > 1:
+        raise UserInputError(f"models: grey and colour models in one evaluation ({sorted(found)} channels); "
+                             "evaluate each kind on its own")
+    return found.pop() if found else 1
 
 
 def _training_sources(model) -> list[Path]:
@@ -591,6 +615,10 @@ def evaluate(
     common = dict(times=times, scale=scale, seed=seed, ref_kwargs=ref_kwargs, progress=progress)
 
     models = with_wrapped(models, wrapper)
+    channels = model_channels(models)
+    if channels != 1 and set(tables) - {2, 3, 4}:
+        raise UserInputError(f"tables: colour models are evaluated on Tables 2-4 (and --heldout-dir) only, got "
+                             f"{sorted(tables)}; Tables 1 and 5-9 are the paper's grey experiments")
     info = {}
     for name, m in models.items():
         meta_cfg = (getattr(unwrap_model(m), "meta", None) or {}).get("config", {})
@@ -607,7 +635,9 @@ def evaluate(
         "config": {"sizes": sizes, "n_images": int(n_images), "tables": tables, "n_times": len(times),
                    "times": [times[0], times[-1]], "scale": scale, "seed": seed, "dt": dt, "tol": tol,
                    "solver": solver, "image_source": str(image_dir) if image_dir else
-                   "builtin test photos: " + ", ".join(datasets.builtin_names("test", kind="photo")),
+                   "builtin test photos: " + ", ".join(datasets.builtin_names("test", kind="photo"))
+                   if channels == 1 else "builtin colour test photos: " + ", ".join(colour_photo_names()),
+                   "channels": channels,
                    "heldout_source": str(heldout_dir) if heldout_dir else None,
                    "type_size": type_size, "spectral_size": spectral_size, "device": str(device or "cpu"),
                    "torch": str(torch.__version__), "threads": torch.get_num_threads(),

@@ -228,7 +228,9 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
                  f"PSNR is capped at {PSNR_CAP:g} dB.")
     lines.append("")
     lines.append(f"**Images**: {cfg.get('n_images')} per size and type (paper: 200; 100 disks/ellipses, "
-                 f"40 medical; 600 for Table 6); natural images: {cfg.get('image_source')}; seed {cfg.get('seed')}.")
+                 f"40 medical; 600 for Table 6); natural images: {cfg.get('image_source')}; seed {cfg.get('seed')}."
+                 + (" Colour models: colour crops (RGB), against the coupled colour TV flow (the norm of grad u "
+                    "couples the channels)." if cfg.get("channels", 1) != 1 else ""))
     lines.append("")
     if names:
         lines.append("## Models")
