@@ -14,10 +14,9 @@ its divergence ``div(u)`` (the trace of ``du/df``) by one Monte-Carlo finite dif
 Unser, "Monte-Carlo SURE: a black-box optimization of regularization parameters for general denoising
 algorithms", IEEE Trans. Image Process. 17(9), 2008): ``<b, u(f + eps b) - u(f)> / eps`` for one
 random ``b`` of signs +-1, the perturbed solve warm started from the unperturbed one's dual field. Not the discrepancy
-principle (``||u - f||^2 = n sigma^2``): on photographs the residual of the best ``lam`` is 0.3 to 1 times
-``sigma`` depending on the texture, and near ``sigma`` the residual barely grows with ``lam``, so a residual
-target misses the best ``lam`` by factors (results page "Speed and accuracy of the solvers", section
-"Choosing lambda").
+principle (``||u - f||^2 = n sigma^2``): the residual of the best ``lam`` depends on the image's texture, and
+near ``sigma`` the residual barely grows with ``lam``, so no fixed residual target finds the best ``lam``
+(results page "Speed and accuracy of the solvers", section "Choosing lambda").
 """
 from __future__ import annotations
 
@@ -110,7 +109,7 @@ def _estimate(x: torch.Tensor, nd: int) -> torch.Tensor:
 
 #: The first three candidates are ``lam = sigma * m`` for these ``m``, one step of :data:`STEP` apart; the search
 #: walks on in steps of :data:`STEP` until a candidate is below both neighbours (at most :data:`MAX_CANDIDATES`).
-#: The best ``lam / sigma`` is 0.2 to 1.2 on photographs (results page "Speed and accuracy of the solvers").
+#: They span the best ``lam / sigma`` of the TRAIN photos (results page "Speed and accuracy of the solvers").
 START = (0.35, 0.56, 0.9)
 STEP = 1.6
 MAX_CANDIDATES = 9
