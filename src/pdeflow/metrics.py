@@ -57,7 +57,7 @@ from .errors import UserInputError
 from .filters import gaussian_window
 from .ops import correlate1d
 
-__all__ = ["psnr", "ssim", "mae", "mse", "dice", "gaussian_window", "SSIM_WINDOWS"]
+__all__ = ["psnr", "ssim", "mae", "mse", "dice", "miou", "gaussian_window", "SSIM_WINDOWS"]
 
 
 # ---------------------------------------------------------------------------
@@ -615,3 +615,32 @@ def dice(
     d = torch.where(empty, torch.ones_like(total), 2 * inter / torch.where(empty, torch.ones_like(total), total))
     out = d if per_class else d.mean(1)
     return out if batched else out[0]
+
+
+def miou(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int | None = None,
+    exclude_background: bool = True,
+    *,
+    per_class: bool = False,
+) -> torch.Tensor:
+    """Intersection over union (Jaccard index) per image, averaged over classes (mIoU).
+
+    For each class ``k``: ``|P_k ∩ T_k| / |P_k ∪ T_k|``, computed as
+    ``D_k / (2 - D_k)`` from the per-class Dice ``D_k`` of :func:`dice`, which is
+    exact for label maps (and one-hot inputs); for soft inputs it is that
+    transform of the soft Dice. Arguments, shapes, the class mean and the
+    convention that **a class absent from both inputs counts as 1.0** are
+    those of :func:`dice` (whose errors it raises).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.metrics import miou
+    >>> miou(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 1]]))  # 2 / 3 for class 1
+    tensor(0.6667)
+    """
+    d = dice(pred, target, num_classes, exclude_background, per_class=True)
+    iou = d / (2 - d)
+    return iou if per_class else iou.mean(-1)

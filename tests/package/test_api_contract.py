@@ -85,6 +85,7 @@ METRICS_TABLE = {
     "mse": Entry(lambda x: metrics.mse(x, _y(x)), "x"),
     "mae": Entry(lambda x: metrics.mae(x, _y(x)), "x"),
     "dice": Entry(lambda x: metrics.dice(x, _y(x), exclude_background=False), "pred"),
+    "miou": Entry(lambda x: metrics.miou(x, _y(x), exclude_background=False), "pred"),
 }
 METRICS_EXEMPT = {"gaussian_window": "a 1-D window from (sigma, truncate), no image"}
 
