@@ -78,7 +78,7 @@ def check_tol(tol, dtype: torch.dtype, who: str) -> None:
     if isinstance(tol, (int, float)) and 0 < tol < 4 * torch.finfo(dtype).eps:
         warnings.warn(f"{who}: tol={tol:g} is below the round-off of {dtype} (eps {torch.finfo(dtype).eps:.2g}); "
                       f"the solve will stop at its round-off floor above tol (precision='float64' iterates in float64)",
-                      ConvergenceWarning, stacklevel=4)
+                      ConvergenceWarning, stacklevel=5)   # past rof or tv_flow and their two wrappers
 
 
 def short_message(who: str, n: int, total: int, what: str, gap: float, tol: float, max_iter: int,

@@ -510,7 +510,7 @@ def tv_flow(
             message = short_message("tv_flow", stats["short"], stats["steps"], "implicit steps", stats["gap"], tol,
                                     max_iter, torch.float64 if precision == "auto" else u0.dtype,
                                     at_max_iter=stats["at_max_iter"])
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)  # past the auto_threads and layout wrappers
     out = flow_result(us, tuple(u0.shape), uts, ps, ndim=grid.ndim)
     if u0.dtype == in_dtype:
         return out

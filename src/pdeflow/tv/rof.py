@@ -387,7 +387,7 @@ def rof(
             message = short_message("rof", int(short.sum()), short.numel(), "image(s)", res.gap[short].max().item(),
                                     tol, max_iter, x.dtype if precision != "auto" else torch.float64,
                                     at_max_iter=at_max)
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)  # past the auto_threads wrapper
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)  # past the auto_threads and layout wrappers
     u = res.u
     if need_grad:
         u = differentiable(x, lam, u, res.p, tol=tol, max_iter=max_iter, channelwise=channelwise, grid=grid,
