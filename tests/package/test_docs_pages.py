@@ -258,7 +258,17 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("page", GUIDE, ids=lambda p: p.name)
+#: Guide pages whose blocks take tens of CPU seconds (the codec's: several encodings of the photo, split searches):
+#: left to the slow tier; tests/codec and the codec's doctests make the same calls on smaller images in make test.
+SLOW_GUIDE = {"codec.md"}
+
+
+def test_slow_guide_pages_exist():
+    assert SLOW_GUIDE <= {p.name for p in GUIDE}
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_GUIDE else p
+                                  for p in GUIDE], ids=lambda p: p.name)
 def test_guide_python_blocks_run(page, workdir):
     blocks = _fenced(page.read_text(), {"python"})
     if not blocks:
