@@ -28,7 +28,7 @@ from .io import load_model, model_from_export, model_paths, save_model
 
 __all__ = ["WEIGHTS_DIRS", "SHIPPED", "Shipped", "shipped_models", "shipped_name", "resolve", "read", "load",
            "build_model", "ready",
-           "save_model", "describe", "evaluating"]
+           "save_model", "describe", "training", "evaluating"]
 
 _ROOT = Path(__file__).resolve().parent
 #: The folder of shipped weights of each pillar that ships models (package data).
@@ -307,9 +307,47 @@ def _provenance(prov: dict) -> str:
     return ", ".join(parts)
 
 
+def _train_configs(prov):
+    """Every ``train_config`` in a provenance, its stages', members' and init chains' included."""
+    if isinstance(prov, dict):
+        if isinstance(prov.get("train_config"), dict):
+            yield prov["train_config"]
+        for v in prov.values():
+            yield from _train_configs(v)
+    elif isinstance(prov, list):
+        for v in prov:
+            yield from _train_configs(v)
+
+
+def training(prov: dict) -> str:
+    """How a model was trained, from every stage its provenance records: TVflowNET's modes (``supervised``
+    by the exact flow, ``unsupervised`` by loss (12) alone, ``hybrid``; several stages' modes joined by
+    ``+``), and for the inpainting models whether a WGAN critic took part (``alpha > 0``).
+
+    Examples
+    --------
+    >>> from pdeflow.models import training
+    >>> training({"train_config": {"mode": "unsupervised"}})
+    'unsupervised'
+    >>> training({"train_config": {"mode": "supervised"}, "init": {"train_config": {"mode": "unsupervised"}}})
+    'supervised+unsupervised'
+    >>> training({"train_config": {"stage": "residual", "alpha": 0.005}})
+    'supervised, critic'
+    """
+    configs = list(_train_configs(prov))
+    modes = sorted({c["mode"] for c in configs if isinstance(c.get("mode"), str)})
+    if modes:
+        return "+".join(modes)
+    if not configs:
+        return "?"
+    critic = any(isinstance(c.get("alpha"), (int, float)) and c["alpha"] > 0 for c in configs)
+    return "supervised, critic" if critic else "supervised"
+
+
 def describe(pillar: str | None = None) -> list[dict]:
     """One row per shipped model (of ``pillar``, or all): name, pillar, kind, parameters, size in bytes,
-    purpose and a one-line provenance (trainer, steps, date), for ``pdeflow models``.
+    purpose, how it was trained (:func:`training`) and a one-line provenance (trainer, steps, date), for
+    ``pdeflow models``.
 
     Examples
     --------
@@ -330,5 +368,6 @@ def describe(pillar: str | None = None) -> list[dict]:
                      "kind": cfg.get("kind") or f"tvflownet ({arch})",
                      "parameters": _parameters(weights), "size": weights.stat().st_size,
                      "purpose": info.purpose if info else "(undocumented)",
+                     "training": training(meta.get("provenance", {})),
                      "provenance": _provenance(meta.get("provenance", {}))})
     return rows

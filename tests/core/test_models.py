@@ -83,8 +83,12 @@ def test_describe_counts_parameters_from_the_weights():
 def test_pdeflow_models_lists_every_shipped_model(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["name", "pillar", "kind", "parameters", "size", "purpose", "provenance"]
+    assert lines[0].split() == ["name", "pillar", "kind", "parameters", "size", "training", "purpose", "provenance"]
     assert sorted(line.split()[0] for line in lines[1:]) == sorted(models.SHIPPED)
+    # how each model was trained, from its JSON: every shipped TVflowNET says its mode, every inpainter its kind
+    rows = {r["name"]: r for r in models.describe()}
+    assert all(rows[n]["training"] in ("supervised", "unsupervised", "hybrid", "supervised, critic")
+               or "+" in rows[n]["training"] for n in rows), {n: r["training"] for n, r in rows.items()}
     assert main(["models", "--pillar", "inpaint"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert names and all(models.SHIPPED[n].pillar == "inpaint" for n in names)

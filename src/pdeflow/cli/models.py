@@ -9,7 +9,7 @@ from ._arguments import add_command
 
 __all__ = ["add_parsers"]
 
-_COLUMNS = ("name", "pillar", "kind", "parameters", "size", "purpose", "provenance")
+_COLUMNS = ("name", "pillar", "kind", "parameters", "size", "training", "purpose", "provenance")
 
 
 def _size(n: int) -> str:
@@ -18,7 +18,8 @@ def _size(n: int) -> str:
 
 def _run_models(args) -> int:
     """List the models that ship with pdeflow: name (what a loader takes), pillar, kind, parameters, size of the
-    weights, what it was trained for and its provenance (trainer, steps, date). Writes nothing."""
+    weights, how it was trained (TVflowNET: supervised by the exact flow, unsupervised by the paper's loss (12),
+    or hybrid), what it was trained for and its provenance (trainer, steps, date). Writes nothing."""
     rows = [{**r, "parameters": f"{r['parameters']:,}", "size": _size(r["size"])}
             for r in registry.describe(args.pillar)]
     widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in _COLUMNS[:-1]}

@@ -1,4 +1,4 @@
-"""TVflowNET: the unsupervised network that learns the TV flow (Grossmann et al., 2022).
+"""TVflowNET: the network that learns the TV flow (Grossmann et al., 2022), unsupervised (loss (12)) or supervised.
 
 A model maps ``(u0, t)`` to ``(u, phi)`` with ``u`` the shape of ``u0``
 ``(B, C, H, W)`` and ``phi`` ``(B, C, 2, H, W)``, so that ``pdeflow.ops.div(phi)``
