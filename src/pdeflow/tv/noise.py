@@ -223,7 +223,19 @@ def choose_lam(f: torch.Tensor, nd: int, solve: Callable) -> tuple[torch.Tensor,
     axes), the ``lam`` of :func:`sure_lam` at the noise level of :func:`estimate_sigma`, 0 for an image
     without noise, as float64 ``(B,)``; and the dual field of the search's solve nearest to it (None unless
     every image was searched), a warm start for the final solve. ``solve(f, lam, p0)`` returns a result with
-    ``u`` and ``p``; the search runs without autograd (the choice is a constant for derivatives)."""
+    ``u`` and ``p``; the search runs without autograd (the choice is a constant for derivatives).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv import rof
+    >>> from pdeflow.tv.noise import choose_lam
+    >>> g = torch.Generator().manual_seed(1)
+    >>> f = torch.stack([0.1 * torch.randn(1, 32, 32, generator=g), torch.zeros(1, 32, 32)])
+    >>> lam, p = choose_lam(f, 2, lambda fb, lb, pb: rof(fb, lb, p0=pb, full_output=True))
+    >>> bool(lam[0] > 0), float(lam[1]), p is None          # no noise in the second image: lam 0
+    (True, 0.0, True)
+    """
     with torch.no_grad():
         x = ops.as_batch(f.detach(), "f", nd)[0]
         sigma = estimate_sigma(x, ndim=nd).double()
