@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml Makefile setup.py src/pdeflow/tv/_fgp_kernel.c
 	$(PY) -m pip install -e ".[test,volumes,baselines,dask]"
 	# Data files only (the DSB2018 nuclei image + mask of the IEL experiment); its deps are not needed.
 	$(PY) -m pip install --no-deps stardist
+	# Data files only (the ICBM152 2009a T1 and GM/WM maps of the IEL "icbm152" set); nilearn is never imported.
+	$(PY) -m pip install --no-deps nilearn
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -61,7 +63,7 @@ bench: $(STAMP)
 
 # Optional data, offline afterwards: Debian packages are downloaded and unpacked into .data/ (nothing
 # is installed system-wide). Debian/Ubuntu only.
-#  - mricron-data: a second IEL data set (Colin27 MR + brain mask);
+#  - mricron-data: IEL data sets (Colin27 MR + brain mask; AAL atlas, grouped into lobes: "aal");
 #  - opencv-doc: natural photos for training the mask network (.data/photos/opencv);
 #  - mate-backgrounds: 12 nature photos (.data/photos/mate-nature), a held-out evaluation set that
 #    is never used in training or checkpoint selection.

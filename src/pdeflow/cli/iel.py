@@ -45,7 +45,7 @@ _LAYOUT = [
     ("experiment", ["--out", "mode", "--preset", "seeds", "--shard", "--device", "--threads", "--quiet"]),
     ("data and label noise", ["dataset", "data_path", "noise", "noise_size", "noise_keep", "noise_area"]),
     ("inverse evolution layers", ["dts", "layers", "operator", "operator_param", "boundary"]),
-    ("network and training (defaults from --preset)", [*_PRESET_FIELDS, "optimizer", "lr", "deterministic"]),
+    ("network and training (defaults from --preset)", [*_PRESET_FIELDS, "optimizer", "deterministic"]),
 ]
 
 
@@ -76,6 +76,8 @@ def add_parsers(sub) -> None:
                               "out/iel-small",
                               "pdeflow iel-experiment --dataset mricron --noise blocks --dt 0.025 --layers 30 --out "
                               "out/iel-mri",
+                              "pdeflow iel-experiment --preset paper --dataset aal --noise windows --noise-size 3 "
+                              "--out out/iel-aal",
                               "pdeflow iel-experiment --mode sweep --dt 0.0125 0.025 0.05 --layers 10 30 60 --out "
                               "out/sweep",
                               "(two processes sharing one grid: add --shard 0/2 and --shard 1/2)"],
@@ -106,8 +108,8 @@ def _check(args) -> None:
         p.error("arguments --dt/--layers: the compare mode takes one value each; use --mode sweep for several")
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"argument --seeds: seeds must be distinct, got {' '.join(map(str, args.seeds))}")
-    if args.data_path is not None and args.dataset != "mricron":
-        p.error("argument --data-path: only the mricron dataset reads a folder")
+    if args.data_path is not None and args.dataset not in ("mricron", "aal", "icbm152"):
+        p.error("argument --data-path: only the mricron, aal and icbm152 datasets read a folder")
     if args.data_path is not None and not Path(args.data_path).expanduser().is_dir():
         p.error(f"argument --data-path: not a directory: {args.data_path!r}")
     args.device = check_device(p, args.device)

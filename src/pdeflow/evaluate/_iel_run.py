@@ -19,7 +19,7 @@ from ..iel.layers import BOUNDARIES, EVOLUTIONS, with_iels
 from ..iel.noise import NOISE_KINDS, add_label_noise
 from ..iel.unet import SegmentationUNet
 from ..io import write_bytes
-from ..metrics import dice
+from ..metrics import dice, miou
 from ..training import option
 
 RESULT_FILE = "result.json"
@@ -42,8 +42,10 @@ class RunConfig:
     ('heat', 0.025, 30)
     """
     dataset: str = option("dsb2018", "(default {default})", choices=DATASETS)
-    data_path: str | None = option(None, "mricron: folder with ch2.nii.gz and ch2bet.nii.gz (default: "
-                                         ".data/mricron-data from `make data`, then /usr/share/mricron/templates)",
+    data_path: str | None = option(None, "mricron, aal: folder with ch2.nii.gz and ch2bet.nii.gz or aal.nii.gz "
+                                         "(default: .data/mricron-data from `make data`, then "
+                                         "/usr/share/mricron/templates); icbm152: folder with the "
+                                         "mni_icbm152_*_09a files (default: the nilearn wheel's)",
                                    metavar="DIR")
     # none | blocks | windows (training labels only); the command line sets the noisy-label setting
     noise: str = option("none", "noisy-label setting: grid blocks replaced with probability 1-keep (official code) "
@@ -73,7 +75,7 @@ class RunConfig:
                                                "the training pixels)", type="positive_int")
     optimizer: str = option("adam", "Adam or the official code's RMSprop (momentum 0.9) (default {default})",
                             choices=("adam", "rmsprop"))
-    lr: float = option(1e-3, "learning rate (default {default:g})", type="positive_float")
+    lr: float = option(1e-3, "learning rate (paper 1e-4)", type="positive_float")
     seed: int = 0
     deterministic: bool = option(False, "deterministic torch algorithms", flag=True)
 
@@ -179,8 +181,9 @@ def _batch(data: SegmentationData, cfg: RunConfig, step: int, device) -> tuple[t
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-             batch_size: int = 4) -> torch.Tensor:
-    """Per-image Dice (background excluded) of ``argmax model(images)`` in eval mode, shape ``(N,)``.
+             batch_size: int = 4, *, metric: str = "dice") -> torch.Tensor:
+    """Per-image Dice or mIoU (``metric``; background excluded, mean over the other classes, a class absent
+    from prediction and label counting 1) of ``argmax model(images)`` in eval mode, shape ``(N,)``.
 
     Examples
     --------
@@ -197,13 +200,16 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     >>> evaluate(Oracle(), torch.zeros(2, 1, 8, 8), labels, 2)
     tensor([1., 1.])
     """
+    if metric not in ("dice", "miou"):
+        raise UserInputError(f"evaluate: metric must be 'dice' or 'miou', got {metric!r}")
+    score = dice if metric == "dice" else miou
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
     for i in range(0, images.shape[0], batch_size):
         pred = model(images[i:i + batch_size].to(device)).argmax(1)
-        out.append(dice(pred, labels[i:i + batch_size].to(device), num_classes=num_classes).cpu())
+        out.append(score(pred, labels[i:i + batch_size].to(device), num_classes=num_classes).cpu())
     model.train(was_training)
     return torch.cat(out)
 
@@ -255,7 +261,8 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
 
     Returns (and writes to ``run_dir/result.json``) a dict with ``config``,
     ``val_dice`` (the mean validation Dice after each epoch), ``final_dice``,
-    ``best_dice`` and ``best_epoch``, ``final_dice_per_image``,
+    ``best_dice`` and ``best_epoch``, ``final_dice_per_image``, ``final_miou``
+    and ``final_miou_per_image`` (mean IoU, background excluded),
     ``label_noise_fraction`` (training pixels whose label the noise changed),
     ``steps_per_epoch`` and ``wall_time_s``. A finished run is not trained
     again: its ``result.json`` is returned. ``data`` replaces the named
@@ -317,6 +324,7 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
         raise RuntimeError(f"train_run: {run_dir}/log.csv holds {len(curve)} validation rows, "
                            f"expected {cfg.epochs}")
     per_image = evaluate(unet, data.val_images, data.val_labels, data.num_classes)
+    per_image_iou = evaluate(unet, data.val_images, data.val_labels, data.num_classes, metric="miou")
     best = int(np.argmax(curve))
     result = {
         "config": training.config_to_dict(cfg),
@@ -324,6 +332,8 @@ def train_run(cfg: RunConfig, run_dir, *, device="cpu", quiet: bool = True,
         "val_dice": curve,
         "final_dice": curve[-1],
         "final_dice_per_image": per_image.tolist(),
+        "final_miou": float(per_image_iou.mean()),
+        "final_miou_per_image": per_image_iou.tolist(),
         "final_boundary_ratio": boundary_ratio(unet, data.val_images, data.val_labels),
         "best_dice": curve[best],
         "best_epoch": best + 1,

@@ -4,7 +4,7 @@ Every loader returns a :class:`SegmentationData`: training images and label
 maps (full images or regions, cropped at random during training) and
 validation images and label maps taken from **disjoint** regions or slices.
 Images are float ``(1, H, W)`` tensors in [0, 1]; labels are int64 ``(H, W)``
-maps, 0 = background, 1 = foreground.
+maps, 0 = background (classes 1..K-1 per set, below).
 
 * ``"dsb2018"`` -- the 2018 Data Science Bowl nuclei image shipped in the
   ``stardist`` wheel (``stardist/data/images/img2d.tif`` and ``mask2d.tif``,
@@ -23,6 +23,42 @@ maps, 0 = background, 1 = foreground.
   Intensities are the uint8 values / 255. One subject: the split is by slice,
   not by person. ``make data`` fetches it (``apt-get download mricron-data``
   and ``dpkg -x`` into ``.data/``; nothing is installed system-wide).
+* ``"aal"`` -- multi-class (8): the same Colin27 T1 slices (``ch2.nii.gz``)
+  labelled with the AAL atlas of ``mricron-data`` (``aal.nii.gz``, 116
+  regions on the ch2 grid, names and codes in ``aal.nii.txt``) grouped into
+  lobes by the first digit of the AAL code: 0 background (outside AAL),
+  1 frontal (2xxx: precentral, frontal, rolandic, SMA, olfactory, rectus),
+  2 parietal (6xxx: postcentral, parietal, supramarginal, angular, precuneus,
+  paracentral), 3 temporal (8xxx: Heschl, temporal), 4 occipital (5xxx,
+  fusiform included), 5 limbic and insula (3xxx, 4xxx: insula, cingulum,
+  hippocampus, parahippocampal, amygdala), 6 subcortical grey (7xxx: caudate,
+  putamen, pallidum, thalamus), 7 cerebellum (9xxx, vermis included). Axial
+  slices with at least 1% AAL labels; the split is that of ``"mricron"``.
+  AAL terms: free for research use with a citation of N. Tzourio-Mazoyer et
+  al., "Automated anatomical labeling of activations in SPM using a
+  macroscopic anatomical parcellation of the MNI MRI single-subject brain",
+  NeuroImage 15, 2002.
+* ``"icbm152"`` -- 3 classes: axial slices of the ICBM152 2009a symmetric
+  template (1 mm, 197 x 233 x 189) shipped in the ``nilearn`` wheel
+  (``nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz``;
+  the wheel has no CSF map). Image: the T1 template / 255. Label: argmax of
+  (other, GM, WM) with ``other = 1 - GM - WM`` from the uint8 probability
+  maps, i.e. 0 background / CSF / non-brain, 1 grey matter, 2 white matter; a
+  tissue wins where its probability exceeds both the other tissue and the
+  rest. Axial slices with at least 1% GM or WM; the split is that of
+  ``"mricron"``. Validation slices zero-padded to 240 x 208. Install with
+  ``pip install --no-deps nilearn`` (``make install`` does); nilearn is never
+  imported, the files are read with nibabel. Terms: the wheel's description
+  (``datasets/description/icbm152_2009.rst``) says "License: unknown"; the
+  template's distributor (McConnell Brain Imaging Centre, MNI) releases it
+  under a copyright notice that permits use, copying and distribution with
+  the notice kept (V. Fonov et al., "Unbiased average age-appropriate atlases
+  for pediatric studies", NeuroImage 54, 2011).
+
+Splits of the volume sets: one subject each, so the split is by slice, not by
+person: blocks of 10 axial slices, every 4th block for validation, the slice
+next to a validation block on each side left out of training (train and
+validation slices at least 2 mm apart). There is no separate test split.
 * ``"synthetic"`` -- random smooth blobs with Gaussian noise (for tests and
   quick checks; not a benchmark).
 """
@@ -42,11 +78,17 @@ import torch.nn.functional as F
 from ..errors import UserInputError
 
 __all__ = ["SegmentationData", "DATASETS", "load_dataset", "dsb2018", "mricron_brain", "synthetic_blobs",
-           "mricron_dir", "read_nifti", "STARDIST_INSTALL", "MRICRON_INSTALL"]
+           "mricron_dir", "read_nifti", "STARDIST_INSTALL", "MRICRON_INSTALL",
+           "aal_lobes", "icbm152_tissue", "NILEARN_INSTALL", "AAL_LOBES"]
 
 STARDIST_INSTALL = "pip install --no-deps stardist"
 MRICRON_INSTALL = ("make data (runs `apt-get download mricron-data` and `dpkg -x` into .data/mricron-data), "
                    "or apt-get install mricron-data, or pass the folder holding ch2.nii.gz and ch2bet.nii.gz")
+NILEARN_INSTALL = "make install (runs `pip install --no-deps nilearn`)"
+#: Class names of the "aal" set, by label; the AAL code's first digit -> class is in _AAL_GROUP.
+AAL_LOBES = ("background", "frontal", "parietal", "temporal", "occipital", "limbic+insula", "subcortical",
+             "cerebellum")
+_AAL_GROUP = {2: 1, 6: 2, 8: 3, 5: 4, 3: 5, 4: 5, 7: 6, 9: 7}
 
 
 @dataclasses.dataclass
@@ -215,6 +257,10 @@ def mricron_dir(path=None) -> Path:
     ...     print(mricron_dir(d) == Path(d))
     True
     """
+    return _find_dir(path, ("ch2.nii.gz", "ch2bet.nii.gz"), "mricron")
+
+
+def _find_dir(path, files, dataset) -> Path:
     candidates = []
     if path is not None:
         candidates.append(Path(path).expanduser())
@@ -224,10 +270,10 @@ def mricron_dir(path=None) -> Path:
         candidates += [_repo_data_dir() / "mricron-data", Path("/usr/share/mricron/templates")]
     for c in candidates:
         for d in (c, c / "usr" / "share" / "mricron" / "templates"):
-            if (d / "ch2.nii.gz").is_file() and (d / "ch2bet.nii.gz").is_file():
+            if all((d / f).is_file() for f in files):
                 return d
     where = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"dataset 'mricron': ch2.nii.gz and ch2bet.nii.gz not found in {where}; "
+    raise FileNotFoundError(f"dataset {dataset!r}: {' and '.join(files)} not found in {where}; "
                             f"get them with {MRICRON_INSTALL}")
 
 
@@ -275,16 +321,30 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, val_step: i
     >>> data.num_classes, len(data.train_images), data.val_images.shape
     (2, 29, torch.Size([5, 1, 32, 32]))
     """
-    for name, v in (("block", block), ("val_every", val_every), ("val_step", val_step)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UserInputError(f"mricron_brain: {name} must be an int >= 1, got {v!r}")
+    _check_split("mricron_brain", block, val_every, val_step)
     d = mricron_dir(path)
     vol = read_nifti(d / "ch2.nii.gz")
     bet = read_nifti(d / "ch2bet.nii.gz")
     if vol.shape != bet.shape:
         raise UserInputError(f"dataset 'mricron': ch2 {vol.shape} and ch2bet {bet.shape} differ in shape")
     mask = bet > 0
-    keep = np.nonzero(mask.reshape(mask.shape[0], -1).mean(1) >= min_brain)[0]
+    scale = 255.0 if vol.dtype == np.uint8 else float(vol.max())
+    return _slice_set("mricron", vol.astype(np.float32) / scale, mask.astype(np.int64), mask, 2,
+                      "Colin27 T1 (mricron-data ch2, brain mask ch2bet > 0)", block=block, val_every=val_every,
+                      val_step=val_step, min_brain=min_brain)
+
+
+def _check_split(who, block, val_every, val_step):
+    for name, v in (("block", block), ("val_every", val_every), ("val_step", val_step)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserInputError(f"{who}: {name} must be an int >= 1, got {v!r}")
+
+
+def _slice_set(name, vol, lab, inside, num_classes, what, *, block, val_every, val_step,
+               min_brain) -> SegmentationData:
+    """Axial slices ``[z]`` of ``vol`` (float in [0, 1]) and ``lab`` (int), those with ``inside`` covering at
+    least ``min_brain``, split into interleaved blocks (module docstring)."""
+    keep = np.nonzero(inside.reshape(inside.shape[0], -1).mean(1) >= min_brain)[0]
     z0 = int(keep.min())
     is_val = {int(z): ((int(z) - z0) // block) % val_every == val_every - 1 for z in keep}
     train_z, val_z = [], []
@@ -295,20 +355,109 @@ def mricron_brain(path=None, *, block: int = 10, val_every: int = 4, val_step: i
                 val_z.append(z)
         elif not any(is_val.get(z + dz, False) for dz in (-1, 1)):   # a 1-slice gap to validation
             train_z.append(z)
-    scale = 255.0 if vol.dtype == np.uint8 else float(vol.max())
-    img = torch.from_numpy(vol.astype(np.float32) / scale)
-    lab = torch.from_numpy(mask.astype(np.int64))
+    img = torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))
+    lab = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.int64))
     H, W = img.shape[1:]
     Hp, Wp = -(-H // 16) * 16, -(-W // 16) * 16
     return SegmentationData(
-        name="mricron", train_images=[img[z][None] for z in train_z], train_labels=[lab[z] for z in train_z],
+        name=name, train_images=[img[z][None] for z in train_z], train_labels=[lab[z] for z in train_z],
         val_images=torch.stack([_pad_to(img[z][None], Hp, Wp) for z in val_z]),
         val_labels=torch.stack([_pad_to(lab[z], Hp, Wp) for z in val_z]),
-        num_classes=2,
-        description=f"Colin27 T1 (mricron-data ch2, brain mask ch2bet > 0): {len(train_z)} training and "
+        num_classes=num_classes,
+        description=f"{what}: {len(train_z)} training and "
                     f"{len(val_z)} validation axial slices ({H}x{W}, validation zero-padded to {Hp}x{Wp}) "
                     f"from interleaved blocks of {block} slices (validation: one block in {val_every}, "
                     f"slices {val_step} apart)")
+
+
+def aal_lobes(path=None, *, block: int = 10, val_every: int = 4, val_step: int = 2,
+              min_brain: float = 0.01) -> SegmentationData:
+    """Axial Colin27 T1 slices labelled with AAL regions grouped into 8 lobe classes (:data:`AAL_LOBES`).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Folder with ``ch2.nii.gz``, ``aal.nii.gz`` and ``aal.nii.txt`` (searched
+        like :func:`mricron_dir`).
+    block, val_every, val_step, min_brain
+        The slice split, as in :func:`mricron_brain` (``min_brain``: fraction of
+        the slice inside AAL regions).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.datasets import AAL_LOBES
+    >>> len(AAL_LOBES), AAL_LOBES[7]
+    (8, 'cerebellum')
+    """
+    _check_split("aal_lobes", block, val_every, val_step)
+    d = _find_dir(path, ("ch2.nii.gz", "aal.nii.gz", "aal.nii.txt"), "aal")
+    vol = read_nifti(d / "ch2.nii.gz")
+    aal = read_nifti(d / "aal.nii.gz").astype(np.int64)
+    if vol.shape != aal.shape:
+        raise UserInputError(f"dataset 'aal': ch2 {vol.shape} and aal {aal.shape} differ in shape")
+    lut = np.zeros(max(int(aal.max()), 1) + 1, dtype=np.int64)
+    for line in (d / "aal.nii.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].isdigit() and parts[2].isdigit():
+            idx, group = int(parts[0]), _AAL_GROUP.get(int(parts[2][0]))
+            if group is None or idx >= lut.size:
+                raise UserInputError(f"dataset 'aal': unexpected line in {d / 'aal.nii.txt'}: {line!r}")
+            lut[idx] = group
+    lab = lut[aal]
+    if (lab[aal > 0] == 0).any():
+        raise UserInputError(f"dataset 'aal': {d / 'aal.nii.gz'} holds regions not named in aal.nii.txt")
+    scale = 255.0 if vol.dtype == np.uint8 else float(vol.max())
+    return _slice_set("aal", vol.astype(np.float32) / scale, lab, aal > 0, len(AAL_LOBES),
+                      "Colin27 T1 (mricron-data ch2) with AAL regions grouped into 8 lobe classes",
+                      block=block, val_every=val_every, val_step=val_step, min_brain=min_brain)
+
+
+def _nilearn_files(path=None) -> tuple[Path, Path, Path]:
+    if path is not None:
+        base = Path(path).expanduser()
+    else:
+        spec = importlib.util.find_spec("nilearn")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"dataset 'icbm152' needs the nilearn wheel's template files: "
+                                    f"{NILEARN_INSTALL}")
+        base = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    files = tuple(base / f"mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz" for k in ("t1", "gm", "wm"))
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"dataset 'icbm152': {', '.join(missing)} missing; {NILEARN_INSTALL}")
+    return files
+
+
+def icbm152_tissue(path=None, *, block: int = 10, val_every: int = 4, val_step: int = 2,
+                   min_brain: float = 0.01) -> SegmentationData:
+    """Axial ICBM152 2009a T1 slices labelled background / grey matter / white matter.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Folder holding the three ``mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz``
+        files (default: those of the installed nilearn wheel).
+    block, val_every, val_step, min_brain
+        The slice split, as in :func:`mricron_brain` (``min_brain``: fraction of
+        the slice labelled GM or WM).
+
+    Examples
+    --------
+    >>> from pdeflow.iel.datasets import NILEARN_INSTALL
+    >>> NILEARN_INSTALL  # what provides the template
+    'make install (runs `pip install --no-deps nilearn`)'
+    """
+    _check_split("icbm152_tissue", block, val_every, val_step)
+    import nibabel
+    t1, gm, wm = (np.asarray(nibabel.load(f).dataobj, dtype=np.float32).transpose(2, 1, 0)
+                  for f in _nilearn_files(path))     # [x, y, z] -> [z, y, x] as read_nifti
+    if not t1.shape == gm.shape == wm.shape:
+        raise UserInputError(f"dataset 'icbm152': t1 {t1.shape}, gm {gm.shape}, wm {wm.shape} differ in shape")
+    other = np.clip(255.0 - gm - wm, 0.0, None)
+    lab = np.stack([other, gm, wm]).argmax(0)
+    return _slice_set("icbm152", t1 / 255.0, lab, lab > 0, 3,
+                      "ICBM152 2009a sym (nilearn wheel): T1 / 255, labels argmax(other, GM, WM)",
+                      block=block, val_every=val_every, val_step=val_step, min_brain=min_brain)
 
 
 # ---------------------------------------------------------------------------
@@ -355,17 +504,17 @@ def synthetic_blobs(n_train: int = 4, n_val: int = 4, size: int = 64, *, noise: 
                                    f"images of {size}x{size}, noise sigma {noise:g}, seed {seed}")
 
 
-DATASETS = ("dsb2018", "mricron", "synthetic")
+DATASETS = ("dsb2018", "mricron", "aal", "icbm152", "synthetic")
 
 
 def load_dataset(name: str, path=None) -> SegmentationData:
-    """A dataset by name (:data:`DATASETS`); ``path`` is the mricron folder, if given.
+    """A dataset by name (:data:`DATASETS`); ``path`` is the data folder of mricron, aal or icbm152, if given.
 
     Examples
     --------
     >>> from pdeflow.iel.datasets import DATASETS, load_dataset
     >>> DATASETS
-    ('dsb2018', 'mricron', 'synthetic')
+    ('dsb2018', 'mricron', 'aal', 'icbm152', 'synthetic')
     >>> data = load_dataset("synthetic")
     >>> data.name, data.num_classes, data.val_images.shape
     ('synthetic', 2, torch.Size([4, 1, 64, 64]))
@@ -374,6 +523,10 @@ def load_dataset(name: str, path=None) -> SegmentationData:
         return dsb2018()
     if name == "mricron":
         return mricron_brain(path)
+    if name == "aal":
+        return aal_lobes(path)
+    if name == "icbm152":
+        return icbm152_tissue(path)
     if name == "synthetic":
         return synthetic_blobs()
     raise UserInputError(f"load_dataset: name must be one of {DATASETS}, got {name!r}")
