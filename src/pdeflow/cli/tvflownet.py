@@ -71,7 +71,7 @@ LOAD_ERRORS = (FileNotFoundError, ValueError, KeyError)
 _TRAIN_LAYOUT = [
     ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
     ("model", ["arch", "arch_kwargs"]),
-    ("data", ["data", "synthetic", "synthetic_kinds", "aug_scale", "aug_gamma", "aug_dihedral", "flowed",
+    ("data", ["data", "channels", "synthetic", "synthetic_kinds", "aug_scale", "aug_gamma", "aug_dihedral", "flowed",
               "flowed_max", "init", "val_data", "crop", "mixed_min", "mixed_max", "batch_size", "scale", "t_max",
               "t_power", "times_per_image"]),
     ("objective", ["mode", "loss", "a1", "a2", "ut_method", "lr", "lr_schedule", "lr_final", "clip",
@@ -120,8 +120,9 @@ def _check_train(args) -> None:
 
 
 def _run_train(args) -> int:
-    """Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random greyscale crops, unsupervised with the paper's
-    loss (12), supervised on the reference TV flow, or supervised first then unsupervised (hybrid). Adam,
+    """Train a TVflowNET (Semi-ResNet, U-Net or LGD) on random crops (grey, or colour with --channels 3),
+    unsupervised with the paper's loss (12), supervised on the reference TV flow, or supervised first then
+    unsupervised (hybrid). Adam,
     gradient clipping, validation PSNR against the reference flow on held-out images; the best model is exported
     as RUN_DIR/model.safetensors + model.json (load it with pdeflow.tvflownet.load('RUN_DIR')). Running the same
     command again resumes."""
