@@ -17,6 +17,7 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 import dask  # noqa: E402
+
 import pdeflow.dask as pdd  # noqa: E402
 from pdeflow import codec  # noqa: E402
 from pdeflow.errors import UserInputError  # noqa: E402
