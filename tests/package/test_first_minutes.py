@@ -217,7 +217,7 @@ def test_every_image_command_keeps_colour_unless_grey_is_given(tmp_path, capsys)
     status, out, _ = _run(capsys, "mask", photo, "--density", 0.1, "--method", "random", "--out", tmp_path / "k")
     assert status == 0 and "colour" in out
     status, _, err = _run(capsys, "flow", photo, "--method", "net", "--times", 0.1, "--out", tmp_path / "f")
-    assert status == 2 and "is colour and TVflowNET models are greyscale: pass --grey" in err, err
+    assert status == 2 and "is colour and the model takes 1 channel(s): pass --grey" in err, err
 
 
 def test_an_alpha_channel_is_dropped_with_a_note(tmp_path, capsys):

@@ -69,3 +69,20 @@ def test_the_evaluation_runs_a_colour_model_on_colour_crops_against_the_coupled_
     with pytest.raises(UserInputError, match="grey and colour"):
         evaluate({"c": model, "g": SemiResNet(width=4, depth=3)}, sizes=(16,), n_images=1, tables=(2,),
                  times=[0.0, 0.1], cache_dir=False)
+
+
+def test_pdeflow_flow_runs_a_colour_model_on_a_colour_image_and_refuses_a_grey_one(tmp_path, capsys):
+    from pdeflow.cli import main
+    from pdeflow.io import save_model
+    from pdeflow.tvflownet import SemiResNet
+
+    net = SemiResNet(in_channels=3, width=4, depth=3)
+    save_model(net.state_dict(), tmp_path / "c" / "model", config={"model": net.config, "scale": 5.0, "t_max": 1.0},
+               provenance={"trainer": "test"})
+    model = str(tmp_path / "c" / "model.json")
+    assert main(["flow", "builtin:skimage/coffee", "--size", "24", "--method", "net", "--model", model,
+                 "--times", "0.1", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "net_t0.10.png").is_file()
+    assert main(["flow", "builtin:skimage/camera", "--size", "24", "--method", "net", "--model", model,
+                 "--times", "0.1", "--out", str(tmp_path / "g")]) == 2
+    assert "is grey and the model takes 3 channel(s): pass --colour" in capsys.readouterr().err

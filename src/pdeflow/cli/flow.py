@@ -314,8 +314,6 @@ def _check_flow(args) -> None:
         args.parser.error("argument --model: only used with --method net or both")
     if args.symmetry is not None and args.method == "reference":
         args.parser.error("argument --symmetry: only used with --method net or both")
-    if args.method != "reference" and args.grey is False:
-        args.parser.error("argument --colour: TVflowNET models are greyscale; use --method reference for colour")
     check_volume_args(args)
     if args.method != "reference" and args.volume:
         args.parser.error(f"argument --method: TVflowNET is 2-D only and IMAGE '{args.image}' is a volume; use "
@@ -362,6 +360,22 @@ def _flow_figure(u0, stacks, times, scale, label, params):
     return fig
 
 
+def _check_model_channels(u0, label, args) -> None:
+    """The image's channels must be the model's: grey models (the shipped ones) take grey images, a colour model
+    (trained with --channels 3) colour ones."""
+    from ..tvflownet import api as net_api
+
+    try:
+        channels = getattr(net_api.load(args.model), "in_channels", 1)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(f"argument --model: {exc}") from None
+    if u0.shape[0] != channels:
+        kind = "colour" if u0.shape[0] != 1 else "grey"
+        raise CLIError(f"argument IMAGE: {label} is {kind} and the model takes {channels} channel(s): "
+                       + ("pass --grey, a colour model (--model, trained with --channels 3), or --method reference"
+                          if channels == 1 else "pass --colour"))
+
+
 def _run_net_api(u0, args, times):
     """A trained TVflowNET on ``scale * u0``; returns (stack (T, C, H, W), seconds, model name). The network
     runs on tiles (:func:`pdeflow.tvflownet.tiled_flow`: the untiled flow to round-off, with the memory of one
@@ -397,9 +411,8 @@ def _run_flow(args) -> int:
     from ..metrics import psnr, ssim
 
     u0, label, path = load_input(args)
-    if args.method != "reference" and u0.shape[0] != 1:
-        raise CLIError(f"argument IMAGE: {label} is colour and TVflowNET models are greyscale: pass --grey, or use "
-                       "--method reference for colour")
+    if args.method != "reference":
+        _check_model_channels(u0, label, args)
     out = Outputs(args.out, _flow_names(args.times, args.save_npy, args.method), overwrite=args.overwrite,
                   inputs=[path])
     setup_compute(args)
