@@ -97,8 +97,8 @@ def _spec_diff(saved: dict, given: dict, prefix: str = "") -> list[str]:
 #: Network and training sizes of the two presets (:class:`RunConfig` fields): ``small`` is a check that
 #: everything works in minutes on one CPU core, not a result; ``full`` the setting of the committed runs.
 #: ``paper``: Liu et al.'s setting (U-Net of depth 5, width 64, 20 epochs at lr 1e-4; their IELs, heat with dt 0.1
-#: on laplacian/4 = ``dt`` 0.025 here and 20-35 layers, are the ``--dt``/``--layers`` defaults); at width 64 a
-#: run costs about 16x the CPU time of width 16 (docs/results/iel.md).
+#: on laplacian/4 = ``dt`` 0.025 here and 20-35 layers, are the ``--dt``/``--layers`` defaults); its CPU cost
+#: is in docs/results/iel.md.
 PRESETS = {
     "small": dict(width=8, depth=5, crop=64, batch_size=8, epochs=30, steps_per_epoch=None, lr=1e-3),
     "full": dict(width=16, depth=5, crop=128, batch_size=4, epochs=60, steps_per_epoch=10, lr=1e-3),
