@@ -59,7 +59,7 @@ FLOW_TOL = 3e-6
 #: The step rule of a call without ``dt`` (:func:`flow_steps`): implicit Euler's RMS error at a time ``t``,
 #: as a fraction of the image's range ``R``, is about ``TIME_ERROR * h / sqrt(t * R)`` for steps of ``h`` up to
 #: ``t`` (the errors of earlier steps fade as the flow goes on; one-homogeneity makes the form scale free),
-#: measured on photographs against a fine-step reference (results page "Speed and accuracy of the solvers",
+#: fitted to photographs against a fine-step reference (results page "Speed and accuracy of the solvers",
 #: "The TV flow's steps").
 TIME_ERROR = 0.013
 #: The share of ``accuracy`` a call without ``dt`` gives its time steps; the solver's certificate gets the rest.
@@ -123,7 +123,7 @@ class FlowSteps:
     time_error : float
         The estimated root-mean-square error of the time stepping at the requested times, against the exact
         flow, as a fraction of the image's range ``R``: the largest over the times ``t`` of ``TIME_ERROR * h /
-        sqrt(t R)``, ``h`` the step that reaches ``t`` (a rule measured on photographs, not a certificate).
+        sqrt(t R)``, ``h`` the step that reaches ``t`` (a rule fitted to photographs, not a certificate).
     solver_accuracy : float or None
         The certified RMS error of the solver at every requested time, against the exact implicit steps, as a
         fraction of the range (``None``: the solver stops at a relative gap ``tol`` instead).
@@ -206,7 +206,7 @@ def flow_steps(times, *, dt: float | None = None, accuracy: float | None = None,
     TIME_ERROR``, ``R = data_range * spacing``: longer steps later, where the flow is smoother and the errors
     of earlier steps have faded.  The rule rests on implicit Euler's error being about proportional to the
     step in the RMS norm (the flow is only Lipschitz in time: regions merge and split at events inside
-    steps) and on the constant ``TIME_ERROR`` measured on photographs against a fine-step reference (results
+    steps) and on the constant ``TIME_ERROR`` fitted to photographs against a fine-step reference (results
     page "Speed and accuracy of the solvers", "The TV flow's steps"); it is an estimate, not a certificate.
     Where the flow is linear in time (an eigenfunction such as a disk, until it meets its background), any
     step that lands on the requested times is exact.
@@ -320,7 +320,7 @@ def tv_flow(
         flow (default ``STEP_ACCURACY``, 8e-3, about two 8-bit steps; it was
         1e-3 of the solver alone when ``dt`` had a default); ``TIME_SHARE``
         (half) of it goes to the time steps (estimated by the rule
-        ``TIME_ERROR``, measured on photographs, not certified) and the rest
+        ``TIME_ERROR``, fitted to photographs, not certified) and the rest
         to the solver (certified, as below).  With ``dt``, used when ``tol`` is
         None, for ``method="implicit"``: the certified error against the exact
         implicit scheme with these steps alone (default ``FLOW_ACCURACY``,
