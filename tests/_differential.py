@@ -341,6 +341,10 @@ def _metrics():
                                                                            exclude_background=c["excl"])},
                              1e-6, "soft Dice, a ratio of sums of probabilities, in [0, 1]", scale=absolute,
                              wrt=("x", "y"), grad_tol=1e-4, examples=20, grad_examples=3),
+        "metrics.miou": Diff(dice_case(), lambda c: {"miou": metrics.miou(c["x"], c["y"],
+                                                                           exclude_background=c["excl"])},
+                             1e-6, "soft IoU, D / (2 - D) of the soft Dice, in [0, 1]", scale=absolute,
+                             wrt=("x", "y"), grad_tol=1e-4, examples=20, grad_examples=3),
     }
 
 
@@ -660,6 +664,12 @@ EXCLUDED = {
     "ops.check_float": "an input check that returns its input, no arithmetic",
     "ops.check_image": "an input check that returns its input, no arithmetic",
     "ops.image_batch": "an input check and a shape promotion, no arithmetic",
+    # ops re-exports the layout rule's helpers (pdeflow.layout): they read and restore a layout, no arithmetic
+    "ops.read_layout": "reads an array's layout (a permutation of axes), no arithmetic",
+    "ops.follows_layout_rule": "a decorator: moves axes in and out of the function it wraps, no arithmetic",
+    "ops.layout_message": "the wording of the layout notices, no image",
+    "ops.Layout": "a record of a layout and its inverse permutation, no arithmetic",
+    "ops.ChannelsWarning": "a warning class, no image",
     # metrics
     "metrics.gaussian_window": "a 1-D window from (sigma, truncate), no image",
     # iel
