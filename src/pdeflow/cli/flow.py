@@ -371,7 +371,8 @@ def _check_model_channels(u0, label, args) -> None:
         raise CLIError(f"argument --model: {exc}") from None
     if u0.shape[0] != channels:
         kind = "colour" if u0.shape[0] != 1 else "grey"
-        raise CLIError(f"argument IMAGE: {label} is {kind} and the model takes {channels} channel(s): "
+        which = "--colour" if args.grey is False and channels == 1 else "IMAGE"    # name what the user asked for
+        raise CLIError(f"argument {which}: {label} is {kind} and the model takes {channels} channel(s): "
                        + ("pass --grey, a colour model (--model, trained with --channels 3), or --method reference"
                           if channels == 1 else "pass --colour"))
 

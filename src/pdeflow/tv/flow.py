@@ -136,7 +136,7 @@ class FlowSteps:
     >>> from pdeflow.tv.flow import flow_steps
     >>> s = flow_steps([0.1, 0.5, 2.0])
     >>> s.n_steps, s.dt
-    (20, 0.1)
+    (8, 0.375)
     """
 
     times: tuple
@@ -215,7 +215,7 @@ def flow_steps(times, *, dt: float | None = None, accuracy: float | None = None,
     --------
     >>> from pdeflow.tv.flow import flow_steps
     >>> flow_steps([0.1, 0.5, 2.0]).steps[1]
-    (0.1, 0.1, 0.1, 0.1)
+    (0.2, 0.2)
     >>> flow_steps([0.5], dt=0.2).n_steps         # two steps of 0.2, and a partial one of 0.1
     3
     """

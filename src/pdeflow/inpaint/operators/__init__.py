@@ -95,6 +95,12 @@ class Storage:
     max_tol_exponent : int or None
         The finest solver tolerance ``10**-t`` a file may ask for (a nonlinear operator's iterations grow with
         it); None: the format's largest.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint import OPERATORS
+    >>> OPERATORS["eed"].storage
+    Storage(id=1, values_per_byte=192, max_tol_exponent=4)
     """
 
     id: int
