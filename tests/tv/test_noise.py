@@ -86,3 +86,21 @@ def test_rof_auto_volume_and_gradient_with_lam_constant():
 def test_rof_lam_strings_other_than_auto_are_refused(bad):
     with pytest.raises(UserInputError, match="lam must be .*'auto'"):
         rof(torch.rand(8, 8), bad)
+
+
+@pytest.mark.parametrize("sigma", [0.02, 0.2])
+def test_rof_auto_in_float32_chooses_the_float64_lam_and_answer(sigma):
+    """Across the documented noise range: the lam chosen from float32 data is the float64 one up to the search's
+    resolution, the answers agree within the default's accuracy, and so do the gradients (lam held constant)."""
+    _, f64 = _noisy((64, 64), sigma, seed=5)
+    f32 = f64.float()
+    r64, r32 = rof(f64, "auto", full_output=True), rof(f32, "auto", full_output=True)
+    assert abs(r32.lam.item() / r64.lam.item() - 1) < 0.05, (r32.lam, r64.lam)
+    assert (r32.u.double() - r64.u).abs().max() < 5e-3
+    w = torch.randn(f64.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    grads = []
+    for f in (f64, f32):
+        x = f.clone().requires_grad_()
+        (rof(x, "auto") * w.to(f.dtype)).sum().backward()
+        grads.append(x.grad.double())
+    assert (grads[0] - grads[1]).norm() / grads[0].norm() < 5e-2
