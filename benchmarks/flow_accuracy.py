@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import sys
 import time
 
@@ -34,21 +33,22 @@ from _results import add_output_args, open_out, write_file  # benchmarks/_result
 from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
-from pdeflow.tv.flow import FLOW_TOL
+from pdeflow.tv.flow import FLOW_TOL, flow_steps
 
 
 def main(argv=None):
-    defaults = inspect.signature(tv_flow).parameters
     # tv_flow's default stops each step at its accuracy; this study varies a relative gap, from the one the
     # flow uses where a derivative is asked for
-    dt0, tol0 = defaults["dt"].default, FLOW_TOL
+    tol0 = FLOW_TOL
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n-crops", type=int, default=8)
     ap.add_argument("--crop-size", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=float, default=5.0)
     ap.add_argument("--times", default="0.5,1,2")
-    ap.add_argument("--dts", default=f"{2 * dt0:g},{dt0:g},{dt0 / 2:g}", help="time steps to compare")
+    ap.add_argument("--dts", default=None,
+                    help="time steps to compare (default: the largest step tv_flow takes without dt, its double "
+                         "and its half)")
     ap.add_argument("--tols", default="1e-4,1e-5,1e-6,1e-7", help="solver tolerances to compare")
     ap.add_argument("--ref-factor", type=int, default=8, help="the reference uses dt / this")
     ap.add_argument("--ref-tol", type=float, default=1e-10)
@@ -66,7 +66,9 @@ def main(argv=None):
         args.tols, args.ref_tol, args.ref_factor = f"{tol0:g}", 1e-8, 2
     torch.set_num_threads(args.threads)
     times = [float(t) for t in args.times.split(",")]
-    dts = [float(d) for d in args.dts.split(",")]
+    # the step tv_flow's default picks for these times at this image range
+    dt0 = flow_steps(times, data_range=args.scale).dt
+    dts = [float(d) for d in args.dts.split(",")] if args.dts else [2 * dt0, dt0, dt0 / 2]
     tols = [float(t) for t in args.tols.split(",")]
     t_start = time.perf_counter()
 
