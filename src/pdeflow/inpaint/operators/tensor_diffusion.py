@@ -521,7 +521,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
             if not bool(active.all()):
                 r.mul_(active.to(r.dtype).view(view))    # converged images: a zero right-hand side, untouched
             if scale:
-                s = op.unknowns_(op.pixel_weight().rsqrt_())
+                s = op.pixel_weight().rsqrt_() * op.w     # (B, C, H, W) where channels have their own masks
 
                 def precond(v, s=s):
                     return mg.precondition(v * s).mul_(s)

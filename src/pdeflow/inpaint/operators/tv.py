@@ -167,7 +167,7 @@ class _TVFunction(torch.autograd.Function):
         rng = known_range(f4, m)
         w = 1.0 - m
         h = Hessian(u, eps_rel * rng, w)
-        s = h.pixel_weight().rsqrt_().mul_(w)
+        s = h.pixel_weight().rsqrt_() * w     # (B, C, H, W) where channels have their own masks
         mg = Multigrid(m)
         btol = max(1e-2 * tol, 10 * torch.finfo(u.dtype).eps)
         nu, iters = cg(h, (w * g).expand_as(u).contiguous(), None, tol=btol, max_iter=10 * max_iter,
@@ -224,8 +224,9 @@ def inpaint_tv(f: torch.Tensor, mask: torch.Tensor, *, eps: float = EPS, tol: fl
         used (the others may be NaN). Differentiable (see the module doc).
     mask : Tensor
         Binary (bool or 0/1), 1 = known pixel: shape (H, W), (1, H, W), (B, 1, H, W) or anything that
-        broadcasts to ``f`` along the batch and channel axes; at least one known pixel per image. Not
-        differentiated.
+        broadcasts to ``f`` along the batch and channel axes (channels may have their own masks, as in
+        :func:`~pdeflow.inpaint.inpaint_eed`: the channels stay coupled); at least one known pixel per image
+        and channel. Not differentiated.
     eps : float, optional
         Smoothing of the TV, relative to the range (max - min) of the image's known values; smaller is closer
         to exact TV and takes more iterations; supported 1e-3 to 0.1.
