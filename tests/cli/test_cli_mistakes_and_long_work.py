@@ -175,7 +175,7 @@ def test_a_flow_shows_a_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
 
 
 def test_a_long_flow_writes_progress_lines_in_a_log(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli_flow, "LONG_FLOW_WORK", 1000)             # FLOW's 14 steps of 256 values count as long
+    monkeypatch.setattr("pdeflow.cli._flow_common.LONG_FLOW_WORK", 1000)   # FLOW's 14 steps of 256 values count as long
     assert main([*FLOW, "--dt", "0.0016", "--out", str(tmp_path / "out")]) == 0
     out, err = capsys.readouterr()
     err = err.splitlines()
@@ -187,7 +187,7 @@ def test_a_long_flow_writes_progress_lines_in_a_log(tmp_path, capsys, monkeypatc
 
 def test_a_flow_says_its_steps_and_the_accuracy_they_buy(tmp_path, capsys):
     from pdeflow.datasets import builtin_image
-    from pdeflow.tv.flow import flow_steps
+    from pdeflow.tv.steps import flow_steps
 
     assert main([*FLOW, "--out", str(tmp_path / "out")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("steps: ")]

@@ -307,10 +307,6 @@ LONG_MODULES = {
                              "and the SCENES registry over them)",
     "tv/rof.py": "one concept: rof, the entry point of every ROF method (its arguments, lam='auto', warnings and "
                  "result record), and the certified stopping all methods share (solve, solve_auto, coarse start)",
-    "tv/flow.py": "one concept: tv_flow, its schemes and the rule that picks its steps from the requested times and "
-                  "accuracy (flow_steps), which the step loop reads; the rule could move to a module of its own",
-    "cli/flow.py": "the `flow`, `spectral` and `demo` commands: demo runs the other two, and a cli module may not "
-                   "import a sibling command (rule 1), so the three stay together",
 }
 
 

@@ -3,7 +3,8 @@
 Subcommands (``pdeflow SUBCOMMAND --help`` for the options of each), one module per pillar or concept:
 
 * :mod:`pdeflow.cli.denoise`: ``denoise``.
-* :mod:`pdeflow.cli.flow`: ``flow``, ``spectral``, ``demo``.
+* :mod:`pdeflow.cli.flow`: ``flow``, ``demo``.
+* :mod:`pdeflow.cli.spectral`: ``spectral``.
 * :mod:`pdeflow.cli.samples`: ``samples``.
 * :mod:`pdeflow.cli.tvflownet`: ``train tvflownet``, ``train tvflownet-average``, ``evaluate tvflownet``.
 * :mod:`pdeflow.cli.iel`: ``iel-experiment``.

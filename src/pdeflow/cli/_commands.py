@@ -20,8 +20,8 @@ GROUPS = {
 #: ``""``) or of a command group; a group itself comes at its first row.
 ADDERS: list[tuple[str, str, str, dict[str, str]]] = [
     ("", "denoise", "add_parsers", {"denoise": "TV denoising (ROF) of an image for one or more weights lambda"}),
-    ("", "flow", "add_parsers", {"flow": "TV flow of an image at given times",
-                                 "spectral": "spectral TV decomposition: bands, residual, spectrum"}),
+    ("", "flow", "add_parsers", {"flow": "TV flow of an image at given times"}),
+    ("", "spectral", "add_parsers", {"spectral": "spectral TV decomposition: bands, residual, spectrum"}),
     ("", "samples", "add_parsers", {"samples": "list the built-in images"}),
     ("", "flow", "add_demo_parser", {"demo": "TV flow and spectral TV of the camera image (what `make run` runs)"}),
     ("train", "tvflownet", "add_train_parser",

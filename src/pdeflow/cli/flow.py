@@ -1,4 +1,5 @@
-"""``pdeflow flow``, ``spectral`` and ``demo``: the TV flow and the spectral TV decomposition from the command line.
+"""``pdeflow flow`` and ``demo``: the TV flow from the command line, and the demo of the flow and the spectral TV
+decomposition (``pdeflow spectral``, :mod:`pdeflow.cli.spectral`) on the camera image.
 
 Conventions: images are read in [0, 1] and multiplied by ``--scale`` (default
 1) before the flow, so flow times are in units of the scaled image
@@ -11,8 +12,8 @@ their spacing, min-max mapped to [0, 1] for the same conventions, processed in 3
 as volumes in the file's units, with a figure of three orthogonal slices
 (:func:`pdeflow.viz.slices_figure`).
 
-``add_parsers(sub)`` registers ``flow`` and ``spectral``, ``add_demo_parser(sub)`` registers ``demo`` (the
-two, on the camera image), on the top-level subparsers of ``pdeflow``.
+``add_parsers(sub)`` registers ``flow``, ``add_demo_parser(sub)`` registers ``demo`` (a flow and a decomposition,
+on the camera image), on the top-level subparsers of ``pdeflow``.
 """
 from __future__ import annotations
 
@@ -22,90 +23,55 @@ import math
 import sys
 import time
 
-import numpy as np
 import torch
 
 from .. import viz
 from ..errors import UserInputError
-from ..tv import FLOW_ACCURACY, ROF_METHODS, dyadic_band_edges, spectral_tv, tv_flow
-from ..tv.flow import STEP_ACCURACY, check_times, default_accuracy, flow_steps
+from ..tv import FLOW_ACCURACY, dyadic_band_edges, tv_flow
+from ..tv.steps import check_times, default_accuracy
 from ..tvflownet.symmetry import DihedralMean
 from ._arguments import (
-    accuracy,
     add_command,
     add_compute_args,
     add_output_args,
     check_compute,
     nonneg_floats,
-    positive_float,
-    positive_int,
     setup_compute,
     stopping_rule,
 )
 from ._errors import PROG, CLIError
-from ._inputs import (
-    DEFAULT_BUILTIN,
-    SIZE_HELP,
-    VOLUME_HELP,
-    add_volume_args,
-    check_nd_solver,
-    check_volume_args,
-    load_input,
-    load_volume,
-    print_spacing,
+from ._flow_common import (
+    BAND_NOTE,
+    add_input_args,
+    add_run_args,
+    band_display,
+    band_names,
+    plot_spectrum,
+    recon_report,
+    run_spectral_api,
+    scale_note,
+    show_progress,
+    spectral_panels,
+    spectrum_rows,
+    steps_line,
+    to_display,
+    volume_scale_note,
 )
+from ._inputs import check_nd_solver, check_volume_args, load_input, load_volume, print_spacing
 from ._outputs import Outputs, report_written, time_labels
 
 __all__ = ["add_parsers", "add_demo_parser", "DEMO"]
 
 
-def _to_display(u: torch.Tensor, scale: float) -> torch.Tensor:
-    """Divide by the intensity scale and clip to [0, 1] (for PNGs and figures)."""
-    return (u.detach().cpu().double() / scale).clamp(0.0, 1.0)
-
-
-def _band_display(b: torch.Tensor, q: float = 1.0) -> torch.Tensor:
-    """Signed band to [0, 1]: 0.5 + b / (2 m), clipped, so grey is 0; m the ``q`` quantile of |b| (default its
-    maximum; 0.995 for a volume, where a few extreme voxels would otherwise leave the rest grey on grey)."""
-    b = b.detach().cpu().double()
-    a = b.abs()
-    m = float(a.max()) if q >= 1 else (float(np.quantile(a.numpy(), q)) or float(a.max()))
-    return (0.5 + b / (2.0 * m)).clamp(0.0, 1.0) if m > 0 else torch.full_like(b, 0.5)
-
-
-_VOLUME_BAND_NOTE = "bands shown as 0.5 + b / (2 m), m the 99.5 % quantile of |b| of each, clipped (grey = 0)"
-
-
 #: A flow given a --dt of at least this many implicit steps (its largest time / --dt, one ROF solve each) gets a
 #: hint that names --dt before it starts.
 LONG_FLOW_STEPS = 1000
-#: A flow of at least this much work (implicit steps times values of the image: the README's 8 steps of a
-#: 512 x 512 grey photograph, tens of seconds) reports its progress in a log too, with its time estimate after
-#: the first step (a terminal shows a bar for every flow).
-LONG_FLOW_WORK = 2_000_000
 #: The step count of the --dt that the hint suggests.
 _HINT_STEPS = 200
 
 
 def _implicit_steps(t_max: float, dt: float) -> int:
     return math.ceil(t_max / dt - 1e-9)     # tv_flow's steps: full steps of dt, and a partial one to t_max
-
-
-def _progress(steps: int, values: int) -> bool:
-    """Whether a flow of ``steps`` implicit steps of an image of ``values`` values reports progress: on a
-    terminal always (a bar, gone when done), in a log only when the flow is long (short ones would fill it
-    with lines)."""
-    return steps * values >= LONG_FLOW_WORK or sys.stderr.isatty()
-
-
-def _steps_line(x: torch.Tensor, times, args, spacing=None):
-    """Print the implicit steps a flow of ``x`` (scaled) to ``times`` takes and the accuracy they buy (one line,
-    before it starts); returns them (:class:`pdeflow.tv.flow.FlowSteps`)."""
-    rng = float(x.max() - x.min())
-    plan = flow_steps(times, dt=args.dt, accuracy=args.accuracy, tol=args.tol, data_range=rng if rng > 0 else 1.0,
-                      spacing=min(spacing) if spacing is not None else 1.0)
-    print(f"steps: {plan.describe()}", flush=True)
-    return plan
 
 
 def _solver_words(plan, args) -> str:
@@ -133,143 +99,15 @@ def _run_flow_api(u0, args, times, spacing=None):
     if args.dt is not None:
         _long_flow_hint(max(times), args.dt,
                         u0.shape[-3:] if spacing is not None and len(spacing) == 3 else u0.shape[-2:])
-    plan = _steps_line(x, times, args, spacing)
+    plan = steps_line(x, times, args, spacing)
     t0 = time.perf_counter()
     u = tv_flow(x, times, dt=args.dt, tol=args.tol, accuracy=args.accuracy, solver=args.solver, compile=args.compile,
-                progress=_progress(plan.n_steps, x.numel()), spacing=spacing)
+                progress=show_progress(plan.n_steps, x.numel()), spacing=spacing)
     return u.cpu(), time.perf_counter() - t0, plan
-
-
-def _run_spectral_api(u0, args, dt, steps, spacing=None):
-    x = (u0 * args.scale).to(args.device)
-    if not bool(torch.isfinite(x).all()):
-        raise CLIError(f"argument --scale: {args.scale:g} times the image is not finite")
-    n = _steps_line(x, [k * dt for k in range(steps + 2)], argparse.Namespace(**{**vars(args), "dt": dt}),
-                    spacing).n_steps
-    t0 = time.perf_counter()
-    s = spectral_tv(x, dt=dt, n_steps=steps, tol=args.tol, accuracy=args.accuracy, solver=args.solver,
-                    compile=args.compile,
-                    progress=_progress(n, x.numel()), spacing=spacing)
-    return s, time.perf_counter() - t0
-
-
-def _scale_note(scale: float) -> str:
-    return (f"intensity scale: image read in [0, 1] and multiplied by {scale:g} for the flow "
-            f"(times are for the scaled image); PNGs show values divided by {scale:g}, clipped to [0, 1]")
-
-
-def _band_names(m: int) -> list[str]:
-    return [f"band_{i}.png" for i in range(m)]
-
-
-def _band_titles(edges) -> list[str]:
-    return [f"band {i}: t in [{a:.4g}, {b:.4g})" for i, (a, b) in enumerate(zip(edges, edges[1:]))]
-
-
-def _spectrum_rows(s, edges):
-    t = s.times.cpu().tolist()
-    S = s.spectrum.reshape(len(t)).cpu().tolist()
-    rows = []
-    for k, (tk, Sk) in enumerate(zip(t, S), start=1):
-        band = next((i for i, (a, b) in enumerate(zip(edges, edges[1:])) if a <= tk < b), "")
-        rows.append([k, f"{tk:.10g}", f"{Sk:.10g}", band])
-    return rows
-
-
-def _plot_spectrum(ax, s, edges) -> None:
-    t = s.times.cpu().numpy()
-    S = s.spectrum.reshape(len(t)).cpu().numpy()
-    ax.plot(t, S, ".-", lw=1, ms=3, color="C0")
-    for e in edges:
-        ax.axvline(e, color="0.6", lw=0.8, ls="--")
-    ax.set_xlabel("flow time t (dashed: band edges)")
-    ax.set_ylabel(r"$S(t) = \|\phi(t)\|_1$")
-    ax.set_title("spectrum", fontsize=9)
-    ax.set_xlim(0, max(float(t[-1]), edges[-1]) * 1.02)
-    ax.grid(alpha=0.3)
-
-
-def _recon_report(s, u0s, bands, edges) -> str:
-    """The reconstruction error line(s) of the spectral decomposition."""
-    err = float((bands.sum(0) + s.residual.cpu() - u0s).abs().max())
-    t = s.times.cpu()
-    covered = int(((t >= edges[0]) & (t < edges[-1])).sum())
-    n = len(t)
-    if covered == n:
-        return f"reconstruction error max|sum(bands) + residual - u0| = {err:.3g}"
-    full = float((s.reconstruct().cpu() - u0s).abs().max())
-    return (f"the bands hold {covered} of the {n} time steps, so sum(bands) + residual differs from u0 "
-            f"(max {err:.3g}); the full decomposition reconstructs u0 to max error {full:.3g}")
 
 
 #: tv_flow's own dt, tol and accuracy: `pdeflow flow` and `pdeflow spectral` use the library's defaults.
 _FLOW_DEFAULTS = {k: inspect.signature(tv_flow).parameters[k].default for k in ("dt", "tol", "accuracy")}
-
-
-def _add_input_args(p: argparse.ArgumentParser):
-    """The input group of ``flow`` and ``spectral`` (returned, for --spacing)."""
-    g = p.add_argument_group("input")
-    g.add_argument("image", metavar="IMAGE", nargs="?", default=None,
-                   help=f"image file (PNG, JPEG, TIFF, DICOM) or builtin:NAME "
-                        f"(default: builtin:{DEFAULT_BUILTIN}; `{PROG} samples` lists the built-in names), "
-                        + VOLUME_HELP)
-    g.add_argument("--size", type=positive_int, default=None, help=SIZE_HELP)
-    c = g.add_mutually_exclusive_group()  # inside the "input" group
-    c.add_argument("--grey", "--gray", dest="grey", action="store_true", default=None,
-                   help="convert a colour image to grey (luminance) first (default: keep its colour)")
-    c.add_argument("--colour", "--color", dest="grey", action="store_false",
-                   help="keep colour (the default for a colour image: 3 channels, coupled vectorial TV; a grey "
-                        "image gets 3 equal channels)")
-    g.add_argument("--scale", metavar="S", type=positive_float, default=1.0,
-                   help="multiply the [0, 1] image by S before the flow (default 1; the TVflowNET paper uses 5)")
-    return g
-
-
-def _add_solver_args(p: argparse.ArgumentParser, dt: float | None) -> None:
-    g = p.add_argument_group("solver")
-    acc = FLOW_ACCURACY
-    if dt is None:
-        g.add_argument("--dt", type=positive_float, default=None,
-                       help="implicit time step: every step of this size on the grid k*dt (a time off it: a "
-                            "partial step), and --accuracy for the solver alone (default: the fewest equal steps "
-                            "landing on each time that keep the estimated RMS error of the time stepping to half "
-                            "of --accuracy; the line 'steps:' says how many, their dt and the error they buy)")
-        g.add_argument("--accuracy", type=accuracy, default=None,
-                       help=f"the RMS error of every result against the exact TV flow, as a fraction of the image's "
-                            f"range: half for the time steps (estimated by a rule measured on photographs), half "
-                            f"for the solver of each step (certified) (default {STEP_ACCURACY:g}, about two 8-bit "
-                            f"step); with --dt, the solver's alone, against the exact implicit steps (default "
-                            f"{acc:g})")
-    else:
-        g.add_argument("--dt", type=positive_float, default=dt, help=f"implicit time step (default {dt:g})")
-        g.add_argument("--accuracy", type=accuracy, default=acc,
-                       help=f"stop each implicit step so that the RMS error of every result against the exact "
-                            f"implicit scheme is certified to be at most this fraction of the image's range "
-                            f"(default {acc:g})")
-    g.add_argument("--tol", type=positive_float, default=None,
-                   help="relative duality gap of each implicit step instead of --accuracy (1e-6: exact)")
-    g.add_argument("--solver", choices=ROF_METHODS, default="fgp", help="ROF solver of each step (default fgp)")
-    g.add_argument("--compile", action="store_true",
-                   help="run the fgp iterations as kernels compiled by torch.compile: about 2x faster per "
-                        "iteration after a one-time compilation (tens of seconds; needs a C++ compiler, else "
-                        "it warns and runs them uncompiled)")
-
-
-def _add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, npy: str) -> None:
-    """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver, computation, output, and
-    ``--save-npy`` writing ``npy`` (the raw arrays, in scaled units)."""
-    _add_solver_args(p, dt=dt)
-    p.set_defaults(warning_flags=[("tol", "tol", "--tol")])     # the solver's max_iter has no option
-    add_compute_args(p)
-    out = add_output_args(p)
-    out.add_argument("--save-npy", action="store_true", help=f"also write {npy}, in scaled units")
-    add_volume_args(inputs, out)
-
-
-def _volume_scale_note(scale: float) -> str:
-    return (f"intensity scale: the volume mapped to [0, 1] and multiplied by {scale:g} for the flow (times are for "
-            "the scaled volume, in the spacing's unit of length); the written volumes are divided back, in the file's "
-            "units")
 
 
 # ---------------------------------------------------------------------------
@@ -280,7 +118,7 @@ def _register_flow(sub) -> None:
     p = add_command(sub, "flow", _run_flow,
                     epilog=f"example: {PROG} flow photo.png --times 0.1 0.5 2 --out results/",
                     validate=_check_flow)
-    inputs = _add_input_args(p)
+    inputs = add_input_args(p)
     g = p.add_argument_group("flow")
     g.add_argument("--times", type=nonneg_floats, nargs="+", default=[0.1, 0.5, 2.0], metavar="T",
                    help="flow times, >= 0, non-decreasing as in the API; a repeated time is written once "
@@ -295,13 +133,13 @@ def _register_flow(sub) -> None:
                    help="--method net/both: average the network over the image and its transpose (the default: "
                         "2 network calls, an exact symmetry of the discrete flow), over all 8 flips and quarter "
                         "turns (8 calls), or none (1 call)")
-    _add_run_args(p, inputs, dt=_FLOW_DEFAULTS["dt"],
+    add_run_args(p, inputs, dt=_FLOW_DEFAULTS["dt"],
                   npy="u.npy (reference) / net.npy (network): the flow, shape (len(times), C, H, W) (a volume: "
                       "(len(times), D, H, W)), float32")
 
 
 def _check_flow(args) -> None:
-    # Non-decreasing, as pdeflow.tv.flow.check_times takes them (the API returns a repeated time's
+    # Non-decreasing, as pdeflow.tv.steps.check_times takes them (the API returns a repeated time's
     # frame twice); one file per time, so a repeated time is written once, with a note.
     try:
         times = check_times(args.times)
@@ -342,8 +180,8 @@ def _flow_figure(u0, stacks, times, scale, label, params):
     ncols = min(len(times) + 1, 6)
     rows = []
     for name, stack in stacks.items():
-        panels = [(_to_display(u0, 1.0), "input")]
-        panels += [(_to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, time_labels(times))]
+        panels = [(to_display(u0, 1.0), "input")]
+        panels += [(to_display(u, scale), f"{name}, t = {lab}") for u, lab in zip(stack, time_labels(times))]
         rows.append(panels)
     if "reference" in stacks and "net" in stacks:    # --method both: where the network differs, x10
         diff = [((n - r).abs() * (10.0 / scale)).detach().cpu().double().clamp(0.0, 1.0)
@@ -418,7 +256,7 @@ def _run_flow(args) -> int:
                   inputs=[path])
     setup_compute(args)
     print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
-    print(_scale_note(args.scale))
+    print(scale_note(args.scale))
     print_spacing(args)
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
@@ -438,7 +276,7 @@ def _run_flow(args) -> int:
             params.append(f"TVflowNET {name}: {secs:.3f} s")
         for kind, stack in stacks.items():
             for lab, u in zip(labels, stack):
-                out.image(f"{_FLOW_PREFIX[kind]}_t{lab}.png", _to_display(u, args.scale))
+                out.image(f"{_FLOW_PREFIX[kind]}_t{lab}.png", to_display(u, args.scale))
             if args.save_npy:
                 out.npy(f"{_FLOW_PREFIX[kind]}.npy", stack)
         if args.method == "both":
@@ -471,7 +309,7 @@ def _run_flow_volume(args) -> int:
     out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
     setup_compute(args)
     print(vin.about)
-    print(_volume_scale_note(args.scale))
+    print(volume_scale_note(args.scale))
     if getattr(args, "times_repeated", None):
         print(f"--times: {' '.join(f'{t:g}' for t in args.times_repeated)} repeated; each time is written once")
     with out:
@@ -487,152 +325,6 @@ def _run_flow_volume(args) -> int:
         out.figure("flow.png", viz.slices_figure(
             panels, vin.spacing, title=f"TV flow (3-D) of {vin.label}\n{solver}, scale {args.scale:g}, "
                                        f"{secs:.2f} s\n{vin.window_note()}"))
-    report_written(out)
-    return 0
-
-
-# ---------------------------------------------------------------------------
-# pdeflow spectral
-# ---------------------------------------------------------------------------
-
-def _register_spectral(sub) -> None:
-    p = add_command(sub, "spectral", _run_spectral,
-                    epilog=f"example: {PROG} spectral builtin:skimage/coins --dt 0.04 --steps 50 "
-                           "--bands 0.02 0.1 0.5 2.04 --out spec/",
-                    validate=_check_spectral)
-    inputs = _add_input_args(p)
-    g = p.add_argument_group("decomposition")
-    g.add_argument("--steps", type=positive_int, default=50, metavar="N",
-                   help="number of time steps t_k = k*dt of the decomposition, k = 1..N (default 50)")
-    g.add_argument("--bands", type=nonneg_floats, nargs="+", default=None, metavar="E",
-                   help="band edges in flow time, >= 0, strictly increasing, at least two; each band "
-                        "[e_i, e_i+1) must hold a time k*dt (default: dyadic bands k in [1,2), [2,4), ...)")
-    _add_run_args(p, inputs, dt=0.04,
-                  npy="bands.npy (m, C, H, W) and residual.npy (C, H, W) (a volume: (m, D, H, W), (D, H, W))")
-
-
-def _increasing(values, name: str, parser: argparse.ArgumentParser) -> list[float]:
-    vals = [float(v) for v in values]
-    if any(b <= a for a, b in zip(vals, vals[1:])):
-        parser.error(f"argument {name}: values must be strictly increasing, got {' '.join(f'{v:g}' for v in vals)}")
-    return vals
-
-
-def _check_bands(args, steps: int, dt: float) -> list[float]:
-    if args.bands is None:
-        return dyadic_band_edges(steps, dt)
-    if len(args.bands) < 2:
-        args.parser.error(f"argument --bands: need at least two edges, got {' '.join(f'{v:g}' for v in args.bands)}")
-    edges = _increasing(args.bands, "--bands", args.parser)
-    t = [k * dt for k in range(1, steps + 1)]
-    for a, b in zip(edges, edges[1:]):
-        if not any(a <= tk < b for tk in t):
-            args.parser.error(f"argument --bands: band [{a:g}, {b:g}) holds none of the times "
-                              f"t_k = k*{dt:g}, k = 1..{steps} (t from {t[0]:g} to {t[-1]:g})")
-    return edges
-
-
-def _check_spectral(args) -> None:
-    args.edges = _check_bands(args, args.steps, args.dt)
-    check_volume_args(args)
-    check_nd_solver(args, "--solver", args.solver)
-    check_compute(args)
-
-
-def _spectral_names(m: int, save_npy: bool) -> list[str]:
-    names = _band_names(m) + ["residual.png", "spectral.png", "spectrum.csv"]
-    return names + (["bands.npy", "residual.npy"] if save_npy else [])
-
-
-_BAND_NOTE = "bands shown as 0.5 + b / (2 max|b|), each scaled on its own (grey = 0)"
-
-
-def _spectral_panels(s, bands, edges, scale):
-    panels = [(_band_display(b), t) for b, t in zip(bands, _band_titles(edges))]
-    panels.append((_to_display(s.residual, scale), "residual"))
-    return panels
-
-
-def _spectral_figure(u0, s, bands, edges, scale, label, params):
-    panels = [(_to_display(u0, 1.0), "input")] + _spectral_panels(s, bands, edges, scale)
-    ncols = min(len(panels), 7)
-    nrows = math.ceil(len(panels) / ncols)
-    fig = viz.figure(2.8 * ncols, 2.9 * nrows + 3.0)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[2.9 * nrows, 3.0])
-    viz.image_grid(top, panels, ncols)
-    _plot_spectrum(bottom.subplots(), s, edges)
-    fig.suptitle(f"Spectral TV of {label}\n{params}\n{_BAND_NOTE}; "
-                 f"residual: u / {scale:g} clipped to [0, 1]", fontsize=10)
-    return fig
-
-
-def _run_spectral(args) -> int:
-    """Spectral TV decomposition (Gilboa 2014) from N+1 implicit TV flow steps: phi(t) = t u_tt, spectrum S(t) =
-    ||phi(t)||_1, bands f_i = sum of phi(t_k) dt over the t_k in [e_i, e_i+1), residual f_r = u(T) - T u_t(T).
-    Writes band_i.png (each band normalised for display), residual.png, spectral.png (figure) and spectrum.csv.
-    A volume IMAGE is decomposed in 3-D with its voxel spacing (--spacing): band_i.EXT and residual.EXT in the
-    file's units and format, spectral.png with three orthogonal slices per band."""
-    if args.volume:
-        return _run_spectral_volume(args)
-    u0, label, path = load_input(args)
-    edges = args.edges
-    out = Outputs(args.out, _spectral_names(len(edges) - 1, args.save_npy), overwrite=args.overwrite,
-                  inputs=[path])
-    setup_compute(args)
-    print(f"image: {label}, {'grey' if u0.shape[0] == 1 else 'colour'}")
-    print(_scale_note(args.scale))
-    print_spacing(args)
-    params = f"dt={args.dt:g}, N={args.steps}, {stopping_rule(args)}, solver={args.solver}, scale={args.scale:g}"
-    with out:
-        s, secs = _run_spectral_api(u0, args, args.dt, args.steps, args.spacing)
-        print(f"spectral TV ({params}; flow to t = {(args.steps + 1) * args.dt:g}): {secs:.2f} s")
-        bands = s.filter(edges).cpu()
-        print(f"band edges: {' '.join(f'{e:.4g}' for e in edges)}")
-        print(_recon_report(s, u0 * args.scale, bands, edges))
-        for name, b in zip(_band_names(len(bands)), bands):
-            out.image(name, _band_display(b))
-        out.image("residual.png", _to_display(s.residual, args.scale))
-        out.figure("spectral.png", _spectral_figure(u0, s, bands, edges, args.scale, label, params))
-        out.csv("spectrum.csv", ["k", "t", "S", "band"], _spectrum_rows(s, edges))
-        if args.save_npy:
-            out.npy("bands.npy", bands)
-            out.npy("residual.npy", s.residual)
-    report_written(out)
-    return 0
-
-
-def _run_spectral_volume(args) -> int:
-    """``pdeflow spectral`` of a volume: the 3-D spectral TV decomposition with its spacing."""
-    vin = load_volume(args)
-    edges, sfx, m = args.edges, vin.suffix, len(args.edges) - 1
-    names = ([f"band_{i}{sfx}" for i in range(m)] + ["residual" + sfx, "spectral.png", "spectrum.csv"]
-             + (["bands.npy", "residual.npy"] if args.save_npy else []))
-    out = Outputs(args.out, names, overwrite=args.overwrite, inputs=[vin.path])
-    setup_compute(args)
-    print(vin.about)
-    print(_volume_scale_note(args.scale))
-    params = f"dt={args.dt:g}, N={args.steps}, {stopping_rule(args)}, solver={args.solver}, scale={args.scale:g}"
-    with out:
-        s, secs = _run_spectral_api(vin.data, args, args.dt, args.steps, vin.spacing)
-        print(f"spectral TV (3-D; {params}; flow to t = {(args.steps + 1) * args.dt:g}): {secs:.2f} s")
-        bands = s.filter(edges).cpu()                                   # (m, D, H, W), scaled
-        print(f"band edges: {' '.join(f'{e:.4g}' for e in edges)}")
-        print(_recon_report(s, vin.data * args.scale, bands, edges))
-        for i, b in enumerate(bands):
-            out.volume(f"band_{i}{sfx}", vin.diff_in_units(b / args.scale).float(), vin.spacing)
-        out.volume("residual" + sfx, vin.in_units(s.residual.cpu() / args.scale).float(), vin.spacing)
-        out.csv("spectrum.csv", ["k", "t", "S", "band"], _spectrum_rows(s, edges))
-        if args.save_npy:
-            out.npy("bands.npy", bands)
-            out.npy("residual.npy", s.residual)
-        panels = ([(vin.shown(vin.data), "input")]
-                  + [(_band_display(b, 0.995), t) for b, t in zip(bands, _band_titles(edges))]
-                  + [(vin.shown(s.residual.cpu() / args.scale), "residual")])
-        fig = viz.slices_figure(panels, vin.spacing, below=2.6,
-                                title=f"Spectral TV (3-D) of {vin.label}\n{params}, {secs:.2f} s\n"
-                                      f"{_VOLUME_BAND_NOTE}\n{vin.window_note()}")
-        _plot_spectrum(fig.subfigs[1].subplots(), s, edges)
-        out.figure("spectral.png", fig)
     report_written(out)
     return 0
 
@@ -672,11 +364,11 @@ def _run_demo(args) -> int:
     edges = dyadic_band_edges(d["steps"], d["spec_dt"])
     m = len(edges) - 1
     flow_names = [n for n in _flow_names(d["times"], False) if n != "flow.png"]
-    names = ["input.png"] + flow_names + _band_names(m) + ["residual.png", "spectrum.csv", "demo.png"]
+    names = ["input.png"] + flow_names + band_names(m) + ["residual.png", "spectrum.csv", "demo.png"]
     out = Outputs(args.out, names, overwrite=args.overwrite)
     setup_compute(args)
     print(f"pdeflow demo on {label}, grey, device {args.device}, {torch.get_num_threads()} torch thread(s)")
-    print(_scale_note(d["scale"]))
+    print(scale_note(d["scale"]))
     flow_params = f"dt={d['flow_dt']:g}, {stopping_rule(ns)}, solver={d['solver']}"
     spec_params = f"dt={d['spec_dt']:g}, N={d['steps']}, {stopping_rule(ns)}, solver={d['solver']}"
     with out:
@@ -684,28 +376,28 @@ def _run_demo(args) -> int:
         stack, secs_f, _ = _run_flow_api(u0, ns, d["times"])
         print(f"TV flow to t = {', '.join(time_labels(d['times']))} ({flow_params}): {secs_f:.2f} s")
         for name, u in zip(flow_names, stack):
-            out.image(name, _to_display(u, d["scale"]))
-        s, secs_s = _run_spectral_api(u0, ns, d["spec_dt"], d["steps"])
+            out.image(name, to_display(u, d["scale"]))
+        s, secs_s = run_spectral_api(u0, ns, d["spec_dt"], d["steps"])
         print(f"spectral TV ({spec_params}; flow to t = {(d['steps'] + 1) * d['spec_dt']:g}): {secs_s:.2f} s")
         bands = s.filter(edges).cpu()
         print(f"band edges (dyadic): {' '.join(f'{e:.4g}' for e in edges)}")
-        print(_recon_report(s, u0 * d["scale"], bands, edges))
-        for name, b in zip(_band_names(m), bands):
-            out.image(name, _band_display(b))
-        out.image("residual.png", _to_display(s.residual, d["scale"]))
-        out.csv("spectrum.csv", ["k", "t", "S", "band"], _spectrum_rows(s, edges))
+        print(recon_report(s, u0 * d["scale"], bands, edges))
+        for name, b in zip(band_names(m), bands):
+            out.image(name, band_display(b))
+        out.image("residual.png", to_display(s.residual, d["scale"]))
+        out.csv("spectrum.csv", ["k", "t", "S", "band"], spectrum_rows(s, edges))
 
-        flow_panels = [(u0, "input")] + [(_to_display(u, d["scale"]), f"TV flow, t = {lab}")
+        flow_panels = [(u0, "input")] + [(to_display(u, d["scale"]), f"TV flow, t = {lab}")
                                          for u, lab in zip(stack, time_labels(d["times"]))]
-        spec_panels = _spectral_panels(s, bands, edges, d["scale"])
+        spec_panels = spectral_panels(s, bands, edges, d["scale"])
         ncols = max(len(flow_panels), len(spec_panels))
         fig = viz.figure(2.5 * ncols, 2.6 * 2 + 3.0 + 0.9)
         f1, f2, f3 = fig.subfigures(3, 1, height_ratios=[2.6, 2.6, 3.0])
         viz.image_grid(f1, flow_panels, len(flow_panels))
         f1.suptitle(f"TV flow ({flow_params})", fontsize=10)
         viz.image_grid(f2, spec_panels, len(spec_panels))
-        f2.suptitle(f"Spectral TV bands ({spec_params}); {_BAND_NOTE}", fontsize=10)
-        _plot_spectrum(f3.subplots(), s, edges)
+        f2.suptitle(f"Spectral TV bands ({spec_params}); {BAND_NOTE}", fontsize=10)
+        plot_spectrum(f3.subplots(), s, edges)
         fig.suptitle(f"pdeflow demo: {label}, intensities in [0, 1] (scale {d['scale']:g})", fontsize=11)
         out.figure("demo.png", fig)
     report_written(out)
@@ -714,9 +406,8 @@ def _run_demo(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    """Register ``pdeflow flow`` and ``spectral`` on the top-level subparsers."""
+    """Register ``pdeflow flow`` on the top-level subparsers."""
     _register_flow(sub)
-    _register_spectral(sub)
 
 
 def add_demo_parser(sub) -> None:
