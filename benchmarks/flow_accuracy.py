@@ -33,7 +33,8 @@ from _results import add_output_args, open_out, write_file  # benchmarks/_result
 from pdeflow import datasets
 from pdeflow.metrics import psnr
 from pdeflow.tv import tv_flow
-from pdeflow.tv.flow import FLOW_TOL, flow_steps
+from pdeflow.tv.flow import FLOW_TOL
+from pdeflow.tv.steps import flow_steps
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@ relative duality gap of 1e-6 (``tv_flow(f.double(), times, dt=ref_dt, tol=1e-6)`
 the step, say) runs too, and since implicit Euler's error is first order the reference is off the exact
 flow by about the difference of the two (the column "ref. error").  Errors: root-mean-square and largest
 absolute difference to the reference at each time, divided by the crop's range.  CPU time from
-``time.process_time``, one thread.  The line "steps" is :func:`pdeflow.tv.flow.flow_steps`'s.
+``time.process_time``, one thread.  The line "steps" is :func:`pdeflow.tv.steps.flow_steps`'s.
 
 Usage::
 
@@ -26,7 +26,7 @@ import torch
 from _results import add_output_args, open_out
 from pdeflow.datasets import builtin_image
 from pdeflow.tv import tv_flow
-from pdeflow.tv.flow import flow_steps
+from pdeflow.tv.steps import flow_steps
 
 TIMES = [0.1, 0.5, 2.0]
 

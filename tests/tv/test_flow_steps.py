@@ -8,7 +8,7 @@ import torch
 from pdeflow.datasets import builtin_image, plateau_1d
 from pdeflow.errors import UserInputError
 from pdeflow.tv import tv_flow
-from pdeflow.tv.flow import STEP_ACCURACY, TIME_SHARE, flow_steps
+from pdeflow.tv.steps import STEP_ACCURACY, TIME_SHARE, flow_steps
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,8 @@ from .. import models as registry
 from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
-from ..tv.flow import check_times, flow_result
+from ..tv.flow import flow_result
+from ..tv.steps import check_times
 from .architectures import Ensemble, build_model, with_input_eps
 from .architectures.registry import normalised_weights
 
