@@ -61,7 +61,7 @@ from _results import add_output_args, open_out, write_file  # benchmarks/_result
 from inpaint_holes import CV2_RADIUS, DEFAULT_PHOTOS, scores, versions  # benchmarks/inpaint_holes.py: same scores
 from pdeflow import datasets
 from pdeflow.inpaint import inpaint
-from pdeflow.inpaint.holes import hole_mask
+from pdeflow.inpaint.holes import hole_mask, star_radius
 from pdeflow.inpaint.operators import OPERATORS
 from pdeflow.io import image_files, read_image
 
@@ -121,7 +121,7 @@ def images(which: str, folder: Path, size: int, *, n: int | None, seed: int, not
 def object_mask(shape, coverage: float, rng: np.random.Generator, *, spread: float = 0.15) -> np.ndarray:
     """One large smooth region (a removed object) of exactly ``round(coverage H W)`` pixels, its centre within
     ``spread`` of the image's centre (in fractions of the sides): an ellipse of random aspect and angle, its outline
-    perturbed by harmonics 2-4, filled from its centre outwards."""
+    perturbed by harmonics 2-4 (``pdeflow.inpaint.holes.star_radius``), filled from its centre outwards."""
     H, W = shape
     k = round(coverage * H * W)
     cy, cx = rng.uniform(0.5 - spread, 0.5 + spread) * H, rng.uniform(0.5 - spread, 0.5 + spread) * W
@@ -129,13 +129,8 @@ def object_mask(shape, coverage: float, rng: np.random.Generator, *, spread: flo
     harmonics = np.arange(2, 5)
     amp = rng.uniform(0.0, 0.3, harmonics.size) / harmonics
     phase = rng.uniform(0.0, 2.0 * math.pi, harmonics.size)
-    y, x = np.mgrid[0:H, 0:W]
-    dy, dx = y + 0.5 - cy, x + 0.5 - cx
-    c, s = math.cos(angle), math.sin(angle)
-    u, v = c * dx + s * dy, (-s * dx + c * dy) / aspect
-    phi = np.arctan2(v, u)
-    outline = 1.0 + (amp[:, None, None] * np.cos(harmonics[:, None, None] * phi + phase[:, None, None])).sum(0)
-    key = (np.hypot(u, v) / outline).ravel()
+    # the library's outline of hole_mask's blobs (harmonics 2-4 here, smaller: an object's smoother outline)
+    key = star_radius((H, W), (cy, cx), aspect=aspect, angle=angle, amplitudes=amp, phases=phase).numpy().ravel()
     holes = np.zeros(H * W, dtype=bool)
     holes[np.argsort(key, kind="stable")[:k]] = True
     return holes.reshape(H, W)

@@ -689,6 +689,7 @@ EXCLUDED = {
     # inpaint
     "inpaint.random_mask": "a random mask of a given shape, no image",
     "inpaint.hole_mask": "a random hole mask of a given shape, no image",
+    "inpaint.star_radius": "a region's outline over a grid of a given shape, no image",
     "inpaint.default_stages": "a number of stages from an operator's name, no image",
     "inpaint.make_mask": "dispatches by name to the mask methods, each registered here under its own name",
     "inpaint.inpaint": "dispatches by name to the inpainting methods, each registered here under its own name",

@@ -1,4 +1,5 @@
-"""pdeflow.inpaint.holes.hole_mask: exact coverage, reproducibility, the shapes of each kind, bad input."""
+"""pdeflow.inpaint.holes.hole_mask: exact coverage, reproducibility, the shapes of each kind, bad input; star_radius:
+the outline's geometry."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from scipy import ndimage
 import pdeflow  # noqa: F401  (before torch's threads start)
 from pdeflow.errors import UserInputError
 from pdeflow.inpaint import inpaint_diffusion
-from pdeflow.inpaint.holes import HOLE_KINDS, hole_mask
+from pdeflow.inpaint.holes import HOLE_KINDS, hole_mask, star_radius
 
 
 @pytest.mark.parametrize("kind", HOLE_KINDS)
@@ -136,3 +137,40 @@ def test_bad_input_is_named(args, kwargs, match):
 def test_bad_generator():
     with pytest.raises(TypeError, match="hole_mask: generator must be None, an int seed or a torch.Generator"):
         hole_mask((32, 32), generator="seed")
+
+
+def test_star_radius_geometry():
+    # Written out from the definition: a circle gives the Euclidean distance to the centre; an ellipse turned
+    # by angle divides the distance along its second axis by aspect; a harmonic scales the outline's radius in
+    # each direction by 1 + a cos(k phi + b).
+    H, W, cy, cx = 40, 50, 17.3, 21.8
+    y, x = np.mgrid[0:H, 0:W] + 0.5
+    np.testing.assert_allclose(star_radius((H, W), (cy, cx)).numpy(), np.hypot(y - cy, x - cx), rtol=1e-12)
+    angle, aspect = 0.7, 0.5
+    along = np.cos(angle) * (x - cx) + np.sin(angle) * (y - cy)
+    across = -np.sin(angle) * (x - cx) + np.cos(angle) * (y - cy)
+    r = star_radius((H, W), (cy, cx), aspect=aspect, angle=angle).numpy()
+    np.testing.assert_allclose(r, np.hypot(along, across / aspect), rtol=1e-12)
+    a, b = (0.1, -0.2), (0.3, 1.1)
+    phi = np.arctan2(y - cy, x - cx)
+    outline = 1 + a[0] * np.cos(2 * phi + b[0]) + a[1] * np.cos(3 * phi + b[1])
+    np.testing.assert_allclose(star_radius((H, W), (cy, cx), amplitudes=a, phases=b).numpy(),
+                               np.hypot(y - cy, x - cx) / outline, rtol=1e-12)
+    # hole_mask's blobs are regions of this outline: each blob is star-shaped about its centre, so a mask
+    # grown in increasing value from a centre is connected
+    grown = (star_radius((64, 64), (30, 33), aspect=0.6, angle=1.0, amplitudes=(0.2, 0.1)) < 12).numpy()
+    assert ndimage.label(grown)[1] == 1 and grown.sum() > 100
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    (((64, 64, 3), (1, 1)), {}, r"star_radius: shape must be an int or \(H, W\)"),
+    (((8, 64), (1, 1)), {}, r"at least 16 x 16"),
+    (((32, 32), (1,)), {}, r"centre must be two numbers"),
+    (((32, 32), (1, float("inf"))), {}, r"centre must be finite"),
+    (((32, 32), (1, 1)), {"aspect": 0}, r"aspect must be a finite number > 0"),
+    (((32, 32), (1, 1)), {"amplitudes": (0.6, -0.5)}, r"absolute values summing to less than 1"),
+    (((32, 32), (1, 1)), {"amplitudes": (0.1,), "phases": (0.0, 1.0)}, r"one value per amplitude \(1\), got 2"),
+])
+def test_star_radius_bad_input(args, kwargs, match):
+    with pytest.raises(UserInputError, match=match):
+        star_radius(*args, **kwargs)

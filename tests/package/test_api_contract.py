@@ -181,6 +181,7 @@ INPAINT_EXEMPT = {
     "analytic_sigma": "a smoothing scale from a density (and a voxel spacing), no image",
     "random_mask": "a random mask of a given shape, no image",
     "hole_mask": "a random hole mask of a given shape, no image",
+    "star_radius": "a region's outline over a grid of a given shape, no image",
     "default_stages": "a number of stages from an operator's name, no image",
     "load_wgan": "loads a model by name or path, no image",
     "load_mask_gan": "loads a model by density or path, no image",

@@ -44,7 +44,7 @@ References
 import importlib as _importlib
 import warnings as _warnings
 
-from .holes import HOLE_KINDS, hole_mask
+from .holes import HOLE_KINDS, hole_mask, star_radius
 from .learned.gan import gan_mask, inpaint_wgan, load_mask_gan, load_wgan
 from .learned.masknet import learned_mask, load_masknet
 from .learned.residual import inpaint_learned, load_joint, load_residual
@@ -66,7 +66,7 @@ from .tonal import optimise_tonal
 __api_groups__ = {
     "Entry points and tables": ["inpaint", "make_mask", "INPAINT_METHODS", "MASK_METHODS", "OPERATORS"],
     "Operators": ["inpaint_diffusion", "inpaint_biharmonic", "inpaint_eed", "inpaint_tv", "inpaint_shepard",
-                  "inpainting_error", "hole_mask", "HOLE_KINDS"],
+                  "inpainting_error", "hole_mask", "HOLE_KINDS", "star_radius"],
     "Learned inpainting": ["inpaint_learned", "inpaint_wgan"],
     "Masks": ["random_mask", "analytic_mask", "analytic_sigma", "densify_mask", "default_stages", "ps_mask",
               "nlpe_mask", "learned_mask", "gan_mask", "refine_mask", "dither", "blue_noise_tile"],
@@ -75,7 +75,8 @@ __api_groups__ = {
 }
 __all__ = ["inpaint", "make_mask", "INPAINT_METHODS", "MASK_METHODS", "OPERATORS", "inpaint_diffusion",
            "inpaint_biharmonic", "inpaint_eed", "inpaint_tv", "inpaint_shepard", "inpainting_error", "hole_mask",
-           "HOLE_KINDS", "inpaint_learned", "inpaint_wgan", "random_mask", "analytic_mask", "analytic_sigma",
+           "HOLE_KINDS", "star_radius", "inpaint_learned", "inpaint_wgan", "random_mask", "analytic_mask",
+           "analytic_sigma",
            "densify_mask", "default_stages", "ps_mask", "nlpe_mask", "learned_mask", "gan_mask", "refine_mask",
            "dither", "blue_noise_tile", "optimise_tonal", "load_masknet", "load_mask_gan", "load_wgan",
            "load_residual", "load_joint"]

@@ -26,7 +26,7 @@ import torch
 from ..errors import UserInputError
 from ..rng import as_generator
 
-__all__ = ["HOLE_KINDS", "hole_mask"]
+__all__ = ["HOLE_KINDS", "hole_mask", "star_radius"]
 
 #: The kinds of holes :func:`hole_mask` draws.
 HOLE_KINDS = ("scratches", "text", "blobs")
@@ -167,13 +167,100 @@ def _blob(rng: np.random.Generator, holes: np.ndarray):
     harmonics = np.arange(2, 7)
     amp = rng.uniform(0.0, 0.5, harmonics.size) / harmonics     # outline radius stays above 0.27 of its mean
     phase = rng.uniform(0.0, 2.0 * math.pi, harmonics.size)
+    return 0, 0, _star_radius(H, W, cy, cx, aspect, angle, amp, phase)
+
+
+def _star_radius(H: int, W: int, cy: float, cx: float, aspect: float, angle: float, amp: np.ndarray,
+                 phase: np.ndarray) -> np.ndarray:
+    """:func:`star_radius` on checked arguments, as a float64 NumPy array."""
+    harmonics = np.arange(2, 2 + amp.size)
     y, x = np.ogrid[0:H, 0:W]
     dy, dx = y + 0.5 - cy, x + 0.5 - cx
     c, s = math.cos(angle), math.sin(angle)
     u, v = c * dx + s * dy, (-s * dx + c * dy) / aspect
     phi = np.arctan2(v, u)
     outline = 1.0 + (amp[:, None, None] * np.cos(harmonics[:, None, None] * phi + phase[:, None, None])).sum(0)
-    return 0, 0, np.hypot(u, v) / outline
+    return np.hypot(u, v) / outline
+
+
+def _real(value, name: str, who: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)) \
+            or (positive and not value > 0):
+        raise UserInputError(f"{who}: {name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return float(value)
+
+
+def star_radius(shape, centre, *, aspect: float = 1.0, angle: float = 0.0, amplitudes=(),
+                phases=None) -> torch.Tensor:
+    """Each pixel's distance to ``centre`` over the radius of a smooth star-shaped outline: the blobs' shape.
+
+    The pixels below ``t`` form a smooth star-shaped region about ``centre``: an ellipse of half-axes ``t`` and
+    ``aspect t`` (pixels) turned by ``angle``, its radius in the direction ``phi`` scaled by ``1 + sum_j a_j
+    cos((j + 2) phi + b_j)`` (harmonics 2, 3, ...). The pixels taken in increasing value grow the region from
+    its centre outwards: :func:`hole_mask` cuts its ``'blobs'`` to an exact pixel count this way, and so can a
+    caller drawing its own region (a removed object of a given area).
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        ``(H, W)`` (an int ``n``: ``(n, n)``), at least 16 x 16.
+    centre : tuple of float
+        ``(cy, cx)`` in pixels (pixel ``(i, j)`` has its centre at ``(i + 0.5, j + 0.5)``); may lie outside.
+    aspect : float, optional
+        Ratio of the second half-axis to the first, ``> 0`` (default 1: a circle before the harmonics).
+    angle : float, optional
+        Angle of the first half-axis from the W axis towards the H axis, in radians.
+    amplitudes : sequence of float, optional
+        ``a_j`` of harmonics 2, 3, ...; their absolute values must sum to less than 1 (so the outline keeps
+        a positive radius).
+    phases : sequence of float, optional
+        ``b_j``, one per amplitude (default zeros).
+
+    Returns
+    -------
+    Tensor, shape (H, W), float64
+        The distance to ``centre`` (in the ellipse's metric) over the outline's radius in that direction.
+
+    Raises
+    ------
+    UserInputError
+        For a bad ``shape``, a ``centre`` that is not two finite numbers, ``aspect <= 0``, amplitudes whose
+        absolute values sum to 1 or more, or ``phases`` of another length.
+
+    Examples
+    --------
+    >>> from pdeflow.inpaint.holes import star_radius
+    >>> r = star_radius((16, 16), (8.0, 8.0))             # circles about the image's centre
+    >>> round(float(r[8, 12]), 3)                         # pixel (8, 12): its centre 4.5 right, 0.5 down
+    4.528
+    >>> holes = star_radius((32, 32), (16, 16), aspect=0.6, amplitudes=(0.2,)).flatten().argsort()[:100]
+    >>> holes.shape                                      # the 100 pixels of a region grown from its centre
+    torch.Size([100])
+    """
+    who = "star_radius"
+    if isinstance(shape, (tuple, list, torch.Size)) and len(shape) != 2:
+        raise UserInputError(f"{who}: shape must be an int or (H, W), got {shape!r}")
+    H, W = _check_shape(shape, who)
+    try:
+        cy, cx = (float(c) for c in centre)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{who}: centre must be two numbers (cy, cx), got {centre!r}") from None
+    if not (math.isfinite(cy) and math.isfinite(cx)):
+        raise UserInputError(f"{who}: centre must be finite, got {centre!r}")
+    aspect = _real(aspect, "aspect", who, positive=True)
+    angle = _real(angle, "angle", who)
+    try:
+        amp = np.asarray([float(a) for a in amplitudes], dtype=np.float64)
+        phase = np.zeros_like(amp) if phases is None else np.asarray([float(b) for b in phases], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{who}: amplitudes and phases must be sequences of numbers, got {amplitudes!r} "
+                             f"and {phases!r}") from None
+    if phase.shape != amp.shape:
+        raise UserInputError(f"{who}: phases must give one value per amplitude ({amp.size}), got {phase.size}")
+    if not (np.isfinite(amp).all() and np.isfinite(phase).all()) or np.abs(amp).sum() >= 1:
+        raise UserInputError(f"{who}: amplitudes must be finite with absolute values summing to less than 1 (a "
+                             f"positive outline radius), got {amplitudes!r}")
+    return torch.from_numpy(_star_radius(H, W, cy, cx, aspect, angle, amp, phase))
 
 
 _SHAPES = {"scratches": _scratch, "text": _word, "blobs": _blob}
