@@ -223,3 +223,25 @@ def test_compress_says_which_layers_the_file_holds(run, image, tmp_path):
     layers = read_layers((tmp_path / "w.pdc").read_bytes(), None)[0].layers
     assert ("eed inpainting" in out) == bool(layers & LAYER_INPAINTING), out
     assert ("wavelet layer" in out) == (layers != LAYER_INPAINTING), out
+
+
+def test_decompress_writes_the_image_of_a_file_encoded_channels_last(run, tmp_path):
+    """A file from ``encode`` of an (H, W, 3) array records that layout; ``decompress`` writes the same image file as
+    for the channels-first one (an image file has its own layout), and ``compress`` of a PNG records channels first."""
+    from pdeflow.codec import encode
+    grey = ev.smooth_set(3, size=32, seed=5)
+    rgb = torch.cat(list(grey.values()))
+    last = encode(rgb.movedim(0, -1), bpp=2.0, channel_axis=-1)
+    assert read_header(last)[0].channels_last
+    (tmp_path / "last.pdc").write_bytes(last)
+    (tmp_path / "first.pdc").write_bytes(encode(rgb, bpp=2.0))
+    for name in ("last", "first"):
+        status, out, err = run("decompress", tmp_path / f"{name}.pdc", "--out", tmp_path / f"{name}.png")
+        assert status == 0 and "32x32, colour" in out, err
+    assert (tmp_path / "last.png").read_bytes() == (tmp_path / "first.png").read_bytes()
+    status, _, err = run("decompress", tmp_path / "last.pdc", tmp_path / "first.pdc", "--out", tmp_path / "batch")
+    assert status == 0, err
+    assert read_image(tmp_path / "batch" / "last.png").shape == (3, 32, 32)
+    write_image(tmp_path / "rgb.png", rgb)
+    assert run("compress", tmp_path / "rgb.png", "--bpp", 2.0, "--out", tmp_path / "c.pdc")[0] == 0
+    assert not read_header((tmp_path / "c.pdc").read_bytes())[0].channels_last

@@ -183,7 +183,8 @@ def _run_decompress(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.batch is not None:
-        task = file_task(functools.partial(codec.decode, max_pixels=args.max_pixels), read="bytes", bits=args.bits)
+        task = file_task(functools.partial(codec.decode, max_pixels=args.max_pixels, channel_axis=0), read="bytes",
+                         bits=args.bits)
         return run_batch_command(args, [(task, "")], suffix=".png", suffixes=(codec.SUFFIX,), what="files")
     src = Path(args.file)
     if not src.is_file():
@@ -193,7 +194,8 @@ def _run_decompress(args) -> int:
     with out:
         t0 = time.perf_counter()
         try:
-            img = codec.decode(data, max_pixels=args.max_pixels)
+            # (C, H, W) whatever layout the file records: an image file has its own
+            img = codec.decode(data, max_pixels=args.max_pixels, channel_axis=0)
         except UserInputError as exc:      # CodecError: not a codec file, or damaged
             text = _one_line(exc).replace("(decode(data, max_pixels=...) accepts larger images)",
                                           "(--max-pixels accepts larger images)")

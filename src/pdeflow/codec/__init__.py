@@ -65,9 +65,9 @@ def save(path, image, *, overwrite: bool = False, **encode_options) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
 
 
-def load(path, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int = 0):
-    """Read and decode a file written by :func:`save` (:func:`decode`): (C, H, W) float32 in [0, 1]
-    (``channel_axis=-1``: (H, W, C)).
+def load(path, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int | None = None):
+    """Read and decode a file written by :func:`save` (:func:`decode`): float32 in [0, 1], (C, H, W) or, for an
+    image saved channels last, (H, W, C) (``channel_axis`` 0 or -1 chooses).
 
     Examples
     --------

@@ -158,7 +158,7 @@ def add_residual(u: torch.Tensor | None, r: np.ndarray, header: Header) -> torch
     return out.clamp_(0, 1).to(torch.float32)
 
 
-def decode(data, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int = 0) -> torch.Tensor:
+def decode(data, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int | None = None) -> torch.Tensor:
     """Decode a pdeflow codec file's bytes to an image.
 
     Parameters
@@ -168,15 +168,17 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int = 0) 
     max_pixels : int or None, optional
         Largest image (``H W``) accepted, checked in the header before anything is allocated. Default
         :data:`~pdeflow.codec.format.MAX_PIXELS`; None lifts the limit.
-    channel_axis : {0, -1}, optional
-        Where the channels go: ``0`` (default) ``(C, H, W)``; ``-1``: ``(H, W, C)``, channels last, the layout
-        of scikit-image, imageio and Pillow (and of a channels-last image given to :func:`~pdeflow.codec.encode`:
-        the file does not record the layout).
+    channel_axis : {None, 0, -1}, optional
+        Where the channels go. Default None: the layout :func:`~pdeflow.codec.encode` was given, which the file
+        records (:data:`~pdeflow.codec.format.CHANNELS_LAST`): ``(H, W, C)`` for an image given channels last,
+        else ``(C, H, W)`` (a grey ``(H, W)`` as ``(1, H, W)``; files written before the record, ``(C, H, W)``).
+        ``0``: ``(C, H, W)``; ``-1``: ``(H, W, C)``, channels last, the layout of scikit-image, imageio and
+        Pillow, whatever the file records.
 
     Returns
     -------
-    Tensor, shape (C, H, W), float32
-        The image, values in [0, 1] (``(H, W, C)`` with ``channel_axis=-1``).
+    Tensor, shape (C, H, W) or (H, W, C), float32
+        The image, values in [0, 1].
 
     Raises
     ------
@@ -193,13 +195,17 @@ def decode(data, *, max_pixels: int | None = MAX_PIXELS, channel_axis: int = 0) 
     >>> decode(encode(f, bpp=0.5), channel_axis=-1).shape
     torch.Size([32, 32, 1])
     """
-    if isinstance(channel_axis, bool) or not isinstance(channel_axis, int) or channel_axis not in (0, -1, 2):
-        raise CodecError(f"decode: channel_axis must be 0 (C, H, W) or -1 (H, W, C), got {channel_axis!r}")
-    u = _decode(data, max_pixels)
-    return u if channel_axis == 0 else u.movedim(0, -1).contiguous()
+    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, int)
+                                     or channel_axis not in (0, -1, 2)):
+        raise CodecError(f"decode: channel_axis must be None (the file's layout), 0 (C, H, W) or -1 (H, W, C), "
+                         f"got {channel_axis!r}")
+    u, last = _decode(data, max_pixels)
+    last = last if channel_axis is None else channel_axis != 0
+    return u.movedim(0, -1).contiguous() if last else u
 
 
-def _decode(data, max_pixels) -> torch.Tensor:
+def _decode(data, max_pixels) -> tuple[torch.Tensor, bool]:
+    """The image (C, H, W) of a file's bytes, and whether the file records it as given channels last."""
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
                                    or max_pixels < 4):
         raise CodecError(f"decode: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
@@ -231,4 +237,4 @@ def _decode(data, max_pixels) -> torch.Tensor:
         reader.finish()
         s = header.lattice
         u = reconstruct(header, cy * s, cx * s, idx)
-    return u if r is None else add_residual(u, r, header)
+    return (u if r is None else add_residual(u, r, header)), header.channels_last

@@ -52,6 +52,7 @@ from .format import (
     Header,
     budget_bytes,
     read_header,
+    with_layout,
     write_header,
 )
 from .operators import CodecOperator, codec_operator, least_bytes
@@ -291,10 +292,10 @@ def _levels(levels, C: int, who: str):
     return lv
 
 
-@ops.follows_layout_rule("image")
 def encode(image, *, bpp: float | None = None, size: int | None = None, levels=None, lattice: int | None = None,
            tonal: bool = True, tonal_stages: int | None = None, operator: str = "diffusion",
-           split=None, max_pixels: int | None = MAX_PIXELS, progress: bool = False, full_output: bool = False):
+           split=None, max_pixels: int | None = MAX_PIXELS, progress: bool = False, full_output: bool = False,
+           channel_axis: int | None = None):
     """Compress an image by sparse inpainting: a few pixels, their optimised values, and the inpainting.
 
     Parameters
@@ -303,8 +304,8 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         (H, W) or (C, H, W), C = 1 (grey) or 3 (RGB): floating point in [0, 1], or a uint8 or uint16 NumPy
         array (8 or 16 bits; a 16-bit image records its depth in the file). An array or tensor may also be
         (H, W, 3), channels last, as ``np.asarray(PIL.Image.open(path))`` gives it: read so by the layout rule
-        (``channel_axis`` below); ``full_output``'s images then have that layout too, and
-        ``decode(data, channel_axis=-1)`` gives it back (the file does not record it).
+        (``channel_axis`` below); the file records the layout, so :func:`~pdeflow.codec.decode` gives it back
+        ``(H, W, 3)``, and ``full_output``'s images have it too.
     bpp : float, optional
         Budget in bits per pixel: the file has at most ``bpp H W / 8`` bytes.
     size : int, optional
@@ -341,6 +342,12 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
         Report progress on stderr (the densification and the rate control's steps); default False.
     full_output : bool, optional
         Return an :class:`EncodeResult` instead of the bytes.
+    channel_axis : int, optional
+        Where the channels of ``image`` are: ``0`` for ``(C, H, W)``, or ``-1``: channels last, ``(H, W, C)``, the
+        layout of scikit-image, imageio and Pillow, recorded in the file (a flag bit,
+        :data:`~pdeflow.codec.format.CHANNELS_LAST`). Default: the layout rule of
+        :func:`pdeflow.layout.read_layout` (a 3-D ``(H, W, 3)`` is read channels last, with a
+        :class:`~pdeflow.layout.ChannelsWarning`).
 
     Returns
     -------
@@ -354,7 +361,34 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     >>> f = torch.linspace(0, 1, 64 * 64).reshape(64, 64)
     >>> len(encode(f, bpp=0.1)) <= 0.1 * 64 * 64 / 8
     True
+    >>> from pdeflow.codec import decode
+    >>> decode(encode(torch.rand(32, 32, 3), bpp=1.0, channel_axis=-1)).shape      # the layout it was given
+    torch.Size([32, 32, 3])
     """
+    # the layout rule here rather than by its decorator: the file records what the rule read
+    image, layout = ops.read_layout(image, "image", channel_axis=channel_axis, who="encode", volumes=False,
+                                    stacklevel=3)
+    if channel_axis is None and _small_channels_last(image):     # what prepare_image reads channels last
+        layout = ops.Layout(True, (3, *image.shape[:2]), 2)
+    out = _encode_image(image, bpp=bpp, size=size, levels=levels, lattice=lattice, tonal=tonal,
+                        tonal_stages=tonal_stages, operator=operator, split=split, max_pixels=max_pixels,
+                        progress=progress, full_output=full_output)
+    if not layout.channels_last:
+        return out
+    if not full_output:
+        return with_layout(out, True)
+    return layout.restore(replace(out, data=with_layout(out.data, True)))
+
+
+def _small_channels_last(image) -> bool:
+    """Whether ``image`` is a NumPy array ``(H, W, 3)`` of at most :data:`pdeflow.layout.MAX_IMAGE_CHANNELS` rows,
+    which the layout rule leaves as it is and :func:`prepare_image` reads channels last (a PIL image's array)."""
+    return isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] != 3 and image.shape[-1] == 3
+
+
+def _encode_image(image, *, bpp, size, levels, lattice, tonal, tonal_stages, operator, split, max_pixels, progress,
+                  full_output):
+    """:func:`encode` of an image with its channels first (``(H, W)`` or ``(C, H, W)``)."""
     who = "encode"
     if not isinstance(progress, bool):
         raise UserInputError(f"{who}: progress must be True or False, got {progress!r}")
@@ -637,7 +671,7 @@ def _plan(job: _Job, s: int) -> _Plan:
 
 def _reconstruction(data: bytes) -> torch.Tensor:
     from .decoder import decode
-    return decode(data, max_pixels=None)
+    return decode(data, max_pixels=None, channel_axis=0)
 
 
 def _own_mse(f: torch.Tensor, grid: np.ndarray, s: int, operator: CodecOperator) -> float:

@@ -11,7 +11,9 @@ offset    size    field
 5         4       CRC-32 (:func:`zlib.crc32`) of every byte from offset 9 to the end of the file
 9         2       height ``H`` (at least 2)
 11        2       width ``W`` (at least 2)
-13        1       channels ``C``: 1 (grey) or 3 (colour)
+13        1       channels ``C``: 1 (grey) or 3 (colour), plus :data:`CHANNELS_LAST` (bit 7) where the image
+                  was given channels last, ``(H, W, C)``: :func:`~pdeflow.codec.decode` returns that
+                  layout (a file without the bit, as every file before it, decodes to ``(C, H, W)``)
 14        1       bit depth of the source image: 8 or 16
 15        1       colour transform: 0 none (``C = 1``), 1 the orthonormal luma-chroma transform of
                   :mod:`pdeflow.codec.colour` (``C = 3``)
@@ -84,8 +86,8 @@ from dataclasses import dataclass, field
 from ..errors import UserInputError
 
 __all__ = ["CodecError", "Header", "MAGIC", "FORMAT_VERSION", "READ_VERSIONS", "MAX_PIXELS", "MAX_OPERATOR_BYTES",
-           "MAX_TOL_EXPONENT", "LAYER_INPAINTING", "LAYER_RESIDUAL", "budget_bytes", "write_header", "read_header",
-           "read_layers"]
+           "MAX_TOL_EXPONENT", "LAYER_INPAINTING", "LAYER_RESIDUAL", "CHANNELS_LAST", "budget_bytes", "write_header",
+           "read_header", "read_layers", "with_layout"]
 
 MAGIC = b"PDFc"
 #: The newest format version (2: the residual layer); the decoder reads :data:`READ_VERSIONS`.
@@ -94,6 +96,9 @@ FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
 #: The ``layers`` field of version 2: bit 0 the inpainting layer, bit 1 the residual layer.
 LAYER_INPAINTING, LAYER_RESIDUAL = 1, 2
+#: The layout flag, bit 7 of the channels byte: the image was given channels last ``(H, W, C)``. A flag bit, not
+#: a new field, so that a file of a channels-first image keeps its bytes, and the formats their versions.
+CHANNELS_LAST = 0x80
 #: Default pixel limit of the decoder (``H W``, 2^24: a 4K image fits twice): a header that claims more is
 #: refused before any allocation (as the image reader's decompression-bomb guard,
 #: :data:`pdeflow.io.DEFAULT_MAX_PIXELS`). The decoder's memory grows with ``H W`` and with the known pixels
@@ -170,6 +175,7 @@ class Header:
     lo: list = field(default_factory=list)
     hi: list = field(default_factory=list)
     layers: int = LAYER_INPAINTING
+    channels_last: bool = False
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -233,8 +239,8 @@ def write_header(h: Header, payload: bytes, residual: bytes | None = None) -> by
     (b'PDFc', 1, 34)
     """
     check_header(h, None)
-    body = bytearray(_FIXED.pack(h.height, h.width, h.channels, h.bit_depth, h.transform, h.operator,
-                                 len(h.operator_params)))
+    body = bytearray(_FIXED.pack(h.height, h.width, h.channels | (CHANNELS_LAST if h.channels_last else 0),
+                                 h.bit_depth, h.transform, h.operator, len(h.operator_params)))
     body += h.operator_params
     body += _TAIL.pack(h.tol_exponent, h.lattice, h.known)
     for c in range(h.channels):
@@ -299,6 +305,7 @@ def read_layers(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, byte
         raise _err("checksum mismatch: the file is damaged or truncated")
     try:
         H, W, C, depth, transform, op, P = _FIXED.unpack_from(body, 0)
+        last, C = bool(C & CHANNELS_LAST), C & ~CHANNELS_LAST
         pos = _FIXED.size
         params = body[pos:pos + P]
         if len(params) != P:
@@ -324,7 +331,7 @@ def read_layers(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, byte
         raise _err("truncated header")
     if version == 2 and layers == LAYER_INPAINTING:
         raise _err("layers field 1 in a version-2 file (the inpainting layer alone is version 1)")
-    h = check_header(Header(H, W, C, depth, transform, op, params, t, s, K, q, lo, hi, layers), max_pixels)
+    h = check_header(Header(H, W, C, depth, transform, op, params, t, s, K, q, lo, hi, layers, last), max_pixels)
     rest = body[pos:]
     if layers == LAYER_RESIDUAL:
         return h, b"", rest
@@ -333,3 +340,25 @@ def read_layers(data, max_pixels: int | None = MAX_PIXELS) -> tuple[Header, byte
         raise _err(f"payload of {len(payload)} bytes, expected a positive multiple of 4"
                    + ("" if n is None else f" ({n} words declared)"))
     return h, payload, residual
+
+
+def with_layout(data: bytes, channels_last: bool) -> bytes:
+    """A file's bytes with its layout flag (:data:`CHANNELS_LAST`) set as ``channels_last`` says and its checksum
+    updated: the same length, the same image.
+
+    Examples
+    --------
+    >>> from pdeflow.codec.format import Header, read_header, with_layout, write_header
+    >>> h = Header(height=5, width=7, channels=1, bit_depth=8, transform=0, operator=0, operator_params=b"",
+    ...            tol_exponent=3, lattice=2, known=4, q=[16], lo=[0], hi=[8192])
+    >>> data = write_header(h, bytes(4))
+    >>> last = with_layout(data, True)
+    >>> len(last) == len(data), read_header(last)[0].channels_last, with_layout(last, False) == data
+    (True, True, True)
+    """
+    h = read_layers(data, None)[0]          # a valid file (the encoder's own)
+    if h.channels_last == bool(channels_last):
+        return bytes(data)
+    body = bytearray(data[9:])
+    body[4] ^= CHANNELS_LAST                # the channels byte: offset 13 of the file
+    return bytes(data[:5]) + struct.pack("<I", zlib.crc32(body)) + bytes(body)
