@@ -209,3 +209,25 @@ def test_block_solver_stops_at_the_same_gap(monkeypatch):
         assert gap <= 1e-10 * energy
     u = {k: subdomain.block_primal(f, v, 0.1) for k, v in x.items()}
     assert float((u[True] - u[False]).abs().max()) <= 1e-4
+
+
+# --------------------------------------------------------------------------- one momentum rule
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_fgp_takes_the_one_momentum_rule(dtype):
+    """The compiled loop's momentum, the eager FGP's (per image, tensors) and the block solver's (floats) are one
+    rule, pdeflow.tv._fgp.momentum: the same t and beta after a restart and after a descent."""
+    momentum = importlib.import_module("pdeflow.tv._fgp").momentum
+    kernel = importlib.import_module("pdeflow.tv._fgp_kernel")
+    t = torch.tensor([1.0, 1.7, 3.25, 12.0, 40.5], dtype=dtype)
+    up = torch.tensor([[0.3, -1e-3, 0.0, 2.0, -5.0], [-0.1, 0.2, -1e-9, -2.0, 1e-30]], dtype=torch.float64)
+    tc, bc = t.clone(), torch.zeros_like(t)
+    kernel.momentum(dtype == torch.float64, up.data_ptr(), 2, len(t), tc.data_ptr(), bc.data_ptr())
+    uphill = up.sum(0) > 0
+    tt, bt = momentum(t, uphill)
+    assert torch.equal(tt, tc) and torch.equal(bt, bc)
+    assert torch.equal(tt[uphill], torch.ones_like(tt[uphill])) and not bt[uphill].any()
+    if dtype == torch.float64:
+        for k in range(len(t)):
+            assert momentum(float(t[k]), bool(uphill[k])) == (float(tt[k]), float(bt[k]))

@@ -13,7 +13,8 @@ from typing import Callable
 
 import torch
 
-from ._rof_methods import gap_terms, k_fgp_data, k_pad
+from ._fgp import gap_terms, momentum
+from ._rof_methods import k_fgp_data, k_pad
 
 
 def _k_div(q0, q1):
@@ -32,8 +33,8 @@ def _k_fgp_step(p0, p1, pp0, pp1, beta, t, g0, g1, channelwise: bool):
     r = torch.rsqrt(torch.clamp_min(sq if channelwise else sq.sum(1, keepdim=True), 1.0))
     z0, z1 = z0 * r, z1 * r
     uphill = (((q0 - z0) * (z0 - p0) + (q1 - z1) * (z1 - p1)).flatten(1).sum(1) > 0).reshape(-1, 1, 1, 1)
-    t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
-    return z0, z1, torch.where(uphill, torch.zeros_like(beta), (t - 1.0) / t_new), t_new
+    t_new, beta_new = momentum(t, uphill)
+    return z0, z1, beta_new, t_new
 
 
 def _k_fgp_gap(p0, p1, lam, g0, g1, af, channelwise: bool):

@@ -7,6 +7,10 @@ as the fused loops of the compiled extension ``_fgp_kernel`` (``_fgp_kernel.c``,
 one pass over the arrays per iteration instead of ~20, the same arithmetic.  Without the extension (an install
 without a C compiler), or with the environment variable ``PDEFLOW_FUSED=0`` set before import, it runs the
 PyTorch path below, as it does for CUDA tensors, volumes, other spacings and autograd.
+
+Every FGP here (and the compiled one of ``_rof_compiled``) takes its momentum and restart from
+``_fgp.momentum`` and its gap and primal energy from ``_fgp.gap_terms``, the rules the block solver of
+:mod:`pdeflow.tv.subdomain` uses too.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Callable
 import torch
 
 from ..ops import batch_sum, div, grad, gradient_norm
+from ._fgp import gap_terms, momentum
 from ._grid import PLAIN, Grid
 
 try:
@@ -184,27 +189,6 @@ def _dual_gap(s, f, lam, channelwise):
     return (u, p) + _gap_and_bound(s, f, lam, tv_u, slack, bdot(d, d))
 
 
-def gap_terms(lam, tv_u, slack, div_sq, af, C: int, N: int, r: float):
-    """``(gap, primal, bound)`` per image from the float64 sums ``TV(u)``, ``sum(|grad u| - <grad u, p>)``
-    and ``||div p||^2`` of a dual iterate of ``C`` channels of ``N`` pixels, each ``(B,)``; ``bound``
-    bounds the round-off (unit roundoff ``r``) of the gap as evaluated with ``gf`` (FGP: ``grad u = lam
-    (8 gf + grad div p)``; ``af`` the l1 norm of ``grad f``), None without ``af``.
-
-    Plain arithmetic, so that it runs on NumPy arrays (:func:`_gap_and_bound`) and on tensors inside
-    the compiled gap kernel alike.
-    """
-    gap = lam * (slack + abs(slack)) * 0.5              # lam * max(slack, 0), exactly
-    primal = 0.5 * div_sq * lam * lam + lam * tv_u
-    if af is None:
-        return gap, primal, None
-    # Per pixel, g = lam (grad div p + 8 gf) is off by at most r (37 lam + |grad f| + 2 |g|): div p by 9 r
-    # (|p| <= 1), its differences by 26 r, gf by one rounding; |g| and <g, p> then add about
-    # (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed over pixels
-    # (|grad f| <= its l1 norm, af), plus the summation's own error:
-    bound = lam * r * (2.5 * af + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam) + 20.0 * r * gap
-    return gap, primal, bound
-
-
 def _gap_and_bound(s, f, lam, tv_u, slack, div_sq):
     """:func:`gap_terms` of the eager dual methods' sums, as float64 tensors on ``f``'s device."""
     # On B numbers per check: NumPy float64 on the host, with less overhead than as many tiny torch ops.
@@ -290,11 +274,8 @@ def _fgp_step(s, f, lam, channelwise):
     step = torch.sub(z, p, out=s["d"])
     # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.
     uphill = (_sign_dot(q.sub_(z), step) > 0).reshape(-1, 1, 1, 1)
-    t = s["t"]
-    t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-    t_new = torch.where(uphill, torch.ones_like(t_new), t_new)
-    beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new).unsqueeze(-1)
-    torch.addcmul(z, beta, step, out=q)
+    t_new, beta = momentum(s["t"], uphill)
+    torch.addcmul(z, beta.unsqueeze(-1), step, out=q)
     s["p"], s["z"], s["t"] = z, p, t_new
 
 
@@ -500,10 +481,10 @@ def nd_gap(s, f, lam, channelwise):
             align.addcmul_(g[:, :, k:k + 1], p[:, :, k:k + 1])
     else:
         align = (g * p).sum((1, 2), keepdim=True)
-    tv_u, slack = batch_sum(gn).double(), batch_sum(torch.sub(gn, align, out=align)).double().clamp_min(0.0)
-    lam_b = lam.reshape(-1).double()
-    primal = 0.5 * lam_b * lam_b * _bdot_(d, d).double() + lam_b * tv_u
-    return u, p, lam_b * slack, primal, None
+    tv_u, slack = batch_sum(gn).double(), batch_sum(torch.sub(gn, align, out=align)).double()
+    gap, primal, _ = gap_terms(lam.reshape(-1).double(), tv_u, slack, _bdot_(d, d).double(), None, f.shape[1],
+                               f[0, 0].numel(), 0.0)
+    return u, p, gap, primal, None
 
 
 def _nd_buffers(grid, f, p, channelwise):
@@ -566,9 +547,7 @@ def _nd_fgp_step(s, f, lam, channelwise):
     else:
         step = torch.sub(z, p, out=s["d"])
         uphill = (_bdot_(qz, step) > 0).reshape(lam.shape)
-    t = s["t"]
-    t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
-    beta = torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new)
+    t_new, beta = momentum(s["t"], uphill)
     if exact:
         torch.lerp(p, z, _bc(1.0 + beta), out=q)  # z + beta (z - p); exactly z at beta = 0
     else:

@@ -18,6 +18,10 @@ so this module solves it on its own:
   image denoising and deblurring problems", 2009) with adaptive restart (O'Donoghue and Candes, 2015),
   warm-started from the current duals, stopped by the subproblem's own duality gap.
 
+The FGP rules are :func:`pdeflow.tv.rof`'s (``pdeflow.tv._fgp``: the momentum and its restart, the gap and energy
+from their sums, the block's operators and sums); what is the block's own is its boundary: the held duals (the
+``fixed`` pixels keep their values) and a divergence that reads the block's last slab.
+
 They work on tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, C, n, *S)`` with
 ``n = len(S)`` spatial axes (2 or 3).
 """
@@ -28,6 +32,7 @@ import os
 import torch
 
 from .. import ops
+from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
 
 try:
     from ._fgp_kernel import block_step
@@ -68,27 +73,6 @@ def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
     return d[(Ellipsis,) + (slice(0, -1),) * spatial]
 
 
-def _add_divergence(u, p, lam, spatial):
-    """``u += lam * block_divergence(p)``, in place."""
-    for k in range(spatial):
-        axis = 2 + k
-        pk = p[:, :, k]
-        u.add_(pk, alpha=lam)
-        n = u.shape[axis]
-        u.narrow(axis, 1, n - 1).sub_(pk.narrow(axis, 0, n - 1), alpha=lam)
-    return u
-
-
-def _difference_into(out, v, k):
-    """The forward difference of ``v`` (b, *S) along spatial axis ``k`` written into ``out``, 0 on the last slab
-    (:func:`pdeflow.ops.grad`'s component ``k``)."""
-    axis = 1 + k
-    n = v.shape[axis]
-    out.narrow(axis, n - 1, 1).zero_()
-    torch.sub(v.narrow(axis, 1, n - 1), v.narrow(axis, 0, n - 1), out=out.narrow(axis, 0, n - 1))
-    return out
-
-
 def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float64) -> torch.Tensor:
     """``f + lam * block_divergence(p)`` in ``dtype``, computed into one new array (``f`` and ``p`` are read in
     their own dtypes, not copied).
@@ -114,16 +98,16 @@ def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float
     >>> block_primal(f, p, 0.5)[0, 0].tolist()
     [[1.5, 0.5], [1.0, 1.0]]
     """
-    return _primal_rows(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2, [slice(0, f.shape[2])])
+    return primal_rows(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2, [slice(0, f.shape[2])])
 
 
 def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> torch.Tensor:
     """The duality gap and the primal energy of ``u = f + lam div p`` over the pixels of ``region``, per image.
 
     With ``g = grad u`` (forward differences inside the block, so a region's last pixels need the block's next
-    slab): gap ``lam * sum(|g| - <g, p>)``, energy ``sum(1/2 (u - f)^2 + lam |g|)``, both over ``region``,
-    in float64. Holds ``u`` and three arrays of one channel's size (a gradient component, ``|g|``, ``<g, p>``),
-    none of the dual field's.
+    slab): gap ``lam * sum(|g| - <g, p>)`` (at least 0), energy ``sum(1/2 (u - f)^2 + lam |g|)``, both over
+    ``region``, in float64: the sums and the terms the solver's stopping test computes too. Holds ``u`` and a row
+    block's scratch (:data:`SLAB_ELEMENTS`), none of the dual field's size.
 
     Parameters
     ----------
@@ -146,24 +130,10 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
     >>> block_gap(f, torch.zeros(1, 1, 2, 2, 2), 0.5, (slice(None), slice(None))).tolist()
     [[1.0, 1.0]]
     """
-    spatial = f.dim() - 2
-    u = block_primal(f, p, lam)
-    per_pixel = (u.shape[0],) + tuple(u.shape[2:])
-    t = torch.empty(per_pixel, dtype=u.dtype)
-    norm = torch.zeros(per_pixel, dtype=u.dtype)      # |g|^2, summed over the channels (the coupled colour TV)
-    inner = torch.zeros(per_pixel, dtype=u.dtype)     # <g, p>
-    for c in range(u.shape[1]):
-        for k in range(spatial):
-            _difference_into(t, u[:, c], k)
-            norm.addcmul_(t, t)
-            inner.addcmul_(t, p[:, c, k])
-    norm.sqrt_()
-    sel = (slice(None),) + tuple(region)
-    axes = tuple(range(1, norm.dim()))
-    tv = norm[sel].sum(axes, dtype=torch.float64)
-    gap = lam * (tv - inner[sel].sum(axes, dtype=torch.float64))
-    u.sub_(f).mul_(u)
-    energy = 0.5 * u[(slice(None), slice(None)) + tuple(region)].sum((1,) + tuple(a + 1 for a in axes)) + lam * tv
+    u = torch.empty(f.shape, dtype=torch.float64)
+    blocks = _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()))
+    tv, slack, div_sq = block_sums(u, f, p, lam, blocks, region)
+    gap, energy, _ = gap_terms(lam, tv, slack, div_sq, None, 0, 0, 0.0)
     return torch.stack([gap, energy], 1)
 
 
@@ -185,37 +155,6 @@ def _row_blocks(rows: int, per_row: int) -> list:
     """Slices of ``range(rows)`` of at most :data:`SLAB_ELEMENTS` // ``per_row`` rows (at least one)."""
     step = max(1, SLAB_ELEMENTS // max(1, per_row))
     return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
-
-
-def _difference_rows(out, v, k, rows):
-    """Rows ``rows`` (of the first spatial axis) of :func:`_difference_into` of ``v`` (b, *S) along axis ``k``,
-    into ``out`` (b, its rows, *S[1:])."""
-    if k:
-        return _difference_into(out, v[:, rows], k)
-    lo, hi = rows.start, rows.stop
-    inside = min(hi, v.shape[1] - 1) - lo       # rows with a next row; the image's last row has a zero difference
-    if inside > 0:
-        torch.sub(v[:, lo + 1:lo + 1 + inside], v[:, lo:lo + inside], out=out[:, :inside])
-    out[:, max(inside, 0):].zero_()
-    return out
-
-
-def _primal_rows(u, f, p, lam, spatial, blocks):
-    """``u = f + lam * block_divergence(p)`` written into ``u`` block of rows by block of rows (``blocks``, slices of
-    the first spatial axis: each block's operations in cache), with no temporary of the dual field's size."""
-    for rows in blocks:
-        ur = u[:, :, rows].copy_(f[:, :, rows])
-        for k in range(spatial):
-            pk = p[:, :, k]
-            ur.add_(pk[:, :, rows], alpha=lam)
-            if k:
-                n = ur.shape[2 + k]
-                ur.narrow(2 + k, 1, n - 1).sub_(pk[:, :, rows].narrow(2 + k, 0, n - 1), alpha=lam)
-            else:
-                lo = max(rows.start, 1)
-                if rows.stop > lo:
-                    u[:, :, lo:rows.stop].sub_(pk[:, :, lo - 1:rows.stop - 1], alpha=lam)
-    return u
 
 
 #: Whether :func:`solve_subdomain` runs its 2-D iteration in the compiled loop (where it applies: CPU tensors of
@@ -288,7 +227,6 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     step = 1.0 / (4.0 * spatial * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
     fixed = ~free
     held = bool(fixed.any())
-    sel = (Ellipsis,) + tuple(region)
     b, C = f.shape[:2]
     components = [(c, k) for c in range(C) for k in range(spatial)]
     # The extrapolated point y and the last move d = x - x_prev: the iterate is x = y - beta d. d is kept in float32
@@ -323,21 +261,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
 
     def gap_met(x):
         """Whether the subproblem's relative duality gap at ``x`` is at most ``tol`` for every image (``u`` and the
-        scratch overwritten)."""
-        _primal_rows(u, f, x, lam, spatial, blocks)
-        tv_free = torch.zeros(b, dtype=torch.float64)
-        inner = torch.zeros(b, dtype=torch.float64)
-        for rows in blocks:
-            a = ascent[:, :, :, :rows.stop - rows.start]
-            for c, k in components:
-                g = _difference_rows(a[:, c, k], u[:, c], k, rows).masked_fill_(fixed[rows], 0.0)
-                inner += (g * x[:, c, k, rows]).flatten(1).sum(1, dtype=torch.float64)
-            tv_free += norm_of(a, norm[:, :rows.stop - rows.start]).flatten(1).sum(1, dtype=torch.float64)
-        gap = lam * (tv_free - inner)
-        # u - f = lam div x formed again in u (u.sub_(f) would convert f to u's dtype in a temporary) and summed
-        # over the strided view (flattening it would copy the region)
-        _add_divergence(u.zero_(), x, lam, spatial).square_()
-        energy = 0.5 * u[sel].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1) + lam * tv_free
+        scratch overwritten): its gradient terms over the free duals, its energy over ``region``."""
+        tv_free, slack, div_sq = block_sums(u, f, x, lam, blocks, region, fixed, (ascent, norm))
+        gap, energy, _ = gap_terms(lam, tv_free, slack, div_sq, None, C, 0, 0.0)
         return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
 
     t, beta = 1.0, 0.0
@@ -351,14 +277,12 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         args = (y.dtype == torch.float64, y.data_ptr(), d.data_ptr(), fd.data_ptr(), free8.data_ptr(), b, C,
                 f.shape[2], f.shape[3], float(lam), step)
         for it in range(1, iterations + 1):
-            up = block_step(*args, beta, held)
-            t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
-            t, beta = (1.0, 0.0) if up > 0.0 else (t_new, (t - 1.0) / t_new)
+            t, beta = momentum(t, block_step(*args, beta, held) > 0.0)
             if it % check_every == 0 and gap_met(y):
                 break
         iterations, beta = 0, 0.0                           # y holds the iterate itself
     for it in range(1, iterations + 1):
-        _primal_rows(u, f, y, lam, spatial, blocks)
+        primal_rows(u, f, y, lam, spatial, blocks)
         # x_new = P(y + step grad u), the move d = x_new - x = beta d - (y - x_new) and the restart test
         # <x_new - x, y - x_new> > 0, a row block at a time; y holds x_new after it
         up = 0.0
@@ -366,7 +290,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
             s = rows.stop - rows.start
             a, n, m = ascent[:, :, :, :s], norm[:, :s], move[:, :s]
             for c, k in components:
-                torch.add(y[:, c, k, rows], _difference_rows(a[:, c, k], u[:, c], k, rows), alpha=step,
+                torch.add(y[:, c, k, rows], difference_rows(a[:, c, k], u[:, c], k, rows), alpha=step,
                           out=a[:, c, k])
             norm_of(a, n).clamp_(min=1.0)
             for c, k in components:
@@ -379,13 +303,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
                 up += _dot(m, r)
                 dk.copy_(m)
                 yk.copy_(new)
-        t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
-        if up > 0.0:      # the objective went up: restart the momentum
-            t_new, beta = 1.0, 0.0
-        else:             # y = x_new + beta (x_new - x)
-            beta = (t - 1.0) / t_new
+        t, beta = momentum(t, up > 0.0)     # restarted where the objective went up
+        if beta:                            # y = x_new + beta (x_new - x)
             extrapolate(beta)
-        t = t_new
         if it % check_every == 0:
             if beta:
                 extrapolate(-beta)                          # y holds x for the gap
