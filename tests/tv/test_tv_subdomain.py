@@ -115,3 +115,32 @@ def test_the_float32_momentum_gives_the_whole_problem_answer_in_3d(C):
     finally:
         subdomain.SLAB_ELEMENTS = old
     assert torch.allclose(q, p, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("C", [1, 3])
+def test_the_stopping_sums_over_the_free_duals_equal_plain_operators(C):
+    """The solver's stopping test and block_gap are one computation (``pdeflow.tv._fgp.block_sums``): with held
+    duals it sums the gradient terms over the free pixels and ``||div p||^2`` over the region, as plain ops.grad of
+    u = f + lam div p (coupled channels) gives them, in row blocks of any size."""
+    import importlib
+
+    from pdeflow import ops
+
+    fgp = importlib.import_module("pdeflow.tv._fgp")
+    g = torch.Generator().manual_seed(7)
+    f = torch.rand(2, C, 40, 36, generator=g, dtype=torch.float64)
+    p = 0.5 * (2 * torch.rand(2, C, 2, 40, 36, generator=g, dtype=torch.float64) - 1)
+    free = torch.rand(40, 36, generator=g) > 0.3
+    lam = 0.2
+    d = block_divergence(p, 2)
+    grad_u = ops.grad(f + lam * d)                                            # (b, C, 2, H, W)
+    grad_u = grad_u.masked_fill(~free, 0.0)
+    tv = grad_u.pow(2).sum((1, 2)).sqrt().flatten(1).sum(1)
+    inner = (grad_u * p).flatten(1).sum(1)
+    div_sq = d[(Ellipsis,) + REGION].pow(2).flatten(1).sum(1)
+    for rows_per_block in (40, 7, 1):
+        blocks = [slice(i, min(i + rows_per_block, 40)) for i in range(0, 40, rows_per_block)]
+        u = torch.empty_like(f)
+        got = fgp.block_sums(u, f, p, lam, blocks, REGION, held=~free)
+        for a, b in zip(got, (tv, tv - inner, div_sq)):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
