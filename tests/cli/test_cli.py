@@ -100,6 +100,7 @@ def _export_tiny_tvflownet(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+@pytest.mark.slow   # a network and a reference flow; the net and flow tests cover each
 def test_flow_method_both_compares_network_with_reference(tmp_path, capsys):
     from pdeflow import tvflownet
     from pdeflow.metrics import psnr
@@ -179,6 +180,7 @@ def test_spectral_default_bands_are_dyadic(tmp_path, capsys):
     assert "band edges: 0.02 0.06 0.14 0.34" in capsys.readouterr().out  # k in [1,2), [2,4), [4,9)
 
 
+@pytest.mark.slow   # draws from every sample pool
 def test_samples_lists_and_draws(tmp_path, capsys):
     assert main(["samples"]) == 0
     text = capsys.readouterr().out
@@ -203,6 +205,7 @@ def test_demo_small(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(out), "--overwrite"]) == 0
 
 
+@pytest.mark.slow   # two subprocess runs; the in-process CLI tests cover the commands
 def test_console_script_and_module(tmp_path):
     exe = Path(sys.executable).with_name("pdeflow")
     assert exe.exists(), "the pdeflow console script is not installed in this environment"
@@ -215,6 +218,7 @@ def test_console_script_and_module(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("pdeflow ")
 
 
+@pytest.mark.slow   # a subprocess killed mid-run
 def test_sigterm_leaves_no_output(tmp_path):
     exe = Path(sys.executable).with_name("pdeflow")
     out = tmp_path / "demo"

@@ -45,6 +45,7 @@ def test_denoise_matches_scikit_image_for_each_lambda(tmp_path, image_file, caps
     assert "lambda = 0.05" in capsys.readouterr().out
 
 
+@pytest.mark.slow   # several rof solves per lambda
 def test_noise_is_seeded_and_psnr_is_reported_per_lambda(tmp_path, image_file, capsys):
     args = ["denoise", str(image_file), "--noise", "0.1", "--lam", "0.02", "0.08", "0.5", "--method", "admm"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0

@@ -91,6 +91,7 @@ def test_is_volume_tells_volumes_from_images(tmp_path):
 # The commands
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow   # a 3-D rof through files; test_image_spacing_enters_2d_rof keeps spacing in make test
 def test_denoise_volume_is_3d_rof_with_the_header_spacing_in_the_file_units(tmp_path, tif, phantom, capsys):
     out = tmp_path / "d"
     assert main(["denoise", str(tif), "--lam", "0.05", "0.2", "--tol", "1e-5", "--out", str(out)]) == 0
@@ -132,6 +133,7 @@ def test_flow_volume_keeps_the_mean_and_matches_the_api(tmp_path, phantom):
     assert np.load(out / "u.npy").shape == (2, 12, 12, 12)
 
 
+@pytest.mark.slow   # a 3-D spectral run; tests/tv/test_spectral.py keeps the exactness
 def test_spectral_volume_bands_and_residual_give_back_the_input(tmp_path, tif, phantom):
     out = tmp_path / "s"
     # 7 steps: the dyadic bands [1, 2), [2, 4), [4, 8) (in units of dt) hold every time step
@@ -177,6 +179,7 @@ def test_mask_volume_keeps_exactly_the_asked_voxels_and_inpaint_reads_it(tmp_pat
     assert float(_rows(out / "errors.csv")[0]["psnr"]) == float(_rows(rec / "errors.csv")[0]["psnr"])
 
 
+@pytest.mark.slow   # a real CT series through two commands
 def test_real_ct_series_through_denoise_and_inpaint(tmp_path, capsys):
     series = _ct_series()
     assert sorted(p.name for p in series.iterdir()) == ["2062", "2392", "2693", "3023", "3353"]

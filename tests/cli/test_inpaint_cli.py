@@ -42,6 +42,7 @@ def test_mask_random_writes_all_outputs(tmp_path, capsys):
     assert "PSNR" in capsys.readouterr().out
 
 
+@pytest.mark.slow   # NLPE sweeps
 def test_mask_nlpe_then_inpaint_reproduces_the_errors(tmp_path):
     out = tmp_path / "m"
     rc = main(["mask", "--size", str(SIZE), "--density", "0.15", "--method", "nlpe", "--p", "0.1", "--q", "0.2",
@@ -118,6 +119,7 @@ def test_gan_methods_without_a_model_give_one_line_errors(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow   # two exported networks
 def test_gan_and_wgan_dispatch_with_exported_models(tmp_path, capsys):
     """The CLI runs the GAN methods through pdeflow.inpaint.learned.gan (untrained tiny models: wiring only)."""
     from pdeflow.inpaint.learned.maskgan import MaskGAN
@@ -202,6 +204,7 @@ def test_mask_default_is_densify(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow   # refinement sweeps
 def test_mask_analytic_refine_does_not_increase_the_error(tmp_path):
     rows = {}
     for r in (0, 3):
@@ -229,6 +232,7 @@ def test_mask_learned_with_an_exported_network(tmp_path, capsys):
     assert torch.equal(m, learned_mask(x, 0.1, model=net) > 0.5)
 
 
+@pytest.mark.slow   # mask networks per option
 def test_mask_learned_options_are_learned_masks_options(tmp_path, capsys):
     """--strength, --scale, --bfloat16 and --padding give learned_mask's mask with those arguments (the shipped
     network)."""
@@ -250,6 +254,7 @@ def test_mask_learned_options_are_learned_masks_options(tmp_path, capsys):
         assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow   # PS rounds
 def test_ps_from_a_start_mask(tmp_path, capsys):
     """--start-mask: PS sparsifies from the mask's pixels (its cost counted from them); the result is a subset."""
     from pdeflow.inpaint.masks.sparsification import ps_steps
@@ -282,6 +287,7 @@ def test_ps_from_a_start_mask(tmp_path, capsys):
         assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow   # a densification through the CLI and the library
 def test_densify_is_the_library_function(tmp_path, capsys):
     """--method densify writes densify_mask's mask (with --stages; from --start-mask, which it keeps); --stages
     and a start mask denser than the density are refused in one line, nothing written."""
@@ -348,6 +354,7 @@ def test_learned_bad_models_exit_2_with_one_line_and_nothing_written(tmp_path, c
         assert not out.exists()
 
 
+@pytest.mark.slow   # a learned inpainter's solve
 def test_inpaint_learned_untrained_is_diffusion(tmp_path, capsys):
     """An untrained residual inpainter (last layer zero) is diffusion inpainting: the two commands agree."""
     res = _exported_residual(tmp_path)
@@ -389,6 +396,7 @@ def test_ps_announces_its_cost(tmp_path, capsys):
     assert "estimated cost:" in text and "PS steps" in text
 
 
+@pytest.mark.slow   # an evaluation run twice
 def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     """The analytic/learned rows run with exported (untrained) networks; a second run reuses random rows."""
     import json

@@ -64,6 +64,7 @@ def test_size_budget_and_full_output():
     assert torch.equal(decode(r.data), r.reconstruction)     # the encoder knows what the decoder gives
 
 
+@pytest.mark.slow   # two more encodings
 def test_colour_and_16_bit():
     f = _image(40, colour=True)
     data = encode(f, bpp=1.0)
@@ -193,6 +194,7 @@ def colour_file():
     return encode(_image(32, colour=True), bpp=1.5)
 
 
+@pytest.mark.slow   # hundreds of decodes; tests/codec/test_codec_edge_cases.py keeps the refusals
 def test_fuzz_truncated_flipped_random_and_crafted(grey_file, colour_file):
     """Hundreds of damaged files: every one is refused with one line (or, for a crafted file with a valid
     CRC, decodes to an image of the declared shape); nothing else is raised, no decode takes long, and the
@@ -268,6 +270,7 @@ def test_the_operator_field_selects_the_inpainting(grey_file):
         decode(write_header(h, payload))
 
 
+@pytest.mark.slow   # an EED encoding; the twin operator test keeps a non-default operator in make test
 def test_an_eed_file_records_its_operator_meets_the_budget_and_beats_the_same_mask_with_its_own_values():
     """encode(operator="eed"): the header names EED with the library's defaults, the decoder is EED on the stored
     values, and the encoder's values (optimised for EED) beat the image's own on the same mask."""
@@ -295,6 +298,7 @@ def test_an_eed_file_records_its_operator_meets_the_budget_and_beats_the_same_ma
     assert mse(r.reconstruction[0]) < 0.8 * mse(own)
 
 
+@pytest.mark.slow   # encodings at two lattices
 def test_the_full_pixel_grid_replaces_a_lattice_of_step_2_where_it_inpaints_better():
     """A piecewise-smooth scene at 0.2 bpp (automatic lattice step 2): the encoder codes on the full grid, whose
     points can sit on both sides of the edges, and beats the file forced onto the lattice."""
@@ -330,6 +334,7 @@ def test_rate_control_falls_back_to_the_images_own_values(monkeypatch):
     assert _psnr(decode(r.data)[0], f) > 20
 
 
+@pytest.mark.slow   # two full encodings
 def test_float32_and_float64_images_of_the_same_values_give_the_same_file():
     """The encoder works in float64 whatever the input's dtype (documented), so a float32 image and the same
     values in float64 give the same bytes, and the decoder's float32 output is its float64 result rounded."""

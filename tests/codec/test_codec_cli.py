@@ -71,6 +71,7 @@ def test_compress_and_decompress_round_trip_within_the_budget(run, image, tmp_pa
     assert status == 0, err and read_image(tmp_path / "d" / "y16.tif").shape == u.shape
 
 
+@pytest.mark.slow   # an EED encoding
 def test_compress_with_eed_records_it_and_decompresses(run, image, tmp_path):
     path, u = image
     status, out, err = run("compress", path, "--bpp", 1.0, "--operator", "eed", "--out", tmp_path / "e.pdc")
@@ -82,6 +83,7 @@ def test_compress_with_eed_records_it_and_decompresses(run, image, tmp_path):
     assert status == 2 and "--operator" in err and "invalid choice" in err and not (tmp_path / "t.pdc").exists()
 
 
+@pytest.mark.slow   # encodings per layer choice
 def test_compress_layers_chooses_what_the_file_codes(run, image, tmp_path):
     """--layers inpainting writes a version-1 file, --layers wavelet the wavelet layer alone, each as encode(split=)
     does; best (the default) the one of smaller error."""
@@ -97,6 +99,7 @@ def test_compress_layers_chooses_what_the_file_codes(run, image, tmp_path):
     assert status == 2 and "--layers" in err and "invalid choice" in err and not (tmp_path / "b.pdc").exists()
 
 
+@pytest.mark.slow   # a colour encoding under a byte budget
 def test_compress_meets_a_budget_in_bytes_and_keeps_colour(run, tmp_path):
     grey = ev.smooth_set(3, size=48, seed=2)
     path = tmp_path / "rgb.png"
@@ -214,6 +217,7 @@ def test_evaluate_codec_argument_errors(run, tmp_path, monkeypatch):
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.slow   # encodings per layer set
 def test_compress_says_which_layers_the_file_holds(run, image, tmp_path):
     # the encoder keeps the inpainting or the wavelet layer, whichever codes the image better: the message names
     # what the file holds, not the --operator asked for (which a wavelet-only file records but does not use)
@@ -225,6 +229,7 @@ def test_compress_says_which_layers_the_file_holds(run, image, tmp_path):
     assert ("wavelet layer" in out) == (layers != LAYER_INPAINTING), out
 
 
+@pytest.mark.slow   # a colour encoding; tests/core/test_layouts.py keeps the layout rule
 def test_decompress_writes_the_image_of_a_file_encoded_channels_last(run, tmp_path):
     """A file from ``encode`` of an (H, W, 3) array records that layout; ``decompress`` writes the same image file as
     for the channels-first one (an image file has its own layout), and ``compress`` of a PNG records channels first."""

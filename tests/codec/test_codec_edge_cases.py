@@ -212,6 +212,7 @@ def test_a_finer_tolerance_or_a_lower_eed_contrast_than_the_format_allows_is_ref
     assert decode(_points_file(64, 64, 40, "eed", {"contrast": 0.01})).shape == (1, 64, 64)
 
 
+@pytest.mark.slow   # an encoding per budget
 def test_the_encoder_refuses_a_budget_below_the_decoders_least_and_names_it():
     g = _ramp(128)
     least = least_bytes(CODEC_OPERATORS["eed"], 1, 128, 128)

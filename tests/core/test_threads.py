@@ -36,6 +36,7 @@ def test_user_policy_wins():
     assert _child(REPORT, OMP_WAIT_POLICY="ACTIVE") == {"policy": "ACTIVE", "spins": False}
 
 
+@pytest.mark.slow   # a fresh interpreter importing torch first
 def test_torch_first_is_detected_and_policy_left_alone():
     assert _child("import torch\n" + REPORT) == {"policy": None, "spins": True}
     assert _child("import torch\n" + REPORT, GOMP_SPINCOUNT="0") == {"policy": None, "spins": False}
