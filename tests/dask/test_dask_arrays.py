@@ -102,8 +102,8 @@ def test_tv_flow_equals_the_single_array_flow(client):
 TOLERANCE = {"diffusion": 1e-6, "biharmonic": 1e-6, "eed": 1e-5, "tv": 1e-5, "shepard": 1e-6}
 
 
-#: the operators whose converged references and sweeps take many seconds: make test runs the others here, and
-#: test_store_to_store_equals_the_lazy_and_the_single_array_answer keeps EED's decomposed solve on the cluster
+#: the operators whose converged references and sweeps take many seconds on a cluster: make test runs the others
+#: here, and every operator but EED and TV in this process (test_float32_chunks_give_the_float64_answer)
 SLOW_OPERATORS = {"biharmonic", "diffusion", "eed", "tv"}
 
 
@@ -283,6 +283,7 @@ def test_float32_chunks_give_the_float64_answer(name, tmp_path):
         assert np.abs(v - ref).max() <= 1e-4 * (f.max() - f.min()), name
 
 
+@pytest.mark.slow   # five decomposed solves; the odd-chunks and float32 tests keep store to store in make test
 def test_store_to_store_equals_the_lazy_and_the_single_array_answer(client, tmp_path):
     """rof_to_zarr and inpaint_to_zarr (the iterate in zarr between sweeps) give the single-array answers (float32
     data against the float64 answer) and leave only the target behind."""
