@@ -134,9 +134,17 @@ def write_text(path: Path, text: str) -> None:
 
 
 def save_figure(fig, path: Path, **kwargs) -> None:
-    """``fig.savefig`` to ``path`` atomically."""
+    """``fig.savefig`` to ``path`` atomically; a PNG with an adaptive palette of 64 colours (a third of the
+    bytes: the committed summaries share the repository's size budget)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    fig.savefig(buf, format=fmt, **kwargs)
+    if fmt == "png":
+        from PIL import Image
+
+        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(64, method=Image.Quantize.MEDIANCUT)
+        buf = io.BytesIO()
+        im.save(buf, format="png", optimize=True)
     write_file(path, buf.getvalue())
 
 

@@ -151,3 +151,25 @@ def test_stored_weights_give_the_float32_originals_output_to_float16s_precision(
             m = analytic_mask(f, 0.1)
             a, b = (inpaint_learned(f, m, model=load_residual(s)) for s in (original, name))
     assert float((a - b).abs().max()) < 0.05 / 255
+
+
+def test_a_stage_chain_keeps_what_differs_and_refers_to_what_repeats(tmp_path):
+    """A model trained from another keeps each stage's own settings and how it was trained; a block equal to the
+    enclosing stage's block of the same name is stored once."""
+    from pdeflow.io import SAME_AS_ABOVE, trimmed_provenance
+    from pdeflow.models import training
+
+    data = {"pools": ["builtin", "opencv", "lomiri"], "crops": list(range(40))}
+    first = {"data": data, "train_config": {"mode": "unsupervised", "lr": 1e-3}, "steps": 300}
+    second = {"data": data, "train_config": {"mode": "supervised", "lr": 1e-4}, "steps": 900,
+              "init": {"model": "first", "provenance": first}}
+    trimmed = trimmed_provenance(second)
+    assert trimmed["data"] == data and trimmed["init"]["provenance"]["data"] == SAME_AS_ABOVE
+    assert trimmed["init"]["provenance"]["train_config"] == first["train_config"]   # never trimmed: read per stage
+    assert trimmed["init"]["provenance"]["steps"] == 300
+    assert training(trimmed) == training(second) == "supervised+unsupervised"
+    assert second["init"]["provenance"]["data"] is data                           # the input is left as it was
+    other = {**second, "init": {"model": "first", "provenance": {**first, "data": {**data, "pools": ["builtin"]}}}}
+    assert trimmed_provenance(other)["init"]["provenance"]["data"]["pools"] == ["builtin"]
+    _, meta_path = save_model(torch.nn.Linear(2, 1), tmp_path / "m", {"width": 2}, second)
+    assert json.loads(meta_path.read_text())["provenance"]["init"]["provenance"]["data"] == SAME_AS_ABOVE

@@ -30,6 +30,7 @@ from .images import (
     write_image,
 )
 from .model_files import (
+    SAME_AS_ABOVE,
     STORED_DTYPES,
     fits_float16,
     load_model,
@@ -38,6 +39,7 @@ from .model_files import (
     model_paths,
     save_model,
     store_float16,
+    trimmed_provenance,
 )
 from .volumes import DEFAULT_MAX_VOXELS, VOLUME_FORMATS, VOLUME_SUFFIXES, is_volume, read_volume, write_volume
 from .zarr_arrays import read_zarr, write_zarr
@@ -61,6 +63,8 @@ __all__ = [
     "model_paths",
     "fits_float16",
     "store_float16",
+    "trimmed_provenance",
+    "SAME_AS_ABOVE",
     "STORED_DTYPES",
     "read_volume",
     "write_volume",

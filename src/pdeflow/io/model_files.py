@@ -20,11 +20,15 @@ from ..errors import InputFileNotFoundError, UserInputError
 from .files import to_json, write_bytes
 
 __all__ = ["model_paths", "model_bytes", "save_model", "load_model", "model_from_export", "fits_float16",
-           "store_float16", "STORED_DTYPES"]
+           "store_float16", "trimmed_provenance", "STORED_DTYPES", "SAME_AS_ABOVE"]
 
 #: What ``stored_dtype`` may be: None (each tensor as it is) or ``"float16"``.
 STORED_DTYPES = (None, "float16")
 _FLOAT16 = torch.finfo(torch.float16)
+#: What :func:`trimmed_provenance` writes in place of a block that repeats the enclosing stage's.
+SAME_AS_ABOVE = "same as the enclosing stage"
+#: Blocks whose JSON is shorter than this stay as they are: a reference would save nothing.
+_TRIM_MIN_CHARS = 80
 
 
 def _sha256(path: Path) -> str:
@@ -91,6 +95,49 @@ def _stored(tensors: dict[str, torch.Tensor], stored_dtype: str | None) -> tuple
     return out, {"stored_dtype": "float16", "dtype": floating.pop(), "kept": kept}
 
 
+def trimmed_provenance(provenance: dict) -> dict:
+    """``provenance`` with each nested stage's block that repeats the enclosing stage's block of the same key
+    replaced by :data:`SAME_AS_ABOVE`.
+
+    A model trained from another records that model's provenance under ``init`` (and so on down the chain of
+    stages); the data, validation crops and commands often repeat from stage to stage. A block is compared with
+    the nearest enclosing block of the same name; each stage keeps its own ``train_config`` (how it was trained
+    is read from every stage) and whatever differs; short values stay as they are.
+
+    Parameters
+    ----------
+    provenance : dict
+        A provenance as :func:`save_model` takes it.
+
+    Returns
+    -------
+    dict
+        A new dict; ``provenance`` is not changed.
+
+    Examples
+    --------
+    >>> from pdeflow.io import trimmed_provenance
+    >>> data = {"pools": ["builtin", "opencv", "lomiri"], "validation": "24 crops of 32 px, seed 0, held out"}
+    >>> prov = {"data": data, "steps": 900, "init": {"provenance": {"data": data, "steps": 300}}}
+    >>> trimmed_provenance(prov)["init"]
+    {'provenance': {'data': 'same as the enclosing stage', 'steps': 300}}
+    """
+    def walk(node, above: dict):
+        if isinstance(node, list):
+            return [walk(v, above) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            repeats = (key in above and key != "train_config" and value == above[key]
+                       and len(json.dumps(value, default=str)) >= _TRIM_MIN_CHARS)
+            # below this node, the nearest enclosing block of each name is the one to compare with
+            out[key] = SAME_AS_ABOVE if repeats else walk(value, {**above, **node})
+        return out
+
+    return {k: walk(v, provenance) for k, v in provenance.items()}
+
+
 def model_bytes(model, weights_name: str, config: dict, provenance: dict | None = None, *,
                 stored_dtype: str | None = None) -> tuple[bytes, bytes]:
     """A model's two files as bytes: ``(weights, metadata)``, what :func:`save_model` writes.
@@ -129,7 +176,7 @@ def model_bytes(model, weights_name: str, config: dict, provenance: dict | None 
             "pdeflow_version": __version__,
             "torch_version": str(torch.__version__),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            **(provenance or {}),
+            **trimmed_provenance(provenance or {}),
         },
         "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest(), **storage},
     }
@@ -288,7 +335,8 @@ def store_float16(path, out) -> tuple[Path, Path]:
         raise UserInputError(f"store_float16: out: {', '.join(existing)} exist(s); give a new stem")
     tensors, storage = _stored({k: v.contiguous() for k, v in state.items()}, "float16")
     weights = st_save(tensors, metadata={"format": "pdeflow-model"})
-    meta = {**meta, "weights": {"file": weights_path.name, "sha256": hashlib.sha256(weights).hexdigest(), **storage,
+    meta = {**meta, "provenance": trimmed_provenance(meta.get("provenance", {})),
+            "weights": {"file": weights_path.name, "sha256": hashlib.sha256(weights).hexdigest(), **storage,
                                 "source_sha256": meta["weights"].get("sha256") or _sha256(model_paths(path)[0])}}
     text = to_json(meta, "store_float16: the source JSON").encode()
     write_bytes(weights_path, weights)
