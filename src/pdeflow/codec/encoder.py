@@ -38,7 +38,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .. import ops
 from ..errors import UserInputError
 from ..progress import progress_bar
 from .colour import channel_ranges, to_luma_chroma
@@ -55,11 +54,12 @@ from .format import (
     with_layout,
     write_header,
 )
+from .images import prepare_image, read_image_layout
 from .operators import CodecOperator, codec_operator, least_bytes
 from .residual import code_residual
 from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 
-__all__ = ["encode", "EncodeResult", "prepare_image", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
+__all__ = ["encode", "EncodeResult", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
            "SPLITS"]
 
 #: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
@@ -140,64 +140,6 @@ class EncodeResult:
     split: float = 1.0
 
 
-def prepare_image(image, who: str = "encode", *, max_pixels: int | None = None) -> tuple[torch.Tensor, int]:
-    """``(f, bit_depth)``: the image as float64 (C, H, W) in [0, 1] with C = 1 or 3, and 8 or 16 bits.
-
-    Float tensors and arrays (H, W) or (C, H, W) must lie in [0, 1]; uint8 and uint16 NumPy arrays are
-    divided by 255 and 65535 (bit depth 8 and 16). A NumPy array (H, W, 3), channels last as
-    ``np.asarray(PIL.Image.open(path))`` gives it, is taken as RGB (an array whose first and last axes both
-    have 3 entries is (C, H, W)); an alpha channel (H, W, 4) is refused: composite or drop it first. An image
-    of more than ``max_pixels`` pixels (``H W``; None: any) is refused before it is converted.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from pdeflow.codec.encoder import prepare_image
-    >>> f, depth = prepare_image(np.full((4, 5), 65535, np.uint16))
-    >>> f.shape, f.dtype, depth, float(f.max())
-    (torch.Size([1, 4, 5]), torch.float64, 16, 1.0)
-    >>> prepare_image(torch.zeros(3, 4, 5))[0].shape
-    torch.Size([3, 4, 5])
-    >>> prepare_image(np.zeros((4, 5, 3), np.uint8))[0].shape     # channels last (PIL's layout)
-    torch.Size([3, 4, 5])
-    """
-    depth = 8
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] != 3:
-        if image.shape[-1] == 4:
-            raise UserInputError(f"{who}: image of shape {image.shape} has an alpha channel (H, W, 4), which the "
-                                 "codec does not store; drop it (image[..., :3]) or composite it first")
-        if image.shape[-1] == 3:     # (H, W, 3): channels last, as NumPy holds a PIL image
-            image = np.moveaxis(image, -1, 0)
-    _check_max_pixels(max_pixels, who)
-    shape = tuple(getattr(image, "shape", ()))
-    if max_pixels is not None and len(shape) >= 2 and shape[-2] * shape[-1] > max_pixels:
-        H, W = shape[-2:]
-        raise UserInputError(f"{who}: image of {H} x {W} = {H * W} pixels is larger than max_pixels={max_pixels} "
-                             "(by default the decoder's limit, MAX_PIXELS): pass a larger max_pixels, or None, to "
-                             "encode and to decode")
-    if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
-        depth = 8 if image.dtype == np.uint8 else 16
-        image = torch.from_numpy(image.astype(np.float64) / (255.0 if depth == 8 else 65535.0))
-    f = ops.check_tensor(image, f"{who}: image")
-    ops.check_image(f, f"{who}: image", min_size=2)
-    if f.dim() == 2:
-        f = f[None]
-    if f.dim() == 3 and f.shape[0] == 4:      # (4, H, W): an RGBA image, as encode's layout rule hands it on
-        raise UserInputError(f"{who}: image has an alpha channel (H, W, 4) or (4, H, W), which the codec does not "
-                             "store; drop it (image[..., :3] channels last, image[:3] channels first) or composite it "
-                             "first")
-    if f.dim() != 3 or f.shape[0] not in (1, 3):
-        raise UserInputError(f"{who}: image must have shape (H, W) or (C, H, W) with C = 1 or 3, got "
-                             f"{tuple(image.shape)}")
-    if max(f.shape[1:]) > 65535:
-        raise UserInputError(f"{who}: image sides must be at most 65535 pixels, got {tuple(f.shape[1:])}")
-    f = f.detach().to(torch.float64).cpu()
-    if float(f.min()) < 0 or float(f.max()) > 1:
-        raise UserInputError(f"{who}: image values must lie in [0, 1], got [{float(f.min()):.4g}, "
-                             f"{float(f.max()):.4g}]")
-    return f, depth
-
-
 def _range_units(v: np.ndarray, allowed: tuple[float, float]) -> tuple[int, int]:
     """The value range ``(lo, hi)`` in header units that covers ``v``, within ``allowed`` widened by a
     quarter of its span (optimised values overshoot the image's range a little)."""
@@ -221,7 +163,8 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
     --------
     >>> import numpy as np, torch
     >>> from pdeflow.codec import decode
-    >>> from pdeflow.codec.encoder import code_image, prepare_image
+    >>> from pdeflow.codec.encoder import code_image
+    >>> from pdeflow.codec.images import prepare_image
     >>> f, depth = prepare_image(torch.linspace(0, 1, 32 * 32).reshape(32, 32))
     >>> grid = np.zeros((8, 8), bool)   # lattice step 4: an (8, 8) grid
     >>> grid[::2, ::2] = True
@@ -365,11 +308,7 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     >>> decode(encode(torch.rand(32, 32, 3), bpp=1.0, channel_axis=-1)).shape      # the layout it was given
     torch.Size([32, 32, 3])
     """
-    # the layout rule here rather than by its decorator: the file records what the rule read
-    image, layout = ops.read_layout(image, "image", channel_axis=channel_axis, who="encode", volumes=False,
-                                    stacklevel=3)
-    if channel_axis is None and _small_channels_last(image):     # what prepare_image reads channels last
-        layout = ops.Layout(True, (3, *image.shape[:2]), 2)
+    image, layout = read_image_layout(image, channel_axis, "encode")     # the file records what it read
     out = _encode_image(image, bpp=bpp, size=size, levels=levels, lattice=lattice, tonal=tonal,
                         tonal_stages=tonal_stages, operator=operator, split=split, max_pixels=max_pixels,
                         progress=progress, full_output=full_output)
@@ -378,12 +317,6 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     if not full_output:
         return with_layout(out, True)
     return layout.restore(replace(out, data=with_layout(out.data, True)))
-
-
-def _small_channels_last(image) -> bool:
-    """Whether ``image`` is a NumPy array ``(H, W, 3)`` of at most :data:`pdeflow.layout.MAX_IMAGE_CHANNELS` rows,
-    which the layout rule leaves as it is and :func:`prepare_image` reads channels last (a PIL image's array)."""
-    return isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] != 3 and image.shape[-1] == 3
 
 
 def _encode_image(image, *, bpp, size, levels, lattice, tonal, tonal_stages, operator, split, max_pixels, progress,
@@ -587,12 +520,6 @@ def _encode(job: _Job, lattices, bar) -> EncodeResult:
         K = max(1, min(int(K * (budget - overhead) / max(len(r.data) - overhead, 1)) - 1, int(K * 0.98)))
     bar.update(RATE_STEPS - 1 - done)        # the steps the rate control did not need
     return result
-
-
-def _check_max_pixels(max_pixels, who: str) -> None:
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
-                                   or max_pixels < 4):
-        raise UserInputError(f"{who}: max_pixels must be an int >= 4 or None, got {max_pixels!r}")
 
 
 @dataclass
