@@ -657,6 +657,7 @@ EXCLUDED = {
     "tv.ConvergenceWarning": "a warning class",
     "tv.CompileWarning": "a warning class",
     "tv.dyadic_band_edges": "band edges from (n_steps, dt), no image",
+    "tv.spectral_steps": "the steps of a decomposition from (dt, n_steps), no image",
     # ops: shape and input-check helpers move or return their input, no arithmetic
     "ops.as_batch": "a shape promotion (a view of its input), no arithmetic",
     "ops.unbatch": "a shape demotion (a view of its input), no arithmetic",

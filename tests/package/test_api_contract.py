@@ -77,7 +77,8 @@ TV_TABLE = {
     "spectral_from_stack": Entry(lambda x: tv.spectral_from_stack(_stack(x), 0.1), "u",
                                  out=lambda s: (s.phi, s.residual, s.spectrum)),
 }
-TV_EXEMPT = {"dyadic_band_edges": "band edges from (n_steps, dt), no image"}
+TV_EXEMPT = {"dyadic_band_edges": "band edges from (n_steps, dt), no image",
+             "spectral_steps": "the steps of a decomposition from (dt, n_steps), no image"}
 
 METRICS_TABLE = {
     "psnr": Entry(lambda x: metrics.psnr(x, _y(x)), "x"),

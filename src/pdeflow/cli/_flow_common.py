@@ -134,9 +134,8 @@ def add_input_args(p: argparse.ArgumentParser):
     return g
 
 
-def _add_solver_args(p: argparse.ArgumentParser, dt: float | None) -> None:
+def _add_solver_args(p: argparse.ArgumentParser, dt: float | None, acc: float = FLOW_ACCURACY) -> None:
     g = p.add_argument_group("solver")
-    acc = FLOW_ACCURACY
     if dt is None:
         g.add_argument("--dt", type=positive_float, default=None,
                        help="implicit time step: every step of this size on the grid k*dt (a time off it: a "
@@ -164,10 +163,11 @@ def _add_solver_args(p: argparse.ArgumentParser, dt: float | None) -> None:
                         "it warns and runs them uncompiled)")
 
 
-def add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, npy: str) -> None:
-    """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver, computation, output, and
-    ``--save-npy`` writing ``npy`` (the raw arrays, in scaled units)."""
-    _add_solver_args(p, dt=dt)
+def add_run_args(p: argparse.ArgumentParser, inputs, *, dt: float, npy: str, acc: float = FLOW_ACCURACY) -> None:
+    """The options ``flow`` and ``spectral`` end with: --spacing (in ``inputs``), solver (``acc``: the default
+    --accuracy with a --dt), computation, output, and ``--save-npy`` writing ``npy`` (the raw arrays, in scaled
+    units)."""
+    _add_solver_args(p, dt=dt, acc=acc)
     p.set_defaults(warning_flags=[("tol", "tol", "--tol")])     # the solver's max_iter has no option
     add_compute_args(p)
     out = add_output_args(p)

@@ -11,7 +11,7 @@ import argparse
 import math
 
 from .. import viz
-from ..tv import dyadic_band_edges
+from ..tv import SPECTRAL_ACCURACY, dyadic_band_edges
 from ._arguments import add_command, check_compute, nonneg_floats, positive_int, setup_compute, stopping_rule
 from ._errors import PROG
 from ._flow_common import (
@@ -52,7 +52,7 @@ def _register_spectral(sub) -> None:
     g.add_argument("--bands", type=nonneg_floats, nargs="+", default=None, metavar="E",
                    help="band edges in flow time, >= 0, strictly increasing, at least two; each band "
                         "[e_i, e_i+1) must hold a time k*dt (default: dyadic bands k in [1,2), [2,4), ...)")
-    add_run_args(p, inputs, dt=0.04,
+    add_run_args(p, inputs, dt=0.04, acc=SPECTRAL_ACCURACY,
                   npy="bands.npy (m, C, H, W) and residual.npy (C, H, W) (a volume: (m, D, H, W), (D, H, W))")
 
 

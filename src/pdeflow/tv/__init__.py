@@ -12,9 +12,10 @@ from .rof import (
     duality_gap,
     rof,
 )
-from .spectral import SpectralTV, dyadic_band_edges, spectral_from_stack, spectral_tv
+from .spectral import SPECTRAL_ACCURACY, SpectralTV, dyadic_band_edges, spectral_from_stack, spectral_steps, spectral_tv
 
 __all__ = ["rof", "RofResult", "ROF_METHODS", "ND_METHODS", "ACCURACY", "FLOW_ACCURACY", "duality_gap",
            "ConvergenceWarning", "CompileWarning", "estimate_sigma",
            "tv_flow", "FLOW_METHODS", "FLOW_SCHEMES",
-           "spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]
+           "spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges", "spectral_steps",
+           "SPECTRAL_ACCURACY"]

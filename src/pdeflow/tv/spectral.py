@@ -27,8 +27,56 @@ from ..threads import auto_threads
 from ._checks import working_dtype
 from ._grid import make_grid
 from .flow import tv_flow
+from .steps import FlowSteps, flow_steps
 
-__all__ = ["spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges"]
+__all__ = ["spectral_tv", "spectral_from_stack", "SpectralTV", "dyadic_band_edges", "spectral_steps",
+           "SPECTRAL_ACCURACY"]
+
+#: Default ``accuracy`` of :func:`spectral_tv`: the certified RMS error of every frame ``u(k dt)`` against the exact
+#: implicit steps, as a fraction of the range of ``u0`` (a call of :func:`~pdeflow.tv.tv_flow` with ``dt`` defaults
+#: to ``FLOW_ACCURACY``, 1e-3).  The certificate adds up the bounds of all the steps, and the frames' errors move
+#: together (warm-started steps of one trajectory), so the bands' errors stay far below it: set so that the
+#: README's decomposition of a 512 x 512 photograph takes seconds, not minutes; the bands' errors and the times are
+#: on the results page ("Speed and accuracy of the solvers", "Spectral TV's steps").
+SPECTRAL_ACCURACY = 2e-2
+
+
+def spectral_steps(dt: float = 0.04, n_steps: int = 50, *, accuracy: float | None = None, data_range: float = 1.0,
+                   spacing: float = 1.0, tol: float | None = None) -> FlowSteps:
+    """The implicit steps :func:`spectral_tv` takes, and the accuracy of its frames, without running it.
+
+    Parameters
+    ----------
+    dt, n_steps : float, int
+        As :func:`spectral_tv`'s: the frames ``u(k dt)``, ``k = 0..n_steps + 1``, one implicit step each.
+    accuracy : float, optional
+        As :func:`spectral_tv`'s (default :data:`SPECTRAL_ACCURACY`): the certified RMS error of every frame
+        against the exact implicit steps, as a fraction of the range.
+    data_range, spacing, tol : optional
+        As :func:`pdeflow.tv.steps.flow_steps`'s: the image's range, the smallest grid spacing, a relative gap
+        instead of ``accuracy``.
+
+    Returns
+    -------
+    FlowSteps
+        ``n_steps + 1`` steps of ``dt``; ``solver_accuracy`` the frames' certified accuracy, ``time_error`` the
+        estimated distance of the frames from the exact (continuous) flow, which the transform does not
+        need: it is defined on the implicit Euler trajectory.
+
+    Examples
+    --------
+    >>> from pdeflow.tv.spectral import spectral_steps
+    >>> s = spectral_steps(0.04, 50)
+    >>> s.n_steps, s.dt, s.solver_accuracy
+    (51, 0.04, 0.02)
+    """
+    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+        raise UserInputError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0 or dt == float("inf"):
+        raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
+    acc = SPECTRAL_ACCURACY if accuracy is None else accuracy
+    return flow_steps([k * dt for k in range(int(n_steps) + 2)], dt=dt, accuracy=acc, data_range=data_range,
+                      spacing=spacing, tol=tol)
 
 
 def dyadic_band_edges(n_steps: int, dt: float) -> list[float]:
@@ -166,9 +214,10 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     n_steps : int
         Number of bands ``N >= 1``; the flow runs to ``(N+1)*dt``.
     **flow_kwargs
-        Passed to :func:`~pdeflow.tv.tv_flow` (``accuracy``, default 1e-3: the certified RMS error of
-        every frame ``u(t_k)`` as a fraction of the range of ``u0``; ``tol``; ``scheme``, default
-        ``"euler"``; ``solver``, ``progress``, ``precision``, ...).
+        Passed to :func:`~pdeflow.tv.tv_flow` (``accuracy``, default :data:`SPECTRAL_ACCURACY`, 2e-2: the
+        certified RMS error of every frame ``u(t_k)`` against the exact implicit steps, as a fraction of the
+        range of ``u0``; ``tol``; ``scheme``, default ``"euler"``; ``solver``, ``progress``, ``precision``,
+        ...).
 
     Returns
     -------
@@ -183,16 +232,18 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
 
     **Steps.**  The transform is defined on the implicit Euler trajectory with steps ``dt``: the frames
     ``u(k dt)`` take one step each, ``n_steps + 1`` in all (an eigenfunction then gives one peak), so
-    ``dt`` and ``n_steps`` set the cost.  How far those frames are from the exact flow is what
-    :func:`pdeflow.tv.flow.flow_steps` says of them, ``flow_steps([k * dt for k in range(n_steps + 2)],
-    dt=dt, data_range=...)`` (``pdeflow spectral`` prints it as its ``steps:`` line); with ``progress=True``
-    a long decomposition says after its first step how long it will take.
+    ``dt`` and ``n_steps`` set the number of steps, ``accuracy`` how long each takes.  :func:`spectral_steps`
+    gives the steps and the accuracy of their frames without running them (``pdeflow spectral`` prints it as
+    its ``steps:`` line); with ``progress=True`` a long decomposition says after its first step how long it
+    will take.
 
-    **Accuracy.**  The default certifies the frames (``accuracy``, see :func:`~pdeflow.tv.tv_flow`).  A
-    band ``phi_k dt`` is ``k`` times a second difference of frames, so its worst-case error is up to
-    ``4 k^2`` times a frame's; the errors of the bands at the default are on the results page "Accuracy and
-    speed of the defaults".  For bands certified to the same level, pass a smaller ``accuracy`` or
-    ``tol=1e-6``.
+    **Accuracy.**  The default certifies the frames to :data:`SPECTRAL_ACCURACY` (``accuracy``, see
+    :func:`~pdeflow.tv.tv_flow`: each of the ``n_steps + 1`` steps solved to ``accuracy / (n_steps + 1)``).
+    Whatever the accuracy, the bands and the residual add up to ``u0`` to round-off (the sum telescopes).  A
+    band is a sum of ``k`` times second differences of frames, so its worst-case error is up to about
+    ``k^2`` times a frame's; the frames' errors move together, and the bands' errors at the default are on the
+    results page ("Speed and accuracy of the solvers", "Spectral TV's steps").  For tighter bands,
+    pass a smaller ``accuracy`` (``1e-3`` was the default) or ``tol=1e-6``.
 
     Examples
     --------
@@ -221,6 +272,8 @@ def spectral_tv(u0: torch.Tensor, *, dt: float = 0.04, n_steps: int = 50, **flow
     flow_kwargs.pop("return_dual", None)
     # The transform is defined on the implicit Euler trajectory (an eigenfunction gives one peak).
     flow_kwargs.setdefault("scheme", "euler")
+    if flow_kwargs.get("accuracy") is None and flow_kwargs.get("tol") is None:
+        flow_kwargs["accuracy"] = SPECTRAL_ACCURACY
     u0 = ops.check_float(u0, "u0")
     dtype = u0.dtype
     # The frames and their second differences in the working dtype (float64 by default: the
