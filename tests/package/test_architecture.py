@@ -55,12 +55,25 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+#: Parsed sources by (path, modification time, size): every rule walks the same files, and a planted violation
+#: is a new file.
+_TREES: dict = {}
+
+
+def _tree(path: Path) -> ast.AST:
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _TREES:
+        _TREES[key] = ast.parse(path.read_text(), str(path))
+    return _TREES[key]
+
+
 def _imports(path: Path) -> set[str]:
     """Absolute names of the modules ``path`` imports (``from a import b`` gives ``a`` and ``a.b``)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -187,7 +200,7 @@ def _import_nodes(path: Path):
     """``(source module, imported name or None)`` of every import in ``path``, at any depth."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             for a in node.names:
                 yield a.name, None
@@ -353,7 +366,7 @@ def _method_function_names() -> set[str]:
 
 def _calls(path: Path) -> set[str]:
     """The names called as plain functions (``name(...)``) in ``path``."""
-    return {n.func.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+    return {n.func.id for n in ast.walk(_tree(path)) if isinstance(n, ast.Call)
             and isinstance(n.func, ast.Name)}
 
 
@@ -547,7 +560,7 @@ def _name_branches(names) -> list[str]:
         me = _module_name(path)
         if me == OPERATOR_PACKAGE or me.startswith(OPERATOR_PACKAGE + "."):
             continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Dict):
                 keys = {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
                 if len(keys & names) > 1:

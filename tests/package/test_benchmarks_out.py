@@ -98,6 +98,7 @@ def test_open_out_refuses_a_non_empty_folder_unless_overwrite(results_module, tm
     results_module.check_out(tmp_path / "empty", overwrite=False)        # absent: allowed
 
 
+@pytest.mark.slow   # two benchmark runs in fresh interpreters; the open_out tests keep the rule in make test
 def test_a_script_writes_its_folder_and_refuses_it_the_second_time(tmp_path):
     """iel_layers.py on tiny logits (seconds): command.txt and log.txt (what it printed) in --out;
     run again into the same folder: exit status 2, one line, nothing changed."""
@@ -123,6 +124,7 @@ def test_the_experiments_helper_names_its_folder_in_command_txt(tmp_path):
     assert (tmp_path / "o" / "command.txt").read_text() == "python experiments/probe.py --x 1\n"
 
 
+@pytest.mark.slow   # a benchmark of every TV solver in float32 and float64
 def test_float32_accuracy_benchmark_runs_at_smoke_size(tmp_path):
     # maintained: float32 against float64 for the TV solvers, values and gradients (its exit status is 1 when
     # the float32 and float64 gradients disagree)

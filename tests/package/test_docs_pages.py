@@ -258,9 +258,10 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-#: Guide pages whose blocks take tens of CPU seconds (the codec's: several encodings of the photo, split searches):
-#: left to the slow tier; tests/codec and the codec's doctests make the same calls on smaller images in make test.
-SLOW_GUIDE = {"codec.md"}
+#: Guide pages whose blocks take tens of CPU seconds, left to the slow tier: the codec's (several encodings of the
+#: photo, split searches; tests/codec and the codec's doctests make the same calls on smaller images in make test)
+#: and the large images' (local clusters and decomposed solves; tests/dask makes the same calls in make test).
+SLOW_GUIDE = {"codec.md", "large_images.md"}
 
 
 def test_slow_guide_pages_exist():
