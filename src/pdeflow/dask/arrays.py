@@ -12,6 +12,8 @@ objects.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import numbers
 
 import numpy as np
@@ -19,7 +21,8 @@ import numpy as np
 from ..errors import InputDtypeError, UserInputError
 
 __all__ = ["import_dask", "as_batched", "from_batched", "sweep", "halo_faces", "check_positive", "check_ndim",
-           "check_max_sweeps", "spatial_depth", "checked_finite", "warn_short", "warned_if_short"]
+           "check_max_sweeps", "spatial_depth", "Graph", "block_sums", "checked_finite", "warn_short",
+           "warned_if_short"]
 
 
 def import_dask():
@@ -254,14 +257,208 @@ def halo_faces(block_info, depth: dict, spatial: int) -> tuple[tuple[int, int], 
                  for k in range(first, len(loc)))
 
 
-def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | None = None, **kwargs):
-    """One sweep: ``fn(*grown_blocks, faces=..., **kwargs)`` on every chunk grown by ``depth``, trimmed back.
+class Graph:
+    """The layers of one lazy solve, gathered as they are made, so that building it is linear in its sweeps.
 
-    ``arrays`` share their spatial chunks; the result has the chunks of ``arrays[like]``, and ``fn`` returns that
-    grown block's new values (the halo is cut off afterwards). ``done`` is a 0-d dask array (or a bool): where it
-    is True, the chunk of ``arrays[like]`` is passed through unchanged and ``fn`` is not called. ``extra``: dask
-    arrays that broadcast against the chunks without a halo (per-image values of shape ``(B, 1, 1, ...)``), given
-    to ``fn`` as keywords of those names, a block each.
+    Every dask operation merges the layers of its inputs into a new graph, so a chain of ``L`` operations costs
+    ``O(L^2)`` to build (each sweep adds several). Here every array a solve carries from one sweep to the next is
+    :meth:`keep`-ed: its layers go into this object once and it continues as an array whose graph is its own name
+    only (a layer without tasks: the operations that follow read its keys, which :meth:`finish` supplies).
+    :func:`sweep` and :func:`block_sums` add their layer here directly.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from pdeflow.dask.arrays import Graph
+    >>> g = Graph()
+    >>> x = g.keep(da.ones(4, chunks=2))
+    >>> for _ in range(3):
+    ...     x = g.keep(x + 1)
+    >>> len(x.dask.layers)
+    1
+    >>> (y,) = g.finish(x)
+    >>> y.compute().tolist()
+    [4.0, 4.0, 4.0, 4.0]
+    """
+
+    def __init__(self):
+        self.layers: dict = {}
+        self.deps: dict = {}
+
+    def keep(self, x):
+        """``x`` (a dask array; anything else is returned as it is) with its layers gathered here, as an array
+        whose graph holds its name only."""
+        da = import_dask()
+        if not isinstance(x, da.Array):
+            return x
+        hlg = x.__dask_graph__()
+        for name, layer in hlg.layers.items():
+            if name not in self.layers:        # the names of arrays kept before are theirs already
+                self.layers[name] = layer
+                self.deps[name] = set(hlg.dependencies.get(name, ()))
+        return self._named(x.name, x.chunks, x._meta)
+
+    def add(self, name: str, tasks: dict, inputs, chunks, meta):
+        """A new layer of ``tasks`` (reading the keys of the dask arrays ``inputs``, kept here) as an array."""
+        from dask.highlevelgraph import MaterializedLayer
+
+        self.layers[name] = MaterializedLayer(tasks)
+        self.deps[name] = {a.name for a in inputs}
+        return self._named(name, chunks, meta)
+
+    def finish(self, *arrays):
+        """``arrays`` on the graph gathered here, each with the layers it depends on only (dask takes the layers
+        that nothing in a collection's graph reads for its outputs)."""
+        from dask.highlevelgraph import HighLevelGraph
+
+        da = import_dask()
+        out = []
+        for x in arrays:
+            x = self.keep(x)
+            if not isinstance(x, da.Array):
+                out.append(x)
+                continue
+            seen, todo = {x.name}, [x.name]
+            while todo:
+                for d in self.deps[todo.pop()]:
+                    if d not in seen:
+                        seen.add(d)
+                        todo.append(d)
+            hlg = HighLevelGraph({k: self.layers[k] for k in seen}, {k: set(self.deps[k]) for k in seen})
+            out.append(da.Array(hlg, x.name, x.chunks, meta=x._meta))
+        return tuple(out)
+
+    @staticmethod
+    def _named(name, chunks, meta):
+        from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+        da = import_dask()
+        return da.Array(HighLevelGraph({name: MaterializedLayer({})}, {name: set()}), name, chunks, meta=meta)
+
+
+def _axis_pieces(ends, lo: int, hi: int):
+    """The blocks of an axis (block ``i`` spans ``ends[i]:ends[i + 1]``) that ``lo:hi`` covers: (index, slice in
+    the block, slice in ``lo:hi``) each."""
+    out = []
+    for i in range(max(bisect.bisect_right(ends, lo) - 1, 0), len(ends) - 1):
+        a, b = ends[i], ends[i + 1]
+        if a >= hi:
+            break
+        s, e = max(a, lo), min(b, hi)
+        if e > s:
+            out.append((i, slice(s - a, e - a), slice(s - lo, e - lo)))
+    return out
+
+
+def _gather_plan(x, region):
+    """The keys of the blocks of ``x`` (batched, the channel axis one chunk) that ``region`` (a (lo, hi) per axis
+    but the channel axis) covers, and where each piece goes (None: one block, whole)."""
+    ends = [np.cumsum((0,) + tuple(c)).tolist() for c in x.chunks]
+    axes = [0] + list(range(2, x.ndim))
+    per = [_axis_pieces(ends[k], lo, hi) for k, (lo, hi) in zip(axes, region)]
+    keys, pieces = [], []
+    for combo in itertools.product(*per):
+        idx = [c[0] for c in combo]
+        keys.append((x.name, idx[0], 0, *idx[1:]))
+        src = (combo[0][1], slice(None)) + tuple(c[1] for c in combo[1:])
+        dst = (combo[0][2], slice(None)) + tuple(c[2] for c in combo[1:])
+        pieces.append((src, dst))
+    whole = len(keys) == 1 and all(ends[k][c[0][0]] == lo and ends[k][c[0][0] + 1] == hi
+                                   for k, (lo, hi), c in zip(axes, region, per))
+    return keys, (None if whole else tuple(pieces))
+
+
+def _assemble(pieces, shape, blocks):
+    """One grown block (``shape``: the sizes of its batch and spatial axes) from the pieces of the blocks it
+    covers (``pieces`` None: the one block, whole)."""
+    if pieces is None:
+        return blocks[0]
+    out = np.empty((shape[0], blocks[0].shape[1]) + shape[1:], dtype=blocks[0].dtype)
+    for (src, dst), b in zip(pieces, blocks):
+        out[dst] = b[src]
+    return out
+
+
+class _GrownTask:
+    """A task of :func:`sweep` (``empty`` None) or :func:`block_sums`: the grown blocks assembled from their
+    pieces, ``fn`` on them unless the flag says the iteration is done, the halo trimmed (a sweep's block)."""
+
+    def __init__(self, fn, plans, shape, faces, like, names, kwargs, empty):
+        self.fn, self.plans, self.shape, self.faces, self.like = fn, plans, shape, faces, like
+        self.names, self.kwargs, self.empty = names, kwargs, empty
+        self.own = (slice(None), slice(None)) + tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, shape[1:]))
+
+    def __call__(self, flag, *args):
+        n = len(self.plans)
+        if bool(flag):
+            if self.empty is not None:
+                return np.zeros(self.empty)
+            return _assemble(self.plans[self.like], self.shape, args[self.like])[self.own]
+        grown = [_assemble(pieces, self.shape, blocks) for pieces, blocks in zip(self.plans, args[:n])]
+        out = self.fn(*grown, faces=self.faces, **dict(zip(self.names, args[n:])), **self.kwargs)
+        return out if self.empty is not None else out[self.own]
+
+
+def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, out_chunks, meta, sums):
+    """The layer of :func:`sweep` or :func:`block_sums` in ``graph``: a task per block of ``grid`` (the chunks of
+    the batch and spatial axes), each reading the pieces of ``arrays`` its grown block covers."""
+    from dask.base import tokenize
+    from dask.utils import funcname
+
+    arrays = [graph.keep(a) for a in arrays]
+    names = list(extra or {})
+    extras = [graph.keep(extra[k]) for k in names]
+    flag = graph.keep(done)
+    lazy_flag = hasattr(flag, "dask")
+    nsp = arrays[0].ndim - 2
+    for e in extras:
+        if tuple(e.chunks[0]) != tuple(grid[0]):
+            raise ValueError("the extra arrays must have the batch chunks of the grid")
+    prefix = funcname(fn).strip("_").replace("_", "-") + ("-sums" if sums else "")
+    token = tokenize([a.name for a in arrays], [e.name for e in extras], flag.name if lazy_flag else bool(flag),
+                     grid, sorted(depth.items()), like, sums, kwargs)
+    name = f"{prefix}-{token}"
+    flag_key = (flag.name,) if lazy_flag else bool(flag)
+    ends = [np.cumsum((0,) + tuple(c)).tolist() for c in grid]
+    tasks = {}
+    for idx in itertools.product(*(range(len(c)) for c in grid)):
+        region, faces = [(ends[0][idx[0]], ends[0][idx[0] + 1])], []
+        for k in range(1, len(grid)):
+            lo, hi, d = ends[k][idx[k]], ends[k][idx[k] + 1], depth[k + 1]
+            face = (d if idx[k] > 0 else 0, d if idx[k] < len(grid[k]) - 1 else 0)
+            faces.append(face)
+            region.append((lo - face[0], hi + face[1]))
+        plans, keys = [], []
+        for a in arrays:
+            kk, pieces = _gather_plan(a, region)
+            plans.append(pieces)
+            keys.append(kk)
+        empty = ((grid[0][idx[0]], 2) + (1,) * nsp) if sums else None
+        task = _GrownTask(fn, tuple(plans), tuple(b - a for a, b in region), tuple(faces), like, names, kwargs,
+                          empty)
+        ekeys = [(e.name, idx[0]) + (0,) * (e.ndim - 1) for e in extras]
+        tasks[(name, idx[0], 0, *idx[1:])] = (task, flag_key, *keys, *ekeys)
+    return graph.add(name, tasks, arrays + extras + ([flag] if lazy_flag else []), out_chunks, meta)
+
+
+def _grid(chunks):
+    """The chunks of the batch and spatial axes of a batched array's ``chunks``."""
+    return (tuple(chunks[0]),) + tuple(tuple(c) for c in chunks[2:])
+
+
+def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | None = None, grid=None, graph=None,
+          **kwargs):
+    """One sweep: ``fn(*grown_blocks, faces=..., **kwargs)`` on every block grown by ``depth``, trimmed back.
+
+    The blocks are the chunks ``grid`` (a batched array's chunks, default those of ``arrays[like]``). Each of
+    ``arrays`` (any chunks along the batch and spatial axes, the channel axis one chunk) is read over every block
+    grown by its halo (none at the image's border), gathered inside the block's task from the chunks it covers: a
+    layer of one task per block, whatever the chunks of ``arrays``. ``fn`` returns the grown block's new values (the
+    halo is cut off). ``done`` is a 0-d dask array (or a bool): where it is True, the block of ``arrays[like]`` is
+    passed through unchanged and ``fn`` is not called. ``extra``: dask arrays that broadcast against the blocks
+    without a halo (per-image values of shape ``(B, 1, 1, ...)``, chunked as ``grid`` along the batch axis), given
+    to ``fn`` as keywords of those names, a block each. ``graph``: the :class:`Graph` of the solve the sweep is
+    part of (the result is then an array of it); without one the result is a dask array of its own.
 
     Examples
     --------
@@ -273,20 +470,34 @@ def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | 
     >>> bool((y.compute() == x.compute() + 1).all())
     True
     """
-    da = import_dask()
-    grown = [da.overlap.overlap(a, depth=depth, boundary="none") if any(depth.values()) else a for a in arrays]
-    nsp = arrays[0].ndim - 2
+    g = Graph() if graph is None else graph
+    target = arrays[like]
+    grid = _grid(target.chunks if grid is None else grid)
+    out = _grown_layer(g, fn, arrays, depth, done, grid, extra, like, kwargs,
+                       out_chunks=(grid[0], target.chunks[1]) + grid[1:],
+                       meta=np.empty((0,) * target.ndim, dtype=dtype), sums=False)
+    return g.finish(out)[0] if graph is None else out
 
-    names = list(extra or {})
-    n = len(grown)
 
-    def task(*blocks, block_info=None):
-        flag = bool(blocks[-1])
-        if flag:
-            return blocks[like]
-        faces = halo_faces(block_info, depth, nsp)
-        return fn(*blocks[:n], faces=faces, **dict(zip(names, blocks[n:-1])), **kwargs)
+def block_sums(fn, arrays, depth: dict, done, *, grid=None, graph=None, **kwargs):
+    """Per-block values of ``fn(*grown_blocks, faces=..., **kwargs)``, which returns a (b, 2, 1, ...) block (zeros
+    where ``done``): a dask array of such chunks, one per block of ``grid`` (default the chunks of ``arrays[0]``),
+    for a reduction over the spatial axes. The blocks are grown and read as :func:`sweep` reads them.
 
-    out = da.map_blocks(task, *grown, *(extra[k] for k in names), da.asarray(done), dtype=dtype,
-                        chunks=grown[like].chunks, meta=np.empty((0,) * grown[like].ndim, dtype=dtype))
-    return da.overlap.trim_internal(out, depth, boundary="none") if any(depth.values()) else out
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> from pdeflow.dask.arrays import block_sums
+    >>> x = da.from_array(np.ones((1, 1, 4, 4)), chunks=(1, 1, 2, 2))
+    >>> def total(b, faces):
+    ...     return np.full((b.shape[0], 2, 1, 1), b.sum())
+    >>> parts = block_sums(total, [x], {0: 0, 1: 0, 2: 1, 3: 1}, False)
+    >>> parts.shape, float(parts.sum(axis=(2, 3)).compute()[0, 0])
+    ((1, 2, 2, 2), 36.0)
+    """
+    g = Graph() if graph is None else graph
+    grid = _grid(arrays[0].chunks if grid is None else grid)
+    out = _grown_layer(g, fn, arrays, depth, done, grid, None, 0, kwargs,
+                       out_chunks=(grid[0], (2,)) + tuple((1,) * len(c) for c in grid[1:]),
+                       meta=np.empty((0,) * arrays[0].ndim), sums=True)
+    return g.finish(out)[0] if graph is None else out

@@ -43,12 +43,13 @@ from .. import ops
 from ..errors import UserInputError
 from ..inpaint import OPERATORS
 from .arrays import (
+    Graph,
     as_batched,
+    block_sums,
     check_max_sweeps,
     check_ndim,
     check_positive,
     from_batched,
-    halo_faces,
     import_dask,
     spatial_depth,
     sweep,
@@ -183,20 +184,10 @@ def _change_task(ub, vb, *, faces):
     return out
 
 
-def _per_image(da, task, arrays, depth, done, reduce):
+def _per_image(da, g, task, arrays, depth, done, reduce):
     """Per-image reductions over chunks of a task that returns (b, 2, 1, ...) blocks: a (B, 2) array."""
-    grown = [da.overlap.overlap(a, depth=depth, boundary="none") if any(depth.values()) else a for a in arrays]
-    nsp = arrays[0].ndim - 2
-
-    def wrapped(*blocks, block_info=None):
-        if bool(blocks[-1]):
-            return np.zeros((blocks[0].shape[0], 2) + (1,) * nsp)
-        return task(*blocks[:-1], faces=halo_faces(block_info, depth, nsp))
-
-    chunks = (grown[0].chunks[0], (2,)) + tuple((1,) * len(c) for c in grown[0].chunks[2:])
-    parts = da.map_blocks(wrapped, *grown, da.asarray(done), dtype=np.float64, chunks=chunks,
-                          meta=np.empty((0,) * grown[0].ndim))
-    axes = tuple(range(2, grown[0].ndim))
+    parts = block_sums(task, arrays, depth, done, graph=g)
+    axes = tuple(range(2, parts.ndim))
     return parts.max(axis=axes) if reduce == "max" else parts.sum(axis=axes)
 
 
@@ -293,23 +284,27 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
                    first=True, **kw)
         u = from_batched(u4, lead)
         return SchwarzResult(u, da.asarray(1), da.asarray(0.0), da.asarray(True)) if full_output else u
-    u4 = sweep(solve_block, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, **kw)
+    g = Graph()
+    f4, m4, scale = g.keep(f4), g.keep(m4), g.keep(scale)
+    u4 = sweep(solve_block, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, graph=g, **kw)
     done, sweeps, crit = da.asarray(False), da.asarray(1), da.asarray(np.inf)
     for _ in range(max_sweeps - 1):
         sweeps = sweeps + (~done).astype(int)
-        new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, **kw)
+        new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, graph=g, **kw)
         if op.measure == "residual":
-            sums = _per_image(da, residual_sums, [new, m4, f4], one, done, "sum")
+            sums = _per_image(da, g, residual_sums, [new, m4, f4], one, done, "sum")
             measure = da.sqrt(sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
         else:
-            change = _per_image(da, _change_task, [new, u4], {k: 0 for k in depth}, done, "max")
+            change = _per_image(da, g, _change_task, [new, u4], {k: 0 for k in depth}, done, "max")
             measure = change[:, 0].max() / scale
         crit = da.where(done, crit, measure)
         done = crit <= tol
         u4 = new
+        # the state carried to the next sweep: its layers gathered once (a graph built in time linear in sweeps)
+        sweeps, crit, done = (g.keep(x) for x in (sweeps, crit, done))
     if op.clips(options):
         axes = tuple(range(2, x4.ndim))
         lo, hi = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)
         u4 = da.minimum(da.maximum(u4, lo), hi)
-    u = from_batched(u4, lead)
+    u, sweeps, crit, done = g.finish(from_batched(u4, lead), sweeps, crit, done)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u

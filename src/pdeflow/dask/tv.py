@@ -51,13 +51,14 @@ import torch
 from ..errors import UserInputError
 from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
+    Graph,
     as_batched,
+    block_sums,
     check_max_sweeps,
     check_ndim,
     check_positive,
     checked_finite,
     from_batched,
-    halo_faces,
     import_dask,
     spatial_depth,
     sweep,
@@ -177,23 +178,6 @@ def gap_sums(fb, pb, *, faces, lam, C):
     return block_gap(f, p, lam, own).reshape(f.shape[0], 2, *(1,) * spatial).numpy()
 
 
-def _chunk_sums(task, arrays, depth, done, **kwargs):
-    """Per-image sums of ``task`` over the chunks: a (B, 2) dask array (the task returns (b, 2, 1, ...))."""
-    da = import_dask()
-    grown = [da.overlap.overlap(a, depth=depth, boundary="none") for a in arrays]
-    nsp = arrays[0].ndim - 2
-
-    def wrapped(*blocks, block_info=None):
-        if bool(blocks[-1]):
-            return np.zeros((blocks[0].shape[0], 2) + (1,) * nsp)
-        return task(*blocks[:-1], faces=halo_faces(block_info, depth, nsp), **kwargs)
-
-    chunks = (grown[0].chunks[0], (2,)) + tuple((1,) * len(c) for c in grown[0].chunks[2:])
-    sums = da.map_blocks(wrapped, *grown, da.asarray(done), dtype=np.float64, chunks=chunks,
-                         meta=np.empty((0,) * grown[0].ndim))
-    return sums.sum(axis=tuple(range(2, grown[0].ndim)))
-
-
 def _check_common(f, lam, tol, max_sweeps, ndim, who, *, names=("f", "lam")):
     da = import_dask()
     nd = check_ndim(ndim)
@@ -240,29 +224,32 @@ def step_tol(tol: float, sweep: int, step: int, steps: int) -> float:
     return tol if sweep == 0 and step == 0 and steps > 1 else tol / 10.0
 
 
-def _rof_dual(da, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
-    """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy."""
+def _rof_dual(da, g, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
+    """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy, their layers in
+    the :class:`~pdeflow.dask.arrays.Graph` ``g``. A step is one layer: its tasks gather their grown block of the
+    dual field from the previous step's blocks (the staggered chunks), so no rechunk, overlap or trim layers."""
     done = stop = da.asarray(False)
     sweeps = da.asarray(0)
     crit = da.asarray(np.inf)
     if lam == 0.0:
         return p4, sweeps, da.asarray(0.0), da.asarray(True)
     grids = _decompositions(f4)
-    fs = [f4 if g == f4.chunks else f4.rechunk(g) for g in grids]
     depth = spatial_depth(f4, 1)
-    pchunks = [(g[0], p4.chunks[1]) + g[2:] for g in grids]
+    pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for gr in grids]
+    f4 = g.keep(f4)
     for n in range(max_sweeps):
         sweeps = sweeps + (~stop).astype(int)
-        for k, (fg, pc) in enumerate(zip(fs, pchunks)):
-            p4 = p4.rechunk(pc) if p4.chunks != pc else p4
-            p4 = sweep(solve_dual_block, [fg, p4], depth, stop, dtype=p4.dtype, like=1, lam=lam, C=C,
-                       tol=step_tol(tol, n, k, len(fs)), max_iter=max_iter)
-        p4 = p4.rechunk(pchunks[0])
-        sums = _chunk_sums(gap_sums, [f4, p4], depth, stop, lam=lam, C=C)
+        for k, pc in enumerate(pchunks):
+            p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
+                       C=C, tol=step_tol(tol, n, k, len(pchunks)), max_iter=max_iter)
+        sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
+        sums = sums.sum(axis=tuple(range(2, f4.ndim)))
         rel = (sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
         crit = da.where(stop, crit, rel)
         done = crit <= tol
         stop = done | da.isnan(crit)     # a NaN gap never meets tol: the later sweeps would all run for nothing
+        # the state carried to the next sweep: its layers gathered once (a graph built in time linear in sweeps)
+        sweeps, crit, done, stop = (g.keep(x) for x in (sweeps, crit, done, stop))
     return p4, sweeps, crit, done
 
 
@@ -330,10 +317,12 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     who = "pdeflow.dask.rof"
     da, nd, f4, lead, lam, tol, max_sweeps = _check_common(f, lam, tol, max_sweeps, ndim, who)
     C = f4.shape[1]
-    p4, sweeps, crit, done = _rof_dual(da, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, tol=tol,
+    g = Graph()
+    p4, sweeps, crit, done = _rof_dual(da, g, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, tol=tol,
                                        max_sweeps=max_sweeps, max_iter=max_iter)
-    u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, lam=lam, C=C)
+    u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, graph=g, lam=lam, C=C)
     u = warned_if_short(from_batched(u4, lead), crit, done, who, tol, max_sweeps)
+    u, sweeps, crit, done = g.finish(u, sweeps, crit, done)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
 
 
@@ -397,14 +386,16 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
         raise UserInputError(f"{who}: times must be a non-empty sequence of finite numbers >= 0, got {times!r}")
     C = f4.shape[1]
     steps = [int(round(t / dt)) for t in ts]
+    g = Graph()
     p4 = _dual_zeros(da, f4, C, nd)
-    u4, total, worst, ok = f4, da.asarray(0), da.asarray(0.0), da.asarray(True)
-    by_step = {0: f4}
+    u4, total, worst, ok = g.keep(f4), da.asarray(0), da.asarray(0.0), da.asarray(True)
+    by_step = {0: u4}
     for k in range(1, max(steps) + 1):
-        p4, sweeps, crit, done = _rof_dual(da, u4, p4, dt, C=C, nd=nd, tol=tol, max_sweeps=max_sweeps,
+        p4, sweeps, crit, done = _rof_dual(da, g, u4, p4, dt, C=C, nd=nd, tol=tol, max_sweeps=max_sweeps,
                                            max_iter=max_iter)
-        u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, lam=dt, C=C)
-        total, worst, ok = total + sweeps, da.maximum(worst, crit), ok & done
+        u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, graph=g, lam=dt, C=C)
+        total, worst, ok = (g.keep(x) for x in (total + sweeps, da.maximum(worst, crit), ok & done))
         by_step[k] = u4
     out = warned_if_short(da.stack([from_batched(by_step[s], lead) for s in steps]), worst, ok, who, tol, max_sweeps)
+    out, total, worst, ok = g.finish(out, total, worst, ok)
     return SchwarzResult(out, total, worst, ok) if full_output else out
