@@ -55,7 +55,8 @@ def encode(stack, **options):
 
 
 def _decode_block(block, ndim):
-    images = [codec.decode(bytes(b)).numpy() for b in block]
+    # grey (H, W): (1, H, W) whatever layout a file records; else the layout the file records, as decode gives it
+    images = [codec.decode(bytes(b), channel_axis=0 if ndim == 3 else None).numpy() for b in block]
     out = np.stack(images)
     return out if ndim == 4 else out[:, 0]
 
