@@ -130,6 +130,7 @@ def test_wgan_without_a_model_blames_the_method_and_its_help_says_none_is_shippe
 
 # ------------------------------------------------------------------ rate control: the budget is used
 
+@pytest.mark.slow   # two full encodings of the 512² astronaut; tests/codec keeps rate control on small images
 @pytest.mark.parametrize("grey, size", [(None, 500), (True, 500)])
 def test_rate_control_uses_the_budget_in_colour_and_grey(grey, size):
     """The colour astronaut at 500 B used 414 B: the one densification, sized by an estimate that colour's cheap

@@ -43,6 +43,7 @@ def test_flow_takes_a_model_path_and_refuses_an_unknown_name(tmp_path):
 
 # ------------------------------------------------------------ 2. torch.compile around inpaint_diffusion
 
+@pytest.mark.slow   # torch.compile's first compile
 def test_diffuse_runs_under_torch_compile():
     torch._dynamo.reset()
     f = _image(1, 1, 12, 12, dtype=torch.float64)

@@ -48,13 +48,18 @@ def _run_cli(argv: list[str]) -> tuple[int, list[str]]:
     return rc, modules
 
 
+#: a fresh interpreter each: make test runs one case per kind (top-level, a typo, a subcommand's usage error), the
+#: slow tier the rest
+_SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("argv, status, imported", [
     (["--version"], 0, []),
-    (["--help"], 0, []),
-    (["train", "--help"], 0, []),
+    pytest.param(["--help"], 0, [], marks=_SLOW),
+    pytest.param(["train", "--help"], 0, [], marks=_SLOW),
     (["compres", "photo.png"], 2, []),                                      # a typo: a usage error
-    (["decompress", "--help"], 0, ["pdeflow.cli.codec"]),
-    (["compress", "photo.png", "--bpp", "-1", "--out", "x.pdc"], 2, ["pdeflow.cli.codec"]),
+    pytest.param(["decompress", "--help"], 0, ["pdeflow.cli.codec"], marks=_SLOW),
+    pytest.param(["compress", "photo.png", "--bpp", "-1", "--out", "x.pdc"], 2, ["pdeflow.cli.codec"], marks=_SLOW),
     (["train", "tvflownet", "--steps", "0"], 2, ["pdeflow.cli.tvflownet"]),
 ])
 def test_the_command_imports_only_the_subcommand_it_runs(argv, status, imported):
