@@ -70,7 +70,8 @@ def test_spectral_steps_says_what_spectral_tv_runs():
     assert "51 implicit steps (dt 0.04)" in s.describe()
     assert spectral_steps(0.1, 9, accuracy=1e-3).solver_accuracy == 1e-3
     assert spectral_steps(0.1, 9, tol=1e-6).solver_accuracy is None
-    with pytest.raises(UserInputError, match="n_steps must be an integer >= 1"):
-        spectral_steps(0.1, 0)
+    for bad in (0, 2.5, "5", None, float("inf"), float("nan")):
+        with pytest.raises(UserInputError, match="n_steps must be an integer >= 1"):
+            spectral_steps(0.1, bad)
     with pytest.raises(UserInputError, match="dt must be a finite number > 0"):
         spectral_steps(-0.1, 5)

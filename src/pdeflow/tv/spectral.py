@@ -15,6 +15,7 @@ steps of size ``2*dt`` where it says ``dt`` (docs/REFERENCES.md): its 50 steps o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -70,9 +71,10 @@ def spectral_steps(dt: float = 0.04, n_steps: int = 50, *, accuracy: float | Non
     >>> s.n_steps, s.dt, s.solver_accuracy
     (51, 0.04, 0.02)
     """
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+    if (isinstance(n_steps, bool) or not isinstance(n_steps, (int, float)) or not math.isfinite(n_steps)
+            or int(n_steps) != n_steps or n_steps < 1):
         raise UserInputError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0 or dt == float("inf"):
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
         raise UserInputError(f"dt must be a finite number > 0, got {dt!r}")
     acc = SPECTRAL_ACCURACY if accuracy is None else accuracy
     return flow_steps([k * dt for k in range(int(n_steps) + 2)], dt=dt, accuracy=acc, data_range=data_range,
