@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import numbers
+import operator
 
 import numpy as np
 
@@ -306,6 +307,29 @@ class Graph:
         self.deps[name] = {a.name for a in inputs}
         return self._named(name, chunks, meta)
 
+    def apply(self, fn, args, dtypes, prefix: str):
+        """0-d dask arrays of the values ``fn(*args)`` returns (a tuple of ``len(dtypes)`` values, each of its
+        dtype), one task: dask arrays among ``args`` are given to ``fn`` as their blocks, a 0-d one as its value,
+        others as the nested lists of their blocks; the rest as they are. The per-sweep bookkeeping of a solve
+        in one task rather than a dask operation (and a layer) per number."""
+        from dask.base import tokenize
+
+        da = import_dask()
+        args = [self.keep(a) for a in args]
+        arrays = [a for a in args if isinstance(a, da.Array)]
+        name = f"{prefix}-{tokenize(fn.__qualname__, [a.name if isinstance(a, da.Array) else a for a in args])}"
+        keys = [((a.name,) if a.ndim == 0 else a.__dask_keys__()) if isinstance(a, da.Array) else a for a in args]
+        from dask.highlevelgraph import MaterializedLayer
+
+        self.layers[name] = MaterializedLayer({(name,): (fn, *keys)})
+        self.deps[name] = {a.name for a in arrays}
+        out = []
+        for i, dtype in enumerate(dtypes):
+            item = f"{prefix}-{i}-{name.rsplit('-', 1)[1]}"
+            out.append(self.add(item, {(item,): (operator.getitem, (name,), i)}, [], (), np.empty((), dtype=dtype)))
+            self.deps[item] = {name}
+        return tuple(out)
+
     def finish(self, *arrays):
         """``arrays`` on the graph gathered here, each with the layers it depends on only (dask takes the layers
         that nothing in a collection's graph reads for its outputs)."""
@@ -350,21 +374,25 @@ def _axis_pieces(ends, lo: int, hi: int):
     return out
 
 
-def _gather_plan(x, region):
-    """The keys of the blocks of ``x`` (batched, the channel axis one chunk) that ``region`` (a (lo, hi) per axis
-    but the channel axis) covers, and where each piece goes (None: one block, whole)."""
-    ends = [np.cumsum((0,) + tuple(c)).tolist() for c in x.chunks]
-    axes = [0] + list(range(2, x.ndim))
-    per = [_axis_pieces(ends[k], lo, hi) for k, (lo, hi) in zip(axes, region)]
+def _ends(chunks):
+    """The block boundaries of each axis of ``chunks`` but the channel axis: ``[0, c0, c0 + c1, ...]``."""
+    return [list(itertools.accumulate(c, initial=0)) for i, c in enumerate(chunks) if i != 1]
+
+
+def _gather_plan(name, ends, region):
+    """The keys of the blocks of the array ``name`` (batched, the channel axis one chunk; ``ends`` from
+    :func:`_ends`) that ``region`` (a (lo, hi) per axis but the channel axis) covers, and where each piece goes
+    (None: one block, whole)."""
+    per = [_axis_pieces(e, lo, hi) for e, (lo, hi) in zip(ends, region)]
     keys, pieces = [], []
     for combo in itertools.product(*per):
         idx = [c[0] for c in combo]
-        keys.append((x.name, idx[0], 0, *idx[1:]))
+        keys.append((name, idx[0], 0, *idx[1:]))
         src = (combo[0][1], slice(None)) + tuple(c[1] for c in combo[1:])
         dst = (combo[0][2], slice(None)) + tuple(c[2] for c in combo[1:])
         pieces.append((src, dst))
-    whole = len(keys) == 1 and all(ends[k][c[0][0]] == lo and ends[k][c[0][0] + 1] == hi
-                                   for k, (lo, hi), c in zip(axes, region, per))
+    whole = len(keys) == 1 and all(e[c[0][0]] == lo and e[c[0][0] + 1] == hi for e, (lo, hi), c in
+                                   zip(ends, region, per))
     return keys, (None if whole else tuple(pieces))
 
 
@@ -419,7 +447,8 @@ def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, o
                      grid, sorted(depth.items()), like, sums, kwargs)
     name = f"{prefix}-{token}"
     flag_key = (flag.name,) if lazy_flag else bool(flag)
-    ends = [np.cumsum((0,) + tuple(c)).tolist() for c in grid]
+    ends = [list(itertools.accumulate(c, initial=0)) for c in grid]
+    inputs = [(a.name, _ends(a.chunks)) for a in arrays]
     tasks = {}
     for idx in itertools.product(*(range(len(c)) for c in grid)):
         region, faces = [(ends[0][idx[0]], ends[0][idx[0] + 1])], []
@@ -429,8 +458,8 @@ def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, o
             faces.append(face)
             region.append((lo - face[0], hi + face[1]))
         plans, keys = [], []
-        for a in arrays:
-            kk, pieces = _gather_plan(a, region)
+        for a, a_ends in inputs:
+            kk, pieces = _gather_plan(a, a_ends, region)
             plans.append(pieces)
             keys.append(kk)
         empty = ((grid[0][idx[0]], 2) + (1,) * nsp) if sums else None

@@ -191,6 +191,19 @@ def _per_image(da, g, task, arrays, depth, done, reduce):
     return parts.max(axis=axes) if reduce == "max" else parts.sum(axis=axes)
 
 
+def _next_state(tol, residual, parts, scale, crit, done, sweeps):
+    """The sweep count, the stopping measure and converged after a sweep (the blocks of the (B, 2) per-image
+    reductions), from the state before it (``done``: it passed through)."""
+    sweeps = sweeps + (~done).astype(int)
+    s = np.concatenate([row[0] for row in parts], axis=0)
+    if residual:
+        measure = np.sqrt(s[:, 0] / np.maximum(s[:, 1], np.finfo(np.float64).tiny)).max()
+    else:
+        measure = s[:, 0].max() / scale
+    crit = np.where(done, crit, measure)
+    return sweeps, crit, crit <= tol
+
+
 def mask_like(da, mask, x4, lead, nd, who):
     """The mask as a (B or 1, 1, *S) float array with the spatial chunks of ``x4``."""
     m = mask if isinstance(mask, da.Array) else da.asarray(np.asarray(mask))
@@ -289,19 +302,15 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     u4 = sweep(solve_block, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, graph=g, **kw)
     done, sweeps, crit = da.asarray(False), da.asarray(1), da.asarray(np.inf)
     for _ in range(max_sweeps - 1):
-        sweeps = sweeps + (~done).astype(int)
         new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, graph=g, **kw)
         if op.measure == "residual":
-            sums = _per_image(da, g, residual_sums, [new, m4, f4], one, done, "sum")
-            measure = da.sqrt(sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
+            parts = _per_image(da, g, residual_sums, [new, m4, f4], one, done, "sum")
         else:
-            change = _per_image(da, g, _change_task, [new, u4], {k: 0 for k in depth}, done, "max")
-            measure = change[:, 0].max() / scale
-        crit = da.where(done, crit, measure)
-        done = crit <= tol
+            parts = _per_image(da, g, _change_task, [new, u4], {k: 0 for k in depth}, done, "max")
+        # the state carried to the next sweep, one task (not a dask operation per number)
+        sweeps, crit, done = g.apply(_next_state, [tol, op.measure == "residual", parts, scale, crit, done, sweeps],
+                                     (sweeps.dtype, np.float64, bool), "inpaint-state")
         u4 = new
-        # the state carried to the next sweep: its layers gathered once (a graph built in time linear in sweeps)
-        sweeps, crit, done = (g.keep(x) for x in (sweeps, crit, done))
     if op.clips(options):
         axes = tuple(range(2, x4.ndim))
         lo, hi = da.nanmin(known, axis=axes, keepdims=True), da.nanmax(known, axis=axes, keepdims=True)

@@ -238,19 +238,27 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
     pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for gr in grids]
     f4 = g.keep(f4)
     for n in range(max_sweeps):
-        sweeps = sweeps + (~stop).astype(int)
         for k, pc in enumerate(pchunks):
             p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
                        C=C, tol=step_tol(tol, n, k, len(pchunks)), max_iter=max_iter)
         sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
         sums = sums.sum(axis=tuple(range(2, f4.ndim)))
-        rel = (sums[:, 0] / da.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max()
-        crit = da.where(stop, crit, rel)
-        done = crit <= tol
-        stop = done | da.isnan(crit)     # a NaN gap never meets tol: the later sweeps would all run for nothing
-        # the state carried to the next sweep: its layers gathered once (a graph built in time linear in sweeps)
-        sweeps, crit, done, stop = (g.keep(x) for x in (sweeps, crit, done, stop))
+        # the state carried to the next sweep, one task (not a dask operation per number)
+        sweeps, crit, done, stop = g.apply(_next_state, [tol, sums, crit, stop, sweeps],
+                                           (sweeps.dtype, np.float64, bool, bool), "rof-state")
     return p4, sweeps, crit, done
+
+
+def _next_state(tol, sums, crit, stop, sweeps):
+    """The sweep count, the largest relative duality gap, converged and stop after a sweep (the blocks of the
+    (B, 2) sums, a (gap, primal energy) per image), from the state before it (``stop``: it passed through)."""
+    sweeps = sweeps + (~stop).astype(int)
+    s = np.concatenate([row[0] for row in sums], axis=0)
+    rel = (s[:, 0] / np.maximum(s[:, 1], np.finfo(np.float64).tiny)).max()
+    crit = np.where(stop, crit, rel)
+    done = crit <= tol
+    stop = done | np.isnan(crit)     # a NaN gap never meets tol: the later sweeps would all run for nothing
+    return sweeps, crit, done, stop
 
 
 def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 20000,
