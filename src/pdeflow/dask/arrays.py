@@ -1,14 +1,16 @@
-"""The plumbing of :mod:`pdeflow.dask`: checks of dask arrays, the batched layout, one Schwarz sweep as a dask
-graph (halo exchange, a task per chunk, trimming) and the global reductions that decide whether to stop.
+"""The plumbing of :mod:`pdeflow.dask`: checks of dask arrays, the batched layout, one Schwarz sweep as a layer
+of a dask graph (a task per block that gathers its halo) and the global reductions that decide whether to stop.
 
 An array of the tensor API's shapes ((H, W), (C, H, W), (B, C, H, W); volumes with ``ndim=3``) is handled in the
 batched layout ``(B, C, *spatial)``: the channel axis is one chunk (channels are coupled), the batch and the
-spatial axes keep the user's chunks. A sweep is :func:`sweep`: every chunk grows by a halo of ``depth`` pixels
-from its neighbours (none at the image's border), one task per chunk runs the subdomain solve, the halo is
-trimmed again. Its tasks also read one scalar, ``done``: once a global reduction has said that the iteration
-has converged, the remaining sweeps of the graph pass their chunks through without solving, so a graph built
-for ``max_sweeps`` sweeps costs the sweeps it needs. Nothing is computed here: every function returns dask
-objects.
+spatial axes keep the user's chunks. A sweep is :func:`sweep`: one task per block reads the chunks its block grown
+by a halo of ``depth`` pixels covers (none at the image's border), runs the subdomain solve and keeps the block's
+own pixels; the blocks may be chunked otherwise than the arrays read (the staggered decompositions of ROF). Its
+tasks also read one scalar, ``done``: once a global reduction has said that the iteration has converged, the
+remaining sweeps of the graph pass their blocks through without solving, so a graph built for ``max_sweeps``
+sweeps costs the sweeps it needs. A solve gathers its layers in a :class:`Graph` as it builds them, so that
+building a graph of many sweeps costs time linear in them (dask merges every layer of the inputs into each new
+graph). Nothing is computed here: every function returns dask objects.
 """
 from __future__ import annotations
 

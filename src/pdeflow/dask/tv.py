@@ -15,8 +15,9 @@ This is multiplicative Schwarz, i.e. block coordinate descent on the dual (Chang
 "Convergence rate of overlapping domain decomposition methods for the Rudin-Osher-Fatemi model based on a dual
 formulation", 2015, analyse this splitting): the dual objective never increases, and it converges to the
 minimum (Tseng, "Convergence of a block coordinate descent method for nondifferentiable minimization", 2001:
-the objective is smooth and the constraint separates over the blocks). A step between decompositions is a
-rechunk of the dual field (dask moves the half chunks); no scheduler of our own.
+the objective is smooth and the constraint separates over the blocks). A step is one layer of tasks, one per block,
+each gathering its block of the dual field, grown by the halo, from the previous step's blocks (the half chunks
+move between tasks); no scheduler of our own.
 
 **Subdomain solver.** A block's subproblem holds the duals around it. The public :func:`pdeflow.tv.rof`
 cannot pose that: its dual field has Neumann conditions at the far faces (the normal component zero, the
