@@ -71,6 +71,7 @@ def test_ps_reaches_the_density_and_beats_random_masks():
         assert math.isclose(float(r.error), mse_of(f, r.mask), rel_tol=1e-4)
 
 
+@pytest.mark.slow   # PS runs at several densities in colour
 def test_ps_several_densities_in_one_run_and_batched_colour():
     f = torch.stack([photo(24, colour=True), photo(24, colour=True).flip(-1)])  # (2, 3, 24, 24)
     kw = dict(p=0.05, q=0.2, generator=1, progress=False)

@@ -60,6 +60,7 @@ def test_full_output_and_the_inpainting_it_reports():
     assert abs(float(r.mse[0]) - float((r.u - f).square().mean())) < 1e-12
 
 
+@pytest.mark.slow   # tonal optimisations at several level counts
 def test_levels_give_values_on_the_levels_and_lose_little():
     f, mask = _case(seed=2)
     levels = torch.linspace(-0.2, 1.2, 40, dtype=torch.float64)
@@ -127,6 +128,7 @@ def _eed_err(values, mask, f):
     return float((inpaint_eed(values, mask, tol=1e-8, max_iter=500) - f).square().sum())
 
 
+@pytest.mark.slow   # three EED tonal optimisations
 def test_eed_values_lower_the_eed_error_below_the_own_and_the_diffusion_optimal_values():
     f, mask = _edge_case()
     r = optimise_tonal(f, mask, operator="eed", full_output=True)
@@ -150,6 +152,7 @@ def test_the_eed_linearisation_is_exact_at_its_point_and_its_adjoint_is_the_tran
     assert abs(lhs - rhs) < 1e-9 * abs(lhs)
 
 
+@pytest.mark.slow   # EED tonal optimisations per image and batched
 def test_eed_values_on_levels_and_batches_equal_single_calls():
     f, mask = _edge_case()
     q = optimise_tonal(f, mask, operator="eed", levels=16)

@@ -150,6 +150,7 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_checkpoints(photo
     assert load_checkpoint(tmp_path / "nan" / "last.pt")["step"] <= 3
 
 
+@pytest.mark.slow   # a training run, killed and resumed; tests/training keeps resuming in make test
 def test_a_killed_run_resumes_bit_identically(photos, wgan_run, tmp_path, monkeypatch):
     for stage, extra in (("wgan", {}), ("mask", {"init": str(wgan_run)})):
         cfg = tiny(photos, stage=stage, steps=5, **extra)

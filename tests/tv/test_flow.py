@@ -60,6 +60,7 @@ def test_one_homogeneity_and_mean_shift(natural):
     assert (us - (u + k)).abs().max() < 1e-4
 
 
+@pytest.mark.slow   # flows at several steps
 def test_euler_off_grid_time_is_one_partial_step(natural):
     u, p = tv_flow(natural, [0.2, 0.27], dt=0.1, tol=1e-8, scheme="euler", return_dual=True)
     partial = rof(u[0], 0.07, tol=1e-8)
@@ -156,6 +157,7 @@ def test_plateau_eigenfunctions_flow_exactly_with_either_scheme(scheme):
         torch.testing.assert_close(right, torch.full_like(right, 0.3 + t / 20), rtol=1e-6, atol=0)
 
 
+@pytest.mark.slow   # BDF2 flows at two steps; the Euler u_t test keeps u_t in make test
 def test_bdf2_ut_is_the_bdf2_difference_quotient(natural):
     dt = 0.05
     u, ut, p = tv_flow(natural, [0.1, 0.15, 0.2], dt=dt, tol=1e-10, scheme="bdf2", return_ut=True, return_dual=True)
@@ -227,6 +229,7 @@ def _reset_compiled(monkeypatch):
     monkeypatch.setattr(compiled, "_compiled", {})  # this test's kernels, not another test's
 
 
+@pytest.mark.slow   # two flows, one through torch.compile's fallback
 def test_compile_without_a_compiler_warns_and_gives_the_same_flow(natural, monkeypatch):
     # compile=True runs the FGP steps as whole-tensor kernels (one batch shape, converged images kept
     # in it, u and p formed when an image is done). Where torch.compile fails they run uncompiled:
