@@ -93,8 +93,16 @@ def _own(faces, grown_shape):
 
 
 def _open(path):
+    # opening reads and parses the store's metadata, milliseconds, and a run's tasks open the same few stores
+    # hundreds of times: kept per process, keyed by the metadata file's identity (a store made anew is reopened)
+    meta = os.stat(Path(path) / "zarr.json")
+    return _opened(str(path), meta.st_ino, meta.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _opened(path, ino, mtime):
     import zarr
-    return zarr.open_array(str(path), mode="r+")
+    return zarr.open_array(path, mode="r+")
 
 
 def _pieces(region, chunks):
@@ -107,6 +115,11 @@ def _pieces(region, chunks):
     return itertools.product(*cuts)
 
 
+#: The bytes of a grown block up to which :func:`_read` reads it in one call: the copies of its store chunks that
+#: zarr holds at once are then small whatever their number.
+WHOLE_READ = 1 << 20
+
+
 def _read(path, bslice, grown):
     """The grown block ``grown`` of the images ``bslice``, read one store chunk at a time: zarr decodes the chunks
     of a region concurrently, and a block grown into its neighbours spans up to 3^n of them, each decoded and
@@ -115,6 +128,9 @@ def _read(path, bslice, grown):
     lead = (bslice, slice(None))
     out = np.empty((len(range(*bslice.indices(z.shape[0]))), z.shape[1]) + tuple(s.stop - s.start for s in grown),
                    dtype=z.dtype)
+    if out.nbytes <= WHOLE_READ:        # small: one read (each read costs zarr's round trip, milliseconds)
+        out[...] = z[lead + tuple(grown)]
+        return out
     for piece in _pieces(grown, z.chunks[2:]):
         local = tuple(slice(p.start - g.start, p.stop - g.start) for p, g in zip(piece, grown))
         out[(slice(None), slice(None)) + local] = z[lead + piece]
