@@ -93,8 +93,8 @@ def _own(faces, grown_shape):
 
 
 def _open(path):
-    # opening reads and parses the store's metadata, milliseconds, and a run's tasks open the same few stores
-    # hundreds of times: kept per process, keyed by the metadata file's identity (a store made anew is reopened)
+    # opening reads and parses the store's metadata, and a run's tasks open the same few stores again and
+    # again: kept per process, keyed by the metadata file's identity (a store made anew is reopened)
     meta = os.stat(Path(path) / "zarr.json")
     return _opened(str(path), meta.st_ino, meta.st_mtime_ns)
 
@@ -128,7 +128,7 @@ def _read(path, bslice, grown):
     lead = (bslice, slice(None))
     out = np.empty((len(range(*bslice.indices(z.shape[0]))), z.shape[1]) + tuple(s.stop - s.start for s in grown),
                    dtype=z.dtype)
-    if out.nbytes <= WHOLE_READ:        # small: one read (each read costs zarr's round trip, milliseconds)
+    if out.nbytes <= WHOLE_READ:        # small: one read (each read is a round trip through zarr's event loop)
         out[...] = z[lead + tuple(grown)]
         return out
     for piece in _pieces(grown, z.chunks[2:]):
