@@ -89,6 +89,7 @@ def test_rof_is_scikit_image_denoise_tv_chambolle():
     assert float((u_h - r.u).abs().max()) < 1e-7
 
 
+@pytest.mark.slow   # every N-d method on volumes; the scikit-image check stays in make test
 def test_every_nd_method_agrees_and_stops_per_volume():
     gen = torch.Generator().manual_seed(3)
     f = torch.rand(2, 1, 6, 7, 8, dtype=torch.float64, generator=gen)
@@ -103,6 +104,7 @@ def test_every_nd_method_agrees_and_stops_per_volume():
         assert float((u - ref.u).abs().max()) < 1e-3, method
 
 
+@pytest.mark.slow   # 3-D flows and a spectral decomposition
 def test_flow_homogeneity_mean_shift_and_spectral_reconstruction():
     gen = torch.Generator().manual_seed(4)
     u0 = torch.rand(1, 1, 4, 5, 6, dtype=torch.float64, generator=gen)
@@ -129,7 +131,7 @@ def test_extinction_step_on_a_grid():
     assert float(grid.norm(p[0][None, None], False).max()) <= 1.0
 
 
-@pytest.mark.parametrize("spacing", [None, (2.0, 1.0, 0.5)])
+@pytest.mark.parametrize("spacing", [None, pytest.param((2.0, 1.0, 0.5), marks=pytest.mark.slow)])
 def test_rof_gradcheck_on_a_tiny_volume(spacing):
     x = torch.rand(1, 1, 2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     x.requires_grad_()
