@@ -63,7 +63,7 @@ def test_accuracy_is_per_image_in_a_batch_and_one_argument_away():
 
 def test_volumes_get_the_same_certificate():
     v = torch.stack([_noisy(16, seed=s) for s in range(4)]).float()     # (4, 16, 16) as a volume
-    ref = rof(v.double(), 0.1, ndim=3, tol=1e-10, max_iter=200000)
+    ref = rof(v.double(), 0.1, ndim=3, tol=1e-7, max_iter=200000)   # its error is ~50x below ACCURACY
     u = rof(v, 0.1, ndim=3)
     assert _rms(u, ref) <= ACCURACY * (v.max() - v.min()).item()
 
@@ -144,6 +144,7 @@ def test_a_long_step_does_not_hold_later_steps_of_a_flow_at_its_count(monkeypatc
 
 
 
+@pytest.mark.slow   # converged references for four 64 px images
 def test_a_batch_across_the_coarse_start_threshold_is_right_in_float32_and_float64():
     # 64 px: the half-size start applies; lam below and above COARSE_LAM times the range in one batch (the
     # images below it start from zero), up to a large lam
@@ -164,7 +165,7 @@ def test_a_batch_across_the_coarse_start_threshold_is_right_in_float32_and_float
     assert _rms(answers[torch.float32], answers[torch.float64]) <= 2 * ACCURACY * rng.max().item()
 
 
-@pytest.mark.parametrize("lam", [0.02, 0.3])
+@pytest.mark.parametrize("lam", [pytest.param(0.02, marks=pytest.mark.slow), 0.3])   # 0.02: no coarse start
 def test_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float64(lam):
     # a default call with a gradient solves to tol 1e-6 in mixed precision (from the half-size start where lam
     # is large): the same derivative from float32 and float64 data, and from a solve in float64 throughout
