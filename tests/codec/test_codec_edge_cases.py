@@ -320,6 +320,7 @@ def _drop(size=128):
     return torch.round(f.clamp(0, 1)[None] * 255) / 255
 
 
+@pytest.mark.slow   # encodings at two lattices
 def test_the_automatic_lattice_keeps_the_grid_whose_file_decodes_better():
     """At 0.15 bpp the automatic step is 2; the image's own values inpaint better on it than on the full grid at
     the counts that fit, so the old rule kept step 2 (23.47 dB), but the optimised values on the full grid, with
@@ -362,6 +363,7 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1
 """
 
 
+@pytest.mark.slow   # a traced decode of a large image
 def test_the_decoders_peak_memory_is_within_the_stated_multiple_of_the_image():
     """The codec guide states 48 times the decoded image (float32) as the decoder's peak memory; a valid 1 Mpx
     file (1 % of the pixels known) decoded in a fresh single-threaded process (Linux's ru_maxrss, in KiB)."""
