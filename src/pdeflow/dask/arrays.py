@@ -15,6 +15,7 @@ graph). Nothing is computed here: every function returns dask objects.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import numbers
 import operator
@@ -377,25 +378,46 @@ def _axis_pieces(ends, lo: int, hi: int):
 
 
 def _ends(chunks):
-    """The block boundaries of each axis of ``chunks`` but the channel axis: ``[0, c0, c0 + c1, ...]``."""
-    return [list(itertools.accumulate(c, initial=0)) for i, c in enumerate(chunks) if i != 1]
+    """The block boundaries of each axis of ``chunks``: ``[0, c0, c0 + c1, ...]``."""
+    return [list(itertools.accumulate(c, initial=0)) for c in chunks]
 
 
-def _gather_plan(name, ends, region):
-    """The keys of the blocks of the array ``name`` (batched, the channel axis one chunk; ``ends`` from
-    :func:`_ends`) that ``region`` (a (lo, hi) per axis but the channel axis) covers, and where each piece goes
-    (None: one block, whole)."""
-    per = [_axis_pieces(e, lo, hi) for e, (lo, hi) in zip(ends, region)]
-    keys, pieces = [], []
-    for combo in itertools.product(*per):
-        idx = [c[0] for c in combo]
-        keys.append((name, idx[0], 0, *idx[1:]))
-        src = (combo[0][1], slice(None)) + tuple(c[1] for c in combo[1:])
-        dst = (combo[0][2], slice(None)) + tuple(c[2] for c in combo[1:])
-        pieces.append((src, dst))
-    whole = len(keys) == 1 and all(e[c[0][0]] == lo and e[c[0][0] + 1] == hi for e, (lo, hi), c in
-                                   zip(ends, region, per))
-    return keys, (None if whole else tuple(pieces))
+@functools.lru_cache(maxsize=256)
+def _layout(grid, depth):
+    """Every block of ``grid`` (the chunks of the batch and spatial axes) grown by ``depth`` (a halo per spatial
+    axis, none at the image's border): its index, its region (a (lo, hi) per axis) and its faces. Cached: the
+    sweeps of a solve repeat a few grids."""
+    ends = _ends(grid)
+    out = []
+    for idx in itertools.product(*(range(len(c)) for c in grid)):
+        region, faces = [(ends[0][idx[0]], ends[0][idx[0] + 1])], []
+        for k in range(1, len(grid)):
+            lo, hi, d = ends[k][idx[k]], ends[k][idx[k] + 1], depth[k - 1]
+            face = (d if idx[k] > 0 else 0, d if idx[k] < len(grid[k]) - 1 else 0)
+            faces.append(face)
+            region.append((lo - face[0], hi + face[1]))
+        out.append((idx, tuple(region), tuple(faces)))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_plans(chunks, grid, depth):
+    """For every block of :func:`_layout`, the blocks of an array of ``chunks`` (those of its batch and spatial
+    axes) that its grown block covers, and where each piece goes (None: one block, whole)."""
+    ends = _ends(chunks)
+    out = []
+    for _, region, _ in _layout(grid, depth):
+        per = [_axis_pieces(e, lo, hi) for e, (lo, hi) in zip(ends, region)]
+        blocks, pieces = [], []
+        for combo in itertools.product(*per):
+            blocks.append(tuple(c[0] for c in combo))
+            src = (combo[0][1], slice(None)) + tuple(c[1] for c in combo[1:])
+            dst = (combo[0][2], slice(None)) + tuple(c[2] for c in combo[1:])
+            pieces.append((src, dst))
+        whole = len(blocks) == 1 and all(e[c[0][0]] == lo and e[c[0][0] + 1] == hi for e, (lo, hi), c in
+                                         zip(ends, region, per))
+        out.append((tuple(blocks), None if whole else tuple(pieces)))
+    return tuple(out)
 
 
 def _assemble(pieces, shape, blocks):
@@ -449,24 +471,14 @@ def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, o
                      grid, sorted(depth.items()), like, sums, kwargs)
     name = f"{prefix}-{token}"
     flag_key = (flag.name,) if lazy_flag else bool(flag)
-    ends = [list(itertools.accumulate(c, initial=0)) for c in grid]
-    inputs = [(a.name, _ends(a.chunks)) for a in arrays]
+    dep = tuple(depth[k] for k in range(2, arrays[0].ndim))
+    plans = [_gather_plans(_grid(a.chunks), grid, dep) for a in arrays]
     tasks = {}
-    for idx in itertools.product(*(range(len(c)) for c in grid)):
-        region, faces = [(ends[0][idx[0]], ends[0][idx[0] + 1])], []
-        for k in range(1, len(grid)):
-            lo, hi, d = ends[k][idx[k]], ends[k][idx[k] + 1], depth[k + 1]
-            face = (d if idx[k] > 0 else 0, d if idx[k] < len(grid[k]) - 1 else 0)
-            faces.append(face)
-            region.append((lo - face[0], hi + face[1]))
-        plans, keys = [], []
-        for a, a_ends in inputs:
-            kk, pieces = _gather_plan(a, a_ends, region)
-            plans.append(pieces)
-            keys.append(kk)
+    for b, (idx, region, faces) in enumerate(_layout(grid, dep)):
+        keys = [[(a.name, i[0], 0, *i[1:]) for i in plan[b][0]] for a, plan in zip(arrays, plans)]
         empty = ((grid[0][idx[0]], 2) + (1,) * nsp) if sums else None
-        task = _GrownTask(fn, tuple(plans), tuple(b - a for a, b in region), tuple(faces), like, names, kwargs,
-                          empty)
+        task = _GrownTask(fn, tuple(plan[b][1] for plan in plans), tuple(hi - lo for lo, hi in region), faces, like,
+                          names, kwargs, empty)
         ekeys = [(e.name, idx[0]) + (0,) * (e.ndim - 1) for e in extras]
         tasks[(name, idx[0], 0, *idx[1:])] = (task, flag_key, *keys, *ekeys)
     return graph.add(name, tasks, arrays + extras + ([flag] if lazy_flag else []), out_chunks, meta)
