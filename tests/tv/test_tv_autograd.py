@@ -31,7 +31,8 @@ def _quiet():
 EXACT = [m for m in ROF_METHODS if m != "pdhg"]
 
 
-@pytest.mark.parametrize("method", EXACT)
+# ADMM's gradcheck solves to round-off at every perturbation (tens of seconds): the slow tier
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "admm" else m for m in EXACT])
 def test_rof_gradcheck(method):
     f = _image((1, 1, 4, 4), 1).requires_grad_()
     lam = torch.tensor([0.07], dtype=torch.float64, requires_grad=True)
