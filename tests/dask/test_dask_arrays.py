@@ -313,7 +313,7 @@ def test_store_to_store_equals_the_lazy_and_the_single_array_answer(client, tmp_
         pdd.rof_to_zarr(da.from_array(f, chunks=16), 0.1, tmp_path / "x.zarr", store=tmp_path / "missing")
 
 
-@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("ndim", [2, pytest.param(3, marks=pytest.mark.slow)])   # 3: a 3-D decomposed solve
 def test_store_to_store_takes_odd_and_irregular_chunks(tmp_path, ndim):
     """rof_to_zarr's blocks are the largest chunk rounded down to an even size: the input is copied into them from
     odd and irregular chunks, and the answer is the single-array one."""

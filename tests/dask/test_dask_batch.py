@@ -159,6 +159,7 @@ def _kill_on_call(x, *, counter: str, at: int):
     return ROF(x)
 
 
+@pytest.mark.slow   # a worker killed mid-batch
 def test_a_worker_killed_mid_batch_and_the_batch_completes(tmp_path, cluster):
     import cloudpickle
 
@@ -227,6 +228,7 @@ def test_codec_batches_equal_the_single_commands(tmp_path, cluster, capsys):
     assert (tmp_path / "dec" / "im0.png").read_bytes() == (tmp_path / "one.png").read_bytes()
 
 
+@pytest.mark.slow   # a cluster started for a batch; tests/dask/test_dask_arrays.py keeps a LocalCluster in make test
 def test_inpaint_batch_with_one_mask_on_a_local_cluster_it_starts(tmp_path, capsys, monkeypatch):
     import pdeflow.dask.batch
 

@@ -228,6 +228,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     assert _log_rows(tmp_path / "resumed") == rows
 
 
+@pytest.mark.slow   # a training subprocess killed with SIGKILL; the in-process kill test stays in make test
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     """A real kill (SIGKILL mid-run in a separate process), then the same command again."""
     cfg = tiny.TinyConfig()
@@ -331,6 +332,7 @@ def test_export_import_round_trip(tmp_path):
 
 # ---------------------------------------------------------------- DDP
 
+@pytest.mark.slow   # two DDP processes
 def test_ddp_two_cpu_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -64,6 +64,7 @@ def test_tiled_flow_equals_flow(symmetry):
         assert x.shape == y.shape and float((x - y).abs().max()) < 1e-10
 
 
+@pytest.mark.slow   # the shipped ensemble on tiles; the tiled_flow_equals_flow cases keep tiling in make test
 def test_tiled_flow_of_the_shipped_default_equals_flow():
     """The shipped default model (an ensemble whose members read the gradient with input_eps 0.1), as
     tiled_flow and flow load it, on tiles that cut the image."""
