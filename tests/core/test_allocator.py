@@ -43,6 +43,7 @@ def _refaults(mode: str) -> int:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow   # repeated large allocations; the command's retention test stays in make test
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
 def test_retained_memory_is_reused_without_page_faults():
     fresh = 10 * 11 * 2**26 // 4096          # ten chains of eleven 64 MB tensors, in 4 KiB pages

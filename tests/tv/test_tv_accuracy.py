@@ -183,7 +183,7 @@ def test_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float6
     assert (grads["64 throughout"] - grads["64"]).norm().item() <= 1e-2 * scale
 
 
-@pytest.mark.parametrize("ndim, spacing", [(3, None), (2, (1.0, 0.5))])
+@pytest.mark.parametrize("ndim, spacing", [pytest.param(3, None, marks=pytest.mark.slow), (2, (1.0, 0.5))])
 def test_volumes_and_spacings_start_from_the_coarse_grid_and_keep_their_accuracy(monkeypatch, ndim, spacing):
     # the coarse start on a grid other than the 2-D unit one: the same lam on twice the spacing, at every level;
     # the default answer stays within its certified RMS error of a tight float64 solve from zero, in both dtypes
@@ -236,6 +236,7 @@ def test_a_volume_batch_across_the_coarse_start_threshold_agrees_in_float32_and_
         assert _rms(answers[torch.float32][b], answers[torch.float64][b]) <= 2 * ACCURACY * rng
 
 
+@pytest.mark.slow   # volume solves in three precisions; the 2-D test above keeps the coarse start's gradient
 @pytest.mark.parametrize("lam", [0.02, 0.3])
 def test_volume_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float64(monkeypatch, lam):
     # as the 2-D test above, on a volume: float32 and float64 data (mixed precision, from the coarse start where lam
