@@ -14,6 +14,9 @@ TESTS = Path(__file__).resolve().parents[1]
 
 #: ``(test file, module)``: why the test reaches into that internal.
 INTERNALS = {
+    ("test_cli_eta.py", "pdeflow.cli._flow_common"): "the threshold of a long flow, its wording, and the "
+                                                     "decomposition the commands share, to see what was printed "
+                                                     "before it started",
     ("test_startup.py", "pdeflow.cli._commands"): "the table of subcommands and their modules, whose modules "
                                                           "a fast start must not import",
     ("test_diffuse_3d.py", "pdeflow.multigrid._galerkin"): "the Galerkin coarse operator against a dense one",

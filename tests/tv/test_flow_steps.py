@@ -101,3 +101,79 @@ def test_a_long_flow_says_its_time_after_the_first_step(photo, capsys):
     assert len(first) == 1 and first[0].startswith(f"TV flow: the first of {plan.n_steps} implicit steps took "), err
     assert first[0].endswith(" in all"), first
     assert math.isfinite(float(first[0].split("took ")[1].split(" s")[0]))
+
+
+# --------------------------------------------------------------------------- the time estimate before a flow
+
+def test_the_iteration_estimate_scales_with_the_steps_and_the_pixels():
+    from pdeflow.tv.steps import ITER_LATER_POWER, ITER_POWER, ITER_SCALE, ITER_SIZE_POWER
+
+    one = flow_steps([1.0], dt=0.1, accuracy=1e-3)
+    two = flow_steps([2.0], dt=0.1, accuracy=2e-3)              # twice the steps, each to the same accuracy
+    assert two.n_steps == 2 * one.n_steps
+    # the first ten steps as before; the later ten cheaper than the first ten (they start closer), not free
+    first = sum(ITER_SCALE * (0.1 / 1e-4) ** ITER_POWER * 4096 ** ITER_SIZE_POWER * k ** -ITER_LATER_POWER
+                for k in range(1, 11))
+    assert one.iterations(4096) == pytest.approx(first, rel=1e-9)
+    assert 1.5 * one.iterations(4096) < two.iterations(4096) < 2 * one.iterations(4096)
+    assert one.iterations(4 * 4096) == pytest.approx(4 ** ITER_SIZE_POWER * one.iterations(4096), rel=1e-12)
+    # a tighter accuracy or a larger range-relative step costs more per step; the cap holds
+    assert flow_steps([1.0], dt=0.1, accuracy=1e-4).iterations(4096) > one.iterations(4096)
+    assert one.iterations(4096, data_range=0.5) > one.iterations(4096)
+    assert one.iterations(10 ** 12, max_iter=50) == 50 * one.n_steps
+    assert flow_steps([1.0], dt=0.1, tol=1e-4).iterations(4096) is None
+
+
+def test_the_estimate_in_seconds_is_iterations_times_values_times_the_calibration(monkeypatch):
+    import pdeflow.tv.steps as steps
+
+    monkeypatch.setattr(steps, "seconds_per_iteration", lambda x, solver="fgp": 1e-8)
+    x = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0], x[0, 0, 1] = 0.0, 1.0                                     # range 1
+    plan = flow_steps([1.0], dt=0.1, accuracy=1e-3)
+    est = steps.estimate_seconds(plan, x)
+    assert est == pytest.approx(plan.iterations(64 * 64) * x.numel() * 1e-8, rel=1e-12)
+    two = flow_steps([2.0], dt=0.1, accuracy=2e-3)                      # 2x the steps
+    assert steps.estimate_seconds(two, x) == pytest.approx(two.iterations(64 * 64) / plan.iterations(64 * 64) * est,
+                                                           rel=1e-12)
+    assert steps.estimate_seconds(plan, torch.stack([x, x])) == pytest.approx(2 * est, rel=1e-12)   # 2 images
+    assert steps.estimate_seconds(plan, x, solver="chambolle") is None     # the rule is FGP's
+    assert steps.estimate_seconds(plan, x, compile=True) is None
+    assert steps.estimate_seconds(plan, x, spacing=(1.0, 2.0)) is None
+
+
+def test_the_calibration_is_cheap_and_positive():
+    import time
+
+    from pdeflow.tv.steps import seconds_per_iteration
+
+    t0 = time.process_time()
+    s = seconds_per_iteration(torch.rand(3, 512, 512))
+    assert 0 < s < 1e-5 and time.process_time() - t0 < 1.0
+
+
+def test_the_iteration_rule_against_the_iterations_a_flow_takes(monkeypatch):
+    """The rule's count within the factor of two it claims, on a 64 x 64 area-downsampled photograph (not one of
+    the sizes it was fitted at), for the README's flow and a spectral decomposition."""
+    import pdeflow.tv.flow as flow_module
+    from pdeflow.tv import spectral_tv
+    from pdeflow.tv.spectral import spectral_steps
+
+    counts = []
+    real = flow_module.solve_auto
+
+    def counting(*args, **kwargs):
+        r, short = real(*args, **kwargs)
+        counts.append(int(r.iterations.max()))
+        return r, short
+
+    monkeypatch.setattr(flow_module, "solve_auto", counting)
+    x = torch.nn.functional.avg_pool2d(builtin_image("skimage/camera", grey=True)[None], 8)[0].float()
+    x = x[:, :64, :64].contiguous()
+    R = float(x.max() - x.min())
+    for plan, run in [(flow_steps([0.1, 0.5, 2.0], data_range=R), lambda: tv_flow(x, [0.1, 0.5, 2.0])),
+                      (spectral_steps(0.04, 20, data_range=R), lambda: spectral_tv(x, dt=0.04, n_steps=20))]:
+        counts.clear()
+        run()
+        assert len(counts) == plan.n_steps
+        assert 0.5 <= plan.iterations(64 * 64, R) / sum(counts) <= 2.0, (plan.iterations(64 * 64, R), counts)

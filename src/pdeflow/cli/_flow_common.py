@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..tv import FLOW_ACCURACY, ROF_METHODS, spectral_tv
-from ..tv.steps import STEP_ACCURACY, flow_steps
+from ..tv.steps import STEP_ACCURACY, estimate_seconds, flow_steps
 from ._arguments import accuracy, add_compute_args, add_output_args, positive_float, positive_int
 from ._errors import PROG, CLIError
 from ._inputs import DEFAULT_BUILTIN, SIZE_HELP, VOLUME_HELP, add_volume_args
@@ -43,13 +43,29 @@ def show_progress(steps: int, values: int) -> bool:
     return steps * values >= LONG_FLOW_WORK or sys.stderr.isatty()
 
 
+#: A flow estimated to take at least this many seconds says so before it starts (shorter ones stay quiet).
+LONG_WORK_SECONDS = 5.0
+
+
+def about(seconds: float) -> str:
+    """``seconds`` to one significant figure: "about 30 s", "about 2 min"."""
+    if seconds >= 90:
+        return f"about {float(f'{seconds / 60:.1g}'):g} min"
+    return f"about {float(f'{seconds:.1g}'):g} s"
+
+
 def steps_line(x: torch.Tensor, times, args, spacing=None):
     """Print the implicit steps a flow of ``x`` (scaled) to ``times`` takes and the accuracy they buy (one line,
-    before it starts); returns them (:class:`pdeflow.tv.steps.FlowSteps`)."""
+    before it starts) and, for a long flow, the time it will take (estimated, :func:`pdeflow.tv.steps.
+    estimate_seconds`); returns the steps (:class:`pdeflow.tv.steps.FlowSteps`)."""
     rng = float(x.max() - x.min())
     plan = flow_steps(times, dt=args.dt, accuracy=args.accuracy, tol=args.tol, data_range=rng if rng > 0 else 1.0,
                       spacing=min(spacing) if spacing is not None else 1.0)
     print(f"steps: {plan.describe()}", flush=True)
+    secs = estimate_seconds(plan, x, solver=args.solver, compile=args.compile, spacing=spacing)
+    if secs is not None and secs >= LONG_WORK_SECONDS:
+        print(f"time: {about(secs)} estimated for the {plan.n_steps} steps (a rule fitted to photographs, "
+              "often off by up to 2x)", flush=True)
     return plan
 
 

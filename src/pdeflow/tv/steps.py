@@ -1,5 +1,6 @@
 """The steps of the TV flow: the implicit steps :func:`~pdeflow.tv.tv_flow` takes to the requested times, from an
-explicit ``dt`` or from the accuracy asked for (:func:`flow_steps`), and the accuracy they buy (:class:`FlowSteps`).
+explicit ``dt`` or from the accuracy asked for (:func:`flow_steps`), the accuracy they buy (:class:`FlowSteps`),
+and the time they will take, estimated before the flow starts (:func:`estimate_seconds`).
 
 Without ``dt`` the steps follow a rule for implicit Euler's error in time (``TIME_ERROR``), fitted to photographs
 (results page "Speed and accuracy of the solvers", "The TV flow's steps"); ``TIME_SHARE`` of the accuracy goes
@@ -8,16 +9,19 @@ to the time steps, the rest to the solver of each step, which certifies it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import UserInputError
 from ._accuracy import check_accuracy
-from .rof import FLOW_ACCURACY
+from .rof import FLOW_ACCURACY, solve
 
 __all__ = ["TIME_ERROR", "TIME_SHARE", "STEP_ACCURACY", "FlowSteps", "flow_steps", "default_accuracy",
-           "check_times", "step_schedule"]
+           "check_times", "step_schedule", "ITER_SCALE", "ITER_POWER", "ITER_SIZE_POWER", "ITER_LATER_POWER",
+           "seconds_per_iteration",
+           "estimate_seconds"]
 
 #: The step rule of a call without ``dt`` (:func:`flow_steps`): implicit Euler's RMS error at a time ``t``,
 #: as a fraction of the image's range ``R``, is about ``TIME_ERROR * h / sqrt(t * R)`` for steps of ``h`` up to
@@ -32,6 +36,20 @@ TIME_SHARE = 0.5
 #: alone).  Set so that the README's flow of a 512 x 512 photograph takes seconds, not minutes (results page
 #: "Speed and accuracy of the solvers", "The TV flow's steps").
 STEP_ACCURACY = 8e-3
+#: The iteration rule of :meth:`FlowSteps.iterations`: an implicit step of size ``h`` that reaches the time ``t``,
+#: solved by FGP to a certified RMS error ``a`` of the range ``R`` (``a`` = the solver's accuracy over the number
+#: of steps), warm started from the previous step's flux, takes about ``ITER_SCALE * (h / (a R)) ** ITER_POWER *
+#: pixels ** ITER_SIZE_POWER * (t / h) ** -ITER_LATER_POWER`` iterations (later steps start closer: the image is
+#: flatter and the flux changes less); fitted to the iteration counts of 35 flows and spectral decompositions of
+#: three photographs at 64 to 256 pixels a side, within 0.7-1.9x of each run's count (results page "Speed and
+#: accuracy of the solvers", "Time estimates before the work").
+ITER_SCALE = 1.18
+#: See ``ITER_SCALE``.
+ITER_POWER = 0.68
+#: See ``ITER_SCALE``.
+ITER_SIZE_POWER = 0.23
+#: See ``ITER_SCALE``.
+ITER_LATER_POWER = 0.36
 
 
 def check_times(times) -> list[float]:
@@ -140,6 +158,47 @@ class FlowSteps:
         return (f"{self.n_steps} implicit steps ({dt}); {total}time steps {self.time_error:.2g} estimated, "
                 f"{solver}{')' if total else ''}")
 
+    def sizes(self) -> list[tuple[float, float]]:
+        """Every implicit step as ``(size, the time it reaches)``, in order: the listed ``steps``, and with an
+        explicit ``dt`` the partial step of each time off its grid.
+
+        Examples
+        --------
+        >>> from pdeflow.tv.steps import flow_steps
+        >>> [(round(h, 12), round(t, 12)) for h, t in flow_steps([0.5], dt=0.2).sizes()]
+        [(0.2, 0.2), (0.2, 0.4), (0.1, 0.5)]
+        """
+        out, t = [], 0.0
+        for h in (h for hs in self.steps for h in hs):
+            t += h
+            out.append((h, t))
+        if len(out) < self.n_steps:
+            out += [(r, t) for (_, r), t in zip(step_schedule(list(self.times), self.dt), self.times) if r > 0]
+        return out
+
+    def iterations(self, pixels: int, data_range: float = 1.0, max_iter: int = 20000) -> float | None:
+        """The estimated number of FGP iterations of the whole flow (all its steps) on an image of ``pixels``
+        pixels (per channel) and range ``data_range``, each step capped at ``max_iter``; None where the solver
+        stops at a relative gap (``solver_accuracy`` None).
+
+        The rule ``ITER_SCALE``, fitted to photographs: an estimate, within a factor of about two of the
+        counts it was fitted to, not a bound.
+
+        Examples
+        --------
+        >>> from pdeflow.tv.steps import flow_steps
+        >>> one = flow_steps([1.0], dt=0.1, accuracy=1e-3).iterations(256 * 256)
+        >>> two = flow_steps([2.0], dt=0.1, accuracy=2e-3).iterations(256 * 256)  # 2x the steps, each as hard
+        >>> 1.5 < two / one < 2      # the later steps take fewer
+        True
+        """
+        if self.solver_accuracy is None or self.n_steps == 0:
+            return None if self.solver_accuracy is None else 0.0
+        a = self.solver_accuracy / self.n_steps * data_range
+        size = max(int(pixels), 1) ** ITER_SIZE_POWER
+        return sum(min(float(max_iter), ITER_SCALE * (h / a) ** ITER_POWER * size * (t / h) ** -ITER_LATER_POWER)
+                   for h, t in self.sizes())
+
 
 def default_accuracy(accuracy: float | None, dt: float | None) -> float:
     """``accuracy`` as :func:`tv_flow` takes it: a number in (0, 1) as given; None, the default of a call without
@@ -232,3 +291,73 @@ def flow_steps(times, *, dt: float | None = None, accuracy: float | None = None,
     h = float(dt) if dt is not None else max((x for s in steps for x in s), default=0.0)
     return FlowSteps(times=tuple(times), steps=tuple(steps), n_steps=n_steps, dt=h, time_error=time_error,
                      solver_accuracy=solver, accuracy=None if solver is None else time_error + solver)
+
+
+def seconds_per_iteration(x: torch.Tensor, solver: str = "fgp", iterations: int = 30) -> float:
+    """The seconds one iteration of ``solver`` takes per value of ``x`` ``(C, H, W)`` or ``(B, C, H, W)``,
+    measured on a crop of at most 128 x 128 pixels of random values with its channels, in float32 (the
+    iterations of :func:`tv_flow`'s default precision) on its device: the best of three runs of
+    ``iterations`` iterations, gap checks included (a few ms to a few tens of ms on a CPU core).  On a CPU
+    each run counts the smaller of its wall and CPU time, the time of a machine the flow has to itself: CPU
+    time on one thread (a busy machine's other processes do not count), wall time on several.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv.steps import seconds_per_iteration
+    >>> seconds_per_iteration(torch.rand(1, 64, 64)) > 0
+    True
+    """
+    c = x.shape[-3] if x.dim() >= 3 else 1
+    h, w = min(int(x.shape[-2]), 128), min(int(x.shape[-1]), 128)
+    f = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)).to(x.device)
+    lam = torch.full((1,), 0.1, device=x.device)
+    zero = torch.zeros(1, dtype=torch.float64, device=x.device)      # a gap never reached: every iteration runs
+    best = math.inf
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        r, _ = solve(f, lam, method=solver, tol=None, atol=zero, max_iter=iterations, p0=None, channelwise=False,
+                     check_every=5, trusted=True)
+        if f.is_cuda:
+            torch.cuda.synchronize()
+            secs = time.perf_counter() - t0
+        else:   # the time of an unloaded machine: CPU time on one thread (other processes do not count), the
+            secs = min(time.perf_counter() - t0, time.process_time() - c0)  # wall time on several
+        best = min(best, secs / max(int(r.iterations.max()), 1))
+    return best / f.numel()
+
+
+def estimate_seconds(plan: FlowSteps, x: torch.Tensor, *, solver: str = "fgp", compile: bool = False,
+                     spacing=None, max_iter: int = 20000) -> float | None:
+    """The time the flow ``plan`` of the image ``x`` ``(C, H, W)`` will take, estimated before it starts: the
+    iterations of :meth:`FlowSteps.iterations` times the values of ``x`` times :func:`seconds_per_iteration`.
+
+    Parameters
+    ----------
+    plan : FlowSteps
+        The steps (:func:`flow_steps`, :func:`~pdeflow.tv.spectral_steps`).
+    x : Tensor, shape (C, H, W) or (B, C, H, W)
+        The image as the flow takes it (scaled, on its device).
+    solver, compile, spacing, max_iter : optional
+        As :func:`~pdeflow.tv.tv_flow`'s.
+
+    Returns
+    -------
+    float or None
+        Seconds; None where the rule does not apply: another solver than FGP, compiled iterations, a volume or
+        a spacing, or a relative gap ``tol`` instead of an accuracy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv.steps import estimate_seconds, flow_steps
+    >>> estimate_seconds(flow_steps([0.1, 0.5, 2.0]), torch.rand(1, 64, 64)) > 0
+    True
+    """
+    if solver != "fgp" or compile or spacing is not None or x.dim() not in (3, 4):
+        return None
+    rng = float(x.max() - x.min())
+    its = plan.iterations(int(x.shape[-2]) * int(x.shape[-1]), rng if rng > 0 else 1.0, max_iter)
+    if its is None:
+        return None
+    return its * x.numel() * seconds_per_iteration(x, solver)
