@@ -164,6 +164,7 @@ def test_inpaint_volume_keeps_known_voxels_and_fills_by_3d_diffusion(tmp_path, p
     assert "3-D" in capsys.readouterr().out
 
 
+@pytest.mark.slow   # volume masks and inpaintings through files
 @pytest.mark.parametrize("method", ["analytic", "random"])
 def test_mask_volume_keeps_exactly_the_asked_voxels_and_inpaint_reads_it(tmp_path, tif, phantom, method):
     out = tmp_path / "m"

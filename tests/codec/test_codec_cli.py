@@ -143,6 +143,7 @@ def test_compress_refuses_a_missing_image_and_a_folder_as_out(run, image, tmp_pa
     _one_line_error(*run("compress", image[0], "--bpp", 1, "--out", f"{tmp_path}/")[::2], "--out")
 
 
+@pytest.mark.slow   # encodings searched for a budget
 def test_compress_refuses_an_impossible_budget_and_an_existing_file(run, image, tmp_path):
     target = tmp_path / "x.pdc"
     status, _, err = run("compress", image[0], "--size", 4, "--out", target)

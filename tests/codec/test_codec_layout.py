@@ -36,6 +36,7 @@ def _rgb(h=24, w=40, seed=0):
     return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
 
 
+@pytest.mark.slow   # colour encodings; tests/core/test_layouts.py keeps the round trip in make test
 def test_channels_last_round_trip_without_channel_axis():
     rgb = _rgb()
     with pytest.warns(ChannelsWarning, match=r"encode: image of shape \(24, 40, 3\)"):

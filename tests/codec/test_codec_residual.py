@@ -150,6 +150,7 @@ def test_section_fields_are_checked():
         read_section(write_section(ResidualSection(1, 100, 64), bytes(4 * (n // 4 - 2))), 4096, 4096, 3)
 
 
+@pytest.mark.slow   # a wavelet encoding, cut
 def test_a_payload_that_ran_out_is_noticed():
     r = (_image(64) - 0.5).numpy()[None]
     data, _ = code_residual(r, 600)
@@ -215,6 +216,7 @@ def layered():
     return f, {s: encode(f, bpp=0.4, split=s, full_output=True) for s in (1.0, 0.5, 0.0)}
 
 
+@pytest.mark.slow   # an encoding per split
 def test_each_split_meets_the_budget_and_decodes_to_its_reconstruction(layered):
     f, results = layered
     budget = math.floor(0.4 * 64 * 64 / 8)
@@ -232,6 +234,7 @@ def test_each_split_meets_the_budget_and_decodes_to_its_reconstruction(layered):
     assert err[0.5] < float((half_alone.double() - f).square().mean())
 
 
+@pytest.mark.slow   # encodings at every split
 def test_the_default_split_keeps_the_smallest_error(layered):
     f, results = layered
     r = encode(f, bpp=0.4, split=(1.0, 0.5, 0.0), full_output=True)
@@ -259,6 +262,7 @@ def test_bad_split_is_refused():
 
 # --------------------------------------------------------------------------------------- damaged files
 
+@pytest.mark.slow   # hundreds of decodes of fuzzed files
 def test_fuzz_version_2_fields_small_files_decode_fast_or_are_refused(layered):
     """Version-2 files under 1 kB truncated or bit-flipped (refused), and with the new fields damaged (layers,
     word count, wavelet levels, step, offset, the residual words, the image size), each with a valid CRC: every
@@ -350,6 +354,7 @@ def test_magic_and_version_bytes():
         decode(MAGIC + b"\x03" + bytes(40))
 
 
+@pytest.mark.slow   # three wavelet encodings
 def test_float32_float16_and_float64_images_of_the_same_values_give_the_same_file_with_the_wavelet():
     """The wavelet layer works in float64 whatever the input's dtype, as the inpainting layer does: the same values
     in float16, float32 and float64 give the same bytes, at every split."""

@@ -51,6 +51,7 @@ def test_retained_memory_is_reused_without_page_faults():
     assert _refaults("retain") < fresh // 10
 
 
+@pytest.mark.slow   # a command run in a fresh interpreter
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
 def test_the_command_retains_freed_memory():
     assert _refaults("cli") < 10 * 11 * 2**26 // 4096 // 10

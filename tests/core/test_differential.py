@@ -70,9 +70,9 @@ def _compare(name, case, out32, out64, tol, scales, what="value", share=False):
 
 
 #: Entries whose float32-against-float64 comparison takes many CPU seconds (EED and TV operators, tonal
-#: optimisation on them): the slow tier; their gradient checks (test_gradients) and the other entries run in make
-#: test.
-SLOW_FLOAT32 = {"inpaint.optimise_tonal", "inpaint.inpaint_eed", "inpaint.inpaint_tv"}
+#: optimisation on them, the tiled network): the slow tier; their gradient checks (test_gradients) and the other
+#: entries run in make test.
+SLOW_FLOAT32 = {"inpaint.optimise_tonal", "inpaint.inpaint_eed", "inpaint.inpaint_tv", "tvflownet.tiled_flow"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FLOAT32 else n

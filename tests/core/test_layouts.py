@@ -74,6 +74,7 @@ def test_explicit_channel_axis_silences_and_numpy_follows_the_tensor_rule():
     torch.testing.assert_close(got, first.movedim(1, -1), rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow   # a float64 gradcheck through the layout; the codec round trip and value checks stay in make test
 def test_gradient_flows_through_the_channels_last_layout():
     x, hwc = _rgb(8, 7)
     a = hwc.clone().requires_grad_()

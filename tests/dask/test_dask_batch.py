@@ -344,6 +344,7 @@ def test_a_zarr_volume_is_chunked_by_the_volume_default(tmp_path, capsys):
     assert status == 0 and f"chunks of {DEFAULT_CHUNKS[3]}x4x5" in stdout
 
 
+@pytest.mark.slow   # two decomposed inpaintings of stores
 def test_inpaint_a_zarr_store_with_a_mask_store_or_holes(tmp_path, capsys):
     pytest.importorskip("zarr")
     from pdeflow.inpaint import inpaint_diffusion

@@ -172,6 +172,7 @@ def test_float32_within_tolerance_of_float64():
     assert u16.dtype == torch.float16 and float((u16.double() - u64).abs().max()) < 2e-3
 
 
+@pytest.mark.slow   # EED solves per image and batched
 def test_batch_equals_loop_and_channels():
     f = _image((2, 3, 16, 17))
     m = torch.stack([_mask((1, 16, 17), 0.1, seed=s) for s in (4, 5)])

@@ -44,6 +44,7 @@ def test_tiles_cut_each_axis_in_equal_parts():
         assert side % 4 == 0 and count <= max(1, round(n / 40)) and count <= -(-n // 40)
 
 
+@pytest.mark.slow   # a mask network per probe pixel
 def test_receptive_radius_is_how_far_one_input_pixel_reaches():
     """The structural radius (an impulse through positive weights) against perturbing one pixel of a random input
     of the shipped network, at every offset from the pooling grid; tiles with that margin are exact in float64."""

@@ -151,6 +151,7 @@ def test_nlpe_never_increases_the_error(parallel):
     assert torch.allclose(r.u, inpaint_diffusion(f, r.mask, tol=1e-10), atol=1e-4)
 
 
+@pytest.mark.slow   # PS and NLPE at several densities
 def test_ps_plus_nlpe_beats_random_masks_at_several_densities():
     f = photo()
     densities = (0.05, 0.1, 0.2)

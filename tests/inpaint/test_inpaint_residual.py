@@ -450,6 +450,7 @@ def test_residual_stage_on_a_mask_networks_masks_leaves_it_alone(photos, tmp_pat
     assert meta["provenance"]["masks"][0]["density"] == 0.1
 
 
+@pytest.mark.slow   # refinement sweeps per training mask
 def test_refined_training_masks_are_the_refined_rows_masks(photos, tmp_path, dense):
     from pdeflow.inpaint.learned.masknet import learned_mask
     from pdeflow.inpaint.masks.refine import refine_setting

@@ -258,6 +258,7 @@ def test_cli_parses_and_rejects_bad_arguments(photos, wgan_run, tmp_path, capsys
     assert (tmp_path / "cli" / "model.json").is_file()
 
 
+@pytest.mark.slow   # an evaluation run of exported models
 def test_evaluate_cli_on_exported_models(tmp_path, capsys):
     from pdeflow.cli import main
     from pdeflow.inpaint.learned.maskgan import MaskGAN

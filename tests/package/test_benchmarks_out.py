@@ -114,6 +114,7 @@ def test_a_script_writes_its_folder_and_refuses_it_the_second_time(tmp_path):
     assert {p.name: p.read_text() for p in (tmp_path / "o").iterdir()} == before
 
 
+@pytest.mark.slow   # a fresh interpreter
 def test_the_experiments_helper_names_its_folder_in_command_txt(tmp_path):
     code = ("import argparse, sys; sys.path.insert(0, sys.argv[1]); import _results; "
             "ap = argparse.ArgumentParser(); _results.add_output_args(ap, 'probe'); "

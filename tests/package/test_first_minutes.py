@@ -57,6 +57,7 @@ def test_max_pixels_on_both_sides_of_the_command(tmp_path, capsys):
     assert read_image(tmp_path / "y.png").shape == (1, 40, 64)
 
 
+@pytest.mark.slow   # an encoding of a photo
 def test_encode_reports_progress_when_asked(capsys):
     encode(_smooth(32, 32), bpp=0.5, progress=True)
     err = capsys.readouterr().err

@@ -29,6 +29,7 @@ def test_import_pdeflow_imports_neither_torch_nor_a_subpackage():
     assert json.loads(out) == ["pdeflow", "pdeflow.errors", "pdeflow.threads"]
 
 
+@pytest.mark.slow   # a fresh interpreter; test_first_use_imports_the_subpackage stays in make test
 def test_every_public_module_is_an_attribute_of_a_fresh_import():
     """``import pdeflow; pdeflow.models`` works for every public module and subpackage (not the command)."""
     root = os.path.dirname(os.path.abspath(pdeflow.__file__))

@@ -81,6 +81,7 @@ def test_halving_dt_changes_u1_by_little(natural):
     assert rms < 5e-3  # first-order scheme: O(dt) on a [0, 5] image
 
 
+@pytest.mark.slow   # regularised flows at several eps
 @pytest.mark.parametrize("method", ["explicit", "lagged"])
 def test_regularised_schemes_approach_the_reference_as_eps_shrinks(natural, method):
     ref = tv_flow(natural, [0.3], dt=0.05, tol=1e-7)
@@ -165,6 +166,7 @@ def test_bdf2_ut_is_the_bdf2_difference_quotient(natural):
     assert p.norm(dim=3).max() <= 1 + 1e-9  # u_t = div(p) with |p| <= 1, as for implicit Euler
 
 
+@pytest.mark.slow   # BDF2 flows; the Euler properties stay in make test
 def test_bdf2_conserves_the_mean_and_is_one_homogeneous(natural):
     c = 3.0
     u = tv_flow(natural, [0.3, 0.65], dt=0.1, tol=1e-7, scheme="bdf2")

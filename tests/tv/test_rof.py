@@ -98,6 +98,7 @@ def test_warm_start_from_the_solution_converges_at_once(crop):
     assert (again.u - r.u).abs().max() < 1e-5
 
 
+@pytest.mark.slow   # scikit-image per channel on a colour crop; the grey comparison stays in make test
 def test_colour_channelwise_matches_scikit_image_per_channel():
     img = builtin_image("skimage/astronaut", grey=False)[:, 100:132, 200:232].double()
     u = rof(img, 0.1, channelwise=True, tol=1e-10, max_iter=20000)

@@ -183,7 +183,8 @@ def test_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float6
     assert (grads["64 throughout"] - grads["64"]).norm().item() <= 1e-2 * scale
 
 
-@pytest.mark.parametrize("ndim, spacing", [pytest.param(3, None, marks=pytest.mark.slow), (2, (1.0, 0.5))])
+@pytest.mark.slow   # converged references on grids with spacings and volumes
+@pytest.mark.parametrize("ndim, spacing", [(3, None), (2, (1.0, 0.5))])
 def test_volumes_and_spacings_start_from_the_coarse_grid_and_keep_their_accuracy(monkeypatch, ndim, spacing):
     # the coarse start on a grid other than the 2-D unit one: the same lam on twice the spacing, at every level;
     # the default answer stays within its certified RMS error of a tight float64 solve from zero, in both dtypes

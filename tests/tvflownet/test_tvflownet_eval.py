@@ -223,6 +223,7 @@ def _tiny_models():
             "tiny-lgd": build_model("lgd", n_steps=1, hidden=4, dim_z=1)}
 
 
+@pytest.mark.slow   # every table of the evaluation; test_cli_evaluate_tvflownet stays in make test
 def test_evaluate_end_to_end_writes_report_with_all_tables(tmp_path):
     models = _tiny_models()
     res = ev.evaluate(models, sizes=(16,), n_images=2, times=ev.paper_times(4, 0.06), timing_sizes=(16,),
