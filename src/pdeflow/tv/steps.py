@@ -20,7 +20,7 @@ from .rof import FLOW_ACCURACY, solve
 
 __all__ = ["TIME_ERROR", "TIME_SHARE", "STEP_ACCURACY", "FlowSteps", "flow_steps", "default_accuracy",
            "check_times", "step_schedule", "ITER_SCALE", "ITER_POWER", "ITER_SIZE_POWER", "ITER_LATER_POWER",
-           "seconds_per_iteration",
+           "ITER_CHANNEL_POWER", "seconds_per_iteration",
            "estimate_seconds"]
 
 #: The step rule of a call without ``dt`` (:func:`flow_steps`): implicit Euler's RMS error at a time ``t``,
@@ -41,15 +41,18 @@ STEP_ACCURACY = 8e-3
 #: of steps), warm started from the previous step's flux, takes about ``ITER_SCALE * (h / (a R)) ** ITER_POWER *
 #: pixels ** ITER_SIZE_POWER * (t / h) ** -ITER_LATER_POWER`` iterations (later steps start closer: the image is
 #: flatter and the flux changes less); fitted to the iteration counts of 35 flows and spectral decompositions of
-#: three photographs at 64 to 256 pixels a side, within 0.7-1.9x of each run's count (results page "Speed and
-#: accuracy of the solvers", "Time estimates before the work").
-ITER_SCALE = 1.18
+#: three grey photographs at 64 to 256 pixels a side, within 0.77-1.30x of each run's count (results page "Speed
+#: and accuracy of the solvers", "Time estimates before the work").  An image of ``C`` coupled channels takes
+#: ``C ** -ITER_CHANNEL_POWER`` times as many (two colour photographs against their grey versions: 0.45-0.76).
+ITER_SCALE = 1.32
 #: See ``ITER_SCALE``.
-ITER_POWER = 0.68
+ITER_POWER = 0.675
 #: See ``ITER_SCALE``.
-ITER_SIZE_POWER = 0.23
+ITER_SIZE_POWER = 0.229
 #: See ``ITER_SCALE``.
-ITER_LATER_POWER = 0.36
+ITER_LATER_POWER = 0.335
+#: See ``ITER_SCALE``.
+ITER_CHANNEL_POWER = 0.538
 
 
 def check_times(times) -> list[float]:
@@ -176,10 +179,11 @@ class FlowSteps:
             out += [(r, t) for (_, r), t in zip(step_schedule(list(self.times), self.dt), self.times) if r > 0]
         return out
 
-    def iterations(self, pixels: int, data_range: float = 1.0, max_iter: int = 20000) -> float | None:
+    def iterations(self, pixels: int, data_range: float = 1.0, max_iter: int = 20000,
+                   channels: int = 1) -> float | None:
         """The estimated number of FGP iterations of the whole flow (all its steps) on an image of ``pixels``
-        pixels (per channel) and range ``data_range``, each step capped at ``max_iter``; None where the solver
-        stops at a relative gap (``solver_accuracy`` None).
+        pixels (per channel), ``channels`` coupled channels and range ``data_range``, each step capped at
+        ``max_iter``; None where the solver stops at a relative gap (``solver_accuracy`` None).
 
         The rule ``ITER_SCALE``, fitted to photographs: an estimate, within a factor of about two of the
         counts it was fitted to, not a bound.
@@ -195,7 +199,7 @@ class FlowSteps:
         if self.solver_accuracy is None or self.n_steps == 0:
             return None if self.solver_accuracy is None else 0.0
         a = self.solver_accuracy / self.n_steps * data_range
-        size = max(int(pixels), 1) ** ITER_SIZE_POWER
+        size = max(int(pixels), 1) ** ITER_SIZE_POWER * max(int(channels), 1) ** -ITER_CHANNEL_POWER
         return sum(min(float(max_iter), ITER_SCALE * (h / a) ** ITER_POWER * size * (t / h) ** -ITER_LATER_POWER)
                    for h, t in self.sizes())
 
@@ -297,9 +301,9 @@ def seconds_per_iteration(x: torch.Tensor, solver: str = "fgp", iterations: int 
     """The seconds one iteration of ``solver`` takes per value of ``x`` ``(C, H, W)`` or ``(B, C, H, W)``,
     measured on a crop of at most 128 x 128 pixels of random values with its channels, in float32 (the
     iterations of :func:`tv_flow`'s default precision) on its device: the best of three runs of
-    ``iterations`` iterations, gap checks included (a few ms to a few tens of ms on a CPU core).  On a CPU
-    each run counts the smaller of its wall and CPU time, the time of a machine the flow has to itself: CPU
-    time on one thread (a busy machine's other processes do not count), wall time on several.
+    ``iterations`` iterations and one gap check (a flow's steps check rarely), a few ms to a few tens of ms on
+    a CPU core.  On a CPU each run counts the smaller of its wall and CPU time, the time of a machine the flow
+    has to itself: CPU time on one thread (a busy machine's other processes do not count), wall time on several.
 
     Examples
     --------
@@ -314,10 +318,10 @@ def seconds_per_iteration(x: torch.Tensor, solver: str = "fgp", iterations: int 
     lam = torch.full((1,), 0.1, device=x.device)
     zero = torch.zeros(1, dtype=torch.float64, device=x.device)      # a gap never reached: every iteration runs
     best = math.inf
-    for _ in range(3):
+    for _ in range(3):      # the best: a run the machine's other work interrupted says nothing of the flow
         t0, c0 = time.perf_counter(), time.process_time()
         r, _ = solve(f, lam, method=solver, tol=None, atol=zero, max_iter=iterations, p0=None, channelwise=False,
-                     check_every=5, trusted=True)
+                     check_every=iterations, trusted=True)
         if f.is_cuda:
             torch.cuda.synchronize()
             secs = time.perf_counter() - t0
@@ -357,7 +361,7 @@ def estimate_seconds(plan: FlowSteps, x: torch.Tensor, *, solver: str = "fgp", c
     if solver != "fgp" or compile or spacing is not None or x.dim() not in (3, 4):
         return None
     rng = float(x.max() - x.min())
-    its = plan.iterations(int(x.shape[-2]) * int(x.shape[-1]), rng if rng > 0 else 1.0, max_iter)
+    its = plan.iterations(int(x.shape[-2]) * int(x.shape[-1]), rng if rng > 0 else 1.0, max_iter, int(x.shape[-3]))
     if its is None:
         return None
     return its * x.numel() * seconds_per_iteration(x, solver)
