@@ -48,7 +48,7 @@ LONG_WORK_SECONDS = 5.0
 
 
 def about(seconds: float) -> str:
-    """``seconds`` to one significant figure: "about 30 s", "about 2 min"."""
+    """``seconds`` to one significant figure, in seconds under 90 and in minutes from there."""
     if seconds >= 90:
         return f"about {float(f'{seconds / 60:.1g}'):g} min"
     return f"about {float(f'{seconds:.1g}'):g} s"

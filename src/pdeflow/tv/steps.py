@@ -299,10 +299,10 @@ def flow_steps(times, *, dt: float | None = None, accuracy: float | None = None,
 
 def seconds_per_iteration(x: torch.Tensor, solver: str = "fgp", iterations: int = 30) -> float:
     """The seconds one iteration of ``solver`` takes per value of ``x`` ``(C, H, W)`` or ``(B, C, H, W)``,
-    measured on a crop of at most 128 x 128 pixels of random values with its channels, in float32 (the
+    timed on a crop of at most 128 x 128 pixels of random values with its channels, in float32 (the
     iterations of :func:`tv_flow`'s default precision) on its device: the best of three runs of
-    ``iterations`` iterations and one gap check (a flow's steps check rarely), a few ms to a few tens of ms on
-    a CPU core.  On a CPU each run counts the smaller of its wall and CPU time, the time of a machine the flow
+    ``iterations`` iterations and one gap check (a flow's steps check rarely), cheap next to a flow.  On a CPU
+    each run counts the smaller of its wall and CPU time, the time of a machine the flow
     has to itself: CPU time on one thread (a busy machine's other processes do not count), wall time on several.
 
     Examples
