@@ -27,6 +27,8 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from _results import add_output_args, open_out  # benchmarks/_results.py
+from pdeflow import datasets
 from pdeflow.tv import SPECTRAL_ACCURACY, spectral_steps, spectral_tv, tv_flow
 from pdeflow.tv.steps import estimate_seconds, flow_steps
 
@@ -41,6 +43,9 @@ CASES = [
 
 
 def load(path: str) -> torch.Tensor:
+    """An image file, or a built-in image by name (``skimage/camera``), as (C, H, W) in [0, 1]."""
+    if path in datasets.builtin_names():
+        return datasets.builtin_image(path).float()
     a = iio.imread(path).astype(np.float32) / 255.0
     x = torch.from_numpy(a)
     return x[None] if x.dim() == 2 else x[..., :3].permute(2, 0, 1).contiguous()
@@ -117,10 +122,14 @@ def fit() -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="*")
-    ap.add_argument("--smoke", action="store_true", help="64 x 64 crops only")
+    ap.add_argument("--smoke", action="store_true", help="64 x 64 crops of the built-in camera image only")
     ap.add_argument("--fit", action="store_true", help="refit the iteration rule (see above)")
+    add_output_args(ap, "eta_estimate", what="log.txt: the table")
     a = ap.parse_args(argv)
+    open_out(a, argv)
     torch.set_num_threads(1)
+    if a.smoke and not a.images:
+        a.images = ["skimage/camera"]
     if a.fit:
         return fit()
     print("| image | command | steps | estimate (s) | calibration (CPU s) | actual (CPU s) | estimate / actual |")
