@@ -62,7 +62,17 @@ def test_missing_set_is_current():
     assert not done, f"these have an Examples section now; remove them from MISSING: {done}"
 
 
-@pytest.mark.parametrize("full", list(PUBLIC))
+#: Examples that run a decomposed solve for many CPU seconds: the slow tier (the other pdeflow.dask examples and
+#: tests/dask make the same calls in make test).
+SLOW_EXAMPLES = {"pdeflow.dask.tv_flow", "pdeflow.dask.SchwarzResult"}
+
+
+def test_slow_examples_are_public_names():
+    assert SLOW_EXAMPLES <= set(PUBLIC)
+
+
+@pytest.mark.parametrize("full", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_EXAMPLES else n
+                                  for n in PUBLIC])
 def test_docstring_example_runs(full):
     mod, obj = PUBLIC[full]
     if not _examples(obj):

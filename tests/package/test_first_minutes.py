@@ -169,6 +169,7 @@ def test_interrupting_a_command_that_is_not_training_does_not_mention_checkpoint
     assert err.strip() == "pdeflow compress: interrupted; its partial output files were removed"
 
 
+@pytest.mark.slow   # an encoding of a photo; tests/codec keeps save and load in make test
 def test_codec_save_refuses_to_overwrite_unless_asked(tmp_path):
     from pdeflow.codec import load, save
 

@@ -60,7 +60,7 @@ _SLOW = pytest.mark.slow
     (["compres", "photo.png"], 2, []),                                      # a typo: a usage error
     pytest.param(["decompress", "--help"], 0, ["pdeflow.cli.codec"], marks=_SLOW),
     pytest.param(["compress", "photo.png", "--bpp", "-1", "--out", "x.pdc"], 2, ["pdeflow.cli.codec"], marks=_SLOW),
-    (["train", "tvflownet", "--steps", "0"], 2, ["pdeflow.cli.tvflownet"]),
+    pytest.param(["train", "tvflownet", "--steps", "0"], 2, ["pdeflow.cli.tvflownet"], marks=_SLOW),
 ])
 def test_the_command_imports_only_the_subcommand_it_runs(argv, status, imported):
     rc, modules = _run_cli(argv)

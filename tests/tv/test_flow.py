@@ -50,6 +50,7 @@ def test_tv_never_increases_and_mean_is_conserved(natural):
     assert (m - m[0]).abs().max() < 1e-6
 
 
+@pytest.mark.slow   # flows of scaled and shifted images; tests/core/test_properties.py keeps both in make test
 def test_one_homogeneity_and_mean_shift(natural):
     c, k = 3.0, 0.7
     u = tv_flow(natural, [0.3, 0.6], dt=0.1, tol=1e-6)

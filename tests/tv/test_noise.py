@@ -88,7 +88,7 @@ def test_rof_lam_strings_other_than_auto_are_refused(bad):
         rof(torch.rand(8, 8), bad)
 
 
-@pytest.mark.parametrize("sigma", [0.02, 0.2])
+@pytest.mark.parametrize("sigma", [pytest.param(0.02, marks=pytest.mark.slow), 0.2])   # one noise level per tier
 def test_rof_auto_in_float32_chooses_the_float64_lam_and_answer(sigma):
     """Across the documented noise range: the lam chosen from float32 data is the float64 one up to the search's
     resolution, the answers agree within the default's accuracy, and so do the gradients (lam held constant)."""

@@ -94,7 +94,8 @@ def test_bad_accuracy_is_refused_with_its_name(accuracy):
 
 
 @pytest.mark.parametrize("dt", [0.01, 0.05])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+# float64 in the slow tier: float32 is what users pass, and the harder case for the certificate
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.float64, marks=pytest.mark.slow)])
 def test_default_flow_frames_are_within_the_certified_accuracy(dtype, dt):
     # the steps stop on the tied candidate's gap where it certifies first (more often at the larger step)
     u0 = _noisy(32).to(dtype)
@@ -165,7 +166,8 @@ def test_a_batch_across_the_coarse_start_threshold_is_right_in_float32_and_float
     assert _rms(answers[torch.float32], answers[torch.float64]) <= 2 * ACCURACY * rng.max().item()
 
 
-@pytest.mark.parametrize("lam", [pytest.param(0.02, marks=pytest.mark.slow), 0.3])   # 0.02: no coarse start
+@pytest.mark.slow   # solves to round-off in three precisions; test_rof's float32 gradient stays in make test
+@pytest.mark.parametrize("lam", [0.02, 0.3])
 def test_gradients_across_the_coarse_start_threshold_agree_in_float32_and_float64(lam):
     # a default call with a gradient solves to tol 1e-6 in mixed precision (from the half-size start where lam
     # is large): the same derivative from float32 and float64 data, and from a solve in float64 throughout

@@ -51,6 +51,7 @@ def test_rof_pdhg_gradcheck(lam0):
     assert torch.autograd.gradcheck(fn, (f, lam))
 
 
+@pytest.mark.slow   # PDHG's Jacobian from a cold start
 def test_rof_pdhg_jacobian_from_a_cold_start_converges_with_tol():
     """From a cold start the derivative is that of PDHG's own (inexact) solution: its error against the
     central-difference Jacobian of exact solves falls with the tolerance, as the solution's error does

@@ -89,7 +89,7 @@ def test_volumes_tie_along_all_three_axes():
 
 
 @pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")
-@pytest.mark.parametrize("lam", [0.05, 0.3])
+@pytest.mark.parametrize("lam", [0.05, pytest.param(0.3, marks=pytest.mark.slow)])   # 0.3: a long solve
 def test_the_tied_gap_certifies_the_candidate_and_the_solvers_own_image(lam):
     # any (v, p) with |p| <= 1 bounds ||v - u*||^2 by twice the gap, and (the dual's strong concavity in
     # u = f + lam div p) ||u - u*||^2 too: check both against a converged reference

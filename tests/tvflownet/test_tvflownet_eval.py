@@ -403,6 +403,7 @@ def test_natural_images_name_the_photo_each_crop_was_cut_from(tmp_path):
         assert (windows == crop[0]).flatten(1).all(1).any()
 
 
+@pytest.mark.slow   # a second evaluation run
 def test_cli_evaluate_reports_a_second_held_out_folder_beside_the_test_photos(tmp_path, capsys):
     from pdeflow import io as pio
     from pdeflow.io import save_model
