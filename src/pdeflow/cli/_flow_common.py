@@ -174,8 +174,8 @@ def _add_solver_args(p: argparse.ArgumentParser, dt: float | None, acc: float = 
                    help="relative duality gap of each implicit step instead of --accuracy (1e-6: exact)")
     g.add_argument("--solver", choices=ROF_METHODS, default="fgp", help="ROF solver of each step (default fgp)")
     g.add_argument("--compile", action="store_true",
-                   help="run the fgp iterations as kernels compiled by torch.compile: about 2x faster per "
-                        "iteration after a one-time compilation (tens of seconds; needs a C++ compiler, else "
+                   help="run the fgp iterations as kernels compiled by torch.compile: faster per iteration "
+                        "after a one-time compilation (docs/results/speed.md; needs a C++ compiler, else "
                         "it warns and runs them uncompiled)")
 
 
