@@ -38,6 +38,22 @@ def _energy_numpy(u, eps):
     return r.sum(), grad
 
 
+def _minimiser(fn, known, energy, eps):
+    """The minimiser of ``energy`` over the unknown pixels of ``fn`` by L-BFGS, the known ones held: the
+    independent reference."""
+    def fun(x):
+        u = fn.copy()
+        u[~known] = x
+        e, g = energy(u, eps)
+        return e, g[~known]
+
+    res = scipy.optimize.minimize(fun, np.full((~known).sum(), fn[known].mean()), jac=True, method="L-BFGS-B",
+                                  options=dict(maxiter=20000, ftol=1e-15, gtol=1e-12, maxcor=30))
+    ref = fn.copy()
+    ref[~known] = res.x
+    return ref
+
+
 def test_against_scipy_minimisation():
     f, m = _image((12, 13)), _mask((12, 13), 0.3)
     rng = float(f[m > 0].max() - f[m > 0].min())
@@ -45,16 +61,7 @@ def test_against_scipy_minimisation():
     known = m.numpy() > 0
     fn = f.numpy()
 
-    def fun(x):
-        u = fn.copy()
-        u[~known] = x
-        e, g = _energy_numpy(u, eps * rng)
-        return e, g[~known]
-
-    res = scipy.optimize.minimize(fun, np.full((~known).sum(), fn[known].mean()), jac=True, method="L-BFGS-B",
-                                  options=dict(maxiter=20000, ftol=1e-15, gtol=1e-12, maxcor=30))
-    ref = fn.copy()
-    ref[~known] = res.x
+    ref = _minimiser(fn, known, _energy_numpy, eps * rng)
     u = inpaint_tv(f, m, eps=eps, tol=1e-11, max_iter=2000)
     np.testing.assert_allclose(u.numpy(), ref, atol=1e-6)
     # the energy of the module is the one written out here
@@ -231,16 +238,7 @@ def test_per_channel_masks_against_scipy_and_finite_differences():
     eps = 0.05
     fn = f.numpy()
 
-    def fun(x):
-        u = fn.copy()
-        u[~known] = x
-        e, g = _colour_energy_numpy(u, eps * rng)
-        return e, g[~known]
-
-    res = scipy.optimize.minimize(fun, np.full((~known).sum(), fn[known].mean()), jac=True, method="L-BFGS-B",
-                                  options=dict(maxiter=20000, ftol=1e-15, gtol=1e-12, maxcor=30))
-    ref = fn.copy()
-    ref[~known] = res.x
+    ref = _minimiser(fn, known, _colour_energy_numpy, eps * rng)
     u = inpaint_tv(f, m, eps=eps, tol=1e-11, max_iter=2000)
     assert u.shape == f.shape
     np.testing.assert_allclose(u.numpy(), ref, atol=1e-6)
