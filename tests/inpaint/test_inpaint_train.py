@@ -40,7 +40,7 @@ def photos(tmp_path_factory):
 
 
 def tiny(photos, **kw) -> TrainConfig:
-    base = dict(data=str(photos), width=0.05, crop=32, batch_size=2, steps=6, val_crops=2, val_every=3,
+    base = dict(data=(str(photos),), width=0.05, crop=32, batch_size=2, steps=6, val_crops=2, val_every=3,
                 ckpt_every=2, deterministic=True, val_fraction=0.34)
     base.update(kw)
     return TrainConfig(**base)
@@ -65,6 +65,14 @@ def wgan_run(photos, tmp_path_factory):
 
 
 # ---------------------------------------------------------------- the two stages, export, load
+
+def test_several_sources_train_together_and_the_builtin_test_photos_validate(photos):
+    from pdeflow.inpaint.training.wgan import open_data
+    train_images, val_images = open_data(tiny(photos, data=("builtin", str(photos))))
+    names = train_images.description["images"]
+    assert any(n.startswith("builtin:") for n in names) and any(n.startswith(photos.name + "/") for n in names)
+    assert val_images.description["split"] == "test"
+
 
 def test_wgan_stage_exports_a_model_that_loads_back(wgan_run):
     for name in ("config.json", "last.pt", "best.pt", "log.csv", "model.safetensors", "model.json"):
@@ -230,7 +238,9 @@ def test_config_errors(photos, tmp_path):
     with pytest.raises(ValueError, match="not a training run directory"):
         train(tiny(photos, stage="mask", init=str(tmp_path)), tmp_path / "a", quiet=True)
     with pytest.raises(ValueError, match="neither 'builtin' nor a directory"):
-        train(tiny(photos, data=str(tmp_path / "nowhere")), tmp_path / "a", quiet=True)
+        train(tiny(photos, data=(str(tmp_path / "nowhere"),)), tmp_path / "a", quiet=True)
+    with pytest.raises(ValueError, match="TrainConfig.data: expected a non-empty tuple"):
+        train(tiny(photos, data=str(photos)), tmp_path / "a", quiet=True)
 
 
 # ---------------------------------------------------------------- CLI

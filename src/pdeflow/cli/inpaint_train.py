@@ -172,9 +172,10 @@ def _add_inpainting_parser(train_sub) -> None:
 def config_from_args(args):
     """The :class:`~pdeflow.inpaint.training.wgan.TrainConfig` of parsed arguments."""
     kw = config_kwargs(TrainConfig, args)
-    for name in ("data", "val_data", "init"):
-        if kw[name] not in (None, "builtin"):
-            kw[name] = str(Path(kw[name]).expanduser().resolve())
+    kw["data"] = tuple(_resolve(d) for d in kw["data"])
+    for name in ("val_data", "init"):
+        if kw[name] is not None:
+            kw[name] = _resolve(kw[name])
     return TrainConfig(**kw)
 
 
@@ -204,7 +205,7 @@ def _run_train(args) -> int:
             + (f", from {cfg.init}" if cfg.init else ", from scratch"))
     print(f"{'resuming' if (run_dir / 'last.pt').exists() else 'starting'} {what} in {run_dir}: width {cfg.width:g}, "
           f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}, "
-          f"data {cfg.data}; images in [0, 1]")
+          f"data {' '.join(cfg.data)}; images in [0, 1]")
     meta_path = run_trainer(args, cfg, train)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())

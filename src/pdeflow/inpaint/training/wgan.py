@@ -44,8 +44,8 @@ Validation
 ----------
 ``val_crops`` crops of ``crop`` pixels (seed ``val_seed``) from images training
 never sees: the built-in pool's TEST split of photos when training on the
-built-in TRAIN split, or for a folder a held-out ``val_fraction`` of its files
-(chosen by a hash of their relative paths). Noises are fixed too, so the
+built-in TRAIN split or on several sources, or for one folder alone a held-out
+``val_fraction`` of its files (chosen by a hash of their relative paths). Noises are fixed too, so the
 metric is a deterministic function of the weights.
 
 * stage ``wgan``: the MAE of ``u`` against ``f`` (all pixels, intensities in
@@ -153,10 +153,10 @@ class TrainConfig:
     noise_std: float = option(0.1, "generator noise in the missing pixels (default {default:g})",
                               type="nonneg_float")
     # data
-    data: str = option("builtin", metavar="DIR|builtin",
-                       help="folder of PNG/JPEG/TIFF images (searched recursively; a hashed 10%% of the files is "
-                            "held out for validation) or 'builtin' (the built-in photos' TRAIN split; validation "
-                            "uses the TEST split) (default builtin)")
+    data: tuple = option(("builtin",), nargs="+", metavar="DIR|builtin",
+                         help="training photos: 'builtin' (the built-in photos' TRAIN split) and/or folders "
+                              "(searched recursively; one folder alone: a hashed 10%% of its files is held out "
+                              "for validation) (default builtin)")
     crop: int = option(64, "crop size, a multiple of 32 (default {default})", type="crop32", metavar="PX")
     # optimisation
     steps: int = option(3000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
@@ -218,7 +218,7 @@ def check_config(cfg: TrainConfig) -> None:
     need.tuple_of("val_densities", "numbers in (0, 1)", lambda d: is_number(d) and 0 < d < 1)
     need.fractions("val_fraction")
     need.trainer()
-    need(isinstance(cfg.data, str), "data", "'builtin' or a folder")
+    need.tuple_of("data", "'builtin' and folders", lambda d: isinstance(d, str))
 
 
 # --------------------------------------------------------------------------- data
@@ -234,8 +234,14 @@ def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     >>> len(train_images) > 0, len(val_images) > 0
     (True, True)
     """
-    return datasets.training_images(cfg.data, cfg.val_data, val_fraction=cfg.val_fraction, grey=cfg.channels == 1,
-                                 kind="photo")
+    grey = cfg.channels == 1
+    if len(cfg.data) == 1:
+        return datasets.training_images(cfg.data[0], cfg.val_data, val_fraction=cfg.val_fraction, grey=grey,
+                                        kind="photo")
+    if cfg.val_data is None or cfg.val_data == "builtin":   # several sources: the built-in TEST photos validate
+        return (datasets.source_images(cfg.data, grey=grey)[0],
+                datasets.training_images("builtin", "builtin", grey=grey, kind="photo")[1])
+    return datasets.source_images(cfg.data, grey=grey, val_data=cfg.val_data)
 
 
 def random_masks(n: int, size: int, densities: torch.Tensor, g: torch.Generator) -> torch.Tensor:
