@@ -448,3 +448,19 @@ def test_evaluate_learned_rows_and_reuse(tmp_path, capsys):
     assert main(base + ["--methods", "random-diffusion", "--seed", "1", "--reuse", str(first / "results.json"),
                         "--out", str(third)]) == 0
     assert "nothing reused" in (third / "report.md").read_text()
+
+
+def test_a_colour_image_with_a_shipped_grey_model_is_told_to_pass_grey(tmp_path, capsys):
+    """The shipped mask and inpainting networks are grey: a colour photo is refused with the way out (--grey),
+    before any work, and --grey then runs."""
+    photo = write_image(tmp_path / "rgb.png", torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0)))
+    mask = write_image(tmp_path / "m.png", (torch.rand(1, 24, 24, generator=torch.Generator().manual_seed(1)) < 0.2)
+                       .float())
+    for argv in (["mask", str(photo), "--density", "0.1", "--method", "learned"],
+                 ["inpaint", str(photo), "--mask", str(mask), "--method", "learned"]):
+        assert main(argv + ["--out", str(tmp_path / "o")]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is colour" in err[0] and "pass --grey" in err[0], (argv, err)
+        assert not (tmp_path / "o").exists()
+    assert main(["mask", str(photo), "--density", "0.1", "--method", "learned", "--grey", "--out",
+                 str(tmp_path / "g")]) == 0

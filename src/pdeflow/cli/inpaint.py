@@ -428,6 +428,9 @@ def _load_model(method, args, *, channels: int):
     except (FileNotFoundError, ValueError) as exc:
         if args.model is not None:
             raise CLIError(f"argument --model: {exc}") from None
+        if channels > 1 and "channel(s)" in str(exc):   # the shipped models are grey, the image is not
+            raise CLIError(f"argument IMAGE: it is colour and the shipped --method {method.name} model takes 1 "
+                           "channel: pass --grey, or a colour model (--model, trained with --channels 3)") from None
         # no --model: the method asked for the shipped one, which is missing
         raise CLIError(f"argument --method {method.name}: {exc} (give it with --model)") from None
 
