@@ -45,7 +45,6 @@ from pathlib import Path
 import torch
 
 from ... import datasets
-from ...errors import UserInputError
 from ...io import save_model
 from ...models import evaluating
 from ...training import (
@@ -59,7 +58,6 @@ from ...training import (
     is_number,
     option,
     provenance,
-    seed_everything,
     step_generator,
     val_every_option,
 )
@@ -68,6 +66,7 @@ from ..learned.masknet import KIND, MaskNet, load_masknet
 from ..masks.analytic import analytic_mask
 from ..masks.dither import blue_noise_tile, threshold_map
 from ..operators.diffusion import inpaint_diffusion
+from ._shared import densities, export_best, load_init, start_run, tag
 
 __all__ = ["MaskNetConfig", "train_masknet", "check_config", "open_photos", "build_masknet", "inpainting_loss"]
 
@@ -227,20 +226,16 @@ def inpainting_loss(f: torch.Tensor, b: torch.Tensor, ssim_weight: float, tol: f
     return loss, {**terms, "u": u.detach()}
 
 
-def _val_densities(cfg: MaskNetConfig) -> list[float]:
-    return [float(cfg.density)] if cfg.density is not None else [float(d) for d in cfg.densities]
-
-
 @torch.no_grad()
 def validate(cfg: MaskNetConfig, net: MaskNet, fval: torch.Tensor) -> dict[str, float]:
     """Validation metrics (loss, MAE on 0-255, SSIM) per density with the fixed tile; ``metric`` decides."""
     out: dict[str, float] = {}
     losses = []
     with evaluating(net):
-        for d in _val_densities(cfg):
+        for d in densities(cfg.density, cfg):
             scores = loss_scores(*inpainting_loss(fval, net(fval, d), cfg.ssim_weight, 1e-6, cfg.mse_weight))
             losses.append(scores["loss"])
-            out.update({f"val_{k}_{round(100 * d):02d}": v for k, v in scores.items()})
+            out.update({f"val_{k}_{tag(d)}": v for k, v in scores.items()})
     out["metric"] = sum(losses) / len(losses)
     return out
 
@@ -249,11 +244,10 @@ def validate(cfg: MaskNetConfig, net: MaskNet, fval: torch.Tensor) -> dict[str, 
 def baselines(cfg: MaskNetConfig, fval: torch.Tensor) -> dict:
     """The analytic mask (no learning; what the untrained network gives) on the validation crops."""
     out = {}
-    for d in _val_densities(cfg):
-        tag = f"{round(100 * d):02d}"
+    for d in densities(cfg.density, cfg):
         m = analytic_mask(fval.double(), d, sigma=cfg.sigma, floor=cfg.floor, snap=True, snap_sigma=cfg.snap_sigma,
                           tile=blue_noise_tile(cfg.tile))
-        out[tag] = {"analytic_snap": loss_scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6, cfg.mse_weight))}
+        out[tag(d)] = {"analytic_snap": loss_scores(*inpainting_loss(fval, m, cfg.ssim_weight, 1e-6, cfg.mse_weight))}
     return out
 
 
@@ -274,20 +268,14 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
     ...     print(train_masknet(cfg, run_dir, quiet=True).name)
     model.json
     """
-    check_config(cfg)
-    run_dir = Path(run_dir)
-    device = torch.device(device)
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    run_dir, device = start_run(cfg, check_config, run_dir, device)
     train_images, val_images = open_photos(cfg)
     if cfg.init is None:
         net, init_info = build_masknet(cfg), None
     else:
         # the starting network's analytic maps (sigma, floor, ...) are kept: its weights were trained on them;
         # its inputs are standardised over this run's crops
-        initial = load_masknet(cfg.init, channels=cfg.channels)
-        if initial.config["widths"] != list(cfg.widths):
-            raise UserInputError(f"init: {cfg.init} has widths {initial.config['widths']}, the run "
-                                 f"{list(cfg.widths)}")
+        initial = load_init(load_masknet, cfg)
         if cfg.feedback:
             initial = initial.with_feedback(cfg.feedback_gamma)
         net = MaskNet(**{**initial.config, "density": cfg.density, "norm_window": cfg.crop})
@@ -307,7 +295,7 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
                          **({"init": init_info} if init_info is not None else {}),
                          val_baselines=run.cached_json("val_baselines.json", lambda: baselines(cfg, fval)))}
     tile = blue_noise_tile(cfg.tile)
-    dens = _val_densities(cfg)
+    dens = densities(cfg.density, cfg)
     best_val: dict = {}
 
     def export(model_state, metrics):
@@ -337,9 +325,6 @@ def train_masknet(cfg: MaskNetConfig, run_dir, *, quiet: bool = False, command: 
             if run.log_validation(step, metrics):
                 best_val = metrics
                 export(net.state_dict(), best_val)
-    run.finish()
-    best = run.best_models()
-    if best is not None:          # the exported model is the best one; rewrite it with the final provenance
-        net.load_state_dict(best["masknet"])
-        export(net.state_dict(), best_val or validate(cfg, net, fval))
+    export_best(run, {"masknet": net}, lambda m: export(net.state_dict(), m),
+                lambda: best_val or validate(cfg, net, fval))
     return run_dir / "model.json"

@@ -83,7 +83,6 @@ from ...training import (
     is_number,
     option,
     provenance,
-    seed_everything,
     step_generator,
     val_every_option,
 )
@@ -96,6 +95,7 @@ from ..masks.analytic import analytic_mask, analytic_sigma  # noqa: F401 (analyt
 from ..masks.dither import blue_noise_tile, threshold_map
 from ..masks.refine import refine_setting
 from ..operators.diffusion import inpaint_diffusion
+from ._shared import densities, export_best, load_init, start_run, tag
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
            "open_training_photos", "analytic_sigma", "STAGES"]
@@ -319,13 +319,8 @@ def _masks(f: torch.Tensor, d: float, net: MaskNet | None, *, random: bool, g=No
 
 def _mask_sources(cfg: ResidualConfig, device) -> list[tuple[MaskNet | None, list[float]]]:
     """``(network or None, its validation densities)`` per mask source."""
-    if not cfg.mask_models:
-        return [(None, [float(d) for d in cfg.densities])]
-    out = []
-    for spec in cfg.mask_models:
-        net = load_masknet(spec, channels=cfg.channels, device=device)
-        out.append((net, [net.density] if net.density is not None else [float(d) for d in cfg.densities]))
-    return out
+    nets = [load_masknet(spec, channels=cfg.channels, device=device) for spec in cfg.mask_models] or [None]
+    return [(net, densities(None if net is None else net.density, cfg)) for net in nets]
 
 
 @torch.no_grad()
@@ -337,14 +332,13 @@ def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch
     with evaluating(model, *(n for n, _ in sources)):
         for net, dens in sources:
             for d in dens:
-                tag = f"{round(100 * d):02d}"
                 b = _masks(fval, d, net, random=False, refine=cfg.refine)
                 u_diff = inpaint_diffusion(f, b, tol=1e-6)
                 ours = loss_scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
                 diffusion = loss_scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
                 losses.append(ours["loss"])
-                out.update({f"val_{k}_{tag}": v for k, v in ours.items()})
-                out.update({f"val_diff_{k}_{tag}": diffusion[k] for k in ("mae255", "ssim")})
+                out.update({f"val_{k}_{tag(d)}": v for k, v in ours.items()})
+                out.update({f"val_diff_{k}_{tag(d)}": diffusion[k] for k in ("mae255", "ssim")})
     out["metric"] = sum(losses) / len(losses)
     return out
 
@@ -391,19 +385,13 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     ...     print(train_residual(cfg, run_dir, quiet=True).name)
     model.json
     """
-    check_config(cfg)
-    run_dir = Path(run_dir)
-    device = torch.device(device)
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    run_dir, device = start_run(cfg, check_config, run_dir, device)
     train_images = open_training_photos(cfg)
     sources = _mask_sources(cfg, device)
     model = ResidualInpainter(cfg.channels, widths=tuple(cfg.widths), normalize=cfg.normalize).to(device)
     init_info = None
     if cfg.init is not None:
-        start_model = load_residual(cfg.init, channels=cfg.channels)
-        if start_model.config["widths"] != list(cfg.widths):
-            raise UserInputError(f"init: {cfg.init} has widths {start_model.config['widths']}, "
-                                 f"the config {list(cfg.widths)}")
+        start_model = load_init(load_residual, cfg)
         # normalize may differ: an unnormalised R fine-tuned into a normalised one (REF_STD keeps its input range)
         model.load_state_dict(start_model.state_dict())
         init_info = {"path": str(cfg.init), "provenance": getattr(start_model, "meta", {}).get("provenance", {})}
@@ -452,6 +440,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
                          provenance={**prov, "joint_with": str(run_dir / "model.json")})
 
     params = list(model.parameters()) + (list(mask_net.parameters()) if mask_net is not None else [])
+    trained = {k: m for k, m in models.items() if k != "critic"}  # the critic is not exported
     for step in run.steps(start, cfg.steps):
         g = step_generator(cfg.seed, step)
         f = blur_some(train_images.crops(cfg.batch_size, cfg.crop, g), cfg.aug_blur, g).to(device)
@@ -496,13 +485,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
             metrics = validate(cfg, model, sources, fval)
             if run.log_validation(step, metrics):
                 best_val = metrics
-                export({k: m.state_dict() for k, m in models.items() if k != "critic"}, best_val)
-    run.finish()
-    best = run.best_models()
-    if best is not None:          # the exported models are the best ones; rewrite them with the final provenance
-        model.load_state_dict(best["residual"])
-        if mask_net is not None:
-            mask_net.load_state_dict(best["masknet"])
-        export({k: m.state_dict() for k, m in models.items() if k != "critic"},
-               best_val or validate(cfg, model, sources, fval))
+                export({k: m.state_dict() for k, m in trained.items()}, best_val)
+    export_best(run, trained, lambda m: export({k: n.state_dict() for k, n in trained.items()}, m),
+                lambda: best_val or validate(cfg, model, sources, fval))
     return run_dir / "model.json"
