@@ -167,11 +167,18 @@ def test_decompress_refuses_a_file_that_is_not_a_codec_file(run, tmp_path):
     _one_line_error(*run("decompress", bad, "--out", tmp_path / "y.jpg")[::2], "--out", ".png")
 
 
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    """The bytes of ``image``'s picture compressed by the command at 1 bpp, made once for the damage cases."""
+    d = tmp_path_factory.mktemp("compressed")
+    write_image(d / "in.png", ev.smooth_set(1, size=64, seed=4)["smooth-0"][:, :48])
+    assert cli.main(["compress", str(d / "in.png"), "--bpp", "1", "--out", str(d / "x.pdc")]) == 0
+    return (d / "x.pdc").read_bytes()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "header only", "empty"])
-def test_decompress_refuses_a_damaged_file_with_one_line(run, image, tmp_path, damage):
-    good = tmp_path / "x.pdc"
-    assert run("compress", image[0], "--bpp", 1, "--out", good)[0] == 0
-    data = bytearray(good.read_bytes())
+def test_decompress_refuses_a_damaged_file_with_one_line(run, compressed, tmp_path, damage):
+    data = bytearray(compressed)
     if damage == "truncated":
         data = data[: len(data) * 2 // 3]
     elif damage == "flipped":
