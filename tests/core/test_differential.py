@@ -2,7 +2,10 @@
 against central differences, for every public numerical function over its documented range; the entries
 (argument strategies, tolerances and their reasons) are in tests/_differential.py.
 
-Hypothesis runs derandomized (the same cases on every run); the budget per entry is its ``examples``."""
+Hypothesis runs derandomized (the same cases on every run); the budget per entry is its ``examples``
+(``grad_examples``): make test draws at most ``FAST_BUDGET`` (``FAST_GRAD_BUDGET``) of them, the slow tier the
+full budget."""
+import dataclasses
 import importlib
 import warnings
 
@@ -75,11 +78,30 @@ def _compare(name, case, out32, out64, tol, scales, what="value", share=False):
 SLOW_FLOAT32 = {"inpaint.optimise_tonal", "inpaint.inpaint_eed", "inpaint.inpaint_tv", "tvflownet.tiled_flow"}
 
 
+#: Cases per entry in make test: each entry's path runs on a few drawn cases; the rest of its budget (more sizes,
+#: values and parameters through the same code) runs in the slow tier (the ``_full_budget`` tests).
+FAST_BUDGET = 4
+FAST_GRAD_BUDGET = 2
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FLOAT32 else n
                                   for n in sorted(REGISTRY)])
 def test_float32_matches_float64(name):
     assert SLOW_FLOAT32 <= set(REGISTRY)
     entry = REGISTRY[name]
+    _float32_against_float64(name, entry.examples if name in SLOW_FLOAT32 else min(entry.examples, FAST_BUDGET))
+
+
+@pytest.mark.slow   # the same entries' paths run in test_float32_matches_float64 on FAST_BUDGET cases
+@pytest.mark.parametrize("name", sorted(n for n, e in REGISTRY.items() if e.examples > FAST_BUDGET
+                                        and n not in SLOW_FLOAT32))
+def test_float32_matches_float64_full_budget(name):
+    _float32_against_float64(name, REGISTRY[name].examples)
+
+
+def _float32_against_float64(name, budget):
+    # the entry with its budget set: the drawn function's source (hypothesis derandomizes from it) stays as it was
+    entry = dataclasses.replace(REGISTRY[name], examples=budget)
 
     @_settings(entry.examples)
     @given(case=entry.draw)
@@ -128,7 +150,17 @@ def _grads(entry, case, dtype):
 def test_gradients(name):
     """float32 gradients against float64 ones, and float64 ones against central differences of float64 calls,
     of a random linear functional of the outputs, w.r.t. the image(s) and the scalar parameters."""
-    entry = REGISTRY[name]
+    _gradient_checks(name, min(REGISTRY[name].grad_examples, FAST_GRAD_BUDGET))
+
+
+@pytest.mark.slow   # the same entries' paths run in test_gradients on FAST_GRAD_BUDGET cases
+@pytest.mark.parametrize("name", sorted(n for n in DIFFERENTIABLE if REGISTRY[n].grad_examples > FAST_GRAD_BUDGET))
+def test_gradients_full_budget(name):
+    _gradient_checks(name, REGISTRY[name].grad_examples)
+
+
+def _gradient_checks(name, budget):
+    entry = dataclasses.replace(REGISTRY[name], grad_examples=budget)
 
     @_settings(entry.grad_examples)
     @given(case=entry.grad_draw if entry.grad_draw is not None else entry.draw)
