@@ -651,7 +651,7 @@ EXCLUDED = {
     "pdeflow.InputDtypeError": "an exception class",
     # tv
     "tv.RofResult": "a result record (fields of rof's output)",
-    "tv.estimate_sigma": ("a median of wavelet coefficients (a noise level), not differentiable; computed in "
+    "tv.estimate_sigma": ("a noise level (a median, covariance eigenvalues), not differentiable; computed in "
                           "float64 for every dtype (tests/tv/test_noise.py)"),
     "tv.SpectralTV": "a result record (spectral_tv's output, compared through its bands, residual and spectrum)",
     "tv.ConvergenceWarning": "a warning class",
