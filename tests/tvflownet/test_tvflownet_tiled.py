@@ -22,8 +22,13 @@ def nets():
     }
 
 
-@pytest.mark.parametrize("name", list(nets()))
-@pytest.mark.parametrize("H,W", [(61, 90), (48, 40)])
+#: U-Net variants whose odd-size case (61 x 90, seconds each) runs in the slow tier: the plain U-Net keeps the
+#: odd-size tiling in make test, and these variants their own padding and input there at 48 x 40.
+SLOW_ODD = {"unet-refine-replicate", "unet-input-eps"}
+
+
+@pytest.mark.parametrize("name,H,W", [pytest.param(n, h, w, marks=pytest.mark.slow) if n in SLOW_ODD and h == 61
+                                      else (n, h, w) for h, w in [(61, 90), (48, 40)] for n in nets()])
 def test_tiled_network_equals_untiled(name, H, W):
     net = nets()[name]
     u0 = torch.rand(2, 1, H, W, generator=torch.Generator().manual_seed(H), dtype=torch.float64)
