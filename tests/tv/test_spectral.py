@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pdeflow.datasets import builtin_image, disk
-from pdeflow.tv import dyadic_band_edges, spectral_tv, tv_flow
+from pdeflow.tv import SpectralTV, dyadic_band_edges, spectral_tv, tv_flow
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,24 @@ def test_dyadic_edges_default_and_custom_bands(image):
     torch.testing.assert_close(two.sum(0) + s.residual, image, atol=1e-12, rtol=0)
     lowpass = s.apply(lambda t: (t >= 0.2).double(), residual=True)
     torch.testing.assert_close(lowpass, two[1] + s.residual)
+
+
+def test_bands_are_the_responses_of_their_times():
+    # filter sums a band's run of phi_k: apply with the band's 0/1 response to round-off (the sums' order may
+    # differ), and times out of order take apply itself
+    g = torch.Generator().manual_seed(0)
+    phi = torch.randn(12, 2, 5, 7, generator=g, dtype=torch.float64)
+    times = torch.arange(1, 13, dtype=torch.float64) * 0.1
+    edges = [0.05, 0.25, 0.65, 1.25]
+    for dtype in (torch.float64, torch.float32):
+        s = SpectralTV(times=times, phi=phi.to(dtype), spectrum=phi.abs().sum((1, 2, 3)), residual=phi[0].to(dtype),
+                       dt=0.1)
+        ref = torch.stack([s.apply(((times >= a) & (times < b)).to(dtype)) for a, b in zip(edges, edges[1:])])
+        torch.testing.assert_close(s.filter(edges), ref, atol=16 * torch.finfo(dtype).eps, rtol=0)
+    shuffled = torch.randperm(12, generator=g)
+    s = SpectralTV(times=times[shuffled], phi=phi[shuffled], spectrum=None, residual=phi[0], dt=0.1)
+    ref = torch.stack([s.apply(((s.times >= a) & (s.times < b)).double()) for a, b in zip(edges, edges[1:])])
+    torch.testing.assert_close(s.filter(edges), ref, atol=0, rtol=0)
 
 
 def test_batched_spectrum_shape():

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from pdeflow.ops import div
+from pdeflow.ops import div, gradient_norm
 from pdeflow.tv import duality_gap, rof
 
 R = importlib.import_module("pdeflow.tv._rof_methods")
@@ -231,3 +231,116 @@ def test_every_fgp_takes_the_one_momentum_rule(dtype):
     if dtype == torch.float64:
         for k in range(len(t)):
             assert momentum(float(t[k]), bool(uphill[k])) == (float(tt[k]), float(bt[k]))
+
+
+# --------------------------------------------------------------------------- the certificate, projection and data
+
+
+def _counting(monkeypatch, name):
+    """Count the calls of the extension's ``name`` made through _rof_methods."""
+    calls = []
+    kernel = getattr(R, name)
+    monkeypatch.setattr(R, name, lambda *a: calls.append(1) or kernel(*a))
+    return calls
+
+
+@pytest.mark.parametrize("shape, channelwise", [((1, 1, 17, 23), False), ((2, 3, 19, 13), False),
+                                                ((2, 3, 12, 31), True), ((1, 3, 1, 9), False),
+                                                ((2, 1, 8, 1), False), ((1, 2, 2, 2), True)])
+def test_certificate_equals_the_pytorch_path(shape, channelwise, monkeypatch):
+    # any candidate u (not only f + lam div p) and a dual field with values where div reads none (its last row and
+    # column) and above the unit ball: the sums of gap_and_primal, to round-off of float64 sums
+    B, C, H, W = shape
+    g = torch.Generator().manual_seed(7)
+    f = torch.randn(shape, generator=g, dtype=torch.float64)
+    u = f + 0.3 * torch.randn(shape, generator=g, dtype=torch.float64)
+    p = 0.9 * torch.randn(B, C, 2, H, W, generator=g, dtype=torch.float64)
+    lam = torch.rand(B, 1, 1, 1, generator=g, dtype=torch.float64) + 0.05
+    calls = _counting(monkeypatch, "kernel_certify")
+    out = {}
+    for fused in (True, False):
+        monkeypatch.setattr(R, "FUSED", fused)
+        out[fused] = R.gap_and_primal(f, u, p, lam, channelwise)
+    assert len(calls) == 1
+    for a, b in zip(out[True], out[False]):
+        assert a.dtype == b.dtype == torch.float64 and a.shape == b.shape == (B,)
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-13 * float(out[False][1].abs().max())), (a, b)
+    # one lam for every image broadcasts as in the PyTorch path; float32 keeps PyTorch's float32 sums
+    monkeypatch.setattr(R, "FUSED", True)
+    one = R.gap_and_primal(f, u, p, lam[:1].reshape(()), channelwise)
+    monkeypatch.setattr(R, "FUSED", False)
+    assert torch.allclose(one[0], R.gap_and_primal(f, u, p, lam[:1].reshape(()), channelwise)[0], rtol=1e-12)
+    monkeypatch.setattr(R, "FUSED", True)
+    R.gap_and_primal(f.float(), u.float(), p.float(), lam.float(), channelwise)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C, channelwise", [(1, False), (3, False), (3, True)])
+def test_projection_equals_the_pytorch_path(dtype, C, channelwise, monkeypatch):
+    g = torch.Generator().manual_seed(8)
+    p = (0.8 * torch.randn(2, C, 2, 13, 17, generator=g, dtype=torch.float64)).to(dtype)
+    calls = _counting(monkeypatch, "kernel_project")
+    out = {}
+    for fused in (True, False):
+        monkeypatch.setattr(R, "FUSED", fused)
+        out[fused] = R.project(p, channelwise)
+    assert len(calls) == 1 and out[True].dtype == dtype and out[True].data_ptr() != p.data_ptr()
+    # p / max(|p|, 1), the same operations; PyTorch's vectorised sqrt is not always correctly rounded (the C one
+    # is): an ulp apart at most
+    assert torch.allclose(out[True], out[False], rtol=2 * torch.finfo(dtype).eps, atol=0)
+    inside = gradient_norm(p, channelwise=channelwise) <= 1          # pixels left as they are, exactly
+    kept = inside.unsqueeze(2).expand_as(p)
+    assert torch.equal(out[True][kept], p[kept]) and not torch.equal(out[True], p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fgp_data_equals_k_fgp_data(dtype, monkeypatch):
+    f, lam = _problem(dtype, 3, 3, 14, 11, seed=9)
+    monkeypatch.setattr(R, "FUSED", True)
+    s = R._fgp_init(f, lam, torch.zeros(3, 3, 2, 14, 11, dtype=dtype), False)
+    g0, g1, af = R.k_fgp_data(f, lam)
+    assert torch.equal(s["gf"], torch.stack([g0, g1], 2))          # formed in float64, rounded once: the same
+    assert torch.allclose(s["af"], af, rtol=1e-13)
+
+
+def test_avx2_and_default_kernels_agree_to_the_bit():
+    # the extension carries every kernel twice, for any CPU of the platform and for AVX2 (chosen at import where
+    # the CPU has it): the same operations in the same order
+    kernel = importlib.import_module("pdeflow.tv._fgp_kernel")
+    f, lam = _problem(torch.float32, 2, 3, 23, 37, seed=10)
+    out = {}
+    before = kernel.wide(True)
+    try:
+        for wide in (False, True):
+            kernel.wide(wide)
+            s = R._fused_init(f, lam, torch.zeros(2, 3, 2, 23, 37))
+            for _ in range(30):
+                R._fused_step(s, False)
+            u, p, gap, primal, bound = R._fused_gap(s, f, lam, False)
+            p64 = R.project(p.double(), False)
+            out[wide] = (p, u, gap, primal, s["gf"], p64,
+                         *R.gap_and_primal(f.double(), u.double(), p64, lam.double(), False))
+    finally:
+        kernel.wide(before)
+    for a, b in zip(out[False], out[True]):
+        assert torch.equal(a, b)
+
+
+def test_the_step_plan_follows_images_leaving_the_batch(monkeypatch):
+    # rof's solve drops converged images from the state (new tensors, the plan kept as shared state): the next
+    # step forms a new plan, and the iterates go on as in the PyTorch path
+    f, lam = _problem(torch.float64, 3, 3, 15, 12, seed=11)
+    fused, eager = _states(f, lam, False, monkeypatch)
+    for _ in range(10):
+        R._fgp_step(fused, f, lam, False)
+        R._fgp_step(eager, f, lam, False)
+    keep = torch.tensor([True, False, True])
+    fused = {k: (v if k in R.SHARED_STATE else v[keep]) for k, v in fused.items()}
+    eager = {k: (v if k in R.SHARED_STATE else v[keep]) for k, v in eager.items()}
+    old = fused["plan"]
+    for _ in range(10):
+        R._fgp_step(fused, f[keep], lam[keep], False)
+        R._fgp_step(eager, f[keep], lam[keep], False)
+    assert fused["plan"] is not old and fused["plan"].B == 2
+    assert torch.allclose(fused["p"], eager["p"], rtol=0, atol=1e-12)

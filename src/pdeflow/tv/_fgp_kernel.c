@@ -5,7 +5,8 @@
    output reads the rows around it of the fields p (the iterate) and pp (the one before), forms the momentum
    point q = p + beta (p - pp) on the fly, then div, grad, the projection onto |z| <= 1 and the restart sum
    <q - z, z - p>. The gap loop forms u = f + lam div p and the float64 sums TV(u), sum(|grad u| - <grad u, p>)
-   and ||div p||^2 in one pass.
+   and ||div p||^2 in one pass; the certificate loop the sums of the gap of any (u, p) (gap_and_primal's), the
+   projection loop p / max(|p|, 1), the data loop FGP's grad f / (8 lam).
 
    Plain C and the Python C API only (no NumPy): the arrays arrive as addresses of contiguous tensors whose
    shapes and dtypes the Python wrapper (_rof_methods) has checked. Layouts: a field (B, C, 2, H, W) with zero
@@ -13,8 +14,9 @@
    loops release the GIL and take a range of rows, so that the wrapper can split one call across threads.
 
    Built at install time by setuptools (setup.py) with -O3 -ffp-contract=off: no fused multiply-add where the
-   PyTorch path has none, so that both paths round alike. This file includes itself once per precision: the
-   kernels below the module's entry points are written once for REAL = float and double. */
+   PyTorch path has none, so that both paths round alike. This file includes itself once per precision (and
+   once more for AVX2, chosen at import): the kernels below the module's entry points are written once for
+   REAL = float and double. */
 
 #ifndef REAL
 
@@ -54,6 +56,49 @@ static double lane_sum(const double *acc)
 #undef SQRT
 #undef K
 
+/* The kernels once more for CPUs with AVX2 (GCC and Clang on x86-64), chosen at import where the CPU has it: the
+   same C, so the same operations in the same order (no FMA: AVX2 does not include it, and -ffp-contract=off),
+   vectorised twice as wide. The default build stays for any CPU of the platform. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define WIDE 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#endif
+
+#define REAL float
+#define SQRT sqrtf
+#define K(name) name##_f32_avx2
+#include "_fgp_kernel.c"
+#undef REAL
+#undef SQRT
+#undef K
+
+#define REAL double
+#define SQRT sqrt
+#define K(name) name##_f64_avx2
+#include "_fgp_kernel.c"
+#undef REAL
+#undef SQRT
+#undef K
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+static int wide; /* run the AVX2 kernels: set at import where the CPU has AVX2 */
+#define PICK(dbl, name, ...)                                                                                        \
+    ((dbl) ? (wide ? name##_f64_avx2(__VA_ARGS__) : name##_f64(__VA_ARGS__))                                        \
+           : (wide ? name##_f32_avx2(__VA_ARGS__) : name##_f32(__VA_ARGS__)))
+#else
+#define WIDE 0
+#define PICK(dbl, name, ...) ((dbl) ? name##_f64(__VA_ARGS__) : name##_f32(__VA_ARGS__))
+#endif
+
 static void *ptr(unsigned long long address) { return (void *)(uintptr_t)address; }
 
 static int check_rows(idx H, idx r0, idx r1)
@@ -79,10 +124,8 @@ static PyObject *py_step(PyObject *self, PyObject *args)
         return NULL;
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    if (is_double)
-        ok = step_f64(ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(beta), ptr(sums), B, C, H, W, joint, r0, r1);
-    else
-        ok = step_f32(ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(beta), ptr(sums), B, C, H, W, joint, r0, r1);
+    ok = PICK(is_double, step, ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(beta), ptr(sums), B, C, H, W, joint, r0,
+              r1);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
@@ -98,10 +141,7 @@ static PyObject *py_momentum(PyObject *self, PyObject *args)
     idx tasks, B;
     if (!PyArg_ParseTuple(args, "pKnnKK", &is_double, &sums, &tasks, &B, &t, &beta))
         return NULL;
-    if (is_double)
-        momentum_f64(ptr(sums), tasks, B, ptr(t), ptr(beta));
-    else
-        momentum_f32(ptr(sums), tasks, B, ptr(t), ptr(beta));
+    PICK(is_double, momentum, ptr(sums), tasks, B, ptr(t), ptr(beta));
     Py_RETURN_NONE;
 }
 
@@ -119,10 +159,7 @@ static PyObject *py_gap(PyObject *self, PyObject *args)
         return NULL;
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    if (is_double)
-        ok = gap_f64(ptr(p), ptr(gf), ptr(f), ptr(lam), ptr(u), ptr(sums), B, C, H, W, joint, r0, r1);
-    else
-        ok = gap_f32(ptr(p), ptr(gf), ptr(f), ptr(lam), ptr(u), ptr(sums), B, C, H, W, joint, r0, r1);
+    ok = PICK(is_double, gap, ptr(p), ptr(gf), ptr(f), ptr(lam), ptr(u), ptr(sums), B, C, H, W, joint, r0, r1);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
@@ -143,28 +180,112 @@ static PyObject *py_block_step(PyObject *self, PyObject *args)
         return NULL;
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    if (is_double)
-        ok = block_step_f64(ptr(x), ptr(d), ptr(f), held ? ptr(fixed) : NULL, B, C, H, W, lam, step, beta, &up);
-    else
-        ok = block_step_f32(ptr(x), ptr(d), ptr(f), held ? ptr(fixed) : NULL, B, C, H, W, lam, step, beta, &up);
+    ok = PICK(is_double, block_step, ptr(x), ptr(d), ptr(f), held ? ptr(fixed) : NULL, B, C, H, W, lam, step, beta,
+              &up);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
     return PyFloat_FromDouble(up);
 }
 
+/* certify(double, f, u, p, lam, sums, B, C, H, W, joint, r0, r1): over rows [r0, r1) the float64 sums (TV(u),
+   sum(|grad u| - <grad u, p>), ||u - f - lam div p||^2, ||u - f||^2) per image into sums (B x 4). */
+static PyObject *py_certify(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long f, u, p, lam, sums;
+    idx B, C, H, W, r0, r1;
+    if (!PyArg_ParseTuple(args, "pKKKKKnnnnpnn", &is_double, &f, &u, &p, &lam, &sums, &B, &C, &H, &W, &joint, &r0,
+                          &r1))
+        return NULL;
+    if (!check_rows(H, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, certify, ptr(f), ptr(u), ptr(p), ptr(lam), ptr(sums), B, C, H, W, joint, r0, r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* project(double, p, out, B, C, H, W, joint, r0, r1): rows [r0, r1) of p projected onto |p| <= 1 into out. */
+static PyObject *py_project(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, out;
+    idx B, C, H, W, r0, r1;
+    if (!PyArg_ParseTuple(args, "pKKnnnnpnn", &is_double, &p, &out, &B, &C, &H, &W, &joint, &r0, &r1))
+        return NULL;
+    if (!check_rows(H, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, project, ptr(p), ptr(out), B, C, H, W, joint, r0, r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* fgp_data(double, f, lam, gf, af, B, C, H, W, r0, r1): rows [r0, r1) of gf = grad f / (8 lam) (B, C, 2, H, W)
+   and their float64 sums of |grad f| per image into af (B). */
+static PyObject *py_fgp_data(PyObject *self, PyObject *args)
+{
+    int is_double;
+    unsigned long long f, lam, gf, af;
+    idx B, C, H, W, r0, r1;
+    if (!PyArg_ParseTuple(args, "pKKKKnnnnnn", &is_double, &f, &lam, &gf, &af, &B, &C, &H, &W, &r0, &r1))
+        return NULL;
+    if (!check_rows(H, r0, r1))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    PICK(is_double, fgp_data, ptr(f), ptr(lam), ptr(gf), ptr(af), B, C, H, W, r0, r1);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* wide(flag) -> bool: run the AVX2 kernels if flag and the CPU has AVX2 (the default at import); returns whether
+   they ran before (for the tests, which compare both). */
+static PyObject *py_wide(PyObject *self, PyObject *args)
+{
+    int flag;
+    if (!PyArg_ParseTuple(args, "p", &flag))
+        return NULL;
+#if WIDE
+    int before = wide;
+    __builtin_cpu_init();
+    wide = flag && __builtin_cpu_supports("avx2");
+    return PyBool_FromLong(before);
+#else
+    (void)flag;
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"wide", py_wide, METH_VARARGS, "Run the AVX2 kernels where the CPU has AVX2; returns the previous choice."},
     {"block_step", py_block_step, METH_VARARGS, "One FGP iteration of a block's dual subproblem, in place."},
     {"step", py_step, METH_VARARGS, "Rows of one FGP iteration and their restart sums."},
     {"momentum", py_momentum, METH_VARARGS, "The restart rule and momentum from the restart sums."},
     {"gap", py_gap, METH_VARARGS, "Rows of u = f + lam div p and their float64 gap sums."},
+    {"certify", py_certify, METH_VARARGS, "Rows of the float64 sums of the duality gap of any (u, p)."},
+    {"project", py_project, METH_VARARGS, "Rows of p projected onto the unit ball."},
+    {"fgp_data", py_fgp_data, METH_VARARGS, "Rows of grad f / (8 lam) and their float64 sums of |grad f|."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fgp_kernel",
                                     "Fused CPU loops of the FGP iteration and its duality gap.", -1, methods};
 
-PyMODINIT_FUNC PyInit__fgp_kernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fgp_kernel(void)
+{
+#if WIDE
+    __builtin_cpu_init();
+    wide = __builtin_cpu_supports("avx2");
+#endif
+    return PyModule_Create(&module);
+}
 
 #else /* ------------------------------------------------------------------ the kernels, for one REAL */
 
@@ -586,6 +707,158 @@ static int K(block_step)(REAL *x, float *d, const REAL *f, const unsigned char *
     *up_out = lane_sum(acc);
     free(buf);
     return 1;
+}
+
+/* ---- the certificate of pdeflow.tv._rof_methods.gap_and_primal (any primal candidate u, not only f + lam div p),
+   its projection onto |p| <= 1, and FGP's data gf = grad f / (8 lam): the PyTorch expressions they replace, in the
+   same order of operations, one pass each. */
+
+/* Row i of one channel of the certificate: grad u (a0, a1; zero in the last row, column), |grad u|^2 and
+   <grad u, p> into n, al (or added to them: the coupled channels, channel by channel as PyTorch's sum over them),
+   div p as pdeflow.ops.div forms it (((p0 - p0[i-1]) + p1) - p1[j-1], reading neither p0's last row nor p1's last
+   column), and the float64 lanes of ||(u - f) - lam div p||^2 and ||u - f||^2. un: u on row i + 1 (NULL on the
+   last row), up: p0 on row i - 1 (NULL on the first). */
+static void K(cert_row)(const REAL *restrict u, const REAL *restrict un, const REAL *restrict f,
+                        const REAL *restrict p0, const REAL *restrict up, const REAL *restrict p1, REAL lam,
+                        REAL *restrict a0, REAL *restrict a1, REAL *restrict d, REAL *restrict n,
+                        REAL *restrict al, int add, double *restrict resid, double *restrict fid, idx W)
+{
+    if (un)
+        for (idx j = 0; j < W; j++)
+            a0[j] = un[j] - u[j];
+    else
+        memset(a0, 0, W * sizeof(REAL));
+    for (idx j = 0; j + 1 < W; j++)
+        a1[j] = u[j + 1] - u[j];
+    a1[W - 1] = 0;
+    if (add)
+        for (idx j = 0; j < W; j++) {
+            n[j] = n[j] + (a0[j] * a0[j] + a1[j] * a1[j]);
+            al[j] = al[j] + (a0[j] * p0[j] + a1[j] * p1[j]);
+        }
+    else
+        for (idx j = 0; j < W; j++) {
+            n[j] = a0[j] * a0[j] + a1[j] * a1[j];
+            al[j] = a0[j] * p0[j] + a1[j] * p1[j];
+        }
+    if (un)
+        memcpy(d, p0, W * sizeof(REAL));
+    else
+        memset(d, 0, W * sizeof(REAL));
+    if (up)
+        for (idx j = 0; j < W; j++)
+            d[j] = d[j] - up[j];
+    for (idx j = 0; j + 1 < W; j++)
+        d[j] = d[j] + p1[j];
+    for (idx j = 1; j < W; j++)
+        d[j] = d[j] - p1[j - 1];
+    for (idx j = 0; j < W; j++) {
+        REAL e = u[j] - f[j];
+        d[j] = e - lam * d[j];
+        a0[j] = e * e;
+        d[j] = d[j] * d[j];
+    }
+    K(lane_add)(resid, d, W);
+    K(lane_add)(fid, a0, W);
+}
+
+/* sums (B x 4, float64): TV(u), sum(|grad u| - <grad u, p>), ||u - f - lam div p||^2, ||u - f||^2 over rows
+   [r0, r1). */
+static int K(certify)(const REAL *f, const REAL *u, const REAL *p, const REAL *lams, double *sums, idx B, idx C,
+                      idx H, idx W, int joint, idx r0, idx r1)
+{
+    const idx N = H * W;
+    const int over = joint && C > 1;
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * 5);
+    if (!buf)
+        return 0;
+    REAL *a0 = buf, *a1 = buf + W, *d = buf + 2 * W, *n = buf + 3 * W, *al = buf + 4 * W;
+    for (idx b = 0; b < B; b++) {
+        const REAL lam = lams[b];
+        double tv[LANES] = {0}, slack[LANES] = {0}, resid[LANES] = {0}, fid[LANES] = {0};
+        for (idx i = r0; i < r1; i++) {
+            const idx k = i * W;
+            for (idx c = 0; c < C; c++) {
+                const idx oi = (b * C + c) * N, o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+                K(cert_row)(u + oi + k, i + 1 < H ? u + oi + k + W : NULL, f + oi + k, p + o0 + k,
+                            i > 0 ? p + o0 + k - W : NULL, p + o1 + k, lam, a0, a1, d, n, al, over && c > 0,
+                            resid, fid, W);
+                if (!over || c == C - 1)
+                    K(slack_row)(n, al, tv, slack, W);
+            }
+        }
+        sums[4 * b] = lane_sum(tv);
+        sums[4 * b + 1] = lane_sum(slack);
+        sums[4 * b + 2] = lane_sum(resid);
+        sums[4 * b + 3] = lane_sum(fid);
+    }
+    free(buf);
+    return 1;
+}
+
+/* Rows [r0, r1) of p projected onto |p| <= 1 pointwise into out: p / max(sqrt(|p|^2), 1), |p|^2 = p0^2 + p1^2 per
+   channel, summed over the channels in order where they are coupled (joint), as _rof_methods.project. */
+static int K(project)(const REAL *p, REAL *out, idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
+{
+    const idx N = H * W;
+    const int over = joint && C > 1;
+    REAL *s = malloc(sizeof(REAL) * (size_t)W);
+    if (!s)
+        return 0;
+    for (idx b = 0; b < B; b++)
+        for (idx i = r0; i < r1; i++) {
+            const idx k = i * W;
+            for (idx c = 0; c < C; c++) {
+                const REAL *p0 = p + (b * C + c) * 2 * N + k, *p1 = p0 + N;
+                if (over && c > 0)
+                    for (idx j = 0; j < W; j++)
+                        s[j] = s[j] + (p0[j] * p0[j] + p1[j] * p1[j]);
+                else
+                    for (idx j = 0; j < W; j++)
+                        s[j] = p0[j] * p0[j] + p1[j] * p1[j];
+                if (over && c < C - 1)
+                    continue;
+                for (idx j = 0; j < W; j++) {
+                    REAL m = SQRT(s[j]);
+                    s[j] = m < 1 ? 1 : m;
+                }
+                for (idx c2 = over ? 0 : c; c2 <= c; c2++) {
+                    const idx o0 = (b * C + c2) * 2 * N + k, o1 = o0 + N;
+                    for (idx j = 0; j < W; j++) {
+                        out[o0 + j] = p[o0 + j] / s[j];
+                        out[o1 + j] = p[o1 + j] / s[j];
+                    }
+                }
+            }
+        }
+    free(s);
+    return 1;
+}
+
+/* Rows [r0, r1) of FGP's gf = grad f / (8 lam) (B, C, 2, H, W), formed in float64 and rounded once (as
+   _rof_methods.k_fgp_data), and over them the float64 lanes of ||grad f||_1 per image into af (B). */
+static void K(fgp_data)(const REAL *f, const REAL *lams, REAL *gf, double *af, idx B, idx C, idx H, idx W, idx r0,
+                        idx r1)
+{
+    const idx N = H * W;
+    for (idx b = 0; b < B; b++) {
+        const double scale = 8.0 * (double)lams[b];
+        double acc[LANES] = {0};
+        for (idx c = 0; c < C; c++)
+            for (idx i = r0; i < r1; i++) {
+                const REAL *x = f + (b * C + c) * N + i * W;
+                REAL *g0 = gf + (b * C + c) * 2 * N + i * W, *g1 = g0 + N;
+                idx j = 0;
+                for (; j < W; j++) {
+                    double d0 = i + 1 < H ? (double)x[j + W] - (double)x[j] : 0.0;
+                    double d1 = j + 1 < W ? (double)x[j + 1] - (double)x[j] : 0.0;
+                    g0[j] = (REAL)(d0 / scale);
+                    g1[j] = (REAL)(d1 / scale);
+                    acc[j % LANES] += fabs(d0) + fabs(d1);
+                }
+            }
+        af[b] = lane_sum(acc);
+    }
 }
 
 #endif

@@ -4,9 +4,10 @@ duality gap they stop on.  :func:`pdeflow.tv.rof` drives them (batching and stop
 
 FGP on the 2-D unit grid, on CPU tensors of float32 or float64 outside autograd, runs its iteration and gap
 as the fused loops of the compiled extension ``_fgp_kernel`` (``_fgp_kernel.c``, built by ``pip install``):
-one pass over the arrays per iteration instead of ~20, the same arithmetic.  Without the extension (an install
-without a C compiler), or with the environment variable ``PDEFLOW_FUSED=0`` set before import, it runs the
-PyTorch path below, as it does for CUDA tensors, volumes, other spacings and autograd.
+one pass over the arrays per iteration instead of ~20, the same arithmetic; so do :func:`project` and the
+float64 certificate :func:`gap_and_primal` there (one pass each instead of ~15).  Without the extension (an
+install without a C compiler), or with the environment variable ``PDEFLOW_FUSED=0`` set before import, it runs
+the PyTorch path below, as it does for CUDA tensors, volumes, other spacings and autograd.
 
 Every FGP here (and the compiled one of ``_rof_compiled``) takes its momentum and restart from
 ``_fgp.momentum`` and its gap and primal energy from ``_fgp.gap_terms``, the rules the block solver of
@@ -24,18 +25,23 @@ from ._fgp import gap_terms, momentum
 from ._grid import PLAIN, Grid
 
 try:
+    from ._fgp_kernel import certify as kernel_certify
+    from ._fgp_kernel import fgp_data as kernel_fgp_data
     from ._fgp_kernel import gap as kernel_gap
     from ._fgp_kernel import momentum as kernel_momentum
+    from ._fgp_kernel import project as kernel_project
     from ._fgp_kernel import step as kernel_step
-except ImportError:  # built without a C compiler: the PyTorch path
-    kernel_gap = kernel_momentum = kernel_step = None
+except ImportError:  # built without a C compiler (or an older build): the PyTorch path
+    kernel_certify = kernel_fgp_data = kernel_gap = kernel_momentum = kernel_project = kernel_step = None
 
 #: Whether FGP runs the compiled fused loops where they apply (see the module docstring).
-FUSED = kernel_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
+FUSED = kernel_certify is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
 
 def project(p: torch.Tensor, channelwise: bool) -> torch.Tensor:
     """Project a dual field ``(B, C, 2, H, W)`` onto the unit ball, pointwise."""
+    if _plain_fused(p):
+        return _fused_project(p, channelwise)
     n = gradient_norm(p, channelwise=channelwise).unsqueeze(-3)  # (B, C|1, 1, H, W)
     return p / torch.clamp(n, min=1.0)
 
@@ -44,6 +50,8 @@ def gap_and_primal(f, u, p, lam, channelwise, grid: Grid = PLAIN):
     """:func:`duality_gap` without its checks (the solvers' own calls); on ``grid`` (fields
     ``(B, C, K, *spatial)``) where it is not the 2-D unit grid.  Unweighted sums: the voxel volume
     multiplies both terms of the energy and cancels in the relative gap."""
+    if grid.plain and _certify_fused(f, u, p, lam):
+        return _fused_certificate(f, u, p, lam, channelwise)
     if grid.plain:
         g = grad(u)
         gn = gradient_norm(g, channelwise=channelwise)
@@ -299,10 +307,17 @@ def fused_applies(f: torch.Tensor, lam: torch.Tensor, p: torch.Tensor) -> bool:
 
 
 def _fused_init(f, lam, p):
-    g0, g1, af = k_fgp_data(f, lam)
-    B = f.shape[0]
-    return {"p": p, "pp": torch.empty_like(p), "z": torch.empty_like(p), "gf": torch.stack([g0, g1], 2),
-            "af": af, "t": f.new_ones(B), "beta": f.new_zeros(B)}
+    # k_fgp_data's gf and af in one pass, written into the field's layout
+    f = f.contiguous()
+    B, C, H, W = f.shape
+    lam_b = lam.reshape(B).contiguous()
+    gf = torch.empty_like(p)
+    ranges = _row_ranges(B, C, H, W)
+    af = torch.empty(len(ranges), B, dtype=torch.float64)
+    head = (f.dtype == torch.float64, f.data_ptr(), lam_b.data_ptr(), gf.data_ptr())
+    _run(kernel_fgp_data, ranges, lambda k: head + (af[k].data_ptr(), B, C, H, W))
+    return {"p": p, "pp": torch.empty_like(p), "z": torch.empty_like(p), "gf": gf, "af": af.sum(0),
+            "t": f.new_ones(B), "beta": f.new_zeros(B)}
 
 
 def _fused_tensors(s, *more):
@@ -342,21 +357,52 @@ def _run_rows(kernel, ranges, args):
         future.result()
 
 
+def _run(kernel, ranges, args):
+    """``kernel(*args(k), r0, r1)`` for every row range, on this thread where there is one."""
+    if len(ranges) == 1:
+        kernel(*args(0), *ranges[0])
+    else:
+        _run_rows(kernel, ranges, args)
+
+
+class _Plan:
+    """What the step of a fused state passes besides its fields, checked and formed once per state (a solve
+    calls the step thousands of times): the shapes, the row ranges, the restart sums' buffer and the addresses of
+    the three fields the iterates rotate through, of ``gf``, ``t`` and ``beta``. Held in the state as ``plan``
+    (:data:`SHARED_STATE`): a state whose tensors were replaced (images leaving the batch) gets a new one."""
+
+    __slots__ = ("tensors", "address", "threads", "B", "C", "H", "W", "ranges", "sums", "sums_at")
+
+    def __init__(self, s):
+        self.B, self.C, self.H, self.W = _fused_tensors(s)
+        self.tensors = tuple(s[k] for k in ("p", "pp", "z", "gf", "t", "beta"))
+        self.address = {id(x): x.data_ptr() for x in self.tensors}
+        self.threads = torch.get_num_threads()
+        self.ranges = _row_ranges(self.B, self.C, self.H, self.W)
+        self.sums = torch.empty(len(self.ranges), self.B, dtype=torch.float64)
+        self.sums_at = [x.data_ptr() for x in self.sums]
+
+    def fits(self, s):
+        """Whether ``s`` still holds this plan's tensors (its fields in any order) and torch's thread count."""
+        p, pp, z, gf, t, beta = self.tensors
+        return (s["gf"] is gf and s["t"] is t and s["beta"] is beta and self.threads == torch.get_num_threads()
+                and all(s[k] is p or s[k] is pp or s[k] is z for k in ("p", "pp", "z")))
+
+
 def _fused_step(s, channelwise):
     """:func:`_fgp_step` in the fused loops: the same iteration (momentum point, div, grad, projection,
     restart), one pass over the fields."""
-    B, C, H, W = _fused_tensors(s)
+    plan = s.get("plan")
+    if plan is None or not plan.fits(s):
+        plan = s["plan"] = _Plan(s)
     p, pp, z = s["p"], s["pp"], s["z"]
+    at = plan.address
     double = p.dtype == torch.float64
-    ranges = _row_ranges(B, C, H, W)
-    sums = torch.empty(len(ranges), B, dtype=torch.float64)
-    head = (double, p.data_ptr(), pp.data_ptr(), z.data_ptr(), s["gf"].data_ptr(), s["beta"].data_ptr())
-    tail = (B, C, H, W, not channelwise)
-    if len(ranges) == 1:
-        kernel_step(*head, sums.data_ptr(), *tail, 0, H)
-    else:
-        _run_rows(kernel_step, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
-    kernel_momentum(double, sums.data_ptr(), len(ranges), B, s["t"].data_ptr(), s["beta"].data_ptr())
+    beta, t = at[id(s["beta"])], at[id(s["t"])]
+    head = (double, at[id(p)], at[id(pp)], at[id(z)], at[id(s["gf"])], beta)
+    tail = (plan.B, plan.C, plan.H, plan.W, not channelwise)
+    _run(kernel_step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail)
+    kernel_momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
     s["p"], s["pp"], s["z"] = z, p, pp
 
 
@@ -372,14 +418,55 @@ def _fused_gap(s, f, lam, channelwise):
     head = (p.dtype == torch.float64, p.data_ptr(), s["gf"].data_ptr(), f.data_ptr(), lam_b.data_ptr(),
             u.data_ptr())
     tail = (B, C, H, W, not channelwise)
-    if len(ranges) == 1:
-        kernel_gap(*head, sums.data_ptr(), *tail, 0, H)
-    else:
-        _run_rows(kernel_gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
+    _run(kernel_gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
     tv_u, slack, div_sq = sums.sum(0).numpy().T
     host = (lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy())
     terms = gap_terms(*host, C, H * W, torch.finfo(f.dtype).eps / 2)
     return (u, p) + tuple(torch.from_numpy(x) for x in terms)
+
+
+def _plain_fused(p: torch.Tensor) -> bool:
+    """Whether the fused loops apply to a dual field ``p`` on the 2-D unit grid: CPU, float32 or float64,
+    ``(B, C, 2, H, W)``, not empty, no gradient wanted."""
+    return (FUSED and p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and p.dim() == 5
+            and p.shape[2] == 2 and p.numel() > 0 and not (torch.is_grad_enabled() and p.requires_grad))
+
+
+def _certify_fused(f, u, p, lam) -> bool:
+    """Whether :func:`gap_and_primal` runs in the fused loop: float64 (its sums are float64 either way; a float32
+    certificate keeps PyTorch's float32 sums), ``f``, ``u`` ``(B, C, H, W)``, ``p`` their dual field, one ``lam``
+    per image (``(B, 1, 1, 1)`` or one for all), no gradient wanted."""
+    if not (_plain_fused(p) and p.dtype == torch.float64 and isinstance(lam, torch.Tensor)):
+        return False
+    B, C = p.shape[:2]
+    image = (B, C) + tuple(p.shape[3:])
+    return (f.shape == image and u.shape == image and all(x.dtype == torch.float64 and x.device.type == "cpu"
+                                                          for x in (f, u, lam))
+            and (lam.numel() == 1 and lam.dim() <= 4 or lam.shape == (B, 1, 1, 1))
+            and not (torch.is_grad_enabled() and (f.requires_grad or u.requires_grad or lam.requires_grad)))
+
+
+def _fused_certificate(f, u, p, lam, channelwise):
+    """:func:`gap_and_primal` on the 2-D unit grid in the fused loop: the same sums, one pass, float64."""
+    f, u, p = f.contiguous(), u.contiguous(), p.contiguous()
+    B, C, H, W = f.shape
+    lam_b = lam.reshape(-1).expand(B).contiguous()
+    ranges = _row_ranges(B, C, H, W)
+    sums = torch.empty(len(ranges), B, 4, dtype=torch.float64)
+    head = (True, f.data_ptr(), u.data_ptr(), p.data_ptr(), lam_b.data_ptr())
+    _run(kernel_certify, ranges, lambda k: head + (sums[k].data_ptr(), B, C, H, W, not channelwise))
+    tv_u, slack, resid, fidelity = sums.sum(0).unbind(1)
+    return 0.5 * resid + lam_b * slack.clamp_min(0.0), 0.5 * fidelity + lam_b * tv_u
+
+
+def _fused_project(p, channelwise):
+    """:func:`project` in the fused loop (the same operations, one pass)."""
+    p = p.contiguous()
+    B, C, _, H, W = p.shape
+    out = torch.empty_like(p)
+    head = (p.dtype == torch.float64, p.data_ptr(), out.data_ptr(), B, C, H, W, not channelwise)
+    _run(kernel_project, _row_ranges(B, C, H, W), lambda k: head)
+    return out
 
 
 def _pdhg_init(f, lam, p0, channelwise):
@@ -587,4 +674,4 @@ METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
 }
 
 # Per-image state entries that are shared constants rather than batched tensors.
-SHARED_STATE = ("ch", "cw", "eig", "grid", "tau_nd", "L")
+SHARED_STATE = ("ch", "cw", "eig", "grid", "tau_nd", "L", "plan")

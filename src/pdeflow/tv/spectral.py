@@ -190,7 +190,16 @@ class SpectralTV:
                                  f"times t_k = k * dt ({len(t)} times, dt = {self.dt:g}, from {t1:g} to {tn:g}), "
                                  f"so it would be zero; give edges within [{t1:g}, {tn:g}] that each hold a t_k, "
                                  "or compute more steps (spectral_tv's n_steps or dt)")
-        return torch.stack([self.apply(h.to(self.phi)) for h in held])
+        return torch.stack([self._band(h) for h in held])
+
+    def _band(self, held: torch.Tensor) -> torch.Tensor:
+        """:meth:`apply` of the 0/1 response ``held``: where it holds a run of consecutive times (increasing times
+        always do) the sum of those ``phi_k`` alone, not of every ``phi_k`` times its 0 or 1."""
+        k = held.nonzero().reshape(-1)
+        lo, hi = int(k[0]), int(k[-1]) + 1
+        if hi - lo != k.numel():
+            return self.apply(held.to(self.phi))
+        return self.phi[lo:hi].sum(0) * self.dt
 
 
 def _band_edges(bands) -> list[float]:
@@ -343,7 +352,9 @@ def spectral_from_stack(u: torch.Tensor, dt: float) -> SpectralTV:
                           residual=s.residual.to(u.dtype), dt=s.dt)
     n = u.shape[0] - 2
     k = torch.arange(1, n + 1, dtype=u.dtype, device=u.device).reshape(-1, *([1] * (u.dim() - 1)))
-    phi = k * (u[:-2] - 2.0 * u[1:-1] + u[2:]) / dt
+    # k (u[:-2] - 2 u[1:-1] + u[2:]) / dt, rounded alike, in place on one array (fresh temporaries of the stack's
+    # size cost more than the arithmetic)
+    phi = torch.add(u[:-2], u[1:-1], alpha=-2.0).add_(u[2:]).mul_(k).div_(dt)
     residual = (n + 1) * u[n] - n * u[n + 1]
     spectrum = batch_sum(phi.abs(), keep=2 if u.dim() >= 5 else 1)
     times = torch.arange(1, n + 1, dtype=torch.float64) * dt
