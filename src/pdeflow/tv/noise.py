@@ -194,7 +194,7 @@ def _patch(x: torch.Tensor, nd: int) -> torch.Tensor:
     out = torch.zeros(B * C, dtype=torch.float64)
     imgs = x.reshape((B * C,) + x.shape[2:]).to(work)
     if any(n < d for n in imgs.shape[1:]) or math.prod(n - d + 1 for n in imgs.shape[1:]) < r:
-        return out.reshape(B, C)
+        return out.reshape(B, C).to(x.device)
     rank, trace = _gradient_energy_law(d, nd)
     tau0 = float(gammaincinv(rank / 2, CONFIDENCE)) * 2 * trace / rank      # the Gamma law's quantile
     for i, img in enumerate(imgs):
@@ -220,7 +220,7 @@ def _patch(x: torch.Tensor, nd: int) -> torch.Tensor:
             keep = nxt
             sig2 = float(_covariance_sigma2(patches, keep, r))
         out[i] = sig2 ** 0.5
-    return out.reshape(B, C)
+    return out.reshape(B, C).to(x.device)
 
 
 def _covariance_sigma2(patches: torch.Tensor, keep: torch.Tensor, r: int) -> torch.Tensor:
@@ -239,7 +239,7 @@ def _covariance_sigma2(patches: torch.Tensor, keep: torch.Tensor, r: int) -> tor
     n = int(keep.sum())
     mean = total / n
     cov = gram / n - mean[:, None] * mean[None, :]
-    lam = torch.linalg.eigvalsh(cov.double().cpu())
+    lam = torch.linalg.eigvalsh(cov.cpu().double())
     return _median_mean(lam)
 
 
