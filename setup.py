@@ -3,7 +3,8 @@
 Everything else is in pyproject.toml. The extension is plain C against the Python C API (no NumPy, no build
 dependency beyond setuptools and a C compiler); where it cannot be built (no compiler) the install goes on
 without it and the solver runs its PyTorch path. ``-O3`` without ``-march=native`` (a wheel runs on any CPU of its
-platform); ``-ffp-contract=off`` keeps multiply and add separate, as in the PyTorch path, so both round alike.
+platform; the loops carry an AVX2 build too, chosen at import where the CPU has it); ``-ffp-contract=off`` keeps
+multiply and add separate, as in the PyTorch path, so both round alike.
 """
 import sys
 
