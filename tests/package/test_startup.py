@@ -37,33 +37,42 @@ def test_importing_every_subpackage_does_not_load_torch_dynamo():
     assert json.loads(out) == []
 
 
-def _run_cli(argv: list[str]) -> tuple[int, list[str]]:
-    """``pdeflow ARGV`` in a fresh interpreter: its exit status and the pdeflow.cli modules it imported."""
-    out = _python("import sys, json, contextlib, io\nfrom pdeflow.cli import main\n"
-                  "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-                  f"    rc = main({argv!r})\n"
-                  "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith(('pdeflow.cli.', "
-                  "'torch._dynamo')))]))")
-    rc, modules = json.loads(out)
-    return rc, modules
+def _run_cli(*argvs: list[str]) -> list[tuple[int, list[str]]]:
+    """``pdeflow ARGV`` for each ARGV in turn in one fresh interpreter: each one's exit status and the pdeflow.cli
+    modules imported by then."""
+    out = _python("import sys, json, contextlib, io\nfrom pdeflow.cli import main\nseen = []\n"
+                  f"for argv in {list(argvs)!r}:\n"
+                  "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+                  "        rc = main(argv)\n"
+                  "    seen.append([rc, sorted(m for m in sys.modules if m.startswith(('pdeflow.cli.', "
+                  "'torch._dynamo')))])\n"
+                  "print(json.dumps(seen))")
+    return [tuple(r) for r in json.loads(out)]
 
 
-#: a fresh interpreter each: make test runs one case per kind (top-level, a typo, a subcommand's usage error), the
-#: slow tier the rest
+def test_the_top_level_and_a_typo_import_no_subcommand_in_one_interpreter():
+    """make test's cases of the table below that import no subcommand module, in one fresh interpreter: modules
+    only accumulate, so none after both lines means none after either (the table runs each alone, slow tier)."""
+    (rc1, after1), (rc2, after2) = _run_cli(["--version"], ["compres", "photo.png"])    # a typo: a usage error
+    assert (rc1, rc2) == (0, 2)
+    assert [m for m in after2 if m in SUBCOMMAND_MODULES or m.startswith("torch._dynamo")] == []
+
+
+#: a fresh interpreter each, in the slow tier (make test runs the top level and a typo in one interpreter, above)
 _SLOW = pytest.mark.slow
 
 
 @pytest.mark.parametrize("argv, status, imported", [
-    (["--version"], 0, []),
+    pytest.param(["--version"], 0, [], marks=_SLOW),
     pytest.param(["--help"], 0, [], marks=_SLOW),
     pytest.param(["train", "--help"], 0, [], marks=_SLOW),
-    (["compres", "photo.png"], 2, []),                                      # a typo: a usage error
+    pytest.param(["compres", "photo.png"], 2, [], marks=_SLOW),             # a typo: a usage error
     pytest.param(["decompress", "--help"], 0, ["pdeflow.cli.codec"], marks=_SLOW),
     pytest.param(["compress", "photo.png", "--bpp", "-1", "--out", "x.pdc"], 2, ["pdeflow.cli.codec"], marks=_SLOW),
     pytest.param(["train", "tvflownet", "--steps", "0"], 2, ["pdeflow.cli.tvflownet"], marks=_SLOW),
 ])
 def test_the_command_imports_only_the_subcommand_it_runs(argv, status, imported):
-    rc, modules = _run_cli(argv)
+    [(rc, modules)] = _run_cli(argv)
     assert rc == status
     assert [m for m in modules if m in SUBCOMMAND_MODULES or m.startswith("torch._dynamo")] == imported
 
