@@ -146,7 +146,8 @@ def test_gradcheck_with_multigrid_levels_and_colour():
 
 
 @pytest.mark.parametrize("kind", ["binary", "interior", "mixed"])
-@pytest.mark.parametrize("H,W", [(6, 7), (16, 18)])
+# 16 x 18: the same dense-solve comparison on a larger grid, slow tier (6 x 7 keeps each kind in make test)
+@pytest.mark.parametrize("H,W", [(6, 7), pytest.param(16, 18, marks=pytest.mark.slow)])
 def test_gradient_agrees_with_finite_differences_of_a_dense_solve(kind, H, W):
     """The must-show: relative error < 1e-6 (float64) against central differences of a dense
     solve of M(c) u = C f, for f and for the mask (at binary masks: the continuous extension)."""
