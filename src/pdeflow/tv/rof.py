@@ -374,9 +374,10 @@ def rof(
     else:
         check_tol(tol, torch.float64 if precision == "auto" else x.dtype, "rof")
     run = solve_auto if precision == "auto" else solve
+    extra = {} if run is solve else {"coarse": tol is not None or accuracy < LOOSE_ACCURACY}
     res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
                      channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                     checked=True, atol=atol, tied=atol is not None)
+                     checked=True, atol=atol, tied=atol is not None, **extra)
     if bool(short.any()):
         at_max = int((res.iterations[short] >= max_iter).sum())
         if tol is None:
@@ -609,7 +610,7 @@ MIXED_METHODS = ("fgp",)
 
 
 def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="fgp", first_check=None,
-               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False):
+               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, coarse=True):
     """:func:`solve` in mixed precision: ``(RofResult, short)`` for float64 data ``f``.
 
     The iterations run in float32 (half the memory traffic of float64, and the precision GPUs are
@@ -617,7 +618,8 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     is formed in float64 from the float32 dual field, ``u = f + lam div p``, and its gap is
     evaluated in float64 against the float64 data, which certifies it.  Images whose float32
     iterations stall at their round-off floor short of the target (a tight ``tol``, a large ``lam``)
-    continue in float64 from there.  Methods other than :data:`MIXED_METHODS` run in float64.
+    continue in float64 from there.  Methods other than :data:`MIXED_METHODS` run in float64.  ``coarse``: allow
+    the half-size start (:func:`coarse_start`; :func:`rof` turns it off at accuracies of :data:`LOOSE_ACCURACY`).
     """
     K = grid.ndim
     x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
@@ -630,7 +632,7 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     if method not in MIXED_METHODS or (tol is not None and tol < FLOAT32_TOL):
         return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
     x32, lam32 = x.float(), lam_t.reshape(-1).float()
-    if p0 is None and min(x.shape[2:]) >= 2 * COARSEST:
+    if coarse and p0 is None and min(x.shape[2:]) >= 2 * COARSEST:
         wide = lam32 / max(grid.spacing) >= COARSE_LAM * data_range(x32)     # lam in pixels of the coarsest axis
         if bool(wide.any()):
             p0, trusted = coarse_start(x32, lam32, channelwise, grid), True
@@ -684,6 +686,11 @@ COARSEST = 32
 #: range: below it the solution's flat regions span a few pixels, the fine iterations connect them as fast from
 #: zero, and the coarse solves are extra work (the results page "Speed and accuracy of the solvers" has the counts).
 COARSE_LAM = 0.05
+
+#: At accuracies of at least this (a certified RMS error of 2% of the range) :func:`rof` starts from zero: the fine
+#: iterations meet such a target in a few dozen, fewer than the coarse solves cost (results page "Speed and
+#: accuracy of the solvers", section "The fast end").
+LOOSE_ACCURACY = 0.02
 
 #: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
 COARSE_TOL = 1e-3
