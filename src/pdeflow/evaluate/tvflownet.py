@@ -154,7 +154,9 @@ def evaluate_sizes(models: Mapping[str, Model], *, sizes=(32, 96, 256), n_images
     out = {"sizes": [int(s) for s in sizes], "models": {name: {} for name in models}, "example": None,
            **({"channels": channels} if channels != 1 else {})}
     ex_size = int(sizes[len(sizes) // 2])
-    with progress_bar(total=len(sizes) * (1 + len(models)), enabled=progress, desc="tables 2-4") as bar:
+    # the reference flow and each model cost about the pixels of a size: the time left weighs them so
+    costs = [float(s) ** 2 for s in sizes for _ in range(1 + len(models))]
+    with progress_bar(total=len(costs), costs=costs, enabled=progress, desc="tables 2-4") as bar:
         for size in sizes:
             imgs = natural_images(size, n_images, seed=seed, image_dir=image_dir, channels=channels)
             x = scaled(imgs, scale)
