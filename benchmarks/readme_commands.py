@@ -32,7 +32,7 @@ COMMANDS = [("README", c) for c in (
     "decompress photo.pdc --out restored.png", "samples")] + [("cli", c) for c in (
         "denoise IMG --lam 0.05 0.1 --out denoised/", "demo --out demo/", "models", "mask IMG --density 0.1 --out m/",
         "inpaint IMG --mask m/mask.png --out rec/", "denoise DIR --lam 0.1 --workers 2 --out den3/",
-        "evaluate tvflownet default --tables 2 --out report/")] + [
+        "evaluate tvflownet default --tables 2 --sizes 32 --n-images 8 --out report/")] + [
     ("inpaint", "mask IMG --density 0.1 --method learned --refine 8 --out m8/"),
     ("inpaint_operators", "inpaint IMG --holes scratches.png --method eed --out restored/"),
     ("inpaint_operators", "mask IMG --density 0.05 --operator eed --out me/"),
