@@ -81,7 +81,7 @@ def _shell_blocks(path):
 def _commands(block):
     """The command lines of a shell block: continuations joined, comments and prompts dropped."""
     block = block.replace("\\\n", " ")
-    out = []
+    out, shell_vars = [], {}
     for line in block.splitlines():
         line = line.strip()
         if line.startswith("$ "):
@@ -90,7 +90,10 @@ def _commands(block):
             continue
         words = shlex.split(line, comments=True)
         while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # environment assignments
-            words = words[1:]
+            name, _, value = words.pop(0).partition("=")
+            if not words:           # a variable the block's later commands use as "$NAME"
+                shell_vars[name] = value
+        words = [re.sub(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", lambda m: shell_vars.get(m[1], m[0]), w) for w in words]
         if words:
             out.append(words)
     return out
