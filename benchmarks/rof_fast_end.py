@@ -2,6 +2,8 @@
 
 The noisy photograph of rof_defaults.py; CPU s (one thread, best of --repeats) and the largest error against
 rof(float64, tol=1e-9) over the range; ratio: time over scikit-image's.  Usage: rof_fast_end.py [--smoke]
+
+Maintained. The test suite runs it with --smoke.
 """
 import argparse
 import sys
