@@ -68,7 +68,8 @@ PATCH = {2: 7, 3: 5}
 CONFIDENCE = 1 - 1e-6
 PATCH_ROUNDS = 2
 #: Larger images take every ``s``-th patch position along each axis, the fewest ``s`` that leaves at most this
-#: many (a 128 x 128 image has 14,884): the covariance's cost, not its accuracy, grows with the count.
+#: many (a 128 x 128 image has 122 x 122 of 7 x 7 patches): the covariance's cost, not its accuracy, grows
+#: with the count.
 PATCH_POSITIONS = 1 << 15
 
 
