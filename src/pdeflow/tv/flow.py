@@ -460,9 +460,12 @@ def _implicit_step(u, p, h, *, prev, tol, solver, max_iter, check_every, channel
     f, lam = _step_problem(u, h, prev)
     if solution is None:
         stats["steps"] += 1
+        # No tied candidate (pdeflow.tv._tied): a warm-started step meets its target in a few dozen iterations,
+        # about what the candidate's labelling costs, and it saved none of them (results page "Speed and
+        # accuracy of the solvers")
         v, q = _solve_step(f.detach() if grad else f, lam, p, stats, tol=tol, solver=solver, max_iter=max_iter,
                           check_every=check_every, channelwise=channelwise, compile=compile, grid=grid,
-                          atol=None if tol is not None else atol, auto=auto, tied=tol is None and not grad)
+                          atol=None if tol is not None else atol, auto=auto)
     else:
         v, q = solution
     if grad:
