@@ -52,7 +52,8 @@ def test_methods_agree_to_1e4(crop, references, method, max_iter, lam):
     assert err < 1e-4, f"{method} differs from fgp by {err:.2e} at lam={lam}"
 
 
-@pytest.mark.parametrize("lam", LAMS)
+# lam 0.1 (50000 scikit-image iterations, seconds of CPU) in the slow tier: 0.02 and 0.5 keep both branches below
+@pytest.mark.parametrize("lam", [pytest.param(lam, marks=pytest.mark.slow) if lam == 0.1 else lam for lam in LAMS])
 def test_objective_not_above_scikit_image(crop, references, lam):
     sk = torch.from_numpy(denoise_tv_chambolle(crop.numpy(), weight=lam, eps=1e-12, max_num_iter=50000))
     ref = references[lam]
@@ -230,6 +231,8 @@ def test_float32_decides_ordinary_tolerances_without_float64(crop, monkeypatch):
     assert calls
 
 
+@pytest.mark.slow   # two 64x64 solves and backward passes; test_differential's test_gradients[tv.rof] keeps float32
+# gradients against float64 ones in make test
 def test_float32_gradient_is_the_float64_one_on_a_camera_crop():
     # float32 iterations gave dL/dlam = +489 against -62.08 here (wrong sign) and x.grad 8x off
     from pdeflow.datasets import builtin_image
