@@ -48,9 +48,6 @@ __all__ = ["add_parsers", "DENOISE"]
 
 #: ``pdeflow denoise``'s defaults: rof's own accuracy (a certified RMS error of 2.5e-4 of the image's range).
 DENOISE = dict(tol=None, accuracy=ACCURACY, max_iter=20000, seed=0)
-#: The relative duality gap a zarr store is solved to without --tol: ``pdeflow.dask.ROF_TOL`` (a literal here, so
-#: that the command line starts without importing dask; a test checks the two agree).
-ZARR_TOL = 1e-7
 
 
 def _register_denoise(sub) -> None:
@@ -93,8 +90,7 @@ def _register_denoise(sub) -> None:
                         "8-bit step)")
     g.add_argument("--tol", type=positive_float, default=DENOISE["tol"],
                    help="stop at this relative duality gap instead of --accuracy (1e-6: the exact minimiser; "
-                        f"a zarr store: the gap of the whole image, default {ZARR_TOL:g}, --accuracy and "
-                        "--method not used)")
+                        "a zarr store: the gap of the whole image, 1e-7 the exact minimiser; --method not used)")
     g.add_argument("--max-iter", type=positive_int, default=DENOISE["max_iter"],
                    help=f"iteration cap per lambda (default {DENOISE['max_iter']})")
     add_compute_args(p)
@@ -278,14 +274,15 @@ def _run_denoise_zarr(args) -> int:
         f = open_store(args.zarr[0], "IMAGE", chunks=args.chunks, ndim=args.ndim or 2, fill_missing=args.fill_missing)
 
         def solve(target, overwrite):
-            return rof_to_zarr(f, args.lam[0], target, tol=args.tol if args.tol is not None else ZARR_TOL,
+            return rof_to_zarr(f, args.lam[0], target, accuracy=args.accuracy, tol=args.tol,
                                max_iter=args.max_iter, max_sweeps=args.max_sweeps, ndim=args.ndim,
                                overwrite=overwrite)
 
         return f, solve
 
-    return run_zarr(args, build, f"ROF (lambda {args.lam[0]:g}, relative duality gap "
-                                 f"{args.tol if args.tol is not None else ZARR_TOL:g})")
+    rule = (f"relative duality gap {args.tol:g}" if args.tol is not None
+            else f"RMS error at most {args.accuracy:g} of the range, certified")
+    return run_zarr(args, build, f"ROF (lambda {args.lam[0]:g}, {rule})")
 
 
 def _run_denoise_volume(args) -> int:

@@ -158,9 +158,10 @@ def checked_finite(x4, name: str, who: str, lead: int):
     return x4.map_blocks(check, dtype=x4.dtype, meta=np.empty((0,) * x4.ndim, dtype=x4.dtype))
 
 
-def warn_short(who: str, criterion, tol: float, max_sweeps: int, measure: str = "relative duality gap") -> None:
+def warn_short(who: str, criterion, tol: float, max_sweeps: int, measure: str = "relative duality gap",
+               name: str = "tol") -> None:
     """The :class:`pdeflow.tv.ConvergenceWarning` of a decomposed solve that stopped at ``max_sweeps`` with its
-    stopping measure ``criterion`` above ``tol``.
+    stopping measure ``criterion`` above ``tol`` (the argument ``name``).
 
     Examples
     --------
@@ -179,11 +180,11 @@ def warn_short(who: str, criterion, tol: float, max_sweeps: int, measure: str = 
     from ..tv import ConvergenceWarning
 
     warnings.warn(f"{who}: stopped at max_sweeps={max_sweeps} with a {measure} of {float(criterion):.2g}, short of "
-                  f"tol={tol:g}; raise max_sweeps or tol", ConvergenceWarning, stacklevel=3)
+                  f"{name}={tol:g}; raise max_sweeps or {name}", ConvergenceWarning, stacklevel=3)
 
 
 def warned_if_short(x, criterion, converged, who: str, tol: float, max_sweeps: int,
-                    measure: str = "relative duality gap"):
+                    measure: str = "relative duality gap", name: str = "tol"):
     """``x`` (a dask array) whose chunks, when computed, first call :func:`warn_short` if ``converged`` (a 0-d dask
     array) is False: a lazy solve that ran out of sweeps says so where it is computed (one warning: Python shows
     a repeated one once).
@@ -203,7 +204,7 @@ def warned_if_short(x, criterion, converged, who: str, tol: float, max_sweeps: i
 
     def task(block, crit, ok):
         if not bool(ok):
-            warn_short(who, crit, tol, max_sweeps, measure)
+            warn_short(who, crit, tol, max_sweeps, measure, name)
         return block
 
     return da.map_blocks(task, x, criterion, converged, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype),

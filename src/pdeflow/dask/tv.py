@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
+from ..tv import ACCURACY
 from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
     Graph,
@@ -67,7 +68,7 @@ from .arrays import (
 )
 
 # solve_dual_block, primal_block and gap_sums are the tasks pdeflow.dask.stream runs too (not in the API)
-__all__ = ["rof", "tv_flow", "SchwarzResult", "shifted_chunks", "step_tol", "ROF_TOL"]
+__all__ = ["rof", "tv_flow", "SchwarzResult", "Stopping", "shifted_chunks", "step_tol", "ROF_TOL"]
 
 
 @dataclass
@@ -114,13 +115,15 @@ def _view(block: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
-def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False):
+def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False, budget=None):
     """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
     follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
     slab before the block enters the divergence. So the blocks of one step are independent subproblems. Solved in
     the dtype of ``pb`` (:data:`SOLVE_DTYPE`); ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
-    own, not one dask still holds)."""
+    own, not one dask still holds). ``budget`` (per image, broadcasting against ``fb``): the duality gap per value
+    that the whole image's accuracy allows (:meth:`Stopping.budget`); the block then stops at ``tol`` times its
+    share of it, not at the relative gap ``tol``."""
     spatial = fb.ndim - 2
     dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
     f = _view(fb)       # read in its own dtype: the solver makes no copy of it
@@ -130,14 +133,90 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     region = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
     free = torch.zeros(f.shape[2:], dtype=torch.bool)
     free[tuple(slice(lo, s - 2 * hi) for (lo, hi), s in zip(faces, f.shape[2:]))] = True
-    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own)
+    atol = None
+    if budget is not None:
+        values = C * int(np.prod([r.stop - r.start for r in region]))
+        atol = tol * values * torch.as_tensor(np.asarray(budget, dtype=np.float64).reshape(-1))
+    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own, atol=atol)
     return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
 
 
-#: The default relative duality gap of :func:`rof` and :func:`pdeflow.dask.rof_to_zarr`, a tenth of
+#: The relative duality gap of :func:`rof` and :func:`pdeflow.dask.rof_to_zarr` given ``exact=True`` (a tenth of
 #: :func:`pdeflow.tv.rof`'s ``tol=1e-6``: the largest errors of a decomposed solve are at the seams between
-#: blocks (the user guide's page "Large images and many images" has the accuracy it gives).
+#: blocks; the user guide's page "Large images and many images" has the accuracy it gives).
 ROF_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """When a decomposed ROF solve stops, after a sweep: the certified root-mean-square error of every image at most
+    ``accuracy`` times its range (as :func:`pdeflow.tv.rof`'s ``accuracy``), or, with ``tol``, its relative duality
+    gap ``(P - D) / P`` at most ``tol``. Both come from the global duality gap (1-strong convexity:
+    ``||u - u*||^2 <= 2 (P - D)``), a dask reduction over the chunks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.dask.tv import Stopping
+    >>> rule = Stopping(accuracy=1e-3)
+    >>> sums = np.array([[2e-4, 5.0]])               # gap and primal energy of one image of 400 values
+    >>> float(rule.criterion(sums, values=400, ranges=np.array([1.0])))   # RMS error bound: sqrt(2 gap / n)
+    0.001
+    >>> rule.met(0.001), rule.measure
+    (True, 'certified RMS error (a fraction of the range)')
+    """
+
+    accuracy: float | None = None
+    tol: float | None = None
+
+    @property
+    def target(self) -> float:
+        return self.tol if self.tol is not None else self.accuracy
+
+    @property
+    def name(self) -> str:
+        """The argument that sets it, as a warning names it."""
+        return "tol" if self.tol is not None else "accuracy"
+
+    @property
+    def measure(self) -> str:
+        return "relative duality gap" if self.tol is not None else "certified RMS error (a fraction of the range)"
+
+    def budget(self, ranges: np.ndarray) -> np.ndarray | None:
+        """Per image, the duality gap per value that ``accuracy`` allows, ``(accuracy range)^2 / 2`` (None with
+        ``tol``): a block's subproblem is solved to a share of it in proportion to its values."""
+        return None if self.tol is not None else 0.5 * (self.accuracy * np.asarray(ranges, np.float64)) ** 2
+
+    def criterion(self, sums: np.ndarray, values: int, ranges: np.ndarray | None) -> float:
+        """The largest stopping measure over the images of ``sums`` (per image: gap, primal energy), ``values`` per
+        image (channels times pixels), ``ranges`` per image (needed with ``accuracy``)."""
+        gap, primal = sums[:, 0], sums[:, 1]
+        if self.tol is not None:
+            return float((gap / np.maximum(primal, np.finfo(np.float64).tiny)).max())
+        rms = np.sqrt(2.0 * np.maximum(gap, 0.0) / values)
+        # a constant image (range 0) has met any accuracy once its gap is 0 (it is at once: u = f)
+        rel = np.where(rms > 0, rms / np.maximum(np.asarray(ranges, np.float64), np.finfo(np.float64).tiny), 0.0)
+        return float(np.where(np.isnan(gap), np.nan, rel).max())
+
+    def met(self, criterion) -> bool:
+        return bool(criterion <= self.target)
+
+
+def stopping(accuracy, tol, who: str, default: float) -> Stopping:
+    """The :class:`Stopping` of a call's ``accuracy`` and ``tol`` (``tol`` wins; neither: ``default`` accuracy),
+    checked."""
+    if tol is not None:
+        return Stopping(tol=check_positive(tol, "tol", who))
+    acc = check_positive(default if accuracy is None else accuracy, "accuracy", who)
+    if acc >= 1.0:
+        raise UserInputError(f"{who}: accuracy must be below 1 (a fraction of the image's range), got {acc:g}")
+    return Stopping(accuracy=acc)
+
+
+def image_ranges(f4):
+    """The range (max - min) of every image of a batched dask array, float64, lazy, shape (B,)."""
+    axes = tuple(range(1, f4.ndim))
+    return (f4.max(axis=axes).astype(np.float64) - f4.min(axis=axes).astype(np.float64))
 #: The dtype each block's dual subproblem is solved in, by the dtype of the dual field: float64 throughout (a
 #: float32 field is solved in float64 and stored back in float32).
 SOLVE_DTYPE = {"float32": np.float64, "float64": np.float64}
@@ -179,15 +258,14 @@ def gap_sums(fb, pb, *, faces, lam, C):
     return block_gap(f, p, lam, own).reshape(f.shape[0], 2, *(1,) * spatial).numpy()
 
 
-def _check_common(f, lam, tol, max_sweeps, ndim, who, *, names=("f", "lam")):
+def _check_common(f, lam, max_sweeps, ndim, who, *, names=("f", "lam")):
     da = import_dask()
     nd = check_ndim(ndim)
     f4, lead = as_batched(f, names[0], nd, who)
     f4 = checked_finite(f4, names[0], who, lead)
     lam = check_positive(lam, names[1], who, zero=True)
-    tol = check_positive(tol, "tol", who)
     max_sweeps = check_max_sweeps(max_sweeps, who)
-    return da, nd, f4, lead, lam, tol, max_sweeps
+    return da, nd, f4, lead, lam, max_sweeps
 
 
 def _dual_zeros(da, f4, C, nd):
@@ -225,10 +303,11 @@ def step_tol(tol: float, sweep: int, step: int, steps: int) -> float:
     return tol if sweep == 0 and step == 0 and steps > 1 else tol / 10.0
 
 
-def _rof_dual(da, g, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
+def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter, ranges=None):
     """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy, their layers in
     the :class:`~pdeflow.dask.arrays.Graph` ``g``. A step is one layer: its tasks gather their grown block of the
-    dual field from the previous step's blocks (the staggered chunks), so no rechunk, overlap or trim layers."""
+    dual field from the previous step's blocks (the staggered chunks), so no rechunk, overlap or trim layers.
+    ``ranges``: the images' ranges (lazy, (B,); :func:`image_ranges` of ``f4`` when needed and not given)."""
     done = stop = da.asarray(False)
     sweeps = da.asarray(0)
     crit = da.asarray(np.inf)
@@ -238,37 +317,46 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, tol, max_sweeps, max_iter):
     depth = spatial_depth(f4, 1)
     pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for gr in grids]
     f4 = g.keep(f4)
+    extra = None
+    if rule.tol is None:
+        ranges = g.keep(image_ranges(f4) if ranges is None else ranges)
+        budget = ranges.map_blocks(rule.budget, dtype=np.float64)[(slice(None),) + (None,) * (f4.ndim - 1)]
+        extra = {"budget": g.keep(budget.rechunk({0: pchunks[0][0]}))}
+    values = C * int(np.prod(f4.shape[2:]))
     for n in range(max_sweeps):
         for k, pc in enumerate(pchunks):
             p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
-                       C=C, tol=step_tol(tol, n, k, len(pchunks)), max_iter=max_iter)
+                       C=C, tol=step_tol(rule.target if extra is None else 1.0, n, k, len(pchunks)),
+                       max_iter=max_iter, extra=extra)
         sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
         sums = sums.sum(axis=tuple(range(2, f4.ndim)))
         # the state carried to the next sweep, one task (not a dask operation per number)
-        sweeps, crit, done, stop = g.apply(_next_state, [tol, sums, crit, stop, sweeps],
+        sweeps, crit, done, stop = g.apply(_next_state, [rule, values, ranges, sums, crit, stop, sweeps],
                                            (sweeps.dtype, np.float64, bool, bool), "rof-state")
     return p4, sweeps, crit, done
 
 
-def _next_state(tol, sums, crit, stop, sweeps):
-    """The sweep count, the largest relative duality gap, converged and stop after a sweep (the blocks of the
-    (B, 2) sums, a (gap, primal energy) per image), from the state before it (``stop``: it passed through)."""
+def _next_state(rule, values, ranges, sums, crit, stop, sweeps):
+    """The sweep count, the largest stopping measure (:meth:`Stopping.criterion`), converged and stop after a sweep
+    (the blocks of the (B, 2) sums, a (gap, primal energy) per image), from the state before it (``stop``: it passed
+    through)."""
     sweeps = sweeps + (~stop).astype(int)
     s = np.concatenate([row[0] for row in sums], axis=0)
-    rel = (s[:, 0] / np.maximum(s[:, 1], np.finfo(np.float64).tiny)).max()
-    crit = np.where(stop, crit, rel)
-    done = crit <= tol
+    r = None if ranges is None else np.concatenate(ranges)
+    crit = np.where(stop, crit, rule.criterion(s, values, r))
+    done = np.asarray(rule.met(crit))
     stop = done | np.isnan(crit)     # a NaN gap never meets tol: the later sweeps would all run for nothing
     return sweeps, crit, done, stop
 
 
-def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 20000,
-        ndim: int | None = None, full_output: bool = False):
+def rof(f, lam, *, accuracy: float | None = None, tol: float | None = None, max_sweeps: int = 30,
+        max_iter: int = 20000, ndim: int | None = None, full_output: bool = False):
     """:func:`pdeflow.tv.rof` on a dask array: ``argmin_u 1/2 ||u - f||^2 + lam TV(u)``, chunk by chunk.
 
     Lazy: returns a dask array (nothing runs until it is computed). The answer is the single-array one to the
-    tolerance of a global duality gap, reached by overlapping domain decomposition of the dual problem with
-    sweeps between neighbouring chunks (the module docstring, :mod:`pdeflow.dask.tv`).
+    accuracy certified by a global duality gap (as :func:`pdeflow.tv.rof` certifies it), reached by overlapping
+    domain decomposition of the dual problem with sweeps between neighbouring chunks (the module docstring,
+    :mod:`pdeflow.dask.tv`).
 
     Parameters
     ----------
@@ -280,11 +368,14 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
         memory of a task.
     lam : float
         Regularisation weight, ``>= 0``, in pixels (as :func:`pdeflow.tv.rof`).
-    tol : float
-        Stop when every image's relative duality gap ``(P - D) / P`` is at most ``tol`` (the gap of the whole
-        image, a dask reduction after each sweep); bounds ``||u - u*||_2 <= sqrt(2 tol P(u))``. The default
-        :data:`ROF_TOL` (1e-7) is tighter than :func:`pdeflow.tv.rof`'s ``tol=1e-6``: the largest errors are at
-        the seams between blocks.
+    accuracy : float, optional
+        Stop when every image's root-mean-square error, certified by the duality gap of the whole image (a dask
+        reduction after each sweep), is at most this fraction of the image's range: :func:`pdeflow.tv.rof`'s
+        ``accuracy`` and its default, :data:`pdeflow.tv.ACCURACY`.
+    tol : float, optional
+        Stop at this relative duality gap ``(P - D) / P`` instead (it bounds ``||u - u*||_2 <= sqrt(2 tol
+        P(u))``): :data:`ROF_TOL` (1e-7) is the exact minimiser, tighter than :func:`pdeflow.tv.rof`'s
+        ``tol=1e-6`` because the largest errors are at the seams between blocks.
     max_sweeps : int
         The graph's sweeps at most (the sweeps after convergence pass their chunks through).
     max_iter : int
@@ -292,8 +383,8 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     ndim : {2, 3}, optional
         3 for volumes.
     full_output : bool
-        Return a :class:`SchwarzResult` (``u``, ``sweeps``, ``criterion``: the largest relative gap,
-        ``converged``) instead of ``u``.
+        Return a :class:`SchwarzResult` (``u``, ``sweeps``, ``criterion``: the largest certified RMS error as a
+        fraction of the range, or with ``tol`` the largest relative gap, ``converged``) instead of ``u``.
 
     Returns
     -------
@@ -308,7 +399,7 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     Warns
     -----
     pdeflow.tv.ConvergenceWarning
-        When computed, if the sweeps ran out (``max_sweeps``) before the gap met ``tol``.
+        When computed, if the sweeps ran out (``max_sweeps``) before meeting ``accuracy`` (or ``tol``).
 
     Examples
     --------
@@ -316,21 +407,22 @@ def rof(f, lam, *, tol: float = ROF_TOL, max_sweeps: int = 30, max_iter: int = 2
     >>> import pdeflow.dask
     >>> from pdeflow.tv import rof
     >>> x = np.random.default_rng(0).random((24, 24))
-    >>> u = pdeflow.dask.rof(da.from_array(x, chunks=12), 0.1, tol=1e-9)
+    >>> u = pdeflow.dask.rof(da.from_array(x, chunks=12), 0.1)
     >>> u
     dask.array<rof, shape=(24, 24), dtype=float64, chunksize=(12, 12), chunktype=numpy.ndarray>
     >>> ref = rof(torch.from_numpy(x), 0.1, tol=1e-12).numpy()
-    >>> bool(abs(u.compute(scheduler="sync") - ref).max() < 1e-4)
+    >>> bool(np.sqrt(((u.compute(scheduler="sync") - ref) ** 2).mean()) <= 2.5e-4 * np.ptp(x))
     True
     """
     who = "pdeflow.dask.rof"
-    da, nd, f4, lead, lam, tol, max_sweeps = _check_common(f, lam, tol, max_sweeps, ndim, who)
+    da, nd, f4, lead, lam, max_sweeps = _check_common(f, lam, max_sweeps, ndim, who)
+    rule = stopping(accuracy, tol, who, ACCURACY)
     C = f4.shape[1]
     g = Graph()
-    p4, sweeps, crit, done = _rof_dual(da, g, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, tol=tol,
+    p4, sweeps, crit, done = _rof_dual(da, g, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, rule=rule,
                                        max_sweeps=max_sweeps, max_iter=max_iter)
     u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, graph=g, lam=lam, C=C)
-    u = warned_if_short(from_batched(u4, lead), crit, done, who, tol, max_sweeps)
+    u = warned_if_short(from_batched(u4, lead), crit, done, who, rule.target, max_sweeps, rule.measure, rule.name)
     u, sweeps, crit, done = g.finish(u, sweeps, crit, done)
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
 
@@ -383,8 +475,8 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     True
     """
     who = "pdeflow.dask.tv_flow"
-    da, nd, f4, lead, dt, tol, max_sweeps = _check_common(u0, dt, tol, max_sweeps, ndim, who,
-                                                                  names=("u0", "dt"))
+    da, nd, f4, lead, dt, max_sweeps = _check_common(u0, dt, max_sweeps, ndim, who, names=("u0", "dt"))
+    rule = stopping(None, tol, who, ACCURACY)
     if dt == 0.0:
         raise UserInputError(f"{who}: dt must be > 0, got 0")
     try:
@@ -400,7 +492,7 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     u4, total, worst, ok = g.keep(f4), da.asarray(0), da.asarray(0.0), da.asarray(True)
     by_step = {0: u4}
     for k in range(1, max(steps) + 1):
-        p4, sweeps, crit, done = _rof_dual(da, g, u4, p4, dt, C=C, nd=nd, tol=tol, max_sweeps=max_sweeps,
+        p4, sweeps, crit, done = _rof_dual(da, g, u4, p4, dt, C=C, nd=nd, rule=rule, max_sweeps=max_sweeps,
                                            max_iter=max_iter)
         u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, graph=g, lam=dt, C=C)
         total, worst, ok = (g.keep(x) for x in (total + sweeps, da.maximum(worst, crit), ok & done))

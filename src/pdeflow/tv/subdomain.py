@@ -169,7 +169,8 @@ def _fused(f: torch.Tensor, y: torch.Tensor) -> bool:
 
 
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
-                    tol: float, max_iter: int = 20000, check_every: int = 10, overwrite: bool = False) -> torch.Tensor:
+                    tol: float, max_iter: int = 20000, check_every: int = 10, overwrite: bool = False,
+                    atol: torch.Tensor | None = None) -> torch.Tensor:
     """The exact ROF dual subproblem of one block: new duals on the ``free`` pixels, the others held.
 
     Minimises ``1/2 ||f + lam div p||^2`` over the pixels of ``region`` (the block less the slab before it,
@@ -203,6 +204,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         Iterations between evaluations of the gap.
     overwrite : bool
         Use ``p``'s memory for the iterate (``p`` then holds the result; default: a copy).
+    atol : Tensor, shape (b,), float64, optional
+        Stop at these absolute duality gaps of the subproblem instead of the relative ``tol``.
 
     Returns
     -------
@@ -264,6 +267,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         scratch overwritten): its gradient terms over the free duals, its energy over ``region``."""
         tv_free, slack, div_sq = block_sums(u, f, x, lam, blocks, region, fixed, (ascent, norm))
         gap, energy, _ = gap_terms(lam, tv_free, slack, div_sq, None, C, 0, 0.0)
+        if atol is not None:
+            return bool((gap <= atol).all())
         return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
 
     t, beta = 1.0, 0.0

@@ -1,0 +1,91 @@
+"""pdeflow.dask's ROF stops where pdeflow.tv.rof does: at a root-mean-square error certified by the whole image's
+duality gap to be at most ``accuracy`` times the image's range (the default rof's ``ACCURACY``), per image of a
+batch, lazily and store to store, in float64 and float32; ``tol`` still asks for a relative gap."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+da = pytest.importorskip("dask.array")
+
+import dask  # noqa: E402
+
+import pdeflow.dask as pdd  # noqa: E402
+from pdeflow.errors import UserInputError  # noqa: E402
+from pdeflow.tv import ACCURACY, ConvergenceWarning, rof  # noqa: E402
+
+
+def _batch():
+    """Three 24 x 24 images of different ranges (a noisy disk, it scaled by 3, a constant)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:24, :24]
+    disk = ((x - 10) ** 2 + (y - 13) ** 2 < 50).astype(float) + 0.1 * rng.standard_normal((24, 24))
+    return np.stack([disk, 3.0 * disk, np.full((24, 24), 0.4)])[:, None]        # (B, C, H, W)
+
+
+def _reference(f):
+    return np.stack([rof(torch.from_numpy(x), 0.1, tol=1e-11, max_iter=100000).numpy() for x in f])
+
+
+def _rms_over_range(u, ref, f):
+    axes = tuple(range(1, f.ndim))
+    span = np.ptp(f, axis=axes)
+    rms = np.sqrt(((u.astype(np.float64) - ref) ** 2).mean(axis=axes))
+    return np.where(span > 0, rms / np.maximum(span, 1e-300), rms)
+
+
+# float64: the slow tier (pdeflow.dask.rof's doctest runs the float64 default in make test)
+@pytest.mark.parametrize("dtype", [pytest.param(np.float64, marks=pytest.mark.slow), np.float32])
+def test_the_default_certifies_rofs_accuracy_per_image(dtype):
+    f = _batch()
+    ref = _reference(f)
+    r = pdd.rof(da.from_array(f.astype(dtype), chunks=(1, 1, 12, 12)), 0.1, full_output=True)
+    u, crit, ok = dask.compute(r.u, r.criterion, r.converged, scheduler="sync")
+    assert bool(ok) and float(crit) <= ACCURACY and u.dtype == dtype
+    err = _rms_over_range(u, ref, f)
+    # the certificate bounds the error it states: float32 storage adds its rounding (6e-8 of the range) only
+    assert (err <= float(crit) + (1e-6 if dtype == np.float32 else 0.0)).all()
+    assert err[2] <= 1e-6                          # a constant image is its own answer
+
+
+def test_a_looser_accuracy_takes_fewer_sweeps_and_tol_still_asks_for_a_gap():
+    f = _batch()[:1]
+    x = da.from_array(f, chunks=(1, 1, 12, 12))
+    runs = {acc: dask.compute(*(lambda r: (r.sweeps, r.criterion))(pdd.rof(x, 0.1, accuracy=acc, full_output=True)),
+                              scheduler="sync") for acc in (1e-2, 2e-5)}
+    assert int(runs[1e-2][0]) <= int(runs[2e-5][0]) and float(runs[2e-5][1]) <= 2e-5
+    r = pdd.rof(x, 0.1, tol=1e-7, accuracy=0.5, full_output=True)      # tol wins, as in rof
+    assert float(r.criterion.compute(scheduler="sync")) <= 1e-7
+
+
+@pytest.mark.slow   # make test keeps it through test_dask_batch's zarr denoise at the command line's default
+def test_store_to_store_certifies_the_same_accuracy(tmp_path):
+    pytest.importorskip("zarr")
+    f = _batch()
+    ref = _reference(f)
+    r = pdd.rof_to_zarr(da.from_array(f.astype(np.float32), chunks=(1, 1, 12, 12)), 0.1, tmp_path / "u.zarr",
+                        scheduler="sync")
+    assert r.converged and r.criterion <= ACCURACY
+    assert (_rms_over_range(r.u.compute(), ref, f) <= r.criterion + 1e-6).all()
+
+
+def test_running_out_of_sweeps_names_the_accuracy():
+    x = da.from_array(_batch()[:1], chunks=(1, 1, 12, 12))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pdd.rof(x, 0.1, accuracy=1e-7, max_sweeps=1, max_iter=3).compute(scheduler="sync")
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert messages and "short of accuracy=1e-07; raise max_sweeps or accuracy" in messages[0]
+
+
+@pytest.mark.parametrize("bad, match", [(0.0, "accuracy must be a number > 0"), (1.5, "accuracy must be below 1"),
+                                        ("x", "accuracy")])
+def test_a_bad_accuracy_is_refused_by_name(bad, match, tmp_path):
+    x = da.from_array(np.zeros((8, 8)), chunks=4)
+    with pytest.raises(UserInputError, match=match):
+        pdd.rof(x, 0.1, accuracy=bad)
+    with pytest.raises(UserInputError, match=match):
+        pdd.rof_to_zarr(x, 0.1, tmp_path / "u.zarr", accuracy=bad)
