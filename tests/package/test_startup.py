@@ -28,13 +28,11 @@ def _python(code: str) -> str:
     return r.stdout
 
 
-def test_importing_every_subpackage_does_not_load_torch_dynamo():
+def test_importing_every_subpackage_does_not_load_torch_dynamo(fresh_interpreter):
     """``torch.compiler.disable`` as a decorator imports ``torch._dynamo`` when its module is imported; the
-    solvers that must run eagerly under torch.compile use :func:`pdeflow.linalg.eager` instead."""
-    names = [n for n in pdeflow._SUBMODULES]
-    out = _python(f"import sys, json, importlib\nfor n in {names!r}: importlib.import_module('pdeflow.' + n)\n"
-                  "print(json.dumps(sorted(m for m in sys.modules if m.startswith('torch._dynamo'))))")
-    assert json.loads(out) == []
+    solvers that must run eagerly under torch.compile use :func:`pdeflow.linalg.eager` instead. (A fresh
+    interpreter's last step, tests/_fresh.py.)"""
+    assert fresh_interpreter["every_subpackage"] == []
 
 
 def _run_cli(*argvs: list[str]) -> list[tuple[int, list[str]]]:
@@ -50,10 +48,11 @@ def _run_cli(*argvs: list[str]) -> list[tuple[int, list[str]]]:
     return [tuple(r) for r in json.loads(out)]
 
 
-def test_the_top_level_and_a_typo_import_no_subcommand_in_one_interpreter():
-    """make test's cases of the table below that import no subcommand module, in one fresh interpreter: modules
-    only accumulate, so none after both lines means none after either (the table runs each alone, slow tier)."""
-    (rc1, after1), (rc2, after2) = _run_cli(["--version"], ["compres", "photo.png"])    # a typo: a usage error
+def test_the_top_level_and_a_typo_import_no_subcommand_in_one_interpreter(fresh_interpreter):
+    """make test's cases of the table below that import no subcommand module, in one fresh interpreter (after the
+    inference subpackages, tests/_fresh.py): modules only accumulate, so none after both lines means none after
+    either (the table runs each alone, slow tier)."""
+    (rc1, after1), (rc2, after2) = fresh_interpreter["cli"]     # --version, then a typo: a usage error
     assert (rc1, rc2) == (0, 2)
     assert [m for m in after2 if m in SUBCOMMAND_MODULES or m.startswith("torch._dynamo")] == []
 

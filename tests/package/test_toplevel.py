@@ -41,9 +41,9 @@ def test_every_public_module_is_an_attribute_of_a_fresh_import():
     assert out.strip() == repr([f"pdeflow.{n}" for n in names])
 
 
-def test_first_use_imports_the_subpackage():
-    out = _python("import sys, pdeflow; pdeflow.tv; print('torch' in sys.modules, 'pdeflow.inpaint' in sys.modules)")
-    assert out.split() == ["True", "False"]
+def test_first_use_imports_the_subpackage(fresh_interpreter):
+    """``import pdeflow; pdeflow.tv`` imports torch and not pdeflow.inpaint (the first step of tests/_fresh.py)."""
+    assert fresh_interpreter["first_use"] == [True, False]
 
 
 def test_omp_wait_policy_is_set_before_torch_unless_the_user_set_it():
