@@ -31,8 +31,10 @@ def _quiet():
 EXACT = [m for m in ROF_METHODS if m != "pdhg"]
 
 
-# ADMM's gradcheck solves to round-off at every perturbation (tens of seconds): the slow tier
-@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "admm" else m for m in EXACT])
+# ADMM's and Chambolle's gradchecks solve to round-off at every perturbation (seconds to tens of seconds): the slow
+# tier; test_rof_gradients_match_central_differences keeps each method's derivative in make test
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in ("admm", "chambolle") else m
+                                    for m in EXACT])
 def test_rof_gradcheck(method):
     f = _image((1, 1, 4, 4), 1).requires_grad_()
     lam = torch.tensor([0.07], dtype=torch.float64, requires_grad=True)
