@@ -81,6 +81,8 @@ def test_a_one_pixel_image_is_blamed_on_image_not_on_the_budget(tmp_path, capsys
 
 # ------------------------------------------------------------------ channels last
 
+@pytest.mark.slow   # two colour encodings; tests/core/test_layouts.py's test_codec_round_trip_keeps_channels_last
+# encodes and decodes the same channels-last array in make test
 def test_encode_takes_channels_last_arrays_as_pil_gives_them():
     rgb = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)       # np.asarray(PIL.Image)
     from pdeflow.codec.format import with_layout
