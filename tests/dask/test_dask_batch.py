@@ -1,6 +1,6 @@
 """Batch runs over many files (pdeflow.dask.batch and the batch options of the commands) on a real
-dask.distributed LocalCluster whose worker processes the tests start: outputs equal to the single-image
-results, resumable, one line per failed file, a worker killed mid-batch."""
+dask.distributed LocalCluster the tests start: outputs equal to the single-image results, resumable, one line per
+failed file, a worker process killed mid-batch."""
 from __future__ import annotations
 
 import functools
@@ -26,6 +26,16 @@ ROF = functools.partial(rof, lam=0.1, tol=1e-4)
 
 @pytest.fixture(scope="module")
 def cluster():
+    """Two single-threaded workers in this process, reached over TCP as a remote cluster is (tasks and results
+    are serialised). Worker processes cost seconds of CPU each to start: tests/dask/test_dask_arrays.py keeps a
+    cluster of them in make test, and the killed worker below has its own."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def process_cluster():
     """Two single-threaded worker processes (with nannies, which restart a killed worker)."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as c:
@@ -160,7 +170,8 @@ def _kill_on_call(x, *, counter: str, at: int):
 
 
 @pytest.mark.slow   # a worker killed mid-batch
-def test_a_worker_killed_mid_batch_and_the_batch_completes(tmp_path, cluster):
+def test_a_worker_killed_mid_batch_and_the_batch_completes(tmp_path, process_cluster):
+    cluster = process_cluster
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])     # the workers cannot import this test module
@@ -272,15 +283,9 @@ def test_batch_usage_errors(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_command_line_does_not_import_dask_until_a_batch_runs():
-    import subprocess
-    import sys
-
-    code = ("import sys; from pdeflow.cli import build_parser; "
-            "p = build_parser(); p.parse_args(['denoise', 'a', 'b', '--lam', '0.1', '--out', 'o', '--workers', '2']); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+def test_the_command_line_does_not_import_dask_until_a_batch_runs(fresh_interpreter):
+    # in a fresh interpreter (tests/_fresh.py): the full parser built and a batch command line parsed
+    assert fresh_interpreter["parser"] == []
 
 
 def test_the_zarr_denoise_default_is_the_library_default():
