@@ -41,6 +41,17 @@ def fuzz_settings(n: int):
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+def budgets(n: int) -> list:
+    """make test draws a quarter of a fuzz test's ``n`` examples (each a file decoded, seconds in all); the slow
+    tier draws all ``n``."""
+    return [pytest.param(max(1, n // 4), id="quarter"), pytest.param(n, id="full", marks=pytest.mark.slow)]
+
+
+def fuzz(n: int, body) -> None:
+    """``body(data)`` on ``n`` drawn examples (the settings of :func:`fuzz_settings`)."""
+    fuzz_settings(n)(given(data=st.data())(body))()
+
+
 # --------------------------------------------------------------------------- mutations
 
 def mutate(data: st.DataObject, seed: bytes) -> bytes:
@@ -142,24 +153,28 @@ MAGICS = [b"", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"I
           b"\xff\xd8\xff", b"\x00" * 128 + b"DICM", b"\x08\x00"]
 
 
-@fuzz_settings(200)
-@given(data=st.data())
-def test_read_image_random_bytes(workdir, data):
-    body = data.draw(st.sampled_from(MAGICS)) + data.draw(st.binary(max_size=600))
-    suffix = data.draw(st.sampled_from([".png", ".tif", ".dcm", ".jpg", ""]))
-    path = workdir / f"fuzz-random{suffix}"
-    path.write_bytes(body)
-    check_read(path)
+@pytest.mark.parametrize("n", budgets(200))
+def test_read_image_random_bytes(workdir, n):
+    def random_bytes(data):
+        body = data.draw(st.sampled_from(MAGICS)) + data.draw(st.binary(max_size=600))
+        suffix = data.draw(st.sampled_from([".png", ".tif", ".dcm", ".jpg", ""]))
+        path = workdir / f"fuzz-random{suffix}"
+        path.write_bytes(body)
+        check_read(path)
+
+    fuzz(n, random_bytes)
 
 
-@fuzz_settings(700)
-@given(data=st.data())
-def test_read_image_damaged_files(workdir, data):
-    seeds = image_seeds()
-    name = data.draw(st.sampled_from(sorted(seeds)))
-    path = workdir / f"fuzz-damaged-{name}.{'dcm' if name == 'dcm' else name}"
-    path.write_bytes(mutate(data, seeds[name]))
-    check_read(path)
+@pytest.mark.parametrize("n", budgets(700))
+def test_read_image_damaged_files(workdir, n):
+    def damaged_file(data):
+        seeds = image_seeds()
+        name = data.draw(st.sampled_from(sorted(seeds)))
+        path = workdir / f"fuzz-damaged-{name}.{'dcm' if name == 'dcm' else name}"
+        path.write_bytes(mutate(data, seeds[name]))
+        check_read(path)
+
+    fuzz(n, damaged_file)
 
 
 # --------------------------------------------------------------------------- models
@@ -217,27 +232,29 @@ def check_load(kind: str, stem: Path) -> None:
     assert isinstance(model, torch.nn.Module)
 
 
-@fuzz_settings(250)
-@given(data=st.data())
-def test_model_loaders_damaged_files(workdir, data):
-    seeds = model_seeds()
-    kind = data.draw(st.sampled_from(sorted(seeds)))
-    weights, meta, unchecked = seeds[kind]
-    target = data.draw(st.sampled_from(["json", "weights", "weights-unchecked", "random"]))
-    stem = workdir / f"fuzz-model-{kind}"
-    if target == "json":
-        weights, meta = weights, mutate(data, meta)
-    elif target == "weights":
-        weights = mutate(data, weights)
-    elif target == "weights-unchecked":
-        weights, meta = mutate(data, weights), unchecked
-    else:
-        which = data.draw(st.sampled_from(["weights", "meta"]))
-        junk = data.draw(st.binary(max_size=400))
-        weights, meta = (junk, unchecked) if which == "weights" else (weights, junk)
-    stem.with_suffix(".safetensors").write_bytes(weights)
-    stem.with_suffix(".json").write_bytes(meta)
-    check_load(kind, stem)
+@pytest.mark.parametrize("n", budgets(250))
+def test_model_loaders_damaged_files(workdir, n):
+    def damaged_model(data):
+        seeds = model_seeds()
+        kind = data.draw(st.sampled_from(sorted(seeds)))
+        weights, meta, unchecked = seeds[kind]
+        target = data.draw(st.sampled_from(["json", "weights", "weights-unchecked", "random"]))
+        stem = workdir / f"fuzz-model-{kind}"
+        if target == "json":
+            weights, meta = weights, mutate(data, meta)
+        elif target == "weights":
+            weights = mutate(data, weights)
+        elif target == "weights-unchecked":
+            weights, meta = mutate(data, weights), unchecked
+        else:
+            which = data.draw(st.sampled_from(["weights", "meta"]))
+            junk = data.draw(st.binary(max_size=400))
+            weights, meta = (junk, unchecked) if which == "weights" else (weights, junk)
+        stem.with_suffix(".safetensors").write_bytes(weights)
+        stem.with_suffix(".json").write_bytes(meta)
+        check_load(kind, stem)
+
+    fuzz(n, damaged_model)
 
 
 def test_model_loaders_mismatched_pair(workdir):
