@@ -70,11 +70,27 @@ def _marks(doc: str) -> list[str]:
     return [f"{names[int(m.lastgroup[1:])]} ({m.group(0)!r})" for m in _RX.finditer(doc)]
 
 
+#: Each scan's answer by the package's files (path, modification time, size): two tests read each scan.
+_SCANS: dict = {}
+
+
+def _scanned(scan, root: Path):
+    key = (scan.__name__, root, tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                                      for p in sorted(root.rglob("*.py"))))
+    if key not in _SCANS:
+        _SCANS[key] = scan(root)
+    return _SCANS[key]
+
+
 def offending() -> dict[str, list[str]]:
     """``{"path::qualified name": [marks]}`` for every docstring in the package with a mark of a result."""
+    return _scanned(_offending, ROOT)
+
+
+def _offending(root: Path) -> dict[str, list[str]]:
     found = {}
-    for path in sorted(ROOT.rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
         for name, doc in _docstrings(path):
             marks = _marks(doc)
             if marks:
@@ -149,6 +165,10 @@ def _comment_blocks(path: Path):
 
 def comment_offenders(root: Path = ROOT) -> dict[str, list[str]]:
     """``{"path:line: text": [marks]}`` for every comment block in the package with a mark of a result."""
+    return _scanned(_comment_offenders, root)
+
+
+def _comment_offenders(root: Path) -> dict[str, list[str]]:
     found = {}
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).as_posix()
