@@ -76,8 +76,7 @@ def pydicom_file():
 
 @pytest.fixture(scope="session")
 def fresh_interpreter(tmp_path_factory):
-    """What one fresh interpreter imports at each step of tests/_fresh.py, run once per test session: under
-    pytest-xdist the first worker to ask runs it and writes its answer where the other reads it."""
+    """tests/_fresh.py's answer, once per session (the first xdist worker to ask writes it for the other)."""
     import json
     import os
 
@@ -87,7 +86,7 @@ def fresh_interpreter(tmp_path_factory):
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return run()
-    path = tmp_path_factory.getbasetemp().parent / "fresh_interpreter.json"      # this session's, shared by workers
+    path = tmp_path_factory.getbasetemp().parent / "fresh_interpreter.json"
     with filelock.FileLock(f"{path}.lock"):
         if not path.is_file():
             path.write_text(json.dumps(run()))

@@ -82,9 +82,7 @@ SLOW_FLOAT32 = {"inpaint.optimise_tonal", "inpaint.inpaint_eed", "inpaint.inpain
 #: values and parameters through the same code) runs in the slow tier (the ``_full_budget`` tests).
 FAST_BUDGET = 4
 FAST_GRAD_BUDGET = 2
-#: Entries that draw fewer cases in make test, each case being seconds of CPU through a path that one case already
-#: takes: the shipped network's flow composes many stages at large drawn times, inpaint_tv's gradient is an implicit
-#: solve (their _full_budget tests in the slow tier take the rest).
+#: Fewer cases in make test where each takes seconds through one path (the rest: _full_budget, slow tier).
 FAST_BUDGET_OF = {"tvflownet.flow": 1}
 FAST_GRAD_BUDGET_OF = {"inpaint.inpaint_tv": 1}
 

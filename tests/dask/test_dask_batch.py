@@ -26,9 +26,8 @@ ROF = functools.partial(rof, lam=0.1, tol=1e-4)
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two single-threaded workers in this process, reached over TCP as a remote cluster is (tasks and results
-    are serialised). Worker processes cost seconds of CPU each to start: tests/dask/test_dask_arrays.py keeps a
-    cluster of them in make test, and the killed worker below has its own."""
+    """Two single-threaded workers in this process over TCP (tasks serialised); worker processes: below and
+    tests/dask/test_dask_arrays.py."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
                                   dashboard_address=":0", silence_logs=logging.ERROR) as c:
         yield c

@@ -151,8 +151,7 @@ def test_constant_and_linear_data_are_exact():
                                (3 * inpaint_eed(g, mm, tol=1e-10) - 1).numpy(), atol=1e-8)
 
 
-# k = 2 and 3 (the same solves under the other quarter turns) in the slow tier: k = 1 and the flip keep the
-# symmetry of the grid in make test
+# k = 2, 3: the slow tier (k = 1 and the flip keep the symmetry in make test)
 @pytest.mark.parametrize("k", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
 def test_rotations_and_flips_commute(k):
     f, m = _image((2, 18, 18)), _mask((18, 18), 0.15)

@@ -42,13 +42,11 @@ def fuzz_settings(n: int):
 
 
 def budgets(n: int) -> list:
-    """make test draws a quarter of a fuzz test's ``n`` examples (each a file decoded, seconds in all); the slow
-    tier draws all ``n``."""
+    """A quarter of ``n`` examples in make test, all ``n`` in the slow tier."""
     return [pytest.param(max(1, n // 4), id="quarter"), pytest.param(n, id="full", marks=pytest.mark.slow)]
 
 
 def fuzz(n: int, body) -> None:
-    """``body(data)`` on ``n`` drawn examples (the settings of :func:`fuzz_settings`)."""
     fuzz_settings(n)(given(data=st.data())(body))()
 
 

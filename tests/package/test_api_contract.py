@@ -236,8 +236,7 @@ PACKAGES = [(tv, TV_TABLE, TV_EXEMPT), (metrics, METRICS_TABLE, METRICS_EXEMPT),
 #: in make test; these entries keep float32, float64 and every shape kind there.
 HEAVY = {"inpaint_tv", "inpaint_eed", "nlpe_mask", "refine_mask", "ps_mask"}
 SAME_VALUES = {"bfloat16", "requires_grad", "non_contiguous", "channels_last", "numpy", "list"}
-#: float16 too for these entries: half precision is computed in float32 (promoted in one place, checked for both
-#: half kinds in tests/package/test_input_checks.py), which their float32 form takes in make test.
+#: and float16: computed in float32 (tests/package/test_input_checks.py), their float32 form runs in make test
 HEAVY_SLOW_KINDS = SAME_VALUES | {"float16"}
 
 CASES = [pytest.param(mod.__name__, name, kind, marks=pytest.mark.slow) if name in HEAVY and kind in HEAVY_SLOW_KINDS

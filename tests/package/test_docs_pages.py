@@ -265,8 +265,7 @@ def workdir(tmp_path, monkeypatch):
 #: photo, split searches; tests/codec and the codec's doctests make the same calls on smaller images in make test)
 #: the large images' (local clusters and decomposed solves; tests/dask makes the same calls in make test) and
 #: TVflowNET's (the shipped ensemble on photos; tests/tvflownet makes the same calls on crops) and the inpainting
-#: operators' (masks densified for, and text holes filled by, each operator on a 64x64 crop, a dozen solves and
-#: searches; tests/inpaint/test_inpaint_operators.py makes the same calls on smaller images in make test).
+#: operators' (tests/inpaint/test_inpaint_operators.py makes its calls on smaller images).
 SLOW_GUIDE = {"codec.md", "large_images.md", "tvflownet.md", "inpaint_operators.md"}
 
 

@@ -70,8 +70,7 @@ def _marks(doc: str) -> list[str]:
     return [f"{names[int(m.lastgroup[1:])]} ({m.group(0)!r})" for m in _RX.finditer(doc)]
 
 
-#: Each scan's answer by the package's files (path, modification time, size): two tests read each scan.
-_SCANS: dict = {}
+_SCANS: dict = {}      # two tests read each scan: cached by the files' times and sizes
 
 
 def _scanned(scan, root: Path):

@@ -62,11 +62,9 @@ def test_missing_set_is_current():
     assert not done, f"these have an Examples section now; remove them from MISSING: {done}"
 
 
-#: Examples that run a decomposed solve or an encoding for seconds of CPU, where another example or test makes the
-#: same call in make test: the slow tier. tv_flow, SchwarzResult and StoreResult: the other pdeflow.dask examples
-#: (rof_to_zarr's is StoreResult's call) and tests/dask; inpaint_to_zarr: tests/dask/test_dask_arrays.py's
-#: test_float32_chunks_give_the_float64_answer; codec decode and load: the encode, EncodeResult and save examples
-#: (each decodes what it encodes; save's is load(save(...))).
+#: Examples of seconds of CPU whose calls other examples or tests make in make test: the slow tier. The dask ones:
+#: the other pdeflow.dask examples (rof_to_zarr's is StoreResult's) and tests/dask (test_float32_chunks_give_the_
+#: float64_answer: inpaint_to_zarr); codec decode and load: the encode, EncodeResult and save examples.
 SLOW_EXAMPLES = {"pdeflow.dask.tv_flow", "pdeflow.dask.SchwarzResult", "pdeflow.dask.StoreResult",
                  "pdeflow.dask.inpaint_to_zarr", "pdeflow.codec.decode", "pdeflow.codec.load"}
 
