@@ -32,7 +32,7 @@ from ..errors import InputFileNotFoundError, UserInputError
 from ..tv import ACCURACY
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, checked_finite, import_dask, warn_short
 from .inpaint import checked_arguments, residual_sums, solve_block
-from .tv import gap_sums, image_ranges, primal_block, solve_dual_block, step_tol, stopping
+from .tv import gap_sums, image_ranges, primal_block, solve_dual_block, stopping
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
 
@@ -363,9 +363,9 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
             sweeps += 1
             for k, cuts in enumerate(grids):
                 nxt = 1 - cur
-                share = step_tol(rule.target if budget is None else 1.0, sweeps - 1, k, len(grids))
                 tasks = [delayed(_rof_step)(fpath, stores[cur], stores[nxt], b, blk, shape, lam=lam, C=C,
-                                            tol=share, max_iter=max_iter, budget=budget)
+                                            tol=rule.block_tol(sweeps - 1, k, len(grids)), max_iter=max_iter,
+                                            budget=budget)
                          for b in bslices for blk in _blocks(shape, cuts)]
                 _run(tasks, scheduler)
                 cur = nxt

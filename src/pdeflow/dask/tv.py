@@ -201,6 +201,16 @@ class Stopping:
     def met(self, criterion) -> bool:
         return bool(criterion <= self.target)
 
+    def block_tol(self, sweep: int, step: int, steps: int) -> float:
+        """What a block of step ``step`` of sweep ``sweep`` solves to: with ``tol`` the relative gap of
+        :func:`step_tol`; with ``accuracy`` the fraction of its share of the budget (:meth:`budget`): :func:`step_tol`
+        of 1, a tenth less in every later sweep. Blocks that each meet their whole share can leave the image's gap
+        above the budget (the seams add to it) and then stop iterating; a share that shrinks with the sweeps keeps
+        every sweep making progress (the user guide's page "Large images and many images" has the measurement)."""
+        if self.tol is not None:
+            return step_tol(self.tol, sweep, step, steps)
+        return step_tol(1.0, sweep, step, steps) * 0.1 ** sweep
+
 
 def stopping(accuracy, tol, who: str, default: float) -> Stopping:
     """The :class:`Stopping` of a call's ``accuracy`` and ``tol`` (``tol`` wins; neither: ``default`` accuracy),
@@ -326,8 +336,7 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter
     for n in range(max_sweeps):
         for k, pc in enumerate(pchunks):
             p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
-                       C=C, tol=step_tol(rule.target if extra is None else 1.0, n, k, len(pchunks)),
-                       max_iter=max_iter, extra=extra)
+                       C=C, tol=rule.block_tol(n, k, len(pchunks)), max_iter=max_iter, extra=extra)
         sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
         sums = sums.sum(axis=tuple(range(2, f4.ndim)))
         # the state carried to the next sweep, one task (not a dask operation per number)
