@@ -6,7 +6,8 @@ photos of ``make photos`` in ``.data/photos/mate-nature``, never used to choose 
 not clipped), float32. Per noise level, means over the photos:
 
 * ``oracle``: the ``lam`` of the highest PSNR against the clean crop (a log grid of ``--grid`` points from
-  0.1 to 3.2 times sigma, refined by a parabola through the best point and its neighbours) and that PSNR;
+  0.1 to 3.2 times sigma, extended in the same steps while the best is at an end, refined by a parabola through
+  the best point and its neighbours) and that PSNR;
 * ``auto``: ``rof(f, "auto")``'s ``lam`` (``full_output``) and PSNR; ``loss`` is oracle minus auto (mean and
   largest over the photos, and the number of photos where it exceeds 0.3 dB);
 * ``skimage``: ``denoise_tv_chambolle(f)`` with its defaults (``weight=0.1``);
@@ -73,8 +74,16 @@ def score(u, x) -> float:
 
 
 def oracle(f, x, sigma, n):
-    lams = sigma * np.geomspace(0.1, 3.2, n)
-    ps = np.array([score(pdeflow.rof(f, float(lam)), x) for lam in lams])
+    lams = list(sigma * np.geomspace(0.1, 3.2, n))
+    ps = [score(pdeflow.rof(f, float(lam)), x) for lam in lams]
+    step = lams[1] / lams[0]
+    # a best lam at an end of the grid (nearly flat photos want more than 3.2 sigma): walk on past it
+    while len(lams) < 3 * n and int(np.argmax(ps)) in (0, len(lams) - 1):
+        end = int(np.argmax(ps)) == 0
+        lam = lams[0] / step if end else lams[-1] * step
+        lams.insert(0 if end else len(lams), lam)
+        ps.insert(0 if end else len(ps), score(pdeflow.rof(f, float(lam)), x))
+    lams, ps, n = np.array(lams), np.array(ps), len(lams)
     k = int(np.argmax(ps))
     if 0 < k < n - 1:
         c = np.polyfit(np.log(lams[k - 1:k + 2]), ps[k - 1:k + 2], 2)
