@@ -49,7 +49,8 @@ def test_rof_gradcheck_batch_per_image_lam(channelwise, shape):
     assert torch.autograd.gradcheck(lambda a, b: rof(a, b, channelwise=channelwise, **TIGHT), (f, lam))
 
 
-@pytest.mark.parametrize("method", EXACT)
+# ADMM's: the slow tier (the derivative is the same map of the solution, test_rof.py's methods_agree checks ADMM's)
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "admm" else m for m in EXACT])
 def test_rof_gradients_match_central_differences(method):
     # Directional derivatives of a scalar loss in f and in lam (0-d tensor lam), float64 solves at tol 1e-12.
     f = _image((1, 2, 5, 4), 2)
@@ -72,7 +73,7 @@ def test_rof_gradients_match_central_differences(method):
     assert abs(lam.grad.item() - fd_lam) < 1e-5 * abs(fd_lam)
 
 
-@pytest.mark.slow   # PDHG solved to round-off; FGP's and Chambolle's gradchecks stay in make test
+@pytest.mark.slow   # PDHG solved to round-off; FGP's gradcheck and central differences stay in make test
 def test_rof_pdhg_gradient_is_that_of_the_solution():
     f = _image((1, 1, 4, 4), 1)
     grads = []
