@@ -206,7 +206,7 @@ class Stopping:
         :func:`step_tol`; with ``accuracy`` the fraction of its share of the budget (:meth:`budget`): :func:`step_tol`
         of 1, a tenth less in every later sweep. Blocks that each meet their whole share can leave the image's gap
         above the budget (the seams add to it) and then stop iterating; a share that shrinks with the sweeps keeps
-        every sweep making progress (the user guide's page "Large images and many images" has the measurement)."""
+        every sweep making progress (the user guide's page "Large images and many images" compares the two)."""
         if self.tol is not None:
             return step_tol(self.tol, sweep, step, steps)
         return step_tol(1.0, sweep, step, steps) * 0.1 ** sweep
