@@ -203,13 +203,11 @@ class Stopping:
 
     def block_tol(self, sweep: int, step: int, steps: int) -> float:
         """What a block of step ``step`` of sweep ``sweep`` solves to: with ``tol`` the relative gap of
-        :func:`step_tol`; with ``accuracy`` the fraction of its share of the budget (:meth:`budget`): :func:`step_tol`
-        of 1, a tenth less in every later sweep. Blocks that each meet their whole share can leave the image's gap
-        above the budget (the seams add to it) and then stop iterating; a share that shrinks with the sweeps keeps
-        every sweep making progress (the user guide's page "Large images and many images" compares the two)."""
-        if self.tol is not None:
-            return step_tol(self.tol, sweep, step, steps)
-        return step_tol(1.0, sweep, step, steps) * 0.1 ** sweep
+        :func:`step_tol`; with ``accuracy`` the fraction of its share of the budget (:meth:`budget`), :func:`step_tol`
+        of 1: all of it in the first step, a tenth in the later ones. Blocks that each meet their whole share can
+        leave the image's gap above the budget (the seams add to it) and then stop iterating (the user guide's page
+        "Large images and many images" compares the two)."""
+        return step_tol(1.0 if self.tol is None else self.tol, sweep, step, steps)
 
 
 def stopping(accuracy, tol, who: str, default: float) -> Stopping:
