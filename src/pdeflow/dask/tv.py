@@ -51,6 +51,7 @@ import torch
 
 from ..errors import UserInputError
 from ..tv import ACCURACY
+from ..tv.rof import check_accuracy, gap_per_value
 from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
     Graph,
@@ -141,7 +142,7 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
 
 
-#: The relative duality gap of :func:`rof` and :func:`pdeflow.dask.rof_to_zarr` given ``exact=True`` (a tenth of
+#: The relative duality gap of the exact answer of :func:`rof` and :func:`pdeflow.dask.rof_to_zarr` (a tenth of
 #: :func:`pdeflow.tv.rof`'s ``tol=1e-6``: the largest errors of a decomposed solve are at the seams between
 #: blocks; the user guide's page "Large images and many images" has the accuracy it gives).
 ROF_TOL = 1e-7
@@ -185,7 +186,7 @@ class Stopping:
     def budget(self, ranges: np.ndarray) -> np.ndarray | None:
         """Per image, the duality gap per value that ``accuracy`` allows, ``(accuracy range)^2 / 2`` (None with
         ``tol``): a block's subproblem is solved to a share of it in proportion to its values."""
-        return None if self.tol is not None else 0.5 * (self.accuracy * np.asarray(ranges, np.float64)) ** 2
+        return None if self.tol is not None else gap_per_value(self.accuracy, np.asarray(ranges, np.float64))
 
     def criterion(self, sums: np.ndarray, values: int, ranges: np.ndarray | None) -> float:
         """The largest stopping measure over the images of ``sums`` (per image: gap, primal energy), ``values`` per
@@ -215,10 +216,10 @@ def stopping(accuracy, tol, who: str, default: float) -> Stopping:
     checked."""
     if tol is not None:
         return Stopping(tol=check_positive(tol, "tol", who))
-    acc = check_positive(default if accuracy is None else accuracy, "accuracy", who)
-    if acc >= 1.0:
-        raise UserInputError(f"{who}: accuracy must be below 1 (a fraction of the image's range), got {acc:g}")
-    return Stopping(accuracy=acc)
+    try:
+        return Stopping(accuracy=check_accuracy(default if accuracy is None else accuracy))
+    except UserInputError as err:
+        raise UserInputError(f"{who}: {err}") from None
 
 
 def image_ranges(f4):
@@ -311,11 +312,10 @@ def step_tol(tol: float, sweep: int, step: int, steps: int) -> float:
     return tol if sweep == 0 and step == 0 and steps > 1 else tol / 10.0
 
 
-def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter, ranges=None):
+def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter):
     """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy, their layers in
     the :class:`~pdeflow.dask.arrays.Graph` ``g``. A step is one layer: its tasks gather their grown block of the
-    dual field from the previous step's blocks (the staggered chunks), so no rechunk, overlap or trim layers.
-    ``ranges``: the images' ranges (lazy, (B,); :func:`image_ranges` of ``f4`` when needed and not given)."""
+    dual field from the previous step's blocks (the staggered chunks), so no rechunk, overlap or trim layers."""
     done = stop = da.asarray(False)
     sweeps = da.asarray(0)
     crit = da.asarray(np.inf)
@@ -325,9 +325,9 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter
     depth = spatial_depth(f4, 1)
     pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for gr in grids]
     f4 = g.keep(f4)
-    extra = None
+    extra = ranges = None
     if rule.tol is None:
-        ranges = g.keep(image_ranges(f4) if ranges is None else ranges)
+        ranges = g.keep(image_ranges(f4))
         budget = ranges.map_blocks(rule.budget, dtype=np.float64)[(slice(None),) + (None,) * (f4.ndim - 1)]
         extra = {"budget": g.keep(budget.rechunk({0: pchunks[0][0]}))}
     values = C * int(np.prod(f4.shape[2:]))

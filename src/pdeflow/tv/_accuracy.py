@@ -35,4 +35,17 @@ def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
     >>> gap_targets(torch.zeros(1, 1, 10, 10).index_fill_(2, torch.tensor([0]), 2.0), 1e-3)
     tensor([0.0002], dtype=torch.float64)
     """
-    return 0.5 * (accuracy * data_range(f).double()) ** 2 * f[0].numel()
+    return gap_per_value(accuracy, data_range(f).double()) * f[0].numel()
+
+
+def gap_per_value(accuracy: float, ranges):
+    """The duality gap per value that certifies an RMS error of ``accuracy`` times ``ranges`` (tensors or NumPy
+    arrays alike): ``1/2 (accuracy * range)^2`` (:func:`gap_targets`).
+
+    Examples
+    --------
+    >>> from pdeflow.tv.rof import gap_per_value
+    >>> gap_per_value(1e-3, 2.0)
+    2e-06
+    """
+    return 0.5 * (accuracy * ranges) ** 2

@@ -27,7 +27,7 @@ from .. import ops
 from ..errors import UserInputError
 from ..ops import div
 from ..threads import auto_threads
-from ._accuracy import check_accuracy, data_range, gap_targets
+from ._accuracy import check_accuracy, data_range, gap_per_value, gap_targets  # noqa: F401 (gap_per_value: pdeflow.dask)
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux
 from ._grid import PLAIN, Grid, make_grid
