@@ -1,12 +1,16 @@
-"""The cost of pdeflow.dask.rof against the single array at the same stopping rule: CPU s, sweeps and error.
+"""The cost of pdeflow.dask.rof (or tv_flow) against the single array at the same stopping rule: CPU s, sweeps, error.
 
 A noisy photograph (scikit-image's camera resampled to ``--size``, noise 0.1, lam 0.1) is solved by
 ``pdeflow.tv.rof`` at its default (``accuracy``), and by ``pdeflow.dask.rof`` on chunks of each ``--chunks`` at its
 default (the same accuracy) and at ``tol=1e-7`` (the exact answer), all in this process (dask's synchronous
 scheduler: every task's CPU time is this process's). Errors are against ``rof`` at ``tol=1e-9``, as RMS and largest
-difference over the image's range; the ratio is CPU time over the single array's in the same run.
+difference over the image's range; the ratio is CPU time over the single array's in the same run. With
+``--flow T ...`` the TV flow of the photograph without noise to those times instead: ``pdeflow.tv.tv_flow`` and
+``pdeflow.dask.tv_flow`` at their defaults (the same steps and accuracy), errors at the last time against the same
+steps solved to ``tol=1e-9``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_rof_cost.py --size 512 --chunks 128 256
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_rof_cost.py --size 512 --chunks 128 256 --flow 0.1 0.5 2
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_rof_cost.py --smoke
 
 Maintained.
@@ -28,13 +32,13 @@ import torch  # noqa: E402
 import pdeflow.dask as pdd  # noqa: E402
 from _results import add_output_args, open_out, write_text  # noqa: E402
 from pdeflow.datasets import builtin_image  # noqa: E402
-from pdeflow.tv import rof  # noqa: E402
+from pdeflow.tv import rof, tv_flow  # noqa: E402
 
 
-def photo(size: int) -> np.ndarray:
+def photo(size: int, noise: float = 0.1) -> np.ndarray:
     x = builtin_image("skimage/camera", grey=True).double()[None]
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="area")[0, 0].numpy()
-    return x + 0.1 * np.random.default_rng(0).standard_normal(x.shape)
+    return x + noise * np.random.default_rng(0).standard_normal(x.shape)
 
 
 def errors(u, ref, span) -> tuple[float, float]:
@@ -47,32 +51,50 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--chunks", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--lam", type=float, default=0.1)
+    ap.add_argument("--flow", type=float, nargs="+", metavar="T", help="the TV flow to these times instead of ROF")
     ap.add_argument("--smoke", action="store_true", help="64 px, chunks of 32")
     add_output_args(ap, "dask_rof_cost")
     args = ap.parse_args(argv)
     out = open_out(args, argv)
     torch.set_num_threads(1)
     size, chunks = (64, [32]) if args.smoke else (args.size, args.chunks)
-    f = photo(size)
+    f = photo(size, 0.0 if args.flow else 0.1)
     span = float(np.ptp(f))
-    ref = rof(torch.from_numpy(f), args.lam, tol=1e-9, max_iter=200000).numpy()
+    if args.flow:
+        def solve(x, **kw):
+            return tv_flow(torch.from_numpy(x), args.flow, **kw).numpy()[-1]
+
+        def dask_solve(x, **kw):
+            r = pdd.tv_flow(x, args.flow, full_output=True, **kw)
+            return r.u[-1], r.sweeps, r.criterion
+        variants = (("default", {}),)
+        what = f"TV flow of the photograph to t = {' '.join(f'{t:g}' for t in args.flow)}"
+    else:
+        def solve(x, **kw):
+            return rof(torch.from_numpy(x), args.lam, **kw).numpy()
+
+        def dask_solve(x, **kw):
+            r = pdd.rof(x, args.lam, full_output=True, **kw)
+            return r.u, r.sweeps, r.criterion
+        variants = (("default", {}), ("tol=1e-7", {"tol": 1e-7}))
+        what = f"ROF, lam {args.lam:g}, noise 0.1"
+    ref = solve(f, tol=1e-9, max_iter=200000)
     t = time.process_time()
-    u = rof(torch.from_numpy(f), args.lam).numpy()
+    u = solve(f)
     single = time.process_time() - t
     rms, big = errors(u, ref, span)
     rows = [f"| single array, default | | | {single:.2f} | 1.0 | {rms:.1e} | {big:.1e} |"]
     print(rows[-1], flush=True)
     for c in chunks:
-        for label, kw in (("default", {}), ("tol=1e-7", {"tol": 1e-7})):
+        for label, kw in variants:
             t = time.process_time()
-            r = pdd.rof(da.from_array(f, chunks=c), args.lam, full_output=True, **kw)
-            u, sweeps, crit = dask.compute(r.u, r.sweeps, r.criterion, scheduler="sync")
+            u, sweeps, crit = dask.compute(*dask_solve(da.from_array(f, chunks=c), **kw), scheduler="sync")
             cpu = time.process_time() - t
             rms, big = errors(u, ref, span)
             rows.append(f"| dask, {label} | {c} | {int(sweeps)} | {cpu:.2f} | {cpu / single:.1f} | {rms:.1e} | "
                         f"{big:.1e} |")
             print(rows[-1], flush=True)
-    table = "\n".join([f"{size} x {size}, lam {args.lam:g}, noise 0.1; CPU s in one process (one thread)", "",
+    table = "\n".join([f"{size} x {size}, {what}; CPU s in one process (one thread)", "",
                        "| solve | chunks | sweeps | CPU s | ratio | RMS error | largest error |",
                        "|---|---|---|---|---|---|---|", *rows])
     write_text(out / "dask_rof_cost.md", table + "\n")

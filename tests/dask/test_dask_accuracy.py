@@ -1,6 +1,7 @@
 """pdeflow.dask's ROF stops where pdeflow.tv.rof does: at a root-mean-square error certified by the whole image's
 duality gap to be at most ``accuracy`` times the image's range (the default rof's ``ACCURACY``), per image of a
-batch, lazily and store to store, in float64 and float32; ``tol`` still asks for a relative gap."""
+batch, lazily and store to store, in float64 and float32; ``tol`` still asks for a relative gap. Its TV flow takes
+pdeflow.tv.tv_flow's steps and accuracy."""
 from __future__ import annotations
 
 import warnings
@@ -15,7 +16,8 @@ import dask  # noqa: E402
 
 import pdeflow.dask as pdd  # noqa: E402
 from pdeflow.errors import UserInputError  # noqa: E402
-from pdeflow.tv import ACCURACY, ConvergenceWarning, rof  # noqa: E402
+from pdeflow.tv import ACCURACY, ConvergenceWarning, rof, tv_flow  # noqa: E402
+from pdeflow.tv.steps import flow_steps  # noqa: E402
 
 
 def _batch():
@@ -59,6 +61,33 @@ def test_a_looser_accuracy_takes_fewer_sweeps_and_tol_still_asks_for_a_gap():
     assert int(runs[1e-2][0]) <= int(runs[1e-4][0]) and float(runs[1e-4][1]) <= 1e-4
     r = pdd.rof(x, 0.1, tol=1e-6, accuracy=0.5, full_output=True)      # tol wins, as in rof
     assert float(r.criterion.compute(scheduler="sync")) <= 1e-6
+
+
+# float64: the slow tier (pdeflow.dask.tv_flow's doctest runs the float64 default in make test)
+@pytest.mark.parametrize("dtype", [pytest.param(np.float64, marks=pytest.mark.slow), np.float32])
+def test_the_flow_takes_tv_flows_steps_and_certifies_its_share_per_image(dtype):
+    f = _batch()[:2]                     # ranges 1.4 and 4.2: the steps come from the smaller
+    times = [0.05, 0.2]                  # two steps (a long one needs many sweeps of 12 px chunks)
+    plan = flow_steps(times, data_range=float(np.ptp(f[0])))
+    exact = tv_flow(torch.from_numpy(f), times, tol=1e-9, max_iter=100000).numpy()   # the same steps, solved
+    r = pdd.tv_flow(da.from_array(f.astype(dtype), chunks=(1, 1, 12, 12)), times, full_output=True)
+    u, crit, ok = dask.compute(r.u, r.criterion, r.converged, scheduler="sync")
+    assert bool(ok) and u.dtype == dtype and u.shape == (2,) + f.shape
+    share = plan.solver_accuracy / plan.n_steps          # each step's certified share, of u0's range
+    assert float(crit) <= share
+    for k in range(2):                   # the errors of the steps add up at most (each is non-expansive)
+        err = _rms_over_range(u[k], exact[k], f)
+        assert (err <= plan.solver_accuracy + (1e-6 if dtype == np.float32 else 0.0)).all()
+
+
+def test_the_flow_with_dt_certifies_flow_accuracy_or_asks_for_tol():
+    x = da.from_array(_batch()[:1], chunks=(1, 1, 12, 12))
+    r = pdd.tv_flow(x, [0.02], dt=0.01, full_output=True)
+    assert float(r.criterion.compute(scheduler="sync")) <= 1e-3 / 2      # FLOW_ACCURACY over the 2 steps
+    r = pdd.tv_flow(x, [0.02], dt=0.01, tol=1e-6, accuracy=0.5, full_output=True)      # tol wins
+    assert float(r.criterion.compute(scheduler="sync")) <= 1e-6
+    with pytest.raises(UserInputError, match=r"tv_flow: accuracy must be a number in \(0, 1\)"):
+        pdd.tv_flow(x, [0.02], accuracy=2.0)
 
 
 @pytest.mark.slow   # make test keeps it through test_dask_batch's zarr denoise at the command line's default

@@ -36,7 +36,7 @@ _MASKNET_LAYOUT = [
 ]
 _RESIDUAL_LAYOUT = [
     ("run", ["--run-dir", "stage", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
-    ("masks", ["mask_models", "densities", "init", "refine"]),
+    ("masks", ["mask_models", "masks", "densities", "init", "refine"]),
     ("model", ["channels", "widths", "normalize"]),
     ("data", ["data", "val_data", "crop", "aug_blur", "batch_size"]),
     ("objective", ["lr", "mask_lr", "ssim_weight", "alpha", "critic_width", "critic_lr"]),
@@ -115,12 +115,13 @@ def _run_masknet(args) -> int:
 
 def _run_residual(args) -> int:
     """Train the residual inpainter on random crops of photos: homogeneous diffusion inpainting plus a small
-    U-Net's correction on the unknown pixels, on analytic masks or the masks of trained mask networks
-    (--mask-models). Stage 'joint' fine-tunes one mask network together with the inpainter (--init: a trained
-    residual inpainter). The best model by validation is exported as RUN_DIR/model.safetensors + model.json (use
-    it with `pdeflow inpaint --method learned --model RUN_DIR`). Running the same command again resumes."""
+    U-Net's correction on the unknown pixels, on analytic or uniformly random masks (--masks) or the masks of
+    trained mask networks (--mask-models). Stage 'joint' fine-tunes one mask network together with the
+    inpainter (--init: a trained residual inpainter). The best model by validation is exported as
+    RUN_DIR/model.safetensors + model.json (use it with `pdeflow inpaint --method learned --model RUN_DIR`).
+    Running the same command again resumes."""
     cfg = residual_config(args)
-    masks = ", ".join(cfg.mask_models) if cfg.mask_models else "analytic masks"
+    masks = ", ".join(cfg.mask_models) if cfg.mask_models else f"{cfg.masks} masks"
     print(f"training stage {cfg.stage} of the residual inpainter in {args.run_dir} ({masks}): "
           f"{cfg.channels} channel(s), {cfg.crop}x{cfg.crop} crops, {cfg.steps} steps of batch {cfg.batch_size}; "
           "images in [0, 1]")

@@ -52,6 +52,7 @@ import torch
 from ..errors import UserInputError
 from ..tv import ACCURACY
 from ..tv.rof import check_accuracy, gap_per_value
+from ..tv.steps import default_accuracy, flow_steps
 from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
     Graph,
@@ -312,9 +313,10 @@ def step_tol(tol: float, sweep: int, step: int, steps: int) -> float:
     return tol if sweep == 0 and step == 0 and steps > 1 else tol / 10.0
 
 
-def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter):
+def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter, ranges=None):
     """The decomposed ROF solve on batched arrays: (p, sweeps, criterion, converged), all lazy, their layers in
-    the :class:`~pdeflow.dask.arrays.Graph` ``g``. A step is one layer: its tasks gather their grown block of the
+    the :class:`~pdeflow.dask.arrays.Graph` ``g``; ``ranges``: the images' ranges the accuracy is a fraction of
+    (default those of ``f4``). A step is one layer: its tasks gather their grown block of the
     dual field from the previous step's blocks (the staggered chunks), so no rechunk, overlap or trim layers."""
     done = stop = da.asarray(False)
     sweeps = da.asarray(0)
@@ -325,11 +327,13 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter
     depth = spatial_depth(f4, 1)
     pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for gr in grids]
     f4 = g.keep(f4)
-    extra = ranges = None
+    extra = None
     if rule.tol is None:
-        ranges = g.keep(image_ranges(f4))
+        ranges = g.keep(image_ranges(f4)) if ranges is None else ranges
         budget = ranges.map_blocks(rule.budget, dtype=np.float64)[(slice(None),) + (None,) * (f4.ndim - 1)]
         extra = {"budget": g.keep(budget.rechunk({0: pchunks[0][0]}))}
+    else:
+        ranges = None
     values = C * int(np.prod(f4.shape[2:]))
     for n in range(max_sweeps):
         for k, pc in enumerate(pchunks):
@@ -434,27 +438,39 @@ def rof(f, lam, *, accuracy: float | None = None, tol: float | None = None, max_
     return SchwarzResult(u, sweeps, crit, done) if full_output else u
 
 
-def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int = 30,
-            max_iter: int = 20000, ndim: int | None = None, full_output: bool = False):
+def tv_flow(u0, times, *, dt: float | None = None, accuracy: float | None = None, tol: float | None = None,
+            max_sweeps: int = 30, max_iter: int = 20000, ndim: int | None = None, full_output: bool = False):
     """:func:`pdeflow.tv.tv_flow` (implicit Euler) on a dask array: one decomposed :func:`rof` per time step.
 
-    Each step ``u_{k+1} = rof(u_k, dt)`` is solved as :func:`rof` solves it, warm-started from the previous
+    Each step ``u_{k+1} = rof(u_k, h)`` is solved as :func:`rof` solves it, warm-started from the previous
     step's dual field (the model-driven approach of :func:`pdeflow.tv.tv_flow`, ``method="implicit"``,
-    ``scheme="euler"``), so a step takes few sweeps: ``dt`` is small and the step's problem local.
+    ``scheme="euler"``), so a step takes few sweeps: its problem is local. The steps and the accuracy are
+    :func:`pdeflow.tv.tv_flow`'s (:func:`pdeflow.tv.steps.flow_steps`), so the two answers agree to it.
 
     Parameters
     ----------
     u0 : dask array
         As ``f`` of :func:`rof`.
     times : sequence of float
-        Flow times ``>= 0`` at which to return ``u``; each is rounded to a whole number of steps of ``dt``.
-    dt : float
-        Time step, ``> 0``.
-    tol, max_sweeps, max_iter, ndim
+        Flow times ``>= 0`` at which to return ``u``.
+    dt : float, optional
+        Default None: :func:`pdeflow.tv.tv_flow`'s steps, chosen from ``accuracy``, that land on the requested
+        times (the smallest positive range of the images sets them; it is computed at once, one pass over
+        ``u0``). A float ``> 0``: steps of ``dt``, each time rounded to a whole number of them.
+    accuracy : float, optional
+        As :func:`pdeflow.tv.tv_flow`'s: without ``dt`` the root-mean-square error at the requested times against
+        the exact flow, as a fraction of each image's range (default :data:`pdeflow.tv.STEP_ACCURACY`), half of
+        it estimated for the time steps and half certified for the solver; with ``dt`` the solver's alone
+        (default :data:`pdeflow.tv.FLOW_ACCURACY`). Each of the ``n`` steps is certified (the duality gap of the
+        whole image, as :func:`rof` certifies it) to the solver's share over ``n`` of ``u0``'s range.
+    tol : float, optional
+        Stop each step at this relative duality gap instead (as :func:`rof`'s ``tol``); no accuracy is then
+        certified.
+    max_sweeps, max_iter, ndim
         As :func:`rof`, per step.
     full_output : bool
         Return a :class:`SchwarzResult` whose ``sweeps`` are summed over the steps and whose ``criterion`` is the
-        largest relative gap of any step.
+        largest of any step (certified RMS error over the range, or with ``tol`` the relative gap).
 
     Returns
     -------
@@ -463,28 +479,28 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
     Raises
     ------
     pdeflow.errors.UserInputError
-        As :func:`rof` (``u0`` for ``f``).
+        As :func:`rof` (``u0`` for ``f``), and for bad ``times``, ``dt`` or ``accuracy``.
 
     Warns
     -----
     pdeflow.tv.ConvergenceWarning
-        When computed, if a step's sweeps ran out before its gap met ``tol``.
+        When computed, if a step's sweeps ran out before it met its accuracy (or ``tol``).
 
     Examples
     --------
     >>> import dask.array as da, numpy as np
     >>> import pdeflow.dask
     >>> x = da.from_array(np.tile(np.repeat([0.0, 1.0], 8), (16, 1)), chunks=8)
-    >>> u = pdeflow.dask.tv_flow(x, [0.0, 0.01], dt=0.005)
+    >>> u = pdeflow.dask.tv_flow(x, [0.0, 0.01])
     >>> u.shape
     (2, 16, 16)
     >>> bool(abs(u[1].compute(scheduler="sync").mean() - 0.5) < 1e-9)   # the mean is conserved
     True
     """
     who = "pdeflow.dask.tv_flow"
-    da, nd, f4, lead, dt, max_sweeps = _check_common(u0, dt, max_sweeps, ndim, who, names=("u0", "dt"))
-    rule = stopping(None, tol, who, ACCURACY)
-    if dt == 0.0:
+    da, nd, f4, lead, _, max_sweeps = _check_common(u0, 1.0 if dt is None else dt, max_sweeps, ndim, who,
+                                                    names=("u0", "dt"))
+    if dt is not None and float(dt) == 0.0:
         raise UserInputError(f"{who}: dt must be > 0, got 0")
     try:
         ts = [float(t) for t in np.asarray(times, dtype=np.float64).reshape(-1)]
@@ -492,18 +508,45 @@ def tv_flow(u0, times, *, dt: float = 0.0016, tol: float = 1e-6, max_sweeps: int
         raise UserInputError(f"{who}: times must be a sequence of numbers, got {times!r}") from err
     if not ts or any(not np.isfinite(t) or t < 0 for t in ts):
         raise UserInputError(f"{who}: times must be a non-empty sequence of finite numbers >= 0, got {times!r}")
+    tol = None if tol is None else check_positive(tol, "tol", who)
+    sizes, at, rule = _flow_plan(f4, ts, dt, accuracy, tol, who)
     C = f4.shape[1]
-    steps = [int(round(t / dt)) for t in ts]
     g = Graph()
     p4 = _dual_zeros(da, f4, C, nd)
+    ranges = None if rule.tol is not None else g.keep(image_ranges(f4))    # u0's: each step's share of them
     u4, total, worst, ok = g.keep(f4), da.asarray(0), da.asarray(0.0), da.asarray(True)
     by_step = {0: u4}
-    for k in range(1, max(steps) + 1):
-        p4, sweeps, crit, done = _rof_dual(da, g, u4, p4, dt, C=C, nd=nd, rule=rule, max_sweeps=max_sweeps,
-                                           max_iter=max_iter)
-        u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, graph=g, lam=dt, C=C)
+    for k, h in enumerate(sizes, start=1):
+        p4, sweeps, crit, done = _rof_dual(da, g, u4, p4, h, C=C, nd=nd, rule=rule, max_sweeps=max_sweeps,
+                                           max_iter=max_iter, ranges=ranges)
+        u4 = sweep(primal_block, [u4, p4], spatial_depth(u4, 1), False, dtype=u4.dtype, graph=g, lam=h, C=C)
         total, worst, ok = (g.keep(x) for x in (total + sweeps, da.maximum(worst, crit), ok & done))
         by_step[k] = u4
-    out = warned_if_short(da.stack([from_batched(by_step[s], lead) for s in steps]), worst, ok, who, tol, max_sweeps)
+    out = warned_if_short(da.stack([from_batched(by_step[s], lead) for s in at]), worst, ok, who, rule.target,
+                          max_sweeps, rule.measure, rule.name)
     out, total, worst, ok = g.finish(out, total, worst, ok)
     return SchwarzResult(out, total, worst, ok) if full_output else out
+
+
+def _flow_plan(f4, ts, dt, accuracy, tol, who):
+    """The flow's step sizes, the step reached at each of ``ts``, and each step's :class:`Stopping`, as
+    :func:`pdeflow.tv.tv_flow` plans them (:func:`pdeflow.tv.steps.flow_steps`)."""
+    try:
+        if dt is not None:                # the grid k dt, each time rounded onto it
+            at = [int(round(t / dt)) for t in ts]
+            sizes = [float(dt)] * max(at)
+            share = default_accuracy(accuracy, dt)
+        else:                             # steps that land on the times, from the smallest range (one pass)
+            order = sorted(set(ts))
+            r = np.asarray(image_ranges(f4).compute(), dtype=np.float64)
+            r = r[np.isfinite(r) & (r > 0)]
+            plan = flow_steps(order, accuracy=accuracy, data_range=float(r.min()) if r.size else 1.0, tol=tol)
+            sizes = [h for hs in plan.steps for h in hs]
+            reached = dict(zip(order, np.cumsum([len(hs) for hs in plan.steps]).tolist()))
+            at = [int(reached[t]) for t in ts]
+            share = plan.solver_accuracy
+        if tol is not None:
+            return sizes, at, Stopping(tol=tol)
+        return sizes, at, Stopping(accuracy=check_accuracy(share / max(len(sizes), 1)))
+    except UserInputError as err:
+        raise UserInputError(f"{who}: {err}") from None

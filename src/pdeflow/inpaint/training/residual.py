@@ -20,7 +20,9 @@ A step
    at its density; an all-density network or the analytic mask at a density
    drawn from ``densities``, or uniformly from ``density_range`` when set),
    and the random shift/flip of the blue-noise dithering tile per crop.
-2. The masks: the analytic mask of Belhachmi, Bucur, Burgeth, Weickert (2009)
+2. The masks (``masks``): uniformly random (``"random"``: exactly
+   ``round(density H W)`` known pixels per crop, the masks of Peter's (2022)
+   Table 2(a)), or the analytic mask of Belhachmi, Bucur, Burgeth, Weickert (2009)
    (:func:`~pdeflow.inpaint.masks.analytic.analytic_mask`, dithered, snapped to
    extrema, smoothing ``0.45 / sqrt(density)`` pixels as the mask network's
    training uses) or a trained mask network's masks (no gradient in stage
@@ -56,7 +58,7 @@ the built-in TEST photos (never trained on) that do not overlap the crops the
 evaluation reports (:func:`pdeflow.evaluate.inpaint.test_images`, seed 0, at
 the sizes and counts in ``avoid_eval``), or of a folder ``val_data``. Masks:
 the fixed (unshifted) tile, per density of ``densities`` (stage
-``residual`` on analytic masks), or the mask networks' masks (with ``refine``:
+``residual`` on analytic masks; random masks: drawn from seed 0), or the mask networks' masks (with ``refine``:
 refined, tile shifts from seed 0).
 """
 from __future__ import annotations
@@ -94,6 +96,7 @@ from ..learned.wgan import Critic, critic_loss
 from ..masks.analytic import analytic_mask, analytic_sigma  # noqa: F401 (analytic_sigma: re-exported)
 from ..masks.dither import blue_noise_tile, threshold_map
 from ..masks.refine import refine_setting
+from ..masks.sparsification import random_mask
 from ..operators.diffusion import inpaint_diffusion
 from ._shared import densities, export_best, load_init, start_run, tag
 
@@ -124,7 +127,11 @@ class ResidualConfig:
                            type="positive_int", nargs="+", metavar="C")
     # masks
     mask_models: tuple = option((), "trained mask networks (run directories or model.json) whose masks train "
-                                "the inpainter (default: analytic masks)", nargs="+", metavar="PATH")
+                                "the inpainter (default: --masks)", nargs="+", metavar="PATH")
+    masks: str = option("analytic", choices=("analytic", "random"),
+                        help="the masks without --mask-models: analytic (Belhachmi et al.'s density, dithered) or "
+                             "random (each crop exactly round(density H W) uniformly random known pixels, the "
+                             "masks of Peter's (2022) Table 2(a)) (default {default})")
     densities: tuple = option((0.05, 0.1, 0.2), "mask densities drawn per step (default 0.05 0.1 0.2)",
                               type="density", nargs="+", metavar="D")
     density_range: tuple | None = None   #: or uniformly from [lo, hi] (validation still on ``densities``)
@@ -199,6 +206,8 @@ def check_config(cfg: ResidualConfig) -> None:
                                        and all(is_number(d) for d in cfg.density_range)
                                        and 0 < cfg.density_range[0] <= cfg.density_range[1] < 1),
          "density_range", "None or (lo, hi) with 0 < lo <= hi < 1")
+    need(cfg.masks in ("analytic", "random"), "masks", "'analytic' or 'random'")
+    need(cfg.masks == "analytic" or not cfg.mask_models, "masks", "'analytic' (the default) with --mask-models")
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a path")
     need(not cfg.refine or (cfg.stage == "residual" and cfg.mask_models), "refine",
          "stage residual with --mask-models (refined masks carry no gradient, and analytic masks are not refined)")
@@ -304,10 +313,13 @@ def validation_crops(cfg: ResidualConfig) -> tuple[torch.Tensor, dict]:
 
 
 def _masks(f: torch.Tensor, d: float, net: MaskNet | None, *, random: bool, g=None, grad: bool = False,
-           refine: bool = False):
-    """Masks ``(B, 1, H, W)`` (float64) at density ``d``: analytic (``net=None``) or from a mask network,
-    refined (``refine``) with the evaluation's setting at ``d``, its tile shifts drawn from ``g`` (from seed 0
-    when ``g`` is None)."""
+           refine: bool = False, kind: str = "analytic"):
+    """Masks ``(B, 1, H, W)`` (float64) at density ``d``: ``kind`` (``net=None``) or from a mask network,
+    refined (``refine``) with the evaluation's setting at ``d``, its tile shifts (or random pixels) drawn
+    from ``g`` (from seed 0 when ``g`` is None)."""
+    if net is None and kind == "random":
+        return random_mask((f.shape[0], 1, *f.shape[-2:]), d, generator=0 if g is None else g,
+                           dtype=torch.float64, device=f.device)
     if net is None:
         return analytic_mask(f.double(), d, sigma=analytic_sigma(d), snap=True, tile=blue_noise_tile(64),
                              random=random, generator=g)
@@ -332,7 +344,7 @@ def validate(cfg: ResidualConfig, model: ResidualInpainter, sources, fval: torch
     with evaluating(model, *(n for n, _ in sources)):
         for net, dens in sources:
             for d in dens:
-                b = _masks(fval, d, net, random=False, refine=cfg.refine)
+                b = _masks(fval, d, net, random=False, refine=cfg.refine, kind=cfg.masks)
                 u_diff = inpaint_diffusion(f, b, tol=1e-6)
                 ours = loss_scores(*reconstruction_loss(model(f, b, u_diff=u_diff), f, cfg.ssim_weight))
                 diffusion = loss_scores(*reconstruction_loss(u_diff, f, cfg.ssim_weight))
@@ -420,7 +432,8 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
     fval, val_desc = validation_crops(cfg)
     fval = fval.to(device)
     masks = ([{"model": spec, "density": net.density} for spec, (net, _) in zip(cfg.mask_models, sources)]
-             or "analytic (Belhachmi et al. density, dithered, snapped; sigma 0.45/sqrt(density))")
+             or ("analytic (Belhachmi et al. density, dithered, snapped; sigma 0.45/sqrt(density))"
+                 if cfg.masks == "analytic" else "random (round(density H W) uniformly random known pixels per crop)"))
     info = {"trainer": "pdeflow.inpaint.training.residual",
             **provenance(cfg, command=command, device=device,
                          data={"train": train_images.description, "validation": val_desc}, masks=masks,
@@ -450,7 +463,7 @@ def train_residual(cfg: ResidualConfig, run_dir, *, quiet: bool = False, command
             base = {"residual": cfg.lr, "masknet": cfg.mask_lr, "critic": cfg.critic_lr}[name]
             for group in opt.param_groups:
                 group["lr"] = base * (frac if name != "critic" else 1.0)
-        b = _masks(f, d, net, random=True, g=g, grad=joint, refine=cfg.refine)
+        b = _masks(f, d, net, random=True, g=g, grad=joint, refine=cfg.refine, kind=cfg.masks)
         f64 = f.double()
         u_diff = inpaint_diffusion(f64, b, tol=cfg.tol)
         u = model(f64, b, u_diff=u_diff)
