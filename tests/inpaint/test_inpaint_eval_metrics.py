@@ -8,7 +8,7 @@ import torch
 
 from pdeflow.cli import main
 from pdeflow.evaluate._inpaint_report import against_ps, ps_reference, report_markdown
-from pdeflow.evaluate.inpaint import evaluate
+from pdeflow.evaluate.inpaint import evaluate, gradient_distance
 from pdeflow.inpaint import inpaint_diffusion, ps_mask, refine_mask
 from pdeflow.inpaint.masks.analytic import analytic_mask, laplacian_density
 from pdeflow.inpaint.masks.refine import refine_options
@@ -128,3 +128,23 @@ def test_refine_mse_rows_minimise_the_mse():
         assert b["density"] == a["density"]
     text = report_markdown(res)
     assert "Refinement of the *-refine-mse rows" in text and "0.2: 1 x 4 (mse, tol 1e-06)" in text
+
+
+def test_random_residual_row_fills_the_random_masks_and_the_texture_distance_is_reported():
+    res = evaluate((0.1,), n_images=2, size=64, methods=("random-diffusion", "random-residual"))
+    diff, resid = (res["summary"][m]["0.1"] for m in ("random-diffusion", "random-residual"))
+    assert diff["density"]["mean"] == resid["density"]["mean"]          # the same masks
+    assert diff["mae255"]["mean"] != resid["mae255"]["mean"]            # a different fill
+    assert diff["grad_w1"]["mean"] > 0 and "Texture of the fill" in report_markdown(res)
+
+
+def test_gradient_distance_compares_distributions_not_pixels():
+    f = _image(32, 32)                                                 # (1, 1, 32, 32)
+    mask = torch.zeros_like(f)
+    assert gradient_distance(f.transpose(-1, -2), f, mask) < 1e-9       # the same gradient magnitudes, moved
+    smooth = torch.nn.functional.avg_pool2d(f, 5, 1, 2, count_include_pad=False)
+    assert gradient_distance(smooth, f, mask) > gradient_distance(f + 0.01, f, mask)
+    mask[..., :16, :] = 1                                              # known pixels do not count
+    g = f.clone()
+    g[..., :16, :] = 0
+    assert gradient_distance(g, f, mask) < gradient_distance(g, f, torch.zeros_like(mask))

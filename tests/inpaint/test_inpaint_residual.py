@@ -378,6 +378,27 @@ def test_train_with_the_critic_term(photos, tmp_path, dense):
     assert "loss_critic" in rows[0] and "d_fake" in rows[0]
 
 
+def test_random_masks_train_and_validate_on_uniformly_random_pixels(photos, tmp_path, dense, monkeypatch):
+    import pdeflow.inpaint.training.residual as TR
+    seen, masks = [], TR._masks
+
+    def spy(*a, **k):
+        b = masks(*a, **k)
+        seen.append(b)
+        return b
+
+    monkeypatch.setattr(TR, "_masks", spy)
+    meta = json.loads(train_residual(_tiny(photos, masks="random", steps=2), tmp_path / "r", quiet=True).read_text())
+    assert meta["provenance"]["masks"].startswith("random")
+    # every mask has exactly round(d H W) known pixels (16 x 16 crops at 0.1 or 0.2), no two crops alike
+    assert all(int(b[i].sum()) in (26, 51) for b in seen for i in range(b.shape[0]))
+    assert any(not torch.equal(b[0], b[1]) for b in seen)
+    with pytest.raises(ValueError, match="masks"):
+        check_config(ResidualConfig(masks="ps"))
+    with pytest.raises(ValueError, match="masks"):
+        check_config(ResidualConfig(masks="random", mask_models=("m",)))
+
+
 def test_joint_stage_trains_the_mask_network_and_exports_it(photos, tmp_path, dense):
     net = MaskNet(1, 0.1, widths=(4, 8), tile=16)
     export_model(net, tmp_path / "masknet" / "model", config={"kind": "masknet", "model": net.config})

@@ -52,7 +52,7 @@ def add_evaluate_parser(evaluate_sub) -> None:
                    help="learned*: mask networks, one per density in the order of --densities (default: the "
                         "shipped ones; a density without one is skipped with a note)")
     g.add_argument("--residual-model", default=None, metavar="PATH",
-                   help="learned-residual: the residual inpainter (default: the shipped one)")
+                   help="learned-residual, random-residual: the residual inpainter (default: the shipped one)")
     g.add_argument("--joint-models", nargs="+", default=None, metavar="PATH",
                    help="joint: mask network + residual inpainter pairs fine-tuned together, one per density in "
                         "the order of --densities: run directories of `pdeflow train residual --stage joint` "

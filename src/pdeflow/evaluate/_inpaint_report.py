@@ -8,7 +8,8 @@ import torch
 
 from ..reporting import Report, format_mean_std
 
-LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN", "ps": "PS + diffusion",
+LABELS = {"random-diffusion": "random + diffusion", "random-wgan": "random + WGAN",
+          "random-residual": "random + residual inpainter", "ps": "PS + diffusion",
           "ps-mse": "PS (MSE) + diffusion",
           "ps-nlpe": "PS+NLPE + diffusion", "maskgan": "mask GAN (MG)", "analytic": "analytic + diffusion",
           "analytic-refine": "analytic+refine + diffusion", "densify": "densified + diffusion",
@@ -177,6 +178,13 @@ def report_markdown(results: dict) -> str:
             lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), key, digits) for m in results["methods"])
                          + f" | {_paper(key, 'ps', d, digits)} | {_paper(key, 'ps-nlpe', d, digits)}"
                          f" | {_paper(key, 'maskgan', d, digits)} |")
+    if any("grad_w1" in (cell(m, d) or {}) for m in results["methods"] for d in dens):
+        lines += ["", "## Texture of the fill: gradient-magnitude distance to the true pixels (0-255, lower is "
+                  "closer)", "", "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " |",
+                  "|---" * (len(results["methods"]) + 1) + "|"]
+        for d in dens:
+            lines.append(f"| {d:g} | " + " | ".join(_fmt(cell(m, d), "grad_w1", 2) if "grad_w1" in (cell(m, d) or {})
+                                                    else "--" for m in results["methods"]) + " |")
     lines += against_ps(results)
     lines += ["", "## Density reached", "",
               "| density | " + " | ".join(LABELS[m] for m in results["methods"]) + " |",

@@ -6,6 +6,8 @@ For each test image and density ``D`` the methods are
   pixels, homogeneous diffusion inpainting (:func:`pdeflow.inpaint.inpaint_diffusion`);
 * ``random-wgan`` -- the same random mask, the inpainting WGAN
   (:func:`~pdeflow.inpaint.learned.gan.inpaint_wgan`, random-mask model);
+* ``random-residual`` -- the same random mask, the residual inpainter
+  (``residual_model``; :func:`~pdeflow.inpaint.inpaint_learned`, calibrated);
 * ``ps`` -- probabilistic sparsification optimised for diffusion (``metric``:
   MAE by default, as the paper), diffusion inpainting;
 * ``ps-mse`` -- the same minimising the MSE (the PS that the PSNR and MSE
@@ -56,7 +58,10 @@ tolerance are the same; the report says which rows were reused and from where.
 
 Metrics per image: PSNR (dB, data range 1), MSE and MAE (reported on the 0-255
 scale of the paper's Table 3), SSIM (scikit-image's Gaussian SSIM, data range 1),
-the density actually reached, and the run time of the mask (the optimiser or
+the distance between the gradient magnitudes of the filled and the true unknown
+pixels (``grad_w1``: the 1-Wasserstein distance of their two distributions, 0-255
+scale, forward differences; what a critic changes in the texture of the fill, where
+the MAE and SSIM reward a smooth fill), the density actually reached, and the run time of the mask (the optimiser or
 the network, one image at a time) and of the inpainting. ``PS+NLPE`` mask
 time includes the PS run it starts from, as the paper's Table 4.
 
@@ -82,7 +87,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import datasets
+from .. import datasets, ops
 from .. import io as pio
 from ..errors import UserInputError
 from ..inpaint.masks.refine import REFINE_MSE, refine_options, refine_setting
@@ -93,17 +98,39 @@ from ..metrics import psnr, ssim
 from ..progress import progress_bar
 from ._inpaint_report import LABELS, PAPER, figure, report
 
-__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "check_refine", "evaluate", "report", "figure"]
+__all__ = ["METHODS", "LABELS", "PAPER", "test_images", "check_refine", "evaluate", "report", "figure",
+           "gradient_distance"]
 
 # The report (the paper's numbers, the tables beside them, the figure) lives in _inpaint_report; this module is
 # the evaluation protocol itself. The refinement settings of the *-refine rows are the pillar's
 # (pdeflow.inpaint.masks.refine.REFINE): its trainer refines the masks it learns from with them too.
 
-METHODS = ("random-diffusion", "random-wgan", "ps", "ps-mse", "ps-nlpe", "maskgan", "analytic", "analytic-refine",
-           "densify", "learned", "learned-refine", "learned-refine-mse", "learned-residual", "learned-residual-raw",
-           "joint", "joint-refine", "joint-refine-mse")
+METHODS = ("random-diffusion", "random-wgan", "random-residual", "ps", "ps-mse", "ps-nlpe", "maskgan", "analytic",
+           "analytic-refine", "densify", "learned", "learned-refine", "learned-refine-mse", "learned-residual",
+           "learned-residual-raw", "joint", "joint-refine", "joint-refine-mse")
 #: Methods whose rows an earlier run's results.json may supply (deterministic given crops and settings).
 REUSABLE = ("random-diffusion", "ps", "ps-mse", "ps-nlpe")
+
+
+def gradient_distance(u: torch.Tensor, f: torch.Tensor, mask: torch.Tensor) -> float:
+    """The 1-Wasserstein distance between the gradient magnitudes of ``u`` and ``f`` (forward differences,
+    0-255 scale) over the unknown pixels of ``mask``: 0 when the fill has the true texture's statistics,
+    whatever its pixels; a smooth fill of a textured region is far.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.evaluate.inpaint import gradient_distance
+    >>> f = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> mask = torch.zeros_like(f)
+    >>> gradient_distance(f.mT, f, mask) < 1e-9 < gradient_distance(torch.zeros_like(f), f, mask)  # f.mT: the same
+    True
+    """
+    unknown = (mask < 0.5).expand_as(f)
+    a, b = (torch.linalg.vector_norm(ops.grad(255.0 * x.double()), dim=2)[unknown] for x in (u, f))
+    if a.numel() == 0:
+        return 0.0
+    return float((a.sort().values - b.sort().values).abs().mean())
 def _seeded(opts, seed: int):
     """The refine options ``opts`` with their tile shifts drawn from ``seed`` (so refined rows are reproducible,
     as PS's are), unless they name a generator themselves."""
@@ -198,7 +225,7 @@ def _load_models(methods, densities, inpainting_model, mask_models, notes, maskn
                 loaded["masknet"][d] = MASK_METHODS["learned"].load_model(spec, density=d, channels=channels)
             except (FileNotFoundError, ValueError) as e:
                 notes.append(f"learned masks at {d:g} skipped: {e}")
-    if {"learned-residual", "learned-residual-raw"} & set(methods):
+    if {"learned-residual", "learned-residual-raw", "random-residual"} & set(methods):
         try:
             loaded["residual"] = INPAINT_METHODS["learned"].load_model(residual_model, channels=channels)
         except (FileNotFoundError, ValueError) as e:
@@ -296,7 +323,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     masknet_models : dict of density -> str, optional
         Mask network per density (default: the shipped ones).
     residual_model : str, optional
-        The residual inpainter (default: the shipped one).
+        The residual inpainter of the ``learned-residual`` and ``random-residual`` rows (default: the shipped
+        one).
     joint_models : dict of density -> str, optional
         Jointly fine-tuned pairs per density (what :func:`~pdeflow.inpaint.learned.residual.load_joint` accepts;
         default: the shipped ones).
@@ -315,7 +343,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
     >>> from pdeflow.evaluate.inpaint import evaluate
     >>> res = evaluate((0.1,), n_images=1, size=16, methods=("random-diffusion", "analytic"))
     >>> res["methods"], sorted(res["summary"]["analytic"]["0.1"])[:4]
-    (['random-diffusion', 'analytic'], ['density', 'inpaint_s', 'mae255', 'mask_cpu_s'])
+    (['random-diffusion', 'analytic'], ['density', 'grad_w1', 'inpaint_s', 'mae255'])
     >>> round(res["summary"]["analytic"]["0.1"]["psnr"]["mean"], 1)
     35.9
     """
@@ -359,7 +387,7 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                 res = {}
                 seeded = functools.partial(_seeded, seed=seed * 1000 + i * 10 + j)
                 todo = {m for m in methods if d in run[m]}
-                if {"random-diffusion", "random-wgan"} & todo:
+                if {"random-diffusion", "random-wgan", "random-residual"} & todo:
                     mask, t_mask = _timed(lambda: make_mask(f, d, "random", generator=seed * 1000 + i * 10 + j))
                     if "random-diffusion" in todo:
                         u, t_inp = _timed(lambda: inpaint(f, mask, "diffusion", tol=tol))
@@ -368,6 +396,9 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                         u, t_inp = _timed(lambda: inpaint(f.float(), mask.float(), "wgan", model=models["wgan"],
                                                           generator=i))
                         res["random-wgan"] = (mask, u.double(), t_mask, t_inp)
+                    if "random-residual" in todo and models.get("residual") is not None:
+                        u, t_inp = _timed(lambda: inpaint(f, mask.double(), "learned", model=models["residual"]))
+                        res["random-residual"] = (mask, u, t_mask, t_inp)
                 # PS per metric it minimises: `metric` for ps and ps-nlpe, the MSE for ps-mse
                 ps_runs = {}
                 for m, met in (("ps", metric), ("ps-nlpe", metric), ("ps-mse", "mse")):
@@ -446,7 +477,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
                     per[m][d].append({
                         "image": i, "source": names[i], "psnr": float(psnr(u, f)),
                         "mse255": 255 ** 2 * float(mse_metric(u, f)), "mae255": 255 * float(mae_metric(u, f)),
-                        "ssim": float(ssim(u, f)), "density": float(mask.mean()), "mask_s": float(t_mask),
+                        "ssim": float(ssim(u, f)), "grad_w1": gradient_distance(u, f, mask),
+                        "density": float(mask.mean()), "mask_s": float(t_mask),
                         "inpaint_s": t_inp, **({"mask_cpu_s": t_mask.cpu} if hasattr(t_mask, "cpu") else {})})
                     if i == shown:
                         examples[(m, d)] = (mask[0].float(), u[0].float())
@@ -461,7 +493,8 @@ def evaluate(densities=(0.05, 0.1, 0.2), *, n_images: int = 4, size: int = 64, s
             summary.setdefault(m, {})[str(d)] = {
                 k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows])),
                     "n": len(rows)}
-                for k in ("psnr", "mse255", "mae255", "ssim", "density", "mask_s", "inpaint_s", "mask_cpu_s")
+                for k in ("psnr", "mse255", "mae255", "ssim", "grad_w1", "density", "mask_s", "inpaint_s",
+                          "mask_cpu_s")
                 if all(k in r for r in rows)}
     model_info = {}
     if models["wgan"] is not None:
