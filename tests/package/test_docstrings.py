@@ -139,8 +139,6 @@ COMMENT_BEHAVIOUR = {
 #: Comment blocks that still hold a measurement, each with the change that will move it: files that other work
 #: is editing now, moved to the results pages when it lands.
 COMMENT_PENDING = {
-    "codec/encoder.py::experiments/codec_settings.py, docs/results/codec.md": "issue 71's edit of the encoder",
-    "codec/encoder.py::(experiments/codec_settings.py)": "issue 71's edit of the encoder",
     "inpaint/operators/diffusion_system.py::1.7-2.8x faster": "issue 71's edit of the diffusion system",
 }
 

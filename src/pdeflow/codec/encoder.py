@@ -70,7 +70,7 @@ STEP_RATIO = 0.15
 #: Most levels per channel with the automatic step.
 MAX_LEVELS = 1024
 #: Solver tolerance exponent written to the header (the decoder solves to ``10**-t``; the loosest that keeps the
-#: PSNR of tighter solves: experiments/codec_settings.py, docs/results/codec.md).
+#: PSNR of tighter solves: docs/results/codec.md, "Encoder settings").
 TOL_EXPONENT = 4
 #: The automatic lattice step is the expected spacing of the known pixels, ``sqrt(H W / K)``, over this
 #: (chosen on selection photos: steps 1 to 4 at 0.05, 0.1 and 0.2 bpp on 256 px crops).
@@ -348,7 +348,7 @@ def _encode_image(image, *, bpp, size, levels, lattice, tonal, tonal_stages, ope
         return _layers(job, splits, lattice, progress, full_output)
     # the lattice: the automatic step, or, where that is 2, any pixel (step 1) if its file decodes to the image
     # better (_encode): edges of piecewise-smooth images need points on both sides.
-    # Coarser automatic steps are kept: step 1 costs too many bits per position there (experiments/codec_settings.py)
+    # Coarser automatic steps are kept: step 1 costs too many bits per position there (docs/results/codec.md)
     lattices = [s, 1] if lattice is None and s == 2 else [s]
     if result is None:
         with progress_bar(total=len(lattices) + 1 + RATE_STEPS, enabled=progress, desc="encode", unit="step") as bar:
