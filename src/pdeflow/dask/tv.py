@@ -28,14 +28,14 @@ subproblem of ``tol / 10`` (:func:`step_tol`: ``tol`` in the first step, whose s
 longest, where later steps revisit every pixel), or with ``accuracy`` to its share of the image's gap budget
 (:class:`Stopping`); a block whose warm start already meets it is not iterated.
 
-**Convergence.** After every sweep a dask reduction computes the global duality gap of ``(u, p)`` (the
-certificate :func:`pdeflow.tv.duality_gap` computes on one array, here summed over chunks); the iteration
-stops when it certifies every image's ``accuracy`` (an RMS error ``sqrt(2 (P - D) / n)`` of at most that fraction
-of the image's range, as :func:`pdeflow.tv.rof`), or with ``tol`` its relative gap ``(P - D) / P``, which bounds
-``||u - u*||_2 <= sqrt(2 tol P(u))``. :func:`tv_flow` solves each step so, to its share of the flow's accuracy. Later sweeps of the graph then pass their chunks through. There is no
-coarse space: the data term makes ROF local (a change of ``f`` moves ``u`` over a distance that grows with
-``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of chunks; the
-user guide's page "Large images and many images" gives the counts.
+**Convergence.** After every sweep a dask reduction computes the global duality gap of ``(u, p)`` (the certificate
+:func:`pdeflow.tv.duality_gap` computes on one array, here summed over chunks); the iteration stops when it
+certifies every image's ``accuracy`` (an RMS error ``sqrt(2 (P - D) / n)`` of at most that fraction of the image's
+range, as :func:`pdeflow.tv.rof`), or with ``tol`` its relative gap ``(P - D) / P``, which bounds ``||u - u*||_2 <=
+sqrt(2 tol P(u))``. :func:`tv_flow` solves each step so, to its share of the flow's accuracy. Later sweeps of the
+graph then pass their chunks through. There is no coarse space: the data term makes ROF local (a change of ``f``
+moves ``u`` over a distance that grows with ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk
+size, not with the number of chunks; the user guide's page "Large images and many images" gives the counts.
 
 **Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's float32 last
 move, of the dual field's size, and ``u``, of the image's; its other scratch is a few rows). The lazy graph also
