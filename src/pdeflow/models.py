@@ -82,6 +82,9 @@ SHIPPED: dict[str, Shipped] = {
     "residual-inpainter": Shipped("inpaint", "residual-inpainter", "residual",
                                   "diffusion inpainting plus a learned correction, all densities "
                                   "(inpaint_learned)"),
+    "residual-inpainter-random": Shipped("inpaint", "residual-inpainter", "residual-random",
+                                         "the residual inpainter fine-tuned with a WGAN critic on uniformly random "
+                                         "masks (inpaint_learned(f, mask, model='residual-inpainter-random'))"),
     **_joint(0.05, "05"), **_joint(0.1, "10"), **_joint(0.2, "20"),
 }
 

@@ -73,6 +73,17 @@ def test_shipped_residual_inpainter_keeps_known_pixels_and_stays_near_diffusion(
     assert float((u - ud).abs().mean()) < 5 / 255
 
 
+def test_shipped_random_mask_inpainter_fills_random_masks_better_than_diffusion():
+    from pdeflow.evaluate.inpaint import test_images
+    from pdeflow.inpaint import random_mask
+    f = test_images(4, 64, seed=3)[0].double()
+    for d in (0.05, 0.2):
+        m = random_mask(f.shape, d, generator=7, dtype=torch.float64)
+        u = inpaint_learned(f, m, model="residual-inpainter-random")
+        assert torch.equal(u[m > 0], f[m > 0])
+        assert float((u - f).abs().mean()) < float((inpaint_diffusion(f, m) - f).abs().mean())
+
+
 @pytest.mark.parametrize("density", JOINTS)
 def test_shipped_joint_pairs_load_and_inpaint(density):
     f = _crop().double()
