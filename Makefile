@@ -39,13 +39,13 @@ run: $(STAMP)
 TEST_ENV := OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache
 
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist worksteal -q -m "not slow" --durations=15
+	$(TEST_ENV) $(PY) -m pytest -n 2 -q -m "not slow" --durations=15
 
 test-slow: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist worksteal -q -m slow --durations=15
+	$(TEST_ENV) $(PY) -m pytest -n 2 -q -m slow --durations=15
 
 test-all: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist worksteal -q --durations=15
+	$(TEST_ENV) $(PY) -m pytest -n 2 -q --durations=15
 
 # ruff (installed by the test extra): lint and import order, settings in pyproject.toml.
 lint: $(STAMP)
