@@ -144,6 +144,8 @@ def test_gradient_distance_compares_distributions_not_pixels():
     assert gradient_distance(f.transpose(-1, -2), f, mask) < 1e-9       # the same gradient magnitudes, moved
     smooth = torch.nn.functional.avg_pool2d(f, 5, 1, 2, count_include_pad=False)
     assert gradient_distance(smooth, f, mask) > gradient_distance(f + 0.01, f, mask)
+    # float32 images: the float64 distance to float32 rounding (0-255 scale)
+    assert abs(gradient_distance(smooth.float(), f.float(), mask) - gradient_distance(smooth, f, mask)) < 1e-4
     mask[..., :16, :] = 1                                              # known pixels do not count
     g = f.clone()
     g[..., :16, :] = 0

@@ -84,6 +84,20 @@ def test_shipped_random_mask_inpainter_fills_random_masks_better_than_diffusion(
         assert float((u - f).abs().mean()) < float((inpaint_diffusion(f, m) - f).abs().mean())
 
 
+def test_shipped_random_mask_inpainter_float32_is_float64_within_1e5():
+    # float32 input: diffusion's float32 CG and the float32 network, against the float64 call, over the densities
+    # it was trained on (5-20 %) and beyond
+    from pdeflow.evaluate.inpaint import test_images
+    from pdeflow.inpaint import random_mask
+    f = test_images(2, 48, seed=4)[0].double()
+    for d in (0.02, 0.05, 0.2, 0.4):
+        m = random_mask(f.shape, d, generator=11, dtype=torch.float64)
+        u64 = inpaint_learned(f, m, model="residual-inpainter-random")
+        u32 = inpaint_learned(f.float(), m.float(), model="residual-inpainter-random")
+        assert u32.dtype == torch.float32
+        assert float((u32.double() - u64).abs().max()) <= 1e-5 * float(f.max() - f.min()), d
+
+
 @pytest.mark.parametrize("density", JOINTS)
 def test_shipped_joint_pairs_load_and_inpaint(density):
     f = _crop().double()

@@ -510,12 +510,17 @@ def tv_flow(u0, times, *, dt: float | None = None, accuracy: float | None = None
         raise UserInputError(f"{who}: times must be a sequence of numbers, got {times!r}") from err
     if not ts or any(not np.isfinite(t) or t < 0 for t in ts):
         raise UserInputError(f"{who}: times must be a non-empty sequence of finite numbers >= 0, got {times!r}")
-    tol = None if tol is None else check_positive(tol, "tol", who)
-    sizes, at, rule = _flow_plan(f4, ts, dt, accuracy, tol, who)
+    sizes, at, rule, read = _flow_plan(f4, ts, dt, accuracy, tol, who)
     C = f4.shape[1]
     g = Graph()
     p4 = _dual_zeros(da, f4, C, nd)
-    ranges = None if rule.tol is not None else g.keep(image_ranges(f4))    # u0's: each step's share of them
+    # u0's ranges, of which each step's share is; those the plan read if it did (one pass over u0, not two)
+    if rule.tol is not None:
+        ranges = None
+    elif read is not None:
+        ranges = da.from_array(read, chunks=(f4.chunks[0],))
+    else:
+        ranges = g.keep(image_ranges(f4))
     u4, total, worst, ok = g.keep(f4), da.asarray(0), da.asarray(0.0), da.asarray(True)
     by_step = {0: u4}
     for k, h in enumerate(sizes, start=1):
@@ -531,8 +536,10 @@ def tv_flow(u0, times, *, dt: float | None = None, accuracy: float | None = None
 
 
 def _flow_plan(f4, ts, dt, accuracy, tol, who):
-    """The flow's step sizes, the step reached at each of ``ts``, and each step's :class:`Stopping`, as
-    :func:`pdeflow.tv.tv_flow` plans them (:func:`pdeflow.tv.steps.flow_steps`)."""
+    """The flow's step sizes, the step reached at each of ``ts``, each step's :class:`Stopping`, as
+    :func:`pdeflow.tv.tv_flow` plans them (:func:`pdeflow.tv.steps.flow_steps`), and the images' ranges where the
+    plan read them (None: not read)."""
+    ranges = None
     try:
         if dt is not None:                # the grid k dt, each time rounded onto it
             at = [int(round(t / dt)) for t in ts]
@@ -540,15 +547,14 @@ def _flow_plan(f4, ts, dt, accuracy, tol, who):
             share = default_accuracy(accuracy, dt)
         else:                             # steps that land on the times, from the smallest range (one pass)
             order = sorted(set(ts))
-            r = np.asarray(image_ranges(f4).compute(), dtype=np.float64)
-            r = r[np.isfinite(r) & (r > 0)]
+            ranges = np.asarray(image_ranges(f4).compute(), dtype=np.float64)
+            r = ranges[np.isfinite(ranges) & (ranges > 0)]
             plan = flow_steps(order, accuracy=accuracy, data_range=float(r.min()) if r.size else 1.0, tol=tol)
             sizes = [h for hs in plan.steps for h in hs]
             reached = dict(zip(order, np.cumsum([len(hs) for hs in plan.steps]).tolist()))
             at = [int(reached[t]) for t in ts]
             share = plan.solver_accuracy
-        if tol is not None:
-            return sizes, at, Stopping(tol=tol)
-        return sizes, at, Stopping(accuracy=check_accuracy(share / max(len(sizes), 1)))
     except UserInputError as err:
         raise UserInputError(f"{who}: {err}") from None
+    each = None if share is None else share / max(len(sizes), 1)
+    return sizes, at, stopping(each, tol, who, ACCURACY), ranges

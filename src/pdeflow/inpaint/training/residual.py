@@ -101,9 +101,11 @@ from ..operators.diffusion import inpaint_diffusion
 from ._shared import densities, export_best, load_init, start_run, tag
 
 __all__ = ["ResidualConfig", "train_residual", "check_config", "evaluation_boxes", "validation_crops",
-           "open_training_photos", "analytic_sigma", "STAGES"]
+           "open_training_photos", "analytic_sigma", "STAGES", "MASKS"]
 
 STAGES = ("residual", "joint")
+#: The masks a run without mask networks trains on (``ResidualConfig.masks``).
+MASKS = ("analytic", "random")
 
 
 @dataclass
@@ -128,7 +130,7 @@ class ResidualConfig:
     # masks
     mask_models: tuple = option((), "trained mask networks (run directories or model.json) whose masks train "
                                 "the inpainter (default: --masks)", nargs="+", metavar="PATH")
-    masks: str = option("analytic", choices=("analytic", "random"),
+    masks: str = option("analytic", choices=MASKS,
                         help="the masks without --mask-models: analytic (Belhachmi et al.'s density, dithered) or "
                              "random (each crop exactly round(density H W) uniformly random known pixels, the "
                              "masks of Peter's (2022) Table 2(a)) (default {default})")
@@ -206,7 +208,7 @@ def check_config(cfg: ResidualConfig) -> None:
                                        and all(is_number(d) for d in cfg.density_range)
                                        and 0 < cfg.density_range[0] <= cfg.density_range[1] < 1),
          "density_range", "None or (lo, hi) with 0 < lo <= hi < 1")
-    need(cfg.masks in ("analytic", "random"), "masks", "'analytic' or 'random'")
+    need(cfg.masks in MASKS, "masks", f"one of {MASKS}")
     need(cfg.masks == "analytic" or not cfg.mask_models, "masks", "'analytic' (the default) with --mask-models")
     need(cfg.init is None or isinstance(cfg.init, str), "init", "None or a path")
     need(not cfg.refine or (cfg.stage == "residual" and cfg.mask_models), "refine",
