@@ -161,6 +161,11 @@ def _row_blocks(rows: int, per_row: int) -> list:
 #: float32 or float64 outside autograd; ``PDEFLOW_FUSED=0`` in the environment turns it off, as for ``rof``).
 FUSED = block_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
+#: Elements of a dual field whose compiled iteration costs about what one gap evaluation's fixed (Python) cost is:
+#: on a block of ``n`` dual elements the compiled loop evaluates the gap every ``GAP_ELEMENTS // n`` iterations
+#: (10 to 200), so that the evaluations stay a small share of a small block's solve.
+GAP_ELEMENTS = 1 << 17
+
 
 def _fused(f: torch.Tensor, y: torch.Tensor) -> bool:
     return (FUSED and f.dim() == 4 and f.device.type == "cpu" and y.device.type == "cpu"
@@ -169,7 +174,7 @@ def _fused(f: torch.Tensor, y: torch.Tensor) -> bool:
 
 
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
-                    tol: float, max_iter: int = 20000, check_every: int = 10, overwrite: bool = False,
+                    tol: float, max_iter: int = 20000, check_every: int | None = None, overwrite: bool = False,
                     atol: torch.Tensor | None = None) -> torch.Tensor:
     """The exact ROF dual subproblem of one block: new duals on the ``free`` pixels, the others held.
 
@@ -200,8 +205,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         The relative duality gap of the subproblem to reach.
     max_iter : int
         Iterations at most.
-    check_every : int
-        Iterations between evaluations of the gap.
+    check_every : int, optional
+        Iterations between evaluations of the gap (default: 10, and more in the compiled loop on small blocks, where
+        one evaluation costs many iterations: :data:`GAP_ELEMENTS`).
     overwrite : bool
         Use ``p``'s memory for the iterate (``p`` then holds the result; default: a copy).
     atol : Tensor, shape (b,), float64, optional
@@ -278,14 +284,16 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     if iterations and _fused(f, y):
         # 2-D on the CPU: the compiled loop (pdeflow.tv._fgp_kernel), one pass over the block per iteration. It
         # keeps the iterate x in y's memory and forms the extrapolated point x + beta d as it reads it.
+        every = check_every or min(200, max(10, GAP_ELEMENTS // y.numel()))
         fd, free8 = f.to(y.dtype).contiguous(), fixed.contiguous()
         args = (y.dtype == torch.float64, y.data_ptr(), d.data_ptr(), fd.data_ptr(), free8.data_ptr(), b, C,
                 f.shape[2], f.shape[3], float(lam), step)
         for it in range(1, iterations + 1):
             t, beta = momentum(t, block_step(*args, beta, held) > 0.0)
-            if it % check_every == 0 and gap_met(y):
+            if it % every == 0 and gap_met(y):
                 break
         iterations, beta = 0, 0.0                           # y holds the iterate itself
+    check_every = check_every or 10
     for it in range(1, iterations + 1):
         primal_rows(u, f, y, lam, spatial, blocks)
         # x_new = P(y + step grad u), the move d = x_new - x = beta d - (y - x_new) and the restart test
