@@ -135,7 +135,9 @@ def test_inpaint_refuses_a_jpeg_mask_and_says_why(tmp_path, image_and_mask, caps
     assert len(err) == 1 and "argument --mask" in err[0] and "save it as PNG" in err[0], err
 
 
-@pytest.mark.parametrize("mode", ["L", "1", "RGB", "I;16"])
+# "L" and "RGB" (the commonest, read as every grey and colour image is) in the slow tier
+@pytest.mark.parametrize("mode", [pytest.param(m, marks=pytest.mark.slow) if m in ("L", "RGB") else m
+                                  for m in ["L", "1", "RGB", "I;16"]])
 def test_inpaint_takes_a_black_and_white_mask_in_any_png_mode(tmp_path, image_and_mask, capsys, mode):
     image, mask = image_and_mask
     converted = tmp_path / f"mask_{mode.replace(';', '')}.png"

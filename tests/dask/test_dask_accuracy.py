@@ -53,6 +53,7 @@ def test_the_default_certifies_rofs_accuracy_per_image(dtype):
     assert err[2] <= 1e-6                          # a constant image is its own answer
 
 
+@pytest.mark.slow   # make test keeps the default accuracy's certificate above
 def test_a_looser_accuracy_takes_fewer_sweeps_and_tol_still_asks_for_a_gap():
     f = _batch()[:1]
     x = da.from_array(f, chunks=(1, 1, 12, 12))
@@ -80,6 +81,7 @@ def test_the_flow_takes_tv_flows_steps_and_certifies_its_share_per_image(dtype):
         assert (err <= plan.solver_accuracy + (1e-6 if dtype == np.float32 else 0.0)).all()
 
 
+@pytest.mark.slow   # make test keeps the flow's certificate above and the refusal below
 def test_the_flow_with_dt_certifies_flow_accuracy_or_asks_for_tol():
     x = da.from_array(_batch()[:1], chunks=(1, 1, 12, 12))
     r = pdd.tv_flow(x, [0.02], dt=0.01, full_output=True)
@@ -118,3 +120,5 @@ def test_a_bad_accuracy_is_refused_by_name(bad, match, tmp_path):
         pdd.rof(x, 0.1, accuracy=bad)
     with pytest.raises(UserInputError, match=match):
         pdd.rof_to_zarr(x, 0.1, tmp_path / "u.zarr", accuracy=bad)
+    with pytest.raises(UserInputError, match=match.replace("accuracy", "tv_flow: accuracy", 1)):
+        pdd.tv_flow(x, [0.02], accuracy=bad)

@@ -115,12 +115,17 @@ def test_continuous_mask_errors():
 # Backward: gradcheck and finite differences of a dense solve
 # ---------------------------------------------------------------------------
 
+# The two gradchecks below: the slow tier (a full Jacobian, solve after solve); make test checks the same kinds of
+# mask against central differences of a dense solve (test_gradient_agrees_with_finite_differences_of_a_dense_solve)
+# and gradchecks the multigrid path in colour.
+@pytest.mark.slow
 def test_gradcheck_binary_mask_grad_f():
     f, m = case(2, 1, 6, 7, seed=0, kind="binary")
     f.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda f: inpaint_diffusion(f, m, tol=TOL), (f,))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["interior", "mixed_f_only"])
 def test_gradcheck_continuous_mask(kind):
     if kind == "interior":

@@ -64,6 +64,7 @@ def test_volume_constant_along_depth_is_the_2d_result():
     assert float((f3 - f2[:, None]).abs().max()) < 1e-7
 
 
+@pytest.mark.slow   # 30000 scikit-image iterations; make test keeps the analytic ball and the 2-D comparisons
 def test_rof_is_scikit_image_denoise_tv_chambolle():
     restoration = pytest.importorskip("skimage.restoration")
     f = torch.rand(8, 9, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(2))

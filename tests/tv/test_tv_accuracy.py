@@ -61,6 +61,7 @@ def test_accuracy_is_per_image_in_a_batch_and_one_argument_away():
             assert _rms(u[b, 0], ref) <= accuracy * (f[b].max() - f[b].min()).item()
 
 
+@pytest.mark.slow   # make test keeps volumes' certificate through the coarse-start batch below
 def test_volumes_get_the_same_certificate():
     v = torch.stack([_noisy(16, seed=s) for s in range(4)]).float()     # (4, 16, 16) as a volume
     ref = rof(v.double(), 0.1, ndim=3, tol=1e-7, max_iter=200000)   # its error is ~50x below ACCURACY

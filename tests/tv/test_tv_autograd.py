@@ -107,6 +107,9 @@ def test_rof_half_precision_gradient_flows():
     assert x.grad is not None and x.grad.dtype == torch.bfloat16 and bool(torch.isfinite(x.grad).all())
 
 
+# the slow tier: make test gradchecks tv_flow through the registry (tests/core/test_differential.py) and its u_t
+# with respect to u0 and the times, both schemes (tests/tv/test_tv_gradchecks.py)
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["euler", "bdf2"])
 def test_tv_flow_gradcheck(scheme):
     u0 = _image((1, 1, 3, 3), 8).requires_grad_()
@@ -141,6 +144,7 @@ def test_tv_flow_gradients_match_central_differences():
         assert abs(t.grad[i].item() - fd_t) < 1e-5 * abs(fd_t)
 
 
+@pytest.mark.slow   # make test: the registry's spectral_tv gradcheck and test_tv_gradchecks.py's bands and phi
 def test_spectral_tv_gradcheck():
     u0 = _image((1, 1, 3, 4), 12).requires_grad_()
 
