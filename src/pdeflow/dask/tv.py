@@ -33,9 +33,13 @@ longest, where later steps revisit every pixel), or with ``accuracy`` to its sha
 certifies every image's ``accuracy`` (an RMS error ``sqrt(2 (P - D) / n)`` of at most that fraction of the image's
 range, as :func:`pdeflow.tv.rof`), or with ``tol`` its relative gap ``(P - D) / P``, which bounds ``||u - u*||_2 <=
 sqrt(2 tol P(u))``. :func:`tv_flow` solves each step so, to its share of the flow's accuracy. Later sweeps of the
-graph then pass their chunks through. There is no coarse space: the data term makes ROF local (a change of ``f``
-moves ``u`` over a distance that grows with ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk
-size, not with the number of chunks; the user guide's page "Large images and many images" gives the counts.
+graph then pass their chunks through. The data term makes ROF local (a change of ``f`` moves ``u`` over a distance
+that grows with ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of
+chunks. **Coarse start:** the sweeps start from the dual field of the problem on a grid ``2^K`` times coarser (the
+smallest ``K`` at which the coarse image is at most a chunk: one task per chunk of the batch axis), solved by
+:func:`pdeflow.tv.rof` and repeated onto the fine grid, as :func:`pdeflow.tv.rof` starts large problems
+(:func:`coarse_start`): it carries ``u`` across flat regions wider than a chunk, which the sweeps would carry chunk
+by chunk. The user guide's page "Large images and many images" gives the counts.
 
 **Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's float32 last
 move, of the dual field's size, and ``u``, of the image's; its other scratch is a few rows). The lazy graph also
@@ -53,7 +57,8 @@ import torch
 
 from ..errors import UserInputError
 from ..tv import ACCURACY
-from ..tv.rof import check_accuracy, gap_per_value
+from ..tv.rof import COARSE_TOL, check_accuracy, gap_per_value
+from ..tv.rof import rof as tv_rof
 from ..tv.steps import default_accuracy, flow_steps
 from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
@@ -71,7 +76,8 @@ from .arrays import (
     warned_if_short,
 )
 
-# solve_dual_block, primal_block and gap_sums are the tasks pdeflow.dask.stream runs too (not in the API)
+# solve_dual_block, primal_block, gap_sums and the coarse start's tasks are what pdeflow.dask.stream runs too (not
+# in the API)
 __all__ = ["rof", "tv_flow", "SchwarzResult", "Stopping", "shifted_chunks", "step_tol", "ROF_TOL"]
 
 
@@ -285,6 +291,83 @@ def _dual_zeros(da, f4, C, nd):
                     chunks=(f4.chunks[0], (C * nd,)) + f4.chunks[2:])
 
 
+#: A decomposed solve starts from the dual field of the problem on a grid ``2^K`` times coarser, solved in one task
+#: per chunk of the batch axis, with ``K`` the smallest level at which the coarse image has at most this many
+#: times the pixels of the largest chunk (so that the task's memory is a few chunks').
+COARSE_CHUNKS = 1
+
+
+def coarse_factor(f4) -> int:
+    """``2^K`` for :func:`coarse_start` (1: the image is one chunk, nothing to start from)."""
+    spatial = f4.shape[2:]
+    largest = int(np.prod([max(c) for c in f4.chunks[2:]]))
+    factor = 1
+    while np.prod([-(-n // factor) for n in spatial]) > COARSE_CHUNKS * largest:
+        factor *= 2
+    return factor
+
+
+def coarse_dual(fcb, *, lam, nd, C):
+    """The task of :func:`coarse_start`: the dual field of the coarse block ``fcb`` (b, C, *Sc) as a (b, C nd, *Sc)
+    block, solved by :func:`pdeflow.tv.rof` to :data:`pdeflow.tv.rof.COARSE_TOL`, as rof's own coarse start."""
+    f = torch.from_numpy(np.ascontiguousarray(fcb, dtype=np.float64))
+    p = tv_rof(f, lam, tol=COARSE_TOL, ndim=nd, full_output=True).p
+    # a constant image's answer is itself with zero duals, which its certificate (a gap of exactly 0) asks for
+    flat = f.flatten(1).amax(1) == f.flatten(1).amin(1)
+    p[flat] = 0.0
+    return p.reshape(f.shape[0], C * nd, *f.shape[2:]).numpy().astype(fcb.dtype, copy=False)
+
+
+def prolonged(pcb, region, factor, shape, nd, C):
+    """The block ``region`` (a (start, stop) per spatial axis of an image of ``shape``) of the coarse dual field
+    ``pcb`` repeated ``factor`` times along every spatial axis, with the duals of the edges out of the image zero
+    (the dual field's Neumann faces, as :func:`pdeflow.tv.rof` holds them)."""
+    lo = [a // factor for a, _ in region]
+    hi = [-(-b // factor) for _, b in region]
+    q = pcb[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in zip(lo, hi))]
+    for axis in range(nd):
+        q = np.repeat(q, factor, axis=2 + axis)
+    q = q[(slice(None), slice(None)) + tuple(slice(a - factor * l0, b - factor * l0)
+                                               for (a, b), l0 in zip(region, lo))]
+    q = np.array(q, copy=True)
+    for k, ((_, b), n) in enumerate(zip(region, shape)):
+        if b == n:                     # the block holds the image's last slab along axis k
+            index = [slice(None)] * q.ndim
+            index[1] = slice(k, C * nd, nd)
+            index[2 + k] = slice(-1, None)
+            q[tuple(index)] = 0
+    return q
+
+
+def coarse_start(da, g, f4, lam, C, nd):
+    """The dual field a decomposed ROF solve starts from: that of the same problem on the grid
+    :func:`coarse_factor` times coarser (``factor``-cell means of ``f4``, its far faces padded by their edge
+    values; ``lam`` over ``factor``, the same length on the coarse grid, as :func:`pdeflow.tv.rof.coarse_start`),
+    repeated onto the fine grid; zeros where the image is one chunk. The coarse grid carries information across
+    flat regions that the sweeps would carry chunk by chunk."""
+    factor = coarse_factor(f4)
+    if factor == 1 or lam == 0.0:
+        return _dual_zeros(da, f4, C, nd)
+    from dask.base import tokenize
+
+    spatial = f4.shape[2:]
+    padded = da.pad(f4, [(0, 0), (0, 0)] + [(0, (-n) % factor) for n in spatial], mode="edge")
+    fc = da.coarsen(np.mean, padded, {2 + k: factor for k in range(nd)}).astype(f4.dtype)
+    fc = fc.rechunk({1: -1, **{2 + k: -1 for k in range(nd)}})
+    pc = g.keep(fc.map_blocks(coarse_dual, lam=lam / factor, nd=nd, C=C, dtype=f4.dtype,
+                              chunks=(fc.chunks[0], (C * nd,)) + fc.chunks[2:]))
+    name = f"rof-coarse-start-{tokenize(pc.name, f4.chunks, factor)}"
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in f4.chunks[2:]]
+    tasks = {}
+    for ib in range(len(f4.chunks[0])):
+        for idx in itertools.product(*(range(len(c)) for c in f4.chunks[2:])):
+            region = tuple((int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx))
+            tasks[(name, ib, 0) + idx] = (prolonged, (pc.name, ib, 0) + (0,) * nd, region, factor,
+                                          tuple(spatial), nd, C)
+    return g.add(name, tasks, [pc], (f4.chunks[0], (C * nd,)) + f4.chunks[2:],
+                 np.empty((0,) * f4.ndim, dtype=f4.dtype))
+
+
 def _decompositions(f4):
     """The chunks of the 2^k decompositions (k the spatial axes with several chunks): every combination of the
     chunks and the staggered chunks along those axes."""
@@ -432,8 +515,8 @@ def rof(f, lam, *, accuracy: float | None = None, tol: float | None = None, max_
     rule = stopping(accuracy, tol, who, ACCURACY)
     C = f4.shape[1]
     g = Graph()
-    p4, sweeps, crit, done = _rof_dual(da, g, f4, _dual_zeros(da, f4, C, nd), lam, C=C, nd=nd, rule=rule,
-                                       max_sweeps=max_sweeps, max_iter=max_iter)
+    p4, sweeps, crit, done = _rof_dual(da, g, f4, coarse_start(da, g, f4, lam, C, nd), lam, C=C, nd=nd,
+                                       rule=rule, max_sweeps=max_sweeps, max_iter=max_iter)
     u4 = sweep(primal_block, [f4, p4], spatial_depth(f4, 1), False, dtype=f4.dtype, graph=g, lam=lam, C=C)
     u = warned_if_short(from_batched(u4, lead), crit, done, who, rule.target, max_sweeps, rule.measure, rule.name)
     u, sweeps, crit, done = g.finish(u, sweeps, crit, done)
@@ -513,7 +596,7 @@ def tv_flow(u0, times, *, dt: float | None = None, accuracy: float | None = None
     sizes, at, rule, read = _flow_plan(f4, ts, dt, accuracy, tol, who)
     C = f4.shape[1]
     g = Graph()
-    p4 = _dual_zeros(da, f4, C, nd)
+    p4 = coarse_start(da, g, f4, sizes[0], C, nd) if sizes else _dual_zeros(da, f4, C, nd)
     # u0's ranges, of which each step's share is; those the plan read if it did (one pass over u0, not two)
     if rule.tol is not None:
         ranges = None
