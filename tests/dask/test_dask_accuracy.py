@@ -122,3 +122,46 @@ def test_a_bad_accuracy_is_refused_by_name(bad, match, tmp_path):
         pdd.rof_to_zarr(x, 0.1, tmp_path / "u.zarr", accuracy=bad)
     with pytest.raises(UserInputError, match=match.replace("accuracy", "tv_flow: accuracy", 1)):
         pdd.tv_flow(x, [0.02], accuracy=bad)
+
+
+def test_the_coarse_start_is_the_coarse_dual_repeated_feasible_and_zero_on_the_far_faces():
+    from pdeflow.dask.tv import coarse_factor, prolonged
+
+    f4 = da.zeros((1, 2, 40, 36), chunks=(1, 2, 16, 12))     # 1440 pixels, the largest chunk 192: 4 times coarser
+    assert coarse_factor(f4) == 4 and coarse_factor(da.zeros((1, 1, 16, 12), chunks=(1, 1, 16, 12))) == 1
+    rng = np.random.default_rng(0)
+    pc = rng.uniform(-0.7, 0.7, (1, 4, 10, 9))                  # C = 2 channels x 2 components, 10 x 9 coarse
+    shape = (40, 36)
+    blocks = [((0, 16), (0, 12)), ((16, 32), (12, 24)), ((32, 40), (24, 36))]
+    for region in blocks:
+        q = prolonged(pc, region, 4, shape, 2, 2)
+        assert q.shape == (1, 4, region[0][1] - region[0][0], region[1][1] - region[1][0])
+        for (i, j) in [(0, 0), (q.shape[2] - 1, q.shape[3] - 2)]:
+            y, x = region[0][0] + i, region[1][0] + j
+            expect = pc[0, :, y // 4, x // 4].copy()
+            if y == shape[0] - 1:
+                expect[0::2] = 0.0               # the y-duals of the last row: no edge out of the image
+            assert np.array_equal(q[0, :, i, j], expect), (region, i, j)
+    last = prolonged(pc, blocks[2], 4, shape, 2, 2)
+    assert not last[0, 0::2, -1].any() and not last[0, 1::2, :, -1].any()
+    assert last[0, 1::2, -1, :-1].any()                      # the x-duals of the last row stay
+
+
+@pytest.mark.slow   # 33 decomposed sweeps (make test runs the coarse start through every multi-chunk rof above)
+def test_the_coarse_start_takes_fewer_sweeps_where_lam_spans_chunks(monkeypatch):
+    import pdeflow.dask.tv as dask_tv
+
+    n = 96
+    y, x = np.mgrid[:n, :n]
+    f = ((x - n / 2) ** 2 + (y - n / 2) ** 2 < (n / 3) ** 2).astype(float)
+    f += 0.1 * np.random.default_rng(0).standard_normal((n, n))
+    ref = rof(torch.from_numpy(f), 1.0, tol=1e-11, max_iter=200000).numpy()
+    runs = {}
+    for start in ("coarse", "zero"):
+        if start == "zero":
+            monkeypatch.setattr(dask_tv, "coarse_factor", lambda f4: 1)
+        r = pdd.rof(da.from_array(f, chunks=48), 1.0, full_output=True)
+        u, sweeps, crit, ok = dask.compute(r.u, r.sweeps, r.criterion, r.converged, scheduler="sync")
+        assert bool(ok) and _rms_over_range(u[None], ref[None], f[None]).max() <= float(crit)
+        runs[start] = int(sweeps)
+    assert runs["coarse"] < runs["zero"]

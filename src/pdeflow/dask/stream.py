@@ -32,7 +32,17 @@ from ..errors import InputFileNotFoundError, UserInputError
 from ..tv import ACCURACY
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, checked_finite, import_dask, warn_short
 from .inpaint import checked_arguments, residual_sums, solve_block
-from .tv import gap_sums, image_ranges, primal_block, solve_dual_block, stopping
+from .tv import (
+    coarse_data,
+    coarse_dual,
+    coarse_factor,
+    gap_sums,
+    image_ranges,
+    primal_block,
+    prolonged,
+    solve_dual_block,
+    stopping,
+)
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
 
@@ -258,6 +268,16 @@ def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, 
 
 
 @_task
+def _rof_coarse_start(fc, ppath, bslice, blocks, shape, *, lam, factor, C):
+    """The coarse start of the images ``bslice`` (their coarse data ``fc``) written into the dual store, block by
+    block."""
+    nd = len(shape)
+    pc = coarse_dual(fc, lam=lam, nd=nd, C=C)
+    for block in blocks:
+        _write(ppath, bslice, block, prolonged(pc, block, factor, shape, nd, C))
+
+
+@_task
 def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
     grown, faces = _grow(block, shape, 1)
     fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
@@ -343,9 +363,12 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
         # chunks would be a graph of several tasks per block, whose bookkeeping stays in a worker's heap
         fpath = _create(work / "f.zarr", f4.shape, (bchunk, C) + half, f4.dtype)
         copy = da.store(f4.rechunk((bchunk, C) + tuple(edges)), _open(fpath), lock=False, compute=False)
-        # the images' ranges in the same pass over the input
-        _, ranges = dask.compute(copy, image_ranges(f4) if rule.tol is None else None,
-                                 **({"scheduler": scheduler} if scheduler is not None else {}))
+        # the images' ranges and the coarse data of the coarse start (pdeflow.dask.tv.coarse_start) in the same
+        # pass over the input
+        factor = coarse_factor(f4) if lam > 0.0 else 1
+        _, ranges, coarse = dask.compute(copy, image_ranges(f4) if rule.tol is None else None,
+                                         coarse_data(da, f4, factor, nd) if factor > 1 else None,
+                                         **({"scheduler": scheduler} if scheduler is not None else {}))
         budget = rule.budget(ranges)
         pchunks = (bchunk, C * nd) + half
         stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
@@ -359,6 +382,9 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
         if done:
             crit = 0.0
         delayed = dask.delayed(pure=False)
+        if coarse is not None:
+            _run([delayed(_rof_coarse_start)(coarse[b], stores[0], b, regular, shape, lam=lam / factor,
+                                             factor=factor, C=C) for b in bslices], scheduler)
         while not done and sweeps < max_sweeps:
             sweeps += 1
             for k, cuts in enumerate(grids):

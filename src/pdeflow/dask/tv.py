@@ -339,6 +339,14 @@ def prolonged(pcb, region, factor, shape, nd, C):
     return q
 
 
+def coarse_data(da, f4, factor, nd):
+    """The ``factor``-cell means of ``f4`` (its far faces padded by their edge values), lazy, one chunk per chunk of
+    its batch axis."""
+    padded = da.pad(f4, [(0, 0), (0, 0)] + [(0, (-n) % factor) for n in f4.shape[2:]], mode="edge")
+    fc = da.coarsen(np.mean, padded, {2 + k: factor for k in range(nd)}).astype(f4.dtype)
+    return fc.rechunk({1: -1, **{2 + k: -1 for k in range(nd)}})
+
+
 def coarse_start(da, g, f4, lam, C, nd):
     """The dual field a decomposed ROF solve starts from: that of the same problem on the grid
     :func:`coarse_factor` times coarser (``factor``-cell means of ``f4``, its far faces padded by their edge
@@ -351,9 +359,7 @@ def coarse_start(da, g, f4, lam, C, nd):
     from dask.base import tokenize
 
     spatial = f4.shape[2:]
-    padded = da.pad(f4, [(0, 0), (0, 0)] + [(0, (-n) % factor) for n in spatial], mode="edge")
-    fc = da.coarsen(np.mean, padded, {2 + k: factor for k in range(nd)}).astype(f4.dtype)
-    fc = fc.rechunk({1: -1, **{2 + k: -1 for k in range(nd)}})
+    fc = coarse_data(da, f4, factor, nd)
     pc = g.keep(fc.map_blocks(coarse_dual, lam=lam / factor, nd=nd, C=C, dtype=f4.dtype,
                               chunks=(fc.chunks[0], (C * nd,)) + fc.chunks[2:]))
     name = f"rof-coarse-start-{tokenize(pc.name, f4.chunks, factor)}"
