@@ -35,9 +35,9 @@ range, as :func:`pdeflow.tv.rof`), or with ``tol`` its relative gap ``(P - D) / 
 sqrt(2 tol P(u))``. :func:`tv_flow` solves each step so, to its share of the flow's accuracy. Later sweeps of the
 graph then pass their chunks through. The data term makes ROF local (a change of ``f`` moves ``u`` over a distance
 that grows with ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of
-chunks. **Coarse start:** the sweeps start from the dual field of the problem on a grid ``2^K`` times coarser (the
-smallest ``K`` at which the coarse image is at most a chunk: one task per chunk of the batch axis), solved by
-:func:`pdeflow.tv.rof` and repeated onto the fine grid, as :func:`pdeflow.tv.rof` starts large problems
+chunks. **Coarse start:** the sweeps start from the dual field of the problem on a grid ``2^K`` times coarser
+(the smallest ``K`` at which the coarse image is at most a quarter of a chunk: one task per chunk of the batch
+axis), solved by :func:`pdeflow.tv.rof` and repeated onto the fine grid, as :func:`pdeflow.tv.rof` starts large problems
 (:func:`coarse_start`): it carries ``u`` across flat regions wider than a chunk, which the sweeps would carry chunk
 by chunk. The user guide's page "Large images and many images" gives the counts.
 
@@ -293,12 +293,15 @@ def _dual_zeros(da, f4, C, nd):
 
 #: A decomposed solve starts from the dual field of the problem on a grid ``2^K`` times coarser, solved in one task
 #: per chunk of the batch axis, with ``K`` the smallest level at which the coarse image has at most this many
-#: times the pixels of the largest chunk (so that the task's memory is a few chunks').
-COARSE_CHUNKS = 1
+#: times the pixels of the largest chunk: a quarter, because :func:`pdeflow.tv.rof` holds about 20 arrays of its
+#: image's size (float32) at its peak, so that the coarse task holds about as much as a block's.
+COARSE_CHUNKS = 0.25
 
 
 def coarse_factor(f4) -> int:
     """``2^K`` for :func:`coarse_start` (1: the image is one chunk, nothing to start from)."""
+    if all(len(c) == 1 for c in f4.chunks[2:]):
+        return 1
     spatial = f4.shape[2:]
     largest = int(np.prod([max(c) for c in f4.chunks[2:]]))
     factor = 1
