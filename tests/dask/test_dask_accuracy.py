@@ -127,22 +127,22 @@ def test_a_bad_accuracy_is_refused_by_name(bad, match, tmp_path):
 def test_the_coarse_start_is_the_coarse_dual_repeated_feasible_and_zero_on_the_far_faces():
     from pdeflow.dask.tv import coarse_factor, prolonged
 
-    f4 = da.zeros((1, 2, 40, 36), chunks=(1, 2, 16, 12))     # 1440 pixels, a quarter of a chunk 48: 8 times coarser
-    assert coarse_factor(f4) == 8 and coarse_factor(da.zeros((1, 1, 16, 12), chunks=(1, 1, 16, 12))) == 1
+    f4 = da.zeros((1, 2, 40, 36), chunks=(1, 2, 16, 12))     # 1440 pixels, the largest chunk 192: 4 times coarser
+    assert coarse_factor(f4) == 4 and coarse_factor(da.zeros((1, 1, 16, 12), chunks=(1, 1, 16, 12))) == 1
     rng = np.random.default_rng(0)
-    pc = rng.uniform(-0.7, 0.7, (1, 4, 5, 5))                    # C = 2 channels x 2 components, 5 x 5 coarse
+    pc = rng.uniform(-0.7, 0.7, (1, 4, 10, 9))                  # C = 2 channels x 2 components, 10 x 9 coarse
     shape = (40, 36)
     blocks = [((0, 16), (0, 12)), ((16, 32), (12, 24)), ((32, 40), (24, 36))]
     for region in blocks:
-        q = prolonged(pc, region, 8, shape, 2, 2)
+        q = prolonged(pc, region, 4, shape, 2, 2)
         assert q.shape == (1, 4, region[0][1] - region[0][0], region[1][1] - region[1][0])
         for (i, j) in [(0, 0), (q.shape[2] - 1, q.shape[3] - 2)]:
             y, x = region[0][0] + i, region[1][0] + j
-            expect = pc[0, :, y // 8, x // 8].copy()
+            expect = pc[0, :, y // 4, x // 4].copy()
             if y == shape[0] - 1:
                 expect[0::2] = 0.0               # the y-duals of the last row: no edge out of the image
             assert np.array_equal(q[0, :, i, j], expect), (region, i, j)
-    last = prolonged(pc, blocks[2], 8, shape, 2, 2)
+    last = prolonged(pc, blocks[2], 4, shape, 2, 2)
     assert not last[0, 0::2, -1].any() and not last[0, 1::2, :, -1].any()
     assert last[0, 1::2, -1, :-1].any()                      # the x-duals of the last row stay
 

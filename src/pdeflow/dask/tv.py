@@ -36,10 +36,10 @@ sqrt(2 tol P(u))``. :func:`tv_flow` solves each step so, to its share of the flo
 graph then pass their chunks through. The data term makes ROF local (a change of ``f`` moves ``u`` over a distance
 that grows with ``lam``), so the sweeps needed grow with ``lam`` relative to the chunk size, not with the number of
 chunks. **Coarse start:** the sweeps start from the dual field of the problem on a grid ``2^K`` times coarser
-(the smallest ``K`` at which the coarse image is at most a quarter of a chunk: one task per chunk of the batch
-axis), solved by :func:`pdeflow.tv.rof` and repeated onto the fine grid, as :func:`pdeflow.tv.rof` starts large problems
-(:func:`coarse_start`): it carries ``u`` across flat regions wider than a chunk, which the sweeps would carry chunk
-by chunk. The user guide's page "Large images and many images" gives the counts.
+(the smallest ``K`` at which the coarse image is at most a chunk: one task per chunk of the batch axis), solved by
+the block solver with every dual free and repeated onto the fine grid, as :func:`pdeflow.tv.rof` starts large
+problems (:func:`coarse_start`): it carries ``u`` across flat regions wider than a chunk, which the sweeps would
+carry chunk by chunk. The user guide's page "Large images and many images" gives the counts.
 
 **Memory.** A task holds its chunk grown by the halo (``f``, the dual field, the subdomain solver's float32 last
 move, of the dual field's size, and ``u``, of the image's; its other scratch is a few rows). The lazy graph also
@@ -58,7 +58,6 @@ import torch
 from ..errors import UserInputError
 from ..tv import ACCURACY
 from ..tv.rof import COARSE_TOL, check_accuracy, gap_per_value
-from ..tv.rof import rof as tv_rof
 from ..tv.steps import default_accuracy, flow_steps
 from ..tv.subdomain import block_gap, block_primal, solve_subdomain
 from .arrays import (
@@ -293,9 +292,8 @@ def _dual_zeros(da, f4, C, nd):
 
 #: A decomposed solve starts from the dual field of the problem on a grid ``2^K`` times coarser, solved in one task
 #: per chunk of the batch axis, with ``K`` the smallest level at which the coarse image has at most this many
-#: times the pixels of the largest chunk: a quarter, because :func:`pdeflow.tv.rof` holds about 20 arrays of its
-#: image's size (float32) at its peak, so that the coarse task holds about as much as a block's.
-COARSE_CHUNKS = 0.25
+#: times the pixels of the largest chunk (its solve holds what a block's does).
+COARSE_CHUNKS = 1
 
 
 def coarse_factor(f4) -> int:
@@ -312,13 +310,17 @@ def coarse_factor(f4) -> int:
 
 def coarse_dual(fcb, *, lam, nd, C):
     """The task of :func:`coarse_start`: the dual field of the coarse block ``fcb`` (b, C, *Sc) as a (b, C nd, *Sc)
-    block, solved by :func:`pdeflow.tv.rof` to :data:`pdeflow.tv.rof.COARSE_TOL`, as rof's own coarse start."""
-    f = torch.from_numpy(np.ascontiguousarray(fcb, dtype=np.float64))
-    p = tv_rof(f, lam, tol=COARSE_TOL, ndim=nd, full_output=True).p
+    block in its dtype, the whole coarse problem solved to :data:`pdeflow.tv.rof.COARSE_TOL` (as rof's own coarse
+    start) by the block solver with every dual free, which holds what a block's solve holds."""
+    f = torch.from_numpy(np.ascontiguousarray(fcb))
+    p = torch.zeros((f.shape[0], C, nd) + tuple(f.shape[2:]), dtype=f.dtype)
+    everything = (slice(None),) * nd
+    p = solve_subdomain(f, p, lam, torch.ones(f.shape[2:], dtype=torch.bool), everything, tol=COARSE_TOL,
+                        overwrite=True)
     # a constant image's answer is itself with zero duals, which its certificate (a gap of exactly 0) asks for
     flat = f.flatten(1).amax(1) == f.flatten(1).amin(1)
     p[flat] = 0.0
-    return p.reshape(f.shape[0], C * nd, *f.shape[2:]).numpy().astype(fcb.dtype, copy=False)
+    return p.reshape(f.shape[0], C * nd, *f.shape[2:]).numpy()
 
 
 def prolonged(pcb, region, factor, shape, nd, C):
@@ -363,7 +365,7 @@ def coarse_start(da, g, f4, lam, C, nd):
 
     spatial = f4.shape[2:]
     fc = coarse_data(da, f4, factor, nd)
-    pc = g.keep(fc.map_blocks(coarse_dual, lam=lam / factor, nd=nd, C=C, dtype=f4.dtype,
+    pc = g.keep(fc.map_blocks(coarse_dual, lam=lam / factor, nd=nd, C=C, meta=np.empty((0,) * f4.ndim, f4.dtype),
                               chunks=(fc.chunks[0], (C * nd,)) + fc.chunks[2:]))
     name = f"rof-coarse-start-{tokenize(pc.name, f4.chunks, factor)}"
     starts = [np.concatenate([[0], np.cumsum(c)]) for c in f4.chunks[2:]]
