@@ -1,10 +1,11 @@
-"""Gradients of rof, tv_flow and spectral_tv (implicit differentiation) against finite differences in float64."""
+"""Gradients of rof and tv_flow (implicit differentiation) against finite differences in float64 (spectral_tv's:
+tests/tv/test_tv_gradchecks.py and the registry, tests/core/test_differential.py)."""
 import warnings
 
 import pytest
 import torch
 
-from pdeflow.tv import ROF_METHODS, ConvergenceWarning, rof, spectral_tv, tv_flow
+from pdeflow.tv import ROF_METHODS, ConvergenceWarning, rof, tv_flow
 
 TIGHT = dict(tol=1e-14, max_iter=200000)
 
@@ -142,17 +143,6 @@ def test_tv_flow_gradients_match_central_differences():
         tm = [0.05 - shift[0], 0.09 - shift[1]]
         fd_t = (loss(u0, tp) - loss(u0, tm)) / (2 * h)
         assert abs(t.grad[i].item() - fd_t) < 1e-5 * abs(fd_t)
-
-
-@pytest.mark.slow   # make test: the registry's spectral_tv gradcheck and test_tv_gradchecks.py's bands and phi
-def test_spectral_tv_gradcheck():
-    u0 = _image((1, 1, 3, 4), 12).requires_grad_()
-
-    def fn(a):
-        s = spectral_tv(a, dt=0.02, n_steps=3, tol=1e-13, max_iter=20000)
-        return s.filter(), s.spectrum, s.residual
-
-    assert torch.autograd.gradcheck(fn, (u0,))
 
 
 def test_backward_memory_does_not_keep_iterations():
