@@ -268,11 +268,11 @@ def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, 
 
 
 @_task
-def _rof_coarse_start(fc, ppath, bslice, blocks, shape, *, lam, factor, C):
-    """The coarse start of the images ``bslice`` (their coarse data ``fc``) written into the dual store, block by
-    block."""
+def _rof_coarse_start(cpath, ppath, bslice, blocks, shape, *, lam, factor, C):
+    """The coarse start of the images ``bslice`` (their coarse data in the store ``cpath``) written into the dual
+    store, block by block."""
     nd = len(shape)
-    pc = coarse_dual(fc, lam=lam, nd=nd, C=C)
+    pc = coarse_dual(_read(cpath, bslice, [slice(0, n) for n in _open(cpath).shape[2:]]), lam=lam, nd=nd, C=C)
     for block in blocks:
         _write(ppath, bslice, block, prolonged(pc, block, factor, shape, nd, C))
 
@@ -363,12 +363,16 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
         # chunks would be a graph of several tasks per block, whose bookkeeping stays in a worker's heap
         fpath = _create(work / "f.zarr", f4.shape, (bchunk, C) + half, f4.dtype)
         copy = da.store(f4.rechunk((bchunk, C) + tuple(edges)), _open(fpath), lock=False, compute=False)
-        # the images' ranges and the coarse data of the coarse start (pdeflow.dask.tv.coarse_start) in the same
-        # pass over the input
+        # the images' ranges and the coarse data of the coarse start (pdeflow.dask.tv.coarse_start, into a store of
+        # its own: a batch chunk's task reads its images' only) in the same pass over the input
         factor = coarse_factor(f4) if lam > 0.0 else 1
-        _, ranges, coarse = dask.compute(copy, image_ranges(f4) if rule.tol is None else None,
-                                         coarse_data(da, f4, factor, nd) if factor > 1 else None,
-                                         **({"scheduler": scheduler} if scheduler is not None else {}))
+        coarse = None
+        if factor > 1:
+            fc = coarse_data(da, f4, factor, nd).rechunk({0: bchunk})
+            coarse = _create(work / "coarse.zarr", fc.shape, (bchunk, C) + fc.shape[2:], f4.dtype)
+            copy = [copy, da.store(fc, _open(coarse), lock=False, compute=False)]
+        _, ranges = dask.compute(copy, image_ranges(f4) if rule.tol is None else None,
+                                 **({"scheduler": scheduler} if scheduler is not None else {}))
         budget = rule.budget(ranges)
         pchunks = (bchunk, C * nd) + half
         stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
@@ -383,7 +387,7 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
             crit = 0.0
         delayed = dask.delayed(pure=False)
         if coarse is not None:
-            _run([delayed(_rof_coarse_start)(coarse[b], stores[0], b, regular, shape, lam=lam / factor,
+            _run([delayed(_rof_coarse_start)(coarse, stores[0], b, regular, shape, lam=lam / factor,
                                              factor=factor, C=C) for b in bslices], scheduler)
         while not done and sweeps < max_sweeps:
             sweeps += 1
