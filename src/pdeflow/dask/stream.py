@@ -363,8 +363,7 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
         # chunks would be a graph of several tasks per block, whose bookkeeping stays in a worker's heap
         fpath = _create(work / "f.zarr", f4.shape, (bchunk, C) + half, f4.dtype)
         copy = da.store(f4.rechunk((bchunk, C) + tuple(edges)), _open(fpath), lock=False, compute=False)
-        # the images' ranges and the coarse data of the coarse start (pdeflow.dask.tv.coarse_start, into a store of
-        # its own: a batch chunk's task reads its images' only) in the same pass over the input
+        # the images' ranges and the coarse start's data (a store: each task reads its images') in one pass
         factor = coarse_factor(f4) if lam > 0.0 else 1
         coarse = None
         if factor > 1:
