@@ -188,8 +188,9 @@ def test_block_solver_iterates_equal_the_pytorch_loop(dtype, C, held, monkeypatc
         out[fused] = subdomain.solve_subdomain(f, p, 0.15, free, region, tol=1e-30, max_iter=40, check_every=1000)
     x1, x2 = out[True], out[False]
     assert torch.equal(x1[..., ~free], p[..., ~free])       # the held duals are held
-    # Round-off, except that both keep the last move in float32: a round-off difference in a move may round it to
-    # the neighbouring float32 (6e-8 of the move) in one path and not the other, which in float64 then shows.
+    # rof's step in both (the compiled loop; PyTorch a row block at a time), summed in other orders: round-off,
+    # except that both keep the last move in float32: a round-off difference in a move may round it to the
+    # neighbouring float32 (6e-8 of the move) in one path and not the other, which in float64 then shows.
     atol = 1e-9 if dtype == torch.float64 else 64 * torch.finfo(dtype).eps
     assert torch.allclose(x1, x2, rtol=0, atol=atol), (x1 - x2).abs().max()
 
@@ -216,8 +217,8 @@ def test_block_solver_stops_at_the_same_gap(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_every_fgp_takes_the_one_momentum_rule(dtype):
-    """The compiled loop's momentum, the eager FGP's (per image, tensors) and the block solver's (floats) are one
-    rule, pdeflow.tv._fgp.momentum: the same t and beta after a restart and after a descent."""
+    """The compiled loop's momentum and the PyTorch paths' (rof's and the block solver's, per image) are one rule,
+    pdeflow.tv._fgp.momentum: the same t and beta after a restart and after a descent."""
     momentum = importlib.import_module("pdeflow.tv._fgp").momentum
     kernel = importlib.import_module("pdeflow.tv._fgp_kernel")
     t = torch.tensor([1.0, 1.7, 3.25, 12.0, 40.5], dtype=dtype)
@@ -228,9 +229,6 @@ def test_every_fgp_takes_the_one_momentum_rule(dtype):
     tt, bt = momentum(t, uphill)
     assert torch.equal(tt, tc) and torch.equal(bt, bc)
     assert torch.equal(tt[uphill], torch.ones_like(tt[uphill])) and not bt[uphill].any()
-    if dtype == torch.float64:
-        for k in range(len(t)):
-            assert momentum(float(t[k]), bool(uphill[k])) == (float(tt[k]), float(bt[k]))
 
 
 # --------------------------------------------------------------------------- the certificate, projection and data
@@ -302,6 +300,42 @@ def test_fgp_data_equals_k_fgp_data(dtype, monkeypatch):
     g0, g1, af = R.k_fgp_data(f, lam)
     assert torch.equal(s["gf"], torch.stack([g0, g1], 2))          # formed in float64, rounded once: the same
     assert torch.allclose(s["af"], af, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_block_solvers_step_is_rofs(dtype):
+    # rof's loop reads grad f / (8 lam) from a field and writes a new iterate beside the last two; the block solver's
+    # forms it from f's rows and updates the iterate in place with its last move in float32 (no field of either
+    # held). Forming the data term changes no bit; holding the move rounds it to float32 (6e-8 of a move).
+    kernel = importlib.import_module("pdeflow.tv._fgp_kernel")
+    f, lam = _problem(dtype, 2, 3, 19, 26, seed=12)
+    B, C, H, W = f.shape
+    gf = torch.stack(R.k_fgp_data(f, lam)[:2], 2).contiguous()
+    lam_b = lam.reshape(B).contiguous()
+    double = dtype == torch.float64
+    out = {}
+    for layout in ("rof", "move", "move, data formed"):
+        p, pp, z = (torch.zeros(B, C, 2, H, W, dtype=dtype) for _ in range(3))
+        move = torch.zeros(B, C, 2, H, W, dtype=torch.float32)
+        t, beta = torch.ones(B, dtype=dtype), torch.zeros(B, dtype=dtype)
+        sums = torch.empty(1, B, dtype=torch.float64)
+        for _ in range(20):
+            if layout == "rof":
+                kernel.step(double, p.data_ptr(), pp.data_ptr(), 0, z.data_ptr(), gf.data_ptr(), 0, 0, 0,
+                            beta.data_ptr(), sums.data_ptr(), B, C, H, W, True, 0, H)
+                p, pp, z = z, p, pp
+            else:
+                data = (0, f.data_ptr(), lam_b.data_ptr()) if layout.endswith("formed") else (gf.data_ptr(), 0, 0)
+                kernel.step(double, p.data_ptr(), 0, move.data_ptr(), 0, *data, 0, beta.data_ptr(),
+                            sums.data_ptr(), B, C, H, W, True, 0, H)
+            kernel.momentum(double, sums.data_ptr(), 1, B, t.data_ptr(), beta.data_ptr())
+        out[layout] = p
+    assert torch.equal(out["move"], out["move, data formed"])
+    atol = 1e-7 if double else 32 * torch.finfo(dtype).eps
+    assert torch.allclose(out["rof"], out["move"], rtol=0, atol=atol)
+    with pytest.raises(ValueError, match="every row"):       # in place: one call takes every row
+        kernel.step(False, p.data_ptr(), 0, move.data_ptr(), 0, 0, f.data_ptr(), lam_b.data_ptr(), 0,
+                    beta.data_ptr(), sums.data_ptr(), B, C, H, W, True, 0, H - 1)
 
 
 def test_avx2_and_default_kernels_agree_to_the_bit():

@@ -3,16 +3,16 @@
 Fast gradient projection on the dual ``min 1/2 ||f + lam div p||^2`` over ``|p| <= 1`` (Beck and Teboulle, "Fast
 gradient-based algorithms for constrained total variation image denoising and deblurring problems", 2009), with
 adaptive restart (O'Donoghue and Candes, "Adaptive restart for accelerated gradient schemes", 2015), runs in
-several layouts: :func:`pdeflow.tv.rof`'s iteration on a whole image (``_rof_methods``: eager on the 2-D unit grid
-and on any grid, compiled by ``torch.compile`` in ``_rof_compiled``, and the fused loops of ``_fgp_kernel.c``), and
-the block solver of a domain decomposition (:mod:`pdeflow.tv.subdomain`), whose boundary is a parameter: the
-``fixed`` duals are held (they keep their values and enter only through ``div p``), and the sums of its gap run over
-its own pixels. Every layout takes its momentum from :func:`momentum` (the compiled loop's ``momentum`` is the same
-rule in C) and its gap and primal energy from :func:`gap_terms`, the block's sums from :func:`block_sums`.
+several layouts of one step: the fused loops of ``_fgp_kernel.c`` (one step and one gap loop, for
+:func:`pdeflow.tv.rof`'s whole images and for the blocks of a domain decomposition alike), and in PyTorch
+(``_rof_methods``: eager on the 2-D unit grid and on any grid; compiled by ``torch.compile`` in ``_rof_compiled``;
+:mod:`pdeflow.tv.subdomain`'s loop for volumes, a row block at a time). A block's boundary is a parameter of the
+same step: the ``fixed`` duals are held (they keep their values and enter only through ``div p``), and the sums of
+its gap run over its own pixels. Every layout takes its momentum from :func:`momentum` (the compiled loop's
+``momentum`` is the same rule in C) and its gap and primal energy from :func:`gap_terms`, the block's sums in
+PyTorch from :func:`block_sums`.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -24,15 +24,10 @@ def momentum(t, uphill):
 
     Beck and Teboulle's ``t_new = (1 + sqrt(1 + 4 t^2)) / 2`` and ``beta = (t - 1) / t_new``; where the momentum
     points uphill (``<q - p_new, p_new - p> > 0``, O'Donoghue and Candes) ``t_new = 1`` and ``beta = 0``. ``t`` and
-    ``uphill`` are floats (one problem) or tensors of one shape (one value per image).
+    ``uphill`` are tensors of one shape: one value per image.
     """
-    if isinstance(t, torch.Tensor):
-        t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
-        return t_new, torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new)
-    if uphill:
-        return 1.0, 0.0
-    t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-    return t_new, (t - 1.0) / t_new
+    t_new = torch.where(uphill, torch.ones_like(t), 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t)))
+    return t_new, torch.where(uphill, torch.zeros_like(t), (t - 1.0) / t_new)
 
 
 def gap_terms(lam, tv_u, slack, div_sq, af, C: int, N: int, r: float):

@@ -1,16 +1,20 @@
-/* The FGP iteration of pdeflow.tv.rof and its duality gap as fused CPU loops (float32 and float64).
+/* The FGP iteration of the ROF dual and its duality gap as fused CPU loops (float32 and float64): the one
+   compiled FGP of pdeflow, for pdeflow.tv.rof's whole images and pdeflow.tv.subdomain's blocks alike.
 
    pdeflow.tv._rof_methods runs the FGP step on the 2-D unit grid as ~20 PyTorch operations, each a pass
    over the arrays; these loops do the same arithmetic, in the same order, in one pass: each row of the
    output reads the rows around it of the fields p (the iterate) and pp (the one before), forms the momentum
-   point q = p + beta (p - pp) on the fly, then div, grad, the projection onto |z| <= 1 and the restart sum
-   <q - z, z - p>. The gap loop forms u = f + lam div p and the float64 sums TV(u), sum(|grad u| - <grad u, p>)
-   and ||div p||^2 in one pass; the certificate loop the sums of the gap of any (u, p) (gap_and_primal's), the
-   projection loop p / max(|p|, 1), the data loop FGP's grad f / (8 lam).
+   point q = p + beta (p - pp) on the fly, then div, grad, the data term grad f / (8 lam) (from f's rows), the
+   projection onto |z| <= 1 and the restart sum <q - z, z - p>. A block's held duals (a mask) keep their values.
+   The gap loop forms u = f + lam div p and the float64 sums TV(u), sum(|grad u| - <grad u, p>) and ||div p||^2
+   in one pass (a block's: its gradient terms off the held duals, ||div p||^2 over its region); the certificate
+   loop the sums of the gap of any (u, p) (gap_and_primal's), the projection loop p / max(|p|, 1), the data loop
+   grad f / (8 lam) and the l1 norm of grad f (the gap's round-off bound).
 
    Plain C and the Python C API only (no NumPy): the arrays arrive as addresses of contiguous tensors whose
-   shapes and dtypes the Python wrapper (_rof_methods) has checked. Layouts: a field (B, C, 2, H, W) with zero
-   unused entries (component 0 in the last row, component 1 in the last column), an image (B, C, H, W). The
+   shapes and dtypes the Python wrappers (_rof_methods, subdomain) have checked. Layouts: a field (B, C, 2, H, W)
+   (a whole image's with zero unused entries: component 0 in the last row, component 1 in the last column; a
+   block's last row and column hold the duals of its edges into the next block), an image (B, C, H, W). The
    loops release the GIL and take a range of rows, so that the wrapper can split one call across threads.
 
    Built at install time by setuptools (setup.py) with -O3 -ffp-contract=off: no fused multiply-add where the
@@ -110,22 +114,33 @@ static int check_rows(idx H, idx r0, idx r1)
     return 1;
 }
 
-/* step(double, p, pp, out, gf, beta, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of the next iterate of
-   every image into out, and the restart sums <q - z, z - p> over those rows into sums (B float64). */
+/* step(double, p, pp, move, out, gf, f, lam, fixed, beta, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of the
+   next iterate of every image into out, or (move: the address of the last move, float32; pp and out 0) into p in
+   place with the move updated, which needs r0 = 0 and r1 = H, and the duals where fixed is nonzero held (an
+   address, 0 for none); the data term read from gf or (gf 0) formed from f and lam; the restart sums over those
+   rows into sums (B float64). */
 static PyObject *py_step(PyObject *self, PyObject *args)
 {
     int is_double, joint;
-    unsigned long long p, pp, out, gf, beta, sums;
+    unsigned long long p, pp, move, out, gf, f, lam, fixed, beta, sums;
     idx B, C, H, W, r0, r1;
-    if (!PyArg_ParseTuple(args, "pKKKKKKnnnnpnn", &is_double, &p, &pp, &out, &gf, &beta, &sums, &B, &C, &H, &W,
-                          &joint, &r0, &r1))
+    if (!PyArg_ParseTuple(args, "pKKKKKKKKKKnnnnpnn", &is_double, &p, &pp, &move, &out, &gf, &f, &lam, &fixed, &beta,
+                          &sums, &B, &C, &H, &W, &joint, &r0, &r1))
         return NULL;
     if (!check_rows(H, r0, r1))
         return NULL;
+    if (move && (r0 != 0 || r1 != H)) {
+        PyErr_SetString(PyExc_ValueError, "an update in place (move) takes every row in one call");
+        return NULL;
+    }
+    if (fixed && !move) {
+        PyErr_SetString(PyExc_ValueError, "held duals (fixed) need the update in place (move)");
+        return NULL;
+    }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = PICK(is_double, step, ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(beta), ptr(sums), B, C, H, W, joint, r0,
-              r1);
+    ok = PICK(is_double, step, ptr(p), ptr(pp), ptr(move), ptr(out), ptr(gf), ptr(f), ptr(lam), ptr(fixed),
+              ptr(beta), ptr(sums), B, C, H, W, joint, r0, r1);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
@@ -145,47 +160,32 @@ static PyObject *py_momentum(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* gap(double, p, gf, f, lam, u, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of u = f + lam div p, and over
-   them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2) per image into sums (B x 3). */
+/* gap(double, p, f, lam, fixed, d0, d1, c0, c1, u, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of u = f + lam
+   div p, and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2) per image into sums
+   (B x 3): the gradient terms but at the fixed pixels (an address, 0 for none), ||div p||^2 over rows [d0, d1) and
+   columns [c0, c1). */
 static PyObject *py_gap(PyObject *self, PyObject *args)
 {
     int is_double, joint;
-    unsigned long long p, gf, f, lam, u, sums;
-    idx B, C, H, W, r0, r1;
-    if (!PyArg_ParseTuple(args, "pKKKKKKnnnnpnn", &is_double, &p, &gf, &f, &lam, &u, &sums, &B, &C, &H, &W,
-                          &joint, &r0, &r1))
+    unsigned long long p, f, lam, fixed, u, sums;
+    idx d0, d1, c0, c1, B, C, H, W, r0, r1;
+    if (!PyArg_ParseTuple(args, "pKKKKnnnnKKnnnnpnn", &is_double, &p, &f, &lam, &fixed, &d0, &d1, &c0, &c1, &u,
+                          &sums, &B, &C, &H, &W, &joint, &r0, &r1))
         return NULL;
     if (!check_rows(H, r0, r1))
         return NULL;
+    if (d0 < 0 || d1 > H || c0 < 0 || c1 > W || d0 > d1 || c0 > c1) {
+        PyErr_SetString(PyExc_ValueError, "region out of the image");
+        return NULL;
+    }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = PICK(is_double, gap, ptr(p), ptr(gf), ptr(f), ptr(lam), ptr(u), ptr(sums), B, C, H, W, joint, r0, r1);
+    ok = PICK(is_double, gap, ptr(p), ptr(f), ptr(lam), ptr(fixed), d0, d1, c0, c1, ptr(u), ptr(sums), B, C, H, W,
+              joint, r0, r1);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
-}
-
-/* block_step(double, x, d, f, fixed, b, C, H, W, lam, step, beta, held) -> float: one FGP iteration of the ROF
-   dual subproblem of a block (pdeflow.tv.subdomain, 2-D) in place on the iterate x and the last move d (float32);
-   returns the restart sum <m, r> (float64). */
-static PyObject *py_block_step(PyObject *self, PyObject *args)
-{
-    int is_double, held;
-    unsigned long long x, d, f, fixed;
-    idx B, C, H, W;
-    double lam, step, beta, up = 0.0;
-    if (!PyArg_ParseTuple(args, "pKKKKnnnndddp", &is_double, &x, &d, &f, &fixed, &B, &C, &H, &W, &lam, &step,
-                          &beta, &held))
-        return NULL;
-    int ok;
-    Py_BEGIN_ALLOW_THREADS
-    ok = PICK(is_double, block_step, ptr(x), ptr(d), ptr(f), held ? ptr(fixed) : NULL, B, C, H, W, lam, step, beta,
-              &up);
-    Py_END_ALLOW_THREADS
-    if (!ok)
-        return PyErr_NoMemory();
-    return PyFloat_FromDouble(up);
 }
 
 /* certify(double, f, u, p, lam, sums, B, C, H, W, joint, r0, r1): over rows [r0, r1) the float64 sums (TV(u),
@@ -228,8 +228,8 @@ static PyObject *py_project(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* fgp_data(double, f, lam, gf, af, B, C, H, W, r0, r1): rows [r0, r1) of gf = grad f / (8 lam) (B, C, 2, H, W)
-   and their float64 sums of |grad f| per image into af (B). */
+/* fgp_data(double, f, lam, gf, af, B, C, H, W, r0, r1): rows [r0, r1) of gf = grad f / (8 lam) (B, C, 2, H, W; 0:
+   none) and their float64 sums of |grad f| per image into af (B). */
 static PyObject *py_fgp_data(PyObject *self, PyObject *args)
 {
     int is_double;
@@ -265,7 +265,6 @@ static PyObject *py_wide(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"wide", py_wide, METH_VARARGS, "Run the AVX2 kernels where the CPU has AVX2; returns the previous choice."},
-    {"block_step", py_block_step, METH_VARARGS, "One FGP iteration of a block's dual subproblem, in place."},
     {"step", py_step, METH_VARARGS, "Rows of one FGP iteration and their restart sums."},
     {"momentum", py_momentum, METH_VARARGS, "The restart rule and momentum from the restart sums."},
     {"gap", py_gap, METH_VARARGS, "Rows of u = f + lam div p and their float64 gap sums."},
@@ -289,19 +288,25 @@ PyMODINIT_FUNC PyInit__fgp_kernel(void)
 
 #else /* ------------------------------------------------------------------ the kernels, for one REAL */
 
-/* Row i of the momentum point of one channel: q = p + beta (p - pp), both components (q = p where beta = 0,
-   as the PyTorch path's z + 0 (z - p)). */
-static void K(q_row)(const REAL *p0, const REAL *p1, const REAL *pp0, const REAL *pp1, REAL beta, REAL *q0,
-                     REAL *q1, idx W)
+/* Row i of the momentum point of one channel: q = p + beta (p - pp), both components, or with the last move held
+   instead of pp (m0, m1 not NULL: float32), q = p + beta m (q = p where beta = 0, as the PyTorch path's
+   z + 0 (z - p)). */
+static void K(q_row)(const REAL *p0, const REAL *p1, const REAL *pp0, const REAL *pp1, const float *m0,
+                     const float *m1, REAL beta, REAL *q0, REAL *q1, idx W)
 {
     if (beta == 0) {
         memcpy(q0, p0, W * sizeof(REAL));
         memcpy(q1, p1, W * sizeof(REAL));
-        return;
-    }
-    for (idx j = 0; j < W; j++) {
-        q0[j] = p0[j] + beta * (p0[j] - pp0[j]);
-        q1[j] = p1[j] + beta * (p1[j] - pp1[j]);
+    } else if (m0) {
+        for (idx j = 0; j < W; j++) {
+            q0[j] = p0[j] + beta * (REAL)m0[j];
+            q1[j] = p1[j] + beta * (REAL)m1[j];
+        }
+    } else {
+        for (idx j = 0; j < W; j++) {
+            q0[j] = p0[j] + beta * (p0[j] - pp0[j]);
+            q1[j] = p1[j] + beta * (p1[j] - pp1[j]);
+        }
     }
 }
 
@@ -323,7 +328,8 @@ static void K(div_row)(const REAL *q0, const REAL *q1, const REAL *up, REAL scal
 }
 
 /* The next iterate's row before the projection: z = q + grad v + gf, v = div q / 8 on rows i (v) and i + 1 (vn,
-   NULL on the last row, where component 0 is unused). */
+   NULL on the last row). The gradient is zero on the last row (component 0) and column (component 1), so there
+   z = q: zero in a whole image's field (its unused entries), a block's held edge duals into the next block. */
 static void K(z_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                      const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1, REAL *restrict z0,
                      REAL *restrict z1, idx W)
@@ -332,10 +338,26 @@ static void K(z_row)(const REAL *restrict q0, const REAL *restrict q1, const REA
         for (idx j = 0; j < W; j++)
             z0[j] = ((vn[j] - v[j]) + q0[j]) + g0[j];
     else
-        memset(z0, 0, W * sizeof(REAL));
+        memcpy(z0, q0, W * sizeof(REAL));
     for (idx j = 0; j + 1 < W; j++)
         z1[j] = ((v[j + 1] - v[j]) + q1[j]) + g1[j];
-    z1[W - 1] = 0;
+    z1[W - 1] = q1[W - 1];
+}
+
+/* Row i of FGP's data term gf = grad f / (8 lam) (inv = 1 / (8 lam)), formed in float64 and rounded once, as
+   _rof_methods.k_fgp_data forms it: the loops read f instead of holding gf (a field: twice the image). fn: f on row
+   i + 1, NULL on the last row. */
+static void K(gf_row)(const REAL *restrict x, const REAL *restrict xn, double inv, REAL *restrict g0,
+                      REAL *restrict g1, idx W)
+{
+    if (xn)
+        for (idx j = 0; j < W; j++)
+            g0[j] = (REAL)(((double)xn[j] - (double)x[j]) * inv);
+    else
+        memset(g0, 0, W * sizeof(REAL));
+    for (idx j = 0; j + 1 < W; j++)
+        g1[j] = (REAL)(((double)x[j + 1] - (double)x[j]) * inv);
+    g1[W - 1] = 0;
 }
 
 /* The projection's factor 1 / sqrt(max(|z|^2, 1)) of one channel's row (s), or the squared norm over the
@@ -370,6 +392,24 @@ static void K(out_row)(const REAL *restrict z0, const REAL *restrict z1, const R
     }
 }
 
+/* One component's row of the next iterate in place, with the last move held (float32): a = z s (q where fixed:
+   the held duals keep their values, their move stays 0), the move m = beta m - (q - a) = a - p, the restart term
+   <m, q - a> per pixel (t, added to), and p = a. */
+static void K(move_row)(const REAL *restrict z, const REAL *restrict s, const REAL *restrict q,
+                        const unsigned char *restrict fixed, REAL beta, float *restrict m, REAL *restrict x,
+                        REAL *restrict t, int add, idx W)
+{
+    for (idx j = 0; j < W; j++) {
+        REAL a = z[j] * s[j];
+        if (fixed && fixed[j])
+            a = q[j];
+        REAL r = q[j] - a, n = (REAL)m[j] * beta - r;
+        t[j] = add ? t[j] + n * r : n * r;
+        m[j] = (float)n;
+        x[j] = a;
+    }
+}
+
 /* acc[l] += x[j] for j = l mod LANES: a float64 sum in independent lanes. */
 static void K(lane_add)(double *restrict acc, const REAL *restrict x, idx W)
 {
@@ -386,20 +426,31 @@ typedef struct {
     REAL *q0[2], *q1[2], *v[2];
 } K(rows);
 
-static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, const REAL *betas, double *sums,
-                   idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
+/* Rows [r0, r1) of one FGP iteration of every image: the next iterate into out and the restart sums <q - z, z - p>
+   over those rows into sums (B, float64). gf: the data term grad f / (8 lam) (a field), or NULL: formed from the
+   data f (B, C, H, W) and lams (lam per image) row by row, which costs a little time and saves the field's memory.
+   With move (float32, not NULL) in place of pp, the last move p - p_prev: p and move are updated in place (out
+   unused), which one call for every row (r0 = 0, r1 = H) allows, as rows i - 1 to i + 1 of p are read into row
+   buffers before row i is written: a block's solve holds a field and a float32 field; there fixed (H x W, or
+   NULL) marks the held duals. */
+#define PP(o) (move ? NULL : pp + (o))
+#define MV(o) (move ? move + (o) : NULL)
+static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *gf, const REAL *f,
+                   const REAL *lams, const unsigned char *fixed, const REAL *betas, double *sums, idx B, idx C, idx H,
+                   idx W, int joint, idx r0, idx r1)
 {
     const idx N = H * W;
     const int over = joint && C > 1; /* the projection couples the channels */
-    /* per channel: 6 rows (q0, q1, v for rows i and i + 1) and the unprojected z0, z1 of row i; two rows */
-    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 2));
+    /* per channel: 6 rows (q0, q1, v for rows i and i + 1) and the unprojected z0, z1 of row i; then the
+       projection's factor, the restart terms and the data term's two components (rows) */
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 4));
     K(rows) *r = malloc(sizeof(K(rows)) * (size_t)C);
     if (!buf || !r) {
         free(buf);
         free(r);
         return 0;
     }
-    REAL *z = buf + 6 * C * W, *s = buf + 8 * C * W, *t = s + W;
+    REAL *z = buf + 6 * C * W, *s = buf + 8 * C * W, *t = s + W, *g0 = t + W, *g1 = g0 + W;
     for (idx c = 0; c < C; c++)
         for (int a = 0; a < 2; a++) {
             r[c].q0[a] = buf + (6 * c + 3 * a) * W;
@@ -408,6 +459,7 @@ static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, con
         }
     for (idx b = 0; b < B; b++) {
         const REAL beta = betas[b];
+        const double inv = gf ? 0.0 : 1.0 / (8.0 * (double)lams[b]);
         double acc[LANES] = {0};
         int cur = 0;
         sums[b] = 0.0;
@@ -419,11 +471,13 @@ static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, con
             REAL *up = NULL;
             if (r0 > 0) {
                 idx k = (r0 - 1) * W;
-                K(q_row)(p + o0 + k, p + o1 + k, pp + o0 + k, pp + o1 + k, beta, r[c].q0[1], r[c].q1[1], W);
+                K(q_row)(p + o0 + k, p + o1 + k, PP(o0 + k), PP(o1 + k), MV(o0 + k), MV(o1 + k), beta, r[c].q0[1],
+                         r[c].q1[1], W);
                 up = r[c].q0[1];
             }
             idx k = r0 * W;
-            K(q_row)(p + o0 + k, p + o1 + k, pp + o0 + k, pp + o1 + k, beta, r[c].q0[0], r[c].q1[0], W);
+            K(q_row)(p + o0 + k, p + o1 + k, PP(o0 + k), PP(o1 + k), MV(o0 + k), MV(o1 + k), beta, r[c].q0[0],
+                     r[c].q1[0], W);
             K(div_row)(r[c].q0[0], r[c].q1[0], up, (REAL)0.125, r[c].v[0], W);
         }
         for (idx i = r0; i < r1; i++) {
@@ -434,12 +488,18 @@ static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, con
                 REAL *z0 = z + 2 * c * W, *z1 = z0 + W;
                 const REAL *vn = NULL;
                 if (i + 1 < H) {
-                    K(q_row)(p + o0 + k + W, p + o1 + k + W, pp + o0 + k + W, pp + o1 + k + W, beta,
-                             r[c].q0[nxt], r[c].q1[nxt], W);
+                    K(q_row)(p + o0 + k + W, p + o1 + k + W, PP(o0 + k + W), PP(o1 + k + W), MV(o0 + k + W),
+                             MV(o1 + k + W), beta, r[c].q0[nxt], r[c].q1[nxt], W);
                     K(div_row)(r[c].q0[nxt], r[c].q1[nxt], r[c].q0[cur], (REAL)0.125, r[c].v[nxt], W);
                     vn = r[c].v[nxt];
                 }
-                K(z_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gf + o0 + k, gf + o1 + k, z0, z1, W);
+                if (gf) {
+                    K(z_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gf + o0 + k, gf + o1 + k, z0, z1, W);
+                } else {
+                    const REAL *x = f + (b * C + c) * N + k;
+                    K(gf_row)(x, i + 1 < H ? x + W : NULL, inv, g0, g1, W);
+                    K(z_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, g0, g1, z0, z1, W);
+                }
                 if (over)
                     K(factor_row)(z0, z1, s, W, c > 0, c == C - 1);
             }
@@ -448,8 +508,14 @@ static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, con
                 const REAL *z0 = z + 2 * c * W, *z1 = z0 + W;
                 if (!over)
                     K(factor_row)(z0, z1, s, W, 0, 1);
-                K(out_row)(z0, z1, s, r[c].q0[cur], r[c].q1[cur], p + o0 + k, p + o1 + k, out + o0 + k,
-                           out + o1 + k, t, W);
+                if (move) {
+                    const unsigned char *fr = fixed ? fixed + k : NULL;
+                    K(move_row)(z0, s, r[c].q0[cur], fr, beta, move + o0 + k, p + o0 + k, t, 0, W);
+                    K(move_row)(z1, s, r[c].q1[cur], fr, beta, move + o1 + k, p + o1 + k, t, 1, W);
+                } else {
+                    K(out_row)(z0, z1, s, r[c].q0[cur], r[c].q1[cur], p + o0 + k, p + o1 + k, out + o0 + k,
+                               out + o1 + k, t, W);
+                }
                 K(lane_add)(acc, t, W);
             }
             cur = nxt;
@@ -460,6 +526,8 @@ static int K(step)(const REAL *p, const REAL *pp, REAL *out, const REAL *gf, con
     free(r);
     return 1;
 }
+#undef PP
+#undef MV
 
 static void K(momentum)(const double *sums, idx tasks, idx B, REAL *ts, REAL *betas)
 {
@@ -480,10 +548,12 @@ static void K(momentum)(const double *sums, idx tasks, idx B, REAL *ts, REAL *be
 }
 
 /* Row i of the gap's arrays: u = f + lam d (d = div p), grad u = lam (grad d + 8 gf) (dn: d on row i + 1, NULL on
-   the last row), and the float64 lanes of ||d||^2. */
+   the last row), zero where fixed (a block's held duals, whose terms its gap leaves out), and the float64 lanes of
+   ||d||^2 over the columns [c0, c1). */
 static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REAL *restrict dn,
-                       const REAL *restrict g0, const REAL *restrict g1, REAL lam, REAL *restrict u,
-                       REAL *restrict a0, REAL *restrict a1, double *restrict dsq, idx W)
+                       const REAL *restrict g0, const REAL *restrict g1, const unsigned char *restrict fixed, REAL lam,
+                       REAL *restrict u, REAL *restrict a0, REAL *restrict a1, double *restrict dsq, idx c0, idx c1,
+                       idx W)
 {
     for (idx j = 0; j < W; j++)
         u[j] = f[j] + lam * d[j];
@@ -495,11 +565,15 @@ static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REA
     for (idx j = 0; j + 1 < W; j++)
         a1[j] = ((d[j + 1] - d[j]) + 8 * g1[j]) * lam;
     a1[W - 1] = 0;
-    idx j = 0;
-    for (; j + LANES <= W; j += LANES)
+    if (fixed)
+        for (idx j = 0; j < W; j++)
+            if (fixed[j])
+                a0[j] = a1[j] = 0;
+    idx j = c0;
+    for (; j + LANES <= c1; j += LANES)
         for (int l = 0; l < LANES; l++)
             dsq[l] += (double)d[j + l] * (double)d[j + l];
-    for (; j < W; j++)
+    for (; j < c1; j++)
         dsq[0] += (double)d[j] * (double)d[j];
 }
 
@@ -538,18 +612,23 @@ static void K(slack_row)(REAL *restrict n, REAL *restrict al, double *restrict t
     }
 }
 
-static int K(gap)(const REAL *p, const REAL *gf, const REAL *f, const REAL *lams, REAL *u, double *sums,
-                  idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
+/* Rows [r0, r1) of u = f + lam div p and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2)
+   per image into sums (B x 3): the gradient terms over every pixel but the fixed ones (NULL: none), ||div p||^2
+   over the region's rows [d0, d1) and columns [c0, c1). */
+static int K(gap)(const REAL *p, const REAL *f, const REAL *lams, const unsigned char *fixed, idx d0, idx d1, idx c0,
+                  idx c1, REAL *u, double *sums, idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
 {
     const idx N = H * W;
     const int over = joint && C > 1; /* |grad u| couples the channels */
-    /* per channel: div p on rows i and i + 1, the components of grad u on row i; then |grad u|^2, <grad u, p> */
-    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (4 * C + 2));
+    /* per channel: div p on rows i and i + 1, the components of grad u on row i; then |grad u|^2, <grad u, p>, and
+       the data term's two components */
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (4 * C + 4));
     if (!buf)
         return 0;
-    REAL *n = buf + 4 * C * W, *al = n + W;
+    REAL *n = buf + 4 * C * W, *al = n + W, *g0 = al + W, *g1 = g0 + W;
     for (idx b = 0; b < B; b++) {
         const REAL lam = lams[b];
+        const double inv = 1.0 / (8.0 * (double)lams[b]);
         double tv[LANES] = {0}, slack[LANES] = {0}, dsq[LANES] = {0};
         int cur = 0;
         sums[3 * b] = sums[3 * b + 1] = sums[3 * b + 2] = 0.0;
@@ -569,7 +648,10 @@ static int K(gap)(const REAL *p, const REAL *gf, const REAL *f, const REAL *lams
                     dn = buf + (4 * c + nxt) * W;
                     K(div_row)(p + o0 + k + W, p + o1 + k + W, p + o0 + k, 1, dn, W);
                 }
-                K(gap_row)(f + oi + k, d, dn, gf + o0 + k, gf + o1 + k, lam, u + oi + k, a0, a1, dsq, W);
+                const int in = i >= d0 && i < d1;
+                K(gf_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, g0, g1, W);
+                K(gap_row)(f + oi + k, d, dn, g0, g1, fixed ? fixed + k : NULL, lam, u + oi + k, a0, a1, dsq,
+                           in ? c0 : 0, in ? c1 : 0, W);
                 K(norm_row)(a0, a1, p + o0 + k, p + o1 + k, n, al, W, over && c > 0);
                 if (!over || c == C - 1)
                     K(slack_row)(n, al, tv, slack, W);
@@ -580,131 +662,6 @@ static int K(gap)(const REAL *p, const REAL *gf, const REAL *f, const REAL *lams
         sums[3 * b + 1] = lane_sum(slack);
         sums[3 * b + 2] = lane_sum(dsq);
     }
-    free(buf);
-    return 1;
-}
-
-/* ---- the block solver of pdeflow.tv.subdomain (2-D): the dual subproblem of one block, its duals free where
-   `fixed` is 0. The iterate x and the last move d = x - x_prev (float32) are updated in place, row by row: the
-   extrapolated point y = x + beta d of rows i and i + 1 and u = f + lam div y of rows i and i + 1 are kept in row
-   buffers, read before row i of x and d is overwritten. The divergence reads every dual of the block (its last
-   row and column too, the edges into the next block), the duals before it counting as zero. */
-
-static void K(y_row)(const REAL *restrict x, const float *restrict d, REAL beta, REAL *restrict y, idx W)
-{
-    for (idx j = 0; j < W; j++)
-        y[j] = x[j] + beta * (REAL)d[j];
-}
-
-/* u = f + lam div y on one row, as _primal_rows: (((f + lam y0) - lam y0[i-1]) + lam y1) - lam y1[j-1] */
-static void K(u_row)(const REAL *restrict f, const REAL *restrict y0, const REAL *restrict up,
-                     const REAL *restrict y1, REAL lam, REAL *restrict u, idx W)
-{
-    for (idx j = 0; j < W; j++)
-        u[j] = f[j] + lam * y0[j];
-    if (up)
-        for (idx j = 0; j < W; j++)
-            u[j] = u[j] - lam * up[j];
-    for (idx j = 0; j < W; j++)
-        u[j] = u[j] + lam * y1[j];
-    for (idx j = 1; j < W; j++)
-        u[j] = u[j] - lam * y1[j - 1];
-}
-
-/* One component's row of the next iterate: x = a / max(|a|, 1) (y where fixed), and with r = y - x the move
-   d = m = beta d - r and the restart term <m, r> per pixel (term). */
-static void K(block_out)(const REAL *restrict y, REAL *restrict a, const REAL *restrict nrm,
-                         const unsigned char *restrict fixed, REAL beta, float *restrict d, REAL *restrict x,
-                         REAL *restrict term, idx W)
-{
-    for (idx j = 0; j < W; j++)
-        a[j] = a[j] / nrm[j];
-    if (fixed)
-        for (idx j = 0; j < W; j++)
-            a[j] = fixed[j] ? y[j] : a[j];
-    for (idx j = 0; j < W; j++) {
-        REAL r = y[j] - a[j], m = (REAL)d[j] * beta - r;
-        term[j] = m * r;
-        d[j] = (float)m;
-        x[j] = a[j];
-    }
-}
-
-static int K(block_step)(REAL *x, float *d, const REAL *f, const unsigned char *fixed, idx B, idx C, idx H, idx W,
-                         double lam_d, double step_d, double beta_d, double *up_out)
-{
-    const idx N = H * W;
-    const REAL lam = (REAL)lam_d, step = (REAL)step_d, beta = (REAL)beta_d;
-    /* per channel: y0, y1 on rows i and i + 1, u on rows i and i + 1, a0, a1; then the norm row and the terms */
-    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 2));
-    if (!buf)
-        return 0;
-    REAL *nrm = buf + 8 * C * W, *term = nrm + W;
-    double acc[LANES] = {0};
-#define Y0(c, a) (buf + (8 * (c) + 2 * (a)) * W)
-#define Y1(c, a) (buf + (8 * (c) + 2 * (a) + 1) * W)
-#define U(c, a) (buf + (8 * (c) + 4 + (a)) * W)
-#define A0(c) (buf + (8 * (c) + 6) * W)
-#define A1(c) (buf + (8 * (c) + 7) * W)
-    for (idx b = 0; b < B; b++) {
-        int cur = 0;
-        for (idx c = 0; c < C; c++) {
-            const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
-            K(y_row)(x + o0, d + o0, beta, Y0(c, 0), W);
-            K(y_row)(x + o1, d + o1, beta, Y1(c, 0), W);
-            K(u_row)(f + (b * C + c) * N, Y0(c, 0), NULL, Y1(c, 0), lam, U(c, 0), W);
-        }
-        for (idx i = 0; i < H; i++) {
-            const int nxt = 1 - cur;
-            const idx k = i * W;
-            for (idx c = 0; c < C; c++) {
-                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
-                REAL *y0 = Y0(c, cur), *y1 = Y1(c, cur), *u = U(c, cur), *a0 = A0(c), *a1 = A1(c);
-                if (i + 1 < H) {
-                    REAL *un = U(c, nxt);
-                    K(y_row)(x + o0 + k + W, d + o0 + k + W, beta, Y0(c, nxt), W);
-                    K(y_row)(x + o1 + k + W, d + o1 + k + W, beta, Y1(c, nxt), W);
-                    K(u_row)(f + (b * C + c) * N + k + W, Y0(c, nxt), y0, Y1(c, nxt), lam, un, W);
-                    for (idx j = 0; j < W; j++)
-                        a0[j] = y0[j] + step * (un[j] - u[j]);
-                } else {
-                    for (idx j = 0; j < W; j++)
-                        a0[j] = y0[j] + step * 0;
-                }
-                for (idx j = 0; j + 1 < W; j++)
-                    a1[j] = y1[j] + step * (u[j + 1] - u[j]);
-                a1[W - 1] = y1[W - 1] + step * 0;
-                if (c == 0)
-                    for (idx j = 0; j < W; j++)
-                        nrm[j] = a0[j] * a0[j] + a1[j] * a1[j];
-                else
-                    for (idx j = 0; j < W; j++)
-                        nrm[j] = (nrm[j] + a0[j] * a0[j]) + a1[j] * a1[j];
-            }
-            for (idx j = 0; j < W; j++) {
-                REAL m = SQRT(nrm[j]);
-                nrm[j] = m < 1 ? 1 : m;
-            }
-            for (idx c = 0; c < C; c++) {
-                const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
-                for (int comp = 0; comp < 2; comp++) {
-                    const REAL *y = comp ? Y1(c, cur) : Y0(c, cur);
-                    REAL *a = comp ? A1(c) : A0(c);
-                    REAL *xr = x + (comp ? o1 : o0) + k;
-                    float *dr = d + (comp ? o1 : o0) + k;
-                    K(block_out)(y, a, nrm, fixed ? fixed + k : NULL, beta, dr, xr, term, W);
-                    K(lane_add)(acc, term, W);
-                }
-            }
-            cur = nxt;
-        }
-    }
-#undef Y0
-#undef Y1
-#undef U
-#undef A0
-#undef A1
-    *up_out = lane_sum(acc);
     free(buf);
     return 1;
 }
@@ -835,25 +792,26 @@ static int K(project)(const REAL *p, REAL *out, idx B, idx C, idx H, idx W, int 
     return 1;
 }
 
-/* Rows [r0, r1) of FGP's gf = grad f / (8 lam) (B, C, 2, H, W), formed in float64 and rounded once (as
-   _rof_methods.k_fgp_data), and over them the float64 lanes of ||grad f||_1 per image into af (B). */
+/* Rows [r0, r1) of FGP's gf = grad f / (8 lam) (B, C, 2, H, W; NULL: not written), formed as gf_row forms it,
+   and over them the float64 lanes of ||grad f||_1 per image into af (B): the round-off bound's data term
+   (pdeflow.tv._fgp.gap_terms). */
 static void K(fgp_data)(const REAL *f, const REAL *lams, REAL *gf, double *af, idx B, idx C, idx H, idx W, idx r0,
                         idx r1)
 {
     const idx N = H * W;
     for (idx b = 0; b < B; b++) {
-        const double scale = 8.0 * (double)lams[b];
+        const double inv = 1.0 / (8.0 * (double)lams[b]);
         double acc[LANES] = {0};
         for (idx c = 0; c < C; c++)
             for (idx i = r0; i < r1; i++) {
                 const REAL *x = f + (b * C + c) * N + i * W;
-                REAL *g0 = gf + (b * C + c) * 2 * N + i * W, *g1 = g0 + N;
-                idx j = 0;
-                for (; j < W; j++) {
+                if (gf) {
+                    REAL *g0 = gf + (b * C + c) * 2 * N + i * W;
+                    K(gf_row)(x, i + 1 < H ? x + W : NULL, inv, g0, g0 + N, W);
+                }
+                for (idx j = 0; j < W; j++) {
                     double d0 = i + 1 < H ? (double)x[j + W] - (double)x[j] : 0.0;
                     double d1 = j + 1 < W ? (double)x[j + 1] - (double)x[j] : 0.0;
-                    g0[j] = (REAL)(d0 / scale);
-                    g1[j] = (REAL)(d1 / scale);
                     acc[j % LANES] += fabs(d0) + fabs(d1);
                 }
             }

@@ -251,11 +251,11 @@ def k_fgp_data(f, lam):
     ``f / (8 lam)``, whose round-off (eps |f| / lam) would set a float32 floor on the gap near
     1e-5 instead of 1e-7.  ``af`` is for the round-off bound of the gap (:func:`gap_terms`).
     """
-    fd, scale = f.double(), 8.0 * lam.double()
+    fd, inv = f.double(), 1.0 / (8.0 * lam.double())     # times the reciprocal: the compiled loops' rounding
     d0 = k_pad(fd[..., 1:, :] - fd[..., :-1, :], 0, 0, 0, 1)
     d1 = k_pad(fd[..., :, 1:] - fd[..., :, :-1], 0, 1, 0, 0)
     af = (d0.abs() + d1.abs()).flatten(1).sum(1)
-    return (d0 / scale).to(f.dtype), (d1 / scale).to(f.dtype), af
+    return (d0 * inv).to(f.dtype), (d1 * inv).to(f.dtype), af
 
 
 def _fgp_init(f, lam, p0, channelwise):
@@ -399,7 +399,8 @@ def _fused_step(s, channelwise):
     at = plan.address
     double = p.dtype == torch.float64
     beta, t = at[id(s["beta"])], at[id(s["t"])]
-    head = (double, at[id(p)], at[id(pp)], at[id(z)], at[id(s["gf"])], beta)
+    # gf held (rof's loop is faster reading it than forming it; the block solver forms it), no held duals
+    head = (double, at[id(p)], at[id(pp)], 0, at[id(z)], at[id(s["gf"])], 0, 0, 0, beta)
     tail = (plan.B, plan.C, plan.H, plan.W, not channelwise)
     _run(kernel_step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail)
     kernel_momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
@@ -415,8 +416,7 @@ def _fused_gap(s, f, lam, channelwise):
     u = torch.empty_like(f)
     ranges = _row_ranges(B, C, H, W)
     sums = torch.empty(len(ranges), B, 3, dtype=torch.float64)
-    head = (p.dtype == torch.float64, p.data_ptr(), s["gf"].data_ptr(), f.data_ptr(), lam_b.data_ptr(),
-            u.data_ptr())
+    head = (p.dtype == torch.float64, p.data_ptr(), f.data_ptr(), lam_b.data_ptr(), 0, 0, H, 0, W, u.data_ptr())
     tail = (B, C, H, W, not channelwise)
     _run(kernel_gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
     tv_u, slack, div_sq = sums.sum(0).numpy().T

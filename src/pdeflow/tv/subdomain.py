@@ -18,9 +18,10 @@ so this module solves it on its own:
   image denoising and deblurring problems", 2009) with adaptive restart (O'Donoghue and Candes, 2015),
   warm-started from the current duals, stopped by the subproblem's own duality gap.
 
-The FGP rules are :func:`pdeflow.tv.rof`'s (``pdeflow.tv._fgp``: the momentum and its restart, the gap and energy
-from their sums, the block's operators and sums); what is the block's own is its boundary: the held duals (the
-``fixed`` pixels keep their values) and a divergence that reads the block's last slab.
+The FGP is :func:`pdeflow.tv.rof`'s: on 2-D blocks its compiled step and gap loops (``pdeflow.tv._fgp_kernel``),
+elsewhere the same step in PyTorch, with the rules of ``pdeflow.tv._fgp`` (the momentum and its restart, the gap
+and energy from their sums, the block's operators and sums). What is the block's own is its boundary: the held
+duals (the ``fixed`` pixels keep their values) and a divergence that reads the block's last slab.
 
 They work on tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, C, n, *S)`` with
 ``n = len(S)`` spatial axes (2 or 3).
@@ -35,9 +36,11 @@ from .. import ops
 from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
 
 try:
-    from ._fgp_kernel import block_step
+    from ._fgp_kernel import gap as kernel_gap
+    from ._fgp_kernel import momentum as kernel_momentum
+    from ._fgp_kernel import step as kernel_step
 except ImportError:  # built without a C compiler: the PyTorch loop below
-    block_step = None
+    kernel_gap = kernel_momentum = kernel_step = None
 
 __all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
 
@@ -137,15 +140,8 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
     return torch.stack([gap, energy], 1)
 
 
-def _dot(a, b):
-    """``sum(a * b)`` in float64 without a temporary of their size where they are contiguous."""
-    if a.is_contiguous() and b.is_contiguous():
-        return float(torch.dot(a.reshape(-1), b.reshape(-1)))
-    return float((a * b).sum(dtype=torch.float64))
-
-
-#: Elements of the dual field in one block of rows (along the first spatial axis) of the iteration below: it runs
-#: row block by row block, so that its scratch (the ascent, its norm, a move in float64) is that many elements, not
+#: Elements of the dual field in one block of rows (along the first spatial axis) of the PyTorch iteration: it runs
+#: row block by row block, so that its scratch (the ascent, its norm, a move, the data term) is that many elements, not
 #: arrays of the block's size, and stays in the processor's cache between the operations on it (smaller blocks pay
 #: the per-operation overhead more often).
 SLAB_ELEMENTS = 1 << 18
@@ -157,9 +153,9 @@ def _row_blocks(rows: int, per_row: int) -> list:
     return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
-#: Whether :func:`solve_subdomain` runs its 2-D iteration in the compiled loop (where it applies: CPU tensors of
+#: Whether :func:`solve_subdomain` runs its 2-D iteration in the compiled loops (where they apply: CPU tensors of
 #: float32 or float64 outside autograd; ``PDEFLOW_FUSED=0`` in the environment turns it off, as for ``rof``).
-FUSED = block_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
+FUSED = kernel_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
 #: Elements of a dual field whose compiled iteration costs about what one gap evaluation's fixed (Python) cost is:
 #: on a block of ``n`` dual elements the compiled loop evaluates the gap every ``GAP_ELEMENTS // n`` iterations
@@ -182,12 +178,13 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     whose duals only enter the divergence) over the duals of the ``free`` pixels with ``|p| <= 1``, the divergence
     that of :func:`block_divergence`, by fast gradient projection with adaptive restart, until the subproblem's
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
-    image of the batch, or ``max_iter`` iterations. It runs in the dtype of ``p`` (the gap's sums in float64; ``f``
-    is read in its own dtype) and holds two arrays of the dual field's size, the extrapolated point in that dtype and
-    the last move in float32, one of the image's (``u = f + lam div p``), updated in place, and a row block's
-    scratch (:data:`SLAB_ELEMENTS`). On 2-D blocks of CPU tensors the iterations run in a compiled loop, one pass
-    over the block each (the iterate and the move held, the extrapolated point formed as they are read, ``f``
-    copied into ``p``'s dtype where it differs); elsewhere, and without the compiled extension, in PyTorch.
+    image of the batch (each image with its own momentum), or ``max_iter`` iterations. The iteration is
+    :func:`pdeflow.tv.rof`'s FGP step (its data term ``grad f / (4 n lam)`` formed in float64 from ``f`` in ``p``'s
+    dtype) with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in float64) and holds the iterate
+    in that dtype and its last move in float32 (arrays of the dual field's size), and one of the image's (``u = f +
+    lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled loops, one pass over the block per
+    iteration, in place; elsewhere, and without the compiled extension, in PyTorch, a row block at a time
+    (:data:`SLAB_ELEMENTS` of scratch).
 
     Parameters
     ----------
@@ -232,105 +229,134 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     >>> bool((u - rof(f, 0.1, tol=1e-12)).abs().max() < 1e-5)
     True
     """
-    spatial = f.dim() - 2
-    step = 1.0 / (4.0 * spatial * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
     fixed = ~free
+    # the iterate, in p's memory where it may be overwritten
+    x = p if overwrite and p.is_contiguous() else p.clone(memory_format=torch.contiguous_format)
+    if _fused(f, x):
+        x = _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol)
+    else:
+        x = _fgp_rows(f, x, lam, fixed, region, tol, max_iter, check_every or 10, atol)
+    if overwrite and x.data_ptr() != p.data_ptr():
+        p.copy_(x)
+        return p
+    return x
+
+
+def _stopped(gap, energy, tol, atol) -> bool:
+    """Whether every image's subproblem gap is at most ``atol`` (given) or ``tol`` times its energy."""
+    if atol is not None:
+        return bool((gap <= atol).all())
+    return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
+
+
+def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
+    """:func:`solve_subdomain` on a 2-D block in the compiled loops of :func:`pdeflow.tv.rof` (``_fgp_kernel``): the
+    same FGP step and gap, with the held duals masked and the region's sums; the iterate updated in place with the
+    last move held in float32 (one call takes every row)."""
+    b, C, H, W = f.shape
+    double = x.dtype == torch.float64
+    fd = f.to(x.dtype).contiguous()
+    lams = torch.full((b,), lam, dtype=x.dtype)
+    held = fixed.contiguous() if bool(fixed.any()) else None
+    mask = held.data_ptr() if held is not None else 0
+    rows, cols = (tuple(r.indices(n)[:2]) for r, n in zip(tuple(region) + (slice(None),) * 2, (H, W)))
+    d, u = torch.zeros(x.shape, dtype=torch.float32), torch.empty(f.shape, dtype=x.dtype)
+    t, beta = torch.ones(b, dtype=x.dtype), torch.zeros(b, dtype=x.dtype)
+    up, sums = torch.empty(1, b, dtype=torch.float64), torch.empty(b, 3, dtype=torch.float64)
+    tail = (b, C, H, W, True, 0, H)
+
+    def gap_met():
+        kernel_gap(double, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), mask, *rows, *cols, u.data_ptr(),
+                   sums.data_ptr(), *tail)
+        gap, energy, _ = gap_terms(lam, *sums.unbind(1), None, C, 0, 0.0)
+        return _stopped(gap, energy, tol, atol)
+
+    # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near
+    # the seams of the step before, and many are solved before their first iteration
+    if gap_met():
+        return x
+    every = check_every or min(200, max(10, GAP_ELEMENTS // x.numel()))
+    for it in range(1, max_iter + 1):
+        # in place with the move d; gf 0: the loop forms grad f / (8 lam) from fd's rows (no field of it held)
+        kernel_step(double, x.data_ptr(), 0, d.data_ptr(), 0, 0, fd.data_ptr(), lams.data_ptr(), mask,
+                    beta.data_ptr(), up.data_ptr(), *tail)
+        kernel_momentum(double, up.data_ptr(), 1, b, t.data_ptr(), beta.data_ptr())
+        if it % every == 0 and gap_met():
+            break
+    return x
+
+
+def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
+    """:func:`solve_subdomain` in PyTorch, any number of spatial axes: the compiled loops' FGP step, row block by row
+    block (:data:`SLAB_ELEMENTS`), with the extrapolated point ``y`` and the last move ``d`` held."""
+    spatial = f.dim() - 2
+    scale = 1.0 / (4.0 * spatial)                       # the step 1 / (lam ||div||^2), ||div||^2 <= 4 n
+    inv = 1.0 / (4.0 * spatial * lam)                   # the data term grad f / (4 n lam), formed in float64
     held = bool(fixed.any())
     b, C = f.shape[:2]
     components = [(c, k) for c in range(C) for k in range(spatial)]
-    # The extrapolated point y and the last move d = x - x_prev: the iterate is x = y - beta d. d is kept in float32
-    # (half the memory of a float64 field): its rounding moves the point the ascent starts from by beta d 6e-8,
-    # which vanishes with d as FGP converges; x is formed exactly (up to float64 rounding) for the stopping gap.
-    # The held duals need no copy: there the projection keeps y, so d stays zero and y the held value.
-    y = p if overwrite and p.is_contiguous() else p.clone(memory_format=torch.contiguous_format)
+    # y = x + beta d, the extrapolated point, and the last move d = x - x_prev, in float32 (half the memory of a
+    # float64 field): its rounding moves the point the ascent starts from by beta d 6e-8, which vanishes with d as
+    # FGP converges. The held duals need no copy: there the projection keeps y, so d stays zero and y the held value.
     d = torch.zeros(y.shape, dtype=torch.float32)
-    u = torch.empty(f.shape, dtype=p.dtype)
+    u = torch.empty(f.shape, dtype=y.dtype)
     plane = tuple(f.shape[3:])
-    blocks = _row_blocks(f.shape[2], b * C * spatial * max(1, free[0].numel()))
+    blocks = _row_blocks(f.shape[2], b * C * spatial * max(1, fixed[0].numel()))
     most = max(r.stop - r.start for r in blocks)
-    ascent = torch.empty((b, C, spatial, most) + plane, dtype=p.dtype)     # a row block's scratch
-    norm = torch.empty((b, most) + plane, dtype=p.dtype)
-    move = torch.empty((b, most) + plane, dtype=p.dtype)
-
-    def norm_of(a, n):
-        """The per-pixel norm of the components of ``a`` (b, C, n, rows, ...) into ``n``."""
-        for i, (c, k) in enumerate(components):
-            if i:
-                n.addcmul_(a[:, c, k], a[:, c, k])
-            else:
-                torch.mul(a[:, c, k], a[:, c, k], out=n)
-        return n.sqrt_()
+    ascent = torch.empty((b, C, spatial, most) + plane, dtype=y.dtype)     # a row block's scratch
+    norm = torch.empty((b, most) + plane, dtype=y.dtype)
+    move = torch.empty((b, most) + plane, dtype=y.dtype)
+    data = torch.empty((b, most) + plane, dtype=torch.float64)
+    per_image = (b,) + (1,) * spatial
 
     def extrapolate(alpha):
-        """``y += alpha d``."""
+        """``y += alpha d`` (``alpha`` per image)."""
         for rows in blocks:
             m = move[:, :rows.stop - rows.start]
             for c, k in components:
-                y[:, c, k, rows].add_(m.copy_(d[:, c, k, rows]), alpha=alpha)
+                y[:, c, k, rows].add_(torch.mul(d[:, c, k, rows], alpha.view(per_image), out=m))
 
-    def gap_met(x):
-        """Whether the subproblem's relative duality gap at ``x`` is at most ``tol`` for every image (``u`` and the
-        scratch overwritten): its gradient terms over the free duals, its energy over ``region``."""
-        tv_free, slack, div_sq = block_sums(u, f, x, lam, blocks, region, fixed, (ascent, norm))
+    def gap_met():
+        """Whether the subproblem's gap at the iterate ``y - beta d`` is met (``u`` and the scratch overwritten)."""
+        tv_free, slack, div_sq = block_sums(u, f, y, lam, blocks, region, fixed, (ascent, norm))
         gap, energy, _ = gap_terms(lam, tv_free, slack, div_sq, None, C, 0, 0.0)
-        if atol is not None:
-            return bool((gap <= atol).all())
-        return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
+        return _stopped(gap, energy, tol, atol)
 
-    t, beta = 1.0, 0.0
-    # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near
-    # the seams of the step before, and many are solved before their first iteration
-    iterations = 0 if gap_met(y) else max_iter
-    if iterations and _fused(f, y):
-        # 2-D on the CPU: the compiled loop (pdeflow.tv._fgp_kernel), one pass over the block per iteration. It
-        # keeps the iterate x in y's memory and forms the extrapolated point x + beta d as it reads it.
-        every = check_every or min(200, max(10, GAP_ELEMENTS // y.numel()))
-        fd, free8 = f.to(y.dtype).contiguous(), fixed.contiguous()
-        args = (y.dtype == torch.float64, y.data_ptr(), d.data_ptr(), fd.data_ptr(), free8.data_ptr(), b, C,
-                f.shape[2], f.shape[3], float(lam), step)
-        for it in range(1, iterations + 1):
-            t, beta = momentum(t, block_step(*args, beta, held) > 0.0)
-            if it % every == 0 and gap_met(y):
-                break
-        iterations, beta = 0, 0.0                           # y holds the iterate itself
-    check_every = check_every or 10
-    for it in range(1, iterations + 1):
-        primal_rows(u, f, y, lam, spatial, blocks)
-        # x_new = P(y + step grad u), the move d = x_new - x = beta d - (y - x_new) and the restart test
-        # <x_new - x, y - x_new> > 0, a row block at a time; y holds x_new after it
-        up = 0.0
+    if gap_met():
+        return y
+    t, beta = torch.ones(b, dtype=y.dtype), torch.zeros(b, dtype=y.dtype)
+    H = f.shape[2]
+    for it in range(1, max_iter + 1):
+        primal_rows(u, None, y, scale, spatial, blocks)                  # v = div y / (4 n), into u
+        # x_new = P(y + grad v + grad f / (4 n lam)), the move d = x_new - x = beta d - (y - x_new) and the restart
+        # test <x_new - x, y - x_new> > 0 per image, a row block at a time; y holds x_new after it
+        up = torch.zeros(b, dtype=torch.float64)
         for rows in blocks:
             s = rows.stop - rows.start
             a, n, m = ascent[:, :, :, :s], norm[:, :s], move[:, :s]
             for c, k in components:
-                torch.add(y[:, c, k, rows], difference_rows(a[:, c, k], u[:, c], k, rows), alpha=step,
-                          out=a[:, c, k])
-            norm_of(a, n).clamp_(min=1.0)
+                g = difference_rows(a[:, c, k], u[:, c], k, rows).add_(y[:, c, k, rows])
+                # f in the iteration's dtype, differenced in float64 and rounded once, as the compiled loops do
+                x64 = f[:, c, rows.start:min(rows.stop + 1, H)].to(y.dtype).to(torch.float64)
+                g.add_(m.copy_(difference_rows(data[:, :s], x64, k, slice(0, s)).mul_(inv)))
+            for i, (c, k) in enumerate(components):
+                if i:
+                    n.addcmul_(a[:, c, k], a[:, c, k])
+                else:
+                    torch.mul(a[:, c, k], a[:, c, k], out=n)
+            n.sqrt_().clamp_(min=1.0)
             for c, k in components:
                 new = a[:, c, k].div_(n)
                 yk, dk = y[:, c, k, rows], d[:, c, k, rows]
                 if held:
                     torch.where(fixed[rows], yk, new, out=new)
                 r = yk.sub_(new)                            # y - x_new
-                m.copy_(dk).mul_(beta).sub_(r)
-                up += _dot(m, r)
+                torch.mul(dk, beta.view(per_image), out=m).sub_(r)
+                up += (m * r).flatten(1).sum(1, dtype=torch.float64)
                 dk.copy_(m)
                 yk.copy_(new)
-        t, beta = momentum(t, up > 0.0)     # restarted where the objective went up
-        if beta:                            # y = x_new + beta (x_new - x)
-            extrapolate(beta)
-        if it % check_every == 0:
-            if beta:
-                extrapolate(-beta)                          # y holds x for the gap
-            if gap_met(y):
-                beta = 0.0
-                break
-            if beta:
-                extrapolate(beta)
-    if beta:
-        extrapolate(-beta)                                  # the iterate x
-    x = y
-    if overwrite and x.data_ptr() != p.data_ptr():
-        p.copy_(x)
-        return p
-    return x
+        t, beta = momentum(t, up > 0.0)     # restarted where the objective went up, per image
+        if it == max_iter or it % check_every == 0 and gap_met():
+            break                           # y holds the iterate
+        extrapolate(beta)                   # y = x_new + beta (x_new - x)
+    return y
