@@ -141,7 +141,7 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
 
 
 #: Elements of the dual field in one block of rows (along the first spatial axis) of the PyTorch iteration: it runs
-#: row block by row block, so that its scratch (the ascent, its norm, a move, the data term) is that many elements, not
+#: row block by row block, so that its scratch (the ascent, its norm, a move) is that many elements, not
 #: arrays of the block's size, and stays in the processor's cache between the operations on it (smaller blocks pay
 #: the per-operation overhead more often).
 SLAB_ELEMENTS = 1 << 18
@@ -179,8 +179,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     that of :func:`block_divergence`, by fast gradient projection with adaptive restart, until the subproblem's
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
     image of the batch (each image with its own momentum), or ``max_iter`` iterations. The iteration is
-    :func:`pdeflow.tv.rof`'s FGP step (its data term ``grad f / (4 n lam)`` formed in float64 from ``f`` in ``p``'s
-    dtype) with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in float64) and holds the iterate
+    :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in float64) and holds the iterate
     in that dtype and its last move in float32 (arrays of the dual field's size), and one of the image's (``u = f +
     lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled loops, one pass over the block per
     iteration, in place; elsewhere, and without the compiled extension, in PyTorch, a row block at a time
@@ -288,10 +287,12 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
 
 def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
     """:func:`solve_subdomain` in PyTorch, any number of spatial axes: the compiled loops' FGP step, row block by row
-    block (:data:`SLAB_ELEMENTS`), with the extrapolated point ``y`` and the last move ``d`` held."""
+    block (:data:`SLAB_ELEMENTS`), with the extrapolated point ``y`` and the last move ``d`` held. Its ascent
+    ``y + grad(div y) / (4 n) + grad f / (4 n lam)`` is formed as ``y + step grad u``, ``u = f + lam div y``: one
+    pass over ``f`` per iteration instead of a float64 difference of it per component (the same in float64, in
+    which :mod:`pdeflow.dask` solves its blocks; in float32 ``u``'s rounding adds ``eps |f| / lam`` to the step)."""
     spatial = f.dim() - 2
-    scale = 1.0 / (4.0 * spatial)                       # the step 1 / (lam ||div||^2), ||div||^2 <= 4 n
-    inv = 1.0 / (4.0 * spatial * lam)                   # the data term grad f / (4 n lam), formed in float64
+    step = 1.0 / (4.0 * spatial * lam)      # 1 / (lam ||div||^2), ||div||^2 <= 4 n
     held = bool(fixed.any())
     b, C = f.shape[:2]
     components = [(c, k) for c in range(C) for k in range(spatial)]
@@ -306,7 +307,6 @@ def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
     ascent = torch.empty((b, C, spatial, most) + plane, dtype=y.dtype)     # a row block's scratch
     norm = torch.empty((b, most) + plane, dtype=y.dtype)
     move = torch.empty((b, most) + plane, dtype=y.dtype)
-    data = torch.empty((b, most) + plane, dtype=torch.float64)
     per_image = (b,) + (1,) * spatial
 
     def extrapolate(alpha):
@@ -325,20 +325,17 @@ def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
     if gap_met():
         return y
     t, beta = torch.ones(b, dtype=y.dtype), torch.zeros(b, dtype=y.dtype)
-    H = f.shape[2]
     for it in range(1, max_iter + 1):
-        primal_rows(u, None, y, scale, spatial, blocks)                  # v = div y / (4 n), into u
-        # x_new = P(y + grad v + grad f / (4 n lam)), the move d = x_new - x = beta d - (y - x_new) and the restart
-        # test <x_new - x, y - x_new> > 0 per image, a row block at a time; y holds x_new after it
+        primal_rows(u, f, y, lam, spatial, blocks)
+        # x_new = P(y + step grad u), the move d = x_new - x = beta d - (y - x_new) and the restart test
+        # <x_new - x, y - x_new> > 0 per image, a row block at a time; y holds x_new after it
         up = torch.zeros(b, dtype=torch.float64)
         for rows in blocks:
             s = rows.stop - rows.start
             a, n, m = ascent[:, :, :, :s], norm[:, :s], move[:, :s]
             for c, k in components:
-                g = difference_rows(a[:, c, k], u[:, c], k, rows).add_(y[:, c, k, rows])
-                # f in the iteration's dtype, differenced in float64 and rounded once, as the compiled loops do
-                x64 = f[:, c, rows.start:min(rows.stop + 1, H)].to(y.dtype).to(torch.float64)
-                g.add_(m.copy_(difference_rows(data[:, :s], x64, k, slice(0, s)).mul_(inv)))
+                torch.add(y[:, c, k, rows], difference_rows(a[:, c, k], u[:, c], k, rows), alpha=step,
+                          out=a[:, c, k])
             for i, (c, k) in enumerate(components):
                 if i:
                     n.addcmul_(a[:, c, k], a[:, c, k])
@@ -352,11 +349,12 @@ def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
                     torch.where(fixed[rows], yk, new, out=new)
                 r = yk.sub_(new)                            # y - x_new
                 torch.mul(dk, beta.view(per_image), out=m).sub_(r)
-                up += (m * r).flatten(1).sum(1, dtype=torch.float64)
+                up += torch.bmm(m.reshape(b, 1, -1), r.reshape(b, -1, 1)).reshape(b)   # <m, r> per image
                 dk.copy_(m)
                 yk.copy_(new)
         t, beta = momentum(t, up > 0.0)     # restarted where the objective went up, per image
         if it == max_iter or it % check_every == 0 and gap_met():
             break                           # y holds the iterate
-        extrapolate(beta)                   # y = x_new + beta (x_new - x)
+        if bool(beta.any()):
+            extrapolate(beta)               # y = x_new + beta (x_new - x)
     return y
