@@ -179,9 +179,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     that of :func:`block_divergence`, by fast gradient projection with adaptive restart, until the subproblem's
     relative duality gap (its TV term over the free pixels against its primal energy) is at most ``tol`` for every
     image of the batch (each image with its own momentum), or ``max_iter`` iterations. The iteration is
-    :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in float64) and holds the iterate
-    in that dtype and its last move in float32 (arrays of the dual field's size), and one of the image's (``u = f +
-    lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled loops, one pass over the block per
+    :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in
+    float64) and holds the iterate in that dtype and its last move in float32 (arrays of the dual field's size),
+    and one of the image's (``u = f + lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled loops, one pass over the block per
     iteration, in place; elsewhere, and without the compiled extension, in PyTorch, a row block at a time
     (:data:`SLAB_ELEMENTS` of scratch).
 
