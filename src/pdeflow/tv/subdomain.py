@@ -181,9 +181,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     image of the batch (each image with its own momentum), or ``max_iter`` iterations. The iteration is
     :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in
     float64) and holds the iterate in that dtype and its last move in float32 (arrays of the dual field's size),
-    and one of the image's (``u = f + lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled loops, one pass over the block per
-    iteration, in place; elsewhere, and without the compiled extension, in PyTorch, a row block at a time
-    (:data:`SLAB_ELEMENTS` of scratch).
+    and one of the image's (``u = f + lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled
+    loops, one pass over the block per iteration, in place; elsewhere, and without the compiled extension, in
+    PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of scratch).
 
     Parameters
     ----------
