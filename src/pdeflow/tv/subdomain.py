@@ -317,7 +317,8 @@ def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
                 y[:, c, k, rows].add_(torch.mul(d[:, c, k, rows], alpha.view(per_image), out=m))
 
     def gap_met():
-        """Whether the subproblem's gap at the iterate ``y - beta d`` is met (``u`` and the scratch overwritten)."""
+        """Whether the subproblem's gap at ``y`` is met (called while ``y`` holds the iterate, before it is
+        extrapolated; ``u`` and the scratch overwritten)."""
         tv_free, slack, div_sq = block_sums(u, f, y, lam, blocks, region, fixed, (ascent, norm))
         gap, energy, _ = gap_terms(lam, tv_free, slack, div_sq, None, C, 0, 0.0)
         return _stopped(gap, energy, tol, atol)
