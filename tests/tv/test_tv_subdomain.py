@@ -144,3 +144,35 @@ def test_the_stopping_sums_over_the_free_duals_equal_plain_operators(C):
         got = fgp.block_sums(u, f, p, lam, blocks, REGION, held=~free)
         for a, b in zip(got, (tv, tv - inner, div_sq)):
             assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not subdomain.FUSED, reason="the compiled loops are not built")
+@pytest.mark.parametrize("floor, tol, dtypes", [(None, 1e-5, {False}), (None, 1e-9, {True}),
+                                                (0.0, 1e-10, {False, True})])
+def test_a_float64_block_runs_in_float32_and_is_certified_in_float64(monkeypatch, floor, tol, dtypes):
+    """A float64 block iterates in float32 where its target is within float32's reach (float64 certifies the answer,
+    and goes on where it falls short), and in float64 at once below :data:`FLOAT32_TOL`; with the floor
+    off, float32 stalls short of 1e-10 and float64 takes over. Every answer is within the certificate of the
+    float64-only one, and the held duals keep their float64 values to the bit."""
+    f, p = _problem()
+    free = _box()
+    seen = set()
+    step = subdomain.kernel_step
+
+    def recorded(double, *args):
+        seen.add(bool(double))
+        return step(double, *args)
+
+    if floor is not None:
+        monkeypatch.setattr(subdomain, "FLOAT32_TOL", floor)
+    monkeypatch.setattr(subdomain, "kernel_step", recorded)
+    out = solve_subdomain(f, p, 0.1, free, REGION, tol=tol)
+    assert seen == dtypes
+    monkeypatch.setattr(subdomain, "FLOAT32_TOL", float("inf"))
+    ref = solve_subdomain(f, p, 0.1, free, REGION, tol=tol)
+    assert torch.equal(out[..., ~free], p[..., ~free])
+    assert out.norm(dim=2).max().item() <= 1 + 1e-12
+    u, u_ref = (f + 0.1 * block_divergence(q, 2) for q in (out, ref))
+    # each within sqrt(2 tol E) of the subproblem's minimiser (E: its energy, below the start's)
+    rms = (u - u_ref)[(Ellipsis,) + REGION].pow(2).sum().sqrt().item()
+    assert rms <= 2 * (2 * tol * 2 * _energy(f, p, 0.1)) ** 0.5

@@ -452,9 +452,11 @@ class _GrownTask:
         return out if self.empty is not None else out[self.own]
 
 
-def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, out_chunks, meta, sums):
+def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, out_chunks, meta, sums,
+                 per_block=None):
     """The layer of :func:`sweep` or :func:`block_sums` in ``graph``: a task per block of ``grid`` (the chunks of
-    the batch and spatial axes), each reading the pieces of ``arrays`` its grown block covers."""
+    the batch and spatial axes), each reading the pieces of ``arrays`` its grown block covers; ``per_block(region,
+    faces)``: keywords of each block's own (its grown region, a (lo, hi) per batch and spatial axis)."""
     from dask.base import tokenize
     from dask.utils import funcname
 
@@ -467,19 +469,21 @@ def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, o
     for e in extras:
         if tuple(e.chunks[0]) != tuple(grid[0]):
             raise ValueError("the extra arrays must have the batch chunks of the grid")
+    dep = tuple(depth[k] for k in range(2, arrays[0].ndim))
+    layout = _layout(grid, dep)
+    own = [kwargs if per_block is None else {**kwargs, **per_block(region, faces)} for _, region, faces in layout]
     prefix = funcname(fn).strip("_").replace("_", "-") + ("-sums" if sums else "")
     token = tokenize([a.name for a in arrays], [e.name for e in extras], flag.name if lazy_flag else bool(flag),
-                     grid, sorted(depth.items()), like, sums, kwargs)
+                     grid, sorted(depth.items()), like, sums, own)
     name = f"{prefix}-{token}"
     flag_key = (flag.name,) if lazy_flag else bool(flag)
-    dep = tuple(depth[k] for k in range(2, arrays[0].ndim))
     plans = [_gather_plans(_grid(a.chunks), grid, dep) for a in arrays]
     tasks = {}
-    for b, (idx, region, faces) in enumerate(_layout(grid, dep)):
+    for b, (idx, region, faces) in enumerate(layout):
         keys = [[(a.name, i[0], 0, *i[1:]) for i in plan[b][0]] for a, plan in zip(arrays, plans)]
         empty = ((grid[0][idx[0]], 2) + (1,) * nsp) if sums else None
         task = _GrownTask(fn, tuple(plan[b][1] for plan in plans), tuple(hi - lo for lo, hi in region), faces, like,
-                          names, kwargs, empty)
+                          names, own[b], empty)
         ekeys = [(e.name, idx[0]) + (0,) * (e.ndim - 1) for e in extras]
         tasks[(name, idx[0], 0, *idx[1:])] = (task, flag_key, *keys, *ekeys)
     return graph.add(name, tasks, arrays + extras + ([flag] if lazy_flag else []), out_chunks, meta)
@@ -491,7 +495,7 @@ def _grid(chunks):
 
 
 def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | None = None, grid=None, graph=None,
-          **kwargs):
+          per_block=None, **kwargs):
     """One sweep: ``fn(*grown_blocks, faces=..., **kwargs)`` on every block grown by ``depth``, trimmed back.
 
     The blocks are the chunks ``grid`` (a batched array's chunks, default those of ``arrays[like]``). Each of
@@ -503,6 +507,8 @@ def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | 
     without a halo (per-image values of shape ``(B, 1, 1, ...)``, chunked as ``grid`` along the batch axis), given
     to ``fn`` as keywords of those names, a block each. ``graph``: the :class:`Graph` of the solve the sweep is
     part of (the result is then an array of it); without one the result is a dask array of its own.
+    ``per_block(region, faces)``: keywords of a block's own for ``fn`` (``region``: its grown extent, a (lo, hi) per
+    batch and spatial axis), made when the graph is built.
 
     Examples
     --------
@@ -519,7 +525,7 @@ def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | 
     grid = _grid(target.chunks if grid is None else grid)
     out = _grown_layer(g, fn, arrays, depth, done, grid, extra, like, kwargs,
                        out_chunks=(grid[0], target.chunks[1]) + grid[1:],
-                       meta=np.empty((0,) * target.ndim, dtype=dtype), sums=False)
+                       meta=np.empty((0,) * target.ndim, dtype=dtype), sums=False, per_block=per_block)
     return g.finish(out)[0] if graph is None else out
 
 

@@ -124,7 +124,8 @@ def _view(block: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
-def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False, budget=None):
+def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False, budget=None, band=None,
+                     reach=None):
     """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
     follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
@@ -132,7 +133,12 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     the dtype of ``pb`` (:data:`SOLVE_DTYPE`); ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
     own, not one dask still holds). ``budget`` (per image, broadcasting against ``fb``): the duality gap per value
     that the whole image's accuracy allows (:meth:`Stopping.budget`); the block then stops at ``tol`` times its
-    share of it, not at the relative gap ``tol``."""
+    share of it, not at the relative gap ``tol``. ``band`` (a staggered block, :func:`seam_bands`): per spatial
+    axis None or the index in the grown block of the seam the block straddles; only the duals within ``reach``
+    (per image, pixels; the largest is taken) of those seams are then solved, the rest held (an empty band: none)."""
+    if band is not None:
+        return _solve_band(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=overwrite,
+                           budget=budget, band=band, reach=reach)
     spatial = fb.ndim - 2
     dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
     f = _view(fb)       # read in its own dtype: the solver makes no copy of it
@@ -148,6 +154,59 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
         atol = tol * values * torch.as_tensor(np.asarray(budget, dtype=np.float64).reshape(-1))
     p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own, atol=atol)
     return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
+
+
+def _solve_band(fb, pb, *, faces, band, reach, overwrite, **kwargs):
+    """:func:`solve_dual_block` on the part of a staggered block within ``reach`` of its seams: that box, grown by
+    a pixel inside the block (or by the block's own faces at its edges), is solved as a block of its own, and
+    written back into the block's duals."""
+    if any(b == "none" for b in band):
+        return pb
+    w = int(np.ceil(np.max(np.asarray(reach, dtype=np.float64))))
+    box, sub_faces = [], []
+    for (lo, hi), n, seam in zip(faces, fb.shape[2:], band):
+        a, b = (lo, n - hi) if seam is None else (max(lo, seam - w), min(n - hi, seam + w))
+        fa, fz = (lo if a == lo else 1), (hi if b == n - hi else 1)
+        box.append((a, b))
+        sub_faces.append((fa, fz))
+    grown = (slice(None), slice(None)) + tuple(slice(a - fa, b + fz) for (a, b), (fa, fz) in zip(box, sub_faces))
+    part = solve_dual_block(np.ascontiguousarray(fb[grown]), np.array(pb[grown]), faces=tuple(sub_faces),
+                            overwrite=True, **kwargs)
+    out = pb if overwrite else np.array(pb)
+    inner = (slice(None), slice(None)) + tuple(slice(fa, fa + b - a) for (a, b), (fa, _) in zip(box, sub_faces))
+    out[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in box)] = part[inner]
+    return out
+
+
+#: The half-width of the band a staggered block solves around its seam (:func:`seam_bands`), in pixels per unit of
+#: ``lam`` over the image's range (a change of ``f`` moves the ROF solution over a distance that grows with ``lam``
+#: relative to the contrast), at least :data:`BAND_MIN`, at most half a chunk (the whole staggered block).
+BAND_PER_LAM = 512.0
+BAND_MIN = 8
+
+
+def band_reach(ranges, lam: float):
+    """Per image, the half-width in pixels of the bands of the staggered steps (:data:`BAND_PER_LAM`)."""
+    r = np.asarray(ranges, dtype=np.float64)
+    reach = np.full(r.shape, np.inf)
+    np.divide(BAND_PER_LAM * lam, r, out=reach, where=r > 0)     # a constant image: the whole block
+    return np.clip(reach, BAND_MIN, 1e9)
+
+
+def seam_bands(shifted, ends):
+    """For :func:`pdeflow.dask.arrays.sweep`'s ``per_block``: the ``band`` of a block of a staggered decomposition
+    (``shifted``: per spatial axis whether it is staggered; ``ends``: the chunk boundaries of the unshifted
+    decomposition per spatial axis), from the block's grown region and faces."""
+    def per_block(region, faces):
+        band = []
+        for k, ((lo, hi), (fa, fz)) in enumerate(zip(region[1:], faces)):
+            if not shifted[k]:
+                band.append(None)
+                continue
+            seams = [e for e in ends[k][1:-1] if lo + fa < e < hi - fz]
+            band.append(seams[0] - lo if seams else "none")
+        return {"band": tuple(band)}
+    return per_block
 
 
 #: The relative duality gap of the exact answer of :func:`rof` and :func:`pdeflow.dask.rof_to_zarr` (a tenth of
@@ -378,16 +437,17 @@ def coarse_start(da, g, f4, lam, C, nd):
 
 
 def _decompositions(f4):
-    """The chunks of the 2^k decompositions (k the spatial axes with several chunks): every combination of the
-    chunks and the staggered chunks along those axes."""
+    """The 2^k decompositions (k the spatial axes with several chunks): every combination of the chunks and the
+    staggered chunks along those axes, each as (staggered: a flag per spatial axis, its chunks); the chunks first."""
     axes = [k for k in range(2, f4.ndim) if len(f4.chunks[k]) > 1]
     out = []
     for shifted in itertools.product((False, True), repeat=len(axes)):
-        chunks = list(f4.chunks)
+        chunks, flags = list(f4.chunks), [False] * (f4.ndim - 2)
         for k, s in zip(axes, shifted):
             if s:
                 chunks[k] = shifted_chunks(f4.chunks[k])
-        out.append(tuple(chunks))
+                flags[k - 2] = True
+        out.append((tuple(flags), tuple(chunks)))
     return out
 
 
@@ -421,24 +481,29 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter
         return p4, sweeps, da.asarray(0.0), da.asarray(True)
     grids = _decompositions(f4)
     depth = spatial_depth(f4, 1)
-    pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for gr in grids]
+    pchunks = [(gr[0], p4.chunks[1]) + gr[2:] for _, gr in grids]
+    ends = [list(itertools.accumulate(c, initial=0)) for c in f4.chunks[2:]]
     f4 = g.keep(f4)
-    extra = None
+    ranges = g.keep(image_ranges(f4)) if ranges is None else ranges
+    per_image = (slice(None),) + (None,) * (f4.ndim - 1)
+    reach = g.keep(ranges.map_blocks(band_reach, lam=lam, dtype=np.float64)[per_image].rechunk({0: pchunks[0][0]}))
+    extra = {}
     if rule.tol is None:
-        ranges = g.keep(image_ranges(f4)) if ranges is None else ranges
-        budget = ranges.map_blocks(rule.budget, dtype=np.float64)[(slice(None),) + (None,) * (f4.ndim - 1)]
+        budget = ranges.map_blocks(rule.budget, dtype=np.float64)[per_image]
         extra = {"budget": g.keep(budget.rechunk({0: pchunks[0][0]}))}
-    else:
-        ranges = None
     values = C * int(np.prod(f4.shape[2:]))
     for n in range(max_sweeps):
-        for k, pc in enumerate(pchunks):
+        for k, ((shifted, _), pc) in enumerate(zip(grids, pchunks)):
+            # the staggered steps solve a band around the seams of the chunks (seam_bands), the first every pixel
+            bands = dict(per_block=seam_bands(shifted, ends), extra={**extra, "reach": reach}) if any(shifted) \
+                else dict(extra=extra or None)
             p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
-                       C=C, tol=rule.block_tol(n, k, len(pchunks)), max_iter=max_iter, extra=extra)
+                       C=C, tol=rule.block_tol(n, k, len(pchunks)), max_iter=max_iter, **bands)
         sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
         sums = sums.sum(axis=tuple(range(2, f4.ndim)))
         # the state carried to the next sweep, one task (not a dask operation per number)
-        sweeps, crit, done, stop = g.apply(_next_state, [rule, values, ranges, sums, crit, stop, sweeps],
+        sweeps, crit, done, stop = g.apply(_next_state, [rule, values, ranges if rule.tol is None else None, sums,
+                                                          crit, stop, sweeps],
                                            (sweeps.dtype, np.float64, bool, bool), "rof-state")
     return p4, sweeps, crit, done
 

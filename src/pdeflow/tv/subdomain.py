@@ -34,6 +34,7 @@ import torch
 
 from .. import ops
 from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
+from ._rof_methods import project
 
 try:
     from ._fgp_kernel import gap as kernel_gap
@@ -248,41 +249,99 @@ def _stopped(gap, energy, tol, atol) -> bool:
     return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
 
 
+#: Subproblem targets (a gap relative to the subproblem's primal energy) below this go to float64 iterations at once:
+#: float32 iterations stall above them (their round-off floor), as :data:`pdeflow.tv.rof.FLOAT32_TOL` says for
+#: ``rof``.
+FLOAT32_TOL = 1e-7
+
+#: Gap checks in a row without a new smallest float32 gap after which a float64 block continues in float64: the
+#: float32 iterations have reached their round-off floor short of the target.
+STALL_CHECKS = 8
+
+
 def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     """:func:`solve_subdomain` on a 2-D block in the compiled loops of :func:`pdeflow.tv.rof` (``_fgp_kernel``): the
     same FGP step and gap, with the held duals masked and the region's sums; the iterate updated in place with the
-    last move held in float32 (one call takes every row)."""
-    b, C, H, W = f.shape
-    double = x.dtype == torch.float64
-    fd = f.to(x.dtype).contiguous()
-    lams = torch.full((b,), lam, dtype=x.dtype)
+    last move held in float32 (one call takes every row). A float64 block iterates in float32 first, as ``rof``
+    does (half the memory traffic): the float32 iterate, projected in float64 with the held duals restored, is
+    certified by the float64 gap, and where it falls short (the float32 round-off floor) the float64 iterations
+    go on from it."""
     held = fixed.contiguous() if bool(fixed.any()) else None
-    mask = held.data_ptr() if held is not None else 0
-    rows, cols = (tuple(r.indices(n)[:2]) for r, n in zip(tuple(region) + (slice(None),) * 2, (H, W)))
-    d, u = torch.zeros(x.shape, dtype=torch.float32), torch.empty(f.shape, dtype=x.dtype)
-    t, beta = torch.ones(b, dtype=x.dtype), torch.zeros(b, dtype=x.dtype)
-    up, sums = torch.empty(1, b, dtype=torch.float64), torch.empty(b, 3, dtype=torch.float64)
-    tail = (b, C, H, W, True, 0, H)
-
-    def gap_met():
-        kernel_gap(double, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), mask, *rows, *cols, u.data_ptr(),
-                   sums.data_ptr(), *tail)
-        gap, energy, _ = gap_terms(lam, *sums.unbind(1), None, C, 0, 0.0)
-        return _stopped(gap, energy, tol, atol)
-
-    # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near
-    # the seams of the step before, and many are solved before their first iteration
-    if gap_met():
+    rows, cols = (tuple(r.indices(n)[:2]) for r, n in zip(tuple(region) + (slice(None),) * 2, f.shape[2:]))
+    loop = _FusedLoop(f, lam, held, rows, cols, tol, atol, check_every)
+    # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near the
+    # seams of the step before, and many are solved before their first iteration
+    gap, energy = loop.gap(x)
+    if _stopped(gap, energy, tol, atol):
         return x
-    every = check_every or min(200, max(10, GAP_ELEMENTS // x.numel()))
-    for it in range(1, max_iter + 1):
-        # in place with the move d; gf 0: the loop forms grad f / (8 lam) from fd's rows (no field of it held)
-        kernel_step(double, x.data_ptr(), 0, d.data_ptr(), 0, 0, fd.data_ptr(), lams.data_ptr(), mask,
-                    beta.data_ptr(), up.data_ptr(), *tail)
-        kernel_momentum(double, up.data_ptr(), 1, b, t.data_ptr(), beta.data_ptr())
-        if it % every == 0 and gap_met():
-            break
+    target = tol * energy if atol is None else atol
+    if x.dtype != torch.float64 or not bool((target >= FLOAT32_TOL * energy).all()):
+        loop.run(x, max_iter)
+        return x
+    y = x.float()
+    _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
+    z = project(y.double(), channelwise=False)       # |p| <= 1 in float64, so that the float64 gap certifies
+    x.copy_(z if held is None else torch.where(held, x, z))
+    if not _stopped(*loop.gap(x), tol, atol):
+        loop.run(x, max(1, max_iter - used))
     return x
+
+
+class _FusedLoop:
+    """The compiled FGP iteration of one block (:func:`_fgp_fused`), in the dtype of the iterate it is given."""
+
+    def __init__(self, f, lam, held, rows, cols, tol, atol, check_every):
+        self.f, self.lam, self.rows, self.cols = f, lam, rows, cols
+        self.tol, self.atol, self.check_every = tol, atol, check_every
+        self.mask = held.data_ptr() if held is not None else 0
+        self.sums = torch.empty(f.shape[0], 3, dtype=torch.float64)
+        self.scratch = {}
+
+    def _scratch(self, dtype):
+        """The data, ``lam`` per image and ``u`` in ``dtype`` (made once per dtype)."""
+        if dtype not in self.scratch:
+            b = self.f.shape[0]
+            self.scratch[dtype] = (self.f.to(dtype).contiguous(), torch.full((b,), self.lam, dtype=dtype),
+                                   torch.empty(self.f.shape, dtype=dtype))
+        return self.scratch[dtype]
+
+    def gap(self, x):
+        """``(gap, energy)`` per image of the subproblem at ``x``, its sums in float64, ``u`` in ``x``'s dtype."""
+        b, C, H, W = self.f.shape
+        fd, lams, u = self._scratch(x.dtype)
+        kernel_gap(x.dtype == torch.float64, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), self.mask, *self.rows,
+                   *self.cols, u.data_ptr(), self.sums.data_ptr(), b, C, H, W, True, 0, H)
+        gap, energy, _ = gap_terms(self.lam, *self.sums.unbind(1), None, C, 0, 0.0)
+        return gap, energy
+
+    def run(self, x, max_iter, *, stall=None):
+        """Iterate ``x`` in place, in its dtype, until the gap is met or ``max_iter`` iterations; with ``stall``,
+        also stop after that many gap checks in a row without a new smallest gap (the round-off floor).
+        ``(met, iterations)``."""
+        b, C, H, W = self.f.shape
+        double = x.dtype == torch.float64
+        fd, lams, _ = self._scratch(x.dtype)
+        d = torch.zeros(x.shape, dtype=torch.float32)
+        t, beta = torch.ones(b, dtype=x.dtype), torch.zeros(b, dtype=x.dtype)
+        up = torch.empty(1, b, dtype=torch.float64)
+        every = self.check_every or min(200, max(10, GAP_ELEMENTS // x.numel()))
+        best, since = float("inf"), 0
+        for it in range(1, max_iter + 1):
+            # in place with the move d; gf 0: the loop forms grad f / (8 lam) from fd's rows (no field of it held)
+            kernel_step(double, x.data_ptr(), 0, d.data_ptr(), 0, 0, fd.data_ptr(), lams.data_ptr(), self.mask,
+                        beta.data_ptr(), up.data_ptr(), b, C, H, W, True, 0, H)
+            kernel_momentum(double, up.data_ptr(), 1, b, t.data_ptr(), beta.data_ptr())
+            if it % every:
+                continue
+            gap, energy = self.gap(x)
+            if _stopped(gap, energy, self.tol, self.atol):
+                return True, it
+            if stall is not None:
+                worst = float(gap.max())
+                best, since = (worst, 0) if worst < best else (best, since + 1)
+                if since >= stall:
+                    return False, it
+        return False, max_iter
 
 
 def _fgp_rows(f, y, lam, fixed, region, tol, max_iter, check_every, atol):
