@@ -32,17 +32,8 @@ from ..errors import InputFileNotFoundError, UserInputError
 from ..tv import ACCURACY
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, checked_finite, import_dask, warn_short
 from .inpaint import checked_arguments, residual_sums, solve_block
-from .tv import (
-    coarse_data,
-    coarse_dual,
-    coarse_factor,
-    gap_sums,
-    image_ranges,
-    primal_block,
-    prolonged,
-    solve_dual_block,
-    stopping,
-)
+from .rof_blocks import band_reach, gap_sums, primal_block, seam_band, solve_dual_block
+from .tv import coarse_data, coarse_dual, coarse_factor, image_ranges, prolonged, stopping
 
 __all__ = ["rof_to_zarr", "inpaint_to_zarr", "StoreResult", "block_cuts"]
 
@@ -257,12 +248,17 @@ def _task(fn):
 
 
 @_task
-def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, budget):
+def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, budget, staggered=None, reach=None):
+    """A block's step (:func:`pdeflow.dask.rof_blocks.solve_dual_block`); ``staggered``: (the staggered axes, the
+    unshifted cuts) of a staggered step's block, which solves its band around the seams
+    (:func:`pdeflow.dask.rof_blocks.seam_band`)."""
     grown, faces = _grow(block, shape, 1)
     # the duals in the solver's dtype at once (the stored ones are not kept beside them), the iterate in place
     fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown).astype(np.float64)
+    band = {} if staggered is None else dict(seam_band(*staggered, [(g.start, g.stop) for g in grown], faces),
+                                             reach=reach[bslice])
     pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=True,
-                          budget=None if budget is None else budget[bslice])
+                          budget=None if budget is None else budget[bslice], **band)
     _write(pout, bslice, block, pn[(slice(None), slice(None)) + _own(faces, pn.shape[2:])])
     return 0
 
@@ -370,16 +366,17 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
             fc = coarse_data(da, f4, factor, nd).rechunk({0: bchunk})
             coarse = _create(work / "coarse.zarr", fc.shape, (bchunk, C) + fc.shape[2:], f4.dtype)
             copy = [copy, da.store(fc, _open(coarse), lock=False, compute=False)]
-        _, ranges = dask.compute(copy, image_ranges(f4) if rule.tol is None else None,
-                                 **({"scheduler": scheduler} if scheduler is not None else {}))
-        budget = rule.budget(ranges)
+        _, ranges = dask.compute(copy, image_ranges(f4), **({"scheduler": scheduler} if scheduler is not None else {}))
+        budget, reach = rule.budget(ranges), band_reach(ranges, lam)
         pchunks = (bchunk, C * nd) + half
         stores = [_create(work / f"p{k}.zarr", (f4.shape[0], C * nd) + shape, pchunks, f4.dtype) for k in (0, 1)]
         bslices = _batch_slices(f4.rechunk({0: bchunk}))
-        grids = []
+        grids, staggered = [], []
         for shifted in itertools.product((False, True), repeat=sum(split)):
             it = iter(shifted)
-            grids.append([block_cuts(n, e, next(it)) if s else [0, n] for n, e, s in zip(shape, edges, split)])
+            flags = tuple(bool(next(it)) if s else False for s in split)
+            grids.append([block_cuts(n, e, f) if s else [0, n] for n, e, s, f in zip(shape, edges, split, flags)])
+            staggered.append((flags, grids[0]) if any(flags) else None)
         regular = _blocks(shape, grids[0])
         cur, sweeps, crit, done = 0, 0, float("inf"), lam == 0.0
         if done:
@@ -394,7 +391,7 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
                 nxt = 1 - cur
                 tasks = [delayed(_rof_step)(fpath, stores[cur], stores[nxt], b, blk, shape, lam=lam, C=C,
                                             tol=rule.block_tol(sweeps - 1, k, len(grids)), max_iter=max_iter,
-                                            budget=budget)
+                                            budget=budget, staggered=staggered[k], reach=reach)
                          for b in bslices for blk in _blocks(shape, cuts)]
                 _run(tasks, scheduler)
                 cur = nxt

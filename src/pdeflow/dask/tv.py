@@ -17,13 +17,17 @@ formulation", 2015, analyse this splitting): the dual objective never increases,
 minimum (Tseng, "Convergence of a block coordinate descent method for nondifferentiable minimization", 2001:
 the objective is smooth and the constraint separates over the blocks). A step is one layer of tasks, one per block,
 each gathering its block of the dual field, grown by the halo, from the previous step's blocks (the half chunks
-move between tasks); no scheduler of our own.
+move between tasks); no scheduler of our own. After the first, a staggered step solves only a band around the
+seams its blocks straddle (:mod:`pdeflow.dask.rof_blocks`: its half-width grows with ``lam`` over the image's
+range, from a few pixels to the whole block), where the step before left its error; every pixel is
+still inside a block of the chunks' step, which each sweep starts with.
 
 **Subdomain solver.** A block's subproblem holds the duals around it. The public :func:`pdeflow.tv.rof`
 cannot pose that: its dual field has Neumann conditions at the far faces (the normal component zero, the
 tangential one free), and restricted additive Schwarz with it as the subdomain solver settles at a wrong fixed
 point near every seam. Each subproblem is therefore solved by :func:`pdeflow.tv.subdomain.solve_subdomain` (fast
-gradient projection on the block's dual, warm-started from the current duals) to a relative duality gap of the
+gradient projection on the block's dual, warm-started from the current duals; float64 blocks iterate in float32
+and are certified, and where needed finished, in float64) to a relative duality gap of the
 subproblem of ``tol / 3`` (:func:`step_tol`: ``tol`` in the first step, whose solves from zero duals are the
 longest, where later steps revisit every pixel), or with ``accuracy`` to its share of the image's gap budget
 (:class:`Stopping`); a block whose warm start already meets it is not iterated.
@@ -49,6 +53,7 @@ whatever the image size.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -59,7 +64,7 @@ from ..errors import UserInputError
 from ..tv import ACCURACY
 from ..tv.rof import COARSE_TOL, check_accuracy, gap_per_value
 from ..tv.steps import default_accuracy, flow_steps
-from ..tv.subdomain import block_gap, block_primal, solve_subdomain
+from ..tv.subdomain import solve_subdomain
 from .arrays import (
     Graph,
     as_batched,
@@ -74,9 +79,9 @@ from .arrays import (
     sweep,
     warned_if_short,
 )
+from .rof_blocks import band_reach, gap_sums, primal_block, seam_band, solve_dual_block
 
-# solve_dual_block, primal_block, gap_sums and the coarse start's tasks are what pdeflow.dask.stream runs too (not
-# in the API)
+# the coarse start's tasks are what pdeflow.dask.stream runs too (not in the API)
 __all__ = ["rof", "tv_flow", "SchwarzResult", "Stopping", "shifted_chunks", "step_tol", "ROF_TOL"]
 
 
@@ -112,101 +117,6 @@ class SchwarzResult:
     sweeps: object
     criterion: object
     converged: object
-
-
-def _to_torch(block: np.ndarray, dtype=np.float64) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(block, dtype=dtype))
-
-
-def _view(block: np.ndarray) -> torch.Tensor:
-    """``block`` as a tensor in its own dtype, without a copy unless it is read-only (a block dask shares)."""
-    a = np.ascontiguousarray(block)
-    return torch.from_numpy(a if a.flags.writeable else a.copy())
-
-
-def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = False, budget=None, band=None,
-                     reach=None):
-    """One block's subproblem (a task of a step): ``fb`` (b, C, *S), ``pb`` (b, C n, *S), each grown by one pixel
-    on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
-    follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
-    slab before the block enters the divergence. So the blocks of one step are independent subproblems. Solved in
-    the dtype of ``pb`` (:data:`SOLVE_DTYPE`); ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
-    own, not one dask still holds). ``budget`` (per image, broadcasting against ``fb``): the duality gap per value
-    that the whole image's accuracy allows (:meth:`Stopping.budget`); the block then stops at ``tol`` times its
-    share of it, not at the relative gap ``tol``. ``band`` (a staggered block, :func:`seam_bands`): per spatial
-    axis None or the index in the grown block of the seam the block straddles; only the duals within ``reach``
-    (per image, pixels; the largest is taken) of those seams are then solved, the rest held (an empty band: none)."""
-    if band is not None:
-        return _solve_band(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=overwrite,
-                           budget=budget, band=band, reach=reach)
-    spatial = fb.ndim - 2
-    dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
-    f = _view(fb)       # read in its own dtype: the solver makes no copy of it
-    p = _to_torch(pb, dtype)
-    own = overwrite or p.data_ptr() != torch.from_numpy(np.asarray(pb)).data_ptr()
-    p = p.reshape(f.shape[0], C, spatial, *f.shape[2:])
-    region = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
-    free = torch.zeros(f.shape[2:], dtype=torch.bool)
-    free[tuple(slice(lo, s - 2 * hi) for (lo, hi), s in zip(faces, f.shape[2:]))] = True
-    atol = None
-    if budget is not None:
-        values = C * int(np.prod([r.stop - r.start for r in region]))
-        atol = tol * values * torch.as_tensor(np.asarray(budget, dtype=np.float64).reshape(-1))
-    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own, atol=atol)
-    return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
-
-
-def _solve_band(fb, pb, *, faces, band, reach, overwrite, **kwargs):
-    """:func:`solve_dual_block` on the part of a staggered block within ``reach`` of its seams: that box, grown by
-    a pixel inside the block (or by the block's own faces at its edges), is solved as a block of its own, and
-    written back into the block's duals."""
-    if any(b == "none" for b in band):
-        return pb
-    w = int(np.ceil(np.max(np.asarray(reach, dtype=np.float64))))
-    box, sub_faces = [], []
-    for (lo, hi), n, seam in zip(faces, fb.shape[2:], band):
-        a, b = (lo, n - hi) if seam is None else (max(lo, seam - w), min(n - hi, seam + w))
-        fa, fz = (lo if a == lo else 1), (hi if b == n - hi else 1)
-        box.append((a, b))
-        sub_faces.append((fa, fz))
-    grown = (slice(None), slice(None)) + tuple(slice(a - fa, b + fz) for (a, b), (fa, fz) in zip(box, sub_faces))
-    part = solve_dual_block(np.ascontiguousarray(fb[grown]), np.array(pb[grown]), faces=tuple(sub_faces),
-                            overwrite=True, **kwargs)
-    out = pb if overwrite else np.array(pb)
-    inner = (slice(None), slice(None)) + tuple(slice(fa, fa + b - a) for (a, b), (fa, _) in zip(box, sub_faces))
-    out[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in box)] = part[inner]
-    return out
-
-
-#: The half-width of the band a staggered block solves around its seam (:func:`seam_bands`), in pixels per unit of
-#: ``lam`` over the image's range (a change of ``f`` moves the ROF solution over a distance that grows with ``lam``
-#: relative to the contrast), at least :data:`BAND_MIN`, at most half a chunk (the whole staggered block).
-BAND_PER_LAM = 512.0
-BAND_MIN = 8
-
-
-def band_reach(ranges, lam: float):
-    """Per image, the half-width in pixels of the bands of the staggered steps (:data:`BAND_PER_LAM`)."""
-    r = np.asarray(ranges, dtype=np.float64)
-    reach = np.full(r.shape, np.inf)
-    np.divide(BAND_PER_LAM * lam, r, out=reach, where=r > 0)     # a constant image: the whole block
-    return np.clip(reach, BAND_MIN, 1e9)
-
-
-def seam_bands(shifted, ends):
-    """For :func:`pdeflow.dask.arrays.sweep`'s ``per_block``: the ``band`` of a block of a staggered decomposition
-    (``shifted``: per spatial axis whether it is staggered; ``ends``: the chunk boundaries of the unshifted
-    decomposition per spatial axis), from the block's grown region and faces."""
-    def per_block(region, faces):
-        band = []
-        for k, ((lo, hi), (fa, fz)) in enumerate(zip(region[1:], faces)):
-            if not shifted[k]:
-                band.append(None)
-                continue
-            seams = [e for e in ends[k][1:-1] if lo + fa < e < hi - fz]
-            band.append(seams[0] - lo if seams else "none")
-        return {"band": tuple(band)}
-    return per_block
 
 
 #: The relative duality gap of the exact answer of :func:`rof` and :func:`pdeflow.dask.rof_to_zarr` (a tenth of
@@ -293,11 +203,6 @@ def image_ranges(f4):
     """The range (max - min) of every image of a batched dask array, float64, lazy, shape (B,)."""
     axes = tuple(range(1, f4.ndim))
     return (f4.max(axis=axes).astype(np.float64) - f4.min(axis=axes).astype(np.float64))
-#: The dtype each block's dual subproblem is solved in, by the dtype of the dual field: float64 throughout (a
-#: float32 field is solved in float64 and stored back in float32).
-SOLVE_DTYPE = {"float32": np.float64, "float64": np.float64}
-
-
 def shifted_chunks(chunks: tuple) -> tuple:
     """The chunks of the staggered decomposition along one axis: boundaries at the middles of ``chunks``.
 
@@ -314,24 +219,6 @@ def shifted_chunks(chunks: tuple) -> tuple:
     ends = np.cumsum((0,) + tuple(chunks))
     cuts = [0] + [int(a + c // 2) for a, c in zip(ends[:-1], chunks) if c // 2 > 0] + [int(ends[-1])]
     return tuple(int(b - a) for a, b in zip(cuts[:-1], cuts[1:]) if b > a)
-
-
-def primal_block(fb, pb, *, faces, lam, C):
-    """``u = f + lam div p`` on a grown block (exact wherever the slab before the pixel is in the block), in the
-    dtype of ``fb``."""
-    f = _view(fb)
-    p = _view(pb).reshape(f.shape[0], C, fb.ndim - 2, *f.shape[2:])
-    return block_primal(f, p, lam).numpy().astype(fb.dtype, copy=False)
-
-
-def gap_sums(fb, pb, *, faces, lam, C):
-    """The duality gap and the primal energy of the chunk's own pixels, per image: a (b, 2, 1, ...) block."""
-    spatial = fb.ndim - 2
-    f = _view(fb)
-    p = _view(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
-    # the gradient of the last pixel before the next chunk needs that chunk's first pixel: in the halo
-    own = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
-    return block_gap(f, p, lam, own).reshape(f.shape[0], 2, *(1,) * spatial).numpy()
 
 
 def _check_common(f, lam, max_sweeps, ndim, who, *, names=("f", "lam")):
@@ -494,9 +381,10 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter
     values = C * int(np.prod(f4.shape[2:]))
     for n in range(max_sweeps):
         for k, ((shifted, _), pc) in enumerate(zip(grids, pchunks)):
-            # the staggered steps solve a band around the seams of the chunks (seam_bands), the first every pixel
-            bands = dict(per_block=seam_bands(shifted, ends), extra={**extra, "reach": reach}) if any(shifted) \
-                else dict(extra=extra or None)
+            # the staggered steps solve a band around the seams of the chunks (seam_band), the first every pixel
+            bands = dict(extra=extra or None)
+            if any(shifted):
+                bands = dict(per_block=functools.partial(seam_band, shifted, ends), extra={**extra, "reach": reach})
             p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
                        C=C, tol=rule.block_tol(n, k, len(pchunks)), max_iter=max_iter, **bands)
         sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
