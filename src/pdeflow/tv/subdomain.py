@@ -34,7 +34,6 @@ import torch
 
 from .. import ops
 from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
-from ._rof_methods import project
 
 try:
     from ._fgp_kernel import gap as kernel_gap
@@ -278,10 +277,18 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     if x.dtype != torch.float64 or not bool((target >= FLOAT32_TOL * energy).all()):
         loop.run(x, max_iter)
         return x
+    loop.scratch.pop(torch.float64)        # the float32 phase holds its own copies of f and u instead
     y = x.float()
     _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
-    z = project(y.double(), channelwise=False)       # |p| <= 1 in float64, so that the float64 gap certifies
-    x.copy_(z if held is None else torch.where(held, x, z))
+    loop.scratch.pop(torch.float32)
+    # into x's memory (a task's memory stays that of the float64 solve): the float32 iterate, projected in float64
+    # (|p| <= 1, so that the float64 gap certifies it), the held duals kept to the bit
+    kept = None if held is None else x[..., held]
+    x.copy_(y)
+    del y
+    x.div_(torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True).clamp_(min=1.0))
+    if kept is not None:
+        x[..., held] = kept
     if not _stopped(*loop.gap(x), tol, atol):
         loop.run(x, max(1, max_iter - used))
     return x
