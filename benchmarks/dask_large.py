@@ -14,7 +14,6 @@ units of the image's range.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op diffusion --size 8192 --chunks 1024 --check
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op rof --ndim 3 --size 128 --chunks 64
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --op rof --size 2048 --chunks 512 --default-accuracy --check
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_large.py --smoke      # 64 px, chunks 32, no cluster
 
 The baseline it compares with is the single array (``--check``) and, for memory, a chunk of the image.
