@@ -182,8 +182,9 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in
     float64) and holds the iterate in that dtype and its last move in float32 (arrays of the dual field's size),
     and one of the image's (``u = f + lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled
-    loops, one pass over the block per iteration, in place; elsewhere, and without the compiled extension, in
-    PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of scratch).
+    loops, one pass over the block per iteration, in place (a float64 block iterates in float32 there first, and is
+    certified and, where needed, finished in float64: :data:`FLOAT32_TOL`); elsewhere, and without the compiled
+    extension, in PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of scratch).
 
     Parameters
     ----------
@@ -248,9 +249,8 @@ def _stopped(gap, energy, tol, atol) -> bool:
     return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
 
 
-#: Subproblem targets (a gap relative to the subproblem's primal energy) below this go to float64 iterations at once:
-#: float32 iterations stall above them (their round-off floor), as :data:`pdeflow.tv.rof.FLOAT32_TOL` says for
-#: ``rof``.
+#: Subproblem targets (a gap relative to its primal energy) below this go to float64 iterations at once: float32
+#: stalls above them (:data:`pdeflow.tv.rof.FLOAT32_TOL`).
 FLOAT32_TOL = 1e-7
 
 #: Gap checks in a row without a new smallest float32 gap after which a float64 block continues in float64: the
@@ -261,10 +261,8 @@ STALL_CHECKS = 8
 def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     """:func:`solve_subdomain` on a 2-D block in the compiled loops of :func:`pdeflow.tv.rof` (``_fgp_kernel``): the
     same FGP step and gap, with the held duals masked and the region's sums; the iterate updated in place with the
-    last move held in float32 (one call takes every row). A float64 block iterates in float32 first, as ``rof``
-    does (half the memory traffic): the float32 iterate, projected in float64 with the held duals restored, is
-    certified by the float64 gap, and where it falls short (the float32 round-off floor) the float64 iterations
-    go on from it."""
+    last move held in float32 (one call takes every row); a float64 block in float32 first, as ``rof`` (half the
+    memory traffic)."""
     held = fixed.contiguous() if bool(fixed.any()) else None
     rows, cols = (tuple(r.indices(n)[:2]) for r, n in zip(tuple(region) + (slice(None),) * 2, f.shape[2:]))
     loop = _FusedLoop(f, lam, held, rows, cols, tol, atol, check_every)
@@ -277,10 +275,10 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     if x.dtype != torch.float64 or not bool((target >= FLOAT32_TOL * energy).all()):
         loop.run(x, max_iter)
         return x
-    loop.scratch.pop(torch.float64)        # the float32 phase holds its own copies of f and u instead
+    loop.release(torch.float64)        # the float32 phase holds its own copies of f and u instead
     y = x.float()
     _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
-    loop.scratch.pop(torch.float32)
+    loop.release(torch.float32)
     # into x's memory (a task's memory stays that of the float64 solve): the float32 iterate, projected in float64
     # (|p| <= 1, so that the float64 gap certifies it), the held duals kept to the bit
     kept = None if held is None else x[..., held]
@@ -311,6 +309,10 @@ class _FusedLoop:
             self.scratch[dtype] = (self.f.to(dtype).contiguous(), torch.full((b,), self.lam, dtype=dtype),
                                    torch.empty(self.f.shape, dtype=dtype))
         return self.scratch[dtype]
+
+    def release(self, dtype):
+        """Free the scratch of ``dtype`` (made again when needed)."""
+        self.scratch.pop(dtype, None)
 
     def gap(self, x):
         """``(gap, energy)`` per image of the subproblem at ``x``, its sums in float64, ``u`` in ``x``'s dtype."""
