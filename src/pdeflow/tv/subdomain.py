@@ -34,6 +34,7 @@ import torch
 
 from .. import ops
 from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
+from .rof import FLOAT32_TOL
 
 try:
     from ._fgp_kernel import gap as kernel_gap
@@ -182,9 +183,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in
     float64) and holds the iterate in that dtype and its last move in float32 (arrays of the dual field's size),
     and one of the image's (``u = f + lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled
-    loops, one pass over the block per iteration, in place (a float64 block iterates in float32 there first, and is
-    certified and, where needed, finished in float64: :data:`FLOAT32_TOL`); elsewhere, and without the compiled
-    extension, in PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of scratch).
+    loops, one pass over the block per iteration, in place (float64 blocks in float32 first, as ``rof``); elsewhere,
+    and without the compiled extension, in PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of scratch).
 
     Parameters
     ----------
@@ -249,10 +249,6 @@ def _stopped(gap, energy, tol, atol) -> bool:
     return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
 
 
-#: Subproblem targets (a gap relative to its primal energy) below this go to float64 iterations at once: float32
-#: stalls above them (:data:`pdeflow.tv.rof.FLOAT32_TOL`).
-FLOAT32_TOL = 1e-7
-
 #: Gap checks in a row without a new smallest float32 gap after which a float64 block continues in float64: the
 #: float32 iterations have reached their round-off floor short of the target.
 STALL_CHECKS = 8
@@ -272,6 +268,7 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     if _stopped(gap, energy, tol, atol):
         return x
     target = tol * energy if atol is None else atol
+    # rof's rule: targets below FLOAT32_TOL go to float64 at once (float32 stalls above them)
     if x.dtype != torch.float64 or not bool((target >= FLOAT32_TOL * energy).all()):
         loop.run(x, max_iter)
         return x
