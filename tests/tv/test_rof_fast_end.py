@@ -33,19 +33,24 @@ def test_loose_accuracy_is_certified(cases, accuracy, dtype):
         assert r.u.dtype == dtype and bool(r.converged.all()) and rms_ok(r.u, ref, g, accuracy), (name, lam)
 
 
-def test_half_size_start_only_below_loose_accuracy(cases, monkeypatch):
+def test_half_size_start_only_where_accuracy_is_small_against_lam(cases, monkeypatch):
+    """The half-size start runs where accuracy < COARSE_ACCURACY lam / range, and only there."""
     calls, real = [], ROF.coarse_start
     monkeypatch.setattr(ROF, "coarse_start", lambda *a: calls.append(1) or real(*a))
     g, ref = cases["skimage/camera", 0.3]
-    for accuracy, coarse in [(ROF.LOOSE_ACCURACY, False), (0.1, False), (ROF.LOOSE_ACCURACY / 2, True)]:
+    edge = ROF.COARSE_ACCURACY * 0.3 / float(g.max() - g.min())
+    for accuracy, coarse in [(1.05 * edge, False), (0.1, False), (0.95 * edge, True), (ROF.ACCURACY, True)]:
         calls.clear()
         assert rms_ok(rof(g.float(), 0.3, accuracy=accuracy), ref, g, accuracy)
         assert bool(calls) == coarse, accuracy
+    calls.clear()
+    rof(g.float(), 0.3, tol=1e-5)       # a tol: the half-size start wherever lam is large enough
+    assert calls
 
 
 def test_zero_start_answers_like_half_size_start(cases, monkeypatch):
     g, ref = cases["skimage/astronaut", 0.3]
     fast = rof(g.float(), 0.3, accuracy=0.05)
-    monkeypatch.setattr(ROF, "LOOSE_ACCURACY", 1.0)     # the half-size start at every accuracy
+    monkeypatch.setattr(ROF, "COARSE_ACCURACY", 1e9)     # the half-size start at every accuracy
     slow = rof(g.float(), 0.3, accuracy=0.05)
     assert rms_ok(fast, ref, g, 0.05) and rms_ok(slow, ref, g, 0.05) and rms_ok(fast, slow.double(), g, 0.1)

@@ -29,7 +29,7 @@ from ..ops import div
 from ..threads import auto_threads
 from ._accuracy import check_accuracy, data_range, gap_per_value, gap_targets  # noqa: F401 (gap_per_value: pdeflow.dask)
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
-from ._extinction import extinct, extinction_flux
+from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
@@ -374,7 +374,7 @@ def rof(
     else:
         check_tol(tol, torch.float64 if precision == "auto" else x.dtype, "rof")
     run = solve_auto if precision == "auto" else solve
-    extra = {} if run is solve else {"coarse": tol is not None or accuracy < LOOSE_ACCURACY}
+    extra = {} if run is solve else {"accuracy": None if tol is not None else accuracy}
     res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
                      channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
                      checked=True, atol=atol, tied=atol is not None, **extra)
@@ -479,8 +479,11 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     # mean (extinction) takes that exact solution: neither enters the iteration.
     positive = lam_t.reshape(-1) > 0
     iterate = positive.clone()
-    if bool(positive.any()):
-        mean, q = extinction_flux(x, torch.where(lam_t > 0, lam_t, torch.ones_like(lam_t)), grid)
+    lam_1 = torch.where(lam_t > 0, lam_t, torch.ones_like(lam_t))
+    # the whole field only where its first axis leaves extinction possible (most calls: none)
+    proof = bool(positive.any()) and bool((positive & may_be_extinct(x, lam_1, channelwise, grid)).any())
+    if proof:
+        mean, q = extinction_flux(x, lam_1, grid)
         flat = extinct(q, channelwise) & positive
         iterate &= ~flat
     whole = bool(iterate.all())
@@ -492,7 +495,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         if bool((positive & ~iterate).any()):
             out_u[flat] = mean[flat]
             out_p[flat] = project(q[flat], channelwise) if grid.plain else grid.project(q[flat], channelwise)
-    if bool(positive.any()):
+    if proof:
         del mean, q
     # Round-off floor of the gap as evaluated in the working precision: once u is
     # constant to round-off (an image that has flowed to its mean), P and the gap are
@@ -610,7 +613,7 @@ MIXED_METHODS = ("fgp",)
 
 
 def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="fgp", first_check=None,
-               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, coarse=True):
+               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, accuracy=None):
     """:func:`solve` in mixed precision: ``(RofResult, short)`` for float64 data ``f``.
 
     The iterations run in float32 (half the memory traffic of float64, and the precision GPUs are
@@ -618,8 +621,9 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     is formed in float64 from the float32 dual field, ``u = f + lam div p``, and its gap is
     evaluated in float64 against the float64 data, which certifies it.  Images whose float32
     iterations stall at their round-off floor short of the target (a tight ``tol``, a large ``lam``)
-    continue in float64 from there.  Methods other than :data:`MIXED_METHODS` run in float64.  ``coarse``: allow
-    the half-size start (:func:`coarse_start`; :func:`rof` turns it off at accuracies of :data:`LOOSE_ACCURACY`).
+    continue in float64 from there.  Methods other than :data:`MIXED_METHODS` run in float64.  ``accuracy``: the
+    call's accuracy, where it stops on one (:func:`rof` without ``tol``): the half-size start (:func:`coarse_start`)
+    runs only where ``lam`` is at least ``accuracy / COARSE_ACCURACY`` times the range (and, always, ``COARSE_LAM``).
     """
     K = grid.ndim
     x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
@@ -632,8 +636,9 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     if method not in MIXED_METHODS or (tol is not None and tol < FLOAT32_TOL):
         return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
     x32, lam32 = x.float(), lam_t.reshape(-1).float()
-    if coarse and p0 is None and min(x.shape[2:]) >= 2 * COARSEST:
-        wide = lam32 / max(grid.spacing) >= COARSE_LAM * data_range(x32)     # lam in pixels of the coarsest axis
+    if p0 is None and min(x.shape[2:]) >= 2 * COARSEST:
+        reach = COARSE_LAM if accuracy is None else max(COARSE_LAM, accuracy / COARSE_ACCURACY)
+        wide = lam32 / max(grid.spacing) >= reach * data_range(x32)     # lam in pixels of the coarsest axis
         if bool(wide.any()):
             p0, trusted = coarse_start(x32, lam32, channelwise, grid), True
             p0[~wide] = 0.0
@@ -687,10 +692,10 @@ COARSEST = 32
 #: zero, and the coarse solves are extra work (the results page "Speed and accuracy of the solvers" has the counts).
 COARSE_LAM = 0.05
 
-#: At accuracies of at least this (a certified RMS error of 2% of the range) :func:`rof` starts from zero: the fine
-#: iterations meet such a target in a few dozen, fewer than the coarse solves cost (results page "Speed and
-#: accuracy of the solvers", section "The fast end").
-LOOSE_ACCURACY = 0.02
+#: The half-size start pays where the call's ``accuracy`` is below this times ``lam / range``: at looser targets the
+#: fine iterations from zero meet them in fewer than the coarse solves cost (results page "Speed and accuracy of
+#: the solvers", section "The fast end").
+COARSE_ACCURACY = 0.06
 
 #: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
 COARSE_TOL = 1e-3
