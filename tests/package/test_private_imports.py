@@ -39,6 +39,8 @@ INTERNALS = {
     ("test_multigrid.py", "pdeflow.multigrid._grid2d"): "the 2-D grid transfers (phases, coarsening) against "
                                                         "dense operators",
     ("test_phantoms.py", "pdeflow.datasets.phantoms"): "the Shepp-Logan tables against the published values",
+    ("test_tv_extinction.py", "pdeflow.tv._extinction"): "the first-axis bound against the whole field it stands for",
+    ("test_tv_extinction.py", "pdeflow.tv._grid"): "the extinction field on a volume's grid",
     ("test_tv_3d.py", "pdeflow.tv._grid"): "the grid kernels of the 3-D solvers against the generic operators",
     ("test_tv_accuracy.py", "pdeflow.tv._tied"): "the default's certificate recomputed from the returned (u, p): "
                                                   "the tied candidate's gap is one of its two primal candidates",

@@ -8,7 +8,7 @@ fig, axes = plt.subplots(1, 2, sharey=True)
 for ax, labels in zip(axes, ("clean", "noisy")):
     for row in (r for r in rows if r["labels"] == labels):
         m, s = np.array(row["curve_mean"]), np.array(row["curve_std"])
-        epochs = np.arange(1, len(m) + 1)
+        epochs = np.arange(1, 2 * len(m), 2)       # every second epoch
         name = "IELs" if row["method"] == "iel" else "baseline"
         ax.plot(epochs, m, label=name)
         ax.fill_between(epochs, m - s, m + s, alpha=0.25)

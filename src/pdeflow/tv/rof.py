@@ -694,7 +694,7 @@ COARSE_LAM = 0.05
 
 #: The half-size start pays where the call's ``accuracy`` is below this times ``lam / range``: at looser targets the
 #: fine iterations from zero meet them in fewer than the coarse solves cost (results page "Speed and accuracy of
-#: the solvers", section "The fast end").
+#: the solvers", section "Against scikit-image's accuracy-time curve").
 COARSE_ACCURACY = 0.06
 
 #: Relative duality gap of the coarse problems of :func:`coarse_start`: a warm start, not an answer.
