@@ -7,7 +7,7 @@ CASES = json.load(open("docs/results/data/rof_pareto.json"))  # (CPU s, error) p
 fig, axes = plt.subplots(1, len(CASES), figsize=(3.4 * len(CASES), 3.4), sharey=True)
 for ax, case in zip(axes, CASES):
     ax.plot(*zip(*case["skimage"]), "s--", ms=3, label="scikit-image: default, 50-3200 it.")
-    ax.plot(*zip(*case["pdeflow"]), "o", ms=3, label="pdeflow: accuracy, tol")
+    ax.plot(*zip(*case["pdeflow"]), "o", ms=3, label="pdeflow: accuracy")
     ax.plot(*case["skimage"][0], "kx", ms=8, label="scikit-image's default")
     ax.set(xscale="log", yscale="log", xlabel="CPU seconds, one thread", title=f"{case['size']}², lam {case['lam']:g}")
     ax.grid(alpha=0.3)
