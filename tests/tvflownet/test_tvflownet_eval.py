@@ -450,3 +450,30 @@ def test_cli_evaluate_reports_a_second_held_out_folder_beside_the_test_photos(tm
         missing = [str(tmp_path / "missing") if a == str(folder) else a for a in argv]
         args.run(parser.parse_args(missing[:-1] + [str(tmp_path / "out2")]))
     capsys.readouterr()
+
+
+def test_report_gives_the_mean_and_spread_over_trainings_of_one_recipe(tmp_path):
+    """Two seeds of one recipe are averaged over trainings (the paper's mean ± std); a third recipe is not."""
+    from dataclasses import asdict
+
+    from pdeflow.evaluate.tvflownet_report import report
+    from pdeflow.io import save_model
+    from pdeflow.tvflownet.train import TrainConfig
+    models = {}
+    for name, seed, steps in (("s0", 0, 10), ("s1", 1, 10), ("other", 0, 20)):
+        torch.manual_seed(seed)
+        m = build_model("semiresnet", width=4, depth=2)
+        cfg = asdict(TrainConfig(arch="semiresnet", seed=seed, steps=steps))
+        save_model(m, tmp_path / name, {"model": m.config, "scale": 5.0, "t_max": 1.0}, {"train_config": cfg})
+        models[name] = load(tmp_path / f"{name}.json")
+    res = ev.evaluate(models, sizes=(16,), n_images=2, times=ev.paper_times(3, 0.04), tables=(2,), tol=1e-4,
+                      cache_dir=tmp_path / "cache")
+    recipes = {n: res["models"][n]["recipe"] for n in models}
+    assert recipes["s0"] == recipes["s1"] != recipes["other"]
+    text = report(res).text("report.md")
+    section = text.split("## Tables 2–4 over trainings")[1].split("\n## ")[0]
+    row = next(r for r in section.splitlines() if r.startswith("| s0, s1 (2 trainings) | built-in test photos"))
+    vals = [res["table2_4"]["models"][n][16]["u_psnr"][0] for n in ("s0", "s1")]
+    mean, std = float(np.mean(vals)), float(np.std(vals, ddof=1))
+    assert row.split(" | ")[2] == f"{mean:.2f} ± {std:.2f}"
+    assert "other" not in section

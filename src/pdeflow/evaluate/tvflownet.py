@@ -86,6 +86,7 @@ from .tvflownet_paper import (
     PAPER,
     PAPER_SCALE,
     PSNR_CAP,
+    model_recipe,
     paper_key,
     paper_times,
     source_provenances,
@@ -632,7 +633,7 @@ def evaluate(
         cfg = getattr(base, "config", None)
         n_par = sum(p.numel() for p in m.parameters()) if hasattr(m, "parameters") else None
         info[name] = {"arch": (cfg or {}).get("arch") if isinstance(cfg, Mapping) else None,
-                      "parameters": n_par, "paper_row": list(key) if key else None}
+                      "parameters": n_par, "paper_row": list(key) if key else None, "recipe": model_recipe(m)}
     results = {
         "config": {"sizes": sizes, "n_images": int(n_images), "tables": tables, "n_times": len(times),
                    "times": [times[0], times[-1]], "scale": scale, "seed": seed, "dt": dt, "tol": tol,

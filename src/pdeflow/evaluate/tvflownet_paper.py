@@ -15,7 +15,7 @@ from ..errors import UserInputError
 from ..metrics import PSNR_CAP
 
 __all__ = ["PAPER_SCALE", "PSNR_CAP", "PAPER", "ARCH_LABEL", "paper_times", "paper_key", "unwrap_model",
-           "source_provenances"]
+           "model_recipe", "source_provenances"]
 
 
 #: Intensity scale of the paper: images in [0, 1] times 5.
@@ -186,6 +186,28 @@ def source_provenances(prov):
                 yield from source_provenances(src.get("provenance"))
 
 
+
+
+def model_recipe(model) -> str | None:
+    """A digest of how ``model`` was trained (its provenance's ``train_config`` less the fields that tell
+    trainings apart, :func:`pdeflow.tvflownet.train.recipe`): equal for independent trainings of one recipe,
+    None for a model without a training run of its own (an average of models, a bare network).
+
+    Examples
+    --------
+    >>> from pdeflow.evaluate.tvflownet_paper import model_recipe
+    >>> from pdeflow.tvflownet import load
+    >>> model_recipe(load("semiresnet")) == model_recipe(load("semiresnet")), model_recipe(load("unet"))
+    (True, None)
+    """
+    import hashlib
+    import json
+
+    from ..tvflownet.train import recipe
+    config = ((getattr(unwrap_model(model), "meta", None) or {}).get("provenance") or {}).get("train_config")
+    if not isinstance(config, Mapping):
+        return None
+    return hashlib.sha256(json.dumps(recipe(dict(config)), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def unwrap_model(model):

@@ -187,6 +187,44 @@ def _heldout_section(lines: list[str], t24: dict, held: dict) -> None:
              ["model", "images"] + sum([[f"{s}×{s} u", f"{s}×{s} div φ"] for s in sizes], []), rows)
 
 
+def _over_trainings_section(lines: list[str], models: dict, t24: dict, held: dict | None) -> None:
+    """Tables 2-4 as the paper reports them: for each recipe that several of the models were trained by
+    (equal ``recipe``), the mean ± std over those trainings of each model's mean, beside the paper's row."""
+    groups: dict[str, list[str]] = {}
+    for n, m in models.items():
+        if m.get("recipe") and n in t24["models"]:
+            groups.setdefault(m["recipe"], []).append(n)
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    if not groups:
+        return
+    sizes = t24["sizes"]
+
+    def cell(per: dict, names: list[str], s, key: str, digits: int) -> str:
+        vals = [per[n][s][key][0] for n in names]
+        mean = sum(vals) / len(vals)
+        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+        return format_mean_std(mean, std, len(vals), digits)
+
+    rows = []
+    for names in groups.values():
+        label = f"{', '.join(names)} ({len(names)} trainings)"
+        pap = _paper_lookup("table2", models[names[0]].get("paper_row")) or {}
+        sets = [("built-in test photos", t24["models"])]
+        if held and all(n in held["models"] for n in names):
+            sets.append((f"held out: {held['source'].rstrip('/').rsplit('/', 1)[-1]}", held["models"]))
+        for where, per in sets:
+            rows.append([label, where] + sum([[cell(per, names, s, "u_psnr", 2), cell(per, names, s, "u_ssim", 3),
+                                               cell(per, names, s, "div_psnr", 2)] for s in sizes], []))
+        rows.append([_row_label(models[names[0]].get("paper_row")), "paper (Food101)"]
+                    + sum([[_paper_pm(pap.get(s)), "", ""] for s in sizes], []))
+    _section(lines, "Tables 2–4 over trainings",
+             "Models trained by one recipe (their provenance's training configuration equal but for the seed): "
+             "the mean ± standard deviation over the trainings of each model's mean over the images, as the "
+             f"paper reports its rows (over five trainings). PSNR: {METRICS['psnr']}; SSIM: {METRICS['ssim']}.",
+             ["models", "images"] + sum([[f"{s}×{s} u PSNR", f"{s}×{s} u SSIM", f"{s}×{s} div φ PSNR"]
+                                         for s in sizes], []), rows)
+
+
 def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
     """The report of :func:`~pdeflow.evaluate.tvflownet.evaluate`'s results: ``report.md``, PNG figures and
     ``results.json``, as a :class:`~pdeflow.reporting.Report` (write it with ``.write(out_dir)``, all or none).
@@ -293,6 +331,7 @@ def report(results: dict, *, title: str = "TVflowNET evaluation") -> Report:
         held = results.get("heldout")
         if held:
             _heldout_section(lines, t24, held)
+        _over_trainings_section(lines, models, t24, held)
         if t24.get("example") is not None:
             ex = t24["example"]
             rep.add_figure("flow_example.png", _flow_figure(ex, f"{ex['model']}, {ex['size']} px test crop"))

@@ -263,3 +263,25 @@ def check_config(cfg: TrainConfig) -> None:
     need.numbers("flowed_max")
     need(cfg.init is None or (isinstance(cfg.init, str) and cfg.init != ""), "init", "None or a model name or path")
     need.fractions("val_fraction")
+
+
+#: The fields of a run's configuration that tell independent trainings of one recipe apart, or that change
+#: nothing the run learns (how often it checkpoints, how deterministic its kernels are).
+RUN_FIELDS = ("seed", "deterministic", "ckpt_every")
+
+
+def recipe(config: dict) -> dict:
+    """The recipe of a run: its configuration (``config.json``, or a model's ``provenance.train_config``)
+    without :data:`RUN_FIELDS`. Runs with equal recipes are independent trainings of one method, the
+    paper's "mean ± std over trainings".
+
+    Examples
+    --------
+    >>> from dataclasses import asdict
+    >>> from pdeflow.tvflownet.train import TrainConfig, recipe
+    >>> recipe(asdict(TrainConfig(seed=0))) == recipe(asdict(TrainConfig(seed=1)))
+    True
+    >>> recipe(asdict(TrainConfig(steps=10))) == recipe(asdict(TrainConfig(steps=20)))
+    False
+    """
+    return {k: v for k, v in config.items() if k not in RUN_FIELDS}

@@ -164,7 +164,7 @@ from ..training import (
     step_generator,
 )
 from ..tv import tv_flow
-from ._train_config import MODES, TrainConfig, check_config, data_sources
+from ._train_config import MODES, RUN_FIELDS, TrainConfig, check_config, data_sources, recipe
 from ._train_data import (
     augment,
     check_data,
@@ -186,7 +186,7 @@ from .architectures import build_model
 __all__ = ["TrainConfig", "train", "check_config", "data_sources", "open_data", "check_data", "sample_batch",
            "flowed_inputs", "synthetic_images", "augment", "supervised_reference", "supervised_loss",
            "reference_vjp", "average_gradients",
-           "validation_set", "validate", "identity_psnr", "MODES"]
+           "validation_set", "validate", "identity_psnr", "MODES", "RUN_FIELDS", "recipe"]
 
 # The run's configuration (_train_config), its batches (_train_data) and its losses (_train_loss) live in
 # modules of their own; this one is the loop, its validation and its export.
