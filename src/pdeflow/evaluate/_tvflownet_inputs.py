@@ -12,6 +12,7 @@ from .. import datasets, ops
 from .. import io as pio
 from ..errors import InputFileNotFoundError, UserInputError
 from ..tvflownet.api import flow as network_flow
+from ..tvflownet.loss import jvp
 
 #: A TVflowNET model as the evaluation takes it: ``model(u0, t) -> (u, phi)``.
 Model = Callable[[torch.Tensor, torch.Tensor], tuple]
@@ -103,9 +104,9 @@ def time_derivatives(model: Model, u0: torch.Tensor, t, *, method: str = "autodi
             return model(x, s)[0]
 
         def u_and_ut(s):
-            return torch.func.jvp(u_of, (s,), (ones,))
+            return jvp(u_of, (s,), (ones,))
 
-        (u, u_t), (_, u_tt) = torch.func.jvp(u_and_ut, (tt,), (ones,))
+        (u, u_t), (_, u_tt) = jvp(u_and_ut, (tt,), (ones,))
         return u, u_t, u_tt
     if method == "fd":
         if not fd_step > 0:

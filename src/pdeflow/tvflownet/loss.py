@@ -55,6 +55,7 @@ References
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -64,6 +65,15 @@ from .. import ops
 from ..errors import UserInputError
 
 __all__ = ["loss_terms", "time_derivative", "TVFlowLoss", "TERM_NAMES"]
+
+
+def jvp(fn, primals: tuple, tangents: tuple):
+    """``torch.func.jvp``, quiet about torch's own deprecation of ``torch.jit.script``: the first forward-mode
+    call of a process loads torch's decompositions for it, which script functions (torch 2.13), a warning no
+    caller can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
+        return torch.func.jvp(fn, primals, tangents)
 
 TERM_NAMES = ("temporal", "tv", "norm", "initial", "min_norm")
 
@@ -237,7 +247,7 @@ def time_derivative(
         raise UserInputError(f"u0 must have shape (B, C, H, W), got {tuple(u0.shape)}")
     tt = _as_time_tensor(t, u0)
     if method == "jvp":
-        (u, phi), (u_t, _) = torch.func.jvp(lambda s: model(u0, s), (tt,), (torch.ones_like(tt),))
+        (u, phi), (u_t, _) = jvp(lambda s: model(u0, s), (tt,), (torch.ones_like(tt),))
         return u, phi, u_t
     if method == "fd":
         if not fd_step > 0:
