@@ -48,7 +48,7 @@ def tiny_config(**kw) -> TrainConfig:
 
 def _rows(run_dir) -> list[dict]:
     with open(run_dir / "log.csv", newline="") as f:
-        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "cpu_time")} for r in csv.DictReader(f)]
 
 
 def _same(a: dict, b: dict) -> None:
@@ -70,6 +70,9 @@ def test_tiny_hybrid_run_exports_a_model_that_load_reads_back(tmp_path):
     assert [r["step"] for r in rows] == [str(s) for s in range(6)]
     assert all(r["sup_u"] != "" for r in rows[:3]) and all(r["temporal"] != "" for r in rows[3:])  # the two phases
     assert [r["val_psnr"] != "" for r in rows] == [False, False, True, False, False, True]
+    with open(run / "log.csv", newline="") as f:                 # CPU seconds so far at each validation
+        cpu = [float(r["cpu_time"]) for r in csv.DictReader(f) if r["val_psnr"] != ""]
+    assert 0 < cpu[0] < cpu[1]
 
     meta = json.loads(meta_path.read_text())
     assert meta["config"]["model"]["arch"] == "semiresnet" and meta["config"]["model"]["width"] == 4

@@ -116,7 +116,7 @@ Run directory
 -------------
 ``config.json``, ``last.pt`` (resume point), ``best.pt``, ``init.json`` (where the initial weights
 came from, with ``init``), ``log.csv`` (loss
-terms per step, ``val_psnr`` at validations), ``val_reference.pt`` and the
+terms per step, ``val_psnr`` and ``cpu_time`` at validations), ``val_reference.pt`` and the
 exported best model ``model.safetensors`` + ``model.json``
 (:func:`pdeflow.io.save_model`): the JSON holds ``config``
 (``{"model": <build_model kwargs>, "scale": ..., "t_max": ...}``, what
@@ -500,6 +500,7 @@ def train(cfg: TrainConfig, run_dir, *, device: str | torch.device | None = None
                 **({"grad_norm": reduce_mean(grad_norm)} if grad_norm is not None else {}),
                 crop=u0.shape[-1])
         if run.validation_due(step, cfg.val_every):
+            run.log(step, cpu_time=clock.seconds)    # CPU seconds of training so far: PSNR against CPU time
             val_psnr = validate(net, val, cfg, device)
             if run.log_validation(step, {"val_psnr": val_psnr}, key="val_psnr") and rank == 0:
                 _export(net.state_dict(), net, run_dir, cfg, run, info, clock)
