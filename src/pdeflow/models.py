@@ -26,7 +26,7 @@ import torch
 from .errors import InputFileNotFoundError, UserInputError
 from .io import load_model, model_from_export, model_paths, save_model
 
-__all__ = ["WEIGHTS_DIRS", "SHIPPED", "Shipped", "shipped_models", "shipped_name", "resolve", "read", "load",
+__all__ = ["WEIGHTS_DIRS", "SHIPPED", "Shipped", "shipped_models", "shipped_name", "resolve", "label", "read", "load",
            "build_model", "ready",
            "save_model", "describe", "training", "evaluating"]
 
@@ -175,6 +175,20 @@ def resolve(spec, pillar: str, *, who: str = "load", hint: str = "") -> Path:
     have = f"shipped models: {', '.join(names)}" if names else "no model is shipped in this installation yet"
     raise InputFileNotFoundError(f"{who}: the model {text!r} is not shipped in {folder} ({have})"
                                  + (f"; {hint}" if hint else ""))
+
+
+def label(spec, pillar: str) -> str:
+    """A model's short name in reports: a shipped name as it is, a training run's model by its run directory's
+    name (the run writes ``model.*``), any other pair by its stem.
+
+    Examples
+    --------
+    >>> from pdeflow.models import label
+    >>> label("masknet-10", "inpaint")
+    'masknet-10'
+    """
+    stem = resolve(spec, pillar)
+    return stem.parent.name if stem.name == "model" and stem.parent.name else stem.name
 
 
 def read(spec, pillar: str, *, kinds=None, what: str = "a model", who: str = "load", hint: str = "",

@@ -48,6 +48,11 @@ def test_resolve_a_name_a_file_a_stem_and_a_run_directory(tmp_path):
         models.resolve(tmp_path / "nothing.json", "tvflownet")
     with pytest.raises(UserInputError, match="pillar"):
         models.resolve("default", "nopillar")
+    # a report names a run's model by its run directory, any other pair by its stem
+    assert {models.label(spec, "inpaint") for spec in (run, run / "model.json", str(stem))} == {"run"}
+    models.save_model(net, tmp_path / "mine", config={"kind": "x", "model": {}})
+    assert models.label(tmp_path / "mine.json", "inpaint") == "mine"
+    assert models.label("masknet-10", "inpaint") == "masknet-10"
 
 
 def test_read_and_load_check_the_kind_and_channels_naming_the_file(tmp_path):

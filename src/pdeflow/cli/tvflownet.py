@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .. import models as registry
 from ..errors import UserInputError
 from ..evaluate.tvflownet import evaluate
 from ..evaluate.tvflownet_paper import paper_times
@@ -351,8 +352,7 @@ def _load_model(spec: str):
         model = tvflownet_api.load(spec)
     except LOAD_ERRORS as exc:
         raise CLIError(f"argument MODEL: cannot load {spec!r}: {exc}") from None
-    name = Path(spec).with_suffix("").name if Path(spec).suffix in (".safetensors", ".json") else spec
-    return name, model.eval()
+    return registry.label(spec, "tvflownet"), model.eval()
 
 
 def _test_time_wrapper(args):
