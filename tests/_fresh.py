@@ -2,7 +2,8 @@
 steps in an order where modules only accumulate, so what a step finds not imported is not imported by it alone.
 Keys of :func:`run`'s answer: ``first_use`` (``pdeflow.tv``: torch and pdeflow.inpaint imported?), ``inference``
 (training or cli modules after the inference subpackages), ``cli`` (``--version`` and a typo: status, cli modules),
-``parser`` (dask modules after a batch command line is parsed), ``every_subpackage`` (torch._dynamo modules)."""
+``parser`` (dask modules after a batch command line is parsed), ``every_subpackage`` (torch._dynamo modules),
+``forward_mode`` (the warnings of the process's first forward-mode time derivative, loss (12)'s ``u_t``)."""
 import json
 import os
 import subprocess
@@ -31,6 +32,12 @@ seen["parser"] = sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "d
 for n in pdeflow._SUBMODULES:
     importlib.import_module("pdeflow." + n)
 seen["every_subpackage"] = sorted(m for m in sys.modules if m.startswith("torch._dynamo"))
+import warnings, torch
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    pdeflow.tvflownet.time_derivative(pdeflow.tvflownet.build_model("semiresnet", width=4, depth=2),
+                                      torch.rand(1, 1, 8, 8), torch.tensor([0.1]))
+seen["forward_mode"] = [f"{w.category.__name__}: {w.message}" for w in caught]
 print(json.dumps(seen))
 """
 
