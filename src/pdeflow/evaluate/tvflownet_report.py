@@ -165,10 +165,15 @@ def _variant_rows(results: dict) -> list[list[str]]:
     return rows
 
 
+def _heldout_name(held: dict) -> str:
+    """The second held-out set's name: its folder's."""
+    return held["source"].rstrip("/").rsplit("/", 1)[-1]
+
+
 def _heldout_section(lines: list[str], t24: dict, held: dict) -> None:
     """Tables 2-4 on the second held-out set, each model's row on the built-in test photos beside it."""
     sizes = held["sizes"]
-    name = held["source"].rstrip("/").rsplit("/", 1)[-1]
+    name = _heldout_name(held)
     warn = (f" **Not held out for {', '.join(held['used_by'])}**: their provenance names this folder among "
             "their training or validation data." if held.get("used_by") else "")
     cells = lambda r: sum([[f"{_pm(r[s]['u_psnr'], 2)} ({r[s]['u_ssim'][0]:.3f})",      # noqa: E731
@@ -188,8 +193,7 @@ def _heldout_section(lines: list[str], t24: dict, held: dict) -> None:
 
 
 def _over_trainings_section(lines: list[str], models: dict, t24: dict, held: dict | None) -> None:
-    """Tables 2-4 as the paper reports them: for each recipe that several of the models were trained by
-    (equal ``recipe``), the mean ± std over those trainings of each model's mean, beside the paper's row."""
+    """Tables 2-4 as the paper reports them: per recipe of several models, the mean ± std over the trainings."""
     groups: dict[str, list[str]] = {}
     for n, m in models.items():
         if m.get("recipe") and n in t24["models"]:
@@ -211,7 +215,7 @@ def _over_trainings_section(lines: list[str], models: dict, t24: dict, held: dic
         pap = _paper_lookup("table2", models[names[0]].get("paper_row")) or {}
         sets = [("built-in test photos", t24["models"])]
         if held and all(n in held["models"] for n in names):
-            sets.append((f"held out: {held['source'].rstrip('/').rsplit('/', 1)[-1]}", held["models"]))
+            sets.append((f"held out: {_heldout_name(held)}", held["models"]))
         for where, per in sets:
             rows.append([label, where] + sum([[cell(per, names, s, "u_psnr", 2), cell(per, names, s, "u_ssim", 3),
                                                cell(per, names, s, "div_psnr", 2)] for s in sizes], []))
