@@ -41,17 +41,20 @@ def md_table(header: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def mean_std(values) -> list[float]:
-    """``[mean, std]`` (population standard deviation) of a sequence or tensor of numbers.
+def mean_std(values, ddof: int = 0) -> list[float]:
+    """``[mean, std]`` of a sequence or tensor of numbers: the population standard deviation, or with
+    ``ddof=1`` the sample one (over seeds or trainings); one value has std 0.
 
     Examples
     --------
     >>> from pdeflow.reporting import mean_std
-    >>> [round(x, 4) for x in mean_std([1.0, 2.0, 3.0, 4.0])]
-    [2.5, 1.118]
+    >>> [round(x, 4) for x in mean_std([1.0, 2.0, 3.0, 4.0])], round(mean_std([1.0, 2.0, 3.0, 4.0], ddof=1)[1], 4)
+    ([2.5, 1.118], 1.291)
     """
     v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
-    return [float(v.mean()), float(v.std(unbiased=False))] if v.numel() else [math.nan, math.nan]
+    if not v.numel():
+        return [math.nan, math.nan]
+    return [float(v.mean()), float(v.std(correction=ddof)) if v.numel() > 1 else 0.0]
 
 
 def format_mean_std(mean: float, std: float, n: int | None, digits: int = 4, *, sdigits: int | None = None,

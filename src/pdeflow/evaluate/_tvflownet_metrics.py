@@ -6,6 +6,7 @@ import torch
 
 from .. import metrics
 from ..errors import UserInputError
+from ..reporting import mean_std
 from .tvflownet_paper import PSNR_CAP
 
 #: How each metric is computed: the one place that decides it.  Every column compared with the
@@ -111,11 +112,6 @@ def metric_values(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     _, s_gauss = frame_metrics(x, y, ssim="ssim_gaussian")
     return {"psnr": stack_psnr(x, y), "psnr_frames": p_frames.reshape(-1), "ssim": s_paper.reshape(-1),
             "ssim_gaussian": s_gauss.reshape(-1)}
-
-
-def mean_std(v: torch.Tensor) -> list[float]:
-    v = v.double().reshape(-1)
-    return [float(v.mean()), float(v.std(unbiased=False)) if v.numel() > 1 else 0.0]
 
 
 def metric_stats(x: torch.Tensor, y: torch.Tensor, prefix: str = "") -> dict[str, list[float]]:

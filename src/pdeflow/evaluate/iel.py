@@ -59,7 +59,7 @@ from .. import training, viz
 from ..errors import UserInputError
 from ..iel.datasets import SegmentationData, load_dataset
 from ..io import write_bytes
-from ..reporting import format_mean_std
+from ..reporting import format_mean_std, mean_std
 from ..training import option
 from ._iel_run import (
     RESULT_FILE,
@@ -258,9 +258,8 @@ def run_experiment(spec: ExperimentSpec, out_dir, *, device="cpu", shard: tuple[
 
 
 def _mean_std(values) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size),
-            "values": [float(v) for v in a]}
+    mean, std = mean_std(values, ddof=1)
+    return {"mean": mean, "std": std, "n": len(values), "values": [float(v) for v in values]}
 
 
 def aggregate(spec: ExperimentSpec, out_dir) -> dict:

@@ -56,6 +56,7 @@ import torch
 from .. import datasets, ops
 from ..errors import UserInputError
 from ..progress import progress_bar
+from ..reporting import mean_std
 from ..tv.spectral import spectral_from_stack
 from ..tvflownet.joint import joint_optimise, paper_iterations
 from ..tvflownet.symmetry import composes_in_time
@@ -76,7 +77,6 @@ from ._tvflownet_metrics import (
     SSIM_VARIANTS,
     compare,
     frame_metrics,
-    mean_std,
     metric_stats,
     metric_values,
     stack_psnr,

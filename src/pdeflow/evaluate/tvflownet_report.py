@@ -12,7 +12,7 @@ References
 from __future__ import annotations
 
 from .. import viz
-from ..reporting import Report, format_mean_std, jsonable, md_table
+from ..reporting import Report, format_mean_std, jsonable, md_table, mean_std
 from .tvflownet import METRICS, PAPER, PAPER_SCALE, PSNR_CAP, paper_iterations
 from .tvflownet_paper import ARCH_LABEL as _ARCH_LABEL
 
@@ -204,10 +204,7 @@ def _over_trainings_section(lines: list[str], models: dict, t24: dict, held: dic
     sizes = t24["sizes"]
 
     def cell(per: dict, names: list[str], s, key: str, digits: int) -> str:
-        vals = [per[n][s][key][0] for n in names]
-        mean = sum(vals) / len(vals)
-        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
-        return format_mean_std(mean, std, len(vals), digits)
+        return format_mean_std(*mean_std([per[n][s][key][0] for n in names], ddof=1), len(names), digits)
 
     rows = []
     for names in groups.values():
