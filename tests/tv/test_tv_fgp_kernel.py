@@ -212,6 +212,27 @@ def test_block_solver_stops_at_the_same_gap(monkeypatch):
     assert float((u[True] - u[False]).abs().max()) <= 1e-4
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gap_without_u_has_the_same_sums(dtype):
+    """The block solver asks the gap loop for its sums only (u 0: no image of u held): the sums are those of the
+    call that writes u, to the bit, and u is not touched."""
+    kernel = importlib.import_module("pdeflow.tv._fgp_kernel")
+    f, _ = _problem(dtype, 2, 1, 17, 23, seed=3)
+    g = torch.Generator().manual_seed(4)
+    p = (torch.rand(2, 1, 2, 17, 23, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
+    lams = torch.tensor([0.1, 0.4], dtype=dtype)
+    held = (torch.rand(17, 23, generator=g) > 0.8).to(torch.uint8)
+    sums = {}
+    for write in (True, False):
+        u = torch.full_like(f, 7.0)
+        s = torch.empty(2, 3, dtype=torch.float64)
+        kernel.gap(dtype == torch.float64, p.data_ptr(), f.data_ptr(), lams.data_ptr(), held.data_ptr(), 1, 16, 2,
+                   21, u.data_ptr() if write else 0, s.data_ptr(), 2, 1, 17, 23, True, 0, 17)
+        sums[write] = s
+        assert bool((u == 7.0).all()) != write
+    assert torch.equal(sums[True], sums[False])
+
+
 # --------------------------------------------------------------------------- one momentum rule
 
 

@@ -122,14 +122,15 @@ def _pieces(region, chunks):
 WHOLE_READ = 1 << 20
 
 
-def _read(path, bslice, grown):
+def _read(path, bslice, grown, dtype=None):
     """The grown block ``grown`` of the images ``bslice``, read one store chunk at a time: zarr decodes the chunks
     of a region concurrently, and a block grown into its neighbours spans up to 3^n of them, each decoded and
-    compressed copy held at once (the largest part of a task's memory after its solve)."""
+    compressed copy held at once (the largest part of a task's memory after its solve). ``dtype``: converted
+    piece by piece as it is read (default the store's), not as a second copy of the block."""
     z = _open(path)
     lead = (bslice, slice(None))
     out = np.empty((len(range(*bslice.indices(z.shape[0]))), z.shape[1]) + tuple(s.stop - s.start for s in grown),
-                   dtype=z.dtype)
+                   dtype=z.dtype if dtype is None else dtype)
     if out.nbytes <= WHOLE_READ:        # small: one read (each read is a round trip through zarr's event loop)
         out[...] = z[lead + tuple(grown)]
         return out
@@ -256,7 +257,7 @@ def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, 
     (:func:`pdeflow.dask.rof_blocks.seam_band`)."""
     grown, faces = _grow(block, shape, 1)
     # the duals in the solver's dtype at once (the stored ones are not kept beside them), the iterate in place
-    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown).astype(np.float64)
+    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown, np.float64)
     band = {} if staggered is None else dict(seam_band(*staggered, [(g.start, g.stop) for g in grown], faces),
                                              reach=reach[bslice])
     pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=True,

@@ -161,7 +161,7 @@ static PyObject *py_momentum(PyObject *self, PyObject *args)
 }
 
 /* gap(double, p, f, lam, fixed, d0, d1, c0, c1, u, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of u = f + lam
-   div p, and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2) per image into sums
+   div p (u 0: not written), and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2) per image into sums
    (B x 3): the gradient terms but at the fixed pixels (an address, 0 for none), ||div p||^2 over rows [d0, d1) and
    columns [c0, c1). */
 static PyObject *py_gap(PyObject *self, PyObject *args)
@@ -547,7 +547,7 @@ static void K(momentum)(const double *sums, idx tasks, idx B, REAL *ts, REAL *be
     }
 }
 
-/* Row i of the gap's arrays: u = f + lam d (d = div p), grad u = lam (grad d + 8 gf) (dn: d on row i + 1, NULL on
+/* Row i of the gap's arrays: u = f + lam d (d = div p; u NULL: not written), grad u = lam (grad d + 8 gf) (dn: d on row i + 1, NULL on
    the last row), zero where fixed (a block's held duals, whose terms its gap leaves out), and the float64 lanes of
    ||d||^2 over the columns [c0, c1). */
 static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REAL *restrict dn,
@@ -555,8 +555,9 @@ static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REA
                        REAL *restrict u, REAL *restrict a0, REAL *restrict a1, double *restrict dsq, idx c0, idx c1,
                        idx W)
 {
-    for (idx j = 0; j < W; j++)
-        u[j] = f[j] + lam * d[j];
+    if (u)
+        for (idx j = 0; j < W; j++)
+            u[j] = f[j] + lam * d[j];
     if (dn)
         for (idx j = 0; j < W; j++)
             a0[j] = ((dn[j] - d[j]) + 8 * g0[j]) * lam;
@@ -614,7 +615,8 @@ static void K(slack_row)(REAL *restrict n, REAL *restrict al, double *restrict t
 
 /* Rows [r0, r1) of u = f + lam div p and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2)
    per image into sums (B x 3): the gradient terms over every pixel but the fixed ones (NULL: none), ||div p||^2
-   over the region's rows [d0, d1) and columns [c0, c1). */
+   over the region's rows [d0, d1) and columns [c0, c1). u NULL: the sums only (the gradient terms are formed from
+   div p and f, not from u, so a caller that needs only the gap holds no image of u). */
 static int K(gap)(const REAL *p, const REAL *f, const REAL *lams, const unsigned char *fixed, idx d0, idx d1, idx c0,
                   idx c1, REAL *u, double *sums, idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
 {
@@ -650,8 +652,8 @@ static int K(gap)(const REAL *p, const REAL *f, const REAL *lams, const unsigned
                 }
                 const int in = i >= d0 && i < d1;
                 K(gf_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, g0, g1, W);
-                K(gap_row)(f + oi + k, d, dn, g0, g1, fixed ? fixed + k : NULL, lam, u + oi + k, a0, a1, dsq,
-                           in ? c0 : 0, in ? c1 : 0, W);
+                K(gap_row)(f + oi + k, d, dn, g0, g1, fixed ? fixed + k : NULL, lam, u ? u + oi + k : NULL, a0,
+                           a1, dsq, in ? c0 : 0, in ? c1 : 0, W);
                 K(norm_row)(a0, a1, p + o0 + k, p + o1 + k, n, al, W, over && c > 0);
                 if (!over || c == C - 1)
                     K(slack_row)(n, al, tv, slack, W);

@@ -102,7 +102,9 @@ def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float
     >>> block_primal(f, p, 0.5)[0, 0].tolist()
     [[1.5, 0.5], [1.0, 1.0]]
     """
-    return primal_rows(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2, [slice(0, f.shape[2])])
+    blocks = _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()),
+                         PASS_SLAB_ELEMENTS)
+    return primal_rows(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2, blocks)
 
 
 def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> torch.Tensor:
@@ -135,7 +137,8 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
     [[1.0, 1.0]]
     """
     u = torch.empty(f.shape, dtype=torch.float64)
-    blocks = _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()))
+    blocks = _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()),
+                         PASS_SLAB_ELEMENTS)
     tv, slack, div_sq = block_sums(u, f, p, lam, blocks, region)
     gap, energy, _ = gap_terms(lam, tv, slack, div_sq, None, 0, 0, 0.0)
     return torch.stack([gap, energy], 1)
@@ -148,9 +151,16 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
 SLAB_ELEMENTS = 1 << 18
 
 
-def _row_blocks(rows: int, per_row: int) -> list:
-    """Slices of ``range(rows)`` of at most :data:`SLAB_ELEMENTS` // ``per_row`` rows (at least one)."""
-    step = max(1, SLAB_ELEMENTS // max(1, per_row))
+#: Elements of the dual field in one block of rows of the single passes over a block, :func:`block_gap` and
+#: :func:`block_primal`: their scratch (a row block's gradient and norm, and the duals read in ``u``'s dtype) is
+#: then a small part of a chunk, not the iteration's cache-sized blocks (at chunks of 512², :data:`SLAB_ELEMENTS`
+#: made it 3 chunks of a task's memory, and the primal in one block 5).
+PASS_SLAB_ELEMENTS = 1 << 16
+
+
+def _row_blocks(rows: int, per_row: int, elements: int = SLAB_ELEMENTS) -> list:
+    """Slices of ``range(rows)`` of at most ``elements`` // ``per_row`` rows (at least one)."""
+    step = max(1, elements // max(1, per_row))
     return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
@@ -182,9 +192,10 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     image of the batch (each image with its own momentum), or ``max_iter`` iterations. The iteration is
     :func:`pdeflow.tv.rof`'s FGP step with the held duals kept. It runs in the dtype of ``p`` (the gap's sums in
     float64) and holds the iterate in that dtype and its last move in float32 (arrays of the dual field's size),
-    and one of the image's (``u = f + lam div p``). On 2-D blocks of CPU tensors it runs in ``rof``'s compiled
-    loops, one pass over the block per iteration, in place (float64 blocks in float32 first, as ``rof``); elsewhere,
-    and without the compiled extension, in PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of scratch).
+    and ``f`` in that dtype. On 2-D blocks of CPU tensors it runs in ``rof``'s compiled loops, one pass over the
+    block per iteration, in place (float64 blocks in float32 first, as ``rof``), its gap without an image of ``u``;
+    elsewhere, and without the compiled extension, in PyTorch, a row block at a time (:data:`SLAB_ELEMENTS` of
+    scratch) with one image of ``u``.
 
     Parameters
     ----------
@@ -300,11 +311,10 @@ class _FusedLoop:
         self.scratch = {}
 
     def _scratch(self, dtype):
-        """The data, ``lam`` per image and ``u`` in ``dtype`` (made once per dtype)."""
+        """The data and ``lam`` per image in ``dtype`` (made once per dtype)."""
         if dtype not in self.scratch:
             b = self.f.shape[0]
-            self.scratch[dtype] = (self.f.to(dtype).contiguous(), torch.full((b,), self.lam, dtype=dtype),
-                                   torch.empty(self.f.shape, dtype=dtype))
+            self.scratch[dtype] = (self.f.to(dtype).contiguous(), torch.full((b,), self.lam, dtype=dtype))
         return self.scratch[dtype]
 
     def release(self, dtype):
@@ -314,9 +324,10 @@ class _FusedLoop:
     def gap(self, x):
         """``(gap, energy)`` per image of the subproblem at ``x``, its sums in float64, ``u`` in ``x``'s dtype."""
         b, C, H, W = self.f.shape
-        fd, lams, u = self._scratch(x.dtype)
+        fd, lams = self._scratch(x.dtype)
+        # u 0: the sums only, no image of u held (the kernel forms grad u from div p and f)
         kernel_gap(x.dtype == torch.float64, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), self.mask, *self.rows,
-                   *self.cols, u.data_ptr(), self.sums.data_ptr(), b, C, H, W, True, 0, H)
+                   *self.cols, 0, self.sums.data_ptr(), b, C, H, W, True, 0, H)
         gap, energy, _ = gap_terms(self.lam, *self.sums.unbind(1), None, C, 0, 0.0)
         return gap, energy
 
@@ -326,7 +337,7 @@ class _FusedLoop:
         ``(met, iterations)``."""
         b, C, H, W = self.f.shape
         double = x.dtype == torch.float64
-        fd, lams, _ = self._scratch(x.dtype)
+        fd, lams = self._scratch(x.dtype)
         d = torch.zeros(x.shape, dtype=torch.float32)
         t, beta = torch.ones(b, dtype=x.dtype), torch.zeros(b, dtype=x.dtype)
         up = torch.empty(1, b, dtype=torch.float64)
