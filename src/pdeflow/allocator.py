@@ -18,6 +18,10 @@ process-wide and cannot be undone from Python; it does nothing where the C libra
 A process that runs many tasks, each allocating and freeing arrays of one size (a Dask worker solving the
 blocks of a large image), otherwise finds its resident memory creeping above what any one task holds, as
 the heap fragments over the tasks.
+
+:func:`map_large_allocations` gives every allocation above a fixed size its own mapping (glibc otherwise raises
+that size to the largest block freed): a process that allocates a few large arrays per task and none per
+iteration then holds what its task holds.
 """
 from __future__ import annotations
 
@@ -25,10 +29,11 @@ import ctypes
 import platform
 import sys
 
-__all__ = ["retain_freed_memory", "release_free_memory"]
+__all__ = ["retain_freed_memory", "release_free_memory", "map_large_allocations"]
 
 # mallopt's parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 
 
@@ -91,3 +96,33 @@ def release_free_memory() -> bool:
         return False
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return bool(trim(0))
+
+
+def map_large_allocations(threshold: int = 1 << 18) -> bool:
+    """Serve every allocation of at least ``threshold`` bytes with its own memory mapping, unmapped when freed.
+
+    Sets glibc's ``M_MMAP_THRESHOLD``, which also stops glibc from raising it as large blocks are freed (see the
+    module docstring). Process-wide; without effect after :func:`retain_freed_memory` (no mappings at all).
+
+    Parameters
+    ----------
+    threshold : int
+        Bytes, at most ``32 << 20`` (glibc's limit).
+
+    Returns
+    -------
+    bool
+        True if the setting was applied; False on a platform without glibc.
+
+    Examples
+    --------
+    >>> import platform
+    >>> from pdeflow.allocator import map_large_allocations
+    >>> map_large_allocations() == (platform.libc_ver()[0] == "glibc")
+    True
+    """
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))

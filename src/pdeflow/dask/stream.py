@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..allocator import release_free_memory
+from ..allocator import map_large_allocations, release_free_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from ..tv import ACCURACY
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, checked_finite, import_dask, warn_short
@@ -108,9 +108,13 @@ def _opened(path, ino, mtime):
 
 
 def _pieces(region, chunks):
-    """``region`` (a slice per axis) cut at the store's chunk boundaries: a tuple of slices per piece."""
+    """``region`` (a slice per axis) cut at the store's chunk boundaries along the axes of ``chunks`` (the leading
+    ones; the others whole): a tuple of slices per piece."""
     cuts = []
-    for sl, c in zip(region, chunks):
+    for sl, c in itertools.zip_longest(region, chunks):
+        if c is None:
+            cuts.append([sl])
+            continue
         inner = range((sl.start // c + 1) * c, sl.stop, c)
         ends = [sl.start, *inner, sl.stop]
         cuts.append([slice(a, b) for a, b in zip(ends[:-1], ends[1:])])
@@ -123,10 +127,11 @@ WHOLE_READ = 1 << 20
 
 
 def _read(path, bslice, grown, dtype=None):
-    """The grown block ``grown`` of the images ``bslice``, read one store chunk at a time: zarr decodes the chunks
-    of a region concurrently, and a block grown into its neighbours spans up to 3^n of them, each decoded and
-    compressed copy held at once (the largest part of a task's memory after its solve). ``dtype``: converted
-    piece by piece as it is read (default the store's), not as a second copy of the block."""
+    """The grown block ``grown`` of the images ``bslice``, read one slab of store chunks (along the first spatial
+    axis) at a time: zarr decodes the chunks of a region concurrently, and a block grown into its neighbours spans
+    up to 3^n of them, each decoded and compressed copy held at once (the largest part of a task's memory after its
+    solve); a call per chunk instead cost about as much CPU in zarr's calls as the rest of the read. ``dtype``:
+    converted slab by slab as it is read (default the store's), not as a second copy of the block."""
     z = _open(path)
     lead = (bslice, slice(None))
     out = np.empty((len(range(*bslice.indices(z.shape[0]))), z.shape[1]) + tuple(s.stop - s.start for s in grown),
@@ -134,7 +139,7 @@ def _read(path, bslice, grown, dtype=None):
     if out.nbytes <= WHOLE_READ:        # small: one read (each read is a round trip through zarr's event loop)
         out[...] = z[lead + tuple(grown)]
         return out
-    for piece in _pieces(grown, z.chunks[2:]):
+    for piece in _pieces(grown, z.chunks[2:3]):
         local = tuple(slice(p.start - g.start, p.stop - g.start) for p, g in zip(piece, grown))
         out[(slice(None), slice(None)) + local] = z[lead + piece]
     return out
@@ -234,23 +239,48 @@ def _check_edges(shape, edges, depth, who):
                                  f"that divide the image, or a smaller overlap")
 
 
-def _task(fn):
-    """A store task: the worker's heap hands its free pages back after it, so that a worker's memory is what
-    its next task holds, not what the tasks before it left fragmented (:func:`~pdeflow.allocator.release_free_memory`;
-    the guide "Large images and many images" has the numbers)."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            release_free_memory()
-    return run
+#: In a dask worker a ROF store task (a few arrays, none per iteration) maps its allocations of at least this many
+#: bytes (:func:`~pdeflow.allocator.map_large_allocations`), so the worker holds what its task holds; after it, up
+#: to :data:`HEAP_BYTES` come from the heap again (inpainting solvers allocate every iteration: mappings would
+#: double EED's CPU time). Tasks in the caller's process leave its allocator alone.
+MAPPED_BYTES = 1 << 18
+HEAP_BYTES = 32 << 20      # glibc's largest mmap threshold
+
+
+def _in_worker() -> bool:
+    try:
+        from distributed import get_worker
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _task(mapped: bool):
+    """A store task: a worker's memory is what its task holds, not what the tasks before it left fragmented: in a
+    dask worker its large arrays are their own memory mappings where ``mapped`` (:data:`MAPPED_BYTES`), and the
+    heap hands its free pages back after it (:func:`~pdeflow.allocator.release_free_memory`; the guide "Large
+    images and many images" has the numbers)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            mapping = mapped and _in_worker()
+            if mapping:
+                map_large_allocations(MAPPED_BYTES)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if mapping:
+                    map_large_allocations(HEAP_BYTES)
+                release_free_memory()
+        return run
+    return wrap
 
 
 # --- ROF ---------------------------------------------------------------------------------------------------------
 
 
-@_task
+@_task(mapped=True)
 def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, budget, staggered=None, reach=None):
     """A block's step (:func:`pdeflow.dask.rof_blocks.solve_dual_block`); ``staggered``: (the staggered axes, the
     unshifted cuts) of a staggered step's block, which solves its band around the seams
@@ -266,7 +296,7 @@ def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, 
     return 0
 
 
-@_task
+@_task(mapped=True)
 def _rof_coarse_start(cpath, ppath, bslice, blocks, shape, *, lam, factor, C):
     """The coarse start of the images ``bslice`` (their coarse data in the store ``cpath``) written into the dual
     store, block by block."""
@@ -276,7 +306,7 @@ def _rof_coarse_start(cpath, ppath, bslice, blocks, shape, *, lam, factor, C):
         _write(ppath, bslice, block, prolonged(pc, block, factor, shape, nd, C))
 
 
-@_task
+@_task(mapped=True)
 def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
     grown, faces = _grow(block, shape, 1)
     fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
@@ -284,7 +314,7 @@ def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
     return bslice.start, s.reshape(s.shape[0], 2)
 
 
-@_task
+@_task(mapped=True)
 def _rof_primal(fpath, ppath, out, lead, bslice, block, shape, *, lam, C):
     grown, faces = _grow(block, shape, 1)
     fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
@@ -419,7 +449,7 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
 # --- inpainting --------------------------------------------------------------------------------------------------
 
 
-@_task
+@_task(mapped=False)
 def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, span, measure, **kw):
     grown, faces = _grow(block, shape, depth)
     fb, mb = _read(fpath, bslice, grown), _read(mpath, bslice, grown)
@@ -441,7 +471,7 @@ def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, sp
     return bslice.start, None
 
 
-@_task
+@_task(mapped=False)
 def _ip_residual(upath, mpath, fpath, bslice, block, shape):
     grown, faces = _grow(block, shape, 1)
     s = residual_sums(_read(upath, bslice, grown), _read(mpath, bslice, grown),
@@ -449,7 +479,7 @@ def _ip_residual(upath, mpath, fpath, bslice, block, shape):
     return bslice.start, s.reshape(s.shape[0], 2)
 
 
-@_task
+@_task(mapped=False)
 def _ip_output(upath, out, lead, bslice, block, lo, hi):
     u = _read(upath, bslice, tuple(slice(a, b) for a, b in block))
     if lo is not None:

@@ -39,9 +39,10 @@ from .rof import FLOAT32_TOL
 try:
     from ._fgp_kernel import gap as kernel_gap
     from ._fgp_kernel import momentum as kernel_momentum
+    from ._fgp_kernel import project as kernel_project
     from ._fgp_kernel import step as kernel_step
 except ImportError:  # built without a C compiler: the PyTorch loop below
-    kernel_gap = kernel_momentum = kernel_step = None
+    kernel_gap = kernel_momentum = kernel_project = kernel_step = None
 
 __all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
 
@@ -151,10 +152,9 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
 SLAB_ELEMENTS = 1 << 18
 
 
-#: Elements of the dual field in one block of rows of the single passes over a block, :func:`block_gap` and
-#: :func:`block_primal`: their scratch (a row block's gradient and norm, and the duals read in ``u``'s dtype) is
-#: then a small part of a chunk, not the iteration's cache-sized blocks (at chunks of 512², :data:`SLAB_ELEMENTS`
-#: made it 3 chunks of a task's memory, and the primal in one block 5).
+#: Elements of the dual field in one block of rows of the single passes, :func:`block_gap` and
+#: :func:`block_primal`: their scratch (a row block's gradient and norm, the duals in ``u``'s dtype) stays a small
+#: part of a chunk.
 PASS_SLAB_ELEMENTS = 1 << 16
 
 
@@ -292,7 +292,8 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     kept = None if held is None else x[..., held]
     x.copy_(y)
     del y
-    x.div_(torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True).clamp_(min=1.0))
+    b, C, _, H, W = x.shape
+    kernel_project(True, x.data_ptr(), x.data_ptr(), b, C, H, W, True, 0, H)     # in place, row by row
     if kept is not None:
         x[..., held] = kept
     if not _stopped(*loop.gap(x), tol, atol):
