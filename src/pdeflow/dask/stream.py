@@ -107,18 +107,10 @@ def _opened(path, ino, mtime):
     return zarr.open_array(path, mode="r+")
 
 
-def _pieces(region, chunks):
-    """``region`` (a slice per axis) cut at the store's chunk boundaries along the axes of ``chunks`` (the leading
-    ones; the others whole): a tuple of slices per piece."""
-    cuts = []
-    for sl, c in itertools.zip_longest(region, chunks):
-        if c is None:
-            cuts.append([sl])
-            continue
-        inner = range((sl.start // c + 1) * c, sl.stop, c)
-        ends = [sl.start, *inner, sl.stop]
-        cuts.append([slice(a, b) for a, b in zip(ends[:-1], ends[1:])])
-    return itertools.product(*cuts)
+def _slabs(rows: slice, chunk: int):
+    """``rows`` cut at the store's chunk boundaries along its first spatial axis (chunks of ``chunk``)."""
+    ends = [rows.start, *range((rows.start // chunk + 1) * chunk, rows.stop, chunk), rows.stop]
+    return [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
 
 
 #: The bytes of a grown block up to which :func:`_read` reads it in one call: the copies of its store chunks that
@@ -139,9 +131,9 @@ def _read(path, bslice, grown, dtype=None):
     if out.nbytes <= WHOLE_READ:        # small: one read (each read is a round trip through zarr's event loop)
         out[...] = z[lead + tuple(grown)]
         return out
-    for piece in _pieces(grown, z.chunks[2:3]):
-        local = tuple(slice(p.start - g.start, p.stop - g.start) for p, g in zip(piece, grown))
-        out[(slice(None), slice(None)) + local] = z[lead + piece]
+    first = grown[0]
+    for rows in _slabs(first, z.chunks[2]):
+        out[:, :, rows.start - first.start:rows.stop - first.start] = z[lead + (rows, *grown[1:])]
     return out
 
 
