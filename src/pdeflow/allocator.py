@@ -26,6 +26,7 @@ iteration then holds what its task holds.
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 import sys
 
@@ -37,8 +38,10 @@ _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 
 
+@functools.cache
 def _libc_function(name: str):
-    """A function of glibc, or None on a platform without it."""
+    """A function of glibc, or None on a platform without it; one handle a process (the store tasks ask for it
+    twice a task, and every handle is a new library object and a new class)."""
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return None
     try:
