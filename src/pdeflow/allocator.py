@@ -39,15 +39,18 @@ _M_MMAP_MAX = -4
 
 
 @functools.cache
-def _libc_function(name: str):
-    """A function of glibc, or None on a platform without it; one handle a process (the store tasks ask for it
-    twice a task, and every handle is a new library object and a new class)."""
+def _libc_function(name: str, *argtypes):
+    """glibc's function ``name`` taking ``argtypes`` and returning an int, or None on a platform without it; one
+    handle a process (the store tasks ask for it twice a task, and every handle is a new library object and a new
+    class)."""
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        return getattr(ctypes.CDLL(None), name)
+        fn = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
+    fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
+    return fn
 
 
 def retain_freed_memory() -> bool:
@@ -69,10 +72,9 @@ def retain_freed_memory() -> bool:
     >>> retain_freed_memory() == (platform.libc_ver()[0] == "glibc")     # applied on Linux with glibc
     True
     """
-    mallopt = _libc_function("mallopt")
+    mallopt = _libc_function("mallopt", ctypes.c_int, ctypes.c_int)
     if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
@@ -94,10 +96,9 @@ def release_free_memory() -> bool:
     >>> from pdeflow.allocator import release_free_memory
     >>> _ = release_free_memory()      # between two tasks
     """
-    trim = _libc_function("malloc_trim")
+    trim = _libc_function("malloc_trim", ctypes.c_size_t)
     if trim is None:
         return False
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return bool(trim(0))
 
 
@@ -124,8 +125,7 @@ def map_large_allocations(threshold: int = 1 << 18) -> bool:
     >>> map_large_allocations() == (platform.libc_ver()[0] == "glibc")
     True
     """
-    mallopt = _libc_function("mallopt")
+    mallopt = _libc_function("mallopt", ctypes.c_int, ctypes.c_int)
     if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))
