@@ -86,3 +86,40 @@ def test_pdeflow_flow_runs_a_colour_model_on_a_colour_image_and_refuses_a_grey_o
     assert main(["flow", "builtin:skimage/camera", "--size", "24", "--method", "net", "--model", model,
                  "--times", "0.1", "--out", str(tmp_path / "g")]) == 2
     assert "is grey and the model takes 3 channel(s): pass --colour" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("channelwise", [False, True])
+def test_a_grey_unet_inflated_to_colour_computes_the_grey_flow_of_a_repeated_grey_image(channelwise, tmp_path):
+    """The inflated weights, on a grey image in every channel: u the grey model's at the coupled flow's time
+    t / sqrt(3) (per channel: t) in every channel, phi the grey phi / sqrt(3) (per channel: phi), to the
+    round-off of the model file's float32 weights (and, coupled, of the input's eps, whose square the coupled norm
+    adds once where the repeated grey norm adds it three times);
+    through the trainer's init (recorded), and refused for an architecture without the rule."""
+    from pdeflow.io import save_model
+    from pdeflow.tvflownet import LGD, UNet
+    from pdeflow.tvflownet.train import _init_from
+
+    kw = dict(scales=3, skip=2, channels=(4, 6, 8), refine=3, channelwise=channelwise)
+    grey = UNet(**kw)
+    with torch.no_grad():       # the refinement block's last layer starts at zero: give it a part to play
+        for p in grey.refine.parameters():
+            p.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
+    save_model(grey.state_dict(), tmp_path / "g" / "model", config={"model": grey.config, "scale": 5.0,
+               "t_max": 1.0}, provenance={"trainer": "test"})
+    colour = UNet(in_channels=3, **kw)
+    assert _init_from(colour, str(tmp_path / "g" / "model.json"))["inflated_from_channels"] == 1
+    grey, colour = grey.double(), colour.double()
+    s = 1.0 if channelwise else 3 ** 0.5
+    x = 5 * torch.rand(2, 1, 13, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.05, 0.9], dtype=torch.float64)
+    with torch.no_grad():
+        u3, phi3 = colour(x.expand(2, 3, 13, 10), t)
+        u1, phi1 = grey(x, t / s)
+    assert torch.allclose(u3, u1.expand_as(u3), atol=1e-6, rtol=0)
+    assert torch.allclose(phi3, (phi1 / s).expand_as(phi3), atol=1e-6, rtol=0)
+    # a colour image gives three different channels (the channels are not tied by the inflation)
+    with torch.no_grad():
+        u, _ = colour(5 * torch.rand(1, 3, 13, 10, dtype=torch.float64), 0.3)
+    assert not torch.allclose(u[:, 0], u[:, 1])
+    with pytest.raises(UserInputError, match="cannot be inflated"):
+        LGD(in_channels=3).inflated_state(LGD().state_dict(), 1)

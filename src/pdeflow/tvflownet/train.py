@@ -373,10 +373,15 @@ def _init_from(net: torch.nn.Module, spec: str) -> dict:
         model = load(spec)
     except (FileNotFoundError, ValueError) as e:
         raise UserInputError(f"init: {e}") from None
-    _load_weights(net, model.state_dict(), spec, model.meta["config"]["model"])
+    state, source = model.state_dict(), getattr(model, "in_channels", None)
+    inflated = source is not None and source != net.in_channels
+    if inflated:        # a grey model starts a colour run (TVflowNetModel.inflated_state)
+        state = net.inflated_state(state, source)
+    _load_weights(net, state, spec, model.meta["config"]["model"])
     prov = model.meta.get("provenance", {})
     return {"model": spec, "steps": prov.get("steps"), "val_psnr": prov.get("val_psnr"),
-            "weights_sha256": model.meta.get("weights", {}).get("sha256")}
+            "weights_sha256": model.meta.get("weights", {}).get("sha256"),
+            **({"inflated_from_channels": source} if inflated else {})}
 
 
 def _init_from_checkpoint(net: torch.nn.Module, path: Path) -> dict:

@@ -261,5 +261,60 @@ class TVflowNetModel(nn.Module):
             parts.append(g.flatten(1, 2))
         return torch.cat(parts, dim=1)
 
+    #: The parameters that read the network input (name: index of its first channel along dim 1) or write the
+    #: output (name: None; rows along dim 0), where :meth:`inflated_state` finds the channels; empty: not supported.
+    channel_parameters: dict[str, int | None] = {}
+
+    def inflated_state(self, state: dict[str, torch.Tensor], source_channels: int) -> dict[str, torch.Tensor]:
+        """The weights ``state`` of a grey model of this architecture, made to take this model's ``in_channels``.
+
+        On a grey image repeated in every channel the inflated model computes what the grey model does, at the
+        coupled flow's time: the coupled norm of a repeated gradient is ``s = sqrt(C)`` times the grey one, so
+        the coupled flow is the grey flow at ``t / s`` and its ``phi`` the grey ``phi / s`` (``s = 1``
+        with ``channelwise``).  So the weights reading ``u0`` are divided by ``C``, the time channel's by ``s``, the
+        normalised gradient's multiplied by ``s / C``; ``du`` is repeated and ``phi`` repeated and divided by ``s``.
+        A start for training a colour model (``pdeflow train tvflownet --channels 3 --init unet``).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from pdeflow.tvflownet import UNet
+        >>> grey, colour = UNet(scales=2, channels=(4, 4)), UNet(in_channels=3, scales=2, channels=(4, 4))
+        >>> _ = colour.load_state_dict(colour.inflated_state(grey.state_dict(), 1))
+        >>> x = 5 * torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> u3, _ = colour(x.expand(1, 3, 8, 8), 0.6)
+        >>> u1, _ = grey(x, 0.6 / 3 ** 0.5)
+        >>> bool(torch.allclose(u3, u1.expand(1, 3, 8, 8), atol=1e-5))
+        True
+        """
+        C = self.in_channels
+        if not self.channel_parameters:
+            raise UserInputError(f"init: a grey {self.arch} model cannot be inflated to {C} channels (supported: "
+                                 f"the U-Net); train this architecture's colour model from its initial weights")
+        if int(source_channels) != 1:
+            raise UserInputError(f"init: only a grey model (1 channel) can be inflated, got {source_channels} channels")
+        s = 1.0 if self.channelwise else math.sqrt(C)
+        width = 4 if self.phi_init_input else 2      # the grey input: u0, the time, and the gradient's 2 components
+
+        def repeat(w: torch.Tensor, dim: int) -> torch.Tensor:
+            reps = [1] * w.dim()
+            reps[dim] = C
+            return w.repeat(*reps)
+
+        out = dict(state)
+        for name, start in self.channel_parameters.items():
+            if name not in state:
+                continue
+            w = state[name]
+            if start is None:       # rows: du (1), phi (2) -> du (C), phi (C x 2)
+                out[name] = torch.cat([repeat(w[:1], 0), repeat(w[1:3], 0) / s])
+                continue
+            grey = w[:, start:start + width]
+            parts = [w[:, :start], repeat(grey[:, :1], 1) / C, grey[:, 1:2] / s]
+            if self.phi_init_input:
+                parts.append(repeat(grey[:, 2:4], 1) * (s / C))
+            out[name] = torch.cat(parts + [w[:, start + width:]], dim=1)
+        return out
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self._config.items())

@@ -123,6 +123,13 @@ class UNet(TVflowNetModel):
     #: parameters that may be missing from the weights a run starts from (``init``): they start as built
     grown_prefixes = ("refine.",)
 
+    @property
+    def channel_parameters(self) -> dict[str, int | None]:
+        # the refinement block reads the decoder's channels[0] channels, then the network input
+        width = self.inc.out_channels
+        return {"inc.weight": 0, "outc.weight": None, "outc.bias": None,
+                "refine.0.weight": width, "refine.4.weight": None, "refine.4.bias": None}
+
     def _pad(self, x: torch.Tensor):
         m = 2 ** (self.scales - 1)
         H, W = x.shape[-2:]
