@@ -123,3 +123,23 @@ def test_a_grey_unet_inflated_to_colour_computes_the_grey_flow_of_a_repeated_gre
     assert not torch.allclose(u[:, 0], u[:, 1])
     with pytest.raises(UserInputError, match="cannot be inflated"):
         LGD(in_channels=3).inflated_state(LGD().state_dict(), 1)
+
+
+def test_per_channel_runs_a_grey_model_as_the_channelwise_flow_and_counts_as_colour():
+    from pdeflow.evaluate.tvflownet import model_channels
+    from pdeflow.tvflownet import PerChannel, SemiResNet
+
+    net = SemiResNet(width=4, depth=3).double()
+    x = torch.rand(2, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.2, 0.7], dtype=torch.float64)
+    with torch.no_grad():
+        u, phi = PerChannel(net)(x, t)
+        for b in range(2):
+            for c in range(3):
+                ub, pb = net(x[b:b + 1, c:c + 1], t[b])
+                assert torch.allclose(u[b, c], ub[0, 0], atol=1e-12) and torch.allclose(phi[b, c], pb[0, 0], atol=1e-12)
+    assert model_channels({"c": PerChannel(net), "colour": SemiResNet(in_channels=3)}) == 3
+    with pytest.raises(UserInputError, match="grey model"):
+        PerChannel(SemiResNet(in_channels=3))
+    with pytest.raises(UserInputError, match=r"u0 must have shape \(B, 3, H, W\)"):
+        PerChannel(net)(x[:, :1], 0.1)

@@ -186,7 +186,9 @@ def model_channels(models: Mapping[str, Model]) -> int:
     >>> model_channels({"grey": load("semiresnet")}), model_channels({"colour": SemiResNet(in_channels=3)})
     (1, 3)
     """
-    found = {int(getattr(unwrap_model(m), "in_channels", 1)) for m in models.values()}
+    # a wrapper's own channels first (PerChannel runs a grey model on colour images)
+    found = {int(getattr(m, "in_channels", None) or getattr(unwrap_model(m), "in_channels", 1))
+             for m in models.values()}
     if len(found) > 1:
         raise UserInputError(f"models: grey and colour models in one evaluation ({sorted(found)} channels); "
                              "evaluate each kind on its own")

@@ -8,7 +8,7 @@ has the shape of ``u`` and approximates ``u_t``.  See :mod:`.architectures` and
 :func:`ensemble` combine trained ones (their weights, or their outputs: the shipped
 default is an :class:`Ensemble` of a U-Net and a 10-step LGD), and
 :class:`Equivariant` (:mod:`.symmetry`) makes any model exactly shift
-equivariant and one-homogeneous.
+equivariant and one-homogeneous; :class:`PerChannel` runs a grey model on each colour channel.
 
 References
 ----------
@@ -20,6 +20,7 @@ from .api import average, ensemble, flow, load, shipped_models
 from .architectures import *  # noqa: F403  (the package re-exports architectures.__all__)
 from .joint import joint_optimise
 from .loss import TVFlowLoss, loss_terms, time_derivative
+from .per_channel import PerChannel
 from .symmetry import Equivariant
 from .tiled import Tiled, tiled_flow
 
@@ -45,6 +46,7 @@ __all__ = [
     "flow",
     "shipped_models",
     "Equivariant",
+    "PerChannel",
     "Tiled", "tiled_flow",
     "TrainConfig",  # noqa: F405  (provided by __getattr__ above)
     "joint_optimise",
