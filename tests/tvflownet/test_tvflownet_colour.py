@@ -143,3 +143,24 @@ def test_per_channel_runs_a_grey_model_as_the_channelwise_flow_and_counts_as_col
         PerChannel(SemiResNet(in_channels=3))
     with pytest.raises(UserInputError, match=r"u0 must have shape \(B, 3, H, W\)"):
         PerChannel(net)(x[:, :1], 0.1)
+
+
+def test_pdeflow_evaluate_scores_grey_models_per_channel_beside_a_colour_model(tmp_path):
+    import json
+
+    from pdeflow.cli import main
+    from pdeflow.io import save_model
+    from pdeflow.tvflownet import SemiResNet
+
+    paths = []
+    for name, c in (("colour", 3), ("grey", 1)):
+        net = SemiResNet(in_channels=c, width=4, depth=3)
+        save_model(net.state_dict(), tmp_path / name / "model", config={"model": net.config, "scale": 5.0,
+                   "t_max": 1.0}, provenance={"trainer": "test"})
+        paths.append(str(tmp_path / name / "model.json"))
+    args = ["evaluate", "tvflownet", *paths, "--tables", "2", "--sizes", "16", "--n-images", "1", "--n-times", "3",
+            "--no-cache", "--threads", "1"]
+    assert main(args + ["--out", str(tmp_path / "mixed")]) == 2          # grey beside colour: refused
+    assert main(args + ["--per-channel", "--out", str(tmp_path / "o")]) == 0
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["config"]["channels"] == 3 and sorted(res["models"]) == ["colour", "grey per channel"]

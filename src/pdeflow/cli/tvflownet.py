@@ -29,6 +29,7 @@ from ..io import model_bytes
 from ..training import invoked_command
 from ..tv import ROF_METHODS
 from ..tvflownet import api as tvflownet_api
+from ..tvflownet.per_channel import PerChannel
 from ..tvflownet.symmetry import DihedralMean, flow_model
 from ..tvflownet.train import TrainConfig, check_config, data_sources, train
 from ._arguments import (
@@ -310,6 +311,9 @@ def add_evaluate_parser(evaluate_sub) -> argparse.ArgumentParser:
                         "Table 7 by finite differences only (u_t jumps where composed calls join)")
     g.add_argument("--contrast", choices=("range", "std"), default="range",
                    help="with --equivariant: the per-image contrast the wrapper normalises (default range)")
+    g.add_argument("--per-channel", action="store_true",
+                   help="grey models run on each channel of colour crops (pdeflow.tvflownet.PerChannel: the "
+                        "channelwise flow), to score them beside colour models against the coupled colour flow")
     g.add_argument("--dihedral", choices=list(DihedralMean.GROUPS), default=None, metavar="GROUP",
                    help="every table also for each model averaged over a symmetry group of the grid "
                         "(pdeflow.tvflownet.symmetry.DihedralMean): 'transpose' (2 network calls per query; "
@@ -395,6 +399,10 @@ def _run_evaluate(args) -> int:
         while name in models:
             name += "'"
         models[name] = model.to(args.device)
+    if args.per_channel:
+        grey = [name for name, m in models.items() if getattr(m, "in_channels", 1) == 1]
+        models = {**{n: m for n, m in models.items() if n not in grey},
+                  **{f"{n} per channel": PerChannel(models[n]) for n in grey}}
     wrapper = _test_time_wrapper(args)
     tables = sorted(set(args.tables))
     progress = True  # a bar on a terminal, a line per 10 % with ETA in a log
