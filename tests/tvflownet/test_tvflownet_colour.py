@@ -141,6 +141,9 @@ def test_per_channel_runs_a_grey_model_as_the_channelwise_flow_and_counts_as_col
     assert model_channels({"c": PerChannel(net), "colour": SemiResNet(in_channels=3)}) == 3
     with pytest.raises(UserInputError, match="grey model"):
         PerChannel(SemiResNet(in_channels=3))
+    assert flow(x[0].float(), [0.1], PerChannel(net.float())).shape == (1, 3, 9, 7)      # the wrappers of flow()
+    with pytest.raises(UserInputError, match="wrap this one in pdeflow.tvflownet.PerChannel"):
+        flow(x[0].float(), [0.1], net)
     with pytest.raises(UserInputError, match=r"u0 must have shape \(B, 3, H, W\)"):
         PerChannel(net)(x[:, :1], 0.1)
 

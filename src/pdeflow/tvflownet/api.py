@@ -454,8 +454,9 @@ def flow(
     B, C, H, W = x.shape
     in_ch = getattr(model, "in_channels", None)
     if in_ch is not None and C != in_ch:
-        raise UserInputError(f"u0 has {C} channel(s) but the model takes {in_ch}; convert to grey or pass the "
-                         "channels as separate images (B*C, 1, H, W)")
+        hint = (f": convert u0 to grey, pass a model of {C} channels (the coupled colour flow), or wrap this one "
+                "in pdeflow.tvflownet.PerChannel (the channelwise flow)" if in_ch == 1 else "")
+        raise UserInputError(f"u0 has {C} channel(s) but the model takes {in_ch}{hint}")
     dev, dt = _device_of(model), _dtype_of(model)
     xs = x.to(device=dev, dtype=dt) * s
     K = len(times_f)
