@@ -88,8 +88,8 @@ class TrainConfig:
                                metavar="S")
     init: str | None = option(None, metavar="MODEL",
                               help="start from this model's weights (shipped name, model path, run directory, or "
-                                   "a run's checkpoint file last.pt/best.pt; same --arch and --arch-kwargs; a grey U-Net "
-                                   "model starts a --channels 3 run inflated to colour)")
+                                   "a run's checkpoint file last.pt/best.pt; same --arch and --arch-kwargs; a grey "
+                                   "U-Net model starts a --channels 3 run inflated to colour)")
     # optimisation
     steps: int = option(20_000, "optimiser steps (default {default}; may be raised on resume to extend a run)",
                         type="positive_int", metavar="N")
