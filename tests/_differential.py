@@ -709,6 +709,7 @@ EXCLUDED = {
     "tvflownet.Ensemble": "a model class (run by flow, its entry)",
     "tvflownet.Equivariant": "a model wrapper class (run by flow, its entry)",
     "tvflownet.Tiled": "a model wrapper class (run by tiled_flow, its entry)",
+    "tvflownet.PerChannel": "a model wrapper class (a grey model on each channel; run by flow in its test)",
     "tvflownet.TVFlowLoss": "a loss module class (its terms are loss_terms, the entry)",
     "tvflownet.TrainConfig": "a configuration record",
     "tvflownet.build_model": "builds a network from an architecture name, no image",

@@ -53,6 +53,8 @@ INTERNALS = {
     ("test_tv_grid_kernels.py", "pdeflow.tv._grid"): "the fused grid kernels against ops.grad and ops.div",
     ("test_tvflownet_eval.py", "pdeflow.cli.tvflownet"): "the command's test-time wrapper choice",
     ("test_tvflownet_eval.py", "pdeflow.evaluate"): "the evaluation's metrics module (_tvflownet_metrics)",
+    ("test_tvflownet_colour.py", "pdeflow.tvflownet.train"): "the trainer's init from a grey model file (inflated, "
+                                                             "and recorded so), without a training run",
 }
 
 
