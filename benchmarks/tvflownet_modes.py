@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                               val_times=2, val_dt=0.1, val_tol=1e-3, ref_dt=0.1, ref_tol=1e-2)
                 run_dir = args.runs_dir / f"{mode}-s{seed}"
                 print(f"{mode}, seed {seed}: {run_dir}", flush=True)
-                train(TrainConfig(**kw), run_dir, quiet=True,
+                train(TrainConfig(**kw), run_dir, quiet=args.smoke,   # a real run: progress lines, warnings counted
                       command=f"python benchmarks/tvflownet_modes.py --arch {kw['arch']} --steps {kw['steps']} "
                               f"(mode {mode}, seed {seed})")
                 run_dirs.append(run_dir)
