@@ -61,6 +61,7 @@ def test_the_evaluation_runs_a_colour_model_on_colour_crops_against_the_coupled_
     model = SemiResNet(in_channels=3, width=4, depth=3)
     res = evaluate({"c": model}, sizes=(16,), n_images=2, tables=(2,), times=[0.0, 0.1], cache_dir=False)
     assert res["table2_4"]["channels"] == 3 and res["config"]["channels"] == 3
+    assert res["models"]["c"]["paper_row"] is None                  # the paper's rows are grey models
     assert set(colour_photo_names()) and all(name in res["config"]["image_source"] for name in colour_photo_names())
     crops = natural_images(16, 4, channels=3)
     assert crops.shape == (4, 3, 16, 16) and not torch.equal(crops[:, 0], crops[:, 1])   # colour, not grey x 3
@@ -167,3 +168,4 @@ def test_pdeflow_evaluate_scores_grey_models_per_channel_beside_a_colour_model(t
     assert main(args + ["--per-channel", "--out", str(tmp_path / "o")]) == 0
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["config"]["channels"] == 3 and sorted(res["models"]) == ["colour", "grey per channel"]
+    assert res["models"]["grey per channel"]["paper_row"] is None

@@ -270,7 +270,7 @@ def _find_train_size(d, depth: int = 0) -> str | None:
 
 
 def paper_key(name: str, model=None) -> tuple[str, str] | None:
-    """The paper's row ``(arch, training size)`` for a model, or None if unknown.
+    """The paper's row ``(arch, training size)`` for a model, or None if unknown or a colour model.
 
     ``arch`` from ``model.config["arch"]`` (also through wrappers with a
     ``.model`` attribute) or the name; the training size (``"32"``, ``"96"``,
@@ -286,6 +286,8 @@ def paper_key(name: str, model=None) -> tuple[str, str] | None:
     (('semiresnet', '32'), ('unet', '96'), None)
     """
     base = unwrap_model(model) if model is not None else None
+    if int(getattr(model, "in_channels", None) or getattr(base, "in_channels", None) or 1) > 1:
+        return None             # a colour model (or a grey one per channel): the paper's rows are grey
     arch = None
     cfg = getattr(base, "config", None)
     if isinstance(cfg, Mapping):
