@@ -23,7 +23,7 @@ import torch
 from .. import models as registry
 from ..errors import UserInputError
 from ..evaluate.tvflownet import evaluate
-from ..evaluate.tvflownet_paper import paper_times
+from ..evaluate.tvflownet_paper import model_in_channels, paper_times
 from ..evaluate.tvflownet_report import report
 from ..io import model_bytes
 from ..training import invoked_command
@@ -400,7 +400,7 @@ def _run_evaluate(args) -> int:
             name += "'"
         models[name] = model.to(args.device)
     if args.per_channel:
-        grey = [name for name, m in models.items() if getattr(m, "in_channels", 1) == 1]
+        grey = [name for name, m in models.items() if model_in_channels(m) == 1]
         models = {**{n: m for n, m in models.items() if n not in grey},
                   **{f"{n} per channel": PerChannel(models[n]) for n in grey}}
     wrapper = _test_time_wrapper(args)

@@ -86,6 +86,7 @@ from .tvflownet_paper import (
     PAPER,
     PAPER_SCALE,
     PSNR_CAP,
+    model_in_channels,
     model_recipe,
     paper_key,
     paper_times,
@@ -186,9 +187,7 @@ def model_channels(models: Mapping[str, Model]) -> int:
     >>> model_channels({"grey": load("semiresnet")}), model_channels({"colour": SemiResNet(in_channels=3)})
     (1, 3)
     """
-    # a wrapper's own channels first (PerChannel runs a grey model on colour images)
-    found = {int(getattr(m, "in_channels", None) or getattr(unwrap_model(m), "in_channels", 1))
-             for m in models.values()}
+    found = {model_in_channels(m) for m in models.values()}
     if len(found) > 1:
         raise UserInputError(f"models: grey and colour models in one evaluation ({sorted(found)} channels); "
                              "evaluate each kind on its own")

@@ -15,7 +15,7 @@ from ..errors import UserInputError
 from ..metrics import PSNR_CAP
 
 __all__ = ["PAPER_SCALE", "PSNR_CAP", "PAPER", "ARCH_LABEL", "paper_times", "paper_key", "unwrap_model",
-           "model_recipe", "source_provenances"]
+           "model_in_channels", "model_recipe", "source_provenances"]
 
 
 #: Intensity scale of the paper: images in [0, 1] times 5.
@@ -240,6 +240,20 @@ def unwrap_model(model):
     return model
 
 
+
+def model_in_channels(model) -> int:
+    """The image channels ``model`` takes: its own ``in_channels`` first (``PerChannel`` runs a grey model on
+    colour images), else the unwrapped model's, else 1.
+
+    Examples
+    --------
+    >>> from pdeflow.tvflownet import PerChannel, load
+    >>> from pdeflow.evaluate.tvflownet_paper import model_in_channels
+    >>> model_in_channels(load("semiresnet")), model_in_channels(PerChannel(load("semiresnet")))
+    (1, 3)
+    """
+    return int(getattr(model, "in_channels", None) or getattr(unwrap_model(model), "in_channels", None) or 1)
+
 _TRAIN_KEYS = ("train_size", "training_size", "crop", "crop_size")
 
 
@@ -285,9 +299,9 @@ def paper_key(name: str, model=None) -> tuple[str, str] | None:
     >>> paper_key("semiresnet", load("semiresnet")), paper_key("unet-96"), paper_key("mine")
     (('semiresnet', '32'), ('unet', '96'), None)
     """
-    base = unwrap_model(model) if model is not None else None
-    if int(getattr(model, "in_channels", None) or getattr(base, "in_channels", None) or 1) > 1:
+    if model is not None and model_in_channels(model) > 1:
         return None             # a colour model (or a grey one per channel): the paper's rows are grey
+    base = unwrap_model(model) if model is not None else None
     arch = None
     cfg = getattr(base, "config", None)
     if isinstance(cfg, Mapping):

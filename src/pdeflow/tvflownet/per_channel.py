@@ -5,16 +5,16 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
+from .wrapper import ModelWrapper
 
 __all__ = ["PerChannel"]
 
 
-class PerChannel(nn.Module):
+class PerChannel(ModelWrapper):
     """Run a grey model on every channel of ``(B, C, H, W)`` images as ``B * C`` grey images.
 
-    This is the channelwise TV flow's network, not the coupled colour flow's (whose norm of ``grad u`` couples
-    the channels); a colour model (``in_channels=3``) learns the coupled one. ``pdeflow evaluate tvflownet``
-    scores both on colour crops against the coupled flow.
+    The channelwise TV flow's network; a colour model (``in_channels=3``) learns the coupled colour flow, and
+    ``pdeflow evaluate tvflownet --per-channel`` scores both against it.
 
     Parameters
     ----------
@@ -42,10 +42,6 @@ class PerChannel(nn.Module):
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise UserInputError(f"channels must be an int >= 1, got {channels!r}")
         self.model, self.channels = model, channels
-
-    @property
-    def meta(self):
-        return getattr(self.model, "meta", None)
 
     @property
     def in_channels(self) -> int:

@@ -66,23 +66,12 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
+from .wrapper import ModelWrapper
 
 __all__ = ["Equivariant", "DihedralMean", "dihedral", "composes_in_time", "flow_model"]
 
 
-class _Wrapper(nn.Module):
-    """A module around ``self.model`` that shows the inner model's description, so that it can stand in for it."""
-
-    @property
-    def meta(self):
-        return getattr(self.model, "meta", None)
-
-    @property
-    def in_channels(self):
-        return getattr(self.model, "in_channels", None)
-
-
-class Equivariant(_Wrapper):
+class Equivariant(ModelWrapper):
     """Wrap ``model(u0, t) -> (u, phi)`` to be exactly shift equivariant and one-homogeneous.
 
     The forward pass takes the shapes and time forms of the TVflowNET models:
@@ -324,7 +313,7 @@ def dihedral(u: torch.Tensor, phi: torch.Tensor | None, k: int, *, inverse: bool
     return u, phi
 
 
-class DihedralMean(_Wrapper):
+class DihedralMean(ModelWrapper):
     """Average a model over symmetries of the grid: ``mean_g g^-1 model(g u0, t)``.
 
     The continuous TV flow commutes with flips and quarter turns; the discrete

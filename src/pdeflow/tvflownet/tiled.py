@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import UserInputError
 from .api import flow, load
 from .architectures import LGD, Ensemble, SemiResNet, UNet, project_unit_ball, time_image, zero_border
+from .wrapper import ModelWrapper
 
 __all__ = ["tiled_flow", "Tiled", "receptive_radius"]
 
@@ -86,7 +87,7 @@ def _interp_global(y: torch.Tensor, dim: int, a_c: int, a_f: int, n_f: int, N_c:
     return y.index_select(dim, i0) * (1 - lam) + y.index_select(dim, i1) * lam
 
 
-class Tiled(nn.Module):
+class Tiled(ModelWrapper):
     """A bare TVflowNET evaluated tile by tile: the same ``(u, phi)``, bounded memory.
 
     Parameters
@@ -125,14 +126,6 @@ class Tiled(nn.Module):
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < r:
             raise UserInputError(f"overlap must be an int >= the receptive radius {r} of the model, got {overlap!r}")
         self.model, self.tile, self.overlap = model, tile, overlap
-
-    @property
-    def meta(self):
-        return getattr(self.model, "meta", None)
-
-    @property
-    def in_channels(self):
-        return getattr(self.model, "in_channels", None)
 
     def extra_repr(self) -> str:
         return f"tile={self.tile}, overlap={self.overlap}"
