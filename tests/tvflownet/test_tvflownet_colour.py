@@ -126,6 +126,39 @@ def test_a_grey_unet_inflated_to_colour_computes_the_grey_flow_of_a_repeated_gre
         LGD(in_channels=3).inflated_state(LGD().state_dict(), 1)
 
 
+def test_a_shared_unet_grown_from_a_grey_one_is_the_grey_model_per_channel_and_permutes_with_the_channels(tmp_path):
+    """shared=True: the grey weights load unchanged (the coupling starts at zero) and give PerChannel's u in float64;
+    with a coupling, permuting the channels permutes u and phi (as the coupled flow), and Tiled evaluates it."""
+    from pdeflow.io import save_model
+    from pdeflow.tvflownet import PerChannel, Tiled, UNet
+    from pdeflow.tvflownet.train import _init_from
+
+    kw = dict(scales=3, skip=2, channels=(4, 6, 8), refine=3)
+    grey = UNet(**kw)
+    save_model(grey.state_dict(), tmp_path / "g" / "model", config={"model": grey.config, "scale": 5.0,
+               "t_max": 1.0}, provenance={"trainer": "test"})
+    shared = UNet(in_channels=3, shared=True, **kw)
+    assert _init_from(shared, str(tmp_path / "g" / "model.json"))["inflated_from_channels"] == 1
+    grey, shared = grey.double(), shared.double()
+    x = 5 * torch.rand(2, 3, 13, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.05, 0.9], dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(shared(x, t)[0], PerChannel(grey)(x, t)[0])
+        for m in shared.mix:
+            m.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))
+        u, phi = shared(x, t)
+        assert not torch.allclose(u, PerChannel(grey)(x, t)[0])
+        perm = [2, 0, 1]
+        up, pp = shared(x[:, perm], t)
+        assert torch.allclose(up, u[:, perm], atol=1e-12) and torch.allclose(pp, phi[:, perm], atol=1e-12)
+        big = 5 * torch.rand(1, 3, 70, 52, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        ut, pt = Tiled(shared, tile=24)(big, 0.4)
+        ub, pb = shared(big, 0.4)
+        assert torch.allclose(ut, ub, atol=1e-12) and torch.allclose(pt, pb, atol=1e-12)
+    with pytest.raises(UserInputError, match="needs in_channels > 1"):
+        UNet(shared=True)
+
+
 def test_per_channel_runs_a_grey_model_as_the_channelwise_flow_and_counts_as_colour():
     from pdeflow.evaluate.tvflownet import model_channels
     from pdeflow.tvflownet import PerChannel, SemiResNet

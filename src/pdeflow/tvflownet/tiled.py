@@ -198,9 +198,9 @@ class Tiled(ModelWrapper):
 
     @staticmethod
     def _unet_tile(net: UNet, x, e0, f0, Hp, Wp):
-        xs = [F.softplus(net.inc(x))]
+        xs = [net.coupled(F.softplus(net.inc(x)), 0)]
         for d in net.down:
-            xs.append(d(xs[-1]))
+            xs.append(net.coupled(d(xs[-1]), len(xs)))
         y = xs[-1]
         S = net.scales
         for i, up in enumerate(net.up):
@@ -210,11 +210,11 @@ class Tiled(ModelWrapper):
                 y = _interp_global(y, dim, a0 // 2 ** lc, a0 // 2 ** lf, bridge.shape[dim], N // 2 ** lc, N // 2 ** lf)
             if up.skip > 0:
                 y = torch.cat([y, F.softplus(up.skip_conv(bridge))], dim=1)
-            y = F.softplus(up.conv2(F.softplus(up.conv1(y))))
+            y = net.coupled(F.softplus(up.conv2(F.softplus(up.conv1(y)))), S + i)
         out = net.outc(y)
         if net.refine is not None:
             out = out + net.refine(torch.cat([y, x], dim=1))
-        return out
+        return net.output(out)
 
 
 def tiled_flow(u0: torch.Tensor, times: Sequence[float] | torch.Tensor, model: nn.Module | None = None, *,

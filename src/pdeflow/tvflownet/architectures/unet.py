@@ -58,6 +58,13 @@ class UNet(TVflowNetModel):
     five widths with ``scales=4``).  272,972 parameters for ``in_channels=1``
     with ``phi_init_input``.
 
+    ``shared=True`` (not in the paper; colour) runs one grey network on every channel, its weights shared,
+    and couples the channels after every block: each channel's features gain a 1x1 conv of their mean over
+    the channels (DeepSets style, so the model is equivariant to permuting the channels as the coupled flow
+    is). The coupling convs start at zero: grown from a grey U-Net's weights, a shared model first computes
+    the grey model on each channel (:class:`~pdeflow.tvflownet.PerChannel`, the channelwise flow), and
+    training it on the coupled colour flow learns only the coupling.
+
     ``refine > 0`` (not in the paper) adds a full-resolution refinement block: two 3x3 convs of
     ``refine`` channels + softplus on the decoder's output concatenated with the network input
     (``u0``, ``t`` and the normalised gradient of ``u0``), then a 1x1 conv whose output is added to
@@ -86,7 +93,7 @@ class UNet(TVflowNetModel):
                  channels: Sequence[int] = (32, 32, 64, 64, 128), eps: float = 1e-4,
                  project: bool = True, edge_width: int = 1, phi_init_input: bool = True,
                  channelwise: bool = False, pad_mode: str = "reflect", refine: int = 0,
-                 input_eps: float | None = None):
+                 input_eps: float | None = None, shared: bool = False):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
                          channelwise=channelwise, input_eps=input_eps)
         channels = [int(c) for c in channels]
@@ -98,7 +105,10 @@ class UNet(TVflowNetModel):
             raise UserInputError(f"skip must be >= 0, got {skip}")
         if pad_mode not in ("reflect", "replicate", "constant", "circular"):
             raise UserInputError(f"pad_mode must be 'reflect', 'replicate', 'constant' or 'circular', got {pad_mode!r}")
-        C = self.in_channels
+        if shared and self.in_channels == 1:
+            raise UserInputError("shared=True couples the channels of a colour model: it needs in_channels > 1")
+        self.shared = bool(shared)
+        C = 1 if self.shared else self.in_channels          # the channels one network reads and writes
         self.scales = int(scales)
         self.phi_init_input = bool(phi_init_input)
         self.pad_mode = pad_mode
@@ -115,13 +125,21 @@ class UNet(TVflowNetModel):
                                         nn.Conv2d(r, r, 3, padding=1), nn.Softplus(), nn.Conv2d(r, 3 * C, 1))
             nn.init.zeros_(self.refine[-1].weight)
             nn.init.zeros_(self.refine[-1].bias)
-        self._config = dict(in_channels=C, scales=self.scales, skip=int(skip), channels=channels,
+        self.mix = None
+        if self.shared:     # one coupling per block output: inc, the encoder's, the decoder's
+            widths = ch + ch[-2::-1]
+            self.mix = nn.ModuleList(nn.Conv2d(w, w, 1) for w in widths)
+            for m in self.mix:
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
+        self._config = dict(in_channels=self.in_channels, scales=self.scales, skip=int(skip), channels=channels,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             phi_init_input=self.phi_init_input, channelwise=self.channelwise,
-                            pad_mode=pad_mode, refine=int(refine), **self._input_eps_config())
+                            pad_mode=pad_mode, refine=int(refine), **self._input_eps_config(),
+                            **({"shared": True} if self.shared else {}))
 
     #: parameters that may be missing from the weights a run starts from (``init``): they start as built
-    grown_prefixes = ("refine.",)
+    grown_prefixes = ("refine.", "mix.")
 
     @property
     def channel_parameters(self) -> dict[str, int | None]:
@@ -129,6 +147,41 @@ class UNet(TVflowNetModel):
         width = self.inc.out_channels
         return {"inc.weight": 0, "outc.weight": None, "outc.bias": None,
                 "refine.0.weight": width, "refine.4.weight": None, "refine.4.bias": None}
+
+    def inflated_state(self, state: dict[str, torch.Tensor], source_channels: int) -> dict[str, torch.Tensor]:
+        """A grey model's weights for this model: the same tensors where the network is ``shared`` (the coupling
+        starts at zero), else :meth:`TVflowNetModel.inflated_state`."""
+        if not self.shared:
+            return super().inflated_state(state, source_channels)
+        if int(source_channels) != 1:
+            raise UserInputError(f"init: only a grey model (1 channel) can start a shared colour U-Net, got "
+                                 f"{source_channels} channels")
+        return dict(state)
+
+    def network_input(self, u0: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """:meth:`TVflowNetModel.network_input`; with ``shared``, of every channel as a grey image
+        ``(B * C, 4, H, W)``."""
+        if not self.shared:
+            return super().network_input(u0, tau)
+        B, C, H, W = u0.shape
+        return super().network_input(u0.reshape(B * C, 1, H, W), tau.repeat_interleave(C, dim=0))
+
+    def coupled(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """Block ``block``'s output ``h`` with the channels' coupling added (``shared``; else ``h``)."""
+        if self.mix is None:
+            return h
+        C = self.in_channels
+        mean = h.reshape(-1, C, *h.shape[1:]).mean(1)
+        return h + self.mix[block](mean).repeat_interleave(C, dim=0)
+
+    def output(self, out: torch.Tensor) -> torch.Tensor:
+        """The network's output ``(B, 3 C, H, W)`` (``du``, then ``phi``) from the last conv's (``shared``: of
+        ``B * C`` grey images)."""
+        if not self.shared:
+            return out
+        C = self.in_channels
+        out = out.reshape(-1, C, 3, *out.shape[-2:])
+        return torch.cat([out[:, :, 0], out[:, :, 1:].flatten(1, 2)], dim=1)
 
     def _pad(self, x: torch.Tensor):
         m = 2 ** (self.scales - 1)
@@ -146,15 +199,16 @@ class UNet(TVflowNetModel):
     def _net(self, u0, tau):
         x = self.network_input(u0, tau)
         x, crop = self._pad(x)
-        xs = [F.softplus(self.inc(x))]
+        xs = [self.coupled(F.softplus(self.inc(x)), 0)]
         for d in self.down:
-            xs.append(d(xs[-1]))
+            xs.append(self.coupled(d(xs[-1]), len(xs)))
         y = xs[-1]
         for i, up in enumerate(self.up):
-            y = up(y, xs[-2 - i])
+            y = self.coupled(up(y, xs[-2 - i]), self.scales + i)
         out = self.outc(y)
         if self.refine is not None:
             out = out + self.refine(torch.cat([y, x], dim=1))
+        out = self.output(out)
         if crop is not None:
             out = out[..., crop[0]:crop[1], crop[2]:crop[3]]
         return self._split_output(out)
