@@ -73,6 +73,9 @@ SHIPPED: dict[str, Shipped] = {
     "lgd": Shipped("tvflownet", "tvflownet", "tvflownet", "TVflowNET learned gradient descent, 5 blocks"),
     "lgd10": Shipped("tvflownet", "tvflownet", "tvflownet", "TVflowNET learned gradient descent, 10 blocks"),
     "semiresnet": Shipped("tvflownet", "tvflownet", "tvflownet", "TVflowNET Semi-ResNet (the paper's smallest)"),
+    "unet-colour": Shipped("tvflownet", "tvflownet", "colour",
+                           "TVflowNET for colour images, the coupled colour flow: the grey U-Net on every channel, "
+                           "the channels' coupling learned (flow()'s default for colour images)"),
     "masknet-05": Shipped("inpaint", "masknet", "masknet", "mask network for 5% density (learned_mask)", 0.05),
     "masknet-10": Shipped("inpaint", "masknet", "masknet", "mask network for 10% density (learned_mask)", 0.1),
     "masknet-20": Shipped("inpaint", "masknet", "masknet", "mask network for 20% density (learned_mask)", 0.2),

@@ -128,7 +128,7 @@ def test_flow_method_net_errors(tmp_path, capsys):
     assert "argument --model" in capsys.readouterr().err and listing(out) == []
     assert main(["flow", "--size", "24", "--model", "x", "--out", str(out)]) == 2
     assert "only used with --method net" in capsys.readouterr().err
-    assert main(["flow", "--size", "24", "--method", "net", "--colour", "--out", str(out)]) == 2
+    assert main(["flow", "--size", "24", "--method", "net", "--model", "lgd", "--colour", "--out", str(out)]) == 2
     assert "is colour and the model takes 1 channel(s)" in capsys.readouterr().err and listing(out) == []
     assert main(["flow", "--size", "24", "--symmetry", "transpose", "--out", str(out)]) == 2
     assert "argument --symmetry: only used with --method net" in capsys.readouterr().err

@@ -211,7 +211,7 @@ CLI_CASES = [
     (F + ["--method", "net", "--model", "{d}/good.png", "--out", "{o}"], "--model"),
     (F + ["--method", "net", "--model", "{d}/a_dir", "--out", "{o}"], "--model"),
     (F + ["--method", "both", "--model", "{d}/mismatch.json", "--out", "{o}"], "mismatch.json"),
-    (F + ["--method", "net", "--colour", "--out", "{o}"], "--colour"),
+    (F + ["--method", "net", "--model", "default", "--colour", "--out", "{o}"], "--colour"),
     (F + ["--model", "default", "--out", "{o}"], "--model"),
     # ---- outputs (flow) ----
     (F + ["--out", "{d}/afile"], "--out"),

@@ -223,7 +223,11 @@ def test_every_image_command_keeps_colour_unless_grey_is_given(tmp_path, capsys)
     assert all(read_image(p).shape[0] == 3 for p in (tmp_path / "d").glob("*lam*.png"))
     status, out, _ = _run(capsys, "mask", photo, "--density", 0.1, "--method", "random", "--out", tmp_path / "k")
     assert status == 0 and "colour" in out
-    status, _, err = _run(capsys, "flow", photo, "--method", "net", "--times", 0.1, "--out", tmp_path / "f")
+    status, out, _ = _run(capsys, "flow", photo, "--method", "net", "--times", 0.1, "--out", tmp_path / "f")
+    assert status == 0 and "unet-colour" in out          # the shipped colour model, the coupled colour flow
+    assert read_image(tmp_path / "f" / "net_t0.10.png").shape[0] == 3
+    status, _, err = _run(capsys, "flow", photo, "--method", "net", "--model", "unet", "--times", 0.1,
+                          "--out", tmp_path / "u")
     assert status == 2 and "is colour and the model takes 1 channel(s): pass --grey" in err, err
 
 

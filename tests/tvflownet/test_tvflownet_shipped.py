@@ -3,6 +3,7 @@ import pytest
 
 from pdeflow import datasets, metrics, models, tvflownet
 from pdeflow.tv import tv_flow
+from pdeflow.tvflownet.api import DEFAULT_COLOUR_MODEL
 
 WEIGHTS_DIR = models.WEIGHTS_DIRS["tvflownet"]
 #: The documented TVflowNETs (a documented model that stops shipping fails here and in test_models.py).
@@ -36,11 +37,32 @@ def test_shipped_model_records_its_training(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_beats_the_identity_on_held_out_crops(name):
-    """On test-split crops the network is far closer to the reference flow than u0 itself."""
-    u0 = datasets.random_crops(datasets.builtin_pool("test", kind="photo"), 2, 32, generator=5)
+    """On test-split crops the network is far closer to the reference flow than u0 itself (a colour model: on
+    the colour test photos, against the coupled colour flow)."""
+    model = tvflownet.load(name)
+    colour = model.in_channels == 3
+    pool = datasets.builtin_pool("test", grey=not colour, kind="photo")
+    if colour:      # the photos that are colour (grey=False repeats a grey photo in three channels)
+        pool = {k: v for k, v in pool.items() if not bool((v[0] == v[1]).all())}
+        assert len(pool) >= 2
+    u0 = datasets.random_crops(pool, 2, 32, generator=5)
     times = [0.05, 0.1, 0.2]                                   # [0, 1] intensities: t <= 1 on the x5 scale
     ref = tv_flow(u0, times, dt=0.005, tol=1e-5)
-    net = tvflownet.flow(u0, times, tvflownet.load(name))
+    net = tvflownet.flow(u0, times, model)
     for k in range(len(times)):
         gain = metrics.psnr(net[k], ref[k]) - metrics.psnr(u0, ref[k])
         assert bool((gain > 6.0).all()), (times[k], gain)
+
+
+def test_colour_images_get_the_shipped_colour_model_by_default():
+    """flow() with no model: the shipped default for a grey image, DEFAULT_COLOUR_MODEL for a colour one, which
+    computes the coupled colour flow: on a grey image in every channel it is the grey flow at t / sqrt(3)."""
+    x = datasets.random_crops(datasets.builtin_pool("test", kind="photo"), 1, 32, generator=3)[0]      # (1, H, W)
+    colour = tvflownet.load(DEFAULT_COLOUR_MODEL)
+    assert colour.in_channels == 3
+    rgb = x.expand(3, -1, -1)
+    by_default = tvflownet.flow(rgb, [0.1])
+    assert by_default.shape == (1, 3, 32, 32)
+    assert bool((by_default == tvflownet.flow(rgb, [0.1], colour)).all())
+    exact = tv_flow(x, [0.1 / 3 ** 0.5], dt=0.005, tol=1e-5)
+    assert float(metrics.psnr(by_default[0], exact[0].expand(3, -1, -1))) > float(metrics.psnr(x, exact[0])) + 6

@@ -128,7 +128,7 @@ def _register_flow(sub) -> None:
                         "with the network's PSNR and SSIM against the reference (default reference)")
     g.add_argument("--model", metavar="NAME|PATH", default=None,
                    help="TVflowNET for --method net/both: a shipped name, a .safetensors/.json path or a run "
-                        "directory (default: the shipped default model)")
+                        "directory (default: the shipped default model; unet-colour for a colour image)")
     g.add_argument("--symmetry", choices=("none", *DihedralMean.GROUPS), default=None,
                    help="--method net/both: average the network over the image and its transpose (the default: "
                         "2 network calls, an exact symmetry of the discrete flow), over all 8 flips and quarter "
@@ -211,7 +211,8 @@ def _check_model_channels(u0, label, args) -> None:
         kind = "colour" if u0.shape[0] != 1 else "grey"
         which = "--colour" if args.grey is False and channels == 1 else "IMAGE"    # name what the user asked for
         raise CLIError(f"argument {which}: {label} is {kind} and the model takes {channels} channel(s): "
-                       + ("pass --grey, a colour model (--model, trained with --channels 3), or --method reference"
+                       + (f"pass --grey, a colour model (--model {net_api.DEFAULT_COLOUR_MODEL}, or one trained with "
+                          "--channels 3), or --method reference"
                           if channels == 1 else "pass --colour"))
 
 
@@ -251,6 +252,9 @@ def _run_flow(args) -> int:
 
     u0, label, path = load_input(args)
     if args.method != "reference":
+        if args.model is None and u0.shape[0] == 3:
+            from ..tvflownet.api import DEFAULT_COLOUR_MODEL
+            args.model = DEFAULT_COLOUR_MODEL
         _check_model_channels(u0, label, args)
     out = Outputs(args.out, _flow_names(args.times, args.save_npy, args.method), overwrite=args.overwrite,
                   inputs=[path])

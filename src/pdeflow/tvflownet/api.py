@@ -53,11 +53,13 @@ from ..tv.steps import check_times
 from .architectures import Ensemble, build_model, with_input_eps
 from .architectures.registry import normalised_weights
 
-__all__ = ["load", "average", "ensemble", "flow", "shipped_models", "DEFAULT_MODEL", "model_scale",
-           "model_t_max"]
+__all__ = ["load", "average", "ensemble", "flow", "shipped_models", "DEFAULT_MODEL", "DEFAULT_COLOUR_MODEL",
+           "model_scale", "model_t_max"]
 
 #: The name :func:`load` and :func:`flow` use when none is given.
 DEFAULT_MODEL = "default"
+#: The name :func:`flow` (and ``pdeflow flow``) uses for a colour image (3 channels) when none is given.
+DEFAULT_COLOUR_MODEL = "unet-colour"
 
 _TRAIN_HINT = ("train one with `pdeflow train tvflownet --arch semiresnet --crop 32 --run-dir RUN` (see "
                "`pdeflow train tvflownet --help`) and load it with load('RUN/model.json'), or ship it as a "
@@ -72,7 +74,7 @@ def shipped_models() -> list[str]:
     --------
     >>> from pdeflow.tvflownet import shipped_models
     >>> shipped_models()
-    ['default', 'lgd', 'lgd10', 'semiresnet', 'unet']
+    ['default', 'lgd', 'lgd10', 'semiresnet', 'unet', 'unet-colour']
     """
     return registry.shipped_models("tvflownet")
 
@@ -356,7 +358,8 @@ def flow(
     model : nn.Module, str or path, optional
         ``model(u0, t) -> (u, phi)``, or what :func:`load` accepts (a shipped
         name such as ``"unet"``, or a path), loaded onto ``u0``'s device and
-        kept for later calls; default :func:`load` ``()``.
+        kept for later calls; default :data:`DEFAULT_MODEL`, for a colour ``u0``
+        (3 channels) :data:`DEFAULT_COLOUR_MODEL` (the coupled colour flow).
     scale : float, optional
         The network sees ``scale * u0`` at time ``scale * t`` and ``u`` is divided
         by ``scale`` (one-homogeneity; see the module doc). Default: the model's
@@ -430,6 +433,8 @@ def flow(
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise UserInputError(f"batch_size must be an int >= 1, got {batch_size!r}")
     times_f = check_times(times)
+    if model is None and u0.dim() >= 3 and u0.shape[-3] == 3:
+        model = DEFAULT_COLOUR_MODEL
     if model is None or isinstance(model, (str, os.PathLike)):
         model = _cached_model(model, u0.device)
     elif not isinstance(model, nn.Module):
@@ -454,8 +459,9 @@ def flow(
     B, C, H, W = x.shape
     in_ch = getattr(model, "in_channels", None)
     if in_ch is not None and C != in_ch:
-        hint = (f": convert u0 to grey, pass a model of {C} channels (the coupled colour flow), or wrap this one "
-                "in pdeflow.tvflownet.PerChannel (the channelwise flow)" if in_ch == 1 else "")
+        hint = (f": convert u0 to grey, pass a model of {C} channels (the coupled colour flow"
+                + (f", such as {DEFAULT_COLOUR_MODEL!r}, the default for colour images" if C == 3 else "")
+                + "), or wrap this one in pdeflow.tvflownet.PerChannel (the channelwise flow)" if in_ch == 1 else "")
         raise UserInputError(f"u0 has {C} channel(s) but the model takes {in_ch}{hint}")
     dev, dt = _device_of(model), _dtype_of(model)
     xs = x.to(device=dev, dtype=dt) * s
