@@ -69,6 +69,15 @@ def _originals(commit: str, names: list[str], folder: Path) -> dict[str, Path]:
     return folders
 
 
+def _shipped_at(commit: str) -> list[str]:
+    """The documented models whose weights ``commit`` holds (a model shipped later was float16 from the start)."""
+    def held(name):
+        rel = models.WEIGHTS_DIRS[models.SHIPPED[name].pillar].relative_to(ROOT) / f"{name}.safetensors"
+        return subprocess.run(["git", "cat-file", "-e", f"{commit}:{rel.as_posix()}"], cwd=ROOT,
+                              capture_output=True).returncode == 0
+    return [name for name in models.SHIPPED if held(name)]
+
+
 @contextlib.contextmanager
 def _shipped_from(folders: dict[str, Path]):
     """Every loader reads the shipped models of these pillars from ``folders`` (the registry's folders are
@@ -95,7 +104,8 @@ def _outputs(name: str, net, crops: dict) -> dict[str, torch.Tensor]:
     shipped = models.SHIPPED[name]
     with torch.no_grad():
         if shipped.kind == "tvflownet":
-            return {"u": tvflownet.flow(crops["tvflownet"], [0.05, 0.1, 0.2], net)}
+            f = crops["tvflownet"]         # a colour model: the grey crops in each of its channels
+            return {"u": tvflownet.flow(f.expand(-1, net.in_channels, -1, -1), [0.05, 0.1, 0.2], net)}
         f = crops["inpaint"]
         d = shipped.density or 0.1
         if shipped.kind == "masknet":
@@ -184,7 +194,7 @@ def main(argv=None) -> int:
         args.models = args.models or ["semiresnet", "masknet-10"]
         args.size = args.inpaint_size = 24
         args.n_images, args.densities = 1, [0.1]
-    names = args.models or list(models.SHIPPED)
+    names = args.models or _shipped_at(args.float32_commit)
     unknown = [n for n in names if n not in models.SHIPPED]
     if unknown:
         ap.error(f"not shipped: {', '.join(unknown)}")

@@ -3,7 +3,8 @@
 
 Each model answers the same query: one greyscale image of ``--size`` px (a test-split photo crop in
 [0, 1] times 5) at one time, ``model(u0, t)`` without gradients (the bare network, one call; the
-transposition mean of ``tvflownet.flow`` doubles every row). The models are timed interleaved,
+transposition mean of ``tvflownet.flow`` doubles every row; a colour model gets the crop in each of its three
+channels). The models are timed interleaved,
 ``--repeats`` rounds of ``--calls`` calls each, in one process and thread; the median CPU time per
 call is printed with its ratio to the first model's.
 
@@ -54,13 +55,14 @@ def main(argv=None) -> int:
         u0 = 5 * datasets.random_crops(pool, 1, size, generator=0)
         times = {name: [] for name in models}
         with torch.no_grad():
-            for model in models.values():                       # warm-up: allocator, kernels
-                model(u0, args.time)
+            inputs = {name: u0.expand(-1, model.in_channels, -1, -1) for name, model in models.items()}
+            for name, model in models.items():                  # warm-up: allocator, kernels
+                model(inputs[name], args.time)
             for _ in range(args.repeats):
                 for name, model in models.items():
                     start = time.process_time()
                     for _ in range(args.calls):
-                        model(u0, args.time)
+                        model(inputs[name], args.time)
                     times[name].append(1e3 * (time.process_time() - start) / args.calls)
         med = {name: statistics.median(ts) for name, ts in times.items()}
         first = med[args.models[0]]

@@ -2,10 +2,11 @@
 The shipped TVflowNET models compared
 =====================================
 
-pdeflow ships five trained models (:func:`pdeflow.tvflownet.shipped_models`): ``semiresnet``, ``unet``
+pdeflow ships five trained grey models (:func:`pdeflow.tvflownet.shipped_models`): ``semiresnet``, ``unet``
 and ``lgd`` (the paper's three architectures), ``lgd10`` (an LGD of 10 unrolled steps) and
-``default``, a weighted ensemble of ``unet`` and ``lgd10``. This compares them on one image: the
-accuracy of ``u`` at ``t = 0.5`` against the exact flow, and the CPU time of a call.
+``default``, a weighted ensemble of ``unet`` and ``lgd10``; and ``unet-colour`` for colour images. This
+compares the grey ones on one image: the accuracy of ``u`` at ``t = 0.5`` against the exact flow, and the
+CPU time of a call.
 """
 import pdeflow  # before torch: see Installation
 import time
@@ -17,7 +18,7 @@ from pdeflow.tv import tv_flow
 
 u0 = 5 * datasets.builtin_image("skimage/coffee")[:, 100:164, 200:264]  # 64 x 64 in [0, 5]
 exact = tv_flow(u0, [0.5])[0]
-names = tvflownet.shipped_models()
+names = [n for n in tvflownet.shipped_models() if tvflownet.load(n).in_channels == 1]
 rows = []
 for name in names:
     model = tvflownet.load(name)
