@@ -76,6 +76,9 @@ SHIPPED: dict[str, Shipped] = {
     "unet-colour": Shipped("tvflownet", "tvflownet", "colour",
                            "TVflowNET for colour images, the coupled colour flow: the grey U-Net on every channel, "
                            "the channels' coupling learned (flow()'s default for colour images)"),
+    "unet-colour-hybrid": Shipped("tvflownet", "tvflownet", "colour-hybrid",
+                                  "unet-colour's architecture and supervised grey start, the channels' coupling "
+                                  "learned from loss (12) alone (no computed flow in its colour stage)"),
     "masknet-05": Shipped("inpaint", "masknet", "masknet", "mask network for 5% density (learned_mask)", 0.05),
     "masknet-10": Shipped("inpaint", "masknet", "masknet", "mask network for 10% density (learned_mask)", 0.1),
     "masknet-20": Shipped("inpaint", "masknet", "masknet", "mask network for 20% density (learned_mask)", 0.2),
@@ -351,11 +354,15 @@ def training(prov: dict) -> str:
     'unsupervised'
     >>> training({"train_config": {"mode": "supervised"}, "init": {"train_config": {"mode": "unsupervised"}}})
     'supervised+unsupervised'
+    >>> training({"train_config": {"mode": "unsupervised"}, "shipped": {"training_stages": [{"mode": "supervised"}]}})
+    'supervised+unsupervised'
     >>> training({"train_config": {"stage": "residual", "alpha": 0.005}})
     'supervised, critic'
     """
     configs = list(_train_configs(prov))
-    modes = sorted({c["mode"] for c in configs if isinstance(c.get("mode"), str)})
+    stages = prov.get("shipped", {}).get("training_stages", []) if isinstance(prov, dict) else []
+    modes = sorted({c["mode"] for c in configs + [s for s in stages if isinstance(s, dict)]
+                    if isinstance(c.get("mode"), str)})
     if modes:
         return "+".join(modes)
     if not configs:
