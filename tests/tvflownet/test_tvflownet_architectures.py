@@ -172,6 +172,30 @@ def test_config_round_trip(arch):
     assert phi_a[..., :2, :].abs().max() == 0
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_exact_initial_builds_u0_into_the_model(arch):
+    """``exact_initial``: u = u0 + t du with the plain model's du (same weights), so u(0) = u0 to the bit; its
+    config rebuilds it; loss (12)'s initial term is zero and the loss skips the pass at t = 0."""
+    torch.manual_seed(0)
+    plain = build_model(arch).double()
+    exact = build_model(arch, exact_initial=True).double()
+    assert exact.config == {**plain.config, "exact_initial": True} and "exact_initial" not in plain.config
+    exact.load_state_dict(plain.state_dict())
+    assert build_model(**json.loads(json.dumps(exact.config))).exact_initial
+    u0 = torch.rand(2, 1, 12, 13, dtype=torch.float64)
+    t = torch.tensor([0.0, 0.7], dtype=torch.float64)
+    with torch.no_grad():
+        u_p, phi_p = plain(u0, t)
+        u_e, phi_e = exact(u0, t)
+    assert torch.equal(u_e[0], u0[0]) and torch.equal(phi_e, phi_p)
+    torch.testing.assert_close(u_e[1], u0[1] + 0.7 * (u_p[1] - u0[1]), rtol=0, atol=1e-12)
+    calls = []
+    exact.register_forward_hook(lambda *_: calls.append(1))
+    total, logs = TVFlowLoss()(exact, u0, t)
+    assert logs["initial"] == 0.0 and len(calls) == 1        # the jvp's pass only
+    assert total.requires_grad
+
+
 def test_build_model_errors():
     with pytest.raises(ValueError, match="arch"):
         build_model("resnet")

@@ -17,6 +17,7 @@ def nets():
         "unet-refine-replicate": UNet(refine=4, pad_mode="replicate").double(),
         # the normalised-gradient input with its own eps (the shipped default's members have input_eps 0.1)
         "unet-input-eps": UNet(input_eps=0.1).double(),
+        "unet-exact-initial": UNet(exact_initial=True).double(),
         "ensemble": Ensemble([UNet(scales=3).double(), LGD(n_steps=2).double()], weights=[0.4, 0.6],
                              phi_weights=[0.7, 0.3]),
     }
@@ -24,7 +25,7 @@ def nets():
 
 #: U-Net variants whose odd-size case (61 x 90, seconds each) runs in the slow tier: the plain U-Net keeps the
 #: odd-size tiling in make test, and these variants their own padding and input there at 48 x 40.
-SLOW_ODD = {"unet-refine-replicate", "unet-input-eps"}
+SLOW_ODD = {"unet-refine-replicate", "unet-input-eps", "unet-exact-initial"}
 
 
 @pytest.mark.parametrize("name,H,W", [pytest.param(n, h, w, marks=pytest.mark.slow) if n in SLOW_ODD and h == 61

@@ -321,7 +321,8 @@ class TVFlowLoss(nn.Module):
         if t is None:
             t = torch.rand(u0.shape[0], generator=generator, dtype=u0.dtype, device=u0.device) * self.t_max
         u, phi, u_t = time_derivative(model, u0, t, method=self.ut_method, fd_step=self.fd_step)
-        u_at_0, _ = model(u0, 0.0)
+        # a model with u(0) = u0 built in (``exact_initial``) has a zero initial term: no forward pass at t = 0
+        u_at_0 = None if getattr(model, "exact_initial", False) else model(u0, 0.0)[0]
         terms = loss_terms(u, u_t, phi, u0, u_at_0, **self.term_kwargs)
         total = terms["total"]
         return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import UserInputError
 from .api import flow, load
-from .architectures import LGD, Ensemble, SemiResNet, UNet, project_unit_ball, time_image, zero_border
+from .architectures import LGD, Ensemble, SemiResNet, UNet, time_image
 from .wrapper import ModelWrapper
 
 __all__ = ["tiled_flow", "Tiled", "receptive_radius"]
@@ -190,11 +190,7 @@ class Tiled(ModelWrapper):
                 C0, C1 = max(c0, left), min(c1, left + W)
                 if R0 < R1 and C0 < C1:
                     out[..., R0 - top:R1 - top, C0 - left:C1 - left] = o[..., R0 - e0:R1 - e0, C0 - f0:C1 - f0]
-        du, phi = out[:, :C], out[:, C:].reshape(B, C, 2, H, W)
-        u = u0 + du
-        if net.project:
-            phi = project_unit_ball(phi, net.eps, channelwise=net.channelwise)
-        return u, zero_border(phi, net.edge_width)
+        return net.assemble(u0, time_image(t, u0), out[:, :C], out[:, C:].reshape(B, C, 2, H, W))
 
     @staticmethod
     def _unet_tile(net: UNet, x, e0, f0, Hp, Wp):

@@ -59,6 +59,10 @@ saturation of ``grad u0`` and autograd gives the exact derivative of a model tha
 image's scale. :func:`with_input_eps` makes such a copy of a trained model; the shipped ``default`` is its
 members with ``input_eps = 0.1``. ``eps`` keeps regularising the projection of ``phi``.
 
+``exact_initial=True`` (every architecture; not in the paper) builds the initial condition into the
+network: ``u = u0 + t du`` instead of ``u0 + du``, so ``u(0) = u0`` for any weights and loss (12)'s
+initial term is zero; training from the loss alone then spends nothing on fitting ``u(0)``.
+
 Every model is differentiable in ``t`` with forward-mode autodiff
 (``torch.func.jvp``): only convolutions, softplus/ReLU, padding, bilinear
 upsampling and elementwise arithmetic are used.

@@ -178,7 +178,8 @@ class TVflowNetModel(nn.Module):
     arch: str = ""
 
     def __init__(self, *, in_channels: int = 1, eps: float = 1e-4, project: bool = True,
-                 edge_width: int = 1, channelwise: bool = False, input_eps: float | None = None):
+                 edge_width: int = 1, channelwise: bool = False, input_eps: float | None = None,
+                 exact_initial: bool = False):
         super().__init__()
         if int(in_channels) < 1:
             raise UserInputError(f"in_channels must be >= 1, got {in_channels}")
@@ -195,6 +196,7 @@ class TVflowNetModel(nn.Module):
         self.edge_width = int(edge_width)
         self.channelwise = bool(channelwise)
         self.input_eps = None if input_eps is None else float(input_eps)
+        self.exact_initial = bool(exact_initial)
         self._config: dict[str, Any] = {}
 
     @property
@@ -202,9 +204,10 @@ class TVflowNetModel(nn.Module):
         """The ``eps`` of the normalised-gradient input: ``input_eps``, or ``eps`` where that is None."""
         return self.eps if self.input_eps is None else self.input_eps
 
-    def _input_eps_config(self) -> dict[str, Any]:
-        # Only when set, so the configs (and JSON files) of models built before the option are unchanged.
-        return {} if self.input_eps is None else {"input_eps": self.input_eps}
+    def _optional_config(self) -> dict[str, Any]:
+        # Only when set, so the configs (and JSON files) of models built before the options are unchanged.
+        return {**({} if self.input_eps is None else {"input_eps": self.input_eps}),
+                **({"exact_initial": True} if self.exact_initial else {})}
 
     @property
     def config(self) -> dict[str, Any]:
@@ -234,16 +237,21 @@ class TVflowNetModel(nn.Module):
         if ndim < 4 and torch.is_tensor(t) and t.dim() == 1 and t.shape[0] == 1:
             t = t[0]
         tau = time_image(t, x)
-        du, phi = self._net(x, tau)
-        u = x + du
-        if self.project:
-            phi = project_unit_ball(phi, self.eps, channelwise=self.channelwise)
-        phi = zero_border(phi, self.edge_width)
+        u, phi = self.assemble(x, tau, *self._net(x, tau))
         if ndim == 4:
             return u, phi
         if ndim == 3:
             return u[0], phi[0]
         return u[0, 0], phi[0, 0]
+
+    def assemble(self, u0: torch.Tensor, tau: torch.Tensor, du: torch.Tensor, phi: torch.Tensor):
+        """``(u, phi)`` from the network's raw outputs ``du`` and ``phi`` (:meth:`_net`): the skip connection
+        ``u = u0 + du`` (``u0 + t du`` with ``exact_initial``, so that ``u(0) = u0`` whatever the weights), the
+        projection of ``phi`` onto the unit ball and its zero border."""
+        u = u0 + (tau[:, :1] * du if self.exact_initial else du)
+        if self.project:
+            phi = project_unit_ball(phi, self.eps, channelwise=self.channelwise)
+        return u, zero_border(phi, self.edge_width)
 
     def _split_output(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split a ``(B, 3C, H, W)`` network output into ``du`` and ``phi`` ``(B, C, 2, H, W)``."""

@@ -48,9 +48,10 @@ class LGD(TVflowNetModel):
     def __init__(self, in_channels: int = 1, n_steps: int = 5, dim_z: int = 8, hidden: int = 32,
                  eps: float = 1e-4, project: bool = True, edge_width: int = 1,
                  channelwise: bool = False, padding_mode: str = "zeros", grown_steps: int = 0,
-                 input_eps: float | None = None):
+                 input_eps: float | None = None, exact_initial: bool = False):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
-                         channelwise=channelwise, input_eps=input_eps)
+                         channelwise=channelwise, input_eps=input_eps,
+                         exact_initial=exact_initial)
         if int(n_steps) < 1:
             raise UserInputError(f"n_steps must be >= 1, got {n_steps}")
         if int(dim_z) < 0:
@@ -81,7 +82,7 @@ class LGD(TVflowNetModel):
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             channelwise=self.channelwise, padding_mode=padding_mode,
                             **({"grown_steps": int(grown_steps)} if grown_steps else {}),
-                            **self._input_eps_config())
+                            **self._optional_config())
 
     def _net(self, u0, tau):
         C = self.in_channels

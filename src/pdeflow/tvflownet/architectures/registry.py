@@ -144,7 +144,7 @@ def with_input_eps(model: nn.Module, input_eps: float | None) -> nn.Module:
     for m in (list(out.members) if isinstance(out, Ensemble) else [out]):
         m.input_eps = None if input_eps is None else float(input_eps)
         m._config.pop("input_eps", None)
-        m._config.update(m._input_eps_config())
+        m._config.update(m._optional_config())
     meta = getattr(out, "meta", None)   # a loaded model's file record: its config says what it now computes
     if isinstance(meta, dict) and isinstance(meta.get("config"), dict) and "model" in meta["config"]:
         meta["config"]["model"] = out.config

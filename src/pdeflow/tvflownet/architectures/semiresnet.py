@@ -52,9 +52,10 @@ class SemiResNet(TVflowNetModel):
     def __init__(self, in_channels: int = 1, width: int = 16, depth: int = 8, n_relu: int = 1,
                  eps: float = 1e-4, project: bool = True, edge_width: int = 1,
                  phi_init_input: bool = True, channelwise: bool = False, padding_mode: str = "zeros",
-                 input_eps: float | None = None):
+                 input_eps: float | None = None, exact_initial: bool = False):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
-                         channelwise=channelwise, input_eps=input_eps)
+                         channelwise=channelwise, input_eps=input_eps,
+                         exact_initial=exact_initial)
         if int(depth) < 2:
             raise UserInputError(f"depth must be >= 2, got {depth}")
         if not 0 <= int(n_relu) <= int(depth) - 1:
@@ -73,7 +74,7 @@ class SemiResNet(TVflowNetModel):
         self._config = dict(in_channels=C, width=int(width), depth=int(depth), n_relu=self.n_relu,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             phi_init_input=self.phi_init_input, channelwise=self.channelwise,
-                            padding_mode=padding_mode, **self._input_eps_config())
+                            padding_mode=padding_mode, **self._optional_config())
 
     def _net(self, u0, tau):
         x = self.network_input(u0, tau)

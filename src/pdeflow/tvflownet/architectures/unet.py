@@ -93,9 +93,10 @@ class UNet(TVflowNetModel):
                  channels: Sequence[int] = (32, 32, 64, 64, 128), eps: float = 1e-4,
                  project: bool = True, edge_width: int = 1, phi_init_input: bool = True,
                  channelwise: bool = False, pad_mode: str = "reflect", refine: int = 0,
-                 input_eps: float | None = None, shared: bool = False):
+                 input_eps: float | None = None, exact_initial: bool = False, shared: bool = False):
         super().__init__(in_channels=in_channels, eps=eps, project=project, edge_width=edge_width,
-                         channelwise=channelwise, input_eps=input_eps)
+                         channelwise=channelwise, input_eps=input_eps,
+                         exact_initial=exact_initial)
         channels = [int(c) for c in channels]
         if int(refine) < 0:
             raise UserInputError(f"refine must be >= 0 (channels of the refinement block; 0: none), got {refine}")
@@ -135,7 +136,7 @@ class UNet(TVflowNetModel):
         self._config = dict(in_channels=self.in_channels, scales=self.scales, skip=int(skip), channels=channels,
                             eps=self.eps, project=self.project, edge_width=self.edge_width,
                             phi_init_input=self.phi_init_input, channelwise=self.channelwise,
-                            pad_mode=pad_mode, refine=int(refine), **self._input_eps_config(),
+                            pad_mode=pad_mode, refine=int(refine), **self._optional_config(),
                             **({"shared": True} if self.shared else {}))
 
     #: parameters that may be missing from the weights a run starts from (``init``): they start as built
