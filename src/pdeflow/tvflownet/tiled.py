@@ -171,7 +171,8 @@ class Tiled(ModelWrapper):
     def _unet(self, net: UNet, u0, t):
         """:class:`UNet`'s forward with the padding and the upsampling in global coordinates."""
         B, C, H, W = u0.shape
-        x = net.network_input(u0, time_image(t, u0))
+        tau = time_image(t, u0)
+        x = net.network_input(u0, tau)
         m = 2 ** (net.scales - 1)
         ph, pw = (-H) % m, (-W) % m
         top, left = ph // 2, pw // 2
@@ -190,7 +191,7 @@ class Tiled(ModelWrapper):
                 C0, C1 = max(c0, left), min(c1, left + W)
                 if R0 < R1 and C0 < C1:
                     out[..., R0 - top:R1 - top, C0 - left:C1 - left] = o[..., R0 - e0:R1 - e0, C0 - f0:C1 - f0]
-        return net.assemble(u0, time_image(t, u0), out[:, :C], out[:, C:].reshape(B, C, 2, H, W))
+        return net.assemble(u0, tau, out[:, :C], out[:, C:].reshape(B, C, 2, H, W))
 
     @staticmethod
     def _unet_tile(net: UNet, x, e0, f0, Hp, Wp):

@@ -248,7 +248,7 @@ class TVflowNetModel(nn.Module):
         """``(u, phi)`` from the network's raw outputs ``du`` and ``phi`` (:meth:`_net`): the skip connection
         ``u = u0 + du`` (``u0 + t du`` with ``exact_initial``, so that ``u(0) = u0`` whatever the weights), the
         projection of ``phi`` onto the unit ball and its zero border."""
-        u = u0 + (tau[:, :1] * du if self.exact_initial else du)
+        u = u0 + (tau * du if self.exact_initial else du)       # tau (B, 1, H, W): t in every channel
         if self.project:
             phi = project_unit_ball(phi, self.eps, channelwise=self.channelwise)
         return u, zero_border(phi, self.edge_width)
