@@ -219,6 +219,7 @@ def main(argv=None) -> int:
     import distributed
 
     import pdeflow.dask as pdd
+    from pdeflow.dask.batch import WORKER_CONFIG
     from pdeflow.io import read_zarr, write_zarr
 
     f, m = _problem(args.op, args.size, shape=args.shape, ndim=args.ndim)
@@ -234,9 +235,8 @@ def main(argv=None) -> int:
         src = write_zarr(da.from_array(f, chunks=cs), work / "in.zarr")
         nd = {"ndim": 3} if args.ndim == 3 else {}
         msrc = write_zarr(da.from_array(m, chunks=cs), work / "mask.zarr") if m is not None else None
-        # the workers of pdeflow's own local cluster (pdeflow.dask.batch.dask_client, what --workers starts): no
-        # statistical profiler, whose history grows a worker by a share of a chunk per task
-        with dask.config.set({"distributed.worker.profile.enabled": args.profiler}):
+        # the workers of pdeflow's own local cluster (pdeflow.dask.batch.dask_client, what --workers starts)
+        with dask.config.set({**WORKER_CONFIG, "distributed.worker.profile.enabled": args.profiler}):
             cluster = None if args.smoke else distributed.LocalCluster(
                 n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=logging.CRITICAL, env=dict(kv.split("=", 1) for kv in args.worker_env))

@@ -34,12 +34,20 @@ from ..errors import InputFileNotFoundError, UserInputError
 from ..progress import progress_bar
 
 __all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client", "cluster_pays", "MAX_FILES_PER_TASK",
-           "GUIDED_SHARE", "CLUSTER_START_S"]
+           "GUIDED_SHARE", "CLUSTER_START_S", "WORKER_CONFIG"]
 
 #: Wall-clock seconds a local cluster's start and stop cost a batch on a machine with a core for each worker
 #: (worker processes started, each importing torch and pdeflow, then stopped): what its parallel work must win
 #: back (:func:`cluster_pays`). The user guide's page "Large images and many images" says where it comes from.
 CLUSTER_START_S = 8.0
+
+#: The dask configuration of the workers of pdeflow's own local cluster (:func:`dask_client`): no statistical
+#: profiler (it samples their threads every few milliseconds, CPU taken from the tasks, and its history grows a
+#: worker by a share of a chunk per task), and short logs of dask's own (by default a worker keeps its last 1,000
+#: transitions and stimuli, 10,000 log records and 7,200 resource samples: memory that grows with the number of
+#: tasks, not with the chunk).
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.low-level-log-length": 50,
+                 "distributed.admin.log-length": 50, "distributed.admin.system-monitor.log-length": 50}
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a batch of a
 #: million files does not hold a million futures.
@@ -334,11 +342,15 @@ def dask_client(scheduler: str | None, workers: int | None, *, who: str = "run_b
 
     Examples
     --------
+    >>> import dask
     >>> import dask.array as da
-    >>> from pdeflow.dask.batch import dask_client
-    >>> with dask_client(None, 1):                      # a local cluster of one worker process
-    ...     int(da.ones(4, chunks=2).sum().compute())
-    4
+    >>> from pdeflow.dask.batch import WORKER_CONFIG, dask_client
+    >>> key = "distributed.admin.low-level-log-length"
+    >>> with dask_client(None, 1) as client:            # a local cluster of one worker process
+    ...     total = int(da.ones(4, chunks=2).sum().compute())
+    ...     in_workers = list(client.run(dask.config.get, key).values())
+    >>> total, in_workers == [WORKER_CONFIG[key]]
+    (4, True)
     """
     try:
         from distributed import Client, LocalCluster
@@ -357,15 +369,14 @@ def dask_client(scheduler: str | None, workers: int | None, *, who: str = "run_b
     import dask
 
     # one thread per worker process: the processes give the parallelism; the scheduler's web page (always
-    # served) on a free port, not the default one that another cluster may hold; no statistical profiler in
-    # the workers (it samples their threads every few milliseconds, CPU time taken from the tasks)
+    # served) on a free port, not the default one that another cluster may hold; WORKER_CONFIG in the workers
     # Ctrl-C at a terminal reaches every process of the foreground group, the workers too, each of which printed
     # a KeyboardInterrupt traceback. SIGINT is blocked while the cluster starts: its worker processes, and the
     # thread that starts them (again, when one dies), inherit the block, so this process alone is interrupted and
     # stops the cluster; a Ctrl-C during the start waits until the cluster can be closed.
     blocked = _block_ctrl_c()
     try:
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with dask.config.set(WORKER_CONFIG):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=logging.CRITICAL)
         with cluster, Client(cluster) as client:
