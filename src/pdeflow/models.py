@@ -73,6 +73,9 @@ SHIPPED: dict[str, Shipped] = {
     "lgd": Shipped("tvflownet", "tvflownet", "tvflownet", "TVflowNET learned gradient descent, 5 blocks"),
     "lgd10": Shipped("tvflownet", "tvflownet", "tvflownet", "TVflowNET learned gradient descent, 10 blocks"),
     "semiresnet": Shipped("tvflownet", "tvflownet", "tvflownet", "TVflowNET Semi-ResNet (the paper's smallest)"),
+    "unet-unsupervised": Shipped("tvflownet", "tvflownet", "unsupervised",
+                                 "TVflowNET U-Net trained the paper's way, from loss (12) alone (no computed flow in "
+                                 "any step), with u(0) = u0 built in"),
     "unet-colour": Shipped("tvflownet", "tvflownet", "colour",
                            "TVflowNET for colour images, the coupled colour flow: the grey U-Net on every channel, "
                            "the channels' coupling learned (flow()'s default for colour images)"),

@@ -74,7 +74,7 @@ def shipped_models() -> list[str]:
     --------
     >>> from pdeflow.tvflownet import shipped_models
     >>> shipped_models()
-    ['default', 'lgd', 'lgd10', 'semiresnet', 'unet', 'unet-colour', 'unet-colour-hybrid']
+    ['default', 'lgd', 'lgd10', 'semiresnet', 'unet', 'unet-colour', 'unet-colour-hybrid', 'unet-unsupervised']
     """
     return registry.shipped_models("tvflownet")
 
