@@ -386,25 +386,3 @@ def test_store_to_store_refuses_a_halo_wider_than_a_block(tmp_path):
     with pytest.raises(UserInputError, match="halo of 10 pixels is wider than the smallest block"):
         pdd.inpaint_to_zarr(x, np.ones((40, 40)), tmp_path / "u.zarr", overlap=9)
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("shape, faces", [((2, 1, 150, 97), [(16, 16), (0, 16)]),          # three bands, a halo
-                                          ((1, 1, 70, 40, 20), [(0, 3), (2, 0), (1, 1)])])   # a volume
-def test_the_residual_in_bands_is_the_whole_blocks(shape, faces):
-    """pdeflow.dask.inpaint.residual_sums takes a block's float64 residual band by band (bounding a task's memory);
-    the sums equal the whole block's Laplacian residual over its own pixels, Neumann where the block ends."""
-    from pdeflow.dask.inpaint import RESIDUAL_BAND, residual_sums
-    from pdeflow.ops import laplacian
-
-    assert shape[2] > RESIDUAL_BAND
-    rng = np.random.default_rng(0)
-    ub, fb = rng.random(shape, dtype=np.float32), rng.random(shape, dtype=np.float32)
-    mb = (rng.random(shape) < 0.1).astype(np.float32)
-    u, m, f = (torch.from_numpy(z.astype(np.float64)) for z in (ub, mb, fb))
-    nd = u.dim() - 2
-    own = (slice(None), slice(None)) + tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, shape[2:]))
-    r = ((1 - m) * laplacian(u, ndim=nd))[own].flatten(1).pow(2).sum(1)
-    d = ((1 - m) * laplacian(m * f, ndim=nd))[own].flatten(1).pow(2).sum(1)
-    got = residual_sums(ub, mb, fb, faces=faces)
-    assert got.shape == (shape[0], 2) + (1,) * nd
-    np.testing.assert_allclose(got.reshape(shape[0], 2), torch.stack([r, d], 1).numpy(), rtol=1e-13)

@@ -91,12 +91,6 @@ def checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol, 
     return op, x4, lead, m4, tol, max_sweeps, ltol
 
 
-#: Rows of a block (its first spatial axis) whose residual :func:`residual_sums` computes at once: its float64
-#: temporaries are a band's, not a grown block's (such a block of 544 x 544 in float64 is 2.4 chunks of 512 x 512
-#: float32, and the residual holds several).
-RESIDUAL_BAND = 64
-
-
 def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     """Bool (*S): the outer ``reach`` slabs of a grown block on the sides that have a neighbour."""
     ring = torch.zeros(shape, dtype=torch.bool, device=device)
@@ -169,25 +163,17 @@ def _relative_solve(op, f, mk, span, tol, options):
 
 
 def residual_sums(ub, mb, fb, *, faces):
-    """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels, in float64,
-    :data:`RESIDUAL_BAND` rows (of the first spatial axis) at a time."""
-    spatial = ub.ndim - 2
-    (lo, hi), rows = faces[0], ub.shape[2]
-    rest = tuple(slice(a, s - b) for (a, b), s in zip(faces[1:], ub.shape[3:]))
-    sums = np.zeros((ub.shape[0], 2))
-    for a in range(lo, rows - hi, RESIDUAL_BAND):
-        b = min(a + RESIDUAL_BAND, rows - hi)
-        # a row either side for the stencil: the Laplacian of a grown block is the global one inside it (Neumann
-        # only where the block, and so the image, ends); the band's own edge rows are dropped
-        a0, b0 = max(a - 1, 0), min(b + 1, rows)
-        u, m, f = (torch.from_numpy(np.asarray(z[:, :, a0:b0], dtype=np.float64)) for z in (ub, mb, fb))
-        own = (slice(None), slice(None), slice(a - a0, b - a0)) + rest
-        r = ((1 - m) * ops.laplacian(u, ndim=spatial))[own]
-        d = ((1 - m) * ops.laplacian(m * f, ndim=spatial))[own]
-        axes = tuple(range(1, r.dim()))
-        sums[:, 0] += r.pow(2).sum(axes).numpy()
-        sums[:, 1] += d.pow(2).sum(axes).numpy()
-    return sums.reshape(ub.shape[0], 2, *(1,) * spatial)
+    """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels."""
+    u = torch.from_numpy(np.ascontiguousarray(ub, dtype=np.float64))
+    m = torch.from_numpy(np.ascontiguousarray(mb, dtype=np.float64))
+    f = torch.from_numpy(np.ascontiguousarray(fb, dtype=np.float64))
+    spatial = u.dim() - 2
+    # the Laplacian of a grown block is the global one inside it (Neumann only where the image ends)
+    own = (slice(None), slice(None)) + tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, u.shape[2:]))
+    r = ((1 - m) * ops.laplacian(u, ndim=spatial))[own]
+    b = ((1 - m) * ops.laplacian(m * f, ndim=spatial))[own]
+    axes = tuple(range(1, r.dim()))
+    return torch.stack([r.pow(2).sum(axes), b.pow(2).sum(axes)], 1).reshape(u.shape[0], 2, *(1,) * spatial).numpy()
 
 
 def _change_task(ub, vb, *, faces):
