@@ -42,10 +42,9 @@ __all__ = ["batch_files", "FileTask", "BatchResult", "run_batch", "dask_client",
 CLUSTER_START_S = 8.0
 
 #: The dask configuration of the workers of pdeflow's own local cluster (:func:`dask_client`): no statistical
-#: profiler (it samples their threads every few milliseconds, CPU taken from the tasks, and its history grows a
-#: worker by a share of a chunk per task), and short logs of dask's own (by default a worker keeps its last 1,000
-#: transitions and stimuli, 10,000 log records and 7,200 resource samples: memory that grows with the number of
-#: tasks, not with the chunk).
+#: profiler (it samples the workers' threads, CPU taken from the tasks, and its history grows a worker with every
+#: task), and short logs of dask's own (a worker's recent transitions, stimuli, log records and resource samples,
+#: kept by the thousand by default: memory that grows with the number of tasks, not with the chunk).
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.low-level-log-length": 50,
                  "distributed.admin.log-length": 50, "distributed.admin.system-monitor.log-length": 50}
 
