@@ -65,5 +65,7 @@ def trainer_options(device_help: str) -> dict:
         "--device": lambda g: g.add_argument("--device", default=None, help=device_help),
         "--threads": lambda g: g.add_argument("--threads", type=positive_int, default=None,
                                               help="torch CPU threads (default: torch's)"),
-        "--quiet": lambda g: g.add_argument("--quiet", action="store_true", help="no progress bar"),
+        "--quiet": lambda g: g.add_argument(
+            "--quiet", action="store_true",
+            help="no progress bar or progress lines; warnings raised in training are still summarised once at the end"),
     }

@@ -89,13 +89,14 @@ class Run:
         Config fields that may differ when resuming (e.g. ``("steps",)`` to
         extend a finished run); ``config.json`` is then updated.
     quiet : bool
-        No progress bar, no progress lines, warnings left as they are. Otherwise, on rank 0:
-        on a terminal a progress bar; elsewhere (a log file, a pipe, a batch job) one line on
+        No progress bar, no progress lines, no validation lines. Otherwise, on rank 0: on a
+        terminal a progress bar; elsewhere (a log file, a pipe, a batch job) one line on
         stderr every ``progress_every`` steps (step, the scalars logged for it, steps/s, ETA);
-        in both cases one line per validation (:meth:`log_validation`, :meth:`update_best`),
-        and every warning raised inside the loop (the reference solver's
+        in both cases one line per validation (:meth:`log_validation`, :meth:`update_best`).
+        Quiet or not, every warning raised inside the loop (the reference solver's
         ``ConvergenceWarning``, ...) is counted instead of shown, and reported once at the
-        end of :meth:`steps`: one line per warning site, with its count and first message.
+        end of :meth:`steps`: one line per warning site, with its count and first message
+        (a warning per step would drown the quiet output it was asked for).
     progress_every : int, optional
         Steps between progress lines off a terminal (default: a twentieth of the run).
     tensorboard : bool
@@ -286,9 +287,9 @@ class Run:
         self._bar = tqdm(total=total, initial=start, desc=self.dir.name, unit="step",
                          dynamic_ncols=True, disable=not show)
         report = None
-        if self.is_main and not self.quiet:
-            every = self.progress_every or max(1, total // 20)
-            report = self._report = _Report(self.dir.name, start, total, every if not terminal else None,
+        if self.is_main:
+            every = None if self.quiet or terminal else self.progress_every or max(1, total // 20)
+            report = self._report = _Report(self.dir.name, start, total, every, show_validations=not self.quiet,
                                             write=_write_above_bar if show else _print_stderr)
         try:
             with report.counting() if report is not None else contextlib.nullcontext():
@@ -508,11 +509,12 @@ def _duration(seconds: float) -> str:
 
 class _Report:
     """What :meth:`Run.steps` shows besides the bar: a line every ``every`` steps (``None``: none, a
-    bar shows progress), a line per validation, and the warnings raised in the loop, counted per
-    site and summarised once at the end."""
+    bar shows progress or the run is quiet), a line per validation (unless quiet), and the warnings
+    raised in the loop, counted per site and summarised once at the end."""
 
-    def __init__(self, name: str, start: int, total: int, every: int | None, write):
+    def __init__(self, name: str, start: int, total: int, every: int | None, write, show_validations: bool = True):
         self.name, self.start, self.total, self.every, self.write = name, start, total, every, write
+        self.show_validations = show_validations
         self.step = start                       # the step running now (for the first step of a warning)
         self.validation_keys: set[str] = set()  # logged by log_validation: shown on its line, not the step's
         self.warnings: dict[tuple, list] = {}   # (category, file, line) -> [count, first step, first message]
@@ -555,6 +557,8 @@ class _Report:
                    + (f", {n} warning{'s' if n != 1 else ''} so far (summary at the end)" if n else ""))
 
     def validation(self, step: int, metrics: Mapping[str, float], best, best_step) -> None:
+        if not self.show_validations:
+            return
         shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         best_text = "" if best is None else (" (new best)" if best_step == step else
                                             f" (best {best:.4g} at step {best_step + 1})")
