@@ -7,6 +7,7 @@ relative gap of 1e-9, over the range) in no more CPU time (one thread, best of `
 Writes ``table.md`` (per point, the cheapest pdeflow call below its error) and ``curves.json``.  Usage::
 
     python benchmarks/rof_pareto.py --sizes 256 512 --lams 0.02 0.1 0.3 0.5 --ref-cache runs/rof_refs
+    python benchmarks/rof_pareto.py --sizes 2048 --lams 0.02 0.1 --tols 1e-6 --ref-cache runs/rof_refs
     python benchmarks/rof_pareto.py --smoke        # one small case (the test suite runs this)
 """
 import argparse
@@ -59,11 +60,14 @@ def main(argv=None):
     ap.add_argument("--sizes", type=shape_arg, nargs="+", default=[(256, 256), (512, 512)])
     ap.add_argument("--lams", type=float, nargs="+", default=[0.02, 0.1, 0.3, 0.5])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tols", type=float, nargs="*", default=list(TOLS),
+                    help="the tol calls on pdeflow's curve (default %(default)s; at 2048 px and up 1e-8 costs about "
+                         "as much as the reference)")
     ap.add_argument("--ref-cache", type=Path, default=None, help="folder keeping the references (rof_defaults.py)")
     ap.add_argument("--smoke", action="store_true", help="64 px, lam 0.1, short curves, one repeat")
     add_output_args(ap, "rof_pareto")
     args = ap.parse_args(argv)
-    grid = (SKIMAGE_ITERS, ACCURACIES, TOLS)
+    grid = (SKIMAGE_ITERS, ACCURACIES, tuple(args.tols))
     if args.smoke:
         args.sizes, args.lams, args.repeats, grid = [(64, 64)], [0.1], 1, ((50,), (0.1, 1e-3), (1e-6,))
     out = open_out(args, argv)
