@@ -2,12 +2,12 @@
 The shipped TVflowNET models compared
 =====================================
 
-pdeflow ships six trained grey models (:func:`pdeflow.tvflownet.shipped_models`): ``semiresnet``, ``unet``
+pdeflow ships seven trained grey models (:func:`pdeflow.tvflownet.shipped_models`): ``semiresnet``, ``unet``
 and ``lgd`` (the paper's three architectures), ``lgd10`` (an LGD of 10 unrolled steps) and
 ``default``, a weighted ensemble of ``unet`` and ``lgd10``, all trained supervised by the exact flow; and
-``unet-unsupervised``, the U-Net trained the paper's way, from loss (12) alone. ``unet-colour`` and
-``unet-colour-hybrid`` are for colour images. This compares the grey ones on one image: the accuracy of ``u``
-at ``t = 0.5`` against the exact flow, and the CPU time of a call.
+``unet-unsupervised`` and ``lgd-unsupervised``, the U-Net and the LGD trained the paper's way, from loss (12)
+alone. ``unet-colour`` and ``unet-colour-hybrid`` are for colour images. This compares the grey ones on one
+image: the accuracy of ``u`` at ``t = 0.5`` against the exact flow, and the CPU time of a call.
 """
 import pdeflow  # before torch: see Installation
 import time

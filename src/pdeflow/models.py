@@ -76,6 +76,9 @@ SHIPPED: dict[str, Shipped] = {
     "unet-unsupervised": Shipped("tvflownet", "tvflownet", "unsupervised",
                                  "TVflowNET U-Net trained the paper's way, from loss (12) alone (no computed flow in "
                                  "any step), with u(0) = u0 built in"),
+    "lgd-unsupervised": Shipped("tvflownet", "tvflownet", "unsupervised",
+                                "TVflowNET learned gradient descent (5 blocks) trained the paper's way, from loss (12) "
+                                "alone (no computed flow in any step), with u(0) = u0 built in"),
     "unet-colour": Shipped("tvflownet", "tvflownet", "colour",
                            "TVflowNET for colour images, the coupled colour flow: the grey U-Net on every channel, "
                            "the channels' coupling learned (flow()'s default for colour images)"),

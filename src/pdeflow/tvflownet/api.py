@@ -73,8 +73,9 @@ def shipped_models() -> list[str]:
     Examples
     --------
     >>> from pdeflow.tvflownet import shipped_models
-    >>> shipped_models()
-    ['default', 'lgd', 'lgd10', 'semiresnet', 'unet', 'unet-colour', 'unet-colour-hybrid', 'unet-unsupervised']
+    >>> shipped_models()  # doctest: +NORMALIZE_WHITESPACE
+    ['default', 'lgd', 'lgd-unsupervised', 'lgd10', 'semiresnet', 'unet', 'unet-colour', 'unet-colour-hybrid',
+     'unet-unsupervised']
     """
     return registry.shipped_models("tvflownet")
 
