@@ -147,6 +147,28 @@ def test_inpaint_every_operator_sparse_and_holes(client, name):
         assert np.abs(u - ref).max() <= TOLERANCE[name] * (f.max() - f.min()), name
 
 
+@pytest.mark.parametrize("shape, faces", [((2, 3, 70, 40), ((1, 0), (0, 1))),
+                                          ((1, 1, 12, 9, 7), ((0, 1), (1, 1), (1, 0)))])
+def test_the_diffusion_measure_taken_in_slabs_is_the_whole_blocks(monkeypatch, shape, faces):
+    """The stopping measure's sums of a grown block (the chunk's own pixels, the global Laplacian inside it)
+    taken a few rows at a time equal them over the whole block at once, in float64."""
+    import importlib
+    from pdeflow import ops
+    block = importlib.import_module("pdeflow.dask.inpaint")
+    monkeypatch.setattr(block, "RESIDUAL_SLAB", 3 * int(np.prod(shape)) // shape[2])     # 3 rows a slab
+    rng = np.random.default_rng(0)
+    u, f = rng.random(shape).astype(np.float32), rng.random(shape).astype(np.float32)
+    m = (rng.random((shape[0], 1) + shape[2:]) < 0.2).astype(np.float32)
+    nd = len(shape) - 2
+    U, M, F = (torch.from_numpy(v.astype(np.float64)) for v in (u, m, f))
+    own = (slice(None), slice(None)) + tuple(slice(lo, n - hi) for (lo, hi), n in zip(faces, shape[2:]))
+    axes = tuple(range(1, len(shape)))
+    whole = [((1 - M) * ops.laplacian(v, ndim=nd))[own].pow(2).sum(axes).numpy() for v in (U, M * F)]
+    got = block.residual_sums(u, m, f, faces=faces)
+    assert got.shape == (shape[0], 2) + (1,) * nd
+    np.testing.assert_allclose(got.reshape(shape[0], 2), np.stack(whole, 1), rtol=1e-13)
+
+
 def test_iel_is_exact_with_a_halo(client):
     x = np.random.default_rng(3).standard_normal((2, 1, 40, 40)).astype(np.float32)
     for op, boundary in (("heat", "zero"), ("tv", "neumann"), ("perona-malik", "zero")):

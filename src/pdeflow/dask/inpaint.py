@@ -61,6 +61,8 @@ __all__ = ["inpaint", "LOCAL_MAX_ITER"]
 
 #: Lagged-diffusivity steps of a subdomain solve at most (the nonlinear operators), unless ``max_iter`` is given.
 LOCAL_MAX_ITER = 2000
+#: Elements of a block the stopping measure of homogeneous diffusion (:func:`residual_sums`) takes at a time.
+RESIDUAL_SLAB = 2**16
 
 
 def checked_arguments(da, x, mask, method, tol, overlap, max_sweeps, local_tol, ndim, who: str):
@@ -163,17 +165,28 @@ def _relative_solve(op, f, mk, span, tol, options):
 
 
 def residual_sums(ub, mb, fb, *, faces):
-    """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels."""
-    u = torch.from_numpy(np.ascontiguousarray(ub, dtype=np.float64))
-    m = torch.from_numpy(np.ascontiguousarray(mb, dtype=np.float64))
-    f = torch.from_numpy(np.ascontiguousarray(fb, dtype=np.float64))
-    spatial = u.dim() - 2
-    # the Laplacian of a grown block is the global one inside it (Neumann only where the image ends)
-    own = (slice(None), slice(None)) + tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, u.shape[2:]))
-    r = ((1 - m) * ops.laplacian(u, ndim=spatial))[own]
-    b = ((1 - m) * ops.laplacian(m * f, ndim=spatial))[own]
-    axes = tuple(range(1, r.dim()))
-    return torch.stack([r.pow(2).sum(axes), b.pow(2).sum(axes)], 1).reshape(u.shape[0], 2, *(1,) * spatial).numpy()
+    """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels, in float64, a slab of
+    :data:`RESIDUAL_SLAB` elements at a time (the whole block in float64 would be a task's largest memory: its
+    temporaries weighed 16 chunks of float32 at chunks of 512)."""
+    spatial = ub.ndim - 2
+    shape = ub.shape[2:]
+    own = [slice(lo, s - hi) for (lo, hi), s in zip(faces, shape)]
+    step = max(1, RESIDUAL_SLAB // (ub.size // shape[0]))
+    axes = tuple(range(1, ub.ndim))
+    sums = np.zeros((ub.shape[0], 2))
+    for a in range(own[0].start, own[0].stop, step):
+        b = min(a + step, own[0].stop)
+        # the slab with a row of each neighbour: the Laplacian of a grown block is the global one inside it
+        # (Neumann only where the image ends), and so is a slab's on its own rows
+        lo, hi = max(a - 1, 0), min(b + 1, shape[0])
+        rows = (slice(None), slice(None), slice(lo, hi))
+        u, m, f = (torch.from_numpy(np.array(v[rows], dtype=np.float64)) for v in (ub, mb, fb))
+        keep = (slice(None), slice(None), slice(a - lo, b - lo)) + tuple(own[1:])
+        r = ((1 - m) * ops.laplacian(u, ndim=spatial))[keep]
+        q = ((1 - m) * ops.laplacian(f.mul_(m), ndim=spatial))[keep]
+        sums[:, 0] += r.pow(2).sum(axes).numpy()
+        sums[:, 1] += q.pow(2).sum(axes).numpy()
+    return sums.reshape(ub.shape[0], 2, *(1,) * spatial)
 
 
 def _change_task(ub, vb, *, faces):
