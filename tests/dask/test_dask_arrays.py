@@ -153,6 +153,7 @@ def test_the_diffusion_measure_taken_in_slabs_is_the_whole_blocks(monkeypatch, s
     """The stopping measure's sums of a grown block (the chunk's own pixels, the global Laplacian inside it)
     taken a few rows at a time equal them over the whole block at once, in float64."""
     import importlib
+
     from pdeflow import ops
     block = importlib.import_module("pdeflow.dask.inpaint")
     monkeypatch.setattr(block, "RESIDUAL_SLAB", 3 * int(np.prod(shape)) // shape[2])     # 3 rows a slab

@@ -453,7 +453,7 @@ class _GrownTask:
 
 
 def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, out_chunks, meta, sums,
-                 per_block=None):
+                 per_block=None, width=2):
     """The layer of :func:`sweep` or :func:`block_sums` in ``graph``: a task per block of ``grid`` (the chunks of
     the batch and spatial axes), each reading the pieces of ``arrays`` its grown block covers; ``per_block(region,
     faces)``: keywords of each block's own (its grown region, a (lo, hi) per batch and spatial axis)."""
@@ -481,7 +481,7 @@ def _grown_layer(graph, fn, arrays, depth, done, grid, extra, like, kwargs, *, o
     tasks = {}
     for b, (idx, region, faces) in enumerate(layout):
         keys = [[(a.name, i[0], 0, *i[1:]) for i in plan[b][0]] for a, plan in zip(arrays, plans)]
-        empty = ((grid[0][idx[0]], 2) + (1,) * nsp) if sums else None
+        empty = ((grid[0][idx[0]], width) + (1,) * nsp) if sums else None
         task = _GrownTask(fn, tuple(plan[b][1] for plan in plans), tuple(hi - lo for lo, hi in region), faces, like,
                           names, own[b], empty)
         ekeys = [(e.name, idx[0]) + (0,) * (e.ndim - 1) for e in extras]
@@ -529,10 +529,12 @@ def sweep(fn, arrays, depth: dict, done, *, dtype, like: int = 0, extra: dict | 
     return g.finish(out)[0] if graph is None else out
 
 
-def block_sums(fn, arrays, depth: dict, done, *, grid=None, graph=None, **kwargs):
-    """Per-block values of ``fn(*grown_blocks, faces=..., **kwargs)``, which returns a (b, 2, 1, ...) block (zeros
-    where ``done``): a dask array of such chunks, one per block of ``grid`` (default the chunks of ``arrays[0]``),
-    for a reduction over the spatial axes. The blocks are grown and read as :func:`sweep` reads them.
+def block_sums(fn, arrays, depth: dict, done, *, grid=None, graph=None, width: int = 2, per_block=None,
+               **kwargs):
+    """Per-block values of ``fn(*grown_blocks, faces=..., **kwargs)``, which returns a (b, width, 1, ...) block
+    (zeros where ``done``): a dask array of such chunks, one per block of ``grid`` (default the chunks of
+    ``arrays[0]``), for a reduction over the spatial axes. The blocks are grown and read as :func:`sweep` reads them;
+    ``per_block`` as there.
 
     Examples
     --------
@@ -548,6 +550,6 @@ def block_sums(fn, arrays, depth: dict, done, *, grid=None, graph=None, **kwargs
     g = Graph() if graph is None else graph
     grid = _grid(arrays[0].chunks if grid is None else grid)
     out = _grown_layer(g, fn, arrays, depth, done, grid, None, 0, kwargs,
-                       out_chunks=(grid[0], (2,)) + tuple((1,) * len(c) for c in grid[1:]),
-                       meta=np.empty((0,) * arrays[0].ndim), sums=True)
+                       out_chunks=(grid[0], (width,)) + tuple((1,) * len(c) for c in grid[1:]),
+                       meta=np.empty((0,) * arrays[0].ndim), sums=True, per_block=per_block, width=width)
     return g.finish(out)[0] if graph is None else out

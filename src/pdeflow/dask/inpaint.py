@@ -31,10 +31,16 @@ operator's own boundary condition on its faces (no neighbour data yet).
 the range of the known values. Shepard interpolation (:attr:`~pdeflow.inpaint.Operator.local`) solves no equation:
 it is one pass over chunks grown by ``overlap``, exact wherever the Gaussian's reach (its scale doubles in large
 holes) stays inside the overlap. The graph stops sweeping (later sweeps pass their chunks through) once it is at
-most ``tol``. No coarse space: with sparse data every unknown pixel is near a known one and the sweeps needed stay
-few; a hole that spans several chunks needs about as many sweeps as chunks across it.
+most ``tol``. **Coarse correction** (homogeneous diffusion without options,
+:attr:`~pdeflow.inpaint.Operator.coarse`): between two sweeps the iterate takes the Galerkin correction of the
+diffusion system on a grid of one node per chunk (:mod:`pdeflow.dask.coarse`), so that a hole spanning several
+chunks no longer needs a sweep per chunk across it. The other operators have none: with sparse data every unknown
+pixel is near a known one and the sweeps needed stay few; a hole that spans several chunks needs about as many
+sweeps as chunks across it.
 """
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 import torch
@@ -54,9 +60,10 @@ from .arrays import (
     spatial_depth,
     sweep,
 )
+from .coarse import CoarseGrid, coarse_solve
 from .tv import SchwarzResult
 
-# solve_block, residual_sums and mask_like are the tasks pdeflow.dask.stream runs too (not in the API)
+# solve_block, residual_sums, coarse_grid and mask_like are the tasks pdeflow.dask.stream runs too (not in the API)
 __all__ = ["inpaint", "LOCAL_MAX_ITER"]
 
 #: Lagged-diffusivity steps of a subdomain solve at most (the nonlinear operators), unless ``max_iter`` is given.
@@ -107,13 +114,19 @@ def _ring(shape, faces, reach: int, device=None) -> torch.Tensor:
     return ring
 
 
-def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None, owned=False):
+def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None, owned=False, correction=None,
+                coarse=None, region=None):
     """One chunk's subproblem: inpaint the grown block by the operator ``op`` (an entry of
     :data:`pdeflow.inpaint.OPERATORS`), the ring known and holding the iterate ``ub``. ``xb`` is the image zeroed off
     the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the operator's relative option;
     ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
     overwritten. ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
-    equals the data on the mask)."""
+    equals the data on the mask). ``correction``: node values (b, C, *nodes) of the :class:`~pdeflow.dask.coarse.
+    CoarseGrid` ``coarse``, added to the iterate's unknown pixels first (``region``: the grown block, a (lo, hi) per
+    batch and spatial axis)."""
+    if correction is not None:
+        e = coarse.field(correction, region) * (mb <= 0)
+        ub = np.add(ub, e, out=ub, casting="unsafe") if owned else (ub + e).astype(ub.dtype, copy=False)
     dtype = torch.float64 if xb.dtype == np.float64 else torch.float32
     x = torch.from_numpy(np.ascontiguousarray(xb)).to(dtype)
     m = torch.from_numpy(np.ascontiguousarray(mb)).to(dtype)
@@ -164,16 +177,24 @@ def _relative_solve(op, f, mk, span, tol, options):
     return op.function(f, mk, tol=tol, **opts)
 
 
-def residual_sums(ub, mb, fb, *, faces):
+def residual_sums(ub, mb, fb, *, faces, coarse=None, region=None):
     """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels, in float64, a slab of
     :data:`RESIDUAL_SLAB` elements at a time (the whole block in float64 would be a task's largest memory: its
-    temporaries weighed 16 chunks of float32 at chunks of 512)."""
+    temporaries weighed 16 chunks of float32 at chunks of 512): (b, 2, 1, ...). With the
+    :class:`~pdeflow.dask.coarse.CoarseGrid` ``coarse`` (``region``: the grown block, a (lo, hi) per batch and
+    spatial axis) the block's share of the coarse right-hand side ``P^T (1 - m) L u`` follows, flattened:
+    (b, 2 + C nodes, 1, ...)."""
     spatial = ub.ndim - 2
     shape = ub.shape[2:]
     own = [slice(lo, s - hi) for (lo, hi), s in zip(faces, shape)]
     step = max(1, RESIDUAL_SLAB // (ub.size // shape[0]))
     axes = tuple(range(1, ub.ndim))
     sums = np.zeros((ub.shape[0], 2))
+    rhs = None
+    if coarse is not None:
+        origin = [lo for lo, _ in region[1:]]
+        cols = [(o + s.start, o + s.stop) for o, s in zip(origin[1:], own[1:])]
+        rhs = np.zeros(ub.shape[:2] + coarse.nodes)
     for a in range(own[0].start, own[0].stop, step):
         b = min(a + step, own[0].stop)
         # the slab with a row of each neighbour: the Laplacian of a grown block is the global one inside it
@@ -186,7 +207,11 @@ def residual_sums(ub, mb, fb, *, faces):
         q = ((1 - m) * ops.laplacian(f.mul_(m), ndim=spatial))[keep]
         sums[:, 0] += r.pow(2).sum(axes).numpy()
         sums[:, 1] += q.pow(2).sum(axes).numpy()
-    return sums.reshape(ub.shape[0], 2, *(1,) * spatial)
+        if rhs is not None:
+            rhs += coarse.rhs_part(r.numpy(), [(origin[0] + a, origin[0] + b)] + cols)
+    if rhs is not None:
+        sums = np.concatenate([sums, rhs.reshape(ub.shape[0], -1)], axis=1)
+    return sums.reshape(sums.shape + (1,) * spatial)
 
 
 def _change_task(ub, vb, *, faces):
@@ -197,11 +222,55 @@ def _change_task(ub, vb, *, faces):
     return out
 
 
-def _per_image(da, g, task, arrays, depth, done, reduce):
-    """Per-image reductions over chunks of a task that returns (b, 2, 1, ...) blocks: a (B, 2) array."""
-    parts = block_sums(task, arrays, depth, done, graph=g)
+def _per_image(da, g, task, arrays, depth, done, reduce, **kwargs):
+    """Per-image reductions over chunks of a task that returns (b, 2, 1, ...) blocks (``width`` in ``kwargs``: other
+    than 2): a (B, 2) array."""
+    parts = block_sums(task, arrays, depth, done, graph=g, **kwargs)
     axes = tuple(range(2, parts.ndim))
     return parts.max(axis=axes) if reduce == "max" else parts.sum(axis=axes)
+
+
+def _region(region, faces):
+    """A block's own keywords: its grown region (the coarse correction reads where it lies)."""
+    return {"region": region}
+
+
+def probe_sums(mb, *, faces, coarse, region):
+    """A block's share of the coarse operator's probes (:meth:`~pdeflow.dask.coarse.CoarseGrid.operator_part`),
+    flattened for a reduction: (b, probes * nodes, 1, ...)."""
+    out = coarse.operator_part(mb, faces, region)
+    return out.reshape((out.shape[0], -1) + (1,) * (mb.ndim - 2))
+
+
+def coarse_grid(op, options, chunks):
+    """The :class:`~pdeflow.dask.coarse.CoarseGrid` of the blocks ``chunks`` (their sizes along each spatial axis)
+    where the operator ``op`` takes the coarse correction (:attr:`~pdeflow.inpaint.Operator.coarse`, without
+    options: binary masks on a unit grid) and there is more than one block; else None."""
+    if not op.coarse or options or all(len(c) == 1 for c in chunks):
+        return None
+    return CoarseGrid.of(chunks)
+
+
+def _coarse_values(probes, parts, coarse, C):
+    """The node values (B, C, *nodes) of the coarse correction, in a 1-tuple, from the blocks of the summed probes
+    (B, probes * nodes) and of the per-image sums of the residual tasks (B, 2 + C * nodes)."""
+    nodes = coarse.nodes
+    probes = np.concatenate([row[0] for row in probes], axis=0)
+    rhs = np.concatenate([row[0] for row in parts], axis=0)[:, 2:]
+    return (coarse_solve(probes.reshape((-1, coarse.probes) + nodes), rhs.reshape((-1, C) + nodes), nodes),)
+
+
+def _correction(g, coarse, probes, parts, x4):
+    """The coarse correction's node values as a dask array (B, C, *nodes), chunked as ``x4`` along the batch axis,
+    from one solving task."""
+    (values,) = g.apply(_coarse_values, [probes, parts, coarse, x4.shape[1]], (object,), "inpaint-coarse")
+    nodes = coarse.nodes
+    name = "inpaint-coarse-values-" + values.name.rsplit("-", 1)[1]
+    starts = np.cumsum((0,) + x4.chunks[0])
+    tasks = {(name, i) + (0,) * (1 + len(nodes)): (operator.getitem, (values.name,), slice(a, b))
+             for i, (a, b) in enumerate(zip(starts[:-1], starts[1:]))}
+    return g.add(name, tasks, [values], (x4.chunks[0], (x4.shape[1],)) + tuple((n,) for n in nodes),
+                 np.empty((0,) * x4.ndim))
 
 
 def _next_state(tol, residual, parts, scale, crit, done, sweeps):
@@ -314,15 +383,26 @@ def inpaint(x, mask, method: str = "diffusion", *, tol: float = 1e-6, overlap: i
     f4, m4, scale = g.keep(f4), g.keep(m4), g.keep(scale)
     u4 = sweep(solve_block, [f4, m4, f4], depth, False, dtype=x4.dtype, like=2, first=True, graph=g, **kw)
     done, sweeps, crit = da.asarray(False), da.asarray(1), da.asarray(np.inf)
+    coarse = coarse_grid(op, options, x4.chunks[2:])
+    residual = {}
+    if coarse is not None:      # the coarse operator's probes, once: its mask does not change
+        probes = _per_image(da, g, probe_sums, [m4], one, False, "sum", width=coarse.probes * coarse.size,
+                            per_block=_region, coarse=coarse)
+        residual = dict(width=2 + x4.shape[1] * coarse.size, per_block=_region, coarse=coarse)
+    correction = None
     for _ in range(max_sweeps - 1):
-        new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, graph=g, **kw)
+        new = sweep(solve_block, [f4, m4, u4], depth, done, dtype=x4.dtype, like=2, first=False, graph=g,
+                    **({} if correction is None else dict(extra={"correction": correction}, per_block=_region,
+                                                          coarse=coarse)), **kw)
         if op.measure == "residual":
-            parts = _per_image(da, g, residual_sums, [new, m4, f4], one, done, "sum")
+            parts = _per_image(da, g, residual_sums, [new, m4, f4], one, done, "sum", **residual)
         else:
             parts = _per_image(da, g, _change_task, [new, u4], {k: 0 for k in depth}, done, "max")
         # the state carried to the next sweep, one task (not a dask operation per number)
         sweeps, crit, done = g.apply(_next_state, [tol, op.measure == "residual", parts, scale, crit, done, sweeps],
                                      (sweeps.dtype, np.float64, bool), "inpaint-state")
+        if coarse is not None:
+            correction = _correction(g, coarse, probes, parts, x4)
         u4 = new
     if op.clips(options):
         axes = tuple(range(2, x4.ndim))

@@ -31,7 +31,8 @@ from ..allocator import map_large_allocations, release_free_memory
 from ..errors import InputFileNotFoundError, UserInputError
 from ..tv import ACCURACY
 from .arrays import as_batched, check_max_sweeps, check_ndim, check_positive, checked_finite, import_dask, warn_short
-from .inpaint import checked_arguments, residual_sums, solve_block
+from .coarse import coarse_solve
+from .inpaint import checked_arguments, coarse_grid, residual_sums, solve_block
 from .rof_blocks import band_reach, gap_sums, primal_block, seam_band, solve_dual_block
 from .tv import coarse_data, coarse_dual, coarse_factor, image_ranges, prolonged, stopping
 
@@ -442,8 +443,11 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
 
 
 @_task(mapped=False)
-def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, span, measure, **kw):
+def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, span, measure, correction=None,
+              coarse=None, **kw):
     grown, faces = _grow(block, shape, depth)
+    if correction is not None:
+        kw.update(correction=correction[bslice], coarse=coarse, region=_batch_region(bslice, grown))
     fb, mb = _read(fpath, bslice, grown), _read(mpath, bslice, grown)
     ub = fb
     if not first:
@@ -464,11 +468,22 @@ def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, sp
 
 
 @_task(mapped=False)
-def _ip_residual(upath, mpath, fpath, bslice, block, shape):
+def _ip_residual(upath, mpath, fpath, bslice, block, shape, coarse=None):
     grown, faces = _grow(block, shape, 1)
-    s = residual_sums(_read(upath, bslice, grown), _read(mpath, bslice, grown),
-                              _read(fpath, bslice, grown), faces=faces)
-    return bslice.start, s.reshape(s.shape[0], 2)
+    s = residual_sums(_read(upath, bslice, grown), _read(mpath, bslice, grown), _read(fpath, bslice, grown),
+                      faces=faces, coarse=coarse, region=_batch_region(bslice, grown))
+    return bslice.start, s.reshape(s.shape[0], -1)
+
+
+@_task(mapped=False)
+def _ip_probes(mpath, bslice, block, shape, coarse):
+    grown, faces = _grow(block, shape, 1)
+    return bslice.start, coarse.operator_part(_read(mpath, bslice, grown), faces, _batch_region(bslice, grown))
+
+
+def _batch_region(bslice, grown):
+    """A grown block's extent as a (lo, hi) per batch and spatial axis."""
+    return ((bslice.start, bslice.stop),) + tuple((g.start, g.stop) for g in grown)
 
 
 @_task(mapped=False)
@@ -550,32 +565,43 @@ def inpaint_to_zarr(x, mask, target, method: str = "diffusion", *, tol: float = 
         scale = max(float(np.nanmax(hi_img) - np.nanmin(lo_img)), np.finfo(np.float64).tiny)
         span = (hi_img - lo_img) if op.relative is not None else None
         stores = [_create(work / f"u{k}.zarr", x4.shape, zchunks_x, x4.dtype) for k in (0, 1)]
-        blocks = _blocks(shape, [block_cuts(n, e, False) if n > e else [0, n] for n, e in zip(shape, edges)])
+        cuts = [block_cuts(n, e, False) if n > e else [0, n] for n, e in zip(shape, edges)]
+        blocks = _blocks(shape, cuts)
         bslices = _batch_slices(x4)
         delayed = dask.delayed(pure=False)
         kw = dict(op=op, reach=reach, tol=ltol, options=options)
         measure = op.measure
 
-        def run_sweep(uin, uout, first):
+        def run_sweep(uin, uout, first, correction=None):
             return _run([delayed(_ip_sweep)(fpath, mpath, uin, uout, b, blk, shape, depth if not local else overlap,
-                                            first=first, span=span, measure=measure, **kw)
+                                            first=first, span=span, measure=measure, correction=correction,
+                                            coarse=coarse, **kw)
                          for b in bslices for blk in blocks], scheduler)
 
+        coarse = coarse_grid(op, options, [[b - a for a, b in zip(c[:-1], c[1:])] for c in cuts])
+        if coarse is not None:      # the coarse operator's probes, once: its mask does not change
+            probes = np.zeros((x4.shape[0], coarse.probes) + coarse.nodes)
+            for start, p in _run([delayed(_ip_probes)(mpath, b, blk, shape, coarse) for b in bslices
+                                  for blk in blocks], scheduler):
+                probes[start:start + p.shape[0]] += p
         run_sweep(None, stores[0], True)
-        cur, sweeps, crit, done = 0, 1, float("inf"), local
+        cur, sweeps, crit, done, correction = 0, 1, float("inf"), local, None
         if local:
             crit = 0.0
         while not done and sweeps < max_sweeps:
             sweeps += 1
-            parts = run_sweep(stores[cur], stores[1 - cur], False)
+            parts = run_sweep(stores[cur], stores[1 - cur], False, correction)
             cur = 1 - cur
             if measure == "residual":
-                parts = _run([delayed(_ip_residual)(stores[cur], mpath, fpath, b, blk, shape)
+                parts = _run([delayed(_ip_residual)(stores[cur], mpath, fpath, b, blk, shape, coarse)
                               for b in bslices for blk in blocks], scheduler)
-                sums = np.zeros((x4.shape[0], 2))
+                sums = np.zeros((x4.shape[0], parts[0][1].shape[1]))
                 for start, s in parts:
                     sums[start:start + s.shape[0]] += s
                 crit = float(np.sqrt(sums[:, 0] / np.maximum(sums[:, 1], np.finfo(np.float64).tiny)).max())
+                if coarse is not None:
+                    rhs = sums[:, 2:].reshape((x4.shape[0], x4.shape[1]) + coarse.nodes)
+                    correction = coarse_solve(probes, rhs, coarse.nodes)
             else:
                 crit = max(float(d.max()) for _, d in parts) / scale
             done = crit <= tol

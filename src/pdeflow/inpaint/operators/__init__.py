@@ -150,6 +150,9 @@ class Operator:
         stall near one unit); required unless :attr:`local`.
     measure : str or None
         The stopping measure of the sweeps on dask arrays, one of :data:`MEASURES`; required unless :attr:`local`.
+    coarse : bool
+        Whether its sweeps on dask arrays take the coarse correction of the homogeneous diffusion system between
+        them (:mod:`pdeflow.dask.coarse`); needs the measure ``"residual"``, that system's.
     volumes : bool
         Whether it also inpaints volumes (B, C, D, H, W).
     diffusion_tol : bool
@@ -209,6 +212,7 @@ class Operator:
     subdomain_tol: float | None = None
     subdomain_eps: int | None = None
     measure: str | None = None
+    coarse: bool = False
     volumes: bool = False
     diffusion_tol: bool = False
     stages: int = STAGES
@@ -306,6 +310,9 @@ def _problems(op: Operator) -> list[str]:
                        f"roundoff (an int >= 1), got {op.subdomain_eps!r}")
         if op.measure not in MEASURES:
             bad.append(f"a non-local operator needs measure, one of {MEASURES}, got {op.measure!r}")
+        if op.coarse and op.measure != "residual":
+            bad.append(f"the coarse correction is the diffusion system's: it needs measure 'residual', got "
+                       f"{op.measure!r}")
     for field_name, kind in (("relative", float), ("presmoothing", float), ("clip", bool)):
         option = getattr(op, field_name)
         if option is not None and (option not in names or not isinstance(op.options[names.index(option)].default,
@@ -325,7 +332,8 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in (
                  Option("x0", None, torch.Tensor), Option("solver", "mg", str, choices=diffusion.SOLVERS),
                  Option("continuous", False, bool), Option("ndim", None, int, choices=(2, 3)),
                  Option("spacing", None, (float, tuple))),
-             local=False, stencil=1, subdomain_tol=1e-9, subdomain_eps=16, measure="residual", volumes=True,
+             local=False, stencil=1, subdomain_tol=1e-9, subdomain_eps=16, measure="residual", coarse=True,
+             volumes=True,
              diffusion_tol=True, warm_start=diffusion.warm_start, linear_map=diffusion.DiffusionMap,
              storage=Storage(0)),
     # biharmonic's thirteen-point stencil reads two pixels out
