@@ -1,15 +1,12 @@
-"""Decomposed diffusion inpainting with and without the coarse correction (pdeflow.dask.coarse): sweeps, CPU s, error.
+"""Decomposed diffusion inpainting with and without the coarse correction (pdeflow.dask.coarse), side by side.
 
-A photograph (scikit-image's camera resampled to ``--size``) with a square hole of ``--hole`` of its side in the
-middle (and, with ``--sparse P``, instead ``P`` of its pixels known at random) is inpainted by homogeneous diffusion:
-``pdeflow.inpaint.inpaint_diffusion`` on the single array, and ``pdeflow.dask.inpaint`` on chunks of each
-``--chunks`` with the coarse correction (the default) and without it (the one-level sweeps: the operator's
-``coarse`` turned off), side by side in this process (dask's synchronous scheduler: every task's CPU time is this
-process's), each to the relative residual ``--tol``. Errors: the largest difference to the single array solved to
-1e-12, over the image's range; ratios: CPU time over the single array's in the same run.
+The camera at ``--size`` with a square hole of ``--hole`` of its side (``--sparse P``: instead P of the pixels known
+at random), by ``pdeflow.dask.inpaint`` on chunks of each ``--chunks``, with the correction and without it (the
+operator's ``coarse`` off), in this process (dask's synchronous scheduler), to the relative residual ``--tol``:
+sweeps, CPU s and the ratio to ``inpaint_diffusion`` on the single array, the largest error against it solved to
+1e-12 over the range.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_coarse.py --size 512 --chunks 64 128 256
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_coarse.py --size 512 --chunks 64 128 --sparse 0.05
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_coarse.py --smoke
 
 Maintained.

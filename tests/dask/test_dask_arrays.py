@@ -3,6 +3,7 @@ global solves equal the single-array answers to their stated tolerances, the loc
 per image; a worker killed mid-run does not change the result; zarr in and out."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -17,12 +18,14 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 import dask  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 import pdeflow.dask as pdd  # noqa: E402
 from pdeflow import codec  # noqa: E402
+from pdeflow.dask.coarse import CoarseGrid, coarse_solve  # noqa: E402
 from pdeflow.errors import UserInputError  # noqa: E402
 from pdeflow.iel import InverseEvolution  # noqa: E402
-from pdeflow.inpaint import OPERATORS  # noqa: E402
+from pdeflow.inpaint import OPERATORS, inpaint_diffusion  # noqa: E402
 from pdeflow.io import read_zarr, write_zarr  # noqa: E402
 from pdeflow.tv import rof, tv_flow  # noqa: E402
 
@@ -150,24 +153,17 @@ def test_inpaint_every_operator_sparse_and_holes(client, name):
 @pytest.mark.parametrize("shape, faces", [((2, 3, 70, 40), ((1, 0), (0, 1))),
                                           ((1, 1, 12, 9, 7), ((0, 1), (1, 1), (1, 0)))])
 def test_the_diffusion_measure_taken_in_slabs_is_the_whole_blocks(monkeypatch, shape, faces):
-    """The stopping measure's sums of a grown block (the chunk's own pixels, the global Laplacian inside it)
-    taken a few rows at a time equal them over the whole block at once, in float64."""
     import importlib
 
     from pdeflow import ops
     block = importlib.import_module("pdeflow.dask.inpaint")
     monkeypatch.setattr(block, "RESIDUAL_SLAB", 3 * int(np.prod(shape)) // shape[2])     # 3 rows a slab
     rng = np.random.default_rng(0)
-    u, f = rng.random(shape).astype(np.float32), rng.random(shape).astype(np.float32)
-    m = (rng.random((shape[0], 1) + shape[2:]) < 0.2).astype(np.float32)
-    nd = len(shape) - 2
-    U, M, F = (torch.from_numpy(v.astype(np.float64)) for v in (u, m, f))
+    u, f, m = rng.random(shape), rng.random(shape), (rng.random((shape[0], 1) + shape[2:]) < 0.2).astype(float)
     own = (slice(None), slice(None)) + tuple(slice(lo, n - hi) for (lo, hi), n in zip(faces, shape[2:]))
-    axes = tuple(range(1, len(shape)))
-    whole = [((1 - M) * ops.laplacian(v, ndim=nd))[own].pow(2).sum(axes).numpy() for v in (U, M * F)]
-    got = block.residual_sums(u, m, f, faces=faces)
-    assert got.shape == (shape[0], 2) + (1,) * nd
-    np.testing.assert_allclose(got.reshape(shape[0], 2), np.stack(whole, 1), rtol=1e-13)
+    whole = [((1 - m) * ops.laplacian(torch.from_numpy(v), ndim=len(shape) - 2).numpy())[own] for v in (u, m * f)]
+    got = block.residual_sums(u, m, f, faces=faces).reshape(shape[0], 2)
+    np.testing.assert_allclose(got, [[(w[b] ** 2).sum() for w in whole] for b in range(shape[0])], rtol=1e-13)
 
 
 def test_iel_is_exact_with_a_halo(client):
@@ -409,3 +405,68 @@ def test_store_to_store_refuses_a_halo_wider_than_a_block(tmp_path):
     with pytest.raises(UserInputError, match="halo of 10 pixels is wider than the smallest block"):
         pdd.inpaint_to_zarr(x, np.ones((40, 40)), tmp_path / "u.zarr", overlap=9)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the coarse correction of diffusion's sweeps (pdeflow.dask.coarse) ---
+
+
+@pytest.mark.parametrize("chunks", [((8,) * 5, (8,) * 5), ((11, 13, 16), (7, 9, 9, 15))])
+def test_the_probed_coarse_operator_is_the_galerkin_product(chunks):
+    rng = np.random.default_rng(0)
+    h, w = sum(chunks[0]), sum(chunks[1])
+    m = (rng.random((h, w)) < 0.1).astype(float)
+    m[10:30, 5:30] = 0
+    # A = U (-L) U of the whole image, U the unknown pixels, L the Neumann Laplacian
+    index = np.arange(h * w).reshape(h, w)
+    a, b = (np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()]),
+            np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()]))
+    adj = sp.coo_matrix((np.ones(a.size), (a, b)), shape=(h * w, h * w))
+    adj = (adj + adj.T).tocsr()
+    unknown = sp.diags((m.ravel() == 0).astype(float))
+    system = unknown @ (sp.diags(np.asarray(adj.sum(1)).ravel()) - adj) @ unknown
+    grid = CoarseGrid.of(chunks)
+    wy, wx = grid.weights(((0, h), (0, w)))
+    p = unknown @ sp.csr_matrix(np.kron(wy, wx))
+    galerkin = (p.T @ system @ p).toarray()
+    probes = 0
+    for a0, a1 in zip(grid.ends[0][:-1], grid.ends[0][1:]):     # every block grown by a pixel where it can be
+        for b0, b1 in zip(grid.ends[1][:-1], grid.ends[1][1:]):
+            faces = ((int(a0 > 0), int(a1 < h)), (int(b0 > 0), int(b1 < w)))
+            r = ((0, 1), (a0 - faces[0][0], a1 + faces[0][1]), (b0 - faces[1][0], b1 + faces[1][1]))
+            probes = probes + grid.operator_part(m[r[1][0]:r[1][1], r[2][0]:r[2][1]][None, None], faces, r)
+    rhs = rng.standard_normal((1, 2) + grid.nodes)
+    expected = np.linalg.solve(galerkin, rhs.reshape(2, -1).T).T.reshape(rhs.shape)
+    np.testing.assert_allclose(coarse_solve(probes, rhs, grid.nodes), expected, rtol=1e-9, atol=1e-12)
+
+
+def _hole_solve(path, target=None):
+    n = 64
+    yy, xx = np.mgrid[:n, :n] / n
+    f = np.sin(3 * xx) + np.cos(2 * yy) * xx
+    m = np.ones((n, n))
+    m[8:56, 6:58] = 0
+    x = da.from_array(f, chunks=16)
+    if path == "lazy":
+        r = pdd.inpaint(x, m, "diffusion", overlap=4, tol=1e-7, max_sweeps=60, full_output=True)
+        u, sweeps, ok = dask.compute(r.u, r.sweeps, r.converged, scheduler="sync")
+    else:
+        r = pdd.inpaint_to_zarr(x, m, str(target), overlap=4, tol=1e-7, max_sweeps=60, scheduler="sync")
+        u, sweeps, ok = r.u.compute(), r.sweeps, r.converged
+    return f, m, u, int(sweeps), bool(ok)
+
+
+@pytest.mark.parametrize("path", ["lazy", "store"])
+def test_a_hole_across_chunks_converges_in_few_sweeps_to_the_single_array_answer(tmp_path, path):
+    f, m, u, sweeps, ok = _hole_solve(path, tmp_path / "u.zarr")
+    ref = inpaint_diffusion(torch.from_numpy(f), torch.from_numpy(m), tol=1e-12).numpy()
+    assert ok and sweeps <= 20, sweeps          # 14 on both paths when written; 49 without (below)
+    assert np.array_equal(u[m > 0], f[m > 0])
+    assert np.abs(u - ref).max() <= 1e-5 * np.ptp(f)
+
+
+@pytest.mark.slow   # 49 one-level sweeps; make test keeps the corrected solves' sweeps above
+def test_without_the_correction_the_hole_takes_more_than_twice_the_sweeps(monkeypatch):
+    sweeps = _hole_solve("lazy")[3]
+    monkeypatch.setitem(OPERATORS, "diffusion", dataclasses.replace(OPERATORS["diffusion"], coarse=False))
+    *_, one_level, ok = _hole_solve("lazy")
+    assert ok and sweeps * 2 <= one_level, (sweeps, one_level)

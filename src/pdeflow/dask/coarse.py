@@ -79,7 +79,7 @@ class CoarseGrid:
     (2, 1)
     >>> e = grid.field(np.array([[[[1.0], [3.0]]]]), ((0, 1), (0, 8), (0, 8)))     # P e_c on the whole image
     >>> e[0, 0, :, 0].tolist()        # constant beyond the centres (1.5 and 5.5), linear between them
-    [1.0, 1.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0]
+    [1.0, 1.0, 1.25, 1.75, 2.25, 2.75, 3.0, 3.0]
     """
 
     ends: tuple
@@ -114,15 +114,14 @@ class CoarseGrid:
         return _contract(ec, [w.T for w in self.weights(region[1:])])
 
     def rhs_part(self, r: np.ndarray, region) -> np.ndarray:
-        """The share of ``P^T r`` of the residual ``r`` (b, c, *S) on ``region`` (a (lo, hi) per spatial axis, the
-        pixels ``r`` covers, each counted by one block only), zero on the known pixels: (b, c, *nodes)."""
+        """The share of ``P^T r`` (b, c, *nodes) of the residual ``r`` (b, c, *S; zero on the known pixels) on
+        ``region`` (a (lo, hi) per spatial axis)."""
         return _contract(r, self.weights(region))
 
     def operator_part(self, mb: np.ndarray, faces, region) -> np.ndarray:
-        """A block's share of the probes of ``A_c``: (b, probes, *nodes) for the mask ``mb`` (b, 1, *S) of the block
-        grown by one pixel (``faces``: the growth on each side; ``region``: the grown block, a (lo, hi) per batch
-        and spatial axis), summed over the block's own pixels. Probe ``q`` is ``P^T A P`` applied to the hats of
-        the nodes whose indices are ``q``'s residue class modulo :data:`STRIDE` (axis by axis)."""
+        """A block's share (its own pixels) of ``P^T A P`` applied to each probe: (b, probes, *nodes), for the mask
+        ``mb`` (b, 1, *S) of the block grown by ``faces`` (one pixel where it has a neighbour) to ``region`` (a
+        (lo, hi) per batch and spatial axis)."""
         nd = mb.ndim - 2
         unk = torch.from_numpy(np.ascontiguousarray(mb, dtype=np.float64) <= 0).to(torch.float64)
         own = (slice(None), slice(None)) + tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, mb.shape[2:]))
