@@ -231,7 +231,7 @@ def _per_image(da, g, task, arrays, depth, done, reduce, **kwargs):
 
 
 def _region(region, faces):
-    """A block's own keywords: its grown region (the coarse correction reads where it lies)."""
+    """A block's own keywords: its grown region."""
     return {"region": region}
 
 
@@ -252,8 +252,8 @@ def coarse_grid(op, options, chunks):
 
 
 def _coarse_values(probes, parts, coarse, C):
-    """The node values (B, C, *nodes) of the coarse correction, in a 1-tuple, from the blocks of the summed probes
-    (B, probes * nodes) and of the per-image sums of the residual tasks (B, 2 + C * nodes)."""
+    """The coarse correction's node values (B, C, *nodes), in a 1-tuple, from the blocks of the summed probes and of
+    the residual tasks' sums."""
     nodes = coarse.nodes
     probes = np.concatenate([row[0] for row in probes], axis=0)
     rhs = np.concatenate([row[0] for row in parts], axis=0)[:, 2:]
@@ -261,8 +261,7 @@ def _coarse_values(probes, parts, coarse, C):
 
 
 def _correction(g, coarse, probes, parts, x4):
-    """The coarse correction's node values as a dask array (B, C, *nodes), chunked as ``x4`` along the batch axis,
-    from one solving task."""
+    """The coarse correction's node values (B, C, *nodes), chunked as ``x4`` along the batch axis: one task."""
     (values,) = g.apply(_coarse_values, [probes, parts, coarse, x4.shape[1]], (object,), "inpaint-coarse")
     nodes = coarse.nodes
     name = "inpaint-coarse-values-" + values.name.rsplit("-", 1)[1]
