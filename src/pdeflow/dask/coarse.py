@@ -59,7 +59,7 @@ def _hats(ends: tuple) -> np.ndarray:
 
 
 def _contract(y: np.ndarray, weights) -> np.ndarray:
-    """``y`` (b, c, *S) contracted along each spatial axis with its weights (S_k, n_k): (b, c, *n)."""
+    """``y`` ``(b, c, *S)`` contracted along each spatial axis with its weights ``(S_k, n_k)``: ``(b, c, *n)``."""
     for w in weights:
         y = np.tensordot(y, w, axes=([2], [0]))
     return y
@@ -105,22 +105,22 @@ class CoarseGrid:
         return STRIDE ** len(self.ends)
 
     def weights(self, region) -> list:
-        """The hat weights of the pixels of ``region`` (a (lo, hi) per spatial axis), per axis (S_k, n_k)."""
+        """The hat weights of the pixels of ``region`` (a (lo, hi) per spatial axis), per axis ``(S_k, n_k)``."""
         return [_hats(e)[lo:hi] for e, (lo, hi) in zip(self.ends, region)]
 
     def field(self, ec: np.ndarray, region) -> np.ndarray:
         """``P e_c`` (before the mask) on ``region`` (a (lo, hi) per batch and spatial axis) for node values
-        ``ec`` (b, c, *nodes) of the region's images: (b, c, *S)."""
+        ``ec`` ``(b, c, *nodes)`` of the region's images: ``(b, c, *S)``."""
         return _contract(ec, [w.T for w in self.weights(region[1:])])
 
     def rhs_part(self, r: np.ndarray, region) -> np.ndarray:
-        """The share of ``P^T r`` (b, c, *nodes) of the residual ``r`` (b, c, *S; zero on the known pixels) on
+        """The share of ``P^T r`` ``(b, c, *nodes)`` of the residual ``r`` ``(b, c, *S)`` (zero on the known pixels) on
         ``region`` (a (lo, hi) per spatial axis)."""
         return _contract(r, self.weights(region))
 
     def operator_part(self, mb: np.ndarray, faces, region) -> np.ndarray:
-        """A block's share (its own pixels) of ``P^T A P`` applied to each probe: (b, probes, *nodes), for the mask
-        ``mb`` (b, 1, *S) of the block grown by ``faces`` (one pixel where it has a neighbour) to ``region`` (a
+        """A block's share (its own pixels) of ``P^T A P`` applied to each probe: ``(b, probes, *nodes)``, for the mask
+        ``mb`` ``(b, 1, *S)`` of the block grown by ``faces`` (one pixel where it has a neighbour) to ``region`` (a
         (lo, hi) per batch and spatial axis)."""
         nd = mb.ndim - 2
         unk = torch.from_numpy(np.ascontiguousarray(mb, dtype=np.float64) <= 0).to(torch.float64)
@@ -172,9 +172,10 @@ def _matrix(probes: np.ndarray, nodes: tuple):
 
 
 def coarse_solve(probes: np.ndarray, rhs: np.ndarray, nodes: tuple) -> np.ndarray:
-    """``e_c = A_c^{-1} P^T r`` per image: ``probes`` (B or 1, probes, *nodes) the summed :meth:`~CoarseGrid.
-    operator_part` (one mask for every image where B is 1), ``rhs`` (B, C, *nodes) the summed
-    :meth:`~CoarseGrid.rhs_part`; returns (B, C, *nodes) in float64.
+    """``e_c = A_c^{-1} P^T r`` per image, in float64.
+
+    ``probes`` ``(B or 1, probes, *nodes)``: the summed :meth:`CoarseGrid.operator_part` (one mask for every image
+    where B is 1); ``rhs`` ``(B, C, *nodes)``: the summed :meth:`CoarseGrid.rhs_part`; returns ``(B, C, *nodes)``.
 
     Examples
     --------

@@ -121,9 +121,9 @@ def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None,
     the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the operator's relative option;
     ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
     overwritten. ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
-    equals the data on the mask). ``correction``: node values (b, C, *nodes) of the :class:`~pdeflow.dask.coarse.
-    CoarseGrid` ``coarse``, added to the iterate's unknown pixels first (``region``: the grown block, a (lo, hi) per
-    batch and spatial axis)."""
+    equals the data on the mask). ``correction``: node values of the grid ``coarse``
+    (:class:`~pdeflow.dask.coarse.CoarseGrid`), added to the iterate's unknown pixels first (``region``: the grown
+    block, a (lo, hi) per batch and spatial axis)."""
     if correction is not None:
         e = coarse.field(correction, region) * (mb <= 0)
         ub = np.add(ub, e, out=ub, casting="unsafe") if owned else (ub + e).astype(ub.dtype, copy=False)
