@@ -179,8 +179,8 @@ def _relative_solve(op, f, mk, span, tol, options):
 
 def residual_sums(ub, mb, fb, *, faces, coarse=None, region=None):
     """Per image: ``||(1 - m) L u||^2`` and ``||(1 - m) L (m f)||^2`` over the chunk's own pixels, in float64, a slab of
-    :data:`RESIDUAL_SLAB` elements at a time (the whole block in float64 would be a task's largest memory: its
-    temporaries weighed 16 chunks of float32 at chunks of 512): (b, 2, 1, ...). With the
+    :data:`RESIDUAL_SLAB` elements at a time (the whole block's float64 temporaries would be a task's largest
+    memory; the guide "Large images" has the numbers): (b, 2, 1, ...). With the
     :class:`~pdeflow.dask.coarse.CoarseGrid` ``coarse`` (``region``: the grown block, a (lo, hi) per batch and
     spatial axis) the block's share of the coarse right-hand side ``P^T (1 - m) L u`` follows, flattened:
     (b, 2 + C nodes, 1, ...)."""
