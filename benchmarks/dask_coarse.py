@@ -2,9 +2,8 @@
 
 The camera at ``--size`` with a square hole of ``--hole`` of its side (``--sparse P``: instead P of the pixels known
 at random), by ``pdeflow.dask.inpaint`` on chunks of each ``--chunks``, with the correction and without it (the
-operator's ``coarse`` off), in this process (dask's synchronous scheduler), to the relative residual ``--tol``:
-sweeps, CPU s and the ratio to ``inpaint_diffusion`` on the single array, the largest error against it solved to
-1e-12 over the range.
+operator's ``coarse`` off), in this process, to the residual ``--tol``: sweeps, CPU s over the single array's, the
+largest error against it (solved to 1e-12) over the range.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_coarse.py --size 512 --chunks 64 128 256
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dask_coarse.py --smoke
