@@ -407,22 +407,43 @@ def _fused_step(s, channelwise):
     s["p"], s["pp"], s["z"] = z, p, pp
 
 
-def _fused_gap(s, f, lam, channelwise):
-    """:func:`_dual_gap` in the fused loops: ``u = f + lam div p`` and the gap's sums (float64) in one pass."""
-    f = f.contiguous()
-    B, C, H, W = _fused_tensors(s, f)
-    p = s["p"]
-    lam_b = lam.reshape(B).contiguous()
+def _gap_pass(p, f, lam_b, channelwise):
+    """``u = f + lam div p`` and the float64 sums of its gap (TV(u), the slack, ``||div p||^2``; NumPy, each
+    ``(B,)``) in one fused pass; ``f`` and ``lam_b`` ``(B,)`` contiguous, of ``p``'s dtype."""
+    B, C, H, W = f.shape
     u = torch.empty_like(f)
     ranges = _row_ranges(B, C, H, W)
     sums = torch.empty(len(ranges), B, 3, dtype=torch.float64)
     head = (p.dtype == torch.float64, p.data_ptr(), f.data_ptr(), lam_b.data_ptr(), 0, 0, H, 0, W, u.data_ptr())
     tail = (B, C, H, W, not channelwise)
     _run(kernel_gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
-    tv_u, slack, div_sq = sums.sum(0).numpy().T
+    return u, sums.sum(0).numpy().T
+
+
+def _fused_gap(s, f, lam, channelwise):
+    """:func:`_dual_gap` in the fused loops: ``u = f + lam div p`` and the gap's sums (float64) in one pass."""
+    f = f.contiguous()
+    B, C, H, W = _fused_tensors(s, f)
+    p = s["p"]
+    lam_b = lam.reshape(B).contiguous()
+    u, (tv_u, slack, div_sq) = _gap_pass(p, f, lam_b, channelwise)
     host = (lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy())
     terms = gap_terms(*host, C, H * W, torch.finfo(f.dtype).eps / 2)
     return (u, p) + tuple(torch.from_numpy(x) for x in terms)
+
+
+def solution_gap(f, p, lam, channelwise, grid: Grid = PLAIN):
+    """``(u, gap, primal)``: ``u = f + lam div p`` and :func:`gap_and_primal` of ``(u, p)``, for float64 ``f``,
+    ``p`` and ``lam`` (``(B, 1, ..., 1)``): one fused pass where the loops apply (the gap without its residual term
+    ``||u - f - lam div p||^2 / 2``, which is then ``u``'s own round-off squared), else PyTorch."""
+    if grid.plain and _plain_fused(p) and p.dtype == torch.float64 and f.dtype == p.dtype and lam.dtype == p.dtype:
+        f = f.contiguous()
+        lam_b = lam.reshape(-1).expand(f.shape[0]).contiguous()
+        u, (tv_u, slack, div_sq) = _gap_pass(p.contiguous(), f, lam_b, channelwise)
+        gap, primal, _ = gap_terms(lam_b.numpy(), tv_u, slack, div_sq, None, f.shape[1], f[0, 0].numel(), 0.0)
+        return u, torch.from_numpy(gap), torch.from_numpy(primal)
+    u = f + lam * (div(p) if grid.plain else grid.div(p))
+    return (u,) + gap_and_primal(f, u, p, lam, channelwise, grid)
 
 
 def _plain_fused(p: torch.Tensor) -> bool:

@@ -25,7 +25,6 @@ import torch
 
 from .. import ops
 from ..errors import UserInputError
-from ..ops import div
 from ..threads import auto_threads
 from ._accuracy import check_accuracy, data_range, gap_per_value, gap_targets  # noqa: F401 (gap_per_value: pdeflow.dask)
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
@@ -33,7 +32,7 @@ from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
-from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, gap_and_primal, nd_gap, project
+from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, gap_and_primal, nd_gap, project, solution_gap
 from ._tied import tied_certificate
 from .noise import check_auto, choose_lam
 
@@ -550,9 +549,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
             j = verify.nonzero().reshape(-1)
-            f64, p64, lam64 = fa[j].double(), pa[j].double(), lam_a[j].double()
-            div64 = div(p64) if grid.plain else grid.div(p64)
-            gap64, primal64 = gap_and_primal(f64, f64 + lam64 * div64, p64, lam64, channelwise, grid)
+            _, gap64, primal64 = solution_gap(fa[j].double(), pa[j].double(), lam_a[j].double(), channelwise, grid)
             rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
             met[j] = gap64 <= (tol * primal64 if atol_a is None else atol_a[j])
             converged[j] = met[j] | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
@@ -651,10 +648,10 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     if gone.numel():
         mean, q = extinction_flux(x[gone], lam_t[gone], grid)
         p[gone] = project(q, channelwise) if grid.plain else grid.project(q, channelwise)
-    u = x + lam_t * (div(p) if grid.plain else grid.div(p))
+    u, gap, primal = solution_gap(x, p, lam_t, channelwise, grid)
     if gone.numel():
         u[gone] = mean.expand_as(u[gone])
-    gap, primal = gap_and_primal(x, u, p, lam_t, channelwise, grid)
+        gap[gone], primal[gone] = gap_and_primal(x[gone], u[gone], p[gone], lam_t[gone], channelwise, grid)
     target = tol * primal if atol is None else atol
     # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied), which certifies u:
     # that gap again in float64 (a float32 candidate would not keep the mean to round-off)
