@@ -294,6 +294,24 @@ def test_certificate_equals_the_pytorch_path(shape, channelwise, monkeypatch):
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("shape, channelwise", [((1, 1, 17, 23), False), ((2, 3, 12, 31), True), ((2, 1, 8, 1), False)])
+def test_solution_gap_equals_the_pytorch_path(shape, channelwise, monkeypatch):
+    # u = f + lam div p and its certificate in one pass: u to round-off, the gap and primal of gap_and_primal
+    B, C, H, W = shape
+    g = torch.Generator().manual_seed(9)
+    f = torch.randn(shape, generator=g, dtype=torch.float64)
+    p = R.project(torch.randn(B, C, 2, H, W, generator=g, dtype=torch.float64), channelwise)
+    lam = torch.rand(B, 1, 1, 1, generator=g, dtype=torch.float64) + 0.05
+    out, u = {}, f + lam * div(p)           # div ignores p's unused entries (random here)
+    for fused in (True, False):
+        monkeypatch.setattr(R, "FUSED", fused)
+        out[fused] = R.solution_gap(f, p.clone(), lam, channelwise)
+    assert torch.allclose(out[True][0], u, rtol=0, atol=1e-14)
+    for a, b in zip(out[True][1:], out[False][1:]):
+        assert a.shape == b.shape == (B,)
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-13 * float(out[False][2].abs().max())), (a, b)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("C, channelwise", [(1, False), (3, False), (3, True)])
 def test_projection_equals_the_pytorch_path(dtype, C, channelwise, monkeypatch):

@@ -435,11 +435,12 @@ def _fused_gap(s, f, lam, channelwise):
 def solution_gap(f, p, lam, channelwise, grid: Grid = PLAIN):
     """``(u, gap, primal)``: ``u = f + lam div p`` and :func:`gap_and_primal` of ``(u, p)``, for float64 ``f``,
     ``p`` and ``lam`` (``(B, 1, ..., 1)``): one fused pass where the loops apply (the gap without its residual term
-    ``||u - f - lam div p||^2 / 2``, which is then ``u``'s own round-off squared), else PyTorch."""
+    ``||u - f - lam div p||^2 / 2``, which is then ``u``'s own round-off squared; the entries of ``p`` that ``div``
+    ignores are zeroed in place, as the loop reads them), else PyTorch."""
     if grid.plain and _plain_fused(p) and p.dtype == torch.float64 and f.dtype == p.dtype and lam.dtype == p.dtype:
         f = f.contiguous()
         lam_b = lam.reshape(-1).expand(f.shape[0]).contiguous()
-        u, (tv_u, slack, div_sq) = _gap_pass(p.contiguous(), f, lam_b, channelwise)
+        u, (tv_u, slack, div_sq) = _gap_pass(_zero_unused(p).contiguous(), f, lam_b, channelwise)
         gap, primal, _ = gap_terms(lam_b.numpy(), tv_u, slack, div_sq, None, f.shape[1], f[0, 0].numel(), 0.0)
         return u, torch.from_numpy(gap), torch.from_numpy(primal)
     u = f + lam * (div(p) if grid.plain else grid.div(p))
