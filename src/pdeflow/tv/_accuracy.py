@@ -16,8 +16,8 @@ def check_accuracy(accuracy) -> float:
 
 def data_range(f: torch.Tensor) -> torch.Tensor:
     """``max - min`` of each image of ``f`` ``(B, ...)``, in ``f``'s dtype, shape ``(B,)``."""
-    low, high = torch.aminmax(f.detach().reshape(f.shape[0], -1), dim=1)
-    return high - low
+    flat = f.detach().reshape(f.shape[0], -1)
+    return flat.amax(1) - flat.amin(1)
 
 
 def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
