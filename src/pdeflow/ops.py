@@ -571,7 +571,7 @@ def check_image(u: torch.Tensor, name: str = "u", *, ndim: int = 2, finite: bool
     if min_size > 1 and min(ub.shape[2:]) < min_size:
         what = f"{min_size}x{min_size} pixels" if ndim == 2 else f"{min_size}x{min_size}x{min_size} voxels"
         raise UserInputError(f"{name} must be at least {what}, got {tuple(u.shape)}")
-    if finite and u.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(u))).all()):
+    if finite and not bool(torch.isfinite(torch.stack(torch.aminmax(u))).all()):
         # NaN propagates to both ends and an infinity is one of them: one read-only pass (isfinite writes a mask)
         raise UserInputError(f"{name} contains NaN or infinite values")
     return u
