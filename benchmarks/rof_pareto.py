@@ -3,7 +3,7 @@
 Maintained.  The noisy photographs of rof_defaults.py.  scikit-image: ``denoise_tv_chambolle`` at its default and
 at ``max_num_iter`` 50 to 3200 with ``eps=0``; pdeflow: ``rof`` at ``accuracy`` 0.1 to 1e-6 and ``tol`` 1e-6 to
 1e-8.  A scikit-image point is dominated where a pdeflow call has a smaller largest error (against float64 at a
-relative gap of 1e-9, over the range) in no more CPU time (one thread, best of ``--repeats`` under a second).
+relative gap of ``--ref-tol``, over the range) in no more CPU time (one thread, best of ``--repeats`` under a second).
 Writes ``table.md`` (per point, the cheapest pdeflow call below its error) and ``curves.json``.  Usage::
 
     python benchmarks/rof_pareto.py --sizes 256 512 --lams 0.02 0.1 0.3 0.5 --ref-cache runs/rof_refs
@@ -64,6 +64,8 @@ def main(argv=None):
                     help="the tol calls on pdeflow's curve (default %(default)s; at 2048 px and up 1e-8 costs about "
                          "as much as the reference)")
     ap.add_argument("--ref-cache", type=Path, default=None, help="folder keeping the references (rof_defaults.py)")
+    ap.add_argument("--ref-tol", type=float, default=1e-9,
+                    help="the references' relative gap (default %(default)s)")
     ap.add_argument("--min-accuracy", type=float, default=0.0,
                     help="pdeflow's curve from accuracy 0.1 down to this (large images: the smallest take minutes)")
     ap.add_argument("--smoke", action="store_true", help="64 px, lam 0.1, short curves, one repeat")
@@ -81,7 +83,7 @@ def main(argv=None):
     for shape in args.sizes:
         g = noisy_photo(shape)
         for lam in args.lams:
-            ref = reference(torch.from_numpy(g), lam, 1e-9, args.ref_cache, 10 ** 5)
+            ref = reference(torch.from_numpy(g), lam, args.ref_tol, args.ref_cache, 10 ** 4)
             sk, pf = curves(g, lam, ref, args.repeats, *grid)
             plotted.append({"size": label(shape), "lam": lam, "skimage": sk, "pdeflow": pf})
             for name, t, e in sk:
