@@ -94,6 +94,21 @@ def test_as_batch_and_check_image():
         ops.check_image(torch.tensor([[0.0, float("nan")]]), "f")
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_check_image_finds_one_non_finite_value_in_every_float_dtype(dtype, bad):
+    """The finite test reads the extremes only: one NaN or infinity anywhere is found; the largest finite pass."""
+    from pdeflow.errors import UserInputError
+    big = torch.full((2, 3, 17, 19), torch.finfo(dtype).max, dtype=dtype)
+    big[0, 1, 3] = -torch.finfo(dtype).max
+    assert ops.check_image(big, "f", ndim=2) is big
+    for index in [(0, 0, 0, 0), (1, 2, 16, 18), (1, 0, 8, 5)]:
+        u = torch.rand(2, 3, 17, 19).to(dtype)
+        u[index] = bad
+        with pytest.raises(UserInputError, match="f contains NaN or infinite values"):
+            ops.check_image(u, "f", ndim=2)
+
+
 @pytest.mark.parametrize("shape", [(5, 7), (2, 6, 4), (3, 2, 8, 5), (2, 1, 2, 4, 6), (1, 1), (3, 50, 61)])
 def test_laplacian_is_div_of_grad_for_every_shape(shape):
     """The stencil form (replicate padding) is div(grad(u)) of the calculus, for any leading axes, with grads;

@@ -11,6 +11,7 @@ import torch
 from pdeflow.datasets import builtin_image
 from pdeflow.errors import UserInputError
 from pdeflow.tv import ACCURACY, FLOW_ACCURACY, duality_gap, rof, spectral_tv, tv_flow
+from pdeflow.tv._accuracy import data_range
 from pdeflow.tv._grid import PLAIN
 from pdeflow.tv._tied import tied_certificate
 
@@ -256,3 +257,16 @@ def test_volume_gradients_across_the_coarse_start_threshold_agree_in_float32_and
     scale = grads["64"].norm().item()
     assert (grads["32"] - grads["64"]).norm().item() <= 1e-4 * scale
     assert (grads["64 throughout"] - grads["64"]).norm().item() <= 1e-2 * scale
+
+
+def test_the_range_behind_accuracy_is_each_images_max_minus_min_in_float32_and_float64():
+    """``accuracy`` is relative to each image's max - min: float32 within rounding of float64."""
+    g = torch.Generator().manual_seed(3)
+    for shape in [(1, 24, 31), (4, 1, 9, 10), (2, 1, 5, 6, 7)]:
+        f64 = torch.randn(shape, generator=g, dtype=torch.float64) * torch.logspace(-3, 3, shape[0]).view(
+            (-1,) + (1,) * (len(shape) - 1))
+        want = f64.reshape(shape[0], -1).max(1).values - f64.reshape(shape[0], -1).min(1).values
+        assert torch.equal(data_range(f64), want)
+        r32 = data_range(f64.float())
+        assert r32.dtype == torch.float32
+        assert torch.allclose(r32.double(), want, rtol=2 * torch.finfo(torch.float32).eps, atol=0)
