@@ -45,7 +45,7 @@ INTERNALS = {
     ("test_tv_accuracy.py", "pdeflow.tv._tied"): "the default's certificate recomputed from the returned (u, p): "
                                                   "the tied candidate's gap is one of its two primal candidates",
     ("test_tv_accuracy.py", "pdeflow.tv._accuracy"): "the range the accuracy is relative to, float32 against "
-                                                     "float64",
+                                                     "float64; the gap checks' schedule on a known decay",
     ("test_tv_accuracy.py", "pdeflow.tv._grid"): "the plain grid the tied certificate takes",
     ("test_dask_batch.py", "pdeflow.cli._zarr"): "the default chunk edge of a zarr volume, read from the command "
                                                  "line's own constant",

@@ -49,3 +49,22 @@ def gap_per_value(accuracy: float, ranges):
     2e-06
     """
     return 0.5 * (accuracy * ranges) ** 2
+
+
+def check_interval(it: int, gap, last_it, last_gap, target, every: int):
+    """Per image, the iterations to run before its next duality-gap evaluation, at iteration ``it`` (int).
+
+    ``every`` near the target. Where an image's gap ``(B,)`` fell since its last evaluation (``last_gap``, at
+    iteration ``last_it``; 0 for none), a power law through the two predicts the iterations it still needs to
+    reach ``target``; its next evaluation comes after half of those, and after at most a tenth of its iterations
+    so far, so that a wrong prediction costs at most a tenth more iterations. Returns int64 ``(B,)``, or ``every``
+    while a tenth of ``it`` is at most ``every``.
+    """
+    if it // 10 <= every:
+        return every
+    gap, last_gap = gap.double(), last_gap.double()
+    falling = (last_it > 0) & (gap < last_gap)
+    rate = torch.log(last_gap / gap) / torch.log(it / last_it.double())      # the gap ~ iterations ** -rate
+    need = it * ((gap / target).clamp_min(1.0) ** (1.0 / rate) - 1.0)
+    n = torch.minimum(0.5 * need, torch.full_like(need, it // 10)).nan_to_num(0.0).floor().long()
+    return torch.where(falling, n.clamp_min(every), every)

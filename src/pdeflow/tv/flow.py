@@ -155,8 +155,8 @@ def tv_flow(
         Iteration cap of each inner solve; steps that reach it short of ``tol``
         raise one :class:`~pdeflow.tv.ConvergenceWarning` per call.
     check_every : int
-        Iterations between duality-gap evaluations of each inner solve (each costs
-        about one iteration).
+        Iterations between duality-gap evaluations of each inner solve near its target (as in
+        :func:`~pdeflow.tv.rof`; each costs about one iteration).
     eps : float
         Regularisation of ``|grad u|`` for ``"explicit"`` and ``"lagged"``.
     channelwise : bool

@@ -26,7 +26,7 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..threads import auto_threads
-from ._accuracy import check_accuracy, data_range, gap_per_value, gap_targets  # noqa: F401 (gap_per_value: pdeflow.dask)
+from ._accuracy import check_accuracy, check_interval, data_range, gap_per_value, gap_targets  # noqa: F401 (gap_per_value: pdeflow.dask)
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
@@ -199,7 +199,8 @@ def rof(
         For ``C > 1``: False (default) couples channels (vectorial TV), True
         treats them independently.
     check_every : int
-        Iterations between duality-gap evaluations.
+        Iterations between duality-gap evaluations near the target; far from it each image's gap decay
+        spaces them further (by at most a tenth of its iterations so far).
     full_output : bool
         If True return a :class:`RofResult` (with dual field, iteration counts and
         gaps) instead of the image alone.
@@ -513,14 +514,19 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     exact = x.dtype == torch.float64
     floor64_a = lam_a.reshape(-1).double() ** 2 * N * 16 * finfo.eps
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
-    it = checks = 0
+    it = 0
     first = check_every if first_check is None else max(1, int(first_check))
     # per image: the tied candidate's gap over the solver's own at its last try, and the iteration of that try
     tied_ratio_a = torch.full((active.numel(),), 1.0 / TIED_REACH, dtype=torch.float64, device=x.device)
     # (a warm start may be certified by the candidate at once: a dual field rof returned is)
     tied_it_a = torch.full((active.numel(),), 0 if p0 is None else -TIED_SPACING, dtype=torch.long, device=x.device)
+    # per image, its own schedule (so that a batch stops each image where it would stop alone): the iteration of
+    # its next gap evaluation, the iteration and gap of its last, and how many it had
+    next_a = torch.full((active.numel(),), first, dtype=torch.long, device=x.device)
+    last_it_a, checks_a = torch.zeros_like(next_a), torch.zeros_like(next_a)
+    last_gap_a = torch.zeros(active.numel(), dtype=torch.float64, device=x.device)
     while active.numel():
-        n = min(first if checks == 0 else check_every, max_iter - it)
+        n = min(int(next_a.min()), max_iter) - it
         for _ in range(n):
             step(state, fa, lam_a, channelwise)
         it += n
@@ -529,22 +535,23 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         target = tol * primal if atol_a is None else atol_a
         rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
         met = gap <= target
+        due = next_a <= it
         if exact:
-            converged = met | (gap <= floor_a)
+            converged = (met | (gap <= floor_a)) & due
             verify = None
         elif bound is not None:
             # The gap is known to within +-bound.  Where that is at most the tolerance the working
             # precision decides (the exact relative gap is then <= 2 tol); elsewhere gaps that may meet
             # tol are re-evaluated in float64 (every fourth check where the gap is all round-off).
             resolved = bound <= target
-            converged = (gap <= target) & resolved
-            verify = ~resolved & (gap - bound <= target) & ((gap > bound) | met | (checks % 4 == 0))
+            converged = (gap <= target) & resolved & due
+            verify = due & ~resolved & (gap - bound <= target) & ((gap > bound) | met | (checks_a % 4 == 0))
         else:
-            converged = met.clone()
+            converged = met & due
             # Verify in float64 only where it can decide something: where float32 claims
             # convergence, or, every fourth check, where float32 cannot resolve the gap.
-            verify = (gap <= floor_a) & (met | (checks % 4 == 0))
-        checks += 1
+            verify = due & (gap <= floor_a) & (met | (checks_a % 4 == 0))
+        checks_a += due
         if verify is not None and bool(verify.any()):
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
@@ -557,7 +564,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         # (:mod:`pdeflow.tv._tied`) may certify it already: most of a late gap is the noise's total variation.
         # Its labelling costs about ten iterations, so it is tried where its last ratio to the solver's own gap
         # predicts success (first: within TIED_REACH of the target), TIED_SPACING iterations apart at least.
-        try_tied = tied & ~converged & (gap * tied_ratio_a <= target) & (it - tied_it_a >= TIED_SPACING)
+        try_tied = tied & due & ~converged & (gap * tied_ratio_a <= target) & (it - tied_it_a >= TIED_SPACING)
         if bool(try_tied.any()):
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
@@ -572,6 +579,11 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
                 met[jj] = True
                 converged[jj] = True
         done = converged | (it >= max_iter)
+        # the next check: near the targets every check_every, far from them as the gaps' decay predicts (on the
+        # tied candidate's gap where it is tried: the solver's gap over its last ratio)
+        goal = target / tied_ratio_a if tied else target
+        next_a = torch.where(due, it + check_interval(it, gap, last_it_a, last_gap_a, goal, check_every), next_a)
+        last_it_a, last_gap_a = torch.where(due, it, last_it_a), torch.where(due, gap.double(), last_gap_a)
         if pa is None and bool(done.any()):
             u, pa = compiled_result(state, fa, lam_a)
         if bool(done.all()) and out_u is None:
@@ -592,6 +604,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             atol_a = None if atol_a is None else atol_a[keep]
             floor_a, floor64_a = floor_a[keep], floor64_a[keep]
             tied_ratio_a, tied_it_a = tied_ratio_a[keep], tied_it_a[keep]
+            next_a, last_it_a, last_gap_a, checks_a = next_a[keep], last_it_a[keep], last_gap_a[keep], checks_a[keep]
             state = {k: (v if k in SHARED_STATE else v[keep]) for k, v in state.items()}
 
     if out_u is None:  # no image entered the iteration (all lam = 0)
