@@ -2,11 +2,11 @@
 The shipped TVflowNET models compared
 =====================================
 
-pdeflow ships seven trained grey models (:func:`pdeflow.tvflownet.shipped_models`): ``semiresnet``, ``unet``
+pdeflow ships eight trained grey models (:func:`pdeflow.tvflownet.shipped_models`): ``semiresnet``, ``unet``
 and ``lgd`` (the paper's three architectures), ``lgd10`` (an LGD of 10 unrolled steps) and
 ``default``, a weighted ensemble of ``unet`` and ``lgd10``, all trained supervised by the exact flow; and
-``unet-unsupervised`` and ``lgd-unsupervised``, the U-Net and the LGD trained the paper's way, from loss (12)
-alone. ``unet-colour`` and ``unet-colour-hybrid`` are for colour images. This compares the grey ones on one
+``unet-unsupervised``, ``lgd-unsupervised`` and ``semiresnet-unsupervised``, the three trained the paper's way,
+from loss (12) alone. ``unet-colour`` and ``unet-colour-hybrid`` are for colour images. This compares the grey ones on one
 image: the accuracy of ``u`` at ``t = 0.5`` against the exact flow, and the CPU time of a call.
 """
 import pdeflow  # before torch: see Installation
@@ -29,7 +29,7 @@ for name in names:
     p = float(metrics.psnr(u / 5, exact / 5, data_range=1.0))
     n_params = sum(w.numel() for w in model.parameters())
     rows.append((name, n_params, p, seconds))
-    print(f"{name:17s} {n_params:8d} parameters  PSNR {p:.2f} dB  {seconds:.2f} CPU-s")
+    print(f"{name:23s} {n_params:8d} parameters  PSNR {p:.2f} dB  {seconds:.2f} CPU-s")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.2))

@@ -79,6 +79,9 @@ SHIPPED: dict[str, Shipped] = {
     "lgd-unsupervised": Shipped("tvflownet", "tvflownet", "unsupervised",
                                 "TVflowNET learned gradient descent (5 blocks) trained the paper's way, from loss (12) "
                                 "alone (no computed flow in any step), with u(0) = u0 built in"),
+    "semiresnet-unsupervised": Shipped("tvflownet", "tvflownet", "unsupervised",
+                                       "TVflowNET Semi-ResNet trained the paper's way, from loss (12) alone (no "
+                                       "computed flow in any step), with u(0) = u0 built in"),
     "unet-colour": Shipped("tvflownet", "tvflownet", "colour",
                            "TVflowNET for colour images, the coupled colour flow: the grey U-Net on every channel, "
                            "the channels' coupling learned (flow()'s default for colour images)"),
