@@ -395,7 +395,7 @@ def rof(
                            gap=res.gap)
     if work != f.dtype:
         u = u.to(f.dtype)
-        if full_output:     # (the dual field in f's dtype only where it is returned)
+        if full_output:
             res = RofResult(u=u, p=res.p.to(f.dtype), iterations=res.iterations, gap=res.gap, converged=res.converged)
     elif need_grad:
         res = RofResult(u=u, p=res.p, iterations=res.iterations, gap=res.gap, converged=res.converged)
