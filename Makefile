@@ -12,7 +12,7 @@ OUT ?= out/demo
 install: $(STAMP)
 
 # setup.py and the C source: an edit rebuilds the compiled extension (pip install -e . compiles it in place)
-$(STAMP): pyproject.toml Makefile setup.py src/pdeflow/tv/_fgp_kernel.c
+$(STAMP): pyproject.toml Makefile setup.py src/pdeflow/tv/_fgp_kernel.c src/pdeflow/tv/_fgp_volume.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# The pin first: an unpinned torch requirement would pull several GB of CUDA packages.

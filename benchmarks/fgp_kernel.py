@@ -9,6 +9,9 @@ Maintained.  Three tables, one thread (``torch.set_num_threads(1)``), CPU time (
   grey, resized, Gaussian noise sigma 0.08, float32) with the fused loops and without, and scikit-image's
   ``denoise_tv_chambolle(g, weight=lam)`` default; each with its largest error against a converged float64
   reference (``rof_defaults.reference``, relative gap ``--ref-tol``) divided by the image's range;
+* **volumes**: the same on volumes (``rof(..., ndim=3)``'s FGP, ``_fgp_volume.c``): ms per iteration and per gap
+  of the two paths on a noise volume, and ``rof(g, lam, ndim=3)`` at its default on ``rof_defaults.py``'s noisy
+  Shepp-Logan phantom with and without the loops, beside scikit-image's n-D default;
 * **block solver**: ms per iteration of ``pdeflow.tv.subdomain.solve_subdomain`` (the Dask path's subproblem) on a
   block with held duals on a band of rows and columns, its compiled loop against its PyTorch loop;
 * **start-up**: in fresh processes, ``import pdeflow`` and the first ``rof`` call after it (CPU time of the
@@ -22,6 +25,7 @@ Usage::
     python benchmarks/fgp_kernel.py                          # 256, 512, 2048; rof at 512, lam 0.02 0.1 0.3
     python benchmarks/fgp_kernel.py --sizes 256 512 --rof-size 256
     python benchmarks/fgp_kernel.py --tables block startup   # some of the tables
+    python benchmarks/fgp_kernel.py --tables volume --volume-sizes 64 128 --lams 0.02 0.1 0.5
     python benchmarks/fgp_kernel.py --smoke                  # one small case of each table
 """
 from __future__ import annotations
@@ -42,47 +46,55 @@ from skimage.restoration import denoise_tv_chambolle
 
 from _results import add_output_args, open_out
 from pdeflow.tv import rof, subdomain
-from rof_defaults import noisy_photo, reference, timed
+from rof_defaults import noisy_photo, noisy_volume, reference, timed
 
 # the solver's internals: its FGP state, one step and one gap, and the switch between its two paths
 R = importlib.import_module("pdeflow.tv._rof_methods")
+Grid = importlib.import_module("pdeflow.tv._grid").Grid
 
 
-def per_iteration(n: int, dtype, iters: int, rounds: int = 3) -> dict:
+def per_iteration(n: int, dtype, iters: int, rounds: int = 3, ndim: int = 2) -> dict:
     """ms per FGP step and per gap evaluation, PyTorch path and fused loops, the best of ``rounds`` alternating
-    runs of ``iters`` steps (a fifth as many gaps) from the same state."""
+    runs of ``iters`` steps (a fifth as many gaps) from the same state, on an ``n^ndim`` noise image or volume."""
     g = torch.Generator().manual_seed(0)
-    f = torch.rand(1, 1, n, n, generator=g, dtype=torch.float64).to(dtype)
-    lam = torch.full((1, 1, 1, 1), 0.1, dtype=dtype)
-    p0 = torch.zeros(1, 1, 2, n, n, dtype=dtype)
+    shape = (1, 1) + (n,) * ndim
+    f = torch.rand(shape, generator=g, dtype=torch.float64).to(dtype)
+    lam = torch.full((1,) * len(shape), 0.1, dtype=dtype)
+    p0 = torch.zeros(1, 1, ndim, *shape[2:], dtype=dtype)
+    if ndim == 2:
+        init, step, gap = R._fgp_init, R._fgp_step, R._dual_gap
+    else:
+        (init, step), gap = R.ND_STEPS["fgp"], R.nd_gap
+        init = init(Grid(3, (1.0, 1.0, 1.0)))
     best = {}
     for _ in range(rounds):
         for fused in (False, True):
             R.FUSED = fused
-            s = R._fgp_init(f, lam, p0, False)
+            s = init(f, lam, p0, False)
             for _ in range(3):
-                R._fgp_step(s, f, lam, False)
+                step(s, f, lam, False)
             t = time.process_time()
             for _ in range(iters):
-                R._fgp_step(s, f, lam, False)
-            step = (time.process_time() - t) / iters * 1e3
+                step(s, f, lam, False)
+            it = (time.process_time() - t) / iters * 1e3
             k = max(1, iters // 5)
             t = time.process_time()
             for _ in range(k):
-                R._dual_gap(s, f, lam, False)
-            gap = (time.process_time() - t) / k * 1e3
+                gap(s, f, lam, False)
+            g_ms = (time.process_time() - t) / k * 1e3
             key = "fused" if fused else "pytorch"
             old = best.get(key, (np.inf, np.inf))
-            best[key] = (min(old[0], step), min(old[1], gap))
+            best[key] = (min(old[0], it), min(old[1], g_ms))
     R.FUSED = True
     return best
 
 
-def rof_default(n: int, lam: float, ref_tol: float, cache) -> dict:
-    """``rof(g, lam)`` with and without the fused loops and scikit-image's default, times and errors."""
-    g = noisy_photo(n)
+def rof_default(n: int, lam: float, ref_tol: float, cache, ndim: int = 2) -> dict:
+    """``rof(g, lam)`` with and without the fused loops and scikit-image's default, times and errors; ``ndim=3``:
+    on the noisy ``n^3`` phantom (scikit-image n-D)."""
+    g = noisy_photo(n) if ndim == 2 else noisy_volume(n)
     g32 = torch.from_numpy(g)
-    ref = reference(g32, lam, ref_tol, cache, 5000)
+    ref = reference(g32, lam, ref_tol, cache, 5000, ndim=ndim)
     rng = float(g.max()) - float(g.min())
 
     def err(u):
@@ -93,7 +105,7 @@ def rof_default(n: int, lam: float, ref_tol: float, cache) -> dict:
         warnings.simplefilter("ignore")
         for fused in (False, True):
             R.FUSED = fused
-            r, secs = timed(lambda: rof(g32, lam, full_output=True))
+            r, secs = timed(lambda: rof(g32, lam, ndim=ndim, full_output=True))
             row["fused" if fused else "pytorch"] = (secs, err(r.u), int(r.iterations[0]))
     R.FUSED = True
     u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
@@ -159,25 +171,28 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 2048])
     ap.add_argument("--rof-size", type=int, default=512)
+    ap.add_argument("--volume-sizes", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--lams", type=float, nargs="+", default=[0.02, 0.1, 0.3])
     ap.add_argument("--ref-tol", type=float, default=1e-9)
     ap.add_argument("--ref-cache", type=Path, default=None, metavar="DIR", help="keep the references here")
     ap.add_argument("--startup-runs", type=int, default=5)
-    ap.add_argument("--tables", nargs="+", choices=["iteration", "rof", "block", "startup"],
-                    default=["iteration", "rof", "block", "startup"])
+    ap.add_argument("--tables", nargs="+", choices=["iteration", "rof", "volume", "block", "startup"],
+                    default=["iteration", "rof", "volume", "block", "startup"])
     ap.add_argument("--smoke", action="store_true", help="one small case of each table")
     add_output_args(ap, "fgp_kernel")
     args = ap.parse_args(argv)
     out = open_out(args, argv)
     torch.set_num_threads(1)
     if args.smoke:
-        args.sizes, args.rof_size, args.lams, args.startup_runs = [64], 48, [0.1], 1
-    result = {"per_iteration": [], "rof": [], "block": [], "startup": None}
+        args.sizes, args.rof_size, args.lams, args.startup_runs, args.volume_sizes = [64], 48, [0.1], 1, [16]
+    result = {"per_iteration": [], "rof": [], "volume": [], "block": [], "startup": None}
 
     if "iteration" in args.tables:
         iteration_table(args, result)
     if "rof" in args.tables:
         rof_table(args, result)
+    if "volume" in args.tables:
+        volume_table(args, result)
     if "block" in args.tables:
         print()
         print("| block | dtype | PyTorch loop (ms/it) | compiled loop (ms/it) | speed-up |")
@@ -221,6 +236,28 @@ def rof_table(args, result):
         (pt, pe, pi), (ft, fe, fi), (st, se) = r["pytorch"], r["fused"], r["skimage"]
         print(f"| {args.rof_size} | {lam:g} | {pt:.3f} s, {pe:.1e} ({pi} it) | {ft:.3f} s, {fe:.1e} ({fi} it) | "
               f"{pt / ft:.1f}x | {st:.3f} s, {se:.1e} |", flush=True)
+
+
+def volume_table(args, result):
+    print()
+    print("| volume | dtype | PyTorch step (ms) | fused step (ms) | speed-up | PyTorch gap (ms) | fused gap (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in args.volume_sizes:
+        for dtype in (torch.float32, torch.float64):
+            b = per_iteration(n, dtype, max(5, min(100, (1 << 23) // n ** 3)), ndim=3)
+            (ps, pg), (fs, fg) = b["pytorch"], b["fused"]
+            result["volume"].append({"size": n, "dtype": str(dtype), **b})
+            print(f"| {n}³ | {str(dtype)[6:]} | {ps:.2f} | {fs:.2f} | {ps / fs:.1f}x | {pg:.2f} | {fg:.2f} |", flush=True)
+    print()
+    print("| volume | lam | rof default, PyTorch path | rof default, fused | speed-up | skimage default |")
+    print("|---|---|---|---|---|---|")
+    for n in args.volume_sizes:
+        for lam in args.lams:
+            r = rof_default(n, lam, args.ref_tol, args.ref_cache, ndim=3)
+            result["volume"].append(r)
+            (pt, pe, pi), (ft, fe, fi), (st, se) = r["pytorch"], r["fused"], r["skimage"]
+            print(f"| {n}³ | {lam:g} | {pt:.2f} s, {pe:.1e} ({pi} it) | {ft:.2f} s, {fe:.1e} ({fi} it) | "
+                  f"{pt / ft:.1f}x | {st:.3f} s, {se:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

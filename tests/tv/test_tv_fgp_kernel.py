@@ -12,6 +12,7 @@ from pdeflow.ops import div, gradient_norm
 from pdeflow.tv import duality_gap, rof
 
 R = importlib.import_module("pdeflow.tv._rof_methods")
+ROWS = importlib.import_module("pdeflow.tv._fused_rows")
 
 
 def _problem(dtype, B, C, H, W, seed=0):
@@ -99,14 +100,14 @@ def test_row_ranges_on_threads_give_the_same_iterates(monkeypatch):
     try:
         torch.set_num_threads(3)
         for _ in range(30):
-            monkeypatch.setattr(R, "FUSED_GRAIN", 1)            # 3 row ranges
+            monkeypatch.setattr(ROWS, "FUSED_GRAIN", 1)            # 3 row ranges
             R._fgp_step(fused, f, lam, False)
-            monkeypatch.setattr(R, "FUSED_GRAIN", 1 << 40)      # one
+            monkeypatch.setattr(ROWS, "FUSED_GRAIN", 1 << 40)      # one
             R._fgp_step(one, f, lam, False)
             assert torch.equal(fused["p"], one["p"])
-        monkeypatch.setattr(R, "FUSED_GRAIN", 1)
+        monkeypatch.setattr(ROWS, "FUSED_GRAIN", 1)
         split = R._dual_gap(fused, f, lam, False)
-        monkeypatch.setattr(R, "FUSED_GRAIN", 1 << 40)
+        monkeypatch.setattr(ROWS, "FUSED_GRAIN", 1 << 40)
         whole = R._dual_gap(one, f, lam, False)
     finally:
         torch.set_num_threads(threads)
@@ -256,10 +257,10 @@ def test_every_fgp_takes_the_one_momentum_rule(dtype):
 
 
 def _counting(monkeypatch, name):
-    """Count the calls of the extension's ``name`` made through _rof_methods."""
+    """Count the calls of the extension's loop ``name``."""
     calls = []
-    kernel = getattr(R, name)
-    monkeypatch.setattr(R, name, lambda *a: calls.append(1) or kernel(*a))
+    loop = getattr(ROWS.kernel, name)
+    monkeypatch.setattr(ROWS.kernel, name, lambda *a: calls.append(1) or loop(*a))
     return calls
 
 
@@ -275,7 +276,7 @@ def test_certificate_equals_the_pytorch_path(shape, channelwise, monkeypatch):
     u = f + 0.3 * torch.randn(shape, generator=g, dtype=torch.float64)
     p = 0.9 * torch.randn(B, C, 2, H, W, generator=g, dtype=torch.float64)
     lam = torch.rand(B, 1, 1, 1, generator=g, dtype=torch.float64) + 0.05
-    calls = _counting(monkeypatch, "kernel_certify")
+    calls = _counting(monkeypatch, "certify")
     out = {}
     for fused in (True, False):
         monkeypatch.setattr(R, "FUSED", fused)
@@ -317,7 +318,7 @@ def test_solution_gap_equals_the_pytorch_path(shape, channelwise, monkeypatch):
 def test_projection_equals_the_pytorch_path(dtype, C, channelwise, monkeypatch):
     g = torch.Generator().manual_seed(8)
     p = (0.8 * torch.randn(2, C, 2, 13, 17, generator=g, dtype=torch.float64)).to(dtype)
-    calls = _counting(monkeypatch, "kernel_project")
+    calls = _counting(monkeypatch, "project")
     out = {}
     for fused in (True, False):
         monkeypatch.setattr(R, "FUSED", fused)

@@ -158,7 +158,7 @@ def test_a_float64_block_runs_in_float32_and_is_certified_in_float64(monkeypatch
     f, p = _problem()
     free = _box()
     seen = set()
-    step = subdomain.kernel_step
+    step = subdomain.kernel.step
 
     def recorded(double, *args):
         seen.add(bool(double))
@@ -166,7 +166,7 @@ def test_a_float64_block_runs_in_float32_and_is_certified_in_float64(monkeypatch
 
     if floor is not None:
         monkeypatch.setattr(subdomain, "FLOAT32_TOL", floor)
-    monkeypatch.setattr(subdomain, "kernel_step", recorded)
+    monkeypatch.setattr(subdomain.kernel, "step", recorded)
     out = solve_subdomain(f, p, lam, free, REGION, tol=tol)
     assert False in seen if dtypes is None else seen == dtypes     # float32 first (float64 after it where needed)
     monkeypatch.setattr(subdomain, "FLOAT32_TOL", float("inf"))

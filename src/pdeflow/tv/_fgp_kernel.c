@@ -245,6 +245,75 @@ static PyObject *py_fgp_data(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* step3(double, p, pp, out, f, lam, L, beta, sums, B, C, D, H, W, (wd0, wd1, wd2), (wg0, wg1, wg2), joint, r0, r1):
+   slabs [r0, r1) of the next iterate of every volume into out, and their restart sums into sums (B float64); wd
+   div's weights 1 / (L h_k), wg grad's 1 / h_k (_fgp_volume.c). */
+static PyObject *py_step3(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, pp, out, f, lam, beta, sums;
+    idx B, C, D, H, W, r0, r1;
+    double L, wd[3], wg[3];
+    if (!PyArg_ParseTuple(args, "pKKKKKdKKnnnnn(ddd)(ddd)pnn", &is_double, &p, &pp, &out, &f, &lam, &L, &beta, &sums,
+                          &B, &C, &D, &H, &W, wd, wd + 1, wd + 2, wg, wg + 1, wg + 2, &joint, &r0, &r1))
+        return NULL;
+    if (!check_rows(D, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, step3, ptr(p), ptr(pp), ptr(out), ptr(f), ptr(lam), L, ptr(beta), ptr(sums), B, C, D, H, W,
+              wd, wg, joint, r0, r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* gap3(double, p, f, lam, L, (wg0, wg1, wg2), u, sums, B, C, D, H, W, joint, r0, r1): slabs [r0, r1) of
+   u = f + lam div p (u 0: not written) and over them the float64 gap sums (B x 3) of the volumes. */
+static PyObject *py_gap3(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, f, lam, u, sums;
+    idx B, C, D, H, W, r0, r1;
+    double L, wg[3];
+    if (!PyArg_ParseTuple(args, "pKKKd(ddd)KKnnnnnpnn", &is_double, &p, &f, &lam, &L, wg, wg + 1, wg + 2, &u,
+                          &sums, &B, &C, &D, &H, &W, &joint, &r0, &r1))
+        return NULL;
+    if (!check_rows(D, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, gap3, ptr(p), ptr(f), ptr(lam), L, wg, ptr(u), ptr(sums), B, C, D, H, W, joint, r0,
+              r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* certify3(double, f, u, p, lam, (wg0, wg1, wg2), sums, B, C, D, H, W, joint, r0, r1): over slabs [r0, r1) the
+   float64 sums of the gap of any (u, p) on volumes (B x 4, as certify's). */
+static PyObject *py_certify3(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long f, u, p, lam, sums;
+    idx B, C, D, H, W, r0, r1;
+    double wg[3];
+    if (!PyArg_ParseTuple(args, "pKKKK(ddd)Knnnnnpnn", &is_double, &f, &u, &p, &lam, wg, wg + 1, wg + 2, &sums, &B,
+                          &C, &D, &H, &W, &joint, &r0, &r1))
+        return NULL;
+    if (!check_rows(D, r0, r1))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, certify3, ptr(f), ptr(u), ptr(p), ptr(lam), wg, ptr(sums), B, C, D, H, W, joint, r0, r1);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* wide(flag) -> bool: run the AVX2 kernels if flag and the CPU has AVX2 (the default at import); returns whether
    they ran before (for the tests, which compare both). */
 static PyObject *py_wide(PyObject *self, PyObject *args)
@@ -270,6 +339,9 @@ static PyMethodDef methods[] = {
     {"gap", py_gap, METH_VARARGS, "Rows of u = f + lam div p and their float64 gap sums."},
     {"certify", py_certify, METH_VARARGS, "Rows of the float64 sums of the duality gap of any (u, p)."},
     {"project", py_project, METH_VARARGS, "Rows of p projected onto the unit ball."},
+    {"step3", py_step3, METH_VARARGS, "Slabs of one FGP iteration of volumes and their restart sums."},
+    {"certify3", py_certify3, METH_VARARGS, "Slabs of the float64 sums of the duality gap of any (u, p) of volumes."},
+    {"gap3", py_gap3, METH_VARARGS, "Slabs of u = f + lam div p of volumes and their float64 gap sums."},
     {"fgp_data", py_fgp_data, METH_VARARGS, "Rows of grad f / (8 lam) and their float64 sums of |grad f|."},
     {NULL, NULL, 0, NULL},
 };
@@ -820,5 +892,7 @@ static void K(fgp_data)(const REAL *f, const REAL *lams, REAL *gf, double *af, i
         af[b] = lane_sum(acc);
     }
 }
+
+#include "_fgp_volume.c"
 
 #endif

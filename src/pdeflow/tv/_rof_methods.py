@@ -5,9 +5,10 @@ duality gap they stop on.  :func:`pdeflow.tv.rof` drives them (batching and stop
 FGP on the 2-D unit grid, on CPU tensors of float32 or float64 outside autograd, runs its iteration and gap
 as the fused loops of the compiled extension ``_fgp_kernel`` (``_fgp_kernel.c``, built by ``pip install``):
 one pass over the arrays per iteration instead of ~20, the same arithmetic; so do :func:`project` and the
-float64 certificate :func:`gap_and_primal` there (one pass each instead of ~15).  Without the extension (an
-install without a C compiler), or with the environment variable ``PDEFLOW_FUSED=0`` set before import, it runs
-the PyTorch path below, as it does for CUDA tensors, volumes, other spacings and autograd.
+float64 certificate :func:`gap_and_primal` there (one pass each instead of ~15); on volumes (any spacing) FGP and
+the certificates run in the loops of ``_fgp_volume``.  Without the extension (an install without a C compiler),
+or with the environment variable ``PDEFLOW_FUSED=0`` set before import, it runs the PyTorch path below, as it
+does for CUDA tensors, 2-D grids with a spacing and autograd.
 
 Every FGP here (and the compiled one of ``_rof_compiled``) takes its momentum and restart from
 ``_fgp.momentum`` and its gap and primal energy from ``_fgp.gap_terms``, the rules the block solver of
@@ -15,27 +16,15 @@ Every FGP here (and the compiled one of ``_rof_compiled``) takes its momentum an
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import torch
 
 from ..ops import batch_sum, div, grad, gradient_norm
 from ._fgp import gap_terms, momentum
+from ._fgp_volume import volume_applies, volume_certificate, volume_gap, volume_init, volume_solution_gap, volume_step
+from ._fused_rows import FUSED, kernel, row_ranges, run_ranges
 from ._grid import PLAIN, Grid
-
-try:
-    from ._fgp_kernel import certify as kernel_certify
-    from ._fgp_kernel import fgp_data as kernel_fgp_data
-    from ._fgp_kernel import gap as kernel_gap
-    from ._fgp_kernel import momentum as kernel_momentum
-    from ._fgp_kernel import project as kernel_project
-    from ._fgp_kernel import step as kernel_step
-except ImportError:  # built without a C compiler (or an older build): the PyTorch path
-    kernel_certify = kernel_fgp_data = kernel_gap = kernel_momentum = kernel_project = kernel_step = None
-
-#: Whether FGP runs the compiled fused loops where they apply (see the module docstring).
-FUSED = kernel_certify is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
 
 def project(p: torch.Tensor, channelwise: bool) -> torch.Tensor:
@@ -52,6 +41,9 @@ def gap_and_primal(f, u, p, lam, channelwise, grid: Grid = PLAIN):
     multiplies both terms of the energy and cancels in the relative gap."""
     if grid.plain and _certify_fused(f, u, p, lam):
         return _fused_certificate(f, u, p, lam, channelwise)
+    if (not grid.plain and f.dtype == torch.float64 and isinstance(lam, torch.Tensor) and u.shape == f.shape
+            and lam.numel() in (1, f.shape[0]) and FUSED and volume_applies(grid, f, u, p, lam)):
+        return volume_certificate(f, u, p, lam, channelwise, grid)
     if grid.plain:
         g = grad(u)
         gn = gradient_norm(g, channelwise=channelwise)
@@ -293,10 +285,6 @@ def _fgp_step(s, f, lam, channelwise):
 # The loops take the tensors' addresses: every tensor they get is contiguous, of the state's dtype and shape,
 # which _fused_tensors checks before each call.
 
-#: Pixels (times channels and images) per thread below which a call runs on one thread.
-FUSED_GRAIN = 1 << 17
-_pool, _pool_size = None, 0
-
 
 def fused_applies(f: torch.Tensor, lam: torch.Tensor, p: torch.Tensor) -> bool:
     """Whether the fused loops run FGP on ``(f, lam, p)``: the extension is there, CPU tensors of float32 or
@@ -312,10 +300,10 @@ def _fused_init(f, lam, p):
     B, C, H, W = f.shape
     lam_b = lam.reshape(B).contiguous()
     gf = torch.empty_like(p)
-    ranges = _row_ranges(B, C, H, W)
+    ranges = row_ranges(B, C, H, W)
     af = torch.empty(len(ranges), B, dtype=torch.float64)
     head = (f.dtype == torch.float64, f.data_ptr(), lam_b.data_ptr(), gf.data_ptr())
-    _run(kernel_fgp_data, ranges, lambda k: head + (af[k].data_ptr(), B, C, H, W))
+    run_ranges(kernel.fgp_data, ranges, lambda k: head + (af[k].data_ptr(), B, C, H, W))
     return {"p": p, "pp": torch.empty_like(p), "z": torch.empty_like(p), "gf": gf, "af": af.sum(0),
             "t": f.new_ones(B), "beta": f.new_zeros(B)}
 
@@ -338,33 +326,6 @@ def _fused_tensors(s, *more):
     return B, C, H, W
 
 
-def _row_ranges(B, C, H, W):
-    """Row ranges of one call, one per thread: torch's thread count (what :func:`pdeflow.threads.auto_threads`
-    sets), at most one per :data:`FUSED_GRAIN` elements."""
-    n = max(1, min(torch.get_num_threads(), B * C * H * W // FUSED_GRAIN, H))
-    return [(H * k // n, H * (k + 1) // n) for k in range(n)]
-
-
-def _run_rows(kernel, ranges, args):
-    """``kernel(*args(k), r0, r1)`` for the ``k``-th row range ``(r0, r1)``, each on a thread of a pool (the
-    loops release the GIL)."""
-    global _pool, _pool_size
-    if _pool is None or _pool_size < len(ranges):
-        from concurrent.futures import ThreadPoolExecutor
-        _pool_size = max(len(ranges), os.cpu_count() or 1)
-        _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="pdeflow-fgp")
-    for future in [_pool.submit(kernel, *args(k), *r) for k, r in enumerate(ranges)]:
-        future.result()
-
-
-def _run(kernel, ranges, args):
-    """``kernel(*args(k), r0, r1)`` for every row range, on this thread where there is one."""
-    if len(ranges) == 1:
-        kernel(*args(0), *ranges[0])
-    else:
-        _run_rows(kernel, ranges, args)
-
-
 class _Plan:
     """What the step of a fused state passes besides its fields, checked and formed once per state (a solve
     calls the step thousands of times): the shapes, the row ranges, the restart sums' buffer and the addresses of
@@ -378,7 +339,7 @@ class _Plan:
         self.tensors = tuple(s[k] for k in ("p", "pp", "z", "gf", "t", "beta"))
         self.address = {id(x): x.data_ptr() for x in self.tensors}
         self.threads = torch.get_num_threads()
-        self.ranges = _row_ranges(self.B, self.C, self.H, self.W)
+        self.ranges = row_ranges(self.B, self.C, self.H, self.W)
         self.sums = torch.empty(len(self.ranges), self.B, dtype=torch.float64)
         self.sums_at = [x.data_ptr() for x in self.sums]
 
@@ -402,8 +363,8 @@ def _fused_step(s, channelwise):
     # gf held (rof's loop is faster reading it than forming it; the block solver forms it), no held duals
     head = (double, at[id(p)], at[id(pp)], 0, at[id(z)], at[id(s["gf"])], 0, 0, 0, beta)
     tail = (plan.B, plan.C, plan.H, plan.W, not channelwise)
-    _run(kernel_step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail)
-    kernel_momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
+    run_ranges(kernel.step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail)
+    kernel.momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
     s["p"], s["pp"], s["z"] = z, p, pp
 
 
@@ -412,11 +373,11 @@ def _gap_pass(p, f, lam_b, channelwise):
     ``(B,)``) in one fused pass; ``f`` and ``lam_b`` ``(B,)`` contiguous, of ``p``'s dtype."""
     B, C, H, W = f.shape
     u = torch.empty_like(f)
-    ranges = _row_ranges(B, C, H, W)
+    ranges = row_ranges(B, C, H, W)
     sums = torch.empty(len(ranges), B, 3, dtype=torch.float64)
     head = (p.dtype == torch.float64, p.data_ptr(), f.data_ptr(), lam_b.data_ptr(), 0, 0, H, 0, W, u.data_ptr())
     tail = (B, C, H, W, not channelwise)
-    _run(kernel_gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
+    run_ranges(kernel.gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
     return u, sums.sum(0).numpy().T
 
 
@@ -443,6 +404,8 @@ def solution_gap(f, p, lam, channelwise, grid: Grid = PLAIN):
         u, (tv_u, slack, div_sq) = _gap_pass(_zero_unused(p).contiguous(), f, lam_b, channelwise)
         gap, primal, _ = gap_terms(lam_b.numpy(), tv_u, slack, div_sq, None, f.shape[1], f[0, 0].numel(), 0.0)
         return u, torch.from_numpy(gap), torch.from_numpy(primal)
+    if not grid.plain and p.dtype == torch.float64 and FUSED and volume_applies(grid, f, p, lam):
+        return volume_solution_gap(f, p, lam, channelwise, grid)
     u = f + lam * (div(p) if grid.plain else grid.div(p))
     return (u,) + gap_and_primal(f, u, p, lam, channelwise, grid)
 
@@ -473,10 +436,10 @@ def _fused_certificate(f, u, p, lam, channelwise):
     f, u, p = f.contiguous(), u.contiguous(), p.contiguous()
     B, C, H, W = f.shape
     lam_b = lam.reshape(-1).expand(B).contiguous()
-    ranges = _row_ranges(B, C, H, W)
+    ranges = row_ranges(B, C, H, W)
     sums = torch.empty(len(ranges), B, 4, dtype=torch.float64)
     head = (True, f.data_ptr(), u.data_ptr(), p.data_ptr(), lam_b.data_ptr())
-    _run(kernel_certify, ranges, lambda k: head + (sums[k].data_ptr(), B, C, H, W, not channelwise))
+    run_ranges(kernel.certify, ranges, lambda k: head + (sums[k].data_ptr(), B, C, H, W, not channelwise))
     tv_u, slack, resid, fidelity = sums.sum(0).unbind(1)
     return 0.5 * resid + lam_b * slack.clamp_min(0.0), 0.5 * fidelity + lam_b * tv_u
 
@@ -487,7 +450,7 @@ def _fused_project(p, channelwise):
     B, C, _, H, W = p.shape
     out = torch.empty_like(p)
     head = (p.dtype == torch.float64, p.data_ptr(), out.data_ptr(), B, C, H, W, not channelwise)
-    _run(kernel_project, _row_ranges(B, C, H, W), lambda k: head)
+    run_ranges(kernel.project, row_ranges(B, C, H, W), lambda k: head)
     return out
 
 
@@ -572,6 +535,8 @@ def nd_gap(s, f, lam, channelwise):
     and ``n`` are free between steps): :func:`_dual_gap` with ``L`` for 8.  The gap is
     ``lam * sum(|grad u| - <grad u, p>)`` and the fidelity ``lam^2 ||div p||^2``, unweighted sums (the
     voxel volume cancels in the relative gap)."""
+    if "pp" in s:
+        return volume_gap(s, channelwise)
     grid, p = s["grid"], s["p"]
     if "u" in s:  # pdhg: u is an iterate of its own, the gap has its residual term
         gap, primal = gap_and_primal(f, s["u"], p, lam, channelwise, grid)
@@ -624,6 +589,8 @@ def _nd_fgp_init(grid):
     def init(f, lam, p0, channelwise):
         L = grid.lipschitz
         p = grid.zero_unused(p0.clone(memory_format=torch.contiguous_format))
+        if FUSED and volume_applies(grid, f, lam, p):
+            return volume_init(grid, f, lam, p)
         s = {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "grid": grid, "L": L,
              **_nd_buffers(grid, f, p, channelwise)}
         if f.dtype == torch.float64:
@@ -640,6 +607,8 @@ def _nd_fgp_init(grid):
 def _nd_fgp_step(s, f, lam, channelwise):
     # _fgp_step with the step 1 / (L lam^2): p_new = proj(q + grad(f + lam div q) / (L lam)), in place on
     # the state's buffers (the fields keep zero unused entries).
+    if "pp" in s:
+        return volume_step(s, channelwise)
     grid, p, q, z = s["grid"], s["p"], s["q"], s["z"]
     exact = "fl" in s
     if exact:

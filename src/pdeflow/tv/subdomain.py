@@ -28,21 +28,12 @@ They work on tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, 
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from .. import ops
 from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
+from ._fused_rows import FUSED, kernel
 from .rof import FLOAT32_TOL
-
-try:
-    from ._fgp_kernel import gap as kernel_gap
-    from ._fgp_kernel import momentum as kernel_momentum
-    from ._fgp_kernel import project as kernel_project
-    from ._fgp_kernel import step as kernel_step
-except ImportError:  # built without a C compiler: the PyTorch loop below
-    kernel_gap = kernel_momentum = kernel_project = kernel_step = None
 
 __all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
 
@@ -163,10 +154,6 @@ def _row_blocks(rows: int, per_row: int, elements: int = SLAB_ELEMENTS) -> list:
     step = max(1, elements // max(1, per_row))
     return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
-
-#: Whether :func:`solve_subdomain` runs its 2-D iteration in the compiled loops (where they apply: CPU tensors of
-#: float32 or float64 outside autograd; ``PDEFLOW_FUSED=0`` in the environment turns it off, as for ``rof``).
-FUSED = kernel_step is not None and os.environ.get("PDEFLOW_FUSED", "1") != "0"
 
 #: Elements of a dual field whose compiled iteration costs about what one gap evaluation's fixed (Python) cost is:
 #: on a block of ``n`` dual elements the compiled loop evaluates the gap every ``GAP_ELEMENTS // n`` iterations
@@ -293,7 +280,7 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
     x.copy_(y)
     del y
     b, C, _, H, W = x.shape
-    kernel_project(True, x.data_ptr(), x.data_ptr(), b, C, H, W, True, 0, H)     # in place, row by row
+    kernel.project(True, x.data_ptr(), x.data_ptr(), b, C, H, W, True, 0, H)     # in place, row by row
     if kept is not None:
         x[..., held] = kept
     if not _stopped(*loop.gap(x), tol, atol):
@@ -327,7 +314,7 @@ class _FusedLoop:
         b, C, H, W = self.f.shape
         fd, lams = self._scratch(x.dtype)
         # u 0: the sums only, no image of u held (the kernel forms grad u from div p and f)
-        kernel_gap(x.dtype == torch.float64, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), self.mask, *self.rows,
+        kernel.gap(x.dtype == torch.float64, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), self.mask, *self.rows,
                    *self.cols, 0, self.sums.data_ptr(), b, C, H, W, True, 0, H)
         gap, energy, _ = gap_terms(self.lam, *self.sums.unbind(1), None, C, 0, 0.0)
         return gap, energy
@@ -346,9 +333,9 @@ class _FusedLoop:
         best, since = float("inf"), 0
         for it in range(1, max_iter + 1):
             # in place with the move d; gf 0: the loop forms grad f / (8 lam) from fd's rows (no field of it held)
-            kernel_step(double, x.data_ptr(), 0, d.data_ptr(), 0, 0, fd.data_ptr(), lams.data_ptr(), self.mask,
+            kernel.step(double, x.data_ptr(), 0, d.data_ptr(), 0, 0, fd.data_ptr(), lams.data_ptr(), self.mask,
                         beta.data_ptr(), up.data_ptr(), b, C, H, W, True, 0, H)
-            kernel_momentum(double, up.data_ptr(), 1, b, t.data_ptr(), beta.data_ptr())
+            kernel.momentum(double, up.data_ptr(), 1, b, t.data_ptr(), beta.data_ptr())
             if it % every:
                 continue
             gap, energy = self.gap(x)
