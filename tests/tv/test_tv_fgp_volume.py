@@ -8,7 +8,7 @@ import importlib
 import pytest
 import torch
 
-from pdeflow.tv import rof
+from pdeflow.tv import ACCURACY, rof
 
 R = importlib.import_module("pdeflow.tv._rof_methods")
 ROWS = importlib.import_module("pdeflow.tv._fused_rows")
@@ -157,3 +157,15 @@ def test_avx2_and_default_loops_agree_to_the_bit(monkeypatch):
         extension.wide(before)
     for a, b in zip(out[False], out[True]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("lam", [0.02, 0.1, 0.5])
+def test_float32_volumes_agree_with_float64_within_the_certified_accuracy(lam):
+    # the fused loops in both precisions at rof's default: each certifies an RMS error of at most accuracy x range,
+    # so the two answers are at most twice that apart (RMS over the voxels)
+    f64, _ = _problem(torch.float64, 1, 1, (10, 12, 9), seed=6)
+    u64 = rof(f64, lam, ndim=3)
+    u32 = rof(f64.float(), lam, ndim=3)
+    assert u32.dtype == torch.float32
+    rms = float((u32.double() - u64).pow(2).mean().sqrt())
+    assert rms <= 2 * ACCURACY * float(f64.max() - f64.min()), rms
