@@ -482,6 +482,78 @@ static void K(move_row)(const REAL *restrict z, const REAL *restrict s, const RE
     }
 }
 
+/* q_row and div_row (scale 1/8) of one row in one loop, for a row with a row above (up): q1[j - 1] is formed again
+   rather than read back, so that the loop vectorises; the same operations in the same order, so the same bits. */
+static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const REAL *restrict pp0,
+                        const REAL *restrict pp1, REAL beta, const REAL *restrict up, REAL *restrict q0,
+                        REAL *restrict q1, REAL *restrict v, idx W)
+{
+    const REAL eighth = (REAL)0.125;
+    if (beta == 0) {
+        q0[0] = p0[0];
+        q1[0] = p1[0];
+        v[0] = ((p0[0] + p1[0]) - up[0]) * eighth;
+        for (idx j = 1; j < W; j++) {
+            q0[j] = p0[j];
+            q1[j] = p1[j];
+            v[j] = (((p0[j] + p1[j]) - up[j]) - p1[j - 1]) * eighth;
+        }
+        return;
+    }
+    {
+        REAL a = p0[0] + beta * (p0[0] - pp0[0]), e = p1[0] + beta * (p1[0] - pp1[0]);
+        q0[0] = a;
+        q1[0] = e;
+        v[0] = ((a + e) - up[0]) * eighth;
+    }
+    for (idx j = 1; j < W; j++) {
+        REAL a = p0[j] + beta * (p0[j] - pp0[j]), e = p1[j] + beta * (p1[j] - pp1[j]);
+        REAL w = p1[j - 1] + beta * (p1[j - 1] - pp1[j - 1]);
+        q0[j] = a;
+        q1[j] = e;
+        v[j] = (((a + e) - up[j]) - w) * eighth;
+    }
+}
+
+/* z_row, factor_row (one channel) and out_row of one row in one loop: the next iterate's row and the restart
+   terms, without the row buffers between them (the same operations in the same order). */
+static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
+                        const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
+                        const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
+                        REAL *restrict t, idx W)
+{
+    idx j = 0;
+    if (vn)
+        for (; j + 1 < W; j++) {
+            REAL z0 = ((vn[j] - v[j]) + q0[j]) + g0[j], z1 = ((v[j + 1] - v[j]) + q1[j]) + g1[j];
+            REAL m = z0 * z0 + z1 * z1;
+            m = m < 1 ? 1 : m;
+            REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
+            y0[j] = a;
+            y1[j] = e;
+            t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
+        }
+    else
+        for (; j + 1 < W; j++) {
+            REAL z0 = q0[j], z1 = ((v[j + 1] - v[j]) + q1[j]) + g1[j];
+            REAL m = z0 * z0 + z1 * z1;
+            m = m < 1 ? 1 : m;
+            REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
+            y0[j] = a;
+            y1[j] = e;
+            t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
+        }
+    { /* the last column: z1 = q1 */
+        REAL z0 = vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], z1 = q1[j];
+        REAL m = z0 * z0 + z1 * z1;
+        m = m < 1 ? 1 : m;
+        REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
+        y0[j] = a;
+        y1[j] = e;
+        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
+    }
+}
+
 /* acc[l] += x[j] for j = l mod LANES: a float64 sum in independent lanes. */
 static void K(lane_add)(double *restrict acc, const REAL *restrict x, idx W)
 {
@@ -555,6 +627,29 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
         for (idx i = r0; i < r1; i++) {
             const int nxt = 1 - cur;
             const idx k = i * W;
+            if (!over && !move) { /* one channel at a time: two loops a row */
+                for (idx c = 0; c < C; c++) {
+                    const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
+                    const REAL *vn = NULL, *gr0 = g0, *gr1 = g1;
+                    if (i + 1 < H) {
+                        K(qdiv_row)(p + o0 + k + W, p + o1 + k + W, pp + o0 + k + W, pp + o1 + k + W, beta,
+                                    r[c].q0[cur], r[c].q0[nxt], r[c].q1[nxt], r[c].v[nxt], W);
+                        vn = r[c].v[nxt];
+                    }
+                    if (gf) {
+                        gr0 = gf + o0 + k;
+                        gr1 = gf + o1 + k;
+                    } else {
+                        const REAL *x = f + (b * C + c) * N + k;
+                        K(gf_row)(x, i + 1 < H ? x + W : NULL, inv, g0, g1, W);
+                    }
+                    K(zout_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
+                                out + o0 + k, out + o1 + k, t, W);
+                    K(lane_add)(acc, t, W);
+                }
+                cur = nxt;
+                continue;
+            }
             for (idx c = 0; c < C; c++) {
                 const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
                 REAL *z0 = z + 2 * c * W, *z1 = z0 + W;
@@ -650,6 +745,57 @@ static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REA
         dsq[0] += (double)d[j] * (double)d[j];
 }
 
+/* gf_row, gap_row, norm_row and slack_row's first loop of one channel's row in one loop (a channel on its own, no
+   held duals: n gets |grad u|, al |grad u| - <grad u, p>), then the float64 lanes as gap_row and slack_row add them:
+   the same operations in the same order (the zero components too, as 0 * 0 and 0 * p can be -0 or NaN alike). */
+static void K(gap_fused_row)(const REAL *restrict f, const REAL *restrict fn, double inv, const REAL *restrict d,
+                             const REAL *restrict dn, const REAL *restrict x0, const REAL *restrict x1, REAL lam,
+                             REAL *restrict u, REAL *restrict n, REAL *restrict al, double *restrict tv,
+                             double *restrict slack, double *restrict dsq, idx c0, idx c1, idx W)
+{
+    if (u)
+        for (idx j = 0; j < W; j++)
+            u[j] = f[j] + lam * d[j];
+    idx j = 0;
+    if (dn)
+        for (; j + 1 < W; j++) {
+            REAL a0 = ((dn[j] - d[j]) + 8 * (REAL)(((double)fn[j] - (double)f[j]) * inv)) * lam;
+            REAL a1 = ((d[j + 1] - d[j]) + 8 * (REAL)(((double)f[j + 1] - (double)f[j]) * inv)) * lam;
+            REAL m = SQRT(a0 * a0 + a1 * a1);
+            n[j] = m;
+            al[j] = m - (a0 * x0[j] + a1 * x1[j]);
+        }
+    else
+        for (; j + 1 < W; j++) {
+            REAL a1 = ((d[j + 1] - d[j]) + 8 * (REAL)(((double)f[j + 1] - (double)f[j]) * inv)) * lam;
+            REAL m = SQRT((REAL)0 * (REAL)0 + a1 * a1);
+            n[j] = m;
+            al[j] = m - ((REAL)0 * x0[j] + a1 * x1[j]);
+        }
+    { /* the last column: a1 = 0 */
+        REAL a0 = dn ? ((dn[j] - d[j]) + 8 * (REAL)(((double)fn[j] - (double)f[j]) * inv)) * lam : 0;
+        REAL m = SQRT(a0 * a0 + (REAL)0 * (REAL)0);
+        n[j] = m;
+        al[j] = m - (a0 * x0[j] + (REAL)0 * x1[j]);
+    }
+    j = c0;
+    for (; j + LANES <= c1; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            dsq[l] += (double)d[j + l] * (double)d[j + l];
+    for (; j < c1; j++)
+        dsq[0] += (double)d[j] * (double)d[j];
+    j = 0;
+    for (; j + LANES <= W; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            tv[l] += (double)n[j + l];
+            slack[l] += (double)al[j + l];
+        }
+    for (; j < W; j++) {
+        tv[0] += (double)n[j];
+        slack[0] += (double)al[j];
+    }
+}
+
 /* |a|^2 (n) and <a, p> (al) of one channel's row, or added to them (add: the coupled channels). */
 static void K(norm_row)(const REAL *restrict a0, const REAL *restrict a1, const REAL *restrict x0,
                         const REAL *restrict x1, REAL *restrict n, REAL *restrict al, idx W, int add)
@@ -723,6 +869,12 @@ static int K(gap)(const REAL *p, const REAL *f, const REAL *lams, const unsigned
                     K(div_row)(p + o0 + k + W, p + o1 + k + W, p + o0 + k, 1, dn, W);
                 }
                 const int in = i >= d0 && i < d1;
+                if (!over && !fixed) {
+                    K(gap_fused_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, d, dn, p + o0 + k,
+                                     p + o1 + k, lam, u ? u + oi + k : NULL, n, al, tv, slack, dsq, in ? c0 : 0,
+                                     in ? c1 : 0, W);
+                    continue;
+                }
                 K(gf_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, g0, g1, W);
                 K(gap_row)(f + oi + k, d, dn, g0, g1, fixed ? fixed + k : NULL, lam, u ? u + oi + k : NULL, a0,
                            a1, dsq, in ? c0 : 0, in ? c1 : 0, W);
