@@ -44,14 +44,16 @@ def extinction_flux(f: torch.Tensor, lam: torch.Tensor, grid: Grid = PLAIN) -> t
 def may_be_extinct(f: torch.Tensor, lam: torch.Tensor, channelwise: bool, grid: Grid = PLAIN) -> torch.Tensor:
     """(B,) bool: False where the field of :func:`extinction_flux` is infeasible on its first axis already.
 
-    That component (the residual's means over the later axes, summed along the first axis) is two passes over
-    ``f``; the whole field, built only where this passes, is the axes' cumulative sums and a norm.  Where it
-    is False, :func:`extinct` of the whole field is False too (``|q| >= |q_0|``).
+    That component (the residual's means over the later axes, summed along the first axis) is one pass over
+    ``f`` (the residual's means are those of ``f``'s, moved); the whole field, built only where this passes, is
+    the axes' cumulative sums and a norm.  Where it is False, :func:`extinct` of the whole field is False too
+    (``|q| >= |q_0|``).
     """
     K = grid.ndim
     axes = tuple(range(f.dim() - K, f.dim()))
-    res = (f.mean(dim=axes, keepdim=True) - f) / lam
-    c = torch.cumsum(res.mean(dim=axes[1:], keepdim=True) if K > 1 else res, axes[0]) * grid.spacing[0]
+    m = f.mean(dim=axes[1:], keepdim=True) if K > 1 else f
+    res = (m.mean(dim=axes[0], keepdim=True) - m) / lam
+    c = torch.cumsum(res, axes[0]) * grid.spacing[0]
     sq = c * c
     if not channelwise:
         sq = sq.sum(1, keepdim=True)
