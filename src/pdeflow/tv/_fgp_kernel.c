@@ -554,78 +554,6 @@ static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const 
     }
 }
 
-/* qdiv_row with the last move held (m0, m1: float32) in place of the previous iterate: q = p + beta m. */
-static void K(qdiv_move_row)(const REAL *restrict p0, const REAL *restrict p1, const float *restrict m0,
-                             const float *restrict m1, REAL beta, const REAL *restrict up, REAL *restrict q0,
-                             REAL *restrict q1, REAL *restrict v, idx W)
-{
-    const REAL eighth = (REAL)0.125;
-    if (beta == 0) {
-        K(qdiv_row)(p0, p1, NULL, NULL, 0, up, q0, q1, v, W);
-        return;
-    }
-    {
-        REAL a = p0[0] + beta * (REAL)m0[0], e = p1[0] + beta * (REAL)m1[0];
-        q0[0] = a;
-        q1[0] = e;
-        v[0] = ((a + e) - up[0]) * eighth;
-    }
-    for (idx j = 1; j < W; j++) {
-        REAL a = p0[j] + beta * (REAL)m0[j], e = p1[j] + beta * (REAL)m1[j];
-        REAL w = p1[j - 1] + beta * (REAL)m1[j - 1];
-        q0[j] = a;
-        q1[j] = e;
-        v[j] = (((a + e) - up[j]) - w) * eighth;
-    }
-}
-
-/* One pixel of move_row for both components, from the unprojected z0, z1: the projection, the held duals (held:
-   keep q), the moves, the restart term and the iterate, in move_row's order. */
-static inline void K(move_px)(REAL z0, REAL z1, int held, REAL q0, REAL q1, REAL beta, float *m0, float *m1,
-                              REAL *x0, REAL *x1, REAL *t)
-{
-    REAL m = z0 * z0 + z1 * z1;
-    m = m < 1 ? 1 : m;
-    REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
-    a = held ? q0 : a;
-    e = held ? q1 : e;
-    REAL r0 = q0 - a, n0 = (REAL)*m0 * beta - r0, r1 = q1 - e, n1 = (REAL)*m1 * beta - r1;
-    REAL u = n0 * r0;
-    *t = u + n1 * r1;
-    *m0 = (float)n0;
-    *m1 = (float)n1;
-    *x0 = a;
-    *x1 = e;
-}
-
-/* z_row, factor_row (one channel) and move_row of both components in one loop (a block's in-place step): the
-   same operations in the same order. fixed: the held duals of the row, or NULL. */
-static void K(zmove_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
-                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
-                         const unsigned char *restrict fixed, REAL beta, float *restrict m0, float *restrict m1,
-                         REAL *restrict x0, REAL *restrict x1, REAL *restrict t, idx W)
-{
-    idx j = 0;
-    /* HELD(j): whether the dual at j is held, without a branch in the loops (which would keep them scalar) */
-#define ZMOVE_LOOPS(HELD)                                                                                              \
-    if (vn)                                                                                                            \
-        for (; j + 1 < W; j++)                                                                                         \
-            K(move_px)(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], HELD, q0[j], q1[j],     \
-                       beta, m0 + j, m1 + j, x0 + j, x1 + j, t + j);                                                   \
-    else                                                                                                               \
-        for (; j + 1 < W; j++)                                                                                         \
-            K(move_px)(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], HELD, q0[j], q1[j], beta, m0 + j, m1 + j, x0 + j,   \
-                       x1 + j, t + j);
-    if (fixed) {
-        ZMOVE_LOOPS(fixed[j] != 0)
-    } else {
-        ZMOVE_LOOPS(0)
-    }
-#undef ZMOVE_LOOPS
-    K(move_px)(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j], fixed && fixed[j], q0[j], q1[j], beta, m0 + j,
-               m1 + j, x0 + j, x1 + j, t + j);
-}
-
 /* acc[l] += x[j] for j = l mod LANES: a float64 sum in independent lanes. */
 static void K(lane_add)(double *restrict acc, const REAL *restrict x, idx W)
 {
@@ -699,17 +627,13 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
         for (idx i = r0; i < r1; i++) {
             const int nxt = 1 - cur;
             const idx k = i * W;
-            if (!over) { /* one channel at a time: two loops a row */
+            if (!over && !move) { /* one channel at a time: two loops a row */
                 for (idx c = 0; c < C; c++) {
                     const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
                     const REAL *vn = NULL, *gr0 = g0, *gr1 = g1;
                     if (i + 1 < H) {
-                        if (move)
-                            K(qdiv_move_row)(p + o0 + k + W, p + o1 + k + W, move + o0 + k + W, move + o1 + k + W,
-                                             beta, r[c].q0[cur], r[c].q0[nxt], r[c].q1[nxt], r[c].v[nxt], W);
-                        else
-                            K(qdiv_row)(p + o0 + k + W, p + o1 + k + W, pp + o0 + k + W, pp + o1 + k + W, beta,
-                                        r[c].q0[cur], r[c].q0[nxt], r[c].q1[nxt], r[c].v[nxt], W);
+                        K(qdiv_row)(p + o0 + k + W, p + o1 + k + W, pp + o0 + k + W, pp + o1 + k + W, beta,
+                                    r[c].q0[cur], r[c].q0[nxt], r[c].q1[nxt], r[c].v[nxt], W);
                         vn = r[c].v[nxt];
                     }
                     if (gf) {
@@ -719,12 +643,8 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
                         const REAL *x = f + (b * C + c) * N + k;
                         K(gf_row)(x, i + 1 < H ? x + W : NULL, inv, g0, g1, W);
                     }
-                    if (move)
-                        K(zmove_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, fixed ? fixed + k : NULL,
-                                     beta, move + o0 + k, move + o1 + k, p + o0 + k, p + o1 + k, t, W);
-                    else
-                        K(zout_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
-                                    out + o0 + k, out + o1 + k, t, W);
+                    K(zout_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
+                                out + o0 + k, out + o1 + k, t, W);
                     K(lane_add)(acc, t, W);
                 }
                 cur = nxt;
