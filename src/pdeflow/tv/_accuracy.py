@@ -20,6 +20,21 @@ def data_range(f: torch.Tensor) -> torch.Tensor:
     return flat.amax(1) - flat.amin(1)
 
 
+def largest_magnitude(f: torch.Tensor) -> torch.Tensor:
+    """``max |f|`` of each image of ``f`` ``(B, ...)``, in ``f``'s dtype, shape ``(B,)``, without a copy of ``f``
+    (``amax`` and ``amin`` outrun ``abs().amax`` and ``aminmax`` on the CPU).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv._accuracy import largest_magnitude
+    >>> largest_magnitude(torch.tensor([[1.0, -3.0], [2.0, 0.5]]))
+    tensor([3., 2.])
+    """
+    flat = f.detach().reshape(f.shape[0], -1)
+    return torch.maximum(flat.amax(1), -flat.amin(1))
+
+
 def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
     """Per image of ``f`` ``(B, C, ...)``: the absolute duality gap that certifies a root-mean-square
     error of at most ``accuracy`` times the image's range, as float64 ``(B,)``.

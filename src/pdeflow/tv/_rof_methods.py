@@ -368,11 +368,13 @@ def _fused_step(s, channelwise):
     s["p"], s["pp"], s["z"] = z, p, pp
 
 
-def _gap_pass(p, f, lam_b, channelwise):
+def _gap_pass(p, f, lam_b, channelwise, u=None):
     """``u = f + lam div p`` and the float64 sums of its gap (TV(u), the slack, ``||div p||^2``; NumPy, each
-    ``(B,)``) in one fused pass; ``f`` and ``lam_b`` ``(B,)`` contiguous, of ``p``'s dtype."""
+    ``(B,)``) in one fused pass; ``f`` and ``lam_b`` ``(B,)`` contiguous, of ``p``'s dtype; ``u``: where to write
+    ``u`` (contiguous, ``f``'s shape and dtype), or None: a new tensor."""
     B, C, H, W = f.shape
-    u = torch.empty_like(f)
+    if u is None:
+        u = torch.empty_like(f)
     ranges = row_ranges(B, C, H, W)
     sums = torch.empty(len(ranges), B, 3, dtype=torch.float64)
     head = (p.dtype == torch.float64, p.data_ptr(), f.data_ptr(), lam_b.data_ptr(), 0, 0, H, 0, W, u.data_ptr())
@@ -387,7 +389,12 @@ def _fused_gap(s, f, lam, channelwise):
     B, C, H, W = _fused_tensors(s, f)
     p = s["p"]
     lam_b = lam.reshape(B).contiguous()
-    u, (tv_u, slack, div_sq) = _gap_pass(p, f, lam_b, channelwise)
+    # u in one buffer for every check (a new image each time costs its page faults, a few ms at 2048 px): solve
+    # reads each check's u before the next
+    u = s.get("u_gap")
+    if u is None or u.shape != f.shape:
+        u = s["u_gap"] = torch.empty_like(f)
+    u, (tv_u, slack, div_sq) = _gap_pass(p, f, lam_b, channelwise, u)
     host = (lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy())
     terms = gap_terms(*host, C, H * W, torch.finfo(f.dtype).eps / 2)
     return (u, p) + tuple(torch.from_numpy(x) for x in terms)

@@ -26,7 +26,7 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..threads import auto_threads
-from ._accuracy import check_accuracy, check_interval, data_range, gap_per_value, gap_targets  # noqa: F401 (gap_per_value: pdeflow.dask)
+from ._accuracy import check_accuracy, check_interval, data_range, gap_per_value, gap_targets, largest_magnitude  # noqa: F401 (gap_per_value: pdeflow.dask)
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
@@ -504,7 +504,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     finfo = torch.finfo(x.dtype)
     N = x[0].numel()
     floor_a = (lam_a.reshape(-1).double() * N * 8 * finfo.eps
-               * fa.abs().flatten(1).amax(1).double()) if active.numel() else lam_a.reshape(-1).double()
+               * largest_magnitude(fa).double()) if active.numel() else lam_a.reshape(-1).double()
     # Below that floor a float64 input counts as converged.  Lower precisions
     # re-evaluate the gap of the same iterate in float64, which resolves it down to the
     # round-off of the iterate itself (|p| <= 1 to eps, so u to 4 lam eps): tol keeps its
