@@ -330,6 +330,10 @@ def test_projection_equals_the_pytorch_path(dtype, C, channelwise, monkeypatch):
     inside = gradient_norm(p, channelwise=channelwise) <= 1          # pixels left as they are, exactly
     kept = inside.unsqueeze(2).expand_as(p)
     assert torch.equal(out[True][kept], p[kept]) and not torch.equal(out[True], p)
+    for fused in (True, False):                 # in place (out=p): the same values, in p's own storage
+        monkeypatch.setattr(R, "FUSED", fused)
+        q = p.clone()
+        assert R.project(q, channelwise, out=q).data_ptr() == q.data_ptr() and torch.equal(q, out[fused])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

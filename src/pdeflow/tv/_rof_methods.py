@@ -27,12 +27,13 @@ from ._fused_rows import FUSED, kernel, row_ranges, run_ranges
 from ._grid import PLAIN, Grid
 
 
-def project(p: torch.Tensor, channelwise: bool) -> torch.Tensor:
-    """Project a dual field ``(B, C, 2, H, W)`` onto the unit ball, pointwise."""
-    if _plain_fused(p):
-        return _fused_project(p, channelwise)
+def project(p: torch.Tensor, channelwise: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Project a dual field ``(B, C, 2, H, W)`` onto the unit ball, pointwise; into ``out`` (``p`` itself: in place)
+    where given."""
+    if _plain_fused(p) and (out is None or (p.is_contiguous() and out.is_contiguous())):
+        return _fused_project(p, channelwise, out)
     n = gradient_norm(p, channelwise=channelwise).unsqueeze(-3)  # (B, C|1, 1, H, W)
-    return p / torch.clamp(n, min=1.0)
+    return torch.div(p, torch.clamp(n, min=1.0), out=out)
 
 
 def gap_and_primal(f, u, p, lam, channelwise, grid: Grid = PLAIN):
@@ -451,11 +452,15 @@ def _fused_certificate(f, u, p, lam, channelwise):
     return 0.5 * resid + lam_b * slack.clamp_min(0.0), 0.5 * fidelity + lam_b * tv_u
 
 
-def _fused_project(p, channelwise):
-    """:func:`project` in the fused loop (the same operations, one pass)."""
-    p = p.contiguous()
+def _fused_project(p, channelwise, out=None):
+    """:func:`project` in the fused loop (the same operations, one pass; each value read before it is written, so
+    ``out`` may be ``p``)."""
     B, C, _, H, W = p.shape
-    out = torch.empty_like(p)
+    if out is None:
+        p = p.contiguous()
+        out = torch.empty_like(p)
+    elif out.shape != p.shape or out.dtype != p.dtype:
+        raise RuntimeError("fused projection: out must have p's shape and dtype")
     head = (p.dtype == torch.float64, p.data_ptr(), out.data_ptr(), B, C, H, W, not channelwise)
     run_ranges(kernel.project, row_ranges(B, C, H, W), lambda k: head)
     return out

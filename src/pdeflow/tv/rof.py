@@ -656,7 +656,8 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(),
                          first_check=first_check, trusted=trusted, atol=atol, **opts)
     # feasible in float64 (float32 rounding can leave |p| above 1 by an ulp), so the gap certifies
-    p = project(r32.p.double(), channelwise) if grid.plain else grid.project(r32.p.double(), channelwise)
+    p = r32.p.double()
+    p = project(p, channelwise, out=p) if grid.plain else grid.project(p, channelwise)
     positive = lam_t.reshape(-1) > 0
     gone = (positive & (r32.iterations == 0)).nonzero().reshape(-1)     # extinct: the mean, from the float64 data
     if gone.numel():
