@@ -227,8 +227,8 @@ def test_gap_without_u_has_the_same_sums(dtype):
     for write in (True, False):
         u = torch.full_like(f, 7.0)
         s = torch.empty(2, 3, dtype=torch.float64)
-        kernel.gap(dtype == torch.float64, p.data_ptr(), f.data_ptr(), lams.data_ptr(), held.data_ptr(), 1, 16, 2,
-                   21, u.data_ptr() if write else 0, s.data_ptr(), 2, 1, 17, 23, True, 0, 17)
+        kernel.gap(dtype == torch.float64, p.data_ptr(), f.data_ptr(), 0, lams.data_ptr(), held.data_ptr(), 1, 16,
+                   2, 21, u.data_ptr() if write else 0, s.data_ptr(), 2, 1, 17, 23, True, 0, 17)
         sums[write] = s
         assert bool((u == 7.0).all()) != write
     assert torch.equal(sums[True], sums[False])

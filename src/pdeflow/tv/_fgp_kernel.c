@@ -160,17 +160,17 @@ static PyObject *py_momentum(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* gap(double, p, f, lam, fixed, d0, d1, c0, c1, u, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of u = f + lam
+/* gap(double, p, f, gf, lam, fixed, d0, d1, c0, c1, u, sums, B, C, H, W, joint, r0, r1): rows [r0, r1) of u = f + lam
    div p (u 0: not written), and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2) per image into sums
    (B x 3): the gradient terms but at the fixed pixels (an address, 0 for none), ||div p||^2 over rows [d0, d1) and
-   columns [c0, c1). */
+   columns [c0, c1); gf: FGP's data term grad f / (8 lam) as fgp_data forms it (0: formed from f's rows). */
 static PyObject *py_gap(PyObject *self, PyObject *args)
 {
     int is_double, joint;
-    unsigned long long p, f, lam, fixed, u, sums;
+    unsigned long long p, f, gf, lam, fixed, u, sums;
     idx d0, d1, c0, c1, B, C, H, W, r0, r1;
-    if (!PyArg_ParseTuple(args, "pKKKKnnnnKKnnnnpnn", &is_double, &p, &f, &lam, &fixed, &d0, &d1, &c0, &c1, &u,
-                          &sums, &B, &C, &H, &W, &joint, &r0, &r1))
+    if (!PyArg_ParseTuple(args, "pKKKKKnnnnKKnnnnpnn", &is_double, &p, &f, &gf, &lam, &fixed, &d0, &d1, &c0, &c1,
+                          &u, &sums, &B, &C, &H, &W, &joint, &r0, &r1))
         return NULL;
     if (!check_rows(H, r0, r1))
         return NULL;
@@ -180,8 +180,8 @@ static PyObject *py_gap(PyObject *self, PyObject *args)
     }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = PICK(is_double, gap, ptr(p), ptr(f), ptr(lam), ptr(fixed), d0, d1, c0, c1, ptr(u), ptr(sums), B, C, H, W,
-              joint, r0, r1);
+    ok = PICK(is_double, gap, ptr(p), ptr(f), ptr(gf), ptr(lam), ptr(fixed), d0, d1, c0, c1, ptr(u), ptr(sums), B,
+              C, H, W, joint, r0, r1);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
@@ -745,13 +745,14 @@ static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REA
         dsq[0] += (double)d[j] * (double)d[j];
 }
 
-/* gf_row, gap_row, norm_row and slack_row's first loop of one channel's row in one loop (a channel on its own, no
-   held duals: n gets |grad u|, al |grad u| - <grad u, p>), then the float64 lanes as gap_row and slack_row add them:
-   the same operations in the same order (the zero components too, as 0 * 0 and 0 * p can be -0 or NaN alike). */
-static void K(gap_fused_row)(const REAL *restrict f, const REAL *restrict fn, double inv, const REAL *restrict d,
-                             const REAL *restrict dn, const REAL *restrict x0, const REAL *restrict x1, REAL lam,
-                             REAL *restrict u, REAL *restrict n, REAL *restrict al, double *restrict tv,
-                             double *restrict slack, double *restrict dsq, idx c0, idx c1, idx W)
+/* gap_row, norm_row and slack_row's first loop of one channel's row in one loop (a channel on its own, no held
+   duals: n gets |grad u|, al |grad u| - <grad u, p>; g0, g1: the row's data term), then the float64 lanes as
+   gap_row and slack_row add them: the same operations in the same order (the zero components too, as 0 * 0 and
+   0 * p can be -0 or NaN alike). */
+static void K(gap_fused_row)(const REAL *restrict f, const REAL *restrict g0, const REAL *restrict g1,
+                             const REAL *restrict d, const REAL *restrict dn, const REAL *restrict x0,
+                             const REAL *restrict x1, REAL lam, REAL *restrict u, REAL *restrict n, REAL *restrict al,
+                             double *restrict tv, double *restrict slack, double *restrict dsq, idx c0, idx c1, idx W)
 {
     if (u)
         for (idx j = 0; j < W; j++)
@@ -759,21 +760,20 @@ static void K(gap_fused_row)(const REAL *restrict f, const REAL *restrict fn, do
     idx j = 0;
     if (dn)
         for (; j + 1 < W; j++) {
-            REAL a0 = ((dn[j] - d[j]) + 8 * (REAL)(((double)fn[j] - (double)f[j]) * inv)) * lam;
-            REAL a1 = ((d[j + 1] - d[j]) + 8 * (REAL)(((double)f[j + 1] - (double)f[j]) * inv)) * lam;
+            REAL a0 = ((dn[j] - d[j]) + 8 * g0[j]) * lam, a1 = ((d[j + 1] - d[j]) + 8 * g1[j]) * lam;
             REAL m = SQRT(a0 * a0 + a1 * a1);
             n[j] = m;
             al[j] = m - (a0 * x0[j] + a1 * x1[j]);
         }
     else
         for (; j + 1 < W; j++) {
-            REAL a1 = ((d[j + 1] - d[j]) + 8 * (REAL)(((double)f[j + 1] - (double)f[j]) * inv)) * lam;
+            REAL a1 = ((d[j + 1] - d[j]) + 8 * g1[j]) * lam;
             REAL m = SQRT((REAL)0 * (REAL)0 + a1 * a1);
             n[j] = m;
             al[j] = m - ((REAL)0 * x0[j] + a1 * x1[j]);
         }
     { /* the last column: a1 = 0 */
-        REAL a0 = dn ? ((dn[j] - d[j]) + 8 * (REAL)(((double)fn[j] - (double)f[j]) * inv)) * lam : 0;
+        REAL a0 = dn ? ((dn[j] - d[j]) + 8 * g0[j]) * lam : 0;
         REAL m = SQRT(a0 * a0 + (REAL)0 * (REAL)0);
         n[j] = m;
         al[j] = m - (a0 * x0[j] + (REAL)0 * x1[j]);
@@ -835,8 +835,9 @@ static void K(slack_row)(REAL *restrict n, REAL *restrict al, double *restrict t
    per image into sums (B x 3): the gradient terms over every pixel but the fixed ones (NULL: none), ||div p||^2
    over the region's rows [d0, d1) and columns [c0, c1). u NULL: the sums only (the gradient terms are formed from
    div p and f, not from u, so a caller that needs only the gap holds no image of u). */
-static int K(gap)(const REAL *p, const REAL *f, const REAL *lams, const unsigned char *fixed, idx d0, idx d1, idx c0,
-                  idx c1, REAL *u, double *sums, idx B, idx C, idx H, idx W, int joint, idx r0, idx r1)
+static int K(gap)(const REAL *p, const REAL *f, const REAL *gf, const REAL *lams, const unsigned char *fixed, idx d0,
+                  idx d1, idx c0, idx c1, REAL *u, double *sums, idx B, idx C, idx H, idx W, int joint, idx r0,
+                  idx r1)
 {
     const idx N = H * W;
     const int over = joint && C > 1; /* |grad u| couples the channels */
@@ -869,14 +870,19 @@ static int K(gap)(const REAL *p, const REAL *f, const REAL *lams, const unsigned
                     K(div_row)(p + o0 + k + W, p + o1 + k + W, p + o0 + k, 1, dn, W);
                 }
                 const int in = i >= d0 && i < d1;
+                const REAL *gr0 = g0, *gr1 = g1;
+                if (gf) { /* the data term held (rof's state), as gf_row forms it */
+                    gr0 = gf + o0 + k;
+                    gr1 = gf + o1 + k;
+                } else {
+                    K(gf_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, g0, g1, W);
+                }
                 if (!over && !fixed) {
-                    K(gap_fused_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, d, dn, p + o0 + k,
-                                     p + o1 + k, lam, u ? u + oi + k : NULL, n, al, tv, slack, dsq, in ? c0 : 0,
-                                     in ? c1 : 0, W);
+                    K(gap_fused_row)(f + oi + k, gr0, gr1, d, dn, p + o0 + k, p + o1 + k, lam,
+                                     u ? u + oi + k : NULL, n, al, tv, slack, dsq, in ? c0 : 0, in ? c1 : 0, W);
                     continue;
                 }
-                K(gf_row)(f + oi + k, i + 1 < H ? f + oi + k + W : NULL, inv, g0, g1, W);
-                K(gap_row)(f + oi + k, d, dn, g0, g1, fixed ? fixed + k : NULL, lam, u ? u + oi + k : NULL, a0,
+                K(gap_row)(f + oi + k, d, dn, gr0, gr1, fixed ? fixed + k : NULL, lam, u ? u + oi + k : NULL, a0,
                            a1, dsq, in ? c0 : 0, in ? c1 : 0, W);
                 K(norm_row)(a0, a1, p + o0 + k, p + o1 + k, n, al, W, over && c > 0);
                 if (!over || c == C - 1)

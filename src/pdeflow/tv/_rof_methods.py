@@ -369,16 +369,18 @@ def _fused_step(s, channelwise):
     s["p"], s["pp"], s["z"] = z, p, pp
 
 
-def _gap_pass(p, f, lam_b, channelwise, u=None):
+def _gap_pass(p, f, lam_b, channelwise, u=None, gf=None):
     """``u = f + lam div p`` and the float64 sums of its gap (TV(u), the slack, ``||div p||^2``; NumPy, each
     ``(B,)``) in one fused pass; ``f`` and ``lam_b`` ``(B,)`` contiguous, of ``p``'s dtype; ``u``: where to write
-    ``u`` (contiguous, ``f``'s shape and dtype), or None: a new tensor."""
+    ``u`` (contiguous, ``f``'s shape and dtype), or None: a new tensor; ``gf``: FGP's data term (the state's), or
+    None: formed from ``f``."""
     B, C, H, W = f.shape
     if u is None:
         u = torch.empty_like(f)
     ranges = row_ranges(B, C, H, W)
     sums = torch.empty(len(ranges), B, 3, dtype=torch.float64)
-    head = (p.dtype == torch.float64, p.data_ptr(), f.data_ptr(), lam_b.data_ptr(), 0, 0, H, 0, W, u.data_ptr())
+    head = (p.dtype == torch.float64, p.data_ptr(), f.data_ptr(), 0 if gf is None else gf.data_ptr(), lam_b.data_ptr(),
+            0, 0, H, 0, W, u.data_ptr())
     tail = (B, C, H, W, not channelwise)
     run_ranges(kernel.gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
     return u, sums.sum(0).numpy().T
@@ -395,7 +397,7 @@ def _fused_gap(s, f, lam, channelwise):
     u = s.get("u_gap")
     if u is None or u.shape != f.shape:
         u = s["u_gap"] = torch.empty_like(f)
-    u, (tv_u, slack, div_sq) = _gap_pass(p, f, lam_b, channelwise, u)
+    u, (tv_u, slack, div_sq) = _gap_pass(p, f, lam_b, channelwise, u, s["gf"])
     host = (lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy())
     terms = gap_terms(*host, C, H * W, torch.finfo(f.dtype).eps / 2)
     return (u, p) + tuple(torch.from_numpy(x) for x in terms)

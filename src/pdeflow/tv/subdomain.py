@@ -314,7 +314,7 @@ class _FusedLoop:
         b, C, H, W = self.f.shape
         fd, lams = self._scratch(x.dtype)
         # u 0: the sums only, no image of u held (the kernel forms grad u from div p and f)
-        kernel.gap(x.dtype == torch.float64, x.data_ptr(), fd.data_ptr(), lams.data_ptr(), self.mask, *self.rows,
+        kernel.gap(x.dtype == torch.float64, x.data_ptr(), fd.data_ptr(), 0, lams.data_ptr(), self.mask, *self.rows,
                    *self.cols, 0, self.sums.data_ptr(), b, C, H, W, True, 0, H)
         gap, energy, _ = gap_terms(self.lam, *self.sums.unbind(1), None, C, 0, 0.0)
         return gap, energy
