@@ -517,6 +517,16 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
 
 /* z_row, factor_row (one channel) and out_row of one row in one loop: the next iterate's row and the restart
    terms, without the row buffers between them (the same operations in the same order). */
+/* One pixel of zout_row from its unprojected z0, z1 (a macro: the loops stay vectorised). */
+#define ZOUT_PX(Z0, Z1)                                                                                                \
+    {                                                                                                                  \
+        REAL z0 = (Z0), z1 = (Z1), m = z0 * z0 + z1 * z1;                                                              \
+        m = m < 1 ? 1 : m;                                                                                             \
+        REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;                                                                  \
+        y0[j] = a;                                                                                                     \
+        y1[j] = e;                                                                                                     \
+        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);                                                  \
+    }
 static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
                         const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
@@ -524,35 +534,14 @@ static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const 
 {
     idx j = 0;
     if (vn)
-        for (; j + 1 < W; j++) {
-            REAL z0 = ((vn[j] - v[j]) + q0[j]) + g0[j], z1 = ((v[j + 1] - v[j]) + q1[j]) + g1[j];
-            REAL m = z0 * z0 + z1 * z1;
-            m = m < 1 ? 1 : m;
-            REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
-            y0[j] = a;
-            y1[j] = e;
-            t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
-        }
+        for (; j + 1 < W; j++)
+            ZOUT_PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])
     else
-        for (; j + 1 < W; j++) {
-            REAL z0 = q0[j], z1 = ((v[j + 1] - v[j]) + q1[j]) + g1[j];
-            REAL m = z0 * z0 + z1 * z1;
-            m = m < 1 ? 1 : m;
-            REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
-            y0[j] = a;
-            y1[j] = e;
-            t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
-        }
-    { /* the last column: z1 = q1 */
-        REAL z0 = vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], z1 = q1[j];
-        REAL m = z0 * z0 + z1 * z1;
-        m = m < 1 ? 1 : m;
-        REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
-        y0[j] = a;
-        y1[j] = e;
-        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
-    }
+        for (; j + 1 < W; j++)
+            ZOUT_PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])
+    ZOUT_PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j]) /* the last column: z1 = q1 */
 }
+#undef ZOUT_PX
 
 /* acc[l] += x[j] for j = l mod LANES: a float64 sum in independent lanes. */
 static void K(lane_add)(double *restrict acc, const REAL *restrict x, idx W)
@@ -714,6 +703,33 @@ static void K(momentum)(const double *sums, idx tasks, idx B, REAL *ts, REAL *be
     }
 }
 
+/* The float64 lanes of ||d||^2 over the columns [c0, c1) of a row. */
+static void K(square_lanes)(double *restrict dsq, const REAL *restrict d, idx c0, idx c1)
+{
+    idx j = c0;
+    for (; j + LANES <= c1; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            dsq[l] += (double)d[j + l] * (double)d[j + l];
+    for (; j < c1; j++)
+        dsq[0] += (double)d[j] * (double)d[j];
+}
+
+/* The float64 lanes of sum n (tv) and sum al (slack) of a row. */
+static void K(slack_lanes)(const REAL *restrict n, const REAL *restrict al, double *restrict tv,
+                           double *restrict slack, idx W)
+{
+    idx j = 0;
+    for (; j + LANES <= W; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            tv[l] += (double)n[j + l];
+            slack[l] += (double)al[j + l];
+        }
+    for (; j < W; j++) {
+        tv[0] += (double)n[j];
+        slack[0] += (double)al[j];
+    }
+}
+
 /* Row i of the gap's arrays: u = f + lam d (d = div p; u NULL: not written), grad u = lam (grad d + 8 gf) (dn: d on row i + 1, NULL on
    the last row), zero where fixed (a block's held duals, whose terms its gap leaves out), and the float64 lanes of
    ||d||^2 over the columns [c0, c1). */
@@ -737,12 +753,7 @@ static void K(gap_row)(const REAL *restrict f, const REAL *restrict d, const REA
         for (idx j = 0; j < W; j++)
             if (fixed[j])
                 a0[j] = a1[j] = 0;
-    idx j = c0;
-    for (; j + LANES <= c1; j += LANES)
-        for (int l = 0; l < LANES; l++)
-            dsq[l] += (double)d[j + l] * (double)d[j + l];
-    for (; j < c1; j++)
-        dsq[0] += (double)d[j] * (double)d[j];
+    K(square_lanes)(dsq, d, c0, c1);
 }
 
 /* gap_row, norm_row and slack_row's first loop of one channel's row in one loop (a channel on its own, no held
@@ -778,22 +789,8 @@ static void K(gap_fused_row)(const REAL *restrict f, const REAL *restrict g0, co
         n[j] = m;
         al[j] = m - (a0 * x0[j] + (REAL)0 * x1[j]);
     }
-    j = c0;
-    for (; j + LANES <= c1; j += LANES)
-        for (int l = 0; l < LANES; l++)
-            dsq[l] += (double)d[j + l] * (double)d[j + l];
-    for (; j < c1; j++)
-        dsq[0] += (double)d[j] * (double)d[j];
-    j = 0;
-    for (; j + LANES <= W; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            tv[l] += (double)n[j + l];
-            slack[l] += (double)al[j + l];
-        }
-    for (; j < W; j++) {
-        tv[0] += (double)n[j];
-        slack[0] += (double)al[j];
-    }
+    K(square_lanes)(dsq, d, c0, c1);
+    K(slack_lanes)(n, al, tv, slack, W);
 }
 
 /* |a|^2 (n) and <a, p> (al) of one channel's row, or added to them (add: the coupled channels). */
@@ -819,16 +816,7 @@ static void K(slack_row)(REAL *restrict n, REAL *restrict al, double *restrict t
         n[j] = SQRT(n[j]);
         al[j] = n[j] - al[j];
     }
-    idx j = 0;
-    for (; j + LANES <= W; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            tv[l] += (double)n[j + l];
-            slack[l] += (double)al[j + l];
-        }
-    for (; j < W; j++) {
-        tv[0] += (double)n[j];
-        slack[0] += (double)al[j];
-    }
+    K(slack_lanes)(n, al, tv, slack, W);
 }
 
 /* Rows [r0, r1) of u = f + lam div p and over them the float64 sums (TV(u), sum(|grad u| - <grad u, p>), ||div p||^2)
