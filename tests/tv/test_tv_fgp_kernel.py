@@ -214,6 +214,21 @@ def test_block_solver_stops_at_the_same_gap(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C, channelwise", [(1, False), (3, False), (3, True)])
+def test_gap_reading_the_data_term_has_the_same_sums(dtype, C, channelwise, monkeypatch):
+    """rof's gap reads FGP's data term from the state instead of forming it from f again: u and the sums are the
+    same bits either way (the data term is formed alike in both)."""
+    f, lam = _problem(dtype, 2, C, 17, 23, seed=5)
+    fused, _ = _states(f, lam, channelwise, monkeypatch)
+    for _ in range(7):
+        R._fused_step(fused, channelwise)
+    lam_b = lam.reshape(-1).contiguous()
+    read = R._gap_pass(fused["p"], f.contiguous(), lam_b, channelwise, gf=fused["gf"])
+    formed = R._gap_pass(fused["p"], f.contiguous(), lam_b, channelwise)
+    assert torch.equal(read[0], formed[0]) and all((a == b).all() for a, b in zip(read[1], formed[1]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_gap_without_u_has_the_same_sums(dtype):
     """The block solver asks the gap loop for its sums only (u 0: no image of u held): the sums are those of the
     call that writes u, to the bit, and u is not touched."""
