@@ -516,8 +516,8 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
 }
 
 /* z_row, factor_row (one channel) and out_row of one row in one loop: the next iterate's row and the restart
-   terms, without the row buffers between them (the same operations in the same order). */
-/* One pixel of zout_row from its unprojected z0, z1 (a macro: the loops stay vectorised). */
+   terms, without the row buffers between them (the same operations in the same order). ZOUT_PX: one pixel from its
+   unprojected z0, z1 (a macro: an inline function kept such loops scalar). */
 #define ZOUT_PX(Z0, Z1)                                                                                                \
     {                                                                                                                  \
         REAL z0 = (Z0), z1 = (Z1), m = z0 * z0 + z1 * z1;                                                              \

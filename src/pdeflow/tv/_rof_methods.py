@@ -392,8 +392,8 @@ def _fused_gap(s, f, lam, channelwise):
     B, C, H, W = _fused_tensors(s, f)
     p = s["p"]
     lam_b = lam.reshape(B).contiguous()
-    # u in one buffer for every check (a new image each time costs its page faults, a few ms at 2048 px): solve
-    # reads each check's u before the next
+    # u in one buffer for every check (a new image each time pays its page faults): solve reads each check's u
+    # before the next
     u = s.get("u_gap")
     if u is None or u.shape != f.shape:
         u = s["u_gap"] = torch.empty_like(f)
