@@ -357,17 +357,19 @@ def test_fgp_data_equals_k_fgp_data(dtype, monkeypatch):
     monkeypatch.setattr(R, "FUSED", True)
     s = R._fgp_init(f, lam, torch.zeros(3, 3, 2, 14, 11, dtype=dtype), False)
     g0, g1, af = R.k_fgp_data(f, lam)
-    assert torch.equal(s["gf"], torch.stack([g0, g1], 2))          # formed in float64, rounded once: the same
+    assert torch.equal(s["gf"], torch.stack([g0, g1], 2))          # the same differences times the same factor
     assert torch.allclose(s["af"], af, rtol=1e-13)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_the_block_solvers_step_is_rofs(dtype):
+@pytest.mark.parametrize("C, joint", [(3, True), (1, True), (3, False)])
+def test_the_block_solvers_step_is_rofs(dtype, C, joint):
     # rof's loop reads grad f / (8 lam) from a field and writes a new iterate beside the last two; the block solver's
     # forms it from f's rows and updates the iterate in place with its last move in float32 (no field of either
-    # held). Forming the data term changes no bit; holding the move rounds it to float32 (6e-8 of a move).
+    # held). Forming the data term changes no bit; holding the move rounds it to float32 (6e-8 of a move). Coupled
+    # channels take the loops' general path, one channel or separate channels their two loops a row.
     kernel = importlib.import_module("pdeflow.tv._fgp_kernel")
-    f, lam = _problem(dtype, 2, 3, 19, 26, seed=12)
+    f, lam = _problem(dtype, 2, C, 19, 26, seed=12)
     B, C, H, W = f.shape
     gf = torch.stack(R.k_fgp_data(f, lam)[:2], 2).contiguous()
     lam_b = lam.reshape(B).contiguous()
@@ -381,12 +383,12 @@ def test_the_block_solvers_step_is_rofs(dtype):
         for _ in range(20):
             if layout == "rof":
                 kernel.step(double, p.data_ptr(), pp.data_ptr(), 0, z.data_ptr(), gf.data_ptr(), 0, 0, 0,
-                            beta.data_ptr(), sums.data_ptr(), B, C, H, W, True, 0, H)
+                            beta.data_ptr(), sums.data_ptr(), B, C, H, W, joint, 0, H)
                 p, pp, z = z, p, pp
             else:
                 data = (0, f.data_ptr(), lam_b.data_ptr()) if layout.endswith("formed") else (gf.data_ptr(), 0, 0)
                 kernel.step(double, p.data_ptr(), 0, move.data_ptr(), 0, *data, 0, beta.data_ptr(),
-                            sums.data_ptr(), B, C, H, W, True, 0, H)
+                            sums.data_ptr(), B, C, H, W, joint, 0, H)
             kernel.momentum(double, sums.data_ptr(), 1, B, t.data_ptr(), beta.data_ptr())
         out[layout] = p
     assert torch.equal(out["move"], out["move, data formed"])

@@ -416,19 +416,22 @@ static void K(z_row)(const REAL *restrict q0, const REAL *restrict q1, const REA
     z1[W - 1] = q1[W - 1];
 }
 
-/* Row i of FGP's data term gf = grad f / (8 lam) (inv = 1 / (8 lam)), formed in float64 and rounded once, as
-   _rof_methods.k_fgp_data forms it: the loops read f instead of holding gf (a field: twice the image). fn: f on row
-   i + 1, NULL on the last row. */
+/* Row i of FGP's data term gf = grad f / (8 lam) (inv = 1 / (8 lam), rounded to REAL): the differences of f times
+   inv in the working precision, as _rof_methods.k_fgp_data forms them, so that the loops may read f instead of
+   holding gf (a field: twice the image). A difference of two values of f is exact or off by half an ulp of itself,
+   so gf is within about 1.5 ulp of grad f / (8 lam) (no round-off of f's size enters it). xn: f on row i + 1,
+   NULL on the last row. */
 static void K(gf_row)(const REAL *restrict x, const REAL *restrict xn, double inv, REAL *restrict g0,
                       REAL *restrict g1, idx W)
 {
+    const REAL r = (REAL)inv;
     if (xn)
         for (idx j = 0; j < W; j++)
-            g0[j] = (REAL)(((double)xn[j] - (double)x[j]) * inv);
+            g0[j] = (xn[j] - x[j]) * r;
     else
         memset(g0, 0, W * sizeof(REAL));
     for (idx j = 0; j + 1 < W; j++)
-        g1[j] = (REAL)(((double)x[j + 1] - (double)x[j]) * inv);
+        g1[j] = (x[j + 1] - x[j]) * r;
     g1[W - 1] = 0;
 }
 
@@ -483,10 +486,26 @@ static void K(move_row)(const REAL *restrict z, const REAL *restrict s, const RE
 }
 
 /* q_row and div_row (scale 1/8) of one row in one loop, for a row with a row above (up): q1[j - 1] is formed again
-   rather than read back, so that the loop vectorises; the same operations in the same order, so the same bits. */
+   rather than read back, so that the loop vectorises; the same operations in the same order, so the same bits. The
+   momentum's direction is p - pp, or with m0, m1 (not NULL: float32) the last move held instead of pp (D0, D1: at
+   column j of each component, W1: of component 1 at column j - 1). */
+#define QDIV_LOOP(D0, D1, W1)                                                                                          \
+    {                                                                                                                  \
+        idx j = 0;                                                                                                     \
+        REAL a = p0[j] + beta * (D0), e = p1[j] + beta * (D1);                                                         \
+        q0[0] = a;                                                                                                     \
+        q1[0] = e;                                                                                                     \
+        v[0] = ((a + e) - up[0]) * eighth;                                                                             \
+    }                                                                                                                  \
+    for (idx j = 1; j < W; j++) {                                                                                      \
+        REAL a = p0[j] + beta * (D0), e = p1[j] + beta * (D1), w = p1[j - 1] + beta * (W1);                            \
+        q0[j] = a;                                                                                                     \
+        q1[j] = e;                                                                                                     \
+        v[j] = (((a + e) - up[j]) - w) * eighth;                                                                       \
+    }
 static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const REAL *restrict pp0,
-                        const REAL *restrict pp1, REAL beta, const REAL *restrict up, REAL *restrict q0,
-                        REAL *restrict q1, REAL *restrict v, idx W)
+                        const REAL *restrict pp1, const float *restrict m0, const float *restrict m1, REAL beta,
+                        const REAL *restrict up, REAL *restrict q0, REAL *restrict q1, REAL *restrict v, idx W)
 {
     const REAL eighth = (REAL)0.125;
     if (beta == 0) {
@@ -498,50 +517,96 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
             q1[j] = p1[j];
             v[j] = (((p0[j] + p1[j]) - up[j]) - p1[j - 1]) * eighth;
         }
-        return;
-    }
-    {
-        REAL a = p0[0] + beta * (p0[0] - pp0[0]), e = p1[0] + beta * (p1[0] - pp1[0]);
-        q0[0] = a;
-        q1[0] = e;
-        v[0] = ((a + e) - up[0]) * eighth;
-    }
-    for (idx j = 1; j < W; j++) {
-        REAL a = p0[j] + beta * (p0[j] - pp0[j]), e = p1[j] + beta * (p1[j] - pp1[j]);
-        REAL w = p1[j - 1] + beta * (p1[j - 1] - pp1[j - 1]);
-        q0[j] = a;
-        q1[j] = e;
-        v[j] = (((a + e) - up[j]) - w) * eighth;
+    } else if (m0) {
+        QDIV_LOOP((REAL)m0[j], (REAL)m1[j], (REAL)m1[j - 1])
+    } else {
+        QDIV_LOOP(p0[j] - pp0[j], p1[j] - pp1[j], p1[j - 1] - pp1[j - 1])
     }
 }
+#undef QDIV_LOOP
 
-/* z_row, factor_row (one channel) and out_row of one row in one loop: the next iterate's row and the restart
-   terms, without the row buffers between them (the same operations in the same order). ZOUT_PX: one pixel from its
-   unprojected z0, z1 (a macro: an inline function kept such loops scalar). */
+/* z_row, factor_row (one channel) and out_row or move_row of one row in one loop: the next iterate's row and the
+   restart terms, without the row buffers between them (the same operations in the same order). A pixel from its
+   unprojected z0, z1 (macros: an inline function kept such loops scalar): PROJECT_PX projects it (a, e); ZOUT_PX
+   writes it beside the iterate before (x0, x1 into y0, y1); ZMOVE_PX in place (into x0, x1) with the last move
+   (m0, m1, float32) updated. */
+#define PROJECT_PX(Z0, Z1)                                                                                             \
+    REAL z0 = (Z0), z1 = (Z1), m = z0 * z0 + z1 * z1;                                                                  \
+    m = m < 1 ? 1 : m;                                                                                                 \
+    REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
 #define ZOUT_PX(Z0, Z1)                                                                                                \
     {                                                                                                                  \
-        REAL z0 = (Z0), z1 = (Z1), m = z0 * z0 + z1 * z1;                                                              \
-        m = m < 1 ? 1 : m;                                                                                             \
-        REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;                                                                  \
+        PROJECT_PX(Z0, Z1)                                                                                             \
         y0[j] = a;                                                                                                     \
         y1[j] = e;                                                                                                     \
         t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);                                                  \
     }
+#define ZMOVE_PX(Z0, Z1, _)                                                                                            \
+    {                                                                                                                  \
+        PROJECT_PX(Z0, Z1)                                                                                             \
+        REAL r0 = q0[j] - a, n0 = (REAL)m0[j] * beta - r0, r1 = q1[j] - e, n1 = (REAL)m1[j] * beta - r1;              \
+        t[j] = n0 * r0 + n1 * r1;                                                                                      \
+        m0[j] = (float)n0;                                                                                             \
+        m1[j] = (float)n1;                                                                                             \
+        x0[j] = a;                                                                                                     \
+        x1[j] = e;                                                                                                     \
+    }
+/* The row loop of a pixel macro PX(Z0, Z1, ...) (the rest of its arguments after them): z0 from the divergence's
+   rows i and i + 1 (vn; NULL on the last row: z0 = q0), z1 = q1 in the last column. */
+#define ROW_LOOP(PX, ...)                                                                                              \
+    {                                                                                                                  \
+        idx j = 0;                                                                                                     \
+        if (vn)                                                                                                        \
+            for (; j + 1 < W; j++)                                                                                     \
+                PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], __VA_ARGS__)                 \
+        else                                                                                                           \
+            for (; j + 1 < W; j++)                                                                                     \
+                PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], __VA_ARGS__)                                            \
+        PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j], __VA_ARGS__)                                          \
+    }
+#define ZOUT_PX_(Z0, Z1, _) ZOUT_PX(Z0, Z1)
 static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
                         const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
                         REAL *restrict t, idx W)
 {
-    idx j = 0;
-    if (vn)
-        for (; j + 1 < W; j++)
-            ZOUT_PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])
-    else
-        for (; j + 1 < W; j++)
-            ZOUT_PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])
-    ZOUT_PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j]) /* the last column: z1 = q1 */
+    ROW_LOOP(ZOUT_PX_, 0)
 }
+static void K(zmove_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
+                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
+                         const unsigned char *restrict fixed, REAL beta, float *restrict m0, float *restrict m1,
+                         REAL *restrict x0, REAL *restrict x1, REAL *restrict t, idx W)
+{
+    ROW_LOOP(ZMOVE_PX, 0)
+    if (!fixed)
+        return;
+    /* The held duals keep their values: their move is 0 (it starts so and stays so), so q = p there, and the
+       projection's a = q gives the move 0 and the restart term 0. Set afterwards, eight flags at a time (a select
+       in the loop above costs it a quarter of its speed), as the select would set them. */
+    idx j = 0;
+    for (; j < W; j += 8) {
+        uint64_t any = 0;
+        if (j + 8 <= W)
+            memcpy(&any, fixed + j, 8);
+        else
+            for (idx l = j; l < W; l++)
+                any |= fixed[l];
+        if (!any)
+            continue;
+        for (idx l = j; l < j + 8 && l < W; l++)
+            if (fixed[l]) {
+                x0[l] = q0[l];
+                x1[l] = q1[l];
+                m0[l] = m1[l] = 0.0f;
+                t[l] = 0;
+            }
+    }
+}
+#undef PROJECT_PX
 #undef ZOUT_PX
+#undef ZOUT_PX_
+#undef ZMOVE_PX
+#undef ROW_LOOP
 
 /* acc[l] += x[j] for j = l mod LANES: a float64 sum in independent lanes. */
 static void K(lane_add)(double *restrict acc, const REAL *restrict x, idx W)
@@ -616,13 +681,13 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
         for (idx i = r0; i < r1; i++) {
             const int nxt = 1 - cur;
             const idx k = i * W;
-            if (!over && !move) { /* one channel at a time: two loops a row */
+            if (!over) { /* one channel at a time: two loops a row */
                 for (idx c = 0; c < C; c++) {
                     const idx o0 = (b * C + c) * 2 * N, o1 = o0 + N;
                     const REAL *vn = NULL, *gr0 = g0, *gr1 = g1;
                     if (i + 1 < H) {
-                        K(qdiv_row)(p + o0 + k + W, p + o1 + k + W, pp + o0 + k + W, pp + o1 + k + W, beta,
-                                    r[c].q0[cur], r[c].q0[nxt], r[c].q1[nxt], r[c].v[nxt], W);
+                        K(qdiv_row)(p + o0 + k + W, p + o1 + k + W, PP(o0 + k + W), PP(o1 + k + W), MV(o0 + k + W),
+                                    MV(o1 + k + W), beta, r[c].q0[cur], r[c].q0[nxt], r[c].q1[nxt], r[c].v[nxt], W);
                         vn = r[c].v[nxt];
                     }
                     if (gf) {
@@ -632,8 +697,12 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
                         const REAL *x = f + (b * C + c) * N + k;
                         K(gf_row)(x, i + 1 < H ? x + W : NULL, inv, g0, g1, W);
                     }
-                    K(zout_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
-                                out + o0 + k, out + o1 + k, t, W);
+                    if (move)
+                        K(zmove_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, fixed ? fixed + k : NULL,
+                                     beta, move + o0 + k, move + o1 + k, p + o0 + k, p + o1 + k, t, W);
+                    else
+                        K(zout_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
+                                    out + o0 + k, out + o1 + k, t, W);
                     K(lane_add)(acc, t, W);
                 }
                 cur = nxt;

@@ -174,7 +174,7 @@ def _dual_gap(s, f, lam, channelwise):
     d = _div_into(p, _new(f))
     u = torch.addcmul(f, lam, d)
     if "gf" in s:
-        # grad u = lam (8 gf + grad div p) with gf = grad(f) / (8 lam) formed in float64:
+        # grad u = lam (8 gf + grad div p) with gf = grad(f) / (8 lam) formed from differences of f (k_fgp_data):
         # no cancellation between f and lam div p, so the gap is accurate to round-off
         # of grad u rather than of |f| (what lets float32 resolve small gaps).
         g = _grad_into(d, s["z"]).add_(s["gf"], alpha=8.0).mul_(lam.unsqueeze(-1))
@@ -240,15 +240,19 @@ def k_fgp_data(f, lam):
     ``f``'s dtype, zero where unused) and ``||grad f||_1`` per image (float64).  Pure, for the eager
     and the compiled FGP alike.
 
-    ``gf`` is formed in float64: the step adds it to O(1) terms instead of differencing
-    ``f / (8 lam)``, whose round-off (eps |f| / lam) would set a float32 floor on the gap near
-    1e-5 instead of 1e-7.  ``af`` is for the round-off bound of the gap (:func:`gap_terms`).
+    ``gf`` is the differences of ``f`` times ``1 / (8 lam)`` (rounded to ``f``'s dtype), in ``f``'s dtype, as the
+    compiled loops form it: the step adds it to O(1) terms instead of differencing ``f / (8 lam)``, whose
+    round-off (eps |f| / lam) would set a float32 floor on the gap near 1e-5 instead of 1e-7; a difference of
+    two values of ``f`` is exact or within half an ulp of itself.  ``af`` is for the round-off bound of the gap
+    (:func:`gap_terms`).
     """
-    fd, inv = f.double(), 1.0 / (8.0 * lam.double())     # times the reciprocal: the compiled loops' rounding
-    d0 = k_pad(fd[..., 1:, :] - fd[..., :-1, :], 0, 0, 0, 1)
-    d1 = k_pad(fd[..., :, 1:] - fd[..., :, :-1], 0, 1, 0, 0)
-    af = (d0.abs() + d1.abs()).flatten(1).sum(1)
-    return (d0 * inv).to(f.dtype), (d1 * inv).to(f.dtype), af
+    inv = (1.0 / (8.0 * lam.double())).to(f.dtype)
+    d0 = k_pad((f[..., 1:, :] - f[..., :-1, :]) * inv, 0, 0, 0, 1)
+    d1 = k_pad((f[..., :, 1:] - f[..., :, :-1]) * inv, 0, 1, 0, 0)
+    fd = f.double()
+    af = ((fd[..., 1:, :] - fd[..., :-1, :]).abs().flatten(1).sum(1)
+          + (fd[..., :, 1:] - fd[..., :, :-1]).abs().flatten(1).sum(1))
+    return d0, d1, af
 
 
 def _fgp_init(f, lam, p0, channelwise):
