@@ -5,6 +5,7 @@ the data's range; each claim here is checked against a float64 solve to a relati
 """
 import functools
 
+import numpy as np
 import pytest
 import torch
 
@@ -275,17 +276,17 @@ def test_the_range_behind_accuracy_is_each_images_max_minus_min_in_float32_and_f
 def test_the_gap_checks_space_out_on_a_falling_gap_and_never_pass_its_target():
     # a gap falling as k ** -2 from 1 at iteration 20 (0.25 at 40) reaches 1e-4 at iteration 2000
     def gap(k):
-        return torch.tensor([(20.0 / k) ** 2], dtype=torch.float64)
-    target, k, last, checks = torch.tensor([1e-4], dtype=torch.float64), 40, 20, 0
+        return np.array([(20.0 / k) ** 2])
+    target, k, last, checks = np.array([1e-4]), 40, 20, 0
     while True:
-        n = int(torch.as_tensor(check_interval(k, gap(k), torch.tensor([last]), gap(last), target, 5)).max())
+        n = int(np.max(check_interval(k, gap(k), np.array([last]), gap(last), target, 5)))
         assert 5 <= n <= max(5, k // 10) and k + n <= 2000 + 5
         last, k, checks = k, k + n, checks + 1
         if gap(k) <= target:
             break
     assert k <= 2005 and checks < 80            # checking every 5: 392 checks
     # a rising gap, no earlier check, or early on: every check_every
-    rising = check_interval(100, gap(90), torch.tensor([100]), gap(100), target, 5)
-    none = check_interval(100, gap(100), torch.tensor([0]), torch.zeros(1, dtype=torch.float64), target, 5)
-    assert rising.tolist() == none.tolist() == [5] and check_interval(40, gap(40), torch.tensor([20]), gap(20),
+    rising = check_interval(100, gap(90), np.array([100]), gap(100), target, 5)
+    none = check_interval(100, gap(100), np.array([0]), np.zeros(1), target, 5)
+    assert rising.tolist() == none.tolist() == [5] and check_interval(40, gap(40), np.array([20]), gap(20),
                                                                          target, 5) == 5

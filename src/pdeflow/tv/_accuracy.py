@@ -1,6 +1,7 @@
 """The TV solvers' default stopping rule: an accuracy in the data's units, certified by the duality gap."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import UserInputError
@@ -69,17 +70,25 @@ def gap_per_value(accuracy: float, ranges):
 def check_interval(it: int, gap, last_it, last_gap, target, every: int):
     """Per image, the iterations to run before its next duality-gap evaluation, at iteration ``it`` (int).
 
-    ``every`` near the target. Where an image's gap ``(B,)`` fell since its last evaluation (``last_gap``, at
-    iteration ``last_it``; 0 for none), a power law through the two predicts the iterations it still needs to
+    ``every`` near the target. Where an image's gap (NumPy ``(B,)``) fell since its last evaluation (``last_gap``,
+    at iteration ``last_it``; 0 for none), a power law through the two predicts the iterations it still needs to
     reach ``target``; its next evaluation comes after half of those, and after at most a tenth of its iterations
     so far, so that a wrong prediction costs at most a tenth more iterations. Returns int64 ``(B,)``, or ``every``
     while a tenth of ``it`` is at most ``every``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.tv._accuracy import check_interval
+    >>> check_interval(400, np.array([0.04]), np.array([200]), np.array([0.16]), np.array([1e-3]), 5)
+    array([40])
     """
     if it // 10 <= every:
         return every
-    gap, last_gap = gap.double(), last_gap.double()
+    gap, last_gap = np.asarray(gap, dtype=np.float64), np.asarray(last_gap, dtype=np.float64)
     falling = (last_it > 0) & (gap < last_gap)
-    rate = torch.log(last_gap / gap) / torch.log(it / last_it.double())      # the gap ~ iterations ** -rate
-    need = it * ((gap / target).clamp_min(1.0) ** (1.0 / rate) - 1.0)
-    n = torch.minimum(0.5 * need, torch.full_like(need, it // 10)).nan_to_num(0.0).floor().long()
-    return torch.where(falling, n.clamp_min(every), every)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate = np.log(last_gap / gap) / np.log(it / np.asarray(last_it, dtype=np.float64))   # gap ~ it ** -rate
+        need = it * (np.maximum(gap / target, 1.0) ** (1.0 / rate) - 1.0)
+        n = np.floor(np.nan_to_num(np.minimum(0.5 * need, it // 10), nan=0.0)).astype(np.int64)
+    return np.where(falling, np.maximum(n, every), every)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .. import ops
@@ -404,6 +405,16 @@ def rof(
     return res if full_output else u
 
 
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A tensor of per-image numbers as a float64 NumPy array on the host."""
+    return t.detach().to(torch.float64).cpu().numpy()
+
+
+def _device(a: np.ndarray, device) -> torch.Tensor:
+    """Host numbers (:func:`_host`) back as a tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+
 def check_method(method, grid: Grid) -> None:
     """Refuse a ``method`` that is not one of rof's, or that does not run on ``grid`` (volumes and spacings
     run the methods of ``ND_METHODS``)."""
@@ -490,7 +501,6 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     whole = bool(iterate.all())
     active = torch.arange(B, device=x.device) if whole else torch.nonzero(iterate).reshape(-1)
     fa, lam_a = (x, lam_t) if whole else (x[active], lam_t[active])
-    atol_a = None if atol is None else atol.to(torch.float64).reshape(-1).expand(B)[active]
     if not whole:
         out_u, out_p = x.clone(), p.clone()
         if bool((positive & ~iterate).any()):
@@ -498,13 +508,17 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             out_p[flat] = project(q[flat], channelwise) if grid.plain else grid.project(q[flat], channelwise)
     if proof:
         del mean, q
+    # Per image of the working batch, the schedule and the stopping rule's numbers live on the host (NumPy, float64):
+    # a check's bookkeeping is a few dozen operations on B numbers, a microsecond each there against several as
+    # tensors (a small image's solve is a few dozen iterations).
+    atol_a = None if atol is None else _host(atol.reshape(-1).expand(B)[active])
     # Round-off floor of the gap as evaluated in the working precision: once u is
     # constant to round-off (an image that has flowed to its mean), P and the gap are
     # both round-off of size ~ eps |f| per pixel and their ratio never falls.
     finfo = torch.finfo(x.dtype)
     N = x[0].numel()
-    floor_a = (lam_a.reshape(-1).double() * N * 8 * finfo.eps
-               * largest_magnitude(fa).double()) if active.numel() else lam_a.reshape(-1).double()
+    lam_h = _host(lam_a.reshape(-1))
+    floor_a = lam_h * N * 8 * finfo.eps * (_host(largest_magnitude(fa)) if active.numel() else 1.0)
     # Below that floor a float64 input counts as converged.  Lower precisions
     # re-evaluate the gap of the same iterate in float64, which resolves it down to the
     # round-off of the iterate itself (|p| <= 1 to eps, so u to 4 lam eps): tol keeps its
@@ -513,19 +527,21 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     # _dual_gap) decide in the working precision wherever that bound allows, and
     # verify in float64 only where it does not.
     exact = x.dtype == torch.float64
-    floor64_a = lam_a.reshape(-1).double() ** 2 * N * 16 * finfo.eps
+    floor64_a = lam_h ** 2 * N * 16 * finfo.eps
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
     it = 0
     first = check_every if first_check is None else max(1, int(first_check))
+    n_a = active.numel()
     # per image: the tied candidate's gap over the solver's own at its last try, and the iteration of that try
-    tied_ratio_a = torch.full((active.numel(),), 1.0 / TIED_REACH, dtype=torch.float64, device=x.device)
+    tied_ratio_a = np.full(n_a, 1.0 / TIED_REACH)
     # (a warm start may be certified by the candidate at once: a dual field rof returned is)
-    tied_it_a = torch.full((active.numel(),), 0 if p0 is None else -TIED_SPACING, dtype=torch.long, device=x.device)
+    tied_it_a = np.full(n_a, 0 if p0 is None else -TIED_SPACING, dtype=np.int64)
     # per image, its own schedule (so that a batch stops each image where it would stop alone): the iteration of
     # its next gap evaluation, the iteration and gap of its last, and how many it had
-    next_a = torch.full((active.numel(),), first, dtype=torch.long, device=x.device)
-    last_it_a, checks_a = torch.zeros_like(next_a), torch.zeros_like(next_a)
-    last_gap_a = torch.zeros(active.numel(), dtype=torch.float64, device=x.device)
+    next_a = np.full(n_a, first, dtype=np.int64)
+    last_it_a, checks_a = np.zeros(n_a, dtype=np.int64), np.zeros(n_a, dtype=np.int64)
+    last_gap_a = np.zeros(n_a)
+    tiny = np.finfo(np.float64).tiny
     while active.numel():
         n = min(int(next_a.min()), max_iter) - it
         for _ in range(n):
@@ -533,8 +549,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         it += n
         # (u, p) of the iterate; the compiled gap leaves them in the state, formed below only where needed
         u, pa, gap, primal, bound = evaluate(state, fa, lam_a, channelwise)
+        gap, primal = _host(gap), _host(primal)
         target = tol * primal if atol_a is None else atol_a
-        rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
+        rel = gap / np.maximum(primal, tiny)
         met = gap <= target
         due = next_a <= it
         if exact:
@@ -544,8 +561,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             # The gap is known to within +-bound.  Where that is at most the tolerance the working
             # precision decides (the exact relative gap is then <= 2 tol); elsewhere gaps that may meet
             # tol are re-evaluated in float64 (every fourth check where the gap is all round-off).
+            bound = _host(bound)
             resolved = bound <= target
-            converged = (gap <= target) & resolved & due
+            converged = met & resolved & due
             verify = due & ~resolved & (gap - bound <= target) & ((gap > bound) | met | (checks_a % 4 == 0))
         else:
             converged = met & due
@@ -553,12 +571,14 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             # convergence, or, every fourth check, where float32 cannot resolve the gap.
             verify = due & (gap <= floor_a) & (met | (checks_a % 4 == 0))
         checks_a += due
-        if verify is not None and bool(verify.any()):
+        if verify is not None and verify.any():
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
-            j = verify.nonzero().reshape(-1)
-            _, gap64, primal64 = solution_gap(fa[j].double(), pa[j].double(), lam_a[j].double(), channelwise, grid)
-            rel[j] = gap64 / primal64.clamp_min(torch.finfo(torch.float64).tiny)
+            j = np.flatnonzero(verify)
+            jt = torch.from_numpy(j).to(x.device)
+            _, gap64, primal64 = solution_gap(fa[jt].double(), pa[jt].double(), lam_a[jt].double(), channelwise, grid)
+            gap64, primal64 = _host(gap64), _host(primal64)
+            rel[j] = gap64 / np.maximum(primal64, tiny)
             met[j] = gap64 <= (tol * primal64 if atol_a is None else atol_a[j])
             converged[j] = met[j] | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
         # Where the gap is within reach of the target, the candidate tied on the dual's flat regions
@@ -566,47 +586,49 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         # Its labelling costs about ten iterations, so it is tried where its last ratio to the solver's own gap
         # predicts success (first: within TIED_REACH of the target), TIED_SPACING iterations apart at least.
         try_tied = tied & due & ~converged & (gap * tied_ratio_a <= target) & (it - tied_it_a >= TIED_SPACING)
-        if bool(try_tied.any()):
+        if try_tied.any():
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
-            j = try_tied.nonzero().reshape(-1)
-            gap_v, primal_v = tied_certificate(fa[j], u[j], pa[j], lam_a[j], channelwise, grid)
-            tied_ratio_a[j] = gap_v / gap[j].double().clamp_min(torch.finfo(torch.float64).tiny)
+            j = np.flatnonzero(try_tied)
+            jt = torch.from_numpy(j).to(x.device)
+            gap_v, primal_v = (_host(v) for v in tied_certificate(fa[jt], u[jt], pa[jt], lam_a[jt], channelwise, grid))
+            tied_ratio_a[j] = gap_v / np.maximum(gap[j], tiny)
             tied_it_a[j] = it
             ok = gap_v <= (tol * primal_v if atol_a is None else atol_a[j])
-            if bool(ok.any()):
-                jj = j[ok]
-                rel[jj] = gap_v[ok] / primal_v[ok].clamp_min(torch.finfo(torch.float64).tiny)
-                met[jj] = True
-                converged[jj] = True
+            jj = j[ok]
+            rel[jj] = gap_v[ok] / np.maximum(primal_v[ok], tiny)
+            met[jj] = True
+            converged[jj] = True
         done = converged | (it >= max_iter)
         # the next check: near the targets every check_every, far from them as the gaps' decay predicts (on the
         # tied candidate's gap where it is tried: the solver's gap over its last ratio)
         goal = target / tied_ratio_a if tied else target
-        next_a = torch.where(due, it + check_interval(it, gap, last_it_a, last_gap_a, goal, check_every), next_a)
-        last_it_a, last_gap_a = torch.where(due, it, last_it_a), torch.where(due, gap.double(), last_gap_a)
-        if pa is None and bool(done.any()):
+        next_a = np.where(due, it + check_interval(it, gap, last_it_a, last_gap_a, goal, check_every), next_a)
+        last_it_a, last_gap_a = np.where(due, it, last_it_a), np.where(due, gap, last_gap_a)
+        if not done.any():
+            continue
+        if pa is None:
             u, pa = compiled_result(state, fa, lam_a)
-        if bool(done.all()) and out_u is None:
+        # Short: above tol, at max_iter or at the round-off floor (an image constant to round-off, whose objective is
+        # round-off itself, has met any tol).
+        short_d = ~met & (primal > floor_a)
+        if done.all() and out_u is None:
             # Every image finishes at this check: the state's tensors are the results.
-            iterations[:], gaps[:], short[:] = it, rel, ~met & (primal > floor_a)
+            iterations[:], gaps[:], short[:] = it, _device(rel, x.device), _device(short_d, x.device)
             return RofResult(u=u.reshape(f.shape), p=pa, iterations=iterations, gap=gaps, converged=~short), short
-        if bool(done.any()):
-            if out_u is None:
-                out_u, out_p = x.clone(), p.clone()
-            idx = active[done]
-            out_u[idx], out_p[idx] = u[done], pa[done]
-            iterations[idx], gaps[idx] = it, rel[done]
-            # Short: above tol, at max_iter or at the round-off floor (an image constant to round-off, whose
-            # objective is round-off itself, has met any tol).
-            short[idx] = (~met & (primal > floor_a))[done]
-            keep = ~done
-            active, fa, lam_a = active[keep], fa[keep], lam_a[keep]
-            atol_a = None if atol_a is None else atol_a[keep]
-            floor_a, floor64_a = floor_a[keep], floor64_a[keep]
-            tied_ratio_a, tied_it_a = tied_ratio_a[keep], tied_it_a[keep]
-            next_a, last_it_a, last_gap_a, checks_a = next_a[keep], last_it_a[keep], last_gap_a[keep], checks_a[keep]
-            state = {k: (v if k in SHARED_STATE else v[keep]) for k, v in state.items()}
+        if out_u is None:
+            out_u, out_p = x.clone(), p.clone()
+        done_t = _device(done, x.device)
+        idx = active[done_t]
+        out_u[idx], out_p[idx] = u[done_t], pa[done_t]
+        iterations[idx], gaps[idx], short[idx] = it, _device(rel[done], x.device), _device(short_d[done], x.device)
+        keep, keep_t = ~done, ~done_t
+        active, fa, lam_a = active[keep_t], fa[keep_t], lam_a[keep_t]
+        atol_a = None if atol_a is None else atol_a[keep]
+        floor_a, floor64_a = floor_a[keep], floor64_a[keep]
+        tied_ratio_a, tied_it_a = tied_ratio_a[keep], tied_it_a[keep]
+        next_a, last_it_a, last_gap_a, checks_a = next_a[keep], last_it_a[keep], last_gap_a[keep], checks_a[keep]
+        state = {k: (v if k in SHARED_STATE else v[keep_t]) for k, v in state.items()}
 
     if out_u is None:  # no image entered the iteration (all lam = 0)
         out_u, out_p = x.clone(), p.clone()
