@@ -42,11 +42,11 @@ def gap_terms(lam, tv_u, slack, div_sq, af, C: int, N: int, r: float):
     primal = 0.5 * div_sq * lam * lam + lam * tv_u
     if af is None:
         return gap, primal, None
-    # Per pixel, g = lam (grad div p + 8 gf) is off by at most r (37 lam + |grad f| + 2 |g|): div p by 9 r
-    # (|p| <= 1), its differences by 26 r, gf by one rounding; |g| and <g, p> then add about
-    # (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed over pixels
-    # (|grad f| <= its l1 norm, af), plus the summation's own error:
-    bound = lam * r * (2.5 * af + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam) + 20.0 * r * gap
+    # Per pixel, g = lam (grad div p + 8 gf) is off by at most r (37 lam + 3 |grad f| + 2 |g|): div p by 9 r
+    # (|p| <= 1), its differences by 26 r, gf by three roundings (a difference of f, 1 / (8 lam), their product);
+    # |g| and <g, p> then add about (2 + 2C) r |g|, and the error of g enters |g| - <g, p> at most twice.  Summed
+    # over pixels (|grad f| <= its l1 norm, af), plus the summation's own error:
+    bound = lam * r * (6.5 * af + (8.0 + 4.0 * C) * tv_u + 80.0 * C * N * lam) + 20.0 * r * gap
     return gap, primal, bound
 
 
