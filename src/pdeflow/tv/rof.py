@@ -406,8 +406,9 @@ def rof(
 
 
 def _host(t: torch.Tensor) -> np.ndarray:
-    """A tensor of per-image numbers as a float64 NumPy array on the host."""
-    return t.detach().to(torch.float64).cpu().numpy()
+    """A tensor of per-image numbers as a float64 NumPy array on the host (moved first: not every device has
+    float64)."""
+    return t.detach().cpu().to(torch.float64).numpy()
 
 
 def _device(a: np.ndarray, device) -> torch.Tensor:
