@@ -541,7 +541,7 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
         y1[j] = e;                                                                                                     \
         t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);                                                  \
     }
-#define ZMOVE_PX(Z0, Z1, _)                                                                                            \
+#define ZMOVE_PX(Z0, Z1)                                                                                               \
     {                                                                                                                  \
         PROJECT_PX(Z0, Z1)                                                                                             \
         REAL r0 = q0[j] - a, n0 = (REAL)m0[j] * beta - r0, r1 = q1[j] - e, n1 = (REAL)m1[j] * beta - r1;              \
@@ -551,33 +551,32 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
         x0[j] = a;                                                                                                     \
         x1[j] = e;                                                                                                     \
     }
-/* The row loop of a pixel macro PX(Z0, Z1, ...) (the rest of its arguments after them): z0 from the divergence's
-   rows i and i + 1 (vn; NULL on the last row: z0 = q0), z1 = q1 in the last column. */
-#define ROW_LOOP(PX, ...)                                                                                              \
+/* The row loop of a pixel macro PX(Z0, Z1): z0 from the divergence's rows i and i + 1 (vn; NULL on the last row:
+   z0 = q0), z1 = q1 in the last column. */
+#define ROW_LOOP(PX)                                                                                                   \
     {                                                                                                                  \
         idx j = 0;                                                                                                     \
         if (vn)                                                                                                        \
             for (; j + 1 < W; j++)                                                                                     \
-                PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], __VA_ARGS__)                 \
+                PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])                              \
         else                                                                                                           \
             for (; j + 1 < W; j++)                                                                                     \
-                PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], __VA_ARGS__)                                            \
-        PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j], __VA_ARGS__)                                          \
+                PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])                                                         \
+        PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j])                                                       \
     }
-#define ZOUT_PX_(Z0, Z1, _) ZOUT_PX(Z0, Z1)
 static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
                         const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
                         REAL *restrict t, idx W)
 {
-    ROW_LOOP(ZOUT_PX_, 0)
+    ROW_LOOP(ZOUT_PX)
 }
 static void K(zmove_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                          const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
                          const unsigned char *restrict fixed, REAL beta, float *restrict m0, float *restrict m1,
                          REAL *restrict x0, REAL *restrict x1, REAL *restrict t, idx W)
 {
-    ROW_LOOP(ZMOVE_PX, 0)
+    ROW_LOOP(ZMOVE_PX)
     if (!fixed)
         return;
     /* The held duals keep their values: their move is 0 (it starts so and stays so), so q = p there, and the
@@ -604,7 +603,6 @@ static void K(zmove_row)(const REAL *restrict q0, const REAL *restrict q1, const
 }
 #undef PROJECT_PX
 #undef ZOUT_PX
-#undef ZOUT_PX_
 #undef ZMOVE_PX
 #undef ROW_LOOP
 

@@ -576,7 +576,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
             j = np.flatnonzero(verify)
-            jt = torch.from_numpy(j).to(x.device)
+            jt = _device(j, x.device)
             _, gap64, primal64 = solution_gap(fa[jt].double(), pa[jt].double(), lam_a[jt].double(), channelwise, grid)
             gap64, primal64 = _host(gap64), _host(primal64)
             rel[j] = gap64 / np.maximum(primal64, tiny)
@@ -591,7 +591,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
             j = np.flatnonzero(try_tied)
-            jt = torch.from_numpy(j).to(x.device)
+            jt = _device(j, x.device)
             gap_v, primal_v = (_host(v) for v in tied_certificate(fa[jt], u[jt], pa[jt], lam_a[jt], channelwise, grid))
             tied_ratio_a[j] = gap_v / np.maximum(gap[j], tiny)
             tied_it_a[j] = it
