@@ -1,6 +1,6 @@
 """FGP on the CPU: the fused loops of the compiled extension against the PyTorch path, side by side.
 
-Maintained.  Three tables, one thread (``torch.set_num_threads(1)``), CPU time (``time.process_time``):
+Maintained.  Six tables, one thread (``torch.set_num_threads(1)``), CPU time (``time.process_time``):
 
 * **per iteration**: ms per FGP iteration (momentum point, div, grad, projection, restart) and per gap
   evaluation, of ``rof``'s FGP on a grey noise image, float32 and float64, the PyTorch path (about 20 passes over
@@ -12,6 +12,10 @@ Maintained.  Three tables, one thread (``torch.set_num_threads(1)``), CPU time (
 * **volumes**: the same on volumes (``rof(..., ndim=3)``'s FGP, ``_fgp_volume.c``): ms per iteration and per gap
   of the two paths on a noise volume, and ``rof(g, lam, ndim=3)`` at its default on ``rof_defaults.py``'s noisy
   Shepp-Logan phantom with and without the loops, beside scikit-image's n-D default;
+* **checks**: ``rof(g, lam)`` at its default on ``rof_defaults.py``'s noisy photographs, its checks far from the
+  target made on the step's gap estimate (``pdeflow.tv._rof_methods.fgp_step_estimate``) and, as before it, every
+  check evaluating the gap; iterations, gap evaluations, CPU time (the smallest of ``--repeat`` alternating runs),
+  the largest error, and scikit-image's default beside them;
 * **block solver**: ms per iteration of ``pdeflow.tv.subdomain.solve_subdomain`` (the Dask path's subproblem) on a
   block with held duals on a band of rows and columns, its compiled loop against its PyTorch loop;
 * **start-up**: in fresh processes, ``import pdeflow`` and the first ``rof`` call after it (CPU time of the
@@ -25,6 +29,7 @@ Usage::
     python benchmarks/fgp_kernel.py                          # 256, 512, 2048; rof at 512, lam 0.02 0.1 0.3
     python benchmarks/fgp_kernel.py --sizes 256 512 --rof-size 256
     python benchmarks/fgp_kernel.py --tables block startup   # some of the tables
+    python benchmarks/fgp_kernel.py --tables checks --check-sizes 128 256 512 --lams 0.02 0.1 0.5 --repeat 7
     python benchmarks/fgp_kernel.py --tables volume --volume-sizes 64 128 --lams 0.02 0.1 0.5
     python benchmarks/fgp_kernel.py --smoke                  # one small case of each table
 """
@@ -51,6 +56,8 @@ from rof_defaults import noisy_photo, noisy_volume, reference, timed
 # the solver's internals: its FGP state, one step and one gap, and the switch between its two paths
 R = importlib.import_module("pdeflow.tv._rof_methods")
 Grid = importlib.import_module("pdeflow.tv._grid").Grid
+# the solver's schedule: which steps estimate the gap
+SOLVE = importlib.import_module("pdeflow.tv.rof")
 
 
 def per_iteration(n: int, dtype, iters: int, rounds: int = 3, ndim: int = 2) -> dict:
@@ -110,6 +117,40 @@ def rof_default(n: int, lam: float, ref_tol: float, cache, ndim: int = 2) -> dic
     R.FUSED = True
     u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
     row["skimage"] = (secs, err(u))
+    return row
+
+
+def checks(n: int, lam: float, ref_tol: float, cache, repeat: int) -> dict:
+    """``rof(g, lam)``'s default with its checks on the step's estimate and with every check evaluated (the
+    schedule before it), alternating: iterations, gap evaluations, smallest CPU time of ``repeat`` and largest
+    error of each, and scikit-image's default."""
+    g = noisy_photo(n)
+    g32 = torch.from_numpy(g)
+    ref = reference(g32, lam, ref_tol, cache, 5000)
+    rng = float(g.max()) - float(g.min())
+    estimates, gap = SOLVE.STEP_ESTIMATES, R._fused_gap
+    count = [0]
+
+    def counted(*args):
+        count[0] += 1
+        return gap(*args)
+
+    row = {"size": n, "lam": lam}
+    R._fused_gap = counted
+    try:
+        for _ in range(repeat):
+            for key, table in (("evaluated", {}), ("estimated", estimates)):
+                SOLVE.STEP_ESTIMATES = table
+                count[0] = 0
+                r, secs = timed(lambda: rof(g32, lam, full_output=True))
+                err = float(np.abs(r.u.double().numpy() - ref).max() / rng)
+                best = row.get(key, (np.inf,))[0]
+                row[key] = (min(best, secs), err, int(r.iterations[0]), count[0])
+            u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
+            row["skimage"] = (min(row.get("skimage", (np.inf,))[0], secs),
+                              float(np.abs(u - ref).max() / rng))
+    finally:
+        SOLVE.STEP_ESTIMATES, R._fused_gap = estimates, gap
     return row
 
 
@@ -176,8 +217,10 @@ def main(argv=None) -> int:
     ap.add_argument("--ref-tol", type=float, default=1e-9)
     ap.add_argument("--ref-cache", type=Path, default=None, metavar="DIR", help="keep the references here")
     ap.add_argument("--startup-runs", type=int, default=5)
-    ap.add_argument("--tables", nargs="+", choices=["iteration", "rof", "volume", "block", "startup"],
-                    default=["iteration", "rof", "volume", "block", "startup"])
+    ap.add_argument("--check-sizes", type=int, nargs="+", default=[128, 256, 512])
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each call in the checks table (the smallest)")
+    ap.add_argument("--tables", nargs="+", choices=["iteration", "rof", "checks", "volume", "block", "startup"],
+                    default=["iteration", "rof", "checks", "volume", "block", "startup"])
     ap.add_argument("--smoke", action="store_true", help="one small case of each table")
     add_output_args(ap, "fgp_kernel")
     args = ap.parse_args(argv)
@@ -185,12 +228,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if args.smoke:
         args.sizes, args.rof_size, args.lams, args.startup_runs, args.volume_sizes = [64], 48, [0.1], 1, [16]
-    result = {"per_iteration": [], "rof": [], "volume": [], "block": [], "startup": None}
+        args.check_sizes, args.repeat = [48], 1
+    result = {"per_iteration": [], "rof": [], "checks": [], "volume": [], "block": [], "startup": None}
 
     if "iteration" in args.tables:
         iteration_table(args, result)
     if "rof" in args.tables:
         rof_table(args, result)
+    if "checks" in args.tables:
+        checks_table(args, result)
     if "volume" in args.tables:
         volume_table(args, result)
     if "block" in args.tables:
@@ -236,6 +282,20 @@ def rof_table(args, result):
         (pt, pe, pi), (ft, fe, fi), (st, se) = r["pytorch"], r["fused"], r["skimage"]
         print(f"| {args.rof_size} | {lam:g} | {pt:.3f} s, {pe:.1e} ({pi} it) | {ft:.3f} s, {fe:.1e} ({fi} it) | "
               f"{pt / ft:.1f}x | {st:.3f} s, {se:.1e} |", flush=True)
+
+
+def checks_table(args, result):
+    print()
+    print("| size | lam | every check evaluated: s, error (it, gaps) | checks on the estimate | speed-up | "
+          "skimage default |")
+    print("|---|---|---|---|---|---|")
+    for n in args.check_sizes:
+        for lam in args.lams:
+            r = checks(n, lam, args.ref_tol, args.ref_cache, args.repeat)
+            result["checks"].append(r)
+            (et, ee, ei, eg), (st, se, si, sg), (kt, ke) = r["evaluated"], r["estimated"], r["skimage"]
+            print(f"| {n} | {lam:g} | {1e3 * et:.1f} ms, {ee:.1e} ({ei} it, {eg}) | {1e3 * st:.1f} ms, {se:.1e} "
+                  f"({si} it, {sg}) | {et / st:.2f}x | {1e3 * kt:.1f} ms, {ke:.1e} |", flush=True)
 
 
 def volume_table(args, result):

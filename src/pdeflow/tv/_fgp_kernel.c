@@ -5,7 +5,8 @@
    over the arrays; these loops do the same arithmetic, in the same order, in one pass: each row of the
    output reads the rows around it of the fields p (the iterate) and pp (the one before), forms the momentum
    point q = p + beta (p - pp) on the fly, then div, grad, the data term grad f / (8 lam) (from f's rows), the
-   projection onto |z| <= 1 and the restart sum <q - z, z - p>. A block's held duals (a mask) keep their values.
+   projection onto |z| <= 1 and the restart sum <q - z, z - p>, and on request the sums of a gap estimate on every
+   fourth row (what a solve's checks far from its target read). A block's held duals (a mask) keep their values.
    The gap loop forms u = f + lam div p and the float64 sums TV(u), sum(|grad u| - <grad u, p>) and ||div p||^2
    in one pass (a block's: its gradient terms off the held duals, ||div p||^2 over its region); the certificate
    loop the sums of the gap of any (u, p) (gap_and_primal's), the projection loop p / max(|p|, 1), the data loop
@@ -118,14 +119,15 @@ static int check_rows(idx H, idx r0, idx r1)
    next iterate of every image into out, or (move: the address of the last move, float32; pp and out 0) into p in
    place with the move updated, which needs r0 = 0 and r1 = H, and the duals where fixed is nonzero held (an
    address, 0 for none); the data term read from gf or (gf 0) formed from f and lam; the restart sums over those
-   rows into sums (B float64). */
+   rows into sums (B float64). est (optional, 0 for none): the sums of the step's gap estimate over those rows into
+   est (B x 4 float64; see K(step)), NaN where the step does not form them (coupled channels, move). */
 static PyObject *py_step(PyObject *self, PyObject *args)
 {
     int is_double, joint;
-    unsigned long long p, pp, move, out, gf, f, lam, fixed, beta, sums;
+    unsigned long long p, pp, move, out, gf, f, lam, fixed, beta, sums, est = 0;
     idx B, C, H, W, r0, r1;
-    if (!PyArg_ParseTuple(args, "pKKKKKKKKKKnnnnpnn", &is_double, &p, &pp, &move, &out, &gf, &f, &lam, &fixed, &beta,
-                          &sums, &B, &C, &H, &W, &joint, &r0, &r1))
+    if (!PyArg_ParseTuple(args, "pKKKKKKKKKKnnnnpnn|K", &is_double, &p, &pp, &move, &out, &gf, &f, &lam, &fixed,
+                          &beta, &sums, &B, &C, &H, &W, &joint, &r0, &r1, &est))
         return NULL;
     if (!check_rows(H, r0, r1))
         return NULL;
@@ -140,7 +142,7 @@ static PyObject *py_step(PyObject *self, PyObject *args)
     int ok;
     Py_BEGIN_ALLOW_THREADS
     ok = PICK(is_double, step, ptr(p), ptr(pp), ptr(move), ptr(out), ptr(gf), ptr(f), ptr(lam), ptr(fixed),
-              ptr(beta), ptr(sums), B, C, H, W, joint, r0, r1);
+              ptr(beta), ptr(sums), ptr(est), B, C, H, W, joint, r0, r1);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
@@ -564,6 +566,57 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
                 PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])                                                         \
         PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j])                                                       \
     }
+/* ZOUT_PX with the terms of the step's gap estimate (see K(step)): h = grad v + gf (grad u / (8 lam) at the
+   momentum point; H0, H1: without z's q), |h| (hn) and the slack |h| - <h, y> against the new iterate (w). z and
+   the iterate are ZOUT_PX's, to the bit. */
+#define ZEST_PX(Z0, Z1, H0, H1)                                                                                        \
+    {                                                                                                                  \
+        PROJECT_PX(Z0, Z1)                                                                                             \
+        y0[j] = a;                                                                                                     \
+        y1[j] = e;                                                                                                     \
+        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);                                                  \
+        REAL h0 = (H0), h1 = (H1), hm = SQRT(h0 * h0 + h1 * h1);                                                       \
+        hn[j] = hm;                                                                                                    \
+        w[j] = hm - (h0 * a + h1 * e);                                                                                 \
+    }
+static void K(zest_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
+                        const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
+                        const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
+                        REAL *restrict t, REAL *restrict hn, REAL *restrict w, idx W)
+{
+    idx j = 0;
+    if (vn)
+        for (; j + 1 < W; j++)
+            ZEST_PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], (vn[j] - v[j]) + g0[j],
+                    (v[j + 1] - v[j]) + g1[j])
+    else
+        for (; j + 1 < W; j++)
+            ZEST_PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], 0, (v[j + 1] - v[j]) + g1[j])
+    ZEST_PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j], vn ? (vn[j] - v[j]) + g0[j] : 0, 0)
+}
+#undef ZEST_PX
+
+/* The row's sum of x (sq: of x^2) in the working precision, in LANES independent lanes (a row's part of an
+   estimate; the caller adds it to float64). */
+static REAL K(row_sum)(const REAL *restrict x, idx W, int sq)
+{
+    REAL acc[LANES] = {0};
+    idx j = 0;
+    if (sq)
+        for (; j + LANES <= W; j += LANES)
+            for (int l = 0; l < LANES; l++)
+                acc[l] += x[j + l] * x[j + l];
+    else
+        for (; j + LANES <= W; j += LANES)
+            for (int l = 0; l < LANES; l++)
+                acc[l] += x[j + l];
+    for (; j < W; j++)
+        acc[0] += sq ? x[j] * x[j] : x[j];
+    REAL total = 0;
+    for (int l = 0; l < LANES; l++)
+        total += acc[l];
+    return total;
+}
 static void K(zout_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
                         const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
@@ -628,18 +681,33 @@ typedef struct {
    With move (float32, not NULL) in place of pp, the last move p - p_prev: p and move are updated in place (out
    unused), which one call for every row (r0 = 0, r1 = H) allows, as rows i - 1 to i + 1 of p are read into row
    buffers before row i is written: a block's solve holds a field and a float32 field; there fixed (H x W, or
-   NULL) marks the held duals. */
+   NULL) marks the held duals.
+
+   est (not NULL; out, not move; one channel or channels apart): the step's estimate of the duality gap, per image
+   the float64 sums of (1) |h| - <h, y>, (2) |h| and (3) v^2 over every EST_STRIDE-th row (i mod EST_STRIDE =
+   EST_STRIDE - 1) and (4) the pixels summed, with h = grad u_q / (8 lam) at the momentum point q (u_q = f + lam
+   div q, v = div q / 8) and y the new iterate: lam^2 8 (1), scaled to the image, is the slack term of the gap of
+   (u_q, y) (the solver's gap is that term at u_y), and lam^2 (32 (3) + 8 (2)) is P(u_q). One row in EST_STRIDE
+   costs a few per cent of a step, where a gap evaluation costs more than one. */
+#define EST_STRIDE 4
 #define PP(o) (move ? NULL : pp + (o))
 #define MV(o) (move ? move + (o) : NULL)
 static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *gf, const REAL *f,
-                   const REAL *lams, const unsigned char *fixed, const REAL *betas, double *sums, idx B, idx C, idx H,
-                   idx W, int joint, idx r0, idx r1)
+                   const REAL *lams, const unsigned char *fixed, const REAL *betas, double *sums, double *est, idx B,
+                   idx C, idx H, idx W, int joint, idx r0, idx r1)
 {
     const idx N = H * W;
     const int over = joint && C > 1; /* the projection couples the channels */
+    if (est && (over || move)) {
+        for (idx k = 0; k < 4 * B; k++)
+            est[k] = NAN;
+        est = NULL;
+    }
     /* per channel: 6 rows (q0, q1, v for rows i and i + 1) and the unprojected z0, z1 of row i; then the
-       projection's factor, the restart terms and the data term's two components (rows) */
-    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 4));
+       projection's factor, the restart terms and the data term's two components (rows); with est, |h| and the
+       slack */
+    const size_t rows_est = est ? 2 : 0;
+    REAL *buf = malloc(sizeof(REAL) * (size_t)W * (8 * C + 4 + rows_est));
     K(rows) *r = malloc(sizeof(K(rows)) * (size_t)C);
     if (!buf || !r) {
         free(buf);
@@ -647,6 +715,7 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
         return 0;
     }
     REAL *z = buf + 6 * C * W, *s = buf + 8 * C * W, *t = s + W, *g0 = t + W, *g1 = g0 + W;
+    REAL *hn = g1 + W, *w = hn + W; /* est's rows */
     for (idx c = 0; c < C; c++)
         for (int a = 0; a < 2; a++) {
             r[c].q0[a] = buf + (6 * c + 3 * a) * W;
@@ -656,9 +725,12 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
     for (idx b = 0; b < B; b++) {
         const REAL beta = betas[b];
         const double inv = gf ? 0.0 : 1.0 / (8.0 * (double)lams[b]);
-        double acc[LANES] = {0};
+        double acc[LANES] = {0}, acc_est[4] = {0};
         int cur = 0;
         sums[b] = 0.0;
+        if (est)
+            for (int k = 0; k < 4; k++)
+                est[4 * b + k] = 0.0;
         if (r0 >= r1)
             continue;
         /* prime rows r0 (and r0 - 1 for the divergence) */
@@ -695,12 +767,20 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
                         const REAL *x = f + (b * C + c) * N + k;
                         K(gf_row)(x, i + 1 < H ? x + W : NULL, inv, g0, g1, W);
                     }
-                    if (move)
+                    if (move) {
                         K(zmove_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, fixed ? fixed + k : NULL,
                                      beta, move + o0 + k, move + o1 + k, p + o0 + k, p + o1 + k, t, W);
-                    else
+                    } else if (est && i % EST_STRIDE == EST_STRIDE - 1) {
+                        K(zest_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
+                                    out + o0 + k, out + o1 + k, t, hn, w, W);
+                        acc_est[0] += (double)K(row_sum)(w, W, 0);
+                        acc_est[1] += (double)K(row_sum)(hn, W, 0);
+                        acc_est[2] += (double)K(row_sum)(r[c].v[cur], W, 1);
+                        acc_est[3] += (double)W;
+                    } else {
                         K(zout_row)(r[c].q0[cur], r[c].q1[cur], r[c].v[cur], vn, gr0, gr1, p + o0 + k, p + o1 + k,
                                     out + o0 + k, out + o1 + k, t, W);
+                    }
                     K(lane_add)(acc, t, W);
                 }
                 cur = nxt;
@@ -744,6 +824,9 @@ static int K(step)(REAL *p, const REAL *pp, float *move, REAL *out, const REAL *
             cur = nxt;
         }
         sums[b] = lane_sum(acc);
+        if (est)
+            for (int k = 0; k < 4; k++)
+                est[4 * b + k] = acc_est[k];
     }
     free(buf);
     free(r);

@@ -39,20 +39,27 @@ def row_ranges(B, C, H, W):
     return [(H * k // n, H * (k + 1) // n) for k in range(n)]
 
 
-def _run_threads(loop, ranges, args):
-    """``loop(*args(k), r0, r1)`` for the ``k``-th row range ``(r0, r1)``, each on a thread of a pool."""
+def _run_threads(loop, ranges, args, after):
+    """``loop(*args(k), r0, r1, *after(k))`` for the ``k``-th row range ``(r0, r1)``, each on a thread of a pool."""
     global _pool, _pool_size
     if _pool is None or _pool_size < len(ranges):
         from concurrent.futures import ThreadPoolExecutor
         _pool_size = max(len(ranges), os.cpu_count() or 1)
         _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="pdeflow-fgp")
-    for future in [_pool.submit(loop, *args(k), *r) for k, r in enumerate(ranges)]:
+    for future in [_pool.submit(loop, *args(k), *r, *after(k)) for k, r in enumerate(ranges)]:
         future.result()
 
 
-def run_ranges(loop, ranges, args):
-    """``loop(*args(k), r0, r1)`` for every row range, on this thread where there is one."""
+def run_ranges(loop, ranges, args, after=None):
+    """``loop(*args(k), r0, r1, *after(k))`` for every row range, on this thread where there is one (``after``: the
+    loop's optional arguments)."""
+    if after is None:
+        after = _no_more
     if len(ranges) == 1:
-        loop(*args(0), *ranges[0])
+        loop(*args(0), *ranges[0], *after(0))
     else:
-        _run_threads(loop, ranges, args)
+        _run_threads(loop, ranges, args, after)
+
+
+def _no_more(k):
+    return ()

@@ -337,7 +337,8 @@ class _Plan:
     the three fields the iterates rotate through, of ``gf``, ``t`` and ``beta``. Held in the state as ``plan``
     (:data:`SHARED_STATE`): a state whose tensors were replaced (images leaving the batch) gets a new one."""
 
-    __slots__ = ("tensors", "address", "threads", "B", "C", "H", "W", "ranges", "sums", "sums_at")
+    __slots__ = ("tensors", "address", "threads", "B", "C", "H", "W", "ranges", "sums", "sums_at", "est", "est_at",
+                 "lam", "lam_sq")
 
     def __init__(self, s):
         self.B, self.C, self.H, self.W = _fused_tensors(s)
@@ -347,6 +348,10 @@ class _Plan:
         self.ranges = row_ranges(self.B, self.C, self.H, self.W)
         self.sums = torch.empty(len(self.ranges), self.B, dtype=torch.float64)
         self.sums_at = [x.data_ptr() for x in self.sums]
+        # the step's gap estimate: its four sums per range and image, and lam^2 per image (of the lam it was for)
+        self.est = torch.empty(len(self.ranges), self.B, 4, dtype=torch.float64)
+        self.est_at = [x.data_ptr() for x in self.est]
+        self.lam = self.lam_sq = None
 
     def fits(self, s):
         """Whether ``s`` still holds this plan's tensors (its fields in any order) and torch's thread count."""
@@ -355,9 +360,11 @@ class _Plan:
                 and all(s[k] is p or s[k] is pp or s[k] is z for k in ("p", "pp", "z")))
 
 
-def _fused_step(s, channelwise):
+def _fused_step(s, channelwise, lam=None):
     """:func:`_fgp_step` in the fused loops: the same iteration (momentum point, div, grad, projection,
-    restart), one pass over the fields."""
+    restart), one pass over the fields. With ``lam`` (the solve's, ``(B, 1, 1, 1)``) it also returns the step's gap
+    estimate :func:`fgp_step_estimate` describes, ``(gap, primal)`` (NumPy ``(B,)``), or None where the loops do not
+    form it (channels coupled by the projection)."""
     plan = s.get("plan")
     if plan is None or not plan.fits(s):
         plan = s["plan"] = _Plan(s)
@@ -365,12 +372,51 @@ def _fused_step(s, channelwise):
     at = plan.address
     double = p.dtype == torch.float64
     beta, t = at[id(s["beta"])], at[id(s["t"])]
+    estimate = lam is not None and (channelwise or plan.C == 1)
     # gf held (rof's loop is faster reading it than forming it; the block solver forms it), no held duals
     head = (double, at[id(p)], at[id(pp)], 0, at[id(z)], at[id(s["gf"])], 0, 0, 0, beta)
     tail = (plan.B, plan.C, plan.H, plan.W, not channelwise)
-    run_ranges(kernel.step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail)
+    run_ranges(kernel.step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail,
+               (lambda k: (plan.est_at[k],)) if estimate else None)
     kernel.momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
     s["p"], s["pp"], s["z"] = z, p, pp
+    if not estimate:
+        return None
+    if plan.lam is not lam:
+        plan.lam, plan.lam_sq = lam, lam.reshape(-1).double().square().numpy()
+    slack, h_norm, v_sq, count = (plan.est.sum(0) if len(plan.ranges) > 1 else plan.est[0]).numpy().T
+    if not count[0]:        # no row sampled (a short image): no estimate
+        return None
+    scale = plan.lam_sq * (plan.C * plan.H * plan.W / count)
+    return scale * (8.0 * slack), scale * (32.0 * v_sq + 8.0 * h_norm)
+
+
+def fgp_step_estimate(s, f, lam, channelwise):
+    """One step of FGP (:func:`_fgp_step`) that also estimates the duality gap after it, at a fraction of a gap
+    evaluation: ``(gap, primal)`` (NumPy ``(B,)``), or None where it has none (the PyTorch path, channels coupled by
+    the projection).
+
+    The solver's gap is ``lam sum(|grad u_y| - <grad u_y, y>)`` at its iterate ``y`` and ``u_y = f + lam div y``; the
+    estimate is that sum with the primal point of the step's momentum point ``q``, ``u_q = f + lam div q``, for
+    ``u_y`` (the step forms ``grad u_q``), over every fourth row and scaled to the image, and ``P(u_q)`` for the
+    primal energy. It certifies nothing (``u_q`` is not what a solve returns, and a sample is not a bound), so a
+    solve uses it to place its gap evaluations, not to stop.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv._rof_methods import _fgp_init, fgp_step_estimate
+    >>> f = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> lam = torch.full((1, 1, 1, 1), 0.1, dtype=torch.float64)
+    >>> s = _fgp_init(f, lam, torch.zeros(1, 1, 2, 16, 16, dtype=torch.float64), False)
+    >>> gap, primal = fgp_step_estimate(s, f, lam, False)
+    >>> bool(0 <= gap[0] <= primal[0])
+    True
+    """
+    if "pp" not in s:
+        _fgp_step(s, f, lam, channelwise)
+        return None
+    return _fused_step(s, channelwise, lam)
 
 
 def _gap_pass(p, f, lam_b, channelwise, u=None, gf=None):
@@ -681,6 +727,9 @@ METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
     "pdhg": (_pdhg_init, _pdhg_step, generic_gap(_pdhg_extract)),
     "admm": (_admm_init, _admm_step, generic_gap(_admm_extract)),
 }
+
+# The methods whose step can also estimate the gap after it (fgp_step_estimate), by name.
+STEP_ESTIMATES: dict[str, Callable] = {"fgp": fgp_step_estimate}
 
 # Per-image state entries that are shared constants rather than batched tensors.
 SHARED_STATE = ("ch", "cw", "eig", "grid", "tau_nd", "L", "plan")

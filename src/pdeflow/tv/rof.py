@@ -33,7 +33,7 @@ from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
-from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, gap_and_primal, nd_gap, project, solution_gap
+from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, STEP_ESTIMATES, gap_and_primal, nd_gap, project, solution_gap
 from ._tied import tied_certificate
 from .noise import check_auto, choose_lam
 
@@ -200,8 +200,10 @@ def rof(
         For ``C > 1``: False (default) couples channels (vectorial TV), True
         treats them independently.
     check_every : int
-        Iterations between duality-gap evaluations near the target; far from it each image's gap decay
-        spaces them further (by at most a tenth of its iterations so far).
+        Iterations between duality-gap checks near the target; far from it each image's gap decay
+        spaces them further (by at most a tenth of its iterations so far). On the CPU, where FGP's step runs
+        compiled (one channel, or ``channelwise``), a check far from the target reads an estimate of the gap the
+        step forms on every fourth row instead of evaluating it.
     full_output : bool
         If True return a :class:`RofResult` (with dual field, iteration counts and
         gaps) instead of the image alone.
@@ -433,6 +435,12 @@ def check_method(method, grid: Grid) -> None:
 TIED_REACH = 10.0
 TIED_SPACING = 40
 
+#: A check on the step's gap estimate evaluates the gap where the estimate is within this factor of the target, and
+#: after at most ``ESTIMATE_RUN`` checks in a row on the estimate alone (it is about the solver's gap, but bounds
+#: another point's error: see :func:`solve`).
+ESTIMATE_REACH = 2.0
+ESTIMATE_RUN = 3
+
 
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
            checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False):
@@ -481,6 +489,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     else:
         init, step = ND_STEPS[method]
         init, evaluate = init(grid), nd_gap
+    # the step that also estimates the gap (the fused loops): checks far from the target are made on it
+    estimate = STEP_ESTIMATES.get(method) if grid.plain and not compiled else None
     if compiled:
         x = row_major(x)
     iterations = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -542,12 +552,37 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     next_a = np.full(n_a, first, dtype=np.int64)
     last_it_a, checks_a = np.zeros(n_a, dtype=np.int64), np.zeros(n_a, dtype=np.int64)
     last_gap_a = np.zeros(n_a)
+    # per image: checks in a row made on the step's estimate alone, and the round-off bound of its last gap
+    estimated_a = np.zeros(n_a, dtype=np.int64)
+    bound_a = np.zeros(n_a)
     tiny = np.finfo(np.float64).tiny
     while active.numel():
         n = min(int(next_a.min()), max_iter) - it
-        for _ in range(n):
+        estimated = estimate is not None and n > 0      # (n = 0: at max_iter, from a warm start that reached it)
+        for _ in range(n - 1 if estimated else n):
             step(state, fa, lam_a, channelwise)
+        est = estimate(state, fa, lam_a, channelwise) if estimated else None
         it += n
+        if est is not None:
+            # The step's estimate (pdeflow.tv._rof_methods.fgp_step_estimate), near the solver's gap at the same
+            # iteration, decides whether the gap is evaluated: an image due is checked on the estimate alone unless
+            # the estimate is within ESTIMATE_REACH of its goal (the tied candidate's reach where it may be tried)
+            # plus the round-off bound of its last gap (where float32 stalls every check evaluates, as the float64
+            # verification needs), or at its floor, or ESTIMATE_RUN checks past its last evaluation.
+            gap_e, primal_e = est
+            target_e = tol * primal_e if atol_a is None else atol_a
+            goal_e = np.where(tied & (it - tied_it_a >= TIED_SPACING), target_e / tied_ratio_a, target_e)
+            due = next_a <= it
+            near = (gap_e <= ESTIMATE_REACH * (goal_e + bound_a)) | (gap_e <= floor_a) | (estimated_a >= ESTIMATE_RUN)
+            # each image as alone: those checked on the estimate are not evaluated, even where others are
+            skip = due & ~near & (it < max_iter)
+            if skip.any():
+                following = it + check_interval(it, gap_e, last_it_a, last_gap_a, target_e, check_every)
+                next_a = np.where(skip, following, next_a)
+                last_it_a, last_gap_a = np.where(skip, it, last_it_a), np.where(skip, gap_e, last_gap_a)
+            estimated_a = np.where(skip, estimated_a + 1, np.where(due, 0, estimated_a))
+            if it < max_iter and not (next_a <= it).any():
+                continue
         # (u, p) of the iterate; the compiled gap leaves them in the state, formed below only where needed
         u, pa, gap, primal, bound = evaluate(state, fa, lam_a, channelwise)
         gap, primal = _host(gap), _host(primal)
@@ -561,11 +596,14 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         elif bound is not None:
             # The gap is known to within +-bound.  Where that is at most the tolerance the working
             # precision decides (the exact relative gap is then <= 2 tol); elsewhere gaps that may meet
-            # tol are re-evaluated in float64 (every fourth check where the gap is all round-off).
+            # tol are re-evaluated in float64 (every fourth check where the gap is all round-off, and where it is
+            # below float32's stall, floor64_a, which a float64 gap there ends).
             bound = _host(bound)
+            bound_a = np.where(due, bound, bound_a)
             resolved = bound <= target
             converged = met & resolved & due
-            verify = due & ~resolved & (gap - bound <= target) & ((gap > bound) | met | (checks_a % 4 == 0))
+            verify = due & ~resolved & (gap - bound <= target) & ((gap > bound) | met | (checks_a % 4 == 0)
+                                                                  | (gap <= floor64_a))
         else:
             converged = met & due
             # Verify in float64 only where it can decide something: where float32 claims
@@ -628,6 +666,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         atol_a = None if atol_a is None else atol_a[keep]
         floor_a, floor64_a = floor_a[keep], floor64_a[keep]
         tied_ratio_a, tied_it_a = tied_ratio_a[keep], tied_it_a[keep]
+        estimated_a, bound_a = estimated_a[keep], bound_a[keep]
         next_a, last_it_a, last_gap_a, checks_a = next_a[keep], last_it_a[keep], last_gap_a[keep], checks_a[keep]
         state = {k: (v if k in SHARED_STATE else v[keep_t]) for k, v in state.items()}
 
