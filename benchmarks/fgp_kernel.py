@@ -12,18 +12,16 @@ Maintained.  Six tables, one thread (``torch.set_num_threads(1)``), CPU time (``
 * **volumes**: the same on volumes (``rof(..., ndim=3)``'s FGP, ``_fgp_volume.c``): ms per iteration and per gap
   of the two paths on a noise volume, and ``rof(g, lam, ndim=3)`` at its default on ``rof_defaults.py``'s noisy
   Shepp-Logan phantom with and without the loops, beside scikit-image's n-D default;
-* **checks**: ``rof(g, lam)`` at its default on ``rof_defaults.py``'s noisy photographs, its checks far from the
-  target made on the step's gap estimate (``pdeflow.tv._rof_methods.fgp_step_estimate``) and, as before it, every
-  check evaluating the gap; iterations, gap evaluations, CPU time (the smallest of ``--repeat`` alternating runs),
-  the largest error, and scikit-image's default beside them; then ``tv_flow`` (ten frames) and ``spectral_tv`` at
-  their defaults on the camera, the same two ways;
+* **checks**: ``rof(g, lam)``'s default with checks on the step's gap estimate and with every check evaluated:
+  iterations, gap evaluations, CPU (the smallest of ``--repeat``), error, scikit-image's default; then ``tv_flow``
+  and ``spectral_tv`` on the camera, both ways;
 * **block solver**: ms per iteration of ``pdeflow.tv.subdomain.solve_subdomain`` (the Dask path's subproblem) on a
   block with held duals on a band of rows and columns, its compiled loop against its PyTorch loop;
 * **start-up**: in fresh processes, ``import pdeflow`` and the first ``rof`` call after it (CPU time of the
   process, wall time beside it), then a second call: the extension has no first-call compile.
 
-The PyTorch paths are selected by the solvers' switches ``FUSED`` (the environment variable ``PDEFLOW_FUSED=0``
-sets it at import).
+The PyTorch paths are selected by the switches ``FUSED`` of ``_rof_methods`` and ``_rof_nd`` (the environment
+variable ``PDEFLOW_FUSED=0`` sets them at import).
 
 Usage::
 
@@ -57,6 +55,7 @@ from rof_defaults import noisy_photo, noisy_volume, reference, timed
 
 # the solver's internals: its FGP state, one step and one gap, and the switch between its two paths
 R = importlib.import_module("pdeflow.tv._rof_methods")
+ND = importlib.import_module("pdeflow.tv._rof_nd")
 Grid = importlib.import_module("pdeflow.tv._grid").Grid
 # the solver's schedule: which steps estimate the gap
 SOLVE = importlib.import_module("pdeflow.tv.rof")
@@ -73,12 +72,12 @@ def per_iteration(n: int, dtype, iters: int, rounds: int = 3, ndim: int = 2) -> 
     if ndim == 2:
         init, step, gap = R._fgp_init, R._fgp_step, R._dual_gap
     else:
-        (init, step), gap = R.ND_STEPS["fgp"], R.nd_gap
+        (init, step), gap = ND.ND_STEPS["fgp"], ND.nd_gap
         init = init(Grid(3, (1.0, 1.0, 1.0)))
     best = {}
     for _ in range(rounds):
         for fused in (False, True):
-            R.FUSED = fused
+            R.FUSED = ND.FUSED = fused
             s = init(f, lam, p0, False)
             for _ in range(3):
                 step(s, f, lam, False)
@@ -94,7 +93,7 @@ def per_iteration(n: int, dtype, iters: int, rounds: int = 3, ndim: int = 2) -> 
             key = "fused" if fused else "pytorch"
             old = best.get(key, (np.inf, np.inf))
             best[key] = (min(old[0], it), min(old[1], g_ms))
-    R.FUSED = True
+    R.FUSED = ND.FUSED = True
     return best
 
 
@@ -113,19 +112,17 @@ def rof_default(n: int, lam: float, ref_tol: float, cache, ndim: int = 2) -> dic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for fused in (False, True):
-            R.FUSED = fused
+            R.FUSED = ND.FUSED = fused
             r, secs = timed(lambda: rof(g32, lam, ndim=ndim, full_output=True))
             row["fused" if fused else "pytorch"] = (secs, err(r.u), int(r.iterations[0]))
-    R.FUSED = True
+    R.FUSED = ND.FUSED = True
     u, secs = timed(lambda: denoise_tv_chambolle(g, weight=lam))
     row["skimage"] = (secs, err(u))
     return row
 
 
 def checks(n: int, lam: float, ref_tol: float, cache, repeat: int) -> dict:
-    """``rof(g, lam)``'s default with its checks on the step's estimate and with every check evaluated (the
-    schedule before it), alternating: iterations, gap evaluations, smallest CPU time of ``repeat`` and largest
-    error of each, and scikit-image's default."""
+    """The checks table's row (see the module doc), the two schedules alternating."""
     g = noisy_photo(n)
     g32 = torch.from_numpy(g)
     ref = reference(g32, lam, ref_tol, cache, 5000)
@@ -287,9 +284,7 @@ def rof_table(args, result):
 
 
 def flow_checks(n: int, repeat: int) -> dict:
-    """``tv_flow`` (ten frames, t = 0.1 ... 1) and ``spectral_tv`` at their defaults on the camera resized to
-    ``n``, with the checks on the estimate and every check evaluated, alternating; the smallest CPU time of
-    ``repeat``."""
+    """``tv_flow`` (t = 0.1 ... 1) and ``spectral_tv`` on the camera at ``n``, the two schedules alternating."""
     x = builtin_image("skimage/camera", grey=True)[0]
     x = torch.nn.functional.interpolate(x[None, None].float(), size=(n, n), mode="area")[0, 0]
     estimates = SOLVE.STEP_ESTIMATES

@@ -444,8 +444,7 @@ def test_the_step_plan_follows_images_leaving_the_batch(monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("C, channelwise", [(1, False), (3, True)])
 def test_the_step_estimate_is_its_sums_and_leaves_the_iterates(dtype, C, channelwise, monkeypatch):
-    # fgp_step_estimate: the same iterate as the plain step, to the bit, and its estimate the slack of (u_q, y) and
-    # P(u_q) over every fourth row, scaled to the image, as PyTorch forms them in float64
+    # the plain step's iterate to the bit; the slack of (u_q, y) and P(u_q) on every fourth row as float64 forms them
     f, lam = _problem(dtype, 2, C, 22, 19, seed=4)
     monkeypatch.setattr(R, "FUSED", True)
     p0 = torch.zeros(2, C, 2, 22, 19, dtype=dtype)

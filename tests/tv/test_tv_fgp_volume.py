@@ -11,6 +11,7 @@ import torch
 from pdeflow.tv import ACCURACY, rof
 
 R = importlib.import_module("pdeflow.tv._rof_methods")
+ND = importlib.import_module("pdeflow.tv._rof_nd")
 ROWS = importlib.import_module("pdeflow.tv._fused_rows")
 Grid = importlib.import_module("pdeflow.tv._grid").Grid
 
@@ -29,15 +30,21 @@ def _problem(dtype, B, C, shape, seed=0):
     return f, lam
 
 
+def _loops(monkeypatch, fused):
+    """The solvers' switch between the compiled loops and PyTorch, in both modules of methods."""
+    for module in (R, ND):
+        monkeypatch.setattr(module, "FUSED", fused)
+
+
 def _run(f, lam, grid, channelwise, fused, monkeypatch, steps=40):
-    monkeypatch.setattr(R, "FUSED", fused)
-    init, step = R.ND_STEPS["fgp"]
+    _loops(monkeypatch, fused)
+    init, step = ND.ND_STEPS["fgp"]
     p0 = torch.zeros(f.shape[0], f.shape[1], 3, *f.shape[2:], dtype=f.dtype)
     s = init(grid)(f, lam, p0, channelwise)
     assert ("pp" in s) == fused            # the path, as the init chose it
     for _ in range(steps):
         step(s, f, lam, channelwise)
-    return R.nd_gap(s, f, lam, channelwise)
+    return ND.nd_gap(s, f, lam, channelwise)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-4)])
@@ -73,7 +80,7 @@ def test_certificates_equal_the_pytorch_path(C, channelwise, spacing, monkeypatc
     monkeypatch.setattr(ROWS.kernel, "gap3", lambda *a: calls.append("gap3") or gap3(*a))
     out = {}
     for fused in (True, False):
-        monkeypatch.setattr(R, "FUSED", fused)
+        _loops(monkeypatch, fused)
         out[fused] = (R.gap_and_primal(f, u, p, lam, channelwise, grid),
                       R.solution_gap(f, grid.zero_unused(p.clone()), lam, channelwise, grid))
     assert calls == ["certify3", "gap3"]
@@ -123,14 +130,14 @@ def test_rof_on_volumes_agrees_with_and_without_the_kernel(dtype, monkeypatch):
     lam = torch.tensor([0.05, 0.25], dtype=dtype)
     out = {}
     for fused in (True, False):
-        monkeypatch.setattr(R, "FUSED", fused)
+        _loops(monkeypatch, fused)
         out[fused] = rof(f, lam, spacing=(1.5, 1.0, 1.0), full_output=True)
     r1, r0 = out[True], out[False]
     assert r1.converged.all() and r0.converged.all()
     # both certified: their distance is within what their gaps allow, volume by volume
     grid = Grid(3, (1.5, 1.0, 1.0))
     bound = 0.0
-    monkeypatch.setattr(R, "FUSED", False)
+    _loops(monkeypatch, False)
     for r in (r1, r0):
         gap, _ = R.gap_and_primal(f.double(), r.u.double(), r.p.double(), lam.double().reshape(2, 1, 1, 1, 1), False,
                                   grid)

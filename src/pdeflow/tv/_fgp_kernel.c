@@ -566,9 +566,8 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
                 PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])                                                         \
         PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j])                                                       \
     }
-/* ZOUT_PX with the terms of the step's gap estimate (see K(step)): h = grad v + gf (grad u / (8 lam) at the
-   momentum point; H0, H1: without z's q), |h| (hn) and the slack |h| - <h, y> against the new iterate (w). z and
-   the iterate are ZOUT_PX's, to the bit. */
+/* ZOUT_PX (to the bit) with the estimate's terms (see K(step)): h = grad v + gf (H0, H1), |h| (hn) and the slack
+   |h| - <h, y> (w). */
 #define ZEST_PX(Z0, Z1, H0, H1)                                                                                        \
     {                                                                                                                  \
         PROJECT_PX(Z0, Z1)                                                                                             \
@@ -687,8 +686,7 @@ typedef struct {
    the float64 sums of (1) |h| - <h, y>, (2) |h| and (3) v^2 over every EST_STRIDE-th row (i mod EST_STRIDE =
    EST_STRIDE - 1) and (4) the pixels summed, with h = grad u_q / (8 lam) at the momentum point q (u_q = f + lam
    div q, v = div q / 8) and y the new iterate: lam^2 8 (1), scaled to the image, is the slack term of the gap of
-   (u_q, y) (the solver's gap is that term at u_y), and lam^2 (32 (3) + 8 (2)) is P(u_q). One row in EST_STRIDE
-   costs a few per cent of a step, where a gap evaluation costs more than one. */
+   (u_q, y) (the solver's gap is that term at u_y), and lam^2 (32 (3) + 8 (2)) is P(u_q). */
 #define EST_STRIDE 4
 #define PP(o) (move ? NULL : pp + (o))
 #define MV(o) (move ? move + (o) : NULL)

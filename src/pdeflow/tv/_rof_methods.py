@@ -1,6 +1,6 @@
 """The ROF solvers, one iteration at a time: Chambolle's projection, FGP, PDHG and ADMM on the 2-D unit
-grid (fused in-place kernels), and Chambolle, FGP and PDHG on any :class:`~pdeflow.tv._grid.Grid`; the
-duality gap they stop on.  :func:`pdeflow.tv.rof` drives them (batching and stopping).
+grid (fused in-place kernels; on any :class:`~pdeflow.tv._grid.Grid`: ``_rof_nd``); the duality gap they stop on.
+:func:`pdeflow.tv.rof` drives them (batching and stopping).
 
 FGP on the 2-D unit grid, on CPU tensors of float32 or float64 outside autograd, runs its iteration and gap
 as the fused loops of the compiled extension ``_fgp_kernel`` (``_fgp_kernel.c``, built by ``pip install``):
@@ -22,7 +22,7 @@ import torch
 
 from ..ops import batch_sum, div, grad, gradient_norm
 from ._fgp import gap_terms, momentum
-from ._fgp_volume import volume_applies, volume_certificate, volume_gap, volume_init, volume_solution_gap, volume_step
+from ._fgp_volume import volume_applies, volume_certificate, volume_solution_gap
 from ._fused_rows import FUSED, kernel, row_ranges, run_ranges
 from ._grid import PLAIN, Grid
 
@@ -153,12 +153,6 @@ def _sign_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if B > 1 and a[0].numel() < (1 << 16):
         return bdot(a, b)
     return torch.stack([torch.dot(a[i].reshape(-1), b[i].reshape(-1)) for i in range(B)])
-
-
-def _bdot_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """:func:`bdot` without a temporary (a batched BLAS dot), for the volumes' loops."""
-    B = a.shape[0]
-    return torch.bmm(a.reshape(B, 1, -1), b.reshape(B, -1, 1)).reshape(B)
 
 
 def _dual_gap(s, f, lam, channelwise):
@@ -392,15 +386,11 @@ def _fused_step(s, channelwise, lam=None):
 
 
 def fgp_step_estimate(s, f, lam, channelwise):
-    """One step of FGP (:func:`_fgp_step`) that also estimates the duality gap after it, at a fraction of a gap
-    evaluation: ``(gap, primal)`` (NumPy ``(B,)``), or None where it has none (the PyTorch path, channels coupled by
-    the projection).
-
-    The solver's gap is ``lam sum(|grad u_y| - <grad u_y, y>)`` at its iterate ``y`` and ``u_y = f + lam div y``; the
-    estimate is that sum with the primal point of the step's momentum point ``q``, ``u_q = f + lam div q``, for
-    ``u_y`` (the step forms ``grad u_q``), over every fourth row and scaled to the image, and ``P(u_q)`` for the
-    primal energy. It certifies nothing (``u_q`` is not what a solve returns, and a sample is not a bound), so a
-    solve uses it to place its gap evaluations, not to stop.
+    """One FGP step (:func:`_fgp_step`) and an estimate of the duality gap after it: ``(gap, primal)`` (NumPy
+    ``(B,)``), or None (the PyTorch path, channels coupled by the projection). The solver's gap
+    ``lam sum(|grad u_y| - <grad u_y, y>)`` at its iterate ``y`` with ``u_q = f + lam div q`` of the step's momentum
+    point for ``u_y``, over every fourth row, scaled; ``P(u_q)``. It certifies nothing: a solve places its gap
+    evaluations by it.
 
     Examples
     --------
@@ -583,143 +573,6 @@ def _admm_extract(s, f, lam, channelwise):
     return s["u"], project(s["b"] * (s["rho"] / lam).unsqueeze(-1), channelwise)
 
 
-# --------------------------------------------------------------------------- any grid
-# The same methods on a :class:`~pdeflow.tv._grid.Grid` other than the 2-D unit one (volumes, spacing):
-# fields (B, C, K, *spatial), lam shaped (B, 1, ..., 1) like f, and every step size scaled by the bound
-# L = ||div||^2 <= 4 sum_k 1 / h_k^2 (8 on the 2-D unit grid, where these reduce to the methods above).
-
-
-def _bc(t: torch.Tensor) -> torch.Tensor:
-    """A per-image (B, 1, ..., 1) tensor shaped for a field (one more axis)."""
-    return t.unsqueeze(-1)
-
-
-def nd_gap(s, f, lam, channelwise):
-    """(u, p, gap, primal, None) of a dual method's state on any grid, on the state's buffers (``v``, ``z``
-    and ``n`` are free between steps): :func:`_dual_gap` with ``L`` for 8.  The gap is
-    ``lam * sum(|grad u| - <grad u, p>)`` and the fidelity ``lam^2 ||div p||^2``, unweighted sums (the
-    voxel volume cancels in the relative gap)."""
-    if "pp" in s:
-        return volume_gap(s, channelwise)
-    grid, p = s["grid"], s["p"]
-    if "u" in s:  # pdhg: u is an iterate of its own, the gap has its residual term
-        gap, primal = gap_and_primal(f, s["u"], p, lam, channelwise, grid)
-        return s["u"], p, gap, primal, None
-    d = grid.div_into(p, s["v"])
-    u = torch.addcmul(f, lam, d)
-    if "gf" in s:
-        # grad u = lam (L gf + grad div p), gf = grad(f) / (L lam) formed in float64 (see _dual_gap)
-        g = grid.grad_into(d, s["z"]).add_(s["gf"], alpha=s["L"]).mul_(_bc(lam))
-    else:
-        g = grid.grad_into(u, s["z"])
-    gn = grid.sqnorm_into(g, s["n"], channelwise).sqrt_()
-    if channelwise or f.shape[1] == 1:
-        align = torch.mul(g[:, :, 0:1], p[:, :, 0:1])
-        for k in range(1, grid.ndim):
-            align.addcmul_(g[:, :, k:k + 1], p[:, :, k:k + 1])
-    else:
-        align = (g * p).sum((1, 2), keepdim=True)
-    tv_u, slack = batch_sum(gn).double(), batch_sum(torch.sub(gn, align, out=align)).double()
-    gap, primal, _ = gap_terms(lam.reshape(-1).double(), tv_u, slack, _bdot_(d, d).double(), None, f.shape[1],
-                               f[0, 0].numel(), 0.0)
-    return u, p, gap, primal, None
-
-
-def _nd_buffers(grid, f, p, channelwise):
-    """The work buffers of the dual methods on a grid: ``v`` (a volume), ``z`` (a field with zero unused
-    entries) and ``n`` (a norm)."""
-    return {"v": _new(f), "z": _new(p, zero=True), "n": grid.norm_buffer(f, channelwise)}
-
-
-def _nd_chambolle_init(grid):
-    def init(f, lam, p0, channelwise):
-        p = grid.zero_unused(p0.clone(memory_format=torch.contiguous_format))
-        return {"p": p, "fl": f / lam, "grid": grid, "tau_nd": 2.0 / grid.lipschitz,
-                **_nd_buffers(grid, f, p, channelwise)}
-    return init
-
-
-def _nd_chambolle_step(s, f, lam, channelwise):
-    # Chambolle (2004) with tau = 2 / L (1/4 on the 2-D unit grid, 1/(2 ndim) in scikit-image's n-D code):
-    # p <- (p + tau g) / (1 + tau |g|) with g = grad(div p + f/lam), in place (as _chambolle_step).
-    grid, p, tau = s["grid"], s["p"], s["tau_nd"]
-    v = grid.div_into(p, s["v"]).add_(s["fl"])
-    g = grid.grad_into(v, s["z"])
-    n = grid.sqnorm_into(g, s["n"], channelwise).sqrt_()
-    p.add_(g, alpha=tau).div_(n.mul_(tau).add_(1.0))
-
-
-def _nd_fgp_init(grid):
-    def init(f, lam, p0, channelwise):
-        L = grid.lipschitz
-        p = grid.zero_unused(p0.clone(memory_format=torch.contiguous_format))
-        if FUSED and volume_applies(grid, f, lam, p):
-            return volume_init(grid, f, lam, p)
-        s = {"p": p, "q": p.clone(), "t": torch.ones_like(lam), "grid": grid, "L": L,
-             **_nd_buffers(grid, f, p, channelwise)}
-        if f.dtype == torch.float64:
-            # f / (L lam) enters div q / L: one pass less per step than adding gf to the field; in float64
-            # its round-off (eps |f| / lam) is far below any tol the gap can resolve.
-            s["fl"] = f / (L * lam)
-        else:
-            s["gf"] = (grid.grad(f.double()) / (L * _bc(lam.double()))).to(f.dtype).contiguous()
-            s["d"] = _new(p)
-        return s
-    return init
-
-
-def _nd_fgp_step(s, f, lam, channelwise):
-    # _fgp_step with the step 1 / (L lam^2): p_new = proj(q + grad(f + lam div q) / (L lam)), in place on
-    # the state's buffers (the fields keep zero unused entries).
-    if "pp" in s:
-        return volume_step(s, channelwise)
-    grid, p, q, z = s["grid"], s["p"], s["q"], s["z"]
-    exact = "fl" in s
-    if exact:
-        grid.grad_into(grid.div_into(q, s["v"], scale=1.0 / s["L"], base=s["fl"]), z).add_(q)
-    else:
-        grid.grad_into(grid.div_into(q, s["v"], scale=1.0 / s["L"]), z).add_(q).add_(s["gf"])
-    grid.project_(z, s["n"], channelwise)  # z = p_new
-    # Restart where the momentum points uphill: <q - p_new, p_new - p> > 0.  In float64 as two dot products
-    # (no p_new - p array: one field less to stream through memory; their difference is far above
-    # round-off at any resolvable tol); in lower precisions from the difference itself.
-    qz = q.sub_(z)
-    if exact:
-        uphill = ((_bdot_(qz, z) - _bdot_(qz, p)) > 0).reshape(lam.shape)
-    else:
-        step = torch.sub(z, p, out=s["d"])
-        uphill = (_bdot_(qz, step) > 0).reshape(lam.shape)
-    t_new, beta = momentum(s["t"], uphill)
-    if exact:
-        torch.lerp(p, z, _bc(1.0 + beta), out=q)  # z + beta (z - p); exactly z at beta = 0
-    else:
-        torch.addcmul(z, _bc(beta), step, out=q)
-    s["p"], s["z"], s["t"] = z, p, t_new
-
-
-def _nd_pdhg_init(grid):
-    def init(f, lam, p0, channelwise):
-        u = f + lam * grid.div(p0)
-        return {"u": u, "ubar": u.clone(), "p": p0.clone(), "tau": torch.ones_like(lam), "grid": grid}
-    return init
-
-
-def _nd_pdhg_step(s, f, lam, channelwise):
-    # _pdhg_step with tau * sigma * L = 1.
-    grid, tau = s["grid"], s["tau"]
-    sigma = 1.0 / (grid.lipschitz * tau)
-    p = grid.project(s["p"] + _bc(sigma / lam) * grid.grad(s["ubar"]), channelwise)
-    u_old = s["u"]
-    u = (u_old + tau * (lam * grid.div(p) + f)) / (1.0 + tau)
-    theta = 1.0 / torch.sqrt(1.0 + 2.0 * tau)
-    s["ubar"] = u + theta * (u - u_old)
-    s["u"], s["p"], s["tau"] = u, p, theta * tau
-
-
-# The methods that run on any grid, and what they are on the 2-D unit grid.
-ND_STEPS = {"chambolle": (_nd_chambolle_init, _nd_chambolle_step),
-            "fgp": (_nd_fgp_init, _nd_fgp_step),
-            "pdhg": (_nd_pdhg_init, _nd_pdhg_step)}
 # The methods on the 2-D unit grid: (init, step, gap).
 METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
     "chambolle": (_chambolle_init, _chambolle_step, _dual_gap),

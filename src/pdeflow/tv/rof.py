@@ -33,7 +33,8 @@ from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
-from ._rof_methods import METHODS, ND_STEPS, SHARED_STATE, STEP_ESTIMATES, gap_and_primal, nd_gap, project, solution_gap
+from ._rof_methods import METHODS, SHARED_STATE, STEP_ESTIMATES, gap_and_primal, project, solution_gap
+from ._rof_nd import ND_STEPS, nd_gap
 from ._tied import tied_certificate
 from .noise import check_auto, choose_lam
 
@@ -435,9 +436,8 @@ def check_method(method, grid: Grid) -> None:
 TIED_REACH = 10.0
 TIED_SPACING = 40
 
-#: A check on the step's gap estimate evaluates the gap where the estimate is within this factor of the target, and
-#: after at most ``ESTIMATE_RUN`` checks in a row on the estimate alone (it is about the solver's gap, but bounds
-#: another point's error: see :func:`solve`).
+#: A check evaluates the gap where the step's estimate is within this factor of the target, and after
+#: ``ESTIMATE_RUN`` checks in a row on the estimate (which certifies nothing).
 ESTIMATE_REACH = 2.0
 ESTIMATE_RUN = 3
 
@@ -564,11 +564,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         est = estimate(state, fa, lam_a, channelwise) if estimated else None
         it += n
         if est is not None:
-            # The step's estimate (pdeflow.tv._rof_methods.fgp_step_estimate), near the solver's gap at the same
-            # iteration, decides whether the gap is evaluated: an image due is checked on the estimate alone unless
-            # the estimate is within ESTIMATE_REACH of its goal (the tied candidate's reach where it may be tried)
-            # plus the round-off bound of its last gap (where float32 stalls every check evaluates, as the float64
-            # verification needs), or at its floor, or ESTIMATE_RUN checks past its last evaluation.
+            # An image due is checked on the step's estimate alone unless it is within ESTIMATE_REACH of its goal
+            # (the tied candidate's where it may be tried) plus its last gap's round-off bound (float32's stall:
+            # the float64 verification needs evaluations), at its floor, or ESTIMATE_RUN checks on.
             gap_e, primal_e = est
             target_e = tol * primal_e if atol_a is None else atol_a
             goal_e = np.where(tied & (it - tied_it_a >= TIED_SPACING), target_e / tied_ratio_a, target_e)
