@@ -290,3 +290,30 @@ def test_the_gap_checks_space_out_on_a_falling_gap_and_never_pass_its_target():
     none = check_interval(100, gap(100), np.array([0]), np.zeros(1), target, 5)
     assert rising.tolist() == none.tolist() == [5] and check_interval(40, gap(40), np.array([20]), gap(20),
                                                                          target, 5) == 5
+
+
+@pytest.mark.parametrize("lam", [0.01, 0.1, pytest.param(0.5, marks=pytest.mark.slow)])
+def test_channels_apart_read_the_step_estimate_and_agree_in_float32_and_float64(lam, monkeypatch):
+    # colour with channelwise=True runs the fused step's gap estimate (as one channel does): the default answer
+    # within its certified RMS error of a tight float64 solve in both dtypes, with the estimate and without, and
+    # the gradient from float32 data the float64 one
+    import importlib
+
+    solve = importlib.import_module("pdeflow.tv.rof")
+    f = torch.stack([_noisy(32, seed=s) for s in range(3)])
+    ref = rof(f, lam, channelwise=True, tol=1e-8, max_iter=200000)
+    rng = (f.max() - f.min()).item()
+    for estimates in (solve.STEP_ESTIMATES, {}):
+        monkeypatch.setattr(solve, "STEP_ESTIMATES", estimates)
+        for dtype in (torch.float32, torch.float64):
+            r = rof(f.to(dtype), lam, channelwise=True, full_output=True)
+            assert bool(r.converged.all()) and r.u.dtype == dtype
+            assert _rms(r.u, ref) <= ACCURACY * rng, (estimates, dtype)
+    w = torch.randn(f.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        x = f.to(dtype).clone().requires_grad_()
+        (rof(x, lam, channelwise=True) * w.to(dtype)).sum().backward()
+        grads[dtype] = x.grad.double()
+    scale = grads[torch.float64].norm().item()
+    assert (grads[torch.float32] - grads[torch.float64]).norm().item() <= 1e-4 * scale

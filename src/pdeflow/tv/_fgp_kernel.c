@@ -529,71 +529,62 @@ static void K(qdiv_row)(const REAL *restrict p0, const REAL *restrict p1, const 
 
 /* z_row, factor_row (one channel) and out_row or move_row of one row in one loop: the next iterate's row and the
    restart terms, without the row buffers between them (the same operations in the same order). A pixel from its
-   unprojected z0, z1 (macros: an inline function kept such loops scalar): PROJECT_PX projects it (a, e); ZOUT_PX
-   writes it beside the iterate before (x0, x1 into y0, y1); ZMOVE_PX in place (into x0, x1) with the last move
-   (m0, m1, float32) updated. */
+   unprojected z0, z1 and gradient term h0, h1 (z = q + h; macros: an inline function kept such loops scalar):
+   PROJECT_PX projects it (a, e); ZOUT_PX writes it beside the iterate before (x0, x1 into y0, y1); ZEST_PX does
+   that and forms the step estimate's terms (see K(step)): |h| (hn) and the slack |h| - <h, y> (w); ZMOVE_PX in place
+   (into x0, x1) with the last move (m0, m1, float32) updated. */
 #define PROJECT_PX(Z0, Z1)                                                                                             \
     REAL z0 = (Z0), z1 = (Z1), m = z0 * z0 + z1 * z1;                                                                  \
     m = m < 1 ? 1 : m;                                                                                                 \
     REAL s = 1 / SQRT(m), a = z0 * s, e = z1 * s;
-#define ZOUT_PX(Z0, Z1)                                                                                                \
+#define ZOUT_BODY(Z0, Z1)                                                                                              \
+    PROJECT_PX(Z0, Z1)                                                                                                 \
+    y0[j] = a;                                                                                                         \
+    y1[j] = e;                                                                                                         \
+    t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);
+#define ZOUT_PX(Z0, Z1, H0, H1)                                                                                        \
     {                                                                                                                  \
-        PROJECT_PX(Z0, Z1)                                                                                             \
-        y0[j] = a;                                                                                                     \
-        y1[j] = e;                                                                                                     \
-        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);                                                  \
+        ZOUT_BODY(Z0, Z1)                                                                                              \
     }
-#define ZMOVE_PX(Z0, Z1)                                                                                               \
+#define ZEST_PX(Z0, Z1, H0, H1)                                                                                        \
+    {                                                                                                                  \
+        ZOUT_BODY(Z0, Z1)                                                                                              \
+        REAL h0 = (H0), h1 = (H1), hm = SQRT(h0 * h0 + h1 * h1);                                                       \
+        hn[j] = hm;                                                                                                    \
+        w[j] = hm - (h0 * a + h1 * e);                                                                                 \
+    }
+#define ZMOVE_PX(Z0, Z1, H0, H1)                                                                                       \
     {                                                                                                                  \
         PROJECT_PX(Z0, Z1)                                                                                             \
-        REAL r0 = q0[j] - a, n0 = (REAL)m0[j] * beta - r0, r1 = q1[j] - e, n1 = (REAL)m1[j] * beta - r1;              \
+        REAL r0 = q0[j] - a, n0 = (REAL)m0[j] * beta - r0, r1 = q1[j] - e, n1 = (REAL)m1[j] * beta - r1;               \
         t[j] = n0 * r0 + n1 * r1;                                                                                      \
         m0[j] = (float)n0;                                                                                             \
         m1[j] = (float)n1;                                                                                             \
         x0[j] = a;                                                                                                     \
         x1[j] = e;                                                                                                     \
     }
-/* The row loop of a pixel macro PX(Z0, Z1): z0 from the divergence's rows i and i + 1 (vn; NULL on the last row:
-   z0 = q0), z1 = q1 in the last column. */
+/* The row loop of a pixel macro PX(Z0, Z1, H0, H1): h from the divergence's rows i and i + 1 (vn; NULL on the last
+   row: h0 = 0, z0 = q0) and gf, h1 = 0 and z1 = q1 in the last column; z = (d + q) + gf for the difference d of v, in
+   the PyTorch path's order. */
 #define ROW_LOOP(PX)                                                                                                   \
     {                                                                                                                  \
         idx j = 0;                                                                                                     \
         if (vn)                                                                                                        \
             for (; j + 1 < W; j++)                                                                                     \
-                PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])                              \
+                PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], (vn[j] - v[j]) + g0[j],      \
+                   (v[j + 1] - v[j]) + g1[j])                                                                          \
         else                                                                                                           \
             for (; j + 1 < W; j++)                                                                                     \
-                PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j])                                                         \
-        PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j])                                                       \
-    }
-/* ZOUT_PX (to the bit) with the estimate's terms (see K(step)): h = grad v + gf (H0, H1), |h| (hn) and the slack
-   |h| - <h, y> (w). */
-#define ZEST_PX(Z0, Z1, H0, H1)                                                                                        \
-    {                                                                                                                  \
-        PROJECT_PX(Z0, Z1)                                                                                             \
-        y0[j] = a;                                                                                                     \
-        y1[j] = e;                                                                                                     \
-        t[j] = (q0[j] - a) * (a - x0[j]) + (q1[j] - e) * (e - x1[j]);                                                  \
-        REAL h0 = (H0), h1 = (H1), hm = SQRT(h0 * h0 + h1 * h1);                                                       \
-        hn[j] = hm;                                                                                                    \
-        w[j] = hm - (h0 * a + h1 * e);                                                                                 \
+                PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], 0, (v[j + 1] - v[j]) + g1[j])                           \
+        PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j], vn ? (vn[j] - v[j]) + g0[j] : 0, 0)                   \
     }
 static void K(zest_row)(const REAL *restrict q0, const REAL *restrict q1, const REAL *restrict v,
                         const REAL *restrict vn, const REAL *restrict g0, const REAL *restrict g1,
                         const REAL *restrict x0, const REAL *restrict x1, REAL *restrict y0, REAL *restrict y1,
                         REAL *restrict t, REAL *restrict hn, REAL *restrict w, idx W)
 {
-    idx j = 0;
-    if (vn)
-        for (; j + 1 < W; j++)
-            ZEST_PX(((vn[j] - v[j]) + q0[j]) + g0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], (vn[j] - v[j]) + g0[j],
-                    (v[j + 1] - v[j]) + g1[j])
-    else
-        for (; j + 1 < W; j++)
-            ZEST_PX(q0[j], ((v[j + 1] - v[j]) + q1[j]) + g1[j], 0, (v[j + 1] - v[j]) + g1[j])
-    ZEST_PX(vn ? ((vn[j] - v[j]) + q0[j]) + g0[j] : q0[j], q1[j], vn ? (vn[j] - v[j]) + g0[j] : 0, 0)
+    ROW_LOOP(ZEST_PX)
 }
-#undef ZEST_PX
 
 /* The row's sum of x (sq: of x^2) in the working precision, in LANES independent lanes (a row's part of an
    estimate; the caller adds it to float64). */
@@ -654,7 +645,9 @@ static void K(zmove_row)(const REAL *restrict q0, const REAL *restrict q1, const
     }
 }
 #undef PROJECT_PX
+#undef ZOUT_BODY
 #undef ZOUT_PX
+#undef ZEST_PX
 #undef ZMOVE_PX
 #undef ROW_LOOP
 
