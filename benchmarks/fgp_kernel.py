@@ -121,13 +121,24 @@ def rof_default(n: int, lam: float, ref_tol: float, cache, ndim: int = 2) -> dic
     return row
 
 
+def _schedules():
+    """Every check evaluated, then checks on the step's estimate (the default): the solver's switch set for each."""
+    estimates = SOLVE.STEP_ESTIMATES
+    try:
+        for key, table in (("evaluated", {}), ("estimated", estimates)):
+            SOLVE.STEP_ESTIMATES = table
+            yield key
+    finally:
+        SOLVE.STEP_ESTIMATES = estimates
+
+
 def checks(n: int, lam: float, ref_tol: float, cache, repeat: int) -> dict:
     """The checks table's row (see the module doc), the two schedules alternating."""
     g = noisy_photo(n)
     g32 = torch.from_numpy(g)
     ref = reference(g32, lam, ref_tol, cache, 5000)
     rng = float(g.max()) - float(g.min())
-    estimates, gap = SOLVE.STEP_ESTIMATES, R._fused_gap
+    gap = R._fused_gap
     count = [0]
 
     def counted(*args):
@@ -138,8 +149,7 @@ def checks(n: int, lam: float, ref_tol: float, cache, repeat: int) -> dict:
     R._fused_gap = counted
     try:
         for _ in range(repeat):
-            for key, table in (("evaluated", {}), ("estimated", estimates)):
-                SOLVE.STEP_ESTIMATES = table
+            for key in _schedules():
                 count[0] = 0
                 r, secs = timed(lambda: rof(g32, lam, full_output=True))
                 err = float(np.abs(r.u.double().numpy() - ref).max() / rng)
@@ -149,7 +159,7 @@ def checks(n: int, lam: float, ref_tol: float, cache, repeat: int) -> dict:
             row["skimage"] = (min(row.get("skimage", (np.inf,))[0], secs),
                               float(np.abs(u - ref).max() / rng))
     finally:
-        SOLVE.STEP_ESTIMATES, R._fused_gap = estimates, gap
+        R._fused_gap = gap
     return row
 
 
@@ -287,18 +297,13 @@ def flow_checks(n: int, repeat: int) -> dict:
     """``tv_flow`` (t = 0.1 ... 1) and ``spectral_tv`` on the camera at ``n``, the two schedules alternating."""
     x = builtin_image("skimage/camera", grey=True)[0]
     x = torch.nn.functional.interpolate(x[None, None].float(), size=(n, n), mode="area")[0, 0]
-    estimates = SOLVE.STEP_ESTIMATES
     row = {"size": n}
-    try:
-        for _ in range(repeat):
-            for key, table in (("evaluated", {}), ("estimated", estimates)):
-                SOLVE.STEP_ESTIMATES = table
-                _, flow = timed(lambda: tv_flow(x, [0.1 * k for k in range(1, 11)]))
-                _, spectral = timed(lambda: spectral_tv(x))
-                best = row.get(key, (np.inf, np.inf))
-                row[key] = (min(best[0], flow), min(best[1], spectral))
-    finally:
-        SOLVE.STEP_ESTIMATES = estimates
+    for _ in range(repeat):
+        for key in _schedules():
+            _, flow = timed(lambda: tv_flow(x, [0.1 * k for k in range(1, 11)]))
+            _, spectral = timed(lambda: spectral_tv(x))
+            best = row.get(key, (np.inf, np.inf))
+            row[key] = (min(best[0], flow), min(best[1], spectral))
     return row
 
 

@@ -294,9 +294,7 @@ def test_the_gap_checks_space_out_on_a_falling_gap_and_never_pass_its_target():
 
 @pytest.mark.parametrize("lam", [0.01, 0.1, pytest.param(0.5, marks=pytest.mark.slow)])
 def test_channels_apart_read_the_step_estimate_and_agree_in_float32_and_float64(lam, monkeypatch):
-    # colour with channelwise=True runs the fused step's gap estimate (as one channel does): the default answer
-    # within its certified RMS error of a tight float64 solve in both dtypes, with the estimate and without, and
-    # the gradient from float32 data the float64 one
+    # channels apart read the step's gap estimate: certified in both dtypes, with it and without; float32 gradient
     import importlib
 
     solve = importlib.import_module("pdeflow.tv.rof")

@@ -453,7 +453,7 @@ def test_the_step_estimate_is_its_sums_and_leaves_the_iterates(dtype, C, channel
     scale = 22 / int(rows.sum())
     for it in range(30):
         p, pp, beta = s["p"].double(), s["pp"].double(), s["beta"].double().reshape(-1, 1, 1, 1, 1)
-        q = torch.where(beta == 0, p, p + beta * (p - pp))     # pp is not read after a restart (it may be unset)
+        q = torch.where(beta == 0, p, p + beta * (p - pp))     # pp may be unset after a restart
         gap, primal = R.fgp_step_estimate(s, f, lam, channelwise)
         R._fgp_step(plain, f, lam, channelwise)
         assert torch.equal(s["p"], plain["p"]), it
@@ -465,7 +465,7 @@ def test_the_step_estimate_is_its_sums_and_leaves_the_iterates(dtype, C, channel
         fidelity = 0.5 * ((u_q - f64) ** 2)[..., rows, :].sum((1, 2, 3))
         tv = g.norm(dim=2)[..., rows, :].sum((1, 2, 3))
         lam_b = lam64.reshape(-1)
-        # the slack |h| - <h, y> cancels: within round-off of the terms, |h| (the TV), in the working precision
+        # the slack cancels: within round-off of |h| (the TV)
         off = 50 * torch.finfo(dtype).eps * scale * lam_b * tv
         gap, primal = torch.from_numpy(gap), torch.from_numpy(primal)
         assert ((gap - scale * lam_b * slack).abs() <= off).all(), (it, gap, scale * lam_b * slack, off)
@@ -473,7 +473,7 @@ def test_the_step_estimate_is_its_sums_and_leaves_the_iterates(dtype, C, channel
 
 
 def test_the_step_estimate_saves_gap_evaluations_not_accuracy(monkeypatch):
-    # rof's default places its gap evaluations by the step's estimate: fewer of them, the same certified answer
+    # rof's default with the step's estimate: fewer gap evaluations, the same certified answer
     f = (torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(3)) > 0.5).float() * 0.5
     f = f + 0.08 * torch.randn(1, 1, 96, 96, generator=torch.Generator().manual_seed(4))
     solve = importlib.import_module("pdeflow.tv.rof")
@@ -493,6 +493,5 @@ def test_the_step_estimate_saves_gap_evaluations_not_accuracy(monkeypatch):
     assert counts["estimated"] < 0.7 * counts["evaluated"], counts
     for key in results:
         assert bool(results[key].converged.all())
-    # both certified to the default accuracy: within twice its RMS bound of each other
     rms = float((results["estimated"].u - results["evaluated"].u).square().mean().sqrt())
     assert rms <= 2 * 2.5e-4 * float(f.max() - f.min()), rms
