@@ -16,5 +16,5 @@ else:
     flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 
 setup(ext_modules=[Extension("pdeflow.tv._fgp_kernel", ["src/pdeflow/tv/_fgp_kernel.c"],
-                             depends=["src/pdeflow/tv/_fgp_volume.c"],
+                             depends=["src/pdeflow/tv/_fgp_volume.c", "src/pdeflow/tv/_tied.c"],
                              extra_compile_args=flags, optional=True)])

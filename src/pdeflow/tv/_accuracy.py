@@ -67,6 +67,26 @@ def gap_per_value(accuracy: float, ranges):
     return 0.5 * (accuracy * ranges) ** 2
 
 
+def iterations_to(it: int, gap, last_it, last_gap, target):
+    """Per image, the iterations a power law through its last two duality gaps (``last_gap`` at ``last_it``,
+    ``gap`` at ``it``; NumPy ``(B,)``) predicts it still needs to reach ``target``; NaN where the gap did not
+    fall (no prediction).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdeflow.tv._accuracy import iterations_to
+    >>> iterations_to(400, np.array([0.04]), np.array([200]), np.array([0.16]), np.array([0.01]))
+    array([400.])
+    """
+    gap, last_gap = np.asarray(gap, dtype=np.float64), np.asarray(last_gap, dtype=np.float64)
+    falling = (np.asarray(last_it) > 0) & (gap < last_gap)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate = np.log(last_gap / gap) / np.log(it / np.asarray(last_it, dtype=np.float64))   # gap ~ it ** -rate
+        need = it * (np.maximum(gap / target, 1.0) ** (1.0 / rate) - 1.0)
+    return np.where(falling, need, np.nan)
+
+
 def check_interval(it: int, gap, last_it, last_gap, target, every: int):
     """Per image, the iterations to run before its next duality-gap evaluation, at iteration ``it`` (int).
 
@@ -85,10 +105,7 @@ def check_interval(it: int, gap, last_it, last_gap, target, every: int):
     """
     if it // 10 <= every:
         return every
-    gap, last_gap = np.asarray(gap, dtype=np.float64), np.asarray(last_gap, dtype=np.float64)
-    falling = (last_it > 0) & (gap < last_gap)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rate = np.log(last_gap / gap) / np.log(it / np.asarray(last_it, dtype=np.float64))   # gap ~ it ** -rate
-        need = it * (np.maximum(gap / target, 1.0) ** (1.0 / rate) - 1.0)
+    need = iterations_to(it, gap, last_it, last_gap, target)
+    with np.errstate(invalid="ignore"):
         n = np.floor(np.nan_to_num(np.minimum(0.5 * need, it // 10), nan=0.0)).astype(np.int64)
-    return np.where(falling, np.maximum(n, every), every)
+    return np.maximum(n, every)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ._fused_rows import FUSED, kernel
 from ._grid import PLAIN, Grid
 from ._rof_methods import gap_and_primal, project
 
@@ -47,8 +48,31 @@ def tied_primal(u: torch.Tensor, p: torch.Tensor, channelwise: bool, grid: Grid 
     >>> tied_primal(u, p, channelwise=False)
     tensor([[[[0.1000, 0.1000, 1.0000]]]])
     """
+    return tied_means(u, p, channelwise, grid).to(u.dtype)
+
+
+def tied_means(u: torch.Tensor, p: torch.Tensor, channelwise: bool, grid: Grid = PLAIN) -> torch.Tensor:
+    """:func:`tied_primal` in float64 (the means unrounded): in the compiled union-find (``_tied.c``) where it
+    runs, else by image labelling.
+
+    Examples
+    --------
+    >>> import torch
+    >>> tied_means(torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]]]), torch.zeros(1, 1, 2, 2, 2), False)   # all flat
+    tensor([[[[3., 3.],
+              [3., 3.]]]], dtype=torch.float64)
+    """
+    u, p = u.detach(), p.detach()
+    if FUSED and u.device.type == "cpu" and u.dtype == p.dtype and u.dtype in (torch.float32, torch.float64):
+        u, p = u.contiguous(), p.contiguous()
+        B, C, *spatial = u.shape
+        v = torch.empty(u.shape, dtype=torch.float64)
+        n = (1,) * (3 - len(spatial)) + tuple(spatial)
+        kernel.tie(u.dtype == torch.float64, p.data_ptr(), u.data_ptr(), v.data_ptr(), B, C, n, len(spatial),
+                   not channelwise, (1.0 - MARGIN) ** 2)
+        return v
     C = u.shape[1]
-    sq = p.detach().double().pow(2).sum(2)               # (B, C, *spatial)
+    sq = p.double().pow(2).sum(2)                        # (B, C, *spatial)
     if not channelwise:
         sq = sq.sum(1, keepdim=True)
     flat = (sq < (1.0 - MARGIN) ** 2).cpu().numpy()      # (B, Cg, *spatial)
@@ -71,10 +95,10 @@ def tied_primal(u: torch.Tensor, p: torch.Tensor, channelwise: bool, grid: Grid 
         labels = labels * C + torch.arange(C, device=u.device).reshape((1, C) + (1,) * grid.ndim)
         count *= C
     labels = labels.expand(u.shape).reshape(-1)
-    values = u.detach().double().reshape(-1)
+    values = u.double().reshape(-1)
     sums = torch.zeros(count, dtype=torch.float64, device=u.device).index_add_(0, labels, values)
     sizes = torch.zeros(count, dtype=torch.float64, device=u.device).index_add_(0, labels, torch.ones_like(values))
-    return (sums / sizes)[labels].reshape(u.shape).to(u.dtype)
+    return (sums / sizes)[labels].reshape(u.shape)
 
 
 def tied_certificate(f: torch.Tensor, u: torch.Tensor, p: torch.Tensor, lam: torch.Tensor, channelwise: bool,
@@ -83,7 +107,7 @@ def tied_certificate(f: torch.Tensor, u: torch.Tensor, p: torch.Tensor, lam: tor
     batch shape for broadcasting): ``(gap, primal)``, ``gap = P(v) - D(p)`` and ``P(v)`` per image (float64,
     ``p`` made feasible there). ``2 gap`` bounds ``||u - u*||^2`` as well as ``||v - u*||^2`` (the module's
     docstring says why)."""
-    v = tied_primal(u, p, channelwise, grid)
+    v = tied_means(u, p, channelwise, grid)
     p64 = p.double()
     p64 = project(p64, channelwise) if grid.plain else grid.project(p64, channelwise)
-    return gap_and_primal(f.double(), v.double(), p64, lam.double(), channelwise, grid)
+    return gap_and_primal(f.double(), v, p64, lam.double(), channelwise, grid)

@@ -18,6 +18,7 @@ Each image of a batch stops on its own once its relative gap
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -27,7 +28,15 @@ import torch
 from .. import ops
 from ..errors import UserInputError
 from ..threads import auto_threads
-from ._accuracy import check_accuracy, check_interval, data_range, gap_per_value, gap_targets, largest_magnitude  # noqa: F401 (gap_per_value: pdeflow.dask)
+from ._accuracy import (
+    check_accuracy,
+    check_interval,
+    data_range,
+    gap_per_value,  # noqa: F401 (pdeflow.dask)
+    gap_targets,
+    iterations_to,
+    largest_magnitude,
+)
 from ._checks import ConvergenceWarning, check_tol, per_image, short_message, working_dtype
 from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
@@ -431,10 +440,11 @@ def check_method(method, grid: Grid) -> None:
 
 #: The tied candidate (:mod:`pdeflow.tv._tied`) is first tried on an image whose gap is at most this many
 #: times its target, then where its last ratio to the solver's gap predicts it meets the target; never in
-#: the first ``TIED_SPACING`` iterations from zero nor within that many of the last try (its connected-component
-#: labelling costs about ten iterations: short solves are not worth it).
-TIED_REACH = 10.0
-TIED_SPACING = 40
+#: the first ``TIED_FIRST`` iterations from zero (short solves are not worth a try) nor within ``TIED_SPACING``
+#: of the last try (a try costs about ten iterations).
+TIED_REACH = 4.0
+TIED_FIRST = 40
+TIED_SPACING = 12
 
 #: A check evaluates the gap where the step's estimate is within this factor of the target, and after
 #: ``ESTIMATE_RUN`` checks in a row on the estimate (which certifies nothing; it lies within 0.9-1.4x of the gap).
@@ -443,7 +453,7 @@ ESTIMATE_RUN = 5
 
 
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
-           checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False):
+           checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, reference=None, certified=None):
     """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
     marking the images that stopped at ``max_iter`` short of ``tol``.
 
@@ -457,7 +467,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     ``(B,)`` (float64) to stop at instead of the relative ``tol`` (which is then None; see
     :func:`gap_targets`).  ``tied``: also stop on the gap of the candidate tied on the dual's flat regions
     (:mod:`pdeflow.tv._tied`), which bounds the error of ``u = f + lam div p`` too (``u`` is returned, and
-    the reported gap is the smaller of the two).
+    the reported gap is the smaller of the two); ``reference``: the float64 ``(f, lam)`` (``(B, C, *spatial)``,
+    ``(B,)``) it certifies against (a float32 solve of float64 data; default: the solve's own data), ``certified``:
+    a float64 ``(B, 2)`` tensor that receives the gap and primal of each image it certified.
     """
     if not (trusted or checked):
         ops.check_image(f, "f", ndim=grid.ndim)
@@ -545,8 +557,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     n_a = active.numel()
     # per image: the tied candidate's gap over the solver's own at its last try, and the iteration of that try
     tied_ratio_a = np.full(n_a, 1.0 / TIED_REACH)
-    # (a warm start may be certified by the candidate at once: a dual field rof returned is)
-    tied_it_a = np.full(n_a, 0 if p0 is None else -TIED_SPACING, dtype=np.int64)
+    tied_it_a = np.full(n_a, TIED_FIRST - TIED_SPACING, dtype=np.int64)
     # per image, its own schedule (so that a batch stops each image where it would stop alone): the iteration of
     # its next gap evaluation, the iteration and gap of its last, and how many it had
     next_a = np.full(n_a, first, dtype=np.int64)
@@ -556,6 +567,17 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     estimated_a = np.zeros(n_a, dtype=np.int64)
     bound_a = np.zeros(n_a)
     tiny = np.finfo(np.float64).tiny
+
+    def goals(gap_now, target_now):
+        """The gap each image aims at, and where the tied candidate may be tried: ``TIED_SPACING`` after its
+        last try, unless the solver's own gap is predicted to meet its target sooner (a try costs about that)."""
+        spaced = it - tied_it_a >= TIED_SPACING
+        if not (tied and spaced.any()):
+            return target_now, np.zeros(len(target_now), dtype=bool)
+        soon = iterations_to(it, gap_now, last_it_a, last_gap_a, target_now) <= TIED_SPACING
+        may = spaced & ~soon
+        return np.where(may, target_now / tied_ratio_a, target_now), may
+
     while active.numel():
         n = min(int(next_a.min()), max_iter) - it
         estimated = estimate is not None and n > 0      # (n = 0: at max_iter, from a warm start that reached it)
@@ -569,7 +591,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             # the float64 verification needs evaluations), at its floor, or ESTIMATE_RUN checks on.
             gap_e, primal_e = est
             target_e = tol * primal_e if atol_a is None else atol_a
-            goal_e = np.where(tied & (it - tied_it_a >= TIED_SPACING), target_e / tied_ratio_a, target_e)
+            goal_e = goals(gap_e, target_e)[0]
             due = next_a <= it
             near = (gap_e <= ESTIMATE_REACH * (goal_e + bound_a)) | (gap_e <= floor_a) | (estimated_a >= ESTIMATE_RUN)
             # each image as alone: those checked on the estimate are not evaluated, even where others are
@@ -620,26 +642,31 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             converged[j] = met[j] | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
         # Where the gap is within reach of the target, the candidate tied on the dual's flat regions
         # (:mod:`pdeflow.tv._tied`) may certify it already: most of a late gap is the noise's total variation.
-        # Its labelling costs about ten iterations, so it is tried where its last ratio to the solver's own gap
-        # predicts success (first: within TIED_REACH of the target), TIED_SPACING iterations apart at least.
-        try_tied = tied & due & ~converged & (gap * tied_ratio_a <= target) & (it - tied_it_a >= TIED_SPACING)
+        # A try costs about ten iterations: it is made where its last ratio to the solver's own gap predicts
+        # success (first: within TIED_REACH of the target) and :func:`goals` allows it.
+        goal, may = goals(gap, target)
+        try_tied = due & ~converged & may & (gap <= goal)
         if try_tied.any():
             if pa is None:
                 u, pa = compiled_result(state, fa, lam_a)
             j = np.flatnonzero(try_tied)
             jt = _device(j, x.device)
-            gap_v, primal_v = (_host(v) for v in tied_certificate(fa[jt], u[jt], pa[jt], lam_a[jt], channelwise, grid))
+            ref_f, ref_lam = (fa[jt], lam_a[jt]) if reference is None else (r[active[jt]] for r in reference)
+            ref_lam = ref_lam.reshape(lam_a[jt].shape)
+            gap_v, primal_v = (_host(v) for v in tied_certificate(ref_f, u[jt], pa[jt], ref_lam, channelwise, grid))
             tied_ratio_a[j] = gap_v / np.maximum(gap[j], tiny)
             tied_it_a[j] = it
             ok = gap_v <= (tol * primal_v if atol_a is None else atol_a[j])
             jj = j[ok]
+            if certified is not None:
+                certified[active[_device(jj, x.device)].cpu()] = torch.from_numpy(np.stack([gap_v, primal_v], 1)[ok])
             rel[jj] = gap_v[ok] / np.maximum(primal_v[ok], tiny)
             met[jj] = True
             converged[jj] = True
         done = converged | (it >= max_iter)
         # the next check: near the targets every check_every, far from them as the gaps' decay predicts (on the
         # tied candidate's gap where it is tried: the solver's gap over its last ratio)
-        goal = target / tied_ratio_a if tied else target
+        goal = np.where(may, target / tied_ratio_a, target)
         next_a = np.where(due, it + check_interval(it, gap, last_it_a, last_gap_a, goal, check_every), next_a)
         last_it_a, last_gap_a = np.where(due, it, last_it_a), np.where(due, gap, last_gap_a)
         if not done.any():
@@ -713,8 +740,11 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
         if bool(wide.any()):
             p0, trusted = coarse_start(x32, lam32, channelwise, grid), True
             p0[~wide] = 0.0
-    r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(),
-                         first_check=first_check, trusted=trusted, atol=atol, **opts)
+    # the tied candidate certifies the float64 problem (its gap is float64 either way): no second labelling here
+    certified = torch.full((B, 2), math.nan, dtype=torch.float64) if tied else None
+    r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(), first_check=first_check,
+                         trusted=trusted, atol=atol, reference=(x, lam_t.reshape(-1)) if tied else None,
+                         certified=certified, **opts)
     # feasible in float64 (float32 rounding can leave |p| above 1 by an ulp), so the gap certifies
     p = r32.p.double()
     p = project(p, channelwise, out=p) if grid.plain else grid.project(p, channelwise)
@@ -728,14 +758,10 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
         u[gone] = mean.expand_as(u[gone])
         gap[gone], primal[gone] = gap_and_primal(x[gone], u[gone], p[gone], lam_t[gone], channelwise, grid)
     target = tol * primal if atol is None else atol
-    # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied), which certifies u:
-    # that gap again in float64 (a float32 candidate would not keep the mean to round-off)
-    above = (positive & (gap > target)).nonzero().reshape(-1) if tied else None
-    if above is not None and above.numel():
-        gap_v, primal_v = tied_certificate(x[above], u[above], p[above], lam_t[above], channelwise, grid)
-        ok = gap_v <= (tol * primal_v if atol is None else atol[above])
-        j = above[ok]
-        gap[j], primal[j] = gap_v[ok], primal_v[ok]
+    # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied), which certifies u
+    if tied:
+        done = positive & (gap > target) & ~certified[:, 0].to(x.device).isnan()
+        gap[done], primal[done] = certified[done.cpu(), 0].to(x.device), certified[done.cpu(), 1].to(x.device)
         target = tol * primal if atol is None else atol
     # float32 data is f rounded: where that alone leaves the float64 gap above the target, or where the
     # float32 iterations stopped at their round-off floor, continue in float64 (max_iter: stopped there)
