@@ -6,7 +6,7 @@ pdeflow ships eight trained grey models (:func:`pdeflow.tvflownet.shipped_models
 and ``lgd`` (the paper's three architectures), ``lgd10`` (an LGD of 10 unrolled steps) and
 ``default``, a weighted ensemble of ``unet`` and ``lgd10``, all trained supervised by the exact flow; and
 ``unet-unsupervised``, ``lgd-unsupervised`` and ``semiresnet-unsupervised``, the three trained the paper's way,
-from loss (12) alone. ``unet-colour`` and ``unet-colour-hybrid`` are for colour images. This compares the grey ones on one
+from loss (12) alone. The three ``unet-colour*`` models are for colour images. This compares the grey ones on one
 image: the accuracy of ``u`` at ``t = 0.5`` against the exact flow, and the CPU time of a call.
 """
 import pdeflow  # before torch: see Installation

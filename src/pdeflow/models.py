@@ -88,6 +88,9 @@ SHIPPED: dict[str, Shipped] = {
     "unet-colour-hybrid": Shipped("tvflownet", "tvflownet", "colour-hybrid",
                                   "unet-colour's architecture and supervised grey start, the channels' coupling "
                                   "learned from loss (12) alone (no computed flow in its colour stage)"),
+    "unet-colour-unsupervised": Shipped("tvflownet", "tvflownet", "colour-unsupervised",
+                                        "unet-colour's architecture from unet-unsupervised, loss (12) alone in "
+                                        "every stage (no computed flow), early times weighted"),
     "masknet-05": Shipped("inpaint", "masknet", "masknet", "mask network for 5% density (learned_mask)", 0.05),
     "masknet-10": Shipped("inpaint", "masknet", "masknet", "mask network for 10% density (learned_mask)", 0.1),
     "masknet-20": Shipped("inpaint", "masknet", "masknet", "mask network for 20% density (learned_mask)", 0.2),

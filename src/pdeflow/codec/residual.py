@@ -552,14 +552,6 @@ def decode_residual(data: bytes, height: int, width: int, channels: int) -> np.n
     return _synthesise(q, params, height, width)
 
 
-def default_levels(height: int, width: int) -> int:
-    """Wavelet levels the encoder uses: down to a low-pass band of about 8 pixels a side."""
-    n = max_levels(height, width)
-    while n > 1 and min(height, width) < 8 * 2 ** n:
-        n -= 1
-    return n
-
-
 def _drop_isolated(coeffs, q, step):
     """Zero the detail coefficients of magnitude 1 whose neighbours and parent are zero and whose value is
     below ``1 + ISOLATED`` steps: they cost many bits for little error."""

@@ -1,6 +1,5 @@
-/* The tied candidate of pdeflow.tv._tied by union-find: u made constant, its float64 mean, on every connected
-   component of the pixels whose squared dual norm is below lim, each such pixel tied to its forward neighbour along
-   every axis. Fields (B, C, A, n0, n1, n2): A = 2 axes (n0 = 1) or 3. Included by _fgp_kernel.c once per REAL. */
+/* pdeflow.tv._tied's candidate by union-find: fields (B, C, A, n0, n1, n2), A = 2 axes (n0 = 1) or 3. Included by
+   _fgp_kernel.c once per REAL. */
 
 /* The root of x's tree, halving the path on the way. */
 static uint32_t K(root)(uint32_t *parent, uint32_t x)
@@ -12,10 +11,9 @@ static uint32_t K(root)(uint32_t *parent, uint32_t x)
     return x;
 }
 
-/* v (float64) = u's means on the tied components of each image (joint: one labelling from the channels' summed
-   squared duals, each channel its own means). The squares are summed in float64 in the Python path's order. The
-   smaller root of two trees becomes the root, so a parent never comes after its child in raster order and one
-   raster pass resolves every root. 0 where memory ran out (or the image has 2^32 pixels or more). */
+/* v (float64) = u's means on the components of the pixels whose squared dual norm (float64, the Python path's
+   sum; joint: over the channels, each keeping its means) is below lim, each tied to its forward neighbours. The
+   smaller root becomes the root, so one raster pass resolves every root. 0: out of memory (or 2^32 pixels). */
 static int K(tie)(const REAL *p, const REAL *u, double *v, idx B, idx C, int A, const idx *n, int joint, double lim)
 {
     idx S = n[0] * n[1] * n[2], stride[3] = {n[1] * n[2], n[2], 1};

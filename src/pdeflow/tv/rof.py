@@ -467,9 +467,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     ``(B,)`` (float64) to stop at instead of the relative ``tol`` (which is then None; see
     :func:`gap_targets`).  ``tied``: also stop on the gap of the candidate tied on the dual's flat regions
     (:mod:`pdeflow.tv._tied`), which bounds the error of ``u = f + lam div p`` too (``u`` is returned, and
-    the reported gap is the smaller of the two); ``reference``: the float64 ``(f, lam)`` (``(B, C, *spatial)``,
-    ``(B,)``) it certifies against (a float32 solve of float64 data; default: the solve's own data), ``certified``:
-    a float64 ``(B, 2)`` tensor that receives the gap and primal of each image it certified.
+    the reported gap is the smaller of the two); ``reference``: the float64 ``(f, lam (B,))`` it certifies (default:
+    the solve's own); ``certified``: a float64 ``(B, 2)`` tensor receiving the gap and primal of each it certified.
     """
     if not (trusted or checked):
         ops.check_image(f, "f", ndim=grid.ndim)

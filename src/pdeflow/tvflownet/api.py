@@ -75,7 +75,7 @@ def shipped_models() -> list[str]:
     >>> from pdeflow.tvflownet import shipped_models
     >>> shipped_models()  # doctest: +NORMALIZE_WHITESPACE
     ['default', 'lgd', 'lgd-unsupervised', 'lgd10', 'semiresnet', 'semiresnet-unsupervised', 'unet', 'unet-colour',
-     'unet-colour-hybrid', 'unet-unsupervised']
+     'unet-colour-hybrid', 'unet-colour-unsupervised', 'unet-unsupervised']
     """
     return registry.shipped_models("tvflownet")
 
