@@ -97,7 +97,7 @@ def test_both_labellings_give_the_same_means(dtype, monkeypatch):
     g = torch.Generator().manual_seed(1)
     for trial in range(40):
         K = 2 + trial % 2
-        B, C = 1 + trial % 2, 1 + 2 * (trial % 3 == 0)
+        B, C = 1 + (trial // 2) % 2, 1 + 2 * (trial % 3 == 0)
         spatial = tuple(int(n) for n in torch.randint(1, 8 if K == 3 else 24, (K,), generator=g))
         u = torch.rand(B, C, *spatial, generator=g, dtype=dtype)
         p = torch.rand(B, C, K, *spatial, generator=g, dtype=dtype) * 1.3 / (K * C) ** 0.5

@@ -438,10 +438,8 @@ def check_method(method, grid: Grid) -> None:
                              f"spacing use one of {ND_METHODS}")
 
 
-#: The tied candidate (:mod:`pdeflow.tv._tied`) is first tried on an image whose gap is at most this many
-#: times its target, then where its last ratio to the solver's gap predicts it meets the target; never in
-#: the first ``TIED_FIRST`` iterations from zero (short solves are not worth a try) nor within ``TIED_SPACING``
-#: of the last try (a try costs about ten iterations).
+#: The tied candidate (:mod:`pdeflow.tv._tied`) is first tried within this factor of the target, then where its last
+#: ratio to the solver's gap predicts success; not before ``TIED_FIRST`` iterations nor ``TIED_SPACING`` after a try.
 TIED_REACH = 4.0
 TIED_FIRST = 40
 TIED_SPACING = 12
@@ -639,10 +637,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             rel[j] = gap64 / np.maximum(primal64, tiny)
             met[j] = gap64 <= (tol * primal64 if atol_a is None else atol_a[j])
             converged[j] = met[j] | (gap64 <= floor64_a[j]) | (primal64 <= floor_a[j])
-        # Where the gap is within reach of the target, the candidate tied on the dual's flat regions
-        # (:mod:`pdeflow.tv._tied`) may certify it already: most of a late gap is the noise's total variation.
-        # A try costs about ten iterations: it is made where its last ratio to the solver's own gap predicts
-        # success (first: within TIED_REACH of the target) and :func:`goals` allows it.
+        # Near the target the candidate tied on the dual's flat regions (:mod:`pdeflow.tv._tied`) may certify it
+        # already (most of a late gap is the noise's total variation), where :func:`goals` allows a try.
         goal, may = goals(gap, target)
         try_tied = due & ~converged & may & (gap <= goal)
         if try_tied.any():
