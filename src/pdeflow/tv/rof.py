@@ -755,8 +755,9 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     target = tol * primal if atol is None else atol
     # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied), which certifies u
     if tied:
-        done = positive & (gap > target) & ~certified[:, 0].to(x.device).isnan()
-        gap[done], primal[done] = certified[done.cpu(), 0].to(x.device), certified[done.cpu(), 1].to(x.device)
+        certified = certified.to(x.device)
+        done = positive & (gap > target) & ~certified[:, 0].isnan()
+        gap[done], primal[done] = certified[done, 0], certified[done, 1]
         target = tol * primal if atol is None else atol
     # float32 data is f rounded: where that alone leaves the float64 gap above the target, or where the
     # float32 iterations stopped at their round-off floor, continue in float64 (max_iter: stopped there)
