@@ -345,8 +345,9 @@ def test_reference_flow_picks_each_crops_own_time():
     t = torch.tensor([0.0, 0.3, 0.0, 0.7])
     ref = T.supervised_reference(u0, t, cfg)
     direct = tv_flow(u0[::2], [0.3, 0.7], dt=cfg.ref_dt, tol=cfg.ref_tol, max_iter=cfg.ref_max_iter)
-    assert torch.equal(ref[0], u0[0]) and torch.allclose(ref[1], direct[0, 0])
-    assert torch.allclose(ref[3], direct[1, 1])
+    # within the solves' tolerance (batched and alone they stop apart: up to 0.013 here); the other time is 1.2 off
+    assert torch.equal(ref[0], u0[0]) and torch.allclose(ref[1], direct[0, 0], atol=0.05)
+    assert torch.allclose(ref[3], direct[1, 1], atol=0.05)
 
 
 def test_reused_reference_blocks_use_each_crop_time_pair_once_with_its_own_flow():
