@@ -105,7 +105,5 @@ def check_interval(it: int, gap, last_it, last_gap, target, every: int):
     """
     if it // 10 <= every:
         return every
-    need = iterations_to(it, gap, last_it, last_gap, target)
-    with np.errstate(invalid="ignore"):
-        n = np.floor(np.nan_to_num(np.minimum(0.5 * need, it // 10), nan=0.0)).astype(np.int64)
-    return np.maximum(n, every)
+    n = np.minimum(0.5 * iterations_to(it, gap, last_it, last_gap, target), it // 10)     # NaN: no prediction
+    return np.where(n >= every, np.floor(n), every).astype(np.int64)

@@ -588,8 +588,10 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             # the float64 verification needs evaluations), at its floor, or ESTIMATE_RUN checks on.
             gap_e, primal_e = est
             target_e = tol * primal_e if atol_a is None else atol_a
-            goal_e = goals(gap_e, target_e)[0]
             due = next_a <= it
+            # goals() only where the largest goal it can give is within reach (most checks are far from it)
+            reach = ESTIMATE_REACH * (target_e / np.minimum(tied_ratio_a, 1.0) + bound_a)
+            goal_e = goals(gap_e, target_e)[0] if tied and (gap_e <= reach).any() else target_e
             near = (gap_e <= ESTIMATE_REACH * (goal_e + bound_a)) | (gap_e <= floor_a) | (estimated_a >= ESTIMATE_RUN)
             # each image as alone: those checked on the estimate are not evaluated, even where others are
             skip = due & ~near & (it < max_iter)
