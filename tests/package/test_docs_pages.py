@@ -81,7 +81,7 @@ def _shell_blocks(path):
 def _commands(block):
     """The command lines of a shell block: continuations joined, comments and prompts dropped."""
     block = block.replace("\\\n", " ")
-    out, shell_vars = [], {}
+    out, shell_vars, arrays = [], {}, {}
     for line in block.splitlines():
         line = line.strip()
         if line.startswith("$ "):
@@ -89,6 +89,11 @@ def _commands(block):
         if not line or line.startswith("#"):
             continue
         words = shlex.split(line, comments=True)
+        if re.match(r"^[A-Z_][A-Z0-9_]*=\(", words[0]):     # an array, NAME=(words), used as "${NAME[@]}"
+            name, _, first = words[0].partition("=(")
+            arrays[name] = ([first] if first else []) + words[1:-1] + [words[-1].removesuffix(")")]
+            continue
+        words = [v for w in words for v in arrays.get(re.fullmatch(r"\$\{(\w+)\[@\]\}|(.*)", w)[1], [w])]
         while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # environment assignments
             name, _, value = words.pop(0).partition("=")
             if not words:           # a variable the block's later commands use as "$NAME"

@@ -4,6 +4,7 @@ A call without ``tol`` stops once the duality gap certifies an RMS error of at m
 the data's range; each claim here is checked against a float64 solve to a relative gap of 1e-10.
 """
 import functools
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from pdeflow.datasets import builtin_image
 from pdeflow.errors import UserInputError
 from pdeflow.tv import ACCURACY, FLOW_ACCURACY, duality_gap, rof, spectral_tv, tv_flow
-from pdeflow.tv._accuracy import check_interval, data_range
+from pdeflow.tv._accuracy import check_cost, check_interval, data_range
 from pdeflow.tv._grid import PLAIN
 from pdeflow.tv._tied import tied_certificate
 
@@ -290,6 +291,22 @@ def test_the_gap_checks_space_out_on_a_falling_gap_and_never_pass_its_target():
     none = check_interval(100, gap(100), np.array([0]), np.zeros(1), target, 5)
     assert rising.tolist() == none.tolist() == [5] and check_interval(40, gap(40), np.array([20]), gap(20),
                                                                          target, 5) == 5
+
+
+def test_small_images_space_their_checks_by_their_cost_and_stay_certified(monkeypatch):
+    assert check_cost(16 * 16) > 1 > check_cost(512 * 512)
+    # no prediction yet: every sqrt(2 it cost) iterations, never below check_every
+    assert [check_interval(30, 0.1, np.zeros(1), np.zeros(1), 1e-4, 5, cost=c) for c in (4.0, 0.1)] == [15, 5]
+    solver = sys.modules["pdeflow.tv.rof"]
+    estimate, calls = solver.STEP_ESTIMATES["fgp"], []
+    monkeypatch.setitem(solver.STEP_ESTIMATES, "fgp", lambda *a: calls.append(1) or estimate(*a))
+    f, exact, counts = _noisy(16).float(), rof(_noisy(16), 0.1, tol=1e-12), []
+    for every in (None, 5):
+        calls.clear()
+        r = rof(f, 0.1, check_every=every, full_output=True)
+        counts.append(len(calls))
+        assert bool(r.converged.all()) and _rms(r.u, exact) <= ACCURACY * float(f.max() - f.min())
+    assert counts[0] < 0.7 * counts[1]
 
 
 @pytest.mark.parametrize("lam", [0.01, 0.1, pytest.param(0.5, marks=pytest.mark.slow)])

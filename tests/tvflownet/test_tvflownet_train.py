@@ -213,9 +213,10 @@ def test_flowed_inputs_are_the_stretched_flow_of_a_fraction_of_the_crops():
     s = torch.rand(4, 1, generator=gen, dtype=torch.float64) * 0.2
     u = tv_flow(plain[idx[0]][None], [float(s[0, 0])], dt=0.05, tol=cfg.ref_tol,   # the documented coarse step
                 max_iter=cfg.ref_max_iter, scheme="euler")[0, 0]
-    # both solved to the relative gap ref_tol (1e-3) along different iterations (a batch of four, one image):
-    # they agree to the solver's accuracy (the inputs' documented 0.3 % of the range), not to round-off
-    torch.testing.assert_close(out[idx[0]], 5 * (u - u.min()) / (u.max() - u.min()), atol=1e-2, rtol=0)
+    # both solved to the relative gap ref_tol (1e-3) along different iterations (a batch of four, one image; the
+    # checks' schedule differs): each within the inputs' documented 0.3 % of the range (5) of the exact flow, so
+    # within twice that of each other, not to round-off
+    torch.testing.assert_close(out[idx[0]], 5 * (u - u.min()) / (u.max() - u.min()), atol=2 * 0.003 * 5, rtol=0)
     with pytest.raises(ValueError, match="flowed"):
         T.check_config(tiny_config(flowed=1.5))
 

@@ -7,7 +7,7 @@ rows = json.load(open("docs/results/data/iel/dsb-240-curves.json"))["rows"]
 fig, axes = plt.subplots(1, 2, sharey=True)
 for ax, labels in zip(axes, ("clean", "noisy")):
     for row in (r for r in rows if r["labels"] == labels):
-        m, s = np.array(row["curve_mean"]), np.array(row["curve_std"])
+        m, s = np.array(row["mean_x1000"]) / 1000, np.array(row["std_x1000"]) / 1000
         epochs = np.arange(1, 2 * len(m), 2)       # every second epoch
         name = "IELs" if row["method"] == "iel" else "baseline"
         ax.plot(epochs, m, label=name)

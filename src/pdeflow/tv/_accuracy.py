@@ -1,6 +1,8 @@
 """The TV solvers' default stopping rule: an accuracy in the data's units, certified by the duality gap."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -87,14 +89,13 @@ def iterations_to(it: int, gap, last_it, last_gap, target):
     return np.where(falling, need, np.nan)
 
 
-def check_interval(it: int, gap, last_it, last_gap, target, every: int):
+def check_interval(it: int, gap, last_it, last_gap, target, every: int, cost: float = 0.0):
     """Per image, the iterations to run before its next duality-gap evaluation, at iteration ``it`` (int).
 
-    ``every`` near the target. Where an image's gap (NumPy ``(B,)``) fell since its last evaluation (``last_gap``,
-    at iteration ``last_it``; 0 for none), a power law through the two predicts the iterations it still needs to
-    reach ``target``; its next evaluation comes after half of those, and after at most a tenth of its iterations
-    so far, so that a wrong prediction costs at most a tenth more iterations. Returns int64 ``(B,)``, or ``every``
-    while a tenth of ``it`` is at most ``every``.
+    ``every`` near the target, or, where a check costs ``cost`` iterations (:func:`check_cost`), at least
+    ``sqrt(2 it cost)`` (a check's cost balanced against half an interval run past the target). Where an image's
+    gap (NumPy ``(B,)``) fell since its last evaluation (``last_gap`` at ``last_it``; 0 for none), after half the
+    iterations a power law through the two predicts it needs, and at most a tenth of its iterations so far.
 
     Examples
     --------
@@ -103,7 +104,26 @@ def check_interval(it: int, gap, last_it, last_gap, target, every: int):
     >>> check_interval(400, np.array([0.04]), np.array([200]), np.array([0.16]), np.array([1e-3]), 5)
     array([40])
     """
-    if it // 10 <= every:
-        return every
+    least = max(every, int(math.sqrt(2.0 * it * cost))) if cost > 0 else every
+    if it // 10 <= least:
+        return least
     n = np.minimum(0.5 * iterations_to(it, gap, last_it, last_gap, target), it // 10)     # NaN: no prediction
-    return np.where(n >= every, np.floor(n), every).astype(np.int64)
+    return np.where(n >= least, np.floor(n), least).astype(np.int64)
+
+
+#: A check's fixed cost (its Python; the estimate's set-up) and an FGP step's, in element-iterations of the fused
+#: loops: a check costs ``(CHECK_ELEMENTS + n / 3) / (STEP_ELEMENTS + n)`` iterations of an ``n``-element image.
+CHECK_ELEMENTS = 23000
+STEP_ELEMENTS = 2300
+
+
+def check_cost(n: int) -> float:
+    """What a gap check costs in iterations of a solve on ``n``-element images (the fused loops).
+
+    Examples
+    --------
+    >>> from pdeflow.tv._accuracy import check_cost
+    >>> round(check_cost(256 * 256), 2)
+    0.66
+    """
+    return (CHECK_ELEMENTS + n / 3) / (STEP_ELEMENTS + n)

@@ -41,7 +41,7 @@ from ._accuracy import data_range, gap_targets
 from ._checks import ConvergenceWarning, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
-from .rof import ND_METHODS, ROF_METHODS, solve, solve_auto
+from .rof import CHECK_EVERY, ND_METHODS, ROF_METHODS, solve, solve_auto
 from .steps import check_times, default_accuracy, flow_steps, step_schedule
 
 __all__ = ["tv_flow", "FLOW_METHODS", "FLOW_SCHEMES", "FLOW_TOL", "flow_result"]
@@ -69,7 +69,7 @@ def tv_flow(
     scheme: str = "euler",
     solver: str = "fgp",
     max_iter: int = 20000,
-    check_every: int = 5,
+    check_every: int | None = None,
     eps: float = 0.05,
     channelwise: bool = False,
     return_ut: bool = False,
@@ -154,9 +154,9 @@ def tv_flow(
     max_iter : int
         Iteration cap of each inner solve; steps that reach it short of ``tol``
         raise one :class:`~pdeflow.tv.ConvergenceWarning` per call.
-    check_every : int
+    check_every : int, optional
         Iterations between duality-gap evaluations of each inner solve near its target (as in
-        :func:`~pdeflow.tv.rof`; each costs about one iteration).
+        :func:`~pdeflow.tv.rof`, whose default it shares).
     eps : float
         Regularisation of ``|grad u|`` for ``"explicit"`` and ``"lagged"``.
     channelwise : bool
@@ -484,7 +484,7 @@ def _solve_step(f, lam, p, stats, **kw):
     # that count: a step that once took long (float32 iterations run to their round-off floor, then a few
     # in float64) would hold every later step at as many iterations before its first check.
     last = stats.get("last")
-    first = None if last is None else max(kw["check_every"], 3 * last // 4)
+    first = None if last is None else max(kw["check_every"] or CHECK_EVERY, 3 * last // 4)
     run = solve_auto if kw.pop("auto") else solve
     r, short = run(f, lam, p0=p, method=kw.pop("solver"), first_check=first, trusted=True, **kw)
     iterated = r.iterations[r.iterations > 0]      # extinct images take no iteration

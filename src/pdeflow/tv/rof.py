@@ -30,6 +30,7 @@ from ..errors import UserInputError
 from ..threads import auto_threads
 from ._accuracy import (
     check_accuracy,
+    check_cost,
     check_interval,
     data_range,
     gap_per_value,  # noqa: F401 (pdeflow.dask)
@@ -42,7 +43,15 @@ from ._extinction import extinct, extinction_flux, may_be_extinct
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
 from ._rof_compiled import COMPILED_METHODS, CompileWarning, compiled_result, row_major
-from ._rof_methods import METHODS, SHARED_STATE, STEP_ESTIMATES, gap_and_primal, project, solution_gap
+from ._rof_methods import (
+    METHODS,
+    SHARED_STATE,
+    STEP_ESTIMATES,
+    fused_applies,
+    gap_and_primal,
+    project,
+    solution_gap,
+)
 from ._rof_nd import ND_STEPS, nd_gap
 from ._tied import tied_certificate
 from .noise import check_auto, choose_lam
@@ -159,7 +168,7 @@ def rof(
     max_iter: int = 20000,
     p0: torch.Tensor | None = None,
     channelwise: bool = False,
-    check_every: int = 5,
+    check_every: int | None = None,
     full_output: bool = False,
     compile: bool = False,
     ndim: int | None = None,
@@ -209,8 +218,9 @@ def rof(
     channelwise : bool
         For ``C > 1``: False (default) couples channels (vectorial TV), True
         treats them independently.
-    check_every : int
-        Iterations between duality-gap checks near the target; far from it each image's gap decay
+    check_every : int, optional
+        Iterations between duality-gap checks near the target (default: 5, and more where a check costs several
+        iterations, as on small images: ``pdeflow.tv._accuracy.check_cost``); far from it each image's gap decay
         spaces them further (by at most a tenth of its iterations so far). On the CPU, where FGP's step runs
         compiled (one channel, or ``channelwise``), a check far from the target reads an estimate of the gap the
         step forms on every fourth row instead of evaluating it.
@@ -476,6 +486,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         raise UserInputError(f"tol must be > 0, got {tol}")
     if int(max_iter) < 1:
         raise UserInputError(f"max_iter must be >= 1, got {max_iter}")
+    if check_every is not None and not (isinstance(check_every, int) and check_every >= 1):
+        raise UserInputError(f"check_every must be an int >= 1 (or None: chosen by the solve), got {check_every!r}")
     K = grid.ndim
     x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
     B, C = x.shape[:2]
@@ -550,6 +562,14 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     floor64_a = lam_h ** 2 * N * 16 * finfo.eps
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
     it = 0
+    # without check_every, checks in the fused loops are spaced by their cost (check_interval)
+    cost = 0.0
+    if check_every is None:
+        check_every = CHECK_EVERY
+        if estimate is not None and active.numel() and fused_applies(fa, lam_a, p):
+            cost = check_cost(fa[0].numel())
+    # near the target the gaps' power law places the checks well: spaced by cost only where one costs an iteration
+    near_cost = cost if cost > 1 else 0.0
     first = check_every if first_check is None else max(1, int(first_check))
     n_a = active.numel()
     # per image: the tied candidate's gap over the solver's own at its last try, and the iteration of that try
@@ -596,7 +616,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
             # each image as alone: those checked on the estimate are not evaluated, even where others are
             skip = due & ~near & (it < max_iter)
             if skip.any():
-                following = it + check_interval(it, gap_e, last_it_a, last_gap_a, target_e, check_every)
+                following = it + check_interval(it, gap_e, last_it_a, last_gap_a, target_e, check_every, cost)
                 next_a = np.where(skip, following, next_a)
                 last_it_a, last_gap_a = np.where(skip, it, last_it_a), np.where(skip, gap_e, last_gap_a)
             estimated_a = np.where(skip, estimated_a + 1, np.where(due, 0, estimated_a))
@@ -664,7 +684,8 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         # the next check: near the targets every check_every, far from them as the gaps' decay predicts (on the
         # tied candidate's gap where it is tried: the solver's gap over its last ratio)
         goal = np.where(may, target / tied_ratio_a, target)
-        next_a = np.where(due, it + check_interval(it, gap, last_it_a, last_gap_a, goal, check_every), next_a)
+        next_a = np.where(due, it + check_interval(it, gap, last_it_a, last_gap_a, goal, check_every, near_cost),
+                          next_a)
         last_it_a, last_gap_a = np.where(due, it, last_it_a), np.where(due, gap, last_gap_a)
         if not done.any():
             continue
@@ -697,6 +718,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     return RofResult(u=out_u.reshape(f.shape), p=out_p, iterations=iterations, gap=gaps, converged=~short), short
 
 
+
+#: Iterations between gap checks near the target where a call does not say (``check_every=None``).
+CHECK_EVERY = 5
 
 #: Relative duality gaps below this go to float64 iterations at once: float32 iterations stall above them
 #: (their round-off floor), and a warm start near the solution would lose its digits in float32.
@@ -770,7 +794,7 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     short = short32 & ~(gap <= target)
     if bool(redo.any()):
         j = redo.nonzero().reshape(-1)
-        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j], first_check=check_every,
+        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j], first_check=check_every or CHECK_EVERY,
                              trusted=True, atol=None if atol is None else atol[j],
                              **{**opts, "max_iter": max(1, max_iter - int(iterations[j].max()))})
         u[j], p[j] = r64.u.reshape(u[j].shape), r64.p
@@ -815,7 +839,7 @@ def coarse_start(f: torch.Tensor, lam: torch.Tensor, channelwise: bool, grid: Gr
     coarse, lc = (PLAIN, lam / 2) if grid.plain else (Grid(K, tuple(2 * h for h in grid.spacing)), lam)
     p0 = coarse_start(fc, lc, channelwise, coarse) if min(fc.shape[2:]) >= 2 * COARSEST else None
     rc, _ = solve(fc, lc, method="fgp", tol=COARSE_TOL, max_iter=20000, p0=p0, channelwise=channelwise,
-                  check_every=5, trusted=p0 is not None, checked=True, grid=coarse)
+                  check_every=None, trusted=p0 is not None, checked=True, grid=coarse)
     q = rc.p
     for axis in range(3, 3 + K):
         q = q.repeat_interleave(2, axis)
