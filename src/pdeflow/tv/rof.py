@@ -794,7 +794,7 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     short = short32 & ~(gap <= target)
     if bool(redo.any()):
         j = redo.nonzero().reshape(-1)
-        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j], first_check=check_every or CHECK_EVERY,
+        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j],
                              trusted=True, atol=None if atol is None else atol[j],
                              **{**opts, "max_iter": max(1, max_iter - int(iterations[j].max()))})
         u[j], p[j] = r64.u.reshape(u[j].shape), r64.p
