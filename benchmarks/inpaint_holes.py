@@ -75,6 +75,19 @@ DEFAULT_PHOTOS = Path(__file__).resolve().parent.parent / ".data" / "photos" / "
 # Images
 # ---------------------------------------------------------------------------
 
+def add_photo_args(ap) -> None:
+    """``--photos``, ``--sizes`` and ``--n-photos``: the held-out crops of this benchmark and inpaint_operators.py."""
+    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of held-out photos")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="crop sizes")
+    ap.add_argument("--n-photos", type=int, nargs="+", default=[12, 4],
+                    help="photos per crop size (the first N of the folder, sorted)")
+
+
+def check_photo_args(ap, args) -> None:
+    if len(args.n_photos) != len(args.sizes):
+        ap.error("--n-photos: one number per --sizes")
+
+
 def photo_crops(folder: Path | None, size: int, *, n: int | None = None, seed: int = 0, centre: bool = False,
                 notes: list | None = None):
     """``(crops (n, 1, size, size) float32, names)``: each photo grey, scaled (area average) to a shorter side
@@ -365,10 +378,7 @@ def figure(examples, methods, path):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of held-out photos")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="crop sizes")
-    ap.add_argument("--n-photos", type=int, nargs="+", default=[12, 4],
-                    help="photos per crop size (the first N of the folder, sorted)")
+    add_photo_args(ap)
     ap.add_argument("--kinds", nargs="+", choices=HOLE_KINDS, default=list(HOLE_KINDS))
     ap.add_argument("--coverages", type=float, nargs="+", default=[0.02, 0.05, 0.1])
     ap.add_argument("--methods", nargs="+", choices=OPERATORS + BASELINES, default=list(OPERATORS + BASELINES))
@@ -385,8 +395,7 @@ def main(argv=None) -> int:
     if args.smoke:
         args.sizes, args.n_photos, args.coverages = [64], [1], [0.05]
         args.timing_size, args.timing_photos, args.repeats = 96, 1, 1
-    if len(args.n_photos) != len(args.sizes):
-        ap.error("--n-photos: one number per --sizes")
+    check_photo_args(ap, args)
     OPTIONS.update(parse_options(ap, args.option))
     out = open_out(args, argv)
     torch.set_num_threads(1)

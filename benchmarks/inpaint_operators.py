@@ -35,14 +35,13 @@ import platform
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import pdeflow
 from _results import add_output_args, open_out, save_figure, write_file  # benchmarks/_results.py
-from inpaint_holes import DEFAULT_PHOTOS, parse_options, photo_crops  # benchmarks/inpaint_holes.py: the same crops
+from inpaint_holes import add_photo_args, check_photo_args, parse_options, photo_crops  # the same crops
 from pdeflow import metrics
 from pdeflow.inpaint import densify_mask, inpaint
 from pdeflow.inpaint.operators import OPERATORS as REGISTERED
@@ -143,10 +142,7 @@ def figure(example, ops, path):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of held-out photos")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="crop sizes")
-    ap.add_argument("--n-photos", type=int, nargs="+", default=[12, 4],
-                    help="photos per crop size (the first N of the folder, sorted)")
+    add_photo_args(ap)
     ap.add_argument("--densities", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     ap.add_argument("--operators", nargs="+", choices=OPERATORS, default=list(OPERATORS))
     ap.add_argument("--seed", type=int, default=0)
@@ -158,8 +154,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.smoke:
         args.sizes, args.n_photos, args.densities = [64], [1], [0.1]
-    if len(args.n_photos) != len(args.sizes):
-        ap.error("--n-photos: one number per --sizes")
+    check_photo_args(ap, args)
     opts = parse_options(ap, args.option)
     out = open_out(args, argv)
     torch.set_num_threads(1)

@@ -12,6 +12,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(1)
 
 
+@pytest.fixture
+def torch_globals_restored():
+    """One torch thread (as in the training subprocesses, so results compare bit for bit); deterministic mode and
+    the thread count given back after the test (they are process-wide)."""
+    det, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    if torch.are_deterministic_algorithms_enabled() != det:
+        torch.use_deterministic_algorithms(det)
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def smooth_photos(tmp_path_factory):
     """``smooth_photos(n)``: a folder of n small noisy sinusoid PNGs (40x44), a stand-in photo pool for trainers."""

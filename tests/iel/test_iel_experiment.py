@@ -1,13 +1,12 @@
 """IEL experiment: data sets, U-Net, one run, a resumable grid, the CLI."""
 import dataclasses
-import gzip
 import json
-import struct
 
 import numpy as np
 import pytest
 import torch
 
+from _nifti import write_nifti
 from pdeflow.cli import main
 from pdeflow.evaluate.iel import (
     ExperimentSpec,
@@ -56,27 +55,14 @@ def test_dsb2018_missing_stardist_names_the_install_command(monkeypatch):
         ds.dsb2018()
 
 
-def _write_nifti(path, vol: np.ndarray) -> None:
-    nz, ny, nx = vol.shape
-    hdr = bytearray(352)
-    struct.pack_into("<i", hdr, 0, 348)
-    struct.pack_into("<8h", hdr, 40, 3, nx, ny, nz, 1, 1, 1, 1)
-    struct.pack_into("<hh", hdr, 70, 2, 8)                 # uint8
-    struct.pack_into("<f", hdr, 108, 352.0)
-    struct.pack_into("<ff", hdr, 112, 1.0, 0.0)
-    hdr[344:348] = b"n+1\x00"
-    with gzip.open(path, "wb") as f:
-        f.write(bytes(hdr) + vol.astype(np.uint8).tobytes())
-
-
 def test_read_nifti_and_mricron_split_on_a_generated_volume(tmp_path):
     rng = np.random.default_rng(0)
     nz, ny, nx = 80, 20, 24
     vol = rng.integers(1, 255, (nz, ny, nx), dtype=np.uint8)
     bet = vol.copy()
     bet[:, :4] = 0                                 # "skull"
-    _write_nifti(tmp_path / "ch2.nii.gz", vol)
-    _write_nifti(tmp_path / "ch2bet.nii.gz", bet)
+    write_nifti(tmp_path / "ch2.nii.gz", vol)
+    write_nifti(tmp_path / "ch2bet.nii.gz", bet)
     np.testing.assert_array_equal(ds.read_nifti(tmp_path / "ch2.nii.gz"), vol)
     assert ds.mricron_brain(tmp_path, val_step=2).val_images.shape == (10, 1, 32, 32)
     d = ds.mricron_brain(tmp_path, val_step=1)

@@ -1,11 +1,10 @@
 """The multi-class IEL sets (AAL lobes on Colin27, ICBM152 tissue), mIoU, the paper's noise and preset."""
-import gzip
-import struct
 
 import numpy as np
 import pytest
 import torch
 
+from _nifti import write_nifti
 from pdeflow.cli import build_parser
 from pdeflow.cli.iel import spec_from_args
 from pdeflow.evaluate.iel import RunConfig, evaluate, train_run
@@ -14,27 +13,14 @@ from pdeflow.iel import window_noise
 from pdeflow.metrics import miou
 
 
-def _write_nifti(path, vol):
-    nz, ny, nx = vol.shape
-    hdr = bytearray(352)
-    struct.pack_into("<i", hdr, 0, 348)
-    struct.pack_into("<8h", hdr, 40, 3, nx, ny, nz, 1, 1, 1, 1)
-    struct.pack_into("<hh", hdr, 70, 2, 8)                 # uint8
-    struct.pack_into("<f", hdr, 108, 352.0)
-    struct.pack_into("<ff", hdr, 112, 1.0, 0.0)
-    hdr[344:348] = b"n+1\x00"
-    with gzip.open(path, "wb") as f:
-        f.write(bytes(hdr) + vol.astype(np.uint8).tobytes())
-
-
 def test_aal_lobes_groups_regions_by_code_on_a_generated_volume(tmp_path):
     nz, ny, nx = 40, 16, 16
-    _write_nifti(tmp_path / "ch2.nii.gz", np.full((nz, ny, nx), 100, dtype=np.uint8))
+    write_nifti(tmp_path / "ch2.nii.gz", np.full((nz, ny, nx), 100, dtype=np.uint8))
     aal = np.zeros((nz, ny, nx), dtype=np.uint8)
     aal[:, 2:6, 2:6] = 1       # code 2001 (precentral) -> frontal
     aal[:, 8:12, 2:6] = 2      # code 9001 (cerebellum crus 1) -> cerebellum
     aal[:, 8:12, 8:12] = 3     # code 3001 (insula) -> limbic+insula
-    _write_nifti(tmp_path / "aal.nii.gz", aal)
+    write_nifti(tmp_path / "aal.nii.gz", aal)
     (tmp_path / "aal.nii.txt").write_text("1 Precentral_L 2001\n2 Cerebelum_Crus1_L 9001\n3 Insula_L 3001\n")
     d = ds.aal_lobes(tmp_path)
     assert d.num_classes == 8 and d.val_images.shape == (5, 1, 16, 16)   # slices 30, 32, .., 38

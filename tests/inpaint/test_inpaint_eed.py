@@ -209,9 +209,12 @@ def test_full_output_and_solve_unchecked():
     assert int(r.inner_iterations) >= int(r.outer_iterations) >= 1 and r.energy is None
     u = solve_unchecked(f, m, tol=1e-6)
     np.testing.assert_allclose(u.numpy(), r.u.numpy(), atol=1e-5)
-    # a warm start from the solution stops at once
+    # a warm start from the solution stops at once, in the public function too (its values on the mask not read)
     w = inpaint_eed(f, m, tol=1e-6, full_output=True)
     assert torch.allclose(solve_unchecked(f, m, u0=w.u, tol=1e-5), w.u, atol=1e-6)
+    x0 = torch.where(m > 0, 7.0, w.u)
+    again = inpaint_eed(f, m, tol=1e-6, x0=x0, full_output=True)
+    assert int(again.outer_iterations) == 0 and torch.equal(again.u, w.u)
 
 
 def test_max_iter_warns():
@@ -230,6 +233,7 @@ def test_bad_input_messages():
         (dict(f=f, mask=m, sigma=-1), "sigma must be a finite number >= 0"),
         (dict(f=f, mask=m, tol=2), "tol must be a number in"),
         (dict(f=f, mask=m, max_iter=0), "max_iter must be a positive int"),
+        (dict(f=f, mask=m, x0=torch.zeros(3)), "x0 must be a tensor of the shape of f"),
         (dict(f=f[None, None, None], mask=m), "must have shape"),
         (dict(f=torch.zeros(1, 8), mask=torch.ones(1, 8)), "at least 2x2"),
     ]

@@ -15,15 +15,7 @@ from pdeflow.inpaint.training.wgan import TrainConfig, train
 from pdeflow.io import write_image
 from pdeflow.training import RunConfigError, load_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    det, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    if torch.are_deterministic_algorithms_enabled() != det:
-        torch.use_deterministic_algorithms(det)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_globals_restored")
 
 
 @pytest.fixture(scope="module")

@@ -39,15 +39,7 @@ tiny = sys.modules.setdefault("_tiny_trainer", importlib.util.module_from_spec(_
 _spec.loader.exec_module(tiny)
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    """Deterministic mode and the thread count are process-wide: give them back."""
-    det, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.set_num_threads(1)     # as in the subprocesses, so results compare bit for bit
-    yield
-    if torch.are_deterministic_algorithms_enabled() != det:
-        torch.use_deterministic_algorithms(det)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_globals_restored")
 
 
 def _log_rows(run_dir: Path, drop=("wall_time",)) -> list[dict]:

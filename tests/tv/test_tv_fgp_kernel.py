@@ -495,3 +495,24 @@ def test_the_step_estimate_saves_gap_evaluations_not_accuracy(monkeypatch):
         assert bool(results[key].converged.all())
     rms = float((results["estimated"].u - results["evaluated"].u).square().mean().sqrt())
     assert rms <= 2 * 2.5e-4 * float(f.max() - f.min()), rms
+
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C, channelwise, n", [(1, False, 7), (3, True, 5), (3, False, 6), (1, False, 1)])
+def test_steps_in_one_call_equal_one_call_a_step(dtype, C, channelwise, n, monkeypatch):
+    # kernel.steps rotates the fields as the Python loop does: the same iterates, momentum and estimate, to the bit
+    f, lam = _problem(dtype, 2, C, 21, 18, seed=5)
+    monkeypatch.setattr(R, "FUSED", True)
+    p0 = torch.zeros(2, C, 2, 21, 18, dtype=dtype)
+    many, one = R._fgp_init(f, lam, p0, channelwise), R._fgp_init(f, lam, p0, channelwise)
+    calls = []
+    monkeypatch.setattr(ROWS.kernel, "steps", lambda *a, f=ROWS.kernel.steps: calls.append(a[-1]) or f(*a))
+    for _ in range(4):
+        est = R.fgp_step_estimate(many, f, lam, channelwise, n)
+        for _ in range(n - 1):
+            R._fgp_step(one, f, lam, channelwise)
+        ref = R.fgp_step_estimate(one, f, lam, channelwise)
+        assert (est is None) == (ref is None) and (est is None or all((a == b).all() for a, b in zip(est, ref)))
+        assert all(torch.equal(many[k], one[k]) for k in ("p", "pp", "t", "beta"))
+    assert calls == ([n] * 4 if n > 1 else [])

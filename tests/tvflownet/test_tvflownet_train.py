@@ -22,19 +22,10 @@ from pdeflow.tv import tv_flow
 from pdeflow.tvflownet import Equivariant, build_model, flow, load
 from pdeflow.tvflownet.train import TrainConfig, train
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
+              pytest.mark.usefixtures("torch_globals_restored")]
 
 TINY = dict(width=4, depth=3)
-
-
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    det, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    if torch.are_deterministic_algorithms_enabled() != det:
-        torch.use_deterministic_algorithms(det)
-    torch.set_num_threads(threads)
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -495,7 +486,6 @@ def test_equivariant_wrapper_is_shift_equivariant_and_one_homogeneous(contrast):
     u_a, _ = m(cs * u0 - 4.0, t)
     u_b, _ = m(u0, t / cs.view(-1))
     assert (u_a - (cs * u_b - 4.0)).abs().max() <= 1e-5 * (cs * u_b - 4.0).abs().max()
-
 
 
 def test_equivariant_wrapper_with_the_range_shows_the_network_exactly_the_training_intensities():

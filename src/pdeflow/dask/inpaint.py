@@ -149,7 +149,10 @@ def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None,
         return ub
     vol = {"ndim": 3} if x.dim() == 5 else {}
     if op.relative is not None:
-        out = torch.cat([_relative_solve(op, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol, options)
+        # later sweeps start from the iterate where the operator takes a start
+        warm = "x0" in op.option_names and not first
+        out = torch.cat([_relative_solve(op, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol,
+                                         {**options, "x0": u[i:i + 1]} if warm else options)
                          for i in range(f.shape[0])])
     elif op.clip is not None:       # clipped once, to the whole image's known range, after the sweeps
         warm = {"x0": None if first else u} if "x0" in op.option_names else {}
@@ -168,6 +171,7 @@ def _relative_solve(op, f, mk, span, tol, options):
     option = op.relative
     k = (mk > 0).expand_as(f)
     local = float(f[k].max() - f[k].min())
+    del k          # not held through the solve
     value = float(op.value(option, options))
     if local > 0 and span > 0:
         value = value * span / local

@@ -149,6 +149,25 @@ static PyObject *py_step(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* steps(double, p, pp, out, gf, t, beta, sums, est, B, C, H, W, joint, n): K(steps) (gf held, no held duals). */
+static PyObject *py_steps(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, pp, out, gf, t, beta, sums, est;
+    idx B, C, H, W, n;
+    if (!PyArg_ParseTuple(args, "pKKKKKKKKnnnnpn", &is_double, &p, &pp, &out, &gf, &t, &beta, &sums, &est, &B, &C, &H,
+                          &W, &joint, &n))
+        return NULL;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, steps, ptr(p), ptr(pp), ptr(out), ptr(gf), ptr(t), ptr(beta), ptr(sums), ptr(est), B, C, H,
+              W, joint, n);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* momentum(double, sums, tasks, B, t, beta): the restart rule and the FGP momentum from the restart sums of
    `tasks` row ranges (tasks x B float64), t and beta (B each) updated in place. */
 static PyObject *py_momentum(PyObject *self, PyObject *args)
@@ -363,6 +382,7 @@ static PyMethodDef methods[] = {
     {"wide", py_wide, METH_VARARGS, "Run the AVX2 kernels where the CPU has AVX2; returns the previous choice."},
     {"step", py_step, METH_VARARGS, "Rows of one FGP iteration and their restart sums."},
     {"momentum", py_momentum, METH_VARARGS, "The restart rule and momentum from the restart sums."},
+    {"steps", py_steps, METH_VARARGS, "Iterations of the FGP step and momentum on one thread."},
     {"gap", py_gap, METH_VARARGS, "Rows of u = f + lam div p and their float64 gap sums."},
     {"certify", py_certify, METH_VARARGS, "Rows of the float64 sums of the duality gap of any (u, p)."},
     {"project", py_project, METH_VARARGS, "Rows of p projected onto the unit ball."},
@@ -868,6 +888,23 @@ static void K(momentum)(const double *sums, idx tasks, idx B, REAL *ts, REAL *be
             betas[b] = (t - (REAL)1) / t_new;
         }
     }
+}
+
+/* n iterations of step and momentum on every row, the fields rotating (p, pp, out) -> (out, p, pp), est on the last. */
+static int K(steps)(REAL *p, REAL *pp, REAL *out, const REAL *gf, REAL *ts, REAL *betas, double *sums, double *est,
+                    idx B, idx C, idx H, idx W, int joint, idx n)
+{
+    for (idx k = 0; k < n; k++) {
+        if (!K(step)(p, pp, NULL, out, gf, NULL, NULL, NULL, betas, sums, k == n - 1 ? est : NULL, B, C, H, W, joint,
+                     0, H))
+            return 0;
+        K(momentum)(sums, 1, B, ts, betas);
+        REAL *next = pp;
+        pp = p;
+        p = out;
+        out = next;
+    }
+    return 1;
 }
 
 /* The float64 lanes of ||d||^2 over the columns [c0, c1) of a row. */

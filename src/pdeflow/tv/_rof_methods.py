@@ -354,26 +354,33 @@ class _Plan:
                 and all(s[k] is p or s[k] is pp or s[k] is z for k in ("p", "pp", "z")))
 
 
-def _fused_step(s, channelwise, lam=None):
-    """:func:`_fgp_step` in the fused loops: the same iteration (momentum point, div, grad, projection,
-    restart), one pass over the fields. With ``lam`` (the solve's, ``(B, 1, 1, 1)``) it also returns the step's gap
-    estimate :func:`fgp_step_estimate` describes, ``(gap, primal)`` (NumPy ``(B,)``), or None where the loops do not
+def _fused_step(s, channelwise, lam=None, n=1):
+    """:func:`_fgp_step` in the fused loops, ``n`` times: the same iteration (momentum point, div, grad, projection,
+    restart), one pass over the fields. With ``lam`` (the solve's, ``(B, 1, 1, 1)``) it also returns the last step's
+    gap estimate :func:`fgp_step_estimate` describes, ``(gap, primal)`` (NumPy ``(B,)``), or None where the loops do not
     form it (channels coupled by the projection)."""
     plan = s.get("plan")
     if plan is None or not plan.fits(s):
         plan = s["plan"] = _Plan(s)
-    p, pp, z = s["p"], s["pp"], s["z"]
     at = plan.address
-    double = p.dtype == torch.float64
+    double = s["p"].dtype == torch.float64
     beta, t = at[id(s["beta"])], at[id(s["t"])]
     estimate = lam is not None and (channelwise or plan.C == 1)
-    # gf held (rof's loop is faster reading it than forming it; the block solver forms it), no held duals
-    head = (double, at[id(p)], at[id(pp)], 0, at[id(z)], at[id(s["gf"])], 0, 0, 0, beta)
     tail = (plan.B, plan.C, plan.H, plan.W, not channelwise)
-    run_ranges(kernel.step, plan.ranges, lambda k: head + (plan.sums_at[k],) + tail,
-               (lambda k: (plan.est_at[k],)) if estimate else None)
-    kernel.momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
-    s["p"], s["pp"], s["z"] = z, p, pp
+    if n > 1 and len(plan.ranges) == 1:      # one call for n steps (on small images a call costs a step)
+        kernel.steps(double, at[id(s["p"])], at[id(s["pp"])], at[id(s["z"])], at[id(s["gf"])], t, beta,
+                     plan.sums_at[0], plan.est_at[0] if estimate else 0, *tail, n)
+        for _ in range(n % 3):
+            s["p"], s["pp"], s["z"] = s["z"], s["p"], s["pp"]
+        n = 0
+    for k in range(n):
+        p, pp, z = s["p"], s["pp"], s["z"]
+        # gf held (rof's loop is faster reading it than forming it; the block solver forms it), no held duals
+        head = (double, at[id(p)], at[id(pp)], 0, at[id(z)], at[id(s["gf"])], 0, 0, 0, beta)
+        run_ranges(kernel.step, plan.ranges, lambda r: head + (plan.sums_at[r],) + tail,
+                   (lambda r: (plan.est_at[r],)) if estimate and k == n - 1 else None)
+        kernel.momentum(double, plan.sums_at[0], len(plan.ranges), plan.B, t, beta)
+        s["p"], s["pp"], s["z"] = z, p, pp
     if not estimate:
         return None
     if plan.lam is not lam:
@@ -385,9 +392,9 @@ def _fused_step(s, channelwise, lam=None):
     return scale * (8.0 * slack), scale * (32.0 * v_sq + 8.0 * h_norm)
 
 
-def fgp_step_estimate(s, f, lam, channelwise):
-    """One FGP step (:func:`_fgp_step`) and an estimate of the duality gap after it: ``(gap, primal)`` (NumPy
-    ``(B,)``), or None (the PyTorch path, channels coupled by the projection). The solver's gap
+def fgp_step_estimate(s, f, lam, channelwise, steps=1):
+    """``steps`` FGP steps (:func:`_fgp_step`) and an estimate of the duality gap after the last: ``(gap, primal)``
+    (NumPy ``(B,)``), or None (the PyTorch path, channels coupled by the projection). The solver's gap
     ``lam sum(|grad u_y| - <grad u_y, y>)`` at its iterate ``y`` with ``u_q = f + lam div q`` of the step's momentum
     point for ``u_y``, over every fourth row, scaled; ``P(u_q)``. It certifies nothing: a solve places its gap
     evaluations by it.
@@ -404,9 +411,10 @@ def fgp_step_estimate(s, f, lam, channelwise):
     True
     """
     if "pp" not in s:
-        _fgp_step(s, f, lam, channelwise)
+        for _ in range(steps):
+            _fgp_step(s, f, lam, channelwise)
         return None
-    return _fused_step(s, channelwise, lam)
+    return _fused_step(s, channelwise, lam, steps)
 
 
 def _gap_pass(p, f, lam_b, channelwise, u=None, gf=None):

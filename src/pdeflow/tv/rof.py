@@ -598,9 +598,9 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     while active.numel():
         n = min(int(next_a.min()), max_iter) - it
         estimated = estimate is not None and n > 0      # (n = 0: at max_iter, from a warm start that reached it)
-        for _ in range(n - 1 if estimated else n):
+        est = estimate(state, fa, lam_a, channelwise, n) if estimated else None
+        for _ in range(0 if estimated else n):
             step(state, fa, lam_a, channelwise)
-        est = estimate(state, fa, lam_a, channelwise) if estimated else None
         it += n
         if est is not None:
             # An image due is checked on the step's estimate alone unless it is within ESTIMATE_REACH of its goal

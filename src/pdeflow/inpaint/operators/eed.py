@@ -38,7 +38,7 @@ from ... import ops
 from ...errors import UserInputError
 from ...filters import gaussian_blur
 from ...multigrid import Multigrid
-from ..checks import check_call, check_positive
+from ..checks import check_call, check_positive, check_start
 from .tensor_diffusion import (
     FrozenInpainting,
     TensorOperator,
@@ -157,7 +157,7 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
 
 @ops.follows_layout_rule("f", also=("mask",))
 def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRAST, sigma: float = SIGMA,
-                tol: float = 1e-3, max_iter: int = 100, full_output: bool = False):
+                tol: float = 1e-3, max_iter: int = 100, x0: torch.Tensor | None = None, full_output: bool = False):
     """Edge-enhancing diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Parameters
@@ -180,6 +180,8 @@ def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
         :mod:`~pdeflow.inpaint.operators.tensor_diffusion`) at which the iteration stops, per image.
     max_iter : int, optional
         Lagged-diffusivity steps at most (each one a linear solve); a RuntimeWarning when reached first.
+    x0 : Tensor, optional
+        The start (shape of ``f``; its values off the mask), e.g. an earlier inpainting; default: diffusion's.
     full_output : bool, optional
         Return a :class:`~pdeflow.inpaint.operators.tensor_diffusion.LaggedResult` with the outer and inner
         iteration counts and the residual.
@@ -217,11 +219,12 @@ def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
     f4, m, nd = check_call(f, mask, who, tol, max_iter)
     contrast = check_positive(contrast, "contrast", who)
     sigma = check_positive(sigma, "sigma", who, zero=True)
+    x0 = check_start(x0, f, f4, who)
     if torch.is_grad_enabled() and (f4.requires_grad or m.requires_grad):
         raise UserInputError(f"{who}: f (or mask) requires grad, but EED inpainting is not differentiable (it "
                              "minimises no energy); pass f.detach(), or use inpaint_tv or inpaint_diffusion for "
                              "gradients")
-    res = _solve(f4, m, contrast, sigma, float(tol), int(max_iter))
+    res = _solve(f4, m, contrast, sigma, float(tol), int(max_iter), u0=x0)
     u = ops.unbatch(res.u, nd).to(f.dtype)
     if full_output:
         res.u = u
