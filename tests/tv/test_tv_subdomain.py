@@ -177,3 +177,79 @@ def test_a_float64_block_runs_in_float32_and_is_certified_in_float64(monkeypatch
     # each within sqrt(2 tol E) of the subproblem's minimiser (E: its energy, below the start's)
     dist = (u - u_ref)[(Ellipsis,) + REGION].pow(2).sum().sqrt().item()
     assert dist <= 2 * (2 * tol * 2 * _energy(f, p, lam)) ** 0.5
+
+
+
+@pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C", [1, 3])
+def test_chunks_tied_gaps_sum_to_the_whole_image_gap_of_their_joined_candidate(dtype, C):
+    """Four chunks (grown by a pixel where a neighbour is) each tie their own pixels but their first slab after
+    another chunk: the candidates join, and the whole image's gap there (pdeflow.tv.duality_gap, independent) is
+    the chunks' sum, under half the plain one, bounding the error of u; each task takes the smaller gap."""
+    from pdeflow.dask.rof_blocks import gap_sums
+    from pdeflow.datasets import builtin_image
+    from pdeflow.tv import duality_gap, rof
+    from pdeflow.tv._tied import tie_box
+    from pdeflow.tv.subdomain import block_gap, block_primal, block_tied_gap
+
+    n, lam = 48, 0.1
+    photo = builtin_image("skimage/astronaut" if C == 3 else "skimage/camera")[:C, 100:100 + n, 200:200 + n]
+    f = photo[None].double() + 0.08 * torch.randn(1, C, n, n, generator=torch.Generator().manual_seed(5))
+    p = rof(f, lam, tol=1e-12, max_iter=150, precision="float64", full_output=True).p
+    p[:, :, 0, -1], p[:, :, 1, :, -1] = 0, 0
+    p = p / p.norm(dim=(1, 2), keepdim=True).clamp(min=1.0) * (1 - 1e-6)     # inside the ball after rounding too
+    f, p = f.to(dtype).double(), p.to(dtype).double()       # float32 values are read exactly
+    v, sums = torch.empty_like(f), torch.zeros(3, dtype=torch.float64)
+    lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
+    for r0, r1, c0, c1 in [(0, 20, 0, 20), (0, 20, 20, n), (20, n, 0, 20), (20, n, 20, n)]:
+        faces = ((int(r0 > 0), int(r1 < n)), (int(c0 > 0), int(c1 < n)))
+        box = (Ellipsis, slice(r0 - faces[0][0], r1 + faces[0][1]), slice(c0 - faces[1][0], c1 + faces[1][1]))
+        fb, pb = f[box].to(dtype), p[box].to(dtype)
+        own = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, fb.shape[2:]))
+        first = torch.zeros(fb.shape[2:], dtype=torch.bool)
+        first[faces[0][0]] |= bool(faces[0][0])
+        first[:, faces[1][0]] |= bool(faces[1][0])
+        vb = block_primal(fb, pb, lam)
+        tie_box(vb, pb, own, first)
+        v[..., r0:r1, c0:c1] = vb[(Ellipsis,) + own]
+        task = gap_sums(fb.numpy(), pb.flatten(1, 2).numpy(), faces=faces, lam=lam, C=C, tied=True)
+        sums += torch.stack([block_tied_gap(fb, pb, lam, own, untied=first)[0], block_gap(fb, pb, lam, own)[0, 0],
+                             torch.tensor(task[0, 0].item(), dtype=torch.float64)])
+    tied, plain, tasks = sums.tolist()
+    assert tied == pytest.approx(duality_gap(f, v, p, lam_t)[0].item(), rel=1e-10)
+    assert tied < 0.5 * plain and tied <= tasks <= plain
+    u = f + lam * block_divergence(p, 2)
+    assert 0.5 * (u - rof(f, lam, tol=1e-12, max_iter=10 ** 6)).pow(2).sum().item() <= tied
+    # nothing tied: block_gap's gap
+    whole = (slice(None), slice(None))
+    assert block_tied_gap(f, p, lam, whole, untied=torch.ones(n, n, dtype=torch.bool)).item() == \
+        pytest.approx(block_gap(f, p, lam, whole)[0, 0].item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_block_given_atol_may_stop_on_its_tied_gap_and_keeps_that_accuracy(monkeypatch, dtype):
+    """With an absolute target the compiled block solve also tries the tied candidate's gap (block_tied_gap, held
+    duals left out): it stops on it here, and its own u is then within that gap of the subproblem's minimiser."""
+    from pdeflow.datasets import builtin_image
+    from pdeflow.tv.subdomain import block_tied_gap
+
+    if not subdomain.FUSED:
+        pytest.skip("the tied candidate is tried in the compiled loop")
+    g = torch.Generator().manual_seed(6)
+    f = builtin_image("skimage/camera")[:1, 200:240, 100:136].double()[None]
+    f = f + 0.08 * torch.randn(f.shape, generator=g, dtype=torch.float64)
+    p, free, lam = torch.zeros(1, 1, 2, 40, 36, dtype=torch.float64), _box(), 0.1
+    ref = f + lam * block_divergence(solve_subdomain(f, p, lam, free, REGION, tol=1e-13, max_iter=10 ** 5), 2)
+    tries = []
+
+    def recorded(*args, **kwargs):       # a float64 block's float32 phase lends its iterate's memory (spare)
+        tries.append(block_tied_gap(*args, **kwargs).item())
+        return torch.tensor(tries[-1:], dtype=torch.float64)
+
+    monkeypatch.setattr(subdomain, "block_tied_gap", recorded)
+    atol = torch.tensor([1e-4], dtype=torch.float64)
+    out = solve_subdomain(f.to(dtype), p.to(dtype), lam, free, REGION, tol=1e-12, atol=atol)
+    assert tries and tries[-1] <= atol.item()
+    u = f + lam * block_divergence(out.double(), 2)
+    assert 0.5 * (u - ref)[(Ellipsis,) + REGION].pow(2).sum().item() <= atol.item()

@@ -12,7 +12,7 @@ from pdeflow.datasets import builtin_image
 from pdeflow.ops import div
 from pdeflow.tv import ACCURACY, duality_gap, rof
 from pdeflow.tv._grid import PLAIN, Grid
-from pdeflow.tv._tied import tied_certificate, tied_means, tied_primal
+from pdeflow.tv._tied import tie_box, tied_certificate, tied_means, tied_primal
 
 _tied = sys.modules["pdeflow.tv._tied"]
 
@@ -106,6 +106,38 @@ def test_both_labellings_give_the_same_means(dtype, monkeypatch):
         monkeypatch.setattr(_tied, "FUSED", False)
         assert torch.equal(compiled, tied_means(u, p, channelwise, grid))
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_box_tied_in_place_is_the_tie_of_its_copy(dtype, monkeypatch):
+    """tie_box (compiled: in place, reading the whole fields, its arrays in scratch where they fit) gives on a box
+    the means of that box's copy by the image labelling, pixels marked untied starting no tie, and the squared
+    move; u outside the box stays."""
+    g = torch.Generator().manual_seed(2)
+    for trial in range(24):
+        K = 2 + trial % 2
+        B, C = 1 + (trial // 2) % 2, 1 + 2 * (trial % 3 == 0)
+        spatial = tuple(int(n) for n in torch.randint(2, 8 if K == 3 else 24, (K,), generator=g))
+        u = torch.rand(B, C, *spatial, generator=g, dtype=torch.float64)
+        p = (torch.rand(B, C, K, *spatial, generator=g, dtype=torch.float64) * 1.3 / (K * C) ** 0.5).to(dtype)
+        region = tuple(slice(int(torch.randint(0, n // 2, (1,), generator=g)), n - trial % 2) for n in spatial)
+        untied = torch.rand(spatial, generator=g) < 0.2 if trial % 4 else None
+        mine = u.clone()
+        # its arrays in scratch of any size (too small: allocated)
+        scratch = torch.empty(int(torch.randint(0, 3 * u[0, 0].numel(), (1,), generator=g)), dtype=torch.float64)
+        move = tie_box(mine, p, region, untied, scratch if trial % 3 else None)
+        box = (slice(None), slice(None)) + region
+        q = p[box[:2] + (slice(None),) + box[2:]].double()
+        if untied is not None:
+            q = q.masked_fill(untied[region], 1.0)
+        monkeypatch.setattr(_tied, "FUSED", False)
+        expected = tied_means(u[box].contiguous(), q.contiguous(), False, Grid(K, (1.0,) * K))
+        monkeypatch.undo()
+        assert torch.allclose(mine[box], expected, rtol=1e-13, atol=1e-15)
+        outside = torch.ones(spatial, dtype=torch.bool)
+        outside[region] = False
+        assert torch.equal(mine[..., outside], u[..., outside])
+        assert torch.allclose(move, (u[box] - expected).pow(2).flatten(1).sum(1), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.filterwarnings("ignore::pdeflow.tv.ConvergenceWarning")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..tv.subdomain import block_gap, block_primal, solve_subdomain
+from ..tv.subdomain import block_gap, block_primal, block_tied_gap, solve_subdomain
 
 # solve_dual_block, primal_block and gap_sums are the tasks pdeflow.dask.tv and pdeflow.dask.stream run (not in
 # the API)
@@ -141,11 +141,21 @@ def primal_block(fb, pb, *, faces, lam, C):
     return block_primal(f, p, lam).numpy().astype(fb.dtype, copy=False)
 
 
-def gap_sums(fb, pb, *, faces, lam, C):
-    """The duality gap and the primal energy of the chunk's own pixels, per image: a (b, 2, 1, ...) block."""
+def gap_sums(fb, pb, *, faces, lam, C, tied=False):
+    """The duality gap and the primal energy of the chunk's own pixels, per image: a (b, 2, 1, ...) block. With
+    ``tied`` the gap is the smaller of that of ``u`` and that of the candidate tied on the chunk's flat regions
+    (:func:`pdeflow.tv.subdomain.block_tied_gap`), its first slab after another chunk untied: the chunks'
+    candidates, each chosen on its own, join into one of the whole image whose gap is the sum of theirs."""
     spatial = fb.ndim - 2
     f = _view(fb)
     p = _view(pb).reshape(f.shape[0], C, spatial, *f.shape[2:])
     # the gradient of the last pixel before the next chunk needs that chunk's first pixel: in the halo
     own = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
-    return block_gap(f, p, lam, own).reshape(f.shape[0], 2, *(1,) * spatial).numpy()
+    sums = block_gap(f, p, lam, own)
+    if tied:
+        first = torch.zeros(f.shape[2:], dtype=torch.bool)
+        for k, (lo, _) in enumerate(faces):
+            if lo:
+                first[(slice(None),) * k + (lo,)] = True
+        sums[:, 0] = torch.minimum(sums[:, 0], block_tied_gap(f, p, lam, own, untied=first))
+    return sums.reshape(f.shape[0], 2, *(1,) * spatial).numpy()

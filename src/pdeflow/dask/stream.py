@@ -300,10 +300,10 @@ def _rof_coarse_start(cpath, ppath, bslice, blocks, shape, *, lam, factor, C):
 
 
 @_task(mapped=True)
-def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C):
+def _rof_gap(fpath, ppath, bslice, block, shape, *, lam, C, tied):
     grown, faces = _grow(block, shape, 1)
     fb, pb = _read(fpath, bslice, grown), _read(ppath, bslice, grown)
-    s = gap_sums(fb, pb, faces=faces, lam=lam, C=C)
+    s = gap_sums(fb, pb, faces=faces, lam=lam, C=C, tied=tied)
     return bslice.start, s.reshape(s.shape[0], 2)
 
 
@@ -421,7 +421,7 @@ def rof_to_zarr(f, lam, target, *, accuracy: float | None = None, tol: float | N
                          for b in bslices for blk in _blocks(shape, cuts)]
                 _run(tasks, scheduler)
                 cur = nxt
-            parts = _run([delayed(_rof_gap)(fpath, stores[cur], b, blk, shape, lam=lam, C=C)
+            parts = _run([delayed(_rof_gap)(fpath, stores[cur], b, blk, shape, lam=lam, C=C, tied=rule.tied)
                           for b in bslices for blk in regular], scheduler)
             sums = np.zeros((f4.shape[0], 2))
             for start, s in parts:

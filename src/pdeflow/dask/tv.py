@@ -160,6 +160,12 @@ class Stopping:
     def measure(self) -> str:
         return "relative duality gap" if self.tol is not None else "certified RMS error (a fraction of the range)"
 
+    @property
+    def tied(self) -> bool:
+        """Whether the global gap may be that of the candidate tied on the dual's flat regions (with ``accuracy``,
+        as :func:`pdeflow.tv.rof`; ``tol`` is the relative gap of ``u`` itself)."""
+        return self.tol is None
+
     def budget(self, ranges: np.ndarray) -> np.ndarray | None:
         """Per image, the duality gap per value that ``accuracy`` allows, ``(accuracy range)^2 / 2`` (None with
         ``tol``): a block's subproblem is solved to a share of it in proportion to its values."""
@@ -387,7 +393,7 @@ def _rof_dual(da, g, f4, p4, lam, *, C, nd, rule: Stopping, max_sweeps, max_iter
                 bands = dict(per_block=functools.partial(seam_band, shifted, ends), extra={**extra, "reach": reach})
             p4 = sweep(solve_dual_block, [f4, p4], depth, stop, dtype=p4.dtype, like=1, grid=pc, graph=g, lam=lam,
                        C=C, tol=rule.block_tol(n, k, len(pchunks)), max_iter=max_iter, **bands)
-        sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C)
+        sums = block_sums(gap_sums, [f4, p4], depth, stop, grid=pchunks[0], graph=g, lam=lam, C=C, tied=rule.tied)
         sums = sums.sum(axis=tuple(range(2, f4.ndim)))
         # the state carried to the next sweep, one task (not a dask operation per number)
         sweeps, crit, done, stop = g.apply(_next_state, [rule, values, ranges if rule.tol is None else None, sums,

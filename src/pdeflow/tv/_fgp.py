@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["momentum", "gap_terms", "block_sums", "difference_into", "difference_rows", "primal_rows"]
+__all__ = ["momentum", "gap_terms", "block_sums", "gradient_sums", "difference_into", "difference_rows", "primal_rows"]
 
 
 def momentum(t, uphill):
@@ -107,12 +107,24 @@ def block_sums(u, f, p, lam, blocks, region, held=None, scratch=None):
     """The float64 sums of a block's gap, per image: ``(TV(u), sum(|grad u| - <grad u, p>), ||div p||^2)``, ``u =
     f + lam div p`` written into ``u`` (its dtype the working precision; ``f`` and ``p`` are read in their own).
 
-    The gradient terms are summed over every pixel but those of ``held`` (bool, the shape of a block's pixels: a
-    block solver's held duals, whose terms its subproblem's gap leaves out), or over ``region`` (a tuple of slices)
-    where ``held`` is None; ``||div p||^2`` over ``region``. ``blocks``: the row blocks it runs by; ``scratch``:
-    ``(grad, norm)``, a row block's buffers ``(b, C, n, rows, ...)`` and ``(b, rows, ...)`` in ``u``'s dtype
-    (default: new ones). :func:`gap_terms` turns the sums into the gap and the primal energy.
+    The gradient terms are summed as :func:`gradient_sums` sums them; ``||div p||^2`` over ``region``. ``blocks``:
+    the row blocks it runs by. :func:`gap_terms` turns the sums into the gap and the primal energy.
     """
+    spatial = u.dim() - 2
+    primal_rows(u, f, p, lam, spatial, blocks)
+    tv, inner = gradient_sums(u, p, blocks, region, held, scratch)
+    # ||div p||^2 over the region: div p formed again in u (u - f would round f into u's dtype in a temporary)
+    # and summed over the strided view (flattening it would copy the region)
+    primal_rows(u, None, p, 1.0, spatial, blocks).square_()
+    div_sq = u[(Ellipsis,) + tuple(region)].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1)
+    return tv, tv - inner, div_sq
+
+
+def gradient_sums(u, p, blocks, region, held=None, scratch=None):
+    """``(TV(u), sum(<grad u, p>))`` in float64, per image, a row block at a time: over every pixel but those of
+    ``held`` (bool, the shape of a block's pixels: a block solver's held duals, whose terms its subproblem's gap
+    leaves out), or over ``region`` (a tuple of slices) where ``held`` is None. ``scratch``: ``(grad, norm)``, a row
+    block's buffers ``(b, C, n, rows, ...)`` and ``(b, rows, ...)`` in ``u``'s dtype (default: new ones)."""
     b, C = u.shape[:2]
     spatial = u.dim() - 2
     plane = tuple(u.shape[3:])
@@ -121,7 +133,6 @@ def block_sums(u, f, p, lam, blocks, region, held=None, scratch=None):
         scratch = (torch.empty((b, C, spatial, most) + plane, dtype=u.dtype),
                    torch.empty((b, most) + plane, dtype=u.dtype))
     grad, norm = scratch
-    primal_rows(u, f, p, lam, spatial, blocks)
     # the gradient terms' pixels: all but the held ones, or the region's slices (rows within each row block)
     first, rest = region[0], tuple(region[1:])
     lo, hi, _ = first.indices(u.shape[2])
@@ -148,12 +159,10 @@ def block_sums(u, f, p, lam, blocks, region, held=None, scratch=None):
             psel = (slice(r0, r1),) + rest
         else:
             sel, psel = (slice(None), slice(None)), (rows,)
+        # in the scratch (the gradient is read no more) and summed over the strided views: no temporaries
+        dims = tuple(range(1, n.dim()))
         for c in range(C):
             for k in range(spatial):
-                inner += (a[:, c, k][sel] * p[:, c, k][(slice(None),) + psel]).flatten(1).sum(1, dtype=torch.float64)
-        tv += n[sel].flatten(1).sum(1, dtype=torch.float64)
-    # ||div p||^2 over the region: div p formed again in u (u - f would round f into u's dtype in a temporary)
-    # and summed over the strided view (flattening it would copy the region)
-    primal_rows(u, None, p, 1.0, spatial, blocks).square_()
-    div_sq = u[(Ellipsis,) + tuple(region)].sum(tuple(range(2, u.dim())), dtype=torch.float64).sum(1)
-    return tv, tv - inner, div_sq
+                inner += a[:, c, k][sel].mul_(p[:, c, k][(slice(None),) + psel]).sum(dims, dtype=torch.float64)
+        tv += n[sel].sum(dims, dtype=torch.float64)
+    return tv, inner

@@ -360,6 +360,38 @@ static PyObject *py_tie(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* tie_box(double, p, u, untied, move, B, C, (n0, n1, n2), (lo0, lo1, lo2), (hi0, hi1, hi2), axes, joint, lim,
+   scratch, bytes): u (float64, in place) made its means on the box [lo, hi) as tie's, the pixels where untied
+   (uint8, or 0) starting no tie; move (B float64): the sums of the squared changes added; scratch (8-aligned, or
+   0): memory for its arrays (_tied.c). */
+static PyObject *py_tie_box(PyObject *self, PyObject *args)
+{
+    int is_double, joint;
+    unsigned long long p, u, untied, move, scratch;
+    idx B, C, n[3], lo[3], hi[3], bytes;
+    double lim;
+    int ok, axes;
+    if (!PyArg_ParseTuple(args, "pKKKKnn(nnn)(nnn)(nnn)ipdKn", &is_double, &p, &u, &untied, &move, &B, &C, n, n + 1,
+                          n + 2, lo, lo + 1, lo + 2, hi, hi + 1, hi + 2, &axes, &joint, &lim, &scratch, &bytes))
+        return NULL;
+    for (int k = 0; k < 3; k++)
+        if (lo[k] < 0 || lo[k] > hi[k] || hi[k] > n[k]) {
+            PyErr_SetString(PyExc_ValueError, "tie_box: the box is out of the fields");
+            return NULL;
+        }
+    if (axes < 2 || axes > 3 || (axes == 2 && n[0] != 1)) {
+        PyErr_SetString(PyExc_ValueError, "tie_box: 2 axes (n0 = 1) or 3");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    ok = PICK(is_double, tie_box, ptr(p), ptr(u), 1, ptr(u), ptr(move), ptr(untied), B, C, axes, n, lo, hi, joint,
+              lim, ptr(scratch), bytes);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* wide(flag) -> bool: run the AVX2 kernels if flag and the CPU has AVX2 (the default at import); returns whether
    they ran before (for the tests, which compare both). */
 static PyObject *py_wide(PyObject *self, PyObject *args)
@@ -390,6 +422,7 @@ static PyMethodDef methods[] = {
     {"certify3", py_certify3, METH_VARARGS, "Slabs of the float64 sums of the duality gap of any (u, p) of volumes."},
     {"gap3", py_gap3, METH_VARARGS, "Slabs of u = f + lam div p of volumes and their float64 gap sums."},
     {"tie", py_tie, METH_VARARGS, "The tied candidate: u's means on the flat components of the dual field."},
+    {"tie_box", py_tie_box, METH_VARARGS, "The tied candidate on a box of the fields, in place, with its move."},
     {"fgp_data", py_fgp_data, METH_VARARGS, "Rows of grad f / (8 lam) and their float64 sums of |grad f|."},
     {NULL, NULL, 0, NULL},
 };

@@ -1,6 +1,10 @@
 /* pdeflow.tv._tied's candidate by union-find: fields (B, C, A, n0, n1, n2), A = 2 axes (n0 = 1) or 3. Included by
    _fgp_kernel.c once per REAL. */
 
+#ifndef ALONE
+#define ALONE UINT32_MAX /* the label of a pixel tied to none */
+#endif
+
 /* The root of x's tree, halving the path on the way. */
 static uint32_t K(root)(uint32_t *parent, uint32_t x)
 {
@@ -11,63 +15,125 @@ static uint32_t K(root)(uint32_t *parent, uint32_t x)
     return x;
 }
 
-/* v (float64) = u's means on the components of the pixels whose squared dual norm (float64, the Python path's
-   sum; joint: over the channels, each keeping its means) is below lim, each tied to its forward neighbours. The
-   smaller root becomes the root, so one raster pass resolves every root. 0: out of memory (or 2^32 pixels). */
-static int K(tie)(const REAL *p, const REAL *u, double *v, idx B, idx C, int A, const idx *n, int joint, double lim)
+/* The tie of the box [lo, hi) of fields (B, C, A, n0, n1, n2): v (float64, the fields' layout, only the box
+   written) = u's means on the components of the box's pixels whose squared dual norm (float64, the Python path's
+   sum; joint: over the channels, each keeping its means) is below lim and that are not untied (uint8, the
+   pixels' layout, or NULL), each tied to its forward neighbours in the box. u is float64 where u_double (then v may
+   be u: the means are formed before any is written), else REAL; move (or NULL): per image, the sum over the box
+   of (u - v)^2 added. The smaller root becomes the root, so one raster pass resolves every root. Its arrays go
+   into scratch (8-aligned, its bytes given) where they fit, else are allocated. 0: out of memory (or 2^32
+   pixels). */
+static int K(tie_box)(const REAL *p, const void *u, int u_double, double *v, double *move,
+                      const unsigned char *untied, idx B, idx C, int A, const idx *n, const idx *lo, const idx *hi,
+                      int joint, double lim, void *scratch, idx scratch_bytes)
 {
-    idx S = n[0] * n[1] * n[2], stride[3] = {n[1] * n[2], n[2], 1};
+    idx m[3] = {hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]};
+    idx S = m[0] * m[1] * m[2], N = n[0] * n[1] * n[2], stride[3] = {m[1] * m[2], m[2], 1};
+    idx origin = (lo[0] * n[1] + lo[1]) * n[2] + lo[2], skip1 = n[2] - m[2], skip0 = (n[1] - m[1]) * n[2];
     if (S >= (idx)UINT32_MAX)
         return 0;
-    uint32_t *parent = malloc((size_t)S * sizeof(uint32_t)), *count = malloc((size_t)S * sizeof(uint32_t));
-    double *sums = malloc((size_t)S * sizeof(double));
-    if (!parent || !count || !sums) {
-        free(parent), free(count), free(sums);
+    if (S == 0)
+        return 1;
+    size_t held = ((size_t)S * sizeof(uint32_t) + 7) & ~(size_t)7, spare = scratch ? (size_t)scratch_bytes : 0;
+    uint32_t *parent = held <= spare ? scratch : malloc((size_t)S * sizeof(uint32_t)), *count = NULL;
+    double *sums = NULL;
+    if (!parent)
+        return 0;
+#define RELEASE(x) ((void *)(x) >= scratch && (char *)(x) < (char *)scratch + scratch_bytes ? (void)0 : free(x))
+    char *rest = (char *)scratch + (parent == scratch ? held : 0);
+    spare -= parent == scratch ? held : 0;
+    uint8_t *joined = malloc((size_t)S / 8 + 1); /* a bit a pixel: in a component of two or more */
+    if (!joined) {
+        RELEASE(parent);
         return 0;
     }
+/* i: the pixel's index in the box; at: in the fields */
+#define BOX_LOOP(...)                                                                                               \
+    for (idx i0 = 0, i = 0, at = origin; i0 < m[0]; i0++, at += skip0)                                              \
+        for (idx i1 = 0; i1 < m[1]; i1++, at += skip1)                                                              \
+            for (idx i2 = 0; i2 < m[2]; i2++, i++, at++) {                                                          \
+                __VA_ARGS__                                                                                         \
+            }
+#define U(at) (u_double ? ((const double *)u)[uc + (at)] : (double)((const REAL *)u)[uc + (at)])
     idx G = joint ? 1 : C, per = joint ? C : 1;
     for (idx b = 0; b < B; b++)
         for (idx g = 0; g < G; g++) {
-            const REAL *pg = p + (b * C + g * per) * A * S;
+            const REAL *pg = p + (b * C + g * per) * A * N;
             for (idx i = 0; i < S; i++)
                 parent[i] = (uint32_t)i;
-            for (idx i0 = 0, i = 0; i0 < n[0]; i0++)
-                for (idx i1 = 0; i1 < n[1]; i1++)
-                    for (idx i2 = 0; i2 < n[2]; i2++, i++) {
-                        double sq = 0.0;
-                        for (idx c = 0; c < per; c++) {
-                            double t = 0.0;
-                            for (int k = 0; k < A; k++)
-                                t += (double)pg[(c * A + k) * S + i] * (double)pg[(c * A + k) * S + i];
-                            sq += t;
-                        }
-                        if (!(sq < lim))
-                            continue;
-                        idx at[3] = {i0, i1, i2};
-                        for (int k = 3 - A; k < 3; k++)
-                            if (at[k] + 1 < n[k]) {
-                                uint32_t x = K(root)(parent, (uint32_t)i);
-                                uint32_t y = K(root)(parent, (uint32_t)(i + stride[k]));
-                                parent[x < y ? y : x] = x < y ? x : y;
-                            }
+            memset(joined, 0, (size_t)S / 8 + 1);
+            BOX_LOOP({
+                if (untied && untied[at])
+                    continue;
+                double sq = 0.0;
+                for (idx c = 0; c < per; c++) {
+                    double t = 0.0;
+                    for (int k = 0; k < A; k++)
+                        t += (double)pg[(c * A + k) * N + at] * (double)pg[(c * A + k) * N + at];
+                    sq += t;
+                }
+                if (!(sq < lim))
+                    continue;
+                idx pos[3] = {i0, i1, i2};
+                for (int k = 3 - A; k < 3; k++)
+                    if (pos[k] + 1 < m[k]) {
+                        uint32_t x = K(root)(parent, (uint32_t)i);
+                        uint32_t y = K(root)(parent, (uint32_t)(i + stride[k]));
+                        parent[x < y ? y : x] = x < y ? x : y;
+                        joined[i >> 3] |= (uint8_t)(1u << (i & 7));
+                        joined[(i + stride[k]) >> 3] |= (uint8_t)(1u << ((i + stride[k]) & 7));
                     }
-            memset(count, 0, (size_t)S * sizeof(uint32_t));
-            for (idx i = 0; i < S; i++) {
-                parent[i] = parent[parent[i]];
-                count[parent[i]]++;
+            })
+            /* each pixel of a component of two or more to its number (roots numbered in raster order, a root
+               before its pixels), the others ALONE: the sums and counts take those components' values only */
+            uint32_t R = 0;
+            for (idx i = 0; i < S; i++)
+                parent[i] = parent[i] != (uint32_t)i ? parent[parent[i]]
+                            : joined[i >> 3] >> (i & 7) & 1 ? R++ : ALONE;
+            if (R && (size_t)R * (sizeof(double) + sizeof(uint32_t)) <= spare)
+                sums = (double *)rest, count = (uint32_t *)(rest + (size_t)R * sizeof(double));
+            else /* (one value at least: malloc(0) may be NULL) */
+                sums = malloc((size_t)(R + 1) * sizeof(double)), count = malloc((size_t)(R + 1) * sizeof(uint32_t));
+            if (!count || !sums) {
+                RELEASE(parent), RELEASE(count), RELEASE(sums), free(joined);
+                return 0;
             }
+            memset(count, 0, (size_t)R * sizeof(uint32_t));
+            for (idx i = 0; i < S; i++)
+                if (parent[i] != ALONE)
+                    count[parent[i]]++;
             for (idx c = g * per; c < (g + 1) * per; c++) {
-                const REAL *uc = u + (b * C + c) * S;
-                double *vc = v + (b * C + c) * S;
-                memset(sums, 0, (size_t)S * sizeof(double));
-                for (idx i = 0; i < S; i++)
-                    sums[parent[i]] += (double)uc[i];
-                for (idx i = 0; i < S; i++) /* the means (a vector loop: 0 / 1 off the roots) */
-                    sums[i] = sums[i] / (double)(count[i] + (count[i] == 0));
-                for (idx i = 0; i < S; i++)
-                    vc[i] = sums[parent[i]];
+                idx uc = (b * C + c) * N;
+                double *vc = v + uc, acc = 0.0;
+                memset(sums, 0, (size_t)R * sizeof(double));
+                BOX_LOOP(if (parent[i] != ALONE) sums[parent[i]] += U(at);)
+                for (uint32_t r = 0; r < R; r++) /* the means */
+                    sums[r] /= (double)count[r];
+                BOX_LOOP({
+                    double mean = parent[i] == ALONE ? U(at) : sums[parent[i]];
+                    if (move) {
+                        double d = U(at) - mean;
+                        acc += d * d;
+                    }
+                    vc[at] = mean;
+                })
+                if (move)
+                    move[b] += acc;
             }
+            RELEASE(count), RELEASE(sums);
         }
-    free(parent), free(count), free(sums);
+#undef U
+#undef BOX_LOOP
+    RELEASE(parent);
+    free(joined);
+#undef RELEASE
     return 1;
+}
+
+/* v (float64) = u's means on the components of the pixels whose squared dual norm is below lim (K(tie_box) over
+   the whole fields, u in REAL). */
+static int K(tie)(const REAL *p, const REAL *u, double *v, idx B, idx C, int A, const idx *n, int joint, double lim)
+{
+    idx lo[3] = {0, 0, 0};
+    return K(tie_box)(p, u, 0, v, NULL, NULL, B, C, A, n, lo, n, joint, lim, NULL, 0);
 }

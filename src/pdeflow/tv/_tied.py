@@ -101,6 +101,45 @@ def tied_means(u: torch.Tensor, p: torch.Tensor, channelwise: bool, grid: Grid =
     return (sums / sizes)[labels].reshape(u.shape)
 
 
+def tie_box(u: torch.Tensor, p: torch.Tensor, region: tuple, untied: torch.Tensor | None = None,
+            scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """``u`` (float64, contiguous) made, in place on ``region`` (a tuple of slices of the spatial axes), its means
+    on the components there (:func:`tied_means`, the channels coupled), each tie inside ``region``; the ``untied``
+    pixels (bool, the spatial shape) start none. Returns ``sum((u - v)^2)`` over ``region``, per image (float64).
+    Compiled: no copy of ``u`` or ``p``, its arrays in ``scratch`` (a contiguous tensor of free memory) where they
+    fit; else on copies of the region.
+
+    Examples
+    --------
+    >>> import torch
+    >>> u = torch.tensor([[[[1.0, 2.0, 9.0]]]], dtype=torch.float64)
+    >>> tie_box(u, torch.zeros(1, 1, 2, 1, 3), (slice(None), slice(0, 2))).tolist(), u.tolist()
+    ([0.5], [[[[1.5, 1.5, 9.0]]]])
+    """
+    B, C, *spatial = u.shape
+    box = tuple(r.indices(n)[:2] for r, n in zip(region, spatial))
+    move = torch.zeros(B, dtype=torch.float64)
+    if FUSED and u.dtype == torch.float64 and u.is_contiguous() and p.dtype in (torch.float32, torch.float64):
+        p = p.contiguous()
+        mask = untied.contiguous() if untied is not None else None      # bool: one byte, 0 or 1, as uint8
+        pad = (3 - len(spatial))
+        n, lo, hi = ((1,) * pad + tuple(spatial), (0,) * pad + tuple(b[0] for b in box),
+                     (1,) * pad + tuple(b[1] for b in box))
+        kernel.tie_box(p.dtype == torch.float64, p.data_ptr(), u.data_ptr(), 0 if mask is None else mask.data_ptr(),
+                       move.data_ptr(), B, C, n, lo, hi, len(spatial), True, (1.0 - MARGIN) ** 2,
+                       0 if scratch is None else scratch.data_ptr(),
+                       0 if scratch is None else scratch.numel() * scratch.element_size())
+        return move
+    inside = (slice(None), slice(None)) + tuple(slice(*b) for b in box)
+    q = p[inside[:2] + (slice(None),) + inside[2:]].to(torch.float64, copy=True)
+    if untied is not None:
+        q.masked_fill_(untied[inside[2:]], 1.0)           # norm at least one: not flat
+    v = tied_means(u[inside], q, False)
+    move = (u[inside] - v).pow(2).flatten(1).sum(1)
+    u[inside] = v
+    return move
+
+
 def tied_certificate(f: torch.Tensor, u: torch.Tensor, p: torch.Tensor, lam: torch.Tensor, channelwise: bool,
                      grid: Grid):
     """The gap of the candidate ``v = tied_primal(u, p)`` on a batch ``(B, C, *spatial)`` (``lam`` of ``f``'s

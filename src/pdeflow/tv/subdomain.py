@@ -12,11 +12,12 @@ so this module solves it on its own:
   the slab before the block when they matter).
 * :func:`block_primal` and :func:`block_gap`: ``u = f + lam div p`` of a block, and the duality gap and primal
   energy over a region of it, computed in float64 with no temporary of the dual field's size (the data and the
-  duals may stay float32, as a zarr store holds them).
+  duals may stay float32, as a zarr store holds them); :func:`block_tied_gap`: the gap of the candidate tied on
+  the dual's flat regions, the sharper certificate (as :func:`pdeflow.tv.rof`'s).
 * :func:`solve_subdomain`: the exact subproblem over the ``free`` duals of a block, by fast gradient
   projection on the dual (Beck and Teboulle, "Fast gradient-based algorithms for constrained total variation
   image denoising and deblurring problems", 2009) with adaptive restart (O'Donoghue and Candes, 2015),
-  warm-started from the current duals, stopped by the subproblem's own duality gap.
+  warm-started from the current duals, stopped by the subproblem's own duality gap (or its tied candidate's).
 
 The FGP is :func:`pdeflow.tv.rof`'s: on 2-D blocks its compiled step and gap loops (``pdeflow.tv._fgp_kernel``),
 elsewhere the same step in PyTorch, with the rules of ``pdeflow.tv._fgp`` (the momentum and its restart, the gap
@@ -28,14 +29,17 @@ They work on tensors of the batched layout ``(b, C, *S)`` and dual fields ``(b, 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import ops
-from ._fgp import block_sums, difference_rows, gap_terms, momentum, primal_rows
+from ._fgp import block_sums, difference_rows, gap_terms, gradient_sums, momentum, primal_rows
 from ._fused_rows import FUSED, kernel
-from .rof import FLOAT32_TOL
+from ._tied import tie_box
+from .rof import FLOAT32_TOL, TIED_REACH
 
-__all__ = ["block_divergence", "block_primal", "block_gap", "solve_subdomain"]
+__all__ = ["block_divergence", "block_primal", "block_gap", "block_tied_gap", "solve_subdomain"]
 
 
 def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
@@ -69,9 +73,10 @@ def block_divergence(p: torch.Tensor, spatial: int) -> torch.Tensor:
     return d[(Ellipsis,) + (slice(0, -1),) * spatial]
 
 
-def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float64) -> torch.Tensor:
-    """``f + lam * block_divergence(p)`` in ``dtype``, computed into one new array (``f`` and ``p`` are read in
-    their own dtypes, not copied).
+def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float64,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+    """``f + lam * block_divergence(p)`` in ``dtype``, computed into one new array or ``out`` (``f`` and ``p`` are
+    read in their own dtypes, not copied).
 
     Parameters
     ----------
@@ -79,6 +84,8 @@ def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float
         As :func:`solve_subdomain` (float32 or float64, each its own).
     dtype : torch.dtype
         The result's dtype (default float64).
+    out : Tensor, optional
+        A contiguous array of ``f``'s shape and ``dtype`` to write ``u`` into.
 
     Returns
     -------
@@ -94,9 +101,8 @@ def block_primal(f: torch.Tensor, p: torch.Tensor, lam: float, dtype=torch.float
     >>> block_primal(f, p, 0.5)[0, 0].tolist()
     [[1.5, 0.5], [1.0, 1.0]]
     """
-    blocks = _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()),
-                         PASS_SLAB_ELEMENTS)
-    return primal_rows(torch.empty(f.shape, dtype=dtype), f, p, lam, f.dim() - 2, blocks)
+    out = torch.empty(f.shape, dtype=dtype) if out is None else out
+    return primal_rows(out, f, p, lam, f.dim() - 2, _pass_blocks(f))
 
 
 def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> torch.Tensor:
@@ -129,11 +135,68 @@ def block_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple) -> to
     [[1.0, 1.0]]
     """
     u = torch.empty(f.shape, dtype=torch.float64)
-    blocks = _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()),
-                         PASS_SLAB_ELEMENTS)
-    tv, slack, div_sq = block_sums(u, f, p, lam, blocks, region)
+    tv, slack, div_sq = block_sums(u, f, p, lam, _pass_blocks(f), region)
     gap, energy, _ = gap_terms(lam, tv, slack, div_sq, None, 0, 0, 0.0)
     return torch.stack([gap, energy], 1)
+
+
+def block_tied_gap(f: torch.Tensor, p: torch.Tensor, lam: float, region: tuple, fixed: torch.Tensor | None = None,
+                   untied: torch.Tensor | None = None, spare: torch.Tensor | None = None) -> torch.Tensor:
+    """The duality gap over ``region`` at ``u = f + lam div p`` made constant on each connected set of pixels the
+    dual ties (:func:`pdeflow.tv.rof`'s candidate ``v``), per image: the sharper certificate near the solution.
+
+    A pixel of ``region`` whose dual (the channels coupled) is inside the unit ball by a margin is tied to its
+    forward neighbours in ``region``. The gap, ``1/2 ||v - u||^2 + lam max(0, sum(|g| - <g, p>))``, ``g = grad
+    v`` (as :func:`block_gap`, its case ``v = u``), over ``region`` less ``fixed``, float64, bounds ``1/2 ||u -
+    u*||^2`` as :func:`block_gap` does, without the total variation of the iterate's noise on flat regions.
+
+    Parameters
+    ----------
+    f, p, lam
+        As :func:`solve_subdomain`.
+    region : tuple of slices
+        The pixels summed over and tied.
+    fixed : Tensor of bool, shape S, optional
+        Pixels whose terms are left out (a block's held duals; they tie nothing).
+    untied : Tensor of bool, shape S, optional
+        Pixels that start no tie (the first slab of a chunk after another: the chunks' candidates then join into
+        one of the whole image, whose gap is the sum of theirs).
+    spare : Tensor, float64, optional
+        Free memory to work in (contiguous, at least ``f``'s size): a solver's own while it iterates a copy.
+
+    Returns
+    -------
+    Tensor, shape (b,), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdeflow.tv.subdomain import block_gap, block_tied_gap
+    >>> f, p = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]]), torch.zeros(1, 1, 2, 2, 2)
+    >>> everything = (slice(None), slice(None))
+    >>> block_gap(f, p, 0.5, everything)[:, 0].tolist(), block_tied_gap(f, p, 0.5, everything).tolist()
+    ([1.0], [0.5])
+    """
+    blocks, rest, scratch = _pass_blocks(f), None, None
+    if spare is not None:
+        u = block_primal(f, p, lam, out=spare.view(-1)[:f.numel()].view(f.shape))
+        rest = spare.view(-1)[f.numel():]
+        # the gradient sums' row block buffers after the tie's arrays, in the same memory
+        b, C, *S = f.shape
+        most = max(r.stop - r.start for r in blocks) * b * C * math.prod(S[1:])
+        if rest.numel() >= most * (len(S) + 1):
+            scratch = (rest[:most * len(S)].view(b, C, len(S), -1, *S[1:]), rest[most * len(S):most * (len(S) + 1)]
+                       .view(b, -1, *S[1:]))
+    else:
+        u = block_primal(f, p, lam)
+    still = fixed if untied is None else (untied if fixed is None else fixed | untied)
+    move = tie_box(u, p, region, still, rest)         # u is now the candidate
+    held = None
+    if fixed is not None:       # the terms of region less fixed
+        held = torch.ones(fixed.shape, dtype=torch.bool)
+        held[tuple(region)] = fixed[tuple(region)]
+    tv, inner = gradient_sums(u, p, blocks, region, held, scratch)
+    return 0.5 * move + lam * (tv - inner).clamp(min=0.0)
 
 
 #: Elements of the dual field in one block of rows (along the first spatial axis) of the PyTorch iteration: it runs
@@ -147,6 +210,12 @@ SLAB_ELEMENTS = 1 << 18
 #: :func:`block_primal`: their scratch (a row block's gradient and norm, the duals in ``u``'s dtype) stays a small
 #: part of a chunk.
 PASS_SLAB_ELEMENTS = 1 << 16
+
+
+def _pass_blocks(f: torch.Tensor) -> list:
+    """The row blocks of the single passes over a block of ``f``'s shape (:data:`PASS_SLAB_ELEMENTS`)."""
+    return _row_blocks(f.shape[2], f.shape[0] * f.shape[1] * (f.dim() - 2) * max(1, f[0, 0, 0].numel()),
+                       PASS_SLAB_ELEMENTS)
 
 
 def _row_blocks(rows: int, per_row: int, elements: int = SLAB_ELEMENTS) -> list:
@@ -206,7 +275,8 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     overwrite : bool
         Use ``p``'s memory for the iterate (``p`` then holds the result; default: a copy).
     atol : Tensor, shape (b,), float64, optional
-        Stop at these absolute duality gaps of the subproblem instead of the relative ``tol``.
+        Stop at these absolute duality gaps of the subproblem instead of the relative ``tol`` (in the compiled
+        loops also at that of the tied candidate, :func:`block_tied_gap`).
 
     Returns
     -------
@@ -247,6 +317,9 @@ def _stopped(gap, energy, tol, atol) -> bool:
     return bool((gap <= tol * energy.clamp(min=torch.finfo(torch.float64).tiny)).all())
 
 
+#: Gap checks between two tries of the tied candidate in a block's solve (:meth:`_FusedLoop.tied_met`).
+TIED_CHECKS = 2
+
 #: Gap checks in a row without a new smallest float32 gap after which a float64 block continues in float64: the
 #: float32 iterations have reached their round-off floor short of the target.
 STALL_CHECKS = 8
@@ -272,18 +345,22 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
         return x
     loop.release(torch.float64)        # the float32 phase holds its own copies of f and u instead
     y = x.float()
+    # the held duals kept to the bit; x's memory is then the tied candidate's scratch until the float32 phase ends
+    kept = None if held is None else x[..., held]
+    loop.spare = x
     _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
+    loop.spare = None
     loop.release(torch.float32)
     # into x's memory (a task's memory stays that of the float64 solve): the float32 iterate, projected in float64
-    # (|p| <= 1, so that the float64 gap certifies it), the held duals kept to the bit
-    kept = None if held is None else x[..., held]
+    # (|p| <= 1, so that the float64 gap certifies it)
     x.copy_(y)
     del y
     b, C, _, H, W = x.shape
     kernel.project(True, x.data_ptr(), x.data_ptr(), b, C, H, W, True, 0, H)     # in place, row by row
     if kept is not None:
         x[..., held] = kept
-    if not _stopped(*loop.gap(x), tol, atol):
+    # stopped on the tied candidate's gap (float64 sums of the float32 duals): not checked again by the plain one
+    if not loop.tied and not _stopped(*loop.gap(x), tol, atol):
         loop.run(x, max(1, max_iter - used))
     return x
 
@@ -294,9 +371,17 @@ class _FusedLoop:
     def __init__(self, f, lam, held, rows, cols, tol, atol, check_every):
         self.f, self.lam, self.rows, self.cols = f, lam, rows, cols
         self.tol, self.atol, self.check_every = tol, atol, check_every
+        self.held = held
         self.mask = held.data_ptr() if held is not None else 0
         self.sums = torch.empty(f.shape[0], 3, dtype=torch.float64)
         self.scratch = {}
+        # the tied candidate (block_tied_gap, with atol only, as rof): per image its gap over the solver's at the
+        # last try (first tried within TIED_REACH of the target), and the check of that try
+        self.tied_ratio = torch.full((f.shape[0],), 1.0 / TIED_REACH, dtype=torch.float64)
+        self.tied_check = -TIED_CHECKS
+        self.checks = 0
+        self.tied = False       # whether the last run stopped on the tied candidate's gap
+        self.spare = None       # float64 memory free while the float32 phase runs (the float64 iterate's)
 
     def _scratch(self, dtype):
         """The data and ``lam`` per image in ``dtype`` (made once per dtype)."""
@@ -319,6 +404,22 @@ class _FusedLoop:
         gap, energy, _ = gap_terms(self.lam, *self.sums.unbind(1), None, C, 0, 0.0)
         return gap, energy
 
+    def tied_met(self, x, gap) -> bool:
+        """Whether the tied candidate's gap (:func:`block_tied_gap`) meets ``atol`` at ``x``, tried where the
+        solver's gap is within the last ratio of the two of it, ``TIED_CHECKS`` checks after the last try (a try
+        costs about as much as 20 iterations)."""
+        self.checks += 1
+        if self.atol is None or self.checks - self.tied_check < TIED_CHECKS:
+            return False
+        if not bool((gap * self.tied_ratio <= self.atol).all()):
+            return False
+        region = (slice(*self.rows), slice(*self.cols))
+        tied = block_tied_gap(self.f, x, self.lam, region, self.held, spare=self.spare)
+        self.tied_ratio = tied / gap.clamp(min=torch.finfo(torch.float64).tiny)
+        self.tied_check = self.checks
+        self.tied = bool((tied <= self.atol).all())
+        return self.tied
+
     def run(self, x, max_iter, *, stall=None):
         """Iterate ``x`` in place, in its dtype, until the gap is met or ``max_iter`` iterations; with ``stall``,
         also stop after that many gap checks in a row without a new smallest gap (the round-off floor).
@@ -339,7 +440,7 @@ class _FusedLoop:
             if it % every:
                 continue
             gap, energy = self.gap(x)
-            if _stopped(gap, energy, self.tol, self.atol):
+            if _stopped(gap, energy, self.tol, self.atol) or self.tied_met(x, gap):
                 return True, it
             if stall is not None:
                 worst = float(gap.max())
