@@ -335,31 +335,6 @@ static PyObject *py_certify3(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* tie(double, p, u, v, B, C, (n0, n1, n2), axes, joint, lim): v (float64) = u made constant, its mean, on the
-   connected components of the pixels whose squared dual norm is below lim, tied to their forward neighbours
-   (_tied.c); a 2-D image has axes = 2 and n0 = 1. */
-static PyObject *py_tie(PyObject *self, PyObject *args)
-{
-    int is_double, joint;
-    unsigned long long p, u, v;
-    idx B, C, n[3];
-    double lim;
-    int ok, axes;
-    if (!PyArg_ParseTuple(args, "pKKKnn(nnn)ipd", &is_double, &p, &u, &v, &B, &C, n, n + 1, n + 2, &axes, &joint,
-                          &lim))
-        return NULL;
-    if (axes < 2 || axes > 3 || (axes == 2 && n[0] != 1)) {
-        PyErr_SetString(PyExc_ValueError, "tie: 2 axes (n0 = 1) or 3");
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    ok = PICK(is_double, tie, ptr(p), ptr(u), ptr(v), B, C, axes, n, joint, lim);
-    Py_END_ALLOW_THREADS
-    if (!ok)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
 /* tie_box(double, p, u, untied, move, B, C, (n0, n1, n2), (lo0, lo1, lo2), (hi0, hi1, hi2), axes, joint, lim,
    scratch, bytes): u (float64, in place) made its means on the box [lo, hi) as tie's, the pixels where untied
    (uint8, or 0) starting no tie; move (B float64): the sums of the squared changes added; scratch (8-aligned, or
@@ -384,8 +359,8 @@ static PyObject *py_tie_box(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    ok = PICK(is_double, tie_box, ptr(p), ptr(u), 1, ptr(u), ptr(move), ptr(untied), B, C, axes, n, lo, hi, joint,
-              lim, ptr(scratch), bytes);
+    ok = PICK(is_double, tie_box, ptr(p), ptr(u), ptr(move), ptr(untied), B, C, axes, n, lo, hi, joint, lim,
+              ptr(scratch), bytes);
     Py_END_ALLOW_THREADS
     if (!ok)
         return PyErr_NoMemory();
@@ -421,7 +396,6 @@ static PyMethodDef methods[] = {
     {"step3", py_step3, METH_VARARGS, "Slabs of one FGP iteration of volumes and their restart sums."},
     {"certify3", py_certify3, METH_VARARGS, "Slabs of the float64 sums of the duality gap of any (u, p) of volumes."},
     {"gap3", py_gap3, METH_VARARGS, "Slabs of u = f + lam div p of volumes and their float64 gap sums."},
-    {"tie", py_tie, METH_VARARGS, "The tied candidate: u's means on the flat components of the dual field."},
     {"tie_box", py_tie_box, METH_VARARGS, "The tied candidate on a box of the fields, in place, with its move."},
     {"fgp_data", py_fgp_data, METH_VARARGS, "Rows of grad f / (8 lam) and their float64 sums of |grad f|."},
     {NULL, NULL, 0, NULL},

@@ -14,14 +14,13 @@ from types import SimpleNamespace
 import torch
 
 try:
-    from ._fgp_kernel import certify, certify3, fgp_data, gap, gap3, momentum, project, step, step3, steps, tie, tie_box
+    from ._fgp_kernel import certify, certify3, fgp_data, gap, gap3, momentum, project, step, step3, steps, tie_box
 except ImportError:  # built without a C compiler (or an older build): the PyTorch path
     kernel = None
 else:
     #: The loops, by name (the solvers call ``kernel.step``; the tests wrap them here).
     kernel = SimpleNamespace(certify=certify, certify3=certify3, fgp_data=fgp_data, gap=gap, gap3=gap3,
-                             momentum=momentum, project=project, step=step, step3=step3, steps=steps, tie=tie,
-                             tie_box=tie_box)
+                             momentum=momentum, project=project, step=step, step3=step3, steps=steps, tie_box=tie_box)
 
 __all__ = ["FUSED", "FUSED_GRAIN", "kernel", "row_ranges", "run_ranges"]
 

@@ -15,15 +15,13 @@ static uint32_t K(root)(uint32_t *parent, uint32_t x)
     return x;
 }
 
-/* The tie of the box [lo, hi) of fields (B, C, A, n0, n1, n2): v (float64, the fields' layout, only the box
-   written) = u's means on the components of the box's pixels whose squared dual norm (float64, the Python path's
-   sum; joint: over the channels, each keeping its means) is below lim and that are not untied (uint8, the
-   pixels' layout, or NULL), each tied to its forward neighbours in the box. u is float64 where u_double (then v may
-   be u: the means are formed before any is written), else REAL; move (or NULL): per image, the sum over the box
-   of (u - v)^2 added. The smaller root becomes the root, so one raster pass resolves every root. Its arrays go
-   into scratch (8-aligned, its bytes given) where they fit, else are allocated. 0: out of memory (or 2^32
-   pixels). */
-static int K(tie_box)(const REAL *p, const void *u, int u_double, double *v, double *move,
+/* The tie of the box [lo, hi) of fields (B, C, A, n0, n1, n2): u (float64) made, in place on the box, its means
+   on the components of the box's pixels whose squared dual norm (float64, the Python path's sum; joint: over the
+   channels, each keeping its means) is below lim and that are not untied (uint8, the pixels' layout, or NULL),
+   each tied to its forward neighbours in the box; move (or NULL): per image, the sum over the box of the squared
+   changes added. The smaller root becomes the root, so one raster pass resolves every root. Its arrays go into
+   scratch (8-aligned, its bytes given) where they fit, else are allocated. 0: out of memory (or 2^32 pixels). */
+static int K(tie_box)(const REAL *p, double *u, double *move,
                       const unsigned char *untied, idx B, idx C, int A, const idx *n, const idx *lo, const idx *hi,
                       int joint, double lim, void *scratch, idx scratch_bytes)
 {
@@ -54,7 +52,6 @@ static int K(tie_box)(const REAL *p, const void *u, int u_double, double *v, dou
             for (idx i2 = 0; i2 < m[2]; i2++, i++, at++) {                                                          \
                 __VA_ARGS__                                                                                         \
             }
-#define U(at) (u_double ? ((const double *)u)[uc + (at)] : (double)((const REAL *)u)[uc + (at)])
     idx G = joint ? 1 : C, per = joint ? C : 1;
     for (idx b = 0; b < B; b++)
         for (idx g = 0; g < G; g++) {
@@ -103,37 +100,26 @@ static int K(tie_box)(const REAL *p, const void *u, int u_double, double *v, dou
                 if (parent[i] != ALONE)
                     count[parent[i]]++;
             for (idx c = g * per; c < (g + 1) * per; c++) {
-                idx uc = (b * C + c) * N;
-                double *vc = v + uc, acc = 0.0;
+                double *uc = u + (b * C + c) * N, acc = 0.0;
                 memset(sums, 0, (size_t)R * sizeof(double));
-                BOX_LOOP(if (parent[i] != ALONE) sums[parent[i]] += U(at);)
+                BOX_LOOP(if (parent[i] != ALONE) sums[parent[i]] += uc[at];)
                 for (uint32_t r = 0; r < R; r++) /* the means */
                     sums[r] /= (double)count[r];
                 BOX_LOOP({
-                    double mean = parent[i] == ALONE ? U(at) : sums[parent[i]];
-                    if (move) {
-                        double d = U(at) - mean;
+                    if (parent[i] != ALONE) {
+                        double d = uc[at] - sums[parent[i]];
                         acc += d * d;
+                        uc[at] = sums[parent[i]];
                     }
-                    vc[at] = mean;
                 })
                 if (move)
                     move[b] += acc;
             }
             RELEASE(count), RELEASE(sums);
         }
-#undef U
 #undef BOX_LOOP
     RELEASE(parent);
     free(joined);
 #undef RELEASE
     return 1;
-}
-
-/* v (float64) = u's means on the components of the pixels whose squared dual norm is below lim (K(tie_box) over
-   the whole fields, u in REAL). */
-static int K(tie)(const REAL *p, const REAL *u, double *v, idx B, idx C, int A, const idx *n, int joint, double lim)
-{
-    idx lo[3] = {0, 0, 0};
-    return K(tie_box)(p, u, 0, v, NULL, NULL, B, C, A, n, lo, n, joint, lim, NULL, 0);
 }

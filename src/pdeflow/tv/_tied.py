@@ -63,13 +63,9 @@ def tied_means(u: torch.Tensor, p: torch.Tensor, channelwise: bool, grid: Grid =
               [3., 3.]]]], dtype=torch.float64)
     """
     u, p = u.detach(), p.detach()
-    if FUSED and u.device.type == "cpu" and u.dtype == p.dtype and u.dtype in (torch.float32, torch.float64):
-        u, p = u.contiguous(), p.contiguous()
-        B, C, *spatial = u.shape
-        v = torch.empty(u.shape, dtype=torch.float64)
-        n = (1,) * (3 - len(spatial)) + tuple(spatial)
-        kernel.tie(u.dtype == torch.float64, p.data_ptr(), u.data_ptr(), v.data_ptr(), B, C, n, len(spatial),
-                   not channelwise, (1.0 - MARGIN) ** 2)
+    if FUSED and u.device.type == "cpu" and p.dtype in (torch.float32, torch.float64):
+        v = u.to(torch.float64, memory_format=torch.contiguous_format, copy=True)
+        _tie_compiled(v, p, [(0, n) for n in u.shape[2:]], None, None, not channelwise)
         return v
     C = u.shape[1]
     sq = p.double().pow(2).sum(2)                        # (B, C, *spatial)
@@ -116,27 +112,33 @@ def tie_box(u: torch.Tensor, p: torch.Tensor, region: tuple, untied: torch.Tenso
     >>> tie_box(u, torch.zeros(1, 1, 2, 1, 3), (slice(None), slice(0, 2))).tolist(), u.tolist()
     ([0.5], [[[[1.5, 1.5, 9.0]]]])
     """
-    B, C, *spatial = u.shape
-    box = tuple(r.indices(n)[:2] for r, n in zip(region, spatial))
-    move = torch.zeros(B, dtype=torch.float64)
+    box = [r.indices(n)[:2] for r, n in zip(region, u.shape[2:])]
     if FUSED and u.dtype == torch.float64 and u.is_contiguous() and p.dtype in (torch.float32, torch.float64):
-        p = p.contiguous()
-        mask = untied.contiguous() if untied is not None else None      # bool: one byte, 0 or 1, as uint8
-        pad = (3 - len(spatial))
-        n, lo, hi = ((1,) * pad + tuple(spatial), (0,) * pad + tuple(b[0] for b in box),
-                     (1,) * pad + tuple(b[1] for b in box))
-        kernel.tie_box(p.dtype == torch.float64, p.data_ptr(), u.data_ptr(), 0 if mask is None else mask.data_ptr(),
-                       move.data_ptr(), B, C, n, lo, hi, len(spatial), True, (1.0 - MARGIN) ** 2,
-                       0 if scratch is None else scratch.data_ptr(),
-                       0 if scratch is None else scratch.numel() * scratch.element_size())
-        return move
+        return _tie_compiled(u, p, box, untied, scratch, True)
     inside = (slice(None), slice(None)) + tuple(slice(*b) for b in box)
     q = p[inside[:2] + (slice(None),) + inside[2:]].to(torch.float64, copy=True)
     if untied is not None:
         q.masked_fill_(untied[inside[2:]], 1.0)           # norm at least one: not flat
-    v = tied_means(u[inside], q, False)
+    K = u.dim() - 2
+    v = tied_means(u[inside], q, False, PLAIN if K == 2 else Grid(K, (1.0,) * K))
     move = (u[inside] - v).pow(2).flatten(1).sum(1)
     u[inside] = v
+    return move
+
+
+def _tie_compiled(u, p, box, untied, scratch, joint) -> torch.Tensor:
+    """:func:`tie_box` in ``_tied.c`` on ``box`` (``(lo, hi)`` per spatial axis); ``joint``: the channels coupled."""
+    B, C, *spatial = u.shape
+    p = p.contiguous()
+    mask = untied.contiguous() if untied is not None else None      # bool: one byte, 0 or 1, as uint8
+    pad = 3 - len(spatial)
+    n = (1,) * pad + tuple(spatial)
+    lo, hi = (0,) * pad + tuple(b[0] for b in box), (1,) * pad + tuple(b[1] for b in box)
+    move = torch.zeros(B, dtype=torch.float64)
+    kernel.tie_box(p.dtype == torch.float64, p.data_ptr(), u.data_ptr(), 0 if mask is None else mask.data_ptr(),
+                   move.data_ptr(), B, C, n, lo, hi, len(spatial), joint, (1.0 - MARGIN) ** 2,
+                   0 if scratch is None else scratch.data_ptr(),
+                   0 if scratch is None else scratch.numel() * scratch.element_size())
     return move
 
 
