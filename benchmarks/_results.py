@@ -28,11 +28,11 @@ import datetime
 import io
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pdeflow.io import write_bytes
@@ -185,6 +185,17 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def timed(fn, repeat: int = 1):
+    """``(fn(), CPU s)``: the smallest ``time.process_time`` of ``repeat`` calls (a shared host's speed varies
+    between runs), with the last call's result."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - t)
+    return out, best
+
+
 def run_child(script, child_args: list[str], timeout: float) -> dict:
     """Run ``script --child ARGS...`` in a fresh single-threaded process (so its peak memory is its own) and
     return the JSON object on its last stdout line, or ``{"error": last stderr line}`` when it fails."""
@@ -196,45 +207,3 @@ def run_child(script, child_args: list[str], timeout: float) -> dict:
         return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
-
-def solver_pair(script, pdeflow_args: list[str], pyamg_args: list[str] | None, system: Path, timeout: float) -> dict:
-    """The solver-scale scripts' side-by-side run of one size: pdeflow's child, then (``pyamg_args`` given and
-    pdeflow's run without error) pyamg's on the same system, which pdeflow's child saved at ``system``
-    (removed after). Returns the row's ``pdeflow``, ``pyamg`` and, where both ran, ``ratio`` (pyamg / pdeflow
-    CPU time)."""
-    pd = run_child(script, ["pdeflow", *pdeflow_args], timeout)
-    amg = run_child(script, ["pyamg", *pyamg_args], timeout) if pyamg_args is not None and "error" not in pd else None
-    if system.exists():
-        system.unlink()
-    row = {"pdeflow": pd, "pyamg": amg}
-    if amg and "cpu_s" in amg and "cpu_s" in pd:
-        row["ratio"] = amg["cpu_s"] / pd["cpu_s"]
-    return row
-
-
-def solver_meta(**settings) -> dict:
-    """The solver-scale results' ``meta``: the run's ``settings``, then the versions and the machine."""
-    import torch
-    try:
-        import pyamg
-        amg_version = pyamg.__version__
-    except ImportError:   # pragma: no cover
-        amg_version = None
-    return {**settings, "threads": 1, "torch": torch.__version__, "pyamg": amg_version,
-            "python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
-
-
-def solver_row(r: dict, n_key: str) -> str:
-    """One Markdown row of the solver-scale tables (``inpaint_solver_scale.py``, ``inpaint_solver_3d.py``):
-    size, millions of points (``r[n_key]``), load, pdeflow's CPU time, iterations, residual, time per million
-    points, peak memory, then pyamg's columns and the ratio (or its error)."""
-    p, a = r["pdeflow"], r["pyamg"] or {}
-    mp = r[n_key] / 1e6
-    if "error" in p:
-        return f"| {r['size']} | {mp:.2f} | {r['load_before'][0]:.1f} | error: {p['error']} |" + " |" * 11
-    amg = ("| {setup_s:.2f} | {solve_s:.2f} | {iterations} | {peak_mb:.0f} | {max_diff_vs_pdeflow:.1e} "
-           "| {ratio:.1f}x |").format(ratio=r.get("ratio", float("nan")), **a) if "cpu_s" in a else \
-        ("| " + a.get("error", "not run") + " | | | | | |")
-    return (f"| {r['size']} | {mp:.2f} | {r['load_before'][0]:.1f} | {p['cpu_s']:.3f} | {p['iterations']} "
-            f"| {p['residual']:.1e} | {p['cpu_s'] / mp:.3f} | {p['peak_mb']:.0f} | {p['above_base_mb']:.0f} " + amg)

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from _results import add_output_args, open_out, write_text  # benchmarks/_results.py
+from _results import add_output_args, open_out, timed, write_text  # benchmarks/_results.py
 from pdeflow import datasets, io
 from pdeflow.codec import encode
 from pdeflow.io.images import LUMA_WEIGHTS as LUMA
@@ -66,9 +65,7 @@ def main(argv=None) -> int:
             H, W = x.shape[-2:]
             for kind, b in budgets:
                 nbytes = int(b * H * W / 8) if kind == "bpp" else b
-                t = time.process_time()
-                data = encode(x, **{kind: b})
-                secs = time.process_time() - t
+                data, secs = timed(lambda: encode(x, **{kind: b}))
                 used = len(data) / nbytes
                 worst[mode] = min(worst[mode], used)
                 lines.append(f"| {name} | {H} x {W} | {mode} | {b:g} {kind} ({nbytes} B) | {len(data)} | "

@@ -58,7 +58,7 @@ import time
 import zlib
 from pathlib import Path
 
-from _results import add_output_args, open_out, run_child, write_file  # benchmarks/_results.py
+from _results import add_output_args, open_out, run_child, timed, write_file  # benchmarks/_results.py
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -126,9 +126,7 @@ def part_tonal(args, out: Path):
         for d in args.densities:
             m = densify_mask(f, d)
             base = _psnr(inpaint_diffusion(f, m), f)
-            t = time.process_time()
-            g = optimise_tonal(f, m)
-            t_tonal = time.process_time() - t
+            g, t_tonal = timed(lambda: optimise_tonal(f, m))
             opt = _psnr(inpaint_diffusion(g, m), f)
             on = g[m > 0]
             row = {"photo": _name(path), "density": d, "original": round(base, 2), "tonal": round(opt, 2),
@@ -178,9 +176,7 @@ def part_rate(args, out: Path):
         f = _crop(path, args.crop)
         N = f.numel()
         for bpp in args.rates:
-            t = time.process_time()
-            r = encode(f, bpp=bpp, split=1.0, full_output=True)   # the inpainting layer's bits
-            cpu = time.process_time() - t
+            r, cpu = timed(lambda: encode(f, bpp=bpp, split=1.0, full_output=True))   # the inpainting layer's bits
             h = read_header(r.data)[0]
             gh, gw = h.grid
             K = r.known
@@ -224,14 +220,10 @@ def child(argv):
     f = torch.nn.functional.interpolate(im, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
     f = f[0, 0].clamp(0, 1).contiguous()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t = time.process_time()
-    data = encode(f, bpp=bpp, split=split)
-    enc = time.process_time() - t
+    data, enc = timed(lambda: encode(f, bpp=bpp, split=split))
     layers = {1: "inpainting", 2: "wavelet", 3: "both"}[read_layers(data, None)[0].layers]
     peak_enc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t = time.process_time()
-    u = decode(data)
-    dec = time.process_time() - t
+    u, dec = timed(lambda: decode(data))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"H": H, "W": W, "split": argv[4] if len(argv) > 4 else "default", "layers": layers,
                       "bytes": len(data), "psnr": round(_psnr(u[0], f), 2),
@@ -364,9 +356,7 @@ def memory_child(argv):
     decode(_valid_file(32, 32, C, 20, operator))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     data = _valid_file(H, W, C, max(2, H * W // 100), operator)
-    t = time.process_time()
-    decode(data)
-    dt = time.process_time() - t
+    _, dt = timed(lambda: decode(data))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     image = 4 * C * H * W
     print(json.dumps({"H": H, "W": W, "C": C, "operator": operator, "bytes": len(data), "decode_cpu_s": round(dt, 2),
@@ -406,9 +396,7 @@ def part_lattice(args, out: Path):
     for name, f in photos.items():
         f = f[0].double()
         for bpp in args.lattice_rates:
-            t = time.process_time()
-            auto = encode(f, bpp=bpp)
-            cpu = time.process_time() - t
+            auto, cpu = timed(lambda: encode(f, bpp=bpp))
             one, two = encode(f, bpp=bpp, lattice=1), encode(f, bpp=bpp, lattice=2)
             r = {"photo": name, "bpp": bpp, "lattice": read_header(auto)[0].lattice, "psnr": round(psnr(auto, f), 2),
                  "psnr_lattice_1": round(psnr(one, f), 2), "psnr_lattice_2": round(psnr(two, f), 2),

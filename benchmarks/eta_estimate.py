@@ -27,7 +27,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from _results import add_output_args, open_out  # benchmarks/_results.py
+from _results import add_output_args, open_out, timed  # benchmarks/_results.py
 from pdeflow import datasets
 from pdeflow.tv import SPECTRAL_ACCURACY, spectral_steps, spectral_tv, tv_flow
 from pdeflow.tv.steps import estimate_seconds, flow_steps
@@ -149,9 +149,7 @@ def main(argv=None) -> None:
             else:
                 plan = spectral_steps(o["dt"], o["n_steps"], accuracy=o.get("accuracy", SPECTRAL_ACCURACY),
                                       data_range=rng)
-            c0 = time.process_time()
-            est = estimate_seconds(plan, x)
-            cal = time.process_time() - c0
+            est, cal = timed(lambda: estimate_seconds(plan, x))
             t0 = time.process_time()
             if kind == "flow":
                 tv_flow(x, o["times"], dt=o.get("dt"))

@@ -48,10 +48,10 @@ import numpy as np
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
-from _results import add_output_args, open_out
+from _results import add_output_args, open_out, timed
 from pdeflow.datasets import builtin_image
 from pdeflow.tv import rof, spectral_tv, subdomain, tv_flow
-from rof_defaults import noisy_photo, noisy_volume, reference, timed
+from rof_defaults import noisy_photo, noisy_volume, reference
 
 # the solver's internals: its FGP state, one step and one gap, and the switch between its two paths
 R = importlib.import_module("pdeflow.tv._rof_methods")

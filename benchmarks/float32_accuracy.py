@@ -92,10 +92,6 @@ def value_rows(sizes, lams, methods, flow_times, scales, spectral_steps=50):
     return rows
 
 
-def directional(fn, x, v, h):
-    return (fn(x + h * v) - fn(x - h * v)) / (2 * h)
-
-
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.1e}"
 

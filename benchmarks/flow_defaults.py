@@ -24,19 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
 
-from _results import add_output_args, open_out
+from _results import add_output_args, open_out, timed
 from pdeflow.datasets import builtin_image
 from pdeflow.tv import spectral_tv, tv_flow
-
-
-def timed(fn):
-    t = time.process_time()
-    out = fn()
-    return out, time.process_time() - t
 
 
 def main(argv=None) -> int:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from _results import add_output_args, open_out
+from _results import add_output_args, open_out, timed
 from pdeflow.datasets import builtin_image
 from pdeflow.tv import tv_flow
 from pdeflow.tv.steps import flow_steps
@@ -43,9 +42,8 @@ def reference(f, dt, cache: Path | None, tag: str):
     path = None if cache is None else cache / f"{tag}_dt{dt:g}.pt"
     if path is not None and path.exists():
         return torch.load(path)
-    t = time.process_time()
-    u = tv_flow(f.double(), TIMES, dt=dt, tol=1e-6)
-    print(f"reference dt={dt:g}: {time.process_time() - t:.1f} CPU s", flush=True)
+    u, secs = timed(lambda: tv_flow(f.double(), TIMES, dt=dt, tol=1e-6))
+    print(f"reference dt={dt:g}: {secs:.1f} CPU s", flush=True)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(u, path)
@@ -80,9 +78,7 @@ def main(argv=None) -> int:
     rows = []
     for acc in args.accuracies:
         plan = flow_steps(TIMES, accuracy=acc, data_range=rng)
-        t = time.process_time()
-        u = tv_flow(f, TIMES, accuracy=acc)
-        cpu = time.process_time() - t
+        u, cpu = timed(lambda: tv_flow(f, TIMES, accuracy=acc))
         rms, mx = errors(u)
         rows.append({"accuracy": acc, "steps": plan.n_steps, "dt": plan.dt, "estimate": plan.accuracy,
                      "rms": rms, "max": mx, "ref_rms": ref_rms, "cpu_s": cpu})

@@ -57,8 +57,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from _results import add_output_args, open_out, write_file  # benchmarks/_results.py
-from inpaint_holes import CV2_RADIUS, DEFAULT_PHOTOS, scores, versions  # benchmarks/inpaint_holes.py: same scores
+from _results import add_output_args, open_out, timed, write_file  # benchmarks/_results.py
+from inpaint_holes import CV2_RADIUS, DEFAULT_PHOTOS, mean, scores, versions  # benchmarks/inpaint_holes.py: same scores
 from pdeflow import datasets
 from pdeflow.inpaint import inpaint
 from pdeflow.inpaint.holes import hole_mask, star_radius
@@ -186,24 +186,9 @@ def seed_of(seed: int, si: int, p: int, kind: str) -> int:
     return seed + 1_000_000 * si + 1000 * p + 10 * list(KINDS).index(kind)
 
 
-def timed(method, f, holes, repeats: int, warned: list):
-    """``(u, best CPU seconds)`` over ``repeats`` calls."""
-    best = math.inf
-    for _ in range(repeats):
-        c0 = time.process_time()
-        u = run(method, f, holes, warned)
-        best = min(best, time.process_time() - c0)
-    return u, best
-
-
 # ---------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------
-
-def mean(v) -> float:
-    v = [x for x in v if not math.isnan(x)]
-    return float(sum(v) / len(v)) if v else float("nan")
-
 
 def gmean(v) -> float:
     return float(math.exp(sum(map(math.log, v)) / len(v))) if v else float("nan")
@@ -373,18 +358,17 @@ def main(argv=None) -> int:
                 for m in methods:
                     if m == SELF_TEST:
                         continue
-                    u, cpu = timed(m, f, holes, args.repeats, warned)
+                    u, cpu = timed(lambda: run(m, f, holes, warned), args.repeats)
                     r = {"set": s, "image": name, "side": f.shape[0], "kind": kind, "coverage": float(holes.mean()),
                          "method": m, "cpu_s": cpu, **scores(f, u, holes)}
                     rows.append(r)
                     done[m] = r
                     line.append(f"{m} {r['psnr_hole']:.2f} {cpu:.2f}s")
                 if SELF_TEST in methods:   # its result is the chosen operator's; its time adds the test's
-                    c0 = time.process_time()
-                    chosen, tested = self_test(f, holes, kind, seed_of(args.seed, si, p, kind) + 5, warned)
-                    cost = time.process_time() - c0
+                    (chosen, tested), cost = timed(
+                        lambda: self_test(f, holes, kind, seed_of(args.seed, si, p, kind) + 5, warned))
                     if chosen not in done:   # not among --methods
-                        u, cpu = timed(chosen, f, holes, args.repeats, warned)
+                        u, cpu = timed(lambda: run(chosen, f, holes, warned), args.repeats)
                         done[chosen] = {**r, "method": chosen, "cpu_s": cpu, **scores(f, u, holes)}
                     rows.append({**done[chosen], "method": SELF_TEST, "chosen": chosen, "tested": tested,
                                  "cpu_s": done[chosen]["cpu_s"] + cost, "test_cpu_s": cost})

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import pdeflow
-from _results import add_output_args, open_out, save_figure, write_file  # benchmarks/_results.py
+from _results import add_output_args, open_out, save_figure, timed, write_file  # benchmarks/_results.py
 from inpaint_holes import add_photo_args, check_photo_args, parse_options, photo_crops  # the same crops
 from pdeflow import metrics
 from pdeflow.inpaint import densify_mask, inpaint
@@ -54,9 +54,7 @@ def cpu_timed(fn, warned: list, who: str):
     """``(fn(), CPU seconds)``; warnings raised are collected in ``warned``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        c0 = time.process_time()
-        out = fn()
-        secs = time.process_time() - c0
+        out, secs = timed(fn)
     warned.extend(f"{who}: {w.category.__name__}: {w.message}" for w in caught)
     return out, secs
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -42,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import pdeflow  # noqa: E402
-from _results import add_output_args, open_out  # noqa: E402
+from _results import add_output_args, open_out, timed  # noqa: E402
 from pdeflow.datasets import builtin_image, builtin_names  # noqa: E402
 from pdeflow.io import read_image  # noqa: E402
 from pdeflow.metrics import psnr  # noqa: E402
@@ -143,13 +142,9 @@ def main(argv=None) -> int:
             g = torch.Generator().manual_seed(1000 * si + k)
             f = (x + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)).float()
             lam_o, p_o = oracle(f, x, sigma, args.grid)
-            t0 = time.process_time()
-            r = pdeflow.rof(f, "auto", full_output=True)
-            t_auto = time.process_time() - t0
+            r, t_auto = timed(lambda: pdeflow.rof(f, "auto", full_output=True))
             lam_a = float(r.lam[0])
-            t0 = time.process_time()
-            pdeflow.rof(f, lam_a)
-            t_one = time.process_time() - t0
+            _, t_one = timed(lambda: pdeflow.rof(f, lam_a))
             p_a = score(r.u, x)
             p_sk = score(torch.from_numpy(denoise_tv_chambolle(f[0].numpy())), x[0])
             sig_hat = float(pdeflow.tv.estimate_sigma(f))

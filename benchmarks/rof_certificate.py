@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 
 import numpy as np
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
-from _results import add_output_args, open_out
+from _results import add_output_args, open_out, timed
 from pdeflow.ops import div
 from pdeflow.tv import duality_gap, rof
 from rof_defaults import noisy_photo
@@ -72,13 +71,9 @@ def trace(n: int, lam: float, ks: list[int]) -> dict:
                           ("gap <= target", row["gap"] <= target)):
             if met and name not in first:
                 first[name] = k
-    t = time.process_time()
-    sk = denoise_tv_chambolle(g[0, 0].float().numpy(), weight=lam)
-    t_sk = time.process_time() - t
+    sk, t_sk = timed(lambda: denoise_tv_chambolle(g[0, 0].float().numpy(), weight=lam))
     sk_err = float(np.abs(sk - ref.u.reshape(n, n).numpy()).max()) / span
-    t = time.process_time()
-    iterate(g, lam, 100)
-    per_it = (time.process_time() - t) / 100
+    per_it = timed(lambda: iterate(g, lam, 100))[1] / 100
     return dict(size=n, lam=lam, target=target, rows=rows, first=first, skimage=(t_sk, sk_err), per_it=per_it)
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -44,7 +43,7 @@ import torch
 from skimage.restoration import denoise_tv_chambolle
 from skimage.transform import resize
 
-from _results import add_output_args, open_out
+from _results import add_output_args, open_out, timed
 from pdeflow.datasets import builtin_image, shepp_logan_3d
 from pdeflow.tv import rof
 
@@ -65,17 +64,6 @@ def noisy_volume(n: int, seed: int = 0) -> np.ndarray:
     """The 3-D Shepp-Logan phantom of ``n^3`` voxels with Gaussian noise of sigma 0.08, float32."""
     f = shepp_logan_3d(n, dtype=torch.float64).numpy()
     return (f + SIGMA * np.random.default_rng(seed).standard_normal(f.shape)).astype(np.float32)
-
-
-def timed(fn, repeat: int = 1):
-    """``(fn(), CPU s)``: the smallest of ``repeat`` runs (one run takes ~10 ms at 256 px, where a shared host's
-    speed varies by a third between runs)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - t)
-    return out, best
 
 
 def shape_arg(text: str) -> tuple:

@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
-from _results import add_output_args, open_out
-from pdeflow.datasets import builtin_image
+from _results import add_output_args, open_out, timed
+from flow_steps import crop  # benchmarks/flow_steps.py: the same grey centre crop (float32)
 from pdeflow.tv import spectral_tv
 from pdeflow.tv.spectral import spectral_steps
-
-
-def crop(name: str, n: int) -> torch.Tensor:
-    f = builtin_image(name)
-    if f.shape[0] == 3:
-        f = f.mean(0, keepdim=True)
-    c0, c1 = f.shape[-2] // 2 - n // 2, f.shape[-1] // 2 - n // 2
-    return f[..., c0:c0 + n, c1:c1 + n].contiguous().float()
 
 
 def main(argv=None) -> int:
@@ -53,16 +44,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     f = crop(args.image, args.size)
     rng = float(f.max() - f.min())
-    t = time.process_time()
-    ref = spectral_tv(f.double(), dt=args.dt, n_steps=args.steps, accuracy=args.ref_accuracy)
-    print(f"reference (accuracy {args.ref_accuracy:g}, float64): {time.process_time() - t:.1f} CPU s", flush=True)
+    ref, secs = timed(lambda: spectral_tv(f.double(), dt=args.dt, n_steps=args.steps, accuracy=args.ref_accuracy))
+    print(f"reference (accuracy {args.ref_accuracy:g}, float64): {secs:.1f} CPU s", flush=True)
     ref_bands = torch.cat([ref.filter(), ref.residual[None]])
     rows = []
     for acc in args.accuracies:
         plan = spectral_steps(args.dt, args.steps, accuracy=acc, data_range=rng)
-        t = time.process_time()
-        s = spectral_tv(f, dt=args.dt, n_steps=args.steps, accuracy=acc)
-        cpu = time.process_time() - t
+        s, cpu = timed(lambda: spectral_tv(f, dt=args.dt, n_steps=args.steps, accuracy=acc))
         bands = torch.cat([s.filter(), s.residual[None]]).double()
         err = (bands - ref_bands).flatten(1)
         row = dict(accuracy=acc, cpu_s=cpu, steps=plan.describe(),

@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 
 import torch
 
-from _results import add_output_args, open_out, write_file
+from _results import add_output_args, open_out, timed, write_file
 from pdeflow.ops import tv
 from pdeflow.tv import tv_flow
 
@@ -44,9 +43,7 @@ def run_case(shape, h, r, times, dt, tol) -> dict:
     S = b.bool()
     voxel = math.prod(h)
     rate = float(tv(b, spacing=h)) / (voxel * int(S.sum()))
-    t0 = time.process_time()
-    u = tv_flow(b, times, dt=dt, tol=tol, spacing=h)
-    cpu = time.process_time() - t0
+    u, cpu = timed(lambda: tv_flow(b, times, dt=dt, tol=tol, spacing=h))
     m = [float(x[S].mean()) for x in u]
     windows = []
     for i in range(1, len(times)):

@@ -52,6 +52,7 @@ INTERNALS = {
     ("test_tv_tied.py", "pdeflow.tv._tied"): "the tied candidate's labelling against a graph search, and its gap "
                                              "against a converged reference",
     ("test_tv_tied.py", "pdeflow.tv._grid"): "the tied candidate on a volume's grid",
+    ("test_tv_subdomain.py", "pdeflow.tv._tied"): "the chunks' tied candidates, joined, against the whole image's gap",
     ("test_tv_grid_kernels.py", "pdeflow.tv._grid"): "the fused grid kernels against ops.grad and ops.div",
     ("test_tvflownet_eval.py", "pdeflow.cli.tvflownet"): "the command's test-time wrapper choice",
     ("test_tvflownet_eval.py", "pdeflow.evaluate"): "the evaluation's metrics module (_tvflownet_metrics)",
