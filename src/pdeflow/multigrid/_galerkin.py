@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import torch
 
-STRIP_ELEMENTS = 1 << 16   # float64 residual check: elements per strip of rows (512 KiB)
+STRIP_ELEMENTS = 1 << 16   # float64 residual check: elements per strip of rows at most (512 KiB)
+
+
+def strip_elements(elements: int, most: int = STRIP_ELEMENTS, share: int = 16) -> int:
+    """Elements of a strip of work done strip by strip on an array of ``elements``: ``most`` at most, and a
+    ``share``-th of the array where that is smaller (at least 8192), so that a strip's temporaries stay a small
+    part of the array (a subdomain solve's peak memory is counted in its block's arrays).
+
+    Examples
+    --------
+    >>> from pdeflow.multigrid._galerkin import strip_elements
+    >>> strip_elements(4096 * 4096), strip_elements(544 * 544)
+    (65536, 18496)
+    """
+    return min(most, max(1 << 13, elements // share))
 
 
 def sl(t: torch.Tensor, dim: int, s: slice) -> torch.Tensor:

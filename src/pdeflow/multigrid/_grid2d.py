@@ -239,15 +239,15 @@ def rows_to_phases(x: torch.Tensor, r0: int, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def galerkin(fine_block, h: int, w: int, like: torch.Tensor, lead) -> torch.Tensor:
+def galerkin(fine_block, h: int, w: int, like: torch.Tensor, lead, strip: int = 1 << 17) -> torch.Tensor:
     """The 9-point Galerkin operator ``P^T A P`` of the grid ``(ceil(h/2), ceil(w/2))`` in the phase
     layout, its first :data:`STORED` entries (the others by symmetry), shape (*lead, STORED, 2, 2, ...),
     from ``fine_block(f0, f1)``: rows ``f0:f1`` of ``A``'s stencil (a dict, see :func:`_coarsen_axis`).
-    Built in strips of coarse rows, so the memory beyond the result is a strip's. Empty rows (all
-    interpolants on known pixels) get the identity."""
+    Built in strips of ``strip // w`` coarse rows (4 at least), so the memory beyond the result is a strip's
+    (about 20 elements a coarse row's element). Empty rows (all interpolants on known pixels) get the identity."""
     hc, wc = (h + 1) // 2, (w + 1) // 2
     out = like.new_zeros(*lead, STORED, *phase_shape(hc, wc))
-    R = max(4, (1 << 17) // max(w, 1))   # coarse rows per strip: a strip of the fine stencil is ~ 10 MB
+    R = max(4, strip // max(w, 1))
     for I0 in range(0, hc, R):
         I1 = min(hc, I0 + R)
         f0, f1 = max(0, 2 * I0 - 2), min(h, 2 * I1 + 1)   # every fine row that couples to rows I0:I1

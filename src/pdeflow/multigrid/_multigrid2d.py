@@ -7,7 +7,7 @@ import torch
 
 from ..errors import UserInputError
 from ..ops import laplacian
-from ._galerkin import STRIP_ELEMENTS
+from ._galerkin import strip_elements
 from ._grid2d import (
     Coarse,
     Dense,
@@ -115,9 +115,11 @@ class Multigrid:
             self.levels.append(Dense(S, H, W))
             return
         block = functools.partial(fine_block, k, d)
+        # the coarse levels' strips are the finest's size: a small part of the block a solve of the chunks holds
+        strip = strip_elements(H * W, 1 << 17, 8)
         h, wd = H, W
         while True:
-            S_ph = galerkin(block, h, wd, k, lead)
+            S_ph = galerkin(block, h, wd, k, lead, strip)
             h, wd = (h + 1) // 2, (wd + 1) // 2
             if h * wd <= coarsest:
                 self.levels.append(Dense(phase_block(S_ph, h, wd)(0, h), h, wd))
@@ -130,7 +132,7 @@ class Multigrid:
         k, d = self.k, self.d
         H, W = self.shape
         out = k.new_zeros(*k.shape[:2], *phase_shape(H, W))
-        R = max(2, (1 << 18) // max(W, 1))
+        R = max(2, strip_elements(H * W, 1 << 18, 8) // max(W, 1))
         for f0 in range(0, H, R):
             rows_to_phases(fine_block(k, d, f0, min(H, f0 + R), True)[(0, 0)], f0, out)
         return out
@@ -342,7 +344,7 @@ class Multigrid:
         """
         B, C, H, W = b.shape
         N = B
-        rows = max(1, STRIP_ELEMENTS // max(1, B * C * W))
+        rows = max(1, strip_elements(b.numel()) // max(1, B * C * W))
         f64 = dict(dtype=torch.float64, device=b.device)
         acc = torch.zeros(N, **f64)
         Y = torch.empty(B, C, min(rows, H), W, **f64)
@@ -515,7 +517,9 @@ class Multigrid:
             rz = rz_new
         if not fresh:
             true_res = self.residual(b, x)
-        del r, zq, dv
-        xn = from_phases(x, new(b.shape))
+        del zq, dv
+        # the solution in the residual's memory (r is used up, and holds at least the image's elements): one
+        # array less at a block solve's peak
+        xn = from_phases(x, r.view(-1)[:b.numel()].view(b.shape))
         rel = torch.where(bnorm > 0, true_res / bden, torch.zeros_like(true_res))
         return xn, iters, rel

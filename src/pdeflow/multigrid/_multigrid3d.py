@@ -6,7 +6,7 @@ import torch
 
 from ..errors import UserInputError
 from ..linalg import cg
-from ._galerkin import STRIP_ELEMENTS, coarsen, pinv_spd, sl
+from ._galerkin import coarsen, pinv_spd, sl, strip_elements
 
 # ---------------------------------------------------------------------------
 # Volumes: the 7-point masked Laplacian on (D, H, W) grids
@@ -384,7 +384,7 @@ class Multigrid3d:
         Laplacian), so the float64 copies are a strip's, not the volume's.
         """
         B, C, D, H, W = b.shape
-        R = max(1, STRIP_ELEMENTS // max(1, B * C * H * W))
+        R = max(1, strip_elements(b.numel()) // max(1, B * C * H * W))
         acc = torch.zeros(B, dtype=torch.float64, device=b.device)
         for z0 in range(0, D, R):
             z1 = min(D, z0 + R)
