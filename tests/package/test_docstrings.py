@@ -128,7 +128,6 @@ COMMENT_BEHAVIOUR = {
     "io/images.py::1.2 GB as float32 RGB": "the memory a default-limit image takes, arithmetic",
     "io/volumes.py::4 GB as float32": "the memory a default-limit volume takes, arithmetic",
     "multigrid/_galerkin.py::(512 KiB)": "a setting: the strip size of the residual check",
-    "multigrid/_grid2d.py::~ 10 MB": "a setting: the strip size of the coarse stencil",
     "inpaint/operators/diffusion_system.py::every temporary is 33 MB": "the size of a 4K float64 temporary, arithmetic",
     "progress.py::nothing measured yet": "the estimator's state (no step timed yet)",
     "training/run.py::at which it was measured": "the field holding the step of the best validation",

@@ -139,7 +139,15 @@ def _read(path, bslice, grown, dtype=None):
 
 
 def _write(path, bslice, block, values):
-    _open(path)[(bslice, slice(None)) + tuple(slice(lo, hi) for lo, hi in block)] = values
+    """``values`` into the region ``block`` of the images ``bslice``, one slab of store chunks at a time (as
+    :func:`_read`): zarr converts to the store's dtype and encodes every chunk of a call at once, copies as large as
+    the region (a float64 block into a float32 store: twice its float32 size at once, the largest part of a ROF
+    step's memory)."""
+    z = _open(path)
+    lead = (bslice, slice(None))
+    (top, bottom), rest = block[0], tuple(slice(lo, hi) for lo, hi in block[1:])
+    for rows in _slabs(slice(top, bottom), z.chunks[2]):
+        z[lead + (rows, *rest)] = values[:, :, rows.start - top:rows.stop - top]
 
 
 def _create(path, shape, chunks, dtype, *, work=True):

@@ -23,6 +23,22 @@ def data_range(f: torch.Tensor) -> torch.Tensor:
     return flat.amax(1) - flat.amin(1)
 
 
+def extrema(f: torch.Tensor, ndim: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's smallest and largest value (float64 NumPy ``(B,)``; NaN where it holds one) of ``f`` as
+    :func:`pdeflow.ops.check_image` takes it: :func:`data_range` and :func:`largest_magnitude` on the host."""
+    flat = f.detach()
+    flat = flat.reshape(flat.shape[0] if flat.dim() == ndim + 2 else 1, -1)
+    if flat.shape[0] == 1:      # aminmax along an axis is many times slower than over all
+        lo, hi = torch.aminmax(flat)
+        return np.array([float(lo)]), np.array([float(hi)])
+    return flat.amin(1).cpu().double().numpy(), flat.amax(1).cpu().double().numpy()
+
+
+def host_ranges(lo, hi, dtype: torch.dtype) -> np.ndarray:
+    """:func:`data_range` (float64) of data of ``dtype`` (float32 or float64) from its :func:`extrema`."""
+    return hi - lo if dtype == torch.float64 else (hi.astype(np.float32) - lo.astype(np.float32)).astype(np.float64)
+
+
 def largest_magnitude(f: torch.Tensor) -> torch.Tensor:
     """``max |f|`` of each image of ``f`` ``(B, ...)``, in ``f``'s dtype, shape ``(B,)``, without a copy of ``f``
     (``amax`` and ``amin`` outrun ``abs().amax`` and ``aminmax`` on the CPU).

@@ -3,6 +3,7 @@
 :func:`pdeflow.ops.check_image`."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -12,10 +13,8 @@ from ..errors import UserInputError
 
 
 class ConvergenceWarning(RuntimeWarning):
-    """A solve stopped above its tolerance (at its iteration cap, or at its dtype's round-off floor).
-    Raised as a warning (never an error) by :func:`rof`, :func:`~pdeflow.tv.tv_flow` and
-    :func:`~pdeflow.tv.spectral_tv` when a solve stops above its tolerance: at its iteration
-    cap, or at the round-off floor of its dtype.
+    """A solve stopped above its tolerance (at its iteration cap, or at its dtype's round-off floor): a warning
+    (never an error) of :func:`rof`, :func:`~pdeflow.tv.tv_flow` and :func:`~pdeflow.tv.spectral_tv`.
 
     Examples
     --------
@@ -53,6 +52,9 @@ def working_dtype(dtype: torch.dtype, precision: str) -> torch.dtype:
 
 def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
     """A float or (B,) tensor as a (B, 1, 1, 1) tensor, checked to be finite and >= 0."""
+    # fast paths (a solve's few numbers): a number finite in like's dtype; a small CPU tensor's values as floats
+    if type(value) in (float, int) and like.is_floating_point() and 0 <= value <= torch.finfo(like.dtype).max:
+        return torch.full((batch, 1, 1, 1), value, dtype=like.dtype, device=like.device)
     if isinstance(value, torch.Tensor):
         if value.device.type == "meta":
             raise UserInputError(f"{name} is on the 'meta' device, which holds no values")
@@ -65,7 +67,11 @@ def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
         v = v.expand(batch)
     if v.shape != (batch,):
         raise UserInputError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(v.shape)}")
-    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+    if v.device.type == "cpu" and batch <= 64:
+        bad = not all(0.0 <= a < math.inf for a in v.tolist())      # NaN fails both comparisons
+    else:
+        bad = not bool(torch.isfinite(v).all()) or bool((v < 0).any())
+    if bad:
         got = v.tolist() if batch <= 8 else "values out of range"
         raise UserInputError(f"{name} must be finite and >= 0, got {got}")
     return v.reshape(batch, 1, 1, 1).clone()

@@ -53,9 +53,11 @@ def may_be_extinct(f: torch.Tensor, lam: torch.Tensor, channelwise: bool, grid: 
     axes = tuple(range(f.dim() - K, f.dim()))
     m = f.mean(dim=axes[1:], keepdim=True) if K > 1 else f
     res = (m.mean(dim=axes[0], keepdim=True) - m) / lam
-    c = torch.cumsum(res, axes[0]) * grid.spacing[0]
+    c = torch.cumsum(res, axes[0])
+    if grid.spacing[0] != 1.0:      # (x 1 is the identity)
+        c = c * grid.spacing[0]
     sq = c * c
-    if not channelwise:
+    if not channelwise and f.shape[1] > 1:      # (a sum of one term is that term)
         sq = sq.sum(1, keepdim=True)
     return sq.flatten(1).amax(1) <= 1.0 + 16 * torch.finfo(f.dtype).eps
 

@@ -16,6 +16,7 @@ composition spends most of its time in fresh memory (page faults), several times
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ class Grid:
     ndim: int = 2
     spacing: tuple[float, ...] = (1.0, 1.0)
 
-    @property
+    @functools.cached_property       # asked several times per solve
     def plain(self) -> bool:
         """The 2-D unit grid (the fused 2-D kernels apply)."""
         return self.ndim == 2 and all(h == 1.0 for h in self.spacing)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..ops import batch_sum, div, grad, gradient_norm
@@ -84,6 +85,12 @@ def _new(x: torch.Tensor, zero: bool = False) -> torch.Tensor:
 
 def _zero_unused(p: torch.Tensor) -> torch.Tensor:
     """Zero the entries of a dual field that ``div`` ignores (in place)."""
+    if p.is_contiguous():       # one view each (a view costs a microsecond)
+        B, C, _, H, W = p.shape
+        at = p.storage_offset()
+        p.as_strided((B * C, W), (2 * H * W, 1), at + (H - 1) * W).zero_()
+        p.as_strided((B * C, H), (2 * H * W, W), at + H * W + W - 1).zero_()
+        return p
     p[:, :, 0, -1, :] = 0
     p[:, :, 1, :, -1] = 0
     return p
@@ -303,7 +310,8 @@ def _fused_init(f, lam, p):
     af = torch.empty(len(ranges), B, dtype=torch.float64)
     head = (f.dtype == torch.float64, f.data_ptr(), lam_b.data_ptr(), gf.data_ptr())
     run_ranges(kernel.fgp_data, ranges, lambda k: head + (af[k].data_ptr(), B, C, H, W))
-    return {"p": p, "pp": torch.empty_like(p), "z": torch.empty_like(p), "gf": gf, "af": af.sum(0),
+    return {"p": p, "pp": torch.empty_like(p), "z": torch.empty_like(p), "gf": gf,
+            "af": af.sum(0) if len(ranges) > 1 else af[0],      # (a sum of one term is that term)
             "t": f.new_ones(B), "beta": f.new_zeros(B)}
 
 
@@ -332,7 +340,7 @@ class _Plan:
     (:data:`SHARED_STATE`): a state whose tensors were replaced (images leaving the batch) gets a new one."""
 
     __slots__ = ("tensors", "address", "threads", "B", "C", "H", "W", "ranges", "sums", "sums_at", "est", "est_at",
-                 "lam", "lam_sq")
+                 "lam", "lam_sq", "double", "tail", "est_rows")
 
     def __init__(self, s):
         self.B, self.C, self.H, self.W = _fused_tensors(s)
@@ -340,18 +348,25 @@ class _Plan:
         self.address = {id(x): x.data_ptr() for x in self.tensors}
         self.threads = torch.get_num_threads()
         self.ranges = row_ranges(self.B, self.C, self.H, self.W)
+        # (rows' addresses by arithmetic: iterating a tensor forms a view per row)
         self.sums = torch.empty(len(self.ranges), self.B, dtype=torch.float64)
-        self.sums_at = [x.data_ptr() for x in self.sums]
+        self.sums_at = [self.sums.data_ptr() + 8 * self.B * k for k in range(len(self.ranges))]
         # the step's gap estimate: its four sums per range and image, and lam^2 per image (of the lam it was for)
         self.est = torch.empty(len(self.ranges), self.B, 4, dtype=torch.float64)
-        self.est_at = [x.data_ptr() for x in self.est]
+        self.est_at = [self.est.data_ptr() + 32 * self.B * k for k in range(len(self.ranges))]
+        # one range: its sums as NumPy views (every step rewrites them)
+        self.est_rows = tuple(self.est[0].numpy().T) if len(self.ranges) == 1 else None
         self.lam = self.lam_sq = None
+        self.double = self.tensors[0].dtype == torch.float64
+        self.tail = (self.B, self.C, self.H, self.W)
 
     def fits(self, s):
         """Whether ``s`` still holds this plan's tensors (its fields in any order) and torch's thread count."""
         p, pp, z, gf, t, beta = self.tensors
+        sp, spp, sz = s["p"], s["pp"], s["z"]
         return (s["gf"] is gf and s["t"] is t and s["beta"] is beta and self.threads == torch.get_num_threads()
-                and all(s[k] is p or s[k] is pp or s[k] is z for k in ("p", "pp", "z")))
+                and (sp is p or sp is pp or sp is z) and (spp is p or spp is pp or spp is z)
+                and (sz is p or sz is pp or sz is z))
 
 
 def _fused_step(s, channelwise, lam=None, n=1):
@@ -363,10 +378,10 @@ def _fused_step(s, channelwise, lam=None, n=1):
     if plan is None or not plan.fits(s):
         plan = s["plan"] = _Plan(s)
     at = plan.address
-    double = s["p"].dtype == torch.float64
+    double = plan.double
     beta, t = at[id(s["beta"])], at[id(s["t"])]
     estimate = lam is not None and (channelwise or plan.C == 1)
-    tail = (plan.B, plan.C, plan.H, plan.W, not channelwise)
+    tail = plan.tail + (not channelwise,)
     if n > 1 and len(plan.ranges) == 1:      # one call for n steps (on small images a call costs a step)
         kernel.steps(double, at[id(s["p"])], at[id(s["pp"])], at[id(s["z"])], at[id(s["gf"])], t, beta,
                      plan.sums_at[0], plan.est_at[0] if estimate else 0, *tail, n)
@@ -385,7 +400,7 @@ def _fused_step(s, channelwise, lam=None, n=1):
         return None
     if plan.lam is not lam:
         plan.lam, plan.lam_sq = lam, lam.reshape(-1).double().square().numpy()
-    slack, h_norm, v_sq, count = (plan.est.sum(0) if len(plan.ranges) > 1 else plan.est[0]).numpy().T
+    slack, h_norm, v_sq, count = plan.est_rows or plan.est.sum(0).numpy().T
     if not count[0]:        # no row sampled (a short image): no estimate
         return None
     scale = plan.lam_sq * (plan.C * plan.H * plan.W / count)
@@ -431,7 +446,7 @@ def _gap_pass(p, f, lam_b, channelwise, u=None, gf=None):
             0, 0, H, 0, W, u.data_ptr())
     tail = (B, C, H, W, not channelwise)
     run_ranges(kernel.gap, ranges, lambda k: head + (sums[k].data_ptr(),) + tail)
-    return u, sums.sum(0).numpy().T
+    return u, (sums.sum(0) if len(ranges) > 1 else sums[0]).numpy().T
 
 
 def _fused_gap(s, f, lam, channelwise):
@@ -446,9 +461,17 @@ def _fused_gap(s, f, lam, channelwise):
     if u is None or u.shape != f.shape:
         u = s["u_gap"] = torch.empty_like(f)
     u, (tv_u, slack, div_sq) = _gap_pass(p, f, lam_b, channelwise, u, s["gf"])
-    host = (lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy())
-    terms = gap_terms(*host, C, H * W, torch.finfo(f.dtype).eps / 2)
-    return (u, p) + tuple(torch.from_numpy(x) for x in terms)
+    return (u, p) + _host_terms(lam_b.double().numpy(), tv_u, slack, div_sq, s["af"].numpy(), C, H * W,
+                                torch.finfo(f.dtype).eps / 2)
+
+
+def _host_terms(lam, tv_u, slack, div_sq, af, C, N, r):
+    """:func:`gap_terms` of NumPy sums as float64 tensors; one image's in Python floats (the same arithmetic, faster
+    than on arrays of one)."""
+    if len(tv_u) == 1:
+        terms = gap_terms(*(None if a is None else float(a[0]) for a in (lam, tv_u, slack, div_sq, af)), C, N, r)
+        return tuple(None if x is None else torch.from_numpy(np.array([x])) for x in terms)
+    return tuple(None if x is None else torch.from_numpy(x) for x in gap_terms(lam, tv_u, slack, div_sq, af, C, N, r))
 
 
 def solution_gap(f, p, lam, channelwise, grid: Grid = PLAIN):
@@ -460,8 +483,8 @@ def solution_gap(f, p, lam, channelwise, grid: Grid = PLAIN):
         f = f.contiguous()
         lam_b = lam.reshape(-1).expand(f.shape[0]).contiguous()
         u, (tv_u, slack, div_sq) = _gap_pass(_zero_unused(p).contiguous(), f, lam_b, channelwise)
-        gap, primal, _ = gap_terms(lam_b.numpy(), tv_u, slack, div_sq, None, f.shape[1], f[0, 0].numel(), 0.0)
-        return u, torch.from_numpy(gap), torch.from_numpy(primal)
+        gap, primal, _ = _host_terms(lam_b.numpy(), tv_u, slack, div_sq, None, f.shape[1], f[0, 0].numel(), 0.0)
+        return u, gap, primal
     if not grid.plain and p.dtype == torch.float64 and FUSED and volume_applies(grid, f, p, lam):
         return volume_solution_gap(f, p, lam, channelwise, grid)
     u = f + lam * (div(p) if grid.plain else grid.div(p))

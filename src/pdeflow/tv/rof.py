@@ -33,8 +33,10 @@ from ._accuracy import (
     check_cost,
     check_interval,
     data_range,
-    gap_per_value,  # noqa: F401 (pdeflow.dask)
-    gap_targets,
+    extrema,
+    gap_per_value,
+    gap_targets,  # noqa: F401 (its doctest's import)
+    host_ranges,
     iterations_to,
     largest_magnitude,
 )
@@ -373,7 +375,10 @@ def rof(
     tensor([0.9375, 0.9375, 0.0625, 0.0625], dtype=torch.float64)
     """
     grid = make_grid(ndim, spacing)
-    f = ops.check_image(f, "f", ndim=grid.ndim)
+    f = ops.check_image(f, "f", ndim=grid.ndim, finite=False)
+    bounds = extrema(f, grid.ndim)     # one pass: the finite check, every range and magnitude the solves read
+    if not all(map(math.isfinite, bounds[0].tolist() + bounds[1].tolist())):
+        raise UserInputError("f contains NaN or infinite values")
     check_method(method, grid)
     accuracy = check_accuracy(accuracy)
     chosen = None
@@ -384,23 +389,24 @@ def rof(
         chosen, p_auto = choose_lam(f, grid.ndim, lambda fb, lb, pb: rof(fb, lb, p0=pb, full_output=True, **opts))
         lam, p0 = chosen, p_auto if p0 is None else p0
     work = working_dtype(f.dtype, precision)
-    x = f.to(work)                    # differentiable: the gradient comes back in f's dtype
+    lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
+    need_grad = torch.is_grad_enabled() and (f.requires_grad or lam_grad)
+    # differentiable: the gradient comes back in f's dtype; solve_auto takes float32 data as it is (one copy less)
+    x = f if precision == "auto" and not need_grad and f.dtype == torch.float32 and f.is_contiguous() else f.to(work)
     if isinstance(p0, torch.Tensor):
         p0 = p0.to(work)
-    lam_grad = isinstance(lam, torch.Tensor) and lam.requires_grad
-    need_grad = torch.is_grad_enabled() and (x.requires_grad or lam_grad)
     if tol is None and need_grad:
         tol = GRAD_TOL
     atol = None
-    if tol is None:
-        atol = gap_targets(x.reshape((1,) * (grid.ndim + 2 - x.dim()) + tuple(x.shape)), accuracy)
+    if tol is None:     # gap_targets of x
+        atol = _device(gap_per_value(accuracy, host_ranges(*bounds, work)) * (x.numel() // len(bounds[0])), x.device)
     else:
         check_tol(tol, torch.float64 if precision == "auto" else x.dtype, "rof")
     run = solve_auto if precision == "auto" else solve
     extra = {} if run is solve else {"accuracy": None if tol is not None else accuracy}
     res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
                      channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                     checked=True, atol=atol, tied=atol is not None, **extra)
+                     checked=True, atol=atol, tied=atol is not None, bounds=bounds, **extra)
     if bool(short.any()):
         at_max = int((res.iterations[short] >= max_iter).sum())
         if tol is None:
@@ -430,12 +436,21 @@ def rof(
 def _host(t: torch.Tensor) -> np.ndarray:
     """A tensor of per-image numbers as a float64 NumPy array on the host (moved first: not every device has
     float64)."""
+    if t.dtype == torch.float64 and t.device.type == "cpu":
+        return t.detach().numpy()
     return t.detach().cpu().to(torch.float64).numpy()
 
 
 def _device(a: np.ndarray, device) -> torch.Tensor:
     """Host numbers (:func:`_host`) back as a tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t if device.type == "cpu" else t.to(device)
+
+
+def _results(B: int, device):
+    """Zero iterations, gaps and short, ``(B,)`` each."""
+    return (torch.zeros(B, dtype=torch.long, device=device), torch.zeros(B, dtype=torch.float64, device=device),
+            torch.zeros(B, dtype=torch.bool, device=device))
 
 
 def check_method(method, grid: Grid) -> None:
@@ -461,7 +476,8 @@ ESTIMATE_RUN = 5
 
 
 def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_check=None, trusted=False,
-           checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, reference=None, certified=None):
+           checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, reference=None, certified=None,
+           bounds=None):
     """:func:`rof` without the warning: ``(RofResult, short)``, ``short`` a (B,) bool tensor
     marking the images that stopped at ``max_iter`` short of ``tol``.
 
@@ -477,6 +493,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     (:mod:`pdeflow.tv._tied`), which bounds the error of ``u = f + lam div p`` too (``u`` is returned, and
     the reported gap is the smaller of the two); ``reference``: the float64 ``(f, lam (B,))`` it certifies (default:
     the solve's own); ``certified``: a float64 ``(B, 2)`` tensor receiving the gap and primal of each it certified.
+    ``bounds``: :func:`extrema` of the data ``f`` is (or rounds to float32).
     """
     if not (trusted or checked):
         ops.check_image(f, "f", ndim=grid.ndim)
@@ -489,10 +506,12 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     if check_every is not None and not (isinstance(check_every, int) and check_every >= 1):
         raise UserInputError(f"check_every must be an int >= 1 (or None: chosen by the solve), got {check_every!r}")
     K = grid.ndim
-    x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
+    x = f if f.dim() == K + 2 else f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
     B, C = x.shape[:2]
     spatial = tuple(x.shape[2:])
-    lam_t = per_image(lam, B, x, "lam").reshape((B,) + (1,) * (K + 1))
+    lam_t = per_image(lam, B, x, "lam")
+    if K != 2:
+        lam_t = lam_t.reshape((B,) + (1,) * (K + 1))
     if p0 is None:
         p = x.new_zeros(B, C, K, *spatial)
     elif trusted:
@@ -514,51 +533,49 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
     estimate = STEP_ESTIMATES.get(method) if grid.plain and not compiled else None
     if compiled:
         x = row_major(x)
-    iterations = torch.zeros(B, dtype=torch.long, device=x.device)
-    gaps = torch.zeros(B, dtype=torch.float64, device=x.device)
-    short = torch.zeros(B, dtype=torch.bool, device=x.device)
-    out_u = out_p = None  # allocated once images finish at different times (or lam = 0)
+    iterations = gaps = short = out_u = out_p = None  # allocated once images finish at different times (or lam = 0)
 
+    # Per image of the working batch, the schedule and the stopping rule's numbers live on the host (NumPy, float64):
+    # a check's bookkeeping is a few dozen operations on B numbers, a microsecond each there against several as
+    # tensors (a small image's solve is a few dozen iterations).
+    lam_all = _host(lam_t.reshape(-1))
     # lam = 0 is the identity (u = f), and an image whose solution an explicit dual field proves to be its
     # mean (extinction) takes that exact solution: neither enters the iteration.
-    positive = lam_t.reshape(-1) > 0
-    iterate = positive.clone()
-    lam_1 = torch.where(lam_t > 0, lam_t, torch.ones_like(lam_t))
+    iterate = lam_all > 0
+    lam_1 = lam_t if iterate.all() else torch.where(lam_t > 0, lam_t, torch.ones_like(lam_t))
     # the whole field only where its first axis leaves extinction possible (most calls: none)
-    proof = bool(positive.any()) and bool((positive & may_be_extinct(x, lam_1, channelwise, grid)).any())
+    proof = bool(iterate.any()) and bool((iterate & may_be_extinct(x, lam_1, channelwise, grid).cpu().numpy()).any())
     if proof:
         mean, q = extinction_flux(x, lam_1, grid)
-        flat = extinct(q, channelwise) & positive
-        iterate &= ~flat
+        flat = extinct(q, channelwise) & _device(iterate, x.device)
+        iterate &= ~flat.cpu().numpy()
     whole = bool(iterate.all())
-    active = torch.arange(B, device=x.device) if whole else torch.nonzero(iterate).reshape(-1)
+    active = torch.arange(B, device=x.device) if whole else _device(np.flatnonzero(iterate), x.device)
     fa, lam_a = (x, lam_t) if whole else (x[active], lam_t[active])
     if not whole:
         out_u, out_p = x.clone(), p.clone()
-        if bool((positive & ~iterate).any()):
+        iterations, gaps, short = _results(B, x.device)
+        if proof and bool(flat.any()):
             out_u[flat] = mean[flat]
             out_p[flat] = project(q[flat], channelwise) if grid.plain else grid.project(q[flat], channelwise)
     if proof:
         del mean, q
-    # Per image of the working batch, the schedule and the stopping rule's numbers live on the host (NumPy, float64):
-    # a check's bookkeeping is a few dozen operations on B numbers, a microsecond each there against several as
-    # tensors (a small image's solve is a few dozen iterations).
-    atol_a = None if atol is None else _host(atol.reshape(-1).expand(B)[active])
-    # Round-off floor of the gap as evaluated in the working precision: once u is
-    # constant to round-off (an image that has flowed to its mean), P and the gap are
-    # both round-off of size ~ eps |f| per pixel and their ratio never falls.
-    finfo = torch.finfo(x.dtype)
+    atol_a = None if atol is None else _host(atol.reshape(-1).expand(B))[iterate]
+    lam_h = lam_all[iterate]
+    # Round-off floor of the gap in the working precision: once u is constant to round-off (an image flowed to its
+    # mean), P and the gap are both round-off (~ eps |f| per pixel) and their ratio never falls.
+    finfo, exact = torch.finfo(x.dtype), x.dtype == torch.float64
     N = x[0].numel()
-    lam_h = _host(lam_a.reshape(-1))
-    floor_a = lam_h * N * 8 * finfo.eps * (_host(largest_magnitude(fa)) if active.numel() else 1.0)
-    # Below that floor a float64 input counts as converged.  Lower precisions
-    # re-evaluate the gap of the same iterate in float64, which resolves it down to the
-    # round-off of the iterate itself (|p| <= 1 to eps, so u to 4 lam eps): tol keeps its
-    # meaning for float32 down to ~1e-7, and a constant image still stops at once.
-    # Methods whose gap evaluation also returns a bound of its own round-off (fgp:
-    # _dual_gap) decide in the working precision wherever that bound allows, and
-    # verify in float64 only where it does not.
-    exact = x.dtype == torch.float64
+    if bounds is None or x.dtype not in (torch.float32, torch.float64):
+        magnitude = _host(largest_magnitude(fa)) if active.numel() else 1.0
+    else:       # largest_magnitude(fa)
+        lo, hi = (b if exact else b.astype(np.float32).astype(np.float64) for b in bounds)
+        magnitude = np.maximum(hi, -lo)[iterate]
+    floor_a = lam_h * N * 8 * finfo.eps * magnitude
+    # Below that floor a float64 input counts as converged. Lower precisions re-evaluate the gap of the iterate in
+    # float64, down to the iterate's own round-off (|p| <= 1 to eps, u to 4 lam eps): tol keeps its meaning for
+    # float32 down to ~1e-7. Methods whose gap comes with a bound of its round-off (fgp: _dual_gap) decide in the
+    # working precision where that bound allows, and verify in float64 only where it does not.
     floor64_a = lam_h ** 2 * N * 16 * finfo.eps
     state = init(fa, lam_a, p if whole else p[active], channelwise) if active.numel() else {}
     it = 0
@@ -695,11 +712,13 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
         # round-off itself, has met any tol).
         short_d = ~met & (primal > floor_a)
         if done.all() and out_u is None:
-            # Every image finishes at this check: the state's tensors are the results.
-            iterations[:], gaps[:], short[:] = it, _device(rel, x.device), _device(short_d, x.device)
-            return RofResult(u=u.reshape(f.shape), p=pa, iterations=iterations, gap=gaps, converged=~short), short
+            # Every image (all in the batch still) finishes at this check: the state's tensors are the results.
+            short, gaps = _device(short_d, x.device), _device(rel, x.device)
+            its = torch.full((B,), it, dtype=torch.long, device=x.device)
+            return RofResult(u=u.reshape(f.shape), p=pa, iterations=its, gap=gaps, converged=~short), short
         if out_u is None:
             out_u, out_p = x.clone(), p.clone()
+            iterations, gaps, short = _results(B, x.device)
         done_t = _device(done, x.device)
         idx = active[done_t]
         out_u[idx], out_p[idx] = u[done_t], pa[done_t]
@@ -715,6 +734,7 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
 
     if out_u is None:  # no image entered the iteration (all lam = 0)
         out_u, out_p = x.clone(), p.clone()
+        iterations, gaps, short = _results(B, x.device)
     return RofResult(u=out_u.reshape(f.shape), p=out_p, iterations=iterations, gap=gaps, converged=~short), short
 
 
@@ -732,8 +752,9 @@ MIXED_METHODS = ("fgp",)
 
 
 def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="fgp", first_check=None,
-               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, accuracy=None):
-    """:func:`solve` in mixed precision: ``(RofResult, short)`` for float64 data ``f``.
+               trusted=False, checked=False, compile=False, grid: Grid = PLAIN, atol=None, tied=False, accuracy=None,
+               bounds=None):
+    """:func:`solve` in mixed precision: ``(RofResult, short)`` for float64 data ``f`` (or float32, converted).
 
     The iterations run in float32 (half the memory traffic of float64, and the precision GPUs are
     fast in), their duality gap re-evaluated in float64 where float32 cannot resolve it; the result
@@ -743,65 +764,81 @@ def solve_auto(f, lam, *, tol, max_iter, p0, channelwise, check_every, method="f
     continue in float64 from there.  Methods other than :data:`MIXED_METHODS` run in float64.  ``accuracy``: the
     call's accuracy, where it stops on one (:func:`rof` without ``tol``): the half-size start (:func:`coarse_start`)
     runs only where ``lam`` is at least ``accuracy / COARSE_ACCURACY`` times the range (and, always, ``COARSE_LAM``).
+    ``bounds``: :func:`solve`'s.
     """
     K = grid.ndim
-    x = f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
+    x = f if f.dim() == K + 2 else f.reshape((1,) * (K + 2 - f.dim()) + tuple(f.shape))
+    x32 = None
+    if x.dtype == torch.float32:      # the float32 iterations on it, the float64 copy certifies
+        x32, x = x, x.double()
     B = x.shape[0]
-    lam_t = per_image(lam, B, x, "lam").reshape((B,) + (1,) * (K + 1))
+    lam_t = per_image(lam, B, x, "lam")
+    if K != 2:
+        lam_t = lam_t.reshape((B,) + (1,) * (K + 1))
     opts = dict(method=method, max_iter=max_iter, channelwise=channelwise, check_every=check_every,
                 compile=compile, grid=grid, checked=checked, tied=tied)
     if atol is not None:
         atol = atol.to(device=x.device, dtype=torch.float64).reshape(-1).expand(B)
     if method not in MIXED_METHODS or (tol is not None and tol < FLOAT32_TOL):
-        return solve(f, lam, tol=tol, p0=p0, first_check=first_check, trusted=trusted, atol=atol, **opts)
-    x32, lam32 = x.float(), lam_t.reshape(-1).float()
+        return solve(f if x32 is None else x.reshape(f.shape), lam, tol=tol, p0=p0, first_check=first_check,
+                     trusted=trusted, atol=atol, bounds=bounds, **opts)
+    x32, lam32 = x.float() if x32 is None else x32, lam_t.reshape(-1).float()
     if p0 is None and min(x.shape[2:]) >= 2 * COARSEST:
         reach = COARSE_LAM if accuracy is None else max(COARSE_LAM, accuracy / COARSE_ACCURACY)
-        wide = lam32 / max(grid.spacing) >= reach * data_range(x32)     # lam in pixels of the coarsest axis
-        if bool(wide.any()):
+        h = max(grid.spacing)
+        if h == 1.0 and bounds is not None:     # as below, in float32 on the host (reach rounded first, as torch does)
+            wide = lam32.cpu().numpy() >= np.float32(reach) * host_ranges(*bounds, torch.float32).astype(np.float32)
+        else:
+            wide = lam32 / h >= reach * data_range(x32)     # lam in pixels of the coarsest axis
+        if wide.any():
+            wide = _device(wide, x.device) if isinstance(wide, np.ndarray) else wide
             p0, trusted = coarse_start(x32, lam32, channelwise, grid), True
             p0[~wide] = 0.0
     # the tied candidate certifies the float64 problem (its gap is float64 either way): no second labelling here
     certified = torch.full((B, 2), math.nan, dtype=torch.float64) if tied else None
     r32, short32 = solve(x32, lam32, tol=tol, p0=None if p0 is None else p0.float(), first_check=first_check,
                          trusted=trusted, atol=atol, reference=(x, lam_t.reshape(-1)) if tied else None,
-                         certified=certified, **opts)
+                         certified=certified, bounds=bounds, **opts)
     # feasible in float64 (float32 rounding can leave |p| above 1 by an ulp), so the gap certifies
     p = r32.p.double()
     p = project(p, channelwise, out=p) if grid.plain else grid.project(p, channelwise)
-    positive = lam_t.reshape(-1) > 0
-    gone = (positive & (r32.iterations == 0)).nonzero().reshape(-1)     # extinct: the mean, from the float64 data
-    if gone.numel():
+    positive, iterations = _host(lam_t.reshape(-1)) > 0, r32.iterations       # per image on the host, as in solve
+    it32 = iterations.cpu().numpy()
+    gone = np.flatnonzero(positive & (it32 == 0))     # extinct: the mean, from the float64 data
+    if gone.size:
+        gone = _device(gone, x.device)
         mean, q = extinction_flux(x[gone], lam_t[gone], grid)
         p[gone] = project(q, channelwise) if grid.plain else grid.project(q, channelwise)
     u, gap, primal = solution_gap(x, p, lam_t, channelwise, grid)
-    if gone.numel():
+    if gone.size:
         u[gone] = mean.expand_as(u[gone])
         gap[gone], primal[gone] = gap_and_primal(x[gone], u[gone], p[gone], lam_t[gone], channelwise, grid)
-    target = tol * primal if atol is None else atol
+    gap, primal, atol_h = _host(gap), _host(primal), None if atol is None else _host(atol)
+    target = tol * primal if atol is None else atol_h
     # the float32 solve may have stopped on the gap of the tied candidate (pdeflow.tv._tied), which certifies u
     if tied:
-        certified = certified.to(x.device)
-        done = positive & (gap > target) & ~certified[:, 0].isnan()
-        gap[done], primal[done] = certified[done, 0], certified[done, 1]
-        target = tol * primal if atol is None else atol
+        done = positive & (gap > target) & ~np.isnan(certified[:, 0].numpy())
+        if done.any():
+            gap, primal = (np.where(done, certified[:, k].numpy(), v) for k, v in enumerate((gap, primal)))
+            target = tol * primal if atol is None else atol_h
     # float32 data is f rounded: where that alone leaves the float64 gap above the target, or where the
     # float32 iterations stopped at their round-off floor, continue in float64 (max_iter: stopped there)
-    redo = positive & (gap > target) & (r32.iterations < max_iter)
-    iterations = r32.iterations.clone()
-    rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
-    rel = torch.where(positive, rel, torch.zeros_like(rel))
-    short = short32 & ~(gap <= target)
-    if bool(redo.any()):
-        j = redo.nonzero().reshape(-1)
-        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j],
-                             trusted=True, atol=None if atol is None else atol[j],
-                             **{**opts, "max_iter": max(1, max_iter - int(iterations[j].max()))})
+    redo = positive & (gap > target) & (it32 < max_iter)
+    rel = np.where(positive, gap / np.maximum(primal, np.finfo(np.float64).tiny), 0.0)
+    short = short32.cpu().numpy() & ~(gap <= target)
+    if redo.any():
+        jh = np.flatnonzero(redo)
+        j = _device(jh, x.device)
+        r64, short64 = solve(x[j], lam_t[j].reshape(-1), tol=tol, p0=p[j], trusted=True,
+                             atol=None if atol is None else atol[j], bounds=bounds and tuple(b[jh] for b in bounds),
+                             **{**opts, "max_iter": max(1, max_iter - int(it32[jh].max()))})
         u[j], p[j] = r64.u.reshape(u[j].shape), r64.p
+        iterations = iterations.clone()
         iterations[j] += r64.iterations
-        rel[j], short[j] = r64.gap, short64
-    converged = ~short
-    return RofResult(u=u.reshape(f.shape), p=p, iterations=iterations, gap=rel, converged=converged), short
+        rel[jh], short[jh] = _host(r64.gap), short64.cpu().numpy()
+    short = _device(short, x.device)
+    return RofResult(u=u.reshape(f.shape), p=p, iterations=iterations, gap=_device(rel, x.device),
+                     converged=~short), short
 
 
 #: Images and volumes at least twice this size on each side start from the dual field of the half-size problem.
