@@ -12,10 +12,6 @@ from ..tv.subdomain import block_gap, block_primal, block_tied_gap, solve_subdom
 # the API)
 __all__ = ["band_reach", "seam_band", "BAND_PER_LAM", "BAND_MIN"]
 
-def _to_torch(block: np.ndarray, dtype=np.float64) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(block, dtype=dtype))
-
-
 def _view(block: np.ndarray) -> torch.Tensor:
     """``block`` as a tensor in its own dtype, without a copy unless it is read-only (a block dask shares)."""
     a = np.ascontiguousarray(block)
@@ -28,7 +24,7 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     on the sides where a neighbour is. The block's pixel duals are free but for its last slab where a neighbour
     follows (they are the duals of the edges into it, held); the objective is over the block's own pixels; the
     slab before the block enters the divergence. So the blocks of one step are independent subproblems. Solved in
-    the dtype of ``pb`` (:data:`SOLVE_DTYPE`); ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
+    :data:`SOLVE_DTYPE` of ``pb``'s dtype; ``overwrite``: ``pb`` may hold the iterate (a block of the caller's
     own, not one dask still holds). ``budget`` (per image, broadcasting against ``fb``): the duality gap per value
     that the whole image's accuracy allows (:meth:`pdeflow.dask.tv.Stopping.budget`); the block then stops at
     ``tol`` times its share of it, not at the relative gap ``tol``. ``band`` (a staggered block, :func:`seam_band`):
@@ -39,9 +35,9 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
         return _solve_band(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=overwrite,
                            budget=budget, band=band, reach=reach)
     spatial = fb.ndim - 2
-    dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, np.float64)
+    dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, torch.float64)
     f = _view(fb)       # read in its own dtype: the solver makes no copy of it
-    p = _to_torch(pb, dtype)
+    p = _view(pb)       # likewise: a float32 field solved in float64 runs its float32 phase in its own memory
     own = overwrite or p.data_ptr() != torch.from_numpy(np.asarray(pb)).data_ptr()
     p = p.reshape(f.shape[0], C, spatial, *f.shape[2:])
     region = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))
@@ -51,7 +47,7 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     if budget is not None:
         values = C * int(np.prod([r.stop - r.start for r in region]))
         atol = tol * values * torch.as_tensor(np.asarray(budget, dtype=np.float64).reshape(-1))
-    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own, atol=atol)
+    p = solve_subdomain(f, p, lam, free, region, tol=tol, max_iter=max_iter, overwrite=own, atol=atol, dtype=dtype)
     return p.reshape(pb.shape).numpy().astype(pb.dtype, copy=False)
 
 
@@ -130,7 +126,7 @@ def seam_band(shifted, ends, region, faces) -> dict:
 #: The dtype each block's dual subproblem is certified in, by the dtype of the dual field: float64 throughout (a
 #: float32 field is solved in float64 and stored back in float32; the iterations run in float32 first, where the
 #: block's target is within its reach: :func:`pdeflow.tv.subdomain.solve_subdomain`).
-SOLVE_DTYPE = {"float32": np.float64, "float64": np.float64}
+SOLVE_DTYPE = {"float32": torch.float64, "float64": torch.float64}
 
 
 def primal_block(fb, pb, *, faces, lam, C):

@@ -287,8 +287,8 @@ def _rof_step(fpath, pin, pout, bslice, block, shape, *, lam, C, tol, max_iter, 
     unshifted cuts) of a staggered step's block, which solves its band around the seams
     (:func:`pdeflow.dask.rof_blocks.seam_band`)."""
     grown, faces = _grow(block, shape, 1)
-    # the duals in the solver's dtype at once (the stored ones are not kept beside them), the iterate in place
-    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown, np.float64)
+    # the duals in the store's dtype: the solve runs its float32 phase in place and makes its float64 iterate after
+    fb, pb = _read(fpath, bslice, grown), _read(pin, bslice, grown)
     band = {} if staggered is None else dict(seam_band(*staggered, [(g.start, g.stop) for g in grown], faces),
                                              reach=reach[bslice])
     pn = solve_dual_block(fb, pb, faces=faces, lam=lam, C=C, tol=tol, max_iter=max_iter, overwrite=True,

@@ -238,7 +238,7 @@ def _fused(f: torch.Tensor, y: torch.Tensor) -> bool:
 
 def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Tensor, region: tuple, *,
                     tol: float, max_iter: int = 20000, check_every: int | None = None, overwrite: bool = False,
-                    atol: torch.Tensor | None = None) -> torch.Tensor:
+                    atol: torch.Tensor | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """The exact ROF dual subproblem of one block: new duals on the ``free`` pixels, the others held.
 
     Minimises ``1/2 ||f + lam div p||^2`` over the pixels of ``region`` (the block less the slab before it,
@@ -277,11 +277,15 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     atol : Tensor, shape (b,), float64, optional
         Stop at these absolute duality gaps of the subproblem instead of the relative ``tol`` (in the compiled
         loops also at that of the tied candidate, :func:`block_tied_gap`).
+    dtype : torch.dtype, optional
+        The dtype the subproblem is solved and certified in (default ``p``'s): float64 for a float32 ``p`` is the
+        float64 solve of ``p`` converted, whose float32 phase then runs in ``p``'s own memory (no float64 copy held
+        through it).
 
     Returns
     -------
     Tensor, shape of ``p``
-        The new duals (equal to ``p`` off ``free``).
+        The new duals (equal to ``p`` off ``free``), in ``dtype`` (in ``p``'s memory and dtype with ``overwrite``).
 
     Examples
     --------
@@ -298,12 +302,13 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
     True
     """
     fixed = ~free
+    dtype = p.dtype if dtype is None else dtype
     # the iterate, in p's memory where it may be overwritten
     x = p if overwrite and p.is_contiguous() else p.clone(memory_format=torch.contiguous_format)
     if _fused(f, x):
-        x = _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol)
+        x = _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol, dtype)
     else:
-        x = _fgp_rows(f, x, lam, fixed, region, tol, max_iter, check_every or 10, atol)
+        x = _fgp_rows(f, x.to(dtype), lam, fixed, region, tol, max_iter, check_every or 10, atol)
     if overwrite and x.data_ptr() != p.data_ptr():
         p.copy_(x)
         return p
@@ -325,14 +330,17 @@ TIED_CHECKS = 2
 STALL_CHECKS = 8
 
 
-def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
+def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol, dtype):
     """:func:`solve_subdomain` on a 2-D block in the compiled loops of :func:`pdeflow.tv.rof` (``_fgp_kernel``): the
     same FGP step and gap, with the held duals masked and the region's sums; the iterate updated in place with the
     last move held in float32 (one call takes every row); a float64 block in float32 first, as ``rof`` (half the
-    memory traffic)."""
+    memory traffic). A float32 ``x`` solved in float64 (``dtype``) is that phase's iterate itself, and the float64
+    iterate is formed from it after (the same numbers as a float64 ``x`` of its values)."""
     held = fixed.contiguous() if bool(fixed.any()) else None
     rows, cols = (tuple(r.indices(n)[:2]) for r, n in zip(tuple(region) + (slice(None),) * 2, f.shape[2:]))
     loop = _FusedLoop(f, lam, held, rows, cols, tol, atol, check_every)
+    narrow = x if x.dtype != dtype else None     # the float32 duals of a float64 solve
+    x = x.to(dtype)
     # a warm start may already meet the gap: in the later steps of a decomposition most blocks change only near the
     # seams of the step before, and many are solved before their first iteration
     gap, energy = loop.gap(x)
@@ -344,21 +352,25 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol):
         loop.run(x, max_iter)
         return x
     loop.release(torch.float64)        # the float32 phase holds its own copies of f and u instead
-    y = x.float()
-    # the held duals kept to the bit; x's memory is then the tied candidate's scratch until the float32 phase ends
-    kept = None if held is None else x[..., held]
-    loop.spare = x
+    if narrow is None:
+        y = x.float()
+        # x's memory is the tied candidate's scratch until the float32 phase ends
+        loop.spare = x
+    else:
+        y, x = narrow, None            # the float64 copy not held through the float32 phase (a block's peak memory)
+    # the held duals kept to the bit
+    kept = None if held is None else (y if x is None else x)[..., held]
     _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
     loop.spare = None
     loop.release(torch.float32)
-    # into x's memory (a task's memory stays that of the float64 solve): the float32 iterate, projected in float64
-    # (|p| <= 1, so that the float64 gap certifies it)
-    x.copy_(y)
+    # the float32 iterate, projected in float64 (|p| <= 1, so that the float64 gap certifies it); into x's memory
+    # where there is one (a task's memory stays that of the float64 solve)
+    x = y.double() if x is None else x.copy_(y)
     del y
     b, C, _, H, W = x.shape
     kernel.project(True, x.data_ptr(), x.data_ptr(), b, C, H, W, True, 0, H)     # in place, row by row
     if kept is not None:
-        x[..., held] = kept
+        x[..., held] = kept.to(x.dtype)
     # stopped on the tied candidate's gap (float64 sums of the float32 duals): not checked again by the plain one
     if not loop.tied and not _stopped(*loop.gap(x), tol, atol):
         loop.run(x, max(1, max_iter - used))
