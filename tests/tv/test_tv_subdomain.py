@@ -253,3 +253,23 @@ def test_a_block_given_atol_may_stop_on_its_tied_gap_and_keeps_that_accuracy(mon
     assert tries and tries[-1] <= atol.item()
     u = f + lam * block_divergence(out.double(), 2)
     assert 0.5 * (u - ref)[(Ellipsis,) + REGION].pow(2).sum().item() <= atol.item()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("atol", [None, 1e-4])
+def test_a_float32_field_solved_in_float64_is_the_solve_of_its_float64_copy(overwrite, atol):
+    """``dtype=torch.float64`` on a float32 dual field (pdeflow.dask's stored duals) runs the float32 phase in the
+    field's own memory: the answer is that of the field converted first, to the bit, and with ``overwrite`` it is
+    written back into the field, rounded."""
+    g = torch.Generator().manual_seed(7)
+    f = torch.rand(1, 1, 40, 36, generator=g)
+    p = (0.5 * torch.rand(1, 1, 2, 40, 36, generator=g) - 0.25).float()
+    free, lam = _box(), 0.1
+    kw = dict(tol=1e-5, atol=None) if atol is None else dict(tol=1e-12, atol=torch.tensor([atol], dtype=torch.float64))
+    ref = solve_subdomain(f, p.double(), lam, free, REGION, **kw)
+    given = p.clone()
+    out = solve_subdomain(f, given, lam, free, REGION, overwrite=overwrite, dtype=torch.float64, **kw)
+    if overwrite:
+        assert out.data_ptr() == given.data_ptr() and torch.equal(out, ref.float())
+    else:
+        assert out.dtype == torch.float64 and torch.equal(out, ref) and torch.equal(given, p)
