@@ -54,3 +54,17 @@ def test_zero_start_answers_like_half_size_start(cases, monkeypatch):
     monkeypatch.setattr(ROF, "COARSE_ACCURACY", 1e9)     # the half-size start at every accuracy
     slow = rof(g.float(), 0.3, accuracy=0.05)
     assert rms_ok(fast, ref, g, 0.05) and rms_ok(slow, ref, g, 0.05) and rms_ok(fast, slow.double(), g, 0.1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("first, most", [(25, 60), (5, 10)])
+def test_one_image_at_a_small_lam_is_certified_by_single_image_or_after_it(monkeypatch, dtype, first, most):
+    g = builtin_image("skimage/camera", grey=True)[0, :128, :128].double()
+    g = g + 0.08 * torch.randn(g.shape, generator=torch.Generator().manual_seed(3), dtype=g.dtype)
+    lam, calls, real = 0.01 * float(g.max() - g.min()), [], ROF.solve_auto
+    monkeypatch.setattr(ROF, "solve_auto", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(ROF, "LEAN_FIRST", first)
+    monkeypatch.setattr(ROF, "LEAN_ITERATIONS", most)
+    r = rof(g.to(dtype), lam, full_output=True)
+    assert bool(calls) == (most == 10) and r.u.dtype == dtype and bool(r.converged.all())
+    assert r.iterations > len(calls) * most and rms_ok(r.u, rof(g, lam, tol=1e-12), g, ROF.ACCURACY)

@@ -37,7 +37,7 @@ def solve_dual_block(fb, pb, *, faces, lam, C, tol, max_iter, overwrite: bool = 
     spatial = fb.ndim - 2
     dtype = SOLVE_DTYPE.get(np.dtype(pb.dtype).name, torch.float64)
     f = _view(fb)       # read in its own dtype: the solver makes no copy of it
-    p = _view(pb)       # likewise: a float32 field solved in float64 runs its float32 phase in its own memory
+    p = _view(pb)
     own = overwrite or p.data_ptr() != torch.from_numpy(np.asarray(pb)).data_ptr()
     p = p.reshape(f.shape[0], C, spatial, *f.shape[2:])
     region = tuple(slice(lo, s - hi) for (lo, hi), s in zip(faces, f.shape[2:]))

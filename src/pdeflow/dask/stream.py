@@ -139,10 +139,8 @@ def _read(path, bslice, grown, dtype=None):
 
 
 def _write(path, bslice, block, values):
-    """``values`` into the region ``block`` of the images ``bslice``, one slab of store chunks at a time (as
-    :func:`_read`): zarr converts to the store's dtype and encodes every chunk of a call at once, copies as large as
-    the region (a float64 block into a float32 store: twice its float32 size at once, the largest part of a ROF
-    step's memory)."""
+    """``values`` into the region ``block`` of the images ``bslice``, a slab of store chunks at a time (as
+    :func:`_read`: zarr converts and encodes every chunk of a call at once)."""
     z = _open(path)
     lead = (bslice, slice(None))
     (top, bottom), rest = block[0], tuple(slice(lo, hi) for lo, hi in block[1:])

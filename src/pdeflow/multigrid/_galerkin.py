@@ -9,9 +9,8 @@ STRIP_ELEMENTS = 1 << 16   # float64 residual check: elements per strip of rows 
 
 
 def strip_elements(elements: int, most: int = STRIP_ELEMENTS, share: int = 16) -> int:
-    """Elements of a strip of work done strip by strip on an array of ``elements``: ``most`` at most, and a
-    ``share``-th of the array where that is smaller (at least 8192), so that a strip's temporaries stay a small
-    part of the array (a subdomain solve's peak memory is counted in its block's arrays).
+    """Elements of a strip of an array of ``elements``: ``most`` at most, a ``share``-th of it (8192 at least), so
+    that a strip's temporaries stay a small part of a block (a subdomain solve's peak memory).
 
     Examples
     --------

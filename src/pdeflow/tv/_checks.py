@@ -3,7 +3,6 @@
 :func:`pdeflow.ops.check_image`."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -52,9 +51,6 @@ def working_dtype(dtype: torch.dtype, precision: str) -> torch.dtype:
 
 def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
     """A float or (B,) tensor as a (B, 1, 1, 1) tensor, checked to be finite and >= 0."""
-    # fast paths (a solve's few numbers): a number finite in like's dtype; a small CPU tensor's values as floats
-    if type(value) in (float, int) and like.is_floating_point() and 0 <= value <= torch.finfo(like.dtype).max:
-        return torch.full((batch, 1, 1, 1), value, dtype=like.dtype, device=like.device)
     if isinstance(value, torch.Tensor):
         if value.device.type == "meta":
             raise UserInputError(f"{name} is on the 'meta' device, which holds no values")
@@ -67,11 +63,7 @@ def per_image(value, batch: int, like: torch.Tensor, name: str) -> torch.Tensor:
         v = v.expand(batch)
     if v.shape != (batch,):
         raise UserInputError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(v.shape)}")
-    if v.device.type == "cpu" and batch <= 64:
-        bad = not all(0.0 <= a < math.inf for a in v.tolist())      # NaN fails both comparisons
-    else:
-        bad = not bool(torch.isfinite(v).all()) or bool((v < 0).any())
-    if bad:
+    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
         got = v.tolist() if batch <= 8 else "values out of range"
         raise UserInputError(f"{name} must be finite and >= 0, got {got}")
     return v.reshape(batch, 1, 1, 1).clone()

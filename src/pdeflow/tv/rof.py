@@ -188,83 +188,64 @@ def rof(
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W); with ``ndim=3`` (D, H, W), (C, D, H, W) or (B, C, D, H, W)
         Data, any floating dtype and device; intensities are taken as given.
     lam : float, Tensor of shape (B,) or "auto"
-        Regularisation weight(s), ``>= 0``, in units of length (pixels at unit spacing; see Notes).
-        ``"auto"``: per image, for white Gaussian noise, the weight of smallest SURE at the noise level
-        of :func:`~pdeflow.tv.estimate_sigma` (:mod:`pdeflow.tv.noise`); ``full_output`` returns it in
-        ``lam``; several solves; a constant for derivatives.
+        Regularisation weight(s), ``>= 0``, in units of length (pixels at unit spacing; see Notes). ``"auto"``: per
+        image, for white Gaussian noise, the weight of smallest SURE at the noise level of
+        :func:`~pdeflow.tv.estimate_sigma` (:mod:`pdeflow.tv.noise`); ``full_output`` returns it in ``lam``; several
+        solves; a constant for derivatives.
     method : {"fgp", "pdhg", "chambolle", "admm"}
-        ``"fgp"``: fast gradient projection on the dual with adaptive restart
-        (default, fastest here); ``"pdhg"``: Chambolle-Pock with the
-        strong-convexity acceleration; ``"chambolle"``: Chambolle's 2004
-        projection (the paper's reference algorithm, slow to converge tightly);
-        ``"admm"``: split Bregman with an exact DCT solve (independent cross-check;
-        2-D with unit spacing only: on volumes or with ``spacing`` it is refused,
-        the other three run, see ``ND_METHODS``).
+        ``"fgp"``: fast gradient projection on the dual with adaptive restart (default, fastest here); ``"pdhg"``:
+        Chambolle-Pock with the strong-convexity acceleration; ``"chambolle"``: Chambolle's 2004 projection (the
+        paper's reference algorithm, slow to converge tightly); ``"admm"``: split Bregman with an exact DCT solve
+        (independent cross-check; 2-D with unit spacing only: on volumes or with ``spacing`` it is refused, the other
+        three run, see ``ND_METHODS``).
     tol : float, optional
-        Stop each image when its relative duality gap ``(P - D) / P <= tol``.
-        This bounds ``||u - u*||_2 <= sqrt(2 * tol * P(u))``.  For the exact
-        answer, ``tol=1e-6`` or tighter.  Default None: stop at ``accuracy``.
+        Stop each image when its relative duality gap ``(P - D) / P <= tol``. This bounds ``||u - u*||_2 <= sqrt(2 *
+        tol * P(u))``.  For the exact answer, ``tol=1e-6`` or tighter.  Default None: stop at ``accuracy``.
     accuracy : float
-        Used when ``tol`` is None (the default): stop each image once its
-        root-mean-square error against the exact minimiser is certified to
-        be at most ``accuracy`` times the image's range (``max(f) - min(f)``;
-        the duality gap bounds it, see Notes).  The default 2.5e-4 is a
-        sixteenth of an 8-bit quantisation step.  Where ``f`` or ``lam`` requires grad,
-        a call without ``tol`` solves to ``tol=1e-6`` instead (the derivative
-        reads which pixels are flat).
+        Used when ``tol`` is None (the default): stop each image once its root-mean-square error against the exact
+        minimiser is certified to be at most ``accuracy`` times the image's range (``max(f) - min(f)``; the duality gap
+        bounds it, see Notes).  The default 2.5e-4 is a sixteenth of an 8-bit quantisation step.  Where ``f`` or
+        ``lam`` requires grad, a call without ``tol`` solves to ``tol=1e-6`` instead (the derivative reads which pixels
+        are flat).
     max_iter : int
-        Iteration cap per image; images that hit it are returned as they are
-        (their final gap is reported in ``full_output``).
+        Iteration cap per image; images that hit it are returned as they are (their final gap is reported in
+        ``full_output``).
     p0 : Tensor, shape (B, C, 2, H, W) (volumes: (B, C, 3, D, H, W)), optional
         Warm start for the dual field (projected onto ``|p| <= 1``).
     channelwise : bool
-        For ``C > 1``: False (default) couples channels (vectorial TV), True
-        treats them independently.
+        For ``C > 1``: False (default) couples channels (vectorial TV), True treats them independently.
     check_every : int, optional
         Iterations between duality-gap checks near the target (default: 5, and more where a check costs several
-        iterations, as on small images: ``pdeflow.tv._accuracy.check_cost``); far from it each image's gap decay
-        spaces them further (by at most a tenth of its iterations so far). On the CPU, where FGP's step runs
-        compiled (one channel, or ``channelwise``), a check far from the target reads an estimate of the gap the
-        step forms on every fourth row instead of evaluating it.
+        iterations, as on small images: ``pdeflow.tv._accuracy.check_cost``); far from it each image's gap decay spaces
+        them further (by at most a tenth of its iterations so far). On the CPU, where FGP's step runs compiled (one
+        channel, or ``channelwise``), a check far from the target reads an estimate of the gap the step forms on every
+        fourth row instead of evaluating it.
     full_output : bool
-        If True return a :class:`RofResult` (with dual field, iteration counts and
-        gaps) instead of the image alone.
+        If True return a :class:`RofResult` (with dual field, iteration counts and gaps) instead of the image alone.
     compile : bool
-        Run the ``"fgp"`` iterations and gap checks as kernels compiled by
-        ``torch.compile`` (one fused loop each instead of ~20 array passes): the
-        same iterates up to round-off, several times faster per iteration, after a
-        one-time compilation per process (tens of seconds; PyTorch caches it on
-        disk).  Pays off for long solves and :func:`~pdeflow.tv.tv_flow`, not for
-        one small image.  Where torch.compile does not work (no C++ compiler) the
-        kernels run uncompiled, with a :class:`CompileWarning`.  Ignored by the
-        other methods, and on volumes or with ``spacing`` (the compiled kernels
-        are 2-D on the unit grid).
+        Run the ``"fgp"`` iterations and gap checks as kernels compiled by ``torch.compile`` (one fused loop each
+        instead of ~20 array passes): the same iterates up to round-off, several times faster per iteration, after a
+        one-time compilation per process (tens of seconds; PyTorch caches it on disk).  Pays off for long solves and
+        :func:`~pdeflow.tv.tv_flow`, not for one small image.  Where torch.compile does not work (no C++ compiler) the
+        kernels run uncompiled, with a :class:`CompileWarning`.  Ignored by the other methods, and on volumes or with
+        ``spacing`` (the compiled kernels are 2-D on the unit grid).
     ndim : {2, 3}, optional
-        Number of spatial axes.  ``3``: ``f`` is a volume ``(D, H, W)``,
-        ``(C, D, H, W)`` or ``(B, C, D, H, W)`` and TV is the 3-D isotropic TV
-        (forward differences along D, H and W, as :mod:`pdeflow.ops` with
-        ``ndim=3``).  Default: 2, or 3 when ``spacing`` has three entries.  A
-        tensor is a volume only when the call says so.
+        Number of spatial axes.  ``3``: ``f`` is a volume ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)`` and TV
+        is the 3-D isotropic TV (forward differences along D, H and W, as :mod:`pdeflow.ops` with ``ndim=3``).
+        Default: 2, or 3 when ``spacing`` has three entries.  A tensor is a volume only when the call says so.
     spacing : float or sequence, optional
-        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: the same on
-        every axis), ``> 0``; default unit.  Enters the gradient as in
-        :mod:`pdeflow.ops` (difference / ``h_k``); see Notes for the energy.
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: the same on every axis), ``> 0``; default unit.
+        Enters the gradient as in :mod:`pdeflow.ops` (difference / ``h_k``); see Notes for the energy.
     precision : {"auto", "float64", "input"}
-        The dtype of the iterations, the duality gap and the implicit
-        derivative.  ``"auto"`` (default): mixed precision; the iterations
-        run in float32, their gap is re-evaluated in float64 where float32
-        cannot resolve it, and the result is formed and certified in float64
-        (``u = f + lam div p`` from the float32 dual field, its gap against
-        the float64 data); an image whose float32 iterations stall at their
-        round-off floor short of the target (a tight ``tol``, a large
-        ``lam``) continues in float64.  The result (and its gradient) is
-        returned in ``f``'s dtype: a float32 image gets the float64 answer
-        rounded to float32.  ``"float64"``: every iteration in float64 whatever
-        the dtype of ``f``.  ``"input"``:
-        ``f``'s dtype (float32 for float16 and bfloat16), faster per iteration
-        but unable to certify small gaps: in float32 the round-off of the dual
-        field enters ``u = f + lam div p`` multiplied by ``lam``, and the gap
-        and the derivative read ``grad u`` (the results page "Accuracy in
+        The dtype of the iterations, the duality gap and the implicit derivative.  ``"auto"`` (default): mixed
+        precision; the iterations run in float32, their gap is re-evaluated in float64 where float32 cannot resolve it,
+        and the result is formed and certified in float64 (``u = f + lam div p`` from the float32 dual field, its gap
+        against the float64 data); an image whose float32 iterations stall at their round-off floor short of the target
+        (a tight ``tol``, a large ``lam``) continues in float64.  The result (and its gradient) is returned in ``f``'s
+        dtype: a float32 image gets the float64 answer rounded to float32.  ``"float64"``: every iteration in float64
+        whatever the dtype of ``f``.  ``"input"``: ``f``'s dtype (float32 for float16 and bfloat16), faster per
+        iteration but unable to certify small gaps: in float32 the round-off of the dual field enters ``u = f + lam div
+        p`` multiplied by ``lam``, and the gap and the derivative read ``grad u`` (the results page "Accuracy in
         float32" says what float32 reaches).
 
     Returns
@@ -283,75 +264,52 @@ def rof(
 
     Notes
     -----
-    **Accuracy.**  The energy ``P`` is 1-strongly convex, so any feasible dual
-    field ``p`` certifies ``||u - u*||_2^2 <= 2 (P(u) - D(p))``.  The default
-    stopping rule asks for ``P(u) - D(p) <= 1/2 (accuracy * range)^2 * n`` (``n``
-    values per image), which bounds the RMS error by ``accuracy * range``: a
-    certificate, not an estimate.  The dual objective is 1-strongly concave in
-    ``u = f + lam div p``, so ``||u - u*||^2 <= 2 (D* - D(p)) <= 2 (P(v) - D(p))``
-    for *any* image ``v``: near the end of a solve most of the gap of ``u``
-    itself is the total variation of its noise on the solution's flat regions,
-    so the default call also evaluates the gap of ``u`` made constant (its
-    mean) on every region where ``|p| < 1`` and stops on whichever certifies
-    first (``gap`` is then the smaller of the two relative gaps).  A call with
-    ``tol`` stops on the gap of ``u`` alone, a stricter test than its bound
-    needs: with the candidate, ``tol=1e-6`` at small ``lam`` would stop with
-    an error close to the default's, where it is meant to be exact.  The
-    returned ``u`` is always ``f + lam div p``.  The largest error of a pixel
-    is not certified; at the default it stays below 1e-3 of the range on the
-    benchmark photographs (the results page "Accuracy and speed of the
+    **Accuracy.**  The energy ``P`` is 1-strongly convex, so any feasible dual field ``p`` certifies ``||u - u*||_2^2
+    <= 2 (P(u) - D(p))``.  The default stopping rule asks for ``P(u) - D(p) <= 1/2 (accuracy * range)^2 * n`` (``n``
+    values per image), which bounds the RMS error by ``accuracy * range``: a certificate, not an estimate.  The dual
+    objective is 1-strongly concave in ``u = f + lam div p``, so ``||u - u*||^2 <= 2 (D* - D(p)) <= 2 (P(v) - D(p))``
+    for *any* image ``v``: near the end of a solve most of the gap of ``u`` itself is the total variation of its noise
+    on the solution's flat regions, so the default call also evaluates the gap of ``u`` made constant (its mean) on
+    every region where ``|p| < 1`` and stops on whichever certifies first (``gap`` is then the smaller of the two
+    relative gaps).  A call with ``tol`` stops on the gap of ``u`` alone, a stricter test than its bound needs: with
+    the candidate, ``tol=1e-6`` at small ``lam`` would stop with an error close to the default's, where it is meant to
+    be exact.  The returned ``u`` is always ``f + lam div p``.  The largest error of a pixel is not certified; at the
+    default it stays below 1e-3 of the range on the benchmark photographs (the results page "Accuracy and speed of the
     defaults").
 
-    **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the
-    energy is the Riemann sum of the continuum one over the voxel cells,
-    ``E(u) = prod(h) * [1/2 sum (u - f)^2 + lam * sum |grad_h u|]`` with
-    ``grad_h`` the forward differences divided by ``h_k`` (so
-    ``prod(h) sum |grad_h u|`` is ``pdeflow.ops.tv(u, spacing=h)``): the same
-    voxel weight on both terms, so it does not change the minimiser, and
-    ``lam`` has units of length (it is a time of the TV flow, as at unit
-    spacing).  Halving the spacing of a fixed continuum image keeps the
-    solution.  scikit-image's ``denoise_tv_chambolle(f, weight=w)`` (n-D,
-    unit spacing) minimises ``1/2 sum (u - f)^2 + w sum |grad u|`` with the
-    same differences: it is ``rof(f, w, ndim=f.ndim)`` at unit spacing, and
-    ``rof(f, lam, spacing=(h,) * n)`` for an isotropic spacing ``h`` equals it
-    with ``w = lam / h``.  The step sizes use ``||div||^2 <= 4 sum 1 / h_k^2``;
-    the relative duality gap (the stopping rule) is that of ``E``, the voxel
-    weight cancelling.
+    **Volumes and spacing.**  With grid spacing ``h = (h_1, ..., h_n)`` the energy is the Riemann sum of the continuum
+    one over the voxel cells, ``E(u) = prod(h) * [1/2 sum (u - f)^2 + lam * sum |grad_h u|]`` with ``grad_h`` the
+    forward differences divided by ``h_k`` (so ``prod(h) sum |grad_h u|`` is ``pdeflow.ops.tv(u, spacing=h)``): the
+    same voxel weight on both terms, so it does not change the minimiser, and ``lam`` has units of length (it is a time
+    of the TV flow, as at unit spacing).  Halving the spacing of a fixed continuum image keeps the solution.
+    scikit-image's ``denoise_tv_chambolle(f, weight=w)`` (n-D, unit spacing) minimises ``1/2 sum (u - f)^2 + w sum
+    |grad u|`` with the same differences: it is ``rof(f, w, ndim=f.ndim)`` at unit spacing, and ``rof(f, lam,
+    spacing=(h,) * n)`` for an isotropic spacing ``h`` equals it with ``w = lam / h``.  The step sizes use ``||div||^2
+    <= 4 sum 1 / h_k^2``; the relative duality gap (the stopping rule) is that of ``E``, the voxel weight cancelling.
 
-    **Extinction.**  Where ``lam`` is large enough that an explicit dual
-    field proves the solution to be the constant mean of ``f`` (per channel),
-    that exact solution is returned without iterating (``iterations`` 0, gap
-    0); see :mod:`pdeflow.tv._extinction`.
+    **Extinction.**  Where ``lam`` is large enough that an explicit dual field proves the solution to be the constant
+    mean of ``f`` (per channel), that exact solution is returned without iterating (``iterations`` 0, gap 0); see
+    :mod:`pdeflow.tv._extinction`.
 
-    **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a
-    float, or a 0-d or ``(B,)`` tensor with ``requires_grad``) by implicit
-    differentiation at the computed solution, for every method: nothing of the
-    iterations is kept (memory of ``u`` and ``p``, three images), and the backward pass solves a
-    linear system by projected conjugate gradients, each image stopping on its own
-    at a relative residual of ``1e-3 sqrt(gap)`` with ``gap`` the relative gap its
-    forward reached, at least ``50 eps`` (``max_iter`` iterations at most;
-    :class:`ConvergenceWarning` otherwise).  With ``D = grad``, the solution
-    satisfies ``u = f + lam div p`` with ``p = grad u / |grad u|`` where
-    ``grad u != 0`` (set ``I``) and ``|p| <= 1`` on the flat pixels (set ``J``).
-    The prox of the TV is not differentiable where this structure changes; the
-    element of the generalised Jacobian returned everywhere is the derivative
-    with the structure held fixed: **flat regions stay tied** (the derivative is
-    constant on every connected component of pixels of zero gradient, each flat
-    pixel tied to its right and lower neighbours; a pixel counts as on an edge
-    where ``|grad u|`` is above ``max(min(0.1 sqrt(tol), 1e-6), 100 eps)`` times
-    the range of ``u`` and the computed dual field points along it,
-    ``<grad u, p> >= 0.97 |grad u|``, as the optimality condition requires,
-    and as flat elsewhere), and on ``I`` the derivative of ``grad u / |grad u|``
-    enters.  Its accuracy rests on that classification: at the default ``tol``
-    a pixel of a small edge or a flat pixel's noise can be misread, and the
-    gradient then differs from finite differences (see the results page
-    "Accuracy in float32"); a smaller ``tol`` narrows the difference.  This is
-    the Jacobian of the map wherever the structure is stable under small
-    perturbations (almost every input), and there it matches finite differences
-    (``tests/tv/test_tv_autograd.py``).  It is symmetric in ``f``; ``d u / d lam``
-    is that Jacobian applied to ``div p``.  The dual field ``p``, the iteration
-    counts and the gaps of ``full_output`` carry no gradient.  ``p0`` does not
-    change the solution and gets none.
+    **Derivatives.**  ``rof`` is differentiable with respect to ``f`` and ``lam`` (a float, or a 0-d or ``(B,)`` tensor
+    with ``requires_grad``) by implicit differentiation at the computed solution, for every method: nothing of the
+    iterations is kept (memory of ``u`` and ``p``, three images), and the backward pass solves a linear system by
+    projected conjugate gradients, each image stopping on its own at a relative residual of ``1e-3 sqrt(gap)`` with
+    ``gap`` the relative gap its forward reached, at least ``50 eps`` (``max_iter`` iterations at most;
+    :class:`ConvergenceWarning` otherwise).  With ``D = grad``, the solution satisfies ``u = f + lam div p`` with ``p =
+    grad u / |grad u|`` where ``grad u != 0`` (set ``I``) and ``|p| <= 1`` on the flat pixels (set ``J``). The prox of
+    the TV is not differentiable where this structure changes; the element of the generalised Jacobian returned
+    everywhere is the derivative with the structure held fixed: **flat regions stay tied** (the derivative is constant
+    on every connected component of pixels of zero gradient, each flat pixel tied to its right and lower neighbours; a
+    pixel counts as on an edge where ``|grad u|`` is above ``max(min(0.1 sqrt(tol), 1e-6), 100 eps)`` times the range
+    of ``u`` and the computed dual field points along it, ``<grad u, p> >= 0.97 |grad u|``, as the optimality condition
+    requires, and as flat elsewhere), and on ``I`` the derivative of ``grad u / |grad u|`` enters.  Its accuracy rests
+    on that classification: at the default ``tol`` a pixel of a small edge or a flat pixel's noise can be misread, and
+    the gradient then differs from finite differences (see the results page "Accuracy in float32"); a smaller ``tol``
+    narrows the difference.  This is the Jacobian of the map wherever the structure is stable under small perturbations
+    (almost every input), and there it matches finite differences (``tests/tv/test_tv_autograd.py``).  It is symmetric
+    in ``f``; ``d u / d lam`` is that Jacobian applied to ``div p``.  The dual field ``p``, the iteration counts and
+    the gaps of ``full_output`` carry no gradient.  ``p0`` does not change the solution and gets none.
 
     Examples
     --------
@@ -404,9 +362,20 @@ def rof(
         check_tol(tol, torch.float64 if precision == "auto" else x.dtype, "rof")
     run = solve_auto if precision == "auto" else solve
     extra = {} if run is solve else {"accuracy": None if tol is not None else accuracy}
-    res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter, p0=p0,
-                     channelwise=channelwise, check_every=check_every, compile=compile, grid=grid,
-                     checked=True, atol=atol, tied=atol is not None, bounds=bounds, **extra)
+    lean = None
+    if (run is solve_auto and atol is not None and not need_grad and method == "fgp" and grid.plain and p0 is None
+            and check_every is None and not compile and max_iter >= LEAN_ITERATIONS and type(lam) in (int, float)
+            and x.numel() == x.shape[-1] * x.shape[-2] and 0 < lam <= LEAN_LAM * (bounds[1][0] - bounds[0][0])):
+        lean = single_image(x, float(lam), float(atol[0]))
+    if lean is not None and lean.converged is not None:
+        res, short = lean, torch.zeros(1, dtype=torch.bool)
+    else:
+        res, short = run(x.detach() if need_grad else x, lam, method=method, tol=tol, max_iter=max_iter,
+                         p0=p0 if lean is None else lean.p, channelwise=channelwise, check_every=check_every,
+                         compile=compile, grid=grid, checked=True, atol=atol, tied=atol is not None, bounds=bounds,
+                         **extra)
+        if lean is not None:
+            res.iterations += lean.iterations
     if bool(short.any()):
         at_max = int((res.iterations[short] >= max_iter).sum())
         if tol is None:
@@ -741,6 +710,44 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
 
 #: Iterations between gap checks near the target where a call does not say (``check_every=None``).
 CHECK_EVERY = 5
+
+#: :func:`single_image` runs where ``lam`` is at most this fraction of the range (a solve of about 30 iterations,
+#: which a batch's bookkeeping costs as much as); its first check; its iterations before it hands over.
+LEAN_LAM, LEAN_FIRST, LEAN_ITERATIONS = 0.02, 25, 60
+
+
+def single_image(x: torch.Tensor, lam: float, target: float):
+    """:func:`rof`'s default for one grey 2-D image with a small ``lam`` without a batch's bookkeeping: FGP in float32
+    on the fused loops, checked on the step's estimate, and within :data:`ESTIMATE_REACH` of ``target`` (the absolute
+    gap) certified as :func:`solve_auto` does. A :class:`RofResult` (float64; ``converged`` None where it handed its
+    ``p`` over to :func:`solve_auto` after :data:`LEAN_ITERATIONS`), or None (no fused loops)."""
+    x4 = x.reshape(1, 1, *x.shape[-2:])
+    lam32 = torch.full((1, 1, 1, 1), lam, dtype=torch.float32)
+    x32 = x4.float()
+    p = torch.zeros(1, 1, 2, *x4.shape[2:], dtype=torch.float32)
+    # no extinction proof: the mean is the solution only where lam >= max|f - mean| / 4 >= range / 8 (|div p| <= 4)
+    if not fused_applies(x32, lam32, p) or "fgp" not in STEP_ESTIMATES:
+        return None
+    state, it, n = METHODS["fgp"][0](x32, lam32, p, False), 0, LEAN_FIRST
+    x64 = None
+    while it < LEAN_ITERATIONS:
+        est = STEP_ESTIMATES["fgp"](state, x32, lam32, False, n)
+        it, n = it + n, CHECK_EVERY
+        if est is None:
+            return None
+        if est[0][0] > ESTIMATE_REACH * target:
+            continue
+        # near the target the certificate is the check (the float32 gap would cost half of it)
+        x64 = x4.double() if x64 is None else x64
+        p64 = state["p"].double()
+        p64 = project(p64, False, out=p64)
+        u, gap, primal = solution_gap(x64, p64, torch.full((1, 1, 1, 1), lam, dtype=torch.float64), False)
+        if float(gap[0]) <= target:
+            rel = gap / primal.clamp_min(torch.finfo(torch.float64).tiny)
+            return RofResult(u=u.reshape(x.shape), p=p64, iterations=torch.full((1,), it), gap=rel,
+                             converged=torch.ones(1, dtype=torch.bool))
+    return RofResult(u=None, p=state["p"].double(), iterations=torch.full((1,), it), gap=None, converged=None)
+
 
 #: Relative duality gaps below this go to float64 iterations at once: float32 iterations stall above them
 #: (their round-off floor), and a warm start near the solution would lose its digits in float32.

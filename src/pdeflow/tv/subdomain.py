@@ -278,9 +278,7 @@ def solve_subdomain(f: torch.Tensor, p: torch.Tensor, lam: float, free: torch.Te
         Stop at these absolute duality gaps of the subproblem instead of the relative ``tol`` (in the compiled
         loops also at that of the tied candidate, :func:`block_tied_gap`).
     dtype : torch.dtype, optional
-        The dtype the subproblem is solved and certified in (default ``p``'s): float64 for a float32 ``p`` is the
-        float64 solve of ``p`` converted, whose float32 phase then runs in ``p``'s own memory (no float64 copy held
-        through it).
+        The dtype it is solved in (default ``p``'s); float64 for a float32 ``p`` runs the float32 phase in ``p``.
 
     Returns
     -------
@@ -334,8 +332,7 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol, dtype
     """:func:`solve_subdomain` on a 2-D block in the compiled loops of :func:`pdeflow.tv.rof` (``_fgp_kernel``): the
     same FGP step and gap, with the held duals masked and the region's sums; the iterate updated in place with the
     last move held in float32 (one call takes every row); a float64 block in float32 first, as ``rof`` (half the
-    memory traffic). A float32 ``x`` solved in float64 (``dtype``) is that phase's iterate itself, and the float64
-    iterate is formed from it after (the same numbers as a float64 ``x`` of its values)."""
+    memory traffic). A float32 ``x`` solved in float64 is that phase's iterate (the same numbers)."""
     held = fixed.contiguous() if bool(fixed.any()) else None
     rows, cols = (tuple(r.indices(n)[:2]) for r, n in zip(tuple(region) + (slice(None),) * 2, f.shape[2:]))
     loop = _FusedLoop(f, lam, held, rows, cols, tol, atol, check_every)
@@ -357,7 +354,7 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol, dtype
         # x's memory is the tied candidate's scratch until the float32 phase ends
         loop.spare = x
     else:
-        y, x = narrow, None            # the float64 copy not held through the float32 phase (a block's peak memory)
+        y, x = narrow, None            # no float64 copy held through the float32 phase
     # the held duals kept to the bit
     kept = None if held is None else (y if x is None else x)[..., held]
     _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
