@@ -234,3 +234,15 @@ def test_multigrid_bad_input():
         mg.solve(torch.zeros(1, 1, 4, 5, dtype=torch.float64))
     with pytest.raises(UserInputError, match="x0"):
         mg.solve(torch.zeros(1, 1, 4, 5), torch.zeros(4, 5))
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_strips_of_any_size_give_the_same_solve(monkeypatch, dtype, tol):
+    """Strips of a few rows (hierarchy, float64 residual) give the same solve; float32 within its round-off."""
+    import sys
+    known = (torch.rand(1, 1, 90, 70, generator=torch.Generator().manual_seed(4)) < 0.1).to(torch.float64)
+    b = (1 - known) * torch.rand(1, 1, 90, 70, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ref = Multigrid(known).solve(b, tol=1e-12)[0]
+    monkeypatch.setattr(sys.modules["pdeflow.multigrid._multigrid2d"], "strip_elements", lambda n, most=0, share=0: 200)
+    x, _, res = Multigrid(known.to(dtype)).solve(b.to(dtype), tol=tol)
+    assert float(res) <= tol and (x.double() - ref).abs().max().item() <= 50 * tol

@@ -258,9 +258,8 @@ def test_a_block_given_atol_may_stop_on_its_tied_gap_and_keeps_that_accuracy(mon
 @pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("atol", [None, 1e-4])
 def test_a_float32_field_solved_in_float64_is_the_solve_of_its_float64_copy(overwrite, atol):
-    """``dtype=torch.float64`` on a float32 dual field (pdeflow.dask's stored duals) runs the float32 phase in the
-    field's own memory: the answer is that of the field converted first, to the bit, and with ``overwrite`` it is
-    written back into the field, rounded."""
+    """``dtype=torch.float64`` on float32 duals: the solve of their float64 copy, to the bit (``overwrite``: rounded
+    into them)."""
     g = torch.Generator().manual_seed(7)
     f = torch.rand(1, 1, 40, 36, generator=g)
     p = (0.5 * torch.rand(1, 1, 2, 40, 36, generator=g) - 0.25).float()

@@ -170,7 +170,7 @@ def _relative_solve(op, f, mk, span, tol, options):
     absolute value is the whole image's: the option times ``span`` (the image's range of known values) over the
     block's."""
     option = op.relative
-    # the known values' range without gathering them (an index of a mostly known block is 8 times its size)
+    # not gathered: the index of a mostly known block is 8 times its size
     known = (mk > 0).expand_as(f)
     local = float(torch.where(known, f, -math.inf).amax() - torch.where(known, f, math.inf).amin())
     del known          # not held through the solve

@@ -139,8 +139,7 @@ def _read(path, bslice, grown, dtype=None):
 
 
 def _write(path, bslice, block, values):
-    """``values`` into the region ``block`` of the images ``bslice``, a slab of store chunks at a time (as
-    :func:`_read`: zarr converts and encodes every chunk of a call at once)."""
+    """``values`` into ``block`` of the images ``bslice``, a slab of store chunks at a time (as :func:`_read`)."""
     z = _open(path)
     lead = (bslice, slice(None))
     (top, bottom), rest = block[0], tuple(slice(lo, hi) for lo, hi in block[1:])

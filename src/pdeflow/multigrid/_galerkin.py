@@ -9,8 +9,7 @@ STRIP_ELEMENTS = 1 << 16   # float64 residual check: elements per strip of rows 
 
 
 def strip_elements(elements: int, most: int = STRIP_ELEMENTS, share: int = 16) -> int:
-    """Elements of a strip of an array of ``elements``: ``most`` at most, a ``share``-th of it (8192 at least), so
-    that a strip's temporaries stay a small part of a block (a subdomain solve's peak memory).
+    """Elements of a strip of an array of ``elements``: ``most`` at most, a ``share``-th of it (8192 at least).
 
     Examples
     --------

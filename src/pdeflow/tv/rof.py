@@ -711,22 +711,20 @@ def solve(f, lam, *, method, tol, max_iter, p0, channelwise, check_every, first_
 #: Iterations between gap checks near the target where a call does not say (``check_every=None``).
 CHECK_EVERY = 5
 
-#: :func:`single_image` runs where ``lam`` is at most this fraction of the range (a solve of about 30 iterations,
-#: which a batch's bookkeeping costs as much as); its first check; its iterations before it hands over.
+#: :func:`single_image`: ``lam`` at most this fraction of the range (about 30 iterations); first check; hand-over.
 LEAN_LAM, LEAN_FIRST, LEAN_ITERATIONS = 0.02, 25, 60
 
 
 def single_image(x: torch.Tensor, lam: float, target: float):
-    """:func:`rof`'s default for one grey 2-D image with a small ``lam`` without a batch's bookkeeping: FGP in float32
-    on the fused loops, checked on the step's estimate, and within :data:`ESTIMATE_REACH` of ``target`` (the absolute
-    gap) certified as :func:`solve_auto` does. A :class:`RofResult` (float64; ``converged`` None where it handed its
-    ``p`` over to :func:`solve_auto` after :data:`LEAN_ITERATIONS`), or None (no fused loops)."""
+    """:func:`rof`'s default for one grey 2-D image without a batch's bookkeeping: float32 FGP on the fused loops,
+    certified as :func:`solve_auto` does near ``target`` (an absolute gap). A :class:`RofResult` (``converged`` None:
+    handed over after :data:`LEAN_ITERATIONS`), or None (no fused loops)."""
     x4 = x.reshape(1, 1, *x.shape[-2:])
     lam32 = torch.full((1, 1, 1, 1), lam, dtype=torch.float32)
     x32 = x4.float()
     p = torch.zeros(1, 1, 2, *x4.shape[2:], dtype=torch.float32)
     # no extinction proof: the mean is the solution only where lam >= max|f - mean| / 4 >= range / 8 (|div p| <= 4)
-    if not fused_applies(x32, lam32, p) or "fgp" not in STEP_ESTIMATES:
+    if not fused_applies(x32, lam32, p):
         return None
     state, it, n = METHODS["fgp"][0](x32, lam32, p, False), 0, LEAN_FIRST
     x64 = None

@@ -354,7 +354,7 @@ def _fgp_fused(f, x, lam, fixed, region, tol, max_iter, check_every, atol, dtype
         # x's memory is the tied candidate's scratch until the float32 phase ends
         loop.spare = x
     else:
-        y, x = narrow, None            # no float64 copy held through the float32 phase
+        y, x = narrow, None
     # the held duals kept to the bit
     kept = None if held is None else (y if x is None else x)[..., held]
     _, used = loop.run(y, max_iter, stall=STALL_CHECKS)
