@@ -135,6 +135,7 @@ def cg(
     max_iter: int = 10000,
     precond: Callable[[torch.Tensor], torch.Tensor] | None = None,
     overwrite_b: bool = False,
+    add_to: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Preconditioned conjugate gradients, one independent system per batch item.
 
@@ -158,6 +159,9 @@ def cg(
     overwrite_b : bool
         Whether ``b`` may be overwritten (by the residual): one vector less for a caller that does not read it
         again.
+    add_to : Tensor, optional
+        Shaped like ``b``, without ``x0``: the solution is added to it in place as it is formed and ``add_to +
+        x`` is returned, one vector less for a caller that corrects an iterate by the solution.
 
     Returns
     -------
@@ -184,13 +188,15 @@ def cg(
     >>> torch.allclose(x @ A, b), iterations.tolist()
     (True, [2, 2])
     """
+    if add_to is not None and x0 is not None:
+        raise ValueError("cg: add_to is for a solve from zero; got x0 too")
     if b.shape[0] == 1:
-        return _cg_single(apply_a, b, x0, tol, max_iter, precond, overwrite_b)
+        return _cg_single(apply_a, b, x0, tol, max_iter, precond, overwrite_b, add_to)
     # In-place updates and one reduction per product: at 64 x 64 an iteration is a few dozen
     # small tensor operations, and their count, not arithmetic, sets the speed.
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    x = add_to if add_to is not None else torch.zeros_like(b) if x0 is None else x0.clone()
     view = (-1,) + (1,) * (b.dim() - 1)
-    r = b - apply_a(x)
+    r = b - apply_a(x) if add_to is None else b.clone()
     z = precond(r) if precond is not None else r
     d = z.clone()
     rr = batch_sum(r * r)
@@ -222,13 +228,13 @@ def cg(
     return x, iterations
 
 
-def _cg_single(apply_a, b, x0, tol, max_iter, precond, overwrite_b=False):
+def _cg_single(apply_a, b, x0, tol, max_iter, precond, overwrite_b=False, add_to=None):
     """:func:`cg` for one system (``b.shape[0] == 1``), with Python-float scalars."""
     def dot(u, v):
         return float(torch.dot(u.reshape(-1), v.reshape(-1)))
 
     threshold = (tol * max(math.sqrt(dot(b, b)), torch.finfo(b.dtype).tiny)) ** 2
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    x = add_to if add_to is not None else torch.zeros_like(b) if x0 is None else x0.clone()
     if x0 is not None:
         r = b - apply_a(x)
     else:

@@ -91,7 +91,7 @@ def test_matrix_loop_stops_at_once_when_converged_and_respects_max_iter():
 
 
 @pytest.mark.parametrize("batch", [1, 2])
-def test_overwrite_b_gives_the_same_solve_and_b_is_kept_without_it(batch):
+def test_overwrite_b_and_add_to_give_the_same_solve_and_b_is_kept_without_it(batch):
     A = _spd(40, 4)
     b = torch.randn(batch, 40, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     kept = b.clone()
@@ -100,3 +100,7 @@ def test_overwrite_b_gives_the_same_solve_and_b_is_kept_without_it(batch):
     x2, it2 = cg(lambda v: v @ A.T, b, tol=1e-10, overwrite_b=True)
     assert torch.equal(x, x2) and torch.equal(it, it2)
     assert torch.linalg.norm(kept - x2 @ A.T) <= 1e-10 * torch.linalg.norm(kept) * 1.0001
+    start = torch.randn(batch, 40, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    y = start.clone()
+    x3, it3 = cg(lambda v: v @ A.T, kept.clone(), tol=1e-10, add_to=y)      # the solution added to y in place
+    assert x3 is y and torch.equal(it3, it) and torch.allclose(y - start, x, rtol=0, atol=1e-12)

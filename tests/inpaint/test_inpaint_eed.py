@@ -217,6 +217,22 @@ def test_full_output_and_solve_unchecked():
     assert int(again.outer_iterations) == 0 and torch.equal(again.u, w.u)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_overwrite_f_gives_the_same_inpainting_in_fs_memory(dtype):
+    f, m = _image((1, 1, 24, 24)).to(dtype), _mask((1, 1, 24, 24), 0.08)
+    g = torch.where(m > 0, f, 0.0)                  # zero off the mask, as a Dask block's data
+    u = inpaint_eed(g, m, tol=1e-6)
+    h = g.clone()
+    v = inpaint_eed(h, m, tol=1e-6, overwrite_f=True)
+    assert torch.equal(v, u) and v.data_ptr() == h.data_ptr()        # the start and the iteration in h
+    # a warm start in the same array: the data on the mask, the start off it
+    x0 = torch.where(m > 0, g, 0.5 * u)
+    w = inpaint_eed(g, m, tol=1e-6, x0=x0)
+    y = x0.clone()
+    assert torch.equal(inpaint_eed(y, m, tol=1e-6, x0=y, overwrite_f=True), w)
+    assert torch.equal(inpaint_eed(g, m, tol=1e-6, x0=x0.clone(), overwrite_f=False), w)
+
+
 def test_max_iter_warns():
     f, m = _image((24, 24)), _mask((24, 24), 0.05)
     with pytest.warns(RuntimeWarning, match="inpaint_eed: max_iter=1 reached"):
@@ -234,6 +250,7 @@ def test_bad_input_messages():
         (dict(f=f, mask=m, tol=2), "tol must be a number in"),
         (dict(f=f, mask=m, max_iter=0), "max_iter must be a positive int"),
         (dict(f=f, mask=m, x0=torch.zeros(3)), "x0 must be a tensor of the shape of f"),
+        (dict(f=f, mask=m, overwrite_f=1), "overwrite_f must be True or False"),
         (dict(f=f[None, None, None], mask=m), "must have shape"),
         (dict(f=torch.zeros(1, 8), mask=torch.ones(1, 8)), "at least 2x2"),
     ]

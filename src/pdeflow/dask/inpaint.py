@@ -121,7 +121,7 @@ def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None,
     :data:`pdeflow.inpaint.OPERATORS`), the ring known and holding the iterate ``ub``. ``xb`` is the image zeroed off
     the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the operator's relative option;
     ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
-    overwritten. ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
+    overwritten (and ``ub`` where it is ``xb``). ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
     equals the data on the mask). ``correction``: node values of the grid ``coarse``
     (:class:`~pdeflow.dask.coarse.CoarseGrid`), added to the iterate's unknown pixels first (``region``: the grown
     block, a (lo, hi) per batch and spatial axis)."""
@@ -150,11 +150,15 @@ def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None,
         return ub
     vol = {"ndim": 3} if x.dim() == 5 else {}
     if op.relative is not None:
-        # later sweeps start from the iterate where the operator takes a start
-        warm = "x0" in op.option_names and not first
-        out = torch.cat([_relative_solve(op, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol,
-                                         {**options, "x0": u[i:i + 1]} if warm else options)
-                         for i in range(f.shape[0])])
+        # later sweeps start from the iterate where the operator takes a start; an owned block is solved in its
+        # own memory where the operator can (ub is then xb: the caller reads neither again)
+        warm = {"x0": u} if "x0" in op.option_names and not first else {}
+        if owned and "overwrite_f" in op.option_names and (first or ub is xb):
+            warm["overwrite_f"] = True
+        parts = [_relative_solve(op, f[i:i + 1], mk[i:i + 1], float(np.ravel(span[i])[0]), tol,
+                                 {**options, **{k: v[i:i + 1] if k == "x0" else v for k, v in warm.items()}})
+                 for i in range(f.shape[0])]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
     elif op.clip is not None:       # clipped once, to the whole image's known range, after the sweeps
         warm = {"x0": None if first else u} if "x0" in op.option_names else {}
         out = op.function(f, mk, tol=tol, **vol, **{**options, op.clip: False, **warm})

@@ -463,11 +463,14 @@ def _ip_sweep(fpath, mpath, uin, uout, bslice, block, shape, depth, *, first, sp
         fb = ub
     sb = None if span is None else span[bslice]
     new = solve_block(fb, mb, ub, faces=faces, first=first, span=sb, owned=True, **kw)
+    del fb, mb, ub          # the solve may have overwritten them
     own = (slice(None), slice(None)) + _own(faces, new.shape[2:])
     new = new[own]
     _write(uout, bslice, block, new)
     if measure == "change" and not first:
-        d = np.abs(new.astype(np.float64) - ub[own]).reshape(new.shape[0], -1).max(axis=1)
+        # the iterate before the sweep, read again: the solve may have run in its memory
+        old = _read(uin, bslice, tuple(slice(lo, hi) for lo, hi in block))
+        d = np.abs(new.astype(np.float64) - old).reshape(new.shape[0], -1).max(axis=1)
         return bslice.start, d
     return bslice.start, None
 

@@ -357,7 +357,7 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in (
                  Option("contrast", eed.CONTRAST, float, low=0.0, packing=(65535, 655)),
                  Option("sigma", eed.SIGMA, float, low=0.0, packing=(256, 0)),
                  Option("tol", 1e-3, float, low=0.0), Option("max_iter", 100, int, low=1),
-                 Option("x0", None, torch.Tensor)),
+                 Option("x0", None, torch.Tensor), Option("overwrite_f", False, bool)),
              local=False, stencil=2, presmoothing="sigma", relative="contrast", subdomain_tol=1e-8,
              subdomain_eps=4, measure="change", stages=16, linearise=eed.linearised,
              storage=Storage(1, values_per_byte=192, max_tol_exponent=4)),

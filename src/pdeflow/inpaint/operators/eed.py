@@ -127,11 +127,12 @@ def linearised(g4: torch.Tensor, m: torch.Tensor, u: torch.Tensor, *, solve_tol:
     return FrozenInpainting(op, m, Multigrid(m) if hierarchy is None else hierarchy, solve_tol, 10 * INNER_MAX_ITER)
 
 
-def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None):
+def _solve(f4, m, contrast, sigma, tol, max_iter, u0=None, in_place=False):
     lam2 = (contrast * known_range(f4, m)).square()
     # the operator masks with m itself: no array for w = 1 - m (a large block's peak memory)
     return lagged_diffusivity(f4, m, lambda u: eed_tensor(u, lam2, sigma, known=m), u0=u0, tol=tol, max_iter=max_iter,
-                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=False, what="inpaint_eed")
+                              inner_rtol=INNER_RTOL, inner_max_iter=INNER_MAX_ITER, scale=False, what="inpaint_eed",
+                              in_place=in_place)
 
 
 def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | None = None,
@@ -157,7 +158,8 @@ def solve_unchecked(f4: torch.Tensor, m: torch.Tensor, *, u0: torch.Tensor | Non
 
 @ops.follows_layout_rule("f", also=("mask",))
 def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRAST, sigma: float = SIGMA,
-                tol: float = 1e-3, max_iter: int = 100, x0: torch.Tensor | None = None, full_output: bool = False):
+                tol: float = 1e-3, max_iter: int = 100, x0: torch.Tensor | None = None, overwrite_f: bool = False,
+                full_output: bool = False):
     """Edge-enhancing diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
     Parameters
@@ -182,6 +184,9 @@ def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
         Lagged-diffusivity steps at most (each one a linear solve); a RuntimeWarning when reached first.
     x0 : Tensor, optional
         The start (shape of ``f``; its values off the mask), e.g. an earlier inpainting; default: diffusion's.
+    overwrite_f : bool, optional
+        Whether ``f`` may be overwritten: the iteration then runs in its memory (one array of its size less) and
+        the result may share it. ``x0`` may be ``f`` itself then.
     full_output : bool, optional
         Return a :class:`~pdeflow.inpaint.operators.tensor_diffusion.LaggedResult` with the outer and inner
         iteration counts and the residual.
@@ -224,7 +229,9 @@ def inpaint_eed(f: torch.Tensor, mask: torch.Tensor, *, contrast: float = CONTRA
         raise UserInputError(f"{who}: f (or mask) requires grad, but EED inpainting is not differentiable (it "
                              "minimises no energy); pass f.detach(), or use inpaint_tv or inpaint_diffusion for "
                              "gradients")
-    res = _solve(f4, m, contrast, sigma, float(tol), int(max_iter), u0=x0)
+    if not isinstance(overwrite_f, bool):
+        raise UserInputError(f"{who}: overwrite_f must be True or False, got {overwrite_f!r}")
+    res = _solve(f4, m, contrast, sigma, float(tol), int(max_iter), u0=x0, in_place=overwrite_f)
     u = ops.unbatch(res.u, nd).to(f.dtype)
     if full_output:
         res.u = u

@@ -430,9 +430,10 @@ class FrozenInpainting:
 # The lagged-diffusivity loop
 # ---------------------------------------------------------------------------
 
-def homogeneous_start(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, u0: torch.Tensor | None) -> torch.Tensor:
+def homogeneous_start(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, u0: torch.Tensor | None, *,
+                      in_place: bool = False) -> torch.Tensor:
     """The iteration's start: ``u0`` with ``f`` on the known pixels, or homogeneous diffusion inpainting (to a
-    relative residual of 1e-3, with the hierarchy ``mg`` of ``m``).
+    relative residual of 1e-3, with the hierarchy ``mg`` of ``m``); ``in_place``: formed in ``f4``'s memory.
 
     Examples
     --------
@@ -446,13 +447,13 @@ def homogeneous_start(f4: torch.Tensor, m: torch.Tensor, mg: Multigrid, u0: torc
     [0.0]
     """
     if u0 is not None:
-        return torch.addcmul(u0 * (1.0 - m), m, f4)
-    return diffuse_with_hierarchy(f4, m, mg, True, None, 1e-3)
+        return torch.where(m > 0, f4, u0, out=f4) if in_place else torch.addcmul(u0 * (1.0 - m), m, f4)
+    return diffuse_with_hierarchy(f4, m, mg, True, None, 1e-3, in_place=in_place)
 
 
 def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0: torch.Tensor | None, tol: float,
                        max_iter: int, inner_rtol: float, inner_max_iter: int, scale: bool, what: str,
-                       energy: Callable | None = None) -> LaggedResult:
+                       energy: Callable | None = None, in_place: bool = False) -> LaggedResult:
     """The steady state of ``div(D(u) grad u) = 0`` off the mask by lagged diffusivity (see the module doc).
 
     Parameters
@@ -477,6 +478,8 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
         The function's name, for the warning.
     energy : callable, optional
         ``u -> (B,)``: an energy recorded after each step.
+    in_place : bool
+        Iterate in ``f4``'s memory (``u`` equals ``f`` on the mask, where alone ``f4`` is read after the start).
 
     Returns
     -------
@@ -502,7 +505,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
     view = (B,) + (1,) * (f4.dim() - 1)
     mg = Multigrid(m)
     with torch.no_grad():
-        u = homogeneous_start(f4, m, mg, u0)
+        u = homogeneous_start(f4, m, mg, u0, in_place=in_place)
         outer = torch.zeros(B, dtype=torch.long, device=f4.device)
         inner = torch.zeros(B, dtype=torch.long, device=f4.device)
         energies = [energy(u)] if energy is not None else None
@@ -527,10 +530,12 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
                     return mg.precondition(v * s).mul_(s)
             else:
                 precond = mg.precondition
-            delta, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond, overwrite_b=True)
-            u = u.add_(op.unknowns_(delta))    # the operator's w: build's own (no second copy)
+            # the correction is added to u as CG forms it (no array for it: a block's peak memory); it is zero on
+            # the known pixels, as are the residuals it is formed from
+            _, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond, overwrite_b=True,
+                          add_to=u)
             # the step's operator and vectors go before the next operator is built (a block's peak memory)
-            del op, r, delta
+            del op, r
             precond = s = None
             outer += active.long()
             inner += iters
