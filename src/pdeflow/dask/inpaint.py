@@ -120,9 +120,9 @@ def solve_block(xb, mb, ub, *, faces, op, reach, tol, options, first, span=None,
     """One chunk's subproblem: inpaint the grown block by the operator ``op`` (an entry of
     :data:`pdeflow.inpaint.OPERATORS`), the ring known and holding the iterate ``ub``. ``xb`` is the image zeroed off
     the mask; ``span``: the range of each image's known values (b, 1, 1, ...), for the operator's relative option;
-    ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be
-    overwritten (and ``ub`` where it is ``xb``). ``ub`` may be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate
-    equals the data on the mask). ``correction``: node values of the grid ``coarse``
+    ``owned``: ``xb`` and ``mb`` are the task's own arrays (read from a store) and may be overwritten. ``ub`` may
+    be ``xb`` itself holding the data on the mask and the iterate elsewhere (the iterate equals the data on the
+    mask). ``correction``: node values of the grid ``coarse``
     (:class:`~pdeflow.dask.coarse.CoarseGrid`), added to the iterate's unknown pixels first (``region``: the grown
     block, a (lo, hi) per batch and spatial axis)."""
     if correction is not None:
