@@ -1,48 +1,31 @@
 """Image quality and segmentation metrics: PSNR, SSIM, MAE and Dice.
 
-All metrics are computed per image. Images are tensors of shape ``(H, W)``,
-``(C, H, W)`` or ``(B, C, H, W)``; a 4-D input gives one value per image,
-shape ``(B,)``, and a 2-D or 3-D input gives a 0-d tensor. The result is on
-the device of the inputs, in the dtype they are computed in, as scikit-image
-computes: float32 and float64 inputs as they are (promoted to the wider of
-the two), float16 and bfloat16 in float32 (their products and sums overflow
-or lose digits in half precision).
+All metrics are per image. Images are ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``; 4-D input gives shape
+``(B,)``, 2-D or 3-D a 0-d tensor. The result is on the inputs' device, in the dtype computed in, as scikit-image:
+float32 and float64 as they are (promoted to the wider), float16 and bfloat16 in float32 (half precision
+overflows or loses digits).
 
-**Integer images** are taken as scikit-image takes them, unlike the solvers
-(which refuse them, :func:`pdeflow.ops.check_float`): a metric compares
-values on the scale they are stored in and changes none of them.  They are
-computed in float64 (no wrap-around of ``uint8`` differences), and without
-``data_range`` the range comes from the dtype, as scikit-image's
-``dtype_range``: 255 for ``uint8``, 65535 for ``uint16``.  For signed types
-:func:`psnr` takes the dtype's largest value when neither image is negative
-and its whole span otherwise, :func:`ssim` its whole span (each as its
-scikit-image counterpart).  Both images must then have the same dtype:
-scikit-image warns and takes the first image's dtype, pdeflow refuses a
-pair of an integer image and an image of another dtype, whose scales
-differ (``uint8`` against floats in [0, 1]), with a message saying how to
-convert.  Bool images are refused (a mask is not an image).
-:func:`ssim` is the exception in how it computes, not in what it returns: it
-computes in float64 whatever the input (its local variances cancel digits
-that float32 does not have) and returns the dtype above, so a float32 SSIM is
-the float64 SSIM of the same values, rounded to float32.
-:func:`psnr`, :func:`ssim` and :func:`mae` are differentiable, and
-:func:`dice` is differentiable for probability inputs (the soft Dice).
+**Integer images** are taken as scikit-image takes them, unlike the solvers (which refuse them,
+:func:`pdeflow.ops.check_float`): a metric compares values on their stored scale. They are computed in float64 (no
+``uint8`` wrap-around); without ``data_range`` the range comes from the dtype, as scikit-image's ``dtype_range``:
+255 for ``uint8``, 65535 for ``uint16``. For signed types :func:`psnr` takes the dtype's largest value when neither
+image is negative, else its whole span, :func:`ssim` its whole span (as scikit-image). Both images must have the
+same dtype: where scikit-image warns and takes the first's, pdeflow refuses an integer image paired with another
+dtype (different scales: ``uint8`` against floats in [0, 1]), saying how to convert. Bool images are refused (a
+mask is not an image). :func:`ssim` computes in float64 whatever the input (its local variances cancel digits
+float32 lacks) but returns the dtype above: a float32 SSIM is the float64 SSIM rounded to float32.
+:func:`psnr`, :func:`ssim` and :func:`mae` are differentiable; :func:`dice` for probability inputs (soft Dice).
 
-:func:`ssim` has scikit-image's two variants of the SSIM of Wang, Bovik,
-Sheikh and Simoncelli, "Image quality assessment: from error visibility to
-structural similarity", IEEE Trans. Image Process. 13(4), 2004:
+:func:`ssim` has scikit-image's two variants of the SSIM of Wang, Bovik, Sheikh and Simoncelli, "Image quality
+assessment: from error visibility to structural similarity", IEEE Trans. Image Process. 13(4), 2004:
 
-* ``window='gaussian'`` (default): ``structural_similarity(x, y,
-  gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-  data_range=...)``, the paper's 11x11 Gaussian window with the population
-  covariance;
-* ``window='uniform'``: scikit-image's default ``structural_similarity(x, y,
-  data_range=...)``, a uniform 7x7 window with the sample covariance (the
-  variant behind the SSIM values of Grossmann, Dittmer, Korolev and
-  Schönlieb, "Unsupervised learning of the total variation flow", 2022).
+* ``window='gaussian'`` (default): ``structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=...)``, the paper's 11x11 Gaussian window, population covariance;
+* ``window='uniform'``: scikit-image's default ``structural_similarity(x, y, data_range=...)``, a uniform 7x7
+  window with the sample covariance (behind the SSIM values of Grossmann, Dittmer, Korolev and Schönlieb,
+  "Unsupervised learning of the total variation flow", 2022).
 
-Both include scikit-image's cropping of the image border and, for several
-channels, the mean over channels as with ``channel_axis``.
+Both crop the image border as scikit-image does and average several channels as with ``channel_axis``.
 """
 from __future__ import annotations
 
@@ -65,8 +48,7 @@ __all__ = ["psnr", "ssim", "mae", "mse", "dice", "miou", "gaussian_window", "SSI
 # ---------------------------------------------------------------------------
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """float32/float64 as they are, half precision in float32, integers and
-    bool in float64 (as scikit-image)."""
+    """float32/float64 as is, half precision in float32, integers and bool in float64 (as scikit-image)."""
     return ops.compute_dtype(t.dtype) if t.is_floating_point() else torch.float64
 
 
@@ -243,12 +225,10 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range=None) -> torch.Tensor:
     x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Images of the same shape (the metric is symmetric).
     data_range : float or Tensor of shape (B,), optional
-        Difference between the largest and the smallest possible intensity,
-        e.g. 1 for images in [0, 1] or 255 for 8-bit values. Must be positive.
-        Default: for integer images the range of their dtype (255 for
-        ``uint8``; see the module docstring), else 1 for data in [0, 1]; float
-        data outside [0, 1] without it raise UserInputError (the range is not
-        guessed, as in scikit-image).
+        Largest minus smallest possible intensity, positive: e.g. 1 for [0, 1], 255 for 8-bit values.
+        Default: for integer images their dtype's range (255 for ``uint8``; module docstring), else 1 for
+        data in [0, 1]; float data outside [0, 1] without it raise UserInputError (not guessed, as in
+        scikit-image).
 
     Returns
     -------
@@ -299,19 +279,16 @@ def ssim(
 ):
     """Structural similarity index per image, as in scikit-image.
 
-    Local means, variances and covariance are taken with a normalised window,
-    and the SSIM map is averaged over the pixels at least ``r`` away from the
-    border (scikit-image's crop; the window is ``2 r + 1`` pixels wide), then
-    over channels. Two windows (see the module docstring):
+    Local means, variances and covariance use a normalised window; the SSIM map is averaged over the pixels at
+    least ``r`` from the border (scikit-image's crop; the window is ``2 r + 1`` wide), then over channels. Two
+    windows (module docstring):
 
-    * ``'gaussian'`` (default): a Gaussian of standard deviation ``win_sigma``
-      truncated at radius ``r = int(truncate * win_sigma + 0.5)`` (11x11 by
-      default) with the population covariance; equals
-      ``skimage.metrics.structural_similarity(x, y, data_range=data_range,
-      gaussian_weights=True, sigma=win_sigma, use_sample_covariance=False)``.
-    * ``'uniform'``: a ``win_size`` x ``win_size`` box (7x7 by default) with
-      the sample covariance (variances and covariance times ``N / (N - 1)``,
-      ``N = win_size**2``); equals scikit-image's default
+    * ``'gaussian'`` (default): a Gaussian of standard deviation ``win_sigma`` truncated at radius
+      ``r = int(truncate * win_sigma + 0.5)`` (11x11 by default), population covariance; equals
+      ``skimage.metrics.structural_similarity(x, y, data_range=data_range, gaussian_weights=True,
+      sigma=win_sigma, use_sample_covariance=False)``.
+    * ``'uniform'``: a ``win_size`` x ``win_size`` box (7x7 by default), sample covariance (times
+      ``N / (N - 1)``, ``N = win_size**2``); equals scikit-image's default
       ``structural_similarity(x, y, data_range=data_range)``.
 
     Parameters
@@ -319,30 +296,24 @@ def ssim(
     x, y : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Images of the same shape; ``H`` and ``W`` must be at least the window size.
     data_range : float or Tensor of shape (B,), optional
-        Difference between the largest and smallest possible intensity (1 for
-        images in [0, 1]). Sets the constants ``C1 = (K1 * data_range)**2`` and
-        ``C2 = (K2 * data_range)**2``. Default: for integer images the span of
-        their dtype (255 for ``uint8``, as scikit-image), else 1 for data in
-        [0, 1]; float data outside [0, 1] without it raise UserInputError (as in
-        scikit-image).
+        Largest minus smallest possible intensity (1 for [0, 1]); sets ``C1 = (K1 * data_range)**2`` and
+        ``C2 = (K2 * data_range)**2``. Default: for integer images their dtype's span (255 for ``uint8``, as
+        scikit-image), else 1 for data in [0, 1]; float data outside [0, 1] without it raise UserInputError
+        (as scikit-image).
     window : {'gaussian', 'uniform'}, optional
         The local window.
     win_size : int, optional
-        Side of the uniform window, odd, at least 3 (default 7). Only for
-        ``window='uniform'``; the Gaussian window's size follows from
-        ``win_sigma`` and ``truncate``.
+        Side of the uniform window, odd, at least 3 (default 7); ``window='uniform'`` only (the Gaussian's size
+        follows from ``win_sigma`` and ``truncate``).
     win_sigma : float, optional
-        Standard deviation of the Gaussian window, in pixels, positive. Only
-        for ``window='gaussian'``: another value than the default with the
-        uniform window raises UserInputError.
+        Standard deviation of the Gaussian window in pixels, positive; ``window='gaussian'`` only (a
+        non-default value with the uniform window raises UserInputError).
     truncate : float, optional
-        Gaussian window radius in units of ``win_sigma``, positive
-        (scikit-image always uses 3.5). Only for ``window='gaussian'``, as
-        ``win_sigma``.
+        Gaussian window radius in units of ``win_sigma``, positive (scikit-image always uses 3.5);
+        ``window='gaussian'`` only, as ``win_sigma``.
     sample_covariance : bool, optional
-        Use the sample (``N / (N - 1)``) instead of the population covariance.
-        Default: True for the uniform window, False for the Gaussian one (for
-        the Gaussian window ``N`` is its number of pixels, as in scikit-image).
+        Use the sample (``N / (N - 1)``) instead of the population covariance. Default: True for the uniform
+        window, False for the Gaussian (whose ``N`` is its pixel count, as scikit-image).
     K1, K2 : float, optional
         Stabilising constants, non-negative.
     full : bool, optional
@@ -353,24 +324,18 @@ def ssim(
     Tensor, shape (B,) for 4-D input, 0-d otherwise
         Mean SSIM, dimensionless, at most 1.
     Tensor, only if ``full=True``
-        The SSIM map: the input's shape with ``H - 2 r`` rows and ``W - 2 r``
-        columns, i.e. ``(H', W')`` for 2-D input, ``(C, H', W')`` for 3-D and
-        ``(B, C, H', W')`` for 4-D.
+        The SSIM map: the input's shape with ``H' = H - 2 r`` rows and ``W' = W - 2 r`` columns (``(H', W')``,
+        ``(C, H', W')`` or ``(B, C, H', W')``).
 
     Notes
     -----
-    Computed with two 1-D valid filters per statistic (:func:`pdeflow.ops.correlate1d`), which equal
-    scipy's (reflect-padded) filtering on every pixel inside the cropped region,
-    so the border treatment never enters the result. The statistics and the
-    mean are computed in float64 for every input dtype (on MPS, which has no
-    float64, in float32): each local variance is a difference of two nearly
-    equal second moments, which float32 resolves to a few significant digits
-    only. The result is then returned in the input's dtype (float32 for half
-    precision; see the module docstring), so a float32
-    SSIM agrees with the float64 SSIM of the same values to float32 rounding.
-    Invalid window arguments (a non-positive ``win_sigma`` or ``truncate``, an
-    even ``win_size``, an argument of the other window) raise UserInputError
-    naming the argument, whichever window is chosen.
+    Two 1-D valid filters per statistic (:func:`pdeflow.ops.correlate1d`), equal to scipy's reflect-padded
+    filtering inside the cropped region, so the border treatment never enters. Statistics and mean are in
+    float64 for every dtype (float32 on MPS, which lacks float64): a local variance is a difference of nearly
+    equal second moments, which float32 resolves to few digits. The result is returned in the input's dtype
+    (float32 for half precision), so a float32 SSIM is the float64 SSIM rounded to float32. Invalid window
+    arguments (non-positive ``win_sigma`` or ``truncate``, even ``win_size``, an argument of the other window)
+    raise UserInputError naming it, whichever window is chosen.
 
     Examples
     --------
@@ -385,9 +350,7 @@ def ssim(
     in_dim = x.dim() if isinstance(x, torch.Tensor) else None
     x, y, batched, integer = _check_pair("ssim", x, y)
     out_dtype = x.dtype
-    # The local variances are differences of nearly equal second moments (E[x^2] - E[x]^2), which
-    # float32 resolves to only a few digits; float64 throughout makes the result that of the float64
-    # computation rounded once. MPS has no float64: there the computation stays in float32.
+    # float64 throughout (E[x^2] - E[x]^2 cancels digits), rounded once; MPS has no float64: float32 there
     work = torch.float64 if x.device.type != "mps" else x.dtype
     if data_range is None:
         data_range = _integer_range("ssim", integer, x, y) if integer else _default_range("ssim", x, y)
@@ -499,27 +462,20 @@ def dice(
 ) -> torch.Tensor:
     """Dice coefficient per image, averaged over classes.
 
-    For each class ``k`` the Dice coefficient is ``2 |P_k ∩ T_k| / (|P_k| + |T_k|)``
-    (with products and sums of probabilities for soft inputs). **A class that
-    is absent from both inputs in an image counts as 1.0** for that image (a
-    perfect, empty agreement): absent from ``pred`` and from ``target``. The class mean runs over classes
-    ``1..K-1`` when ``exclude_background`` (class 0 is the background), else
-    over all ``K`` classes.
+    Per class ``k``: ``2 |P_k ∩ T_k| / (|P_k| + |T_k|)`` (products and sums of probabilities for soft inputs).
+    **A class absent from both inputs in an image counts as 1.0** there (a perfect, empty agreement). The class
+    mean runs over ``1..K-1`` when ``exclude_background`` (class 0 is the background), else over all ``K``.
 
     Parameters
     ----------
     pred, target : Tensor
-        Either integer (or bool) label maps of shape ``(H, W)`` or ``(B, H, W)``
-        with values in ``0..K-1``, or floating one-hot encodings / class
-        probabilities of shape ``(K, H, W)`` or ``(B, K, H, W)``. The two may
-        be mixed (e.g. probabilities against integer labels); their spatial
-        and batch shapes must agree. Floating inputs give the soft Dice, which
-        is differentiable; pass ``argmax`` labels (or a one-hot of them) for
-        the hard Dice.
+        Integer (or bool) label maps ``(H, W)`` or ``(B, H, W)`` with values in ``0..K-1``, or floating
+        one-hot encodings / class probabilities ``(K, H, W)`` or ``(B, K, H, W)``, possibly mixed (e.g.
+        probabilities against labels); spatial and batch shapes must agree. Floating inputs give the
+        differentiable soft Dice; pass ``argmax`` labels (or their one-hot) for the hard Dice.
     num_classes : int, optional
-        Number of classes ``K``. Inferred from the class dimension of a
-        floating input, otherwise as ``1 + max label`` over both inputs (the
-        whole batch). Labels outside ``0..K-1`` raise ValueError.
+        Number of classes ``K``: by default a floating input's class dimension, else ``1 + max label`` over
+        both inputs (whole batch). Labels outside ``0..K-1`` raise ValueError.
     exclude_background : bool, optional
         Leave class 0 out of the mean (default).
     per_class : bool, optional
@@ -528,10 +484,8 @@ def dice(
     Returns
     -------
     Tensor
-        Shape ``(B,)`` for batched input (label maps ``(B, H, W)`` or
-        probabilities ``(B, K, H, W)``), 0-d otherwise; with ``per_class=True``
-        a trailing class dimension of length ``K - 1`` (or ``K``) is added.
-        Values in [0, 1], dimensionless.
+        ``(B,)`` for batched input (``(B, H, W)`` labels or ``(B, K, H, W)`` probabilities), else 0-d;
+        ``per_class=True`` adds a trailing class axis of length ``K - 1`` (or ``K``). Values in [0, 1].
 
     Examples
     --------
@@ -627,12 +581,10 @@ def miou(
 ) -> torch.Tensor:
     """Intersection over union (Jaccard index) per image, averaged over classes (mIoU).
 
-    For each class ``k``: ``|P_k ∩ T_k| / |P_k ∪ T_k|``, computed as
-    ``D_k / (2 - D_k)`` from the per-class Dice ``D_k`` of :func:`dice`, which is
-    exact for label maps (and one-hot inputs); for soft inputs it is that
-    transform of the soft Dice. Arguments, shapes, the class mean and the
-    convention that **a class absent from both inputs counts as 1.0** are
-    those of :func:`dice` (whose errors it raises).
+    Per class ``k``: ``|P_k ∩ T_k| / |P_k ∪ T_k|`` as ``D_k / (2 - D_k)`` of :func:`dice`'s per-class ``D_k``,
+    exact for label maps and one-hot inputs (for soft inputs, that transform of the soft Dice). Arguments,
+    shapes, class mean, errors and the rule that **a class absent from both inputs counts as 1.0**: as
+    :func:`dice`.
 
     Examples
     --------

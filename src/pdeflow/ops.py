@@ -2,65 +2,44 @@
 
 Conventions (unit pixel spacing, Chambolle 2004):
 
-* ``grad(u)`` uses forward differences and is zero in the last row (for the
-  derivative along H) and the last column (along W): homogeneous Neumann.
-  For ``u`` of shape ``(..., H, W)`` it returns ``(..., 2, H, W)`` with
-  component 0 the derivative along H (rows, axis -2) and component 1 along W
-  (columns, axis -1).
-* ``div(p) = -grad^T p`` exactly (backward differences with the matching
-  boundary rows), so ``<grad u, p> = -<u, div p>`` holds to round-off.
-* ``laplacian(u) = div(grad(u))`` is the 5-point Neumann Laplacian.
-* ``zero_edges=True`` (``grad``, ``div``, ``tv_eps``) is the convention of the
-  official TVflowNET code (Grossmann et al., 2022; its ``zero_out=True``): the
-  derivative normal to the boundary is also zero on the *first* row (along H)
-  and the first column (along W), so only the differences between interior
-  rows/columns and their successors remain, and ``div(p, zero_edges=True)`` is
-  ``div`` of ``p`` with the normal component zeroed on all four edges, which
-  keeps ``div(., zero_edges=True) = -grad(., zero_edges=True)^T``.  For a field
-  that is already zero on a one-pixel border the two ``div`` coincide.
-* ``tv(u)`` sums the pointwise Euclidean norm of the gradient over the image;
-  for several channels the norm couples them (vectorial TV) unless
+* ``grad(u)``: forward differences, zero in the last row (derivative along H) and last column (along W):
+  homogeneous Neumann. ``(..., H, W)`` -> ``(..., 2, H, W)``, component 0 along H (axis -2), 1 along W (axis -1).
+* ``div(p) = -grad^T p`` exactly (backward differences, matching boundary rows): ``<grad u, p> = -<u, div p>``
+  to round-off.
+* ``laplacian(u) = div(grad(u))``, the 5-point Neumann Laplacian.
+* ``zero_edges=True`` (``grad``, ``div``, ``tv_eps``): the official TVflowNET code's convention (Grossmann et al.,
+  2022; its ``zero_out=True``): the normal derivative is also zero on the *first* row (along H) and column (along
+  W); ``div(p, zero_edges=True)`` is ``div`` of ``p`` with the normal component zeroed on all four edges, keeping
+  ``div(., zero_edges=True) = -grad(., zero_edges=True)^T``. On a field zero on a one-pixel border both ``div``
+  agree.
+* ``tv(u)`` sums the pointwise Euclidean norm of the gradient; it couples channels (vectorial TV) unless
   ``channelwise=True``.
 
 Volumes (3-D) and grid spacing
 ------------------------------
-Every calculus function (``grad``, ``div``, ``laplacian``, ``gradient_norm``,
-``tv``, ``tv_eps``) takes a keyword-only ``ndim`` (the number of *spatial*
-axes, 2 or 3) and all but ``gradient_norm`` a keyword-only ``spacing``. **A tensor is
-3-D only when the call says so**: ``ndim=3``, or a ``spacing`` of length 3
-(which implies ``ndim=3``); the default ``ndim=2`` treats the last two axes as
-``(H, W)`` and every leading axis as batch, exactly as before, so a 5-D tensor
-is a stack of images unless ``ndim=3`` is given (shapes cannot tell a batch of
-colour images from a volume). A ``spacing`` whose length contradicts ``ndim``
-is refused.
+Every calculus function (``grad``, ``div``, ``laplacian``, ``gradient_norm``, ``tv``, ``tv_eps``) takes a
+keyword-only ``ndim`` (number of *spatial* axes, 2 or 3), all but ``gradient_norm`` a keyword-only ``spacing``.
+**A tensor is 3-D only when the call says so**: ``ndim=3``, or a ``spacing`` of length 3; the default ``ndim=2``
+reads the last two axes as ``(H, W)`` and the rest as batch, so a 5-D tensor is a stack of images (shapes cannot
+tell a batch of colour images from a volume). A ``spacing`` whose length contradicts ``ndim`` is refused.
 
-* With ``ndim=3`` a volume ``u`` of shape ``(..., D, H, W)`` has the gradient
-  ``(..., 3, D, H, W)``, components ``[d/dD, d/dH, d/dW]`` (axis -3, -2, -1),
-  forward differences, zero in the last slice / row / column (Neumann);
-  ``div`` takes ``(..., 3, D, H, W)``; ``laplacian`` is the 7-point stencil;
-  ``tv`` and ``tv_eps`` take ``(D, H, W)``, ``(C, D, H, W)`` or
-  ``(B, C, D, H, W)`` and return ``(B,)`` for a 5-D input, a 0-d tensor
-  otherwise. ``zero_edges`` extends the same way (first slice too).
-* ``spacing`` is the distance between sample centres along each spatial axis,
-  ``(dy, dx)`` or ``(dz, dy, dx)`` (a single number: the same on every axis;
-  ``None``, the default: unit). Units are the caller's (millimetres for the
-  volumes of :mod:`pdeflow.io`). It enters every operator the same
-  way: the gradient is the forward difference divided by the spacing,
-  ``grad(u)_k = (u[i + e_k] - u[i]) / h_k``, so it is in units of ``u`` per
-  unit length; ``div`` is its exact negative adjoint, the backward difference
-  of ``p_k / h_k`` summed over ``k``. The adjoint is taken in the Euclidean
-  inner product weighted by the voxel volume ``h_1 ... h_n`` on both sides
-  (``sum w <grad u, p> = -sum w u div p``, ``w = prod h``); the weight is the
-  same constant for scalar and vector fields, so it cancels and the identity
-  also holds unweighted, to round-off. ``laplacian = div(grad(.))`` is the
-  second difference divided by ``h_k^2`` on each axis. ``tv`` and ``tv_eps``
-  are the Riemann sums of the continuum integrals over the voxel cells,
-  ``prod(h) * sum_i sqrt(|grad u|_i^2 (+ eps^2))`` (so ``eps`` is in units of
-  ``u`` per unit length), which makes TV comparable between grids: a linear
-  ramp ``u = s * x`` along W has ``tv = s * (W - 1) dx * (H dy) (* D dz)``,
-  the slope times the extent of the ramp between the first and last sample
-  centres times the cross-section of the voxel cells. With unit spacing every
-  function is the unit-grid operator above, bit for bit, on the same code path.
+* With ``ndim=3`` a volume ``(..., D, H, W)`` has the gradient ``(..., 3, D, H, W)``, components ``[d/dD, d/dH,
+  d/dW]`` (axis -3, -2, -1), forward differences, zero in the last slice / row / column (Neumann); ``div`` takes
+  ``(..., 3, D, H, W)``; ``laplacian`` is the 7-point stencil; ``tv`` and ``tv_eps`` take ``(D, H, W)``,
+  ``(C, D, H, W)`` or ``(B, C, D, H, W)``, returning ``(B,)`` for 5-D input, else 0-d. ``zero_edges`` extends
+  alike (first slice too).
+* ``spacing``: the distance between sample centres per spatial axis, ``(dy, dx)`` or ``(dz, dy, dx)`` (a number:
+  the same on every axis; ``None``, the default: unit), in the caller's units (millimetres for the volumes of
+  :mod:`pdeflow.io`). The gradient is the forward difference over the spacing, ``grad(u)_k = (u[i + e_k] - u[i])
+  / h_k`` (units of ``u`` per unit length); ``div`` is its exact negative adjoint, the backward difference of
+  ``p_k / h_k`` summed over ``k``. The adjoint holds in the inner product weighted by the voxel volume ``w = prod
+  h`` on both sides (``sum w <grad u, p> = -sum w u div p``); the weight is one constant, so it also holds
+  unweighted, to round-off. ``laplacian = div(grad(.))``: the second difference over ``h_k^2`` per axis. ``tv``
+  and ``tv_eps`` are Riemann sums of the continuum integrals over the voxel cells, ``prod(h) * sum_i sqrt(|grad
+  u|_i^2 (+ eps^2))`` (``eps`` in units of ``u`` per unit length), comparable between grids: a ramp ``u = s * x``
+  along W has ``tv = s * (W - 1) dx * (H dy) (* D dz)``, slope times the ramp's extent between the first and last
+  sample centres times the cells' cross-section. With unit spacing every function is the unit-grid operator
+  above, bit for bit, on the same code path.
 """
 from __future__ import annotations
 
@@ -108,11 +87,10 @@ def spatial_axes(ndim, spacing, who: str) -> tuple[int, tuple[float, ...] | None
 
 
 def check_tensor(u, name: str = "u") -> torch.Tensor:
-    """``u`` as a tensor that holds values, the check every image-like argument starts with: a NumPy
-    array or a (nested) list of numbers becomes one (as ``torch.as_tensor`` makes it: float64 arrays stay
-    float64, Python floats become float32); a ``meta`` tensor (no values), an empty one or anything else
-    is refused with a :class:`~pdeflow.errors.UserInputError` naming ``name``. Constant time for a tensor
-    (no pass over the values), so the operators here keep it on their hot path.
+    """``u`` as a tensor that holds values, the first check of every image-like argument: a NumPy array or
+    (nested) list of numbers becomes one via ``torch.as_tensor`` (float64 arrays stay float64, Python floats
+    become float32); a ``meta`` or empty tensor or anything else is refused with a
+    :class:`~pdeflow.errors.UserInputError` naming ``name``. Constant time for a tensor (hot-path safe).
 
     Examples
     --------
@@ -292,19 +270,13 @@ LAPLACE_CONV_MAX_ELEMENTS = 8192
 def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torch.Tensor:
     """5-point Laplacian with Neumann boundary, ``div(grad(u))``; shape as ``u`` (at least 2-D).
 
-    With ``ndim=3`` (or a ``spacing`` of length 3) the 7-point Laplacian of a
-    volume ``(..., D, H, W)``; with ``spacing`` the second difference along
-    each axis is divided by ``h_k ** 2`` (``div(grad(u, spacing=h), spacing=h)``;
-    see the module docstring).
+    With ``ndim=3`` (or a 3-element ``spacing``) the 7-point Laplacian of ``(..., D, H, W)``; with ``spacing``
+    each axis's second difference is divided by ``h_k ** 2`` (``div(grad(u, spacing=h), spacing=h)``).
 
-    Computed as the 5-point stencil on ``u`` padded by replicating its border
-    (a ghost value equal to the boundary value is a zero flux across the
-    boundary), which equals ``div(grad(u))`` up to rounding. Small
-    floating-point tensors (at most :data:`LAPLACE_CONV_MAX_ELEMENTS`
-    elements: the inner loop of the diffusion solvers on one small image) take
-    one convolution of the padded image, where the per-operation overhead
-    dominates; larger ones add the four shifted neighbours in place, where
-    the convolution is slower.
+    The 5-point stencil on ``u`` padded by replicating its border (a zero flux across it), equal to
+    ``div(grad(u))`` up to rounding. Floating-point tensors of at most :data:`LAPLACE_CONV_MAX_ELEMENTS`
+    elements (the diffusion solvers' inner loop on a small image) take one convolution, where per-operation
+    overhead dominates; larger ones add the four shifted neighbours in place.
 
     Examples
     --------
@@ -333,8 +305,7 @@ def laplacian(u: torch.Tensor, *, spacing=None, ndim: int | None = None) -> torc
             k = _LAPLACE_KERNELS[key] = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]],
                                                      dtype=u.dtype, device=u.device).view(1, 1, 3, 3)
         return torch.nn.functional.conv2d(p, k).view(u.shape)
-    # -4 u, then each neighbour added in place (a border pixel's missing neighbour is itself: the replicated
-    # ghost). One new tensor instead of a padded copy and five temporaries.
+    # -4 u plus each neighbour in place (a border pixel's missing neighbour is itself); one new tensor
     out = u.mul(-4)
     for axis in (-2, -1):
         n = u.shape[axis]
@@ -384,13 +355,10 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
                   ndim: int | None = None) -> torch.Tensor:
     """Pointwise norm ``sqrt(|g|^2 + eps^2)`` of a gradient field ``(B, C, 2, H, W)``.
 
-    With ``channelwise=False`` the norm couples the channels and returns
-    ``(B, 1, H, W)``; otherwise ``(B, C, H, W)``. With ``ndim=3`` the field is
-    ``(B, C, 3, D, H, W)`` and the result ``(B, 1 or C, D, H, W)``. The field is
-    taken as it is (a :func:`grad` with ``spacing`` has already divided by it).
-    Differentiable; with ``eps = 0`` the derivative at a zero gradient is taken
-    as 0 (the subgradient of least norm), so :func:`tv` has a finite gradient
-    on images with flat regions.
+    ``channelwise=False`` couples the channels: ``(B, 1, H, W)``; else ``(B, C, H, W)``. With ``ndim=3`` the
+    field is ``(B, C, 3, D, H, W)``, the result ``(B, 1 or C, D, H, W)``. The field is taken as is (a
+    :func:`grad` with ``spacing`` has divided by it). Differentiable; with ``eps = 0`` the derivative at a zero
+    gradient is 0 (the least-norm subgradient), so :func:`tv` has a finite gradient on flat regions.
 
     Examples
     --------
@@ -412,8 +380,7 @@ def gradient_norm(g: torch.Tensor, *, channelwise: bool = False, eps: float = 0.
     if eps:
         return torch.sqrt(sq + eps * eps)
     if sq.requires_grad:
-        # |g| is not differentiable at g = 0: take the subgradient of least norm, 0 (sqrt's derivative there is
-        # inf, and inf * 0 would make the whole gradient NaN)
+        # at g = 0 take the least-norm subgradient, 0 (sqrt's inf derivative times 0 would be NaN)
         pos = sq > 0
         return torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), torch.zeros_like(sq))
     return torch.sqrt(sq)
@@ -475,9 +442,8 @@ def correlate1d(x: torch.Tensor, weights, dim: int) -> torch.Tensor:
     ``x.shape[dim] - len(weights) + 1`` samples (no checks: a helper of the filters of :mod:`pdeflow.metrics`
     and the mask methods).
 
-    A weighted sum of shifted slices rather than a convolution: a one-channel convolution with a 1-D kernel
-    of 9-17 taps is a slow case for the CPU convolution kernels, while the shifted sum streams through memory
-    once per tap.
+    A weighted sum of shifted slices, not a convolution: CPU convolutions are slow with one channel and a
+    9-17 tap 1-D kernel; the shifted sum streams through memory once per tap.
 
     Examples
     --------
@@ -501,13 +467,11 @@ _SIXTEEN_BIT = tuple(d for d in (torch.int16, getattr(torch, "uint16", None), to
 def check_float(u: torch.Tensor, name: str = "u") -> torch.Tensor:
     """The library's one rule for the dtype of images (and volumes, logits): floating point only.
 
-    Integer and bool image tensors are refused, never rescaled silently: whether 255 means white
-    (8-bit) or a value of 255 cannot be told from the tensor. The refusal is an
-    :class:`~pdeflow.errors.InputDtypeError` (a :class:`~pdeflow.errors.UserInputError` and a
-    TypeError) naming ``name`` and the dtype and saying how to convert: ``x.float() / 255`` for
-    8-bit intensities, or :func:`pdeflow.io.read_image`, which returns floats in [0, 1]. Masks and
-    label maps are not images and have their own checks. Returns ``u`` as :func:`check_tensor` makes
-    it (a NumPy array or a list of numbers becomes a tensor); constant time for a tensor.
+    Integer and bool images are refused, never rescaled silently (is 255 white, or a value of 255?), with an
+    :class:`~pdeflow.errors.InputDtypeError` (a :class:`~pdeflow.errors.UserInputError` and a TypeError) naming
+    ``name`` and the dtype and how to convert: ``x.float() / 255`` for 8-bit intensities, or
+    :func:`pdeflow.io.read_image` (floats in [0, 1]). Masks and label maps have their own checks. Returns ``u``
+    as :func:`check_tensor` makes it; constant time for a tensor.
 
     Examples
     --------
@@ -543,13 +507,12 @@ def check_image(u: torch.Tensor, name: str = "u", *, ndim: int = 2, finite: bool
                 min_size: int = 1) -> torch.Tensor:
     """The one check of an image (``ndim=2``) or a volume (``ndim=3``), used by every public function.
 
-    Accepts a non-empty floating-point tensor of shape (H, W), (C, H, W) or (B, C, H, W) (volumes:
-    (D, H, W), (C, D, H, W) or (B, C, D, H, W)) on a device that holds values (not ``meta``), at least
-    ``min_size`` samples along every spatial axis, with finite values unless ``finite=False`` (for
-    callers that read only some of the values and check those); a NumPy array or a list of numbers is
-    taken as ``torch.as_tensor`` makes it. Returns ``u`` as that tensor, in the shape it was given.
-    Refuses anything else with a :class:`~pdeflow.errors.UserInputError` naming ``name`` (an integer or
-    bool dtype with the :class:`~pdeflow.errors.InputDtypeError` of :func:`check_float`).
+    Accepts a non-empty floating-point tensor (H, W), (C, H, W) or (B, C, H, W) (volumes: (D, H, W),
+    (C, D, H, W) or (B, C, D, H, W)) not on ``meta``, at least ``min_size`` samples per spatial axis, finite
+    unless ``finite=False`` (for callers that check the values they read); array-likes as
+    ``torch.as_tensor`` makes them. Returns ``u`` as that tensor, in its given shape. Refuses anything else
+    with a :class:`~pdeflow.errors.UserInputError` naming ``name`` (integer or bool dtypes: the
+    :class:`~pdeflow.errors.InputDtypeError` of :func:`check_float`).
 
     Examples
     --------
@@ -593,9 +556,8 @@ def image_batch(u: torch.Tensor, name: str = "u", *, min_size: int = 1) -> torch
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype the library computes in for data of ``dtype``: float32 for floating-point dtypes narrower
-    than float32 (float16, bfloat16, the float8 types), whose sums and differences lose the digits the
-    numerical methods need; ``dtype`` itself otherwise. The one place half precision is promoted; the
-    functions that promote return their results in the input's dtype.
+    than float32 (float16, bfloat16, float8), whose sums lose digits the methods need; else ``dtype``. The one
+    place half precision is promoted; functions that promote return results in the input's dtype.
 
     Examples
     --------

@@ -324,8 +324,6 @@ MAX_LINES = 700
 #: The modules over MAX_LINES lines, each with why it stays one module (a module that drops below the limit
 #: leaves the list, so it only shrinks).
 LONG_MODULES = {
-    "datasets/synthetic.py": "one concept: the seeded scene generators (one call signature, shared argument checks "
-                             "and the SCENES registry over them)",
     "tv/rof.py": "one concept: rof, the entry point of every ROF method (its arguments, lam='auto', warnings and "
                  "result record), and the certified stopping all methods share (solve, solve_auto, coarse start)",
 }

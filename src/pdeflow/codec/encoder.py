@@ -3,32 +3,28 @@
 For a number ``K`` of known pixels the encoder
 
 1. takes the mask of ``K`` points on a lattice of step ``s`` (:func:`~pdeflow.codec.spatial.lattice_mask`:
-   densification driven by the error of the decoder's inpainting operator, one mask for all channels; the
-   step follows the expected spacing of the points, :data:`LATTICE_SPACING`);
-2. optimises the stored values for it (:func:`~pdeflow.inpaint.tonal.optimise_tonal`, per channel of the
-   luma-chroma transform for colour), first freely, then on ``q`` levels spanning the optimum's range
-   (quantisation-aware rounds, :data:`TONAL_ROUNDS`);
+   densification by the error of the decoder's operator, one mask for all channels; the step follows the
+   points' expected spacing, :data:`LATTICE_SPACING`);
+2. optimises the stored values (:func:`~pdeflow.inpaint.tonal.optimise_tonal`, per luma-chroma channel for
+   colour), freely, then on ``q`` levels spanning the optimum's range (:data:`TONAL_ROUNDS`);
 3. codes the mask and the level indices (:mod:`pdeflow.codec.entropy`) behind the header
    (:mod:`pdeflow.codec.format`).
 
-Rate control: one densification to a little more points than the budget's estimate records the order in
-which the points were added, and its prefixes are the masks of fewer points. The largest prefix that fits
-with the image's own values is found by bisection (coding only, no solve); then the values are optimised
-and the count is shrunk (by the cost per point, at least 2 % a step; or, once, grown into a slack of more
-than :data:`SLACK`) until the file fits, each optimisation warm-started from the previous one. Should the
-optimised values not fit in a few steps, the file stores the image's own values at the bisection's count,
-which fit. Where the automatic lattice step is 2, the same is planned on the full pixel grid, the first step
-of the rate control (optimised, quantised values at the count that fits with the image's own) is decoded on
-both, and the grid whose file reproduces the image better is kept (the own values' inpainting is no guide:
-optimised values on both sides of edges make the full grid win where it does not show; see the codec
-guide). A constant image is
-stored as one point, exactly, whatever the budget (:func:`encode`).
+Rate control: one densification to a little more points than the budget's estimate records the order of the
+points; its prefixes are the masks of fewer points. Bisection finds the largest prefix that fits with the
+image's own values (coding only, no solve); then the values are optimised and the count shrunk (by the cost per
+point, at least 2 % a step; or, once, grown into a slack over :data:`SLACK`) until the file fits, each
+optimisation warm-started from the last. If optimised values do not fit in a few steps, the file stores the
+image's own values at the bisection's count. Where the automatic lattice step is 2, the full pixel grid is
+planned too, the rate control's first step (optimised, quantised values at the count that fits with the own
+values) decoded on both, and the grid reproducing the image better kept (the own values' inpainting is no
+guide: optimised values on both sides of edges make the full grid win where it does not show; see the codec
+guide). A constant image is stored as one exact point, whatever the budget (:func:`encode`).
 
-Two layers (``split``): the inpainting layer is coded at a share of the budget, decoded, and the rest of the
-budget codes the residual (the image minus the decoded inpainting) with the wavelet layer of
-:mod:`pdeflow.codec.residual` (its quantisation step the finest that fits). By default the encoder tries the
-shares of :data:`SPLITS` (1: the inpainting alone, a version-1 file; 0: the wavelet layer alone) and keeps the
-file with the smallest squared error.
+Two layers (``split``): the inpainting layer is coded at a share of the budget and decoded; the rest codes the
+residual (image minus decoded inpainting) with the wavelet layer of :mod:`pdeflow.codec.residual` (finest
+quantisation step that fits). By default the shares of :data:`SPLITS` are tried (1: inpainting alone, a
+version-1 file; 0: wavelet layer alone), keeping the file of least squared error.
 """
 from __future__ import annotations
 
@@ -62,10 +58,9 @@ from .spatial import lattice_mask, lattice_to_pixels, prefix_mask
 __all__ = ["encode", "EncodeResult", "code_image", "auto_lattice", "STEP_RATIO", "LATTICE_SPACING",
            "SPLITS"]
 
-#: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` the mean squared error of the
-#: inpainting from the image's own values: the values' rounding error (``step^2 / 12``) a fixed share of the
-#: inpainting's error (the share implied by 16 levels on selection crops, about 0.1 to 1.4, geometric mean
-#: about 0.17), so that smooth images get finer levels and textured ones coarser.
+#: The automatic quantisation step ``sqrt(12 STEP_RATIO mse)``, ``mse`` that of the inpainting from the image's
+#: own values: the rounding error (``step^2 / 12``) a fixed share of the inpainting's error (16 levels on
+#: selection crops imply 0.1 to 1.4, geometric mean about 0.17): finer levels for smooth images.
 STEP_RATIO = 0.15
 #: Most levels per channel with the automatic step.
 MAX_LEVELS = 1024
@@ -154,10 +149,9 @@ def code_image(f: torch.Tensor, depth: int, grid: np.ndarray, levels, *, lattice
                values0=None, reconstruct_image: bool = True,
                operator: str | CodecOperator = "diffusion") -> EncodeResult:
     """Code ``f`` (C, H, W) float64 RGB or grey with the lattice mask ``grid`` (ceil(H/s), ceil(W/s)) of step
-    ``lattice`` for the inpainting ``operator`` (a name or an entry of :data:`~pdeflow.codec.CODEC_OPERATORS`):
-    ``levels`` per channel (ints), or a
-    quantisation step (float) from which each channel's levels follow; ``values0``: a warm start of the tonal
-    optimisation.
+    ``lattice`` for the inpainting ``operator`` (a name or :data:`~pdeflow.codec.CODEC_OPERATORS` entry):
+    ``levels`` per channel (ints) or a quantisation step (float) giving them; ``values0``: the tonal
+    optimisation's warm start.
 
     Examples
     --------
@@ -245,51 +239,48 @@ def encode(image, *, bpp: float | None = None, size: int | None = None, levels=N
     ----------
     image : Tensor or ndarray
         (H, W) or (C, H, W), C = 1 (grey) or 3 (RGB): floating point in [0, 1], or a uint8 or uint16 NumPy
-        array (8 or 16 bits; a 16-bit image records its depth in the file). An array or tensor may also be
-        (H, W, 3), channels last, as ``np.asarray(PIL.Image.open(path))`` gives it: read so by the layout rule
-        (``channel_axis`` below); the file records the layout, so :func:`~pdeflow.codec.decode` gives it back
-        ``(H, W, 3)``, and ``full_output``'s images have it too.
+        array (a 16-bit image records its depth in the file). Also (H, W, 3), channels last, as
+        ``np.asarray(PIL.Image.open(path))`` gives it (``channel_axis``); the file records the layout, so
+        :func:`~pdeflow.codec.decode` and ``full_output``'s images give it back ``(H, W, 3)``.
     bpp : float, optional
         Budget in bits per pixel: the file has at most ``bpp H W / 8`` bytes.
     size : int, optional
         Budget in bytes (instead of ``bpp``).
     levels : int or sequence of int, optional
-        Quantisation levels of the stored values (per channel of the luma-chroma transform for colour).
-        Default: levels one step apart spanning each channel's values, the step from the inpainting's
-        error (:data:`STEP_RATIO`).
+        Quantisation levels of the stored values (per luma-chroma channel for colour). Default: levels one
+        step apart spanning each channel's values, the step from the inpainting's error (:data:`STEP_RATIO`).
     lattice : int, optional
-        Step of the lattice the known pixels lie on (1: any pixel). Default: the expected spacing of the
-        known pixels for the budget over :data:`LATTICE_SPACING` (sparser masks on coarser lattices).
+        Step of the known pixels' lattice (1: any pixel). Default: the known pixels' expected spacing for the
+        budget over :data:`LATTICE_SPACING` (sparser masks on coarser lattices).
     tonal : bool, optional
         Optimise the stored values (default True) instead of storing the image's own.
     tonal_stages : int, optional
         Densification stages that measure the error of the tonally optimised inpainting (default
         :data:`TONAL_STAGES`; 0: the image's own values).
     operator : {"diffusion", "eed", "shepard"}, optional
-        The decoder's inpainting, recorded in the file (:data:`pdeflow.codec.CODEC_OPERATORS`): homogeneous diffusion
-        (default), edge-enhancing diffusion (:func:`pdeflow.inpaint.inpaint_eed`: sharper edges at the same size,
-        and the mask and the values chosen for it; the encoder takes several times as long, the decoder about
-        twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.inpaint_shepard`: no equation
-        solved).
+        The decoder's inpainting, recorded in the file (:data:`pdeflow.codec.CODEC_OPERATORS`): homogeneous
+        diffusion (default), edge-enhancing diffusion (:func:`pdeflow.inpaint.inpaint_eed`: sharper edges at
+        the same size, mask and values chosen for it; the encoder takes several times as long, the decoder
+        about twice) or Gaussian-weighted Shepard interpolation (:func:`pdeflow.inpaint.inpaint_shepard`: no
+        equation solved).
     split : float or sequence of float, optional
-        The inpainting layer's share of the budget, in [0, 1]; the rest codes the residual, the image minus
-        the decoded inpainting, with a wavelet layer (:mod:`pdeflow.codec.residual`). 1: the inpainting alone
-        (a version-1 file); 0: the wavelet layer alone. A sequence: each is tried and the file of the smallest
-        squared error kept. Default :data:`SPLITS`.
+        The inpainting layer's share of the budget, in [0, 1]; the rest codes the residual (image minus
+        decoded inpainting) with a wavelet layer (:mod:`pdeflow.codec.residual`). 1: inpainting alone (a
+        version-1 file); 0: wavelet layer alone. A sequence: each is tried, the file of least squared error
+        kept. Default :data:`SPLITS`.
     max_pixels : int or None, optional
-        Largest image (``H W``) accepted, checked before any work: by default
-        :data:`~pdeflow.codec.format.MAX_PIXELS`, the limit of :func:`~pdeflow.codec.decode`, so that no file is
-        written that the decoder refuses by default; None lifts it (decode such a file with the same
-        ``max_pixels``).
+        Largest image (``H W``) accepted, checked first: by default :data:`~pdeflow.codec.format.MAX_PIXELS`,
+        :func:`~pdeflow.codec.decode`'s limit, so no file is written that the decoder refuses by default;
+        None lifts it (decode such a file with the same ``max_pixels``).
     progress : bool, optional
         Report progress on stderr (the densification and the rate control's steps); default False.
     full_output : bool, optional
         Return an :class:`EncodeResult` instead of the bytes.
     channel_axis : int, optional
-        Where the channels of ``image`` are: ``0`` for ``(C, H, W)``, or ``-1``: channels last, ``(H, W, C)``, the
-        layout of scikit-image, imageio and Pillow, recorded in the file (a flag bit,
+        Where ``image``'s channels are: ``0`` for ``(C, H, W)``, or ``-1``: channels last, ``(H, W, C)``
+        (scikit-image, imageio, Pillow), recorded in the file (flag bit
         :data:`~pdeflow.codec.format.CHANNELS_LAST`). Default: the layout rule of
-        :func:`pdeflow.layout.read_layout` (a 3-D ``(H, W, 3)`` is read channels last, with a
+        :func:`pdeflow.layout.read_layout` (a 3-D ``(H, W, 3)`` is channels last, with a
         :class:`~pdeflow.layout.ChannelsWarning`).
 
     Returns
@@ -360,10 +351,9 @@ def _encode_image(image, *, bpp, size, levels, lattice, tonal, tonal_stages, ope
 
 @dataclass(frozen=True)
 class _Job:
-    """One encoding's checked arguments, what every step of the encoder reads: the image ``f`` (C, H, W) float64
-    and its bit depth, the byte budget, the levels (None: automatic), the densification's tonal stages, whether
-    the values are optimised, the operator's entry, and for messages the function's and the budget argument's
-    names."""
+    """One encoding's checked arguments, read by every step: image ``f`` (C, H, W) float64, bit depth, byte
+    budget, levels (None: automatic), tonal stages, whether values are optimised, operator entry, and for
+    messages the function's and budget argument's names."""
 
     f: torch.Tensor
     depth: int
@@ -377,9 +367,9 @@ class _Job:
 
 
 def _reproduced(job: _Job, s: int) -> EncodeResult | None:
-    """The file of one point if it fits the budget and decodes to the image on its bit depth's levels (a constant
-    image: every larger budget would give the same file), else None. The encoder stops there: more points would
-    only add the tonal optimisation's over- and undershoots to an image that is already exact."""
+    """The file of one point if it fits the budget and decodes to the image on its bit depth's levels (a
+    constant image; any larger budget gives the same file), else None: more points would only add the tonal
+    optimisation's over- and undershoots to an exact image."""
     f, depth, lv = job.f, job.depth, job.levels
     C, H, W = f.shape
     if bool((f.flatten(1).amax(1) != f.flatten(1).amin(1)).any()):
@@ -482,9 +472,8 @@ def _encode(job: _Job, lattices, bar) -> EncodeResult:
         bar.update(1)
     first = None
     if len(plans) > 1:
-        # each lattice's first step of the rate control (the stored values at its count that fits with the image's
-        # own), decoded: the lattice whose file inpaints the image better is kept. The own values' inpainting
-        # is no guide: the points of the full grid sit on both sides of edges, which the optimised values use
+        # each lattice's first rate-control step, decoded; the better one is kept (the own values' inpainting is
+        # no guide: the full grid's points sit on both sides of edges, which the optimised values use)
         firsts = [code_image(f, depth, prefix_mask(q.rank, q.K), q.levels, lattice=q.lattice, tonal=tonal,
                              operator=operator) for q in plans]
         errors = [float((r.reconstruction.double() - f).square().mean()) for r in firsts]
@@ -507,8 +496,7 @@ def _encode(job: _Job, lattices, bar) -> EncodeResult:
         per = max(len(r.data) - overhead, 1) / K
         if len(r.data) <= budget:
             result = r
-            # a file well under the budget (optimised values cost more or less than the image's own): one
-            # more try with the points the slack pays for
+            # well under the budget: one more try with the points the slack pays for
             more = min(K_hi, int(K + (budget - len(r.data)) / per) - 1)
             if grown or len(r.data) > budget * (1 - SLACK) or more <= K:
                 break
@@ -576,8 +564,8 @@ def _plan(job: _Job, s: int) -> _Plan:
                               operator=operator).data)
         if full > budget or K_hi >= N:
             break
-        # every point fits: the estimate was short (colour's chroma values cost less than it assumes), so
-        # densify again to the count that the cost per point so far extrapolates to, with the same margin
+        # all fit: the estimate was short (chroma values cost less); densify again to the count the cost per
+        # point extrapolates to, with the same margin
         K_hi = min(N, int(1.3 * K_hi * (budget - overhead) / max(full - overhead, 1)) + 8)
 
     # the largest prefix that fits with the image's own values (no solve: sizes only)
@@ -614,9 +602,9 @@ def _auto_step(f: torch.Tensor, grid: np.ndarray, s: int, operator: CodecOperato
 
 
 def auto_lattice(budget: int, H: int, W: int, C: int) -> int:
-    """The automatic lattice step for a budget of ``budget`` bytes on an (C, H, W) image: the expected spacing of
-    the known pixels over :data:`LATTICE_SPACING` (a few fixed-point steps: the step changes the positions' cost
-    and so the count). :func:`encode` may replace a step of 2 by the full pixel grid.
+    """The automatic lattice step for ``budget`` bytes on a (C, H, W) image: the known pixels' expected spacing
+    over :data:`LATTICE_SPACING` (fixed-point steps: the step changes the positions' cost, so the count).
+    :func:`encode` may replace a step of 2 by the full pixel grid.
 
     Examples
     --------

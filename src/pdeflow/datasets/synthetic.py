@@ -93,20 +93,17 @@ def disk(size, radius: float, center=None, height: float = 1.0, background: floa
          *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """Image of one disk: ``height`` inside, ``background`` outside.
 
-    The indicator of a disk is an eigenfunction of the TV subdifferential: under
-    the TV flow its height moves towards the background linearly, at the rate
-    perimeter/area (``2 / radius`` in the continuum).
+    A disk's indicator is an eigenfunction of the TV subdifferential: under the TV flow its height moves
+    linearly towards the background at the rate perimeter/area (``2 / radius`` in the continuum).
 
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     radius : float
-        Radius in pixels; a pixel belongs to the disk when its centre is at
-        distance ``<= radius`` from ``center``.
+        Radius in pixels; a pixel whose centre is within ``radius`` of ``center`` is inside.
     center : (float, float), optional
-        ``(row, col)`` in pixel coordinates; default the image centre
-        ``((H - 1) / 2, (W - 1) / 2)``.
+        ``(row, col)`` in pixels; default the image centre ``((H - 1) / 2, (W - 1) / 2)``.
     height, background : float, optional
         Values inside and outside.
 
@@ -153,27 +150,24 @@ def disks(
 ) -> torch.Tensor:
     """Images of ``n`` isolated, non-overlapping disks of random radii and heights.
 
-    Each disk evolves independently under the TV flow (as long as the disks
-    stay apart), its height falling linearly: the disk test images of
-    TVflowNET (Grossmann et al., 2022, §4.2.1). Disks are placed largest first by rejection
-    sampling, at least ``gap`` pixels apart (edge to edge) and ``margin``
-    pixels from the border.
+    Each disk evolves on its own under the TV flow (while they stay apart), its height falling linearly: the
+    disk test images of TVflowNET (Grossmann et al., 2022, §4.2.1). Placed largest first by rejection
+    sampling, at least ``gap`` pixels apart (edge to edge) and ``margin`` from the border.
 
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     n : int
         Number of disks per image.
     seed : int
         Seed of the random placement (numpy's ``default_rng``).
     batch : int, optional
-        Number of images; if given the result is ``(batch, 1, H, W)``.
+        Number of images: a ``(batch, 1, H, W)`` result.
     radius_range : (float, float), optional
-        Radii are uniform in this range, in pixels; default
-        ``(0.04, 0.15) * min(H, W)`` (at least 2 pixels).
+        Radii in pixels, uniform in this range; default ``(0.04, 0.15) * min(H, W)`` (at least 2 pixels).
     height_range : (float, float), optional
-        Disk heights (above ``background``) are uniform in this range.
+        Disk heights above ``background``, uniform in this range.
     background : float, optional
         Value outside the disks.
     gap, margin : float, optional
@@ -183,7 +177,7 @@ def disks(
 
     Returns
     -------
-    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    Tensor, shape (1, H, W), or (batch, 1, H, W) with ``batch``
 
     Examples
     --------
@@ -241,36 +235,32 @@ def ellipses(
 ) -> torch.Tensor:
     """Images of ``n`` overlapping ellipses with different intensities.
 
-    The ellipse test images of TVflowNET (Grossmann et al., 2022, §4.2.1). Each ellipse has a
-    uniformly random centre inside the image, semi-axes in ``axis_range``, a
-    uniformly random orientation and an intensity in ``intensity_range``.
+    The ellipse test images of TVflowNET (Grossmann et al., 2022, §4.2.1): uniformly random centres inside
+    the image and orientations, semi-axes in ``axis_range``, intensities in ``intensity_range``.
 
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     n : int
         Number of ellipses per image.
     seed : int
         Seed (numpy's ``default_rng``).
     batch : int, optional
-        Number of images; if given the result is ``(batch, 1, H, W)``.
+        Number of images: a ``(batch, 1, H, W)`` result.
     axis_range : (float, float), optional
-        Semi-axes in pixels, uniform in this range; default
-        ``(0.08, 0.35) * min(H, W)``.
+        Semi-axes in pixels, uniform in this range; default ``(0.08, 0.35) * min(H, W)``.
     intensity_range : (float, float), optional
         Intensities, uniform in this range.
     background : float, optional
         Value outside all ellipses.
     combine : {'paint', 'add'}, optional
-        ``'paint'``: each ellipse overwrites the ones drawn before it, so the
-        image takes values in ``intensity_range`` and ``background``;
-        ``'add'``: intensities add up where ellipses overlap (values may then
-        exceed the range; nothing is clipped).
+        ``'paint'``: each ellipse overwrites earlier ones (values in ``intensity_range`` and ``background``);
+        ``'add'``: intensities add where ellipses overlap (unclipped, may exceed the range).
 
     Returns
     -------
-    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    Tensor, shape (1, H, W), or (batch, 1, H, W) with ``batch``
 
     Examples
     --------
@@ -318,21 +308,20 @@ def rectangles(
 ) -> torch.Tensor:
     """Images of ``n`` overlapping axis-aligned rectangles with different intensities (piecewise constant).
 
-    Each rectangle has sides uniform in ``side_range``, a uniformly random position inside the image
-    and an intensity uniform in ``intensity_range``; later rectangles are painted over earlier ones, so
-    the image takes values in ``intensity_range`` and ``background``. A pixel belongs to a rectangle
-    when its centre does.
+    Sides uniform in ``side_range``, uniformly random positions inside the image, intensities uniform in
+    ``intensity_range``; later rectangles paint over earlier ones (values in ``intensity_range`` and ``background``).
+    A pixel belongs to a rectangle when its centre does.
 
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     n : int
         Number of rectangles per image.
     seed : int
         Seed (numpy's ``default_rng``).
     batch : int, optional
-        Number of images; if given the result is ``(batch, 1, H, W)``.
+        Number of images: a ``(batch, 1, H, W)`` result.
     side_range : (float, float), optional
         Side lengths in pixels, uniform in this range (height and width drawn apart); default
         ``(0.1, 0.6) * min(H, W)`` (at least 2 pixels).
@@ -343,7 +332,7 @@ def rectangles(
 
     Returns
     -------
-    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    Tensor, shape (1, H, W), or (batch, 1, H, W) with ``batch``
 
     Examples
     --------
@@ -413,13 +402,13 @@ def polygons(
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     n : int
         Number of polygons per image.
     seed : int
         Seed (numpy's ``default_rng``).
     batch : int, optional
-        Number of images; if given the result is ``(batch, 1, H, W)``.
+        Number of images: a ``(batch, 1, H, W)`` result.
     sides : (int, int), optional
         Fewest and most vertices, at least 3.
     radius_range : (float, float), optional
@@ -431,7 +420,7 @@ def polygons(
 
     Returns
     -------
-    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    Tensor, shape (1, H, W), or (batch, 1, H, W) with ``batch``
 
     Examples
     --------
@@ -494,11 +483,11 @@ def smooth_field(
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     seed : int
         Seed (numpy's ``default_rng``).
     batch : int, optional
-        Number of images; if given the result is ``(batch, 1, H, W)``.
+        Number of images: a ``(batch, 1, H, W)`` result.
     frequency : float, optional
         Largest spatial frequency, in cycles per ``min(H, W)`` pixels (wave vectors uniform in the disc).
     n_modes : int, optional
@@ -508,7 +497,7 @@ def smooth_field(
 
     Returns
     -------
-    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given
+    Tensor, shape (1, H, W), or (batch, 1, H, W) with ``batch``
 
     Examples
     --------
@@ -553,13 +542,13 @@ def piecewise_smooth(
     Parameters
     ----------
     size : int or (int, int)
-        Image height and width in pixels.
+        Height and width in pixels.
     n : int
         Number of shapes per image.
     seed : int
         Seed (numpy's ``default_rng``).
     batch : int, optional
-        Number of images; if given the result is ``(batch, 1, H, W)``.
+        Number of images: a ``(batch, 1, H, W)`` result.
     frequency : float, optional
         Largest spatial frequency of the fields, in cycles per ``min(H, W)`` pixels.
     amplitude : float, optional
@@ -567,7 +556,7 @@ def piecewise_smooth(
 
     Returns
     -------
-    Tensor, shape (1, H, W), or (batch, 1, H, W) when ``batch`` is given, values in [0, 1]
+    Tensor, shape (1, H, W), or (batch, 1, H, W) with ``batch``, values in [0, 1]
 
     Examples
     --------
@@ -675,7 +664,7 @@ def scenes(kinds, size, *, seed: int, batch: int, n_shapes: int | None = None,
     kinds : sequence of str
         Keys of :data:`SCENES`, e.g. ``("disks", "ellipses", "smooth")``.
     size : int
-        Image height and width in pixels.
+        Height and width in pixels.
     seed : int
         Seed of every kind's generator.
     batch : int

@@ -2,59 +2,46 @@
 
 For each test image and density ``D`` the methods are
 
-* ``random-diffusion`` -- a uniformly random mask with ``round(D H W)`` known
-  pixels, homogeneous diffusion inpainting (:func:`pdeflow.inpaint.inpaint_diffusion`);
-* ``random-wgan`` -- the same random mask, the inpainting WGAN
-  (:func:`~pdeflow.inpaint.learned.gan.inpaint_wgan`, random-mask model);
-* ``random-residual`` -- the same random mask, the residual inpainter
-  (``residual_model``; :func:`~pdeflow.inpaint.inpaint_learned`, calibrated);
-* ``ps`` -- probabilistic sparsification optimised for diffusion (``metric``:
-  MAE by default, as the paper), diffusion inpainting;
-* ``ps-mse`` -- the same minimising the MSE (the PS that the PSNR and MSE
-  compare against). On grey images PS's mask does not depend on the metric:
-  a step removes the candidates of smallest local error, ``|u - f|`` or
-  ``(u - f)^2``, which order the pixels alike (the metric only enters PS's
-  trace); there one PS run serves ``ps`` and ``ps-mse`` (the report says so);
-* ``ps-nlpe`` -- the PS mask improved by non-local pixel exchange (5 cycles of
-  ``|mask|`` exchanges), diffusion inpainting;
-* ``maskgan`` -- the mask GAN's mask and its jointly trained inpainting
-  generator (MG in the paper);
-* ``analytic`` / ``analytic-refine`` -- Belhachmi et al.'s density dithered
-  and snapped (:func:`~pdeflow.inpaint.analytic_mask`, sigma
-  :func:`~pdeflow.inpaint.masks.analytic.analytic_sigma`), without / with test-time
-  refinement (:func:`~pdeflow.inpaint.refine_mask`, ``refine`` options),
-  diffusion inpainting;
+* ``random-diffusion`` -- a uniformly random mask of ``round(D H W)`` known pixels, homogeneous diffusion
+  inpainting (:func:`pdeflow.inpaint.inpaint_diffusion`);
+* ``random-wgan`` -- that random mask, the inpainting WGAN (:func:`~pdeflow.inpaint.learned.gan.inpaint_wgan`,
+  random-mask model);
+* ``random-residual`` -- that random mask, the residual inpainter (``residual_model``;
+  :func:`~pdeflow.inpaint.inpaint_learned`, calibrated);
+* ``ps`` -- probabilistic sparsification for diffusion (``metric``: MAE by default, as the paper), diffusion
+  inpainting;
+* ``ps-mse`` -- the same minimising the MSE (the PS the PSNR and MSE compare against). On grey images PS's mask
+  does not depend on the metric: ``|u - f|`` and ``(u - f)^2`` order the candidates alike (the metric only enters
+  PS's trace), so one PS run serves ``ps`` and ``ps-mse`` (the report says so);
+* ``ps-nlpe`` -- the PS mask improved by non-local pixel exchange (5 cycles of ``|mask|`` exchanges), diffusion
+  inpainting;
+* ``maskgan`` -- the mask GAN's mask and its jointly trained inpainting generator (MG in the paper);
+* ``analytic`` / ``analytic-refine`` -- Belhachmi et al.'s density dithered and snapped
+  (:func:`~pdeflow.inpaint.analytic_mask`, sigma :func:`~pdeflow.inpaint.masks.analytic.analytic_sigma`), without /
+  with test-time refinement (:func:`~pdeflow.inpaint.refine_mask`, ``refine`` options), diffusion inpainting;
 * ``densify`` -- the analytic mask at 30 % of the density grown by adding points at the maxima of the
   inpainting's error (:func:`~pdeflow.inpaint.densify_mask`), diffusion inpainting;
-* ``learned`` / ``learned-refine`` -- the mask network's mask
-  (:func:`~pdeflow.inpaint.learned_mask`, one network per density), without /
-  with the same refinement, diffusion inpainting;
-* ``learned-residual`` -- the mask network's mask inpainted by the residual
-  inpainter (:func:`~pdeflow.inpaint.inpaint_learned`, calibrated: its
-  correction weighted per image by cross-validation on the known pixels);
-  ``learned-residual-raw``: the same with ``calibrate=False``;
-* ``joint`` -- a mask network and a residual inpainter fine-tuned together
-  (stage ``joint`` of :mod:`~pdeflow.inpaint.training.residual`, one pair per
-  density; :func:`~pdeflow.inpaint.learned.residual.load_joint`): the CPU-sized
-  counterpart of the paper's joint learning of masks and inpainting;
-  ``joint-refine``: its mask refined at test time as the ``*-refine`` rows
-  (for diffusion), then inpainted by the pair's inpainter for refined masks
-  (:func:`~pdeflow.inpaint.learned.residual.load_joint_refined`: fine-tuned on them
-  by ``pdeflow train residual --refine``) where the shipped pair has one, else
-  by its residual inpainter;
-* ``learned-refine-mse`` / ``joint-refine-mse`` -- the same with the refinement
-  minimising the MSE (``refine_mse`` options, :data:`~pdeflow.inpaint.masks.refine.REFINE_MSE`): the rows the
-  PSNR and MSE compare with ``ps-mse``, as the ``*-refine`` rows (the mask
-  network's loss, or the MAE) are those the MAE and SSIM compare with ``ps``.
+* ``learned`` / ``learned-refine`` -- the mask network's mask (:func:`~pdeflow.inpaint.learned_mask`, one network
+  per density), without / with the same refinement, diffusion inpainting;
+* ``learned-residual`` -- the mask network's mask inpainted by the residual inpainter
+  (:func:`~pdeflow.inpaint.inpaint_learned`, calibrated: its correction weighted per image by cross-validation on
+  the known pixels); ``learned-residual-raw``: with ``calibrate=False``;
+* ``joint`` -- a mask network and residual inpainter fine-tuned together (stage ``joint`` of
+  :mod:`~pdeflow.inpaint.training.residual`, one pair per density;
+  :func:`~pdeflow.inpaint.learned.residual.load_joint`): the CPU-sized counterpart of the paper's joint learning
+  of masks and inpainting; ``joint-refine``: its mask refined as the ``*-refine`` rows (for diffusion), then
+  inpainted by the pair's inpainter for refined masks (:func:`~pdeflow.inpaint.learned.residual.load_joint_refined`,
+  fine-tuned on them by ``pdeflow train residual --refine``) where the shipped pair has one, else by its residual
+  inpainter;
+* ``learned-refine-mse`` / ``joint-refine-mse`` -- the same with the MSE-minimising refinement (``refine_mse``
+  options, :data:`~pdeflow.inpaint.masks.refine.REFINE_MSE`): the rows PSNR and MSE compare with ``ps-mse``, as
+  the ``*-refine`` rows (mask network's loss, or MAE) are those MAE and SSIM compare with ``ps``.
 
-Random choices are drawn from ``seed`` per crop and density: the random masks,
-PS's and NLPE's candidates, and the refined rows' tile shifts (unless the
-``refine`` options name a generator), so a run is reproducible.
+Random choices come from ``seed`` per crop and density: random masks, PS's and NLPE's candidates, the refined
+rows' tile shifts (unless the ``refine`` options name a generator); a run is reproducible.
 
-``reuse``: rows of methods whose computation is deterministic given the crops
-and settings (PS, PS+NLPE, random) can be copied from an earlier run's
-``results.json`` instead of recomputed, when its crops, PS/NLPE settings and
-tolerance are the same; the report says which rows were reused and from where.
+``reuse``: rows of deterministic methods (PS, PS+NLPE, random) can be copied from an earlier run's
+``results.json`` when its crops, PS/NLPE settings and tolerance match; the report says which and from where.
 
 Metrics per image: PSNR (dB, data range 1), MSE and MAE (reported on the 0-255
 scale of the paper's Table 3), SSIM (scikit-image's Gaussian SSIM, data range 1),

@@ -1,47 +1,35 @@
 """Learned masks for homogeneous diffusion inpainting: a neuroexplicit mask network.
 
-:class:`MaskNet` refines the analytic mask of Belhachmi, Bucur, Burgeth,
-Weickert (2009; :mod:`pdeflow.inpaint.masks.analytic`) instead of producing a mask
-from scratch. A small U-Net (16/32/64 channels) reads the image and the two
-analytic maps and outputs two bounded corrections (``bound * tanh``, last
-layer zero at initialisation, so an untrained network *is* the analytic
-method):
+:class:`MaskNet` refines the analytic mask of Belhachmi, Bucur, Burgeth, Weickert (2009;
+:mod:`pdeflow.inpaint.masks.analytic`) rather than making one from scratch. A small U-Net (16/32/64 channels) reads
+the image and the two analytic maps and outputs two bounded corrections (``bound * tanh``, last layer zero at
+initialisation: an untrained network *is* the analytic method):
 
-* a log-density correction on top of ``log p0``, ``p0 = |laplacian(G_2 * f)|
-  + floor``: ``log p = log p0 + a``;
-* a pixel-score correction on top of ``log |f - G_1 * f|``: ``s = log e0 + b``.
+* a log-density correction on ``log p0``, ``p0 = |laplacian(G_2 * f)| + floor``: ``log p = log p0 + a``;
+* a pixel-score correction on ``log |f - G_1 * f|``: ``s = log e0 + b``.
 
-The binary mask: ``p`` is dithered with a blue-noise threshold tile to
-exactly ``k = round(density H W)`` points per image (top-``k`` of ``log p -
-log T``; in training the tile is shifted/flipped at random per sample), then
-each point moves to the pixel of largest ``s`` in its 3x3 neighbourhood that
-no other point holds (:func:`~pdeflow.inpaint.masks.snapping.snap_to_extrema`).
+The binary mask: ``p`` is dithered with a blue-noise threshold tile to exactly ``k = round(density H W)`` points
+per image (top-``k`` of ``log p - log T``; in training the tile is shifted/flipped at random per sample), then each
+point moves to the free pixel of largest ``s`` in its 3x3 neighbourhood
+(:func:`~pdeflow.inpaint.masks.snapping.snap_to_extrema`).
 
-Gradients (training): the mask's value is binary; its gradient is passed
-straight through to the expected mask ``q``: the density normalised to ``k``
-points, ``k p / sum(p)``, spread over each pixel's 3x3 neighbourhood by
-``softmax(s)`` (:func:`~pdeflow.inpaint.masks.snapping.neighbour_mass`), i.e.
-``b = b_hard + q - q.detach()``. With a differentiable diffusion inpainting
-(whose mask gradient is one adjoint solve, Hoeltgen, Setzer, Weickert 2013)
-the inpainting loss trains both corrections. Bounding the corrections
-matters: unbounded densities diverged after a few hundred steps.
+Gradients (training): the binary mask's gradient passes straight through to the expected mask ``q``, the density
+normalised to ``k`` points, ``k p / sum(p)``, spread over each 3x3 neighbourhood by ``softmax(s)``
+(:func:`~pdeflow.inpaint.masks.snapping.neighbour_mass`): ``b = b_hard + q - q.detach()``. Through a
+differentiable diffusion inpainting (mask gradient: one adjoint solve, Hoeltgen, Setzer, Weickert 2013) the
+inpainting loss trains both corrections. The bound matters: unbounded densities diverged after a few hundred steps.
 
-``density_input``: the network also reads ``log(density)`` as a constant
-channel, so one network can serve several densities (``k`` is the only other
-thing that changes); a model trained for one density refuses others.
+``density_input``: the network also reads ``log(density)`` as a constant channel, so one network serves several
+densities (``k`` is all else that changes); a model trained for one density refuses others.
 
-``feedback``: the network runs twice. Its first mask is inpainted (homogeneous
-diffusion, loose tolerance) and the second pass also reads the log of that
-inpainting's squared error ``E`` (smoothed over ``FEEDBACK_SIGMA`` pixels,
-relative to its local mean); its log-density is ``log p0 + a2 + gamma log E``
-with ``a2`` the second pass's correction and ``gamma`` a learned scalar. It is
-dithered with the *same* thresholds as the first mask, so most points stay
-and the density moves towards where the first mask's inpainting erred. A
-density alone does not carry that: the error depends on where the dithered
-points fell, not only on the image (docs/results/inpaint.md). The extra input
-channel's weights and ``gamma`` start at zero (:meth:`MaskNet.with_feedback`:
-``gamma`` as given), so a feedback network initialised from a trained one
-gives that network's mask.
+``feedback``: the network runs twice. Its first mask is inpainted (homogeneous diffusion, loose tolerance); the
+second pass also reads the log of that inpainting's squared error ``E`` (smoothed over ``FEEDBACK_SIGMA`` pixels,
+relative to its local mean), with log-density ``log p0 + a2 + gamma log E``, ``a2`` the second correction and
+``gamma`` a learned scalar. Dithered with the *same* thresholds, most points stay and the density moves to where
+the first inpainting erred, which a density alone does not carry: the error depends on where the dithered points
+fell, not only on the image (docs/results/inpaint.md). The extra channel's weights and ``gamma`` start at zero
+(:meth:`MaskNet.with_feedback`: ``gamma`` as given), so a feedback network initialised from a trained one gives
+its mask.
 """
 from __future__ import annotations
 
@@ -81,18 +69,15 @@ class MaskNet(nn.Module):
     """The neuroexplicit mask network (see the module docstring).
 
     ``net(f, density=None, *, random=False, generator=None, thresholds=None, snap=True, maps=None)``
-    returns the mask ``(B, 1, H, W)`` (binary values; in training mode with the
-    straight-through gradient to the expected mask); ``maps``: the
-    ``(log p, s)`` of :meth:`maps` for this ``f``, if already computed (the
-    network then does not run again).
+    returns the mask ``(B, 1, H, W)`` (binary; in training with the straight-through gradient to the expected
+    mask); ``maps``: :meth:`maps`'s ``(log p, s)`` for this ``f`` if computed already (the network is not rerun).
 
     Parameters
     ----------
     channels : int
         Image channels (1 or 3).
     density : float in (0, 1) or None
-        The density the network is trained for; None: any density (then
-        ``density_input`` must be True).
+        The density trained for; None: any (needs ``density_input``).
     widths : tuple of int
         U-Net channels per level (default 16, 32, 64).
     bound : float
@@ -106,10 +91,10 @@ class MaskNet(nn.Module):
     tile : int
         Size of the blue-noise threshold tile.
     norm_window : int or None
-        The network reads its log-maps minus their mean over a window of this many pixels a side
-        (:func:`~pdeflow.filters.box_mean`; an image no larger: its own mean), the side of
-        its training crops (64 for the shipped networks), so that a large image's inputs have the
-        statistics the network was trained on. None: minus the whole image's mean.
+        The network reads its log-maps minus their mean over a window of this side
+        (:func:`~pdeflow.filters.box_mean`; an image no larger: its own mean), its training crops' side (64
+        for the shipped networks), so a large image's inputs have the trained statistics. None: minus the
+        whole image's mean.
     feedback : bool
         Run twice, the second pass reading the first mask's inpainting error (see the module docstring).
 
@@ -384,10 +369,10 @@ def network_mask(net: MaskNet, f: torch.Tensor, density: float, *, refine: dict 
                  scale: int = 1, strength: float | tuple[float, float] = 1.0,
                  compute_dtype: torch.dtype | None = None, padding: str = "zeros") -> torch.Tensor:
     """The mask of ``net`` for ``f`` (B, C, H, W) on its device, refined by
-    :func:`pdeflow.inpaint.masks.refine.refine_mask` with the options ``refine`` (None: not refined) from the
-    network's density and snap score; ``thresholds``: the dithering thresholds (default: the fixed tile);
-    ``tile_size``, ``scale``, ``strength``, ``compute_dtype``, ``padding``: of :meth:`MaskNet.maps`.
-    No argument checks (:func:`learned_mask` is the checked interface); no gradient when refined.
+    :func:`pdeflow.inpaint.masks.refine.refine_mask` with options ``refine`` (None: not) from the network's
+    density and snap score; ``thresholds``: dithering thresholds (default: the fixed tile); ``tile_size``,
+    ``scale``, ``strength``, ``compute_dtype``, ``padding``: of :meth:`MaskNet.maps`. Unchecked
+    (:func:`learned_mask` checks); no gradient when refined.
 
     Examples
     --------
@@ -422,44 +407,41 @@ def learned_mask(f: torch.Tensor, density: float, *, model=None, refine: int = 0
         Image(s) in [0, 1].
     density : float in (0, 1)
     model : None, MaskNet, str or path
-        None: the shipped network for ``density``; else a :class:`MaskNet` or
-        what :func:`load_masknet` accepts.
+        None: the shipped network for ``density``; else a :class:`MaskNet` or what :func:`load_masknet`
+        accepts.
     refine : int, dict or None
-        Test-time refinement (:func:`pdeflow.inpaint.masks.refine.refine_mask` with
-        the network's density and snap score): 0 (default) none, an int of
-        exchange rounds, or a dict of its options (``{"shifts": 4, "rounds": 8}``).
+        Test-time refinement (:func:`pdeflow.inpaint.masks.refine.refine_mask` with the network's density and
+        snap score): 0 (default) none, exchange rounds, or a dict of options (``{"shifts": 4, "rounds": 8}``).
     scale : int >= 1
-        The network reads the image reduced by this factor (block means) and its corrections are
-        resized bilinearly onto the full-resolution analytic maps (:meth:`MaskNet.maps`): ``scale**2``
-        times less network work for large images (1, default: full resolution).
+        The network reads the image reduced by this factor (block means); its corrections are resized
+        bilinearly onto the full-resolution analytic maps (:meth:`MaskNet.maps`): ``scale**2`` times less
+        network work (1, default: full resolution).
     strength : float >= 0 or (float, float)
-        The network's corrections of the analytic maps are multiplied by this (1, default: as trained;
-        0: the analytic mask of the network's smoothing, ``analytic_mask(f, density, sigma=net.sigma)``,
-        computed in the network's dtype);
-        in between: a blend of the learned and the analytic density (in the log domain). A pair
-        ``(a, b)`` weights the two corrections apart: the log-density's by ``a``, the snap score's by
-        ``b``. For photographs at their native resolution, far from the network's training crops,
-        docs/results/inpaint.md measures ``(0.3, 0)``.
+        Factor on the network's corrections of the analytic maps (1, default: as trained; 0: the analytic
+        mask of the network's smoothing, ``analytic_mask(f, density, sigma=net.sigma)``, in the network's
+        dtype; in between: a log-domain blend of learned and analytic density). A pair ``(a, b)`` weights
+        the log-density's correction by ``a``, the snap score's by ``b``. For photographs at native
+        resolution, far from the training crops, docs/results/inpaint.md measures ``(0.3, 0)``.
     tile_size : int >= 16 or None
         The network runs on tiles of this size with a margin wider than its receptive field
-        (:meth:`MaskNet.corrections`): the same mask to round-off, with memory for one tile instead
-        of the image; None: in one piece. Images up to this size run in one piece anyway.
+        (:meth:`MaskNet.corrections`): the same mask to round-off, memory for one tile; None (or an image
+        no larger): in one piece.
     compute_dtype : None or torch.bfloat16
-        None (default): the network computes in its own dtype (float32). ``torch.bfloat16``: its
-        convolutions run in bfloat16 (:func:`torch.autocast`), about twice as fast on CPUs with bfloat16
-        instructions (AVX-512 BF16, AMX) and on GPUs; the corrections then differ by about 1e-2 and a
-        few percent of the points move (the inpainting quality this costs: docs/results/inpaint.md).
+        None (default): the network's own dtype (float32). ``torch.bfloat16``: convolutions in bfloat16
+        (:func:`torch.autocast`), about twice as fast on CPUs with bfloat16 instructions (AVX-512 BF16, AMX)
+        and on GPUs; corrections differ by about 1e-2 and a few percent of the points move (quality cost:
+        docs/results/inpaint.md).
     padding : {"zeros", "reflect"}
-        What the network sees beyond the image's border: ``"zeros"`` (default), as in training on 64 px
-        crops; ``"reflect"``, the image mirrored across its border, as the diffusion's reflecting boundary
-        reads it (:meth:`MaskNet.corrections`). For photographs at their native resolution
-        docs/results/inpaint.md measures ``"reflect"`` with ``strength=(0.3, 0)``.
+        What the network sees beyond the border: ``"zeros"`` (default), as in training on 64 px crops;
+        ``"reflect"``, the image mirrored, as the diffusion's reflecting boundary reads it
+        (:meth:`MaskNet.corrections`). For photographs at native resolution docs/results/inpaint.md
+        measures ``"reflect"`` with ``strength=(0.3, 0)``.
 
     Returns
     -------
     Tensor
-        Mask of the dtype of ``f``, 1 = known pixel, ``(B, 1, H, W)`` for 4-D
-        input (``(1, H, W)`` for 3-D, ``(H, W)`` for 2-D).
+        Mask in ``f``'s dtype, 1 = known, ``(B, 1, H, W)`` for 4-D input (``(1, H, W)`` for 3-D, ``(H, W)``
+        for 2-D).
 
     Examples
     --------

@@ -1,71 +1,46 @@
 """Test-time refinement of a sparse inpainting mask at fixed density, in a fraction of a second.
 
-Two cheap steps on top of a mask dithered from a density map (the analytic mask
-of :mod:`pdeflow.inpaint.masks.analytic`, the mask network of
-:mod:`pdeflow.inpaint.learned.masknet`), both keeping exactly the number of known
-pixels of each image:
+Two cheap steps on a mask dithered from a density map (the analytic mask of :mod:`pdeflow.inpaint.masks.analytic`,
+the mask network of :mod:`pdeflow.inpaint.learned.masknet`), both keeping each image's number of known pixels:
 
-1. **Best of several tiles** (``shifts``). The density map is dithered again with
-   ``shifts - 1`` randomly shifted/flipped blue-noise threshold tiles
-   (:func:`pdeflow.inpaint.masks.dither.threshold_map`) and snapped like the input
-   (if a snap score is given); the input mask is candidate 0. All candidates
-   are inpainted in one batched :func:`~pdeflow.inpaint.inpaint_diffusion` call and the
-   one of smallest error is kept per image.
-2. **Exchanges guided by the adjoint and by probes.** One forward and one
-   adjoint solve give the derivative ``g = dl/dc`` of the inpainting error
-   ``l`` with respect to the mask at every pixel
-   (:func:`~pdeflow.inpaint.inpaint_diffusion` is differentiable in the mask; Hoeltgen,
-   Setzer, Weickert, "An optimal control approach to find sparse data for
-   Laplace interpolation", EMMCVPR 2013). To first order, revealing an unknown
-   pixel changes the error by ``+g`` (``-g`` is its *benefit of revealing*).
-   Hiding a known pixel is not a small change, and its linearised cost ``-g``
-   ranks pixels poorly; so each round *measures* it (``hide='probe'``): a
-   well-spread subset of the known pixels, no two touching, is hidden at once
-   and inpainted (one loose solve), and a probed pixel's cost is its squared
-   error there -- the local error of probabilistic sparsification (Mainberger
-   et al., "Optimising spatial and tonal data for homogeneous diffusion
-   inpainting", SSVM 2011). A round swaps the ``s`` probed pixels of smallest
-   cost with the ``s`` unknown pixels of largest benefit -- only pixels whose
-   benefit is the largest of their 3 x 3 neighbourhood are revealed, so no
-   two revealed pixels touch -- inpaints once (warm-started), and keeps the
-   swap only if the error drops. A rejected swap halves ``s`` for that image
-   (in the spirit of the non-local pixel exchange of Mainberger et al., whose
-   candidates are random instead); a rejected single swap (``s = 1``) bars its
-   two pixels until the next accepted swap. The trial's own adjoint solve
-   (warm-started from the last one) gives the next round's derivative; it
-   runs only when the trial is kept (a rejected trial leaves the derivative
-   as it was), so a round costs a probe and a forward solve, and an adjoint
-   solve when its swap is kept.
+1. **Best of several tiles** (``shifts``). The density map is dithered again with ``shifts - 1`` randomly
+   shifted/flipped blue-noise threshold tiles (:func:`pdeflow.inpaint.masks.dither.threshold_map`), snapped like
+   the input (given a snap score); the input is candidate 0. One batched
+   :func:`~pdeflow.inpaint.inpaint_diffusion` call inpaints all; the smallest error is kept per image.
+2. **Exchanges guided by the adjoint and by probes.** A forward and an adjoint solve give the derivative
+   ``g = dl/dc`` of the inpainting error ``l`` in the mask at every pixel (Hoeltgen, Setzer, Weickert, "An optimal
+   control approach to find sparse data for Laplace interpolation", EMMCVPR 2013). To first order, revealing an
+   unknown pixel changes the error by ``+g`` (``-g``: its *benefit of revealing*). Hiding a known pixel is no
+   small change and its linearised cost ``-g`` ranks poorly, so each round *measures* it (``hide='probe'``): a
+   well-spread subset of known pixels, no two touching, is hidden at once and inpainted (one loose solve); a
+   probed pixel's cost is its squared error there, the local error of probabilistic sparsification (Mainberger et
+   al., "Optimising spatial and tonal data for homogeneous diffusion inpainting", SSVM 2011). A round swaps the
+   ``s`` probed pixels of least cost with the ``s`` unknown pixels of largest benefit (only those whose benefit
+   tops their 3 x 3 neighbourhood, so no two revealed pixels touch), inpaints once (warm-started) and keeps the
+   swap only if the error drops. A rejected swap halves ``s`` for that image (like Mainberger et al.'s non-local
+   pixel exchange, whose candidates are random); a rejected single swap (``s = 1``) bars its two pixels until the
+   next accepted one. The trial's adjoint solve (warm-started) gives the next derivative, run only for a kept
+   trial: a round costs a probe and a forward solve, plus an adjoint solve when kept.
 
-   Probing costs more per round than the linearised hiding (``hide='adjoint'``)
-   and finds better masks; the comparison is on the results page "Sparse
-   inpainting".
+   Probing costs more per round than linearised hiding (``hide='adjoint'``) and finds better masks (results
+   page "Sparse inpainting").
 
-The error ``l`` per image (``metric``): ``'masknet'`` (default), the loss the
-mask network trains on, ``charbonnier + 0.3 (1 - SSIM)``
-(:mod:`pdeflow.inpaint.training.masknet`), ``'mse'`` or ``'mae'``. The search
-compares masks by errors from loose solves (``tol``, warm-started): its
-decisions only need the ranking, which a loose ``tol`` keeps where the errors
-are not small against the grey values: on nearly flat photos loose solves
-cannot tell masks apart, and ``tol`` (and ``probe_tol``) must be tighter (the
-results page "Sparse inpainting"). The input and the result are then solved to
-``final_tol``, and the input is returned if the result is not better there; so
-the error of the result, at that accuracy, is never larger than that of the
-input mask, and the search's errors never increase from one round to the next.
+The error ``l`` per image (``metric``): ``'masknet'`` (default), the mask network's training loss,
+``charbonnier + 0.3 (1 - SSIM)`` (:mod:`pdeflow.inpaint.training.masknet`), ``'mse'`` or ``'mae'``. The search
+compares masks by errors of loose warm-started solves (``tol``): it needs only their ranking, which a loose ``tol``
+keeps unless the errors are small against the grey values; on nearly flat photos ``tol`` (and ``probe_tol``) must
+be tighter (results page "Sparse inpainting"). The input and result are then solved to ``final_tol`` and the input
+returned unless the result is better there: the result's error at that accuracy never exceeds the input's, and the
+search's errors never increase between rounds.
 
-One grey image on the CPU with ``solver='cg'`` (the evaluation's call, one crop at a
-time) runs the same search on flat NumPy vectors (:func:`refine_single`,
-:data:`SINGLE_IMAGE_PATH`): each solve is the plain CG of
-:func:`pdeflow.linalg.cg_matrix` on the Laplacian's cached CSR matrix, the
-right-hand side a sparse product, the adjoint solve and the mask derivative
-written out instead of an autograd node, and the loss (SSIM included), the
-probes and the proposals NumPy arrays: on small images the tensor set-up around each
-solve costs more than its few warm-started CG iterations (the timing is on the
-results page "Sparse inpainting"). It makes the same decisions as the tensor path
-(``tests/inpaint/test_inpaint_refine.py``; up to rounding and the order of ties).
+One grey CPU image with ``solver='cg'`` (the evaluation's call) runs the same search on flat NumPy vectors
+(:func:`refine_single`, :data:`SINGLE_IMAGE_PATH`): each solve is :func:`pdeflow.linalg.cg_matrix` on the
+Laplacian's cached CSR matrix, the right-hand side a sparse product, the adjoint solve and mask derivative written
+out (no autograd), loss (SSIM included), probes and proposals NumPy arrays: on small images the tensor set-up
+around a solve costs more than its few warm-started CG iterations (timing: results page "Sparse inpainting"). Its
+decisions equal the tensor path's up to rounding and the order of ties (``tests/inpaint/test_inpaint_refine.py``).
 
-Randomness: ``generator: None | int | torch.Generator`` (tile shifts only; the
-exchanges and probes are deterministic).
+Randomness: ``generator: None | int | torch.Generator`` (tile shifts only; exchanges and probes are deterministic).
 """
 from __future__ import annotations
 
@@ -115,9 +90,8 @@ REFINE_MSE = {0.05: {"shifts": 2, "rounds": 600, "metric": "mse", "tol": 1e-5},
 def refine_setting(density: float, refine: dict | None = None, default: dict | None = None) -> dict:
     """The :func:`refine_mask` options for masks of ``density``.
 
-    ``refine``: a dict of options for every density, or a dict ``density -> options``
-    (default ``default``, else :data:`REFINE`; the MSE rows: :data:`REFINE_MSE`); a density it
-    does not list takes the options of the nearest one it lists.
+    ``refine``: options for every density, or a dict ``density -> options`` (default ``default``, else
+    :data:`REFINE`; MSE rows: :data:`REFINE_MSE`); an unlisted density takes the nearest listed one's.
 
     Examples
     --------
@@ -139,8 +113,7 @@ def refine_setting(density: float, refine: dict | None = None, default: dict | N
 #: set-up around each small solve.
 SINGLE_IMAGE_PATH = True
 
-# The error minimised (_refine_loss) and the steps of the search (_refine_search) live in modules of their own;
-# this one is the entry point: the checks, the driver of the search and its result.
+# The error (_refine_loss) and the search's steps (_refine_search) live apart; here: checks, driver, result.
 
 
 @dataclass
@@ -156,9 +129,8 @@ class RefineResult:
     error : Tensor, shape (B,)
         Its error (``metric``), solved to ``final_tol``.
     trace : Tensor, shape (B, 2 + rounds)
-        Column 0: the error of the input mask (``final_tol``); 1: after the
-        best of the tile shifts; then after each exchange round (the search's
-        errors, solved to ``tol``). Never increasing.
+        Column 0: the input mask's error (``final_tol``); 1: after the best of the tile shifts; then after each
+        exchange round (the search's errors, solved to ``tol``). Never increasing.
     shift : Tensor of int64, shape (B,)
         The candidate kept by the best-of-shifts step (0: the input mask).
     accepted : Tensor of int64, shape (B,)
@@ -250,96 +222,76 @@ def refine_mask(f: torch.Tensor, mask: torch.Tensor, *, rounds: int = 8, shifts:
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Image(s), floating point (worked on in float64).
     mask : Tensor
-        Binary mask, 1 = known pixel, of the shape the mask functions return
-        for ``f``: ``(B, 1, H, W)``, ``(1, H, W)`` or ``(H, W)``. Each image
-        needs a known and an unknown pixel.
+        Binary mask, 1 = known pixel, shaped as the mask functions return it for ``f``: ``(B, 1, H, W)``,
+        ``(1, H, W)`` or ``(H, W)``. Each image needs a known and an unknown pixel.
     rounds : int >= 0
-        Adjoint-guided exchange rounds (each a probe and a forward solve, and
-        an adjoint solve if its swap is kept).
+        Adjoint-guided exchange rounds (each a probe and a forward solve, plus an adjoint solve if kept).
     shifts : int >= 1
-        Candidates of the best-of-shifts step: the input mask and ``shifts - 1``
-        dithers of ``density_map`` with randomly shifted/flipped tiles.
+        Candidates of the best-of-shifts step: the input mask and ``shifts - 1`` dithers of ``density_map``
+        with randomly shifted/flipped tiles.
     density_map : Tensor (B, 1, H, W), optional
         Non-negative density the mask was dithered from (any scale), e.g.
-        :func:`pdeflow.inpaint.masks.analytic.laplacian_density`; needed for
-        ``shifts > 1``.
+        :func:`pdeflow.inpaint.masks.analytic.laplacian_density`; needed for ``shifts > 1``.
     snap_score : Tensor (B, 1, H, W), optional
-        If the mask was snapped to extrema
-        (:func:`pdeflow.inpaint.masks.analytic.snap_to_extrema`), its score, so the
-        candidates are snapped alike.
+        The score, if the mask was snapped to extrema (:func:`pdeflow.inpaint.masks.analytic.snap_to_extrema`),
+        so the candidates are snapped alike.
     swaps : float in (0, 1]
-        Pixel pairs swapped in the first round, as a fraction of the known
-        pixels (at least 1); halved per image after a rejected round.
+        Pixel pairs swapped in the first round, a fraction of the known pixels (at least 1); halved per image
+        after a rejected round.
     hide : {'probe', 'adjoint'}
-        How a round ranks the known pixels to hide. ``'probe'`` (default):
-        by their probed cost, the squared error at a pixel when a random
-        subset of non-touching known pixels is hidden at once (one more
-        forward solve per round; only probed pixels are hidden that round).
-        ``'adjoint'``: by the linearised cost ``-g``, which is free but
-        blind to the large change of hiding a pixel (see the module doc for
-        the numbers).
+        How a round ranks known pixels to hide. ``'probe'`` (default): by probed cost, a pixel's squared error
+        when a random subset of non-touching known pixels is hidden at once (one more forward solve per round;
+        only probed pixels are hidden that round). ``'adjoint'``: by the linearised cost ``-g``, free but blind
+        to the large change of hiding a pixel (numbers: module doc).
     metric : {'masknet', 'mse', 'mae'}
-        The error minimised (:func:`image_loss`). The default, the mask
-        network's training loss, lowered both the MAE and (1 - SSIM) more
-        than the MSE did on training crops.
+        The error minimised (:func:`image_loss`). The default, the mask network's training loss, lowered both
+        the MAE and (1 - SSIM) more than the MSE did on training crops.
     tol : float
-        Relative residual of the search's diffusion solves (all warm-started
-        but the first adjoint one); the probe and adjoint solves, which only
-        rank pixels, stop at ``max(tol, probe_tol)`` and ``max(tol, 1e-2)``.
+        Relative residual of the search's diffusion solves (all warm-started but the first adjoint one); the
+        probe and adjoint solves, which only rank pixels, stop at ``max(tol, probe_tol)`` and
+        ``max(tol, 1e-2)``.
     probe_tol : float
-        Relative residual of the probe solves (``hide='probe'``). The default
-        1e-2 ranks the probed pixels well where the inpainting error is not
-        small against the grey values; on nearly flat images a probe solve,
-        warm-started from the current inpainting, stops before it has moved
-        and measures nothing: a tighter one (e.g. 1e-4) ranks them there
-        (docs/results/inpaint.md).
+        Relative residual of the probe solves (``hide='probe'``). The default 1e-2 ranks well where the
+        inpainting error is not small against the grey values; on nearly flat images a probe solve,
+        warm-started from the current inpainting, stops before moving and measures nothing: a tighter one (e.g.
+        1e-4) ranks there (docs/results/inpaint.md).
     final_tol : float
-        Relative residual of the solves of the input and the result, whose
-        errors decide what is returned (:func:`~pdeflow.inpaint.inpaint_diffusion`'s
-        default 1e-6).
+        Relative residual of the input's and result's solves, whose errors decide what is returned
+        (:func:`~pdeflow.inpaint.inpaint_diffusion`'s default 1e-6).
     solver : {'cg', 'mg'}
-        Solver of :func:`~pdeflow.inpaint.inpaint_diffusion`. Every forward solve is
-        warm-started (from the input's inpainting or the current one), where
-        plain CG (default) needs few iterations and no multigrid set-up; so
-        is every adjoint solve but the first (about 100 CG iterations at
-        64 x 64, where multigrid's set-up costs about as much as it saves).
-        One grey CPU image at a time, the whole search runs on NumPy vectors
-        (see the module doc), CG on the explicit CSR matrix
+        Solver of :func:`~pdeflow.inpaint.inpaint_diffusion`. Every forward solve and every adjoint solve but
+        the first is warm-started, where plain CG (default) needs few iterations and no multigrid set-up (the
+        first adjoint: about 100 CG iterations at 64 x 64, where multigrid's set-up costs about what it saves).
+        One grey CPU image runs the whole search on NumPy vectors (module doc), CG on the explicit CSR matrix
         (:func:`pdeflow.linalg.cg_matrix`).
     tile : Tensor (h, w), optional
-        Threshold tile of the shifted dithers (default: the 64 x 64 blue-noise
-        tile the mask functions use).
+        Threshold tile of the shifted dithers (default: the mask functions' 64 x 64 blue-noise tile).
     generator : None, int or torch.Generator
         Random tile shifts.
     callback : callable, optional
-        Called as ``callback(r, mask, u, error)`` after the best-of-shifts step
-        (``r = 0``) and after exchange round ``r = 1 .. rounds``, with the
-        current masks ``(B, 1, H, W)`` (bool), their inpaintings ``(B, C, H,
-        W)`` (float64) and errors ``(B,)``; for inspection (the benchmark
-        reads the quality/time curve from one run this way).
+        ``callback(r, mask, u, error)`` after the best-of-shifts step (``r = 0``) and exchange round
+        ``r = 1 .. rounds``, with the current masks ``(B, 1, H, W)`` (bool), inpaintings ``(B, C, H, W)``
+        (float64) and errors ``(B,)``; for inspection (the benchmark reads its quality/time curve this way).
     full_output : bool
         Return a :class:`RefineResult`.
     tile_size : int >= 32, optional
-        Refine a large image tile by tile (near-equal tiles of at most this many pixels a side,
-        each refined on its own, with the diffusion problem of the tile alone): time linear in the
-        image and memory of one tile; each tile keeps its number of known pixels, and its error on its
-        own is never larger than its input's (the whole image's error is not checked). Not with
+        Refine a large image tile by tile (near-equal tiles of at most this many pixels a side, each with its
+        own diffusion problem): time linear in the image, memory of one tile; each tile keeps its number of
+        known pixels and its own error never exceeds its input's (the whole image's is not checked). Not with
         ``callback`` or ``full_output``. None (default): the whole image at once.
 
     Returns
     -------
     Tensor
-        The refined mask, shape of ``mask``, dtype of ``f``, with the same
-        number of known pixels per image and an error (solved to
-        ``final_tol``) never larger than the input's.
+        The refined mask, shape of ``mask``, dtype of ``f``, with the same number of known pixels per image and
+        an error (solved to ``final_tol``) never larger than the input's.
 
     Warns
     -----
     UserWarning
-        When the masks the search found are no better than the input once
-        solved to ``final_tol`` (the input is then returned): the search's
-        solves to ``tol`` were too loose for the image's inpainting errors
-        (nearly flat images, whose inpainting errors are tiny), and a smaller ``tol`` refines them.
+        When the search's masks are no better than the input once solved to ``final_tol`` (the input is then
+        returned): its solves to ``tol`` were too loose for the image's tiny inpainting errors (nearly flat
+        images); a smaller ``tol`` refines them.
 
     Examples
     --------
@@ -518,10 +470,9 @@ _OPTIONS = ("rounds", "shifts", "swaps", "hide", "metric", "tol", "probe_tol", "
 def refine_options(refine, who: str) -> dict | None:
     """The ``refine=`` option of the mask functions as keywords of :func:`refine_mask` (None: no refinement).
 
-    ``refine`` is 0 or None (none), an int ``r >= 0`` (``r`` exchange rounds,
-    one tile) or a dict of :func:`refine_mask` keywords among ``rounds``,
-    ``shifts``, ``swaps``, ``metric``, ``tol``, ``probe_tol``, ``solver``, ``generator``, ``tile_size``
-    (e.g. ``{"shifts": 4, "rounds": 8}``).
+    ``refine`` is 0 or None (none), an int ``r >= 0`` (``r`` exchange rounds, one tile) or a dict of
+    :func:`refine_mask` keywords among ``rounds``, ``shifts``, ``swaps``, ``metric``, ``tol``, ``probe_tol``,
+    ``solver``, ``generator``, ``tile_size`` (e.g. ``{"shifts": 4, "rounds": 8}``).
 
     Examples
     --------

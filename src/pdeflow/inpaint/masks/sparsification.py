@@ -1,33 +1,25 @@
 """Inpainting masks: random masks and spatial optimisation for diffusion inpainting.
 
-* :func:`random_mask`: exactly ``round(density * H * W)`` known pixels per
-  image, uniformly at random.
-* :func:`ps_mask` (PS, Mainberger et al. 2011): start
-  from the full mask; each step picks a random fraction ``p`` of the mask
-  pixels as candidates, inpaints without them, and removes for good the
-  fraction ``q`` of the candidates whose local error ``|u - f|`` (summed over
-  channels; squared for ``metric='mse'``) is smallest; the others go back.
+* :func:`random_mask`: exactly ``round(density * H * W)`` known pixels per image, uniformly at random.
+* :func:`ps_mask` (PS, Mainberger et al. 2011): from the full mask, each step draws a random fraction ``p`` of
+  the mask pixels as candidates, inpaints without them, and removes for good the fraction ``q`` of them with the
+  smallest local error ``|u - f|`` (summed over channels; squared for ``metric='mse'``); the others go back.
   Until the density is reached.
-* :func:`nlpe_mask` (NLPE, Mainberger et al. 2011): each
-  exchange picks ``candidates`` random non-mask pixels, moves the
-  ``exchanges`` of them with the largest local error into the mask and as many
-  random mask pixels out of it, inpaints, and keeps the swap only if the
-  global error drops. ``cycles`` cycles of ``|mask|`` exchanges each. With
-  ``parallel = S > 1`` each step tries ``S`` independent exchanges at once, as
-  one batched solve warm-started from the current inpainting, and keeps the
-  best one if it lowers the error (``S = 1`` is the classical algorithm).
+* :func:`nlpe_mask` (NLPE, Mainberger et al. 2011): each exchange draws ``candidates`` random non-mask pixels,
+  moves the ``exchanges`` of largest local error into the mask and as many random mask pixels out, inpaints,
+  and keeps the swap only if the global error drops; ``cycles`` cycles of ``|mask|`` exchanges. With
+  ``parallel = S > 1`` each step tries ``S`` independent exchanges as one batched solve warm-started from the
+  current inpainting and keeps the best if it lowers the error (``S = 1``: the classical algorithm).
 
-Both optimisers work on a batch of images at once (one mask per image, all of
-the same density) and return masks of shape ``(B, 1, H, W)`` for ``(B, C, H, W)``
-input (``(1, H, W)`` for ``(C, H, W)``, ``(H, W)`` for ``(H, W)``), of the
-dtype of ``f``, 1 = known pixel. The global error is the per-image MSE
-(default) or MAE of the inpainting, as :func:`pdeflow.inpaint.inpainting_error`.
+Both optimise a batch at once (one mask per image, one density) and return masks ``(B, 1, H, W)`` for
+``(B, C, H, W)`` input (``(1, H, W)`` for ``(C, H, W)``, ``(H, W)`` for ``(H, W)``) in ``f``'s dtype, 1 = known.
+The global error is the per-image MSE (default) or MAE of the inpainting, as
+:func:`pdeflow.inpaint.inpainting_error`.
 
 References
 ----------
-.. [1] M. Mainberger, S. Hoffmann, J. Weickert, C. H. Tang, D. Johannsen,
-   F. Neumann, B. Doerr, "Optimising spatial and tonal data for homogeneous
-   diffusion inpainting", Scale Space and Variational Methods in Computer
+.. [1] M. Mainberger, S. Hoffmann, J. Weickert, C. H. Tang, D. Johannsen, F. Neumann, B. Doerr, "Optimising
+   spatial and tonal data for homogeneous diffusion inpainting", Scale Space and Variational Methods in Computer
    Vision (SSVM), 2011.
 """
 from __future__ import annotations
@@ -67,14 +59,12 @@ class MaskResult:
     error : Tensor, shape (B,)
         Global error (MSE or MAE) of ``u`` per image.
     trace : Tensor, shape (B, T)
-        NLPE: the error after each step (column 0: the input mask), never
-        increasing. PS: the error of each step's trial inpainting
-        (candidates removed), for information.
+        NLPE: the error after each step (column 0: the input mask), never increasing. PS: the error of each
+        step's trial inpainting (candidates removed), for information.
     accepted : Tensor of int64, shape (B,)
-        NLPE: number of exchanges kept; PS: number of steps.
+        NLPE: exchanges kept; PS: steps.
     seconds : float
-        Wall-clock time of the optimisation (PS: until this density was
-        reached, which is what a run for this density alone costs).
+        Wall-clock time (PS: until this density was reached, what a run for it alone costs).
 
     Examples
     --------
@@ -179,10 +169,9 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
     Parameters
     ----------
     shape : tuple of int
-        ``(H, W)``, ``(1, H, W)``, ``(B, 1, H, W)`` or any ``(..., H, W)``;
-        each ``(H, W)`` slice gets its own mask. With ``ndim=3``: ``(D, H, W)``,
-        ``(1, D, H, W)``, ``(B, 1, D, H, W)`` or any ``(..., D, H, W)``, and each
-        volume gets exactly ``round(density * D * H * W)`` known voxels.
+        ``(H, W)``, ``(1, H, W)``, ``(B, 1, H, W)`` or any ``(..., H, W)``; each ``(H, W)`` slice gets its own
+        mask. With ``ndim=3``: any ``(..., D, H, W)``, each volume with exactly ``round(density * D * H * W)``
+        known voxels.
     density : float
         Fraction of known pixels, in (0, 1).
     generator : None, int or torch.Generator, optional
@@ -190,11 +179,10 @@ def random_mask(shape, density: float, *, generator=None, dtype: torch.dtype = t
     dtype, device : optional
         Of the returned mask (default float32 on the CPU); ``torch.bool`` is allowed.
     ndim : {2, 3}, optional
-        Number of spatial axes, as in :mod:`pdeflow.ops` and
-        :func:`pdeflow.inpaint.inpaint_diffusion`: 2 (default) or 3 (volumes).
+        Number of spatial axes, as in :mod:`pdeflow.ops`: 2 (default) or 3 (volumes).
     spacing : float or tuple, optional
-        Voxel spacing, accepted for symmetry with :func:`pdeflow.inpaint.inpaint_diffusion`
-        (a length-3 spacing implies ``ndim=3``); a uniform mask does not depend on it.
+        Voxel spacing, as :func:`pdeflow.inpaint.inpaint_diffusion` takes it (length 3 implies ``ndim=3``);
+        a uniform mask does not depend on it.
 
     Returns
     -------
@@ -253,18 +241,15 @@ def ps_step(count: int, target: int, p: float, q: float) -> tuple[int, int]:
     return max(nc, nr), nr
 
 
-#: The modelled cost of a PS step grows as the mask thins out: each step is one warm-started CG solve, whose
-#: iterations grow as the gaps between known pixels widen. With a fraction d of the pixels known, a step costs
-#: d ** -PS_COST_EXPONENT times one on the full mask: an inverse proportion matched the step times of PS on
-#: photographs at the CLI's default size closely enough for a time estimate (smaller images' costs grow a
-#: little slower, so their estimates err long).
+#: A PS step (one warm-started CG solve) costs more as the mask thins and gaps widen: with a fraction d known,
+#: d ** -PS_COST_EXPONENT times a full-mask step. Inverse proportion fits PS on photographs at the CLI's default
+#: size well enough for a time estimate (smaller images' costs grow a little slower: their estimates err long).
 PS_COST_EXPONENT = 1.0
 
 
 def ps_schedule(count: int, targets, p: float, q: float) -> list[int]:
-    """The known pixels before each PS step, from ``count`` down through each of ``targets`` (one PS run passes
-    through every larger target on its way to the smallest): the schedule
-    :func:`ps_mask` follows.
+    """The known pixels before each PS step, from ``count`` down through each of ``targets`` (one run passes
+    every larger target on its way to the smallest): :func:`ps_mask`'s schedule.
 
     Examples
     --------
@@ -281,9 +266,8 @@ def ps_schedule(count: int, targets, p: float, q: float) -> list[int]:
 
 
 def ps_step_costs(schedule, n: int) -> list[float]:
-    """The modelled cost of each step of a PS ``schedule`` (:func:`ps_schedule`) on ``n`` pixels, in units of a
-    step on the full mask (see :data:`PS_COST_EXPONENT`): what the estimate of PS's time left weighs its
-    steps by.
+    """The modelled cost of each step of a PS ``schedule`` (:func:`ps_schedule`) on ``n`` pixels, in full-mask
+    steps (:data:`PS_COST_EXPONENT`): the weights of PS's time-left estimate.
 
     Examples
     --------
@@ -320,10 +304,8 @@ def ps_mask(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
         Image(s), float32 or float64; colour images get one mask for all channels.
     density : float or list of float
-        Fraction of known pixels of the result, in (0, 1); the mask has
-        exactly ``round(density * H * W)`` pixels. A list gives one mask per
-        density from a single run (sparsification passes through each larger
-        density on its way to the smallest), in the order given.
+        Fraction of known pixels, in (0, 1): exactly ``round(density * H * W)``. A list gives one mask per
+        density, in its order, from a single run (which passes each larger density on its way).
     p : float, optional
         Fraction of the current mask pixels drawn as candidates per step (default 0.02).
     q : float, optional
@@ -333,15 +315,13 @@ def ps_mask(f: torch.Tensor, density: float, *, p: float = 0.02, q: float = 0.02
     tol : float, optional
         Relative residual of each inpainting (default 1e-6).
     solver : {'cg', 'mg'}, optional
-        Linear solver of :func:`inpaint_diffusion`; each step is warm-started from the
-        previous inpainting, so plain CG (default) is usually fastest here.
+        Linear solver of :func:`inpaint_diffusion`; steps are warm-started from the last inpainting, so
+        plain CG (default) is usually fastest.
     mask : Tensor, optional
-        Start from this binary mask instead of every pixel: (H, W), (1, H, W)
-        or (B, 1, H, W), the same number of known pixels in each image, at
-        least each density's. The result is a subset of it. A denser mask
-        from a cheap method (a learned mask of a few times the density)
-        starts PS where that method is good and skips PS's steps above its
-        density (the cheapest ones: the solves get harder as the mask thins).
+        Start from this binary mask instead of every pixel: (H, W), (1, H, W) or (B, 1, H, W), the same
+        number of known pixels per image, at least each density's; the result is a subset. A denser mask from
+        a cheap method (a learned mask of a few times the density) skips PS's steps above its density (the
+        cheapest: solves get harder as the mask thins).
     generator : None, int or torch.Generator, optional
         Seed or CPU generator for the random candidates.
     progress : bool, optional

@@ -1,50 +1,39 @@
 """Homogeneous diffusion inpainting: the Laplace equation on the unknown pixels.
 
-Given an image ``f`` and a binary mask ``m`` (1 = known pixel, 0 = missing),
-:func:`inpaint_diffusion` returns ``u`` with ``u = f`` where ``m = 1`` and
-``laplacian(u) = 0`` where ``m = 0``, with the 5-point Neumann Laplacian of
-:func:`pdeflow.ops.laplacian` (reflecting image boundary).
+Given an image ``f`` and a binary mask ``m`` (1 = known pixel, 0 = missing), :func:`inpaint_diffusion` returns
+``u`` with ``u = f`` where ``m = 1`` and ``laplacian(u) = 0`` where ``m = 0`` (the 5-point Neumann Laplacian of
+:func:`pdeflow.ops.laplacian`, reflecting boundary).
 
-The linear system. Write ``w = 1 - m`` and ``u = m f + w x``. The unknown
-values ``x`` (zero on the mask) solve ``A x = b`` with
+The linear system. With ``w = 1 - m`` and ``u = m f + w x``, the unknowns ``x`` (zero on the mask) solve ``A x = b``,
 
     A x = w * (-laplacian(w * x)) + m * x,     b = w * laplacian(m * f),
 
-which is symmetric positive definite as soon as each image has one known
-pixel (its rows on the mask are the identity). The stopping rule is the
-relative residual ``||b - A x|| / ||b|| <= tol`` per image, the rule of the
-reference C codes (CG with relative residual 1e-6); it does not depend on the
-initial guess.
+symmetric positive definite once each image has one known pixel (its rows on the mask are the identity). It stops
+at the relative residual ``||b - A x|| / ||b|| <= tol`` per image, the reference C codes' rule (CG, relative
+residual 1e-6), independent of the initial guess.
 
 Solvers (``solver``):
 
-* ``'mg'`` (default): conjugate gradients preconditioned by one symmetric
-  geometric multigrid V-cycle, :class:`pdeflow.multigrid.Multigrid`: Galerkin
-  coarse grids (bilinear interpolation restricted to the unknown pixels, so
-  masks of any sparsity are coarsened faithfully), red-black and four-colour
-  Gauss-Seidel smoothing in place on the even/odd sub-grids, a dense
-  pseudo-inverse on the coarsest grid, the stopping rule confirmed in float64.
-  Iteration counts stay nearly flat in the image size and the mask density,
-  and the memory is a small multiple of the image's.
-* ``'cg'``: plain conjugate gradients, the solver of the reference C codes.
+* ``'mg'`` (default): conjugate gradients preconditioned by one symmetric geometric multigrid V-cycle,
+  :class:`pdeflow.multigrid.Multigrid`: Galerkin coarse grids (bilinear interpolation restricted to the unknowns,
+  so masks of any sparsity coarsen faithfully), red-black and four-colour Gauss-Seidel in place on the even/odd
+  sub-grids, a dense pseudo-inverse on the coarsest grid, the stopping rule confirmed in float64. Iteration counts
+  stay nearly flat in image size and mask density; memory is a small multiple of the image's.
+* ``'cg'``: plain conjugate gradients, the reference C codes' solver.
 
-Both run batched on the device and dtype of ``f`` (float16 and bfloat16 are
-computed in float32 and returned in their dtype). Plain CG
-(:func:`pdeflow.linalg.cg`) on a single CPU image of up to
-:data:`~pdeflow.inpaint.operators.diffusion_system.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on the
-Laplacian's sparse matrix instead
-(same iterates, faster on one thread: a small tensor operation's dispatch
-costs more than its arithmetic; the results page "Speed" has the timing).
+Both run batched on ``f``'s device and dtype (float16 and bfloat16 computed in float32, returned in their dtype).
+Plain CG (:func:`pdeflow.linalg.cg`) on a single CPU image of up to
+:data:`~pdeflow.inpaint.operators.diffusion_system.MATRIX_PATH_MAX_PIXELS` runs :func:`pdeflow.linalg.cg_matrix` on
+the Laplacian's sparse matrix instead (same iterates, faster on one thread, where a small tensor operation's
+dispatch costs more than its arithmetic; timing: results page "Speed").
 
-Volumes ``(B, C, D, H, W)`` (``ndim=3``, or a ``spacing`` of length 3, as in
-:mod:`pdeflow.ops`) use the 7-point Laplacian (anisotropic with ``spacing``) and
-:class:`pdeflow.multigrid.Multigrid3d`, the same system and the same rules in 3-D.
+Volumes ``(B, C, D, H, W)`` (``ndim=3`` or a 3-element ``spacing``, as in :mod:`pdeflow.ops`) use the 7-point
+Laplacian (anisotropic with ``spacing``) and :class:`pdeflow.multigrid.Multigrid3d`: the same system and rules.
 
-Continuous masks ``c`` in [0, 1] (``continuous=True``) solve
-``c (u - f) = (1 - c) laplacian(u)``; on the pixels with ``c < 1`` this is the
-operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers).
-:func:`inpaint_diffusion` is differentiable in ``f`` and the mask by the adjoint method
-(one extra solve with the same operator and multigrid hierarchy); see its Notes.
+Continuous masks ``c`` in [0, 1] (``continuous=True``) solve ``c (u - f) = (1 - c) laplacian(u)``: where ``c < 1``
+the operator above plus the diagonal ``c / (1 - c)`` (still SPD, same solvers). :func:`inpaint_diffusion` is
+differentiable in ``f`` and the mask by the adjoint method (one extra solve, same operator and hierarchy; see its
+Notes).
 """
 from __future__ import annotations
 
@@ -85,10 +74,8 @@ class DiffuseResult:
     iterations : Tensor of int64, shape (B,)
         CG iterations per image (``B = 1`` for unbatched input).
     residual : Tensor, shape (B,)
-        Final relative residual ``||b - A x|| / ||b||`` per image, recomputed
-        from the returned solution, in float64 for the multigrid solver
-        (continuous masks: of the correction system, see :func:`inpaint_diffusion`,
-        Notes).
+        Final relative residual ``||b - A x|| / ||b||`` per image, recomputed from the returned solution, in
+        float64 for multigrid (continuous masks: of the correction system, :func:`inpaint_diffusion` Notes).
 
     Examples
     --------
@@ -172,128 +159,90 @@ def inpaint_diffusion(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol:
                       full_output: bool = False, continuous: bool = False, ndim: int | None = None, spacing=None):
     """Homogeneous diffusion inpainting of ``f`` from the pixels where ``mask`` is 1.
 
-    Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point
-    Laplacian, Neumann boundary), per image and channel. For a continuous mask
-    ``c`` (confidence in [0, 1], ``continuous=True``) it solves
-    ``c (u - f) - (1 - c) laplacian(u) = 0`` at every pixel. Differentiable with
-    respect to ``f`` and the mask (see Notes).
+    Solves ``u = f`` on the mask and ``laplacian(u) = 0`` elsewhere (5-point Laplacian, Neumann boundary), per
+    image and channel; for a continuous mask ``c`` (confidence in [0, 1], ``continuous=True``)
+    ``c (u - f) - (1 - c) laplacian(u) = 0`` at every pixel. Differentiable in ``f`` and the mask (see Notes).
 
     Parameters
     ----------
     f : Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Image(s), floating point (float16 and bfloat16 are computed in
-        float32 and returned in their dtype), at least one image. Only the
-        values on the mask (where ``c > 0``) are used: they must be finite,
-        while the missing pixels (mask 0) may hold anything, NaN included.
-        A NumPy array is taken as a tensor; a NumPy masked array
-        (``numpy.ma``) without ``mask`` is inpainted at its masked entries
-        (see ``mask``).
+        Image(s), floating point (float16 and bfloat16 computed in float32, returned in their dtype). Only
+        the values on the mask (``c > 0``) are read and must be finite; missing pixels may hold anything, NaN
+        included. A NumPy array is taken as a tensor; a NumPy masked array without ``mask`` is inpainted at
+        its masked entries.
     mask : Tensor, optional
-        Binary (bool or 0/1) mask, 1 = known pixel, 0 = missing; with
-        ``continuous=True`` any values in [0, 1]. Shape (H, W), (1, H, W),
-        (B, 1, H, W) or anything else that broadcasts to ``f`` along the batch
-        and channel axes. Each image needs at least one known pixel (one
-        positive value). Required, except for a NumPy masked array ``f``:
-        its masked entries (``numpy.ma``'s True = invalid) are then the
-        missing pixels, i.e. the mask is ``~numpy.ma.getmaskarray(f)``. A
-        masked array with masked entries and a ``mask`` as well is refused
-        (the two could disagree). NaN does not mark a pixel missing by
-        itself: ``mask=~torch.isnan(f)`` does.
+        Binary (bool or 0/1), 1 = known, 0 = missing; with ``continuous=True`` any values in [0, 1]. Shape
+        (H, W), (1, H, W), (B, 1, H, W) or anything broadcasting to ``f`` along batch and channels. Each image
+        needs one known pixel (positive value). Required, except for a NumPy masked array ``f``, whose mask is
+        then ``~numpy.ma.getmaskarray(f)``; a masked array with masked entries and a ``mask`` is refused (they
+        could disagree). NaN alone does not mark a pixel missing: ``mask=~torch.isnan(f)`` does.
     tol : float, optional
-        Relative residual ``||b - A x|| / ||b||`` per image (see the module
-        doc) at which the solver stops. Default 1e-6. The adjoint solve of
-        the backward pass uses the same tolerance.
+        Relative residual ``||b - A x|| / ||b||`` per image (module doc) at which the solver stops, also for
+        the backward pass's adjoint solve. Default 1e-6.
     max_iter : int, optional
-        Iteration limit (default: 500 for 'mg', ``20 (H + W)`` for 'cg'); a
-        warning is issued if it is reached first.
+        Iteration limit (default: 500 for 'mg', ``20 (H + W)`` for 'cg'); a warning if reached first.
     x0 : Tensor, optional
-        Initial guess for ``u`` (shape of ``f``, e.g. the solution for a
-        nearby mask); only its values off the mask are used. Not
-        differentiated through (the solution does not depend on it).
+        Initial guess for ``u`` (shape of ``f``, e.g. the solution for a nearby mask); only its values off the
+        mask are read. Not differentiated through (the solution does not depend on it).
     solver : {'mg', 'cg'}, optional
         The linear solver: multigrid-preconditioned CG (default) or plain CG.
     full_output : bool, optional
         Return a :class:`DiffuseResult` with iteration counts and residuals.
     continuous : bool, optional
-        Accept a mask with values in [0, 1] (default False: the mask must be
-        binary, and a non-binary one is an error).
+        Accept a mask with values in [0, 1] (default False: a non-binary mask is an error).
     ndim : {2, 3}, optional
-        Number of spatial axes, as in :mod:`pdeflow.ops`: 2 (default) for
-        images, 3 for volumes ``(D, H, W)``, ``(C, D, H, W)`` or
-        ``(B, C, D, H, W)`` (the mask then ``(D, H, W)``, ``(1, D, H, W)``,
-        ``(B, 1, D, H, W)`` or anything that broadcasts along the batch and
-        channel axes). A volume is a volume only when the call says so:
-        ``ndim=3`` or a ``spacing`` of length 3.
+        Number of spatial axes, as in :mod:`pdeflow.ops`: 2 (default) for images, 3 for volumes ``(D, H, W)``,
+        ``(C, D, H, W)`` or ``(B, C, D, H, W)`` (the mask ``(D, H, W)``, ``(1, D, H, W)``, ``(B, 1, D, H, W)``
+        or broadcasting along batch and channels). Only ``ndim=3`` or a 3-element ``spacing`` makes a volume.
     spacing : float or sequence of float, optional
-        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: the same on
-        every axis; default unit; length 3 implies ``ndim=3``). The Laplacian
-        is that of :func:`pdeflow.ops.laplacian` with this spacing: the
-        second difference along each axis divided by ``h**2`` (the
-        anisotropic 7-point stencil of a CT or MR volume). Unit spacing on
-        images is the 2-D solver, bit for bit; a non-unit 2-D spacing is
-        solved by the volume solver as a volume of depth 1.
+        Grid spacing ``(dy, dx)`` or ``(dz, dy, dx)`` (a number: every axis; default unit; length 3 implies
+        ``ndim=3``): the Laplacian of :func:`pdeflow.ops.laplacian` with it, each axis's second difference over
+        ``h**2`` (the anisotropic 7-point stencil of a CT or MR volume). Unit spacing on images is the 2-D
+        solver, bit for bit; a non-unit 2-D spacing goes to the volume solver as a volume of depth 1.
 
     Returns
     -------
     u : Tensor, shape and dtype of ``f``
-        Equal to ``f`` where the mask is 1 (exactly); a tensor also for a
-        NumPy (masked) array ``f``. A :class:`DiffuseResult`
-        with ``full_output=True``.
+        Equal to ``f`` where the mask is 1 (exactly); a tensor also for a NumPy (masked) array ``f``. A
+        :class:`DiffuseResult` with ``full_output=True``.
 
     Notes
     -----
-    **Continuous masks.** With ``C = diag(c)`` and ``L`` the Neumann
-    Laplacian, ``u`` solves ``M(c) u = C f``, ``M(c) = C - (I - C) L``, which
-    is not symmetric unless ``c`` is binary. Pixels with ``c = 1`` are fixed
-    (``u = f``); the rows of the others are divided by ``1 - c``, which gives
-    the symmetric positive definite ``(D - L) u = D f`` on them,
-    ``D = diag(c / (1 - c))``: the binary operator plus a diagonal, solved by the
-    same multigrid-preconditioned CG (its Galerkin hierarchy includes the
-    diagonal). The unknowns are solved for as a correction of ``f`` on the
-    pixels with ``c > 0``, so that the large diagonal entries (``c`` near 1)
-    drop out of the right-hand side and the relative-residual rule ``tol``
-    measures the Laplace rows as for a binary mask. A solve costs what a
-    binary one costs per iteration, plus a few elementwise operations; the
-    iteration count is about the binary one and grows as ``c`` approaches 1
-    (the counts are on the results page "Sparse inpainting"). A mask that happens to be binary takes the binary
-    path whatever ``continuous`` says, so binary results are bit for bit
-    those of the binary solver.
+    **Continuous masks.** With ``C = diag(c)`` and ``L`` the Neumann Laplacian, ``u`` solves ``M(c) u = C f``,
+    ``M(c) = C - (I - C) L``, not symmetric unless ``c`` is binary. Pixels with ``c = 1`` are fixed (``u = f``);
+    dividing the other rows by ``1 - c`` gives the SPD ``(D - L) u = D f``, ``D = diag(c / (1 - c))``: the binary
+    operator plus a diagonal, solved by the same multigrid-preconditioned CG (its Galerkin hierarchy includes the
+    diagonal). The unknowns are a correction of ``f`` on the pixels with ``c > 0``, so the large diagonal entries
+    (``c`` near 1) drop out of the right-hand side and ``tol`` measures the Laplace rows as for a binary mask.
+    An iteration costs a binary one's plus a few elementwise operations; the count is about the binary one and
+    grows as ``c`` approaches 1 (counts: results page "Sparse inpainting"). A mask that happens to be binary
+    takes the binary path whatever ``continuous`` says (bit for bit the binary solver's results).
 
-    **Backward (adjoint method).** When ``f`` or ``mask`` requires grad (and
-    grad mode is on), the solve is recorded as one autograd node; otherwise
-    nothing is recorded and nothing extra is computed. Given ``g = dl/du``,
-    the backward solves the adjoint system ``M(c)^T lam = g`` and returns
+    **Backward (adjoint method).** When ``f`` or ``mask`` requires grad (grad mode on), the solve is one autograd
+    node; otherwise nothing extra is recorded or computed. Given ``g = dl/du``, the backward solves
+    ``M(c)^T lam = g`` and returns
 
         dl/df = c * lam,     dl/dc = lam * (f - u - laplacian(u)),
 
-    the sensitivity of Hoeltgen, Setzer and Weickert (2013). ``M^T lam = g``
-    costs one extra solve with the forward's SPD operator ``A`` and its
-    multigrid hierarchy, reused: ``nu = (1 - c) lam`` on the unknowns solves
-    ``A nu = (1 - c > 0) g``, and ``lam = g + laplacian(nu)`` where ``c = 1``.
-    For a binary mask ``m`` this reads: where ``m = 0``, ``dl/df = 0`` and
-    ``dl/dc = nu (f - u)``; where ``m = 1``, ``dl/df = g + laplacian(nu)`` and
-    ``dl/dc = -(g + laplacian(nu)) laplacian(u)``. The mask gradient at a
-    binary mask is the derivative of the continuous problem ``M(c) u = C f``
-    there (one-sided inside [0, 1]). Gradients of a broadcast mask are summed
-    over the broadcast axes. Only first derivatives are supported (no double
-    backward); the gradient is exact up to the solver tolerance ``tol`` of the
-    two solves. For a straight-through estimator keep the mask exactly binary,
-    e.g. ``hard + (soft - soft.detach())``.
+    the sensitivity of Hoeltgen, Setzer and Weickert (2013). ``M^T lam = g`` costs one extra solve, reusing the
+    forward's SPD operator ``A`` and hierarchy: ``nu = (1 - c) lam`` on the unknowns solves
+    ``A nu = (1 - c > 0) g``, and ``lam = g + laplacian(nu)`` where ``c = 1``. For a binary mask ``m``: where
+    ``m = 0``, ``dl/df = 0`` and ``dl/dc = nu (f - u)``; where ``m = 1``, ``dl/df = g + laplacian(nu)`` and
+    ``dl/dc = -(g + laplacian(nu)) laplacian(u)``. At a binary mask the mask gradient is the derivative of the
+    continuous problem ``M(c) u = C f`` (one-sided inside [0, 1]). A broadcast mask's gradients are summed over
+    the broadcast axes. First derivatives only (no double backward), exact up to the two solves' ``tol``. For a
+    straight-through estimator keep the mask exactly binary, e.g. ``hard + (soft - soft.detach())``.
+
+    **Volumes.** With ``ndim=3`` the Laplacian is the 7-point stencil (with ``spacing``:
+    ``sum_k (u[i + e_k] - 2 u[i] + u[i - e_k]) / h_k**2``, Neumann), and ``solver='mg'`` is
+    :class:`pdeflow.multigrid.Multigrid3d`: CG preconditioned by a 3-D V-cycle (every axis halved, Galerkin
+    27-point coarse operators, red-black Gauss-Seidel on the finest grid, eight-colour on the coarse ones). The
+    rest (stopping rule per volume, continuous masks, adjoint backward, ``x0``) is as for images.
 
     References
     ----------
-    .. [1] L. Hoeltgen, S. Setzer, J. Weickert, "An optimal control approach
-       to find sparse data for Laplace interpolation", Energy Minimization
-       Methods in Computer Vision and Pattern Recognition (EMMCVPR), 2013.
-
-    **Volumes.** With ``ndim=3`` the Laplacian is the 7-point stencil (with
-    ``spacing``: ``sum_k (u[i + e_k] - 2 u[i] + u[i - e_k]) / h_k**2``,
-    Neumann boundary), and ``solver='mg'`` is
-    :class:`pdeflow.multigrid.Multigrid3d`: CG preconditioned by a 3-D
-    V-cycle (every axis halved, Galerkin 27-point coarse operators, red-black
-    Gauss-Seidel on the finest grid and eight-colour Gauss-Seidel on the
-    coarse ones). Everything else (the stopping rule per volume, continuous
-    masks, the adjoint backward, ``x0``) is as for images.
+    .. [1] L. Hoeltgen, S. Setzer, J. Weickert, "An optimal control approach to find sparse data for Laplace
+       interpolation", Energy Minimization Methods in Computer Vision and Pattern Recognition (EMMCVPR), 2013.
 
     Examples
     --------
@@ -307,8 +256,7 @@ def inpaint_diffusion(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol:
             [0.0000, 1.3333, 2.6667, 4.0000],
             [0.0000, 1.3333, 2.6667, 4.0000]], dtype=torch.float64)
 
-    A volume with known first and last slices (here along D, 2 mm apart from
-    the 1 mm rows and columns) is filled linearly in between:
+    A volume with known first and last slices (2 mm apart along D, 1 mm rows and columns) is filled linearly:
 
     >>> v = torch.zeros(4, 3, 3, dtype=torch.float64)
     >>> v[-1] = 3.0
@@ -317,8 +265,7 @@ def inpaint_diffusion(f: torch.Tensor, mask: torch.Tensor | None = None, *, tol:
     >>> inpaint_diffusion(v, m, spacing=(2.0, 1.0, 1.0), tol=1e-12)[:, 1, 1].round(decimals=8)
     tensor([0., 1., 2., 3.], dtype=torch.float64)
 
-    A NumPy masked array is inpainted at its masked entries (the result is a
-    tensor):
+    A NumPy masked array is inpainted at its masked entries (the result is a tensor):
 
     >>> import numpy as np
     >>> a = np.ma.masked_invalid([[0.0, np.nan, np.nan, 3.0]] * 2)
@@ -364,9 +311,8 @@ def inpainting_error(f: torch.Tensor, u: torch.Tensor, *, metric: str = "mse") -
 # What the table of operators asks of homogeneous diffusion (operators/__init__.py)
 # ---------------------------------------------------------------------------
 
-#: Densification stages between two builds of the multigrid hierarchy in :func:`warm_start`. Its set-up costs as
-#: much as a stage's warm-started solve; with a hierarchy of a smaller mask CG takes one or two more iterations,
-#: which cost less.
+#: Densification stages between rebuilds of :func:`warm_start`'s hierarchy: a set-up costs a warm-started solve,
+#: more than the one or two extra CG iterations an older, smaller mask's hierarchy costs.
 REBUILD = 4
 
 

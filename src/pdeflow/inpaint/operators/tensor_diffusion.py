@@ -4,48 +4,42 @@ Both :func:`~pdeflow.inpaint.operators.eed.inpaint_eed` and :func:`~pdeflow.inpa
 the steady state of ``div(D grad u) = 0`` on the unknown pixels, ``u = f`` on the known ones, with a 2 x 2 diffusion
 tensor ``D`` per pixel that depends on ``u``.
 
-The discretisation. For a field of symmetric positive definite tensors ``D_i`` the linear operator is that of the
-energy
+The discretisation. For symmetric positive definite tensors ``D_i`` the linear operator is that of the energy
 
     E(u) = 1/4 sum_i sum_(a, b) grad_ab u_i^T D_i grad_ab u_i,
 
-the mean over the four one-sided gradients ``grad_ab`` (forward or backward differences along each axis, zero
-across the image boundary: Neumann). Each of the four terms is a sum of squares ``|D^(1/2) grad_ab u|^2``, so the
-operator ``A = sum G_ab^T D G_ab / 4`` is symmetric positive semi-definite, and its null space is the constants
-(the forward differences alone vanish only there): on the unknowns of an image with one known pixel it is
-positive definite, with no checkerboard mode (which a cell-centred gradient would have). Expanded, it is the
-classic 3 x 3 stencil in flux form: with the differences ``e_y`` and ``e_x`` across the pixel edges,
+the mean over the four one-sided gradients ``grad_ab`` (forward or backward differences per axis, zero across the
+boundary: Neumann). Each term is a sum of squares ``|D^(1/2) grad_ab u|^2``, so ``A = sum G_ab^T D G_ab / 4`` is
+symmetric positive semi-definite, null space the constants (where alone forward differences vanish): positive
+definite on the unknowns of an image with one known pixel, with no checkerboard mode (as a cell-centred gradient
+would have). Expanded, the classic 3 x 3 stencil in flux form, with the differences ``e_y``, ``e_x`` across edges,
 
     F_y = a_y e_y + mean_y(d_01 c_x),   F_x = a_x e_x + mean_x(d_01 c_y),   A u = G^T F,
 
 where ``a_y`` (``a_x``) is the mean of ``d_00`` (``d_11``) of the edge's two pixels, ``c`` the central difference
-(half the sum of the forward and the backward one) and ``mean_y`` the mean of two neighbouring pixels. The mean over
-the four one-sided gradients makes the operator commute with rotations by 90 degrees and with flips, as the
-continuous one does.
+(half the sum of forward and backward) and ``mean_y`` the mean of two neighbouring pixels. Averaging the four
+one-sided gradients makes the operator commute with 90-degree rotations and flips, as the continuous one does.
 
 The steady state by lagged diffusivity (Vogel and Oman 1996): freeze ``D`` at the current ``u``, solve the linear
-symmetric positive definite system on the unknowns, repeat. Each linear step solves for the correction ``delta``
-from the nonlinear residual ``r = -w A(u) u`` (``w`` = 1 on the unknowns) by conjugate gradients preconditioned with
-one V-cycle of the homogeneous multigrid of the mask (:class:`pdeflow.multigrid.Multigrid`, built once per call),
-to a relative residual ``inner_rtol``: the linear steps are loose, and tighten with the outer residual, since the
-tolerance is relative to ``||r||``. The preconditioner may be scaled by the inverse square root of each pixel's
-mean diffusivity (``scale=True``), which follows coefficients that vary by orders of magnitude (TV's
-``1 / |grad u|``). The iteration starts from homogeneous diffusion inpainting (cheap, the same hierarchy) or a
-given warm start and stops per image when the nonlinear residual
+SPD system on the unknowns, repeat. Each step solves for the correction ``delta`` from the nonlinear residual
+``r = -w A(u) u`` (``w`` = 1 on the unknowns) by conjugate gradients preconditioned with one V-cycle of the mask's
+homogeneous multigrid (:class:`pdeflow.multigrid.Multigrid`, built once per call), to a relative residual
+``inner_rtol``: loose steps that tighten with the outer residual, the tolerance being relative to ``||r||``.
+``scale=True`` scales the preconditioner by the inverse square root of each pixel's mean diffusivity, following
+coefficients that vary by orders of magnitude (TV's ``1 / |grad u|``). The iteration starts from homogeneous
+diffusion inpainting (cheap, same hierarchy) or a warm start and stops per image when
 
     ||S^-1 w A(u) u|| / ||S^-1 w A(u) (m f)||  <=  tol
 
-holds, ``S`` the diagonal of the operator's 5-point part (each pixel's sum of edge weights). This is the rule of
-:func:`pdeflow.inpaint.inpaint_diffusion` (``A(u)`` frozen at ``u``, unknowns ``x = w u``, ``||b - A x|| / ||b||`` with
-``b = -w A(u) (m f)``) for the diagonally scaled system: the scaling makes the residual a change of intensity
-(a Jacobi step's), so that large diffusivities (TV's ``1 / eps`` on flat parts) do not make ``||b||`` large and the
-rule loose.
+holds, ``S`` the diagonal of the operator's 5-point part (each pixel's sum of edge weights): the rule of
+:func:`pdeflow.inpaint.inpaint_diffusion` (``A(u)`` frozen at ``u``, unknowns ``x = w u``, ``||b - A x|| / ||b||``,
+``b = -w A(u) (m f)``) for the diagonally scaled system. The scaling makes the residual a change of intensity (a
+Jacobi step's), so large diffusivities (TV's ``1 / eps`` on flat parts) do not inflate ``||b||`` and loosen the rule.
 
-Why lagged diffusivity rather than an explicit scheme (fast explicit diffusion): the steady state of sparse
-inpainting needs diffusion times of the order of the squared distance between known pixels, and an explicit scheme
-needs time steps of the order of the smallest diffusivity's inverse; the implicit steps reuse the multigrid that
-makes homogeneous diffusion inpainting cheap, and for TV the lagged scheme decreases the convex energy
-monotonically, which gives a stopping rule.
+Why not an explicit scheme (fast explicit diffusion): sparse inpainting's steady state needs diffusion times of
+the order of the squared distance between known pixels, explicit time steps the order of the smallest
+diffusivity's inverse; the implicit steps reuse the multigrid of homogeneous diffusion inpainting, and for TV the
+lagged scheme decreases the convex energy monotonically, which gives a stopping rule.
 """
 from __future__ import annotations
 
@@ -197,9 +191,8 @@ STRIP_ELEMENTS = 1 << 17
 
 
 def _flux_y(u: torch.Tensor, a_y: torch.Tensor, q: torch.Tensor | None):
-    """``F_y`` of ``u`` for the edge weights ``a_y`` and the quarter off-diagonal entries ``q``, and the
-    off-diagonal term per pixel that ``F_x`` takes (None for an isotropic field). The difference along W is taken
-    here and again in :func:`_flux_x` rather than kept (memory)."""
+    """``F_y`` of ``u`` for edge weights ``a_y`` and quarter off-diagonal entries ``q``, and the per-pixel
+    off-diagonal term ``F_x`` takes (None if isotropic). :func:`_flux_x` retakes the W difference (memory)."""
     ey = torch.diff(u, dim=-2)
     if q is None:
         return ey.mul_(a_y), None
@@ -291,16 +284,15 @@ class TensorOperator:
         rows = strip_rows(u)
         if H <= 2 * rows:
             return _apply_rows(u, self.a_y, self.a_x, self.q)
-        # in strips of rows: the fluxes of one strip at a time besides the result, instead of three arrays of the
-        # image's size (a subdomain's peak memory)
+        # in strips: one strip's fluxes at a time, not three image-sized arrays (a subdomain's peak memory)
         out = u.new_empty(u.shape)
         for r0, r1, part in self._strips(lambda a, b: u[..., a:b, :], H, rows):
             out[..., r0:r1, :] = part
         return out
 
     def _strips(self, rows_of: Callable, H: int, rows: int):
-        """``(r0, r1, rows r0:r1 of A u)`` strip by strip, each strip computed with the one row on either side that
-        its fluxes read; ``rows_of(h0, h1)`` gives rows ``h0:h1`` of ``u``."""
+        """``(r0, r1, rows r0:r1 of A u)`` strip by strip, each with the row on either side its fluxes read;
+        ``rows_of(h0, h1)`` gives rows ``h0:h1`` of ``u``."""
         for r0 in range(0, H, rows):
             r1 = min(H, r0 + rows)
             h0, h1 = max(0, r0 - 1), min(H, r1 + 1)
@@ -369,12 +361,12 @@ class TensorOperator:
 class FrozenInpainting:
     """The inpainting with a frozen tensor field as a linear map of the stored values, and its adjoint.
 
-    With ``A`` frozen, the inpainting of values ``g`` (used on the mask ``m`` only) is ``M g = m g + x``,
-    ``w A x = -w A (m g)`` on the unknowns, so ``M = m - w S^-1 w A m`` with ``S = w A w``; ``A`` is symmetric,
-    so ``M^T r = m (r - A nu)`` with ``S nu = w r``. Both solves are CG preconditioned by the homogeneous
-    multigrid of the mask, to the relative residual ``tol``. At the steady state ``u`` of a nonlinear
-    inpainting of ``g``, the operator frozen at ``u`` gives ``M g = u``: the map is the inpainting linearised
-    with its tensor held fixed (what tonal optimisation for EED uses, :func:`pdeflow.inpaint.optimise_tonal`).
+    With ``A`` frozen, the inpainting of values ``g`` (read on the mask ``m`` only) is ``M g = m g + x``,
+    ``w A x = -w A (m g)`` on the unknowns: ``M = m - w S^-1 w A m``, ``S = w A w``; ``A`` is symmetric, so
+    ``M^T r = m (r - A nu)`` with ``S nu = w r``. Both solves: CG preconditioned by the mask's homogeneous
+    multigrid, to relative residual ``tol``. Frozen at the steady state ``u`` of a nonlinear inpainting of
+    ``g``, ``M g = u``: the inpainting linearised with its tensor fixed (used by EED's tonal optimisation,
+    :func:`pdeflow.inpaint.optimise_tonal`).
 
     Parameters
     ----------
@@ -530,8 +522,7 @@ def lagged_diffusivity(f4: torch.Tensor, m: torch.Tensor, build: Callable, *, u0
                     return mg.precondition(v * s).mul_(s)
             else:
                 precond = mg.precondition
-            # the correction is added to u as CG forms it (no array for it: a block's peak memory); it is zero on
-            # the known pixels, as are the residuals it is formed from
+            # CG adds the correction to u as it forms it (a block's peak memory); it is zero on the known pixels
             _, iters = cg(op, r, None, tol=inner_rtol, max_iter=inner_max_iter, precond=precond, overwrite_b=True,
                           add_to=u)
             # the step's operator and vectors go before the next operator is built (a block's peak memory)
