@@ -12,8 +12,9 @@ import torch
 
 from pdeflow.datasets import builtin_image
 from pdeflow.errors import UserInputError
+from pdeflow.ops import div
 from pdeflow.tv import ACCURACY, FLOW_ACCURACY, duality_gap, rof, spectral_tv, tv_flow
-from pdeflow.tv._accuracy import check_cost, check_interval, data_range
+from pdeflow.tv._accuracy import OWN_PRIMAL, check_cost, check_interval, data_range
 from pdeflow.tv._grid import PLAIN
 from pdeflow.tv._tied import tied_certificate
 
@@ -52,6 +53,32 @@ def test_default_rof_error_is_within_the_certified_accuracy(lam, dtype):
     own, _ = duality_gap(f[None, None], r.u[None, None], p, lam_t)
     tied, _ = tied_certificate(f[None, None], r.u[None, None], p, lam_t, False, PLAIN)
     assert (2 * min(own.item(), tied.item()) / f.numel()) ** 0.5 <= ACCURACY * rng * (1 + 1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # ConvergenceWarning: iterates stopped on purpose
+@pytest.mark.parametrize("channelwise", [False, True])
+def test_the_gap_of_the_duals_own_primal_bounds_its_squared_error(channelwise):
+    # P(u) - P* and D* - D(p) each bound 1/2 ||u - u*||^2 for u = f + lam div p, so the gap bounds ||u - u*||^2
+    # (OWN_PRIMAL: the flows' steps stop on it); any other u has only twice the gap. FGP iterates of every age and
+    # random feasible fields near and far from the solution, colour, against a float64 solve to 1e-12.
+    g = torch.Generator().manual_seed(3)
+    f = torch.stack([_noisy(24, seed=4), _noisy(24, seed=5) ** 2, 1 - _noisy(24, seed=6)])[None]
+    for lam in (0.02, 0.1, 0.5):
+        lam_t = torch.full((1, 1, 1, 1), lam, dtype=torch.float64)
+        star = rof(f, lam, tol=1e-13, max_iter=10 ** 6, channelwise=channelwise, full_output=True)
+        # the reference's own error, at most the root of its gap
+        off = duality_gap(f, star.u, star.p, lam_t, channelwise=channelwise)[0].item() ** 0.5
+        fields = [rof(f, lam, tol=1e-30, max_iter=k, channelwise=channelwise, full_output=True,
+                      check_every=k).p for k in (1, 2, 4, 8)]
+        fields += [star.p.new_zeros(star.p.shape)] + [
+            star.p + s * torch.randn(star.p.shape, generator=g, dtype=torch.float64) for s in (0.01, 0.1, 1.0)]
+        for p in fields:
+            norm = p.norm(dim=2, keepdim=True) if channelwise else p.norm(dim=(1, 2), keepdim=True)
+            p = p / norm.clamp_min(1.0)
+            u = f + lam * div(p)
+            gap = duality_gap(f, u, p, lam_t, channelwise=channelwise)[0].item()
+            assert gap > 1e6 * off ** 2       # the reference resolves this field's error
+            assert (max((u - star.u).norm().item() - off, 0.0)) ** 2 <= gap * OWN_PRIMAL / 2
 
 
 def test_accuracy_is_per_image_in_a_batch_and_one_argument_away():

@@ -54,13 +54,21 @@ def largest_magnitude(f: torch.Tensor) -> torch.Tensor:
     return torch.maximum(flat.amax(1), -flat.amin(1))
 
 
+#: For the dual solvers' own primal ``u = f + lam div p`` the gap is the sum of ``P(u) - P*`` and ``D* - D(p)``, each at
+#: least ``1/2 ||u - u*||^2`` (``P`` is 1-strongly convex, ``D`` 1-strongly concave in ``u``): ``||u - u*||^2 <= P(u) -
+#: D(p)``, so this many times the gap of :func:`gap_targets` certifies the same error for it (any other candidate, as
+#: the tied one, has only the primal half).
+OWN_PRIMAL = 2.0
+
+
 def gap_targets(f: torch.Tensor, accuracy: float) -> torch.Tensor:
     """Per image of ``f`` ``(B, C, ...)``: the absolute duality gap that certifies a root-mean-square
     error of at most ``accuracy`` times the image's range, as float64 ``(B,)``.
 
     The ROF energy is 1-strongly convex, so ``||u - u*||^2 <= 2 (P(u) - D(p))``: a gap of
-    ``1/2 (accuracy * range)^2 * n`` (``n`` values per image) bounds the RMS error by
-    ``accuracy * range``.  The range is that of the data (the solution's lies inside it).
+    ``1/2 (accuracy * range)^2 * n`` (``n`` values per image) bounds the RMS error of any ``u`` by
+    ``accuracy * range`` (of ``u = f + lam div p``: :data:`OWN_PRIMAL` times that gap does).  The range is that of
+    the data (the solution's lies inside it).
 
     Examples
     --------

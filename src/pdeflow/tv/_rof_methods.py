@@ -606,6 +606,10 @@ METHODS: dict[str, tuple[Callable, Callable, Callable]] = {
     "admm": (_admm_init, _admm_step, generic_gap(_admm_extract)),
 }
 
+# The methods whose candidate is the dual field's own primal u = f + lam div p (on every grid): OWN_PRIMAL times the
+# gap any u needs certifies it (pdeflow.tv._accuracy).
+DUAL_METHODS = ("chambolle", "fgp")
+
 # The methods whose step can also estimate the gap after it (fgp_step_estimate), by name.
 STEP_ESTIMATES: dict[str, Callable] = {"fgp": fgp_step_estimate}
 

@@ -37,10 +37,11 @@ from ..linalg import cg
 from ..ops import div, grad, gradient_norm
 from ..progress import progress_bar
 from ..threads import auto_threads
-from ._accuracy import data_range, gap_targets
+from ._accuracy import OWN_PRIMAL, data_range, gap_targets
 from ._checks import ConvergenceWarning, check_tol, short_message, working_dtype
 from ._grid import PLAIN, Grid, make_grid
 from ._implicit import differentiable
+from ._rof_methods import DUAL_METHODS
 from .rof import CHECK_EVERY, ND_METHODS, ROF_METHODS, solve, solve_auto
 from .steps import check_times, default_accuracy, flow_steps, step_schedule
 
@@ -296,13 +297,16 @@ def tv_flow(
     # copied out of the working batch around) the others' stopping tests at every step.
     per_chunk = 1 if x[0].numel() >= ALONE_ELEMENTS else B
     starts = range(0, B, per_chunk)
+    # a step's u is the dual method's own primal f + lam div p: its gap certifies it at OWN_PRIMAL times the target
+    # any candidate needs (rof's default keeps that general target, on which its ACCURACY is set)
+    own = OWN_PRIMAL if solver in DUAL_METHODS else 1.0
     n_steps = plan.n_steps
     with progress_bar(total=n_steps * len(starts), enabled=progress, desc="TV flow", unit="step") as bar:
         bar = _FirstStepEta(bar, n_steps * len(starts)) if progress else bar
         parts = []
         for i in starts:
             if tol is None:     # each step's share of the accuracy, from the chunk's range (the flow keeps it)
-                opts["atol"] = gap_targets(x[i:i + per_chunk], accuracy / max(n_steps, 1))
+                opts["atol"] = own * gap_targets(x[i:i + per_chunk], accuracy / max(n_steps, 1))
             parts.append(_evolve(x[i:i + per_chunk], schedule, step, dt, bdf2, return_ut, return_dual, opts, bar,
                                  times_t=None if times_t is None else times_t.to(x.dtype).reshape(-1)))
     us, uts, ps = (None if parts[0][j] is None else torch.cat([q[j] for q in parts], 1) for j in range(3))
