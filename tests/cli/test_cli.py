@@ -180,7 +180,7 @@ def test_spectral_default_bands_are_dyadic(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "band edges: 0.02 0.06 0.14 0.34" in text  # k in [1,2), [2,4), [4,9)
     # what it runs, before it runs: N + 1 steps of dt, the frames certified to the spectral default
-    assert "steps: 9 implicit steps (dt 0.04);" in text and "solver 0.02 certified" in text
+    assert "steps: 9 implicit steps (dt 0.04);" in text and "solver 0.014 certified" in text
 
 
 @pytest.mark.slow   # draws from every sample pool

@@ -70,7 +70,7 @@ def spectral_steps(dt: float = 0.04, n_steps: int = 50, *, accuracy: float | Non
     >>> from pdeflow.tv.spectral import spectral_steps
     >>> s = spectral_steps(0.04, 50)
     >>> s.n_steps, s.dt, s.solver_accuracy
-    (51, 0.04, 0.02)
+    (51, 0.04, 0.014)
     """
     if (isinstance(n_steps, bool) or not isinstance(n_steps, (int, float)) or not math.isfinite(n_steps)
             or int(n_steps) != n_steps or n_steps < 1):
