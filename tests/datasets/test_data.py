@@ -602,6 +602,24 @@ def test_image_set_mixes_tensors_and_files(tmp_path):
         datasets.ImageSet(items=["a.png"], description={})
 
 
+def test_image_set_max_side_downscales_by_area_averaging(tmp_path):
+    # a 2 x 2 checker of 4 x 4 blocks, 16 x 8 pixels: at max_side 4 each block becomes one pixel, its mean
+    blocks = torch.tensor([[0.0, 1.0], [0.25, 0.5], [0.75, 0.0], [1.0, 0.5]])
+    big = blocks.repeat_interleave(4, 0).repeat_interleave(4, 1)[None]
+    pio.write_image(tmp_path / "big.tif", big)
+    s = datasets.ImageSet(items=[big, tmp_path / "big.tif", torch.ones(1, 3, 2)], description={}, max_side=4)
+    assert torch.allclose(s[0][0], blocks, atol=1e-6)
+    assert torch.allclose(s[1][0], blocks, atol=0.5 / 255 + 1e-6)                # the file: 8 bits
+    assert s[2].shape == (1, 3, 2)                                        # smaller images stay as they are
+    assert s.sizes() == [("image 0", 4, 2), ("big.tif", 4, 2), ("image 2", 3, 2)]
+    assert datasets.ImageSet(images=[big], description={})[0].shape == (1, 16, 8)   # 0: as read
+    with pytest.raises(ValueError, match="max_side must be an int >= 0"):
+        datasets.ImageSet(images=[big], description={}, max_side=-1)
+    train, val = datasets.source_images([str(_folder_of_images(tmp_path / "imgs", 4))], val_fraction=0.25,
+                                        max_side=5)
+    assert train.description["max_side"] == 5 and max(train[0].shape[1:]) == max(val[0].shape[1:]) == 5
+
+
 def test_builtin_training_images_keep_test_photos_out():
     train, val = datasets.training_images("builtin", kind="photo")
     assert set(train.description["images"]).isdisjoint(val.description["images"])

@@ -173,6 +173,9 @@ class ImageSet:
     description : dict
     cache : int
         Number of decoded files kept.
+    max_side : int
+        Images whose longer side exceeds it are downscaled to it on read (area averaging, the aspect ratio kept),
+        as Food101's photos are at most 512 px; 0 (the default): as read.
 
     Examples
     --------
@@ -186,7 +189,8 @@ class ImageSet:
     """
 
     def __init__(self, *, images: list[torch.Tensor] | None = None, files: list[Path] | None = None,
-                 items: list | None = None, grey: bool = True, description: dict, cache: int = 512):
+                 items: list | None = None, grey: bool = True, description: dict, cache: int = 512,
+                 max_side: int = 0):
         if sum(x is not None for x in (images, files, items)) != 1:
             raise UserInputError("ImageSet: give images or files (or items: both kinds)")
         self._items = list(images if images is not None else files if files is not None else items)
@@ -194,8 +198,11 @@ class ImageSet:
             if not isinstance(x, (torch.Tensor, Path)):
                 raise UserInputError(f"ImageSet: item {k} must be a (C, H, W) tensor or a Path, "
                                      f"got {type(x).__name__}")
+        if not isinstance(max_side, Integral) or isinstance(max_side, bool) or max_side < 0:
+            raise UserInputError(f"ImageSet: max_side must be an int >= 0 (0: as read), got {max_side!r}")
         self.grey = grey
         self.description = description
+        self.max_side = int(max_side)
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cache_size = cache
 
@@ -216,21 +223,37 @@ class ImageSet:
 
     def __getitem__(self, i: int) -> torch.Tensor:
         x = self._items[i]
-        if isinstance(x, torch.Tensor):
+        if isinstance(x, torch.Tensor) and not self._shrinks(*x.shape[-2:]):
             return x
         if i not in self._cache:
-            self._cache[i] = read_image(x, grey=self.grey)
+            self._cache[i] = self._fit(x if isinstance(x, torch.Tensor) else read_image(x, grey=self.grey))
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(i)
         return self._cache[i]
+
+    def _shrinks(self, h: int, w: int) -> bool:
+        return 0 < self.max_side < max(h, w)
+
+    def _fitted(self, h: int, w: int) -> tuple[int, int]:
+        """The size of an ``h x w`` image as this set hands it out."""
+        if not self._shrinks(h, w):
+            return h, w
+        f = self.max_side / max(h, w)
+        return max(1, round(h * f)), max(1, round(w * f))
+
+    def _fit(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if not self._shrinks(h, w):
+            return x
+        return torch.nn.functional.interpolate(x[None], size=self._fitted(h, w), mode="area")[0].clamp(0.0, 1.0)
 
     def sizes(self) -> list[tuple[str, int, int]]:
         """``(name, H, W)`` of every image, each file opened once: a file that cannot be read raises
         UserInputError naming it, so that a trainer can check its data before it writes anything.
 
         PNG, JPEG, BMP, GIF and WebP files are checked from their headers and chunks (PIL's
-        ``verify``), without decoding; other formats are read in full.
+        ``verify``), without decoding; other formats are read in full. Sizes after ``max_side``.
 
         Examples
         --------
@@ -242,7 +265,7 @@ class ImageSet:
         out = []
         for k, x in enumerate(self._items):
             if isinstance(x, torch.Tensor):
-                out.append((f"image {k}", int(x.shape[-2]), int(x.shape[-1])))
+                out.append((f"image {k}", *self._fitted(int(x.shape[-2]), int(x.shape[-1]))))
             elif x.suffix.lower() in _HEADER_FORMATS:
                 try:
                     with Image.open(x) as im:
@@ -250,10 +273,10 @@ class ImageSet:
                         im.verify()
                 except Exception as exc:          # PIL raises many kinds for a broken file
                     raise UserInputError(f"data: {x} cannot be read as an image ({exc})") from None
-                out.append((x.name, h, w))
+                out.append((x.name, *self._fitted(h, w)))
             else:
                 img = read_image(x, grey=self.grey)
-                out.append((x.name, int(img.shape[-2]), int(img.shape[-1])))
+                out.append((x.name, *self._fitted(int(img.shape[-2]), int(img.shape[-1]))))
         return out
 
     def crops(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -382,7 +405,7 @@ def _names_description(names: list[str]) -> dict:
 
 
 def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: float | None = None,
-                  val_data: str | None = None) -> tuple[ImageSet, ImageSet | None]:
+                  val_data: str | None = None, max_side: int = 0) -> tuple[ImageSet, ImageSet | None]:
     """The photos of several sources: ``'builtin'`` (every built-in photo of the TRAIN split, of every
     installed package, named ``builtin:NAME``; never a TEST photo, a medical or a microscopy image) and
     folders (their images, recursively, named ``FOLDER/RELATIVE_PATH``, read when first used).
@@ -399,6 +422,9 @@ def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: fl
     val_data : path, optional
         A folder of validation images instead (exclusive with ``val_fraction``); none of its files may
         be a training file.
+    max_side : int
+        The training and validation images downscaled to at most this many pixels a side (:class:`ImageSet`);
+        0: as read.
 
     Returns
     -------
@@ -440,8 +466,9 @@ def source_images(sources: Sequence[str], *, grey: bool = True, val_fraction: fl
     val_names = held_out(names, val_fraction) if val_fraction is not None else set()
 
     def image_set(role: str, items: list[tuple[str, object]], srcs) -> ImageSet:
-        return ImageSet(items=[x for _, x in items], grey=grey,
+        return ImageSet(items=[x for _, x in items], grey=grey, max_side=max_side,
                         description={"sources": [str(s) for s in srcs], "role": role,
+                                     **({"max_side": max_side} if max_side else {}),
                                      **_names_description([n for n, _ in items])})
 
     train = image_set("train", [(n, x) for n, x in named if n not in val_names], sources)

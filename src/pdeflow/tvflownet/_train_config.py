@@ -46,6 +46,9 @@ class TrainConfig:
                                     "nor a medical image) and/or folders of PNG/JPEG/TIFF images (searched "
                                     "recursively); a hashed 10%% of all of them is held out for "
                                     "validation unless --val-data is given (default builtin)")
+    max_side: int = option(0, type="nonneg_int", metavar="N",
+                           help="downscale the training and validation photos to at most N pixels a side "
+                                "(area averaging), as Food101's are at most 512 (default 0: as read)")
     crop: str = option("32", type="crop", metavar="32|96|256|mixed",
                        help="crop size; 'mixed': one size per step drawn in [{mixed_min}, {mixed_max}) "
                             "(default {default})")
@@ -243,6 +246,7 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.ref_reuse == 1 or cfg.times_per_image == 1, "ref_reuse",
          "1 with times_per_image > 1 (both set the times of each crop)")
     need.ints("val_size", "val_times", minimum=2)
+    need.ints("max_side", minimum=0)
     need(cfg.batch_size % cfg.times_per_image == 0, "times_per_image", f"a divisor of batch_size {cfg.batch_size}")
     need(0.0 <= cfg.hybrid_fraction <= 1.0, "hybrid_fraction", "a number in [0, 1]")
     need(isinstance(cfg.data, str) and cfg.data != "" or isinstance(cfg.data, tuple) and len(cfg.data) > 0

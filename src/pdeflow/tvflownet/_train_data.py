@@ -16,7 +16,8 @@ from ._train_loss import reference_at_times
 def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     """The training and validation images of ``cfg``, grey or colour (``cfg.channels``): the photos of its
     sources, a hashed ``val_fraction`` of them held out for validation, or ``val_data``'s (see
-    :func:`pdeflow.datasets.source_images`). Never a built-in TEST photo or a medical image.
+    :func:`pdeflow.datasets.source_images`), at most ``cfg.max_side`` pixels a side where it is set. Never a
+    built-in TEST photo or a medical image.
 
     Examples
     --------
@@ -32,7 +33,8 @@ def open_data(cfg: TrainConfig) -> tuple[datasets.ImageSet, datasets.ImageSet]:
     3 1
     """
     return datasets.source_images(data_sources(cfg), grey=cfg.channels == 1, val_data=cfg.val_data,
-                                  val_fraction=None if cfg.val_data is not None else cfg.val_fraction)
+                                  val_fraction=None if cfg.val_data is not None else cfg.val_fraction,
+                                  max_side=cfg.max_side)
 
 
 def check_data(cfg: TrainConfig, train_images: datasets.ImageSet, val_images: datasets.ImageSet) -> list[str]:
