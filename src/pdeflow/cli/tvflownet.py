@@ -73,8 +73,8 @@ LOAD_ERRORS = (FileNotFoundError, ValueError, KeyError)
 _TRAIN_LAYOUT = [
     ("run", ["--run-dir", "steps", "seed", "deterministic", "--device", "--threads", "--quiet"]),
     ("model", ["arch", "arch_kwargs"]),
-    ("data", ["data", "max_side", "channels", "synthetic", "synthetic_kinds", "aug_scale", "aug_gamma", "aug_dihedral", "flowed",
-              "flowed_max", "init", "val_data", "crop", "mixed_min", "mixed_max", "batch_size", "scale", "t_max",
+    ("data", ["data", "max_side", "channels", "synthetic", "synthetic_kinds", "aug_scale", "aug_gamma",
+              "aug_dihedral", "flowed", "flowed_max", "init", "val_data", "crop", "mixed_min", "mixed_max", "batch_size", "scale", "t_max",
               "t_power", "times_per_image"]),
     ("objective", ["mode", "loss", "a1", "a2", "ut_method", "lr", "lr_schedule", "lr_final", "clip",
                    "hybrid_fraction", "phi_weight", "phi_target", "ref_dt", "ref_tol", "ref_max_iter", "ref_reuse",
