@@ -223,7 +223,7 @@ class ImageSet:
 
     def __getitem__(self, i: int) -> torch.Tensor:
         x = self._items[i]
-        if isinstance(x, torch.Tensor) and not self._shrinks(*x.shape[-2:]):
+        if isinstance(x, torch.Tensor) and not self.max_side:
             return x
         if i not in self._cache:
             self._cache[i] = self._fit(x if isinstance(x, torch.Tensor) else read_image(x, grey=self.grey))
@@ -232,21 +232,18 @@ class ImageSet:
         self._cache.move_to_end(i)
         return self._cache[i]
 
-    def _shrinks(self, h: int, w: int) -> bool:
-        return 0 < self.max_side < max(h, w)
-
     def _fitted(self, h: int, w: int) -> tuple[int, int]:
         """The size of an ``h x w`` image as this set hands it out."""
-        if not self._shrinks(h, w):
+        if not 0 < self.max_side < max(h, w):
             return h, w
         f = self.max_side / max(h, w)
         return max(1, round(h * f)), max(1, round(w * f))
 
     def _fit(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        if not self._shrinks(h, w):
+        size = self._fitted(*x.shape[-2:])
+        if size == tuple(x.shape[-2:]):
             return x
-        return torch.nn.functional.interpolate(x[None], size=self._fitted(h, w), mode="area")[0].clamp(0.0, 1.0)
+        return torch.nn.functional.interpolate(x[None], size=size, mode="area")[0].clamp(0.0, 1.0)
 
     def sizes(self) -> list[tuple[str, int, int]]:
         """``(name, H, W)`` of every image, each file opened once: a file that cannot be read raises
