@@ -8,7 +8,6 @@ from pdeflow.datasets import builtin_image
 from pdeflow.tv import rof
 
 ROF = sys.modules["pdeflow.tv.rof"]      # the module (pdeflow.tv.rof is also the function)
-METHODS = sys.modules["pdeflow.tv._rof_methods"]
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +58,11 @@ def test_zero_start_answers_like_half_size_start(cases, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("first, most", [(25, 60), (5, 10)])
-def test_one_image_at_a_small_lam_is_certified_by_single_image_or_after_it(monkeypatch, dtype, first, most):
+def test_one_image_at_a_small_lam_is_certified_by_single_image_or_after_it(monkeypatch, fused_loops, dtype, first,
+                                                                          most):
     g = builtin_image("skimage/camera", grey=True)[0, :128, :128].double()
     g = g + 0.08 * torch.randn(g.shape, generator=torch.Generator().manual_seed(3), dtype=g.dtype)
     lam, calls, real = 0.01 * float(g.max() - g.min()), [], ROF.solve_auto
-    monkeypatch.setattr(METHODS, "FUSED", True)     # single_image runs on the fused loops (PDEFLOW_FUSED=0 too)
     monkeypatch.setattr(ROF, "solve_auto", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(ROF, "LEAN_FIRST", first)
     monkeypatch.setattr(ROF, "LEAN_ITERATIONS", most)

@@ -320,14 +320,13 @@ def test_the_gap_checks_space_out_on_a_falling_gap_and_never_pass_its_target():
                                                                          target, 5) == 5
 
 
-def test_small_images_space_their_checks_by_their_cost_and_stay_certified(monkeypatch):
+def test_small_images_space_their_checks_by_their_cost_and_stay_certified(monkeypatch, fused_loops):
     assert check_cost(16 * 16) > 1 > check_cost(512 * 512)
     # no prediction yet: every sqrt(2 it cost) iterations, never below check_every
     assert [check_interval(30, 0.1, np.zeros(1), np.zeros(1), 1e-4, 5, cost=c) for c in (4.0, 0.1)] == [15, 5]
     solver = sys.modules["pdeflow.tv.rof"]
     estimate, calls = solver.STEP_ESTIMATES["fgp"], []
     monkeypatch.setitem(solver.STEP_ESTIMATES, "fgp", lambda *a: calls.append(1) or estimate(*a))
-    monkeypatch.setattr(sys.modules["pdeflow.tv._rof_methods"], "FUSED", True)   # the estimate is the fused step's
     f, exact, counts = _noisy(16).float(), rof(_noisy(16), 0.1, tol=1e-12), []
     for every in (None, 5):
         calls.clear()

@@ -115,8 +115,7 @@ def test_row_ranges_on_threads_give_the_same_iterates(monkeypatch):
     assert torch.allclose(split[2], whole[2], rtol=1e-12, atol=1e-14)
 
 
-def test_autograd_keeps_the_pytorch_path(monkeypatch):
-    monkeypatch.setattr(R, "FUSED", True)       # the loops on (PDEFLOW_FUSED=0 too): autograd still keeps PyTorch
+def test_autograd_keeps_the_pytorch_path(fused_loops):
     f, lam = _problem(torch.float64, 1, 1, 8, 8)
     p = torch.zeros(1, 1, 2, 8, 8, dtype=torch.float64)
     assert R.fused_applies(f, lam, p)
@@ -473,7 +472,7 @@ def test_the_step_estimate_is_its_sums_and_leaves_the_iterates(dtype, C, channel
         assert ((primal - scale * (fidelity + lam_b * tv)).abs() <= off + 1e-12 * primal).all(), it
 
 
-def test_the_step_estimate_saves_gap_evaluations_not_accuracy(monkeypatch):
+def test_the_step_estimate_saves_gap_evaluations_not_accuracy(monkeypatch, fused_loops):
     # rof's default with the step's estimate: fewer gap evaluations, the same certified answer
     f = (torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(3)) > 0.5).float() * 0.5
     f = f + 0.08 * torch.randn(1, 1, 96, 96, generator=torch.Generator().manual_seed(4))
@@ -486,7 +485,6 @@ def test_the_step_estimate_saves_gap_evaluations_not_accuracy(monkeypatch):
         return gap(*args)
 
     monkeypatch.setattr(R, "_fused_gap", counted)
-    monkeypatch.setattr(R, "FUSED", True)       # the estimate is the fused step's (PDEFLOW_FUSED=0 too)
     results = {}
     for key, estimates in (("evaluated", {}), ("estimated", solve.STEP_ESTIMATES)):
         counts[key] = 0
